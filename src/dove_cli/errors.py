@@ -1,0 +1,33 @@
+"""One exception type per kind of user mistake; the CLI turns each into a one-line message and exit 2."""
+
+from __future__ import annotations
+
+
+class DoveError(Exception):
+    """Base for errors caused by the user's input or environment (never a bug in dove)."""
+
+    exit_code = 2
+
+
+class InputError(DoveError):
+    """The input file is missing, unreadable, not a video, or has no usable frames."""
+
+
+class OutputError(DoveError):
+    """The output path exists, is unwritable, has an unknown extension, or the disk is full."""
+
+
+class OptionError(DoveError):
+    """An option value is invalid (tile smaller than overlap, chunk not 4k+1, ...)."""
+
+
+class ModelError(DoveError):
+    """A model folder or hub repo is missing, incomplete, corrupted or unreachable."""
+
+
+class DownloadError(ModelError):
+    """A download failed: network, authentication, checksum, disk space."""
+
+
+class OutOfMemory(DoveError):
+    """Ran out of device memory even at the smallest tile and with offload."""
