@@ -1,0 +1,392 @@
+"""The one-step DOVE computation on one window (SPEC.md section 1.1), on the real diffusers classes.
+
+Shapes at the boundaries: videos are [B, C, F, H, W]; latents are [B, C, F', h, w] with
+F' = 1 + (F - 1) / 4, h = H / 8, w = W / 8.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Literal, Protocol
+
+import torch
+import torch.nn.functional as F
+
+from dove_cli.errors import ModelError, OptionError
+from dove_cli.timing import NULL_TIMER, StageTimer
+
+log = logging.getLogger(__name__)
+
+Posterior = Literal["sample", "mode"]
+Offload = Literal["none", "model", "sequential"]
+Quantize = Literal["none", "int8", "nf4"]
+
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+TIMESTEP = 399  # the single denoising step DOVE was trained for
+TEMPORAL_PAD = 8  # frames are padded so that (F - 1) % 8 == 0, as the release does
+
+
+def upsample(lq: torch.Tensor, scale: int) -> torch.Tensor:
+    """Bilinear upsampling by an integer factor, as the release does it.
+
+    lq: [N, C, h, w] float -> [N, C, h * scale, w * scale] (align_corners=False, no antialias).
+    """
+    return F.interpolate(lq, scale_factor=scale, mode="bilinear", align_corners=False, antialias=False)
+
+
+def pad_time(video: torch.Tensor, multiple: int = TEMPORAL_PAD) -> tuple[torch.Tensor, int]:
+    """Repeat the last frame so that (F - 1) % multiple == 0. video: [B, C, F, H, W]."""
+    pad = (-(video.shape[2] - 1)) % multiple
+    if pad:
+        video = torch.cat([video, video[:, :, -1:].expand(-1, -1, pad, -1, -1)], dim=2)
+    return video, pad
+
+
+class Restorer(Protocol):
+    """What the streaming loop needs from a model: one window in, one window out."""
+
+    spatial_multiple: int  # window sides (output px) must be multiples of this
+    device: torch.device
+
+    def restore(
+        self, video: torch.Tensor, generator: torch.Generator | None = None, timer: StageTimer = NULL_TIMER
+    ) -> torch.Tensor:
+        """[B, 3, F, H, W] in [-1, 1] -> [B, 3, F, H, W] in [0, 1] (float32)."""
+        ...
+
+
+class BilinearModel:
+    """No network: the upsampled input itself. A fast preview and the baseline for I/O checks."""
+
+    spatial_multiple = 16
+
+    def __init__(self, device: torch.device | str = "cpu") -> None:
+        self.device = torch.device(device)
+
+    def restore(
+        self, video: torch.Tensor, generator: torch.Generator | None = None, timer: StageTimer = NULL_TIMER
+    ) -> torch.Tensor:
+        return (video.float() * 0.5 + 0.5).clamp(0.0, 1.0)
+
+    def estimate_window_bytes(self, frames: int, height: int, width: int) -> int:
+        return frames * height * width * 3 * 4 * 3
+
+    def weights_bytes(self) -> int:
+        return 0
+
+
+def packaged_prompt_embedding() -> torch.Tensor:
+    """The cached T5-XXL embedding of the empty prompt, [226, 4096] bf16 (from the DOVE release)."""
+    from safetensors.torch import load_file
+
+    path = resources.files("dove_cli") / "data" / "empty_prompt_t5.safetensors"
+    with resources.as_file(path) as p:
+        return load_file(str(p))["prompt_embedding"]
+
+
+def load_prompt_embedding(folder: Path | None) -> torch.Tensor:
+    """`prompt_embedding.safetensors` in the model folder overrides the packaged one."""
+    from safetensors.torch import load_file
+
+    if folder is not None and (folder / "prompt_embedding.safetensors").is_file():
+        tensors = load_file(str(folder / "prompt_embedding.safetensors"))
+        if "prompt_embedding" not in tensors:
+            raise ModelError(f"{folder / 'prompt_embedding.safetensors'}: no tensor named 'prompt_embedding'")
+        emb = tensors["prompt_embedding"]
+    else:
+        emb = packaged_prompt_embedding()
+    if emb.ndim == 3 and emb.shape[0] == 1:
+        emb = emb[0]
+    if emb.ndim != 2:
+        raise ModelError(f"prompt embedding must be [seq, dim], got {list(emb.shape)}")
+    return emb
+
+
+@dataclass
+class DoveModel:
+    """CogVideoX1.5 transformer + VAE + scheduler constants, run as one step (DOVE)."""
+
+    transformer: torch.nn.Module
+    vae: torch.nn.Module
+    scheduler: object
+    prompt_embedding: torch.Tensor  # [seq, dim]
+    device: torch.device
+    dtype: torch.dtype
+    posterior: Posterior = "sample"
+    timestep: int = TIMESTEP
+
+    def __post_init__(self) -> None:
+        cfg = self.transformer.config
+        if self.prompt_embedding.shape[-1] != cfg.text_embed_dim:
+            raise ModelError(
+                f"prompt embedding has dim {self.prompt_embedding.shape[-1]}, "
+                f"the transformer expects text_embed_dim {cfg.text_embed_dim}"
+            )
+        self.vae_scale = 2 ** (len(self.vae.config.block_out_channels) - 1)
+        self.spatial_multiple = self.vae_scale * cfg.patch_size
+        self.scaling_factor = float(self.vae.config.scaling_factor)
+        self._rotary: dict[tuple[int, int, int], tuple[torch.Tensor, torch.Tensor]] = {}
+        self._text = self.prompt_embedding.to(self.device, self.dtype)[None]
+        self._exec_device = self.device
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        folder: str | Path,
+        *,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.float32,
+        posterior: Posterior = "sample",
+        quantize: Quantize = "none",
+        offload: Offload = "none",
+        vae_tiling: bool = False,
+    ) -> "DoveModel":
+        """Load a diffusers-layout folder: transformer/, vae/, scheduler/ (+ prompt_embedding)."""
+        from diffusers import AutoencoderKLCogVideoX, CogVideoXDPMScheduler, CogVideoXTransformer3DModel
+
+        folder = Path(folder)
+        for part in ("transformer", "vae", "scheduler"):
+            if not (folder / part).is_dir():
+                raise ModelError(f"model folder {folder} has no {part}/ (expected the diffusers layout)")
+        device = torch.device(device)
+        kwargs: dict = {"torch_dtype": dtype}
+        if quantize != "none":
+            kwargs["quantization_config"] = _bnb_config(quantize, dtype, device)
+        try:
+            transformer = CogVideoXTransformer3DModel.from_pretrained(folder / "transformer", **kwargs)
+            vae = AutoencoderKLCogVideoX.from_pretrained(folder / "vae", torch_dtype=dtype)
+            scheduler = CogVideoXDPMScheduler.from_pretrained(folder / "scheduler", timestep_spacing="trailing")
+        except (OSError, ValueError, KeyError) as exc:
+            raise ModelError(f"cannot load model from {folder}: {str(exc).splitlines()[0]}") from exc
+        _apply_adapter(transformer, folder)
+        model = cls(transformer, vae, scheduler, load_prompt_embedding(folder), device, dtype, posterior)
+        model._place(offload, vae_tiling, quantized=quantize != "none")
+        return model
+
+    def _place(self, offload: Offload, vae_tiling: bool, quantized: bool = False) -> None:
+        """Move weights to the device, or install offload hooks that do it on demand."""
+        self.transformer.eval().requires_grad_(False)
+        self.vae.eval().requires_grad_(False)
+        if vae_tiling:
+            self.vae.enable_tiling()
+        if offload != "none" and self.device.type == "cpu":
+            log.warning("--offload %s has no effect on the CPU", offload)
+            offload = "none"
+        if offload == "none":
+            if not quantized:  # bitsandbytes places quantised weights itself
+                self.transformer.to(self.device)
+            self.vae.to(self.device)
+        elif offload == "model":
+            from accelerate import cpu_offload_with_hook
+
+            _, hook = cpu_offload_with_hook(self.vae, self.device)
+            cpu_offload_with_hook(self.transformer, self.device, prev_module_hook=hook)
+        elif offload == "sequential":
+            from accelerate import cpu_offload
+
+            cpu_offload(self.transformer, self.device)
+            cpu_offload(self.vae, self.device)
+        else:
+            raise OptionError(f"unknown --offload {offload!r} (none, model, sequential)")
+
+    # ------------------------------------------------------------------ SPEC 1.1 steps
+
+    def encode(self, video: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Step 4. video [B, 3, F, H, W] in [-1, 1] -> latent [B, C, F', h, w] x scaling_factor."""
+        dist = self.vae.encode(video.to(self.device, self.dtype)).latent_dist
+        z = dist.mode() if self.posterior == "mode" else dist.sample(generator=generator)
+        return z * self.scaling_factor
+
+    def rotary(self, frames: int, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Step 9, cached by window shape. frames: latent frames after replication; h, w: latent."""
+        key = (frames, height, width)
+        if key not in self._rotary:
+            from diffusers.models.embeddings import get_3d_rotary_pos_embed
+
+            cfg = self.transformer.config
+            grid = (height // cfg.patch_size, width // cfg.patch_size)
+            p_t = cfg.patch_size_t or 1
+            self._rotary[key] = get_3d_rotary_pos_embed(
+                embed_dim=cfg.attention_head_dim,
+                crops_coords=None,
+                grid_size=grid,
+                temporal_size=math.ceil(frames / p_t),
+                grid_type="slice",
+                max_size=grid,
+                device=self.device,
+            )
+        return self._rotary[key]
+
+    def predict_clean(self, latent: torch.Tensor) -> torch.Tensor:
+        """Steps 5-11 (+ the drop of step 12). latent [B, C, F', h, w] -> clean latent, same shape."""
+        cfg = self.transformer.config
+        n_copy = latent.shape[2] % cfg.patch_size_t if cfg.patch_size_t else 0
+        if n_copy:
+            latent = torch.cat([latent[:, :, :1].expand(-1, -1, n_copy, -1, -1), latent], dim=2)
+        x = latent.permute(0, 2, 1, 3, 4)  # [B, F', C, h, w]
+        b, frames, _, h, w = x.shape
+        t = torch.full((b,), self.timestep, dtype=torch.long, device=x.device)
+        rotary = self.rotary(frames, h, w) if cfg.use_rotary_positional_embeddings else None
+        v = self.transformer(
+            hidden_states=x,
+            encoder_hidden_states=self._text.expand(b, -1, -1).to(x.dtype),
+            timestep=t,
+            image_rotary_emb=rotary,
+            return_dict=False,
+        )[0]
+        z = self.scheduler.get_velocity(v, x, t)  # sqrt(abar) * x - sqrt(1 - abar) * v
+        return z[:, n_copy:].permute(0, 2, 1, 3, 4)
+
+    def decode(self, latent: torch.Tensor) -> torch.Tensor:
+        """Step 12. latent [B, C, F', h, w] -> video [B, 3, F, H, W] in [-1, 1] (unclamped)."""
+        return self.vae.decode(latent / self.scaling_factor).sample
+
+    def restore(
+        self, video: torch.Tensor, generator: torch.Generator | None = None, timer: StageTimer = NULL_TIMER
+    ) -> torch.Tensor:
+        """Steps 1 (time) and 4-13 on one window: [B, 3, F, H, W] in [-1, 1] -> [0, 1] float32."""
+        frames = video.shape[2]
+        video, _ = pad_time(video)
+        with torch.inference_mode():
+            with timer.stage("vae_encode"):
+                latent = self.encode(video, generator)
+            with timer.stage("transformer"):
+                latent = self.predict_clean(latent)
+            with timer.stage("vae_decode"):
+                out = self.decode(latent)
+        return (out[:, :, :frames].float() * 0.5 + 0.5).clamp(0.0, 1.0)
+
+    # ------------------------------------------------------------------ memory model
+
+    def weights_bytes(self) -> int:
+        return sum(p.numel() * p.element_size() for m in (self.transformer, self.vae) for p in m.parameters())
+
+    def estimate_window_bytes(self, frames: int, height: int, width: int) -> int:
+        """Rough peak activation bytes for one window (calibrate on a GPU; see README)."""
+        return estimate_activation_bytes(self.transformer.config, self.vae.config, frames, height, width, self.dtype)
+
+
+def estimate_activation_bytes(tcfg, vcfg, frames: int, height: int, width: int, dtype: torch.dtype) -> int:
+    """Peak activation estimate: the larger of the transformer pass and the VAE decode."""
+    elt = torch.finfo(dtype).bits // 8
+    frames += (-(frames - 1)) % TEMPORAL_PAD
+    lat_frames = 1 + (frames - 1) // 4
+    p, pt = tcfg.patch_size, tcfg.patch_size_t or 1
+    scale = 2 ** (len(vcfg.block_out_channels) - 1)
+    tokens = math.ceil(lat_frames / pt) * (height // (scale * p)) * (width // (scale * p)) + tcfg.max_text_seq_length
+    dim = tcfg.num_attention_heads * tcfg.attention_head_dim
+    transformer = tokens * dim * elt * 14  # hidden, qkv, attention out, 4x MLP, norms
+    # The VAE decoder works on a few frames at a time with caches; its widest stage holds
+    # block_out_channels[0] channels at full resolution (several buffers, norms upcast to fp32).
+    vae = 6 * min(frames, 8) * height * width * vcfg.block_out_channels[0] * 4
+    io = 3 * frames * height * width * 3 * 4  # the window in, decoded out, float32 result
+    return int(max(transformer, vae) + io)
+
+
+def _bnb_config(quantize: Quantize, dtype: torch.dtype, device: torch.device):
+    """bitsandbytes quantisation of the transformer (int8 or nf4); needs CUDA and the extra."""
+    if device.type != "cuda":
+        raise OptionError(f"--quantize {quantize} needs a CUDA device (bitsandbytes)")
+    try:
+        import bitsandbytes  # noqa: F401
+        from diffusers import BitsAndBytesConfig
+    except ImportError as exc:
+        raise OptionError(f"--quantize {quantize} needs bitsandbytes: pip install 'dove-cli[quant]'") from exc
+    if quantize == "int8":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    if quantize == "nf4":
+        return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=dtype)
+    raise OptionError(f"unknown --quantize {quantize!r} (none, int8, nf4)")
+
+
+def _apply_adapter(transformer: torch.nn.Module, folder: Path) -> None:
+    """A training export may keep LoRA as an adapter (peft format in transformer_lora/): merge it."""
+    adapter = folder / "transformer_lora"
+    if not adapter.is_dir():
+        return
+    try:
+        from peft import PeftModel
+    except ImportError as exc:
+        raise ModelError(f"{adapter} holds a LoRA adapter; install peft to load it") from exc
+    merged = PeftModel.from_pretrained(transformer, str(adapter)).merge_and_unload()
+    transformer.load_state_dict(merged.state_dict())
+
+
+# ---------------------------------------------------------------------- random models
+
+TINY_TRANSFORMER = dict(
+    num_attention_heads=2, attention_head_dim=16, in_channels=4, out_channels=4, num_layers=1,
+    text_embed_dim=32, time_embed_dim=16, max_text_seq_length=8, patch_size=2, patch_size_t=2,
+    patch_bias=False, use_rotary_positional_embeddings=True, sample_height=16, sample_width=16,
+    sample_frames=9, temporal_compression_ratio=4,
+)  # fmt: skip
+TINY_VAE = dict(block_out_channels=(8, 8, 8, 8), latent_channels=4, layers_per_block=1, norm_num_groups=4,
+                scaling_factor=0.7)  # fmt: skip
+FULL_TRANSFORMER = dict(
+    activation_fn="gelu-approximate", attention_bias=True, attention_head_dim=64, num_attention_heads=48,
+    num_layers=42, in_channels=16, out_channels=16, max_text_seq_length=226, norm_eps=1e-5, patch_size=2,
+    patch_size_t=2, patch_bias=False, sample_frames=81, sample_height=300, sample_width=300,
+    spatial_interpolation_scale=1.875, temporal_compression_ratio=4, text_embed_dim=4096, time_embed_dim=512,
+    timestep_activation_fn="silu", use_rotary_positional_embeddings=True, use_learned_positional_embeddings=False,
+)  # fmt: skip
+FULL_VAE = dict(scaling_factor=0.7)
+SCHEDULER = dict(
+    beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, num_train_timesteps=1000,
+    prediction_type="v_prediction", rescale_betas_zero_snr=True, snr_shift_scale=1.0,
+    timestep_spacing="trailing",
+)  # fmt: skip
+
+
+def build_random(
+    size: Literal["tiny", "full"],
+    *,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+    seed: int = 0,
+    posterior: Posterior = "sample",
+) -> DoveModel:
+    """Random-init models of the real classes: 'tiny' for tests, 'full' (5.6e9) for benchmarks."""
+    from diffusers import AutoencoderKLCogVideoX, CogVideoXDPMScheduler, CogVideoXTransformer3DModel
+
+    torch.manual_seed(seed)
+    device = torch.device(device)
+    tcfg, vcfg = (TINY_TRANSFORMER, TINY_VAE) if size == "tiny" else (FULL_TRANSFORMER, FULL_VAE)
+    init_device = device if size == "full" else "cpu"  # 11 GB of weights: build them where they run
+    with torch.device(init_device):
+        transformer = CogVideoXTransformer3DModel(**tcfg)
+        vae = AutoencoderKLCogVideoX(**vcfg)
+    if dtype != torch.float32:
+        transformer, vae = _cast(transformer, dtype), _cast(vae, dtype)
+    scheduler = CogVideoXDPMScheduler(**SCHEDULER)
+    if size == "tiny":
+        emb = torch.randn(tcfg["max_text_seq_length"], tcfg["text_embed_dim"], generator=torch.Generator().manual_seed(seed))
+    else:
+        emb = packaged_prompt_embedding()
+    model = DoveModel(transformer, vae, scheduler, emb, device, dtype, posterior)
+    model._place("none", vae_tiling=False)
+    return model
+
+
+def _cast(module: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
+    """Cast parameters in place (ModelMixin.to(dtype) warns about fp32-pinned modules; these have none)."""
+    for p in module.parameters():
+        p.data = p.data.to(dtype)
+    return module
+
+
+def save_pretrained(model: DoveModel, folder: str | Path) -> Path:
+    """Write a diffusers-layout folder that `DoveModel.from_pretrained` loads (safetensors)."""
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    model.transformer.save_pretrained(folder / "transformer", safe_serialization=True)
+    model.vae.save_pretrained(folder / "vae", safe_serialization=True)
+    model.scheduler.save_pretrained(folder / "scheduler")
+    save_file({"prompt_embedding": model.prompt_embedding.contiguous().cpu()}, str(folder / "prompt_embedding.safetensors"))
+    return folder

@@ -1,0 +1,437 @@
+"""Training data: HQ clips (and images) decoded with PyAV in worker processes, LQ made on the fly.
+
+Every sample is a pure function of (seed, step, position in the global batch): the sampler below
+walks an endless stream of shuffled epochs, and each sample seeds its own numpy Generator from
+those three numbers. So a resumed run sees exactly the samples it would have seen, a 2-process
+run sees the same global batch as a 1-process run, and the number of workers changes nothing.
+Nothing loads a whole dataset: files are probed (header only) once, then each sample decodes just
+the window it needs.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Literal
+
+import numpy as np
+import torch
+
+from dove_cli.errors import InputError
+from dove_cli.train import degrade as D
+
+log = logging.getLogger(__name__)
+
+VIDEO_EXTS = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".flv", ".ts", ".mts", ".mpg", ".mpeg", ".wmv", ".y4m"}
+IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+Kind = Literal["video", "image"]
+
+
+# ---------------------------------------------------------------------------- listing and probing
+
+
+def list_media(source: str | Path, exts: set[str]) -> list[Path]:
+    """A folder (recursive, sorted) or a text file with one path per line (relative to the file)."""
+    source = Path(source)
+    if source.is_dir():
+        files = sorted(p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in exts)
+    elif source.is_file() and source.suffix.lower() in {".txt", ".lst", ".list"}:
+        lines = [ln.strip() for ln in source.read_text().splitlines()]
+        files = [(source.parent / ln) if not Path(ln).is_absolute() else Path(ln) for ln in lines if ln and not ln.startswith("#")]
+    elif source.is_file():
+        files = [source]
+    else:
+        raise InputError(f"{source}: no such folder or list file")
+    if not files:
+        raise InputError(f"{source}: no {'/'.join(sorted(exts))} files found")
+    return files
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    """What a sample needs to know before decoding: frame count and size."""
+
+    path: Path
+    frames: int
+    height: int
+    width: int
+
+
+def probe_video(path: Path) -> MediaInfo | None:
+    """Header-only probe with PyAV; None if the file is unreadable or has no video stream."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                return None
+            s = container.streams.video[0]
+            frames = s.frames
+            if not frames and s.duration and s.average_rate:
+                frames = int(float(s.duration * s.time_base) * float(s.average_rate))
+            if not frames and container.duration and s.average_rate:
+                frames = int(container.duration / 1e6 * float(s.average_rate))
+            if not frames:  # containers without counts: decode once (rare; cheap next to training)
+                frames = sum(1 for _ in container.decode(video=0))
+            return MediaInfo(path, int(frames), int(s.height), int(s.width))
+    except (av.error.FFmpegError, OSError, ValueError):
+        return None
+
+
+def probe_image(path: Path) -> MediaInfo | None:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return MediaInfo(path, 1, im.height, im.width)
+    except OSError:
+        return None
+
+
+def read_video(path: Path, start: int, count: int, stride: int = 1) -> np.ndarray:
+    """Frames start, start+stride, ... (count of them) as [count, H, W, 3] uint8.
+
+    Decodes from the first keyframe at or before `start`; raises InputError if the file ends early
+    or cannot be decoded (the dataset then counts and skips it).
+    """
+    import av
+
+    want = set(range(start, start + count * stride, stride))
+    last = start + (count - 1) * stride
+    out: list[np.ndarray] = []
+    try:
+        with av.open(str(path)) as container:
+            s = container.streams.video[0]
+            s.thread_type = "AUTO"
+            rate = float(s.average_rate or 0)
+            t0 = s.start_time or 0
+            seeked = False
+            if start > 0 and rate and s.time_base:
+                target = t0 + int(start / rate / float(s.time_base))
+                container.seek(target, stream=s, backward=True, any_frame=False)
+                seeked = True
+            index = None
+            for frame in container.decode(s):
+                if seeked and index is None:
+                    index = round(float((frame.pts - t0) * s.time_base) * rate) if frame.pts is not None else None
+                    if index is None or index > start:  # seek overshot: go the slow, certain way
+                        return read_video_from_start(path, want, last)
+                elif index is None:
+                    index = 0
+                if index in want:
+                    out.append(frame.to_ndarray(format="rgb24"))
+                if index >= last:
+                    break
+                index += 1
+    except (av.error.FFmpegError, OSError, IndexError) as exc:
+        raise InputError(f"{path}: cannot decode ({exc})") from exc
+    if len(out) < count:
+        raise InputError(f"{path}: ended after {len(out)} of {count} wanted frames")
+    return np.stack(out)
+
+
+def read_video_from_start(path: Path, want: set[int], last: int) -> np.ndarray:
+    import av
+
+    out = []
+    with av.open(str(path)) as container:
+        for index, frame in enumerate(container.decode(video=0)):
+            if index in want:
+                out.append(frame.to_ndarray(format="rgb24"))
+            if index >= last:
+                break
+    if len(out) < len(want):
+        raise InputError(f"{path}: ended after {len(out)} of {len(want)} wanted frames")
+    return np.stack(out)
+
+
+def read_image(path: Path) -> np.ndarray:
+    """[1, H, W, 3] uint8."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"))[None]
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read image ({exc})") from exc
+
+
+# ---------------------------------------------------------------------------- sampling order
+
+
+@dataclass(frozen=True)
+class SampleKey:
+    """Identifies one sample: which item, and the numbers its randomness is seeded from."""
+
+    kind: Kind
+    index: int
+    step: int
+    position: int
+
+
+class GlobalBatchSampler:
+    """Endless shuffled epochs cut into global batches; yields this rank's share of each batch.
+
+    Micro-step s covers global positions [s * G, (s + 1) * G), G = batch_size * world_size; rank r
+    takes [s * G + r * B, s * G + (r + 1) * B). Position p is item perm_{p // n}[p % n]; stage 2
+    draws per micro-step whether the whole global batch is images (probability image_ratio).
+    """
+
+    def __init__(
+        self,
+        num_videos: int,
+        batch_size: int,
+        *,
+        seed: int,
+        start_step: int = 0,
+        end_step: int | None = None,
+        num_images: int = 0,
+        image_ratio: float = 0.0,
+        world_size: int = 1,
+        rank: int = 0,
+    ) -> None:
+        self.n = {"video": num_videos, "image": num_images}
+        self.batch_size, self.world_size, self.rank = batch_size, world_size, rank
+        self.seed, self.start_step, self.end_step = seed, start_step, end_step
+        self.image_ratio = image_ratio if num_images else 0.0
+        self._perms: dict[tuple[str, int], np.ndarray] = {}
+
+    def kind_of_step(self, step: int) -> Kind:
+        if self.image_ratio <= 0:
+            return "video"
+        return "image" if np.random.default_rng([self.seed, step, 7]).uniform() < self.image_ratio else "video"
+
+    def item(self, kind: Kind, position: int) -> int:
+        n = self.n[kind]
+        epoch = position // n
+        key = (kind, epoch)
+        if key not in self._perms:
+            if len(self._perms) > 8:
+                self._perms.clear()
+            tag = 0 if kind == "video" else 1
+            self._perms[key] = np.random.default_rng([self.seed, epoch, tag]).permutation(n)
+        return int(self._perms[key][position % n])
+
+    def batch(self, step: int) -> list[SampleKey]:
+        kind = self.kind_of_step(step)
+        g = self.batch_size * self.world_size
+        first = step * g + self.rank * self.batch_size
+        return [SampleKey(kind, self.item(kind, p), step, p) for p in range(first, first + self.batch_size)]
+
+    def __iter__(self) -> Iterator[list[SampleKey]]:
+        step = self.start_step
+        while self.end_step is None or step < self.end_step:
+            yield self.batch(step)
+            step += 1
+
+    def __len__(self) -> int:
+        if self.end_step is None:
+            raise TypeError("endless sampler")
+        return max(0, self.end_step - self.start_step)
+
+
+# ---------------------------------------------------------------------------- dataset
+
+
+@dataclass
+class DataConfig:
+    """What the dataset needs (a slice of the training config)."""
+
+    crop: tuple[int, int, int]  # HQ frames, height, width
+    seed: int = 42
+    frame_stride: int = 1
+    degradation: str = "video"  # 'video', 'image_video' or a yaml path
+    scale: int = 4
+
+
+@dataclass
+class Sources:
+    """The listed and probed media; items too short or too small are dropped and counted."""
+
+    videos: list[MediaInfo]
+    images: list[MediaInfo] = field(default_factory=list)
+    lq: dict[Path, Path] = field(default_factory=dict)  # HQ path -> paired LQ path
+    skipped: dict[str, int] = field(default_factory=dict)
+
+
+def scan_sources(
+    data: str | Path,
+    crop: tuple[int, int, int],
+    *,
+    images: str | Path | None = None,
+    lq: str | Path | None = None,
+    frame_stride: int = 1,
+) -> Sources:
+    """List and probe the training media; raises InputError when nothing usable is left."""
+    f, h, w = crop
+    span = (f - 1) * frame_stride + 1
+    skipped = {"unreadable": 0, "too_short": 0, "too_small": 0, "no_lq_pair": 0}
+    videos: list[MediaInfo] = []
+    lq_map: dict[Path, Path] = {}
+    lq_index: dict[Path, Path] = {}
+    data_root = Path(data)
+    if lq is not None:
+        for p in list_media(lq, VIDEO_EXTS):
+            rel = p.relative_to(lq) if Path(lq).is_dir() else Path(p.name)
+            lq_index[rel.with_suffix("")] = p
+    for path in list_media(data, VIDEO_EXTS):
+        info = probe_video(path)
+        if info is None:
+            skipped["unreadable"] += 1
+            continue
+        if info.frames < span:
+            skipped["too_short"] += 1
+            continue
+        if info.height < h or info.width < w:
+            skipped["too_small"] += 1
+            continue
+        if lq is not None:
+            rel = path.relative_to(data_root) if data_root.is_dir() else Path(path.name)
+            pair = lq_index.get(rel.with_suffix(""))
+            if pair is None:
+                skipped["no_lq_pair"] += 1
+                continue
+            lq_map[path] = pair
+        videos.append(info)
+    image_infos: list[MediaInfo] = []
+    if images is not None:
+        for path in list_media(images, IMAGE_EXTS):
+            info = probe_image(path)
+            if info is None:
+                skipped["unreadable"] += 1
+            elif info.height < h or info.width < w:
+                skipped["too_small"] += 1
+            else:
+                image_infos.append(info)
+    counts = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in skipped.items() if v)
+    if counts:
+        log.warning("skipped training files: %s", counts)
+    if not videos:
+        raise InputError(
+            f"{data}: no usable clips (need >= {span} frames of >= {h}x{w}){'; skipped ' + counts if counts else ''}"
+        )
+    if images is not None and not image_infos:
+        raise InputError(f"{images}: no usable images (need >= {h}x{w})")
+    return Sources(videos, image_infos, lq_map, skipped)
+
+
+class TrainDataset(torch.utils.data.Dataset):
+    """Map-style dataset indexed by SampleKey: returns one (HQ, upsampled LQ) pair in [-1, 1].
+
+    Output: {"hq": [3, F, H, W], "lq": [3, F, H, W] (LQ upsampled x4 bilinearly, as at inference),
+    "kind": "video"|"image", "skipped": files that failed to decode before this one,
+    "step"/"position": the sample's place in the run (seeds the VAE posterior noise)}.
+    Images are 1-frame clips. With paired LQ files, the LQ crop is cut at the same place, no synthesis.
+    """
+
+    def __init__(self, sources: Sources, config: DataConfig) -> None:
+        self.sources = sources
+        self.config = config
+        self.degradation_cfg = D.load_degradation_config(config.degradation)
+
+    def __len__(self) -> int:
+        return len(self.sources.videos)
+
+    def __getitem__(self, key: SampleKey) -> dict[str, Any]:
+        items = self.sources.videos if key.kind == "video" else self.sources.images
+        skipped = 0
+        for attempt in range(min(len(items), 16)):
+            info = items[(key.index + attempt) % len(items)]
+            rng = np.random.default_rng([self.config.seed, key.step, key.position, attempt])
+            try:
+                hq, lq = self._pair(info, key.kind, rng)
+                break
+            except InputError as exc:
+                log.warning("skipping %s", exc)
+                skipped += 1
+        else:
+            raise InputError(f"{skipped} training files in a row could not be decoded (last: {info.path})")
+        from dove_cli.engine import upsample
+
+        lq_up = upsample(lq, self.config.scale)
+        return {
+            "hq": (hq * 2 - 1).permute(1, 0, 2, 3).contiguous(),
+            "lq": (lq_up * 2 - 1).clamp(-1, 1).permute(1, 0, 2, 3).contiguous(),
+            "kind": key.kind,
+            "skipped": skipped,
+            "step": key.step,
+            "position": key.position,
+        }
+
+    def _pair(self, info: MediaInfo, kind: Kind, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        f, h, w = self.config.crop
+        stride = self.config.frame_stride
+        if kind == "image":
+            crop = (1, h, w)
+            inter = (1, *D.intermediate_size(crop)[1:])
+        else:
+            crop = (f, h, w)
+            inter = D.intermediate_size(crop)
+        lq_path = self.sources.lq.get(info.path)
+        if lq_path is not None:
+            return self._real_pair(info, lq_path, crop, rng)
+        plan = D.plan_intermediate(((info.frames - 1) // stride + 1, info.height, info.width), crop, rng)
+        if plan is None:
+            raise InputError(f"{info.path}: smaller than the crop {crop}")
+        plan = D.CropPlan(plan.start, min(plan.frames, inter[0]), plan.top, plan.left, plan.height, plan.width)
+        if kind == "image":
+            frames = read_image(info.path)
+        else:
+            frames = read_video(info.path, plan.start * stride, plan.frames, stride)
+        frames = frames[:, plan.top : plan.top + plan.height, plan.left : plan.left + plan.width]
+        clip = D.from_uint8(frames) / 255.0
+        hq, lq, _ = D.make_pair(clip, crop, self.degradation_cfg, rng, mode=kind)
+        return hq, lq
+
+    def _real_pair(
+        self, info: MediaInfo, lq_path: Path, crop: tuple[int, int, int], rng: np.random.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Aligned crops of a real LQ/HQ pair (LQ must be exactly HQ / scale)."""
+        s, stride = self.config.scale, self.config.frame_stride
+        f, h, w = crop
+        lq_info = probe_video(lq_path)
+        if lq_info is None or lq_info.height * s != info.height or lq_info.width * s != info.width:
+            raise InputError(f"{lq_path}: not a {s}x smaller version of {info.path}")
+        frames = min(info.frames, lq_info.frames)
+        start = int(rng.integers(0, frames - (f - 1) * stride))
+        top = int(rng.integers(0, (info.height - h) // s + 1))
+        left = int(rng.integers(0, (info.width - w) // s + 1))
+        hq = read_video(info.path, start, f, stride)[:, top * s : top * s + h, left * s : left * s + w]
+        lq = read_video(lq_path, start, f, stride)[:, top : top + h // s, left : left + w // s]
+        return D.from_uint8(hq) / 255.0, D.from_uint8(lq) / 255.0
+
+
+def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stack a batch; all samples of a batch have the same kind (the sampler makes sure)."""
+    return {
+        "hq": torch.stack([s["hq"] for s in samples]),
+        "lq": torch.stack([s["lq"] for s in samples]),
+        "kind": samples[0]["kind"],
+        "skipped": sum(s["skipped"] for s in samples),
+        "step": samples[0]["step"],
+        "positions": [s["position"] for s in samples],
+    }
+
+
+def _worker_init(_: int) -> None:
+    torch.set_num_threads(1)  # decoding + degradation per worker; the main process keeps the cores
+
+
+def make_loader(
+    dataset: TrainDataset,
+    sampler: GlobalBatchSampler,
+    num_workers: int = 0,
+    pin_memory: bool = False,
+) -> torch.utils.data.DataLoader:
+    """A DataLoader over this rank's batches; workers decode with PyAV in parallel."""
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_sampler=sampler,
+        collate_fn=collate,
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        worker_init_fn=_worker_init if num_workers else None,
+        persistent_workers=False,
+        prefetch_factor=2 if num_workers else None,
+    )

@@ -1,0 +1,503 @@
+"""LQ synthesis for training: the RealBasicVSR-style second-order degradation DOVE trains against.
+
+Everything works on clips [F, 3, H, W] float in [0, 1] and takes a `numpy.random.Generator`, so a
+sample is a pure function of (clip, config, seed). Internally values live on the 0-255 scale of
+the authors' release, because the yaml ranges (noise sigma, ...) are in 8-bit units. Each draw is
+made once per clip and shared by all its frames, as the release does (its per-frame "step"
+parameters are 0, except JPEG quality, which drifts by up to +-quality_step per frame).
+
+Each function returns the degraded clip and appends what it drew to `record` (a list of dicts),
+so tests and `dove degrade` can show which blur, noise, JPEG quality, codec and bitrate were used.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from dove_cli.errors import OptionError
+
+Mode = Literal["video", "image"]
+Record = list[dict[str, Any]]
+
+CONFIGS = {"video": "degradation.yaml", "image_video": "degradation_image_video.yaml"}
+SCALE = 4  # LQ = HQ / 4
+
+
+# ---------------------------------------------------------------------------- config
+
+
+def load_degradation_config(name_or_path: str | Path = "video") -> dict[str, Any]:
+    """'video' (stage 1), 'image_video' (stage 2) or a path to a yaml in the release's format."""
+    import yaml
+
+    if str(name_or_path) in CONFIGS:
+        text = (resources.files("dove_cli.train") / "configs" / CONFIGS[str(name_or_path)]).read_text()
+    else:
+        path = Path(name_or_path)
+        if not path.is_file():
+            raise OptionError(f"degradation config {path} not found (or use one of {sorted(CONFIGS)})")
+        text = path.read_text()
+    cfg = yaml.safe_load(text)
+    if not isinstance(cfg, dict) or "degradation_1" not in cfg or "degradation_2" not in cfg:
+        raise OptionError(f"degradation config {name_or_path}: needs degradation_1 and degradation_2 sections")
+    return cfg
+
+
+def _params(section: dict[str, Any]) -> dict[str, Any]:
+    return section.get("params", section)
+
+
+# ---------------------------------------------------------------------------- blur kernels
+
+
+def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
+    ax = np.arange(-(size // 2), size // 2 + 1, dtype=np.float64)
+    return np.meshgrid(ax, ax)  # xx, yy
+
+
+def _quadratic_form(size: int, sigma_x: float, sigma_y: float, theta: float) -> np.ndarray:
+    """x^T Sigma^-1 x on a size x size grid; Sigma = R diag(sx^2, sy^2) R^T (rotated Gaussian)."""
+    c, s = math.cos(theta), math.sin(theta)
+    rot = np.array([[c, -s], [s, c]])
+    sigma = rot @ np.diag([sigma_x**2, sigma_y**2]) @ rot.T
+    inv = np.linalg.inv(sigma)
+    xx, yy = _grid(size)
+    return inv[0, 0] * xx * xx + (inv[0, 1] + inv[1, 0]) * xx * yy + inv[1, 1] * yy * yy
+
+
+def gaussian_kernel(size: int, sigma_x: float, sigma_y: float, theta: float, beta: float = 1.0) -> np.ndarray:
+    """(Generalised) bivariate Gaussian: exp(-0.5 * q^beta); beta = 1 is the plain Gaussian."""
+    k = np.exp(-0.5 * np.power(_quadratic_form(size, sigma_x, sigma_y, theta), beta))
+    return k / k.sum()
+
+
+def plateau_kernel(size: int, sigma_x: float, sigma_y: float, theta: float, beta: float) -> np.ndarray:
+    """Plateau-shaped kernel 1 / (1 + q^beta): flat top, heavy tails."""
+    k = 1.0 / (np.power(_quadratic_form(size, sigma_x, sigma_y, theta), beta) + 1.0)
+    return k / k.sum()
+
+
+def sinc_kernel(size: int, omega: float) -> np.ndarray:
+    """Circular low-pass (2-D sinc / Airy) kernel with cutoff omega: ringing and overshoot artefacts."""
+    xx, yy = _grid(size)
+    r = torch.from_numpy(np.sqrt(xx**2 + yy**2))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        k = (omega * torch.special.bessel_j1(omega * r).numpy()) / (2 * np.pi * r.numpy())
+    c = size // 2
+    k[c, c] = omega**2 / (4 * np.pi)
+    return k / k.sum()
+
+
+def draw_kernel(params: dict[str, Any], rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]:
+    """Draw one kernel type and its parameters from the yaml ranges; returns (kernel, what was drawn)."""
+    kind = str(rng.choice(params["kernel_list"], p=_norm(params["kernel_prob"])))
+    size = int(rng.choice(params["kernel_size"]))
+    sx_r, sy_r = params.get("sigma_x", [0.2, 3]), params.get("sigma_y", [0.2, 3])
+    sigma_x = float(rng.uniform(*sx_r))
+    sigma_y = float(rng.uniform(*sy_r))
+    theta = float(rng.uniform(*params.get("rotate_angle", [-math.pi, math.pi])))
+    info: dict[str, Any] = {"kernel": kind, "size": size}
+    if kind.endswith("_iso") or kind == "iso":
+        sigma_y, theta = sigma_x, 0.0
+    if kind in ("iso", "aniso"):
+        k = gaussian_kernel(size, sigma_x, sigma_y, theta)
+        info.update(sigma_x=sigma_x, sigma_y=sigma_y, theta=theta)
+    elif kind.startswith("generalized"):
+        beta = float(rng.uniform(*params.get("beta_gaussian", [0.5, 4])))
+        k = gaussian_kernel(size, sigma_x, sigma_y, theta, beta)
+        info.update(sigma_x=sigma_x, sigma_y=sigma_y, theta=theta, beta=beta)
+    elif kind.startswith("plateau"):
+        beta = float(rng.uniform(*params.get("beta_plateau", [1, 2])))
+        k = plateau_kernel(size, sigma_x, sigma_y, theta, beta)
+        info.update(sigma_x=sigma_x, sigma_y=sigma_y, theta=theta, beta=beta)
+    elif kind == "sinc":
+        omega_r = params.get("omega") or ([math.pi / 3, math.pi] if size < 13 else [math.pi / 5, math.pi])
+        omega = float(rng.uniform(*omega_r))
+        k = sinc_kernel(size, omega)
+        info.update(omega=omega)
+    else:
+        raise OptionError(f"unknown blur kernel {kind!r} in the degradation config")
+    return k, info
+
+
+def filter2d(clip: torch.Tensor, kernel: np.ndarray) -> torch.Tensor:
+    """Correlate every frame/channel with `kernel` (reflect-101 border, like cv2.filter2D).
+
+    Large kernels go through the FFT: a 21x21 direct convolution of a 35-frame 480x960 clip takes
+    ~17 s on one core, the FFT well under a second, with differences ~1e-4 on the 0-255 scale.
+    """
+    k = torch.from_numpy(np.ascontiguousarray(kernel)).to(clip.dtype)
+    pad = k.shape[-1] // 2
+    f, c, h, w = clip.shape
+    x = clip.reshape(f * c, 1, h, w)
+    mode = "reflect" if pad < min(h, w) else "replicate"  # tiny frames: reflect needs pad < size
+    x = F.pad(x, (pad, pad, pad, pad), mode=mode)
+    if k.shape[-1] <= 5:
+        return F.conv2d(x, k[None, None]).reshape(f, c, h, w)
+    hp, wp = x.shape[-2:]
+    spec = torch.fft.rfft2(x[:, 0].float(), s=(hp, wp))
+    kspec = torch.fft.rfft2(torch.flip(k, (0, 1)).float(), s=(hp, wp))  # correlation = flipped conv
+    y = torch.fft.irfft2(spec * kspec, s=(hp, wp))
+    # full circular convolution; the valid part starts at index 2 * pad (kernel extent - 1)
+    return y[:, 2 * pad : 2 * pad + h, 2 * pad : 2 * pad + w].to(clip.dtype).reshape(f, c, h, w)
+
+
+def _norm(p: list[float]) -> np.ndarray:
+    a = np.asarray(p, dtype=np.float64)
+    return a / a.sum()
+
+
+def _gate(params: dict[str, Any], rng: np.random.Generator) -> bool:
+    """The release's `prob`: the op is skipped with probability 1 - prob (default 1: always)."""
+    return float(rng.uniform()) <= float(params.get("prob", 1.0))
+
+
+# ---------------------------------------------------------------------------- ops (0-255 scale)
+
+
+def random_blur(x: torch.Tensor, params: dict, rng: np.random.Generator, record: Record) -> torch.Tensor:
+    """One kernel per clip (the release's per-frame steps are 0)."""
+    if not _gate(params, rng):
+        return x
+    kernel, info = draw_kernel(params, rng)
+    record.append({"op": "blur", **info})
+    return filter2d(x, kernel)
+
+
+def resize(x: torch.Tensor, size: tuple[int, int], method: str) -> torch.Tensor:
+    """cv2-like resize: bilinear / bicubic without antialias; 'area' averages when shrinking."""
+    h, w = x.shape[-2:]
+    if (h, w) == tuple(size):
+        return x
+    if method == "area" and size[0] <= h and size[1] <= w:
+        return F.interpolate(x, size=size, mode="area")
+    mode = "bicubic" if method == "bicubic" else "bilinear"  # cv2 INTER_AREA upscales bilinearly
+    return F.interpolate(x, size=size, mode=mode, align_corners=False)
+
+
+def random_resize(
+    x: torch.Tensor,
+    params: dict,
+    rng: np.random.Generator,
+    record: Record,
+    target_size: tuple[int, int] | None = None,
+) -> torch.Tensor:
+    """Up/down/keep by a random factor (or to `target_size`, as in the final step), one method per clip."""
+    if not _gate(params, rng):
+        return x
+    method = str(rng.choice(params["resize_opt"], p=_norm(params["resize_prob"]))).lower()
+    h, w = x.shape[-2:]
+    if target_size is None:
+        mode = str(rng.choice(["up", "down", "keep"], p=_norm(params["resize_mode_prob"])))
+        lo, hi = params["resize_scale"]
+        factor = float(rng.uniform(1, hi)) if mode == "up" else float(rng.uniform(lo, 1)) if mode == "down" else 1.0
+        ho, wo = h * factor, w * factor
+        if params.get("is_size_even", False):
+            ho, wo = 2 * (ho // 2), 2 * (wo // 2)
+        target_size = (max(2, int(ho)), max(2, int(wo)))
+    record.append({"op": "resize", "method": method, "size": tuple(int(s) for s in target_size)})
+    return resize(x, tuple(target_size), method)
+
+
+def gaussian_noise(x: torch.Tensor, sigma: float, gray: bool, rng: np.random.Generator) -> torch.Tensor:
+    """Additive N(0, sigma^2) noise (0-255 units), fresh per frame; grey noise is shared by R, G, B."""
+    f, c, h, w = x.shape
+    shape = (f, 1, h, w) if gray else (f, c, h, w)
+    noise = torch.from_numpy(rng.standard_normal(shape, dtype=np.float32)) * sigma
+    return x + noise
+
+
+def poisson_noise(x: torch.Tensor, scale: float, gray: bool, rng: np.random.Generator) -> torch.Tensor:
+    """Signal-dependent shot noise: Poisson(img * v) / v - img, v = next power of 2 of #levels."""
+    out = []
+    weights = torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype).view(3, 1, 1)
+    for frame in x:
+        base = (frame * weights).sum(0, keepdim=True) if gray else frame
+        base = base.round().clamp(0, 255).numpy().astype(np.float64)
+        levels = int(np.count_nonzero(np.bincount(base.astype(np.int64).ravel(), minlength=256)))
+        vals = 2 ** math.ceil(math.log2(max(2, levels)))
+        noise = rng.poisson(base * vals).astype(np.float64) / vals - base
+        out.append(frame + torch.from_numpy(noise.astype(np.float32)) * scale)
+    return torch.stack(out)
+
+
+def random_noise(x: torch.Tensor, params: dict, rng: np.random.Generator, record: Record) -> torch.Tensor:
+    """Gaussian or Poisson noise with one level and one colour/grey choice per clip."""
+    if not _gate(params, rng):
+        return x
+    kind = str(rng.choice(params["noise_type"], p=_norm(params["noise_prob"]))).lower()
+    if kind == "gaussian":
+        sigma = float(rng.uniform(*params["gaussian_sigma"]))
+        gray = bool(rng.uniform() < params["gaussian_gray_noise_prob"])
+        record.append({"op": "noise", "type": "gaussian", "sigma": sigma, "gray": gray})
+        return gaussian_noise(x, sigma, gray, rng)
+    if kind == "poisson":
+        scale = float(rng.uniform(*params["poisson_scale"]))
+        gray = bool(rng.uniform() < params["poisson_gray_noise_prob"])
+        record.append({"op": "noise", "type": "poisson", "scale": scale, "gray": gray})
+        return poisson_noise(x, scale, gray, rng)
+    raise OptionError(f"unknown noise_type {kind!r} in the degradation config")
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    """[F, 3, H, W] 0-255 float -> [F, H, W, 3] uint8 (clipped and rounded; the release truncates)."""
+    return x.clamp(0, 255).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
+
+
+def from_uint8(frames: np.ndarray | list[np.ndarray]) -> torch.Tensor:
+    """[F, H, W, 3] uint8 -> [F, 3, H, W] float32 on the 0-255 scale."""
+    return torch.from_numpy(np.ascontiguousarray(np.stack(list(frames)))).permute(0, 3, 1, 2).float()
+
+
+def jpeg_bytes(img: np.ndarray, quality: int) -> bytes:
+    """Baseline JPEG of an [H, W, 3] uint8 image at libjpeg `quality` (4:2:0, standard tables)."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="JPEG", quality=int(quality))
+    return buf.getvalue()
+
+
+def jpeg_roundtrip(img: np.ndarray, quality: int) -> np.ndarray:
+    """Encode and decode one frame."""
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(jpeg_bytes(img, quality))).convert("RGB"))
+
+
+def random_jpeg(x: torch.Tensor, params: dict, rng: np.random.Generator, record: Record) -> torch.Tensor:
+    """JPEG every frame; quality drawn once, then drifts by U(-step, step) per frame (release)."""
+    if not _gate(params, rng):
+        return x
+    lo, hi = params["quality"]
+    step = float(params.get("quality_step", 0))
+    q = round(float(rng.uniform(lo, hi)))
+    qualities, out = [], []
+    for img in to_uint8(x):
+        qualities.append(int(q))
+        out.append(jpeg_roundtrip(img, q))
+        q = round(float(np.clip(q + rng.uniform(-step, step), lo, hi)))
+    record.append({"op": "jpeg", "quality": qualities})
+    return from_uint8(out)
+
+
+def video_roundtrip(frames: np.ndarray, codec: str, bitrate: int) -> tuple[np.ndarray, int]:
+    """Encode [F, H, W, 3] uint8 at `bitrate` bit/s and 1 frame/s (so bitrate = bits per frame), decode.
+
+    Returns the decoded frames and the size of the encoded stream in bytes (payload of all packets).
+    Odd sizes are padded by reflection to even (yuv420p) and cropped back, as the release does.
+    """
+    import av
+
+    f, h, w, _ = frames.shape
+    ph, pw = h % 2, w % 2
+    if ph or pw:
+        frames = np.pad(frames, ((0, 0), (0, ph), (0, pw), (0, 0)), mode="reflect" if min(h, w) > 1 else "edge")
+    buf = io.BytesIO()
+    payload = 0
+    with av.open(buf, "w", format="mp4") as container:
+        stream = container.add_stream(codec, rate=1)
+        stream.width, stream.height = frames.shape[2], frames.shape[1]
+        stream.pix_fmt = "yuv420p"
+        stream.bit_rate = int(bitrate)
+        stream.codec_context.thread_count = 1  # deterministic and polite inside data-loader workers
+        packets = []
+        for img in frames:
+            packets += stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24"))
+        packets += stream.encode()
+        for packet in packets:
+            payload += packet.size
+            container.mux(packet)
+    buf.seek(0)
+    with av.open(buf, "r", format="mp4") as container:
+        out = [fr.to_ndarray(format="rgb24") for fr in container.decode(video=0)]
+    if len(out) < f:  # never expected; keep the clip length whatever the codec did
+        out += [out[-1]] * (f - len(out))
+    return np.stack(out[:f])[:, :h, :w], payload
+
+
+def random_video_compression(
+    x: torch.Tensor, params: dict, rng: np.random.Generator, record: Record
+) -> torch.Tensor:
+    """Codec chosen from the yaml list, bitrate uniform over the integer range (release)."""
+    if not _gate(params, rng):
+        return x
+    codec = str(rng.choice(params["codec"], p=_norm(params["codec_prob"])))
+    lo, hi = params["bitrate"]
+    bitrate = int(rng.integers(int(lo), int(hi) + 1))
+    out, nbytes = video_roundtrip(to_uint8(x), codec, bitrate)
+    record.append({"op": "video", "codec": codec, "bitrate": bitrate, "bytes": nbytes, "frames": len(out)})
+    return from_uint8(out)
+
+
+# ---------------------------------------------------------------------------- the pipeline
+
+
+def _final_ops(cfg: dict[str, Any], mode: Mode) -> tuple[dict | None, dict, dict]:
+    """(compression, resize, sinc blur) params of the last step, read from the config."""
+    comp, rsz, blur = None, None, None
+    shuffle = cfg["degradation_2"].get("degradation_with_shuffle")
+    if mode == "image" and "degradation_3" in cfg:
+        d3 = cfg["degradation_3"]
+        return None, _params(d3["random_resize"]), _params(d3["random_blur"])
+    if shuffle is None:
+        raise OptionError("degradation config: degradation_2 has no degradation_with_shuffle section")
+
+    def walk(items: list) -> None:
+        nonlocal comp, rsz, blur
+        for item in items:
+            if isinstance(item, list):
+                walk(item)
+            elif item["type"] == "RandomVideoCompression":
+                comp = item["params"]
+            elif item["type"] == "RandomResize":
+                rsz = item["params"]
+            elif item["type"] == "RandomBlur":
+                blur = item["params"]
+
+    walk(shuffle["degradations"])
+    if rsz is None or blur is None:
+        raise OptionError("degradation config: the shuffled step needs a RandomResize and a RandomBlur")
+    return (None if mode == "image" else comp), rsz, blur
+
+
+def degrade(
+    clip: torch.Tensor,
+    cfg: dict[str, Any],
+    rng: np.random.Generator,
+    out_size: tuple[int, int] | None = None,
+    mode: Mode = "video",
+) -> tuple[torch.Tensor, Record]:
+    """The second-order pipeline. clip [F, 3, H, W] in [0, 1] -> LQ [F, 3, h, w] in [0, 1], record.
+
+    Round 1: blur, resize, noise, JPEG, (video) codec. Round 2: blur, resize, noise, JPEG.
+    Final: video clips get {codec, [resize to out_size, sinc]} in random order; images get
+    resize then sinc. out_size defaults to (H/4, W/4) (the yaml's 64x64 is always replaced).
+    """
+    if clip.ndim != 4 or clip.shape[1] != 3:
+        raise ValueError(f"expected a clip [F, 3, H, W], got {list(clip.shape)}")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # float sums depend on the thread count; 8-bit steps would amplify that
+    try:
+        return _degrade(clip, cfg, rng, out_size, mode)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _degrade(
+    clip: torch.Tensor, cfg: dict[str, Any], rng: np.random.Generator, out_size: tuple[int, int] | None, mode: Mode
+) -> tuple[torch.Tensor, Record]:
+    h, w = clip.shape[-2:]
+    out_size = out_size or (h // SCALE, w // SCALE)
+    record: Record = []
+    x = clip.detach().float().cpu() * 255.0
+    d1, d2 = cfg["degradation_1"], cfg["degradation_2"]
+    x = random_blur(x, _params(d1["random_blur"]), rng, record)
+    x = random_resize(x, _params(d1["random_resize"]), rng, record)
+    x = random_noise(x, _params(d1["random_noise"]), rng, record)
+    x = random_jpeg(x, _params(d1["random_jpeg"]), rng, record)
+    if mode == "video" and "random_mpeg" in d1:
+        x = random_video_compression(x, _params(d1["random_mpeg"]), rng, record)
+    x = random_blur(x, _params(d2["random_blur"]), rng, record)
+    x = random_resize(x, _params(d2["random_resize"]), rng, record)
+    x = random_noise(x, _params(d2["random_noise"]), rng, record)
+    x = random_jpeg(x, _params(d2["random_jpeg"]), rng, record)
+
+    comp, rsz, blur = _final_ops(cfg, mode)
+
+    def resize_and_sinc(x: torch.Tensor) -> torch.Tensor:
+        x = random_resize(x, {**rsz, "prob": 1.0}, rng, record, target_size=out_size)
+        return random_blur(x, blur, rng, record)
+
+    if comp is not None and rng.uniform() < 0.5:
+        x = resize_and_sinc(random_video_compression(x, comp, rng, record))
+    else:
+        x = resize_and_sinc(x)
+        if comp is not None:
+            x = random_video_compression(x, comp, rng, record)
+    if tuple(x.shape[-2:]) != tuple(out_size):  # only if the config's resize had prob < 1
+        x = resize(x, tuple(out_size), "bilinear")
+    return (x / 255.0).clamp(0.0, 1.0), record
+
+
+# ---------------------------------------------------------------------------- intermediate crop
+
+
+@dataclass(frozen=True)
+class CropPlan:
+    """Where the intermediate clip is cut from a source of `frames` x `height` x `width`."""
+
+    start: int
+    frames: int
+    top: int
+    left: int
+    height: int
+    width: int
+
+
+def intermediate_size(crop: tuple[int, int, int], max_frames: int = 30, extra_frames: int = 10) -> tuple[int, int, int]:
+    """The larger clip that is degraded whole: frames + 10 (capped at 30 when that suffices),
+    height and width x 1.5 rounded up to multiples of 16 (SPEC 2)."""
+    f, h, w = crop
+    frames = max(f, min(f + extra_frames, max_frames))
+    return frames, math.ceil(h * 1.5 / 16) * 16, math.ceil(w * 1.5 / 16) * 16
+
+
+def plan_intermediate(
+    source: tuple[int, int, int], crop: tuple[int, int, int], rng: np.random.Generator
+) -> CropPlan | None:
+    """Random window of the intermediate size inside a source (F, H, W); None if the source is
+    smaller than the training crop. Sides are cut down to multiples of 4 (the LQ scale)."""
+    sf, sh, sw = source
+    cf, ch, cw = crop
+    if sf < cf or sh < ch or sw < cw:
+        return None
+    inter_f, inter_h, inter_w = intermediate_size(crop)
+    f, h, w = min(inter_f, sf), min(inter_h, sh), min(inter_w, sw)
+    h, w = h - h % SCALE, w - w % SCALE
+    start = int(rng.integers(0, sf - f + 1))
+    top = int(rng.integers(0, sh - h + 1))
+    left = int(rng.integers(0, sw - w + 1))
+    return CropPlan(start, f, top, left, h, w)
+
+
+def paired_crop(
+    hq: torch.Tensor, lq: torch.Tensor, crop: tuple[int, int, int], rng: np.random.Generator, scale: int = SCALE
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Aligned random crop: LQ window on the LQ grid, HQ window = LQ window x scale, same frames."""
+    cf, ch, cw = crop
+    lh, lw = ch // scale, cw // scale
+    if lq.shape[-2] * scale != hq.shape[-2] or lq.shape[-1] * scale != hq.shape[-1]:
+        raise ValueError(f"HQ {list(hq.shape)} is not {scale}x LQ {list(lq.shape)}")
+    top = int(rng.integers(0, lq.shape[-2] - lh + 1))
+    left = int(rng.integers(0, lq.shape[-1] - lw + 1))
+    start = int(rng.integers(0, hq.shape[0] - cf + 1))
+    hq_c = hq[start : start + cf, :, top * scale : (top + lh) * scale, left * scale : (left + lw) * scale]
+    lq_c = lq[start : start + cf, :, top : top + lh, left : left + lw]
+    return hq_c, lq_c
+
+
+def make_pair(
+    inter: torch.Tensor,
+    crop: tuple[int, int, int],
+    cfg: dict[str, Any],
+    rng: np.random.Generator,
+    mode: Mode = "video",
+) -> tuple[torch.Tensor, torch.Tensor, Record]:
+    """Degrade the intermediate clip whole to 1/4 of its size, then cut the aligned training pair.
+
+    inter [F', 3, H', W'] in [0, 1] (H', W' multiples of 4) -> HQ [F, 3, H, W], LQ [F, 3, H/4, W/4].
+    """
+    h, w = inter.shape[-2:]
+    lq, record = degrade(inter, cfg, rng, out_size=(h // SCALE, w // SCALE), mode=mode)
+    hq_c, lq_c = paired_crop(inter, lq, crop, rng)
+    return hq_c.contiguous(), lq_c.contiguous(), record

@@ -1,0 +1,376 @@
+"""The training recipe, top to bottom: load, wrap with accelerate, loop, log, checkpoint, resume.
+
+One optimiser step = `grad_accum` micro-batches per process. The forward is the inference path
+itself (`DoveModel.encode` -> `predict_clean` -> `decode`), so the trained z_sr is exactly what
+`dove upscale` computes (SPEC 1.1 steps 4-11, t = 399, no noise added).
+
+Stage 1: z_sr from the whole LQ clip, loss MSE(z_sr, VAE(HQ clip) x scaling_factor).
+Stage 2: every LQ frame encoded alone, z_sr decoded frame by frame (gradients flow through the
+frozen decoder), loss MSE + DISTS + L1 of frame differences on pixels in [0, 1].
+Note: the release also scores the first latent frame it replicates for patch_size_t (counting it
+twice); here the loss covers the real latent frames only, as `predict_clean` drops the copy.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from dove_cli.errors import ModelError, OptionError, OutputError
+from dove_cli.train.config import TrainConfig
+from dove_cli.train.data import DataConfig, GlobalBatchSampler, TrainDataset, make_loader, scan_sources
+from dove_cli.train.losses import DISTS, PixelLoss, latent_loss
+
+log = logging.getLogger(__name__)
+
+CKPT_DIR = "checkpoints"
+STATE_FILE = "train_state.json"
+RUN_FILE = "run.json"
+Progress = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class TrainResult:
+    """What a finished run leaves behind."""
+
+    steps: int
+    losses: list[float]  # one per optimiser step run in this call
+    last_checkpoint: Path | None
+    metrics_path: Path
+
+
+# ---------------------------------------------------------------------------- the forward
+
+
+def _generator(seed: int, step: int, position: int, tag: int) -> torch.Generator:
+    """A CPU generator per sample, so posterior noise never depends on batch layout or rank."""
+    state = np.random.SeedSequence([seed, step, position, tag]).generate_state(1)[0]
+    return torch.Generator().manual_seed(int(state))
+
+
+def _encode_each(model, video: torch.Tensor, seed: int, step: int, positions: list[int], tag: int) -> torch.Tensor:
+    return torch.cat(
+        [model.encode(video[i : i + 1], _generator(seed, step, p, tag)) for i, p in enumerate(positions)]
+    )
+
+
+def training_loss(
+    model, batch: dict[str, Any], stage: int, seed: int, pixel_loss: PixelLoss | None = None
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Loss of one micro-batch. batch["lq"], batch["hq"]: [B, 3, F, H, W] in [-1, 1]."""
+    device = model.device
+    lq, hq = batch["lq"].to(device), batch["hq"].to(device)
+    step, positions = batch["step"], batch["positions"]
+    if stage == 1:
+        with torch.no_grad():
+            z_lq = _encode_each(model, lq, seed, step, positions, 0)
+            z_hq = _encode_each(model, hq, seed, step, positions, 1)
+        z_sr = model.predict_clean(z_lq)
+        loss = latent_loss(z_sr, z_hq)
+        return loss, {"latent_mse": float(loss.detach())}
+    if pixel_loss is None:
+        raise ValueError("stage 2 needs a PixelLoss")
+    with torch.no_grad():  # frame by frame: each LQ frame is its own 1-frame clip
+        z_lq = torch.cat(
+            [_encode_each(model, lq[:, :, f : f + 1], seed, step, positions, 2 + f) for f in range(lq.shape[2])], dim=2
+        )
+    z_sr = model.predict_clean(z_lq)
+    x_sr = torch.cat([model.decode(z_sr[:, :, f : f + 1]) for f in range(z_sr.shape[2])], dim=2)
+    x_sr = (x_sr.float() * 0.5 + 0.5).clamp(0.0, 1.0)
+    return pixel_loss(x_sr, (hq.float() * 0.5 + 0.5).clamp(0.0, 1.0))
+
+
+# ---------------------------------------------------------------------------- model
+
+
+def resolve_model_folder(spec: str) -> Path:
+    """A local diffusers folder, or whatever `dove_cli.weights.resolve_model` makes of the spec."""
+    if not spec:
+        raise OptionError("--model is required (a diffusers folder or hub id)")
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return path.resolve()
+    try:
+        from dove_cli.weights import resolve_model  # type: ignore[attr-defined]
+    except ImportError:
+        raise ModelError(f"--model {spec}: not a local folder") from None
+    return Path(resolve_model(spec))
+
+
+def load_model(folder: Path, device: torch.device, cfg: TrainConfig):
+    """Frozen VAE, trainable transformer (all weights, or LoRA adapters) in float32 master weights."""
+    from dove_cli.engine import DoveModel
+
+    model = DoveModel.from_pretrained(folder, device=device, dtype=torch.float32, posterior=cfg.posterior)
+    model.timestep = cfg.timestep
+    transformer = model.transformer
+    transformer.train()
+    if cfg.lora_rank > 0:
+        from peft import LoraConfig
+
+        transformer.requires_grad_(False)
+        transformer.add_adapter(
+            LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, init_lora_weights=True,
+                       target_modules=list(cfg.lora_targets))
+        )  # fmt: skip
+    else:
+        transformer.requires_grad_(True)
+    if cfg.gradient_checkpointing:
+        transformer.enable_gradient_checkpointing()
+    return model
+
+
+def _warn_stage2_init(folder: Path, cfg: TrainConfig) -> None:
+    if cfg.stage != 2:
+        return
+    meta = folder / "dove_train.json"
+    if meta.is_file():
+        return
+    if "dove" not in str(folder).lower() and "dove" not in cfg.model.lower():
+        log.warning("stage 2 starts from %s, which does not look like a stage-1 or DOVE checkpoint", cfg.model)
+
+
+def make_optimizer(params: list[torch.nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
+    kwargs = dict(lr=cfg.lr, betas=(cfg.adam_beta1, cfg.adam_beta2), eps=cfg.adam_eps, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adamw8bit":
+        try:
+            import bitsandbytes as bnb
+        except ImportError as exc:
+            raise OptionError("--optimizer adamw8bit needs bitsandbytes: pip install 'dove-cli[quant]'") from exc
+        return bnb.optim.AdamW8bit(params, **kwargs)
+    if cfg.optimizer != "adamw":
+        raise OptionError(f"--optimizer {cfg.optimizer!r}: adamw or adamw8bit")
+    return torch.optim.AdamW(params, **kwargs)
+
+
+def constant_with_warmup(optimizer: torch.optim.Optimizer, warmup: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warmup from 0 over `warmup` steps, then constant (diffusers' constant_with_warmup)."""
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: float(s) / float(max(1, warmup)) if s < warmup else 1.0
+    )
+
+
+# ---------------------------------------------------------------------------- checkpoints
+
+
+def list_checkpoints(output_dir: Path) -> list[Path]:
+    """Complete checkpoints (those with a state file), oldest first."""
+    root = output_dir / CKPT_DIR
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if p.is_dir() and p.name.startswith("step-") and (p / STATE_FILE).is_file()]
+    return sorted(found, key=lambda p: int(p.name.split("-")[1]))
+
+
+def find_resume(output_dir: Path, spec: str) -> Path:
+    if spec == "latest":
+        ckpts = list_checkpoints(output_dir)
+        if not ckpts:
+            raise OptionError(f"--resume latest: no checkpoint in {output_dir / CKPT_DIR}")
+        return ckpts[-1]
+    path = Path(spec)
+    if not (path / STATE_FILE).is_file():
+        raise OptionError(f"--resume {spec}: not a checkpoint folder (no {STATE_FILE})")
+    return path
+
+
+def _model_signature(transformer: torch.nn.Module) -> dict[str, Any]:
+    cfg = dict(transformer.config)
+    return {k: cfg[k] for k in ("num_layers", "num_attention_heads", "attention_head_dim", "in_channels", "patch_size")}
+
+
+def save_checkpoint(accelerator, output_dir: Path, step: int, state: dict[str, Any], keep: int) -> Path:
+    """Write checkpoints/step-N atomically (tmp folder, then rename) and keep the last `keep`.
+
+    If writing fails (disk full, ...), the partial folder is removed and the previous checkpoints
+    stay untouched; the error is raised as an OutputError.
+    """
+    root = output_dir / CKPT_DIR
+    final = root / f"step-{step:07d}"
+    tmp = root / f".tmp-step-{step:07d}"
+    try:
+        if accelerator.is_main_process:
+            root.mkdir(parents=True, exist_ok=True)
+            shutil.rmtree(tmp, ignore_errors=True)
+        accelerator.wait_for_everyone()
+        accelerator.save_state(str(tmp), safe_serialization=True)
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            (tmp / STATE_FILE).write_text(json.dumps(state, indent=1))
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+            for old in list_checkpoints(output_dir)[:-keep]:
+                shutil.rmtree(old, ignore_errors=True)
+        accelerator.wait_for_everyone()
+    except OSError as exc:
+        if accelerator.is_main_process:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise OutputError(f"cannot write checkpoint {final}: {exc.strerror or exc}") from exc
+    return final
+
+
+def _prepare_output(cfg: TrainConfig, main: bool) -> Path:
+    out = Path(cfg.output_dir)
+    run_file = out / RUN_FILE
+    if main:
+        if run_file.is_file() and not cfg.resume and not cfg.overwrite:
+            raise OutputError(f"{out} holds another run; use --resume latest or --overwrite")
+        if out.exists() and not out.is_dir():
+            raise OutputError(f"{out} exists and is not a folder")
+        if cfg.overwrite and not cfg.resume:
+            shutil.rmtree(out / CKPT_DIR, ignore_errors=True)
+            cfg.metrics_path.unlink(missing_ok=True)
+        out.mkdir(parents=True, exist_ok=True)
+        run_file.write_text(json.dumps(cfg.to_dict(), indent=1))
+    return out
+
+
+# ---------------------------------------------------------------------------- the loop
+
+
+def train(cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
+    """Run (or resume) one training stage; returns the losses and the last checkpoint."""
+    from accelerate import Accelerator
+    from accelerate.utils import ProjectConfiguration, set_seed
+
+    cuda = torch.cuda.is_available()
+    mixed = cfg.mixed_precision if cfg.mixed_precision != "auto" else ("bf16" if cuda else "no")
+    out = Path(cfg.output_dir)
+    accelerator = Accelerator(
+        mixed_precision=mixed,
+        gradient_accumulation_steps=cfg.grad_accum,
+        log_with="tensorboard" if cfg.tensorboard else None,
+        project_config=ProjectConfiguration(project_dir=str(out), logging_dir=str(out / "logs")),
+    )
+    main = accelerator.is_main_process
+    if not main:
+        logging.getLogger("dove_cli").setLevel(logging.ERROR)
+    _prepare_output(cfg, main)
+    accelerator.wait_for_everyone()
+    set_seed(cfg.seed)
+
+    folder = resolve_model_folder(cfg.model)
+    _warn_stage2_init(folder, cfg)
+    model = load_model(folder, accelerator.device, cfg)
+    transformer = model.transformer
+    params = [p for p in transformer.parameters() if p.requires_grad]
+    optimizer = make_optimizer(params, cfg)
+    scheduler = constant_with_warmup(optimizer, cfg.warmup_steps)
+    prepared, optimizer = accelerator.prepare(transformer, optimizer)
+    if prepared is not transformer and not hasattr(prepared, "config"):
+        prepared.config = transformer.config  # DoveModel reads .config; DDP/DeepSpeed wrappers lack it
+    model.transformer = prepared
+    accelerator.register_for_checkpointing(scheduler)
+
+    pixel_loss = None
+    if cfg.stage == 2:
+        pixel_loss = PixelLoss(DISTS(cfg.dists_weights), cfg.dists_weight, cfg.frame_diff_weight).to(accelerator.device)
+
+    start = 0
+    if cfg.resume:
+        ckpt = find_resume(out, cfg.resume)
+        state = json.loads((ckpt / STATE_FILE).read_text())
+        if state.get("stage") != cfg.stage:
+            raise OptionError(f"--resume {ckpt}: a stage-{state.get('stage')} checkpoint, this is stage {cfg.stage}")
+        if state.get("model_signature") != _model_signature(transformer) or state.get("lora_rank") != cfg.lora_rank:
+            raise OptionError(f"--resume {ckpt}: saved for another model size or LoRA rank")
+        accelerator.load_state(str(ckpt))
+        start = int(state["step"])
+        log.info("resumed from %s at step %d", ckpt, start)
+
+    images = cfg.images if cfg.stage == 2 else None
+    if cfg.stage == 2 and images is None and cfg.image_ratio > 0:
+        log.warning("stage 2 without --images: training on videos only")
+    sources = scan_sources(cfg.data, cfg.resolution, images=images, lq=cfg.lq, frame_stride=cfg.frame_stride)
+    dataset = TrainDataset(
+        sources, DataConfig(crop=cfg.resolution, seed=cfg.seed, frame_stride=cfg.frame_stride, degradation=cfg.degradation)
+    )
+    sampler = GlobalBatchSampler(
+        len(sources.videos), cfg.batch_size, seed=cfg.seed, start_step=start * cfg.grad_accum,
+        end_step=cfg.max_steps * cfg.grad_accum, num_images=len(sources.images), image_ratio=cfg.image_ratio,
+        world_size=accelerator.num_processes, rank=accelerator.process_index,
+    )  # fmt: skip
+    loader = make_loader(dataset, sampler, num_workers=cfg.num_workers, pin_memory=cuda)
+    if cfg.tensorboard:
+        accelerator.init_trackers("dove-train")
+
+    metrics = cfg.metrics_path
+    if main:
+        metrics.parent.mkdir(parents=True, exist_ok=True)
+        if cfg.resume:
+            _truncate_metrics(metrics, start)
+    losses: list[float] = []
+    last_ckpt: Path | None = None
+    batches = iter(loader)
+    t_start = time.perf_counter()
+    signature = _model_signature(transformer)
+    for step in range(start, cfg.max_steps):
+        t0 = time.perf_counter()
+        sums: dict[str, float] = {}
+        kind, skipped, grad_norm = "video", 0, float("nan")
+        for _ in range(cfg.grad_accum):
+            batch = next(batches)
+            kind, skipped = batch["kind"], skipped + batch["skipped"]
+            with accelerator.accumulate(prepared):
+                with accelerator.autocast():
+                    loss, terms = training_loss(model, batch, cfg.stage, cfg.seed, pixel_loss)
+                accelerator.backward(loss)
+                if accelerator.sync_gradients:
+                    norm = accelerator.clip_grad_norm_(params, cfg.max_grad_norm)
+                    grad_norm = float(norm) if norm is not None else float("nan")
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+            for k, v in {"loss": float(loss.detach()), **terms}.items():
+                sums[k] = sums.get(k, 0.0) + v / cfg.grad_accum
+        scheduler.step()
+        reduced = accelerator.reduce(torch.tensor(list(sums.values()), device=accelerator.device), "mean")
+        row = {"step": step + 1, **dict(zip(sums, (float(v) for v in reduced)))}
+        row.update(lr=scheduler.get_last_lr()[0], grad_norm=grad_norm, kind=kind, skipped=skipped,
+                   sec_per_step=time.perf_counter() - t0)  # fmt: skip
+        losses.append(row["loss"])
+        if main:
+            with metrics.open("a") as fh:
+                fh.write(json.dumps(row) + "\n")
+        if cfg.tensorboard:
+            accelerator.log({k: v for k, v in row.items() if isinstance(v, float)}, step=step + 1)
+        if progress is not None and main:
+            done = step + 1 - start
+            rate = done / max(1e-9, time.perf_counter() - t_start)
+            progress({**row, "max_steps": cfg.max_steps, "it_s": rate, "eta_s": (cfg.max_steps - step - 1) / max(rate, 1e-9)})
+        if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.max_steps:
+            state = {
+                "step": step + 1, "stage": cfg.stage, "model": str(folder), "lora_rank": cfg.lora_rank,
+                "lora_alpha": cfg.lora_alpha, "lora_targets": list(cfg.lora_targets),
+                "model_signature": signature, "config": cfg.to_dict(),
+            }  # fmt: skip
+            last_ckpt = save_checkpoint(accelerator, out, step + 1, state, cfg.keep_checkpoints)
+    if cfg.tensorboard:
+        accelerator.end_training()
+    accelerator.wait_for_everyone()
+    return TrainResult(cfg.max_steps, losses, last_ckpt, metrics)
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """On resume, drop logged rows past the checkpoint, so the file reads as one continuous run."""
+    if not path.is_file():
+        return
+    keep = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line).get("step", 0) <= step:
+                keep.append(line)
+        except json.JSONDecodeError:
+            continue
+    path.write_text("".join(k + "\n" for k in keep))
+

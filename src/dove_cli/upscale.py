@@ -1,0 +1,790 @@
+"""The streaming loop: reader -> windows -> engine -> blender -> writer, with progress and a plan.
+
+Frames go forward only. LQ frames are kept while a future window may need them; output frames are
+accumulated (weighted) while windows overlap them and written as soon as no future window can
+touch them, so host memory depends on the window size, never on the video length.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import queue
+import re
+import threading
+import time
+from dataclasses import asdict, dataclass, field, replace
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from dove_cli import video_io
+from dove_cli.color_fix import ColorFix, apply_color_fix
+from dove_cli.engine import DTYPES, BilinearModel, DoveModel, Restorer, upsample
+from dove_cli.errors import DoveError, InputError, OptionError, OutOfMemory
+from dove_cli.timing import StageTimer, peak_gpu_bytes, peak_host_bytes
+from dove_cli.windows import BlendMode, ChunkStream, Span, axis_weights, check_chunk, check_tile, plan_spans
+
+log = logging.getLogger(__name__)
+
+AUTO = -1  # tile/chunk value meaning "choose from free memory"
+DEFAULT_CHUNK = 33  # the paper's clip length: 33 frames -> 9 latent frames
+MIN_TILE = 128
+
+
+@dataclass
+class UpscaleOptions:
+    """Everything `dove upscale` can be told. Sizes are output pixels; AUTO = choose from memory."""
+
+    model: str | None = None  # None: the downloaded default; "bilinear"; "tiny"/"full-random"; path or hub id
+    scale: int = 4
+    tile: int = AUTO  # output px; 0 = whole frame
+    tile_overlap: int = 64
+    chunk: int = AUTO  # frames, 4k+1; 0 = whole video
+    chunk_overlap: int = 8
+    blend: BlendMode = "cosine"
+    posterior: Literal["sample", "mode"] = "sample"
+    seed: int = 42
+    pad: Literal["replicate", "zero"] = "replicate"
+    device: str | None = None  # cuda when present, else cpu
+    dtype: str | None = None  # bf16 on cuda, fp32 on cpu
+    offload: Literal["none", "model", "sequential"] = "none"
+    vae_tiling: bool = False
+    quantize: Literal["none", "int8", "nf4"] = "none"
+    color_fix: ColorFix = "wavelet"
+    codec: str = "h264"
+    crf: int | None = None
+    preset: str | None = None
+    pix_fmt: str | None = None
+    codec_options: dict[str, str] = field(default_factory=dict)
+    audio: Literal["copy", "transcode", "none"] = "copy"
+    overwrite: bool = False
+    preview: str | None = None  # "START+DURATION", e.g. "1:20+5s"
+    compare: bool = False
+    manifest: str | None = None
+    download: bool = False
+
+
+@dataclass
+class Plan:
+    """What a run will do, decided before the first frame is processed (`--dry-run` prints it)."""
+
+    input_size: tuple[int, int]  # LQ (h, w)
+    padded_size: tuple[int, int]  # LQ after padding to the model's block
+    output_size: tuple[int, int]  # (s*h, s*w)
+    frames: int  # as probed (estimate for some containers)
+    fps: Fraction
+    chunk: int
+    chunk_overlap: int
+    tile: int
+    tile_overlap: int
+    tiles: int
+    chunks: int
+    device: str
+    dtype: str
+    est_peak_device_bytes: int
+    est_peak_host_bytes: int
+    est_seconds: float | None
+
+    def windows(self) -> int:
+        return self.tiles * self.chunks
+
+
+@dataclass
+class Progress:
+    frames_done: int
+    frames_total: int
+    window: str
+    seconds: float
+
+
+@dataclass
+class UpscaleResult:
+    output: Path
+    frames: int
+    seconds: float
+    peak_host_bytes: int
+    peak_device_bytes: int
+    plan: Plan
+    tile_used: int
+    offload_used: str
+    retries: int
+    stages: dict[str, float]
+
+    def summary(self) -> str:
+        gib = 1024**3
+        fps = self.frames / self.seconds if self.seconds > 0 else 0.0
+        dev = f", peak GPU {self.peak_device_bytes / gib:.2f} GiB" if self.peak_device_bytes else ""
+        tile = f"tile {self.tile_used or 'none'}"
+        retry = f", {self.retries} OOM retries" if self.retries else ""
+        return (
+            f"{self.frames} frames in {self.seconds:.1f} s ({fps:.2f} fps), peak host "
+            f"{self.peak_host_bytes / gib:.2f} GiB{dev}; {tile}, chunk {self.plan.chunk or 'none'}, "
+            f"offload {self.offload_used}{retry} -> {self.output}"
+        )
+
+
+# ---------------------------------------------------------------------------- options and models
+
+
+def parse_size_option(value: str | int, name: str) -> int:
+    """'auto' -> AUTO, otherwise a non-negative integer."""
+    if isinstance(value, int):
+        return value
+    if value.strip().lower() == "auto":
+        return AUTO
+    try:
+        n = int(value)
+    except ValueError:
+        raise OptionError(f"{name} must be a number or 'auto', got {value!r}") from None
+    if n < 0:
+        raise OptionError(f"{name} must not be negative, got {n}")
+    return n
+
+
+_TIME = re.compile(r"^(?:(\d+):)?(?:(\d+):)?(\d+(?:\.\d*)?)s?$")
+
+
+def parse_time(text: str) -> float:
+    """'80', '80.5s', '1:20', '01:01:20.5' -> seconds."""
+    m = _TIME.match(text.strip())
+    if not m:
+        raise OptionError(f"cannot read time {text!r} (use seconds, M:SS or H:MM:SS)")
+    a, b, c = m.groups()
+    parts = [float(x) for x in (a, b) if x is not None] + [float(c)]
+    seconds = 0.0
+    for p in parts:
+        seconds = seconds * 60 + p
+    return seconds
+
+
+def parse_preview(text: str) -> tuple[float, float]:
+    """'1:20+5s' -> (80.0, 5.0)."""
+    if "+" not in text:
+        raise OptionError(f"--preview {text!r} must be START+DURATION, e.g. 1:20+5s")
+    start, dur = text.split("+", 1)
+    s, d = parse_time(start), parse_time(dur)
+    if d <= 0:
+        raise OptionError(f"--preview duration must be positive in {text!r}")
+    return s, d
+
+
+def resolve_device(opts: UpscaleOptions) -> tuple[torch.device, torch.dtype]:
+    """cuda when present (else cpu, with a warning), bf16 on cuda and fp32 on cpu by default."""
+    name = opts.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise OptionError(f"unknown --device {name!r}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise OptionError("--device cuda was asked for, but no CUDA GPU is visible")
+    if opts.dtype is not None and opts.dtype not in DTYPES:
+        raise OptionError(f"--dtype {opts.dtype!r} is not one of {', '.join(DTYPES)}")
+    dtype = DTYPES[opts.dtype or ("bf16" if device.type == "cuda" else "fp32")]
+    return device, dtype
+
+
+def load_model(opts: UpscaleOptions, device: torch.device, dtype: torch.dtype) -> Restorer:
+    """'bilinear', 'tiny', 'full-random', or real weights (a folder, hub id, or the default)."""
+    name = opts.model
+    if name == "bilinear":
+        return BilinearModel(device)
+    if name in ("tiny", "full-random"):
+        from dove_cli.engine import build_random
+
+        return build_random("tiny" if name == "tiny" else "full", device=device, dtype=dtype, posterior=opts.posterior)
+    from dove_cli.weights import resolve_model
+
+    folder = resolve_model(name, download=opts.download)
+    return DoveModel.from_pretrained(
+        folder,
+        device=device,
+        dtype=dtype,
+        posterior=opts.posterior,
+        quantize=opts.quantize,
+        offload=opts.offload,
+        vae_tiling=opts.vae_tiling,
+    )
+
+
+def validate(opts: UpscaleOptions) -> None:
+    if opts.scale < 1 or opts.scale > 8:
+        raise OptionError(f"--scale {opts.scale} is out of range (1 to 8)")
+    if opts.chunk != AUTO:
+        check_chunk(opts.chunk, opts.chunk_overlap)
+    elif opts.chunk_overlap < 0:
+        raise OptionError("--chunk-overlap must not be negative")
+    if opts.tile != AUTO:
+        check_tile(opts.tile, opts.tile_overlap, 16)
+    if opts.preview:
+        parse_preview(opts.preview)
+
+
+# ---------------------------------------------------------------------------- planning
+
+
+def _block(scale: int, multiple: int) -> int:
+    """LQ padding block: the smallest q such that scale * q is a multiple of the model's block."""
+    return multiple // math.gcd(multiple, scale)
+
+
+def _memory_budget(device: torch.device) -> int:
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free * 0.85)
+    import psutil
+
+    return int(psutil.virtual_memory().available * 0.5)
+
+
+def choose_windows(
+    model: Restorer, frames: int, height: int, width: int, opts: UpscaleOptions, budget: int
+) -> tuple[int, int]:
+    """(chunk, tile) from the options, choosing AUTO values so that one window fits `budget`."""
+    m = model.spatial_multiple
+    chunk = opts.chunk
+    if chunk == AUTO:
+        chunk = 0 if 0 < frames <= DEFAULT_CHUNK else DEFAULT_CHUNK
+    tile = opts.tile
+    if tile == AUTO:
+        win_frames = chunk or frames
+        tile = 0
+        side = max(height, width)
+        while True:
+            th, tw = min(side, height), min(side, width)
+            if model.estimate_window_bytes(win_frames, th, tw) <= budget or side <= MIN_TILE:
+                break
+            side = max(MIN_TILE, (side * 3 // 4) // m * m)
+        if side < max(height, width):
+            tile = side
+    return chunk, tile
+
+
+def make_plan(info: "video_io.VideoInfo", model: Restorer, opts: UpscaleOptions, device: torch.device, dtype: torch.dtype) -> Plan:
+    h, w = info.height, info.width
+    if min(h, w) < 8:
+        raise InputError(f"{info.path}: frame size {w}x{h} is too small (at least 8 px a side)")
+    q = _block(opts.scale, model.spatial_multiple)
+    hp, wp = -(-h // q) * q, -(-w // q) * q
+    big_h, big_w = hp * opts.scale, wp * opts.scale
+    frames = info.num_frames or 0
+    if opts.preview:
+        start, dur = parse_preview(opts.preview)
+        frames = max(1, min(frames or 10**9, math.ceil(dur * float(info.fps or 25))))
+    budget = _memory_budget(device)
+    chunk, tile = choose_windows(model, frames, big_h, big_w, opts, budget)
+    tile_overlap = min(opts.tile_overlap, max(0, tile // 2 - 1)) if tile else 0
+    ys = plan_spans(big_h, _fit(tile, big_h, model.spatial_multiple), tile_overlap)
+    xs = plan_spans(big_w, _fit(tile, big_w, model.spatial_multiple), tile_overlap)
+    chunks = len(plan_spans(frames, chunk, opts.chunk_overlap)) if frames else 0
+    win_f = chunk or frames
+    th, tw = ys[0].length, xs[0].length
+    weights = model.weights_bytes()
+    act = model.estimate_window_bytes(max(win_f, 1), th, tw)
+    frame_bytes = big_h * big_w * 3 * 4
+    host = (win_f + opts.chunk_overlap + 2) * frame_bytes * 2 + (win_f + chunk) * hp * wp * 3 * 2
+    if device.type == "cpu":
+        host += weights + act
+    per_window = _estimate_seconds(model, device, max(win_f, 1), th, tw)
+    est = None if per_window is None else per_window * len(ys) * len(xs) * max(chunks, 1)
+    return Plan(
+        input_size=(h, w),
+        padded_size=(hp, wp),
+        output_size=(h * opts.scale, w * opts.scale),
+        frames=frames,
+        fps=info.fps,
+        chunk=chunk,
+        chunk_overlap=opts.chunk_overlap if chunk else 0,
+        tile=ys[0].length if len(ys) > 1 or len(xs) > 1 else 0,
+        tile_overlap=tile_overlap,
+        tiles=len(ys) * len(xs),
+        chunks=chunks,
+        device=str(device),
+        dtype=str(dtype).replace("torch.", ""),
+        est_peak_device_bytes=(weights + act) if device.type == "cuda" else 0,
+        est_peak_host_bytes=int(host),
+        est_seconds=est,
+    )
+
+
+def check_output(output: Path, overwrite: bool) -> None:
+    """Fail before loading a model: an existing output needs --overwrite, the folder must be writable."""
+    import os
+
+    from dove_cli.errors import OutputError
+
+    if output.exists() and not overwrite:
+        raise OutputError(f"{output} already exists (use --overwrite to replace it)")
+    folder = output.parent if "%" not in output.name else output.parent
+    if not folder.exists():
+        raise OutputError(f"{output}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise OutputError(f"{output}: folder {folder} is not writable")
+
+
+def _fit(tile: int, length: int, multiple: int) -> int:
+    if tile <= 0 or tile >= length:
+        return 0
+    return max(multiple, tile // multiple * multiple)
+
+
+def _estimate_seconds(model: Restorer, device: torch.device, frames: int, h: int, w: int) -> float | None:
+    """FLOP-count estimate at an assumed sustained rate (rough: a guide for --dry-run only)."""
+    if not isinstance(model, DoveModel):
+        return None
+    cfg = model.transformer.config
+    frames += (-(frames - 1)) % 8
+    lat = 1 + (frames - 1) // 4
+    tokens = math.ceil(lat / (cfg.patch_size_t or 1)) * (h // 16) * (w // 16) + cfg.max_text_seq_length
+    params = sum(p.numel() for p in model.transformer.parameters())
+    dim = cfg.num_attention_heads * cfg.attention_head_dim
+    flops = 2 * params * tokens + 4 * tokens * tokens * dim * cfg.num_layers
+    flops += 2 * 3.0e12 * frames * h * w / (720 * 1280)  # VAE encode+decode: ~3 TFLOP per 720p frame
+    rate = 4.0e14 if device.type == "cuda" else 2.0e11
+    return flops / rate
+
+
+# ---------------------------------------------------------------------------- frames and windows
+
+
+def pad_frame(frame: torch.Tensor, hp: int, wp: int, mode: str) -> torch.Tensor:
+    """[3, h, w] -> [3, hp, wp], padding on the right/bottom (zeros, or repeating the edge)."""
+    _, h, w = frame.shape
+    if (h, w) == (hp, wp):
+        return frame
+    if mode == "zero":
+        return F.pad(frame, (0, wp - w, 0, hp - h))
+    rows = torch.cat([frame, frame[:, -1:].expand(-1, hp - h, -1)], dim=1)
+    return torch.cat([rows, rows[:, :, -1:].expand(-1, -1, wp - w)], dim=2)
+
+
+def lq_window(frames: list[torch.Tensor], ys: Span, xs: Span, scale: int) -> tuple[torch.Tensor, int, int]:
+    """The LQ crop whose upsampling covers an output window exactly, with a 1 px context margin.
+
+    Returns ([F, 3, lh, lw], row offset, column offset) of the window inside the upsampled crop.
+    """
+    hp, wp = frames[0].shape[-2:]
+    ly0, ly1 = max(ys.start // scale - 1, 0), min(-(-ys.stop // scale) + 1, hp)
+    lx0, lx1 = max(xs.start // scale - 1, 0), min(-(-xs.stop // scale) + 1, wp)
+    crop = torch.stack([f[:, ly0:ly1, lx0:lx1] for f in frames])
+    return crop, ys.start - ly0 * scale, xs.start - lx0 * scale
+
+
+def to_unit(x: torch.Tensor, max_value: int) -> torch.Tensor:
+    return x.float() / max_value
+
+
+def quantize(x: torch.Tensor, bits16: bool) -> np.ndarray:
+    """[3, H, W] float in [0, 1] -> [H, W, 3] uint8/uint16, rounding (the release truncates)."""
+    top = 65535.0 if bits16 else 255.0
+    q = (x * top).round_().clamp_(0, top)
+    return q.to(torch.int32 if bits16 else torch.uint8).permute(1, 2, 0).contiguous().numpy().astype(
+        np.uint16 if bits16 else np.uint8, copy=False
+    )
+
+
+def _threaded(items: Iterable[Any], depth: int = 8) -> Iterator[Any]:
+    """Iterate `items` in a background thread, so decoding overlaps model work."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def work() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(done)
+        except BaseException as exc:  # handed to the consumer
+            q.put(exc)
+
+    thread = threading.Thread(target=work, name="dove-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+class _Writer:
+    """Encodes on a background thread behind a bounded queue, so the model never waits for it."""
+
+    def __init__(self, writer: Any, depth: int = 8) -> None:
+        self.writer = writer
+        self.q: queue.Queue = queue.Queue(maxsize=depth)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="dove-writer", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self.q.get()
+            if item is None:
+                return
+            if self.error is None:
+                try:
+                    self.writer.write(*item)
+                except BaseException as exc:
+                    self.error = exc
+
+    def write(self, rgb: np.ndarray, pts: int | None) -> None:
+        if self.error is not None:
+            raise self.error
+        self.q.put((rgb, pts))
+
+    def finish(self) -> None:
+        self.q.put(None)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+
+# ---------------------------------------------------------------------------- the loop
+
+
+class _Runner:
+    """State of one streaming run: buffers, accumulators and the current tiling."""
+
+    def __init__(self, model: Restorer, plan: Plan, opts: UpscaleOptions, timer: StageTimer) -> None:
+        self.model, self.plan, self.opts, self.timer = model, plan, opts, timer
+        self.scale = opts.scale
+        hp, wp = plan.padded_size
+        self.big = (hp * self.scale, wp * self.scale)
+        self.lq: dict[int, torch.Tensor] = {}  # frame index -> padded LQ frame [3, hp, wp]
+        self.pts: dict[int, int | None] = {}
+        self.acc: dict[int, torch.Tensor] = {}  # frame index -> weighted sum [3, H, W] float32
+        self.wsum: dict[int, float] = {}
+        self.max_value = 255
+        self.tile = plan.tile
+        self.tile_overlap = plan.tile_overlap
+        self.retries = 0
+        self.offload_used = opts.offload
+        self._set_tiles(self.tile)
+
+    def _set_tiles(self, tile: int) -> None:
+        m = self.model.spatial_multiple
+        overlap = min(self.tile_overlap, max(0, tile // 2 - 1)) if tile else 0
+        ys = plan_spans(self.big[0], _fit(tile, self.big[0], m), overlap)
+        xs = plan_spans(self.big[1], _fit(tile, self.big[1], m), overlap)
+        self.ys, self.xs = ys, xs
+        self.wy = axis_weights(ys, overlap, self.opts.blend)
+        self.wx = axis_weights(xs, overlap, self.opts.blend)
+        self.tile = tile
+
+    def run_chunk(self, span: Span) -> None:
+        """Restore every tile of one temporal window and add it, weighted, to the accumulators."""
+        while True:
+            try:
+                out = self._restore_chunk(span)
+                break
+            except torch.OutOfMemoryError:
+                self._shrink(span)
+        with self.timer.stage("blend"):
+            wt = _temporal_weights(span, self.opts.chunk_overlap, self.opts.blend)
+            for i, t in enumerate(range(span.start, span.stop)):
+                if wt[i] == 0.0:
+                    continue
+                if t in self.acc:
+                    self.acc[t].add_(out[i], alpha=float(wt[i]))
+                else:
+                    self.acc[t] = out[i] * float(wt[i])
+                self.wsum[t] = self.wsum.get(t, 0.0) + float(wt[i])
+
+    def _shrink(self, span: Span) -> None:
+        """After a device OOM: smaller tiles, then offload, then give up with a clear message."""
+        self.retries += 1
+        if self.model.device.type == "cuda":
+            torch.cuda.empty_cache()
+        current = self.tile or max(self.big)
+        m = self.model.spatial_multiple
+        if current > MIN_TILE:
+            new = max(MIN_TILE, (current // 2) // m * m)
+            log.warning("out of GPU memory at frames %d-%d; retrying with --tile %d", span.start, span.stop, new)
+            self._set_tiles(new)
+            return
+        if isinstance(self.model, DoveModel) and self.offload_used == "none":
+            log.warning("out of GPU memory at the smallest tile; retrying with --offload model")
+            self.model.transformer.to("cpu")
+            self.model.vae.to("cpu")
+            self.model._place("model", vae_tiling=True)
+            self.offload_used = "model"
+            return
+        raise OutOfMemory(
+            f"out of GPU memory even with --tile {current} and --offload {self.offload_used}; "
+            "try --quantize nf4, --offload sequential or a shorter --chunk"
+        )
+
+    def _restore_chunk(self, span: Span) -> torch.Tensor:
+        frames = [self.lq[t] for t in range(span.start, span.stop)]
+        out = torch.zeros(len(frames), 3, *self.big, dtype=torch.float32)
+        device = self.model.device
+        for iy, ys in enumerate(self.ys):
+            for ix, xs in enumerate(self.xs):
+                with self.timer.stage("upsample"):
+                    crop, oy, ox = lq_window(frames, ys, xs, self.scale)
+                    up = upsample(to_unit(crop.to(device), self.max_value), self.scale)
+                    up = up[:, :, oy : oy + ys.length, ox : ox + xs.length]
+                    video = (up * 2.0 - 1.0).permute(1, 0, 2, 3)[None]  # [1, 3, F, H, W]
+                gen = torch.Generator(device).manual_seed(self.opts.seed)
+                res = self.model.restore(video, generator=gen, timer=self.timer)[0].permute(1, 0, 2, 3)
+                with self.timer.stage("blend"):
+                    weight = torch.from_numpy(np.outer(self.wy[iy], self.wx[ix])).to(res.device)
+                    out[:, :, ys.start : ys.stop, xs.start : xs.stop] += (res * weight).cpu()
+        return out
+
+    def finish_frame(self, t: int) -> tuple[np.ndarray, int | None]:
+        """Normalise, crop the padding, colour-fix and quantise one final frame."""
+        frame = self.acc.pop(t) / self.wsum.pop(t)
+        h, w = self.plan.output_size
+        frame = frame[:, :h, :w]
+        opts = self.opts
+        need_ref = (opts.color_fix != "none" and not isinstance(self.model, BilinearModel)) or opts.compare
+        if need_ref:
+            lq = self.lq[t][:, : self.plan.input_size[0], : self.plan.input_size[1]]
+            ref = upsample(to_unit(lq, self.max_value)[None], self.scale)[0].clamp(0, 1)
+            if opts.color_fix != "none" and not isinstance(self.model, BilinearModel):
+                dev = self.model.device
+                frame = apply_color_fix(opts.color_fix, frame[None].to(dev), ref[None].to(dev))[0].cpu()
+            if opts.compare:
+                frame = torch.cat([ref, frame], dim=2)
+        return quantize(frame, self.out16), self.pts.pop(t)
+
+
+def _temporal_weights(span: Span, overlap: int, mode: BlendMode) -> np.ndarray:
+    from dove_cli.windows import span_weights
+
+    return span_weights(span, overlap, mode)
+
+
+def upscale(
+    input: str | Path,
+    output: str | Path,
+    options: UpscaleOptions | None = None,
+    *,
+    progress: Callable[[Progress], None] | None = None,
+    restorer: Restorer | None = None,
+    dry_run: bool = False,
+    timer: StageTimer | None = None,
+    **overrides: Any,
+) -> UpscaleResult | Plan:
+    """Upscale `input` into `output` (a video file or an image pattern like frames/%06d.png).
+
+    Options are an `UpscaleOptions` and/or keyword overrides of its fields. Returns the plan when
+    `dry_run`, else the result with timings and peak memory. Raises DoveError for user mistakes.
+    """
+    opts = replace(options or UpscaleOptions(), **overrides)
+    validate(opts)
+    timer = timer or StageTimer()
+    t_start = time.perf_counter()
+    info = video_io.probe(input)
+    output = Path(output)
+    check_output(output, overwrite=opts.overwrite)
+    device, dtype = resolve_device(opts)
+    if device.type == "cpu" and opts.model not in ("bilinear", "tiny"):
+        log.warning("running on the CPU: this is very slow; a CUDA GPU is strongly recommended")
+    model = restorer or load_model(opts, device, dtype)
+    plan = make_plan(info, model, opts, device, dtype)
+    if dry_run:
+        return plan
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    runner = _Runner(model, plan, opts, timer)
+    frames_written = _stream(input, output, info, runner, plan, opts, progress, t_start, timer)
+    result = UpscaleResult(
+        output=output,
+        frames=frames_written,
+        seconds=time.perf_counter() - t_start,
+        peak_host_bytes=peak_host_bytes(),
+        peak_device_bytes=peak_gpu_bytes(device),
+        plan=plan,
+        tile_used=runner.tile,
+        offload_used=runner.offload_used,
+        retries=runner.retries,
+        stages=dict(timer.seconds),
+    )
+    if opts.manifest:
+        write_manifest(Path(opts.manifest), input, opts, result, model)
+    return result
+
+
+def _stream(
+    input: str | Path,
+    output: Path,
+    info: "video_io.VideoInfo",
+    runner: _Runner,
+    plan: Plan,
+    opts: UpscaleOptions,
+    progress: Callable[[Progress], None] | None,
+    t_start: float,
+    timer: StageTimer,
+) -> int:
+    hp, wp = plan.padded_size
+    out_h, out_w = plan.output_size
+    if opts.compare:
+        out_w *= 2
+    window = (start_s, stop_s) = parse_preview(opts.preview) if opts.preview else (None, None)
+    audio = "none" if opts.preview else opts.audio
+    runner.out16 = _wants_16bit(opts.pix_fmt, info)
+    chunks = ChunkStream(plan.chunk, plan.chunk_overlap)
+    written = 0
+    read = 0
+    total = plan.frames
+    with video_io.open_reader(input) as reader, video_io.open_writer(
+        output,
+        info,
+        out_w,
+        out_h,
+        codec=opts.codec,
+        crf=opts.crf,
+        preset=opts.preset,
+        pix_fmt=opts.pix_fmt,
+        codec_options=opts.codec_options,
+        audio=audio,
+        overwrite=opts.overwrite,
+    ) as raw_writer:
+        writer = _Writer(raw_writer)
+        try:
+            frames = _threaded(_select(reader, info, window))
+            eof = False
+            while not eof:
+                with timer.stage("decode"):
+                    frame = next(frames, None)
+                if frame is None:
+                    eof = True
+                else:
+                    rgb = torch.from_numpy(np.ascontiguousarray(frame.rgb)).permute(2, 0, 1)
+                    if rgb.dtype == torch.uint16 or frame.rgb.dtype == np.uint16:
+                        runner.max_value = 65535
+                        rgb = rgb.to(torch.int32)
+                    runner.lq[read] = pad_frame(rgb, hp, wp, opts.pad)
+                    runner.pts[read] = frame.pts
+                    read += 1
+                for span in chunks.ready(read, eof):
+                    runner.run_chunk(span)
+                    if progress:
+                        progress(Progress(written, max(total, read), f"frames {span.start}-{span.stop - 1}", time.perf_counter() - t_start))
+                final = chunks.final_before(read, eof)
+                while written < final:
+                    with timer.stage("finish"):
+                        rgb_out, pts = runner.finish_frame(written)
+                    with timer.stage("encode"):
+                        writer.write(rgb_out, pts)
+                    written += 1
+                for t in [t for t in runner.lq if t < final]:
+                    del runner.lq[t]
+            if read == 0:
+                raise InputError(f"{input}: no video frames" + (" in the --preview range" if opts.preview else ""))
+            if progress:
+                progress(Progress(written, written, "done", time.perf_counter() - t_start))
+            with timer.stage("encode"):
+                writer.finish()
+        except BaseException:
+            writer.q.put(None)
+            writer.thread.join(timeout=10)
+            raise
+    return written
+
+
+def _select(reader: Iterable[Any], info: Any, window: tuple[float | None, float | None]) -> Iterator[Any]:
+    """Frames inside the --preview window (all frames without one)."""
+    start, dur = window
+    if start is None:
+        yield from reader
+        return
+    tb = info.time_base
+    first = None
+    for frame in reader:
+        t = float(frame.pts * tb) if frame.pts is not None else frame.index / float(info.fps)
+        if first is None:
+            first = t
+        rel = t - first
+        if rel < start:
+            continue
+        if rel >= start + dur:
+            return
+        yield frame
+
+
+def _wants_16bit(pix_fmt: str | None, info: Any) -> bool:
+    if pix_fmt:
+        return bool(re.search(r"(1[0246]|9)(le|be)?$", pix_fmt)) or pix_fmt.startswith(("rgb48", "gbrp1"))
+    return getattr(info, "bit_depth", 8) > 8
+
+
+# ---------------------------------------------------------------------------- manifest
+
+
+def write_manifest(path: Path, input: str | Path, opts: UpscaleOptions, result: UpscaleResult, model: Restorer) -> None:
+    """A JSON sidecar with everything needed to reproduce or report a run."""
+    import platform
+
+    import diffusers
+
+    from dove_cli import __version__
+
+    doc = {
+        "dove": __version__,
+        "input": str(input),
+        "output": str(result.output),
+        "options": asdict(opts),
+        "plan": {k: (str(v) if isinstance(v, Fraction) else v) for k, v in asdict(result.plan).items()},
+        "result": {
+            "frames": result.frames,
+            "seconds": round(result.seconds, 3),
+            "peak_host_bytes": result.peak_host_bytes,
+            "peak_device_bytes": result.peak_device_bytes,
+            "tile_used": result.tile_used,
+            "offload_used": result.offload_used,
+            "oom_retries": result.retries,
+            "stages_seconds": {k: round(v, 4) for k, v in result.stages.items()},
+        },
+        "model": model_fingerprint(model),
+        "versions": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "diffusers": diffusers.__version__,
+            "av": __import__("av").__version__,
+            "cuda": torch.version.cuda,
+            "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+        },
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=2, default=str))
+    tmp.replace(path)
+
+
+def model_fingerprint(model: Restorer) -> dict[str, Any]:
+    """A sha256 over the weights in memory (cheap next to a run) and the configs."""
+    import hashlib
+
+    if not isinstance(model, DoveModel):
+        return {"name": type(model).__name__}
+    out: dict[str, Any] = {}
+    for name, module in (("transformer", model.transformer), ("vae", model.vae)):
+        h = hashlib.sha256()
+        for key, tensor in sorted(module.state_dict().items()):
+            h.update(key.encode())
+            h.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+        out[name] = {"sha256": h.hexdigest(), "config": dict(module.config)}
+    out["prompt_embedding_sha256"] = hashlib.sha256(
+        model.prompt_embedding.float().contiguous().numpy().tobytes()
+    ).hexdigest()
+    return out

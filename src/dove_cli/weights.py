@@ -1,0 +1,730 @@
+"""Finding, downloading and verifying DOVE checkpoints (diffusers folders) with huggingface_hub.
+
+A model folder is a diffusers layout: transformer/, vae/, scheduler/ (text_encoder/ and tokenizer/
+optional, since the empty-prompt embedding ships with the package). Only safetensors weights are
+accepted unless the caller allows pickle, because loading a pickle file can run arbitrary code.
+
+huggingface_hub reads HF_ENDPOINT / HF_HOME / HF_HUB_CACHE / HF_HUB_OFFLINE once, at import. Here they
+are read again at every call (see `hub_env`) and passed explicitly, so that the environment a user
+(or a test) sets is the one honoured. HF_TOKEN is read by huggingface_hub at call time already.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dove_cli.errors import DownloadError, ModelError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_REPO = "zzsi/DOVE"
+DEFAULT_SUBFOLDER = "stage2"
+BASE_REPO = "zai-org/CogVideoX1.5-5B"
+REQUIRED_PARTS = ("transformer", "vae", "scheduler")
+TEXT_PARTS = ("text_encoder", "tokenizer")
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+AUX_SUFFIXES = (".json", ".txt", ".model")  # configs, shard indexes, tokenizer files
+_TRUE = {"1", "ON", "YES", "TRUE"}
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
+_REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+
+# progress(stage, file, done_bytes, total_bytes); stage is "download", "cached" or "verify".
+ProgressFn = Callable[[str, str, int, int], None]
+FreeSpaceFn = Callable[[Path], int]
+
+
+# ---------------------------------------------------------------------------------------- environment
+
+
+@dataclass(frozen=True)
+class HubEnv:
+    endpoint: str
+    cache_dir: Path
+    offline: bool
+
+
+def hub_env() -> HubEnv:
+    """The hub settings from the environment as it is now (not as it was at import)."""
+    env = os.environ
+    endpoint = (env.get("HF_ENDPOINT") or "https://huggingface.co").rstrip("/")
+    xdg = env.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    home = env.get("HF_HOME") or os.path.join(xdg, "huggingface")
+    cache = env.get("HF_HUB_CACHE") or env.get("HUGGINGFACE_HUB_CACHE") or os.path.join(home, "hub")
+    offline = (env.get("HF_HUB_OFFLINE") or env.get("TRANSFORMERS_OFFLINE") or "").upper() in _TRUE
+    return HubEnv(endpoint, Path(os.path.expandvars(cache)).expanduser(), offline)
+
+
+def state_file() -> Path:
+    """Where `download-weights` records the folders it filled (so that `--dir` downloads are found later)."""
+    base = os.environ.get("DOVE_HOME") or os.path.join(
+        os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config"), "dove"
+    )
+    return Path(base).expanduser() / "weights.json"
+
+
+def disk_free(path: Path) -> int:
+    """Free bytes on the disk that holds `path` (or its nearest existing parent)."""
+    path = Path(path).absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return shutil.disk_usage(path).free
+
+
+def human_size(nbytes: int) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(nbytes) < 1000 or unit == "TB":
+            return f"{nbytes:.0f} {unit}" if unit == "B" else f"{nbytes:.1f} {unit}"
+        nbytes /= 1000
+    return f"{nbytes} B"  # unreachable
+
+
+# ---------------------------------------------------------------------------------------- plan
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    path: str  # path in the repo, e.g. "stage2/vae/config.json"
+    size: int
+    sha256: str | None = None  # LFS files: the hub's sha256 of the content
+    blob_id: str | None = None  # git object id: the checksum of regular (non-LFS) files
+
+
+@dataclass
+class RepoPlan:
+    """What to fetch from one repo at one commit, and where it lands."""
+
+    repo: str
+    revision: str  # as asked ("main", a tag, a commit)
+    commit: str  # what it resolved to
+    subfolder: str  # "" for the repo root
+    files: list[RemoteFile]
+    cache_dir: Path
+    local_dir: Path | None = None  # set by --dir: a plain folder instead of the hub cache
+    present: set[str] = field(default_factory=set)  # files already complete on disk (by size)
+
+    @property
+    def root(self) -> Path:
+        """The folder the repo's files land in (a cache snapshot or the --dir folder)."""
+        if self.local_dir is not None:
+            return self.local_dir
+        return _storage(self.cache_dir, self.repo) / "snapshots" / self.commit
+
+    @property
+    def folder(self) -> Path:
+        """The model folder (the subfolder of `root`)."""
+        return self.root / self.subfolder if self.subfolder else self.root
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(f.size for f in self.files)
+
+    @property
+    def missing_bytes(self) -> int:
+        return sum(f.size for f in self.files if f.path not in self.present)
+
+
+@dataclass
+class DownloadPlan:
+    repos: list[RepoPlan]  # the DOVE checkpoint first, then the base model if asked
+    target: Path  # the folder whose disk receives the bytes
+    free_bytes: int
+    offline: bool = False  # HF_HUB_OFFLINE: nothing to fetch, the plan describes the local copy
+    allow_pickle: bool = False
+
+    @property
+    def folder(self) -> Path:
+        return self.repos[0].folder
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(r.total_bytes for r in self.repos)
+
+    @property
+    def missing_bytes(self) -> int:
+        return sum(r.missing_bytes for r in self.repos)
+
+
+def parse_repo_spec(spec: str) -> tuple[str, str | None]:
+    """`owner/name` or `owner/name:subfolder` -> (repo, subfolder or None)."""
+    repo, _, sub = spec.partition(":")
+    if not _REPO_ID.match(repo):
+        raise ModelError(f"'{spec}' is not a hub repo id (owner/name or owner/name:subfolder)")
+    return repo, sub.strip("/") or None
+
+
+def default_subfolder(repo: str, stage: int = 2) -> str:
+    """The mirror keeps each training stage in its own folder; other repos are used from their root."""
+    if stage not in (1, 2):
+        raise ModelError(f"stage must be 1 or 2, not {stage}")
+    return f"stage{stage}" if repo == DEFAULT_REPO else ""
+
+
+def plan_download(
+    repo: str = DEFAULT_REPO,
+    revision: str | None = None,
+    subfolder: str | None = None,
+    stage: int = 2,
+    base: bool = False,
+    dir: str | Path | None = None,
+    with_text_encoder: bool = False,
+    allow_pickle: bool = False,
+    free_space: FreeSpaceFn = disk_free,
+) -> DownloadPlan:
+    """List what `fetch` would download (files, sizes, checksums) without downloading anything."""
+    env = hub_env()
+    repo, spec_sub = parse_repo_spec(repo)
+    subfolder = subfolder if subfolder is not None else spec_sub
+    subfolder = subfolder.strip("/") if subfolder is not None else default_subfolder(repo, stage)
+    local_dir = Path(dir).expanduser().absolute() if dir is not None else None
+    jobs = [(repo, subfolder, local_dir)]
+    if base and repo != BASE_REPO:
+        jobs.append((BASE_REPO, "", local_dir / BASE_REPO.split("/")[1] if local_dir else None))
+    target = local_dir or env.cache_dir
+    if env.offline:
+        repos = [_offline_repo_plan(r, revision if r == repo else None, s, d, env) for r, s, d in jobs]
+        return DownloadPlan(repos, target, free_space(target), offline=True, allow_pickle=allow_pickle)
+    repos = []
+    for r, s, d in jobs:
+        rev = (revision if r == repo else None) or "main"
+        files, commit = _list_repo(r, rev, s, with_text_encoder, allow_pickle, env)
+        rp = RepoPlan(r, rev, commit, s, files, env.cache_dir, d)
+        rp.present = {f.path for f in files if _local_size(rp, f) == f.size}
+        repos.append(rp)
+    return DownloadPlan(repos, target, free_space(target), allow_pickle=allow_pickle)
+
+
+def _list_repo(
+    repo: str, revision: str, subfolder: str, with_text: bool, allow_pickle: bool, env: HubEnv
+) -> tuple[list[RemoteFile], str]:
+    """Ask the hub for the repo's files at `revision` (one model_info call) and keep those we need."""
+    from huggingface_hub import HfApi
+
+    api = HfApi(endpoint=env.endpoint, library_name="dove-cli")
+    with hub_errors(repo, revision, env.endpoint):
+        info = api.model_info(repo, revision=revision, files_metadata=True)
+    remote = {}
+    for s in info.siblings or []:
+        size = s.lfs.size if s.lfs else (s.size or 0)
+        remote[s.rfilename] = RemoteFile(s.rfilename, size, s.lfs.sha256 if s.lfs else None, s.blob_id)
+    where = f"{repo}/{subfolder}" if subfolder else repo
+    chosen = select_files(list(remote), subfolder, with_text, allow_pickle, where=where)
+    return [remote[p] for p in chosen], info.sha or revision
+
+
+def select_files(
+    paths: list[str], subfolder: str, with_text: bool, allow_pickle: bool, where: str = "the repo"
+) -> list[str]:
+    """The repo files a DOVE model folder needs: component folders, model_index.json, a prompt embedding.
+
+    Raises ModelError when a required component is missing or holds only pickle weights (unless allowed).
+    """
+    prefix = f"{subfolder}/" if subfolder else ""
+    inside = sorted(p[len(prefix) :] for p in paths if p.startswith(prefix))
+    if not inside:
+        raise ModelError(f"{where}: no such folder in the repo (check --subfolder / --stage)")
+    missing = [p + "/" for p in REQUIRED_PARTS if not any(n.startswith(p + "/") for n in inside)]
+    if missing:
+        raise ModelError(f"{where} is not a diffusers model: missing {', '.join(missing)} (check --repo / --subfolder)")
+    chosen: list[str] = []
+    for part in REQUIRED_PARTS + (TEXT_PARTS if with_text else ()):
+        names = [n for n in inside if n.startswith(part + "/")]
+        if not names:
+            raise ModelError(f"{where} has no {part}/ folder (drop --with-text-encoder)")
+        chosen += _pick_weights(names, allow_pickle, f"{where}/{part}/")
+    for name in inside:
+        leaf = name.rsplit("/", 1)[-1]
+        if name == "model_index.json" or (leaf.startswith("prompt_embed") and leaf.endswith(".safetensors")):
+            chosen.append(name)
+    return [prefix + n for n in chosen]
+
+
+def _pick_weights(names: list[str], allow_pickle: bool, where: str) -> list[str]:
+    """Safetensors weights plus configs; pickle weights only when they are all there is and allowed."""
+    safe = [n for n in names if n.endswith(".safetensors")]
+    pickle = [n for n in names if n.endswith(PICKLE_SUFFIXES)]
+    pickle_index = [n for n in names if n.endswith(tuple(s + ".index.json" for s in PICKLE_SUFFIXES))]
+    aux = [n for n in names if n.endswith(AUX_SUFFIXES) and n not in pickle_index]
+    if safe:
+        return safe + aux
+    if pickle and not allow_pickle:
+        raise ModelError(
+            f"{where} has only pickle weights ({', '.join(n.rsplit('/', 1)[-1] for n in pickle)}), which can run"
+            " code when loaded: pass --allow-pickle if you trust this source"
+        )
+    return pickle + pickle_index + aux
+
+
+def _offline_repo_plan(
+    repo: str, revision: str | None, subfolder: str, local_dir: Path | None, env: HubEnv
+) -> RepoPlan:
+    """Offline mode: describe the local copy, or say clearly that there is none."""
+    folder = local_dir / subfolder if local_dir is not None else find_downloaded(repo, subfolder, revision)
+    where = f"{repo}/{subfolder}" if subfolder else repo
+    if folder is None or not _looks_like_model(folder):
+        raise DownloadError(
+            f"offline mode (HF_HUB_OFFLINE=1) and {where} is not in {local_dir or env.cache_dir}:"
+            " unset HF_HUB_OFFLINE to download it, or pass --model with a local model folder"
+        )
+    root = folder.parent if subfolder else folder
+    files = [RemoteFile(str(p.relative_to(root)), p.stat().st_size) for p in sorted(folder.rglob("*")) if p.is_file()]
+    return RepoPlan(repo, revision or "main", "", subfolder, files, env.cache_dir, root, {f.path for f in files})
+
+
+# ---------------------------------------------------------------------------------------- download
+
+
+def download_weights(
+    repo: str = DEFAULT_REPO,
+    revision: str | None = None,
+    subfolder: str | None = None,
+    stage: int = 2,
+    base: bool = False,
+    dir: str | Path | None = None,
+    with_text_encoder: bool = False,
+    allow_pickle: bool = False,
+    progress: ProgressFn | None = None,
+    free_space: FreeSpaceFn = disk_free,
+) -> Path:
+    """Download (or complete, or repair) a DOVE checkpoint and return its model folder.
+
+    `subfolder` defaults to `stage{stage}` for the default mirror, the repo root otherwise; `base`
+    also fetches CogVideoX1.5-5B (needed to train stage 1). Files already complete are not fetched
+    again; every file is checked against the hub's size and sha256 / git blob id.
+    """
+    plan = plan_download(
+        repo, revision, subfolder, stage, base, dir, with_text_encoder, allow_pickle, free_space=free_space
+    )
+    return fetch(plan, progress=progress)
+
+
+def fetch(plan: DownloadPlan, progress: ProgressFn | None = None) -> Path:
+    """Carry out a plan: check disk space, download what is missing, verify everything, record it."""
+    report: ProgressFn = progress or (lambda *_: None)
+    if plan.offline:
+        for rp in plan.repos:
+            validate_model_folder(rp.folder, allow_pickle=plan.allow_pickle)
+        return plan.folder
+    if plan.missing_bytes > plan.free_bytes:
+        raise DownloadError(
+            f"not enough disk space in {plan.target}: need {human_size(plan.missing_bytes)},"
+            f" {human_size(plan.free_bytes)} free; free some space or use --dir on a larger disk"
+        )
+    env = hub_env()
+    for rp in plan.repos:
+        _drop_stale_partials(rp)
+        for f in rp.files:
+            if f.path not in rp.present and _local_size(rp, f) is not None:
+                _discard(rp, f)  # a truncated copy must not be taken as complete
+            _fetch_one(rp, f, env, report)
+            if _verify(rp, f, report):
+                continue
+            _discard(rp, f)
+            if f.path in rp.present:  # a corrupted copy was in the cache: fetch it once more
+                _fetch_one(rp, f, env, report)
+                if _verify(rp, f, report):
+                    continue
+                _discard(rp, f)
+            raise DownloadError(
+                f"{rp.repo}/{f.path} does not match the hub's checksum after download (deleted it):"
+                " run `dove download-weights` again; if it repeats, the server sends a broken file"
+            )
+        if rp.local_dir is None and rp.revision != rp.commit:
+            ref = _storage(rp.cache_dir, rp.repo) / "refs" / rp.revision
+            ref.parent.mkdir(parents=True, exist_ok=True)
+            ref.write_text(rp.commit)
+        validate_model_folder(rp.folder, allow_pickle=plan.allow_pickle)
+        _record(rp)
+    return plan.folder
+
+
+class _Bar:
+    """Stands in for tqdm inside huggingface_hub (plain HTTP and Xet paths) and forwards byte counts.
+
+    One subclass per file (see `_bar_class`) carries the callback: huggingface_hub instantiates the
+    class itself, and looks for methods such as `update_transfer` on the class.
+    """
+
+    report: ProgressFn
+    name: str
+    size: int
+
+    def __init__(self, *_: object, initial: int = 0, total: int | None = None, **__: object) -> None:
+        self.n, self.total = initial, total or self.size
+        self.report("download", self.name, self.n, self.size)
+
+    def update(self, n: int | float = 1) -> None:
+        self.n += int(n)
+        self.report("download", self.name, self.n, self.size)
+
+    def update_transfer(self, n: int | float = 1) -> None:
+        """Xet network bytes (before reconstruction); we report bytes written instead."""
+
+    def set_postfix_str(self, *_: object, **__: object) -> None:
+        pass
+
+    set_transfer_postfix_str = set_postfix_str
+
+    def refresh(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> _Bar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+def _bar_class(report: ProgressFn, name: str, size: int) -> type[_Bar]:
+    return type("_FileBar", (_Bar,), {"report": staticmethod(report), "name": name, "size": size})
+
+
+def _fetch_one(rp: RepoPlan, f: RemoteFile, env: HubEnv, report: ProgressFn) -> None:
+    from huggingface_hub import hf_hub_download
+
+    if f.path in rp.present:
+        report("cached", f.path, f.size, f.size)
+    where = {"local_dir": rp.local_dir} if rp.local_dir is not None else {"cache_dir": rp.cache_dir}
+    with hub_errors(rp.repo, rp.revision, env.endpoint, file=f.path, dest=rp.root):
+        hf_hub_download(
+            rp.repo,
+            f.path,
+            revision=rp.commit,
+            endpoint=env.endpoint,
+            library_name="dove-cli",
+            tqdm_class=_bar_class(report, f.path, f.size),  # type: ignore[arg-type]
+            **where,
+        )
+
+
+def _verify(rp: RepoPlan, f: RemoteFile, report: ProgressFn) -> bool:
+    """Size and checksum: sha256 for LFS files, the git blob id (sha1 of "blob <size>\\0" + bytes) otherwise."""
+    path = rp.root / f.path
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return False
+    if size != f.size:
+        return False
+    if f.sha256:
+        digest = hashlib.sha256()
+        expected = f.sha256
+    elif f.blob_id:
+        digest = hashlib.sha1(b"blob %d\0" % size)
+        expected = f.blob_id
+    else:
+        return True
+    done = 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(8 << 20):
+            digest.update(chunk)
+            done += len(chunk)
+            report("verify", f.path, done, size)
+    report("verify", f.path, size, size)
+    return digest.hexdigest() == expected
+
+
+def _local_copy(rp: RepoPlan, f: RemoteFile) -> Path:
+    """Where the bytes of `f` live: the file in --dir, or the cache blob named by its ETag (as the hub names it)."""
+    if rp.local_dir is not None:
+        return rp.local_dir / f.path
+    return _storage(rp.cache_dir, rp.repo) / "blobs" / (f.sha256 or f.blob_id or "")
+
+
+def _local_size(rp: RepoPlan, f: RemoteFile) -> int | None:
+    try:
+        return _local_copy(rp, f).stat().st_size
+    except OSError:
+        return None
+
+
+def _drop_stale_partials(rp: RepoPlan, max_age_s: float = 600) -> None:
+    """Delete partial files left by a killed run: huggingface_hub names them per process, so they are
+    never resumed, only wasted space. A live download writes continuously, so old ones are dead."""
+    if rp.local_dir is not None:
+        folder = rp.local_dir / ".cache" / "huggingface" / "download"
+    else:
+        folder = _storage(rp.cache_dir, rp.repo) / "blobs"
+    now = time.time()
+    for p in folder.rglob("*.incomplete") if folder.is_dir() else []:
+        try:
+            if now - p.stat().st_mtime > max_age_s:
+                p.unlink()
+        except OSError:
+            pass
+
+
+def _discard(rp: RepoPlan, f: RemoteFile) -> None:
+    """Remove a file (and, in the cache, the blob behind it) so that it is downloaded afresh."""
+    path = rp.root / f.path
+    if rp.local_dir is not None:
+        path.unlink(missing_ok=True)
+        (rp.local_dir / ".cache" / "huggingface" / "download" / f"{f.path}.metadata").unlink(missing_ok=True)
+        return
+    targets = [_local_copy(rp, f), path]
+    if path.is_symlink():
+        targets.append(path.resolve())
+    for p in targets:
+        p.unlink(missing_ok=True)
+
+
+@contextmanager
+def hub_errors(
+    repo: str, revision: str | None, endpoint: str, file: str | None = None, dest: Path | None = None
+) -> Iterator[None]:
+    """Turn huggingface_hub / network / disk errors into one-line messages that say what to do next."""
+    import httpx2
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        OfflineModeIsEnabled,
+        RemoteEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    what = f"{repo}/{file}" if file else repo
+    unreachable = (
+        f"cannot reach {endpoint}: check your network connection (or HF_ENDPOINT), or set HF_HUB_OFFLINE=1"
+        " to use weights that are already downloaded"
+    )
+    try:
+        yield
+    except GatedRepoError:
+        raise DownloadError(
+            f"{repo} is gated: accept its conditions at {endpoint}/{repo} and set HF_TOKEN to a token of that account"
+        ) from None
+    except RevisionNotFoundError:
+        raise DownloadError(
+            f"revision '{revision}' not found in {repo}: check --revision (a branch, tag or commit)"
+        ) from None
+    except RemoteEntryNotFoundError:
+        raise DownloadError(
+            f"{what} not found at revision '{revision}': check --repo / --subfolder / --revision"
+        ) from None
+    except RepositoryNotFoundError:
+        raise DownloadError(
+            f"repo '{repo}' not found on {endpoint}: check --repo (owner/name); for a private repo set HF_TOKEN"
+        ) from None
+    except HfHubHTTPError as exc:
+        status = exc.response.status_code if exc.response is not None else "?"
+        if status in (401, 403):
+            raise DownloadError(f"access to {what} denied ({status}): set HF_TOKEN to a valid token") from None
+        raise DownloadError(f"the hub answered {status} for {what}: try again later") from None
+    except OfflineModeIsEnabled:
+        raise DownloadError(f"offline mode (HF_HUB_OFFLINE=1): cannot download {what}; unset HF_HUB_OFFLINE") from None
+    except LocalEntryNotFoundError as exc:  # the HEAD request failed and nothing is cached
+        cause = exc.__cause__
+        if isinstance(cause, HfHubHTTPError) and cause.response is not None:
+            raise DownloadError(f"the hub answered {cause.response.status_code} for {what}: try again later") from None
+        if cause is None or isinstance(cause, (httpx2.TransportError, ConnectionError)):
+            raise DownloadError(unreachable) from None
+        raise DownloadError(f"cannot download {what} ({cause}): check HF_ENDPOINT and your network") from None
+    except httpx2.TransportError:
+        raise DownloadError(unreachable) from None
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise DownloadError(
+                f"disk full while downloading {what} into {dest or 'the cache'}: free some space and run"
+                " `dove download-weights` again (finished files are kept)"
+            ) from None
+        if "Consistency check failed" in str(exc):
+            raise DownloadError(
+                f"{what} arrived with the wrong size (connection problem): run `dove download-weights` again"
+            ) from None
+        raise DownloadError(f"cannot write {what} into {dest or 'the cache'}: {exc.strerror or exc}") from None
+
+
+# ---------------------------------------------------------------------------------------- finding models
+
+
+def _storage(cache_dir: Path, repo: str) -> Path:
+    return cache_dir / ("models--" + repo.replace("/", "--"))
+
+
+def _read_state() -> dict:
+    try:
+        return json.loads(state_file().read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _record(rp: RepoPlan) -> None:
+    """Remember where a download went, so that `dove upscale` finds a `--dir` download without options."""
+    state = _read_state()
+    state[f"{rp.repo}:{rp.subfolder}"] = {"path": str(rp.folder), "revision": rp.revision, "commit": rp.commit}
+    path = state_file()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, indent=1))
+        tmp.replace(path)
+    except OSError as exc:  # not fatal: the hub cache is found without it
+        log.warning("could not record the download in %s: %s", path, exc)
+
+
+def _looks_like_model(folder: Path) -> bool:
+    return all((folder / p).is_dir() for p in REQUIRED_PARTS)
+
+
+def find_downloaded(repo: str = DEFAULT_REPO, subfolder: str | None = None, revision: str | None = None) -> Path | None:
+    """A complete-looking local copy of a repo (recorded download or hub cache), or None. No network."""
+    subfolder = default_subfolder(repo) if subfolder is None else subfolder.strip("/")
+    record = _read_state().get(f"{repo}:{subfolder}")
+    if record and revision in (None, record.get("revision"), record.get("commit")):
+        folder = Path(record["path"])
+        if _looks_like_model(folder):
+            return folder
+    storage = _storage(hub_env().cache_dir, repo)
+    commit = revision if revision and _COMMIT.match(revision) else None
+    if commit is None:
+        try:
+            commit = (storage / "refs" / (revision or "main")).read_text().strip()
+        except OSError:
+            return None
+    folder = storage / "snapshots" / commit
+    folder = folder / subfolder if subfolder else folder
+    return folder if _looks_like_model(folder) else None
+
+
+def find_model_root(path: Path) -> Path:
+    """The diffusers folder inside what a user points at: the folder itself, the authors' release layout
+    (pretrained_models/DOVE/), a hub-cache repo folder (models--owner--name), or a folder holding one model."""
+    candidates = [path, path / "DOVE", path / "pretrained_models" / "DOVE", path / DEFAULT_SUBFOLDER]
+    if path.name.startswith("models--"):
+        try:
+            snapshot = path / "snapshots" / (path / "refs" / "main").read_text().strip()
+            candidates += [snapshot, snapshot / DEFAULT_SUBFOLDER]
+        except OSError:
+            pass
+    for folder in candidates:
+        if (folder / "transformer").is_dir():
+            return folder
+    inner = sorted(d for d in path.iterdir() if (d / "transformer").is_dir()) if path.is_dir() else []
+    if len(inner) == 1:
+        return inner[0]
+    if len(inner) > 1:
+        names = ", ".join(d.name for d in inner)
+        raise ModelError(f"{path} holds several models ({names}): pass one of them with --model")
+    missing = ", ".join(p + "/" for p in REQUIRED_PARTS if not (path / p).is_dir())
+    raise ModelError(f"{path} is not a diffusers model folder: missing {missing}")
+
+
+def check_safetensors(path: Path) -> None:
+    """Cheap integrity check: the header parses and the data it describes fills the file exactly."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            n = int.from_bytes(fh.read(8), "little")
+            if not 0 < n <= size - 8:
+                raise ValueError("bad header length")
+            header = json.loads(fh.read(n))
+        end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+        if 8 + n + end != size:
+            raise ValueError(f"{size} bytes on disk, header describes {8 + n + end}")
+    except FileNotFoundError:
+        raise ModelError(f"{path} is missing: run `dove download-weights` again to repair the model") from None
+    except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+        raise ModelError(
+            f"{path} is corrupted or incomplete ({exc}): run `dove download-weights` again to repair it"
+        ) from None
+
+
+def validate_model_folder(folder: Path, allow_pickle: bool = False) -> Path:
+    """Check that `folder` is a usable diffusers model folder (cheaply: no hashing) and return it."""
+    missing = [p + "/" for p in REQUIRED_PARTS if not (folder / p).is_dir()]
+    if missing:
+        raise ModelError(
+            f"{folder} is incomplete: missing {', '.join(missing)} (a model folder holds transformer/, vae/,"
+            " scheduler/); run `dove download-weights` or check the path"
+        )
+    for part in ("transformer", "vae"):
+        d = folder / part
+        if not (d / "config.json").is_file():
+            raise ModelError(f"{d} has no config.json: the model folder is incomplete")
+        safe = sorted(d.glob("*.safetensors"))
+        pickle = sorted(p for p in d.iterdir() if p.name.endswith(PICKLE_SUFFIXES))
+        if not safe and not pickle:
+            raise ModelError(f"{d} has no weights (*.safetensors): the model folder is incomplete")
+        if not safe and not allow_pickle:
+            raise ModelError(
+                f"{d} has only pickle weights ({', '.join(p.name for p in pickle)}), which can run code when"
+                " loaded: pass --allow-pickle if you trust this source"
+            )
+        for index in d.glob("*.safetensors.index.json"):
+            try:
+                shards = set(json.loads(index.read_text())["weight_map"].values())
+            except (OSError, ValueError, KeyError) as exc:
+                raise ModelError(f"{index} is unreadable ({exc}): run `dove download-weights` again") from None
+            for shard in sorted(shards - {p.name for p in safe}):
+                raise ModelError(f"{d / shard} is missing: run `dove download-weights` again to complete the model")
+        for f in safe:
+            check_safetensors(f)
+    if not any((folder / "scheduler").glob("*.json")):
+        raise ModelError(f"{folder / 'scheduler'} has no scheduler_config.json: the model folder is incomplete")
+    return folder
+
+
+def resolve_model(
+    spec: str | None, *, download: bool = False, revision: str | None = None, allow_pickle: bool = False
+) -> Path:
+    """Turn what the user passed as --model into a checked local diffusers folder.
+
+    spec: None (the downloaded default, zzsi/DOVE stage2/), a local folder (diffusers layout, the
+    authors' pretrained_models/DOVE layout, a hub-cache repo folder, a `dove train export`), or a hub
+    id `owner/name[:subfolder]` found in the cache. With download=True a missing hub model is
+    downloaded; otherwise the error says which command fetches it. Never touches the network otherwise.
+    """
+    if not spec:
+        folder = find_downloaded(DEFAULT_REPO, DEFAULT_SUBFOLDER, revision)
+        if folder is None:
+            if not download:
+                raise ModelError(
+                    f"no DOVE weights found in {hub_env().cache_dir}: run `dove download-weights` first"
+                    " (or pass --download, or --model with a model folder)"
+                )
+            folder = download_weights(revision=revision, allow_pickle=allow_pickle)
+        return validate_model_folder(folder, allow_pickle)
+    path = Path(spec).expanduser()
+    if path.is_file():
+        raise ModelError(f"{path} is a file: --model takes a model folder (with transformer/, vae/, scheduler/)")
+    if path.is_dir():
+        return validate_model_folder(find_model_root(path), allow_pickle)
+    repo, _, sub = spec.partition(":")
+    if not _REPO_ID.match(repo) or spec.startswith((".", "/", "~")):
+        raise ModelError(f"model folder {path} does not exist")
+    subfolder = sub.strip("/") if sub else None
+    folder = find_downloaded(repo, subfolder, revision)
+    if folder is None:
+        if not download:
+            raise ModelError(
+                f"'{spec}' is neither a folder nor a downloaded hub repo: check the path, or run"
+                f" `dove download-weights --repo {spec}`"
+            )
+        folder = download_weights(repo=repo, subfolder=subfolder, revision=revision, allow_pickle=allow_pickle)
+    return validate_model_folder(folder, allow_pickle)
+
+
+def describe_model(folder: Path) -> dict[str, int | None]:
+    """Bytes per component folder (None when absent), for `dove info`."""
+    sizes: dict[str, int | None] = {}
+    for part in REQUIRED_PARTS + TEXT_PARTS:
+        d = folder / part
+        sizes[part] = sum(p.stat().st_size for p in d.rglob("*") if p.is_file()) if d.is_dir() else None
+    embeds = [p for p in folder.glob("prompt_embed*.safetensors") if p.is_file()]
+    sizes["prompt_embedding"] = sum(p.stat().st_size for p in embeds) if embeds else None
+    return sizes

@@ -1,0 +1,179 @@
+"""Chunk/tile planning and blend weights: pure functions, no model, no I/O.
+
+A *span* is a half-open window [start, stop) along one axis (frames, or output pixel rows/columns).
+Windows follow the authors' release layout: starts at multiples of the stride (window - overlap),
+the last one aligned to the end, all of the same length. Blend weights are either
+
+- "hard": the release's valid-region cut; every position belongs to exactly one window, the cut
+  between two neighbours lies `overlap // 2` before the earlier window's end, or
+- "cosine": raised-cosine ramps across each overlap, so no seam or flicker line shows.
+
+Weights are normalised by their sum at every position, so they always sum to 1.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from dove_cli.errors import OptionError
+
+BlendMode = Literal["cosine", "hard"]
+
+
+@dataclass(frozen=True)
+class Span:
+    """A window [start, stop) along one axis, with its neighbours' edges for blending."""
+
+    start: int
+    stop: int
+    prev_stop: int | None = None  # end of the previous window (None: first window)
+    next_start: int | None = None  # start of the next window (None: last window)
+
+    @property
+    def length(self) -> int:
+        return self.stop - self.start
+
+
+def check_chunk(chunk: int, overlap: int) -> None:
+    """Chunks must map to whole latent frames (4k+1) and leave room to advance."""
+    if chunk < 0 or (chunk > 0 and (chunk - 1) % 4 != 0):
+        raise OptionError(f"--chunk {chunk} is not of the form 4k+1 (e.g. 17, 25, 33, 49) or 0")
+    if overlap < 0:
+        raise OptionError(f"--chunk-overlap {overlap} must not be negative")
+    if chunk > 0 and overlap >= chunk:
+        raise OptionError(f"--chunk-overlap {overlap} must be smaller than --chunk {chunk}")
+
+
+def check_tile(tile: int, overlap: int, multiple: int) -> None:
+    """Tiles must hold their overlap twice and be at least one model block."""
+    if tile < 0 or overlap < 0:
+        raise OptionError(f"--tile {tile} and --tile-overlap {overlap} must not be negative")
+    if tile > 0 and tile < multiple:
+        raise OptionError(f"--tile {tile} is smaller than the model's block of {multiple} px")
+    if tile > 0 and 2 * overlap >= tile:
+        raise OptionError(f"--tile {tile} is too small for --tile-overlap {overlap} (need tile > 2 x overlap)")
+
+
+def plan_spans(length: int, window: int, overlap: int) -> list[Span]:
+    """Cover [0, length) with equal windows of `window` (0 or >= length: one window)."""
+    if window <= 0 or window >= length:
+        return [Span(0, length)]
+    stride = window - overlap
+    starts = [0]
+    while starts[-1] + window < length:
+        starts.append(min(starts[-1] + stride, length - window))
+    return [
+        Span(
+            s,
+            s + window,
+            prev_stop=starts[i - 1] + window if i > 0 else None,
+            next_start=starts[i + 1] if i + 1 < len(starts) else None,
+        )
+        for i, s in enumerate(starts)
+    ]
+
+
+def _ramp(n: int) -> np.ndarray:
+    """Raised-cosine rise over n samples, strictly inside (0, 1) so that no weight is exactly 0."""
+    x = (np.arange(n, dtype=np.float64) + 0.5) / n
+    return 0.5 - 0.5 * np.cos(math.pi * x)
+
+
+def span_weights(span: Span, overlap: int, mode: BlendMode) -> np.ndarray:
+    """Unnormalised weights over the span's positions (float64, shape [span.length])."""
+    w = np.ones(span.length, dtype=np.float64)
+    if mode == "hard":
+        keep_start = 0 if span.prev_stop is None else span.prev_stop - overlap // 2 - span.start
+        keep_stop = span.length if span.next_start is None else span.length - overlap // 2
+        w[: max(keep_start, 0)] = 0.0
+        w[keep_stop:] = 0.0
+        return w
+    if mode != "cosine":
+        raise OptionError(f"unknown blend mode {mode!r} (use cosine or hard)")
+    if span.prev_stop is not None:
+        n = span.prev_stop - span.start
+        w[:n] *= _ramp(n)
+    if span.next_start is not None:
+        n = span.stop - span.next_start
+        w[span.length - n :] *= _ramp(n)[::-1]
+    return w
+
+
+def axis_weights(spans: list[Span], overlap: int, mode: BlendMode) -> list[np.ndarray]:
+    """Per-window weights along one fully known axis, normalised so they sum to 1 everywhere."""
+    length = spans[-1].stop
+    raw = [span_weights(s, overlap, mode) for s in spans]
+    total = np.zeros(length, dtype=np.float64)
+    for s, w in zip(spans, raw):
+        total[s.start : s.stop] += w
+    if (total <= 0).any():  # only possible with inconsistent hand-made spans
+        raise ValueError("blend weights leave positions uncovered")
+    return [(w / total[s.start : s.stop]).astype(np.float32) for s, w in zip(spans, raw)]
+
+
+class ChunkStream:
+    """Plans temporal chunks online, while frames arrive and before the frame count is known.
+
+    Produces exactly `plan_spans(total, chunk, overlap)` once `total` is known, but decides each
+    window as soon as it can: window i is released when the frames up to the end of window i+1
+    have been read (or the input ended), because only then is its next neighbour known.
+    """
+
+    def __init__(self, chunk: int, overlap: int) -> None:
+        self.chunk, self.overlap = chunk, overlap
+        self.stride = chunk - overlap if chunk > 0 else 0
+        self._start = 0
+        self._prev_stop: int | None = None
+        self._done = False
+
+    def ready(self, frames_read: int, eof: bool) -> list[Span]:
+        """Windows that can be processed now, given how many frames have been read."""
+        out: list[Span] = []
+        while not self._done:
+            if self.chunk <= 0:
+                if not eof:
+                    break
+                out.append(Span(0, frames_read))
+                self._done = True
+                break
+            start = self._start
+            if not eof and frames_read < start + self.chunk + self.stride:
+                break  # the next window's position is not known yet
+            total = frames_read if eof else None
+            if total is not None and start == 0 and total <= self.chunk:
+                out.append(Span(0, total))
+                self._done = True
+                break
+            stop = start + self.chunk
+            if total is not None and stop >= total:
+                out.append(Span(start, stop, prev_stop=self._prev_stop))
+                self._done = True
+                break
+            nxt = start + self.stride
+            if total is not None:
+                nxt = min(nxt, total - self.chunk)
+            out.append(Span(start, stop, prev_stop=self._prev_stop, next_start=nxt))
+            self._prev_stop, self._start = stop, nxt
+        return out
+
+    def final_before(self, frames_read: int, eof: bool) -> int:
+        """Frames below this index are covered by no future window, so they may be written."""
+        if self._done:
+            return frames_read
+        if self.chunk <= 0:
+            return 0
+        earliest = self._start
+        if not eof:  # the end-aligned last window may start as early as frames_read - chunk
+            earliest = min(earliest, max(frames_read - self.chunk, 0))
+        return earliest
+
+
+def clamp_window(window: int, length: int, multiple: int) -> int:
+    """A window length usable on an axis of `length` (a multiple of `multiple`): 0 means whole."""
+    if window <= 0 or window >= length:
+        return 0
+    return max(multiple, window // multiple * multiple)

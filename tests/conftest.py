@@ -1,0 +1,38 @@
+"""Shared fixtures: tiny random models of the real diffusers classes, and the shared demo clips."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+DEMO = SHARED / "data" / "demo"
+
+
+def demo_clip(name: str = "003.mp4") -> Path:
+    """One of the authors' real LQ demo clips (../shared/data/demo); skip when shared/ is absent."""
+    path = DEMO / name
+    if not path.is_file():
+        pytest.skip(f"{path} not present (needs ../shared beside the checkout)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model():
+    """A DOVE pipeline with a 1-layer transformer and a 4-level VAE of 8 channels (random init)."""
+    from dove_cli.engine import build_random
+
+    return build_random("tiny", seed=0, posterior="mode")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, tiny_model) -> Path:
+    """The tiny model saved in the diffusers layout, as `dove upscale --model DIR` loads it."""
+    from dove_cli.engine import save_pretrained
+
+    return save_pretrained(tiny_model, tmp_path_factory.mktemp("tiny-dove"))

@@ -1,0 +1,204 @@
+"""Tiny test clips made with the ffmpeg binary that imageio-ffmpeg ships, and ffmpeg-only checks.
+
+Everything here uses the ffmpeg executable, never PyAV, so that tests of `dove_cli.video_io`
+check its output with an independent tool.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import imageio_ffmpeg
+
+FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
+
+SRT = """1
+00:00:00,000 --> 00:00:00,400
+Hello
+
+2
+00:00:00,400 --> 00:00:00,900
+World
+"""
+
+FFMETADATA = """;FFMETADATA1
+title=My clip
+comment=made for dove tests
+[CHAPTER]
+TIMEBASE=1/1000
+START=0
+END=200
+title=Intro
+[CHAPTER]
+TIMEBASE=1/1000
+START=200
+END=400
+title=Main part
+"""
+
+
+def ffmpeg(*args: str | Path, check: bool = True) -> subprocess.CompletedProcess:
+    """Run ffmpeg quietly; raise with its stderr when it fails."""
+    cmd = [FFMPEG, "-hide_banner", "-nostdin", "-y", *map(str, args)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise RuntimeError(f"ffmpeg failed: {' '.join(cmd)}\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def _testsrc(size: str, rate: str) -> list[str]:
+    return ["-f", "lavfi", "-i", f"testsrc2=size={size}:rate={rate}"]
+
+
+def make_clip(
+    path: Path,
+    *,
+    size: str = "64x48",  # odd sizes are made by scaling, as testsrc2 rounds them
+    rate: str = "30000/1001",
+    frames: int = 12,
+    pix_fmt: str = "yuv420p",
+    codec: str = "libx264",
+    audio: bool = False,
+    subtitles: bool = False,
+    chapters: bool = False,
+    vf: str = "",
+    extra: tuple[str, ...] = (),
+) -> Path:
+    """A short test pattern clip; optionally with a sine AAC track, an SRT/mov_text subtitle and
+    chapters plus a container title (from an ffmetadata file)."""
+    args: list[str] = _testsrc(size, rate)
+    n_in = 1
+    meta_in = None
+    if audio:
+        args += ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=0.5"]
+        n_in += 1
+    if subtitles:
+        srt = path.with_suffix(".srt")
+        srt.write_text(SRT)
+        args += ["-i", str(srt)]
+    if chapters:
+        meta = path.with_suffix(".ffmeta")
+        meta.write_text(FFMETADATA)
+        meta_in = n_in + (1 if subtitles else 0)
+        args += ["-i", str(meta)]
+    args += ["-map", "0:v"]
+    if meta_in is not None:
+        args += ["-map_metadata", str(meta_in), "-map_chapters", str(meta_in)]
+    if audio:
+        args += ["-map", "1:a", "-c:a", "aac", "-b:a", "64k", "-metadata:s:a:0", "language=fra",
+                 "-metadata:s:a:0", "title=French sine"]
+    if subtitles:
+        sub_codec = "mov_text" if path.suffix in (".mp4", ".mov") else "srt"
+        args += ["-map", f"{n_in}:s", "-c:s", sub_codec, "-metadata:s:s:0", "language=eng"]
+    args += ["-frames:v", str(frames), "-vf", f"scale={size.replace('x', ':')}{',' + vf if vf else ''}", "-c:v", codec,
+             "-pix_fmt", pix_fmt]
+    if codec == "libx264":
+        args += ["-preset", "ultrafast", "-g", "6"]
+    args += [*extra, str(path)]
+    ffmpeg(*args)
+    return path
+
+
+def make_vfr_clip(path: Path, frames: int = 12) -> Path:
+    """Variable frame rate: frame i at pts i*(i+1)/2 ms-ish ticks (irregular gaps), time base 1/1000."""
+    expr = "(N*(N+1)/2+N*20)/1000/TB"
+    ffmpeg(*_testsrc("64x48", "25"), "-frames:v", str(frames), "-vf", f"setpts='{expr}'", "-fps_mode", "passthrough",
+           "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-video_track_timescale",
+           "1000", str(path))
+    return path
+
+
+# ---------------------------------------------------------------- checks with ffmpeg only
+
+
+@dataclass
+class StreamLine:
+    index: int
+    kind: str  # Video / Audio / Subtitle / Data
+    codec: str
+    text: str
+    language: str | None = None
+
+
+@dataclass
+class FfInfo:
+    streams: list[StreamLine] = field(default_factory=list)
+    stderr: str = ""
+    title: str | None = None
+
+    def kinds(self) -> list[str]:
+        return [s.kind for s in self.streams]
+
+    def video(self) -> StreamLine:
+        return next(s for s in self.streams if s.kind == "Video")
+
+
+def ffinfo(path: Path) -> FfInfo:
+    """Parse `ffmpeg -i path` stderr: one entry per stream, with codec and language."""
+    err = ffmpeg("-i", path, check=False).stderr
+    info = FfInfo(stderr=err)
+    for m in re.finditer(r"Stream #0:(\d+)(?:\[\w+\])?(?:\((\w+)\))?: (\w+): (\w+)(.*)", err):
+        info.streams.append(StreamLine(int(m[1]), m[3], m[4], m[0], m[2]))
+    return info
+
+
+def frame_pts(path: Path, stream: str = "0:v:0") -> tuple[list[int], Fraction]:
+    """Presentation timestamps of every video frame and the time base, from `-f framemd5`."""
+    out = ffmpeg("-copyts", "-i", path, "-map", stream, "-c", "copy", "-f", "framemd5", "-").stdout
+    tb = Fraction(re.search(r"#tb \d+: (\d+/\d+)", out)[1])
+    pts = [int(line.split(",")[2]) for line in out.splitlines() if line and not line.startswith("#")]
+    return sorted(pts), tb
+
+
+def frame_times(path: Path) -> list[Fraction]:
+    """Frame presentation times in seconds (exact fractions), sorted."""
+    pts, tb = frame_pts(path)
+    return [p * tb for p in pts]
+
+
+def decoded_frame_count(path: Path) -> int:
+    out = ffmpeg("-i", path, "-map", "0:v:0", "-f", "framemd5", "-", check=True).stdout
+    return sum(1 for line in out.splitlines() if line and not line.startswith("#"))
+
+
+def packet_md5(path: Path, stream: str) -> str:
+    """MD5 of all packets of one stream, copied without re-encoding."""
+    out = ffmpeg("-i", path, "-map", stream, "-c", "copy", "-f", "md5", "-").stdout
+    return out.strip()
+
+
+def raw_rgb(path: Path, pix_fmt: str = "rgb24", extra: tuple[str, ...] = ()) -> bytes:
+    """All frames decoded by ffmpeg to packed RGB, bytes."""
+    proc = subprocess.run([FFMPEG, "-hide_banner", "-nostdin", "-i", str(path), *extra, "-map", "0:v:0",
+                           "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", pix_fmt, "-"], capture_output=True)
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr.decode()[-2000:])
+    return proc.stdout
+
+
+def psnr(a, b, peak: float = 255.0) -> float:
+    """Peak signal-to-noise ratio in dB between two arrays of the same shape."""
+    import numpy as np
+
+    err = np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2)
+    return float("inf") if err == 0 else float(10 * np.log10(peak**2 / err))
+
+
+def ffmpeg_frames(path: Path, width: int, height: int, *, deep: bool = False,
+                  extra: tuple[str, ...] = ()):
+    """All frames as ffmpeg decodes them: [N, H, W, 3] uint8, or uint16 (rgb48le) when deep."""
+    import numpy as np
+
+    dtype = np.dtype("<u2") if deep else np.uint8
+    data = raw_rgb(path, "rgb48le" if deep else "rgb24", extra)
+    return np.frombuffer(data, dtype).reshape(-1, height, width, 3)
+
+
+def showinfo(path: Path) -> list[str]:
+    """One `showinfo` line per decoded frame (pts, type, colour...)."""
+    err = ffmpeg("-i", path, "-map", "0:v:0", "-vf", "showinfo", "-f", "null", "-").stderr
+    return [line for line in err.splitlines() if "Parsed_showinfo" in line and " n:" in line]

@@ -1,0 +1,141 @@
+"""The one-step engine against a straightforward reference written here from SPEC.md 1.1."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from diffusers.models.embeddings import get_3d_rotary_pos_embed
+
+from dove_cli.engine import DoveModel, estimate_activation_bytes, load_prompt_embedding, pad_time, upsample
+from dove_cli.errors import ModelError
+
+
+def reference_window(model: DoveModel, lq_uint8: torch.Tensor, scale: int) -> torch.Tensor:
+    """SPEC 1.1 on one window, step by step. lq_uint8: [F, h, w, 3] -> [F, s*h, s*w, 3] uint8."""
+    frames, h, w, _ = lq_uint8.shape
+    x = lq_uint8.permute(0, 3, 1, 2).float()  # [F, 3, h, w]
+    # 1. pad time to (F-1) % 8 == 0 with the last frame; pad space with zeros to a 16 px output block
+    pad_f = (8 - (frames - 1) % 8) % 8
+    x = torch.cat([x, x[-1:].repeat(pad_f, 1, 1, 1)])
+    q = 16 // math.gcd(16, scale)
+    pad_h, pad_w = (-h) % q, (-w) % q
+    x = F.pad(x, (0, pad_w, 0, pad_h))
+    # 2. bilinear x scale; 3. to [-1, 1], [B, C, F, H, W]
+    x = F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False)
+    x = (x / 255.0 * 2.0 - 1.0).permute(1, 0, 2, 3)[None]
+    with torch.no_grad():
+        # 4. encode, posterior mode (the deterministic option), times scaling_factor
+        z = model.vae.encode(x).latent_dist.mode() * model.vae.config.scaling_factor
+        # 5. prepend the first latent frame n % p times
+        p_t = model.transformer.config.patch_size_t
+        n_copy = z.shape[2] % p_t
+        z = torch.cat([z[:, :, :1].repeat(1, 1, n_copy, 1, 1), z], dim=2)
+        # 6. [B, F', C, h', w']
+        z = z.permute(0, 2, 1, 3, 4)
+        # 7-9. empty-prompt embedding, t = 399, rotary with grid = latent / patch, slice
+        text = model.prompt_embedding[None].float()
+        t = torch.tensor([399])
+        cfg = model.transformer.config
+        grid = (z.shape[3] // cfg.patch_size, z.shape[4] // cfg.patch_size)
+        rope = get_3d_rotary_pos_embed(cfg.attention_head_dim, None, grid, math.ceil(z.shape[1] / p_t),
+                                       grid_type="slice", max_size=grid)
+        # 10. v = transformer(...)
+        v = model.transformer(hidden_states=z, encoder_hidden_states=text, timestep=t,
+                              image_rotary_emb=rope, return_dict=False)[0]
+        # 11. z0 = sqrt(abar) z - sqrt(1 - abar) v
+        abar = model.scheduler.alphas_cumprod[399].item()
+        z0 = math.sqrt(abar) * z - math.sqrt(1 - abar) * v
+        # 12. drop the copies, decode (/ scaling_factor), to [0, 1]
+        z0 = z0[:, n_copy:].permute(0, 2, 1, 3, 4) / model.vae.config.scaling_factor
+        y = model.vae.decode(z0).sample
+    y = (y * 0.5 + 0.5).clamp(0, 1)[0].permute(1, 2, 3, 0)  # [F, H, W, 3]
+    # 13. crop the pads, round to 8 bits
+    y = y[:frames, : h * scale, : w * scale]
+    return (y * 255).round().to(torch.uint8)
+
+
+def engine_window(model: DoveModel, lq_uint8: torch.Tensor, scale: int) -> torch.Tensor:
+    """The same window through the package's engine functions."""
+    from dove_cli.upscale import pad_frame, quantize
+
+    frames, h, w, _ = lq_uint8.shape
+    q = 16 // math.gcd(16, scale)
+    hp, wp = -(-h // q) * q, -(-w // q) * q
+    lq = torch.stack([pad_frame(f.permute(2, 0, 1), hp, wp, "zero") for f in lq_uint8])
+    video = (upsample(lq.float() / 255.0, scale) * 2 - 1).permute(1, 0, 2, 3)[None]
+    out = model.restore(video)[0].permute(1, 0, 2, 3)[:, :, : h * scale, : w * scale]
+    return torch.stack([torch.from_numpy(quantize(f, False)) for f in out])
+
+
+@pytest.mark.parametrize("frames,h,w", [(9, 16, 16), (5, 13, 22), (1, 8, 8), (12, 10, 12)])
+def test_engine_matches_spec_reference(tiny_model, frames, h, w):
+    g = torch.Generator().manual_seed(frames * 100 + h)
+    lq = torch.randint(0, 256, (frames, h, w, 3), dtype=torch.uint8, generator=g)
+    ref = reference_window(tiny_model, lq, 4)
+    got = engine_window(tiny_model, lq, 4)
+    assert got.shape == (frames, 4 * h, 4 * w, 3)
+    diff = (got.int() - ref.int()).abs()
+    assert diff.max() <= 1 and (diff > 0).float().mean() < 1e-3  # float summation order only
+
+
+def test_posterior_sample_is_seeded(tiny_model):
+    x = torch.rand(1, 3, 5, 32, 32) * 2 - 1
+    tiny_model.posterior = "sample"
+    try:
+        a = tiny_model.restore(x, torch.Generator().manual_seed(42))
+        b = tiny_model.restore(x, torch.Generator().manual_seed(42))
+        c = tiny_model.restore(x, torch.Generator().manual_seed(7))
+    finally:
+        tiny_model.posterior = "mode"
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+
+
+def test_pad_time_repeats_last_frame():
+    x = torch.arange(5.0).view(1, 1, 5, 1, 1)
+    y, pad = pad_time(x)
+    assert pad == 4 and y.flatten().tolist() == [0, 1, 2, 3, 4, 4, 4, 4, 4]
+    assert pad_time(torch.zeros(1, 1, 9, 1, 1))[1] == 0
+
+
+def test_upsample_is_plain_bilinear():
+    x = torch.tensor([[[[0.0, 1.0]]]])
+    y = upsample(x, 2)
+    # align_corners=False: outputs sit at 1/4 and 3/4 between samples, clamped at the borders
+    assert y[0, 0, 0].tolist() == [0.0, 0.25, 0.75, 1.0]
+
+
+def test_rotary_cached_by_shape(tiny_model):
+    a = tiny_model.rotary(2, 4, 6)
+    assert tiny_model.rotary(2, 4, 6) is a
+    assert tiny_model.rotary(4, 4, 6)[0].shape[0] == 2 * (4 // 2) * (6 // 2)
+
+
+def test_prompt_embedding_override_and_packaged(tmp_path):
+    from safetensors.torch import save_file
+
+    packaged = load_prompt_embedding(None)
+    assert packaged.shape == (226, 4096) and packaged.dtype == torch.bfloat16
+    save_file({"prompt_embedding": torch.ones(3, 8)}, str(tmp_path / "prompt_embedding.safetensors"))
+    assert load_prompt_embedding(tmp_path).shape == (3, 8)
+    save_file({"other": torch.ones(3, 8)}, str(tmp_path / "prompt_embedding.safetensors"))
+    with pytest.raises(ModelError, match="prompt_embedding"):
+        load_prompt_embedding(tmp_path)
+
+
+def test_load_from_folder_roundtrip(tiny_model, tiny_model_dir):
+    loaded = DoveModel.from_pretrained(tiny_model_dir, posterior="mode")
+    x = torch.rand(1, 3, 5, 32, 48) * 2 - 1
+    assert torch.allclose(loaded.restore(x), tiny_model.restore(x), atol=1e-6)
+    with pytest.raises(ModelError, match="no transformer/"):
+        DoveModel.from_pretrained(tiny_model_dir / "vae")
+
+
+def test_memory_estimate_grows_with_window(tiny_model):
+    t, v = tiny_model.transformer.config, tiny_model.vae.config
+    small = estimate_activation_bytes(t, v, 9, 64, 64, torch.float32)
+    assert estimate_activation_bytes(t, v, 33, 64, 64, torch.float32) > small
+    assert estimate_activation_bytes(t, v, 9, 128, 128, torch.float32) > small

@@ -1,0 +1,146 @@
+"""Training data on the shared demo clips: listing, skipping, sampling order, workers, real pairs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from dove_cli.errors import InputError
+from dove_cli.train import data as T
+
+from conftest import DEMO, demo_clip
+
+CROP = (5, 64, 64)
+
+
+@pytest.fixture(scope="module")
+def demo_dir() -> Path:
+    demo_clip("001.mp4")
+    return DEMO
+
+
+@pytest.fixture(scope="module")
+def dataset(demo_dir) -> T.TrainDataset:
+    return T.TrainDataset(T.scan_sources(demo_dir, CROP), T.DataConfig(crop=CROP, seed=3))
+
+
+def _write_video(path: Path, frames: np.ndarray, lossless: bool = True) -> None:
+    import av
+
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=16)
+        s.width, s.height = frames.shape[2], frames.shape[1]
+        s.pix_fmt = "yuv444p"
+        s.options = {"qp": "0"} if lossless else {}
+        for img in frames:
+            for p in s.encode(__import__("av").VideoFrame.from_ndarray(img, format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+
+
+def test_listing_folders_and_list_files(tmp_path, demo_dir):
+    files = T.list_media(demo_dir, T.VIDEO_EXTS)
+    assert [p.name for p in files] == [f"00{i}.mp4" for i in range(1, 8)]
+    listing = tmp_path / "train.txt"
+    listing.write_text(f"# two clips\n{demo_dir / '001.mp4'}\n\n{demo_dir / '003.mp4'}\n")
+    assert [p.name for p in T.list_media(listing, T.VIDEO_EXTS)] == ["001.mp4", "003.mp4"]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="no .* files"):
+        T.list_media(tmp_path / "empty", T.VIDEO_EXTS)
+
+
+def test_short_small_and_unreadable_clips_are_skipped_and_counted(tmp_path, demo_dir, caplog):
+    for name in ("001.mp4", "002.mp4", "003.mp4"):
+        (tmp_path / name).symlink_to(demo_dir / name)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "broken.mp4").write_bytes(b"not a video at all" * 100)
+    # 002 is 318x180 (too small for 200x200), 003 is 256x128; 001 (256x256, 100 frames) stays
+    src = T.scan_sources(tmp_path, (5, 200, 200))
+    assert [v.path.name for v in src.videos] == ["001.mp4"]
+    assert src.skipped["too_small"] == 2 and src.skipped["unreadable"] == 1
+    assert "skipped training files" in caplog.text
+    src = T.scan_sources(tmp_path, (40, 64, 64))  # 002 has 32 frames
+    assert src.skipped["too_short"] == 1
+    with pytest.raises(InputError, match="no usable clips"):
+        T.scan_sources(tmp_path, (5, 512, 512))
+
+
+def test_samples_are_pure_functions_of_seed_step_position(dataset):
+    key = T.SampleKey("video", 2, step=4, position=9)
+    a, b = dataset[key], dataset[key]
+    assert a["hq"].shape == (3, 5, 64, 64) and a["lq"].shape == (3, 5, 64, 64)
+    assert torch.equal(a["hq"], b["hq"]) and torch.equal(a["lq"], b["lq"])
+    assert a["hq"].min() >= -1 and a["hq"].max() <= 1 and a["lq"].min() >= -1 and a["lq"].max() <= 1
+    c = dataset[T.SampleKey("video", 2, step=5, position=9)]
+    assert not torch.equal(a["lq"], c["lq"])
+    # the LQ really is a degraded version of the same content: correlated, not equal
+    corr = torch.corrcoef(torch.stack([a["hq"].flatten(), a["lq"].flatten()]))[0, 1]
+    assert 0.3 < corr < 0.9999
+
+
+def test_sampler_shards_resumes_and_mixes_images():
+    full = T.GlobalBatchSampler(7, 2, seed=1, end_step=10)
+    r0 = T.GlobalBatchSampler(7, 1, seed=1, end_step=10, world_size=2, rank=0)
+    r1 = T.GlobalBatchSampler(7, 1, seed=1, end_step=10, world_size=2, rank=1)
+    for b, x, y in zip(full, r0, r1):
+        assert b == x + y
+    resumed = T.GlobalBatchSampler(7, 2, seed=1, start_step=6, end_step=10)
+    assert list(resumed) == list(full)[6:]
+    # every epoch visits each clip once
+    stream = [k.index for batch in T.GlobalBatchSampler(7, 7, seed=2, end_step=3) for k in batch]
+    assert all(sorted(stream[i : i + 7]) == list(range(7)) for i in (0, 7, 14))
+    mixed = T.GlobalBatchSampler(7, 2, seed=1, end_step=400, num_images=5, image_ratio=0.8)
+    kinds = [b[0].kind for b in mixed]
+    assert 0.72 < kinds.count("image") / len(kinds) < 0.88
+    assert all(len({k.kind for k in b}) == 1 for b in mixed)
+
+
+def test_worker_processes_give_the_same_batches(dataset):
+    sampler = lambda: T.GlobalBatchSampler(len(dataset), 2, seed=3, end_step=2)  # noqa: E731
+    main = list(T.make_loader(dataset, sampler(), num_workers=0))
+    workers = list(T.make_loader(dataset, sampler(), num_workers=2))
+    assert len(main) == len(workers) == 2
+    for a, b in zip(main, workers):
+        assert torch.equal(a["hq"], b["hq"]) and torch.equal(a["lq"], b["lq"]) and a["kind"] == b["kind"]
+    assert main[0]["hq"].shape == (2, 3, 5, 64, 64)
+
+
+def test_images_are_one_frame_clips(tmp_path, demo_dir):
+    from PIL import Image
+
+    frames = T.read_video(demo_dir / "005.mp4", 0, 3, 10)
+    for i, f in enumerate(frames):
+        Image.fromarray(f).save(tmp_path / f"img{i}.png")
+    src = T.scan_sources(demo_dir, CROP, images=tmp_path)
+    assert len(src.images) == 3
+    ds = T.TrainDataset(src, T.DataConfig(crop=CROP, seed=0, degradation="image_video"))
+    item = ds[T.SampleKey("image", 1, 0, 0)]
+    assert item["hq"].shape == (3, 1, 64, 64) and item["lq"].shape == (3, 1, 64, 64) and item["kind"] == "image"
+
+
+def test_frame_stride_reads_every_nth_frame(demo_dir):
+    a = T.read_video(demo_dir / "001.mp4", 40, 5, 2)
+    b = T.read_video_from_start(demo_dir / "001.mp4", set(range(40, 50, 2)), 48)
+    assert np.array_equal(a, b)
+    with pytest.raises(InputError, match="ended after"):
+        T.read_video(demo_dir / "002.mp4", 20, 10, 2)
+
+
+def test_paired_lq_folders_give_aligned_crops(tmp_path, demo_dir):
+    hq = T.read_video(demo_dir / "001.mp4", 0, 8, 1)[:, :128, :128]
+    lq = F.avg_pool2d(torch.from_numpy(hq).permute(0, 3, 1, 2).float(), 4).round().byte().permute(0, 2, 3, 1).numpy()
+    (tmp_path / "hq" / "a").mkdir(parents=True)
+    (tmp_path / "lq" / "a").mkdir(parents=True)
+    _write_video(tmp_path / "hq" / "a" / "clip.mp4", hq)
+    _write_video(tmp_path / "lq" / "a" / "clip.mp4", np.ascontiguousarray(lq))
+    src = T.scan_sources(tmp_path / "hq", (4, 64, 64), lq=tmp_path / "lq")
+    assert len(src.videos) == 1 and src.lq
+    ds = T.TrainDataset(src, T.DataConfig(crop=(4, 64, 64), seed=0))
+    hq_c, lq_c = ds._pair(src.videos[0], "video", np.random.default_rng(5))
+    assert hq_c.shape == (4, 3, 64, 64) and lq_c.shape == (4, 3, 16, 16)
+    assert (F.avg_pool2d(hq_c, 4) - lq_c).abs().max() < 4 / 255  # same place, same frames

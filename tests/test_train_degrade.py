@@ -1,0 +1,205 @@
+"""LQ synthesis: the draws land in the yaml ranges, ops really happen, seeds reproduce, sizes are /4."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from dove_cli.train import degrade as D
+
+from conftest import demo_clip
+
+
+@pytest.fixture(scope="module")
+def cfg_video():
+    return D.load_degradation_config("video")
+
+
+@pytest.fixture(scope="module")
+def cfg_mixed():
+    return D.load_degradation_config("image_video")
+
+
+@pytest.fixture(scope="module")
+def real_clip() -> np.ndarray:
+    """10 frames x 96 x 128 of a real demo clip, uint8 [F, H, W, 3]."""
+    import av
+
+    with av.open(str(demo_clip("005.mp4"))) as c:
+        frames = [f.to_ndarray(format="rgb24") for _, f in zip(range(10), c.decode(video=0))]
+    return np.stack(frames)[:, :96, :128].copy()
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = ((a.astype(np.float64) - b.astype(np.float64)) ** 2).mean()
+    return 10 * np.log10(255.0**2 / max(mse, 1e-12))
+
+
+def test_configs_are_the_release_numbers(cfg_video, cfg_mixed):
+    assert cfg_video["degradation_1"]["random_noise"]["params"]["gaussian_sigma"] == [1, 30]
+    assert cfg_video["degradation_1"]["random_mpeg"]["params"]["bitrate"] == [1e4, 1e5]
+    assert cfg_mixed["degradation_3"]["random_blur"]["params"]["kernel_list"] == ["sinc"]
+
+
+@pytest.mark.parametrize("mode,name", [("video", "video"), ("video", "image_video"), ("image", "image_video")])
+def test_output_is_a_quarter_and_in_range(mode, name, real_clip):
+    cfg = D.load_degradation_config(name)
+    clip = D.from_uint8(real_clip[: (1 if mode == "image" else 6)]) / 255
+    lq, record = D.degrade(clip, cfg, np.random.default_rng(3), mode=mode)
+    assert lq.shape == (clip.shape[0], 3, 96 // 4, 128 // 4)
+    assert lq.dtype == torch.float32 and 0.0 <= lq.min() and lq.max() <= 1.0
+    ops = [r["op"] for r in record]
+    assert ops.count("jpeg") == 2
+    assert ("video" in ops) == (mode == "video")
+    assert record[-1]["op"] in ("blur", "video", "resize")
+
+
+def test_seeded_and_reproducible(cfg_video, real_clip):
+    clip = D.from_uint8(real_clip[:5]) / 255
+    a, ra = D.degrade(clip, cfg_video, np.random.default_rng(7))
+    b, rb = D.degrade(clip, cfg_video, np.random.default_rng(7))
+    c, _ = D.degrade(clip, cfg_video, np.random.default_rng(8))
+    assert torch.equal(a, b) and ra == rb
+    assert not torch.equal(a, c)
+
+
+def test_recorded_draws_stay_in_the_configured_ranges(cfg_video):
+    clip = torch.rand(3, 3, 64, 64)
+    d1 = cfg_video["degradation_1"]
+    seen_codecs, seen_kernels = set(), set()
+    for seed in range(12):
+        _, record = D.degrade(clip, cfg_video, np.random.default_rng(seed))
+        for r in record:
+            if r["op"] == "noise" and r["type"] == "gaussian":
+                assert 1 <= r["sigma"] <= 30
+            if r["op"] == "noise" and r["type"] == "poisson":
+                assert 0.05 <= r["scale"] <= 3
+            if r["op"] == "jpeg":
+                assert all(30 <= q <= 95 for q in r["quality"])
+                assert all(abs(a - b) <= 3 for a, b in zip(r["quality"], r["quality"][1:]))
+            if r["op"] == "video":
+                assert 1e4 <= r["bitrate"] <= 1e5 and r["frames"] == 3
+                seen_codecs.add(r["codec"])
+            if r["op"] == "blur":
+                assert r["size"] in d1["random_blur"]["params"]["kernel_size"]
+                seen_kernels.add(r["kernel"])
+                if "sigma_x" in r:
+                    assert 0.2 <= r["sigma_x"] <= 3 and 0.2 <= r["sigma_y"] <= 3
+                if "omega" in r:
+                    assert np.pi / 5 - 1e-9 <= r["omega"] <= np.pi + 1e-9
+    assert len(seen_codecs) >= 2 and "sinc" in seen_kernels and "iso" in seen_kernels
+
+
+def test_gaussian_noise_sigma_measured_from_output(cfg_video):
+    """On a flat grey clip the output std (8-bit units) is the recorded sigma, inside [1, 30]."""
+    params = {**cfg_video["degradation_1"]["random_noise"]["params"], "noise_prob": [1.0, 0.0]}
+    flat = torch.full((4, 3, 96, 96), 128.0)
+    for seed in range(10):
+        record: list = []
+        out = D.random_noise(flat, params, np.random.default_rng(seed), record)
+        measured = float((out - flat).std())
+        assert 1 <= record[0]["sigma"] <= 30
+        assert measured == pytest.approx(record[0]["sigma"], rel=0.03)
+        grey_diff = float((out[:, 0] - out[:, 1]).abs().max())
+        assert (grey_diff == 0.0) == record[0]["gray"]
+
+
+def test_poisson_noise_is_signal_dependent(cfg_video):
+    params = {**cfg_video["degradation_1"]["random_noise"]["params"], "noise_prob": [0.0, 1.0]}
+    ramp = torch.linspace(0, 255, 64).round().view(1, 1, 1, 64).expand(8, 3, 64, 64).contiguous()
+    record: list = []
+    out = D.random_noise(ramp, params, np.random.default_rng(0), record)
+    diff = (out - ramp) / record[0]["scale"]
+    dark, bright = float(diff[..., :8].var()), float(diff[..., -8:].var())
+    assert bright > 5 * dark  # variance grows with intensity (Poisson), unlike Gaussian noise
+
+
+def _jpeg_quality_from_bytes(data: bytes) -> int:
+    """Invert libjpeg's quality scaling of the standard luminance table (measured from the file)."""
+    from PIL import Image
+
+    table = np.array(Image.open(io.BytesIO(data)).quantization[0], dtype=np.int64)
+    base = np.array(
+        [16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56, 14, 17, 22,
+         29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92, 49, 64, 78, 87, 103,
+         121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99]
+    )  # fmt: skip
+    zigzag = [0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34, 27, 20, 13, 6, 7,
+              14, 21, 28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58, 59, 52, 45, 38, 31, 39,
+              46, 53, 60, 61, 54, 47, 55, 62, 63]  # fmt: skip
+    for q in range(1, 101):
+        scale = 5000 // q if q < 50 else 200 - 2 * q
+        expect = np.clip((base * scale + 50) // 100, 1, 255)
+        if np.array_equal(np.sort(expect), np.sort(table)) and (
+            np.array_equal(expect, table) or np.array_equal(expect[zigzag], table)
+        ):
+            return q
+    raise AssertionError("not a libjpeg standard table")
+
+
+def test_jpeg_quality_lands_in_range_and_is_applied(cfg_video, real_clip):
+    params = cfg_video["degradation_1"]["random_jpeg"]["params"]
+    clip = D.from_uint8(real_clip[:4])
+    for seed in range(6):
+        record: list = []
+        out = D.random_jpeg(clip, params, np.random.default_rng(seed), record)
+        for i, q in enumerate(record[0]["quality"]):
+            assert 30 <= q <= 95
+            data = D.jpeg_bytes(real_clip[i], q)
+            assert _jpeg_quality_from_bytes(data) == q  # the file really carries that quality
+            ref = D.jpeg_roundtrip(real_clip[i], q)
+            assert np.array_equal(D.to_uint8(out[i : i + 1])[0], ref)
+            assert 25 < _psnr(ref, real_clip[i]) < 48
+
+
+def test_video_codec_round_trip_really_compresses(real_clip):
+    low, n_low = D.video_roundtrip(real_clip, "libx264", 10_000)
+    high, n_high = D.video_roundtrip(real_clip, "libx264", 100_000)
+    assert low.shape == real_clip.shape and low.dtype == np.uint8
+    assert not np.array_equal(low, real_clip)
+    # rate control hits the target (1 frame/s: bitrate = bits per frame) and quality follows the rate
+    assert 0.6 < n_low * 8 / len(real_clip) / 10_000 < 1.6
+    assert n_high > 2 * n_low
+    assert 28 < _psnr(low, real_clip) < _psnr(high, real_clip) < 55
+    for codec in ("h264", "mpeg4"):
+        out, nbytes = D.video_roundtrip(real_clip[:, :95, :127], codec, 20_000)  # odd sizes pad + crop
+        assert out.shape == (10, 95, 127, 3) and nbytes > 0 and 25 < _psnr(out, real_clip[:, :95, :127]) < 55
+
+
+def test_kernels_are_normalised_and_shaped():
+    k = D.gaussian_kernel(21, 3.0, 1.0, 0.5)
+    assert k.shape == (21, 21) and k.sum() == pytest.approx(1.0)
+    assert np.allclose(k, k[::-1, ::-1])
+    s = D.sinc_kernel(13, np.pi / 3)
+    assert s.sum() == pytest.approx(1.0) and s.min() < 0  # ringing lobes
+    p = D.plateau_kernel(15, 2.0, 2.0, 0.0, 2.0)
+    assert p[7, 7] == p.max()
+    # FFT filtering equals direct correlation with a reflect-101 border
+    x = torch.rand(2, 3, 40, 50) * 255
+    ref = F.conv2d(F.pad(x.reshape(6, 1, 40, 50), (10,) * 4, mode="reflect"), torch.tensor(k, dtype=torch.float32)[None, None])
+    assert torch.allclose(D.filter2d(x, k), ref.reshape(2, 3, 40, 50), atol=1e-3)
+
+
+def test_intermediate_geometry_and_aligned_pair(cfg_video, real_clip):
+    assert D.intermediate_size((25, 320, 640)) == (30, 480, 960)
+    assert D.intermediate_size((2, 320, 640)) == (12, 480, 960)
+    assert D.intermediate_size((33, 64, 64)) == (33, 96, 96)
+    rng = np.random.default_rng(0)
+    assert D.plan_intermediate((4, 500, 500), (5, 64, 64), rng) is None
+    plan = D.plan_intermediate((100, 90, 130), (5, 64, 64), rng)
+    assert plan.frames == 15 and plan.height == 88 and plan.width == 96
+
+    hq = torch.rand(15, 3, 96, 96)
+    lq = F.avg_pool2d(hq, 4)
+    hq_c, lq_c = D.paired_crop(hq, lq, (5, 64, 64), np.random.default_rng(1))
+    assert hq_c.shape == (5, 3, 64, 64) and lq_c.shape == (5, 3, 16, 16)
+    assert torch.allclose(F.avg_pool2d(hq_c, 4), lq_c)
+
+    inter = D.from_uint8(real_clip[:, :96, :96]) / 255
+    hq_p, lq_p, record = D.make_pair(inter, (5, 64, 64), cfg_video, np.random.default_rng(2))
+    assert hq_p.shape == (5, 3, 64, 64) and lq_p.shape == (5, 3, 16, 16)
+    assert any(r["op"] == "resize" and r["size"] == (24, 24) for r in record)

@@ -1,0 +1,507 @@
+"""video_io: read and write with PyAV, check the results with the ffmpeg binary only."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import re
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest_media import (  # noqa: F401  (fixtures)
+    clip_10bit,
+    clip_2997,
+    clip_2997_mkv,
+    clip_bt709,
+    clip_fullrange,
+    clip_long_mkv,
+    clip_long_mp4,
+    clip_odd,
+    clip_offset,
+    clip_rotated,
+    clip_sar,
+    clip_vfr,
+    media_dir,
+    png_sequence,
+)
+from dove_cli.errors import InputError, OptionError, OutputError
+from dove_cli.video_io import Frame, VideoInfo, open_reader, open_writer, probe
+from media import (
+    decoded_frame_count,
+    ffinfo,
+    ffmpeg,
+    ffmpeg_frames,
+    frame_pts,
+    frame_times,
+    packet_md5,
+    psnr,
+    showinfo,
+)
+
+
+def roundtrip(src: Path, dst: Path, **opts) -> tuple[VideoInfo, list[Frame]]:
+    """Decode every frame and write it back unchanged, at the same size and timestamps."""
+    frames = []
+    with open_reader(src, **opts.pop("reader", {})) as reader:
+        info = reader.info
+        with open_writer(dst, info, info.width, info.height, **opts) as writer:
+            for frame in reader:
+                writer.write(frame.rgb, frame.pts)
+                frames.append(frame)
+    return info, frames
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if ".dove-" in p.name)
+
+
+# ----------------------------------------------------------------------------------- probe / read
+
+
+def test_probe_ntsc_clip(clip_2997: Path) -> None:
+    info = probe(clip_2997)
+    assert (info.width, info.height, info.num_frames) == (64, 48, 12)
+    assert info.fps == Fraction(30000, 1001)
+    assert info.has_audio and info.has_subtitles
+    assert info.bit_depth == 8 and info.dtype == np.uint8
+    assert not info.is_image_sequence and not info.is_still_image
+
+
+def test_reader_matches_ffmpeg_decode(clip_2997: Path) -> None:
+    with open_reader(clip_2997) as reader:
+        frames = list(reader)
+    assert [f.index for f in frames] == list(range(12))
+    pts, tb = frame_pts(clip_2997)
+    assert [f.pts for f in frames] == pts and reader.info.time_base == tb
+    ref = ffmpeg_frames(clip_2997, 64, 48)
+    got = np.stack([f.rgb for f in frames])
+    assert got.dtype == np.uint8 and got.shape == ref.shape
+    assert psnr(got, ref) > 35
+
+
+@pytest.mark.parametrize("clip", ["clip_fullrange", "clip_bt709"])
+def test_colour_range_and_matrix(clip: str, request: pytest.FixtureRequest) -> None:
+    """Full range (yuvj) and BT.709-tagged input convert like ffmpeg does; wrong range/matrix would not."""
+    path = request.getfixturevalue(clip)
+    with open_reader(path) as reader:
+        got = np.stack([f.rgb for f in reader])
+    assert psnr(got, ffmpeg_frames(path, 64, 48)) > 35
+    if clip == "clip_fullrange":
+        assert reader.info.color_range == "pc"
+    else:
+        assert reader.info.colorspace == "bt709" and reader.info.color_primaries == "bt709"
+
+
+def test_10bit_read_without_truncation(clip_10bit: Path) -> None:
+    with open_reader(clip_10bit) as reader:
+        got = np.stack([f.rgb for f in reader])
+    assert reader.info.bit_depth == 10 and got.dtype == np.uint16
+    assert len(np.unique(got[0, 0, :, 1])) == 64  # 64 ten-bit codes stay 64 distinct values
+    ref = ffmpeg_frames(clip_10bit, 64, 48, deep=True)
+    assert np.abs(got.astype(int) - ref).max() <= 300  # within about one 8-bit step
+
+
+def test_rotation_keep_and_apply(clip_rotated: Path) -> None:
+    assert probe(clip_rotated).rotation == 90
+    with open_reader(clip_rotated, rotate="apply") as reader:
+        got = np.stack([f.rgb for f in reader])
+    assert reader.info.rotation == 0 and (reader.info.width, reader.info.height) == (48, 64)
+    ref = ffmpeg_frames(clip_rotated, 48, 64)  # ffmpeg autorotates by default
+    assert psnr(got, ref) > 35
+
+
+def test_truncated_file(clip_long_mp4: Path, clip_long_mkv: Path, tmp_path: Path) -> None:
+    for clip in (clip_long_mp4, clip_long_mkv):
+        cut = tmp_path / f"cut{clip.suffix}"
+        data = clip.read_bytes()
+        cut.write_bytes(data[: len(data) * 2 // 3])
+        with pytest.raises(InputError, match=r"cut\.m..: .*frame") as err:
+            with open_reader(cut) as reader:
+                for _ in reader:
+                    pass
+        assert "\n" not in str(err.value)
+        with open_reader(cut, ignore_decode_errors=True) as reader:
+            n = sum(1 for _ in reader)
+        assert 0 < n < 30 and reader.dropped_frames > 0
+        assert n + reader.dropped_frames == pytest.approx(30, abs=2)
+
+
+def test_corrupt_packets(clip_long_mp4: Path, tmp_path: Path) -> None:
+    bad = bytearray(clip_long_mp4.read_bytes())
+    mid = len(bad) // 2
+    bad[mid : mid + 300] = bytes((b * 7 + 13) & 255 for b in bad[mid : mid + 300])
+    path = tmp_path / "corrupt.mp4"
+    path.write_bytes(bytes(bad))
+    with pytest.raises(InputError, match=r"corrupt\.mp4: decode error at frame \d+, t="):
+        with open_reader(path) as reader:
+            for _ in reader:
+                pass
+    with open_reader(path, ignore_decode_errors=True) as reader:
+        n = sum(1 for _ in reader)
+    assert reader.dropped_frames > 0 and n > 0
+
+
+# ----------------------------------------------------------------------------------- round trips
+
+
+def test_roundtrip_ntsc_audio_subtitles_chapters(clip_2997: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.mp4"
+    roundtrip(clip_2997, out)
+    src, dst = ffinfo(clip_2997), ffinfo(out)
+    assert dst.kinds() == src.kinds() == ["Video", "Audio", "Subtitle", "Data"]  # Data: chapter track
+    assert "29.97 fps" in dst.video().text and "64x48" in dst.video().text
+    assert frame_pts(out) == frame_pts(clip_2997)
+    assert decoded_frame_count(out) == 12
+    assert packet_md5(out, "0:a") == packet_md5(clip_2997, "0:a")
+    assert packet_md5(out, "0:s") == packet_md5(clip_2997, "0:s")
+    assert dst.streams[1].language == "fra" and dst.streams[2].language == "eng"
+    assert "French sine" in dst.stderr
+    assert "Intro" in dst.stderr and "Main part" in dst.stderr and "My clip" in dst.stderr
+    assert src.stderr.count("Chapter #") == dst.stderr.count("Chapter #") == 2
+    # the pictures survive the visually lossless default (CRF 16)
+    assert psnr(ffmpeg_frames(out, 64, 48), ffmpeg_frames(clip_2997, 64, 48)) > 30
+    assert leftovers(tmp_path) == []
+
+
+def test_roundtrip_mkv_srt(clip_2997_mkv: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.mkv"
+    roundtrip(clip_2997_mkv, out)
+    assert ffinfo(out).kinds() == ["Video", "Audio", "Subtitle"]
+    assert "subrip" in ffinfo(out).streams[2].codec
+    assert frame_pts(out) == frame_pts(clip_2997_mkv)
+    for stream in ("0:a", "0:s"):
+        assert packet_md5(out, stream) == packet_md5(clip_2997_mkv, stream)
+
+
+def test_roundtrip_vfr(clip_vfr: Path, tmp_path: Path) -> None:
+    out = tmp_path / "vfr.mp4"
+    roundtrip(clip_vfr, out)
+    times = frame_times(clip_vfr)
+    assert len(set(np.diff(times))) > 2  # really variable
+    assert frame_times(out) == times
+
+
+def test_roundtrip_start_offset(clip_offset: Path, tmp_path: Path) -> None:
+    out = tmp_path / "offset.mp4"
+    info, _ = roundtrip(clip_offset, out)
+    assert info.start_pts * info.time_base == Fraction(3, 2)
+    assert frame_times(out) == frame_times(clip_offset)
+    assert frame_times(out)[0] == Fraction(3, 2)
+
+
+def _start(path: Path, kind: str) -> float:
+    line = next(s.text for s in ffinfo(path).streams if s.kind == kind)
+    m = re.search(r"start (-?[\d.]+)", line)
+    return float(m[1]) if m else 0.0
+
+
+def test_transcoded_audio_keeps_start_offset(clip_offset: Path, tmp_path: Path) -> None:
+    out = tmp_path / "offset.webm"
+    roundtrip(clip_offset, out, codec="vp9", audio="transcode")
+    assert ffinfo(out).streams[1].codec == "opus"
+    assert _start(out, "Video") == pytest.approx(1.5, abs=0.001)
+    assert _start(out, "Audio") == pytest.approx(_start(clip_offset, "Audio"), abs=0.03)
+
+
+def test_preview_span(clip_offset: Path, tmp_path: Path) -> None:
+    """start/duration on the reader and start/end on the writer cut a preview that starts at 0."""
+    out = tmp_path / "preview.mp4"
+    with open_reader(clip_offset, start=0.2, duration=0.2) as reader:
+        with open_writer(out, reader.info, 64, 48, start=0.2, end=0.4) as writer:
+            frames = list(reader)
+            for frame in frames:
+                writer.write(frame.rgb, frame.pts)
+    assert [f.index for f in frames] == list(range(6))
+    assert frames[0].pts * reader.info.time_base == pytest.approx(1.7, abs=0.034)
+    times = frame_times(out)
+    assert len(times) == 6 and times[0] == 0
+    assert 0 <= _start(out, "Audio") < 0.03
+    audio_pts, audio_tb = frame_pts(out, "0:a")
+    assert audio_pts[-1] * audio_tb < 0.4 + 0.03
+    full = ffmpeg_frames(clip_offset, 64, 48)
+    assert np.array_equal(np.stack([f.rgb for f in frames]), full[6:12])
+
+
+def test_roundtrip_10bit(clip_10bit: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ten.mkv"
+    roundtrip(clip_10bit, out, pix_fmt="yuv420p10le")
+    assert "yuv420p10le" in ffinfo(out).video().text
+    back, ref = ffmpeg_frames(out, 64, 48, deep=True), ffmpeg_frames(clip_10bit, 64, 48, deep=True)
+    assert len(np.unique(back[0, 0, :, 1])) > 40  # 8 bits would leave about 16 levels
+    assert psnr(back, ref, peak=65535) > 50
+    out8 = tmp_path / "eight.mp4"
+    roundtrip(clip_10bit, out8, pix_fmt="yuv420p")
+    assert re.search(r"yuv420p[(,]", ffinfo(out8).video().text)
+
+
+def test_roundtrip_full_range_tags(clip_fullrange: Path, tmp_path: Path) -> None:
+    out = tmp_path / "full.mp4"
+    roundtrip(clip_fullrange, out)
+    assert re.search(r"yuvj420p|\(pc", ffinfo(out).video().text)
+    assert psnr(ffmpeg_frames(out, 64, 48), ffmpeg_frames(clip_fullrange, 64, 48)) > 30
+
+
+def test_colour_tags_kept_and_hd_default(clip_bt709: Path, tmp_path: Path) -> None:
+    out = tmp_path / "709.mp4"
+    roundtrip(clip_bt709, out)
+    assert "bt709" in ffinfo(out).video().text
+    # untagged input written at HD size: tagged BT.709, as players assume for HD
+    info = probe(clip_bt709)
+    untagged = VideoInfo(**{**info.__dict__, "colorspace": None, "color_primaries": None, "color_trc": None})
+    hd = tmp_path / "hd.mp4"
+    with open_writer(hd, untagged, 1280, 720, preset="ultrafast") as writer:
+        writer.write(np.full((720, 1280, 3), 128, np.uint8), 0)
+    assert "bt709" in ffinfo(hd).video().text
+
+
+def test_rotation_metadata_kept(clip_rotated: Path, tmp_path: Path) -> None:
+    out = tmp_path / "rot.mp4"
+    roundtrip(clip_rotated, out)
+    assert re.search(r"rotation of -?90", ffinfo(out).stderr)
+    applied = tmp_path / "applied.mp4"
+    roundtrip(clip_rotated, applied, reader={"rotate": "apply"})
+    assert "48x64" in ffinfo(applied).video().text and "Display Matrix" not in ffinfo(applied).stderr
+
+
+def test_sample_aspect_ratio_kept(clip_sar: Path, tmp_path: Path) -> None:
+    assert probe(clip_sar).sample_aspect_ratio == Fraction(4, 3)
+    out = tmp_path / "sar.mp4"
+    roundtrip(clip_sar, out)
+    assert "SAR 4:3" in ffinfo(out).video().text
+
+
+def test_odd_size_uses_444(clip_odd: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    out = tmp_path / "odd.mp4"
+    with caplog.at_level(logging.WARNING):
+        roundtrip(clip_odd, out)
+    text = ffinfo(out).video().text
+    assert "63x47" in text and "yuv444p" in text
+    assert "odd" in caplog.text
+    assert decoded_frame_count(out) == 6
+
+
+@pytest.mark.parametrize(
+    ("codec", "ext", "name"),
+    [("hevc", ".mkv", "hevc"), ("av1", ".mp4", "av1"), ("vp9", ".webm", "vp9"), ("ffv1", ".mkv", "ffv1"),
+     ("prores", ".mov", "prores"), ("png", ".mov", "png")],
+)
+def test_codecs(codec: str, ext: str, name: str, clip_2997: Path, tmp_path: Path) -> None:
+    out = tmp_path / f"out{ext}"
+    roundtrip(clip_2997, out, codec=codec, audio="transcode", subtitles="none")
+    info = ffinfo(out)
+    assert info.video().codec == name
+    assert decoded_frame_count(out) == 12
+    assert psnr(ffmpeg_frames(out, 64, 48), ffmpeg_frames(clip_2997, 64, 48)) > 28
+    assert "Audio" in info.kinds()
+
+
+def test_codec_options_passthrough(clip_2997: Path, tmp_path: Path) -> None:
+    out = tmp_path / "intra.mp4"
+    roundtrip(clip_2997, out, codec_options={"g": "1", "bf": "0"}, crf=30, preset="ultrafast")
+    lines = showinfo(out)
+    assert len(lines) == 12 and all("type:I" in line for line in lines)
+
+
+def test_audio_modes_for_webm(clip_2997: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.webm"
+    with pytest.raises(OutputError, match=r"out\.webm: .*cannot hold aac audio.*--audio transcode"):
+        roundtrip(clip_2997, out, codec="vp9", subtitles="none")
+    assert not out.exists() and leftovers(tmp_path) == []
+    roundtrip(clip_2997, out, codec="vp9", audio="transcode", subtitles="none")
+    assert ffinfo(out).streams[1].codec == "opus" and ffinfo(out).streams[1].language == "fra"
+    none = tmp_path / "none.mp4"
+    roundtrip(clip_2997, none, audio="none", subtitles="none")
+    assert "Audio" not in ffinfo(none).kinds()
+
+
+def test_subtitles_that_do_not_fit(clip_2997: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.mkv"
+    with pytest.raises(OutputError, match=r"cannot hold mov_text subtitles"):
+        roundtrip(clip_2997, out)
+    assert not out.exists() and leftovers(tmp_path) == []
+    roundtrip(clip_2997, out, subtitles="none")
+    assert [k for k in ffinfo(out).kinds()] == ["Video", "Audio"]
+    assert packet_md5(out, "0:a") == packet_md5(clip_2997, "0:a")
+
+
+# ----------------------------------------------------------------------------------- images
+
+
+def test_image_sequence_out_and_in(clip_2997: Path, tmp_path: Path) -> None:
+    pattern = tmp_path / "frames" / "%06d.png"
+    _, frames = roundtrip(clip_2997, pattern)
+    files = sorted((tmp_path / "frames").iterdir())
+    assert [f.name for f in files] == [f"{i:06d}.png" for i in range(1, 13)]
+    ref = ffmpeg_frames(pattern, 64, 48)
+    assert np.array_equal(ref, np.stack([f.rgb for f in frames]))  # PNG is lossless
+    assert leftovers(tmp_path) == []
+    # and back in, as a pattern with an fps
+    with open_reader(pattern, fps=24) as reader:
+        back = list(reader)
+    assert reader.info.is_image_sequence and reader.info.fps == 24 and reader.info.num_frames == 12
+    assert np.array_equal(np.stack([f.rgb for f in back]), ref)
+    # existing images are not replaced without overwrite
+    with pytest.raises(OutputError, match="already exist"):
+        open_writer(pattern, reader.info, 64, 48)
+
+
+def test_folder_of_images_to_video(png_sequence: Path, tmp_path: Path) -> None:
+    out = tmp_path / "seq.mp4"
+    info, frames = roundtrip(png_sequence, out, reader={"fps": Fraction(24000, 1001)})
+    assert info.is_image_sequence and len(frames) == 8
+    assert np.array_equal(np.stack([f.rgb for f in frames]),
+                          ffmpeg_frames(png_sequence / "frame_%04d.png", 64, 48))
+    assert "23.98 fps" in ffinfo(out).video().text
+    assert frame_times(out) == [Fraction(i * 1001, 24000) for i in range(8)]
+
+
+def test_still_image(png_sequence: Path, tmp_path: Path) -> None:
+    still = png_sequence / "frame_0003.png"
+    info = probe(still)
+    assert info.is_still_image and info.num_frames == 1
+    out = tmp_path / "still.png"
+    _, frames = roundtrip(still, out)
+    assert np.array_equal(ffmpeg_frames(out, 64, 48)[0], frames[0].rgb)
+    with pytest.raises(OutputError, match="one image cannot hold"):
+        open_writer(tmp_path / "x.png", probe(png_sequence), 64, 48)
+
+
+# ----------------------------------------------------------------------------------- bad input
+
+
+def _audio_only(tmp: Path) -> Path:
+    path = tmp / "audio.m4a"
+    ffmpeg("-f", "lavfi", "-i", "sine=duration=0.3", "-c:a", "aac", path)
+    return path
+
+
+def _zero_frames(tmp: Path) -> Path:
+    path = tmp / "zero.mkv"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48", "-frames:v", "0", "-c:v", "libx264", path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda t: t / "missing.mp4", "no such file"),
+        (lambda t: (t / "empty.mp4").write_bytes(b"") and None or t / "empty.mp4", "empty"),
+        (lambda t: (t / "text.mp4").write_text("not a video\n" * 20) and t / "text.mp4", "not a video"),
+        (_audio_only, "no video stream"),
+        (_zero_frames, ""),
+        (lambda t: (t / "empty_dir").mkdir() or t / "empty_dir", "no images"),
+        (lambda t: t / "nothing_%04d.png", "no files match"),
+    ],
+)
+def test_bad_inputs(make, message: str, tmp_path: Path) -> None:
+    path = make(tmp_path)
+    with pytest.raises(InputError) as err:
+        probe(path)
+    text = str(err.value)
+    assert str(path) in text and message in text and "\n" not in text
+
+
+# ----------------------------------------------------------------------------------- bad output
+
+
+def test_existing_output_needs_overwrite(clip_2997: Path, tmp_path: Path) -> None:
+    out = tmp_path / "exists.mp4"
+    out.write_bytes(b"keep me")
+    with pytest.raises(OutputError, match="already exists"):
+        roundtrip(clip_2997, out)
+    assert out.read_bytes() == b"keep me" and leftovers(tmp_path) == []
+    roundtrip(clip_2997, out, overwrite=True)
+    assert decoded_frame_count(out) == 12
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [("out.xyz", "unknown output extension"), ("blocker/out.mp4", "cannot create folder"),
+     ("frames/%04d.txt", "image extension")],
+)
+def test_bad_outputs(name: str, message: str, clip_2997: Path, tmp_path: Path) -> None:
+    (tmp_path / "blocker").write_text("a file where a folder should be")
+    info = probe(clip_2997)
+    with pytest.raises(OutputError, match=message) as err:
+        open_writer(tmp_path / name, info, 64, 48)
+    assert "\n" not in str(err.value)
+    assert leftovers(tmp_path) == [] and not (tmp_path / "frames").exists()
+
+
+def test_bad_options(clip_2997: Path, tmp_path: Path) -> None:
+    info = probe(clip_2997)
+    with pytest.raises(OptionError, match="unknown codec"):
+        open_writer(tmp_path / "a.mp4", info, 64, 48, codec="divx")
+    with pytest.raises(OptionError, match="audio must be"):
+        open_writer(tmp_path / "a.mp4", info, 64, 48, audio="keep")
+    with pytest.raises(OptionError, match="cannot write pixel format"):
+        open_writer(tmp_path / "a.mp4", info, 64, 48, codec="av1", pix_fmt="yuv444p")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_exception_inside_writer_leaves_nothing(clip_2997: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.mp4"
+    with pytest.raises(KeyboardInterrupt):
+        with open_reader(clip_2997) as reader, open_writer(out, reader.info, 64, 48) as writer:
+            for frame in reader:
+                writer.write(frame.rgb, frame.pts)
+                if frame.index == 5:
+                    raise KeyboardInterrupt
+    assert list(tmp_path.iterdir()) == []
+
+
+class _DiskFull:
+    """Wraps an output container; every mux fails as a full disk would."""
+
+    def __init__(self, real) -> None:
+        self.real = real
+
+    def mux(self, packets) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def __getattr__(self, name: str):
+        return getattr(self.real, name)
+
+
+def test_disk_full(clip_2997: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.mp4"
+    with open_reader(clip_2997) as reader:
+        writer = open_writer(out, reader.info, 64, 48, codec_options={"bf": "0", "tune": "zerolatency"})
+        writer._out = _DiskFull(writer._out)  # type: ignore[attr-defined]
+        with pytest.raises(OutputError, match=r"out\.mp4: disk full"):
+            for frame in reader:
+                writer.write(frame.rgb, frame.pts)
+            writer.close()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_abort_removes_folders_it_made(clip_2997: Path, tmp_path: Path) -> None:
+    out = tmp_path / "new" / "deeper" / "out.mp4"
+    with pytest.raises(RuntimeError):
+        with open_reader(clip_2997) as reader, open_writer(out, reader.info, 64, 48) as writer:
+            writer.write(next(iter(reader)).rgb, 0)
+            raise RuntimeError("stop")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_pts_and_jpeg_sequence(clip_2997: Path, tmp_path: Path) -> None:
+    """pts=None continues at the input frame rate; JPEG sequences are written at high quality."""
+    info = probe(clip_2997)
+    out = tmp_path / "nopts.mkv"
+    with open_reader(clip_2997) as reader, open_writer(out, reader.info, 64, 48, audio="none",
+                                                       subtitles="none") as writer:
+        frames = list(reader)
+        for frame in frames:
+            writer.write(frame.rgb, None)
+    assert decoded_frame_count(out) == 12
+    times = frame_times(out)
+    assert times[-1] - times[0] == pytest.approx(11 * 1001 / 30000, abs=0.002)
+    jpg = tmp_path / "jpg" / "f%03d.jpg"
+    with open_writer(jpg, info, 64, 48) as writer:
+        for frame in frames:
+            writer.write(frame.rgb, frame.pts)
+    assert len(list((tmp_path / "jpg").iterdir())) == 12
+    assert psnr(ffmpeg_frames(jpg, 64, 48), np.stack([f.rgb for f in frames])) > 30

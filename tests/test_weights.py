@@ -1,0 +1,419 @@
+"""weights.py and `dove download-weights` / `dove info`, against a real HTTP server on 127.0.0.1 that
+speaks the hub's wire protocol (tests/hub_server.py). huggingface_hub itself is not mocked: HF_ENDPOINT,
+HF_HOME and HF_HUB_CACHE point at the server and at tmp_path, and weights.py reads them at call time.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.numpy import save
+
+sys.path.insert(0, str(Path(__file__).parent))
+from hub_server import FakeRepo, HubServer  # noqa: E402
+
+from dove_cli import weights  # noqa: E402
+from dove_cli.errors import DownloadError, ModelError  # noqa: E402
+
+BIG = "stage2/transformer/diffusion_pytorch_model.safetensors"
+VAE = "stage2/vae/diffusion_pytorch_model.safetensors"
+
+
+def tensors(n: int, seed: int = 0) -> bytes:
+    """A real (tiny) safetensors file; the values need not form a loadable model here."""
+    return save({"weight": np.random.default_rng(seed).standard_normal(n).astype(np.float32)})
+
+
+def model_files(prefix: str = "", *, big: int = 20_000, text: bool = True, pickle_only: bool = False) -> dict:
+    p = f"{prefix}/" if prefix else ""
+    files = {
+        f"{p}model_index.json": b'{"_class_name": "CogVideoXPipeline"}',
+        f"{p}transformer/config.json": b'{"num_layers": 1}',
+        f"{p}vae/config.json": b'{"scaling_factor": 0.7}',
+        f"{p}vae/diffusion_pytorch_model.safetensors": tensors(500, 1),
+        f"{p}scheduler/scheduler_config.json": b'{"num_train_timesteps": 1000}',
+    }
+    if pickle_only:
+        files[f"{p}transformer/diffusion_pytorch_model.bin"] = b"\x80\x04pickle-bytes"
+    else:
+        files[f"{p}transformer/diffusion_pytorch_model.safetensors"] = tensors(big, 2)
+        files[f"{p}transformer/diffusion_pytorch_model.bin"] = b"\x80\x04pickle-duplicate"  # must be skipped
+    if text:
+        files[f"{p}text_encoder/config.json"] = b"{}"
+        files[f"{p}text_encoder/model.safetensors"] = tensors(100, 3)
+        files[f"{p}tokenizer/tokenizer_config.json"] = b"{}"
+        files[f"{p}tokenizer/spiece.model"] = b"sentencepiece"
+    return files
+
+
+def dove_repo(**kw) -> FakeRepo:
+    files = {"README.md": b"# DOVE mirror", **model_files("stage2"), **model_files("stage1", big=1000)}
+    files["stage2/prompt_embedding.safetensors"] = tensors(64, 4)
+    return FakeRepo("zzsi/DOVE", files, refs={"v1.0": ""}, **kw)
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch) -> Path:
+    """Hub cache, dove state and HF_* variables confined to tmp_path."""
+    unset = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HUGGINGFACE_HUB_CACHE")
+    for var in unset:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
+    monkeypatch.setenv("DOVE_HOME", str(tmp_path / "dove"))
+    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    return tmp_path
+
+
+@pytest.fixture
+def hub(env, monkeypatch):
+    repos = [
+        dove_repo(),
+        FakeRepo("zai-org/CogVideoX1.5-5B", model_files(big=800)),
+        FakeRepo("acme/pickled", model_files(pickle_only=True, text=False)),
+        FakeRepo("acme/gated", model_files(text=False), gated_token="hf_secret"),
+    ]
+    with HubServer(repos) as server:
+        monkeypatch.setenv("HF_ENDPOINT", server.url)
+        yield server
+
+
+def cache_repo(env: Path, repo: str = "zzsi/DOVE") -> Path:
+    return env / "hf" / "hub" / ("models--" + repo.replace("/", "--"))
+
+
+def no_partial_files(root: Path) -> bool:
+    return not [p for p in root.rglob("*") if p.name.endswith(".incomplete")]
+
+
+# ------------------------------------------------------------------------------------------- download
+
+
+def test_full_download_fetches_only_what_is_needed(hub, env):
+    events = []
+    folder = weights.download_weights(progress=lambda *e: events.append(e))
+    repo = hub.repos["zzsi/DOVE"]
+    assert folder == cache_repo(env) / "snapshots" / repo.commit / "stage2"
+    fetched = sorted(e["path"].split(f"/{repo.commit}/")[1] for e in hub.gets())
+    assert fetched == sorted(
+        [
+            "stage2/model_index.json",
+            "stage2/prompt_embedding.safetensors",
+            "stage2/scheduler/scheduler_config.json",
+            "stage2/transformer/config.json",
+            BIG,
+            "stage2/vae/config.json",
+            VAE,
+        ]
+    )  # no pickle duplicate, no text encoder, no README, no stage1
+    assert (cache_repo(env) / "refs" / "main").read_text() == repo.commit
+    assert (folder / "vae" / "diffusion_pytorch_model.safetensors").read_bytes() == repo.files[VAE]
+    assert ("download", BIG, len(repo.files[BIG]), len(repo.files[BIG])) in events
+    assert any(e[0] == "verify" and e[1] == BIG for e in events)
+    assert weights.resolve_model(None) == folder
+    assert weights.resolve_model("zzsi/DOVE") == folder
+    assert weights.resolve_model("zzsi/DOVE:stage2") == folder
+
+    before = len(hub.gets())
+    assert weights.download_weights() == folder  # already complete: verified, not fetched again
+    assert len(hub.gets()) == before
+
+
+def test_stage1_base_and_text_encoder_into_dir(hub, env):
+    out = env / "models"
+    folder = weights.download_weights(stage=1, base=True, dir=out, with_text_encoder=True)
+    assert folder == out / "stage1"
+    assert (folder / "text_encoder" / "model.safetensors").is_file()
+    assert (folder / "tokenizer" / "spiece.model").is_file()
+    assert (out / "CogVideoX1.5-5B" / "transformer" / "diffusion_pytorch_model.safetensors").is_file()
+    assert weights.resolve_model(str(folder)) == folder
+    assert weights.resolve_model("zai-org/CogVideoX1.5-5B") == out / "CogVideoX1.5-5B"
+    with pytest.raises(ModelError, match="download-weights"):
+        weights.resolve_model(None)  # stage 1 is not the default model
+
+
+def test_dir_download_is_found_as_the_default(hub, env):
+    folder = weights.download_weights(dir=env / "elsewhere")
+    assert not cache_repo(env).exists()
+    assert weights.resolve_model(None) == folder == env / "elsewhere" / "stage2"
+
+
+def test_revision_is_pinned_and_recorded(hub, env):
+    folder = weights.download_weights(revision="v1.0")
+    assert (cache_repo(env) / "refs" / "v1.0").read_text() == hub.repos["zzsi/DOVE"].commit
+    assert weights.resolve_model("zzsi/DOVE", revision="v1.0") == folder
+
+
+def test_resume_after_connection_drop(env, monkeypatch):
+    # > 2 x huggingface_hub's 10 MiB read chunk, so that data arrives before the drop and the retry is a Range request
+    repo = dove_repo(drop_once={BIG})
+    repo.files[BIG] = tensors(6_000_000, 5)
+    repo.__post_init__()
+    with HubServer([repo]) as server:
+        monkeypatch.setenv("HF_ENDPOINT", server.url)
+        folder = weights.download_weights()
+        gets = server.gets(BIG)
+    assert len(gets) == 2 and gets[0]["range"] is None
+    offset = int(gets[1]["range"].removeprefix("bytes=").rstrip("-"))
+    assert 0 < offset < len(repo.files[BIG])
+    data = (folder / "transformer" / "diffusion_pytorch_model.safetensors").read_bytes()
+    assert hashlib.sha256(data).hexdigest() == hashlib.sha256(repo.files[BIG]).hexdigest()
+    assert no_partial_files(env)
+
+
+def test_checksum_mismatch_is_an_error_and_not_kept(hub, env):
+    hub.repos["zzsi/DOVE"].corrupt.add(VAE)
+    with pytest.raises(DownloadError, match="vae/diffusion_pytorch_model.safetensors.*checksum"):
+        weights.download_weights()
+    commit = hub.repos["zzsi/DOVE"].commit
+    sha = hashlib.sha256(hub.repos["zzsi/DOVE"].files[VAE]).hexdigest()
+    assert not (cache_repo(env) / "blobs" / sha).exists()
+    assert not (cache_repo(env) / "snapshots" / commit / VAE).exists()
+    assert no_partial_files(env)
+    with pytest.raises(ModelError):
+        weights.resolve_model(None)
+
+
+def test_corrupted_cache_is_detected_and_repaired(hub, env):
+    folder = weights.download_weights()
+    blob = (folder / "transformer" / "diffusion_pytorch_model.safetensors").resolve()
+    good = blob.read_bytes()
+    blob.write_bytes(good[: len(good) // 2])  # truncated
+    with pytest.raises(ModelError, match="corrupted or incomplete.*dove download-weights"):
+        weights.resolve_model(None)
+    weights.download_weights()
+    assert blob.read_bytes() == good
+    blob.write_bytes(bytes(len(good)))  # right size, wrong bytes: only the checksum sees it
+    n = len(hub.gets(BIG))
+    weights.download_weights()
+    assert blob.read_bytes() == good and len(hub.gets(BIG)) == n + 1
+
+
+def test_interrupted_run_keeps_finished_files(hub, env):
+    hub.repos["zzsi/DOVE"].fail_get[VAE] = 500
+    with pytest.raises(DownloadError, match="500"):
+        weights.download_weights()
+    assert no_partial_files(env)
+    with pytest.raises(ModelError):
+        weights.resolve_model(None)
+    del hub.repos["zzsi/DOVE"].fail_get[VAE]
+    killed = cache_repo(env) / "blobs" / "abc.0123abcd.incomplete"  # what a killed process leaves behind
+    killed.write_bytes(b"partial")
+    os.utime(killed, (0, 0))
+    weights.download_weights()
+    assert not killed.exists()
+    assert len(hub.gets(BIG)) == 1  # the file finished before the failure is not fetched again
+    assert len(hub.gets(VAE)) == 2
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"repo": "nobody/nothing"}, "repo 'nobody/nothing' not found.*--repo"),
+        ({"revision": "no-such-branch"}, "revision 'no-such-branch' not found.*--revision"),
+        ({"subfolder": "stage9"}, "zzsi/DOVE/stage9: no such folder"),
+        ({"repo": "acme/gated"}, "acme/gated is gated.*HF_TOKEN"),
+    ],
+)
+def test_hub_errors_are_one_line(hub, kwargs, message):
+    with pytest.raises(ModelError, match=message) as info:
+        weights.download_weights(**kwargs)
+    assert "\n" not in str(info.value)
+
+
+def test_gated_repo_with_token(hub, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_wrong")
+    with pytest.raises(DownloadError, match="gated"):
+        weights.download_weights(repo="acme/gated")
+    monkeypatch.setenv("HF_TOKEN", "hf_secret")
+    folder = weights.download_weights(repo="acme/gated")
+    assert (folder / "transformer" / "diffusion_pytorch_model.safetensors").is_file()
+    assert all(e["auth"] == "Bearer hf_secret" for e in hub.gets()[-3:])
+
+
+def test_no_network(env, monkeypatch):
+    import socket
+
+    with socket.socket() as s:  # a port with nothing listening: connection refused
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    with pytest.raises(DownloadError, match="cannot reach .*HF_HUB_OFFLINE=1"):
+        weights.download_weights()
+
+
+def test_offline_without_and_with_cache(hub, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(DownloadError, match="offline mode .*unset HF_HUB_OFFLINE"):
+        weights.download_weights()
+    assert hub.log == []
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    folder = weights.download_weights()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    n = len(hub.log)
+    assert weights.download_weights() == folder
+    assert weights.resolve_model(None) == folder
+    assert len(hub.log) == n  # nothing asked of the network
+
+
+def test_disk_space_refusal(hub, env):
+    with pytest.raises(DownloadError, match="not enough disk space .*need .* free"):
+        weights.download_weights(free_space=lambda path: 1000)
+    assert hub.gets() == []
+
+
+def test_pickle_only_is_refused_unless_allowed(hub, env):
+    with pytest.raises(ModelError, match="only pickle weights.*--allow-pickle"):
+        weights.download_weights(repo="acme/pickled")
+    assert hub.gets() == []
+    folder = weights.download_weights(repo="acme/pickled", allow_pickle=True)
+    assert (folder / "transformer" / "diffusion_pytorch_model.bin").is_file()
+    with pytest.raises(ModelError, match="only pickle"):
+        weights.resolve_model(str(folder))
+    assert weights.resolve_model(str(folder), allow_pickle=True) == folder
+
+
+def test_progress_bar_fits_the_xet_download_path():
+    """Large hub files download through hf_xet; its progress reporter must drive our bar class too."""
+    xet = pytest.importorskip("huggingface_hub.utils._xet_progress_reporting")
+    events = []
+    bar_class = weights._bar_class(lambda *e: events.append(e), "big.safetensors", 100)
+
+    class Report:  # the shape of hf_xet's progress report
+        total_bytes, total_bytes_completed, total_transfer_bytes_completed = 100, 60, 40
+        total_bytes_completion_rate = total_transfer_bytes_completion_rate = 1.0
+
+    with xet.XetDownloadProgressReporter(reconstruction_desc="x", total=100, log_level=30, tqdm_class=bar_class) as r:
+        r.update_progress(Report())
+    assert events[-1] == ("download", "big.safetensors", 60, 100)
+
+
+def test_disk_full_message():
+    with pytest.raises(DownloadError, match="disk full .*free some space"):
+        with weights.hub_errors("zzsi/DOVE", "main", "http://x", file="a.safetensors"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+
+# ------------------------------------------------------------------------------------------- local layouts
+
+
+def write_model(root: Path, **kw) -> Path:
+    for name, data in model_files(**kw).items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(data)
+    return root
+
+
+def test_resolve_local_layouts(env, tmp_path):
+    plain = write_model(tmp_path / "plain", text=False)
+    assert weights.resolve_model(str(plain)) == plain
+
+    release = write_model(tmp_path / "repo" / "pretrained_models" / "DOVE")  # the authors' README layout
+    assert weights.resolve_model(str(release)) == release
+    assert weights.resolve_model(str(tmp_path / "repo" / "pretrained_models")) == release
+    assert weights.resolve_model(str(tmp_path / "repo")) == release
+
+    export = write_model(tmp_path / "export", text=False)  # `dove train export`: diffusers folder + adapter
+    (export / "lora").mkdir()
+    (export / "lora" / "adapter_model.safetensors").write_bytes(tensors(10))
+    assert weights.resolve_model(str(export)) == export
+
+    cache = tmp_path / "cache" / "models--zzsi--DOVE"
+    write_model(cache / "snapshots" / ("a" * 40) / "stage2")
+    (cache / "refs").mkdir()
+    (cache / "refs" / "main").write_text("a" * 40)
+    assert weights.resolve_model(str(cache)) == cache / "snapshots" / ("a" * 40) / "stage2"
+
+
+def test_resolve_bad_folders(env, tmp_path):
+    broken = write_model(tmp_path / "broken")
+    for f in (broken / "transformer").iterdir():
+        f.unlink()
+    (broken / "transformer").rmdir()
+    with pytest.raises(ModelError, match=f"{broken}.*missing transformer/"):
+        weights.resolve_model(str(broken))
+    with pytest.raises(ModelError, match="does not exist"):
+        weights.resolve_model(str(tmp_path / "nowhere" / "model"))
+    with pytest.raises(ModelError, match="is a file"):
+        weights.resolve_model(str(broken / "model_index.json"))
+    with pytest.raises(ModelError, match="dove download-weights --repo someone/model"):
+        weights.resolve_model("someone/model")
+    with pytest.raises(ModelError, match="run `dove download-weights`"):
+        weights.resolve_model(None)
+
+
+# ------------------------------------------------------------------------------------------- CLI
+
+
+def run_main(args: list[str], capsys) -> tuple[int, str, str]:
+    from dove_cli.cli import main
+
+    try:
+        main(args)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_download_and_info(hub, env, capsys):
+    code, out, err = run_main(["download-weights", "--yes"], capsys)
+    assert code == 0, err
+    folder = weights.resolve_model(None)
+    assert "zzsi/DOVE/stage2" in out and f"weights ready in {folder}" in out
+    assert "next: dove upscale in.mp4 -o out.mp4\n" in out
+
+    code, out, err = run_main(["info"], capsys)
+    assert code == 0, err
+    flat = " ".join(out.split())
+    for word in ("torch", "diffusers", "av", "python", "device", "bitsandbytes", "SDPA"):
+        assert word in flat
+    assert "transformer" in flat and "KB" in flat
+
+
+def test_cli_non_default_download_names_the_model(hub, env, capsys):
+    code, out, err = run_main(["download-weights", "--stage", "1", "--dir", str(env / "m"), "--yes"], capsys)
+    assert code == 0, err
+    assert f"next: dove upscale in.mp4 -o out.mp4 --model {env / 'm' / 'stage1'}" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--repo", "nobody/nothing"], "not found"),
+        (["--stage", "3"], "--stage must be 1 or 2"),
+        (["--repo", "acme/pickled"], "--allow-pickle"),
+    ],
+)
+def test_cli_errors_exit_2_with_one_line(hub, capsys, args, message):
+    code, _, err = run_main(["download-weights", "--yes", *args], capsys)
+    assert code == 2
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
+
+
+def test_cli_disk_space_from_declared_size(hub, capsys):
+    hub.repos["zzsi/DOVE"].declared_size[BIG] = 10**18  # an exabyte: more than any disk
+    code, out, err = run_main(["download-weights", "--yes"], capsys)
+    assert code == 2 and "not enough disk space" in err and err.count("\n") == 1
+    assert hub.gets() == []
+
+
+def test_cli_offline_in_fresh_process(hub, env):
+    """HF_HUB_OFFLINE set before huggingface_hub is imported, as a user would run it."""
+    cmd = [sys.executable, "-m", "dove_cli.cli", "download-weights", "--yes"]
+    offline = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run(cmd, env=offline, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.startswith("error: offline mode"), proc.stderr
+    assert proc.stderr.count("\n") == 1
+    weights.download_weights()
+    proc = subprocess.run(cmd, env=offline, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "dove upscale in.mp4 -o out.mp4" in proc.stdout

@@ -1,0 +1,108 @@
+"""Chunk/tile planning and blend weights, against the release's layout written out here."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dove_cli.errors import OptionError
+from dove_cli.windows import ChunkStream, Span, axis_weights, check_chunk, check_tile, plan_spans
+
+
+def release_spatial_tiles(length: int, tile: int, overlap: int) -> list[tuple[int, int]]:
+    """The authors' make_spatial_tiles along one axis (inference_script.py), restated."""
+    stride = tile - overlap
+    starts = list(range(0, length - overlap, stride))
+    if not starts or starts[-1] + tile < length:
+        starts.append(length - tile)
+    if len(starts) >= 2 and starts[-1] + tile > length:
+        starts.pop()
+    out = []
+    for s in starts:
+        e = min(s + tile, length)
+        if e + stride > length:
+            e = length
+        out.append((s, e))
+    return out
+
+
+def release_valid(spans: list[tuple[int, int]], length: int, overlap: int) -> list[tuple[int, int]]:
+    """The release's get_valid_tile_region along one axis: absolute [start, stop) kept per window."""
+    out = []
+    for s, e in spans:
+        vs = 0 if s == 0 else overlap // 2
+        ve = (e - s) if e == length else (e - s) - overlap // 2
+        out.append((s + vs, s + ve))
+    return out
+
+
+@pytest.mark.parametrize("length,tile,overlap", [(928, 256, 32), (704, 256, 32), (112, 48, 16), (40, 16, 4)])
+def test_hard_blend_reproduces_release_valid_regions(length, tile, overlap):
+    # Lengths of the form tile + k * stride, where the release's layout is well defined.
+    spans = plan_spans(length, tile, overlap)
+    assert [(s.start, s.stop) for s in spans] == release_spatial_tiles(length, tile, overlap)
+    weights = axis_weights(spans, overlap, "hard")
+    kept = []
+    for s, w in zip(spans, weights):
+        idx = np.flatnonzero(w) + s.start
+        assert np.all(w[w > 0] == 1.0)
+        kept.append((int(idx[0]), int(idx[-1]) + 1))
+    assert kept == release_valid([(s.start, s.stop) for s in spans], length, overlap)
+
+
+@pytest.mark.parametrize("length", [17, 33, 34, 40, 57, 100, 333])
+@pytest.mark.parametrize("mode", ["cosine", "hard"])
+def test_weights_sum_to_one_and_cover(length, mode):
+    spans = plan_spans(length, 16, 6)
+    total = np.zeros(length)
+    for s, w in zip(spans, axis_weights(spans, 6, mode)):
+        assert s.length == min(16, length)
+        assert np.all(w >= 0)
+        total[s.start : s.stop] += w
+    np.testing.assert_allclose(total, 1.0, atol=1e-6)
+
+
+def test_cosine_ramps_are_smooth_and_symmetric():
+    spans = plan_spans(48, 32, 16)
+    w0, w1 = axis_weights(spans, 16, "cosine")
+    assert w0[0] == 1.0 and w1[-1] == 1.0
+    ramp = w1[:16]
+    assert np.all(np.diff(ramp) > 0)  # rising across the overlap, no step
+    np.testing.assert_allclose(ramp + ramp[::-1], 1.0, atol=1e-6)
+    assert np.max(np.abs(np.diff(ramp))) < 0.11  # no jump bigger than a smooth 16-sample ramp allows
+
+
+@pytest.mark.parametrize("total", [1, 5, 33, 34, 40, 41, 58, 100, 101, 257])
+@pytest.mark.parametrize("chunk,overlap", [(17, 4), (33, 8), (9, 2), (0, 0)])
+def test_online_chunks_equal_offline_plan(total, chunk, overlap):
+    stream = ChunkStream(chunk, overlap)
+    got: list[Span] = []
+    history = []  # (frames read, windows released so far, frames declared final)
+    for read in range(1, total + 1):
+        got += stream.ready(read, eof=False)
+        history.append((read, len(got), stream.final_before(read, eof=False)))
+    got += stream.ready(total, eof=True)
+    plan = plan_spans(total, chunk, overlap)
+    assert got == plan
+    assert stream.final_before(total, eof=True) == total
+    for read, released, final in history:
+        # A frame is final only when every window that covers it has been released...
+        assert all(i < released for i, s in enumerate(plan) if s.start < final)
+        # ...and a window is released only once all its frames were read.
+        assert all(s.stop <= read for s in plan[:released])
+        # Flat memory: frames held (read but not final) stay within chunk + stride.
+        if chunk:
+            assert read - final <= 2 * chunk - overlap
+
+
+def test_bad_options_are_clear():
+    with pytest.raises(OptionError, match="4k\\+1"):
+        check_chunk(32, 8)
+    with pytest.raises(OptionError, match="smaller than --chunk"):
+        check_chunk(17, 17)
+    with pytest.raises(OptionError, match="too small for --tile-overlap"):
+        check_tile(64, 32, 16)
+    with pytest.raises(OptionError, match="block"):
+        check_tile(8, 0, 16)
+    check_chunk(0, 8)
+    check_tile(0, 64, 16)
