@@ -23,6 +23,193 @@ err_console = Console(stderr=True)
 
 # ---------------------------------------------------------------- upscale / bench (owner: main)
 
+from pathlib import Path  # noqa: E402
+from typing import List  # noqa: E402
+
+
+def _codec_options(pairs: List[str]) -> dict[str, str]:
+    from dove_cli.errors import OptionError
+
+    out = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise OptionError(f"--codec-option {pair!r} must be key=value")
+        key, value = pair.split("=", 1)
+        out[key.strip()] = value
+    return out
+
+
+class _UpscaleBar:
+    """Rich progress: frames done / total, fps, ETA and the current window; silent with --quiet."""
+
+    def __init__(self, quiet: bool, label: str) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.bar = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[fps]:.2f} fps"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[window]}"),
+            console=err_console,
+            disable=quiet,
+            transient=False,
+        )
+        self.task = self.bar.add_task(label, total=None, fps=0.0, window="")
+
+    def __call__(self, p) -> None:
+        fps = p.frames_done / p.seconds if p.seconds > 0 else 0.0
+        self.bar.update(self.task, completed=p.frames_done, total=p.frames_total or None, fps=fps, window=p.window)
+
+    def __enter__(self) -> "_UpscaleBar":
+        self.bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.stop()
+
+
+def _print_plan(plan, console: Console) -> None:
+    from rich.table import Table
+
+    gib = 1024**3
+    table = Table(title="plan (--dry-run)", show_header=False, show_edge=False)
+    h, w = plan.input_size
+    oh, ow = plan.output_size
+    rows = [
+        ("input", f"{w}x{h}, {plan.frames} frames at {float(plan.fps):.3f} fps ({plan.fps})"),
+        ("output", f"{ow}x{oh}"),
+        ("padded input", f"{plan.padded_size[1]}x{plan.padded_size[0]}"),
+        ("chunks", f"{plan.chunks} of {plan.chunk or 'all'} frames, overlap {plan.chunk_overlap}"),
+        ("tiles", f"{plan.tiles} of {plan.tile or 'whole frame'} px, overlap {plan.tile_overlap}"),
+        ("windows", str(plan.windows())),
+        ("device", f"{plan.device}, {plan.dtype}"),
+        ("est. peak GPU memory", f"{plan.est_peak_device_bytes / gib:.1f} GiB" if plan.est_peak_device_bytes else "-"),
+        ("est. peak host memory", f"{plan.est_peak_host_bytes / gib:.1f} GiB"),
+        ("est. time (rough)", f"{plan.est_seconds:.0f} s" if plan.est_seconds is not None else "-"),
+    ]
+    for k, v in rows:
+        table.add_row(k, v)
+    console.print(table)
+
+
+@app.command("upscale")
+def upscale_cmd(
+    input: Path = typer.Argument(..., help="Video file, image, image folder or pattern (frames/%06d.png)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Output video (container from the extension) or pattern."),
+    model: Optional[str] = typer.Option(
+        None, "--model", "-m", help="Model folder or hub id (default: the downloaded DOVE); 'bilinear' for a preview."
+    ),
+    scale: int = typer.Option(4, "--scale", "-s", help="Upscaling factor."),
+    tile: str = typer.Option("auto", "--tile", help="Tile size in output px; 0 = whole frame; auto = fit free memory."),
+    tile_overlap: int = typer.Option(64, "--tile-overlap", help="Tile overlap in output px."),
+    chunk: str = typer.Option("auto", "--chunk", help="Frames per window, 4k+1 (e.g. 33); 0 = whole video; auto."),
+    chunk_overlap: int = typer.Option(8, "--chunk-overlap", help="Frames shared by neighbouring chunks."),
+    blend: str = typer.Option("cosine", "--blend", help="cosine (smooth) or hard (the release's valid-region cut)."),
+    posterior: str = typer.Option("sample", "--posterior", help="VAE posterior: sample (seeded, the release) or mode."),
+    seed: int = typer.Option(42, "--seed", help="Seed for --posterior sample."),
+    pad: str = typer.Option("replicate", "--pad", help="Pad to the model block: replicate, or zero (the release)."),
+    device: Optional[str] = typer.Option(None, "--device", help="cuda, cuda:1, cpu (default: cuda when present)."),
+    dtype: Optional[str] = typer.Option(None, "--dtype", help="bf16, fp16 or fp32 (default: bf16 on GPU)."),
+    offload: str = typer.Option("none", "--offload", help="none, model (one part on the GPU at a time), sequential."),
+    vae_tiling: bool = typer.Option(False, "--vae-tiling", help="Let the VAE tile internally (less memory)."),
+    quantize: str = typer.Option("none", "--quantize", help="Transformer weights: none, int8 or nf4 (bitsandbytes)."),
+    color_fix: str = typer.Option("wavelet", "--color-fix", help="none, wavelet or adain: keep the input's colours."),
+    codec: str = typer.Option("h264", "--codec", help="h264, hevc, av1, vp9, ffv1, prores, png."),
+    crf: Optional[int] = typer.Option(None, "--crf", help="Quality (codec default: visually lossless)."),
+    preset: Optional[str] = typer.Option(None, "--preset", help="Encoder preset."),
+    pix_fmt: Optional[str] = typer.Option(None, "--pix-fmt", help="e.g. yuv420p, yuv444p, yuv420p10le."),
+    codec_option: List[str] = typer.Option([], "--codec-option", help="key=value passed to the encoder (repeatable)."),
+    audio: str = typer.Option("copy", "--audio", help="copy (default), transcode (AAC/Opus) or none."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (windows, memory, time) and stop."),
+    preview: Optional[str] = typer.Option(None, "--preview", help="Only START+DURATION, e.g. 1:20+5s."),
+    compare: bool = typer.Option(False, "--compare", help="Write input (bilinear) | output side by side."),
+    manifest: Optional[Path] = typer.Option(None, "--manifest", help="Write a JSON sidecar of the run here."),
+    download: bool = typer.Option(False, "--download", help="Download the default weights if missing."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary."),
+) -> None:
+    """Upscale a video with DOVE (one transformer step per window), streaming, with exact timing and audio."""
+    from dove_cli.upscale import UpscaleOptions, parse_size_option, upscale
+
+    opts = UpscaleOptions(
+        model=model, scale=scale, tile=parse_size_option(tile, "--tile"), tile_overlap=tile_overlap,
+        chunk=parse_size_option(chunk, "--chunk"), chunk_overlap=chunk_overlap, blend=_choice(blend, "--blend", ("cosine", "hard")),
+        posterior=_choice(posterior, "--posterior", ("sample", "mode")), seed=seed,
+        pad=_choice(pad, "--pad", ("replicate", "zero")), device=device, dtype=dtype,
+        offload=_choice(offload, "--offload", ("none", "model", "sequential")), vae_tiling=vae_tiling,
+        quantize=_choice(quantize, "--quantize", ("none", "int8", "nf4")),
+        color_fix=_choice(color_fix, "--color-fix", ("none", "wavelet", "adain")), codec=codec, crf=crf,
+        preset=preset, pix_fmt=pix_fmt, codec_options=_codec_options(codec_option),
+        audio=_choice(audio, "--audio", ("copy", "transcode", "none")), overwrite=overwrite, preview=preview,
+        compare=compare, manifest=str(manifest) if manifest else None, download=download,
+    )  # fmt: skip
+    if dry_run:
+        _print_plan(upscale(input, output, opts, dry_run=True), Console(stderr=True))
+        return
+    with _UpscaleBar(quiet, input.name) as bar:
+        result = upscale(input, output, opts, progress=bar)
+    if not quiet:
+        err_console.print(result.summary(), highlight=False, soft_wrap=True)
+
+
+def _choice(value: str, name: str, allowed: tuple[str, ...]) -> str:
+    from dove_cli.errors import OptionError
+
+    if value not in allowed:
+        raise OptionError(f"{name} {value!r} is not one of: {', '.join(allowed)}")
+    return value
+
+
+@app.command("bench")
+def bench_cmd(
+    model: str = typer.Option("tiny", "--model", "-m", help="tiny, full-random (real 5B config, random), bilinear, or a path."),
+    input: Optional[Path] = typer.Option(None, "--input", "-i", help="A clip to use instead of a synthetic one."),
+    frames: int = typer.Option(33, "--frames", help="Frames of the synthetic clip."),
+    height: int = typer.Option(720, "--height", help="Output height of the synthetic clip."),
+    width: int = typer.Option(1280, "--width", help="Output width of the synthetic clip."),
+    scale: int = typer.Option(4, "--scale", "-s"),
+    tile: str = typer.Option("0", "--tile", help="As for upscale (default: whole frame)."),
+    chunk: str = typer.Option("0", "--chunk", help="As for upscale (default: whole clip)."),
+    device: Optional[str] = typer.Option(None, "--device"),
+    dtype: Optional[str] = typer.Option(None, "--dtype"),
+    offload: str = typer.Option("none", "--offload"),
+    warmup: int = typer.Option(-1, "--warmup", help="Untimed runs first (default: 1 on GPU, 0 on CPU)."),
+    repeat: int = typer.Option(1, "--repeat", help="Timed runs; the fastest is reported."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Time each stage (decode, upsample, VAE encode, transformer, VAE decode, blend, encode) and peak memory."""
+    import json
+
+    from dove_cli.bench import run_bench
+
+    report = run_bench(
+        model=model, input=input, frames=frames, height=height, width=width, scale=scale,
+        tile=tile, chunk=chunk, device=device, dtype=dtype, offload=offload, warmup=warmup, repeat=repeat,
+    )  # fmt: skip
+    if json_out:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    from rich.table import Table
+
+    table = Table(title=f"dove bench: {report['model']} on {report['device_name']}", show_edge=False)
+    table.add_column("stage")
+    table.add_column("seconds", justify="right")
+    table.add_column("share", justify="right")
+    total = report["seconds"]
+    for stage, sec in report["stages"].items():
+        table.add_row(stage, f"{sec:.3f}", f"{100 * sec / total:.0f}%" if total else "-")
+    table.add_row("[bold]total", f"[bold]{total:.3f}", "")
+    console = Console()
+    console.print(table)
+    gib = 1024**3
+    console.print(
+        f"{report['frames']} frames {report['output_size']} in {total:.2f} s = {report['fps']:.2f} frames/s; "
+        f"peak host {report['peak_host_bytes'] / gib:.2f} GiB, peak GPU {report['peak_device_bytes'] / gib:.2f} GiB",
+        highlight=False,
+    )
+
 
 # ---------------------------------------------------------------- download-weights / info (owner: weights)
 

@@ -326,7 +326,7 @@ TINY_TRANSFORMER = dict(
     patch_bias=False, use_rotary_positional_embeddings=True, sample_height=16, sample_width=16,
     sample_frames=9, temporal_compression_ratio=4,
 )  # fmt: skip
-TINY_VAE = dict(block_out_channels=(8, 8, 8, 8), latent_channels=4, layers_per_block=1, norm_num_groups=4,
+TINY_VAE = dict(block_out_channels=(4, 4, 4, 4), latent_channels=4, layers_per_block=1, norm_num_groups=2,
                 scaling_factor=0.7)  # fmt: skip
 FULL_TRANSFORMER = dict(
     activation_fn="gelu-approximate", attention_bias=True, attention_head_dim=64, num_attention_heads=48,

@@ -63,6 +63,10 @@ class UpscaleOptions:
     pix_fmt: str | None = None
     codec_options: dict[str, str] = field(default_factory=dict)
     audio: Literal["copy", "transcode", "none"] = "copy"
+    subtitles: Literal["copy", "none"] = "copy"
+    fps: str | None = None  # frame rate for image-sequence input
+    rotate: Literal["keep", "apply"] = "keep"
+    ignore_decode_errors: bool = False
     overwrite: bool = False
     preview: str | None = None  # "START+DURATION", e.g. "1:20+5s"
     compare: bool = False
@@ -388,7 +392,7 @@ def quantize(x: torch.Tensor, bits16: bool) -> np.ndarray:
     )
 
 
-def _threaded(items: Iterable[Any], depth: int = 8) -> Iterator[Any]:
+def _threaded(items: Iterable[Any], timer: StageTimer, depth: int = 8) -> Iterator[Any]:
     """Iterate `items` in a background thread, so decoding overlaps model work."""
     q: queue.Queue = queue.Queue(maxsize=depth)
     done = object()
@@ -396,7 +400,13 @@ def _threaded(items: Iterable[Any], depth: int = 8) -> Iterator[Any]:
 
     def work() -> None:
         try:
-            for item in items:
+            it = iter(items)
+            while True:
+                t0 = time.perf_counter()
+                item = next(it, done)
+                timer.seconds["decode"] += time.perf_counter() - t0
+                if item is done:
+                    break
                 while not stop.is_set():
                     try:
                         q.put(item, timeout=0.1)
@@ -427,8 +437,8 @@ def _threaded(items: Iterable[Any], depth: int = 8) -> Iterator[Any]:
 class _Writer:
     """Encodes on a background thread behind a bounded queue, so the model never waits for it."""
 
-    def __init__(self, writer: Any, depth: int = 8) -> None:
-        self.writer = writer
+    def __init__(self, writer: Any, timer: StageTimer, depth: int = 8) -> None:
+        self.writer, self.timer = writer, timer
         self.q: queue.Queue = queue.Queue(maxsize=depth)
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name="dove-writer", daemon=True)
@@ -441,7 +451,9 @@ class _Writer:
                 return
             if self.error is None:
                 try:
+                    t0 = time.perf_counter()
                     self.writer.write(*item)
+                    self.timer.seconds["encode"] += time.perf_counter() - t0
                 except BaseException as exc:
                     self.error = exc
 
@@ -594,7 +606,8 @@ def upscale(
     validate(opts)
     timer = timer or StageTimer()
     t_start = time.perf_counter()
-    info = video_io.probe(input)
+    with video_io.open_reader(input, fps=opts.fps, rotate=opts.rotate) as probe_reader:
+        info = probe_reader.info
     output = Path(output)
     check_output(output, overwrite=opts.overwrite)
     device, dtype = resolve_device(opts)
@@ -640,14 +653,14 @@ def _stream(
     out_h, out_w = plan.output_size
     if opts.compare:
         out_w *= 2
-    window = (start_s, stop_s) = parse_preview(opts.preview) if opts.preview else (None, None)
-    audio = "none" if opts.preview else opts.audio
+    start, duration = parse_preview(opts.preview) if opts.preview else (None, None)
     runner.out16 = _wants_16bit(opts.pix_fmt, info)
     chunks = ChunkStream(plan.chunk, plan.chunk_overlap)
     written = 0
     read = 0
     total = plan.frames
-    with video_io.open_reader(input) as reader, video_io.open_writer(
+    reader_opts = dict(fps=opts.fps, rotate=opts.rotate, ignore_decode_errors=opts.ignore_decode_errors)
+    with video_io.open_reader(input, start=start, duration=duration, **reader_opts) as reader, video_io.open_writer(
         output,
         info,
         out_w,
@@ -657,15 +670,18 @@ def _stream(
         preset=opts.preset,
         pix_fmt=opts.pix_fmt,
         codec_options=opts.codec_options,
-        audio=audio,
+        audio=opts.audio,
+        subtitles=opts.subtitles,
         overwrite=opts.overwrite,
+        start=start,
+        end=None if start is None else start + duration,
     ) as raw_writer:
-        writer = _Writer(raw_writer)
+        writer = _Writer(raw_writer, timer)
         try:
-            frames = _threaded(_select(reader, info, window))
+            frames = _threaded(reader, timer)
             eof = False
             while not eof:
-                with timer.stage("decode"):
+                with timer.stage("wait_input"):
                     frame = next(frames, None)
                 if frame is None:
                     eof = True
@@ -685,7 +701,7 @@ def _stream(
                 while written < final:
                     with timer.stage("finish"):
                         rgb_out, pts = runner.finish_frame(written)
-                    with timer.stage("encode"):
+                    with timer.stage("wait_output"):
                         writer.write(rgb_out, pts)
                     written += 1
                 for t in [t for t in runner.lq if t < final]:
@@ -694,33 +710,13 @@ def _stream(
                 raise InputError(f"{input}: no video frames" + (" in the --preview range" if opts.preview else ""))
             if progress:
                 progress(Progress(written, written, "done", time.perf_counter() - t_start))
-            with timer.stage("encode"):
+            with timer.stage("wait_output"):
                 writer.finish()
         except BaseException:
             writer.q.put(None)
             writer.thread.join(timeout=10)
             raise
     return written
-
-
-def _select(reader: Iterable[Any], info: Any, window: tuple[float | None, float | None]) -> Iterator[Any]:
-    """Frames inside the --preview window (all frames without one)."""
-    start, dur = window
-    if start is None:
-        yield from reader
-        return
-    tb = info.time_base
-    first = None
-    for frame in reader:
-        t = float(frame.pts * tb) if frame.pts is not None else frame.index / float(info.fps)
-        if first is None:
-            first = t
-        rel = t - first
-        if rel < start:
-            continue
-        if rel >= start + dur:
-            return
-        yield frame
 
 
 def _wants_16bit(pix_fmt: str | None, info: Any) -> bool:
