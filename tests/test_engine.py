@@ -65,7 +65,7 @@ def engine_window(model: DoveModel, lq_uint8: torch.Tensor, scale: int) -> torch
     q = 16 // math.gcd(16, scale)
     hp, wp = -(-h // q) * q, -(-w // q) * q
     lq = torch.stack([pad_frame(f.permute(2, 0, 1), hp, wp, "zero") for f in lq_uint8])
-    video = (upsample(lq.float() / 255.0, scale) * 2 - 1).permute(1, 0, 2, 3)[None]
+    video = (upsample(lq.float(), scale) / 255.0 * 2 - 1).permute(1, 0, 2, 3)[None]
     out = model.restore(video)[0].permute(1, 0, 2, 3)[:, :, : h * scale, : w * scale]
     return torch.stack([torch.from_numpy(quantize(f, False)) for f in out])
 

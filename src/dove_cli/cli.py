@@ -57,13 +57,16 @@ class _UpscaleBar:
             transient=False,
         )
         self.task = self.bar.add_task(label, total=None, fps=0.0, window="")
+        self.started = False
 
     def __call__(self, p) -> None:
+        if not self.started:  # only once work begins: an early error leaves no empty bar behind
+            self.bar.start()
+            self.started = True
         fps = p.frames_done / p.seconds if p.seconds > 0 else 0.0
         self.bar.update(self.task, completed=p.frames_done, total=p.frames_total or None, fps=fps, window=p.window)
 
     def __enter__(self) -> "_UpscaleBar":
-        self.bar.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -390,6 +393,138 @@ def info_cmd() -> None:
 
 
 # ---------------------------------------------------------------- train / degrade (owner: train)
+
+train_app = typer.Typer(
+    help="Fine-tune DOVE (two stages, SPEC section 2); `dove train export` makes a model folder.",
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
+app.add_typer(train_app, name="train")
+
+
+@train_app.callback()
+def train_cmd(
+    ctx: typer.Context,
+    stage: Optional[int] = typer.Option(None, "--stage", help="1 (latent space) or 2 (pixel space). Default 1."),
+    data: Optional[str] = typer.Option(None, "--data", help="Folder (recursive) or list file of HQ videos."),
+    images: Optional[str] = typer.Option(None, "--images", help="Stage 2: folder or list file of HQ images."),
+    lq: Optional[str] = typer.Option(None, "--lq", help="Folder of real LQ videos paired with --data (no synthesis)."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Initial model: diffusers folder or hub id."),
+    output_dir: Optional[str] = typer.Option(None, "--output-dir", "-o", help="Run folder (checkpoints, metrics)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="TOML or YAML file of training options."),
+    resolution: Optional[str] = typer.Option(None, "--resolution", help="HQ crop FxHxW (25x320x640; stage 2 2x320x640)."),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Optimiser steps (10000; stage 2 500)."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Learning rate (2e-5; stage 2 5e-6)."),
+    warmup_steps: Optional[int] = typer.Option(None, "--warmup-steps", help="Linear warmup steps (100)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Clips per process and micro-step (2)."),
+    grad_accum: Optional[int] = typer.Option(None, "--grad-accum", help="Micro-steps per optimiser step (1)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of data order, crops, degradations (42)."),
+    checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", help="Steps between checkpoints (1000; 100)."),
+    keep_checkpoints: Optional[int] = typer.Option(None, "--keep-checkpoints", help="Checkpoints kept (3)."),
+    metrics_file: Optional[str] = typer.Option(None, "--metrics-file", help="JSONL log (default OUTPUT/metrics.jsonl)."),
+    optimizer: Optional[str] = typer.Option(None, "--optimizer", help="adamw or adamw8bit (bitsandbytes)."),
+    lora_rank: Optional[int] = typer.Option(None, "--lora-rank", help="Train LoRA adapters of this rank (0 = all weights)."),
+    lora_alpha: Optional[int] = typer.Option(None, "--lora-alpha", help="LoRA alpha (64)."),
+    mixed_precision: Optional[str] = typer.Option(None, "--mixed-precision", help="auto, bf16, fp16 or no."),
+    gradient_checkpointing: Optional[bool] = typer.Option(
+        None, "--gradient-checkpointing/--no-gradient-checkpointing", help="Recompute activations (on)."
+    ),
+    image_ratio: Optional[float] = typer.Option(None, "--image-ratio", help="Stage 2: share of image batches (0.8)."),
+    frame_stride: Optional[int] = typer.Option(None, "--frame-stride", help="Take every Nth frame (1)."),
+    degradation: Optional[str] = typer.Option(None, "--degradation", help="video, image_video or a yaml path."),
+    dists_weights: Optional[List[str]] = typer.Option(
+        None, "--dists-weights", help="DISTS alpha/beta and/or VGG16 weight files (repeatable)."
+    ),
+    dists_weight: Optional[float] = typer.Option(None, "--dists-weight", help="Weight of the DISTS term (1)."),
+    frame_diff_weight: Optional[float] = typer.Option(None, "--frame-diff-weight", help="Weight of the frame-difference term (1)."),
+    max_grad_norm: Optional[float] = typer.Option(None, "--max-grad-norm", help="Gradient clipping (0.1)."),
+    num_workers: Optional[int] = typer.Option(None, "--num-workers", help="Data-loading processes (4)."),
+    posterior: Optional[str] = typer.Option(None, "--posterior", help="VAE posterior: sample (release) or mode."),
+    tensorboard: Optional[bool] = typer.Option(None, "--tensorboard/--no-tensorboard", help="Also log to TensorBoard."),
+    resume: Optional[str] = typer.Option(None, "--resume", help="'latest' or a checkpoint folder."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Start over in an output folder that holds a run."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Train stage 1 or 2 (the paper's recipe by default; every number is an option)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from dove_cli.errors import OptionError
+    from dove_cli.train.config import build_config
+    from dove_cli.train.loop import train
+
+    flags = dict(
+        stage=stage, data=data, images=images, lq=lq, model=model, output_dir=output_dir, resolution=resolution,
+        max_steps=max_steps, lr=lr, warmup_steps=warmup_steps, batch_size=batch_size, grad_accum=grad_accum,
+        seed=seed, checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints, metrics_file=metrics_file,
+        optimizer=optimizer, lora_rank=lora_rank, lora_alpha=lora_alpha, mixed_precision=mixed_precision,
+        gradient_checkpointing=gradient_checkpointing, image_ratio=image_ratio, frame_stride=frame_stride,
+        degradation=degradation, dists_weights=dists_weights or None, dists_weight=dists_weight,
+        frame_diff_weight=frame_diff_weight, max_grad_norm=max_grad_norm, num_workers=num_workers,
+        posterior=posterior, tensorboard=tensorboard, resume=resume, overwrite=overwrite or None,
+    )  # fmt: skip
+    cfg = build_config(1, config, **flags)
+    if not cfg.data:
+        raise OptionError("--data is required (a folder or list file of HQ videos)")
+    logging.getLogger("dove_cli").setLevel(logging.INFO)
+    if quiet:
+        result = train(cfg)
+    else:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        with Progress(
+            TextColumn(f"stage {cfg.stage}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]:.4f}  lr {task.fields[lr]:.2e}  {task.fields[it_s]:.2f} it/s"),
+            TimeRemainingColumn(), console=err_console,
+        ) as bar:  # fmt: skip
+            task = bar.add_task("train", total=cfg.max_steps, loss=float("nan"), lr=0.0, it_s=0.0)
+
+            def report(row: dict) -> None:
+                bar.update(task, completed=row["step"], loss=row["loss"], lr=row["lr"], it_s=row["it_s"])
+
+            result = train(cfg, progress=report)
+    if not quiet:
+        err_console.print(
+            f"done: {result.steps} steps, last checkpoint {result.last_checkpoint}, metrics {result.metrics_path}",
+            highlight=False, soft_wrap=True,
+        )  # fmt: skip
+
+
+@train_app.command("export")
+def train_export_cmd(
+    checkpoint: Path = typer.Argument(..., help="A checkpoint folder (or a run folder: its latest checkpoint)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Model folder to write (diffusers layout)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty output folder."),
+) -> None:
+    """Write a model folder that `dove upscale --model DIR` loads (LoRA merged)."""
+    from dove_cli.train.export import export_checkpoint
+
+    folder = export_checkpoint(checkpoint, output, overwrite=overwrite)
+    err_console.print(f"exported to {folder}", highlight=False, soft_wrap=True)
+
+
+@app.command("degrade")
+def degrade_cmd(
+    input: Path = typer.Argument(..., help="A video (its first --frames frames are used)."),
+    output: Path = typer.Option(..., "--output", "-o", help="LQ video to write (1/4 size)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of every random draw."),
+    config: str = typer.Option("video", "--config", help="video (stage 1), image_video (stage 2) or a yaml."),
+    frames: int = typer.Option(100, "--frames", help="At most this many frames."),
+    record: Optional[Path] = typer.Option(None, "--record", help="Write the drawn parameters as JSON here."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
+) -> None:
+    """Write one degraded sample of a video: what `dove train` teaches the model to undo."""
+    import json
+
+    from dove_cli.train.degrade import degrade_file
+
+    steps = degrade_file(input, output, seed=seed, config=config, max_frames=frames, overwrite=overwrite)
+    if record is not None:
+        record.write_text(json.dumps(steps, indent=1))
+    summary = ", ".join(
+        s["op"] + (f" {s.get('kernel') or s.get('codec') or s.get('type') or s.get('method')}" if len(s) > 1 else "")
+        for s in steps
+    )
+    err_console.print(f"wrote {output}: {summary}", highlight=False, soft_wrap=True)
 
 
 # ---------------------------------------------------------------- entry point

@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 AUTO = -1  # tile/chunk value meaning "choose from free memory"
 DEFAULT_CHUNK = 33  # the paper's clip length: 33 frames -> 9 latent frames
-MIN_TILE = 128
+MIN_TILE = 64  # smallest tile an OOM retry goes down to (output px)
 
 
 @dataclass
@@ -379,10 +379,6 @@ def lq_window(frames: list[torch.Tensor], ys: Span, xs: Span, scale: int) -> tup
     return crop, ys.start - ly0 * scale, xs.start - lx0 * scale
 
 
-def to_unit(x: torch.Tensor, max_value: int) -> torch.Tensor:
-    return x.float() / max_value
-
-
 def quantize(x: torch.Tensor, bits16: bool) -> np.ndarray:
     """[3, H, W] float in [0, 1] -> [H, W, 3] uint8/uint16, rounding (the release truncates)."""
     top = 65535.0 if bits16 else 255.0
@@ -431,7 +427,7 @@ def _threaded(items: Iterable[Any], timer: StageTimer, depth: int = 8) -> Iterat
             yield item
     finally:
         stop.set()
-        thread.join(timeout=5)
+        thread.join()
 
 
 class _Writer:
@@ -552,9 +548,11 @@ class _Runner:
             for ix, xs in enumerate(self.xs):
                 with self.timer.stage("upsample"):
                     crop, oy, ox = lq_window(frames, ys, xs, self.scale)
-                    up = upsample(to_unit(crop.to(device), self.max_value), self.scale)
+                    # Interpolate code values (as the release does): with k/(2s) weights the
+                    # sums are exact in float32, so a tile equals the same crop of the whole frame.
+                    up = upsample(crop.to(device).float(), self.scale)
                     up = up[:, :, oy : oy + ys.length, ox : ox + xs.length]
-                    video = (up * 2.0 - 1.0).permute(1, 0, 2, 3)[None]  # [1, 3, F, H, W]
+                    video = (up / self.max_value * 2.0 - 1.0).permute(1, 0, 2, 3)[None]  # [1, 3, F, H, W]
                 gen = torch.Generator(device).manual_seed(self.opts.seed)
                 res = self.model.restore(video, generator=gen, timer=self.timer)[0].permute(1, 0, 2, 3)
                 with self.timer.stage("blend"):
@@ -571,7 +569,8 @@ class _Runner:
         need_ref = (opts.color_fix != "none" and not isinstance(self.model, BilinearModel)) or opts.compare
         if need_ref:
             lq = self.lq[t][:, : self.plan.input_size[0], : self.plan.input_size[1]]
-            ref = upsample(to_unit(lq, self.max_value)[None], self.scale)[0].clamp(0, 1)
+            # the same expression as the model input and the bilinear model, so `--compare` halves agree
+            ref = ((upsample(lq[None].float(), self.scale)[0] / self.max_value * 2.0 - 1.0) * 0.5 + 0.5).clamp(0, 1)
             if opts.color_fix != "none" and not isinstance(self.model, BilinearModel):
                 dev = self.model.device
                 frame = apply_color_fix(opts.color_fix, frame[None].to(dev), ref[None].to(dev))[0].cpu()
@@ -677,8 +676,8 @@ def _stream(
         end=None if start is None else start + duration,
     ) as raw_writer:
         writer = _Writer(raw_writer, timer)
+        frames = _threaded(reader, timer)
         try:
-            frames = _threaded(reader, timer)
             eof = False
             while not eof:
                 with timer.stage("wait_input"):
@@ -714,8 +713,10 @@ def _stream(
                 writer.finish()
         except BaseException:
             writer.q.put(None)
-            writer.thread.join(timeout=10)
+            writer.thread.join()
             raise
+        finally:
+            frames.close()  # stop the reader thread before the container closes under it
     return written
 
 

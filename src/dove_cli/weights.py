@@ -603,7 +603,8 @@ def find_downloaded(repo: str = DEFAULT_REPO, subfolder: str | None = None, revi
 
 def find_model_root(path: Path) -> Path:
     """The diffusers folder inside what a user points at: the folder itself, the authors' release layout
-    (pretrained_models/DOVE/), a hub-cache repo folder (models--owner--name), or a folder holding one model."""
+    (pretrained_models/DOVE/) or a hub-cache repo folder (models--owner--name). No other guessing: a
+    folder that is none of these is an error, never silently replaced by something found inside it."""
     candidates = [path, path / "DOVE", path / "pretrained_models" / "DOVE", path / DEFAULT_SUBFOLDER]
     if path.name.startswith("models--"):
         try:
@@ -614,12 +615,6 @@ def find_model_root(path: Path) -> Path:
     for folder in candidates:
         if (folder / "transformer").is_dir():
             return folder
-    inner = sorted(d for d in path.iterdir() if (d / "transformer").is_dir()) if path.is_dir() else []
-    if len(inner) == 1:
-        return inner[0]
-    if len(inner) > 1:
-        names = ", ".join(d.name for d in inner)
-        raise ModelError(f"{path} holds several models ({names}): pass one of them with --model")
     missing = ", ".join(p + "/" for p in REQUIRED_PARTS if not (path / p).is_dir())
     raise ModelError(f"{path} is not a diffusers model folder: missing {missing}")
 

@@ -171,12 +171,12 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     return {str(k).replace("-", "_"): v for k, v in data.items()}
 
 
-def build_config(stage: int, config_file: str | Path | None = None, **flags: Any) -> TrainConfig:
+def build_config(default_stage: int = 1, config_file: str | Path | None = None, **flags: Any) -> TrainConfig:
     """Stage defaults, then the config file, then the flags that were given (None = not given)."""
     file_values = load_config_file(config_file) if config_file else {}
     file_stage = file_values.pop("stage", None)
     flag_stage = flags.pop("stage", None)
-    stage = int(flag_stage or file_stage or stage)
+    stage = int(flag_stage or file_stage or default_stage)
     cfg = TrainConfig.for_stage(stage, **file_values)
     return cfg.replace(**flags)
 

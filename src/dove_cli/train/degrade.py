@@ -501,3 +501,58 @@ def make_pair(
     lq, record = degrade(inter, cfg, rng, out_size=(h // SCALE, w // SCALE), mode=mode)
     hq_c, lq_c = paired_crop(inter, lq, crop, rng)
     return hq_c.contiguous(), lq_c.contiguous(), record
+
+
+# ---------------------------------------------------------------------------- one file (dove degrade)
+
+
+def degrade_file(
+    src: str | Path,
+    dst: str | Path,
+    *,
+    seed: int = 0,
+    config: str | Path = "video",
+    max_frames: int = 100,
+    overwrite: bool = False,
+) -> Record:
+    """Degrade the first `max_frames` frames of a video to 1/4 size and write them (near-lossless
+    H.264 4:4:4, the source frame rate), so users can see what the model is trained against."""
+    import av
+
+    from dove_cli.errors import InputError, OutputError
+
+    src, dst = Path(src), Path(dst)
+    if dst.exists() and not overwrite:
+        raise OutputError(f"{dst} exists (use --overwrite)")
+    cfg = load_degradation_config(config)
+    try:
+        with av.open(str(src)) as container:
+            stream = container.streams.video[0]
+            rate = stream.average_rate or 25
+            frames = [f.to_ndarray(format="rgb24") for _, f in zip(range(max_frames), container.decode(stream))]
+    except (av.error.FFmpegError, OSError, IndexError) as exc:
+        raise InputError(f"{src}: cannot read video ({exc})") from exc
+    if not frames:
+        raise InputError(f"{src}: no frames")
+    clip = from_uint8(frames) / 255.0
+    h, w = clip.shape[-2:]
+    clip = clip[..., : h - h % SCALE, : w - w % SCALE]
+    lq, record = degrade(clip, cfg, np.random.default_rng(seed))
+    out = to_uint8(lq * 255.0)
+    tmp = dst.with_name(f".{dst.name}.tmp{dst.suffix}")
+    try:
+        with av.open(str(tmp), "w") as container:
+            stream = container.add_stream("libx264", rate=rate)
+            stream.width, stream.height = out.shape[2], out.shape[1]
+            stream.pix_fmt = "yuv444p"
+            stream.options = {"crf": "4"}
+            for img in out:
+                for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                    container.mux(packet)
+            for packet in stream.encode():
+                container.mux(packet)
+        tmp.replace(dst)
+    except (av.error.FFmpegError, OSError) as exc:
+        tmp.unlink(missing_ok=True)
+        raise OutputError(f"cannot write {dst}: {exc}") from exc
+    return record

@@ -242,16 +242,18 @@ def _prepare_output(cfg: TrainConfig, main: bool) -> Path:
 def train(cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
     """Run (or resume) one training stage; returns the losses and the last checkpoint."""
     from accelerate import Accelerator
-    from accelerate.utils import ProjectConfiguration, set_seed
+    from accelerate.utils import DistributedDataParallelKwargs, ProjectConfiguration, set_seed
 
     cuda = torch.cuda.is_available()
     mixed = cfg.mixed_precision if cfg.mixed_precision != "auto" else ("bf16" if cuda else "no")
     out = Path(cfg.output_dir)
     accelerator = Accelerator(
+        cpu=not cuda,  # without CUDA, launched processes form a gloo (MULTI_CPU) group
         mixed_precision=mixed,
         gradient_accumulation_steps=cfg.grad_accum,
         log_with="tensorboard" if cfg.tensorboard else None,
         project_config=ProjectConfiguration(project_dir=str(out), logging_dir=str(out / "logs")),
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=False)],  # every weight is used
     )
     main = accelerator.is_main_process
     if not main:

@@ -161,7 +161,8 @@ class DISTS(nn.Module):
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         c1 = c2 = 1e-6
-        fx, fy = self.stage_features(x), self.stage_features(y)
+        both = self.stage_features(torch.cat([x, y]))  # one pass for both: fewer, larger convs
+        fx, fy = [f[: x.shape[0]] for f in both], [f[x.shape[0] :] for f in both]
         w_sum = self.alpha.sum() + self.beta.sum()
         alphas = torch.split(self.alpha / w_sum, list(CHANNELS), dim=1)
         betas = torch.split(self.beta / w_sum, list(CHANNELS), dim=1)
@@ -208,9 +209,9 @@ class PixelLoss(nn.Module):
             mse = F.mse_loss(x_sr, x_hq)
             perceptual = x_sr.new_zeros(())
             if self.dists is not None and self.dists_weight > 0:
-                frames = x_sr.shape[2]
-                per_frame = [self.dists(x_sr[:, :, f], x_hq[:, :, f]).mean() for f in range(frames)]
-                perceptual = torch.stack(per_frame).mean() * self.dists_weight
+                # mean over frames of the batch-mean DISTS == mean over all (sample, frame) images
+                flat = lambda v: v.permute(0, 2, 1, 3, 4).flatten(0, 1)  # noqa: E731 - [B*F, 3, H, W]
+                perceptual = self.dists(flat(x_sr), flat(x_hq)).mean() * self.dists_weight
             frame_diff = frame_difference_loss(x_sr, x_hq) * self.frame_diff_weight
             total = mse + perceptual + frame_diff
         terms = {"mse": float(mse.detach()), "dists": float(perceptual.detach()), "frame_diff": float(frame_diff.detach())}

@@ -1,0 +1,39 @@
+"""Colour correction keeps the model's detail and takes the input's low frequencies."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from dove_cli.color_fix import adain_fix, apply_color_fix, wavelet_fix
+
+
+def smooth(x: torch.Tensor, k: int = 31) -> torch.Tensor:
+    """An independent low-pass (box blur) to measure low and high bands."""
+    return F.avg_pool2d(F.pad(x, (k // 2,) * 4, mode="replicate"), k, stride=1)
+
+
+def test_wavelet_fix_takes_colour_from_reference_and_detail_from_content():
+    g = torch.Generator().manual_seed(0)
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, 128), torch.linspace(0, 1, 128), indexing="ij")
+    reference = torch.stack([0.3 + 0.4 * xx, 0.5 + 0.2 * yy, 0.4 + 0.1 * xx * yy])[None]
+    detail = 0.05 * torch.sign(torch.sin(xx * 90)) * torch.sign(torch.sin(yy * 70))
+    content = (reference + detail + torch.tensor([0.12, -0.08, 0.05]).view(1, 3, 1, 1)).clamp(0, 1)  # colour drift
+    fixed = wavelet_fix(content, reference)
+    inner = (..., slice(32, 96), slice(32, 96))
+    drift_before = (smooth(content) - smooth(reference))[inner].abs().mean()
+    drift_after = (smooth(fixed) - smooth(reference))[inner].abs().mean()
+    assert drift_after < drift_before / 8
+    detail_kept = ((fixed - smooth(fixed)) - (content - smooth(content)))[inner].abs().mean()
+    assert detail_kept < 0.1 * detail.abs().mean()
+    assert torch.equal(apply_color_fix("none", content, reference), content)
+    torch.testing.assert_close(wavelet_fix(reference, reference), reference, atol=1e-6, rtol=0)
+    del g
+
+
+def test_adain_matches_channel_statistics():
+    content = torch.rand(1, 3, 64, 64) * 0.5
+    reference = torch.rand(1, 3, 64, 64) * 0.2 + 0.6
+    fixed = adain_fix(content, reference)
+    torch.testing.assert_close(fixed.mean((-2, -1)), reference.mean((-2, -1)), atol=2e-3, rtol=0)
+    torch.testing.assert_close(fixed.std((-2, -1)), reference.std((-2, -1)), atol=2e-3, rtol=0)

@@ -1,0 +1,234 @@
+"""`dove train` end to end on CPU with the tiny random model and the shared demo clips.
+
+Loss falls (measured on a fixed held-out batch, before vs after), 2 + 2 steps == 4 steps,
+export -> load -> upscale, LoRA merge, config precedence, and refusals on bad input.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from dove_cli.errors import OptionError, OutputError
+from dove_cli.train.config import TrainConfig, build_config
+from dove_cli.train.data import DataConfig, SampleKey, TrainDataset, collate, scan_sources
+from dove_cli.train.export import export_checkpoint
+from dove_cli.train.loop import list_checkpoints, train, training_loss
+from dove_cli.train.losses import DISTS, PixelLoss
+
+from conftest import DEMO, demo_clip
+
+FAST = dict(
+    warmup_steps=0, batch_size=2, num_workers=0, posterior="mode", seed=0, lr=3e-3, gradient_checkpointing=True
+)  # posterior "mode": the random VAE's posterior noise would otherwise set a high loss floor
+
+
+def _cfg(stage: int, model_dir: Path, out: Path, **kw) -> TrainConfig:
+    demo_clip("001.mp4")
+    base = dict(FAST, data=str(DEMO), model=str(model_dir), output_dir=str(out))
+    base["resolution"] = "5x32x32" if stage == 1 else "2x32x32"
+    base.update(kw)
+    return TrainConfig.for_stage(stage, **base)
+
+
+def _heldout_loss(model_dir: Path, cfg: TrainConfig) -> float:
+    """Mean loss over 3 fixed batches the run never trains on (step numbers far past the run)."""
+    from dove_cli.engine import DoveModel
+
+    model = DoveModel.from_pretrained(model_dir, posterior="mode")
+    src = scan_sources(cfg.data, cfg.resolution)
+    ds = TrainDataset(src, DataConfig(crop=cfg.resolution, seed=cfg.seed, degradation=cfg.degradation))
+    pixel = PixelLoss(DISTS(seed=0)) if cfg.stage == 2 else None
+    losses = []
+    with torch.no_grad():
+        for step in (10**6, 10**6 + 1, 10**6 + 2):
+            batch = collate([ds[SampleKey("video", i, step, 2 * step + i)] for i in range(3)])
+            losses.append(float(training_loss(model, batch, cfg.stage, cfg.seed, pixel)[0]))
+    return sum(losses) / len(losses)
+
+
+@pytest.fixture(scope="module")
+def stage1_run(tiny_model_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("s1")
+    cfg = _cfg(1, tiny_model_dir, out, max_steps=12, checkpoint_every=4, keep_checkpoints=2)
+    result = train(cfg)
+    return cfg, result
+
+
+def test_stage1_loss_falls(stage1_run, tiny_model_dir, tmp_path):
+    cfg, result = stage1_run
+    assert len(result.losses) == 12
+    before = _heldout_loss(tiny_model_dir, cfg)
+    after = _heldout_loss(export_checkpoint(result.last_checkpoint, tmp_path / "m"), cfg)
+    print(f"stage 1 held-out latent MSE: {before:.4f} -> {after:.4f}")
+    assert after < before / 4
+
+
+def test_checkpoints_metrics_and_keep_last(stage1_run):
+    cfg, result = stage1_run
+    ckpts = list_checkpoints(Path(cfg.output_dir))
+    assert [p.name for p in ckpts] == ["step-0000008", "step-0000012"]
+    assert not any(p.name.startswith(".tmp") for p in (Path(cfg.output_dir) / "checkpoints").iterdir())
+    rows = [json.loads(line) for line in cfg.metrics_path.read_text().splitlines()]
+    assert [r["step"] for r in rows] == list(range(1, 13))
+    assert {"loss", "latent_mse", "lr", "grad_norm"} <= set(rows[0])
+    assert rows[0]["lr"] == pytest.approx(3e-3)
+
+
+def test_resume_equals_uninterrupted(stage1_run, tiny_model_dir, tmp_path):
+    """4 steps from the step-8 checkpoint == steps 9-12 of the uninterrupted run (2+2 == 4 in kind)."""
+    cfg, result = stage1_run
+    out = tmp_path / "resumed"
+    out.mkdir()
+    ckpt8 = Path(cfg.output_dir) / "checkpoints" / "step-0000008"
+    resumed = train(cfg.replace(output_dir=str(out), resume=str(ckpt8)))
+    assert len(resumed.losses) == 4
+    full = [json.loads(x)["loss"] for x in cfg.metrics_path.read_text().splitlines()][8:]
+    assert resumed.losses == pytest.approx(full, rel=1e-6, abs=1e-7)
+    a = load_file(str(result.last_checkpoint / "model.safetensors"))
+    b = load_file(str(resumed.last_checkpoint / "model.safetensors"))
+    worst = max(float((a[k] - b[k]).abs().max()) for k in a)
+    assert worst <= 1e-6
+
+
+def test_short_run_then_resume_latest_is_the_same_run(tiny_model_dir, tmp_path):
+    one = train(_cfg(1, tiny_model_dir, tmp_path / "a", max_steps=4, checkpoint_every=2, resolution="1x32x32"))
+    part = _cfg(1, tiny_model_dir, tmp_path / "b", max_steps=2, checkpoint_every=2, resolution="1x32x32")
+    train(part)
+    with pytest.raises(OutputError, match="holds another run"):
+        train(part.replace(max_steps=4))
+    two = train(part.replace(max_steps=4, resume="latest"))
+    a = load_file(str(one.last_checkpoint / "model.safetensors"))
+    b = load_file(str(two.last_checkpoint / "model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    rows = [json.loads(x)["step"] for x in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+    assert rows == [1, 2, 3, 4]
+    with pytest.raises(OptionError, match="stage-1 checkpoint"):
+        train(_cfg(2, tiny_model_dir, tmp_path / "b", max_steps=6, resume="latest"))
+
+
+def test_stage2_loss_falls(tiny_model_dir, tmp_path):
+    cfg = _cfg(2, tiny_model_dir, tmp_path / "s2", max_steps=10, checkpoint_every=10, lr=3e-3)
+    result = train(cfg)
+    rows = [json.loads(x) for x in cfg.metrics_path.read_text().splitlines()]
+    assert {"mse", "dists", "frame_diff"} <= set(rows[0]) and rows[0]["frame_diff"] > 0
+    before = _heldout_loss(tiny_model_dir, cfg)
+    after = _heldout_loss(export_checkpoint(result.last_checkpoint, tmp_path / "m2"), cfg)
+    print(f"stage 2 held-out loss (MSE + DISTS + frame diff): {before:.4f} -> {after:.4f}")
+    assert after < 0.85 * before
+
+
+def test_export_loads_and_upscales(stage1_run, tmp_path):
+    from dove_cli.cli import main
+    from dove_cli.engine import DoveModel
+
+    cfg, result = stage1_run
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "export", str(result.last_checkpoint), "-o", str(tmp_path / "exp")])
+    assert exit_info.value.code in (0, None)
+    folder = tmp_path / "exp"
+    assert {p.name for p in folder.iterdir()} >= {"transformer", "vae", "scheduler", "prompt_embedding.safetensors"}
+    model = DoveModel.from_pretrained(folder, posterior="mode")
+    trained = load_file(str(result.last_checkpoint / "model.safetensors"))
+    sd = model.transformer.state_dict()
+    assert all(torch.equal(sd[k], trained[k]) for k in trained)
+    out = tmp_path / "up.mp4"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["upscale", str(demo_clip("003.mp4")), "-o", str(out), "--model", str(folder), "--device", "cpu",
+              "--preview", "0+0.3s", "--quiet", "--tile", "0", "--chunk", "0"])  # fmt: skip
+    assert exit_info.value.code in (0, None) and out.stat().st_size > 0
+
+
+def test_lora_trains_adapters_and_export_merges(tiny_model_dir, tmp_path):
+    from dove_cli.engine import DoveModel
+
+    cfg = _cfg(1, tiny_model_dir, tmp_path / "lora", max_steps=2, checkpoint_every=2, lora_rank=4, lora_alpha=8,
+               resolution="1x32x32", lr=1e-2)  # fmt: skip
+    result = train(cfg)
+    saved = load_file(str(result.last_checkpoint / "model.safetensors"))
+    assert any(".lora_B." in k for k in saved)
+    base = DoveModel.from_pretrained(tiny_model_dir).transformer.state_dict()
+    for k, v in saved.items():  # only adapters moved
+        if ".base_layer." in k:
+            assert torch.equal(v, base[k.replace(".base_layer", "")])
+    merged = DoveModel.from_pretrained(export_checkpoint(result.last_checkpoint, tmp_path / "m"))
+    key = next(k for k in saved if k.endswith("to_q.lora_A.default.weight")).replace(".lora_A.default.weight", "")
+    a, b = saved[f"{key}.lora_A.default.weight"], saved[f"{key}.lora_B.default.weight"]
+    expect = base[f"{key}.weight"] + (8 / 4) * (b @ a)
+    assert torch.allclose(merged.transformer.state_dict()[f"{key}.weight"], expect, atol=1e-6)
+    assert not torch.equal(expect, base[f"{key}.weight"])
+
+
+def test_config_file_and_flag_precedence(tmp_path):
+    toml = tmp_path / "c.toml"
+    toml.write_text('[train]\nstage = 2\nlr = 1e-5\nresolution = "2x64x64"\nmax-steps = 7\n')
+    cfg = build_config(1, toml, lr=3e-5, data="x")
+    assert (cfg.stage, cfg.lr, cfg.resolution, cfg.max_steps, cfg.image_ratio) == (2, 3e-5, (2, 64, 64), 7, 0.8)
+    yml = tmp_path / "c.yaml"
+    yml.write_text("batch_size: 3\nlora_targets: [to_q, to_v]\n")
+    cfg = build_config(1, yml)
+    assert (cfg.stage, cfg.batch_size, cfg.lora_targets, cfg.lr, cfg.resolution) == (1, 3, ("to_q", "to_v"), 2e-5, (25, 320, 640))
+    for bad in (dict(resolution="24x320x640"), dict(resolution="25x300x640"), dict(nope=1), dict(batch_size=0)):
+        with pytest.raises(OptionError):
+            build_config(1, None, **bad)
+
+
+def test_cli_errors_are_messages(tmp_path, tiny_model_dir):
+    dove = shutil.which("dove")
+    if dove is None:
+        pytest.skip("dove entry point not installed")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    proc = subprocess.run([dove, "train", "--data", str(empty), "--model", str(tiny_model_dir), "-o", str(tmp_path / "o"),
+                           "-q"], capture_output=True, text=True)  # fmt: skip
+    assert proc.returncode == 2 and "error:" in proc.stderr and "Traceback" not in proc.stderr
+    lq = tmp_path / "lq.mp4"
+    proc = subprocess.run([dove, "degrade", str(demo_clip("003.mp4")), "-o", str(lq), "--seed", "3", "--frames", "6",
+                           "--record", str(tmp_path / "r.json")], capture_output=True, text=True)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    import av
+
+    with av.open(str(lq)) as c:
+        s = c.streams.video[0]
+        assert (s.width, s.height) == (64, 32)
+    assert any(r["op"] == "video" for r in json.loads((tmp_path / "r.json").read_text()))
+
+
+@pytest.mark.skipif(os.environ.get("DOVE_SKIP_DDP") == "1", reason="DOVE_SKIP_DDP=1")
+def test_two_processes_match_one(tiny_model_dir, tmp_path):
+    """accelerate launch, 2 CPU processes (gloo), batch 1 each == 1 process with batch 2.
+
+    `--multi_gpu` selects accelerate's torchrun launcher; without CUDA the training code asks for
+    a CPU accelerator, which then forms a gloo process group (accelerate's `--cpu` path needs MPI).
+    """
+    common = ["train", "--data", str(DEMO), "--model", str(tiny_model_dir), "--resolution", "1x32x32", "--max-steps",
+              "2", "--warmup-steps", "0", "--lr", "1e-3", "--num-workers", "0", "--posterior", "mode", "--seed", "0",
+              "--checkpoint-every", "2", "-q"]  # fmt: skip
+    one = subprocess.run([sys.executable, "-m", "dove_cli.cli", *common, "-o", str(tmp_path / "one"), "--batch-size", "2"],
+                         capture_output=True, text=True)  # fmt: skip
+    assert one.returncode == 0, one.stderr[-2000:]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    two = subprocess.run(
+        [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines",
+         "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "dove_cli.cli", *common,
+         "-o", str(tmp_path / "two"), "--batch-size", "1"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert not (tmp_path / "two" / "checkpoints" / "step-0000002" / "model_1.safetensors").exists()
+    rows1 = [json.loads(x) for x in (tmp_path / "one" / "metrics.jsonl").read_text().splitlines()]
+    rows2 = [json.loads(x) for x in (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()]
+    for r1, r2 in zip(rows1, rows2, strict=True):
+        assert r2["loss"] == pytest.approx(r1["loss"], rel=1e-5)
+        assert r2["grad_norm"] == pytest.approx(r1["grad_norm"], rel=1e-4)  # all-reduced gradient
+    a = load_file(str(tmp_path / "one" / "checkpoints" / "step-0000002" / "model.safetensors"))
+    b = load_file(str(tmp_path / "two" / "checkpoints" / "step-0000002" / "model.safetensors"))
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-5

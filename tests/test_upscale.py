@@ -1,0 +1,231 @@
+"""The streaming pipeline end to end: tiling/chunking/blending exactness, sizes, the engine
+through the loop, OOM retries, preview/compare, manifest. Frames are compared losslessly as PNG
+sequences decoded by the ffmpeg binary."""
+
+from __future__ import annotations
+
+import json
+import math
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import demo_clip
+from media import ffmpeg, ffmpeg_frames, frame_pts, make_clip, psnr
+from dove_cli.engine import BilinearModel
+from dove_cli.errors import InputError, OptionError, OutOfMemory, OutputError
+from dove_cli.upscale import UpscaleOptions, upscale
+
+
+def png_frames(folder: Path) -> np.ndarray:
+    """All frames of a PNG sequence written by dove, decoded by ffmpeg: [N, H, W, 3] uint8."""
+    files = sorted(folder.glob("*.png"))
+    assert files, f"no frames in {folder}"
+    import subprocess
+
+    from media import FFMPEG
+
+    w, h = _png_size(files[0])
+    raw = subprocess.run(
+        [FFMPEG, "-v", "error", "-i", str(folder / "%06d.png"), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+        capture_output=True, check=True,
+    ).stdout  # fmt: skip
+    return np.frombuffer(raw, np.uint8).reshape(-1, h, w, 3)
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()[16:24]
+    return int.from_bytes(data[:4], "big"), int.from_bytes(data[4:], "big")
+
+
+def run_png(src: Path, out_dir: Path, **opts) -> tuple[np.ndarray, object]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result = upscale(src, out_dir / "%06d.png", UpscaleOptions(**opts))
+    return png_frames(out_dir), result
+
+
+@pytest.fixture(scope="module")
+def odd_clip(tmp_path_factory) -> Path:
+    """Odd size (37x23) and an awkward frame count (23): every padding path is exercised."""
+    path = tmp_path_factory.mktemp("clips") / "odd.mkv"
+    return make_clip(path, size="37x23", rate="24", frames=23, codec="ffv1", pix_fmt="yuv444p")
+
+
+def test_tiled_chunked_blended_equals_untiled_for_a_pixel_local_model(odd_clip, tmp_path):
+    base = dict(model="bilinear", scale=4, color_fix="none", device="cpu")
+    whole, _ = run_png(odd_clip, tmp_path / "whole", tile=0, chunk=0, **base)
+    assert whole.shape == (23, 92, 148, 3)
+    hard, r = run_png(odd_clip, tmp_path / "hard", tile=48, tile_overlap=16, chunk=9, chunk_overlap=2, blend="hard", **base)
+    assert r.plan.tiles > 4 and r.plan.chunks > 2
+    assert np.array_equal(hard, whole)  # 0/1 weights: exact
+    cos, _ = run_png(odd_clip, tmp_path / "cos", tile=48, tile_overlap=16, chunk=9, chunk_overlap=4, blend="cosine", **base)
+    diff = np.abs(cos.astype(int) - whole.astype(int))
+    # Cosine weights sum to 1 up to float32 rounding. Bilinear x4 of 8-bit codes gives multiples of
+    # 1/64, so many pixels sit exactly on a rounding tie (k + 0.5); only those may flip, by one level.
+    lq = torch.from_numpy(ffmpeg_frames(odd_clip, 37, 23).copy()).permute(0, 3, 1, 2).float()
+    lq = torch.nn.functional.pad(lq, (0, 3, 0, 1), mode="replicate")  # 37x23 -> 40x24, the model block
+    exact = torch.nn.functional.interpolate(lq, scale_factor=4, mode="bilinear", align_corners=False)
+    exact = exact[:, :, :92, :148].permute(0, 2, 3, 1).numpy()
+    assert np.array_equal(np.floor(exact + 0.5).astype(np.uint8)[exact % 1 != 0.5], whole[exact % 1 != 0.5])
+    ties = exact % 1 == 0.5
+    assert diff.max() <= 1 and not np.any(diff[~ties])
+
+
+@pytest.mark.parametrize("size,frames,scale", [("37x23", 23, 4), ("16x9", 1, 4), ("30x18", 14, 2), ("21x15", 6, 3)])
+def test_odd_sizes_and_frame_counts_come_back_exact(tmp_path, size, frames, scale):
+    src = make_clip(tmp_path / "in.mkv", size=size, rate="25", frames=frames, codec="ffv1", pix_fmt="yuv444p")
+    w, h = map(int, size.split("x"))
+    out = tmp_path / "out.mkv"
+    upscale(src, out, model="bilinear", scale=scale, tile=32 * scale if frames > 1 else 0, tile_overlap=8,
+            chunk=5, chunk_overlap=2, codec="ffv1", device="cpu")  # fmt: skip
+    got = ffmpeg_frames(out, w * scale, h * scale)
+    assert got.shape == (frames, h * scale, w * scale, 3)
+
+
+def test_bilinear_matches_ffmpeg_bilinear_scaler(tmp_path):
+    clip = demo_clip("003.mp4")  # 256x128, 50 frames, real H.264
+    frames, _ = run_png(clip, tmp_path / "ours", model="bilinear", scale=4, tile=256, chunk=17, device="cpu")
+    ref = ffmpeg_frames(clip, 1024, 512, extra=("-vf", "scale=1024:512:flags=bilinear"))
+    assert frames.shape == ref.shape == (50, 512, 1024, 3)
+    # swscale filters in YUV and with its own kernel; we upsample RGB as the release does.
+    assert psnr(frames, ref) > 38.0
+
+
+def engine_reference(model, lq: np.ndarray, scale: int) -> np.ndarray:
+    from test_engine import reference_window
+
+    return reference_window(model, torch.from_numpy(lq.copy()), scale).numpy()
+
+
+def test_engine_through_the_streaming_loop_matches_reference(tiny_model, tmp_path):
+    src = make_clip(tmp_path / "in.mkv", size="20x14", rate="16", frames=9, codec="ffv1", pix_fmt="yuv444p")
+    lq = ffmpeg_frames(src, 20, 14)
+    (tmp_path / "out").mkdir()
+    upscale(src, tmp_path / "out" / "%06d.png", restorer=tiny_model, model="tiny", tile=0, chunk=0, pad="zero",
+            posterior="mode", color_fix="none", device="cpu")  # fmt: skip
+    got = png_frames(tmp_path / "out")
+    ref = engine_reference(tiny_model, lq, 4)
+    assert got.shape == ref.shape == (9, 56, 80, 3)
+    diff = np.abs(got.astype(int) - ref.astype(int))
+    assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
+
+
+class _OomAbove(BilinearModel):
+    """The bilinear model, but 'out of memory' for windows above a pixel budget (as a GPU would be)."""
+
+    def __init__(self, max_pixels: int) -> None:
+        super().__init__("cpu")
+        self.max_pixels, self.calls = max_pixels, 0
+
+    def restore(self, video, generator=None, timer=None):
+        self.calls += 1
+        if video.shape[-1] * video.shape[-2] > self.max_pixels:
+            raise torch.OutOfMemoryError("simulated")
+        return super().restore(video)
+
+
+def test_out_of_memory_retries_with_smaller_tiles(odd_clip, tmp_path):
+    reference, _ = run_png(odd_clip, tmp_path / "ref", model="bilinear", tile=0, chunk=9, blend="hard", color_fix="none")
+    (tmp_path / "oom").mkdir()
+    result = upscale(odd_clip, tmp_path / "oom" / "%06d.png", restorer=_OomAbove(160 * 160 // 3), model="bilinear",
+                     tile=0, chunk=9, blend="hard", tile_overlap=16, color_fix="none")  # fmt: skip
+    assert result.retries >= 1 and 0 < result.tile_used < 160
+    assert np.array_equal(png_frames(tmp_path / "oom"), reference)
+    with pytest.raises(OutOfMemory, match="out of GPU memory"):
+        upscale(odd_clip, tmp_path / "never.mkv", restorer=_OomAbove(10), model="bilinear", tile=0, chunk=9)
+    assert not (tmp_path / "never.mkv").exists()
+
+
+def test_tiny_dove_on_a_demo_clip_via_cli(tiny_model_dir, tmp_path):
+    from dove_cli.cli import main
+
+    clip = demo_clip("007.mp4")  # 316x178, 33 frames at 16 fps, real H.264
+    out = tmp_path / "out.mp4"
+    with pytest.raises(SystemExit) as exc:
+        main(["upscale", str(clip), "-o", str(out), "--model", str(tiny_model_dir), "--scale", "1",
+              "--preview", "0.5+1s", "--chunk", "9", "--chunk-overlap", "2", "--tile", "160", "--tile-overlap", "32",
+              "--quiet", "--manifest", str(tmp_path / "run.json")])  # fmt: skip
+    assert exc.value.code in (0, None)
+    pts, tb = frame_pts(out)
+    assert [p * tb for p in pts] == [Fraction(i, 16) for i in range(16)]  # 1 s at 16 fps, from 0
+    frames = ffmpeg_frames(out, 316, 178)
+    assert frames.shape == (16, 178, 316, 3)
+    doc = json.loads((tmp_path / "run.json").read_text())
+    assert doc["result"]["frames"] == 16 and len(doc["model"]["transformer"]["sha256"]) == 64
+    assert doc["options"]["chunk"] == 9 and doc["plan"]["tiles"] == 6
+    assert set(doc["result"]["stages_seconds"]) >= {"decode", "vae_encode", "transformer", "vae_decode", "encode"}
+
+
+def test_preview_and_compare(tmp_path):
+    clip = demo_clip("001.mp4")  # 256x256, 100 frames at 16 fps
+    out = tmp_path / "cmp.mkv"
+    r = upscale(clip, out, model="bilinear", scale=2, preview="2+1.5s", compare=True, codec="ffv1", device="cpu")
+    assert r.frames == 24  # 1.5 s at 16 fps
+    frames = ffmpeg_frames(out, 1024, 512)
+    assert frames.shape == (24, 512, 1024, 3)
+    assert np.array_equal(frames[:, :, :512], frames[:, :, 512:])  # bilinear | bilinear
+    pts, tb = frame_pts(out)
+    assert pts[0] * tb == 0  # the preview starts at 0
+
+
+def test_dry_run_plans_without_writing(tmp_path, capsys):
+    from dove_cli.cli import main
+
+    clip = demo_clip("002.mp4")
+    with pytest.raises(SystemExit) as exc:
+        main(["upscale", str(clip), "-o", str(tmp_path / "x.mp4"), "--model", "bilinear", "--tile", "256", "--dry-run"])
+    assert exc.value.code in (0, None)
+    err = capsys.readouterr().err
+    assert "windows" in err and "1272x720" in err
+    assert not (tmp_path / "x.mp4").exists()
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["{missing}"], "no such file"),
+        (["{text}"], "{text}"),
+        (["{clip}", "--chunk", "32"], "4k+1"),
+        (["{clip}", "--tile", "64", "--tile-overlap", "32"], "tile-overlap"),
+        (["{clip}", "--model", "{tmp}"], "missing transformer/"),
+        (["{tiny}"], "too small"),
+        (["{clip}", "--scale", "0"], "--scale"),
+        (["{clip}", "--blend", "soft"], "--blend"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_no_output(tmp_path, capsys, args, message):
+    from dove_cli.cli import main
+
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video\n")
+    tiny = make_clip(tmp_path / "tiny.mkv", size="6x6", frames=3, codec="ffv1", pix_fmt="yuv444p")
+    subst = dict(missing=str(tmp_path / "nope.mp4"), text=str(text), clip=str(demo_clip("003.mp4")), tmp=str(tmp_path),
+                 tiny=str(tiny))  # fmt: skip
+    argv = [a.format(**subst) for a in args]
+    out = tmp_path / "out.mp4"
+    with pytest.raises(SystemExit) as exc:
+        main(["upscale", argv[0], "-o", str(out), *(["--model", "bilinear"] if "--model" not in argv else []), *argv[1:]])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert message.format(**subst) in err.replace("\n", " ")
+    assert "Traceback" not in err
+    assert not out.exists() and not list(tmp_path.glob("out*"))
+
+
+def test_existing_output_needs_overwrite(tmp_path):
+    clip = demo_clip("007.mp4")
+    out = tmp_path / "o.mkv"
+    out.write_bytes(b"keep me")
+    with pytest.raises(OutputError, match="already exists"):
+        upscale(clip, out, model="bilinear", scale=1)
+    assert out.read_bytes() == b"keep me"
+    upscale(clip, out, model="bilinear", scale=1, overwrite=True, codec="ffv1")
+    assert ffmpeg_frames(out, 316, 178).shape[0] == 33
+
+
+def test_options_validation():
+    with pytest.raises(OptionError):
+        upscale("x.mp4", "y.mp4", preview="12")
