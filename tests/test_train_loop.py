@@ -232,3 +232,45 @@ def test_two_processes_match_one(tiny_model_dir, tmp_path):
     a = load_file(str(tmp_path / "one" / "checkpoints" / "step-0000002" / "model.safetensors"))
     b = load_file(str(tmp_path / "two" / "checkpoints" / "step-0000002" / "model.safetensors"))
     assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-5
+
+
+def test_validation_writes_scores_and_samples(tiny_model_dir, tmp_path):
+    from dove_cli.train.validate import psnr, ssim
+
+    x = torch.rand(2, 3, 32, 32)
+    assert ssim(x, x) == pytest.approx(1.0) and ssim(x, torch.rand(2, 3, 32, 32)) < 0.2
+    assert psnr(x, (x + 0.1).clamp(0, 1)) < psnr(x, (x + 0.01).clamp(0, 1))
+    assert psnr(torch.zeros(1, 1, 4, 4), torch.full((1, 1, 4, 4), 0.1)) == pytest.approx(20.0)
+    cfg = _cfg(1, tiny_model_dir, tmp_path / "v", max_steps=2, checkpoint_every=2, resolution="1x32x32",
+               val_data=str(DEMO), val_every=1, val_clips=2)  # fmt: skip
+    train(cfg)
+    rows = [json.loads(x) for x in cfg.metrics_path.read_text().splitlines()]
+    val = [r for r in rows if "val_psnr" in r]
+    assert [r["step"] for r in val] == [1, 2] and all(5 < r["val_psnr"] < 60 and -1 <= r["val_ssim"] <= 1 for r in val)
+    assert sorted(p.name for p in (tmp_path / "v" / "val" / "step-0000002").iterdir()) == ["sample0.png", "sample1.png"]
+
+
+def test_failed_checkpoint_write_keeps_the_previous_one(tmp_path):
+    from dove_cli.train.loop import save_checkpoint
+
+    class FakeAccelerator:
+        is_main_process = True
+
+        def wait_for_everyone(self) -> None:
+            pass
+
+        def save_state(self, path: str, safe_serialization: bool = True) -> None:
+            Path(path).mkdir(parents=True, exist_ok=True)
+            if self.fail:
+                (Path(path) / "model.safetensors").write_bytes(b"partial")
+                raise OSError(28, "No space left on device")
+            (Path(path) / "model.safetensors").write_bytes(b"ok")
+
+    acc = FakeAccelerator()
+    acc.fail = False
+    good = save_checkpoint(acc, tmp_path, 1, {"step": 1}, keep=3)
+    acc.fail = True
+    with pytest.raises(OutputError, match="No space left"):
+        save_checkpoint(acc, tmp_path, 2, {"step": 2}, keep=3)
+    assert list_checkpoints(tmp_path) == [good]
+    assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == [good.name]

@@ -441,6 +441,9 @@ def train_cmd(
     num_workers: Optional[int] = typer.Option(None, "--num-workers", help="Data-loading processes (4)."),
     posterior: Optional[str] = typer.Option(None, "--posterior", help="VAE posterior: sample (release) or mode."),
     tensorboard: Optional[bool] = typer.Option(None, "--tensorboard/--no-tensorboard", help="Also log to TensorBoard."),
+    val_data: Optional[str] = typer.Option(None, "--val-data", help="Held-out HQ videos: PSNR/SSIM + sample frames."),
+    val_every: Optional[int] = typer.Option(None, "--val-every", help="Steps between validations (500)."),
+    val_clips: Optional[int] = typer.Option(None, "--val-clips", help="Held-out clips per validation (4)."),
     resume: Optional[str] = typer.Option(None, "--resume", help="'latest' or a checkpoint folder."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start over in an output folder that holds a run."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
@@ -461,6 +464,7 @@ def train_cmd(
         degradation=degradation, dists_weights=dists_weights or None, dists_weight=dists_weight,
         frame_diff_weight=frame_diff_weight, max_grad_norm=max_grad_norm, num_workers=num_workers,
         posterior=posterior, tensorboard=tensorboard, resume=resume, overwrite=overwrite or None,
+        val_data=val_data, val_every=val_every, val_clips=val_clips,
     )  # fmt: skip
     cfg = build_config(1, config, **flags)
     if not cfg.data:

@@ -65,6 +65,11 @@ class TrainConfig:
     timestep: int = 399
     posterior: Literal["sample", "mode"] = "sample"
 
+    # validation on a held-out folder of HQ videos (PSNR / SSIM vs HQ, sample frames)
+    val_data: str | None = None
+    val_every: int = 500
+    val_clips: int = 4
+
     # checkpoints and logs
     checkpoint_every: int = 1000
     keep_checkpoints: int = 3
@@ -109,7 +114,8 @@ class TrainConfig:
             raise OptionError(f"--resolution: stage 1 encodes whole clips, frames must be 4k+1 (got {f})")
         if not 0.0 <= self.image_ratio <= 1.0:
             raise OptionError("--image-ratio must be in [0, 1]")
-        for name in ("max_steps", "batch_size", "grad_accum", "checkpoint_every", "keep_checkpoints", "frame_stride"):
+        for name in ("max_steps", "batch_size", "grad_accum", "checkpoint_every", "keep_checkpoints", "frame_stride",
+                     "val_every", "val_clips"):
             if getattr(self, name) < 1:
                 raise OptionError(f"--{name.replace('_', '-')} must be >= 1")
         if self.lr <= 0 or self.warmup_steps < 0 or self.lora_rank < 0:

@@ -18,7 +18,6 @@ import logging
 import os
 import shutil
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -107,11 +106,17 @@ def resolve_model_folder(spec: str) -> Path:
     return Path(resolve_model(spec))
 
 
-def load_model(folder: Path, device: torch.device, cfg: TrainConfig):
-    """Frozen VAE, trainable transformer (all weights, or LoRA adapters) in float32 master weights."""
+def load_model(folder: Path, device: torch.device, cfg: TrainConfig, mixed: str = "no"):
+    """Frozen VAE; trainable transformer (all weights in float32, or LoRA adapters in float32).
+
+    With LoRA under bf16/fp16 mixed precision the frozen weights are stored in that half type
+    (11 GB instead of 22 GB for the 5B transformer), which is what lets LoRA fit a 24 GB GPU.
+    """
     from dove_cli.engine import DoveModel
 
-    model = DoveModel.from_pretrained(folder, device=device, dtype=torch.float32, posterior=cfg.posterior)
+    half = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(mixed)
+    dtype = half if (cfg.lora_rank > 0 and half is not None) else torch.float32
+    model = DoveModel.from_pretrained(folder, device=device, dtype=dtype, posterior=cfg.posterior)
     model.timestep = cfg.timestep
     transformer = model.transformer
     transformer.train()
@@ -123,6 +128,9 @@ def load_model(folder: Path, device: torch.device, cfg: TrainConfig):
             LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, init_lora_weights=True,
                        target_modules=list(cfg.lora_targets))
         )  # fmt: skip
+        for p in transformer.parameters():
+            if p.requires_grad:
+                p.data = p.data.float()  # trainable adapters keep float32 master weights
     else:
         transformer.requires_grad_(True)
     if cfg.gradient_checkpointing:
@@ -232,7 +240,6 @@ def _prepare_output(cfg: TrainConfig, main: bool) -> Path:
             shutil.rmtree(out / CKPT_DIR, ignore_errors=True)
             cfg.metrics_path.unlink(missing_ok=True)
         out.mkdir(parents=True, exist_ok=True)
-        run_file.write_text(json.dumps(cfg.to_dict(), indent=1))
     return out
 
 
@@ -245,6 +252,11 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
     from accelerate.utils import DistributedDataParallelKwargs, ProjectConfiguration, set_seed
 
     cuda = torch.cuda.is_available()
+    if cfg.tensorboard:
+        import importlib.util
+
+        if importlib.util.find_spec("tensorboard") is None:
+            raise OptionError("--tensorboard needs the tensorboard package: pip install 'dove-cli[train]'")
     mixed = cfg.mixed_precision if cfg.mixed_precision != "auto" else ("bf16" if cuda else "no")
     out = Path(cfg.output_dir)
     accelerator = Accelerator(
@@ -255,6 +267,13 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
         project_config=ProjectConfiguration(project_dir=str(out), logging_dir=str(out / "logs")),
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=False)],  # every weight is used
     )
+    ds_plugin = accelerator.state.deepspeed_plugin
+    if ds_plugin is not None:  # no prepared DataLoader, so DeepSpeed's "auto" sizes are set here
+        ds_plugin.deepspeed_config.update(
+            train_micro_batch_size_per_gpu=cfg.batch_size, gradient_accumulation_steps=cfg.grad_accum,
+            train_batch_size=cfg.batch_size * cfg.grad_accum * accelerator.num_processes,
+            gradient_clipping=cfg.max_grad_norm,
+        )  # fmt: skip
     main = accelerator.is_main_process
     if not main:
         logging.getLogger("dove_cli").setLevel(logging.ERROR)
@@ -264,7 +283,7 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
 
     folder = resolve_model_folder(cfg.model)
     _warn_stage2_init(folder, cfg)
-    model = load_model(folder, accelerator.device, cfg)
+    model = load_model(folder, accelerator.device, cfg, mixed)
     transformer = model.transformer
     params = [p for p in transformer.parameters() if p.requires_grad]
     optimizer = make_optimizer(params, cfg)
@@ -291,6 +310,8 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
         start = int(state["step"])
         log.info("resumed from %s at step %d", ckpt, start)
 
+    if main:  # written once the options and the resume point are known to be good
+        (out / RUN_FILE).write_text(json.dumps(cfg.to_dict(), indent=1))
     images = cfg.images if cfg.stage == 2 else None
     if cfg.stage == 2 and images is None and cfg.image_ratio > 0:
         log.warning("stage 2 without --images: training on videos only")
@@ -306,6 +327,14 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
     loader = make_loader(dataset, sampler, num_workers=cfg.num_workers, pin_memory=cuda)
     if cfg.tensorboard:
         accelerator.init_trackers("dove-train")
+
+    val_set = None
+    if cfg.val_data:
+        val_res = cfg.resolution if cfg.stage == 1 else (max(5, cfg.resolution[0]) // 4 * 4 + 1, *cfg.resolution[1:])
+        val_set = TrainDataset(
+            scan_sources(cfg.val_data, val_res, frame_stride=cfg.frame_stride),
+            DataConfig(crop=val_res, seed=cfg.seed, frame_stride=cfg.frame_stride, degradation="video"),
+        )
 
     metrics = cfg.metrics_path
     if main:
@@ -350,6 +379,19 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
             done = step + 1 - start
             rate = done / max(1e-9, time.perf_counter() - t_start)
             progress({**row, "max_steps": cfg.max_steps, "it_s": rate, "eta_s": (cfg.max_steps - step - 1) / max(rate, 1e-9)})
+        if val_set is not None and ((step + 1) % cfg.val_every == 0 or step + 1 == cfg.max_steps):
+            if main:
+                from dove_cli.train.validate import validate
+
+                model.transformer = accelerator.unwrap_model(prepared)  # no DDP collectives on one rank
+                model.transformer.eval()
+                scores = validate(model, val_set, cfg.val_clips, out / "val" / f"step-{step + 1:07d}")
+                model.transformer.train()
+                model.transformer = prepared
+                with metrics.open("a") as fh:
+                    fh.write(json.dumps({"step": step + 1, **scores}) + "\n")
+                log.info("validation at step %d: %s", step + 1, scores)
+            accelerator.wait_for_everyone()
         if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.max_steps:
             state = {
                 "step": step + 1, "stage": cfg.stage, "model": str(folder), "lora_rank": cfg.lora_rank,
