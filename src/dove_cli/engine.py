@@ -185,8 +185,10 @@ class DoveModel:
         elif offload == "model":
             from accelerate import cpu_offload_with_hook
 
-            _, hook = cpu_offload_with_hook(self.vae, self.device)
-            cpu_offload_with_hook(self.transformer, self.device, prev_module_hook=hook)
+            # A cycle: each window runs VAE -> transformer -> VAE, so each part evicts the other.
+            _, vae_hook = cpu_offload_with_hook(self.vae, self.device)
+            _, transformer_hook = cpu_offload_with_hook(self.transformer, self.device, prev_module_hook=vae_hook)
+            vae_hook.hook.prev_module_hook = transformer_hook
         elif offload == "sequential":
             from accelerate import cpu_offload
 

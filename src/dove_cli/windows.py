@@ -121,31 +121,56 @@ class ChunkStream:
     Produces exactly `plan_spans(total, chunk, overlap)` once `total` is known, but decides each
     window as soon as it can: window i is released when the frames up to the end of window i+1
     have been read (or the input ended), because only then is its next neighbour known.
+
+    Shots: `cut(at)` says that frame `at` starts a new shot. The current shot is then planned as if
+    the video ended there and the next shot as if it began there (spans shifted by `at`), so no
+    window and no blending crosses a cut. Without cuts the plan is the plain one above.
     """
 
     def __init__(self, chunk: int, overlap: int) -> None:
         self.chunk, self.overlap = chunk, overlap
         self.stride = chunk - overlap if chunk > 0 else 0
+        self.cuts: list[int] = []
+        self._shot = 0  # first frame of the current shot
         self._start = 0
         self._prev_stop: int | None = None
         self._done = False
+        self._pending: list[Span] = []  # windows of shots ended by cut(), not yet handed out
+
+    def cut(self, at: int) -> None:
+        """Frame `at` (the next frame to be read) starts a new shot."""
+        if at <= self._shot:
+            return
+        self._pending += self._plan(at, eof=True)
+        self.cuts.append(at)
+        self._shot = self._start = at
+        self._prev_stop, self._done = None, False
 
     def ready(self, frames_read: int, eof: bool) -> list[Span]:
         """Windows that can be processed now, given how many frames have been read."""
+        out, self._pending = self._pending + self._plan(frames_read, eof), []
+        return out
+
+    def _plan(self, frames_read: int, eof: bool) -> list[Span]:
+        """Windows of the current shot [self._shot, ...) that are decided by `frames_read`."""
         out: list[Span] = []
+        shot = self._shot
         while not self._done:
+            if eof and frames_read <= shot:  # nothing in this shot (empty input)
+                self._done = True
+                break
             if self.chunk <= 0:
                 if not eof:
                     break
-                out.append(Span(0, frames_read))
+                out.append(Span(shot, frames_read))
                 self._done = True
                 break
             start = self._start
             if not eof and frames_read < start + self.chunk + self.stride:
                 break  # the next window's position is not known yet
-            total = frames_read if eof else None
-            if total is not None and start == 0 and total <= self.chunk:
-                out.append(Span(0, total))
+            total = frames_read if eof else None  # end of the shot, once known
+            if total is not None and start == shot and total - shot <= self.chunk:
+                out.append(Span(shot, total))
                 self._done = True
                 break
             stop = start + self.chunk
@@ -162,13 +187,15 @@ class ChunkStream:
 
     def final_before(self, frames_read: int, eof: bool) -> int:
         """Frames below this index are covered by no future window, so they may be written."""
+        if self._pending:
+            return self._pending[0].start
         if self._done:
             return frames_read
         if self.chunk <= 0:
-            return 0
+            return self._shot
         earliest = self._start
         if not eof:  # the end-aligned last window may start as early as frames_read - chunk
-            earliest = min(earliest, max(frames_read - self.chunk, 0))
+            earliest = min(earliest, max(frames_read - self.chunk, self._shot))
         return earliest
 
 
