@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from conftest import demo_clip
-from media import ffmpeg, ffmpeg_frames, frame_pts, make_clip, psnr
+from media import decoded_frame_count, ffmpeg, ffmpeg_frames, frame_pts, make_clip, psnr
 from dove_cli.engine import BilinearModel
 from dove_cli.errors import InputError, OptionError, OutOfMemory, OutputError
 from dove_cli.upscale import UpscaleOptions, upscale
@@ -229,3 +229,42 @@ def test_existing_output_needs_overwrite(tmp_path):
 def test_options_validation():
     with pytest.raises(OptionError):
         upscale("x.mp4", "y.mp4", preview="12")
+
+
+def test_cli_io_options_fps_rotate_subtitles_decode_errors(tmp_path, capsys):
+    from dove_cli.cli import main
+    from media import ffinfo
+
+    def cli(src, out, *extra):
+        with pytest.raises(SystemExit) as exc:
+            main(["upscale", str(src), "-o", str(out), "--model", "bilinear", "--scale", "2", "--tile", "0", *extra])
+        return exc.value.code
+
+    # --fps: an image sequence at 24000/1001 keeps that exact rate
+    seq = tmp_path / "seq"
+    seq.mkdir()
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=32x24:rate=25", "-frames:v", "5", str(seq / "%04d.png"))
+    assert cli(seq / "%04d.png", tmp_path / "seq.mp4", "--fps", "24000/1001", "--quiet") in (0, None)
+    pts, tb = frame_pts(tmp_path / "seq.mp4")
+    assert [p * tb for p in pts] == [Fraction(1001 * i, 24000) for i in range(5)]
+    # --rotate apply: pixels turned upright, no rotation tag
+    base = make_clip(tmp_path / "flat.mp4", frames=3)
+    rotated = tmp_path / "rot.mp4"
+    ffmpeg("-display_rotation:v", "90", "-i", base, "-c", "copy", rotated)
+    assert cli(rotated, tmp_path / "up.mp4", "--rotate", "apply", "--quiet") in (0, None)
+    assert "96x128" in ffinfo(tmp_path / "up.mp4").video().text
+    assert "rotation" not in ffinfo(tmp_path / "up.mp4").stderr.lower()
+    # --subtitles none: audio kept, subtitles dropped
+    subs = make_clip(tmp_path / "subs.mkv", frames=6, audio=True, subtitles=True)
+    assert cli(subs, tmp_path / "nosubs.mkv", "--subtitles", "none", "--quiet") in (0, None)
+    assert ffinfo(tmp_path / "nosubs.mkv").kinds() == ["Video", "Audio"]
+    # --ignore-decode-errors: a truncated file is upscaled as far as it goes, and the summary says so
+    long = make_clip(tmp_path / "long.mkv", frames=30, extra=("-g", "30"))
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(long.read_bytes()[: long.stat().st_size * 2 // 3])
+    assert cli(cut, tmp_path / "x.mkv", "--quiet") == 2
+    assert "--ignore-decode-errors" in capsys.readouterr().err
+    assert not (tmp_path / "x.mkv").exists() and not (tmp_path / "x.mkv.dove-work").exists()
+    assert cli(cut, tmp_path / "y.mkv", "--ignore-decode-errors") in (0, None)
+    assert "undecodable frames dropped" in capsys.readouterr().err.replace("\n", " ")
+    assert 0 < decoded_frame_count(tmp_path / "y.mkv") < 30

@@ -125,7 +125,15 @@ def upscale_cmd(
     pix_fmt: Optional[str] = typer.Option(None, "--pix-fmt", help="e.g. yuv420p, yuv444p, yuv420p10le."),
     codec_option: List[str] = typer.Option([], "--codec-option", help="key=value passed to the encoder (repeatable)."),
     audio: str = typer.Option("copy", "--audio", help="copy (default), transcode (AAC/Opus) or none."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
+    subtitles: str = typer.Option("copy", "--subtitles", help="copy (default) or none."),
+    fps: Optional[str] = typer.Option(None, "--fps", help="Frame rate of an image-sequence input (e.g. 24000/1001)."),
+    rotate: str = typer.Option("keep", "--rotate", help="keep the rotation tag (phone videos), or apply it to the pixels."),
+    ignore_decode_errors: bool = typer.Option(
+        False, "--ignore-decode-errors", help="Skip undecodable frames (reported) instead of stopping."
+    ),
+    scene_cuts: str = typer.Option("auto", "--scene-cuts", help="auto: no window spans a shot change; off."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run (from OUTPUT.dove-work/)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output (and any unfinished run)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (windows, memory, time) and stop."),
     preview: Optional[str] = typer.Option(None, "--preview", help="Only START+DURATION, e.g. 1:20+5s."),
     compare: bool = typer.Option(False, "--compare", help="Write input (bilinear) | output side by side."),
@@ -133,7 +141,9 @@ def upscale_cmd(
     download: bool = typer.Option(False, "--download", help="Download the default weights if missing."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary."),
 ) -> None:
-    """Upscale a video with DOVE (one transformer step per window), streaming, with exact timing and audio."""
+    """Upscale a video (or every video in a folder) with DOVE, streaming, with exact timing and audio."""
+    from dove_cli.batch import is_batch_input
+    from dove_cli.errors import OptionError
     from dove_cli.upscale import UpscaleOptions, parse_size_option, upscale
 
     opts = UpscaleOptions(
@@ -147,7 +157,15 @@ def upscale_cmd(
         preset=preset, pix_fmt=pix_fmt, codec_options=_codec_options(codec_option),
         audio=_choice(audio, "--audio", ("copy", "transcode", "none")), overwrite=overwrite, preview=preview,
         compare=compare, manifest=str(manifest) if manifest else None, download=download,
+        subtitles=_choice(subtitles, "--subtitles", ("copy", "none")), fps=fps,
+        rotate=_choice(rotate, "--rotate", ("keep", "apply")), ignore_decode_errors=ignore_decode_errors,
+        scene_cuts=_choice(scene_cuts, "--scene-cuts", ("auto", "off")), resume=resume,
     )  # fmt: skip
+    if is_batch_input(input):
+        if dry_run or manifest:
+            raise OptionError("--dry-run and --manifest take one input file, not a folder")
+        _upscale_folder(input, output, opts, quiet)
+        return
     if dry_run:
         _print_plan(upscale(input, output, opts, dry_run=True), Console(stderr=True))
         return
@@ -155,6 +173,47 @@ def upscale_cmd(
         result = upscale(input, output, opts, progress=bar)
     if not quiet:
         err_console.print(result.summary(), highlight=False, soft_wrap=True)
+
+
+class _BatchBars(_UpscaleBar):
+    """Two rich bars for a folder: files done / total, and frames of the current file."""
+
+    def __init__(self, quiet: bool, total: int) -> None:
+        super().__init__(quiet, "")
+        self.files = self.bar.add_task("[bold]all files", total=total, fps=0.0, window="")
+        self.done = 0
+
+    def file(self, index: int, item) -> None:
+        if item.status == "running":  # a fresh per-file bar (its frame count comes with the first update)
+            self.bar.remove_task(self.task)
+            self.task = self.bar.add_task(item.input.name, total=None, fps=0.0, window="")
+            return
+        self.done += 1
+        self.bar.update(self.files, completed=self.done, window=f"{item.input.name}: {item.status}")
+        if not self.started:
+            self.bar.start()
+            self.started = True
+
+
+def _upscale_folder(input: Path, output: Path, opts, quiet: bool) -> None:
+    """`dove upscale DIR -o DIR`: every video, one model load; failures listed at the end, exit 2."""
+    from rich.markup import escape
+
+    from dove_cli.batch import plan_batch, upscale_batch
+
+    total = len(plan_batch(input, output, overwrite=opts.overwrite))
+    with _BatchBars(quiet, total) as bars:
+        result = upscale_batch(input, output, opts, on_file=bars.file, progress=bars)
+    if not quiet:
+        err_console.print(
+            f"{result.count('done')} upscaled, {result.count('skipped')} skipped (output exists; --overwrite "
+            f"to redo), {len(result.failed)} failed -> {output}",
+            highlight=False, soft_wrap=True,
+        )  # fmt: skip
+    for item in result.failed:
+        err_console.print(f"[bold red]failed:[/] {escape(item.error or '')}", highlight=False, soft_wrap=True)
+    if result.failed:
+        raise typer.Exit(2)
 
 
 def _choice(value: str, name: str, allowed: tuple[str, ...]) -> str:

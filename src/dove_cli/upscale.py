@@ -3,6 +3,9 @@
 Frames go forward only. LQ frames are kept while a future window may need them; output frames are
 accumulated (weighted) while windows overlap them and written as soon as no future window can
 touch them, so host memory depends on the window size, never on the video length.
+
+Temporal windows end at scene cuts (scenes.py, found in the reader thread), and the output is
+written as closed segments that an interrupted run continues with `resume=True` (resume.py).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import queue
 import re
 import threading
@@ -23,10 +27,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dove_cli import video_io
+from dove_cli import resume, video_io
 from dove_cli.color_fix import ColorFix, apply_color_fix
 from dove_cli.engine import DTYPES, BilinearModel, DoveModel, Restorer, upsample
 from dove_cli.errors import DoveError, InputError, OptionError, OutOfMemory
+from dove_cli.scenes import SceneDetector
 from dove_cli.timing import StageTimer, peak_gpu_bytes, peak_host_bytes
 from dove_cli.windows import BlendMode, ChunkStream, Span, axis_weights, check_chunk, check_tile, plan_spans
 
@@ -35,6 +40,9 @@ log = logging.getLogger(__name__)
 AUTO = -1  # tile/chunk value meaning "choose from free memory"
 DEFAULT_CHUNK = 33  # the paper's clip length: 33 frames -> 9 latent frames
 MIN_TILE = 64  # smallest tile an OOM retry goes down to (output px)
+# Test hook: exit at once (os._exit, as a power loss would) when this many output frames are
+# written, so that tests can check --resume after a hard kill. Never set it in normal use.
+DIE_AFTER_ENV = "DOVE_TEST_DIE_AFTER_FRAMES"
 
 
 @dataclass
@@ -68,6 +76,8 @@ class UpscaleOptions:
     rotate: Literal["keep", "apply"] = "keep"
     ignore_decode_errors: bool = False
     overwrite: bool = False
+    resume: bool = False  # continue an interrupted run from its work folder (<output>.dove-work)
+    scene_cuts: Literal["auto", "off"] = "auto"  # end temporal chunks at detected shot changes
     preview: str | None = None  # "START+DURATION", e.g. "1:20+5s"
     compare: bool = False
     manifest: str | None = None
@@ -119,6 +129,11 @@ class UpscaleResult:
     offload_used: str
     retries: int
     stages: dict[str, float]
+    resumed_from: int = 0  # output frames that were already saved by an interrupted run
+    windows_run: int = 0  # temporal windows the model processed in this run
+    windows_skipped: int = 0  # windows whose frames were all saved already (--resume)
+    cuts: list[int] = field(default_factory=list)  # frames that start a new shot
+    dropped_frames: int = 0  # undecodable frames skipped (--ignore-decode-errors)
 
     def summary(self) -> str:
         gib = 1024**3
@@ -126,10 +141,15 @@ class UpscaleResult:
         dev = f", peak GPU {self.peak_device_bytes / gib:.2f} GiB" if self.peak_device_bytes else ""
         tile = f"tile {self.tile_used or 'none'}"
         retry = f", {self.retries} OOM retries" if self.retries else ""
+        extra = f", {len(self.cuts)} scene cuts" if self.cuts else ""
+        if self.resumed_from:
+            extra += f", resumed after frame {self.resumed_from} ({self.windows_skipped} windows skipped)"
+        if self.dropped_frames:
+            extra += f", {self.dropped_frames} undecodable frames dropped"
         return (
             f"{self.frames} frames in {self.seconds:.1f} s ({fps:.2f} fps), peak host "
             f"{self.peak_host_bytes / gib:.2f} GiB{dev}; {tile}, chunk {self.plan.chunk or 'none'}, "
-            f"offload {self.offload_used}{retry} -> {self.output}"
+            f"offload {self.offload_used}{retry}{extra} -> {self.output}"
         )
 
 
@@ -227,6 +247,8 @@ def validate(opts: UpscaleOptions) -> None:
         check_tile(opts.tile, opts.tile_overlap, 16)
     if opts.preview:
         parse_preview(opts.preview)
+    if opts.scene_cuts not in ("auto", "off"):
+        raise OptionError(f"--scene-cuts {opts.scene_cuts!r} is not one of: auto, off")
 
 
 # ---------------------------------------------------------------------------- planning
@@ -431,12 +453,16 @@ def _threaded(items: Iterable[Any], timer: StageTimer, depth: int = 8) -> Iterat
 
 
 class _Writer:
-    """Encodes on a background thread behind a bounded queue, so the model never waits for it."""
+    """Encodes on a background thread behind a bounded queue, so the model never waits for it.
+
+    Items are (frame index, rgb, pts, end of segment); see resume.SegmentedWriter.end_segment.
+    """
 
     def __init__(self, writer: Any, timer: StageTimer, depth: int = 8) -> None:
         self.writer, self.timer = writer, timer
         self.q: queue.Queue = queue.Queue(maxsize=depth)
         self.error: BaseException | None = None
+        self.die_after = int(os.environ.get(DIE_AFTER_ENV) or 0)
         self.thread = threading.Thread(target=self._run, name="dove-writer", daemon=True)
         self.thread.start()
 
@@ -447,16 +473,21 @@ class _Writer:
                 return
             if self.error is None:
                 try:
+                    index, rgb, pts, end = item
                     t0 = time.perf_counter()
-                    self.writer.write(*item)
+                    self.writer.write(rgb, pts)
+                    if end:
+                        self.writer.end_segment()
                     self.timer.seconds["encode"] += time.perf_counter() - t0
+                    if self.die_after and index + 1 >= self.die_after:
+                        os._exit(1)  # the test hook: die like a power loss, no clean-up
                 except BaseException as exc:
                     self.error = exc
 
-    def write(self, rgb: np.ndarray, pts: int | None) -> None:
+    def write(self, index: int, rgb: np.ndarray, pts: int | None, end: bool = False) -> None:
         if self.error is not None:
             raise self.error
-        self.q.put((rgb, pts))
+        self.q.put((index, rgb, pts, end))
 
     def finish(self) -> None:
         self.q.put(None)
@@ -560,6 +591,12 @@ class _Runner:
                     out[:, :, ys.start : ys.stop, xs.start : xs.stop] += (res * weight).cpu()
         return out
 
+    def discard(self, t: int) -> None:
+        """Forget frame t without finishing it (already saved by an interrupted run)."""
+        self.acc.pop(t, None)
+        self.wsum.pop(t, None)
+        self.pts.pop(t, None)
+
     def finish_frame(self, t: int) -> tuple[np.ndarray, int | None]:
         """Normalise, crop the padding, colour-fix and quantise one final frame."""
         frame = self.acc.pop(t) / self.wsum.pop(t)
@@ -599,7 +636,8 @@ def upscale(
     """Upscale `input` into `output` (a video file or an image pattern like frames/%06d.png).
 
     Options are an `UpscaleOptions` and/or keyword overrides of its fields. Returns the plan when
-    `dry_run`, else the result with timings and peak memory. Raises DoveError for user mistakes.
+    `dry_run`, else the result with timings and peak memory. Raises DoveError for user mistakes,
+    resume.Interrupted (exit code 130) on Ctrl-C, with the finished part kept for `resume=True`.
     """
     opts = replace(options or UpscaleOptions(), **overrides)
     validate(opts)
@@ -610,19 +648,47 @@ def upscale(
     output = Path(output)
     check_output(output, overwrite=opts.overwrite)
     device, dtype = resolve_device(opts)
+    work = resume.Work(output) if resume.resumable(output) else None
+    fingerprint = run_fingerprint(opts, info, device, dtype)
+    journal = None  # the interrupted run to continue (a dry run looks only when told to --resume)
+    if work is not None and (opts.resume or not dry_run):
+        journal = work.check(fingerprint, resume=opts.resume, overwrite=opts.overwrite)
+    resumed = journal is not None
     if device.type == "cpu" and opts.model not in ("bilinear", "tiny"):
         log.warning("running on the CPU: this is very slow; a CUDA GPU is strongly recommended")
     model = restorer or load_model(opts, device, dtype)
-    plan = make_plan(info, model, opts, device, dtype)
+    # A resumed run must use the windows the interrupted one chose ('auto' depends on free memory).
+    plan_opts = replace(opts, chunk=journal.chunk, tile=journal.tile) if journal else opts
+    plan = make_plan(info, model, plan_opts, device, dtype)
     if dry_run:
         return plan
+    if journal is None:
+        journal = resume.Journal(fingerprint, chunk=plan.chunk, tile=plan.tile)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     runner = _Runner(model, plan, opts, timer)
-    frames_written = _stream(input, output, info, runner, plan, opts, progress, t_start, timer)
+    try:
+        stats = _stream(input, output, info, runner, plan, opts, progress, t_start, timer, work, journal, resumed)
+    except KeyboardInterrupt:
+        if work is None:
+            raise resume.Interrupted(f"{output}: interrupted; nothing was kept") from None
+        raise resume.Interrupted(
+            f"{output}: interrupted; {work.saved(journal)} frames are saved in {work.path}; "
+            "run the same command with --resume to continue"
+        ) from None
+    except BaseException:
+        if work is not None and work.path.exists():
+            if work.saved(journal):
+                log.warning("%s: %d finished frames are kept; run the same command with --resume to continue",
+                            work.path, work.saved(journal))
+            else:
+                work.remove()
+        raise
+    if work is not None:
+        work.remove()
     result = UpscaleResult(
         output=output,
-        frames=frames_written,
+        frames=stats.written,
         seconds=time.perf_counter() - t_start,
         peak_host_bytes=peak_host_bytes(),
         peak_device_bytes=peak_gpu_bytes(device),
@@ -631,10 +697,47 @@ def upscale(
         offload_used=runner.offload_used,
         retries=runner.retries,
         stages=dict(timer.seconds),
+        resumed_from=stats.resumed_from,
+        windows_run=stats.windows_run,
+        windows_skipped=stats.windows_skipped,
+        cuts=stats.cuts,
+        dropped_frames=stats.dropped_frames,
     )
     if opts.manifest:
         write_manifest(Path(opts.manifest), input, opts, result, model)
     return result
+
+
+# Options that do not change the output's pixels or video stream: a resume may change them.
+_NOT_PIXELS = ("overwrite", "resume", "manifest", "download", "audio", "subtitles", "device", "dtype", "offload",
+               "ignore_decode_errors")
+
+
+def run_fingerprint(
+    opts: UpscaleOptions, info: "video_io.VideoInfo", device: torch.device, dtype: torch.dtype
+) -> dict[str, Any]:
+    """Everything that must be equal for a resumed run to continue an interrupted one exactly."""
+    fp = {k: v for k, v in asdict(opts).items() if k not in _NOT_PIXELS}
+    fp["codec_options"] = resume.encoder_options(opts.codec_options)
+    fp.update(device=device.type, dtype=str(dtype).replace("torch.", ""), segment_min_frames=resume.SEGMENT_MIN_FRAMES)
+    fp.update(resume.input_identity(info))
+    return json.loads(json.dumps(fp, default=str))  # as it reads back from the journal
+
+
+@dataclass
+class _StreamStats:
+    written: int = 0
+    resumed_from: int = 0
+    windows_run: int = 0
+    windows_skipped: int = 0
+    cuts: list[int] = field(default_factory=list)
+    dropped_frames: int = 0
+
+
+def _with_cuts(frames: Iterable["video_io.Frame"], detector: SceneDetector | None) -> Iterator[tuple[Any, bool]]:
+    """(frame, starts a new shot); runs in the reader thread, so detection overlaps model work."""
+    for frame in frames:
+        yield frame, (detector.push(frame.rgb) if detector is not None else False)
 
 
 def _stream(
@@ -647,7 +750,17 @@ def _stream(
     progress: Callable[[Progress], None] | None,
     t_start: float,
     timer: StageTimer,
-) -> int:
+    work: resume.Work | None,
+    journal: resume.Journal,
+    resumed: bool,
+) -> _StreamStats:
+    """Read, plan windows (shot-aware), restore, blend, write; skip the model for saved frames.
+
+    A resumed run replays the same plan from the first frame (decoding is cheap next to the
+    model), runs only windows that reach past the saved frames, and closes segments at the same
+    frames as an uninterrupted run: at the first `final` position SEGMENT_MIN_FRAMES past the
+    previous boundary, which depends only on the plan.
+    """
     hp, wp = plan.padded_size
     out_h, out_w = plan.output_size
     if opts.compare:
@@ -655,36 +768,36 @@ def _stream(
     start, duration = parse_preview(opts.preview) if opts.preview else (None, None)
     runner.out16 = _wants_16bit(opts.pix_fmt, info)
     chunks = ChunkStream(plan.chunk, plan.chunk_overlap)
+    detector = SceneDetector() if opts.scene_cuts == "auto" else None
+    first = work.start(journal, resumed) if work is not None else 0
+    stats = _StreamStats(resumed_from=first)
+    if first:
+        log.info("%s: resuming after %d saved frames", output, first)
     written = 0
     read = 0
+    seg_start = first
     total = plan.frames
     reader_opts = dict(fps=opts.fps, rotate=opts.rotate, ignore_decode_errors=opts.ignore_decode_errors)
-    with video_io.open_reader(input, start=start, duration=duration, **reader_opts) as reader, video_io.open_writer(
-        output,
-        info,
-        out_w,
-        out_h,
-        codec=opts.codec,
-        crf=opts.crf,
-        preset=opts.preset,
-        pix_fmt=opts.pix_fmt,
-        codec_options=opts.codec_options,
-        audio=opts.audio,
-        subtitles=opts.subtitles,
-        overwrite=opts.overwrite,
-        start=start,
-        end=None if start is None else start + duration,
+    writer_options = dict(codec=opts.codec, crf=opts.crf, preset=opts.preset, pix_fmt=opts.pix_fmt,
+                          codec_options=resume.encoder_options(opts.codec_options))  # fmt: skip
+    join_options = dict(audio=opts.audio, subtitles=opts.subtitles, overwrite=opts.overwrite, start=start,
+                        end=None if start is None else start + duration)  # fmt: skip
+    with video_io.open_reader(input, start=start, duration=duration, **reader_opts) as reader, resume.open_output(
+        work, journal, output, info, out_w, out_h, first=first, writer_options=writer_options, join_options=join_options
     ) as raw_writer:
         writer = _Writer(raw_writer, timer)
-        frames = _threaded(reader, timer)
+        frames = _threaded(_with_cuts(reader, detector), timer)
         try:
             eof = False
             while not eof:
                 with timer.stage("wait_input"):
-                    frame = next(frames, None)
-                if frame is None:
+                    item = next(frames, None)
+                if item is None:
                     eof = True
                 else:
+                    frame, cut = item
+                    if cut:
+                        chunks.cut(read)
                     rgb = torch.from_numpy(np.ascontiguousarray(frame.rgb)).permute(2, 0, 1)
                     if rgb.dtype == torch.uint16 or frame.rgb.dtype == np.uint16:
                         runner.max_value = 65535
@@ -693,16 +806,26 @@ def _stream(
                     runner.pts[read] = frame.pts
                     read += 1
                 for span in chunks.ready(read, eof):
+                    if span.stop <= first:  # every frame it touches is saved already
+                        stats.windows_skipped += 1
+                        continue
                     runner.run_chunk(span)
+                    stats.windows_run += 1
                     if progress:
                         progress(Progress(written, max(total, read), f"frames {span.start}-{span.stop - 1}", time.perf_counter() - t_start))
                 final = chunks.final_before(read, eof)
+                boundary = final if final - seg_start >= resume.SEGMENT_MIN_FRAMES else None
                 while written < final:
-                    with timer.stage("finish"):
-                        rgb_out, pts = runner.finish_frame(written)
-                    with timer.stage("wait_output"):
-                        writer.write(rgb_out, pts)
+                    if written < first:
+                        runner.discard(written)
+                    else:
+                        with timer.stage("finish"):
+                            rgb_out, pts = runner.finish_frame(written)
+                        with timer.stage("wait_output"):
+                            writer.write(written, rgb_out, pts, end=written + 1 == boundary)
                     written += 1
+                if boundary is not None:
+                    seg_start = boundary
                 for t in [t for t in runner.lq if t < final]:
                     del runner.lq[t]
             if read == 0:
@@ -711,13 +834,18 @@ def _stream(
                 progress(Progress(written, written, "done", time.perf_counter() - t_start))
             with timer.stage("wait_output"):
                 writer.finish()
+            with timer.stage("finalize"):  # flush, join the segments, rename into place
+                raw_writer.close()
         except BaseException:
             writer.q.put(None)
             writer.thread.join()
             raise
         finally:
             frames.close()  # stop the reader thread before the container closes under it
-    return written
+        stats.dropped_frames = reader.dropped_frames
+    stats.written = written
+    stats.cuts = list(chunks.cuts)
+    return stats
 
 
 def _wants_16bit(pix_fmt: str | None, info: Any) -> bool:

@@ -42,6 +42,8 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "VIDEO_EXTENSIONS",
     "CODECS",
+    "join_segments",
+    "segment_suffix",
 ]
 
 IMAGE_EXTENSIONS = {".png": "png", ".jpg": "mjpeg", ".jpeg": "mjpeg", ".tif": "tiff", ".tiff": "tiff",
@@ -660,6 +662,9 @@ class VideoWriter:
     def abort(self) -> None:
         raise NotImplementedError
 
+    def end_segment(self) -> None:
+        """A point where a resumable writer may close a segment (dove_cli.resume); no-op here."""
+
     def __enter__(self) -> VideoWriter:
         return self
 
@@ -686,6 +691,8 @@ def open_writer(
     overwrite: bool = False,
     start: float | Fraction | None = None,
     end: float | Fraction | None = None,
+    work: Path | None = None,
+    first: int = 0,
 ) -> VideoWriter:
     """Start writing `path` (a video file, an image pattern like `frames/%06d.png`, or one image).
 
@@ -695,7 +702,9 @@ def open_writer(
     WebM) or "none". subtitles: "copy" or "none". start/end: the span of the input (seconds from
     its first frame) that this output covers, as for a preview: audio and subtitles outside it are
     left out and every timestamp shifts so that the output starts at 0. Codec and pixel-format
-    choices are validated here, before any frame is encoded.
+    choices are validated here, before any frame is encoded. work/first (image patterns only): write
+    the images into the folder `work`, which persists after abort() and may already hold the first
+    `first` images of an interrupted run (--resume); close() moves them all into place.
     """
     path = Path(path)
     if audio not in ("copy", "transcode", "none"):
@@ -709,7 +718,8 @@ def open_writer(
         if ext not in IMAGE_EXTENSIONS:
             raise OutputError(f"{path}: image pattern needs an image extension "
                               f"({', '.join(sorted(IMAGE_EXTENSIONS))})")
-        return _ImageWriter(path, info, width, height, codec_options=codec_options, overwrite=overwrite)
+        return _ImageWriter(path, info, width, height, codec_options=codec_options, overwrite=overwrite,
+                            work=work, first=first)
     if ext not in VIDEO_EXTENSIONS:
         raise OutputError(f"{path}: unknown output extension {ext or '(none)'!r} (use "
                           f"{', '.join(sorted(VIDEO_EXTENSIONS))}, or an image pattern like frames/%06d.png)")
@@ -734,6 +744,7 @@ class _ContainerWriter(VideoWriter):
         fmt_name = VIDEO_EXTENSIONS[path.suffix.lower()]
         name, spec = _resolve_codec(codec)
         pf = _choose_pix_fmt(spec, name, pix_fmt, info.bit_depth > 8, width, height)
+        self.pix_fmt = pf  # as chosen (e.g. 4:4:4 for odd sizes), so that segments can repeat it
         opts = _encoder_options(name, spec, crf, preset, codec_options)
         self._tmp = _temp_sibling(path, path.suffix)
         self._made = _check_output(path, overwrite)
@@ -771,8 +782,19 @@ class _ContainerWriter(VideoWriter):
         cc.options = opts
         if info.sample_aspect_ratio:
             cc.sample_aspect_ratio = info.sample_aspect_ratio
+        self._setup_color(cc, pf, width, height)
+        if info.rotation:
+            vs.set_display_rotation(info.rotation)
+        self._vs = vs
+        self._reformatter = VideoReformatter()
+        self._step = max(1, round(1 / (fps * info.time_base)))
+        self._last_pts: int | None = None
+        self._w, self._h = width, height
+
+    def _setup_color(self, cc: Any, pf: str, width: int, height: int) -> None:
+        """Colour: keep the input's tags; untagged HD (which players treat as BT.709) is tagged BT.709."""
+        info = self.info
         self._fmt = av.VideoFormat(pf)
-        # Colour: keep the input's tags; untagged HD (which players treat as BT.709) is tagged BT.709.
         self._is_rgb = self._fmt.is_rgb
         matrix, prim, trc = info.colorspace, info.color_primaries, info.color_trc
         hd = width >= 1280 or height >= 720
@@ -789,13 +811,6 @@ class _ContainerWriter(VideoWriter):
                       "colorspace": 0 if self._is_rgb else _inv(_SPACE).get(matrix or "", 2)}
         for k, v in self._tags.items():
             setattr(cc, k, v)
-        if info.rotation:
-            vs.set_display_rotation(info.rotation)
-        self._vs = vs
-        self._reformatter = VideoReformatter()
-        self._step = max(1, round(1 / (fps * info.time_base)))
-        self._last_pts: int | None = None
-        self._w, self._h = width, height
 
     def _setup_aux(self, audio: str, subtitles: str, fmt_name: str) -> None:
         """Open the input a second time to copy its audio/subtitles, chapters and metadata."""
@@ -909,6 +924,9 @@ class _ContainerWriter(VideoWriter):
         self.frames_written += 1
         self._pump_aux(float(pts * self.info.time_base))
 
+    def _flush_video(self) -> None:
+        self._mux(self._vs.encode(None))
+
     def _pump_aux(self, until: float | None) -> None:
         """Copy input audio/subtitle packets up to `until` seconds, so the file stays interleaved."""
         while self._aux_iter is not None:
@@ -971,7 +989,7 @@ class _ContainerWriter(VideoWriter):
             self.abort()
             raise OutputError(f"{self.path}: no frames were written; nothing kept")
         try:
-            self._mux(self._vs.encode(None))
+            self._flush_video()
             self._pump_aux(None)
             for ostream, mode in self._aux.values():
                 if mode == "transcode":
@@ -1008,13 +1026,153 @@ class _ContainerWriter(VideoWriter):
             pass
 
 
+def segment_suffix(codec: str) -> str:
+    """Container for closed video segments of `codec`, one that keeps every timestamp exactly:
+    MOV for codecs with B-frames (it stores each packet's dts) and ProRes, NUT for the others.
+    Timestamps in either are re-anchored by `join_segments`."""
+    name, _ = _resolve_codec(codec)
+    return ".mov" if name in ("h264", "hevc", "prores") else ".nut"
+
+
+def join_segments(
+    path: str | Path,
+    info: VideoInfo,
+    segments: list[tuple[Path, int]],
+    *,
+    codec: str = "h264",
+    audio: str = "copy",
+    subtitles: str = "copy",
+    overwrite: bool = False,
+    start: float | Fraction | None = None,
+    end: float | Fraction | None = None,
+) -> None:
+    """Write `path` from closed video segments by copying their packets (no re-encode).
+
+    segments: (file, pts of its first frame in info.time_base), in order; each file holds one video
+    stream written by `open_writer` with the same settings. Audio, subtitles, chapters, metadata,
+    colour tags, rotation and the start/end span are handled as `open_writer` does. Written to a
+    temporary file and renamed onto `path` at the end.
+    """
+    if not segments:
+        raise OutputError(f"{path}: no video segments to join")
+    joiner = _SegmentJoiner(Path(path), info, segments[0][0], codec=codec, audio=audio, subtitles=subtitles,
+                            overwrite=overwrite, start=start, end=end)
+    try:
+        for file, first_pts in segments:
+            joiner.copy_segment(file, first_pts)
+    except BaseException:
+        joiner.abort()
+        raise
+    joiner.close()
+
+
+class _SegmentJoiner(_ContainerWriter):
+    """A container writer whose video packets come from segment files instead of an encoder."""
+
+    def __init__(self, path: Path, info: VideoInfo, template: Path, *, codec: str, audio: str, subtitles: str,
+                 overwrite: bool, start: float | Fraction | None, end: float | Fraction | None) -> None:
+        try:
+            self._template_src = av.open(str(template))
+        except (av.FFmpegError, OSError) as exc:
+            raise OutputError(f"{template}: cannot read video segment ({_ffmsg(exc)})") from None
+        self._template = self._template_src.streams.video[0]
+        cc = self._template.codec_context
+        self._last_dts: int | None = None
+        self._seen_dts = False  # within the segment being copied
+        try:
+            super().__init__(path, info, cc.width, cc.height, codec=codec, crf=None, preset=None,
+                             pix_fmt=cc.format.name if cc.format else None, codec_options=None, audio=audio,
+                             subtitles=subtitles, overwrite=overwrite, start=start, end=end)
+        finally:
+            self._template_src.close()
+
+    def _setup_video(self, spec: CodecSpec, pf: str, opts: dict[str, str], width: int, height: int) -> None:
+        info = self.info
+        vs = self._out.add_stream_from_template(self._template, opaque=True)
+        vs.time_base = info.time_base
+        cc = vs.codec_context
+        cc.framerate = info.fps if info.fps and info.fps > 0 else Fraction(25)
+        if info.sample_aspect_ratio:
+            cc.sample_aspect_ratio = info.sample_aspect_ratio
+        self._setup_color(cc, pf, width, height)
+        if info.rotation:
+            vs.set_display_rotation(info.rotation)
+        self._vs = vs
+        self._w, self._h = width, height
+        self._last_pts = None
+
+    def _flush_video(self) -> None:
+        pass
+
+    def copy_segment(self, file: Path, first_pts: int) -> None:
+        """Mux one segment's video packets, shifted so that its first frame lands on `first_pts`.
+
+        Streams packet by packet (a segment may be a whole video). A segment's muxer may have
+        moved its timestamps (to avoid negative dts): the first packet, a keyframe shown first,
+        re-anchors them. NUT stores no dts for the first few packets (the encoder delay); they get
+        one frame step each before the first known dts, as the encoder gave them at a constant rate.
+        """
+        tb = self.info.time_base
+        step = max(1, round(1 / (self.info.fps * tb))) if self.info.fps else 1
+        offset: int | None = None
+        lead: list[tuple[av.Packet, int]] = []  # packets before the first known dts
+
+        def rebase(t: int, ptb: Fraction) -> int:
+            return round(Fraction(t) * ptb / tb)
+
+        try:
+            with av.open(str(file)) as src:
+                for p in src.demux(src.streams.video[0]):
+                    if not p.size:
+                        continue
+                    if p.pts is None:
+                        raise OutputError(f"{file}: video segment has packets without timestamps")
+                    ptb = Fraction(p.time_base)
+                    pts = rebase(p.pts, ptb)
+                    if offset is None:
+                        offset = first_pts - pts
+                    if p.dts is None and not self._seen_dts:
+                        lead.append((p, pts + offset))
+                        continue
+                    dts = rebase(p.dts, ptb) + offset if p.dts is not None else pts + offset
+                    for k, (q, q_pts) in enumerate(lead):
+                        self._copy_packet(q, q_pts, dts - (len(lead) - k) * step)
+                    lead.clear()
+                    self._seen_dts = True
+                    self._copy_packet(p, pts + offset, dts)
+                for q, q_pts in lead:  # a segment of a few frames: no dts anywhere
+                    self._copy_packet(q, q_pts, q_pts)
+                self._seen_dts = False
+        except (av.FFmpegError, OSError) as exc:
+            raise OutputError(f"{file}: cannot read video segment ({_ffmsg(exc)})") from None
+        if offset is None:
+            raise OutputError(f"{file}: video segment holds no frames")
+
+    def _copy_packet(self, p: av.Packet, pts: int, dts: int) -> None:
+        """Mux one video packet at input-timeline pts/dts (info.time_base), dts kept increasing."""
+        if self._last_dts is not None and dts <= self._last_dts:
+            dts = self._last_dts + 1
+        dts = min(dts, pts)
+        duration = round(Fraction(p.duration) * Fraction(p.time_base) / self.info.time_base) if p.duration else 0
+        p.pts, p.dts, p.time_base = pts - self._shift, dts - self._shift, self.info.time_base
+        if duration:
+            p.duration = duration
+        self._last_dts = dts
+        p.stream = self._vs
+        self._mux(p)
+        self.frames_written += 1
+        self._pump_aux(float(pts * self.info.time_base))
+
+
 class _ImageWriter(VideoWriter):
     """PNG/JPEG/... per frame into a temporary folder (or file), moved into place at close."""
 
     def __init__(self, path: Path, info: VideoInfo, width: int, height: int, *,
-                 codec_options: dict[str, Any] | None, overwrite: bool) -> None:
+                 codec_options: dict[str, Any] | None, overwrite: bool, work: Path | None = None,
+                 first: int = 0) -> None:
         self.path, self.info, self.frames_written = path, info, 0
         self._done = False
+        self._keep_tmp = False
         self._w, self._h = width, height
         self._pattern = _is_pattern(path)
         ext = path.suffix.lower()
@@ -1047,6 +1205,12 @@ class _ImageWriter(VideoWriter):
                               "(use --overwrite to replace them)")
         self._new_folder = not self._folder.exists()
         self._made = _make_folder(self._folder.parent if self._new_folder else self._folder, path)
+        if work is not None and self._pattern:  # resumable: images persist in `work` between runs
+            self._tmp, self._keep_tmp, self.frames_written = work, True, first
+            work.mkdir(parents=True, exist_ok=True)
+            for part in work.glob("*.part"):  # cut short by a crash
+                part.unlink()
+            return
         if self._new_folder:
             self._tmp = self._folder.with_name(f".{self._folder.name}.dove-{uuid.uuid4().hex[:8]}.part")
         else:
@@ -1090,9 +1254,12 @@ class _ImageWriter(VideoWriter):
             raise OutputError(f"{self.path}: one image cannot hold more than one frame")
         data = self._encode(rgb)
         target = self._tmp if not self._pattern else self._tmp / (self.path.name % (self.frames_written + 1))
+        part = target.with_name(target.name + ".part")  # complete or absent, even after a crash
         try:
-            target.write_bytes(data)
+            part.write_bytes(data)
+            os.replace(part, target)
         except OSError as exc:
+            part.unlink(missing_ok=True)
             self.abort()
             if _disk_full(exc):
                 raise OutputError(f"{self.path}: disk full while writing; nothing was kept") from None
@@ -1128,6 +1295,8 @@ class _ImageWriter(VideoWriter):
         if self._done:
             return
         self._done = True
+        if self._keep_tmp:
+            return
         if self._tmp.is_dir():
             shutil.rmtree(self._tmp, ignore_errors=True)
         else:

@@ -1,0 +1,133 @@
+"""Upscale every video in a folder: one model load for all, keep going past bad files.
+
+`dove upscale in_dir/ -o out_dir/` lands here. Outputs keep their input's name; those that exist
+already are skipped (unless `overwrite`), so re-running a batch after a failure or an
+interruption only does what is missing (with `resume`, a file interrupted half way continues).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+from dove_cli import video_io
+from dove_cli.errors import DoveError, InputError, OutputError
+from dove_cli.resume import Interrupted
+
+log = logging.getLogger(__name__)
+
+Status = Literal["pending", "running", "done", "skipped", "failed"]
+
+
+@dataclass
+class BatchItem:
+    input: Path
+    output: Path
+    status: Status = "pending"
+    error: str | None = None  # one line, for failed items
+    result: Any = None  # the UpscaleResult of a done item
+
+
+@dataclass
+class BatchResult:
+    items: list[BatchItem] = field(default_factory=list)
+
+    def count(self, status: Status) -> int:
+        return sum(1 for item in self.items if item.status == status)
+
+    @property
+    def failed(self) -> list[BatchItem]:
+        return [item for item in self.items if item.status == "failed"]
+
+
+def find_videos(folder: Path) -> list[Path]:
+    """Video files directly in `folder` (extensions dove can read and write), sorted by name."""
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in video_io.VIDEO_EXTENSIONS
+    )
+
+
+def is_batch_input(path: Path) -> bool:
+    """A folder holding videos (a folder of only images is one image-sequence input instead)."""
+    return path.is_dir() and bool(find_videos(path))
+
+
+def plan_batch(in_dir: Path, out_dir: Path, *, overwrite: bool = False) -> list[BatchItem]:
+    """One item per video; outputs that exist already are marked skipped unless `overwrite`."""
+    if not in_dir.is_dir():
+        raise InputError(f"{in_dir}: not a folder")
+    videos = find_videos(in_dir)
+    if not videos:
+        raise InputError(f"{in_dir}: no videos ({', '.join(sorted(video_io.VIDEO_EXTENSIONS))})")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputError(f"{out_dir}: is a file; for a folder of videos, -o must be a folder")
+    if out_dir.resolve() == in_dir.resolve():
+        raise OutputError(f"{out_dir}: is the input folder; choose another output folder")
+    items = [BatchItem(v, out_dir / v.name) for v in videos]
+    for item in items:
+        if item.output.exists() and not overwrite:
+            item.status = "skipped"
+    return items
+
+
+def upscale_batch(
+    in_dir: str | Path,
+    out_dir: str | Path,
+    options: Any = None,
+    *,
+    restorer: Any = None,
+    on_file: Callable[[int, BatchItem], None] | None = None,
+    progress: Callable[[Any], None] | None = None,
+    **overrides: Any,
+) -> BatchResult:
+    """Upscale every video of `in_dir` into `out_dir` (same names), loading the model once.
+
+    A file that fails (bad input, full disk, ...) is recorded with its error and the batch goes
+    on; bad options or a missing model stop the batch at once, and so does Ctrl-C (Interrupted).
+    on_file(index, item) is called when a file starts and when it ends; progress gets the
+    per-file frame progress of `upscale`.
+    """
+    from dove_cli.upscale import UpscaleOptions, load_model, resolve_device, upscale, validate
+
+    opts = replace(options or UpscaleOptions(), **overrides)
+    validate(opts)
+    in_dir, out_dir = Path(in_dir), Path(out_dir)
+    result = BatchResult(plan_batch(in_dir, out_dir, overwrite=opts.overwrite))
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{out_dir}: cannot create the output folder ({exc.strerror})") from None
+    model = restorer
+    for index, item in enumerate(result.items):
+        if item.status == "skipped":
+            if on_file:
+                on_file(index, item)
+            continue
+        if model is None:  # loaded once, and only when there is something to do
+            device, dtype = resolve_device(opts)
+            model = load_model(opts, device, dtype)
+        item.status = "running"
+        if on_file:
+            on_file(index, item)
+        try:
+            item.result = upscale(item.input, item.output, opts, restorer=model, progress=progress)
+            item.status = "done"
+        except (Interrupted, KeyboardInterrupt):
+            raise
+        except DoveError as exc:
+            item.status, item.error = "failed", str(exc)
+        except Exception as exc:  # noqa: BLE001 - one odd file must not stop the batch
+            log.debug("%s failed", item.input, exc_info=True)
+            item.status, item.error = "failed", f"{item.input}: {type(exc).__name__}: {exc}"
+        if item.status == "failed":
+            log.debug("%s: %s", item.input, item.error)
+        if on_file:
+            on_file(index, item)
+    return result
+
+
+__all__ = ["BatchItem", "BatchResult", "find_videos", "is_batch_input", "plan_batch", "upscale_batch"]

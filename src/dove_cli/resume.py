@@ -1,0 +1,313 @@
+"""Resumable output: closed segments in a work folder beside the output, a journal, the final join.
+
+Every video run writes its frames as closed segment files into `<output>.dove-work/` (each one a
+complete file, renamed into place when it ends) and records each in `journal.jsonl` (one line
+appended and synced per segment, after the segment itself is on disk). At the end the segments
+are joined by copying packets (no re-encode) into the output, with the input's audio and
+subtitles, and the work folder is removed. Segments are MOV or NUT files (video_io.segment_suffix)
+whatever the output container, so timestamps survive exactly. Image-pattern outputs write each
+image atomically into `<output>.dove-work/images/` instead.
+
+After an interruption (Ctrl-C, kill, power loss) the folder holds every finished segment, and
+`--resume` continues after the last one: the loop replays the same window plan, skips the model
+for windows whose frames are all saved, and writes the rest. Because each segment is encoded by
+its own deterministic encoder (fixed thread count) from the same pixels, the result equals an
+uninterrupted run. The journal's fingerprint (input identity and every option that changes
+pixels) must match, so a resume never mixes two different runs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dove_cli import video_io
+from dove_cli.errors import DoveError, OutputError
+
+log = logging.getLogger(__name__)
+
+WORK_SUFFIX = ".dove-work"
+JOURNAL = "journal.jsonl"  # line 1: the run (fingerprint, plan); then one line per closed segment
+VERSION = 1
+# A segment closes at the first window boundary at least this many frames after its start. Each
+# segment starts with a keyframe: at the default --chunk 33 (stride 25) that is one segment per
+# window, about 0.5-2.5 % more bytes than one long GOP, and a resume redoes at most one window
+# that had finished (the one whose overlap blends into the first unsaved frame).
+SEGMENT_MIN_FRAMES = 24
+# Encoders are given a fixed thread count: x264/x265 output depends on it (slices), and a
+# resumed segment must be encoded exactly as it would have been without the interruption.
+ENCODER_THREADS = 8
+
+
+class Interrupted(DoveError):
+    """Stopped by Ctrl-C; the finished segments are kept for --resume."""
+
+    exit_code = 130
+
+
+def work_folder(output: Path) -> Path:
+    return output.with_name(output.name + WORK_SUFFIX)
+
+
+def resumable(output: Path) -> bool:
+    """Video files and image patterns; a single image is written in one go."""
+    return output.suffix.lower() in video_io.VIDEO_EXTENSIONS or "%" in output.name
+
+
+def input_identity(info: video_io.VideoInfo) -> dict[str, Any]:
+    """What must not change between a run and its resume: the input's path, size and mtime."""
+    files = info.files or [Path(info.path)]
+    stats = [f.stat() for f in files]
+    return {
+        "input": str(Path(info.path).resolve()),
+        "input_files": len(files),
+        "input_bytes": sum(s.st_size for s in stats),
+        "input_mtime_ns": max(s.st_mtime_ns for s in stats),
+    }
+
+
+@dataclass
+class Segment:
+    file: str  # name inside the work folder
+    first: int  # index of its first frame in the output
+    frames: int
+    first_pts: int  # pts of its first frame (input time base)
+    bytes: int = 0  # file size when it was closed (a resume checks it)
+
+
+@dataclass
+class Journal:
+    fingerprint: dict[str, Any]
+    chunk: int  # the plan's resolved values ('auto' may choose differently on the next run)
+    tile: int
+    segments: list[Segment] = field(default_factory=list)
+    version: int = VERSION
+
+    @property
+    def frames_done(self) -> int:
+        return sum(s.frames for s in self.segments)
+
+
+class Work:
+    """The work folder of one output: its journal and its closed segments (or images)."""
+
+    def __init__(self, output: Path) -> None:
+        self.output = output
+        self.path = work_folder(output)
+        self.images = self.path / "images"
+        self.journal_path = self.path / JOURNAL
+
+    def check(self, fingerprint: dict[str, Any], *, resume: bool, overwrite: bool) -> Journal | None:
+        """Before any work: the journal to resume, or None to start afresh; refuses a stale folder."""
+        if not self.path.exists():
+            return None
+        if not resume:
+            if overwrite:
+                return None
+            raise OutputError(
+                f"{self.path}: an unfinished run of {self.output.name} is saved here; run the same command "
+                "with --resume to continue it, or with --overwrite to start over"
+            )
+        journal = self._read()
+        if journal is None:
+            return None
+        for key in sorted(set(journal.fingerprint) | set(fingerprint)):
+            old, new = journal.fingerprint.get(key), fingerprint.get(key)
+            if old != new:
+                raise OutputError(
+                    f"{self.path}: cannot resume, {key} was {old!r} and is now {new!r}; run the same command "
+                    "as before with --resume, or use --overwrite to start over"
+                )
+        return journal
+
+    def _read(self) -> Journal | None:
+        try:
+            head, *lines = self.journal_path.read_text().splitlines()
+            journal = Journal(**json.loads(head))
+            for line in lines:
+                try:
+                    journal.segments.append(Segment(**json.loads(line)))
+                except ValueError:  # a line cut short by a crash: the segments before it count
+                    break
+        except FileNotFoundError:
+            return None  # killed before anything was saved: nothing to resume
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            raise OutputError(f"{self.journal_path}: unreadable ({exc}); use --overwrite to start over") from None
+        if journal.version != VERSION:
+            raise OutputError(f"{self.journal_path}: written by another dove version; use --overwrite to start over")
+        return journal
+
+    def start(self, journal: Journal, resumed: bool) -> int:
+        """Create (or tidy) the folder; returns how many output frames are already saved."""
+        if not resumed and self.path.exists():
+            shutil.rmtree(self.path)
+        try:
+            self.path.mkdir(exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"{self.output}: cannot create work folder {self.path} ({exc.strerror})") from None
+        if "%" in self.output.name:
+            done = self._images_done()
+        else:
+            keep = []
+            for s in journal.segments:  # every segment must still be whole; stop at the first gap
+                path = self.path / s.file
+                if not path.is_file() or path.stat().st_size != s.bytes or s.first != sum(k.frames for k in keep):
+                    break
+                keep.append(s)
+            journal.segments = keep
+            done = journal.frames_done
+            listed = {s.file for s in keep} | {JOURNAL}
+            for p in self.path.iterdir():  # partial segments and temporary files of the last run
+                if p.name not in listed:
+                    shutil.rmtree(p) if p.is_dir() else p.unlink()
+        self.save(journal)
+        return done
+
+    def _images_done(self) -> int:
+        """Images 1..n present without a gap (each was written atomically)."""
+        n = 0
+        while (self.images / (self.output.name % (n + 1))).is_file():
+            n += 1
+        return n
+
+    def save(self, journal: Journal) -> None:
+        """Rewrite the whole journal atomically, and on disk before it returns."""
+        head = {k: v for k, v in asdict(journal).items() if k != "segments"}
+        lines = [json.dumps(head)] + [json.dumps(asdict(s)) for s in journal.segments]
+        tmp = self.journal_path.with_name(JOURNAL + ".tmp")
+        with open(tmp, "w") as f:
+            f.write("\n".join(lines) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.journal_path)
+        _fsync_folder(self.path)
+
+    def append(self, segment: Segment) -> None:
+        """Record a closed segment: one line, synced (cost independent of the video length)."""
+        with open(self.journal_path, "a") as f:
+            f.write(json.dumps(asdict(segment)) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def saved(self, journal: Journal) -> int:
+        """Output frames that a resume would not redo."""
+        return self._images_done() if "%" in self.output.name else journal.frames_done
+
+    def remove(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+class SegmentedWriter(video_io.VideoWriter):
+    """Writes frames as closed segments in the work folder and joins them into `output` at close.
+
+    end_segment() closes the current segment (the caller chooses boundaries that do not depend on
+    when the run started, so a resumed run cuts its segments where an uninterrupted one would).
+    abort() drops only the segment being written; closed ones stay for --resume.
+    """
+
+    def __init__(self, work: Work, journal: Journal, output: Path, info: video_io.VideoInfo, width: int,
+                 height: int, *, first: int, writer_options: dict[str, Any], join_options: dict[str, Any]) -> None:
+        self.path, self.info, self.frames_written = output, info, first
+        self.work, self.journal = work, journal
+        self._w, self._h = width, height
+        self._join = join_options
+        # Validate the real output now (container, codec, audio), not hours later at the join.
+        check = video_io.open_writer(output, info, width, height, **writer_options, **join_options)
+        pix_fmt = getattr(check, "pix_fmt", None)
+        check.abort()
+        self._opts = {**writer_options, "pix_fmt": pix_fmt or writer_options.get("pix_fmt")}
+        self._suffix = video_io.segment_suffix(writer_options.get("codec", "h264"))
+        self._seg: video_io.VideoWriter | None = None
+        self._current: Segment | None = None
+        self._closed = False
+
+    def write(self, rgb: np.ndarray, pts: int | None = None) -> None:
+        if pts is None:
+            raise ValueError("segments need the pts of every frame")
+        if self._seg is None:
+            first = self.frames_written
+            self._current = Segment(f"seg_{first:09d}{self._suffix}", first, 0, int(pts))
+            self._seg = video_io.open_writer(self.work.path / self._current.file, self.info, self._w, self._h,
+                                             **self._opts, audio="none", subtitles="none", overwrite=True)
+        self._seg.write(rgb, pts)
+        self._current.frames += 1
+        self.frames_written += 1
+
+    def end_segment(self) -> None:
+        if self._seg is None:
+            return
+        self._seg.close()  # complete file, renamed into place
+        path = self.work.path / self._current.file
+        with open(path, "rb") as f:  # on disk before the journal lists it (power loss)
+            os.fsync(f.fileno())
+        self._current.bytes = path.stat().st_size
+        self.journal.segments.append(self._current)
+        self.work.append(self._current)
+        self._seg = self._current = None
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self.end_segment()
+        files = [(self.work.path / s.file, s.first_pts) for s in self.journal.segments]
+        video_io.join_segments(self.path, self.info, files, codec=self._opts.get("codec", "h264"), **self._join)
+        self._closed = True
+
+    def abort(self) -> None:
+        if self._seg is not None:
+            self._seg.abort()
+            self._seg = self._current = None
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename inside `folder` durable (POSIX); a no-op where folders cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def open_output(work: Work | None, journal: Journal | None, output: Path, info: video_io.VideoInfo, width: int,
+                height: int, *, first: int, writer_options: dict[str, Any],
+                join_options: dict[str, Any]) -> video_io.VideoWriter:
+    """The writer for a run: segments (video), images in the work folder (pattern), or direct (one image)."""
+    if work is None or journal is None:
+        return video_io.open_writer(output, info, width, height, **writer_options, **join_options)
+    if "%" in output.name:
+        return video_io.open_writer(output, info, width, height, codec_options=writer_options.get("codec_options"),
+                                    overwrite=join_options.get("overwrite", False), work=work.images, first=first)
+    return SegmentedWriter(work, journal, output, info, width, height, first=first,
+                           writer_options=writer_options, join_options=join_options)
+
+
+def encoder_options(codec_options: dict[str, str]) -> dict[str, str]:
+    """The user's encoder options with a fixed thread count unless they set one."""
+    return {"threads": str(ENCODER_THREADS), **codec_options}
+
+
+__all__ = [
+    "Interrupted",
+    "Journal",
+    "Segment",
+    "SegmentedWriter",
+    "Work",
+    "encoder_options",
+    "input_identity",
+    "open_output",
+    "resumable",
+    "work_folder",
+    "SEGMENT_MIN_FRAMES",
+]

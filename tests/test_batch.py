@@ -1,0 +1,76 @@
+"""`dove upscale in_dir/ -o out_dir/`: every video, one model load, existing outputs skipped, a bad
+file reported at the end (exit 2) without stopping the others."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import dove_cli.upscale as upscale_mod
+from media import decoded_frame_count, make_clip
+from dove_cli.batch import find_videos, is_batch_input, upscale_batch
+from dove_cli.errors import InputError, OutputError
+
+OPTS = dict(model="bilinear", scale=2, chunk=9, chunk_overlap=2, tile=0, device="cpu", codec="ffv1")
+
+
+@pytest.fixture
+def folder(tmp_path) -> Path:
+    src = tmp_path / "in"
+    src.mkdir()
+    make_clip(src / "a.mp4", frames=6)
+    make_clip(src / "b.mkv", frames=5, size="32x24")
+    (src / "c.mp4").write_text("not a video\n")  # the bad file
+    (src / "notes.txt").write_text("ignored\n")
+    return src
+
+
+def test_batch_loads_the_model_once_skips_existing_and_keeps_going(folder, tmp_path, monkeypatch):
+    loads = []
+    real = upscale_mod.load_model
+    monkeypatch.setattr(upscale_mod, "load_model", lambda *a: loads.append(1) or real(*a))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "b.mkv").write_bytes(b"already done")
+    seen = []
+    result = upscale_batch(folder, out, on_file=lambda i, item: seen.append((item.input.name, item.status)), **OPTS)
+    assert [(i.input.name, i.status) for i in result.items] == [("a.mp4", "done"), ("b.mkv", "skipped"), ("c.mp4", "failed")]
+    assert seen == [("a.mp4", "running"), ("a.mp4", "done"), ("b.mkv", "skipped"), ("c.mp4", "running"), ("c.mp4", "failed")]
+    assert len(loads) == 1
+    assert "c.mp4" in result.failed[0].error
+    assert decoded_frame_count(out / "a.mp4") == 6
+    assert (out / "b.mkv").read_bytes() == b"already done"
+    assert not list(out.glob("c*")) and not list(out.glob(".*"))  # nothing half-written
+
+    result = upscale_batch(folder, out, overwrite=True, **OPTS)
+    assert [i.status for i in result.items] == ["done", "done", "failed"]
+    assert decoded_frame_count(out / "b.mkv") == 5
+
+
+def test_batch_cli_reports_failures_and_exits_2(folder, tmp_path, capsys):
+    from dove_cli.cli import main
+
+    out = tmp_path / "out"  # created by the batch
+    with pytest.raises(SystemExit) as exc:
+        main(["upscale", str(folder), "-o", str(out), "--model", "bilinear", "--scale", "2", "--tile", "0",
+              "--codec", "ffv1", "--quiet"])  # fmt: skip
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "failed:" in err and "c.mp4" in err and "Traceback" not in err
+    assert decoded_frame_count(out / "a.mp4") == 6 and decoded_frame_count(out / "b.mkv") == 5
+
+
+def test_batch_input_rules(folder, tmp_path):
+    assert [p.name for p in find_videos(folder)] == ["a.mp4", "b.mkv", "c.mp4"]
+    assert is_batch_input(folder) and not is_batch_input(folder / "a.mp4")
+    images = tmp_path / "frames"
+    images.mkdir()
+    (images / "0001.png").write_bytes(b"")
+    assert not is_batch_input(images)  # a folder of images is one image-sequence input
+    with pytest.raises(OutputError, match="must be a folder"):
+        upscale_batch(folder, folder / "a.mp4", **OPTS)
+    with pytest.raises(OutputError, match="input folder"):
+        upscale_batch(folder, folder, **OPTS)
+    with pytest.raises(InputError, match="no videos"):
+        upscale_batch(images, tmp_path / "o", **OPTS)

@@ -1,0 +1,128 @@
+"""--resume: a run killed part way (hard, or by Ctrl-C) continues from its closed segments and ends
+byte-for-byte like an uninterrupted run. Results are checked with the ffmpeg binary (framemd5 of
+every decoded frame, md5 of the audio packets)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from media import ffmpeg, packet_md5
+from test_scenes import two_shot_clip
+from dove_cli.engine import BilinearModel
+from dove_cli.errors import OutputError
+from dove_cli.resume import SEGMENT_MIN_FRAMES, work_folder
+from dove_cli.upscale import DIE_AFTER_ENV, UpscaleOptions, upscale
+
+OPTS = dict(model="bilinear", scale=2, chunk=9, chunk_overlap=2, tile=0, device="cpu")
+ARGS = ["--model", "bilinear", "--scale", "2", "--chunk", "9", "--chunk-overlap", "2", "--tile", "0", "--device", "cpu"]
+
+
+def framemd5(path: Path) -> list[str]:
+    """One line per decoded frame: stream, dts, pts, duration, size, md5 (ffmpeg's own decoder)."""
+    out = ffmpeg("-i", path, "-map", "0:v:0", "-f", "framemd5", "-").stdout
+    return [line for line in out.splitlines() if line and not line.startswith("#")]
+
+
+def dove(*args: str, env: dict[str, str] | None = None, **kw) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "dove_cli.cli", "upscale", *args], env={**os.environ, **(env or {})},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    """120 frames at 25 fps with AAC audio and a cut at frame 50."""
+    return two_shot_clip(tmp_path_factory.mktemp("resume") / "in.mp4", 50, 70, audio=True)
+
+
+@pytest.fixture(scope="module")
+def reference(clip, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ref") / "full.mp4"
+    return out, upscale(clip, out, UpscaleOptions(**OPTS))
+
+
+def test_killed_run_resumes_to_an_identical_output(clip, reference, tmp_path):
+    ref, full = reference
+    out = tmp_path / "out.mp4"
+    proc = dove(str(clip), "-o", str(out), *ARGS, "--quiet", env={DIE_AFTER_ENV: "90"})
+    proc.communicate(timeout=120)
+    assert proc.returncode == 1  # died like a power loss, after 90 frames
+    work = work_folder(out)
+    assert not out.exists() and work.is_dir()
+    with pytest.raises(OutputError, match="--resume"):
+        upscale(clip, out, UpscaleOptions(**OPTS))
+    with pytest.raises(OutputError, match="cannot resume, blend was 'cosine'"):
+        upscale(clip, out, UpscaleOptions(**OPTS, blend="hard", resume=True))
+    r = upscale(clip, out, UpscaleOptions(**OPTS, resume=True))
+    assert SEGMENT_MIN_FRAMES <= r.resumed_from <= 90
+    # Only windows reaching past the saved frames ran again: at most one of them was finished.
+    assert r.windows_skipped + r.windows_run == full.windows_run and r.windows_skipped > 0
+    assert r.frames == 120 and r.cuts == full.cuts == [50]
+    assert not work.exists()
+    assert framemd5(out) == framemd5(ref)
+    assert packet_md5(out, "0:a:0") == packet_md5(ref, "0:a:0")
+    assert out.read_bytes() == ref.read_bytes()  # even the container: MP4 has nothing run-specific
+
+
+def test_ctrl_c_stops_cleanly_and_says_how_to_resume(clip, tmp_path):
+    out = tmp_path / "out.mkv"
+    slow = [*ARGS[:2], "--scale", "8", *ARGS[4:], "--codec", "ffv1"]  # slow enough to interrupt part way
+    proc = dove(str(clip), "-o", str(out), *slow)
+    journal = work_folder(out) / "journal.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if journal.exists() and '"file"' in journal.read_text():  # a first segment is saved
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert "run the same command with --resume" in err
+    assert not out.exists() and journal.exists()
+    r = upscale(clip, out, UpscaleOptions(**{**OPTS, "scale": 8}, codec="ffv1", resume=True))
+    assert r.resumed_from >= SEGMENT_MIN_FRAMES and len(framemd5(out)) == 120
+
+
+class _FailAfter(BilinearModel):
+    """Bilinear, but fails (like a crash) on its n-th window."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__("cpu")
+        self.n = n
+
+    def restore(self, video, generator=None, timer=None):
+        self.n -= 1
+        if self.n < 0:
+            raise RuntimeError("simulated crash")
+        return super().restore(video)
+
+
+def test_image_sequence_resumes_and_overwrite_starts_over(clip, tmp_path):
+    opts = UpscaleOptions(**OPTS, preview="0+2.4s")  # 60 frames
+    for name in ("ref", "out", "again"):
+        (tmp_path / name).mkdir()
+    assert upscale(clip, tmp_path / "ref" / "%06d.png", opts).frames == 60
+    out = tmp_path / "out" / "%06d.png"
+    with pytest.raises(RuntimeError):
+        upscale(clip, out, opts, restorer=_FailAfter(5))
+    work = work_folder(out)
+    saved = sorted(p.name for p in (work / "images").iterdir())
+    assert saved and not list(out.parent.glob("*.png"))  # nothing at the output path yet
+    r = upscale(clip, out, opts, resume=True)
+    assert r.resumed_from == len(saved) and not work.exists()
+    for ref in sorted((tmp_path / "ref").glob("*.png")):
+        assert (out.parent / ref.name).read_bytes() == ref.read_bytes(), ref.name
+    # --overwrite replaces an unfinished run instead of continuing it.
+    again = tmp_path / "again" / "%06d.png"
+    with pytest.raises(RuntimeError):
+        upscale(clip, again, opts, restorer=_FailAfter(5))
+    r = upscale(clip, again, opts, overwrite=True)
+    assert r.resumed_from == 0 and len(list(again.parent.glob("*.png"))) == 60
+    assert not work_folder(again).exists()

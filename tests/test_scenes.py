@@ -1,0 +1,129 @@
+"""Shot-aware chunks: scene cuts found on LQ frames (clips made and decoded by the ffmpeg binary),
+and temporal windows that never span a cut."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from media import ffmpeg, ffmpeg_frames
+from dove_cli.engine import BilinearModel
+from dove_cli.scenes import SceneDetector
+from dove_cli.upscale import UpscaleOptions, upscale
+from dove_cli.windows import ChunkStream, plan_spans, span_weights
+
+
+def two_shot_clip(path: Path, first: int = 20, second: int = 20, *, size: str = "64x48", rate: str = "25",
+                  audio: bool = False) -> Path:
+    """`first` frames of testsrc, then `second` frames of testsrc2: one hard cut at frame `first`."""
+    n = first + second
+    args = ["-f", "lavfi", "-i", f"testsrc=size={size}:rate={rate}", "-f", "lavfi", "-i",
+            f"testsrc2=size={size}:rate={rate}"]  # fmt: skip
+    if audio:
+        args += ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={n / float(eval(rate)):.3f}"]
+    graph = (f"[0]trim=end_frame={first},setpts=PTS-STARTPTS[a];[1]trim=end_frame={second},setpts=PTS-STARTPTS[b];"
+             "[a][b]concat=n=2:v=1:a=0[v]")  # fmt: skip
+    args += ["-filter_complex", graph, "-map", "[v]"]
+    if audio:
+        args += ["-map", "2:a", "-c:a", "aac", "-b:a", "64k"]
+    ffmpeg(*args, "-frames:v", str(n), "-c:v", "libx264", "-preset", "ultrafast", "-g", "6", "-pix_fmt", "yuv420p",
+           str(path))  # fmt: skip
+    return path
+
+
+def detect(frames: np.ndarray) -> list[int]:
+    det = SceneDetector()
+    return [i for i, f in enumerate(frames) if det.push(f)]
+
+
+def plan_with_cuts(total: int, cuts: list[int], chunk: int, overlap: int):
+    stream, spans = ChunkStream(chunk, overlap), []
+    for read in range(1, total + 1):
+        if read - 1 in cuts:
+            stream.cut(read - 1)
+        spans += stream.ready(read, eof=False)
+    return spans + stream.ready(total, eof=True)
+
+
+@pytest.fixture(scope="module")
+def cut_clip(tmp_path_factory) -> Path:
+    return two_shot_clip(tmp_path_factory.mktemp("scenes") / "cut.mp4")
+
+
+def test_cut_is_found_at_the_right_frame(cut_clip):
+    frames = ffmpeg_frames(cut_clip, 64, 48)
+    assert frames.shape[0] == 40
+    assert detect(frames) == [20]
+
+
+def test_still_and_moving_clips_give_no_cuts(tmp_path):
+    still = tmp_path / "still.mp4"
+    ffmpeg("-f", "lavfi", "-i", "color=c=0x336699:size=64x48:rate=25", "-frames:v", "30", "-c:v", "libx264",
+           "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(still))  # fmt: skip
+    assert detect(ffmpeg_frames(still, 64, 48)) == []
+    moving = tmp_path / "moving.mp4"  # testsrc2 has moving objects and a running counter
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25", "-frames:v", "60", "-c:v", "libx264", "-preset",
+           "ultrafast", "-pix_fmt", "yuv420p", str(moving))  # fmt: skip
+    assert detect(ffmpeg_frames(moving, 64, 48)) == []
+
+
+def test_minimum_shot_length_suppresses_flashes():
+    black, white = np.zeros((48, 64, 3), np.uint8), np.full((48, 64, 3), 255, np.uint8)
+    frames = [black] * 10 + [white] * 2 + [black] * 10 + [white] * 10  # a 2-frame flash, then a real cut
+    det = SceneDetector(min_shot=8)
+    assert [i for i, f in enumerate(frames) if det.push(f)] == [10, 22]
+
+
+@pytest.mark.parametrize("chunk,overlap", [(9, 2), (17, 4), (0, 0)])
+@pytest.mark.parametrize("cuts", [[20], [5, 30], [3]])
+def test_windows_end_at_cuts_and_blend_within_shots(chunk, overlap, cuts):
+    total = 40
+    spans = plan_with_cuts(total, cuts, chunk, overlap)
+    bounds = [0, *cuts, total]
+    for lo, hi in zip(bounds, bounds[1:]):  # each shot is planned on its own, like a whole video
+        shot = [s for s in spans if lo <= s.start < hi]
+        assert all(s.stop <= hi for s in shot)  # no window spans a cut
+        assert [(s.start - lo, s.stop - lo) for s in shot] == [(p.start, p.stop) for p in plan_spans(hi - lo, chunk, overlap)]
+        assert shot[0].prev_stop is None and shot[-1].next_start is None  # no blending across the cut
+    weight = np.zeros(total)
+    for s in spans:
+        w = span_weights(s, overlap, "cosine")
+        weight[s.start : s.stop] += w
+        if s.start in bounds:  # a shot's first window starts at full weight: nothing to blend with
+            assert w[0] == 1.0
+    assert np.all(weight > 0)  # every frame is covered
+
+
+def test_off_gives_the_plain_plan():
+    assert plan_with_cuts(40, [], 9, 2) == plan_spans(40, 9, 2)
+
+
+class _Recorder(BilinearModel):
+    """Bilinear, recording the largest frame-to-frame change inside each window it is given."""
+
+    def __init__(self) -> None:
+        super().__init__("cpu")
+        self.jumps: list[float] = []
+
+    def restore(self, video, generator=None, timer=None):
+        v = video[0]  # [3, F, H, W] in [-1, 1]
+        diffs = (v[:, 1:] - v[:, :-1]).abs().mean(dim=(0, 2, 3)) / 2 if v.shape[1] > 1 else v.new_zeros(1)
+        self.jumps.append(float(diffs.max()))
+        return super().restore(video)
+
+
+@pytest.mark.parametrize("mode", ["auto", "off"])
+def test_upscale_never_feeds_a_cut_to_the_model(cut_clip, tmp_path, mode):
+    rec = _Recorder()
+    out = tmp_path / "out.mkv"
+    r = upscale(cut_clip, out, UpscaleOptions(model="bilinear", scale=2, chunk=9, chunk_overlap=2, tile=0,
+                                              codec="ffv1", scene_cuts=mode), restorer=rec)  # fmt: skip
+    assert ffmpeg_frames(out, 128, 96).shape[0] == 40
+    if mode == "auto":
+        assert r.cuts == [20] and r.windows_run == len(plan_with_cuts(40, [20], 9, 2))
+        assert max(rec.jumps) < 0.1  # every window holds one shot
+    else:
+        assert r.cuts == [] and r.windows_run == len(plan_spans(40, 9, 2))
+        assert max(rec.jumps) > 0.2  # some window mixes both shots
