@@ -404,8 +404,8 @@ def lq_window(frames: list[torch.Tensor], ys: Span, xs: Span, scale: int) -> tup
 def quantize(x: torch.Tensor, bits16: bool) -> np.ndarray:
     """[3, H, W] float in [0, 1] -> [H, W, 3] uint8/uint16, rounding (the release truncates)."""
     top = 65535.0 if bits16 else 255.0
-    q = (x * top).round_().clamp_(0, top)
-    return q.to(torch.int32 if bits16 else torch.uint8).permute(1, 2, 0).contiguous().numpy().astype(
+    q = (x * top).round_().clamp_(0, top)  # on the accumulator's device: only bytes cross to the host
+    return q.to(torch.int32 if bits16 else torch.uint8).permute(1, 2, 0).contiguous().cpu().numpy().astype(
         np.uint16 if bits16 else np.uint8, copy=False
     )
 
@@ -516,6 +516,7 @@ class _Runner:
         self.tile_overlap = plan.tile_overlap
         self.retries = 0
         self.offload_used = opts.offload
+        self.acc_device = _accumulator_device(model.device, plan, opts)
         self._set_tiles(self.tile)
 
     def _set_tiles(self, tile: int) -> None:
@@ -573,7 +574,7 @@ class _Runner:
 
     def _restore_chunk(self, span: Span) -> torch.Tensor:
         frames = [self.lq[t] for t in range(span.start, span.stop)]
-        out = torch.zeros(len(frames), 3, *self.big, dtype=torch.float32)
+        out = torch.zeros(len(frames), 3, *self.big, dtype=torch.float32, device=self.acc_device)
         device = self.model.device
         for iy, ys in enumerate(self.ys):
             for ix, xs in enumerate(self.xs):
@@ -588,7 +589,7 @@ class _Runner:
                 res = self.model.restore(video, generator=gen, timer=self.timer)[0].permute(1, 0, 2, 3)
                 with self.timer.stage("blend"):
                     weight = torch.from_numpy(np.outer(self.wy[iy], self.wx[ix])).to(res.device)
-                    out[:, :, ys.start : ys.stop, xs.start : xs.stop] += (res * weight).cpu()
+                    out[:, :, ys.start : ys.stop, xs.start : xs.stop] += (res * weight).to(self.acc_device)
         return out
 
     def discard(self, t: int) -> None:
@@ -605,15 +606,28 @@ class _Runner:
         opts = self.opts
         need_ref = (opts.color_fix != "none" and not isinstance(self.model, BilinearModel)) or opts.compare
         if need_ref:
-            lq = self.lq[t][:, : self.plan.input_size[0], : self.plan.input_size[1]]
+            lq = self.lq[t][:, : self.plan.input_size[0], : self.plan.input_size[1]].to(self.acc_device)
             # the same expression as the model input and the bilinear model, so `--compare` halves agree
             ref = ((upsample(lq[None].float(), self.scale)[0] / self.max_value * 2.0 - 1.0) * 0.5 + 0.5).clamp(0, 1)
             if opts.color_fix != "none" and not isinstance(self.model, BilinearModel):
-                dev = self.model.device
-                frame = apply_color_fix(opts.color_fix, frame[None].to(dev), ref[None].to(dev))[0].cpu()
+                frame = apply_color_fix(opts.color_fix, frame[None], ref[None])[0]
             if opts.compare:
                 frame = torch.cat([ref, frame], dim=2)
         return quantize(frame, self.out16), self.pts.pop(t)
+
+
+def _accumulator_device(device: torch.device, plan: Plan, opts: UpscaleOptions) -> torch.device:
+    """Blend and finish frames on the GPU when the rolling buffer is small next to its memory.
+
+    Then the normalise / colour-fix / quantise steps run there and only 8-bit frames cross to the
+    host; for very large outputs (or the CPU) the float accumulators stay in host memory.
+    """
+    if device.type != "cuda":
+        return torch.device("cpu")
+    frames = 2 * (plan.chunk or plan.frames or 1) + opts.chunk_overlap + 2
+    need = frames * 3 * plan.padded_size[0] * plan.padded_size[1] * opts.scale**2 * 4  # float32 buffers
+    free, _ = torch.cuda.mem_get_info(device)
+    return device if need < min(free // 4, 8 * 1024**3) else torch.device("cpu")
 
 
 def _temporal_weights(span: Span, overlap: int, mode: BlendMode) -> np.ndarray:
