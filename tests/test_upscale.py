@@ -268,3 +268,18 @@ def test_cli_io_options_fps_rotate_subtitles_decode_errors(tmp_path, capsys):
     assert cli(cut, tmp_path / "y.mkv", "--ignore-decode-errors") in (0, None)
     assert "undecodable frames dropped" in capsys.readouterr().err.replace("\n", " ")
     assert 0 < decoded_frame_count(tmp_path / "y.mkv") < 30
+
+
+def test_no_model_and_no_weights_says_to_download(tmp_path, monkeypatch, capsys):
+    from dove_cli.cli import main
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
+    monkeypatch.setenv("DOVE_HOME", str(tmp_path / "dove"))
+    out = tmp_path / "out.mp4"
+    with pytest.raises(SystemExit) as exc:
+        main(["upscale", str(demo_clip("007.mp4")), "-o", str(out)])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "dove download-weights" in err and "Traceback" not in err
+    assert not out.exists()
