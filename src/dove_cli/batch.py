@@ -14,7 +14,7 @@ from typing import Any, Callable, Literal
 
 from dove_cli import video_io
 from dove_cli.errors import DoveError, InputError, OutputError
-from dove_cli.resume import Interrupted
+from dove_cli.errors import Interrupted
 
 log = logging.getLogger(__name__)
 

@@ -31,3 +31,9 @@ class DownloadError(ModelError):
 
 class OutOfMemory(DoveError):
     """Ran out of device memory even at the smallest tile and with offload."""
+
+
+class Interrupted(DoveError):
+    """Stopped by Ctrl-C; the finished segments are kept for --resume."""
+
+    exit_code = 130

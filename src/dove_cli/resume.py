@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from dove_cli import video_io
-from dove_cli.errors import DoveError, OutputError
+from dove_cli.errors import OutputError
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +44,6 @@ SEGMENT_MIN_FRAMES = 24
 # Encoders are given a fixed thread count: x264/x265 output depends on it (slices), and a
 # resumed segment must be encoded exactly as it would have been without the interruption.
 ENCODER_THREADS = 8
-
-
-class Interrupted(DoveError):
-    """Stopped by Ctrl-C; the finished segments are kept for --resume."""
-
-    exit_code = 130
 
 
 def work_folder(output: Path) -> Path:
@@ -299,7 +293,6 @@ def encoder_options(codec_options: dict[str, str]) -> dict[str, str]:
 
 
 __all__ = [
-    "Interrupted",
     "Journal",
     "Segment",
     "SegmentedWriter",

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from dove_cli import resume, video_io
 from dove_cli.color_fix import ColorFix, apply_color_fix
 from dove_cli.engine import DTYPES, BilinearModel, DoveModel, Restorer, upsample
-from dove_cli.errors import DoveError, InputError, OptionError, OutOfMemory
+from dove_cli.errors import InputError, Interrupted, OptionError, OutOfMemory
 from dove_cli.scenes import SceneDetector
 from dove_cli.timing import StageTimer, peak_gpu_bytes, peak_host_bytes
 from dove_cli.windows import BlendMode, ChunkStream, Span, axis_weights, check_chunk, check_tile, plan_spans
@@ -651,7 +651,7 @@ def upscale(
 
     Options are an `UpscaleOptions` and/or keyword overrides of its fields. Returns the plan when
     `dry_run`, else the result with timings and peak memory. Raises DoveError for user mistakes,
-    resume.Interrupted (exit code 130) on Ctrl-C, with the finished part kept for `resume=True`.
+    Interrupted (exit code 130) on Ctrl-C, with the finished part kept for `resume=True`.
     """
     opts = replace(options or UpscaleOptions(), **overrides)
     validate(opts)
@@ -685,8 +685,8 @@ def upscale(
         stats = _stream(input, output, info, runner, plan, opts, progress, t_start, timer, work, journal, resumed)
     except KeyboardInterrupt:
         if work is None:
-            raise resume.Interrupted(f"{output}: interrupted; nothing was kept") from None
-        raise resume.Interrupted(
+            raise Interrupted(f"{output}: interrupted; nothing was kept") from None
+        raise Interrupted(
             f"{output}: interrupted; {work.saved(journal)} frames are saved in {work.path}; "
             "run the same command with --resume to continue"
         ) from None
