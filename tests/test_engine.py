@@ -139,3 +139,18 @@ def test_memory_estimate_grows_with_window(tiny_model):
     small = estimate_activation_bytes(t, v, 9, 64, 64, torch.float32)
     assert estimate_activation_bytes(t, v, 33, 64, 64, torch.float32) > small
     assert estimate_activation_bytes(t, v, 9, 128, 128, torch.float32) > small
+
+
+def test_full_random_config_is_the_published_size():
+    """`--model full-random` builds CogVideoX1.5-5B's shapes: ~5.57e9 transformer parameters."""
+    from diffusers import AutoencoderKLCogVideoX, CogVideoXTransformer3DModel
+
+    from dove_cli.engine import FULL_TRANSFORMER, FULL_VAE
+
+    with torch.device("meta"):  # shapes only, no memory
+        transformer = CogVideoXTransformer3DModel(**FULL_TRANSFORMER)
+        vae = AutoencoderKLCogVideoX(**FULL_VAE)
+    n = sum(p.numel() for p in transformer.parameters())
+    assert 5.5e9 < n < 5.65e9
+    assert transformer.config.num_layers == 42 and transformer.config.patch_size_t == 2
+    assert vae.config.latent_channels == 16 and vae.config.scaling_factor == 0.7
