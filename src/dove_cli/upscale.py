@@ -33,7 +33,16 @@ from dove_cli.engine import DTYPES, BilinearModel, DoveModel, Restorer, upsample
 from dove_cli.errors import InputError, Interrupted, OptionError, OutOfMemory
 from dove_cli.scenes import SceneDetector
 from dove_cli.timing import StageTimer, peak_gpu_bytes, peak_host_bytes
-from dove_cli.windows import BlendMode, ChunkStream, Span, axis_weights, check_chunk, check_tile, plan_spans
+from dove_cli.windows import (
+    BlendMode,
+    ChunkStream,
+    Span,
+    axis_weights,
+    check_chunk,
+    check_tile,
+    plan_spans,
+    span_weights,
+)
 
 log = logging.getLogger(__name__)
 
@@ -538,7 +547,7 @@ class _Runner:
             except torch.OutOfMemoryError:
                 self._shrink(span)
         with self.timer.stage("blend"):
-            wt = _temporal_weights(span, self.opts.chunk_overlap, self.opts.blend)
+            wt = span_weights(span, self.opts.chunk_overlap, self.opts.blend)
             for i, t in enumerate(range(span.start, span.stop)):
                 if wt[i] == 0.0:
                     continue
@@ -628,12 +637,6 @@ def _accumulator_device(device: torch.device, plan: Plan, opts: UpscaleOptions) 
     need = frames * 3 * plan.padded_size[0] * plan.padded_size[1] * opts.scale**2 * 4  # float32 buffers
     free, _ = torch.cuda.mem_get_info(device)
     return device if need < min(free // 4, 8 * 1024**3) else torch.device("cpu")
-
-
-def _temporal_weights(span: Span, overlap: int, mode: BlendMode) -> np.ndarray:
-    from dove_cli.windows import span_weights
-
-    return span_weights(span, overlap, mode)
 
 
 def upscale(
