@@ -41,6 +41,7 @@ from dove_cli.windows import (
     check_chunk,
     check_tile,
     plan_spans,
+    plan_tiles,
     span_weights,
 )
 
@@ -313,9 +314,7 @@ def make_plan(info: "video_io.VideoInfo", model: Restorer, opts: UpscaleOptions,
         frames = max(1, min(frames or 10**9, math.ceil(dur * float(info.fps or 25))))
     budget = _memory_budget(device)
     chunk, tile = choose_windows(model, frames, big_h, big_w, opts, budget)
-    tile_overlap = min(opts.tile_overlap, max(0, tile // 2 - 1)) if tile else 0
-    ys = plan_spans(big_h, _fit(tile, big_h, model.spatial_multiple), tile_overlap)
-    xs = plan_spans(big_w, _fit(tile, big_w, model.spatial_multiple), tile_overlap)
+    ys, xs, tile_overlap = plan_tiles(big_h, big_w, tile, opts.tile_overlap, model.spatial_multiple)
     chunks = len(plan_spans(frames, chunk, opts.chunk_overlap)) if frames else 0
     win_f = chunk or frames
     th, tw = ys[0].length, xs[0].length
@@ -355,17 +354,11 @@ def check_output(output: Path, overwrite: bool) -> None:
 
     if output.exists() and not overwrite:
         raise OutputError(f"{output} already exists (use --overwrite to replace it)")
-    folder = output.parent if "%" not in output.name else output.parent
+    folder = output.parent
     if not folder.exists():
         raise OutputError(f"{output}: folder {folder} does not exist")
     if not os.access(folder, os.W_OK):
         raise OutputError(f"{output}: folder {folder} is not writable")
-
-
-def _fit(tile: int, length: int, multiple: int) -> int:
-    if tile <= 0 or tile >= length:
-        return 0
-    return max(multiple, tile // multiple * multiple)
 
 
 def _estimate_seconds(model: Restorer, device: torch.device, frames: int, h: int, w: int) -> float | None:
@@ -529,10 +522,7 @@ class _Runner:
         self._set_tiles(self.tile)
 
     def _set_tiles(self, tile: int) -> None:
-        m = self.model.spatial_multiple
-        overlap = min(self.tile_overlap, max(0, tile // 2 - 1)) if tile else 0
-        ys = plan_spans(self.big[0], _fit(tile, self.big[0], m), overlap)
-        xs = plan_spans(self.big[1], _fit(tile, self.big[1], m), overlap)
+        ys, xs, overlap = plan_tiles(*self.big, tile, self.tile_overlap, self.model.spatial_multiple)
         self.ys, self.xs = ys, xs
         self.wy = axis_weights(ys, overlap, self.opts.blend)
         self.wx = axis_weights(xs, overlap, self.opts.blend)

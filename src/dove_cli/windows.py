@@ -204,3 +204,13 @@ def clamp_window(window: int, length: int, multiple: int) -> int:
     if window <= 0 or window >= length:
         return 0
     return max(multiple, window // multiple * multiple)
+
+
+def plan_tiles(
+    height: int, width: int, tile: int, overlap: int, multiple: int
+) -> tuple[list[Span], list[Span], int]:
+    """Rows and columns of spatial windows, and the overlap used (kept below half a tile)."""
+    overlap = min(overlap, max(0, tile // 2 - 1)) if tile else 0
+    ys = plan_spans(height, clamp_window(tile, height, multiple), overlap)
+    xs = plan_spans(width, clamp_window(tile, width, multiple), overlap)
+    return ys, xs, overlap
