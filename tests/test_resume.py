@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from media import ffmpeg, packet_md5
 from test_scenes import two_shot_clip
@@ -126,3 +127,38 @@ def test_image_sequence_resumes_and_overwrite_starts_over(clip, tmp_path):
     r = upscale(clip, again, opts, overwrite=True)
     assert r.resumed_from == 0 and len(list(again.parent.glob("*.png"))) == 60
     assert not work_folder(again).exists()
+
+
+class _ShrinksThenCrashes(BilinearModel):
+    """Bilinear; from its 4th window on, whole frames are 'out of memory' (a later scene needs more);
+    optionally crashes (like a power loss) after `crash_after` windows. Records each window's shape."""
+
+    def __init__(self, oom: bool = True, crash_after: int | None = None) -> None:
+        super().__init__("cpu")
+        self.oom, self.crash_after, self.shapes = oom, crash_after, []
+
+    def restore(self, video, generator=None, timer=None):
+        whole = self.shapes[0][-2:] if self.shapes else tuple(video.shape[-2:])
+        if self.oom and len(self.shapes) >= 3 and tuple(video.shape[-2:]) == whole:
+            raise torch.OutOfMemoryError("simulated")
+        if self.crash_after is not None and len(self.shapes) >= self.crash_after:
+            raise RuntimeError("simulated crash")
+        self.shapes.append(tuple(video.shape))
+        return super().restore(video)
+
+
+def test_resume_tiles_each_window_as_the_interrupted_run_did(clip, reference, tmp_path):
+    """A tile shrunk after an out-of-memory error is in the journal: the resumed run does not start
+    again from the planned tile (which would change the pixels of a real model)."""
+    ref_out = tmp_path / "ref.mkv"
+    ref_model = _ShrinksThenCrashes()
+    full = upscale(clip, ref_out, UpscaleOptions(**OPTS, codec="ffv1"), restorer=ref_model)
+    assert full.retries == 1 and 0 < full.tile_used < 128
+    out = tmp_path / "out.mkv"
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        upscale(clip, out, UpscaleOptions(**OPTS, codec="ffv1"), restorer=_ShrinksThenCrashes(crash_after=len(ref_model.shapes) - 12))
+    again = _ShrinksThenCrashes(oom=False)  # e.g. resumed on a bigger GPU: it must still tile as before
+    r = upscale(clip, out, UpscaleOptions(**OPTS, codec="ffv1", resume=True), restorer=again)
+    assert r.resumed_from > 0 and r.windows_skipped > 0
+    assert again.shapes == ref_model.shapes[len(ref_model.shapes) - len(again.shapes):]
+    assert framemd5(out) == framemd5(ref_out)

@@ -226,6 +226,37 @@ def test_existing_output_needs_overwrite(tmp_path):
     assert ffmpeg_frames(out, 316, 178).shape[0] == 33
 
 
+class _Crash(BilinearModel):
+    def restore(self, video, generator=None, timer=None):
+        raise RuntimeError("simulated crash")
+
+
+@pytest.mark.parametrize("name", ["new/deeper/out.mkv", "new/deeper/%06d.png"])
+def test_output_folders_are_made_and_removed_again_on_failure(tmp_path, name):
+    clip = demo_clip("007.mp4")
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        upscale(clip, tmp_path / name, model="bilinear", scale=1, codec="ffv1", restorer=_Crash("cpu"))
+    assert not (tmp_path / "new").exists()  # nothing left behind, not even empty folders
+    upscale(clip, tmp_path / name, model="bilinear", scale=1, codec="ffv1")
+    written = sorted(p.name for p in (tmp_path / "new" / "deeper").iterdir())
+    assert written == (["out.mkv"] if name.endswith(".mkv") else [f"{i:06d}.png" for i in range(1, 34)])
+
+
+def test_output_under_a_file_or_read_only_folder_fails_before_work(tmp_path):
+    import os
+
+    clip = demo_clip("007.mp4")
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(OutputError, match="is a file"):
+        upscale(clip, tmp_path / "f" / "out.mkv", model="bilinear", scale=1)
+    ro = tmp_path / "ro"
+    ro.mkdir(mode=0o555)
+    if os.access(ro, os.W_OK):  # root ignores permissions
+        pytest.skip("running as root: permissions are not enforced")
+    with pytest.raises(OutputError, match="not writable"):
+        upscale(clip, ro / "sub" / "out.mkv", model="bilinear", scale=1)
+
+
 def test_options_validation():
     with pytest.raises(OptionError):
         upscale("x.mp4", "y.mp4", preview="12")

@@ -81,6 +81,8 @@ class Journal:
     fingerprint: dict[str, Any]
     chunk: int  # the plan's resolved values ('auto' may choose differently on the next run)
     tile: int
+    # [first frame of a window, tile] from each out-of-memory shrink, so a resume tiles every window as before
+    tile_changes: list[list[int]] = field(default_factory=list)
     segments: list[Segment] = field(default_factory=list)
     version: int = VERSION
 

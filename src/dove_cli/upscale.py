@@ -346,21 +346,6 @@ def make_plan(info: "video_io.VideoInfo", model: Restorer, opts: UpscaleOptions,
     )
 
 
-def check_output(output: Path, overwrite: bool) -> None:
-    """Fail before loading a model: an existing output needs --overwrite, the folder must be writable."""
-    import os
-
-    from dove_cli.errors import OutputError
-
-    if output.exists() and not overwrite:
-        raise OutputError(f"{output} already exists (use --overwrite to replace it)")
-    folder = output.parent
-    if not folder.exists():
-        raise OutputError(f"{output}: folder {folder} does not exist")
-    if not os.access(folder, os.W_OK):
-        raise OutputError(f"{output}: folder {folder} is not writable")
-
-
 def _estimate_seconds(model: Restorer, device: torch.device, frames: int, h: int, w: int) -> float | None:
     """FLOP-count estimate at an assumed sustained rate (rough: a guide for --dry-run only)."""
     if not isinstance(model, DoveModel):
@@ -516,6 +501,8 @@ class _Runner:
         self.max_value = 255
         self.tile = plan.tile
         self.tile_overlap = plan.tile_overlap
+        self.tile_changes: list[list[int]] = []  # shared with the resume journal
+        self.on_tile_change: Callable[[], None] | None = None
         self.retries = 0
         self.offload_used = opts.offload
         self.acc_device = _accumulator_device(model.device, plan, opts)
@@ -530,6 +517,9 @@ class _Runner:
 
     def run_chunk(self, span: Span) -> None:
         """Restore every tile of one temporal window and add it, weighted, to the accumulators."""
+        scheduled = [tile for start, tile in self.tile_changes if start <= span.start]
+        if scheduled and scheduled[-1] != self.tile:  # a resume repeats the interrupted run's shrinks
+            self._set_tiles(scheduled[-1])
         while True:
             try:
                 out = self._restore_chunk(span)
@@ -558,6 +548,9 @@ class _Runner:
             new = max(MIN_TILE, (current // 2) // m * m)
             log.warning("out of GPU memory at frames %d-%d; retrying with --tile %d", span.start, span.stop, new)
             self._set_tiles(new)
+            self.tile_changes.append([span.start, new])
+            if self.on_tile_change:
+                self.on_tile_change()
             return
         if isinstance(self.model, DoveModel) and self.offload_used == "none":
             log.warning("out of GPU memory at the smallest tile; retrying with --offload model")
@@ -653,7 +646,7 @@ def upscale(
     with video_io.open_reader(input, fps=opts.fps, rotate=opts.rotate) as probe_reader:
         info = probe_reader.info
     output = Path(output)
-    check_output(output, overwrite=opts.overwrite)
+    video_io.check_output(output, overwrite=opts.overwrite)
     device, dtype = resolve_device(opts)
     work = resume.Work(output) if resume.resumable(output) else None
     fingerprint = run_fingerprint(opts, info, device, dtype)
@@ -674,9 +667,14 @@ def upscale(
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     runner = _Runner(model, plan, opts, timer)
+    runner.tile_changes = journal.tile_changes
+    if work is not None:
+        runner.on_tile_change = lambda: work.save(journal)
+    made = video_io.make_folder(output.parent, output)  # the resume work folder sits beside the output
     try:
         stats = _stream(input, output, info, runner, plan, opts, progress, t_start, timer, work, journal, resumed)
     except KeyboardInterrupt:
+        video_io.remove_made_folders(made)  # only if still empty
         if work is None:
             raise Interrupted(f"{output}: interrupted; nothing was kept") from None
         raise Interrupted(
@@ -690,6 +688,7 @@ def upscale(
                             work.path, work.saved(journal))
             else:
                 work.remove()
+        video_io.remove_made_folders(made)
         raise
     if work is not None:
         work.remove()

@@ -613,16 +613,48 @@ def _disk_full(exc: BaseException) -> bool:
     return getattr(exc, "errno", None) == errno.ENOSPC
 
 
+def check_output(path: Path, overwrite: bool) -> None:
+    """Fail before any work: an existing output needs --overwrite; the folder must be creatable.
+
+    Touches nothing on disk, so it can run before a model loads; the writer makes the folder.
+    """
+    if _is_pattern(path):
+        if path.parent.is_file():
+            raise OutputError(f"{path}: {path.parent} is a file, not a folder")
+        existing = _matching_images(path)
+        if existing and not overwrite:
+            raise OutputError(f"{path}: {len(existing)} matching images already exist in {path.parent} "
+                              "(use --overwrite to replace them)")
+    elif path.is_dir():
+        raise OutputError(f"{path}: is a folder; give a file name like {path / 'out.mp4'}")
+    elif path.exists() and not overwrite:
+        raise OutputError(f"{path}: already exists (use --overwrite to replace it)")
+    folder = path.parent.absolute()
+    base = next(p for p in (folder, *folder.parents) if p.exists())
+    if not base.is_dir():
+        raise OutputError(f"{path}: cannot create folder {folder} ({base} is a file)")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise OutputError(f"{path}: folder {base} is not writable")
+
+
+def _matching_images(pattern: Path) -> list[Path]:
+    """Files in the pattern's folder that the pattern (frames/%06d.png) would name."""
+    if not pattern.parent.is_dir():
+        return []
+    m = re.search(r"%0?(\d*)d", pattern.name)
+    assert m is not None
+    rx = re.compile(re.escape(pattern.name[: m.start()]) + r"\d+" + re.escape(pattern.name[m.end():]) + "$")
+    return [p for p in pattern.parent.iterdir() if rx.match(p.name)]
+
+
 def _check_output(path: Path, overwrite: bool) -> Path | None:
     """Refuse to replace `path` unless asked; create its folder (returns the topmost one made)."""
-    if path.is_dir():
-        raise OutputError(f"{path}: is a folder; give a file name like {path / 'out.mp4'}")
-    if path.exists() and not overwrite:
-        raise OutputError(f"{path}: already exists (use --overwrite to replace it)")
-    return _make_folder(path.parent, path)
+    check_output(path, overwrite)
+    return make_folder(path.parent, path)
 
 
-def _make_folder(folder: Path, path: Path) -> Path | None:
+def make_folder(folder: Path, path: Path) -> Path | None:
+    """Create `folder` (for writing `path`); returns the topmost folder made, for remove_made_folders."""
     top = next((p for p in reversed([folder, *folder.parents]) if not p.exists()), None)
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -633,7 +665,7 @@ def _make_folder(folder: Path, path: Path) -> Path | None:
     return top
 
 
-def _remove_made(folder: Path | None) -> None:
+def remove_made_folders(folder: Path | None) -> None:
     """Remove folders this writer created, if they are still empty (nothing left behind)."""
     if folder is None:
         return
@@ -752,7 +784,7 @@ class _ContainerWriter(VideoWriter):
             self._out = av.open(str(self._tmp), "w", format=fmt_name)
         except (av.FFmpegError, OSError) as exc:
             self._remove_tmp()
-            _remove_made(self._made)
+            remove_made_folders(self._made)
             raise OutputError(f"{path}: cannot write here ({_ffmsg(exc)})") from None
         try:
             def add_video(c: Any) -> None:
@@ -1017,7 +1049,7 @@ class _ContainerWriter(VideoWriter):
             except Exception:  # noqa: BLE001 - closing a broken file must not hide the cause
                 pass
         self._remove_tmp()
-        _remove_made(self._made)
+        remove_made_folders(self._made)
 
     def _remove_tmp(self) -> None:
         try:
@@ -1197,14 +1229,9 @@ class _ImageWriter(VideoWriter):
             self._folder = path.parent
             return
         self._folder = path.parent
-        if self._folder.is_file():
-            raise OutputError(f"{path}: {self._folder} is a file, not a folder")
-        existing = self._existing()
-        if existing and not overwrite:
-            raise OutputError(f"{path}: {len(existing)} matching images already exist in {self._folder} "
-                              "(use --overwrite to replace them)")
+        check_output(path, overwrite)
         self._new_folder = not self._folder.exists()
-        self._made = _make_folder(self._folder.parent if self._new_folder else self._folder, path)
+        self._made = make_folder(self._folder.parent if self._new_folder else self._folder, path)
         if work is not None and self._pattern:  # resumable: images persist in `work` between runs
             self._tmp, self._keep_tmp, self.frames_written = work, True, first
             work.mkdir(parents=True, exist_ok=True)
@@ -1218,16 +1245,8 @@ class _ImageWriter(VideoWriter):
         try:
             self._tmp.mkdir()
         except OSError as exc:
-            _remove_made(self._made)
+            remove_made_folders(self._made)
             raise OutputError(f"{path}: cannot write in {self._tmp.parent} ({exc.strerror})") from None
-
-    def _existing(self) -> list[Path]:
-        if not self._folder.is_dir():
-            return []
-        m = re.search(r"%0?(\d*)d", self.path.name)
-        assert m is not None
-        rx = re.compile(re.escape(self.path.name[: m.start()]) + r"\d+" + re.escape(self.path.name[m.end():]) + "$")
-        return [p for p in self._folder.iterdir() if rx.match(p.name)]
 
     def _encode(self, rgb: np.ndarray) -> bytes:
         cc = av.CodecContext.create(self._encoder, "w")
@@ -1280,7 +1299,7 @@ class _ImageWriter(VideoWriter):
                 os.rename(self._tmp, self._folder)
             else:
                 written = {p.name for p in self._tmp.iterdir()}
-                stale = [p for p in self._existing() if p.name not in written]
+                stale = [p for p in _matching_images(self.path) if p.name not in written]
                 for name in sorted(written):
                     os.replace(self._tmp / name, self._folder / name)
                 for p in stale:
@@ -1301,4 +1320,4 @@ class _ImageWriter(VideoWriter):
             shutil.rmtree(self._tmp, ignore_errors=True)
         else:
             self._tmp.unlink(missing_ok=True)
-        _remove_made(self._made)
+        remove_made_folders(self._made)
