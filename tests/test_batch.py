@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 
-import dove_cli.upscale as upscale_mod
+import dove_cli.pipeline as pipeline
 from media import decoded_frame_count, make_clip
 from dove_cli.batch import find_videos, is_batch_input, upscale_batch
 from dove_cli.errors import InputError, OutputError
+from dove_cli.resume import SEGMENT_MIN_FRAMES
+from test_resume import _FailAfter, framemd5
 
 OPTS = dict(model="bilinear", scale=2, chunk=9, chunk_overlap=2, tile=0, device="cpu", codec="ffv1")
 
@@ -28,8 +30,8 @@ def folder(tmp_path) -> Path:
 
 def test_batch_loads_the_model_once_skips_existing_and_keeps_going(folder, tmp_path, monkeypatch):
     loads = []
-    real = upscale_mod.load_model
-    monkeypatch.setattr(upscale_mod, "load_model", lambda *a: loads.append(1) or real(*a))
+    real = pipeline.load_model
+    monkeypatch.setattr(pipeline, "load_model", lambda *a: loads.append(1) or real(*a))
     out = tmp_path / "out"
     out.mkdir()
     (out / "b.mkv").write_bytes(b"already done")
@@ -70,7 +72,23 @@ def test_batch_input_rules(folder, tmp_path):
     assert not is_batch_input(images)  # a folder of images is one image-sequence input
     with pytest.raises(OutputError, match="must be a folder"):
         upscale_batch(folder, folder / "a.mp4", **OPTS)
+    for name in ("new.mp4", "%04d.png"):  # not yet there, but clearly a file name: no folder called out.mp4/
+        with pytest.raises(OutputError, match="looks like a file name"):
+            upscale_batch(folder, tmp_path / name, **OPTS)
+        assert not (tmp_path / name).exists()
     with pytest.raises(OutputError, match="input folder"):
         upscale_batch(folder, folder, **OPTS)
     with pytest.raises(InputError, match="no videos"):
         upscale_batch(images, tmp_path / "o", **OPTS)
+
+
+def test_batch_rerun_continues_an_interrupted_file(tmp_path):
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    make_clip(src / "long.mkv", frames=60, codec="ffv1", pix_fmt="yuv444p")
+    first = upscale_batch(src, out, restorer=_FailAfter(6), **OPTS)
+    assert first.failed and not (out / "long.mkv").exists()
+    again = upscale_batch(src, out, **OPTS)  # no --resume needed: the saved part is reused
+    assert again.items[0].status == "done" and again.items[0].result.resumed_from >= SEGMENT_MIN_FRAMES
+    upscale_batch(src, tmp_path / "ref", **OPTS)
+    assert framemd5(out / "long.mkv") == framemd5(tmp_path / "ref" / "long.mkv")

@@ -59,7 +59,7 @@ def reference_window(model: DoveModel, lq_uint8: torch.Tensor, scale: int) -> to
 
 def engine_window(model: DoveModel, lq_uint8: torch.Tensor, scale: int) -> torch.Tensor:
     """The same window through the package's engine functions."""
-    from dove_cli.upscale import pad_frame, quantize
+    from dove_cli.pipeline import pad_frame, quantize
 
     frames, h, w, _ = lq_uint8.shape
     q = 16 // math.gcd(16, scale)

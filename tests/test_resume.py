@@ -5,6 +5,7 @@ every decoded frame, md5 of the audio packets)."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,12 +15,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from media import ffmpeg, packet_md5
+from media import ffinfo, ffmpeg, packet_md5
 from test_scenes import two_shot_clip
 from dove_cli.engine import BilinearModel
 from dove_cli.errors import OutputError
-from dove_cli.resume import SEGMENT_MIN_FRAMES, work_folder
-from dove_cli.upscale import DIE_AFTER_ENV, UpscaleOptions, upscale
+from dove_cli.resume import SEGMENT_MIN_FRAMES, Journal, Work, work_folder
+from dove_cli.pipeline import DIE_AFTER_ENV, UpscaleOptions, upscale
 
 OPTS = dict(model="bilinear", scale=2, chunk=9, chunk_overlap=2, tile=0, device="cpu")
 ARGS = ["--model", "bilinear", "--scale", "2", "--chunk", "9", "--chunk-overlap", "2", "--tile", "0", "--device", "cpu"]
@@ -71,7 +72,8 @@ def test_killed_run_resumes_to_an_identical_output(clip, reference, tmp_path):
     assert out.read_bytes() == ref.read_bytes()  # even the container: MP4 has nothing run-specific
 
 
-def test_ctrl_c_stops_cleanly_and_says_how_to_resume(clip, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])  # Ctrl-C; timeout, SLURM, docker stop
+def test_ctrl_c_stops_cleanly_and_says_how_to_resume(clip, tmp_path, sig):
     out = tmp_path / "out.mkv"
     slow = [*ARGS[:2], "--scale", "8", *ARGS[4:], "--codec", "ffv1"]  # slow enough to interrupt part way
     proc = dove(str(clip), "-o", str(out), *slow)
@@ -81,7 +83,7 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(clip, tmp_path):
         if journal.exists() and '"file"' in journal.read_text():  # a first segment is saved
             break
         time.sleep(0.01)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "Traceback" not in err
@@ -162,3 +164,60 @@ def test_resume_tiles_each_window_as_the_interrupted_run_did(clip, reference, tm
     assert r.resumed_from > 0 and r.windows_skipped > 0
     assert again.shapes == ref_model.shapes[len(ref_model.shapes) - len(again.shapes):]
     assert framemd5(out) == framemd5(ref_out)
+
+
+@pytest.mark.parametrize("name", ["50%_speed.mp4", "clip 100%.mp4", "100%done.mkv"])
+def test_percent_in_a_video_name(name, clip, tmp_path):
+    """A video output is never an image pattern, whatever % its name holds."""
+    out = tmp_path / name
+    r = upscale(clip, out, UpscaleOptions(**OPTS, preview="0+1s"))
+    assert r.frames == 25 and len(framemd5(out)) == 25
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+
+
+def test_bad_pattern_fails_before_any_work(clip, tmp_path):
+    out = tmp_path / "frames" / "%04d_%04d.png"
+    with pytest.raises(OutputError, match=r"an image pattern takes exactly one %d field") as err:
+        upscale(clip, out, UpscaleOptions(**OPTS))
+    assert "\n" not in str(err.value) and list(tmp_path.iterdir()) == []
+
+
+def test_webm_gets_a_codec_it_can_hold(clip, tmp_path):
+    """No codec chosen: the segments and the joined WebM are VP9 (audio re-encoded to Opus)."""
+    out = tmp_path / "out.webm"
+    r = upscale(clip, out, UpscaleOptions(**OPTS, codec=None, audio="transcode", preview="0+2s"))
+    assert r.frames == 50 and len(framemd5(out)) == 50
+    assert [(s.kind, s.codec) for s in ffinfo(out).streams] == [("Video", "vp9"), ("Audio", "opus")]
+
+
+HOLD_LOCK = """import sys; from pathlib import Path; from dove_cli.resume import Journal, Work
+work = Work(Path(sys.argv[1])); work.start(Journal({}, chunk=9, tile=0), resumed=False)
+print("locked", flush=True); sys.stdin.read()"""  # holds the output's lock until killed
+
+
+def test_one_run_at_a_time_per_output(clip, tmp_path):
+    """A second run on an output that a live run is writing is refused; the lock dies with its process."""
+    out = tmp_path / "out.mp4"
+    first, second = Work(out), Work(out)  # flock: two opens conflict even in one process
+    first.start(Journal({}, chunk=9, tile=0), resumed=False)
+    message = f"another dove run is writing {out} (pid {os.getpid()})"
+    with pytest.raises(OutputError, match=re.escape(message) + "$"):
+        second.check({}, resume=True, overwrite=False)
+    first.release()
+    assert second.check({}, resume=True, overwrite=True) is not None
+    second.remove()
+    # Another process holds it: refused with or without --resume (not "an unfinished run"), before
+    # any work; once that process is killed, the OS has dropped its lock.
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(out)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "locked\n"
+        for resume in (True, False):
+            message = f"another dove run is writing {out} (pid {holder.pid})"
+            with pytest.raises(OutputError, match=re.escape(message)):
+                upscale(clip, out, UpscaleOptions(**OPTS, resume=resume))
+    finally:
+        holder.kill()
+        holder.communicate(timeout=60)
+    r = upscale(clip, out, UpscaleOptions(**OPTS, preview="0+1s", overwrite=True))
+    assert r.frames == 25 and len(framemd5(out)) == 25 and not work_folder(out).exists()

@@ -11,7 +11,7 @@ import pytest
 from media import ffmpeg, ffmpeg_frames
 from dove_cli.engine import BilinearModel
 from dove_cli.scenes import SceneDetector
-from dove_cli.upscale import UpscaleOptions, upscale
+from dove_cli.pipeline import UpscaleOptions, upscale
 from dove_cli.windows import ChunkStream, plan_spans, span_weights
 
 

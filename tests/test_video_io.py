@@ -28,11 +28,12 @@ from conftest_media import (  # noqa: F401  (fixtures)
     png_sequence,
 )
 from dove_cli.errors import InputError, OptionError, OutputError
-from dove_cli.video_io import Frame, VideoInfo, open_reader, open_writer, probe
+from dove_cli.video_io import Frame, VideoInfo, check_output, frame_name, is_pattern, open_reader, open_writer, probe
 from media import (
     decoded_frame_count,
     ffinfo,
     ffmpeg,
+    make_clip,
     ffmpeg_frames,
     frame_pts,
     frame_times,
@@ -317,17 +318,103 @@ def test_audio_modes_for_webm(clip_2997: Path, tmp_path: Path) -> None:
     assert "Audio" not in ffinfo(none).kinds()
 
 
-def test_subtitles_that_do_not_fit(clip_2997: Path, tmp_path: Path) -> None:
-    out = tmp_path / "out.mkv"
-    with pytest.raises(OutputError, match=r"cannot hold mov_text subtitles"):
-        roundtrip(clip_2997, out)
+def test_default_codec_follows_the_container(clip_2997: Path, tmp_path: Path) -> None:
+    """No codec chosen: .webm gets VP9 (and Opus, WebVTT), not h264 that WebM cannot hold."""
+    out = tmp_path / "out.webm"
+    roundtrip(clip_2997, out, audio="transcode")
+    assert [(s.kind, s.codec) for s in ffinfo(out).streams] == [("Video", "vp9"), ("Audio", "opus"),
+                                                                ("Subtitle", "webvtt")]
+    assert decoded_frame_count(out) == 12
+    assert [round(t, 3) for t in frame_times(out)] == [round(t, 3) for t in frame_times(clip_2997)]  # WebM: 1 ms
+    roundtrip(clip_2997, tmp_path / "x.mp4")
+    assert ffinfo(tmp_path / "x.mp4").video().codec == "h264"
+    message = r"x\.webm: the webm container cannot hold h264 video; use --codec vp9 or another extension"
+    with pytest.raises(OutputError, match=message) as err:
+        roundtrip(clip_2997, tmp_path / "x.webm", codec="h264", audio="transcode")
+    assert "\n" not in str(err.value) and leftovers(tmp_path) == []
+
+
+def cues(path: Path) -> list[tuple[Fraction, Fraction, str]]:
+    """Subtitle cues (start, end, text) as ffmpeg decodes them, timed from the first video frame."""
+    srt = ffmpeg("-copyts", "-i", path, "-map", "0:s", "-f", "srt", "-").stdout
+
+    def seconds(t: str) -> Fraction:
+        h, m, s = t.replace(",", ".").split(":")
+        return int(h) * 3600 + int(m) * 60 + Fraction(s)
+
+    t0 = frame_times(path)[0]
+    return [(seconds(a) - t0, seconds(b) - t0, text) for a, b, text in re.findall(r"(\S+) --> (\S+)\n(.+)\n", srt)]
+
+
+@pytest.mark.parametrize(("src_ext", "dst_ext", "codec"), [(".mkv", ".mp4", "mov_text"), (".mp4", ".mkv", "subrip"),
+                                                          (".mkv", ".mov", "mov_text")])
+def test_text_subtitles_are_converted(src_ext: str, dst_ext: str, codec: str, tmp_path: Path) -> None:
+    """srt (Matroska) <-> mov_text (MP4): converted as ffmpeg does, each cue's text and timing kept."""
+    src = make_clip(tmp_path / f"in{src_ext}", frames=30, audio=True, subtitles=True)  # 1 s: both cues
+    out = tmp_path / f"out{dst_ext}"
+    roundtrip(src, out)
+    assert [(s.kind, s.codec) for s in ffinfo(out).streams][:3] == [("Video", "h264"), ("Audio", "aac"),
+                                                                    ("Subtitle", codec)]
+    assert ffinfo(out).streams[2].language == "eng"
+    assert [text for *_, text in cues(src)] == ["Hello", "World"]
+    assert cues(out) == cues(src)
+    assert packet_md5(out, "0:a") == packet_md5(src, "0:a")
+
+
+def test_subtitles_that_do_not_fit(clip_2997_mkv: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.nut"  # NUT has no text subtitle codec to convert to
+    with pytest.raises(OutputError, match=r"out\.nut: the nut container cannot hold srt subtitles \(input stream "
+                                          r"#2\); write to \.mkv or use --subtitles none$"):
+        roundtrip(clip_2997_mkv, out)
     assert not out.exists() and leftovers(tmp_path) == []
-    roundtrip(clip_2997, out, subtitles="none")
+    roundtrip(clip_2997_mkv, out, subtitles="none")
     assert [k for k in ffinfo(out).kinds()] == ["Video", "Audio"]
-    assert packet_md5(out, "0:a") == packet_md5(clip_2997, "0:a")
+    assert packet_md5(out, "0:a") == packet_md5(clip_2997_mkv, "0:a")
 
 
 # ----------------------------------------------------------------------------------- images
+
+
+def test_what_is_an_image_pattern() -> None:
+    """One %d / %0Nd field and an image extension; any other % is part of a plain name."""
+    for name in ("f/%06d.png", "%d.jpg", "50%_%04d.webp", "take %3d.tif"):
+        assert is_pattern(name), name
+    for name in ("50%_speed.mp4", "clip 100%.mp4", "100%done.mp4", "take%03d.mp4", "50%.png", "%04d_%04d.png"):
+        assert not is_pattern(name), name
+    assert frame_name(Path("out/50%_%04d.png"), 7) == "50%_0007.png"
+
+
+def test_percent_in_file_names(clip_2997: Path, tmp_path: Path) -> None:
+    """A video name with %d in it is a plain name; % next to a pattern's field is kept as it is."""
+    out = tmp_path / "100%done.mp4"
+    roundtrip(clip_2997, out)
+    assert decoded_frame_count(out) == 12
+    pattern = tmp_path / "seq" / "50%_%04d.png"
+    _, frames = roundtrip(clip_2997, pattern)
+    assert sorted(p.name for p in pattern.parent.iterdir()) == [f"50%_{i:04d}.png" for i in range(1, 13)]
+    with open_reader(pattern) as reader:
+        assert np.array_equal(np.stack([f.rgb for f in reader]), np.stack([f.rgb for f in frames]))
+
+
+def test_pattern_with_two_fields_is_refused(clip_2997: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "frames" / "%04d_%04d.png"
+    info = probe(clip_2997)
+    for call in (lambda: check_output(bad, False), lambda: open_writer(bad, info, 64, 48)):
+        with pytest.raises(OutputError, match=r"%04d_%04d\.png: an image pattern takes exactly one %d field") as err:
+            call()
+        assert "\n" not in str(err.value)
+    with pytest.raises(InputError, match="exactly one %d field"):
+        probe(bad)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("ext", "min_psnr"), [(".webp", 30), (".bmp", float("inf"))])
+def test_webp_and_bmp_sequences(ext: str, min_psnr: float, clip_2997: Path, tmp_path: Path) -> None:
+    """Encoders without rgb24 input (libwebp: bgra/yuv420p, bmp: bgr24) get a format they take."""
+    pattern = tmp_path / "frames" / f"%04d{ext}"
+    _, frames = roundtrip(clip_2997, pattern, codec_options={"threads": "8"})  # as a resumable run passes it
+    assert len(list(pattern.parent.iterdir())) == 12 and leftovers(tmp_path) == []
+    assert psnr(ffmpeg_frames(pattern, 64, 48), np.stack([f.rgb for f in frames])) >= min_psnr
 
 
 def test_image_sequence_out_and_in(clip_2997: Path, tmp_path: Path) -> None:

@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
 
 from dove_cli.errors import DoveError  # noqa: E402
 
-__all__ = ["DoveError", "__version__", "upscale"]
+if TYPE_CHECKING:
+    from dove_cli.pipeline import Plan, UpscaleOptions, UpscaleResult
+
+__all__ = ["DoveError", "Plan", "UpscaleOptions", "UpscaleResult", "__version__", "upscale"]
+_LAZY = ("Plan", "UpscaleOptions", "UpscaleResult")  # importing torch is slow: `dove --help` must not wait
 
 
-def upscale(*args, **kwargs):  # noqa: D401 - thin lazy re-export
-    """Upscale a video file; see `dove_cli.upscale.upscale` for the options."""
-    from dove_cli.upscale import upscale as _upscale
+def upscale(input: Any, output: Any, options: UpscaleOptions | None = None, **overrides: Any) -> Any:
+    """Upscale a video file or image sequence; `UpscaleOptions` lists every option (see dove_cli.pipeline)."""
+    from dove_cli.pipeline import upscale as run
 
-    return _upscale(*args, **kwargs)
+    return run(input, output, options, **overrides)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from dove_cli import pipeline
+
+        return getattr(pipeline, name)
+    raise AttributeError(f"module 'dove_cli' has no attribute {name!r}")

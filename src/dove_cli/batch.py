@@ -2,7 +2,7 @@
 
 `dove upscale in_dir/ -o out_dir/` lands here. Outputs keep their input's name; those that exist
 already are skipped (unless `overwrite`), so re-running a batch after a failure or an
-interruption only does what is missing (with `resume`, a file interrupted half way continues).
+interruption only does what is missing, and a file interrupted half way continues.
 """
 
 from __future__ import annotations
@@ -65,6 +65,12 @@ def plan_batch(in_dir: Path, out_dir: Path, *, overwrite: bool = False) -> list[
         raise InputError(f"{in_dir}: no videos ({', '.join(sorted(video_io.VIDEO_EXTENSIONS))})")
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputError(f"{out_dir}: is a file; for a folder of videos, -o must be a folder")
+    if not out_dir.exists() and out_dir.suffix.lower() in {**video_io.VIDEO_EXTENSIONS, **video_io.IMAGE_EXTENSIONS}:
+        raise OutputError(f"{out_dir}: looks like a file name; for a folder of videos, -o must be a folder "
+                          "(outputs keep their input's name)")  # fmt: skip
+    subfolders = [p.name for p in in_dir.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    if subfolders:
+        log.warning("%s: sub-folders are not searched (%s)", in_dir, ", ".join(sorted(subfolders)[:5]))
     if out_dir.resolve() == in_dir.resolve():
         raise OutputError(f"{out_dir}: is the input folder; choose another output folder")
     items = [BatchItem(v, out_dir / v.name) for v in videos]
@@ -91,10 +97,12 @@ def upscale_batch(
     on_file(index, item) is called when a file starts and when it ends; progress gets the
     per-file frame progress of `upscale`.
     """
-    from dove_cli.upscale import UpscaleOptions, load_model, resolve_device, upscale, validate
+    from dove_cli.pipeline import UpscaleOptions, load_model, resolve_device, upscale, validate
 
     opts = replace(options or UpscaleOptions(), **overrides)
     validate(opts)
+    if not opts.overwrite:  # a re-run carries on where an interrupted file stopped (if its options match)
+        opts = replace(opts, resume=True)
     in_dir, out_dir = Path(in_dir), Path(out_dir)
     result = BatchResult(plan_batch(in_dir, out_dir, overwrite=opts.overwrite))
     try:

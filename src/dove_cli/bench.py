@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import tempfile
 from fractions import Fraction
@@ -12,8 +13,12 @@ import numpy as np
 import torch
 
 from dove_cli import video_io
+from dove_cli.errors import OptionError
 from dove_cli.timing import StageTimer
-from dove_cli.upscale import UpscaleOptions, load_model, parse_size_option, resolve_device, upscale
+from dove_cli.pipeline import UpscaleOptions, load_model, parse_size_option, resolve_device, upscale
+
+
+log = logging.getLogger(__name__)
 
 
 def synthetic_clip(path: Path, frames: int, height: int, width: int, fps: int = 16) -> Path:
@@ -49,6 +54,13 @@ def run_bench(
     repeat: int = 1,
 ) -> dict[str, Any]:
     """Run the streaming pipeline `warmup + repeat` times; report the fastest timed run."""
+    if input is None and frames < 1:
+        raise OptionError(f"--frames {frames}: the synthetic clip needs at least 1 frame")
+    if input is None and min(height, width) < 16 * scale:
+        raise OptionError(f"--height/--width {height}x{width}: at --scale {scale} the output needs at least "
+                          f"{16 * scale} px a side (16 input px)")  # fmt: skip
+    if repeat < 1 or warmup < -1:
+        raise OptionError("--repeat must be at least 1 and --warmup at least 0")
     opts = UpscaleOptions(
         model=model, scale=scale, tile=parse_size_option(tile, "--tile"), chunk=parse_size_option(chunk, "--chunk"),
         device=device, dtype=dtype, offload=offload, color_fix="wavelet", overwrite=True, audio="none",
@@ -56,9 +68,13 @@ def run_bench(
     dev, dt = resolve_device(opts)
     if warmup < 0:
         warmup = 1 if dev.type == "cuda" else 0
+    if model == "full-random" and dev.type == "cpu":
+        log.warning("building the 5.6e9-parameter model on the CPU: about %d GB of RAM and a very slow run",
+                    11 if dt != torch.float32 else 22)  # fmt: skip
     restorer = load_model(opts, dev, dt)
     with tempfile.TemporaryDirectory(prefix="dove-bench-") as tmp:
-        clip = input or synthetic_clip(Path(tmp) / "lq.mp4", frames, height // scale, width // scale)
+        # Even input sizes (4:2:0 H.264); the report gives the output size that really ran.
+        clip = input or synthetic_clip(Path(tmp) / "lq.mp4", frames, height // scale // 2 * 2, width // scale // 2 * 2)
         best = None
         for i in range(warmup + max(repeat, 1)):
             timer = StageTimer(sync=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from typing import Optional
 
@@ -70,7 +71,8 @@ class _UpscaleBar:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.bar.stop()
+        if self.started:  # stopping a bar that never started prints a stray blank line
+            self.bar.stop()
 
 
 def _print_plan(plan, console: Console) -> None:
@@ -119,7 +121,7 @@ def upscale_cmd(
     vae_tiling: bool = typer.Option(False, "--vae-tiling", help="Let the VAE tile internally (less memory)."),
     quantize: str = typer.Option("none", "--quantize", help="Transformer weights: none, int8 or nf4 (bitsandbytes)."),
     color_fix: str = typer.Option("wavelet", "--color-fix", help="none, wavelet or adain: keep the input's colours."),
-    codec: str = typer.Option("h264", "--codec", help="h264, hevc, av1, vp9, ffv1, prores, png."),
+    codec: Optional[str] = typer.Option(None, "--codec", help="h264, hevc, av1, vp9, ffv1, prores, png (default: h264; vp9 for .webm)."),
     crf: Optional[int] = typer.Option(None, "--crf", help="Quality (codec default: visually lossless)."),
     preset: Optional[str] = typer.Option(None, "--preset", help="Encoder preset."),
     pix_fmt: Optional[str] = typer.Option(None, "--pix-fmt", help="e.g. yuv420p, yuv444p, yuv420p10le."),
@@ -144,7 +146,7 @@ def upscale_cmd(
     """Upscale a video (or every video in a folder) with DOVE, streaming, with exact timing and audio."""
     from dove_cli.batch import is_batch_input
     from dove_cli.errors import OptionError
-    from dove_cli.upscale import UpscaleOptions, parse_size_option, upscale
+    from dove_cli.pipeline import UpscaleOptions, parse_size_option, upscale
 
     opts = UpscaleOptions(
         model=model, scale=scale, tile=parse_size_option(tile, "--tile"), tile_overlap=tile_overlap,
@@ -599,6 +601,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     Usage errors (unknown option, bad value) are click's: a message and exit 2.
     """
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    previous = signal.signal(signal.SIGTERM, _sigterm_as_ctrl_c)
     try:
         app(args=argv, standalone_mode=True)
     except DoveError as exc:
@@ -607,6 +610,13 @@ def main(argv: Optional[list[str]] = None) -> None:
     except KeyboardInterrupt:
         err_console.print("interrupted", highlight=False)
         sys.exit(130)
+    finally:
+        signal.signal(signal.SIGTERM, previous)  # tests call main() in-process
+
+
+def _sigterm_as_ctrl_c(signum: int, frame: object) -> None:
+    """timeout, SLURM, docker stop: stop as on Ctrl-C (finished part kept, resume hint, exit 130)."""
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

@@ -72,6 +72,14 @@ class BilinearModel:
     ) -> torch.Tensor:
         return (video.float() * 0.5 + 0.5).clamp(0.0, 1.0)
 
+    @property
+    def max_window_pixels(self) -> int | None:
+        """Largest window (output px) the VAE decodes in one piece, None with VAE tiling.
+
+        diffusers' CogVideoXSafeConv3d splits big inputs along time into chunks that can be shorter
+        than the kernel, which fails from about 1.4 MP (benchmarks/calibrate_memory.py)."""
+        return None if getattr(self.vae, "use_tiling", False) else SAFE_DECODE_PIXELS
+
     def estimate_window_bytes(self, frames: int, height: int, width: int) -> int:
         return frames * height * width * 3 * 4 * 3
 
@@ -269,13 +277,37 @@ class DoveModel:
     def weights_bytes(self) -> int:
         return sum(p.numel() * p.element_size() for m in (self.transformer, self.vae) for p in m.parameters())
 
+    @property
+    def max_window_pixels(self) -> int | None:
+        """Largest window (output px) the VAE decodes in one piece, None with VAE tiling.
+
+        diffusers' CogVideoXSafeConv3d splits big inputs along time into chunks that can be shorter
+        than the kernel, which fails from about 1.4 MP (benchmarks/calibrate_memory.py)."""
+        return None if getattr(self.vae, "use_tiling", False) else SAFE_DECODE_PIXELS
+
     def estimate_window_bytes(self, frames: int, height: int, width: int) -> int:
         """Rough peak activation bytes for one window (calibrate on a GPU; see README)."""
         return estimate_activation_bytes(self.transformer.config, self.vae.config, frames, height, width, self.dtype)
 
 
+# Peak activation bytes of one window, fitted by benchmarks/calibrate_memory.py (peak RSS on a CPU,
+# live tensor bytes on the meta device) with a 1.25x margin, in units of the element size x:
+TRANSFORMER_BYTES = 16  # tokens x hidden width (flash / memory-efficient attention: linear in tokens)
+VAE_DECODE_BYTES = {1: 51, 9: 168}  # pixels x block_out_channels[0], by frames padded to 8k+1; more:
+VAE_DECODE_BYTES_LONG = 224  # the 2nd frame batch runs while the 1st batch's conv caches are held
+SAFE_DECODE_PIXELS = 1_300_000  # see DoveModel.max_window_pixels
+WORKSPACE_BYTES = 256 << 20  # kernel scratch and allocator slack (CPU: RSS was 33-200 MiB above live bytes)
+
+
 def estimate_activation_bytes(tcfg, vcfg, frames: int, height: int, width: int, dtype: torch.dtype) -> int:
-    """Peak activation estimate: the larger of the transformer pass and the VAE decode."""
+    """Peak activation bytes of one window: the larger of the transformer pass and the VAE decode.
+
+    The constants come from benchmarks/calibrate_memory.py, a CPU proxy: the GPU caching
+    allocator's fragmentation and cuDNN/cuBLAS workspaces are not captured. The VAE encode peaks
+    at about half the decode, so it never decides; the decoder works in batches of 2 latent frames,
+    so its peak stops growing past 17 frames; the transformer frees each layer's activations, so
+    the layer count does not matter.
+    """
     elt = torch.finfo(dtype).bits // 8
     frames += (-(frames - 1)) % TEMPORAL_PAD
     lat_frames = 1 + (frames - 1) // 4
@@ -283,12 +315,10 @@ def estimate_activation_bytes(tcfg, vcfg, frames: int, height: int, width: int, 
     scale = 2 ** (len(vcfg.block_out_channels) - 1)
     tokens = math.ceil(lat_frames / pt) * (height // (scale * p)) * (width // (scale * p)) + tcfg.max_text_seq_length
     dim = tcfg.num_attention_heads * tcfg.attention_head_dim
-    transformer = tokens * dim * elt * 14  # hidden, qkv, attention out, 4x MLP, norms
-    # The VAE decoder works on a few frames at a time with caches; its widest stage holds
-    # block_out_channels[0] channels at full resolution (several buffers, norms upcast to fp32).
-    vae = 6 * min(frames, 8) * height * width * vcfg.block_out_channels[0] * 4
+    transformer = TRANSFORMER_BYTES * tokens * dim * elt
+    vae = VAE_DECODE_BYTES.get(frames, VAE_DECODE_BYTES_LONG) * height * width * vcfg.block_out_channels[0] * elt
     io = 3 * frames * height * width * 3 * 4  # the window in, decoded out, float32 result
-    return int(max(transformer, vae) + io)
+    return int(max(transformer, vae) + WORKSPACE_BYTES + io)
 
 
 def _bnb_config(quantize: Quantize, dtype: torch.dtype, device: torch.device):
@@ -352,6 +382,8 @@ def build_random(
     dtype: torch.dtype = torch.float32,
     seed: int = 0,
     posterior: Posterior = "sample",
+    offload: Offload = "none",
+    vae_tiling: bool = False,
 ) -> DoveModel:
     """Random-init models of the real classes: 'tiny' for tests, 'full' (5.6e9) for benchmarks."""
     from diffusers import AutoencoderKLCogVideoX, CogVideoXDPMScheduler, CogVideoXTransformer3DModel
@@ -371,7 +403,7 @@ def build_random(
     else:
         emb = packaged_prompt_embedding()
     model = DoveModel(transformer, vae, scheduler, emb, device, dtype, posterior)
-    model._place("none", vae_tiling=False)
+    model._place(offload, vae_tiling)
     return model
 
 

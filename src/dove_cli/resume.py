@@ -6,7 +6,10 @@ appended and synced per segment, after the segment itself is on disk). At the en
 are joined by copying packets (no re-encode) into the output, with the input's audio and
 subtitles, and the work folder is removed. Segments are MOV or NUT files (video_io.segment_suffix)
 whatever the output container, so timestamps survive exactly. Image-pattern outputs write each
-image atomically into `<output>.dove-work/images/` instead.
+image atomically into `<output>.dove-work/images/` instead. A run holds an exclusive lock on
+`<output>.dove-work/lock` (flock) from the moment it finds or creates the folder: a second run on
+the same output is refused instead of writing into the same folder. The OS drops the lock when
+the process ends, even on a crash or kill.
 
 After an interruption (Ctrl-C, kill, power loss) the folder holds every finished segment, and
 `--resume` continues after the last one: the loop replays the same window plan, skips the model
@@ -18,13 +21,14 @@ pixels) must match, so a resume never mixes two different runs.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -35,6 +39,7 @@ log = logging.getLogger(__name__)
 
 WORK_SUFFIX = ".dove-work"
 JOURNAL = "journal.jsonl"  # line 1: the run (fingerprint, plan); then one line per closed segment
+LOCK = "lock"  # flock-ed by the run using the folder; holds its pid
 VERSION = 1
 # A segment closes at the first window boundary at least this many frames after its start. Each
 # segment starts with a keyframe: at the default --chunk 33 (stride 25) that is one segment per
@@ -52,7 +57,7 @@ def work_folder(output: Path) -> Path:
 
 def resumable(output: Path) -> bool:
     """Video files and image patterns; a single image is written in one go."""
-    return output.suffix.lower() in video_io.VIDEO_EXTENSIONS or "%" in output.name
+    return output.suffix.lower() in video_io.VIDEO_EXTENSIONS or video_io.is_pattern(output)
 
 
 def input_identity(info: video_io.VideoInfo) -> dict[str, Any]:
@@ -99,11 +104,45 @@ class Work:
         self.path = work_folder(output)
         self.images = self.path / "images"
         self.journal_path = self.path / JOURNAL
+        self._lock: IO[str] | None = None
+
+    def lock(self) -> None:
+        """Hold the folder's lock until release() or the end of the process; refuse if another run has it."""
+        path = self.path / LOCK
+        if self._lock is not None:
+            try:
+                if os.path.samestat(os.fstat(self._lock.fileno()), path.stat()):
+                    return
+            except FileNotFoundError:  # removed by the run that held it before us: lock the new one
+                pass
+            self.release()
+        try:
+            f = open(path, "a+")
+        except OSError as exc:
+            raise OutputError(f"{self.output}: cannot create {path} ({exc.strerror})") from None
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            pid = f.read().strip() or "?"
+            f.close()
+            raise OutputError(f"another dove run is writing {self.output} (pid {pid})") from None
+        f.truncate(0)
+        f.write(f"{os.getpid()}\n")
+        f.flush()
+        self._lock = f
+
+    def release(self) -> None:
+        """Let other runs use this output again (closing the file drops the lock)."""
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
 
     def check(self, fingerprint: dict[str, Any], *, resume: bool, overwrite: bool) -> Journal | None:
         """Before any work: the journal to resume, or None to start afresh; refuses a stale folder."""
         if not self.path.exists():
             return None
+        self.lock()
         if not resume:
             if overwrite:
                 return None
@@ -142,13 +181,14 @@ class Work:
 
     def start(self, journal: Journal, resumed: bool) -> int:
         """Create (or tidy) the folder; returns how many output frames are already saved."""
-        if not resumed and self.path.exists():
-            shutil.rmtree(self.path)
         try:
             self.path.mkdir(exist_ok=True)
         except OSError as exc:
             raise OutputError(f"{self.output}: cannot create work folder {self.path} ({exc.strerror})") from None
-        if "%" in self.output.name:
+        self.lock()
+        if not resumed:
+            self._clear(keep={LOCK})
+        if video_io.is_pattern(self.output):
             done = self._images_done()
         else:
             keep = []
@@ -159,17 +199,19 @@ class Work:
                 keep.append(s)
             journal.segments = keep
             done = journal.frames_done
-            listed = {s.file for s in keep} | {JOURNAL}
-            for p in self.path.iterdir():  # partial segments and temporary files of the last run
-                if p.name not in listed:
-                    shutil.rmtree(p) if p.is_dir() else p.unlink()
+            self._clear(keep={s.file for s in keep} | {JOURNAL, LOCK})  # partial segments, temporary files
         self.save(journal)
         return done
+
+    def _clear(self, keep: set[str]) -> None:
+        for p in self.path.iterdir():
+            if p.name not in keep:
+                shutil.rmtree(p) if p.is_dir() else p.unlink()
 
     def _images_done(self) -> int:
         """Images 1..n present without a gap (each was written atomically)."""
         n = 0
-        while (self.images / (self.output.name % (n + 1))).is_file():
+        while (self.images / video_io.frame_name(self.output, n + 1)).is_file():
             n += 1
         return n
 
@@ -194,10 +236,12 @@ class Work:
 
     def saved(self, journal: Journal) -> int:
         """Output frames that a resume would not redo."""
-        return self._images_done() if "%" in self.output.name else journal.frames_done
+        return self._images_done() if video_io.is_pattern(self.output) else journal.frames_done
 
     def remove(self) -> None:
+        """Delete the folder (the run is over), then release the lock."""
         shutil.rmtree(self.path, ignore_errors=True)
+        self.release()
 
 
 class SegmentedWriter(video_io.VideoWriter):
@@ -218,8 +262,9 @@ class SegmentedWriter(video_io.VideoWriter):
         check = video_io.open_writer(output, info, width, height, **writer_options, **join_options)
         pix_fmt = getattr(check, "pix_fmt", None)
         check.abort()
-        self._opts = {**writer_options, "pix_fmt": pix_fmt or writer_options.get("pix_fmt")}
-        self._suffix = video_io.segment_suffix(writer_options.get("codec", "h264"))
+        codec = writer_options.get("codec") or video_io.default_codec(output)  # segments are MOV/NUT
+        self._opts = {**writer_options, "codec": codec, "pix_fmt": pix_fmt or writer_options.get("pix_fmt")}
+        self._suffix = video_io.segment_suffix(codec)
         self._seg: video_io.VideoWriter | None = None
         self._current: Segment | None = None
         self._closed = False
@@ -253,7 +298,7 @@ class SegmentedWriter(video_io.VideoWriter):
             return
         self.end_segment()
         files = [(self.work.path / s.file, s.first_pts) for s in self.journal.segments]
-        video_io.join_segments(self.path, self.info, files, codec=self._opts.get("codec", "h264"), **self._join)
+        video_io.join_segments(self.path, self.info, files, codec=self._opts["codec"], **self._join)
         self._closed = True
 
     def abort(self) -> None:
@@ -282,7 +327,7 @@ def open_output(work: Work | None, journal: Journal | None, output: Path, info: 
     """The writer for a run: segments (video), images in the work folder (pattern), or direct (one image)."""
     if work is None or journal is None:
         return video_io.open_writer(output, info, width, height, **writer_options, **join_options)
-    if "%" in output.name:
+    if video_io.is_pattern(output):
         return video_io.open_writer(output, info, width, height, codec_options=writer_options.get("codec_options"),
                                     overwrite=join_options.get("overwrite", False), work=work.images, first=first)
     return SegmentedWriter(work, journal, output, info, width, height, first=first,

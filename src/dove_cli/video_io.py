@@ -16,7 +16,7 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -39,6 +39,9 @@ __all__ = [
     "open_reader",
     "open_writer",
     "is_image_path",
+    "is_pattern",
+    "frame_name",
+    "default_codec",
     "IMAGE_EXTENSIONS",
     "VIDEO_EXTENSIONS",
     "CODECS",
@@ -51,6 +54,8 @@ IMAGE_EXTENSIONS = {".png": "png", ".jpg": "mjpeg", ".jpeg": "mjpeg", ".tif": "t
 VIDEO_EXTENSIONS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm",
                     ".ts": "mpegts", ".m2ts": "mpegts", ".mts": "mpegts", ".nut": "nut"}
 DEFAULT_SEQUENCE_FPS = Fraction(25)  # what ffmpeg assumes for image sequences
+# Text subtitles a container cannot hold are converted to its own text codec (as ffmpeg does).
+_TEXT_SUBTITLES = {"mp4": "mov_text", "mov": "mov_text", "matroska": "subrip", "webm": "webvtt"}
 
 # FFmpeg's names for the colour enums (libavutil/pixfmt.h); 2 / 0 = unspecified -> None.
 _PRIMARIES = {1: "bt709", 4: "bt470m", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m", 8: "film",
@@ -144,8 +149,28 @@ def is_image_path(path: str | Path) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
 
 
-def _is_pattern(path: str | Path) -> bool:
-    return re.search(r"%0?\d*d", Path(path).name) is not None
+_FIELD = re.compile(r"%0?(\d*)d")  # the frame number in an image pattern: %d, %06d
+
+
+def is_pattern(path: str | Path) -> bool:
+    """Whether `path` names an image sequence (frames/%06d.png): an image extension and exactly one
+    %d / %0Nd field. Any other `%` is part of a plain name (`50%_speed.mp4`, `clip 100%.png`)."""
+    path = Path(path)
+    return is_image_path(path) and len(_FIELD.findall(path.name)) == 1
+
+
+def frame_name(pattern: Path, n: int) -> str:
+    """The file name of image `n` of a pattern: frames/%06d.png -> 000001.png for n = 1."""
+    m = _FIELD.search(pattern.name)
+    assert m is not None
+    return pattern.name[: m.start()] + m[0] % n + pattern.name[m.end():]
+
+
+def _check_fields(path: Path, error: type[Exception]) -> None:
+    """An image name with several %d fields is neither a pattern nor a plain name: refuse it."""
+    n = len(_FIELD.findall(path.name))
+    if n > 1 and is_image_path(path):
+        raise error(f"{path}: an image pattern takes exactly one %d field (like frames/%06d.png), not {n}")
 
 
 def _ffmsg(exc: BaseException) -> str:
@@ -203,8 +228,9 @@ def open_reader(
 
 def _image_inputs(path: Path) -> list[Path] | None:
     """The image files an input names, sorted by frame number; None when it is a video file."""
-    if _is_pattern(path):
-        m = re.search(r"%0?(\d*)d", path.name)
+    _check_fields(path, InputError)
+    if is_pattern(path):
+        m = _FIELD.search(path.name)
         assert m is not None
         rx = re.compile(re.escape(path.name[: m.start()]) + r"(\d+)" + re.escape(path.name[m.end():]) + "$")
         folder = path.parent
@@ -474,8 +500,8 @@ class _ImageReader(VideoReader):
             path=path, width=first.width, height=first.height, num_frames=len(files), fps=rate,
             time_base=1 / rate, start_pts=0, bit_depth=bit_depth, pix_fmt=first.format.name,
             codec=files[0].suffix.lower().lstrip("."), container="image2",
-            is_image_sequence=len(files) > 1 or _is_pattern(path) or path.is_dir(),
-            is_still_image=len(files) == 1 and not (_is_pattern(path) or path.is_dir()),
+            is_image_sequence=len(files) > 1 or is_pattern(path) or path.is_dir(),
+            is_still_image=len(files) == 1 and not (is_pattern(path) or path.is_dir()),
             num_frames_exact=True, duration=float(len(files) / rate), files=list(files))
         self._rgb_format = "rgb48le" if bit_depth > 8 else "rgb24"
         self._first_frame: av.VideoFrame | None = first
@@ -520,15 +546,28 @@ class _ImageReader(VideoReader):
 # ------------------------------------------------------------------------------------------ writing
 
 
+def _has_encoder(name: str) -> bool:
+    try:
+        av.Codec(name, "w")
+        return True
+    except (av.FFmpegError, ValueError):
+        return False
+
+
+def default_codec(path: str | Path) -> str:
+    """The codec a video output gets when none is chosen: h264, or VP9 (else AV1) for WebM."""
+    if VIDEO_EXTENSIONS.get(Path(path).suffix.lower()) != "webm":
+        return "h264"
+    return "vp9" if _has_encoder(CODECS["vp9"].encoder) else "av1"
+
+
 def _resolve_codec(codec: str) -> tuple[str, CodecSpec]:
     name = _CODEC_ALIASES.get(codec.lower(), codec.lower())
     if name not in CODECS:
         raise OptionError(f"unknown codec {codec!r} (choose from {', '.join(CODECS)})")
     spec = CODECS[name]
-    try:
-        av.Codec(spec.encoder, "w")
-    except (av.FFmpegError, ValueError):
-        raise OptionError(f"codec {name}: encoder {spec.encoder} is not in this FFmpeg build") from None
+    if not _has_encoder(spec.encoder):
+        raise OptionError(f"codec {name}: encoder {spec.encoder} is not in this FFmpeg build")
     return name, spec
 
 
@@ -613,12 +652,16 @@ def _disk_full(exc: BaseException) -> bool:
     return getattr(exc, "errno", None) == errno.ENOSPC
 
 
-def check_output(path: Path, overwrite: bool) -> None:
-    """Fail before any work: an existing output needs --overwrite; the folder must be creatable.
-
-    Touches nothing on disk, so it can run before a model loads; the writer makes the folder.
-    """
-    if _is_pattern(path):
+def check_output(path: Path, overwrite: bool, inputs: Sequence[Path] = ()) -> None:
+    """Fail before any work: never the input, an existing output needs --overwrite, the folder
+    must be creatable. Touches nothing on disk, so it runs before a model loads; the writer makes
+    the folder."""
+    _check_fields(path, OutputError)
+    sources = {p.resolve() for p in inputs}
+    targets = _matching_images(path) if is_pattern(path) else [path]
+    if any(t.resolve() in sources for t in targets):
+        raise OutputError(f"{path}: is the input; choose another output name")
+    if is_pattern(path):
         if path.parent.is_file():
             raise OutputError(f"{path}: {path.parent} is a file, not a folder")
         existing = _matching_images(path)
@@ -641,7 +684,7 @@ def _matching_images(pattern: Path) -> list[Path]:
     """Files in the pattern's folder that the pattern (frames/%06d.png) would name."""
     if not pattern.parent.is_dir():
         return []
-    m = re.search(r"%0?(\d*)d", pattern.name)
+    m = _FIELD.search(pattern.name)
     assert m is not None
     rx = re.compile(re.escape(pattern.name[: m.start()]) + r"\d+" + re.escape(pattern.name[m.end():]) + "$")
     return [p for p in pattern.parent.iterdir() if rx.match(p.name)]
@@ -713,7 +756,7 @@ def open_writer(
     width: int,
     height: int,
     *,
-    codec: str = "h264",
+    codec: str | None = None,
     crf: int | float | None = None,
     preset: str | None = None,
     pix_fmt: str | None = None,
@@ -729,14 +772,17 @@ def open_writer(
     """Start writing `path` (a video file, an image pattern like `frames/%06d.png`, or one image).
 
     info: the reader's VideoInfo: time base, fps, colour, rotation and the source of audio,
-    subtitle, chapter and metadata copies. audio: "copy" (packet for packet; error if the container
-    cannot hold the codec), "transcode" (copy what fits, re-encode the rest to AAC, Opus for
-    WebM) or "none". subtitles: "copy" or "none". start/end: the span of the input (seconds from
-    its first frame) that this output covers, as for a preview: audio and subtitles outside it are
-    left out and every timestamp shifts so that the output starts at 0. Codec and pixel-format
-    choices are validated here, before any frame is encoded. work/first (image patterns only): write
-    the images into the folder `work`, which persists after abort() and may already hold the first
-    `first` images of an interrupted run (--resume); close() moves them all into place.
+    subtitle, chapter and metadata copies. codec: None = the container's default (default_codec).
+    audio: "copy" (packet for packet; error if the container cannot hold the codec), "transcode"
+    (copy what fits, re-encode the rest to AAC, Opus for WebM) or "none". subtitles: "copy"
+    (packet for packet; text subtitles the container cannot hold are converted to its text codec,
+    e.g. srt -> mov_text for MP4; bitmap ones are refused) or "none". start/end: the span of the
+    input (seconds from its first frame) that this output covers, as for a preview: audio and
+    subtitles outside it are left out and every timestamp shifts so that the output starts at 0.
+    Codec and pixel-format choices are validated here, before any frame is encoded. work/first
+    (image patterns only): write the images into the folder `work`, which persists after abort()
+    and may already hold the first `first` images of an interrupted run (--resume); close() moves
+    them all into place.
     """
     path = Path(path)
     if audio not in ("copy", "transcode", "none"):
@@ -746,12 +792,13 @@ def open_writer(
     if width < 1 or height < 1:
         raise OptionError(f"output size must be positive, got {width}x{height}")
     ext = path.suffix.lower()
-    if _is_pattern(path) or ext in IMAGE_EXTENSIONS:
-        if ext not in IMAGE_EXTENSIONS:
-            raise OutputError(f"{path}: image pattern needs an image extension "
-                              f"({', '.join(sorted(IMAGE_EXTENSIONS))})")
+    if ext in IMAGE_EXTENSIONS:
+        _check_fields(path, OutputError)
         return _ImageWriter(path, info, width, height, codec_options=codec_options, overwrite=overwrite,
                             work=work, first=first)
+    if ext not in VIDEO_EXTENSIONS and _FIELD.search(path.name):
+        raise OutputError(f"{path}: image pattern needs an image extension "
+                          f"({', '.join(sorted(IMAGE_EXTENSIONS))})")
     if ext not in VIDEO_EXTENSIONS:
         raise OutputError(f"{path}: unknown output extension {ext or '(none)'!r} (use "
                           f"{', '.join(sorted(VIDEO_EXTENSIONS))}, or an image pattern like frames/%06d.png)")
@@ -761,7 +808,7 @@ def open_writer(
 
 
 class _ContainerWriter(VideoWriter):
-    def __init__(self, path: Path, info: VideoInfo, width: int, height: int, *, codec: str,
+    def __init__(self, path: Path, info: VideoInfo, width: int, height: int, *, codec: str | None,
                  crf: int | float | None, preset: str | None, pix_fmt: str | None,
                  codec_options: dict[str, Any] | None, audio: str, subtitles: str, overwrite: bool,
                  start: float | Fraction | None = None, end: float | Fraction | None = None) -> None:
@@ -774,7 +821,7 @@ class _ContainerWriter(VideoWriter):
         self._done = False
         self._src: av.container.InputContainer | None = None
         fmt_name = VIDEO_EXTENSIONS[path.suffix.lower()]
-        name, spec = _resolve_codec(codec)
+        name, spec = _resolve_codec(codec or default_codec(path))
         pf = _choose_pix_fmt(spec, name, pix_fmt, info.bit_depth > 8, width, height)
         self.pix_fmt = pf  # as chosen (e.g. 4:4:4 for odd sizes), so that segments can repeat it
         opts = _encoder_options(name, spec, crf, preset, codec_options)
@@ -793,8 +840,8 @@ class _ContainerWriter(VideoWriter):
                 vs.codec_context.options = opts
 
             if not _container_accepts(fmt_name, av.Codec(spec.encoder, "w").name, add_video):
-                raise OutputError(f"{path}: the {fmt_name} container cannot hold {name} video "
-                                  "(choose another codec or extension, e.g. .mkv or .mov)")
+                raise OutputError(f"{path}: the {fmt_name} container cannot hold {name} video; "
+                                  f"use --codec {default_codec(path)} or another extension (e.g. .mkv)")
             self._setup_video(spec, pf, opts, width, height)
             self._setup_aux(audio, subtitles, fmt_name)
         except BaseException:
@@ -877,6 +924,9 @@ class _ContainerWriter(VideoWriter):
             if _container_accepts(fmt_name, codec, lambda c, s=s: c.add_stream_from_template(s)):
                 ostream = out.add_stream_from_template(s)
                 mode = "copy"
+            elif s.type == "subtitle" and s.codec_context.codec.text_sub and fmt_name in _TEXT_SUBTITLES:
+                ostream = self._text_subtitle_stream(s, _TEXT_SUBTITLES[fmt_name])
+                mode = "subtitles"
             elif s.type == "audio" and audio == "transcode":
                 target = "libopus" if fmt_name == "webm" else "aac"
                 rate = s.codec_context.sample_rate or 48000
@@ -889,7 +939,7 @@ class _ContainerWriter(VideoWriter):
                 what = "audio" if s.type == "audio" else "subtitles"
                 hint = ("use --audio transcode to re-encode it or --audio none to drop it"
                         if s.type == "audio" else
-                        f"write to {info.path.suffix or 'the input container'} or drop subtitles (subtitles='none')")
+                        f"write to {info.path.suffix or 'the input container'} or use --subtitles none")
                 raise OutputError(f"{self.path}: the {fmt_name} container cannot hold {codec} {what} "
                                   f"(input stream #{s.index}); {hint}")
             for k, v in s.metadata.items():
@@ -912,6 +962,33 @@ class _ContainerWriter(VideoWriter):
             if self._t0 is not None and self._t0 > 0:
                 src.seek(int(self._t0 * av.time_base), backward=True)
             self._aux_iter = iter(src.demux(*[src.streams[i] for i in self._aux]))
+
+    def _text_subtitle_stream(self, s: Any, target: str) -> Any:
+        """An output stream that re-encodes text subtitle stream `s` as `target` (srt -> mov_text...)."""
+        dec = s.codec_context
+        dec.open(strict=False)  # makes its ASS header, which the encoder starts from (as ffmpeg does)
+        ostream = self._out.add_stream(target)
+        ostream.time_base = ostream.codec_context.time_base = s.time_base
+        ostream.codec_context.subtitle_header = dec.subtitle_header
+        ostream.codec_context.open(strict=False)  # before the header is written: mov_text's extradata
+        log.info("%s: subtitle stream #%d (%s) converted to %s", self.path, s.index, dec.name, target)
+        return ostream
+
+    def _convert_subtitle(self, p: av.Packet, ostream: Any) -> None:
+        """Re-encode one text subtitle packet for the output's text codec, with the same timing."""
+        try:
+            cue = p.stream.codec_context.decode2(p)
+            if cue is None or not len(cue):  # an empty sample (MP4 fills gaps between cues with them)
+                return
+            q = ostream.codec_context.encode_subtitle(cue)
+        except av.FFmpegError as exc:
+            log.warning("%s: skipped a subtitle that could not be converted (%s)", self.info.path, _ffmsg(exc))
+            return
+        q.pts, q.dts, q.time_base = p.pts, p.pts, p.time_base
+        if p.duration:
+            q.duration = p.duration
+        q.stream = ostream
+        self._mux(q)
 
     # -- writing
     def _mux(self, packets: Any) -> None:
@@ -984,6 +1061,9 @@ class _ContainerWriter(VideoWriter):
                     continue  # demuxer's end-of-stream marker
                 p.stream = ostream
                 self._mux(p)
+            elif mode == "subtitles":
+                if p.pts is not None:
+                    self._convert_subtitle(p, ostream)
             else:
                 try:
                     frames = p.decode()
@@ -1071,7 +1151,7 @@ def join_segments(
     info: VideoInfo,
     segments: list[tuple[Path, int]],
     *,
-    codec: str = "h264",
+    codec: str | None = None,
     audio: str = "copy",
     subtitles: str = "copy",
     overwrite: bool = False,
@@ -1101,7 +1181,7 @@ def join_segments(
 class _SegmentJoiner(_ContainerWriter):
     """A container writer whose video packets come from segment files instead of an encoder."""
 
-    def __init__(self, path: Path, info: VideoInfo, template: Path, *, codec: str, audio: str, subtitles: str,
+    def __init__(self, path: Path, info: VideoInfo, template: Path, *, codec: str | None, audio: str, subtitles: str,
                  overwrite: bool, start: float | Fraction | None, end: float | Fraction | None) -> None:
         try:
             self._template_src = av.open(str(template))
@@ -1206,7 +1286,7 @@ class _ImageWriter(VideoWriter):
         self._done = False
         self._keep_tmp = False
         self._w, self._h = width, height
-        self._pattern = _is_pattern(path)
+        self._pattern = is_pattern(path)
         ext = path.suffix.lower()
         encoder = IMAGE_EXTENSIONS[ext]
         try:
@@ -1215,9 +1295,11 @@ class _ImageWriter(VideoWriter):
             raise OutputError(f"{path}: this FFmpeg build cannot write {ext} images") from None
         formats = {f.name for f in codec.video_formats or []}
         hi = info.bit_depth > 8
-        for pf in (["rgb48be", "rgb48le"] if hi else []) + ["rgb24", "yuvj444p", "yuv444p", "yuvj420p"]:
-            if pf in formats:
+        for pf in (["rgb48be", "rgb48le"] if hi else []) + ["rgb24", "bgr24", "bgra", "yuvj444p", "yuvj420p"]:
+            if pf in formats:  # bgr24: BMP; bgra: WebP (libwebp converts to YUV itself)
                 break
+        else:
+            raise OutputError(f"{path}: this FFmpeg build cannot write RGB {ext} images")
         self._pix_fmt = pf
         self._encoder, self._options = encoder, {str(k): str(v) for k, v in (codec_options or {}).items()}
         if not self._pattern:
@@ -1272,7 +1354,7 @@ class _ImageWriter(VideoWriter):
         if not self._pattern and self.frames_written:
             raise OutputError(f"{self.path}: one image cannot hold more than one frame")
         data = self._encode(rgb)
-        target = self._tmp if not self._pattern else self._tmp / (self.path.name % (self.frames_written + 1))
+        target = self._tmp if not self._pattern else self._tmp / frame_name(self.path, self.frames_written + 1)
         part = target.with_name(target.name + ".part")  # complete or absent, even after a crash
         try:
             part.write_bytes(data)

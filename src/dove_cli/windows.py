@@ -45,17 +45,21 @@ def check_chunk(chunk: int, overlap: int) -> None:
     if overlap < 0:
         raise OptionError(f"--chunk-overlap {overlap} must not be negative")
     if chunk > 0 and overlap >= chunk:
-        raise OptionError(f"--chunk-overlap {overlap} must be smaller than --chunk {chunk}")
+        raise OptionError(f"--chunk-overlap {overlap} must be smaller than --chunk {chunk} "
+                          f"(e.g. --chunk-overlap {(chunk - 1) // 2})")
 
 
 def check_tile(tile: int, overlap: int, multiple: int) -> None:
     """Tiles must hold their overlap twice and be at least one model block."""
-    if tile < 0 or overlap < 0:
-        raise OptionError(f"--tile {tile} and --tile-overlap {overlap} must not be negative")
+    if tile < 0:
+        raise OptionError(f"--tile {tile} must not be negative (0 = whole frame)")
+    if overlap < 0:
+        raise OptionError(f"--tile-overlap {overlap} must not be negative")
     if tile > 0 and tile < multiple:
         raise OptionError(f"--tile {tile} is smaller than the model's block of {multiple} px")
     if tile > 0 and 2 * overlap >= tile:
-        raise OptionError(f"--tile {tile} is too small for --tile-overlap {overlap} (need tile > 2 x overlap)")
+        raise OptionError(f"--tile {tile} is too small for --tile-overlap {overlap} (need tile > 2 x overlap; "
+                          f"e.g. --tile-overlap {tile // 4 // 8 * 8})")
 
 
 def plan_spans(length: int, window: int, overlap: int) -> list[Span]:

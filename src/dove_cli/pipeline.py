@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from dove_cli import resume, video_io
 from dove_cli.color_fix import ColorFix, apply_color_fix
 from dove_cli.engine import DTYPES, BilinearModel, DoveModel, Restorer, upsample
-from dove_cli.errors import InputError, Interrupted, OptionError, OutOfMemory
+from dove_cli.errors import InputError, Interrupted, OptionError, OutOfMemory, OutputError
 from dove_cli.scenes import SceneDetector
 from dove_cli.timing import StageTimer, peak_gpu_bytes, peak_host_bytes
 from dove_cli.windows import (
@@ -75,7 +75,7 @@ class UpscaleOptions:
     vae_tiling: bool = False
     quantize: Literal["none", "int8", "nf4"] = "none"
     color_fix: ColorFix = "wavelet"
-    codec: str = "h264"
+    codec: str | None = None  # None: the container's default (h264; vp9 for .webm)
     crf: int | None = None
     preset: str | None = None
     pix_fmt: str | None = None
@@ -227,11 +227,16 @@ def load_model(opts: UpscaleOptions, device: torch.device, dtype: torch.dtype) -
     """'bilinear', 'tiny', 'full-random', or real weights (a folder, hub id, or the default)."""
     name = opts.model
     if name == "bilinear":
+        if opts.quantize != "none" or opts.offload != "none":
+            log.warning("--model bilinear has no network: --quantize and --offload do nothing")
         return BilinearModel(device)
     if name in ("tiny", "full-random"):
         from dove_cli.engine import build_random
 
-        return build_random("tiny" if name == "tiny" else "full", device=device, dtype=dtype, posterior=opts.posterior)
+        if opts.quantize != "none":
+            raise OptionError(f"--quantize is applied while loading weights; --model {name} is built in memory")
+        return build_random("tiny" if name == "tiny" else "full", device=device, dtype=dtype, posterior=opts.posterior,
+                            offload=opts.offload, vae_tiling=opts.vae_tiling)  # fmt: skip
     from dove_cli.weights import resolve_model
 
     folder = resolve_model(name, download=opts.download)
@@ -257,6 +262,13 @@ def validate(opts: UpscaleOptions) -> None:
         check_tile(opts.tile, opts.tile_overlap, 16)
     if opts.preview:
         parse_preview(opts.preview)
+    if opts.fps is not None:
+        try:
+            rate = Fraction(str(opts.fps))
+        except (ValueError, ZeroDivisionError):
+            rate = Fraction(0)
+        if rate <= 0:
+            raise OptionError(f"--fps {opts.fps} is not a positive frame rate (e.g. 24, 29.97 or 30000/1001)")
     if opts.scene_cuts not in ("auto", "off"):
         raise OptionError(f"--scene-cuts {opts.scene_cuts!r} is not one of: auto, off")
 
@@ -287,17 +299,27 @@ def choose_windows(
     if chunk == AUTO:
         chunk = 0 if 0 < frames <= DEFAULT_CHUNK else DEFAULT_CHUNK
     tile = opts.tile
+    max_pixels = getattr(model, "max_window_pixels", None)
     if tile == AUTO:
         win_frames = chunk or frames
         tile = 0
         side = max(height, width)
         while True:
             th, tw = min(side, height), min(side, width)
-            if model.estimate_window_bytes(win_frames, th, tw) <= budget or side <= MIN_TILE:
+            fits = model.estimate_window_bytes(win_frames, th, tw) <= budget
+            if (fits and (max_pixels is None or th * tw <= max_pixels)) or side <= MIN_TILE:
                 break
             side = max(MIN_TILE, (side * 3 // 4) // m * m)
         if side < max(height, width):
             tile = side
+    elif max_pixels is not None:
+        th, tw = min(tile or height, height), min(tile or width, width)
+        if th * tw > max_pixels:
+            raise OptionError(
+                f"--tile {tile or 0}: {tw}x{th} windows are more than the CogVideoX VAE decodes in one piece "
+                f"(about {max_pixels / 1e6:.1f} MP, a diffusers limit); use --tile {math.isqrt(max_pixels) // m * m} "
+                "or smaller, or --vae-tiling"
+            )
     return chunk, tile
 
 
@@ -496,8 +518,8 @@ class _Runner:
         self.big = (hp * self.scale, wp * self.scale)
         self.lq: dict[int, torch.Tensor] = {}  # frame index -> padded LQ frame [3, hp, wp]
         self.pts: dict[int, int | None] = {}
-        self.acc: dict[int, torch.Tensor] = {}  # frame index -> weighted sum [3, H, W] float32
-        self.wsum: dict[int, float] = {}
+        self.acc: dict[int, torch.Tensor] = {}  # frame index -> weighted mean so far [3, H, W] float32
+        self.wsum: dict[int, float] = {}  # frame index -> weight so far
         self.max_value = 255
         self.tile = plan.tile
         self.tile_overlap = plan.tile_overlap
@@ -532,10 +554,10 @@ class _Runner:
                 if wt[i] == 0.0:
                     continue
                 if t in self.acc:
-                    self.acc[t].add_(out[i], alpha=float(wt[i]))
+                    self.wsum[t] += float(wt[i])
+                    self.acc[t].add_(out[i] - self.acc[t], alpha=float(wt[i]) / self.wsum[t])
                 else:
-                    self.acc[t] = out[i] * float(wt[i])
-                self.wsum[t] = self.wsum.get(t, 0.0) + float(wt[i])
+                    self.acc[t], self.wsum[t] = out[i].clone(), float(wt[i])  # not a view: frees `out`
 
     def _shrink(self, span: Span) -> None:
         """After a device OOM: smaller tiles, then offload, then give up with a clear message."""
@@ -567,6 +589,7 @@ class _Runner:
     def _restore_chunk(self, span: Span) -> torch.Tensor:
         frames = [self.lq[t] for t in range(span.start, span.stop)]
         out = torch.zeros(len(frames), 3, *self.big, dtype=torch.float32, device=self.acc_device)
+        covered = torch.zeros(*self.big, dtype=torch.float32, device=self.acc_device)  # weight so far
         device = self.model.device
         for iy, ys in enumerate(self.ys):
             for ix, xs in enumerate(self.xs):
@@ -580,8 +603,9 @@ class _Runner:
                 gen = torch.Generator(device).manual_seed(self.opts.seed)
                 res = self.model.restore(video, generator=gen, timer=self.timer)[0].permute(1, 0, 2, 3)
                 with self.timer.stage("blend"):
-                    weight = torch.from_numpy(np.outer(self.wy[iy], self.wx[ix])).to(res.device)
-                    out[:, :, ys.start : ys.stop, xs.start : xs.stop] += (res * weight).to(self.acc_device)
+                    weight = torch.from_numpy(np.outer(self.wy[iy], self.wx[ix])).float().to(self.acc_device)
+                    region = (slice(ys.start, ys.stop), slice(xs.start, xs.stop))
+                    blend_into(out[:, :, region[0], region[1]], covered[region], res.to(self.acc_device), weight)
         return out
 
     def discard(self, t: int) -> None:
@@ -592,7 +616,8 @@ class _Runner:
 
     def finish_frame(self, t: int) -> tuple[np.ndarray, int | None]:
         """Normalise, crop the padding, colour-fix and quantise one final frame."""
-        frame = self.acc.pop(t) / self.wsum.pop(t)
+        frame = self.acc.pop(t)  # already the weighted mean
+        self.wsum.pop(t)
         h, w = self.plan.output_size
         frame = frame[:, :h, :w]
         opts = self.opts
@@ -606,6 +631,17 @@ class _Runner:
             if opts.compare:
                 frame = torch.cat([ref, frame], dim=2)
         return quantize(frame, self.out16), self.pts.pop(t)
+
+
+def blend_into(mean: torch.Tensor, covered: torch.Tensor, value: torch.Tensor, weight: torch.Tensor) -> None:
+    """Fold `value` with `weight` into a running weighted mean, in place (`covered`: weight so far).
+
+    A running mean (m += (v - m) * w / W) instead of sum-then-divide: where overlapping windows
+    agree, the result is exactly that value, so tiles and chunks cannot add rounding seams.
+    """
+    covered += weight
+    ratio = torch.where(covered > 0, weight / covered.clamp_min(1e-30), torch.zeros_like(weight))
+    mean.add_((value - mean) * ratio)
 
 
 def _accumulator_device(device: torch.device, plan: Plan, opts: UpscaleOptions) -> torch.device:
@@ -646,72 +682,82 @@ def upscale(
     with video_io.open_reader(input, fps=opts.fps, rotate=opts.rotate) as probe_reader:
         info = probe_reader.info
     output = Path(output)
-    video_io.check_output(output, overwrite=opts.overwrite)
+    inputs = info.files or [Path(info.path)]
+    video_io.check_output(output, overwrite=opts.overwrite, inputs=inputs)
+    manifest = Path(opts.manifest) if opts.manifest else None
+    if manifest is not None:
+        if manifest.absolute() == output.absolute():
+            raise OptionError(f"--manifest {manifest} is the output file; give it its own name, like {output}.json")
+        video_io.check_output(manifest, overwrite=opts.overwrite, inputs=inputs)
     device, dtype = resolve_device(opts)
     work = resume.Work(output) if resume.resumable(output) else None
     fingerprint = run_fingerprint(opts, info, device, dtype)
-    journal = None  # the interrupted run to continue (a dry run looks only when told to --resume)
-    if work is not None and (opts.resume or not dry_run):
-        journal = work.check(fingerprint, resume=opts.resume, overwrite=opts.overwrite)
-    resumed = journal is not None
-    if device.type == "cpu" and opts.model not in ("bilinear", "tiny"):
-        log.warning("running on the CPU: this is very slow; a CUDA GPU is strongly recommended")
-    model = restorer or load_model(opts, device, dtype)
-    # A resumed run must use the windows the interrupted one chose ('auto' depends on free memory).
-    plan_opts = replace(opts, chunk=journal.chunk, tile=journal.tile) if journal else opts
-    plan = make_plan(info, model, plan_opts, device, dtype)
-    if dry_run:
-        return plan
-    if journal is None:
-        journal = resume.Journal(fingerprint, chunk=plan.chunk, tile=plan.tile)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    runner = _Runner(model, plan, opts, timer)
-    runner.tile_changes = journal.tile_changes
-    if work is not None:
-        runner.on_tile_change = lambda: work.save(journal)
-    made = video_io.make_folder(output.parent, output)  # the resume work folder sits beside the output
-    try:
-        stats = _stream(input, output, info, runner, plan, opts, progress, t_start, timer, work, journal, resumed)
-    except KeyboardInterrupt:
-        video_io.remove_made_folders(made)  # only if still empty
-        if work is None:
-            raise Interrupted(f"{output}: interrupted; nothing was kept") from None
-        raise Interrupted(
-            f"{output}: interrupted; {work.saved(journal)} frames are saved in {work.path}; "
-            "run the same command with --resume to continue"
-        ) from None
-    except BaseException:
-        if work is not None and work.path.exists():
-            if work.saved(journal):
-                log.warning("%s: %d finished frames are kept; run the same command with --resume to continue",
-                            work.path, work.saved(journal))
-            else:
-                work.remove()
-        video_io.remove_made_folders(made)
-        raise
-    if work is not None:
-        work.remove()
-    result = UpscaleResult(
-        output=output,
-        frames=stats.written,
-        seconds=time.perf_counter() - t_start,
-        peak_host_bytes=peak_host_bytes(),
-        peak_device_bytes=peak_gpu_bytes(device),
-        plan=plan,
-        tile_used=runner.tile,
-        offload_used=runner.offload_used,
-        retries=runner.retries,
-        stages=dict(timer.seconds),
-        resumed_from=stats.resumed_from,
-        windows_run=stats.windows_run,
-        windows_skipped=stats.windows_skipped,
-        cuts=stats.cuts,
-        dropped_frames=stats.dropped_frames,
-    )
-    if opts.manifest:
-        write_manifest(Path(opts.manifest), input, opts, result, model)
-    return result
+    try:  # the work folder's lock is held from work.check() on
+        journal = None  # the interrupted run to continue (a dry run looks only when told to --resume)
+        if work is not None and (opts.resume or not dry_run):
+            journal = work.check(fingerprint, resume=opts.resume, overwrite=opts.overwrite)
+        resumed = journal is not None
+        if device.type == "cpu" and opts.model not in ("bilinear", "tiny"):
+            log.warning("running on the CPU: this is very slow; a CUDA GPU is strongly recommended")
+        model = restorer or load_model(opts, device, dtype)
+        # A resumed run must use the windows the interrupted one chose ('auto' depends on free memory).
+        plan_opts = replace(opts, chunk=journal.chunk, tile=journal.tile) if journal else opts
+        plan = make_plan(info, model, plan_opts, device, dtype)
+        if dry_run:
+            return plan
+        if journal is None:
+            journal = resume.Journal(fingerprint, chunk=plan.chunk, tile=plan.tile)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        runner = _Runner(model, plan, opts, timer)
+        runner.tile_changes = journal.tile_changes
+        if work is not None:
+            runner.on_tile_change = lambda: work.save(journal)
+        made = video_io.make_folder(output.parent, output)  # the resume work folder sits beside the output
+        try:
+            stats = _stream(input, output, info, runner, plan, opts, progress, t_start, timer, work, journal, resumed)
+        except KeyboardInterrupt:
+            video_io.remove_made_folders(made)  # only if still empty
+            if work is None:
+                raise Interrupted(f"{output}: interrupted; nothing was kept") from None
+            raise Interrupted(
+                f"{output}: interrupted; {work.saved(journal)} frames are saved in {work.path}; "
+                "run the same command with --resume to continue"
+            ) from None
+        except BaseException:
+            if work is not None and work.path.exists():
+                if work.saved(journal):
+                    log.warning("%s: %d finished frames are kept; run the same command with --resume to continue",
+                                work.path, work.saved(journal))
+                else:
+                    work.remove()
+            video_io.remove_made_folders(made)
+            raise
+        if work is not None:
+            work.remove()
+        result = UpscaleResult(
+            output=output,
+            frames=stats.written,
+            seconds=time.perf_counter() - t_start,
+            peak_host_bytes=peak_host_bytes(),
+            peak_device_bytes=peak_gpu_bytes(device),
+            plan=plan,
+            tile_used=runner.tile,
+            offload_used=runner.offload_used,
+            retries=runner.retries,
+            stages=dict(timer.seconds),
+            resumed_from=stats.resumed_from,
+            windows_run=stats.windows_run,
+            windows_skipped=stats.windows_skipped,
+            cuts=stats.cuts,
+            dropped_frames=stats.dropped_frames,
+        )
+        if manifest is not None:
+            write_manifest(manifest, input, opts, result, model)
+        return result
+    finally:
+        if work is not None:
+            work.release()
 
 
 # Options that do not change the output's pixels or video stream: a resume may change them.
@@ -873,8 +919,8 @@ def write_manifest(path: Path, input: str | Path, opts: UpscaleOptions, result: 
 
     doc = {
         "dove": __version__,
-        "input": str(input),
-        "output": str(result.output),
+        "input": str(Path(input).absolute()),
+        "output": str(Path(result.output).absolute()),
         "options": asdict(opts),
         "plan": {k: (str(v) if isinstance(v, Fraction) else v) for k, v in asdict(result.plan).items()},
         "result": {
@@ -897,9 +943,14 @@ def write_manifest(path: Path, input: str | Path, opts: UpscaleOptions, result: 
             "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
         },
     }
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=2, default=str))
-    tmp.replace(path)
+    tmp = path.with_name(f".{path.name}.dove-tmp")
+    try:
+        video_io.make_folder(path.parent, path)
+        tmp.write_text(json.dumps(doc, indent=2, default=str))
+        tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise OutputError(f"{path}: cannot write the manifest ({exc.strerror}); the video is complete") from None
 
 
 def model_fingerprint(model: Restorer) -> dict[str, Any]:
