@@ -175,6 +175,15 @@ def test_percent_in_a_video_name(name, clip, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == [name]
 
 
+def test_resume_of_a_finished_output_says_there_is_nothing_to_resume(clip, tmp_path):
+    out = tmp_path / "out.mp4"
+    upscale(clip, out, UpscaleOptions(**OPTS, preview="0+1s"))
+    before = out.read_bytes()
+    with pytest.raises(OutputError, match="no run into it was interrupted, so there is nothing to resume"):
+        upscale(clip, out, UpscaleOptions(**OPTS, preview="0+1s", resume=True))
+    assert out.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4"]
+
+
 def test_bad_pattern_fails_before_any_work(clip, tmp_path):
     out = tmp_path / "frames" / "%04d_%04d.png"
     with pytest.raises(OutputError, match=r"an image pattern takes exactly one %d field") as err:

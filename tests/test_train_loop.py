@@ -190,6 +190,10 @@ def test_cli_errors_are_messages(tmp_path, tiny_model_dir):
     proc = subprocess.run([dove, "train", "--data", str(empty), "--model", str(tiny_model_dir), "-o", str(tmp_path / "o"),
                            "-q"], capture_output=True, text=True)  # fmt: skip
     assert proc.returncode == 2 and "error:" in proc.stderr and "Traceback" not in proc.stderr
+    proc = subprocess.run([dove, "train", "--data", str(demo_clip("003.mp4").parent), "--model", str(tmp_path / "nope"),
+                           "-o", str(tmp_path / "run"), "--max-steps", "1"], capture_output=True, text=True)  # fmt: skip
+    assert proc.returncode == 2 and "nope does not exist" in proc.stderr and "Traceback" not in proc.stderr
+    assert "stage 1" not in proc.stderr and not (tmp_path / "run").exists()  # no progress bar, no empty run folder
     lq = tmp_path / "lq.mp4"
     proc = subprocess.run([dove, "degrade", str(demo_clip("003.mp4")), "-o", str(lq), "--seed", "3", "--frames", "6",
                            "--record", str(tmp_path / "r.json")], capture_output=True, text=True)  # fmt: skip

@@ -536,17 +536,22 @@ def train_cmd(
     else:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        with Progress(
+        bar = Progress(
             TextColumn(f"stage {cfg.stage}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("loss {task.fields[loss]:.4f}  lr {task.fields[lr]:.2e}  {task.fields[it_s]:.2f} it/s"),
             TimeRemainingColumn(), console=err_console,
-        ) as bar:  # fmt: skip
-            task = bar.add_task("train", total=cfg.max_steps, loss=float("nan"), lr=0.0, it_s=0.0)
+        )  # fmt: skip
+        task = bar.add_task("train", total=cfg.max_steps, loss=float("nan"), lr=0.0, it_s=0.0)
 
-            def report(row: dict) -> None:
-                bar.update(task, completed=row["step"], loss=row["loss"], lr=row["lr"], it_s=row["it_s"])
+        def report(row: dict) -> None:
+            if not bar.live.is_started:  # shown from the first step, not above a set-up error
+                bar.start()
+            bar.update(task, completed=row["step"], loss=row["loss"], lr=row["lr"], it_s=row["it_s"])
 
+        try:
             result = train(cfg, progress=report)
+        finally:
+            bar.stop()
     if not quiet:
         err_console.print(
             f"done: {result.steps} steps, last checkpoint {result.last_checkpoint}, metrics {result.metrics_path}",

@@ -683,6 +683,9 @@ def upscale(
         info = probe_reader.info
     output = Path(output)
     inputs = info.files or [Path(info.path)]
+    if opts.resume and not opts.overwrite and output.exists() and not resume.work_folder(output).exists():
+        raise OutputError(f"{output}: already exists and no run into it was interrupted, so there is nothing to "
+                          "resume (use --overwrite to redo it)")
     video_io.check_output(output, overwrite=opts.overwrite, inputs=inputs)
     manifest = Path(opts.manifest) if opts.manifest else None
     if manifest is not None:
@@ -829,7 +832,8 @@ def _stream(
     read = 0
     seg_start = first
     total = plan.frames
-    reader_opts = dict(fps=opts.fps, rotate=opts.rotate, ignore_decode_errors=opts.ignore_decode_errors)
+    fps = opts.fps if info.files else None  # the probe above already warned once about --fps for a video
+    reader_opts = dict(fps=fps, rotate=opts.rotate, ignore_decode_errors=opts.ignore_decode_errors)
     writer_options = dict(codec=opts.codec, crf=opts.crf, preset=opts.preset, pix_fmt=opts.pix_fmt,
                           codec_options=resume.encoder_options(opts.codec_options))  # fmt: skip
     join_options = dict(audio=opts.audio, subtitles=opts.subtitles, overwrite=opts.overwrite, start=start,

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dove_cli import video_io
 from dove_cli.errors import OptionError
 
 Mode = Literal["video", "image"]
@@ -310,6 +311,8 @@ def video_roundtrip(frames: np.ndarray, codec: str, bitrate: int) -> tuple[np.nd
         stream.pix_fmt = "yuv420p"
         stream.bit_rate = int(bitrate)
         stream.codec_context.thread_count = 1  # deterministic and polite inside data-loader workers
+        if stream.codec_context.name == "libx264":
+            stream.options = video_io.x264_options()
         packets = []
         for img in frames:
             packets += stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24"))
@@ -545,7 +548,7 @@ def degrade_file(
             stream = container.add_stream("libx264", rate=rate)
             stream.width, stream.height = out.shape[2], out.shape[1]
             stream.pix_fmt = "yuv444p"
-            stream.options = {"crf": "4"}
+            stream.options = {"crf": "4", **video_io.x264_options()}
             for img in out:
                 for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
                     container.mux(packet)

@@ -277,11 +277,11 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
     main = accelerator.is_main_process
     if not main:
         logging.getLogger("dove_cli").setLevel(logging.ERROR)
+    folder = resolve_model_folder(cfg.model)  # before the output folder: a bad --model leaves nothing behind
     _prepare_output(cfg, main)
     accelerator.wait_for_everyone()
     set_seed(cfg.seed)
 
-    folder = resolve_model_folder(cfg.model)
     _warn_stage2_init(folder, cfg)
     model = load_model(folder, accelerator.device, cfg, mixed)
     transformer = model.transformer
