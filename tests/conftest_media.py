@@ -100,3 +100,10 @@ def png_sequence(media_dir: Path) -> Path:
     src = make_clip(media_dir / "seqsrc.mp4", frames=8)
     ffmpeg("-i", src, "-start_number", "0", folder / "frame_%04d.png")
     return folder
+
+
+@pytest.fixture(scope="session")
+def clip_interlaced(media_dir: Path) -> Path:
+    """Interlaced H.264 (top field first, flagged as such): each frame weaves two moving fields."""
+    return make_clip(media_dir / "interlaced.mp4", rate="25", frames=10, vf="tinterlace=mode=interleave_top",
+                     extra=("-flags", "+ildct+ilme", "-x264-params", "tff=1"))

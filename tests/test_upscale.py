@@ -381,3 +381,104 @@ def test_windows_stay_within_what_the_vae_decodes_in_one_piece(tiny_model, monke
     monkeypatch.setattr(tiny_model.vae, "use_tiling", True)
     assert choose_windows(tiny_model, 9, h, w, UpscaleOptions(tile=AUTO, chunk=9), budget) == (9, 0)
     assert choose_windows(tiny_model, 9, h, w, UpscaleOptions(tile=0, chunk=9), budget) == (9, 0)
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["upscale"], "Missing argument 'INPUT' (see 'dove upscale --help')"),
+        (["upscale", "x.mp4", "-o", "y.mp4", "--bogus"], "No such option: --bogus (see 'dove upscale --help')"),
+        (["upscale", "x.mp4", "-o", "y.mp4", "--chunk-overlap", "zz"], "Invalid value for '--chunk-overlap'"),
+        (["upscale", "x.mp4"], "Missing option '--output'"),
+        (["nothing"], "No such command 'nothing' (see 'dove --help')"),
+    ],
+)
+def test_usage_errors_are_one_line_exit_2(capsys, argv, message):
+    """click's framed multi-line box would be the only error in another style."""
+    from dove_cli.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    err = capsys.readouterr().err.strip()
+    assert exc.value.code == 2 and err.startswith("error: ") and message in err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err and "╭" not in err
+
+
+def test_bare_dove_shows_help(capsys):
+    from dove_cli.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main([])
+    assert exc.value.code == 0 and "upscale" in capsys.readouterr().out
+
+
+def test_names_with_brackets_are_printed_as_they_are(tmp_path, capsys):
+    """Release-group names like `[Group] Show - 01 [720p].mkv` are common; rich must not read them as markup."""
+    from dove_cli.cli import main
+
+    clip = tmp_path / "[Group] Show - 01 [720p].mp4"
+    clip.write_bytes(demo_clip("007.mp4").read_bytes())
+    out = tmp_path / "[/up] x2 [bold].mkv"  # a closing tag used to crash rich with MarkupError
+    argv = ["upscale", str(clip), "-o", str(out), "--model", "bilinear", "--scale", "1", "--codec", "ffv1"]
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exc.value.code == 0 and f"-> {out}" in err.replace("\n", "")
+    with pytest.raises(SystemExit) as exc:
+        main(argv)  # now it exists
+    err = capsys.readouterr().err.strip()
+    assert exc.value.code == 2 and err == f"error: {out}: already exists (use --overwrite to replace it)"
+
+
+def test_deinterlace_option_end_to_end(tmp_path, caplog):
+    import logging
+
+    clip = make_clip(tmp_path / "tff.mp4", rate="25", frames=10, vf="tinterlace=mode=interleave_top",
+                     extra=("-flags", "+ildct+ilme", "-x264-params", "tff=1"))  # fmt: skip
+    bwdif = ffmpeg_frames(clip, 64, 48, extra=("-vf", "bwdif=mode=send_frame:parity=auto:deint=all"))
+    opts = dict(model="bilinear", scale=1, codec="ffv1", color_fix="none", device="cpu")
+    with caplog.at_level(logging.WARNING):
+        upscale(clip, tmp_path / "woven.mkv", **opts)
+    assert caplog.text.count("interlaced video") == 1  # the probe says it; the second reader does not repeat it
+    assert psnr(ffmpeg_frames(tmp_path / "woven.mkv", 64, 48), bwdif) < 25
+    from dove_cli.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["upscale", str(clip), "-o", str(tmp_path / "bwdif.mkv"), "--deinterlace", "--model", "bilinear",
+              "--scale", "1", "--codec", "ffv1", "--color-fix", "none", "--quiet"])  # fmt: skip
+    assert exc.value.code == 0
+    assert psnr(ffmpeg_frames(tmp_path / "bwdif.mkv", 64, 48), bwdif) > 35
+    assert frame_pts(tmp_path / "bwdif.mkv")[0] == frame_pts(tmp_path / "woven.mkv")[0]
+
+
+def test_dry_run_needs_no_weights(tmp_path, monkeypatch, capsys):
+    """A plan before an 11 GB download: the architecture alone sizes it, and nothing is fetched."""
+    from dove_cli.cli import main
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens: any request would fail
+    monkeypatch.setenv("DOVE_HOME", str(tmp_path / "dove"))
+    out = tmp_path / "out.mp4"
+    with pytest.raises(SystemExit) as exc:
+        main(["upscale", str(demo_clip("007.mp4")), "-o", str(out), "--dry-run", "--download", "--tile", "512"])
+    err = capsys.readouterr().err.replace("\n", " ")
+    assert exc.value.code == 0 and "weights not downloaded yet" in err and "CogVideoX1.5-5B" in err
+    assert "1264x712" in err and "windows" in err
+    assert not out.exists() and not (tmp_path / "hf" / "hub").exists()
+    with pytest.raises(SystemExit) as exc:  # a folder that is not there is still an error
+        main(["upscale", str(demo_clip("007.mp4")), "-o", str(out), "--dry-run", "--model", str(tmp_path / "no")])
+    assert exc.value.code == 2 and "does not exist" in capsys.readouterr().err
+
+
+def test_dry_run_plans_what_the_run_does(tiny_model_dir, tmp_path):
+    """The dry run reads only the folder's configs, yet plans the windows and memory the run uses."""
+    from dataclasses import asdict
+
+    opts = UpscaleOptions(model=str(tiny_model_dir), scale=1, tile=160, tile_overlap=32, chunk=9, chunk_overlap=2,
+                          preview="0+1s", codec="ffv1", device="cpu")  # fmt: skip
+    plan = upscale(demo_clip("007.mp4"), tmp_path / "a.mkv", opts, dry_run=True)
+    assert plan.model_note.startswith("sized from") and not (tmp_path / "a.mkv").exists()
+    done = upscale(demo_clip("007.mp4"), tmp_path / "a.mkv", opts)
+    assert {**asdict(plan), "model_note": ""} == asdict(done.plan)
+    assert plan.tiles == 6 and plan.chunks == 2

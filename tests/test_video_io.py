@@ -18,6 +18,7 @@ from conftest_media import (  # noqa: F401  (fixtures)
     clip_2997_mkv,
     clip_bt709,
     clip_fullrange,
+    clip_interlaced,
     clip_long_mkv,
     clip_long_mp4,
     clip_odd,
@@ -114,6 +115,48 @@ def test_rotation_keep_and_apply(clip_rotated: Path) -> None:
     assert reader.info.rotation == 0 and (reader.info.width, reader.info.height) == (48, 64)
     ref = ffmpeg_frames(clip_rotated, 48, 64)  # ffmpeg autorotates by default
     assert psnr(got, ref) > 35
+
+
+def test_deinterlace_matches_ffmpeg_bwdif(clip_interlaced: Path, caplog: pytest.LogCaptureFixture) -> None:
+    bwdif = ffmpeg_frames(clip_interlaced, 64, 48, extra=("-vf", "bwdif=mode=send_frame:parity=auto:deint=all"))
+    pts, _ = frame_pts(clip_interlaced)
+    with caplog.at_level(logging.WARNING):
+        with open_reader(clip_interlaced, deinterlace=True) as reader:
+            frames = list(reader)
+    assert "interlaced" not in caplog.text
+    assert [f.pts for f in frames] == pts  # one frame per frame, timing unchanged
+    assert psnr(np.stack([f.rgb for f in frames]), bwdif) > 35  # (bundled FFmpeg versions differ at the edges)
+    with caplog.at_level(logging.WARNING):
+        with open_reader(clip_interlaced) as reader:
+            woven = np.stack([f.rgb for f in reader])
+    assert psnr(woven, bwdif) < 25  # without it the combing stays, and the user is told
+    assert caplog.text.count("interlaced video") == 1 and "--deinterlace" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING), open_reader(clip_interlaced, warn=False):
+        pass
+    assert caplog.text == ""
+    with open_reader(clip_interlaced, deinterlace=True, start=Fraction(3, 10)) as reader:  # seek rebuilds the filter
+        assert [f.pts for f in reader] == [p for p in pts if p * reader.info.time_base >= Fraction(3, 10)]
+
+
+def test_what_the_output_loses_is_said(clip_rotated: Path, clip_10bit: Path, tmp_path: Path,
+                                       caplog: pytest.LogCaptureFixture) -> None:
+    rgba = tmp_path / "rgba"
+    rgba.mkdir()
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=32x24:rate=25", "-frames:v", "2", "-vf", "format=rgba",
+           rgba / "%02d.png")
+    with caplog.at_level(logging.WARNING):
+        with open_reader(rgba):
+            pass
+        assert "alpha channel" in caplog.text
+        roundtrip(clip_rotated, tmp_path / "rot" / "%03d.png")
+        assert "rotation tag" in caplog.text and "--rotate apply" in caplog.text
+        roundtrip(clip_10bit, tmp_path / "deep" / "%03d.jpg")
+        assert "10-bit" in caplog.text and ".jpg images are 8-bit" in caplog.text
+        caplog.clear()
+        roundtrip(clip_10bit, tmp_path / "deep" / "%03d.png")  # 16-bit PNG keeps it: nothing to say
+        roundtrip(clip_rotated, tmp_path / "upright" / "%03d.png", reader={"rotate": "apply"})
+    assert caplog.text == ""
 
 
 def test_truncated_file(clip_long_mp4: Path, clip_long_mkv: Path, tmp_path: Path) -> None:
@@ -361,6 +404,19 @@ def test_text_subtitles_are_converted(src_ext: str, dst_ext: str, codec: str, tm
     assert [text for *_, text in cues(src)] == ["Hello", "World"]
     assert cues(out) == cues(src)
     assert packet_md5(out, "0:a") == packet_md5(src, "0:a")
+
+
+@pytest.mark.parametrize("ext", [".mkv", ".mp4"])
+def test_preview_keeps_the_cue_already_on_screen(ext: str, tmp_path: Path) -> None:
+    """A span starting at 0.2 s is mid-way through "Hello" (0-0.4 s): it shows from 0 to 0.2 s."""
+    src = make_clip(tmp_path / f"in{ext}", rate="25", frames=25, subtitles=True)
+    out = tmp_path / f"out{ext}"
+    with open_reader(src, start=0.2, duration=0.6) as reader:
+        with open_writer(out, reader.info, 64, 48, start=0.2, end=0.8) as writer:
+            for frame in reader:
+                writer.write(frame.rgb, frame.pts)
+    assert cues(src) == [(0, Fraction(2, 5), "Hello"), (Fraction(2, 5), Fraction(9, 10), "World")]
+    assert cues(out) == [(0, Fraction(1, 5), "Hello"), (Fraction(1, 5), Fraction(7, 10), "World")]
 
 
 def test_subtitles_that_do_not_fit(clip_2997_mkv: Path, tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from dove_cli.errors import DoveError
 
@@ -57,7 +58,7 @@ class _UpscaleBar:
             disable=quiet,
             transient=False,
         )
-        self.task = self.bar.add_task(label, total=None, fps=0.0, window="")
+        self.task = self.bar.add_task(escape(label), total=None, fps=0.0, window="")
         self.started = False
 
     def __call__(self, p) -> None:
@@ -65,7 +66,7 @@ class _UpscaleBar:
             self.bar.start()
             self.started = True
         fps = p.frames_done / p.seconds if p.seconds > 0 else 0.0
-        self.bar.update(self.task, completed=p.frames_done, total=p.frames_total or None, fps=fps, window=p.window)
+        self.bar.update(self.task, completed=p.frames_done, total=p.frames_total or None, fps=fps, window=escape(p.window))
 
     def __enter__(self) -> "_UpscaleBar":
         return self
@@ -94,14 +95,16 @@ def _print_plan(plan, console: Console) -> None:
         ("est. peak host memory", f"{plan.est_peak_host_bytes / gib:.1f} GiB"),
         ("est. time (rough)", f"{plan.est_seconds:.0f} s" if plan.est_seconds is not None else "-"),
     ]
+    if plan.model_note:
+        rows.insert(0, ("model", plan.model_note))
     for k, v in rows:
-        table.add_row(k, v)
+        table.add_row(k, escape(v))
     console.print(table)
 
 
 @app.command("upscale")
 def upscale_cmd(
-    input: Path = typer.Argument(..., help="Video file, image, image folder or pattern (frames/%06d.png)."),
+    input: Path = typer.Argument(..., metavar="INPUT", help="Video file, image, image folder or pattern (frames/%06d.png)."),
     output: Path = typer.Option(..., "--output", "-o", help="Output video (container from the extension) or pattern."),
     model: Optional[str] = typer.Option(
         None, "--model", "-m", help="Model folder or hub id (default: the downloaded DOVE); 'bilinear' for a preview."
@@ -133,6 +136,9 @@ def upscale_cmd(
     ignore_decode_errors: bool = typer.Option(
         False, "--ignore-decode-errors", help="Skip undecodable frames (reported) instead of stopping."
     ),
+    deinterlace: bool = typer.Option(
+        False, "--deinterlace", help="Deinterlace every frame first (bwdif; VHS/DV/broadcast captures)."
+    ),
     scene_cuts: str = typer.Option("auto", "--scene-cuts", help="auto: no window spans a shot change; off."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run (from OUTPUT.dove-work/)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output (and any unfinished run)."),
@@ -161,7 +167,7 @@ def upscale_cmd(
         compare=compare, manifest=str(manifest) if manifest else None, download=download,
         subtitles=_choice(subtitles, "--subtitles", ("copy", "none")), fps=fps,
         rotate=_choice(rotate, "--rotate", ("keep", "apply")), ignore_decode_errors=ignore_decode_errors,
-        scene_cuts=_choice(scene_cuts, "--scene-cuts", ("auto", "off")), resume=resume,
+        deinterlace=deinterlace, scene_cuts=_choice(scene_cuts, "--scene-cuts", ("auto", "off")), resume=resume,
     )  # fmt: skip
     if is_batch_input(input):
         if dry_run or manifest:
@@ -174,7 +180,7 @@ def upscale_cmd(
     with _UpscaleBar(quiet, input.name) as bar:
         result = upscale(input, output, opts, progress=bar)
     if not quiet:
-        err_console.print(result.summary(), highlight=False, soft_wrap=True)
+        err_console.print(result.summary(), markup=False, highlight=False, soft_wrap=True)
 
 
 class _BatchBars(_UpscaleBar):
@@ -188,10 +194,10 @@ class _BatchBars(_UpscaleBar):
     def file(self, index: int, item) -> None:
         if item.status == "running":  # a fresh per-file bar (its frame count comes with the first update)
             self.bar.remove_task(self.task)
-            self.task = self.bar.add_task(item.input.name, total=None, fps=0.0, window="")
+            self.task = self.bar.add_task(escape(item.input.name), total=None, fps=0.0, window="")
             return
         self.done += 1
-        self.bar.update(self.files, completed=self.done, window=f"{item.input.name}: {item.status}")
+        self.bar.update(self.files, completed=self.done, window=escape(f"{item.input.name}: {item.status}"))
         if not self.started:
             self.bar.start()
             self.started = True
@@ -199,8 +205,6 @@ class _BatchBars(_UpscaleBar):
 
 def _upscale_folder(input: Path, output: Path, opts, quiet: bool) -> None:
     """`dove upscale DIR -o DIR`: every video, one model load; failures listed at the end, exit 2."""
-    from rich.markup import escape
-
     from dove_cli.batch import plan_batch, upscale_batch
 
     total = len(plan_batch(input, output, overwrite=opts.overwrite))
@@ -210,7 +214,7 @@ def _upscale_folder(input: Path, output: Path, opts, quiet: bool) -> None:
         err_console.print(
             f"{result.count('done')} upscaled, {result.count('skipped')} skipped (output exists; --overwrite "
             f"to redo), {len(result.failed)} failed -> {output}",
-            highlight=False, soft_wrap=True,
+            markup=False, highlight=False, soft_wrap=True,
         )  # fmt: skip
     for item in result.failed:
         err_console.print(f"[bold red]failed:[/] {escape(item.error or '')}", highlight=False, soft_wrap=True)
@@ -312,7 +316,7 @@ class _DownloadBars:
         key = (stage, name)
         if key not in self.tasks:
             label = name if stage == "download" else f"verify {name}"
-            self.tasks[key] = self.bars.add_task(label, total=total)
+            self.tasks[key] = self.bars.add_task(escape(label), total=total)
         self.bars.update(self.tasks[key], completed=done, total=total, visible=stage == "download" or done < total)
         if stage == "download":
             self.bars.advance(self.overall, done - self.done.get(name, 0))
@@ -354,8 +358,6 @@ def download_weights_cmd(
     plan = weights.plan_download(
         repo, revision, subfolder, stage, base, dir, with_text_encoder, allow_pickle
     )
-    from rich.markup import escape
-
     table = Table(title=escape(f"plan: into {plan.target}"), show_edge=False)
     for column in ("repo", "revision", "files", "size", "to download"):
         table.add_column(column, justify="right" if column in ("files", "size", "to download") else "left")
@@ -374,11 +376,11 @@ def download_weights_cmd(
         raise typer.Exit(1)
     with _DownloadBars(console, plan.missing_bytes) as bars:
         folder = weights.fetch(plan, progress=bars)
-    console.print(f"weights ready in {folder}", highlight=False, soft_wrap=True)
+    console.print(f"weights ready in {folder}", markup=False, highlight=False, soft_wrap=True)
     command = "dove upscale in.mp4 -o out.mp4"
     if weights.find_downloaded() != folder:
         command += f" --model {folder}"
-    console.print(f"next: {command}", highlight=False, soft_wrap=True)
+    console.print(f"next: {command}", markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command("info")
@@ -388,7 +390,6 @@ def info_cmd() -> None:
     import importlib.util
     import platform
 
-    from rich.markup import escape
     from rich.table import Table
 
     from dove_cli import weights
@@ -555,13 +556,13 @@ def train_cmd(
     if not quiet:
         err_console.print(
             f"done: {result.steps} steps, last checkpoint {result.last_checkpoint}, metrics {result.metrics_path}",
-            highlight=False, soft_wrap=True,
+            markup=False, highlight=False, soft_wrap=True,
         )  # fmt: skip
 
 
 @train_app.command("export")
 def train_export_cmd(
-    checkpoint: Path = typer.Argument(..., help="A checkpoint folder (or a run folder: its latest checkpoint)."),
+    checkpoint: Path = typer.Argument(..., metavar="CHECKPOINT", help="A checkpoint folder (or a run folder: its latest checkpoint)."),
     output: Path = typer.Option(..., "--output", "-o", help="Model folder to write (diffusers layout)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty output folder."),
 ) -> None:
@@ -569,12 +570,12 @@ def train_export_cmd(
     from dove_cli.train.export import export_checkpoint
 
     folder = export_checkpoint(checkpoint, output, overwrite=overwrite)
-    err_console.print(f"exported to {folder}", highlight=False, soft_wrap=True)
+    err_console.print(f"exported to {folder}", markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command("degrade")
 def degrade_cmd(
-    input: Path = typer.Argument(..., help="A video (its first --frames frames are used)."),
+    input: Path = typer.Argument(..., metavar="INPUT", help="A video (its first --frames frames are used)."),
     output: Path = typer.Option(..., "--output", "-o", help="LQ video to write (1/4 size)."),
     seed: int = typer.Option(0, "--seed", help="Seed of every random draw."),
     config: str = typer.Option("video", "--config", help="video (stage 1), image_video (stage 2) or a yaml."),
@@ -594,29 +595,57 @@ def degrade_cmd(
         s["op"] + (f" {s.get('kernel') or s.get('codec') or s.get('type') or s.get('method')}" if len(s) > 1 else "")
         for s in steps
     )
-    err_console.print(f"wrote {output}: {summary}", highlight=False, soft_wrap=True)
+    err_console.print(f"wrote {output}: {summary}", markup=False, highlight=False, soft_wrap=True)
 
 
 # ---------------------------------------------------------------- entry point
 
 
 def main(argv: Optional[list[str]] = None) -> None:
-    """Run the app; a DoveError becomes `error: ...` on stderr and its exit code, never a traceback.
+    """Run the app; every failure is one `error: ...` line on stderr and a non-zero exit, never a traceback.
 
-    Usage errors (unknown option, bad value) are click's: a message and exit 2.
+    DoveError carries its own exit code; usage errors (unknown option, bad value, missing argument)
+    exit 2 with a pointer to `--help`, in the same one-line form rather than click's framed box.
     """
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     previous = signal.signal(signal.SIGTERM, _sigterm_as_ctrl_c)
     try:
-        app(args=argv, standalone_mode=True)
+        code = app(args=argv, prog_name="dove", standalone_mode=False)
+    except _click.NoArgsIsHelpError as exc:  # bare `dove` or `dove train`: the help, not an error
+        print(exc.ctx.get_help())
+        code = 0
+    except _click.UsageError as exc:
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+        _print_error(f"{exc.format_message().rstrip('.')}{hint}")
+        code = exc.exit_code
+    except _click.ClickException as exc:
+        _print_error(exc.format_message())
+        code = exc.exit_code
+    except typer.Abort:
+        err_console.print("interrupted", highlight=False)
+        code = 130
     except DoveError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        sys.exit(exc.exit_code)
+        _print_error(str(exc))
+        code = exc.exit_code
     except KeyboardInterrupt:
         err_console.print("interrupted", highlight=False)
-        sys.exit(130)
+        code = 130
     finally:
         signal.signal(signal.SIGTERM, previous)  # tests call main() in-process
+    sys.exit(code if isinstance(code, int) else 0)  # a command's own return value is not an exit code
+
+
+class _click:
+    """click's exception classes, from wherever this typer takes click (recent typer vendors its own copy)."""
+
+    _module = sys.modules[typer.BadParameter.__module__]
+    UsageError = _module.UsageError
+    ClickException = _module.ClickException
+    NoArgsIsHelpError = getattr(_module, "NoArgsIsHelpError", UsageError)
+
+
+def _print_error(message: str) -> None:
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 def _sigterm_as_ctrl_c(signum: int, frame: object) -> None:

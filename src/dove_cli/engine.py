@@ -126,6 +126,7 @@ class DoveModel:
     dtype: torch.dtype
     posterior: Posterior = "sample"
     timestep: int = TIMESTEP
+    planned_weights_bytes: int | None = None  # a skeleton's weights as they would be loaded (quantised)
 
     def __post_init__(self) -> None:
         cfg = self.transformer.config
@@ -275,7 +276,14 @@ class DoveModel:
     # ------------------------------------------------------------------ memory model
 
     def weights_bytes(self) -> int:
+        if self.planned_weights_bytes is not None:
+            return self.planned_weights_bytes
         return sum(p.numel() * p.element_size() for m in (self.transformer, self.vae) for p in m.parameters())
+
+    @property
+    def is_skeleton(self) -> bool:
+        """Built on the meta device by `skeleton`: shapes for planning, no weights."""
+        return next(self.transformer.parameters()).is_meta
 
     @property
     def max_window_pixels(self) -> int | None:
@@ -405,6 +413,37 @@ def build_random(
     model = DoveModel(transformer, vae, scheduler, emb, device, dtype, posterior)
     model._place(offload, vae_tiling)
     return model
+
+
+def skeleton(
+    transformer_config: dict,
+    vae_config: dict,
+    *,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+    quantize: Quantize = "none",
+) -> DoveModel:
+    """The model's architecture on the meta device, no weights read or allocated: for --dry-run plans.
+
+    Weight bytes are counted as loading would place them: bitsandbytes stores the transformer's
+    Linear weights in 1 byte (int8) or half a byte (nf4) per parameter.
+    """
+    from diffusers import AutoencoderKLCogVideoX, CogVideoXDPMScheduler, CogVideoXTransformer3DModel
+
+    device = torch.device(device)
+    if quantize != "none":
+        _bnb_config(quantize, dtype, device)  # the same errors a real run gives (no CUDA, no bitsandbytes)
+    with torch.device("meta"):
+        transformer = _cast(CogVideoXTransformer3DModel.from_config(transformer_config), dtype)
+        vae = _cast(AutoencoderKLCogVideoX.from_config(vae_config), dtype)
+    elt = torch.finfo(dtype).bits // 8
+    per_linear = {"none": elt, "int8": 1, "nf4": 0.5}[quantize]
+    linear = {id(m.weight) for m in transformer.modules() if isinstance(m, torch.nn.Linear)}
+    planned = sum(p.numel() * (per_linear if id(p) in linear else elt) for p in transformer.parameters())
+    planned += sum(p.numel() * elt for p in vae.parameters())
+    emb = torch.zeros(transformer.config.max_text_seq_length, transformer.config.text_embed_dim)
+    return DoveModel(transformer, vae, CogVideoXDPMScheduler(**SCHEDULER), emb, device, dtype,
+                     planned_weights_bytes=int(planned))
 
 
 def _cast(module: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:

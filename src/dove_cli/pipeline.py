@@ -85,6 +85,7 @@ class UpscaleOptions:
     fps: str | None = None  # frame rate for image-sequence input
     rotate: Literal["keep", "apply"] = "keep"
     ignore_decode_errors: bool = False
+    deinterlace: bool = False  # bwdif on every frame of a video, one frame out per frame in
     overwrite: bool = False
     resume: bool = False  # continue an interrupted run from its work folder (<output>.dove-work)
     scene_cuts: Literal["auto", "off"] = "auto"  # end temporal chunks at detected shot changes
@@ -114,6 +115,7 @@ class Plan:
     est_peak_device_bytes: int
     est_peak_host_bytes: int
     est_seconds: float | None
+    model_note: str = ""  # how the model was sized when no weights were read (--dry-run)
 
     def windows(self) -> int:
         return self.tiles * self.chunks
@@ -251,6 +253,41 @@ def load_model(opts: UpscaleOptions, device: torch.device, dtype: torch.dtype) -
     )
 
 
+def planning_model(opts: UpscaleOptions, device: torch.device, dtype: torch.dtype) -> tuple[Restorer, str]:
+    """The model for a --dry-run: its architecture on the meta device, no weights read or downloaded.
+
+    A folder's own configs when the weights are here; before `dove download-weights`, the
+    CogVideoX1.5-5B architecture every DOVE checkpoint shares, so a plan can come before 11 GB of
+    downloads. Returns the model and a note on how it was sized.
+    """
+    from dove_cli import engine, weights
+    from dove_cli.errors import ModelError
+
+    name = opts.model
+    if name == "bilinear":
+        return load_model(opts, device, dtype), ""
+    if name in ("tiny", "full-random"):
+        if opts.quantize != "none":
+            raise OptionError(f"--quantize is applied while loading weights; --model {name} is built in memory")
+        configs = (engine.TINY_TRANSFORMER, engine.TINY_VAE) if name == "tiny" else (engine.FULL_TRANSFORMER, engine.FULL_VAE)
+        return engine.skeleton(*configs, device=device, dtype=dtype), ""
+    try:
+        folder = weights.resolve_model(name, download=False)
+    except ModelError:
+        if name and (Path(name).expanduser().exists() or not weights.is_hub_id(name)):
+            raise  # a folder that is broken or absent: the same error a real run gives
+        note = "weights not downloaded yet: planned for the CogVideoX1.5-5B architecture of every DOVE checkpoint"
+        return engine.skeleton(engine.FULL_TRANSFORMER, engine.FULL_VAE, device=device, dtype=dtype,
+                               quantize=opts.quantize), note
+    configs = []
+    for part in ("transformer", "vae"):
+        try:
+            configs.append(json.loads((folder / part / "config.json").read_text()))
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"{folder / part / 'config.json'}: cannot read the model config ({exc})") from None
+    return engine.skeleton(*configs, device=device, dtype=dtype, quantize=opts.quantize), f"sized from {folder}"
+
+
 def validate(opts: UpscaleOptions) -> None:
     if opts.scale < 1 or opts.scale > 8:
         raise OptionError(f"--scale {opts.scale} is out of range (1 to 8)")
@@ -281,10 +318,11 @@ def _block(scale: int, multiple: int) -> int:
     return multiple // math.gcd(multiple, scale)
 
 
-def _memory_budget(device: torch.device) -> int:
+def _memory_budget(device: torch.device, not_yet_loaded: int = 0) -> int:
+    """Bytes a window may use; `not_yet_loaded`: weights a skeleton plan must leave room for."""
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
-        return int(free * 0.85)
+        return int(max(0, free - not_yet_loaded) * 0.85)
     import psutil
 
     return int(psutil.virtual_memory().available * 0.5)
@@ -334,7 +372,8 @@ def make_plan(info: "video_io.VideoInfo", model: Restorer, opts: UpscaleOptions,
     if opts.preview:
         start, dur = parse_preview(opts.preview)
         frames = max(1, min(frames or 10**9, math.ceil(dur * float(info.fps or 25))))
-    budget = _memory_budget(device)
+    skeleton = isinstance(model, DoveModel) and model.is_skeleton
+    budget = _memory_budget(device, model.weights_bytes() if skeleton and opts.offload == "none" else 0)
     chunk, tile = choose_windows(model, frames, big_h, big_w, opts, budget)
     ys, xs, tile_overlap = plan_tiles(big_h, big_w, tile, opts.tile_overlap, model.spatial_multiple)
     chunks = len(plan_spans(frames, chunk, opts.chunk_overlap)) if frames else 0
@@ -679,8 +718,8 @@ def upscale(
     validate(opts)
     timer = timer or StageTimer()
     t_start = time.perf_counter()
-    with video_io.open_reader(input, fps=opts.fps, rotate=opts.rotate) as probe_reader:
-        info = probe_reader.info
+    with video_io.open_reader(input, fps=opts.fps, rotate=opts.rotate, deinterlace=opts.deinterlace) as probe:
+        info = probe.info
     output = Path(output)
     inputs = info.files or [Path(info.path)]
     if opts.resume and not opts.overwrite and output.exists() and not resume.work_folder(output).exists():
@@ -702,12 +741,14 @@ def upscale(
         resumed = journal is not None
         if device.type == "cpu" and opts.model not in ("bilinear", "tiny"):
             log.warning("running on the CPU: this is very slow; a CUDA GPU is strongly recommended")
+        if dry_run:  # plans from the architecture alone: nothing loaded, nothing downloaded
+            model, note = (restorer, "") if restorer else planning_model(opts, device, dtype)
+            plan_opts = replace(opts, chunk=journal.chunk, tile=journal.tile) if journal else opts
+            return replace(make_plan(info, model, plan_opts, device, dtype), model_note=note)
         model = restorer or load_model(opts, device, dtype)
         # A resumed run must use the windows the interrupted one chose ('auto' depends on free memory).
         plan_opts = replace(opts, chunk=journal.chunk, tile=journal.tile) if journal else opts
         plan = make_plan(info, model, plan_opts, device, dtype)
-        if dry_run:
-            return plan
         if journal is None:
             journal = resume.Journal(fingerprint, chunk=plan.chunk, tile=plan.tile)
         if device.type == "cuda":
@@ -832,8 +873,8 @@ def _stream(
     read = 0
     seg_start = first
     total = plan.frames
-    fps = opts.fps if info.files else None  # the probe above already warned once about --fps for a video
-    reader_opts = dict(fps=fps, rotate=opts.rotate, ignore_decode_errors=opts.ignore_decode_errors)
+    reader_opts = dict(fps=opts.fps, rotate=opts.rotate, ignore_decode_errors=opts.ignore_decode_errors,
+                       deinterlace=opts.deinterlace, warn=False)  # the probe above warned once
     writer_options = dict(codec=opts.codec, crf=opts.crf, preset=opts.preset, pix_fmt=opts.pix_fmt,
                           codec_options=resume.encoder_options(opts.codec_options))  # fmt: skip
     join_options = dict(audio=opts.audio, subtitles=opts.subtitles, overwrite=opts.overwrite, start=start,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import functools
 import io
+import itertools
 import logging
 import os
 import re
@@ -55,6 +56,9 @@ IMAGE_EXTENSIONS = {".png": "png", ".jpg": "mjpeg", ".jpeg": "mjpeg", ".tif": "t
 VIDEO_EXTENSIONS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm",
                     ".ts": "mpegts", ".m2ts": "mpegts", ".mts": "mpegts", ".nut": "nut"}
 DEFAULT_SEQUENCE_FPS = Fraction(25)  # what ffmpeg assumes for image sequences
+# How far before a --preview start to look for subtitle cues that are still on screen at the start.
+SUBTITLE_LOOKBACK_S = 30
+
 # Text subtitles a container cannot hold are converted to its own text codec (as ffmpeg does).
 _TEXT_SUBTITLES = {"mp4": "mov_text", "mov": "mov_text", "matroska": "subrip", "webm": "webvtt"}
 
@@ -194,17 +198,22 @@ def open_reader(
     fps: float | Fraction | str | None = None,
     rotate: str = "keep",
     ignore_decode_errors: bool = False,
+    deinterlace: bool = False,
     start: float | Fraction | None = None,
     duration: float | Fraction | None = None,
     threads: int = 0,
+    warn: bool = True,
 ) -> VideoReader:
     """Open a video file, an image pattern (`frames/%06d.png`), a folder of images or one image.
 
     fps: frame rate for image inputs (default 25, as ffmpeg); ignored for videos, which keep their
     own timestamps. rotate: "keep" leaves the pixels as stored and reports `info.rotation` for the
     writer to tag; "apply" turns the pixels upright. ignore_decode_errors: skip undecodable packets
-    and count them in `reader.dropped_frames`. start/duration: only the frames in this span
+    and count them in `reader.dropped_frames`. deinterlace: run every frame of a video through
+    FFmpeg's bwdif (one frame out per frame in, timing unchanged). start/duration: only the frames in this span
     (seconds from the first frame; seeks, so a preview does not decode what comes before).
+    warn: log what the source has that the frames lose (alpha, interlacing, odd rotations); a second
+    reader of the same file passes False so that each warning appears once.
     """
     if rotate not in ("keep", "apply"):
         raise OptionError(f"rotate must be 'keep' or 'apply', not {rotate!r}")
@@ -212,12 +221,12 @@ def open_reader(
         raise OptionError(f"invalid span: start={start}, duration={duration}")
     files = _image_inputs(Path(path))
     if files is not None:
-        reader: VideoReader = _ImageReader(Path(path), files, fps=fps)
+        reader: VideoReader = _ImageReader(Path(path), files, fps=fps, warn=warn)
     else:
-        if fps is not None:
+        if fps is not None and warn:
             log.warning("%s: fps is only used for image inputs; the video keeps its own timing", path)
         reader = VideoReader(Path(path), rotate=rotate, ignore_decode_errors=ignore_decode_errors,
-                             threads=threads)
+                             deinterlace=deinterlace, threads=threads, warn=warn)
     if start is not None or duration is not None:
         try:
             reader._select_span(start, duration)
@@ -273,10 +282,13 @@ class VideoReader:
     _hi: int | None = None
 
     def __init__(self, path: Path, *, rotate: str = "keep", ignore_decode_errors: bool = False,
-                 threads: int = 0) -> None:
+                 deinterlace: bool = False, threads: int = 0, warn: bool = True) -> None:
         _check_input_file(path)
         self.path = path
+        self._warn = warn
         self.dropped_frames = 0
+        self._deinterlace = deinterlace
+        self._source_interlaced = False
         self._ignore = ignore_decode_errors
         self._rotate = rotate
         self._reformatter = VideoReformatter()
@@ -300,7 +312,7 @@ class VideoReader:
         s.thread_type = "AUTO"
         if threads:
             s.codec_context.thread_count = threads
-        self._frames = self._decode()
+        self._frames = self._decoded()
         first = next(self._frames, None)
         if first is None:
             raise InputError(f"{path}: no decodable video frames")
@@ -330,7 +342,8 @@ class VideoReader:
         rotation = int(round(frame.rotation or 0)) % 360
         rotation = rotation - 360 if rotation > 180 else rotation
         if rotation % 90:
-            log.warning("%s: rotation %d is not a multiple of 90 degrees; ignored", self.path, rotation)
+            if self._warn:
+                log.warning("%s: rotation %d is not a multiple of 90 degrees; ignored", self.path, rotation)
             rotation = 0
         w, h = frame.width, frame.height
         if self._rotate == "apply" and rotation % 180:
@@ -350,6 +363,11 @@ class VideoReader:
             num_frames_exact=exact, duration=duration,
         )
         self._apply_rotation = rotation if self._rotate == "apply" else 0
+        if self._warn and any(comp.is_alpha for comp in fmt.components):
+            log.warning("%s: the alpha channel (transparency) is dropped; the output is opaque", self.path)
+        if self._warn and self._source_interlaced and not self._deinterlace:
+            log.warning("%s: interlaced video: fields upscaled together keep their combing; "
+                        "use --deinterlace", self.path)
         self._expected_end = self._declared_end(tb)
         # Untagged YUV: players assume BT.709 for HD and BT.601 for SD; convert the same way.
         matrix = info.colorspace or ("bt709" if frame.height >= 720 or frame.width >= 1280 else "smpte170m")
@@ -397,6 +415,31 @@ class VideoReader:
         log.warning("%s: file ends early after frame %d (%s); about %d frames missing",
                     self.path, decoded, when, missing)
 
+    def _decoded(self) -> Iterator[av.VideoFrame]:
+        """The stream's frames, through bwdif when deinterlacing (pts back in the stream's time base)."""
+        if not self._deinterlace:
+            yield from self._decode()
+            return
+        graph = av.filter.Graph()
+        source = graph.add_buffer(template=self._stream)
+        bwdif = graph.add("bwdif", "mode=send_frame:parity=auto:deint=all")
+        sink = graph.add("buffersink")
+        source.link_to(bwdif)
+        bwdif.link_to(sink)
+        graph.configure()
+        tb = self._stream.time_base
+        for frame in itertools.chain(self._decode(), [None]):
+            graph.push(frame)  # None flushes the frame bwdif holds back
+            while True:
+                try:
+                    out = graph.pull()
+                except (av.BlockingIOError, av.EOFError):
+                    break
+                if out.pts is not None and out.time_base and tb and out.time_base != tb:
+                    out.pts = round(out.pts * out.time_base / tb)  # bwdif halves the time base
+                    out.time_base = tb
+                yield out
+
     def _decode(self) -> Iterator[av.VideoFrame]:
         """Demux and decode, turning FFmpeg errors into InputError or dropped-frame counts."""
         demux = self._container.demux(self._stream)
@@ -415,6 +458,8 @@ class VideoReader:
                 self._decode_error(exc, decoded, packet)
                 continue
             for frame in frames:
+                if decoded == 0:
+                    self._source_interlaced = bool(frame.interlaced_frame)
                 decoded += 1
                 yield frame
 
@@ -447,7 +492,7 @@ class VideoReader:
         if start:
             self._container.seek(lo, stream=self._stream, backward=True)
             self._stream.codec_context.flush_buffers()
-            self._frames, self._first = self._decode(), None
+            self._frames, self._first = self._decoded(), None
         total = (info.duration or 0) - float(start or 0)
         span = total if duration is None else min(total, float(duration))
         info.num_frames = max(1, round(span * info.fps)) if span > 0 else 0
@@ -487,7 +532,8 @@ class VideoReader:
 class _ImageReader(VideoReader):
     """Image sequence or single image: pts = index at 1/fps; every image must have the same size."""
 
-    def __init__(self, path: Path, files: list[Path], *, fps: float | Fraction | str | None) -> None:
+    def __init__(self, path: Path, files: list[Path], *, fps: float | Fraction | str | None,
+                 warn: bool = True) -> None:
         self.path = path
         self.dropped_frames = 0
         self._files = files
@@ -497,6 +543,8 @@ class _ImageReader(VideoReader):
         if rate <= 0:
             raise OptionError(f"fps must be positive, not {fps}")
         bit_depth = max(comp.bits for comp in first.format.components)
+        if warn and any(comp.is_alpha for comp in first.format.components):
+            log.warning("%s: the alpha channel (transparency) is dropped; the output is opaque", path)
         self.info = VideoInfo(
             path=path, width=first.width, height=first.height, num_frames=len(files), fps=rate,
             time_base=1 / rate, start_pts=0, bit_depth=bit_depth, pix_fmt=first.format.name,
@@ -577,6 +625,9 @@ def _choose_pix_fmt(spec: CodecSpec, name: str, requested: str | None, high: boo
     """The requested/default pixel format, switched to 4:4:4 when the size is odd (no padding)."""
     supported = {f.name for f in av.Codec(spec.encoder, "w").video_formats or []}
     pf = requested or (spec.pix_fmt_hi if high and spec.pix_fmt_hi in supported else spec.pix_fmt)
+    if high and not requested and pf == spec.pix_fmt != spec.pix_fmt_hi:
+        log.warning("the source has more than 8 bits per channel but this FFmpeg's %s writes %s: "
+                    "the output is 8-bit", spec.encoder, pf)
     try:
         fmt = av.VideoFormat(pf)
     except (ValueError, av.FFmpegError):
@@ -993,7 +1044,9 @@ class _ContainerWriter(VideoWriter):
                     self._vs.metadata[k] = vin.metadata[k]
         if self._aux:
             if self._t0 is not None and self._t0 > 0:
-                src.seek(int(self._t0 * av.time_base), backward=True)
+                subtitles_in = any(src.streams[i].type == "subtitle" for i in self._aux)
+                lookback = SUBTITLE_LOOKBACK_S if subtitles_in else 0  # a cue already on screen at the start
+                src.seek(int(max(0, self._t0 - lookback) * av.time_base), backward=True)
             self._aux_iter = iter(src.demux(*[src.streams[i] for i in self._aux]))
 
     def _text_subtitle_stream(self, s: Any, target: str) -> Any:
@@ -1117,9 +1170,12 @@ class _ContainerWriter(VideoWriter):
             return False
         if self._t0 is None:
             return True
-        if seconds < self._t0:
-            return False
         delta = round(self._t0 / p.time_base)
+        if seconds < self._t0:
+            if p.stream.type != "subtitle" or not p.duration or t + p.duration <= delta:
+                return False
+            p.duration = t + p.duration - delta  # on screen when the span starts: shown from its start
+            p.pts = p.dts = delta
         if p.pts is not None:
             p.pts -= delta
         if p.dts is not None:
@@ -1334,6 +1390,12 @@ class _ImageWriter(VideoWriter):
         else:
             raise OutputError(f"{path}: this FFmpeg build cannot write RGB {ext} images")
         self._pix_fmt = pf
+        if hi and not pf.startswith("rgb48"):
+            log.warning("%s: the source is %d-bit but %s images are 8-bit (use .png or .tif to keep it)",
+                        path, info.bit_depth, ext)
+        if info.rotation:
+            log.warning("%s: images cannot carry the source's %d degree rotation tag; they are stored "
+                        "as decoded (use --rotate apply for upright images)", path, info.rotation)
         self._encoder, self._options = encoder, {str(k): str(v) for k, v in (codec_options or {}).items()}
         if not self._pattern:
             if info.num_frames > 1 and not info.is_still_image:

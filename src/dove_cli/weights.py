@@ -674,6 +674,11 @@ def validate_model_folder(folder: Path, allow_pickle: bool = False) -> Path:
     return folder
 
 
+def is_hub_id(spec: str) -> bool:
+    """`owner/name` or `owner/name:subfolder`, as --model takes a hub repo."""
+    return bool(_REPO_ID.match(spec.partition(":")[0])) and not spec.startswith((".", "/", "~"))
+
+
 def resolve_model(
     spec: str | None, *, download: bool = False, revision: str | None = None, allow_pickle: bool = False
 ) -> Path:
@@ -699,9 +704,9 @@ def resolve_model(
         raise ModelError(f"{path} is a file: --model takes a model folder (with transformer/, vae/, scheduler/)")
     if path.is_dir():
         return validate_model_folder(find_model_root(path), allow_pickle)
-    repo, _, sub = spec.partition(":")
-    if not _REPO_ID.match(repo) or spec.startswith((".", "/", "~")):
+    if not is_hub_id(spec):
         raise ModelError(f"model folder {path} does not exist")
+    repo, _, sub = spec.partition(":")
     subfolder = sub.strip("/") if sub else None
     folder = find_downloaded(repo, subfolder, revision)
     if folder is None:
