@@ -37,3 +37,25 @@ def test_adain_matches_channel_statistics():
     fixed = adain_fix(content, reference)
     torch.testing.assert_close(fixed.mean((-2, -1)), reference.mean((-2, -1)), atol=2e-3, rtol=0)
     torch.testing.assert_close(fixed.std((-2, -1)), reference.std((-2, -1)), atol=2e-3, rtol=0)
+
+
+def release_wavelet_fix(content: torch.Tensor, reference: torch.Tensor, levels: int = 5) -> torch.Tensor:
+    """The release's form: 5 levels of a dilated depthwise 3x3 binomial conv2d, replicate borders."""
+    kernel = torch.tensor([[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]]).div(16).expand(3, 1, 3, 3)
+
+    def low(x: torch.Tensor) -> torch.Tensor:
+        for i in range(levels):
+            r = 2**i
+            x = F.conv2d(F.pad(x, (r,) * 4, mode="replicate" if min(x.shape[-2:]) > r else "constant"), kernel,
+                         groups=3, dilation=r)  # fmt: skip
+        return x
+
+    return (content - low(content) + low(reference)).clamp(0, 1)
+
+
+def test_wavelet_fix_equals_the_release_form():
+    g = torch.Generator().manual_seed(1)
+    for h, w in ((72, 128), (9, 40)):  # 9 px is less than the coarse radii: zero padding there, in both
+        content, reference = torch.rand(2, 3, h, w, generator=g), torch.rand(2, 3, h, w, generator=g)
+        torch.testing.assert_close(wavelet_fix(content, reference), release_wavelet_fix(content, reference),
+                                   atol=1e-5, rtol=0)  # fmt: skip

@@ -482,3 +482,24 @@ def test_dry_run_plans_what_the_run_does(tiny_model_dir, tmp_path):
     done = upscale(demo_clip("007.mp4"), tmp_path / "a.mkv", opts)
     assert {**asdict(plan), "model_note": ""} == asdict(done.plan)
     assert plan.tiles == 6 and plan.chunks == 2
+
+
+def test_plans_leave_room_for_weights_still_to_come(tiny_model):
+    """A skeleton has no weights yet and --offload model parks them on the host: the budget keeps their room."""
+    from dove_cli.engine import BilinearModel, loaded_weight_bytes, skeleton
+    from dove_cli.pipeline import weights_to_come
+
+    bones = skeleton(dict(tiny_model.transformer.config), dict(tiny_model.vae.config))
+    loaded = tiny_model.weights_bytes()
+    assert bones.is_skeleton and not tiny_model.is_skeleton and bones.weights_bytes() == loaded
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")  # only the device type is looked at
+    assert weights_to_come(tiny_model, "none", cpu) == 0 and weights_to_come(tiny_model, "none", cuda) == 0
+    assert weights_to_come(tiny_model, "model", cuda) == loaded
+    assert weights_to_come(bones, "none", cpu) == weights_to_come(bones, "none", cuda) == loaded
+    assert weights_to_come(bones, "sequential", cuda) == 0 and weights_to_come(BilinearModel(), "none", cpu) == 0
+    t, v = tiny_model.transformer, tiny_model.vae
+    linear = sum(m.weight.numel() for m in t.modules() if isinstance(m, torch.nn.Linear))
+    everything = sum(p.numel() for m in (t, v) for p in m.parameters())
+    assert loaded_weight_bytes(t, v, torch.bfloat16, "none") == 2 * everything
+    assert loaded_weight_bytes(t, v, torch.bfloat16, "int8") == 2 * everything - linear
+    assert loaded_weight_bytes(t, v, torch.bfloat16, "nf4") == int(2 * everything - 1.5 * linear)

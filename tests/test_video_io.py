@@ -141,12 +141,12 @@ def test_deinterlace_matches_ffmpeg_bwdif(clip_interlaced: Path, caplog: pytest.
 
 def test_what_the_output_loses_is_said(clip_rotated: Path, clip_10bit: Path, tmp_path: Path,
                                        caplog: pytest.LogCaptureFixture) -> None:
-    rgba = tmp_path / "rgba"
-    rgba.mkdir()
-    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=32x24:rate=25", "-frames:v", "2", "-vf", "format=rgba",
-           rgba / "%02d.png")
+    for name, alpha in (("see-through", "colorchannelmixer=aa=0.5"), ("opaque", "null")):
+        (tmp_path / name).mkdir()
+        ffmpeg("-f", "lavfi", "-i", "testsrc2=size=32x24:rate=25", "-frames:v", "2", "-vf", f"format=rgba,{alpha}",
+               tmp_path / name / "%02d.png")
     with caplog.at_level(logging.WARNING):
-        with open_reader(rgba):
+        with open_reader(tmp_path / "see-through"):
             pass
         assert "alpha channel" in caplog.text
         roundtrip(clip_rotated, tmp_path / "rot" / "%03d.png")
@@ -156,6 +156,8 @@ def test_what_the_output_loses_is_said(clip_rotated: Path, clip_10bit: Path, tmp
         caplog.clear()
         roundtrip(clip_10bit, tmp_path / "deep" / "%03d.png")  # 16-bit PNG keeps it: nothing to say
         roundtrip(clip_rotated, tmp_path / "upright" / "%03d.png", reader={"rotate": "apply"})
+        with open_reader(tmp_path / "opaque") as reader:  # an alpha plane that is 255 everywhere (GIFs, many PNGs)
+            assert reader.info.pix_fmt == "rgba"
     assert caplog.text == ""
 
 

@@ -423,11 +423,7 @@ def skeleton(
     dtype: torch.dtype = torch.float32,
     quantize: Quantize = "none",
 ) -> DoveModel:
-    """The model's architecture on the meta device, no weights read or allocated: for --dry-run plans.
-
-    Weight bytes are counted as loading would place them: bitsandbytes stores the transformer's
-    Linear weights in 1 byte (int8) or half a byte (nf4) per parameter.
-    """
+    """The model's architecture on the meta device, no weights read or allocated: for --dry-run plans."""
     from diffusers import AutoencoderKLCogVideoX, CogVideoXDPMScheduler, CogVideoXTransformer3DModel
 
     device = torch.device(device)
@@ -436,14 +432,20 @@ def skeleton(
     with torch.device("meta"):
         transformer = _cast(CogVideoXTransformer3DModel.from_config(transformer_config), dtype)
         vae = _cast(AutoencoderKLCogVideoX.from_config(vae_config), dtype)
+    emb = torch.zeros(transformer.config.max_text_seq_length, transformer.config.text_embed_dim)
+    return DoveModel(transformer, vae, CogVideoXDPMScheduler(**SCHEDULER), emb, device, dtype,
+                     planned_weights_bytes=loaded_weight_bytes(transformer, vae, dtype, quantize))
+
+
+def loaded_weight_bytes(transformer: torch.nn.Module, vae: torch.nn.Module, dtype: torch.dtype,
+                        quantize: Quantize) -> int:
+    """Weight bytes as loading places them: bitsandbytes stores the transformer's Linear weights in
+    1 byte (int8) or half a byte (nf4) per parameter, everything else stays in `dtype`."""
     elt = torch.finfo(dtype).bits // 8
     per_linear = {"none": elt, "int8": 1, "nf4": 0.5}[quantize]
     linear = {id(m.weight) for m in transformer.modules() if isinstance(m, torch.nn.Linear)}
-    planned = sum(p.numel() * (per_linear if id(p) in linear else elt) for p in transformer.parameters())
-    planned += sum(p.numel() * elt for p in vae.parameters())
-    emb = torch.zeros(transformer.config.max_text_seq_length, transformer.config.text_embed_dim)
-    return DoveModel(transformer, vae, CogVideoXDPMScheduler(**SCHEDULER), emb, device, dtype,
-                     planned_weights_bytes=int(planned))
+    total = sum(p.numel() * (per_linear if id(p) in linear else elt) for p in transformer.parameters())
+    return int(total + sum(p.numel() * elt for p in vae.parameters()))
 
 
 def _cast(module: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:

@@ -319,13 +319,28 @@ def _block(scale: int, multiple: int) -> int:
 
 
 def _memory_budget(device: torch.device, not_yet_loaded: int = 0) -> int:
-    """Bytes a window may use; `not_yet_loaded`: weights a skeleton plan must leave room for."""
+    """Bytes a window may use, of what is free now less the weights that will arrive later."""
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         return int(max(0, free - not_yet_loaded) * 0.85)
     import psutil
 
-    return int(psutil.virtual_memory().available * 0.5)
+    return int(max(0, psutil.virtual_memory().available - not_yet_loaded) * 0.5)
+
+
+def weights_to_come(model: Restorer, offload: str, device: torch.device) -> int:
+    """Weight bytes that will share the window's memory during the run but do not take any now.
+
+    A skeleton (--dry-run) has none loaded yet; with --offload model the parts wait on the host and
+    take their turn on the GPU (sequential offload brings one layer at a time: left out).
+    """
+    if not isinstance(model, DoveModel):
+        return 0
+    if device.type == "cuda" and offload == "model":
+        return model.weights_bytes()
+    if model.is_skeleton and (device.type != "cuda" or offload == "none"):
+        return model.weights_bytes()
+    return 0
 
 
 def choose_windows(
@@ -372,8 +387,7 @@ def make_plan(info: "video_io.VideoInfo", model: Restorer, opts: UpscaleOptions,
     if opts.preview:
         start, dur = parse_preview(opts.preview)
         frames = max(1, min(frames or 10**9, math.ceil(dur * float(info.fps or 25))))
-    skeleton = isinstance(model, DoveModel) and model.is_skeleton
-    budget = _memory_budget(device, model.weights_bytes() if skeleton and opts.offload == "none" else 0)
+    budget = _memory_budget(device, weights_to_come(model, opts.offload, device))
     chunk, tile = choose_windows(model, frames, big_h, big_w, opts, budget)
     ys, xs, tile_overlap = plan_tiles(big_h, big_w, tile, opts.tile_overlap, model.spatial_multiple)
     chunks = len(plan_spans(frames, chunk, opts.chunk_overlap)) if frames else 0

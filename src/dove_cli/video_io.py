@@ -263,6 +263,15 @@ def _image_inputs(path: Path) -> list[Path] | None:
     return None
 
 
+def _is_see_through(frame: av.VideoFrame) -> bool:
+    """Whether the frame has an alpha channel that is not fully opaque (GIFs and many PNGs carry
+    an alpha plane that is 255 everywhere; only real transparency is worth a warning)."""
+    if not any(comp.is_alpha for comp in frame.format.components):
+        return False
+    alpha = frame.reformat(format="rgba64le" if frame.format.components[0].bits > 8 else "rgba").to_ndarray()[..., 3]
+    return bool(alpha.min() < alpha.dtype.type(np.iinfo(alpha.dtype).max))
+
+
 def _check_input_file(path: Path) -> None:
     if not path.exists():
         raise InputError(f"{path}: no such file")
@@ -363,7 +372,7 @@ class VideoReader:
             num_frames_exact=exact, duration=duration,
         )
         self._apply_rotation = rotation if self._rotate == "apply" else 0
-        if self._warn and any(comp.is_alpha for comp in fmt.components):
+        if self._warn and _is_see_through(frame):
             log.warning("%s: the alpha channel (transparency) is dropped; the output is opaque", self.path)
         if self._warn and self._source_interlaced and not self._deinterlace:
             log.warning("%s: interlaced video: fields upscaled together keep their combing; "
@@ -543,7 +552,7 @@ class _ImageReader(VideoReader):
         if rate <= 0:
             raise OptionError(f"fps must be positive, not {fps}")
         bit_depth = max(comp.bits for comp in first.format.components)
-        if warn and any(comp.is_alpha for comp in first.format.components):
+        if warn and _is_see_through(first):
             log.warning("%s: the alpha channel (transparency) is dropped; the output is opaque", path)
         self.info = VideoInfo(
             path=path, width=first.width, height=first.height, num_frames=len(files), fps=rate,
