@@ -10,15 +10,13 @@ import torch
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-DEMO = SHARED / "data" / "demo"
+DEMO = Path(__file__).resolve().parent / "data" / "demo"  # copies of ../shared/data/demo (tests/data/README.md)
 
 
 def demo_clip(name: str = "003.mp4") -> Path:
-    """One of the authors' real LQ demo clips (../shared/data/demo); skip when shared/ is absent."""
+    """One of the authors' real LQ demo clips, as they are in ../shared/data/demo."""
     path = DEMO / name
-    if not path.is_file():
-        pytest.skip(f"{path} not present (needs ../shared beside the checkout)")
+    assert path.is_file(), f"{path}: not a demo clip (001.mp4 ... 007.mp4)"
     return path
 
 

@@ -139,6 +139,14 @@ def test_deinterlace_matches_ffmpeg_bwdif(clip_interlaced: Path, caplog: pytest.
         assert [f.pts for f in reader] == [p for p in pts if p * reader.info.time_base >= Fraction(3, 10)]
 
 
+def test_hdr_is_said(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    pq = make_clip(tmp_path / "pq.mkv", frames=2, pix_fmt="yuv420p10le",
+                   vf="setparams=color_primaries=bt2020:color_trc=smpte2084:colorspace=bt2020nc")
+    with caplog.at_level(logging.WARNING), open_reader(pq) as reader:
+        assert reader.info.color_trc == "smpte2084"
+    assert "HDR video (PQ)" in caplog.text
+
+
 def test_what_the_output_loses_is_said(clip_rotated: Path, clip_10bit: Path, tmp_path: Path,
                                        caplog: pytest.LogCaptureFixture) -> None:
     for name, alpha in (("see-through", "colorchannelmixer=aa=0.5"), ("opaque", "null")):

@@ -377,6 +377,10 @@ class VideoReader:
         if self._warn and self._source_interlaced and not self._deinterlace:
             log.warning("%s: interlaced video: fields upscaled together keep their combing; "
                         "use --deinterlace", self.path)
+        if self._warn and info.color_trc in ("smpte2084", "arib-std-b67"):
+            log.warning("%s: HDR video (%s): DOVE was trained on SDR, so results may differ; the colour tags are "
+                        "kept but HDR10 mastering metadata (MaxCLL, mastering display) is not copied",
+                        self.path, "PQ" if info.color_trc == "smpte2084" else "HLG")
         self._expected_end = self._declared_end(tb)
         # Untagged YUV: players assume BT.709 for HD and BT.601 for SD; convert the same way.
         matrix = info.colorspace or ("bt709" if frame.height >= 720 or frame.width >= 1280 else "smpte170m")
