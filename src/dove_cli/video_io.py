@@ -221,6 +221,8 @@ def open_reader(
         raise OptionError(f"invalid span: start={start}, duration={duration}")
     files = _image_inputs(Path(path))
     if files is not None:
+        if deinterlace and warn:
+            log.warning("%s: --deinterlace is for videos; images are taken as they are", path)
         reader: VideoReader = _ImageReader(Path(path), files, fps=fps, warn=warn)
     else:
         if fps is not None and warn:
