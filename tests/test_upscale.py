@@ -444,11 +444,15 @@ def test_deinterlace_option_end_to_end(tmp_path, caplog):
     from dove_cli.cli import main
 
     with pytest.raises(SystemExit) as exc:
-        main(["upscale", str(clip), "-o", str(tmp_path / "bwdif.mkv"), "--deinterlace", "--model", "bilinear",
+        main(["upscale", str(clip), "-o", str(tmp_path / "bwdif.mkv"), "--deinterlace", "frame", "--model", "bilinear",
               "--scale", "1", "--codec", "ffv1", "--color-fix", "none", "--quiet"])  # fmt: skip
     assert exc.value.code == 0
     assert psnr(ffmpeg_frames(tmp_path / "bwdif.mkv", 64, 48), bwdif) > 35
     assert frame_pts(tmp_path / "bwdif.mkv")[0] == frame_pts(tmp_path / "woven.mkv")[0]
+    r = upscale(clip, tmp_path / "fields.mp4", **{**opts, "scale": 2}, deinterlace="field", preview="0.16+0.4s")
+    pts, tb = frame_pts(tmp_path / "fields.mp4")
+    times = [p * tb for p in pts]
+    assert r.frames == 10 and times == [Fraction(i, 25) for i in range(10)]  # 12.5 frames/s -> 25 fields/s
 
 
 def test_dry_run_needs_no_weights(tmp_path, monkeypatch, capsys):

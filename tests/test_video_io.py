@@ -119,13 +119,13 @@ def test_rotation_keep_and_apply(clip_rotated: Path) -> None:
 
 def test_deinterlace_matches_ffmpeg_bwdif(clip_interlaced: Path, caplog: pytest.LogCaptureFixture) -> None:
     bwdif = ffmpeg_frames(clip_interlaced, 64, 48, extra=("-vf", "bwdif=mode=send_frame:parity=auto:deint=all"))
-    pts, _ = frame_pts(clip_interlaced)
+    pts, tb = frame_pts(clip_interlaced)
     with caplog.at_level(logging.WARNING):
-        with open_reader(clip_interlaced, deinterlace=True) as reader:
+        with open_reader(clip_interlaced, deinterlace="frame") as reader:
             frames = list(reader)
     assert "interlaced" not in caplog.text
-    assert [f.pts for f in frames] == pts  # one frame per frame, timing unchanged
-    assert psnr(np.stack([f.rgb for f in frames]), bwdif) > 35  # (bundled FFmpeg versions differ at the edges)
+    assert [f.pts for f in frames] == pts and reader.info.time_base == tb  # a frame per frame, timing unchanged
+    assert psnr(np.stack([f.rgb for f in frames])[1:-1], bwdif[1:-1]) > 40  # (FFmpeg versions differ at the ends)
     with caplog.at_level(logging.WARNING):
         with open_reader(clip_interlaced) as reader:
             woven = np.stack([f.rgb for f in reader])
@@ -135,8 +135,30 @@ def test_deinterlace_matches_ffmpeg_bwdif(clip_interlaced: Path, caplog: pytest.
     with caplog.at_level(logging.WARNING), open_reader(clip_interlaced, warn=False):
         pass
     assert caplog.text == ""
-    with open_reader(clip_interlaced, deinterlace=True, start=Fraction(3, 10)) as reader:  # seek rebuilds the filter
+    with open_reader(clip_interlaced, deinterlace="frame", start=Fraction(3, 10)) as reader:  # seeks, new filter
         assert [f.pts for f in reader] == [p for p in pts if p * reader.info.time_base >= Fraction(3, 10)]
+    with pytest.raises(OptionError, match="--deinterlace 'yes'"):
+        open_reader(clip_interlaced, deinterlace="yes")
+
+
+def test_deinterlace_field_rate(clip_interlaced: Path, tmp_path: Path) -> None:
+    """A frame per field: twice the frames, each field's own time (ffmpeg's bwdif=send_field)."""
+    bwdif = ffmpeg_frames(clip_interlaced, 64, 48, extra=("-vf", "bwdif=mode=send_field:parity=auto:deint=all"))
+    pts, tb = frame_pts(clip_interlaced)
+    times = [p * tb for p in pts]
+    with open_reader(clip_interlaced, deinterlace="field") as reader:
+        info, frames = reader.info, list(reader)
+    fields = [t + half for t in times for half in (0, Fraction(1, 2) / (info.fps / 2))]
+    assert info.num_frames == len(frames) == len(bwdif) == 2 * len(times)
+    assert [f.pts * info.time_base for f in frames] == fields
+    assert psnr(np.stack([f.rgb for f in frames])[1:-1], bwdif[1:-1]) > 40
+    out = tmp_path / "50p.mkv"
+    with open_writer(out, info, 64, 48) as writer:
+        for frame in frames:
+            writer.write(frame.rgb, frame.pts)
+    assert frame_times(out) == fields
+    with open_reader(clip_interlaced, deinterlace="field", start=Fraction(3, 10), duration=Fraction(1, 5)) as reader:
+        assert [f.pts * reader.info.time_base for f in reader] == [t for t in fields if 0.3 <= t < 0.5]
 
 
 def test_hdr_is_said(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -154,7 +176,7 @@ def test_what_the_output_loses_is_said(clip_rotated: Path, clip_10bit: Path, tmp
         ffmpeg("-f", "lavfi", "-i", "testsrc2=size=32x24:rate=25", "-frames:v", "2", "-vf", f"format=rgba,{alpha}",
                tmp_path / name / "%02d.png")
     with caplog.at_level(logging.WARNING):
-        with open_reader(tmp_path / "see-through", deinterlace=True):
+        with open_reader(tmp_path / "see-through", deinterlace="frame"):
             pass
         assert "alpha channel" in caplog.text and "--deinterlace is for videos" in caplog.text
         roundtrip(clip_rotated, tmp_path / "rot" / "%03d.png")

@@ -136,8 +136,8 @@ def upscale_cmd(
     ignore_decode_errors: bool = typer.Option(
         False, "--ignore-decode-errors", help="Skip undecodable frames (reported) instead of stopping."
     ),
-    deinterlace: bool = typer.Option(
-        False, "--deinterlace", help="Deinterlace every frame first (bwdif; VHS/DV/broadcast captures)."
+    deinterlace: str = typer.Option(
+        "off", "--deinterlace", help="frame (bwdif, same rate) or field (a frame per field, 50i -> 50p); off."
     ),
     scene_cuts: str = typer.Option("auto", "--scene-cuts", help="auto: no window spans a shot change; off."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run (from OUTPUT.dove-work/)."),
@@ -167,7 +167,7 @@ def upscale_cmd(
         compare=compare, manifest=str(manifest) if manifest else None, download=download,
         subtitles=_choice(subtitles, "--subtitles", ("copy", "none")), fps=fps,
         rotate=_choice(rotate, "--rotate", ("keep", "apply")), ignore_decode_errors=ignore_decode_errors,
-        deinterlace=deinterlace, scene_cuts=_choice(scene_cuts, "--scene-cuts", ("auto", "off")), resume=resume,
+        deinterlace=_choice(deinterlace, "--deinterlace", ("off", "frame", "field")), scene_cuts=_choice(scene_cuts, "--scene-cuts", ("auto", "off")), resume=resume,
     )  # fmt: skip
     if is_batch_input(input):
         if dry_run or manifest:

@@ -85,7 +85,7 @@ class UpscaleOptions:
     fps: str | None = None  # frame rate for image-sequence input
     rotate: Literal["keep", "apply"] = "keep"
     ignore_decode_errors: bool = False
-    deinterlace: bool = False  # bwdif on every frame of a video, one frame out per frame in
+    deinterlace: Literal["off", "frame", "field"] = "off"  # bwdif: a frame per frame, or per field
     overwrite: bool = False
     resume: bool = False  # continue an interrupted run from its work folder (<output>.dove-work)
     scene_cuts: Literal["auto", "off"] = "auto"  # end temporal chunks at detected shot changes

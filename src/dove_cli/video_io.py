@@ -56,6 +56,8 @@ IMAGE_EXTENSIONS = {".png": "png", ".jpg": "mjpeg", ".jpeg": "mjpeg", ".tif": "t
 VIDEO_EXTENSIONS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm",
                     ".ts": "mpegts", ".m2ts": "mpegts", ".mts": "mpegts", ".nut": "nut"}
 DEFAULT_SEQUENCE_FPS = Fraction(25)  # what ffmpeg assumes for image sequences
+DEINTERLACE_MODES = ("off", "frame", "field")
+
 # How far before a --preview start to look for subtitle cues that are still on screen at the start.
 SUBTITLE_LOOKBACK_S = 30
 
@@ -198,7 +200,7 @@ def open_reader(
     fps: float | Fraction | str | None = None,
     rotate: str = "keep",
     ignore_decode_errors: bool = False,
-    deinterlace: bool = False,
+    deinterlace: str = "off",
     start: float | Fraction | None = None,
     duration: float | Fraction | None = None,
     threads: int = 0,
@@ -209,19 +211,22 @@ def open_reader(
     fps: frame rate for image inputs (default 25, as ffmpeg); ignored for videos, which keep their
     own timestamps. rotate: "keep" leaves the pixels as stored and reports `info.rotation` for the
     writer to tag; "apply" turns the pixels upright. ignore_decode_errors: skip undecodable packets
-    and count them in `reader.dropped_frames`. deinterlace: run every frame of a video through
-    FFmpeg's bwdif (one frame out per frame in, timing unchanged). start/duration: only the frames in this span
+    and count them in `reader.dropped_frames`. deinterlace: "frame" runs every frame of a video
+    through FFmpeg's bwdif (one frame out per frame in, timing unchanged); "field" makes a frame of
+    every field (double rate: 50i -> 50p, time base halved). start/duration: only the frames in this span
     (seconds from the first frame; seeks, so a preview does not decode what comes before).
     warn: log what the source has that the frames lose (alpha, interlacing, odd rotations); a second
     reader of the same file passes False so that each warning appears once.
     """
     if rotate not in ("keep", "apply"):
         raise OptionError(f"rotate must be 'keep' or 'apply', not {rotate!r}")
+    if deinterlace not in DEINTERLACE_MODES:
+        raise OptionError(f"--deinterlace {deinterlace!r} is not one of: {', '.join(DEINTERLACE_MODES)}")
     if (start is not None and start < 0) or (duration is not None and duration <= 0):
         raise OptionError(f"invalid span: start={start}, duration={duration}")
     files = _image_inputs(Path(path))
     if files is not None:
-        if deinterlace and warn:
+        if deinterlace != "off" and warn:
             log.warning("%s: --deinterlace is for videos; images are taken as they are", path)
         reader: VideoReader = _ImageReader(Path(path), files, fps=fps, warn=warn)
     else:
@@ -293,12 +298,13 @@ class VideoReader:
     _hi: int | None = None
 
     def __init__(self, path: Path, *, rotate: str = "keep", ignore_decode_errors: bool = False,
-                 deinterlace: bool = False, threads: int = 0, warn: bool = True) -> None:
+                 deinterlace: str = "off", threads: int = 0, warn: bool = True) -> None:
         _check_input_file(path)
         self.path = path
         self._warn = warn
         self.dropped_frames = 0
         self._deinterlace = deinterlace
+        self._rate = 2 if deinterlace == "field" else 1  # frames out per frame in
         self._source_interlaced = False
         self._ignore = ignore_decode_errors
         self._rotate = rotate
@@ -336,16 +342,16 @@ class VideoReader:
         s, c, cc = self._stream, self._container, self._stream.codec_context
         fmt = frame.format
         bit_depth = max(comp.bits for comp in fmt.components)
-        tb = Fraction(s.time_base) if s.time_base else Fraction(1, 90000)
+        tb = (Fraction(s.time_base) if s.time_base else Fraction(1, 90000)) / self._rate
         fps = s.average_rate or s.guessed_rate or s.base_rate or Fraction(25)
-        fps = Fraction(fps)
+        fps = Fraction(fps) * self._rate
         duration = None
         if s.duration and s.time_base:
             duration = float(s.duration * s.time_base)
         elif c.duration:
             duration = c.duration / av.time_base
         exact = bool(s.frames)
-        num_frames = s.frames or (max(1, round(duration * fps)) if duration else 0)
+        num_frames = s.frames * self._rate or (max(1, round(duration * fps)) if duration else 0)
         rng = frame.color_range or cc.color_range
         if rng not in _RANGE and fmt.name.startswith("yuvj"):
             rng = 2
@@ -376,9 +382,9 @@ class VideoReader:
         self._apply_rotation = rotation if self._rotate == "apply" else 0
         if self._warn and _is_see_through(frame):
             log.warning("%s: the alpha channel (transparency) is dropped; the output is opaque", self.path)
-        if self._warn and self._source_interlaced and not self._deinterlace:
+        if self._warn and self._source_interlaced and self._deinterlace == "off":
             log.warning("%s: interlaced video: fields upscaled together keep their combing; "
-                        "use --deinterlace", self.path)
+                        "use --deinterlace field (or frame)", self.path)
         if self._warn and info.color_trc in ("smpte2084", "arib-std-b67"):
             log.warning("%s: HDR video (%s): DOVE was trained on SDR, so results may differ; the colour tags are "
                         "kept but HDR10 mastering metadata (MaxCLL, mastering display) is not copied",
@@ -401,7 +407,7 @@ class VideoReader:
         if not any(n in c.format.name.split(",") for n in ("mov", "mp4", "matroska")):
             return None
         if s.duration and s.time_base:
-            return int((s.start_time or 0) + s.duration)
+            return int(((s.start_time or 0) + s.duration) * Fraction(s.time_base) / tb)
         tag = s.metadata.get("DURATION") or s.metadata.get("duration")
         if tag and (m := re.fullmatch(r"(\d+):(\d\d):(\d\d(?:\.\d+)?)", tag.strip())):
             seconds = Fraction(int(m[1]) * 3600 + int(m[2]) * 60) + Fraction(m[3])
@@ -431,18 +437,19 @@ class VideoReader:
                     self.path, decoded, when, missing)
 
     def _decoded(self) -> Iterator[av.VideoFrame]:
-        """The stream's frames, through bwdif when deinterlacing (pts back in the stream's time base)."""
-        if not self._deinterlace:
+        """The stream's frames, through bwdif when deinterlacing (pts in the time base of `info`)."""
+        if self._deinterlace == "off":
             yield from self._decode()
             return
         graph = av.filter.Graph()
         source = graph.add_buffer(template=self._stream)
-        bwdif = graph.add("bwdif", "mode=send_frame:parity=auto:deint=all")
+        mode = "send_field" if self._deinterlace == "field" else "send_frame"
+        bwdif = graph.add("bwdif", f"mode={mode}:parity=auto:deint=all")
         sink = graph.add("buffersink")
         source.link_to(bwdif)
         bwdif.link_to(sink)
         graph.configure()
-        tb = self._stream.time_base
+        tb = Fraction(self._stream.time_base) / self._rate
         for frame in itertools.chain(self._decode(), [None]):
             graph.push(frame)  # None flushes the frame bwdif holds back
             while True:
@@ -450,8 +457,8 @@ class VideoReader:
                     out = graph.pull()
                 except (av.BlockingIOError, av.EOFError):
                     break
-                if out.pts is not None and out.time_base and tb and out.time_base != tb:
-                    out.pts = round(out.pts * out.time_base / tb)  # bwdif halves the time base
+                if out.pts is not None and out.time_base and out.time_base != tb:
+                    out.pts = round(out.pts * out.time_base / tb)  # bwdif always halves the time base
                     out.time_base = tb
                 yield out
 
@@ -505,7 +512,8 @@ class VideoReader:
         self._lo = lo
         self._hi = None if duration is None else lo + int(Fraction(duration) / info.time_base)
         if start:
-            self._container.seek(lo, stream=self._stream, backward=True)
+            self._container.seek(int(lo * info.time_base / self._stream.time_base), stream=self._stream,
+                                 backward=True)
             self._stream.codec_context.flush_buffers()
             self._frames, self._first = self._decoded(), None
         total = (info.duration or 0) - float(start or 0)
