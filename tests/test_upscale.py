@@ -507,3 +507,20 @@ def test_plans_leave_room_for_weights_still_to_come(tiny_model):
     assert loaded_weight_bytes(t, v, torch.bfloat16, "none") == 2 * everything
     assert loaded_weight_bytes(t, v, torch.bfloat16, "int8") == 2 * everything - linear
     assert loaded_weight_bytes(t, v, torch.bfloat16, "nf4") == int(2 * everything - 1.5 * linear)
+
+
+def test_attachments_that_cannot_go_along_are_said_once(tmp_path, caplog):
+    import logging
+
+    font = tmp_path / "font.otf"
+    font.write_bytes(b"OTTO" + bytes(2000))
+    src = tmp_path / "in.mkv"
+    ffmpeg("-i", demo_clip("007.mp4"), "-frames:v", "5", "-c:v", "libx264", "-attach", font,
+           "-metadata:s:t:0", "mimetype=font/otf", src)  # fmt: skip
+    with caplog.at_level(logging.WARNING):
+        upscale(src, tmp_path / "out.mp4", model="bilinear", scale=1)
+    assert caplog.text.count("1 attachment(s) not copied (font.otf)") == 1
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        upscale(src, tmp_path / "out.mkv", model="bilinear", scale=1)
+    assert "attachment" not in caplog.text

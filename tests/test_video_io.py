@@ -451,6 +451,43 @@ def test_preview_keeps_the_cue_already_on_screen(ext: str, tmp_path: Path) -> No
     assert cues(out) == [(0, Fraction(1, 5), "Hello"), (Fraction(1, 5), Fraction(7, 10), "World")]
 
 
+STYLE_FIELDS = ("Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, BackColour, Bold, Italic, "
+                "Underline, StrikeOut, ScaleX, ScaleY, Spacing, Angle, BorderStyle, Outline, Shadow, Alignment, "
+                "MarginL, MarginR, MarginV, Encoding")
+ASS = f"""[Script Info]
+ScriptType: v4.00+
+
+[V4+ Styles]
+Format: {STYLE_FIELDS}
+Style: Default,Fansub Font,12,&H00FFFFFF,&H000000FF,&H00000000,&H00000000,0,0,0,0,100,100,0,0,1,1,0,2,1,1,1,1
+
+[Events]
+Format: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text
+Dialogue: 0,0:00:00.00,0:00:00.40,Default,,0,0,0,,Hello
+"""
+
+
+def test_fonts_go_along_with_styled_subtitles(tmp_path: Path) -> None:
+    """Anime releases style ASS subtitles with fonts attached to the MKV: the output keeps them."""
+    (tmp_path / "s.ass").write_text(ASS)
+    font = tmp_path / "Fansub Font.ttf"
+    font.write_bytes(bytes(range(256)) * 40)
+    src = tmp_path / "in.mkv"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25", "-i", tmp_path / "s.ass", "-frames:v", "10", "-map", "0", "-map", "1", "-c:v", "libx264",
+           "-c:s", "ass", "-attach", font, "-metadata:s:t:0", "mimetype=application/x-truetype-font", src)
+    out = tmp_path / "out.mkv"
+    info, _ = roundtrip(src, out)
+    assert info.attachments == ("Fansub Font.ttf",)
+    ffmpeg("-dump_attachment:t:0", tmp_path / "dumped.ttf", "-i", out, "-f", "null", "-", check=False)
+    assert (tmp_path / "dumped.ttf").read_bytes() == font.read_bytes()
+    assert [(s.kind, s.codec) for s in ffinfo(out).streams] == [("Video", "h264"), ("Subtitle", "ass"),
+                                                                ("Attachment", "ttf")]
+    assert "Fansub Font.ttf" in (video_io.attachments_dropped(info, tmp_path / "o.mp4", "copy") or "")
+    assert video_io.attachments_dropped(info, out, "copy") is None
+    assert video_io.attachments_dropped(info, tmp_path / "o.mp4", "none") is None
+    assert video_io.attachments_dropped(info, tmp_path / "%04d.png", "copy") is None
+
+
 def test_subtitles_that_do_not_fit(clip_2997_mkv: Path, tmp_path: Path) -> None:
     out = tmp_path / "out.nut"  # NUT has no text subtitle codec to convert to
     with pytest.raises(OutputError, match=r"out\.nut: the nut container cannot hold srt subtitles \(input stream "

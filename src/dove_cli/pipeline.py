@@ -740,6 +740,8 @@ def upscale(
         raise OutputError(f"{output}: already exists and no run into it was interrupted, so there is nothing to "
                           "resume (use --overwrite to redo it)")
     video_io.check_output(output, overwrite=opts.overwrite, inputs=inputs)
+    if not dry_run and (dropped := video_io.attachments_dropped(info, output, opts.subtitles)):
+        log.warning("%s", dropped)
     manifest = Path(opts.manifest) if opts.manifest else None
     if manifest is not None:
         if manifest.absolute() == output.absolute():

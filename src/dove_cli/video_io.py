@@ -131,6 +131,7 @@ class VideoInfo:
     sample_aspect_ratio: Fraction | None = None
     has_audio: bool = False
     has_subtitles: bool = False
+    attachments: tuple[str, ...] = ()  # names of Matroska attachments (fonts for styled subtitles)
     is_image_sequence: bool = False
     is_still_image: bool = False
     num_frames_exact: bool = False
@@ -377,6 +378,7 @@ class VideoReader:
             rotation=0 if self._rotate == "apply" else rotation,
             sample_aspect_ratio=Fraction(sar) if sar and sar != 1 else None,
             has_audio=bool(c.streams.audio), has_subtitles=bool(c.streams.subtitles),
+            attachments=tuple(s.name or f"#{s.index}" for s in c.streams if s.type == "attachment"),
             num_frames_exact=exact, duration=duration,
         )
         self._apply_rotation = rotation if self._rotate == "apply" else 0
@@ -857,6 +859,14 @@ class VideoWriter:
             self.abort()
 
 
+def attachments_dropped(info: VideoInfo, output: Path, subtitles: str) -> str | None:
+    """A warning when the input's attachments (fonts) cannot go along to `output`, else None."""
+    if not info.attachments or subtitles == "none" or VIDEO_EXTENSIONS.get(output.suffix.lower()) in (None, "matroska"):
+        return None
+    return (f"{info.path}: {len(info.attachments)} attachment(s) not copied ({', '.join(info.attachments)}): "
+            f"only .mkv holds them, and styled subtitles need their fonts")
+
+
 def open_writer(
     path: str | Path,
     info: VideoInfo,
@@ -1021,6 +1031,8 @@ class _ContainerWriter(VideoWriter):
                 out.set_chapters(chapters)
         except (AttributeError, av.FFmpegError, ValueError) as exc:  # pragma: no cover
             log.warning("%s: chapters not copied (%s)", self.path, exc)
+        if subtitles != "none":
+            self._copy_attachments(src, fmt_name)
         wanted = []
         if audio != "none":
             wanted += list(src.streams.audio)
@@ -1071,6 +1083,15 @@ class _ContainerWriter(VideoWriter):
                 lookback = SUBTITLE_LOOKBACK_S if subtitles_in else 0  # a cue already on screen at the start
                 src.seek(int(max(0, self._t0 - lookback) * av.time_base), backward=True)
             self._aux_iter = iter(src.demux(*[src.streams[i] for i in self._aux]))
+
+    def _copy_attachments(self, src: Any, fmt_name: str) -> None:
+        """Matroska attachments (the fonts that ASS subtitles are styled with) go along with them;
+        other containers cannot hold them (see `attachments_dropped`)."""
+        if fmt_name != "matroska":
+            return
+        for s in (s for s in src.streams if s.type == "attachment"):
+            self._out.add_attachment(s.name or f"attachment_{s.index}", s.mimetype or "application/octet-stream",
+                                     bytes(s.data))
 
     def _text_subtitle_stream(self, s: Any, target: str) -> Any:
         """An output stream that re-encodes text subtitle stream `s` as `target` (srt -> mov_text...)."""
