@@ -524,3 +524,37 @@ def test_attachments_that_cannot_go_along_are_said_once(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         upscale(src, tmp_path / "out.mkv", model="bilinear", scale=1)
     assert "attachment" not in caplog.text
+
+
+def test_blending_on_the_gpu_is_planned_with_its_memory(tiny_model, monkeypatch):
+    """The float accumulators go on the GPU only when small next to it, and the windows get less room then."""
+    from dove_cli import video_io
+    from dove_cli.pipeline import make_plan
+
+    info = video_io.probe(demo_clip("001.mp4"))  # 256x256, 100 frames
+    opts = UpscaleOptions(scale=4, chunk=33)
+    accumulators = (2 * 33 + 8 + 2) * 3 * 1024 * 1024 * 4  # frames in flight x float32 RGB at 1024x1024
+    plans = {}
+    for free in (64 << 30, 2 << 30):
+        monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None, free=free: (free, 80 << 30))
+        plans[free] = make_plan(info, tiny_model, opts, torch.device("cuda"), torch.float32)
+    big, small = plans[64 << 30], plans[2 << 30]
+    assert big.blend_on_device and not small.blend_on_device
+    assert big.est_peak_device_bytes - accumulators == tiny_model.weights_bytes() + tiny_model.estimate_window_bytes(
+        33, big.tile or 1024, big.tile or 1024)  # fmt: skip
+    assert small.est_peak_host_bytes - big.est_peak_host_bytes == accumulators
+    cpu = make_plan(info, tiny_model, opts, torch.device("cpu"), torch.float32)
+    assert not cpu.blend_on_device
+
+
+def test_a_plan_that_needs_more_ram_than_is_free_says_so(tmp_path, monkeypatch, caplog):
+    import logging
+    from collections import namedtuple
+
+    import psutil
+
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: namedtuple("vm", "available total")(1 << 30, 2 << 30))
+    with caplog.at_level(logging.WARNING):
+        plan = upscale(demo_clip("001.mp4"), tmp_path / "x.mp4", model="bilinear", scale=8, chunk=0, dry_run=True)
+    assert plan.est_peak_host_bytes > 1 << 30
+    assert "needs about" in caplog.text and "1.0 GiB is available" in caplog.text

@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 AUTO = -1  # tile/chunk value meaning "choose from free memory"
 DEFAULT_CHUNK = 33  # the paper's clip length: 33 frames -> 9 latent frames
 MIN_TILE = 64  # smallest tile an OOM retry goes down to (output px)
+ACCUMULATOR_MAX_DEVICE_BYTES = 8 << 30  # blend on the GPU only up to this much (and 1/4 of the budget)
 # Test hook: exit at once (os._exit, as a power loss would) when this many output frames are
 # written, so that tests can check --resume after a hard kill. Never set it in normal use.
 DIE_AFTER_ENV = "DOVE_TEST_DIE_AFTER_FRAMES"
@@ -116,6 +117,7 @@ class Plan:
     est_peak_host_bytes: int
     est_seconds: float | None
     model_note: str = ""  # how the model was sized when no weights were read (--dry-run)
+    blend_on_device: bool = False  # the float frame accumulators live on the GPU (see make_plan)
 
     def windows(self) -> int:
         return self.tiles * self.chunks
@@ -343,14 +345,19 @@ def weights_to_come(model: Restorer, offload: str, device: torch.device) -> int:
     return 0
 
 
+def resolve_chunk(chunk: int, frames: int) -> int:
+    """--chunk auto: the whole clip when it is no longer than the paper's 33 frames, else 33."""
+    if chunk != AUTO:
+        return chunk
+    return 0 if 0 < frames <= DEFAULT_CHUNK else DEFAULT_CHUNK
+
+
 def choose_windows(
     model: Restorer, frames: int, height: int, width: int, opts: UpscaleOptions, budget: int
 ) -> tuple[int, int]:
     """(chunk, tile) from the options, choosing AUTO values so that one window fits `budget`."""
     m = model.spatial_multiple
-    chunk = opts.chunk
-    if chunk == AUTO:
-        chunk = 0 if 0 < frames <= DEFAULT_CHUNK else DEFAULT_CHUNK
+    chunk = resolve_chunk(opts.chunk, frames)
     tile = opts.tile
     max_pixels = getattr(model, "max_window_pixels", None)
     if tile == AUTO:
@@ -388,15 +395,19 @@ def make_plan(info: "video_io.VideoInfo", model: Restorer, opts: UpscaleOptions,
         start, dur = parse_preview(opts.preview)
         frames = max(1, min(frames or 10**9, math.ceil(dur * float(info.fps or 25))))
     budget = _memory_budget(device, weights_to_come(model, opts.offload, device))
-    chunk, tile = choose_windows(model, frames, big_h, big_w, opts, budget)
+    # The float accumulators of the frames being blended: on the GPU when they are small next to it
+    # (then only 8-bit frames cross to the host), and then the windows get that much less room.
+    accumulators = _accumulator_bytes(resolve_chunk(opts.chunk, frames), frames, big_h, big_w, opts.chunk_overlap)
+    blend_on_device = device.type == "cuda" and accumulators < min(budget // 4, ACCUMULATOR_MAX_DEVICE_BYTES)
+    chunk, tile = choose_windows(model, frames, big_h, big_w, opts, budget - accumulators * blend_on_device)
     ys, xs, tile_overlap = plan_tiles(big_h, big_w, tile, opts.tile_overlap, model.spatial_multiple)
     chunks = len(plan_spans(frames, chunk, opts.chunk_overlap)) if frames else 0
     win_f = chunk or frames
     th, tw = ys[0].length, xs[0].length
     weights = model.weights_bytes()
     act = model.estimate_window_bytes(max(win_f, 1), th, tw)
-    frame_bytes = big_h * big_w * 3 * 4
-    host = (win_f + opts.chunk_overlap + 2) * frame_bytes * 2 + (win_f + chunk) * hp * wp * 3 * 2
+    lq_frames = (win_f + chunk) * hp * wp * 3 * 2
+    host = lq_frames + (0 if blend_on_device else accumulators)
     if device.type == "cpu":
         host += weights + act
     per_window = _estimate_seconds(model, device, max(win_f, 1), th, tw)
@@ -415,10 +426,27 @@ def make_plan(info: "video_io.VideoInfo", model: Restorer, opts: UpscaleOptions,
         chunks=chunks,
         device=str(device),
         dtype=str(dtype).replace("torch.", ""),
-        est_peak_device_bytes=(weights + act) if device.type == "cuda" else 0,
+        est_peak_device_bytes=(weights + act + accumulators * blend_on_device) if device.type == "cuda" else 0,
         est_peak_host_bytes=int(host),
         est_seconds=est,
+        blend_on_device=blend_on_device,
     )
+
+
+def _warn_if_host_memory_short(plan: Plan) -> None:
+    """Say so before hours of swapping (or an OOM kill) when the plan needs more RAM than is free."""
+    import psutil
+
+    available = psutil.virtual_memory().available
+    if plan.est_peak_host_bytes > available:
+        log.warning("this run needs about %.1f GiB of host memory and %.1f GiB is available: it may swap or be "
+                    "killed; a shorter --chunk or a smaller --scale needs less", plan.est_peak_host_bytes / 2**30,
+                    available / 2**30)
+
+
+def _accumulator_bytes(chunk: int, frames: int, height: int, width: int, overlap: int) -> int:
+    """float32 output frames held while they are blended: two windows' worth and the overlap."""
+    return (2 * (chunk or frames or 1) + overlap + 2) * 3 * height * width * 4
 
 
 def _estimate_seconds(model: Restorer, device: torch.device, frames: int, h: int, w: int) -> float | None:
@@ -580,7 +608,8 @@ class _Runner:
         self.on_tile_change: Callable[[], None] | None = None
         self.retries = 0
         self.offload_used = opts.offload
-        self.acc_device = _accumulator_device(model.device, plan, opts)
+        # Blend and finish on the GPU when the plan made room there (only 8-bit frames cross to the host).
+        self.acc_device = model.device if plan.blend_on_device else torch.device("cpu")
         self._set_tiles(self.tile)
 
     def _set_tiles(self, tile: int) -> None:
@@ -697,20 +726,6 @@ def blend_into(mean: torch.Tensor, covered: torch.Tensor, value: torch.Tensor, w
     mean.add_((value - mean) * ratio)
 
 
-def _accumulator_device(device: torch.device, plan: Plan, opts: UpscaleOptions) -> torch.device:
-    """Blend and finish frames on the GPU when the rolling buffer is small next to its memory.
-
-    Then the normalise / colour-fix / quantise steps run there and only 8-bit frames cross to the
-    host; for very large outputs (or the CPU) the float accumulators stay in host memory.
-    """
-    if device.type != "cuda":
-        return torch.device("cpu")
-    frames = 2 * (plan.chunk or plan.frames or 1) + opts.chunk_overlap + 2
-    need = frames * 3 * plan.padded_size[0] * plan.padded_size[1] * opts.scale**2 * 4  # float32 buffers
-    free, _ = torch.cuda.mem_get_info(device)
-    return device if need < min(free // 4, 8 * 1024**3) else torch.device("cpu")
-
-
 def upscale(
     input: str | Path,
     output: str | Path,
@@ -760,11 +775,14 @@ def upscale(
         if dry_run:  # plans from the architecture alone: nothing loaded, nothing downloaded
             model, note = (restorer, "") if restorer else planning_model(opts, device, dtype)
             plan_opts = replace(opts, chunk=journal.chunk, tile=journal.tile) if journal else opts
-            return replace(make_plan(info, model, plan_opts, device, dtype), model_note=note)
+            plan = replace(make_plan(info, model, plan_opts, device, dtype), model_note=note)
+            _warn_if_host_memory_short(plan)
+            return plan
         model = restorer or load_model(opts, device, dtype)
         # A resumed run must use the windows the interrupted one chose ('auto' depends on free memory).
         plan_opts = replace(opts, chunk=journal.chunk, tile=journal.tile) if journal else opts
         plan = make_plan(info, model, plan_opts, device, dtype)
+        _warn_if_host_memory_short(plan)
         if journal is None:
             journal = resume.Journal(fingerprint, chunk=plan.chunk, tile=plan.tile)
         if device.type == "cuda":
