@@ -154,3 +154,47 @@ def test_full_random_config_is_the_published_size():
     assert 5.5e9 < n < 5.65e9
     assert transformer.config.num_layers == 42 and transformer.config.patch_size_t == 2
     assert vae.config.latent_channels == 16 and vae.config.scaling_factor == 0.7
+
+
+def test_a_peft_lora_adapter_beside_the_model_is_merged(tiny_model_dir, tmp_path):
+    """transformer_lora/ (peft format) is merged on load: W + alpha/r * B A, checked from the adapter file."""
+    import copy
+    import shutil
+
+    from peft import LoraConfig, get_peft_model
+    from safetensors.torch import load_file
+
+    from dove_cli.engine import DoveModel
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, folder)
+    base = DoveModel.from_pretrained(folder).transformer.state_dict()
+    lora = LoraConfig(r=2, lora_alpha=4, target_modules=["to_q", "to_v"], init_lora_weights=False)  # B != 0
+    peft_model = get_peft_model(copy.deepcopy(DoveModel.from_pretrained(folder).transformer), lora)
+    peft_model.save_pretrained(str(folder / "transformer_lora"))
+    merged = DoveModel.from_pretrained(folder).transformer.state_dict()
+    adapter = load_file(str(folder / "transformer_lora" / "adapter_model.safetensors"))
+    expected = dict(base)
+    for key in (k for k in adapter if ".lora_A." in k):
+        name = key.removeprefix("base_model.model.").replace(".lora_A.weight", ".weight")
+        b = adapter[key.replace(".lora_A.", ".lora_B.")]
+        expected[name] = base[name] + (4 / 2) * b @ adapter[key]
+    assert merged.keys() == base.keys() and len(adapter) == 4
+    for name, value in expected.items():
+        torch.testing.assert_close(merged[name], value, atol=1e-6, rtol=1e-5)
+    assert any(not torch.equal(merged[n], base[n]) for n in base)
+
+
+def test_fingerprint_reads_weights_that_sequential_offload_parked():
+    """cpu_offload moves every parameter to meta; the manifest's hash must still see the weights."""
+    from accelerate import cpu_offload
+
+    from dove_cli.engine import build_random
+    from dove_cli.pipeline import model_fingerprint
+
+    model = build_random("tiny")
+    before = model_fingerprint(model)
+    cpu_offload(model.transformer, torch.device("cpu"))
+    cpu_offload(model.vae, torch.device("cpu"))
+    assert all(p.is_meta for p in model.transformer.parameters()) and not model.is_skeleton
+    assert model_fingerprint(model) == before

@@ -16,7 +16,7 @@ import torch
 from conftest import demo_clip
 from media import decoded_frame_count, ffmpeg, ffmpeg_frames, frame_pts, make_clip, psnr
 from dove_cli.engine import BilinearModel
-from dove_cli.errors import InputError, OptionError, OutOfMemory, OutputError
+from dove_cli.errors import InputError, ModelError, OptionError, OutOfMemory, OutputError
 from dove_cli.pipeline import UpscaleOptions, upscale
 
 
@@ -558,3 +558,12 @@ def test_a_plan_that_needs_more_ram_than_is_free_says_so(tmp_path, monkeypatch, 
         plan = upscale(demo_clip("001.mp4"), tmp_path / "x.mp4", model="bilinear", scale=8, chunk=0, dry_run=True)
     assert plan.est_peak_host_bytes > 1 << 30
     assert "needs about" in caplog.text and "1.0 GiB is available" in caplog.text
+
+
+def test_a_model_output_that_is_not_finite_stops_the_run(tiny_model, tmp_path, monkeypatch):
+    """fp16 overflow would otherwise be written as black frames, silently."""
+    monkeypatch.setattr(tiny_model, "restore", lambda video, generator=None, timer=None: torch.full_like(video, math.nan))
+    out = tmp_path / "nan.mkv"
+    with pytest.raises(ModelError, match=r"frames 0-8 is not finite \(NaN/Inf\)"):
+        upscale(demo_clip("007.mp4"), out, restorer=tiny_model, scale=1, chunk=9, tile=0)
+    assert not out.exists()

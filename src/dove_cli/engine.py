@@ -6,12 +6,13 @@ F' = 1 + (F - 1) / 4, h = H / 8, w = W / 8.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Iterator, Literal, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -126,6 +127,7 @@ class DoveModel:
     dtype: torch.dtype
     posterior: Posterior = "sample"
     timestep: int = TIMESTEP
+    quantize: Quantize = "none"  # bitsandbytes weights cannot be offloaded layer by layer
     planned_weights_bytes: int | None = None  # a skeleton's weights as they would be loaded (quantised)
 
     def __post_init__(self) -> None:
@@ -166,7 +168,10 @@ class DoveModel:
         device = torch.device(device)
         kwargs: dict = {"torch_dtype": dtype}
         if quantize != "none":
+            if offload == "sequential":
+                raise OptionError("--offload sequential cannot move bitsandbytes weights: use --offload model")
             kwargs["quantization_config"] = _bnb_config(quantize, dtype, device)
+            kwargs["device_map"] = {"": device}  # else bitsandbytes puts them on the current GPU
         try:
             transformer = CogVideoXTransformer3DModel.from_pretrained(folder / "transformer", **kwargs)
             vae = AutoencoderKLCogVideoX.from_pretrained(folder / "vae", torch_dtype=dtype)
@@ -174,11 +179,11 @@ class DoveModel:
         except (OSError, ValueError, KeyError) as exc:
             raise ModelError(f"cannot load model from {folder}: {str(exc).splitlines()[0]}") from exc
         _apply_adapter(transformer, folder)
-        model = cls(transformer, vae, scheduler, load_prompt_embedding(folder), device, dtype, posterior)
-        model._place(offload, vae_tiling, quantized=quantize != "none")
+        model = cls(transformer, vae, scheduler, load_prompt_embedding(folder), device, dtype, posterior, quantize=quantize)
+        model._place(offload, vae_tiling)
         return model
 
-    def _place(self, offload: Offload, vae_tiling: bool, quantized: bool = False) -> None:
+    def _place(self, offload: Offload, vae_tiling: bool) -> None:
         """Move weights to the device, or install offload hooks that do it on demand."""
         self.transformer.eval().requires_grad_(False)
         self.vae.eval().requires_grad_(False)
@@ -188,7 +193,7 @@ class DoveModel:
             log.warning("--offload %s has no effect on the CPU", offload)
             offload = "none"
         if offload == "none":
-            if not quantized:  # bitsandbytes places quantised weights itself
+            if self.quantize == "none":  # bitsandbytes places quantised weights itself
                 self.transformer.to(self.device)
             self.vae.to(self.device)
         elif offload == "model":
@@ -282,8 +287,9 @@ class DoveModel:
 
     @property
     def is_skeleton(self) -> bool:
-        """Built on the meta device by `skeleton`: shapes for planning, no weights."""
-        return next(self.transformer.parameters()).is_meta
+        """Built on the meta device by `skeleton`: shapes for planning, no weights. (Not "are the
+        parameters on meta": sequential offload puts a real model's parameters there too.)"""
+        return self.planned_weights_bytes is not None
 
     @property
     def max_window_pixels(self) -> int | None:
@@ -329,15 +335,22 @@ def estimate_activation_bytes(tcfg, vcfg, frames: int, height: int, width: int, 
     return int(max(transformer, vae) + WORKSPACE_BYTES + io)
 
 
+MIN_BITSANDBYTES = "0.48"  # diffusers refuses to move 8-bit weights (offload, OOM fallback) with older ones
+
+
 def _bnb_config(quantize: Quantize, dtype: torch.dtype, device: torch.device):
     """bitsandbytes quantisation of the transformer (int8 or nf4); needs CUDA and the extra."""
     if device.type != "cuda":
         raise OptionError(f"--quantize {quantize} needs a CUDA device (bitsandbytes)")
     try:
-        import bitsandbytes  # noqa: F401
+        import bitsandbytes
         from diffusers import BitsAndBytesConfig
+        from packaging.version import Version
     except ImportError as exc:
         raise OptionError(f"--quantize {quantize} needs bitsandbytes: pip install 'dove-cli[quant]'") from exc
+    if Version(bitsandbytes.__version__) < Version(MIN_BITSANDBYTES):  # older ones cannot be moved (offload)
+        raise OptionError(f"--quantize {quantize} needs bitsandbytes>={MIN_BITSANDBYTES} (found "
+                          f"{bitsandbytes.__version__}): pip install -U 'dove-cli[quant]'")
     if quantize == "int8":
         return BitsAndBytesConfig(load_in_8bit=True)
     if quantize == "nf4":
@@ -354,8 +367,8 @@ def _apply_adapter(transformer: torch.nn.Module, folder: Path) -> None:
         from peft import PeftModel
     except ImportError as exc:
         raise ModelError(f"{adapter} holds a LoRA adapter; install peft to load it") from exc
-    merged = PeftModel.from_pretrained(transformer, str(adapter)).merge_and_unload()
-    transformer.load_state_dict(merged.state_dict())
+    # peft injects the LoRA layers into `transformer` itself; merging puts plain layers back in place.
+    PeftModel.from_pretrained(transformer, str(adapter)).merge_and_unload()
 
 
 # ---------------------------------------------------------------------- random models
@@ -399,8 +412,11 @@ def build_random(
     torch.manual_seed(seed)
     device = torch.device(device)
     tcfg, vcfg = (TINY_TRANSFORMER, TINY_VAE) if size == "tiny" else (FULL_TRANSFORMER, FULL_VAE)
-    init_device = device if size == "full" else "cpu"  # 11 GB of weights: build them where they run
-    with torch.device(init_device):
+    # 11 GB of weights: build them where they run (on the host when offloaded), and in their dtype:
+    # building in fp32 and casting would need 22 GB on the GPU and strand half-used cache blocks.
+    full = size == "full"
+    init_device = device if full and offload == "none" else torch.device("cpu")
+    with torch.device(init_device), _default_dtype(dtype if full else torch.float32):
         transformer = CogVideoXTransformer3DModel(**tcfg)
         vae = AutoencoderKLCogVideoX(**vcfg)
     if dtype != torch.float32:
@@ -446,6 +462,16 @@ def loaded_weight_bytes(transformer: torch.nn.Module, vae: torch.nn.Module, dtyp
     linear = {id(m.weight) for m in transformer.modules() if isinstance(m, torch.nn.Linear)}
     total = sum(p.numel() * (per_linear if id(p) in linear else elt) for p in transformer.parameters())
     return int(total + sum(p.numel() * elt for p in vae.parameters()))
+
+
+@contextlib.contextmanager
+def _default_dtype(dtype: torch.dtype) -> Iterator[None]:
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(previous)
 
 
 def _cast(module: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:

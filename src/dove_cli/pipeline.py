@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from dove_cli import resume, video_io
 from dove_cli.color_fix import ColorFix, apply_color_fix
 from dove_cli.engine import DTYPES, BilinearModel, DoveModel, Restorer, upsample
-from dove_cli.errors import InputError, Interrupted, OptionError, OutOfMemory, OutputError
+from dove_cli.errors import InputError, Interrupted, ModelError, OptionError, OutOfMemory, OutputError
 from dove_cli.scenes import SceneDetector
 from dove_cli.timing import StageTimer, peak_gpu_bytes, peak_host_bytes
 from dove_cli.windows import (
@@ -221,6 +221,12 @@ def resolve_device(opts: UpscaleOptions) -> tuple[torch.device, torch.dtype]:
         raise OptionError(f"unknown --device {name!r}") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise OptionError("--device cuda was asked for, but no CUDA GPU is visible")
+    if device.type == "cuda":
+        if device.index is None:  # "cuda" != "cuda:0" to torch and accelerate: always name the index
+            device = torch.device("cuda", torch.cuda.current_device())
+        if device.index >= torch.cuda.device_count():
+            raise OptionError(f"--device {name}: only {torch.cuda.device_count()} CUDA GPU(s) are visible")
+        torch.cuda.set_device(device)  # what libraries that use "the current GPU" (bitsandbytes, timers) see
     if opts.dtype is not None and opts.dtype not in DTYPES:
         raise OptionError(f"--dtype {opts.dtype!r} is not one of {', '.join(DTYPES)}")
     dtype = DTYPES[opts.dtype or ("bf16" if device.type == "cuda" else "fp32")]
@@ -234,6 +240,9 @@ def load_model(opts: UpscaleOptions, device: torch.device, dtype: torch.dtype) -
         if opts.quantize != "none" or opts.offload != "none":
             log.warning("--model bilinear has no network: --quantize and --offload do nothing")
         return BilinearModel(device)
+    if dtype == torch.float16:
+        log.warning("--dtype fp16: CogVideoX1.5 was trained in bf16 and can overflow in fp16 (the run stops if it "
+                    "does); bf16 is the safe choice")
     if name in ("tiny", "full-random"):
         from dove_cli.engine import build_random
 
@@ -263,7 +272,6 @@ def planning_model(opts: UpscaleOptions, device: torch.device, dtype: torch.dtyp
     downloads. Returns the model and a note on how it was sized.
     """
     from dove_cli import engine, weights
-    from dove_cli.errors import ModelError
 
     name = opts.model
     if name == "bilinear":
@@ -271,8 +279,9 @@ def planning_model(opts: UpscaleOptions, device: torch.device, dtype: torch.dtyp
     if name in ("tiny", "full-random"):
         if opts.quantize != "none":
             raise OptionError(f"--quantize is applied while loading weights; --model {name} is built in memory")
-        configs = (engine.TINY_TRANSFORMER, engine.TINY_VAE) if name == "tiny" else (engine.FULL_TRANSFORMER, engine.FULL_VAE)
-        return engine.skeleton(*configs, device=device, dtype=dtype), ""
+        tiny = name == "tiny"
+        transformer, vae = (engine.TINY_TRANSFORMER, engine.TINY_VAE) if tiny else (engine.FULL_TRANSFORMER, engine.FULL_VAE)
+        return engine.skeleton(transformer, vae, device=device, dtype=dtype), ""
     try:
         folder = weights.resolve_model(name, download=False)
     except ModelError:
@@ -324,6 +333,7 @@ def _memory_budget(device: torch.device, not_yet_loaded: int = 0) -> int:
     """Bytes a window may use, of what is free now less the weights that will arrive later."""
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
+        free += torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)  # torch's own cache is ours
         return int(max(0, free - not_yet_loaded) * 0.85)
     import psutil
 
@@ -629,7 +639,8 @@ class _Runner:
                 out = self._restore_chunk(span)
                 break
             except torch.OutOfMemoryError:
-                self._shrink(span)
+                pass
+            self._shrink(span)  # out of the except block: the failed attempt's tensors are freed by now
         with self.timer.stage("blend"):
             wt = span_weights(span, self.opts.chunk_overlap, self.opts.blend)
             for i, t in enumerate(range(span.start, span.stop)):
@@ -656,12 +667,17 @@ class _Runner:
             if self.on_tile_change:
                 self.on_tile_change()
             return
-        if isinstance(self.model, DoveModel) and self.offload_used == "none":
-            log.warning("out of GPU memory at the smallest tile; retrying with --offload model")
+        if isinstance(self.model, DoveModel) and self.offload_used == "none" and self.model.quantize == "none":
+            log.warning("out of GPU memory at the smallest tile; retrying with --offload model and the planned tiles")
             self.model.transformer.to("cpu")
             self.model.vae.to("cpu")
             self.model._place("model", vae_tiling=True)
             self.offload_used = "model"
+            if self.plan.tile != self.tile:  # 11 GB of weights left the GPU: the planned tiles may fit now
+                self._set_tiles(self.plan.tile)
+                self.tile_changes.append([span.start, self.plan.tile])
+                if self.on_tile_change:
+                    self.on_tile_change()
             return
         raise OutOfMemory(
             f"out of GPU memory even with --tile {current} and --offload {self.offload_used}; "
@@ -670,25 +686,36 @@ class _Runner:
 
     def _restore_chunk(self, span: Span) -> torch.Tensor:
         frames = [self.lq[t] for t in range(span.start, span.stop)]
+        if len(self.ys) * len(self.xs) == 1:  # one tile, weight 1 everywhere: its output is the result
+            return self._restore_tile(frames, self.ys[0], self.xs[0], span).to(self.acc_device)
         out = torch.zeros(len(frames), 3, *self.big, dtype=torch.float32, device=self.acc_device)
         covered = torch.zeros(*self.big, dtype=torch.float32, device=self.acc_device)  # weight so far
-        device = self.model.device
         for iy, ys in enumerate(self.ys):
             for ix, xs in enumerate(self.xs):
-                with self.timer.stage("upsample"):
-                    crop, oy, ox = lq_window(frames, ys, xs, self.scale)
-                    # Interpolate code values (as the release does): with k/(2s) weights the
-                    # sums are exact in float32, so a tile equals the same crop of the whole frame.
-                    up = upsample(crop.to(device).float(), self.scale)
-                    up = up[:, :, oy : oy + ys.length, ox : ox + xs.length]
-                    video = (up / self.max_value * 2.0 - 1.0).permute(1, 0, 2, 3)[None]  # [1, 3, F, H, W]
-                gen = torch.Generator(device).manual_seed(self.opts.seed)
-                res = self.model.restore(video, generator=gen, timer=self.timer)[0].permute(1, 0, 2, 3)
+                res = self._restore_tile(frames, ys, xs, span)
                 with self.timer.stage("blend"):
                     weight = torch.from_numpy(np.outer(self.wy[iy], self.wx[ix])).float().to(self.acc_device)
                     region = (slice(ys.start, ys.stop), slice(xs.start, xs.stop))
                     blend_into(out[:, :, region[0], region[1]], covered[region], res.to(self.acc_device), weight)
         return out
+
+    def _restore_tile(self, frames: list[torch.Tensor], ys: Span, xs: Span, span: Span) -> torch.Tensor:
+        """One window through the model: [F, 3, h, w] in [0, 1] on the model's device."""
+        device = self.model.device
+        with self.timer.stage("upsample"):
+            crop, oy, ox = lq_window(frames, ys, xs, self.scale)
+            # Interpolate code values (as the release does): with k/(2s) weights the
+            # sums are exact in float32, so a tile equals the same crop of the whole frame.
+            up = upsample(crop.to(device).float(), self.scale)[:, :, oy : oy + ys.length, ox : ox + xs.length]
+            video = (up / self.max_value * 2.0 - 1.0).permute(1, 0, 2, 3)[None]  # [1, 3, F, H, W]
+            del crop, up  # not held through the transformer and the decode
+        gen = torch.Generator(device).manual_seed(self.opts.seed)
+        res = self.model.restore(video, generator=gen, timer=self.timer)[0].permute(1, 0, 2, 3)
+        if isinstance(self.model, DoveModel) and not bool(torch.isfinite(res).all()):
+            hint = " (fp16 overflows in this model: use --dtype bf16)" if self.model.dtype == torch.float16 else ""
+            raise ModelError(f"the model's output for frames {span.start}-{span.stop - 1} is not finite "
+                             f"(NaN/Inf){hint}")
+        return res
 
     def discard(self, t: int) -> None:
         """Forget frame t without finishing it (already saved by an interrupted run)."""
@@ -1042,6 +1069,9 @@ def model_fingerprint(model: Restorer) -> dict[str, Any]:
     for name, module in (("transformer", model.transformer), ("vae", model.vae)):
         h = hashlib.sha256()
         for key, tensor in sorted(module.state_dict().items()):
+            if tensor.is_meta:  # --offload sequential: the weight waits in its layer's accelerate hook
+                owner, _, local = key.rpartition(".")
+                tensor = module.get_submodule(owner)._hf_hook.weights_map[local]
             h.update(key.encode())
             h.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
         out[name] = {"sha256": h.hexdigest(), "config": dict(module.config)}

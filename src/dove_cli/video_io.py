@@ -271,13 +271,14 @@ def _image_inputs(path: Path) -> list[Path] | None:
     return None
 
 
-def _is_see_through(frame: av.VideoFrame) -> bool:
-    """Whether the frame has an alpha channel that is not fully opaque (GIFs and many PNGs carry
-    an alpha plane that is 255 everywhere; only real transparency is worth a warning)."""
+def _warn_if_see_through(path: Path, frame: av.VideoFrame) -> None:
+    """Transparency is dropped (frames are RGB): say so, but only for real transparency (GIFs and
+    many PNGs carry an alpha plane that is opaque everywhere)."""
     if not any(comp.is_alpha for comp in frame.format.components):
-        return False
+        return
     alpha = frame.reformat(format="rgba64le" if frame.format.components[0].bits > 8 else "rgba").to_ndarray()[..., 3]
-    return bool(alpha.min() < alpha.dtype.type(np.iinfo(alpha.dtype).max))
+    if alpha.min() < np.iinfo(alpha.dtype).max:
+        log.warning("%s: the alpha channel (transparency) is dropped; the output is opaque", path)
 
 
 def _check_input_file(path: Path) -> None:
@@ -382,8 +383,8 @@ class VideoReader:
             num_frames_exact=exact, duration=duration,
         )
         self._apply_rotation = rotation if self._rotate == "apply" else 0
-        if self._warn and _is_see_through(frame):
-            log.warning("%s: the alpha channel (transparency) is dropped; the output is opaque", self.path)
+        if self._warn:
+            _warn_if_see_through(self.path, frame)
         if self._warn and self._source_interlaced and self._deinterlace == "off":
             log.warning("%s: interlaced video: fields upscaled together keep their combing; "
                         "use --deinterlace field (or frame)", self.path)
@@ -568,8 +569,8 @@ class _ImageReader(VideoReader):
         if rate <= 0:
             raise OptionError(f"fps must be positive, not {fps}")
         bit_depth = max(comp.bits for comp in first.format.components)
-        if warn and _is_see_through(first):
-            log.warning("%s: the alpha channel (transparency) is dropped; the output is opaque", path)
+        if warn:
+            _warn_if_see_through(path, first)
         self.info = VideoInfo(
             path=path, width=first.width, height=first.height, num_frames=len(files), fps=rate,
             time_base=1 / rate, start_pts=0, bit_depth=bit_depth, pix_fmt=first.format.name,
