@@ -50,17 +50,21 @@ def test_batch_loads_the_model_once_skips_existing_and_keeps_going(folder, tmp_p
     assert decoded_frame_count(out / "b.mkv") == 5
 
 
-def test_batch_cli_reports_failures_and_exits_2(folder, tmp_path, capsys):
+def test_batch_cli_reports_failures_and_exits_2(folder, tmp_path, capsys, caplog):
+    import logging
+
     from dove_cli.cli import main
 
     out = tmp_path / "out"  # created by the batch
-    with pytest.raises(SystemExit) as exc:
+    (folder / "extras").mkdir()
+    with caplog.at_level(logging.WARNING), pytest.raises(SystemExit) as exc:
         main(["upscale", str(folder), "-o", str(out), "--model", "bilinear", "--scale", "2", "--tile", "0",
               "--codec", "ffv1", "--quiet"])  # fmt: skip
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert "failed:" in err and "c.mp4" in err and "Traceback" not in err
     assert decoded_frame_count(out / "a.mp4") == 6 and decoded_frame_count(out / "b.mkv") == 5
+    assert caplog.text.count("sub-folders are not searched (extras)") == 1
 
 
 def test_batch_input_rules(folder, tmp_path):

@@ -203,6 +203,7 @@ def test_dry_run_plans_without_writing(tmp_path, capsys):
         (["{tiny}"], "too small"),
         (["{clip}", "--scale", "0"], "--scale"),
         (["{clip}", "--blend", "soft"], "--blend"),
+        (["{clip}", "--tile-overlap", "-1"], "--tile-overlap -1 must not be negative"),  # with --tile auto too
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_no_output(tmp_path, capsys, args, message):

@@ -139,6 +139,10 @@ def test_deinterlace_matches_ffmpeg_bwdif(clip_interlaced: Path, caplog: pytest.
         assert [f.pts for f in reader] == [p for p in pts if p * reader.info.time_base >= Fraction(3, 10)]
     with pytest.raises(OptionError, match="--deinterlace 'yes'"):
         open_reader(clip_interlaced, deinterlace="yes")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING), open_reader(demo_clip("007.mp4"), deinterlace="field"):
+        pass  # progressive: done as asked (captures are often flagged wrongly), but not silently
+    assert "not flagged interlaced but --deinterlace field" in caplog.text
 
 
 def test_deinterlace_field_rate(clip_interlaced: Path, tmp_path: Path) -> None:
@@ -274,6 +278,26 @@ def _start(path: Path, kind: str) -> float:
     line = next(s.text for s in ffinfo(path).streams if s.kind == kind)
     m = re.search(r"start (-?[\d.]+)", line)
     return float(m[1]) if m else 0.0
+
+
+@pytest.mark.parametrize("ext", [".ts", ".mpg"])
+def test_preview_span_without_an_index(ext: str, tmp_path: Path) -> None:
+    """MPEG-TS/PS have no seek index and this clip one keyframe: the span is still exact, from 0, with its audio."""
+    src = tmp_path / f"in{ext}"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25", "-f", "lavfi", "-i", "sine=frequency=440:duration=4",
+           "-t", "4", "-c:v", "mpeg2video" if ext == ".mpg" else "libx264", "-g", "250", "-c:a", "mp2", src)
+    out = tmp_path / "preview.mkv"
+    with open_reader(src, start=2, duration=1) as reader:
+        frames = list(reader)
+        with open_writer(out, reader.info, 64, 48, start=2, end=3) as writer:
+            for frame in frames:
+                writer.write(frame.rgb, frame.pts)
+    t0 = reader.info.start_pts
+    assert [(f.pts - t0) * reader.info.time_base for f in frames] == [Fraction(50 + i, 25) for i in range(25)]
+    assert frame_times(out)[0] == 0 and len(frame_times(out)) == 25
+    assert abs(_start(out, "Audio")) < 0.05
+    full = ffmpeg_frames(src, 64, 48)
+    assert psnr(np.stack([f.rgb for f in frames]), full[50:75]) > 40
 
 
 def test_transcoded_audio_keeps_start_offset(clip_offset: Path, tmp_path: Path) -> None:
@@ -440,7 +464,8 @@ def test_text_subtitles_are_converted(src_ext: str, dst_ext: str, codec: str, tm
 
 @pytest.mark.parametrize("ext", [".mkv", ".mp4"])
 def test_preview_keeps_the_cue_already_on_screen(ext: str, tmp_path: Path) -> None:
-    """A span starting at 0.2 s is mid-way through "Hello" (0-0.4 s): it shows from 0 to 0.2 s."""
+    """A span starting at 0.2 s is mid-way through "Hello" (0-0.4 s): it shows from 0 to 0.2 s; a cue still
+    on screen when the span ends stops there."""
     src = make_clip(tmp_path / f"in{ext}", rate="25", frames=25, subtitles=True)
     out = tmp_path / f"out{ext}"
     with open_reader(src, start=0.2, duration=0.6) as reader:
@@ -448,7 +473,12 @@ def test_preview_keeps_the_cue_already_on_screen(ext: str, tmp_path: Path) -> No
             for frame in reader:
                 writer.write(frame.rgb, frame.pts)
     assert cues(src) == [(0, Fraction(2, 5), "Hello"), (Fraction(2, 5), Fraction(9, 10), "World")]
-    assert cues(out) == [(0, Fraction(1, 5), "Hello"), (Fraction(1, 5), Fraction(7, 10), "World")]
+    assert cues(out) == [(0, Fraction(1, 5), "Hello"), (Fraction(1, 5), Fraction(3, 5), "World")]  # cut at 0.8 s
+    with open_reader(src, start=0.2, duration=0.4) as reader:  # ends earlier inside "World" (0.4-0.9 s)
+        with open_writer(out, reader.info, 64, 48, start=0.2, end=0.6, overwrite=True) as writer:
+            for frame in reader:
+                writer.write(frame.rgb, frame.pts)
+    assert cues(out) == [(0, Fraction(1, 5), "Hello"), (Fraction(1, 5), Fraction(2, 5), "World")]
 
 
 STYLE_FIELDS = ("Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, BackColour, Bold, Italic, "
@@ -486,6 +516,20 @@ def test_fonts_go_along_with_styled_subtitles(tmp_path: Path) -> None:
     assert video_io.attachments_dropped(info, out, "copy") is None
     assert video_io.attachments_dropped(info, tmp_path / "o.mp4", "none") is None
     assert video_io.attachments_dropped(info, tmp_path / "%04d.png", "copy") is None
+
+
+def test_overlapping_cues_into_mp4_match_ffmpeg(tmp_path: Path) -> None:
+    """MP4 text tracks play cues one after another: an overlapped cue is cut, not the next one delayed."""
+    (tmp_path / "s.srt").write_text("1\n00:00:00,100 --> 00:00:00,900\nLong cue\n\n"
+                                    "2\n00:00:00,400 --> 00:00:00,600\nInside\n")
+    src = tmp_path / "in.mkv"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25", "-i", tmp_path / "s.srt", "-t", "1", "-c:v", "libx264",
+           "-c:s", "srt", src)
+    out = tmp_path / "out.mp4"
+    roundtrip(src, out)
+    ffmpeg("-i", src, "-c:v", "copy", "-c:s", "mov_text", tmp_path / "ffmpeg.mp4")
+    assert cues(out) == cues(tmp_path / "ffmpeg.mp4")
+    assert [(start, text) for start, _, text in cues(out)] == [(Fraction(1, 10), "Long cue"), (Fraction(2, 5), "Inside")]
 
 
 def test_subtitles_that_do_not_fit(clip_2997_mkv: Path, tmp_path: Path) -> None:

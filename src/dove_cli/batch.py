@@ -68,9 +68,6 @@ def plan_batch(in_dir: Path, out_dir: Path, *, overwrite: bool = False) -> list[
     if not out_dir.exists() and out_dir.suffix.lower() in {**video_io.VIDEO_EXTENSIONS, **video_io.IMAGE_EXTENSIONS}:
         raise OutputError(f"{out_dir}: looks like a file name; for a folder of videos, -o must be a folder "
                           "(outputs keep their input's name)")  # fmt: skip
-    subfolders = [p.name for p in in_dir.iterdir() if p.is_dir() and not p.name.startswith(".")]
-    if subfolders:
-        log.warning("%s: sub-folders are not searched (%s)", in_dir, ", ".join(sorted(subfolders)[:5]))
     if out_dir.resolve() == in_dir.resolve():
         raise OutputError(f"{out_dir}: is the input folder; choose another output folder")
     items = [BatchItem(v, out_dir / v.name) for v in videos]
@@ -105,6 +102,9 @@ def upscale_batch(
         opts = replace(opts, resume=True)
     in_dir, out_dir = Path(in_dir), Path(out_dir)
     result = BatchResult(plan_batch(in_dir, out_dir, overwrite=opts.overwrite))
+    subfolders = [p.name for p in in_dir.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    if subfolders:  # said here, once, not by plan_batch (the CLI plans first to size its progress bar)
+        log.warning("%s: sub-folders are not searched (%s)", in_dir, ", ".join(sorted(subfolders)[:5]))
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -157,7 +157,8 @@ class UpscaleResult:
         retry = f", {self.retries} OOM retries" if self.retries else ""
         extra = f", {len(self.cuts)} scene cuts" if self.cuts else ""
         if self.resumed_from:
-            extra += f", resumed after frame {self.resumed_from} ({self.windows_skipped} windows skipped)"
+            skipped = self.windows_skipped
+            extra += f", resumed after frame {self.resumed_from} ({skipped} window{'s' * (skipped != 1)} skipped)"
         if self.dropped_frames:
             extra += f", {self.dropped_frames} undecodable frames dropped"
         return (
@@ -308,6 +309,8 @@ def validate(opts: UpscaleOptions) -> None:
         raise OptionError("--chunk-overlap must not be negative")
     if opts.tile != AUTO:
         check_tile(opts.tile, opts.tile_overlap, 16)
+    elif opts.tile_overlap < 0:
+        raise OptionError(f"--tile-overlap {opts.tile_overlap} must not be negative")
     if opts.preview:
         parse_preview(opts.preview)
     if opts.fps is not None:

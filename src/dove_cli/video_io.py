@@ -58,8 +58,10 @@ VIDEO_EXTENSIONS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matros
 DEFAULT_SEQUENCE_FPS = Fraction(25)  # what ffmpeg assumes for image sequences
 DEINTERLACE_MODES = ("off", "frame", "field")
 
-# How far before a --preview start to look for subtitle cues that are still on screen at the start.
-SUBTITLE_LOOKBACK_S = 30
+# How far before a --preview start to look for subtitle cues that are still on screen at the start,
+# and to seek for audio (containers without an index, MPEG-TS/PS, can land a little after the target).
+SUBTITLE_LOOKBACK_S = 60
+AUX_SEEK_MARGIN_S = 5
 
 # Text subtitles a container cannot hold are converted to its own text codec (as ffmpeg does).
 _TEXT_SUBTITLES = {"mp4": "mov_text", "mov": "mov_text", "matroska": "subrip", "webm": "webvtt"}
@@ -388,10 +390,17 @@ class VideoReader:
         if self._warn and self._source_interlaced and self._deinterlace == "off":
             log.warning("%s: interlaced video: fields upscaled together keep their combing; "
                         "use --deinterlace field (or frame)", self.path)
-        if self._warn and info.color_trc in ("smpte2084", "arib-std-b67"):
-            log.warning("%s: HDR video (%s): DOVE was trained on SDR, so results may differ; the colour tags are "
-                        "kept but HDR10 mastering metadata (MaxCLL, mastering display) is not copied",
-                        self.path, "PQ" if info.color_trc == "smpte2084" else "HLG")
+        if self._warn and not self._source_interlaced and self._deinterlace != "off":
+            log.warning("%s: frames are not flagged interlaced but --deinterlace %s treats them as interlaced "
+                        "(right for captures flagged wrongly; use --deinterlace off for progressive video)",
+                        self.path, self._deinterlace)
+        if self._warn and info.color_trc == "smpte2084":
+            log.warning("%s: HDR video (PQ): DOVE was trained on SDR, so results may differ; video outputs keep "
+                        "the colour tags but not the HDR10 mastering metadata (MaxCLL, mastering display), and "
+                        "images keep neither", self.path)
+        elif self._warn and info.color_trc == "arib-std-b67":
+            log.warning("%s: HDR video (HLG): DOVE was trained on SDR, so results may differ; video outputs keep "
+                        "the colour tags, images do not", self.path)
         self._expected_end = self._declared_end(tb)
         # Untagged YUV: players assume BT.709 for HD and BT.601 for SD; convert the same way.
         matrix = info.colorspace or ("bt709" if frame.height >= 720 or frame.width >= 1280 else "smpte170m")
@@ -515,14 +524,29 @@ class VideoReader:
         self._lo = lo
         self._hi = None if duration is None else lo + int(Fraction(duration) / info.time_base)
         if start:
-            self._container.seek(int(lo * info.time_base / self._stream.time_base), stream=self._stream,
-                                 backward=True)
-            self._stream.codec_context.flush_buffers()
-            self._frames, self._first = self._decoded(), None
+            self._seek_before(lo)
         total = (info.duration or 0) - float(start or 0)
         span = total if duration is None else min(total, float(duration))
         info.num_frames = max(1, round(span * info.fps)) if span > 0 else 0
         info.num_frames_exact = False
+
+    def _seek_before(self, lo: int) -> None:
+        """Start decoding at a frame at or before pts `lo` (in info.time_base).
+
+        MP4 and Matroska seek exactly through their index; MPEG-TS/PS have none, so a seek can land
+        after `lo` or between keyframes (nothing decodes until the next one): then step further back,
+        and in the end decode from the beginning.
+        """
+        s, tb = self._stream, self.info.time_base
+        for back_s in (0, 1, 5, 20, None):
+            seconds = 0 if back_s is None else max(0, lo * tb - back_s)
+            self._container.seek(int(seconds / s.time_base), stream=s, backward=True)
+            s.codec_context.flush_buffers()
+            frames = self._decoded()
+            first = next(frames, None)
+            if back_s is None or (first is not None and (first.pts is None or first.pts <= lo)):
+                self._frames, self._first = frames, first
+                return
 
     def __iter__(self) -> Iterator[Frame]:
         step = max(1, round(1 / (self.info.fps * self.info.time_base))) if self.info.fps else 1
@@ -1014,6 +1038,7 @@ class _ContainerWriter(VideoWriter):
         info = self.info
         self._aux: dict[int, tuple[Any, str]] = {}  # input stream index -> (output stream, mode)
         self._pending: av.Packet | None = None
+        self._held_cues: dict[int, av.Packet] = {}  # output stream index -> converted cue not yet muxed
         self._aux_iter: Iterator[av.Packet] | None = None
         if info.is_image_sequence or info.is_still_image or not info.path.is_file():
             return
@@ -1081,7 +1106,8 @@ class _ContainerWriter(VideoWriter):
         if self._aux:
             if self._t0 is not None and self._t0 > 0:
                 subtitles_in = any(src.streams[i].type == "subtitle" for i in self._aux)
-                lookback = SUBTITLE_LOOKBACK_S if subtitles_in else 0  # a cue already on screen at the start
+                # a cue already on screen at the start; and MPEG-TS/PS seeks can land late
+                lookback = SUBTITLE_LOOKBACK_S if subtitles_in else AUX_SEEK_MARGIN_S
                 src.seek(int(max(0, self._t0 - lookback) * av.time_base), backward=True)
             self._aux_iter = iter(src.demux(*[src.streams[i] for i in self._aux]))
 
@@ -1119,7 +1145,14 @@ class _ContainerWriter(VideoWriter):
         if p.duration:
             q.duration = p.duration
         q.stream = ostream
-        self._mux(q)
+        # MP4/MOV text tracks play one sample after another: a cue that overlaps the next one would
+        # push it late, so (as ffmpeg does) it is cut where the next one starts.
+        held = self._held_cues.pop(ostream.index, None)
+        if held is not None:
+            if held.duration and held.pts + held.duration > q.pts:
+                held.duration = max(1, q.pts - held.pts)
+            self._mux(held)
+        self._held_cues[ostream.index] = q
 
     # -- writing
     def _mux(self, packets: Any) -> None:
@@ -1213,6 +1246,8 @@ class _ContainerWriter(VideoWriter):
             if seconds > self._t1 + 5:  # interleaving never lags this much: stop reading the input
                 self._aux_iter = None
             return False
+        if self._t1 is not None and p.stream.type == "subtitle" and p.duration:
+            p.duration = min(p.duration, round(self._t1 / p.time_base) - t)  # no cue outlasts the span
         if self._t0 is None:
             return True
         delta = round(self._t0 / p.time_base)
@@ -1237,6 +1272,8 @@ class _ContainerWriter(VideoWriter):
         try:
             self._flush_video()
             self._pump_aux(None)
+            for cue in self._held_cues.values():
+                self._mux(cue)
             for ostream, mode in self._aux.values():
                 if mode == "transcode":
                     self._mux(ostream.encode(None))
