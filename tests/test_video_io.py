@@ -703,6 +703,10 @@ def test_bad_options(clip_2997: Path, tmp_path: Path) -> None:
         open_writer(tmp_path / "a.webm", info, 64, 48, crf=-1)
     with pytest.raises(OptionError, match="--preset bogus is not an hevc preset"):
         open_writer(tmp_path / "a.mkv", info, 64, 48, codec="hevc", preset="bogus")
+    with pytest.raises(OptionError, match="--codec-option tune=filmm: libx264 refused them"):
+        open_writer(tmp_path / "a.mp4", info, 64, 48, codec_options={"tune": "filmm", "threads": "2"})
+    with pytest.raises(OptionError, match="--codec-option tunne: libx264 has no such option"):
+        open_writer(tmp_path / "a.mp4", info, 64, 48, codec_options={"tunne": "film"})
     assert list(tmp_path.iterdir()) == []
     with open_writer(tmp_path / "edge.mp4", info, 64, 48, crf=51, preset="veryslow") as writer:
         writer.write(np.zeros((48, 64, 3), np.uint8))

@@ -698,6 +698,25 @@ def _choose_pix_fmt(spec: CodecSpec, name: str, requested: str | None, high: boo
     return pf
 
 
+def _check_encoder_options(encoder: str, opts: dict[str, str], given: dict[str, Any], width: int, height: int,
+                           pix_fmt: str, fps: Fraction) -> None:
+    """Open the encoder once with the options, so that a typo is an error now, naming the option,
+    rather than a write failure at the first frame (or an option silently ignored)."""
+    cc = av.CodecContext.create(encoder, "w")
+    cc.width, cc.height, cc.pix_fmt = width, height, pix_fmt
+    rate = Fraction(fps) if fps and fps > 0 else Fraction(25)
+    cc.time_base, cc.framerate = 1 / rate, rate
+    cc.options = dict(opts)
+    shown = " ".join(f"{k}={v}" for k, v in given.items() if k != "threads") or "threads"  # threads: dove's
+    try:
+        cc.open()
+    except (av.FFmpegError, ValueError) as exc:
+        raise OptionError(f"--codec-option {shown}: {encoder} refused them ({_ffmsg(exc)})") from None
+    unknown = sorted(set(cc.options) & set(map(str, given)))
+    if unknown:
+        raise OptionError(f"--codec-option {', '.join(unknown)}: {encoder} has no such option")
+
+
 # Every x86 instruction set x264 knows up to AVX2 (names as x264's --asm takes them).
 X264_UP_TO_AVX2 = "MMX2,SSE,SSE2,SSE2Fast,SSE3,SSSE3,SSE4,SSE4.2,LZCNT,AVX,FMA3,BMI1,BMI2,AVX2"
 
@@ -967,6 +986,8 @@ class _ContainerWriter(VideoWriter):
         pf = _choose_pix_fmt(spec, name, pix_fmt, info.bit_depth > 8, width, height)
         self.pix_fmt = pf  # as chosen (e.g. 4:4:4 for odd sizes), so that segments can repeat it
         opts = _encoder_options(name, spec, crf, preset, codec_options)
+        if codec_options:
+            _check_encoder_options(spec.encoder, opts, codec_options, width, height, pf, info.fps)
         self._tmp = _temp_sibling(path, path.suffix)
         self._made = _check_output(path, overwrite)
         try:
