@@ -167,7 +167,8 @@ def upscale_cmd(
         compare=compare, manifest=str(manifest) if manifest else None, download=download,
         subtitles=_choice(subtitles, "--subtitles", ("copy", "none")), fps=fps,
         rotate=_choice(rotate, "--rotate", ("keep", "apply")), ignore_decode_errors=ignore_decode_errors,
-        deinterlace=_choice(deinterlace, "--deinterlace", ("off", "frame", "field")), scene_cuts=_choice(scene_cuts, "--scene-cuts", ("auto", "off")), resume=resume,
+        deinterlace=_choice(deinterlace, "--deinterlace", ("off", "frame", "field")),
+        scene_cuts=_choice(scene_cuts, "--scene-cuts", ("auto", "off")), resume=resume,
     )  # fmt: skip
     if is_batch_input(input):
         if dry_run or manifest:
