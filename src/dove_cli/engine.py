@@ -396,6 +396,9 @@ SCHEDULER = dict(
 )  # fmt: skip
 
 
+RANDOM_CONFIGS = {"tiny": (TINY_TRANSFORMER, TINY_VAE), "full": (FULL_TRANSFORMER, FULL_VAE)}
+
+
 def build_random(
     size: Literal["tiny", "full"],
     *,
@@ -411,7 +414,7 @@ def build_random(
 
     torch.manual_seed(seed)
     device = torch.device(device)
-    tcfg, vcfg = (TINY_TRANSFORMER, TINY_VAE) if size == "tiny" else (FULL_TRANSFORMER, FULL_VAE)
+    tcfg, vcfg = RANDOM_CONFIGS[size]
     # 11 GB of weights: build them where they run (on the host when offloaded), and in their dtype:
     # building in fp32 and casting would need 22 GB on the GPU and strand half-used cache blocks.
     full = size == "full"

@@ -244,13 +244,11 @@ def load_model(opts: UpscaleOptions, device: torch.device, dtype: torch.dtype) -
     if dtype == torch.float16:
         log.warning("--dtype fp16: CogVideoX1.5 was trained in bf16 and can overflow in fp16 (the run stops if it "
                     "does); bf16 is the safe choice")
-    if name in ("tiny", "full-random"):
+    if size := _random_size(opts):
         from dove_cli.engine import build_random
 
-        if opts.quantize != "none":
-            raise OptionError(f"--quantize is applied while loading weights; --model {name} is built in memory")
-        return build_random("tiny" if name == "tiny" else "full", device=device, dtype=dtype, posterior=opts.posterior,
-                            offload=opts.offload, vae_tiling=opts.vae_tiling)  # fmt: skip
+        return build_random(size, device=device, dtype=dtype, posterior=opts.posterior, offload=opts.offload,
+                            vae_tiling=opts.vae_tiling)  # fmt: skip
     from dove_cli.weights import resolve_model
 
     folder = resolve_model(name, download=opts.download)
@@ -265,6 +263,15 @@ def load_model(opts: UpscaleOptions, device: torch.device, dtype: torch.dtype) -
     )
 
 
+def _random_size(opts: UpscaleOptions) -> Literal["tiny", "full"] | None:
+    """'tiny' / 'full' for --model tiny / full-random (random weights built in memory), else None."""
+    if opts.model not in ("tiny", "full-random"):
+        return None
+    if opts.quantize != "none":
+        raise OptionError(f"--quantize is applied while loading weights; --model {opts.model} is built in memory")
+    return "tiny" if opts.model == "tiny" else "full"
+
+
 def planning_model(opts: UpscaleOptions, device: torch.device, dtype: torch.dtype) -> tuple[Restorer, str]:
     """The model for a --dry-run: its architecture on the meta device, no weights read or downloaded.
 
@@ -277,20 +284,15 @@ def planning_model(opts: UpscaleOptions, device: torch.device, dtype: torch.dtyp
     name = opts.model
     if name == "bilinear":
         return load_model(opts, device, dtype), ""
-    if name in ("tiny", "full-random"):
-        if opts.quantize != "none":
-            raise OptionError(f"--quantize is applied while loading weights; --model {name} is built in memory")
-        tiny = name == "tiny"
-        transformer, vae = (engine.TINY_TRANSFORMER, engine.TINY_VAE) if tiny else (engine.FULL_TRANSFORMER, engine.FULL_VAE)
-        return engine.skeleton(transformer, vae, device=device, dtype=dtype), ""
+    if size := _random_size(opts):
+        return engine.skeleton(*engine.RANDOM_CONFIGS[size], device=device, dtype=dtype), ""
     try:
         folder = weights.resolve_model(name, download=False)
     except ModelError:
         if name and (Path(name).expanduser().exists() or not weights.is_hub_id(name)):
             raise  # a folder that is broken or absent: the same error a real run gives
         note = "weights not downloaded yet: planned for the CogVideoX1.5-5B architecture of every DOVE checkpoint"
-        return engine.skeleton(engine.FULL_TRANSFORMER, engine.FULL_VAE, device=device, dtype=dtype,
-                               quantize=opts.quantize), note
+        return engine.skeleton(*engine.RANDOM_CONFIGS["full"], device=device, dtype=dtype, quantize=opts.quantize), note
     configs = []
     for part in ("transformer", "vae"):
         try:
@@ -655,6 +657,13 @@ class _Runner:
                 else:
                     self.acc[t], self.wsum[t] = out[i].clone(), float(wt[i])  # not a view: frees `out`
 
+    def _change_tiles(self, span: Span, tile: int) -> None:
+        """Tile from this chunk on, journaled so that a resume repeats the change."""
+        self._set_tiles(tile)
+        self.tile_changes.append([span.start, tile])
+        if self.on_tile_change:
+            self.on_tile_change()
+
     def _shrink(self, span: Span) -> None:
         """After a device OOM: smaller tiles, then offload, then give up with a clear message."""
         self.retries += 1
@@ -665,10 +674,7 @@ class _Runner:
         if current > MIN_TILE:
             new = max(MIN_TILE, (current // 2) // m * m)
             log.warning("out of GPU memory at frames %d-%d; retrying with --tile %d", span.start, span.stop, new)
-            self._set_tiles(new)
-            self.tile_changes.append([span.start, new])
-            if self.on_tile_change:
-                self.on_tile_change()
+            self._change_tiles(span, new)
             return
         if isinstance(self.model, DoveModel) and self.offload_used == "none" and self.model.quantize == "none":
             log.warning("out of GPU memory at the smallest tile; retrying with --offload model and the planned tiles")
@@ -677,10 +683,7 @@ class _Runner:
             self.model._place("model", vae_tiling=True)
             self.offload_used = "model"
             if self.plan.tile != self.tile:  # 11 GB of weights left the GPU: the planned tiles may fit now
-                self._set_tiles(self.plan.tile)
-                self.tile_changes.append([span.start, self.plan.tile])
-                if self.on_tile_change:
-                    self.on_tile_change()
+                self._change_tiles(span, self.plan.tile)
             return
         raise OutOfMemory(
             f"out of GPU memory even with --tile {current} and --offload {self.offload_used}; "
@@ -802,17 +805,18 @@ def upscale(
         resumed = journal is not None
         if device.type == "cpu" and opts.model not in ("bilinear", "tiny"):
             log.warning("running on the CPU: this is very slow; a CUDA GPU is strongly recommended")
-        if dry_run:  # plans from the architecture alone: nothing loaded, nothing downloaded
-            model, note = (restorer, "") if restorer else planning_model(opts, device, dtype)
-            plan_opts = replace(opts, chunk=journal.chunk, tile=journal.tile) if journal else opts
-            plan = replace(make_plan(info, model, plan_opts, device, dtype), model_note=note)
-            _warn_if_host_memory_short(plan)
-            return plan
-        model = restorer or load_model(opts, device, dtype)
+        if restorer is not None:
+            model, note = restorer, ""
+        elif dry_run:  # plans from the architecture alone: nothing loaded, nothing downloaded
+            model, note = planning_model(opts, device, dtype)
+        else:
+            model, note = load_model(opts, device, dtype), ""
         # A resumed run must use the windows the interrupted one chose ('auto' depends on free memory).
         plan_opts = replace(opts, chunk=journal.chunk, tile=journal.tile) if journal else opts
-        plan = make_plan(info, model, plan_opts, device, dtype)
+        plan = replace(make_plan(info, model, plan_opts, device, dtype), model_note=note)
         _warn_if_host_memory_short(plan)
+        if dry_run:
+            return plan
         if journal is None:
             journal = resume.Journal(fingerprint, chunk=plan.chunk, tile=plan.tile)
         if device.type == "cuda":
