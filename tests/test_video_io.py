@@ -801,8 +801,8 @@ def test_h264_bytes_are_a_function_of_the_frames(clip_2997: Path, tmp_path: Path
     assert len(digests) == 1
 
 def test_x264_params_of_the_user_come_after_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(video_io, "x264_options", lambda: {"x264-params": "asm=AVX2"})
+    monkeypatch.setattr(video_io.formats, "x264_options", lambda: {"x264-params": "asm=AVX2"})
     spec = video_io.CODECS["h264"]
-    opts = video_io._encoder_options("h264", spec, None, None, {"x264-params": "keyint=10"})
+    opts = video_io.formats.encoder_options("h264", spec, None, None, {"x264-params": "keyint=10"})
     assert opts["x264-params"] == "asm=AVX2:keyint=10"
-    assert "x264-params" not in video_io._encoder_options("vp9", video_io.CODECS["vp9"], None, None, None)
+    assert "x264-params" not in video_io.formats.encoder_options("vp9", video_io.CODECS["vp9"], None, None, None)

@@ -4,7 +4,7 @@ Every video run writes its frames as closed segment files into `<output>.dove-wo
 complete file, renamed into place when it ends) and records each in `journal.jsonl` (one line
 appended and synced per segment, after the segment itself is on disk). At the end the segments
 are joined by copying packets (no re-encode) into the output, with the input's audio and
-subtitles, and the work folder is removed. Segments are MOV or NUT files (video_io.segment_suffix)
+subtitles, and the work folder is removed. Segments are MOV or NUT files (segment_suffix below)
 whatever the output container, so timestamps survive exactly. Image-pattern outputs write each
 image atomically into `<output>.dove-work/images/` instead. A run holds an exclusive lock on
 `<output>.dove-work/lock` (flock) from the moment it finds or creates the folder: a second run on
@@ -27,12 +27,17 @@ import logging
 import os
 import shutil
 from dataclasses import asdict, dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import IO, Any
 
+import av
 import numpy as np
 
 from dove_cli import video_io
+from dove_cli.video_io.formats import CodecSpec, ffmsg, resolve_codec
+from dove_cli.video_io.reader import VideoInfo
+from dove_cli.video_io.writer import ContainerWriter
 from dove_cli.errors import OutputError
 
 log = logging.getLogger(__name__)
@@ -264,7 +269,7 @@ class SegmentedWriter(video_io.VideoWriter):
         check.abort()
         codec = writer_options.get("codec") or video_io.default_codec(output)  # segments are MOV/NUT
         self._opts = {**writer_options, "codec": codec, "pix_fmt": pix_fmt or writer_options.get("pix_fmt")}
-        self._suffix = video_io.segment_suffix(codec)
+        self._suffix = segment_suffix(codec)
         self._seg: video_io.VideoWriter | None = None
         self._current: Segment | None = None
         self._closed = False
@@ -298,7 +303,7 @@ class SegmentedWriter(video_io.VideoWriter):
             return
         self.end_segment()
         files = [(self.work.path / s.file, s.first_pts) for s in self.journal.segments]
-        video_io.join_segments(self.path, self.info, files, codec=self._opts["codec"], **self._join)
+        join_segments(self.path, self.info, files, codec=self._opts["codec"], **self._join)
         self._closed = True
 
     def abort(self) -> None:
@@ -351,3 +356,146 @@ __all__ = [
     "work_folder",
     "SEGMENT_MIN_FRAMES",
 ]
+
+
+# ---------------------------------------------------------------------------------------- joining
+
+
+def segment_suffix(codec: str) -> str:
+    """Container for closed video segments of `codec`, one that keeps every timestamp exactly:
+    MOV for codecs with B-frames (it stores each packet's dts) and ProRes, NUT for the others.
+    Timestamps in either are re-anchored by `join_segments`."""
+    name, _ = resolve_codec(codec)
+    return ".mov" if name in ("h264", "hevc", "prores") else ".nut"
+
+
+def join_segments(
+    path: str | Path,
+    info: VideoInfo,
+    segments: list[tuple[Path, int]],
+    *,
+    codec: str | None = None,
+    audio: str = "copy",
+    subtitles: str = "copy",
+    overwrite: bool = False,
+    start: float | Fraction | None = None,
+    end: float | Fraction | None = None,
+) -> None:
+    """Write `path` from closed video segments by copying their packets (no re-encode).
+
+    segments: (file, pts of its first frame in info.time_base), in order; each file holds one video
+    stream written by `open_writer` with the same settings. Audio, subtitles, chapters, metadata,
+    colour tags, rotation and the start/end span are handled as `open_writer` does. Written to a
+    temporary file and renamed onto `path` at the end.
+    """
+    if not segments:
+        raise OutputError(f"{path}: no video segments to join")
+    joiner = _SegmentJoiner(Path(path), info, segments[0][0], codec=codec, audio=audio, subtitles=subtitles,
+                            overwrite=overwrite, start=start, end=end)
+    try:
+        for file, first_pts in segments:
+            joiner.copy_segment(file, first_pts)
+    except BaseException:
+        joiner.abort()
+        raise
+    joiner.close()
+
+
+class _SegmentJoiner(ContainerWriter):
+    """A container writer whose video packets come from segment files instead of an encoder."""
+
+    def __init__(self, path: Path, info: VideoInfo, template: Path, *, codec: str | None, audio: str, subtitles: str,
+                 overwrite: bool, start: float | Fraction | None, end: float | Fraction | None) -> None:
+        try:
+            self._template_src = av.open(str(template))
+        except (av.FFmpegError, OSError) as exc:
+            raise OutputError(f"{template}: cannot read video segment ({ffmsg(exc)})") from None
+        self._template = self._template_src.streams.video[0]
+        cc = self._template.codec_context
+        self._last_dts: int | None = None
+        self._seen_dts = False  # within the segment being copied
+        try:
+            super().__init__(path, info, cc.width, cc.height, codec=codec, crf=None, preset=None,
+                             pix_fmt=cc.format.name if cc.format else None, codec_options=None, audio=audio,
+                             subtitles=subtitles, overwrite=overwrite, start=start, end=end)
+        finally:
+            self._template_src.close()
+
+    def _setup_video(self, spec: CodecSpec, pf: str, opts: dict[str, str], width: int, height: int) -> None:
+        info = self.info
+        vs = self._out.add_stream_from_template(self._template, opaque=True)
+        vs.time_base = info.time_base
+        cc = vs.codec_context
+        cc.framerate = info.fps if info.fps and info.fps > 0 else Fraction(25)
+        if info.sample_aspect_ratio:
+            cc.sample_aspect_ratio = info.sample_aspect_ratio
+        self._setup_color(cc, pf, width, height)
+        if info.rotation:
+            vs.set_display_rotation(info.rotation)
+        self._vs = vs
+        self._w, self._h = width, height
+        self._last_pts = None
+
+    def _flush_video(self) -> None:
+        pass
+
+    def copy_segment(self, file: Path, first_pts: int) -> None:
+        """Mux one segment's video packets, shifted so that its first frame lands on `first_pts`.
+
+        Streams packet by packet (a segment may be a whole video). A segment's muxer may have
+        moved its timestamps (to avoid negative dts): the first packet, a keyframe shown first,
+        re-anchors them. NUT stores no dts for the first few packets (the encoder delay); they get
+        one frame step each before the first known dts, as the encoder gave them at a constant rate.
+        """
+        tb = self.info.time_base
+        step = max(1, round(1 / (self.info.fps * tb))) if self.info.fps else 1
+        offset: int | None = None
+        lead: list[tuple[av.Packet, int]] = []  # packets before the first known dts
+
+        def rebase(t: int, ptb: Fraction) -> int:
+            return round(Fraction(t) * ptb / tb)
+
+        try:
+            with av.open(str(file)) as src:
+                for p in src.demux(src.streams.video[0]):
+                    if not p.size:
+                        continue
+                    if p.pts is None:
+                        raise OutputError(f"{file}: video segment has packets without timestamps")
+                    ptb = Fraction(p.time_base)
+                    pts = rebase(p.pts, ptb)
+                    if offset is None:
+                        offset = first_pts - pts
+                    if p.dts is None and not self._seen_dts:
+                        lead.append((p, pts + offset))
+                        continue
+                    dts = rebase(p.dts, ptb) + offset if p.dts is not None else pts + offset
+                    for k, (q, q_pts) in enumerate(lead):
+                        self._copy_packet(q, q_pts, dts - (len(lead) - k) * step)
+                    lead.clear()
+                    self._seen_dts = True
+                    self._copy_packet(p, pts + offset, dts)
+                for q, q_pts in lead:  # a segment of a few frames: no dts anywhere
+                    self._copy_packet(q, q_pts, q_pts)
+                self._seen_dts = False
+        except (av.FFmpegError, OSError) as exc:
+            raise OutputError(f"{file}: cannot read video segment ({ffmsg(exc)})") from None
+        if offset is None:
+            raise OutputError(f"{file}: video segment holds no frames")
+
+    def _copy_packet(self, p: av.Packet, pts: int, dts: int) -> None:
+        """Mux one video packet at input-timeline pts/dts (info.time_base), dts kept increasing."""
+        if self._last_dts is not None and dts <= self._last_dts:
+            dts = self._last_dts + 1
+        dts = min(dts, pts)
+        duration = round(Fraction(p.duration) * Fraction(p.time_base) / self.info.time_base) if p.duration else 0
+        p.pts, p.dts, p.time_base = pts - self._shift, dts - self._shift, self.info.time_base
+        if duration:
+            p.duration = duration
+        self._last_dts = dts
+        p.stream = self._vs
+        self._mux(p)
+        self.frames_written += 1
+        self._pump_aux(float(pts * self.info.time_base))
+
+

@@ -1,0 +1,130 @@
+"""Reading and writing videos with PyAV: the only package that touches media files.
+
+    reader.py   file, image sequence or image -> RGB frames with exact timestamps (open_reader, probe)
+    writer.py   RGB frames -> container: same timing and colour tags, audio/subtitles/chapters copied
+    images.py   RGB frames -> one image per frame (or a single image)
+    formats.py  codecs, containers, pixel formats and colour tags this FFmpeg handles
+    paths.py    image patterns and output-path safety (never the input, no overwrite unasked)
+
+Every output is written to a temporary name beside the target and renamed onto it when complete.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from dove_cli.errors import OptionError, OutputError
+from dove_cli.video_io.formats import (
+    CODECS,
+    IMAGE_EXTENSIONS,
+    VIDEO_EXTENSIONS,
+    default_codec,
+    resolve_codec,
+    x264_options,
+)
+from dove_cli.video_io.images import ImageWriter
+from dove_cli.video_io.paths import (
+    FIELD,
+    check_fields,
+    check_output,
+    frame_name,
+    is_image_path,
+    is_pattern,
+    make_folder,
+    remove_made_folders,
+)
+from dove_cli.video_io.reader import DEINTERLACE_MODES, Frame, VideoInfo, VideoReader, open_reader, probe
+from dove_cli.video_io.writer import ContainerWriter, VideoWriter
+
+__all__ = [
+    "CODECS",
+    "DEINTERLACE_MODES",
+    "IMAGE_EXTENSIONS",
+    "VIDEO_EXTENSIONS",
+    "Frame",
+    "VideoInfo",
+    "VideoReader",
+    "VideoWriter",
+    "attachments_dropped",
+    "check_output",
+    "default_codec",
+    "frame_name",
+    "is_image_path",
+    "is_pattern",
+    "make_folder",
+    "open_reader",
+    "open_writer",
+    "probe",
+    "remove_made_folders",
+    "resolve_codec",
+    "x264_options",
+]
+
+
+def attachments_dropped(info: VideoInfo, output: Path, subtitles: str) -> str | None:
+    """A warning when the input's attachments (fonts) cannot go along to `output`, else None."""
+    if not info.attachments or subtitles == "none" or VIDEO_EXTENSIONS.get(output.suffix.lower()) in (None, "matroska"):
+        return None
+    return (f"{info.path}: {len(info.attachments)} attachment(s) not copied ({', '.join(info.attachments)}): "
+            f"only .mkv holds them, and styled subtitles need their fonts")
+
+
+def open_writer(
+    path: str | Path,
+    info: VideoInfo,
+    width: int,
+    height: int,
+    *,
+    codec: str | None = None,
+    crf: int | float | None = None,
+    preset: str | None = None,
+    pix_fmt: str | None = None,
+    codec_options: dict[str, Any] | None = None,
+    audio: str = "copy",
+    subtitles: str = "copy",
+    overwrite: bool = False,
+    start: float | Fraction | None = None,
+    end: float | Fraction | None = None,
+    work: Path | None = None,
+    first: int = 0,
+) -> VideoWriter:
+    """Start writing `path` (a video file, an image pattern like `frames/%06d.png`, or one image).
+
+    info: the reader's VideoInfo: time base, fps, colour, rotation and the source of audio,
+    subtitle, chapter and metadata copies. codec: None = the container's default (default_codec).
+    audio: "copy" (packet for packet; error if the container cannot hold the codec), "transcode"
+    (copy what fits, re-encode the rest to AAC, Opus for WebM) or "none". subtitles: "copy"
+    (packet for packet; text subtitles the container cannot hold are converted to its text codec,
+    e.g. srt -> mov_text for MP4; bitmap ones are refused) or "none". start/end: the span of the
+    input (seconds from its first frame) that this output covers, as for a preview: audio and
+    subtitles outside it are left out and every timestamp shifts so that the output starts at 0.
+    Codec and pixel-format choices are validated here, before any frame is encoded. work/first
+    (image patterns only): write the images into the folder `work`, which persists after abort()
+    and may already hold the first `first` images of an interrupted run (--resume); close() moves
+    them all into place.
+    """
+    path = Path(path)
+    if audio not in ("copy", "transcode", "none"):
+        raise OptionError(f"audio must be copy, transcode or none, not {audio!r}")
+    if subtitles not in ("copy", "none"):
+        raise OptionError(f"subtitles must be copy or none, not {subtitles!r}")
+    if width < 1 or height < 1:
+        raise OptionError(f"output size must be positive, got {width}x{height}")
+    ext = path.suffix.lower()
+    if ext in IMAGE_EXTENSIONS:
+        check_fields(path, OutputError)
+        return ImageWriter(path, info, width, height, codec_options=codec_options, overwrite=overwrite,
+                            work=work, first=first)
+    if ext not in VIDEO_EXTENSIONS and FIELD.search(path.name):
+        raise OutputError(f"{path}: image pattern needs an image extension "
+                          f"({', '.join(sorted(IMAGE_EXTENSIONS))})")
+    if ext not in VIDEO_EXTENSIONS:
+        raise OutputError(f"{path}: unknown output extension {ext or '(none)'!r} (use "
+                          f"{', '.join(sorted(VIDEO_EXTENSIONS))}, or an image pattern like frames/%06d.png)")
+    return ContainerWriter(path, info, width, height, codec=codec, crf=crf, preset=preset,
+                            pix_fmt=pix_fmt, codec_options=codec_options, audio=audio,
+                            subtitles=subtitles, overwrite=overwrite, start=start, end=end)
+
+

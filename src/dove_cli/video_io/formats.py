@@ -1,0 +1,230 @@
+"""What FFmpeg can read and write here: containers, codecs and their defaults, pixel formats, colour tags."""
+
+from __future__ import annotations
+
+import functools
+import io
+import logging
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+from av.video.reformatter import Colorspace, Interpolation
+
+from dove_cli.errors import OptionError, OutputError
+
+log = logging.getLogger("dove_cli.video_io")
+
+IMAGE_EXTENSIONS = {".png": "png", ".jpg": "mjpeg", ".jpeg": "mjpeg", ".tif": "tiff", ".tiff": "tiff",
+                    ".bmp": "bmp", ".webp": "libwebp"}
+VIDEO_EXTENSIONS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm",
+                    ".ts": "mpegts", ".m2ts": "mpegts", ".mts": "mpegts", ".nut": "nut"}
+
+# Text subtitles a container cannot hold are converted to its own text codec (as ffmpeg does).
+TEXT_SUBTITLES = {"mp4": "mov_text", "mov": "mov_text", "matroska": "subrip", "webm": "webvtt"}
+
+# FFmpeg's names for the colour enums (libavutil/pixfmt.h); 2 / 0 = unspecified -> None.
+PRIMARIES = {1: "bt709", 4: "bt470m", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m", 8: "film",
+              9: "bt2020", 10: "smpte428", 11: "smpte431", 12: "smpte432", 22: "ebu3213"}
+TRC = {1: "bt709", 4: "gamma22", 5: "gamma28", 6: "smpte170m", 7: "smpte240m", 8: "linear",
+        9: "log100", 10: "log316", 11: "iec61966-2-4", 12: "bt1361e", 13: "iec61966-2-1",
+        14: "bt2020-10", 15: "bt2020-12", 16: "smpte2084", 17: "smpte428", 18: "arib-std-b67"}
+SPACE = {0: "gbr", 1: "bt709", 4: "fcc", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m", 8: "ycgco",
+          9: "bt2020nc", 10: "bt2020c", 11: "smpte2085", 14: "ictcp"}
+RANGE = {1: "tv", 2: "pc"}
+# swscale only knows a few YUV<->RGB matrices; map the container's matrix onto them.
+SWS_MATRIX = {"bt709": Colorspace.ITU709, "fcc": Colorspace.FCC, "bt470bg": Colorspace.ITU601,
+               "smpte170m": Colorspace.ITU601, "smpte240m": Colorspace.SMPTE240M,
+               "bt2020nc": Colorspace.BT2020, "bt2020c": Colorspace.BT2020}
+SWS_FLAGS = Interpolation.BICUBIC  # ffmpeg's default, so frames match what `ffmpeg -pix_fmt rgb24` gives
+
+
+def inverse(table: dict[int, str]) -> dict[str, int]:
+    return {v: k for k, v in table.items()}
+
+
+@dataclass(frozen=True)
+class CodecSpec:
+    """Sensible defaults for one output codec; `pix_fmt_hi` is used for >8-bit sources."""
+
+    encoder: str
+    pix_fmt: str
+    pix_fmt_hi: str
+    crf: int | None = None
+    preset: str | None = None
+
+
+CODECS: dict[str, CodecSpec] = {
+    "h264": CodecSpec("libx264", "yuv420p", "yuv420p10le", crf=16, preset="medium"),
+    "hevc": CodecSpec("libx265", "yuv420p", "yuv420p10le", crf=18, preset="medium"),
+    "av1": CodecSpec("libsvtav1", "yuv420p", "yuv420p10le", crf=24, preset="8"),
+    "vp9": CodecSpec("libvpx-vp9", "yuv420p", "yuv420p10le", crf=24, preset="good"),
+    "ffv1": CodecSpec("ffv1", "yuv444p", "yuv444p10le"),
+    "prores": CodecSpec("prores_ks", "yuv422p10le", "yuv422p10le", preset="hq"),
+    "png": CodecSpec("png", "rgb24", "rgb48be"),
+}
+CODEC_ALIASES = {"h265": "hevc", "x264": "h264", "x265": "hevc", "libx264": "h264", "libx265": "hevc",
+                  "svtav1": "av1", "libsvtav1": "av1", "libvpx-vp9": "vp9", "prores_ks": "prores"}
+
+
+
+def ffmsg(exc: BaseException) -> str:
+    """FFmpeg errors carry the file name already; keep only the reason."""
+    return getattr(exc, "strerror", None) or str(exc)
+
+
+def has_encoder(name: str) -> bool:
+    try:
+        av.Codec(name, "w")
+        return True
+    except (av.FFmpegError, ValueError):
+        return False
+
+
+def default_codec(path: str | Path) -> str:
+    """The codec a video output gets when none is chosen: h264, or VP9 (else AV1) for WebM."""
+    if VIDEO_EXTENSIONS.get(Path(path).suffix.lower()) != "webm":
+        return "h264"
+    return "vp9" if has_encoder(CODECS["vp9"].encoder) else "av1"
+
+
+def resolve_codec(codec: str) -> tuple[str, CodecSpec]:
+    name = CODEC_ALIASES.get(codec.lower(), codec.lower())
+    if name not in CODECS:
+        raise OptionError(f"unknown codec {codec!r} (choose from {', '.join(CODECS)})")
+    spec = CODECS[name]
+    if not has_encoder(spec.encoder):
+        raise OptionError(f"codec {name}: encoder {spec.encoder} is not in this FFmpeg build")
+    return name, spec
+
+
+def choose_pix_fmt(spec: CodecSpec, name: str, requested: str | None, high: bool, width: int,
+                    height: int) -> str:
+    """The requested/default pixel format, switched to 4:4:4 when the size is odd (no padding)."""
+    supported = {f.name for f in av.Codec(spec.encoder, "w").video_formats or []}
+    pf = requested or (spec.pix_fmt_hi if high and spec.pix_fmt_hi in supported else spec.pix_fmt)
+    if high and not requested and pf == spec.pix_fmt != spec.pix_fmt_hi:
+        log.warning("the source has more than 8 bits per channel but this FFmpeg's %s writes %s: "
+                    "the output is 8-bit", spec.encoder, pf)
+    try:
+        fmt = av.VideoFormat(pf)
+    except (ValueError, av.FFmpegError):
+        raise OptionError(f"unknown pixel format {pf!r}") from None
+    if supported and pf not in supported:
+        raise OptionError(f"codec {name} cannot write pixel format {pf} "
+                          f"(it supports {', '.join(sorted(supported))})")
+    odd_w, odd_h = width % 2, height % 2
+    sub_w, sub_h = fmt.chroma_width(2) < 2, fmt.chroma_height(2) < 2
+    if (odd_w and sub_w) or (odd_h and sub_h):
+        full = re.sub(r"yuv4[12]0p|yuv422p", "yuv444p", pf)
+        if full == pf or (supported and full not in supported):
+            raise OutputError(f"codec {name} with {pf} needs an even size, got {width}x{height}; "
+                              "choose another codec (e.g. h264, hevc, ffv1) or crop the input")
+        log.warning("output size %dx%d is odd: writing %s instead of %s (4:2:0 needs even sizes)",
+                    width, height, full, pf)
+        pf = full
+    return pf
+
+
+def check_encoder_options(encoder: str, opts: dict[str, str], given: dict[str, Any], width: int, height: int,
+                           pix_fmt: str, fps: Fraction) -> None:
+    """Open the encoder once with the options, so that a typo is an error now, naming the option,
+    rather than a write failure at the first frame (or an option silently ignored)."""
+    cc = av.CodecContext.create(encoder, "w")
+    cc.width, cc.height, cc.pix_fmt = width, height, pix_fmt
+    rate = Fraction(fps) if fps and fps > 0 else Fraction(25)
+    cc.time_base, cc.framerate = 1 / rate, rate
+    cc.options = dict(opts)
+    shown = " ".join(f"{k}={v}" for k, v in given.items() if k != "threads") or "threads"  # threads: dove's
+    try:
+        cc.open()
+    except (av.FFmpegError, ValueError) as exc:
+        raise OptionError(f"--codec-option {shown}: {encoder} refused them ({ffmsg(exc)})") from None
+    unknown = sorted(set(cc.options) & set(map(str, given)))
+    if unknown:
+        raise OptionError(f"--codec-option {', '.join(unknown)}: {encoder} has no such option")
+
+
+# Every x86 instruction set x264 knows up to AVX2 (names as x264's --asm takes them).
+X264_UP_TO_AVX2 = "MMX2,SSE,SSE2,SSE2Fast,SSE3,SSSE3,SSE4,SSE4.2,LZCNT,AVX,FMA3,BMI1,BMI2,AVX2"
+
+
+@functools.cache
+def x264_options() -> dict[str, str]:
+    """libx264 options that make its bytes a function of its input (empty where nothing is needed).
+
+    x264's AVX-512 code reads memory it never wrote: on an AVX-512 Xeon the same frames gave
+    different bytes from run to run (16 different files in 20 runs). Every AVX-512 CPU has AVX2, so
+    there x264 is told to stop at AVX2: one file in 20 runs, same speed (1.36 vs 1.37 s for
+    35 960x480 frames). x265 leaves AVX-512 off by itself.
+    """
+    try:
+        cpu = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return {}
+    return {"x264-params": f"asm={X264_UP_TO_AVX2}"} if " avx512f" in cpu else {}
+
+
+CRF_RANGE = {"h264": (0, 51), "hevc": (0, 51), "av1": (0, 63), "vp9": (0, 63)}
+X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
+                "placebo")  # fmt: skip
+
+
+def encoder_options(name: str, spec: CodecSpec, crf: int | float | None, preset: str | None,
+                     extra: dict[str, Any] | None) -> dict[str, str]:
+    opts: dict[str, str] = {}
+    if crf is not None and name in CRF_RANGE and not CRF_RANGE[name][0] <= crf <= CRF_RANGE[name][1]:
+        lo, hi = CRF_RANGE[name]
+        raise OptionError(f"--crf {crf} is out of range for {name} ({lo} to {hi}; lower is better)")
+    if preset is not None and spec.encoder in ("libx264", "libx265") and preset not in X26X_PRESETS:
+        raise OptionError(f"--preset {preset} is not an {name} preset ({', '.join(X26X_PRESETS)})")
+    crf = spec.crf if crf is None else crf
+    preset = spec.preset if preset is None else preset
+    if name in ("h264", "hevc", "av1", "vp9"):
+        if crf is not None:
+            opts["crf"] = str(crf)
+        if name == "vp9":
+            opts["b"] = "0"  # constant quality mode
+            opts["row-mt"] = "1"
+            if preset is not None:
+                opts["cpu-used" if str(preset).lstrip("-").isdigit() else "deadline"] = str(preset)
+        elif preset is not None:
+            opts["preset"] = str(preset)
+        if name == "hevc":
+            opts["x265-params"] = "log-level=error"
+    elif name == "prores":
+        if preset is not None:
+            opts["profile"] = str(preset)
+        if crf is not None:
+            opts["qscale"] = str(crf)
+    elif crf is not None or preset is not None:
+        log.warning("codec %s is lossless; --crf/--preset ignored", name)
+    if name == "ffv1":
+        opts.setdefault("level", "3")
+        opts.setdefault("slicecrc", "1")
+    opts.update({str(k): str(v) for k, v in (extra or {}).items()})
+    if spec.encoder == "libx264" and x264_options():  # the user's own x264-params come after, so they win
+        opts["x264-params"] = ":".join(p for p in (x264_options()["x264-params"], opts.get("x264-params")) if p)
+    return opts
+
+
+def container_accepts(fmt_name: str, codec: str, add: Any) -> bool:
+    """Whether a muxer takes a stream: its codec list first, else write a header to memory.
+
+    `supported_codecs` is only a hint (MPEG-TS lists nothing, Matroska omits some codecs it can
+    store), so a definite answer comes from letting FFmpeg's muxer initialise.
+    """
+    with av.open(io.BytesIO(), "w", format=fmt_name) as probe_out:
+        if codec in probe_out.supported_codecs:
+            return True
+        try:
+            add(probe_out)
+            probe_out.start_encoding()
+            return True
+        except (av.FFmpegError, ValueError):
+            return False
+
+

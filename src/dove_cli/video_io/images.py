@@ -1,0 +1,167 @@
+"""Image outputs: one PNG/JPEG/TIFF/... per frame, or a single image, moved into place when complete."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import uuid
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+from av.video.reformatter import ColorRange
+
+from dove_cli.errors import OutputError
+from dove_cli.video_io.formats import IMAGE_EXTENSIONS, SWS_FLAGS
+from dove_cli.video_io.paths import (
+    check_output,
+    disk_full,
+    frame_name,
+    is_pattern,
+    make_folder,
+    matching_images,
+    prepare_output,
+    remove_made_folders,
+    temp_sibling,
+)
+from dove_cli.video_io.reader import VideoInfo
+from dove_cli.video_io.writer import VideoWriter
+
+log = logging.getLogger("dove_cli.video_io")
+
+class ImageWriter(VideoWriter):
+    """PNG/JPEG/... per frame into a temporary folder (or file), moved into place at close."""
+
+    def __init__(self, path: Path, info: VideoInfo, width: int, height: int, *,
+                 codec_options: dict[str, Any] | None, overwrite: bool, work: Path | None = None,
+                 first: int = 0) -> None:
+        self.path, self.info, self.frames_written = path, info, 0
+        self._done = False
+        self._keep_tmp = False
+        self._w, self._h = width, height
+        self._pattern = is_pattern(path)
+        ext = path.suffix.lower()
+        encoder = IMAGE_EXTENSIONS[ext]
+        try:
+            codec = av.Codec(encoder, "w")
+        except (av.FFmpegError, ValueError):
+            raise OutputError(f"{path}: this FFmpeg build cannot write {ext} images") from None
+        formats = {f.name for f in codec.video_formats or []}
+        hi = info.bit_depth > 8
+        for pf in (["rgb48be", "rgb48le"] if hi else []) + ["rgb24", "bgr24", "bgra", "yuvj444p", "yuvj420p"]:
+            if pf in formats:  # bgr24: BMP; bgra: WebP (libwebp converts to YUV itself)
+                break
+        else:
+            raise OutputError(f"{path}: this FFmpeg build cannot write RGB {ext} images")
+        self._pix_fmt = pf
+        if hi and not pf.startswith("rgb48"):
+            log.warning("%s: the source is %d-bit but %s images are 8-bit (use .png or .tif to keep it)",
+                        path, info.bit_depth, ext)
+        if info.rotation:
+            log.warning("%s: images cannot carry the source's %d degree rotation tag; they are stored "
+                        "as decoded (use --rotate apply for upright images)", path, info.rotation)
+        self._encoder, self._options = encoder, {str(k): str(v) for k, v in (codec_options or {}).items()}
+        if not self._pattern:
+            if info.num_frames > 1 and not info.is_still_image:
+                raise OutputError(f"{path}: one image cannot hold {info.num_frames} frames; use a "
+                                  f"pattern like {path.with_name(path.stem + '_%06d' + path.suffix)}")
+            self._made = prepare_output(path, overwrite)
+            self._tmp = temp_sibling(path, path.suffix)
+            self._folder = path.parent
+            return
+        self._folder = path.parent
+        check_output(path, overwrite)
+        self._new_folder = not self._folder.exists()
+        self._made = make_folder(self._folder.parent if self._new_folder else self._folder, path)
+        if work is not None and self._pattern:  # resumable: images persist in `work` between runs
+            self._tmp, self._keep_tmp, self.frames_written = work, True, first
+            work.mkdir(parents=True, exist_ok=True)
+            for part in work.glob("*.part"):  # cut short by a crash
+                part.unlink()
+            return
+        if self._new_folder:
+            self._tmp = self._folder.with_name(f".{self._folder.name}.dove-{uuid.uuid4().hex[:8]}.part")
+        else:
+            self._tmp = self._folder / f".dove-{uuid.uuid4().hex[:8]}.part"
+        try:
+            self._tmp.mkdir()
+        except OSError as exc:
+            remove_made_folders(self._made)
+            raise OutputError(f"{path}: cannot write in {self._tmp.parent} ({exc.strerror})") from None
+
+    def _encode(self, rgb: np.ndarray) -> bytes:
+        cc = av.CodecContext.create(self._encoder, "w")
+        cc.width, cc.height, cc.pix_fmt = self._w, self._h, self._pix_fmt
+        cc.time_base = Fraction(1, 25)
+        cc.options = self._options
+        if self._encoder == "mjpeg":  # fixed high quality, as `ffmpeg -q:v 2`
+            cc.qscale, cc.global_quality = True, 2 * 118
+        fmt = "rgb48le" if rgb.dtype == np.uint16 else "rgb24"
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format=fmt)
+        if self._pix_fmt != fmt:
+            frame = frame.reformat(format=self._pix_fmt, src_color_range=ColorRange.JPEG,
+                                   dst_color_range=ColorRange.JPEG, interpolation=SWS_FLAGS)
+        frame.pts = 0
+        return b"".join(bytes(p) for p in [*cc.encode(frame), *cc.encode(None)])
+
+    def write(self, rgb: np.ndarray, pts: int | None = None) -> None:
+        """Write one image; images carry no timestamps, so pts is only used for ordering."""
+        if self._done:
+            raise OutputError(f"{self.path}: writer is already closed")
+        if rgb.shape != (self._h, self._w, 3):
+            raise ValueError(f"frame shape {rgb.shape} != ({self._h}, {self._w}, 3)")
+        if not self._pattern and self.frames_written:
+            raise OutputError(f"{self.path}: one image cannot hold more than one frame")
+        data = self._encode(rgb)
+        target = self._tmp if not self._pattern else self._tmp / frame_name(self.path, self.frames_written + 1)
+        part = target.with_name(target.name + ".part")  # complete or absent, even after a crash
+        try:
+            part.write_bytes(data)
+            os.replace(part, target)
+        except OSError as exc:
+            part.unlink(missing_ok=True)
+            self.abort()
+            if disk_full(exc):
+                raise OutputError(f"{self.path}: disk full while writing; nothing was kept") from None
+            raise OutputError(f"{self.path}: write failed ({exc.strerror})") from None
+        self.frames_written += 1
+
+    def close(self) -> None:
+        """Move the images into place (a new folder is renamed as a whole, atomically)."""
+        if self._done:
+            return
+        if self.frames_written == 0:
+            self.abort()
+            raise OutputError(f"{self.path}: no frames were written; nothing kept")
+        try:
+            if not self._pattern:
+                os.replace(self._tmp, self.path)
+            elif self._new_folder:
+                os.rename(self._tmp, self._folder)
+            else:
+                written = {p.name for p in self._tmp.iterdir()}
+                stale = [p for p in matching_images(self.path) if p.name not in written]
+                for name in sorted(written):
+                    os.replace(self._tmp / name, self._folder / name)
+                for p in stale:
+                    p.unlink()
+                self._tmp.rmdir()
+        except OSError as exc:
+            self.abort()
+            raise OutputError(f"{self.path}: could not move images into place ({exc.strerror})") from None
+        self._done = True
+
+    def abort(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        if self._keep_tmp:
+            return
+        if self._tmp.is_dir():
+            shutil.rmtree(self._tmp, ignore_errors=True)
+        else:
+            self._tmp.unlink(missing_ok=True)
+        remove_made_folders(self._made)

@@ -1,0 +1,117 @@
+"""Names of image sequences, and output-path safety: never the input, never an overwrite unasked,
+folders made only when needed (and removed again when nothing was written)."""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+from dove_cli.errors import OutputError
+from dove_cli.video_io.formats import IMAGE_EXTENSIONS
+
+def is_image_path(path: str | Path) -> bool:
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+FIELD = re.compile(r"%0?(\d*)d")  # the frame number in an image pattern: %d, %06d
+
+
+def is_pattern(path: str | Path) -> bool:
+    """Whether `path` names an image sequence (frames/%06d.png): an image extension and exactly one
+    %d / %0Nd field. Any other `%` is part of a plain name (`50%_speed.mp4`, `clip 100%.png`)."""
+    path = Path(path)
+    return is_image_path(path) and len(FIELD.findall(path.name)) == 1
+
+
+def frame_name(pattern: Path, n: int) -> str:
+    """The file name of image `n` of a pattern: frames/%06d.png -> 000001.png for n = 1."""
+    m = FIELD.search(pattern.name)
+    assert m is not None
+    return pattern.name[: m.start()] + m[0] % n + pattern.name[m.end():]
+
+
+def check_fields(path: Path, error: type[Exception]) -> None:
+    """An image name with several %d fields is neither a pattern nor a plain name: refuse it."""
+    n = len(FIELD.findall(path.name))
+    if n > 1 and is_image_path(path):
+        raise error(f"{path}: an image pattern takes exactly one %d field (like frames/%06d.png), not {n}")
+
+
+def temp_sibling(path: Path, suffix: str = "") -> Path:
+    return path.with_name(f".{path.stem}.dove-{uuid.uuid4().hex[:8]}.part{suffix}")
+
+
+def disk_full(exc: BaseException) -> bool:
+    return getattr(exc, "errno", None) == errno.ENOSPC
+
+
+def check_output(path: Path, overwrite: bool, inputs: Sequence[Path] = ()) -> None:
+    """Fail before any work: never the input, an existing output needs --overwrite, the folder
+    must be creatable. Touches nothing on disk, so it runs before a model loads; the writer makes
+    the folder."""
+    check_fields(path, OutputError)
+    sources = {p.resolve() for p in inputs}
+    targets = matching_images(path) if is_pattern(path) else [path]
+    if any(t.resolve() in sources for t in targets):
+        raise OutputError(f"{path}: is the input; choose another output name")
+    if is_pattern(path):
+        if path.parent.is_file():
+            raise OutputError(f"{path}: {path.parent} is a file, not a folder")
+        existing = matching_images(path)
+        if existing and not overwrite:
+            raise OutputError(f"{path}: {len(existing)} matching images already exist in {path.parent} "
+                              "(use --overwrite to replace them)")
+    elif path.is_dir():
+        raise OutputError(f"{path}: is a folder; give a file name like {path / 'out.mp4'}")
+    elif path.exists() and not overwrite:
+        raise OutputError(f"{path}: already exists (use --overwrite to replace it)")
+    folder = path.parent.absolute()
+    base = next(p for p in (folder, *folder.parents) if p.exists())
+    if not base.is_dir():
+        raise OutputError(f"{path}: cannot create folder {folder} ({base} is a file)")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise OutputError(f"{path}: folder {base} is not writable")
+
+
+def matching_images(pattern: Path) -> list[Path]:
+    """Files in the pattern's folder that the pattern (frames/%06d.png) would name."""
+    if not pattern.parent.is_dir():
+        return []
+    m = FIELD.search(pattern.name)
+    assert m is not None
+    rx = re.compile(re.escape(pattern.name[: m.start()]) + r"\d+" + re.escape(pattern.name[m.end():]) + "$")
+    return [p for p in pattern.parent.iterdir() if rx.match(p.name)]
+
+
+def prepare_output(path: Path, overwrite: bool) -> Path | None:
+    """Refuse to replace `path` unless asked; create its folder (returns the topmost one made)."""
+    check_output(path, overwrite)
+    return make_folder(path.parent, path)
+
+
+def make_folder(folder: Path, path: Path) -> Path | None:
+    """Create `folder` (for writing `path`); returns the topmost folder made, for remove_made_folders."""
+    top = next((p for p in reversed([folder, *folder.parents]) if not p.exists()), None)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot create folder {folder} ({exc.strerror})") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"{path}: folder {folder} is not writable")
+    return top
+
+
+def remove_made_folders(folder: Path | None) -> None:
+    """Remove folders this writer created, if they are still empty (nothing left behind)."""
+    if folder is None:
+        return
+    for d in sorted((p for p in folder.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)) + [folder]:
+        try:
+            d.rmdir()
+        except OSError:
+            return
+

@@ -1,0 +1,538 @@
+"""Decoding: video files, image sequences and still images to RGB frames with their exact timestamps.
+
+Frames are streamed (one decoded frame at a time, never the whole video) as RGB numpy arrays with
+their original presentation timestamps and time base, so that a writer can give them back exactly.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+from av.video.reformatter import ColorRange, Colorspace, VideoReformatter
+
+from dove_cli.errors import InputError, OptionError
+from dove_cli.video_io.formats import (
+    IMAGE_EXTENSIONS,
+    PRIMARIES,
+    RANGE,
+    SPACE,
+    SWS_FLAGS,
+    SWS_MATRIX,
+    TRC,
+    ffmsg,
+)
+from dove_cli.video_io.paths import FIELD, check_fields, is_image_path, is_pattern
+
+log = logging.getLogger("dove_cli.video_io")
+
+DEFAULT_SEQUENCE_FPS = Fraction(25)  # what ffmpeg assumes for image sequences
+DEINTERLACE_MODES = ("off", "frame", "field")
+
+@dataclass
+class VideoInfo:
+    """What a reader yields: size after optional rotation, timing in the stream's own time base."""
+
+    path: Path
+    width: int
+    height: int
+    num_frames: int  # exact when `num_frames_exact`, else an estimate from the duration
+    fps: Fraction  # average rate; the writer uses it only as a rate-control hint
+    time_base: Fraction
+    start_pts: int = 0
+    bit_depth: int = 8
+    pix_fmt: str = "rgb24"
+    codec: str = ""
+    container: str = ""
+    color_range: str | None = None  # "tv" (limited) | "pc" (full) | None
+    color_primaries: str | None = None
+    color_trc: str | None = None
+    colorspace: str | None = None  # the YUV matrix, FFmpeg names ("bt709", "smpte170m", ...)
+    rotation: int = 0  # degrees counter-clockwise a player applies (display matrix); 0 when applied
+    sample_aspect_ratio: Fraction | None = None
+    has_audio: bool = False
+    has_subtitles: bool = False
+    attachments: tuple[str, ...] = ()  # names of Matroska attachments (fonts for styled subtitles)
+    is_image_sequence: bool = False
+    is_still_image: bool = False
+    num_frames_exact: bool = False
+    duration: float | None = None  # seconds
+    files: list[Path] = field(default_factory=list, repr=False)  # image inputs only
+
+    @property
+    def dtype(self) -> type:
+        """numpy dtype of `Frame.rgb`: uint16 (full 0..65535 scale) for >8-bit sources."""
+        return np.uint16 if self.bit_depth > 8 else np.uint8
+
+
+@dataclass
+class Frame:
+    """One decoded frame: rgb [H, W, 3] uint8 (or uint16 for >8-bit), pts in info.time_base."""
+
+    rgb: np.ndarray
+    pts: int
+    index: int
+
+
+
+# ------------------------------------------------------------------------------------------ reading
+
+
+def probe(path: str | Path, *, fps: float | Fraction | None = None) -> VideoInfo:
+    """Describe a video, image sequence or still image; decodes one frame to be sure it can."""
+    with open_reader(path, fps=fps) as reader:
+        return reader.info
+
+
+def open_reader(
+    path: str | Path,
+    *,
+    fps: float | Fraction | str | None = None,
+    rotate: str = "keep",
+    ignore_decode_errors: bool = False,
+    deinterlace: str = "off",
+    start: float | Fraction | None = None,
+    duration: float | Fraction | None = None,
+    threads: int = 0,
+    warn: bool = True,
+) -> VideoReader:
+    """Open a video file, an image pattern (`frames/%06d.png`), a folder of images or one image.
+
+    fps: frame rate for image inputs (default 25, as ffmpeg); ignored for videos, which keep their
+    own timestamps. rotate: "keep" leaves the pixels as stored and reports `info.rotation` for the
+    writer to tag; "apply" turns the pixels upright. ignore_decode_errors: skip undecodable packets
+    and count them in `reader.dropped_frames`. deinterlace: "frame" runs every frame of a video
+    through FFmpeg's bwdif (one frame out per frame in, timing unchanged); "field" makes a frame of
+    every field (double rate: 50i -> 50p, time base halved). start/duration: only the frames in this span
+    (seconds from the first frame; seeks, so a preview does not decode what comes before).
+    warn: log what the source has that the frames lose (alpha, interlacing, odd rotations); a second
+    reader of the same file passes False so that each warning appears once.
+    """
+    if rotate not in ("keep", "apply"):
+        raise OptionError(f"rotate must be 'keep' or 'apply', not {rotate!r}")
+    if deinterlace not in DEINTERLACE_MODES:
+        raise OptionError(f"--deinterlace {deinterlace!r} is not one of: {', '.join(DEINTERLACE_MODES)}")
+    if (start is not None and start < 0) or (duration is not None and duration <= 0):
+        raise OptionError(f"invalid span: start={start}, duration={duration}")
+    files = image_inputs(Path(path))
+    if files is not None:
+        if deinterlace != "off" and warn:
+            log.warning("%s: --deinterlace is for videos; images are taken as they are", path)
+        reader: VideoReader = ImageReader(Path(path), files, fps=fps, warn=warn)
+    else:
+        if fps is not None and warn:
+            log.warning("%s: fps is only used for image inputs; the video keeps its own timing", path)
+        reader = VideoReader(Path(path), rotate=rotate, ignore_decode_errors=ignore_decode_errors,
+                             deinterlace=deinterlace, threads=threads, warn=warn)
+    if start is not None or duration is not None:
+        try:
+            reader._select_span(start, duration)
+        except BaseException:
+            reader.close()
+            raise
+    return reader
+
+
+def image_inputs(path: Path) -> list[Path] | None:
+    """The image files an input names, sorted by frame number; None when it is a video file."""
+    check_fields(path, InputError)
+    if is_pattern(path):
+        m = FIELD.search(path.name)
+        assert m is not None
+        rx = re.compile(re.escape(path.name[: m.start()]) + r"(\d+)" + re.escape(path.name[m.end():]) + "$")
+        folder = path.parent
+        if not folder.is_dir():
+            raise InputError(f"{path}: folder {folder} does not exist")
+        hits = sorted((int(mm[1]), p) for p in folder.iterdir() if (mm := rx.match(p.name)))
+        if not hits:
+            raise InputError(f"{path}: no files match this pattern")
+        return [p for _, p in hits]
+    if path.is_dir():
+        def key(p: Path) -> list:
+            return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.name)]
+        images = sorted((p for p in path.iterdir() if p.is_file() and is_image_path(p)), key=key)
+        if not images:
+            raise InputError(f"{path}: folder holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))})")
+        return images
+    if is_image_path(path):
+        check_input_file(path)
+        return [path]
+    return None
+
+
+def warn_if_see_through(path: Path, frame: av.VideoFrame) -> None:
+    """Transparency is dropped (frames are RGB): say so, but only for real transparency (GIFs and
+    many PNGs carry an alpha plane that is opaque everywhere)."""
+    if not any(comp.is_alpha for comp in frame.format.components):
+        return
+    alpha = frame.reformat(format="rgba64le" if frame.format.components[0].bits > 8 else "rgba").to_ndarray()[..., 3]
+    if alpha.min() < np.iinfo(alpha.dtype).max:
+        log.warning("%s: the alpha channel (transparency) is dropped; the output is opaque", path)
+
+
+def check_input_file(path: Path) -> None:
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder with no images")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: file is empty (0 bytes)")
+
+
+class VideoReader:
+    """Decodes one video stream to RGB frames in presentation order; use from one thread."""
+
+    info: VideoInfo
+    dropped_frames: int
+
+    _lo: int | None = None  # span selected by open_reader(start=, duration=), in pts
+    _hi: int | None = None
+
+    def __init__(self, path: Path, *, rotate: str = "keep", ignore_decode_errors: bool = False,
+                 deinterlace: str = "off", threads: int = 0, warn: bool = True) -> None:
+        check_input_file(path)
+        self.path = path
+        self._warn = warn
+        self.dropped_frames = 0
+        self._deinterlace = deinterlace
+        self._rate = 2 if deinterlace == "field" else 1  # frames out per frame in
+        self._source_interlaced = False
+        self._ignore = ignore_decode_errors
+        self._rotate = rotate
+        self._reformatter = VideoReformatter()
+        try:
+            self._container = av.open(str(path), metadata_errors="replace")
+        except (av.FFmpegError, UnicodeDecodeError, ValueError) as exc:
+            raise InputError(f"{path}: not a video FFmpeg can read ({ffmsg(exc)})") from None
+        try:
+            self._open_stream(threads)
+        except BaseException:
+            self._container.close()
+            raise
+
+    def _open_stream(self, threads: int) -> None:
+        path, c = self.path, self._container
+        streams = [s for s in c.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
+        if not streams:
+            kinds = sorted({s.type for s in c.streams}) or ["no streams"]
+            raise InputError(f"{path}: no video stream (has {', '.join(kinds)})")
+        self._stream = s = streams[0]
+        s.thread_type = "AUTO"
+        if threads:
+            s.codec_context.thread_count = threads
+        self._frames = self._decoded()
+        first = next(self._frames, None)
+        if first is None:
+            raise InputError(f"{path}: no decodable video frames")
+        self._first: av.VideoFrame | None = first
+        self._index = 0
+        self._last_pts: int | None = None
+        self.info = self._describe(first)
+
+    def _describe(self, frame: av.VideoFrame) -> VideoInfo:
+        s, c, cc = self._stream, self._container, self._stream.codec_context
+        fmt = frame.format
+        bit_depth = max(comp.bits for comp in fmt.components)
+        tb = (Fraction(s.time_base) if s.time_base else Fraction(1, 90000)) / self._rate
+        fps = s.average_rate or s.guessed_rate or s.base_rate or Fraction(25)
+        fps = Fraction(fps) * self._rate
+        duration = None
+        if s.duration and s.time_base:
+            duration = float(s.duration * s.time_base)
+        elif c.duration:
+            duration = c.duration / av.time_base
+        exact = bool(s.frames)
+        num_frames = s.frames * self._rate or (max(1, round(duration * fps)) if duration else 0)
+        rng = frame.color_range or cc.color_range
+        if rng not in RANGE and fmt.name.startswith("yuvj"):
+            rng = 2
+        self._raw_w, self._raw_h = frame.width, frame.height
+        rotation = int(round(frame.rotation or 0)) % 360
+        rotation = rotation - 360 if rotation > 180 else rotation
+        if rotation % 90:
+            if self._warn:
+                log.warning("%s: rotation %d is not a multiple of 90 degrees; ignored", self.path, rotation)
+            rotation = 0
+        w, h = frame.width, frame.height
+        if self._rotate == "apply" and rotation % 180:
+            w, h = h, w
+        sar = s.sample_aspect_ratio or cc.sample_aspect_ratio
+        info = VideoInfo(
+            path=self.path, width=w, height=h, num_frames=num_frames, fps=fps, time_base=tb,
+            start_pts=frame.pts if frame.pts is not None else 0, bit_depth=bit_depth,
+            pix_fmt=fmt.name, codec=cc.name, container=c.format.name,
+            color_range=RANGE.get(rng),
+            color_primaries=PRIMARIES.get(frame.color_primaries or cc.color_primaries),
+            color_trc=TRC.get(frame.color_trc or cc.color_trc),
+            colorspace=SPACE.get(frame.colorspace or cc.colorspace) if not fmt.is_rgb else "gbr",
+            rotation=0 if self._rotate == "apply" else rotation,
+            sample_aspect_ratio=Fraction(sar) if sar and sar != 1 else None,
+            has_audio=bool(c.streams.audio), has_subtitles=bool(c.streams.subtitles),
+            attachments=tuple(s.name or f"#{s.index}" for s in c.streams if s.type == "attachment"),
+            num_frames_exact=exact, duration=duration,
+        )
+        self._apply_rotation = rotation if self._rotate == "apply" else 0
+        if self._warn:
+            warn_if_see_through(self.path, frame)
+        if self._warn and self._source_interlaced and self._deinterlace == "off":
+            log.warning("%s: interlaced video: fields upscaled together keep their combing; "
+                        "use --deinterlace field (or frame)", self.path)
+        if self._warn and not self._source_interlaced and self._deinterlace != "off":
+            log.warning("%s: frames are not flagged interlaced but --deinterlace %s treats them as interlaced "
+                        "(right for captures flagged wrongly; use --deinterlace off for progressive video)",
+                        self.path, self._deinterlace)
+        if self._warn and info.color_trc == "smpte2084":
+            log.warning("%s: HDR video (PQ): DOVE was trained on SDR, so results may differ; video outputs keep "
+                        "the colour tags but not the HDR10 mastering metadata (MaxCLL, mastering display), and "
+                        "images keep neither", self.path)
+        elif self._warn and info.color_trc == "arib-std-b67":
+            log.warning("%s: HDR video (HLG): DOVE was trained on SDR, so results may differ; video outputs keep "
+                        "the colour tags, images do not", self.path)
+        self._expected_end = self._declared_end(tb)
+        # Untagged YUV: players assume BT.709 for HD and BT.601 for SD; convert the same way.
+        matrix = info.colorspace or ("bt709" if frame.height >= 720 or frame.width >= 1280 else "smpte170m")
+        self._src_matrix = SWS_MATRIX.get(matrix, Colorspace.ITU601)
+        self._src_range = ColorRange.JPEG if info.color_range == "pc" else ColorRange.MPEG
+        self._rgb_format = "rgb48le" if bit_depth > 8 else "rgb24"
+        return info
+
+    def _declared_end(self, tb: Fraction) -> int | None:
+        """End of the video stream (pts units) as the container header declares it, or None.
+
+        Only MP4/MOV and Matroska store this reliably; used to notice files cut short, which
+        demuxers otherwise report as a normal end of file.
+        """
+        s, c = self._stream, self._container
+        if not any(n in c.format.name.split(",") for n in ("mov", "mp4", "matroska")):
+            return None
+        if s.duration and s.time_base:
+            return int(((s.start_time or 0) + s.duration) * Fraction(s.time_base) / tb)
+        tag = s.metadata.get("DURATION") or s.metadata.get("duration")
+        if tag and (m := re.fullmatch(r"(\d+):(\d\d):(\d\d(?:\.\d+)?)", tag.strip())):
+            seconds = Fraction(int(m[1]) * 3600 + int(m[2]) * 60) + Fraction(m[3])
+        elif c.duration and len(c.streams) == 1:
+            seconds = Fraction(c.duration, av.time_base)
+        else:
+            return None
+        start = Fraction(c.start_time or 0, av.time_base)
+        return int((start + seconds) / tb)
+
+    def _check_complete(self, decoded: int) -> None:
+        """Raise (or count as dropped) when the stream ended before its declared duration."""
+        info, end = self.info, self._expected_end
+        if end is None or self._last_pts is None or not info.fps:
+            return
+        missing_s = (end - self._last_pts) * info.time_base - 1 / info.fps
+        missing = int(round(missing_s * info.fps))
+        if missing_s * info.fps < 1.5:
+            return
+        when = f"t={float((self._last_pts - info.start_pts) * info.time_base):.3f}s"
+        if not self._ignore:
+            raise InputError(f"{self.path}: file ends early: {decoded} frames decoded, about {missing} "
+                             f"more expected after {when} (truncated or damaged); "
+                             "use --ignore-decode-errors to keep what can be read")
+        self.dropped_frames += missing
+        log.warning("%s: file ends early after frame %d (%s); about %d frames missing",
+                    self.path, decoded, when, missing)
+
+    def _decoded(self) -> Iterator[av.VideoFrame]:
+        """The stream's frames, through bwdif when deinterlacing (pts in the time base of `info`)."""
+        if self._deinterlace == "off":
+            yield from self._decode()
+            return
+        graph = av.filter.Graph()
+        source = graph.add_buffer(template=self._stream)
+        mode = "send_field" if self._deinterlace == "field" else "send_frame"
+        bwdif = graph.add("bwdif", f"mode={mode}:parity=auto:deint=all")
+        sink = graph.add("buffersink")
+        source.link_to(bwdif)
+        bwdif.link_to(sink)
+        graph.configure()
+        tb = Fraction(self._stream.time_base) / self._rate
+        for frame in itertools.chain(self._decode(), [None]):
+            graph.push(frame)  # None flushes the frame bwdif holds back
+            while True:
+                try:
+                    out = graph.pull()
+                except (av.BlockingIOError, av.EOFError):
+                    break
+                if out.pts is not None and out.time_base and out.time_base != tb:
+                    out.pts = round(out.pts * out.time_base / tb)  # bwdif always halves the time base
+                    out.time_base = tb
+                yield out
+
+    def _decode(self) -> Iterator[av.VideoFrame]:
+        """Demux and decode, turning FFmpeg errors into InputError or dropped-frame counts."""
+        demux = self._container.demux(self._stream)
+        decoded = 0
+        while True:
+            try:
+                packet = next(demux)
+            except StopIteration:
+                return
+            except av.FFmpegError as exc:  # the file ends or breaks: nothing more can be read
+                self._decode_error(exc, decoded, None)
+                return
+            try:
+                frames = packet.decode()
+            except av.FFmpegError as exc:
+                self._decode_error(exc, decoded, packet)
+                continue
+            for frame in frames:
+                if decoded == 0:
+                    self._source_interlaced = bool(frame.interlaced_frame)
+                decoded += 1
+                yield frame
+
+    def _decode_error(self, exc: BaseException, decoded: int, packet: av.Packet | None) -> None:
+        when = ""
+        if packet is not None and packet.pts is not None and packet.time_base:
+            when = f", t={float(packet.pts * packet.time_base):.3f}s"
+        if not self._ignore:
+            raise InputError(f"{self.path}: decode error at frame {decoded}{when} ({ffmsg(exc)}); "
+                             "use --ignore-decode-errors to skip broken frames") from None
+        self.dropped_frames += 1
+        log.warning("%s: skipped undecodable data at frame %d%s (%s)", self.path, decoded, when, ffmsg(exc))
+
+    def _to_rgb(self, frame: av.VideoFrame) -> np.ndarray:
+        out = self._reformatter.reformat(
+            frame, width=self._raw_w, height=self._raw_h, format=self._rgb_format,
+            src_colorspace=self._src_matrix, src_color_range=self._src_range,
+            dst_color_range=ColorRange.JPEG, interpolation=SWS_FLAGS)
+        rgb = out.to_ndarray()
+        if self._apply_rotation:
+            rgb = np.rot90(rgb, k=self._apply_rotation // 90)
+        return np.ascontiguousarray(rgb)
+
+    def _select_span(self, start: float | Fraction | None, duration: float | Fraction | None) -> None:
+        """Keep only frames with start <= t < start + duration (t in seconds from the first frame)."""
+        info = self.info
+        lo = info.start_pts + int(Fraction(start or 0) / info.time_base)
+        self._lo = lo
+        self._hi = None if duration is None else lo + int(Fraction(duration) / info.time_base)
+        if start:
+            self._seek_before(lo)
+        total = (info.duration or 0) - float(start or 0)
+        span = total if duration is None else min(total, float(duration))
+        info.num_frames = max(1, round(span * info.fps)) if span > 0 else 0
+        info.num_frames_exact = False
+
+    def _seek_before(self, lo: int) -> None:
+        """Start decoding at a frame at or before pts `lo` (in info.time_base).
+
+        MP4 and Matroska seek exactly through their index; MPEG-TS/PS have none, so a seek can land
+        after `lo` or between keyframes (nothing decodes until the next one): then step further back,
+        and in the end decode from the beginning.
+        """
+        s, tb = self._stream, self.info.time_base
+        for back_s in (0, 1, 5, 20, None):
+            seconds = 0 if back_s is None else max(0, lo * tb - back_s)
+            self._container.seek(int(seconds / s.time_base), stream=s, backward=True)
+            s.codec_context.flush_buffers()
+            frames = self._decoded()
+            first = next(frames, None)
+            if back_s is None or (first is not None and (first.pts is None or first.pts <= lo)):
+                self._frames, self._first = frames, first
+                return
+
+    def __iter__(self) -> Iterator[Frame]:
+        step = max(1, round(1 / (self.info.fps * self.info.time_base))) if self.info.fps else 1
+        while True:
+            if self._first is not None:
+                frame, self._first = self._first, None
+            else:
+                frame = next(self._frames, None)
+                if frame is None:
+                    self._check_complete(self._index)
+                    return
+            pts = frame.pts
+            if pts is None:
+                pts = self.info.start_pts if self._last_pts is None else self._last_pts + step
+            self._last_pts = pts
+            if self._lo is not None and pts < self._lo:
+                continue
+            if self._hi is not None and pts >= self._hi:
+                return
+            yield Frame(self._to_rgb(frame), int(pts), self._index)
+            self._index += 1
+
+    def close(self) -> None:
+        self._container.close()
+
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class ImageReader(VideoReader):
+    """Image sequence or single image: pts = index at 1/fps; every image must have the same size."""
+
+    def __init__(self, path: Path, files: list[Path], *, fps: float | Fraction | str | None,
+                 warn: bool = True) -> None:
+        self.path = path
+        self.dropped_frames = 0
+        self._files = files
+        self._reformatter = VideoReformatter()
+        first = self._load(files[0])
+        rate = Fraction(fps).limit_denominator(1001000) if fps else DEFAULT_SEQUENCE_FPS
+        if rate <= 0:
+            raise OptionError(f"fps must be positive, not {fps}")
+        bit_depth = max(comp.bits for comp in first.format.components)
+        if warn:
+            warn_if_see_through(path, first)
+        self.info = VideoInfo(
+            path=path, width=first.width, height=first.height, num_frames=len(files), fps=rate,
+            time_base=1 / rate, start_pts=0, bit_depth=bit_depth, pix_fmt=first.format.name,
+            codec=files[0].suffix.lower().lstrip("."), container="image2",
+            is_image_sequence=len(files) > 1 or is_pattern(path) or path.is_dir(),
+            is_still_image=len(files) == 1 and not (is_pattern(path) or path.is_dir()),
+            num_frames_exact=True, duration=float(len(files) / rate), files=list(files))
+        self._rgb_format = "rgb48le" if bit_depth > 8 else "rgb24"
+        self._first_frame: av.VideoFrame | None = first
+        self._offset = 0  # index of the first file in the selected span
+
+    def _load(self, file: Path) -> av.VideoFrame:
+        check_input_file(file)
+        try:
+            with av.open(str(file)) as c:
+                frame = next(c.decode(video=0), None)
+        except (av.FFmpegError, StopIteration) as exc:
+            raise InputError(f"{file}: not an image FFmpeg can read ({ffmsg(exc)})") from None
+        if frame is None:
+            raise InputError(f"{file}: no image in this file")
+        return frame
+
+    def _select_span(self, start: float | Fraction | None, duration: float | Fraction | None) -> None:
+        first = int(Fraction(start or 0) * self.info.fps)
+        last = len(self._files) if duration is None else first + int(Fraction(duration) * self.info.fps)
+        self._offset = first
+        self._files = self._files[first:last]
+        self.info.num_frames = len(self._files)
+        self._first_frame = None
+
+    def __iter__(self) -> Iterator[Frame]:
+        for i, file in enumerate(self._files):
+            frame = self._first_frame if i == 0 and self._first_frame is not None else self._load(file)
+            self._first_frame = None
+            if (frame.width, frame.height) != (self.info.width, self.info.height):
+                raise InputError(f"{file}: size {frame.width}x{frame.height} differs from the first "
+                                 f"image ({self.info.width}x{self.info.height})")
+            rng = ColorRange.JPEG if frame.format.name.startswith("yuvj") or frame.color_range == 2 \
+                else ColorRange.MPEG
+            out = self._reformatter.reformat(frame, format=self._rgb_format, src_color_range=rng,
+                                             dst_color_range=ColorRange.JPEG, interpolation=SWS_FLAGS)
+            yield Frame(np.ascontiguousarray(out.to_ndarray()), i + self._offset, i)
+
+    def close(self) -> None:
+        pass
+
+

@@ -1,0 +1,440 @@
+"""Encoding and muxing: RGB frames into a container with the input's timing, colour tags, audio,
+subtitles, chapters, metadata and attachments, written to a temporary file and renamed at the end."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+from av.video.reformatter import ColorRange, Colorspace, VideoReformatter
+
+from dove_cli.errors import InputError, OutputError
+from dove_cli.video_io.formats import (
+    PRIMARIES,
+    SPACE,
+    SWS_FLAGS,
+    SWS_MATRIX,
+    TEXT_SUBTITLES,
+    TRC,
+    VIDEO_EXTENSIONS,
+    CodecSpec,
+    check_encoder_options,
+    choose_pix_fmt,
+    container_accepts,
+    default_codec,
+    encoder_options,
+    ffmsg,
+    inverse,
+    resolve_codec,
+)
+from dove_cli.video_io.paths import disk_full, prepare_output, remove_made_folders, temp_sibling
+from dove_cli.video_io.reader import VideoInfo
+
+log = logging.getLogger("dove_cli.video_io")
+
+
+# How far before a --preview start to look for subtitle cues that are still on screen at the start,
+# and to seek for audio (containers without an index, MPEG-TS/PS, can land a little after the target).
+SUBTITLE_LOOKBACK_S = 60
+AUX_SEEK_MARGIN_S = 5
+
+
+class VideoWriter:
+    """Encodes RGB frames, muxes the input's audio/subtitles alongside, renames into place at close.
+
+    Use from one thread. As a context manager it closes on success and aborts on an exception.
+    """
+
+    path: Path
+    frames_written: int
+
+    def write(self, rgb: np.ndarray, pts: int | None = None) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
+    def end_segment(self) -> None:
+        """A point where a resumable writer may close a segment (dove_cli.resume); no-op here."""
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+class ContainerWriter(VideoWriter):
+    def __init__(self, path: Path, info: VideoInfo, width: int, height: int, *, codec: str | None,
+                 crf: int | float | None, preset: str | None, pix_fmt: str | None,
+                 codec_options: dict[str, Any] | None, audio: str, subtitles: str, overwrite: bool,
+                 start: float | Fraction | None = None, end: float | Fraction | None = None) -> None:
+        self.path, self.info, self.frames_written = path, info, 0
+        # Output time zero and end, in seconds on the input's timeline (None: keep timestamps as they are).
+        origin = Fraction(info.start_pts) * info.time_base
+        self._t0 = origin + Fraction(start) if start is not None else None
+        self._t1 = (origin + Fraction(end)) if end is not None else None
+        self._shift = round(self._t0 / info.time_base) if self._t0 is not None else 0
+        self._done = False
+        self._src: av.container.InputContainer | None = None
+        fmt_name = VIDEO_EXTENSIONS[path.suffix.lower()]
+        name, spec = resolve_codec(codec or default_codec(path))
+        pf = choose_pix_fmt(spec, name, pix_fmt, info.bit_depth > 8, width, height)
+        self.pix_fmt = pf  # as chosen (e.g. 4:4:4 for odd sizes), so that segments can repeat it
+        opts = encoder_options(name, spec, crf, preset, codec_options)
+        if codec_options:
+            check_encoder_options(spec.encoder, opts, codec_options, width, height, pf, info.fps)
+        self._tmp = temp_sibling(path, path.suffix)
+        self._made = prepare_output(path, overwrite)
+        try:
+            self._out = av.open(str(self._tmp), "w", format=fmt_name)
+        except (av.FFmpegError, OSError) as exc:
+            self._remove_tmp()
+            remove_made_folders(self._made)
+            raise OutputError(f"{path}: cannot write here ({ffmsg(exc)})") from None
+        try:
+            def add_video(c: Any) -> None:
+                vs = c.add_stream(spec.encoder, rate=info.fps or 25)
+                vs.width, vs.height, vs.pix_fmt = width, height, pf
+                vs.codec_context.options = opts
+
+            if not container_accepts(fmt_name, av.Codec(spec.encoder, "w").name, add_video):
+                raise OutputError(f"{path}: the {fmt_name} container cannot hold {name} video; "
+                                  f"use --codec {default_codec(path)} or another extension (e.g. .mkv)")
+            self._setup_video(spec, pf, opts, width, height)
+            self._setup_aux(audio, subtitles, fmt_name)
+        except BaseException:
+            self.abort()
+            raise
+
+    # -- setup
+    def _setup_video(self, spec: CodecSpec, pf: str, opts: dict[str, str], width: int, height: int) -> None:
+        info = self.info
+        fps = info.fps if info.fps and info.fps > 0 else Fraction(25)
+        vs = self._out.add_stream(spec.encoder, rate=fps)
+        vs.width, vs.height, vs.pix_fmt = width, height, pf
+        vs.time_base = info.time_base
+        cc = vs.codec_context
+        cc.time_base = info.time_base
+        cc.framerate = fps
+        cc.options = opts
+        if info.sample_aspect_ratio:
+            cc.sample_aspect_ratio = info.sample_aspect_ratio
+        self._setup_color(cc, pf, width, height)
+        if info.rotation:
+            vs.set_display_rotation(info.rotation)
+        self._vs = vs
+        self._reformatter = VideoReformatter()
+        self._step = max(1, round(1 / (fps * info.time_base)))
+        self._last_pts: int | None = None
+        self._w, self._h = width, height
+
+    def _setup_color(self, cc: Any, pf: str, width: int, height: int) -> None:
+        """Colour: keep the input's tags; untagged HD (which players treat as BT.709) is tagged BT.709."""
+        info = self.info
+        self._fmt = av.VideoFormat(pf)
+        self._is_rgb = self._fmt.is_rgb
+        matrix, prim, trc = info.colorspace, info.color_primaries, info.color_trc
+        hd = width >= 1280 or height >= 720
+        if matrix is None or matrix == "gbr":
+            matrix = "bt709" if hd else None
+        if prim is None and trc is None and hd and info.colorspace in (None, "gbr"):
+            prim, trc = "bt709", "bt709"
+        full = info.color_range == "pc"
+        self._dst_matrix = SWS_MATRIX.get(matrix or "smpte170m", Colorspace.ITU601)
+        self._dst_range = ColorRange.JPEG if full or self._is_rgb else ColorRange.MPEG
+        self._tags = {"color_range": 2 if full or self._is_rgb else 1,
+                      "color_primaries": inverse(PRIMARIES).get(prim or "", 2),
+                      "color_trc": inverse(TRC).get(trc or "", 2),
+                      "colorspace": 0 if self._is_rgb else inverse(SPACE).get(matrix or "", 2)}
+        for k, v in self._tags.items():
+            setattr(cc, k, v)
+
+    def _setup_aux(self, audio: str, subtitles: str, fmt_name: str) -> None:
+        """Open the input a second time to copy its audio/subtitles, chapters and metadata."""
+        info = self.info
+        self._aux: dict[int, tuple[Any, str]] = {}  # input stream index -> (output stream, mode)
+        self._pending: av.Packet | None = None
+        self._held_cues: dict[int, av.Packet] = {}  # output stream index -> converted cue not yet muxed
+        self._aux_iter: Iterator[av.Packet] | None = None
+        if info.is_image_sequence or info.is_still_image or not info.path.is_file():
+            return
+        try:
+            src = av.open(str(info.path), metadata_errors="replace")
+        except av.FFmpegError as exc:
+            raise InputError(f"{info.path}: cannot reopen for audio ({ffmsg(exc)})") from None
+        self._src = src
+        out = self._out
+        keep = {k: v for k, v in src.metadata.items()
+                if k not in ("major_brand", "minor_version", "compatible_brands", "encoder")}
+        out.metadata.update(keep)
+        try:
+            chapters = src.chapters()
+            if chapters:
+                out.set_chapters(chapters)
+        except (AttributeError, av.FFmpegError, ValueError) as exc:  # pragma: no cover
+            log.warning("%s: chapters not copied (%s)", self.path, exc)
+        if subtitles != "none":
+            self._copy_attachments(src, fmt_name)
+        wanted = []
+        if audio != "none":
+            wanted += list(src.streams.audio)
+        if subtitles != "none":
+            wanted += list(src.streams.subtitles)
+        for s in wanted:
+            codec = s.codec_context.name
+            if container_accepts(fmt_name, codec, lambda c, s=s: c.add_stream_from_template(s)):
+                ostream = out.add_stream_from_template(s)
+                mode = "copy"
+            elif s.type == "subtitle" and s.codec_context.codec.text_sub and fmt_name in TEXT_SUBTITLES:
+                ostream = self._text_subtitle_stream(s, TEXT_SUBTITLES[fmt_name])
+                mode = "subtitles"
+            elif s.type == "audio" and audio == "transcode":
+                target = "libopus" if fmt_name == "webm" else "aac"
+                rate = s.codec_context.sample_rate or 48000
+                if target == "libopus" and rate not in (8000, 12000, 16000, 24000, 48000):
+                    rate = 48000
+                ostream = out.add_stream(target, rate=rate, layout=s.codec_context.layout)
+                mode = "transcode"
+                log.info("%s: audio stream #%d (%s) re-encoded to %s", self.path, s.index, codec, target)
+            else:
+                what = "audio" if s.type == "audio" else "subtitles"
+                hint = ("use --audio transcode to re-encode it or --audio none to drop it"
+                        if s.type == "audio" else
+                        f"write to {info.path.suffix or 'the input container'} or use --subtitles none")
+                raise OutputError(f"{self.path}: the {fmt_name} container cannot hold {codec} {what} "
+                                  f"(input stream #{s.index}); {hint}")
+            for k, v in s.metadata.items():
+                if not k.startswith("_STATISTICS") and k not in ("DURATION", "NUMBER_OF_FRAMES",
+                                                                  "NUMBER_OF_BYTES", "BPS", "encoder"):
+                    ostream.metadata[k] = v
+            if "name" in s.metadata and "title" not in s.metadata:  # mp4 reads its title as "name"
+                ostream.metadata["title"] = s.metadata["name"]
+            try:
+                ostream.disposition = s.disposition
+            except (AttributeError, TypeError, ValueError):  # pragma: no cover
+                pass
+            self._aux[s.index] = (ostream, mode)
+        vin = next((s for s in src.streams.video), None)
+        if vin is not None:
+            for k in ("language", "title", "handler_name"):
+                if k in vin.metadata:
+                    self._vs.metadata[k] = vin.metadata[k]
+        if self._aux:
+            if self._t0 is not None and self._t0 > 0:
+                subtitles_in = any(src.streams[i].type == "subtitle" for i in self._aux)
+                # a cue already on screen at the start; and MPEG-TS/PS seeks can land late
+                lookback = SUBTITLE_LOOKBACK_S if subtitles_in else AUX_SEEK_MARGIN_S
+                src.seek(int(max(0, self._t0 - lookback) * av.time_base), backward=True)
+            self._aux_iter = iter(src.demux(*[src.streams[i] for i in self._aux]))
+
+    def _copy_attachments(self, src: Any, fmt_name: str) -> None:
+        """Matroska attachments (the fonts that ASS subtitles are styled with) go along with them;
+        other containers cannot hold them (see `attachments_dropped`)."""
+        if fmt_name != "matroska":
+            return
+        for s in (s for s in src.streams if s.type == "attachment"):
+            self._out.add_attachment(s.name or f"attachment_{s.index}", s.mimetype or "application/octet-stream",
+                                     bytes(s.data))
+
+    def _text_subtitle_stream(self, s: Any, target: str) -> Any:
+        """An output stream that re-encodes text subtitle stream `s` as `target` (srt -> mov_text...)."""
+        dec = s.codec_context
+        dec.open(strict=False)  # makes its ASS header, which the encoder starts from (as ffmpeg does)
+        ostream = self._out.add_stream(target)
+        ostream.time_base = ostream.codec_context.time_base = s.time_base
+        ostream.codec_context.subtitle_header = dec.subtitle_header
+        ostream.codec_context.open(strict=False)  # before the header is written: mov_text's extradata
+        log.info("%s: subtitle stream #%d (%s) converted to %s", self.path, s.index, dec.name, target)
+        return ostream
+
+    def _convert_subtitle(self, p: av.Packet, ostream: Any) -> None:
+        """Re-encode one text subtitle packet for the output's text codec, with the same timing."""
+        try:
+            cue = p.stream.codec_context.decode2(p)
+            if cue is None or not len(cue):  # an empty sample (MP4 fills gaps between cues with them)
+                return
+            q = ostream.codec_context.encode_subtitle(cue)
+        except av.FFmpegError as exc:
+            log.warning("%s: skipped a subtitle that could not be converted (%s)", self.info.path, ffmsg(exc))
+            return
+        q.pts, q.dts, q.time_base = p.pts, p.pts, p.time_base
+        if p.duration:
+            q.duration = p.duration
+        q.stream = ostream
+        # MP4/MOV text tracks play one sample after another: a cue that overlaps the next one would
+        # push it late, so (as ffmpeg does) it is cut where the next one starts.
+        held = self._held_cues.pop(ostream.index, None)
+        if held is not None:
+            if held.duration and held.pts + held.duration > q.pts:
+                held.duration = max(1, q.pts - held.pts)
+            self._mux(held)
+        self._held_cues[ostream.index] = q
+
+    # -- writing
+    def _mux(self, packets: Any) -> None:
+        try:
+            self._out.mux(packets)
+        except (av.FFmpegError, OSError) as exc:
+            self._fail(exc)
+
+    def _fail(self, exc: BaseException) -> None:
+        self.abort()
+        if disk_full(exc):
+            raise OutputError(f"{self.path}: disk full while writing; nothing was kept") from None
+        raise OutputError(f"{self.path}: write failed ({ffmsg(exc)})") from None
+
+    def write(self, rgb: np.ndarray, pts: int | None = None) -> None:
+        """Encode one frame; pts in info.time_base (None: previous + one frame at info.fps)."""
+        if self._done:
+            raise OutputError(f"{self.path}: writer is already closed")
+        if rgb.shape != (self._h, self._w, 3):
+            raise ValueError(f"frame shape {rgb.shape} != ({self._h}, {self._w}, 3)")
+        if pts is None:
+            pts = self.info.start_pts if self._last_pts is None else self._last_pts + self._step
+        elif self._last_pts is not None and pts <= self._last_pts:
+            log.warning("%s: pts %d not increasing; using %d", self.path, pts, self._last_pts + 1)
+            pts = self._last_pts + 1
+        src_fmt = "rgb48le" if rgb.dtype == np.uint16 else "rgb24"
+        if rgb.dtype not in (np.uint8, np.uint16):
+            raise TypeError(f"frame dtype must be uint8 or uint16, not {rgb.dtype}")
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format=src_fmt)
+        frame = self._reformatter.reformat(
+            frame, format=self._fmt.name, src_colorspace=Colorspace.ITU601, dst_colorspace=self._dst_matrix,
+            src_color_range=ColorRange.JPEG, dst_color_range=self._dst_range, interpolation=SWS_FLAGS)
+        for k, v in self._tags.items():
+            setattr(frame, k, v)
+        frame.pts, frame.time_base = int(pts) - self._shift, self.info.time_base
+        self._last_pts = int(pts)
+        try:
+            packets = self._vs.encode(frame)
+        except (av.FFmpegError, OSError) as exc:
+            self._fail(exc)
+        self._mux(packets)
+        self.frames_written += 1
+        self._pump_aux(float(pts * self.info.time_base))
+
+    def _flush_video(self) -> None:
+        self._mux(self._vs.encode(None))
+
+    def _pump_aux(self, until: float | None) -> None:
+        """Copy input audio/subtitle packets up to `until` seconds, so the file stays interleaved."""
+        while self._aux_iter is not None:
+            if self._pending is None:
+                try:
+                    self._pending = next(self._aux_iter, None)
+                except av.FFmpegError as exc:
+                    log.warning("%s: audio/subtitle copy stopped early (%s)", self.info.path, ffmsg(exc))
+                    self._pending = None
+                if self._pending is None:
+                    self._aux_iter = None
+                    return
+            p = self._pending
+            t = p.dts if p.dts is not None else p.pts
+            if until is not None and t is not None and p.time_base and float(t * p.time_base) > until:
+                return
+            self._pending = None
+            if t is not None and p.time_base and not self._in_span(p, t):
+                continue
+            ostream, mode = self._aux[p.stream.index]
+            if mode == "copy":
+                if p.dts is None and p.pts is None:
+                    continue  # demuxer's end-of-stream marker
+                p.stream = ostream
+                self._mux(p)
+            elif mode == "subtitles":
+                if p.pts is not None:
+                    self._convert_subtitle(p, ostream)
+            else:
+                try:
+                    frames = p.decode()
+                except av.FFmpegError as exc:
+                    log.warning("%s: skipped undecodable audio (%s)", self.info.path, ffmsg(exc))
+                    continue
+                for f in frames:
+                    if f.pts is not None and self._t0 is not None:
+                        f.pts -= round(self._t0 / f.time_base)
+                    self._mux(ostream.encode(f))
+
+    def _in_span(self, p: av.Packet, t: int) -> bool:
+        """Whether an audio/subtitle packet lies in the output's span; shifts it to output time."""
+        seconds = t * p.time_base
+        if self._t1 is not None and seconds >= self._t1:
+            if seconds > self._t1 + 5:  # interleaving never lags this much: stop reading the input
+                self._aux_iter = None
+            return False
+        if self._t1 is not None and p.stream.type == "subtitle" and p.duration:
+            p.duration = min(p.duration, round(self._t1 / p.time_base) - t)  # no cue outlasts the span
+        if self._t0 is None:
+            return True
+        delta = round(self._t0 / p.time_base)
+        if seconds < self._t0:
+            if p.stream.type != "subtitle" or not p.duration or t + p.duration <= delta:
+                return False
+            p.duration = t + p.duration - delta  # on screen when the span starts: shown from its start
+            p.pts = p.dts = delta
+        if p.pts is not None:
+            p.pts -= delta
+        if p.dts is not None:
+            p.dts -= delta
+        return True
+
+    def close(self) -> None:
+        """Flush the encoder, copy the remaining audio, finalise and rename onto `path`."""
+        if self._done:
+            return
+        if self.frames_written == 0:
+            self.abort()
+            raise OutputError(f"{self.path}: no frames were written; nothing kept")
+        try:
+            self._flush_video()
+            self._pump_aux(None)
+            for cue in self._held_cues.values():
+                self._mux(cue)
+            for ostream, mode in self._aux.values():
+                if mode == "transcode":
+                    self._mux(ostream.encode(None))
+            self._out.close()
+        except (av.FFmpegError, OSError) as exc:
+            self._fail(exc)
+        if self._src is not None:
+            self._src.close()
+        try:
+            os.replace(self._tmp, self.path)
+        except OSError as exc:
+            self._fail(exc)
+        self._done = True
+
+    def abort(self) -> None:
+        """Stop and delete the temporary file; the output path is left untouched."""
+        if self._done:
+            return
+        self._done = True
+        for c in (getattr(self, "_out", None), self._src):
+            try:
+                if c is not None:
+                    c.close()
+            except Exception:  # noqa: BLE001 - closing a broken file must not hide the cause
+                pass
+        self._remove_tmp()
+        remove_made_folders(self._made)
+
+    def _remove_tmp(self) -> None:
+        try:
+            self._tmp.unlink(missing_ok=True)
+        except OSError:  # pragma: no cover
+            pass
+
+
