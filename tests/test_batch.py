@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-import dove_cli.pipeline as pipeline
+import dove_cli.models as models
 from media import decoded_frame_count, make_clip
 from dove_cli.batch import find_videos, is_batch_input, upscale_batch
 from dove_cli.errors import InputError, OutputError
@@ -30,8 +30,8 @@ def folder(tmp_path) -> Path:
 
 def test_batch_loads_the_model_once_skips_existing_and_keeps_going(folder, tmp_path, monkeypatch):
     loads = []
-    real = pipeline.load_model
-    monkeypatch.setattr(pipeline, "load_model", lambda *a: loads.append(1) or real(*a))
+    real = models.load_model
+    monkeypatch.setattr(models, "load_model", lambda *a: loads.append(1) or real(*a))
     out = tmp_path / "out"
     out.mkdir()
     (out / "b.mkv").write_bytes(b"already done")

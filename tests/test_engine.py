@@ -59,7 +59,8 @@ def reference_window(model: DoveModel, lq_uint8: torch.Tensor, scale: int) -> to
 
 def engine_window(model: DoveModel, lq_uint8: torch.Tensor, scale: int) -> torch.Tensor:
     """The same window through the package's engine functions."""
-    from dove_cli.pipeline import pad_frame, quantize
+    from dove_cli.blend import to_code_values
+    from dove_cli.tiled import pad_frame
 
     frames, h, w, _ = lq_uint8.shape
     q = 16 // math.gcd(16, scale)
@@ -67,7 +68,7 @@ def engine_window(model: DoveModel, lq_uint8: torch.Tensor, scale: int) -> torch
     lq = torch.stack([pad_frame(f.permute(2, 0, 1), hp, wp, "zero") for f in lq_uint8])
     video = (upsample(lq.float(), scale) / 255.0 * 2 - 1).permute(1, 0, 2, 3)[None]
     out = model.restore(video)[0].permute(1, 0, 2, 3)[:, :, : h * scale, : w * scale]
-    return torch.stack([torch.from_numpy(quantize(f, False)) for f in out])
+    return torch.stack([torch.from_numpy(to_code_values(f, False)) for f in out])
 
 
 @pytest.mark.parametrize("frames,h,w", [(9, 16, 16), (5, 13, 22), (1, 8, 8), (12, 10, 12)])
@@ -190,11 +191,10 @@ def test_fingerprint_reads_weights_that_sequential_offload_parked():
     from accelerate import cpu_offload
 
     from dove_cli.engine import build_random
-    from dove_cli.pipeline import model_fingerprint
 
     model = build_random("tiny")
-    before = model_fingerprint(model)
+    before = model.fingerprint()
     cpu_offload(model.transformer, torch.device("cpu"))
     cpu_offload(model.vae, torch.device("cpu"))
     assert all(p.is_meta for p in model.transformer.parameters()) and not model.is_skeleton
-    assert model_fingerprint(model) == before
+    assert model.fingerprint() == before

@@ -20,7 +20,9 @@ from test_scenes import two_shot_clip
 from dove_cli.engine import BilinearModel
 from dove_cli.errors import OutputError
 from dove_cli.resume import SEGMENT_MIN_FRAMES, Journal, Work, work_folder
-from dove_cli.pipeline import DIE_AFTER_ENV, UpscaleOptions, upscale
+from dove_cli.options import UpscaleOptions
+from dove_cli.threads import DIE_AFTER_ENV
+from dove_cli.upscaling import upscale
 
 OPTS = dict(model="bilinear", scale=2, chunk=9, chunk_overlap=2, tile=0, device="cpu")
 ARGS = ["--model", "bilinear", "--scale", "2", "--chunk", "9", "--chunk-overlap", "2", "--tile", "0", "--device", "cpu"]

@@ -11,7 +11,8 @@ import pytest
 from media import ffmpeg, ffmpeg_frames
 from dove_cli.engine import BilinearModel
 from dove_cli.scenes import SceneDetector
-from dove_cli.pipeline import UpscaleOptions, upscale
+from dove_cli.options import UpscaleOptions
+from dove_cli.upscaling import upscale
 from dove_cli.windows import ChunkStream, plan_spans, span_weights
 
 

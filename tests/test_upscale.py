@@ -17,7 +17,8 @@ from conftest import demo_clip
 from media import decoded_frame_count, ffmpeg, ffmpeg_frames, frame_pts, make_clip, psnr
 from dove_cli.engine import BilinearModel
 from dove_cli.errors import InputError, ModelError, OptionError, OutOfMemory, OutputError
-from dove_cli.pipeline import UpscaleOptions, upscale
+from dove_cli.options import UpscaleOptions
+from dove_cli.upscaling import upscale
 
 
 def png_frames(folder: Path) -> np.ndarray:
@@ -370,7 +371,8 @@ def test_windows_stay_within_what_the_vae_decodes_in_one_piece(tiny_model, monke
     """diffusers' CogVideoX VAE fails on very large windows (about 1.4 MP): auto never picks one,
     and an explicit --tile 0 says what to do instead, unless VAE tiling is on."""
     from dove_cli import engine
-    from dove_cli.pipeline import AUTO, choose_windows
+    from dove_cli.options import AUTO
+    from dove_cli.plan import choose_windows
 
     monkeypatch.setattr(engine, "SAFE_DECODE_PIXELS", 128 * 128)  # the same rule, at a testable size
     h, w, budget = 256, 320, 1 << 50
@@ -492,7 +494,7 @@ def test_dry_run_plans_what_the_run_does(tiny_model_dir, tmp_path):
 def test_plans_leave_room_for_weights_still_to_come(tiny_model):
     """A skeleton has no weights yet and --offload model parks them on the host: the budget keeps their room."""
     from dove_cli.engine import BilinearModel, loaded_weight_bytes, skeleton
-    from dove_cli.pipeline import weights_to_come
+    from dove_cli.plan import weights_to_come
 
     bones = skeleton(dict(tiny_model.transformer.config), dict(tiny_model.vae.config))
     loaded = tiny_model.weights_bytes()
@@ -530,7 +532,7 @@ def test_attachments_that_cannot_go_along_are_said_once(tmp_path, caplog):
 def test_blending_on_the_gpu_is_planned_with_its_memory(tiny_model, monkeypatch):
     """The float accumulators go on the GPU only when small next to it, and the windows get less room then."""
     from dove_cli import video_io
-    from dove_cli.pipeline import make_plan
+    from dove_cli.plan import make_plan
 
     info = video_io.probe(demo_clip("001.mp4"))  # 256x256, 100 frames
     opts = UpscaleOptions(scale=4, chunk=33)

@@ -9,22 +9,24 @@ __version__ = "0.1.0"
 from dove_cli.errors import DoveError  # noqa: E402
 
 if TYPE_CHECKING:
-    from dove_cli.pipeline import Plan, UpscaleOptions, UpscaleResult
+    from dove_cli.options import UpscaleOptions
+    from dove_cli.plan import Plan
+    from dove_cli.upscaling import UpscaleResult
 
 __all__ = ["DoveError", "Plan", "UpscaleOptions", "UpscaleResult", "__version__", "upscale"]
 _LAZY = ("Plan", "UpscaleOptions", "UpscaleResult")  # importing torch is slow: `dove --help` must not wait
 
 
 def upscale(input: Any, output: Any, options: UpscaleOptions | None = None, **overrides: Any) -> Any:
-    """Upscale a video file or image sequence; `UpscaleOptions` lists every option (see dove_cli.pipeline)."""
-    from dove_cli.pipeline import upscale as run
+    """Upscale a video file or image sequence; `UpscaleOptions` lists every option (see dove_cli.options)."""
+    from dove_cli.upscaling import upscale as run
 
     return run(input, output, options, **overrides)
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        from dove_cli import pipeline
+        from dove_cli import options, plan, upscaling
 
-        return getattr(pipeline, name)
+        return getattr({"Plan": plan, "UpscaleOptions": options}.get(name, upscaling), name)
     raise AttributeError(f"module 'dove_cli' has no attribute {name!r}")

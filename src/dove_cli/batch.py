@@ -94,10 +94,12 @@ def upscale_batch(
     on_file(index, item) is called when a file starts and when it ends; progress gets the
     per-file frame progress of `upscale`.
     """
-    from dove_cli.pipeline import UpscaleOptions, load_model, resolve_device, upscale, validate
+    from dove_cli import models
+    from dove_cli.options import UpscaleOptions, check_options
+    from dove_cli.upscaling import upscale
 
     opts = replace(options or UpscaleOptions(), **overrides)
-    validate(opts)
+    check_options(opts)
     if not opts.overwrite:  # a re-run carries on where an interrupted file stopped (if its options match)
         opts = replace(opts, resume=True)
     in_dir, out_dir = Path(in_dir), Path(out_dir)
@@ -116,8 +118,8 @@ def upscale_batch(
                 on_file(index, item)
             continue
         if model is None:  # loaded once, and only when there is something to do
-            device, dtype = resolve_device(opts)
-            model = load_model(opts, device, dtype)
+            device, dtype = models.resolve_device(opts)
+            model = models.load_model(opts, device, dtype)
         item.status = "running"
         if on_file:
             on_file(index, item)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import tempfile
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,9 @@ import torch
 from dove_cli import video_io
 from dove_cli.errors import OptionError
 from dove_cli.timing import StageTimer
-from dove_cli.pipeline import UpscaleOptions, load_model, parse_size_option, resolve_device, upscale
+from dove_cli.models import load_model, resolve_device
+from dove_cli.options import UpscaleOptions
+from dove_cli.upscaling import upscale
 
 
 log = logging.getLogger(__name__)
@@ -38,35 +41,31 @@ def synthetic_clip(path: Path, frames: int, height: int, width: int, fps: int = 
 
 
 def run_bench(
+    options: UpscaleOptions,
     *,
-    model: str = "tiny",
     input: Path | None = None,
     frames: int = 33,
     height: int = 720,
     width: int = 1280,
-    scale: int = 4,
-    tile: str = "0",
-    chunk: str = "0",
-    device: str | None = None,
-    dtype: str | None = None,
-    offload: str = "none",
-    warmup: int = -1,
+    warmup: int | None = None,
     repeat: int = 1,
 ) -> dict[str, Any]:
-    """Run the streaming pipeline `warmup + repeat` times; report the fastest timed run."""
+    """Run the streaming pipeline `warmup + repeat` times; report the fastest timed run.
+
+    options: model, scale, windows and device as for `upscale`; the synthetic clip (unless `input`)
+    has `frames` frames whose *output* size is about height x width.
+    """
+    scale, model = options.scale, options.model
     if input is None and frames < 1:
         raise OptionError(f"--frames {frames}: the synthetic clip needs at least 1 frame")
     if input is None and min(height, width) < 16 * scale:
         raise OptionError(f"--height/--width {height}x{width}: at --scale {scale} the output needs at least "
                           f"{16 * scale} px a side (16 input px)")  # fmt: skip
-    if repeat < 1 or warmup < -1:
+    if repeat < 1 or (warmup is not None and warmup < 0):
         raise OptionError("--repeat must be at least 1 and --warmup at least 0")
-    opts = UpscaleOptions(
-        model=model, scale=scale, tile=parse_size_option(tile, "--tile"), chunk=parse_size_option(chunk, "--chunk"),
-        device=device, dtype=dtype, offload=offload, color_fix="wavelet", overwrite=True, audio="none",
-    )  # fmt: skip
+    opts = replace(options, color_fix="wavelet", overwrite=True, audio="none")
     dev, dt = resolve_device(opts)
-    if warmup < 0:
+    if warmup is None:
         warmup = 1 if dev.type == "cuda" else 0
     if model == "full-random" and dev.type == "cpu":
         log.warning("building the 5.6e9-parameter model on the CPU: about %d GB of RAM and a very slow run",

@@ -1,17 +1,29 @@
-"""The `dove` command line: parses options, wires the library together, turns errors into messages."""
+"""The `dove` command line: parses options, wires the library together, turns errors into messages.
+
+The options of `upscale` and `bench` are made from the fields of `UpscaleOptions` (options.py),
+where each one's default, choices and help are declared once.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
+import json
 import logging
 import signal
 import sys
-from typing import Optional
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, List, Optional, get_type_hints
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 
-from dove_cli.errors import DoveError
+from dove_cli.console import BatchBars, DownloadBars, UpscaleBar, err_console, print_plan
+from dove_cli.errors import DoveError, OptionError
+from dove_cli.options import Cli, UpscaleOptions
 
 app = typer.Typer(
     name="dove",
@@ -19,197 +31,98 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: readable at 80 columns, flags without a value placeholder
 )
-err_console = Console(stderr=True)
 
 
-# ---------------------------------------------------------------- upscale / bench (owner: main)
+def with_options(
+    cls: type, only: tuple[str, ...] | None = None, defaults: dict[str, Any] | None = None
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Give a command one option per field of the dataclass `cls`, with the help, default and
+    choices declared there; the command receives their values as `options`, an instance of `cls`."""
+    hints = get_type_hints(cls)
+    chosen = [f for f in dataclasses.fields(cls) if only is None or f.name in only]
+    defaults = defaults or {}
 
-from pathlib import Path  # noqa: E402
-from typing import List  # noqa: E402
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        own = [p for p in inspect.signature(command).parameters.values() if p.name != "options"]
+        params = own + [_parameter(f, hints[f.name], defaults.get(f.name, _default(f))) for f in chosen]
 
+        def run(**kwargs: Any) -> Any:
+            values = {}
+            for f in chosen:
+                spec: Cli = f.metadata["cli"]
+                value = kwargs.pop(f.name)
+                values[f.name] = spec.parse(value, _flag(f)) if spec.parse and value is not None else value
+            return command(**kwargs, options=cls(**values))
 
-def _codec_options(pairs: List[str]) -> dict[str, str]:
-    from dove_cli.errors import OptionError
+        run.__name__, run.__doc__ = command.__name__, command.__doc__
+        run.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        run.__annotations__ = {p.name: p.annotation for p in params}
+        return run
 
-    out = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise OptionError(f"--codec-option {pair!r} must be key=value")
-        key, value = pair.split("=", 1)
-        out[key.strip()] = value
-    return out
-
-
-class _UpscaleBar:
-    """Rich progress: frames done / total, fps, ETA and the current window; silent with --quiet."""
-
-    def __init__(self, quiet: bool, label: str) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self.bar = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[fps]:.2f} fps"),
-            TimeRemainingColumn(),
-            TextColumn("{task.fields[window]}"),
-            console=err_console,
-            disable=quiet,
-            transient=False,
-        )
-        self.task = self.bar.add_task(escape(label), total=None, fps=0.0, window="")
-        self.started = False
-
-    def __call__(self, p) -> None:
-        if not self.started:  # only once work begins: an early error leaves no empty bar behind
-            self.bar.start()
-            self.started = True
-        fps = p.frames_done / p.seconds if p.seconds > 0 else 0.0
-        self.bar.update(self.task, completed=p.frames_done, total=p.frames_total or None, fps=fps, window=escape(p.window))
-
-    def __enter__(self) -> "_UpscaleBar":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.started:  # stopping a bar that never started prints a stray blank line
-            self.bar.stop()
+    return decorate
 
 
-def _print_plan(plan, console: Console) -> None:
-    from rich.table import Table
+def _flag(f: dataclasses.Field) -> str:
+    return f.metadata["cli"].flag or "--" + f.name.replace("_", "-")
 
-    gib = 1024**3
-    table = Table(title="plan (--dry-run)", show_header=False, show_edge=False)
-    h, w = plan.input_size
-    oh, ow = plan.output_size
-    rows = [
-        ("input", f"{w}x{h}, {plan.frames} frames at {float(plan.fps):.3f} fps ({plan.fps})"),
-        ("output", f"{ow}x{oh}"),
-        ("padded input", f"{plan.padded_size[1]}x{plan.padded_size[0]}"),
-        ("chunks", f"{plan.chunks} of {plan.chunk or 'all'} frames, overlap {plan.chunk_overlap}"),
-        ("tiles", f"{plan.tiles} of {plan.tile or 'whole frame'} px, overlap {plan.tile_overlap}"),
-        ("windows", str(plan.windows())),
-        ("device", f"{plan.device}, {plan.dtype}"),
-        ("est. peak GPU memory", f"{plan.est_peak_device_bytes / gib:.1f} GiB" if plan.est_peak_device_bytes else "-"),
-        ("est. peak host memory", f"{plan.est_peak_host_bytes / gib:.1f} GiB"),
-        ("est. time (rough)", f"{plan.est_seconds:.0f} s" if plan.est_seconds is not None else "-"),
-    ]
-    if plan.model_note:
-        rows.insert(0, ("model", plan.model_note))
-    for k, v in rows:
-        table.add_row(k, escape(v))
-    console.print(table)
+
+def _default(f: dataclasses.Field) -> Any:
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+
+
+def _parameter(f: dataclasses.Field, hint: Any, default: Any) -> inspect.Parameter:
+    """The typer parameter of one field: typed by the field (Literal -> choices) or, where the
+    command line takes text that `parse` turns into the value (`auto`, `k=v`), as text."""
+    spec: Cli = f.metadata["cli"]
+    names = [_flag(f)] + ([spec.short] if spec.short else [])
+    if spec.parse is not None:
+        many = isinstance(default, (dict, list))
+        hint = List[str] if many else str
+        shown = spec.shown_default if default == f.default and spec.shown_default else default
+        default = [] if many else str(shown)
+    option = typer.Option(default, *names, help=spec.help, metavar=spec.metavar, show_default=default not in (None, [], False))
+    return inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=hint)
+
+
+# ---------------------------------------------------------------- upscale / bench
 
 
 @app.command("upscale")
+@with_options(UpscaleOptions)
 def upscale_cmd(
     input: Path = typer.Argument(..., metavar="INPUT", help="Video file, image, image folder or pattern (frames/%06d.png)."),
     output: Path = typer.Option(..., "--output", "-o", help="Output video (container from the extension) or pattern."),
-    model: Optional[str] = typer.Option(
-        None, "--model", "-m", help="Model folder or hub id (default: the downloaded DOVE); 'bilinear' for a preview."
-    ),
-    scale: int = typer.Option(4, "--scale", "-s", help="Upscaling factor."),
-    tile: str = typer.Option("auto", "--tile", help="Tile size in output px; 0 = whole frame; auto = fit free memory."),
-    tile_overlap: int = typer.Option(64, "--tile-overlap", help="Tile overlap in output px."),
-    chunk: str = typer.Option("auto", "--chunk", help="Frames per window, 4k+1 (e.g. 33); 0 = whole video; auto."),
-    chunk_overlap: int = typer.Option(8, "--chunk-overlap", help="Frames shared by neighbouring chunks."),
-    blend: str = typer.Option("cosine", "--blend", help="cosine (smooth) or hard (the release's valid-region cut)."),
-    posterior: str = typer.Option("sample", "--posterior", help="VAE posterior: sample (seeded, the release) or mode."),
-    seed: int = typer.Option(42, "--seed", help="Seed for --posterior sample."),
-    pad: str = typer.Option("replicate", "--pad", help="Pad to the model block: replicate, or zero (the release)."),
-    device: Optional[str] = typer.Option(None, "--device", help="cuda, cuda:1, cpu (default: cuda when present)."),
-    dtype: Optional[str] = typer.Option(None, "--dtype", help="bf16, fp16 or fp32 (default: bf16 on GPU)."),
-    offload: str = typer.Option("none", "--offload", help="none, model (one part on the GPU at a time), sequential."),
-    vae_tiling: bool = typer.Option(False, "--vae-tiling", help="Let the VAE tile internally (less memory)."),
-    quantize: str = typer.Option("none", "--quantize", help="Transformer weights: none, int8 or nf4 (bitsandbytes)."),
-    color_fix: str = typer.Option("wavelet", "--color-fix", help="none, wavelet or adain: keep the input's colours."),
-    codec: Optional[str] = typer.Option(None, "--codec", help="h264, hevc, av1, vp9, ffv1, prores, png (default: h264; vp9 for .webm)."),
-    crf: Optional[int] = typer.Option(None, "--crf", help="Quality (codec default: visually lossless)."),
-    preset: Optional[str] = typer.Option(None, "--preset", help="Encoder preset."),
-    pix_fmt: Optional[str] = typer.Option(None, "--pix-fmt", help="e.g. yuv420p, yuv444p, yuv420p10le."),
-    codec_option: List[str] = typer.Option([], "--codec-option", help="key=value passed to the encoder (repeatable)."),
-    audio: str = typer.Option("copy", "--audio", help="copy (default), transcode (AAC/Opus) or none."),
-    subtitles: str = typer.Option("copy", "--subtitles", help="copy (default) or none."),
-    fps: Optional[str] = typer.Option(None, "--fps", help="Frame rate of an image-sequence input (e.g. 24000/1001)."),
-    rotate: str = typer.Option("keep", "--rotate", help="keep the rotation tag (phone videos), or apply it to the pixels."),
-    ignore_decode_errors: bool = typer.Option(
-        False, "--ignore-decode-errors", help="Skip undecodable frames (reported) instead of stopping."
-    ),
-    deinterlace: str = typer.Option(
-        "off", "--deinterlace", help="frame (bwdif, same rate) or field (a frame per field, 50i -> 50p); off."
-    ),
-    scene_cuts: str = typer.Option("auto", "--scene-cuts", help="auto: no window spans a shot change; off."),
-    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run (from OUTPUT.dove-work/)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output (and any unfinished run)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (windows, memory, time) and stop."),
-    preview: Optional[str] = typer.Option(None, "--preview", help="Only START+DURATION, e.g. 1:20+5s."),
-    compare: bool = typer.Option(False, "--compare", help="Write input (bilinear) | output side by side."),
-    manifest: Optional[Path] = typer.Option(None, "--manifest", help="Write a JSON sidecar of the run here."),
-    download: bool = typer.Option(False, "--download", help="Download the default weights if missing."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary."),
+    *,
+    options: UpscaleOptions,
 ) -> None:
     """Upscale a video (or every video in a folder) with DOVE, streaming, with exact timing and audio."""
     from dove_cli.batch import is_batch_input
-    from dove_cli.errors import OptionError
-    from dove_cli.pipeline import UpscaleOptions, parse_size_option, upscale
+    from dove_cli.upscaling import upscale
 
-    opts = UpscaleOptions(
-        model=model, scale=scale, tile=parse_size_option(tile, "--tile"), tile_overlap=tile_overlap,
-        chunk=parse_size_option(chunk, "--chunk"), chunk_overlap=chunk_overlap, blend=_choice(blend, "--blend", ("cosine", "hard")),
-        posterior=_choice(posterior, "--posterior", ("sample", "mode")), seed=seed,
-        pad=_choice(pad, "--pad", ("replicate", "zero")), device=device, dtype=dtype,
-        offload=_choice(offload, "--offload", ("none", "model", "sequential")), vae_tiling=vae_tiling,
-        quantize=_choice(quantize, "--quantize", ("none", "int8", "nf4")),
-        color_fix=_choice(color_fix, "--color-fix", ("none", "wavelet", "adain")), codec=codec, crf=crf,
-        preset=preset, pix_fmt=pix_fmt, codec_options=_codec_options(codec_option),
-        audio=_choice(audio, "--audio", ("copy", "transcode", "none")), overwrite=overwrite, preview=preview,
-        compare=compare, manifest=str(manifest) if manifest else None, download=download,
-        subtitles=_choice(subtitles, "--subtitles", ("copy", "none")), fps=fps,
-        rotate=_choice(rotate, "--rotate", ("keep", "apply")), ignore_decode_errors=ignore_decode_errors,
-        deinterlace=_choice(deinterlace, "--deinterlace", ("off", "frame", "field")),
-        scene_cuts=_choice(scene_cuts, "--scene-cuts", ("auto", "off")), resume=resume,
-    )  # fmt: skip
     if is_batch_input(input):
-        if dry_run or manifest:
+        if dry_run or options.manifest:
             raise OptionError("--dry-run and --manifest take one input file, not a folder")
-        _upscale_folder(input, output, opts, quiet)
+        _upscale_folder(input, output, options, quiet)
         return
     if dry_run:
-        _print_plan(upscale(input, output, opts, dry_run=True), Console(stderr=True))
+        print_plan(upscale(input, output, options, dry_run=True), Console(stderr=True))
         return
-    with _UpscaleBar(quiet, input.name) as bar:
-        result = upscale(input, output, opts, progress=bar)
+    with UpscaleBar(quiet, input.name) as bar:
+        result = upscale(input, output, options, progress=bar)
     if not quiet:
         err_console.print(result.summary(), markup=False, highlight=False, soft_wrap=True)
 
 
-class _BatchBars(_UpscaleBar):
-    """Two rich bars for a folder: files done / total, and frames of the current file."""
-
-    def __init__(self, quiet: bool, total: int) -> None:
-        super().__init__(quiet, "")
-        self.files = self.bar.add_task("[bold]all files", total=total, fps=0.0, window="")
-        self.done = 0
-
-    def file(self, index: int, item) -> None:
-        if item.status == "running":  # a fresh per-file bar (its frame count comes with the first update)
-            self.bar.remove_task(self.task)
-            self.task = self.bar.add_task(escape(item.input.name), total=None, fps=0.0, window="")
-            return
-        self.done += 1
-        self.bar.update(self.files, completed=self.done, window=escape(f"{item.input.name}: {item.status}"))
-        if not self.started:
-            self.bar.start()
-            self.started = True
-
-
-def _upscale_folder(input: Path, output: Path, opts, quiet: bool) -> None:
+def _upscale_folder(input: Path, output: Path, opts: UpscaleOptions, quiet: bool) -> None:
     """`dove upscale DIR -o DIR`: every video, one model load; failures listed at the end, exit 2."""
     from dove_cli.batch import plan_batch, upscale_batch
 
     total = len(plan_batch(input, output, overwrite=opts.overwrite))
-    with _BatchBars(quiet, total) as bars:
+    with BatchBars(quiet, total) as bars:
         result = upscale_batch(input, output, opts, on_file=bars.file, progress=bars)
     if not quiet:
         err_console.print(
@@ -223,45 +136,30 @@ def _upscale_folder(input: Path, output: Path, opts, quiet: bool) -> None:
         raise typer.Exit(2)
 
 
-def _choice(value: str, name: str, allowed: tuple[str, ...]) -> str:
-    from dove_cli.errors import OptionError
-
-    if value not in allowed:
-        raise OptionError(f"{name} {value!r} is not one of: {', '.join(allowed)}")
-    return value
-
-
 @app.command("bench")
+@with_options(
+    UpscaleOptions,
+    only=("model", "scale", "tile", "chunk", "device", "dtype", "offload"),
+    defaults={"model": "tiny", "tile": 0, "chunk": 0},  # one whole window by default
+)
 def bench_cmd(
-    model: str = typer.Option("tiny", "--model", "-m", help="tiny, full-random (real 5B config, random), bilinear, or a path."),
     input: Optional[Path] = typer.Option(None, "--input", "-i", help="A clip to use instead of a synthetic one."),
     frames: int = typer.Option(33, "--frames", help="Frames of the synthetic clip."),
     height: int = typer.Option(720, "--height", help="Output height of the synthetic clip."),
     width: int = typer.Option(1280, "--width", help="Output width of the synthetic clip."),
-    scale: int = typer.Option(4, "--scale", "-s"),
-    tile: str = typer.Option("0", "--tile", help="As for upscale (default: whole frame)."),
-    chunk: str = typer.Option("0", "--chunk", help="As for upscale (default: whole clip)."),
-    device: Optional[str] = typer.Option(None, "--device"),
-    dtype: Optional[str] = typer.Option(None, "--dtype"),
-    offload: str = typer.Option("none", "--offload"),
-    warmup: int = typer.Option(-1, "--warmup", help="Untimed runs first (default: 1 on GPU, 0 on CPU)."),
+    warmup: Optional[int] = typer.Option(None, "--warmup", help="Untimed runs first (default: 1 on a GPU, 0 on the CPU)."),
     repeat: int = typer.Option(1, "--repeat", help="Timed runs; the fastest is reported."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    *,
+    options: UpscaleOptions,
 ) -> None:
     """Time each stage (decode, upsample, VAE encode, transformer, VAE decode, blend, encode) and peak memory."""
-    import json
-
     from dove_cli.bench import run_bench
 
-    report = run_bench(
-        model=model, input=input, frames=frames, height=height, width=width, scale=scale,
-        tile=tile, chunk=chunk, device=device, dtype=dtype, offload=offload, warmup=warmup, repeat=repeat,
-    )  # fmt: skip
+    report = run_bench(options, input=input, frames=frames, height=height, width=width, warmup=warmup, repeat=repeat)
     if json_out:
         typer.echo(json.dumps(report, indent=2))
         return
-    from rich.table import Table
-
     table = Table(title=f"dove bench: {report['model']} on {report['device_name']}", show_edge=False)
     table.add_column("stage")
     table.add_column("seconds", justify="right")
@@ -282,53 +180,6 @@ def bench_cmd(
 
 # ---------------------------------------------------------------- download-weights / info (owner: weights)
 
-from pathlib import Path as _Path  # noqa: E402  (section-local import; the sections are edited separately)
-
-
-class _DownloadBars:
-    """Rich progress for `download-weights`: one bar per file and one for the whole download."""
-
-    def __init__(self, console: Console, total: int) -> None:
-        from rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-            TransferSpeedColumn,
-        )
-
-        self.bars = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
-            TimeRemainingColumn(),
-            console=console,
-            disable=not console.is_terminal,  # no bar spam in logs and pipes
-        )
-        self.overall = self.bars.add_task("[bold]total[/]", total=total)
-        self.tasks: dict[tuple[str, str], object] = {}
-        self.done: dict[str, int] = {}
-
-    def __call__(self, stage: str, name: str, done: int, total: int) -> None:
-        if stage == "cached":
-            return
-        key = (stage, name)
-        if key not in self.tasks:
-            label = name if stage == "download" else f"verify {name}"
-            self.tasks[key] = self.bars.add_task(escape(label), total=total)
-        self.bars.update(self.tasks[key], completed=done, total=total, visible=stage == "download" or done < total)
-        if stage == "download":
-            self.bars.advance(self.overall, done - self.done.get(name, 0))
-            self.done[name] = done
-
-    def __enter__(self) -> "_DownloadBars":
-        self.bars.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.bars.stop()
 
 
 @app.command("download-weights")
@@ -340,7 +191,7 @@ def download_weights_cmd(
     ),
     stage: int = typer.Option(2, "--stage", help="Which DOVE training stage to fetch (1 or 2)."),
     base: bool = typer.Option(False, "--base", help="Also fetch zai-org/CogVideoX1.5-5B (to train stage 1)."),
-    dir: Optional[_Path] = typer.Option(None, "--dir", help="Download into this folder instead of the hub cache."),
+    dir: Optional[Path] = typer.Option(None, "--dir", help="Download into this folder instead of the hub cache."),
     with_text_encoder: bool = typer.Option(
         False, "--with-text-encoder", help="Also fetch the T5 text encoder and tokenizer (~9 GB; not needed)."
     ),
@@ -375,7 +226,7 @@ def download_weights_cmd(
         console.print(f"to download: {weights.human_size(plan.missing_bytes)} ({free} free)", highlight=False)
     if plan.missing_bytes and not yes and sys.stdin.isatty() and not typer.confirm("Download now?", default=True):
         raise typer.Exit(1)
-    with _DownloadBars(console, plan.missing_bytes) as bars:
+    with DownloadBars(console, plan.missing_bytes) as bars:
         folder = weights.fetch(plan, progress=bars)
     console.print(f"weights ready in {folder}", markup=False, highlight=False, soft_wrap=True)
     command = "dove upscale in.mp4 -o out.mp4"
@@ -461,6 +312,7 @@ train_app = typer.Typer(
     help="Fine-tune DOVE (two stages, SPEC section 2); `dove train export` makes a model folder.",
     invoke_without_command=True,
     no_args_is_help=False,
+    rich_markup_mode=None,
 )
 app.add_typer(train_app, name="train")
 

@@ -11,7 +11,8 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-ColorFix = Literal["none", "wavelet", "adain"]
+from dove_cli.options import ColorFix
+
 
 def _blur(image: torch.Tensor, radius: int) -> torch.Tensor:
     """3x3 binomial blur with holes (a trous), replicate borders. image: [N, C, H, W].

@@ -7,24 +7,23 @@ F' = 1 + (F - 1) / 4, h = H / 8, w = W / 8.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import math
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Iterator, Literal, Protocol
+from typing import Any, Iterator, Literal, Protocol
 
 import torch
 import torch.nn.functional as F
 
 from dove_cli.errors import ModelError, OptionError
+from dove_cli.options import Offload, Posterior, Quantize
 from dove_cli.timing import NULL_TIMER, StageTimer
 
 log = logging.getLogger(__name__)
 
-Posterior = Literal["sample", "mode"]
-Offload = Literal["none", "model", "sequential"]
-Quantize = Literal["none", "int8", "nf4"]
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 TIMESTEP = 399  # the single denoising step DOVE was trained for
@@ -48,10 +47,18 @@ def pad_time(video: torch.Tensor, multiple: int = TEMPORAL_PAD) -> tuple[torch.T
 
 
 class Restorer(Protocol):
-    """What the streaming loop needs from a model: one window in, one window out."""
+    """What a run needs from a model: one window in, one window out, and what it costs.
+
+    DoveModel is the real one; BilinearModel (no network) and test doubles stand in for it.
+    """
 
     spatial_multiple: int  # window sides (output px) must be multiples of this
     device: torch.device
+    dtype: torch.dtype  # of the computation
+    max_window_pixels: int | None  # largest window it can take in one piece (None: any)
+    is_skeleton: bool  # sized for planning only (meta device): the weights are not loaded yet
+    output_is_input: bool  # restore() returns its input: no colour fix needed
+    may_overflow: bool  # outputs can be NaN/Inf (half precision): the run checks them
 
     def restore(
         self, video: torch.Tensor, generator: torch.Generator | None = None, timer: StageTimer = NULL_TIMER
@@ -59,11 +66,36 @@ class Restorer(Protocol):
         """[B, 3, F, H, W] in [-1, 1] -> [B, 3, F, H, W] in [0, 1] (float32)."""
         ...
 
+    def estimate_window_bytes(self, frames: int, height: int, width: int) -> int: ...
+
+    def estimate_seconds(self, frames: int, height: int, width: int) -> float | None:
+        """Rough time of one window, None when there is no estimate."""
+        ...
+
+    def weights_bytes(self) -> int: ...
+
+    def can_offload(self) -> bool:
+        """Whether `offload_model()` can make room on the device (the out-of-memory fallback)."""
+        ...
+
+    def offload_model(self) -> None:
+        """Keep the weights on the host and bring each part to the device in turn."""
+        ...
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What identifies the weights, for a run's manifest."""
+        ...
+
 
 class BilinearModel:
     """No network: the upsampled input itself. A fast preview and the baseline for I/O checks."""
 
     spatial_multiple = 16
+    max_window_pixels = None
+    is_skeleton = False
+    output_is_input = True
+    may_overflow = False
+    dtype = torch.float32
 
     def __init__(self, device: torch.device | str = "cpu") -> None:
         self.device = torch.device(device)
@@ -73,19 +105,23 @@ class BilinearModel:
     ) -> torch.Tensor:
         return (video.float() * 0.5 + 0.5).clamp(0.0, 1.0)
 
-    @property
-    def max_window_pixels(self) -> int | None:
-        """Largest window (output px) the VAE decodes in one piece, None with VAE tiling.
-
-        diffusers' CogVideoXSafeConv3d splits big inputs along time into chunks that can be shorter
-        than the kernel, which fails from about 1.4 MP (benchmarks/calibrate_memory.py)."""
-        return None if getattr(self.vae, "use_tiling", False) else SAFE_DECODE_PIXELS
-
     def estimate_window_bytes(self, frames: int, height: int, width: int) -> int:
         return frames * height * width * 3 * 4 * 3
 
+    def estimate_seconds(self, frames: int, height: int, width: int) -> float | None:
+        return None
+
     def weights_bytes(self) -> int:
         return 0
+
+    def can_offload(self) -> bool:
+        return False
+
+    def offload_model(self) -> None:
+        raise RuntimeError("BilinearModel has no weights to offload")
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {"name": type(self).__name__}
 
 
 def packaged_prompt_embedding() -> torch.Tensor:
@@ -129,6 +165,10 @@ class DoveModel:
     timestep: int = TIMESTEP
     quantize: Quantize = "none"  # bitsandbytes weights cannot be offloaded layer by layer
     planned_weights_bytes: int | None = None  # a skeleton's weights as they would be loaded (quantised)
+    offload: Offload = "none"  # how the weights are placed now (see `place`)
+
+    output_is_input = False
+    may_overflow = True  # fp16 can overflow to Inf/NaN
 
     def __post_init__(self) -> None:
         cfg = self.transformer.config
@@ -180,10 +220,10 @@ class DoveModel:
             raise ModelError(f"cannot load model from {folder}: {str(exc).splitlines()[0]}") from exc
         _apply_adapter(transformer, folder)
         model = cls(transformer, vae, scheduler, load_prompt_embedding(folder), device, dtype, posterior, quantize=quantize)
-        model._place(offload, vae_tiling)
+        model.place(offload, vae_tiling)
         return model
 
-    def _place(self, offload: Offload, vae_tiling: bool) -> None:
+    def place(self, offload: Offload, vae_tiling: bool) -> None:
         """Move weights to the device, or install offload hooks that do it on demand."""
         self.transformer.eval().requires_grad_(False)
         self.vae.eval().requires_grad_(False)
@@ -197,12 +237,7 @@ class DoveModel:
                 self.transformer.to(self.device)
             self.vae.to(self.device)
         elif offload == "model":
-            from accelerate import cpu_offload_with_hook
-
-            # A cycle: each window runs VAE -> transformer -> VAE, so each part evicts the other.
-            _, vae_hook = cpu_offload_with_hook(self.vae, self.device)
-            _, transformer_hook = cpu_offload_with_hook(self.transformer, self.device, prev_module_hook=vae_hook)
-            vae_hook.hook.prev_module_hook = transformer_hook
+            self._offload_model()
         elif offload == "sequential":
             from accelerate import cpu_offload
 
@@ -210,6 +245,25 @@ class DoveModel:
             cpu_offload(self.vae, self.device)
         else:
             raise OptionError(f"unknown --offload {offload!r} (none, model, sequential)")
+        self.offload = offload
+
+    def _offload_model(self) -> None:
+        """One part on the device at a time, as accelerate's hooks move them on demand."""
+        from accelerate import cpu_offload_with_hook
+
+        # A cycle: each window runs VAE -> transformer -> VAE, so each part evicts the other.
+        _, vae_hook = cpu_offload_with_hook(self.vae, self.device)
+        _, transformer_hook = cpu_offload_with_hook(self.transformer, self.device, prev_module_hook=vae_hook)
+        vae_hook.hook.prev_module_hook = transformer_hook
+
+    def can_offload(self) -> bool:
+        return self.offload == "none" and self.quantize == "none"
+
+    def offload_model(self) -> None:
+        """The out-of-memory fallback: weights back to the host, each part on the device in turn."""
+        self.transformer.to("cpu")
+        self.vae.to("cpu")
+        self.place("model", vae_tiling=True)
 
     # ------------------------------------------------------------------ SPEC 1.1 steps
 
@@ -297,11 +351,41 @@ class DoveModel:
 
         diffusers' CogVideoXSafeConv3d splits big inputs along time into chunks that can be shorter
         than the kernel, which fails from about 1.4 MP (benchmarks/calibrate_memory.py)."""
-        return None if getattr(self.vae, "use_tiling", False) else SAFE_DECODE_PIXELS
+        return None if self.vae.use_tiling else SAFE_DECODE_PIXELS
 
     def estimate_window_bytes(self, frames: int, height: int, width: int) -> int:
         """Rough peak activation bytes for one window (calibrate on a GPU; see README)."""
         return estimate_activation_bytes(self.transformer.config, self.vae.config, frames, height, width, self.dtype)
+
+    def estimate_seconds(self, frames: int, height: int, width: int) -> float | None:
+        """FLOP-count estimate at an assumed sustained rate (rough: a guide for --dry-run only)."""
+        cfg = self.transformer.config
+        frames += (-(frames - 1)) % 8
+        lat = 1 + (frames - 1) // 4
+        tokens = math.ceil(lat / (cfg.patch_size_t or 1)) * (height // 16) * (width // 16) + cfg.max_text_seq_length
+        params = sum(p.numel() for p in self.transformer.parameters())
+        dim = cfg.num_attention_heads * cfg.attention_head_dim
+        flops = 2 * params * tokens + 4 * tokens * tokens * dim * cfg.num_layers
+        flops += 2 * 3.0e12 * frames * height * width / (720 * 1280)  # VAE encode+decode: ~3 TFLOP per 720p frame
+        rate = 4.0e14 if self.device.type == "cuda" else 2.0e11
+        return flops / rate
+
+    def fingerprint(self) -> dict[str, Any]:
+        """A sha256 over the weights in memory (cheap next to a run) and the configs."""
+        out: dict[str, Any] = {}
+        for name, module in (("transformer", self.transformer), ("vae", self.vae)):
+            h = hashlib.sha256()
+            for key, tensor in sorted(module.state_dict().items()):
+                if tensor.is_meta:  # --offload sequential: the weight waits in its layer's accelerate hook
+                    owner, _, local = key.rpartition(".")
+                    tensor = module.get_submodule(owner)._hf_hook.weights_map[local]
+                h.update(key.encode())
+                h.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+            out[name] = {"sha256": h.hexdigest(), "config": dict(module.config)}
+        out["prompt_embedding_sha256"] = hashlib.sha256(
+            self.prompt_embedding.float().contiguous().numpy().tobytes()
+        ).hexdigest()
+        return out
 
 
 # Peak activation bytes of one window, fitted by benchmarks/calibrate_memory.py (peak RSS on a CPU,
@@ -430,7 +514,7 @@ def build_random(
     else:
         emb = packaged_prompt_embedding()
     model = DoveModel(transformer, vae, scheduler, emb, device, dtype, posterior)
-    model._place(offload, vae_tiling)
+    model.place(offload, vae_tiling)
     return model
 
 

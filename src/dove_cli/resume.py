@@ -33,12 +33,14 @@ from typing import IO, Any
 
 import av
 import numpy as np
+import torch
 
 from dove_cli import video_io
 from dove_cli.video_io.formats import CodecSpec, ffmsg, resolve_codec
 from dove_cli.video_io.reader import VideoInfo
 from dove_cli.video_io.writer import ContainerWriter
-from dove_cli.errors import OutputError
+from dove_cli.errors import Interrupted, OutputError
+from dove_cli.options import UpscaleOptions
 
 log = logging.getLogger(__name__)
 
@@ -344,18 +346,113 @@ def encoder_options(codec_options: dict[str, str]) -> dict[str, str]:
     return {"threads": str(ENCODER_THREADS), **codec_options}
 
 
-__all__ = [
-    "Journal",
-    "Segment",
-    "SegmentedWriter",
-    "Work",
-    "encoder_options",
-    "input_identity",
-    "open_output",
-    "resumable",
-    "work_folder",
-    "SEGMENT_MIN_FRAMES",
-]
+# ---------------------------------------------------------------------------------------- a run's view
+
+# Options that do not change the output's pixels or video stream: a resume may change them.
+NOT_PIXELS = ("overwrite", "resume", "manifest", "download", "audio", "subtitles", "device", "dtype", "offload",
+              "ignore_decode_errors")  # fmt: skip
+
+
+def run_fingerprint(opts: UpscaleOptions, info: VideoInfo, device: torch.device, dtype: torch.dtype) -> dict[str, Any]:
+    """Everything that must be equal for a resumed run to continue an interrupted one exactly."""
+    fp = {k: v for k, v in asdict(opts).items() if k not in NOT_PIXELS}
+    fp["codec_options"] = encoder_options(opts.codec_options)
+    fp.update(device=device.type, dtype=str(dtype).replace("torch.", ""), segment_min_frames=SEGMENT_MIN_FRAMES)
+    fp.update(input_identity(info))
+    return json.loads(json.dumps(fp, default=str))  # as it reads back from the journal
+
+
+class Session:
+    """What one run needs from resume: what is saved already, where segments end, the writer.
+
+    check() before the model loads (an interrupted run to continue, or a refusal), start() when
+    the plan is known, then segment_end() as frames become final; finished() or failed() at the end.
+    Outputs that cannot be resumed (a single image) get the same interface with nothing saved.
+    """
+
+    def __init__(self, output: Path, fingerprint: dict[str, Any], *, resume: bool, overwrite: bool) -> None:
+        self.output, self.fingerprint = output, fingerprint
+        self.resume, self.overwrite = resume, overwrite
+        self.work = Work(output) if resumable(output) else None
+        self.previous: Journal | None = None  # the interrupted run being continued
+        self.journal: Journal | None = None
+        self.first = 0  # output frames saved by the interrupted run
+        self._segment_start = 0
+
+    def check(self, dry_run: bool) -> Journal | None:
+        """The interrupted run to continue (a dry run looks only when told to resume), or None.
+        Holds the work folder's lock from here on, until release()."""
+        if self.work is not None and (self.resume or not dry_run):
+            self.previous = self.work.check(self.fingerprint, resume=self.resume, overwrite=self.overwrite)
+        return self.previous
+
+    def start(self, chunk: int, tile: int) -> int:
+        """Prepare the work folder for a run with these windows; returns the frames saved already."""
+        self.journal = self.previous or Journal(self.fingerprint, chunk=chunk, tile=tile)
+        self.first = self.work.start(self.journal, self.previous is not None) if self.work is not None else 0
+        self._segment_start = self.first
+        return self.first
+
+    @property
+    def tile_changes(self) -> list[tuple[int, int]]:
+        assert self.journal is not None
+        return [(start, tile) for start, tile in self.journal.tile_changes]
+
+    def record_tile_change(self, start: int, tile: int) -> None:
+        """An out-of-memory shrink from window `start` on: a resume must tile as this run does."""
+        assert self.journal is not None
+        self.journal.tile_changes.append([start, tile])
+        if self.work is not None:
+            self.work.save(self.journal)
+
+    def open_writer(self, info: VideoInfo, width: int, height: int, *, writer_options: dict[str, Any],
+                    join_options: dict[str, Any]) -> video_io.VideoWriter:  # fmt: skip
+        return open_output(self.work, self.journal, self.output, info, width, height, first=self.first,
+                           writer_options=writer_options, join_options=join_options)  # fmt: skip
+
+    def segment_end(self, final: int) -> int | None:
+        """Frames below `final` are finished: the frame after which a segment closes, or None.
+
+        A segment closes at the first such point SEGMENT_MIN_FRAMES past the previous one, which
+        depends only on the plan, so a resumed run cuts where an uninterrupted one would.
+        """
+        if final - self._segment_start < SEGMENT_MIN_FRAMES:
+            return None
+        self._segment_start = final
+        return final
+
+    def saved(self) -> int:
+        """Output frames that a resume would not redo."""
+        if self.work is None or self.journal is None:
+            return 0
+        return self.work.saved(self.journal)
+
+    def finished(self) -> None:
+        if self.work is not None:
+            self.work.remove()
+
+    def failed(self) -> None:
+        """After an error: keep the work folder when it holds finished frames, else remove it."""
+        if self.work is None or not self.work.path.exists():
+            return
+        if saved := self.saved():
+            log.warning("%s: %d finished frames are kept; run the same command with --resume to continue",
+                        self.work.path, saved)  # fmt: skip
+        else:
+            self.work.remove()
+
+    def interrupted(self) -> Interrupted:
+        """The error to raise after Ctrl-C (or SIGTERM)."""
+        if self.work is None:
+            return Interrupted(f"{self.output}: interrupted; nothing was kept")
+        return Interrupted(
+            f"{self.output}: interrupted; {self.saved()} frames are saved in {self.work.path}; "
+            "run the same command with --resume to continue"
+        )
+
+    def release(self) -> None:
+        if self.work is not None:
+            self.work.release()
 
 
 # ---------------------------------------------------------------------------------------- joining

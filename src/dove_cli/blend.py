@@ -1,0 +1,84 @@
+"""Blending and finishing: windows folded into output frames, then colour fix and code values.
+
+Output frames are accumulated as running weighted means while windows overlap them (weights sum
+to 1 at every pixel: windows.py), and finished (crop, colour fix, side-by-side compare, rounding to
+8 or 16 bits) once no future window touches them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from dove_cli.color_fix import ColorFix, apply_color_fix
+from dove_cli.engine import upsample
+from dove_cli.windows import Span
+
+
+def blend_into(mean: torch.Tensor, covered: torch.Tensor, value: torch.Tensor, weight: torch.Tensor) -> None:
+    """Fold `value` with `weight` into a running weighted mean, in place (`covered`: weight so far).
+
+    A running mean (m += (v - m) * w / W) instead of sum-then-divide: where overlapping windows
+    agree, the result is exactly that value, so tiles and chunks cannot add rounding seams.
+    """
+    covered += weight
+    ratio = torch.where(covered > 0, weight / covered.clamp_min(1e-30), torch.zeros_like(weight))
+    mean.add_((value - mean) * ratio)
+
+
+class FrameBlender:
+    """Output frames under construction: frame index -> weighted mean so far [3, H, W] float32."""
+
+    def __init__(self) -> None:
+        self.mean: dict[int, torch.Tensor] = {}
+        self.weight: dict[int, float] = {}
+
+    def add(self, span: Span, frames: torch.Tensor, weights: np.ndarray) -> None:
+        """Fold a temporal window's frames [F, 3, H, W] in, frame t with weight weights[t - span.start]."""
+        for i, t in enumerate(range(span.start, span.stop)):
+            w = float(weights[i])
+            if w == 0.0:
+                continue
+            if t in self.mean:
+                self.weight[t] += w
+                self.mean[t].add_(frames[i] - self.mean[t], alpha=w / self.weight[t])
+            else:
+                self.mean[t], self.weight[t] = frames[i].clone(), w  # not a view: frees `frames`
+
+    def pop(self, t: int) -> torch.Tensor:
+        """The finished frame t (every window that covers it has been added)."""
+        self.weight.pop(t)
+        return self.mean.pop(t)
+
+    def discard(self, t: int) -> None:
+        self.mean.pop(t, None)
+        self.weight.pop(t, None)
+
+
+def upsampled_reference(lq: torch.Tensor, scale: int, max_value: int) -> torch.Tensor:
+    """The bilinear upscale of an LQ frame [3, h, w] (code values) in [0, 1], computed exactly as the
+    model's input is, so that colour fix and `--compare` see what the model saw."""
+    return ((upsample(lq[None].float(), scale)[0] / max_value * 2.0 - 1.0) * 0.5 + 0.5).clamp(0, 1)
+
+
+def finish_frame(
+    frame: torch.Tensor, reference: torch.Tensor | None, color_fix: ColorFix, compare: bool
+) -> torch.Tensor:
+    """Colour-fix a restored frame [3, H, W] against its reference, and put the reference beside it
+    for `--compare`. Both in [0, 1]; `reference` may be None when neither needs it."""
+    if color_fix != "none":
+        assert reference is not None
+        frame = apply_color_fix(color_fix, frame[None], reference[None])[0]
+    if compare:
+        assert reference is not None
+        frame = torch.cat([reference, frame], dim=2)
+    return frame
+
+
+def to_code_values(x: torch.Tensor, bits16: bool) -> np.ndarray:
+    """[3, H, W] float in [0, 1] -> [H, W, 3] uint8/uint16, rounding (the release truncates)."""
+    top = 65535.0 if bits16 else 255.0
+    q = (x * top).round_().clamp_(0, top)  # on the accumulator's device: only bytes cross to the host
+    return q.to(torch.int32 if bits16 else torch.uint8).permute(1, 2, 0).contiguous().cpu().numpy().astype(
+        np.uint16 if bits16 else np.uint8, copy=False
+    )

@@ -1,0 +1,140 @@
+"""What the user sees while a command runs: progress bars, the plan table, the download bars.
+
+Only the CLI uses this module; the library reports progress through callbacks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+err_console = Console(stderr=True)
+
+
+class UpscaleBar:
+    """Rich progress: frames done / total, fps, ETA and the current window; silent with --quiet."""
+
+    def __init__(self, quiet: bool, label: str) -> None:
+        self.bar = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[fps]:.2f} fps"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[window]}"),
+            console=err_console,
+            disable=quiet,
+            transient=False,
+        )
+        self.task = self.bar.add_task(escape(label), total=None, fps=0.0, window="")
+        self.started = False
+
+    def __call__(self, p) -> None:
+        if not self.started:  # only once work begins: an early error leaves no empty bar behind
+            self.bar.start()
+            self.started = True
+        fps = p.frames_done / p.seconds if p.seconds > 0 else 0.0
+        self.bar.update(self.task, completed=p.frames_done, total=p.frames_total or None, fps=fps, window=escape(p.window))
+
+    def __enter__(self) -> UpscaleBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.started:  # stopping a bar that never started prints a stray blank line
+            self.bar.stop()
+
+
+def print_plan(plan, console: Console) -> None:
+    gib = 1024**3
+    table = Table(title="plan (--dry-run)", show_header=False, show_edge=False)
+    h, w = plan.input_size
+    oh, ow = plan.output_size
+    rows = [
+        ("input", f"{w}x{h}, {plan.frames} frames at {float(plan.fps):.3f} fps ({plan.fps})"),
+        ("output", f"{ow}x{oh}"),
+        ("padded input", f"{plan.padded_size[1]}x{plan.padded_size[0]}"),
+        ("chunks", f"{plan.chunks} of {plan.chunk or 'all'} frames, overlap {plan.chunk_overlap}"),
+        ("tiles", f"{plan.tiles} of {plan.tile or 'whole frame'} px, overlap {plan.tile_overlap}"),
+        ("windows", str(plan.windows())),
+        ("device", f"{plan.device}, {plan.dtype}"),
+        ("est. peak GPU memory", f"{plan.est_peak_device_bytes / gib:.1f} GiB" if plan.est_peak_device_bytes else "-"),
+        ("est. peak host memory", f"{plan.est_peak_host_bytes / gib:.1f} GiB"),
+        ("est. time (rough)", f"{plan.est_seconds:.0f} s" if plan.est_seconds is not None else "-"),
+    ]
+    if plan.model_note:
+        rows.insert(0, ("model", plan.model_note))
+    for k, v in rows:
+        table.add_row(k, escape(v))
+    console.print(table)
+
+
+
+class BatchBars(UpscaleBar):
+    """Two rich bars for a folder: files done / total, and frames of the current file."""
+
+    def __init__(self, quiet: bool, total: int) -> None:
+        super().__init__(quiet, "")
+        self.files = self.bar.add_task("[bold]all files", total=total, fps=0.0, window="")
+        self.done = 0
+
+    def file(self, index: int, item) -> None:
+        if item.status == "running":  # a fresh per-file bar (its frame count comes with the first update)
+            self.bar.remove_task(self.task)
+            self.task = self.bar.add_task(escape(item.input.name), total=None, fps=0.0, window="")
+            return
+        self.done += 1
+        self.bar.update(self.files, completed=self.done, window=escape(f"{item.input.name}: {item.status}"))
+        if not self.started:
+            self.bar.start()
+            self.started = True
+
+
+class DownloadBars:
+    """Rich progress for `download-weights`: one bar per file and one for the whole download."""
+
+    def __init__(self, console: Console, total: int) -> None:
+        self.bars = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            disable=not console.is_terminal,  # no bar spam in logs and pipes
+        )
+        self.overall = self.bars.add_task("[bold]total[/]", total=total)
+        self.tasks: dict[tuple[str, str], object] = {}
+        self.done: dict[str, int] = {}
+
+    def __call__(self, stage: str, name: str, done: int, total: int) -> None:
+        if stage == "cached":
+            return
+        key = (stage, name)
+        if key not in self.tasks:
+            label = name if stage == "download" else f"verify {name}"
+            self.tasks[key] = self.bars.add_task(escape(label), total=total)
+        self.bars.update(self.tasks[key], completed=done, total=total, visible=stage == "download" or done < total)
+        if stage == "download":
+            self.bars.advance(self.overall, done - self.done.get(name, 0))
+            self.done[name] = done
+
+    def __enter__(self) -> DownloadBars:
+        self.bars.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bars.stop()
+

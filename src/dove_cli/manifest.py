@@ -1,0 +1,60 @@
+"""`--manifest run.json`: a JSON sidecar with everything needed to reproduce or report a run."""
+
+from __future__ import annotations
+
+import json
+import platform
+from dataclasses import asdict
+from fractions import Fraction
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import av
+import diffusers
+import torch
+
+from dove_cli import __version__, video_io
+from dove_cli.engine import Restorer
+from dove_cli.errors import OutputError
+from dove_cli.options import UpscaleOptions
+
+if TYPE_CHECKING:
+    from dove_cli.upscaling import UpscaleResult
+
+
+def write_manifest(path: Path, input: str | Path, opts: UpscaleOptions, result: UpscaleResult, model: Restorer) -> None:
+    """Options, plan, results and per-stage times, model hashes and versions; written atomically."""
+    doc = {
+        "dove": __version__,
+        "input": str(Path(input).absolute()),
+        "output": str(Path(result.output).absolute()),
+        "options": asdict(opts),
+        "plan": {k: (str(v) if isinstance(v, Fraction) else v) for k, v in asdict(result.plan).items()},
+        "result": {
+            "frames": result.frames,
+            "seconds": round(result.seconds, 3),
+            "peak_host_bytes": result.peak_host_bytes,
+            "peak_device_bytes": result.peak_device_bytes,
+            "tile_used": result.tile_used,
+            "offload_used": result.offload_used,
+            "oom_retries": result.retries,
+            "stages_seconds": {k: round(v, 4) for k, v in result.stages.items()},
+        },
+        "model": model.fingerprint(),
+        "versions": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "diffusers": diffusers.__version__,
+            "av": av.__version__,
+            "cuda": torch.version.cuda,
+            "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+        },
+    }
+    tmp = path.with_name(f".{path.name}.dove-tmp")
+    try:
+        video_io.make_folder(path.parent, path)
+        tmp.write_text(json.dumps(doc, indent=2, default=str))
+        tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise OutputError(f"{path}: cannot write the manifest ({exc.strerror}); the video is complete") from None

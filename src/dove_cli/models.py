@@ -1,0 +1,102 @@
+"""Which model a run uses, on which device: the downloaded DOVE, a folder or hub id, `bilinear`,
+the random `tiny` / `full-random` models, or (for `--dry-run`) a weightless skeleton."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Literal
+
+import torch
+
+from dove_cli import engine, weights
+from dove_cli.engine import DTYPES, BilinearModel, DoveModel, Restorer
+from dove_cli.errors import ModelError, OptionError
+from dove_cli.options import UpscaleOptions
+
+log = logging.getLogger(__name__)
+
+
+
+def resolve_device(opts: UpscaleOptions) -> tuple[torch.device, torch.dtype]:
+    """cuda when present (else cpu, with a warning), bf16 on cuda and fp32 on cpu by default."""
+    name = opts.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise OptionError(f"unknown --device {name!r}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise OptionError("--device cuda was asked for, but no CUDA GPU is visible")
+    if device.type == "cuda":
+        if device.index is None:  # "cuda" != "cuda:0" to torch and accelerate: always name the index
+            device = torch.device("cuda", torch.cuda.current_device())
+        if device.index >= torch.cuda.device_count():
+            raise OptionError(f"--device {name}: only {torch.cuda.device_count()} CUDA GPU(s) are visible")
+        torch.cuda.set_device(device)  # what libraries that use "the current GPU" (bitsandbytes, timers) see
+    if opts.dtype is not None and opts.dtype not in DTYPES:
+        raise OptionError(f"--dtype {opts.dtype!r} is not one of {', '.join(DTYPES)}")
+    dtype = DTYPES[opts.dtype or ("bf16" if device.type == "cuda" else "fp32")]
+    return device, dtype
+
+
+def load_model(opts: UpscaleOptions, device: torch.device, dtype: torch.dtype) -> Restorer:
+    """'bilinear', 'tiny', 'full-random', or real weights (a folder, hub id, or the default)."""
+    name = opts.model
+    if name == "bilinear":
+        if opts.quantize != "none" or opts.offload != "none":
+            log.warning("--model bilinear has no network: --quantize and --offload do nothing")
+        return BilinearModel(device)
+    if dtype == torch.float16:
+        log.warning("--dtype fp16: CogVideoX1.5 was trained in bf16 and can overflow in fp16 (the run stops if it "
+                    "does); bf16 is the safe choice")  # fmt: skip
+    if size := random_size(opts):
+        return engine.build_random(size, device=device, dtype=dtype, posterior=opts.posterior, offload=opts.offload,
+                                   vae_tiling=opts.vae_tiling)  # fmt: skip
+    folder = weights.resolve_model(name, download=opts.download)
+    return DoveModel.from_pretrained(
+        folder,
+        device=device,
+        dtype=dtype,
+        posterior=opts.posterior,
+        quantize=opts.quantize,
+        offload=opts.offload,
+        vae_tiling=opts.vae_tiling,
+    )
+
+
+def random_size(opts: UpscaleOptions) -> Literal["tiny", "full"] | None:
+    """'tiny' / 'full' for --model tiny / full-random (random weights built in memory), else None."""
+    if opts.model not in ("tiny", "full-random"):
+        return None
+    if opts.quantize != "none":
+        raise OptionError(f"--quantize is applied while loading weights; --model {opts.model} is built in memory")
+    return "tiny" if opts.model == "tiny" else "full"
+
+
+def planning_model(opts: UpscaleOptions, device: torch.device, dtype: torch.dtype) -> tuple[Restorer, str]:
+    """The model for a --dry-run: its architecture on the meta device, no weights read or downloaded.
+
+    A folder's own configs when the weights are here; before `dove download-weights`, the
+    CogVideoX1.5-5B architecture every DOVE checkpoint shares, so a plan can come before 11 GB of
+    downloads. Returns the model and a note on how it was sized.
+    """
+    name = opts.model
+    if name == "bilinear":
+        return load_model(opts, device, dtype), ""
+    if size := random_size(opts):
+        return engine.skeleton(*engine.RANDOM_CONFIGS[size], device=device, dtype=dtype), ""
+    try:
+        folder = weights.resolve_model(name, download=False)
+    except ModelError:
+        if name and (Path(name).expanduser().exists() or not weights.is_hub_id(name)):
+            raise  # a folder that is broken or absent: the same error a real run gives
+        note = "weights not downloaded yet: planned for the CogVideoX1.5-5B architecture of every DOVE checkpoint"
+        return engine.skeleton(*engine.RANDOM_CONFIGS["full"], device=device, dtype=dtype, quantize=opts.quantize), note
+    configs = []
+    for part in ("transformer", "vae"):
+        try:
+            configs.append(json.loads((folder / part / "config.json").read_text()))
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"{folder / part / 'config.json'}: cannot read the model config ({exc})") from None
+    return engine.skeleton(*configs, device=device, dtype=dtype, quantize=opts.quantize), f"sized from {folder}"

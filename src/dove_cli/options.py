@@ -1,0 +1,203 @@
+"""Every option of `dove upscale`, declared once: its default, its choices and its help.
+
+`UpscaleOptions` is the Python API's configuration; the command line is built from its fields
+(cli.py), so a default or a choice is written in one place only. Choices come from the `Literal`
+types, help and command-line spelling from `option(...)`. `check_options` checks values that a
+type cannot say (4k+1 chunks, overlaps smaller than windows, times), before any work starts.
+
+This module imports no torch, so that `dove --help` starts at once.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from fractions import Fraction
+from typing import Any, Literal, get_args, get_origin, get_type_hints
+
+from dove_cli.errors import OptionError
+from dove_cli.windows import BlendMode, check_chunk, check_tile
+
+AUTO = -1  # tile/chunk value meaning "choose from free memory"
+
+ColorFix = Literal["none", "wavelet", "adain"]
+Posterior = Literal["sample", "mode"]
+Offload = Literal["none", "model", "sequential"]
+Quantize = Literal["none", "int8", "nf4"]
+
+
+@dataclass(frozen=True)
+class Cli:
+    """How a field appears on the command line (`--name` is the field name in kebab case)."""
+
+    help: str
+    flag: str | None = None  # another long name (e.g. --codec-option for codec_options)
+    short: str | None = None
+    metavar: str | None = None
+    shown_default: str | None = None  # default as the user types it ("auto" for AUTO)
+    parse: Callable[[Any, str], Any] | None = None  # (command-line value, flag) -> field value
+
+
+def option(default: Any, help: str, **cli: Any) -> Any:
+    """A dataclass field that carries its command-line help and spelling."""
+    meta = {"cli": Cli(help, **cli)}
+    if isinstance(default, (dict, list)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def cli_spec(cls: type, name: str) -> Cli:
+    return next(f.metadata["cli"] for f in fields(cls) if f.name == name)
+
+
+def parse_size_option(value: str | int, name: str) -> int:
+    """'auto' -> AUTO, otherwise a non-negative integer."""
+    if isinstance(value, int):
+        return value
+    if value.strip().lower() == "auto":
+        return AUTO
+    try:
+        n = int(value)
+    except ValueError:
+        raise OptionError(f"{name} must be a number or 'auto', got {value!r}") from None
+    if n < 0:
+        raise OptionError(f"{name} must not be negative, got {n}")
+    return n
+
+
+def parse_codec_options(pairs: list[str] | dict[str, str], name: str = "--codec-option") -> dict[str, str]:
+    """['crf=18', 'x264-params=...'] -> {'crf': '18', ...}."""
+    if isinstance(pairs, dict):
+        return dict(pairs)
+    out = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise OptionError(f"{name} {pair!r} must be key=value")
+        key, value = pair.split("=", 1)
+        out[key.strip()] = value
+    return out
+
+
+_TIME = re.compile(r"^(?:(\d+):)?(?:(\d+):)?(\d+(?:\.\d*)?)s?$")
+
+
+def parse_time(text: str) -> float:
+    """'80', '80.5s', '1:20', '01:01:20.5' -> seconds."""
+    m = _TIME.match(text.strip())
+    if not m:
+        raise OptionError(f"cannot read time {text!r} (use seconds, M:SS or H:MM:SS)")
+    a, b, c = m.groups()
+    parts = [float(x) for x in (a, b) if x is not None] + [float(c)]
+    seconds = 0.0
+    for p in parts:
+        seconds = seconds * 60 + p
+    return seconds
+
+
+def parse_preview(text: str) -> tuple[float, float]:
+    """'1:20+5s' -> (80.0, 5.0)."""
+    if "+" not in text:
+        raise OptionError(f"--preview {text!r} must be START+DURATION, e.g. 1:20+5s")
+    start, dur = text.split("+", 1)
+    s, d = parse_time(start), parse_time(dur)
+    if d <= 0:
+        raise OptionError(f"--preview duration must be positive in {text!r}")
+    return s, d
+
+
+@dataclass
+class UpscaleOptions:
+    """Everything `dove upscale` can be told. Sizes are output pixels; AUTO = choose from memory."""
+
+    # -- model
+    model: str | None = option(
+        None,
+        "Model folder or hub id (default: the downloaded DOVE); bilinear (no network, a preview), tiny (a tiny "
+        "random DOVE: the real code path) or full-random (the 5B architecture, random weights).",
+        short="-m",
+        metavar="NAME",
+    )
+    scale: int = option(4, "Upscaling factor.", short="-s", metavar="N")
+    device: str | None = option(None, "cuda, cuda:1 or cpu (default: cuda when present).", metavar="DEVICE")
+    dtype: Literal["bf16", "fp16", "fp32"] | None = option(None, "Default: bf16 on a GPU, fp32 on the CPU.")
+    offload: Offload = option("none", "model: one part on the GPU at a time; sequential: layer by layer.")
+    vae_tiling: bool = option(False, "Let the VAE tile internally (less memory).")
+    quantize: Quantize = option("none", "Transformer weights in int8 or nf4 (bitsandbytes).")
+    posterior: Posterior = option("sample", "VAE posterior: sample (seeded, the release) or mode.")
+    seed: int = option(42, "Seed for --posterior sample.", metavar="N")
+    download: bool = option(False, "Download the default weights if missing.")
+    # -- windows
+    tile: int = option(AUTO, "Tile size in output px; 0 = whole frame; auto = fit free memory.", metavar="PX|auto",
+                       shown_default="auto", parse=parse_size_option)  # fmt: skip
+    tile_overlap: int = option(64, "Tile overlap in output px.", metavar="PX")
+    chunk: int = option(AUTO, "Frames per window, 4k+1 (e.g. 33); 0 = whole video; auto.", metavar="N|auto",
+                        shown_default="auto", parse=parse_size_option)  # fmt: skip
+    chunk_overlap: int = option(8, "Frames shared by neighbouring chunks.", metavar="N")
+    blend: BlendMode = option("cosine", "cosine (smooth) or hard (the release's valid-region cut).")
+    pad: Literal["replicate", "zero"] = option("replicate", "Pad to the model block: replicate, or zero (the release).")
+    scene_cuts: Literal["auto", "off"] = option("auto", "auto: no window spans a shot change.")
+    color_fix: ColorFix = option("wavelet", "Keep the input's colours (low frequencies or channel statistics).")
+    # -- input
+    fps: str | None = option(None, "Frame rate of an image-sequence input (e.g. 24000/1001).", metavar="RATE")
+    rotate: Literal["keep", "apply"] = option("keep", "keep the rotation tag (phone videos), or apply it to the pixels.")
+    deinterlace: Literal["off", "frame", "field"] = option(
+        "off", "frame (bwdif, same rate) or field (a frame per field, 50i -> 50p)."
+    )
+    ignore_decode_errors: bool = option(False, "Skip undecodable frames (reported) instead of stopping.")
+    preview: str | None = option(None, "Only START+DURATION, e.g. 1:20+5s.", metavar="SPAN")
+    # -- output
+    codec: str | None = option(
+        None, "h264, hevc, av1, vp9, ffv1, prores, png (default: h264; vp9 for .webm).", metavar="CODEC"
+    )
+    crf: int | None = option(None, "Quality (codec default: visually lossless).", metavar="N")
+    preset: str | None = option(None, "Encoder preset.", metavar="NAME")
+    pix_fmt: str | None = option(None, "e.g. yuv420p, yuv444p, yuv420p10le.", metavar="FMT")
+    codec_options: dict[str, str] = option(
+        {}, "key=value passed to the encoder (repeatable).", flag="--codec-option", metavar="K=V",
+        parse=parse_codec_options,
+    )  # fmt: skip
+    audio: Literal["copy", "transcode", "none"] = option("copy", "copy, transcode (AAC/Opus) or none.")
+    subtitles: Literal["copy", "none"] = option("copy", "copy or none.")
+    compare: bool = option(False, "Write input (bilinear) | output side by side.")
+    manifest: str | None = option(None, "Write a JSON sidecar of the run here.", metavar="FILE")
+    overwrite: bool = option(False, "Replace an existing output (and any unfinished run).")
+    resume: bool = option(False, "Continue an interrupted run (from OUTPUT.dove-work/).")
+
+
+def choices(cls: type) -> dict[str, tuple[str, ...]]:
+    """The allowed values of every field typed as a Literal (None aside), by field name."""
+    out = {}
+    for name, hint in get_type_hints(cls).items():
+        args = [a for a in get_args(hint) if a is not type(None)]  # Literal[...] | None
+        literal = next((a for a in args if get_origin(a) is Literal), hint if get_origin(hint) is Literal else None)
+        if literal is not None:
+            out[name] = tuple(get_args(literal))
+    return out
+
+
+def check_options(opts: UpscaleOptions) -> None:
+    """Raise OptionError, one line naming the option, for any value the run cannot take."""
+    for name, allowed in choices(UpscaleOptions).items():
+        value = getattr(opts, name)
+        if value is not None and value not in allowed:
+            raise OptionError(f"--{name.replace('_', '-')} {value!r} is not one of: {', '.join(allowed)}")
+    if opts.scale < 1 or opts.scale > 8:
+        raise OptionError(f"--scale {opts.scale} is out of range (1 to 8)")
+    if opts.chunk != AUTO:
+        check_chunk(opts.chunk, opts.chunk_overlap)
+    elif opts.chunk_overlap < 0:
+        raise OptionError("--chunk-overlap must not be negative")
+    if opts.tile != AUTO:
+        check_tile(opts.tile, opts.tile_overlap, 16)
+    elif opts.tile_overlap < 0:
+        raise OptionError(f"--tile-overlap {opts.tile_overlap} must not be negative")
+    if opts.preview:
+        parse_preview(opts.preview)
+    if opts.fps is not None:
+        try:
+            rate = Fraction(str(opts.fps))
+        except (ValueError, ZeroDivisionError):
+            rate = Fraction(0)
+        if rate <= 0:
+            raise OptionError(f"--fps {opts.fps} is not a positive frame rate (e.g. 24, 29.97 or 30000/1001)")

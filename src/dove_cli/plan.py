@@ -1,0 +1,183 @@
+"""The plan of a run, decided before the first frame: window sizes, memory and time estimates.
+
+Pure functions of the input's description, the model's cost model (`Restorer.estimate_*`) and the
+free memory; `--dry-run` prints a plan and stops.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+
+import psutil
+import torch
+
+from dove_cli.engine import Restorer
+from dove_cli.errors import InputError, OptionError
+from dove_cli.options import AUTO, UpscaleOptions, parse_preview
+from dove_cli.video_io import VideoInfo
+from dove_cli.windows import plan_spans, plan_tiles
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CHUNK = 33  # the paper's clip length: 33 frames -> 9 latent frames
+MIN_TILE = 64  # smallest tile an OOM retry goes down to (output px)
+ACCUMULATOR_MAX_DEVICE_BYTES = 8 << 30  # blend on the GPU only up to this much (and 1/4 of the budget)
+
+
+@dataclass
+class Plan:
+    """What a run will do, decided before the first frame is processed (`--dry-run` prints it)."""
+
+    input_size: tuple[int, int]  # LQ (h, w)
+    padded_size: tuple[int, int]  # LQ after padding to the model's block
+    output_size: tuple[int, int]  # (s*h, s*w)
+    frames: int  # as probed (estimate for some containers)
+    fps: Fraction
+    chunk: int
+    chunk_overlap: int
+    tile: int
+    tile_overlap: int
+    tiles: int
+    chunks: int
+    device: str
+    dtype: str
+    est_peak_device_bytes: int
+    est_peak_host_bytes: int
+    est_seconds: float | None
+    model_note: str = ""  # how the model was sized when no weights were read (--dry-run)
+    blend_on_device: bool = False  # the float frame accumulators live on the GPU (see make_plan)
+
+    def windows(self) -> int:
+        return self.tiles * self.chunks
+
+
+def lq_block(scale: int, multiple: int) -> int:
+    """LQ padding block: the smallest q such that scale * q is a multiple of the model's block."""
+    return multiple // math.gcd(multiple, scale)
+
+
+def memory_budget(device: torch.device, not_yet_loaded: int = 0) -> int:
+    """Bytes a window may use, of what is free now less the weights that will arrive later."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        free += torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)  # torch's own cache is ours
+        return int(max(0, free - not_yet_loaded) * 0.85)
+    return int(max(0, psutil.virtual_memory().available - not_yet_loaded) * 0.5)
+
+
+def weights_to_come(model: Restorer, offload: str, device: torch.device) -> int:
+    """Weight bytes that will share the window's memory during the run but do not take any now.
+
+    A skeleton (--dry-run) has none loaded yet; with --offload model the parts wait on the host and
+    take their turn on the GPU (sequential offload brings one layer at a time: left out).
+    """
+    if device.type == "cuda" and offload == "model":
+        return model.weights_bytes()
+    if model.is_skeleton and (device.type != "cuda" or offload == "none"):
+        return model.weights_bytes()
+    return 0
+
+
+def resolve_chunk(chunk: int, frames: int) -> int:
+    """--chunk auto: the whole clip when it is no longer than the paper's 33 frames, else 33."""
+    if chunk != AUTO:
+        return chunk
+    return 0 if 0 < frames <= DEFAULT_CHUNK else DEFAULT_CHUNK
+
+
+def choose_windows(
+    model: Restorer, frames: int, height: int, width: int, opts: UpscaleOptions, budget: int
+) -> tuple[int, int]:
+    """(chunk, tile) from the options, choosing AUTO values so that one window fits `budget`."""
+    m = model.spatial_multiple
+    chunk = resolve_chunk(opts.chunk, frames)
+    tile = opts.tile
+    max_pixels = model.max_window_pixels
+    if tile == AUTO:
+        win_frames = chunk or frames
+        tile = 0
+        side = max(height, width)
+        while True:
+            th, tw = min(side, height), min(side, width)
+            fits = model.estimate_window_bytes(win_frames, th, tw) <= budget
+            if (fits and (max_pixels is None or th * tw <= max_pixels)) or side <= MIN_TILE:
+                break
+            side = max(MIN_TILE, (side * 3 // 4) // m * m)
+        if side < max(height, width):
+            tile = side
+    elif max_pixels is not None:
+        th, tw = min(tile or height, height), min(tile or width, width)
+        if th * tw > max_pixels:
+            raise OptionError(
+                f"--tile {tile or 0}: {tw}x{th} windows are more than the CogVideoX VAE decodes in one piece "
+                f"(about {max_pixels / 1e6:.1f} MP, a diffusers limit); use --tile {math.isqrt(max_pixels) // m * m} "
+                "or smaller, or --vae-tiling"
+            )
+    return chunk, tile
+
+
+def make_plan(info: VideoInfo, model: Restorer, opts: UpscaleOptions, device: torch.device, dtype: torch.dtype) -> Plan:
+    h, w = info.height, info.width
+    if min(h, w) < 8:
+        raise InputError(f"{info.path}: frame size {w}x{h} is too small (at least 8 px a side)")
+    q = lq_block(opts.scale, model.spatial_multiple)
+    hp, wp = -(-h // q) * q, -(-w // q) * q
+    big_h, big_w = hp * opts.scale, wp * opts.scale
+    frames = info.num_frames or 0
+    if opts.preview:
+        start, dur = parse_preview(opts.preview)
+        frames = max(1, min(frames or 10**9, math.ceil(dur * float(info.fps or 25))))
+    budget = memory_budget(device, weights_to_come(model, opts.offload, device))
+    # The float accumulators of the frames being blended: on the GPU when they are small next to it
+    # (then only 8-bit frames cross to the host), and then the windows get that much less room.
+    accumulators = accumulator_bytes(resolve_chunk(opts.chunk, frames), frames, big_h, big_w, opts.chunk_overlap)
+    blend_on_device = device.type == "cuda" and accumulators < min(budget // 4, ACCUMULATOR_MAX_DEVICE_BYTES)
+    chunk, tile = choose_windows(model, frames, big_h, big_w, opts, budget - accumulators * blend_on_device)
+    ys, xs, tile_overlap = plan_tiles(big_h, big_w, tile, opts.tile_overlap, model.spatial_multiple)
+    chunks = len(plan_spans(frames, chunk, opts.chunk_overlap)) if frames else 0
+    win_f = chunk or frames
+    th, tw = ys[0].length, xs[0].length
+    weights = model.weights_bytes()
+    act = model.estimate_window_bytes(max(win_f, 1), th, tw)
+    lq_frames = (win_f + chunk) * hp * wp * 3 * 2
+    host = lq_frames + (0 if blend_on_device else accumulators)
+    if device.type == "cpu":
+        host += weights + act
+    per_window = model.estimate_seconds(max(win_f, 1), th, tw)
+    est = None if per_window is None else per_window * len(ys) * len(xs) * max(chunks, 1)
+    return Plan(
+        input_size=(h, w),
+        padded_size=(hp, wp),
+        output_size=(h * opts.scale, w * opts.scale),
+        frames=frames,
+        fps=info.fps,
+        chunk=chunk,
+        chunk_overlap=opts.chunk_overlap if chunk else 0,
+        tile=ys[0].length if len(ys) > 1 or len(xs) > 1 else 0,
+        tile_overlap=tile_overlap,
+        tiles=len(ys) * len(xs),
+        chunks=chunks,
+        device=str(device),
+        dtype=str(dtype).replace("torch.", ""),
+        est_peak_device_bytes=(weights + act + accumulators * blend_on_device) if device.type == "cuda" else 0,
+        est_peak_host_bytes=int(host),
+        est_seconds=est,
+        blend_on_device=blend_on_device,
+    )
+
+
+def warn_if_host_memory_short(plan: Plan) -> None:
+    """Say so before hours of swapping (or an OOM kill) when the plan needs more RAM than is free."""
+    available = psutil.virtual_memory().available
+    if plan.est_peak_host_bytes > available:
+        log.warning("this run needs about %.1f GiB of host memory and %.1f GiB is available: it may swap or be "
+                    "killed; a shorter --chunk or a smaller --scale needs less", plan.est_peak_host_bytes / 2**30,
+                    available / 2**30)  # fmt: skip
+
+
+def accumulator_bytes(chunk: int, frames: int, height: int, width: int, overlap: int) -> int:
+    """float32 output frames held while they are blended: two windows' worth and the overlap."""
+    return (2 * (chunk or frames or 1) + overlap + 2) * 3 * height * width * 4

@@ -1,0 +1,111 @@
+"""Decoding and encoding on background threads, so that the model never waits for either."""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import numpy as np
+
+from dove_cli.timing import StageTimer
+from dove_cli.video_io import VideoWriter
+
+# Test hook: exit at once (os._exit, as a power loss would) when this many output frames are
+# written, so that tests can check --resume after a hard kill. Never set it in normal use.
+DIE_AFTER_ENV = "DOVE_TEST_DIE_AFTER_FRAMES"
+
+
+def read_ahead(items: Iterable[Any], timer: StageTimer, depth: int = 8) -> Iterator[Any]:
+    """Iterate `items` in a background thread, `depth` items ahead (time spent counts as "decode")."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def work() -> None:
+        try:
+            it = iter(items)
+            while True:
+                t0 = time.perf_counter()
+                item = next(it, done)
+                timer.seconds["decode"] += time.perf_counter() - t0
+                if item is done:
+                    break
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(done)
+        except BaseException as exc:  # handed to the consumer
+            q.put(exc)
+
+    thread = threading.Thread(target=work, name="dove-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
+class BackgroundWriter:
+    """Encodes on a background thread behind a bounded queue (time spent counts as "encode").
+
+    `write(index, rgb, pts, end)`: `end` closes a segment after this frame (resume.SegmentedWriter).
+    """
+
+    def __init__(self, writer: VideoWriter, timer: StageTimer, depth: int = 8) -> None:
+        self.writer, self.timer = writer, timer
+        self.q: queue.Queue = queue.Queue(maxsize=depth)
+        self.error: BaseException | None = None
+        self.die_after = int(os.environ.get(DIE_AFTER_ENV) or 0)
+        self.thread = threading.Thread(target=self._run, name="dove-writer", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self.q.get()
+            if item is None:
+                return
+            if self.error is None:
+                try:
+                    index, rgb, pts, end = item
+                    t0 = time.perf_counter()
+                    self.writer.write(rgb, pts)
+                    if end:
+                        self.writer.end_segment()
+                    self.timer.seconds["encode"] += time.perf_counter() - t0
+                    if self.die_after and index + 1 >= self.die_after:
+                        os._exit(1)  # the test hook: die like a power loss, no clean-up
+                except BaseException as exc:
+                    self.error = exc
+
+    def write(self, index: int, rgb: np.ndarray, pts: int | None, end: bool = False) -> None:
+        if self.error is not None:
+            raise self.error
+        self.q.put((index, rgb, pts, end))
+
+    def finish(self) -> None:
+        """Wait until every frame is written; raise what the thread ran into."""
+        self.q.put(None)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+    def stop(self) -> None:
+        """Stop once the frames already queued are written, raising nothing (the run is failing)."""
+        self.q.put(None)
+        self.thread.join()

@@ -1,0 +1,167 @@
+"""One temporal window through the model, tile by tile: the spatial half of the window plan.
+
+`TiledRestorer.restore_window` cuts each tile's LQ crop, upsamples it, runs the model and blends
+the tiles into one [F, 3, H, W] window. When the device runs out of memory it retries the window
+with half the tile (down to MIN_TILE), then with the model offloaded, and reports each change so
+that a resumed run tiles every window as this one did.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from dove_cli.blend import blend_into
+from dove_cli.engine import Restorer, upsample
+from dove_cli.errors import ModelError, OutOfMemory
+from dove_cli.plan import MIN_TILE
+from dove_cli.timing import StageTimer
+from dove_cli.windows import BlendMode, Span, axis_weights, plan_tiles
+
+log = logging.getLogger(__name__)
+
+
+def lq_window(frames: list[torch.Tensor], ys: Span, xs: Span, scale: int) -> tuple[torch.Tensor, int, int]:
+    """The LQ crop whose upsampling covers an output window exactly, with a 1 px context margin.
+
+    Returns ([F, 3, lh, lw], row offset, column offset) of the window inside the upsampled crop.
+    """
+    hp, wp = frames[0].shape[-2:]
+    ly0, ly1 = max(ys.start // scale - 1, 0), min(-(-ys.stop // scale) + 1, hp)
+    lx0, lx1 = max(xs.start // scale - 1, 0), min(-(-xs.stop // scale) + 1, wp)
+    crop = torch.stack([f[:, ly0:ly1, lx0:lx1] for f in frames])
+    return crop, ys.start - ly0 * scale, xs.start - lx0 * scale
+
+
+TileChange = Callable[[int, int], None]  # (first frame of the window, new tile)
+
+
+class TiledRestorer:
+    """Restores whole-frame temporal windows with a model that may only fit tiles of them."""
+
+    def __init__(
+        self,
+        model: Restorer,
+        *,
+        scale: int,
+        size: tuple[int, int],
+        tile: int,
+        tile_overlap: int,
+        blend: BlendMode,
+        seed: int,
+        offload: str,
+        out_device: torch.device,
+        timer: StageTimer,
+        max_value: int = 255,
+        tile_changes: list[tuple[int, int]] = (),  # type: ignore[assignment]
+        on_tile_change: TileChange | None = None,
+    ) -> None:
+        """size: the upsampled padded frame (H, W); out_device: where the blended windows go;
+        tile_changes: (first frame, tile) of an interrupted run's out-of-memory shrinks, to repeat."""
+        self.model, self.scale, self.size = model, scale, size
+        self.tile_overlap, self.blend, self.seed, self.timer = tile_overlap, blend, seed, timer
+        self.planned_tile = tile
+        self.out_device = out_device
+        self.offload_used = offload
+        self.retries = 0
+        self.max_value = max_value  # code value of white: 255, or 65535 for 16-bit frames
+        self.changes = [tuple(c) for c in tile_changes]
+        self.on_tile_change = on_tile_change
+        self._set_tiles(tile)
+
+    def _set_tiles(self, tile: int) -> None:
+        ys, xs, overlap = plan_tiles(*self.size, tile, self.tile_overlap, self.model.spatial_multiple)
+        self.ys, self.xs = ys, xs
+        self.wy = axis_weights(ys, overlap, self.blend)
+        self.wx = axis_weights(xs, overlap, self.blend)
+        self.tile = tile
+
+    def restore_window(self, frames: list[torch.Tensor], span: Span) -> torch.Tensor:
+        """Padded LQ frames [3, hp, wp] of one temporal window -> [F, 3, H, W] in [0, 1] on out_device."""
+        scheduled = [tile for start, tile in self.changes if start <= span.start]
+        if scheduled and scheduled[-1] != self.tile:  # a resume repeats the interrupted run's shrinks
+            self._set_tiles(scheduled[-1])
+        while True:
+            try:
+                return self._restore_tiles(frames, span)
+            except torch.OutOfMemoryError:
+                pass
+            self._shrink(span)  # out of the except block: the failed attempt's tensors are freed by now
+
+    def _change_tiles(self, span: Span, tile: int) -> None:
+        """Tile from this window on, reported so that a resume repeats the change."""
+        self._set_tiles(tile)
+        self.changes.append((span.start, tile))
+        if self.on_tile_change:
+            self.on_tile_change(span.start, tile)
+
+    def _shrink(self, span: Span) -> None:
+        """After a device OOM: smaller tiles, then offload, then give up with a clear message."""
+        self.retries += 1
+        if self.model.device.type == "cuda":
+            torch.cuda.empty_cache()
+        current = self.tile or max(self.size)
+        m = self.model.spatial_multiple
+        if current > MIN_TILE:
+            new = max(MIN_TILE, (current // 2) // m * m)
+            log.warning("out of GPU memory at frames %d-%d; retrying with --tile %d", span.start, span.stop, new)
+            self._change_tiles(span, new)
+            return
+        if self.offload_used == "none" and self.model.can_offload():
+            log.warning("out of GPU memory at the smallest tile; retrying with --offload model and the planned tiles")
+            self.model.offload_model()
+            self.offload_used = "model"
+            if self.planned_tile != self.tile:  # 11 GB of weights left the GPU: the planned tiles may fit now
+                self._change_tiles(span, self.planned_tile)
+            return
+        raise OutOfMemory(
+            f"out of GPU memory even with --tile {current} and --offload {self.offload_used}; "
+            "try --quantize nf4, --offload sequential or a shorter --chunk"
+        )
+
+    def _restore_tiles(self, frames: list[torch.Tensor], span: Span) -> torch.Tensor:
+        if len(self.ys) * len(self.xs) == 1:  # one tile, weight 1 everywhere: its output is the result
+            return self._restore_tile(frames, self.ys[0], self.xs[0], span).to(self.out_device)
+        out = torch.zeros(len(frames), 3, *self.size, dtype=torch.float32, device=self.out_device)
+        covered = torch.zeros(*self.size, dtype=torch.float32, device=self.out_device)  # weight so far
+        for iy, ys in enumerate(self.ys):
+            for ix, xs in enumerate(self.xs):
+                res = self._restore_tile(frames, ys, xs, span)
+                with self.timer.stage("blend"):
+                    weight = torch.from_numpy(np.outer(self.wy[iy], self.wx[ix])).float().to(self.out_device)
+                    region = (slice(ys.start, ys.stop), slice(xs.start, xs.stop))
+                    blend_into(out[:, :, region[0], region[1]], covered[region], res.to(self.out_device), weight)
+        return out
+
+    def _restore_tile(self, frames: list[torch.Tensor], ys: Span, xs: Span, span: Span) -> torch.Tensor:
+        """One window through the model: [F, 3, h, w] in [0, 1] on the model's device."""
+        device = self.model.device
+        with self.timer.stage("upsample"):
+            crop, oy, ox = lq_window(frames, ys, xs, self.scale)
+            # Interpolate code values (as the release does): with k/(2s) weights the
+            # sums are exact in float32, so a tile equals the same crop of the whole frame.
+            up = upsample(crop.to(device).float(), self.scale)[:, :, oy : oy + ys.length, ox : ox + xs.length]
+            video = (up / self.max_value * 2.0 - 1.0).permute(1, 0, 2, 3)[None]  # [1, 3, F, H, W]
+            del crop, up  # not held through the transformer and the decode
+        gen = torch.Generator(device).manual_seed(self.seed)
+        res = self.model.restore(video, generator=gen, timer=self.timer)[0].permute(1, 0, 2, 3)
+        if self.model.may_overflow and not bool(torch.isfinite(res).all()):
+            hint = " (fp16 overflows in this model: use --dtype bf16)" if self.model.dtype == torch.float16 else ""
+            raise ModelError(f"the model's output for frames {span.start}-{span.stop - 1} is not finite "
+                             f"(NaN/Inf){hint}")  # fmt: skip
+        return res
+
+
+def pad_frame(frame: torch.Tensor, hp: int, wp: int, mode: str) -> torch.Tensor:
+    """[3, h, w] -> [3, hp, wp], padding on the right/bottom (zeros, or repeating the edge)."""
+    _, h, w = frame.shape
+    if (h, w) == (hp, wp):
+        return frame
+    if mode == "zero":
+        return F.pad(frame, (0, wp - w, 0, hp - h))
+    rows = torch.cat([frame, frame[:, -1:].expand(-1, hp - h, -1)], dim=1)
+    return torch.cat([rows, rows[:, :, -1:].expand(-1, -1, wp - w)], dim=2)

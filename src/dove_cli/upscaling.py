@@ -1,0 +1,334 @@
+"""`upscale()`: file -> frames -> windows -> engine -> blend -> file.
+
+Frames go forward only. An LQ frame is read once (reader thread, scene cuts found there), kept
+while a window or its finishing needs it, and dropped; each temporal window is restored tile by
+tile (tiled.py) and folded into the output frames it covers (blend.py); a frame that no future
+window can touch is finished and handed to the writer thread. Host memory depends on the window
+size, never on the video length.
+
+Temporal windows come from windows.ChunkStream (planned online, ending at scene cuts); sizes come
+from the plan (plan.py). Every run writes closed segments that `resume=True` continues after an
+interruption (resume.Session).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from dove_cli import resume, video_io
+from dove_cli.blend import FrameBlender, finish_frame, to_code_values, upsampled_reference
+from dove_cli.engine import Restorer
+from dove_cli.errors import InputError, OptionError, OutputError
+from dove_cli.manifest import write_manifest
+from dove_cli.models import load_model, planning_model, resolve_device
+from dove_cli.options import UpscaleOptions, check_options, parse_preview
+from dove_cli.plan import Plan, make_plan, warn_if_host_memory_short
+from dove_cli.scenes import SceneDetector
+from dove_cli.threads import BackgroundWriter, read_ahead
+from dove_cli.tiled import TiledRestorer, pad_frame
+from dove_cli.timing import StageTimer, peak_gpu_bytes, peak_host_bytes
+from dove_cli.windows import ChunkStream, span_weights
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Progress:
+    frames_done: int
+    frames_total: int
+    window: str
+    seconds: float
+
+
+@dataclass
+class UpscaleResult:
+    output: Path
+    frames: int
+    seconds: float
+    peak_host_bytes: int
+    peak_device_bytes: int
+    plan: Plan
+    tile_used: int
+    offload_used: str
+    retries: int
+    stages: dict[str, float]
+    resumed_from: int = 0  # output frames that were already saved by an interrupted run
+    windows_run: int = 0  # temporal windows the model processed in this run
+    windows_skipped: int = 0  # windows whose frames were all saved already (--resume)
+    cuts: list[int] = field(default_factory=list)  # frames that start a new shot
+    dropped_frames: int = 0  # undecodable frames skipped (--ignore-decode-errors)
+
+    def summary(self) -> str:
+        gib = 1024**3
+        fps = self.frames / self.seconds if self.seconds > 0 else 0.0
+        dev = f", peak GPU {self.peak_device_bytes / gib:.2f} GiB" if self.peak_device_bytes else ""
+        tile = f"tile {self.tile_used or 'none'}"
+        retry = f", {self.retries} OOM retries" if self.retries else ""
+        extra = f", {len(self.cuts)} scene cuts" if self.cuts else ""
+        if self.resumed_from:
+            skipped = self.windows_skipped
+            extra += f", resumed after frame {self.resumed_from} ({skipped} window{'s' * (skipped != 1)} skipped)"
+        if self.dropped_frames:
+            extra += f", {self.dropped_frames} undecodable frames dropped"
+        return (
+            f"{self.frames} frames in {self.seconds:.1f} s ({fps:.2f} fps), peak host "
+            f"{self.peak_host_bytes / gib:.2f} GiB{dev}; {tile}, chunk {self.plan.chunk or 'none'}, "
+            f"offload {self.offload_used}{retry}{extra} -> {self.output}"
+        )
+
+
+def upscale(
+    input: str | Path,
+    output: str | Path,
+    options: UpscaleOptions | None = None,
+    *,
+    progress: Callable[[Progress], None] | None = None,
+    restorer: Restorer | None = None,
+    dry_run: bool = False,
+    timer: StageTimer | None = None,
+    **overrides: Any,
+) -> UpscaleResult | Plan:
+    """Upscale `input` into `output` (a video file or an image pattern like frames/%06d.png).
+
+    Options are an `UpscaleOptions` and/or keyword overrides of its fields. Returns the plan when
+    `dry_run`, else the result with timings and peak memory. Raises DoveError for user mistakes,
+    Interrupted (exit code 130) on Ctrl-C, with the finished part kept for `resume=True`.
+    """
+    opts = replace(options or UpscaleOptions(), **overrides)
+    check_options(opts)
+    timer = timer or StageTimer()
+    t_start = time.perf_counter()
+    with video_io.open_reader(input, fps=opts.fps, rotate=opts.rotate, deinterlace=opts.deinterlace) as probe:
+        info = probe.info
+    output = Path(output)
+    manifest = _check_outputs(output, info, opts, dry_run)
+    device, dtype = resolve_device(opts)
+    session = resume.Session(output, resume.run_fingerprint(opts, info, device, dtype), resume=opts.resume,
+                             overwrite=opts.overwrite)  # fmt: skip
+    try:  # the work folder's lock is held from session.check() on
+        previous = session.check(dry_run)
+        if device.type == "cpu" and opts.model not in ("bilinear", "tiny"):
+            log.warning("running on the CPU: this is very slow; a CUDA GPU is strongly recommended")
+        if restorer is not None:
+            model, note = restorer, ""
+        elif dry_run:  # plans from the architecture alone: nothing loaded, nothing downloaded
+            model, note = planning_model(opts, device, dtype)
+        else:
+            model, note = load_model(opts, device, dtype), ""
+        # A resumed run must use the windows the interrupted one chose ('auto' depends on free memory).
+        plan_opts = replace(opts, chunk=previous.chunk, tile=previous.tile) if previous else opts
+        plan = replace(make_plan(info, model, plan_opts, device, dtype), model_note=note)
+        warn_if_host_memory_short(plan)
+        if dry_run:
+            return plan
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        made = video_io.make_folder(output.parent, output)  # the resume work folder sits beside the output
+        try:
+            stats = _stream(input, info, model, plan, opts, session, progress=progress, timer=timer, t_start=t_start)
+        except KeyboardInterrupt:
+            video_io.remove_made_folders(made)  # only if still empty
+            raise session.interrupted() from None
+        except BaseException:
+            session.failed()
+            video_io.remove_made_folders(made)
+            raise
+        session.finished()
+        result = UpscaleResult(
+            output=output,
+            frames=stats.written,
+            seconds=time.perf_counter() - t_start,
+            peak_host_bytes=peak_host_bytes(),
+            peak_device_bytes=peak_gpu_bytes(device),
+            plan=plan,
+            tile_used=stats.tile_used,
+            offload_used=stats.offload_used,
+            retries=stats.retries,
+            stages=dict(timer.seconds),
+            resumed_from=stats.resumed_from,
+            windows_run=stats.windows_run,
+            windows_skipped=stats.windows_skipped,
+            cuts=stats.cuts,
+            dropped_frames=stats.dropped_frames,
+        )
+        if manifest is not None:
+            write_manifest(manifest, input, opts, result, model)
+        return result
+    finally:
+        session.release()
+
+
+def _check_outputs(output: Path, info: video_io.VideoInfo, opts: UpscaleOptions, dry_run: bool) -> Path | None:
+    """Refuse before any work what would fail or overwrite at the end; returns the manifest path."""
+    inputs = info.files or [Path(info.path)]
+    if opts.resume and not opts.overwrite and output.exists() and not resume.work_folder(output).exists():
+        raise OutputError(f"{output}: already exists and no run into it was interrupted, so there is nothing to "
+                          "resume (use --overwrite to redo it)")  # fmt: skip
+    video_io.check_output(output, overwrite=opts.overwrite, inputs=inputs)
+    if not dry_run and (dropped := video_io.attachments_dropped(info, output, opts.subtitles)):
+        log.warning("%s", dropped)
+    if opts.manifest is None:
+        return None
+    manifest = Path(opts.manifest)
+    if manifest.absolute() == output.absolute():
+        raise OptionError(f"--manifest {manifest} is the output file; give it its own name, like {output}.json")
+    video_io.check_output(manifest, overwrite=opts.overwrite, inputs=inputs)
+    return manifest
+
+
+@dataclass
+class _StreamStats:
+    written: int = 0
+    resumed_from: int = 0
+    windows_run: int = 0
+    windows_skipped: int = 0
+    cuts: list[int] = field(default_factory=list)
+    dropped_frames: int = 0
+    tile_used: int = 0
+    offload_used: str = "none"
+    retries: int = 0
+
+
+def _with_cuts(frames: Iterable[video_io.Frame], detector: SceneDetector | None) -> Iterator[tuple[Any, bool]]:
+    """(frame, starts a new shot); runs in the reader thread, so detection overlaps model work."""
+    for frame in frames:
+        yield frame, (detector.push(frame.rgb) if detector is not None else False)
+
+
+def _stream(
+    input: str | Path,
+    info: video_io.VideoInfo,
+    model: Restorer,
+    plan: Plan,
+    opts: UpscaleOptions,
+    session: resume.Session,
+    *,
+    progress: Callable[[Progress], None] | None,
+    timer: StageTimer,
+    t_start: float,
+) -> _StreamStats:
+    """Read, plan windows (shot-aware), restore, blend, finish, write; skip the model for saved frames.
+
+    A resumed run replays the same plan from the first frame (decoding is cheap next to the
+    model), runs only windows that reach past the saved frames, and closes segments where an
+    uninterrupted run does (session.segment_end).
+    """
+    hp, wp = plan.padded_size
+    out_h, out_w = plan.output_size
+    in_h, in_w = plan.input_size
+    max_value = 65535 if info.bit_depth > 8 else 255  # the reader gives uint16 frames above 8 bits
+    bits16 = _wants_16bit(opts.pix_fmt, info)
+    color_fix = "none" if model.output_is_input else opts.color_fix
+    start, duration = parse_preview(opts.preview) if opts.preview else (None, None)
+    first = session.start(plan.chunk, plan.tile)
+    if first:
+        log.info("%s: resuming after %d saved frames", session.output, first)
+    out_device = model.device if plan.blend_on_device else torch.device("cpu")
+    tiles = TiledRestorer(
+        model, scale=opts.scale, size=(hp * opts.scale, wp * opts.scale), tile=plan.tile,
+        tile_overlap=plan.tile_overlap, blend=opts.blend, seed=opts.seed, offload=opts.offload, out_device=out_device,
+        timer=timer, max_value=max_value, tile_changes=session.tile_changes, on_tile_change=session.record_tile_change,
+    )  # fmt: skip
+    blender = FrameBlender()
+    chunks = ChunkStream(plan.chunk, plan.chunk_overlap)
+    detector = SceneDetector() if opts.scene_cuts == "auto" else None
+    lq: dict[int, torch.Tensor] = {}  # frame index -> padded LQ frame [3, hp, wp], while a window needs it
+    pts: dict[int, int] = {}
+
+    def finish(t: int) -> np.ndarray:
+        """Crop the padding, colour-fix (against the upsampled input) and round one final frame."""
+        frame = blender.pop(t)[:, :out_h, :out_w]
+        reference = None
+        if color_fix != "none" or opts.compare:
+            reference = upsampled_reference(lq[t][:, :in_h, :in_w].to(out_device), opts.scale, max_value)
+        return to_code_values(finish_frame(frame, reference, color_fix, opts.compare), bits16)
+
+    stats = _StreamStats(resumed_from=first)
+    written = read = 0
+    reader_opts = dict(fps=opts.fps, rotate=opts.rotate, ignore_decode_errors=opts.ignore_decode_errors,
+                       deinterlace=opts.deinterlace, warn=False)  # the probe warned once  # fmt: skip
+    writer_options = dict(codec=opts.codec, crf=opts.crf, preset=opts.preset, pix_fmt=opts.pix_fmt,
+                          codec_options=resume.encoder_options(opts.codec_options))  # fmt: skip
+    join_options = dict(audio=opts.audio, subtitles=opts.subtitles, overwrite=opts.overwrite, start=start,
+                        end=None if start is None else start + duration)  # fmt: skip
+    width = out_w * 2 if opts.compare else out_w
+    with video_io.open_reader(input, start=start, duration=duration, **reader_opts) as reader, session.open_writer(
+        info, width, out_h, writer_options=writer_options, join_options=join_options
+    ) as raw_writer:
+        writer = BackgroundWriter(raw_writer, timer)
+        frames = read_ahead(_with_cuts(reader, detector), timer)
+        try:
+            eof = False
+            while not eof:
+                with timer.stage("wait_input"):
+                    item = next(frames, None)
+                if item is None:
+                    eof = True
+                else:
+                    frame, cut = item
+                    if cut:
+                        chunks.cut(read)
+                    rgb = torch.from_numpy(np.ascontiguousarray(frame.rgb)).permute(2, 0, 1)
+                    if frame.rgb.dtype == np.uint16:
+                        rgb = rgb.to(torch.int32)
+                    lq[read] = pad_frame(rgb, hp, wp, opts.pad)
+                    pts[read] = frame.pts
+                    read += 1
+                for span in chunks.ready(read, eof):
+                    if span.stop <= first:  # every frame it touches is saved already
+                        stats.windows_skipped += 1
+                        continue
+                    window = tiles.restore_window([lq[t] for t in range(span.start, span.stop)], span)
+                    with timer.stage("blend"):
+                        blender.add(span, window, span_weights(span, opts.chunk_overlap, opts.blend))
+                    stats.windows_run += 1
+                    if progress:
+                        progress(Progress(written, max(plan.frames, read), f"frames {span.start}-{span.stop - 1}",
+                                          time.perf_counter() - t_start))  # fmt: skip
+                final = chunks.final_before(read, eof)
+                boundary = session.segment_end(final)
+                while written < final:
+                    if written < first:
+                        blender.discard(written)
+                        pts.pop(written)
+                    else:
+                        with timer.stage("finish"):
+                            rgb_out = finish(written)
+                        with timer.stage("wait_output"):
+                            writer.write(written, rgb_out, pts.pop(written), end=written + 1 == boundary)
+                    written += 1
+                for t in [t for t in lq if t < final]:
+                    del lq[t]
+            if read == 0:
+                raise InputError(f"{input}: no video frames" + (" in the --preview range" if opts.preview else ""))
+            if progress:
+                progress(Progress(written, written, "done", time.perf_counter() - t_start))
+            with timer.stage("wait_output"):
+                writer.finish()
+            with timer.stage("finalize"):  # flush, join the segments, rename into place
+                raw_writer.close()
+        except BaseException:
+            writer.stop()
+            raise
+        finally:
+            frames.close()  # stop the reader thread before the container closes under it
+        stats.dropped_frames = reader.dropped_frames
+    stats.written = written
+    stats.cuts = list(chunks.cuts)
+    stats.tile_used, stats.offload_used, stats.retries = tiles.tile, tiles.offload_used, tiles.retries
+    return stats
+
+
+def _wants_16bit(pix_fmt: str | None, info: video_io.VideoInfo) -> bool:
+    if pix_fmt:
+        return bool(re.search(r"(1[0246]|9)(le|be)?$", pix_fmt)) or pix_fmt.startswith(("rgb48", "gbrp1"))
+    return info.bit_depth > 8
