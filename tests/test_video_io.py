@@ -8,6 +8,7 @@ import re
 from fractions import Fraction
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 
@@ -806,3 +807,20 @@ def test_x264_params_of_the_user_come_after_the_cap(monkeypatch: pytest.MonkeyPa
     opts = video_io.formats.encoder_options("h264", spec, None, None, {"x264-params": "keyint=10"})
     assert opts["x264-params"] == "asm=AVX2:keyint=10"
     assert "x264-params" not in video_io.formats.encoder_options("vp9", video_io.CODECS["vp9"], None, None, None)
+
+
+def test_ten_bit_output_is_exact_at_every_pixel(tmp_path: Path) -> None:
+    """Threaded swscale once left 8 pixels per slice start undefined in >8-bit outputs (often 512)."""
+    info = VideoInfo(path=tmp_path / "src.mkv", width=1272, height=720, num_frames=6, fps=Fraction(24),
+                     time_base=Fraction(1, 24), bit_depth=16)  # fmt: skip
+    rgb = np.empty((720, 1272, 3), np.uint16)  # 318 x 4: a width that is no multiple of 16
+    rgb[...] = (30000, 5000, 50000)
+    out = tmp_path / "flat.mkv"
+    with open_writer(out, info, 1272, 720, codec="ffv1", pix_fmt="yuv444p10le", audio="none") as writer:
+        for t in range(6):
+            writer.write(rgb, t)
+    with av.open(str(out)) as c:
+        for frame in c.decode(video=0):
+            for plane in frame.planes:
+                values = np.frombuffer(bytes(plane), np.uint16).reshape(plane.height, -1)[:, : plane.width]
+                assert len(np.unique(values)) == 1, np.unique(values, return_counts=True)

@@ -115,8 +115,7 @@ def test_full_download_fetches_only_what_is_needed(hub, env):
     )  # no pickle duplicate, no text encoder, no README, no stage1
     assert (cache_repo(env) / "refs" / "main").read_text() == repo.commit
     assert (folder / "vae" / "diffusion_pytorch_model.safetensors").read_bytes() == repo.files[VAE]
-    assert ("download", BIG, len(repo.files[BIG]), len(repo.files[BIG])) in events
-    assert any(e[0] == "verify" and e[1] == BIG for e in events)
+    assert (BIG, len(repo.files[BIG]), len(repo.files[BIG])) in events  # the checksum pass read all of it
     assert weights.resolve_model(None) == folder
     assert weights.resolve_model("zzsi/DOVE") == folder
     assert weights.resolve_model("zzsi/DOVE:stage2") == folder
@@ -278,21 +277,6 @@ def test_pickle_only_is_refused_unless_allowed(hub, env):
     with pytest.raises(ModelError, match="only pickle"):
         weights.resolve_model(str(folder))
     assert weights.resolve_model(str(folder), allow_pickle=True) == folder
-
-
-def test_progress_bar_fits_the_xet_download_path():
-    """Large hub files download through hf_xet; its progress reporter must drive our bar class too."""
-    xet = pytest.importorskip("huggingface_hub.utils._xet_progress_reporting")
-    events = []
-    bar_class = weights._bar_class(lambda *e: events.append(e), "big.safetensors", 100)
-
-    class Report:  # the shape of hf_xet's progress report
-        total_bytes, total_bytes_completed, total_transfer_bytes_completed = 100, 60, 40
-        total_bytes_completion_rate = total_transfer_bytes_completion_rate = 1.0
-
-    with xet.XetDownloadProgressReporter(reconstruction_desc="x", total=100, log_level=30, tqdm_class=bar_class) as r:
-        r.update_progress(Report())
-    assert events[-1] == ("download", "big.safetensors", 60, 100)
 
 
 def test_disk_full_message():

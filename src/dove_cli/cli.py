@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from dove_cli.console import BatchBars, DownloadBars, UpscaleBar, err_console, print_plan
+from dove_cli.console import BatchBars, UpscaleBar, VerifyBar, err_console, print_plan
 from dove_cli.errors import DoveError, OptionError
 from dove_cli.options import Cli, UpscaleOptions
 
@@ -226,8 +226,8 @@ def download_weights_cmd(
         console.print(f"to download: {weights.human_size(plan.missing_bytes)} ({free} free)", highlight=False)
     if plan.missing_bytes and not yes and sys.stdin.isatty() and not typer.confirm("Download now?", default=True):
         raise typer.Exit(1)
-    with DownloadBars(console, plan.missing_bytes) as bars:
-        folder = weights.fetch(plan, progress=bars)
+    with VerifyBar(console, plan.total_bytes) as bar:
+        folder = weights.fetch(plan, progress=bar)
     console.print(f"weights ready in {folder}", markup=False, highlight=False, soft_wrap=True)
     command = "dove upscale in.mp4 -o out.mp4"
     if weights.find_downloaded() != folder:

@@ -6,7 +6,6 @@ utilities) fix it by matching low frequencies (wavelet) or channel statistics (A
 
 from __future__ import annotations
 
-from typing import Literal
 
 import torch
 import torch.nn.functional as F

@@ -5,8 +5,6 @@ Only the CLI uses this module; the library reports progress through callbacks.
 
 from __future__ import annotations
 
-from typing import Any
-
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
@@ -102,39 +100,24 @@ class BatchBars(UpscaleBar):
             self.started = True
 
 
-class DownloadBars:
-    """Rich progress for `download-weights`: one bar per file and one for the whole download."""
+class VerifyBar:
+    """Progress of the checksum pass over downloaded files (huggingface_hub shows its own download bars)."""
 
     def __init__(self, console: Console, total: int) -> None:
-        self.bars = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
-            TimeRemainingColumn(),
-            console=console,
-            disable=not console.is_terminal,  # no bar spam in logs and pipes
-        )
-        self.overall = self.bars.add_task("[bold]total[/]", total=total)
-        self.tasks: dict[tuple[str, str], object] = {}
-        self.done: dict[str, int] = {}
+        self.bar = Progress(
+            TextColumn("verify {task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+            console=console, disable=not console.is_terminal, transient=True,
+        )  # fmt: skip
+        self.tasks: dict[str, TaskID] = {}
 
-    def __call__(self, stage: str, name: str, done: int, total: int) -> None:
-        if stage == "cached":
-            return
-        key = (stage, name)
-        if key not in self.tasks:
-            label = name if stage == "download" else f"verify {name}"
-            self.tasks[key] = self.bars.add_task(escape(label), total=total)
-        self.bars.update(self.tasks[key], completed=done, total=total, visible=stage == "download" or done < total)
-        if stage == "download":
-            self.bars.advance(self.overall, done - self.done.get(name, 0))
-            self.done[name] = done
+    def __call__(self, name: str, done: int, total: int) -> None:
+        if name not in self.tasks:
+            self.tasks[name] = self.bar.add_task(escape(name), total=total)
+        self.bar.update(self.tasks[name], completed=done, visible=done < total)
 
-    def __enter__(self) -> DownloadBars:
-        self.bars.start()
+    def __enter__(self) -> VerifyBar:
+        self.bar.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.bars.stop()
-
+        self.bar.stop()

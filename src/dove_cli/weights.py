@@ -4,9 +4,11 @@ A model folder is a diffusers layout: transformer/, vae/, scheduler/ (text_encod
 optional, since the empty-prompt embedding ships with the package). Only safetensors weights are
 accepted unless the caller allows pickle, because loading a pickle file can run arbitrary code.
 
-huggingface_hub reads HF_ENDPOINT / HF_HOME / HF_HUB_CACHE / HF_HUB_OFFLINE once, at import. Here they
-are read again at every call (see `hub_env`) and passed explicitly, so that the environment a user
-(or a test) sets is the one honoured. HF_TOKEN is read by huggingface_hub at call time already.
+huggingface_hub does the downloading, the cache, resuming and the progress bars
+(`snapshot_download`). This module adds what it lacks: choosing the files a model folder needs,
+a disk-space check before the first byte, a sha256 (or git blob id) re-check of every file
+against the hub's listing, one-line messages for hub errors, and finding a model that a user
+downloaded into a folder of their own (`--dir`).
 """
 
 from __future__ import annotations
@@ -36,15 +38,11 @@ TEXT_PARTS = ("text_encoder", "tokenizer")
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 AUX_SUFFIXES = (".json", ".txt", ".model")  # configs, shard indexes, tokenizer files
 _TRUE = {"1", "ON", "YES", "TRUE"}
-_COMMIT = re.compile(r"^[0-9a-f]{40}$")
 _REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
-# progress(stage, file, done_bytes, total_bytes); stage is "download", "cached" or "verify".
-ProgressFn = Callable[[str, str, int, int], None]
+# progress(file, done_bytes, total_bytes) while files are verified (downloads show huggingface_hub's bars)
+ProgressFn = Callable[[str, int, int], None]
 FreeSpaceFn = Callable[[Path], int]
-
-
-# ---------------------------------------------------------------------------------------- environment
 
 
 @dataclass(frozen=True)
@@ -55,11 +53,14 @@ class HubEnv:
 
 
 def hub_env() -> HubEnv:
-    """The hub settings from the environment as it is now (not as it was at import)."""
+    """HF_ENDPOINT, the hub cache and HF_HUB_OFFLINE as the environment says now.
+
+    huggingface_hub reads these once, at import; dove passes them to each call explicitly, so that a
+    variable set later (by a user of the Python API, or a test) is honoured.
+    """
     env = os.environ
     endpoint = (env.get("HF_ENDPOINT") or "https://huggingface.co").rstrip("/")
-    xdg = env.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    home = env.get("HF_HOME") or os.path.join(xdg, "huggingface")
+    home = env.get("HF_HOME") or os.path.join(env.get("XDG_CACHE_HOME") or str(Path.home() / ".cache"), "huggingface")
     cache = env.get("HF_HUB_CACHE") or env.get("HUGGINGFACE_HUB_CACHE") or os.path.join(home, "hub")
     offline = (env.get("HF_HUB_OFFLINE") or env.get("TRANSFORMERS_OFFLINE") or "").upper() in _TRUE
     return HubEnv(endpoint, Path(os.path.expandvars(cache)).expanduser(), offline)
@@ -81,7 +82,7 @@ def disk_free(path: Path) -> int:
     return shutil.disk_usage(path).free
 
 
-def human_size(nbytes: int) -> str:
+def human_size(nbytes: float) -> str:
     for unit in ("B", "KB", "MB", "GB", "TB"):
         if abs(nbytes) < 1000 or unit == "TB":
             return f"{nbytes:.0f} {unit}" if unit == "B" else f"{nbytes:.1f} {unit}"
@@ -106,19 +107,12 @@ class RepoPlan:
 
     repo: str
     revision: str  # as asked ("main", a tag, a commit)
-    commit: str  # what it resolved to
+    commit: str  # what it resolved to ("" offline)
     subfolder: str  # "" for the repo root
     files: list[RemoteFile]
-    cache_dir: Path
+    root: Path  # the folder the repo's files land in: a cache snapshot or the --dir folder
     local_dir: Path | None = None  # set by --dir: a plain folder instead of the hub cache
     present: set[str] = field(default_factory=set)  # files already complete on disk (by size)
-
-    @property
-    def root(self) -> Path:
-        """The folder the repo's files land in (a cache snapshot or the --dir folder)."""
-        if self.local_dir is not None:
-            return self.local_dir
-        return _storage(self.cache_dir, self.repo) / "snapshots" / self.commit
 
     @property
     def folder(self) -> Path:
@@ -191,23 +185,17 @@ def plan_download(
     if base and repo != BASE_REPO:
         jobs.append((BASE_REPO, "", local_dir / BASE_REPO.split("/")[1] if local_dir else None))
     target = local_dir or env.cache_dir
-    if env.offline:
-        repos = [_offline_repo_plan(r, revision if r == repo else None, s, d, env) for r, s, d in jobs]
-        return DownloadPlan(repos, target, free_space(target), offline=True, allow_pickle=allow_pickle)
     repos = []
     for r, s, d in jobs:
         rev = (revision if r == repo else None) or "main"
-        files, commit = _list_repo(r, rev, s, with_text_encoder, allow_pickle, env)
-        rp = RepoPlan(r, rev, commit, s, files, env.cache_dir, d)
-        rp.present = {f.path for f in files if _local_size(rp, f) == f.size}
-        repos.append(rp)
-    return DownloadPlan(repos, target, free_space(target), allow_pickle=allow_pickle)
+        repos.append(_offline_plan(r, rev, s, d, env) if env.offline else _plan_repo(r, rev, s, d, with_text_encoder,
+                                                                                     allow_pickle, env))  # fmt: skip
+    return DownloadPlan(repos, target, free_space(target), offline=env.offline, allow_pickle=allow_pickle)
 
 
-def _list_repo(
-    repo: str, revision: str, subfolder: str, with_text: bool, allow_pickle: bool, env: HubEnv
-) -> tuple[list[RemoteFile], str]:
-    """Ask the hub for the repo's files at `revision` (one model_info call) and keep those we need."""
+def _plan_repo(repo: str, revision: str, subfolder: str, local_dir: Path | None, with_text: bool,
+               allow_pickle: bool, env: HubEnv) -> RepoPlan:  # fmt: skip
+    """Ask the hub for the repo's files at `revision` (one call) and keep those a model folder needs."""
     from huggingface_hub import HfApi
 
     api = HfApi(endpoint=env.endpoint, library_name="dove-cli")
@@ -218,8 +206,12 @@ def _list_repo(
         size = s.lfs.size if s.lfs else (s.size or 0)
         remote[s.rfilename] = RemoteFile(s.rfilename, size, s.lfs.sha256 if s.lfs else None, s.blob_id)
     where = f"{repo}/{subfolder}" if subfolder else repo
-    chosen = select_files(list(remote), subfolder, with_text, allow_pickle, where=where)
-    return [remote[p] for p in chosen], info.sha or revision
+    files = [remote[p] for p in select_files(list(remote), subfolder, with_text, allow_pickle, where=where)]
+    commit = info.sha or revision
+    root = local_dir or env.cache_dir / ("models--" + repo.replace("/", "--")) / "snapshots" / commit
+    plan = RepoPlan(repo, revision, commit, subfolder, files, root, local_dir)
+    plan.present = {f.path for f in files if _size_on_disk(root / f.path) == f.size}
+    return plan
 
 
 def select_files(
@@ -265,9 +257,7 @@ def _pick_weights(names: list[str], allow_pickle: bool, where: str) -> list[str]
     return pickle + pickle_index + aux
 
 
-def _offline_repo_plan(
-    repo: str, revision: str | None, subfolder: str, local_dir: Path | None, env: HubEnv
-) -> RepoPlan:
+def _offline_plan(repo: str, revision: str, subfolder: str, local_dir: Path | None, env: HubEnv) -> RepoPlan:
     """Offline mode: describe the local copy, or say clearly that there is none."""
     folder = local_dir / subfolder if local_dir is not None else find_downloaded(repo, subfolder, revision)
     where = f"{repo}/{subfolder}" if subfolder else repo
@@ -278,7 +268,14 @@ def _offline_repo_plan(
         )
     root = folder.parent if subfolder else folder
     files = [RemoteFile(str(p.relative_to(root)), p.stat().st_size) for p in sorted(folder.rglob("*")) if p.is_file()]
-    return RepoPlan(repo, revision or "main", "", subfolder, files, env.cache_dir, root, {f.path for f in files})
+    return RepoPlan(repo, revision, "", subfolder, files, root, root, {f.path for f in files})
+
+
+def _size_on_disk(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return None
 
 
 # ---------------------------------------------------------------------------------------- download
@@ -310,7 +307,6 @@ def download_weights(
 
 def fetch(plan: DownloadPlan, progress: ProgressFn | None = None) -> Path:
     """Carry out a plan: check disk space, download what is missing, verify everything, record it."""
-    report: ProgressFn = progress or (lambda *_: None)
     if plan.offline:
         for rp in plan.repos:
             validate_model_folder(rp.folder, allow_pickle=plan.allow_pickle)
@@ -322,109 +318,45 @@ def fetch(plan: DownloadPlan, progress: ProgressFn | None = None) -> Path:
         )
     env = hub_env()
     for rp in plan.repos:
-        _drop_stale_partials(rp)
+        _drop_dead_partials(rp, env)
+        _download(rp, [f.path for f in rp.files if f.path not in rp.present], env)
         for f in rp.files:
-            if f.path not in rp.present and _local_size(rp, f) is not None:
-                _discard(rp, f)  # a truncated copy must not be taken as complete
-            _fetch_one(rp, f, env, report)
-            if _verify(rp, f, report):
+            if _verify(rp, f, progress):
                 continue
-            _discard(rp, f)
-            if f.path in rp.present:  # a corrupted copy was in the cache: fetch it once more
-                _fetch_one(rp, f, env, report)
-                if _verify(rp, f, report):
-                    continue
+            _download(rp, [f.path], env, force=True)  # a damaged copy in the cache: once more
+            if not _verify(rp, f, progress):
                 _discard(rp, f)
-            raise DownloadError(
-                f"{rp.repo}/{f.path} does not match the hub's checksum after download (deleted it):"
-                " run `dove download-weights` again; if it repeats, the server sends a broken file"
-            )
-        if rp.local_dir is None and rp.revision != rp.commit:
-            ref = _storage(rp.cache_dir, rp.repo) / "refs" / rp.revision
-            ref.parent.mkdir(parents=True, exist_ok=True)
-            ref.write_text(rp.commit)
+                raise DownloadError(
+                    f"{rp.repo}/{f.path} does not match the hub's checksum after download (deleted it):"
+                    " run `dove download-weights` again; if it repeats, the server sends a broken file"
+                )
         validate_model_folder(rp.folder, allow_pickle=plan.allow_pickle)
         _record(rp)
     return plan.folder
 
 
-class _Bar:
-    """Stands in for tqdm inside huggingface_hub (plain HTTP and Xet paths) and forwards byte counts.
+def _download(rp: RepoPlan, files: list[str], env: HubEnv, force: bool = False) -> None:
+    """huggingface_hub fetches the files (resuming, with its own progress bars) into the cache or --dir."""
+    from huggingface_hub import snapshot_download
 
-    One subclass per file (see `_bar_class`) carries the callback: huggingface_hub instantiates the
-    class itself, and looks for methods such as `update_transfer` on the class.
-    """
-
-    report: ProgressFn
-    name: str
-    size: int
-
-    def __init__(self, *_: object, initial: int = 0, total: int | None = None, **__: object) -> None:
-        self.n, self.total = initial, total or self.size
-        self.report("download", self.name, self.n, self.size)
-
-    def update(self, n: int | float = 1) -> None:
-        self.n += int(n)
-        self.report("download", self.name, self.n, self.size)
-
-    def update_transfer(self, n: int | float = 1) -> None:
-        """Xet network bytes (before reconstruction); we report bytes written instead."""
-
-    def set_postfix_str(self, *_: object, **__: object) -> None:
-        pass
-
-    set_transfer_postfix_str = set_postfix_str
-
-    def refresh(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-    def __enter__(self) -> _Bar:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        pass
+    if not files:
+        return
+    where = {"local_dir": rp.local_dir} if rp.local_dir is not None else {"cache_dir": env.cache_dir}
+    with hub_errors(rp.repo, rp.revision, env.endpoint, file=files[0] if len(files) == 1 else None, dest=rp.root):
+        snapshot_download(rp.repo, revision=rp.revision, allow_patterns=files or [], endpoint=env.endpoint,
+                          library_name="dove-cli", force_download=force, **where)  # type: ignore[arg-type]  # fmt: skip
 
 
-def _bar_class(report: ProgressFn, name: str, size: int) -> type[_Bar]:
-    return type("_FileBar", (_Bar,), {"report": staticmethod(report), "name": name, "size": size})
-
-
-def _fetch_one(rp: RepoPlan, f: RemoteFile, env: HubEnv, report: ProgressFn) -> None:
-    from huggingface_hub import hf_hub_download
-
-    if f.path in rp.present:
-        report("cached", f.path, f.size, f.size)
-    where = {"local_dir": rp.local_dir} if rp.local_dir is not None else {"cache_dir": rp.cache_dir}
-    with hub_errors(rp.repo, rp.revision, env.endpoint, file=f.path, dest=rp.root):
-        hf_hub_download(
-            rp.repo,
-            f.path,
-            revision=rp.commit,
-            endpoint=env.endpoint,
-            library_name="dove-cli",
-            tqdm_class=_bar_class(report, f.path, f.size),  # type: ignore[arg-type]
-            **where,
-        )
-
-
-def _verify(rp: RepoPlan, f: RemoteFile, report: ProgressFn) -> bool:
+def _verify(rp: RepoPlan, f: RemoteFile, progress: ProgressFn | None) -> bool:
     """Size and checksum: sha256 for LFS files, the git blob id (sha1 of "blob <size>\\0" + bytes) otherwise."""
     path = rp.root / f.path
-    try:
-        size = path.stat().st_size
-    except OSError:
-        return False
+    size = _size_on_disk(path)
     if size != f.size:
         return False
     if f.sha256:
-        digest = hashlib.sha256()
-        expected = f.sha256
+        digest, expected = hashlib.sha256(), f.sha256
     elif f.blob_id:
-        digest = hashlib.sha1(b"blob %d\0" % size)
-        expected = f.blob_id
+        digest, expected = hashlib.sha1(b"blob %d\0" % size), f.blob_id
     else:
         return True
     done = 0
@@ -432,32 +364,19 @@ def _verify(rp: RepoPlan, f: RemoteFile, report: ProgressFn) -> bool:
         while chunk := fh.read(8 << 20):
             digest.update(chunk)
             done += len(chunk)
-            report("verify", f.path, done, size)
-    report("verify", f.path, size, size)
+            if progress:
+                progress(f.path, done, size)
     return digest.hexdigest() == expected
 
 
-def _local_copy(rp: RepoPlan, f: RemoteFile) -> Path:
-    """Where the bytes of `f` live: the file in --dir, or the cache blob named by its ETag (as the hub names it)."""
-    if rp.local_dir is not None:
-        return rp.local_dir / f.path
-    return _storage(rp.cache_dir, rp.repo) / "blobs" / (f.sha256 or f.blob_id or "")
-
-
-def _local_size(rp: RepoPlan, f: RemoteFile) -> int | None:
-    try:
-        return _local_copy(rp, f).stat().st_size
-    except OSError:
-        return None
-
-
-def _drop_stale_partials(rp: RepoPlan, max_age_s: float = 600) -> None:
-    """Delete partial files left by a killed run: huggingface_hub names them per process, so they are
-    never resumed, only wasted space. A live download writes continuously, so old ones are dead."""
+def _drop_dead_partials(rp: RepoPlan, env: HubEnv, max_age_s: float = 600) -> None:
+    """Delete partial files that a killed download left: huggingface_hub names them per process
+    (`<etag>.<random>.incomplete`), so no later run resumes them and each wastes up to 11 GB.
+    A live download writes continuously, so a partial untouched for 10 minutes is dead."""
     if rp.local_dir is not None:
         folder = rp.local_dir / ".cache" / "huggingface" / "download"
     else:
-        folder = _storage(rp.cache_dir, rp.repo) / "blobs"
+        folder = env.cache_dir / ("models--" + rp.repo.replace("/", "--")) / "blobs"
     now = time.time()
     for p in folder.rglob("*.incomplete") if folder.is_dir() else []:
         try:
@@ -468,15 +387,9 @@ def _drop_stale_partials(rp: RepoPlan, max_age_s: float = 600) -> None:
 
 
 def _discard(rp: RepoPlan, f: RemoteFile) -> None:
-    """Remove a file (and, in the cache, the blob behind it) so that it is downloaded afresh."""
+    """Remove a bad file (and, in the cache, the blob behind its link)."""
     path = rp.root / f.path
-    if rp.local_dir is not None:
-        path.unlink(missing_ok=True)
-        (rp.local_dir / ".cache" / "huggingface" / "download" / f"{f.path}.metadata").unlink(missing_ok=True)
-        return
-    targets = [_local_copy(rp, f), path]
-    if path.is_symlink():
-        targets.append(path.resolve())
+    targets = [path.resolve(), path] if path.is_symlink() else [path]
     for p in targets:
         p.unlink(missing_ok=True)
 
@@ -552,10 +465,6 @@ def hub_errors(
 # ---------------------------------------------------------------------------------------- finding models
 
 
-def _storage(cache_dir: Path, repo: str) -> Path:
-    return cache_dir / ("models--" + repo.replace("/", "--"))
-
-
 def _read_state() -> dict:
     try:
         return json.loads(state_file().read_text())
@@ -583,21 +492,19 @@ def _looks_like_model(folder: Path) -> bool:
 
 def find_downloaded(repo: str = DEFAULT_REPO, subfolder: str | None = None, revision: str | None = None) -> Path | None:
     """A complete-looking local copy of a repo (recorded download or hub cache), or None. No network."""
+    from huggingface_hub import try_to_load_from_cache
+
     subfolder = default_subfolder(repo) if subfolder is None else subfolder.strip("/")
     record = _read_state().get(f"{repo}:{subfolder}")
     if record and revision in (None, record.get("revision"), record.get("commit")):
         folder = Path(record["path"])
         if _looks_like_model(folder):
             return folder
-    storage = _storage(hub_env().cache_dir, repo)
-    commit = revision if revision and _COMMIT.match(revision) else None
-    if commit is None:
-        try:
-            commit = (storage / "refs" / (revision or "main")).read_text().strip()
-        except OSError:
-            return None
-    folder = storage / "snapshots" / commit
-    folder = folder / subfolder if subfolder else folder
+    probe = f"{subfolder}/transformer/config.json" if subfolder else "transformer/config.json"
+    cached = try_to_load_from_cache(repo, probe, cache_dir=hub_env().cache_dir, revision=revision)
+    if not isinstance(cached, str):
+        return None
+    folder = Path(cached).parent.parent
     return folder if _looks_like_model(folder) else None
 
 

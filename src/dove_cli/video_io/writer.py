@@ -145,6 +145,9 @@ class ContainerWriter(VideoWriter):
         """Colour: keep the input's tags; untagged HD (which players treat as BT.709) is tagged BT.709."""
         info = self.info
         self._fmt = av.VideoFormat(pf)
+        # FFmpeg 8.1's threaded swscale leaves 8 pixels at each slice start undefined (often 512)
+        # when it writes more than 8 bits: one thread for those formats, all threads otherwise.
+        self._sws_threads = 1 if max(c.bits for c in self._fmt.components) > 8 else 0
         self._is_rgb = self._fmt.is_rgb
         matrix, prim, trc = info.colorspace, info.color_primaries, info.color_trc
         hd = width >= 1280 or height >= 720
@@ -313,7 +316,8 @@ class ContainerWriter(VideoWriter):
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format=src_fmt)
         frame = self._reformatter.reformat(
             frame, format=self._fmt.name, src_colorspace=Colorspace.ITU601, dst_colorspace=self._dst_matrix,
-            src_color_range=ColorRange.JPEG, dst_color_range=self._dst_range, interpolation=SWS_FLAGS)
+            src_color_range=ColorRange.JPEG, dst_color_range=self._dst_range, interpolation=SWS_FLAGS,
+            threads=self._sws_threads)
         for k, v in self._tags.items():
             setattr(frame, k, v)
         frame.pts, frame.time_base = int(pts) - self._shift, self.info.time_base
