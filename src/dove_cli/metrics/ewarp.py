@@ -60,10 +60,14 @@ def downsample(x: torch.Tensor, factor: float = 0.5) -> torch.Tensor:
     return F.interpolate(x, scale_factor=factor, mode="bilinear", align_corners=False)
 
 
+MIN_FLOW_SIZE = 64  # RAFT's 4-level correlation pyramid at 1/8 needs at least 8 x 8 features
+
+
 def pad8(x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
-    """Replicate-pad H and W up to multiples of 8, evenly on both sides; returns (padded, (l, r, t, b))."""
+    """Replicate-pad H and W up to multiples of 8 (and at least 64), evenly on both sides; returns
+    (padded, (left, right, top, bottom))."""
     h, w = x.shape[-2:]
-    ph, pw = (-h) % 8, (-w) % 8
+    ph, pw = max((-h) % 8, MIN_FLOW_SIZE - h), max((-w) % 8, MIN_FLOW_SIZE - w)
     pad = (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2)
     return (F.pad(x, pad, mode="replicate") if any(pad) else x), pad
 

@@ -43,6 +43,36 @@ class RAFTConfig:
     flow_head_hidden: int = 256
     mask_hidden: int = 256
 
+    @classmethod
+    def from_state_dict(cls, sd: Mapping[str, torch.Tensor], levels: int = 4) -> RAFTConfig:
+        """The sizes a torchvision-layout state dict was made with (4 correlation levels assumed)."""
+
+        def out(key: str) -> int:
+            return int(sd[key].shape[0])
+
+        def encoder(name: str) -> tuple[int, ...]:
+            return (
+                out(f"{name}.convnormrelu.0.weight"),
+                *(out(f"{name}.layer{i}.0.convnormrelu1.0.weight") for i in (1, 2, 3)),
+                out(f"{name}.conv.weight"),
+            )
+
+        me = "update_block.motion_encoder"
+        corr_channels = int(sd[f"{me}.convcorr1.0.weight"].shape[1])
+        radius = (round((corr_channels / levels) ** 0.5) - 1) // 2
+        return cls(
+            feature_layers=encoder("feature_encoder"),
+            context_layers=encoder("context_encoder"),
+            corr_levels=levels,
+            corr_radius=radius,
+            motion_corr_layers=(out(f"{me}.convcorr1.0.weight"), out(f"{me}.convcorr2.0.weight")),
+            motion_flow_layers=(out(f"{me}.convflow1.0.weight"), out(f"{me}.convflow2.0.weight")),
+            motion_out=out(f"{me}.conv.0.weight") + 2,
+            hidden=out("update_block.recurrent_block.convgru1.convz.weight"),
+            flow_head_hidden=out("update_block.flow_head.conv1.weight"),
+            mask_hidden=out("mask_predictor.convrelu.0.weight"),
+        )
+
 
 def _cna(cin: int, cout: int, k: int, stride: int = 1, norm: str | None = None, act: bool = True) -> nn.Sequential:
     """Conv (+ norm) (+ ReLU) with torchvision's Conv2dNormActivation indices: 0 conv, 1 norm."""
@@ -249,9 +279,14 @@ class RAFT(nn.Module):
     @classmethod
     def from_state_dict(cls, sd: Mapping[str, torch.Tensor], cfg: RAFTConfig | None = None) -> RAFT:
         """Load a torchvision-format or princeton-vl-format (raft-things.pth) state dict."""
-        if any(k.startswith(("fnet.", "cnet.", "update_block.encoder.")) for k in sd):
+        if any(k.removeprefix("module.").startswith(("fnet.", "cnet.", "update_block.encoder.")) for k in sd):
             sd = from_princeton(sd)
-        model = cls(cfg or RAFTConfig())
+        if cfg is None:
+            try:
+                cfg = RAFTConfig.from_state_dict(sd)
+            except KeyError as exc:
+                raise ModelError(f"RAFT weights: not a RAFT state dict (missing {exc})") from None
+        model = cls(cfg)
         tensors = {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}
         for key, value in model.state_dict().items():  # files saved by older torch lack these counters
             if key.endswith("num_batches_tracked"):
