@@ -346,8 +346,8 @@ def download_weights_cmd(
     ),
     allow_pickle: bool = typer.Option(False, "--allow-pickle", help="Accept pickle (.bin/.pt) weights."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before downloading."),
-    metrics: bool = typer.Option(False, "--metrics", help="Only the `dove eval` metric weights (LPIPS, DISTS, CLIP, RAFT)."),
-    dists: bool = typer.Option(False, "--dists", help="Only the DISTS weights (VGG16 + alpha/beta) stage-2 training needs."),
+    metrics: bool = typer.Option(False, "--metrics", help="Only the metric weights `dove eval` uses."),
+    dists: bool = typer.Option(False, "--dists", help="Only the DISTS weights stage-2 training uses."),
 ) -> None:
     """Download the DOVE weights (resumable, verified) so that `dove upscale` works without options."""
     from rich.table import Table
@@ -607,6 +607,8 @@ def degrade_cmd(
 
 # ---------------------------------------------------------------- eval (owner: eval)
 
+from typing import Annotated  # noqa: E402  (section-local import; the sections are edited separately)
+
 
 def _download_metric_weights(metrics: bool, dists: bool) -> None:
     """`dove download-weights --metrics / --dists`: fetch (or find) and verify the published files."""
@@ -618,7 +620,9 @@ def _download_metric_weights(metrics: bool, dists: bool) -> None:
     for key, spec, path in pretrained.describe(keys):
         size = human_size(spec.size) if spec.size else "?"
         state = "cached" if path else f"downloading ({size})"
-        console.print(f"{spec.what}: {spec.repo}/{spec.filename} [{state}]", markup=False, highlight=False, soft_wrap=True)
+        console.print(
+            f"{spec.what}: {spec.repo}/{spec.filename} [{state}]", markup=False, highlight=False, soft_wrap=True
+        )
         path = pretrained.fetch(key)
         console.print(f"  -> {path}", markup=False, highlight=False, soft_wrap=True)
     what = "metric" if metrics else "DISTS"
@@ -627,28 +631,43 @@ def _download_metric_weights(metrics: bool, dists: bool) -> None:
 
 @app.command("eval")
 def eval_cmd(
-    pred: Path = typer.Argument(..., metavar="PRED", help="Video, frame folder, or folder of videos / frame folders."),
-    gt: Optional[Path] = typer.Argument(None, metavar="[GT]", help="The reference, in the same layout (matched by name)."),
-    metrics: Optional[str] = typer.Option(
-        None, "--metrics", help="Comma list: psnr,ssim,lpips,dists,clipiqa,ewarp,dover (default: all that apply)."
-    ),
-    json_out: Optional[Path] = typer.Option(None, "--json", help="Write every score (per video, per frame) here."),
-    csv_out: Optional[Path] = typer.Option(None, "--csv", help="Write one row per video (and the mean) here."),
-    plot: Optional[Path] = typer.Option(None, "--plot", help="PNG of each metric over time per video (matplotlib)."),
-    device: Optional[str] = typer.Option(None, "--device", help="cuda, cuda:1, cpu (default: cuda when present)."),
-    weights_files: List[str] = typer.Option([], "--weights", help="KEY=FILE: a local weight file instead of the hub."),
-    max_crop: int = typer.Option(16, "--max-crop", help="Pixels PRED and GT sizes may differ by (cropped top-left)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    pred: Annotated[
+        Path, typer.Argument(metavar="PRED", help="Video, frame folder, or folder of videos / frame folders.")
+    ],
+    gt: Annotated[
+        Path | None, typer.Argument(metavar="[GT]", help="The reference, same layout (matched by name).")
+    ] = None,
+    metrics: Annotated[
+        str | None,
+        typer.Option("--metrics", help="psnr,ssim,lpips,dists,clipiqa,ewarp,dover (default: all that apply)."),
+    ] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write every score (per video, per frame) here.")
+    ] = None,
+    csv_out: Annotated[Path | None, typer.Option("--csv", help="Write one row per video (and the mean) here.")] = None,
+    plot: Annotated[
+        Path | None, typer.Option("--plot", help="PNG of each metric over time per video (matplotlib).")
+    ] = None,
+    device: Annotated[
+        str | None, typer.Option("--device", help="cuda, cuda:1, cpu (default: cuda when present).")
+    ] = None,
+    weights_files: Annotated[
+        list[str] | None, typer.Option("--weights", help="KEY=FILE: a local weight file instead of the hub.")
+    ] = None,
+    max_crop: Annotated[int, typer.Option("--max-crop", help="Pixels PRED and GT sizes may differ by (cropped).")] = 16,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Score results: PSNR, SSIM, LPIPS, DISTS (with GT), CLIP-IQA and E*warp, as the DOVE paper."""
     from dove_cli.errors import OptionError
     from dove_cli.metrics.evaluate import evaluate
 
     local = {}
-    for item in weights_files:
+    for item in weights_files or []:
         key, sep, value = item.partition("=")
         if not sep or not key or not value:
-            raise OptionError(f"--weights {item!r} must be KEY=FILE (keys: lpips-alex, alexnet, vgg16, dists, clip-rn50, raft-things, dover)")
+            raise OptionError(
+                f"--weights {item!r} must be KEY=FILE (keys: lpips-alex, alexnet, vgg16, dists, clip-rn50, raft-things, dover)"
+            )
         local[key.strip()] = value
     if plot is not None:
         import importlib.util

@@ -97,11 +97,16 @@ def _widths_of(feats: Mapping[str, torch.Tensor]) -> tuple[int, ...] | None:
         return None
 
 
+def _wanted(key: str) -> bool:
+    """The tensors DISTS uses: alpha/beta and the VGG16 convolutions (not a classifier)."""
+    return key in ("alpha", "beta") or _FEATURE_KEY.fullmatch(key) is not None
+
+
 def _read(path: Path, label: str) -> dict[str, torch.Tensor]:
     from dove_cli.metrics.pretrained import load_state_dict
 
     try:
-        return load_state_dict(path, what=label)
+        return load_state_dict(path, _wanted, what=label)
     except ModelError as exc:
         raise OptionError(str(exc)) from None
 
@@ -225,28 +230,25 @@ def published_dists(
 ) -> DISTS:
     """DISTS with the published weights: the parts the given files lack come from the hub (cache first).
 
-    Raises ModelError / DownloadError (one line, with the command to run) when a part cannot be had.
+    Raises OptionError for a given file that is not DISTS weights, ModelError / DownloadError (one
+    line, with the command to run) when a published part cannot be had.
     """
-    from dove_cli.metrics.pretrained import WEIGHT_FILES, load_state_dict, resolve
+    from dove_cli.metrics.pretrained import WEIGHT_FILES, resolve
 
-    probe = DISTS(files, warn=False) if files else None
-    extra: list[tuple[str, Mapping[str, torch.Tensor]]] = []
-    if probe is None or not probe.vgg_loaded:
-        path = resolve("vgg16", local_files, download=download)
-        names = [
-            f"features.{i}.{p}"
-            for i, m in enumerate(vgg16_features())
-            if isinstance(m, nn.Conv2d)
-            for p in ("weight", "bias")
-        ]
-        extra.append((f"{WEIGHT_FILES['vgg16'].what} {path}", load_state_dict(path, names, what="VGG16 weights")))
-    if probe is None or not probe.head_loaded:
-        path = resolve("dists", local_files, download=download)
-        extra.append((f"{WEIGHT_FILES['dists'].what} {path}", load_state_dict(path, what="DISTS weights")))
-    try:
-        return DISTS(files, state_dicts=extra, warn=False)
-    except OptionError as exc:
-        raise ModelError(str(exc)) from None
+    given: list[tuple[str, Mapping[str, torch.Tensor]]] = []
+    for p in files:
+        label = f"--dists-weights {p}"
+        given.append((label, _read(Path(p), label)))
+    probe = DISTS(state_dicts=given, warn=False) if given else None  # what the files hold
+    for key, have in (
+        ("vgg16", probe is not None and probe.vgg_loaded),
+        ("dists", probe is not None and probe.head_loaded),
+    ):
+        if not have:
+            path = resolve(key, local_files, download=download)
+            label = f"{WEIGHT_FILES[key].what} {path}"
+            given.append((label, _read(path, label)))
+    return DISTS(state_dicts=given, warn=False)
 
 
 def training_dists(files: Sequence[str | Path] = ()) -> DISTS:
@@ -258,6 +260,6 @@ def training_dists(files: Sequence[str | Path] = ()) -> DISTS:
         raise
     except DoveError as exc:
         raise OptionError(
-            f"stage 2 needs the published DISTS weights ({exc}); run `dove download-weights --dists`,"
-            " pass them with --dists-weights, or train without the DISTS term with --dists-weight 0"
+            f"stage 2 needs the published DISTS weights ({exc}): run `dove download-weights --dists` where the hub"
+            " is reachable, pass the files with --dists-weights, or train without the DISTS term with --dists-weight 0"
         ) from None

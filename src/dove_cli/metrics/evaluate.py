@@ -364,10 +364,15 @@ def evaluate(
     names = parse_metrics(metrics, gt is not None, str(pred))
     dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
     video_level = [n for n in names if not METRICS[n].per_frame]
-    from dove_cli.metrics import vqa
+    from dove_cli.metrics import pretrained, vqa
 
+    known = {*pretrained.WEIGHT_FILES, "dover"}
+    for key in weights or {}:
+        if key not in known:
+            raise OptionError(f"--weights {key}=...: unknown key (known: {', '.join(sorted(known))})")
     for n in video_level:
         vqa.check(n, dict(weights or {}))
+    dover = vqa.DOVERScorer((weights or {}).get("dover") or _env_dover(), dev) if "dover" in names else None
     if frame_metrics is None:
         frame_metrics = build_metrics([n for n in names if METRICS[n].per_frame], dev, weights, download)
     fr_needed = any(METRICS[n].full_reference for n in names)
@@ -425,11 +430,8 @@ def evaluate(
                     progress(EvalProgress(p.name, index, len(pairs), done, frames_total, time.perf_counter() - started))
         if scores.frames == 0:
             raise InputError(f"{p.path}: no frames to score")
-        if video_level:
-            from dove_cli.metrics.vqa import DOVERScorer
-
-            scorer = DOVERScorer((weights or {}).get("dover") or _env_dover(), dev)
-            scores.values["dover"] = [scorer.score(p.path)]
+        if dover is not None:
+            scores.values["dover"] = [dover.score(p.path)]
         for note in scores.notes:
             log.warning("%s: %s", p.name, note)
         report.videos[p.name] = scores

@@ -20,7 +20,7 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -209,8 +209,9 @@ def fetch(key: str, *, download: bool = True) -> Path:
     env = hub_env()
     if not download or env.offline:
         why = "offline (HF_HUB_OFFLINE=1) and " if env.offline else ""
+        flag = "--dists" if key in NEEDS["dists"] else "--metrics"
         raise ModelError(
-            f"{why}{spec.what} ({spec.repo}/{spec.filename}) is not downloaded: run `dove download-weights --metrics`"
+            f"{why}{spec.what} ({spec.repo}/{spec.filename}) is not downloaded: run `dove download-weights {flag}`"
         )
     errors: list[DownloadError] = []
     for repo, filename in _sources(spec):
@@ -242,13 +243,14 @@ def fetch_all(keys: Iterable[str], *, download: bool = True) -> dict[str, Path]:
 
 
 def load_state_dict(
-    path: str | Path, keys: Iterable[str] | None = None, what: str = "weights"
+    path: str | Path, keep: Callable[[str], bool] | None = None, what: str = "weights"
 ) -> dict[str, torch.Tensor]:
     """Tensors of a safetensors or pickle (.pth/.pt/.bin) file, on the CPU.
 
     Pickle files are read with weights_only=True (plain containers and tensors only, no code). Common
     wrappers ({"state_dict": ...}, {"params": ...}, {"model": ...}) and a DataParallel "module."
-    prefix are removed. `keys` (a predicate on names) limits what is read from a safetensors file.
+    prefix are removed. `keep` (a predicate on names) limits what is read from a safetensors file
+    (timm's VGG16 file is 553 MB, of which DISTS needs the 59 MB of convolution weights).
     """
     path = Path(path)
     if not path.is_file():
@@ -257,10 +259,9 @@ def load_state_dict(
         if path.suffix == ".safetensors":
             from safetensors import safe_open
 
-            wanted = set(keys) if keys is not None else None
             sd: object = {}
             with safe_open(str(path), framework="pt") as fh:
-                sd = {k: fh.get_tensor(k) for k in fh.keys() if wanted is None or k in wanted}
+                sd = {k: fh.get_tensor(k) for k in fh.keys() if keep is None or keep(k)}
         else:
             sd = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - an unreadable file is the user's (or the download's) problem
