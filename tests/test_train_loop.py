@@ -31,10 +31,29 @@ FAST = dict(
 )  # posterior "mode": the random VAE's posterior noise would otherwise set a high loss floor
 
 
+_DISTS_FILES: list[str] = []
+
+
+def tiny_dists_files() -> tuple[str, ...]:
+    """Narrow DISTS weight files in the published key layouts (VGG16 `features.N.*`, alpha/beta):
+    stage 2 refuses to start without DISTS weights."""
+    if not _DISTS_FILES:
+        import tempfile
+
+        folder = Path(tempfile.mkdtemp(prefix="dove-dists-"))
+        d = DISTS(seed=1, widths=(4, 8, 8, 16, 16), warn=False)
+        torch.save({f"features.{k}": v for k, v in d.features.state_dict().items()}, folder / "vgg16.pth")
+        torch.save({"alpha": d.alpha.data, "beta": d.beta.data}, folder / "weights.pt")
+        _DISTS_FILES.extend([str(folder / "vgg16.pth"), str(folder / "weights.pt")])
+    return tuple(_DISTS_FILES)
+
+
 def _cfg(stage: int, model_dir: Path, out: Path, **kw) -> TrainConfig:
     demo_clip("001.mp4")
     base = dict(FAST, data=str(DEMO), model=str(model_dir), output_dir=str(out))
     base["resolution"] = "5x32x32" if stage == 1 else "2x32x32"
+    if stage == 2:
+        base["dists_weights"] = tiny_dists_files()
     base.update(kw)
     return TrainConfig.for_stage(stage, **base)
 

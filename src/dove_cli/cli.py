@@ -14,14 +14,14 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, List, Optional, get_type_hints
+from typing import Annotated, Any, List, Optional, get_type_hints
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from dove_cli.console import BatchBars, UpscaleBar, VerifyBar, err_console, print_plan
+from dove_cli.console import BatchBars, EvalBar, UpscaleBar, VerifyBar, err_console, print_plan
 from dove_cli.errors import DoveError, OptionError
 from dove_cli.options import Cli, UpscaleOptions
 
@@ -197,12 +197,18 @@ def download_weights_cmd(
     ),
     allow_pickle: bool = typer.Option(False, "--allow-pickle", help="Accept pickle (.bin/.pt) weights."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before downloading."),
+    metrics: bool = typer.Option(False, "--metrics", help="Only the metric weights `dove eval` uses."),
+    dists: bool = typer.Option(False, "--dists", help="Only the DISTS weights stage-2 training uses."),
 ) -> None:
     """Download the DOVE weights (resumable, verified) so that `dove upscale` works without options."""
     from rich.table import Table
 
     from dove_cli import weights
     from dove_cli.errors import OptionError
+
+    if metrics or dists:
+        _download_metric_weights(metrics, dists)
+        return
 
     if stage not in (1, 2):
         raise OptionError(f"--stage must be 1 or 2, not {stage}")
@@ -449,6 +455,104 @@ def degrade_cmd(
         for s in steps
     )
     err_console.print(f"wrote {output}: {summary}", markup=False, highlight=False, soft_wrap=True)
+
+
+# ---------------------------------------------------------------- eval
+
+
+def _download_metric_weights(metrics: bool, dists: bool) -> None:
+    """`dove download-weights --metrics / --dists`: fetch (or find) and verify the published files."""
+    from dove_cli.metrics import DEFAULT_METRICS, pretrained
+    from dove_cli.weights import human_size
+
+    keys = pretrained.files_for(DEFAULT_METRICS if metrics else ("dists",))
+    console = Console()
+    for key, spec, path in pretrained.describe(keys):
+        size = human_size(spec.size) if spec.size else "?"
+        state = "cached" if path else f"downloading ({size})"
+        console.print(
+            f"{spec.what}: {spec.repo}/{spec.filename} [{state}]", markup=False, highlight=False, soft_wrap=True
+        )
+        path = pretrained.fetch(key)
+        console.print(f"  -> {path}", markup=False, highlight=False, soft_wrap=True)
+    what = "metric" if metrics else "DISTS"
+    console.print(f"{what} weights ready in {pretrained.cache_dir()}", markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command("eval")
+def eval_cmd(
+    pred: Annotated[
+        Path, typer.Argument(metavar="PRED", help="Video, frame folder, or folder of videos / frame folders.")
+    ],
+    gt: Annotated[
+        Path | None, typer.Argument(metavar="[GT]", help="The reference, same layout (matched by name).")
+    ] = None,
+    metrics: Annotated[
+        str | None,
+        typer.Option("--metrics", help="psnr,ssim,lpips,dists,clipiqa,ewarp,dover (default: all that apply)."),
+    ] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write every score (per video, per frame) here.")
+    ] = None,
+    csv_out: Annotated[Path | None, typer.Option("--csv", help="Write one row per video (and the mean) here.")] = None,
+    plot: Annotated[
+        Path | None, typer.Option("--plot", help="PNG of each metric over time per video (matplotlib).")
+    ] = None,
+    device: Annotated[
+        str | None, typer.Option("--device", help="cuda, cuda:1, cpu (default: cuda when present).")
+    ] = None,
+    weights_files: Annotated[
+        list[str] | None, typer.Option("--weights", help="KEY=FILE: a local weight file instead of the hub.")
+    ] = None,
+    max_crop: Annotated[int, typer.Option("--max-crop", help="Pixels PRED and GT sizes may differ by (cropped).")] = 16,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Score results: PSNR, SSIM, LPIPS, DISTS (with GT), CLIP-IQA and E*warp, as the DOVE paper."""
+    from dove_cli.errors import OptionError
+    from dove_cli.metrics.evaluate import evaluate
+
+    local = {}
+    for item in weights_files or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value:
+            raise OptionError(
+                f"--weights {item!r} must be KEY=FILE (keys: lpips-alex, alexnet, vgg16, dists, clip-rn50, raft-things, dover)"
+            )
+        local[key.strip()] = value
+    if plot is not None:
+        import importlib.util
+
+        if importlib.util.find_spec("matplotlib") is None:
+            raise OptionError("--plot needs matplotlib: pip install 'dove-cli[eval]'")
+    with EvalBar(quiet, pred.name) as bar:
+        report = evaluate(pred, gt, metrics, device=device, weights=local, max_crop=max_crop, progress=bar)
+    _print_eval_table(report)
+    if json_out is not None:
+        report.write_json(json_out)
+    if csv_out is not None:
+        report.write_csv(csv_out)
+    if plot is not None:
+        report.plot(plot)
+
+
+def _print_eval_table(report) -> None:
+    import math
+
+    from rich.table import Table
+
+    from dove_cli.metrics import METRICS
+
+    n = len(report.videos)
+    table = Table(title=f"dove eval: {n} video{'s' if n != 1 else ''}, {report.device}", show_edge=False)
+    for column in ("metric", "mean", "std", "min", "max"):
+        table.add_column(column, justify="left" if column == "metric" else "right")
+    for m in report.metrics:
+        vals = report.per_video(m)
+        arrow = "↑" if METRICS[m].higher_better else "↓"
+        fmt = (lambda x: f"{x:.2f}") if m == "psnr" else (lambda x: f"{x:.4f}")
+        cells = [report.mean[m], report.spread[m], min(vals, default=math.nan), max(vals, default=math.nan)]
+        table.add_row(f"{METRICS[m].label} {arrow}", *("-" if math.isnan(x) else fmt(x) for x in cells))
+    Console().print(table)
 
 
 # ---------------------------------------------------------------- entry point

@@ -55,6 +55,19 @@ class UpscaleBar:
             self.bar.stop()
 
 
+class EvalBar(UpscaleBar):
+    """`dove eval`: frames scored / total, fps and the video being scored."""
+
+
+    def __call__(self, p) -> None:  # metrics.evaluate.EvalProgress
+        if not self.started:
+            self.bar.start()
+            self.started = True
+        fps = p.frames_done / p.seconds if p.seconds > 0 else 0.0
+        label = f"{p.video} ({p.index + 1}/{p.videos})"
+        self.bar.update(self.task, completed=p.frames_done, total=p.frames_total, fps=fps, window=escape(label))
+
+
 def print_plan(plan, console: Console) -> None:
     gib = 1024**3
     table = Table(title="plan (--dry-run)", show_header=False, show_edge=False)

@@ -26,9 +26,10 @@ import numpy as np
 import torch
 
 from dove_cli.errors import ModelError, OptionError, OutputError
+from dove_cli.metrics.dists import training_dists
 from dove_cli.train.config import TrainConfig
 from dove_cli.train.data import DataConfig, GlobalBatchSampler, TrainDataset, make_loader, scan_sources
-from dove_cli.train.losses import DISTS, PixelLoss, latent_loss
+from dove_cli.train.losses import PixelLoss, latent_loss
 
 log = logging.getLogger(__name__)
 
@@ -278,6 +279,8 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
     if not main:
         logging.getLogger("dove_cli").setLevel(logging.ERROR)
     folder = resolve_model_folder(cfg.model)  # before the output folder: a bad --model leaves nothing behind
+    # stage 2: the published DISTS (given files, hub cache or download), or a one-line refusal; also before the folder
+    dists = training_dists(cfg.dists_weights) if cfg.stage == 2 and cfg.dists_weight > 0 else None
     _prepare_output(cfg, main)
     accelerator.wait_for_everyone()
     set_seed(cfg.seed)
@@ -296,7 +299,7 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
 
     pixel_loss = None
     if cfg.stage == 2:
-        pixel_loss = PixelLoss(DISTS(cfg.dists_weights), cfg.dists_weight, cfg.frame_diff_weight).to(accelerator.device)
+        pixel_loss = PixelLoss(dists, cfg.dists_weight, cfg.frame_diff_weight).to(accelerator.device)
 
     start = 0
     if cfg.resume:

@@ -1,0 +1,445 @@
+"""`dove eval`: score predictions (and optionally GT) video by video, frame by frame, streaming.
+
+Inputs (PRED and GT alike): a video file, a folder of frames, or a folder of videos and/or frame
+folders (the benchmark layouts: GT as frame folders, predictions as videos), matched by name
+(file stem or folder name). Frames are read one at a time from both sides, scored, and dropped:
+memory stays flat in the video length. Like the DOVE authors' script, a prediction and its GT are
+cut to the shorter frame count and the smaller size (from the top-left), and the report says so;
+sizes that differ by more than `max_crop` pixels are refused (a wrong scale, most likely).
+
+Scores: per frame (per consecutive pair for E*warp), the mean per video, and the mean over
+videos (the paper's numbers). `EvalReport.to_dict()` is the JSON of `--json`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from dove_cli import video_io
+from dove_cli.errors import InputError, OptionError, OutputError
+from dove_cli.metrics import DEFAULT_METRICS, METRICS
+
+log = logging.getLogger(__name__)
+
+MAX_CROP = 16  # px per side that a prediction and its GT may differ by; more is refused
+
+
+# ------------------------------------------------------------------------------------------ inputs
+
+
+@dataclass(frozen=True)
+class Item:
+    name: str
+    path: Path
+
+
+def _has_images(folder: Path) -> bool:
+    return any(p.is_file() and video_io.is_image_path(p) for p in folder.iterdir())
+
+
+def list_items(path: str | Path, role: str = "PRED") -> tuple[list[Item], bool]:
+    """(items, is_collection): one video or frame folder, or the videos and frame folders of a folder."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file or folder ({role})")
+    if path.is_file():
+        return [Item(path.stem, path)], False
+    entries = sorted(p for p in path.iterdir() if not p.name.startswith("."))
+    videos = [p for p in entries if p.is_file() and p.suffix.lower() in video_io.VIDEO_EXTENSIONS]
+    folders = [p for p in entries if p.is_dir() and _has_images(p)]
+    if videos or folders:
+        items: dict[str, Item] = {}
+        for p in videos + folders:
+            name = p.stem if p.is_file() else p.name
+            if name in items:
+                raise InputError(f"{path}: two inputs are named '{name}' ({items[name].path.name}, {p.name})")
+            items[name] = Item(name, p)
+        return [items[k] for k in sorted(items)], True
+    if _has_images(path):
+        return [Item(path.name, path)], False
+    raise InputError(f"{path}: holds no videos, frame folders or images ({role})")
+
+
+def pair_inputs(pred: str | Path, gt: str | Path | None) -> tuple[list[tuple[Item, Item | None]], list[str]]:
+    """Match predictions with GT by name. Returns the pairs and notes (GT without a prediction)."""
+    preds, pred_many = list_items(pred, "PRED")
+    if gt is None:
+        return [(p, None) for p in preds], []
+    gts, gt_many = list_items(gt, "GT")
+    if pred_many != gt_many:
+        what = lambda many, n: f"a folder of {n} inputs" if many else "one input"  # noqa: E731
+        raise InputError(
+            f"{pred if pred_many else gt}: PRED is {what(pred_many, len(preds))} but GT is {what(gt_many, len(gts))};"
+            " give two videos (or frame folders), or two folders matched by name"
+        )
+    if not pred_many:
+        return [(preds[0], gts[0])], []
+    by_name = {g.name: g for g in gts}
+    pairs: list[tuple[Item, Item | None]] = []
+    for p in preds:
+        if p.name not in by_name:
+            raise InputError(f"{p.path}: no GT named '{p.name}' in {gt} (videos and frame folders are matched by name)")
+        pairs.append((p, by_name[p.name]))
+    unused = sorted(set(by_name) - {p.name for p in preds})
+    notes = [f"GT without a prediction (not scored): {', '.join(unused)}"] if unused else []
+    return pairs, notes
+
+
+def parse_metrics(spec: str | Sequence[str] | None, has_gt: bool, where: str = "PRED") -> list[str]:
+    """Metric names from "psnr,ssim" (default: DEFAULT_METRICS, the full-reference ones only with GT)."""
+    if spec is None:
+        return [m for m in DEFAULT_METRICS if has_gt or not METRICS[m].full_reference]
+    names = [s.strip().lower() for s in (spec.split(",") if isinstance(spec, str) else spec) if s.strip()]
+    if not names:
+        raise OptionError("--metrics is empty")
+    unknown = [n for n in names if n not in METRICS]
+    if unknown:
+        raise OptionError(f"--metrics: unknown metric '{unknown[0]}' (known: {', '.join(METRICS)})")
+    needs_gt = [n for n in names if METRICS[n].full_reference]
+    if needs_gt and not has_gt:
+        nr = ", ".join(n for n, m in METRICS.items() if not m.full_reference)
+        raise OptionError(
+            f"{where}: {', '.join(needs_gt)} need{'s' if len(needs_gt) == 1 else ''} a GT (dove eval PRED GT);"
+            f" without GT only no-reference metrics run ({nr})"
+        )
+    return list(dict.fromkeys(names))
+
+
+# ------------------------------------------------------------------------------------------ metrics
+
+
+class FrameMetric(Protocol):
+    name: str
+
+    def start_video(self) -> None: ...
+
+    def add(self, pred: torch.Tensor, gt: torch.Tensor | None) -> float | None: ...
+
+
+class PairScore:
+    """A metric that compares each frame with its GT frame: fn(x, y) [B, 3, H, W] -> [B]."""
+
+    def __init__(self, name: str, fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
+        self.name, self.fn = name, fn
+
+    def start_video(self) -> None:
+        pass
+
+    @torch.no_grad()
+    def add(self, pred: torch.Tensor, gt: torch.Tensor | None) -> float:
+        assert gt is not None
+        return float(self.fn(pred[None], gt[None])[0])
+
+
+class FrameScore:
+    """A no-reference metric of each frame: fn(x) [B, 3, H, W] -> [B]."""
+
+    def __init__(self, name: str, fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        self.name, self.fn = name, fn
+
+    def start_video(self) -> None:
+        pass
+
+    @torch.no_grad()
+    def add(self, pred: torch.Tensor, gt: torch.Tensor | None) -> float:
+        return float(self.fn(pred[None])[0])
+
+
+def build_metrics(
+    names: Iterable[str],
+    device: torch.device,
+    weights: Mapping[str, str] | None = None,
+    download: bool = True,
+) -> list[FrameMetric]:
+    """The per-frame metric objects for `names`, with the published weights (fetched if missing)."""
+    from dove_cli.metrics import psnr_ssim
+
+    out: list[FrameMetric] = []
+    for name in names:
+        if name == "psnr":
+            out.append(PairScore(name, psnr_ssim.psnr))
+        elif name == "ssim":
+            out.append(PairScore(name, psnr_ssim.ssim))
+        elif name == "lpips":
+            from dove_cli.metrics.lpips import published_lpips
+
+            out.append(PairScore(name, published_lpips(weights, download=download).to(device).eval()))
+        elif name == "dists":
+            from dove_cli.metrics.dists import published_dists
+
+            out.append(PairScore(name, published_dists(local_files=weights, download=download).to(device).eval()))
+        elif name == "clipiqa":
+            from dove_cli.metrics.clipiqa import published_clipiqa
+
+            out.append(FrameScore(name, published_clipiqa(weights, download=download).to(device).eval()))
+        elif name == "ewarp":
+            from dove_cli.metrics.ewarp import EWarp, raft_flow
+            from dove_cli.metrics.raft import published_raft
+
+            out.append(EWarp(raft_flow(published_raft(weights, download=download).to(device))))
+    return out
+
+
+# ------------------------------------------------------------------------------------------ report
+
+
+@dataclass
+class VideoScores:
+    name: str
+    pred: Path
+    gt: Path | None
+    frames: int = 0
+    size: tuple[int, int] = (0, 0)  # (width, height) scored
+    values: dict[str, list[float]] = field(default_factory=dict)  # per frame (per pair for ewarp)
+    notes: list[str] = field(default_factory=list)
+
+    def mean(self, metric: str) -> float:
+        v = self.values.get(metric) or []
+        return float(np.mean(v)) if v else math.nan
+
+
+@dataclass
+class EvalReport:
+    metrics: list[str]
+    videos: dict[str, VideoScores] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    device: str = "cpu"
+    seconds: float = 0.0
+
+    def per_video(self, metric: str) -> list[float]:
+        return [v.mean(metric) for v in self.videos.values() if not math.isnan(v.mean(metric))]
+
+    @property
+    def mean(self) -> dict[str, float]:
+        """Mean over videos of each video's mean (as the paper and the authors' script)."""
+        return {m: float(np.mean(self.per_video(m))) if self.per_video(m) else math.nan for m in self.metrics}
+
+    @property
+    def spread(self) -> dict[str, float]:
+        """Standard deviation over videos of the per-video means (0 for one video)."""
+        return {m: float(np.std(self.per_video(m))) if self.per_video(m) else math.nan for m in self.metrics}
+
+    def to_dict(self) -> dict[str, Any]:
+        clean = lambda x: None if x is None or (isinstance(x, float) and not math.isfinite(x)) else x  # noqa: E731
+        videos = {}
+        for name, v in self.videos.items():
+            entry: dict[str, Any] = {m: clean(v.mean(m)) for m in self.metrics}
+            entry["frames"] = {m: [clean(x) for x in v.values.get(m, [])] for m in self.metrics}
+            entry["num_frames"] = v.frames
+            entry["pred"] = str(v.pred)
+            entry["gt"] = str(v.gt) if v.gt else None
+            if v.notes:
+                entry["notes"] = v.notes
+            videos[name] = entry
+        return {
+            "metrics": self.metrics,
+            "videos": videos,
+            "mean": {m: clean(x) for m, x in self.mean.items()},
+            "std": {m: clean(x) for m, x in self.spread.items()},
+            "notes": self.notes,
+        }
+
+    def write_json(self, path: str | Path) -> None:
+        _write(Path(path), json.dumps(self.to_dict(), indent=1) + "\n")
+
+    def write_csv(self, path: str | Path) -> None:
+        """One row per video (its means) and a last row "mean" (over videos)."""
+        import io
+
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(["video", "frames", *self.metrics])
+        fmt = lambda x: "" if math.isnan(x) else f"{x:.6g}"  # noqa: E731
+        for name, v in self.videos.items():
+            w.writerow([name, v.frames, *(fmt(v.mean(m)) for m in self.metrics)])
+        w.writerow(["mean", sum(v.frames for v in self.videos.values()), *(fmt(self.mean[m]) for m in self.metrics)])
+        _write(Path(path), buf.getvalue())
+
+    def plot(self, path: str | Path) -> None:
+        """Each metric over time, one line per video: flicker and seams show as spikes and steps."""
+        try:
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+        except ImportError:
+            raise OptionError("--plot needs matplotlib: pip install 'dove-cli[eval]'") from None
+        shown = [m for m in self.metrics if METRICS[m].per_frame]
+        if not shown:
+            raise OptionError("--plot: none of the metrics has per-frame values")
+        fig, axes = plt.subplots(len(shown), 1, figsize=(10, 2.4 * len(shown)), sharex=True, squeeze=False)
+        for ax, m in zip(axes[:, 0], shown, strict=True):
+            for name, v in self.videos.items():
+                ys = v.values.get(m, [])
+                xs = np.arange(len(ys)) + (1 if m == "ewarp" else 0)  # a pair is drawn at its second frame
+                ax.plot(xs, ys, linewidth=1, label=name)
+            ax.set_ylabel(METRICS[m].label + (" ↑" if METRICS[m].higher_better else " ↓"))
+            ax.grid(alpha=0.3)
+        axes[-1, 0].set_xlabel("frame")
+        if len(self.videos) <= 12:
+            axes[0, 0].legend(fontsize=7, ncol=min(4, len(self.videos)), loc="best")
+        fig.tight_layout()
+        out = Path(path)
+        _check_parent(out)
+        try:
+            fig.savefig(str(out), dpi=110)
+        except (OSError, ValueError) as exc:
+            raise OutputError(f"{out}: cannot write the plot ({exc})") from None
+        finally:
+            plt.close(fig)
+
+
+def _check_parent(path: Path) -> None:
+    if not path.parent.is_dir():
+        raise OutputError(f"{path}: folder {path.parent} does not exist")
+
+
+def _write(path: Path, text: str) -> None:
+    _check_parent(path)
+    try:
+        path.write_text(text)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from None
+
+
+# ------------------------------------------------------------------------------------------ streaming
+
+
+@dataclass
+class EvalProgress:
+    video: str
+    index: int  # 0-based video index
+    videos: int
+    frames_done: int  # over all videos
+    frames_total: int | None  # estimate (None when unknown)
+    seconds: float
+
+
+ProgressFn = Callable[[EvalProgress], None]
+
+
+def _tensor(frame: video_io.Frame, device: torch.device) -> torch.Tensor:
+    """[3, H, W] float32 in [0, 1]."""
+    scale = 65535.0 if frame.rgb.dtype == np.uint16 else 255.0
+    return torch.from_numpy(frame.rgb.astype(np.float32) / scale).permute(2, 0, 1).contiguous().to(device)
+
+
+def _frames(reader: video_io.VideoReader) -> Iterator[video_io.Frame]:
+    yield from reader
+
+
+def evaluate(
+    pred: str | Path,
+    gt: str | Path | None = None,
+    metrics: str | Sequence[str] | None = None,
+    *,
+    device: str | torch.device | None = None,
+    weights: Mapping[str, str] | None = None,
+    download: bool = True,
+    max_crop: int = MAX_CROP,
+    progress: ProgressFn | None = None,
+    frame_metrics: Sequence[FrameMetric] | None = None,
+) -> EvalReport:
+    """Score PRED (against GT) and return an EvalReport (see the module doc for the input layouts).
+
+    metrics: names or "psnr,ssim,..." (default: all of DEFAULT_METRICS that apply). weights:
+    {weight key: local file} instead of the hub (see `pretrained.WEIGHT_FILES`). download: fetch
+    missing weights from the hub (else a one-line error says to run `dove download-weights
+    --metrics`). frame_metrics: ready-made metric objects (tests, or callers that keep them loaded).
+    """
+    started = time.perf_counter()
+    pairs, notes = pair_inputs(pred, gt)
+    names = parse_metrics(metrics, gt is not None, str(pred))
+    dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    video_level = [n for n in names if not METRICS[n].per_frame]
+    from dove_cli.metrics import pretrained, vqa
+
+    known = {*pretrained.WEIGHT_FILES, "dover"}
+    for key in weights or {}:
+        if key not in known:
+            raise OptionError(f"--weights {key}=...: unknown key (known: {', '.join(sorted(known))})")
+    for n in video_level:
+        vqa.check(n, dict(weights or {}))
+    dover = vqa.DOVERScorer((weights or {}).get("dover") or _env_dover(), dev) if "dover" in names else None
+    if frame_metrics is None:
+        frame_metrics = build_metrics([n for n in names if METRICS[n].per_frame], dev, weights, download)
+    fr_needed = any(METRICS[n].full_reference for n in names)
+    report = EvalReport(names, notes=list(notes), device=str(dev))
+    for note in notes:
+        log.warning("%s", note)
+    totals: list[int | None] = []
+    for p, _ in pairs:
+        try:
+            totals.append(video_io.probe(p.path).num_frames)
+        except Exception:  # noqa: BLE001 - the real error is raised (with its message) when the video is read
+            totals.append(None)
+    frames_total = sum(t for t in totals if t) if all(totals) else None
+    done = 0
+    for index, (p, g) in enumerate(pairs):
+        scores = VideoScores(p.name, p.path, g.path if (g and fr_needed) else None)
+        scores.values = {n: [] for n in names}
+        for m in frame_metrics:
+            m.start_video()
+        with ExitStack() as stack:
+            pr = stack.enter_context(video_io.open_reader(p.path, warn=False))
+            gr = stack.enter_context(video_io.open_reader(g.path, warn=False)) if (g and fr_needed) else None
+            w, h = pr.info.width, pr.info.height
+            if gr is not None:
+                gw, gh = gr.info.width, gr.info.height
+                if (gw, gh) != (w, h):
+                    if abs(gw - w) > max_crop or abs(gh - h) > max_crop:
+                        raise InputError(
+                            f"{p.path}: {w}x{h}, but its GT {g.path if g else ''} is {gw}x{gh}: more than {max_crop} px"
+                            " apart (a different scale?); resize one of them, or raise --max-crop"
+                        )
+                    note = f"sizes differ (PRED {w}x{h}, GT {gw}x{gh}): both cropped to {min(w, gw)}x{min(h, gh)} from the top-left"
+                    scores.notes.append(note)
+                    w, h = min(w, gw), min(h, gh)
+            scores.size = (w, h)
+            pit = _frames(pr)
+            git = _frames(gr) if gr is not None else None
+            while True:
+                fp = next(pit, None)
+                fg = next(git, None) if git is not None else None
+                if fp is None or (git is not None and fg is None):
+                    if git is not None and (fp is None) != (fg is None):
+                        longer = "PRED" if fp is not None else "GT"
+                        scores.notes.append(f"frame counts differ: cut to {scores.frames} frames ({longer} has more)")
+                    break
+                x = _tensor(fp, dev)[:, :h, :w]
+                y = _tensor(fg, dev)[:, :h, :w] if fg is not None else None
+                for m in frame_metrics:
+                    value = m.add(x, y)
+                    if value is not None:
+                        scores.values[m.name].append(value)
+                scores.frames += 1
+                done += 1
+                if progress is not None:
+                    progress(EvalProgress(p.name, index, len(pairs), done, frames_total, time.perf_counter() - started))
+        if scores.frames == 0:
+            raise InputError(f"{p.path}: no frames to score")
+        if dover is not None:
+            scores.values["dover"] = [dover.score(p.path)]
+        for note in scores.notes:
+            log.warning("%s: %s", p.name, note)
+        report.videos[p.name] = scores
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _env_dover() -> str:
+    import os
+
+    return os.environ.get("DOVE_DOVER_WEIGHTS", "")

@@ -1,0 +1,310 @@
+"""The published weight files the metrics (and stage-2 training) load: where they live, their
+checksums, and fetching them through huggingface_hub into the hub cache, verified.
+
+Every real file is pinned in `WEIGHT_FILES` (repo, file name, sha256, size). A pinned sha256 is
+checked after download and once per cached copy (remembered in `verified.json` beside dove's
+download record, keyed by path, size and mtime); a file that does not match is deleted and the run
+stops with a one-line error. `sha256=None` means we could not read the digest anywhere when
+pinning: such a file is still checked against the hub's own LFS sha256 (its ETag) after download.
+
+Tests serve tiny files of the same key layouts from a loopback hub and replace entries of the
+`WEIGHT_FILES` dict (pytest's monkeypatch.setitem); nothing else needs patching. A user can point
+at a local copy instead of the hub with `local_files={key: path}` (`dove eval --weights KEY=PATH`).
+
+Pickle files (.pth/.pt) are only ever read with `torch.load(weights_only=True)`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from dove_cli.errors import DownloadError, ModelError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WeightFile:
+    """One published file on the hub."""
+
+    repo: str
+    filename: str
+    sha256: str | None  # pinned content digest; None: not found anywhere, the hub's LFS digest is checked
+    size: int | None  # bytes, for the plan shown before a download
+    what: str  # what it is, for messages: "DISTS alpha/beta (pyiqa)"
+    revision: str | None = None  # None: the default branch
+    mirrors: tuple[tuple[str, str], ...] = ()  # other (repo, filename) with the same bytes, tried in turn
+
+
+# Verified: digests as the hub lists them for these exact repo paths (Git LFS "SHA256"), read with
+# the search tools on 2026-12; the torchvision files' names carry the first 8 hex digits of the same
+# digest (torchvision's own convention), which match. See README "Evaluating results".
+WEIGHT_FILES: dict[str, WeightFile] = {
+    "vgg16": WeightFile(
+        "timm/vgg16.tv_in1k",
+        "model.safetensors",
+        "57b026918159a6bf9faf8405c3a551903768e7138989d9c6224a14227203fad8",
+        None,  # "553 MB" in the listing
+        "VGG16 ImageNet features (torchvision weights as hosted by timm)",
+    ),
+    "dists": WeightFile(
+        "chaofengc/IQA-PyTorch-Weights",
+        "DISTS_weights-f5e65c96.pth",
+        "f5e65c96230b7f6ca995691647d482237e4cab8a50c5c4a5784f219ef0748218",
+        12_288,
+        "DISTS alpha/beta (the published DISTS head, as pyiqa hosts it)",
+    ),
+    "lpips-alex": WeightFile(
+        "chaofengc/IQA-PyTorch-Weights",
+        "LPIPS_v0.1_alex-df73285e.pth",
+        "df73285e35b22355a2df87cdb6b70b343713b667eddbda73e1977e0c860835c0",
+        6_009,
+        "LPIPS v0.1 AlexNet linear heads",
+    ),
+    "alexnet": WeightFile(
+        "blanchon/image-gs-models-utils",
+        "torch/checkpoints/alexnet-owt-7be5be79.pth",
+        "7be5be791159472b1fbf3c69796f7cb30dca7ad8466c2df70058c37116cdee02",
+        None,  # "244 MB" in the listing
+        "AlexNet ImageNet features (torchvision alexnet-owt-7be5be79.pth)",
+        mirrors=(("CSWRY/VOSR", "torch_cache/checkpoints/alexnet-owt-7be5be79.pth"),),
+    ),
+    "clip-rn50": WeightFile(
+        "timm/resnet50_clip.openai",
+        "open_clip_model.safetensors",
+        None,  # not found in any public listing we could read: the hub's LFS digest is checked instead
+        None,
+        "CLIP RN50 (OpenAI weights, open_clip layout)",
+    ),
+    "raft-things": WeightFile(
+        "Iceclear/MGLD-VSR",
+        "raft-things.pth",
+        "fcfa4125d6418f4de95d84aec20a3c5f4e205101715a79f193243c186ac9a7e1",
+        21_108_000,
+        "RAFT-large 'things' weights (princeton-vl release; torchvision's raft_large C_T_V1 is their port)",
+        mirrors=(("RaphaelLiu/EvalCrafter-Models", "models/raft-things.pth"),),
+    ),
+}
+
+# What each metric (or training) needs, in load order.
+NEEDS: dict[str, tuple[str, ...]] = {
+    "lpips": ("alexnet", "lpips-alex"),
+    "dists": ("vgg16", "dists"),
+    "clipiqa": ("clip-rn50",),
+    "ewarp": ("raft-things",),
+}
+
+
+def files_for(metrics: Iterable[str]) -> list[str]:
+    """The weight keys a set of metrics needs (no duplicates, in order)."""
+    keys: list[str] = []
+    for m in metrics:
+        keys += [k for k in NEEDS.get(m, ()) if k not in keys]
+    return keys
+
+
+# ------------------------------------------------------------------------------------------ finding
+
+
+def _verified_file() -> Path:
+    from dove_cli.weights import state_file
+
+    return state_file().parent / "verified.json"
+
+
+def _read_verified() -> dict:
+    try:
+        return json.loads(_verified_file().read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _stamp(path: Path) -> str:
+    st = path.stat()
+    return f"{st.st_size}:{st.st_mtime_ns}"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(8 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _check_digest(key: str, spec: WeightFile, path: Path) -> None:
+    """Compare a cached file with its pinned sha256 (once per file version); delete it on mismatch."""
+    real = path.resolve()
+    # unpinned: the hub cache names an LFS blob by the digest the hub announced (its ETag)
+    expected = spec.sha256 or (real.name if re.fullmatch(r"[0-9a-f]{64}", real.name) else None)
+    if expected is None:
+        return
+    record = _read_verified()
+    if record.get(str(real)) == [_stamp(real), expected]:
+        return
+    if _sha256(real) != expected:
+        real.unlink(missing_ok=True)
+        if path.is_symlink():
+            path.unlink(missing_ok=True)
+        raise DownloadError(
+            f"{spec.repo}/{spec.filename} does not match its sha256 (deleted it): run"
+            f" `dove download-weights --metrics` again; if it repeats, the hub serves other bytes than pinned"
+        )
+    record[str(real)] = [_stamp(real), expected]
+    target = _verified_file()
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(".tmp")
+        tmp.write_text(json.dumps(record, indent=1))
+        tmp.replace(target)
+    except OSError as exc:  # not fatal: the file is checked again next time
+        log.warning("could not record the checksum in %s: %s", target, exc)
+
+
+def _sources(spec: WeightFile) -> list[tuple[str, str]]:
+    return [(spec.repo, spec.filename), *spec.mirrors]
+
+
+def cached(key: str) -> Path | None:
+    """The verified local copy of a weight file in the hub cache, or None. Never touches the network."""
+    from huggingface_hub import hf_hub_download
+
+    from dove_cli.weights import hub_env
+
+    spec = WEIGHT_FILES[key]
+    env = hub_env()
+    for repo, filename in _sources(spec):
+        try:
+            path = Path(
+                hf_hub_download(repo, filename, revision=spec.revision, cache_dir=env.cache_dir, local_files_only=True)
+            )
+        except Exception:  # noqa: BLE001 - any failure here just means "not in the cache"
+            continue
+        _check_digest(key, spec, path)
+        return path
+    return None
+
+
+def fetch(key: str, *, download: bool = True) -> Path:
+    """A verified local copy of weight file `key`: from the hub cache, else downloaded (if allowed).
+
+    Raises ModelError (with the command to run) when it is missing and may not or cannot be downloaded.
+    """
+    from huggingface_hub import hf_hub_download
+
+    from dove_cli.weights import hub_env, hub_errors
+
+    spec = WEIGHT_FILES[key]
+    path = cached(key)
+    if path is not None:
+        return path
+    env = hub_env()
+    if not download or env.offline:
+        why = "offline (HF_HUB_OFFLINE=1) and " if env.offline else ""
+        flag = "--dists" if key in NEEDS["dists"] else "--metrics"
+        raise ModelError(
+            f"{why}{spec.what} ({spec.repo}/{spec.filename}) is not downloaded: run `dove download-weights {flag}`"
+        )
+    errors: list[DownloadError] = []
+    for repo, filename in _sources(spec):
+        try:
+            with hub_errors(repo, spec.revision, env.endpoint, file=filename, dest=env.cache_dir):
+                path = Path(
+                    hf_hub_download(
+                        repo,
+                        filename,
+                        revision=spec.revision,
+                        cache_dir=env.cache_dir,
+                        endpoint=env.endpoint,
+                        library_name="dove-cli",
+                    )
+                )
+        except DownloadError as exc:  # try the next mirror; report the first failure
+            errors.append(exc)
+            continue
+        _check_digest(key, spec, path)
+        return path
+    raise errors[0]
+
+
+def fetch_all(keys: Iterable[str], *, download: bool = True) -> dict[str, Path]:
+    return {key: fetch(key, download=download) for key in keys}
+
+
+# ------------------------------------------------------------------------------------------ loading
+
+
+def load_state_dict(
+    path: str | Path, keep: Callable[[str], bool] | None = None, what: str = "weights"
+) -> dict[str, torch.Tensor]:
+    """Tensors of a safetensors or pickle (.pth/.pt/.bin) file, on the CPU.
+
+    Pickle files are read with weights_only=True (plain containers and tensors only, no code). Common
+    wrappers ({"state_dict": ...}, {"params": ...}, {"model": ...}) and a DataParallel "module."
+    prefix are removed. `keep` (a predicate on names) limits what is read from a safetensors file
+    (timm's VGG16 file is 553 MB, of which DISTS needs the 59 MB of convolution weights).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{what} {path}: no such file")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors import safe_open
+
+            sd: object = {}
+            with safe_open(str(path), framework="pt") as fh:
+                sd = {k: fh.get_tensor(k) for k in fh.keys() if keep is None or keep(k)}
+        else:
+            sd = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - an unreadable file is the user's (or the download's) problem
+        raise ModelError(f"{what} {path}: cannot read ({str(exc).splitlines()[0][:200]})") from exc
+    for wrapper in ("state_dict", "params", "model"):
+        if isinstance(sd, dict) and isinstance(sd.get(wrapper), dict):
+            sd = sd[wrapper]
+    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise ModelError(f"{what} {path}: not a state dict of tensors")
+    return {(k[7:] if k.startswith("module.") else k): v for k, v in sd.items()}
+
+
+def resolve(key: str, local_files: Mapping[str, str | Path] | None = None, *, download: bool = True) -> Path:
+    """A user-given local file for `key` (checked to exist), else the verified hub copy."""
+    if local_files and key in local_files:
+        path = Path(local_files[key]).expanduser()
+        if not path.is_file():
+            raise ModelError(f"--weights {key}={path}: no such file")
+        return path
+    return fetch(key, download=download)
+
+
+def describe(keys: Iterable[str]) -> list[tuple[str, WeightFile, Path | None]]:
+    """(key, spec, cached path or None) for a download plan."""
+    return [(k, WEIGHT_FILES[k], cached(k)) for k in keys]
+
+
+def cache_dir() -> Path:
+    from dove_cli.weights import hub_env
+
+    return hub_env().cache_dir
+
+
+__all__ = [
+    "NEEDS",
+    "WEIGHT_FILES",
+    "WeightFile",
+    "cache_dir",
+    "cached",
+    "describe",
+    "fetch",
+    "fetch_all",
+    "files_for",
+    "load_state_dict",
+    "resolve",
+]

@@ -1,0 +1,180 @@
+"""`dove eval` / `evaluate()` end to end: PSNR and SSIM equal an independent computation per video
+and mean, on single videos and on benchmark folders matched by name; cutting and cropping are
+reported; JSON / CSV / plot outputs; every bad input is one `error:` line and exit 2."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).parent))
+from dove_cli.cli import main  # noqa: E402
+from dove_cli.errors import InputError, OptionError  # noqa: E402
+from dove_cli.metrics.evaluate import evaluate  # noqa: E402
+from test_eval_metrics import _ssim_reference  # noqa: E402
+from test_eval_weights import write_video  # noqa: E402
+
+
+def noisy_clip(n: int, h: int, w: int, seed: int, noise: int = 12) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 256, (h // 4 + 1, w // 4 + 1, 3)).astype(np.float64)
+    gt = []
+    for t in range(n):
+        img = np.kron(np.roll(base, t, axis=1), np.ones((4, 4, 1)))[:h, :w]
+        gt.append(np.clip(img + rng.normal(0, 8, img.shape), 0, 255).astype(np.uint8))
+    pred = [np.clip(f.astype(int) + rng.integers(-noise, noise + 1, f.shape), 0, 255).astype(np.uint8) for f in gt]
+    return pred, gt
+
+
+def np_psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) / 255 - b.astype(np.float64) / 255) ** 2)
+    return float(10 * np.log10(1 / (mse + 1e-8)))
+
+
+def write_frames(folder: Path, frames: list[np.ndarray]) -> Path:
+    folder.mkdir(parents=True)
+    for i, f in enumerate(frames):
+        Image.fromarray(f).save(folder / f"{i:04d}.png")
+    return folder
+
+
+def run(args: list[str], capsys) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    out = capsys.readouterr()
+    return exit_info.value.code or 0, out.out, out.err
+
+
+def test_single_videos_cut_and_crop_as_the_authors_and_say_so(tmp_path):
+    pred, gt = noisy_clip(6, 48, 64, seed=1)
+    pred_big = [np.pad(f, ((0, 2), (0, 3), (0, 0)), mode="edge") for f in pred]  # 2 px taller, 3 wider
+    p = write_video(tmp_path / "clip.mkv", pred_big)
+    g = write_video(tmp_path / "gt.mkv", gt[:5])  # one frame fewer
+    report = evaluate(p, g, "psnr,ssim", device="cpu")
+    v = report.videos["clip"]
+    assert v.frames == 5 and v.size == (64, 48)
+    want_psnr = [np_psnr(pred[i], gt[i]) for i in range(5)]
+    assert v.values["psnr"] == pytest.approx(want_psnr, abs=0.01)
+    assert report.mean["psnr"] == pytest.approx(np.mean(want_psnr), abs=0.01)
+    want_ssim = [
+        _ssim_reference(pred[i].transpose(2, 0, 1) / 255.0, gt[i].transpose(2, 0, 1) / 255.0) for i in range(5)
+    ]
+    assert v.values["ssim"] == pytest.approx(want_ssim, abs=1e-5)  # luma rounding of exact halves: float32 vs float64
+    notes = " ".join(v.notes)
+    assert "cut to 5 frames (PRED has more)" in notes and "cropped to 64x48" in notes
+
+
+def test_benchmark_folders_matched_by_name(tmp_path, capsys):
+    """GT as frame folders, predictions as videos (the benchmark layout); one GT has no prediction."""
+    want: dict[str, list[float]] = {}
+    (tmp_path / "PRED").mkdir()
+    for k, name in enumerate(("calendar", "city", "walk")):
+        pred, gt = noisy_clip(4, 32, 40, seed=10 + k, noise=5 + 10 * k)
+        write_frames(tmp_path / "GT" / name, gt)
+        write_video(tmp_path / "PRED" / f"{name}.mkv", pred)
+        want[name] = [np_psnr(a, b) for a, b in zip(pred, gt, strict=True)]
+    write_frames(tmp_path / "GT" / "extra", noisy_clip(2, 32, 40, seed=99)[1])
+    code, out, err = run(
+        ["eval", str(tmp_path / "PRED"), str(tmp_path / "GT"), "--metrics", "psnr,ssim", "-q",
+         "--json", str(tmp_path / "r.json"), "--csv", str(tmp_path / "r.csv"), "--plot", str(tmp_path / "r.png")],
+        capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert data["metrics"] == ["psnr", "ssim"] and sorted(data["videos"]) == ["calendar", "city", "walk"]
+    for name, values in want.items():
+        assert data["videos"][name]["psnr"] == pytest.approx(np.mean(values), abs=0.01)
+        assert data["videos"][name]["frames"]["psnr"] == pytest.approx(values, abs=0.01)
+    assert data["mean"]["psnr"] == pytest.approx(np.mean([np.mean(v) for v in want.values()]), abs=0.01)
+    assert any("extra" in n for n in data["notes"])
+    rows = list(csv.reader((tmp_path / "r.csv").open()))
+    assert rows[0] == ["video", "frames", "psnr", "ssim"] and [r[0] for r in rows[1:]] == [
+        "calendar",
+        "city",
+        "walk",
+        "mean",
+    ]
+    assert float(rows[-1][2]) == pytest.approx(data["mean"]["psnr"], rel=1e-5)
+    assert Image.open(tmp_path / "r.png").size[0] > 100
+    assert "PSNR" in out and "SSIM" in out and f"{data['mean']['psnr']:.2f}" in out  # the table
+
+
+def test_no_gt_runs_only_no_reference_metrics(tmp_path):
+    from dove_cli.metrics.evaluate import parse_metrics
+
+    assert parse_metrics(None, has_gt=False) == ["clipiqa", "ewarp"]
+    assert parse_metrics(None, has_gt=True) == ["psnr", "ssim", "lpips", "dists", "clipiqa", "ewarp"]
+    with pytest.raises(OptionError, match="psnr, ssim need a GT"):
+        parse_metrics("psnr,ssim,clipiqa", has_gt=False)
+
+
+def test_bad_inputs_are_one_line_errors(tmp_path, capsys):
+    pred, gt = noisy_clip(2, 32, 40, seed=3)
+    p = write_video(tmp_path / "a.mkv", pred)
+    g = write_video(tmp_path / "b.mkv", gt)
+    small = write_video(tmp_path / "small.mkv", [f[:8, :10] for f in gt])
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00\x00\x00\x18ftypmp42 not really a video")
+    (tmp_path / "P").mkdir()
+    write_video(tmp_path / "P" / "x.mkv", pred)
+    write_frames(tmp_path / "G" / "y", gt)
+    cases = [
+        (["eval", str(p), "--metrics", "psnr"], f"{p}: psnr needs a GT"),
+        (["eval", str(p), str(g), "--metrics", "psnr,bogus"], "unknown metric 'bogus'"),
+        (["eval", str(broken), str(g), "--metrics", "psnr"], str(broken)),
+        (["eval", str(p), str(small), "--metrics", "psnr"], "more than 16 px apart"),
+        (["eval", str(tmp_path / "P"), str(tmp_path / "G"), "--metrics", "psnr"], "no GT named 'x'"),
+        (
+            ["eval", str(tmp_path / "P"), str(g), "--metrics", "psnr"],
+            "PRED is a folder of 1 inputs but GT is one input",
+        ),
+        (["eval", str(tmp_path / "nope.mp4")], "nope.mp4: no such file or folder"),
+        (["eval", str(p), "--metrics", "fastervqa"], "FasterVQA"),
+        (["eval", str(p), str(g), "--metrics", "psnr", "--json", str(tmp_path / "no" / "r.json")], "does not exist"),
+    ]
+    for args, expected in cases:
+        code, _, err = run([*args, "-q"], capsys)
+        lines = err.strip().splitlines()
+        assert code == 2 and len(lines) == 1 and lines[0].startswith("error:") and expected in lines[0], (args, err)
+    code, _, err = run(["eval", str(p), str(small), "--metrics", "psnr", "--max-crop", "40", "-q"], capsys)
+    assert code == 0, err
+
+
+def test_dover_without_the_package_says_how(tmp_path):
+    pred, _ = noisy_clip(1, 16, 16, seed=4)
+    p = write_video(tmp_path / "a.mkv", pred)
+    with pytest.raises(OptionError, match=r"not on PyPI.*VQAssessment/DOVER"):
+        evaluate(p, None, "dover")
+    with pytest.raises(InputError, match="holds no videos"):
+        (tmp_path / "empty").mkdir()
+        evaluate(tmp_path / "empty", None, "ewarp")
+
+
+def test_frames_are_streamed_one_at_a_time(tmp_path):
+    """Each metric sees one frame per call, in order, and the reader is never asked for a list."""
+    pred, gt = noisy_clip(5, 16, 24, seed=5)
+    p = write_video(tmp_path / "a.mkv", pred)
+    seen = []
+
+    class Probe:
+        name = "clipiqa"
+
+        def start_video(self) -> None:
+            seen.append("start")
+
+        def add(self, x, y):
+            seen.append(tuple(x.shape))
+            return float(x.mean())
+
+    report = evaluate(p, None, "clipiqa", frame_metrics=[Probe()])
+    assert seen == ["start"] + [(3, 16, 24)] * 5
+    assert report.videos["a"].values["clipiqa"] == pytest.approx([f.mean() / 255 for f in pred], rel=1e-6)
+    with av.open(str(p)) as c:
+        assert c.streams.video[0].frames in (0, 5)

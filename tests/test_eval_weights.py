@@ -1,0 +1,212 @@
+"""The metric weight files through the real huggingface_hub client and a loopback hub
+(tests/hub_server.py): tiny files in the real key layouts stand in for the published ones (the
+pins of `pretrained.WEIGHT_FILES` are replaced by theirs), verified, cached, used offline; the
+stage-2 DISTS refusal; pickle files are never unpickled beyond tensors."""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from dove_cli.errors import DownloadError, ModelError, OptionError  # noqa: E402
+from dove_cli.metrics import pretrained  # noqa: E402
+from eval_refs import tiny_models, tiny_weight_files  # noqa: E402
+from hub_server import FakeRepo, HubServer  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    models = tiny_models(0)
+    return models, tiny_weight_files(models)
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch) -> Path:
+    for var in (
+        "HF_TOKEN",
+        "HUGGING_FACE_HUB_TOKEN",
+        "HF_HUB_OFFLINE",
+        "TRANSFORMERS_OFFLINE",
+        "HUGGINGFACE_HUB_CACHE",
+    ):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
+    monkeypatch.setenv("DOVE_HOME", str(tmp_path / "dove"))
+    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens: any stray request fails fast
+    return tmp_path
+
+
+@pytest.fixture
+def hub(env, tiny, monkeypatch):
+    """Serve the tiny files at the real repos and paths; pin their digests in place of the real ones."""
+    _, files = tiny
+    repos: dict[str, dict[str, bytes]] = {}
+    for key, data in files.items():
+        spec = pretrained.WEIGHT_FILES[key]
+        repos.setdefault(spec.repo, {})[spec.filename] = data
+        monkeypatch.setitem(
+            pretrained.WEIGHT_FILES, key, replace(spec, sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+        )
+    with HubServer([FakeRepo(r, f) for r, f in repos.items()]) as server:
+        monkeypatch.setenv("HF_ENDPOINT", server.url)
+        yield server
+
+
+def write_video(path: Path, frames: list[np.ndarray], fps: int = 25) -> Path:
+    """Lossless RGB (FFV1, bgr0): decoded frames equal the arrays exactly."""
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("ffv1", rate=fps)
+        s.width, s.height, s.pix_fmt = frames[0].shape[1], frames[0].shape[0], "bgr0"
+        for f in frames:
+            for p in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    return path
+
+
+def read_frames(path: Path) -> list[np.ndarray]:
+    with av.open(str(path)) as c:
+        return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+
+
+def clip_pair(tmp_path: Path, n: int = 3, h: int = 128, w: int = 136) -> tuple[Path, Path]:
+    rng = np.random.default_rng(0)
+    gt = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for _ in range(n)]
+    pred = [np.clip(f.astype(int) + rng.integers(-20, 21, f.shape), 0, 255).astype(np.uint8) for f in gt]
+    return write_video(tmp_path / "pred.mkv", pred), write_video(tmp_path / "gt.mkv", gt)
+
+
+def test_download_metrics_then_eval_offline_with_the_same_networks(hub, env, tiny, tmp_path, monkeypatch, capsys):
+    from dove_cli.cli import main
+    from dove_cli.metrics.evaluate import evaluate
+    from dove_cli.metrics.lpips import LPIPS
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["download-weights", "--metrics"])
+    assert exit_info.value.code in (0, None), capsys.readouterr().err
+    assert {e["path"].rsplit("/", 1)[-1] for e in hub.gets()} == {
+        Path(spec.filename).name for spec in pretrained.WEIGHT_FILES.values()
+    }
+    for key in pretrained.WEIGHT_FILES:
+        assert pretrained.cached(key) is not None
+    gets = len(hub.gets())
+    with pytest.raises(SystemExit):
+        main(["download-weights", "--metrics"])  # already there: verified, not fetched again
+    assert len(hub.gets()) == gets
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    pred, gt = clip_pair(tmp_path)
+    report = evaluate(pred, gt, "lpips,dists,clipiqa,ewarp", device="cpu")
+    scores = report.videos["pred"]
+    assert len(scores.values["lpips"]) == 3 and len(scores.values["ewarp"]) == 2
+    assert all(np.isfinite(v) for m in report.metrics for v in scores.values[m])
+    models, _ = tiny
+    x, y = (torch.from_numpy(np.stack(read_frames(p))).permute(0, 3, 1, 2).float() / 255 for p in (pred, gt))
+    ref: LPIPS = models["lpips"]
+    with torch.no_grad():
+        assert scores.values["lpips"] == pytest.approx(ref(x, y).tolist(), rel=1e-5)
+        assert scores.values["dists"] == pytest.approx(models["dists"](x, y).tolist(), rel=1e-5, abs=1e-6)
+    assert len(hub.gets()) == gets  # offline: nothing fetched
+
+
+def test_corrupted_download_is_deleted_with_a_one_line_error(hub, env):
+    spec = pretrained.WEIGHT_FILES["dists"]
+    hub.repos[spec.repo].corrupt.add(spec.filename)
+    with pytest.raises(DownloadError, match="does not match its sha256") as err:
+        pretrained.fetch("dists")
+    assert "\n" not in str(err.value)
+    assert not [p for p in (env / "hf").rglob("*") if p.is_file() and p.stat().st_size == spec.size]
+
+
+def test_a_mirror_is_used_when_the_first_repo_is_gone(env, tiny, monkeypatch):
+    _, files = tiny
+    spec = pretrained.WEIGHT_FILES["alexnet"]
+    data = files["alexnet"]
+    mirror_repo, mirror_file = spec.mirrors[0]
+    monkeypatch.setitem(pretrained.WEIGHT_FILES, "alexnet", replace(spec, sha256=hashlib.sha256(data).hexdigest()))
+    with HubServer([FakeRepo(mirror_repo, {mirror_file: data})]) as server:
+        monkeypatch.setenv("HF_ENDPOINT", server.url)
+        path = pretrained.fetch("alexnet")
+    assert path.read_bytes() == data and mirror_repo.replace("/", "--") in str(path)
+
+
+def test_missing_weights_offline_say_what_to_run(env, tmp_path, monkeypatch, capsys):
+    from dove_cli.cli import main
+    from dove_cli.metrics.evaluate import evaluate
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    pred, gt = clip_pair(tmp_path, n=1, h=32, w=32)
+    with pytest.raises(ModelError, match=r"dove download-weights --metrics"):
+        evaluate(pred, gt, "lpips")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["eval", str(pred), str(gt), "--metrics", "clipiqa", "-q"])
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and err.startswith("error:") and "download-weights --metrics" in err
+    assert len(err.splitlines()) == 1
+
+
+def test_stage2_refuses_without_dists_and_loads_them_from_the_cache(
+    hub, env, tiny, tiny_model_dir, monkeypatch, capsys
+):
+    from conftest import DEMO
+    from dove_cli.cli import main
+    from dove_cli.metrics.dists import training_dists
+    from dove_cli.train.config import TrainConfig
+    from dove_cli.train.loop import train
+
+    cfg = TrainConfig.for_stage(
+        2, data=str(DEMO), model=str(tiny_model_dir), output_dir=str(env / "run"), resolution="2x32x32",
+        max_steps=1, batch_size=1, num_workers=0, warmup_steps=0, posterior="mode", image_ratio=0.0,
+    )  # fmt: skip
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(OptionError) as err:
+        train(cfg)
+    msg = str(err.value)
+    assert "dove download-weights --dists" in msg and "--dists-weight 0" in msg and "\n" not in msg
+    assert not (env / "run").exists()  # refused before the run folder is made
+
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["download-weights", "--dists"])
+    assert exit_info.value.code in (0, None), capsys.readouterr().err
+    fetched = {e["path"].rsplit("/", 1)[-1] for e in hub.gets()}
+    assert fetched == {"model.safetensors", Path(pretrained.WEIGHT_FILES["dists"].filename).name}
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    d = training_dists()
+    models, _ = tiny
+    assert d.pretrained and torch.equal(d.alpha, models["dists"].alpha) and d.channels == models["dists"].channels
+
+    result = train(cfg.replace(dists_weight=0.0, output_dir=str(env / "run0")))  # no DISTS term: no weights needed
+    assert result.steps == 1
+
+
+class _Evil:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_pickle_files_are_read_as_tensors_only(tmp_path):
+    marker = tmp_path / "code-ran"
+    torch.save({"alpha": torch.zeros(3), "x": _Evil(marker)}, tmp_path / "evil.pth")
+    with pytest.raises(ModelError, match="cannot read"):
+        pretrained.load_state_dict(tmp_path / "evil.pth")
+    assert not marker.exists()
+    from dove_cli.metrics.dists import DISTS
+
+    with pytest.raises(OptionError, match="cannot read"):
+        DISTS([tmp_path / "evil.pth"])
+    assert not marker.exists()
