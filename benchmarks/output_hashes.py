@@ -27,17 +27,62 @@ CASES: dict[str, tuple[str, str, list[str]]] = {
     # name: (clip, output name, options)
     "bilinear-default": ("003.mp4", "out.mp4", ["--model", "bilinear"]),
     "bilinear-png": ("007.mp4", "frames/%04d.png", ["--model", "bilinear", "--preview", "0+0.5s"]),
-    "bilinear-ffv1-10bit": ("002.mp4", "out.mkv", ["--model", "bilinear", "--codec", "ffv1", "--pix-fmt", "yuv444p10le"]),
-    "bilinear-compare-tiles": ("001.mp4", "out.mp4", ["--model", "bilinear", "--tile", "256", "--tile-overlap", "32",
-                                                      "--chunk", "17", "--compare"]),
+    "bilinear-ffv1-10bit": (
+        "002.mp4",
+        "out.mkv",
+        ["--model", "bilinear", "--codec", "ffv1", "--pix-fmt", "yuv444p10le"],
+    ),
+    "bilinear-compare-tiles": (
+        "001.mp4",
+        "out.mp4",
+        ["--model", "bilinear", "--tile", "256", "--tile-overlap", "32", "--chunk", "17", "--compare"],
+    ),
     "tiny-default": ("003.mp4", "out.mp4", ["--model", "tiny", "--scale", "2"]),
-    "tiny-tiles-chunks": ("002.mp4", "out.mp4", ["--model", "tiny", "--tile", "128", "--tile-overlap", "32",
-                                                 "--chunk", "9", "--chunk-overlap", "4", "--scale", "2"]),
-    "tiny-release-like": ("007.mp4", "out.mp4", ["--model", "tiny", "--blend", "hard", "--pad", "zero",
-                                                 "--color-fix", "none", "--posterior", "mode", "--chunk", "17",
-                                                 "--tile", "256", "--tile-overlap", "64"]),
-    "tiny-adain-preview": ("005.mp4", "out.mp4", ["--model", "tiny", "--color-fix", "adain", "--preview", "1+1.5s",
-                                                  "--scale", "2"]),
+    "tiny-tiles-chunks": (
+        "002.mp4",
+        "out.mp4",
+        [
+            "--model",
+            "tiny",
+            "--tile",
+            "128",
+            "--tile-overlap",
+            "32",
+            "--chunk",
+            "9",
+            "--chunk-overlap",
+            "4",
+            "--scale",
+            "2",
+        ],
+    ),
+    "tiny-release-like": (
+        "007.mp4",
+        "out.mp4",
+        [
+            "--model",
+            "tiny",
+            "--blend",
+            "hard",
+            "--pad",
+            "zero",
+            "--color-fix",
+            "none",
+            "--posterior",
+            "mode",
+            "--chunk",
+            "17",
+            "--tile",
+            "256",
+            "--tile-overlap",
+            "64",
+        ],
+    ),
+    "tiny-adain-preview": (
+        "005.mp4",
+        "out.mp4",
+        ["--model", "tiny", "--color-fix", "adain", "--preview", "1+1.5s", "--scale", "2"],
+    ),
 }
 
 
@@ -47,22 +92,40 @@ def sha256(path: Path) -> str:
 
 def frames_md5(path: Path) -> str:
     ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
-    out = subprocess.run([ffmpeg, "-hide_banner", "-loglevel", "error", "-i", str(path), "-map", "0:v:0", "-f",
-                          "framemd5", "-"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [ffmpeg, "-hide_banner", "-loglevel", "error", "-i", str(path), "-map", "0:v:0", "-f", "framemd5", "-"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     lines = [ln for ln in out.splitlines() if not ln.startswith("#")]
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
 def run_case(name: str, clip: str, out_name: str, options: list[str], tmp: Path) -> dict[str, str]:
     out = tmp / name / out_name
-    cmd = [sys.executable, "-m", "dove_cli.cli", "upscale", str(DEMO / clip), "-o", str(out), "-q", "--device", "cpu",
-           *options]
+    cmd = [
+        sys.executable,
+        "-m",
+        "dove_cli.cli",
+        "upscale",
+        str(DEMO / clip),
+        "-o",
+        str(out),
+        "-q",
+        "--device",
+        "cpu",
+        *options,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"}
     if "%" in out_name:
         files = sorted(out.parent.iterdir())
-        return {"files": str(len(files)), "sha256": hashlib.sha256(b"".join(sha256(f).encode() for f in files)).hexdigest()}
+        return {
+            "files": str(len(files)),
+            "sha256": hashlib.sha256(b"".join(sha256(f).encode() for f in files)).hexdigest(),
+        }
     return {"sha256": sha256(out), "frames": frames_md5(out)}
 
 

@@ -21,7 +21,7 @@ clip = Path(__file__).parent / "data" / "demo_316x178.mp4"
 try:
     result = dove_cli.upscale(clip, args.output, model=args.model, overwrite=True, chunk=33, tile=0)
 except DoveError as exc:  # user-facing problems (no weights yet, bad options...) are one line
-    raise SystemExit(f"error: {exc}")
+    raise SystemExit(f"error: {exc}") from None
 print(result.summary())
 for stage, seconds in result.stages.items():
     print(f"  {stage:12s} {seconds:7.2f} s")

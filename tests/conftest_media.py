@@ -1,6 +1,6 @@
 """Session-scoped test clips made with the ffmpeg binary (see media.py).
 
-Import the fixtures you need into a test module: `from conftest_media import clip_2997  # noqa`.
+conftest.py registers these fixtures for every test module (pytest_plugins).
 Each clip is generated once per test session into pytest's temporary folder.
 """
 
@@ -40,8 +40,13 @@ def clip_vfr(media_dir: Path) -> Path:
 def clip_10bit(media_dir: Path) -> Path:
     """10-bit grey ramp, one code value per column (300..363), lossless: 8-bit reading would
     merge neighbouring columns."""
-    return make_clip(media_dir / "ten.mp4", pix_fmt="yuv420p10le", frames=4,
-                     vf="format=yuv420p10le,geq=lum='300+X':cb=512:cr=512", extra=("-qp", "0"))
+    return make_clip(
+        media_dir / "ten.mp4",
+        pix_fmt="yuv420p10le",
+        frames=4,
+        vf="format=yuv420p10le,geq=lum='300+X':cb=512:cr=512",
+        extra=("-qp", "0"),
+    )
 
 
 @pytest.fixture(scope="session")
@@ -52,8 +57,11 @@ def clip_fullrange(media_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def clip_bt709(media_dir: Path) -> Path:
     """Small but converted and tagged as BT.709 (so the matrix matters when reading)."""
-    return make_clip(media_dir / "bt709.mp4", frames=6, vf="scale=out_color_matrix=bt709,"
-                     "setparams=colorspace=bt709:color_primaries=bt709:color_trc=bt709")
+    return make_clip(
+        media_dir / "bt709.mp4",
+        frames=6,
+        vf="scale=out_color_matrix=bt709,setparams=colorspace=bt709:color_primaries=bt709:color_trc=bt709",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -105,5 +113,10 @@ def png_sequence(media_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def clip_interlaced(media_dir: Path) -> Path:
     """Interlaced H.264 (top field first, flagged as such): each frame weaves two moving fields."""
-    return make_clip(media_dir / "interlaced.mp4", rate="25", frames=10, vf="tinterlace=mode=interleave_top",
-                     extra=("-flags", "+ildct+ilme", "-x264-params", "tff=1"))
+    return make_clip(
+        media_dir / "interlaced.mp4",
+        rate="25",
+        frames=10,
+        vf="tinterlace=mode=interleave_top",
+        extra=("-flags", "+ildct+ilme", "-x264-params", "tff=1"),
+    )

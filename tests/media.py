@@ -89,13 +89,31 @@ def make_clip(
     if meta_in is not None:
         args += ["-map_metadata", str(meta_in), "-map_chapters", str(meta_in)]
     if audio:
-        args += ["-map", "1:a", "-c:a", "aac", "-b:a", "64k", "-metadata:s:a:0", "language=fra",
-                 "-metadata:s:a:0", "title=French sine"]
+        args += [
+            "-map",
+            "1:a",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "64k",
+            "-metadata:s:a:0",
+            "language=fra",
+            "-metadata:s:a:0",
+            "title=French sine",
+        ]
     if subtitles:
         sub_codec = "mov_text" if path.suffix in (".mp4", ".mov") else "srt"
         args += ["-map", f"{n_in}:s", "-c:s", sub_codec, "-metadata:s:s:0", "language=eng"]
-    args += ["-frames:v", str(frames), "-vf", f"scale={size.replace('x', ':')}{',' + vf if vf else ''}", "-c:v", codec,
-             "-pix_fmt", pix_fmt]
+    args += [
+        "-frames:v",
+        str(frames),
+        "-vf",
+        f"scale={size.replace('x', ':')}{',' + vf if vf else ''}",
+        "-c:v",
+        codec,
+        "-pix_fmt",
+        pix_fmt,
+    ]
     if codec == "libx264":
         args += ["-preset", "ultrafast", "-g", "6"]
     args += [*extra, str(path)]
@@ -106,9 +124,24 @@ def make_clip(
 def make_vfr_clip(path: Path, frames: int = 12) -> Path:
     """Variable frame rate: frame i at pts i*(i+1)/2 ms-ish ticks (irregular gaps), time base 1/1000."""
     expr = "(N*(N+1)/2+N*20)/1000/TB"
-    ffmpeg(*_testsrc("64x48", "25"), "-frames:v", str(frames), "-vf", f"setpts='{expr}'", "-fps_mode", "passthrough",
-           "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-video_track_timescale",
-           "1000", str(path))
+    ffmpeg(
+        *_testsrc("64x48", "25"),
+        "-frames:v",
+        str(frames),
+        "-vf",
+        f"setpts='{expr}'",
+        "-fps_mode",
+        "passthrough",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-pix_fmt",
+        "yuv420p",
+        "-video_track_timescale",
+        "1000",
+        str(path),
+    )
     return path
 
 
@@ -173,8 +206,26 @@ def packet_md5(path: Path, stream: str) -> str:
 
 def raw_rgb(path: Path, pix_fmt: str = "rgb24", extra: tuple[str, ...] = ()) -> bytes:
     """All frames decoded by ffmpeg to packed RGB, bytes."""
-    proc = subprocess.run([FFMPEG, "-hide_banner", "-nostdin", "-i", str(path), *extra, "-map", "0:v:0",
-                           "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", pix_fmt, "-"], capture_output=True)
+    proc = subprocess.run(
+        [
+            FFMPEG,
+            "-hide_banner",
+            "-nostdin",
+            "-i",
+            str(path),
+            *extra,
+            "-map",
+            "0:v:0",
+            "-fps_mode",
+            "passthrough",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            pix_fmt,
+            "-",
+        ],
+        capture_output=True,
+    )
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr.decode()[-2000:])
     return proc.stdout
@@ -188,8 +239,7 @@ def psnr(a, b, peak: float = 255.0) -> float:
     return float("inf") if err == 0 else float(10 * np.log10(peak**2 / err))
 
 
-def ffmpeg_frames(path: Path, width: int, height: int, *, deep: bool = False,
-                  extra: tuple[str, ...] = ()):
+def ffmpeg_frames(path: Path, width: int, height: int, *, deep: bool = False, extra: tuple[str, ...] = ()):
     """All frames as ffmpeg decodes them: [N, H, W, 3] uint8, or uint16 (rgb48le) when deep."""
     import numpy as np
 

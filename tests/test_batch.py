@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 import dove_cli.models as models
-from media import decoded_frame_count, make_clip
 from dove_cli.batch import find_videos, is_batch_input, upscale_batch
 from dove_cli.errors import InputError, OutputError
 from dove_cli.resume import SEGMENT_MIN_FRAMES
+from media import decoded_frame_count, make_clip
 from test_resume import _FailAfter, framemd5
 
 OPTS = dict(model="bilinear", scale=2, chunk=9, chunk_overlap=2, tile=0, device="cpu", codec="ffv1")
@@ -37,8 +37,18 @@ def test_batch_loads_the_model_once_skips_existing_and_keeps_going(folder, tmp_p
     (out / "b.mkv").write_bytes(b"already done")
     seen = []
     result = upscale_batch(folder, out, on_file=lambda i, item: seen.append((item.input.name, item.status)), **OPTS)
-    assert [(i.input.name, i.status) for i in result.items] == [("a.mp4", "done"), ("b.mkv", "skipped"), ("c.mp4", "failed")]
-    assert seen == [("a.mp4", "running"), ("a.mp4", "done"), ("b.mkv", "skipped"), ("c.mp4", "running"), ("c.mp4", "failed")]
+    assert [(i.input.name, i.status) for i in result.items] == [
+        ("a.mp4", "done"),
+        ("b.mkv", "skipped"),
+        ("c.mp4", "failed"),
+    ]
+    assert seen == [
+        ("a.mp4", "running"),
+        ("a.mp4", "done"),
+        ("b.mkv", "skipped"),
+        ("c.mp4", "running"),
+        ("c.mp4", "failed"),
+    ]
     assert len(loads) == 1
     assert "c.mp4" in result.failed[0].error
     assert decoded_frame_count(out / "a.mp4") == 6

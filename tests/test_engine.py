@@ -40,11 +40,13 @@ def reference_window(model: DoveModel, lq_uint8: torch.Tensor, scale: int) -> to
         t = torch.tensor([399])
         cfg = model.transformer.config
         grid = (z.shape[3] // cfg.patch_size, z.shape[4] // cfg.patch_size)
-        rope = get_3d_rotary_pos_embed(cfg.attention_head_dim, None, grid, math.ceil(z.shape[1] / p_t),
-                                       grid_type="slice", max_size=grid)
+        rope = get_3d_rotary_pos_embed(
+            cfg.attention_head_dim, None, grid, math.ceil(z.shape[1] / p_t), grid_type="slice", max_size=grid
+        )
         # 10. v = transformer(...)
-        v = model.transformer(hidden_states=z, encoder_hidden_states=text, timestep=t,
-                              image_rotary_emb=rope, return_dict=False)[0]
+        v = model.transformer(
+            hidden_states=z, encoder_hidden_states=text, timestep=t, image_rotary_emb=rope, return_dict=False
+        )[0]
         # 11. z0 = sqrt(abar) z - sqrt(1 - abar) v
         abar = model.scheduler.alphas_cumprod[399].item()
         z0 = math.sqrt(abar) * z - math.sqrt(1 - abar) * v

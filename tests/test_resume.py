@@ -15,14 +15,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from media import ffinfo, ffmpeg, packet_md5
-from test_scenes import two_shot_clip
 from dove_cli.engine import BilinearModel
 from dove_cli.errors import OutputError
-from dove_cli.resume import SEGMENT_MIN_FRAMES, Journal, Work, work_folder
 from dove_cli.options import UpscaleOptions
+from dove_cli.resume import SEGMENT_MIN_FRAMES, Journal, Work, work_folder
 from dove_cli.threads import DIE_AFTER_ENV
 from dove_cli.upscaling import upscale
+from media import ffinfo, ffmpeg, packet_md5
+from test_scenes import two_shot_clip
 
 OPTS = dict(model="bilinear", scale=2, chunk=9, chunk_overlap=2, tile=0, device="cpu")
 ARGS = ["--model", "bilinear", "--scale", "2", "--chunk", "9", "--chunk-overlap", "2", "--tile", "0", "--device", "cpu"]
@@ -160,11 +160,16 @@ def test_resume_tiles_each_window_as_the_interrupted_run_did(clip, reference, tm
     assert full.retries == 1 and 0 < full.tile_used < 128
     out = tmp_path / "out.mkv"
     with pytest.raises(RuntimeError, match="simulated crash"):
-        upscale(clip, out, UpscaleOptions(**OPTS, codec="ffv1"), restorer=_ShrinksThenCrashes(crash_after=len(ref_model.shapes) - 12))
+        upscale(
+            clip,
+            out,
+            UpscaleOptions(**OPTS, codec="ffv1"),
+            restorer=_ShrinksThenCrashes(crash_after=len(ref_model.shapes) - 12),
+        )
     again = _ShrinksThenCrashes(oom=False)  # e.g. resumed on a bigger GPU: it must still tile as before
     r = upscale(clip, out, UpscaleOptions(**OPTS, codec="ffv1", resume=True), restorer=again)
     assert r.resumed_from > 0 and r.windows_skipped > 0
-    assert again.shapes == ref_model.shapes[len(ref_model.shapes) - len(again.shapes):]
+    assert again.shapes == ref_model.shapes[len(ref_model.shapes) - len(again.shapes) :]
     assert framemd5(out) == framemd5(ref_out)
 
 
@@ -219,8 +224,9 @@ def test_one_run_at_a_time_per_output(clip, tmp_path):
     second.remove()
     # Another process holds it: refused with or without --resume (not "an unfinished run"), before
     # any work; once that process is killed, the OS has dropped its lock.
-    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(out)], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(out)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert holder.stdout.readline() == "locked\n"
         for resume in (True, False):

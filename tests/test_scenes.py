@@ -8,16 +8,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from media import ffmpeg, ffmpeg_frames
 from dove_cli.engine import BilinearModel
-from dove_cli.scenes import SceneDetector
 from dove_cli.options import UpscaleOptions
+from dove_cli.scenes import SceneDetector
 from dove_cli.upscaling import upscale
 from dove_cli.windows import ChunkStream, plan_spans, span_weights
+from media import ffmpeg, ffmpeg_frames
 
 
-def two_shot_clip(path: Path, first: int = 20, second: int = 20, *, size: str = "64x48", rate: str = "25",
-                  audio: bool = False) -> Path:
+def two_shot_clip(
+    path: Path, first: int = 20, second: int = 20, *, size: str = "64x48", rate: str = "25", audio: bool = False
+) -> Path:
     """`first` frames of testsrc, then `second` frames of testsrc2: one hard cut at frame `first`."""
     n = first + second
     args = ["-f", "lavfi", "-i", f"testsrc=size={size}:rate={rate}", "-f", "lavfi", "-i",
@@ -83,10 +84,12 @@ def test_windows_end_at_cuts_and_blend_within_shots(chunk, overlap, cuts):
     total = 40
     spans = plan_with_cuts(total, cuts, chunk, overlap)
     bounds = [0, *cuts, total]
-    for lo, hi in zip(bounds, bounds[1:]):  # each shot is planned on its own, like a whole video
+    for lo, hi in zip(bounds, bounds[1:], strict=False):  # each shot is planned on its own, like a whole video
         shot = [s for s in spans if lo <= s.start < hi]
         assert all(s.stop <= hi for s in shot)  # no window spans a cut
-        assert [(s.start - lo, s.stop - lo) for s in shot] == [(p.start, p.stop) for p in plan_spans(hi - lo, chunk, overlap)]
+        assert [(s.start - lo, s.stop - lo) for s in shot] == [
+            (p.start, p.stop) for p in plan_spans(hi - lo, chunk, overlap)
+        ]
         assert shot[0].prev_stop is None and shot[-1].next_start is None  # no blending across the cut
     weight = np.zeros(total)
     for s in spans:

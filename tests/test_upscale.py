@@ -14,11 +14,11 @@ import pytest
 import torch
 
 from conftest import demo_clip
-from media import decoded_frame_count, ffmpeg, ffmpeg_frames, frame_pts, make_clip, psnr
 from dove_cli.engine import BilinearModel
-from dove_cli.errors import InputError, ModelError, OptionError, OutOfMemory, OutputError
+from dove_cli.errors import ModelError, OptionError, OutOfMemory, OutputError
 from dove_cli.options import UpscaleOptions
 from dove_cli.upscaling import upscale
+from media import decoded_frame_count, ffmpeg, ffmpeg_frames, frame_pts, make_clip, psnr
 
 
 def png_frames(folder: Path) -> np.ndarray:
@@ -59,10 +59,14 @@ def test_tiled_chunked_blended_equals_untiled_for_a_pixel_local_model(odd_clip, 
     base = dict(model="bilinear", scale=4, color_fix="none", device="cpu")
     whole, _ = run_png(odd_clip, tmp_path / "whole", tile=0, chunk=0, **base)
     assert whole.shape == (23, 92, 148, 3)
-    hard, r = run_png(odd_clip, tmp_path / "hard", tile=48, tile_overlap=16, chunk=9, chunk_overlap=2, blend="hard", **base)
+    hard, r = run_png(
+        odd_clip, tmp_path / "hard", tile=48, tile_overlap=16, chunk=9, chunk_overlap=2, blend="hard", **base
+    )
     assert r.plan.tiles > 4 and r.plan.chunks > 2
     assert np.array_equal(hard, whole)  # 0/1 weights: exact
-    cos, _ = run_png(odd_clip, tmp_path / "cos", tile=48, tile_overlap=16, chunk=9, chunk_overlap=4, blend="cosine", **base)
+    cos, _ = run_png(
+        odd_clip, tmp_path / "cos", tile=48, tile_overlap=16, chunk=9, chunk_overlap=4, blend="cosine", **base
+    )
     # Overlaps are folded in as a running mean, so where windows agree there is no rounding at all,
     # even on the many rounding ties (k + 0.5) that bilinear x4 of 8-bit codes produces.
     assert np.array_equal(cos, whole)
@@ -138,7 +142,9 @@ class _OomAbove(BilinearModel):
 
 
 def test_out_of_memory_retries_with_smaller_tiles(odd_clip, tmp_path):
-    reference, _ = run_png(odd_clip, tmp_path / "ref", model="bilinear", tile=0, chunk=9, blend="hard", color_fix="none")
+    reference, _ = run_png(
+        odd_clip, tmp_path / "ref", model="bilinear", tile=0, chunk=9, blend="hard", color_fix="none"
+    )
     (tmp_path / "oom").mkdir()
     result = upscale(odd_clip, tmp_path / "oom" / "%06d.png", restorer=_OomAbove(160 * 160 // 3), model="bilinear",
                      tile=0, chunk=9, blend="hard", tile_overlap=16, color_fix="none")  # fmt: skip
@@ -218,7 +224,9 @@ def test_bad_input_is_one_line_exit_2_and_no_output(tmp_path, capsys, args, mess
     argv = [a.format(**subst) for a in args]
     out = tmp_path / "out.mp4"
     with pytest.raises(SystemExit) as exc:
-        main(["upscale", argv[0], "-o", str(out), *(["--model", "bilinear"] if "--model" not in argv else []), *argv[1:]])
+        main(
+            ["upscale", argv[0], "-o", str(out), *(["--model", "bilinear"] if "--model" not in argv else []), *argv[1:]]
+        )
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip()
     assert message.format(**subst) in err.replace("\n", " ")
@@ -565,7 +573,9 @@ def test_a_plan_that_needs_more_ram_than_is_free_says_so(tmp_path, monkeypatch, 
 
 def test_a_model_output_that_is_not_finite_stops_the_run(tiny_model, tmp_path, monkeypatch):
     """fp16 overflow would otherwise be written as black frames, silently."""
-    monkeypatch.setattr(tiny_model, "restore", lambda video, generator=None, timer=None: torch.full_like(video, math.nan))
+    monkeypatch.setattr(
+        tiny_model, "restore", lambda video, generator=None, timer=None: torch.full_like(video, math.nan)
+    )
     out = tmp_path / "nan.mkv"
     with pytest.raises(ModelError, match=r"frames 0-8 is not finite \(NaN/Inf\)"):
         upscale(demo_clip("007.mp4"), out, restorer=tiny_model, scale=1, chunk=9, tile=0)

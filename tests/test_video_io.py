@@ -13,23 +13,6 @@ import numpy as np
 import pytest
 
 from conftest import demo_clip
-from conftest_media import (  # noqa: F401  (fixtures)
-    clip_10bit,
-    clip_2997,
-    clip_2997_mkv,
-    clip_bt709,
-    clip_fullrange,
-    clip_interlaced,
-    clip_long_mkv,
-    clip_long_mp4,
-    clip_odd,
-    clip_offset,
-    clip_rotated,
-    clip_sar,
-    clip_vfr,
-    media_dir,
-    png_sequence,
-)
 from dove_cli import video_io
 from dove_cli.errors import InputError, OptionError, OutputError
 from dove_cli.video_io import Frame, VideoInfo, check_output, frame_name, is_pattern, open_reader, open_writer, probe
@@ -37,10 +20,10 @@ from media import (
     decoded_frame_count,
     ffinfo,
     ffmpeg,
-    make_clip,
     ffmpeg_frames,
     frame_pts,
     frame_times,
+    make_clip,
     packet_md5,
     psnr,
     showinfo,
@@ -167,19 +150,33 @@ def test_deinterlace_field_rate(clip_interlaced: Path, tmp_path: Path) -> None:
 
 
 def test_hdr_is_said(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    pq = make_clip(tmp_path / "pq.mkv", frames=2, pix_fmt="yuv420p10le",
-                   vf="setparams=color_primaries=bt2020:color_trc=smpte2084:colorspace=bt2020nc")
+    pq = make_clip(
+        tmp_path / "pq.mkv",
+        frames=2,
+        pix_fmt="yuv420p10le",
+        vf="setparams=color_primaries=bt2020:color_trc=smpte2084:colorspace=bt2020nc",
+    )
     with caplog.at_level(logging.WARNING), open_reader(pq) as reader:
         assert reader.info.color_trc == "smpte2084"
     assert "HDR video (PQ)" in caplog.text
 
 
-def test_what_the_output_loses_is_said(clip_rotated: Path, clip_10bit: Path, tmp_path: Path,
-                                       caplog: pytest.LogCaptureFixture) -> None:
+def test_what_the_output_loses_is_said(
+    clip_rotated: Path, clip_10bit: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     for name, alpha in (("see-through", "colorchannelmixer=aa=0.5"), ("opaque", "null")):
         (tmp_path / name).mkdir()
-        ffmpeg("-f", "lavfi", "-i", "testsrc2=size=32x24:rate=25", "-frames:v", "2", "-vf", f"format=rgba,{alpha}",
-               tmp_path / name / "%02d.png")
+        ffmpeg(
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=32x24:rate=25",
+            "-frames:v",
+            "2",
+            "-vf",
+            f"format=rgba,{alpha}",
+            tmp_path / name / "%02d.png",
+        )
     with caplog.at_level(logging.WARNING):
         with open_reader(tmp_path / "see-through", deinterlace="frame"):
             pass
@@ -285,8 +282,25 @@ def _start(path: Path, kind: str) -> float:
 def test_preview_span_without_an_index(ext: str, tmp_path: Path) -> None:
     """MPEG-TS/PS have no seek index and this clip one keyframe: the span is still exact, from 0, with its audio."""
     src = tmp_path / f"in{ext}"
-    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25", "-f", "lavfi", "-i", "sine=frequency=440:duration=4",
-           "-t", "4", "-c:v", "mpeg2video" if ext == ".mpg" else "libx264", "-g", "250", "-c:a", "mp2", src)
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=64x48:rate=25",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:duration=4",
+        "-t",
+        "4",
+        "-c:v",
+        "mpeg2video" if ext == ".mpg" else "libx264",
+        "-g",
+        "250",
+        "-c:a",
+        "mp2",
+        src,
+    )
     out = tmp_path / "preview.mkv"
     with open_reader(src, start=2, duration=1) as reader:
         frames = list(reader)
@@ -388,8 +402,14 @@ def test_odd_size_uses_444(clip_odd: Path, tmp_path: Path, caplog: pytest.LogCap
 
 @pytest.mark.parametrize(
     ("codec", "ext", "name"),
-    [("hevc", ".mkv", "hevc"), ("av1", ".mp4", "av1"), ("vp9", ".webm", "vp9"), ("ffv1", ".mkv", "ffv1"),
-     ("prores", ".mov", "prores"), ("png", ".mov", "png")],
+    [
+        ("hevc", ".mkv", "hevc"),
+        ("av1", ".mp4", "av1"),
+        ("vp9", ".webm", "vp9"),
+        ("ffv1", ".mkv", "ffv1"),
+        ("prores", ".mov", "prores"),
+        ("png", ".mov", "png"),
+    ],
 )
 def test_codecs(codec: str, ext: str, name: str, clip_2997: Path, tmp_path: Path) -> None:
     out = tmp_path / f"out{ext}"
@@ -424,8 +444,11 @@ def test_default_codec_follows_the_container(clip_2997: Path, tmp_path: Path) ->
     """No codec chosen: .webm gets VP9 (and Opus, WebVTT), not h264 that WebM cannot hold."""
     out = tmp_path / "out.webm"
     roundtrip(clip_2997, out, audio="transcode")
-    assert [(s.kind, s.codec) for s in ffinfo(out).streams] == [("Video", "vp9"), ("Audio", "opus"),
-                                                                ("Subtitle", "webvtt")]
+    assert [(s.kind, s.codec) for s in ffinfo(out).streams] == [
+        ("Video", "vp9"),
+        ("Audio", "opus"),
+        ("Subtitle", "webvtt"),
+    ]
     assert decoded_frame_count(out) == 12
     assert [round(t, 3) for t in frame_times(out)] == [round(t, 3) for t in frame_times(clip_2997)]  # WebM: 1 ms
     roundtrip(clip_2997, tmp_path / "x.mp4")
@@ -448,15 +471,20 @@ def cues(path: Path) -> list[tuple[Fraction, Fraction, str]]:
     return [(seconds(a) - t0, seconds(b) - t0, text) for a, b, text in re.findall(r"(\S+) --> (\S+)\n(.+)\n", srt)]
 
 
-@pytest.mark.parametrize(("src_ext", "dst_ext", "codec"), [(".mkv", ".mp4", "mov_text"), (".mp4", ".mkv", "subrip"),
-                                                          (".mkv", ".mov", "mov_text")])
+@pytest.mark.parametrize(
+    ("src_ext", "dst_ext", "codec"),
+    [(".mkv", ".mp4", "mov_text"), (".mp4", ".mkv", "subrip"), (".mkv", ".mov", "mov_text")],
+)
 def test_text_subtitles_are_converted(src_ext: str, dst_ext: str, codec: str, tmp_path: Path) -> None:
     """srt (Matroska) <-> mov_text (MP4): converted as ffmpeg does, each cue's text and timing kept."""
     src = make_clip(tmp_path / f"in{src_ext}", frames=30, audio=True, subtitles=True)  # 1 s: both cues
     out = tmp_path / f"out{dst_ext}"
     roundtrip(src, out)
-    assert [(s.kind, s.codec) for s in ffinfo(out).streams][:3] == [("Video", "h264"), ("Audio", "aac"),
-                                                                    ("Subtitle", codec)]
+    assert [(s.kind, s.codec) for s in ffinfo(out).streams][:3] == [
+        ("Video", "h264"),
+        ("Audio", "aac"),
+        ("Subtitle", codec),
+    ]
     assert ffinfo(out).streams[2].language == "eng"
     assert [text for *_, text in cues(src)] == ["Hello", "World"]
     assert cues(out) == cues(src)
@@ -482,9 +510,11 @@ def test_preview_keeps_the_cue_already_on_screen(ext: str, tmp_path: Path) -> No
     assert cues(out) == [(0, Fraction(1, 5), "Hello"), (Fraction(1, 5), Fraction(2, 5), "World")]
 
 
-STYLE_FIELDS = ("Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, BackColour, Bold, Italic, "
-                "Underline, StrikeOut, ScaleX, ScaleY, Spacing, Angle, BorderStyle, Outline, Shadow, Alignment, "
-                "MarginL, MarginR, MarginV, Encoding")
+STYLE_FIELDS = (
+    "Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, BackColour, Bold, Italic, "
+    "Underline, StrikeOut, ScaleX, ScaleY, Spacing, Angle, BorderStyle, Outline, Shadow, Alignment, "
+    "MarginL, MarginR, MarginV, Encoding"
+)
 ASS = f"""[Script Info]
 ScriptType: v4.00+
 
@@ -504,15 +534,39 @@ def test_fonts_go_along_with_styled_subtitles(tmp_path: Path) -> None:
     font = tmp_path / "Fansub Font.ttf"
     font.write_bytes(bytes(range(256)) * 40)
     src = tmp_path / "in.mkv"
-    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25", "-i", tmp_path / "s.ass", "-frames:v", "10", "-map", "0", "-map", "1", "-c:v", "libx264",
-           "-c:s", "ass", "-attach", font, "-metadata:s:t:0", "mimetype=application/x-truetype-font", src)
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=64x48:rate=25",
+        "-i",
+        tmp_path / "s.ass",
+        "-frames:v",
+        "10",
+        "-map",
+        "0",
+        "-map",
+        "1",
+        "-c:v",
+        "libx264",
+        "-c:s",
+        "ass",
+        "-attach",
+        font,
+        "-metadata:s:t:0",
+        "mimetype=application/x-truetype-font",
+        src,
+    )
     out = tmp_path / "out.mkv"
     info, _ = roundtrip(src, out)
     assert info.attachments == ("Fansub Font.ttf",)
     ffmpeg("-dump_attachment:t:0", tmp_path / "dumped.ttf", "-i", out, "-f", "null", "-", check=False)
     assert (tmp_path / "dumped.ttf").read_bytes() == font.read_bytes()
-    assert [(s.kind, s.codec) for s in ffinfo(out).streams] == [("Video", "h264"), ("Subtitle", "ass"),
-                                                                ("Attachment", "ttf")]
+    assert [(s.kind, s.codec) for s in ffinfo(out).streams] == [
+        ("Video", "h264"),
+        ("Subtitle", "ass"),
+        ("Attachment", "ttf"),
+    ]
     assert "Fansub Font.ttf" in (video_io.attachments_dropped(info, tmp_path / "o.mp4", "copy") or "")
     assert video_io.attachments_dropped(info, out, "copy") is None
     assert video_io.attachments_dropped(info, tmp_path / "o.mp4", "none") is None
@@ -521,22 +575,42 @@ def test_fonts_go_along_with_styled_subtitles(tmp_path: Path) -> None:
 
 def test_overlapping_cues_into_mp4_match_ffmpeg(tmp_path: Path) -> None:
     """MP4 text tracks play cues one after another: an overlapped cue is cut, not the next one delayed."""
-    (tmp_path / "s.srt").write_text("1\n00:00:00,100 --> 00:00:00,900\nLong cue\n\n"
-                                    "2\n00:00:00,400 --> 00:00:00,600\nInside\n")
+    (tmp_path / "s.srt").write_text(
+        "1\n00:00:00,100 --> 00:00:00,900\nLong cue\n\n2\n00:00:00,400 --> 00:00:00,600\nInside\n"
+    )
     src = tmp_path / "in.mkv"
-    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25", "-i", tmp_path / "s.srt", "-t", "1", "-c:v", "libx264",
-           "-c:s", "srt", src)
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=64x48:rate=25",
+        "-i",
+        tmp_path / "s.srt",
+        "-t",
+        "1",
+        "-c:v",
+        "libx264",
+        "-c:s",
+        "srt",
+        src,
+    )
     out = tmp_path / "out.mp4"
     roundtrip(src, out)
     ffmpeg("-i", src, "-c:v", "copy", "-c:s", "mov_text", tmp_path / "ffmpeg.mp4")
     assert cues(out) == cues(tmp_path / "ffmpeg.mp4")
-    assert [(start, text) for start, _, text in cues(out)] == [(Fraction(1, 10), "Long cue"), (Fraction(2, 5), "Inside")]
+    assert [(start, text) for start, _, text in cues(out)] == [
+        (Fraction(1, 10), "Long cue"),
+        (Fraction(2, 5), "Inside"),
+    ]
 
 
 def test_subtitles_that_do_not_fit(clip_2997_mkv: Path, tmp_path: Path) -> None:
     out = tmp_path / "out.nut"  # NUT has no text subtitle codec to convert to
-    with pytest.raises(OutputError, match=r"out\.nut: the nut container cannot hold srt subtitles \(input stream "
-                                          r"#2\); write to \.mkv or use --subtitles none$"):
+    with pytest.raises(
+        OutputError,
+        match=r"out\.nut: the nut container cannot hold srt subtitles \(input stream "
+        r"#2\); write to \.mkv or use --subtitles none$",
+    ):
         roundtrip(clip_2997_mkv, out)
     assert not out.exists() and leftovers(tmp_path) == []
     roundtrip(clip_2997_mkv, out, subtitles="none")
@@ -611,8 +685,7 @@ def test_folder_of_images_to_video(png_sequence: Path, tmp_path: Path) -> None:
     out = tmp_path / "seq.mp4"
     info, frames = roundtrip(png_sequence, out, reader={"fps": Fraction(24000, 1001)})
     assert info.is_image_sequence and len(frames) == 8
-    assert np.array_equal(np.stack([f.rgb for f in frames]),
-                          ffmpeg_frames(png_sequence / "frame_%04d.png", 64, 48))
+    assert np.array_equal(np.stack([f.rgb for f in frames]), ffmpeg_frames(png_sequence / "frame_%04d.png", 64, 48))
     assert "23.98 fps" in ffinfo(out).video().text
     assert frame_times(out) == [Fraction(i * 1001, 24000) for i in range(8)]
 
@@ -678,8 +751,11 @@ def test_existing_output_needs_overwrite(clip_2997: Path, tmp_path: Path) -> Non
 
 @pytest.mark.parametrize(
     ("name", "message"),
-    [("out.xyz", "unknown output extension"), ("blocker/out.mp4", "cannot create folder"),
-     ("frames/%04d.txt", "image extension")],
+    [
+        ("out.xyz", "unknown output extension"),
+        ("blocker/out.mp4", "cannot create folder"),
+        ("frames/%04d.txt", "image extension"),
+    ],
 )
 def test_bad_outputs(name: str, message: str, clip_2997: Path, tmp_path: Path) -> None:
     (tmp_path / "blocker").write_text("a file where a folder should be")
@@ -763,8 +839,10 @@ def test_missing_pts_and_jpeg_sequence(clip_2997: Path, tmp_path: Path) -> None:
     """pts=None continues at the input frame rate; JPEG sequences are written at high quality."""
     info = probe(clip_2997)
     out = tmp_path / "nopts.mkv"
-    with open_reader(clip_2997) as reader, open_writer(out, reader.info, 64, 48, audio="none",
-                                                       subtitles="none") as writer:
+    with (
+        open_reader(clip_2997) as reader,
+        open_writer(out, reader.info, 64, 48, audio="none", subtitles="none") as writer,
+    ):
         frames = list(reader)
         for frame in frames:
             writer.write(frame.rgb, None)
@@ -788,7 +866,7 @@ def test_h264_bytes_are_a_function_of_the_frames(clip_2997: Path, tmp_path: Path
     import hashlib
 
     with open_reader(demo_clip("001.mp4")) as reader:
-        crop = np.stack([frame.rgb[:76, :76] for _, frame in zip(range(15), reader)]).astype(float)
+        crop = np.stack([frame.rgb[:76, :76] for _, frame in zip(range(15), reader, strict=False)]).astype(float)
     clip = np.clip(crop + np.random.default_rng(0).normal(0, 12, crop.shape), 0, 255).astype(np.uint8)
     info, digests = probe(clip_2997), set()
     for run in range(12):
@@ -800,6 +878,7 @@ def test_h264_bytes_are_a_function_of_the_frames(clip_2997: Path, tmp_path: Path
         with open_reader(out) as reader:  # decoding in between moves the heap around, as a real run does
             assert sum(1 for _ in reader) == len(clip)
     assert len(digests) == 1
+
 
 def test_x264_params_of_the_user_come_after_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(video_io.formats, "x264_options", lambda: {"x264-params": "asm=AVX2"})

@@ -17,10 +17,9 @@ import pytest
 from safetensors.numpy import save
 
 sys.path.insert(0, str(Path(__file__).parent))
-from hub_server import FakeRepo, HubServer  # noqa: E402
-
 from dove_cli import weights  # noqa: E402
 from dove_cli.errors import DownloadError, ModelError  # noqa: E402
+from hub_server import FakeRepo, HubServer  # noqa: E402
 
 BIG = "stage2/transformer/diffusion_pytorch_model.safetensors"
 VAE = "stage2/vae/diffusion_pytorch_model.safetensors"

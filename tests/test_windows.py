@@ -43,7 +43,7 @@ def test_hard_blend_reproduces_release_valid_regions(length, tile, overlap):
     assert [(s.start, s.stop) for s in spans] == release_spatial_tiles(length, tile, overlap)
     weights = axis_weights(spans, overlap, "hard")
     kept = []
-    for s, w in zip(spans, weights):
+    for s, w in zip(spans, weights, strict=False):
         idx = np.flatnonzero(w) + s.start
         assert np.all(w[w > 0] == 1.0)
         kept.append((int(idx[0]), int(idx[-1]) + 1))
@@ -55,7 +55,7 @@ def test_hard_blend_reproduces_release_valid_regions(length, tile, overlap):
 def test_weights_sum_to_one_and_cover(length, mode):
     spans = plan_spans(length, 16, 6)
     total = np.zeros(length)
-    for s, w in zip(spans, axis_weights(spans, 6, mode)):
+    for s, w in zip(spans, axis_weights(spans, 6, mode), strict=False):
         assert s.length == min(16, length)
         assert np.all(w >= 0)
         total[s.start : s.stop] += w

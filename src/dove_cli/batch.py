@@ -8,13 +8,13 @@ interruption only does what is missing, and a file interrupted half way continue
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 from dove_cli import video_io
-from dove_cli.errors import DoveError, InputError, OutputError
-from dove_cli.errors import Interrupted
+from dove_cli.errors import DoveError, InputError, Interrupted, OutputError
 
 log = logging.getLogger(__name__)
 

@@ -15,11 +15,10 @@ import torch
 
 from dove_cli import video_io
 from dove_cli.errors import OptionError
-from dove_cli.timing import StageTimer
 from dove_cli.models import load_model, resolve_device
 from dove_cli.options import UpscaleOptions
-from dove_cli.upscaling import upscale
-
+from dove_cli.timing import StageTimer
+from dove_cli.upscaling import UpscaleResult, upscale
 
 log = logging.getLogger(__name__)
 
@@ -74,12 +73,13 @@ def run_bench(
     with tempfile.TemporaryDirectory(prefix="dove-bench-") as tmp:
         # Even input sizes (4:2:0 H.264); the report gives the output size that really ran.
         clip = input or synthetic_clip(Path(tmp) / "lq.mp4", frames, height // scale // 2 * 2, width // scale // 2 * 2)
-        best = None
+        best: tuple[UpscaleResult, StageTimer] | None = None
         for i in range(warmup + max(repeat, 1)):
             timer = StageTimer(sync=True)
             result = upscale(clip, Path(tmp) / "out.mp4", opts, restorer=restorer, timer=timer)
             if i >= warmup and (best is None or result.seconds < best[0].seconds):
                 best = (result, timer)
+    assert best is not None
     result, timer = best
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
     return {

@@ -14,7 +14,7 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, List, Optional, get_type_hints
+from typing import Annotated, Any, get_type_hints
 
 import typer
 from rich.console import Console
@@ -79,10 +79,12 @@ def _parameter(f: dataclasses.Field, hint: Any, default: Any) -> inspect.Paramet
     names = [_flag(f)] + ([spec.short] if spec.short else [])
     if spec.parse is not None:
         many = isinstance(default, (dict, list))
-        hint = List[str] if many else str
+        hint = list[str] if many else str
         shown = spec.shown_default if default == f.default and spec.shown_default else default
         default = [] if many else str(shown)
-    option = typer.Option(default, *names, help=spec.help, metavar=spec.metavar, show_default=default not in (None, [], False))
+    option = typer.Option(
+        default, *names, help=spec.help, metavar=spec.metavar, show_default=default not in (None, [], False)
+    )
     return inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=hint)
 
 
@@ -92,7 +94,9 @@ def _parameter(f: dataclasses.Field, hint: Any, default: Any) -> inspect.Paramet
 @app.command("upscale")
 @with_options(UpscaleOptions)
 def upscale_cmd(
-    input: Path = typer.Argument(..., metavar="INPUT", help="Video file, image, image folder or pattern (frames/%06d.png)."),
+    input: Path = typer.Argument(
+        ..., metavar="INPUT", help="Video file, image, image folder or pattern (frames/%06d.png)."
+    ),
     output: Path = typer.Option(..., "--output", "-o", help="Output video (container from the extension) or pattern."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (windows, memory, time) and stop."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary."),
@@ -143,11 +147,11 @@ def _upscale_folder(input: Path, output: Path, opts: UpscaleOptions, quiet: bool
     defaults={"model": "tiny", "tile": 0, "chunk": 0},  # one whole window by default
 )
 def bench_cmd(
-    input: Optional[Path] = typer.Option(None, "--input", "-i", help="A clip to use instead of a synthetic one."),
+    input: Path | None = typer.Option(None, "--input", "-i", help="A clip to use instead of a synthetic one."),
     frames: int = typer.Option(33, "--frames", help="Frames of the synthetic clip."),
     height: int = typer.Option(720, "--height", help="Output height of the synthetic clip."),
     width: int = typer.Option(1280, "--width", help="Output width of the synthetic clip."),
-    warmup: Optional[int] = typer.Option(None, "--warmup", help="Untimed runs first (default: 1 on a GPU, 0 on the CPU)."),
+    warmup: int | None = typer.Option(None, "--warmup", help="Untimed runs first (default: 1 on a GPU, 0 on the CPU)."),
     repeat: int = typer.Option(1, "--repeat", help="Timed runs; the fastest is reported."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     *,
@@ -181,17 +185,16 @@ def bench_cmd(
 # ---------------------------------------------------------------- download-weights / info (owner: weights)
 
 
-
 @app.command("download-weights")
 def download_weights_cmd(
     repo: str = typer.Option("zzsi/DOVE", "--repo", help="Hub repo id (owner/name[:subfolder])."),
-    revision: Optional[str] = typer.Option(None, "--revision", help="Branch, tag or commit (default: main)."),
-    subfolder: Optional[str] = typer.Option(
+    revision: str | None = typer.Option(None, "--revision", help="Branch, tag or commit (default: main)."),
+    subfolder: str | None = typer.Option(
         None, "--subfolder", help="Folder inside the repo (default: stage<N>/ for zzsi/DOVE, else the root)."
     ),
     stage: int = typer.Option(2, "--stage", help="Which DOVE training stage to fetch (1 or 2)."),
     base: bool = typer.Option(False, "--base", help="Also fetch zai-org/CogVideoX1.5-5B (to train stage 1)."),
-    dir: Optional[Path] = typer.Option(None, "--dir", help="Download into this folder instead of the hub cache."),
+    dir: Path | None = typer.Option(None, "--dir", help="Download into this folder instead of the hub cache."),
     with_text_encoder: bool = typer.Option(
         False, "--with-text-encoder", help="Also fetch the T5 text encoder and tokenizer (~9 GB; not needed)."
     ),
@@ -213,9 +216,7 @@ def download_weights_cmd(
     if stage not in (1, 2):
         raise OptionError(f"--stage must be 1 or 2, not {stage}")
     console = Console()
-    plan = weights.plan_download(
-        repo, revision, subfolder, stage, base, dir, with_text_encoder, allow_pickle
-    )
+    plan = weights.plan_download(repo, revision, subfolder, stage, base, dir, with_text_encoder, allow_pickle)
     table = Table(title=escape(f"plan: into {plan.target}"), show_edge=False)
     for column in ("repo", "revision", "files", "size", "to download"):
         table.add_column(column, justify="right" if column in ("files", "size", "to download") else "left")
@@ -326,46 +327,52 @@ app.add_typer(train_app, name="train")
 @train_app.callback()
 def train_cmd(
     ctx: typer.Context,
-    stage: Optional[int] = typer.Option(None, "--stage", help="1 (latent space) or 2 (pixel space). Default 1."),
-    data: Optional[str] = typer.Option(None, "--data", help="Folder (recursive) or list file of HQ videos."),
-    images: Optional[str] = typer.Option(None, "--images", help="Stage 2: folder or list file of HQ images."),
-    lq: Optional[str] = typer.Option(None, "--lq", help="Folder of real LQ videos paired with --data (no synthesis)."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Initial model: diffusers folder or hub id."),
-    output_dir: Optional[str] = typer.Option(None, "--output-dir", "-o", help="Run folder (checkpoints, metrics)."),
-    config: Optional[Path] = typer.Option(None, "--config", help="TOML or YAML file of training options."),
-    resolution: Optional[str] = typer.Option(None, "--resolution", help="HQ crop FxHxW (25x320x640; stage 2 2x320x640)."),
-    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Optimiser steps (10000; stage 2 500)."),
-    lr: Optional[float] = typer.Option(None, "--lr", help="Learning rate (2e-5; stage 2 5e-6)."),
-    warmup_steps: Optional[int] = typer.Option(None, "--warmup-steps", help="Linear warmup steps (100)."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Clips per process and micro-step (2)."),
-    grad_accum: Optional[int] = typer.Option(None, "--grad-accum", help="Micro-steps per optimiser step (1)."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of data order, crops, degradations (42)."),
-    checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", help="Steps between checkpoints (1000; 100)."),
-    keep_checkpoints: Optional[int] = typer.Option(None, "--keep-checkpoints", help="Checkpoints kept (3)."),
-    metrics_file: Optional[str] = typer.Option(None, "--metrics-file", help="JSONL log (default OUTPUT/metrics.jsonl)."),
-    optimizer: Optional[str] = typer.Option(None, "--optimizer", help="adamw or adamw8bit (bitsandbytes)."),
-    lora_rank: Optional[int] = typer.Option(None, "--lora-rank", help="Train LoRA adapters of this rank (0 = all weights)."),
-    lora_alpha: Optional[int] = typer.Option(None, "--lora-alpha", help="LoRA alpha (64)."),
-    mixed_precision: Optional[str] = typer.Option(None, "--mixed-precision", help="auto, bf16, fp16 or no."),
-    gradient_checkpointing: Optional[bool] = typer.Option(
+    stage: int | None = typer.Option(None, "--stage", help="1 (latent space) or 2 (pixel space). Default 1."),
+    data: str | None = typer.Option(None, "--data", help="Folder (recursive) or list file of HQ videos."),
+    images: str | None = typer.Option(None, "--images", help="Stage 2: folder or list file of HQ images."),
+    lq: str | None = typer.Option(None, "--lq", help="Folder of real LQ videos paired with --data (no synthesis)."),
+    model: str | None = typer.Option(None, "--model", "-m", help="Initial model: diffusers folder or hub id."),
+    output_dir: str | None = typer.Option(None, "--output-dir", "-o", help="Run folder (checkpoints, metrics)."),
+    config: Path | None = typer.Option(None, "--config", help="TOML or YAML file of training options."),
+    resolution: str | None = typer.Option(None, "--resolution", help="HQ crop FxHxW (25x320x640; stage 2 2x320x640)."),
+    max_steps: int | None = typer.Option(None, "--max-steps", help="Optimiser steps (10000; stage 2 500)."),
+    lr: float | None = typer.Option(None, "--lr", help="Learning rate (2e-5; stage 2 5e-6)."),
+    warmup_steps: int | None = typer.Option(None, "--warmup-steps", help="Linear warmup steps (100)."),
+    batch_size: int | None = typer.Option(None, "--batch-size", help="Clips per process and micro-step (2)."),
+    grad_accum: int | None = typer.Option(None, "--grad-accum", help="Micro-steps per optimiser step (1)."),
+    seed: int | None = typer.Option(None, "--seed", help="Seed of data order, crops, degradations (42)."),
+    checkpoint_every: int | None = typer.Option(
+        None, "--checkpoint-every", help="Steps between checkpoints (1000; 100)."
+    ),
+    keep_checkpoints: int | None = typer.Option(None, "--keep-checkpoints", help="Checkpoints kept (3)."),
+    metrics_file: str | None = typer.Option(None, "--metrics-file", help="JSONL log (default OUTPUT/metrics.jsonl)."),
+    optimizer: str | None = typer.Option(None, "--optimizer", help="adamw or adamw8bit (bitsandbytes)."),
+    lora_rank: int | None = typer.Option(
+        None, "--lora-rank", help="Train LoRA adapters of this rank (0 = all weights)."
+    ),
+    lora_alpha: int | None = typer.Option(None, "--lora-alpha", help="LoRA alpha (64)."),
+    mixed_precision: str | None = typer.Option(None, "--mixed-precision", help="auto, bf16, fp16 or no."),
+    gradient_checkpointing: bool | None = typer.Option(
         None, "--gradient-checkpointing/--no-gradient-checkpointing", help="Recompute activations (on)."
     ),
-    image_ratio: Optional[float] = typer.Option(None, "--image-ratio", help="Stage 2: share of image batches (0.8)."),
-    frame_stride: Optional[int] = typer.Option(None, "--frame-stride", help="Take every Nth frame (1)."),
-    degradation: Optional[str] = typer.Option(None, "--degradation", help="video, image_video or a yaml path."),
-    dists_weights: Optional[List[str]] = typer.Option(
+    image_ratio: float | None = typer.Option(None, "--image-ratio", help="Stage 2: share of image batches (0.8)."),
+    frame_stride: int | None = typer.Option(None, "--frame-stride", help="Take every Nth frame (1)."),
+    degradation: str | None = typer.Option(None, "--degradation", help="video, image_video or a yaml path."),
+    dists_weights: list[str] | None = typer.Option(
         None, "--dists-weights", help="DISTS alpha/beta and/or VGG16 weight files (repeatable)."
     ),
-    dists_weight: Optional[float] = typer.Option(None, "--dists-weight", help="Weight of the DISTS term (1)."),
-    frame_diff_weight: Optional[float] = typer.Option(None, "--frame-diff-weight", help="Weight of the frame-difference term (1)."),
-    max_grad_norm: Optional[float] = typer.Option(None, "--max-grad-norm", help="Gradient clipping (0.1)."),
-    num_workers: Optional[int] = typer.Option(None, "--num-workers", help="Data-loading processes (4)."),
-    posterior: Optional[str] = typer.Option(None, "--posterior", help="VAE posterior: sample (release) or mode."),
-    tensorboard: Optional[bool] = typer.Option(None, "--tensorboard/--no-tensorboard", help="Also log to TensorBoard."),
-    val_data: Optional[str] = typer.Option(None, "--val-data", help="Held-out HQ videos: PSNR/SSIM + sample frames."),
-    val_every: Optional[int] = typer.Option(None, "--val-every", help="Steps between validations (500)."),
-    val_clips: Optional[int] = typer.Option(None, "--val-clips", help="Held-out clips per validation (4)."),
-    resume: Optional[str] = typer.Option(None, "--resume", help="'latest' or a checkpoint folder."),
+    dists_weight: float | None = typer.Option(None, "--dists-weight", help="Weight of the DISTS term (1)."),
+    frame_diff_weight: float | None = typer.Option(
+        None, "--frame-diff-weight", help="Weight of the frame-difference term (1)."
+    ),
+    max_grad_norm: float | None = typer.Option(None, "--max-grad-norm", help="Gradient clipping (0.1)."),
+    num_workers: int | None = typer.Option(None, "--num-workers", help="Data-loading processes (4)."),
+    posterior: str | None = typer.Option(None, "--posterior", help="VAE posterior: sample (release) or mode."),
+    tensorboard: bool | None = typer.Option(None, "--tensorboard/--no-tensorboard", help="Also log to TensorBoard."),
+    val_data: str | None = typer.Option(None, "--val-data", help="Held-out HQ videos: PSNR/SSIM + sample frames."),
+    val_every: int | None = typer.Option(None, "--val-every", help="Steps between validations (500)."),
+    val_clips: int | None = typer.Option(None, "--val-clips", help="Held-out clips per validation (4)."),
+    resume: str | None = typer.Option(None, "--resume", help="'latest' or a checkpoint folder."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start over in an output folder that holds a run."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
@@ -421,7 +428,9 @@ def train_cmd(
 
 @train_app.command("export")
 def train_export_cmd(
-    checkpoint: Path = typer.Argument(..., metavar="CHECKPOINT", help="A checkpoint folder (or a run folder: its latest checkpoint)."),
+    checkpoint: Path = typer.Argument(
+        ..., metavar="CHECKPOINT", help="A checkpoint folder (or a run folder: its latest checkpoint)."
+    ),
     output: Path = typer.Option(..., "--output", "-o", help="Model folder to write (diffusers layout)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty output folder."),
 ) -> None:
@@ -439,7 +448,7 @@ def degrade_cmd(
     seed: int = typer.Option(0, "--seed", help="Seed of every random draw."),
     config: str = typer.Option("video", "--config", help="video (stage 1), image_video (stage 2) or a yaml."),
     frames: int = typer.Option(100, "--frames", help="At most this many frames."),
-    record: Optional[Path] = typer.Option(None, "--record", help="Write the drawn parameters as JSON here."),
+    record: Path | None = typer.Option(None, "--record", help="Write the drawn parameters as JSON here."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
 ) -> None:
     """Write one degraded sample of a video: what `dove train` teaches the model to undo."""
@@ -558,7 +567,7 @@ def _print_eval_table(report) -> None:
 # ---------------------------------------------------------------- entry point
 
 
-def main(argv: Optional[list[str]] = None) -> None:
+def main(argv: list[str] | None = None) -> None:
     """Run the app; every failure is one `error: ...` line on stderr and a non-zero exit, never a traceback.
 
     DoveError carries its own exit code; usage errors (unknown option, bad value, missing argument)

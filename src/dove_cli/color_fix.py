@@ -6,7 +6,6 @@ utilities) fix it by matching low frequencies (wavelet) or channel statistics (A
 
 from __future__ import annotations
 
-
 import torch
 import torch.nn.functional as F
 

@@ -5,6 +5,8 @@ Only the CLI uses this module; the library reports progress through callbacks.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
@@ -20,6 +22,7 @@ from rich.progress import (
 from rich.table import Table
 
 err_console = Console(stderr=True)
+_Bar = TypeVar("_Bar", bound="UpscaleBar")
 
 
 class UpscaleBar:
@@ -45,9 +48,11 @@ class UpscaleBar:
             self.bar.start()
             self.started = True
         fps = p.frames_done / p.seconds if p.seconds > 0 else 0.0
-        self.bar.update(self.task, completed=p.frames_done, total=p.frames_total or None, fps=fps, window=escape(p.window))
+        self.bar.update(
+            self.task, completed=p.frames_done, total=p.frames_total or None, fps=fps, window=escape(p.window)
+        )
 
-    def __enter__(self) -> UpscaleBar:
+    def __enter__(self: _Bar) -> _Bar:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -57,7 +62,6 @@ class UpscaleBar:
 
 class EvalBar(UpscaleBar):
     """`dove eval`: frames scored / total, fps and the video being scored."""
-
 
     def __call__(self, p) -> None:  # metrics.evaluate.EvalProgress
         if not self.started:
@@ -90,7 +94,6 @@ def print_plan(plan, console: Console) -> None:
     for k, v in rows:
         table.add_row(k, escape(v))
     console.print(table)
-
 
 
 class BatchBars(UpscaleBar):

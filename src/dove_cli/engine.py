@@ -10,10 +10,11 @@ import contextlib
 import hashlib
 import logging
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterator, Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -55,10 +56,18 @@ class Restorer(Protocol):
     spatial_multiple: int  # window sides (output px) must be multiples of this
     device: torch.device
     dtype: torch.dtype  # of the computation
-    max_window_pixels: int | None  # largest window it can take in one piece (None: any)
-    is_skeleton: bool  # sized for planning only (meta device): the weights are not loaded yet
     output_is_input: bool  # restore() returns its input: no colour fix needed
     may_overflow: bool  # outputs can be NaN/Inf (half precision): the run checks them
+
+    @property
+    def max_window_pixels(self) -> int | None:
+        """Largest window (output px) it takes in one piece; None: any."""
+        ...
+
+    @property
+    def is_skeleton(self) -> bool:
+        """Sized for planning only (meta device): the weights are not loaded."""
+        ...
 
     def restore(
         self, video: torch.Tensor, generator: torch.Generator | None = None, timer: StageTimer = NULL_TIMER
@@ -91,7 +100,7 @@ class BilinearModel:
     """No network: the upsampled input itself. A fast preview and the baseline for I/O checks."""
 
     spatial_multiple = 16
-    max_window_pixels = None
+    max_window_pixels: int | None = None
     is_skeleton = False
     output_is_input = True
     may_overflow = False
@@ -155,9 +164,11 @@ def load_prompt_embedding(folder: Path | None) -> torch.Tensor:
 class DoveModel:
     """CogVideoX1.5 transformer + VAE + scheduler constants, run as one step (DOVE)."""
 
-    transformer: torch.nn.Module
-    vae: torch.nn.Module
-    scheduler: object
+    # diffusers' CogVideoXTransformer3DModel, AutoencoderKLCogVideoX and CogVideoXDPMScheduler (or
+    # their skeletons); typed Any because their configs are read as attributes (config.patch_size)
+    transformer: Any
+    vae: Any
+    scheduler: Any
     prompt_embedding: torch.Tensor  # [seq, dim]
     device: torch.device
     dtype: torch.dtype
@@ -197,7 +208,7 @@ class DoveModel:
         quantize: Quantize = "none",
         offload: Offload = "none",
         vae_tiling: bool = False,
-    ) -> "DoveModel":
+    ) -> DoveModel:
         """Load a diffusers-layout folder: transformer/, vae/, scheduler/ (+ prompt_embedding)."""
         from diffusers import AutoencoderKLCogVideoX, CogVideoXDPMScheduler, CogVideoXTransformer3DModel
 
@@ -219,7 +230,9 @@ class DoveModel:
         except (OSError, ValueError, KeyError) as exc:
             raise ModelError(f"cannot load model from {folder}: {str(exc).splitlines()[0]}") from exc
         _apply_adapter(transformer, folder)
-        model = cls(transformer, vae, scheduler, load_prompt_embedding(folder), device, dtype, posterior, quantize=quantize)
+        model = cls(
+            transformer, vae, scheduler, load_prompt_embedding(folder), device, dtype, posterior, quantize=quantize
+        )
         model.place(offload, vae_tiling)
         return model
 
@@ -282,7 +295,7 @@ class DoveModel:
             cfg = self.transformer.config
             grid = (height // cfg.patch_size, width // cfg.patch_size)
             p_t = cfg.patch_size_t or 1
-            self._rotary[key] = get_3d_rotary_pos_embed(
+            cos, sin = get_3d_rotary_pos_embed(
                 embed_dim=cfg.attention_head_dim,
                 crops_coords=None,
                 grid_size=grid,
@@ -291,6 +304,7 @@ class DoveModel:
                 max_size=grid,
                 device=self.device,
             )
+            self._rotary[key] = (cos, sin)
         return self._rotary[key]
 
     def predict_clean(self, latent: torch.Tensor) -> torch.Tensor:
@@ -433,8 +447,10 @@ def _bnb_config(quantize: Quantize, dtype: torch.dtype, device: torch.device):
     except ImportError as exc:
         raise OptionError(f"--quantize {quantize} needs bitsandbytes: pip install 'dove-cli[quant]'") from exc
     if Version(bitsandbytes.__version__) < Version(MIN_BITSANDBYTES):  # older ones cannot be moved (offload)
-        raise OptionError(f"--quantize {quantize} needs bitsandbytes>={MIN_BITSANDBYTES} (found "
-                          f"{bitsandbytes.__version__}): pip install -U 'dove-cli[quant]'")
+        raise OptionError(
+            f"--quantize {quantize} needs bitsandbytes>={MIN_BITSANDBYTES} (found "
+            f"{bitsandbytes.__version__}): pip install -U 'dove-cli[quant]'"
+        )
     if quantize == "int8":
         return BitsAndBytesConfig(load_in_8bit=True)
     if quantize == "nf4":
@@ -480,7 +496,10 @@ SCHEDULER = dict(
 )  # fmt: skip
 
 
-RANDOM_CONFIGS = {"tiny": (TINY_TRANSFORMER, TINY_VAE), "full": (FULL_TRANSFORMER, FULL_VAE)}
+RANDOM_CONFIGS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "tiny": (TINY_TRANSFORMER, TINY_VAE),
+    "full": (FULL_TRANSFORMER, FULL_VAE),
+}
 
 
 def build_random(
@@ -510,7 +529,9 @@ def build_random(
         transformer, vae = _cast(transformer, dtype), _cast(vae, dtype)
     scheduler = CogVideoXDPMScheduler(**SCHEDULER)
     if size == "tiny":
-        emb = torch.randn(tcfg["max_text_seq_length"], tcfg["text_embed_dim"], generator=torch.Generator().manual_seed(seed))
+        emb = torch.randn(
+            tcfg["max_text_seq_length"], tcfg["text_embed_dim"], generator=torch.Generator().manual_seed(seed)
+        )
     else:
         emb = packaged_prompt_embedding()
     model = DoveModel(transformer, vae, scheduler, emb, device, dtype, posterior)
@@ -536,12 +557,20 @@ def skeleton(
         transformer = _cast(CogVideoXTransformer3DModel.from_config(transformer_config), dtype)
         vae = _cast(AutoencoderKLCogVideoX.from_config(vae_config), dtype)
     emb = torch.zeros(transformer.config.max_text_seq_length, transformer.config.text_embed_dim)
-    return DoveModel(transformer, vae, CogVideoXDPMScheduler(**SCHEDULER), emb, device, dtype,
-                     planned_weights_bytes=loaded_weight_bytes(transformer, vae, dtype, quantize))
+    return DoveModel(
+        transformer,
+        vae,
+        CogVideoXDPMScheduler(**SCHEDULER),
+        emb,
+        device,
+        dtype,
+        planned_weights_bytes=loaded_weight_bytes(transformer, vae, dtype, quantize),
+    )
 
 
-def loaded_weight_bytes(transformer: torch.nn.Module, vae: torch.nn.Module, dtype: torch.dtype,
-                        quantize: Quantize) -> int:
+def loaded_weight_bytes(
+    transformer: torch.nn.Module, vae: torch.nn.Module, dtype: torch.dtype, quantize: Quantize
+) -> int:
     """Weight bytes as loading places them: bitsandbytes stores the transformer's Linear weights in
     1 byte (int8) or half a byte (nf4) per parameter, everything else stays in `dtype`."""
     elt = torch.finfo(dtype).bits // 8
@@ -561,7 +590,7 @@ def _default_dtype(dtype: torch.dtype) -> Iterator[None]:
         torch.set_default_dtype(previous)
 
 
-def _cast(module: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
+def _cast(module: Any, dtype: torch.dtype) -> Any:
     """Cast parameters in place (ModelMixin.to(dtype) warns about fp32-pinned modules; these have none)."""
     for p in module.parameters():
         p.data = p.data.to(dtype)
@@ -576,5 +605,7 @@ def save_pretrained(model: DoveModel, folder: str | Path) -> Path:
     model.transformer.save_pretrained(folder / "transformer", safe_serialization=True)
     model.vae.save_pretrained(folder / "vae", safe_serialization=True)
     model.scheduler.save_pretrained(folder / "scheduler")
-    save_file({"prompt_embedding": model.prompt_embedding.contiguous().cpu()}, str(folder / "prompt_embedding.safetensors"))
+    save_file(
+        {"prompt_embedding": model.prompt_embedding.contiguous().cpu()}, str(folder / "prompt_embedding.safetensors")
+    )
     return folder

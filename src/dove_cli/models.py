@@ -18,7 +18,6 @@ from dove_cli.options import UpscaleOptions
 log = logging.getLogger(__name__)
 
 
-
 def resolve_device(opts: UpscaleOptions) -> tuple[torch.device, torch.dtype]:
     """cuda when present (else cpu, with a warning), bf16 on cuda and fp32 on cpu by default."""
     name = opts.device or ("cuda" if torch.cuda.is_available() else "cpu")

@@ -140,7 +140,9 @@ class UpscaleOptions:
     color_fix: ColorFix = option("wavelet", "Keep the input's colours (low frequencies or channel statistics).")
     # -- input
     fps: str | None = option(None, "Frame rate of an image-sequence input (e.g. 24000/1001).", metavar="RATE")
-    rotate: Literal["keep", "apply"] = option("keep", "keep the rotation tag (phone videos), or apply it to the pixels.")
+    rotate: Literal["keep", "apply"] = option(
+        "keep", "keep the rotation tag (phone videos), or apply it to the pixels."
+    )
     deinterlace: Literal["off", "frame", "field"] = option(
         "off", "frame (bwdif, same rate) or field (a frame per field, 50i -> 50p)."
     )

@@ -36,11 +36,11 @@ import numpy as np
 import torch
 
 from dove_cli import video_io
+from dove_cli.errors import Interrupted, OutputError
+from dove_cli.options import UpscaleOptions
 from dove_cli.video_io.formats import CodecSpec, ffmsg, resolve_codec
 from dove_cli.video_io.reader import VideoInfo
 from dove_cli.video_io.writer import ContainerWriter
-from dove_cli.errors import Interrupted, OutputError
-from dove_cli.options import UpscaleOptions
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +198,7 @@ class Work:
         if video_io.is_pattern(self.output):
             done = self._images_done()
         else:
-            keep = []
+            keep: list[Segment] = []
             for s in journal.segments:  # every segment must still be whole; stop at the first gap
                 path = self.path / s.file
                 if not path.is_file() or path.stat().st_size != s.bytes or s.first != sum(k.frames for k in keep):
@@ -259,8 +259,19 @@ class SegmentedWriter(video_io.VideoWriter):
     abort() drops only the segment being written; closed ones stay for --resume.
     """
 
-    def __init__(self, work: Work, journal: Journal, output: Path, info: video_io.VideoInfo, width: int,
-                 height: int, *, first: int, writer_options: dict[str, Any], join_options: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        work: Work,
+        journal: Journal,
+        output: Path,
+        info: video_io.VideoInfo,
+        width: int,
+        height: int,
+        *,
+        first: int,
+        writer_options: dict[str, Any],
+        join_options: dict[str, Any],
+    ) -> None:
         self.path, self.info, self.frames_written = output, info, first
         self.work, self.journal = work, journal
         self._w, self._h = width, height
@@ -272,33 +283,35 @@ class SegmentedWriter(video_io.VideoWriter):
         codec = writer_options.get("codec") or video_io.default_codec(output)  # segments are MOV/NUT
         self._opts = {**writer_options, "codec": codec, "pix_fmt": pix_fmt or writer_options.get("pix_fmt")}
         self._suffix = segment_suffix(codec)
-        self._seg: video_io.VideoWriter | None = None
-        self._current: Segment | None = None
+        self._open: tuple[video_io.VideoWriter, Segment] | None = None  # the segment being written
         self._closed = False
 
     def write(self, rgb: np.ndarray, pts: int | None = None) -> None:
         if pts is None:
             raise ValueError("segments need the pts of every frame")
-        if self._seg is None:
+        if self._open is None:
             first = self.frames_written
-            self._current = Segment(f"seg_{first:09d}{self._suffix}", first, 0, int(pts))
-            self._seg = video_io.open_writer(self.work.path / self._current.file, self.info, self._w, self._h,
-                                             **self._opts, audio="none", subtitles="none", overwrite=True)
-        self._seg.write(rgb, pts)
-        self._current.frames += 1
+            segment = Segment(f"seg_{first:09d}{self._suffix}", first, 0, int(pts))
+            writer = video_io.open_writer(self.work.path / segment.file, self.info, self._w, self._h, **self._opts,
+                                          audio="none", subtitles="none", overwrite=True)  # fmt: skip
+            self._open = (writer, segment)
+        writer, segment = self._open
+        writer.write(rgb, pts)
+        segment.frames += 1
         self.frames_written += 1
 
     def end_segment(self) -> None:
-        if self._seg is None:
+        if self._open is None:
             return
-        self._seg.close()  # complete file, renamed into place
-        path = self.work.path / self._current.file
+        writer, segment = self._open
+        writer.close()  # complete file, renamed into place
+        path = self.work.path / segment.file
         with open(path, "rb") as f:  # on disk before the journal lists it (power loss)
             os.fsync(f.fileno())
-        self._current.bytes = path.stat().st_size
-        self.journal.segments.append(self._current)
-        self.work.append(self._current)
-        self._seg = self._current = None
+        segment.bytes = path.stat().st_size
+        self.journal.segments.append(segment)
+        self.work.append(segment)
+        self._open = None
 
     def close(self) -> None:
         if self._closed:
@@ -309,9 +322,9 @@ class SegmentedWriter(video_io.VideoWriter):
         self._closed = True
 
     def abort(self) -> None:
-        if self._seg is not None:
-            self._seg.abort()
-            self._seg = self._current = None
+        if self._open is not None:
+            self._open[0].abort()
+            self._open = None
 
 
 def _fsync_folder(folder: Path) -> None:
@@ -328,17 +341,43 @@ def _fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
-def open_output(work: Work | None, journal: Journal | None, output: Path, info: video_io.VideoInfo, width: int,
-                height: int, *, first: int, writer_options: dict[str, Any],
-                join_options: dict[str, Any]) -> video_io.VideoWriter:
+def open_output(
+    work: Work | None,
+    journal: Journal | None,
+    output: Path,
+    info: video_io.VideoInfo,
+    width: int,
+    height: int,
+    *,
+    first: int,
+    writer_options: dict[str, Any],
+    join_options: dict[str, Any],
+) -> video_io.VideoWriter:
     """The writer for a run: segments (video), images in the work folder (pattern), or direct (one image)."""
     if work is None or journal is None:
         return video_io.open_writer(output, info, width, height, **writer_options, **join_options)
     if video_io.is_pattern(output):
-        return video_io.open_writer(output, info, width, height, codec_options=writer_options.get("codec_options"),
-                                    overwrite=join_options.get("overwrite", False), work=work.images, first=first)
-    return SegmentedWriter(work, journal, output, info, width, height, first=first,
-                           writer_options=writer_options, join_options=join_options)
+        return video_io.open_writer(
+            output,
+            info,
+            width,
+            height,
+            codec_options=writer_options.get("codec_options"),
+            overwrite=join_options.get("overwrite", False),
+            work=work.images,
+            first=first,
+        )
+    return SegmentedWriter(
+        work,
+        journal,
+        output,
+        info,
+        width,
+        height,
+        first=first,
+        writer_options=writer_options,
+        join_options=join_options,
+    )
 
 
 def encoder_options(codec_options: dict[str, str]) -> dict[str, str]:
@@ -487,8 +526,17 @@ def join_segments(
     """
     if not segments:
         raise OutputError(f"{path}: no video segments to join")
-    joiner = _SegmentJoiner(Path(path), info, segments[0][0], codec=codec, audio=audio, subtitles=subtitles,
-                            overwrite=overwrite, start=start, end=end)
+    joiner = _SegmentJoiner(
+        Path(path),
+        info,
+        segments[0][0],
+        codec=codec,
+        audio=audio,
+        subtitles=subtitles,
+        overwrite=overwrite,
+        start=start,
+        end=end,
+    )
     try:
         for file, first_pts in segments:
             joiner.copy_segment(file, first_pts)
@@ -501,8 +549,19 @@ def join_segments(
 class _SegmentJoiner(ContainerWriter):
     """A container writer whose video packets come from segment files instead of an encoder."""
 
-    def __init__(self, path: Path, info: VideoInfo, template: Path, *, codec: str | None, audio: str, subtitles: str,
-                 overwrite: bool, start: float | Fraction | None, end: float | Fraction | None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        info: VideoInfo,
+        template: Path,
+        *,
+        codec: str | None,
+        audio: str,
+        subtitles: str,
+        overwrite: bool,
+        start: float | Fraction | None,
+        end: float | Fraction | None,
+    ) -> None:
         try:
             self._template_src = av.open(str(template))
         except (av.FFmpegError, OSError) as exc:
@@ -512,9 +571,22 @@ class _SegmentJoiner(ContainerWriter):
         self._last_dts: int | None = None
         self._seen_dts = False  # within the segment being copied
         try:
-            super().__init__(path, info, cc.width, cc.height, codec=codec, crf=None, preset=None,
-                             pix_fmt=cc.format.name if cc.format else None, codec_options=None, audio=audio,
-                             subtitles=subtitles, overwrite=overwrite, start=start, end=end)
+            super().__init__(
+                path,
+                info,
+                cc.width,
+                cc.height,
+                codec=codec,
+                crf=None,
+                preset=None,
+                pix_fmt=cc.format.name if cc.format else None,
+                codec_options=None,
+                audio=audio,
+                subtitles=subtitles,
+                overwrite=overwrite,
+                start=start,
+                end=end,
+            )
         finally:
             self._template_src.close()
 
@@ -594,5 +666,3 @@ class _SegmentJoiner(ContainerWriter):
         self._mux(p)
         self.frames_written += 1
         self._pump_aux(float(pts * self.info.time_base))
-
-

@@ -6,7 +6,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
 from typing import Any
 
 import numpy as np
@@ -19,7 +19,7 @@ from dove_cli.video_io import VideoWriter
 DIE_AFTER_ENV = "DOVE_TEST_DIE_AFTER_FRAMES"
 
 
-def read_ahead(items: Iterable[Any], timer: StageTimer, depth: int = 8) -> Iterator[Any]:
+def read_ahead(items: Iterable[Any], timer: StageTimer, depth: int = 8) -> Generator[Any, None, None]:
     """Iterate `items` in a background thread, `depth` items ahead (time spent counts as "decode")."""
     q: queue.Queue = queue.Queue(maxsize=depth)
     done = object()

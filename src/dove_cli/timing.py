@@ -5,8 +5,8 @@ from __future__ import annotations
 import resource
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import torch
 

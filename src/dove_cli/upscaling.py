@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 import torch
@@ -84,6 +84,34 @@ class UpscaleResult:
             f"{self.peak_host_bytes / gib:.2f} GiB{dev}; {tile}, chunk {self.plan.chunk or 'none'}, "
             f"offload {self.offload_used}{retry}{extra} -> {self.output}"
         )
+
+
+@overload
+def upscale(
+    input: str | Path,
+    output: str | Path,
+    options: UpscaleOptions | None = None,
+    *,
+    progress: Callable[[Progress], None] | None = None,
+    restorer: Restorer | None = None,
+    dry_run: Literal[False] = False,
+    timer: StageTimer | None = None,
+    **overrides: Any,
+) -> UpscaleResult: ...
+
+
+@overload
+def upscale(
+    input: str | Path,
+    output: str | Path,
+    options: UpscaleOptions | None = None,
+    *,
+    progress: Callable[[Progress], None] | None = None,
+    restorer: Restorer | None = None,
+    dry_run: Literal[True],
+    timer: StageTimer | None = None,
+    **overrides: Any,
+) -> Plan: ...
 
 
 def upscale(
@@ -254,16 +282,25 @@ def _stream(
 
     stats = _StreamStats(resumed_from=first)
     written = read = 0
-    reader_opts = dict(fps=opts.fps, rotate=opts.rotate, ignore_decode_errors=opts.ignore_decode_errors,
-                       deinterlace=opts.deinterlace, warn=False)  # the probe warned once  # fmt: skip
-    writer_options = dict(codec=opts.codec, crf=opts.crf, preset=opts.preset, pix_fmt=opts.pix_fmt,
+    writer_options: dict[str, Any] = dict(codec=opts.codec, crf=opts.crf, preset=opts.preset, pix_fmt=opts.pix_fmt,
                           codec_options=resume.encoder_options(opts.codec_options))  # fmt: skip
-    join_options = dict(audio=opts.audio, subtitles=opts.subtitles, overwrite=opts.overwrite, start=start,
-                        end=None if start is None else start + duration)  # fmt: skip
+    end = None if start is None or duration is None else start + duration
+    join_options: dict[str, Any] = dict(audio=opts.audio, subtitles=opts.subtitles, overwrite=opts.overwrite,
+                                        start=start, end=end)  # fmt: skip
     width = out_w * 2 if opts.compare else out_w
-    with video_io.open_reader(input, start=start, duration=duration, **reader_opts) as reader, session.open_writer(
-        info, width, out_h, writer_options=writer_options, join_options=join_options
-    ) as raw_writer:
+    with (
+        video_io.open_reader(
+            input,
+            start=start,
+            duration=duration,
+            fps=opts.fps,
+            rotate=opts.rotate,
+            warn=False,
+            ignore_decode_errors=opts.ignore_decode_errors,
+            deinterlace=opts.deinterlace,
+        ) as reader,
+        session.open_writer(info, width, out_h, writer_options=writer_options, join_options=join_options) as raw_writer,
+    ):
         writer = BackgroundWriter(raw_writer, timer)
         frames = read_ahead(_with_cuts(reader, detector), timer)
         try:

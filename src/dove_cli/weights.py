@@ -341,10 +341,11 @@ def _download(rp: RepoPlan, files: list[str], env: HubEnv, force: bool = False) 
 
     if not files:
         return
-    where = {"local_dir": rp.local_dir} if rp.local_dir is not None else {"cache_dir": env.cache_dir}
+    cache_dir = None if rp.local_dir is not None else env.cache_dir
     with hub_errors(rp.repo, rp.revision, env.endpoint, file=files[0] if len(files) == 1 else None, dest=rp.root):
-        snapshot_download(rp.repo, revision=rp.revision, allow_patterns=files or [], endpoint=env.endpoint,
-                          library_name="dove-cli", force_download=force, **where)  # type: ignore[arg-type]  # fmt: skip
+        snapshot_download(rp.repo, revision=rp.revision, allow_patterns=files, endpoint=env.endpoint,
+                          library_name="dove-cli", force_download=force, cache_dir=cache_dir,
+                          local_dir=rp.local_dir)  # fmt: skip
 
 
 def _verify(rp: RepoPlan, f: RemoteFile, progress: ProgressFn | None) -> bool:

@@ -45,8 +45,9 @@ def check_chunk(chunk: int, overlap: int) -> None:
     if overlap < 0:
         raise OptionError(f"--chunk-overlap {overlap} must not be negative")
     if chunk > 0 and overlap >= chunk:
-        raise OptionError(f"--chunk-overlap {overlap} must be smaller than --chunk {chunk} "
-                          f"(e.g. --chunk-overlap {(chunk - 1) // 2})")
+        raise OptionError(
+            f"--chunk-overlap {overlap} must be smaller than --chunk {chunk} (e.g. --chunk-overlap {(chunk - 1) // 2})"
+        )
 
 
 def check_tile(tile: int, overlap: int, multiple: int) -> None:
@@ -58,8 +59,10 @@ def check_tile(tile: int, overlap: int, multiple: int) -> None:
     if tile > 0 and tile < multiple:
         raise OptionError(f"--tile {tile} is smaller than the model's block of {multiple} px")
     if tile > 0 and 2 * overlap >= tile:
-        raise OptionError(f"--tile {tile} is too small for --tile-overlap {overlap} (need tile > 2 x overlap; "
-                          f"e.g. --tile-overlap {tile // 4 // 8 * 8})")
+        raise OptionError(
+            f"--tile {tile} is too small for --tile-overlap {overlap} (need tile > 2 x overlap; "
+            f"e.g. --tile-overlap {tile // 4 // 8 * 8})"
+        )
 
 
 def plan_spans(length: int, window: int, overlap: int) -> list[Span]:
@@ -112,11 +115,11 @@ def axis_weights(spans: list[Span], overlap: int, mode: BlendMode) -> list[np.nd
     length = spans[-1].stop
     raw = [span_weights(s, overlap, mode) for s in spans]
     total = np.zeros(length, dtype=np.float64)
-    for s, w in zip(spans, raw):
+    for s, w in zip(spans, raw, strict=False):
         total[s.start : s.stop] += w
     if (total <= 0).any():  # only possible with inconsistent hand-made spans
         raise ValueError("blend weights leave positions uncovered")
-    return [(w / total[s.start : s.stop]).astype(np.float32) for s, w in zip(spans, raw)]
+    return [(w / total[s.start : s.stop]).astype(np.float32) for s, w in zip(spans, raw, strict=False)]
 
 
 class ChunkStream:
@@ -210,9 +213,7 @@ def clamp_window(window: int, length: int, multiple: int) -> int:
     return max(multiple, window // multiple * multiple)
 
 
-def plan_tiles(
-    height: int, width: int, tile: int, overlap: int, multiple: int
-) -> tuple[list[Span], list[Span], int]:
+def plan_tiles(height: int, width: int, tile: int, overlap: int, multiple: int) -> tuple[list[Span], list[Span], int]:
     """Rows and columns of spatial windows, and the overlap used (kept below half a tile)."""
     overlap = min(overlap, max(0, tile // 2 - 1)) if tile else 0
     ys = plan_spans(height, clamp_window(tile, height, multiple), overlap)

@@ -67,8 +67,10 @@ def attachments_dropped(info: VideoInfo, output: Path, subtitles: str) -> str | 
     """A warning when the input's attachments (fonts) cannot go along to `output`, else None."""
     if not info.attachments or subtitles == "none" or VIDEO_EXTENSIONS.get(output.suffix.lower()) in (None, "matroska"):
         return None
-    return (f"{info.path}: {len(info.attachments)} attachment(s) not copied ({', '.join(info.attachments)}): "
-            f"only .mkv holds them, and styled subtitles need their fonts")
+    return (
+        f"{info.path}: {len(info.attachments)} attachment(s) not copied ({', '.join(info.attachments)}): "
+        f"only .mkv holds them, and styled subtitles need their fonts"
+    )
 
 
 def open_writer(
@@ -115,16 +117,29 @@ def open_writer(
     ext = path.suffix.lower()
     if ext in IMAGE_EXTENSIONS:
         check_fields(path, OutputError)
-        return ImageWriter(path, info, width, height, codec_options=codec_options, overwrite=overwrite,
-                            work=work, first=first)
+        return ImageWriter(
+            path, info, width, height, codec_options=codec_options, overwrite=overwrite, work=work, first=first
+        )
     if ext not in VIDEO_EXTENSIONS and FIELD.search(path.name):
-        raise OutputError(f"{path}: image pattern needs an image extension "
-                          f"({', '.join(sorted(IMAGE_EXTENSIONS))})")
+        raise OutputError(f"{path}: image pattern needs an image extension ({', '.join(sorted(IMAGE_EXTENSIONS))})")
     if ext not in VIDEO_EXTENSIONS:
-        raise OutputError(f"{path}: unknown output extension {ext or '(none)'!r} (use "
-                          f"{', '.join(sorted(VIDEO_EXTENSIONS))}, or an image pattern like frames/%06d.png)")
-    return ContainerWriter(path, info, width, height, codec=codec, crf=crf, preset=preset,
-                            pix_fmt=pix_fmt, codec_options=codec_options, audio=audio,
-                            subtitles=subtitles, overwrite=overwrite, start=start, end=end)
-
-
+        raise OutputError(
+            f"{path}: unknown output extension {ext or '(none)'!r} (use "
+            f"{', '.join(sorted(VIDEO_EXTENSIONS))}, or an image pattern like frames/%06d.png)"
+        )
+    return ContainerWriter(
+        path,
+        info,
+        width,
+        height,
+        codec=codec,
+        crf=crf,
+        preset=preset,
+        pix_fmt=pix_fmt,
+        codec_options=codec_options,
+        audio=audio,
+        subtitles=subtitles,
+        overwrite=overwrite,
+        start=start,
+        end=end,
+    )

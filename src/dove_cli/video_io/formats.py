@@ -18,27 +18,86 @@ from dove_cli.errors import OptionError, OutputError
 
 log = logging.getLogger("dove_cli.video_io")
 
-IMAGE_EXTENSIONS = {".png": "png", ".jpg": "mjpeg", ".jpeg": "mjpeg", ".tif": "tiff", ".tiff": "tiff",
-                    ".bmp": "bmp", ".webp": "libwebp"}
-VIDEO_EXTENSIONS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm",
-                    ".ts": "mpegts", ".m2ts": "mpegts", ".mts": "mpegts", ".nut": "nut"}
+IMAGE_EXTENSIONS = {
+    ".png": "png",
+    ".jpg": "mjpeg",
+    ".jpeg": "mjpeg",
+    ".tif": "tiff",
+    ".tiff": "tiff",
+    ".bmp": "bmp",
+    ".webp": "libwebp",
+}
+VIDEO_EXTENSIONS = {
+    ".mp4": "mp4",
+    ".m4v": "mp4",
+    ".mov": "mov",
+    ".mkv": "matroska",
+    ".webm": "webm",
+    ".ts": "mpegts",
+    ".m2ts": "mpegts",
+    ".mts": "mpegts",
+    ".nut": "nut",
+}
 
 # Text subtitles a container cannot hold are converted to its own text codec (as ffmpeg does).
 TEXT_SUBTITLES = {"mp4": "mov_text", "mov": "mov_text", "matroska": "subrip", "webm": "webvtt"}
 
 # FFmpeg's names for the colour enums (libavutil/pixfmt.h); 2 / 0 = unspecified -> None.
-PRIMARIES = {1: "bt709", 4: "bt470m", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m", 8: "film",
-              9: "bt2020", 10: "smpte428", 11: "smpte431", 12: "smpte432", 22: "ebu3213"}
-TRC = {1: "bt709", 4: "gamma22", 5: "gamma28", 6: "smpte170m", 7: "smpte240m", 8: "linear",
-        9: "log100", 10: "log316", 11: "iec61966-2-4", 12: "bt1361e", 13: "iec61966-2-1",
-        14: "bt2020-10", 15: "bt2020-12", 16: "smpte2084", 17: "smpte428", 18: "arib-std-b67"}
-SPACE = {0: "gbr", 1: "bt709", 4: "fcc", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m", 8: "ycgco",
-          9: "bt2020nc", 10: "bt2020c", 11: "smpte2085", 14: "ictcp"}
+PRIMARIES = {
+    1: "bt709",
+    4: "bt470m",
+    5: "bt470bg",
+    6: "smpte170m",
+    7: "smpte240m",
+    8: "film",
+    9: "bt2020",
+    10: "smpte428",
+    11: "smpte431",
+    12: "smpte432",
+    22: "ebu3213",
+}
+TRC = {
+    1: "bt709",
+    4: "gamma22",
+    5: "gamma28",
+    6: "smpte170m",
+    7: "smpte240m",
+    8: "linear",
+    9: "log100",
+    10: "log316",
+    11: "iec61966-2-4",
+    12: "bt1361e",
+    13: "iec61966-2-1",
+    14: "bt2020-10",
+    15: "bt2020-12",
+    16: "smpte2084",
+    17: "smpte428",
+    18: "arib-std-b67",
+}
+SPACE = {
+    0: "gbr",
+    1: "bt709",
+    4: "fcc",
+    5: "bt470bg",
+    6: "smpte170m",
+    7: "smpte240m",
+    8: "ycgco",
+    9: "bt2020nc",
+    10: "bt2020c",
+    11: "smpte2085",
+    14: "ictcp",
+}
 RANGE = {1: "tv", 2: "pc"}
 # swscale only knows a few YUV<->RGB matrices; map the container's matrix onto them.
-SWS_MATRIX = {"bt709": Colorspace.ITU709, "fcc": Colorspace.FCC, "bt470bg": Colorspace.ITU601,
-               "smpte170m": Colorspace.ITU601, "smpte240m": Colorspace.SMPTE240M,
-               "bt2020nc": Colorspace.BT2020, "bt2020c": Colorspace.BT2020}
+SWS_MATRIX = {
+    "bt709": Colorspace.ITU709,
+    "fcc": Colorspace.FCC,
+    "bt470bg": Colorspace.ITU601,
+    "smpte170m": Colorspace.ITU601,
+    "smpte240m": Colorspace.SMPTE240M,
+    "bt2020nc": Colorspace.BT2020,
+    "bt2020c": Colorspace.BT2020,
+}
 SWS_FLAGS = Interpolation.BICUBIC  # ffmpeg's default, so frames match what `ffmpeg -pix_fmt rgb24` gives
 
 
@@ -66,9 +125,17 @@ CODECS: dict[str, CodecSpec] = {
     "prores": CodecSpec("prores_ks", "yuv422p10le", "yuv422p10le", preset="hq"),
     "png": CodecSpec("png", "rgb24", "rgb48be"),
 }
-CODEC_ALIASES = {"h265": "hevc", "x264": "h264", "x265": "hevc", "libx264": "h264", "libx265": "hevc",
-                  "svtav1": "av1", "libsvtav1": "av1", "libvpx-vp9": "vp9", "prores_ks": "prores"}
-
+CODEC_ALIASES = {
+    "h265": "hevc",
+    "x264": "h264",
+    "x265": "hevc",
+    "libx264": "h264",
+    "libx265": "hevc",
+    "svtav1": "av1",
+    "libsvtav1": "av1",
+    "libvpx-vp9": "vp9",
+    "prores_ks": "prores",
+}
 
 
 def ffmsg(exc: BaseException) -> str:
@@ -101,39 +168,44 @@ def resolve_codec(codec: str) -> tuple[str, CodecSpec]:
     return name, spec
 
 
-def choose_pix_fmt(spec: CodecSpec, name: str, requested: str | None, high: bool, width: int,
-                    height: int) -> str:
+def choose_pix_fmt(spec: CodecSpec, name: str, requested: str | None, high: bool, width: int, height: int) -> str:
     """The requested/default pixel format, switched to 4:4:4 when the size is odd (no padding)."""
     supported = {f.name for f in av.Codec(spec.encoder, "w").video_formats or []}
     pf = requested or (spec.pix_fmt_hi if high and spec.pix_fmt_hi in supported else spec.pix_fmt)
     if high and not requested and pf == spec.pix_fmt != spec.pix_fmt_hi:
-        log.warning("the source has more than 8 bits per channel but this FFmpeg's %s writes %s: "
-                    "the output is 8-bit", spec.encoder, pf)
+        log.warning(
+            "the source has more than 8 bits per channel but this FFmpeg's %s writes %s: the output is 8-bit",
+            spec.encoder,
+            pf,
+        )
     try:
         fmt = av.VideoFormat(pf)
     except (ValueError, av.FFmpegError):
         raise OptionError(f"unknown pixel format {pf!r}") from None
     if supported and pf not in supported:
-        raise OptionError(f"codec {name} cannot write pixel format {pf} "
-                          f"(it supports {', '.join(sorted(supported))})")
+        raise OptionError(f"codec {name} cannot write pixel format {pf} (it supports {', '.join(sorted(supported))})")
     odd_w, odd_h = width % 2, height % 2
     sub_w, sub_h = fmt.chroma_width(2) < 2, fmt.chroma_height(2) < 2
     if (odd_w and sub_w) or (odd_h and sub_h):
         full = re.sub(r"yuv4[12]0p|yuv422p", "yuv444p", pf)
         if full == pf or (supported and full not in supported):
-            raise OutputError(f"codec {name} with {pf} needs an even size, got {width}x{height}; "
-                              "choose another codec (e.g. h264, hevc, ffv1) or crop the input")
-        log.warning("output size %dx%d is odd: writing %s instead of %s (4:2:0 needs even sizes)",
-                    width, height, full, pf)
+            raise OutputError(
+                f"codec {name} with {pf} needs an even size, got {width}x{height}; "
+                "choose another codec (e.g. h264, hevc, ffv1) or crop the input"
+            )
+        log.warning(
+            "output size %dx%d is odd: writing %s instead of %s (4:2:0 needs even sizes)", width, height, full, pf
+        )
         pf = full
     return pf
 
 
-def check_encoder_options(encoder: str, opts: dict[str, str], given: dict[str, Any], width: int, height: int,
-                           pix_fmt: str, fps: Fraction) -> None:
+def check_encoder_options(
+    encoder: str, opts: dict[str, str], given: dict[str, Any], width: int, height: int, pix_fmt: str, fps: Fraction
+) -> None:
     """Open the encoder once with the options, so that a typo is an error now, naming the option,
     rather than a write failure at the first frame (or an option silently ignored)."""
-    cc = av.CodecContext.create(encoder, "w")
+    cc: Any = av.CodecContext.create(encoder, "w")
     cc.width, cc.height, cc.pix_fmt = width, height, pix_fmt
     rate = Fraction(fps) if fps and fps > 0 else Fraction(25)
     cc.time_base, cc.framerate = 1 / rate, rate
@@ -173,8 +245,9 @@ X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium"
                 "placebo")  # fmt: skip
 
 
-def encoder_options(name: str, spec: CodecSpec, crf: int | float | None, preset: str | None,
-                     extra: dict[str, Any] | None) -> dict[str, str]:
+def encoder_options(
+    name: str, spec: CodecSpec, crf: int | float | None, preset: str | None, extra: dict[str, Any] | None
+) -> dict[str, str]:
     opts: dict[str, str] = {}
     if crf is not None and name in CRF_RANGE and not CRF_RANGE[name][0] <= crf <= CRF_RANGE[name][1]:
         lo, hi = CRF_RANGE[name]
@@ -226,5 +299,3 @@ def container_accepts(fmt_name: str, codec: str, add: Any) -> bool:
             return True
         except (av.FFmpegError, ValueError):
             return False
-
-

@@ -32,12 +32,22 @@ from dove_cli.video_io.writer import VideoWriter
 
 log = logging.getLogger("dove_cli.video_io")
 
+
 class ImageWriter(VideoWriter):
     """PNG/JPEG/... per frame into a temporary folder (or file), moved into place at close."""
 
-    def __init__(self, path: Path, info: VideoInfo, width: int, height: int, *,
-                 codec_options: dict[str, Any] | None, overwrite: bool, work: Path | None = None,
-                 first: int = 0) -> None:
+    def __init__(
+        self,
+        path: Path,
+        info: VideoInfo,
+        width: int,
+        height: int,
+        *,
+        codec_options: dict[str, Any] | None,
+        overwrite: bool,
+        work: Path | None = None,
+        first: int = 0,
+    ) -> None:
         self.path, self.info, self.frames_written = path, info, 0
         self._done = False
         self._keep_tmp = False
@@ -58,16 +68,26 @@ class ImageWriter(VideoWriter):
             raise OutputError(f"{path}: this FFmpeg build cannot write RGB {ext} images")
         self._pix_fmt = pf
         if hi and not pf.startswith("rgb48"):
-            log.warning("%s: the source is %d-bit but %s images are 8-bit (use .png or .tif to keep it)",
-                        path, info.bit_depth, ext)
+            log.warning(
+                "%s: the source is %d-bit but %s images are 8-bit (use .png or .tif to keep it)",
+                path,
+                info.bit_depth,
+                ext,
+            )
         if info.rotation:
-            log.warning("%s: images cannot carry the source's %d degree rotation tag; they are stored "
-                        "as decoded (use --rotate apply for upright images)", path, info.rotation)
+            log.warning(
+                "%s: images cannot carry the source's %d degree rotation tag; they are stored "
+                "as decoded (use --rotate apply for upright images)",
+                path,
+                info.rotation,
+            )
         self._encoder, self._options = encoder, {str(k): str(v) for k, v in (codec_options or {}).items()}
         if not self._pattern:
             if info.num_frames > 1 and not info.is_still_image:
-                raise OutputError(f"{path}: one image cannot hold {info.num_frames} frames; use a "
-                                  f"pattern like {path.with_name(path.stem + '_%06d' + path.suffix)}")
+                raise OutputError(
+                    f"{path}: one image cannot hold {info.num_frames} frames; use a "
+                    f"pattern like {path.with_name(path.stem + '_%06d' + path.suffix)}"
+                )
             self._made = prepare_output(path, overwrite)
             self._tmp = temp_sibling(path, path.suffix)
             self._folder = path.parent
@@ -93,7 +113,7 @@ class ImageWriter(VideoWriter):
             raise OutputError(f"{path}: cannot write in {self._tmp.parent} ({exc.strerror})") from None
 
     def _encode(self, rgb: np.ndarray) -> bytes:
-        cc = av.CodecContext.create(self._encoder, "w")
+        cc: Any = av.CodecContext.create(self._encoder, "w")
         cc.width, cc.height, cc.pix_fmt = self._w, self._h, self._pix_fmt
         cc.time_base = Fraction(1, 25)
         cc.options = self._options
@@ -102,8 +122,12 @@ class ImageWriter(VideoWriter):
         fmt = "rgb48le" if rgb.dtype == np.uint16 else "rgb24"
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format=fmt)
         if self._pix_fmt != fmt:
-            frame = frame.reformat(format=self._pix_fmt, src_color_range=ColorRange.JPEG,
-                                   dst_color_range=ColorRange.JPEG, interpolation=SWS_FLAGS)
+            frame = frame.reformat(
+                format=self._pix_fmt,
+                src_color_range=ColorRange.JPEG,
+                dst_color_range=ColorRange.JPEG,
+                interpolation=SWS_FLAGS,
+            )
         frame.pts = 0
         return b"".join(bytes(p) for p in [*cc.encode(frame), *cc.encode(None)])
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from dove_cli.errors import OutputError
 from dove_cli.video_io.formats import IMAGE_EXTENSIONS
 
+
 def is_image_path(path: str | Path) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
 
@@ -31,7 +32,7 @@ def frame_name(pattern: Path, n: int) -> str:
     """The file name of image `n` of a pattern: frames/%06d.png -> 000001.png for n = 1."""
     m = FIELD.search(pattern.name)
     assert m is not None
-    return pattern.name[: m.start()] + m[0] % n + pattern.name[m.end():]
+    return pattern.name[: m.start()] + m[0] % n + pattern.name[m.end() :]
 
 
 def check_fields(path: Path, error: type[Exception]) -> None:
@@ -63,8 +64,10 @@ def check_output(path: Path, overwrite: bool, inputs: Sequence[Path] = ()) -> No
             raise OutputError(f"{path}: {path.parent} is a file, not a folder")
         existing = matching_images(path)
         if existing and not overwrite:
-            raise OutputError(f"{path}: {len(existing)} matching images already exist in {path.parent} "
-                              "(use --overwrite to replace them)")
+            raise OutputError(
+                f"{path}: {len(existing)} matching images already exist in {path.parent} "
+                "(use --overwrite to replace them)"
+            )
     elif path.is_dir():
         raise OutputError(f"{path}: is a folder; give a file name like {path / 'out.mp4'}")
     elif path.exists() and not overwrite:
@@ -83,7 +86,7 @@ def matching_images(pattern: Path) -> list[Path]:
         return []
     m = FIELD.search(pattern.name)
     assert m is not None
-    rx = re.compile(re.escape(pattern.name[: m.start()]) + r"\d+" + re.escape(pattern.name[m.end():]) + "$")
+    rx = re.compile(re.escape(pattern.name[: m.start()]) + r"\d+" + re.escape(pattern.name[m.end() :]) + "$")
     return [p for p in pattern.parent.iterdir() if rx.match(p.name)]
 
 
@@ -114,4 +117,3 @@ def remove_made_folders(folder: Path | None) -> None:
             d.rmdir()
         except OSError:
             return
-

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -35,6 +36,7 @@ log = logging.getLogger("dove_cli.video_io")
 
 DEFAULT_SEQUENCE_FPS = Fraction(25)  # what ffmpeg assumes for image sequences
 DEINTERLACE_MODES = ("off", "frame", "field")
+
 
 @dataclass
 class VideoInfo:
@@ -79,7 +81,6 @@ class Frame:
     rgb: np.ndarray
     pts: int
     index: int
-
 
 
 # ------------------------------------------------------------------------------------------ reading
@@ -129,8 +130,14 @@ def open_reader(
     else:
         if fps is not None and warn:
             log.warning("%s: fps is only used for image inputs; the video keeps its own timing", path)
-        reader = VideoReader(Path(path), rotate=rotate, ignore_decode_errors=ignore_decode_errors,
-                             deinterlace=deinterlace, threads=threads, warn=warn)
+        reader = VideoReader(
+            Path(path),
+            rotate=rotate,
+            ignore_decode_errors=ignore_decode_errors,
+            deinterlace=deinterlace,
+            threads=threads,
+            warn=warn,
+        )
     if start is not None or duration is not None:
         try:
             reader._select_span(start, duration)
@@ -146,7 +153,7 @@ def image_inputs(path: Path) -> list[Path] | None:
     if is_pattern(path):
         m = FIELD.search(path.name)
         assert m is not None
-        rx = re.compile(re.escape(path.name[: m.start()]) + r"(\d+)" + re.escape(path.name[m.end():]) + "$")
+        rx = re.compile(re.escape(path.name[: m.start()]) + r"(\d+)" + re.escape(path.name[m.end() :]) + "$")
         folder = path.parent
         if not folder.is_dir():
             raise InputError(f"{path}: folder {folder} does not exist")
@@ -155,8 +162,10 @@ def image_inputs(path: Path) -> list[Path] | None:
             raise InputError(f"{path}: no files match this pattern")
         return [p for _, p in hits]
     if path.is_dir():
+
         def key(p: Path) -> list:
             return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.name)]
+
         images = sorted((p for p in path.iterdir() if p.is_file() and is_image_path(p)), key=key)
         if not images:
             raise InputError(f"{path}: folder holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))})")
@@ -172,7 +181,9 @@ def warn_if_see_through(path: Path, frame: av.VideoFrame) -> None:
     many PNGs carry an alpha plane that is opaque everywhere)."""
     if not any(comp.is_alpha for comp in frame.format.components):
         return
-    alpha = frame.reformat(format="rgba64le" if frame.format.components[0].bits > 8 else "rgba").to_ndarray()[..., 3]
+    alpha: np.ndarray = frame.reformat(
+        format="rgba64le" if frame.format.components[0].bits > 8 else "rgba"
+    ).to_ndarray()[..., 3]
     if alpha.min() < np.iinfo(alpha.dtype).max:
         log.warning("%s: the alpha channel (transparency) is dropped; the output is opaque", path)
 
@@ -195,8 +206,16 @@ class VideoReader:
     _lo: int | None = None  # span selected by open_reader(start=, duration=), in pts
     _hi: int | None = None
 
-    def __init__(self, path: Path, *, rotate: str = "keep", ignore_decode_errors: bool = False,
-                 deinterlace: str = "off", threads: int = 0, warn: bool = True) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        rotate: str = "keep",
+        ignore_decode_errors: bool = False,
+        deinterlace: str = "off",
+        threads: int = 0,
+        warn: bool = True,
+    ) -> None:
         check_input_file(path)
         self.path = path
         self._warn = warn
@@ -221,7 +240,7 @@ class VideoReader:
         path, c = self.path, self._container
         streams = [s for s in c.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
         if not streams:
-            kinds = sorted({s.type for s in c.streams}) or ["no streams"]
+            kinds: list[str] = sorted({s.type for s in c.streams}) or ["no streams"]
             raise InputError(f"{path}: no video stream (has {', '.join(kinds)})")
         self._stream = s = streams[0]
         s.thread_type = "AUTO"
@@ -265,36 +284,57 @@ class VideoReader:
             w, h = h, w
         sar = s.sample_aspect_ratio or cc.sample_aspect_ratio
         info = VideoInfo(
-            path=self.path, width=w, height=h, num_frames=num_frames, fps=fps, time_base=tb,
-            start_pts=frame.pts if frame.pts is not None else 0, bit_depth=bit_depth,
-            pix_fmt=fmt.name, codec=cc.name, container=c.format.name,
+            path=self.path,
+            width=w,
+            height=h,
+            num_frames=num_frames,
+            fps=fps,
+            time_base=tb,
+            start_pts=frame.pts if frame.pts is not None else 0,
+            bit_depth=bit_depth,
+            pix_fmt=fmt.name,
+            codec=cc.name,
+            container=c.format.name,
             color_range=RANGE.get(rng),
             color_primaries=PRIMARIES.get(frame.color_primaries or cc.color_primaries),
             color_trc=TRC.get(frame.color_trc or cc.color_trc),
             colorspace=SPACE.get(frame.colorspace or cc.colorspace) if not fmt.is_rgb else "gbr",
             rotation=0 if self._rotate == "apply" else rotation,
             sample_aspect_ratio=Fraction(sar) if sar and sar != 1 else None,
-            has_audio=bool(c.streams.audio), has_subtitles=bool(c.streams.subtitles),
+            has_audio=bool(c.streams.audio),
+            has_subtitles=bool(c.streams.subtitles),
             attachments=tuple(s.name or f"#{s.index}" for s in c.streams if s.type == "attachment"),
-            num_frames_exact=exact, duration=duration,
+            num_frames_exact=exact,
+            duration=duration,
         )
         self._apply_rotation = rotation if self._rotate == "apply" else 0
         if self._warn:
             warn_if_see_through(self.path, frame)
         if self._warn and self._source_interlaced and self._deinterlace == "off":
-            log.warning("%s: interlaced video: fields upscaled together keep their combing; "
-                        "use --deinterlace field (or frame)", self.path)
+            log.warning(
+                "%s: interlaced video: fields upscaled together keep their combing; use --deinterlace field (or frame)",
+                self.path,
+            )
         if self._warn and not self._source_interlaced and self._deinterlace != "off":
-            log.warning("%s: frames are not flagged interlaced but --deinterlace %s treats them as interlaced "
-                        "(right for captures flagged wrongly; use --deinterlace off for progressive video)",
-                        self.path, self._deinterlace)
+            log.warning(
+                "%s: frames are not flagged interlaced but --deinterlace %s treats them as interlaced "
+                "(right for captures flagged wrongly; use --deinterlace off for progressive video)",
+                self.path,
+                self._deinterlace,
+            )
         if self._warn and info.color_trc == "smpte2084":
-            log.warning("%s: HDR video (PQ): DOVE was trained on SDR, so results may differ; video outputs keep "
-                        "the colour tags but not the HDR10 mastering metadata (MaxCLL, mastering display), and "
-                        "images keep neither", self.path)
+            log.warning(
+                "%s: HDR video (PQ): DOVE was trained on SDR, so results may differ; video outputs keep "
+                "the colour tags but not the HDR10 mastering metadata (MaxCLL, mastering display), and "
+                "images keep neither",
+                self.path,
+            )
         elif self._warn and info.color_trc == "arib-std-b67":
-            log.warning("%s: HDR video (HLG): DOVE was trained on SDR, so results may differ; video outputs keep "
-                        "the colour tags, images do not", self.path)
+            log.warning(
+                "%s: HDR video (HLG): DOVE was trained on SDR, so results may differ; video outputs keep "
+                "the colour tags, images do not",
+                self.path,
+            )
         self._expected_end = self._declared_end(tb)
         # Untagged YUV: players assume BT.709 for HD and BT.601 for SD; convert the same way.
         matrix = info.colorspace or ("bt709" if frame.height >= 720 or frame.width >= 1280 else "smpte170m")
@@ -335,12 +375,15 @@ class VideoReader:
             return
         when = f"t={float((self._last_pts - info.start_pts) * info.time_base):.3f}s"
         if not self._ignore:
-            raise InputError(f"{self.path}: file ends early: {decoded} frames decoded, about {missing} "
-                             f"more expected after {when} (truncated or damaged); "
-                             "use --ignore-decode-errors to keep what can be read")
+            raise InputError(
+                f"{self.path}: file ends early: {decoded} frames decoded, about {missing} "
+                f"more expected after {when} (truncated or damaged); "
+                "use --ignore-decode-errors to keep what can be read"
+            )
         self.dropped_frames += missing
-        log.warning("%s: file ends early after frame %d (%s); about %d frames missing",
-                    self.path, decoded, when, missing)
+        log.warning(
+            "%s: file ends early after frame %d (%s); about %d frames missing", self.path, decoded, when, missing
+        )
 
     def _decoded(self) -> Iterator[av.VideoFrame]:
         """The stream's frames, through bwdif when deinterlacing (pts in the time base of `info`)."""
@@ -355,12 +398,12 @@ class VideoReader:
         source.link_to(bwdif)
         bwdif.link_to(sink)
         graph.configure()
-        tb = Fraction(self._stream.time_base) / self._rate
+        tb = Fraction(self._stream.time_base or Fraction(1, 90000)) / self._rate
         for frame in itertools.chain(self._decode(), [None]):
             graph.push(frame)  # None flushes the frame bwdif holds back
             while True:
                 try:
-                    out = graph.pull()
+                    out: Any = graph.pull()  # a VideoFrame from this video-only graph
                 except (av.BlockingIOError, av.EOFError):
                     break
                 if out.pts is not None and out.time_base and out.time_base != tb:
@@ -396,16 +439,24 @@ class VideoReader:
         if packet is not None and packet.pts is not None and packet.time_base:
             when = f", t={float(packet.pts * packet.time_base):.3f}s"
         if not self._ignore:
-            raise InputError(f"{self.path}: decode error at frame {decoded}{when} ({ffmsg(exc)}); "
-                             "use --ignore-decode-errors to skip broken frames") from None
+            raise InputError(
+                f"{self.path}: decode error at frame {decoded}{when} ({ffmsg(exc)}); "
+                "use --ignore-decode-errors to skip broken frames"
+            ) from None
         self.dropped_frames += 1
         log.warning("%s: skipped undecodable data at frame %d%s (%s)", self.path, decoded, when, ffmsg(exc))
 
     def _to_rgb(self, frame: av.VideoFrame) -> np.ndarray:
         out = self._reformatter.reformat(
-            frame, width=self._raw_w, height=self._raw_h, format=self._rgb_format,
-            src_colorspace=self._src_matrix, src_color_range=self._src_range,
-            dst_color_range=ColorRange.JPEG, interpolation=SWS_FLAGS)
+            frame,
+            width=self._raw_w,
+            height=self._raw_h,
+            format=self._rgb_format,
+            src_colorspace=self._src_matrix,
+            src_color_range=self._src_range,
+            dst_color_range=ColorRange.JPEG,
+            interpolation=SWS_FLAGS,
+        )
         rgb = out.to_ndarray()
         if self._apply_rotation:
             rgb = np.rot90(rgb, k=self._apply_rotation // 90)
@@ -431,7 +482,8 @@ class VideoReader:
         after `lo` or between keyframes (nothing decodes until the next one): then step further back,
         and in the end decode from the beginning.
         """
-        s, tb = self._stream, self.info.time_base
+        s: Any = self._stream
+        tb = self.info.time_base
         for back_s in (0, 1, 5, 20, None):
             seconds = 0 if back_s is None else max(0, lo * tb - back_s)
             self._container.seek(int(seconds / s.time_base), stream=s, backward=True)
@@ -445,13 +497,11 @@ class VideoReader:
     def __iter__(self) -> Iterator[Frame]:
         step = max(1, round(1 / (self.info.fps * self.info.time_base))) if self.info.fps else 1
         while True:
-            if self._first is not None:
-                frame, self._first = self._first, None
-            else:
-                frame = next(self._frames, None)
-                if frame is None:
-                    self._check_complete(self._index)
-                    return
+            frame = self._first if self._first is not None else next(self._frames, None)
+            self._first = None
+            if frame is None:
+                self._check_complete(self._index)
+                return
             pts = frame.pts
             if pts is None:
                 pts = self.info.start_pts if self._last_pts is None else self._last_pts + step
@@ -476,8 +526,7 @@ class VideoReader:
 class ImageReader(VideoReader):
     """Image sequence or single image: pts = index at 1/fps; every image must have the same size."""
 
-    def __init__(self, path: Path, files: list[Path], *, fps: float | Fraction | str | None,
-                 warn: bool = True) -> None:
+    def __init__(self, path: Path, files: list[Path], *, fps: float | Fraction | str | None, warn: bool = True) -> None:
         self.path = path
         self.dropped_frames = 0
         self._files = files
@@ -490,12 +539,23 @@ class ImageReader(VideoReader):
         if warn:
             warn_if_see_through(path, first)
         self.info = VideoInfo(
-            path=path, width=first.width, height=first.height, num_frames=len(files), fps=rate,
-            time_base=1 / rate, start_pts=0, bit_depth=bit_depth, pix_fmt=first.format.name,
-            codec=files[0].suffix.lower().lstrip("."), container="image2",
+            path=path,
+            width=first.width,
+            height=first.height,
+            num_frames=len(files),
+            fps=rate,
+            time_base=1 / rate,
+            start_pts=0,
+            bit_depth=bit_depth,
+            pix_fmt=first.format.name,
+            codec=files[0].suffix.lower().lstrip("."),
+            container="image2",
             is_image_sequence=len(files) > 1 or is_pattern(path) or path.is_dir(),
             is_still_image=len(files) == 1 and not (is_pattern(path) or path.is_dir()),
-            num_frames_exact=True, duration=float(len(files) / rate), files=list(files))
+            num_frames_exact=True,
+            duration=float(len(files) / rate),
+            files=list(files),
+        )
         self._rgb_format = "rgb48le" if bit_depth > 8 else "rgb24"
         self._first_frame: av.VideoFrame | None = first
         self._offset = 0  # index of the first file in the selected span
@@ -524,15 +584,19 @@ class ImageReader(VideoReader):
             frame = self._first_frame if i == 0 and self._first_frame is not None else self._load(file)
             self._first_frame = None
             if (frame.width, frame.height) != (self.info.width, self.info.height):
-                raise InputError(f"{file}: size {frame.width}x{frame.height} differs from the first "
-                                 f"image ({self.info.width}x{self.info.height})")
-            rng = ColorRange.JPEG if frame.format.name.startswith("yuvj") or frame.color_range == 2 \
-                else ColorRange.MPEG
-            out = self._reformatter.reformat(frame, format=self._rgb_format, src_color_range=rng,
-                                             dst_color_range=ColorRange.JPEG, interpolation=SWS_FLAGS)
+                raise InputError(
+                    f"{file}: size {frame.width}x{frame.height} differs from the first "
+                    f"image ({self.info.width}x{self.info.height})"
+                )
+            rng = ColorRange.JPEG if frame.format.name.startswith("yuvj") or frame.color_range == 2 else ColorRange.MPEG
+            out = self._reformatter.reformat(
+                frame,
+                format=self._rgb_format,
+                src_color_range=rng,
+                dst_color_range=ColorRange.JPEG,
+                interpolation=SWS_FLAGS,
+            )
             yield Frame(np.ascontiguousarray(out.to_ndarray()), i + self._offset, i)
 
     def close(self) -> None:
         pass
-
-

@@ -77,10 +77,24 @@ class VideoWriter:
 
 
 class ContainerWriter(VideoWriter):
-    def __init__(self, path: Path, info: VideoInfo, width: int, height: int, *, codec: str | None,
-                 crf: int | float | None, preset: str | None, pix_fmt: str | None,
-                 codec_options: dict[str, Any] | None, audio: str, subtitles: str, overwrite: bool,
-                 start: float | Fraction | None = None, end: float | Fraction | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        info: VideoInfo,
+        width: int,
+        height: int,
+        *,
+        codec: str | None,
+        crf: int | float | None,
+        preset: str | None,
+        pix_fmt: str | None,
+        codec_options: dict[str, Any] | None,
+        audio: str,
+        subtitles: str,
+        overwrite: bool,
+        start: float | Fraction | None = None,
+        end: float | Fraction | None = None,
+    ) -> None:
         self.path, self.info, self.frames_written = path, info, 0
         # Output time zero and end, in seconds on the input's timeline (None: keep timestamps as they are).
         origin = Fraction(info.start_pts) * info.time_base
@@ -105,14 +119,17 @@ class ContainerWriter(VideoWriter):
             remove_made_folders(self._made)
             raise OutputError(f"{path}: cannot write here ({ffmsg(exc)})") from None
         try:
+
             def add_video(c: Any) -> None:
                 vs = c.add_stream(spec.encoder, rate=info.fps or 25)
                 vs.width, vs.height, vs.pix_fmt = width, height, pf
                 vs.codec_context.options = opts
 
             if not container_accepts(fmt_name, av.Codec(spec.encoder, "w").name, add_video):
-                raise OutputError(f"{path}: the {fmt_name} container cannot hold {name} video; "
-                                  f"use --codec {default_codec(path)} or another extension (e.g. .mkv)")
+                raise OutputError(
+                    f"{path}: the {fmt_name} container cannot hold {name} video; "
+                    f"use --codec {default_codec(path)} or another extension (e.g. .mkv)"
+                )
             self._setup_video(spec, pf, opts, width, height)
             self._setup_aux(audio, subtitles, fmt_name)
         except BaseException:
@@ -123,7 +140,7 @@ class ContainerWriter(VideoWriter):
     def _setup_video(self, spec: CodecSpec, pf: str, opts: dict[str, str], width: int, height: int) -> None:
         info = self.info
         fps = info.fps if info.fps and info.fps > 0 else Fraction(25)
-        vs = self._out.add_stream(spec.encoder, rate=fps)
+        vs: Any = self._out.add_stream(spec.encoder, rate=fps)
         vs.width, vs.height, vs.pix_fmt = width, height, pf
         vs.time_base = info.time_base
         cc = vs.codec_context
@@ -158,10 +175,12 @@ class ContainerWriter(VideoWriter):
         full = info.color_range == "pc"
         self._dst_matrix = SWS_MATRIX.get(matrix or "smpte170m", Colorspace.ITU601)
         self._dst_range = ColorRange.JPEG if full or self._is_rgb else ColorRange.MPEG
-        self._tags = {"color_range": 2 if full or self._is_rgb else 1,
-                      "color_primaries": inverse(PRIMARIES).get(prim or "", 2),
-                      "color_trc": inverse(TRC).get(trc or "", 2),
-                      "colorspace": 0 if self._is_rgb else inverse(SPACE).get(matrix or "", 2)}
+        self._tags = {
+            "color_range": 2 if full or self._is_rgb else 1,
+            "color_primaries": inverse(PRIMARIES).get(prim or "", 2),
+            "color_trc": inverse(TRC).get(trc or "", 2),
+            "colorspace": 0 if self._is_rgb else inverse(SPACE).get(matrix or "", 2),
+        }
         for k, v in self._tags.items():
             setattr(cc, k, v)
 
@@ -180,8 +199,11 @@ class ContainerWriter(VideoWriter):
             raise InputError(f"{info.path}: cannot reopen for audio ({ffmsg(exc)})") from None
         self._src = src
         out = self._out
-        keep = {k: v for k, v in src.metadata.items()
-                if k not in ("major_brand", "minor_version", "compatible_brands", "encoder")}
+        keep = {
+            k: v
+            for k, v in src.metadata.items()
+            if k not in ("major_brand", "minor_version", "compatible_brands", "encoder")
+        }
         out.metadata.update(keep)
         try:
             chapters = src.chapters()
@@ -193,7 +215,7 @@ class ContainerWriter(VideoWriter):
             self._copy_attachments(src, fmt_name)
         wanted = []
         if audio != "none":
-            wanted += list(src.streams.audio)
+            wanted += list[Any](src.streams.audio)
         if subtitles != "none":
             wanted += list(src.streams.subtitles)
         for s in wanted:
@@ -214,14 +236,23 @@ class ContainerWriter(VideoWriter):
                 log.info("%s: audio stream #%d (%s) re-encoded to %s", self.path, s.index, codec, target)
             else:
                 what = "audio" if s.type == "audio" else "subtitles"
-                hint = ("use --audio transcode to re-encode it or --audio none to drop it"
-                        if s.type == "audio" else
-                        f"write to {info.path.suffix or 'the input container'} or use --subtitles none")
-                raise OutputError(f"{self.path}: the {fmt_name} container cannot hold {codec} {what} "
-                                  f"(input stream #{s.index}); {hint}")
+                hint = (
+                    "use --audio transcode to re-encode it or --audio none to drop it"
+                    if s.type == "audio"
+                    else f"write to {info.path.suffix or 'the input container'} or use --subtitles none"
+                )
+                raise OutputError(
+                    f"{self.path}: the {fmt_name} container cannot hold {codec} {what} "
+                    f"(input stream #{s.index}); {hint}"
+                )
             for k, v in s.metadata.items():
-                if not k.startswith("_STATISTICS") and k not in ("DURATION", "NUMBER_OF_FRAMES",
-                                                                  "NUMBER_OF_BYTES", "BPS", "encoder"):
+                if not k.startswith("_STATISTICS") and k not in (
+                    "DURATION",
+                    "NUMBER_OF_FRAMES",
+                    "NUMBER_OF_BYTES",
+                    "BPS",
+                    "encoder",
+                ):
                     ostream.metadata[k] = v
             if "name" in s.metadata and "title" not in s.metadata:  # mp4 reads its title as "name"
                 ostream.metadata["title"] = s.metadata["name"]
@@ -240,7 +271,7 @@ class ContainerWriter(VideoWriter):
                 subtitles_in = any(src.streams[i].type == "subtitle" for i in self._aux)
                 # a cue already on screen at the start; and MPEG-TS/PS seeks can land late
                 lookback = SUBTITLE_LOOKBACK_S if subtitles_in else AUX_SEEK_MARGIN_S
-                src.seek(int(max(0, self._t0 - lookback) * av.time_base), backward=True)
+                src.seek(int(max(Fraction(0), self._t0 - lookback) * av.time_base), backward=True)
             self._aux_iter = iter(src.demux(*[src.streams[i] for i in self._aux]))
 
     def _copy_attachments(self, src: Any, fmt_name: str) -> None:
@@ -249,14 +280,15 @@ class ContainerWriter(VideoWriter):
         if fmt_name != "matroska":
             return
         for s in (s for s in src.streams if s.type == "attachment"):
-            self._out.add_attachment(s.name or f"attachment_{s.index}", s.mimetype or "application/octet-stream",
-                                     bytes(s.data))
+            self._out.add_attachment(
+                s.name or f"attachment_{s.index}", s.mimetype or "application/octet-stream", bytes(s.data)
+            )
 
     def _text_subtitle_stream(self, s: Any, target: str) -> Any:
         """An output stream that re-encodes text subtitle stream `s` as `target` (srt -> mov_text...)."""
         dec = s.codec_context
         dec.open(strict=False)  # makes its ASS header, which the encoder starts from (as ffmpeg does)
-        ostream = self._out.add_stream(target)
+        ostream: Any = self._out.add_stream(target)
         ostream.time_base = ostream.codec_context.time_base = s.time_base
         ostream.codec_context.subtitle_header = dec.subtitle_header
         ostream.codec_context.open(strict=False)  # before the header is written: mov_text's extradata
@@ -281,7 +313,7 @@ class ContainerWriter(VideoWriter):
         # push it late, so (as ffmpeg does) it is cut where the next one starts.
         held = self._held_cues.pop(ostream.index, None)
         if held is not None:
-            if held.duration and held.pts + held.duration > q.pts:
+            if held.duration and held.pts is not None and q.pts is not None and held.pts + held.duration > q.pts:
                 held.duration = max(1, q.pts - held.pts)
             self._mux(held)
         self._held_cues[ostream.index] = q
@@ -315,9 +347,15 @@ class ContainerWriter(VideoWriter):
             raise TypeError(f"frame dtype must be uint8 or uint16, not {rgb.dtype}")
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format=src_fmt)
         frame = self._reformatter.reformat(
-            frame, format=self._fmt.name, src_colorspace=Colorspace.ITU601, dst_colorspace=self._dst_matrix,
-            src_color_range=ColorRange.JPEG, dst_color_range=self._dst_range, interpolation=SWS_FLAGS,
-            threads=self._sws_threads)
+            frame,
+            format=self._fmt.name,
+            src_colorspace=Colorspace.ITU601,
+            dst_colorspace=self._dst_matrix,
+            src_color_range=ColorRange.JPEG,
+            dst_color_range=self._dst_range,
+            interpolation=SWS_FLAGS,
+            threads=self._sws_threads,
+        )
         for k, v in self._tags.items():
             setattr(frame, k, v)
         frame.pts, frame.time_base = int(pts) - self._shift, self.info.time_base
@@ -368,7 +406,7 @@ class ContainerWriter(VideoWriter):
                     log.warning("%s: skipped undecodable audio (%s)", self.info.path, ffmsg(exc))
                     continue
                 for f in frames:
-                    if f.pts is not None and self._t0 is not None:
+                    if f.pts is not None and self._t0 is not None and f.time_base:
                         f.pts -= round(self._t0 / f.time_base)
                     self._mux(ostream.encode(f))
 
@@ -440,5 +478,3 @@ class ContainerWriter(VideoWriter):
             self._tmp.unlink(missing_ok=True)
         except OSError:  # pragma: no cover
             pass
-
-
