@@ -165,6 +165,14 @@ class UpscaleOptions:
     manifest: str | None = option(None, "Write a JSON sidecar of the run here.", metavar="FILE")
     overwrite: bool = option(False, "Replace an existing output (and any unfinished run).")
     resume: bool = option(False, "Continue an interrupted run (from OUTPUT.dove-work/).")
+    # -- many GPUs and machines (dove_cli.distributed)
+    ray: str | None = option(
+        None, "Share the work between Ray workers: local (start Ray here), auto (the running cluster) or "
+        "ray://HOST:PORT. Needs pip install 'dove-cli[ray]'.", metavar="ADDRESS",
+    )  # fmt: skip
+    workers: int | None = option(
+        None, "Ray workers, one model and one GPU each (default: the cluster's GPUs; CPUs without one).", metavar="N"
+    )
 
 
 def choices(cls: type) -> dict[str, tuple[str, ...]]:
@@ -196,6 +204,12 @@ def check_options(opts: UpscaleOptions) -> None:
         raise OptionError(f"--tile-overlap {opts.tile_overlap} must not be negative")
     if opts.preview:
         parse_preview(opts.preview)
+    if opts.workers is not None and opts.workers < 1:
+        raise OptionError(f"--workers {opts.workers} must be at least 1")
+    if opts.workers is not None and not opts.ray:
+        raise OptionError(f"--workers {opts.workers} needs --ray (local, auto or an address)")
+    if opts.ray is not None and not opts.ray.strip():
+        raise OptionError("--ray needs an address: local, auto, ray://HOST:PORT or HOST:PORT")
     if opts.fps is not None:
         try:
             rate = Fraction(str(opts.fps))

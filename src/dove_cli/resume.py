@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -41,6 +42,7 @@ from dove_cli.options import UpscaleOptions
 from dove_cli.video_io.formats import CodecSpec, ffmsg, resolve_codec
 from dove_cli.video_io.reader import VideoInfo
 from dove_cli.video_io.writer import ContainerWriter
+from dove_cli.windows import Span
 
 log = logging.getLogger(__name__)
 
@@ -186,8 +188,11 @@ class Work:
             raise OutputError(f"{self.journal_path}: written by another dove version; use --overwrite to start over")
         return journal
 
-    def start(self, journal: Journal, resumed: bool) -> int:
-        """Create (or tidy) the folder; returns how many output frames are already saved."""
+    def start(self, journal: Journal, resumed: bool, *, gaps: bool = False) -> int:
+        """Create (or tidy) the folder; returns how many output frames are already saved (from the
+        first frame on, without a gap). Segments are kept in frame order (a distributed run records
+        them as they finish); `gaps` keeps whole segments after a missing one too (distributed runs
+        redo only what is missing)."""
         try:
             self.path.mkdir(exist_ok=True)
         except OSError as exc:
@@ -199,13 +204,17 @@ class Work:
             done = self._images_done()
         else:
             keep: list[Segment] = []
-            for s in journal.segments:  # every segment must still be whole; stop at the first gap
+            end = 0
+            for s in sorted(journal.segments, key=lambda s: s.first):  # each must still be whole
                 path = self.path / s.file
-                if not path.is_file() or path.stat().st_size != s.bytes or s.first != sum(k.frames for k in keep):
+                whole = path.is_file() and path.stat().st_size == s.bytes and s.first >= end
+                if whole and (gaps or s.first == end):
+                    keep.append(s)
+                    end = s.first + s.frames
+                elif not gaps:
                     break
-                keep.append(s)
             journal.segments = keep
-            done = journal.frames_done
+            done = _prefix_frames(keep)
             self._clear(keep={s.file for s in keep} | {JOURNAL, LOCK})  # partial segments, temporary files
         self.save(journal)
         return done
@@ -251,13 +260,79 @@ class Work:
         self.release()
 
 
-class SegmentedWriter(video_io.VideoWriter):
-    """Writes frames as closed segments in the work folder and joins them into `output` at close.
+def segment_options(output: Path, info: video_io.VideoInfo, width: int, height: int, *,
+                    writer_options: dict[str, Any], join_options: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+    """Encoder settings of an output's segment files: the user's, with the codec and pixel format
+    the output itself gets. Opens (and drops) the real output, so that a container, codec or audio
+    problem fails now, not hours later at the join."""
+    check = video_io.open_writer(output, info, width, height, **writer_options, **join_options)
+    pix_fmt = getattr(check, "pix_fmt", None)
+    check.abort()
+    codec = writer_options.get("codec") or video_io.default_codec(output)  # segments are MOV/NUT
+    return {**writer_options, "codec": codec, "pix_fmt": pix_fmt or writer_options.get("pix_fmt")}
 
-    end_segment() closes the current segment (the caller chooses boundaries that do not depend on
-    when the run started, so a resumed run cuts its segments where an uninterrupted one would).
-    abort() drops only the segment being written; closed ones stay for --resume.
-    """
+
+class SegmentFiles(video_io.VideoWriter):
+    """Writes frames as closed segment files into `folder`, each one whole on disk before
+    `on_closed(segment)` hears of it. end_segment() closes the current segment (the caller chooses
+    boundaries that depend only on the plan, so that any run cuts its segments at the same frames);
+    abort() drops only the segment being written."""
+
+    def __init__(
+        self,
+        folder: Path,
+        info: video_io.VideoInfo,
+        width: int,
+        height: int,
+        *,
+        first: int,
+        options: dict[str, Any],
+        on_closed: Callable[[Segment], None],
+    ) -> None:
+        self.path, self.info, self.frames_written = folder, info, first
+        self.folder, self.on_closed = folder, on_closed
+        self._w, self._h = width, height
+        self._opts = options  # from segment_options()
+        self._suffix = segment_suffix(options["codec"])
+        self._open: tuple[video_io.VideoWriter, Segment] | None = None  # the segment being written
+
+    def write(self, rgb: np.ndarray, pts: int | None = None) -> None:
+        if pts is None:
+            raise ValueError("segments need the pts of every frame")
+        if self._open is None:
+            first = self.frames_written
+            segment = Segment(f"seg_{first:09d}{self._suffix}", first, 0, int(pts))
+            writer = video_io.open_writer(self.folder / segment.file, self.info, self._w, self._h, **self._opts,
+                                          audio="none", subtitles="none", overwrite=True)  # fmt: skip
+            self._open = (writer, segment)
+        writer, segment = self._open
+        writer.write(rgb, pts)
+        segment.frames += 1
+        self.frames_written += 1
+
+    def end_segment(self) -> None:
+        if self._open is None:
+            return
+        writer, segment = self._open
+        writer.close()  # complete file, renamed into place
+        path = self.folder / segment.file
+        with open(path, "rb") as f:  # on disk before the journal lists it (power loss)
+            os.fsync(f.fileno())
+        segment.bytes = path.stat().st_size
+        self._open = None
+        self.on_closed(segment)
+
+    def close(self) -> None:
+        self.end_segment()
+
+    def abort(self) -> None:
+        if self._open is not None:
+            self._open[0].abort()
+            self._open = None
+
+
+class SegmentedWriter(SegmentFiles):
+    """Segments in the work folder, each recorded in the journal; joined into `output` at close."""
 
     def __init__(
         self,
@@ -272,46 +347,16 @@ class SegmentedWriter(video_io.VideoWriter):
         writer_options: dict[str, Any],
         join_options: dict[str, Any],
     ) -> None:
-        self.path, self.info, self.frames_written = output, info, first
-        self.work, self.journal = work, journal
-        self._w, self._h = width, height
+        options = segment_options(output, info, width, height, writer_options=writer_options,
+                                  join_options=join_options)  # fmt: skip
+        super().__init__(work.path, info, width, height, first=first, options=options, on_closed=self._record)
+        self.path, self.work, self.journal = output, work, journal
         self._join = join_options
-        # Validate the real output now (container, codec, audio), not hours later at the join.
-        check = video_io.open_writer(output, info, width, height, **writer_options, **join_options)
-        pix_fmt = getattr(check, "pix_fmt", None)
-        check.abort()
-        codec = writer_options.get("codec") or video_io.default_codec(output)  # segments are MOV/NUT
-        self._opts = {**writer_options, "codec": codec, "pix_fmt": pix_fmt or writer_options.get("pix_fmt")}
-        self._suffix = segment_suffix(codec)
-        self._open: tuple[video_io.VideoWriter, Segment] | None = None  # the segment being written
         self._closed = False
 
-    def write(self, rgb: np.ndarray, pts: int | None = None) -> None:
-        if pts is None:
-            raise ValueError("segments need the pts of every frame")
-        if self._open is None:
-            first = self.frames_written
-            segment = Segment(f"seg_{first:09d}{self._suffix}", first, 0, int(pts))
-            writer = video_io.open_writer(self.work.path / segment.file, self.info, self._w, self._h, **self._opts,
-                                          audio="none", subtitles="none", overwrite=True)  # fmt: skip
-            self._open = (writer, segment)
-        writer, segment = self._open
-        writer.write(rgb, pts)
-        segment.frames += 1
-        self.frames_written += 1
-
-    def end_segment(self) -> None:
-        if self._open is None:
-            return
-        writer, segment = self._open
-        writer.close()  # complete file, renamed into place
-        path = self.work.path / segment.file
-        with open(path, "rb") as f:  # on disk before the journal lists it (power loss)
-            os.fsync(f.fileno())
-        segment.bytes = path.stat().st_size
+    def _record(self, segment: Segment) -> None:
         self.journal.segments.append(segment)
         self.work.append(segment)
-        self._open = None
 
     def close(self) -> None:
         if self._closed:
@@ -321,10 +366,15 @@ class SegmentedWriter(video_io.VideoWriter):
         join_segments(self.path, self.info, files, codec=self._opts["codec"], **self._join)
         self._closed = True
 
-    def abort(self) -> None:
-        if self._open is not None:
-            self._open[0].abort()
-            self._open = None
+
+def _prefix_frames(segments: list[Segment]) -> int:
+    """Frames saved from the first one on without a gap (segments in frame order)."""
+    end = 0
+    for s in segments:
+        if s.first != end:
+            break
+        end += s.frames
+    return end
 
 
 def _fsync_folder(folder: Path) -> None:
@@ -389,7 +439,7 @@ def encoder_options(codec_options: dict[str, str]) -> dict[str, str]:
 
 # Options that do not change the output's pixels or video stream: a resume may change them.
 NOT_PIXELS = ("overwrite", "resume", "manifest", "download", "audio", "subtitles", "device", "dtype", "offload",
-              "ignore_decode_errors")  # fmt: skip
+              "ignore_decode_errors", "ray", "workers")  # fmt: skip
 
 
 def run_fingerprint(opts: UpscaleOptions, info: VideoInfo, device: torch.device, dtype: torch.dtype) -> dict[str, Any]:
@@ -399,6 +449,22 @@ def run_fingerprint(opts: UpscaleOptions, info: VideoInfo, device: torch.device,
     fp.update(device=device.type, dtype=str(dtype).replace("torch.", ""), segment_min_frames=SEGMENT_MIN_FRAMES)
     fp.update(input_identity(info))
     return json.loads(json.dumps(fp, default=str))  # as it reads back from the journal
+
+
+class SegmentEnds:
+    """Where segments close: at the first point where the frames below `final` are finished that is
+    at least SEGMENT_MIN_FRAMES past the previous end. It depends only on the plan, so a resumed run,
+    or a worker of a distributed run starting anywhere, cuts where an uninterrupted run does."""
+
+    def __init__(self, start: int = 0) -> None:
+        self.start = start  # where the current segment began
+
+    def __call__(self, final: int) -> int | None:
+        """Frames below `final` are finished: the frame after which a segment closes, or None."""
+        if final - self.start < SEGMENT_MIN_FRAMES:
+            return None
+        self.start = final
+        return final
 
 
 class Session:
@@ -416,7 +482,7 @@ class Session:
         self.previous: Journal | None = None  # the interrupted run being continued
         self.journal: Journal | None = None
         self.first = 0  # output frames saved by the interrupted run
-        self._segment_start = 0
+        self._ends = SegmentEnds()
 
     def check(self, dry_run: bool) -> Journal | None:
         """The interrupted run to continue (a dry run looks only when told to resume), or None.
@@ -425,11 +491,13 @@ class Session:
             self.previous = self.work.check(self.fingerprint, resume=self.resume, overwrite=self.overwrite)
         return self.previous
 
-    def start(self, chunk: int, tile: int) -> int:
-        """Prepare the work folder for a run with these windows; returns the frames saved already."""
+    def start(self, chunk: int, tile: int, *, gaps: bool = False) -> int:
+        """Prepare the work folder for a run with these windows; returns the frames saved already
+        (`gaps`: keep every whole segment, for a distributed run; see Work.start)."""
         self.journal = self.previous or Journal(self.fingerprint, chunk=chunk, tile=tile)
-        self.first = self.work.start(self.journal, self.previous is not None) if self.work is not None else 0
-        self._segment_start = self.first
+        if self.work is not None:
+            self.first = self.work.start(self.journal, self.previous is not None, gaps=gaps)
+        self._ends = SegmentEnds(self.first)
         return self.first
 
     @property
@@ -450,15 +518,12 @@ class Session:
                            writer_options=writer_options, join_options=join_options)  # fmt: skip
 
     def segment_end(self, final: int) -> int | None:
-        """Frames below `final` are finished: the frame after which a segment closes, or None.
+        """Frames below `final` are finished: the frame after which a segment closes, or None
+        (SegmentEnds)."""
+        return self._ends(final)
 
-        A segment closes at the first such point SEGMENT_MIN_FRAMES past the previous one, which
-        depends only on the plan, so a resumed run cuts where an uninterrupted one would.
-        """
-        if final - self._segment_start < SEGMENT_MIN_FRAMES:
-            return None
-        self._segment_start = final
-        return final
+    def window_done(self, span: Span, tile: int) -> None:
+        """The window `span` ran with tiles of `tile` px (0: whole frames)."""
 
     def saved(self) -> int:
         """Output frames that a resume would not redo."""
@@ -492,6 +557,64 @@ class Session:
     def release(self) -> None:
         if self.work is not None:
             self.work.release()
+
+
+class PartSession:
+    """A worker's view of a distributed run (dove_cli.distributed): it writes the segments of output
+    frames [first, stop) into the shared work folder and reports each one, with the tile each of
+    its windows ran with; the driver keeps the journal and joins. `ends` are the segment ends the
+    driver's pre-pass found: a worker whose plan closes a segment anywhere else stops."""
+
+    def __init__(
+        self,
+        output: Path,
+        folder: Path,
+        *,
+        first: int,
+        ends: list[int],
+        tile_changes: list[tuple[int, int]],
+        options: dict[str, Any],
+        on_segment: Callable[[Segment, list[tuple[int, int]]], None],
+        on_tile_change: Callable[[int, int], None],
+    ) -> None:
+        self.output, self.folder, self.first = output, folder, first
+        self._expected = set(ends)
+        self._ends = SegmentEnds(first)
+        self._changes = list(tile_changes)
+        self._options = options
+        self._on_segment, self._on_tile_change = on_segment, on_tile_change
+        self._windows: list[tuple[Span, int]] = []  # every window run, with its tile
+
+    def start(self, chunk: int, tile: int) -> int:
+        return self.first
+
+    @property
+    def tile_changes(self) -> list[tuple[int, int]]:
+        return list(self._changes)
+
+    def record_tile_change(self, start: int, tile: int) -> None:
+        self._on_tile_change(start, tile)
+
+    def open_writer(self, info: VideoInfo, width: int, height: int, *, writer_options: dict[str, Any],
+                    join_options: dict[str, Any]) -> video_io.VideoWriter:  # fmt: skip
+        return SegmentFiles(self.folder, info, width, height, first=self.first, options=self._options,
+                            on_closed=self._closed)  # fmt: skip
+
+    def segment_end(self, final: int) -> int | None:
+        end = self._ends(final)
+        if end is not None and end not in self._expected:
+            raise RuntimeError(f"{self.output}: this worker's window plan closes a segment at frame {end}, where the "
+                               "driver's did not (a different dove version or decoder on this worker?)")  # fmt: skip
+        return end
+
+    def window_done(self, span: Span, tile: int) -> None:
+        self._windows.append((span, tile))
+
+    def _closed(self, segment: Segment) -> None:
+        """(writer thread) A segment is whole on disk: report it with its windows' tiles."""
+        stop = segment.first + segment.frames
+        tiles = [(w.start, tile) for w, tile in list(self._windows) if w.start < stop and w.stop > segment.first]
+        self._on_segment(segment, tiles)
 
 
 # ---------------------------------------------------------------------------------------- joining

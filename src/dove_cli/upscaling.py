@@ -13,13 +13,17 @@ interruption (resume.Session).
 
 from __future__ import annotations
 
+import copy
+import itertools
 import logging
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from fractions import Fraction
 from pathlib import Path
-from typing import Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 import torch
@@ -36,9 +40,14 @@ from dove_cli.scenes import SceneDetector
 from dove_cli.threads import BackgroundWriter, read_ahead
 from dove_cli.tiled import TiledRestorer, pad_frame
 from dove_cli.timing import StageTimer, peak_gpu_bytes, peak_host_bytes
-from dove_cli.windows import ChunkStream, span_weights
+from dove_cli.windows import ChunkStream, Span, span_weights
+
+if TYPE_CHECKING:
+    from dove_cli.distributed import Cluster
 
 log = logging.getLogger(__name__)
+
+SEEK_MARGIN_FRAMES = 4  # a part of a distributed run seeks this many frames early (filters look back)
 
 
 @dataclass
@@ -47,6 +56,7 @@ class Progress:
     frames_total: int
     window: str
     seconds: float
+    workers: list[str] = field(default_factory=list)  # one line per worker of a distributed run
 
 
 @dataclass
@@ -66,6 +76,8 @@ class UpscaleResult:
     windows_skipped: int = 0  # windows whose frames were all saved already (--resume)
     cuts: list[int] = field(default_factory=list)  # frames that start a new shot
     dropped_frames: int = 0  # undecodable frames skipped (--ignore-decode-errors)
+    workers: dict[str, int] = field(default_factory=dict)  # distributed runs: output frames per worker
+    redone: int = 0  # distributed runs: segments redone after a worker died
 
     def summary(self) -> str:
         gib = 1024**3
@@ -79,6 +91,10 @@ class UpscaleResult:
             extra += f", resumed after frame {self.resumed_from} ({skipped} window{'s' * (skipped != 1)} skipped)"
         if self.dropped_frames:
             extra += f", {self.dropped_frames} undecodable frames dropped"
+        if self.workers:
+            extra += f", {len(self.workers)} Ray worker{'s' * (len(self.workers) != 1)}"
+        if self.redone:
+            extra += f" ({self.redone} segment{'s' * (self.redone != 1)} redone after a worker died)"
         return (
             f"{self.frames} frames in {self.seconds:.1f} s ({fps:.2f} fps), peak host "
             f"{self.peak_host_bytes / gib:.2f} GiB{dev}; {tile}, chunk {self.plan.chunk or 'none'}, "
@@ -96,6 +112,7 @@ def upscale(
     restorer: Restorer | None = None,
     dry_run: Literal[False] = False,
     timer: StageTimer | None = None,
+    cluster: Cluster | None = None,
     **overrides: Any,
 ) -> UpscaleResult: ...
 
@@ -110,6 +127,7 @@ def upscale(
     restorer: Restorer | None = None,
     dry_run: Literal[True],
     timer: StageTimer | None = None,
+    cluster: Cluster | None = None,
     **overrides: Any,
 ) -> Plan: ...
 
@@ -123,6 +141,7 @@ def upscale(
     restorer: Restorer | None = None,
     dry_run: bool = False,
     timer: StageTimer | None = None,
+    cluster: Cluster | None = None,
     **overrides: Any,
 ) -> UpscaleResult | Plan:
     """Upscale `input` into `output` (a video file or an image pattern like frames/%06d.png).
@@ -130,9 +149,15 @@ def upscale(
     Options are an `UpscaleOptions` and/or keyword overrides of its fields. Returns the plan when
     `dry_run`, else the result with timings and peak memory. Raises DoveError for user mistakes,
     Interrupted (exit code 130) on Ctrl-C, with the finished part kept for `resume=True`.
+    With `ray` set (or a `cluster` from dove_cli.distributed), Ray workers share the work and the
+    output is the same file.
     """
     opts = replace(options or UpscaleOptions(), **overrides)
     check_options(opts)
+    if (opts.ray or cluster is not None) and not dry_run:
+        from dove_cli.distributed import upscale_on_ray
+
+        return upscale_on_ray(input, output, opts, cluster=cluster, progress=progress, restorer=restorer)
     timer = timer or StageTimer()
     t_start = time.perf_counter()
     with video_io.open_reader(input, fps=opts.fps, rotate=opts.rotate, deinterlace=opts.deinterlace) as probe:
@@ -226,10 +251,125 @@ class _StreamStats:
     retries: int = 0
 
 
-def _with_cuts(frames: Iterable[video_io.Frame], detector: SceneDetector | None) -> Iterator[tuple[Any, bool]]:
-    """(frame, starts a new shot); runs in the reader thread, so detection overlaps model work."""
+def _with_cuts(
+    frames: Iterable[video_io.Frame], detector: SceneDetector | None, cuts: Part | None = None
+) -> Iterator[tuple[Any, bool]]:
+    """(frame, starts a new shot); runs in the reader thread, so detection overlaps model work.
+    A part of a distributed run takes the cuts the driver's pre-pass found instead."""
+    if cuts is not None:
+        for i, frame in enumerate(frames, cuts.preroll):
+            yield frame, i in cuts.cuts
+        return
     for frame in frames:
         yield frame, (detector.push(frame.rgb) if detector is not None else False)
+
+
+@dataclass
+class Part:
+    """Output frames [first, stop) of a run, as one worker of a distributed run makes them.
+
+    The worker starts reading at frame `preroll` (the first frame of the first window that touches
+    `first`) with the window plan as it stood there (`chunks`, a copy of the ChunkStream), so that
+    it runs exactly the windows, with the same blend weights, that an uninterrupted run runs for
+    these frames; `pts` are the timestamps of frames preroll, preroll + 1, ... as that run read
+    them (the seek is checked against them), `cuts` the shot cuts among them, `total` the number of
+    frames of the input when the part reaches its end (else None).
+    """
+
+    first: int
+    stop: int
+    preroll: int
+    chunks: ChunkStream
+    pts: list[int]
+    cuts: frozenset[int]
+    total: int | None = None
+
+
+@dataclass
+class PlanStep:
+    """One step of the online window plan: after a frame is read, or once at the end."""
+
+    frame: video_io.Frame | None  # the frame just read (None: the input ended)
+    read: int  # frames read so far (the frame's index + 1)
+    spans: list[Span]  # temporal windows that can run now
+    final: int  # frames below this are covered by no future window
+
+
+def plan_steps(
+    frames: Iterator[tuple[Any, bool]], chunks: ChunkStream, read: int, timer: StageTimer
+) -> Iterator[PlanStep]:
+    """The window plan as frames arrive ((frame, starts a shot) pairs, the first one being frame
+    `read`): the one place where cuts, windows and finished frames are decided, for a run and for
+    the model-free pre-pass of a distributed run alike."""
+    eof = False
+    while not eof:
+        with timer.stage("wait_input"):
+            item = next(frames, None)
+        frame = None
+        if item is None:
+            eof = True
+        else:
+            frame, cut = item
+            if cut:
+                chunks.cut(read)
+            read += 1
+        spans = chunks.ready(read, eof)
+        yield PlanStep(frame, read, spans, chunks.final_before(read, eof))
+
+
+@contextmanager
+def open_frames(
+    input: str | Path, info: video_io.VideoInfo, opts: UpscaleOptions, part: Part | None = None
+) -> Iterator[tuple[video_io.VideoReader, Iterator[video_io.Frame]]]:
+    """The frames a run reads (the --preview span), or a part's from its pre-roll frame on.
+
+    A part seeks (a few frames early, for filters such as bwdif that look back) and checks every
+    timestamp against the driver's; when the seek does not land on the same frames (a stream
+    without usable timestamps), it decodes from the start instead.
+    """
+    start, duration = parse_preview(opts.preview) if opts.preview else (None, None)
+    kw: dict[str, Any] = dict(fps=opts.fps, rotate=opts.rotate, warn=False,
+                              ignore_decode_errors=opts.ignore_decode_errors, deinterlace=opts.deinterlace)  # fmt: skip
+    if part is None:
+        with video_io.open_reader(input, start=start, duration=duration, **kw) as reader:
+            yield reader, iter(reader)
+        return
+    first_pts = part.pts[0]
+    back = Fraction(SEEK_MARGIN_FRAMES) / info.fps if info.fps else Fraction(0)
+    seek = max(Fraction(0), Fraction(first_pts - info.start_pts) * info.time_base - back)
+    for attempt in ("seek", "decode"):
+        if attempt == "seek" and part.preroll == 0:
+            continue
+        at = seek if attempt == "seek" else start
+        with video_io.open_reader(input, start=at, duration=duration if attempt == "decode" else None, **kw) as reader:
+            frames = iter(reader)
+            if attempt == "seek":
+                item = next(frames, None)
+                while item is not None and item.pts < first_pts:  # the margin
+                    item = next(frames, None)
+            else:
+                for _ in range(part.preroll):
+                    next(frames, None)
+                item = next(frames, None)
+            if item is None or item.pts != first_pts:
+                if attempt == "seek":
+                    log.info("%s: seeking to frame %d lands elsewhere; decoding from the start", input, part.preroll)
+                    continue
+                raise InputError(f"{input}: frame {part.preroll} decodes with another timestamp than before; "
+                                 "the input cannot be split between workers (run without --ray)")  # fmt: skip
+            yield reader, _checked(itertools.chain([item], frames), part, input)
+            return
+
+
+def _checked(frames: Iterator[video_io.Frame], part: Part, input: str | Path) -> Iterator[video_io.Frame]:
+    """A part's frames, each checked against the timestamp the driver read, and none past the end."""
+    for i, frame in enumerate(frames):
+        if part.total is not None and part.preroll + i >= part.total:
+            return
+        if i < len(part.pts) and frame.pts != part.pts[i]:
+            raise InputError(f"{input}: frame {part.preroll + i} decodes with another timestamp than before; the "
+                             "input cannot be split between workers (run without --ray)")  # fmt: skip
+        yield frame
 
 
 def _stream(
@@ -238,17 +378,19 @@ def _stream(
     model: Restorer,
     plan: Plan,
     opts: UpscaleOptions,
-    session: resume.Session,
+    session: resume.Session | resume.PartSession,
     *,
     progress: Callable[[Progress], None] | None,
     timer: StageTimer,
     t_start: float,
+    part: Part | None = None,
 ) -> _StreamStats:
     """Read, plan windows (shot-aware), restore, blend, finish, write; skip the model for saved frames.
 
     A resumed run replays the same plan from the first frame (decoding is cheap next to the
     model), runs only windows that reach past the saved frames, and closes segments where an
-    uninterrupted run does (session.segment_end).
+    uninterrupted run does (session.segment_end). A `part` (a worker of a distributed run) starts
+    at its pre-roll frame with the plan as it stood there, and stops once its frames are written.
     """
     hp, wp = plan.padded_size
     out_h, out_w = plan.output_size
@@ -258,8 +400,9 @@ def _stream(
     color_fix = "none" if model.output_is_input else opts.color_fix
     start, duration = parse_preview(opts.preview) if opts.preview else (None, None)
     first = session.start(plan.chunk, plan.tile)
-    if first:
+    if first and part is None:
         log.info("%s: resuming after %d saved frames", session.output, first)
+    stop = part.stop if part is not None else None
     out_device = model.device if plan.blend_on_device else torch.device("cpu")
     tiles = TiledRestorer(
         model, scale=opts.scale, size=(hp * opts.scale, wp * opts.scale), tile=plan.tile,
@@ -267,8 +410,8 @@ def _stream(
         timer=timer, max_value=max_value, tile_changes=session.tile_changes, on_tile_change=session.record_tile_change,
     )  # fmt: skip
     blender = FrameBlender()
-    chunks = ChunkStream(plan.chunk, plan.chunk_overlap)
-    detector = SceneDetector() if opts.scene_cuts == "auto" else None
+    chunks = copy.deepcopy(part.chunks) if part is not None else ChunkStream(plan.chunk, plan.chunk_overlap)
+    detector = SceneDetector() if opts.scene_cuts == "auto" and part is None else None
     lq: dict[int, torch.Tensor] = {}  # frame index -> padded LQ frame [3, hp, wp], while a window needs it
     pts: dict[int, int] = {}
 
@@ -281,7 +424,7 @@ def _stream(
         return to_code_values(finish_frame(frame, reference, color_fix, opts.compare), bits16)
 
     stats = _StreamStats(resumed_from=first)
-    written = read = 0
+    written = read = part.preroll if part is not None else 0
     writer_options: dict[str, Any] = dict(codec=opts.codec, crf=opts.crf, preset=opts.preset, pix_fmt=opts.pix_fmt,
                           codec_options=resume.encoder_options(opts.codec_options))  # fmt: skip
     end = None if start is None or duration is None else start + duration
@@ -289,49 +432,35 @@ def _stream(
                                         start=start, end=end)  # fmt: skip
     width = out_w * 2 if opts.compare else out_w
     with (
-        video_io.open_reader(
-            input,
-            start=start,
-            duration=duration,
-            fps=opts.fps,
-            rotate=opts.rotate,
-            warn=False,
-            ignore_decode_errors=opts.ignore_decode_errors,
-            deinterlace=opts.deinterlace,
-        ) as reader,
+        open_frames(input, info, opts, part) as (reader, decoded),
         session.open_writer(info, width, out_h, writer_options=writer_options, join_options=join_options) as raw_writer,
     ):
         writer = BackgroundWriter(raw_writer, timer)
-        frames = read_ahead(_with_cuts(reader, detector), timer)
+        frames = read_ahead(_with_cuts(decoded, detector, part), timer)
         try:
-            eof = False
-            while not eof:
-                with timer.stage("wait_input"):
-                    item = next(frames, None)
-                if item is None:
-                    eof = True
-                else:
-                    frame, cut = item
-                    if cut:
-                        chunks.cut(read)
-                    rgb = torch.from_numpy(np.ascontiguousarray(frame.rgb)).permute(2, 0, 1)
-                    if frame.rgb.dtype == np.uint16:
+            for step in plan_steps(frames, chunks, read, timer):
+                read = step.read
+                if step.frame is not None:
+                    rgb = torch.from_numpy(np.ascontiguousarray(step.frame.rgb)).permute(2, 0, 1)
+                    if step.frame.rgb.dtype == np.uint16:
                         rgb = rgb.to(torch.int32)
-                    lq[read] = pad_frame(rgb, hp, wp, opts.pad)
-                    pts[read] = frame.pts
-                    read += 1
-                for span in chunks.ready(read, eof):
+                    lq[read - 1] = pad_frame(rgb, hp, wp, opts.pad)
+                    pts[read - 1] = step.frame.pts
+                for span in step.spans:
                     if span.stop <= first:  # every frame it touches is saved already
                         stats.windows_skipped += 1
                         continue
+                    if stop is not None and span.start >= stop:  # only frames of later parts
+                        continue
                     window = tiles.restore_window([lq[t] for t in range(span.start, span.stop)], span)
+                    session.window_done(span, tiles.tile)
                     with timer.stage("blend"):
                         blender.add(span, window, span_weights(span, opts.chunk_overlap, opts.blend))
                     stats.windows_run += 1
                     if progress:
                         progress(Progress(written, max(plan.frames, read), f"frames {span.start}-{span.stop - 1}",
                                           time.perf_counter() - t_start))  # fmt: skip
-                final = chunks.final_before(read, eof)
+                final = step.final
                 boundary = session.segment_end(final)
                 while written < final:
                     if written < first:
@@ -345,6 +474,8 @@ def _stream(
                     written += 1
                 for t in [t for t in lq if t < final]:
                     del lq[t]
+                if stop is not None and written >= stop:
+                    break
             if read == 0:
                 raise InputError(f"{input}: no video frames" + (" in the --preview range" if opts.preview else ""))
             if progress:
