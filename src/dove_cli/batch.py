@@ -85,6 +85,7 @@ def upscale_batch(
     restorer: Any = None,
     on_file: Callable[[int, BatchItem], None] | None = None,
     progress: Callable[[Any], None] | None = None,
+    cluster: Any = None,
     **overrides: Any,
 ) -> BatchResult:
     """Upscale every video of `in_dir` into `out_dir` (same names), loading the model once.
@@ -92,7 +93,9 @@ def upscale_batch(
     A file that fails (bad input, full disk, ...) is recorded with its error and the batch goes
     on; bad options or a missing model stop the batch at once, and so does Ctrl-C (Interrupted).
     on_file(index, item) is called when a file starts and when it ends; progress gets the
-    per-file frame progress of `upscale`.
+    per-file frame progress of `upscale`. With `ray` set (or a `cluster` from dove_cli.distributed),
+    the files are spread over Ray workers (one model load each, long files split into segments) and
+    progress gets the frames of all files together.
     """
     from dove_cli import models
     from dove_cli.options import UpscaleOptions, check_options
@@ -111,6 +114,11 @@ def upscale_batch(
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"{out_dir}: cannot create the output folder ({exc.strerror})") from None
+    if opts.ray or cluster is not None:
+        from dove_cli.distributed import upscale_batch_on_ray
+
+        upscale_batch_on_ray(result.items, opts, cluster=cluster, progress=progress, on_file=on_file, restorer=restorer)
+        return result
     model = restorer
     for index, item in enumerate(result.items):
         if item.status == "skipped":

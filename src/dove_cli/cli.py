@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from dove_cli.console import BatchBars, EvalBar, UpscaleBar, VerifyBar, err_console, print_plan
+from dove_cli.console import BatchBars, EvalBar, UpscaleBar, VerifyBar, err_console, print_batch_table, print_plan
 from dove_cli.errors import DoveError, OptionError
 from dove_cli.options import Cli, UpscaleOptions
 
@@ -126,8 +126,14 @@ def _upscale_folder(input: Path, output: Path, opts: UpscaleOptions, quiet: bool
     from dove_cli.batch import plan_batch, upscale_batch
 
     total = len(plan_batch(input, output, overwrite=opts.overwrite))
-    with BatchBars(quiet, total) as bars:
-        result = upscale_batch(input, output, opts, on_file=bars.file, progress=bars)
+    if opts.ray:  # files in parallel: one bar of all their frames, a line per worker, a table at the end
+        with UpscaleBar(quiet, input.name) as bar:
+            result = upscale_batch(input, output, opts, progress=bar)
+        if not quiet:
+            print_batch_table(result.items, err_console)
+    else:
+        with BatchBars(quiet, total) as bars:
+            result = upscale_batch(input, output, opts, on_file=bars.file, progress=bars)
     if not quiet:
         err_console.print(
             f"{result.count('done')} upscaled, {result.count('skipped')} skipped (output exists; --overwrite "

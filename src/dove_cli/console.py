@@ -48,8 +48,9 @@ class UpscaleBar:
             self.bar.start()
             self.started = True
         fps = p.frames_done / p.seconds if p.seconds > 0 else 0.0
+        window = "".join([p.window, *("\n  " + w for w in getattr(p, "workers", []))])  # a Ray run: each worker
         self.bar.update(
-            self.task, completed=p.frames_done, total=p.frames_total or None, fps=fps, window=escape(p.window)
+            self.task, completed=p.frames_done, total=p.frames_total or None, fps=fps, window=escape(window)
         )
 
     def __enter__(self: _Bar) -> _Bar:
@@ -114,6 +115,21 @@ class BatchBars(UpscaleBar):
         if not self.started:
             self.bar.start()
             self.started = True
+
+
+def print_batch_table(items, console: Console) -> None:
+    """Per file of a folder run on Ray: frames, time, the workers that made it, status."""
+    table = Table(show_edge=False)
+    for column in ("file", "frames", "seconds", "workers", "status"):
+        table.add_column(column, justify="right" if column in ("frames", "seconds") else "left")
+    for item in items:
+        r = item.result
+        frames, seconds = (str(r.frames), f"{r.seconds:.1f}") if r is not None else ("-", "-")
+        workers = ", ".join(f"{name} ({n})" for name, n in sorted(r.workers.items())) if r is not None else "-"
+        if r is not None and r.resumed_from:
+            workers += f"{', ' if workers else ''}{r.resumed_from} saved before"
+        table.add_row(escape(item.input.name), frames, seconds, escape(workers or "-"), item.status)
+    console.print(table)
 
 
 class VerifyBar:

@@ -398,7 +398,6 @@ def _stream(
     max_value = 65535 if info.bit_depth > 8 else 255  # the reader gives uint16 frames above 8 bits
     bits16 = _wants_16bit(opts.pix_fmt, info)
     color_fix = "none" if model.output_is_input else opts.color_fix
-    start, duration = parse_preview(opts.preview) if opts.preview else (None, None)
     first = session.start(plan.chunk, plan.tile)
     if first and part is None:
         log.info("%s: resuming after %d saved frames", session.output, first)
@@ -425,11 +424,7 @@ def _stream(
 
     stats = _StreamStats(resumed_from=first)
     written = read = part.preroll if part is not None else 0
-    writer_options: dict[str, Any] = dict(codec=opts.codec, crf=opts.crf, preset=opts.preset, pix_fmt=opts.pix_fmt,
-                          codec_options=resume.encoder_options(opts.codec_options))  # fmt: skip
-    end = None if start is None or duration is None else start + duration
-    join_options: dict[str, Any] = dict(audio=opts.audio, subtitles=opts.subtitles, overwrite=opts.overwrite,
-                                        start=start, end=end)  # fmt: skip
+    writer_options, join_options = output_options(opts)
     width = out_w * 2 if opts.compare else out_w
     with (
         open_frames(input, info, opts, part) as (reader, decoded),
@@ -494,6 +489,17 @@ def _stream(
     stats.cuts = list(chunks.cuts)
     stats.tile_used, stats.offload_used, stats.retries = tiles.tile, tiles.offload_used, tiles.retries
     return stats
+
+
+def output_options(opts: UpscaleOptions) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(encoder options, options of the final output: audio, subtitles, the --preview span)."""
+    start, duration = parse_preview(opts.preview) if opts.preview else (None, None)
+    writer_options: dict[str, Any] = dict(codec=opts.codec, crf=opts.crf, preset=opts.preset, pix_fmt=opts.pix_fmt,
+                          codec_options=resume.encoder_options(opts.codec_options))  # fmt: skip
+    end = None if start is None or duration is None else start + duration
+    join_options: dict[str, Any] = dict(audio=opts.audio, subtitles=opts.subtitles, overwrite=opts.overwrite,
+                                        start=start, end=end)  # fmt: skip
+    return writer_options, join_options
 
 
 def _wants_16bit(pix_fmt: str | None, info: video_io.VideoInfo) -> bool:

@@ -1,0 +1,1161 @@
+"""Many GPUs and machines: one video, or a folder of videos, upscaled by Ray workers.
+
+The unit of work is a closed segment of the resume journal (resume.py). Before any model runs, the
+driver (this process) fixes the segments with a pre-pass: it decodes the input, finds the scene
+cuts and replays the online window plan exactly as a single run does (upscaling.plan_steps), but
+without a model. For each segment it keeps what a worker needs to make exactly those frames: the
+first frame of the first window that touches it (the pre-roll), the plan as it stood there (a
+copy of the ChunkStream), and the timestamps and cuts of the frames it reads. A task is a run of
+consecutive segments of one file. A worker (a Ray actor with one GPU, or CPU workers without one,
+holding one model for all its tasks) seeks to the pre-roll frame itself, runs the streaming loop of
+a single run over that range (upscaling._stream with a Part), and writes the segment files into the
+output's work folder, which every worker must see (shared storage). Video never goes through Ray's
+object store: tasks carry descriptors, workers read the input and write segments themselves, and
+report each segment once it is whole on disk; the driver records it in the journal and, once all
+are there, joins them as a single run does. A segment is encoded on its own, with a fixed thread
+count, from the same pixels, so the output is byte-identical to a single-process run.
+
+Faults: a worker that dies (killed, its node lost) is restarted by Ray (actor restarts); the
+segments of its task that it had not reported go back to the queue, and the next free worker
+redoes them. A segment file gets its name only when whole, and only reported segments are used.
+The journal works as for a single run: `--resume` after the driver itself died redoes only what it
+does not list (with or without --ray).
+
+Out of GPU memory: a worker shrinks its tiles from the window that did not fit on (tiled.py) and
+says so; the driver adds the change to the journal's list (kept in window order) and sends the list
+with every later task. Workers report the tile each window of a segment ran with, and the driver
+keeps a segment only when those are the tiles the list gives; a segment made before its worker
+heard of a change is redone. The output is then the one a single run with the same tile changes
+writes, which is what a `--resume` of either kind replays. (A single run on the same GPU could run
+out of memory at other windows than the workers did: outputs agree byte for byte when no window
+runs out of memory, or when the same changes are replayed.)
+"""
+
+from __future__ import annotations
+
+import bisect
+import copy
+import logging
+import os
+import queue
+import socket
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dove_cli import resume, video_io
+from dove_cli.errors import DoveError, InputError, Interrupted, OptionError, OutputError
+from dove_cli.options import UpscaleOptions
+from dove_cli.resume import Segment
+from dove_cli.windows import ChunkStream, Span
+
+if TYPE_CHECKING:
+    from dove_cli.batch import BatchItem
+    from dove_cli.plan import Plan
+    from dove_cli.upscaling import Part, Progress, UpscaleResult
+
+log = logging.getLogger(__name__)
+
+RAY_HINT = "pip install 'dove-cli[ray]'"
+TASK_MAX_FRAMES = 600  # a task redoes the one window it shares with the task before it: ~4 % at 600 frames
+TASKS_PER_WORKER = 4  # ...but tasks are smaller when a video has fewer frames than this many per worker
+MAX_DEATHS = 3  # workers that may die on the same segment before the run stops
+MAX_STALE = 6  # times a segment may be redone because a tile change reached it late
+ACTOR_RESTARTS = -1  # Ray restarts a dead worker (MAX_DEATHS bounds the damage of a segment that kills them)
+START_TIMEOUT_S = 300.0  # for the cluster to place the workers
+POLL_S = 0.25  # a worker's event poll waits this long for something to report
+RUN_TOKEN = "ray-run"  # file in the work folder: a worker that cannot read it does not see the folder
+
+
+class WorkersLost(DoveError):
+    """Ray workers kept dying (on the same frames, or all of them)."""
+
+
+def import_ray() -> Any:
+    """The ray module, or a one-line error saying how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise OptionError(f"--ray needs Ray, which is not installed: {RAY_HINT}") from None
+    return ray
+
+
+# ---------------------------------------------------------------------------------------- the pre-pass
+
+
+@dataclass
+class SegmentPlan:
+    """A closed segment as the pre-pass fixes it, with what a worker needs to make it."""
+
+    index: int
+    first: int  # output frames [first, stop)
+    stop: int
+    read: int  # frames read when the plan closes it (the frame count when `last`)
+    preroll: int  # first frame of the first window that touches it
+    chunks: ChunkStream  # the window plan before frame `preroll` is read
+    pts: list[int]  # timestamps of frames preroll .. read - 1
+    cuts: list[int]  # shot cuts among those frames
+    windows: list[tuple[int, int]]  # (start, stop) of the windows that touch it
+    last: bool  # the input ends with it
+
+
+def _snapshot(chunks: ChunkStream) -> ChunkStream:
+    """A copy of the plan's state (without its growing list of past cuts, which planning never reads)."""
+    return copy.deepcopy(chunks, {id(chunks.cuts): []})
+
+
+class PrePass:
+    """Decodes an input once, without a model, and yields its segments as the plan closes them:
+    the cuts, windows and segment ends a single run finds, from the same reader and the same code."""
+
+    def __init__(self, input: Path, info: video_io.VideoInfo, opts: UpscaleOptions, plan: Plan) -> None:
+        self.input, self.info, self.opts, self.plan = input, info, opts, plan
+        self.total: int | None = None  # frames, once the input has ended
+        self.cuts: list[int] = []
+        self.dropped = 0
+        self.seconds = 0.0
+
+    def segments(self, stop: threading.Event | None = None) -> Iterator[SegmentPlan]:
+        from dove_cli.scenes import SceneDetector
+        from dove_cli.timing import StageTimer
+        from dove_cli.upscaling import _with_cuts, open_frames, plan_steps
+
+        t0 = time.perf_counter()
+        chunks = ChunkStream(self.plan.chunk, self.plan.chunk_overlap)
+        detector = SceneDetector() if self.opts.scene_cuts == "auto" else None
+        ends = resume.SegmentEnds()
+        snapshots = {0: _snapshot(chunks)}  # frames read -> the plan then
+        pts: dict[int, int] = {}
+        spans: list[Span] = []  # windows that may touch a segment not yet closed
+        first = index = 0
+        with open_frames(self.input, self.info, self.opts) as (reader, decoded):
+            for step in plan_steps(_with_cuts(decoded, detector), chunks, 0, StageTimer()):
+                if stop is not None and stop.is_set():
+                    return
+                eof = step.frame is None
+                if step.frame is not None:
+                    pts[step.read - 1] = step.frame.pts
+                spans += step.spans
+                end = ends(step.final)
+                if eof and step.read > first:  # the last segment ends with the input
+                    end = step.read
+                if end is not None:
+                    touching = [s for s in spans if s.stop > first and s.start < end]
+                    preroll = touching[0].start
+                    yield SegmentPlan(
+                        index, first, end, step.read, preroll, snapshots[preroll],
+                        [pts[t] for t in range(preroll, step.read)],
+                        [c for c in chunks.cuts if preroll <= c < step.read],
+                        [(s.start, s.stop) for s in touching], last=eof,
+                    )  # fmt: skip
+                    index, first = index + 1, end
+                    spans = [s for s in spans if s.stop > first]
+                    for t in [t for t in snapshots if t < preroll]:  # later segments start no earlier
+                        del snapshots[t]
+                    for t in [t for t in pts if t < preroll]:
+                        del pts[t]
+                if not eof:
+                    snapshots[step.read] = _snapshot(chunks)
+            if first == 0:
+                msg = " in the --preview range" if self.opts.preview else ""
+                raise InputError(f"{self.input}: no video frames{msg}")
+            self.total, self.cuts, self.dropped = first, list(chunks.cuts), reader.dropped_frames
+        self.seconds = time.perf_counter() - t0
+
+
+def make_part(segments: list[SegmentPlan]) -> Part:
+    """The frame range of consecutive segments, for one task."""
+    from dove_cli.upscaling import Part
+
+    head, tail = segments[0], segments[-1]
+    pts = list(head.pts)
+    for s in segments[1:]:  # frames preroll .. read - 1 of each, overlapping the ones before
+        pts += s.pts[head.preroll + len(pts) - s.preroll :]
+    cuts = frozenset(c for s in segments for c in s.cuts)
+    return Part(head.first, tail.stop, head.preroll, head.chunks, pts, cuts, tail.read if tail.last else None)
+
+
+def tile_at(start: int, changes: list[tuple[int, int]], planned: int) -> int:
+    """The tile a window starting at `start` runs with, given tile changes in window order."""
+    tile = planned
+    for at, t in changes:
+        if at > start:
+            break
+        tile = t
+    return tile
+
+
+# ---------------------------------------------------------------------------------------- the workers
+
+
+@dataclass
+class Task:
+    """Consecutive segments of one file, for one worker: descriptors only, never pixels."""
+
+    id: int
+    input: str
+    output: str
+    work: str
+    run_id: str
+    info: video_io.VideoInfo
+    opts: UpscaleOptions
+    plan: Plan
+    options: dict[str, Any]  # encoder settings of the segment files (resume.segment_options)
+    part: Part
+    ends: list[int]
+    tile_changes: list[tuple[int, int]]
+    segments: list[int]  # their indices
+
+
+class Worker:
+    """One Ray worker: a model (loaded on first use and kept while the model options stay the same)
+    and the streaming loop over the frame ranges it is given. A threaded actor: the driver polls
+    `events` while `run` works."""
+
+    def __init__(self) -> None:
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+        self._key: Any = None
+        self._model: Any = None
+        self._loads = 0  # models loaded (or received) by this process
+        self._events: queue.Queue = queue.Queue()
+
+    def hello(self) -> dict[str, Any]:
+        import torch
+
+        gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
+        return {"pid": os.getpid(), "host": socket.gethostname(), "gpu": gpu, "loads": self._loads}
+
+    def _load(self, opts: UpscaleOptions, restorer: list[Any]) -> tuple[Any, Any, Any]:
+        from dove_cli.models import load_model, resolve_device
+
+        device, dtype = resolve_device(opts)
+        if restorer:  # the caller's own Restorer, shipped once through the object store
+            ray = import_ray()
+            key: Any = ("object", restorer[0].hex())
+            if key != self._key:
+                self._model = ray.get(restorer[0])
+                self._loads += 1
+        else:
+            key = (opts.model, str(device), str(dtype), opts.posterior, opts.quantize, opts.offload, opts.vae_tiling)
+            if key != self._key:
+                self._model = None  # free the old one first
+                self._model = load_model(opts, device, dtype)
+                self._loads += 1
+        self._key = key
+        return self._model, device, dtype
+
+    def warm(self, opts: UpscaleOptions, restorer: list[Any]) -> None:
+        self._load(opts, restorer)
+
+    def plan(self, info: video_io.VideoInfo, opts: UpscaleOptions, restorer: list[Any]) -> Plan:
+        from dove_cli.plan import make_plan
+
+        model, device, dtype = self._load(opts, restorer)
+        return make_plan(info, model, opts, device, dtype)
+
+    def fingerprint(self, opts: UpscaleOptions, restorer: list[Any]) -> dict[str, Any]:
+        return self._load(opts, restorer)[0].fingerprint()
+
+    def events(self, timeout: float = POLL_S) -> list[tuple[Any, ...]]:
+        """What `run` reported since the last call (waits up to `timeout` for the first event)."""
+        out = []
+        try:
+            out.append(self._events.get(timeout=timeout))
+            while True:
+                out.append(self._events.get_nowait())
+        except queue.Empty:
+            pass
+        return out
+
+    def run(self, task: Task, restorer: list[Any]) -> None:
+        """Make the segments of `task` in the work folder. Events, each tagged with the task id:
+        ("segment", Segment fields, [(window start, tile)]) when one is whole on disk, ("tile",
+        start, tile) after an out-of-memory shrink, ("progress", frames written), and ("end",
+        statistics) last."""
+        import torch
+
+        from dove_cli.timing import StageTimer, peak_gpu_bytes, peak_host_bytes
+        from dove_cli.upscaling import _stream
+
+        folder = Path(task.work)
+        where = f"Ray worker {os.getpid()} on {socket.gethostname()}"
+        try:
+            seen = (folder / RUN_TOKEN).read_text().strip() == task.run_id
+        except OSError:
+            seen = False
+        if not seen:
+            raise OutputError(f"{folder}: not visible to {where}; the output (and its work folder) must be on "
+                              "storage that every worker sees, at the same path")  # fmt: skip
+        probe = folder / f".probe-{uuid.uuid4().hex[:8]}"
+        try:
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise OutputError(f"{folder}: {where} cannot write here ({exc.strerror})") from None
+        model, device, dtype = self._load(task.opts, restorer)
+        put, tid = self._events.put, task.id
+        session = resume.PartSession(
+            Path(task.output), folder, first=task.part.first, ends=task.ends, tile_changes=task.tile_changes,
+            options=task.options, on_segment=lambda s, tiles: put((tid, "segment", asdict(s), tiles)),
+            on_tile_change=lambda start, tile: put((tid, "tile", start, tile)),
+        )  # fmt: skip
+        last = [0.0]
+
+        def progress(p: Progress) -> None:
+            now = time.monotonic()
+            if now - last[0] >= POLL_S:
+                last[0] = now
+                put((tid, "progress", p.frames_done))
+
+        timer = StageTimer()
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        t0 = time.perf_counter()
+        stats = _stream(task.input, task.info, model, task.plan, task.opts, session, progress=progress,
+                        timer=timer, t_start=t0, part=task.part)  # fmt: skip
+        put((tid, "end", {
+            "windows_run": stats.windows_run, "tile_used": stats.tile_used, "offload_used": stats.offload_used,
+            "retries": stats.retries, "stages": dict(timer.seconds), "seconds": time.perf_counter() - t0,
+            "peak_host": peak_host_bytes(), "peak_device": peak_gpu_bytes(device),
+        }))  # fmt: skip
+
+
+def _probe_address(address: str) -> None:
+    """Refuse at once an address where nothing listens (Ray itself retries for minutes)."""
+    rest = address[len("ray://") :] if address.startswith("ray://") else address
+    host, sep, port = rest.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise OptionError(f"--ray {address!r}: use local, auto, ray://HOST:PORT (Ray Client) or HOST:PORT (the head "
+                          "node's address, port 6379 by default)")  # fmt: skip
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
+    except OSError as exc:
+        raise OptionError(f"--ray {address}: no Ray cluster answers there ({exc.strerror or exc})") from None
+
+
+@dataclass
+class WorkerInfo:
+    name: str
+    pid: int = 0
+    host: str = ""
+    gpu: str | None = None
+
+
+class Cluster:
+    """Ray workers, one model copy each, for any number of upscale calls.
+
+    address: "local" starts a Ray runtime in this process (or uses the one already started),
+    "auto" joins the cluster this machine belongs to (`ray start --head` ran here), and
+    "ray://HOST:PORT" or "HOST:PORT" join a remote one. workers: default the cluster's GPUs (one
+    each), or without GPUs one CPU worker per machine. device: "cpu" for CPU workers even where
+    there are GPUs. cpus: CPU cores per worker (default: the cluster's CPUs shared out).
+    """
+
+    def __init__(
+        self,
+        address: str = "local",
+        workers: int | None = None,
+        *,
+        device: str | None = None,
+        cpus: int | None = None,
+        timeout: float = START_TIMEOUT_S,
+    ) -> None:
+        ray = import_ray()
+        self.ray = ray
+        self.address = address = address.strip()
+        self._owns_runtime = False
+        if workers is not None and workers < 1:
+            raise OptionError(f"--workers {workers} must be at least 1")
+        if device is not None and device != "cpu" and not device.startswith("cuda"):
+            raise OptionError(f"--device {device}: Ray workers run on cuda (one GPU each) or cpu")
+        if address not in ("local", "auto"):
+            _probe_address(address)
+        if not ray.is_initialized():
+            kw: dict[str, Any] = dict(log_to_driver=False, logging_level=logging.ERROR)
+            try:
+                if address == "local":
+                    ray.init(num_cpus=max(os.cpu_count() or 1, workers or 1, cpus or 1),
+                             num_gpus=0 if device == "cpu" else None, include_dashboard=False, **kw)  # fmt: skip
+                else:
+                    ray.init(address=address, **kw)
+            except ConnectionError as exc:
+                raise OptionError(f"--ray {address}: {exc}") from None
+            self._owns_runtime = True
+        try:
+            self._start_workers(workers, device, cpus, timeout)
+        except BaseException:
+            self.close()
+            raise
+
+    def _start_workers(self, workers: int | None, device: str | None, cpus: int | None, timeout: float) -> None:
+        ray = self.ray
+        resources = ray.cluster_resources()
+        gpus, all_cpus = int(resources.get("GPU", 0)), int(resources.get("CPU", 0))
+        if device is not None and device.startswith("cuda") and not gpus:
+            raise OptionError(f"--device {device}: the Ray cluster has no GPU")
+        use_gpu = device != "cpu" and gpus > 0
+        nodes = max(1, sum(1 for n in ray.nodes() if n.get("Alive")))
+        n = workers or (gpus if use_gpu else nodes)
+        if use_gpu and n > gpus:
+            raise OptionError(f"--workers {n}: the Ray cluster has {gpus} GPU{'s' * (gpus != 1)} (one per worker)")
+        if not use_gpu and n > all_cpus:
+            raise OptionError(f"--workers {n}: the Ray cluster has {all_cpus} CPU{'s' * (all_cpus != 1)}")
+        free = int(ray.available_resources().get("CPU", 0))  # a shared cluster may run other work
+        per = cpus or max(1, free // n if not use_gpu else min(8, free // max(gpus, 1)))
+        self.device = "cuda" if use_gpu else "cpu"
+        remote = ray.remote(Worker).options(
+            num_cpus=per, num_gpus=1 if use_gpu else 0, max_restarts=ACTOR_RESTARTS, max_task_retries=0,
+            max_concurrency=2,
+        )  # fmt: skip
+        self.actors = [remote.remote() for _ in range(n)]
+        self.workers = [WorkerInfo(f"w{i}") for i in range(n)]
+        try:
+            hellos = ray.get([a.hello.remote() for a in self.actors], timeout=timeout)
+        except ray.exceptions.GetTimeoutError:
+            what = "1 GPU and " * use_gpu + f"{per} CPU{'s' * (per != 1)}"
+            raise OptionError(f"--workers {n}: the Ray cluster did not start {n} workers of {what} each within "
+                              f"{timeout:.0f} s (it has {resources})") from None  # fmt: skip
+        for w, h in zip(self.workers, hellos, strict=True):
+            w.pid, w.host, w.gpu = h["pid"], h["host"], h["gpu"]
+
+    def dtype(self, opts: UpscaleOptions) -> Any:
+        from dove_cli.engine import DTYPES
+
+        if opts.dtype is not None and opts.dtype not in DTYPES:
+            raise OptionError(f"--dtype {opts.dtype!r} is not one of {', '.join(DTYPES)}")
+        return DTYPES[opts.dtype or ("bf16" if self.device == "cuda" else "fp32")]
+
+    def close(self) -> None:
+        """Stop the workers (and the Ray runtime this object started or joined)."""
+        for actor in getattr(self, "actors", []):
+            try:
+                self.ray.kill(actor, no_restart=True)
+            except Exception:  # noqa: BLE001 - already gone
+                pass
+        self.actors = []
+        if self._owns_runtime and self.ray.is_initialized():
+            self.ray.shutdown()
+            self._owns_runtime = False
+
+    def __enter__(self) -> Cluster:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# ---------------------------------------------------------------------------------------- the driver
+
+
+@dataclass
+class _Job:
+    """One file of a distributed run, as the driver tracks it."""
+
+    index: int
+    input: Path
+    output: Path
+    item: BatchItem | None = None
+    state: str = "waiting"  # waiting -> planning -> running -> joining -> done | failed
+    info: video_io.VideoInfo | None = None
+    manifest: Path | None = None
+    session: resume.Session | None = None
+    plan: Plan | None = None
+    plan_opts: UpscaleOptions | None = None
+    prepass: PrePass | None = None
+    run_id: str = ""
+    options: dict[str, Any] = field(default_factory=dict)  # segment encoder settings
+    join: dict[str, Any] = field(default_factory=dict)  # options of the join (audio, subtitles, span)
+    made: Path | None = None  # output folder this run created
+    segments: dict[int, SegmentPlan] = field(default_factory=dict)
+    by_first: dict[int, int] = field(default_factory=dict)  # first frame -> segment index
+    pending: set[int] = field(default_factory=set)
+    running: dict[int, int] = field(default_factory=dict)  # segment index -> task id
+    done: dict[int, Segment] = field(default_factory=dict)
+    tiles: dict[int, list[tuple[int, int]]] = field(default_factory=dict)  # each done segment's window tiles
+    changes: list[tuple[int, int]] = field(default_factory=list)  # tile changes, in window order
+    deaths: Counter = field(default_factory=Counter)
+    stale: Counter = field(default_factory=Counter)
+    prepass_done: bool = False
+    target: int = TASK_MAX_FRAMES
+    t_start: float = 0.0
+    resumed: int = 0  # frames found saved
+    redone: int = 0
+    workers: Counter = field(default_factory=Counter)  # worker name -> frames
+    windows_run: int = 0
+    retries: int = 0
+    offload_used: str = "none"
+    stages: dict[str, float] = field(default_factory=dict)  # seconds per stage, all workers together
+    peak_host: int = 0
+    peak_device: int = 0
+    error: BaseException | None = None
+    result: UpscaleResult | None = None
+    joining: Future | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.state in ("planning", "running", "joining")
+
+    def frames_done(self) -> int:
+        return sum(s.frames for s in self.done.values())
+
+    def frames_total(self) -> int:
+        if self.prepass is not None and self.prepass.total is not None:
+            return self.prepass.total
+        if self.plan is not None:
+            return self.plan.frames
+        return self.info.num_frames if self.info is not None else 0
+
+
+@dataclass
+class _Slot:
+    """A worker as the driver sees it."""
+
+    index: int
+    actor: Any
+    info: WorkerInfo
+    state: str = "loading the model"
+    kind: str = ""  # the call in flight: warm, plan, run, ping
+    call: Any = None
+    poll: Any = None  # events() in flight while running
+    job: _Job | None = None
+    task: Task | None = None
+    written: int = 0  # frames of the task written so far
+    accepted: int = 0  # ...of which the driver has the segments
+    cancelled: bool = False  # killed by the driver (not a fault)
+    dead: bool = False
+    since: float = 0.0  # when the call in flight was made
+
+    def line(self) -> str:
+        where = f"{self.info.host} pid {self.info.pid}" if self.info.pid else self.info.host
+        state = self.state
+        if self.kind == "run" and self.task is not None:
+            part = self.task.part
+            done = max(0, self.written - part.first) * 100 // max(1, part.stop - part.first)
+            state += f" ({min(done, 99)}%)"
+        return f"{self.info.name} ({where}): {state}"
+
+
+class _Driver:
+    """Hands out plans and tasks to the workers, records segments, joins finished files."""
+
+    def __init__(
+        self,
+        cluster: Cluster,
+        jobs: list[_Job],
+        opts: UpscaleOptions,
+        *,
+        restorer: Any,
+        progress: Callable[[Progress], None] | None,
+        on_file: Callable[[int, BatchItem], None] | None,
+        batch: bool,
+    ) -> None:
+        self.cluster, self.ray, self.jobs, self.opts = cluster, cluster.ray, jobs, opts
+        self.worker_opts = replace(opts, device=cluster.device)
+        self.progress, self.on_file, self.batch = progress, on_file, batch
+        self.restorer = [self.ray.put(restorer)] if restorer is not None else []
+        self.slots = [_Slot(i, a, w) for i, (a, w) in enumerate(zip(cluster.actors, cluster.workers, strict=True))]
+        self.inbox: queue.Queue = queue.Queue()  # from the pre-pass thread
+        self.prepass_jobs: queue.Queue = queue.Queue()
+        self.stop = threading.Event()
+        self.joiner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dove-join")
+        self.task_ids = iter(range(1, 1 << 62))
+        self.t_start = time.perf_counter()
+        self._last_report = 0.0
+
+    # ---------------------------------------------------------------- the loop
+
+    def run(self) -> None:
+        prepass = threading.Thread(target=self._prepass_loop, name="dove-prepass", daemon=True)
+        prepass.start()
+        try:
+            for slot in self.slots:
+                self._submit(slot, "warm", slot.actor.warm.remote(self.worker_opts, self.restorer))
+            while any(job.state not in ("done", "failed") for job in self.jobs):
+                self._drain_inbox()
+                self._schedule()
+                self._wait()
+                self._collect_joins()
+                self._report()
+            self._report(force=True)
+        except KeyboardInterrupt:
+            self._abort()
+            active = [job for job in self.jobs if job.active and job.session is not None]
+            for job in active[1:]:
+                job.session.release()  # type: ignore[union-attr]
+            if active and active[0].session is not None:
+                raise active[0].session.interrupted() from None
+            raise Interrupted("interrupted") from None
+        except BaseException:
+            self._abort()
+            for job in self.jobs:
+                if job.active and job.session is not None:
+                    job.session.failed()
+                    job.session.release()
+            raise
+        finally:
+            self.stop.set()
+            self.prepass_jobs.put(None)
+            self.joiner.shutdown(wait=False)
+
+    def _abort(self) -> None:
+        """Stop the work in flight: the workers restart without it (nothing half-written is used)."""
+        for slot in self.slots:
+            if slot.kind == "run" and not slot.dead:
+                self._cancel(slot)
+
+    def _cancel(self, slot: _Slot) -> None:
+        slot.cancelled = True
+        try:
+            self.ray.kill(slot.actor, no_restart=False)
+        except Exception:  # noqa: BLE001 - already gone
+            pass
+
+    def _submit(self, slot: _Slot, kind: str, call: Any, job: _Job | None = None) -> None:
+        slot.kind, slot.call, slot.job, slot.since = kind, call, job, time.monotonic()
+
+    def _idle(self, slot: _Slot) -> None:
+        """Ready for the next call (an events() poll still in flight is kept: it may carry events of
+        the next task)."""
+        slot.kind, slot.call, slot.job, slot.task = "", None, None, None
+        slot.state = "idle"
+
+    # ---------------------------------------------------------------- jobs
+
+    def _setup(self, job: _Job) -> bool:
+        """Probe the input, check the output, take the work folder's lock; False if the file fails."""
+        import torch
+
+        opts = self.opts
+        try:
+            if job.info is None:
+                _check_job(job, opts)
+            assert job.info is not None
+            device, dtype = torch.device(self.cluster.device), self.cluster.dtype(opts)
+            fingerprint = resume.run_fingerprint(opts, job.info, device, dtype)
+            job.session = resume.Session(job.output, fingerprint, resume=opts.resume, overwrite=opts.overwrite)
+            previous = job.session.check(False)
+        except DoveError as exc:
+            self._fail(job, exc)
+            return False
+        job.plan_opts = replace(self.worker_opts, chunk=previous.chunk, tile=previous.tile) if previous else None
+        job.t_start = time.perf_counter()
+        return True
+
+    def _start(self, job: _Job, plan: Plan) -> None:
+        """The plan is known: prepare the work folder and start the pre-pass."""
+        from dove_cli.upscaling import output_options
+
+        assert job.session is not None and job.info is not None
+        job.plan = plan
+        try:
+            job.made = video_io.make_folder(job.output.parent, job.output)
+            job.session.start(plan.chunk, plan.tile, gaps=True)
+            assert job.session.work is not None and job.session.journal is not None
+            job.run_id = uuid.uuid4().hex
+            (job.session.work.path / RUN_TOKEN).write_text(job.run_id)
+            writer_options, job.join = output_options(self.opts)
+            out_h, out_w = plan.output_size
+            width = out_w * 2 if self.opts.compare else out_w
+            job.options = resume.segment_options(job.output, job.info, width, out_h, writer_options=writer_options,
+                                                 join_options=job.join)  # fmt: skip
+        except OSError as exc:
+            self._fail(job, OutputError(f"{job.output}: cannot prepare the work folder ({exc.strerror})"))
+            return
+        except DoveError as exc:
+            self._fail(job, exc)
+            return
+        job.changes = sorted(((s, t) for s, t in job.session.journal.tile_changes), key=lambda c: c[0])
+        workers = len([s for s in self.slots if not s.dead])
+        job.target = max(resume.SEGMENT_MIN_FRAMES, min(TASK_MAX_FRAMES, plan.frames // (workers * TASKS_PER_WORKER)))
+        job.state = "running"
+        job.prepass = PrePass(job.input, job.info, self.opts, plan)
+        if job.item is not None and self.on_file:
+            job.item.status = "running"
+            self.on_file(job.index, job.item)
+        self.prepass_jobs.put(job)
+
+    def _prepass_loop(self) -> None:
+        """(thread) The pre-passes, one file after another, each segment as soon as it is closed."""
+        while not self.stop.is_set():
+            job = self.prepass_jobs.get()
+            if job is None:
+                return
+            try:
+                assert job.prepass is not None
+                for seg in job.prepass.segments(self.stop):
+                    if job.state == "failed":
+                        break
+                    self.inbox.put((job, seg))
+                self.inbox.put((job, None))
+            except BaseException as exc:  # handed to the driver's loop
+                self.inbox.put((job, exc))
+
+    def _drain_inbox(self, timeout: float = 0.0) -> None:
+        while True:
+            try:
+                job, what = self.inbox.get(timeout=timeout)
+            except queue.Empty:
+                return
+            timeout = 0.0
+            if job.state != "running":
+                continue
+            if what is None:
+                job.prepass_done = True
+            elif isinstance(what, BaseException):
+                self._fail(job, what)
+            else:
+                self._add_segment(job, what)
+
+    def _add_segment(self, job: _Job, seg: SegmentPlan) -> None:
+        assert job.session is not None and job.session.journal is not None and job.plan is not None
+        job.segments[seg.index] = seg
+        job.by_first[seg.first] = seg.index
+        saved = next((s for s in job.session.journal.segments if s.first == seg.first), None)
+        if saved is not None and saved.frames == seg.stop - seg.first:  # done by an interrupted run
+            job.done[seg.index] = saved
+            job.tiles[seg.index] = [(w, tile_at(w, job.changes, job.plan.tile)) for w, _ in seg.windows]
+            job.resumed += saved.frames
+        else:
+            job.pending.add(seg.index)
+
+    def _complete(self, job: _Job) -> bool:
+        return job.prepass_done and not job.pending and not job.running and len(job.done) == len(job.segments)
+
+    # ---------------------------------------------------------------- scheduling
+
+    def _schedule(self) -> None:
+        for slot in self.slots:
+            if slot.dead or slot.kind:
+                continue
+            job = self._next_to_plan()
+            if job is not None:
+                job.state = "planning"
+                slot.state = f"planning {job.input.name}"
+                opts = job.plan_opts or self.worker_opts
+                self._submit(slot, "plan", slot.actor.plan.remote(job.info, opts, self.restorer), job)
+                continue
+            picked = self._next_task()
+            if picked is None:
+                slot.state = "idle"
+                continue
+            job, task = picked
+            slot.task, slot.written, slot.accepted = task, task.part.first, task.part.first
+            slot.cancelled = False
+            slot.state = f"{job.input.name} frames {task.part.first}-{task.part.stop - 1}"
+            self._submit(slot, "run", slot.actor.run.remote(task, self.restorer), job)
+            if slot.poll is None:
+                slot.poll = slot.actor.events.remote(POLL_S)
+            for i in task.segments:
+                job.pending.discard(i)
+                job.running[i] = task.id
+
+    def _next_to_plan(self) -> _Job | None:
+        """The next file to plan: at most two files ahead of those whose pre-pass has ended."""
+        if sum(1 for j in self.jobs if j.state == "planning" or (j.state == "running" and not j.prepass_done)) >= 2:
+            return None
+        for job in self.jobs:
+            if job.state == "waiting" and (job.session is not None or self._setup(job)):
+                return job
+        return None
+
+    def _next_task(self) -> tuple[_Job, Task] | None:
+        for job in self.jobs:
+            if job.state != "running" or not job.pending:
+                continue
+            assert job.plan is not None and job.session is not None and job.session.work is not None
+            indices = [min(job.pending)]
+            frames = job.segments[indices[0]].stop - job.segments[indices[0]].first
+            while frames < job.target and (nxt := indices[-1] + 1) in job.pending:
+                indices.append(nxt)
+                frames += job.segments[nxt].stop - job.segments[nxt].first
+            segs = [job.segments[i] for i in indices]
+            task = Task(
+                id=next(self.task_ids), input=str(job.input), output=str(job.output),
+                work=str(job.session.work.path), run_id=job.run_id, info=job.info,  # type: ignore[arg-type]
+                opts=self.worker_opts, plan=job.plan, options=job.options, part=make_part(segs),
+                ends=[s.stop for s in segs], tile_changes=list(job.changes), segments=indices,
+            )  # fmt: skip
+            return job, task
+        return None
+
+    # ---------------------------------------------------------------- answers
+
+    def _wait(self) -> None:
+        refs: dict[Any, tuple[_Slot, str]] = {}
+        for slot in self.slots:
+            if slot.call is not None:
+                refs[slot.call] = (slot, "call")
+            if slot.poll is not None:
+                refs[slot.poll] = (slot, "poll")
+        if not refs:
+            self._drain_inbox(timeout=0.05)
+            return
+        ready, _ = self.ray.wait(list(refs), num_returns=1, timeout=0.05)
+        if ready:
+            ready, _ = self.ray.wait(list(refs), num_returns=len(refs), timeout=0)
+        for ref in ready:
+            slot, what = refs[ref]
+            if what == "poll" and ref is slot.poll:
+                self._on_poll(slot, ref)
+            elif what == "call" and ref is slot.call:  # not replaced by an earlier answer in this batch
+                self._on_call(slot, ref)
+        for slot in self.slots:
+            if slot.kind == "ping" and time.monotonic() - slot.since > START_TIMEOUT_S:
+                self._dead(slot)
+
+    def _on_call(self, slot: _Slot, ref: Any) -> None:
+        ray = self.ray
+        kind, job = slot.kind, slot.job
+        slot.call = None
+        try:
+            value = ray.get(ref)
+        except ray.exceptions.RayTaskError as exc:
+            self._task_error(slot, kind, job, exc)
+            return
+        except ray.exceptions.RayError as exc:  # the worker died, or cannot be reached
+            if kind != "ping":
+                self._lost(slot, exc)
+            elif isinstance(exc, ray.exceptions.ActorDiedError):
+                self._dead(slot)
+            else:  # restarting: ask again
+                time.sleep(0.1)
+                self._submit(slot, "ping", slot.actor.hello.remote())
+            return
+        if kind == "run":
+            slot.call = None  # its "end" event comes through events()
+        elif kind == "plan":
+            assert job is not None
+            self._idle(slot)
+            if job.state == "planning":
+                self._start(job, replace(value, model_note=""))
+        else:  # warm, ping
+            if kind == "ping":
+                slot.info.pid = value["pid"]
+            self._idle(slot)
+
+    def _on_poll(self, slot: _Slot, ref: Any) -> None:
+        ray = self.ray
+        slot.poll = None
+        try:
+            events = ray.get(ref)
+        except ray.exceptions.RayError as exc:
+            if slot.kind == "run":
+                self._lost(slot, exc)
+            return
+        for tid, kind, *args in events:
+            task, job = slot.task, slot.job
+            if task is None or job is None or tid != task.id:
+                continue  # of a task given up on
+            if kind == "progress":
+                slot.written = args[0]
+            elif kind == "tile":
+                self._tile_change(job, *args)
+            elif kind == "segment":
+                self._segment(job, slot, Segment(**args[0]), [(w, t) for w, t in args[1]])
+            elif kind == "end":
+                self._task_end(job, slot, args[0])
+        if slot.kind == "run" and slot.poll is None:
+            slot.poll = slot.actor.events.remote(POLL_S)
+
+    def _segment(self, job: _Job, slot: _Slot, seg: Segment, tiles: list[tuple[int, int]]) -> None:
+        assert job.session is not None and job.session.work is not None and job.session.journal is not None
+        assert job.plan is not None
+        index = job.by_first.get(seg.first)
+        planned = job.segments.get(index) if index is not None else None
+        if planned is None or seg.frames != planned.stop - planned.first:
+            self._fail(job, RuntimeError(f"{job.input}: a worker wrote frames {seg.first}-{seg.first + seg.frames - 1} "
+                                         "as a segment, which the driver's plan does not have"))  # fmt: skip
+            return
+        slot.accepted = seg.first + seg.frames
+        if planned.index in job.done or job.state != "running":
+            return
+        job.running.pop(planned.index, None)
+        if any(tile_at(w, job.changes, job.plan.tile) != t for w, t in tiles):
+            self._redo(job, planned.index)  # made before its worker heard of a tile change
+            return
+        job.session.journal.segments.append(seg)
+        job.session.work.append(seg)
+        job.done[planned.index] = seg
+        job.tiles[planned.index] = tiles
+        job.workers[slot.info.name] += seg.frames
+
+    def _redo(self, job: _Job, index: int) -> None:
+        job.stale[index] += 1
+        if job.stale[index] > MAX_STALE:
+            self._fail(job, WorkersLost(f"{job.input}: the workers' tile changes (out of GPU memory) did not settle; "
+                                        "run with a smaller --tile"))  # fmt: skip
+            return
+        job.pending.add(index)
+
+    def _tile_change(self, job: _Job, start: int, tile: int) -> None:
+        """A worker shrank its tiles (out of memory) from the window at `start` on: every segment
+        that ran a later window with other tiles is redone."""
+        assert job.session is not None and job.session.work is not None and job.session.journal is not None
+        assert job.plan is not None
+        if (start, tile) in job.changes:
+            return
+        log.warning("%s: out of GPU memory at frame %d; tiles of %s from there on", job.input, start,
+                    f"{tile} px" if tile else "whole frames")  # fmt: skip
+        job.changes.insert(bisect.bisect_right([c[0] for c in job.changes], start), (start, tile))
+        job.session.journal.tile_changes = [list(c) for c in job.changes]
+        for i, tiles in list(job.tiles.items()):
+            if any(tile_at(w, job.changes, job.plan.tile) != t for w, t in tiles):
+                del job.done[i], job.tiles[i]
+                self._redo(job, i)
+        job.session.journal.segments = [job.done[i] for i in sorted(job.done)]
+        job.session.work.save(job.session.journal)
+        job.retries += 1
+
+    def _task_end(self, job: _Job, slot: _Slot, stats: dict[str, Any]) -> None:
+        job.windows_run += stats["windows_run"]
+        job.retries += stats["retries"]
+        if stats["offload_used"] != "none":
+            job.offload_used = stats["offload_used"]
+        for stage, seconds in stats["stages"].items():
+            job.stages[stage] = job.stages.get(stage, 0.0) + seconds
+        job.peak_host = max(job.peak_host, stats["peak_host"])
+        job.peak_device = max(job.peak_device, stats["peak_device"])
+        assert slot.task is not None
+        for i in slot.task.segments:  # segments it did not report (none, normally)
+            if job.running.get(i) == slot.task.id:
+                job.running.pop(i)
+                if i not in job.done and job.state == "running":
+                    job.pending.add(i)
+        self._idle(slot)
+
+    def _lost(self, slot: _Slot, exc: BaseException) -> None:
+        """A worker died (killed, out of host memory, its machine lost): redo its unreported segments
+        elsewhere, and wait for Ray to restart it."""
+        task, job, cancelled = slot.task, slot.job, slot.cancelled
+        if task is not None and job is not None:
+            left = [i for i in task.segments if job.running.get(i) == task.id]
+            for i in left:
+                job.running.pop(i)
+            if job.state == "running" and left:
+                first, last = job.segments[left[0]].first, job.segments[left[-1]].stop - 1
+                if not cancelled:
+                    job.deaths[left[0]] += 1
+                    job.redone += len(left)
+                    log.warning("%s: Ray worker %s died (%s); frames %d-%d go to another worker", job.input,
+                                slot.info.name, type(exc).__name__, first, last)  # fmt: skip
+                job.pending.update(left)
+                if job.deaths[left[0]] >= MAX_DEATHS:
+                    self._fail(job, WorkersLost(f"{job.input}: {MAX_DEATHS} Ray workers died making frames "
+                                                f"{first}-{last} (out of host memory?)"))  # fmt: skip
+        elif job is not None and slot.kind == "plan" and job.state == "planning":
+            job.state = "waiting"  # planned by the next free worker
+        slot.poll, slot.task, slot.job, slot.cancelled = None, None, None, False
+        slot.state = "restarting"
+        self._submit(slot, "ping", slot.actor.hello.remote())
+
+    def _dead(self, slot: _Slot) -> None:
+        slot.dead, slot.state, slot.kind, slot.call, slot.poll = True, "dead", "", None, None
+        if all(s.dead for s in self.slots):
+            raise WorkersLost(f"all {len(self.slots)} Ray workers died")
+
+    def _task_error(self, slot: _Slot, kind: str, job: _Job | None, exc: Any) -> None:
+        """A call raised: a user mistake (the input, the output, the model) or a bug."""
+        from dove_cli.errors import ModelError
+
+        cause = getattr(exc, "cause", None) or exc
+        self._idle(slot)
+        if kind == "warm" or isinstance(cause, ModelError):
+            raise _as_error(job, cause)  # a model that cannot load: every file would fail the same way
+        if job is not None:
+            self._fail(job, _as_error(job, cause))
+
+    def _fail(self, job: _Job, exc: BaseException) -> None:
+        """Stop a file: its work in flight is dropped, its finished segments are kept for --resume."""
+        if job.state in ("done", "failed"):
+            return
+        job.state, job.error = "failed", exc
+        job.pending.clear()
+        for slot in self.slots:
+            if slot.job is job and slot.kind == "run":
+                self._cancel(slot)
+        job.running.clear()
+        if job.session is not None:
+            job.session.failed()
+            job.session.release()
+        video_io.remove_made_folders(job.made)
+        if not self.batch:
+            raise exc
+        if job.item is not None:
+            job.item.status, job.item.error = "failed", str(exc)
+            if self.on_file:
+                self.on_file(job.index, job.item)
+
+    # ---------------------------------------------------------------- joining
+
+    def _collect_joins(self) -> None:
+        for job in self.jobs:
+            if job.state == "running" and self._complete(job):
+                job.state = "joining"
+                job.joining = self.joiner.submit(self._join, job)
+            if job.state == "joining" and job.joining is not None and job.joining.done():
+                try:
+                    job.joining.result()
+                except DoveError as exc:
+                    self._fail(job, exc)
+                    continue
+                job.result = self._result(job)
+                job.state = "done"
+                if job.manifest is not None:
+                    self._write_manifest(job)
+                if job.item is not None:
+                    job.item.status, job.item.result = "done", job.result
+                    if self.on_file:
+                        self.on_file(job.index, job.item)
+
+    def _join(self, job: _Job) -> None:
+        """(join thread) Copy the segments' packets into the output, as a single run's last step."""
+        assert job.session is not None and job.session.work is not None and job.info is not None
+        t0 = time.perf_counter()
+        files = [(job.session.work.path / s.file, s.first_pts) for s in (job.done[i] for i in sorted(job.done))]
+        resume.join_segments(job.output, job.info, files, codec=job.options["codec"], **job.join)
+        job.session.finished()
+        job.stages["finalize"] = job.stages.get("finalize", 0.0) + time.perf_counter() - t0
+
+    def _result(self, job: _Job) -> UpscaleResult:
+        from dove_cli.upscaling import UpscaleResult
+
+        assert job.plan is not None and job.prepass is not None
+        job.stages["prepass"] = job.prepass.seconds
+        return UpscaleResult(
+            output=job.output, frames=job.prepass.total or 0, seconds=time.perf_counter() - job.t_start,
+            peak_host_bytes=job.peak_host, peak_device_bytes=job.peak_device, plan=job.plan,
+            tile_used=tile_at(1 << 62, job.changes, job.plan.tile), offload_used=job.offload_used or "none",
+            retries=job.retries, stages=dict(job.stages), resumed_from=job.resumed, windows_run=job.windows_run,
+            cuts=job.prepass.cuts, dropped_frames=job.prepass.dropped, workers=dict(job.workers), redone=job.redone,
+        )  # fmt: skip
+
+    def _write_manifest(self, job: _Job) -> None:
+        from dove_cli.manifest import write_manifest
+
+        assert job.manifest is not None and job.result is not None
+        live = next(s for s in self.slots if not s.dead)
+        fingerprint = self.ray.get(live.actor.fingerprint.remote(self.worker_opts, self.restorer))
+        write_manifest(job.manifest, job.input, self.opts, job.result, _Fingerprint(fingerprint))  # type: ignore[arg-type]
+
+    # ---------------------------------------------------------------- progress
+
+    def _report(self, force: bool = False) -> None:
+        from dove_cli.upscaling import Progress
+
+        now = time.perf_counter()
+        if self.progress is None or (not force and now - self._last_report < 0.2):
+            return
+        self._last_report = now
+        done = sum(job.frames_done() for job in self.jobs)
+        done += sum(max(0, s.written - s.accepted) for s in self.slots if s.kind == "run")
+        total = sum(job.frames_total() for job in self.jobs if job.state != "failed")
+        if self.batch:
+            finished = sum(1 for job in self.jobs if job.state in ("done", "failed"))
+            window = f"{finished}/{len(self.jobs)} files"
+        else:
+            job = self.jobs[0]
+            more = "" if job.prepass_done else "+"
+            window = f"{len(job.done)}/{len(job.segments)}{more} segments"
+        lines = [slot.line() for slot in self.slots]
+        self.progress(Progress(done, max(total, done), window, now - self.t_start, workers=lines))
+
+
+class _Fingerprint:
+    """A worker's model fingerprint, for write_manifest."""
+
+    def __init__(self, value: dict[str, Any]) -> None:
+        self.value = value
+
+    def fingerprint(self) -> dict[str, Any]:
+        return self.value
+
+
+def _as_error(job: _Job | None, exc: BaseException) -> BaseException:
+    if isinstance(exc, DoveError):
+        return exc
+    where = f"{job.input}: " if job is not None else ""
+    return RuntimeError(f"{where}a Ray worker failed: {type(exc).__name__}: {exc}")
+
+
+def _check_job(job: _Job, opts: UpscaleOptions) -> None:
+    """Before any worker: the input can be read, the output can be written (upscale()'s checks)."""
+    from dove_cli.upscaling import _check_outputs
+
+    with video_io.open_reader(job.input, fps=opts.fps, rotate=opts.rotate, deinterlace=opts.deinterlace) as r:
+        job.info = r.info
+    _check_ray_output(job.output)
+    job.manifest = _check_outputs(job.output, job.info, opts, False)
+
+
+def _check_ray_output(output: Path) -> None:
+    if video_io.is_pattern(output) or output.suffix.lower() not in video_io.VIDEO_EXTENSIONS:
+        raise OptionError(f"{output}: --ray writes video files (segments joined at the end); write images "
+                          "without --ray")  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------- entry points
+
+
+def upscale_on_ray(
+    input: str | Path,
+    output: str | Path,
+    opts: UpscaleOptions,
+    *,
+    cluster: Cluster | None = None,
+    progress: Callable[[Progress], None] | None = None,
+    restorer: Any = None,
+) -> UpscaleResult:
+    """`upscale()` with Ray workers (see the module's doc); the same output as one process."""
+    job = _Job(0, Path(input), Path(output))
+    _check_job(job, opts)  # a bad input or output fails before Ray starts
+    _run([job], opts, cluster=cluster, progress=progress, restorer=restorer, on_file=None, batch=False)
+    assert job.result is not None
+    return job.result
+
+
+def upscale_batch_on_ray(
+    items: list[BatchItem],
+    opts: UpscaleOptions,
+    *,
+    cluster: Cluster | None = None,
+    progress: Callable[[Progress], None] | None = None,
+    on_file: Callable[[int, BatchItem], None] | None = None,
+    restorer: Any = None,
+) -> None:
+    """The files of a folder spread over the workers (long ones split into segments); fills in each
+    item's status, result or error. Bad options, a model that cannot load and Ctrl-C stop it all."""
+    jobs = []
+    for index, item in enumerate(items):
+        if item.status == "skipped":
+            if on_file:
+                on_file(index, item)
+            continue
+        jobs.append(_Job(index, item.input, item.output, item=item))
+    if jobs:
+        _run(jobs, opts, cluster=cluster, progress=progress, restorer=restorer, on_file=on_file, batch=True)
+
+
+def _run(
+    jobs: list[_Job],
+    opts: UpscaleOptions,
+    *,
+    cluster: Cluster | None,
+    progress: Callable[[Progress], None] | None,
+    restorer: Any,
+    on_file: Callable[[int, BatchItem], None] | None,
+    batch: bool,
+) -> None:
+    if cluster is None:
+        with Cluster(opts.ray or "local", opts.workers, device=opts.device) as own:
+            _Driver(own, jobs, opts, restorer=restorer, progress=progress, on_file=on_file, batch=batch).run()
+        return
+    _Driver(cluster, jobs, opts, restorer=restorer, progress=progress, on_file=on_file, batch=batch).run()
+
+
+__all__ = ["Cluster", "PrePass", "SegmentPlan", "Worker", "WorkersLost", "upscale_batch_on_ray", "upscale_on_ray"]

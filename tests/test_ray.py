@@ -1,0 +1,242 @@
+"""--ray: a video (or a folder) shared between Ray workers writes the same bytes as one process,
+even when a worker is killed part way. One local Ray runtime with two CPU workers serves every test
+here (the `cluster` fixture, started once per test run); outputs are checked with the ffmpeg binary
+(framemd5 of every decoded frame, md5 of the audio packets)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from dove_cli.engine import BilinearModel
+from dove_cli.errors import Interrupted, OptionError
+from dove_cli.options import UpscaleOptions
+from dove_cli.resume import SEGMENT_MIN_FRAMES, Journal, Segment, Work, work_folder
+from dove_cli.upscaling import upscale
+from media import make_clip, packet_md5
+from test_resume import framemd5
+from test_scenes import two_shot_clip
+
+ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'dove-cli[ray]'")
+pytestmark = pytest.mark.xdist_group("ray")  # one Ray runtime per test run (with --dist loadgroup)
+
+ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the test models below go to the workers
+
+OPTS = dict(model="bilinear", scale=2, chunk=9, chunk_overlap=2, tile=0, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def cluster():
+    """A local Ray runtime with two CPU workers of one core each (and one core spare for a second
+    driver), for the whole test run."""
+    from dove_cli.distributed import Cluster
+
+    ray.init(num_cpus=3, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+    try:
+        with Cluster("local", 2, device="cpu", cpus=1) as c:
+            yield c
+    finally:
+        ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    """100 frames at 25 fps, 48x32, with AAC audio and a cut at frame 40."""
+    return two_shot_clip(tmp_path_factory.mktemp("ray") / "in.mp4", 40, 60, size="48x32", audio=True)
+
+
+class Slow(BilinearModel):
+    """Bilinear, a little slower per window (so that a worker can be killed in the middle of a task)."""
+
+    def __init__(self, seconds: float = 0.03) -> None:
+        super().__init__("cpu")
+        self.seconds = seconds
+
+    def restore(self, video, generator=None, timer=None):
+        time.sleep(self.seconds)
+        return super().restore(video)
+
+
+def same_file(a: Path, b: Path) -> None:
+    assert framemd5(a) == framemd5(b)
+    assert packet_md5(a, "0:a:0") == packet_md5(b, "0:a:0")
+    assert a.read_bytes() == b.read_bytes()  # MP4 holds nothing run-specific
+
+
+def test_two_workers_write_the_same_file_as_one_process(cluster, clip, tmp_path):
+    """The tiny random DOVE (the real code path), loaded by each worker: the segments come from both
+    workers, each seeking to its own frames, and join into the file one process writes."""
+    opts = UpscaleOptions(**{**OPTS, "model": "tiny"}, preview="0+3s")  # 75 frames, a cut at 40
+    one = upscale(clip, tmp_path / "one.mp4", opts)
+    seen = []
+    two = upscale(clip, tmp_path / "two.mp4", opts, cluster=cluster, progress=seen.append)
+    assert two.frames == one.frames == 75 and two.cuts == one.cuts == [40]
+    assert sorted(two.workers) == ["w0", "w1"] and sum(two.workers.values()) == 75
+    same_file(tmp_path / "one.mp4", tmp_path / "two.mp4")
+    assert not work_folder(tmp_path / "two.mp4").exists()
+    assert seen[-1].frames_done == 75 and len(seen[-1].workers) == 2  # one bar, a line per worker
+
+
+def test_a_worker_killed_mid_run_changes_nothing(cluster, clip, tmp_path):
+    """SIGKILL one worker while it makes a segment: Ray restarts it, its unreported segments are made
+    again elsewhere, nothing it half-wrote is used, and the file is still the one a single process
+    writes."""
+    ref = tmp_path / "ref.mp4"
+    upscale(clip, ref, UpscaleOptions(**OPTS))
+    killed: list[int] = []
+
+    def kill_a_busy_worker(p) -> None:
+        if killed or p.frames_done == 0:  # once a first segment is saved
+            return
+        for line in p.workers:  # "w1 (host pid 123): in.mp4 frames 28-56 (10%)"
+            if m := re.search(r"pid (\d+)\): \S+ frames \d+-\d+ \(([0-4]?\d)%\)", line):
+                os.kill(int(m[1]), signal.SIGKILL)
+                killed.append(int(m[1]))
+                return
+
+    out = tmp_path / "out.mp4"
+    slow = Slow(0.1)
+    r = upscale(clip, out, UpscaleOptions(**OPTS), cluster=cluster, restorer=slow, progress=kill_a_busy_worker)
+    assert killed and r.redone >= 1 and r.frames == 100
+    same_file(ref, out)
+    pids = [h["pid"] for h in ray.get([a.hello.remote() for a in cluster.actors])]
+    assert len(pids) == 2 and not set(pids) & set(killed)  # restarted by Ray, in a new process
+
+
+def test_a_folder_is_spread_over_both_workers(cluster, clip, tmp_path):
+    """Files of a folder go to whichever worker is free (the long one in segments); each output is
+    the file a sequential batch writes; a finished output is skipped, as without Ray."""
+    from dove_cli.batch import upscale_batch
+
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copy(clip, src / "long.mp4")
+    make_clip(src / "short.mp4", frames=30, size="48x32")
+    make_clip(src / "tiny.mkv", frames=5, size="32x24")
+    seq = upscale_batch(src, tmp_path / "seq", **OPTS)
+    assert [i.status for i in seq.items] == ["done"] * 3
+    loads = [h["loads"] for h in ray.get([a.hello.remote() for a in cluster.actors])]
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "tiny.mkv").write_bytes(b"already done")
+    files = []
+    result = upscale_batch(src, out, **OPTS, cluster=cluster, on_file=lambda i, item: files.append(item.status))
+    assert [(i.input.name, i.status) for i in result.items] == [("long.mp4", "done"), ("short.mp4", "done"),
+                                                                ("tiny.mkv", "skipped")]  # fmt: skip
+    assert files.count("done") == 2 and files.count("skipped") == 1
+    used = set().union(*(i.result.workers for i in result.items if i.result is not None))
+    assert used == {"w0", "w1"}
+    for name in ("long.mp4", "short.mp4"):
+        assert framemd5(out / name) == framemd5(tmp_path / "seq" / name)
+        assert (out / name).read_bytes() == (tmp_path / "seq" / name).read_bytes()
+    assert (out / "tiny.mkv").read_bytes() == b"already done"
+    after = [h["loads"] for h in ray.get([a.hello.remote() for a in cluster.actors])]
+    assert all(b - a <= 1 for a, b in zip(loads, after, strict=True))  # one model load per worker at most
+
+
+def test_resume_after_the_driver_stopped(cluster, clip, tmp_path):
+    """The driver stops part way (here Ctrl-C; a kill leaves the same journal): --resume, with Ray or
+    without, makes only the segments the journal lacks and ends with the same file."""
+    ref = tmp_path / "ref.mp4"
+    upscale(clip, ref, UpscaleOptions(**OPTS))
+    for resume_on_ray in (True, False):
+        out = tmp_path / f"out{resume_on_ray}.mp4"
+
+        def stop_after_a_segment(p) -> None:
+            if p.frames_done >= SEGMENT_MIN_FRAMES:
+                raise KeyboardInterrupt
+
+        with pytest.raises(Interrupted, match="--resume"):
+            upscale(clip, out, UpscaleOptions(**OPTS), cluster=cluster, restorer=Slow(), progress=stop_after_a_segment)
+        journal = (work_folder(out) / "journal.jsonl").read_text()
+        assert '"file"' in journal and not out.exists()
+        r = upscale(clip, out, UpscaleOptions(**OPTS, resume=True), cluster=cluster if resume_on_ray else None)
+        assert r.resumed_from >= SEGMENT_MIN_FRAMES and r.frames == 100
+        same_file(ref, out)
+
+
+def test_segments_after_a_gap_are_kept_for_a_distributed_resume(tmp_path):
+    """Workers finish segments in any order: the journal lists them as they come; a distributed
+    resume keeps them all, a single-process one the part without a gap."""
+    out = tmp_path / "out.mp4"
+    segments = [Segment("seg_000000030.mov", 30, 30, 30), Segment("seg_000000000.mov", 0, 30, 0),
+                Segment("seg_000000090.mov", 90, 30, 90)]  # fmt: skip
+    work = Work(out)
+    work.start(Journal({}, chunk=9, tile=0), resumed=False)
+    for s in segments:
+        (work.path / s.file).write_bytes(b"x" * 7)
+        s.bytes = 7
+        work.append(s)
+    (work.path / ".seg_000000060.dove-1234.part.mov").write_bytes(b"half")  # a killed worker's
+    work.release()
+    for gaps, kept, done in ((True, [0, 30, 90], 60), (False, [0, 30], 60)):
+        work = Work(out)
+        journal = work.check({}, resume=True, overwrite=False)
+        assert journal is not None
+        assert work.start(journal, resumed=True, gaps=gaps) == done
+        assert [s.first for s in journal.segments] == kept
+        assert not list(work.path.glob("*.part*"))
+        work.release()
+
+
+# ---------------------------------------------------------------- bad use: one line, exit 2
+
+
+def run_cli(*args: str, capsys) -> tuple[int, str]:
+    from dove_cli.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["upscale", *args])
+    return exc.value.code, capsys.readouterr().err
+
+
+def test_workers_0_and_an_unreachable_cluster_are_one_line_errors(clip, tmp_path, capsys):
+    out = str(tmp_path / "out.mp4")
+    code, err = run_cli(str(clip), "-o", out, "--ray", "local", "--workers", "0", capsys=capsys)
+    assert code == 2 and err.strip() == "error: --workers 0 must be at least 1"
+    t0 = time.monotonic()
+    code, err = run_cli(str(clip), "-o", out, "--ray", "127.0.0.1:1", capsys=capsys)
+    assert code == 2 and err.startswith("error: --ray 127.0.0.1:1: no Ray cluster answers there")
+    assert err.count("\n") == 1 and time.monotonic() - t0 < 30
+    code, err = run_cli(str(clip), "-o", out, "--ray", "somewhere", capsys=capsys)
+    assert code == 2 and "use local, auto, ray://HOST:PORT" in err and err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_without_ray_installed_it_says_how_to_install(clip, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    with pytest.raises(
+        OptionError, match=re.escape("--ray needs Ray, which is not installed: pip install 'dove-cli[ray]'")
+    ):
+        upscale(clip, tmp_path / "out.mp4", UpscaleOptions(**OPTS, ray="local"))
+
+
+def test_a_work_folder_the_workers_cannot_see(cluster, clip, tmp_path):
+    """The driver writes its output where the workers do not see it (a folder only its own mount
+    namespace has, as a disk local to the head node would be): one line, exit 2, before any frame."""
+    if shutil.which("unshare") is None or subprocess.run(["unshare", "-m", "true"]).returncode != 0:
+        pytest.skip("needs unshare -m (root) to give the driver a folder the workers do not see")
+    private = tmp_path / "private"
+    private.mkdir()
+    address = ray.get_runtime_context().gcs_address
+    dove = (
+        f"{sys.executable} -m dove_cli.cli upscale {clip} -o {private}/out.mp4 --ray {address} --workers 1 "
+        + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in OPTS.items())
+    )
+    script = f"mount -t tmpfs none {private} && exec {dove}"
+    proc = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script], capture_output=True,
+                          text=True, timeout=180, env={**os.environ, "RAY_ADDRESS": ""})  # fmt: skip
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2, proc.stderr
+    assert lines[-1].startswith("error: ") and "not visible to Ray worker" in lines[-1], proc.stderr
+    assert "storage that every worker sees" in lines[-1] and "Traceback" not in proc.stderr
+    assert list(private.iterdir()) == []  # the workers wrote nothing where they do see
