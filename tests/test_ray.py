@@ -164,6 +164,51 @@ def test_resume_after_the_driver_stopped(cluster, clip, tmp_path):
         same_file(ref, out)
 
 
+class OutOfMemoryOnce(BilinearModel):
+    """Bilinear, plus a small offset on tiled windows (so that tiles show in the output); the whole-
+    frame window whose first frame has the signature `target` runs out of memory once, in whichever
+    process gets there first (a file is the token)."""
+
+    def __init__(self, token: Path, target: str | None) -> None:
+        super().__init__("cpu")
+        self.token, self.target, self.seen = token, target, []
+
+    def restore(self, video, generator=None, timer=None):
+        import hashlib
+
+        import torch
+
+        whole = video.shape[-1] == 96  # 48x32 at scale 2
+        sig = hashlib.md5(video[0, :, 0].float().numpy().tobytes()).hexdigest()
+        self.seen.append(sig)
+        if whole and sig == self.target:
+            try:
+                os.close(os.open(self.token, os.O_CREAT | os.O_EXCL))
+                raise torch.OutOfMemoryError("simulated")
+            except FileExistsError:
+                pass
+        return super().restore(video) + (0.0 if whole else 0.03)
+
+
+def test_a_tile_change_on_one_worker_applies_to_every_later_window(cluster, clip, tmp_path, caplog):
+    """A worker runs out of memory at one window and shrinks its tiles from there on: segments other
+    workers made of later windows with the planned tiles are made again, so the file is the one a
+    single process that ran out of memory at the same window writes (every later window tiled)."""
+    recorder = OutOfMemoryOnce(tmp_path / "unused", None)
+    upscale(clip, tmp_path / "plain.mp4", UpscaleOptions(**OPTS), restorer=recorder)
+    target = recorder.seen[3]  # the 4th window (frames 21-29): the first task's last, the second's first
+    ref = tmp_path / "ref.mp4"
+    one = upscale(clip, ref, UpscaleOptions(**OPTS), restorer=OutOfMemoryOnce(tmp_path / "token1", target))
+    assert one.retries == 1 and one.tile_used == 64
+    out = tmp_path / "out.mp4"
+    with caplog.at_level(logging.WARNING):
+        two = upscale(clip, out, UpscaleOptions(**OPTS), cluster=cluster,
+                      restorer=OutOfMemoryOnce(tmp_path / "token2", target))  # fmt: skip
+    assert (tmp_path / "token2").exists() and two.tile_used == 64
+    assert "out of GPU memory at frame 21; tiles of 64 px from there on" in caplog.text
+    same_file(ref, out)
+
+
 def test_segments_after_a_gap_are_kept_for_a_distributed_resume(tmp_path):
     """Workers finish segments in any order: the journal lists them as they come; a distributed
     resume keeps them all, a single-process one the part without a gap."""
