@@ -165,13 +165,13 @@ def test_resume_after_the_driver_stopped(cluster, clip, tmp_path):
 
 
 class OutOfMemoryOnce(BilinearModel):
-    """Bilinear, plus a small offset on tiled windows (so that tiles show in the output); the whole-
+    """Bilinear, plus a small offset on tiled windows (so that tiles show in the output). The whole-
     frame window whose first frame has the signature `target` runs out of memory once, in whichever
-    process gets there first (a file is the token)."""
+    process gets there first (a file is the token); windows with a signature in `slow` take a second."""
 
-    def __init__(self, token: Path, target: str | None) -> None:
+    def __init__(self, token: Path, target: str | None = None, slow: tuple[str, ...] = ()) -> None:
         super().__init__("cpu")
-        self.token, self.target, self.seen = token, target, []
+        self.token, self.target, self.slow, self.seen = token, target, slow, []
 
     def restore(self, video, generator=None, timer=None):
         import hashlib
@@ -181,6 +181,8 @@ class OutOfMemoryOnce(BilinearModel):
         whole = video.shape[-1] == 96  # 48x32 at scale 2
         sig = hashlib.md5(video[0, :, 0].float().numpy().tobytes()).hexdigest()
         self.seen.append(sig)
+        if sig in self.slow:
+            time.sleep(1.0)
         if whole and sig == self.target:
             try:
                 os.close(os.open(self.token, os.O_CREAT | os.O_EXCL))
@@ -190,22 +192,28 @@ class OutOfMemoryOnce(BilinearModel):
         return super().restore(video) + (0.0 if whole else 0.03)
 
 
-def test_a_tile_change_on_one_worker_applies_to_every_later_window(cluster, clip, tmp_path, caplog):
-    """A worker runs out of memory at one window and shrinks its tiles from there on: segments other
-    workers made of later windows with the planned tiles are made again, so the file is the one a
-    single process that ran out of memory at the same window writes (every later window tiled)."""
-    recorder = OutOfMemoryOnce(tmp_path / "unused", None)
+@pytest.mark.parametrize("late", [False, True], ids=["heard-before-the-segment-ends", "heard-after-it-is-saved"])
+def test_a_tile_change_on_one_worker_applies_to_every_later_window(late, cluster, clip, tmp_path, caplog):
+    """A worker runs out of memory at one window and tiles from there on: the segments that other
+    workers made of later windows with the planned tiles, before or after they heard of it, are made
+    again. The file is the one a single process that ran out of memory at the same window writes
+    (which tiles every later window)."""
+    recorder = OutOfMemoryOnce(tmp_path / "unused")
     upscale(clip, tmp_path / "plain.mp4", UpscaleOptions(**OPTS), restorer=recorder)
-    target = recorder.seen[3]  # the 4th window (frames 21-29): the first task's last, the second's first
+    # Early: the 4th window (frames 21-29, shared by the first two tasks) runs out of memory while
+    # the other worker runs it. Late: the 3rd (frames 14-22) does, after two slow windows, when the
+    # other worker has saved later segments made with whole frames.
+    index = 2 if late else 3
+    target, slow = recorder.seen[index], tuple(recorder.seen[:2]) if late else ()
     ref = tmp_path / "ref.mp4"
     one = upscale(clip, ref, UpscaleOptions(**OPTS), restorer=OutOfMemoryOnce(tmp_path / "token1", target))
     assert one.retries == 1 and one.tile_used == 64
     out = tmp_path / "out.mp4"
     with caplog.at_level(logging.WARNING):
         two = upscale(clip, out, UpscaleOptions(**OPTS), cluster=cluster,
-                      restorer=OutOfMemoryOnce(tmp_path / "token2", target))  # fmt: skip
+                      restorer=OutOfMemoryOnce(tmp_path / "token2", target, slow))  # fmt: skip
     assert (tmp_path / "token2").exists() and two.tile_used == 64
-    assert "out of GPU memory at frame 21; tiles of 64 px from there on" in caplog.text
+    assert f"out of GPU memory at frame {7 * index}; tiles of 64 px from there on" in caplog.text
     same_file(ref, out)
 
 
