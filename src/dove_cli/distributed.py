@@ -582,6 +582,8 @@ class _Driver:
                 self._wait()
                 self._collect_joins()
                 self._report()
+            for slot in self.slots:
+                slot.state = "dead" if slot.dead else "done"
             self._report(force=True)
         except KeyboardInterrupt:
             self._abort()
@@ -998,7 +1000,8 @@ class _Driver:
             if job.state == "running" and self._complete(job):
                 job.state = "joining"
                 job.joining = self.joiner.submit(self._join, job)
-            if job.state == "joining" and job.joining is not None and job.joining.done():
+            busy = any(slot.job is job and slot.kind == "run" for slot in self.slots)  # its last statistics
+            if job.state == "joining" and job.joining is not None and job.joining.done() and not busy:
                 try:
                     job.joining.result()
                 except DoveError as exc:
