@@ -198,7 +198,7 @@ def tile_at(start: int, changes: list[tuple[int, int]], planned: int) -> int:
 class Task:
     """Consecutive segments of one file, for one worker: descriptors only, never pixels."""
 
-    id: int
+    id: str  # unique across drivers (a worker's queue may still hold events of an earlier run)
     input: str
     output: str
     work: str
@@ -475,7 +475,7 @@ class _Job:
     segments: dict[int, SegmentPlan] = field(default_factory=dict)
     by_first: dict[int, int] = field(default_factory=dict)  # first frame -> segment index
     pending: set[int] = field(default_factory=set)
-    running: dict[int, int] = field(default_factory=dict)  # segment index -> task id
+    running: dict[int, str] = field(default_factory=dict)  # segment index -> task id
     done: dict[int, Segment] = field(default_factory=dict)
     tiles: dict[int, list[tuple[int, int]]] = field(default_factory=dict)  # each done segment's window tiles
     changes: list[tuple[int, int]] = field(default_factory=list)  # tile changes, in window order
@@ -564,7 +564,6 @@ class _Driver:
         self.prepass_jobs: queue.Queue = queue.Queue()
         self.stop = threading.Event()
         self.joiner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dove-join")
-        self.task_ids = iter(range(1, 1 << 62))
         self.t_start = time.perf_counter()
         self._last_report = 0.0
 
@@ -778,7 +777,7 @@ class _Driver:
                 frames += job.segments[nxt].stop - job.segments[nxt].first
             segs = [job.segments[i] for i in indices]
             task = Task(
-                id=next(self.task_ids), input=str(job.input), output=str(job.output),
+                id=uuid.uuid4().hex, input=str(job.input), output=str(job.output),
                 work=str(job.session.work.path), run_id=job.run_id, info=job.info,  # type: ignore[arg-type]
                 opts=self.worker_opts, plan=job.plan, options=job.options, part=make_part(segs),
                 ends=[s.stop for s in segs], tile_changes=list(job.changes), segments=indices,
