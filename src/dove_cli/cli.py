@@ -312,6 +312,8 @@ def info_cmd() -> None:
     has_flash_attn = importlib.util.find_spec("flash_attn") is not None
     table.add_row("bitsandbytes (8/4-bit)", usable(has_bnb, "pip install bitsandbytes"))
     table.add_row("flash-attn package", usable(has_flash_attn, "optional"))
+    has_ray = importlib.util.find_spec("ray") is not None
+    table.add_row("ray (--ray: many GPUs)", usable(has_ray, "pip install 'dove-cli[ray]'"))
     cuda = torch.cuda.is_available()
     flash_sdpa = cuda and flash_ok and torch.backends.cuda.flash_sdp_enabled()
     table.add_row("SDPA flash", usable(flash_sdpa, "needs CUDA sm80+"))

@@ -586,12 +586,11 @@ class _Driver:
             self._report(force=True)
         except KeyboardInterrupt:
             self._abort()
-            active = [job for job in self.jobs if job.active and job.session is not None]
-            for job in active[1:]:
-                job.session.release()  # type: ignore[union-attr]
-            if active and active[0].session is not None:
-                raise active[0].session.interrupted() from None
-            raise Interrupted("interrupted") from None
+            sessions = [job.session for job in self.jobs if job.active and job.session is not None]
+            error = sessions[0].interrupted() if sessions else Interrupted("interrupted")
+            for session in sessions:
+                session.release()
+            raise error from None
         except BaseException:
             self._abort()
             for job in self.jobs:
