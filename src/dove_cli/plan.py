@@ -16,13 +16,12 @@ import torch
 
 from dove_cli.engine import Restorer
 from dove_cli.errors import InputError, OptionError
-from dove_cli.options import AUTO, UpscaleOptions, parse_preview
+from dove_cli.options import AUTO, DEFAULT_CHUNK, UpscaleOptions, parse_preview
 from dove_cli.video_io import VideoInfo
 from dove_cli.windows import plan_spans, plan_tiles
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CHUNK = 33  # the paper's clip length: 33 frames -> 9 latent frames
 MIN_TILE = 64  # smallest tile an OOM retry goes down to (output px)
 ACCUMULATOR_MAX_DEVICE_BYTES = 8 << 30  # blend on the GPU only up to this much (and 1/4 of the budget)
 
