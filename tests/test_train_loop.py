@@ -21,7 +21,9 @@ from dove_cli.errors import OptionError, OutputError
 from dove_cli.train.config import TrainConfig, build_config
 from dove_cli.train.data import DataConfig, SampleKey, TrainDataset, collate, scan_sources
 from dove_cli.train.export import export_checkpoint
-from dove_cli.train.loop import list_checkpoints, train, training_loss
+from dove_cli.train.checkpoints import list_checkpoints
+from dove_cli.train.forward import training_loss
+from dove_cli.train.loop import train
 from dove_cli.train.losses import DISTS, PixelLoss
 
 from conftest import DEMO, demo_clip
@@ -51,7 +53,8 @@ def _heldout_loss(model_dir: Path, cfg: TrainConfig) -> float:
     with torch.no_grad():
         for step in (10**6, 10**6 + 1, 10**6 + 2):
             batch = collate([ds[SampleKey("video", i, step, 2 * step + i)] for i in range(3)])
-            losses.append(float(training_loss(model, batch, cfg.stage, cfg.seed, pixel)[0]))
+            loss = training_loss(model, batch, stage=cfg.stage, seed=cfg.seed, dtype=torch.float32, pixel_loss=pixel)
+            losses.append(float(loss[0]))
     return sum(losses) / len(losses)
 
 
@@ -255,7 +258,7 @@ def test_validation_writes_scores_and_samples(tiny_model_dir, tmp_path):
 
 
 def test_failed_checkpoint_write_keeps_the_previous_one(tmp_path):
-    from dove_cli.train.loop import save_checkpoint
+    from dove_cli.train.checkpoints import save_checkpoint
 
     class FakeAccelerator:
         is_main_process = True
