@@ -155,6 +155,21 @@ def constant_with_warmup(optimizer: torch.optim.Optimizer, warmup: int) -> torch
     )
 
 
+class Prepared:
+    """The accelerate-prepared transformer as DoveModel uses it: called, with the model's `.config`.
+
+    DDP wrappers have no `.config`, and a DeepSpeed engine's `.config` is its DeepSpeed config."""
+
+    def __init__(self, module: Any, config: Any) -> None:
+        self.module, self.config = module, config
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.module(*args, **kwargs)
+
+    def parameters(self) -> Any:
+        return self.module.parameters()
+
+
 # ---------------------------------------------------------------------------- run folder
 
 
@@ -227,9 +242,7 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
     optimizer = make_optimizer(params, cfg)
     scheduler = constant_with_warmup(optimizer, cfg.warmup_steps)
     prepared, optimizer = accelerator.prepare(transformer, optimizer)
-    if prepared is not transformer and not hasattr(prepared, "config"):
-        prepared.config = transformer.config  # DoveModel reads .config; DDP/DeepSpeed wrappers lack it
-    model.transformer = prepared
+    model.transformer = Prepared(prepared, transformer.config)
     accelerator.register_for_checkpointing(scheduler)
     dtype = compute_dtype(prepared)  # after prepare: DeepSpeed has cast the module to bf16 by now
 
@@ -347,7 +360,7 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
                     model, val_set, cfg.val_clips, out / "val" / f"step-{step + 1:07d}", dtype=dtype
                 )
                 model.transformer.train()
-                model.transformer = prepared
+                model.transformer = Prepared(prepared, transformer.config)
                 with metrics.open("a") as fh:
                     fh.write(json.dumps({"step": step + 1, **scores}) + "\n")
                 log.info("validation at step %d: %s", step + 1, scores)
