@@ -17,16 +17,15 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from conftest import DEMO, demo_clip
 from dove_cli.errors import OptionError, OutputError
+from dove_cli.train.checkpoints import list_checkpoints
 from dove_cli.train.config import TrainConfig, build_config
 from dove_cli.train.data import DataConfig, SampleKey, TrainDataset, collate, scan_sources
 from dove_cli.train.export import export_checkpoint
-from dove_cli.train.checkpoints import list_checkpoints
 from dove_cli.train.forward import training_loss
 from dove_cli.train.loop import train
 from dove_cli.train.losses import DISTS, PixelLoss
-
-from conftest import DEMO, demo_clip
 
 FAST = dict(
     warmup_steps=0, batch_size=2, num_workers=0, posterior="mode", seed=0, lr=3e-3, gradient_checkpointing=True
@@ -178,7 +177,13 @@ def test_config_file_and_flag_precedence(tmp_path):
     yml = tmp_path / "c.yaml"
     yml.write_text("batch_size: 3\nlora_targets: [to_q, to_v]\n")
     cfg = build_config(1, yml)
-    assert (cfg.stage, cfg.batch_size, cfg.lora_targets, cfg.lr, cfg.resolution) == (1, 3, ("to_q", "to_v"), 2e-5, (25, 320, 640))
+    assert (cfg.stage, cfg.batch_size, cfg.lora_targets, cfg.lr, cfg.resolution) == (
+        1,
+        3,
+        ("to_q", "to_v"),
+        2e-5,
+        (25, 320, 640),
+    )
     for bad in (dict(resolution="24x320x640"), dict(resolution="25x300x640"), dict(nope=1), dict(batch_size=0)):
         with pytest.raises(OptionError):
             build_config(1, None, **bad)
