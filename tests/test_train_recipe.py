@@ -361,3 +361,46 @@ def test_training_moves_the_output_toward_hq(stage, tiny_model_dir, tmp_path):
         assert after[1] < after[2] and after[1] < before[1] / 4
     else:  # pixels through the frozen decoder move slowly: the direction is what is checked
         assert after[0] > before[0] + 0.04 and after[2] > before[2]
+
+
+# ---------------------------------------------------------------------------- launch configs and options
+
+
+def test_launch_configs_and_recipe_options():
+    """The 2-process config is the release's shipped launch (global batch 4), the 4-GPU one its README's."""
+    from importlib import resources
+
+    import yaml
+
+    from dove_cli.errors import OptionError
+
+    root = resources.files("dove_cli.train") / "configs"
+    for name, processes in (("accelerate_zero2_2gpu.yaml", 2), ("accelerate_zero2_4gpu.yaml", 4)):
+        cfg = yaml.safe_load((root / name).read_text())
+        assert (cfg["distributed_type"], cfg["deepspeed_config"]["zero_stage"], cfg["mixed_precision"]) == (
+            "DEEPSPEED",
+            2,
+            "bf16",
+        )
+        assert cfg["num_processes"] == processes
+    defaults = TrainConfig.for_stage(1)
+    assert defaults.batch_size * 2 == 4 and defaults.vae_slicing and defaults.vae_tiling
+    assert defaults.latent_loss == "all-slots"
+    with pytest.raises(OptionError, match="--latent-loss"):
+        TrainConfig.for_stage(1, latent_loss="copies")
+
+
+def test_batched_encode_draws_each_samples_noise_from_its_generator(tiny_model_dir):
+    """One VAE call for the micro-batch gives what one encode per sample gives (posterior "sample"):
+    bitwise with slicing on (the default), to float rounding with batched convolutions."""
+    from dove_cli.engine import DoveModel
+    from dove_cli.train.forward import encode, generator
+
+    model = DoveModel.from_pretrained(tiny_model_dir, posterior="sample")
+    video = torch.rand(3, 3, 5, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    each = torch.cat([model.encode(video[i : i + 1], generator(42, 7, i, 0)) for i in range(3)])
+    with torch.no_grad():
+        model.vae.enable_slicing()
+        assert torch.equal(encode(model, video, [generator(42, 7, i, 0) for i in range(3)]), each)
+        model.vae.disable_slicing()
+        assert torch.allclose(encode(model, video, [generator(42, 7, i, 0) for i in range(3)]), each, atol=1e-5)
