@@ -242,6 +242,22 @@ def test_export_loads_as_a_cogvideox_pipeline(stage1_step, tmp_path):
     with pytest.raises(ModelError, match="text_encoder/.*drop --with-text-encoder"):
         export_checkpoint(out, tmp_path / "m2", with_text_encoder=True)
 
+    # --with-text-encoder copies the base model's T5 and tokenizer and names them in model_index.json
+    import shutil
+
+    base = Path(shutil.copytree(json.loads((folder / "dove_train.json").read_text())["base_model"], tmp_path / "base"))
+    for part in ("text_encoder", "tokenizer"):
+        (base / part).mkdir()
+        (base / part / "config.json").write_text("{}")
+    ckpt = Path(shutil.copytree(out / "checkpoints" / "step-0000001", tmp_path / "ckpt"))
+    state = json.loads((ckpt / "train_state.json").read_text())
+    (ckpt / "train_state.json").write_text(json.dumps({**state, "model": str(base)}))
+    full = export_checkpoint(ckpt, tmp_path / "m3", with_text_encoder=True)
+    index = json.loads((full / "model_index.json").read_text())
+    assert (
+        index["text_encoder"] == ["transformers", "T5EncoderModel"] and (full / "tokenizer" / "config.json").is_file()
+    )
+
 
 # ---------------------------------------------------------------------------- bf16 / DeepSpeed dtype path
 
