@@ -21,6 +21,7 @@ import resource
 import subprocess
 import sys
 import time
+from typing import Any
 
 
 def _rss_mb() -> float:
@@ -35,7 +36,8 @@ def run_one(tiling: bool, pass_name: str, frames: int, height: int, width: int, 
     torch.manual_seed(0)
     torch.set_num_threads(1)
     channels = tuple(max(8, int(c * width_scale)) // 8 * 8 for c in (128, 256, 256, 512))
-    vae = AutoencoderKLCogVideoX(block_out_channels=channels, scaling_factor=0.7).eval().requires_grad_(False)
+    vae: Any = AutoencoderKLCogVideoX(block_out_channels=channels, scaling_factor=0.7)
+    vae.eval().requires_grad_(False)
     vae.enable_slicing()
     if tiling:
         vae.enable_tiling()
