@@ -17,14 +17,15 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from conftest import DEMO, demo_clip
 from dove_cli.errors import OptionError, OutputError
+from dove_cli.train.checkpoints import list_checkpoints
 from dove_cli.train.config import TrainConfig, build_config
 from dove_cli.train.data import DataConfig, SampleKey, TrainDataset, collate, scan_sources
 from dove_cli.train.export import export_checkpoint
-from dove_cli.train.loop import list_checkpoints, train, training_loss
+from dove_cli.train.forward import training_loss
+from dove_cli.train.loop import train
 from dove_cli.train.losses import DISTS, PixelLoss
-
-from conftest import DEMO, demo_clip
 
 FAST = dict(
     warmup_steps=0, batch_size=2, num_workers=0, posterior="mode", seed=0, lr=3e-3, gradient_checkpointing=True
@@ -70,7 +71,8 @@ def _heldout_loss(model_dir: Path, cfg: TrainConfig) -> float:
     with torch.no_grad():
         for step in (10**6, 10**6 + 1, 10**6 + 2):
             batch = collate([ds[SampleKey("video", i, step, 2 * step + i)] for i in range(3)])
-            losses.append(float(training_loss(model, batch, cfg.stage, cfg.seed, pixel)[0]))
+            loss = training_loss(model, batch, stage=cfg.stage, seed=cfg.seed, dtype=torch.float32, pixel_loss=pixel)
+            losses.append(float(loss[0]))
     return sum(losses) / len(losses)
 
 
@@ -194,7 +196,13 @@ def test_config_file_and_flag_precedence(tmp_path):
     yml = tmp_path / "c.yaml"
     yml.write_text("batch_size: 3\nlora_targets: [to_q, to_v]\n")
     cfg = build_config(1, yml)
-    assert (cfg.stage, cfg.batch_size, cfg.lora_targets, cfg.lr, cfg.resolution) == (1, 3, ("to_q", "to_v"), 2e-5, (25, 320, 640))
+    assert (cfg.stage, cfg.batch_size, cfg.lora_targets, cfg.lr, cfg.resolution) == (
+        1,
+        3,
+        ("to_q", "to_v"),
+        2e-5,
+        (25, 320, 640),
+    )
     for bad in (dict(resolution="24x320x640"), dict(resolution="25x300x640"), dict(nope=1), dict(batch_size=0)):
         with pytest.raises(OptionError):
             build_config(1, None, **bad)
@@ -274,7 +282,7 @@ def test_validation_writes_scores_and_samples(tiny_model_dir, tmp_path):
 
 
 def test_failed_checkpoint_write_keeps_the_previous_one(tmp_path):
-    from dove_cli.train.loop import save_checkpoint
+    from dove_cli.train.checkpoints import save_checkpoint
 
     class FakeAccelerator:
         is_main_process = True

@@ -361,18 +361,27 @@ def train_cmd(
     dists_weights: list[str] | None = typer.Option(
         None, "--dists-weights", help="DISTS alpha/beta and/or VGG16 weight files (repeatable)."
     ),
-    dists_weight: float | None = typer.Option(None, "--dists-weight", help="Weight of the DISTS term (1)."),
-    frame_diff_weight: float | None = typer.Option(
-        None, "--frame-diff-weight", help="Weight of the frame-difference term (1)."
+    dists_weight: Optional[float] = typer.Option(None, "--dists-weight", help="Weight of the DISTS term (1)."),
+    frame_diff_weight: Optional[float] = typer.Option(None, "--frame-diff-weight", help="Weight of the frame-difference term (1)."),
+    max_grad_norm: Optional[float] = typer.Option(None, "--max-grad-norm", help="Gradient clipping (0.1)."),
+    num_workers: Optional[int] = typer.Option(None, "--num-workers", help="Data-loading processes (4)."),
+    posterior: Optional[str] = typer.Option(None, "--posterior", help="VAE posterior: sample (release) or mode."),
+    latent_loss: Optional[str] = typer.Option(
+        None,
+        "--latent-loss",
+        help="Stage 1: all-slots (release: the replicated first latent frame counts) or real-frames.",
     ),
-    max_grad_norm: float | None = typer.Option(None, "--max-grad-norm", help="Gradient clipping (0.1)."),
-    num_workers: int | None = typer.Option(None, "--num-workers", help="Data-loading processes (4)."),
-    posterior: str | None = typer.Option(None, "--posterior", help="VAE posterior: sample (release) or mode."),
-    tensorboard: bool | None = typer.Option(None, "--tensorboard/--no-tensorboard", help="Also log to TensorBoard."),
-    val_data: str | None = typer.Option(None, "--val-data", help="Held-out HQ videos: PSNR/SSIM + sample frames."),
-    val_every: int | None = typer.Option(None, "--val-every", help="Steps between validations (500)."),
-    val_clips: int | None = typer.Option(None, "--val-clips", help="Held-out clips per validation (4)."),
-    resume: str | None = typer.Option(None, "--resume", help="'latest' or a checkpoint folder."),
+    vae_slicing: Optional[bool] = typer.Option(
+        None, "--vae-slicing/--no-vae-slicing", help="One clip at a time through the VAE (on)."
+    ),
+    vae_tiling: Optional[bool] = typer.Option(
+        None, "--vae-tiling/--no-vae-tiling", help="Spatial VAE tiles, as the release trains (on)."
+    ),
+    tensorboard: Optional[bool] = typer.Option(None, "--tensorboard/--no-tensorboard", help="Also log to TensorBoard."),
+    val_data: Optional[str] = typer.Option(None, "--val-data", help="Held-out HQ videos: PSNR/SSIM + sample frames."),
+    val_every: Optional[int] = typer.Option(None, "--val-every", help="Steps between validations (500)."),
+    val_clips: Optional[int] = typer.Option(None, "--val-clips", help="Held-out clips per validation (4)."),
+    resume: Optional[str] = typer.Option(None, "--resume", help="'latest' or a checkpoint folder."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start over in an output folder that holds a run."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
@@ -391,7 +400,8 @@ def train_cmd(
         gradient_checkpointing=gradient_checkpointing, image_ratio=image_ratio, frame_stride=frame_stride,
         degradation=degradation, dists_weights=dists_weights or None, dists_weight=dists_weight,
         frame_diff_weight=frame_diff_weight, max_grad_norm=max_grad_norm, num_workers=num_workers,
-        posterior=posterior, tensorboard=tensorboard, resume=resume, overwrite=overwrite or None,
+        posterior=posterior, latent_loss=latent_loss, vae_slicing=vae_slicing, vae_tiling=vae_tiling,
+        tensorboard=tensorboard, resume=resume, overwrite=overwrite or None,
         val_data=val_data, val_every=val_every, val_clips=val_clips,
     )  # fmt: skip
     cfg = build_config(1, config, **flags)
@@ -433,11 +443,16 @@ def train_export_cmd(
     ),
     output: Path = typer.Option(..., "--output", "-o", help="Model folder to write (diffusers layout)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty output folder."),
+    with_text_encoder: bool = typer.Option(
+        False,
+        "--with-text-encoder",
+        help="Also copy the base model's text_encoder/ and tokenizer/ (for CogVideoXPipeline).",
+    ),
 ) -> None:
-    """Write a model folder that `dove upscale --model DIR` loads (LoRA merged)."""
+    """Write a model folder that `dove upscale --model DIR` and diffusers load (float32, LoRA merged)."""
     from dove_cli.train.export import export_checkpoint
 
-    folder = export_checkpoint(checkpoint, output, overwrite=overwrite)
+    folder = export_checkpoint(checkpoint, output, overwrite=overwrite, with_text_encoder=with_text_encoder)
     err_console.print(f"exported to {folder}", markup=False, highlight=False, soft_wrap=True)
 
 

@@ -39,7 +39,7 @@ class TrainConfig:
     max_steps: int = 10_000
     lr: float = 2e-5
     warmup_steps: int = 100  # the release's default (linear warmup, then constant)
-    batch_size: int = 2  # per process (x 4 GPUs = global 8 in the paper)
+    batch_size: int = 2  # per process: global 4 with the release's 2-process config, 8 on 4 GPUs
     grad_accum: int = 1
     optimizer: Literal["adamw", "adamw8bit"] = "adamw"
     adam_beta1: float = 0.9
@@ -64,6 +64,10 @@ class TrainConfig:
     # model forward
     timestep: int = 399
     posterior: Literal["sample", "mode"] = "sample"
+    # stage 1: "all-slots" scores the replicated first latent frame too (the release), "real-frames" not
+    latent_loss: Literal["all-slots", "real-frames"] = "all-slots"
+    vae_slicing: bool = True  # one clip at a time through the VAE (the release's default)
+    vae_tiling: bool = True  # spatial VAE tiles (the release's default; splits 320x640 encodes and decodes)
 
     # validation on a held-out folder of HQ videos (PSNR / SSIM vs HQ, sample frames)
     val_data: str | None = None
@@ -79,7 +83,7 @@ class TrainConfig:
     overwrite: bool = False
 
     @classmethod
-    def for_stage(cls, stage: int, **overrides: Any) -> "TrainConfig":
+    def for_stage(cls, stage: int, **overrides: Any) -> TrainConfig:
         """The paper's recipe for stage 1 or 2, then `overrides` (None values are ignored)."""
         if stage not in (1, 2):
             raise OptionError(f"--stage must be 1 or 2, got {stage}")
@@ -92,7 +96,7 @@ class TrainConfig:
         cfg = cls(**base)
         return cfg.replace(**overrides)
 
-    def replace(self, **overrides: Any) -> "TrainConfig":
+    def replace(self, **overrides: Any) -> TrainConfig:
         """A copy with the given fields changed (None = keep); unknown keys are an OptionError."""
         names = {f.name for f in dataclasses.fields(self)}
         clean: dict[str, Any] = {}
@@ -103,10 +107,11 @@ class TrainConfig:
             if value is not None:
                 clean[key] = _coerce(key, value)
         cfg = dataclasses.replace(self, **clean)
-        cfg.validate()
+        cfg.check()
         return cfg
 
-    def validate(self) -> None:
+    def check(self) -> None:
+        """Raise OptionError (naming the option) for a value the recipe cannot run with."""
         f, h, w = self.resolution
         if f < 1 or h % 16 or w % 16 or h <= 0 or w <= 0:
             raise OptionError(f"--resolution {f}x{h}x{w}: frames >= 1, height and width multiples of 16")
@@ -114,12 +119,22 @@ class TrainConfig:
             raise OptionError(f"--resolution: stage 1 encodes whole clips, frames must be 4k+1 (got {f})")
         if not 0.0 <= self.image_ratio <= 1.0:
             raise OptionError("--image-ratio must be in [0, 1]")
-        for name in ("max_steps", "batch_size", "grad_accum", "checkpoint_every", "keep_checkpoints", "frame_stride",
-                     "val_every", "val_clips"):
+        for name in (
+            "max_steps",
+            "batch_size",
+            "grad_accum",
+            "checkpoint_every",
+            "keep_checkpoints",
+            "frame_stride",
+            "val_every",
+            "val_clips",
+        ):
             if getattr(self, name) < 1:
                 raise OptionError(f"--{name.replace('_', '-')} must be >= 1")
         if self.lr <= 0 or self.warmup_steps < 0 or self.lora_rank < 0:
             raise OptionError("--lr must be > 0, --warmup-steps and --lora-rank >= 0")
+        if self.latent_loss not in ("all-slots", "real-frames"):
+            raise OptionError(f"--latent-loss {self.latent_loss!r}: all-slots or real-frames")
 
     @property
     def metrics_path(self) -> Path:
@@ -185,4 +200,3 @@ def build_config(default_stage: int = 1, config_file: str | Path | None = None, 
     stage = int(flag_stage or file_stage or default_stage)
     cfg = TrainConfig.for_stage(stage, **file_values)
     return cfg.replace(**flags)
-
