@@ -137,7 +137,7 @@ def test_short_run_then_resume_latest_is_the_same_run(tiny_model_dir, tmp_path):
 
 
 def test_stage2_loss_falls(tiny_model_dir, tmp_path):
-    cfg = _cfg(2, tiny_model_dir, tmp_path / "s2", max_steps=10, checkpoint_every=10, lr=3e-3)
+    cfg = _cfg(2, tiny_model_dir, tmp_path / "s2", max_steps=16, checkpoint_every=16, lr=3e-3)
     result = train(cfg)
     rows = [json.loads(x) for x in cfg.metrics_path.read_text().splitlines()]
     assert {"mse", "dists", "frame_diff"} <= set(rows[0]) and rows[0]["frame_diff"] > 0

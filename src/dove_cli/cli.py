@@ -24,6 +24,7 @@ from rich.table import Table
 from dove_cli.console import BatchBars, EvalBar, UpscaleBar, VerifyBar, err_console, print_plan
 from dove_cli.errors import DoveError, OptionError
 from dove_cli.options import Cli, UpscaleOptions
+from dove_cli.train.config import TrainConfig
 
 app = typer.Typer(
     name="dove",
@@ -36,17 +37,21 @@ app = typer.Typer(
 
 
 def with_options(
-    cls: type, only: tuple[str, ...] | None = None, defaults: dict[str, Any] | None = None
+    cls: type, only: tuple[str, ...] | None = None, defaults: dict[str, Any] | None = None, overrides: bool = False
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Give a command one option per field of the dataclass `cls`, with the help, default and
-    choices declared there; the command receives their values as `options`, an instance of `cls`."""
+    choices declared there; the command receives their values as `options`, an instance of `cls`.
+
+    overrides: every option defaults to "not given" (on/off flags get a --no- form), and `options`
+    is a dict of the values that were given (for configs whose defaults depend on other options).
+    """
     hints = get_type_hints(cls)
-    chosen = [f for f in dataclasses.fields(cls) if only is None or f.name in only]
+    chosen = [f for f in dataclasses.fields(cls) if (only is None or f.name in only) and not f.metadata["cli"].hidden]
     defaults = defaults or {}
 
     def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
         own = [p for p in inspect.signature(command).parameters.values() if p.name != "options"]
-        params = own + [_parameter(f, hints[f.name], defaults.get(f.name, _default(f))) for f in chosen]
+        params = own + [_parameter(f, hints[f.name], defaults.get(f.name, _default(f)), overrides) for f in chosen]
 
         def run(**kwargs: Any) -> Any:
             values = {}
@@ -54,6 +59,8 @@ def with_options(
                 spec: Cli = f.metadata["cli"]
                 value = kwargs.pop(f.name)
                 values[f.name] = spec.parse(value, _flag(f)) if spec.parse and value is not None else value
+            if overrides:
+                return command(**kwargs, options={k: v for k, v in values.items() if v is not None})
             return command(**kwargs, options=cls(**values))
 
         run.__name__, run.__doc__ = command.__name__, command.__doc__
@@ -72,19 +79,22 @@ def _default(f: dataclasses.Field) -> Any:
     return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
 
 
-def _parameter(f: dataclasses.Field, hint: Any, default: Any) -> inspect.Parameter:
+def _parameter(f: dataclasses.Field, hint: Any, default: Any, overrides: bool) -> inspect.Parameter:
     """The typer parameter of one field: typed by the field (Literal -> choices) or, where the
-    command line takes text that `parse` turns into the value (`auto`, `k=v`), as text."""
+    command line takes text that `parse` turns into the value (`auto`, `k=v`, `25x320x640`), as text."""
     spec: Cli = f.metadata["cli"]
     names = [_flag(f)] + ([spec.short] if spec.short else [])
+    many = isinstance(default, (dict, list)) or (spec.parse is not None and isinstance(default, tuple) and not default)
     if spec.parse is not None:
-        many = isinstance(default, (dict, list))
         hint = list[str] if many else str
         shown = spec.shown_default if default == f.default and spec.shown_default else default
         default = [] if many else str(shown)
-    option = typer.Option(
-        default, *names, help=spec.help, metavar=spec.metavar, show_default=default not in (None, [], False)
-    )
+    if overrides:  # "not given" is None, and an on/off flag can be given either way
+        if hint is bool:
+            names[0] = f"{names[0]}/--no-{names[0][2:]}"
+        default, hint = None, (hint if many else hint | None)
+    show = not overrides and default not in (None, [], False)
+    option = typer.Option(default, *names, help=spec.help, metavar=spec.metavar, show_default=show)
     return inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=hint)
 
 
@@ -325,86 +335,21 @@ app.add_typer(train_app, name="train")
 
 
 @train_app.callback()
+@with_options(TrainConfig, overrides=True)
 def train_cmd(
     ctx: typer.Context,
-    stage: int | None = typer.Option(None, "--stage", help="1 (latent space) or 2 (pixel space). Default 1."),
-    data: str | None = typer.Option(None, "--data", help="Folder (recursive) or list file of HQ videos."),
-    images: str | None = typer.Option(None, "--images", help="Stage 2: folder or list file of HQ images."),
-    lq: str | None = typer.Option(None, "--lq", help="Folder of real LQ videos paired with --data (no synthesis)."),
-    model: str | None = typer.Option(None, "--model", "-m", help="Initial model: diffusers folder or hub id."),
-    output_dir: str | None = typer.Option(None, "--output-dir", "-o", help="Run folder (checkpoints, metrics)."),
-    config: Path | None = typer.Option(None, "--config", help="TOML or YAML file of training options."),
-    resolution: str | None = typer.Option(None, "--resolution", help="HQ crop FxHxW (25x320x640; stage 2 2x320x640)."),
-    max_steps: int | None = typer.Option(None, "--max-steps", help="Optimiser steps (10000; stage 2 500)."),
-    lr: float | None = typer.Option(None, "--lr", help="Learning rate (2e-5; stage 2 5e-6)."),
-    warmup_steps: int | None = typer.Option(None, "--warmup-steps", help="Linear warmup steps (100)."),
-    batch_size: int | None = typer.Option(None, "--batch-size", help="Clips per process and micro-step (2)."),
-    grad_accum: int | None = typer.Option(None, "--grad-accum", help="Micro-steps per optimiser step (1)."),
-    seed: int | None = typer.Option(None, "--seed", help="Seed of data order, crops, degradations (42)."),
-    checkpoint_every: int | None = typer.Option(
-        None, "--checkpoint-every", help="Steps between checkpoints (1000; 100)."
-    ),
-    keep_checkpoints: int | None = typer.Option(None, "--keep-checkpoints", help="Checkpoints kept (3)."),
-    metrics_file: str | None = typer.Option(None, "--metrics-file", help="JSONL log (default OUTPUT/metrics.jsonl)."),
-    optimizer: str | None = typer.Option(None, "--optimizer", help="adamw or adamw8bit (bitsandbytes)."),
-    lora_rank: int | None = typer.Option(
-        None, "--lora-rank", help="Train LoRA adapters of this rank (0 = all weights)."
-    ),
-    lora_alpha: int | None = typer.Option(None, "--lora-alpha", help="LoRA alpha (64)."),
-    mixed_precision: str | None = typer.Option(None, "--mixed-precision", help="auto, bf16, fp16 or no."),
-    gradient_checkpointing: bool | None = typer.Option(
-        None, "--gradient-checkpointing/--no-gradient-checkpointing", help="Recompute activations (on)."
-    ),
-    image_ratio: float | None = typer.Option(None, "--image-ratio", help="Stage 2: share of image batches (0.8)."),
-    frame_stride: int | None = typer.Option(None, "--frame-stride", help="Take every Nth frame (1)."),
-    degradation: str | None = typer.Option(None, "--degradation", help="video, image_video or a yaml path."),
-    dists_weights: list[str] | None = typer.Option(
-        None, "--dists-weights", help="DISTS alpha/beta and/or VGG16 weight files (repeatable)."
-    ),
-    dists_weight: Optional[float] = typer.Option(None, "--dists-weight", help="Weight of the DISTS term (1)."),
-    frame_diff_weight: Optional[float] = typer.Option(None, "--frame-diff-weight", help="Weight of the frame-difference term (1)."),
-    max_grad_norm: Optional[float] = typer.Option(None, "--max-grad-norm", help="Gradient clipping (0.1)."),
-    num_workers: Optional[int] = typer.Option(None, "--num-workers", help="Data-loading processes (4)."),
-    posterior: Optional[str] = typer.Option(None, "--posterior", help="VAE posterior: sample (release) or mode."),
-    latent_loss: Optional[str] = typer.Option(
-        None,
-        "--latent-loss",
-        help="Stage 1: all-slots (release: the replicated first latent frame counts) or real-frames.",
-    ),
-    vae_slicing: Optional[bool] = typer.Option(
-        None, "--vae-slicing/--no-vae-slicing", help="One clip at a time through the VAE (on)."
-    ),
-    vae_tiling: Optional[bool] = typer.Option(
-        None, "--vae-tiling/--no-vae-tiling", help="Spatial VAE tiles, as the release trains (on)."
-    ),
-    tensorboard: Optional[bool] = typer.Option(None, "--tensorboard/--no-tensorboard", help="Also log to TensorBoard."),
-    val_data: Optional[str] = typer.Option(None, "--val-data", help="Held-out HQ videos: PSNR/SSIM + sample frames."),
-    val_every: Optional[int] = typer.Option(None, "--val-every", help="Steps between validations (500)."),
-    val_clips: Optional[int] = typer.Option(None, "--val-clips", help="Held-out clips per validation (4)."),
-    resume: Optional[str] = typer.Option(None, "--resume", help="'latest' or a checkpoint folder."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Start over in an output folder that holds a run."),
+    config: Path | None = typer.Option(None, "--config", help="TOML or YAML file of training options.", metavar="FILE"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    *,
+    options: dict[str, Any],
 ) -> None:
     """Train stage 1 or 2 (the paper's recipe by default; every number is an option)."""
     if ctx.invoked_subcommand is not None:
         return
-    from dove_cli.errors import OptionError
     from dove_cli.train.config import build_config
     from dove_cli.train.loop import train
 
-    flags = dict(
-        stage=stage, data=data, images=images, lq=lq, model=model, output_dir=output_dir, resolution=resolution,
-        max_steps=max_steps, lr=lr, warmup_steps=warmup_steps, batch_size=batch_size, grad_accum=grad_accum,
-        seed=seed, checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints, metrics_file=metrics_file,
-        optimizer=optimizer, lora_rank=lora_rank, lora_alpha=lora_alpha, mixed_precision=mixed_precision,
-        gradient_checkpointing=gradient_checkpointing, image_ratio=image_ratio, frame_stride=frame_stride,
-        degradation=degradation, dists_weights=dists_weights or None, dists_weight=dists_weight,
-        frame_diff_weight=frame_diff_weight, max_grad_norm=max_grad_norm, num_workers=num_workers,
-        posterior=posterior, latent_loss=latent_loss, vae_slicing=vae_slicing, vae_tiling=vae_tiling,
-        tensorboard=tensorboard, resume=resume, overwrite=overwrite or None,
-        val_data=val_data, val_every=val_every, val_clips=val_clips,
-    )  # fmt: skip
-    cfg = build_config(1, config, **flags)
+    cfg = build_config(1, config, **options)
     if not cfg.data:
         raise OptionError("--data is required (a folder or list file of HQ videos)")
     logging.getLogger("dove_cli").setLevel(logging.INFO)

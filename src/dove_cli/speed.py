@@ -52,7 +52,9 @@ def transformer_flops(config: Any, frames: int, height: int, width: int, params:
 def window_flops(transformer: Any, vae: Any, frames: int, height: int, width: int) -> tuple[float, float]:
     """(VAE, transformer) FLOPs of one window."""
     padded = frames + (-(frames - 1)) % 8
-    vae_flops = _vae_flops_per_voxel(json.dumps(dict(vae.config), sort_keys=True, default=str)) * padded * height * width
+    vae_flops = (
+        _vae_flops_per_voxel(json.dumps(dict(vae.config), sort_keys=True, default=str)) * padded * height * width
+    )
     params = sum(p.numel() for p in transformer.parameters())
     return vae_flops, transformer_flops(transformer.config, frames, height, width, params)
 

@@ -30,11 +30,11 @@ from typing import Any
 import torch
 
 from dove_cli.errors import ModelError, OptionError, OutputError
+from dove_cli.metrics.dists import training_dists
 from dove_cli.train.checkpoints import CKPT_DIR, RUN_FILE, STATE_FILE, find_resume, save_checkpoint
 from dove_cli.train.config import TrainConfig
 from dove_cli.train.data import DataConfig, GlobalBatchSampler, TrainDataset, make_loader, scan_sources
 from dove_cli.train.forward import compute_dtype, training_loss
-from dove_cli.metrics.dists import training_dists
 from dove_cli.train.losses import PixelLoss
 
 log = logging.getLogger(__name__)
