@@ -90,9 +90,11 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(clip, tmp_path, sig):
     assert proc.returncode == 130, err
     assert "Traceback" not in err
     assert "run the same command with --resume" in err
+    said = re.search(r"interrupted after (\d+) frames; (\d+) are saved in closed segments", err)
+    assert said and int(said[1]) >= int(said[2]), err  # frames made, of which saved: the bar and the message agree
     assert not out.exists() and journal.exists()
     r = upscale(clip, out, UpscaleOptions(**{**OPTS, "scale": 8}, codec="ffv1", resume=True))
-    assert r.resumed_from >= SEGMENT_MIN_FRAMES and len(framemd5(out)) == 120
+    assert r.resumed_from == int(said[2]) >= SEGMENT_MIN_FRAMES and len(framemd5(out)) == 120
 
 
 class _FailAfter(BilinearModel):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from fractions import Fraction
 from pathlib import Path
 
@@ -580,3 +581,31 @@ def test_a_model_output_that_is_not_finite_stops_the_run(tiny_model, tmp_path, m
     with pytest.raises(ModelError, match=r"frames 0-8 is not finite \(NaN/Inf\)"):
         upscale(demo_clip("007.mp4"), out, restorer=tiny_model, scale=1, chunk=9, tile=0)
     assert not out.exists()
+
+
+def test_progress_lines_reach_a_log_file_during_the_run(tmp_path):
+    """stderr to a file (nohup, a job scheduler): stage lines at once, frame counts while it runs."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    log = tmp_path / "run.log"
+    out = tmp_path / "out.mp4"
+    cmd = [sys.executable, "-m", "dove_cli.cli", "upscale", str(demo_clip("001.mp4")), "-o", str(out), "--model",
+           "bilinear", "--chunk", "17", "--chunk-overlap", "4", "--scale", "2"]  # fmt: skip
+    with open(log, "w") as err:
+        proc = subprocess.Popen(cmd, stderr=err, stdout=subprocess.DEVNULL,
+                                env={**os.environ, "DOVE_PROGRESS_INTERVAL": "0.1"})  # fmt: skip
+        seen_while_running = ""
+        while proc.poll() is None:
+            text = log.read_text()
+            if "frames (" in text and proc.poll() is None:
+                seen_while_running = text
+            time.sleep(0.05)
+    assert proc.returncode == 0, log.read_text()
+    for stage in ("001.mp4: starting", "001.mp4: loading model", "001.mp4: planning", "001.mp4: upscaling"):
+        assert stage in seen_while_running
+    counts = re.findall(r"001\.mp4: (\d+)/100 frames \(\d+%\)", seen_while_running)
+    assert counts and int(counts[0]) < 100  # a count before the end, not only a summary after it
+    assert re.search(r"frames/s, about .* left", seen_while_running)

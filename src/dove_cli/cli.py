@@ -23,6 +23,7 @@ from rich.table import Table
 
 from dove_cli.console import BatchBars, EvalBar, UpscaleBar, VerifyBar, err_console, print_plan
 from dove_cli.errors import DoveError, OptionError
+from dove_cli.humanize import human_size
 from dove_cli.options import Cli, UpscaleOptions
 from dove_cli.train.config import TrainConfig
 
@@ -115,7 +116,6 @@ def upscale_cmd(
 ) -> None:
     """Upscale a video (or every video in a folder) with DOVE, streaming, with exact timing and audio."""
     from dove_cli.batch import is_batch_input
-    from dove_cli.upscaling import upscale
 
     if is_batch_input(input):
         if dry_run or options.manifest:
@@ -123,9 +123,14 @@ def upscale_cmd(
         _upscale_folder(input, output, options, quiet)
         return
     if dry_run:
+        from dove_cli.upscaling import upscale
+
         print_plan(upscale(input, output, options, dry_run=True), Console(stderr=True))
         return
     with UpscaleBar(quiet, input.name) as bar:
+        bar.status("starting")  # importing torch and diffusers takes seconds: say so at once
+        from dove_cli.upscaling import upscale
+
         result = upscale(input, output, options, progress=bar)
     if not quiet:
         err_console.print(result.summary(), markup=False, highlight=False, soft_wrap=True)
@@ -233,14 +238,14 @@ def download_weights_cmd(
     for rp in plan.repos:
         name = f"{rp.repo}/{rp.subfolder}" if rp.subfolder else rp.repo
         rev = rp.revision + (f" ({rp.commit[:10]})" if rp.commit else "")
-        size, todo = weights.human_size(rp.total_bytes), weights.human_size(rp.missing_bytes)
+        size, todo = human_size(rp.total_bytes), human_size(rp.missing_bytes)
         table.add_row(name, rev, str(len(rp.files)), size, todo)
     console.print(table)
     if plan.offline:
         console.print("offline (HF_HUB_OFFLINE=1): using the local copy, nothing is downloaded")
     else:
-        free = weights.human_size(plan.free_bytes)
-        console.print(f"to download: {weights.human_size(plan.missing_bytes)} ({free} free)", highlight=False)
+        free = human_size(plan.free_bytes)
+        console.print(f"to download: {human_size(plan.missing_bytes)} ({free} free)", highlight=False)
     if plan.missing_bytes and not yes and sys.stdin.isatty() and not typer.confirm("Download now?", default=True):
         raise typer.Exit(1)
     with VerifyBar(console, plan.total_bytes) as bar:
@@ -305,7 +310,7 @@ def info_cmd() -> None:
         except DoveError as exc:
             table.add_row("weights", f"{escape(str(folder))} [red]broken:[/] {escape(str(exc))}")
         for part, size in weights.describe_model(folder).items():
-            table.add_row(f"  {part}", weights.human_size(size) if size is not None else "absent")
+            table.add_row(f"  {part}", human_size(size) if size is not None else "absent")
     base = weights.find_downloaded(weights.BASE_REPO, "")
     table.add_row("base model", escape(str(base)) if base else "not downloaded (only needed to train: --base)")
 
@@ -432,7 +437,6 @@ def degrade_cmd(
 def _download_metric_weights(metrics: bool, dists: bool) -> None:
     """`dove download-weights --metrics / --dists`: fetch (or find) and verify the published files."""
     from dove_cli.metrics import DEFAULT_METRICS, pretrained
-    from dove_cli.weights import human_size
 
     keys = pretrained.files_for(DEFAULT_METRICS if metrics else ("dists",))
     console = Console()

@@ -5,6 +5,8 @@ Only the CLI uses this module; the library reports progress through callbacks.
 
 from __future__ import annotations
 
+import os
+import time
 from typing import TypeVar
 
 from rich.console import Console
@@ -21,14 +23,21 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from dove_cli.humanize import human_duration
+
 err_console = Console(stderr=True)
 _Bar = TypeVar("_Bar", bound="UpscaleBar")
 
 
 class UpscaleBar:
-    """Rich progress: frames done / total, fps, ETA and the current window; silent with --quiet."""
+    """Progress of one run: a rich bar (frames, fps, ETA, what is happening) on a terminal, and on
+    anything else (a log file, nohup, a job scheduler) a plain line at each change of stage and every
+    DOVE_PROGRESS_INTERVAL seconds (default 10) while frames are made. Silent with --quiet."""
 
-    def __init__(self, quiet: bool, label: str) -> None:
+    def __init__(self, quiet: bool, label: str, console: Console = err_console) -> None:
+        self.quiet, self.label, self.console = quiet, label, console
+        self.plain = not console.is_terminal
+        self.interval = float(os.environ.get("DOVE_PROGRESS_INTERVAL") or 10)
         self.bar = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -36,21 +45,64 @@ class UpscaleBar:
             TextColumn("{task.fields[fps]:.2f} fps"),
             TimeRemainingColumn(),
             TextColumn("{task.fields[window]}"),
-            console=err_console,
-            disable=quiet,
+            console=console,
+            disable=quiet or self.plain,
             transient=False,
         )
         self.task = self.bar.add_task(escape(label), total=None, fps=0.0, window="")
         self.started = False
+        self._status = ""
+        self._last_line = 0.0
+        self._last_count = 0
+        self._since: tuple[float, int] | None = None  # (time, frames done) when frames began to come
 
-    def __call__(self, p) -> None:
+    def status(self, text: str) -> None:
+        """Say what is happening before the frames come ("loading model", "planning", ...)."""
+        if text == self._status:
+            return
+        self._status = text
+        if self.plain:
+            self._line(text)
+        else:
+            self._start()
+            self.bar.update(self.task, window=escape(f"{text} ..."))
+
+    def __call__(self, p) -> None:  # upscaling.Progress
+        now = time.monotonic()
+        if self._since is None and p.frames_done:
+            self._since = (now, p.frames_done)
+        fps = p.frames_done / p.seconds if p.seconds > 0 else 0.0
+        if self.plain:
+            due = now - self._last_line >= self.interval or p.status != self._status
+            if p.frames_done != self._last_count and due:
+                self._line(self._counts(p, now))  # the count, then the stage it ends with
+                self._last_count = p.frames_done
+            self.status(p.status)
+            return
+        self.status(p.status)
+        self._start()
+        self.bar.update(self.task, completed=p.frames_done, total=p.frames_total or None, fps=fps,
+                        window=escape(p.window or self._status))  # fmt: skip
+
+    def _counts(self, p, now: float) -> str:
+        total = max(p.frames_total, p.frames_done)
+        text = f"{p.frames_done}/{total} frames ({100 * p.frames_done / max(total, 1):.0f}%)"
+        if self._since is not None and p.frames_done > self._since[1] and now > self._since[0]:
+            rate = (p.frames_done - self._since[1]) / (now - self._since[0])
+            text += f", {rate:.2f} frames/s"
+            if p.frames_done < total:
+                text += f", about {human_duration((total - p.frames_done) / rate)} left"
+        return text
+
+    def _line(self, text: str) -> None:
+        if not self.quiet:
+            self.console.print(f"{self.label}: {text}", markup=False, highlight=False, soft_wrap=True)
+            self._last_line = time.monotonic()
+
+    def _start(self) -> None:
         if not self.started:  # only once work begins: an early error leaves no empty bar behind
             self.bar.start()
             self.started = True
-        fps = p.frames_done / p.seconds if p.seconds > 0 else 0.0
-        self.bar.update(
-            self.task, completed=p.frames_done, total=p.frames_total or None, fps=fps, window=escape(p.window)
-        )
 
     def __enter__(self: _Bar) -> _Bar:
         return self

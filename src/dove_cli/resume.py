@@ -480,13 +480,15 @@ class Session:
         else:
             self.work.remove()
 
-    def interrupted(self) -> Interrupted:
-        """The error to raise after Ctrl-C (or SIGTERM)."""
+    def interrupted(self, written: int) -> Interrupted:
+        """The error to raise after Ctrl-C (or SIGTERM), `written` frames into the run."""
         if self.work is None:
             return Interrupted(f"{self.output}: interrupted; nothing was kept")
+        saved = self.saved()
+        unsaved = f" (the {written - saved} after them were in a segment still open, and are redone)"
         return Interrupted(
-            f"{self.output}: interrupted; {self.saved()} frames are saved in {self.work.path}; "
-            "run the same command with --resume to continue"
+            f"{self.output}: interrupted after {written} frames; {saved} are saved in closed segments in "
+            f"{self.work.path}{unsaved if written > saved else ''}; run the same command with --resume to continue"
         )
 
     def release(self) -> None:

@@ -23,8 +23,6 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-RANGE = (0.6, 1.8)  # the real time fell in [0.6, 1.8] x the estimate in calibration runs (README)
-
 
 @functools.cache
 def _vae_flops_per_voxel(vae_config: str) -> float:
@@ -96,19 +94,3 @@ def estimate_window_seconds(transformer: Any, vae: Any, device: torch.device, dt
     dim = transformer.config.num_attention_heads * transformer.config.attention_head_dim
     conv_rate, mm_rate = device_rates(str(device), dtype, int(vae.config.block_out_channels[0]), int(dim))
     return vae_flops / conv_rate + tr_flops / mm_rate
-
-
-def human_duration(seconds: float) -> str:
-    """3725 -> '1 h 2 min', 95 -> '1 min 35 s', 8.2 -> '8 s'."""
-    s = round(seconds)
-    if s >= 3600:
-        return f"{s // 3600} h {s % 3600 // 60} min"
-    if s >= 60:
-        return f"{s // 60} min {s % 60} s" if s < 600 else f"{s // 60} min"
-    return f"{max(seconds, 0):.0f} s" if seconds >= 1 else f"{max(seconds, 0):.1f} s"
-
-
-def human_range(seconds: float) -> str:
-    """An estimate as a person reads it, with its calibrated spread: 'about 4 min (2 min 30 s to 7 min)'."""
-    lo, hi = RANGE
-    return f"about {human_duration(seconds)} ({human_duration(seconds * lo)} to {human_duration(seconds * hi)})"
