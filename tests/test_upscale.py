@@ -604,7 +604,7 @@ def test_progress_lines_reach_a_log_file_during_the_run(tmp_path):
                 seen_while_running = text
             time.sleep(0.05)
     assert proc.returncode == 0, log.read_text()
-    for stage in ("001.mp4: starting", "001.mp4: loading model", "001.mp4: planning", "001.mp4: upscaling"):
+    for stage in ("001.mp4: loading model", "001.mp4: planning", "001.mp4: upscaling"):
         assert stage in seen_while_running
     counts = re.findall(r"001\.mp4: (\d+)/100 frames \(\d+%\)", seen_while_running)
     assert counts and int(counts[0]) < 100  # a count before the end, not only a summary after it

@@ -62,7 +62,8 @@ class UpscaleBar:
             return
         self._status = text
         if self.plain:
-            self._line(text)
+            if text != "starting":  # in a log, a run starts with its first real stage (an early error stays one line)
+                self._line(text)
         else:
             self._start()
             self.bar.update(self.task, window=escape(f"{text} ..."))
