@@ -570,6 +570,27 @@ def test_a_plan_that_needs_more_ram_than_is_free_says_so(tmp_path, monkeypatch, 
         plan = upscale(demo_clip("001.mp4"), tmp_path / "x.mp4", model="bilinear", scale=8, chunk=0, dry_run=True)
     assert plan.est_peak_host_bytes > 1 << 30
     assert "needs about" in caplog.text and "1.0 GiB is available" in caplog.text
+    assert "a shorter --chunk" in caplog.text and "--dtype bf16" not in caplog.text  # frames take the memory
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):  # 22 GB of float32 weights on the host: the advice says so
+        upscale(demo_clip("007.mp4"), tmp_path / "y.mp4", model="full-random", device="cpu", dry_run=True)
+    assert "the weights take most of it: --dtype bf16 halves them" in caplog.text
+
+
+def test_weights_already_loaded_are_not_counted_twice(tiny_model, tmp_path, monkeypatch, caplog):
+    """`dove bench` loads the model before planning: its weights are out of `available` already."""
+    import logging
+    from collections import namedtuple
+
+    import psutil
+
+    plan = upscale(demo_clip("007.mp4"), tmp_path / "z.mp4", restorer=tiny_model, scale=1, dry_run=True)
+    weights = tiny_model.weights_bytes()
+    free = plan.est_peak_host_bytes - weights // 2  # enough without the weights, too little with them
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: namedtuple("vm", "available total")(free, 2 * free))
+    with caplog.at_level(logging.WARNING):
+        upscale(demo_clip("007.mp4"), tmp_path / "z.mp4", restorer=tiny_model, scale=1, dry_run=True)
+    assert "needs about" not in caplog.text
 
 
 def test_a_model_output_that_is_not_finite_stops_the_run(tiny_model, tmp_path, monkeypatch):

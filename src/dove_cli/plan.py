@@ -168,13 +168,23 @@ def make_plan(info: VideoInfo, model: Restorer, opts: UpscaleOptions, device: to
     )
 
 
-def warn_if_host_memory_short(plan: Plan) -> None:
-    """Say so before hours of swapping (or an OOM kill) when the plan needs more RAM than is free."""
+def warn_if_host_memory_short(plan: Plan, model: Restorer) -> None:
+    """Say so before hours of swapping (or an OOM kill) when the plan needs more RAM than is free,
+    with the advice that fits what takes the memory."""
     available = psutil.virtual_memory().available
-    if plan.est_peak_host_bytes > available:
-        log.warning("this run needs about %.1f GiB of host memory and %.1f GiB is available: it may swap or be "
-                    "killed; a shorter --chunk or a smaller --scale needs less", plan.est_peak_host_bytes / 2**30,
-                    available / 2**30)  # fmt: skip
+    need = plan.est_peak_host_bytes
+    weights = model.weights_bytes() if plan.device == "cpu" else 0
+    if weights and not model.is_skeleton:
+        need -= weights  # loaded already, so already missing from what is available
+    if need <= available:
+        return
+    if weights > plan.est_peak_host_bytes / 2:
+        advice = "the weights take most of it" + (": --dtype bf16 halves them" if plan.dtype == "float32" else "")
+        advice += "; a CUDA GPU keeps them off the host"
+    else:
+        advice = "a shorter --chunk, a smaller --tile or a smaller --scale needs less"
+    log.warning("this run needs about %.1f GiB of host memory and %.1f GiB is available: it may swap or be killed; %s",
+                need / 2**30, available / 2**30, advice)  # fmt: skip
 
 
 def accumulator_bytes(chunk: int, frames: int, height: int, width: int, overlap: int) -> int:

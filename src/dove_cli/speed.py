@@ -59,17 +59,23 @@ def window_flops(transformer: Any, vae: Any, frames: int, height: int, width: in
 
 @functools.cache
 def device_rates(device: str, dtype: torch.dtype, conv_channels: int, width: int) -> tuple[float, float]:
-    """FLOP/s this device sustains on (3D convolutions of `conv_channels`, matmuls of `width`)."""
+    """FLOP/s this device sustains on (3D convolutions of `conv_channels`, matmuls of `width`).
+
+    Each probe is sized to a few GFLOP (a few hundred on a GPU), so that call overheads weigh as
+    little as in a real window."""
     dev = torch.device(device)
     if dev.type == "meta":
         return math.inf, math.inf
+    target = 2e11 if dev.type == "cuda" else 2e9
     c = conv_channels
-    x = torch.randn(1, c, 4, 48, 48, device=dev, dtype=dtype)
+    side = int(min(512, max(16, math.sqrt(target / (2 * c * c * 27 * 4)))))
+    x = torch.randn(1, c, 4, side, side, device=dev, dtype=dtype)
     w = torch.randn(c, c, 3, 3, 3, device=dev, dtype=dtype)
-    a = torch.randn(512, width, device=dev, dtype=dtype)
+    rows = int(min(8192, max(256, target / (2 * width * width))))
+    a = torch.randn(rows, width, device=dev, dtype=dtype)
     b = torch.randn(width, width, device=dev, dtype=dtype)
-    conv_flops = 2 * c * c * 27 * 4 * 48 * 48
-    mm_flops = 2 * 512 * width * width
+    conv_flops = 2 * c * c * 27 * 4 * side * side
+    mm_flops = 2 * rows * width * width
     return _rate(lambda: F.conv3d(x, w, padding=1), conv_flops, dev), _rate(lambda: a @ b, mm_flops, dev)
 
 

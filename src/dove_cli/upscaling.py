@@ -162,7 +162,7 @@ def upscale(
         say("planning")
         plan_opts = replace(opts, chunk=previous.chunk, tile=previous.tile) if previous else opts
         plan = replace(make_plan(info, model, plan_opts, device, dtype), model_note=note)
-        warn_if_host_memory_short(plan)
+        warn_if_host_memory_short(plan, model)
         if dry_run:
             return plan
         if device.type == "cpu" and opts.model not in ("bilinear", "tiny"):
