@@ -584,13 +584,19 @@ def test_weights_already_loaded_are_not_counted_twice(tiny_model, tmp_path, monk
 
     import psutil
 
+    from dove_cli.engine import skeleton
+    from dove_cli.plan import warn_if_host_memory_short
+
     plan = upscale(demo_clip("007.mp4"), tmp_path / "z.mp4", restorer=tiny_model, scale=1, dry_run=True)
     weights = tiny_model.weights_bytes()
     free = plan.est_peak_host_bytes - weights // 2  # enough without the weights, too little with them
     monkeypatch.setattr(psutil, "virtual_memory", lambda: namedtuple("vm", "available total")(free, 2 * free))
     with caplog.at_level(logging.WARNING):
-        upscale(demo_clip("007.mp4"), tmp_path / "z.mp4", restorer=tiny_model, scale=1, dry_run=True)
+        warn_if_host_memory_short(plan, tiny_model)
     assert "needs about" not in caplog.text
+    with caplog.at_level(logging.WARNING):  # the same plan before the weights are loaded: they count
+        warn_if_host_memory_short(plan, skeleton(dict(tiny_model.transformer.config), dict(tiny_model.vae.config)))
+    assert "needs about" in caplog.text
 
 
 def test_a_model_output_that_is_not_finite_stops_the_run(tiny_model, tmp_path, monkeypatch):
