@@ -17,7 +17,7 @@ import torch
 
 from dove_cli.engine import BilinearModel
 from dove_cli.errors import OutputError
-from dove_cli.options import UpscaleOptions
+from dove_cli.options import AUTO, UpscaleOptions
 from dove_cli.resume import SEGMENT_MIN_FRAMES, Journal, Work, work_folder
 from dove_cli.threads import DIE_AFTER_ENV
 from dove_cli.upscaling import upscale
@@ -61,8 +61,10 @@ def test_killed_run_resumes_to_an_identical_output(clip, reference, tmp_path):
     assert not out.exists() and work.is_dir()
     with pytest.raises(OutputError, match="--resume"):
         upscale(clip, out, UpscaleOptions(**OPTS))
-    with pytest.raises(OutputError, match="cannot resume, blend was 'cosine'"):
+    with pytest.raises(OutputError, match="cannot resume, --blend cosine was given before and now --blend hard"):
         upscale(clip, out, UpscaleOptions(**OPTS, blend="hard", resume=True))
+    with pytest.raises(OutputError, match="cannot resume, --tile .* was given before and now --tile auto;"):
+        upscale(clip, out, UpscaleOptions(**{**OPTS, "tile": AUTO}, resume=True))  # never 'tile -1'
     r = upscale(clip, out, UpscaleOptions(**OPTS, resume=True))
     assert SEGMENT_MIN_FRAMES <= r.resumed_from <= 90
     # Only windows reaching past the saved frames ran again: at most one of them was finished.

@@ -10,6 +10,7 @@ import dataclasses
 import inspect
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -35,6 +36,31 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,  # plain help: readable at 80 columns, flags without a value placeholder
 )
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from dove_cli import __version__
+
+        typer.echo(f"dove {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _everywhere(
+    version: bool = typer.Option(
+        False, "--version", callback=_show_version, is_eager=True, help="Print the version and exit."
+    ),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="More detail, and the codecs' own messages."),
+) -> None:
+    """One-step diffusion video super-resolution (DOVE)."""
+    if verbose:
+        logging.getLogger("dove_cli").setLevel(logging.INFO)
+    else:  # encoders print banners of their own (SVT-AV1: about 60 lines per file)
+        os.environ.setdefault("SVT_LOG", "1")
+        import av.logging
+
+        av.logging.set_level(av.logging.ERROR)
 
 
 def with_options(
@@ -191,8 +217,9 @@ def bench_cmd(
     console.print(table)
     gib = 1024**3
     console.print(
-        f"{report['frames']} frames {report['output_size']} in {total:.2f} s = {report['fps']:.2f} frames/s; "
-        f"peak host {report['peak_host_bytes'] / gib:.2f} GiB, peak GPU {report['peak_device_bytes'] / gib:.2f} GiB",
+        f"{report['frames']} frame{'s' * (report['frames'] != 1)} {report['output_size']} in {total:.2f} s = "
+        f"{report['fps']:.2f} frames/s; peak host {report['peak_host_bytes'] / gib:.2f} GiB"
+        + (f", peak GPU {report['peak_device_bytes'] / gib:.2f} GiB" if report["device"] != "cpu" else ""),
         highlight=False,
     )
 

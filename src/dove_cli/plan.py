@@ -136,6 +136,9 @@ def make_plan(info: VideoInfo, model: Restorer, opts: UpscaleOptions, device: to
     blend_on_device = device.type == "cuda" and accumulators < min(budget // 4, ACCUMULATOR_MAX_DEVICE_BYTES)
     chunk, tile = choose_windows(model, frames, big_h, big_w, opts, budget - accumulators * blend_on_device)
     ys, xs, tile_overlap = plan_tiles(big_h, big_w, tile, opts.tile_overlap, model.spatial_multiple)
+    if len(ys) * len(xs) > 1 and tile_overlap < opts.tile_overlap:
+        log.warning("--tile-overlap %d is more than a %d px tile can share (--tile auto chose %d px): using %d",
+                    opts.tile_overlap, ys[0].length, ys[0].length, tile_overlap)  # fmt: skip
     chunks = len(plan_spans(frames, chunk, opts.chunk_overlap)) if frames else 0
     win_f = chunk or frames
     th, tw = ys[0].length, xs[0].length

@@ -163,6 +163,9 @@ def upscale(
         plan_opts = replace(opts, chunk=previous.chunk, tile=previous.tile) if previous else opts
         plan = replace(make_plan(info, model, plan_opts, device, dtype), model_note=note)
         warn_if_host_memory_short(plan, model)
+        if opts.scale != 4 and not model.output_is_input:
+            log.warning("--scale %d: DOVE was trained for x4; other factors upsample the input x%d before the "
+                        "model, which works but is not what the paper measured", opts.scale, opts.scale)  # fmt: skip
         if dry_run:
             return plan
         if device.type == "cpu" and opts.model not in ("bilinear", "tiny"):
@@ -213,6 +216,15 @@ def _check_outputs(output: Path, info: video_io.VideoInfo, opts: UpscaleOptions,
         raise OutputError(f"{output}: already exists and no run into it was interrupted, so there is nothing to "
                           "resume (use --overwrite to redo it)")  # fmt: skip
     video_io.check_output(output, overwrite=opts.overwrite, inputs=inputs)
+    # Codec, pixel format, encoder options, and audio/subtitles the container can hold: checked by
+    # opening the real writer (and dropping it), before a model is loaded, not hours later.
+    start, duration = parse_preview(opts.preview) if opts.preview else (None, None)
+    width, height = info.width * opts.scale * (2 if opts.compare else 1), info.height * opts.scale
+    video_io.open_writer(
+        output, info, width, height, codec=opts.codec, crf=opts.crf, preset=opts.preset, pix_fmt=opts.pix_fmt,
+        codec_options=opts.codec_options, audio=opts.audio, subtitles=opts.subtitles, overwrite=opts.overwrite,
+        start=start, end=None if start is None or duration is None else start + duration,
+    ).abort()  # fmt: skip
     if not dry_run and (dropped := video_io.attachments_dropped(info, output, opts.subtitles)):
         log.warning("%s", dropped)
     if opts.manifest is None:
@@ -359,7 +371,11 @@ def _stream(
                 for t in [t for t in lq if t < final]:
                     del lq[t]
             if read == 0:
-                raise InputError(f"{input}: no video frames" + (" in the --preview range" if opts.preview else ""))
+                where = ""
+                if opts.preview:
+                    length = f"{info.duration:.2f} s long" if info.duration else f"{info.num_frames} frames long"
+                    where = f" in the --preview range {opts.preview} (the clip is {length})"
+                raise InputError(f"{input}: no video frames{where}")
             with timer.stage("wait_output"):
                 writer.finish()
             if progress:
