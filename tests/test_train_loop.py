@@ -230,7 +230,9 @@ def test_cli_errors_are_messages(tmp_path, tiny_model_dir):
     with av.open(str(lq)) as c:
         s = c.streams.video[0]
         assert (s.width, s.height) == (64, 32)
+        assert s.codec_context.pix_fmt == "yuv420p"  # 4:4:4 H.264 does not play in many players
     assert any(r["op"] == "video" for r in json.loads((tmp_path / "r.json").read_text()))
+    assert "None" not in proc.stderr and ("jpeg quality" in proc.stderr or "jpeg" not in proc.stderr)
 
 
 @pytest.mark.skipif(os.environ.get("DOVE_SKIP_DDP") == "1", reason="DOVE_SKIP_DDP=1")
@@ -305,3 +307,14 @@ def test_failed_checkpoint_write_keeps_the_previous_one(tmp_path):
         save_checkpoint(acc, tmp_path, 2, {"step": 2}, keep=3)
     assert list_checkpoints(tmp_path) == [good]
     assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == [good.name]
+
+
+def test_train_accepts_the_tiny_model_by_name(tmp_path, monkeypatch):
+    """As `dove upscale --model tiny`: a newcomer can try the recipe without weights."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    cfg = TrainConfig.for_stage(1, data=str(demo_clip("003.mp4")), model="tiny", output_dir=str(tmp_path / "run"),
+                                max_steps=1, resolution="1x32x32", num_workers=0, posterior="mode")  # fmt: skip
+    result = train(cfg)
+    assert result.steps == 1 and (tmp_path / "cache" / "dove" / "tiny-model" / "transformer").is_dir()
+    with pytest.raises(OptionError, match="--model bilinear has no weights to train"):
+        train(cfg.replace(model="bilinear", output_dir=str(tmp_path / "other")))

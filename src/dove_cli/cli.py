@@ -451,10 +451,15 @@ def degrade_cmd(
     steps = degrade_file(input, output, seed=seed, config=config, max_frames=frames, overwrite=overwrite)
     if record is not None:
         record.write_text(json.dumps(steps, indent=1))
-    summary = ", ".join(
-        s["op"] + (f" {s.get('kernel') or s.get('codec') or s.get('type') or s.get('method')}" if len(s) > 1 else "")
-        for s in steps
-    )
+
+    def step(s: dict[str, Any]) -> str:
+        if s["op"] == "jpeg":
+            q = s["quality"]
+            return f"jpeg quality {min(q)}-{max(q)}" if min(q) != max(q) else f"jpeg quality {q[0]}"
+        what = s.get("kernel") or s.get("codec") or s.get("type") or s.get("method")
+        return s["op"] + (f" {what}" if what else "")
+
+    summary = ", ".join(step(s) for s in steps)
     err_console.print(f"wrote {output}: {summary}", markup=False, highlight=False, soft_wrap=True)
 
 

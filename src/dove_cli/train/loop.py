@@ -56,9 +56,25 @@ class TrainResult:
 
 
 def resolve_model_folder(spec: str) -> Path:
-    """A local diffusers folder, or whatever `dove_cli.weights.resolve_model` makes of the spec."""
+    """A local diffusers folder, or whatever `dove_cli.weights.resolve_model` makes of the spec.
+
+    `tiny` (as for `dove upscale`) is a tiny random model of the real classes, saved once as a folder
+    so that checkpoints, resume and export work as with real weights: a way to try the recipe.
+    """
     if not spec:
-        raise OptionError("--model is required (a diffusers folder or hub id)")
+        raise OptionError("--model is required (a diffusers folder, a hub id, or tiny)")
+    if spec == "tiny":
+        folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dove" / "tiny-model"
+        if not (folder / "transformer" / "config.json").is_file():
+            from dove_cli.engine import build_random, save_pretrained
+
+            tmp = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
+            save_pretrained(build_random("tiny", seed=0), tmp)
+            shutil.rmtree(folder, ignore_errors=True)
+            tmp.replace(folder)  # whole or absent
+        return folder
+    if spec in ("bilinear", "full-random"):
+        raise OptionError(f"--model {spec} has no weights to train; use a model folder, a hub id or tiny")
     path = Path(spec).expanduser()
     if path.is_dir():
         return path.resolve()
