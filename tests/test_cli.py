@@ -81,3 +81,17 @@ def test_encoder_banners_are_quiet_unless_verbose(tmp_path):
     assert quiet.returncode == 0 and quiet.stderr == ""
     loud = subprocess.run([*base, "--verbose", *args, "--overwrite"], capture_output=True, text=True, env=env)
     assert loud.returncode == 0 and "Svt[info]" in loud.stderr
+
+
+def test_the_cli_leaves_pyav_logging_off(tmp_path):
+    """PyAV's log callback needs the GIL on FFmpeg's threads: with it installed, closing a
+    frame-threaded decoder mid-stream deadlocks (it hung CI in dataset reads). The CLI must not
+    install it, with or without --verbose."""
+    import av.logging
+
+    for flags in ([], ["--verbose"]):
+        with pytest.raises(SystemExit) as done:
+            main([*flags, "upscale", str(demo_clip("007.mp4")), "-o", str(tmp_path / "x.mkv"), "--model", "bilinear",
+                  "--dry-run"])  # fmt: skip
+        assert done.value.code == 0
+        assert av.logging.get_level() is None

@@ -625,11 +625,15 @@ def test_progress_lines_reach_a_log_file_during_the_run(tmp_path):
         proc = subprocess.Popen(cmd, stderr=err, stdout=subprocess.DEVNULL,
                                 env={**os.environ, "DOVE_PROGRESS_INTERVAL": "0.1"})  # fmt: skip
         seen_while_running = ""
-        while proc.poll() is None:
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and time.monotonic() < deadline:
             text = log.read_text()
             if "frames (" in text and proc.poll() is None:
                 seen_while_running = text
             time.sleep(0.05)
+        if proc.poll() is None:
+            proc.kill()  # hung: fail below with its log, not stall the suite
+        proc.wait()
     assert proc.returncode == 0, log.read_text()
     for stage in ("001.mp4: loading model", "001.mp4: planning", "001.mp4: upscaling"):
         assert stage in seen_while_running

@@ -58,9 +58,8 @@ def _everywhere(
         logging.getLogger("dove_cli").setLevel(logging.INFO)
     else:  # encoders print banners of their own (SVT-AV1: about 60 lines per file)
         os.environ.setdefault("SVT_LOG", "1")
-        import av.logging
-
-        av.logging.set_level(av.logging.ERROR)
+    # Never av.logging.set_level(): PyAV's log callback takes the GIL from FFmpeg's decoder threads,
+    # and closing a frame-threaded decoder early (a bounded read) then deadlocks (PyAV #1849).
 
 
 def with_options(
