@@ -112,7 +112,8 @@ class BilinearModel:
     def restore(
         self, video: torch.Tensor, generator: torch.Generator | None = None, timer: StageTimer = NULL_TIMER
     ) -> torch.Tensor:
-        return (video.float() * 0.5 + 0.5).clamp(0.0, 1.0)
+        """The input mapped back to [0, 1] (in place when it is float32: the caller is done with it)."""
+        return video.float().mul_(0.5).add_(0.5).clamp_(0.0, 1.0)
 
     def estimate_window_bytes(self, frames: int, height: int, width: int) -> int:
         return frames * height * width * 3 * 4 * 3

@@ -296,13 +296,15 @@ def _stream(
     lq: dict[int, torch.Tensor] = {}  # frame index -> padded LQ frame [3, hp, wp], while a window needs it
     pts: dict[int, int] = {}
 
+    scratch = torch.empty(3, out_h, out_w * (2 if opts.compare else 1), device=out_device)  # reused per frame
+
     def finish(t: int) -> np.ndarray:
         """Crop the padding, colour-fix (against the upsampled input) and round one final frame."""
         frame = blender.pop(t)[:, :out_h, :out_w]
         reference = None
         if color_fix != "none" or opts.compare:
             reference = upsampled_reference(lq[t][:, :in_h, :in_w].to(out_device), opts.scale, max_value)
-        return to_code_values(finish_frame(frame, reference, color_fix, opts.compare), bits16)
+        return to_code_values(finish_frame(frame, reference, color_fix, opts.compare), bits16, scratch)
 
     stats.resumed_from = first
     written = read = 0
