@@ -1,6 +1,6 @@
 """--ray: a video (or a folder) shared between Ray workers writes the same bytes as one process,
 even when a worker is killed part way. One local Ray runtime with two CPU workers serves every test
-here (the `cluster` fixture, started once per test run); outputs are checked with the ffmpeg binary
+here (the `cluster` fixture, started once per test run and stopped after this file's tests); outputs are checked with the ffmpeg binary
 (framemd5 of every decoded frame, md5 of the audio packets)."""
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,10 +36,22 @@ ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the test mode
 OPTS = dict(model="bilinear", scale=2, chunk=9, chunk_overlap=2, tile=0, device="cpu")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Runs of one process here use one torch thread, as each worker does: on a 2-core machine shared
+    with the workers, two threads only wait for each other (the output is the same)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
 def cluster():
     """A local Ray runtime with two CPU workers of one core each (and one core spare for a second
-    driver), for the whole test run."""
+    driver), for every test of this file (they run on one xdist worker: the xdist_group above)."""
     from dove_cli.distributed import Cluster
 
     ray.init(num_cpus=3, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
@@ -54,6 +68,14 @@ def clip(tmp_path_factory) -> Path:
     return two_shot_clip(tmp_path_factory.mktemp("ray") / "in.mp4", 40, 60, size="48x32", audio=True)
 
 
+@pytest.fixture(scope="module")
+def ref(clip, tmp_path_factory) -> Path:
+    """The clip upscaled by one process with OPTS."""
+    out = tmp_path_factory.mktemp("ref") / "ref.mp4"
+    upscale(clip, out, UpscaleOptions(**OPTS))
+    return out
+
+
 class Slow(BilinearModel):
     """Bilinear, a little slower per window (so that a worker can be killed in the middle of a task)."""
 
@@ -66,6 +88,18 @@ class Slow(BilinearModel):
         return super().restore(video)
 
 
+def hellos(cluster) -> list[dict]:
+    """Each worker's hello, waiting for a worker that Ray is still restarting (calls to it fail until then)."""
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            return ray.get([a.hello.remote() for a in cluster.actors])
+        except ray.exceptions.ActorUnavailableError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 def same_file(a: Path, b: Path) -> None:
     assert framemd5(a) == framemd5(b)
     assert packet_md5(a, "0:a:0") == packet_md5(b, "0:a:0")
@@ -76,6 +110,7 @@ def test_two_workers_write_the_same_file_as_one_process(cluster, clip, tmp_path)
     """The tiny random DOVE (the real code path), loaded by each worker: the segments come from both
     workers, each seeking to its own frames, and join into the file one process writes."""
     opts = UpscaleOptions(**{**OPTS, "model": "tiny"}, preview="0+3s")  # 75 frames, a cut at 40
+    # (the third segment starts after the cut: its worker must know of it from the plan it is given)
     one = upscale(clip, tmp_path / "one.mp4", opts)
     seen = []
     two = upscale(clip, tmp_path / "two.mp4", opts, cluster=cluster, progress=seen.append)
@@ -84,32 +119,47 @@ def test_two_workers_write_the_same_file_as_one_process(cluster, clip, tmp_path)
     same_file(tmp_path / "one.mp4", tmp_path / "two.mp4")
     assert not work_folder(tmp_path / "two.mp4").exists()
     assert seen[-1].frames_done == 75 and len(seen[-1].workers) == 2  # one bar, a line per worker
+    statuses = [p.status for p in seen]  # a single run's stages, in order
+    assert [s for i, s in enumerate(statuses) if s not in statuses[:i]] == ["loading model", "planning", "upscaling",
+                                                                           "joining segments", "done"]  # fmt: skip
 
 
-def test_a_worker_killed_mid_run_changes_nothing(cluster, clip, tmp_path):
+class KilledOnce(BilinearModel):
+    """Bilinear, except that the first worker process to reach its 6th window kills itself there
+    (SIGKILL, as the OOM killer or `kill -9` would), once: the token file then holds its pid. A
+    window is made before the segments it touches are reported, so the kill always lands in
+    unreported work; by the 6th window its worker has usually saved a segment already."""
+
+    def __init__(self, token: Path) -> None:
+        super().__init__("cpu")
+        self.token, self.calls = token, 0
+
+    def restore(self, video, generator=None, timer=None):
+        self.calls += 1
+        if self.calls == 6:
+            try:
+                fd = os.open(self.token, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                pass
+            else:
+                os.write(fd, str(os.getpid()).encode())
+                os.fsync(fd)
+                os.close(fd)
+                os.kill(os.getpid(), signal.SIGKILL)
+        return super().restore(video)
+
+
+def test_a_worker_killed_mid_run_changes_nothing(cluster, clip, ref, tmp_path):
     """SIGKILL one worker while it makes a segment: Ray restarts it, its unreported segments are made
     again elsewhere, nothing it half-wrote is used, and the file is still the one a single process
     writes."""
-    ref = tmp_path / "ref.mp4"
-    upscale(clip, ref, UpscaleOptions(**OPTS))
-    killed: list[int] = []
-
-    def kill_a_busy_worker(p) -> None:
-        if killed or p.frames_done == 0:  # once a first segment is saved
-            return
-        for line in p.workers:  # "w1 (host pid 123): in.mp4 frames 28-56 (10%)"
-            if m := re.search(r"pid (\d+)\): \S+ frames \d+-\d+ \(([0-4]?\d)%\)", line):
-                os.kill(int(m[1]), signal.SIGKILL)
-                killed.append(int(m[1]))
-                return
-
-    out = tmp_path / "out.mp4"
-    slow = Slow(0.1)
-    r = upscale(clip, out, UpscaleOptions(**OPTS), cluster=cluster, restorer=slow, progress=kill_a_busy_worker)
-    assert killed and r.redone >= 1 and r.frames == 100
+    token, out = tmp_path / "killed", tmp_path / "out.mp4"
+    r = upscale(clip, out, UpscaleOptions(**OPTS), cluster=cluster, restorer=KilledOnce(token))
+    killed = int(token.read_text())
+    assert r.redone >= 1 and r.frames == 100
     same_file(ref, out)
-    pids = [h["pid"] for h in ray.get([a.hello.remote() for a in cluster.actors])]
-    assert len(pids) == 2 and not set(pids) & set(killed)  # restarted by Ray, in a new process
+    pids = [h["pid"] for h in hellos(cluster)]
+    assert len(pids) == 2 and killed not in pids  # restarted by Ray, in a new process
 
 
 def test_a_folder_is_spread_over_both_workers(cluster, clip, tmp_path):
@@ -124,7 +174,7 @@ def test_a_folder_is_spread_over_both_workers(cluster, clip, tmp_path):
     make_clip(src / "tiny.mkv", frames=5, size="32x24")
     seq = upscale_batch(src, tmp_path / "seq", **OPTS)
     assert [i.status for i in seq.items] == ["done"] * 3
-    loads = [h["loads"] for h in ray.get([a.hello.remote() for a in cluster.actors])]
+    loads = [h["loads"] for h in hellos(cluster)]
     out = tmp_path / "out"
     out.mkdir()
     (out / "tiny.mkv").write_bytes(b"already done")
@@ -139,24 +189,30 @@ def test_a_folder_is_spread_over_both_workers(cluster, clip, tmp_path):
         assert framemd5(out / name) == framemd5(tmp_path / "seq" / name)
         assert (out / name).read_bytes() == (tmp_path / "seq" / name).read_bytes()
     assert (out / "tiny.mkv").read_bytes() == b"already done"
-    after = [h["loads"] for h in ray.get([a.hello.remote() for a in cluster.actors])]
+    after = [h["loads"] for h in hellos(cluster)]
     assert all(b - a <= 1 for a, b in zip(loads, after, strict=True))  # one model load per worker at most
 
 
-def test_resume_after_the_driver_stopped(cluster, clip, tmp_path):
+def stop_once_saved(journal: Path) -> Callable[[Any], None]:
+    """A progress callback that presses Ctrl-C once the journal lists the first segment (others may
+    be listed too)."""
+
+    def stop(p) -> None:
+        if journal.is_file() and '"first": 0,' in journal.read_text():
+            raise KeyboardInterrupt
+
+    return stop
+
+
+def test_resume_after_the_driver_stopped(cluster, clip, ref, tmp_path):
     """The driver stops part way (here Ctrl-C; a kill leaves the same journal): --resume, with Ray or
     without, makes only the segments the journal lacks and ends with the same file."""
-    ref = tmp_path / "ref.mp4"
-    upscale(clip, ref, UpscaleOptions(**OPTS))
     for resume_on_ray in (True, False):
         out = tmp_path / f"out{resume_on_ray}.mp4"
 
-        def stop_after_a_segment(p) -> None:
-            if p.frames_done >= SEGMENT_MIN_FRAMES:
-                raise KeyboardInterrupt
-
         with pytest.raises(Interrupted, match="--resume"):
-            upscale(clip, out, UpscaleOptions(**OPTS), cluster=cluster, restorer=Slow(), progress=stop_after_a_segment)
+            upscale(clip, out, UpscaleOptions(**OPTS), cluster=cluster, restorer=Slow(0.1),
+                    progress=stop_once_saved(work_folder(out) / "journal.jsonl"))  # fmt: skip
         journal = (work_folder(out) / "journal.jsonl").read_text()
         assert '"file"' in journal and not out.exists()
         r = upscale(clip, out, UpscaleOptions(**OPTS, resume=True), cluster=cluster if resume_on_ray else None)

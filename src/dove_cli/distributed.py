@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dove_cli import resume, video_io
-from dove_cli.errors import DoveError, InputError, Interrupted, OptionError, OutputError
+from dove_cli.errors import DoveError, Interrupted, OptionError, OutputError
 from dove_cli.options import UpscaleOptions
 from dove_cli.resume import Segment
 from dove_cli.windows import ChunkStream, Span
@@ -124,7 +124,7 @@ class PrePass:
     def segments(self, stop: threading.Event | None = None) -> Iterator[SegmentPlan]:
         from dove_cli.scenes import SceneDetector
         from dove_cli.timing import StageTimer
-        from dove_cli.upscaling import _with_cuts, open_frames, plan_steps
+        from dove_cli.upscaling import _with_cuts, no_frames, open_frames, plan_steps
 
         t0 = time.perf_counter()
         chunks = ChunkStream(self.plan.chunk, self.plan.chunk_overlap)
@@ -163,8 +163,7 @@ class PrePass:
                 if not eof:
                     snapshots[step.read] = _snapshot(chunks)
             if first == 0:
-                msg = " in the --preview range" if self.opts.preview else ""
-                raise InputError(f"{self.input}: no video frames{msg}")
+                raise no_frames(self.input, self.info, self.opts)
             self.total, self.cuts, self.dropped = first, list(chunks.cuts), reader.dropped_frames
         self.seconds = time.perf_counter() - t0
 
@@ -229,7 +228,8 @@ class Worker:
         import torch
 
         gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
-        return {"pid": os.getpid(), "host": socket.gethostname(), "gpu": gpu, "loads": self._loads}
+        return {"pid": os.getpid(), "host": socket.gethostname(), "gpu": gpu, "loads": self._loads,
+                "threads": torch.get_num_threads()}  # fmt: skip
 
     def _load(self, opts: UpscaleOptions, restorer: list[Any]) -> tuple[Any, Any, Any]:
         from dove_cli.models import load_model, resolve_device
@@ -253,11 +253,12 @@ class Worker:
     def warm(self, opts: UpscaleOptions, restorer: list[Any]) -> None:
         self._load(opts, restorer)
 
-    def plan(self, info: video_io.VideoInfo, opts: UpscaleOptions, restorer: list[Any]) -> Plan:
+    def plan(self, info: video_io.VideoInfo, opts: UpscaleOptions, restorer: list[Any]) -> tuple[Plan, bool]:
+        """The plan of a file on this worker's device, and whether the model returns its input."""
         from dove_cli.plan import make_plan
 
         model, device, dtype = self._load(opts, restorer)
-        return make_plan(info, model, opts, device, dtype)
+        return make_plan(info, model, opts, device, dtype), model.output_is_input
 
     def fingerprint(self, opts: UpscaleOptions, restorer: list[Any]) -> dict[str, Any]:
         return self._load(opts, restorer)[0].fingerprint()
@@ -281,7 +282,7 @@ class Worker:
         import torch
 
         from dove_cli.timing import StageTimer, peak_gpu_bytes, peak_host_bytes
-        from dove_cli.upscaling import _stream
+        from dove_cli.upscaling import _stream, _StreamStats
 
         folder = Path(task.work)
         where = f"Ray worker {os.getpid()} on {socket.gethostname()}"
@@ -317,8 +318,9 @@ class Worker:
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         t0 = time.perf_counter()
-        stats = _stream(task.input, task.info, model, task.plan, task.opts, session, progress=progress,
-                        timer=timer, t_start=t0, part=task.part)  # fmt: skip
+        stats = _StreamStats()
+        _stream(task.input, task.info, model, task.plan, task.opts, session, stats, progress=progress, timer=timer,
+                t_start=t0, part=task.part)  # fmt: skip
         put((tid, "end", {
             "windows_run": stats.windows_run, "tile_used": stats.tile_used, "offload_used": stats.offload_used,
             "retries": stats.retries, "stages": dict(timer.seconds), "seconds": time.perf_counter() - t0,
@@ -566,15 +568,22 @@ class _Driver:
         self.joiner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dove-join")
         self.t_start = time.perf_counter()
         self._last_report = 0.0
+        self._status = ""  # the last status reported
+        self._warned = False
 
     # ---------------------------------------------------------------- the loop
 
     def run(self) -> None:
+        if self.cluster.device == "cpu" and not self.restorer and self.opts.model not in ("bilinear", "tiny"):
+            n = len(self.slots)
+            log.warning("running on the CPU (%d Ray worker%s): very slow; a CUDA GPU is strongly recommended", n,
+                        "s" * (n != 1))  # fmt: skip
         prepass = threading.Thread(target=self._prepass_loop, name="dove-prepass", daemon=True)
         prepass.start()
         try:
             for slot in self.slots:
                 self._submit(slot, "warm", slot.actor.warm.remote(self.worker_opts, self.restorer))
+            self._report(force=True)
             while any(job.state not in ("done", "failed") for job in self.jobs):
                 self._drain_inbox()
                 self._schedule()
@@ -585,11 +594,14 @@ class _Driver:
                 slot.state = "dead" if slot.dead else "done"
             self._report(force=True)
         except KeyboardInterrupt:
+            made = [self._frames_made(job) for job in self.jobs]  # before _abort() forgets the tasks
             self._abort()
-            sessions = [job.session for job in self.jobs if job.active and job.session is not None]
-            error = sessions[0].interrupted() if sessions else Interrupted("interrupted")
-            for session in sessions:
-                session.release()
+            sessions = [(job.session, n) for job, n in zip(self.jobs, made, strict=True) if job.active]
+            error: DoveError = Interrupted("interrupted")
+            for session, n in reversed(sessions):  # the message of the first file still running
+                if session is not None:
+                    error = session.interrupted(n)
+                    session.release()
             raise error from None
         except BaseException:
             self._abort()
@@ -832,8 +844,14 @@ class _Driver:
         elif kind == "plan":
             assert job is not None
             self._idle(slot)
+            from dove_cli.upscaling import warn_scale
+
+            plan, output_is_input = value
+            if not self._warned:  # the notes a single run gives, once
+                self._warned = True
+                warn_scale(self.opts, output_is_input)
             if job.state == "planning":
-                self._start(job, replace(value, model_note=""))
+                self._start(job, replace(plan, model_note=""))
         else:  # warm, ping
             if kind == "ping":
                 slot.info.pid = value["pid"]
@@ -1046,15 +1064,37 @@ class _Driver:
 
     # ---------------------------------------------------------------- progress
 
+    def _frames_made(self, job: _Job) -> int:
+        """Output frames of `job` made so far: in its saved segments, and written by workers into
+        segments not yet closed."""
+        busy = sum(max(0, s.written - s.accepted) for s in self.slots if s.kind == "run" and s.job is job)
+        return job.frames_done() + busy
+
+    def _stage(self) -> str:
+        """What the run is doing, in the words of a single run's statuses."""
+        if all(job.state in ("done", "failed") for job in self.jobs):
+            return "done"
+        if any(slot.kind == "warm" for slot in self.slots) and not any(slot.kind == "run" for slot in self.slots):
+            return "loading model"
+        if not self.batch:
+            job = self.jobs[0]
+            if job.state == "joining":
+                return "joining segments"
+            if job.state in ("waiting", "planning") or not (job.segments or job.prepass_done):
+                return "planning"
+        return "upscaling"
+
     def _report(self, force: bool = False) -> None:
         from dove_cli.upscaling import Progress
 
         now = time.perf_counter()
-        if self.progress is None or (not force and now - self._last_report < 0.2):
+        if self.progress is None:
             return
-        self._last_report = now
-        done = sum(job.frames_done() for job in self.jobs)
-        done += sum(max(0, s.written - s.accepted) for s in self.slots if s.kind == "run")
+        status = self._stage()
+        if not force and status == self._status and now - self._last_report < 0.2:
+            return
+        self._last_report, self._status = now, status
+        done = sum(self._frames_made(job) for job in self.jobs)
         total = sum(job.frames_total() for job in self.jobs if job.state != "failed")
         if self.batch:
             finished = sum(1 for job in self.jobs if job.state in ("done", "failed"))
@@ -1062,9 +1102,9 @@ class _Driver:
         else:
             job = self.jobs[0]
             more = "" if job.prepass_done else "+"
-            window = f"{len(job.done)}/{len(job.segments)}{more} segments"
+            window = f"{len(job.done)}/{len(job.segments)}{more} segments" if job.segments else ""
         lines = [slot.line() for slot in self.slots]
-        self.progress(Progress(done, max(total, done), window, now - self.t_start, workers=lines))
+        self.progress(Progress(done, max(total, done), window, now - self.t_start, status, workers=lines))
 
 
 class _Fingerprint:
@@ -1153,6 +1193,15 @@ def _run(
     batch: bool,
 ) -> None:
     if cluster is None:
+        import_ray()  # the mistakes that need no runtime: one line, before any progress line
+        address = (opts.ray or "local").strip()
+        if address not in ("local", "auto"):
+            _probe_address(address)
+        if progress is not None:
+            from dove_cli.upscaling import Progress
+
+            total = sum(job.info.num_frames for job in jobs if job.info is not None)
+            progress(Progress(0, total, "", 0.0, "starting Ray workers"))
         with Cluster(opts.ray or "local", opts.workers, device=opts.device) as own:
             _Driver(own, jobs, opts, restorer=restorer, progress=progress, on_file=on_file, batch=batch).run()
         return
