@@ -183,7 +183,7 @@ def _upscale_folder(input: Path, output: Path, opts: UpscaleOptions, quiet: bool
 @app.command("bench")
 @with_options(
     UpscaleOptions,
-    only=("model", "scale", "tile", "chunk", "device", "dtype", "offload"),
+    only=("model", "scale", "tile", "chunk", "device", "dtype", "offload", "quantize", "compile", "vae_tiling"),
     defaults={"model": "tiny", "tile": 0, "chunk": 0},  # one whole window by default
 )
 def bench_cmd(

@@ -39,6 +39,7 @@ def write_manifest(path: Path, input: str | Path, opts: UpscaleOptions, result: 
             "offload_used": result.offload_used,
             "oom_retries": result.retries,
             "stages_seconds": {k: round(v, 4) for k, v in result.stages.items()},
+            "stages_device_seconds": {k: round(v, 4) for k, v in result.device_stages.items()},
         },
         "model": model.fingerprint(),
         "versions": {

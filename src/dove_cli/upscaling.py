@@ -30,7 +30,7 @@ from dove_cli.engine import Restorer
 from dove_cli.errors import InputError, OptionError, OutputError
 from dove_cli.humanize import human_range
 from dove_cli.manifest import write_manifest
-from dove_cli.models import load_model, planning_model, resolve_device
+from dove_cli.models import check_quantize, load_model, planning_model, resolve_device
 from dove_cli.options import UpscaleOptions, check_options, parse_preview
 from dove_cli.plan import Plan, make_plan, warn_if_host_memory_short
 from dove_cli.scenes import SceneDetector
@@ -62,7 +62,8 @@ class UpscaleResult:
     tile_used: int
     offload_used: str
     retries: int
-    stages: dict[str, float]
+    stages: dict[str, float]  # host wall seconds per stage
+    device_stages: dict[str, float]  # GPU seconds per stage (CUDA events; empty elsewhere)
     resumed_from: int = 0  # output frames that were already saved by an interrupted run
     windows_run: int = 0  # temporal windows the model processed in this run
     windows_skipped: int = 0  # windows whose frames were all saved already (--resume)
@@ -135,13 +136,13 @@ def upscale(
     """
     opts = replace(options or UpscaleOptions(), **overrides)
     check_options(opts)
-    timer = timer or StageTimer()
     t_start = time.perf_counter()
     with video_io.open_reader(input, fps=opts.fps, rotate=opts.rotate, deinterlace=opts.deinterlace) as probe:
         info = probe.info
     output = Path(output)
     manifest = _check_outputs(output, info, opts, dry_run)
     device, dtype = resolve_device(opts)
+    timer = timer or StageTimer(device=device)
     session = resume.Session(output, resume.run_fingerprint(opts, info, device, dtype), resume=opts.resume,
                              overwrite=opts.overwrite)  # fmt: skip
     try:  # the work folder's lock is held from session.check() on
@@ -151,6 +152,8 @@ def upscale(
             if progress and not dry_run:
                 progress(Progress(0, info.num_frames, "", time.perf_counter() - t_start, status))
 
+        if restorer is None:
+            check_quantize(opts, device)  # one line now, not after "loading model"
         say("loading model")
         if restorer is not None:
             model, note = restorer, ""
@@ -196,6 +199,7 @@ def upscale(
             offload_used=stats.offload_used,
             retries=stats.retries,
             stages=dict(timer.seconds),
+            device_stages=timer.device_seconds,
             resumed_from=stats.resumed_from,
             windows_run=stats.windows_run,
             windows_skipped=stats.windows_skipped,
