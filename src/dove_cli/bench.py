@@ -98,6 +98,7 @@ def run_bench(
         "peak_host_bytes": result.peak_host_bytes,
         "peak_device_bytes": result.peak_device_bytes,
         "est_peak_device_bytes": result.plan.est_peak_device_bytes,
+        "work_ratio": round(result.plan.work_ratio, 4),
         "options": {k: getattr(opts, k) for k in ("offload", "quantize", "compile", "vae_tiling")},
         "torch": torch.__version__,
     }

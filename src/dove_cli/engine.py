@@ -57,6 +57,7 @@ class Restorer(Protocol):
     device: torch.device
     dtype: torch.dtype  # of the computation
     output_is_input: bool  # restore() returns its input: no colour fix needed
+    pixel_local: bool  # an output pixel depends on its own input pixels only: windows need no overlap
     may_overflow: bool  # outputs can be NaN/Inf (half precision): the run checks them
 
     @property
@@ -103,6 +104,7 @@ class BilinearModel:
     max_window_pixels: int | None = None
     is_skeleton = False
     output_is_input = True
+    pixel_local = True
     may_overflow = False
     dtype = torch.float32
 
@@ -180,6 +182,7 @@ class DoveModel:
     offload: Offload = "none"  # how the weights are placed now (see `place`)
 
     output_is_input = False
+    pixel_local = False
     may_overflow = True  # fp16 can overflow to Inf/NaN
 
     def __post_init__(self) -> None:
@@ -409,9 +412,13 @@ class DoveModel:
         return estimate_window_seconds(self.transformer, self.vae, self.device, self.dtype, frames, height, width)
 
     def fingerprint(self) -> dict[str, Any]:
-        """A sha256 over the weights in memory (cheap next to a run) and the configs."""
+        """A sha256 over the weights in memory (cheap next to a run) and the configs; a skeleton
+        (--dry-run) has no weights to hash, only its configs."""
         out: dict[str, Any] = {}
         for name, module in (("transformer", self.transformer), ("vae", self.vae)):
+            if self.is_skeleton:
+                out[name] = {"sha256": None, "config": dict(module.config)}
+                continue
             h = hashlib.sha256()
             for key, tensor in sorted(module.state_dict().items()):
                 if tensor.is_meta:  # --offload sequential: the weight waits in its layer's accelerate hook

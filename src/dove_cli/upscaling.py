@@ -170,6 +170,8 @@ def upscale(
             log.warning("--scale %d: DOVE was trained for x4; other factors upsample the input x%d before the "
                         "model, which works but is not what the paper measured", opts.scale, opts.scale)  # fmt: skip
         if dry_run:
+            if manifest is not None:
+                write_manifest(manifest, input, opts, plan, model)
             return plan
         if device.type == "cpu" and opts.model not in ("bilinear", "tiny"):
             took = f" (this video: {human_range(plan.est_seconds)})" if plan.est_seconds else ""
@@ -295,7 +297,7 @@ def _stream(
         timer=timer, max_value=max_value, tile_changes=session.tile_changes, on_tile_change=session.record_tile_change,
     )  # fmt: skip
     blender = FrameBlender()
-    chunks = ChunkStream(plan.chunk, plan.chunk_overlap)
+    chunks = ChunkStream(plan.chunk, plan.chunk_overlap, plan.frame_lengths)
     detector = SceneDetector() if opts.scene_cuts == "auto" else None
     lq: dict[int, torch.Tensor] = {}  # frame index -> padded LQ frame [3, hp, wp], while a window needs it
     pts: dict[int, int] = {}
@@ -356,7 +358,7 @@ def _stream(
                         continue
                     window = tiles.restore_window([lq[t] for t in range(span.start, span.stop)], span)
                     with timer.stage("blend"):
-                        blender.add(span, window, span_weights(span, opts.chunk_overlap, opts.blend))
+                        blender.add(span, window, span_weights(span, plan.chunk_overlap, opts.blend))
                     stats.windows_run += 1
                     if progress:
                         progress(Progress(written, max(plan.frames, read), f"frames {span.start}-{span.stop - 1}",
