@@ -225,6 +225,8 @@ class OutOfMemoryOnce(BilinearModel):
     frame window whose first frame has the signature `target` runs out of memory once, in whichever
     process gets there first (a file is the token); windows with a signature in `slow` take a second."""
 
+    pixel_local = False  # planned as DOVE is: overlapping windows, so that neighbouring tasks share one
+
     def __init__(self, token: Path, target: str | None = None, slow: tuple[str, ...] = ()) -> None:
         super().__init__("cpu")
         self.token, self.target, self.slow, self.seen = token, target, slow, []

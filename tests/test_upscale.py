@@ -43,10 +43,17 @@ def _png_size(path: Path) -> tuple[int, int]:
     return int.from_bytes(data[:4], "big"), int.from_bytes(data[4:], "big")
 
 
-def run_png(src: Path, out_dir: Path, **opts) -> tuple[np.ndarray, object]:
+def run_png(src: Path, out_dir: Path, restorer=None, **opts) -> tuple[np.ndarray, object]:
     out_dir.mkdir(parents=True, exist_ok=True)
-    result = upscale(src, out_dir / "%06d.png", UpscaleOptions(**opts))
+    result = upscale(src, out_dir / "%06d.png", UpscaleOptions(**opts), restorer=restorer)
     return png_frames(out_dir), result
+
+
+class OverlappedBilinear(BilinearModel):
+    """Bilinear, planned as a model with context is (overlapping windows, blended), so that blending
+    itself is what these tests see; dove plans plain bilinear without overlaps."""
+
+    pixel_local = False
 
 
 @pytest.fixture(scope="module")
@@ -60,14 +67,12 @@ def test_tiled_chunked_blended_equals_untiled_for_a_pixel_local_model(odd_clip, 
     base = dict(model="bilinear", scale=4, color_fix="none", device="cpu")
     whole, _ = run_png(odd_clip, tmp_path / "whole", tile=0, chunk=0, **base)
     assert whole.shape == (23, 92, 148, 3)
-    hard, r = run_png(
-        odd_clip, tmp_path / "hard", tile=48, tile_overlap=16, chunk=9, chunk_overlap=2, blend="hard", **base
-    )
-    assert r.plan.tiles > 4 and r.plan.chunks > 2
+    hard, r = run_png(odd_clip, tmp_path / "hard", OverlappedBilinear(), tile=48, tile_overlap=16, chunk=9,
+                      chunk_overlap=2, blend="hard", **base)  # fmt: skip
+    assert r.plan.tiles > 4 and r.plan.chunks > 2 and r.plan.tile_overlap == 16 and r.plan.chunk_overlap == 2
     assert np.array_equal(hard, whole)  # 0/1 weights: exact
-    cos, _ = run_png(
-        odd_clip, tmp_path / "cos", tile=48, tile_overlap=16, chunk=9, chunk_overlap=4, blend="cosine", **base
-    )
+    cos, _ = run_png(odd_clip, tmp_path / "cos", OverlappedBilinear(), tile=48, tile_overlap=16, chunk=9,
+                     chunk_overlap=4, blend="cosine", **base)  # fmt: skip
     # Overlaps are folded in as a running mean, so where windows agree there is no rounding at all,
     # even on the many rounding ties (k + 0.5) that bilinear x4 of 8-bit codes produces.
     assert np.array_equal(cos, whole)
@@ -83,9 +88,9 @@ def test_tiles_and_chunks_add_no_rounding_on_a_real_clip(tmp_path):
     """A natural clip, default overlaps, cosine blend: byte-identical to one window (pixel-local model)."""
     base = dict(model="bilinear", scale=4, color_fix="none", device="cpu", preview="0+0.6s")  # 10 frames
     whole, _ = run_png(demo_clip("007.mp4"), tmp_path / "whole", tile=0, chunk=0, **base)
-    tiled, r = run_png(demo_clip("007.mp4"), tmp_path / "tiled", tile=256, tile_overlap=32, chunk=5, chunk_overlap=2,
-                       **base)  # fmt: skip
-    assert r.plan.tiles >= 6 and r.plan.chunks >= 3
+    tiled, r = run_png(demo_clip("007.mp4"), tmp_path / "tiled", OverlappedBilinear(), tile=256, tile_overlap=32,
+                       chunk=5, chunk_overlap=2, **base)  # fmt: skip
+    assert r.plan.tiles >= 6 and r.plan.chunks >= 3 and r.plan.tile_overlap == 32
     assert np.array_equal(tiled, whole)
 
 

@@ -127,7 +127,7 @@ class PrePass:
         from dove_cli.upscaling import _with_cuts, no_frames, open_frames, plan_steps
 
         t0 = time.perf_counter()
-        chunks = ChunkStream(self.plan.chunk, self.plan.chunk_overlap)
+        chunks = ChunkStream(self.plan.chunk, self.plan.chunk_overlap, self.plan.frame_lengths)
         detector = SceneDetector() if self.opts.scene_cuts == "auto" else None
         ends = resume.SegmentEnds()
         snapshots = {0: _snapshot(chunks)}  # frames read -> the plan then
@@ -232,7 +232,7 @@ class Worker:
                 "threads": torch.get_num_threads()}  # fmt: skip
 
     def _load(self, opts: UpscaleOptions, restorer: list[Any]) -> tuple[Any, Any, Any]:
-        from dove_cli.models import load_model, resolve_device
+        from dove_cli.models import check_quantize, load_model, resolve_device
 
         device, dtype = resolve_device(opts)
         if restorer:  # the caller's own Restorer, shipped once through the object store
@@ -242,8 +242,10 @@ class Worker:
                 self._model = ray.get(restorer[0])
                 self._loads += 1
         else:
-            key = (opts.model, str(device), str(dtype), opts.posterior, opts.quantize, opts.offload, opts.vae_tiling)
+            key = (opts.model, str(device), str(dtype), opts.posterior, opts.quantize, opts.offload, opts.vae_tiling,
+                   opts.compile)  # fmt: skip
             if key != self._key:
+                check_quantize(opts, device)  # on the worker: its GPU, its packages (one line, as without Ray)
                 self._model = None  # free the old one first
                 self._model = load_model(opts, device, dtype)
                 self._loads += 1
@@ -314,7 +316,7 @@ class Worker:
                 last[0] = now
                 put((tid, "progress", p.frames_done))
 
-        timer = StageTimer()
+        timer = StageTimer(device=device)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         t0 = time.perf_counter()
@@ -323,7 +325,8 @@ class Worker:
                 t_start=t0, part=task.part)  # fmt: skip
         put((tid, "end", {
             "windows_run": stats.windows_run, "tile_used": stats.tile_used, "offload_used": stats.offload_used,
-            "retries": stats.retries, "stages": dict(timer.seconds), "seconds": time.perf_counter() - t0,
+            "retries": stats.retries, "stages": dict(timer.seconds), "device_stages": timer.device_seconds,
+            "seconds": time.perf_counter() - t0,
             "peak_host": peak_host_bytes(), "peak_device": peak_gpu_bytes(device),
         }))  # fmt: skip
 
@@ -493,6 +496,7 @@ class _Job:
     retries: int = 0
     offload_used: str = "none"
     stages: dict[str, float] = field(default_factory=dict)  # seconds per stage, all workers together
+    device_stages: dict[str, float] = field(default_factory=dict)  # GPU seconds per stage, all workers together
     peak_host: int = 0
     peak_device: int = 0
     error: BaseException | None = None
@@ -937,6 +941,8 @@ class _Driver:
             job.offload_used = stats["offload_used"]
         for stage, seconds in stats["stages"].items():
             job.stages[stage] = job.stages.get(stage, 0.0) + seconds
+        for stage, seconds in stats["device_stages"].items():
+            job.device_stages[stage] = job.device_stages.get(stage, 0.0) + seconds
         job.peak_host = max(job.peak_host, stats["peak_host"])
         job.peak_device = max(job.peak_device, stats["peak_device"])
         assert slot.task is not None
@@ -1050,7 +1056,8 @@ class _Driver:
             output=job.output, frames=job.prepass.total or 0, seconds=time.perf_counter() - job.t_start,
             peak_host_bytes=job.peak_host, peak_device_bytes=job.peak_device, plan=job.plan,
             tile_used=tile_at(1 << 62, job.changes, job.plan.tile), offload_used=job.offload_used or "none",
-            retries=job.retries, stages=dict(job.stages), resumed_from=job.resumed, windows_run=job.windows_run,
+            retries=job.retries, stages=dict(job.stages), device_stages=dict(job.device_stages),
+            resumed_from=job.resumed, windows_run=job.windows_run,
             cuts=job.prepass.cuts, dropped_frames=job.prepass.dropped, workers=dict(job.workers), redone=job.redone,
         )  # fmt: skip
 

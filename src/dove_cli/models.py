@@ -44,7 +44,30 @@ def resolve_device(opts: UpscaleOptions) -> tuple[torch.device, torch.dtype]:
 
 
 def load_model(opts: UpscaleOptions, device: torch.device, dtype: torch.dtype) -> Restorer:
-    """'bilinear', 'tiny', 'full-random', or real weights (a folder, hub id, or the default)."""
+    """'bilinear', 'tiny', 'full-random', or real weights (a folder, hub id, or the default);
+    compiled with --compile."""
+    model = _load(opts, device, dtype)
+    if opts.quantize == "fp8" and isinstance(model, DoveModel) and model.quantize != "fp8":
+        model.quantize_fp8()  # a model built in memory
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # the VAE's 3D convolutions run on one window shape again and again
+    if opts.compile != "off":
+        if isinstance(model, DoveModel):
+            model.compile(opts.compile)
+        else:
+            log.warning("--compile: --model %s has no network to compile", opts.model)
+    return model
+
+
+def check_quantize(opts: UpscaleOptions, device: torch.device) -> None:
+    """What --quantize needs (a GPU that has fp8, bitsandbytes, ...), checked before anything loads."""
+    if opts.quantize == "fp8":
+        engine.check_fp8(device)
+    elif opts.quantize != "none" and opts.model != "bilinear":
+        engine.bnb_config(opts.quantize, DTYPES.get(opts.dtype or "bf16", torch.bfloat16), device)
+
+
+def _load(opts: UpscaleOptions, device: torch.device, dtype: torch.dtype) -> Restorer:
     name = opts.model
     if name == "bilinear":
         if opts.quantize != "none" or opts.offload != "none":
@@ -78,8 +101,9 @@ def random_size(opts: UpscaleOptions) -> Literal["tiny", "full"] | None:
     """'tiny' / 'full' for --model tiny / full-random (random weights built in memory), else None."""
     if opts.model not in ("tiny", "full-random"):
         return None
-    if opts.quantize != "none":
-        raise OptionError(f"--quantize is applied while loading weights; --model {opts.model} is built in memory")
+    if opts.quantize not in ("none", "fp8"):
+        raise OptionError(f"--quantize {opts.quantize} is applied while loading weights; --model {opts.model} is "
+                          "built in memory (fp8 works on it)")  # fmt: skip
     return "tiny" if opts.model == "tiny" else "full"
 
 

@@ -25,7 +25,8 @@ DEFAULT_CHUNK = 33  # --chunk auto: the paper's clip length, 33 frames -> 9 late
 ColorFix = Literal["none", "wavelet", "adain"]
 Posterior = Literal["sample", "mode"]
 Offload = Literal["none", "model", "sequential"]
-Quantize = Literal["none", "int8", "nf4"]
+Quantize = Literal["none", "int8", "nf4", "fp8"]
+Compile = Literal["off", "transformer", "all"]
 
 
 @dataclass(frozen=True)
@@ -125,14 +126,17 @@ class UpscaleOptions:
     dtype: Literal["bf16", "fp16", "fp32"] | None = option(None, "Default: bf16 on a GPU, fp32 on the CPU.")
     offload: Offload = option("none", "model: one part on the GPU at a time; sequential: layer by layer.")
     vae_tiling: bool = option(False, "Let the VAE tile internally (less memory).")
-    quantize: Quantize = option("none", "Transformer weights in int8 or nf4 (bitsandbytes).")
+    quantize: Quantize = option("none", "Transformer weights in int8 or nf4 (bitsandbytes), or fp8 (torchao; fp8 "
+                                "GPUs: Ada, Hopper, Blackwell).")  # fmt: skip
+    compile: Compile = option("off", "torch.compile the transformer, or all (the VAE decoder too): a GPU speed-up; "
+                              "the first window of each shape compiles (minutes).")  # fmt: skip
     posterior: Posterior = option("sample", "VAE posterior: sample (seeded, the release) or mode.")
     seed: int = option(42, "Seed for --posterior sample.", metavar="N")
     download: bool = option(False, "Download the default weights if missing.")
     # -- windows
     tile: int = option(AUTO, "Tile size in output px; 0 = whole frame; auto = fit free memory.", metavar="PX|auto",
                        shown_default="auto", parse=parse_size_option)  # fmt: skip
-    tile_overlap: int = option(64, "Tile overlap in output px.", metavar="PX")
+    tile_overlap: int = option(32, "Tile overlap in output px (32 is seamless with cosine blending).", metavar="PX")
     chunk: int = option(AUTO, "Frames per window, 4k+1 (e.g. 33); 0 = whole video; auto.", metavar="N|auto",
                         shown_default="auto", parse=parse_size_option)  # fmt: skip
     chunk_overlap: int = option(8, "Frames shared by neighbouring chunks.", metavar="N")

@@ -14,15 +14,16 @@ from fractions import Fraction
 import psutil
 import torch
 
-from dove_cli.engine import Restorer
+from dove_cli.engine import TEMPORAL_PAD, Restorer
 from dove_cli.errors import InputError, OptionError
 from dove_cli.options import AUTO, DEFAULT_CHUNK, UpscaleOptions, parse_preview
 from dove_cli.video_io import VideoInfo
-from dove_cli.windows import plan_spans, plan_tiles
+from dove_cli.windows import ANY_LENGTH, Lengths, Span, plan_spans, plan_tiles
 
 log = logging.getLogger(__name__)
 
 MIN_TILE = 64  # smallest tile an OOM retry goes down to (output px)
+PIXEL_LOCAL_CHUNK = 9  # --chunk auto for models without temporal context (--model bilinear)
 ACCUMULATOR_MAX_DEVICE_BYTES = 8 << 30  # blend on the GPU only up to this much (and 1/4 of the budget)
 
 
@@ -46,6 +47,8 @@ class Plan:
     est_peak_device_bytes: int
     est_peak_host_bytes: int
     est_seconds: float | None
+    work_ratio: float = 1.0  # pixel-frames the model processes per output pixel-frame (overlaps, padding)
+    frame_lengths: Lengths = ANY_LENGTH  # window lengths in frames the model takes (the last chunk's)
     model_note: str = ""  # how the model was sized when no weights were read (--dry-run)
     blend_on_device: bool = False  # the float frame accumulators live on the GPU (see make_plan)
 
@@ -80,11 +83,31 @@ def weights_to_come(model: Restorer, offload: str, device: torch.device) -> int:
     return 0
 
 
-def resolve_chunk(chunk: int, frames: int) -> int:
-    """--chunk auto: the whole clip when it is no longer than the paper's 33 frames, else 33."""
+def resolve_chunk(chunk: int, frames: int, pixel_local: bool = False) -> int:
+    """--chunk auto: the whole clip when it is no longer than the paper's 33 frames, else 33; for a
+    model without temporal context, short chunks (memory, not context, is what they cost)."""
     if chunk != AUTO:
         return chunk
-    return 0 if 0 < frames <= DEFAULT_CHUNK else DEFAULT_CHUNK
+    window = PIXEL_LOCAL_CHUNK if pixel_local else DEFAULT_CHUNK
+    return 0 if 0 < frames <= window else window
+
+
+def frame_lengths(model: Restorer) -> Lengths:
+    """Window lengths in frames the model takes without padding: 8k+1 (DOVE pads time to that),
+    any for a model without temporal context."""
+    return ANY_LENGTH if model.pixel_local else Lengths(TEMPORAL_PAD, 1)
+
+
+def work_ratio(
+    frames: int, spans: list[Span], ys: list[Span], xs: list[Span], out_h: int, out_w: int, time_multiple: int
+) -> float:
+    """Pixel-frames the model runs per output pixel-frame: overlaps, end-aligned windows, padding
+    to the model's block and to time_multiple k + 1 frames (the engine's time padding) all count."""
+    if not frames:
+        return 1.0
+    model_frames = sum(s.length + (-(s.length - 1)) % time_multiple for s in spans)
+    model_pixels = sum(y.length for y in ys) * sum(x.length for x in xs)
+    return model_frames * model_pixels / (frames * out_h * out_w)
 
 
 def choose_windows(
@@ -92,7 +115,7 @@ def choose_windows(
 ) -> tuple[int, int]:
     """(chunk, tile) from the options, choosing AUTO values so that one window fits `budget`."""
     m = model.spatial_multiple
-    chunk = resolve_chunk(opts.chunk, frames)
+    chunk = resolve_chunk(opts.chunk, frames, model.pixel_local)
     tile = opts.tile
     max_pixels = model.max_window_pixels
     if tile == AUTO:
@@ -132,14 +155,19 @@ def make_plan(info: VideoInfo, model: Restorer, opts: UpscaleOptions, device: to
     budget = memory_budget(device, weights_to_come(model, opts.offload, device))
     # The float accumulators of the frames being blended: on the GPU when they are small next to it
     # (then only 8-bit frames cross to the host), and then the windows get that much less room.
-    accumulators = accumulator_bytes(resolve_chunk(opts.chunk, frames), frames, big_h, big_w, opts.chunk_overlap)
+    # A pixel-local model gives the same pixels in any window: overlaps would only be work done twice.
+    chunk_overlap, want_tile_overlap = (0, 0) if model.pixel_local else (opts.chunk_overlap, opts.tile_overlap)
+    accumulators = accumulator_bytes(
+        resolve_chunk(opts.chunk, frames, model.pixel_local), frames, big_h, big_w, chunk_overlap
+    )
     blend_on_device = device.type == "cuda" and accumulators < min(budget // 4, ACCUMULATOR_MAX_DEVICE_BYTES)
     chunk, tile = choose_windows(model, frames, big_h, big_w, opts, budget - accumulators * blend_on_device)
-    ys, xs, tile_overlap = plan_tiles(big_h, big_w, tile, opts.tile_overlap, model.spatial_multiple)
-    if len(ys) * len(xs) > 1 and tile_overlap < opts.tile_overlap:
+    ys, xs, tile_overlap = plan_tiles(big_h, big_w, tile, want_tile_overlap, model.spatial_multiple)
+    if len(ys) * len(xs) > 1 and tile_overlap < want_tile_overlap:
         log.warning("--tile-overlap %d is more than a %d px tile can share (--tile auto chose %d px): using %d",
                     opts.tile_overlap, ys[0].length, ys[0].length, tile_overlap)  # fmt: skip
-    chunks = len(plan_spans(frames, chunk, opts.chunk_overlap)) if frames else 0
+    spans = plan_spans(frames, chunk, chunk_overlap, frame_lengths(model)) if frames else []
+    chunks = len(spans)
     win_f = chunk or frames
     th, tw = ys[0].length, xs[0].length
     weights = model.weights_bytes()
@@ -157,7 +185,7 @@ def make_plan(info: VideoInfo, model: Restorer, opts: UpscaleOptions, device: to
         frames=frames,
         fps=info.fps,
         chunk=chunk,
-        chunk_overlap=opts.chunk_overlap if chunk else 0,
+        chunk_overlap=chunk_overlap if chunk else 0,
         tile=ys[0].length if len(ys) > 1 or len(xs) > 1 else 0,
         tile_overlap=tile_overlap,
         tiles=len(ys) * len(xs),
@@ -168,6 +196,10 @@ def make_plan(info: VideoInfo, model: Restorer, opts: UpscaleOptions, device: to
         est_peak_host_bytes=int(host),
         est_seconds=est,
         blend_on_device=blend_on_device,
+        frame_lengths=frame_lengths(model),
+        work_ratio=work_ratio(
+            frames, spans, ys, xs, h * opts.scale, w * opts.scale, 1 if model.pixel_local else TEMPORAL_PAD
+        ),  # fmt: skip
     )
 
 

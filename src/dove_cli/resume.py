@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import shutil
+import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
@@ -125,6 +126,9 @@ class Work:
         self.images = self.path / "images"
         self.journal_path = self.path / JOURNAL
         self._lock: IO[str] | None = None
+        # The writer thread records segments while the run's thread may rewrite the journal (a tile
+        # change): one at a time, or a rewrite drops a line appended meanwhile.
+        self.writing = threading.RLock()
 
     def lock(self) -> None:
         """Hold the folder's lock until release() or the end of the process; refuse if another run has it."""
@@ -245,19 +249,20 @@ class Work:
 
     def save(self, journal: Journal) -> None:
         """Rewrite the whole journal atomically, and on disk before it returns."""
-        head = {k: v for k, v in asdict(journal).items() if k != "segments"}
-        lines = [json.dumps(head)] + [json.dumps(asdict(s)) for s in journal.segments]
-        tmp = self.journal_path.with_name(JOURNAL + ".tmp")
-        with open(tmp, "w") as f:
-            f.write("\n".join(lines) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.journal_path)
-        _fsync_folder(self.path)
+        with self.writing:
+            head = {k: v for k, v in asdict(journal).items() if k != "segments"}
+            lines = [json.dumps(head)] + [json.dumps(asdict(s)) for s in journal.segments]
+            tmp = self.journal_path.with_name(JOURNAL + ".tmp")
+            with open(tmp, "w") as f:
+                f.write("\n".join(lines) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.journal_path)
+            _fsync_folder(self.path)
 
     def append(self, segment: Segment) -> None:
         """Record a closed segment: one line, synced (cost independent of the video length)."""
-        with open(self.journal_path, "a") as f:
+        with self.writing, open(self.journal_path, "a") as f:
             f.write(json.dumps(asdict(segment)) + "\n")
             f.flush()
             os.fsync(f.fileno())
@@ -367,8 +372,11 @@ class SegmentedWriter(SegmentFiles):
         self._closed = False
 
     def _record(self, segment: Segment) -> None:
-        self.journal.segments.append(segment)
-        self.work.append(segment)
+        """(writer thread) In the journal's list and its file together: a rewrite for a tile change
+        (the run's thread) sees both or neither."""
+        with self.work.writing:
+            self.journal.segments.append(segment)
+            self.work.append(segment)
 
     def close(self) -> None:
         if self._closed:
@@ -520,8 +528,11 @@ class Session:
     def record_tile_change(self, start: int, tile: int) -> None:
         """An out-of-memory shrink from window `start` on: a resume must tile as this run does."""
         assert self.journal is not None
-        self.journal.tile_changes.append([start, tile])
-        if self.work is not None:
+        if self.work is None:
+            self.journal.tile_changes.append([start, tile])
+            return
+        with self.work.writing:
+            self.journal.tile_changes.append([start, tile])
             self.work.save(self.journal)
 
     def open_writer(self, info: VideoInfo, width: int, height: int, *, writer_options: dict[str, Any],

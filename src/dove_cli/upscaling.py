@@ -34,7 +34,7 @@ from dove_cli.engine import Restorer
 from dove_cli.errors import InputError, OptionError, OutputError
 from dove_cli.humanize import human_range
 from dove_cli.manifest import write_manifest
-from dove_cli.models import load_model, planning_model, resolve_device
+from dove_cli.models import check_quantize, load_model, planning_model, resolve_device
 from dove_cli.options import UpscaleOptions, check_options, parse_preview
 from dove_cli.plan import Plan, make_plan, warn_if_host_memory_short
 from dove_cli.scenes import SceneDetector
@@ -72,7 +72,8 @@ class UpscaleResult:
     tile_used: int
     offload_used: str
     retries: int
-    stages: dict[str, float]
+    stages: dict[str, float]  # host wall seconds per stage
+    device_stages: dict[str, float]  # GPU seconds per stage (CUDA events; empty elsewhere)
     resumed_from: int = 0  # output frames that were already saved by an interrupted run
     windows_run: int = 0  # temporal windows the model processed in this run
     windows_skipped: int = 0  # windows whose frames were all saved already (--resume)
@@ -160,13 +161,13 @@ def upscale(
         from dove_cli.distributed import upscale_on_ray
 
         return upscale_on_ray(input, output, opts, cluster=cluster, progress=progress, restorer=restorer)
-    timer = timer or StageTimer()
     t_start = time.perf_counter()
     with video_io.open_reader(input, fps=opts.fps, rotate=opts.rotate, deinterlace=opts.deinterlace) as probe:
         info = probe.info
     output = Path(output)
     manifest = _check_outputs(output, info, opts, dry_run)
     device, dtype = resolve_device(opts)
+    timer = timer or StageTimer(device=device)
     session = resume.Session(output, resume.run_fingerprint(opts, info, device, dtype), resume=opts.resume,
                              overwrite=opts.overwrite)  # fmt: skip
     try:  # the work folder's lock is held from session.check() on
@@ -176,6 +177,8 @@ def upscale(
             if progress and not dry_run:
                 progress(Progress(0, info.num_frames, "", time.perf_counter() - t_start, status))
 
+        if restorer is None:
+            check_quantize(opts, device)  # one line now, not after "loading model"
         say("loading model")
         if restorer is not None:
             model, note = restorer, ""
@@ -190,6 +193,8 @@ def upscale(
         warn_if_host_memory_short(plan, model)
         warn_scale(opts, model.output_is_input)
         if dry_run:
+            if manifest is not None:
+                write_manifest(manifest, input, opts, plan, model)
             return plan
         if device.type == "cpu" and opts.model not in ("bilinear", "tiny"):
             took = f" (this video: {human_range(plan.est_seconds)})" if plan.est_seconds else ""
@@ -219,6 +224,7 @@ def upscale(
             offload_used=stats.offload_used,
             retries=stats.retries,
             stages=dict(timer.seconds),
+            device_stages=timer.device_seconds,
             resumed_from=stats.resumed_from,
             windows_run=stats.windows_run,
             windows_skipped=stats.windows_skipped,
@@ -431,7 +437,10 @@ def _stream(
         timer=timer, max_value=max_value, tile_changes=session.tile_changes, on_tile_change=session.record_tile_change,
     )  # fmt: skip
     blender = FrameBlender()
-    chunks = copy.deepcopy(part.chunks) if part is not None else ChunkStream(plan.chunk, plan.chunk_overlap)
+    if part is not None:  # the plan as it stood at the part's pre-roll frame
+        chunks = copy.deepcopy(part.chunks)
+    else:
+        chunks = ChunkStream(plan.chunk, plan.chunk_overlap, plan.frame_lengths)
     detector = SceneDetector() if opts.scene_cuts == "auto" and part is None else None
     lq: dict[int, torch.Tensor] = {}  # frame index -> padded LQ frame [3, hp, wp], while a window needs it
     pts: dict[int, int] = {}
@@ -474,7 +483,7 @@ def _stream(
                     window = tiles.restore_window([lq[t] for t in range(span.start, span.stop)], span)
                     session.window_done(span, tiles.tile)
                     with timer.stage("blend"):
-                        blender.add(span, window, span_weights(span, opts.chunk_overlap, opts.blend))
+                        blender.add(span, window, span_weights(span, plan.chunk_overlap, opts.blend))
                     stats.windows_run += 1
                     if progress:
                         progress(Progress(written, max(plan.frames, read), f"frames {span.start}-{span.stop - 1}",
