@@ -283,6 +283,7 @@ class Worker:
         statistics) last."""
         import torch
 
+        from dove_cli.engine import DoveModel
         from dove_cli.timing import StageTimer, peak_gpu_bytes, peak_host_bytes
         from dove_cli.upscaling import _stream, _StreamStats
 
@@ -302,6 +303,8 @@ class Worker:
         except OSError as exc:
             raise OutputError(f"{folder}: {where} cannot write here ({exc.strerror})") from None
         model, device, dtype = self._load(task.opts, restorer)
+        if task.plan.vae_tiling and isinstance(model, DoveModel):
+            model.enable_vae_tiling()  # as a single run does: windows past the VAE's one-piece limit
         put, tid = self._events.put, task.id
         session = resume.PartSession(
             Path(task.output), folder, first=task.part.first, ends=task.ends, tile_changes=task.tile_changes,

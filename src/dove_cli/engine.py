@@ -76,7 +76,7 @@ class Restorer(Protocol):
         """[B, 3, F, H, W] in [-1, 1] -> [B, 3, F, H, W] in [0, 1] (float32)."""
         ...
 
-    def estimate_window_bytes(self, frames: int, height: int, width: int) -> int: ...
+    def estimate_window_bytes(self, frames: int, height: int, width: int, vae_tiled: bool = False) -> int: ...
 
     def estimate_seconds(self, frames: int, height: int, width: int) -> float | None:
         """Rough time of one window, None when there is no estimate."""
@@ -117,7 +117,7 @@ class BilinearModel:
         """The input mapped back to [0, 1] (in place when it is float32: the caller is done with it)."""
         return video.float().mul_(0.5).add_(0.5).clamp_(0.0, 1.0)
 
-    def estimate_window_bytes(self, frames: int, height: int, width: int) -> int:
+    def estimate_window_bytes(self, frames: int, height: int, width: int, vae_tiled: bool = False) -> int:
         return frames * height * width * 3 * 4 * 3
 
     def estimate_seconds(self, frames: int, height: int, width: int) -> float | None:
@@ -401,9 +401,19 @@ class DoveModel:
         than the kernel, which fails from about 1.4 MP (benchmarks/calibrate_memory.py)."""
         return None if self.vae.use_tiling else SAFE_DECODE_PIXELS
 
-    def estimate_window_bytes(self, frames: int, height: int, width: int) -> int:
-        """Rough peak activation bytes for one window (calibrate on a GPU; see README)."""
-        return estimate_activation_bytes(self.transformer.config, self.vae.config, frames, height, width, self.dtype)
+    def estimate_window_bytes(self, frames: int, height: int, width: int, vae_tiled: bool = False) -> int:
+        """Rough peak activation bytes for one window (calibrate on a GPU; see README); with VAE
+        tiling (on now, or `vae_tiled`) the decoder works on diffusers' tiles, not the whole window."""
+        tile = None
+        if vae_tiled or self.vae.use_tiling:
+            tile = (int(self.vae.tile_sample_min_height * 1.2), int(self.vae.tile_sample_min_width * 1.25))
+        return estimate_activation_bytes(
+            self.transformer.config, self.vae.config, frames, height, width, self.dtype, vae_tile=tile
+        )
+
+    def enable_vae_tiling(self) -> None:
+        """Decode (and encode) in diffusers' overlapping tiles: for windows past SAFE_DECODE_PIXELS."""
+        self.vae.enable_tiling()
 
     def estimate_seconds(self, frames: int, height: int, width: int) -> float | None:
         """FLOPs of the window over this device's measured rates (speed.py)."""
@@ -442,7 +452,9 @@ SAFE_DECODE_PIXELS = 1_300_000  # see DoveModel.max_window_pixels
 WORKSPACE_BYTES = 256 << 20  # kernel scratch and allocator slack (CPU: RSS was 33-200 MiB above live bytes)
 
 
-def estimate_activation_bytes(tcfg, vcfg, frames: int, height: int, width: int, dtype: torch.dtype) -> int:
+def estimate_activation_bytes(
+    tcfg, vcfg, frames: int, height: int, width: int, dtype: torch.dtype, vae_tile: tuple[int, int] | None = None
+) -> int:
     """Peak activation bytes of one window: the larger of the transformer pass and the VAE decode.
 
     The constants come from benchmarks/calibrate_memory.py, a CPU proxy: the GPU caching
@@ -459,7 +471,8 @@ def estimate_activation_bytes(tcfg, vcfg, frames: int, height: int, width: int, 
     tokens = math.ceil(lat_frames / pt) * (height // (scale * p)) * (width // (scale * p)) + tcfg.max_text_seq_length
     dim = tcfg.num_attention_heads * tcfg.attention_head_dim
     transformer = TRANSFORMER_BYTES * tokens * dim * elt
-    vae = VAE_DECODE_BYTES.get(frames, VAE_DECODE_BYTES_LONG) * height * width * vcfg.block_out_channels[0] * elt
+    vae_h, vae_w = (min(height, vae_tile[0]), min(width, vae_tile[1])) if vae_tile else (height, width)
+    vae = VAE_DECODE_BYTES.get(frames, VAE_DECODE_BYTES_LONG) * vae_h * vae_w * vcfg.block_out_channels[0] * elt
     io = 3 * frames * height * width * 3 * 4  # the window in, decoded out, float32 result
     return int(max(transformer, vae) + WORKSPACE_BYTES + io)
 

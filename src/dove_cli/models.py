@@ -22,8 +22,13 @@ NO_WEIGHTS_HINT = ("without the weights, --model bilinear (a plain upscale) and 
                    "`dove download-weights --dir DIR` and pass --model DIR")  # fmt: skip
 
 
-def resolve_device(opts: UpscaleOptions) -> tuple[torch.device, torch.dtype]:
-    """cuda when present (else cpu, with a warning), bf16 on cuda and fp32 on cpu by default."""
+def resolve_device(opts: UpscaleOptions, planning: bool = False) -> tuple[torch.device, torch.dtype]:
+    """cuda when present (else cpu, with a warning), bf16 on cuda and fp32 on cpu by default.
+    planning (--dry-run) with --vram and no GPU: a CUDA device on paper, to plan for that card."""
+    if opts.vram is not None and opts.vram <= 0:
+        raise OptionError(f"--vram {opts.vram:g}: give the card's memory in GiB, e.g. --vram 24")
+    if planning and opts.vram is not None and not torch.cuda.is_available() and opts.device in (None, "cuda"):
+        return torch.device("cuda", 0), DTYPES[opts.dtype or "bf16"]
     name = opts.device or ("cuda" if torch.cuda.is_available() else "cpu")
     try:
         device = torch.device(name)
@@ -37,6 +42,9 @@ def resolve_device(opts: UpscaleOptions) -> tuple[torch.device, torch.dtype]:
         if device.index >= torch.cuda.device_count():
             raise OptionError(f"--device {name}: only {torch.cuda.device_count()} CUDA GPU(s) are visible")
         torch.cuda.set_device(device)  # what libraries that use "the current GPU" (bitsandbytes, timers) see
+    if opts.vram is not None and not planning and device.type != "cuda":
+        raise OptionError("--vram sizes windows for a GPU, and this run is on the CPU; with --dry-run it plans "
+                          "for a card you do not have here")  # fmt: skip
     if opts.dtype is not None and opts.dtype not in DTYPES:
         raise OptionError(f"--dtype {opts.dtype!r} is not one of {', '.join(DTYPES)}")
     dtype = DTYPES[opts.dtype or ("bf16" if device.type == "cuda" else "fp32")]

@@ -124,6 +124,8 @@ class UpscaleOptions:
     scale: int = option(4, "Upscaling factor.", short="-s", metavar="N")
     device: str | None = option(None, "cuda, cuda:1 or cpu (default: cuda when present).", metavar="DEVICE")
     dtype: Literal["bf16", "fp16", "fp32"] | None = option(None, "Default: bf16 on a GPU, fp32 on the CPU.")
+    vram: float | None = option(None, "Plan for a GPU with this much memory (GiB): with --dry-run, on any machine, "
+                                "the settings for that card; on a GPU, use at most that much.", metavar="GIB")  # fmt: skip
     offload: Offload = option("none", "model: one part on the GPU at a time; sequential: layer by layer.")
     vae_tiling: bool = option(False, "Let the VAE tile internally (less memory).")
     quantize: Quantize = option("none", "Transformer weights in int8 or nf4 (bitsandbytes), or fp8 (torchao; fp8 "

@@ -15,7 +15,7 @@ import psutil
 import torch
 
 from dove_cli.engine import TEMPORAL_PAD, Restorer
-from dove_cli.errors import InputError, OptionError
+from dove_cli.errors import InputError
 from dove_cli.options import AUTO, DEFAULT_CHUNK, UpscaleOptions, parse_preview
 from dove_cli.video_io import VideoInfo
 from dove_cli.windows import ANY_LENGTH, Lengths, Span, plan_spans, plan_tiles
@@ -47,6 +47,7 @@ class Plan:
     est_peak_device_bytes: int
     est_peak_host_bytes: int
     est_seconds: float | None
+    vae_tiling: bool = False  # the window is past what the VAE decodes in one piece: it tiles internally
     work_ratio: float = 1.0  # pixel-frames the model processes per output pixel-frame (overlaps, padding)
     frame_lengths: Lengths = ANY_LENGTH  # window lengths in frames the model takes (the last chunk's)
     model_note: str = ""  # how the model was sized when no weights were read (--dry-run)
@@ -61,11 +62,20 @@ def lq_block(scale: int, multiple: int) -> int:
     return multiple // math.gcd(multiple, scale)
 
 
-def memory_budget(device: torch.device, not_yet_loaded: int = 0) -> int:
-    """Bytes a window may use, of what is free now less the weights that will arrive later."""
+CUDA_CONTEXT_BYTES = 600 << 20  # what a CUDA context and cuDNN/cuBLAS take on a card before any tensor
+
+
+def memory_budget(device: torch.device, not_yet_loaded: int = 0, vram_gib: float | None = None) -> int:
+    """Bytes a window may use, of what is free now less the weights that will arrive later.
+    vram_gib: plan for a card of that size (less its CUDA context), or at most that on this one."""
     if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        free += torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)  # torch's own cache is ours
+        if vram_gib is not None and not torch.cuda.is_available():  # --vram without a GPU: a card on paper
+            free = int(vram_gib * (1 << 30)) - CUDA_CONTEXT_BYTES
+        else:
+            free, _ = torch.cuda.mem_get_info(device)
+            free += torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)  # torch's cache is ours
+            if vram_gib is not None:
+                free = min(free, int(vram_gib * (1 << 30)) - CUDA_CONTEXT_BYTES)
         return int(max(0, free - not_yet_loaded) * 0.85)
     return int(max(0, psutil.virtual_memory().available - not_yet_loaded) * 0.5)
 
@@ -112,33 +122,32 @@ def work_ratio(
 
 def choose_windows(
     model: Restorer, frames: int, height: int, width: int, opts: UpscaleOptions, budget: int
-) -> tuple[int, int]:
-    """(chunk, tile) from the options, choosing AUTO values so that one window fits `budget`."""
+) -> tuple[int, int, bool]:
+    """(chunk, tile, VAE tiling) from the options, choosing AUTO values so that one window fits
+    `budget`. A window larger than the VAE decodes in one piece (about 1.3 MP, diffusers' limit)
+    gets the VAE's own tiling instead of tiles for the whole model: the transformer still sees the
+    whole window, and no work is done twice."""
     m = model.spatial_multiple
     chunk = resolve_chunk(opts.chunk, frames, model.pixel_local)
     tile = opts.tile
     max_pixels = model.max_window_pixels
+
+    def past_vae_limit(th: int, tw: int) -> bool:
+        return max_pixels is not None and th * tw > max_pixels
+
     if tile == AUTO:
         win_frames = chunk or frames
         tile = 0
         side = max(height, width)
         while True:
             th, tw = min(side, height), min(side, width)
-            fits = model.estimate_window_bytes(win_frames, th, tw) <= budget
-            if (fits and (max_pixels is None or th * tw <= max_pixels)) or side <= MIN_TILE:
+            if model.estimate_window_bytes(win_frames, th, tw, past_vae_limit(th, tw)) <= budget or side <= MIN_TILE:
                 break
             side = max(MIN_TILE, (side * 3 // 4) // m * m)
         if side < max(height, width):
             tile = side
-    elif max_pixels is not None:
-        th, tw = min(tile or height, height), min(tile or width, width)
-        if th * tw > max_pixels:
-            raise OptionError(
-                f"--tile {tile or 0}: {tw}x{th} windows are more than the CogVideoX VAE decodes in one piece "
-                f"(about {max_pixels / 1e6:.1f} MP, a diffusers limit); use --tile {math.isqrt(max_pixels) // m * m} "
-                "or smaller, or --vae-tiling"
-            )
-    return chunk, tile
+    th, tw = min(tile or height, height), min(tile or width, width)
+    return chunk, tile, past_vae_limit(th, tw)
 
 
 def make_plan(info: VideoInfo, model: Restorer, opts: UpscaleOptions, device: torch.device, dtype: torch.dtype) -> Plan:
@@ -152,7 +161,7 @@ def make_plan(info: VideoInfo, model: Restorer, opts: UpscaleOptions, device: to
     if opts.preview:
         start, dur = parse_preview(opts.preview)
         frames = max(1, min(frames or 10**9, math.ceil(dur * float(info.fps or 25))))
-    budget = memory_budget(device, weights_to_come(model, opts.offload, device))
+    budget = memory_budget(device, weights_to_come(model, opts.offload, device), opts.vram)
     # The float accumulators of the frames being blended: on the GPU when they are small next to it
     # (then only 8-bit frames cross to the host), and then the windows get that much less room.
     # A pixel-local model gives the same pixels in any window: overlaps would only be work done twice.
@@ -161,7 +170,7 @@ def make_plan(info: VideoInfo, model: Restorer, opts: UpscaleOptions, device: to
         resolve_chunk(opts.chunk, frames, model.pixel_local), frames, big_h, big_w, chunk_overlap
     )
     blend_on_device = device.type == "cuda" and accumulators < min(budget // 4, ACCUMULATOR_MAX_DEVICE_BYTES)
-    chunk, tile = choose_windows(model, frames, big_h, big_w, opts, budget - accumulators * blend_on_device)
+    chunk, tile, vae_tiling = choose_windows(model, frames, big_h, big_w, opts, budget - accumulators * blend_on_device)
     ys, xs, tile_overlap = plan_tiles(big_h, big_w, tile, want_tile_overlap, model.spatial_multiple)
     if len(ys) * len(xs) > 1 and tile_overlap < want_tile_overlap:
         log.warning("--tile-overlap %d is more than a %d px tile can share (--tile auto chose %d px): using %d",
@@ -171,7 +180,7 @@ def make_plan(info: VideoInfo, model: Restorer, opts: UpscaleOptions, device: to
     win_f = chunk or frames
     th, tw = ys[0].length, xs[0].length
     weights = model.weights_bytes()
-    act = model.estimate_window_bytes(max(win_f, 1), th, tw)
+    act = model.estimate_window_bytes(max(win_f, 1), th, tw, vae_tiling)
     lq_frames = (win_f + chunk) * hp * wp * 3 * 2
     host = lq_frames + (0 if blend_on_device else accumulators)
     if device.type == "cpu":
@@ -197,6 +206,7 @@ def make_plan(info: VideoInfo, model: Restorer, opts: UpscaleOptions, device: to
         est_seconds=est,
         blend_on_device=blend_on_device,
         frame_lengths=frame_lengths(model),
+        vae_tiling=vae_tiling,
         work_ratio=work_ratio(
             frames, spans, ys, xs, h * opts.scale, w * opts.scale, 1 if model.pixel_local else TEMPORAL_PAD
         ),  # fmt: skip

@@ -30,7 +30,7 @@ import torch
 
 from dove_cli import resume, video_io
 from dove_cli.blend import FrameBlender, finish_frame, to_code_values, upsampled_reference
-from dove_cli.engine import Restorer
+from dove_cli.engine import DoveModel, Restorer
 from dove_cli.errors import InputError, OptionError, OutputError
 from dove_cli.humanize import human_range
 from dove_cli.manifest import write_manifest
@@ -166,7 +166,8 @@ def upscale(
         info = probe.info
     output = Path(output)
     manifest = _check_outputs(output, info, opts, dry_run)
-    device, dtype = resolve_device(opts)
+    device, dtype = resolve_device(opts, planning=dry_run)
+    on_paper = device.type == "cuda" and not torch.cuda.is_available()  # --dry-run --vram without a GPU
     timer = timer or StageTimer(device=device)
     session = resume.Session(output, resume.run_fingerprint(opts, info, device, dtype), resume=opts.resume,
                              overwrite=opts.overwrite)  # fmt: skip
@@ -183,15 +184,19 @@ def upscale(
         if restorer is not None:
             model, note = restorer, ""
         elif dry_run:  # plans from the architecture alone: nothing loaded, nothing downloaded
-            model, note = planning_model(opts, device, dtype)
+            model, note = planning_model(opts, torch.device("cpu") if on_paper else device, dtype)
         else:
             model, note = load_model(opts, device, dtype), ""
         # A resumed run must use the windows the interrupted one chose ('auto' depends on free memory).
         say("planning")
         plan_opts = replace(opts, chunk=previous.chunk, tile=previous.tile) if previous else opts
         plan = replace(make_plan(info, model, plan_opts, device, dtype), model_note=note)
+        if on_paper:  # no such card here to measure its speed
+            plan = replace(plan, est_seconds=None, model_note=f"planned for a {opts.vram:g} GiB GPU (--vram)")
         warn_if_host_memory_short(plan, model)
         warn_scale(opts, model.output_is_input)
+        if plan.vae_tiling and not dry_run and isinstance(model, DoveModel):
+            model.enable_vae_tiling()  # windows past the VAE's one-piece limit (the plan counted it)
         if dry_run:
             if manifest is not None:
                 write_manifest(manifest, input, opts, plan, model)
