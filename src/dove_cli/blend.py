@@ -75,10 +75,14 @@ def finish_frame(
     return frame
 
 
-def to_code_values(x: torch.Tensor, bits16: bool) -> np.ndarray:
-    """[3, H, W] float in [0, 1] -> [H, W, 3] uint8/uint16, rounding (the release truncates)."""
+def to_code_values(x: torch.Tensor, bits16: bool, truncate: bool = False) -> np.ndarray:
+    """[3, H, W] float in [0, 1] -> [H, W, 3] uint8/uint16, rounding; or truncating, as the release
+    casts (`--parity`: half a level darker on average)."""
     top = 65535.0 if bits16 else 255.0
-    q = (x * top).round_().clamp_(0, top)  # on the accumulator's device: only bytes cross to the host
+    if truncate:
+        q = (x * top).clamp_(0, top).trunc_()
+    else:
+        q = (x * top).round_().clamp_(0, top)  # on the accumulator's device: only bytes cross to the host
     return (
         q.to(torch.int32 if bits16 else torch.uint8)
         .permute(1, 2, 0)

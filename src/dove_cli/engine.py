@@ -70,9 +70,18 @@ class Restorer(Protocol):
         ...
 
     def restore(
-        self, video: torch.Tensor, generator: torch.Generator | None = None, timer: StageTimer = NULL_TIMER
+        self,
+        video: torch.Tensor,
+        generator: torch.Generator | None = None,
+        timer: StageTimer = NULL_TIMER,
+        *,
+        release: bool = False,
     ) -> torch.Tensor:
-        """[B, 3, F, H, W] in [-1, 1] -> [B, 3, F, H, W] in [0, 1] (float32)."""
+        """[B, 3, F, H, W] in [-1, 1] -> [B, 3, F, H, W] in [0, 1] (float32).
+
+        release: the authors' arithmetic (`--parity`): the window's frames as they are (the caller
+        padded the video; 1, 8k or 8k+1 frames), the output mapped to [0, 1] in the model's dtype.
+        Only the loop's own call passes it, so models that never run `--parity` may leave it out."""
         ...
 
     def estimate_window_bytes(self, frames: int, height: int, width: int) -> int: ...
@@ -110,7 +119,12 @@ class BilinearModel:
         self.device = torch.device(device)
 
     def restore(
-        self, video: torch.Tensor, generator: torch.Generator | None = None, timer: StageTimer = NULL_TIMER
+        self,
+        video: torch.Tensor,
+        generator: torch.Generator | None = None,
+        timer: StageTimer = NULL_TIMER,
+        *,
+        release: bool = False,
     ) -> torch.Tensor:
         return (video.float() * 0.5 + 0.5).clamp(0.0, 1.0)
 
@@ -327,23 +341,38 @@ class DoveModel:
         z = self.scheduler.get_velocity(v, x, t)  # sqrt(abar) * x - sqrt(1 - abar) * v
         return z[:, n_copy:].permute(0, 2, 1, 3, 4)
 
-    def decode(self, latent: torch.Tensor) -> torch.Tensor:
-        """Step 12. latent [B, C, F', h, w] -> video [B, 3, F, H, W] in [-1, 1] (unclamped)."""
-        return self.vae.decode(latent / self.scaling_factor).sample
+    def decode(self, latent: torch.Tensor, release: bool = False) -> torch.Tensor:
+        """Step 12. latent [B, C, F', h, w] -> video [B, 3, F, H, W] in [-1, 1] (unclamped).
+
+        release: scaled as diffusers' `decode_latents` does (times 1 / scaling_factor)."""
+        latent = latent * (1 / self.scaling_factor) if release else latent / self.scaling_factor
+        return self.vae.decode(latent).sample
 
     def restore(
-        self, video: torch.Tensor, generator: torch.Generator | None = None, timer: StageTimer = NULL_TIMER
+        self,
+        video: torch.Tensor,
+        generator: torch.Generator | None = None,
+        timer: StageTimer = NULL_TIMER,
+        *,
+        release: bool = False,
     ) -> torch.Tensor:
-        """Steps 1 (time) and 4-13 on one window: [B, 3, F, H, W] in [-1, 1] -> [0, 1] float32."""
+        """Steps 1 (time) and 4-13 on one window: [B, 3, F, H, W] in [-1, 1] -> [0, 1] float32.
+
+        release (`--parity`): no time padding here (the release pads the whole video to 8k+1 and
+        encodes each chunk as it is), and the output is mapped to [0, 1] in the model's dtype before
+        it becomes float32, as their `process_video` does."""
         frames = video.shape[2]
-        video, _ = pad_time(video)
+        if not release:
+            video, _ = pad_time(video)
         with torch.inference_mode():
             with timer.stage("vae_encode"):
                 latent = self.encode(video, generator)
             with timer.stage("transformer"):
                 latent = self.predict_clean(latent)
             with timer.stage("vae_decode"):
-                out = self.decode(latent)
+                out = self.decode(latent, release)
+        if release:
+            return (out * 0.5 + 0.5).clamp(0.0, 1.0).float()
         return (out[:, :, :frames].float() * 0.5 + 0.5).clamp(0.0, 1.0)
 
     # ------------------------------------------------------------------ memory model

@@ -14,11 +14,12 @@ from fractions import Fraction
 import psutil
 import torch
 
+from dove_cli import release_layout
 from dove_cli.engine import Restorer
 from dove_cli.errors import InputError, OptionError
-from dove_cli.options import AUTO, UpscaleOptions, parse_preview
+from dove_cli.options import AUTO, UpscaleOptions, check_options, parse_preview
 from dove_cli.video_io import VideoInfo
-from dove_cli.windows import plan_spans, plan_tiles
+from dove_cli.windows import Span, plan_spans, plan_tiles
 
 log = logging.getLogger(__name__)
 
@@ -120,11 +121,16 @@ def choose_windows(
 
 
 def make_plan(info: VideoInfo, model: Restorer, opts: UpscaleOptions, device: torch.device, dtype: torch.dtype) -> Plan:
+    opts = check_options(opts)  # the overlaps and what --parity sets, when called with options as given
+    assert opts.tile_overlap is not None
     h, w = info.height, info.width
     if min(h, w) < 8:
         raise InputError(f"{info.path}: frame size {w}x{h} is too small (at least 8 px a side)")
-    q = lq_block(opts.scale, model.spatial_multiple)
-    hp, wp = -(-h // q) * q, -(-w // q) * q
+    if opts.parity:  # the release pads the LQ frame to multiples of 16, whatever the model's block
+        hp, wp = release_layout.padded_lq_size(h, w)
+    else:
+        q = lq_block(opts.scale, model.spatial_multiple)
+        hp, wp = -(-h // q) * q, -(-w // q) * q
     big_h, big_w = hp * opts.scale, wp * opts.scale
     frames = info.num_frames or 0
     if opts.preview:
@@ -136,10 +142,17 @@ def make_plan(info: VideoInfo, model: Restorer, opts: UpscaleOptions, device: to
     accumulators = accumulator_bytes(resolve_chunk(opts.chunk, frames), frames, big_h, big_w, opts.chunk_overlap)
     blend_on_device = device.type == "cuda" and accumulators < min(budget // 4, ACCUMULATOR_MAX_DEVICE_BYTES)
     chunk, tile = choose_windows(model, frames, big_h, big_w, opts, budget - accumulators * blend_on_device)
-    ys, xs, tile_overlap = plan_tiles(big_h, big_w, tile, opts.tile_overlap, model.spatial_multiple)
-    chunks = len(plan_spans(frames, chunk, opts.chunk_overlap)) if frames else 0
-    win_f = chunk or frames
-    th, tw = ys[0].length, xs[0].length
+    if opts.parity:
+        ys, xs = release_layout.check_release_tiles(big_h, big_w, tile, opts.tile_overlap)
+        tile_overlap = opts.tile_overlap if len(ys) > 1 or len(xs) > 1 else 0
+        spans = _release_chunks(frames, exact=info.num_frames_exact and not opts.preview, chunk=chunk,
+                                overlap=opts.chunk_overlap)  # fmt: skip
+        chunks, win_f = len(spans), max(s.length for s in spans)
+    else:
+        ys, xs, tile_overlap = plan_tiles(big_h, big_w, tile, opts.tile_overlap, model.spatial_multiple)
+        chunks = len(plan_spans(frames, chunk, opts.chunk_overlap)) if frames else 0
+        win_f = chunk or frames
+    th, tw = max(s.length for s in ys), max(s.length for s in xs)
     weights = model.weights_bytes()
     act = model.estimate_window_bytes(max(win_f, 1), th, tw)
     lq_frames = (win_f + chunk) * hp * wp * 3 * 2
@@ -156,7 +169,7 @@ def make_plan(info: VideoInfo, model: Restorer, opts: UpscaleOptions, device: to
         fps=info.fps,
         chunk=chunk,
         chunk_overlap=opts.chunk_overlap if chunk else 0,
-        tile=ys[0].length if len(ys) > 1 or len(xs) > 1 else 0,
+        tile=(tile if opts.parity else ys[0].length) if len(ys) > 1 or len(xs) > 1 else 0,
         tile_overlap=tile_overlap,
         tiles=len(ys) * len(xs),
         chunks=chunks,
@@ -167,6 +180,20 @@ def make_plan(info: VideoInfo, model: Restorer, opts: UpscaleOptions, device: to
         est_seconds=est,
         blend_on_device=blend_on_device,
     )
+
+
+def _release_chunks(frames: int, *, exact: bool, chunk: int, overlap: int) -> list[Span]:
+    """--parity: the release's chunks over the video padded to 8k+1 frames. A layout the release
+    fails on is refused here when the frame count is exact, else when the run reaches its end."""
+    if not frames:
+        return [Span(0, 0)]
+    padded = frames + release_layout.time_pad(frames)
+    if exact:
+        return release_layout.check_release_chunks(padded, chunk, overlap)
+    try:
+        return release_layout.release_chunks(padded, chunk, overlap)
+    except release_layout.LayoutError:
+        return [Span(0, padded)]
 
 
 def warn_if_host_memory_short(plan: Plan) -> None:

@@ -18,6 +18,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal, overload
 
@@ -32,11 +33,12 @@ from dove_cli.manifest import write_manifest
 from dove_cli.models import load_model, planning_model, resolve_device
 from dove_cli.options import UpscaleOptions, check_options, parse_preview
 from dove_cli.plan import Plan, make_plan, warn_if_host_memory_short
+from dove_cli.release_layout import ReleaseChunkStream, time_pad
 from dove_cli.scenes import SceneDetector
 from dove_cli.threads import BackgroundWriter, read_ahead
 from dove_cli.tiled import TiledRestorer, pad_frame
 from dove_cli.timing import StageTimer, peak_gpu_bytes, peak_host_bytes
-from dove_cli.windows import ChunkStream, span_weights
+from dove_cli.windows import ChunkStream, Span, span_weights
 
 log = logging.getLogger(__name__)
 
@@ -131,8 +133,7 @@ def upscale(
     `dry_run`, else the result with timings and peak memory. Raises DoveError for user mistakes,
     Interrupted (exit code 130) on Ctrl-C, with the finished part kept for `resume=True`.
     """
-    opts = replace(options or UpscaleOptions(), **overrides)
-    check_options(opts)
+    opts = check_options(replace(options or UpscaleOptions(), **overrides))
     timer = timer or StageTimer()
     t_start = time.perf_counter()
     with video_io.open_reader(input, fps=opts.fps, rotate=opts.rotate, deinterlace=opts.deinterlace) as probe:
@@ -265,9 +266,17 @@ def _stream(
         model, scale=opts.scale, size=(hp * opts.scale, wp * opts.scale), tile=plan.tile,
         tile_overlap=plan.tile_overlap, blend=opts.blend, seed=opts.seed, offload=opts.offload, out_device=out_device,
         timer=timer, max_value=max_value, tile_changes=session.tile_changes, on_tile_change=session.record_tile_change,
+        parity=opts.parity,
     )  # fmt: skip
     blender = FrameBlender()
-    chunks = ChunkStream(plan.chunk, plan.chunk_overlap)
+    chunks: ChunkStream | ReleaseChunkStream
+    time_weights: Callable[[Span], np.ndarray]  # a temporal window's weight per frame
+    if opts.parity:  # the release's chunks and valid-region cut (release_layout.py)
+        chunks = ReleaseChunkStream(plan.chunk, plan.chunk_overlap)
+        time_weights = chunks.weights
+    else:
+        chunks = ChunkStream(plan.chunk, plan.chunk_overlap)
+        time_weights = partial(span_weights, overlap=opts.chunk_overlap, mode=opts.blend)
     detector = SceneDetector() if opts.scene_cuts == "auto" else None
     lq: dict[int, torch.Tensor] = {}  # frame index -> padded LQ frame [3, hp, wp], while a window needs it
     pts: dict[int, int] = {}
@@ -278,10 +287,11 @@ def _stream(
         reference = None
         if color_fix != "none" or opts.compare:
             reference = upsampled_reference(lq[t][:, :in_h, :in_w].to(out_device), opts.scale, max_value)
-        return to_code_values(finish_frame(frame, reference, color_fix, opts.compare), bits16)
+        return to_code_values(finish_frame(frame, reference, color_fix, opts.compare), bits16, truncate=opts.parity)
 
     stats = _StreamStats(resumed_from=first)
     written = read = 0
+    known = 0  # frames the windows are planned over: `read`, and at the end the release's time padding
     writer_options: dict[str, Any] = dict(codec=opts.codec, crf=opts.crf, preset=opts.preset, pix_fmt=opts.pix_fmt,
                           codec_options=resume.encoder_options(opts.codec_options))  # fmt: skip
     end = None if start is None or duration is None else start + duration
@@ -310,6 +320,10 @@ def _stream(
                     item = next(frames, None)
                 if item is None:
                     eof = True
+                    if opts.parity and read:  # the release pads the video to 8k+1 frames with its last frame
+                        for t in range(read, read + time_pad(read)):
+                            lq[t] = lq[read - 1]
+                        known = read + time_pad(read)
                 else:
                     frame, cut = item
                     if cut:
@@ -320,18 +334,19 @@ def _stream(
                     lq[read] = pad_frame(rgb, hp, wp, opts.pad)
                     pts[read] = frame.pts
                     read += 1
-                for span in chunks.ready(read, eof):
+                    known = read
+                for span in chunks.ready(known, eof):
                     if span.stop <= first:  # every frame it touches is saved already
                         stats.windows_skipped += 1
                         continue
                     window = tiles.restore_window([lq[t] for t in range(span.start, span.stop)], span)
                     with timer.stage("blend"):
-                        blender.add(span, window, span_weights(span, opts.chunk_overlap, opts.blend))
+                        blender.add(span, window, time_weights(span))
                     stats.windows_run += 1
                     if progress:
                         progress(Progress(written, max(plan.frames, read), f"frames {span.start}-{span.stop - 1}",
                                           time.perf_counter() - t_start))  # fmt: skip
-                final = chunks.final_before(read, eof)
+                final = min(chunks.final_before(known, eof), read)  # padding frames are never written
                 boundary = session.segment_end(final)
                 while written < final:
                     if written < first:
