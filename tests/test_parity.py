@@ -10,6 +10,7 @@ used for it. Inputs are PNG sequences, so both sides read the same RGB values.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -153,17 +154,23 @@ def dove_parity(src: Path, out_dir: Path, **opts) -> np.ndarray:
     return read_pngs(out_dir / "%06d.png", w, h)
 
 
-CASES = [  # (LQ size, frames, dove options): whole video, and their tiles + chunks
+CASES = [  # (LQ size, frames, dove options): the whole video, and their tiles and chunks
     ("40x24", 6, {}),
-    ("40x24", 13, dict(tile=64, tile_overlap=16, chunk=8, chunk_overlap=4)),
+    ("40x24", 13, dict(tile=64, tile_overlap=16, chunk=8, chunk_overlap=4)),  # 2 x 3 tiles (stretched), 3 chunks
     ("50x30", 6, {}),
-    ("50x30", 13, dict(tile=96, chunk=8, chunk_overlap=4)),
-    ("318x180", 5, {}),
-    ("318x180", 13, dict(tile=512, chunk=8, chunk_overlap=4)),
+    ("50x30", 13, dict(tile=96, chunk=8, chunk_overlap=4)),  # 1 x 3 tiles, 3 chunks (8, 8, 9 frames)
+    ("318x180", 1, {}),  # 320x192 -> 1280x768: the VAE tiles internally (diffusers' defaults)
+    ("318x180", 1, dict(tile=512)),  # a 768x512 and a stretched 768x800 tile
 ]
+SLOW = os.environ.get("DOVE_SLOW_TESTS") == "1"  # minutes on a 2-core CPU
+SLOW_CASES = [("318x180", 6, {}), ("318x180", 13, dict(tile=512, chunk=8, chunk_overlap=4))]
 
 
-@pytest.mark.parametrize("size,frames,opts", CASES, ids=[f"{s}-{n}f-{'tiled' if o else 'whole'}" for s, n, o in CASES])
+@pytest.mark.parametrize(
+    "size,frames,opts",
+    CASES + [pytest.param(*c, marks=pytest.mark.skipif(not SLOW, reason="DOVE_SLOW_TESTS=1")) for c in SLOW_CASES],
+    ids=[f"{s}-{n}f-{'tiled' if o else 'whole'}" for s, n, o in CASES + SLOW_CASES],
+)
 def test_parity_equals_the_authors_script(tmp_path, release_model, size, frames, opts):
     w, h = map(int, size.split("x"))
     src = png_clip(tmp_path / "in", demo_clip("002.mp4"), size, frames)
@@ -175,3 +182,139 @@ def test_parity_equals_the_authors_script(tmp_path, release_model, size, frames,
     diff = np.abs(got.astype(int) - ref.astype(int))
     print(f"{size} {opts}: max {diff.max()} levels, {psnr(got, ref):.1f} dB, {(diff > 0).mean():.2e} differ")
     assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
+
+
+# ------------------------------------------------------------------ the layout, without a model
+
+
+def their_valid(span: tuple[int, int], length: int, overlap: int) -> tuple[int, int]:
+    a, b = span
+    return (a if a == 0 else a + overlap // 2, b if b == length else b - overlap // 2)
+
+
+def _their_layout_runs(spans: list[tuple[int, int]], length: int, overlap: int) -> bool:
+    """Whether their write count check passes (every position written once)."""
+    count = np.zeros(length, int)
+    for s in spans:
+        lo, hi = their_valid(s, length, overlap)
+        count[lo:hi] += 1
+    return bool((count == 1).all()) and all(a >= 0 for a, _ in spans)
+
+
+def test_layout_is_theirs_on_every_axis_length():
+    """release_layout against the rules re-derived above, for every length up to 200 and a range of
+    windows and overlaps: the same windows, the same valid cut, and a refusal exactly where their
+    script stops (a position written twice or never, or starts that do not exist)."""
+    from dove_cli.release_layout import LayoutError, check_writes, release_chunks, release_tiles, valid_cut
+
+    checked = 0
+    for window, overlap in [(8, 4), (9, 2), (16, 8), (33, 8), (17, 3), (64, 32), (96, 32), (80, 16), (48, 32)]:
+        for length in range(1, 201):
+            for ours_fn, theirs_fn, axis in (
+                (release_chunks, their_chunks, "chunk"),
+                (release_tiles, their_tiles, "tile"),
+            ):
+                try:
+                    theirs = theirs_fn(length, window, overlap)
+                    runs = _their_layout_runs(theirs, length, overlap)
+                except IndexError:  # their chunk starts are empty: their script crashes
+                    theirs, runs = None, False
+                try:
+                    ours = ours_fn(length, window, overlap)
+                    check_writes(ours, length, overlap, axis)
+                except LayoutError:
+                    assert not runs, (axis, length, window, overlap)
+                    continue
+                assert runs and [(s.start, s.stop) for s in ours] == theirs, (axis, length, window, overlap)
+                for s, t in zip(ours, theirs, strict=True):
+                    lo, hi = valid_cut(s, length, overlap)
+                    assert (s.start + lo, s.start + hi) == their_valid(t, length, overlap)
+                    assert valid_cut(s, None, overlap) == (lo, hi)  # streaming: the last window ends the axis
+                checked += 1
+    assert checked > 2500
+
+
+@pytest.mark.parametrize("chunk,overlap", [(0, 8), (8, 4), (9, 2), (16, 8), (17, 8), (33, 8), (1, 0), (24, 6)])
+def test_chunks_planned_online_are_the_whole_plan(chunk, overlap):
+    """ReleaseChunkStream, fed one frame at a time, hands out release_chunks over the padded count,
+    never releases a frame that a later chunk still covers, and refuses what their script fails on."""
+    from dove_cli.release_layout import LayoutError, ReleaseChunkStream, check_release_chunks, time_pad
+
+    for frames in range(1, 80):
+        padded = frames + time_pad(frames)
+        try:
+            expected = check_release_chunks(padded, chunk, overlap)
+        except LayoutError:
+            expected = None
+        stream = ReleaseChunkStream(chunk, overlap)
+        got, final = [], 0
+        try:
+            for read in range(1, frames + 2):
+                eof = read > frames
+                got += stream.ready(padded if eof else read, eof)
+                new_final = min(stream.final_before(padded if eof else read, eof), frames)
+                assert new_final >= final and all(s.start >= new_final for s in expected or [] if s not in got)
+                final = new_final
+        except LayoutError:
+            assert expected is None, (frames, chunk, overlap)
+            continue
+        assert expected is not None and got == expected and final == frames, (frames, chunk, overlap)
+        assert padded == sum(int(w.sum()) for w in map(stream.weights, got))
+
+
+def test_vae_frame_rule_is_the_vae(release_model):
+    """The chunk lengths the VAE gives back frame for frame (1, 8k, 8k+1) are read off the VAE itself."""
+    from dove_cli.release_layout import vae_frames
+
+    vae = release_model.vae
+    for n in (1, 2, 4, 5, 7, 8, 9, 10, 12, 13, 16, 17, 20):
+        with torch.no_grad():
+            z = vae.encode(torch.zeros(1, 3, n, 16, 16)).latent_dist.mode()
+            assert vae.decode(z).sample.shape[2] == vae_frames(n), n
+    assert [n for n in range(1, 34) if vae_frames(n) == n] == [1, 8, 9, 16, 17, 24, 25, 32, 33]
+
+
+@pytest.fixture(scope="module")
+def clip13(tmp_path_factory) -> Path:
+    """13 frames of 40x24 as PNGs (17 after the release's time padding)."""
+    return png_clip(tmp_path_factory.mktemp("clip13"), demo_clip("002.mp4"), "40x24", 13)
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--chunk", "9", "--chunk-overlap", "2"], "cannot run the 10-frame chunk of frames 7-16"),
+        (["--chunk", "9", "--chunk-overlap", "1"], "frames 8-8 are written twice (an odd --chunk-overlap 1"),
+        (["--chunk", "24", "--chunk-overlap", "17"], "chunk overlap (17) is not shorter than the video (17 frames"),
+        (["--tile", "72"], "a tile height of 72 px (at 0) is not a multiple of 16"),
+        (["--tile", "64", "--tile-overlap", "40"], "a tile width of 72 px"),
+        (["--scale", "2"], "crops its padding as for x4"),
+        (["--chunk", "8", "--chunk-overlap", "8"], "--chunk-overlap 8 must be smaller than --chunk 8"),
+        (["--color-fix", "adain"], "--parity sets --color-fix none"),
+        (
+            ["--blend", "hard", "--pad", "zero", "--scene-cuts", "off", "--chunk", "9", "--chunk-overlap", "1"],
+            "written twice",
+        ),  # the settings --parity makes anyway are accepted
+    ],
+)
+def test_layouts_their_script_fails_on_are_one_line_errors(clip13, tmp_path, capsys, args, message):
+    from dove_cli.cli import main
+
+    out = tmp_path / "out.mkv"
+    with pytest.raises(SystemExit) as exc:
+        main(["upscale", str(clip13), "-o", str(out), "--model", "bilinear", "--parity", "--quiet", *args])
+    err = capsys.readouterr().err.strip()
+    assert exc.value.code == 2 and message in err.replace("\n", " "), err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert not list(tmp_path.iterdir())
+
+
+def test_parity_sets_the_release_settings(clip13, tmp_path):
+    """What --parity turns on, its default overlaps (32 px, 8 frames) and no tiles or chunks unless given."""
+    plan = upscale(clip13, tmp_path / "a.mkv", model="bilinear", parity=True, dry_run=True)
+    assert (plan.padded_size, plan.tile, plan.chunk, plan.tiles, plan.chunks) == ((32, 48), 0, 0, 1, 1)
+    plan = upscale(clip13, tmp_path / "a.mkv", model="bilinear", parity=True, tile=64, chunk=8, chunk_overlap=4,
+                   dry_run=True)  # fmt: skip
+    assert (plan.tile, plan.tile_overlap, plan.tiles, plan.chunks, plan.chunk_overlap) == (64, 32, 15, 3, 4)
+    plan = upscale(clip13, tmp_path / "a.mkv", model="bilinear", tile=144, chunk=9, dry_run=True)
+    assert (plan.padded_size, plan.tile_overlap, plan.chunk_overlap) == ((24, 40), 64, 8)  # dove's own

@@ -128,6 +128,7 @@ def make_plan(info: VideoInfo, model: Restorer, opts: UpscaleOptions, device: to
         raise InputError(f"{info.path}: frame size {w}x{h} is too small (at least 8 px a side)")
     if opts.parity:  # the release pads the LQ frame to multiples of 16, whatever the model's block
         hp, wp = release_layout.padded_lq_size(h, w)
+        release_layout.check_release_scale(opts.scale, (h, w), (hp, wp))
     else:
         q = lq_block(opts.scale, model.spatial_multiple)
         hp, wp = -(-h // q) * q, -(-w // q) * q

@@ -58,6 +58,16 @@ def padded_lq_size(height: int, width: int) -> tuple[int, int]:
     return -(-height // b) * b, -(-width // b) * b
 
 
+def check_release_scale(scale: int, size: tuple[int, int], padded: tuple[int, int]) -> None:
+    """Their script crops its padding as for x4 (pad x 4 rows and columns): at another scale it
+    would keep padding or cut picture unless the LQ sides need no padding."""
+    if scale != 4 and padded != size:
+        raise LayoutError(
+            f"--parity --scale {scale}: the authors' script crops its padding as for x4, so at x{scale} it keeps "
+            f"padding or cuts picture on a {size[1]}x{size[0]} input (sides not multiples of 16); use --scale 4"
+        )
+
+
 def vae_frames(frames: int) -> int:
     """How many frames diffusers' CogVideoX VAE gives back for a chunk of `frames` frames.
 
