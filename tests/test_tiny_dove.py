@@ -148,3 +148,77 @@ def test_bf16_on_the_cpu_is_close_to_the_fp32_reference(clip, tmp_path):
     )
     assert 47.0 < psnr(got, ref) < 55.0
     assert diff.mean() <= 0.5 and np.percentile(diff, 99) <= 4
+
+
+class _CrashAfter:
+    """A model that fails (like a crash) on its n-th window; otherwise the model itself."""
+
+    def __init__(self, model, n: int) -> None:
+        self._model, self._n = model, n
+
+    def __getattr__(self, name):
+        return getattr(self._model, name)
+
+    def restore(self, *args, **kwargs):
+        self._n -= 1
+        if self._n < 0:
+            raise RuntimeError("simulated crash")
+        return self._model.restore(*args, **kwargs)
+
+
+def test_resume_with_posterior_sampling_is_byte_identical(tmp_path):
+    """The tiny DOVE with --posterior sample: a run that crashed and resumed writes the same bytes
+    as one that did not. Unlike the bilinear model, neighbouring windows disagree where they
+    overlap and each draws its own noise, so a resume that skipped a window reaching past the
+    saved frames, or drew noise in run order, would differ."""
+    from dove_cli.engine import build_random
+    from dove_cli.resume import SEGMENT_MIN_FRAMES, work_folder
+
+    src = tmp_path / "in"
+    src.mkdir()
+    ffmpeg("-i", demo_clip("001.mp4"), "-frames:v", 48, "-vf", "scale=24:16", src / "%06d.png")
+    opts = dict(model="tiny", posterior="sample", seed=7, chunk=9, chunk_overlap=2, tile=0, device="cpu")
+    model = build_random("tiny", seed=0, posterior="sample")
+    for name in ("ref", "out"):
+        (tmp_path / name).mkdir()
+    full = upscale(src / "%06d.png", tmp_path / "ref" / "%06d.png", restorer=model, **opts)
+    out = tmp_path / "out" / "%06d.png"
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        upscale(src / "%06d.png", out, restorer=_CrashAfter(model, 6), **opts)
+    r = upscale(src / "%06d.png", out, restorer=model, resume=True, **opts)
+    assert r.resumed_from >= SEGMENT_MIN_FRAMES and 0 < r.windows_skipped < full.windows_run
+    assert r.windows_run + r.windows_skipped == full.windows_run and not work_folder(out).exists()
+    names = sorted(p.name for p in (tmp_path / "ref").iterdir())
+    assert len(names) == 48 and names == sorted(p.name for p in out.parent.iterdir())
+    for name in names:
+        assert (out.parent / name).read_bytes() == (tmp_path / "ref" / name).read_bytes(), name
+
+
+def test_out_of_memory_falls_back_to_offloading_a_real_model(clip, tmp_path, caplog):
+    """A real tiny DoveModel whose transformer is 'out of memory' while all weights sit on the device:
+    the window is retried with accelerate's offload hooks (a CPU execution device here), and the
+    picture is the one a run without the error gives."""
+    import logging
+
+    import torch
+
+    from dove_cli.engine import build_random
+
+    model = build_random("tiny", seed=0, posterior="mode")
+    forward = model.transformer.forward
+
+    def forward_or_oom(*args, **kwargs):
+        if not hasattr(model.transformer, "_hf_hook"):  # not offloaded: everything is on the device
+            raise torch.OutOfMemoryError("simulated")
+        return forward(*args, **kwargs)
+
+    reference = run(clip, tmp_path / "ref", build_random("tiny", seed=0, posterior="mode"), tile=0, chunk=0)
+    model.transformer.forward = forward_or_oom
+    (tmp_path / "oom").mkdir()
+    with caplog.at_level(logging.WARNING):
+        r = upscale(clip, tmp_path / "oom" / "%06d.png", restorer=model, **{**BASE, "tile": 0, "chunk": 0})
+    # smaller tiles first (160 -> 80 -> 64 px), then offloading, then the planned whole frame again
+    assert caplog.text.count("out of GPU memory") == 3 and "retrying with --offload model" in caplog.text
+    assert r.retries == 3 and r.tile_used == 0 and r.offload_used == "model" and model.offload == "model"
+    assert hasattr(model.vae, "_hf_hook") and hasattr(model.transformer, "_hf_hook")
+    assert np.array_equal(ffmpeg_frames(tmp_path / "oom" / "%06d.png", 4 * W, 4 * H), reference)

@@ -287,10 +287,14 @@ class DoveModel:
         return self.offload == "none" and self.quantize == "none"
 
     def offload_model(self) -> None:
-        """The out-of-memory fallback: weights back to the host, each part on the device in turn."""
+        """The out-of-memory fallback: weights back to the host, each part on the device in turn,
+        and VAE tiling on. accelerate's hooks are installed on any device (`place` skips them on a
+        CPU, where a user's --offload has nothing to gain), so the fallback runs the same on a CPU."""
         self.transformer.to("cpu")
         self.vae.to("cpu")
-        self.place("model", vae_tiling=True)
+        self.vae.enable_tiling()
+        self._offload_model()
+        self.offload = "model"
 
     # ------------------------------------------------------------------ SPEC 1.1 steps
 
