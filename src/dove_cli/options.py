@@ -135,9 +135,13 @@ class UpscaleOptions:
     tile_overlap: int | None = option(None, "Tile overlap in output px (default 64; 32 with --parity).", metavar="PX")
     chunk: int = option(AUTO, "Frames per window, 4k+1 (e.g. 33); 0 = whole video; auto.", metavar="N|auto",
                         shown_default="auto", parse=parse_size_option)  # fmt: skip
-    chunk_overlap: int = option(8, "Frames shared by neighbouring chunks.", metavar="N")
-    blend: BlendMode = option("cosine", "cosine (smooth) or hard (the release's valid-region cut).")
-    pad: Literal["replicate", "zero"] = option("replicate", "Pad to the model block: replicate, or zero (the release).")
+    chunk_overlap: int = option(
+        8, "Frames shared by neighbouring chunks (--parity: any chunk the release takes).", metavar="N"
+    )
+    blend: BlendMode = option("cosine", "cosine (smooth) or hard (a cut in the middle of each overlap).")
+    pad: Literal["replicate", "zero"] = option(
+        "replicate", "Pad to the model block by repeating the edge, or with zeros."
+    )
     parity: bool = option(
         False,
         "Reproduce the authors' inference_script.py: their padding, chunk/tile layout and valid-region cut, VAE "

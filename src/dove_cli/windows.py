@@ -1,11 +1,13 @@
 """Chunk/tile planning and blend weights: pure functions, no model, no I/O.
 
 A *span* is a half-open window [start, stop) along one axis (frames, or output pixel rows/columns).
-Windows follow the authors' release layout: starts at multiples of the stride (window - overlap),
-the last one aligned to the end, all of the same length. Blend weights are either
+Windows start at multiples of the stride (window - overlap), as in the authors' release, but the
+last one is aligned to the end so that all have the same length (the release merges a short last
+chunk into the one before and stretches its last tile instead: release_layout.py, `--parity`).
+Blend weights are either
 
-- "hard": the release's valid-region cut; every position belongs to exactly one window, the cut
-  between two neighbours lies `overlap // 2` before the earlier window's end, or
+- "hard": a cut like the release's valid-region cut; every position belongs to exactly one window,
+  the cut between two neighbours lies `overlap // 2` before the earlier window's end, or
 - "cosine": raised-cosine ramps across each overlap, so no seam or flicker line shows.
 
 Weights are normalised by their sum at every position, so they always sum to 1.
