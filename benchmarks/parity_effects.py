@@ -51,7 +51,9 @@ def compare(a: np.ndarray, b: np.ndarray) -> str:
 def rounding_instead_of_truncation():
     """--parity, but rounding to code values (what dove does) instead of the release's truncation."""
     return mock.patch.object(
-        upscaling, "to_code_values", lambda x, bits16, truncate=False: blend.to_code_values(x, bits16)
+        upscaling,
+        "to_code_values",
+        lambda x, bits16, scratch=None, truncate=False: blend.to_code_values(x, bits16, scratch),
     )
 
 

@@ -17,7 +17,7 @@ import torch
 
 from dove_cli.engine import BilinearModel
 from dove_cli.errors import OutputError
-from dove_cli.options import UpscaleOptions
+from dove_cli.options import AUTO, UpscaleOptions
 from dove_cli.resume import SEGMENT_MIN_FRAMES, Journal, Work, work_folder
 from dove_cli.threads import DIE_AFTER_ENV
 from dove_cli.upscaling import upscale
@@ -61,8 +61,10 @@ def test_killed_run_resumes_to_an_identical_output(clip, reference, tmp_path):
     assert not out.exists() and work.is_dir()
     with pytest.raises(OutputError, match="--resume"):
         upscale(clip, out, UpscaleOptions(**OPTS))
-    with pytest.raises(OutputError, match="cannot resume, blend was 'cosine'"):
+    with pytest.raises(OutputError, match="cannot resume, --blend cosine was given before and now --blend hard"):
         upscale(clip, out, UpscaleOptions(**OPTS, blend="hard", resume=True))
+    with pytest.raises(OutputError, match="cannot resume, --tile .* was given before and now --tile auto;"):
+        upscale(clip, out, UpscaleOptions(**{**OPTS, "tile": AUTO}, resume=True))  # never 'tile -1'
     r = upscale(clip, out, UpscaleOptions(**OPTS, resume=True))
     assert SEGMENT_MIN_FRAMES <= r.resumed_from <= 90
     # Only windows reaching past the saved frames ran again: at most one of them was finished.
@@ -90,9 +92,11 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(clip, tmp_path, sig):
     assert proc.returncode == 130, err
     assert "Traceback" not in err
     assert "run the same command with --resume" in err
+    said = re.search(r"interrupted after (\d+) frames; (\d+) are saved in closed segments", err)
+    assert said and int(said[1]) >= int(said[2]), err  # frames made, of which saved: the bar and the message agree
     assert not out.exists() and journal.exists()
     r = upscale(clip, out, UpscaleOptions(**{**OPTS, "scale": 8}, codec="ffv1", resume=True))
-    assert r.resumed_from >= SEGMENT_MIN_FRAMES and len(framemd5(out)) == 120
+    assert r.resumed_from == int(said[2]) >= SEGMENT_MIN_FRAMES and len(framemd5(out)) == 120
 
 
 class _FailAfter(BilinearModel):

@@ -9,10 +9,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from conftest import DEMO, demo_clip
 from dove_cli.errors import InputError
 from dove_cli.train import data as T
-
-from conftest import DEMO, demo_clip
 
 CROP = (5, 64, 64)
 
@@ -87,7 +86,7 @@ def test_sampler_shards_resumes_and_mixes_images():
     full = T.GlobalBatchSampler(7, 2, seed=1, end_step=10)
     r0 = T.GlobalBatchSampler(7, 1, seed=1, end_step=10, world_size=2, rank=0)
     r1 = T.GlobalBatchSampler(7, 1, seed=1, end_step=10, world_size=2, rank=1)
-    for b, x, y in zip(full, r0, r1):
+    for b, x, y in zip(full, r0, r1, strict=False):
         assert b == x + y
     resumed = T.GlobalBatchSampler(7, 2, seed=1, start_step=6, end_step=10)
     assert list(resumed) == list(full)[6:]
@@ -105,7 +104,7 @@ def test_worker_processes_give_the_same_batches(dataset):
     main = list(T.make_loader(dataset, sampler(), num_workers=0))
     workers = list(T.make_loader(dataset, sampler(), num_workers=2))
     assert len(main) == len(workers) == 2
-    for a, b in zip(main, workers):
+    for a, b in zip(main, workers, strict=False):
         assert torch.equal(a["hq"], b["hq"]) and torch.equal(a["lq"], b["lq"]) and a["kind"] == b["kind"]
     assert main[0]["hq"].shape == (2, 3, 5, 64, 64)
 

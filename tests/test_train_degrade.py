@@ -9,9 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dove_cli.train import degrade as D
-
 from conftest import demo_clip
+from dove_cli.train import degrade as D
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +29,7 @@ def real_clip() -> np.ndarray:
     import av
 
     with av.open(str(demo_clip("005.mp4"))) as c:
-        frames = [f.to_ndarray(format="rgb24") for _, f in zip(range(10), c.decode(video=0))]
+        frames = [f.to_ndarray(format="rgb24") for _, f in zip(range(10), c.decode(video=0), strict=False)]
     return np.stack(frames)[:, :96, :128].copy()
 
 
@@ -80,7 +79,7 @@ def test_recorded_draws_stay_in_the_configured_ranges(cfg_video):
                 assert 0.05 <= r["scale"] <= 3
             if r["op"] == "jpeg":
                 assert all(30 <= q <= 95 for q in r["quality"])
-                assert all(abs(a - b) <= 3 for a, b in zip(r["quality"], r["quality"][1:]))
+                assert all(abs(a - b) <= 3 for a, b in zip(r["quality"], r["quality"][1:], strict=False))
             if r["op"] == "video":
                 assert 1e4 <= r["bitrate"] <= 1e5 and r["frames"] == 3
                 seen_codecs.add(r["codec"])
@@ -180,14 +179,17 @@ def test_kernels_are_normalised_and_shaped():
     assert p[7, 7] == p.max()
     # FFT filtering equals direct correlation with a reflect-101 border
     x = torch.rand(2, 3, 40, 50) * 255
-    ref = F.conv2d(F.pad(x.reshape(6, 1, 40, 50), (10,) * 4, mode="reflect"), torch.tensor(k, dtype=torch.float32)[None, None])
+    ref = F.conv2d(
+        F.pad(x.reshape(6, 1, 40, 50), (10,) * 4, mode="reflect"), torch.tensor(k, dtype=torch.float32)[None, None]
+    )
     assert torch.allclose(D.filter2d(x, k), ref.reshape(2, 3, 40, 50), atol=1e-3)
 
 
 def test_intermediate_geometry_and_aligned_pair(cfg_video, real_clip):
-    assert D.intermediate_size((25, 320, 640)) == (30, 480, 960)
+    assert D.intermediate_size((25, 320, 640)) == (35, 480, 960)  # the release for HQ-VSR lists: 25 + 10
     assert D.intermediate_size((2, 320, 640)) == (12, 480, 960)
-    assert D.intermediate_size((33, 64, 64)) == (33, 96, 96)
+    assert D.intermediate_size((25, 320, 640), max_frames=30) == (30, 480, 960)  # its YouHQ cap
+    assert D.intermediate_size((33, 64, 64), max_frames=30) == (33, 96, 96)
     rng = np.random.default_rng(0)
     assert D.plan_intermediate((4, 500, 500), (5, 64, 64), rng) is None
     plan = D.plan_intermediate((100, 90, 130), (5, 64, 64), rng)
@@ -203,3 +205,84 @@ def test_intermediate_geometry_and_aligned_pair(cfg_video, real_clip):
     hq_p, lq_p, record = D.make_pair(inter, (5, 64, 64), cfg_video, np.random.default_rng(2))
     assert hq_p.shape == (5, 3, 64, 64) and lq_p.shape == (5, 3, 16, 16)
     assert any(r["op"] == "resize" and r["size"] == (24, 24) for r in record)
+
+
+# ---------------------------------------------------------------------------- the release's OpenCV behaviour
+
+
+def _cv2():
+    return pytest.importorskip("cv2", reason="opencv-python-headless is the reference for these checks")
+
+
+@pytest.mark.parametrize("size", [(20, 31), (12, 17), (7, 8), (50, 71), (74, 106), (37, 80), (18, 53)])
+def test_area_resize_is_opencv_inter_area(size):
+    """Shrinking by non-integer factors (fractional box weights), growing (pixel-area interpolation)
+    and one side kept: the same numbers as cv2.resize(INTER_AREA), not adaptive average pooling."""
+    cv2 = _cv2()
+    img = np.random.default_rng(0).uniform(0, 255, (37, 53, 3)).astype(np.float32)
+    ref = cv2.resize(img, size[::-1], interpolation=cv2.INTER_AREA)
+    out = D.resize(torch.from_numpy(img).permute(2, 0, 1)[None], size, "area")[0].permute(1, 2, 0).numpy()
+    assert np.abs(out - ref).max() < 1e-3
+
+
+def test_jpeg_is_the_release_opencv_jpeg(real_clip):
+    """The release JPEG-compresses RGB frames with cv2 (which reads them as BGR): bit-exact here."""
+    cv2 = _cv2()
+    for q in (30, 61, 95):
+        _, enc = cv2.imencode(".jpg", real_clip[0], [int(cv2.IMWRITE_JPEG_QUALITY), q])
+        assert np.array_equal(D.jpeg_roundtrip(real_clip[0], q), cv2.imdecode(enc, 1))
+
+
+def test_blur_of_8bit_frames_is_opencv_filter2d(real_clip):
+    cv2 = _cv2()
+    img = real_clip[0]
+    for k in (
+        D.gaussian_kernel(21, 2.0, 1.0, 0.3, 0.7),
+        D.sinc_kernel(9, 2.0),
+        D.plateau_kernel(13, 1.5, 2.5, 1.0, 1.5),
+    ):
+        ref = cv2.filter2D(img, -1, k)
+        out = D.to_uint8(D.saturate_u8(D.filter2d(D.from_uint8(img[None]), k)))[0]
+        diff = np.abs(ref.astype(int) - out)
+        assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
+
+
+def test_8bit_until_noise_then_float_and_jpeg_truncates(cfg_video, real_clip):
+    """Blur and resize of 8-bit frames round and saturate (cv2 keeps uint8); without noise and codec
+    every step stays 8-bit, so the LQ is whole levels; JPEG truncates a float input (astype)."""
+    quiet = {k: dict(v) for k, v in cfg_video.items()}
+    for section in ("degradation_1", "degradation_2"):
+        quiet[section] = {**quiet[section], "random_noise": {"params": {"prob": 0.0}}}
+    quiet["degradation_1"].pop("random_mpeg")
+    clip = D.from_uint8(real_clip[:3]) / 255
+    for seed in range(3):
+        lq, record = D.degrade(clip, quiet, np.random.default_rng(seed), mode="image")
+        assert {r["op"] for r in record} >= {"blur", "resize", "jpeg"}
+        levels = lq * 255
+        assert (levels - levels.round()).abs().max() < 1e-3
+    x = D.from_uint8(real_clip[:1]) + 0.7  # float values just under the next level
+    record: list = []
+    out = D.random_jpeg(x, {"quality": [50, 50]}, np.random.default_rng(0), record)
+    assert np.array_equal(D.to_uint8(out)[0], D.jpeg_roundtrip(real_clip[0], 50))
+
+
+def test_generalized_and_plateau_betas_are_drawn_per_frame():
+    params = {"kernel_list": ["generalized_aniso", "plateau_iso"], "kernel_prob": [0.5, 0.5], "kernel_size": [9],
+              "sigma_x": [0.5, 2], "sigma_y": [0.5, 2], "beta_gaussian": [0.5, 4], "beta_plateau": [1, 2]}  # fmt: skip
+    seen = set()
+    for seed in range(8):
+        kernels, info = D.draw_kernel(params, np.random.default_rng(seed), frames=6)
+        seen.add(info["kernel"])
+        lo, hi = sorted((1.0, info["beta"]))
+        assert len(kernels) == 6 and all(lo <= b <= hi for b in info["frame_betas"])
+        assert len(set(info["frame_betas"])) == 6 and not np.allclose(kernels[0], kernels[1])
+    assert seen == {"generalized_aniso", "plateau_iso"}
+    kernels, _ = D.draw_kernel({**params, "kernel_list": ["aniso"], "kernel_prob": [1]}, np.random.default_rng(0), 3)
+    assert kernels[0] is kernels[1] is kernels[2]  # other kernels: one per clip
+
+
+def test_odd_frames_are_padded_by_repeating_the_edge():
+    frames = np.random.default_rng(0).integers(0, 256, (2, 5, 7, 3), dtype=np.uint8)
+    padded = D.pad_even(frames)
+    assert padded.shape == (2, 6, 8, 3)
+    assert np.array_equal(padded[:, 5, :7], frames[:, 4]) and np.array_equal(padded[:, :5, 7], frames[:, :, 6])

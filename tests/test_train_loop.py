@@ -17,14 +17,15 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from conftest import DEMO, demo_clip
 from dove_cli.errors import OptionError, OutputError
+from dove_cli.train.checkpoints import list_checkpoints
 from dove_cli.train.config import TrainConfig, build_config
 from dove_cli.train.data import DataConfig, SampleKey, TrainDataset, collate, scan_sources
 from dove_cli.train.export import export_checkpoint
-from dove_cli.train.loop import list_checkpoints, train, training_loss
+from dove_cli.train.forward import training_loss
+from dove_cli.train.loop import train
 from dove_cli.train.losses import DISTS, PixelLoss
-
-from conftest import DEMO, demo_clip
 
 FAST = dict(
     warmup_steps=0, batch_size=2, num_workers=0, posterior="mode", seed=0, lr=3e-3, gradient_checkpointing=True
@@ -70,7 +71,8 @@ def _heldout_loss(model_dir: Path, cfg: TrainConfig) -> float:
     with torch.no_grad():
         for step in (10**6, 10**6 + 1, 10**6 + 2):
             batch = collate([ds[SampleKey("video", i, step, 2 * step + i)] for i in range(3)])
-            losses.append(float(training_loss(model, batch, cfg.stage, cfg.seed, pixel)[0]))
+            loss = training_loss(model, batch, stage=cfg.stage, seed=cfg.seed, dtype=torch.float32, pixel_loss=pixel)
+            losses.append(float(loss[0]))
     return sum(losses) / len(losses)
 
 
@@ -135,7 +137,7 @@ def test_short_run_then_resume_latest_is_the_same_run(tiny_model_dir, tmp_path):
 
 
 def test_stage2_loss_falls(tiny_model_dir, tmp_path):
-    cfg = _cfg(2, tiny_model_dir, tmp_path / "s2", max_steps=10, checkpoint_every=10, lr=3e-3)
+    cfg = _cfg(2, tiny_model_dir, tmp_path / "s2", max_steps=16, checkpoint_every=16, lr=3e-3)
     result = train(cfg)
     rows = [json.loads(x) for x in cfg.metrics_path.read_text().splitlines()]
     assert {"mse", "dists", "frame_diff"} <= set(rows[0]) and rows[0]["frame_diff"] > 0
@@ -194,7 +196,13 @@ def test_config_file_and_flag_precedence(tmp_path):
     yml = tmp_path / "c.yaml"
     yml.write_text("batch_size: 3\nlora_targets: [to_q, to_v]\n")
     cfg = build_config(1, yml)
-    assert (cfg.stage, cfg.batch_size, cfg.lora_targets, cfg.lr, cfg.resolution) == (1, 3, ("to_q", "to_v"), 2e-5, (25, 320, 640))
+    assert (cfg.stage, cfg.batch_size, cfg.lora_targets, cfg.lr, cfg.resolution) == (
+        1,
+        3,
+        ("to_q", "to_v"),
+        2e-5,
+        (25, 320, 640),
+    )
     for bad in (dict(resolution="24x320x640"), dict(resolution="25x300x640"), dict(nope=1), dict(batch_size=0)):
         with pytest.raises(OptionError):
             build_config(1, None, **bad)
@@ -222,7 +230,9 @@ def test_cli_errors_are_messages(tmp_path, tiny_model_dir):
     with av.open(str(lq)) as c:
         s = c.streams.video[0]
         assert (s.width, s.height) == (64, 32)
+        assert s.codec_context.pix_fmt == "yuv420p"  # 4:4:4 H.264 does not play in many players
     assert any(r["op"] == "video" for r in json.loads((tmp_path / "r.json").read_text()))
+    assert "None" not in proc.stderr and ("jpeg quality" in proc.stderr or "jpeg" not in proc.stderr)
 
 
 @pytest.mark.skipif(os.environ.get("DOVE_SKIP_DDP") == "1", reason="DOVE_SKIP_DDP=1")
@@ -274,7 +284,7 @@ def test_validation_writes_scores_and_samples(tiny_model_dir, tmp_path):
 
 
 def test_failed_checkpoint_write_keeps_the_previous_one(tmp_path):
-    from dove_cli.train.loop import save_checkpoint
+    from dove_cli.train.checkpoints import save_checkpoint
 
     class FakeAccelerator:
         is_main_process = True
@@ -297,3 +307,14 @@ def test_failed_checkpoint_write_keeps_the_previous_one(tmp_path):
         save_checkpoint(acc, tmp_path, 2, {"step": 2}, keep=3)
     assert list_checkpoints(tmp_path) == [good]
     assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == [good.name]
+
+
+def test_train_accepts_the_tiny_model_by_name(tmp_path, monkeypatch):
+    """As `dove upscale --model tiny`: a newcomer can try the recipe without weights."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    cfg = TrainConfig.for_stage(1, data=str(demo_clip("003.mp4")), model="tiny", output_dir=str(tmp_path / "run"),
+                                max_steps=1, resolution="1x32x32", num_workers=0, posterior="mode")  # fmt: skip
+    result = train(cfg)
+    assert result.steps == 1 and (tmp_path / "cache" / "dove" / "tiny-model" / "transformer").is_dir()
+    with pytest.raises(OptionError, match="--model bilinear has no weights to train"):
+        train(cfg.replace(model="bilinear", output_dir=str(tmp_path / "other")))

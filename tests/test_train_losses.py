@@ -25,7 +25,7 @@ def _reference_dists(model: DISTS, x: torch.Tensor, y: torch.Tensor) -> torch.Te
     total = alpha.sum() + beta.sum()
     out = torch.zeros(x.shape[0], dtype=torch.float64)
     start = 0
-    for u, v, c in zip(fx, fy, CHANNELS):
+    for u, v, c in zip(fx, fy, CHANNELS, strict=False):
         a, b = alpha[start : start + c] / total, beta[start : start + c] / total
         start += c
         for i in range(x.shape[0]):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from fractions import Fraction
 from pathlib import Path
 
@@ -569,6 +570,33 @@ def test_a_plan_that_needs_more_ram_than_is_free_says_so(tmp_path, monkeypatch, 
         plan = upscale(demo_clip("001.mp4"), tmp_path / "x.mp4", model="bilinear", scale=8, chunk=0, dry_run=True)
     assert plan.est_peak_host_bytes > 1 << 30
     assert "needs about" in caplog.text and "1.0 GiB is available" in caplog.text
+    assert "a shorter --chunk" in caplog.text and "--dtype bf16" not in caplog.text  # frames take the memory
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):  # 22 GB of float32 weights on the host: the advice says so
+        upscale(demo_clip("007.mp4"), tmp_path / "y.mp4", model="full-random", device="cpu", dry_run=True)
+    assert "the weights take most of it: --dtype bf16 halves them" in caplog.text
+
+
+def test_weights_already_loaded_are_not_counted_twice(tiny_model, tmp_path, monkeypatch, caplog):
+    """`dove bench` loads the model before planning: its weights are out of `available` already."""
+    import logging
+    from collections import namedtuple
+
+    import psutil
+
+    from dove_cli.engine import skeleton
+    from dove_cli.plan import warn_if_host_memory_short
+
+    plan = upscale(demo_clip("007.mp4"), tmp_path / "z.mp4", restorer=tiny_model, scale=1, dry_run=True)
+    weights = tiny_model.weights_bytes()
+    free = plan.est_peak_host_bytes - weights // 2  # enough without the weights, too little with them
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: namedtuple("vm", "available total")(free, 2 * free))
+    with caplog.at_level(logging.WARNING):
+        warn_if_host_memory_short(plan, tiny_model)
+    assert "needs about" not in caplog.text
+    with caplog.at_level(logging.WARNING):  # the same plan before the weights are loaded: they count
+        warn_if_host_memory_short(plan, skeleton(dict(tiny_model.transformer.config), dict(tiny_model.vae.config)))
+    assert "needs about" in caplog.text
 
 
 def test_a_model_output_that_is_not_finite_stops_the_run(tiny_model, tmp_path, monkeypatch):
@@ -580,3 +608,35 @@ def test_a_model_output_that_is_not_finite_stops_the_run(tiny_model, tmp_path, m
     with pytest.raises(ModelError, match=r"frames 0-8 is not finite \(NaN/Inf\)"):
         upscale(demo_clip("007.mp4"), out, restorer=tiny_model, scale=1, chunk=9, tile=0)
     assert not out.exists()
+
+
+def test_progress_lines_reach_a_log_file_during_the_run(tmp_path):
+    """stderr to a file (nohup, a job scheduler): stage lines at once, frame counts while it runs."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    log = tmp_path / "run.log"
+    out = tmp_path / "out.mp4"
+    cmd = [sys.executable, "-m", "dove_cli.cli", "upscale", str(demo_clip("001.mp4")), "-o", str(out), "--model",
+           "bilinear", "--chunk", "17", "--chunk-overlap", "4", "--scale", "2"]  # fmt: skip
+    with open(log, "w") as err:
+        proc = subprocess.Popen(cmd, stderr=err, stdout=subprocess.DEVNULL,
+                                env={**os.environ, "DOVE_PROGRESS_INTERVAL": "0.1"})  # fmt: skip
+        seen_while_running = ""
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and time.monotonic() < deadline:
+            text = log.read_text()
+            if "frames (" in text and proc.poll() is None:
+                seen_while_running = text
+            time.sleep(0.05)
+        if proc.poll() is None:
+            proc.kill()  # hung: fail below with its log, not stall the suite
+        proc.wait()
+    assert proc.returncode == 0, log.read_text()
+    for stage in ("001.mp4: loading model", "001.mp4: planning", "001.mp4: upscaling"):
+        assert stage in seen_while_running
+    counts = re.findall(r"001\.mp4: (\d+)/100 frames \(\d+%\)", seen_while_running)
+    assert counts and int(counts[0]) < 100  # a count before the end, not only a summary after it
+    assert re.search(r"frames/s, about .* left", seen_while_running)

@@ -188,9 +188,12 @@ def test_what_the_output_loses_is_said(
         caplog.clear()
         roundtrip(clip_10bit, tmp_path / "deep" / "%03d.png")  # 16-bit PNG keeps it: nothing to say
         roundtrip(clip_rotated, tmp_path / "upright" / "%03d.png", reader={"rotate": "apply"})
-        with open_reader(tmp_path / "opaque") as reader:  # an alpha plane that is 255 everywhere (GIFs, many PNGs)
+        with open_reader(tmp_path / "opaque", fps=25) as reader:  # an alpha plane 255 everywhere (GIFs, many PNGs)
             assert reader.info.pix_fmt == "rgba"
     assert caplog.text == ""
+    with caplog.at_level(logging.WARNING):
+        open_reader(tmp_path / "opaque").close()
+    assert caplog.text.count("images are read at 25 frames/s (ffmpeg's default); give --fps") == 1
 
 
 def test_truncated_file(clip_long_mp4: Path, clip_long_mkv: Path, tmp_path: Path) -> None:
@@ -453,7 +456,7 @@ def test_default_codec_follows_the_container(clip_2997: Path, tmp_path: Path) ->
     assert [round(t, 3) for t in frame_times(out)] == [round(t, 3) for t in frame_times(clip_2997)]  # WebM: 1 ms
     roundtrip(clip_2997, tmp_path / "x.mp4")
     assert ffinfo(tmp_path / "x.mp4").video().codec == "h264"
-    message = r"x\.webm: the webm container cannot hold h264 video; use --codec vp9 or another extension"
+    message = r"x\.webm: the webm container cannot hold h264 video; use --codec vp9 or an extension that can \(\.m2ts, .*\.mkv, .*\.mp4"
     with pytest.raises(OutputError, match=message) as err:
         roundtrip(clip_2997, tmp_path / "x.webm", codec="h264", audio="transcode")
     assert "\n" not in str(err.value) and leftovers(tmp_path) == []
@@ -724,7 +727,7 @@ def _zero_frames(tmp: Path) -> Path:
         (lambda t: (t / "text.mp4").write_text("not a video\n" * 20) and t / "text.mp4", "not a video"),
         (_audio_only, "no video stream"),
         (_zero_frames, ""),
-        (lambda t: (t / "empty_dir").mkdir() or t / "empty_dir", "no images"),
+        (lambda t: (t / "empty_dir").mkdir() or t / "empty_dir", "holds no videos or images (videos: .m2ts"),
         (lambda t: t / "nothing_%04d.png", "no files match"),
     ],
 )

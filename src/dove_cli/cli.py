@@ -10,6 +10,7 @@ import dataclasses
 import inspect
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -23,7 +24,9 @@ from rich.table import Table
 
 from dove_cli.console import BatchBars, EvalBar, UpscaleBar, VerifyBar, err_console, print_plan
 from dove_cli.errors import DoveError, OptionError
+from dove_cli.humanize import human_size
 from dove_cli.options import Cli, UpscaleOptions
+from dove_cli.train.config import TrainConfig
 
 app = typer.Typer(
     name="dove",
@@ -35,18 +38,46 @@ app = typer.Typer(
 )
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        from dove_cli import __version__
+
+        typer.echo(f"dove {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _everywhere(
+    version: bool = typer.Option(
+        False, "--version", callback=_show_version, is_eager=True, help="Print the version and exit."
+    ),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="More detail, and the codecs' own messages."),
+) -> None:
+    """One-step diffusion video super-resolution (DOVE)."""
+    if verbose:
+        logging.getLogger("dove_cli").setLevel(logging.INFO)
+    else:  # encoders print banners of their own (SVT-AV1: about 60 lines per file)
+        os.environ.setdefault("SVT_LOG", "1")
+    # Never av.logging.set_level(): PyAV's log callback takes the GIL from FFmpeg's decoder threads,
+    # and closing a frame-threaded decoder early (a bounded read) then deadlocks (PyAV #1849).
+
+
 def with_options(
-    cls: type, only: tuple[str, ...] | None = None, defaults: dict[str, Any] | None = None
+    cls: type, only: tuple[str, ...] | None = None, defaults: dict[str, Any] | None = None, overrides: bool = False
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Give a command one option per field of the dataclass `cls`, with the help, default and
-    choices declared there; the command receives their values as `options`, an instance of `cls`."""
+    choices declared there; the command receives their values as `options`, an instance of `cls`.
+
+    overrides: every option defaults to "not given" (on/off flags get a --no- form), and `options`
+    is a dict of the values that were given (for configs whose defaults depend on other options).
+    """
     hints = get_type_hints(cls)
-    chosen = [f for f in dataclasses.fields(cls) if only is None or f.name in only]
+    chosen = [f for f in dataclasses.fields(cls) if (only is None or f.name in only) and not f.metadata["cli"].hidden]
     defaults = defaults or {}
 
     def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
         own = [p for p in inspect.signature(command).parameters.values() if p.name != "options"]
-        params = own + [_parameter(f, hints[f.name], defaults.get(f.name, _default(f))) for f in chosen]
+        params = own + [_parameter(f, hints[f.name], defaults.get(f.name, _default(f)), overrides) for f in chosen]
 
         def run(**kwargs: Any) -> Any:
             values = {}
@@ -54,6 +85,8 @@ def with_options(
                 spec: Cli = f.metadata["cli"]
                 value = kwargs.pop(f.name)
                 values[f.name] = spec.parse(value, _flag(f)) if spec.parse and value is not None else value
+            if overrides:
+                return command(**kwargs, options={k: v for k, v in values.items() if v is not None})
             return command(**kwargs, options=cls(**values))
 
         run.__name__, run.__doc__ = command.__name__, command.__doc__
@@ -72,19 +105,22 @@ def _default(f: dataclasses.Field) -> Any:
     return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
 
 
-def _parameter(f: dataclasses.Field, hint: Any, default: Any) -> inspect.Parameter:
+def _parameter(f: dataclasses.Field, hint: Any, default: Any, overrides: bool) -> inspect.Parameter:
     """The typer parameter of one field: typed by the field (Literal -> choices) or, where the
-    command line takes text that `parse` turns into the value (`auto`, `k=v`), as text."""
+    command line takes text that `parse` turns into the value (`auto`, `k=v`, `25x320x640`), as text."""
     spec: Cli = f.metadata["cli"]
     names = [_flag(f)] + ([spec.short] if spec.short else [])
+    many = isinstance(default, (dict, list)) or (spec.parse is not None and isinstance(default, tuple) and not default)
     if spec.parse is not None:
-        many = isinstance(default, (dict, list))
         hint = list[str] if many else str
         shown = spec.shown_default if default == f.default and spec.shown_default else default
         default = [] if many else str(shown)
-    option = typer.Option(
-        default, *names, help=spec.help, metavar=spec.metavar, show_default=default not in (None, [], False)
-    )
+    if overrides:  # "not given" is None, and an on/off flag can be given either way
+        if hint is bool:
+            names[0] = f"{names[0]}/--no-{names[0][2:]}"
+        default, hint = None, (hint if many else hint | None)
+    show = not overrides and default not in (None, [], False)
+    option = typer.Option(default, *names, help=spec.help, metavar=spec.metavar, show_default=show)
     return inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=hint)
 
 
@@ -105,7 +141,6 @@ def upscale_cmd(
 ) -> None:
     """Upscale a video (or every video in a folder) with DOVE, streaming, with exact timing and audio."""
     from dove_cli.batch import is_batch_input
-    from dove_cli.upscaling import upscale
 
     if is_batch_input(input):
         if dry_run or options.manifest:
@@ -113,9 +148,14 @@ def upscale_cmd(
         _upscale_folder(input, output, options, quiet)
         return
     if dry_run:
+        from dove_cli.upscaling import upscale
+
         print_plan(upscale(input, output, options, dry_run=True), Console(stderr=True))
         return
     with UpscaleBar(quiet, input.name) as bar:
+        bar.status("starting")  # importing torch and diffusers takes seconds: say so at once
+        from dove_cli.upscaling import upscale
+
         result = upscale(input, output, options, progress=bar)
     if not quiet:
         err_console.print(result.summary(), markup=False, highlight=False, soft_wrap=True)
@@ -176,8 +216,9 @@ def bench_cmd(
     console.print(table)
     gib = 1024**3
     console.print(
-        f"{report['frames']} frames {report['output_size']} in {total:.2f} s = {report['fps']:.2f} frames/s; "
-        f"peak host {report['peak_host_bytes'] / gib:.2f} GiB, peak GPU {report['peak_device_bytes'] / gib:.2f} GiB",
+        f"{report['frames']} frame{'s' * (report['frames'] != 1)} {report['output_size']} in {total:.2f} s = "
+        f"{report['fps']:.2f} frames/s; peak host {report['peak_host_bytes'] / gib:.2f} GiB"
+        + (f", peak GPU {report['peak_device_bytes'] / gib:.2f} GiB" if report["device"] != "cpu" else ""),
         highlight=False,
     )
 
@@ -223,14 +264,14 @@ def download_weights_cmd(
     for rp in plan.repos:
         name = f"{rp.repo}/{rp.subfolder}" if rp.subfolder else rp.repo
         rev = rp.revision + (f" ({rp.commit[:10]})" if rp.commit else "")
-        size, todo = weights.human_size(rp.total_bytes), weights.human_size(rp.missing_bytes)
+        size, todo = human_size(rp.total_bytes), human_size(rp.missing_bytes)
         table.add_row(name, rev, str(len(rp.files)), size, todo)
     console.print(table)
     if plan.offline:
         console.print("offline (HF_HUB_OFFLINE=1): using the local copy, nothing is downloaded")
     else:
-        free = weights.human_size(plan.free_bytes)
-        console.print(f"to download: {weights.human_size(plan.missing_bytes)} ({free} free)", highlight=False)
+        free = human_size(plan.free_bytes)
+        console.print(f"to download: {human_size(plan.missing_bytes)} ({free} free)", highlight=False)
     if plan.missing_bytes and not yes and sys.stdin.isatty() and not typer.confirm("Download now?", default=True):
         raise typer.Exit(1)
     with VerifyBar(console, plan.total_bytes) as bar:
@@ -295,7 +336,7 @@ def info_cmd() -> None:
         except DoveError as exc:
             table.add_row("weights", f"{escape(str(folder))} [red]broken:[/] {escape(str(exc))}")
         for part, size in weights.describe_model(folder).items():
-            table.add_row(f"  {part}", weights.human_size(size) if size is not None else "absent")
+            table.add_row(f"  {part}", human_size(size) if size is not None else "absent")
     base = weights.find_downloaded(weights.BASE_REPO, "")
     table.add_row("base model", escape(str(base)) if base else "not downloaded (only needed to train: --base)")
 
@@ -325,76 +366,21 @@ app.add_typer(train_app, name="train")
 
 
 @train_app.callback()
+@with_options(TrainConfig, overrides=True)
 def train_cmd(
     ctx: typer.Context,
-    stage: int | None = typer.Option(None, "--stage", help="1 (latent space) or 2 (pixel space). Default 1."),
-    data: str | None = typer.Option(None, "--data", help="Folder (recursive) or list file of HQ videos."),
-    images: str | None = typer.Option(None, "--images", help="Stage 2: folder or list file of HQ images."),
-    lq: str | None = typer.Option(None, "--lq", help="Folder of real LQ videos paired with --data (no synthesis)."),
-    model: str | None = typer.Option(None, "--model", "-m", help="Initial model: diffusers folder or hub id."),
-    output_dir: str | None = typer.Option(None, "--output-dir", "-o", help="Run folder (checkpoints, metrics)."),
-    config: Path | None = typer.Option(None, "--config", help="TOML or YAML file of training options."),
-    resolution: str | None = typer.Option(None, "--resolution", help="HQ crop FxHxW (25x320x640; stage 2 2x320x640)."),
-    max_steps: int | None = typer.Option(None, "--max-steps", help="Optimiser steps (10000; stage 2 500)."),
-    lr: float | None = typer.Option(None, "--lr", help="Learning rate (2e-5; stage 2 5e-6)."),
-    warmup_steps: int | None = typer.Option(None, "--warmup-steps", help="Linear warmup steps (100)."),
-    batch_size: int | None = typer.Option(None, "--batch-size", help="Clips per process and micro-step (2)."),
-    grad_accum: int | None = typer.Option(None, "--grad-accum", help="Micro-steps per optimiser step (1)."),
-    seed: int | None = typer.Option(None, "--seed", help="Seed of data order, crops, degradations (42)."),
-    checkpoint_every: int | None = typer.Option(
-        None, "--checkpoint-every", help="Steps between checkpoints (1000; 100)."
-    ),
-    keep_checkpoints: int | None = typer.Option(None, "--keep-checkpoints", help="Checkpoints kept (3)."),
-    metrics_file: str | None = typer.Option(None, "--metrics-file", help="JSONL log (default OUTPUT/metrics.jsonl)."),
-    optimizer: str | None = typer.Option(None, "--optimizer", help="adamw or adamw8bit (bitsandbytes)."),
-    lora_rank: int | None = typer.Option(
-        None, "--lora-rank", help="Train LoRA adapters of this rank (0 = all weights)."
-    ),
-    lora_alpha: int | None = typer.Option(None, "--lora-alpha", help="LoRA alpha (64)."),
-    mixed_precision: str | None = typer.Option(None, "--mixed-precision", help="auto, bf16, fp16 or no."),
-    gradient_checkpointing: bool | None = typer.Option(
-        None, "--gradient-checkpointing/--no-gradient-checkpointing", help="Recompute activations (on)."
-    ),
-    image_ratio: float | None = typer.Option(None, "--image-ratio", help="Stage 2: share of image batches (0.8)."),
-    frame_stride: int | None = typer.Option(None, "--frame-stride", help="Take every Nth frame (1)."),
-    degradation: str | None = typer.Option(None, "--degradation", help="video, image_video or a yaml path."),
-    dists_weights: list[str] | None = typer.Option(
-        None, "--dists-weights", help="DISTS alpha/beta and/or VGG16 weight files (repeatable)."
-    ),
-    dists_weight: float | None = typer.Option(None, "--dists-weight", help="Weight of the DISTS term (1)."),
-    frame_diff_weight: float | None = typer.Option(
-        None, "--frame-diff-weight", help="Weight of the frame-difference term (1)."
-    ),
-    max_grad_norm: float | None = typer.Option(None, "--max-grad-norm", help="Gradient clipping (0.1)."),
-    num_workers: int | None = typer.Option(None, "--num-workers", help="Data-loading processes (4)."),
-    posterior: str | None = typer.Option(None, "--posterior", help="VAE posterior: sample (release) or mode."),
-    tensorboard: bool | None = typer.Option(None, "--tensorboard/--no-tensorboard", help="Also log to TensorBoard."),
-    val_data: str | None = typer.Option(None, "--val-data", help="Held-out HQ videos: PSNR/SSIM + sample frames."),
-    val_every: int | None = typer.Option(None, "--val-every", help="Steps between validations (500)."),
-    val_clips: int | None = typer.Option(None, "--val-clips", help="Held-out clips per validation (4)."),
-    resume: str | None = typer.Option(None, "--resume", help="'latest' or a checkpoint folder."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Start over in an output folder that holds a run."),
+    config: Path | None = typer.Option(None, "--config", help="TOML or YAML file of training options.", metavar="FILE"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    *,
+    options: dict[str, Any],
 ) -> None:
     """Train stage 1 or 2 (the paper's recipe by default; every number is an option)."""
     if ctx.invoked_subcommand is not None:
         return
-    from dove_cli.errors import OptionError
     from dove_cli.train.config import build_config
     from dove_cli.train.loop import train
 
-    flags = dict(
-        stage=stage, data=data, images=images, lq=lq, model=model, output_dir=output_dir, resolution=resolution,
-        max_steps=max_steps, lr=lr, warmup_steps=warmup_steps, batch_size=batch_size, grad_accum=grad_accum,
-        seed=seed, checkpoint_every=checkpoint_every, keep_checkpoints=keep_checkpoints, metrics_file=metrics_file,
-        optimizer=optimizer, lora_rank=lora_rank, lora_alpha=lora_alpha, mixed_precision=mixed_precision,
-        gradient_checkpointing=gradient_checkpointing, image_ratio=image_ratio, frame_stride=frame_stride,
-        degradation=degradation, dists_weights=dists_weights or None, dists_weight=dists_weight,
-        frame_diff_weight=frame_diff_weight, max_grad_norm=max_grad_norm, num_workers=num_workers,
-        posterior=posterior, tensorboard=tensorboard, resume=resume, overwrite=overwrite or None,
-        val_data=val_data, val_every=val_every, val_clips=val_clips,
-    )  # fmt: skip
-    cfg = build_config(1, config, **flags)
+    cfg = build_config(1, config, **options)
     if not cfg.data:
         raise OptionError("--data is required (a folder or list file of HQ videos)")
     logging.getLogger("dove_cli").setLevel(logging.INFO)
@@ -433,11 +419,16 @@ def train_export_cmd(
     ),
     output: Path = typer.Option(..., "--output", "-o", help="Model folder to write (diffusers layout)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty output folder."),
+    with_text_encoder: bool = typer.Option(
+        False,
+        "--with-text-encoder",
+        help="Also copy the base model's text_encoder/ and tokenizer/ (for CogVideoXPipeline).",
+    ),
 ) -> None:
-    """Write a model folder that `dove upscale --model DIR` loads (LoRA merged)."""
+    """Write a model folder that `dove upscale --model DIR` and diffusers load (float32, LoRA merged)."""
     from dove_cli.train.export import export_checkpoint
 
-    folder = export_checkpoint(checkpoint, output, overwrite=overwrite)
+    folder = export_checkpoint(checkpoint, output, overwrite=overwrite, with_text_encoder=with_text_encoder)
     err_console.print(f"exported to {folder}", markup=False, highlight=False, soft_wrap=True)
 
 
@@ -459,10 +450,15 @@ def degrade_cmd(
     steps = degrade_file(input, output, seed=seed, config=config, max_frames=frames, overwrite=overwrite)
     if record is not None:
         record.write_text(json.dumps(steps, indent=1))
-    summary = ", ".join(
-        s["op"] + (f" {s.get('kernel') or s.get('codec') or s.get('type') or s.get('method')}" if len(s) > 1 else "")
-        for s in steps
-    )
+
+    def step(s: dict[str, Any]) -> str:
+        if s["op"] == "jpeg":
+            q = s["quality"]
+            return f"jpeg quality {min(q)}-{max(q)}" if min(q) != max(q) else f"jpeg quality {q[0]}"
+        what = s.get("kernel") or s.get("codec") or s.get("type") or s.get("method")
+        return s["op"] + (f" {what}" if what else "")
+
+    summary = ", ".join(step(s) for s in steps)
     err_console.print(f"wrote {output}: {summary}", markup=False, highlight=False, soft_wrap=True)
 
 
@@ -472,7 +468,6 @@ def degrade_cmd(
 def _download_metric_weights(metrics: bool, dists: bool) -> None:
     """`dove download-weights --metrics / --dists`: fetch (or find) and verify the published files."""
     from dove_cli.metrics import DEFAULT_METRICS, pretrained
-    from dove_cli.weights import human_size
 
     keys = pretrained.files_for(DEFAULT_METRICS if metrics else ("dists",))
     console = Console()

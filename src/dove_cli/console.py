@@ -5,6 +5,8 @@ Only the CLI uses this module; the library reports progress through callbacks.
 
 from __future__ import annotations
 
+import os
+import time
 from typing import TypeVar
 
 from rich.console import Console
@@ -21,36 +23,87 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from dove_cli.humanize import human_duration, human_range
+
 err_console = Console(stderr=True)
 _Bar = TypeVar("_Bar", bound="UpscaleBar")
 
 
 class UpscaleBar:
-    """Rich progress: frames done / total, fps, ETA and the current window; silent with --quiet."""
+    """Progress of one run: a rich bar (frames, fps, ETA, what is happening) on a terminal, and on
+    anything else (a log file, nohup, a job scheduler) a plain line at each change of stage and every
+    DOVE_PROGRESS_INTERVAL seconds (default 10) while frames are made. Silent with --quiet."""
 
-    def __init__(self, quiet: bool, label: str) -> None:
+    def __init__(self, quiet: bool, label: str, console: Console = err_console) -> None:
+        self.quiet, self.label, self.console = quiet, label, console
+        self.plain = not console.is_terminal
+        self.interval = float(os.environ.get("DOVE_PROGRESS_INTERVAL") or 10)
         self.bar = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("{task.fields[fps]:.2f} fps"),
+            TextColumn("{task.fields[rate]}"),
             TimeRemainingColumn(),
             TextColumn("{task.fields[window]}"),
-            console=err_console,
-            disable=quiet,
+            console=console,
+            disable=quiet or self.plain,
             transient=False,
         )
-        self.task = self.bar.add_task(escape(label), total=None, fps=0.0, window="")
+        self.task = self.bar.add_task(escape(label), total=None, rate="", window="")
         self.started = False
+        self._status = ""
+        self._last_line = 0.0
+        self._last_count = 0
+        self._since: tuple[float, int] | None = None  # (time, frames done) when frames began to come
 
-    def __call__(self, p) -> None:
+    def status(self, text: str) -> None:
+        """Say what is happening before the frames come ("loading model", "planning", ...)."""
+        if text == self._status:
+            return
+        self._status = text
+        if self.plain:
+            if text != "starting":  # in a log, a run starts with its first real stage (an early error stays one line)
+                self._line(text)
+        else:
+            self._start()
+            self.bar.update(self.task, window=escape(f"{text} ..."))
+
+    def __call__(self, p) -> None:  # upscaling.Progress
+        now = time.monotonic()
+        if self._since is None and p.frames_done:
+            self._since = (now, p.frames_done)
+        fps = p.frames_done / p.seconds if p.seconds > 0 else 0.0
+        if self.plain:
+            due = now - self._last_line >= self.interval or p.status != self._status
+            if p.frames_done != self._last_count and due:
+                self._line(self._counts(p, now))  # the count, then the stage it ends with
+                self._last_count = p.frames_done
+            self.status(p.status)
+            return
+        self.status(p.status)
+        self._start()
+        self.bar.update(self.task, completed=p.frames_done, total=p.frames_total or None, rate=f"{fps:.2f} fps",
+                        window=escape(p.window or self._status))  # fmt: skip
+
+    def _counts(self, p, now: float) -> str:
+        total = max(p.frames_total, p.frames_done)
+        text = f"{p.frames_done}/{total} frames ({100 * p.frames_done / max(total, 1):.0f}%)"
+        if self._since is not None and p.frames_done > self._since[1] and now > self._since[0]:
+            rate = (p.frames_done - self._since[1]) / (now - self._since[0])
+            text += f", {rate:.2f} frames/s"
+            if p.frames_done < total:
+                text += f", about {human_duration((total - p.frames_done) / rate)} left"
+        return text
+
+    def _line(self, text: str) -> None:
+        if not self.quiet:
+            self.console.print(f"{self.label}: {text}", markup=False, highlight=False, soft_wrap=True)
+            self._last_line = time.monotonic()
+
+    def _start(self) -> None:
         if not self.started:  # only once work begins: an early error leaves no empty bar behind
             self.bar.start()
             self.started = True
-        fps = p.frames_done / p.seconds if p.seconds > 0 else 0.0
-        self.bar.update(
-            self.task, completed=p.frames_done, total=p.frames_total or None, fps=fps, window=escape(p.window)
-        )
 
     def __enter__(self: _Bar) -> _Bar:
         return self
@@ -69,25 +122,34 @@ class EvalBar(UpscaleBar):
             self.started = True
         fps = p.frames_done / p.seconds if p.seconds > 0 else 0.0
         label = f"{p.video} ({p.index + 1}/{p.videos})"
-        self.bar.update(self.task, completed=p.frames_done, total=p.frames_total, fps=fps, window=escape(label))
+        self.bar.update(self.task, completed=p.frames_done, total=p.frames_total, rate=f"{fps:.2f} fps",
+                        window=escape(label))  # fmt: skip
 
 
-def print_plan(plan, console: Console) -> None:
+def print_plan(plan, console: Console) -> None:  # plan.Plan
     gib = 1024**3
     table = Table(title="plan (--dry-run)", show_header=False, show_edge=False)
     h, w = plan.input_size
     oh, ow = plan.output_size
+    if plan.chunk:
+        chunks = f"{plan.chunks} of {plan.chunk} frames, {plan.chunk_overlap} shared by neighbours"
+    else:
+        chunks = f"1: the whole clip ({plan.frames} frames)"
+    tiles = (
+        f"{plan.tiles} of {plan.tile} px, {plan.tile_overlap} px overlap" if plan.tiles > 1 else "1: the whole frame"
+    )
+    est = human_range(plan.est_seconds) if plan.est_seconds is not None else "- (no model to time)"
     rows = [
         ("input", f"{w}x{h}, {plan.frames} frames at {float(plan.fps):.3f} fps ({plan.fps})"),
         ("output", f"{ow}x{oh}"),
         ("padded input", f"{plan.padded_size[1]}x{plan.padded_size[0]}"),
-        ("chunks", f"{plan.chunks} of {plan.chunk or 'all'} frames, overlap {plan.chunk_overlap}"),
-        ("tiles", f"{plan.tiles} of {plan.tile or 'whole frame'} px, overlap {plan.tile_overlap}"),
-        ("windows", str(plan.windows())),
+        ("windows in time", chunks),
+        ("tiles per window", tiles),
+        ("model calls", str(plan.windows())),
         ("device", f"{plan.device}, {plan.dtype}"),
         ("est. peak GPU memory", f"{plan.est_peak_device_bytes / gib:.1f} GiB" if plan.est_peak_device_bytes else "-"),
         ("est. peak host memory", f"{plan.est_peak_host_bytes / gib:.1f} GiB"),
-        ("est. time (rough)", f"{plan.est_seconds:.0f} s" if plan.est_seconds is not None else "-"),
+        ("est. time", est),
     ]
     if plan.model_note:
         rows.insert(0, ("model", plan.model_note))
@@ -101,15 +163,19 @@ class BatchBars(UpscaleBar):
 
     def __init__(self, quiet: bool, total: int) -> None:
         super().__init__(quiet, "")
-        self.files = self.bar.add_task("[bold]all files", total=total, fps=0.0, window="")
+        self.files = self.bar.add_task("[bold]all files", total=total, rate="", window="")
         self.done = 0
 
     def file(self, index: int, item) -> None:
         if item.status == "running":  # a fresh per-file bar (its frame count comes with the first update)
             self.bar.remove_task(self.task)
-            self.task = self.bar.add_task(escape(item.input.name), total=None, fps=0.0, window="")
+            self.task = self.bar.add_task(escape(item.input.name), total=None, rate="", window="")
+            self._status = ""
+            if self.plain:
+                self._line(f"file {index + 1} of {self.bar.tasks[0].total}: {item.input.name}")
             return
         self.done += 1
+        self.bar.update(self.task, visible=False)  # a finished file's bar goes; the overall bar stays
         self.bar.update(self.files, completed=self.done, window=escape(f"{item.input.name}: {item.status}"))
         if not self.started:
             self.bar.start()

@@ -126,7 +126,8 @@ class BilinearModel:
         *,
         release: bool = False,
     ) -> torch.Tensor:
-        return (video.float() * 0.5 + 0.5).clamp(0.0, 1.0)
+        """The input mapped back to [0, 1] (in place when it is float32: the caller is done with it)."""
+        return video.float().mul_(0.5).add_(0.5).clamp_(0.0, 1.0)
 
     def estimate_window_bytes(self, frames: int, height: int, width: int) -> int:
         return frames * height * width * 3 * 4 * 3
@@ -405,17 +406,10 @@ class DoveModel:
         return estimate_activation_bytes(self.transformer.config, self.vae.config, frames, height, width, self.dtype)
 
     def estimate_seconds(self, frames: int, height: int, width: int) -> float | None:
-        """FLOP-count estimate at an assumed sustained rate (rough: a guide for --dry-run only)."""
-        cfg = self.transformer.config
-        frames += (-(frames - 1)) % 8
-        lat = 1 + (frames - 1) // 4
-        tokens = math.ceil(lat / (cfg.patch_size_t or 1)) * (height // 16) * (width // 16) + cfg.max_text_seq_length
-        params = sum(p.numel() for p in self.transformer.parameters())
-        dim = cfg.num_attention_heads * cfg.attention_head_dim
-        flops = 2 * params * tokens + 4 * tokens * tokens * dim * cfg.num_layers
-        flops += 2 * 3.0e12 * frames * height * width / (720 * 1280)  # VAE encode+decode: ~3 TFLOP per 720p frame
-        rate = 4.0e14 if self.device.type == "cuda" else 2.0e11
-        return flops / rate
+        """FLOPs of the window over this device's measured rates (speed.py)."""
+        from dove_cli.speed import estimate_window_seconds
+
+        return estimate_window_seconds(self.transformer, self.vae, self.device, self.dtype, frames, height, width)
 
     def fingerprint(self) -> dict[str, Any]:
         """A sha256 over the weights in memory (cheap next to a run) and the configs."""

@@ -17,6 +17,10 @@ from dove_cli.options import UpscaleOptions
 
 log = logging.getLogger(__name__)
 
+NO_WEIGHTS_HINT = ("without the weights, --model bilinear (a plain upscale) and --model tiny (the DOVE code path "
+                   "on a tiny random model) run anywhere; or fetch them on a connected machine with "
+                   "`dove download-weights --dir DIR` and pass --model DIR")  # fmt: skip
+
 
 def resolve_device(opts: UpscaleOptions) -> tuple[torch.device, torch.dtype]:
     """cuda when present (else cpu, with a warning), bf16 on cuda and fp32 on cpu by default."""
@@ -52,7 +56,13 @@ def load_model(opts: UpscaleOptions, device: torch.device, dtype: torch.dtype) -
     if size := random_size(opts):
         return engine.build_random(size, device=device, dtype=dtype, posterior=opts.posterior, offload=opts.offload,
                                    vae_tiling=opts.vae_tiling)  # fmt: skip
-    folder = weights.resolve_model(name, download=opts.download)
+    if device.type == "cpu" and opts.download and weights.find_downloaded() is None and not name:
+        log.warning("--download on a machine without a GPU: about 20 GB to fetch, and then hours per minute of "
+                    "video on the CPU (`--dry-run` estimates it)")  # fmt: skip
+    try:
+        folder = weights.resolve_model(name, download=opts.download)
+    except ModelError as exc:
+        raise type(exc)(f"{exc}; {NO_WEIGHTS_HINT}") from None
     return DoveModel.from_pretrained(
         folder,
         device=device,

@@ -22,6 +22,7 @@ from dove_cli.release_layout import RELEASE_TILE_OVERLAP
 from dove_cli.windows import BlendMode, check_chunk, check_tile
 
 AUTO = -1  # tile/chunk value meaning "choose from free memory"
+DEFAULT_CHUNK = 33  # --chunk auto: the paper's clip length, 33 frames -> 9 latent frames
 
 ColorFix = Literal["none", "wavelet", "adain"]
 Posterior = Literal["sample", "mode"]
@@ -39,12 +40,13 @@ class Cli:
     metavar: str | None = None
     shown_default: str | None = None  # default as the user types it ("auto" for AUTO)
     parse: Callable[[Any, str], Any] | None = None  # (command-line value, flag) -> field value
+    hidden: bool = False  # not a command-line option (a config-file key only)
 
 
 def option(default: Any, help: str, **cli: Any) -> Any:
     """A dataclass field that carries its command-line help and spelling."""
     meta = {"cli": Cli(help, **cli)}
-    if isinstance(default, (dict, list)):
+    if isinstance(default, (dict, list)):  # mutable: each instance gets its own copy
         return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
 
@@ -218,7 +220,12 @@ def check_options(opts: UpscaleOptions) -> UpscaleOptions:
         if opts.chunk != AUTO:
             check_chunk(opts.chunk, opts.chunk_overlap)
         elif opts.chunk_overlap < 0:
-            raise OptionError("--chunk-overlap must not be negative")
+            raise OptionError(f"--chunk-overlap {opts.chunk_overlap} must not be negative")
+        elif opts.chunk_overlap >= DEFAULT_CHUNK:
+            raise OptionError(
+                f"--chunk-overlap {opts.chunk_overlap} must be smaller than the chunk (--chunk auto uses "
+                f"{DEFAULT_CHUNK} frames); give a longer --chunk, e.g. --chunk {4 * opts.chunk_overlap + 1}"
+            )
         if opts.tile != AUTO:
             check_tile(opts.tile, opts.tile_overlap, 16)
         elif opts.tile_overlap < 0:

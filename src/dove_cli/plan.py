@@ -17,13 +17,12 @@ import torch
 from dove_cli import release_layout
 from dove_cli.engine import Restorer
 from dove_cli.errors import InputError, OptionError
-from dove_cli.options import AUTO, UpscaleOptions, check_options, parse_preview
+from dove_cli.options import AUTO, DEFAULT_CHUNK, UpscaleOptions, check_options, parse_preview
 from dove_cli.video_io import VideoInfo
 from dove_cli.windows import Span, plan_spans, plan_tiles
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CHUNK = 33  # the paper's clip length: 33 frames -> 9 latent frames
 MIN_TILE = 64  # smallest tile an OOM retry goes down to (output px)
 ACCUMULATOR_MAX_DEVICE_BYTES = 8 << 30  # blend on the GPU only up to this much (and 1/4 of the budget)
 
@@ -151,6 +150,9 @@ def make_plan(info: VideoInfo, model: Restorer, opts: UpscaleOptions, device: to
         chunks, win_f = len(spans), max(s.length for s in spans)
     else:
         ys, xs, tile_overlap = plan_tiles(big_h, big_w, tile, opts.tile_overlap, model.spatial_multiple)
+        if len(ys) * len(xs) > 1 and tile_overlap < opts.tile_overlap:
+            log.warning("--tile-overlap %d is more than a %d px tile can share (--tile auto chose %d px): using %d",
+                        opts.tile_overlap, ys[0].length, ys[0].length, tile_overlap)  # fmt: skip
         chunks = len(plan_spans(frames, chunk, opts.chunk_overlap)) if frames else 0
         win_f = chunk or frames
     th, tw = max(s.length for s in ys), max(s.length for s in xs)
@@ -197,13 +199,23 @@ def _release_chunks(frames: int, *, exact: bool, chunk: int, overlap: int) -> li
         return [Span(0, padded)]
 
 
-def warn_if_host_memory_short(plan: Plan) -> None:
-    """Say so before hours of swapping (or an OOM kill) when the plan needs more RAM than is free."""
+def warn_if_host_memory_short(plan: Plan, model: Restorer) -> None:
+    """Say so before hours of swapping (or an OOM kill) when the plan needs more RAM than is free,
+    with the advice that fits what takes the memory."""
     available = psutil.virtual_memory().available
-    if plan.est_peak_host_bytes > available:
-        log.warning("this run needs about %.1f GiB of host memory and %.1f GiB is available: it may swap or be "
-                    "killed; a shorter --chunk or a smaller --scale needs less", plan.est_peak_host_bytes / 2**30,
-                    available / 2**30)  # fmt: skip
+    need = plan.est_peak_host_bytes
+    weights = model.weights_bytes() if plan.device == "cpu" else 0
+    if weights and not model.is_skeleton:
+        need -= weights  # loaded already, so already missing from what is available
+    if need <= available:
+        return
+    if weights > plan.est_peak_host_bytes / 2:
+        advice = "the weights take most of it" + (": --dtype bf16 halves them" if plan.dtype == "float32" else "")
+        advice += "; a CUDA GPU keeps them off the host"
+    else:
+        advice = "a shorter --chunk, a smaller --tile or a smaller --scale needs less"
+    log.warning("this run needs about %.1f GiB of host memory and %.1f GiB is available: it may swap or be killed; %s",
+                need / 2**30, available / 2**30, advice)  # fmt: skip
 
 
 def accumulator_bytes(chunk: int, frames: int, height: int, width: int, overlap: int) -> int:

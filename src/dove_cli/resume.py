@@ -58,6 +58,17 @@ SEGMENT_MIN_FRAMES = 24
 ENCODER_THREADS = 8
 
 
+def _as_given(key: str, value: Any) -> str:
+    """A fingerprint entry as the user wrote it: `--tile auto`, not tile -1."""
+    if key.startswith("input"):
+        return f"{key.replace('_', ' ')} {value}"
+    if key in ("tile", "chunk") and value == -1:  # options.AUTO
+        value = "auto"
+    elif isinstance(value, bool):
+        return f"--{key.replace('_', '-')}" if value else f"no --{key.replace('_', '-')}"
+    return f"--{key.replace('_', '-')} {value}"
+
+
 def work_folder(output: Path) -> Path:
     return output.with_name(output.name + WORK_SUFFIX)
 
@@ -164,8 +175,9 @@ class Work:
             old, new = journal.fingerprint.get(key), fingerprint.get(key)
             if old != new:
                 raise OutputError(
-                    f"{self.path}: cannot resume, {key} was {old!r} and is now {new!r}; run the same command "
-                    "as before with --resume, or use --overwrite to start over"
+                    f"{self.path}: cannot resume, {_as_given(key, old)} was given before and now "
+                    f"{_as_given(key, new)}; run the same command as before with --resume, or use --overwrite "
+                    "to start over"
                 )
         return journal
 
@@ -480,13 +492,15 @@ class Session:
         else:
             self.work.remove()
 
-    def interrupted(self) -> Interrupted:
-        """The error to raise after Ctrl-C (or SIGTERM)."""
+    def interrupted(self, written: int) -> Interrupted:
+        """The error to raise after Ctrl-C (or SIGTERM), `written` frames into the run."""
         if self.work is None:
             return Interrupted(f"{self.output}: interrupted; nothing was kept")
+        saved = self.saved()
+        unsaved = f" (the {written - saved} after them were in a segment still open, and are redone)"
         return Interrupted(
-            f"{self.output}: interrupted; {self.saved()} frames are saved in {self.work.path}; "
-            "run the same command with --resume to continue"
+            f"{self.output}: interrupted after {written} frames; {saved} are saved in closed segments in "
+            f"{self.work.path}{unsaved if written > saved else ''}; run the same command with --resume to continue"
         )
 
     def release(self) -> None:

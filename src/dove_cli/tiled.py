@@ -162,7 +162,9 @@ class TiledRestorer:
             # Interpolate code values (as the release does): with k/(2s) weights the
             # sums are exact in float32, so a tile equals the same crop of the whole frame.
             up = upsample(crop.to(device).float(), self.scale)[:, :, oy : oy + ys.length, ox : ox + xs.length]
-            video = (up / self.max_value * 2.0 - 1.0).permute(1, 0, 2, 3)[None]  # [1, 3, F, H, W]
+            # x / max * 2 - 1, in place: a window of 720p frames is hundreds of MB, and every fresh
+            # tensor of that size costs its page faults again
+            video = up.div_(self.max_value).mul_(2.0).sub_(1.0).permute(1, 0, 2, 3)[None]  # [1, 3, F, H, W]
             del crop, up  # not held through the transformer and the decode
         gen = torch.Generator(device).manual_seed(self.seed)  # per window (the release: one stream for all)
         if self.parity:
@@ -182,6 +184,7 @@ def pad_frame(frame: torch.Tensor, hp: int, wp: int, mode: str) -> torch.Tensor:
     _, h, w = frame.shape
     if (h, w) == (hp, wp):
         return frame
+    frame = frame.contiguous()  # decoded frames arrive as [H, W, 3]: cat on that view is 5x slower
     if mode == "zero":
         return F.pad(frame, (0, wp - w, 0, hp - h))
     rows = torch.cat([frame, frame[:, -1:].expand(-1, hp - h, -1)], dim=1)

@@ -29,6 +29,7 @@ from dove_cli import resume, video_io
 from dove_cli.blend import FrameBlender, finish_frame, to_code_values, upsampled_reference
 from dove_cli.engine import Restorer
 from dove_cli.errors import InputError, OptionError, OutputError
+from dove_cli.humanize import human_range
 from dove_cli.manifest import write_manifest
 from dove_cli.models import load_model, planning_model, resolve_device
 from dove_cli.options import UpscaleOptions, check_options, parse_preview
@@ -45,10 +46,11 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Progress:
-    frames_done: int
-    frames_total: int
-    window: str
-    seconds: float
+    frames_done: int  # output frames finished
+    frames_total: int  # as probed (an estimate for some containers)
+    window: str  # the window being worked on, e.g. "frames 25-57"
+    seconds: float  # since the run began
+    status: str = "upscaling"  # "loading model", "planning", "upscaling", "joining segments", "done"
 
 
 @dataclass
@@ -145,8 +147,12 @@ def upscale(
                              overwrite=opts.overwrite)  # fmt: skip
     try:  # the work folder's lock is held from session.check() on
         previous = session.check(dry_run)
-        if device.type == "cpu" and opts.model not in ("bilinear", "tiny"):
-            log.warning("running on the CPU: this is very slow; a CUDA GPU is strongly recommended")
+
+        def say(status: str) -> None:
+            if progress and not dry_run:
+                progress(Progress(0, info.num_frames, "", time.perf_counter() - t_start, status))
+
+        say("loading model")
         if restorer is not None:
             model, note = restorer, ""
         elif dry_run:  # plans from the architecture alone: nothing loaded, nothing downloaded
@@ -154,19 +160,27 @@ def upscale(
         else:
             model, note = load_model(opts, device, dtype), ""
         # A resumed run must use the windows the interrupted one chose ('auto' depends on free memory).
+        say("planning")
         plan_opts = replace(opts, chunk=previous.chunk, tile=previous.tile) if previous else opts
         plan = replace(make_plan(info, model, plan_opts, device, dtype), model_note=note)
-        warn_if_host_memory_short(plan)
+        warn_if_host_memory_short(plan, model)
+        if opts.scale != 4 and not model.output_is_input:
+            log.warning("--scale %d: DOVE was trained for x4; other factors upsample the input x%d before the "
+                        "model, which works but is not what the paper measured", opts.scale, opts.scale)  # fmt: skip
         if dry_run:
             return plan
+        if device.type == "cpu" and opts.model not in ("bilinear", "tiny"):
+            took = f" (this video: {human_range(plan.est_seconds)})" if plan.est_seconds else ""
+            log.warning("running on the CPU: very slow%s; a CUDA GPU is strongly recommended", took)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         made = video_io.make_folder(output.parent, output)  # the resume work folder sits beside the output
+        stats = _StreamStats()
         try:
-            stats = _stream(input, info, model, plan, opts, session, progress=progress, timer=timer, t_start=t_start)
+            _stream(input, info, model, plan, opts, session, stats, progress=progress, timer=timer, t_start=t_start)
         except KeyboardInterrupt:
             video_io.remove_made_folders(made)  # only if still empty
-            raise session.interrupted() from None
+            raise session.interrupted(stats.written) from None
         except BaseException:
             session.failed()
             video_io.remove_made_folders(made)
@@ -203,6 +217,15 @@ def _check_outputs(output: Path, info: video_io.VideoInfo, opts: UpscaleOptions,
         raise OutputError(f"{output}: already exists and no run into it was interrupted, so there is nothing to "
                           "resume (use --overwrite to redo it)")  # fmt: skip
     video_io.check_output(output, overwrite=opts.overwrite, inputs=inputs)
+    # Codec, pixel format, encoder options, and audio/subtitles the container can hold: checked by
+    # opening the real writer (and dropping it), before a model is loaded, not hours later.
+    start, duration = parse_preview(opts.preview) if opts.preview else (None, None)
+    width, height = info.width * opts.scale * (2 if opts.compare else 1), info.height * opts.scale
+    video_io.open_writer(
+        output, info, width, height, codec=opts.codec, crf=opts.crf, preset=opts.preset, pix_fmt=opts.pix_fmt,
+        codec_options=opts.codec_options, audio=opts.audio, subtitles=opts.subtitles, overwrite=opts.overwrite,
+        start=start, end=None if start is None or duration is None else start + duration,
+    ).abort()  # fmt: skip
     if not dry_run and (dropped := video_io.attachments_dropped(info, output, opts.subtitles)):
         log.warning("%s", dropped)
     if opts.manifest is None:
@@ -240,11 +263,12 @@ def _stream(
     plan: Plan,
     opts: UpscaleOptions,
     session: resume.Session,
+    stats: _StreamStats,
     *,
     progress: Callable[[Progress], None] | None,
     timer: StageTimer,
     t_start: float,
-) -> _StreamStats:
+) -> None:
     """Read, plan windows (shot-aware), restore, blend, finish, write; skip the model for saved frames.
 
     A resumed run replays the same plan from the first frame (decoding is cheap next to the
@@ -281,15 +305,18 @@ def _stream(
     lq: dict[int, torch.Tensor] = {}  # frame index -> padded LQ frame [3, hp, wp], while a window needs it
     pts: dict[int, int] = {}
 
+    scratch = torch.empty(3, out_h, out_w * (2 if opts.compare else 1), device=out_device)  # reused per frame
+
     def finish(t: int) -> np.ndarray:
         """Crop the padding, colour-fix (against the upsampled input) and round one final frame."""
         frame = blender.pop(t)[:, :out_h, :out_w]
         reference = None
         if color_fix != "none" or opts.compare:
             reference = upsampled_reference(lq[t][:, :in_h, :in_w].to(out_device), opts.scale, max_value)
-        return to_code_values(finish_frame(frame, reference, color_fix, opts.compare), bits16, truncate=opts.parity)
+        finished = finish_frame(frame, reference, color_fix, opts.compare)
+        return to_code_values(finished, bits16, scratch, truncate=opts.parity)  # the release truncates
 
-    stats = _StreamStats(resumed_from=first)
+    stats.resumed_from = first
     written = read = 0
     known = 0  # frames the windows are planned over: `read`, and at the end the release's time padding
     writer_options: dict[str, Any] = dict(codec=opts.codec, crf=opts.crf, preset=opts.preset, pix_fmt=opts.pix_fmt,
@@ -358,26 +385,31 @@ def _stream(
                         with timer.stage("wait_output"):
                             writer.write(written, rgb_out, pts.pop(written), end=written + 1 == boundary)
                     written += 1
+                    stats.written = written
                 for t in [t for t in lq if t < final]:
                     del lq[t]
             if read == 0:
-                raise InputError(f"{input}: no video frames" + (" in the --preview range" if opts.preview else ""))
-            if progress:
-                progress(Progress(written, written, "done", time.perf_counter() - t_start))
+                where = ""
+                if opts.preview:
+                    length = f"{info.duration:.2f} s long" if info.duration else f"{info.num_frames} frames long"
+                    where = f" in the --preview range {opts.preview} (the clip is {length})"
+                raise InputError(f"{input}: no video frames{where}")
             with timer.stage("wait_output"):
                 writer.finish()
+            if progress:
+                progress(Progress(written, written, "", time.perf_counter() - t_start, "joining segments"))
             with timer.stage("finalize"):  # flush, join the segments, rename into place
                 raw_writer.close()
+            if progress:
+                progress(Progress(written, written, "", time.perf_counter() - t_start, "done"))
         except BaseException:
             writer.stop()
             raise
         finally:
             frames.close()  # stop the reader thread before the container closes under it
         stats.dropped_frames = reader.dropped_frames
-    stats.written = written
     stats.cuts = list(chunks.cuts)
     stats.tile_used, stats.offload_used, stats.retries = tiles.tile, tiles.offload_used, tiles.retries
-    return stats
 
 
 def _wants_16bit(pix_fmt: str | None, info: video_io.VideoInfo) -> bool:

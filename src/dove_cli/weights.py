@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dove_cli.errors import DownloadError, ModelError
+from dove_cli.humanize import human_size
 
 log = logging.getLogger(__name__)
 
@@ -80,14 +81,6 @@ def disk_free(path: Path) -> int:
     while not path.exists() and path != path.parent:
         path = path.parent
     return shutil.disk_usage(path).free
-
-
-def human_size(nbytes: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(nbytes) < 1000 or unit == "TB":
-            return f"{nbytes:.0f} {unit}" if unit == "B" else f"{nbytes:.1f} {unit}"
-        nbytes /= 1000
-    return f"{nbytes} B"  # unreachable
 
 
 # ---------------------------------------------------------------------------------------- plan

@@ -72,9 +72,11 @@ def plan_spans(length: int, window: int, overlap: int) -> list[Span]:
     if window <= 0 or window >= length:
         return [Span(0, length)]
     stride = window - overlap
+    if stride <= 0:  # every loop below must advance
+        raise ValueError(f"overlap {overlap} must be smaller than the window {window}")
     starts = [0]
     while starts[-1] + window < length:
-        starts.append(min(starts[-1] + stride, length - window))
+        starts.append(min(starts[-1] + stride, length - window))  # > the last start: the loop advances
     return [
         Span(
             s,
@@ -139,6 +141,8 @@ class ChunkStream:
     def __init__(self, chunk: int, overlap: int) -> None:
         self.chunk, self.overlap = chunk, overlap
         self.stride = chunk - overlap if chunk > 0 else 0
+        if chunk > 0 and self.stride <= 0:  # _plan must advance at every window
+            raise ValueError(f"chunk overlap {overlap} must be smaller than the chunk {chunk}")
         self.cuts: list[int] = []
         self._shot = 0  # first frame of the current shot
         self._start = 0
@@ -189,7 +193,8 @@ class ChunkStream:
                 break
             nxt = start + self.stride
             if total is not None:
-                nxt = min(nxt, total - self.chunk)
+                nxt = min(nxt, total - self.chunk)  # > start, since start + chunk < total here
+            assert nxt > start, "the chunk planner must advance"
             out.append(Span(start, stop, prev_stop=self._prev_stop, next_start=nxt))
             self._prev_stop, self._start = stop, nxt
         return out

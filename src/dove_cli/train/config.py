@@ -8,78 +8,99 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from dove_cli.errors import OptionError
+from dove_cli.options import option
 
 Stage = Literal[1, 2]
 
 
 @dataclass
 class TrainConfig:
-    """One training run. Defaults are the paper's stage-1 recipe; `for_stage(2)` gives stage 2's."""
+    """One training run. Defaults are the paper's stage-1 recipe; `for_stage(2)` gives stage 2's.
 
-    stage: int = 1
-    data: str = ""  # folder (recursive) or list file of HQ videos
-    images: str | None = None  # stage 2: folder or list of HQ images (DIV2K-HR in the paper)
-    lq: str | None = None  # paired real LQ videos (same relative paths as --data), no synthesis
-    model: str = ""  # diffusers folder or hub id (CogVideoX1.5-5B for stage 1, a stage-1 result for 2)
-    output_dir: str = "dove-train"
+    The `dove train` options are made from these fields (cli.py); each one's help says its default
+    and, where stage 2 differs, stage 2's.
+    """
+
+    stage: int = option(1, "1 (latent space) or 2 (pixel space).", metavar="1|2", shown_default="1")
+    data: str = option("", "Folder (recursive) or list file of HQ videos.", metavar="PATH")
+    images: str | None = option(None, "Stage 2: folder or list file of HQ images (DIV2K-HR).", metavar="PATH")
+    lq: str | None = option(None, "Folder of real LQ videos paired with --data (no synthesis).", metavar="PATH")
+    model: str = option(
+        "", "Initial model: a diffusers folder, a hub id, or tiny (a tiny random model, to try it).",
+        short="-m", metavar="NAME",
+    )  # fmt: skip
+    output_dir: str = option("dove-train", "Run folder (checkpoints, metrics).", short="-o", metavar="DIR")
 
     # data
-    resolution: tuple[int, int, int] = (25, 320, 640)  # HQ crop: frames, height, width
-    frame_stride: int = 1
-    image_ratio: float = 0.0  # probability that a global batch is images (0.8 in stage 2)
-    degradation: str = "video"  # 'video', 'image_video' (packaged release yamls) or a yaml path
-    num_workers: int = 4
+    resolution: tuple[int, int, int] = option(
+        (25, 320, 640), "HQ crop FxHxW (25x320x640; stage 2: 2x320x640).", metavar="FxHxW",
+        parse=lambda value, flag: _coerce("resolution", value),
+    )  # fmt: skip
+    frame_stride: int = option(1, "Take every Nth frame (1).", metavar="N")
+    image_ratio: float = option(0.0, "Stage 2: share of image batches (0.8).", metavar="P")
+    degradation: str = option("video", "video, image_video or a yaml path (stage 2: image_video).", metavar="NAME")
+    num_workers: int = option(min(4, os.cpu_count() or 1), "Data-loading processes (up to 4, one per core).",
+                              metavar="N")  # fmt: skip
 
     # optimisation
-    max_steps: int = 10_000
-    lr: float = 2e-5
-    warmup_steps: int = 100  # the release's default (linear warmup, then constant)
-    batch_size: int = 2  # per process (x 4 GPUs = global 8 in the paper)
-    grad_accum: int = 1
-    optimizer: Literal["adamw", "adamw8bit"] = "adamw"
-    adam_beta1: float = 0.9
-    adam_beta2: float = 0.95
-    adam_eps: float = 1e-8
-    weight_decay: float = 1e-4
-    max_grad_norm: float = 0.1
-    mixed_precision: Literal["auto", "bf16", "fp16", "no"] = "auto"  # auto: bf16 on CUDA, fp32 on CPU
-    gradient_checkpointing: bool = True
-    seed: int = 42
+    max_steps: int = option(10_000, "Optimiser steps (10000; stage 2: 500).", metavar="N")
+    lr: float = option(2e-5, "Learning rate (2e-5; stage 2: 5e-6).", metavar="LR")
+    warmup_steps: int = option(100, "Linear warmup steps, then constant (100).", metavar="N")
+    batch_size: int = option(2, "Clips per process and micro-step (2).", metavar="N")
+    grad_accum: int = option(1, "Micro-steps per optimiser step (1).", metavar="N")
+    optimizer: Literal["adamw", "adamw8bit"] = option("adamw", "adamw, or adamw8bit (bitsandbytes).")
+    adam_beta1: float = option(0.9, "AdamW beta1.", hidden=True)
+    adam_beta2: float = option(0.95, "AdamW beta2.", hidden=True)
+    adam_eps: float = option(1e-8, "AdamW epsilon.", hidden=True)
+    weight_decay: float = option(1e-4, "AdamW weight decay.", hidden=True)
+    max_grad_norm: float = option(0.1, "Gradient clipping (0.1).", metavar="X")
+    mixed_precision: Literal["auto", "bf16", "fp16", "no"] = option("auto", "auto: bf16 on CUDA, fp32 on the CPU.")
+    gradient_checkpointing: bool = option(True, "Recompute activations (on).")
+    seed: int = option(42, "Seed of data order, crops and degradations (42).", metavar="N")
 
     # LoRA (0 = train all transformer weights, as the paper does)
-    lora_rank: int = 0
-    lora_alpha: int = 64
-    lora_targets: tuple[str, ...] = ("to_q", "to_k", "to_v", "to_out.0")
+    lora_rank: int = option(0, "Train LoRA adapters of this rank (0: all weights).", metavar="R")
+    lora_alpha: int = option(64, "LoRA alpha (64).", metavar="A")
+    lora_targets: tuple[str, ...] = option(("to_q", "to_k", "to_v", "to_out.0"), "LoRA target modules.", hidden=True)
 
     # losses (stage 2)
-    dists_weight: float = 1.0
-    frame_diff_weight: float = 1.0
-    dists_weights: tuple[str, ...] = ()  # files: DISTS alpha/beta and/or VGG16 features
+    dists_weight: float = option(1.0, "Weight of the DISTS term (1; 0: no DISTS).", metavar="W")
+    frame_diff_weight: float = option(1.0, "Weight of the frame-difference term (1).", metavar="W")
+    dists_weights: tuple[str, ...] = option(
+        (), "DISTS alpha/beta and/or VGG16 weight files (repeatable; default: dove download-weights --dists).",
+        metavar="FILE", parse=lambda value, flag: _coerce("dists_weights", value) or None,
+    )  # fmt: skip
 
     # model forward
-    timestep: int = 399
-    posterior: Literal["sample", "mode"] = "sample"
+    timestep: int = option(399, "The one denoising step's timestep.", hidden=True)
+    posterior: Literal["sample", "mode"] = option("sample", "VAE posterior: sample (the release) or mode.")
+    latent_loss: Literal["all-slots", "real-frames"] = option(
+        "all-slots", "Stage 1: all-slots (the release: the replicated first latent frame counts) or real-frames."
+    )
+    vae_slicing: bool = option(True, "One clip at a time through the VAE (on, as the release).")
+    vae_tiling: bool = option(True, "Spatial VAE tiles (on, as the release trains).")
 
     # validation on a held-out folder of HQ videos (PSNR / SSIM vs HQ, sample frames)
-    val_data: str | None = None
-    val_every: int = 500
-    val_clips: int = 4
+    val_data: str | None = option(None, "Held-out HQ videos: PSNR/SSIM and sample frames.", metavar="PATH")
+    val_every: int = option(500, "Steps between validations (500).", metavar="N")
+    val_clips: int = option(4, "Held-out clips per validation (4).", metavar="N")
 
     # checkpoints and logs
-    checkpoint_every: int = 1000
-    keep_checkpoints: int = 3
-    metrics_file: str | None = None  # default OUTPUT/metrics.jsonl
-    tensorboard: bool = False
-    resume: str | None = None  # 'latest' or a checkpoint folder
-    overwrite: bool = False
+    checkpoint_every: int = option(1000, "Steps between checkpoints (1000; stage 2: 100).", metavar="N")
+    keep_checkpoints: int = option(3, "Checkpoints kept (3).", metavar="N")
+    metrics_file: str | None = option(None, "JSONL log (default OUTPUT/metrics.jsonl).", metavar="FILE")
+    tensorboard: bool = option(False, "Also log to TensorBoard.")
+    resume: str | None = option(None, "'latest' or a checkpoint folder.", metavar="CKPT")
+    overwrite: bool = option(False, "Start over in an output folder that holds a run.")
 
     @classmethod
-    def for_stage(cls, stage: int, **overrides: Any) -> "TrainConfig":
+    def for_stage(cls, stage: int, **overrides: Any) -> TrainConfig:
         """The paper's recipe for stage 1 or 2, then `overrides` (None values are ignored)."""
         if stage not in (1, 2):
             raise OptionError(f"--stage must be 1 or 2, got {stage}")
@@ -92,7 +113,7 @@ class TrainConfig:
         cfg = cls(**base)
         return cfg.replace(**overrides)
 
-    def replace(self, **overrides: Any) -> "TrainConfig":
+    def replace(self, **overrides: Any) -> TrainConfig:
         """A copy with the given fields changed (None = keep); unknown keys are an OptionError."""
         names = {f.name for f in dataclasses.fields(self)}
         clean: dict[str, Any] = {}
@@ -103,10 +124,11 @@ class TrainConfig:
             if value is not None:
                 clean[key] = _coerce(key, value)
         cfg = dataclasses.replace(self, **clean)
-        cfg.validate()
+        cfg.check()
         return cfg
 
-    def validate(self) -> None:
+    def check(self) -> None:
+        """Raise OptionError (naming the option) for a value the recipe cannot run with."""
         f, h, w = self.resolution
         if f < 1 or h % 16 or w % 16 or h <= 0 or w <= 0:
             raise OptionError(f"--resolution {f}x{h}x{w}: frames >= 1, height and width multiples of 16")
@@ -114,12 +136,22 @@ class TrainConfig:
             raise OptionError(f"--resolution: stage 1 encodes whole clips, frames must be 4k+1 (got {f})")
         if not 0.0 <= self.image_ratio <= 1.0:
             raise OptionError("--image-ratio must be in [0, 1]")
-        for name in ("max_steps", "batch_size", "grad_accum", "checkpoint_every", "keep_checkpoints", "frame_stride",
-                     "val_every", "val_clips"):
+        for name in (
+            "max_steps",
+            "batch_size",
+            "grad_accum",
+            "checkpoint_every",
+            "keep_checkpoints",
+            "frame_stride",
+            "val_every",
+            "val_clips",
+        ):
             if getattr(self, name) < 1:
                 raise OptionError(f"--{name.replace('_', '-')} must be >= 1")
         if self.lr <= 0 or self.warmup_steps < 0 or self.lora_rank < 0:
             raise OptionError("--lr must be > 0, --warmup-steps and --lora-rank >= 0")
+        if self.latent_loss not in ("all-slots", "real-frames"):
+            raise OptionError(f"--latent-loss {self.latent_loss!r}: all-slots or real-frames")
 
     @property
     def metrics_path(self) -> Path:
@@ -185,4 +217,3 @@ def build_config(default_stage: int = 1, config_file: str | Path | None = None, 
     stage = int(flag_stage or file_stage or default_stage)
     cfg = TrainConfig.for_stage(stage, **file_values)
     return cfg.replace(**flags)
-

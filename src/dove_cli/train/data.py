@@ -11,9 +11,10 @@ the window it needs.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -38,7 +39,11 @@ def list_media(source: str | Path, exts: set[str]) -> list[Path]:
         files = sorted(p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in exts)
     elif source.is_file() and source.suffix.lower() in {".txt", ".lst", ".list"}:
         lines = [ln.strip() for ln in source.read_text().splitlines()]
-        files = [(source.parent / ln) if not Path(ln).is_absolute() else Path(ln) for ln in lines if ln and not ln.startswith("#")]
+        files = [
+            (source.parent / ln) if not Path(ln).is_absolute() else Path(ln)
+            for ln in lines
+            if ln and not ln.startswith("#")
+        ]
     elif source.is_file():
         files = [source]
     else:

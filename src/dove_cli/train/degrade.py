@@ -4,7 +4,16 @@ Everything works on clips [F, 3, H, W] float in [0, 1] and takes a `numpy.random
 sample is a pure function of (clip, config, seed). Internally values live on the 0-255 scale of
 the authors' release, because the yaml ranges (noise sigma, ...) are in 8-bit units. Each draw is
 made once per clip and shared by all its frames, as the release does (its per-frame "step"
-parameters are 0, except JPEG quality, which drifts by up to +-quality_step per frame).
+parameters are 0), except JPEG quality, which drifts by up to +-quality_step per frame, and the
+shape beta of generalized-Gaussian and plateau kernels, which the release's kernel code redraws
+per frame between 1 and the clip's beta.
+
+Like the release (OpenCV on numpy frames), values are 8-bit until the first noise step: blur and
+resize of 8-bit frames round and saturate their result; JPEG truncates its input to 8 bits; a
+codec's decoded frames are float again. The 'area' resize is OpenCV's INTER_AREA (fractional box
+weights when shrinking, pixel-area interpolation when growing), and the JPEG sees the channels in
+the order OpenCV's BGR encoder sees the release's RGB frames. README "Faithfulness notes" lists
+what is not matched.
 
 Each function returns the degraded clip and appends what it drew to `record` (a list of dicts),
 so tests and `dove degrade` can show which blur, noise, JPEG quality, codec and bitrate were used.
@@ -15,6 +24,7 @@ from __future__ import annotations
 import io
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -98,8 +108,15 @@ def sinc_kernel(size: int, omega: float) -> np.ndarray:
     return k / k.sum()
 
 
-def draw_kernel(params: dict[str, Any], rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]:
-    """Draw one kernel type and its parameters from the yaml ranges; returns (kernel, what was drawn)."""
+def draw_kernel(
+    params: dict[str, Any], rng: np.random.Generator, frames: int = 1
+) -> tuple[list[np.ndarray], dict[str, Any]]:
+    """Draw one kernel type and its parameters from the yaml ranges; returns (a kernel per frame, what was drawn).
+
+    Generalized-Gaussian and plateau kernels: the clip draws beta from the yaml range, and each frame
+    then draws its own beta uniformly between 1 and that value (the release passes [beta, beta] as the
+    range to BasicSR's kernel code, which draws from [range[0], 1] or [1, range[1]]); other kernels
+    are the same for every frame."""
     kind = str(rng.choice(params["kernel_list"], p=_norm(params["kernel_prob"])))
     size = int(rng.choice(params["kernel_size"]))
     sx_r, sy_r = params.get("sigma_x", [0.2, 3]), params.get("sigma_y", [0.2, 3])
@@ -112,14 +129,15 @@ def draw_kernel(params: dict[str, Any], rng: np.random.Generator) -> tuple[np.nd
     if kind in ("iso", "aniso"):
         k = gaussian_kernel(size, sigma_x, sigma_y, theta)
         info.update(sigma_x=sigma_x, sigma_y=sigma_y, theta=theta)
-    elif kind.startswith("generalized"):
-        beta = float(rng.uniform(*params.get("beta_gaussian", [0.5, 4])))
-        k = gaussian_kernel(size, sigma_x, sigma_y, theta, beta)
-        info.update(sigma_x=sigma_x, sigma_y=sigma_y, theta=theta, beta=beta)
-    elif kind.startswith("plateau"):
-        beta = float(rng.uniform(*params.get("beta_plateau", [1, 2])))
-        k = plateau_kernel(size, sigma_x, sigma_y, theta, beta)
-        info.update(sigma_x=sigma_x, sigma_y=sigma_y, theta=theta, beta=beta)
+    elif kind.startswith(("generalized", "plateau")):
+        generalized = kind.startswith("generalized")
+        lo_hi = params.get("beta_gaussian", [0.5, 4]) if generalized else params.get("beta_plateau", [1, 2])
+        beta = float(rng.uniform(*lo_hi))
+        betas = [float(rng.uniform(min(1.0, beta), max(1.0, beta))) for _ in range(frames)]
+        make = gaussian_kernel if generalized else plateau_kernel
+        kernels = [make(size, sigma_x, sigma_y, theta, b) for b in betas]
+        info.update(sigma_x=sigma_x, sigma_y=sigma_y, theta=theta, beta=beta, frame_betas=betas)
+        return kernels, info
     elif kind == "sinc":
         omega_r = params.get("omega") or ([math.pi / 3, math.pi] if size < 13 else [math.pi / 5, math.pi])
         omega = float(rng.uniform(*omega_r))
@@ -127,15 +145,23 @@ def draw_kernel(params: dict[str, Any], rng: np.random.Generator) -> tuple[np.nd
         info.update(omega=omega)
     else:
         raise OptionError(f"unknown blur kernel {kind!r} in the degradation config")
-    return k, info
+    return [k] * frames, info
 
 
-def filter2d(clip: torch.Tensor, kernel: np.ndarray) -> torch.Tensor:
+def filter2d(clip: torch.Tensor, kernel: np.ndarray | list[np.ndarray]) -> torch.Tensor:
     """Correlate every frame/channel with `kernel` (reflect-101 border, like cv2.filter2D).
+
+    kernel: one for all frames, or a list with one per frame (equal kernels are filtered together).
 
     Large kernels go through the FFT: a 21x21 direct convolution of a 35-frame 480x960 clip takes
     ~17 s on one core, the FFT well under a second, with differences ~1e-4 on the 0-255 scale.
     """
+    if isinstance(kernel, list):
+        if len(kernel) != clip.shape[0]:
+            raise ValueError(f"{len(kernel)} kernels for {clip.shape[0]} frames")
+        if all(k is kernel[0] for k in kernel):
+            return filter2d(clip, kernel[0])
+        return torch.cat([filter2d(clip[i : i + 1], k) for i, k in enumerate(kernel)])
     k = torch.from_numpy(np.ascontiguousarray(kernel)).to(clip.dtype)
     pad = k.shape[-1] // 2
     f, c, h, w = clip.shape
@@ -165,24 +191,98 @@ def _gate(params: dict[str, Any], rng: np.random.Generator) -> bool:
 # ---------------------------------------------------------------------------- ops (0-255 scale)
 
 
-def random_blur(x: torch.Tensor, params: dict, rng: np.random.Generator, record: Record) -> torch.Tensor:
-    """One kernel per clip (the release's per-frame steps are 0)."""
+def saturate_u8(x: torch.Tensor) -> torch.Tensor:
+    """What OpenCV's saturate_cast<uchar> makes of a float result: nearest (ties to even), 0..255."""
+    return x.round().clamp(0.0, 255.0)
+
+
+def random_blur(
+    x: torch.Tensor, params: dict, rng: np.random.Generator, record: Record, u8: bool = False
+) -> torch.Tensor:
+    """One kernel per clip (per frame for generalized/plateau betas); u8: the input is 8-bit frames,
+    so the result is rounded and saturated (cv2.filter2D keeps the input depth)."""
     if not _gate(params, rng):
         return x
-    kernel, info = draw_kernel(params, rng)
+    kernels, info = draw_kernel(params, rng, x.shape[0])
     record.append({"op": "blur", **info})
-    return filter2d(x, kernel)
+    out = filter2d(x, kernels)
+    return saturate_u8(out) if u8 else out
 
 
-def resize(x: torch.Tensor, size: tuple[int, int], method: str) -> torch.Tensor:
-    """cv2-like resize: bilinear / bicubic without antialias; 'area' averages when shrinking."""
+def _area_weights(src: int, dst: int, shrink: bool) -> np.ndarray:
+    """[dst, src] weights of OpenCV's INTER_AREA along one axis (float32, as OpenCV keeps them).
+
+    shrink (both axes shrink or keep): each output pixel averages the input over its footprint, end
+    pixels weighted by the covered fraction (computeResizeAreaTab). Otherwise OpenCV interpolates
+    linearly with "area" coefficients: an output pixel inside one input pixel copies it, one that
+    straddles a border mixes the two by the covered fractions."""
+    scale, inv = src / dst, dst / src
+    w = np.zeros((dst, src), dtype=np.float64)
+    for dx in range(dst):
+        if shrink:
+            f1 = dx * scale
+            f2 = f1 + scale
+            cell = min(scale, src - f1)
+            s2 = min(math.floor(f2), src - 1)
+            s1 = min(math.ceil(f1), s2)
+            if s1 - f1 > 1e-3:
+                w[dx, s1 - 1] = (s1 - f1) / cell
+            w[dx, s1:s2] = 1.0 / cell
+            if f2 - s2 > 1e-3:
+                w[dx, s2] = min(f2 - s2, 1.0, cell) / cell
+        else:
+            sx = math.floor(dx * scale)
+            fx = float(np.float32((dx + 1) - (sx + 1) * inv))
+            fx = 0.0 if fx <= 0 else fx - math.floor(fx)
+            if sx >= src - 1:
+                sx, fx = src - 1, 0.0
+            w[dx, sx] += 1.0 - fx
+            if fx:
+                w[dx, sx + 1] += fx
+    return w.astype(np.float32)
+
+
+def _resample(x: torch.Tensor, weights: np.ndarray, dim: int) -> torch.Tensor:
+    """Apply sparse [dst, src] resampling weights along `dim` (a few taps per output pixel)."""
+    taps = int((weights != 0).sum(1).max())
+    idx = np.zeros((weights.shape[0], taps), dtype=np.int64)
+    val = np.zeros((weights.shape[0], taps), dtype=np.float32)
+    for row in range(weights.shape[0]):
+        nz = np.flatnonzero(weights[row])
+        idx[row, : len(nz)], val[row, : len(nz)] = nz, weights[row, nz]
+    shape = [1] * x.ndim
+    shape[dim] = weights.shape[0]
+    out = None
+    for k in range(taps):
+        term = x.index_select(dim, torch.from_numpy(idx[:, k])) * torch.from_numpy(val[:, k]).to(x.dtype).view(shape)
+        out = term if out is None else out + term
+    assert out is not None
+    return out
+
+
+def area_resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """cv2.resize(..., interpolation=cv2.INTER_AREA) of [..., H, W] float frames."""
+    h, w = x.shape[-2:]
+    shrink = size[0] <= h and size[1] <= w
+    if shrink and h % size[0] == 0 and w % size[1] == 0:  # integer factors: plain block means
+        return F.avg_pool2d(x.reshape(-1, 1, h, w), (h // size[0], w // size[1])).reshape(*x.shape[:-2], *size)
+    x = _resample(x, _area_weights(h, size[0], shrink), x.ndim - 2)
+    return _resample(x, _area_weights(w, size[1], shrink), x.ndim - 1)
+
+
+def resize(x: torch.Tensor, size: tuple[int, int], method: str, u8: bool = False) -> torch.Tensor:
+    """cv2-like resize: bilinear / bicubic without antialias, 'area' as INTER_AREA.
+
+    u8: the input is 8-bit frames, so the result is rounded and saturated (cv2.resize keeps the depth)."""
     h, w = x.shape[-2:]
     if (h, w) == tuple(size):
         return x
-    if method == "area" and size[0] <= h and size[1] <= w:
-        return F.interpolate(x, size=size, mode="area")
-    mode = "bicubic" if method == "bicubic" else "bilinear"  # cv2 INTER_AREA upscales bilinearly
-    return F.interpolate(x, size=size, mode=mode, align_corners=False)
+    if method == "area":
+        out = area_resize(x, size)
+    else:
+        mode = "bicubic" if method == "bicubic" else "bilinear"
+        out = F.interpolate(x, size=size, mode=mode, align_corners=False)
+    return saturate_u8(out) if u8 else out
 
 
 def random_resize(
@@ -191,6 +291,7 @@ def random_resize(
     rng: np.random.Generator,
     record: Record,
     target_size: tuple[int, int] | None = None,
+    u8: bool = False,
 ) -> torch.Tensor:
     """Up/down/keep by a random factor (or to `target_size`, as in the final step), one method per clip."""
     if not _gate(params, rng):
@@ -205,8 +306,9 @@ def random_resize(
         if params.get("is_size_even", False):
             ho, wo = 2 * (ho // 2), 2 * (wo // 2)
         target_size = (max(2, int(ho)), max(2, int(wo)))
-    record.append({"op": "resize", "method": method, "size": tuple(int(s) for s in target_size)})
-    return resize(x, tuple(target_size), method)
+    size = (int(target_size[0]), int(target_size[1]))
+    record.append({"op": "resize", "method": method, "size": size})
+    return resize(x, size, method, u8=u8)
 
 
 def gaussian_noise(x: torch.Tensor, sigma: float, gray: bool, rng: np.random.Generator) -> torch.Tensor:
@@ -249,9 +351,12 @@ def random_noise(x: torch.Tensor, params: dict, rng: np.random.Generator, record
     raise OptionError(f"unknown noise_type {kind!r} in the degradation config")
 
 
-def to_uint8(x: torch.Tensor) -> np.ndarray:
-    """[F, 3, H, W] 0-255 float -> [F, H, W, 3] uint8 (clipped and rounded; the release truncates)."""
-    return x.clamp(0, 255).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
+def to_uint8(x: torch.Tensor, truncate: bool = False) -> np.ndarray:
+    """[F, 3, H, W] 0-255 float -> [F, H, W, 3] uint8, clipped, then rounded or (truncate) cut down
+    as numpy's astype(uint8) does (the release's JPEG and codec inputs)."""
+    x = x.clamp(0, 255)
+    x = x.floor() if truncate else x.round()
+    return x.to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
 
 
 def from_uint8(frames: np.ndarray | list[np.ndarray]) -> torch.Tensor:
@@ -269,10 +374,13 @@ def jpeg_bytes(img: np.ndarray, quality: int) -> bytes:
 
 
 def jpeg_roundtrip(img: np.ndarray, quality: int) -> np.ndarray:
-    """Encode and decode one frame."""
+    """Encode and decode one RGB frame as the release does: cv2.imencode reads its RGB frames as BGR,
+    so the JPEG's luma weights R and B swapped; the channels are swapped around the codec here."""
     from PIL import Image
 
-    return np.asarray(Image.open(io.BytesIO(jpeg_bytes(img, quality))).convert("RGB"))
+    bgr = np.ascontiguousarray(img[..., ::-1])
+    out = np.asarray(Image.open(io.BytesIO(jpeg_bytes(bgr, quality))).convert("RGB"))
+    return np.ascontiguousarray(out[..., ::-1])
 
 
 def random_jpeg(x: torch.Tensor, params: dict, rng: np.random.Generator, record: Record) -> torch.Tensor:
@@ -283,7 +391,7 @@ def random_jpeg(x: torch.Tensor, params: dict, rng: np.random.Generator, record:
     step = float(params.get("quality_step", 0))
     q = round(float(rng.uniform(lo, hi)))
     qualities, out = [], []
-    for img in to_uint8(x):
+    for img in to_uint8(x, truncate=True):
         qualities.append(int(q))
         out.append(jpeg_roundtrip(img, q))
         q = round(float(np.clip(q + rng.uniform(-step, step), lo, hi)))
@@ -291,18 +399,24 @@ def random_jpeg(x: torch.Tensor, params: dict, rng: np.random.Generator, record:
     return from_uint8(out)
 
 
+def pad_even(frames: np.ndarray) -> np.ndarray:
+    """[F, H, W, 3] padded at the bottom/right to even sides by repeating the edge row/column
+    (cv2.BORDER_REFLECT, the release's pad_if_odd)."""
+    ph, pw = frames.shape[1] % 2, frames.shape[2] % 2
+    return np.pad(frames, ((0, 0), (0, ph), (0, pw), (0, 0)), mode="symmetric") if ph or pw else frames
+
+
 def video_roundtrip(frames: np.ndarray, codec: str, bitrate: int) -> tuple[np.ndarray, int]:
     """Encode [F, H, W, 3] uint8 at `bitrate` bit/s and 1 frame/s (so bitrate = bits per frame), decode.
 
     Returns the decoded frames and the size of the encoded stream in bytes (payload of all packets).
-    Odd sizes are padded by reflection to even (yuv420p) and cropped back, as the release does.
+    Odd sizes are padded to even (yuv420p) by edge-repeating reflection (cv2.BORDER_REFLECT) and
+    cropped back, as the release does.
     """
     import av
 
     f, h, w, _ = frames.shape
-    ph, pw = h % 2, w % 2
-    if ph or pw:
-        frames = np.pad(frames, ((0, 0), (0, ph), (0, pw), (0, 0)), mode="reflect" if min(h, w) > 1 else "edge")
+    frames = pad_even(frames)
     buf = io.BytesIO()
     payload = 0
     with av.open(buf, "w", format="mp4") as container:
@@ -328,16 +442,14 @@ def video_roundtrip(frames: np.ndarray, codec: str, bitrate: int) -> tuple[np.nd
     return np.stack(out[:f])[:, :h, :w], payload
 
 
-def random_video_compression(
-    x: torch.Tensor, params: dict, rng: np.random.Generator, record: Record
-) -> torch.Tensor:
+def random_video_compression(x: torch.Tensor, params: dict, rng: np.random.Generator, record: Record) -> torch.Tensor:
     """Codec chosen from the yaml list, bitrate uniform over the integer range (release)."""
     if not _gate(params, rng):
         return x
     codec = str(rng.choice(params["codec"], p=_norm(params["codec_prob"])))
     lo, hi = params["bitrate"]
     bitrate = int(rng.integers(int(lo), int(hi) + 1))
-    out, nbytes = video_roundtrip(to_uint8(x), codec, bitrate)
+    out, nbytes = video_roundtrip(to_uint8(x, truncate=True), codec, bitrate)
     record.append({"op": "video", "codec": codec, "bitrate": bitrate, "bytes": nbytes, "frames": len(out)})
     return from_uint8(out)
 
@@ -400,35 +512,50 @@ def _degrade(
     clip: torch.Tensor, cfg: dict[str, Any], rng: np.random.Generator, out_size: tuple[int, int] | None, mode: Mode
 ) -> tuple[torch.Tensor, Record]:
     h, w = clip.shape[-2:]
-    out_size = out_size or (h // SCALE, w // SCALE)
+    size = out_size or (h // SCALE, w // SCALE)
     record: Record = []
-    x = clip.detach().float().cpu() * 255.0
+    # 8-bit frames in, as the release reads them; u8 says whether values are still 8-bit (blur and
+    # resize then round and saturate); noise and codec outputs are float, JPEG outputs are 8-bit
+    x = saturate_u8(clip.detach().float().cpu() * 255.0)
+    u8 = True
+
+    def step(op: Any, params: dict, **kw: Any) -> None:
+        nonlocal x, u8
+        y = op(x, params, rng, record, **kw)
+        if y is not x:  # the op ran (it was not gated off)
+            if op is random_noise or op is random_video_compression:
+                u8 = False
+            elif op is random_jpeg:
+                u8 = True
+        x = y
+
     d1, d2 = cfg["degradation_1"], cfg["degradation_2"]
-    x = random_blur(x, _params(d1["random_blur"]), rng, record)
-    x = random_resize(x, _params(d1["random_resize"]), rng, record)
-    x = random_noise(x, _params(d1["random_noise"]), rng, record)
-    x = random_jpeg(x, _params(d1["random_jpeg"]), rng, record)
+    step(random_blur, _params(d1["random_blur"]), u8=u8)
+    step(random_resize, _params(d1["random_resize"]), u8=u8)
+    step(random_noise, _params(d1["random_noise"]))
+    step(random_jpeg, _params(d1["random_jpeg"]))
     if mode == "video" and "random_mpeg" in d1:
-        x = random_video_compression(x, _params(d1["random_mpeg"]), rng, record)
-    x = random_blur(x, _params(d2["random_blur"]), rng, record)
-    x = random_resize(x, _params(d2["random_resize"]), rng, record)
-    x = random_noise(x, _params(d2["random_noise"]), rng, record)
-    x = random_jpeg(x, _params(d2["random_jpeg"]), rng, record)
+        step(random_video_compression, _params(d1["random_mpeg"]))
+    step(random_blur, _params(d2["random_blur"]), u8=u8)
+    step(random_resize, _params(d2["random_resize"]), u8=u8)
+    step(random_noise, _params(d2["random_noise"]))
+    step(random_jpeg, _params(d2["random_jpeg"]))
 
     comp, rsz, blur = _final_ops(cfg, mode)
 
-    def resize_and_sinc(x: torch.Tensor) -> torch.Tensor:
-        x = random_resize(x, {**rsz, "prob": 1.0}, rng, record, target_size=out_size)
-        return random_blur(x, blur, rng, record)
+    def resize_and_sinc() -> None:
+        step(random_resize, {**rsz, "prob": 1.0}, target_size=size, u8=u8)
+        step(random_blur, blur, u8=u8)
 
     if comp is not None and rng.uniform() < 0.5:
-        x = resize_and_sinc(random_video_compression(x, comp, rng, record))
+        step(random_video_compression, comp)
+        resize_and_sinc()
     else:
-        x = resize_and_sinc(x)
+        resize_and_sinc()
         if comp is not None:
-            x = random_video_compression(x, comp, rng, record)
-    if tuple(x.shape[-2:]) != tuple(out_size):  # only if the config's resize had prob < 1
-        x = resize(x, tuple(out_size), "bilinear")
+            step(random_video_compression, comp)
+    if tuple(x.shape[-2:]) != tuple(size):  # only if the config's resize had prob < 1
+        x = resize(x, size, "bilinear")
     return (x / 255.0).clamp(0.0, 1.0), record
 
 
@@ -447,11 +574,14 @@ class CropPlan:
     width: int
 
 
-def intermediate_size(crop: tuple[int, int, int], max_frames: int = 30, extra_frames: int = 10) -> tuple[int, int, int]:
-    """The larger clip that is degraded whole: frames + 10 (capped at 30 when that suffices),
-    height and width x 1.5 rounded up to multiples of 16 (SPEC 2)."""
+def intermediate_size(
+    crop: tuple[int, int, int], extra_frames: int = 10, max_frames: int | None = None
+) -> tuple[int, int, int]:
+    """The larger clip that is degraded whole: frames + 10 (35 for stage 1's 25, 12 for stage 2's 2),
+    height and width x 1.5 rounded up to multiples of 16 (SPEC 2). The release caps the frames at 30
+    only for its YouHQ lists (max_frames=30 does that, never below the crop)."""
     f, h, w = crop
-    frames = max(f, min(f + extra_frames, max_frames))
+    frames = f + extra_frames if max_frames is None else max(f, min(f + extra_frames, max_frames))
     return frames, math.ceil(h * 1.5 / 16) * 16, math.ceil(w * 1.5 / 16) * 16
 
 
@@ -519,20 +649,21 @@ def degrade_file(
     overwrite: bool = False,
 ) -> Record:
     """Degrade the first `max_frames` frames of a video to 1/4 size and write them (near-lossless
-    H.264 4:4:4, the source frame rate), so users can see what the model is trained against."""
+    H.264 that players open, the source frame rate), so users can see what the model is trained against."""
     import av
 
-    from dove_cli.errors import InputError, OutputError
+    from dove_cli.errors import InputError
 
     src, dst = Path(src), Path(dst)
-    if dst.exists() and not overwrite:
-        raise OutputError(f"{dst} exists (use --overwrite)")
+    video_io.check_output(dst, overwrite=overwrite, inputs=[src])
     cfg = load_degradation_config(config)
     try:
         with av.open(str(src)) as container:
             stream = container.streams.video[0]
             rate = stream.average_rate or 25
-            frames = [f.to_ndarray(format="rgb24") for _, f in zip(range(max_frames), container.decode(stream))]
+            frames = [
+                f.to_ndarray(format="rgb24") for _, f in zip(range(max_frames), container.decode(stream), strict=False)
+            ]
     except (av.error.FFmpegError, OSError, IndexError) as exc:
         raise InputError(f"{src}: cannot read video ({exc})") from exc
     if not frames:
@@ -542,20 +673,12 @@ def degrade_file(
     clip = clip[..., : h - h % SCALE, : w - w % SCALE]
     lq, record = degrade(clip, cfg, np.random.default_rng(seed))
     out = to_uint8(lq * 255.0)
-    tmp = dst.with_name(f".{dst.name}.tmp{dst.suffix}")
-    try:
-        with av.open(str(tmp), "w") as container:
-            stream = container.add_stream("libx264", rate=rate)
-            stream.width, stream.height = out.shape[2], out.shape[1]
-            stream.pix_fmt = "yuv444p"
-            stream.options = {"crf": "4", **video_io.x264_options()}
-            for img in out:
-                for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                    container.mux(packet)
-            for packet in stream.encode():
-                container.mux(packet)
-        tmp.replace(dst)
-    except (av.error.FFmpegError, OSError) as exc:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"cannot write {dst}: {exc}") from exc
+    height, width = out.shape[1:3]
+    info = video_io.VideoInfo(path=src, width=width, height=height, num_frames=len(out), fps=Fraction(rate),
+                              time_base=1 / Fraction(rate))  # fmt: skip
+    with video_io.open_writer(
+        dst, info, width, height, codec="h264", crf=4, audio="none", overwrite=overwrite
+    ) as writer:
+        for t, img in enumerate(out):  # 4:2:0 (what players open); 4:4:4 only for odd sizes, with a warning
+            writer.write(img, t)
     return record

@@ -1,8 +1,17 @@
 """`dove train export`: turn a training checkpoint into a model folder `dove upscale --model` loads.
 
-The folder is the diffusers layout (transformer/, vae/, scheduler/, prompt_embedding.safetensors
-when the base model had one), with LoRA adapters merged into the weights (W + alpha/r * B A), so
-the loader needs nothing beyond diffusers. `dove_train.json` records where it came from.
+The folder is the diffusers layout (transformer/, vae/, scheduler/, prompt_embedding.safetensors when
+the base model had one, model_index.json), so it also loads with diffusers'
+`CogVideoXPipeline.from_pretrained` in other tools (the text encoder and tokenizer are copied from the
+base model only with `with_text_encoder=True`; without them the pipeline takes prompt embeddings).
+
+- Weights: float32. After a DeepSpeed ZeRO run they are the float32 master weights rebuilt from the
+  optimiser partitions (DeepSpeed's zero_to_fp32), not the bf16 module copy, so a stage-2 run that
+  starts from this export starts from unrounded weights, as the release's does.
+- LoRA: the adapters are merged into the weights by peft (diffusers' `fuse_lora` -> peft's
+  `BaseTunerLayer.merge`, the arithmetic of `PeftModel.merge_and_unload` that `dove upscale` uses
+  for adapter folders), so the loader needs nothing beyond diffusers.
+`dove_train.json` records where the export came from and which weights were read.
 """
 
 from __future__ import annotations
@@ -10,111 +19,114 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from dove_cli.errors import ModelError, OutputError
-from dove_cli.train.loop import STATE_FILE
+from dove_cli.train.checkpoints import STATE_FILE, read_weights, resolve_checkpoint
 
 log = logging.getLogger(__name__)
 
-
-def load_checkpoint_weights(ckpt: Path) -> dict[str, torch.Tensor]:
-    """The transformer state dict accelerate saved: single or sharded safetensors, or DeepSpeed's."""
-    from safetensors.torch import load_file
-
-    single = ckpt / "model.safetensors"
-    index = ckpt / "model.safetensors.index.json"
-    if single.is_file():
-        return load_file(str(single))
-    if index.is_file():
-        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-        out: dict[str, torch.Tensor] = {}
-        for shard in shards:
-            out.update(load_file(str(ckpt / shard)))
-        return out
-    for candidate in (ckpt / "pytorch_model.bin", *sorted(ckpt.glob("pytorch_model*/mp_rank_00_model_states.pt"))):
-        if candidate.is_file():
-            sd = torch.load(str(candidate), map_location="cpu", weights_only=False)
-            return sd.get("module", sd)
-    raise ModelError(f"{ckpt}: no model weights (model.safetensors or DeepSpeed states)")
+PIPELINE_CLASS = "CogVideoXPipeline"
+TEXT_PARTS = {"text_encoder": ("transformers", "T5EncoderModel"), "tokenizer": ("transformers", "T5Tokenizer")}
 
 
-def merge_lora(weights: dict[str, torch.Tensor], alpha: float, rank: int) -> dict[str, torch.Tensor]:
-    """Fold peft LoRA tensors into plain weights: `x.base_layer.weight` + alpha/r * B @ A -> `x.weight`."""
-    scale = alpha / rank
-    out: dict[str, torch.Tensor] = {}
-    for key, value in weights.items():
-        if ".lora_A." in key or ".lora_B." in key:
-            continue
-        m = re.fullmatch(r"(.*)\.base_layer\.(weight|bias)", key)
-        if not m:
-            out[key] = value
-            continue
-        prefix, kind = m.groups()
-        if kind == "weight":
-            a = next((v for k, v in weights.items() if k.startswith(prefix + ".lora_A.") and k.endswith(".weight")), None)
-            b = next((v for k, v in weights.items() if k.startswith(prefix + ".lora_B.") and k.endswith(".weight")), None)
-            if a is not None and b is not None:
-                value = (value.float() + scale * (b.float() @ a.float())).to(value.dtype)
-        out[f"{prefix}.{kind}"] = value
-    return out
-
-
-def export_checkpoint(ckpt: str | Path, output: str | Path, *, overwrite: bool = False) -> Path:
-    """Write a diffusers-layout model folder from a checkpoint folder (atomically, via a temp dir)."""
+def build_transformer(base: Path, weights: dict[str, torch.Tensor], state: dict[str, Any], source: str) -> Any:
+    """The base transformer's architecture holding the checkpoint's weights, LoRA merged, float32."""
     from diffusers import CogVideoXTransformer3DModel
 
-    ckpt, output = Path(ckpt), Path(output)
-    if (ckpt / "checkpoints").is_dir() and not (ckpt / STATE_FILE).is_file():  # a run folder: take the latest
-        from dove_cli.train.loop import list_checkpoints
-
-        found = list_checkpoints(ckpt)
-        if not found:
-            raise ModelError(f"{ckpt}: no complete checkpoint in checkpoints/")
-        ckpt = found[-1]
-    state_path = ckpt / STATE_FILE
-    if not state_path.is_file():
-        raise ModelError(f"{ckpt}: not a training checkpoint (no {STATE_FILE})")
-    if output.exists() and any(output.iterdir()) and not overwrite:
-        raise OutputError(f"{output} exists and is not empty (use --overwrite)")
-    state = json.loads(state_path.read_text())
-    base = Path(state["model"])
-    for part in ("transformer", "vae", "scheduler"):
-        if not (base / part).is_dir():
-            raise ModelError(f"base model {base} (recorded in {state_path}) has no {part}/; it is needed to export")
-
-    weights = load_checkpoint_weights(ckpt)
-    if state.get("lora_rank", 0) > 0:
-        weights = merge_lora(weights, float(state["lora_alpha"]), int(state["lora_rank"]))
     config = CogVideoXTransformer3DModel.load_config(str(base / "transformer"))
     transformer = CogVideoXTransformer3DModel.from_config(config)
+    rank = int(state.get("lora_rank", 0))
+    if rank > 0:
+        from peft import LoraConfig
+
+        targets = state.get("lora_targets") or state.get("config", {}).get("lora_targets")
+        transformer.add_adapter(
+            LoraConfig(r=rank, lora_alpha=state["lora_alpha"], init_lora_weights=True, target_modules=list(targets))
+        )
     missing, unexpected = transformer.load_state_dict(weights, strict=False)
     if missing or unexpected:
         raise ModelError(
-            f"{ckpt}: weights do not fit {base / 'transformer'} "
+            f"{source}: weights do not fit {base / 'transformer'} "
             f"({len(missing)} missing, {len(unexpected)} unexpected, e.g. {(missing or unexpected)[0]})"
         )
+    if rank > 0:
+        transformer.fuse_lora()  # peft merges each LoRA layer: W += alpha / r * B @ A
+        transformer.unload_lora()  # plain layers (holding the merged weights) back in place
+    return transformer.float()
+
+
+def model_index(base: Path, with_text: bool) -> dict[str, Any]:
+    """model_index.json for CogVideoXPipeline; text parts are null unless copied."""
+    import diffusers
+
+    sched = json.loads(next((base / "scheduler").glob("*.json")).read_text()).get("_class_name")
+    index: dict[str, Any] = {
+        "_class_name": PIPELINE_CLASS,
+        "_diffusers_version": diffusers.__version__,
+        "scheduler": ["diffusers", sched or "CogVideoXDPMScheduler"],
+        "transformer": ["diffusers", "CogVideoXTransformer3DModel"],
+        "vae": ["diffusers", "AutoencoderKLCogVideoX"],
+    }
+    base_index: dict[str, Any] = {}
+    if (base / "model_index.json").is_file():
+        base_index = json.loads((base / "model_index.json").read_text())
+    for part, default in TEXT_PARTS.items():
+        index[part] = (base_index.get(part) or list(default)) if with_text else [None, None]
+    return index
+
+
+def export_checkpoint(
+    ckpt: str | Path, output: str | Path, *, overwrite: bool = False, with_text_encoder: bool = False
+) -> Path:
+    """Write a diffusers-layout model folder from a checkpoint (or run) folder, atomically (temp dir)."""
+    ckpt = resolve_checkpoint(ckpt)
+    output = Path(output)
+    state_path = ckpt / STATE_FILE
+    if output.exists() and (not output.is_dir() or any(output.iterdir())) and not overwrite:
+        raise OutputError(f"{output} exists and is not empty (use --overwrite)")
+    state = json.loads(state_path.read_text())
+    base = Path(state["model"])
+    parts = ("transformer", "vae", "scheduler") + (tuple(TEXT_PARTS) if with_text_encoder else ())
+    for part in parts:
+        if not (base / part).is_dir():
+            hint = " (drop --with-text-encoder)" if part in TEXT_PARTS else ""
+            raise ModelError(
+                f"base model {base} (recorded in {state_path}) has no {part}/; it is needed to export{hint}"
+            )
+
+    weights, source = read_weights(ckpt)
+    transformer = build_transformer(base, weights, state, str(ckpt))
+    del weights
 
     tmp = output.parent / f".{output.name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         tmp.mkdir(parents=True)
         transformer.save_pretrained(str(tmp / "transformer"), safe_serialization=True)
-        shutil.copytree(base / "vae", tmp / "vae")
-        shutil.copytree(base / "scheduler", tmp / "scheduler")
+        for part in parts[1:]:
+            shutil.copytree(base / part, tmp / part)
         if (base / "prompt_embedding.safetensors").is_file():
             shutil.copy2(base / "prompt_embedding.safetensors", tmp / "prompt_embedding.safetensors")
-        meta = {"stage": state["stage"], "step": state["step"], "base_model": str(base), "checkpoint": str(ckpt.resolve())}
+        (tmp / "model_index.json").write_text(json.dumps(model_index(base, with_text_encoder), indent=2))
+        meta = {
+            "stage": state["stage"],
+            "step": state["step"],
+            "base_model": str(base),
+            "checkpoint": str(ckpt.resolve()),
+            "weights": source,
+            "lora_merged": int(state.get("lora_rank", 0)) > 0,
+        }
         (tmp / "dove_train.json").write_text(json.dumps(meta, indent=1))
         if output.exists():
-            shutil.rmtree(output)
+            shutil.rmtree(output) if output.is_dir() else output.unlink()
         os.replace(tmp, output)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         raise OutputError(f"cannot write {output}: {exc.strerror or exc}") from exc
-    log.info("exported %s (stage %s, step %s) to %s", ckpt, state["stage"], state["step"], output)
+    log.info("exported %s (stage %s, step %s, %s weights) to %s", ckpt, state["stage"], state["step"], source, output)
     return output

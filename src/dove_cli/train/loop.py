@@ -1,14 +1,18 @@
 """The training recipe, top to bottom: load, wrap with accelerate, loop, log, checkpoint, resume.
 
-One optimiser step = `grad_accum` micro-batches per process. The forward is the inference path
-itself (`DoveModel.encode` -> `predict_clean` -> `decode`), so the trained z_sr is exactly what
-`dove upscale` computes (SPEC 1.1 steps 4-11, t = 399, no noise added).
+One optimiser step = `grad_accum` micro-batches per process. The forward (`train/forward.py`) is
+the inference path's one step (SPEC 1.1 steps 4-11, t = 399, no noise added), so the trained z_sr
+is exactly what `dove upscale` computes.
 
-Stage 1: z_sr from the whole LQ clip, loss MSE(z_sr, VAE(HQ clip) x scaling_factor).
+Stage 1: z_sr from the whole LQ clip, loss MSE(z_sr, VAE(HQ clip) x scaling_factor) over every latent
+slot, the replicated first frame included (the release's objective; `--latent-loss real-frames`
+scores the real frames only).
 Stage 2: every LQ frame encoded alone, z_sr decoded frame by frame (gradients flow through the
 frozen decoder), loss MSE + DISTS + L1 of frame differences on pixels in [0, 1].
-Note: the release also scores the first latent frame it replicates for patch_size_t (counting it
-twice); here the loss covers the real latent frames only, as `predict_clean` drops the copy.
+
+Precision: trainable weights are float32 masters; the frozen VAE is stored in bf16 under bf16 mixed
+precision (as the release stores it), and latents are cast to the transformer's compute dtype, so
+the same code runs under DDP + autocast and under DeepSpeed (bf16 module, no autocast).
 """
 
 from __future__ import annotations
@@ -18,24 +22,23 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-import numpy as np
 import torch
 
 from dove_cli.errors import ModelError, OptionError, OutputError
 from dove_cli.metrics.dists import training_dists
+from dove_cli.train.checkpoints import CKPT_DIR, RUN_FILE, STATE_FILE, find_resume, save_checkpoint
 from dove_cli.train.config import TrainConfig
 from dove_cli.train.data import DataConfig, GlobalBatchSampler, TrainDataset, make_loader, scan_sources
-from dove_cli.train.losses import PixelLoss, latent_loss
+from dove_cli.train.forward import compute_dtype, training_loss
+from dove_cli.train.losses import PixelLoss
 
 log = logging.getLogger(__name__)
 
-CKPT_DIR = "checkpoints"
-STATE_FILE = "train_state.json"
-RUN_FILE = "run.json"
 Progress = Callable[[dict[str, Any]], None]
 
 
@@ -49,76 +52,70 @@ class TrainResult:
     metrics_path: Path
 
 
-# ---------------------------------------------------------------------------- the forward
-
-
-def _generator(seed: int, step: int, position: int, tag: int) -> torch.Generator:
-    """A CPU generator per sample, so posterior noise never depends on batch layout or rank."""
-    state = np.random.SeedSequence([seed, step, position, tag]).generate_state(1)[0]
-    return torch.Generator().manual_seed(int(state))
-
-
-def _encode_each(model, video: torch.Tensor, seed: int, step: int, positions: list[int], tag: int) -> torch.Tensor:
-    return torch.cat(
-        [model.encode(video[i : i + 1], _generator(seed, step, p, tag)) for i, p in enumerate(positions)]
-    )
-
-
-def training_loss(
-    model, batch: dict[str, Any], stage: int, seed: int, pixel_loss: PixelLoss | None = None
-) -> tuple[torch.Tensor, dict[str, float]]:
-    """Loss of one micro-batch. batch["lq"], batch["hq"]: [B, 3, F, H, W] in [-1, 1]."""
-    device = model.device
-    lq, hq = batch["lq"].to(device), batch["hq"].to(device)
-    step, positions = batch["step"], batch["positions"]
-    if stage == 1:
-        with torch.no_grad():
-            z_lq = _encode_each(model, lq, seed, step, positions, 0)
-            z_hq = _encode_each(model, hq, seed, step, positions, 1)
-        z_sr = model.predict_clean(z_lq)
-        loss = latent_loss(z_sr, z_hq)
-        return loss, {"latent_mse": float(loss.detach())}
-    if pixel_loss is None:
-        raise ValueError("stage 2 needs a PixelLoss")
-    with torch.no_grad():  # frame by frame: each LQ frame is its own 1-frame clip
-        z_lq = torch.cat(
-            [_encode_each(model, lq[:, :, f : f + 1], seed, step, positions, 2 + f) for f in range(lq.shape[2])], dim=2
-        )
-    z_sr = model.predict_clean(z_lq)
-    x_sr = torch.cat([model.decode(z_sr[:, :, f : f + 1]) for f in range(z_sr.shape[2])], dim=2)
-    x_sr = (x_sr.float() * 0.5 + 0.5).clamp(0.0, 1.0)
-    return pixel_loss(x_sr, (hq.float() * 0.5 + 0.5).clamp(0.0, 1.0))
-
-
 # ---------------------------------------------------------------------------- model
 
 
 def resolve_model_folder(spec: str) -> Path:
-    """A local diffusers folder, or whatever `dove_cli.weights.resolve_model` makes of the spec."""
+    """A local diffusers folder, or whatever `dove_cli.weights.resolve_model` makes of the spec.
+
+    `tiny` (as for `dove upscale`) is a tiny random model of the real classes, saved once as a folder
+    so that checkpoints, resume and export work as with real weights: a way to try the recipe.
+    """
     if not spec:
-        raise OptionError("--model is required (a diffusers folder or hub id)")
+        raise OptionError("--model is required (a diffusers folder, a hub id, or tiny)")
+    if spec == "tiny":
+        folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dove" / "tiny-model"
+        if not (folder / "transformer" / "config.json").is_file():
+            from dove_cli.engine import build_random, save_pretrained
+
+            tmp = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
+            save_pretrained(build_random("tiny", seed=0), tmp)
+            shutil.rmtree(folder, ignore_errors=True)
+            tmp.replace(folder)  # whole or absent
+        return folder
+    if spec in ("bilinear", "full-random"):
+        raise OptionError(f"--model {spec} has no weights to train; use a model folder, a hub id or tiny")
     path = Path(spec).expanduser()
     if path.is_dir():
         return path.resolve()
     try:
-        from dove_cli.weights import resolve_model  # type: ignore[attr-defined]
+        from dove_cli.weights import resolve_model
     except ImportError:
         raise ModelError(f"--model {spec}: not a local folder") from None
     return Path(resolve_model(spec))
 
 
-def load_model(folder: Path, device: torch.device, cfg: TrainConfig, mixed: str = "no"):
-    """Frozen VAE; trainable transformer (all weights in float32, or LoRA adapters in float32).
+def deepspeed_requested() -> bool:
+    """True inside `accelerate launch --use_deepspeed` (or a DeepSpeed accelerate config)."""
+    return os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true"
 
-    With LoRA under bf16/fp16 mixed precision the frozen weights are stored in that half type
-    (11 GB instead of 22 GB for the 5B transformer), which is what lets LoRA fit a 24 GB GPU.
+
+def load_training_model(folder: Path, device: torch.device, cfg: TrainConfig, mixed: str = "no") -> Any:
+    """The DoveModel to train: frozen VAE, trainable transformer (float32, or float32 LoRA adapters).
+
+    - The frozen VAE is stored in bf16 under bf16 mixed precision (as the release does), else float32;
+      slicing and tiling follow `cfg.vae_slicing` / `cfg.vae_tiling` (on by default, as the release).
+    - With LoRA under bf16/fp16 mixed precision the frozen transformer weights are stored in that
+      half type (11 GB instead of 22 GB for the 5B transformer), which lets LoRA fit a 24 GB GPU.
     """
     from dove_cli.engine import DoveModel
 
     half = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(mixed)
     dtype = half if (cfg.lora_rank > 0 and half is not None) else torch.float32
-    model = DoveModel.from_pretrained(folder, device=device, dtype=dtype, posterior=cfg.posterior)
+    model: Any = DoveModel.from_pretrained(folder, device=device, dtype=dtype, posterior=cfg.posterior)
     model.timestep = cfg.timestep
+    vae = model.vae
+    vae_dtype = torch.bfloat16 if mixed == "bf16" else torch.float32
+    for p in vae.parameters():  # in place: ModelMixin.to(dtype) warns about fp32-pinned modules (it has none)
+        p.data = p.data.to(vae_dtype)
+    if cfg.vae_slicing:
+        vae.enable_slicing()
+    else:
+        vae.disable_slicing()
+    if cfg.vae_tiling:
+        vae.enable_tiling()
+    else:
+        vae.disable_tiling()
     transformer = model.transformer
     transformer.train()
     if cfg.lora_rank > 0:
@@ -126,9 +123,13 @@ def load_model(folder: Path, device: torch.device, cfg: TrainConfig, mixed: str 
 
         transformer.requires_grad_(False)
         transformer.add_adapter(
-            LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, init_lora_weights=True,
-                       target_modules=list(cfg.lora_targets))
-        )  # fmt: skip
+            LoraConfig(
+                r=cfg.lora_rank,
+                lora_alpha=cfg.lora_alpha,
+                init_lora_weights=True,
+                target_modules=list(cfg.lora_targets),
+            )
+        )
         for p in transformer.parameters():
             if p.requires_grad:
                 p.data = p.data.float()  # trainable adapters keep float32 master weights
@@ -150,7 +151,9 @@ def _warn_stage2_init(folder: Path, cfg: TrainConfig) -> None:
 
 
 def make_optimizer(params: list[torch.nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
-    kwargs = dict(lr=cfg.lr, betas=(cfg.adam_beta1, cfg.adam_beta2), eps=cfg.adam_eps, weight_decay=cfg.weight_decay)
+    kwargs: dict[str, Any] = dict(
+        lr=cfg.lr, betas=(cfg.adam_beta1, cfg.adam_beta2), eps=cfg.adam_eps, weight_decay=cfg.weight_decay
+    )
     if cfg.optimizer == "adamw8bit":
         try:
             import bitsandbytes as bnb
@@ -169,64 +172,27 @@ def constant_with_warmup(optimizer: torch.optim.Optimizer, warmup: int) -> torch
     )
 
 
-# ---------------------------------------------------------------------------- checkpoints
+class Prepared:
+    """The accelerate-prepared transformer as DoveModel uses it: called, with the model's `.config`.
+
+    DDP wrappers have no `.config`, and a DeepSpeed engine's `.config` is its DeepSpeed config."""
+
+    def __init__(self, module: Any, config: Any) -> None:
+        self.module, self.config = module, config
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.module(*args, **kwargs)
+
+    def parameters(self) -> Any:
+        return self.module.parameters()
 
 
-def list_checkpoints(output_dir: Path) -> list[Path]:
-    """Complete checkpoints (those with a state file), oldest first."""
-    root = output_dir / CKPT_DIR
-    if not root.is_dir():
-        return []
-    found = [p for p in root.iterdir() if p.is_dir() and p.name.startswith("step-") and (p / STATE_FILE).is_file()]
-    return sorted(found, key=lambda p: int(p.name.split("-")[1]))
+# ---------------------------------------------------------------------------- run folder
 
 
-def find_resume(output_dir: Path, spec: str) -> Path:
-    if spec == "latest":
-        ckpts = list_checkpoints(output_dir)
-        if not ckpts:
-            raise OptionError(f"--resume latest: no checkpoint in {output_dir / CKPT_DIR}")
-        return ckpts[-1]
-    path = Path(spec)
-    if not (path / STATE_FILE).is_file():
-        raise OptionError(f"--resume {spec}: not a checkpoint folder (no {STATE_FILE})")
-    return path
-
-
-def _model_signature(transformer: torch.nn.Module) -> dict[str, Any]:
+def _model_signature(transformer: Any) -> dict[str, Any]:
     cfg = dict(transformer.config)
     return {k: cfg[k] for k in ("num_layers", "num_attention_heads", "attention_head_dim", "in_channels", "patch_size")}
-
-
-def save_checkpoint(accelerator, output_dir: Path, step: int, state: dict[str, Any], keep: int) -> Path:
-    """Write checkpoints/step-N atomically (tmp folder, then rename) and keep the last `keep`.
-
-    If writing fails (disk full, ...), the partial folder is removed and the previous checkpoints
-    stay untouched; the error is raised as an OutputError.
-    """
-    root = output_dir / CKPT_DIR
-    final = root / f"step-{step:07d}"
-    tmp = root / f".tmp-step-{step:07d}"
-    try:
-        if accelerator.is_main_process:
-            root.mkdir(parents=True, exist_ok=True)
-            shutil.rmtree(tmp, ignore_errors=True)
-        accelerator.wait_for_everyone()
-        accelerator.save_state(str(tmp), safe_serialization=True)
-        accelerator.wait_for_everyone()
-        if accelerator.is_main_process:
-            (tmp / STATE_FILE).write_text(json.dumps(state, indent=1))
-            if final.exists():
-                shutil.rmtree(final)
-            os.replace(tmp, final)
-            for old in list_checkpoints(output_dir)[:-keep]:
-                shutil.rmtree(old, ignore_errors=True)
-        accelerator.wait_for_everyone()
-    except OSError as exc:
-        if accelerator.is_main_process:
-            shutil.rmtree(tmp, ignore_errors=True)
-        raise OutputError(f"cannot write checkpoint {final}: {exc.strerror or exc}") from exc
-    return final
 
 
 def _prepare_output(cfg: TrainConfig, main: bool) -> Path:
@@ -261,7 +227,9 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
     mixed = cfg.mixed_precision if cfg.mixed_precision != "auto" else ("bf16" if cuda else "no")
     out = Path(cfg.output_dir)
     accelerator = Accelerator(
-        cpu=not cuda,  # without CUDA, launched processes form a gloo (MULTI_CPU) group
+        # without CUDA, launched processes form a gloo (MULTI_CPU) group; DeepSpeed needs cpu=False
+        # (its CPU accelerator then talks gloo too)
+        cpu=not cuda and not deepspeed_requested(),
         mixed_precision=mixed,
         gradient_accumulation_steps=cfg.grad_accum,
         log_with="tensorboard" if cfg.tensorboard else None,
@@ -271,10 +239,11 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
     ds_plugin = accelerator.state.deepspeed_plugin
     if ds_plugin is not None:  # no prepared DataLoader, so DeepSpeed's "auto" sizes are set here
         ds_plugin.deepspeed_config.update(
-            train_micro_batch_size_per_gpu=cfg.batch_size, gradient_accumulation_steps=cfg.grad_accum,
+            train_micro_batch_size_per_gpu=cfg.batch_size,
+            gradient_accumulation_steps=cfg.grad_accum,
             train_batch_size=cfg.batch_size * cfg.grad_accum * accelerator.num_processes,
             gradient_clipping=cfg.max_grad_norm,
-        )  # fmt: skip
+        )
     main = accelerator.is_main_process
     if not main:
         logging.getLogger("dove_cli").setLevel(logging.ERROR)
@@ -286,16 +255,15 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
     set_seed(cfg.seed)
 
     _warn_stage2_init(folder, cfg)
-    model = load_model(folder, accelerator.device, cfg, mixed)
+    model = load_training_model(folder, accelerator.device, cfg, mixed)
     transformer = model.transformer
     params = [p for p in transformer.parameters() if p.requires_grad]
     optimizer = make_optimizer(params, cfg)
     scheduler = constant_with_warmup(optimizer, cfg.warmup_steps)
     prepared, optimizer = accelerator.prepare(transformer, optimizer)
-    if prepared is not transformer and not hasattr(prepared, "config"):
-        prepared.config = transformer.config  # DoveModel reads .config; DDP/DeepSpeed wrappers lack it
-    model.transformer = prepared
+    model.transformer = Prepared(prepared, transformer.config)
     accelerator.register_for_checkpointing(scheduler)
+    dtype = compute_dtype(prepared)  # after prepare: DeepSpeed has cast the module to bf16 by now
 
     pixel_loss = None
     if cfg.stage == 2:
@@ -319,9 +287,10 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
     if cfg.stage == 2 and images is None and cfg.image_ratio > 0:
         log.warning("stage 2 without --images: training on videos only")
     sources = scan_sources(cfg.data, cfg.resolution, images=images, lq=cfg.lq, frame_stride=cfg.frame_stride)
-    dataset = TrainDataset(
-        sources, DataConfig(crop=cfg.resolution, seed=cfg.seed, frame_stride=cfg.frame_stride, degradation=cfg.degradation)
+    data_cfg = DataConfig(
+        crop=cfg.resolution, seed=cfg.seed, frame_stride=cfg.frame_stride, degradation=cfg.degradation
     )
+    dataset = TrainDataset(sources, data_cfg)
     sampler = GlobalBatchSampler(
         len(sources.videos), cfg.batch_size, seed=cfg.seed, start_step=start * cfg.grad_accum,
         end_step=cfg.max_steps * cfg.grad_accum, num_images=len(sources.images), image_ratio=cfg.image_ratio,
@@ -351,27 +320,44 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
     signature = _model_signature(transformer)
     for step in range(start, cfg.max_steps):
         t0 = time.perf_counter()
-        sums: dict[str, float] = {}
-        kind, skipped, grad_norm = "video", 0, float("nan")
+        sums: dict[str, Any] = {}  # 0-dim tensors and floats: one host sync per step, at the end
+        kind, skipped = "video", 0
+        grad_norm: Any = float("nan")
         for _ in range(cfg.grad_accum):
             batch = next(batches)
             kind, skipped = batch["kind"], skipped + batch["skipped"]
             with accelerator.accumulate(prepared):
                 with accelerator.autocast():
-                    loss, terms = training_loss(model, batch, cfg.stage, cfg.seed, pixel_loss)
+                    loss, terms = training_loss(
+                        model,
+                        batch,
+                        stage=cfg.stage,
+                        seed=cfg.seed,
+                        dtype=dtype,
+                        pixel_loss=pixel_loss,
+                        latent_slots=cfg.latent_loss,
+                    )
                 accelerator.backward(loss)
                 if accelerator.sync_gradients:
                     norm = accelerator.clip_grad_norm_(params, cfg.max_grad_norm)
-                    grad_norm = float(norm) if norm is not None else float("nan")
+                    grad_norm = norm if norm is not None else float("nan")
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
-            for k, v in {"loss": float(loss.detach()), **terms}.items():
+            for k, v in {"loss": loss.detach(), **terms}.items():
                 sums[k] = sums.get(k, 0.0) + v / cfg.grad_accum
         scheduler.step()
-        reduced = accelerator.reduce(torch.tensor(list(sums.values()), device=accelerator.device), "mean")
-        row = {"step": step + 1, **dict(zip(sums, (float(v) for v in reduced)))}
-        row.update(lr=scheduler.get_last_lr()[0], grad_norm=grad_norm, kind=kind, skipped=skipped,
-                   sec_per_step=time.perf_counter() - t0)  # fmt: skip
+        device = accelerator.device
+        values = torch.stack([torch.as_tensor(v, dtype=torch.float32, device=device) for v in sums.values()])
+        norm_t = torch.as_tensor(grad_norm, dtype=torch.float32, device=device).reshape(1)
+        *means, norm_value = torch.cat([accelerator.reduce(values, "mean"), norm_t]).tolist()
+        row: dict[str, Any] = {"step": step + 1, **dict(zip(sums, means, strict=True))}
+        row.update(
+            lr=scheduler.get_last_lr()[0],
+            grad_norm=norm_value,
+            kind=kind,
+            skipped=skipped,
+            sec_per_step=time.perf_counter() - t0,
+        )
         losses.append(row["loss"])
         if main:
             with metrics.open("a") as fh:
@@ -381,16 +367,19 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
         if progress is not None and main:
             done = step + 1 - start
             rate = done / max(1e-9, time.perf_counter() - t_start)
-            progress({**row, "max_steps": cfg.max_steps, "it_s": rate, "eta_s": (cfg.max_steps - step - 1) / max(rate, 1e-9)})
+            eta = (cfg.max_steps - step - 1) / max(rate, 1e-9)
+            progress({**row, "max_steps": cfg.max_steps, "it_s": rate, "eta_s": eta})
         if val_set is not None and ((step + 1) % cfg.val_every == 0 or step + 1 == cfg.max_steps):
             if main:
-                from dove_cli.train.validate import validate
+                from dove_cli.train.validate import validation_scores
 
                 model.transformer = accelerator.unwrap_model(prepared)  # no DDP collectives on one rank
                 model.transformer.eval()
-                scores = validate(model, val_set, cfg.val_clips, out / "val" / f"step-{step + 1:07d}")
+                scores = validation_scores(
+                    model, val_set, cfg.val_clips, out / "val" / f"step-{step + 1:07d}", dtype=dtype
+                )
                 model.transformer.train()
-                model.transformer = prepared
+                model.transformer = Prepared(prepared, transformer.config)
                 with metrics.open("a") as fh:
                     fh.write(json.dumps({"step": step + 1, **scores}) + "\n")
                 log.info("validation at step %d: %s", step + 1, scores)
@@ -420,4 +409,3 @@ def _truncate_metrics(path: Path, step: int) -> None:
         except json.JSONDecodeError:
             continue
     path.write_text("".join(k + "\n" for k in keep))
-

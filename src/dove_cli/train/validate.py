@@ -41,12 +41,24 @@ def ssim(x: torch.Tensor, y: torch.Tensor, window: int = 11, sigma: float = 1.5)
 
 
 @torch.no_grad()
-def validate(model, dataset: TrainDataset, count: int, out_dir: Path | None = None, save: int = 2) -> dict[str, Any]:
-    """Run the first `count` held-out clips; returns {"val_psnr", "val_ssim", "val_psnr_lq"}.
+def validation_scores(
+    model: Any,
+    dataset: TrainDataset,
+    count: int,
+    out_dir: Path | None = None,
+    save: int = 2,
+    dtype: torch.dtype | None = None,
+) -> dict[str, Any]:
+    """Run the first `count` held-out clips; returns {"val_psnr", "val_ssim", "val_psnr_lq", "val_clips"}.
 
+    dtype: the transformer's compute dtype (latents are cast to it; default: its weights' dtype).
     Saves `save` PNGs (LQ upsampled | DOVE | HQ, first frame) to out_dir when given.
     """
     from PIL import Image
+
+    from dove_cli.train.forward import compute_dtype, decode, encode, generator, predict
+
+    dtype = dtype or compute_dtype(model.transformer)
 
     scores: dict[str, list[float]] = {"val_psnr": [], "val_ssim": [], "val_psnr_lq": []}
     n = min(count, len(dataset))
@@ -57,7 +69,8 @@ def validate(model, dataset: TrainDataset, count: int, out_dir: Path | None = No
         pad = (-(frames - 1)) % 4  # whole latent frames: repeat the last frame, crop it off after
         if pad:
             lq = torch.cat([lq, lq[:, :, -1:].expand(-1, -1, pad, -1, -1)], dim=2)
-        sr = model.decode(model.predict_clean(model.encode(lq)))[:, :, :frames]
+        latent = encode(model, lq, [generator(0, VAL_STEP, i, 0)])
+        sr = decode(model, predict(model, latent, dtype))[:, :, :frames]
         sr = (sr.float() * 0.5 + 0.5).clamp(0, 1)
         hq01, lq01 = (hq.float() * 0.5 + 0.5), (lq[:, :, :frames].float() * 0.5 + 0.5)
         flat = lambda v: v[0].permute(1, 0, 2, 3)  # noqa: E731 - [F, 3, H, W]

@@ -28,6 +28,7 @@ from dove_cli.video_io.formats import (
     SWS_FLAGS,
     SWS_MATRIX,
     TRC,
+    VIDEO_EXTENSIONS,
     ffmsg,
 )
 from dove_cli.video_io.paths import FIELD, check_fields, is_image_path, is_pattern
@@ -168,7 +169,10 @@ def image_inputs(path: Path) -> list[Path] | None:
 
         images = sorted((p for p in path.iterdir() if p.is_file() and is_image_path(p)), key=key)
         if not images:
-            raise InputError(f"{path}: folder holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))})")
+            raise InputError(
+                f"{path}: folder holds no videos or images (videos: "
+                f"{', '.join(sorted(VIDEO_EXTENSIONS))}; images: {', '.join(sorted(IMAGE_EXTENSIONS))})"
+            )
         return images
     if is_image_path(path):
         check_input_file(path)
@@ -535,6 +539,9 @@ class ImageReader(VideoReader):
         rate = Fraction(fps).limit_denominator(1001000) if fps else DEFAULT_SEQUENCE_FPS
         if rate <= 0:
             raise OptionError(f"fps must be positive, not {fps}")
+        if not fps and warn and len(files) > 1:
+            log.warning("%s: images are read at %s frames/s (ffmpeg's default); give --fps for another rate", path,
+                        DEFAULT_SEQUENCE_FPS)  # fmt: skip
         bit_depth = max(comp.bits for comp in first.format.components)
         if warn:
             warn_if_see_through(path, first)

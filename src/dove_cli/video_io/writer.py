@@ -125,11 +125,13 @@ class ContainerWriter(VideoWriter):
                 vs.width, vs.height, vs.pix_fmt = width, height, pf
                 vs.codec_context.options = opts
 
-            if not container_accepts(fmt_name, av.Codec(spec.encoder, "w").name, add_video):
-                raise OutputError(
-                    f"{path}: the {fmt_name} container cannot hold {name} video; "
-                    f"use --codec {default_codec(path)} or another extension (e.g. .mkv)"
-                )
+            codec_name = av.Codec(spec.encoder, "w").name
+            if not container_accepts(fmt_name, codec_name, add_video):
+                holders = sorted(ext for ext, fmt in VIDEO_EXTENSIONS.items()
+                                 if fmt != fmt_name and container_accepts(fmt, codec_name, add_video))  # fmt: skip
+                elsewhere = f"or an extension that can ({', '.join(holders)})" if holders else "or another codec"
+                raise OutputError(f"{path}: the {fmt_name} container cannot hold {name} video; use --codec "
+                                  f"{default_codec(path)} {elsewhere}")  # fmt: skip
             self._setup_video(spec, pf, opts, width, height)
             self._setup_aux(audio, subtitles, fmt_name)
         except BaseException:

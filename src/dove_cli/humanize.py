@@ -1,0 +1,29 @@
+"""Numbers as a person reads them: sizes, durations, and estimates with their spread."""
+
+from __future__ import annotations
+
+ESTIMATE_RANGE = (0.6, 1.8)  # time estimates (speed.py): the real time fell in this range in calibration runs
+
+
+def human_size(nbytes: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(nbytes) < 1000 or unit == "TB":
+            return f"{nbytes:.0f} {unit}" if unit == "B" else f"{nbytes:.1f} {unit}"
+        nbytes /= 1000
+    return f"{nbytes} B"  # unreachable
+
+
+def human_duration(seconds: float) -> str:
+    """3725 -> '1 h 2 min', 95 -> '1 min 35 s', 8.2 -> '8 s'."""
+    s = round(seconds)
+    if s >= 3600:
+        return f"{s // 3600} h {s % 3600 // 60} min"
+    if s >= 60:
+        return f"{s // 60} min {s % 60} s" if s < 600 else f"{s // 60} min"
+    return f"{max(seconds, 0):.0f} s" if seconds >= 1 else f"{max(seconds, 0):.1f} s"
+
+
+def human_range(seconds: float) -> str:
+    """An estimate as a person reads it, with its calibrated spread: 'about 4 min (2 min 30 s to 7 min)'."""
+    lo, hi = ESTIMATE_RANGE
+    return f"about {human_duration(seconds)} ({human_duration(seconds * lo)} to {human_duration(seconds * hi)})"

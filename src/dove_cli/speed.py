@@ -1,0 +1,102 @@
+"""How long a window takes: its FLOPs, divided by what this device sustains on the same kinds of work.
+
+FLOPs: the VAE's are counted once per architecture by running its encode and decode on the meta
+device under torch's FlopCounterMode (no memory, no weights) and scaled by the window's voxels
+(convolutions are linear in them); the transformer's follow from its parameter count and tokens
+(matmuls plus attention), which agrees with FlopCounterMode within 10% for CogVideoX1.5-5B.
+
+Rates: measured on the device itself, once per process, by timing a few 3D convolutions as wide
+as the VAE's first level and a matmul as wide as the transformer. This is a calibration, not a
+guess: on a 2-core CPU the tiny random model ran within the range it predicts (README). The
+estimate is shown as a range, because caches, memory bandwidth and kernel choice still move it.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import time
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+
+@functools.cache
+def _vae_flops_per_voxel(vae_config: str) -> float:
+    """Encode + decode FLOPs per output voxel (frame x pixel) of this VAE architecture."""
+    from diffusers import AutoencoderKLCogVideoX
+
+    frames, side = 9, 64
+    with torch.device("meta"):
+        vae = AutoencoderKLCogVideoX.from_config(json.loads(vae_config))
+    video = torch.zeros(1, 3, frames, side, side, device="meta")
+    with FlopCounterMode(display=False) as counter, torch.inference_mode():
+        vae.decode(vae.encode(video).latent_dist.mode())
+    return counter.get_total_flops() / (frames * side * side)
+
+
+def transformer_flops(config: Any, frames: int, height: int, width: int, params: int) -> float:
+    """One forward of the transformer on a window of `frames` (padded to 8k+1) x height x width px."""
+    frames += (-(frames - 1)) % 8
+    latent_frames = math.ceil((1 + (frames - 1) // 4) / (config.patch_size_t or 1))
+    tokens = latent_frames * (height // 16) * (width // 16) + config.max_text_seq_length
+    dim = config.num_attention_heads * config.attention_head_dim
+    return 2 * params * tokens + 4 * tokens * tokens * dim * config.num_layers
+
+
+def window_flops(transformer: Any, vae: Any, frames: int, height: int, width: int) -> tuple[float, float]:
+    """(VAE, transformer) FLOPs of one window."""
+    padded = frames + (-(frames - 1)) % 8
+    vae_flops = (
+        _vae_flops_per_voxel(json.dumps(dict(vae.config), sort_keys=True, default=str)) * padded * height * width
+    )
+    params = sum(p.numel() for p in transformer.parameters())
+    return vae_flops, transformer_flops(transformer.config, frames, height, width, params)
+
+
+@functools.cache
+def device_rates(device: str, dtype: torch.dtype, conv_channels: int, width: int) -> tuple[float, float]:
+    """FLOP/s this device sustains on (3D convolutions of `conv_channels`, matmuls of `width`).
+
+    Each probe is sized to a few GFLOP (a few hundred on a GPU), so that call overheads weigh as
+    little as in a real window."""
+    dev = torch.device(device)
+    if dev.type == "meta":
+        return math.inf, math.inf
+    target = 2e11 if dev.type == "cuda" else 2e9
+    c = conv_channels
+    side = int(min(512, max(16, math.sqrt(target / (2 * c * c * 27 * 4)))))
+    x = torch.randn(1, c, 4, side, side, device=dev, dtype=dtype)
+    w = torch.randn(c, c, 3, 3, 3, device=dev, dtype=dtype)
+    rows = int(min(8192, max(256, target / (2 * width * width))))
+    a = torch.randn(rows, width, device=dev, dtype=dtype)
+    b = torch.randn(width, width, device=dev, dtype=dtype)
+    conv_flops = 2 * c * c * 27 * 4 * side * side
+    mm_flops = 2 * rows * width * width
+    return _rate(lambda: F.conv3d(x, w, padding=1), conv_flops, dev), _rate(lambda: a @ b, mm_flops, dev)
+
+
+def _rate(op: Any, flops: float, device: torch.device, seconds: float = 0.15) -> float:
+    """FLOP/s of `op`, timed for about `seconds` after one warm-up call."""
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    with torch.inference_mode():
+        op()
+        sync()
+        runs, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            op()
+            runs += 1
+        sync()
+    return flops * runs / (time.perf_counter() - t0)
+
+
+def estimate_window_seconds(transformer: Any, vae: Any, device: torch.device, dtype: torch.dtype, frames: int,
+                            height: int, width: int) -> float:  # fmt: skip
+    """Seconds for one window on `device` (the device the model will run on, not the meta device)."""
+    vae_flops, tr_flops = window_flops(transformer, vae, frames, height, width)
+    dim = transformer.config.num_attention_heads * transformer.config.attention_head_dim
+    conv_rate, mm_rate = device_rates(str(device), dtype, int(vae.config.block_out_channels[0]), int(dim))
+    return vae_flops / conv_rate + tr_flops / mm_rate

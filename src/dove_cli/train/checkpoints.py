@@ -1,0 +1,144 @@
+"""Training checkpoints on disk: the folder layout, writing, listing, and reading the weights back.
+
+A run folder holds `checkpoints/step-NNNNNNN/`, each written by `accelerator.save_state` plus our
+`train_state.json`. The transformer weights inside are one of:
+- `model.safetensors` (or a sharded index): plain / DDP runs, float32 (LoRA: adapters + frozen base);
+- `pytorch_model/` (DeepSpeed): `mp_rank_00_model_states.pt` holds the bf16 module copy, and the
+  `*optim_states.pt` partitions hold the float32 master weights. `read_weights` rebuilds the float32
+  master weights from the partitions (DeepSpeed's `zero_to_fp32`), as the authors' release does
+  before its stage 2, so an export never starts from bf16-rounded weights.
+
+This module imports neither the training loop nor accelerate, so `dove train export` stays light.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from dove_cli.errors import ModelError, OptionError, OutputError
+
+CKPT_DIR = "checkpoints"
+STATE_FILE = "train_state.json"
+RUN_FILE = "run.json"
+
+
+def list_checkpoints(output_dir: Path) -> list[Path]:
+    """Complete checkpoints (those with a state file), oldest first."""
+    root = Path(output_dir) / CKPT_DIR
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if p.is_dir() and p.name.startswith("step-") and (p / STATE_FILE).is_file()]
+    return sorted(found, key=lambda p: int(p.name.split("-")[1]))
+
+
+def find_resume(output_dir: Path, spec: str) -> Path:
+    """`--resume latest` or `--resume FOLDER` -> the checkpoint folder."""
+    if spec == "latest":
+        ckpts = list_checkpoints(output_dir)
+        if not ckpts:
+            raise OptionError(f"--resume latest: no checkpoint in {Path(output_dir) / CKPT_DIR}")
+        return ckpts[-1]
+    path = Path(spec)
+    if not (path / STATE_FILE).is_file():
+        raise OptionError(f"--resume {spec}: not a checkpoint folder (no {STATE_FILE})")
+    return path
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A checkpoint folder, or a run folder (then its latest complete checkpoint)."""
+    path = Path(path)
+    if (path / CKPT_DIR).is_dir() and not (path / STATE_FILE).is_file():
+        found = list_checkpoints(path)
+        if not found:
+            raise ModelError(f"{path}: no complete checkpoint in {CKPT_DIR}/")
+        path = found[-1]
+    if not (path / STATE_FILE).is_file():
+        raise ModelError(f"{path}: not a training checkpoint (no {STATE_FILE})")
+    return path
+
+
+def save_checkpoint(accelerator: Any, output_dir: Path, step: int, state: dict[str, Any], keep: int) -> Path:
+    """Write checkpoints/step-N atomically (tmp folder, then rename) and keep the last `keep`.
+
+    If writing fails (disk full, ...), the partial folder is removed and the previous checkpoints
+    stay untouched; the error is raised as an OutputError.
+    """
+    root = Path(output_dir) / CKPT_DIR
+    final = root / f"step-{step:07d}"
+    tmp = root / f".tmp-step-{step:07d}"
+    try:
+        if accelerator.is_main_process:
+            root.mkdir(parents=True, exist_ok=True)
+            shutil.rmtree(tmp, ignore_errors=True)
+        accelerator.wait_for_everyone()
+        accelerator.save_state(str(tmp), safe_serialization=True)
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            (tmp / STATE_FILE).write_text(json.dumps(state, indent=1))
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+            for old in list_checkpoints(output_dir)[:-keep]:
+                shutil.rmtree(old, ignore_errors=True)
+        accelerator.wait_for_everyone()
+    except OSError as exc:
+        if accelerator.is_main_process:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise OutputError(f"cannot write checkpoint {final}: {exc.strerror or exc}") from exc
+    return final
+
+
+def _deepspeed_folder(ckpt: Path) -> Path | None:
+    """The DeepSpeed tag folder accelerate wrote (`pytorch_model`, or `pytorch_model_N`)."""
+    found = sorted(p.parent for p in ckpt.glob("pytorch_model*/mp_rank_00_model_states.pt"))
+    return found[0] if found else None
+
+
+def read_weights(ckpt: Path) -> tuple[dict[str, torch.Tensor], str]:
+    """The transformer state dict a checkpoint holds, and where it came from.
+
+    Returns (state dict, source), source one of "safetensors", "fp32-master" (rebuilt from the
+    ZeRO partitions) or "module" (DeepSpeed's module copy, when no optimiser partitions exist).
+    """
+    from safetensors.torch import load_file
+
+    ckpt = Path(ckpt)
+    single = ckpt / "model.safetensors"
+    index = ckpt / "model.safetensors.index.json"
+    if single.is_file():
+        return load_file(str(single)), "safetensors"
+    if index.is_file():
+        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        out: dict[str, torch.Tensor] = {}
+        for shard in shards:
+            out.update(load_file(str(ckpt / shard)))
+        return out, "safetensors"
+    ds = _deepspeed_folder(ckpt)
+    if ds is not None:
+        if any(ds.glob("*optim_states.pt")):
+            return _zero_fp32_weights(ckpt, ds.name), "fp32-master"
+        sd = torch.load(str(ds / "mp_rank_00_model_states.pt"), map_location="cpu", weights_only=False)
+        return dict(sd.get("module", sd)), "module"
+    if (ckpt / "pytorch_model.bin").is_file():
+        sd = torch.load(str(ckpt / "pytorch_model.bin"), map_location="cpu", weights_only=True)
+        return dict(sd), "pytorch_model.bin"
+    raise ModelError(f"{ckpt}: no model weights (model.safetensors or DeepSpeed states)")
+
+
+def _zero_fp32_weights(ckpt: Path, tag: str) -> dict[str, torch.Tensor]:
+    """Float32 master weights of a ZeRO checkpoint, merged from every rank's partition."""
+    try:
+        from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
+    except ImportError:
+        raise ModelError(
+            f"{ckpt} is a DeepSpeed ZeRO checkpoint: reading its float32 master weights needs deepspeed "
+            "(pip install 'dove-cli[deepspeed]')"
+        ) from None
+    sd = get_fp32_state_dict_from_zero_checkpoint(str(ckpt), tag=tag)
+    return {k: v.contiguous() for k, v in sd.items()}

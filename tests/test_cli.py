@@ -1,0 +1,97 @@
+"""The command line as a new user meets it: help, version, messages, and what is checked before work."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+
+import pytest
+
+from conftest import demo_clip
+from dove_cli.cli import main
+
+
+def run(argv: list[str], capsys) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    out, err = capsys.readouterr()
+    return int(exc.value.code or 0), out, err
+
+
+def test_version_and_help_once(capsys):
+    code, out, _ = run(["--version"], capsys)
+    assert code == 0 and out.strip().startswith("dove 0.")
+    code, out, _ = run([], capsys)
+    assert code == 0 and out.count("Usage: dove") == 1  # bare `dove` printed the help twice
+
+
+@pytest.mark.parametrize("command", [["upscale"], ["train"], ["bench"], ["eval"], ["download-weights"]])
+def test_help_reads_at_80_columns(command, monkeypatch):
+    """Whole option names, no `<bool>` on on/off flags, no -1 defaults."""
+    monkeypatch.setenv("COLUMNS", "80")
+    out = subprocess.run([sys.executable, "-m", "dove_cli.cli", *command, "--help"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert max(map(len, lines)) <= 80 and "…" not in out.stdout
+    assert "<bool>" not in out.stdout and "default: -1" not in out.stdout
+
+
+def test_codec_and_container_are_checked_before_the_model_loads(tmp_path, capsys):
+    """A codec the container cannot hold is said at once, with the extensions that can hold it."""
+    code, _, err = run(["upscale", str(demo_clip("007.mp4")), "-o", str(tmp_path / "x.mkv"), "--codec", "png",
+                        "--model", str(tmp_path / "no-such-model")], capsys)  # fmt: skip
+    assert code == 2 and "the matroska container cannot hold png video" in err
+    assert "or an extension that can (" in err and ".mov" in err and ".mkv" not in err.split("that can")[1]
+    assert "no-such-model" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_preview_past_the_end_says_how_long_the_clip_is(tmp_path, capsys):
+    code, _, err = run(["upscale", str(demo_clip("007.mp4")), "-o", str(tmp_path / "x.mp4"), "--model", "bilinear",
+                        "--preview", "1:00+5s"], capsys)  # fmt: skip
+    assert code == 2 and "no video frames in the --preview range 1:00+5s (the clip is 2.06 s long)" in err
+
+
+def test_what_the_run_will_do_differently_is_said(tmp_path, caplog, monkeypatch):
+    from collections import namedtuple
+
+    import psutil
+
+    from dove_cli.upscaling import upscale
+
+    with caplog.at_level(logging.WARNING):
+        upscale(demo_clip("001.mp4"), tmp_path / "x.mp4", model="tiny", scale=2, dry_run=True, device="cpu")
+    assert "--scale 2: DOVE was trained for x4" in caplog.text
+    caplog.clear()
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: namedtuple("vm", "available total")(2 << 30, 4 << 30))
+    with caplog.at_level(logging.WARNING):  # little memory: --tile auto picks small tiles
+        upscale(demo_clip("001.mp4"), tmp_path / "x.mp4", model="tiny", tile_overlap=1000, dry_run=True, device="cpu")
+    assert "--tile-overlap 1000 is more than a" in caplog.text  # --tile auto chose a tile: the overlap was cut
+
+
+def test_encoder_banners_are_quiet_unless_verbose(tmp_path):
+    """SVT-AV1 prints about 60 lines per file; -q means nothing on stderr."""
+    import os
+
+    base = [sys.executable, "-m", "dove_cli.cli"]
+    env = {k: v for k, v in os.environ.items() if k != "SVT_LOG"}  # main() in this process may have set it
+    args = ["upscale", str(demo_clip("007.mp4")), "-o", str(tmp_path / "a.mkv"), "--model", "bilinear", "--scale",
+            "1", "--codec", "av1", "--preview", "0+0.3s", "-q"]  # fmt: skip
+    quiet = subprocess.run([*base, *args], capture_output=True, text=True, env=env)
+    assert quiet.returncode == 0 and quiet.stderr == ""
+    loud = subprocess.run([*base, "--verbose", *args, "--overwrite"], capture_output=True, text=True, env=env)
+    assert loud.returncode == 0 and "Svt[info]" in loud.stderr
+
+
+def test_the_cli_leaves_pyav_logging_off(tmp_path):
+    """PyAV's log callback needs the GIL on FFmpeg's threads: with it installed, closing a
+    frame-threaded decoder mid-stream deadlocks (it hung CI in dataset reads). The CLI must not
+    install it, with or without --verbose."""
+    import av.logging
+
+    for flags in ([], ["--verbose"]):
+        with pytest.raises(SystemExit) as done:
+            main([*flags, "upscale", str(demo_clip("007.mp4")), "-o", str(tmp_path / "x.mkv"), "--model", "bilinear",
+                  "--dry-run"])  # fmt: skip
+        assert done.value.code == 0
+        assert av.logging.get_level() is None
