@@ -160,7 +160,7 @@ CASES = [  # (LQ size, frames, dove options): the whole video, and their tiles a
     ("50x30", 6, {}),
     ("50x30", 13, dict(tile=96, chunk=8, chunk_overlap=4)),  # 1 x 3 tiles, 3 chunks (8, 8, 9 frames)
     ("318x180", 1, {}),  # 320x192 -> 1280x768: the VAE tiles internally (diffusers' defaults)
-    ("318x180", 1, dict(tile=512)),  # a 768x512 and a stretched 768x800 tile
+    ("318x180", 1, dict(tile=512)),  # a 512x768 and a stretched 800x768 tile (width x height)
 ]
 SLOW = os.environ.get("DOVE_SLOW_TESTS") == "1"  # minutes on a 2-core CPU
 SLOW_CASES = [("318x180", 6, {}), ("318x180", 13, dict(tile=512, chunk=8, chunk_overlap=4))]

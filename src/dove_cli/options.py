@@ -135,7 +135,7 @@ class UpscaleOptions:
     tile: int = option(AUTO, "Tile size in output px; 0 = whole frame; auto = fit free memory.", metavar="PX|auto",
                        shown_default="auto", parse=parse_size_option)  # fmt: skip
     tile_overlap: int | None = option(None, "Tile overlap in output px (default 64; 32 with --parity).", metavar="PX")
-    chunk: int = option(AUTO, "Frames per window, 4k+1 (e.g. 33; any with --parity); 0 = whole video; auto.",
+    chunk: int = option(AUTO, "Frames per window, 4k+1 (e.g. 33; 8k or 8k+1 with --parity); 0 = whole video; auto.",
                         metavar="N|auto", shown_default="auto", parse=parse_size_option)  # fmt: skip
     chunk_overlap: int = option(8, "Frames shared by neighbouring chunks.", metavar="N")
     blend: BlendMode = option("cosine", "cosine (smooth) or hard (a cut in the middle of each overlap).")
