@@ -95,3 +95,27 @@ def test_the_cli_leaves_pyav_logging_off(tmp_path):
                   "--dry-run"])  # fmt: skip
         assert done.value.code == 0
         assert av.logging.get_level() is None
+
+
+@pytest.mark.skipif(
+    __import__("torch").cuda.is_available(), reason="a GPU machine may well have NVENC: nothing to refuse"
+)
+def test_nvenc_without_an_nvidia_driver_is_one_line_naming_the_cpu_encoder(tmp_path, capsys):
+    out = tmp_path / "x.mp4"
+    with pytest.raises(SystemExit) as done:
+        main(["upscale", str(demo_clip("007.mp4")), "-o", str(out), "--model", "bilinear", "--codec", "hevc_nvenc"])
+    err = capsys.readouterr().err.strip()
+    assert done.value.code == 2 and len(err.splitlines()) == 1, err
+    assert "codec hevc_nvenc needs an NVIDIA GPU with NVENC" in err and "use --codec hevc" in err
+    assert not out.exists()
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="a GPU may have fp8")
+@pytest.mark.parametrize("extra", [[], ["--dry-run"]])
+def test_fp8_without_an_fp8_gpu_is_refused_before_any_work(tmp_path, capsys, extra):
+    out = tmp_path / "x.mp4"
+    with pytest.raises(SystemExit) as done:
+        main(["upscale", str(demo_clip("007.mp4")), "-o", str(out), "--model", "tiny", "--quantize", "fp8", *extra])
+    err = capsys.readouterr().err.strip()
+    assert done.value.code == 2 and len(err.splitlines()) == 1, err
+    assert "--quantize fp8 needs an NVIDIA GPU with fp8" in err and not out.exists()

@@ -178,3 +178,36 @@ def test_frames_are_streamed_one_at_a_time(tmp_path):
     assert report.videos["a"].values["clipiqa"] == pytest.approx([f.mean() / 255 for f in pred], rel=1e-6)
     with av.open(str(p)) as c:
         assert c.streams.video[0].frames in (0, 5)
+
+
+def test_upscale_eval_scores_the_output_against_gt(tmp_path, capsys):
+    """`dove upscale IN -o OUT --eval GT`: the scores dove eval gives, right after the run."""
+    from media import ffmpeg_frames
+
+    gt_frames, _ = noisy_clip(6, 96, 128, seed=3)
+    lq = write_frames(tmp_path / "lq", [f[::2, ::2] for f in gt_frames])
+    gt = write_frames(tmp_path / "gt", gt_frames)
+    out, scores = tmp_path / "out.mkv", tmp_path / "scores.json"
+    code, _, err = run(["upscale", str(lq), "-o", str(out), "--model", "bilinear", "--scale", "2", "--codec", "ffv1",
+                        "--fps", "16", "-q", "--eval", str(gt), "--eval-metrics", "psnr", "--eval-json", str(scores)],
+                       capsys)  # fmt: skip
+    assert code == 0, err
+    pred = ffmpeg_frames(out, 128, 96)
+    expected = np.mean([np_psnr(p, g) for p, g in zip(pred, gt_frames, strict=True)])
+    got = json.loads(scores.read_text())
+    assert abs(got["mean"]["psnr"] - expected) < 0.01 and 15 < expected < 40
+
+
+def test_upscale_eval_mistakes_stop_before_the_run(tmp_path, capsys):
+    from conftest import demo_clip
+
+    out = tmp_path / "out.mp4"
+    for extra, message in (
+        (["--eval", str(tmp_path / "missing")], "missing: no such file or folder (--eval GT)"),
+        (["--eval", str(demo_clip("007.mp4")), "--eval-metrics", "psnr,bogus"], "bogus"),
+        (["--eval-json", str(tmp_path / "s.json")], "go with --eval GT"),
+    ):
+        code, _, err = run(["upscale", str(demo_clip("007.mp4")), "-o", str(out), "--model", "bilinear", *extra],
+                           capsys)  # fmt: skip
+        assert code == 2 and len(err.strip().splitlines()) == 1 and message in err, err
+        assert not out.exists()

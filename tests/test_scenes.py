@@ -12,7 +12,7 @@ from dove_cli.engine import BilinearModel
 from dove_cli.options import UpscaleOptions
 from dove_cli.scenes import SceneDetector
 from dove_cli.upscaling import upscale
-from dove_cli.windows import ChunkStream, plan_spans, span_weights
+from dove_cli.windows import ChunkStream, Lengths, plan_spans, span_weights
 from media import ffmpeg, ffmpeg_frames
 
 
@@ -105,7 +105,10 @@ def test_off_gives_the_plain_plan():
 
 
 class _Recorder(BilinearModel):
-    """Bilinear, recording the largest frame-to-frame change inside each window it is given."""
+    """Bilinear, recording the largest frame-to-frame change inside each window it is given; planned
+    as a model with temporal context (overlapping 8k+1-frame windows), as DOVE is."""
+
+    pixel_local = False
 
     def __init__(self) -> None:
         super().__init__("cpu")
@@ -129,5 +132,5 @@ def test_upscale_never_feeds_a_cut_to_the_model(cut_clip, tmp_path, mode):
         assert r.cuts == [20] and r.windows_run == len(plan_with_cuts(40, [20], 9, 2))
         assert max(rec.jumps) < 0.1  # every window holds one shot
     else:
-        assert r.cuts == [] and r.windows_run == len(plan_spans(40, 9, 2))
+        assert r.cuts == [] and r.windows_run == len(plan_spans(40, 9, 2, Lengths(8, 1)))
         assert max(rec.jumps) > 0.2  # some window mixes both shots

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from dove_cli.errors import OptionError
-from dove_cli.windows import ChunkStream, Span, axis_weights, check_chunk, check_tile, plan_spans
+from dove_cli.windows import ANY_LENGTH, ChunkStream, Lengths, Span, axis_weights, check_chunk, check_tile, plan_spans
 
 
 def release_spatial_tiles(length: int, tile: int, overlap: int) -> list[tuple[int, int]]:
@@ -56,7 +56,7 @@ def test_weights_sum_to_one_and_cover(length, mode):
     spans = plan_spans(length, 16, 6)
     total = np.zeros(length)
     for s, w in zip(spans, axis_weights(spans, 6, mode), strict=False):
-        assert s.length == min(16, length)
+        assert s.length == min(16, length) or (s is spans[-1] and s.length < 16)  # a short last window
         assert np.all(w >= 0)
         total[s.start : s.stop] += w
     np.testing.assert_allclose(total, 1.0, atol=1e-6)
@@ -74,15 +74,16 @@ def test_cosine_ramps_are_smooth_and_symmetric():
 
 @pytest.mark.parametrize("total", [1, 5, 33, 34, 40, 41, 58, 100, 101, 257])
 @pytest.mark.parametrize("chunk,overlap", [(17, 4), (33, 8), (9, 2), (0, 0)])
-def test_online_chunks_equal_offline_plan(total, chunk, overlap):
-    stream = ChunkStream(chunk, overlap)
+@pytest.mark.parametrize("lengths", [ANY_LENGTH, Lengths(8, 1)])
+def test_online_chunks_equal_offline_plan(total, chunk, overlap, lengths):
+    stream = ChunkStream(chunk, overlap, lengths)
     got: list[Span] = []
     history = []  # (frames read, windows released so far, frames declared final)
     for read in range(1, total + 1):
         got += stream.ready(read, eof=False)
         history.append((read, len(got), stream.final_before(read, eof=False)))
     got += stream.ready(total, eof=True)
-    plan = plan_spans(total, chunk, overlap)
+    plan = plan_spans(total, chunk, overlap, lengths)
     assert got == plan
     assert stream.final_before(total, eof=True) == total
     for read, released, final in history:
@@ -106,3 +107,22 @@ def test_bad_options_are_clear():
         check_tile(8, 0, 16)
     check_chunk(0, 8)
     check_tile(0, 64, 16)
+
+
+@pytest.mark.parametrize("length", range(2, 120))
+@pytest.mark.parametrize("window,overlap", [(33, 8), (17, 4), (9, 0)])
+def test_the_last_window_is_only_as_long_as_the_rest_needs(length, window, overlap):
+    """Every position covered; neighbours share at least the overlap; every window but the last is
+    whole; the last is the shortest 8k+1 that still overlaps the one before (never a whole window
+    aligned to the end, which redid up to 32 frames)."""
+    spans = plan_spans(length, window, overlap, Lengths(8, 1))
+    assert spans[0].start == 0 and spans[-1].stop == length
+    for a, b in zip(spans, spans[1:], strict=False):
+        assert b.start > a.start and a.stop - b.start >= overlap
+    if window >= length:
+        return
+    assert all(s.length == window for s in spans[:-1])
+    last, before = spans[-1], spans[-2]
+    need = length - (before.start + window - overlap)  # the rest after a regular stride
+    assert (last.length - 1) % 8 == 0 or last.length == window
+    assert last.length == min(window, -(-(need - 1) // 8) * 8 + 1)

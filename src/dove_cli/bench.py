@@ -97,5 +97,8 @@ def run_bench(
         "stages": {k: round(v, 4) for k, v in timer.seconds.items()},
         "peak_host_bytes": result.peak_host_bytes,
         "peak_device_bytes": result.peak_device_bytes,
+        "est_peak_device_bytes": result.plan.est_peak_device_bytes,
+        "work_ratio": round(result.plan.work_ratio, 4),
+        "options": {k: getattr(opts, k) for k in ("offload", "quantize", "compile", "vae_tiling")},
         "torch": torch.__version__,
     }

@@ -23,7 +23,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from dove_cli.console import BatchBars, EvalBar, UpscaleBar, VerifyBar, err_console, print_plan
-from dove_cli.errors import DoveError, OptionError
+from dove_cli.errors import DoveError, InputError, OptionError
 from dove_cli.humanize import human_size
 from dove_cli.options import Cli, UpscaleOptions
 from dove_cli.train.config import TrainConfig
@@ -136,22 +136,38 @@ def upscale_cmd(
     output: Path = typer.Option(..., "--output", "-o", help="Output video (container from the extension) or pattern."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (windows, memory, time) and stop."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary."),
+    eval_gt: Path | None = typer.Option(
+        None, "--eval", metavar="GT", help="Score the output against GT when done (as dove eval OUTPUT GT)."
+    ),
+    eval_metrics: str | None = typer.Option(
+        None, "--eval-metrics", metavar="LIST", help="Metrics for --eval (default: as dove eval)."
+    ),
+    eval_json: Path | None = typer.Option(None, "--eval-json", metavar="FILE", help="Write the --eval scores here."),
     *,
     options: UpscaleOptions,
 ) -> None:
     """Upscale a video (or every video in a folder) with DOVE, streaming, with exact timing and audio."""
     from dove_cli.batch import is_batch_input
 
+    if eval_gt is None and (eval_metrics or eval_json):
+        raise OptionError("--eval-metrics and --eval-json go with --eval GT")
+    if eval_gt is not None:
+        _check_eval(eval_gt, eval_metrics, dry_run)
     if is_batch_input(input):
         if dry_run or options.manifest:
             raise OptionError("--dry-run and --manifest take one input file, not a folder")
         _upscale_folder(input, output, options, quiet)
-        return
-    if dry_run:
+    elif dry_run:
         from dove_cli.upscaling import upscale
 
         print_plan(upscale(input, output, options, dry_run=True), Console(stderr=True))
-        return
+    else:
+        _upscale_file(input, output, options, quiet)
+    if eval_gt is not None and not dry_run:
+        _score(output, eval_gt, eval_metrics, eval_json, options.device, quiet)
+
+
+def _upscale_file(input: Path, output: Path, options: UpscaleOptions, quiet: bool) -> None:
     with UpscaleBar(quiet, input.name) as bar:
         bar.status("starting")  # importing torch and diffusers takes seconds: say so at once
         from dove_cli.upscaling import upscale
@@ -159,6 +175,28 @@ def upscale_cmd(
         result = upscale(input, output, options, progress=bar)
     if not quiet:
         err_console.print(result.summary(), markup=False, highlight=False, soft_wrap=True)
+
+
+def _check_eval(gt: Path, metrics: str | None, dry_run: bool) -> None:
+    """--eval's mistakes before hours of upscaling, not after."""
+    from dove_cli.metrics.evaluate import parse_metrics
+
+    if dry_run:
+        raise OptionError("--eval scores an output: it does not go with --dry-run")
+    if not gt.exists():
+        raise InputError(f"{gt}: no such file or folder (--eval GT)")
+    parse_metrics(metrics, True, str(gt))
+
+
+def _score(output: Path, gt: Path, metrics: str | None, json_out: Path | None, device: str | None, quiet: bool) -> None:
+    """`dove eval OUTPUT GT` right after the upscale, with its table."""
+    from dove_cli.metrics.evaluate import evaluate
+
+    with EvalBar(quiet, output.name) as bar:
+        report = evaluate(output, gt, metrics, device=device, progress=bar)
+    _print_eval_table(report)
+    if json_out is not None:
+        report.write_json(json_out)
 
 
 def _upscale_folder(input: Path, output: Path, opts: UpscaleOptions, quiet: bool) -> None:
@@ -183,7 +221,7 @@ def _upscale_folder(input: Path, output: Path, opts: UpscaleOptions, quiet: bool
 @app.command("bench")
 @with_options(
     UpscaleOptions,
-    only=("model", "scale", "tile", "chunk", "device", "dtype", "offload"),
+    only=("model", "scale", "tile", "chunk", "device", "dtype", "offload", "quantize", "compile", "vae_tiling"),
     defaults={"model": "tiny", "tile": 0, "chunk": 0},  # one whole window by default
 )
 def bench_cmd(

@@ -146,6 +146,7 @@ def print_plan(plan, console: Console) -> None:  # plan.Plan
         ("windows in time", chunks),
         ("tiles per window", tiles),
         ("model calls", str(plan.windows())),
+        ("work ratio", f"{plan.work_ratio:.2f} (model pixel-frames per output pixel-frame: overlaps and padding)"),
         ("device", f"{plan.device}, {plan.dtype}"),
         ("est. peak GPU memory", f"{plan.est_peak_device_bytes / gib:.1f} GiB" if plan.est_peak_device_bytes else "-"),
         ("est. peak host memory", f"{plan.est_peak_host_bytes / gib:.1f} GiB"),

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from dove_cli.errors import ModelError, OptionError
-from dove_cli.options import Offload, Posterior, Quantize
+from dove_cli.options import Compile, Offload, Posterior, Quantize
 from dove_cli.timing import NULL_TIMER, StageTimer
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,7 @@ class Restorer(Protocol):
     device: torch.device
     dtype: torch.dtype  # of the computation
     output_is_input: bool  # restore() returns its input: no colour fix needed
+    pixel_local: bool  # an output pixel depends on its own input pixels only: windows need no overlap
     may_overflow: bool  # outputs can be NaN/Inf (half precision): the run checks them
 
     @property
@@ -84,7 +85,7 @@ class Restorer(Protocol):
         Only the loop's own call passes it, so models that never run `--parity` may leave it out."""
         ...
 
-    def estimate_window_bytes(self, frames: int, height: int, width: int) -> int: ...
+    def estimate_window_bytes(self, frames: int, height: int, width: int, vae_tiled: bool = False) -> int: ...
 
     def estimate_seconds(self, frames: int, height: int, width: int) -> float | None:
         """Rough time of one window, None when there is no estimate."""
@@ -112,6 +113,7 @@ class BilinearModel:
     max_window_pixels: int | None = None
     is_skeleton = False
     output_is_input = True
+    pixel_local = True
     may_overflow = False
     dtype = torch.float32
 
@@ -129,7 +131,7 @@ class BilinearModel:
         """The input mapped back to [0, 1] (in place when it is float32: the caller is done with it)."""
         return video.float().mul_(0.5).add_(0.5).clamp_(0.0, 1.0)
 
-    def estimate_window_bytes(self, frames: int, height: int, width: int) -> int:
+    def estimate_window_bytes(self, frames: int, height: int, width: int, vae_tiled: bool = False) -> int:
         return frames * height * width * 3 * 4 * 3
 
     def estimate_seconds(self, frames: int, height: int, width: int) -> float | None:
@@ -194,6 +196,7 @@ class DoveModel:
     offload: Offload = "none"  # how the weights are placed now (see `place`)
 
     output_is_input = False
+    pixel_local = False
     may_overflow = True  # fp16 can overflow to Inf/NaN
 
     def __post_init__(self) -> None:
@@ -233,10 +236,12 @@ class DoveModel:
                 raise ModelError(f"model folder {folder} has no {part}/ (expected the diffusers layout)")
         device = torch.device(device)
         kwargs: dict = {"torch_dtype": dtype}
-        if quantize != "none":
+        if quantize == "fp8":
+            check_fp8(device)
+        elif quantize != "none":
             if offload == "sequential":
                 raise OptionError("--offload sequential cannot move bitsandbytes weights: use --offload model")
-            kwargs["quantization_config"] = _bnb_config(quantize, dtype, device)
+            kwargs["quantization_config"] = bnb_config(quantize, dtype, device)
             kwargs["device_map"] = {"": device}  # else bitsandbytes puts them on the current GPU
         try:
             transformer = CogVideoXTransformer3DModel.from_pretrained(folder / "transformer", **kwargs)
@@ -246,10 +251,24 @@ class DoveModel:
             raise ModelError(f"cannot load model from {folder}: {str(exc).splitlines()[0]}") from exc
         _apply_adapter(transformer, folder)
         model = cls(
-            transformer, vae, scheduler, load_prompt_embedding(folder), device, dtype, posterior, quantize=quantize
-        )
+            transformer, vae, scheduler, load_prompt_embedding(folder), device, dtype, posterior,
+            quantize="none" if quantize == "fp8" else quantize,
+        )  # fmt: skip
         model.place(offload, vae_tiling)
+        if quantize == "fp8":
+            model.quantize_fp8()
         return model
+
+    def quantize_fp8(self) -> None:
+        """The transformer's Linear layers in fp8 (torchao: fp8 weights, activations scaled per row
+        at run time), on an fp8 GPU; the VAE stays in its dtype."""
+        check_fp8(self.device)
+        if self.offload != "none":
+            raise OptionError("--quantize fp8 cannot be combined with --offload (torchao's weights stay on the GPU)")
+        from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, PerRow, quantize_
+
+        quantize_(self.transformer, Float8DynamicActivationFloat8WeightConfig(granularity=PerRow()))
+        self.quantize = "fp8"
 
     def place(self, offload: Offload, vae_tiling: bool) -> None:
         """Move weights to the device, or install offload hooks that do it on demand."""
@@ -261,7 +280,7 @@ class DoveModel:
             log.warning("--offload %s has no effect on the CPU", offload)
             offload = "none"
         if offload == "none":
-            if self.quantize == "none":  # bitsandbytes places quantised weights itself
+            if self.quantize in ("none", "fp8"):  # bitsandbytes places quantised weights itself
                 self.transformer.to(self.device)
             self.vae.to(self.device)
         elif offload == "model":
@@ -286,6 +305,20 @@ class DoveModel:
 
     def can_offload(self) -> bool:
         return self.offload == "none" and self.quantize == "none"
+
+    def compile(self, parts: Compile = "all") -> None:
+        """torch.compile the transformer (and with "all" the VAE decoder), in place: hooks and
+        attributes stay. Windows have one shape (chunks are 4k+1 frames, tiles one size), so each
+        part compiles once per shape, with static shapes, so inductor can specialise its kernels.
+        """
+        if self.offload != "none":
+            log.warning("--compile with --offload %s: offload hooks move weights between calls, so the model "
+                        "runs uncompiled", self.offload)  # fmt: skip
+            return
+        if parts != "off":
+            self.transformer.compile(dynamic=False)
+        if parts == "all":
+            self.vae.decoder.compile(dynamic=False)
 
     def offload_model(self) -> None:
         """The out-of-memory fallback: weights back to the host, each part on the device in turn,
@@ -401,9 +434,19 @@ class DoveModel:
         than the kernel, which fails from about 1.4 MP (benchmarks/calibrate_memory.py)."""
         return None if self.vae.use_tiling else SAFE_DECODE_PIXELS
 
-    def estimate_window_bytes(self, frames: int, height: int, width: int) -> int:
-        """Rough peak activation bytes for one window (calibrate on a GPU; see README)."""
-        return estimate_activation_bytes(self.transformer.config, self.vae.config, frames, height, width, self.dtype)
+    def estimate_window_bytes(self, frames: int, height: int, width: int, vae_tiled: bool = False) -> int:
+        """Rough peak activation bytes for one window (calibrate on a GPU; see README); with VAE
+        tiling (on now, or `vae_tiled`) the decoder works on diffusers' tiles, not the whole window."""
+        tile = None
+        if vae_tiled or self.vae.use_tiling:
+            tile = (int(self.vae.tile_sample_min_height * 1.2), int(self.vae.tile_sample_min_width * 1.25))
+        return estimate_activation_bytes(
+            self.transformer.config, self.vae.config, frames, height, width, self.dtype, vae_tile=tile
+        )
+
+    def enable_vae_tiling(self) -> None:
+        """Decode (and encode) in diffusers' overlapping tiles: for windows past SAFE_DECODE_PIXELS."""
+        self.vae.enable_tiling()
 
     def estimate_seconds(self, frames: int, height: int, width: int) -> float | None:
         """FLOPs of the window over this device's measured rates (speed.py)."""
@@ -412,9 +455,13 @@ class DoveModel:
         return estimate_window_seconds(self.transformer, self.vae, self.device, self.dtype, frames, height, width)
 
     def fingerprint(self) -> dict[str, Any]:
-        """A sha256 over the weights in memory (cheap next to a run) and the configs."""
+        """A sha256 over the weights in memory (cheap next to a run) and the configs; a skeleton
+        (--dry-run) has no weights to hash, only its configs."""
         out: dict[str, Any] = {}
         for name, module in (("transformer", self.transformer), ("vae", self.vae)):
+            if self.is_skeleton:
+                out[name] = {"sha256": None, "config": dict(module.config)}
+                continue
             h = hashlib.sha256()
             for key, tensor in sorted(module.state_dict().items()):
                 if tensor.is_meta:  # --offload sequential: the weight waits in its layer's accelerate hook
@@ -438,7 +485,9 @@ SAFE_DECODE_PIXELS = 1_300_000  # see DoveModel.max_window_pixels
 WORKSPACE_BYTES = 256 << 20  # kernel scratch and allocator slack (CPU: RSS was 33-200 MiB above live bytes)
 
 
-def estimate_activation_bytes(tcfg, vcfg, frames: int, height: int, width: int, dtype: torch.dtype) -> int:
+def estimate_activation_bytes(
+    tcfg, vcfg, frames: int, height: int, width: int, dtype: torch.dtype, vae_tile: tuple[int, int] | None = None
+) -> int:
     """Peak activation bytes of one window: the larger of the transformer pass and the VAE decode.
 
     The constants come from benchmarks/calibrate_memory.py, a CPU proxy: the GPU caching
@@ -455,7 +504,8 @@ def estimate_activation_bytes(tcfg, vcfg, frames: int, height: int, width: int, 
     tokens = math.ceil(lat_frames / pt) * (height // (scale * p)) * (width // (scale * p)) + tcfg.max_text_seq_length
     dim = tcfg.num_attention_heads * tcfg.attention_head_dim
     transformer = TRANSFORMER_BYTES * tokens * dim * elt
-    vae = VAE_DECODE_BYTES.get(frames, VAE_DECODE_BYTES_LONG) * height * width * vcfg.block_out_channels[0] * elt
+    vae_h, vae_w = (min(height, vae_tile[0]), min(width, vae_tile[1])) if vae_tile else (height, width)
+    vae = VAE_DECODE_BYTES.get(frames, VAE_DECODE_BYTES_LONG) * vae_h * vae_w * vcfg.block_out_channels[0] * elt
     io = 3 * frames * height * width * 3 * 4  # the window in, decoded out, float32 result
     return int(max(transformer, vae) + WORKSPACE_BYTES + io)
 
@@ -463,7 +513,7 @@ def estimate_activation_bytes(tcfg, vcfg, frames: int, height: int, width: int, 
 MIN_BITSANDBYTES = "0.48"  # diffusers refuses to move 8-bit weights (offload, OOM fallback) with older ones
 
 
-def _bnb_config(quantize: Quantize, dtype: torch.dtype, device: torch.device):
+def bnb_config(quantize: Quantize, dtype: torch.dtype, device: torch.device):
     """bitsandbytes quantisation of the transformer (int8 or nf4); needs CUDA and the extra."""
     if device.type != "cuda":
         raise OptionError(f"--quantize {quantize} needs a CUDA device (bitsandbytes)")
@@ -483,6 +533,17 @@ def _bnb_config(quantize: Quantize, dtype: torch.dtype, device: torch.device):
     if quantize == "nf4":
         return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=dtype)
     raise OptionError(f"unknown --quantize {quantize!r} (none, int8, nf4)")
+
+
+def check_fp8(device: torch.device) -> None:
+    """--quantize fp8 needs torchao and a GPU with fp8 matrix units (compute capability 8.9+)."""
+    if device.type != "cuda" or torch.cuda.get_device_capability(device) < (8, 9):
+        raise OptionError("--quantize fp8 needs an NVIDIA GPU with fp8 (compute capability 8.9 or newer: Ada, "
+                          "Hopper, Blackwell); use --quantize int8 or nf4")  # fmt: skip
+    try:
+        import torchao  # noqa: F401
+    except ImportError as exc:
+        raise OptionError("--quantize fp8 needs torchao: pip install 'dove-cli[fp8]'") from exc
 
 
 def _apply_adapter(transformer: torch.nn.Module, folder: Path) -> None:
@@ -578,8 +639,10 @@ def skeleton(
     from diffusers import AutoencoderKLCogVideoX, CogVideoXDPMScheduler, CogVideoXTransformer3DModel
 
     device = torch.device(device)
-    if quantize != "none":
-        _bnb_config(quantize, dtype, device)  # the same errors a real run gives (no CUDA, no bitsandbytes)
+    if quantize == "fp8":
+        check_fp8(device)
+    elif quantize != "none":
+        bnb_config(quantize, dtype, device)  # the same errors a real run gives (no CUDA, no bitsandbytes)
     with torch.device("meta"):
         transformer = _cast(CogVideoXTransformer3DModel.from_config(transformer_config), dtype)
         vae = _cast(AutoencoderKLCogVideoX.from_config(vae_config), dtype)
@@ -599,9 +662,9 @@ def loaded_weight_bytes(
     transformer: torch.nn.Module, vae: torch.nn.Module, dtype: torch.dtype, quantize: Quantize
 ) -> int:
     """Weight bytes as loading places them: bitsandbytes stores the transformer's Linear weights in
-    1 byte (int8) or half a byte (nf4) per parameter, everything else stays in `dtype`."""
+    1 byte (int8, and torchao's fp8) or half a byte (nf4) per parameter, everything else stays in `dtype`."""
     elt = torch.finfo(dtype).bits // 8
-    per_linear = {"none": elt, "int8": 1, "nf4": 0.5}[quantize]
+    per_linear = {"none": elt, "int8": 1, "fp8": 1, "nf4": 0.5}[quantize]
     linear = {id(m.weight) for m in transformer.modules() if isinstance(m, torch.nn.Linear)}
     total = sum(p.numel() * (per_linear if id(p) in linear else elt) for p in transformer.parameters())
     return int(total + sum(p.numel() * elt for p in vae.parameters()))

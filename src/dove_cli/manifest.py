@@ -17,20 +17,27 @@ from dove_cli import __version__, video_io
 from dove_cli.engine import Restorer
 from dove_cli.errors import OutputError
 from dove_cli.options import UpscaleOptions
+from dove_cli.plan import Plan
 
 if TYPE_CHECKING:
     from dove_cli.upscaling import UpscaleResult
 
 
-def write_manifest(path: Path, input: str | Path, opts: UpscaleOptions, result: UpscaleResult, model: Restorer) -> None:
-    """Options, plan, results and per-stage times, model hashes and versions; written atomically."""
+def write_manifest(
+    path: Path, input: str | Path, opts: UpscaleOptions, result: UpscaleResult | Plan, model: Restorer
+) -> None:
+    """Options, plan, results and per-stage times, model hashes and versions; written atomically.
+    Given a Plan (`--dry-run --manifest`), the manifest holds the plan and no result."""
+    plan = result if isinstance(result, Plan) else result.plan
     doc = {
         "dove": __version__,
         "input": str(Path(input).absolute()),
-        "output": str(Path(result.output).absolute()),
+        "output": None if isinstance(result, Plan) else str(Path(result.output).absolute()),
         "options": asdict(opts),
-        "plan": {k: (str(v) if isinstance(v, Fraction) else v) for k, v in asdict(result.plan).items()},
-        "result": {
+        "plan": {k: (str(v) if isinstance(v, Fraction) else v) for k, v in asdict(plan).items()},
+        "result": None
+        if isinstance(result, Plan)
+        else {
             "frames": result.frames,
             "seconds": round(result.seconds, 3),
             "peak_host_bytes": result.peak_host_bytes,
@@ -39,6 +46,7 @@ def write_manifest(path: Path, input: str | Path, opts: UpscaleOptions, result: 
             "offload_used": result.offload_used,
             "oom_retries": result.retries,
             "stages_seconds": {k: round(v, 4) for k, v in result.stages.items()},
+            "stages_device_seconds": {k: round(v, 4) for k, v in result.device_stages.items()},
         },
         "model": model.fingerprint(),
         "versions": {
@@ -57,4 +65,5 @@ def write_manifest(path: Path, input: str | Path, opts: UpscaleOptions, result: 
         tmp.replace(path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise OutputError(f"{path}: cannot write the manifest ({exc.strerror}); the video is complete") from None
+        done = "" if isinstance(result, Plan) else "; the video is complete"
+        raise OutputError(f"{path}: cannot write the manifest ({exc.strerror}){done}") from None

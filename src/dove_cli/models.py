@@ -22,8 +22,13 @@ NO_WEIGHTS_HINT = ("without the weights, --model bilinear (a plain upscale) and 
                    "`dove download-weights --dir DIR` and pass --model DIR")  # fmt: skip
 
 
-def resolve_device(opts: UpscaleOptions) -> tuple[torch.device, torch.dtype]:
-    """cuda when present (else cpu, with a warning), bf16 on cuda and fp32 on cpu by default."""
+def resolve_device(opts: UpscaleOptions, planning: bool = False) -> tuple[torch.device, torch.dtype]:
+    """cuda when present (else cpu, with a warning), bf16 on cuda and fp32 on cpu by default.
+    planning (--dry-run) with --vram and no GPU: a CUDA device on paper, to plan for that card."""
+    if opts.vram is not None and opts.vram <= 0:
+        raise OptionError(f"--vram {opts.vram:g}: give the card's memory in GiB, e.g. --vram 24")
+    if planning and opts.vram is not None and not torch.cuda.is_available() and opts.device in (None, "cuda"):
+        return torch.device("cuda", 0), DTYPES[opts.dtype or "bf16"]
     name = opts.device or ("cuda" if torch.cuda.is_available() else "cpu")
     try:
         device = torch.device(name)
@@ -37,6 +42,9 @@ def resolve_device(opts: UpscaleOptions) -> tuple[torch.device, torch.dtype]:
         if device.index >= torch.cuda.device_count():
             raise OptionError(f"--device {name}: only {torch.cuda.device_count()} CUDA GPU(s) are visible")
         torch.cuda.set_device(device)  # what libraries that use "the current GPU" (bitsandbytes, timers) see
+    if opts.vram is not None and not planning and device.type != "cuda":
+        raise OptionError("--vram sizes windows for a GPU, and this run is on the CPU; with --dry-run it plans "
+                          "for a card you do not have here")  # fmt: skip
     if opts.dtype is not None and opts.dtype not in DTYPES:
         raise OptionError(f"--dtype {opts.dtype!r} is not one of {', '.join(DTYPES)}")
     dtype = DTYPES[opts.dtype or ("bf16" if device.type == "cuda" else "fp32")]
@@ -44,7 +52,30 @@ def resolve_device(opts: UpscaleOptions) -> tuple[torch.device, torch.dtype]:
 
 
 def load_model(opts: UpscaleOptions, device: torch.device, dtype: torch.dtype) -> Restorer:
-    """'bilinear', 'tiny', 'full-random', or real weights (a folder, hub id, or the default)."""
+    """'bilinear', 'tiny', 'full-random', or real weights (a folder, hub id, or the default);
+    compiled with --compile."""
+    model = _load(opts, device, dtype)
+    if opts.quantize == "fp8" and isinstance(model, DoveModel) and model.quantize != "fp8":
+        model.quantize_fp8()  # a model built in memory
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # the VAE's 3D convolutions run on one window shape again and again
+    if opts.compile != "off":
+        if isinstance(model, DoveModel):
+            model.compile(opts.compile)
+        else:
+            log.warning("--compile: --model %s has no network to compile", opts.model)
+    return model
+
+
+def check_quantize(opts: UpscaleOptions, device: torch.device) -> None:
+    """What --quantize needs (a GPU that has fp8, bitsandbytes, ...), checked before anything loads."""
+    if opts.quantize == "fp8":
+        engine.check_fp8(device)
+    elif opts.quantize != "none" and opts.model != "bilinear":
+        engine.bnb_config(opts.quantize, DTYPES.get(opts.dtype or "bf16", torch.bfloat16), device)
+
+
+def _load(opts: UpscaleOptions, device: torch.device, dtype: torch.dtype) -> Restorer:
     name = opts.model
     if name == "bilinear":
         if opts.quantize != "none" or opts.offload != "none":
@@ -78,8 +109,9 @@ def random_size(opts: UpscaleOptions) -> Literal["tiny", "full"] | None:
     """'tiny' / 'full' for --model tiny / full-random (random weights built in memory), else None."""
     if opts.model not in ("tiny", "full-random"):
         return None
-    if opts.quantize != "none":
-        raise OptionError(f"--quantize is applied while loading weights; --model {opts.model} is built in memory")
+    if opts.quantize not in ("none", "fp8"):
+        raise OptionError(f"--quantize {opts.quantize} is applied while loading weights; --model {opts.model} is "
+                          "built in memory (fp8 works on it)")  # fmt: skip
     return "tiny" if opts.model == "tiny" else "full"
 
 

@@ -4,7 +4,7 @@
 (cli.py), so a default or a choice is written in one place only. Choices come from the `Literal`
 types, help and command-line spelling from `option(...)`. `check_options` checks values that a
 type cannot say (4k+1 chunks, overlaps smaller than windows, times), before any work starts, and
-fills in the defaults that depend on other options (the tile overlap, what `--parity` sets).
+fills in what `--parity` sets.
 
 This module imports no torch, so that `dove --help` starts at once.
 """
@@ -18,7 +18,7 @@ from fractions import Fraction
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 from dove_cli.errors import OptionError
-from dove_cli.release_layout import RELEASE_TILE_OVERLAP
+from dove_cli.release_layout import RELEASE_CHUNK_OVERLAP, RELEASE_TILE_OVERLAP
 from dove_cli.windows import BlendMode, check_chunk, check_tile
 
 AUTO = -1  # tile/chunk value meaning "choose from free memory"
@@ -27,7 +27,8 @@ DEFAULT_CHUNK = 33  # --chunk auto: the paper's clip length, 33 frames -> 9 late
 ColorFix = Literal["none", "wavelet", "adain"]
 Posterior = Literal["sample", "mode"]
 Offload = Literal["none", "model", "sequential"]
-Quantize = Literal["none", "int8", "nf4"]
+Quantize = Literal["none", "int8", "nf4", "fp8"]
+Compile = Literal["off", "transformer", "all"]
 
 
 @dataclass(frozen=True)
@@ -125,16 +126,22 @@ class UpscaleOptions:
     scale: int = option(4, "Upscaling factor.", short="-s", metavar="N")
     device: str | None = option(None, "cuda, cuda:1 or cpu (default: cuda when present).", metavar="DEVICE")
     dtype: Literal["bf16", "fp16", "fp32"] | None = option(None, "Default: bf16 on a GPU, fp32 on the CPU.")
+    vram: float | None = option(None, "Plan for a GPU with this much memory (GiB): with --dry-run, on any machine, "
+                                "the settings for that card; on a GPU, use at most that much.", metavar="GIB")  # fmt: skip
     offload: Offload = option("none", "model: one part on the GPU at a time; sequential: layer by layer.")
     vae_tiling: bool = option(False, "Let the VAE tile internally (less memory).")
-    quantize: Quantize = option("none", "Transformer weights in int8 or nf4 (bitsandbytes).")
+    quantize: Quantize = option("none", "Transformer weights in int8 or nf4 (bitsandbytes), or fp8 (torchao; fp8 "
+                                "GPUs: Ada, Hopper, Blackwell).")  # fmt: skip
+    compile: Compile = option("off", "torch.compile the transformer, or all (the VAE decoder too): a GPU speed-up; "
+                              "the first window of each shape compiles (minutes).")  # fmt: skip
     posterior: Posterior = option("sample", "VAE posterior: sample (seeded, the release) or mode.")
     seed: int = option(42, "Seed for --posterior sample.", metavar="N")
     download: bool = option(False, "Download the default weights if missing.")
     # -- windows
     tile: int = option(AUTO, "Tile size in output px; 0 = whole frame; auto = fit free memory.", metavar="PX|auto",
                        shown_default="auto", parse=parse_size_option)  # fmt: skip
-    tile_overlap: int | None = option(None, "Tile overlap in output px (default 64; 32 with --parity).", metavar="PX")
+    tile_overlap: int = option(32, "Tile overlap in output px (32 is seamless with cosine blending; also the authors' "
+                               "default, which --parity keeps).", metavar="PX")  # fmt: skip
     chunk: int = option(AUTO, "Frames per window, 4k+1 (e.g. 33; 8k or 8k+1 with --parity); 0 = whole video; auto.",
                         metavar="N|auto", shown_default="auto", parse=parse_size_option)  # fmt: skip
     chunk_overlap: int = option(8, "Frames shared by neighbouring chunks.", metavar="N")
@@ -189,7 +196,6 @@ def choices(cls: type) -> dict[str, tuple[str, ...]]:
     return out
 
 
-DEFAULT_TILE_OVERLAP = 64
 # What --parity sets, as the authors' script does it: field -> value. Another value given with
 # --parity is refused (a value equal to the field's default cannot be told from "not given").
 PARITY_SETS: dict[str, Any] = {"pad": "zero", "blend": "hard", "color_fix": "none", "scene_cuts": "off",
@@ -198,15 +204,15 @@ PARITY_SETS: dict[str, Any] = {"pad": "zero", "blend": "hard", "color_fix": "non
 
 def check_options(opts: UpscaleOptions) -> UpscaleOptions:
     """Raise OptionError, one line naming the option, for any value the run cannot take; return the
-    options with the defaults that depend on others filled in (--tile-overlap, what --parity sets)."""
+    options with what --parity sets filled in."""
     for name, allowed in choices(UpscaleOptions).items():
         value = getattr(opts, name)
         if value is not None and value not in allowed:
             raise OptionError(f"--{name.replace('_', '-')} {value!r} is not one of: {', '.join(allowed)}")
-    opts = _with_parity(opts) if opts.parity else _with_defaults(opts)
+    if opts.parity:
+        opts = _with_parity(opts)
     if opts.scale < 1 or opts.scale > 8:
         raise OptionError(f"--scale {opts.scale} is out of range (1 to 8)")
-    assert opts.tile_overlap is not None
     if opts.parity:  # any layout the authors' script takes; release_layout refuses those it fails on
         for name, window, overlap in (
             ("chunk", opts.chunk, opts.chunk_overlap),
@@ -242,12 +248,9 @@ def check_options(opts: UpscaleOptions) -> UpscaleOptions:
     return opts
 
 
-def _with_defaults(opts: UpscaleOptions) -> UpscaleOptions:
-    return opts if opts.tile_overlap is not None else replace(opts, tile_overlap=DEFAULT_TILE_OVERLAP)
-
-
 def _with_parity(opts: UpscaleOptions) -> UpscaleOptions:
-    """--parity: the release's settings; its overlaps unless given; auto tile/chunk = its default, none."""
+    """--parity: the release's settings; its overlaps where dove's defaults are left (the same today:
+    32 px and 8 frames); auto tile/chunk = its default, none."""
     defaults = {f.name: f.default for f in fields(UpscaleOptions)}
     for name, value in PARITY_SETS.items():
         given = getattr(opts, name)
@@ -257,7 +260,8 @@ def _with_parity(opts: UpscaleOptions) -> UpscaleOptions:
     return replace(
         opts,
         **PARITY_SETS,
-        tile_overlap=RELEASE_TILE_OVERLAP if opts.tile_overlap is None else opts.tile_overlap,
+        tile_overlap=RELEASE_TILE_OVERLAP if opts.tile_overlap == defaults["tile_overlap"] else opts.tile_overlap,
+        chunk_overlap=RELEASE_CHUNK_OVERLAP if opts.chunk_overlap == defaults["chunk_overlap"] else opts.chunk_overlap,
         tile=0 if opts.tile == AUTO else opts.tile,
         chunk=0 if opts.chunk == AUTO else opts.chunk,
     )

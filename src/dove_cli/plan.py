@@ -15,15 +15,16 @@ import psutil
 import torch
 
 from dove_cli import release_layout
-from dove_cli.engine import Restorer
-from dove_cli.errors import InputError, OptionError
+from dove_cli.engine import TEMPORAL_PAD, Restorer
+from dove_cli.errors import InputError
 from dove_cli.options import AUTO, DEFAULT_CHUNK, UpscaleOptions, check_options, parse_preview
 from dove_cli.video_io import VideoInfo
-from dove_cli.windows import Span, plan_spans, plan_tiles
+from dove_cli.windows import ANY_LENGTH, Lengths, Span, plan_spans, plan_tiles
 
 log = logging.getLogger(__name__)
 
 MIN_TILE = 64  # smallest tile an OOM retry goes down to (output px)
+PIXEL_LOCAL_CHUNK = 9  # --chunk auto for models without temporal context (--model bilinear)
 ACCUMULATOR_MAX_DEVICE_BYTES = 8 << 30  # blend on the GPU only up to this much (and 1/4 of the budget)
 
 
@@ -47,6 +48,9 @@ class Plan:
     est_peak_device_bytes: int
     est_peak_host_bytes: int
     est_seconds: float | None
+    vae_tiling: bool = False  # the window is past what the VAE decodes in one piece: it tiles internally
+    work_ratio: float = 1.0  # pixel-frames the model processes per output pixel-frame (overlaps, padding)
+    frame_lengths: Lengths = ANY_LENGTH  # window lengths in frames the model takes (the last chunk's)
     model_note: str = ""  # how the model was sized when no weights were read (--dry-run)
     blend_on_device: bool = False  # the float frame accumulators live on the GPU (see make_plan)
 
@@ -59,11 +63,20 @@ def lq_block(scale: int, multiple: int) -> int:
     return multiple // math.gcd(multiple, scale)
 
 
-def memory_budget(device: torch.device, not_yet_loaded: int = 0) -> int:
-    """Bytes a window may use, of what is free now less the weights that will arrive later."""
+CUDA_CONTEXT_BYTES = 600 << 20  # what a CUDA context and cuDNN/cuBLAS take on a card before any tensor
+
+
+def memory_budget(device: torch.device, not_yet_loaded: int = 0, vram_gib: float | None = None) -> int:
+    """Bytes a window may use, of what is free now less the weights that will arrive later.
+    vram_gib: plan for a card of that size (less its CUDA context), or at most that on this one."""
     if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        free += torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)  # torch's own cache is ours
+        if vram_gib is not None and not torch.cuda.is_available():  # --vram without a GPU: a card on paper
+            free = int(vram_gib * (1 << 30)) - CUDA_CONTEXT_BYTES
+        else:
+            free, _ = torch.cuda.mem_get_info(device)
+            free += torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)  # torch's cache is ours
+            if vram_gib is not None:
+                free = min(free, int(vram_gib * (1 << 30)) - CUDA_CONTEXT_BYTES)
         return int(max(0, free - not_yet_loaded) * 0.85)
     return int(max(0, psutil.virtual_memory().available - not_yet_loaded) * 0.5)
 
@@ -81,47 +94,65 @@ def weights_to_come(model: Restorer, offload: str, device: torch.device) -> int:
     return 0
 
 
-def resolve_chunk(chunk: int, frames: int) -> int:
-    """--chunk auto: the whole clip when it is no longer than the paper's 33 frames, else 33."""
+def resolve_chunk(chunk: int, frames: int, pixel_local: bool = False) -> int:
+    """--chunk auto: the whole clip when it is no longer than the paper's 33 frames, else 33; for a
+    model without temporal context, short chunks (memory, not context, is what they cost)."""
     if chunk != AUTO:
         return chunk
-    return 0 if 0 < frames <= DEFAULT_CHUNK else DEFAULT_CHUNK
+    window = PIXEL_LOCAL_CHUNK if pixel_local else DEFAULT_CHUNK
+    return 0 if 0 < frames <= window else window
+
+
+def frame_lengths(model: Restorer) -> Lengths:
+    """Window lengths in frames the model takes without padding: 8k+1 (DOVE pads time to that),
+    any for a model without temporal context."""
+    return ANY_LENGTH if model.pixel_local else Lengths(TEMPORAL_PAD, 1)
+
+
+def work_ratio(
+    frames: int, spans: list[Span], ys: list[Span], xs: list[Span], out_h: int, out_w: int, time_multiple: int
+) -> float:
+    """Pixel-frames the model runs per output pixel-frame: overlaps, end-aligned windows, padding
+    to the model's block and to time_multiple k + 1 frames (the engine's time padding) all count."""
+    if not frames:
+        return 1.0
+    model_frames = sum(s.length + (-(s.length - 1)) % time_multiple for s in spans)
+    model_pixels = sum(y.length for y in ys) * sum(x.length for x in xs)
+    return model_frames * model_pixels / (frames * out_h * out_w)
 
 
 def choose_windows(
     model: Restorer, frames: int, height: int, width: int, opts: UpscaleOptions, budget: int
-) -> tuple[int, int]:
-    """(chunk, tile) from the options, choosing AUTO values so that one window fits `budget`."""
+) -> tuple[int, int, bool]:
+    """(chunk, tile, VAE tiling) from the options, choosing AUTO values so that one window fits
+    `budget`. A window larger than the VAE decodes in one piece (about 1.3 MP, diffusers' limit)
+    gets the VAE's own tiling instead of tiles for the whole model: the transformer still sees the
+    whole window, and no work is done twice."""
     m = model.spatial_multiple
-    chunk = resolve_chunk(opts.chunk, frames)
+    chunk = resolve_chunk(opts.chunk, frames, model.pixel_local)
     tile = opts.tile
     max_pixels = model.max_window_pixels
+
+    def past_vae_limit(th: int, tw: int) -> bool:
+        return max_pixels is not None and th * tw > max_pixels
+
     if tile == AUTO:
         win_frames = chunk or frames
         tile = 0
         side = max(height, width)
         while True:
             th, tw = min(side, height), min(side, width)
-            fits = model.estimate_window_bytes(win_frames, th, tw) <= budget
-            if (fits and (max_pixels is None or th * tw <= max_pixels)) or side <= MIN_TILE:
+            if model.estimate_window_bytes(win_frames, th, tw, past_vae_limit(th, tw)) <= budget or side <= MIN_TILE:
                 break
             side = max(MIN_TILE, (side * 3 // 4) // m * m)
         if side < max(height, width):
             tile = side
-    elif max_pixels is not None:
-        th, tw = min(tile or height, height), min(tile or width, width)
-        if th * tw > max_pixels:
-            raise OptionError(
-                f"--tile {tile or 0}: {tw}x{th} windows are more than the CogVideoX VAE decodes in one piece "
-                f"(about {max_pixels / 1e6:.1f} MP, a diffusers limit); use --tile {math.isqrt(max_pixels) // m * m} "
-                "or smaller, or --vae-tiling"
-            )
-    return chunk, tile
+    th, tw = min(tile or height, height), min(tile or width, width)
+    return chunk, tile, past_vae_limit(th, tw)
 
 
 def make_plan(info: VideoInfo, model: Restorer, opts: UpscaleOptions, device: torch.device, dtype: torch.dtype) -> Plan:
-    opts = check_options(opts)  # the overlaps and what --parity sets, when called with options as given
-    assert opts.tile_overlap is not None
+    opts = check_options(opts)  # what --parity sets, when called with options as given
     h, w = info.height, info.width
     if min(h, w) < 8:
         raise InputError(f"{info.path}: frame size {w}x{h} is too small (at least 8 px a side)")
@@ -136,28 +167,37 @@ def make_plan(info: VideoInfo, model: Restorer, opts: UpscaleOptions, device: to
     if opts.preview:
         start, dur = parse_preview(opts.preview)
         frames = max(1, min(frames or 10**9, math.ceil(dur * float(info.fps or 25))))
-    budget = memory_budget(device, weights_to_come(model, opts.offload, device))
+    budget = memory_budget(device, weights_to_come(model, opts.offload, device), opts.vram)
     # The float accumulators of the frames being blended: on the GPU when they are small next to it
     # (then only 8-bit frames cross to the host), and then the windows get that much less room.
-    accumulators = accumulator_bytes(resolve_chunk(opts.chunk, frames), frames, big_h, big_w, opts.chunk_overlap)
+    # A pixel-local model gives the same pixels in any window: overlaps would only be work done twice
+    # (--parity keeps the release's layout whatever the model).
+    pixel_local = model.pixel_local and not opts.parity
+    chunk_overlap, want_tile_overlap = (0, 0) if pixel_local else (opts.chunk_overlap, opts.tile_overlap)
+    accumulators = accumulator_bytes(
+        resolve_chunk(opts.chunk, frames, pixel_local), frames, big_h, big_w, chunk_overlap
+    )
     blend_on_device = device.type == "cuda" and accumulators < min(budget // 4, ACCUMULATOR_MAX_DEVICE_BYTES)
-    chunk, tile = choose_windows(model, frames, big_h, big_w, opts, budget - accumulators * blend_on_device)
-    if opts.parity:
+    chunk, tile, vae_tiling = choose_windows(model, frames, big_h, big_w, opts, budget - accumulators * blend_on_device)
+    if opts.parity:  # the release's tiles and chunks (over the video padded to 8k+1 frames), as given
         ys, xs = release_layout.check_release_tiles(big_h, big_w, tile, opts.tile_overlap)
         tile_overlap = opts.tile_overlap if len(ys) > 1 or len(xs) > 1 else 0
         spans = _release_chunks(frames, exact=info.num_frames_exact and not opts.preview, chunk=chunk,
-                                overlap=opts.chunk_overlap)  # fmt: skip
+                                overlap=chunk_overlap)  # fmt: skip
         chunks, win_f = len(spans), max(s.length for s in spans)
+        time_multiple = 1  # the release pads the whole video, not each window
     else:
-        ys, xs, tile_overlap = plan_tiles(big_h, big_w, tile, opts.tile_overlap, model.spatial_multiple)
-        if len(ys) * len(xs) > 1 and tile_overlap < opts.tile_overlap:
+        ys, xs, tile_overlap = plan_tiles(big_h, big_w, tile, want_tile_overlap, model.spatial_multiple)
+        if len(ys) * len(xs) > 1 and tile_overlap < want_tile_overlap:
             log.warning("--tile-overlap %d is more than a %d px tile can share (--tile auto chose %d px): using %d",
                         opts.tile_overlap, ys[0].length, ys[0].length, tile_overlap)  # fmt: skip
-        chunks = len(plan_spans(frames, chunk, opts.chunk_overlap)) if frames else 0
+        spans = plan_spans(frames, chunk, chunk_overlap, frame_lengths(model)) if frames else []
+        chunks = len(spans)
         win_f = chunk or frames
+        time_multiple = 1 if model.pixel_local else TEMPORAL_PAD
     th, tw = max(s.length for s in ys), max(s.length for s in xs)
     weights = model.weights_bytes()
-    act = model.estimate_window_bytes(max(win_f, 1), th, tw)
+    act = model.estimate_window_bytes(max(win_f, 1), th, tw, vae_tiling)
     lq_frames = (win_f + chunk) * hp * wp * 3 * 2
     host = lq_frames + (0 if blend_on_device else accumulators)
     if device.type == "cpu":
@@ -171,7 +211,7 @@ def make_plan(info: VideoInfo, model: Restorer, opts: UpscaleOptions, device: to
         frames=frames,
         fps=info.fps,
         chunk=chunk,
-        chunk_overlap=opts.chunk_overlap if chunk else 0,
+        chunk_overlap=chunk_overlap if chunk else 0,
         tile=(tile if opts.parity else ys[0].length) if len(ys) > 1 or len(xs) > 1 else 0,
         tile_overlap=tile_overlap,
         tiles=len(ys) * len(xs),
@@ -182,6 +222,9 @@ def make_plan(info: VideoInfo, model: Restorer, opts: UpscaleOptions, device: to
         est_peak_host_bytes=int(host),
         est_seconds=est,
         blend_on_device=blend_on_device,
+        frame_lengths=frame_lengths(model),
+        vae_tiling=vae_tiling,
+        work_ratio=work_ratio(frames, spans, ys, xs, h * opts.scale, w * opts.scale, time_multiple),
     )
 
 

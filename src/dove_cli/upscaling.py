@@ -27,11 +27,11 @@ import torch
 
 from dove_cli import resume, video_io
 from dove_cli.blend import FrameBlender, finish_frame, to_code_values, upsampled_reference
-from dove_cli.engine import Restorer
+from dove_cli.engine import DoveModel, Restorer
 from dove_cli.errors import InputError, OptionError, OutputError
 from dove_cli.humanize import human_range
 from dove_cli.manifest import write_manifest
-from dove_cli.models import load_model, planning_model, resolve_device
+from dove_cli.models import check_quantize, load_model, planning_model, resolve_device
 from dove_cli.options import UpscaleOptions, check_options, parse_preview
 from dove_cli.plan import Plan, make_plan, warn_if_host_memory_short
 from dove_cli.release_layout import ReleaseChunkStream, time_pad
@@ -64,7 +64,8 @@ class UpscaleResult:
     tile_used: int
     offload_used: str
     retries: int
-    stages: dict[str, float]
+    stages: dict[str, float]  # host wall seconds per stage
+    device_stages: dict[str, float]  # GPU seconds per stage (CUDA events; empty elsewhere)
     resumed_from: int = 0  # output frames that were already saved by an interrupted run
     windows_run: int = 0  # temporal windows the model processed in this run
     windows_skipped: int = 0  # windows whose frames were all saved already (--resume)
@@ -136,13 +137,14 @@ def upscale(
     Interrupted (exit code 130) on Ctrl-C, with the finished part kept for `resume=True`.
     """
     opts = check_options(replace(options or UpscaleOptions(), **overrides))
-    timer = timer or StageTimer()
     t_start = time.perf_counter()
     with video_io.open_reader(input, fps=opts.fps, rotate=opts.rotate, deinterlace=opts.deinterlace) as probe:
         info = probe.info
     output = Path(output)
     manifest = _check_outputs(output, info, opts, dry_run)
-    device, dtype = resolve_device(opts)
+    device, dtype = resolve_device(opts, planning=dry_run)
+    on_paper = device.type == "cuda" and not torch.cuda.is_available()  # --dry-run --vram without a GPU
+    timer = timer or StageTimer(device=device)
     session = resume.Session(output, resume.run_fingerprint(opts, info, device, dtype), resume=opts.resume,
                              overwrite=opts.overwrite)  # fmt: skip
     try:  # the work folder's lock is held from session.check() on
@@ -152,22 +154,30 @@ def upscale(
             if progress and not dry_run:
                 progress(Progress(0, info.num_frames, "", time.perf_counter() - t_start, status))
 
+        if restorer is None:
+            check_quantize(opts, device)  # one line now, not after "loading model"
         say("loading model")
         if restorer is not None:
             model, note = restorer, ""
         elif dry_run:  # plans from the architecture alone: nothing loaded, nothing downloaded
-            model, note = planning_model(opts, device, dtype)
+            model, note = planning_model(opts, torch.device("cpu") if on_paper else device, dtype)
         else:
             model, note = load_model(opts, device, dtype), ""
         # A resumed run must use the windows the interrupted one chose ('auto' depends on free memory).
         say("planning")
         plan_opts = replace(opts, chunk=previous.chunk, tile=previous.tile) if previous else opts
         plan = replace(make_plan(info, model, plan_opts, device, dtype), model_note=note)
+        if on_paper:  # no such card here to measure its speed
+            plan = replace(plan, est_seconds=None, model_note=f"planned for a {opts.vram:g} GiB GPU (--vram)")
         warn_if_host_memory_short(plan, model)
         if opts.scale != 4 and not model.output_is_input:
             log.warning("--scale %d: DOVE was trained for x4; other factors upsample the input x%d before the "
                         "model, which works but is not what the paper measured", opts.scale, opts.scale)  # fmt: skip
+        if plan.vae_tiling and not dry_run and isinstance(model, DoveModel):
+            model.enable_vae_tiling()  # windows past the VAE's one-piece limit (the plan counted it)
         if dry_run:
+            if manifest is not None:
+                write_manifest(manifest, input, opts, plan, model)
             return plan
         if device.type == "cpu" and opts.model not in ("bilinear", "tiny"):
             took = f" (this video: {human_range(plan.est_seconds)})" if plan.est_seconds else ""
@@ -197,6 +207,7 @@ def upscale(
             offload_used=stats.offload_used,
             retries=stats.retries,
             stages=dict(timer.seconds),
+            device_stages=timer.device_seconds,
             resumed_from=stats.resumed_from,
             windows_run=stats.windows_run,
             windows_skipped=stats.windows_skipped,
@@ -299,8 +310,8 @@ def _stream(
         chunks = ReleaseChunkStream(plan.chunk, plan.chunk_overlap)
         time_weights = chunks.weights
     else:
-        chunks = ChunkStream(plan.chunk, plan.chunk_overlap)
-        time_weights = partial(span_weights, overlap=opts.chunk_overlap, mode=opts.blend)
+        chunks = ChunkStream(plan.chunk, plan.chunk_overlap, plan.frame_lengths)
+        time_weights = partial(span_weights, overlap=plan.chunk_overlap, mode=opts.blend)
     detector = SceneDetector() if opts.scene_cuts == "auto" else None
     lq: dict[int, torch.Tensor] = {}  # frame index -> padded LQ frame [3, hp, wp], while a window needs it
     pts: dict[int, int] = {}

@@ -1,9 +1,9 @@
 """Chunk/tile planning and blend weights: pure functions, no model, no I/O.
 
 A *span* is a half-open window [start, stop) along one axis (frames, or output pixel rows/columns).
-Windows start at multiples of the stride (window - overlap), as in the authors' release, but the
-last one is aligned to the end so that all have the same length (the release merges a short last
-chunk into the one before and stretches its last tile instead: release_layout.py, `--parity`).
+Windows start at multiples of the stride (window - overlap), as in the authors' release; the last
+one is only as long as the rest of the axis needs (a length the model takes), where the release
+merges it into the one before (time) or stretches it (tiles): release_layout.py, `--parity`.
 Blend weights are either
 
 - "hard": a cut like the release's valid-region cut; every position belongs to exactly one window,
@@ -67,21 +67,49 @@ def check_tile(tile: int, overlap: int, multiple: int) -> None:
         )
 
 
-def plan_spans(length: int, window: int, overlap: int) -> list[Span]:
-    """Cover [0, length) with equal windows of `window` (0 or >= length: one window)."""
+@dataclass(frozen=True)
+class Lengths:
+    """The window lengths a model takes along one axis: multiple * k + plus (k >= 0 or 1)."""
+
+    multiple: int = 1
+    plus: int = 0
+
+    def fit(self, need: int) -> int:
+        """The shortest such length that holds `need` positions."""
+        return -(-(need - self.plus) // self.multiple) * self.multiple + self.plus
+
+
+ANY_LENGTH = Lengths()
+
+
+def last_start(length: int, window: int, nxt: int, lengths: Lengths) -> int:
+    """Where the last window starts when the regular one at `nxt` would reach past the end: only as
+    long as the rest needs (a length the model takes), not a whole window aligned to the end, which
+    would redo up to a window of work. It starts at or before `nxt`, so it overlaps the window
+    before by at least the overlap."""
+    return length - min(window, lengths.fit(length - nxt))
+
+
+def plan_spans(length: int, window: int, overlap: int, lengths: Lengths = ANY_LENGTH) -> list[Span]:
+    """Cover [0, length) with windows of `window` every `window - overlap`, and a last one only as
+    long as the rest needs (0 or >= length: one window)."""
     if window <= 0 or window >= length:
         return [Span(0, length)]
     stride = window - overlap
     if stride <= 0:  # every loop below must advance
         raise ValueError(f"overlap {overlap} must be smaller than the window {window}")
-    starts = [0]
-    while starts[-1] + window < length:
-        starts.append(min(starts[-1] + stride, length - window))  # > the last start: the loop advances
+    starts, stops = [0], [window]
+    while stops[-1] < length:
+        nxt = starts[-1] + stride
+        if nxt + window >= length:  # the last window
+            nxt = last_start(length, window, nxt, lengths)  # > the last start: the loop advances
+        starts.append(nxt)
+        stops.append(min(nxt + window, length))
     return [
         Span(
             s,
-            s + window,
-            prev_stop=starts[i - 1] + window if i > 0 else None,
+            stops[i],
+            prev_stop=stops[i - 1] if i > 0 else None,
             next_start=starts[i + 1] if i + 1 < len(starts) else None,
         )
         for i, s in enumerate(starts)
@@ -129,7 +157,7 @@ def axis_weights(spans: list[Span], overlap: int, mode: BlendMode) -> list[np.nd
 class ChunkStream:
     """Plans temporal chunks online, while frames arrive and before the frame count is known.
 
-    Produces exactly `plan_spans(total, chunk, overlap)` once `total` is known, but decides each
+    Produces exactly `plan_spans(total, chunk, overlap, lengths)` once `total` is known, but decides each
     window as soon as it can: window i is released when the frames up to the end of window i+1
     have been read (or the input ended), because only then is its next neighbour known.
 
@@ -138,8 +166,8 @@ class ChunkStream:
     window and no blending crosses a cut. Without cuts the plan is the plain one above.
     """
 
-    def __init__(self, chunk: int, overlap: int) -> None:
-        self.chunk, self.overlap = chunk, overlap
+    def __init__(self, chunk: int, overlap: int, lengths: Lengths = ANY_LENGTH) -> None:
+        self.chunk, self.overlap, self.lengths = chunk, overlap, lengths
         self.stride = chunk - overlap if chunk > 0 else 0
         if chunk > 0 and self.stride <= 0:  # _plan must advance at every window
             raise ValueError(f"chunk overlap {overlap} must be smaller than the chunk {chunk}")
@@ -188,12 +216,12 @@ class ChunkStream:
                 break
             stop = start + self.chunk
             if total is not None and stop >= total:
-                out.append(Span(start, stop, prev_stop=self._prev_stop))
+                out.append(Span(start, total, prev_stop=self._prev_stop))
                 self._done = True
                 break
             nxt = start + self.stride
-            if total is not None:
-                nxt = min(nxt, total - self.chunk)  # > start, since start + chunk < total here
+            if total is not None and nxt + self.chunk >= total:  # > start, since start + chunk < total
+                nxt = last_start(total, self.chunk, nxt, self.lengths)
             assert nxt > start, "the chunk planner must advance"
             out.append(Span(start, stop, prev_stop=self._prev_stop, next_start=nxt))
             self._prev_stop, self._start = stop, nxt
@@ -223,6 +251,7 @@ def clamp_window(window: int, length: int, multiple: int) -> int:
 def plan_tiles(height: int, width: int, tile: int, overlap: int, multiple: int) -> tuple[list[Span], list[Span], int]:
     """Rows and columns of spatial windows, and the overlap used (kept below half a tile)."""
     overlap = min(overlap, max(0, tile // 2 - 1)) if tile else 0
-    ys = plan_spans(height, clamp_window(tile, height, multiple), overlap)
-    xs = plan_spans(width, clamp_window(tile, width, multiple), overlap)
+    lengths = Lengths(multiple)
+    ys = plan_spans(height, clamp_window(tile, height, multiple), overlap, lengths)
+    xs = plan_spans(width, clamp_window(tile, width, multiple), overlap, lengths)
     return ys, xs, overlap

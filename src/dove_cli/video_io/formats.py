@@ -124,7 +124,12 @@ CODECS: dict[str, CodecSpec] = {
     "ffv1": CodecSpec("ffv1", "yuv444p", "yuv444p10le"),
     "prores": CodecSpec("prores_ks", "yuv422p10le", "yuv422p10le", preset="hq"),
     "png": CodecSpec("png", "rgb24", "rgb48be"),
+    # NVIDIA's hardware encoders: the CPU stays free for decoding and blending; quality per bit is
+    # below x264/x265 at their slower presets. --crf sets their constant quality (cq), --preset p1-p7.
+    "h264_nvenc": CodecSpec("h264_nvenc", "yuv420p", "yuv420p", crf=19, preset="p5"),
+    "hevc_nvenc": CodecSpec("hevc_nvenc", "yuv420p", "p010le", crf=21, preset="p5"),
 }
+NVENC = ("h264_nvenc", "hevc_nvenc")
 CODEC_ALIASES = {
     "h265": "hevc",
     "x264": "h264",
@@ -165,7 +170,25 @@ def resolve_codec(codec: str) -> tuple[str, CodecSpec]:
     spec = CODECS[name]
     if not has_encoder(spec.encoder):
         raise OptionError(f"codec {name}: encoder {spec.encoder} is not in this FFmpeg build")
+    if name in NVENC and (reason := nvenc_unusable(spec.encoder)):
+        cpu = name.removesuffix("_nvenc")
+        raise OptionError(f"codec {name} needs an NVIDIA GPU with NVENC and its driver ({reason}); "
+                          f"use --codec {cpu} (the CPU encoder)")  # fmt: skip
     return name, spec
+
+
+@functools.cache
+def nvenc_unusable(encoder: str) -> str | None:
+    """Why an NVENC encoder cannot open here (PyAV's FFmpeg has it, but it needs the GPU's driver),
+    or None when it opens."""
+    cc: Any = av.CodecContext.create(encoder, "w")
+    cc.width, cc.height, cc.pix_fmt = 256, 144, "yuv420p"
+    cc.time_base, cc.framerate = Fraction(1, 25), Fraction(25)
+    try:
+        cc.open()
+    except (av.FFmpegError, ValueError, OSError) as exc:
+        return ffmsg(exc)
+    return None
 
 
 def choose_pix_fmt(spec: CodecSpec, name: str, requested: str | None, high: bool, width: int, height: int) -> str:
@@ -240,7 +263,8 @@ def x264_options() -> dict[str, str]:
     return {"x264-params": f"asm={X264_UP_TO_AVX2}"} if " avx512f" in cpu else {}
 
 
-CRF_RANGE = {"h264": (0, 51), "hevc": (0, 51), "av1": (0, 63), "vp9": (0, 63)}
+CRF_RANGE = {"h264": (0, 51), "hevc": (0, 51), "av1": (0, 63), "vp9": (0, 63), "h264_nvenc": (0, 51),
+             "hevc_nvenc": (0, 51)}  # fmt: skip
 X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
                 "placebo")  # fmt: skip
 
@@ -268,6 +292,10 @@ def encoder_options(
             opts["preset"] = str(preset)
         if name == "hevc":
             opts["x265-params"] = "log-level=error"
+    elif name in NVENC:
+        opts.update(rc="vbr", b="0", cq=str(crf))  # constant quality, no bitrate cap
+        if preset is not None:
+            opts["preset"] = str(preset)
     elif name == "prores":
         if preset is not None:
             opts["profile"] = str(preset)

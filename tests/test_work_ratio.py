@@ -1,0 +1,47 @@
+"""The work a plan asks of the model: `work_ratio` in the plan, `--dry-run --manifest`, and
+pixel-local models planned without overlaps (the same pixels, less work)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from dove_cli import upscale
+from media import ffmpeg_frames, make_clip
+
+
+def test_dry_run_manifest_holds_the_plan_and_its_work_ratio(tmp_path):
+    clip = make_clip(tmp_path / "shot.mp4", size="48x32", frames=34, rate="16")
+    out, manifest = tmp_path / "out.mp4", tmp_path / "plan.json"
+    plan = upscale(clip, out, model="tiny", chunk=33, chunk_overlap=8, tile=0, manifest=manifest, dry_run=True)
+    doc = json.loads(manifest.read_text())
+    assert not out.exists() and doc["output"] is None and doc["result"] is None
+    # By hand: windows [0, 33) and [25, 34): the last only as long as the 9 frames after a stride of
+    # 25 need (9 = 8k+1, no time padding), not [1, 34), which ran 66 frames for 34. The 48x32 input
+    # needs no padding at x4 (192x128 output, a multiple of 16).
+    expected = (33 + 9) / 34
+    assert abs(doc["plan"]["work_ratio"] - expected) < 1e-9 and abs(plan.work_ratio - expected) < 1e-9
+    assert doc["plan"]["chunks"] == 2 and doc["options"]["chunk"] == 33
+
+
+def test_padding_counts_as_work(tmp_path):
+    clip = make_clip(tmp_path / "odd.mp4", size="50x30", frames=9, rate="16")
+    plan = upscale(clip, tmp_path / "o.mp4", model="tiny", chunk=0, tile=0, dry_run=True)
+    # 50x30 -> padded to 52x32 (the LQ block at x4 is 4 px); 9 frames = 8k+1, no time padding
+    assert plan.padded_size == (32, 52)
+    assert abs(plan.work_ratio - (52 * 32) / (50 * 30)) < 1e-9
+
+
+def test_pixel_local_models_are_planned_without_overlaps_and_give_the_same_frames(tmp_path):
+    clip = make_clip(tmp_path / "c.mp4", size="96x64", frames=20, rate="16")
+    common = dict(model="bilinear", codec="png", color_fix="none")
+    plan = upscale(clip, tmp_path / "p" / "%03d.png", tile=160, tile_overlap=64, chunk_overlap=8, dry_run=True,
+                   **common)  # fmt: skip
+    assert (plan.chunk, plan.chunk_overlap, plan.tile_overlap) == (9, 0, 0)  # short chunks, nothing twice
+    assert plan.work_ratio == 1.0
+    upscale(clip, tmp_path / "tiled" / "%03d.png", tile=160, **common)
+    upscale(clip, tmp_path / "whole" / "%03d.png", tile=0, chunk=0, **common)
+    tiled = ffmpeg_frames(tmp_path / "tiled" / "%03d.png", 384, 256)
+    whole = ffmpeg_frames(tmp_path / "whole" / "%03d.png", 384, 256)
+    assert len(tiled) == 20 and np.array_equal(tiled, whole)
