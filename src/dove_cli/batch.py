@@ -101,8 +101,7 @@ def upscale_batch(
     from dove_cli.options import UpscaleOptions, check_options
     from dove_cli.upscaling import upscale
 
-    opts = replace(options or UpscaleOptions(), **overrides)
-    check_options(opts)
+    opts = check_options(replace(options or UpscaleOptions(), **overrides))
     if not opts.overwrite:  # a re-run carries on where an interrupted file stopped (if its options match)
         opts = replace(opts, resume=True)
     in_dir, out_dir = Path(in_dir), Path(out_dir)

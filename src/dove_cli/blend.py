@@ -75,18 +75,23 @@ def finish_frame(
     return frame
 
 
-def to_code_values(x: torch.Tensor, bits16: bool, scratch: torch.Tensor | None = None) -> np.ndarray:
-    """[3, H, W] float in [0, 1] -> [H, W, 3] uint8/uint16, rounded half up (the release truncates).
+def to_code_values(
+    x: torch.Tensor, bits16: bool, scratch: torch.Tensor | None = None, truncate: bool = False
+) -> np.ndarray:
+    """[3, H, W] float in [0, 1] -> [H, W, 3] uint8/uint16, rounded half up; or truncated, as the
+    release casts (`truncate`, for `--parity`: half a level darker on average).
 
-    x * top + 0.5 truncated is x * top rounded (ties up); one pass converts to integers and
-    transposes to the writer's [H, W, 3]. Runs on the accumulator's device: only bytes cross to the host.
+    x * top + 0.5 truncated is x * top rounded (ties up); one pass converts to integers (truncating)
+    and transposes to the writer's [H, W, 3]. Runs on the accumulator's device: only bytes cross to the host.
     scratch: a float32 buffer shaped like x to reuse (a fresh 11 MB tensor per 720p frame costs its
     page faults every time).
     """
     top = 65535.0 if bits16 else 255.0
-    scaled = (
-        torch.mul(x, top, out=scratch if scratch is not None else torch.empty_like(x)).add_(0.5).clamp_(0.0, top + 0.5)
-    )  # clamp: a rounding step outside
+    scaled = torch.mul(x, top, out=scratch if scratch is not None else torch.empty_like(x))
+    if truncate:
+        scaled.clamp_(0.0, top)
+    else:
+        scaled.add_(0.5).clamp_(0.0, top + 0.5)  # clamp: a rounding step outside
     out = torch.empty((x.shape[1], x.shape[2], 3), dtype=torch.int32 if bits16 else torch.uint8, device=x.device)
     out.copy_(scaled.permute(1, 2, 0))
     return out.cpu().numpy().astype(np.uint16 if bits16 else np.uint8, copy=False)

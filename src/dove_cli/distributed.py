@@ -53,12 +53,12 @@ from dove_cli import resume, video_io
 from dove_cli.errors import DoveError, Interrupted, OptionError, OutputError
 from dove_cli.options import UpscaleOptions
 from dove_cli.resume import Segment
-from dove_cli.windows import ChunkStream, Span
+from dove_cli.windows import Span
 
 if TYPE_CHECKING:
     from dove_cli.batch import BatchItem
     from dove_cli.plan import Plan
-    from dove_cli.upscaling import Part, Progress, UpscaleResult
+    from dove_cli.upscaling import Chunks, Part, Progress, UpscaleResult
 
 log = logging.getLogger(__name__)
 
@@ -98,14 +98,14 @@ class SegmentPlan:
     stop: int
     read: int  # frames read when the plan closes it (the frame count when `last`)
     preroll: int  # first frame of the first window that touches it
-    chunks: ChunkStream  # the window plan before frame `preroll` is read
+    chunks: Chunks  # the window plan before frame `preroll` is read
     pts: list[int]  # timestamps of frames preroll .. read - 1
     cuts: list[int]  # shot cuts among those frames
     windows: list[tuple[int, int]]  # (start, stop) of the windows that touch it
     last: bool  # the input ends with it
 
 
-def _snapshot(chunks: ChunkStream) -> ChunkStream:
+def _snapshot(chunks: Chunks) -> Chunks:
     """A copy of the plan's state (without its growing list of past cuts, which planning never reads)."""
     return copy.deepcopy(chunks, {id(chunks.cuts): []})
 
@@ -124,10 +124,10 @@ class PrePass:
     def segments(self, stop: threading.Event | None = None) -> Iterator[SegmentPlan]:
         from dove_cli.scenes import SceneDetector
         from dove_cli.timing import StageTimer
-        from dove_cli.upscaling import _with_cuts, no_frames, open_frames, plan_steps
+        from dove_cli.upscaling import _with_cuts, new_chunks, no_frames, open_frames, plan_steps
 
         t0 = time.perf_counter()
-        chunks = ChunkStream(self.plan.chunk, self.plan.chunk_overlap, self.plan.frame_lengths)
+        chunks = new_chunks(self.plan, self.opts.parity)
         detector = SceneDetector() if self.opts.scene_cuts == "auto" else None
         ends = resume.SegmentEnds()
         snapshots = {0: _snapshot(chunks)}  # frames read -> the plan then

@@ -71,9 +71,18 @@ class Restorer(Protocol):
         ...
 
     def restore(
-        self, video: torch.Tensor, generator: torch.Generator | None = None, timer: StageTimer = NULL_TIMER
+        self,
+        video: torch.Tensor,
+        generator: torch.Generator | None = None,
+        timer: StageTimer = NULL_TIMER,
+        *,
+        release: bool = False,
     ) -> torch.Tensor:
-        """[B, 3, F, H, W] in [-1, 1] -> [B, 3, F, H, W] in [0, 1] (float32)."""
+        """[B, 3, F, H, W] in [-1, 1] -> [B, 3, F, H, W] in [0, 1] (float32).
+
+        release: the authors' arithmetic (`--parity`): the window's frames as they are (the caller
+        padded the video; 1, 8k or 8k+1 frames), the output mapped to [0, 1] in the model's dtype.
+        Only the loop's own call passes it, so models that never run `--parity` may leave it out."""
         ...
 
     def estimate_window_bytes(self, frames: int, height: int, width: int, vae_tiled: bool = False) -> int: ...
@@ -112,7 +121,12 @@ class BilinearModel:
         self.device = torch.device(device)
 
     def restore(
-        self, video: torch.Tensor, generator: torch.Generator | None = None, timer: StageTimer = NULL_TIMER
+        self,
+        video: torch.Tensor,
+        generator: torch.Generator | None = None,
+        timer: StageTimer = NULL_TIMER,
+        *,
+        release: bool = False,
     ) -> torch.Tensor:
         """The input mapped back to [0, 1] (in place when it is float32: the caller is done with it)."""
         return video.float().mul_(0.5).add_(0.5).clamp_(0.0, 1.0)
@@ -307,10 +321,14 @@ class DoveModel:
             self.vae.decoder.compile(dynamic=False)
 
     def offload_model(self) -> None:
-        """The out-of-memory fallback: weights back to the host, each part on the device in turn."""
+        """The out-of-memory fallback: weights back to the host, each part on the device in turn,
+        and VAE tiling on. accelerate's hooks are installed on any device (`place` skips them on a
+        CPU, where a user's --offload has nothing to gain), so the fallback runs the same on a CPU."""
         self.transformer.to("cpu")
         self.vae.to("cpu")
-        self.place("model", vae_tiling=True)
+        self.vae.enable_tiling()
+        self._offload_model()
+        self.offload = "model"
 
     # ------------------------------------------------------------------ SPEC 1.1 steps
 
@@ -361,23 +379,38 @@ class DoveModel:
         z = self.scheduler.get_velocity(v, x, t)  # sqrt(abar) * x - sqrt(1 - abar) * v
         return z[:, n_copy:].permute(0, 2, 1, 3, 4)
 
-    def decode(self, latent: torch.Tensor) -> torch.Tensor:
-        """Step 12. latent [B, C, F', h, w] -> video [B, 3, F, H, W] in [-1, 1] (unclamped)."""
-        return self.vae.decode(latent / self.scaling_factor).sample
+    def decode(self, latent: torch.Tensor, release: bool = False) -> torch.Tensor:
+        """Step 12. latent [B, C, F', h, w] -> video [B, 3, F, H, W] in [-1, 1] (unclamped).
+
+        release: scaled as diffusers' `decode_latents` does (times 1 / scaling_factor)."""
+        latent = latent * (1 / self.scaling_factor) if release else latent / self.scaling_factor
+        return self.vae.decode(latent).sample
 
     def restore(
-        self, video: torch.Tensor, generator: torch.Generator | None = None, timer: StageTimer = NULL_TIMER
+        self,
+        video: torch.Tensor,
+        generator: torch.Generator | None = None,
+        timer: StageTimer = NULL_TIMER,
+        *,
+        release: bool = False,
     ) -> torch.Tensor:
-        """Steps 1 (time) and 4-13 on one window: [B, 3, F, H, W] in [-1, 1] -> [0, 1] float32."""
+        """Steps 1 (time) and 4-13 on one window: [B, 3, F, H, W] in [-1, 1] -> [0, 1] float32.
+
+        release (`--parity`): no time padding here (the release pads the whole video to 8k+1 and
+        encodes each chunk as it is), and the output is mapped to [0, 1] in the model's dtype before
+        it becomes float32, as their `process_video` does."""
         frames = video.shape[2]
-        video, _ = pad_time(video)
+        if not release:
+            video, _ = pad_time(video)
         with torch.inference_mode():
             with timer.stage("vae_encode"):
                 latent = self.encode(video, generator)
             with timer.stage("transformer"):
                 latent = self.predict_clean(latent)
             with timer.stage("vae_decode"):
-                out = self.decode(latent)
+                out = self.decode(latent, release)
+        if release:
+            return (out * 0.5 + 0.5).clamp(0.0, 1.0).float()
         return (out[:, :, :frames].float() * 0.5 + 0.5).clamp(0.0, 1.0)
 
     # ------------------------------------------------------------------ memory model

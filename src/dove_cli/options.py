@@ -3,7 +3,8 @@
 `UpscaleOptions` is the Python API's configuration; the command line is built from its fields
 (cli.py), so a default or a choice is written in one place only. Choices come from the `Literal`
 types, help and command-line spelling from `option(...)`. `check_options` checks values that a
-type cannot say (4k+1 chunks, overlaps smaller than windows, times), before any work starts.
+type cannot say (4k+1 chunks, overlaps smaller than windows, times), before any work starts, and
+fills in what `--parity` sets.
 
 This module imports no torch, so that `dove --help` starts at once.
 """
@@ -12,11 +13,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from fractions import Fraction
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 from dove_cli.errors import OptionError
+from dove_cli.release_layout import RELEASE_CHUNK_OVERLAP, RELEASE_TILE_OVERLAP
 from dove_cli.windows import BlendMode, check_chunk, check_tile
 
 AUTO = -1  # tile/chunk value meaning "choose from free memory"
@@ -138,12 +140,20 @@ class UpscaleOptions:
     # -- windows
     tile: int = option(AUTO, "Tile size in output px; 0 = whole frame; auto = fit free memory.", metavar="PX|auto",
                        shown_default="auto", parse=parse_size_option)  # fmt: skip
-    tile_overlap: int = option(32, "Tile overlap in output px (32 is seamless with cosine blending).", metavar="PX")
-    chunk: int = option(AUTO, "Frames per window, 4k+1 (e.g. 33); 0 = whole video; auto.", metavar="N|auto",
-                        shown_default="auto", parse=parse_size_option)  # fmt: skip
+    tile_overlap: int = option(32, "Tile overlap in output px (32 is seamless with cosine blending; also the authors' "
+                               "default, which --parity keeps).", metavar="PX")  # fmt: skip
+    chunk: int = option(AUTO, "Frames per window, 4k+1 (e.g. 33; 8k or 8k+1 with --parity); 0 = whole video; auto.",
+                        metavar="N|auto", shown_default="auto", parse=parse_size_option)  # fmt: skip
     chunk_overlap: int = option(8, "Frames shared by neighbouring chunks.", metavar="N")
-    blend: BlendMode = option("cosine", "cosine (smooth) or hard (the release's valid-region cut).")
-    pad: Literal["replicate", "zero"] = option("replicate", "Pad to the model block: replicate, or zero (the release).")
+    blend: BlendMode = option("cosine", "cosine (smooth) or hard (a cut in the middle of each overlap).")
+    pad: Literal["replicate", "zero"] = option(
+        "replicate", "Pad to the model block by repeating the edge, or with zeros."
+    )
+    parity: bool = option(
+        False,
+        "Reproduce the authors' inference_script.py: their padding, chunk/tile layout and valid-region cut, VAE "
+        "tiling, no colour fix, no scene cuts, truncation to 8 bits; auto tile/chunk = none (whole video).",
+    )
     scene_cuts: Literal["auto", "off"] = option("auto", "auto: no window spans a shot change.")
     color_fix: ColorFix = option("wavelet", "Keep the input's colours (low frequencies or channel statistics).")
     # -- input
@@ -194,27 +204,46 @@ def choices(cls: type) -> dict[str, tuple[str, ...]]:
     return out
 
 
-def check_options(opts: UpscaleOptions) -> None:
-    """Raise OptionError, one line naming the option, for any value the run cannot take."""
+# What --parity sets, as the authors' script does it: field -> value. Another value given with
+# --parity is refused (a value equal to the field's default cannot be told from "not given").
+PARITY_SETS: dict[str, Any] = {"pad": "zero", "blend": "hard", "color_fix": "none", "scene_cuts": "off",
+                               "vae_tiling": True}  # fmt: skip
+
+
+def check_options(opts: UpscaleOptions) -> UpscaleOptions:
+    """Raise OptionError, one line naming the option, for any value the run cannot take; return the
+    options with what --parity sets filled in."""
     for name, allowed in choices(UpscaleOptions).items():
         value = getattr(opts, name)
         if value is not None and value not in allowed:
             raise OptionError(f"--{name.replace('_', '-')} {value!r} is not one of: {', '.join(allowed)}")
+    if opts.parity:
+        opts = _with_parity(opts)
     if opts.scale < 1 or opts.scale > 8:
         raise OptionError(f"--scale {opts.scale} is out of range (1 to 8)")
-    if opts.chunk != AUTO:
-        check_chunk(opts.chunk, opts.chunk_overlap)
-    elif opts.chunk_overlap < 0:
-        raise OptionError(f"--chunk-overlap {opts.chunk_overlap} must not be negative")
-    elif opts.chunk_overlap >= DEFAULT_CHUNK:
-        raise OptionError(
-            f"--chunk-overlap {opts.chunk_overlap} must be smaller than the chunk (--chunk auto uses "
-            f"{DEFAULT_CHUNK} frames); give a longer --chunk, e.g. --chunk {4 * opts.chunk_overlap + 1}"
-        )
-    if opts.tile != AUTO:
-        check_tile(opts.tile, opts.tile_overlap, 16)
-    elif opts.tile_overlap < 0:
-        raise OptionError(f"--tile-overlap {opts.tile_overlap} must not be negative")
+    if opts.parity:  # any layout the authors' script takes; release_layout refuses those it fails on
+        for name, window, overlap in (
+            ("chunk", opts.chunk, opts.chunk_overlap),
+            ("tile", opts.tile, opts.tile_overlap),
+        ):
+            if window < 0 or overlap < 0:
+                raise OptionError(f"--{name} and --{name}-overlap must not be negative")
+            if window > 0 and overlap >= window:
+                raise OptionError(f"--{name}-overlap {overlap} must be smaller than --{name} {window} (--parity)")
+    else:
+        if opts.chunk != AUTO:
+            check_chunk(opts.chunk, opts.chunk_overlap)
+        elif opts.chunk_overlap < 0:
+            raise OptionError(f"--chunk-overlap {opts.chunk_overlap} must not be negative")
+        elif opts.chunk_overlap >= DEFAULT_CHUNK:
+            raise OptionError(
+                f"--chunk-overlap {opts.chunk_overlap} must be smaller than the chunk (--chunk auto uses "
+                f"{DEFAULT_CHUNK} frames); give a longer --chunk, e.g. --chunk {4 * opts.chunk_overlap + 1}"
+            )
+        if opts.tile != AUTO:
+            check_tile(opts.tile, opts.tile_overlap, 16)
+        elif opts.tile_overlap < 0:
+            raise OptionError(f"--tile-overlap {opts.tile_overlap} must not be negative")
     if opts.preview:
         parse_preview(opts.preview)
     if opts.workers is not None and opts.workers < 1:
@@ -230,3 +259,23 @@ def check_options(opts: UpscaleOptions) -> None:
             rate = Fraction(0)
         if rate <= 0:
             raise OptionError(f"--fps {opts.fps} is not a positive frame rate (e.g. 24, 29.97 or 30000/1001)")
+    return opts
+
+
+def _with_parity(opts: UpscaleOptions) -> UpscaleOptions:
+    """--parity: the release's settings; its overlaps where dove's defaults are left (the same today:
+    32 px and 8 frames); auto tile/chunk = its default, none."""
+    defaults = {f.name: f.default for f in fields(UpscaleOptions)}
+    for name, value in PARITY_SETS.items():
+        given = getattr(opts, name)
+        if given not in (value, defaults[name]):
+            flag = "--" + name.replace("_", "-")
+            raise OptionError(f"--parity sets {flag} {value} (as the authors' script runs); drop {flag} {given}")
+    return replace(
+        opts,
+        **PARITY_SETS,
+        tile_overlap=RELEASE_TILE_OVERLAP if opts.tile_overlap == defaults["tile_overlap"] else opts.tile_overlap,
+        chunk_overlap=RELEASE_CHUNK_OVERLAP if opts.chunk_overlap == defaults["chunk_overlap"] else opts.chunk_overlap,
+        tile=0 if opts.tile == AUTO else opts.tile,
+        chunk=0 if opts.chunk == AUTO else opts.chunk,
+    )

@@ -14,9 +14,10 @@ from fractions import Fraction
 import psutil
 import torch
 
+from dove_cli import release_layout
 from dove_cli.engine import TEMPORAL_PAD, Restorer
 from dove_cli.errors import InputError
-from dove_cli.options import AUTO, DEFAULT_CHUNK, UpscaleOptions, parse_preview
+from dove_cli.options import AUTO, DEFAULT_CHUNK, UpscaleOptions, check_options, parse_preview
 from dove_cli.video_io import VideoInfo
 from dove_cli.windows import ANY_LENGTH, Lengths, Span, plan_spans, plan_tiles
 
@@ -151,11 +152,16 @@ def choose_windows(
 
 
 def make_plan(info: VideoInfo, model: Restorer, opts: UpscaleOptions, device: torch.device, dtype: torch.dtype) -> Plan:
+    opts = check_options(opts)  # what --parity sets, when called with options as given
     h, w = info.height, info.width
     if min(h, w) < 8:
         raise InputError(f"{info.path}: frame size {w}x{h} is too small (at least 8 px a side)")
-    q = lq_block(opts.scale, model.spatial_multiple)
-    hp, wp = -(-h // q) * q, -(-w // q) * q
+    if opts.parity:  # the release pads the LQ frame to multiples of 16, whatever the model's block
+        hp, wp = release_layout.padded_lq_size(h, w)
+        release_layout.check_release_scale(opts.scale, (h, w), (hp, wp))
+    else:
+        q = lq_block(opts.scale, model.spatial_multiple)
+        hp, wp = -(-h // q) * q, -(-w // q) * q
     big_h, big_w = hp * opts.scale, wp * opts.scale
     frames = info.num_frames or 0
     if opts.preview:
@@ -164,21 +170,32 @@ def make_plan(info: VideoInfo, model: Restorer, opts: UpscaleOptions, device: to
     budget = memory_budget(device, weights_to_come(model, opts.offload, device), opts.vram)
     # The float accumulators of the frames being blended: on the GPU when they are small next to it
     # (then only 8-bit frames cross to the host), and then the windows get that much less room.
-    # A pixel-local model gives the same pixels in any window: overlaps would only be work done twice.
-    chunk_overlap, want_tile_overlap = (0, 0) if model.pixel_local else (opts.chunk_overlap, opts.tile_overlap)
+    # A pixel-local model gives the same pixels in any window: overlaps would only be work done twice
+    # (--parity keeps the release's layout whatever the model).
+    pixel_local = model.pixel_local and not opts.parity
+    chunk_overlap, want_tile_overlap = (0, 0) if pixel_local else (opts.chunk_overlap, opts.tile_overlap)
     accumulators = accumulator_bytes(
-        resolve_chunk(opts.chunk, frames, model.pixel_local), frames, big_h, big_w, chunk_overlap
+        resolve_chunk(opts.chunk, frames, pixel_local), frames, big_h, big_w, chunk_overlap
     )
     blend_on_device = device.type == "cuda" and accumulators < min(budget // 4, ACCUMULATOR_MAX_DEVICE_BYTES)
     chunk, tile, vae_tiling = choose_windows(model, frames, big_h, big_w, opts, budget - accumulators * blend_on_device)
-    ys, xs, tile_overlap = plan_tiles(big_h, big_w, tile, want_tile_overlap, model.spatial_multiple)
-    if len(ys) * len(xs) > 1 and tile_overlap < want_tile_overlap:
-        log.warning("--tile-overlap %d is more than a %d px tile can share (--tile auto chose %d px): using %d",
-                    opts.tile_overlap, ys[0].length, ys[0].length, tile_overlap)  # fmt: skip
-    spans = plan_spans(frames, chunk, chunk_overlap, frame_lengths(model)) if frames else []
-    chunks = len(spans)
-    win_f = chunk or frames
-    th, tw = ys[0].length, xs[0].length
+    if opts.parity:  # the release's tiles and chunks (over the video padded to 8k+1 frames), as given
+        ys, xs = release_layout.check_release_tiles(big_h, big_w, tile, opts.tile_overlap)
+        tile_overlap = opts.tile_overlap if len(ys) > 1 or len(xs) > 1 else 0
+        spans = _release_chunks(frames, exact=info.num_frames_exact and not opts.preview, chunk=chunk,
+                                overlap=chunk_overlap)  # fmt: skip
+        chunks, win_f = len(spans), max(s.length for s in spans)
+        time_multiple = 1  # the release pads the whole video, not each window
+    else:
+        ys, xs, tile_overlap = plan_tiles(big_h, big_w, tile, want_tile_overlap, model.spatial_multiple)
+        if len(ys) * len(xs) > 1 and tile_overlap < want_tile_overlap:
+            log.warning("--tile-overlap %d is more than a %d px tile can share (--tile auto chose %d px): using %d",
+                        opts.tile_overlap, ys[0].length, ys[0].length, tile_overlap)  # fmt: skip
+        spans = plan_spans(frames, chunk, chunk_overlap, frame_lengths(model)) if frames else []
+        chunks = len(spans)
+        win_f = chunk or frames
+        time_multiple = 1 if model.pixel_local else TEMPORAL_PAD
+    th, tw = max(s.length for s in ys), max(s.length for s in xs)
     weights = model.weights_bytes()
     act = model.estimate_window_bytes(max(win_f, 1), th, tw, vae_tiling)
     lq_frames = (win_f + chunk) * hp * wp * 3 * 2
@@ -195,7 +212,7 @@ def make_plan(info: VideoInfo, model: Restorer, opts: UpscaleOptions, device: to
         fps=info.fps,
         chunk=chunk,
         chunk_overlap=chunk_overlap if chunk else 0,
-        tile=ys[0].length if len(ys) > 1 or len(xs) > 1 else 0,
+        tile=(tile if opts.parity else ys[0].length) if len(ys) > 1 or len(xs) > 1 else 0,
         tile_overlap=tile_overlap,
         tiles=len(ys) * len(xs),
         chunks=chunks,
@@ -207,10 +224,22 @@ def make_plan(info: VideoInfo, model: Restorer, opts: UpscaleOptions, device: to
         blend_on_device=blend_on_device,
         frame_lengths=frame_lengths(model),
         vae_tiling=vae_tiling,
-        work_ratio=work_ratio(
-            frames, spans, ys, xs, h * opts.scale, w * opts.scale, 1 if model.pixel_local else TEMPORAL_PAD
-        ),  # fmt: skip
+        work_ratio=work_ratio(frames, spans, ys, xs, h * opts.scale, w * opts.scale, time_multiple),
     )
+
+
+def _release_chunks(frames: int, *, exact: bool, chunk: int, overlap: int) -> list[Span]:
+    """--parity: the release's chunks over the video padded to 8k+1 frames. A layout the release
+    fails on is refused here when the frame count is exact, else when the run reaches its end."""
+    if not frames:
+        return [Span(0, 0)]
+    padded = frames + release_layout.time_pad(frames)
+    if exact:
+        return release_layout.check_release_chunks(padded, chunk, overlap)
+    try:
+        return release_layout.release_chunks(padded, chunk, overlap)
+    except release_layout.LayoutError:
+        return [Span(0, padded)]
 
 
 def warn_if_host_memory_short(plan: Plan, model: Restorer) -> None:

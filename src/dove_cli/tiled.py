@@ -15,6 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dove_cli import release_layout
 from dove_cli.blend import blend_into
 from dove_cli.engine import Restorer, upsample
 from dove_cli.errors import ModelError, OutOfMemory
@@ -59,9 +60,12 @@ class TiledRestorer:
         max_value: int = 255,
         tile_changes: list[tuple[int, int]] = (),  # type: ignore[assignment]
         on_tile_change: TileChange | None = None,
+        parity: bool = False,
     ) -> None:
         """size: the upsampled padded frame (H, W); out_device: where the blended windows go;
-        tile_changes: (first frame, tile) of an interrupted run's out-of-memory shrinks, to repeat."""
+        tile_changes: (first frame, tile) of an interrupted run's out-of-memory shrinks, to repeat;
+        parity: the release's tiles and valid-region cut (release_layout), its arithmetic in the
+        model, and no smaller tiles after an out-of-memory error (that would change the picture)."""
         self.model, self.scale, self.size = model, scale, size
         self.tile_overlap, self.blend, self.seed, self.timer = tile_overlap, blend, seed, timer
         self.planned_tile = tile
@@ -71,13 +75,20 @@ class TiledRestorer:
         self.max_value = max_value  # code value of white: 255, or 65535 for 16-bit frames
         self.changes = [tuple(c) for c in tile_changes]
         self.on_tile_change = on_tile_change
+        self.parity = parity
         self._set_tiles(tile)
 
     def _set_tiles(self, tile: int) -> None:
-        ys, xs, overlap = plan_tiles(*self.size, tile, self.tile_overlap, self.model.spatial_multiple)
-        self.ys, self.xs = ys, xs
-        self.wy = axis_weights(ys, overlap, self.blend)
-        self.wx = axis_weights(xs, overlap, self.blend)
+        if self.parity:
+            (h, w), overlap = self.size, self.tile_overlap
+            self.ys, self.xs = release_layout.check_release_tiles(h, w, tile, overlap)
+            self.wy = [release_layout.valid_weights(s, h, overlap) for s in self.ys]
+            self.wx = [release_layout.valid_weights(s, w, overlap) for s in self.xs]
+        else:
+            ys, xs, overlap = plan_tiles(*self.size, tile, self.tile_overlap, self.model.spatial_multiple)
+            self.ys, self.xs = ys, xs
+            self.wy = axis_weights(ys, overlap, self.blend)
+            self.wx = axis_weights(xs, overlap, self.blend)
         self.tile = tile
 
     def restore_window(self, frames: list[torch.Tensor], span: Span) -> torch.Tensor:
@@ -106,18 +117,24 @@ class TiledRestorer:
             torch.cuda.empty_cache()
         current = self.tile or max(self.size)
         m = self.model.spatial_multiple
-        if current > MIN_TILE:
+        if current > MIN_TILE and not self.parity:
             new = max(MIN_TILE, (current // 2) // m * m)
             log.warning("out of GPU memory at frames %d-%d; retrying with --tile %d", span.start, span.stop, new)
             self._change_tiles(span, new)
             return
         if self.offload_used == "none" and self.model.can_offload():
-            log.warning("out of GPU memory at the smallest tile; retrying with --offload model and the planned tiles")
+            where = "" if self.parity else " at the smallest tile"
+            log.warning("out of GPU memory%s; retrying with --offload model and the planned tiles", where)
             self.model.offload_model()
             self.offload_used = "model"
             if self.planned_tile != self.tile:  # 11 GB of weights left the GPU: the planned tiles may fit now
                 self._change_tiles(span, self.planned_tile)
             return
+        if self.parity:  # smaller tiles would be another layout, so another picture
+            raise OutOfMemory(
+                f"out of GPU memory with --parity --tile {self.tile} and --offload {self.offload_used}; --parity keeps "
+                "the layout it is given: choose a smaller --tile or --chunk, or --offload sequential"
+            )
         raise OutOfMemory(
             f"out of GPU memory even with --tile {current} and --offload {self.offload_used}; "
             "try --quantize nf4, --offload sequential or a shorter --chunk"
@@ -149,8 +166,12 @@ class TiledRestorer:
             # tensor of that size costs its page faults again
             video = up.div_(self.max_value).mul_(2.0).sub_(1.0).permute(1, 0, 2, 3)[None]  # [1, 3, F, H, W]
             del crop, up  # not held through the transformer and the decode
-        gen = torch.Generator(device).manual_seed(self.seed)
-        res = self.model.restore(video, generator=gen, timer=self.timer)[0].permute(1, 0, 2, 3)
+        gen = torch.Generator(device).manual_seed(self.seed)  # per window (the release: one stream for all)
+        if self.parity:
+            res = self.model.restore(video, generator=gen, timer=self.timer, release=True)
+        else:
+            res = self.model.restore(video, generator=gen, timer=self.timer)
+        res = res[0].permute(1, 0, 2, 3)
         if self.model.may_overflow and not bool(torch.isfinite(res).all()):
             hint = " (fp16 overflows in this model: use --dtype bf16)" if self.model.dtype == torch.float16 else ""
             raise ModelError(f"the model's output for frames {span.start}-{span.stop - 1} is not finite "

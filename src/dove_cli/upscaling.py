@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, overload
 
@@ -37,16 +38,19 @@ from dove_cli.manifest import write_manifest
 from dove_cli.models import check_quantize, load_model, planning_model, resolve_device
 from dove_cli.options import UpscaleOptions, check_options, parse_preview
 from dove_cli.plan import Plan, make_plan, warn_if_host_memory_short
+from dove_cli.release_layout import ReleaseChunkStream, time_pad
 from dove_cli.scenes import SceneDetector
 from dove_cli.threads import BackgroundWriter, read_ahead
 from dove_cli.tiled import TiledRestorer, pad_frame
 from dove_cli.timing import StageTimer, peak_gpu_bytes, peak_host_bytes
-from dove_cli.windows import ChunkStream, Span, span_weights
+from dove_cli.windows import BlendMode, ChunkStream, Span, span_weights
 
 if TYPE_CHECKING:
     from dove_cli.distributed import Cluster
 
 log = logging.getLogger(__name__)
+
+Chunks = ChunkStream | ReleaseChunkStream  # dove's online temporal plan, or the release's (--parity)
 
 SEEK_MARGIN_FRAMES = 4  # a part of a distributed run seeks this many frames early (filters look back)
 
@@ -155,8 +159,7 @@ def upscale(
     With `ray` set (or a `cluster` from dove_cli.distributed), Ray workers share the work and the
     output is the same file.
     """
-    opts = replace(options or UpscaleOptions(), **overrides)
-    check_options(opts)
+    opts = check_options(replace(options or UpscaleOptions(), **overrides))
     if (opts.ray or cluster is not None) and not dry_run:
         from dove_cli.distributed import upscale_on_ray
 
@@ -311,7 +314,7 @@ class Part:
     first: int
     stop: int
     preroll: int
-    chunks: ChunkStream
+    chunks: Chunks
     pts: list[int]
     cuts: frozenset[int]
     total: int | None = None
@@ -323,16 +326,30 @@ class PlanStep:
 
     frame: video_io.Frame | None  # the frame just read (None: the input ended)
     read: int  # frames read so far (the frame's index + 1)
+    planned: int  # frames the windows are planned over: `read`, or at the end the release's padded count
     spans: list[Span]  # temporal windows that can run now
-    final: int  # frames below this are covered by no future window
+    final: int  # frames below this are covered by no future window (padding frames are never written)
 
 
-def plan_steps(
-    frames: Iterator[tuple[Any, bool]], chunks: ChunkStream, read: int, timer: StageTimer
-) -> Iterator[PlanStep]:
+def new_chunks(plan: Plan, parity: bool) -> Chunks:
+    """The online temporal plan: dove's, or the release's chunks and valid-region cut (--parity)."""
+    if parity:
+        return ReleaseChunkStream(plan.chunk, plan.chunk_overlap)
+    return ChunkStream(plan.chunk, plan.chunk_overlap, plan.frame_lengths)
+
+
+def window_weights(chunks: Chunks, plan: Plan, blend: BlendMode) -> Callable[[Span], np.ndarray]:
+    """A temporal window's weight per frame: the release's hard valid region, or dove's blend."""
+    if isinstance(chunks, ReleaseChunkStream):
+        return chunks.weights
+    return partial(span_weights, overlap=plan.chunk_overlap, mode=blend)
+
+
+def plan_steps(frames: Iterator[tuple[Any, bool]], chunks: Chunks, read: int, timer: StageTimer) -> Iterator[PlanStep]:
     """The window plan as frames arrive ((frame, starts a shot) pairs, the first one being frame
     `read`): the one place where cuts, windows and finished frames are decided, for a run and for
-    the model-free pre-pass of a distributed run alike."""
+    the model-free pre-pass of a distributed run alike. The release's chunks see the video padded
+    to 8k+1 frames with its last frame at the end."""
     eof = False
     while not eof:
         with timer.stage("wait_input"):
@@ -345,8 +362,9 @@ def plan_steps(
             if cut:
                 chunks.cut(read)
             read += 1
-        spans = chunks.ready(read, eof)
-        yield PlanStep(frame, read, spans, chunks.final_before(read, eof))
+        planned = read + time_pad(read) if eof and read and isinstance(chunks, ReleaseChunkStream) else read
+        spans = chunks.ready(planned, eof)
+        yield PlanStep(frame, read, planned, spans, min(chunks.final_before(planned, eof), read))
 
 
 @contextmanager
@@ -440,12 +458,11 @@ def _stream(
         model, scale=opts.scale, size=(hp * opts.scale, wp * opts.scale), tile=plan.tile,
         tile_overlap=plan.tile_overlap, blend=opts.blend, seed=opts.seed, offload=opts.offload, out_device=out_device,
         timer=timer, max_value=max_value, tile_changes=session.tile_changes, on_tile_change=session.record_tile_change,
+        parity=opts.parity,
     )  # fmt: skip
     blender = FrameBlender()
-    if part is not None:  # the plan as it stood at the part's pre-roll frame
-        chunks = copy.deepcopy(part.chunks)
-    else:
-        chunks = ChunkStream(plan.chunk, plan.chunk_overlap, plan.frame_lengths)
+    chunks = copy.deepcopy(part.chunks) if part is not None else new_chunks(plan, opts.parity)
+    time_weights = window_weights(chunks, plan, opts.blend)  # a temporal window's weight per frame
     detector = SceneDetector() if opts.scene_cuts == "auto" and part is None else None
     lq: dict[int, torch.Tensor] = {}  # frame index -> padded LQ frame [3, hp, wp], while a window needs it
     pts: dict[int, int] = {}
@@ -458,7 +475,8 @@ def _stream(
         reference = None
         if color_fix != "none" or opts.compare:
             reference = upsampled_reference(lq[t][:, :in_h, :in_w].to(out_device), opts.scale, max_value)
-        return to_code_values(finish_frame(frame, reference, color_fix, opts.compare), bits16, scratch)
+        finished = finish_frame(frame, reference, color_fix, opts.compare)
+        return to_code_values(finished, bits16, scratch, truncate=opts.parity)  # the release truncates
 
     stats.resumed_from = first
     written = read = part.preroll if part is not None else 0
@@ -479,6 +497,8 @@ def _stream(
                         rgb = rgb.to(torch.int32)
                     lq[read - 1] = pad_frame(rgb, hp, wp, opts.pad)
                     pts[read - 1] = step.frame.pts
+                for t in range(read, step.planned):  # --parity: the video padded with its last frame
+                    lq[t] = lq[read - 1]
                 for span in step.spans:
                     if span.stop <= first:  # every frame it touches is saved already
                         stats.windows_skipped += 1
@@ -488,7 +508,7 @@ def _stream(
                     window = tiles.restore_window([lq[t] for t in range(span.start, span.stop)], span)
                     session.window_done(span, tiles.tile)
                     with timer.stage("blend"):
-                        blender.add(span, window, span_weights(span, plan.chunk_overlap, opts.blend))
+                        blender.add(span, window, time_weights(span))
                     stats.windows_run += 1
                     if progress:
                         progress(Progress(written, max(plan.frames, read), f"frames {span.start}-{span.stop - 1}",

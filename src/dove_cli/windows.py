@@ -3,10 +3,11 @@
 A *span* is a half-open window [start, stop) along one axis (frames, or output pixel rows/columns).
 Windows start at multiples of the stride (window - overlap), as in the authors' release; the last
 one is only as long as the rest of the axis needs (a length the model takes), where the release
-merges it into the one before (time) or stretches it (tiles). Blend weights are either
+merges it into the one before (time) or stretches it (tiles): release_layout.py, `--parity`.
+Blend weights are either
 
-- "hard": the release's valid-region cut; every position belongs to exactly one window, the cut
-  between two neighbours lies `overlap // 2` before the earlier window's end, or
+- "hard": a cut like the release's valid-region cut; every position belongs to exactly one window,
+  the cut between two neighbours lies `overlap // 2` before the earlier window's end, or
 - "cosine": raised-cosine ramps across each overlap, so no seam or flicker line shows.
 
 Weights are normalised by their sum at every position, so they always sum to 1.
