@@ -124,6 +124,17 @@ def test_two_workers_write_the_same_file_as_one_process(cluster, clip, tmp_path)
                                                                            "joining segments", "done"]  # fmt: skip
 
 
+def test_parity_on_two_workers_is_the_release_layout_of_one_process(cluster, clip, tmp_path):
+    """--parity: the workers and the driver's pre-pass plan the release's chunks over the video padded
+    to 8k+1 frames (50 -> 57 here), and the file is the one a single --parity run writes."""
+    opts = UpscaleOptions(**{**OPTS, "model": "tiny", "scale": 4, "chunk": 16, "chunk_overlap": 8}, parity=True,
+                          preview="0+2s")  # fmt: skip
+    one = upscale(clip, tmp_path / "one.mp4", opts)
+    two = upscale(clip, tmp_path / "two.mp4", opts, cluster=cluster)
+    assert two.frames == one.frames == 50 and len(two.workers) == 2
+    same_file(tmp_path / "one.mp4", tmp_path / "two.mp4")
+
+
 class KilledOnce(BilinearModel):
     """Bilinear, except that the first worker process to reach its 6th window kills itself there
     (SIGKILL, as the OOM killer or `kill -9` would), once: the token file then holds its pid. A
