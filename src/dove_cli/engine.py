@@ -536,10 +536,13 @@ def bnb_config(quantize: Quantize, dtype: torch.dtype, device: torch.device):
 
 
 def check_fp8(device: torch.device) -> None:
-    """--quantize fp8 needs torchao and a GPU with fp8 matrix units (compute capability 8.9+)."""
-    if device.type != "cuda" or torch.cuda.get_device_capability(device) < (8, 9):
-        raise OptionError("--quantize fp8 needs an NVIDIA GPU with fp8 (compute capability 8.9 or newer: Ada, "
-                          "Hopper, Blackwell); use --quantize int8 or nf4")  # fmt: skip
+    """--quantize fp8 needs torchao and a GPU with fp8 matrix units (compute capability 8.9+).
+    Without CUDA there is no capability to ask (torch would raise), and int8/nf4 need CUDA too."""
+    need = "--quantize fp8 needs an NVIDIA GPU with fp8 (compute capability 8.9 or newer: Ada, Hopper, Blackwell)"
+    if device.type != "cuda" or not torch.cuda.is_available():
+        raise OptionError(f"{need}; this run has no CUDA GPU (int8 and nf4 need one too): use --quantize none")
+    if torch.cuda.get_device_capability(device) < (8, 9):
+        raise OptionError(f"{need}; on this GPU use --quantize int8 or nf4 (bitsandbytes)")
     try:
         import torchao  # noqa: F401
     except ImportError as exc:
@@ -635,14 +638,12 @@ def skeleton(
     dtype: torch.dtype = torch.float32,
     quantize: Quantize = "none",
 ) -> DoveModel:
-    """The model's architecture on the meta device, no weights read or allocated: for --dry-run plans."""
+    """The model's architecture on the meta device, no weights read or allocated: for --dry-run plans.
+    What `quantize` needs is checked by the caller (models.check_quantize): a plan for a card on
+    paper (--vram) does not need it on this machine."""
     from diffusers import AutoencoderKLCogVideoX, CogVideoXDPMScheduler, CogVideoXTransformer3DModel
 
     device = torch.device(device)
-    if quantize == "fp8":
-        check_fp8(device)
-    elif quantize != "none":
-        bnb_config(quantize, dtype, device)  # the same errors a real run gives (no CUDA, no bitsandbytes)
     with torch.device("meta"):
         transformer = _cast(CogVideoXTransformer3DModel.from_config(transformer_config), dtype)
         vae = _cast(AutoencoderKLCogVideoX.from_config(vae_config), dtype)

@@ -155,7 +155,7 @@ def upscale(
                 progress(Progress(0, info.num_frames, "", time.perf_counter() - t_start, status))
 
         if restorer is None:
-            check_quantize(opts, device)  # one line now, not after "loading model"
+            check_quantize(opts, device, on_paper)  # one line now, not after "loading model"
         say("loading model")
         if restorer is not None:
             model, note = restorer, ""
