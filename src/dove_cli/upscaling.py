@@ -33,7 +33,7 @@ from dove_cli.humanize import human_range
 from dove_cli.manifest import write_manifest
 from dove_cli.models import check_quantize, load_model, planning_model, resolve_device
 from dove_cli.options import UpscaleOptions, check_options, parse_preview
-from dove_cli.plan import Plan, make_plan, warn_if_host_memory_short
+from dove_cli.plan import Plan, make_plan, warn_if_device_memory_short, warn_if_host_memory_short
 from dove_cli.release_layout import ReleaseChunkStream, time_pad
 from dove_cli.scenes import SceneDetector
 from dove_cli.threads import BackgroundWriter, read_ahead
@@ -170,6 +170,7 @@ def upscale(
         if on_paper:  # no such card here to measure its speed
             plan = replace(plan, est_seconds=None, model_note=f"planned for a {opts.vram:g} GiB GPU (--vram)")
         warn_if_host_memory_short(plan, model)
+        warn_if_device_memory_short(plan, opts, model)
         if opts.scale != 4 and not model.output_is_input:
             log.warning("--scale %d: DOVE was trained for x4; other factors upsample the input x%d before the "
                         "model, which works but is not what the paper measured", opts.scale, opts.scale)  # fmt: skip
