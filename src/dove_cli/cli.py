@@ -23,7 +23,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from dove_cli.console import BatchBars, EvalBar, UpscaleBar, VerifyBar, err_console, print_plan
-from dove_cli.errors import DoveError, InputError, OptionError
+from dove_cli.errors import DoveError, InputError, Interrupted, OptionError, ScoringFailed
 from dove_cli.humanize import human_size
 from dove_cli.options import Cli, UpscaleOptions
 from dove_cli.train.config import TrainConfig
@@ -137,7 +137,8 @@ def upscale_cmd(
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (windows, memory, time) and stop."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary."),
     eval_gt: Path | None = typer.Option(
-        None, "--eval", metavar="GT", help="Score the output against GT when done (as dove eval OUTPUT GT)."
+        None, "--eval", metavar="GT", help="Score the output against GT when done (as dove eval OUTPUT GT); exit "
+        "status 3 when the output was written but scoring it failed."
     ),
     eval_metrics: str | None = typer.Option(
         None, "--eval-metrics", metavar="LIST", help="Metrics for --eval (default: as dove eval)."
@@ -189,11 +190,17 @@ def _check_eval(gt: Path, metrics: str | None, dry_run: bool) -> None:
 
 
 def _score(output: Path, gt: Path, metrics: str | None, json_out: Path | None, device: str | None, quiet: bool) -> None:
-    """`dove eval OUTPUT GT` right after the upscale, with its table."""
+    """`dove eval OUTPUT GT` right after the upscale, with its table; a failure says the output is fine."""
     from dove_cli.metrics.evaluate import evaluate
 
-    with EvalBar(quiet, output.name) as bar:
-        report = evaluate(output, gt, metrics, device=device, progress=bar)
+    try:
+        with EvalBar(quiet, output.name) as bar:
+            report = evaluate(output, gt, metrics, device=device, progress=bar)
+    except DoveError as exc:
+        if isinstance(exc, Interrupted):
+            raise
+        raise ScoringFailed(f"{output} was written fine, but scoring it failed: {exc}; --eval-metrics psnr,ssim "
+                            f"needs no weight files, and `dove eval {output} {gt}` scores it later") from None  # fmt: skip
     _print_eval_table(report)
     if json_out is not None:
         report.write_json(json_out)
@@ -550,7 +557,7 @@ def eval_cmd(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Score results: PSNR, SSIM, LPIPS, DISTS (with GT), CLIP-IQA and E*warp, as the DOVE paper."""
-    from dove_cli.errors import OptionError
+    from dove_cli.errors import ModelError, OptionError
     from dove_cli.metrics.evaluate import evaluate
 
     local = {}
@@ -566,8 +573,11 @@ def eval_cmd(
 
         if importlib.util.find_spec("matplotlib") is None:
             raise OptionError("--plot needs matplotlib: pip install 'dove-cli[eval]'")
-    with EvalBar(quiet, pred.name) as bar:
-        report = evaluate(pred, gt, metrics, device=device, weights=local, max_crop=max_crop, progress=bar)
+    try:
+        with EvalBar(quiet, pred.name) as bar:
+            report = evaluate(pred, gt, metrics, device=device, weights=local, max_crop=max_crop, progress=bar)
+    except ModelError as exc:  # a weight file is missing or unreadable: say which metrics need none
+        raise type(exc)(f"{exc}; --metrics psnr,ssim needs no weight files") from None
     _print_eval_table(report)
     if json_out is not None:
         report.write_json(json_out)
@@ -607,6 +617,7 @@ def main(argv: list[str] | None = None) -> None:
     exit 2 with a pointer to `--help`, in the same one-line form rather than click's framed box.
     """
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    logging.getLogger("huggingface_hub").propagate = False  # it prints with a handler of its own: once, not twice
     previous = signal.signal(signal.SIGTERM, _sigterm_as_ctrl_c)
     try:
         code = app(args=argv, prog_name="dove", standalone_mode=False)
