@@ -137,8 +137,11 @@ def upscale_cmd(
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (windows, memory, time) and stop."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary."),
     eval_gt: Path | None = typer.Option(
-        None, "--eval", metavar="GT", help="Score the output against GT when done (as dove eval OUTPUT GT); exit "
-        "status 3 when the output was written but scoring it failed."
+        None,
+        "--eval",
+        metavar="GT",
+        help="Score the output against GT when done (as dove eval OUTPUT GT); exit "
+        "status 3 when the output was written but scoring it failed.",
     ),
     eval_metrics: str | None = typer.Option(
         None, "--eval-metrics", metavar="LIST", help="Metrics for --eval (default: as dove eval)."
