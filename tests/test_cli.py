@@ -148,3 +148,20 @@ def test_fp8_check_without_cuda_is_one_line_not_a_torch_error(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(OptionError, match="this run has no CUDA GPU"):
         check_fp8(torch.device("cuda", 0))
+
+
+def test_messages_read_as_english(tmp_path, capsys):
+    """No validator prefix in a bad choice, all the codecs and metrics in the help, '1 scene cut'."""
+    from dataclasses import replace
+
+    code, _, err = run(["upscale", str(demo_clip("007.mp4")), "-o", str(tmp_path / "x.mp4"), "--offload", "foo"],
+                       capsys)  # fmt: skip
+    assert code == 2 and "'foo' is not one of" in err and "Value error" not in err, err
+    for command, words in ((["upscale"], ("h264_nvenc", "hevc_nvenc")), (["eval"], ("fastervqa",))):
+        code, out, _ = run([*command, "--help"], capsys)
+        assert code == 0 and all(w in out.replace("\n", " ") for w in words), out
+
+    from dove_cli.upscaling import upscale
+
+    result = upscale(demo_clip("007.mp4"), tmp_path / "x.mp4", model="bilinear", scale=1, preview="0+0.2s")
+    assert ", 1 OOM retry, 1 scene cut -> " in replace(result, cuts=[3], retries=1).summary()

@@ -541,7 +541,11 @@ def eval_cmd(
     ] = None,
     metrics: Annotated[
         str | None,
-        typer.Option("--metrics", help="psnr,ssim,lpips,dists,clipiqa,ewarp,dover (default: all that apply)."),
+        typer.Option(
+            "--metrics",
+            metavar="LIST",
+            help="psnr,ssim,lpips,dists,clipiqa,ewarp,dover,fastervqa (default: all of the first six that apply).",
+        ),
     ] = None,
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Write every score (per video, per frame) here.")
@@ -629,7 +633,8 @@ def main(argv: list[str] | None = None) -> None:
         code = 0
     except _click.UsageError as exc:
         hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
-        _print_error(f"{exc.format_message().rstrip('.')}{hint}")
+        message = exc.format_message().replace("Value error, ", "")  # typer's validation prefix, no news to a user
+        _print_error(f"{message.rstrip('.')}{hint}")
         code = exc.exit_code
     except _click.ClickException as exc:
         _print_error(exc.format_message())

@@ -77,8 +77,8 @@ class UpscaleResult:
         fps = self.frames / self.seconds if self.seconds > 0 else 0.0
         dev = f", peak GPU {self.peak_device_bytes / gib:.2f} GiB" if self.peak_device_bytes else ""
         tile = f"tile {self.tile_used or 'none'}"
-        retry = f", {self.retries} OOM retries" if self.retries else ""
-        extra = f", {len(self.cuts)} scene cuts" if self.cuts else ""
+        retry = f", {self.retries} OOM retr{'ies' if self.retries != 1 else 'y'}" if self.retries else ""
+        extra = f", {len(self.cuts)} scene cut{'s' * (len(self.cuts) != 1)}" if self.cuts else ""
         if self.resumed_from:
             skipped = self.windows_skipped
             extra += f", resumed after frame {self.resumed_from} ({skipped} window{'s' * (skipped != 1)} skipped)"
