@@ -190,7 +190,8 @@ def make_plan(info: VideoInfo, model: Restorer, opts: UpscaleOptions, device: to
         time_multiple = 1  # the release pads the whole video, not each window
     else:
         ys, xs, tile_overlap = plan_tiles(big_h, big_w, tile, want_tile_overlap, model.spatial_multiple)
-        if len(ys) * len(xs) > 1 and tile_overlap < want_tile_overlap:
+        given = opts.tile_overlap != UpscaleOptions.tile_overlap  # the default is cut to fit without a word
+        if len(ys) * len(xs) > 1 and tile_overlap < want_tile_overlap and given:
             log.warning("--tile-overlap %d is more than a %d px tile can share (--tile auto chose %d px): using %d",
                         opts.tile_overlap, ys[0].length, ys[0].length, tile_overlap)  # fmt: skip
         spans = plan_spans(frames, chunk, chunk_overlap, frame_lengths(model)) if frames else []
