@@ -200,8 +200,8 @@ def test_dry_run_plans_without_writing(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["upscale", str(clip), "-o", str(tmp_path / "x.mp4"), "--model", "bilinear", "--tile", "256", "--dry-run"])
     assert exc.value.code in (0, None)
-    err = capsys.readouterr().err
-    assert "windows" in err and "1272x720" in err
+    out, err = capsys.readouterr()
+    assert "windows" in out and "1272x720" in out and "windows" not in err  # the plan on stdout, to pipe or save
     assert not (tmp_path / "x.mp4").exists()
 
 
@@ -491,7 +491,7 @@ def test_dry_run_needs_no_weights(tmp_path, monkeypatch, capsys):
     out = tmp_path / "out.mp4"
     with pytest.raises(SystemExit) as exc:
         main(["upscale", str(demo_clip("007.mp4")), "-o", str(out), "--dry-run", "--download", "--tile", "512"])
-    err = capsys.readouterr().err.replace("\n", " ")
+    err = capsys.readouterr().out.replace("\n", " ")
     assert exc.value.code == 0 and "weights not downloaded yet" in err and "CogVideoX1.5-5B" in err
     assert "1264x712" in err and "windows" in err
     assert not out.exists() and not (tmp_path / "hf" / "hub").exists()

@@ -164,7 +164,7 @@ def upscale_cmd(
     elif dry_run:
         from dove_cli.upscaling import upscale
 
-        print_plan(upscale(input, output, options, dry_run=True), Console(stderr=True))
+        print_plan(upscale(input, output, options, dry_run=True), Console())  # the dry run's product: stdout
     else:
         _upscale_file(input, output, options, quiet)
     if eval_gt is not None and not dry_run:
