@@ -119,3 +119,49 @@ def test_fp8_without_an_fp8_gpu_is_refused_before_any_work(tmp_path, capsys, ext
     err = capsys.readouterr().err.strip()
     assert done.value.code == 2 and len(err.splitlines()) == 1, err
     assert "--quantize fp8 needs an NVIDIA GPU with fp8" in err and not out.exists()
+    assert "int8 and nf4 need one too" in err and "use --quantize int8" not in err  # they need CUDA as well
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="plans a card on paper: no GPU here")
+def test_fp8_plans_for_a_card_on_paper_without_cuda(tmp_path, capsys):
+    """--dry-run --vram plans for a GPU this machine lacks: no CUDA capability to ask (torch raised),
+    and the plan counts the transformer's 1-byte fp8 weights."""
+    argv = ["upscale", str(demo_clip("001.mp4")), "-o", str(tmp_path / "x.mp4"), "--dry-run", "--vram", "24",
+            "--model", "full-random"]  # fmt: skip
+    code, out, err = run([*argv, "--quantize", "fp8"], capsys)
+    assert code == 0 and "Traceback" not in err and "error" not in err, err
+    assert "planned for a 24 GiB GPU" in out + err
+
+    from dove_cli.upscaling import upscale
+
+    plans = {q: upscale(demo_clip("001.mp4"), tmp_path / "x.mp4", model="full-random", vram=24, quantize=q,
+                        dry_run=True) for q in ("none", "fp8")}  # fmt: skip
+    assert plans["fp8"].est_peak_device_bytes != plans["none"].est_peak_device_bytes
+
+
+def test_fp8_check_without_cuda_is_one_line_not_a_torch_error(monkeypatch):
+    import torch
+
+    from dove_cli.engine import check_fp8
+    from dove_cli.errors import OptionError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(OptionError, match="this run has no CUDA GPU"):
+        check_fp8(torch.device("cuda", 0))
+
+
+def test_messages_read_as_english(tmp_path, capsys):
+    """No validator prefix in a bad choice, all the codecs and metrics in the help, '1 scene cut'."""
+    from dataclasses import replace
+
+    code, _, err = run(["upscale", str(demo_clip("007.mp4")), "-o", str(tmp_path / "x.mp4"), "--offload", "foo"],
+                       capsys)  # fmt: skip
+    assert code == 2 and "'foo' is not one of" in err and "Value error" not in err, err
+    for command, words in ((["upscale"], ("h264_nvenc", "hevc_nvenc")), (["eval"], ("fastervqa",))):
+        code, out, _ = run([*command, "--help"], capsys)
+        assert code == 0 and all(w in out.replace("\n", " ") for w in words), out
+
+    from dove_cli.upscaling import upscale
+
+    result = upscale(demo_clip("007.mp4"), tmp_path / "x.mp4", model="bilinear", scale=1, preview="0+0.2s")
+    assert ", 1 OOM retry, 1 scene cut -> " in replace(result, cuts=[3], retries=1).summary()

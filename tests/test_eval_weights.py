@@ -153,7 +153,35 @@ def test_missing_weights_offline_say_what_to_run(env, tmp_path, monkeypatch, cap
         main(["eval", str(pred), str(gt), "--metrics", "clipiqa", "-q"])
     err = capsys.readouterr().err.strip()
     assert exit_info.value.code == 2 and err.startswith("error:") and "download-weights --metrics" in err
-    assert len(err.splitlines()) == 1
+    assert len(err.splitlines()) == 1 and "--metrics psnr,ssim needs no weight files" in err
+    import logging  # huggingface_hub prints its warnings (retries) with a handler of its own: not twice
+
+    assert logging.getLogger("huggingface_hub").propagate is False
+
+
+def test_an_unreachable_hub_fails_at_once_not_after_retries(env):
+    """No network: huggingface_hub retried each source for about 25 s (two sources: 50 s)."""
+    import time
+
+    start = time.monotonic()
+    with pytest.raises(DownloadError, match=r"is not downloaded and http://127.0.0.1:9 cannot be reached") as err:
+        pretrained.fetch("alexnet")
+    assert time.monotonic() - start < 10 and "download-weights --metrics" in str(err.value)
+
+
+def test_upscale_eval_without_metric_weights_says_the_output_is_fine(env, tmp_path, capsys):
+    """The upscale worked; only scoring failed: one line saying so, and exit 3 (not 2)."""
+    from conftest import demo_clip
+    from dove_cli.cli import main
+
+    out = tmp_path / "out.mp4"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["upscale", str(demo_clip("007.mp4")), "-o", str(out), "--model", "bilinear", "--scale", "1", "-q",
+              "--eval", str(demo_clip("007.mp4"))])  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 3 and out.is_file() and len(err.splitlines()) == 1, err
+    assert f"{out} was written fine, but scoring it failed" in err and "--eval-metrics psnr,ssim" in err
+    assert "download-weights --metrics" in err
 
 
 def test_stage2_refuses_without_dists_and_loads_them_from_the_cache(

@@ -200,8 +200,8 @@ def test_dry_run_plans_without_writing(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["upscale", str(clip), "-o", str(tmp_path / "x.mp4"), "--model", "bilinear", "--tile", "256", "--dry-run"])
     assert exc.value.code in (0, None)
-    err = capsys.readouterr().err
-    assert "windows" in err and "1272x720" in err
+    out, err = capsys.readouterr()
+    assert "windows" in out and "1272x720" in out and "windows" not in err  # the plan on stdout, to pipe or save
     assert not (tmp_path / "x.mp4").exists()
 
 
@@ -491,7 +491,7 @@ def test_dry_run_needs_no_weights(tmp_path, monkeypatch, capsys):
     out = tmp_path / "out.mp4"
     with pytest.raises(SystemExit) as exc:
         main(["upscale", str(demo_clip("007.mp4")), "-o", str(out), "--dry-run", "--download", "--tile", "512"])
-    err = capsys.readouterr().err.replace("\n", " ")
+    err = capsys.readouterr().out.replace("\n", " ")
     assert exc.value.code == 0 and "weights not downloaded yet" in err and "CogVideoX1.5-5B" in err
     assert "1264x712" in err and "windows" in err
     assert not out.exists() and not (tmp_path / "hf" / "hub").exists()
@@ -523,7 +523,10 @@ def test_plans_leave_room_for_weights_still_to_come(tiny_model):
     assert bones.is_skeleton and not tiny_model.is_skeleton and bones.weights_bytes() == loaded
     cpu, cuda = torch.device("cpu"), torch.device("cuda")  # only the device type is looked at
     assert weights_to_come(tiny_model, "none", cpu) == 0 and weights_to_come(tiny_model, "none", cuda) == 0
-    assert weights_to_come(tiny_model, "model", cuda) == loaded
+    vae = sum(p.numel() * p.element_size() for p in tiny_model.vae.parameters())
+    larger = max(loaded - vae, vae)  # --offload model: one part on the GPU at a time
+    assert weights_to_come(tiny_model, "model", cuda) == weights_to_come(bones, "model", cuda) == larger < loaded
+    assert weights_to_come(bones, "model", cpu) == loaded  # offloading does nothing on the CPU
     assert weights_to_come(bones, "none", cpu) == weights_to_come(bones, "none", cuda) == loaded
     assert weights_to_come(bones, "sequential", cuda) == 0 and weights_to_come(BilinearModel(), "none", cpu) == 0
     t, v = tiny_model.transformer, tiny_model.vae
@@ -532,6 +535,34 @@ def test_plans_leave_room_for_weights_still_to_come(tiny_model):
     assert loaded_weight_bytes(t, v, torch.bfloat16, "none") == 2 * everything
     assert loaded_weight_bytes(t, v, torch.bfloat16, "int8") == 2 * everything - linear
     assert loaded_weight_bytes(t, v, torch.bfloat16, "nf4") == int(2 * everything - 1.5 * linear)
+
+
+def test_vram_plans_keep_offloaded_weights_off_the_gpu(tmp_path):
+    """--offload model holds one part on the GPU at a time (the 5B transformer's or the VAE's
+    weights beside its own pass), --offload sequential one layer: the plan has room for bigger
+    windows, and its peak counts only what is on the card."""
+    plans = {o: upscale(demo_clip("001.mp4"), tmp_path / "x.mp4", model="full-random", vram=16, offload=o,
+                        dry_run=True) for o in ("none", "model", "sequential")}  # fmt: skip
+    none, model, sequential = plans.values()
+    # The VAE decode decides these windows, and with --offload model it runs beside the VAE's weights
+    # only (the transformer's wait on the host): the same tiles as layer-by-layer offload.
+    assert model.tiles < none.tiles and model.tiles == sequential.tiles
+    assert all(p.est_peak_device_bytes <= 16 << 30 for p in plans.values())
+    assert sequential.est_peak_device_bytes < model.est_peak_device_bytes < none.est_peak_device_bytes + (1 << 30)
+
+
+def test_a_plan_past_vram_says_so_and_what_to_do(tmp_path, caplog):
+    import logging
+
+    with caplog.at_level(logging.WARNING):
+        upscale(demo_clip("001.mp4"), tmp_path / "x.mp4", model="full-random", vram=24, dry_run=True)
+    assert "--vram" not in caplog.text  # the plan fits
+    with caplog.at_level(logging.WARNING):
+        plan = upscale(demo_clip("001.mp4"), tmp_path / "x.mp4", model="full-random", vram=8, dry_run=True)
+    assert plan.est_peak_device_bytes > 8 << 30
+    warning = next(r.getMessage() for r in caplog.records if "--vram" in r.getMessage())
+    assert "is more than --vram 8 GiB" in warning and "try --offload model" in warning, warning
+    assert "--tile-overlap" not in caplog.text  # 64 px tiles share 31 px, not the default 32: not the user's doing
 
 
 def test_attachments_that_cannot_go_along_are_said_once(tmp_path, caplog):

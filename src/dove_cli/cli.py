@@ -23,7 +23,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from dove_cli.console import BatchBars, EvalBar, UpscaleBar, VerifyBar, err_console, print_batch_table, print_plan
-from dove_cli.errors import DoveError, InputError, OptionError
+from dove_cli.errors import DoveError, InputError, Interrupted, OptionError, ScoringFailed
 from dove_cli.humanize import human_size
 from dove_cli.options import Cli, UpscaleOptions
 from dove_cli.train.config import TrainConfig
@@ -137,7 +137,11 @@ def upscale_cmd(
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (windows, memory, time) and stop."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary."),
     eval_gt: Path | None = typer.Option(
-        None, "--eval", metavar="GT", help="Score the output against GT when done (as dove eval OUTPUT GT)."
+        None,
+        "--eval",
+        metavar="GT",
+        help="Score the output against GT when done (as dove eval OUTPUT GT); exit "
+        "status 3 when the output was written but scoring it failed.",
     ),
     eval_metrics: str | None = typer.Option(
         None, "--eval-metrics", metavar="LIST", help="Metrics for --eval (default: as dove eval)."
@@ -160,7 +164,7 @@ def upscale_cmd(
     elif dry_run:
         from dove_cli.upscaling import upscale
 
-        print_plan(upscale(input, output, options, dry_run=True), Console(stderr=True))
+        print_plan(upscale(input, output, options, dry_run=True), Console())  # the dry run's product: stdout
     else:
         _upscale_file(input, output, options, quiet)
     if eval_gt is not None and not dry_run:
@@ -189,11 +193,17 @@ def _check_eval(gt: Path, metrics: str | None, dry_run: bool) -> None:
 
 
 def _score(output: Path, gt: Path, metrics: str | None, json_out: Path | None, device: str | None, quiet: bool) -> None:
-    """`dove eval OUTPUT GT` right after the upscale, with its table."""
+    """`dove eval OUTPUT GT` right after the upscale, with its table; a failure says the output is fine."""
     from dove_cli.metrics.evaluate import evaluate
 
-    with EvalBar(quiet, output.name) as bar:
-        report = evaluate(output, gt, metrics, device=device, progress=bar)
+    try:
+        with EvalBar(quiet, output.name) as bar:
+            report = evaluate(output, gt, metrics, device=device, progress=bar)
+    except DoveError as exc:
+        if isinstance(exc, Interrupted):
+            raise
+        raise ScoringFailed(f"{output} was written fine, but scoring it failed: {exc}; --eval-metrics psnr,ssim "
+                            f"needs no weight files, and `dove eval {output} {gt}` scores it later") from None  # fmt: skip
     _print_eval_table(report)
     if json_out is not None:
         report.write_json(json_out)
@@ -539,7 +549,11 @@ def eval_cmd(
     ] = None,
     metrics: Annotated[
         str | None,
-        typer.Option("--metrics", help="psnr,ssim,lpips,dists,clipiqa,ewarp,dover (default: all that apply)."),
+        typer.Option(
+            "--metrics",
+            metavar="LIST",
+            help="psnr,ssim,lpips,dists,clipiqa,ewarp,dover,fastervqa (default: all of the first six that apply).",
+        ),
     ] = None,
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Write every score (per video, per frame) here.")
@@ -558,7 +572,7 @@ def eval_cmd(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Score results: PSNR, SSIM, LPIPS, DISTS (with GT), CLIP-IQA and E*warp, as the DOVE paper."""
-    from dove_cli.errors import OptionError
+    from dove_cli.errors import ModelError, OptionError
     from dove_cli.metrics.evaluate import evaluate
 
     local = {}
@@ -574,8 +588,11 @@ def eval_cmd(
 
         if importlib.util.find_spec("matplotlib") is None:
             raise OptionError("--plot needs matplotlib: pip install 'dove-cli[eval]'")
-    with EvalBar(quiet, pred.name) as bar:
-        report = evaluate(pred, gt, metrics, device=device, weights=local, max_crop=max_crop, progress=bar)
+    try:
+        with EvalBar(quiet, pred.name) as bar:
+            report = evaluate(pred, gt, metrics, device=device, weights=local, max_crop=max_crop, progress=bar)
+    except ModelError as exc:  # a weight file is missing or unreadable: say which metrics need none
+        raise type(exc)(f"{exc}; --metrics psnr,ssim needs no weight files") from None
     _print_eval_table(report)
     if json_out is not None:
         report.write_json(json_out)
@@ -615,6 +632,7 @@ def main(argv: list[str] | None = None) -> None:
     exit 2 with a pointer to `--help`, in the same one-line form rather than click's framed box.
     """
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    logging.getLogger("huggingface_hub").propagate = False  # it prints with a handler of its own: once, not twice
     previous = signal.signal(signal.SIGTERM, _sigterm_as_ctrl_c)
     try:
         code = app(args=argv, prog_name="dove", standalone_mode=False)
@@ -623,7 +641,8 @@ def main(argv: list[str] | None = None) -> None:
         code = 0
     except _click.UsageError as exc:
         hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
-        _print_error(f"{exc.format_message().rstrip('.')}{hint}")
+        message = exc.format_message().replace("Value error, ", "")  # typer's validation prefix, no news to a user
+        _print_error(f"{message.rstrip('.')}{hint}")
         code = exc.exit_code
     except _click.ClickException as exc:
         _print_error(exc.format_message())

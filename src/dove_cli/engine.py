@@ -85,13 +85,22 @@ class Restorer(Protocol):
         Only the loop's own call passes it, so models that never run `--parity` may leave it out."""
         ...
 
-    def estimate_window_bytes(self, frames: int, height: int, width: int, vae_tiled: bool = False) -> int: ...
+    def estimate_window_bytes(
+        self, frames: int, height: int, width: int, vae_tiled: bool = False, offload: Offload = "none"
+    ) -> int:
+        """Peak device bytes of one window beyond `weights_on_device(offload)`."""
+        ...
 
     def estimate_seconds(self, frames: int, height: int, width: int) -> float | None:
         """Rough time of one window, None when there is no estimate."""
         ...
 
     def weights_bytes(self) -> int: ...
+
+    def weights_on_device(self, offload: Offload = "none") -> int:
+        """Weight bytes on the device while a window runs: all of them, the larger part (offload
+        "model": the parts take turns) or none (sequential: a layer at a time, left out)."""
+        ...
 
     def can_offload(self) -> bool:
         """Whether `offload_model()` can make room on the device (the out-of-memory fallback)."""
@@ -131,13 +140,18 @@ class BilinearModel:
         """The input mapped back to [0, 1] (in place when it is float32: the caller is done with it)."""
         return video.float().mul_(0.5).add_(0.5).clamp_(0.0, 1.0)
 
-    def estimate_window_bytes(self, frames: int, height: int, width: int, vae_tiled: bool = False) -> int:
+    def estimate_window_bytes(
+        self, frames: int, height: int, width: int, vae_tiled: bool = False, offload: Offload = "none"
+    ) -> int:
         return frames * height * width * 3 * 4 * 3
 
     def estimate_seconds(self, frames: int, height: int, width: int) -> float | None:
         return None
 
     def weights_bytes(self) -> int:
+        return 0
+
+    def weights_on_device(self, offload: Offload = "none") -> int:
         return 0
 
     def can_offload(self) -> bool:
@@ -434,15 +448,34 @@ class DoveModel:
         than the kernel, which fails from about 1.4 MP (benchmarks/calibrate_memory.py)."""
         return None if self.vae.use_tiling else SAFE_DECODE_PIXELS
 
-    def estimate_window_bytes(self, frames: int, height: int, width: int, vae_tiled: bool = False) -> int:
+    def estimate_window_bytes(
+        self, frames: int, height: int, width: int, vae_tiled: bool = False, offload: Offload = "none"
+    ) -> int:
         """Rough peak activation bytes for one window (calibrate on a GPU; see README); with VAE
-        tiling (on now, or `vae_tiled`) the decoder works on diffusers' tiles, not the whole window."""
+        tiling (on now, or `vae_tiled`) the decoder works on diffusers' tiles, not the whole window.
+        offload "model": the transformer's pass with its weights or the VAE's with its own, whichever
+        is larger (accelerate's hooks hold one part on the device at a time), less the larger part's
+        weights (`weights_on_device`)."""
         tile = None
         if vae_tiled or self.vae.use_tiling:
             tile = (int(self.vae.tile_sample_min_height * 1.2), int(self.vae.tile_sample_min_width * 1.25))
-        return estimate_activation_bytes(
+        parts = estimate_activation_parts(
             self.transformer.config, self.vae.config, frames, height, width, self.dtype, vae_tile=tile
         )
+        if offload != "model":
+            return max(parts)
+        weights = self._part_weights_bytes()
+        return max(a + w for a, w in zip(parts, weights, strict=True)) - max(weights)
+
+    def weights_on_device(self, offload: Offload = "none") -> int:
+        if offload == "sequential":
+            return 0
+        return max(self._part_weights_bytes()) if offload == "model" else self.weights_bytes()
+
+    def _part_weights_bytes(self) -> tuple[int, int]:
+        """(transformer, VAE) weight bytes as loaded (the VAE is never quantised)."""
+        vae = sum(p.numel() * p.element_size() for p in self.vae.parameters())
+        return self.weights_bytes() - vae, vae
 
     def enable_vae_tiling(self) -> None:
         """Decode (and encode) in diffusers' overlapping tiles: for windows past SAFE_DECODE_PIXELS."""
@@ -488,7 +521,15 @@ WORKSPACE_BYTES = 256 << 20  # kernel scratch and allocator slack (CPU: RSS was 
 def estimate_activation_bytes(
     tcfg, vcfg, frames: int, height: int, width: int, dtype: torch.dtype, vae_tile: tuple[int, int] | None = None
 ) -> int:
-    """Peak activation bytes of one window: the larger of the transformer pass and the VAE decode.
+    """Peak activation bytes of one window: the larger of the transformer pass and the VAE decode."""
+    return max(estimate_activation_parts(tcfg, vcfg, frames, height, width, dtype, vae_tile))
+
+
+def estimate_activation_parts(
+    tcfg, vcfg, frames: int, height: int, width: int, dtype: torch.dtype, vae_tile: tuple[int, int] | None = None
+) -> tuple[int, int]:
+    """Peak activation bytes of one window's transformer pass and of its VAE decode, each with
+    the window's frames and workspace (apart: with --offload model each runs beside its own weights).
 
     The constants come from benchmarks/calibrate_memory.py, a CPU proxy: the GPU caching
     allocator's fragmentation and cuDNN/cuBLAS workspaces are not captured. The VAE encode peaks
@@ -507,7 +548,7 @@ def estimate_activation_bytes(
     vae_h, vae_w = (min(height, vae_tile[0]), min(width, vae_tile[1])) if vae_tile else (height, width)
     vae = VAE_DECODE_BYTES.get(frames, VAE_DECODE_BYTES_LONG) * vae_h * vae_w * vcfg.block_out_channels[0] * elt
     io = 3 * frames * height * width * 3 * 4  # the window in, decoded out, float32 result
-    return int(max(transformer, vae) + WORKSPACE_BYTES + io)
+    return int(transformer + WORKSPACE_BYTES + io), int(vae + WORKSPACE_BYTES + io)
 
 
 MIN_BITSANDBYTES = "0.48"  # diffusers refuses to move 8-bit weights (offload, OOM fallback) with older ones
@@ -536,10 +577,13 @@ def bnb_config(quantize: Quantize, dtype: torch.dtype, device: torch.device):
 
 
 def check_fp8(device: torch.device) -> None:
-    """--quantize fp8 needs torchao and a GPU with fp8 matrix units (compute capability 8.9+)."""
-    if device.type != "cuda" or torch.cuda.get_device_capability(device) < (8, 9):
-        raise OptionError("--quantize fp8 needs an NVIDIA GPU with fp8 (compute capability 8.9 or newer: Ada, "
-                          "Hopper, Blackwell); use --quantize int8 or nf4")  # fmt: skip
+    """--quantize fp8 needs torchao and a GPU with fp8 matrix units (compute capability 8.9+).
+    Without CUDA there is no capability to ask (torch would raise), and int8/nf4 need CUDA too."""
+    need = "--quantize fp8 needs an NVIDIA GPU with fp8 (compute capability 8.9 or newer: Ada, Hopper, Blackwell)"
+    if device.type != "cuda" or not torch.cuda.is_available():
+        raise OptionError(f"{need}; this run has no CUDA GPU (int8 and nf4 need one too): use --quantize none")
+    if torch.cuda.get_device_capability(device) < (8, 9):
+        raise OptionError(f"{need}; on this GPU use --quantize int8 or nf4 (bitsandbytes)")
     try:
         import torchao  # noqa: F401
     except ImportError as exc:
@@ -635,14 +679,12 @@ def skeleton(
     dtype: torch.dtype = torch.float32,
     quantize: Quantize = "none",
 ) -> DoveModel:
-    """The model's architecture on the meta device, no weights read or allocated: for --dry-run plans."""
+    """The model's architecture on the meta device, no weights read or allocated: for --dry-run plans.
+    What `quantize` needs is checked by the caller (models.check_quantize): a plan for a card on
+    paper (--vram) does not need it on this machine."""
     from diffusers import AutoencoderKLCogVideoX, CogVideoXDPMScheduler, CogVideoXTransformer3DModel
 
     device = torch.device(device)
-    if quantize == "fp8":
-        check_fp8(device)
-    elif quantize != "none":
-        bnb_config(quantize, dtype, device)  # the same errors a real run gives (no CUDA, no bitsandbytes)
     with torch.device("meta"):
         transformer = _cast(CogVideoXTransformer3DModel.from_config(transformer_config), dtype)
         vae = _cast(AutoencoderKLCogVideoX.from_config(vae_config), dtype)

@@ -33,6 +33,13 @@ class OutOfMemory(DoveError):
     """Ran out of device memory even at the smallest tile and with offload."""
 
 
+class ScoringFailed(DoveError):
+    """`dove upscale --eval`: the output was written, scoring it failed. Its own exit status (3), so
+    that a script can tell a good output from a failed run."""
+
+    exit_code = 3
+
+
 class Interrupted(DoveError):
     """Stopped by Ctrl-C; the finished segments are kept for --resume."""
 

@@ -67,8 +67,11 @@ def load_model(opts: UpscaleOptions, device: torch.device, dtype: torch.dtype) -
     return model
 
 
-def check_quantize(opts: UpscaleOptions, device: torch.device) -> None:
-    """What --quantize needs (a GPU that has fp8, bitsandbytes, ...), checked before anything loads."""
+def check_quantize(opts: UpscaleOptions, device: torch.device, on_paper: bool = False) -> None:
+    """What --quantize needs (a GPU that has fp8, bitsandbytes, ...), checked before anything loads.
+    on_paper (--dry-run --vram without a GPU): the card is not this machine's, so nothing to check."""
+    if on_paper:
+        return
     if opts.quantize == "fp8":
         engine.check_fp8(device)
     elif opts.quantize != "none" and opts.model != "bilinear":
@@ -126,7 +129,7 @@ def planning_model(opts: UpscaleOptions, device: torch.device, dtype: torch.dtyp
     if name == "bilinear":
         return load_model(opts, device, dtype), ""
     if size := random_size(opts):
-        return engine.skeleton(*engine.RANDOM_CONFIGS[size], device=device, dtype=dtype), ""
+        return engine.skeleton(*engine.RANDOM_CONFIGS[size], device=device, dtype=dtype, quantize=opts.quantize), ""
     try:
         folder = weights.resolve_model(name, download=False)
     except ModelError:

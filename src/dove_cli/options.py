@@ -168,7 +168,9 @@ class UpscaleOptions:
     preview: str | None = option(None, "Only START+DURATION, e.g. 1:20+5s.", metavar="SPAN")
     # -- output
     codec: str | None = option(
-        None, "h264, hevc, av1, vp9, ffv1, prores, png (default: h264; vp9 for .webm).", metavar="CODEC"
+        None,
+        "h264, hevc, av1, vp9, ffv1, prores, png, h264_nvenc, hevc_nvenc (default: h264; vp9 for .webm).",
+        metavar="CODEC",
     )
     crf: int | None = option(None, "Quality (codec default: visually lossless).", metavar="N")
     preset: str | None = option(None, "Encoder preset.", metavar="NAME")

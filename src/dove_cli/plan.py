@@ -17,7 +17,7 @@ import torch
 from dove_cli import release_layout
 from dove_cli.engine import TEMPORAL_PAD, Restorer
 from dove_cli.errors import InputError
-from dove_cli.options import AUTO, DEFAULT_CHUNK, UpscaleOptions, check_options, parse_preview
+from dove_cli.options import AUTO, DEFAULT_CHUNK, Offload, UpscaleOptions, check_options, parse_preview
 from dove_cli.video_io import VideoInfo
 from dove_cli.windows import ANY_LENGTH, Lengths, Span, plan_spans, plan_tiles
 
@@ -81,17 +81,16 @@ def memory_budget(device: torch.device, not_yet_loaded: int = 0, vram_gib: float
     return int(max(0, psutil.virtual_memory().available - not_yet_loaded) * 0.5)
 
 
-def weights_to_come(model: Restorer, offload: str, device: torch.device) -> int:
+def weights_to_come(model: Restorer, offload: Offload, device: torch.device) -> int:
     """Weight bytes that will share the window's memory during the run but do not take any now.
 
-    A skeleton (--dry-run) has none loaded yet; with --offload model the parts wait on the host and
-    take their turn on the GPU (sequential offload brings one layer at a time: left out).
+    A skeleton (--dry-run) has none loaded yet. Offloaded weights wait on the host and take their
+    turn on the GPU: with --offload model the larger part (the transformer; the VAE's turn is
+    counted with its pass), sequential offload one layer at a time (left out).
     """
-    if device.type == "cuda" and offload == "model":
-        return model.weights_bytes()
-    if model.is_skeleton and (device.type != "cuda" or offload == "none"):
-        return model.weights_bytes()
-    return 0
+    if device.type == "cuda" and offload != "none":
+        return model.weights_on_device(offload)
+    return model.weights_bytes() if model.is_skeleton else 0
 
 
 def resolve_chunk(chunk: int, frames: int, pixel_local: bool = False) -> int:
@@ -122,7 +121,7 @@ def work_ratio(
 
 
 def choose_windows(
-    model: Restorer, frames: int, height: int, width: int, opts: UpscaleOptions, budget: int
+    model: Restorer, frames: int, height: int, width: int, opts: UpscaleOptions, budget: int, offload: Offload = "none"
 ) -> tuple[int, int, bool]:
     """(chunk, tile, VAE tiling) from the options, choosing AUTO values so that one window fits
     `budget`. A window larger than the VAE decodes in one piece (about 1.3 MP, diffusers' limit)
@@ -142,7 +141,8 @@ def choose_windows(
         side = max(height, width)
         while True:
             th, tw = min(side, height), min(side, width)
-            if model.estimate_window_bytes(win_frames, th, tw, past_vae_limit(th, tw)) <= budget or side <= MIN_TILE:
+            need = model.estimate_window_bytes(win_frames, th, tw, past_vae_limit(th, tw), offload)
+            if need <= budget or side <= MIN_TILE:
                 break
             side = max(MIN_TILE, (side * 3 // 4) // m * m)
         if side < max(height, width):
@@ -167,7 +167,8 @@ def make_plan(info: VideoInfo, model: Restorer, opts: UpscaleOptions, device: to
     if opts.preview:
         start, dur = parse_preview(opts.preview)
         frames = max(1, min(frames or 10**9, math.ceil(dur * float(info.fps or 25))))
-    budget = memory_budget(device, weights_to_come(model, opts.offload, device), opts.vram)
+    offload = opts.offload if device.type == "cuda" else "none"  # offloading does nothing on the CPU
+    budget = memory_budget(device, weights_to_come(model, offload, device), opts.vram)
     # The float accumulators of the frames being blended: on the GPU when they are small next to it
     # (then only 8-bit frames cross to the host), and then the windows get that much less room.
     # A pixel-local model gives the same pixels in any window: overlaps would only be work done twice
@@ -178,7 +179,8 @@ def make_plan(info: VideoInfo, model: Restorer, opts: UpscaleOptions, device: to
         resolve_chunk(opts.chunk, frames, pixel_local), frames, big_h, big_w, chunk_overlap
     )
     blend_on_device = device.type == "cuda" and accumulators < min(budget // 4, ACCUMULATOR_MAX_DEVICE_BYTES)
-    chunk, tile, vae_tiling = choose_windows(model, frames, big_h, big_w, opts, budget - accumulators * blend_on_device)
+    room = budget - accumulators * blend_on_device
+    chunk, tile, vae_tiling = choose_windows(model, frames, big_h, big_w, opts, room, offload)
     if opts.parity:  # the release's tiles and chunks (over the video padded to 8k+1 frames), as given
         ys, xs = release_layout.check_release_tiles(big_h, big_w, tile, opts.tile_overlap)
         tile_overlap = opts.tile_overlap if len(ys) > 1 or len(xs) > 1 else 0
@@ -188,7 +190,8 @@ def make_plan(info: VideoInfo, model: Restorer, opts: UpscaleOptions, device: to
         time_multiple = 1  # the release pads the whole video, not each window
     else:
         ys, xs, tile_overlap = plan_tiles(big_h, big_w, tile, want_tile_overlap, model.spatial_multiple)
-        if len(ys) * len(xs) > 1 and tile_overlap < want_tile_overlap:
+        given = opts.tile_overlap != UpscaleOptions.tile_overlap  # the default is cut to fit without a word
+        if len(ys) * len(xs) > 1 and tile_overlap < want_tile_overlap and given:
             log.warning("--tile-overlap %d is more than a %d px tile can share (--tile auto chose %d px): using %d",
                         opts.tile_overlap, ys[0].length, ys[0].length, tile_overlap)  # fmt: skip
         spans = plan_spans(frames, chunk, chunk_overlap, frame_lengths(model)) if frames else []
@@ -197,7 +200,8 @@ def make_plan(info: VideoInfo, model: Restorer, opts: UpscaleOptions, device: to
         time_multiple = 1 if model.pixel_local else TEMPORAL_PAD
     th, tw = max(s.length for s in ys), max(s.length for s in xs)
     weights = model.weights_bytes()
-    act = model.estimate_window_bytes(max(win_f, 1), th, tw, vae_tiling)
+    act = model.estimate_window_bytes(max(win_f, 1), th, tw, vae_tiling, offload)
+    on_device = model.weights_on_device(offload) + act + accumulators * blend_on_device
     lq_frames = (win_f + chunk) * hp * wp * 3 * 2
     host = lq_frames + (0 if blend_on_device else accumulators)
     if device.type == "cpu":
@@ -218,7 +222,7 @@ def make_plan(info: VideoInfo, model: Restorer, opts: UpscaleOptions, device: to
         chunks=chunks,
         device=str(device),
         dtype=str(dtype).replace("torch.", ""),
-        est_peak_device_bytes=(weights + act + accumulators * blend_on_device) if device.type == "cuda" else 0,
+        est_peak_device_bytes=on_device if device.type == "cuda" else 0,
         est_peak_host_bytes=int(host),
         est_seconds=est,
         blend_on_device=blend_on_device,
@@ -259,6 +263,20 @@ def warn_if_host_memory_short(plan: Plan, model: Restorer) -> None:
         advice = "a shorter --chunk, a smaller --tile or a smaller --scale needs less"
     log.warning("this run needs about %.1f GiB of host memory and %.1f GiB is available: it may swap or be killed; %s",
                 need / 2**30, available / 2**30, advice)  # fmt: skip
+
+
+def warn_if_device_memory_short(plan: Plan, opts: UpscaleOptions, model: Restorer) -> None:
+    """--vram N: say so when even the chosen windows are estimated past N GiB (auto tiles stop at
+    MIN_TILE, and given --tile/--chunk are kept), with what would make room."""
+    if opts.vram is None or plan.est_peak_device_bytes <= opts.vram * 2**30:
+        return
+    more_offload = {"none": "--offload model", "model": "--offload sequential"}.get(opts.offload)
+    advice = [more_offload] if more_offload and model.weights_bytes() else []
+    advice += ["a smaller --tile"] if plan.tile == 0 or plan.tile > MIN_TILE else []
+    advice += ["a shorter --chunk" if plan.chunk else f"--chunk {DEFAULT_CHUNK}"]
+    tries = ", ".join(advice[:-1]) + (" or " if len(advice) > 1 else "") + advice[-1]
+    log.warning("the plan's estimated peak GPU memory, %.1f GiB, is more than --vram %g GiB: it may run out of "
+                "memory; try %s", plan.est_peak_device_bytes / 2**30, opts.vram, tries)  # fmt: skip
 
 
 def accumulator_bytes(chunk: int, frames: int, height: int, width: int, overlap: int) -> int:

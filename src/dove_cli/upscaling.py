@@ -37,7 +37,7 @@ from dove_cli.humanize import human_range
 from dove_cli.manifest import write_manifest
 from dove_cli.models import check_quantize, load_model, planning_model, resolve_device
 from dove_cli.options import UpscaleOptions, check_options, parse_preview
-from dove_cli.plan import Plan, make_plan, warn_if_host_memory_short
+from dove_cli.plan import Plan, make_plan, warn_if_device_memory_short, warn_if_host_memory_short
 from dove_cli.release_layout import ReleaseChunkStream, time_pad
 from dove_cli.scenes import SceneDetector
 from dove_cli.threads import BackgroundWriter, read_ahead
@@ -91,8 +91,8 @@ class UpscaleResult:
         fps = self.frames / self.seconds if self.seconds > 0 else 0.0
         dev = f", peak GPU {self.peak_device_bytes / gib:.2f} GiB" if self.peak_device_bytes else ""
         tile = f"tile {self.tile_used or 'none'}"
-        retry = f", {self.retries} OOM retries" if self.retries else ""
-        extra = f", {len(self.cuts)} scene cuts" if self.cuts else ""
+        retry = f", {self.retries} OOM retr{'ies' if self.retries != 1 else 'y'}" if self.retries else ""
+        extra = f", {len(self.cuts)} scene cut{'s' * (len(self.cuts) != 1)}" if self.cuts else ""
         if self.resumed_from:
             skipped = self.windows_skipped
             extra += f", resumed after frame {self.resumed_from} ({skipped} window{'s' * (skipped != 1)} skipped)"
@@ -182,7 +182,7 @@ def upscale(
                 progress(Progress(0, info.num_frames, "", time.perf_counter() - t_start, status))
 
         if restorer is None:
-            check_quantize(opts, device)  # one line now, not after "loading model"
+            check_quantize(opts, device, on_paper)  # one line now, not after "loading model"
         say("loading model")
         if restorer is not None:
             model, note = restorer, ""
@@ -197,6 +197,7 @@ def upscale(
         if on_paper:  # no such card here to measure its speed
             plan = replace(plan, est_seconds=None, model_note=f"planned for a {opts.vram:g} GiB GPU (--vram)")
         warn_if_host_memory_short(plan, model)
+        warn_if_device_memory_short(plan, opts, model)
         warn_scale(opts, model.output_is_input)
         if plan.vae_tiling and not dry_run and isinstance(model, DoveModel):
             model.enable_vae_tiling()  # windows past the VAE's one-piece limit (the plan counted it)

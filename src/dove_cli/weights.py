@@ -67,6 +67,24 @@ def hub_env() -> HubEnv:
     return HubEnv(endpoint, Path(os.path.expandvars(cache)).expanduser(), offline)
 
 
+def hub_reachable(endpoint: str, timeout: float = 3.0) -> bool:
+    """Whether the hub's host takes a connection within `timeout` s: without a network,
+    huggingface_hub retries each file for about 25 s before it fails. Behind a proxy the host
+    cannot be tried directly: True (the download says what went wrong)."""
+    import socket
+    import urllib.parse
+    import urllib.request
+
+    if urllib.request.getproxies():
+        return True
+    url = urllib.parse.urlsplit(endpoint)
+    try:
+        with socket.create_connection((url.hostname, url.port or (80 if url.scheme == "http" else 443)), timeout):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
 def state_file() -> Path:
     """Where `download-weights` records the folders it filled (so that `--dir` downloads are found later)."""
     base = os.environ.get("DOVE_HOME") or os.path.join(

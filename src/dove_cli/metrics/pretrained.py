@@ -200,18 +200,23 @@ def fetch(key: str, *, download: bool = True) -> Path:
     """
     from huggingface_hub import hf_hub_download
 
-    from dove_cli.weights import hub_env, hub_errors
+    from dove_cli.weights import hub_env, hub_errors, hub_reachable
 
     spec = WEIGHT_FILES[key]
     path = cached(key)
     if path is not None:
         return path
     env = hub_env()
+    flag = "--dists" if key in NEEDS["dists"] else "--metrics"
     if not download or env.offline:
         why = "offline (HF_HUB_OFFLINE=1) and " if env.offline else ""
-        flag = "--dists" if key in NEEDS["dists"] else "--metrics"
         raise ModelError(
             f"{why}{spec.what} ({spec.repo}/{spec.filename}) is not downloaded: run `dove download-weights {flag}`"
+        )
+    if not hub_reachable(env.endpoint):  # at once, not after the hub's retries
+        raise DownloadError(
+            f"{spec.what} ({spec.repo}/{spec.filename}) is not downloaded and {env.endpoint} cannot be reached: "
+            f"run `dove download-weights {flag}` where it can (or set HF_ENDPOINT to a mirror)"
         )
     errors: list[DownloadError] = []
     for repo, filename in _sources(spec):
