@@ -87,11 +87,12 @@ def to_code_values(
     page faults every time).
     """
     top = 65535.0 if bits16 else 255.0
-    scaled = torch.mul(x, top, out=scratch if scratch is not None else torch.empty_like(x))
+    out_buffer = scratch if scratch is not None else torch.empty_like(x)
     if truncate:
-        scaled.clamp_(0.0, top)
-    else:
-        scaled.add_(0.5).clamp_(0.0, top + 0.5)  # clamp: a rounding step outside
+        scaled = torch.mul(x, top, out=out_buffer).clamp_(0.0, top)
+    else:  # x * top + 0.5 in one pass (the clamp: a rounding step outside)
+        half = torch.tensor(0.5, dtype=x.dtype, device=x.device)
+        scaled = torch.add(half, x, alpha=top, out=out_buffer).clamp_(0.0, top + 0.5)
     out = torch.empty((x.shape[1], x.shape[2], 3), dtype=torch.int32 if bits16 else torch.uint8, device=x.device)
     out.copy_(scaled.permute(1, 2, 0))
     return out.cpu().numpy().astype(np.uint16 if bits16 else np.uint8, copy=False)

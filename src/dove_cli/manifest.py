@@ -6,11 +6,11 @@ import json
 import platform
 from dataclasses import asdict
 from fractions import Fraction
+from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import av
-import diffusers
 import torch
 
 from dove_cli import __version__, video_io
@@ -52,7 +52,7 @@ def write_manifest(
         "versions": {
             "python": platform.python_version(),
             "torch": torch.__version__,
-            "diffusers": diffusers.__version__,
+            "diffusers": version("diffusers"),  # not `import diffusers`: 2.6 s, which a run without DOVE never needs
             "av": av.__version__,
             "cuda": torch.version.cuda,
             "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
