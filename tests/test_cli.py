@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import subprocess
 import sys
 
@@ -26,15 +27,20 @@ def test_version_and_help_once(capsys):
     assert code == 0 and out.count("Usage: dove") == 1  # bare `dove` printed the help twice
 
 
-@pytest.mark.parametrize("command", [["upscale"], ["train"], ["bench"], ["eval"], ["download-weights"]])
+@pytest.mark.parametrize(
+    "command", [["upscale"], ["train"], ["train", "export"], ["bench"], ["eval"], ["download-weights"], ["degrade"]]
+)
 def test_help_reads_at_80_columns(command, monkeypatch):
-    """Whole option names, no `<bool>` on on/off flags, no -1 defaults."""
+    """Whole option names, no `<bool>` on on/off flags, no -1 defaults, and a name for every value
+    (FILE, N, DIR...), not the Python type (`<path>`, `<int>`, `<list[str]>`)."""
     monkeypatch.setenv("COLUMNS", "80")
     out = subprocess.run([sys.executable, "-m", "dove_cli.cli", *command, "--help"], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert max(map(len, lines)) <= 80 and "…" not in out.stdout
     assert "<bool>" not in out.stdout and "default: -1" not in out.stdout
+    options = [line for line in lines if line.lstrip().startswith("-")]
+    assert not [line for line in options if re.search(r"<(path|int|str|float|list\[\w+\])>", line)]
 
 
 def test_codec_and_container_are_checked_before_the_model_loads(tmp_path, capsys):

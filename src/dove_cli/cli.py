@@ -133,7 +133,9 @@ def upscale_cmd(
     input: Path = typer.Argument(
         ..., metavar="INPUT", help="Video file, image, image folder or pattern (frames/%06d.png)."
     ),
-    output: Path = typer.Option(..., "--output", "-o", help="Output video (container from the extension) or pattern."),
+    output: Path = typer.Option(
+        ..., "--output", "-o", metavar="FILE", help="Output video (container from the extension) or pattern."
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (windows, memory, time) and stop."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary."),
     eval_gt: Path | None = typer.Option(
@@ -241,12 +243,16 @@ def _upscale_folder(input: Path, output: Path, opts: UpscaleOptions, quiet: bool
     defaults={"model": "tiny", "tile": 0, "chunk": 0},  # one whole window by default
 )
 def bench_cmd(
-    input: Path | None = typer.Option(None, "--input", "-i", help="A clip to use instead of a synthetic one."),
-    frames: int = typer.Option(33, "--frames", help="Frames of the synthetic clip."),
-    height: int = typer.Option(720, "--height", help="Output height of the synthetic clip."),
-    width: int = typer.Option(1280, "--width", help="Output width of the synthetic clip."),
-    warmup: int | None = typer.Option(None, "--warmup", help="Untimed runs first (default: 1 on a GPU, 0 on the CPU)."),
-    repeat: int = typer.Option(1, "--repeat", help="Timed runs; the fastest is reported."),
+    input: Path | None = typer.Option(
+        None, "--input", "-i", metavar="FILE", help="A clip to use instead of a synthetic one."
+    ),
+    frames: int = typer.Option(33, "--frames", metavar="N", help="Frames of the synthetic clip."),
+    height: int = typer.Option(720, "--height", metavar="PX", help="Output height of the synthetic clip."),
+    width: int = typer.Option(1280, "--width", metavar="PX", help="Output width of the synthetic clip."),
+    warmup: int | None = typer.Option(
+        None, "--warmup", metavar="N", help="Untimed runs first (default: 1 on a GPU, 0 on the CPU)."
+    ),
+    repeat: int = typer.Option(1, "--repeat", metavar="N", help="Timed runs; the fastest is reported."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
     *,
     options: UpscaleOptions,
@@ -282,14 +288,21 @@ def bench_cmd(
 
 @app.command("download-weights")
 def download_weights_cmd(
-    repo: str = typer.Option("zzsi/DOVE", "--repo", help="Hub repo id (owner/name[:subfolder])."),
-    revision: str | None = typer.Option(None, "--revision", help="Branch, tag or commit (default: main)."),
-    subfolder: str | None = typer.Option(
-        None, "--subfolder", help="Folder inside the repo (default: stage<N>/ for zzsi/DOVE, else the root)."
+    repo: str = typer.Option("zzsi/DOVE", "--repo", metavar="REPO", help="Hub repo id (owner/name[:subfolder])."),
+    revision: str | None = typer.Option(
+        None, "--revision", metavar="REV", help="Branch, tag or commit (default: main)."
     ),
-    stage: int = typer.Option(2, "--stage", help="Which DOVE training stage to fetch (1 or 2)."),
+    subfolder: str | None = typer.Option(
+        None,
+        "--subfolder",
+        metavar="DIR",
+        help="Folder inside the repo (default: stage<N>/ for zzsi/DOVE, else the root).",
+    ),
+    stage: int = typer.Option(2, "--stage", metavar="N", help="Which DOVE training stage to fetch (1 or 2)."),
     base: bool = typer.Option(False, "--base", help="Also fetch zai-org/CogVideoX1.5-5B (to train stage 1)."),
-    dir: Path | None = typer.Option(None, "--dir", help="Download into this folder instead of the hub cache."),
+    dir: Path | None = typer.Option(
+        None, "--dir", metavar="DIR", help="Download into this folder instead of the hub cache."
+    ),
     with_text_encoder: bool = typer.Option(
         False, "--with-text-encoder", help="Also fetch the T5 text encoder and tokenizer (~9 GB; not needed)."
     ),
@@ -473,7 +486,7 @@ def train_export_cmd(
     checkpoint: Path = typer.Argument(
         ..., metavar="CHECKPOINT", help="A checkpoint folder (or a run folder: its latest checkpoint)."
     ),
-    output: Path = typer.Option(..., "--output", "-o", help="Model folder to write (diffusers layout)."),
+    output: Path = typer.Option(..., "--output", "-o", metavar="DIR", help="Model folder to write (diffusers layout)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty output folder."),
     with_text_encoder: bool = typer.Option(
         False,
@@ -491,11 +504,15 @@ def train_export_cmd(
 @app.command("degrade")
 def degrade_cmd(
     input: Path = typer.Argument(..., metavar="INPUT", help="A video (its first --frames frames are used)."),
-    output: Path = typer.Option(..., "--output", "-o", help="LQ video to write (1/4 size)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of every random draw."),
-    config: str = typer.Option("video", "--config", help="video (stage 1), image_video (stage 2) or a yaml."),
-    frames: int = typer.Option(100, "--frames", help="At most this many frames."),
-    record: Path | None = typer.Option(None, "--record", help="Write the drawn parameters as JSON here."),
+    output: Path = typer.Option(..., "--output", "-o", metavar="FILE", help="LQ video to write (1/4 size)."),
+    seed: int = typer.Option(0, "--seed", metavar="N", help="Seed of every random draw."),
+    config: str = typer.Option(
+        "video", "--config", metavar="NAME", help="video (stage 1), image_video (stage 2) or a yaml."
+    ),
+    frames: int = typer.Option(100, "--frames", metavar="N", help="At most this many frames."),
+    record: Path | None = typer.Option(
+        None, "--record", metavar="FILE", help="Write the drawn parameters as JSON here."
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
 ) -> None:
     """Write one degraded sample of a video: what `dove train` teaches the model to undo."""
@@ -556,19 +573,24 @@ def eval_cmd(
         ),
     ] = None,
     json_out: Annotated[
-        Path | None, typer.Option("--json", help="Write every score (per video, per frame) here.")
+        Path | None, typer.Option("--json", metavar="FILE", help="Write every score (per video, per frame) here.")
     ] = None,
-    csv_out: Annotated[Path | None, typer.Option("--csv", help="Write one row per video (and the mean) here.")] = None,
+    csv_out: Annotated[
+        Path | None, typer.Option("--csv", metavar="FILE", help="Write one row per video (and the mean) here.")
+    ] = None,
     plot: Annotated[
-        Path | None, typer.Option("--plot", help="PNG of each metric over time per video (matplotlib).")
+        Path | None, typer.Option("--plot", metavar="FILE", help="PNG of each metric over time per video (matplotlib).")
     ] = None,
     device: Annotated[
-        str | None, typer.Option("--device", help="cuda, cuda:1, cpu (default: cuda when present).")
+        str | None, typer.Option("--device", metavar="DEVICE", help="cuda, cuda:1, cpu (default: cuda when present).")
     ] = None,
     weights_files: Annotated[
-        list[str] | None, typer.Option("--weights", help="KEY=FILE: a local weight file instead of the hub.")
+        list[str] | None,
+        typer.Option("--weights", metavar="KEY=FILE", help="KEY=FILE: a local weight file instead of the hub."),
     ] = None,
-    max_crop: Annotated[int, typer.Option("--max-crop", help="Pixels PRED and GT sizes may differ by (cropped).")] = 16,
+    max_crop: Annotated[
+        int, typer.Option("--max-crop", metavar="PX", help="Pixels PRED and GT sizes may differ by (cropped).")
+    ] = 16,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Score results: PSNR, SSIM, LPIPS, DISTS (with GT), CLIP-IQA and E*warp, as the DOVE paper."""
