@@ -31,22 +31,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import imageio_ffmpeg
+from memory_flat import make_clip  # benchmarks/ is on sys.path when run as a script
 
 MODELS = {  # model -> (input size, scale, frames option)
     "bilinear": ("160x90", 4, "bilinear_frames"),
     "tiny": ("64x48", 2, "tiny_frames"),
 }
-
-
-def make_clip(path: Path, frames: int, size: str) -> Path:
-    ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
-    subprocess.run(
-        [ffmpeg, "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc2=size={size}:rate=24", "-frames:v", str(frames),
-         "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(path)],
-        check=True,
-    )  # fmt: skip
-    return path
 
 
 def md5(path: Path) -> str:

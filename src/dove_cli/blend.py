@@ -75,6 +75,10 @@ def finish_frame(
     return frame
 
 
+# A CPU scalar tensor: CUDA ops take it as a plain number (no per-frame tensor, no host-to-device copy).
+_HALF = torch.tensor(0.5)
+
+
 def to_code_values(
     x: torch.Tensor, bits16: bool, scratch: torch.Tensor | None = None, truncate: bool = False
 ) -> np.ndarray:
@@ -91,8 +95,7 @@ def to_code_values(
     if truncate:
         scaled = torch.mul(x, top, out=out_buffer).clamp_(0.0, top)
     else:  # x * top + 0.5 in one pass (the clamp: a rounding step outside)
-        half = torch.tensor(0.5, dtype=x.dtype, device=x.device)
-        scaled = torch.add(half, x, alpha=top, out=out_buffer).clamp_(0.0, top + 0.5)
+        scaled = torch.add(_HALF, x, alpha=top, out=out_buffer).clamp_(0.0, top + 0.5)
     out = torch.empty((x.shape[1], x.shape[2], 3), dtype=torch.int32 if bits16 else torch.uint8, device=x.device)
     out.copy_(scaled.permute(1, 2, 0))
     return out.cpu().numpy().astype(np.uint16 if bits16 else np.uint8, copy=False)
