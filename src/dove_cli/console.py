@@ -173,9 +173,9 @@ class BatchBars(UpscaleBar):
         if item.status == "running":  # a fresh per-file bar (its frame count comes with the first update)
             self.bar.remove_task(self.task)
             self.task = self.bar.add_task(escape(item.input.name), total=None, rate="", window="")
-            self._status = ""
+            self._status, self.label = "", item.input.name  # plain lines name the file being made
             if self.plain:
-                self._line(f"file {index + 1} of {self.bar.tasks[0].total}: {item.input.name}")
+                self._line(f"file {index + 1} of {self.bar.tasks[0].total}")
             return
         self.done += 1
         self.bar.update(self.task, visible=False)  # a finished file's bar goes; the overall bar stays
