@@ -75,10 +75,14 @@ class UpscaleBar:
         fps = p.frames_done / p.seconds if p.seconds > 0 else 0.0
         if self.plain:
             due = now - self._last_line >= self.interval or p.status != self._status
-            if p.frames_done != self._last_count and due:
+            count, first = p.frames_done != self._last_count and due, not self._last_count
+            if count and not first:
                 self._line(self._counts(p, now))  # the count, then the stage it ends with
-                self._last_count = p.frames_done
             self.status(p.status)
+            if count and first:  # the first count (a resumed run's saved frames) after its stage's line
+                self._line(self._counts(p, now))
+            if count:
+                self._last_count = p.frames_done
             return
         self.status(p.status)
         self._start()
