@@ -112,7 +112,8 @@ def test_nvenc_without_an_nvidia_driver_is_one_line_naming_the_cpu_encoder(tmp_p
         main(["upscale", str(demo_clip("007.mp4")), "-o", str(out), "--model", "bilinear", "--codec", "hevc_nvenc"])
     err = capsys.readouterr().err.strip()
     assert done.value.code == 2 and len(err.splitlines()) == 1, err
-    assert "codec hevc_nvenc needs an NVIDIA GPU with NVENC" in err and "use --codec hevc" in err
+    assert "codec hevc_nvenc needs an NVIDIA GPU with NVENC" in err and "use --codec hevc (libx265, the CPU" in err
+    assert "none is usable here" in err and "(" not in err.split("NVENC")[1].split(";")[0]  # not FFmpeg's raw words
     assert not out.exists()
 
 

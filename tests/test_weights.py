@@ -6,8 +6,8 @@ HF_HOME and HF_HUB_CACHE point at the server and at tmp_path, and weights.py rea
 from __future__ import annotations
 
 import errno
-import logging
 import hashlib
+import logging
 import os
 import re
 import subprocess
