@@ -77,6 +77,21 @@ def test_batch_cli_reports_failures_and_exits_2(folder, tmp_path, capsys, caplog
     assert caplog.text.count("sub-folders are not searched (extras)") == 1
 
 
+def test_batch_plain_progress_lines_name_the_file(folder, tmp_path, capsys, monkeypatch):
+    """stderr not a terminal (a log): every line says which file it is about (the label was empty)."""
+    from dove_cli.cli import main
+
+    monkeypatch.setenv("DOVE_PROGRESS_INTERVAL", "0")
+    (folder / "c.mp4").unlink()
+    with pytest.raises(SystemExit):
+        main(["upscale", str(folder), "-o", str(tmp_path / "out"), "--model", "bilinear", "--scale", "2",
+              "--codec", "ffv1"])  # fmt: skip
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if "frames (" in ln or "upscaling" in ln]
+    assert lines and not [ln for ln in lines if not ln.startswith(("a.mp4: ", "b.mkv: "))], err
+    assert "a.mp4: file 1 of 2" in err and "b.mkv: file 2 of 2" in err
+
+
 def test_batch_input_rules(folder, tmp_path):
     assert [p.name for p in find_videos(folder)] == ["a.mp4", "b.mkv", "c.mp4"]
     assert is_batch_input(folder) and not is_batch_input(folder / "a.mp4")

@@ -112,7 +112,8 @@ def test_nvenc_without_an_nvidia_driver_is_one_line_naming_the_cpu_encoder(tmp_p
         main(["upscale", str(demo_clip("007.mp4")), "-o", str(out), "--model", "bilinear", "--codec", "hevc_nvenc"])
     err = capsys.readouterr().err.strip()
     assert done.value.code == 2 and len(err.splitlines()) == 1, err
-    assert "codec hevc_nvenc needs an NVIDIA GPU with NVENC" in err and "use --codec hevc" in err
+    assert "codec hevc_nvenc needs an NVIDIA GPU with NVENC" in err and "use --codec hevc (libx265, the CPU" in err
+    assert "none is usable here" in err and "(" not in err.split("NVENC")[1].split(";")[0]  # not FFmpeg's raw words
     assert not out.exists()
 
 
@@ -171,3 +172,14 @@ def test_messages_read_as_english(tmp_path, capsys):
 
     result = upscale(demo_clip("007.mp4"), tmp_path / "x.mp4", model="bilinear", scale=1, preview="0+0.2s")
     assert ", 1 OOM retry, 1 scene cut -> " in replace(result, cuts=[3], retries=1).summary()
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_model_dir_of_download_weights_is_said_unless_quiet(tiny_model_dir, tmp_path, caplog, capsys, quiet):
+    (tmp_path / "dl").mkdir()
+    (tmp_path / "dl" / "stage2").symlink_to(tiny_model_dir)  # as `dove download-weights --dir dl` leaves it
+    argv = ["upscale", str(demo_clip("001.mp4")), "-o", str(tmp_path / "x.mp4"), "--model", str(tmp_path / "dl"),
+            "--dry-run", *(["-q"] if quiet else [])]  # fmt: skip
+    code, out, err = run(argv, capsys)
+    assert code == 0, err
+    assert ("holds stage2/: using" in caplog.text) is not quiet

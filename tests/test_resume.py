@@ -242,3 +242,23 @@ def test_one_run_at_a_time_per_output(clip, tmp_path):
         holder.communicate(timeout=60)
     r = upscale(clip, out, UpscaleOptions(**OPTS, preview="0+1s", overwrite=True))
     assert r.frames == 25 and len(framemd5(out)) == 25 and not work_folder(out).exists()
+
+
+def test_plain_progress_of_a_resumed_run_keeps_the_stage_lines_in_order():
+    """--resume starts counting at the saved frames: that count came before the "upscaling" line."""
+    import io
+
+    from rich.console import Console
+
+    from dove_cli.console import UpscaleBar
+    from dove_cli.upscaling import Progress
+
+    log = io.StringIO()
+    bar = UpscaleBar(False, "in.mp4", console=Console(file=log, width=200))
+    for status in ("loading model", "planning"):
+        bar(Progress(0, 100, "", 0.1, status))
+    for done, status in ((50, "upscaling"), (60, "upscaling"), (100, "joining segments")):  # 60: not due (10 s)
+        bar(Progress(done, 100, "", 1.0, status))
+    lines = [ln.split(": ", 1)[1].split(" (")[0] for ln in log.getvalue().splitlines()]
+    assert lines == ["loading model", "planning", "upscaling", "50/100 frames",
+                     "100/100 frames", "joining segments"]  # fmt: skip

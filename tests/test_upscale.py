@@ -684,3 +684,16 @@ def test_progress_lines_reach_a_log_file_during_the_run(tmp_path):
     counts = re.findall(r"001\.mp4: (\d+)/100 frames \(\d+%\)", seen_while_running)
     assert counts and int(counts[0]) < 100  # a count before the end, not only a summary after it
     assert re.search(r"frames/s, about .* left", seen_while_running)
+
+
+def test_the_host_estimate_counts_the_process_frames_and_offloaded_weights(tmp_path):
+    """--dry-run --vram 24 on a small clip said "est. peak host memory 0.0 GiB"."""
+    from dove_cli.engine import RANDOM_CONFIGS, skeleton
+    from dove_cli.plan import HOST_BASE_BYTES
+
+    plans = {o: upscale(demo_clip("001.mp4"), tmp_path / "x.mp4", model="full-random", vram=24, offload=o,
+                        dry_run=True) for o in ("none", "model")}  # fmt: skip
+    frames = plans["none"].chunk * 1024 * 1024 * 3  # a window of 8-bit 1024x1024 output frames
+    assert plans["none"].est_peak_host_bytes >= HOST_BASE_BYTES + frames > 1 << 29
+    weights = skeleton(*RANDOM_CONFIGS["full"], device=torch.device("cpu"), dtype=torch.bfloat16).weights_bytes()
+    assert plans["model"].est_peak_host_bytes - plans["none"].est_peak_host_bytes >= weights > 10 << 30

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import logging
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -400,3 +402,16 @@ def test_cli_offline_in_fresh_process(hub, env):
     proc = subprocess.run(cmd, env=offline, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "dove upscale in.mp4 -o out.mp4" in proc.stdout
+
+
+def test_a_download_weights_dir_is_taken_for_its_stage2_and_said(env, tmp_path, caplog):
+    """`dove download-weights --dir DIR` writes DIR/stage2/ (or DIR/stage1/): --model DIR finds it, in words."""
+    both = tmp_path / "both"
+    write_model(both / "stage1")
+    stage2 = write_model(both / "stage2")
+    with caplog.at_level(logging.INFO, logger="dove_cli.note"):
+        assert weights.resolve_model(str(both)) == stage2
+    assert f"{both} holds stage2/: using {stage2}" in caplog.text
+    only1 = write_model(tmp_path / "only1" / "stage1").parent
+    with pytest.raises(ModelError, match=re.escape(f"{only1} holds stage1/: use --model {only1 / 'stage1'}")):
+        weights.resolve_model(str(only1))

@@ -16,13 +16,23 @@ def test_dry_run_manifest_holds_the_plan_and_its_work_ratio(tmp_path):
     out, manifest = tmp_path / "out.mp4", tmp_path / "plan.json"
     plan = upscale(clip, out, model="tiny", chunk=33, chunk_overlap=8, tile=0, manifest=manifest, dry_run=True)
     doc = json.loads(manifest.read_text())
-    assert not out.exists() and doc["output"] is None and doc["result"] is None
+    assert not out.exists() and doc["output"] == str(out.absolute()) and doc["result"] is None
     # By hand: windows [0, 33) and [25, 34): the last only as long as the 9 frames after a stride of
     # 25 need (9 = 8k+1, no time padding), not [1, 34), which ran 66 frames for 34. The 48x32 input
     # needs no padding at x4 (192x128 output, a multiple of 16).
     expected = (33 + 9) / 34
     assert abs(doc["plan"]["work_ratio"] - expected) < 1e-9 and abs(plan.work_ratio - expected) < 1e-9
     assert doc["plan"]["chunks"] == 2 and doc["options"]["chunk"] == 33
+
+
+def test_dry_run_manifest_records_auto_as_asked_and_the_sizes_planned(tmp_path):
+    """Auto tile and chunk were -1 in the manifest: "auto" in the options, the sizes used in the plan."""
+    clip = make_clip(tmp_path / "shot.mp4", size="48x32", frames=40, rate="16")
+    manifest = tmp_path / "plan.json"
+    upscale(clip, tmp_path / "out.mp4", model="tiny", manifest=manifest, dry_run=True)
+    doc = json.loads(manifest.read_text())
+    assert doc["options"]["tile"] == doc["options"]["chunk"] == "auto"
+    assert doc["plan"]["chunk"] == 33 and doc["plan"]["tile"] == 0  # 40 frames: 33-frame windows, one tile
 
 
 def test_padding_counts_as_work(tmp_path):

@@ -155,6 +155,7 @@ def upscale_cmd(
     """Upscale a video (or every video in a folder) with DOVE, streaming, with exact timing and audio."""
     from dove_cli.batch import is_batch_input
 
+    logging.getLogger("dove_cli.note").setLevel(logging.WARNING if quiet else logging.INFO)
     if eval_gt is None and (eval_metrics or eval_json):
         raise OptionError("--eval-metrics and --eval-json go with --eval GT")
     if eval_gt is not None:

@@ -75,10 +75,14 @@ class UpscaleBar:
         fps = p.frames_done / p.seconds if p.seconds > 0 else 0.0
         if self.plain:
             due = now - self._last_line >= self.interval or p.status != self._status
-            if p.frames_done != self._last_count and due:
+            count, first = p.frames_done != self._last_count and due, not self._last_count
+            if count and not first:
                 self._line(self._counts(p, now))  # the count, then the stage it ends with
-                self._last_count = p.frames_done
             self.status(p.status)
+            if count and first:  # the first count (a resumed run's saved frames) after its stage's line
+                self._line(self._counts(p, now))
+            if count:
+                self._last_count = p.frames_done
             return
         self.status(p.status)
         self._start()
@@ -173,9 +177,9 @@ class BatchBars(UpscaleBar):
         if item.status == "running":  # a fresh per-file bar (its frame count comes with the first update)
             self.bar.remove_task(self.task)
             self.task = self.bar.add_task(escape(item.input.name), total=None, rate="", window="")
-            self._status = ""
+            self._status, self.label = "", item.input.name  # plain lines name the file being made
             if self.plain:
-                self._line(f"file {index + 1} of {self.bar.tasks[0].total}: {item.input.name}")
+                self._line(f"file {index + 1} of {self.bar.tasks[0].total}")
             return
         self.done += 1
         self.bar.update(self.task, visible=False)  # a finished file's bar goes; the overall bar stays

@@ -1070,7 +1070,7 @@ class _Driver:
         assert job.manifest is not None and job.result is not None
         live = next(s for s in self.slots if not s.dead)
         fingerprint = self.ray.get(live.actor.fingerprint.remote(self.worker_opts, self.restorer))
-        write_manifest(job.manifest, job.input, self.opts, job.result, _Fingerprint(fingerprint))  # type: ignore[arg-type]
+        write_manifest(job.manifest, job.input, self.opts, job.result, _Fingerprint(fingerprint), job.output)  # type: ignore[arg-type]
 
     # ---------------------------------------------------------------- progress
 

@@ -16,7 +16,7 @@ import torch
 from dove_cli import __version__, video_io
 from dove_cli.engine import Restorer
 from dove_cli.errors import OutputError
-from dove_cli.options import UpscaleOptions
+from dove_cli.options import AUTO, UpscaleOptions
 from dove_cli.plan import Plan
 
 if TYPE_CHECKING:
@@ -24,16 +24,18 @@ if TYPE_CHECKING:
 
 
 def write_manifest(
-    path: Path, input: str | Path, opts: UpscaleOptions, result: UpscaleResult | Plan, model: Restorer
+    path: Path, input: str | Path, opts: UpscaleOptions, result: UpscaleResult | Plan, model: Restorer, output: Path
 ) -> None:
     """Options, plan, results and per-stage times, model hashes and versions; written atomically.
-    Given a Plan (`--dry-run --manifest`), the manifest holds the plan and no result."""
+    Given a Plan (`--dry-run --manifest`), the manifest holds the plan (with the output the run would
+    write) and no result. Options are as asked ("auto" tile/chunk); the plan has the sizes used."""
     plan = result if isinstance(result, Plan) else result.plan
+    asked = {k: "auto" if k in ("tile", "chunk") and v == AUTO else v for k, v in asdict(opts).items()}
     doc = {
         "dove": __version__,
         "input": str(Path(input).absolute()),
-        "output": None if isinstance(result, Plan) else str(Path(result.output).absolute()),
-        "options": asdict(opts),
+        "output": str(Path(output).absolute()),
+        "options": asked,
         "plan": {k: (str(v) if isinstance(v, Fraction) else v) for k, v in asdict(plan).items()},
         "result": None
         if isinstance(result, Plan)

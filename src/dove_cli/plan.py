@@ -63,6 +63,7 @@ def lq_block(scale: int, multiple: int) -> int:
     return multiple // math.gcd(multiple, scale)
 
 
+HOST_BASE_BYTES = 512 << 20  # the process before any frame: torch, diffusers and PyAV (331 MiB), codec buffers
 CUDA_CONTEXT_BYTES = 600 << 20  # what a CUDA context and cuDNN/cuBLAS take on a card before any tensor
 
 
@@ -203,9 +204,12 @@ def make_plan(info: VideoInfo, model: Restorer, opts: UpscaleOptions, device: to
     act = model.estimate_window_bytes(max(win_f, 1), th, tw, vae_tiling, offload)
     on_device = model.weights_on_device(offload) + act + accumulators * blend_on_device
     lq_frames = (win_f + chunk) * hp * wp * 3 * 2
-    host = lq_frames + (0 if blend_on_device else accumulators)
+    out_frames = max(win_f, 1) * big_h * big_w * 3  # a window's 8-bit frames on their way to the encoder
+    host = HOST_BASE_BYTES + lq_frames + out_frames + (0 if blend_on_device else accumulators)
     if device.type == "cpu":
         host += weights + act
+    elif offload != "none":
+        host += weights  # offloaded weights wait on the host between their turns on the GPU
     per_window = model.estimate_seconds(max(win_f, 1), th, tw)
     est = None if per_window is None else per_window * len(ys) * len(xs) * max(chunks, 1)
     return Plan(
@@ -251,7 +255,8 @@ def warn_if_host_memory_short(plan: Plan, model: Restorer) -> None:
     with the advice that fits what takes the memory."""
     available = psutil.virtual_memory().available
     need = plan.est_peak_host_bytes
-    weights = model.weights_bytes() if plan.device == "cpu" else 0
+    on_host = plan.device == "cpu" or getattr(model, "offload", "none") != "none"  # offloaded: on the host too
+    weights = model.weights_bytes() if on_host else 0
     if weights and not model.is_skeleton:
         need -= weights  # loaded already, so already missing from what is available
     if need <= available:

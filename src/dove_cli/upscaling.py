@@ -203,7 +203,7 @@ def upscale(
             model.enable_vae_tiling()  # windows past the VAE's one-piece limit (the plan counted it)
         if dry_run:
             if manifest is not None:
-                write_manifest(manifest, input, opts, plan, model)
+                write_manifest(manifest, input, opts, plan, model, output)
             return plan
         if device.type == "cpu" and opts.model not in ("bilinear", "tiny"):
             took = f" (this video: {human_range(plan.est_seconds)})" if plan.est_seconds else ""
@@ -241,7 +241,7 @@ def upscale(
             dropped_frames=stats.dropped_frames,
         )
         if manifest is not None:
-            write_manifest(manifest, input, opts, result, model)
+            write_manifest(manifest, input, opts, result, model, result.output)
         return result
     finally:
         session.release()

@@ -30,6 +30,7 @@ from dove_cli.errors import DownloadError, ModelError
 from dove_cli.humanize import human_size
 
 log = logging.getLogger(__name__)
+note = logging.getLogger("dove_cli.note")  # what a user is told unless --quiet (the CLI sets its level)
 
 DEFAULT_REPO = "zzsi/DOVE"
 DEFAULT_SUBFOLDER = "stage2"
@@ -533,7 +534,12 @@ def find_model_root(path: Path) -> Path:
             pass
     for folder in candidates:
         if (folder / "transformer").is_dir():
+            if folder == path / DEFAULT_SUBFOLDER:  # `dove download-weights --dir DIR` writes DIR/stage2/
+                note.info("%s holds %s/: using %s", path, DEFAULT_SUBFOLDER, folder)
             return folder
+    stages = sorted(p.name for p in path.glob("stage*") if (p / "transformer").is_dir())
+    if stages:  # stage1/ only: the training checkpoint, never picked in silence
+        raise ModelError(f"{path} holds {', '.join(s + '/' for s in stages)}: use --model {path / stages[0]}")
     missing = ", ".join(p + "/" for p in REQUIRED_PARTS if not (path / p).is_dir())
     raise ModelError(f"{path} is not a diffusers model folder: missing {missing}")
 

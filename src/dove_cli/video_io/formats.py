@@ -172,8 +172,9 @@ def resolve_codec(codec: str) -> tuple[str, CodecSpec]:
         raise OptionError(f"codec {name}: encoder {spec.encoder} is not in this FFmpeg build")
     if name in NVENC and (reason := nvenc_unusable(spec.encoder)):
         cpu = name.removesuffix("_nvenc")
-        raise OptionError(f"codec {name} needs an NVIDIA GPU with NVENC and its driver ({reason}); "
-                          f"use --codec {cpu} (the CPU encoder)")  # fmt: skip
+        log.info("codec %s: %s", name, reason)  # FFmpeg's own words ("Operation not permitted"), for --verbose
+        raise OptionError(f"codec {name} needs an NVIDIA GPU with NVENC and its driver, and none is usable here; "
+                          f"use --codec {cpu} ({CODECS[cpu].encoder}, the CPU encoder)")  # fmt: skip
     return name, spec
 
 
