@@ -183,3 +183,28 @@ def test_model_dir_of_download_weights_is_said_unless_quiet(tiny_model_dir, tmp_
     code, out, err = run(argv, capsys)
     assert code == 0, err
     assert ("holds stage2/: using" in caplog.text) is not quiet
+
+
+def test_folders_made_for_the_output_are_said(tmp_path, caplog, capsys):
+    """-o into folders that do not exist yet: the run says it made them (a typo should not go unnoticed);
+    a dry run makes none and says nothing; a folder run says it made its output folder."""
+    clip = str(demo_clip("007.mp4"))
+    caplog.set_level(logging.INFO, logger="dove_cli.note")
+    code, _, err = run(["upscale", clip, "-o", str(tmp_path / "typo" / "x.mp4"), "--model", "bilinear", "--dry-run"],
+                       capsys)  # fmt: skip
+    assert code == 0, err
+    assert "created" not in caplog.text and not (tmp_path / "typo").exists()
+    out = tmp_path / "new" / "sub" / "x.mp4"
+    code, _, err = run(["upscale", clip, "-o", str(out), "--model", "bilinear", "--preview", "0+0.5s"], capsys)
+    assert code == 0, err
+    assert f"{out}: created folder {out.parent}" in caplog.text
+    caplog.clear()
+    code, _, err = run(["upscale", clip, "-o", str(tmp_path / "new" / "y.mp4"), "--model", "bilinear", "--preview",
+                        "0+0.5s"], capsys)  # fmt: skip
+    assert code == 0 and "created" not in caplog.text  # the folder was there
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.mp4").symlink_to(clip)
+    code, _, err = run(["upscale", str(tmp_path / "in"), "-o", str(tmp_path / "outs"), "--model", "bilinear",
+                        "--preview", "0+0.5s"], capsys)  # fmt: skip
+    assert code == 0, err
+    assert f"created output folder {tmp_path / 'outs'}" in caplog.text

@@ -17,6 +17,7 @@ from dove_cli import video_io
 from dove_cli.errors import DoveError, InputError, Interrupted, OutputError
 
 log = logging.getLogger(__name__)
+note = logging.getLogger("dove_cli.note")  # what a user is told unless --quiet
 
 Status = Literal["pending", "running", "done", "skipped", "failed"]
 
@@ -109,10 +110,12 @@ def upscale_batch(
     subfolders = [p.name for p in in_dir.iterdir() if p.is_dir() and not p.name.startswith(".")]
     if subfolders:  # said here, once, not by plan_batch (the CLI plans first to size its progress bar)
         log.warning("%s: sub-folders are not searched (%s)", in_dir, ", ".join(sorted(subfolders)[:5]))
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"{out_dir}: cannot create the output folder ({exc.strerror})") from None
+    if not out_dir.is_dir():
+        try:
+            out_dir.mkdir(parents=True)
+        except OSError as exc:
+            raise OutputError(f"{out_dir}: cannot create the output folder ({exc.strerror})") from None
+        note.info("created output folder %s", out_dir)
     if opts.ray or cluster is not None:
         from dove_cli.distributed import upscale_batch_on_ray
 

@@ -673,7 +673,7 @@ class _Driver:
         assert job.session is not None and job.info is not None
         job.plan = plan
         try:
-            job.made = video_io.make_folder(job.output.parent, job.output)
+            job.made = video_io.make_output_folder(job.output)
             job.session.start(plan.chunk, plan.tile, gaps=True)
             assert job.session.work is not None and job.session.journal is not None
             job.run_id = uuid.uuid4().hex

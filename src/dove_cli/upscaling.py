@@ -210,7 +210,7 @@ def upscale(
             log.warning("running on the CPU: very slow%s; a CUDA GPU is strongly recommended", took)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
-        made = video_io.make_folder(output.parent, output)  # the resume work folder sits beside the output
+        made = video_io.make_output_folder(output)  # the resume work folder sits beside the output
         stats = _StreamStats()
         try:
             _stream(input, info, model, plan, opts, session, stats, progress=progress, timer=timer, t_start=t_start)

@@ -33,6 +33,7 @@ from dove_cli.video_io.paths import (
     is_image_path,
     is_pattern,
     make_folder,
+    make_output_folder,
     remove_made_folders,
 )
 from dove_cli.video_io.reader import DEINTERLACE_MODES, Frame, VideoInfo, VideoReader, open_reader, probe
@@ -54,6 +55,7 @@ __all__ = [
     "is_image_path",
     "is_pattern",
     "make_folder",
+    "make_output_folder",
     "open_reader",
     "open_writer",
     "probe",

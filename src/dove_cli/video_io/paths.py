@@ -4,6 +4,7 @@ folders made only when needed (and removed again when nothing was written)."""
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import re
 import uuid
@@ -12,6 +13,8 @@ from pathlib import Path
 
 from dove_cli.errors import OutputError
 from dove_cli.video_io.formats import IMAGE_EXTENSIONS
+
+note = logging.getLogger("dove_cli.note")  # what a user is told unless --quiet
 
 
 def is_image_path(path: str | Path) -> bool:
@@ -106,6 +109,15 @@ def make_folder(folder: Path, path: Path) -> Path | None:
     if not os.access(folder, os.W_OK | os.X_OK):
         raise OutputError(f"{path}: folder {folder} is not writable")
     return top
+
+
+def make_output_folder(output: Path) -> Path | None:
+    """make_folder for a run's output, saying so when it creates folders (a typo in -o should not go
+    unnoticed). Not said for the trial writer that checks options before a run."""
+    made = make_folder(output.parent, output)
+    if made is not None:
+        note.info("%s: created folder %s", output, output.parent)
+    return made
 
 
 def remove_made_folders(folder: Path | None) -> None:
