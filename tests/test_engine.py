@@ -67,7 +67,7 @@ def engine_window(model: DoveModel, lq_uint8: torch.Tensor, scale: int) -> torch
     frames, h, w, _ = lq_uint8.shape
     q = 16 // math.gcd(16, scale)
     hp, wp = -(-h // q) * q, -(-w // q) * q
-    lq = torch.stack([pad_frame(f.permute(2, 0, 1), hp, wp, "zero") for f in lq_uint8])
+    lq = torch.stack([pad_frame(f.numpy(), hp, wp, "zero") for f in lq_uint8])
     video = (upsample(lq.float(), scale) / 255.0 * 2 - 1).permute(1, 0, 2, 3)[None]
     out = model.restore(video)[0].permute(1, 0, 2, 3)[:, :, : h * scale, : w * scale]
     return torch.stack([torch.from_numpy(to_code_values(f, False)) for f in out])

@@ -114,7 +114,9 @@ def test_two_workers_write_the_same_file_as_one_process(cluster, clip, tmp_path)
     # (the third segment starts after the cut: its worker must know of it from the plan it is given)
     one = upscale(clip, tmp_path / "one.mp4", opts)
     seen = []
-    two = upscale(clip, tmp_path / "two.mp4", opts, cluster=cluster, progress=seen.append, manifest=str(tmp_path / "m.json"))
+    two = upscale(
+        clip, tmp_path / "two.mp4", opts, cluster=cluster, progress=seen.append, manifest=str(tmp_path / "m.json")
+    )
     assert two.frames == one.frames == 75 and two.cuts == one.cuts == [40]
     doc = json.loads((tmp_path / "m.json").read_text())  # the driver's manifest, with a worker's model hashes
     assert doc["output"] == str((tmp_path / "two.mp4").absolute()) and doc["result"]["frames"] == 75

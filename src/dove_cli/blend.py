@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from dove_cli.color_fix import ColorFix, apply_color_fix
-from dove_cli.engine import upsample
+from dove_cli.engine import HALF, upsample
 from dove_cli.windows import Span
 
 
@@ -75,10 +75,6 @@ def finish_frame(
     return frame
 
 
-# A CPU scalar tensor: CUDA ops take it as a plain number (no per-frame tensor, no host-to-device copy).
-_HALF = torch.tensor(0.5)
-
-
 def to_code_values(
     x: torch.Tensor, bits16: bool, scratch: torch.Tensor | None = None, truncate: bool = False
 ) -> np.ndarray:
@@ -95,7 +91,7 @@ def to_code_values(
     if truncate:
         scaled = torch.mul(x, top, out=out_buffer).clamp_(0.0, top)
     else:  # x * top + 0.5 in one pass (the clamp: a rounding step outside)
-        scaled = torch.add(_HALF, x, alpha=top, out=out_buffer).clamp_(0.0, top + 0.5)
+        scaled = torch.add(HALF, x, alpha=top, out=out_buffer).clamp_(0.0, top + 0.5)
     out = torch.empty((x.shape[1], x.shape[2], 3), dtype=torch.int32 if bits16 else torch.uint8, device=x.device)
     out.copy_(scaled.permute(1, 2, 0))
     return out.cpu().numpy().astype(np.uint16 if bits16 else np.uint8, copy=False)

@@ -31,6 +31,10 @@ TIMESTEP = 399  # the single denoising step DOVE was trained for
 TEMPORAL_PAD = 8  # frames are padded so that (F - 1) % 8 == 0, as the release does
 
 
+# A CPU scalar tensor: CUDA ops take it as a plain number (no per-frame tensor, no host-to-device copy).
+HALF = torch.tensor(0.5)
+
+
 def upsample(lq: torch.Tensor, scale: int) -> torch.Tensor:
     """Bilinear upsampling by an integer factor, as the release does it.
 
@@ -137,8 +141,10 @@ class BilinearModel:
         *,
         release: bool = False,
     ) -> torch.Tensor:
-        """The input mapped back to [0, 1] (in place when it is float32: the caller is done with it)."""
-        return video.float().mul_(0.5).add_(0.5).clamp_(0.0, 1.0)
+        """The input mapped back to [0, 1] in one pass (in place when it is float32: the caller is done
+        with it). Not clamped: rounding may pass 0 or 1 by an ulp, and the 8-bit conversion clamps."""
+        video = video.float()
+        return torch.add(HALF, video, alpha=0.5, out=video)
 
     def estimate_window_bytes(
         self, frames: int, height: int, width: int, vae_tiled: bool = False, offload: Offload = "none"

@@ -493,10 +493,7 @@ def _stream(
             for step in plan_steps(frames, chunks, read, timer):
                 read = step.read
                 if step.frame is not None:
-                    rgb = torch.from_numpy(np.ascontiguousarray(step.frame.rgb)).permute(2, 0, 1)
-                    if step.frame.rgb.dtype == np.uint16:
-                        rgb = rgb.to(torch.int32)
-                    lq[read - 1] = pad_frame(rgb, hp, wp, opts.pad)
+                    lq[read - 1] = pad_frame(step.frame.rgb, hp, wp, opts.pad)
                     pts[read - 1] = step.frame.pts
                 for t in range(read, step.planned):  # --parity: the video padded with its last frame
                     lq[t] = lq[read - 1]

@@ -234,7 +234,7 @@ def check_encoder_options(
     rate = Fraction(fps) if fps and fps > 0 else Fraction(25)
     cc.time_base, cc.framerate = 1 / rate, rate
     cc.options = dict(opts)
-    shown = " ".join(f"{k}={v}" for k, v in given.items() if k != "threads") or "threads"  # threads: dove's
+    shown = " ".join(f"{k}={v}" for k, v in given.items() if k not in ("threads", "thread_type")) or "threads"  # dove's
     try:
         cc.open()
     except (av.FFmpegError, ValueError) as exc:
