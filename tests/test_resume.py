@@ -4,6 +4,7 @@ every decoded frame, md5 of the audio packets)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -65,6 +66,13 @@ def test_killed_run_resumes_to_an_identical_output(clip, reference, tmp_path):
         upscale(clip, out, UpscaleOptions(**OPTS, blend="hard", resume=True))
     with pytest.raises(OutputError, match="cannot resume, --tile .* was given before and now --tile auto;"):
         upscale(clip, out, UpscaleOptions(**{**OPTS, "tile": AUTO}, resume=True))  # never 'tile -1'
+    journal = work / "journal.jsonl"
+    saved = journal.read_text()
+    head, rest = saved.split("\n", 1)
+    journal.write_text(json.dumps({**json.loads(head), "version": 1}) + "\n" + rest)  # sliced x264 segments
+    with pytest.raises(OutputError, match="written by another dove version; use --overwrite"):
+        upscale(clip, out, UpscaleOptions(**OPTS, resume=True))
+    journal.write_text(saved)
     r = upscale(clip, out, UpscaleOptions(**OPTS, resume=True))
     assert SEGMENT_MIN_FRAMES <= r.resumed_from <= 90
     # Only windows reaching past the saved frames ran again: at most one of them was finished.

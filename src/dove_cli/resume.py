@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 WORK_SUFFIX = ".dove-work"
 JOURNAL = "journal.jsonl"  # line 1: the run (fingerprint, plan); then one line per closed segment
 LOCK = "lock"  # flock-ed by the run using the folder; holds its pid
-VERSION = 1
+VERSION = 2  # 2: x264 segments with frame threads (1: slices); segments of the two do not mix
 # A segment closes at the first window boundary at least this many frames after its start. Each
 # segment starts with a keyframe: at the default --chunk 33 (stride 25) that is one segment per
 # window, about 0.5-2.5 % more bytes than one long GOP, and a resume redoes at most one window
