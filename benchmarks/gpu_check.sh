@@ -6,7 +6,7 @@
 # Writes ${OUT}/gpu_check.jsonl (one JSON object per step) and ${OUT}/gpu_check.log; a failing step
 # is recorded and the rest still run. Steps, all with the full CogVideoX1.5-5B architecture and
 # random weights (`--model full-random`), bf16, 33 frames of 1280x720 output, one window:
-#   eager; --compile transformer; --offload model; --quantize int8 / nf4 / fp8 (when the library
+#   eager; --compile transformer; --attention flash / cudnn; --offload model; --quantize int8 / nf4 / fp8 (when the library
 #   is there); then `dove upscale` of a 10 s 480p clip end to end with GPU busy sampled by nvidia-smi.
 # Each bench reports per-stage device seconds, peak GPU memory and the planner's estimate of it.
 #
@@ -47,6 +47,9 @@ step() {  # step NAME SECONDS COMMAND...: run with a time limit, record its JSON
 bench=(bench --model full-random --frames 33 --height 720 --width 1280 --dtype bf16 --tile 0 --chunk 0 --json)
 step eager 100 dove "${bench[@]}" --warmup 1 --repeat 2
 step compile 200 dove "${bench[@]}" --warmup 1 --repeat 2 --compile transformer
+for kernel in flash cudnn; do  # auto is torch's pick; these two are the candidates on Hopper
+  step "attention-$kernel" 60 dove "${bench[@]}" --warmup 1 --repeat 2 --attention "$kernel"
+done
 
 # End to end: 10 s of 854x480 at 16 fps (160 frames), the default plan, GPU busy sampled by nvidia-smi.
 clip=/tmp/gpu_check_480p.mp4

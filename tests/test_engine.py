@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from diffusers.models.embeddings import get_3d_rotary_pos_embed
 
+from conftest import demo_clip
 from dove_cli.engine import DoveModel, estimate_activation_bytes, load_prompt_embedding, pad_time, upsample
 from dove_cli.errors import ModelError
 
@@ -200,3 +201,37 @@ def test_fingerprint_reads_weights_that_sequential_offload_parked():
     cpu_offload(model.vae, torch.device("cpu"))
     assert all(p.is_meta for p in model.transformer.parameters()) and not model.is_skeleton
     assert model.fingerprint() == before
+
+
+def test_attention_runs_the_kernel_asked_for():
+    """--attention reaches the transformer: on the CPU torch picks its flash kernel, and the math
+    kernel sums in another order (close, not equal); a kernel the CPU lacks is one line, not torch's
+    "No viable backend" traceback."""
+    from dove_cli.models import load_model
+    from dove_cli.options import UpscaleOptions
+
+    video = torch.rand(1, 3, 5, 32, 48, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    cpu = torch.device("cpu")
+
+    def restored(attention: str) -> torch.Tensor:
+        model = load_model(UpscaleOptions(model="tiny", posterior="mode", attention=attention), cpu, torch.float32)
+        return model.restore(video.clone())
+
+    auto, flash, math_ = restored("auto"), restored("flash"), restored("math")
+    assert torch.equal(flash, auto)
+    assert not torch.equal(math_, auto) and torch.allclose(math_, auto, atol=1e-4)
+    model = load_model(UpscaleOptions(model="tiny", posterior="mode"), cpu, torch.float32)
+    model.attention = "efficient"  # past the CLI's check, as a library user could set it
+    with pytest.raises(ModelError, match="^--attention efficient cannot run this model's attention here"):
+        model.restore(video.clone())
+
+
+def test_attention_a_cpu_lacks_is_refused_before_any_work(tmp_path, capsys):
+    from dove_cli.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["upscale", str(demo_clip("007.mp4")), "-o", str(tmp_path / "x.mp4"), "--model", "tiny", "--attention",
+              "cudnn", "--device", "cpu"])  # fmt: skip
+    assert exit_.value.code == 2
+    assert "--attention cudnn needs a CUDA GPU" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())

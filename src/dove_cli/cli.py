@@ -240,7 +240,19 @@ def _upscale_folder(input: Path, output: Path, opts: UpscaleOptions, quiet: bool
 @app.command("bench")
 @with_options(
     UpscaleOptions,
-    only=("model", "scale", "tile", "chunk", "device", "dtype", "offload", "quantize", "compile", "vae_tiling"),
+    only=(
+        "model",
+        "scale",
+        "tile",
+        "chunk",
+        "device",
+        "dtype",
+        "offload",
+        "quantize",
+        "compile",
+        "attention",
+        "vae_tiling",
+    ),
     defaults={"model": "tiny", "tile": 0, "chunk": 0},  # one whole window by default
 )
 def bench_cmd(

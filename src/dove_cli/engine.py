@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from dove_cli.errors import ModelError, OptionError
-from dove_cli.options import Compile, Offload, Posterior, Quantize
+from dove_cli.options import Attention, Compile, Offload, Posterior, Quantize
 from dove_cli.timing import NULL_TIMER, StageTimer
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,33 @@ TEMPORAL_PAD = 8  # frames are padded so that (F - 1) % 8 == 0, as the release d
 
 # A CPU scalar tensor: CUDA ops take it as a plain number (no per-frame tensor, no host-to-device copy).
 HALF = torch.tensor(0.5)
+
+
+SDPA_BACKENDS = {
+    "flash": "FLASH_ATTENTION",
+    "efficient": "EFFICIENT_ATTENTION",
+    "cudnn": "CUDNN_ATTENTION",
+    "math": "MATH",
+}
+
+
+@contextlib.contextmanager
+def attention_kernel(choice: Attention) -> Iterator[None]:
+    """Run the transformer's scaled_dot_product_attention with one kernel (`auto`: torch's choice).
+    A kernel that cannot take the window (flash in fp32 on a GPU, say) is a one-line error."""
+    if choice == "auto":
+        yield
+        return
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    try:
+        with sdpa_kernel([getattr(SDPBackend, SDPA_BACKENDS[choice])]):
+            yield
+    except RuntimeError as exc:
+        if "No viable backend" not in str(exc) and "No available kernel" not in str(exc):
+            raise
+        raise ModelError(f"--attention {choice} cannot run this model's attention here (dtype, GPU or head "
+                         "size); --attention auto lets torch choose a kernel that can") from None  # fmt: skip
 
 
 def upsample(lq: torch.Tensor, scale: int) -> torch.Tensor:
@@ -214,6 +241,7 @@ class DoveModel:
     quantize: Quantize = "none"  # bitsandbytes weights cannot be offloaded layer by layer
     planned_weights_bytes: int | None = None  # a skeleton's weights as they would be loaded (quantised)
     offload: Offload = "none"  # how the weights are placed now (see `place`)
+    attention: Attention = "auto"  # the SDPA kernel the transformer runs (--attention)
 
     output_is_input = False
     pixel_local = False
@@ -389,15 +417,16 @@ class DoveModel:
         b, frames, _, h, w = x.shape
         t = torch.full((b,), self.timestep, dtype=torch.long, device=x.device)
         rotary = self.rotary(frames, h, w) if cfg.use_rotary_positional_embeddings else None
-        v = self.transformer(
-            hidden_states=x,
-            encoder_hidden_states=self._text.expand(b, -1, -1).to(x.dtype),
-            timestep=t,
-            image_rotary_emb=rotary,
-            return_dict=False,
-        )[0]
-        z = self.scheduler.get_velocity(v, x, t)  # sqrt(abar) * x - sqrt(1 - abar) * v
-        return z[:, n_copy:].permute(0, 2, 1, 3, 4)
+        with attention_kernel(self.attention):
+            v = self.transformer(
+                hidden_states=x,
+                encoder_hidden_states=self._text.expand(b, -1, -1).to(x.dtype),
+                timestep=t,
+                image_rotary_emb=rotary,
+                return_dict=False,
+            )[0]
+            z = self.scheduler.get_velocity(v, x, t)  # sqrt(abar) * x - sqrt(1 - abar) * v
+            return z[:, n_copy:].permute(0, 2, 1, 3, 4)
 
     def decode(self, latent: torch.Tensor, release: bool = False) -> torch.Tensor:
         """Step 12. latent [B, C, F', h, w] -> video [B, 3, F, H, W] in [-1, 1] (unclamped).

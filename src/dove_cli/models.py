@@ -45,6 +45,9 @@ def resolve_device(opts: UpscaleOptions, planning: bool = False) -> tuple[torch.
     if opts.vram is not None and not planning and device.type != "cuda":
         raise OptionError("--vram sizes windows for a GPU, and this run is on the CPU; with --dry-run it plans "
                           "for a card you do not have here")  # fmt: skip
+    if device.type != "cuda" and opts.attention in ("efficient", "cudnn") and not planning:
+        raise OptionError(f"--attention {opts.attention} needs a CUDA GPU and this run is on the CPU; "
+                          "auto, flash or math run here")  # fmt: skip
     if opts.dtype is not None and opts.dtype not in DTYPES:
         raise OptionError(f"--dtype {opts.dtype!r} is not one of {', '.join(DTYPES)}")
     dtype = DTYPES[opts.dtype or ("bf16" if device.type == "cuda" else "fp32")]
@@ -59,6 +62,11 @@ def load_model(opts: UpscaleOptions, device: torch.device, dtype: torch.dtype) -
         model.quantize_fp8()  # a model built in memory
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # the VAE's 3D convolutions run on one window shape again and again
+    if opts.attention != "auto":
+        if isinstance(model, DoveModel):
+            model.attention = opts.attention
+        else:
+            log.warning("--attention: --model %s has no attention", opts.model)
     if opts.compile != "off":
         if isinstance(model, DoveModel):
             model.compile(opts.compile)

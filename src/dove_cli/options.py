@@ -29,6 +29,7 @@ Posterior = Literal["sample", "mode"]
 Offload = Literal["none", "model", "sequential"]
 Quantize = Literal["none", "int8", "nf4", "fp8"]
 Compile = Literal["off", "transformer", "all"]
+Attention = Literal["auto", "flash", "efficient", "cudnn", "math"]
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,8 @@ class UpscaleOptions:
                                 "GPUs: Ada, Hopper, Blackwell).")  # fmt: skip
     compile: Compile = option("off", "torch.compile the transformer, or all (the VAE decoder too): a GPU speed-up; "
                               "the first window of each shape compiles (minutes).")  # fmt: skip
+    attention: Attention = option("auto", "The transformer's attention kernel (torch SDPA): auto lets torch choose; "
+                                  "efficient and cudnn need a CUDA GPU; math is the plain reference.")  # fmt: skip
     posterior: Posterior = option("sample", "VAE posterior: sample (seeded, the release) or mode.")
     seed: int = option(42, "Seed for --posterior sample.", metavar="N")
     download: bool = option(False, "Download the default weights if missing.")
