@@ -90,6 +90,12 @@ def test_batch_plain_progress_lines_name_the_file(folder, tmp_path, capsys, monk
     lines = [ln for ln in err.splitlines() if "frames (" in ln or "upscaling" in ln]
     assert lines and not [ln for ln in lines if not ln.startswith(("a.mp4: ", "b.mkv: "))], err
     assert "a.mp4: file 1 of 2" in err and "b.mkv: file 2 of 2" in err
+    # Each file's stage lines in order; the model is loaded once, after the first file is named;
+    # the second file's count starts again (no "0/5 frames" left from the first before its stages).
+    stages = [ln for ln in err.splitlines() if ln.split(": ", 1)[-1] in ("loading model", "planning", "done")
+              or " of 2" in ln or ln.endswith("frames (0%)")]  # fmt: skip
+    assert stages == ["a.mp4: file 1 of 2", "a.mp4: loading model", "a.mp4: planning", "a.mp4: done",
+                      "b.mkv: file 2 of 2", "b.mkv: planning", "b.mkv: done"], err  # fmt: skip
 
 
 def test_batch_input_rules(folder, tmp_path):

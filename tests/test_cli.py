@@ -208,3 +208,17 @@ def test_folders_made_for_the_output_are_said(tmp_path, caplog, capsys):
                         "--preview", "0+0.5s"], capsys)  # fmt: skip
     assert code == 0, err
     assert f"created output folder {tmp_path / 'outs'}" in caplog.text
+
+
+def test_dry_run_plans_over_an_existing_output_and_says_the_run_needs_overwrite(tmp_path, capsys, caplog):
+    out = tmp_path / "x.mp4"
+    argv = ["upscale", str(demo_clip("007.mp4")), "-o", str(out), "--model", "bilinear", "--preview", "0+0.5s"]
+    assert run(argv, capsys)[0] == 0
+    before = out.read_bytes()
+    code, plan, err = run([*argv, "--dry-run"], capsys)
+    assert code == 0, err
+    assert "already exists; the run will need --overwrite" in caplog.text and "tile" in plan
+    assert re.search(r"frames at 16\.000 fps\s", plan)  # a whole rate, not again as "(16)"
+    assert out.read_bytes() == before  # a plan touches nothing
+    code, _, err = run(argv, capsys)  # the run itself still refuses
+    assert code == 2 and "already exists (use --overwrite to replace it)" in err

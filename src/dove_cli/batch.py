@@ -100,7 +100,7 @@ def upscale_batch(
     """
     from dove_cli import models
     from dove_cli.options import UpscaleOptions, check_options
-    from dove_cli.upscaling import upscale
+    from dove_cli.upscaling import Progress, upscale
 
     opts = check_options(replace(options or UpscaleOptions(), **overrides))
     if not opts.overwrite:  # a re-run carries on where an interrupted file stopped (if its options match)
@@ -127,12 +127,14 @@ def upscale_batch(
             if on_file:
                 on_file(index, item)
             continue
-        if model is None:  # loaded once, and only when there is something to do
-            device, dtype = models.resolve_device(opts)
-            model = models.load_model(opts, device, dtype)
         item.status = "running"
         if on_file:
             on_file(index, item)
+        if model is None:  # loaded once, and only when there is something to do
+            if progress:
+                progress(Progress(0, 0, "", 0.0, "loading model"))
+            device, dtype = models.resolve_device(opts)
+            model = models.load_model(opts, device, dtype)
         try:
             item.result = upscale(item.input, item.output, opts, restorer=model, progress=progress)
             item.status = "done"

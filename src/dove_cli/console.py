@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import time
+from fractions import Fraction
 from typing import TypeVar
 
 from rich.console import Console
@@ -144,9 +145,10 @@ def print_plan(plan, console: Console) -> None:  # plan.Plan
     tiles = (
         f"{plan.tiles} of {plan.tile} px, {plan.tile_overlap} px overlap" if plan.tiles > 1 else "1: the whole frame"
     )
+    exact_fps = f" ({plan.fps})" if Fraction(plan.fps).denominator != 1 else ""  # 30000/1001, not 16 again
     est = human_range(plan.est_seconds) if plan.est_seconds is not None else "- (no model to time)"
     rows = [
-        ("input", f"{w}x{h}, {plan.frames} frames at {float(plan.fps):.3f} fps ({plan.fps})"),
+        ("input", f"{w}x{h}, {plan.frames} frames at {float(plan.fps):.3f} fps{exact_fps}"),
         ("output", f"{ow}x{oh}"),
         ("padded input", f"{plan.padded_size[1]}x{plan.padded_size[0]}"),
         ("windows in time", chunks),
@@ -178,6 +180,7 @@ class BatchBars(UpscaleBar):
             self.bar.remove_task(self.task)
             self.task = self.bar.add_task(escape(item.input.name), total=None, rate="", window="")
             self._status, self.label = "", item.input.name  # plain lines name the file being made
+            self._last_count, self._since = 0, None  # counts and rates start again with each file
             if self.plain:
                 self._line(f"file {index + 1} of {self.bar.tasks[0].total}")
             return

@@ -183,7 +183,7 @@ def upscale(
 
         if restorer is None:
             check_quantize(opts, device, on_paper)  # one line now, not after "loading model"
-        say("loading model")
+            say("loading model")  # (a folder run loads its model once, before its first file)
         if restorer is not None:
             model, note = restorer, ""
         elif dry_run:  # plans from the architecture alone: nothing loaded, nothing downloaded
@@ -253,14 +253,20 @@ def _check_outputs(output: Path, info: video_io.VideoInfo, opts: UpscaleOptions,
     if opts.resume and not opts.overwrite and output.exists() and not resume.work_folder(output).exists():
         raise OutputError(f"{output}: already exists and no run into it was interrupted, so there is nothing to "
                           "resume (use --overwrite to redo it)")  # fmt: skip
-    video_io.check_output(output, overwrite=opts.overwrite, inputs=inputs)
+    overwrite = opts.overwrite
+    if dry_run and not overwrite:  # a plan writes no video: say what the run will need, and plan
+        exists = video_io.matching_images(output) if video_io.is_pattern(output) else output.is_file()
+        if exists and not opts.resume:
+            log.warning("%s: already exists; the run will need --overwrite", output)
+        overwrite = True
+    video_io.check_output(output, overwrite=overwrite, inputs=inputs)
     # Codec, pixel format, encoder options, and audio/subtitles the container can hold: checked by
     # opening the real writer (and dropping it), before a model is loaded, not hours later.
     start, duration = parse_preview(opts.preview) if opts.preview else (None, None)
     width, height = info.width * opts.scale * (2 if opts.compare else 1), info.height * opts.scale
     video_io.open_writer(
         output, info, width, height, codec=opts.codec, crf=opts.crf, preset=opts.preset, pix_fmt=opts.pix_fmt,
-        codec_options=opts.codec_options, audio=opts.audio, subtitles=opts.subtitles, overwrite=opts.overwrite,
+        codec_options=opts.codec_options, audio=opts.audio, subtitles=opts.subtitles, overwrite=overwrite,
         start=start, end=None if start is None or duration is None else start + duration,
     ).abort()  # fmt: skip
     if not dry_run and (dropped := video_io.attachments_dropped(info, output, opts.subtitles)):

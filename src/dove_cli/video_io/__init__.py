@@ -34,6 +34,7 @@ from dove_cli.video_io.paths import (
     is_pattern,
     make_folder,
     make_output_folder,
+    matching_images,
     remove_made_folders,
 )
 from dove_cli.video_io.reader import DEINTERLACE_MODES, Frame, VideoInfo, VideoReader, open_reader, probe
@@ -56,6 +57,7 @@ __all__ = [
     "is_pattern",
     "make_folder",
     "make_output_folder",
+    "matching_images",
     "open_reader",
     "open_writer",
     "probe",
