@@ -235,3 +235,12 @@ def test_attention_a_cpu_lacks_is_refused_before_any_work(tmp_path, capsys):
     assert exit_.value.code == 2
     assert "--attention cudnn needs a CUDA GPU" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+    clip = str(demo_clip("007.mp4"))
+    with pytest.raises(SystemExit) as exit_:  # a plan for this CPU would promise a run that cannot start
+        main(["upscale", clip, "-o", str(tmp_path / "x.mp4"), "--model", "tiny", "--attention", "efficient",
+              "--device", "cpu", "--dry-run"])  # fmt: skip
+    assert exit_.value.code == 2 and "--attention efficient needs a CUDA GPU" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:  # no attention to choose: said, not refused
+        main(["upscale", clip, "-o", str(tmp_path / "x.mp4"), "--model", "bilinear", "--attention", "cudnn",
+              "--device", "cpu", "--dry-run"])  # fmt: skip
+    assert exit_.value.code == 0

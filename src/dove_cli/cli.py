@@ -131,10 +131,14 @@ def _parameter(f: dataclasses.Field, hint: Any, default: Any, overrides: bool) -
 @with_options(UpscaleOptions)
 def upscale_cmd(
     input: Path = typer.Argument(
-        ..., metavar="INPUT", help="Video file, image, image folder or pattern (frames/%06d.png)."
+        ..., metavar="INPUT", help="Video file, folder of videos, image, image folder or pattern (frames/%06d.png)."
     ),
     output: Path = typer.Option(
-        ..., "--output", "-o", metavar="FILE", help="Output video (container from the extension) or pattern."
+        ...,
+        "--output",
+        "-o",
+        metavar="OUT",
+        help="Output video (container from the extension), pattern, or a folder for a folder of videos.",
     ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (windows, memory, time) and stop."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary."),

@@ -45,7 +45,7 @@ def resolve_device(opts: UpscaleOptions, planning: bool = False) -> tuple[torch.
     if opts.vram is not None and not planning and device.type != "cuda":
         raise OptionError("--vram sizes windows for a GPU, and this run is on the CPU; with --dry-run it plans "
                           "for a card you do not have here")  # fmt: skip
-    if device.type != "cuda" and opts.attention in ("efficient", "cudnn") and not planning:
+    if device.type != "cuda" and opts.attention in ("efficient", "cudnn") and opts.model != "bilinear":
         raise OptionError(f"--attention {opts.attention} needs a CUDA GPU and this run is on the CPU; "
                           "auto, flash or math run here")  # fmt: skip
     if opts.dtype is not None and opts.dtype not in DTYPES:

@@ -191,7 +191,7 @@ class UpscaleOptions:
     # -- many GPUs and machines (dove_cli.distributed)
     ray: str | None = option(
         None, "Share the work between Ray workers: local (start Ray here), auto (the running cluster) or "
-        "ray://HOST:PORT. Needs pip install 'dove-cli[ray]'.", metavar="ADDRESS",
+        "ray://HOST:PORT. Needs Ray: pip install dove-cli[ray] (quoted in zsh).", metavar="ADDRESS",
     )  # fmt: skip
     workers: int | None = option(
         None, "Ray workers, one model and one GPU each (default: the cluster's GPUs; CPUs without one).", metavar="N"

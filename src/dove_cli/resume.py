@@ -577,6 +577,7 @@ class Session:
         if self.work is None:
             return Interrupted(f"{self.output}: interrupted; nothing was kept")
         saved = self.saved()
+        written = max(written, saved)  # a resumed run stopped before it reached its saved frames
         unsaved = f" (the {written - saved} after them were in a segment still open, and are redone)"
         return Interrupted(
             f"{self.output}: interrupted after {written} frames; {saved} are saved in closed segments in "
