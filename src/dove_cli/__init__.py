@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+# What a user is told unless --quiet (the CLI sets its level): a created folder, the weights folder used.
+note = logging.getLogger("dove_cli.note")
 
 from dove_cli.errors import DoveError  # noqa: E402
 

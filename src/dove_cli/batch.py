@@ -13,11 +13,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from dove_cli import video_io
+from dove_cli import note, video_io
 from dove_cli.errors import DoveError, InputError, Interrupted, OutputError
 
 log = logging.getLogger(__name__)
-note = logging.getLogger("dove_cli.note")  # what a user is told unless --quiet
 
 Status = Literal["pending", "running", "done", "skipped", "failed"]
 

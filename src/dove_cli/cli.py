@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from dove_cli import note
 from dove_cli.console import BatchBars, EvalBar, UpscaleBar, VerifyBar, err_console, print_batch_table, print_plan
 from dove_cli.errors import DoveError, InputError, Interrupted, OptionError, ScoringFailed
 from dove_cli.humanize import human_size
@@ -159,7 +160,7 @@ def upscale_cmd(
     """Upscale a video (or every video in a folder) with DOVE, streaming, with exact timing and audio."""
     from dove_cli.batch import is_batch_input
 
-    logging.getLogger("dove_cli.note").setLevel(logging.WARNING if quiet else logging.INFO)
+    note.setLevel(logging.WARNING if quiet else logging.INFO)
     if eval_gt is None and (eval_metrics or eval_json):
         raise OptionError("--eval-metrics and --eval-json go with --eval GT")
     if eval_gt is not None:

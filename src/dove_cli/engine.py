@@ -18,6 +18,7 @@ from typing import Any, Literal, Protocol
 
 import torch
 import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from dove_cli.errors import ModelError, OptionError
 from dove_cli.options import Attention, Compile, Offload, Posterior, Quantize
@@ -36,10 +37,10 @@ HALF = torch.tensor(0.5)
 
 
 SDPA_BACKENDS = {
-    "flash": "FLASH_ATTENTION",
-    "efficient": "EFFICIENT_ATTENTION",
-    "cudnn": "CUDNN_ATTENTION",
-    "math": "MATH",
+    "flash": SDPBackend.FLASH_ATTENTION,
+    "efficient": SDPBackend.EFFICIENT_ATTENTION,
+    "cudnn": SDPBackend.CUDNN_ATTENTION,
+    "math": SDPBackend.MATH,
 }
 
 
@@ -50,10 +51,8 @@ def attention_kernel(choice: Attention) -> Iterator[None]:
     if choice == "auto":
         yield
         return
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-
     try:
-        with sdpa_kernel([getattr(SDPBackend, SDPA_BACKENDS[choice])]):
+        with sdpa_kernel([SDPA_BACKENDS[choice]]):
             yield
     except RuntimeError as exc:
         if "No viable backend" not in str(exc) and "No available kernel" not in str(exc):

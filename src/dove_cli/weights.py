@@ -26,11 +26,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dove_cli import note
 from dove_cli.errors import DownloadError, ModelError
 from dove_cli.humanize import human_size
 
 log = logging.getLogger(__name__)
-note = logging.getLogger("dove_cli.note")  # what a user is told unless --quiet (the CLI sets its level)
 
 DEFAULT_REPO = "zzsi/DOVE"
 DEFAULT_SUBFOLDER = "stage2"

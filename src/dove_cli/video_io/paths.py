@@ -4,17 +4,15 @@ folders made only when needed (and removed again when nothing was written)."""
 from __future__ import annotations
 
 import errno
-import logging
 import os
 import re
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
+from dove_cli import note
 from dove_cli.errors import OutputError
 from dove_cli.video_io.formats import IMAGE_EXTENSIONS
-
-note = logging.getLogger("dove_cli.note")  # what a user is told unless --quiet
 
 
 def is_image_path(path: str | Path) -> bool:
