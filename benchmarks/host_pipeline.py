@@ -7,7 +7,7 @@ upsampling and encoded with libx264 CRF 16, preset medium. dove runs it with `--
 --color-fix none` (no network: only decode, windows, blend, finish and encode), ffmpeg with
 `-vf scale=iw*4:ih*4:flags=bilinear`. Runs are interleaved (dove, ffmpeg, dove, ...) so that
 load from other processes hits both alike; the median wall time of each and the ratio are printed,
-with each one's peak RSS (the child's ru_maxrss).
+with each one's CPU time and peak RSS (the child's rusage).
 """
 
 from __future__ import annotations
@@ -27,15 +27,15 @@ FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 DEMO = Path(__file__).resolve().parents[1] / "tests" / "data" / "demo" / "002.mp4"
 
 
-def timed(cmd: list[str]) -> tuple[float, int]:
-    """Wall seconds and peak RSS (bytes) of one child process."""
+def timed(cmd: list[str]) -> tuple[float, int, float]:
+    """Wall seconds, peak RSS (bytes) and CPU seconds (user + system) of one child process."""
     t0 = time.perf_counter()
     pid = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE).pid
     _, status, usage = os.wait4(pid, 0)
     wall = time.perf_counter() - t0
     if status != 0:
         raise SystemExit(f"failed: {' '.join(cmd)}")
-    return wall, usage.ru_maxrss * 1024
+    return wall, usage.ru_maxrss * 1024, usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
@@ -52,15 +52,16 @@ def main() -> None:
                 "--overwrite", "-q"]  # fmt: skip
         ff = [FFMPEG, "-v", "error", "-y", "-i", str(clip), "-vf", "scale=iw*4:ih*4:flags=bilinear", "-c:v",
               "libx264", "-crf", "16", "-preset", "medium", "-an", str(Path(tmp) / "ff.mp4")]  # fmt: skip
-        results: dict[str, list[tuple[float, int]]] = {"dove": [], "ffmpeg": []}
+        results: dict[str, list[tuple[float, int, float]]] = {"dove": [], "ffmpeg": []}
         for _ in range(args.runs):
             results["dove"].append(timed(dove))
             results["ffmpeg"].append(timed(ff))
-    med = {k: statistics.median(w for w, _ in v) for k, v in results.items()}
-    rss = {k: max(r for _, r in v) for k, v in results.items()}
-    for k in results:
-        walls = ", ".join(f"{w:.1f}" for w, _ in results[k])
-        print(f"{k:7s} wall {med[k]:.1f} s (runs: {walls}), peak RSS {rss[k] / 2**20:.0f} MiB")
+    med = {k: statistics.median(w for w, _, _ in v) for k, v in results.items()}
+    for k, runs in results.items():
+        walls = ", ".join(f"{w:.1f}" for w, _, _ in runs)
+        cpu = statistics.median(c for _, _, c in runs)
+        rss = max(r for _, r, _ in runs)
+        print(f"{k:7s} wall {med[k]:.1f} s (runs: {walls}), CPU {cpu:.1f} s, peak RSS {rss / 2**20:.0f} MiB")
     print(f"dove / ffmpeg wall time: {med['dove'] / med['ffmpeg']:.2f}x ({os.cpu_count()} CPUs, "
           f"load {os.getloadavg()[0]:.1f})")  # fmt: skip
 

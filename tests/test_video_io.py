@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import logging
 import re
@@ -881,6 +882,29 @@ def test_h264_bytes_are_a_function_of_the_frames(clip_2997: Path, tmp_path: Path
         with open_reader(out) as reader:  # decoding in between moves the heap around, as a real run does
             assert sum(1 for _ in reader) == len(clip)
     assert len(digests) == 1
+
+
+@pytest.mark.parametrize("deep", [False, True])
+def test_planar_frames_are_written_as_interleaved_ones(deep: bool, clip_2997: Path, tmp_path: Path) -> None:
+    """The pipeline hands the writers [H, W, 3] views of planar [3, H, W] memory (blend.to_code_values),
+    8-bit ones go into FFmpeg plane by plane: PNGs hold exactly those pixels, and a video is byte for
+    byte the one interleaved arrays make (swscale's 16-bit planar path would not give that)."""
+    dtype = np.uint16 if deep else np.uint8
+    rng = np.random.default_rng(1)
+    planar = rng.integers(0, np.iinfo(dtype).max + 1, (4, 3, 48, 62), dtype=dtype)  # 62: rows padded in FFmpeg
+    views = planar.transpose(0, 2, 3, 1)
+    assert not views[0].flags.c_contiguous and views[0].transpose(2, 0, 1).flags.c_contiguous
+    info = dataclasses.replace(probe(clip_2997), bit_depth=10 if deep else 8)
+    pattern = tmp_path / "png" / "%04d.png"
+    with open_writer(pattern, info, 62, 48) as writer:
+        for frame in views:
+            writer.write(frame)
+    assert np.array_equal(ffmpeg_frames(pattern, 62, 48, deep=deep), views)
+    for name, frames in (("planar", views), ("interleaved", np.ascontiguousarray(views))):
+        with open_writer(tmp_path / f"{name}.mkv", info, 62, 48, audio="none", subtitles="none") as writer:
+            for frame in frames:
+                writer.write(frame)
+    assert packet_md5(tmp_path / "planar.mkv", "0:v") == packet_md5(tmp_path / "interleaved.mkv", "0:v")
 
 
 def test_x264_params_of_the_user_come_after_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -48,7 +48,7 @@ def test_pixel_local_models_are_planned_without_overlaps_and_give_the_same_frame
     common = dict(model="bilinear", codec="png", color_fix="none")
     plan = upscale(clip, tmp_path / "p" / "%03d.png", tile=160, tile_overlap=64, chunk_overlap=8, dry_run=True,
                    **common)  # fmt: skip
-    assert (plan.chunk, plan.chunk_overlap, plan.tile_overlap) == (9, 0, 0)  # short chunks, nothing twice
+    assert (plan.chunk, plan.chunk_overlap, plan.tile_overlap) == (1, 0, 0)  # a frame at a time, nothing twice
     assert plan.work_ratio == 1.0
     upscale(clip, tmp_path / "tiled" / "%03d.png", tile=160, **common)
     upscale(clip, tmp_path / "whole" / "%03d.png", tile=0, chunk=0, **common)

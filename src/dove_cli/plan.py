@@ -24,7 +24,7 @@ from dove_cli.windows import ANY_LENGTH, Lengths, Span, plan_spans, plan_tiles
 log = logging.getLogger(__name__)
 
 MIN_TILE = 64  # smallest tile an OOM retry goes down to (output px)
-PIXEL_LOCAL_CHUNK = 9  # --chunk auto for models without temporal context (--model bilinear)
+PIXEL_LOCAL_CHUNK = 1  # --chunk auto without temporal context (--model bilinear): one frame at a time
 ACCUMULATOR_MAX_DEVICE_BYTES = 8 << 30  # blend on the GPU only up to this much (and 1/4 of the budget)
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import av
+import numpy as np
 from av.video.reformatter import Colorspace, Interpolation
 
 from dove_cli.errors import OptionError, OutputError
@@ -146,6 +147,28 @@ CODEC_ALIASES = {
 def ffmsg(exc: BaseException) -> str:
     """FFmpeg errors carry the file name already; keep only the reason."""
     return getattr(exc, "strerror", None) or str(exc)
+
+
+def rgb_frame(rgb: np.ndarray) -> av.VideoFrame:
+    """An RGB frame [H, W, 3] uint8/uint16 as an FFmpeg frame.
+
+    The pipeline hands over views of planar memory ([3, H, W] contiguous, see blend.to_code_values):
+    8-bit ones are copied plane by plane into gbrp (rows, no interleaving: 1 ms less per 720p
+    frame; swscale converts gbrp exactly as rgb24). 16-bit frames go in interleaved, as rgb48:
+    swscale's gbrp16 path rounds subsampled chroma differently.
+    """
+    if rgb.dtype not in (np.uint8, np.uint16):
+        raise TypeError(f"frame dtype must be uint8 or uint16, not {rgb.dtype}")
+    planar = rgb.transpose(2, 0, 1)
+    if rgb.dtype != np.uint8 or not planar.flags.c_contiguous:
+        fmt = "rgb48le" if rgb.dtype == np.uint16 else "rgb24"
+        return av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format=fmt)
+    height, width = rgb.shape[:2]
+    frame = av.VideoFrame(width, height, "gbrp")
+    for plane, channel in zip(frame.planes, (1, 2, 0), strict=True):  # FFmpeg's planar RGB is G, B, R
+        rows = np.frombuffer(memoryview(plane), np.uint8).reshape(height, -1)  # rows padded to plane.line_size
+        rows[:, :width] = planar[channel]
+    return frame
 
 
 def has_encoder(name: str) -> bool:

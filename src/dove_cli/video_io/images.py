@@ -15,7 +15,7 @@ import numpy as np
 from av.video.reformatter import ColorRange
 
 from dove_cli.errors import OutputError
-from dove_cli.video_io.formats import IMAGE_EXTENSIONS, SWS_FLAGS
+from dove_cli.video_io.formats import IMAGE_EXTENSIONS, SWS_FLAGS, rgb_frame
 from dove_cli.video_io.paths import (
     check_output,
     disk_full,
@@ -119,9 +119,8 @@ class ImageWriter(VideoWriter):
         cc.options = self._options
         if self._encoder == "mjpeg":  # fixed high quality, as `ffmpeg -q:v 2`
             cc.qscale, cc.global_quality = True, 2 * 118
-        fmt = "rgb48le" if rgb.dtype == np.uint16 else "rgb24"
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format=fmt)
-        if self._pix_fmt != fmt:
+        frame = rgb_frame(rgb)
+        if self._pix_fmt != frame.format.name:
             frame = frame.reformat(
                 format=self._pix_fmt,
                 src_color_range=ColorRange.JPEG,

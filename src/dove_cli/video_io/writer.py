@@ -32,6 +32,7 @@ from dove_cli.video_io.formats import (
     ffmsg,
     inverse,
     resolve_codec,
+    rgb_frame,
 )
 from dove_cli.video_io.paths import disk_full, prepare_output, remove_made_folders, temp_sibling
 from dove_cli.video_io.reader import VideoInfo
@@ -344,12 +345,8 @@ class ContainerWriter(VideoWriter):
         elif self._last_pts is not None and pts <= self._last_pts:
             log.warning("%s: pts %d not increasing; using %d", self.path, pts, self._last_pts + 1)
             pts = self._last_pts + 1
-        src_fmt = "rgb48le" if rgb.dtype == np.uint16 else "rgb24"
-        if rgb.dtype not in (np.uint8, np.uint16):
-            raise TypeError(f"frame dtype must be uint8 or uint16, not {rgb.dtype}")
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format=src_fmt)
         frame = self._reformatter.reformat(
-            frame,
+            rgb_frame(rgb),
             format=self._fmt.name,
             src_colorspace=Colorspace.ITU601,
             dst_colorspace=self._dst_matrix,
