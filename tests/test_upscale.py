@@ -667,6 +667,58 @@ def test_a_model_output_that_is_not_finite_stops_the_run(tiny_model, tmp_path, m
     assert not out.exists()
 
 
+class _Overflowing(OverlappedBilinear):
+    """Bilinear that may overflow (as fp16 DOVE may), and does from its `nan_from`-th call on."""
+
+    may_overflow = True
+
+    def __init__(self, nan_from: int = 10**9) -> None:
+        super().__init__()
+        self.calls, self.nan_from = 0, nan_from
+
+    def restore(self, video, generator=None, timer=None, *, release=False):
+        self.calls += 1
+        out = super().restore(video)
+        return out.fill_(math.nan) if self.calls >= self.nan_from else out
+
+
+def _tiled(model) -> tuple:
+    from dove_cli.tiled import TiledRestorer
+    from dove_cli.timing import NULL_TIMER
+
+    tiles = TiledRestorer(model, scale=2, size=(64, 96), tile=32, tile_overlap=8, blend="cosine", seed=0,
+                          offload="none", out_device=torch.device("cpu"), timer=NULL_TIMER)  # fmt: skip
+    frames = [torch.randint(0, 256, (3, 32, 48), dtype=torch.uint8, generator=torch.Generator().manual_seed(i))
+              for i in range(5)]  # fmt: skip
+    return tiles, frames
+
+
+def test_the_tiles_of_a_window_run_without_host_reads_in_between():
+    """A host read of a device value (bool(), .item()) makes the host wait for the GPU, which then
+    idles while the next tile is prepared: one read per window, however many tiles. Counted here as
+    aten._local_scalar_dense, which every such read runs; a NaN in any tile is still found."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from dove_cli.windows import Span
+
+    class CountReads(TorchDispatchMode):
+        reads = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.reads += func is torch.ops.aten._local_scalar_dense.default
+            return func(*args, **(kwargs or {}))
+
+    tiles, frames = _tiled(_Overflowing())
+    with CountReads() as counter:
+        out = tiles.restore_window(frames, Span(0, 5))
+    assert len(tiles.ys) * len(tiles.xs) == 12 and counter.reads == 1
+    whole = torch.nn.functional.interpolate(torch.stack(frames).float(), scale_factor=2, mode="bilinear") / 255
+    assert torch.allclose(out, whole, atol=1e-6)  # the tiles blend into the whole frame
+    tiles, frames = _tiled(_Overflowing(nan_from=4))
+    with pytest.raises(ModelError, match=r"frames 2-6 is not finite"):
+        tiles.restore_window(frames, Span(2, 7))
+
+
 def test_progress_lines_reach_a_log_file_during_the_run(tmp_path):
     """stderr to a file (nohup, a job scheduler): stage lines at once, frame counts while it runs."""
     import os

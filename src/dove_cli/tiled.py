@@ -25,16 +25,16 @@ from dove_cli.windows import BlendMode, Span, axis_weights, plan_tiles
 log = logging.getLogger(__name__)
 
 
-def lq_window(frames: list[torch.Tensor], ys: Span, xs: Span, scale: int) -> tuple[torch.Tensor, int, int]:
-    """The LQ crop whose upsampling covers an output window exactly, with a 1 px context margin.
+def lq_window(frames: torch.Tensor, ys: Span, xs: Span, scale: int) -> tuple[torch.Tensor, int, int]:
+    """The LQ crop of frames [F, 3, hp, wp] whose upsampling covers an output window exactly, with a
+    1 px context margin.
 
-    Returns ([F, 3, lh, lw], row offset, column offset) of the window inside the upsampled crop.
+    Returns ([F, 3, lh, lw] view, row offset, column offset) of the window inside the upsampled crop.
     """
-    hp, wp = frames[0].shape[-2:]
+    hp, wp = frames.shape[-2:]
     ly0, ly1 = max(ys.start // scale - 1, 0), min(-(-ys.stop // scale) + 1, hp)
     lx0, lx1 = max(xs.start // scale - 1, 0), min(-(-xs.stop // scale) + 1, wp)
-    crop = torch.stack([f[:, ly0:ly1, lx0:lx1] for f in frames])
-    return crop, ys.start - ly0 * scale, xs.start - lx0 * scale
+    return frames[:, :, ly0:ly1, lx0:lx1], ys.start - ly0 * scale, xs.start - lx0 * scale
 
 
 TileChange = Callable[[int, int], None]  # (first frame of the window, new tile)
@@ -75,6 +75,7 @@ class TiledRestorer:
         self.changes = [tuple(c) for c in tile_changes]
         self.on_tile_change = on_tile_change
         self.parity = parity
+        self._gen: torch.Generator | None = None
         self._set_tiles(tile)
 
     def _set_tiles(self, tile: int) -> None:
@@ -88,6 +89,10 @@ class TiledRestorer:
             self.ys, self.xs = ys, xs
             self.wy = axis_weights(ys, overlap, self.blend)
             self.wx = axis_weights(xs, overlap, self.blend)
+        # float64 on the blending device once per layout: each tile's weight is an outer product there
+        # (the same numbers as numpy's), not a host array uploaded per tile
+        self.wy_dev = [torch.from_numpy(w).to(self.out_device) for w in self.wy]
+        self.wx_dev = [torch.from_numpy(w).to(self.out_device) for w in self.wx]
         self.tile = tile
 
     def restore_window(self, frames: list[torch.Tensor], span: Span) -> torch.Tensor:
@@ -140,42 +145,62 @@ class TiledRestorer:
         )
 
     def _restore_tiles(self, frames: list[torch.Tensor], span: Span) -> torch.Tensor:
+        """The window tile by tile, with no host synchronisation between tiles: the LQ frames go to
+        the device once, weights are made there, and the finite-output check is read once at the end
+        (a host read per tile would leave the GPU idle while the next tile is prepared)."""
+        with self.timer.stage("upsample"):
+            lq = torch.stack(frames).to(self.model.device)  # [F, 3, hp, wp] code values, one upload
+        finite: list[torch.Tensor] = []  # per tile: all of its output finite (device booleans)
         if len(self.ys) * len(self.xs) == 1:  # one tile, weight 1 everywhere: its output is the result
-            return self._restore_tile(frames, self.ys[0], self.xs[0], span).to(self.out_device)
+            res = self._restore_tile(lq, self.ys[0], self.xs[0], finite)
+            self._check_finite(finite, span)
+            return res.to(self.out_device)
         out = torch.zeros(len(frames), 3, *self.size, dtype=torch.float32, device=self.out_device)
         covered = torch.zeros(*self.size, dtype=torch.float32, device=self.out_device)  # weight so far
         for iy, ys in enumerate(self.ys):
             for ix, xs in enumerate(self.xs):
-                res = self._restore_tile(frames, ys, xs, span)
+                res = self._restore_tile(lq, ys, xs, finite)
                 with self.timer.stage("blend"):
-                    weight = torch.from_numpy(np.outer(self.wy[iy], self.wx[ix])).float().to(self.out_device)
+                    weight = (self.wy_dev[iy][:, None] * self.wx_dev[ix][None, :]).float()
                     region = (slice(ys.start, ys.stop), slice(xs.start, xs.stop))
                     blend_into(out[:, :, region[0], region[1]], covered[region], res.to(self.out_device), weight)
+        self._check_finite(finite, span)
         return out
 
-    def _restore_tile(self, frames: list[torch.Tensor], ys: Span, xs: Span, span: Span) -> torch.Tensor:
-        """One window through the model: [F, 3, h, w] in [0, 1] on the model's device."""
-        device = self.model.device
+    def _check_finite(self, finite: list[torch.Tensor], span: Span) -> None:
+        """One host read per window: no tile's output had NaN/Inf."""
+        if not finite or bool(torch.stack(finite).all()):
+            return
+        hint = " (fp16 overflows in this model: use --dtype bf16)" if self.model.dtype == torch.float16 else ""
+        raise ModelError(f"the model's output for frames {span.start}-{span.stop - 1} is not finite (NaN/Inf){hint}")
+
+    def _generator(self, device: torch.device) -> torch.Generator:
+        """The window's noise stream, seeded alike for every tile (the release: one stream for all);
+        one generator re-seeded, not a new one per tile."""
+        if self._gen is None or self._gen.device != device:
+            self._gen = torch.Generator(device)
+        return self._gen.manual_seed(self.seed)
+
+    def _restore_tile(self, lq: torch.Tensor, ys: Span, xs: Span, finite: list[torch.Tensor]) -> torch.Tensor:
+        """One window through the model: LQ [F, 3, hp, wp] on the model's device -> [F, 3, h, w] in [0, 1];
+        appends whether it is all finite to `finite` (models that may overflow)."""
         with self.timer.stage("upsample"):
-            crop, oy, ox = lq_window(frames, ys, xs, self.scale)
+            crop, oy, ox = lq_window(lq, ys, xs, self.scale)
             # Interpolate code values (as the release does): with k/(2s) weights the
             # sums are exact in float32, so a tile equals the same crop of the whole frame.
-            up = upsample(crop.to(device).float(), self.scale)[:, :, oy : oy + ys.length, ox : ox + xs.length]
+            up = upsample(crop.float(), self.scale)[:, :, oy : oy + ys.length, ox : ox + xs.length]
             # x / max * 2 - 1, in place: a window of 720p frames is hundreds of MB, and every fresh
             # tensor of that size costs its page faults again
             video = up.div_(self.max_value).mul_(2.0).sub_(1.0).permute(1, 0, 2, 3)[None]  # [1, 3, F, H, W]
             del crop, up  # not held through the transformer and the decode
-        gen = torch.Generator(device).manual_seed(self.seed)  # per window (the release: one stream for all)
+        gen = self._generator(lq.device)
         if self.parity:
             res = self.model.restore(video, generator=gen, timer=self.timer, release=True)
         else:
             res = self.model.restore(video, generator=gen, timer=self.timer)
-        res = res[0].permute(1, 0, 2, 3)
-        if self.model.may_overflow and not bool(torch.isfinite(res).all()):
-            hint = " (fp16 overflows in this model: use --dtype bf16)" if self.model.dtype == torch.float16 else ""
-            raise ModelError(f"the model's output for frames {span.start}-{span.stop - 1} is not finite "
-                             f"(NaN/Inf){hint}")  # fmt: skip
-        return res
+        if self.model.may_overflow:
+            finite.append(torch.isfinite(res).all())
+        return res[0].permute(1, 0, 2, 3)
 
 
 def pad_frame(rgb: np.ndarray, hp: int, wp: int, mode: str) -> torch.Tensor:
