@@ -5,6 +5,7 @@ every decoded frame, md5 of the audio packets)."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import signal
@@ -143,6 +144,23 @@ def test_image_sequence_resumes_and_overwrite_starts_over(clip, tmp_path):
     r = upscale(clip, again, opts, overwrite=True)
     assert r.resumed_from == 0 and len(list(again.parent.glob("*.png"))) == 60
     assert not work_folder(again).exists()
+
+
+def test_resume_with_overwrite_continues_if_it_can_and_starts_over_if_not(clip, tmp_path, caplog):
+    """`--resume --overwrite` (a script that always passes both): the saved work when it fits the
+    command; a fresh start, said in one line, when it does not (the error's advice was the option
+    the user had already given)."""
+    opts = UpscaleOptions(**OPTS, preview="0+2.4s")  # 60 frames
+    out = tmp_path / "out.mkv"
+    with pytest.raises(RuntimeError):
+        upscale(clip, out, opts, restorer=_FailAfter(5))
+    assert upscale(clip, out, opts, resume=True, overwrite=True).resumed_from > 0
+    with pytest.raises(RuntimeError):  # an unfinished run beside a finished output
+        upscale(clip, out, opts, restorer=_FailAfter(5), overwrite=True)
+    with caplog.at_level(logging.WARNING):
+        r = upscale(clip, out, opts, blend="hard", resume=True, overwrite=True)
+    assert "cannot resume, --blend cosine was given before and now --blend hard; starting over" in caplog.text
+    assert r.resumed_from == 0 and r.frames == 60 and not work_folder(out).exists()
 
 
 class _ShrinksThenCrashes(BilinearModel):

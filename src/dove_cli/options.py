@@ -187,7 +187,9 @@ class UpscaleOptions:
     compare: bool = option(False, "Write input (bilinear) | output side by side.")
     manifest: str | None = option(None, "Write a JSON sidecar of the run here.", metavar="FILE")
     overwrite: bool = option(False, "Replace an existing output (and any unfinished run).")
-    resume: bool = option(False, "Continue an interrupted run (from OUTPUT.dove-work/).")
+    resume: bool = option(
+        False, "Continue an interrupted run (from OUTPUT.dove-work/); with --overwrite, start over when it cannot."
+    )
     # -- many GPUs and machines (dove_cli.distributed)
     ray: str | None = option(
         None, "Share the work between Ray workers: local (start Ray here), auto (the running cluster) or "

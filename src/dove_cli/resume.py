@@ -47,6 +47,15 @@ from dove_cli.windows import Span
 
 log = logging.getLogger(__name__)
 
+
+class _CannotResume(Exception):
+    """Why saved work cannot be continued, and what to do (an error, or with --overwrite a warning)."""
+
+    def __init__(self, reason: str, advice: str = "use --overwrite to start over") -> None:
+        super().__init__(reason)
+        self.advice = advice
+
+
 WORK_SUFFIX = ".dove-work"
 JOURNAL = "journal.jsonl"  # line 1: the run (fingerprint, plan); then one line per closed segment
 LOCK = "lock"  # flock-ed by the run using the folder; holds its pid
@@ -167,7 +176,8 @@ class Work:
             self._lock = None
 
     def check(self, fingerprint: dict[str, Any], *, resume: bool, overwrite: bool) -> Journal | None:
-        """Before any work: the journal to resume, or None to start afresh; refuses a stale folder."""
+        """Before any work: the journal to resume, or None to start afresh; refuses a stale folder, or
+        with --resume --overwrite starts afresh when the saved work does not fit, saying why."""
         if not self.path.exists():
             return None
         self.lock()
@@ -178,18 +188,25 @@ class Work:
                 f"{self.path}: an unfinished run of {self.output.name} is saved here; run the same command "
                 "with --resume to continue it, or with --overwrite to start over"
             )
-        journal = self._read()
-        if journal is None:
+        try:
+            journal = self._read()
+            if journal is not None:
+                self._check_same_command(journal, fingerprint)
+        except _CannotResume as exc:
+            if not overwrite:
+                raise OutputError(f"{exc}; {exc.advice}") from None
+            log.warning("%s; starting over (--overwrite)", exc)  # --resume --overwrite: continue if possible
             return None
+        return journal
+
+    def _check_same_command(self, journal: Journal, fingerprint: dict[str, Any]) -> None:
         for key in sorted(set(journal.fingerprint) | set(fingerprint)):
             old, new = journal.fingerprint.get(key), fingerprint.get(key)
             if old != new:
-                raise OutputError(
-                    f"{self.path}: cannot resume, {_as_given(key, old)} was given before and now "
-                    f"{_as_given(key, new)}; run the same command as before with --resume, or use --overwrite "
-                    "to start over"
+                raise _CannotResume(
+                    f"{self.path}: cannot resume, {_as_given(key, old)} was given before and now {_as_given(key, new)}",
+                    "run the same command as before with --resume, or use --overwrite to start over",
                 )
-        return journal
 
     def _read(self) -> Journal | None:
         try:
@@ -203,9 +220,9 @@ class Work:
         except FileNotFoundError:
             return None  # killed before anything was saved: nothing to resume
         except (OSError, ValueError, TypeError, KeyError) as exc:
-            raise OutputError(f"{self.journal_path}: unreadable ({exc}); use --overwrite to start over") from None
+            raise _CannotResume(f"{self.journal_path}: unreadable ({exc})") from None
         if journal.version != VERSION:
-            raise OutputError(f"{self.journal_path}: written by another dove version; use --overwrite to start over")
+            raise _CannotResume(f"{self.journal_path}: written by another dove version")
         return journal
 
     def start(self, journal: Journal, resumed: bool, *, gaps: bool = False) -> int:
