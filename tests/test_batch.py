@@ -77,6 +77,38 @@ def test_batch_cli_reports_failures_and_exits_2(folder, tmp_path, capsys, caplog
     assert caplog.text.count("sub-folders are not searched (extras)") == 1
 
 
+def test_batch_dry_run_plans_every_file_and_writes_nothing(folder, tmp_path, capsys):
+    """`--dry-run` on a folder: a row per video with the plan its single-file dry run makes, existing
+    outputs marked as the run would skip them, a file that cannot be planned named (exit 2)."""
+    from dove_cli.cli import main
+    from dove_cli.upscaling import upscale
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "b.mkv").write_bytes(b"already done")
+    args = ["upscale", str(folder), "-o", str(out), "--model", "bilinear", "--scale", "2", "--chunk", "5",
+            "--chunk-overlap", "0", "--tile", "96", "--dry-run"]  # fmt: skip
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    assert exc.value.code == 2
+    captured = capsys.readouterr()
+    alone = upscale(folder / "a.mp4", out / "a.mp4", model="bilinear", scale=2, chunk=5, chunk_overlap=0, tile=96,
+                    dry_run=True)  # fmt: skip
+    rows = {cells[0]: cells for cells in (line.replace("│", " ").split() for line in captured.out.splitlines())
+            if cells and cells[0][:1] in "abc"}  # fmt: skip
+    assert rows["a.mp4"][1:4] == [str(alone.frames), "64x48->128x96", str(alone.windows())]
+    assert alone.frames == 6 and alone.chunks == 2 and alone.windows() == 2 * alone.tiles > 2
+    assert "skip: output exists" in " ".join(rows["b.mkv"]) and "error" in rows["c.mp4"]
+    assert (
+        "1 to upscale (6 frames), 1 skipped (output exists; --overwrite to redo), 1 cannot be planned" in captured.out
+    )
+    assert "failed:" in captured.err and "c.mp4" in captured.err and "Traceback" not in captured.err
+    assert sorted(p.name for p in out.iterdir()) == ["b.mkv"]  # nothing written, nothing started
+    with pytest.raises(SystemExit) as exc:
+        main([*args[:-1], "--manifest", str(tmp_path / "m.json")])
+    assert exc.value.code == 2 and "--manifest takes one input file, not a folder" in capsys.readouterr().err
+
+
 def test_batch_plain_progress_lines_name_the_file(folder, tmp_path, capsys, monkeypatch):
     """stderr not a terminal (a log): every line says which file it is about (the label was empty)."""
     from dove_cli.cli import main

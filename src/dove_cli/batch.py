@@ -151,4 +151,23 @@ def upscale_batch(
     return result
 
 
-__all__ = ["BatchItem", "BatchResult", "find_videos", "is_batch_input", "plan_batch", "upscale_batch"]
+def dry_run_batch(in_dir: str | Path, out_dir: str | Path, options: Any = None, **overrides: Any) -> BatchResult:
+    """`--dry-run` for a folder: each video's plan (item.result) as `upscale(dry_run=True)` makes it,
+    no weights read; outputs that exist are skipped as the run would skip them, and a file that
+    cannot be planned is failed with its one-line error."""
+    from dove_cli.options import UpscaleOptions, check_options
+    from dove_cli.upscaling import upscale
+
+    opts = check_options(replace(options or UpscaleOptions(), **overrides))
+    result = BatchResult(plan_batch(Path(in_dir), Path(out_dir), overwrite=opts.overwrite))
+    for item in result.items:
+        if item.status == "skipped":
+            continue
+        try:
+            item.result, item.status = upscale(item.input, item.output, opts, dry_run=True), "done"
+        except DoveError as exc:
+            item.status, item.error = "failed", str(exc)
+    return result
+
+
+__all__ = ["BatchItem", "BatchResult", "dry_run_batch", "find_videos", "is_batch_input", "plan_batch", "upscale_batch"]

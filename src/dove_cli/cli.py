@@ -23,7 +23,16 @@ from rich.markup import escape
 from rich.table import Table
 
 from dove_cli import note
-from dove_cli.console import BatchBars, EvalBar, UpscaleBar, VerifyBar, err_console, print_batch_table, print_plan
+from dove_cli.console import (
+    BatchBars,
+    EvalBar,
+    UpscaleBar,
+    VerifyBar,
+    err_console,
+    print_batch_plans,
+    print_batch_table,
+    print_plan,
+)
 from dove_cli.errors import DoveError, InputError, Interrupted, OptionError, ScoringFailed
 from dove_cli.humanize import human_size
 from dove_cli.options import Cli, UpscaleOptions
@@ -141,7 +150,9 @@ def upscale_cmd(
         metavar="OUT",
         help="Output video (container from the extension), pattern, or a folder for a folder of videos.",
     ),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (windows, memory, time) and stop."),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Print the plan (windows, memory, time) and stop; for a folder, a row per video."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary."),
     eval_gt: Path | None = typer.Option(
         None,
@@ -166,9 +177,12 @@ def upscale_cmd(
     if eval_gt is not None:
         _check_eval(eval_gt, eval_metrics, dry_run)
     if is_batch_input(input):
-        if dry_run or options.manifest:
-            raise OptionError("--dry-run and --manifest take one input file, not a folder")
-        _upscale_folder(input, output, options, quiet)
+        if options.manifest:
+            raise OptionError("--manifest takes one input file, not a folder")
+        if dry_run:
+            _plan_folder(input, output, options)
+        else:
+            _upscale_folder(input, output, options, quiet)
     elif dry_run:
         from dove_cli.upscaling import upscale
 
@@ -215,6 +229,19 @@ def _score(output: Path, gt: Path, metrics: str | None, json_out: Path | None, d
     _print_eval_table(report)
     if json_out is not None:
         report.write_json(json_out)
+
+
+def _plan_folder(input: Path, output: Path, opts: UpscaleOptions) -> None:
+    """`dove upscale DIR -o DIR --dry-run`: a row per video, the totals, and the files that cannot be
+    planned (exit 2, as the run would fail them)."""
+    from dove_cli.batch import dry_run_batch
+
+    result = dry_run_batch(input, output, opts)
+    print_batch_plans(result.items, Console())  # the dry run's product: stdout
+    for item in result.failed:
+        err_console.print(f"[bold red]failed:[/] {escape(item.error or '')}", highlight=False, soft_wrap=True)
+    if result.failed:
+        raise typer.Exit(2)
 
 
 def _upscale_folder(input: Path, output: Path, opts: UpscaleOptions, quiet: bool) -> None:

@@ -192,6 +192,32 @@ class BatchBars(UpscaleBar):
             self.started = True
 
 
+def print_batch_plans(items, console: Console) -> None:
+    """`--dry-run` for a folder: a row per video (its plan, or why there is none) and the totals."""
+    gib = 1024**3
+    table = Table(title="plan (--dry-run)", show_edge=False)
+    for column in ("file", "frames", "size", "calls", "work", "est. GPU", "est. time"):
+        table.add_column(column, justify="left" if column in ("file", "size") else "right", no_wrap=column == "size")
+    planned = [item.result for item in items if item.status == "done"]
+    for item in items:
+        p = item.result
+        if p is None:
+            table.add_row(escape(item.input.name), "", "skip: output exists" if item.status == "skipped" else "error")
+            continue
+        (h, w), (oh, ow) = p.input_size, p.output_size
+        gpu = f"{p.est_peak_device_bytes / gib:.1f} GiB" if p.est_peak_device_bytes else "-"
+        est = human_duration(p.est_seconds) if p.est_seconds is not None else "-"
+        table.add_row(escape(item.input.name), str(p.frames), f"{w}x{h}->{ow}x{oh}", str(p.windows()),
+                      f"{p.work_ratio:.2f}", gpu, est)  # fmt: skip
+    console.print(table)
+    times = [p.est_seconds for p in planned]
+    total = f", est. time {human_range(sum(times))}" if times and None not in times else ""
+    skipped = sum(item.status == "skipped" for item in items)
+    failed = sum(item.status == "failed" for item in items)
+    console.print(f"{len(planned)} to upscale ({sum(p.frames for p in planned)} frames{total}), {skipped} skipped "
+                  f"(output exists; --overwrite to redo), {failed} cannot be planned", highlight=False, soft_wrap=True)  # fmt: skip
+
+
 def print_batch_table(items, console: Console) -> None:
     """Per file of a folder run on Ray: frames, time, the workers that made it, status."""
     table = Table(show_edge=False)
