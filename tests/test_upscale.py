@@ -751,6 +751,43 @@ def test_progress_lines_reach_a_log_file_during_the_run(tmp_path):
     assert re.search(r"frames/s, about .* left", seen_while_running)
 
 
+class _SlowBilinear(BilinearModel):
+    """Bilinear that takes its time over every window, as DOVE on a CPU does (minutes there)."""
+
+    def restore(self, video, generator=None, timer=None, *, release=False):
+        import time
+
+        time.sleep(1.5)
+        return super().restore(video)
+
+
+def test_a_log_hears_a_heartbeat_while_one_window_runs_long(tmp_path, monkeypatch):
+    """A window that keeps the model busy made no line at all in a log: it looked like a hang."""
+    import io
+    import time
+
+    from rich.console import Console
+
+    from dove_cli.console import UpscaleBar
+
+    monkeypatch.setenv("DOVE_PROGRESS_INTERVAL", "0.1")  # a heartbeat after 6 x 0.1 s without a line
+    log = io.StringIO()
+    with UpscaleBar(False, "007.mp4", Console(file=log)) as bar:
+        time.sleep(2)  # the clock starts with the window, not with the bar
+        upscale(demo_clip("007.mp4"), tmp_path / "o.mkv", restorer=_SlowBilinear(), scale=1, chunk=0, tile=0,
+                codec="ffv1", progress=bar)  # fmt: skip
+    beats = re.findall(r"007\.mp4: working on frames 0-32 for ([\d.]+) s \(0/33 frames done\)", log.getvalue())
+    assert beats and float(beats[0]) < 2, log.getvalue()  # not 2 s + since the bar began
+    text = log.getvalue()
+    assert text.index("007.mp4: upscaling") < text.index("working on")
+    assert text.index("33/33 frames (100%)") < text.index("joining segments")  # the count closes its stage
+    quiet = io.StringIO()
+    with UpscaleBar(True, "007.mp4", Console(file=quiet)) as bar:
+        upscale(demo_clip("007.mp4"), tmp_path / "q.mkv", restorer=_SlowBilinear(), scale=1, chunk=0, tile=0,
+                codec="ffv1", progress=bar)  # fmt: skip
+    assert quiet.getvalue() == ""
+
+
 def test_the_host_estimate_counts_the_process_frames_and_offloaded_weights(tmp_path):
     """--dry-run --vram 24 on a small clip said "est. peak host memory 0.0 GiB"."""
     from dove_cli.engine import RANDOM_CONFIGS, skeleton

@@ -6,6 +6,7 @@ Only the CLI uses this module; the library reports progress through callbacks.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from fractions import Fraction
 from typing import TypeVar
@@ -32,8 +33,10 @@ _Bar = TypeVar("_Bar", bound="UpscaleBar")
 
 class UpscaleBar:
     """Progress of one run: a rich bar (frames, fps, ETA, what is happening) on a terminal, and on
-    anything else (a log file, nohup, a job scheduler) a plain line at each change of stage and every
-    DOVE_PROGRESS_INTERVAL seconds (default 10) while frames are made. Silent with --quiet."""
+    anything else (a log file, nohup, a job scheduler) a plain line at each change of stage, every
+    DOVE_PROGRESS_INTERVAL seconds (default 10) while frames are made, and a heartbeat every 6 such
+    intervals while one window keeps the model busy (minutes on a CPU: silence would look like a hang).
+    Silent with --quiet."""
 
     def __init__(self, quiet: bool, label: str, console: Console = err_console) -> None:
         self.quiet, self.label, self.console = quiet, label, console
@@ -56,6 +59,10 @@ class UpscaleBar:
         self._last_line = 0.0
         self._last_count = 0
         self._since: tuple[float, int] | None = None  # (time, frames done) when frames began to come
+        self._latest = None  # the last Progress, and since when its window has been worked on
+        self._window_since = time.monotonic()
+        self._stop = threading.Event()
+        self._heartbeat = threading.Thread(target=self._beat, name="dove-heartbeat", daemon=True)
 
     def status(self, text: str) -> None:
         """Say what is happening before the frames come ("loading model", "planning", ...)."""
@@ -71,12 +78,16 @@ class UpscaleBar:
 
     def __call__(self, p) -> None:  # upscaling.Progress
         now = time.monotonic()
+        if self._latest is None or p.window != self._latest.window:
+            self._window_since = now
+        self._latest = p
         if self._since is None and p.frames_done:
             self._since = (now, p.frames_done)
         fps = p.frames_done / p.seconds if p.seconds > 0 else 0.0
         if self.plain:
             due = now - self._last_line >= self.interval or p.status != self._status
-            count, first = p.frames_done != self._last_count and due, not self._last_count
+            # a resumed run's saved frames are counted after "upscaling"; other counts close their stage
+            count, first = p.frames_done != self._last_count and due, not self._last_count and p.status == "upscaling"
             if count and not first:
                 self._line(self._counts(p, now))  # the count, then the stage it ends with
             self.status(p.status)
@@ -102,6 +113,17 @@ class UpscaleBar:
                 text += f", about {human_duration((total - p.frames_done) / rate)} left"
         return text
 
+    def _beat(self) -> None:
+        """Plain mode: say which window is still being worked on when nothing was said for a while."""
+        period = max(6 * self.interval, 0.5)
+        while not self._stop.wait(period / 4):
+            p, now = self._latest, time.monotonic()
+            if p is None or p.status != "upscaling" or not p.window or now - self._last_line < period:
+                continue
+            total = max(p.frames_total, p.frames_done)
+            self._line(f"working on {p.window} for {human_duration(now - self._window_since)} "
+                       f"({p.frames_done}/{total} frames done)")  # fmt: skip
+
     def _line(self, text: str) -> None:
         if not self.quiet:
             self.console.print(f"{self.label}: {text}", markup=False, highlight=False, soft_wrap=True)
@@ -113,9 +135,12 @@ class UpscaleBar:
             self.started = True
 
     def __enter__(self: _Bar) -> _Bar:
+        if self.plain and not self.quiet:
+            self._heartbeat.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._stop.set()
         if self.started:  # stopping a bar that never started prints a stray blank line
             self.bar.stop()
 

@@ -509,6 +509,9 @@ def _stream(
                         continue
                     if stop is not None and span.start >= stop:  # only frames of later parts
                         continue
+                    if progress:  # what the model is busy with (the bar, a log's heartbeat)
+                        progress(Progress(written, max(plan.frames, read), f"frames {span.start}-{span.stop - 1}",
+                                          time.perf_counter() - t_start))  # fmt: skip
                     window = tiles.restore_window([lq[t] for t in range(span.start, span.stop)], span)
                     session.window_done(span, tiles.tile)
                     with timer.stage("blend"):
