@@ -78,7 +78,7 @@ def test_any_window_options_plan_or_fail_with_one_line(
         (["--chunk-overlap", "40"], "--chunk-overlap 40 must be smaller than the chunk (--chunk auto uses 33"),
         (["--chunk-overlap", "33", "--dry-run"], "--chunk-overlap 33 must be smaller than the chunk"),
         (["--chunk", "17", "--chunk-overlap", "17"], "--chunk-overlap 17 must be smaller than --chunk 17"),
-        (["--tile", "64", "--tile-overlap", "32"], "--tile 64 is too small for --tile-overlap 32"),
+        (["--tile", "64", "--tile-overlap", "40"], "--tile 64 is too small for --tile-overlap 40"),
     ],
 )
 def test_window_options_that_cannot_advance_are_refused_at_once(tmp_path, capsys, args, message):
@@ -91,6 +91,25 @@ def test_window_options_that_cannot_advance_are_refused_at_once(tmp_path, capsys
     err = capsys.readouterr().err.strip()
     assert exc.value.code == 2 and message in err and len(err.splitlines()) == 1
     assert not out.exists()
+
+
+def test_default_overlaps_are_cut_to_fit_a_short_chunk_or_a_small_tile(tmp_path, capsys):
+    """`--chunk 5` or `--tile 64` alone was refused for the overlaps the user never gave."""
+    from dove_cli.cli import main
+    from dove_cli.options import check_options
+
+    assert check_options(UpscaleOptions(chunk=5, tile=64)).chunk_overlap == 2
+    assert check_options(UpscaleOptions(chunk=5, tile=64)).tile_overlap == 16
+    assert check_options(UpscaleOptions(chunk=1, tile=16)).chunk_overlap == 0
+    assert check_options(UpscaleOptions(chunk=1, tile=16)).tile_overlap == 0
+    assert check_options(UpscaleOptions(chunk=17, tile=96)).chunk_overlap == 8  # they fit: as they are
+    assert check_options(UpscaleOptions(chunk=17, tile=96)).tile_overlap == 32
+    main_args = ["upscale", str(demo_clip("001.mp4")), "-o", str(tmp_path / "o.mp4"), "--model", "tiny", "--dry-run"]
+    with pytest.raises(SystemExit) as exc:
+        main(main_args + ["--chunk", "5", "--tile", "64"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert "2 shared by neighbours" in out and "16 px overlap" in out
 
 
 def test_auto_windows_shrink_in_bounded_steps():

@@ -224,7 +224,7 @@ def test_dry_run_plans_without_writing(tmp_path, capsys):
         (["{missing}"], "no such file"),
         (["{text}"], "{text}"),
         (["{clip}", "--chunk", "32"], "4k+1"),
-        (["{clip}", "--tile", "64", "--tile-overlap", "32"], "tile-overlap"),
+        (["{clip}", "--tile", "64", "--tile-overlap", "40"], "tile-overlap"),
         (["{clip}", "--model", "{tmp}"], "missing transformer/"),
         (["{tiny}"], "too small"),
         (["{clip}", "--scale", "0"], "--scale"),

@@ -217,6 +217,18 @@ PARITY_SETS: dict[str, Any] = {"pad": "zero", "blend": "hard", "color_fix": "non
                                "vae_tiling": True}  # fmt: skip
 
 
+def _overlaps_that_fit(opts: UpscaleOptions) -> UpscaleOptions:
+    """Default overlaps cut to fit a short --chunk or a small --tile the user chose (a chunk of 5
+    cannot share the default 8 frames; a 64 px tile cannot share 32 px on each side); overlaps the
+    user gave are checked as given."""
+    defaults = {f.name: f.default for f in fields(UpscaleOptions)}
+    if opts.chunk > 0 and opts.chunk_overlap == defaults["chunk_overlap"] and opts.chunk_overlap >= opts.chunk:
+        opts = replace(opts, chunk_overlap=(opts.chunk - 1) // 2)
+    if opts.tile > 0 and opts.tile_overlap == defaults["tile_overlap"] and 2 * opts.tile_overlap >= opts.tile:
+        opts = replace(opts, tile_overlap=opts.tile // 4 // 8 * 8)
+    return opts
+
+
 def check_options(opts: UpscaleOptions) -> UpscaleOptions:
     """Raise OptionError, one line naming the option, for any value the run cannot take; return the
     options with what --parity sets filled in."""
@@ -238,6 +250,7 @@ def check_options(opts: UpscaleOptions) -> UpscaleOptions:
             if window > 0 and overlap >= window:
                 raise OptionError(f"--{name}-overlap {overlap} must be smaller than --{name} {window} (--parity)")
     else:
+        opts = _overlaps_that_fit(opts)
         if opts.chunk != AUTO:
             check_chunk(opts.chunk, opts.chunk_overlap)
         elif opts.chunk_overlap < 0:
