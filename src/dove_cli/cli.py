@@ -729,6 +729,8 @@ def main(argv: list[str] | None = None) -> None:
         code = 130
     finally:
         signal.signal(signal.SIGTERM, previous)  # tests call main() in-process
+    if code == 130 and _sigterm_received:  # stopped by SIGTERM: 128 + 15, as the shell reports it
+        code = 143
     sys.exit(code if isinstance(code, int) else 0)  # a command's own return value is not an exit code
 
 
@@ -746,8 +748,13 @@ def _print_error(message: str) -> None:
 
 
 def _sigterm_as_ctrl_c(signum: int, frame: object) -> None:
-    """timeout, SLURM, docker stop: stop as on Ctrl-C (finished part kept, resume hint, exit 130)."""
+    """timeout, SLURM, docker stop: stop as on Ctrl-C (finished part kept, resume hint), exit 143."""
+    global _sigterm_received
+    _sigterm_received = True
     raise KeyboardInterrupt
+
+
+_sigterm_received = False
 
 
 if __name__ == "__main__":
