@@ -63,9 +63,11 @@ def test_killed_run_resumes_to_an_identical_output(clip, reference, tmp_path):
     assert not out.exists() and work.is_dir()
     with pytest.raises(OutputError, match="--resume"):
         upscale(clip, out, UpscaleOptions(**OPTS))
-    with pytest.raises(OutputError, match="cannot resume, --blend cosine was given before and now --blend hard"):
+    with pytest.raises(
+        OutputError, match="cannot resume: the saved run had --blend cosine, this command has --blend hard"
+    ):
         upscale(clip, out, UpscaleOptions(**OPTS, blend="hard", resume=True))
-    with pytest.raises(OutputError, match="cannot resume, --tile .* was given before and now --tile auto;"):
+    with pytest.raises(OutputError, match="cannot resume: the saved run had --tile .*, this command has --tile auto;"):
         upscale(clip, out, UpscaleOptions(**{**OPTS, "tile": AUTO}, resume=True))  # never 'tile -1'
     journal = work / "journal.jsonl"
     saved = journal.read_text()
@@ -159,7 +161,9 @@ def test_resume_with_overwrite_continues_if_it_can_and_starts_over_if_not(clip, 
         upscale(clip, out, opts, restorer=_FailAfter(5), overwrite=True)
     with caplog.at_level(logging.WARNING):
         r = upscale(clip, out, opts, blend="hard", resume=True, overwrite=True)
-    assert "cannot resume, --blend cosine was given before and now --blend hard; starting over" in caplog.text
+    assert (
+        "cannot resume: the saved run had --blend cosine, this command has --blend hard; starting over" in caplog.text
+    )
     assert r.resumed_from == 0 and r.frames == 60 and not work_folder(out).exists()
 
 

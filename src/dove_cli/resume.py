@@ -204,7 +204,8 @@ class Work:
             old, new = journal.fingerprint.get(key), fingerprint.get(key)
             if old != new:
                 raise _CannotResume(
-                    f"{self.path}: cannot resume, {_as_given(key, old)} was given before and now {_as_given(key, new)}",
+                    f"{self.path}: cannot resume: the saved run had {_as_given(key, old)}, this command has "
+                    f"{_as_given(key, new)}",
                     "run the same command as before with --resume, or use --overwrite to start over",
                 )
 
