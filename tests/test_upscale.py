@@ -575,7 +575,8 @@ def test_a_plan_past_vram_says_so_and_what_to_do(tmp_path, caplog):
     assert plan.est_peak_device_bytes > 8 << 30
     warning = next(r.getMessage() for r in caplog.records if "--vram" in r.getMessage())
     assert "is more than --vram 8 GiB" in warning and "try --offload model" in warning, warning
-    assert "--tile-overlap" not in caplog.text  # 64 px tiles share 31 px, not the default 32: not the user's doing
+    assert "--tile-overlap" not in caplog.text  # 64 px tiles share 16 px, not the default 32: not the user's doing
+    assert (plan.tile, plan.tile_overlap) == (64, 16)
 
 
 def test_attachments_that_cannot_go_along_are_said_once(tmp_path, caplog):

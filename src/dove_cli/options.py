@@ -19,7 +19,7 @@ from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 from dove_cli.errors import OptionError
 from dove_cli.release_layout import RELEASE_CHUNK_OVERLAP, RELEASE_TILE_OVERLAP
-from dove_cli.windows import BlendMode, check_chunk, check_tile
+from dove_cli.windows import BlendMode, check_chunk, check_tile, fitting_tile_overlap
 
 AUTO = -1  # tile/chunk value meaning "choose from free memory"
 DEFAULT_CHUNK = 33  # --chunk auto: the paper's clip length, 33 frames -> 9 latent frames
@@ -224,8 +224,8 @@ def _overlaps_that_fit(opts: UpscaleOptions) -> UpscaleOptions:
     defaults = {f.name: f.default for f in fields(UpscaleOptions)}
     if opts.chunk > 0 and opts.chunk_overlap == defaults["chunk_overlap"] and opts.chunk_overlap >= opts.chunk:
         opts = replace(opts, chunk_overlap=(opts.chunk - 1) // 2)
-    if opts.tile > 0 and opts.tile_overlap == defaults["tile_overlap"] and 2 * opts.tile_overlap >= opts.tile:
-        opts = replace(opts, tile_overlap=opts.tile // 4 // 8 * 8)
+    if opts.tile_overlap == defaults["tile_overlap"]:
+        opts = replace(opts, tile_overlap=fitting_tile_overlap(opts.tile, opts.tile_overlap))
     return opts
 
 
