@@ -324,8 +324,10 @@ def test_resolve_bad_folders(env, tmp_path):
     (broken / "transformer").rmdir()
     with pytest.raises(ModelError, match=f"{broken}.*missing transformer/"):
         weights.resolve_model(str(broken))
-    with pytest.raises(ModelError, match="does not exist"):
+    with pytest.raises(ModelError, match="does not exist$"):
         weights.resolve_model(str(tmp_path / "nowhere" / "model"))
+    with pytest.raises(ModelError, match=r"model folder bilnear does not exist \(did you mean --model bilinear\?\)"):
+        weights.resolve_model("bilnear")
     with pytest.raises(ModelError, match="is a file"):
         weights.resolve_model(str(broken / "model_index.json"))
     with pytest.raises(ModelError, match="dove download-weights --repo someone/model"):

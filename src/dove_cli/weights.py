@@ -13,6 +13,7 @@ downloaded into a folder of their own (`--dir`).
 
 from __future__ import annotations
 
+import difflib
 import errno
 import hashlib
 import json
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_REPO = "zzsi/DOVE"
 DEFAULT_SUBFOLDER = "stage2"
+BUILT_IN_MODELS = ("bilinear", "tiny", "full-random")  # --model names that need no weights (dove_cli.models)
 BASE_REPO = "zai-org/CogVideoX1.5-5B"
 REQUIRED_PARTS = ("transformer", "vae", "scheduler")
 TEXT_PARTS = ("text_encoder", "tokenizer")
@@ -630,7 +632,9 @@ def resolve_model(
     if path.is_dir():
         return validate_model_folder(find_model_root(path), allow_pickle)
     if not is_hub_id(spec):
-        raise ModelError(f"model folder {path} does not exist")
+        near = difflib.get_close_matches(spec, BUILT_IN_MODELS, n=1)
+        hint = f" (did you mean --model {near[0]}?)" if near and "/" not in spec else ""
+        raise ModelError(f"model folder {path} does not exist{hint}")
     repo, _, sub = spec.partition(":")
     subfolder = sub.strip("/") if sub else None
     folder = find_downloaded(repo, subfolder, revision)
