@@ -19,7 +19,7 @@ from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 from dove_cli.errors import OptionError
 from dove_cli.release_layout import RELEASE_CHUNK_OVERLAP, RELEASE_TILE_OVERLAP
-from dove_cli.windows import BlendMode, check_chunk, check_tile, fitting_tile_overlap
+from dove_cli.windows import BlendMode, check_chunk, check_tile, fitting_chunk_overlap, fitting_tile_overlap
 
 AUTO = -1  # tile/chunk value meaning "choose from free memory"
 DEFAULT_CHUNK = 33  # --chunk auto: the paper's clip length, 33 frames -> 9 latent frames
@@ -221,10 +221,9 @@ def _overlaps_that_fit(opts: UpscaleOptions) -> UpscaleOptions:
     """Default overlaps cut to fit a short --chunk or a small --tile the user chose (a chunk of 5
     cannot share the default 8 frames; a 64 px tile cannot share 32 px on each side); overlaps the
     user gave are checked as given."""
-    defaults = {f.name: f.default for f in fields(UpscaleOptions)}
-    if opts.chunk > 0 and opts.chunk_overlap == defaults["chunk_overlap"] and opts.chunk_overlap >= opts.chunk:
-        opts = replace(opts, chunk_overlap=(opts.chunk - 1) // 2)
-    if opts.tile_overlap == defaults["tile_overlap"]:
+    if opts.chunk_overlap == UpscaleOptions.chunk_overlap:
+        opts = replace(opts, chunk_overlap=fitting_chunk_overlap(opts.chunk, opts.chunk_overlap))
+    if opts.tile_overlap == UpscaleOptions.tile_overlap:
         opts = replace(opts, tile_overlap=fitting_tile_overlap(opts.tile, opts.tile_overlap))
     return opts
 

@@ -82,17 +82,16 @@ class TiledRestorer:
         if self.parity:
             (h, w), overlap = self.size, self.tile_overlap
             self.ys, self.xs = release_layout.check_release_tiles(h, w, tile, overlap)
-            self.wy = [release_layout.valid_weights(s, h, overlap) for s in self.ys]
-            self.wx = [release_layout.valid_weights(s, w, overlap) for s in self.xs]
+            wy = [release_layout.valid_weights(s, h, overlap) for s in self.ys]
+            wx = [release_layout.valid_weights(s, w, overlap) for s in self.xs]
         else:
             ys, xs, overlap = plan_tiles(*self.size, tile, self.tile_overlap, self.model.spatial_multiple)
             self.ys, self.xs = ys, xs
-            self.wy = axis_weights(ys, overlap, self.blend)
-            self.wx = axis_weights(xs, overlap, self.blend)
+            wy, wx = axis_weights(ys, overlap, self.blend), axis_weights(xs, overlap, self.blend)
         # float64 on the blending device once per layout: each tile's weight is an outer product there
         # (the same numbers as numpy's), not a host array uploaded per tile
-        self.wy_dev = [torch.from_numpy(w).to(self.out_device) for w in self.wy]
-        self.wx_dev = [torch.from_numpy(w).to(self.out_device) for w in self.wx]
+        self.wy = [torch.from_numpy(w).to(self.out_device) for w in wy]
+        self.wx = [torch.from_numpy(w).to(self.out_device) for w in wx]
         self.tile = tile
 
     def restore_window(self, frames: list[torch.Tensor], span: Span) -> torch.Tensor:
@@ -161,7 +160,7 @@ class TiledRestorer:
             for ix, xs in enumerate(self.xs):
                 res = self._restore_tile(lq, ys, xs, finite)
                 with self.timer.stage("blend"):
-                    weight = (self.wy_dev[iy][:, None] * self.wx_dev[ix][None, :]).float()
+                    weight = (self.wy[iy][:, None] * self.wx[ix][None, :]).float()
                     region = (slice(ys.start, ys.stop), slice(xs.start, xs.stop))
                     blend_into(out[:, :, region[0], region[1]], covered[region], res.to(self.out_device), weight)
         self._check_finite(finite, span)

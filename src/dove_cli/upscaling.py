@@ -517,9 +517,6 @@ def _stream(
                     with timer.stage("blend"):
                         blender.add(span, window, time_weights(span))
                     stats.windows_run += 1
-                    if progress:
-                        progress(Progress(written, max(plan.frames, read), f"frames {span.start}-{span.stop - 1}",
-                                          time.perf_counter() - t_start))  # fmt: skip
                 final = step.final
                 boundary = session.segment_end(final)
                 while written < final:

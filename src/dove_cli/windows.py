@@ -48,7 +48,8 @@ def check_chunk(chunk: int, overlap: int) -> None:
         raise OptionError(f"--chunk-overlap {overlap} must not be negative")
     if chunk > 0 and overlap >= chunk:
         raise OptionError(
-            f"--chunk-overlap {overlap} must be smaller than --chunk {chunk} (e.g. --chunk-overlap {(chunk - 1) // 2})"
+            f"--chunk-overlap {overlap} must be smaller than --chunk {chunk} "
+            f"(e.g. --chunk-overlap {fitting_chunk_overlap(chunk, overlap)})"
         )
 
 
@@ -63,7 +64,7 @@ def check_tile(tile: int, overlap: int, multiple: int) -> None:
     if tile > 0 and 2 * overlap >= tile:
         raise OptionError(
             f"--tile {tile} is too small for --tile-overlap {overlap} (need tile > 2 x overlap; "
-            f"e.g. --tile-overlap {tile // 4 // 8 * 8})"
+            f"e.g. --tile-overlap {fitting_tile_overlap(tile, overlap)})"
         )
 
 
@@ -246,6 +247,11 @@ def clamp_window(window: int, length: int, multiple: int) -> int:
     if window <= 0 or window >= length:
         return 0
     return max(multiple, window // multiple * multiple)
+
+
+def fitting_chunk_overlap(chunk: int, overlap: int) -> int:
+    """The default chunk overlap for a chunk too short to share it: under half of the chunk."""
+    return overlap if chunk <= 0 or overlap < chunk else (chunk - 1) // 2
 
 
 def fitting_tile_overlap(tile: int, overlap: int) -> int:
