@@ -109,6 +109,32 @@ def test_batch_dry_run_plans_every_file_and_writes_nothing(folder, tmp_path, cap
     assert exc.value.code == 2 and "--manifest takes one input file, not a folder" in capsys.readouterr().err
 
 
+def test_batch_dry_run_says_each_warning_once(folder, tmp_path, caplog):
+    """The same advice for every file of a folder is said once, with the first file's figures and
+    how many more files it holds for; info lines (-v) still pass through as they come."""
+    import logging
+
+    from dove_cli.batch import _held_warnings
+    from dove_cli.cli import main
+
+    (folder / "c.mp4").unlink()
+    with pytest.raises(SystemExit) as exc:
+        main(["upscale", str(folder), "-o", str(tmp_path / "out"), "--model", "tiny", "--vram", "0.001", "--dry-run"])
+    assert exc.value.code == 0
+    said = [r.getMessage() for r in caplog.records if "estimated peak GPU memory" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith("a.mp4 (and 1 more file): the plan's estimated peak"), said
+    caplog.clear()
+
+    held: list[logging.LogRecord] = []
+    with caplog.at_level(logging.INFO), _held_warnings(held):
+        logging.getLogger("dove_cli.plan").info("an info line")
+        logging.getLogger("dove_cli.plan").warning("a warning")
+    assert [r.getMessage() for r in held] == ["a warning"]
+    assert [r.getMessage() for r in caplog.records] == ["an info line"]
+    logging.getLogger("dove_cli.plan").warning("after")
+    assert caplog.records[-1].getMessage() == "after"  # printed again once the dry run is over
+
+
 def test_batch_plain_progress_lines_name_the_file(folder, tmp_path, capsys, monkeypatch):
     """stderr not a terminal (a log): every line says which file it is about (the label was empty)."""
     from dove_cli.cli import main

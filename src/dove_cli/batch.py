@@ -7,8 +7,9 @@ interruption only does what is missing, and a file interrupted half way continue
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -28,6 +29,7 @@ class BatchItem:
     status: Status = "pending"
     error: str | None = None  # one line, for failed items
     result: Any = None  # the UpscaleResult of a done item
+    warnings: list[logging.LogRecord] = field(default_factory=list)  # a dry run's, said once per folder
 
 
 @dataclass
@@ -154,7 +156,8 @@ def upscale_batch(
 def dry_run_batch(in_dir: str | Path, out_dir: str | Path, options: Any = None, **overrides: Any) -> BatchResult:
     """`--dry-run` for a folder: each video's plan (item.result) as `upscale(dry_run=True)` makes it,
     no weights read; outputs that exist are skipped as the run would skip them, and a file that
-    cannot be planned is failed with its one-line error."""
+    cannot be planned is failed with its one-line error. Each file's warnings are held in
+    item.warnings for `say_warnings_once`: the same advice for every file is noise."""
     from dove_cli.options import UpscaleOptions, check_options
     from dove_cli.upscaling import upscale
 
@@ -163,11 +166,56 @@ def dry_run_batch(in_dir: str | Path, out_dir: str | Path, options: Any = None, 
     for item in result.items:
         if item.status == "skipped":
             continue
-        try:
-            item.result, item.status = upscale(item.input, item.output, opts, dry_run=True), "done"
-        except DoveError as exc:
-            item.status, item.error = "failed", str(exc)
+        with _held_warnings(item.warnings):
+            try:
+                item.result, item.status = upscale(item.input, item.output, opts, dry_run=True), "done"
+            except DoveError as exc:
+                item.status, item.error = "failed", str(exc)
     return result
 
 
-__all__ = ["BatchItem", "BatchResult", "dry_run_batch", "find_videos", "is_batch_input", "plan_batch", "upscale_batch"]
+def say_warnings_once(items: list[BatchItem]) -> None:
+    """Each kind of warning the files' dry runs held, once, with the figures of the first file that
+    had it: `WARNING: a.mp4 (and 2 more files): this run needs about 23.8 GiB of host memory ...`."""
+    kinds: dict[str, list[tuple[BatchItem, logging.LogRecord]]] = {}
+    for item in items:
+        for record in item.warnings:
+            kinds.setdefault(str(record.msg), []).append((item, record))
+    for held in kinds.values():
+        (first, record), more = held[0], len({id(item) for item, _ in held}) - 1
+        others = f" (and {more} more file{'s' if more > 1 else ''})" if more else ""
+        logging.getLogger(record.name).log(record.levelno, "%s%s: %s", first.input.name, others, record.getMessage())
+
+
+@contextlib.contextmanager
+def _held_warnings(into: list[logging.LogRecord]) -> Iterator[None]:
+    """dove's warnings go into `into` instead of being printed; its info lines (-v) pass on."""
+
+    class Hold(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.levelno >= logging.WARNING:
+                into.append(record)
+            else:
+                logging.getLogger().handle(record)
+
+    logger = logging.getLogger("dove_cli")
+    hold, propagate = Hold(), logger.propagate
+    logger.addHandler(hold)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(hold)
+        logger.propagate = propagate
+
+
+__all__ = [
+    "BatchItem",
+    "BatchResult",
+    "dry_run_batch",
+    "find_videos",
+    "is_batch_input",
+    "plan_batch",
+    "say_warnings_once",
+    "upscale_batch",
+]

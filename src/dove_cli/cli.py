@@ -234,10 +234,11 @@ def _score(output: Path, gt: Path, metrics: str | None, json_out: Path | None, d
 def _plan_folder(input: Path, output: Path, opts: UpscaleOptions) -> None:
     """`dove upscale DIR -o DIR --dry-run`: a row per video, the totals, and the files that cannot be
     planned (exit 2, as the run would fail them)."""
-    from dove_cli.batch import dry_run_batch
+    from dove_cli.batch import dry_run_batch, say_warnings_once
 
     result = dry_run_batch(input, output, opts)
     print_batch_plans(result.items, Console())  # the dry run's product: stdout
+    say_warnings_once(result.items)
     for item in result.failed:
         err_console.print(f"[bold red]failed:[/] {escape(item.error or '')}", highlight=False, soft_wrap=True)
     if result.failed:
