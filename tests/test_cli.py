@@ -76,8 +76,11 @@ def test_what_the_run_will_do_differently_is_said(tmp_path, caplog, monkeypatch)
 
 
 def test_encoder_banners_are_quiet_unless_verbose(tmp_path):
-    """SVT-AV1 prints about 60 lines per file; -q means nothing on stderr."""
+    """SVT-AV1 prints about 60 lines per file; -q means nothing on stderr. `-v` works where users
+    type it, after the command too (click takes the app's options only before it)."""
     import os
+
+    from dove_cli.cli import _verbose_first
 
     base = [sys.executable, "-m", "dove_cli.cli"]
     env = {k: v for k, v in os.environ.items() if k != "SVT_LOG"}  # main() in this process may have set it
@@ -85,8 +88,9 @@ def test_encoder_banners_are_quiet_unless_verbose(tmp_path):
             "1", "--codec", "av1", "--preview", "0+0.3s", "-q"]  # fmt: skip
     quiet = subprocess.run([*base, *args], capture_output=True, text=True, env=env)
     assert quiet.returncode == 0 and quiet.stderr == ""
-    loud = subprocess.run([*base, "--verbose", *args, "--overwrite"], capture_output=True, text=True, env=env)
+    loud = subprocess.run([*base, *args, "--overwrite", "-v"], capture_output=True, text=True, env=env)
     assert loud.returncode == 0 and "Svt[info]" in loud.stderr
+    assert _verbose_first(["x", "--verbose", "--", "-v"]) == ["--verbose", "x", "--", "-v"]  # `--` ends options
 
 
 def test_the_cli_leaves_pyav_logging_off(tmp_path):

@@ -693,6 +693,14 @@ def _print_eval_table(report) -> None:
 # ---------------------------------------------------------------- entry point
 
 
+def _verbose_first(argv: list[str]) -> list[str]:
+    """`-v` / `--verbose` where a user types it (`dove upscale a.mp4 -o b.mp4 -v`) goes before the
+    command, where click looks for the app's options (before a `--`, which ends the options)."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    flags = [arg for arg in argv[:end] if arg in ("-v", "--verbose")]
+    return flags + [arg for i, arg in enumerate(argv) if i >= end or arg not in ("-v", "--verbose")]
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the app; every failure is one `error: ...` line on stderr and a non-zero exit, never a traceback.
 
@@ -707,7 +715,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("huggingface_hub").propagate = False  # it prints with a handler of its own: once, not twice
     previous = signal.signal(signal.SIGTERM, _sigterm_as_ctrl_c)
     try:
-        code = app(args=argv, prog_name="dove", standalone_mode=False)
+        code = app(args=_verbose_first(sys.argv[1:] if argv is None else argv), prog_name="dove", standalone_mode=False)
     except _click.NoArgsIsHelpError as exc:  # bare `dove` or `dove train`: the help, not an error
         print(exc.ctx.get_help())
         code = 0
