@@ -43,6 +43,26 @@ def test_help_reads_at_80_columns(command, monkeypatch):
     assert not [line for line in options if re.search(r"<(path|int|str|float|list\[\w+\])>", line)]
 
 
+def test_upscale_help_groups_its_options(capsys):
+    """Over 50 options: grouped by what they are about, in the order a user decides them."""
+    from dove_cli.options import UpscaleOptions
+
+    code, out, _ = run(["upscale", "--help"], capsys)
+    assert code == 0
+    titles = [line[:-1] for line in out.splitlines() if line.endswith(":") and not line.startswith(" ")]
+    assert titles == ["Arguments", "Options", *UpscaleOptions.HELP_PANELS.values()]
+    sections = dict(zip(titles, re.split(r"^\S.*:$", out, flags=re.M)[1:], strict=True))
+    flags = {"Options": "--dry-run -q", "Model and device": "--model --scale --download",
+             "Windows: tiles, chunks and blending": "--tile --tile-overlap --color-fix", "Input": "--fps --preview",
+             "Output": "--codec --crf --resume", "Many GPUs and machines (Ray)": "--ray --workers"}  # fmt: skip
+    where = {flag: title for title, names in flags.items() for flag in names.split()}
+    for flag, title in where.items():
+        found = [t for t, text in sections.items() if re.search(rf"^\s+(-\w, )?{flag}\b", text, re.M)]
+        assert found == [title], flag
+    code, out, _ = run(["bench", "--help"], capsys)
+    assert code == 0 and "\nModel and device:\n" in out and "\nWindows: tiles, chunks and blending:\n" in out
+
+
 def test_codec_and_container_are_checked_before_the_model_loads(tmp_path, capsys):
     """A codec the container cannot hold is said at once, with the extensions that can hold it."""
     code, _, err = run(["upscale", str(demo_clip("007.mp4")), "-o", str(tmp_path / "x.mkv"), "--codec", "png",

@@ -21,6 +21,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from typer.core import TyperCommand
 
 from dove_cli import note
 from dove_cli.console import (
@@ -72,6 +73,22 @@ def _everywhere(
     # and closing a frame-threaded decoder early (a bounded read) then deadlocks (PyAV #1849).
 
 
+class PanelledHelp(TyperCommand):
+    """Plain help (no rich boxes) with the options grouped under their `rich_help_panel` titles, in
+    the order the panels first appear: `dove upscale` has over 50 options."""
+
+    def format_options(self, ctx: Any, formatter: Any) -> None:  # click's, from wherever typer takes it
+        sections: dict[str, list[tuple[str, str]]] = {}
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is not None:
+                title = "Arguments" if param.param_type_name == "argument" else None
+                sections.setdefault(title or getattr(param, "rich_help_panel", None) or "Options", []).append(record)
+        for title, records in sections.items():
+            with formatter.section(title):
+                formatter.write_dl(records)
+
+
 def with_options(
     cls: type, only: tuple[str, ...] | None = None, defaults: dict[str, Any] | None = None, overrides: bool = False
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -84,10 +101,15 @@ def with_options(
     hints = get_type_hints(cls)
     chosen = [f for f in dataclasses.fields(cls) if (only is None or f.name in only) and not f.metadata["cli"].hidden]
     defaults = defaults or {}
+    panels, panel = {}, None  # field -> its help panel (cls.HELP_PANELS names the first field of each)
+    for f in dataclasses.fields(cls):
+        panel = panels[f.name] = getattr(cls, "HELP_PANELS", {}).get(f.name, panel)
 
     def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
         own = [p for p in inspect.signature(command).parameters.values() if p.name != "options"]
-        params = own + [_parameter(f, hints[f.name], defaults.get(f.name, _default(f)), overrides) for f in chosen]
+        params = own + [
+            _parameter(f, hints[f.name], defaults.get(f.name, _default(f)), overrides, panels[f.name]) for f in chosen
+        ]
 
         def run(**kwargs: Any) -> Any:
             values = {}
@@ -115,7 +137,7 @@ def _default(f: dataclasses.Field) -> Any:
     return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
 
 
-def _parameter(f: dataclasses.Field, hint: Any, default: Any, overrides: bool) -> inspect.Parameter:
+def _parameter(f: dataclasses.Field, hint: Any, default: Any, overrides: bool, panel: str | None) -> inspect.Parameter:
     """The typer parameter of one field: typed by the field (Literal -> choices) or, where the
     command line takes text that `parse` turns into the value (`auto`, `k=v`, `25x320x640`), as text."""
     spec: Cli = f.metadata["cli"]
@@ -130,14 +152,16 @@ def _parameter(f: dataclasses.Field, hint: Any, default: Any, overrides: bool) -
             names[0] = f"{names[0]}/--no-{names[0][2:]}"
         default, hint = None, (hint if many else hint | None)
     show = not overrides and default not in (None, [], False)
-    option = typer.Option(default, *names, help=spec.help, metavar=spec.metavar, show_default=show)
+    option = typer.Option(
+        default, *names, help=spec.help, metavar=spec.metavar, show_default=show, rich_help_panel=panel
+    )
     return inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=hint)
 
 
 # ---------------------------------------------------------------- upscale / bench
 
 
-@app.command("upscale")
+@app.command("upscale", cls=PanelledHelp)
 @with_options(UpscaleOptions)
 def upscale_cmd(
     input: Path = typer.Argument(
@@ -270,7 +294,7 @@ def _upscale_folder(input: Path, output: Path, opts: UpscaleOptions, quiet: bool
         raise typer.Exit(2)
 
 
-@app.command("bench")
+@app.command("bench", cls=PanelledHelp)
 @with_options(
     UpscaleOptions,
     only=(

@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from fractions import Fraction
-from typing import Any, Literal, get_args, get_origin, get_type_hints
+from typing import Any, ClassVar, Literal, get_args, get_origin, get_type_hints
 
 from dove_cli.errors import OptionError
 from dove_cli.release_layout import RELEASE_CHUNK_OVERLAP, RELEASE_TILE_OVERLAP
@@ -116,6 +116,15 @@ def parse_preview(text: str) -> tuple[float, float]:
 class UpscaleOptions:
     """Everything `dove upscale` can be told. Sizes are output pixels; AUTO = choose from memory."""
 
+    # The field that opens each panel of `dove upscale --help`; the fields after it belong to it too.
+    HELP_PANELS: ClassVar[dict[str, str]] = {
+        "model": "Model and device",
+        "tile": "Windows: tiles, chunks and blending",
+        "fps": "Input",
+        "codec": "Output",
+        "ray": "Many GPUs and machines (Ray)",
+    }
+
     # -- model
     model: str | None = option(
         None,
@@ -172,7 +181,8 @@ class UpscaleOptions:
     # -- output
     codec: str | None = option(
         None,
-        "h264, hevc, av1, vp9, ffv1, prores, png, h264_nvenc, hevc_nvenc (default: h264; vp9 for .webm).",
+        "h264 (or x264), hevc (or h265, x265), av1, vp9, ffv1, prores, png, h264_nvenc, hevc_nvenc "
+        "(default: h264; vp9 for .webm).",
         metavar="CODEC",
     )
     crf: int | None = option(None, "Quality (codec default: visually lossless).", metavar="N")
