@@ -31,8 +31,8 @@ def test_version_and_help_once(capsys):
     "command", [["upscale"], ["train"], ["train", "export"], ["bench"], ["eval"], ["download-weights"], ["degrade"]]
 )
 def test_help_reads_at_80_columns(command, monkeypatch):
-    """Whole option names, no `<bool>` on on/off flags, no -1 defaults, and a name for every value
-    (FILE, N, DIR...), not the Python type (`<path>`, `<int>`, `<list[str]>`)."""
+    """Whole option names, no `<bool>` on on/off flags, no -1 defaults, a name for every value
+    (FILE, N, DIR...), not the Python type (`<path>`, `<int>`, `<list[str]>`), and a plain usage line."""
     monkeypatch.setenv("COLUMNS", "80")
     out = subprocess.run([sys.executable, "-m", "dove_cli.cli", *command, "--help"], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
@@ -41,6 +41,8 @@ def test_help_reads_at_80_columns(command, monkeypatch):
     assert "<bool>" not in out.stdout and "default: -1" not in out.stdout
     options = [line for line in lines if line.lstrip().startswith("-")]
     assert not [line for line in options if re.search(r"<(path|int|str|float|list\[\w+\])>", line)]
+    usage = lines[0]  # arguments as click writes them: INPUT, [GT] (not typer's {INPUT}, [[GT]])
+    assert usage.startswith("Usage: dove") and "{" not in usage and "[[" not in usage, usage
 
 
 def test_upscale_help_groups_its_options(capsys):

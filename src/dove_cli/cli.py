@@ -11,6 +11,7 @@ import inspect
 import json
 import logging
 import os
+import re
 import signal
 import sys
 from collections.abc import Callable
@@ -73,9 +74,14 @@ def _everywhere(
     # and closing a frame-threaded decoder early (a bounded read) then deadlocks (PyAV #1849).
 
 
-class PanelledHelp(TyperCommand):
-    """Plain help (no rich boxes) with the options grouped under their `rich_help_panel` titles, in
-    the order the panels first appear: `dove upscale` has over 50 options."""
+class PlainHelp(TyperCommand):
+    """Plain help (no rich boxes), with the options grouped under their `rich_help_panel` titles in
+    the order the panels first appear (`dove upscale` has over 50 options), and arguments in the
+    usage line as click writes them (`INPUT`, `[GT]`; this typer writes `{INPUT}`, `[[GT]]`)."""
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces = super().collect_usage_pieces(ctx)
+        return [re.sub(r"^\{(.*)\}|^\[(\[.*\])\]", lambda m: m[1] or m[2], piece) for piece in pieces]
 
     def format_options(self, ctx: Any, formatter: Any) -> None:  # click's, from wherever typer takes it
         sections: dict[str, list[tuple[str, str]]] = {}
@@ -161,7 +167,7 @@ def _parameter(f: dataclasses.Field, hint: Any, default: Any, overrides: bool, p
 # ---------------------------------------------------------------- upscale / bench
 
 
-@app.command("upscale", cls=PanelledHelp)
+@app.command("upscale", cls=PlainHelp)
 @with_options(UpscaleOptions)
 def upscale_cmd(
     input: Path = typer.Argument(
@@ -294,7 +300,7 @@ def _upscale_folder(input: Path, output: Path, opts: UpscaleOptions, quiet: bool
         raise typer.Exit(2)
 
 
-@app.command("bench", cls=PanelledHelp)
+@app.command("bench", cls=PlainHelp)
 @with_options(
     UpscaleOptions,
     only=(
@@ -356,7 +362,7 @@ def bench_cmd(
 # ---------------------------------------------------------------- download-weights / info (owner: weights)
 
 
-@app.command("download-weights")
+@app.command("download-weights", cls=PlainHelp)
 def download_weights_cmd(
     repo: str = typer.Option("zzsi/DOVE", "--repo", metavar="REPO", help="Hub repo id (owner/name[:subfolder])."),
     revision: str | None = typer.Option(
@@ -420,7 +426,7 @@ def download_weights_cmd(
     console.print(f"next: {command}", markup=False, highlight=False, soft_wrap=True)
 
 
-@app.command("info")
+@app.command("info", cls=PlainHelp)
 def info_cmd() -> None:
     """Versions, device and free GPU memory, where the weights are, and which optional features work."""
     import importlib.metadata
@@ -551,7 +557,7 @@ def train_cmd(
         )  # fmt: skip
 
 
-@train_app.command("export")
+@train_app.command("export", cls=PlainHelp)
 def train_export_cmd(
     checkpoint: Path = typer.Argument(
         ..., metavar="CHECKPOINT", help="A checkpoint folder (or a run folder: its latest checkpoint)."
@@ -571,7 +577,7 @@ def train_export_cmd(
     err_console.print(f"exported to {folder}", markup=False, highlight=False, soft_wrap=True)
 
 
-@app.command("degrade")
+@app.command("degrade", cls=PlainHelp)
 def degrade_cmd(
     input: Path = typer.Argument(..., metavar="INPUT", help="A video (its first --frames frames are used)."),
     output: Path = typer.Option(..., "--output", "-o", metavar="FILE", help="LQ video to write (1/4 size)."),
@@ -626,7 +632,7 @@ def _download_metric_weights(metrics: bool, dists: bool) -> None:
     console.print(f"{what} weights ready in {pretrained.cache_dir()}", markup=False, highlight=False, soft_wrap=True)
 
 
-@app.command("eval")
+@app.command("eval", cls=PlainHelp)
 def eval_cmd(
     pred: Annotated[
         Path, typer.Argument(metavar="PRED", help="Video, frame folder, or folder of videos / frame folders.")
