@@ -19,6 +19,8 @@
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
 #     -d .whl av==18.1.0 diffusers importlib_metadata torchao
+# Through the device tool: command `bash benchmarks/gpu_check.sh` with OUT set by the tool, carry [".whl"],
+# timeout_s 590: the steps write as they finish, so a run cut at the limit still brings back what it did.
 #
 # REHEARSE=1 runs every step the same way on the CPU with the tiny model on small frames: a check of
 # this script itself (tests/test_gpu_check.py runs it), so that a scarce GPU lease is not spent on a typo.
