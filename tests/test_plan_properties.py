@@ -112,6 +112,44 @@ def test_default_overlaps_are_cut_to_fit_a_short_chunk_or_a_small_tile(tmp_path,
     assert "2 shared by neighbours" in out and "16 px overlap" in out
 
 
+def test_an_overlap_the_user_gives_is_kept_even_when_it_equals_the_default(tmp_path, capsys, caplog):
+    """`--chunk 5 --chunk-overlap 8` is refused as `--chunk-overlap 7` is, not cut to 2 without a word
+    as the default is; the Python API's keyword overrides count as given too; --parity refuses a
+    given setting it overrides, the default value included (`--blend cosine`)."""
+    from dove_cli.cli import main
+    from dove_cli.errors import OptionError
+    from dove_cli.upscaling import upscale
+
+    clip = demo_clip("007.mp4")
+    main_args = ["upscale", str(clip), "-o", str(tmp_path / "o.mp4"), "--model", "tiny", "--dry-run"]
+    refusals = {
+        ("--chunk", "5", "--chunk-overlap", "8"): "--chunk-overlap 8 must be smaller than --chunk 5",
+        ("--tile", "64", "--tile-overlap", "32"): "--tile-overlap 32",
+        ("--parity", "--blend", "cosine"): "--parity sets --blend hard (as the authors' script runs); drop --blend cosine",
+        ("--parity", "--color-fix", "wavelet"): "drop --color-fix wavelet",
+    }  # fmt: skip
+    for flags, said in refusals.items():
+        with pytest.raises(SystemExit) as exc:
+            main([*main_args, *flags])
+        assert exc.value.code == 2 and said in capsys.readouterr().err, flags
+    with pytest.raises(OptionError, match="--chunk-overlap 8 must be smaller than --chunk 5"):
+        upscale(clip, tmp_path / "o.mp4", model="tiny", chunk=5, chunk_overlap=8, dry_run=True)
+    assert upscale(clip, tmp_path / "o.mp4", model="tiny", chunk=5, dry_run=True).chunk_overlap == 2
+    assert upscale(clip, tmp_path / "o.mp4", UpscaleOptions(model="tiny", chunk=5), dry_run=True).chunk_overlap == 2
+    with pytest.raises(SystemExit) as exc:  # the flags that equal what --parity sets are fine
+        main([*main_args, "--parity", "--blend", "hard", "--chunk-overlap", "8"])
+    assert exc.value.code == 0
+    # An auto tile too small for it: the given 32 px is kept as far as it goes (31) and said; the default shares 16.
+    vram8 = ["upscale", str(demo_clip("002.mp4")), "-o", str(tmp_path / "o.mp4"), "--model", "full-random", "--vram",
+             "8", "--dry-run"]  # fmt: skip
+    for flags, overlap in (["--tile-overlap", "32"], "64 px, 31 px overlap"), ([], "64 px, 16 px overlap"):
+        caplog.clear()
+        with pytest.raises(SystemExit) as exc:
+            main([*vram8, *flags])
+        assert exc.value.code == 0 and overlap in capsys.readouterr().out
+        assert ("--tile-overlap 32 is more than a 64 px tile can share" in caplog.text) == bool(flags)
+
+
 def test_auto_windows_shrink_in_bounded_steps():
     """--tile auto shrinks by 3/4 per step down to the smallest tile: a few dozen steps at most."""
     info = VideoInfo(path=Path("big.mp4"), width=3840, height=2160, num_frames=33, fps=Fraction(24),

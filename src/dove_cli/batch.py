@@ -100,10 +100,10 @@ def upscale_batch(
     progress gets the frames of all files together.
     """
     from dove_cli import models
-    from dove_cli.options import UpscaleOptions, check_options
+    from dove_cli.options import check_options, with_overrides
     from dove_cli.upscaling import Progress, upscale
 
-    opts = check_options(replace(options or UpscaleOptions(), **overrides))
+    opts = check_options(with_overrides(options, overrides))
     if not opts.overwrite:  # a re-run carries on where an interrupted file stopped (if its options match)
         opts = replace(opts, resume=True)
     in_dir, out_dir = Path(in_dir), Path(out_dir)
@@ -158,10 +158,10 @@ def dry_run_batch(in_dir: str | Path, out_dir: str | Path, options: Any = None, 
     no weights read; outputs that exist are skipped as the run would skip them, and a file that
     cannot be planned is failed with its one-line error. Each file's warnings are held in
     item.warnings for `say_warnings_once`: the same advice for every file is noise."""
-    from dove_cli.options import UpscaleOptions, check_options
+    from dove_cli.options import check_options, with_overrides
     from dove_cli.upscaling import upscale
 
-    opts = check_options(replace(options or UpscaleOptions(), **overrides))
+    opts = check_options(with_overrides(options, overrides))
     result = BatchResult(plan_batch(Path(in_dir), Path(out_dir), overwrite=opts.overwrite))
     for item in result.items:
         if item.status == "skipped":

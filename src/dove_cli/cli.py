@@ -116,6 +116,9 @@ def with_options(
         params = own + [
             _parameter(f, hints[f.name], defaults.get(f.name, _default(f)), overrides, panels[f.name]) for f in chosen
         ]
+        keeps_given = "given" in hints  # UpscaleOptions: which options the user typed (see its `given`)
+        if keeps_given:
+            params.append(inspect.Parameter("click_context", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context))
 
         def run(**kwargs: Any) -> Any:
             values = {}
@@ -125,6 +128,9 @@ def with_options(
                 values[f.name] = spec.parse(value, _flag(f)) if spec.parse and value is not None else value
             if overrides:
                 return command(**kwargs, options={k: v for k, v in values.items() if v is not None})
+            if keeps_given:
+                ctx = kwargs.pop("click_context")
+                values["given"] = frozenset(f.name for f in chosen if _typed(ctx.get_parameter_source(f.name)))
             return command(**kwargs, options=cls(**values))
 
         run.__name__, run.__doc__ = command.__name__, command.__doc__
@@ -133,6 +139,11 @@ def with_options(
         return run
 
     return decorate
+
+
+def _typed(source: Any) -> bool:
+    """A click ParameterSource that is the user's: the command line or an environment variable."""
+    return source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
 
 
 def _flag(f: dataclasses.Field) -> str:

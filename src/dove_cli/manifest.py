@@ -30,7 +30,7 @@ def write_manifest(
     Given a Plan (`--dry-run --manifest`), the manifest holds the plan (with the output the run would
     write) and no result. Options are as asked ("auto" tile/chunk); the plan has the sizes used."""
     plan = result if isinstance(result, Plan) else result.plan
-    asked = {k: "auto" if k in ("tile", "chunk") and v == AUTO else v for k, v in asdict(opts).items()}
+    asked = {k: "auto" if k in ("tile", "chunk") and v == AUTO else v for k, v in asdict(opts).items() if k != "given"}
     doc = {
         "dove": __version__,
         "input": str(Path(input).absolute()),

@@ -208,6 +208,23 @@ class UpscaleOptions:
     workers: int | None = option(
         None, "Ray workers, one model and one GPU each (default: the cluster's GPUs; CPUs without one).", metavar="N"
     )
+    # The fields a user set (the command line's flags, the API's keyword overrides): a value equal to
+    # its default is then still the user's (`--chunk 5 --chunk-overlap 8` is refused, not cut to fit).
+    given: frozenset[str] = field(default=frozenset(), metadata={"cli": Cli("", hidden=True)})
+
+
+def with_overrides(options: UpscaleOptions | None, overrides: dict[str, Any]) -> UpscaleOptions:
+    """`options` (or the defaults) with keyword overrides of its fields, which count as given."""
+    opts = replace(options or UpscaleOptions(), **overrides)
+    return replace(opts, given=opts.given | (overrides.keys() - {"given"}))
+
+
+def is_given(opts: UpscaleOptions, name: str) -> bool:
+    """Set by the user: named as given, or different from its default (an UpscaleOptions built by hand)."""
+    return name in opts.given or getattr(opts, name) != _DEFAULTS[name]
+
+
+_DEFAULTS = {f.name: f.default for f in fields(UpscaleOptions)}
 
 
 def choices(cls: type) -> dict[str, tuple[str, ...]]:
@@ -222,7 +239,7 @@ def choices(cls: type) -> dict[str, tuple[str, ...]]:
 
 
 # What --parity sets, as the authors' script does it: field -> value. Another value given with
-# --parity is refused (a value equal to the field's default cannot be told from "not given").
+# --parity is refused.
 PARITY_SETS: dict[str, Any] = {"pad": "zero", "blend": "hard", "color_fix": "none", "scene_cuts": "off",
                                "vae_tiling": True}  # fmt: skip
 
@@ -231,9 +248,9 @@ def _overlaps_that_fit(opts: UpscaleOptions) -> UpscaleOptions:
     """Default overlaps cut to fit a short --chunk or a small --tile the user chose (a chunk of 5
     cannot share the default 8 frames; a 64 px tile cannot share 32 px on each side); overlaps the
     user gave are checked as given."""
-    if opts.chunk_overlap == UpscaleOptions.chunk_overlap:
+    if not is_given(opts, "chunk_overlap"):
         opts = replace(opts, chunk_overlap=fitting_chunk_overlap(opts.chunk, opts.chunk_overlap))
-    if opts.tile_overlap == UpscaleOptions.tile_overlap:
+    if not is_given(opts, "tile_overlap"):
         opts = replace(opts, tile_overlap=fitting_tile_overlap(opts.tile, opts.tile_overlap))
     return opts
 
@@ -294,17 +311,16 @@ def check_options(opts: UpscaleOptions) -> UpscaleOptions:
 def _with_parity(opts: UpscaleOptions) -> UpscaleOptions:
     """--parity: the release's settings; its overlaps where dove's defaults are left (the same today:
     32 px and 8 frames); auto tile/chunk = its default, none."""
-    defaults = {f.name: f.default for f in fields(UpscaleOptions)}
     for name, value in PARITY_SETS.items():
         given = getattr(opts, name)
-        if given not in (value, defaults[name]):
+        if given != value and is_given(opts, name):
             flag = "--" + name.replace("_", "-")
             raise OptionError(f"--parity sets {flag} {value} (as the authors' script runs); drop {flag} {given}")
     return replace(
         opts,
         **PARITY_SETS,
-        tile_overlap=RELEASE_TILE_OVERLAP if opts.tile_overlap == defaults["tile_overlap"] else opts.tile_overlap,
-        chunk_overlap=RELEASE_CHUNK_OVERLAP if opts.chunk_overlap == defaults["chunk_overlap"] else opts.chunk_overlap,
+        tile_overlap=opts.tile_overlap if is_given(opts, "tile_overlap") else RELEASE_TILE_OVERLAP,
+        chunk_overlap=opts.chunk_overlap if is_given(opts, "chunk_overlap") else RELEASE_CHUNK_OVERLAP,
         tile=0 if opts.tile == AUTO else opts.tile,
         chunk=0 if opts.chunk == AUTO else opts.chunk,
     )

@@ -17,7 +17,7 @@ import torch
 from dove_cli import release_layout
 from dove_cli.engine import TEMPORAL_PAD, Restorer
 from dove_cli.errors import InputError
-from dove_cli.options import AUTO, DEFAULT_CHUNK, Offload, UpscaleOptions, check_options, parse_preview
+from dove_cli.options import AUTO, DEFAULT_CHUNK, Offload, UpscaleOptions, check_options, is_given, parse_preview
 from dove_cli.video_io import VideoInfo
 from dove_cli.windows import ANY_LENGTH, Lengths, Span, fitting_tile_overlap, plan_spans, plan_tiles
 
@@ -190,7 +190,7 @@ def make_plan(info: VideoInfo, model: Restorer, opts: UpscaleOptions, device: to
         chunks, win_f = len(spans), max(s.length for s in spans)
         time_multiple = 1  # the release pads the whole video, not each window
     else:
-        given = opts.tile_overlap != UpscaleOptions.tile_overlap  # the default is cut to fit without a word
+        given = is_given(opts, "tile_overlap")  # the default is cut to fit without a word
         if not given:  # an auto tile too small for it shares a quarter of itself, as a --tile given does
             want_tile_overlap = fitting_tile_overlap(tile, want_tile_overlap)
         ys, xs, tile_overlap = plan_tiles(big_h, big_w, tile, want_tile_overlap, model.spatial_multiple)

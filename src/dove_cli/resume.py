@@ -481,7 +481,7 @@ def encoder_options(codec_options: dict[str, str]) -> dict[str, str]:
 
 # Options that do not change the output's pixels or video stream: a resume may change them.
 NOT_PIXELS = ("overwrite", "resume", "manifest", "download", "audio", "subtitles", "device", "dtype", "offload",
-              "ignore_decode_errors", "ray", "workers")  # fmt: skip
+              "ignore_decode_errors", "ray", "workers", "given")  # fmt: skip
 
 
 def run_fingerprint(opts: UpscaleOptions, info: VideoInfo, device: torch.device, dtype: torch.dtype) -> dict[str, Any]:

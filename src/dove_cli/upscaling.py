@@ -36,7 +36,7 @@ from dove_cli.errors import InputError, OptionError, OutputError
 from dove_cli.humanize import human_range
 from dove_cli.manifest import write_manifest
 from dove_cli.models import check_quantize, load_model, planning_model, resolve_device
-from dove_cli.options import UpscaleOptions, check_options, parse_preview
+from dove_cli.options import UpscaleOptions, check_options, parse_preview, with_overrides
 from dove_cli.plan import Plan, make_plan, warn_if_device_memory_short, warn_if_host_memory_short
 from dove_cli.release_layout import ReleaseChunkStream, time_pad
 from dove_cli.scenes import SceneDetector
@@ -159,7 +159,7 @@ def upscale(
     With `ray` set (or a `cluster` from dove_cli.distributed), Ray workers share the work and the
     output is the same file.
     """
-    opts = check_options(replace(options or UpscaleOptions(), **overrides))
+    opts = check_options(with_overrides(options, overrides))
     if (opts.ray or cluster is not None) and not dry_run:
         from dove_cli.distributed import upscale_on_ray
 
