@@ -138,7 +138,7 @@ class PrePass:
             for step in plan_steps(_with_cuts(decoded, detector), chunks, 0, StageTimer()):
                 if stop is not None and stop.is_set():
                     return
-                eof = step.frame is None
+                eof = step.eof
                 if step.frame is not None:
                     pts[step.read - 1] = step.frame.pts
                 spans += step.spans

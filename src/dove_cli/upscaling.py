@@ -336,6 +336,7 @@ class PlanStep:
     planned: int  # frames the windows are planned over: `read`, or at the end the release's padded count
     spans: list[Span]  # temporal windows that can run now
     final: int  # frames below this are covered by no future window (padding frames are never written)
+    eof: bool = False  # the input has ended (the last step)
 
 
 def new_chunks(plan: Plan, parity: bool) -> Chunks:
@@ -371,7 +372,12 @@ def plan_steps(frames: Iterator[tuple[Any, bool]], chunks: Chunks, read: int, ti
             read += 1
         planned = read + time_pad(read) if eof and read and isinstance(chunks, ReleaseChunkStream) else read
         spans = chunks.ready(planned, eof)
-        yield PlanStep(frame, read, planned, spans, min(chunks.final_before(planned, eof), read))
+        final = min(chunks.final_before(planned, eof), read)
+        # Several windows at once (a shot's or the input's end): a step each, so that the frames
+        # before the next window are written, saved and counted as soon as the one before it is done.
+        for i, span in enumerate(spans[:-1]):
+            yield PlanStep(frame if i == 0 else None, read, planned, [span], min(final, spans[i + 1].start))
+        yield PlanStep(frame if len(spans) < 2 else None, read, planned, spans[-1:], final, eof)
 
 
 @contextmanager
