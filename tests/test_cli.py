@@ -74,6 +74,19 @@ def test_codec_and_container_are_checked_before_the_model_loads(tmp_path, capsys
     assert "no-such-model" not in err and len(err.strip().splitlines()) == 1
 
 
+def test_option_mistakes_are_said_before_an_existing_output(tmp_path, capsys):
+    """Fixing one mistake must not reveal the next: a bad --crf, codec, pixel format or device is
+    said first, the existing output (a matter of --overwrite) after them."""
+    out = tmp_path / "x.mp4"
+    out.write_bytes(b"an earlier result")
+    base = ["upscale", str(demo_clip("007.mp4")), "-o", str(out), "--model", "bilinear"]
+    for flags, said in ((["--crf", "99"], "--crf 99 is out of range"), (["--codec", "h263"], "unknown codec 'h263'"),
+                        (["--pix-fmt", "yuv999"], "unknown pixel format"), ([], "already exists")):  # fmt: skip
+        code, _, err = run([*base, *flags], capsys)
+        assert code == 2 and said in err, (flags, err)
+    assert out.read_bytes() == b"an earlier result" and sorted(p.name for p in tmp_path.iterdir()) == ["x.mp4"]
+
+
 def test_preview_past_the_end_says_how_long_the_clip_is(tmp_path, capsys):
     code, _, err = run(["upscale", str(demo_clip("007.mp4")), "-o", str(tmp_path / "x.mp4"), "--model", "bilinear",
                         "--preview", "1:00+5s"], capsys)  # fmt: skip
@@ -198,6 +211,14 @@ def test_messages_read_as_english(tmp_path, capsys):
 
     result = upscale(demo_clip("007.mp4"), tmp_path / "x.mp4", model="bilinear", scale=1, preview="0+0.2s")
     assert ", 1 OOM retry, 1 scene cut -> " in replace(result, cuts=[3], retries=1).summary()
+    resumed = replace(result, frames=100, seconds=10.0, resumed_from=60, windows_skipped=2).summary()
+    assert (
+        resumed.startswith("100 frames in 10.0 s (4.00 fps made now)")
+        and "resumed after frame 60 (2 windows" in resumed
+    )
+    offloaded = upscale(demo_clip("007.mp4"), tmp_path / "y.mp4", model="bilinear", scale=1, preview="0+0.2s",
+                        offload="model")  # fmt: skip
+    assert "offload none" in offloaded.summary()  # bilinear has no weights to offload
 
 
 @pytest.mark.parametrize("quiet", [False, True])

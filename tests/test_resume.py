@@ -69,6 +69,8 @@ def test_killed_run_resumes_to_an_identical_output(clip, reference, tmp_path):
         upscale(clip, out, UpscaleOptions(**OPTS, blend="hard", resume=True))
     with pytest.raises(OutputError, match="cannot resume: the saved run had --tile .*, this command has --tile auto;"):
         upscale(clip, out, UpscaleOptions(**{**OPTS, "tile": AUTO}, resume=True))  # never 'tile -1'
+    with pytest.raises(OutputError, match="the saved run had no --crf, this command has --crf 30;"):
+        upscale(clip, out, UpscaleOptions(**OPTS, crf=30, resume=True))  # never '--crf None'
     journal = work / "journal.jsonl"
     saved = journal.read_text()
     head, rest = saved.split("\n", 1)
@@ -304,3 +306,20 @@ def test_frames_before_the_next_window_are_written_as_soon_as_the_window_before_
     upscale(demo_clip("003.mp4"), tmp_path / "o.mkv", model="tiny", scale=1, chunk=33, tile=0, codec="ffv1",
             progress=seen.append)  # fmt: skip
     assert [(p.window, p.frames_done) for p in seen if p.window] == [("frames 0-32", 0), ("frames 25-49", 25)]
+
+
+def test_a_decode_error_says_how_to_resume_past_it(tmp_path, caplog):
+    """A truncated input stops the run with its finished frames kept: the hint to continue names the
+    flag that gets past the damage (a plain --resume would stop at the same place again)."""
+    from dove_cli.errors import DecodeError
+    from media import make_clip
+
+    long = make_clip(tmp_path / "long.mkv", frames=120, extra=("-g", "120"))
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(long.read_bytes()[: long.stat().st_size * 2 // 3])
+    out = tmp_path / "x.mkv"
+    with pytest.raises(DecodeError, match="use --ignore-decode-errors"):
+        upscale(cut, out, model="bilinear", scale=1, codec="ffv1")
+    assert "finished frames are kept; run the same command with --resume --ignore-decode-errors to" in caplog.text
+    done = upscale(cut, out, model="bilinear", scale=1, codec="ffv1", resume=True, ignore_decode_errors=True)
+    assert done.resumed_from >= SEGMENT_MIN_FRAMES and done.dropped_frames > 0 and out.exists()

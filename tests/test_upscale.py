@@ -688,7 +688,7 @@ def _tiled(model) -> tuple:
     from dove_cli.timing import NULL_TIMER
 
     tiles = TiledRestorer(model, scale=2, size=(64, 96), tile=32, tile_overlap=8, blend="cosine", seed=0,
-                          offload="none", out_device=torch.device("cpu"), timer=NULL_TIMER)  # fmt: skip
+                          out_device=torch.device("cpu"), timer=NULL_TIMER)  # fmt: skip
     frames = [torch.randint(0, 256, (3, 32, 48), dtype=torch.uint8, generator=torch.Generator().manual_seed(i))
               for i in range(5)]  # fmt: skip
     return tiles, frames

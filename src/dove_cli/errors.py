@@ -13,6 +13,10 @@ class InputError(DoveError):
     """The input file is missing, unreadable, not a video, or has no usable frames."""
 
 
+class DecodeError(InputError):
+    """The input stops decoding part way (truncated or damaged): --ignore-decode-errors reads past it."""
+
+
 class OutputError(DoveError):
     """The output path exists, is unwritable, has an unknown extension, or the disk is full."""
 

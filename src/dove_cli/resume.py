@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from dove_cli import video_io
-from dove_cli.errors import Interrupted, OutputError
+from dove_cli.errors import DecodeError, Interrupted, OutputError
 from dove_cli.options import UpscaleOptions
 from dove_cli.video_io.formats import CodecSpec, ffmsg, resolve_codec
 from dove_cli.video_io.reader import VideoInfo
@@ -80,7 +80,7 @@ def _as_given(key: str, value: Any) -> str:
         return f"{key.replace('_', ' ')} {value}"
     if key in ("tile", "chunk") and value == -1:  # options.AUTO
         value = "auto"
-    elif isinstance(value, bool):
+    elif isinstance(value, bool) or value is None:  # None: not given, its default (`no --crf`)
         return f"--{key.replace('_', '-')}" if value else f"no --{key.replace('_', '-')}"
     return f"--{key.replace('_', '-')} {value}"
 
@@ -580,13 +580,15 @@ class Session:
         if self.work is not None:
             self.work.remove()
 
-    def failed(self) -> None:
-        """After an error: keep the work folder when it holds finished frames, else remove it."""
+    def failed(self, error: BaseException | None = None) -> None:
+        """After an error: keep the work folder when it holds finished frames, else remove it. The
+        hint says what a resume needs: after a decode error, also --ignore-decode-errors."""
         if self.work is None or not self.work.path.exists():
             return
         if saved := self.saved():
-            log.warning("%s: %d finished frames are kept; run the same command with --resume to continue",
-                        self.work.path, saved)  # fmt: skip
+            how = "with --resume --ignore-decode-errors" if isinstance(error, DecodeError) else "with --resume"
+            log.warning("%s: %d finished frames are kept; run the same command %s to continue",
+                        self.work.path, saved, how)  # fmt: skip
         else:
             self.work.remove()
 

@@ -53,7 +53,6 @@ class TiledRestorer:
         tile_overlap: int,
         blend: BlendMode,
         seed: int,
-        offload: str,
         out_device: torch.device,
         timer: StageTimer,
         max_value: int = 255,
@@ -69,7 +68,7 @@ class TiledRestorer:
         self.tile_overlap, self.blend, self.seed, self.timer = tile_overlap, blend, seed, timer
         self.planned_tile = tile
         self.out_device = out_device
-        self.offload_used = offload
+        self.offload_used = getattr(model, "offload", "none")  # as placed: a model without weights has none
         self.retries = 0
         self.max_value = max_value  # code value of white: 255, or 65535 for 16-bit frames
         self.changes = [tuple(c) for c in tile_changes]

@@ -88,7 +88,10 @@ class UpscaleResult:
 
     def summary(self) -> str:
         gib = 1024**3
-        fps = self.frames / self.seconds if self.seconds > 0 else 0.0
+        made = self.frames - self.resumed_from  # a resumed run's speed is of the frames made now
+        speed = f"{made / self.seconds if self.seconds > 0 else 0.0:.2f} fps" + (
+            " made now" if self.resumed_from else ""
+        )
         dev = f", peak GPU {self.peak_device_bytes / gib:.2f} GiB" if self.peak_device_bytes else ""
         tile = f"tile {self.tile_used or 'none'}"
         retry = f", {self.retries} OOM retr{'ies' if self.retries != 1 else 'y'}" if self.retries else ""
@@ -103,7 +106,7 @@ class UpscaleResult:
         if self.redone:
             extra += f" ({self.redone} segment{'s' * (self.redone != 1)} redone after a worker died)"
         return (
-            f"{self.frames} frames in {self.seconds:.1f} s ({fps:.2f} fps), peak host "
+            f"{self.frames} frames in {self.seconds:.1f} s ({speed}), peak host "
             f"{self.peak_host_bytes / gib:.2f} GiB{dev}; {tile}, chunk {self.plan.chunk or 'none'}, "
             f"offload {self.offload_used}{retry}{extra} -> {self.output}"
         )
@@ -168,8 +171,8 @@ def upscale(
     with video_io.open_reader(input, fps=opts.fps, rotate=opts.rotate, deinterlace=opts.deinterlace) as probe:
         info = probe.info
     output = Path(output)
+    device, dtype = resolve_device(opts, planning=dry_run)  # options first, then what is on disk
     manifest = _check_outputs(output, info, opts, dry_run)
-    device, dtype = resolve_device(opts, planning=dry_run)
     on_paper = device.type == "cuda" and not torch.cuda.is_available()  # --dry-run --vram without a GPU
     timer = timer or StageTimer(device=device)
     session = resume.Session(output, resume.run_fingerprint(opts, info, device, dtype), resume=opts.resume,
@@ -217,8 +220,8 @@ def upscale(
         except KeyboardInterrupt:
             video_io.remove_made_folders(made)  # only if still empty
             raise session.interrupted(stats.written) from None
-        except BaseException:
-            session.failed()
+        except BaseException as exc:
+            session.failed(exc)
             video_io.remove_made_folders(made)
             raise
         session.finished()
@@ -248,8 +251,20 @@ def upscale(
 
 
 def _check_outputs(output: Path, info: video_io.VideoInfo, opts: UpscaleOptions, dry_run: bool) -> Path | None:
-    """Refuse before any work what would fail or overwrite at the end; returns the manifest path."""
+    """Refuse before any work what would fail or overwrite at the end; returns the manifest path.
+    Mistakes in the options (codec, --crf, --pix-fmt) are said before an existing output is, so
+    that fixing one does not reveal the next."""
     inputs = info.files or [Path(info.path)]
+    video_io.check_output(output, overwrite=True, inputs=inputs)  # never the input, a creatable folder
+    # Codec, pixel format, encoder options, and audio/subtitles the container can hold: checked by
+    # opening the real writer on a temporary name (and dropping it), before a model is loaded.
+    start, duration = parse_preview(opts.preview) if opts.preview else (None, None)
+    width, height = info.width * opts.scale * (2 if opts.compare else 1), info.height * opts.scale
+    video_io.open_writer(
+        output, info, width, height, codec=opts.codec, crf=opts.crf, preset=opts.preset, pix_fmt=opts.pix_fmt,
+        codec_options=opts.codec_options, audio=opts.audio, subtitles=opts.subtitles, overwrite=True,
+        start=start, end=None if start is None or duration is None else start + duration,
+    ).abort()  # fmt: skip
     if opts.resume and not opts.overwrite and output.exists() and not resume.work_folder(output).exists():
         raise OutputError(f"{output}: already exists and no run into it was interrupted, so there is nothing to "
                           "resume (use --overwrite to redo it)")  # fmt: skip
@@ -260,15 +275,6 @@ def _check_outputs(output: Path, info: video_io.VideoInfo, opts: UpscaleOptions,
             log.warning("%s: already exists; the run will need --overwrite", output)
         overwrite = True
     video_io.check_output(output, overwrite=overwrite, inputs=inputs)
-    # Codec, pixel format, encoder options, and audio/subtitles the container can hold: checked by
-    # opening the real writer (and dropping it), before a model is loaded, not hours later.
-    start, duration = parse_preview(opts.preview) if opts.preview else (None, None)
-    width, height = info.width * opts.scale * (2 if opts.compare else 1), info.height * opts.scale
-    video_io.open_writer(
-        output, info, width, height, codec=opts.codec, crf=opts.crf, preset=opts.preset, pix_fmt=opts.pix_fmt,
-        codec_options=opts.codec_options, audio=opts.audio, subtitles=opts.subtitles, overwrite=overwrite,
-        start=start, end=None if start is None or duration is None else start + duration,
-    ).abort()  # fmt: skip
     if not dry_run and (dropped := video_io.attachments_dropped(info, output, opts.subtitles)):
         log.warning("%s", dropped)
     if opts.manifest is None:
@@ -469,7 +475,7 @@ def _stream(
     out_device = model.device if plan.blend_on_device else torch.device("cpu")
     tiles = TiledRestorer(
         model, scale=opts.scale, size=(hp * opts.scale, wp * opts.scale), tile=plan.tile,
-        tile_overlap=plan.tile_overlap, blend=opts.blend, seed=opts.seed, offload=opts.offload, out_device=out_device,
+        tile_overlap=plan.tile_overlap, blend=opts.blend, seed=opts.seed, out_device=out_device,
         timer=timer, max_value=max_value, tile_changes=session.tile_changes, on_tile_change=session.record_tile_change,
         parity=opts.parity,
     )  # fmt: skip

@@ -19,7 +19,7 @@ import av
 import numpy as np
 from av.video.reformatter import ColorRange, Colorspace, VideoReformatter
 
-from dove_cli.errors import InputError, OptionError
+from dove_cli.errors import DecodeError, InputError, OptionError
 from dove_cli.video_io.formats import (
     IMAGE_EXTENSIONS,
     PRIMARIES,
@@ -379,7 +379,7 @@ class VideoReader:
             return
         when = f"t={float((self._last_pts - info.start_pts) * info.time_base):.3f}s"
         if not self._ignore:
-            raise InputError(
+            raise DecodeError(
                 f"{self.path}: file ends early: {decoded} frames decoded, about {missing} "
                 f"more expected after {when} (truncated or damaged); "
                 "use --ignore-decode-errors to keep what can be read"
@@ -443,7 +443,7 @@ class VideoReader:
         if packet is not None and packet.pts is not None and packet.time_base:
             when = f", t={float(packet.pts * packet.time_base):.3f}s"
         if not self._ignore:
-            raise InputError(
+            raise DecodeError(
                 f"{self.path}: decode error at frame {decoded}{when} ({ffmsg(exc)}); "
                 "use --ignore-decode-errors to skip broken frames"
             ) from None
