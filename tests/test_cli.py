@@ -196,7 +196,7 @@ def test_fp8_check_without_cuda_is_one_line_not_a_torch_error(monkeypatch):
         check_fp8(torch.device("cuda", 0))
 
 
-def test_messages_read_as_english(tmp_path, capsys):
+def test_messages_read_as_english(tmp_path, capsys, caplog):
     """No validator prefix in a bad choice, all the codecs and metrics in the help, '1 scene cut'."""
     from dataclasses import replace
 
@@ -209,8 +209,18 @@ def test_messages_read_as_english(tmp_path, capsys):
 
     from dove_cli.upscaling import upscale
 
-    result = upscale(demo_clip("007.mp4"), tmp_path / "x.mp4", model="bilinear", scale=1, preview="0+0.2s")
+    with caplog.at_level(logging.INFO, logger="dove_cli"):  # -v: the plan, and where the time went
+        result = upscale(demo_clip("007.mp4"), tmp_path / "x.mp4", model="bilinear", scale=1, preview="0+0.2s")
+    assert "007.mp4: plan: 4 windows of 1 frame, work ratio 1.09, est. peak host" in caplog.text
+    assert "007.mp4: time per stage: " in caplog.text
     assert ", 1 OOM retry, 1 scene cut -> " in replace(result, cuts=[3], retries=1).summary()
+    big = replace(result.plan, chunks=4, chunk=33, chunk_overlap=8, tiles=16, tile=320, tile_overlap=32,
+                  work_ratio=1.48, est_peak_device_bytes=int(17.5 * 2**30), est_peak_host_bytes=int(0.6 * 2**30))  # fmt: skip
+    assert big.summary() == ("plan: 4 windows of 33 frames (8 shared) x 16 tiles of 320 px (32 px overlap), work "
+                             "ratio 1.48, est. peak GPU 17.5 GiB, host 0.6 GiB")  # fmt: skip
+    assert replace(result, stages={"decode": 0.2, "transformer": 3.0, "blend": 0.01},
+                   device_stages={"transformer": 2.9}).stages_summary() == (
+        "time per stage: transformer 3.0 s (GPU 2.9 s), decode 0.2 s")  # fmt: skip
     resumed = replace(result, frames=100, seconds=10.0, resumed_from=60, windows_skipped=2).summary()
     assert (
         resumed.startswith("100 frames in 10.0 s (4.00 fps made now)")

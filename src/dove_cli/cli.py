@@ -63,7 +63,12 @@ def _everywhere(
     version: bool = typer.Option(
         False, "--version", callback=_show_version, is_eager=True, help="Print the version and exit."
     ),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="More detail, and the codecs' own messages."),
+    verbose: bool = typer.Option(
+        False,
+        "--verbose",
+        "-v",
+        help="More detail (the plan, time per stage) and the codecs' own messages; anywhere on the line.",
+    ),
 ) -> None:
     """One-step diffusion video super-resolution (DOVE)."""
     if verbose:

@@ -54,6 +54,17 @@ class Plan:
     model_note: str = ""  # how the model was sized when no weights were read (--dry-run)
     blend_on_device: bool = False  # the float frame accumulators live on the GPU (see make_plan)
 
+    def summary(self) -> str:
+        """One line for `-v`: `4 windows of 33 frames (8 shared) x 16 tiles of 320 px (32 px overlap), work
+        ratio 1.48, est. peak GPU 17.5 GiB, host 0.6 GiB`."""
+        length = self.chunk or self.frames
+        chunks = f"{self.chunks} window{'s' * (self.chunks != 1)} of {length} frame{'s' * (length != 1)}"
+        chunks += f" ({self.chunk_overlap} shared)" if self.chunks > 1 and self.chunk_overlap else ""
+        tiles = f" x {self.tiles} tiles of {self.tile} px ({self.tile_overlap} px overlap)" if self.tiles > 1 else ""
+        gpu = f"GPU {self.est_peak_device_bytes / 2**30:.1f} GiB, " if self.est_peak_device_bytes else ""
+        return (f"plan: {chunks}{tiles}, work ratio {self.work_ratio:.2f}, est. peak {gpu}host "
+                f"{self.est_peak_host_bytes / 2**30:.1f} GiB")  # fmt: skip
+
     def windows(self) -> int:
         return self.tiles * self.chunks
 

@@ -86,6 +86,14 @@ class UpscaleResult:
     workers: dict[str, int] = field(default_factory=dict)  # distributed runs: output frames per worker
     redone: int = 0  # distributed runs: segments redone after a worker died
 
+    def stages_summary(self) -> str:
+        """One line for `-v`: where the time went, largest first (host wall seconds; GPU seconds too on
+        a GPU). Stages overlap: decode and encode run on threads of their own, beside the model."""
+        shown = sorted(((s, t) for s, t in self.stages.items() if t >= 0.05), key=lambda st: -st[1])
+        gpu = self.device_stages
+        parts = [f"{s} {t:.1f} s" + (f" (GPU {gpu[s]:.1f} s)" if gpu.get(s) else "") for s, t in shown]
+        return "time per stage: " + (", ".join(parts) or "all under 0.05 s")
+
     def summary(self) -> str:
         gib = 1024**3
         made = self.frames - self.resumed_from  # a resumed run's speed is of the frames made now
@@ -208,6 +216,7 @@ def upscale(
             if manifest is not None:
                 write_manifest(manifest, input, opts, plan, model, output)
             return plan
+        log.info("%s: %s", Path(input).name, plan.summary())
         if device.type == "cpu" and opts.model not in ("bilinear", "tiny"):
             took = f" (this video: {human_range(plan.est_seconds)})" if plan.est_seconds else ""
             log.warning("running on the CPU: very slow%s; a CUDA GPU is strongly recommended", took)
@@ -243,6 +252,7 @@ def upscale(
             cuts=stats.cuts,
             dropped_frames=stats.dropped_frames,
         )
+        log.info("%s: %s", Path(input).name, result.stages_summary())
         if manifest is not None:
             write_manifest(manifest, input, opts, result, model, result.output)
         return result
