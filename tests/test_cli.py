@@ -72,6 +72,10 @@ def test_codec_and_container_are_checked_before_the_model_loads(tmp_path, capsys
     assert code == 2 and "the matroska container cannot hold png video" in err
     assert "or an extension that can (" in err and ".mov" in err and ".mkv" not in err.split("that can")[1]
     assert "no-such-model" not in err and len(err.strip().splitlines()) == 1
+    for codec, holders in (("png", ".mov"), ("ffv1", ".mkv")):  # FFmpeg muxes them in MP4; players do not play it
+        code, _, err = run(["upscale", str(demo_clip("007.mp4")), "-o", str(tmp_path / "x.mp4"), "--codec", codec,
+                            "--model", "bilinear"], capsys)  # fmt: skip
+        assert code == 2 and f"the mp4 container cannot hold {codec} video" in err and holders in err, err
 
 
 def test_option_mistakes_are_said_before_an_existing_output(tmp_path, capsys):

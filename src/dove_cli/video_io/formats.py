@@ -336,12 +336,19 @@ def encoder_options(
     return opts
 
 
+# Pairs FFmpeg muxes but players do not play (MP4 has no standard mapping for them): refused, with
+# the containers that hold them properly (.mkv for FFV1, .mov for PNG).
+UNPLAYABLE = {("mp4", "png"), ("mp4", "ffv1")}
+
+
 def container_accepts(fmt_name: str, codec: str, add: Any) -> bool:
-    """Whether a muxer takes a stream: its codec list first, else write a header to memory.
+    """Whether a muxer takes a stream (and players play it): its codec list first, else write a header to memory.
 
     `supported_codecs` is only a hint (MPEG-TS lists nothing, Matroska omits some codecs it can
     store), so a definite answer comes from letting FFmpeg's muxer initialise.
     """
+    if (fmt_name, codec) in UNPLAYABLE:
+        return False
     with av.open(io.BytesIO(), "w", format=fmt_name) as probe_out:
         if codec in probe_out.supported_codecs:
             return True
