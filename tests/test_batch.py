@@ -109,7 +109,7 @@ def test_batch_dry_run_plans_every_file_and_writes_nothing(folder, tmp_path, cap
     assert exc.value.code == 2 and "--manifest takes one input file, not a folder" in capsys.readouterr().err
 
 
-def test_batch_dry_run_says_each_warning_once(folder, tmp_path, caplog):
+def test_batch_dry_run_says_each_warning_once(folder, tmp_path, caplog, capsys):
     """The same advice for every file of a folder is said once, with the first file's figures and
     how many more files it holds for; info lines (-v) still pass through as they come."""
     import logging
@@ -123,6 +123,7 @@ def test_batch_dry_run_says_each_warning_once(folder, tmp_path, caplog):
     assert exc.value.code == 0
     said = [r.getMessage() for r in caplog.records if "estimated peak GPU memory" in r.getMessage()]
     assert len(said) == 1 and said[0].startswith("a.mp4 (and 1 more file): the plan's estimated peak"), said
+    assert "est. time -: planned for a 0.001 GiB GPU (--vram)" in capsys.readouterr().out  # why no time
     caplog.clear()
 
     held: list[logging.LogRecord] = []

@@ -63,6 +63,7 @@ def test_upscale_help_groups_its_options(capsys):
         assert found == [title], flag
     code, out, _ = run(["bench", "--help"], capsys)
     assert code == 0 and "\nModel and device:\n" in out and "\nWindows: tiles, chunks and blending:\n" in out
+    assert "[default: tiny]" in out and "downloaded DOVE" not in out  # bench's own default, said once
 
 
 def test_codec_and_container_are_checked_before_the_model_loads(tmp_path, capsys):

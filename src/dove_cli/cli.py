@@ -174,9 +174,10 @@ def _parameter(f: dataclasses.Field, hint: Any, default: Any, overrides: bool, p
             names[0] = f"{names[0]}/--no-{names[0][2:]}"
         default, hint = None, (hint if many else hint | None)
     show = not overrides and default not in (None, [], False)
-    option = typer.Option(
-        default, *names, help=spec.help, metavar=spec.metavar, show_default=show, rich_help_panel=panel
-    )
+    text = spec.help
+    if show and default != _default(f):  # this command's own default (bench: tiny), shown by click
+        text = re.sub(r" \(default: [^)]*\)", "", text)
+    option = typer.Option(default, *names, help=text, metavar=spec.metavar, show_default=show, rich_help_panel=panel)
     return inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=hint)
 
 

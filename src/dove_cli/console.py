@@ -221,8 +221,9 @@ def print_batch_plans(items, console: Console) -> None:
     """`--dry-run` for a folder: a row per video (its plan, or why there is none) and the totals."""
     gib = 1024**3
     table = Table(title="plan (--dry-run)", show_edge=False)
-    for column in ("file", "frames", "size", "calls", "work", "est. GPU", "est. time"):
-        table.add_column(column, justify="left" if column in ("file", "size") else "right", no_wrap=column == "size")
+    for column in ("file", "frames", "size", "calls", "work", "est. GPU", "est. time"):  # a long name folds
+        table.add_column(column, justify="left" if column in ("file", "size") else "right", no_wrap=column != "file",
+                         overflow="fold" if column == "file" else "ellipsis")  # fmt: skip
     planned = [item.result for item in items if item.status == "done"]
     for item in items:
         p = item.result
@@ -235,6 +236,9 @@ def print_batch_plans(items, console: Console) -> None:
         table.add_row(escape(item.input.name), str(p.frames), f"{w}x{h}->{ow}x{oh}", str(p.windows()),
                       f"{p.work_ratio:.2f}", gpu, est)  # fmt: skip
     console.print(table)
+    if untimed := next((p for p in planned if p.est_seconds is None), None):
+        why = untimed.model_note if "--vram" in untimed.model_note else "no model to time"
+        console.print(f"est. time -: {escape(why)}", highlight=False, soft_wrap=True)
     times = [p.est_seconds for p in planned]
     total = f", est. time {human_range(sum(times))}" if times and None not in times else ""
     skipped = sum(item.status == "skipped" for item in items)
