@@ -336,19 +336,27 @@ def encoder_options(
     return opts
 
 
-# Pairs FFmpeg muxes but players do not play (MP4 has no standard mapping for them): refused, with
-# the containers that hold them properly (.mkv for FFV1, .mov for PNG).
-UNPLAYABLE = {("mp4", "png"), ("mp4", "ffv1")}
+# Pairs FFmpeg muxes that MP4 has no standard mapping for: FFmpeg-based players (mpv, VLC) play
+# them, others (QuickTime, browsers, TVs) do not; said once before the run (`playback_note`).
+FFMPEG_ONLY = {("mp4", "ffv1"): ".mkv", ("mp4", "png"): ".mov"}
+
+
+def playback_note(path: str | Path, codec: str | None) -> str | None:
+    """A warning for an output only FFmpeg-based players play (ffv1 or png in .mp4), else None."""
+    fmt = VIDEO_EXTENSIONS.get(Path(path).suffix.lower())
+    name = CODEC_ALIASES.get((codec or "").lower(), (codec or "").lower())
+    usual = FFMPEG_ONLY.get((fmt or "", name))
+    if usual is None:
+        return None
+    return f"{path}: {name} in {Path(path).suffix} plays only in FFmpeg-based players (mpv, VLC); {usual} is its usual container"
 
 
 def container_accepts(fmt_name: str, codec: str, add: Any) -> bool:
-    """Whether a muxer takes a stream (and players play it): its codec list first, else write a header to memory.
+    """Whether a muxer takes a stream: its codec list first, else write a header to memory.
 
     `supported_codecs` is only a hint (MPEG-TS lists nothing, Matroska omits some codecs it can
     store), so a definite answer comes from letting FFmpeg's muxer initialise.
     """
-    if (fmt_name, codec) in UNPLAYABLE:
-        return False
     with av.open(io.BytesIO(), "w", format=fmt_name) as probe_out:
         if codec in probe_out.supported_codecs:
             return True
