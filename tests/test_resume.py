@@ -300,10 +300,10 @@ def test_frames_before_the_next_window_are_written_as_soon_as_the_window_before_
     """A shot's last windows are planned together, at its end: the frames before the second one are
     still written (saved for --resume, counted by the progress) once the first is blended, not after
     both. Here 50 frames: windows 0-32 and 25-49, planned when the input ends."""
-    from conftest import demo_clip
+    from media import make_clip
 
     seen = []
-    upscale(demo_clip("003.mp4"), tmp_path / "o.mkv", model="tiny", scale=1, chunk=33, tile=0, codec="ffv1",
+    upscale(make_clip(tmp_path / "in.mkv", frames=50), tmp_path / "o.mkv", model="tiny", scale=1, chunk=33, tile=0, codec="ffv1",
             progress=seen.append)  # fmt: skip
     assert [(p.window, p.frames_done) for p in seen if p.window] == [("frames 0-32", 0), ("frames 25-49", 25)]
 
