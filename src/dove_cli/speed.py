@@ -115,9 +115,9 @@ def _rate(op: Any, flops: float, device: torch.device, seconds: float = 0.15, bu
         for _ in range(bursts):
             runs, t0 = 0, time.perf_counter()
             while runs == 0 or time.perf_counter() - t0 < seconds / bursts:
-                op()
+                op()  # queued on a GPU: the time after the sync below counts the queue's work too
                 runs += 1
-                sync()
+            sync()
             best = max(best, flops * runs / (time.perf_counter() - t0))
     return best
 
