@@ -930,3 +930,34 @@ def test_ten_bit_output_is_exact_at_every_pixel(tmp_path: Path) -> None:
             for plane in frame.planes:
                 values = np.frombuffer(bytes(plane), np.uint16).reshape(plane.height, -1)[:, : plane.width]
                 assert len(np.unique(values)) == 1, np.unique(values, return_counts=True)
+
+
+def test_every_codec_a_container_accepts_is_decodable_from_the_file(tmp_path: Path) -> None:
+    """The up-front check (before hours of model work) accepts exactly the pairs whose file ffmpeg
+    then decodes: MPEG-TS muxes any codec but stores the others as data, and MOV fails at the first
+    VP9 or AV1 packet, after the whole run. A refused pair names extensions that do hold it."""
+    from dove_cli.video_io.formats import CODECS, NVENC
+    from media import decoded_frame_count, ffmpeg
+
+    src = make_clip(tmp_path / "src.mkv", frames=4)
+    info = probe(src)
+    fmt = video_io.VIDEO_EXTENSIONS
+    held, suggested = set(), {}
+    for ext in sorted(set(fmt) - {".m4v", ".m2ts", ".mts"}):  # the same muxers as .mp4 and .ts
+        for codec in (c for c in CODECS if c not in NVENC):
+            out = tmp_path / f"{codec}{ext}"
+            try:
+                writer = open_writer(out, info, 64, 48, codec=codec, audio="none")
+            except (OutputError, OptionError) as exc:
+                assert "cannot hold" in str(exc) and " or an extension that can (" in str(exc), (codec, ext, exc)
+                suggested[codec, ext] = str(exc).split("can (")[1].rstrip(")").split(", ")
+                continue
+            with open_reader(src) as reader, writer:
+                for frame in reader:
+                    writer.write(frame.rgb)
+            probe_err = ffmpeg("-v", "error", "-i", out, "-map", "0:v:0", "-f", "null", "-").stderr
+            assert decoded_frame_count(out) == 4 and not probe_err.strip(), (codec, ext, probe_err)
+            held.add((codec, fmt[ext]))
+    assert len(held) == 26 and len(suggested) == 16  # 6 containers x 7 codecs, as checked by hand
+    for (codec, ext), holders in suggested.items():
+        assert ext not in holders and all((codec, fmt[h]) in held for h in holders), (codec, ext, holders)

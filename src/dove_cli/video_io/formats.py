@@ -351,6 +351,18 @@ def playback_note(path: str | Path, codec: str | None) -> str | None:
     return f"{path}: {name} in {Path(path).suffix} plays only in FFmpeg-based players (mpv, VLC); {usual} is its usual container"
 
 
+# Containers whose muxer starts for more video codecs than the file then holds (each pair checked by
+# writing 30 frames and decoding them back): MPEG-TS stores the others as data streams that nothing
+# decodes, and MOV fails at the first AV1, VP9 or FFV1 packet, after the whole run.
+VIDEO_CODECS_HELD = {"mpegts": {"h264", "hevc"}, "mov": {"h264", "hevc", "prores", "png"}}
+
+
+def holds_video(fmt_name: str, codec: str, add: Any) -> bool:
+    """Whether files of `fmt_name` hold video of `codec` (its canonical name: h264, not libx264)."""
+    held = VIDEO_CODECS_HELD.get(fmt_name)
+    return (held is None or codec in held) and container_accepts(fmt_name, codec, add)
+
+
 def container_accepts(fmt_name: str, codec: str, add: Any) -> bool:
     """Whether a muxer takes a stream: its codec list first, else write a header to memory.
 

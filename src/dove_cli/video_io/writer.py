@@ -30,6 +30,7 @@ from dove_cli.video_io.formats import (
     default_codec,
     encoder_options,
     ffmsg,
+    holds_video,
     inverse,
     resolve_codec,
     rgb_frame,
@@ -126,10 +127,10 @@ class ContainerWriter(VideoWriter):
                 vs.width, vs.height, vs.pix_fmt = width, height, pf
                 vs.codec_context.options = opts
 
-            codec_name = av.Codec(spec.encoder, "w").name
-            if not container_accepts(fmt_name, codec_name, add_video):
+            codec_name = av.Codec(spec.encoder, "w").canonical_name
+            if not holds_video(fmt_name, codec_name, add_video):
                 holders = sorted(ext for ext, fmt in VIDEO_EXTENSIONS.items()
-                                 if fmt != fmt_name and container_accepts(fmt, codec_name, add_video))  # fmt: skip
+                                 if fmt != fmt_name and holds_video(fmt, codec_name, add_video))  # fmt: skip
                 elsewhere = f"or an extension that can ({', '.join(holders)})" if holders else "or another codec"
                 raise OutputError(f"{path}: the {fmt_name} container cannot hold {name} video; use --codec "
                                   f"{default_codec(path)} {elsewhere}")  # fmt: skip
