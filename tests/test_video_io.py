@@ -213,6 +213,22 @@ def test_truncated_file(clip_long_mp4: Path, clip_long_mkv: Path, tmp_path: Path
         assert n + reader.dropped_frames == pytest.approx(30, abs=2)
 
 
+def test_a_matroska_file_starting_late_is_whole_and_its_cut_is_not(clip_long_mkv: Path, tmp_path: Path) -> None:
+    """FFmpeg's Matroska muxer declares the end timestamp, not the length: a whole file whose video
+    starts at 1.5 s was refused as 24 frames short. A cut one is still caught."""
+    from media import ffmpeg
+
+    late = tmp_path / "late.mkv"
+    ffmpeg("-i", clip_long_mkv, "-c", "copy", "-output_ts_offset", "1.5", late)
+    with open_reader(late) as reader:
+        assert sum(1 for _ in reader) == 30 and reader.dropped_frames == 0
+    cut = tmp_path / "late_cut.mkv"
+    cut.write_bytes(late.read_bytes()[: late.stat().st_size * 2 // 3])
+    with pytest.raises(InputError, match="file ends early"), open_reader(cut) as reader:
+        for _ in reader:
+            pass
+
+
 def test_corrupt_packets(clip_long_mp4: Path, tmp_path: Path) -> None:
     bad = bytearray(clip_long_mp4.read_bytes())
     mid = len(bad) // 2

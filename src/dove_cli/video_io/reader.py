@@ -366,6 +366,8 @@ class VideoReader:
         else:
             return None
         start = Fraction(c.start_time or 0, av.time_base)
+        if "matroska" in c.format.name.split(","):  # FFmpeg's muxer writes the end timestamp there, not
+            start = min(start, Fraction(0))  # the length: a file starting at 1.5 s is not 1.5 s short
         return int((start + seconds) / tb)
 
     def _check_complete(self, decoded: int) -> None:
