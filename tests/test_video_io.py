@@ -229,6 +229,21 @@ def test_a_matroska_file_starting_late_is_whole_and_its_cut_is_not(clip_long_mkv
             pass
 
 
+def test_an_mp4_cut_before_its_index_is_said_to_be_cut_short(tmp_path: Path) -> None:
+    """Without its index (moov, written last by default) an MP4 cannot be opened at all: the error says
+    it looks cut short, where a file that is no MP4 just is not a video."""
+    whole = make_clip(tmp_path / "whole.mp4", frames=30)
+    assert whole.read_bytes()[4:8] == b"ftyp" and whole.read_bytes().rfind(b"moov") > whole.stat().st_size // 2
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    text = tmp_path / "text.mp4"
+    text.write_text("not a video\n")
+    for path, hint in ((cut, True), (text, False)):
+        with pytest.raises(InputError, match="not a video FFmpeg can read") as err:
+            probe(path)
+        assert ("no index: probably cut short" in str(err.value)) == hint, err.value
+
+
 def test_corrupt_packets(clip_long_mp4: Path, tmp_path: Path) -> None:
     bad = bytearray(clip_long_mp4.read_bytes())
     mid = len(bad) // 2

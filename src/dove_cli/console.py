@@ -164,7 +164,9 @@ def print_plan(plan, console: Console) -> None:  # plan.Plan
     h, w = plan.input_size
     oh, ow = plan.output_size
     if plan.chunk:
-        chunks = f"{plan.chunks} of {plan.chunk} frames, {plan.chunk_overlap} shared by neighbours"
+        chunks = (
+            f"{plan.chunks} of {plan.chunk} frame{'s' * (plan.chunk != 1)}, {plan.chunk_overlap} shared by neighbours"
+        )
     else:
         chunks = f"1: the whole clip ({plan.frames} frames)"
     tiles = (

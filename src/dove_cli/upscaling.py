@@ -287,7 +287,7 @@ def _check_outputs(output: Path, info: video_io.VideoInfo, opts: UpscaleOptions,
     video_io.check_output(output, overwrite=overwrite, inputs=inputs)
     if not dry_run and (dropped := video_io.attachments_dropped(info, output, opts.subtitles)):
         log.warning("%s", dropped)
-    if note := video_io.playback_note(output, opts.codec):
+    for note in video_io.output_notes(output, opts.codec, opts.crf, opts.preset):
         log.warning("%s", note)
     if opts.manifest is None:
         return None

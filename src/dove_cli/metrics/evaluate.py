@@ -402,7 +402,8 @@ def evaluate(
                     if abs(gw - w) > max_crop or abs(gh - h) > max_crop:
                         raise InputError(
                             f"{p.path}: {w}x{h}, but its GT {g.path if g else ''} is {gw}x{gh}: more than {max_crop} px"
-                            " apart (a different scale?); resize one of them, or raise --max-crop"
+                            " apart (a different scale? an upscale's own low-resolution input is not its GT); score against the"
+                            " high-resolution original, or raise --max-crop if they differ only by a border"
                         )
                     note = f"sizes differ (PRED {w}x{h}, GT {gw}x{gh}): both cropped to {min(w, gw)}x{min(h, gh)} from the top-left"
                     scores.notes.append(note)

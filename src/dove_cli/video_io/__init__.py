@@ -21,7 +21,7 @@ from dove_cli.video_io.formats import (
     IMAGE_EXTENSIONS,
     VIDEO_EXTENSIONS,
     default_codec,
-    playback_note,
+    output_notes,
     resolve_codec,
     x264_options,
 )
@@ -61,7 +61,7 @@ __all__ = [
     "matching_images",
     "open_reader",
     "open_writer",
-    "playback_note",
+    "output_notes",
     "probe",
     "remove_made_folders",
     "resolve_codec",

@@ -325,8 +325,6 @@ def encoder_options(
             opts["profile"] = str(preset)
         if crf is not None:
             opts["qscale"] = str(crf)
-    elif crf is not None or preset is not None:
-        log.warning("codec %s is lossless; --crf/--preset ignored", name)
     if name == "ffv1":
         opts.setdefault("level", "3")
         opts.setdefault("slicecrc", "1")
@@ -341,14 +339,18 @@ def encoder_options(
 FFMPEG_ONLY = {("mp4", "ffv1"): ".mkv", ("mp4", "png"): ".mov"}
 
 
-def playback_note(path: str | Path, codec: str | None) -> str | None:
-    """A warning for an output only FFmpeg-based players play (ffv1 or png in .mp4), else None."""
+def output_notes(path: str | Path, codec: str | None, crf: float | None, preset: str | None) -> list[str]:
+    """Warnings for a run's output, said once before it: settings a lossless codec ignores, and a
+    container only FFmpeg-based players play with this codec (ffv1 or png in .mp4)."""
     fmt = VIDEO_EXTENSIONS.get(Path(path).suffix.lower())
     name = CODEC_ALIASES.get((codec or "").lower(), (codec or "").lower())
-    usual = FFMPEG_ONLY.get((fmt or "", name))
-    if usual is None:
-        return None
-    return f"{path}: {name} in {Path(path).suffix} plays only in FFmpeg-based players (mpv, VLC); {usual} is its usual container"
+    notes = []
+    if name in ("ffv1", "png") and (crf is not None or preset is not None):
+        notes.append(f"codec {name} is lossless; --crf/--preset ignored")
+    if usual := FFMPEG_ONLY.get((fmt or "", name)):
+        notes.append(f"{path}: {name} in {Path(path).suffix} plays only in FFmpeg-based players (mpv, VLC); "
+                     f"{usual} is its usual container")  # fmt: skip
+    return notes
 
 
 # Containers whose muxer starts for more video codecs than the file then holds (each pair checked by

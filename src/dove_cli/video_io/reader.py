@@ -87,6 +87,17 @@ class Frame:
 # ------------------------------------------------------------------------------------------ reading
 
 
+def _cut_mp4_hint(path: Path) -> str:
+    """An MP4/MOV whose index (moov, often written last) is missing: say it looks cut short."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError:
+        return ""
+    return "; it starts as an MP4/MOV but has no index: probably cut short (the index is often at the end)" if (
+        head[4:8] == b"ftyp") else ""  # fmt: skip
+
+
 def probe(path: str | Path, *, fps: float | Fraction | None = None) -> VideoInfo:
     """Describe a video, image sequence or still image; decodes one frame to be sure it can."""
     with open_reader(path, fps=fps) as reader:
@@ -233,7 +244,7 @@ class VideoReader:
         try:
             self._container = av.open(str(path), metadata_errors="replace")
         except (av.FFmpegError, UnicodeDecodeError, ValueError) as exc:
-            raise InputError(f"{path}: not a video FFmpeg can read ({ffmsg(exc)})") from None
+            raise InputError(f"{path}: not a video FFmpeg can read ({ffmsg(exc)}){_cut_mp4_hint(path)}") from None
         try:
             self._open_stream(threads)
         except BaseException:
