@@ -26,6 +26,16 @@ sizes = st.one_of(st.just(AUTO), st.just(0), st.integers(-5, 3000))
 overlaps = st.integers(-5, 2000)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _measured_once() -> None:
+    """The time estimate measures the device and counts the VAE's FLOPs once per process (seconds
+    on a busy machine): done here, so that no example pays for it against the deadline."""
+    info = VideoInfo(path=Path("clip.mp4"), width=64, height=48, num_frames=9, fps=Fraction(24),
+                     time_base=Fraction(1, 24))  # fmt: skip
+    for model in MODELS.values():
+        make_plan(info, model, UpscaleOptions(), torch.device("cpu"), torch.float32)
+
+
 @settings(max_examples=300, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
 @given(
     chunk=st.one_of(st.just(AUTO), st.just(0), st.integers(-5, 200)),
