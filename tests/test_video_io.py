@@ -244,6 +244,20 @@ def test_an_mp4_cut_before_its_index_is_said_to_be_cut_short(tmp_path: Path) -> 
         assert ("no index: probably cut short" in str(err.value)) == hint, err.value
 
 
+def test_reading_past_damage_keeps_every_frame_ffmpeg_decodes(tmp_path: Path) -> None:
+    """--ignore-decode-errors on an H.264 MP4 (index first) cut short: the frames before the damage
+    that ffmpeg decodes are all kept. Frame threads dropped the two in flight at the cut."""
+    from media import decoded_frame_count, ffmpeg
+
+    whole = tmp_path / "whole.mp4"
+    ffmpeg("-i", demo_clip("005.mp4"), "-c", "copy", "-movflags", "+faststart", whole)  # 100 frames, B-frames
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size * 2 // 3])
+    expected = decoded_frame_count(cut)
+    with open_reader(cut, ignore_decode_errors=True) as reader:
+        assert sum(1 for _ in reader) == expected and 0 < expected < 100
+
+
 def test_corrupt_packets(clip_long_mp4: Path, tmp_path: Path) -> None:
     bad = bytearray(clip_long_mp4.read_bytes())
     mid = len(bad) // 2

@@ -258,7 +258,9 @@ class VideoReader:
             kinds: list[str] = sorted({s.type for s in c.streams}) or ["no streams"]
             raise InputError(f"{path}: no video stream (has {', '.join(kinds)})")
         self._stream = s = streams[0]
-        s.thread_type = "AUTO"
+        # Frame threads lose the frames in flight at a damaged packet (2 good frames of an H.264 file
+        # cut short); slice threads do not, so a run that reads past damage decodes with those.
+        s.thread_type = "SLICE" if self._ignore else "AUTO"
         if threads:
             s.codec_context.thread_count = threads
         self._frames = self._decoded()
