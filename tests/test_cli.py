@@ -230,7 +230,7 @@ def test_messages_read_as_english(tmp_path, capsys, caplog):
                              "ratio 1.48, est. peak GPU 17.5 GiB, host 0.6 GiB")  # fmt: skip
     assert replace(result, stages={"decode": 0.2, "transformer": 3.0, "blend": 0.01},
                    device_stages={"transformer": 2.9}).stages_summary() == (
-        "time per stage: transformer 3.0 s (GPU 2.9 s), decode 0.2 s")  # fmt: skip
+        "time per stage: transformer 3.0 s (GPU 2.9 s), decoding 0.2 s")  # fmt: skip
     resumed = replace(result, frames=100, seconds=10.0, resumed_from=60, windows_skipped=2).summary()
     assert (
         resumed.startswith("100 frames in 10.0 s (4.00 fps made now)")

@@ -323,3 +323,17 @@ def test_a_decode_error_says_how_to_resume_past_it(tmp_path, caplog):
     assert "finished frames are kept; run the same command with --resume --ignore-decode-errors to" in caplog.text
     done = upscale(cut, out, model="bilinear", scale=1, codec="ffv1", resume=True, ignore_decode_errors=True)
     assert done.resumed_from >= SEGMENT_MIN_FRAMES and done.dropped_frames > 0 and out.exists()
+
+
+def test_an_interrupt_before_anything_is_saved_leaves_nothing_behind(clip, tmp_path):
+    """Ctrl-C during the first window: no `--resume` advice for 0 saved frames, and no work folder."""
+    from dove_cli.errors import Interrupted
+
+    class _CtrlC(BilinearModel):
+        def restore(self, video, generator=None, timer=None):
+            raise KeyboardInterrupt
+
+    out = tmp_path / "out.mp4"
+    with pytest.raises(Interrupted, match="before the first segment was saved; nothing was kept"):
+        upscale(clip, out, UpscaleOptions(**OPTS), restorer=_CtrlC("cpu"))
+    assert not out.exists() and not work_folder(out).exists()

@@ -158,6 +158,11 @@ class EvalBar(UpscaleBar):
                         window=escape(label))  # fmt: skip
 
 
+def untimed_reason(plan) -> str:  # plan.Plan
+    """Why a plan has no time estimate: a card that is not here (--vram), or no model to time."""
+    return plan.model_note if "--vram" in plan.model_note else "no model to time"
+
+
 def print_plan(plan, console: Console) -> None:  # plan.Plan
     gib = 1024**3
     table = Table(title="plan (--dry-run)", show_header=False, show_edge=False)
@@ -173,7 +178,7 @@ def print_plan(plan, console: Console) -> None:  # plan.Plan
         f"{plan.tiles} of {plan.tile} px, {plan.tile_overlap} px overlap" if plan.tiles > 1 else "1: the whole frame"
     )
     exact_fps = f" ({plan.fps})" if Fraction(plan.fps).denominator != 1 else ""  # 30000/1001, not 16 again
-    est = human_range(plan.est_seconds) if plan.est_seconds is not None else "- (no model to time)"
+    est = human_range(plan.est_seconds) if plan.est_seconds is not None else f"-, {untimed_reason(plan)}"
     rows = [
         ("input", f"{w}x{h}, {plan.frames} frames at {float(plan.fps):.3f} fps{exact_fps}"),
         ("output", f"{ow}x{oh}"),
@@ -239,8 +244,7 @@ def print_batch_plans(items, console: Console) -> None:
                       f"{p.work_ratio:.2f}", gpu, est)  # fmt: skip
     console.print(table)
     if untimed := next((p for p in planned if p.est_seconds is None), None):
-        why = untimed.model_note if "--vram" in untimed.model_note else "no model to time"
-        console.print(f"est. time -: {escape(why)}", highlight=False, soft_wrap=True)
+        console.print(f"est. time -: {escape(untimed_reason(untimed))}", highlight=False, soft_wrap=True)
     times = [p.est_seconds for p in planned]
     total = f", est. time {human_range(sum(times))}" if times and None not in times else ""
     skipped = sum(item.status == "skipped" for item in items)

@@ -598,6 +598,10 @@ class Session:
             return Interrupted(f"{self.output}: interrupted; nothing was kept")
         saved = self.saved()
         written = max(written, saved)  # a resumed run stopped before it reached its saved frames
+        if not saved:  # before the first segment closed: nothing to resume, so no work folder left behind
+            self.work.remove()
+            return Interrupted(f"{self.output}: interrupted after {written} frames, before the first segment was "
+                               "saved; nothing was kept")  # fmt: skip
         unsaved = f" (the {written - saved} after them were in a segment still open, and are redone)"
         return Interrupted(
             f"{self.output}: interrupted after {written} frames; {saved} are saved in closed segments in "

@@ -65,6 +65,13 @@ class Progress:
     workers: list[str] = field(default_factory=list)  # one line per worker of a distributed run
 
 
+# StageTimer's stages, as `-v` names them for a user.
+STAGE_NAMES = {"decode": "decoding", "wait_input": "waiting for frames", "upsample": "upsampling",
+               "vae_encode": "VAE encode", "transformer": "transformer", "vae_decode": "VAE decode",
+               "blend": "blending", "finish": "colour fix and rounding", "wait_output": "waiting for the encoder",
+               "encode": "encoding", "finalize": "joining segments"}  # fmt: skip
+
+
 @dataclass
 class UpscaleResult:
     output: Path
@@ -91,7 +98,8 @@ class UpscaleResult:
         a GPU). Stages overlap: decode and encode run on threads of their own, beside the model."""
         shown = sorted(((s, t) for s, t in self.stages.items() if t >= 0.05), key=lambda st: -st[1])
         gpu = self.device_stages
-        parts = [f"{s} {t:.1f} s" + (f" (GPU {gpu[s]:.1f} s)" if gpu.get(s) else "") for s, t in shown]
+        parts = [f"{STAGE_NAMES.get(s, s)} {t:.1f} s" + (f" (GPU {gpu[s]:.1f} s)" if gpu.get(s) else "")
+                 for s, t in shown]  # fmt: skip
         return "time per stage: " + (", ".join(parts) or "all under 0.05 s")
 
     def summary(self) -> str:
