@@ -303,6 +303,14 @@ def test_roundtrip_mkv_srt(clip_2997_mkv: Path, tmp_path: Path) -> None:
     assert frame_pts(out) == frame_pts(clip_2997_mkv)
     for stream in ("0:a", "0:s"):
         assert packet_md5(out, stream) == packet_md5(clip_2997_mkv, stream)
+    # the video stream's flags as the input had them (an archive's player picks the default track)
+    assert "(default)" not in ffinfo(clip_2997_mkv).video().text and "(default)" not in ffinfo(out).video().text
+    flagged = tmp_path / "flagged.mkv"
+    ffmpeg("-i", clip_2997_mkv, "-map", "0", "-c", "copy", "-disposition:v:0", "default", flagged)
+    roundtrip(flagged, tmp_path / "flagged_out.mkv")
+    assert (
+        "(default)" in ffinfo(flagged).video().text and "(default)" in ffinfo(tmp_path / "flagged_out.mkv").video().text
+    )
 
 
 def test_roundtrip_vfr(clip_vfr: Path, tmp_path: Path) -> None:

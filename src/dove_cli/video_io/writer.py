@@ -265,11 +265,13 @@ class ContainerWriter(VideoWriter):
             except (AttributeError, TypeError, ValueError):  # pragma: no cover
                 pass
             self._aux[s.index] = (ostream, mode)
-        vin = next((s for s in src.streams.video), None)
+        pictures = av.stream.Disposition.attached_pic  # cover art is not the video
+        vin = next((s for s in src.streams.video if not s.disposition & pictures), None)
         if vin is not None:
             for k in ("language", "title", "handler_name"):
                 if k in vin.metadata:
                     self._vs.metadata[k] = vin.metadata[k]
+            self._vs.disposition = vin.disposition  # default, forced, ... as the input's video had them
         if self._aux:
             if self._t0 is not None and self._t0 > 0:
                 subtitles_in = any(src.streams[i].type == "subtitle" for i in self._aux)
