@@ -213,6 +213,9 @@ def test_messages_read_as_english(tmp_path, capsys, caplog):
     code, _, err = run(["upscale", str(demo_clip("007.mp4")), "-o", str(tmp_path / "x.mp4"), "--offload", "foo"],
                        capsys)  # fmt: skip
     assert code == 2 and "'foo' is not one of" in err and "Value error" not in err, err
+    for flag, said in (("--crf", "--crf': not a whole number"), ("--vram", "--vram': not a number")):
+        code, _, err = run(["upscale", str(demo_clip("007.mp4")), "-o", str(tmp_path / "x.mp4"), flag, "abc"], capsys)
+        assert code == 2 and said in err and "Input should be" not in err, err
     for command, words in ((["upscale"], ("h264_nvenc", "hevc_nvenc")), (["eval"], ("fastervqa",))):
         code, out, _ = run([*command, "--help"], capsys)
         assert code == 0 and all(w in out.replace("\n", " ") for w in words), out

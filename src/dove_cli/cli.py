@@ -769,6 +769,8 @@ def main(argv: list[str] | None = None) -> None:
     except _click.UsageError as exc:
         hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
         message = exc.format_message().replace("Value error, ", "")  # typer's validation prefix, no news to a user
+        for said, plain in TYPER_WORDS.items():
+            message = message.replace(said, plain)
         _print_error(f"{message.rstrip('.')}{hint}")
         code = exc.exit_code
     except _click.ClickException as exc:
@@ -788,6 +790,11 @@ def main(argv: list[str] | None = None) -> None:
     if code == 130 and _sigterm_received:  # stopped by SIGTERM: 128 + 15, as the shell reports it
         code = 143
     sys.exit(code if isinstance(code, int) else 0)  # a command's own return value is not an exit code
+
+
+# typer's (pydantic's) words for a value that is not a number, as a user would say it.
+TYPER_WORDS = {"Input should be a valid integer, unable to parse string as an integer": "not a whole number",
+               "Input should be a valid number, unable to parse string as a number": "not a number"}  # fmt: skip
 
 
 class _click:
