@@ -292,3 +292,20 @@ def test_dry_run_plans_over_an_existing_output_and_says_the_run_needs_overwrite(
     assert out.read_bytes() == before  # a plan touches nothing
     code, _, err = run(argv, capsys)  # the run itself still refuses
     assert code == 2 and "already exists (use --overwrite to replace it)" in err
+
+
+def test_a_sigterm_is_forgotten_by_the_next_run_in_the_process(tmp_path, capsys, monkeypatch):
+    """main() called again in one process (tests, scripts): a Ctrl-C exits 130 even after an earlier
+    run there was stopped by SIGTERM (143)."""
+    import dove_cli.cli as cli
+    import dove_cli.upscaling as upscaling
+    from dove_cli.errors import Interrupted
+
+    def interrupted(*args, **kwargs):
+        raise Interrupted("x.mp4: interrupted; nothing was kept")
+
+    monkeypatch.setattr(upscaling, "upscale", interrupted)
+    monkeypatch.setattr(cli, "_sigterm_received", True)  # the earlier run's
+    code, _, err = run(["upscale", str(demo_clip("007.mp4")), "-o", str(tmp_path / "x.mp4"), "--model", "bilinear",
+                        "-q"], capsys)  # fmt: skip
+    assert code == 130 and "interrupted" in err, (code, err)

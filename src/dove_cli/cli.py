@@ -760,6 +760,8 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     logging.getLogger("huggingface_hub").propagate = False  # it prints with a handler of its own: once, not twice
+    global _sigterm_received
+    _sigterm_received = False  # tests and scripts call main() again in one process
     previous = signal.signal(signal.SIGTERM, _sigterm_as_ctrl_c)
     try:
         code = app(args=_verbose_first(sys.argv[1:] if argv is None else argv), prog_name="dove", standalone_mode=False)
@@ -768,7 +770,7 @@ def main(argv: list[str] | None = None) -> None:
         code = 0
     except _click.UsageError as exc:
         hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
-        message = exc.format_message().replace("Value error, ", "")  # typer's validation prefix, no news to a user
+        message = exc.format_message()
         for said, plain in TYPER_WORDS.items():
             message = message.replace(said, plain)
         _print_error(f"{message.rstrip('.')}{hint}")
@@ -792,8 +794,9 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(code if isinstance(code, int) else 0)  # a command's own return value is not an exit code
 
 
-# typer's (pydantic's) words for a value that is not a number, as a user would say it.
-TYPER_WORDS = {"Input should be a valid integer, unable to parse string as an integer": "not a whole number",
+# typer's (pydantic's) validation words, as a user would say them: its prefix is no news to a user.
+TYPER_WORDS = {"Value error, ": "",
+               "Input should be a valid integer, unable to parse string as an integer": "not a whole number",
                "Input should be a valid number, unable to parse string as a number": "not a number"}  # fmt: skip
 
 

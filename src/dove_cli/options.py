@@ -224,7 +224,7 @@ def is_given(opts: UpscaleOptions, name: str) -> bool:
     return name in opts.given or getattr(opts, name) != _DEFAULTS[name]
 
 
-_DEFAULTS = {f.name: f.default for f in fields(UpscaleOptions)}
+_DEFAULTS = dict(vars(UpscaleOptions()))  # default_factory fields too ({} for codec_options)
 
 
 def choices(cls: type) -> dict[str, tuple[str, ...]]:

@@ -335,7 +335,7 @@ def encoder_options(
 
 
 # Pairs FFmpeg muxes that MP4 has no standard mapping for: FFmpeg-based players (mpv, VLC) play
-# them, others (QuickTime, browsers, TVs) do not; said once before the run (`playback_note`).
+# them, others (QuickTime, browsers, TVs) do not; said once before the run (`output_notes`).
 FFMPEG_ONLY = {("mp4", "ffv1"): ".mkv", ("mp4", "png"): ".mov"}
 
 
