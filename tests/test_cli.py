@@ -309,3 +309,20 @@ def test_a_sigterm_is_forgotten_by_the_next_run_in_the_process(tmp_path, capsys,
     code, _, err = run(["upscale", str(demo_clip("007.mp4")), "-o", str(tmp_path / "x.mp4"), "--model", "bilinear",
                         "-q"], capsys)  # fmt: skip
     assert code == 130 and "interrupted" in err, (code, err)
+
+
+def test_bench_table_shares_are_of_the_wall_time(capsys):
+    """The main thread's stages and "other" add up to the wall time; decoding and encoding run beside
+    them on their own threads and are marked so (their shares used to push the column past 100%)."""
+    from dove_cli.bench import stage_rows
+
+    rows = stage_rows({"decode": 3.0, "upsample": 2.0, "transformer": 5.0, "encode": 4.0}, 10.0)
+    assert rows == [("upsampling", 2.0, "20%"), ("transformer", 5.0, "50%"), ("other (opening, planning)", 3.0, "30%"),
+                    ("decoding (own thread)", 3.0, "30%"), ("encoding (own thread)", 4.0, "40%")]  # fmt: skip
+    code, out, _ = run(["bench", "--model", "bilinear", "--frames", "3", "--height", "64", "--width", "64"], capsys)
+    lines = {line.split("│")[0].strip(): line.split("│") for line in out.splitlines() if "│" in line}
+    total = float(lines["total (wall time)"][1])
+    beside = [name for name in lines if name.endswith("(own thread)")]
+    assert code == 0 and beside == ["decoding (own thread)", "encoding (own thread)"], out
+    main_thread = sum(float(cells[1]) for name, cells in lines.items() if name not in beside and "total" not in name)
+    assert main_thread == pytest.approx(total, abs=0.005 * len(lines)), out  # rounded to 3 decimals per row

@@ -309,6 +309,21 @@ def test_layouts_their_script_fails_on_are_one_line_errors(clip13, tmp_path, cap
     assert not list(tmp_path.iterdir())
 
 
+def test_a_layout_their_script_fails_on_is_refused_before_the_weights_load(clip13, tmp_path, capsys, monkeypatch):
+    """The release's layout needs no memory figures: --parity --tile 72 fails before a minute of loading."""
+    from dove_cli import upscaling
+    from dove_cli.cli import main
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("the weights were loaded before the layout was checked")
+
+    monkeypatch.setattr(upscaling, "load_model", no_loading)
+    with pytest.raises(SystemExit) as exc:
+        main(["upscale", str(clip13), "-o", str(tmp_path / "out.mkv"), "--model", "tiny", "--parity", "--quiet",
+              "--tile", "72"])  # fmt: skip
+    assert exc.value.code == 2 and "a tile height of 72 px (at 0) is not a multiple of 16" in capsys.readouterr().err
+
+
 def test_parity_sets_the_release_settings(clip13, tmp_path):
     """What --parity turns on, its default overlaps (32 px, 8 frames) and no tiles or chunks unless given."""
     plan = upscale(clip13, tmp_path / "a.mkv", model="bilinear", parity=True, dry_run=True)

@@ -17,8 +17,9 @@ from dove_cli import video_io
 from dove_cli.errors import OptionError
 from dove_cli.models import load_model, resolve_device
 from dove_cli.options import UpscaleOptions
+from dove_cli.threads import THREAD_STAGES
 from dove_cli.timing import StageTimer
-from dove_cli.upscaling import UpscaleResult, upscale
+from dove_cli.upscaling import STAGE_NAMES, UpscaleResult, upscale
 
 log = logging.getLogger(__name__)
 
@@ -102,3 +103,21 @@ def run_bench(
         "options": {k: getattr(opts, k) for k in ("offload", "quantize", "compile", "vae_tiling")},
         "torch": torch.__version__,
     }
+
+
+def stage_rows(stages: dict[str, float], total: float) -> list[tuple[str, float, str]]:
+    """(stage in words, seconds, share of the wall time) for the bench table. The main thread's
+    stages and "other" (opening, planning, start-up) add up to the total; decoding and encoding run
+    on threads of their own beside them, so their shares are of the same wall time, not parts of it."""
+
+    def share(seconds: float) -> str:
+        return f"{100 * seconds / total:.0f}%" if total > 0 else "-"
+
+    main = {k: v for k, v in stages.items() if k not in THREAD_STAGES}
+    other = max(total - sum(main.values()), 0.0)
+    rows = [(STAGE_NAMES.get(k, k), v, share(v)) for k, v in main.items()]
+    rows.append(("other (opening, planning)", other, share(other)))
+    rows += [
+        (f"{STAGE_NAMES.get(k, k)} (own thread)", stages[k], share(stages[k])) for k in THREAD_STAGES if k in stages
+    ]
+    return rows

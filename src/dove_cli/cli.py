@@ -351,7 +351,7 @@ def bench_cmd(
     options: UpscaleOptions,
 ) -> None:
     """Time each stage (decode, upsample, VAE encode, transformer, VAE decode, blend, encode) and peak memory."""
-    from dove_cli.bench import run_bench
+    from dove_cli.bench import run_bench, stage_rows
 
     report = run_bench(options, input=input, frames=frames, height=height, width=width, warmup=warmup, repeat=repeat)
     if json_out:
@@ -362,9 +362,9 @@ def bench_cmd(
     table.add_column("seconds", justify="right")
     table.add_column("share", justify="right")
     total = report["seconds"]
-    for stage, sec in report["stages"].items():
-        table.add_row(stage, f"{sec:.3f}", f"{100 * sec / total:.0f}%" if total else "-")
-    table.add_row("[bold]total", f"[bold]{total:.3f}", "")
+    for stage, sec, share in stage_rows(report["stages"], total):
+        table.add_row(stage, f"{sec:.3f}", share)
+    table.add_row("[bold]total (wall time)", f"[bold]{total:.3f}", "")
     console = Console()
     console.print(table)
     gib = 1024**3

@@ -19,6 +19,10 @@ from dove_cli.video_io import VideoWriter
 DIE_AFTER_ENV = "DOVE_TEST_DIE_AFTER_FRAMES"
 
 
+# The stages counted on these threads: their time runs beside the main thread's stages, not after them.
+THREAD_STAGES = ("decode", "encode")
+
+
 def read_ahead(items: Iterable[Any], timer: StageTimer, depth: int = 8) -> Generator[Any, None, None]:
     """Iterate `items` in a background thread, `depth` items ahead (time spent counts as "decode")."""
     q: queue.Queue = queue.Queue(maxsize=depth)

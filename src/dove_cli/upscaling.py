@@ -69,7 +69,7 @@ class Progress:
 STAGE_NAMES = {"decode": "decoding", "wait_input": "waiting for frames", "upsample": "upsampling",
                "vae_encode": "VAE encode", "transformer": "transformer", "vae_decode": "VAE decode",
                "blend": "blending", "finish": "colour fix and rounding", "wait_output": "waiting for the encoder",
-               "encode": "encoding", "finalize": "joining segments"}  # fmt: skip
+               "encode": "encoding", "finalize": "encoder flush and joining segments"}  # fmt: skip
 
 
 @dataclass
@@ -202,6 +202,9 @@ def upscale(
 
         if restorer is None:
             check_quantize(opts, device, on_paper)  # one line now, not after "loading model"
+            if opts.parity and not dry_run:  # its layout does not depend on memory: refuse a failing one
+                # before the weights load (a minute on a GPU), from the architecture alone
+                make_plan(info, planning_model(opts, device, dtype)[0], opts, device, dtype)
             say("loading model")  # (a folder run loads its model once, before its first file)
         if restorer is not None:
             model, note = restorer, ""
