@@ -145,6 +145,30 @@ def test_memory_estimate_grows_with_window(tiny_model):
     assert estimate_activation_bytes(t, v, 9, 128, 128, torch.float32) > small
 
 
+TINY_WINDOW_PEAK = """
+import resource, sys, psutil, torch
+from dove_cli import engine
+model = engine.build_random("tiny", device="cpu", dtype=torch.float32)
+x = torch.rand(1, 3, 17, 256, 512) * 2 - 1
+before = psutil.Process().memory_info().rss
+with torch.inference_mode():
+    model.restore(x)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before, model.estimate_window_bytes(17, 256, 512))
+"""
+
+
+def test_the_window_estimate_covers_the_tiny_model_on_the_cpu():
+    """`--model tiny` plans its windows (and warns of short host memory) from this estimate: it covered
+    half of the measured peak when the VAE's bytes were taken as 4/128 of the 128-channel VAE's."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", TINY_WINDOW_PEAK], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    peak, estimate = (int(v) for v in done.stdout.split())
+    assert peak <= estimate <= 2.5 * peak, (peak, estimate)
+
+
 def test_full_random_config_is_the_published_size():
     """`--model full-random` builds CogVideoX1.5-5B's shapes: ~5.57e9 transformer parameters."""
     from diffusers import AutoencoderKLCogVideoX, CogVideoXTransformer3DModel
