@@ -186,3 +186,48 @@ def test_batch_rerun_continues_an_interrupted_file(tmp_path):
     assert again.items[0].status == "done" and again.items[0].result.resumed_from >= SEGMENT_MIN_FRAMES
     upscale_batch(src, tmp_path / "ref", **OPTS)
     assert framemd5(out / "long.mkv") == framemd5(tmp_path / "ref" / "long.mkv")
+
+
+def test_containers_dove_only_reads_are_upscaled_into_matroska(tmp_path):
+    """.avi, .mpg and the like (DV captures, DVD rips) were skipped without a word; they become .mkv,
+    and an input whose .mkv name another input has keeps its extension in the name."""
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    make_clip(src / "a.avi", frames=4, codec="mjpeg", pix_fmt="yuvj420p")
+    make_clip(src / "a.mkv", frames=5)
+    make_clip(src / "tape.mpg", frames=6, codec="mpeg2video", rate="25")
+    result = upscale_batch(src, out, **OPTS)
+    assert [(i.input.name, i.output.name, i.status) for i in result.items] == [
+        ("a.avi", "a.avi.mkv", "done"),
+        ("a.mkv", "a.mkv", "done"),
+        ("tape.mpg", "tape.mkv", "done"),
+    ]
+    assert [decoded_frame_count(out / name) for name in ("a.avi.mkv", "a.mkv", "tape.mkv")] == [4, 5, 6]
+
+
+def test_an_interrupted_folder_says_how_it_continues(tmp_path, capsys, monkeypatch):
+    """A folder run continues an interrupted file without --resume, so Ctrl-C must not say "--resume";
+    the re-run's summary names the file it continued (it said nothing)."""
+    from dove_cli.cli import main
+
+    class CtrlCAfter(_FailAfter):
+        def restore(self, video, generator=None, timer=None):
+            if self.n == 0:
+                raise KeyboardInterrupt
+            return super().restore(video)
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    make_clip(src / "long.mkv", frames=60, codec="ffv1", pix_fmt="yuv444p")
+    args = ["upscale", str(src), "-o", str(out), "--model", "bilinear", "--scale", "2", "--chunk", "9",
+            "--chunk-overlap", "2", "--tile", "0", "--codec", "ffv1"]  # fmt: skip
+    monkeypatch.setattr(models, "load_model", lambda *a: CtrlCAfter(6))
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    err = capsys.readouterr().err
+    assert exc.value.code == 130 and "run the same command again to continue" in err and "--resume" not in err, err
+    monkeypatch.undo()
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    err = capsys.readouterr().err
+    assert exc.value.code == 0 and "1 upscaled (long.mkv continued from an interrupted run)" in err, err

@@ -326,3 +326,20 @@ def test_bench_table_shares_are_of_the_wall_time(capsys):
     assert code == 0 and beside == ["decoding (own thread)", "encoding (own thread)"], out
     main_thread = sum(float(cells[1]) for name, cells in lines.items() if name not in beside and "total" not in name)
     assert main_thread == pytest.approx(total, abs=0.005 * len(lines)), out  # rounded to 3 decimals per row
+
+
+@pytest.mark.parametrize(
+    "input_name,output_name,message",
+    [
+        ("CLIP", "DIR", "DIR: is a folder; give a file name like DIR/002.mp4"),  # the input's name, not out.mp4
+        ("-", "DIR/x.mp4", "-: reading from standard input is not supported"),
+        ("CLIP", "-", "-: writing to standard output is not supported"),  # it was "unknown output extension"
+    ],
+)
+def test_paths_dove_cannot_use_say_what_to_give(tmp_path, capsys, monkeypatch, input_name, output_name, message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "DIR").mkdir()
+    clip = str(demo_clip("002.mp4"))
+    code, _, err = run(["upscale", input_name.replace("CLIP", clip), "-o", output_name, "--model", "bilinear"], capsys)
+    assert code == 2 and err.strip().startswith(f"error: {message}"), err
+    assert len(err.strip().splitlines()) == 1 and not list((tmp_path / "DIR").iterdir())

@@ -112,6 +112,8 @@ def test_default_overlaps_are_cut_to_fit_a_short_chunk_or_a_small_tile(tmp_path,
     assert check_options(UpscaleOptions(chunk=5, tile=64)).tile_overlap == 16
     assert check_options(UpscaleOptions(chunk=1, tile=16)).chunk_overlap == 0
     assert check_options(UpscaleOptions(chunk=1, tile=16)).tile_overlap == 0
+    assert check_options(UpscaleOptions(chunk=9)).chunk_overlap == 4  # under half: 8 of 9 was 9x the work
+    assert check_options(UpscaleOptions(chunk=13)).chunk_overlap == 6
     assert check_options(UpscaleOptions(chunk=17, tile=96)).chunk_overlap == 8  # they fit: as they are
     assert check_options(UpscaleOptions(chunk=17, tile=96)).tile_overlap == 32
     main_args = ["upscale", str(demo_clip("001.mp4")), "-o", str(tmp_path / "o.mp4"), "--model", "tiny", "--dry-run"]

@@ -1,7 +1,7 @@
 """Upscale every video in a folder: one model load for all, keep going past bad files.
 
-`dove upscale in_dir/ -o out_dir/` lands here. Outputs keep their input's name; those that exist
-already are skipped (unless `overwrite`), so re-running a batch after a failure or an
+`dove upscale in_dir/ -o out_dir/` lands here. Outputs keep their input's name (a container dove
+only reads, such as .avi or .mpg, becomes .mkv); those that exist already are skipped (unless `overwrite`), so re-running a batch after a failure or an
 interruption only does what is missing, and a file interrupted half way continues.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -18,6 +19,8 @@ from dove_cli import note, video_io
 from dove_cli.errors import DoveError, InputError, Interrupted, OutputError
 
 log = logging.getLogger(__name__)
+
+FOLDER_RESUME_HINT = "run the same command again to continue (finished files are skipped)"
 
 Status = Literal["pending", "running", "done", "skipped", "failed"]
 
@@ -45,12 +48,19 @@ class BatchResult:
 
 
 def find_videos(folder: Path) -> list[Path]:
-    """Video files directly in `folder` (extensions dove can read and write), sorted by name."""
+    """Video files directly in `folder` (the extensions dove writes, and those it only reads), by name."""
+    known = (*video_io.VIDEO_EXTENSIONS, *video_io.READ_ONLY_VIDEO_EXTENSIONS)
     return sorted(
-        p
-        for p in folder.iterdir()
-        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in video_io.VIDEO_EXTENSIONS
+        p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in known
     )
+
+
+def output_names(videos: list[Path]) -> list[str]:
+    """Each video's output name: its own, or NAME.mkv for a container dove cannot write; a.avi beside
+    a.mkv becomes a.avi.mkv, so that no two inputs write one file."""
+    names = [v.name if v.suffix.lower() in video_io.VIDEO_EXTENSIONS else v.stem + ".mkv" for v in videos]
+    count = Counter(n.lower() for n in names)
+    return [n if n == v.name or count[n.lower()] == 1 else v.name + ".mkv" for n, v in zip(names, videos, strict=True)]
 
 
 def is_batch_input(path: Path) -> bool:
@@ -64,7 +74,8 @@ def plan_batch(in_dir: Path, out_dir: Path, *, overwrite: bool = False) -> list[
         raise InputError(f"{in_dir}: not a folder")
     videos = find_videos(in_dir)
     if not videos:
-        raise InputError(f"{in_dir}: no videos ({', '.join(sorted(video_io.VIDEO_EXTENSIONS))})")
+        known = sorted((*video_io.VIDEO_EXTENSIONS, *video_io.READ_ONLY_VIDEO_EXTENSIONS))
+        raise InputError(f"{in_dir}: no videos ({', '.join(known)})")
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputError(f"{out_dir}: is a file; for a folder of videos, -o must be a folder")
     if not out_dir.exists() and out_dir.suffix.lower() in {**video_io.VIDEO_EXTENSIONS, **video_io.IMAGE_EXTENSIONS}:
@@ -72,7 +83,7 @@ def plan_batch(in_dir: Path, out_dir: Path, *, overwrite: bool = False) -> list[
                           "(outputs keep their input's name)")  # fmt: skip
     if out_dir.resolve() == in_dir.resolve():
         raise OutputError(f"{out_dir}: is the input folder; choose another output folder")
-    items = [BatchItem(v, out_dir / v.name) for v in videos]
+    items = [BatchItem(v, out_dir / name) for v, name in zip(videos, output_names(videos), strict=True)]
     for item in items:
         if item.output.exists() and not overwrite:
             item.status = "skipped"
@@ -101,6 +112,7 @@ def upscale_batch(
     """
     from dove_cli import models
     from dove_cli.options import check_options, with_overrides
+    from dove_cli.resume import RESUME_HINT
     from dove_cli.upscaling import Progress, upscale
 
     opts = check_options(with_overrides(options, overrides))
@@ -139,7 +151,9 @@ def upscale_batch(
         try:
             item.result = upscale(item.input, item.output, opts, restorer=model, progress=progress)
             item.status = "done"
-        except (Interrupted, KeyboardInterrupt):
+        except Interrupted as exc:  # a folder run continues an interrupted file without --resume
+            raise Interrupted(str(exc).replace(RESUME_HINT, FOLDER_RESUME_HINT)) from None
+        except KeyboardInterrupt:
             raise
         except DoveError as exc:
             item.status, item.error = "failed", str(exc)

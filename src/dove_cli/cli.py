@@ -306,8 +306,10 @@ def _upscale_folder(input: Path, output: Path, opts: UpscaleOptions, quiet: bool
         with BatchBars(quiet, total) as bars:
             result = upscale_batch(input, output, opts, on_file=bars.file, progress=bars)
     if not quiet:
+        continued = [i.input.name for i in result.items if i.status == "done" and i.result.resumed_from]
+        kept = f" ({', '.join(continued)} continued from an interrupted run)" if continued else ""
         err_console.print(
-            f"{result.count('done')} upscaled, {result.count('skipped')} skipped (output exists; --overwrite "
+            f"{result.count('done')} upscaled{kept}, {result.count('skipped')} skipped (output exists; --overwrite "
             f"to redo), {len(result.failed)} failed -> {output}",
             markup=False, highlight=False, soft_wrap=True,
         )  # fmt: skip

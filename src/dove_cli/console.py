@@ -234,13 +234,14 @@ def print_batch_plans(items, console: Console) -> None:
     planned = [item.result for item in items if item.status == "done"]
     for item in items:
         p = item.result
+        name = item.input.name if item.output.name == item.input.name else f"{item.input.name} -> {item.output.name}"
         if p is None:
-            table.add_row(escape(item.input.name), "", "skip: output exists" if item.status == "skipped" else "error")
+            table.add_row(escape(name), "", "skip: output exists" if item.status == "skipped" else "error")
             continue
         (h, w), (oh, ow) = p.input_size, p.output_size
         gpu = f"{p.est_peak_device_bytes / gib:.1f} GiB" if p.est_peak_device_bytes else "-"
         est = human_duration(p.est_seconds) if p.est_seconds is not None else "-"
-        table.add_row(escape(item.input.name), str(p.frames), f"{w}x{h}->{ow}x{oh}", str(p.windows()),
+        table.add_row(escape(name), str(p.frames), f"{w}x{h}->{ow}x{oh}", str(p.windows()),
                       f"{p.work_ratio:.2f}", gpu, est)  # fmt: skip
     console.print(table)
     if untimed := next((p for p in planned if p.est_seconds is None), None):

@@ -46,6 +46,7 @@ from dove_cli.video_io.writer import ContainerWriter
 from dove_cli.windows import Span
 
 log = logging.getLogger(__name__)
+RESUME_HINT = "run the same command with --resume to continue"  # a folder run says its own (batch.py)
 
 
 class _CannotResume(Exception):
@@ -605,7 +606,7 @@ class Session:
         unsaved = f" (the {written - saved} after them were in a segment still open, and are redone)"
         return Interrupted(
             f"{self.output}: interrupted after {written} frames; {saved} are saved in closed segments in "
-            f"{self.work.path}{unsaved if written > saved else ''}; run the same command with --resume to continue"
+            f"{self.work.path}{unsaved if written > saved else ''}; {RESUME_HINT}"
         )
 
     def release(self) -> None:

@@ -19,6 +19,7 @@ from dove_cli.errors import OptionError, OutputError
 from dove_cli.video_io.formats import (
     CODECS,
     IMAGE_EXTENSIONS,
+    READ_ONLY_VIDEO_EXTENSIONS,
     VIDEO_EXTENSIONS,
     default_codec,
     output_notes,
@@ -45,6 +46,7 @@ __all__ = [
     "CODECS",
     "DEINTERLACE_MODES",
     "IMAGE_EXTENSIONS",
+    "READ_ONLY_VIDEO_EXTENSIONS",
     "VIDEO_EXTENSIONS",
     "Frame",
     "VideoInfo",
@@ -128,6 +130,9 @@ def open_writer(
         )
     if ext not in VIDEO_EXTENSIONS and FIELD.search(path.name):
         raise OutputError(f"{path}: image pattern needs an image extension ({', '.join(sorted(IMAGE_EXTENSIONS))})")
+    if str(path) == "-":
+        raise OutputError("-: writing to standard output is not supported (the output is written under a "
+                          "temporary name and renamed when whole); give a file name like out.mp4")  # fmt: skip
     if ext not in VIDEO_EXTENSIONS:
         raise OutputError(
             f"{path}: unknown output extension {ext or '(none)'!r} (use "

@@ -39,6 +39,10 @@ VIDEO_EXTENSIONS = {
     ".mts": "mpegts",
     ".nut": "nut",
 }
+# Containers dove reads but does not write (archive captures, DVD rips, old web video): a folder
+# run upscales them into Matroska, which holds whatever they carry.
+READ_ONLY_VIDEO_EXTENSIONS = (".avi", ".mpg", ".mpeg", ".m2v", ".vob", ".dv", ".flv", ".f4v", ".wmv", ".asf",
+                              ".3gp", ".3g2", ".ogv", ".mxf")  # fmt: skip
 
 # Text subtitles a container cannot hold are converted to its own text codec (as ffmpeg does).
 TEXT_SUBTITLES = {"mp4": "mov_text", "mov": "mov_text", "matroska": "subrip", "webm": "webvtt"}

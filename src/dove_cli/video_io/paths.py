@@ -70,7 +70,8 @@ def check_output(path: Path, overwrite: bool, inputs: Sequence[Path] = ()) -> No
                 "(use --overwrite to replace them)"
             )
     elif path.is_dir():
-        raise OutputError(f"{path}: is a folder; give a file name like {path / 'out.mp4'}")
+        name = inputs[0].stem + ".mp4" if inputs else "out.mp4"
+        raise OutputError(f"{path}: is a folder; give a file name like {path / name}")
     elif path.exists() and not overwrite:
         raise OutputError(f"{path}: already exists (use --overwrite to replace it)")
     folder = path.parent.absolute()

@@ -204,6 +204,9 @@ def warn_if_see_through(path: Path, frame: av.VideoFrame) -> None:
 
 
 def check_input_file(path: Path) -> None:
+    if str(path) == "-":
+        raise InputError("-: reading from standard input is not supported (dove probes and seeks its input); "
+                         "save it to a file first")  # fmt: skip
     if not path.exists():
         raise InputError(f"{path}: no such file")
     if path.is_dir():
