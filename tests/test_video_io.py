@@ -273,6 +273,42 @@ def test_corrupt_packets(clip_long_mp4: Path, tmp_path: Path) -> None:
     assert reader.dropped_frames > 0 and n > 0
 
 
+def test_decode_errors_name_the_frames_ffmpeg_loses(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """With B-frames packets fail in decode order, ahead of frames still to come out: the errors named
+    the count of frames decoded so far (frame 3 for each of 4-5, 7-9 here), in decode order, and frame
+    threads report an error packets late. The frames named are the ones ffmpeg cannot decode, and
+    a --start after them (decoding them again from the keyframe before) drops none."""
+    clip = make_clip(tmp_path / "b.mp4", size="80x46", rate="16", frames=32,
+                     extra=("-preset", "veryfast", "-bf", "2", "-g", "32", "-threads", "1"))  # fmt: skip
+    bad = bytearray(clip.read_bytes())
+    bad[2000:2285] = bytes((b * 7 + 13) & 255 for b in bad[2000:2285])  # packets of frames 4-9 (of 32)
+    path = tmp_path / "corrupt.mp4"
+    path.write_bytes(bytes(bad))
+    err = ffmpeg("-threads", "1", "-i", path, "-map", "0:v:0", "-vf", "showinfo", "-f", "null", "-").stderr
+    decoded = [round(Fraction(t) * 16) for t in re.findall(r" pts_time:([\d.]+)", err)]
+    lost = sorted(set(range(32)) - set(decoded))
+    assert len(lost) >= 2 and decoded == sorted(decoded), lost
+    with pytest.raises(InputError, match=rf"decode error at frame {lost[0]}, t={lost[0] / 16:.3f}s \("):
+        with open_reader(path) as reader:
+            for _ in reader:
+                pass
+    with caplog.at_level(logging.WARNING), open_reader(path, ignore_decode_errors=True) as reader:
+        assert [round(frame.pts * reader.info.time_base * 16) for frame in reader] == decoded
+    assert reader.dropped_frames == len(lost)
+    (line,) = caplog.messages
+    m = re.fullmatch(r".*corrupt\.mp4: dropped (\d+) frames that could not be decoded: (.*) \(t=(.*)s; .*\)", line)
+    assert m and int(m[1]) == len(lost) and m[3] == f"{lost[0] / 16:.3f}-{lost[-1] / 16:.3f}", line
+    named = [
+        n for part in m[2].split(", ") for a, _, b in [part.partition("-")] for n in range(int(a), int(b or a) + 1)
+    ]
+    assert named == lost, line
+    caplog.clear()
+    assert lost[-1] < 12
+    with caplog.at_level(logging.WARNING), open_reader(path, ignore_decode_errors=True, start=0.75) as reader:
+        assert len(list(reader)) == 32 - 12  # decoded from the keyframe at 0, past the damage
+    assert reader.dropped_frames == 0 and caplog.messages == [], caplog.messages
+
+
 # ----------------------------------------------------------------------------------- round trips
 
 

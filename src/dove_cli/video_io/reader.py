@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import logging
 import re
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -37,6 +38,8 @@ log = logging.getLogger("dove_cli.video_io")
 
 DEFAULT_SEQUENCE_FPS = Fraction(25)  # what ffmpeg assumes for image sequences
 DEINTERLACE_MODES = ("off", "frame", "field")
+ERROR_WINDOW = 64  # packets a frame-threaded decoder may report an error late by (FFmpeg's auto threads: <= 16)
+SHOWN_RANGES = 8  # frame ranges one warning lists
 
 
 @dataclass
@@ -120,11 +123,12 @@ def open_reader(
 
     fps: frame rate for image inputs (default 25, as ffmpeg); ignored for videos, which keep their
     own timestamps. rotate: "keep" leaves the pixels as stored and reports `info.rotation` for the
-    writer to tag; "apply" turns the pixels upright. ignore_decode_errors: skip undecodable packets
-    and count them in `reader.dropped_frames`. deinterlace: "frame" runs every frame of a video
-    through FFmpeg's bwdif (one frame out per frame in, timing unchanged); "field" makes a frame of
-    every field (double rate: 50i -> 50p, time base halved). start/duration: only the frames in this span
-    (seconds from the first frame; seeks, so a preview does not decode what comes before).
+    writer to tag; "apply" turns the pixels upright. ignore_decode_errors: skip undecodable packets,
+    count them in `reader.dropped_frames` and name them in one warning at the end. deinterlace:
+    "frame" runs every frame of a video through FFmpeg's bwdif (one frame out per frame in, timing
+    unchanged); "field" makes a frame of every field (double rate: 50i -> 50p, time base halved).
+    start/duration: only the frames in this span (seconds from the first frame; seeks, so a preview
+    does not decode what comes before).
     warn: log what the source has that the frames lose (alpha, interlacing, odd rotations); a second
     reader of the same file passes False so that each warning appears once.
     """
@@ -238,6 +242,8 @@ class VideoReader:
         self.path = path
         self._warn = warn
         self.dropped_frames = 0
+        self._skipped: dict[int, str] = {}  # pts of the packets skipped (not yet reported) -> error
+        self._unplaced = 0  # packets skipped that carry no timestamp
         self._deinterlace = deinterlace
         self._rate = 2 if deinterlace == "field" else 1  # frames out per frame in
         self._source_interlaced = False
@@ -434,21 +440,27 @@ class VideoReader:
                 yield out
 
     def _decode(self) -> Iterator[av.VideoFrame]:
-        """Demux and decode, turning FFmpeg errors into InputError or dropped-frame counts."""
+        """Demux and decode, turning FFmpeg errors into DecodeError or skipped packets."""
         demux = self._container.demux(self._stream)
         decoded = 0
+        recent: deque[int] = deque(maxlen=ERROR_WINDOW)  # dts of the packets an error may come from
+        last_pts: int | None = None
         while True:
             try:
                 packet = next(demux)
             except StopIteration:
                 return
             except av.FFmpegError as exc:  # the file ends or breaks: nothing more can be read
-                self._decode_error(exc, decoded, None)
+                self._unreadable(exc, last_pts)
                 return
+            if packet.dts is not None:
+                recent.append(packet.dts)
+            if packet.pts is not None:
+                last_pts = packet.pts if last_pts is None else max(last_pts, packet.pts)
             try:
                 frames = packet.decode()
             except av.FFmpegError as exc:
-                self._decode_error(exc, decoded, packet)
+                self._decode_error(exc, packet, recent)
                 continue
             for frame in frames:
                 if decoded == 0:
@@ -456,17 +468,102 @@ class VideoReader:
                 decoded += 1
                 yield frame
 
-    def _decode_error(self, exc: BaseException, decoded: int, packet: av.Packet | None) -> None:
-        when = ""
-        if packet is not None and packet.pts is not None and packet.time_base:
-            when = f", t={float(packet.pts * packet.time_base):.3f}s"
+    def _where(self, pts: int) -> tuple[int, float]:
+        """Frame number (from 0) and seconds of a packet's pts from the stream's start.
+
+        From the pts, not from the frames decoded so far: with B-frames (and the decoder's delay)
+        packets fail in decode order, ahead of the frames still to come out before them.
+        """
+        s = self._stream
+        t = (pts - (s.start_time or 0)) * Fraction(s.time_base or Fraction(1, 90000))
+        rate = Fraction(s.average_rate or s.guessed_rate or s.base_rate or DEFAULT_SEQUENCE_FPS)
+        return round(t * rate), float(t)
+
+    def _frame_name(self, pts: int) -> str:
+        n, t = self._where(pts)
+        return f"frame {n}, t={t:.3f}s"
+
+    def _decode_error(self, exc: BaseException, packet: av.Packet, recent: deque[int]) -> None:
+        """Stop at a packet that does not decode, or skip it (--ignore-decode-errors) to report later."""
+        pts = packet.pts if packet.pts is not None else packet.dts
+        if not self._ignore:
+            found = self._failing_pts(recent) if recent else None  # frame threads report errors late
+            where = "" if pts is None else " near " + self._frame_name(pts)
+            where = where if found is None else " at " + self._frame_name(found)
+            raise DecodeError(
+                f"{self.path}: decode error{where} ({ffmsg(exc)}); use --ignore-decode-errors to skip broken frames"
+            ) from None
+        at = None if pts is None else pts * self._rate  # in info.time_base, as the span
+        if at is not None and ((self._lo is not None and at < self._lo) or (self._hi is not None and at >= self._hi)):
+            return  # before --start (decoded from the keyframe before) or after the end: not a frame lost
+        if pts is None:
+            self._unplaced += 1
+        elif pts in self._skipped:  # a seek back (--start) decodes some packets twice
+            return
+        else:
+            self._skipped[pts] = ffmsg(exc)
+        self.dropped_frames += 1
+
+    def _failing_pts(self, recent: deque[int]) -> int | None:
+        """The pts of the packet whose error a frame-threaded decoder just reported.
+
+        A frame thread's error comes out when that thread is next collected, packets later (2 with
+        3 threads); slice threads fail at the packet itself. So decode the last packets again with
+        slice threads, from the keyframe before them, and take the first that fails. None when that
+        does not tell (a stream that cannot seek, an error that needs what came before).
+        """
+        try:
+            with av.open(str(self.path), metadata_errors="replace") as c:
+                s = c.streams[self._stream.index]
+                s.thread_type = "SLICE"
+                c.seek(recent[0], stream=s, backward=True)
+                for packet in c.demux(s):
+                    if packet.dts is not None and packet.dts > recent[-1]:
+                        break
+                    try:
+                        packet.decode()
+                    except av.FFmpegError:
+                        return packet.pts if packet.pts is not None else packet.dts
+        except av.FFmpegError:
+            pass
+        return None
+
+    def _unreadable(self, exc: BaseException, last_pts: int | None) -> None:
+        """The demuxer cannot read on: nothing after the frames read so far can be decoded."""
+        where = "" if last_pts is None else " after " + self._frame_name(last_pts)
         if not self._ignore:
             raise DecodeError(
-                f"{self.path}: decode error at frame {decoded}{when} ({ffmsg(exc)}); "
-                "use --ignore-decode-errors to skip broken frames"
+                f"{self.path}: unreadable data{where} ({ffmsg(exc)}); use --ignore-decode-errors to keep what can be read"
             ) from None
         self.dropped_frames += 1
-        log.warning("%s: skipped undecodable data at frame %d%s (%s)", self.path, decoded, when, ffmsg(exc))
+        log.warning("%s: reading stops at unreadable data%s (%s)", self.path, where, ffmsg(exc))
+
+    def _report_skipped(self) -> None:
+        """One warning for the packets skipped, in presentation order (they fail in decode order)."""
+        if not self._skipped and not self._unplaced:
+            return
+        placed = sorted(self._where(pts) for pts in self._skipped)
+        ranges: list[list[int]] = []
+        for n, _ in placed:
+            if ranges and n <= ranges[-1][1] + 1:
+                ranges[-1][1] = n
+            else:
+                ranges.append([n, n])
+        shown = [f"{a}-{b}" if b > a else f"{a}" for a, b in ranges[:SHOWN_RANGES]]
+        if len(ranges) > SHOWN_RANGES:
+            shown.append("...")
+        if self._unplaced:
+            shown.append(f"{self._unplaced} without a timestamp")
+        span = ""
+        if placed:
+            span = f"t={placed[0][1]:.3f}" + (f"-{placed[-1][1]:.3f}" if len(placed) > 1 else "") + "s; "
+        n = len(placed) + self._unplaced
+        log.warning(
+            "%s: dropped %d frame%s that could not be decoded: %s (%s%s)",
+            self.path, n, "s" * (n != 1), ", ".join(shown), span, "; ".join(dict.fromkeys(self._skipped.values())),
+        )  # fmt: skip
+        self._skipped.clear()
+        self._unplaced = 0
 
     def _to_rgb(self, frame: av.VideoFrame) -> np.ndarray:
         out = self._reformatter.reformat(
@@ -491,6 +588,8 @@ class VideoReader:
         self._lo = lo
         self._hi = None if duration is None else lo + int(Fraction(duration) / info.time_base)
         if start:
+            self.dropped_frames, self._unplaced = 0, 0  # the seek decodes again what counts
+            self._skipped.clear()
             self._seek_before(lo)
         total = (info.duration or 0) - float(start or 0)
         span = total if duration is None else min(total, float(duration))
@@ -522,6 +621,7 @@ class VideoReader:
             frame = self._first if self._first is not None else next(self._frames, None)
             self._first = None
             if frame is None:
+                self._report_skipped()
                 self._check_complete(self._index)
                 return
             pts = frame.pts
@@ -531,11 +631,13 @@ class VideoReader:
             if self._lo is not None and pts < self._lo:
                 continue
             if self._hi is not None and pts >= self._hi:
+                self._report_skipped()
                 return
             yield Frame(self._to_rgb(frame), int(pts), self._index)
             self._index += 1
 
     def close(self) -> None:
+        self._report_skipped()  # when the frames were not read to the end
         self._container.close()
 
     def __enter__(self) -> VideoReader:
