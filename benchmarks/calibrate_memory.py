@@ -91,7 +91,7 @@ def build(spec: dict, device: str):
     posterior = "mode" if device == "meta" else "sample"
     model = engine.DoveModel(transformer, vae, CogVideoXDPMScheduler(**engine.SCHEDULER), emb,
                              torch.device(device), dtype, posterior)  # fmt: skip
-    model._place("none", vae_tiling=False)
+    model.place("none", vae_tiling=False)
     return model
 
 

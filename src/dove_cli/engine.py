@@ -549,8 +549,9 @@ TRANSFORMER_BYTES = 16  # tokens x hidden width (flash / memory-efficient attent
 VAE_DECODE_BYTES = {1: 51, 9: 168}  # pixels x block_out_channels[0], by frames padded to 8k+1; more:
 VAE_DECODE_BYTES_LONG = 224  # the 2nd frame batch runs while the 1st batch's conv caches are held
 # ... and at least this many x pixels, whatever the width: a VAE a few channels wide (the tiny test
-# model: 4) still holds 3-channel frames, conv caches and allocator pages (measured in 4-channel
-# restores: up to 2,008 at 17-33 frames, 1,447 at 9), so its peak is not 4/128 of the real one's.
+# model: 4) still holds 3-channel frames, conv caches and allocator pages, so its peak is not 4/128
+# of the real one's (4 channels: live tensors 1,184 at 17+ frames and 776 at 9, tests/test_engine.py;
+# RSS of whole restores up to 2,008 and 1,447, and more on a loaded machine).
 VAE_DECODE_FLOOR = {1: 300, 9: 1900}
 VAE_DECODE_FLOOR_LONG = 2600
 SAFE_DECODE_PIXELS = 1_300_000  # see DoveModel.max_window_pixels
@@ -562,6 +563,14 @@ def estimate_activation_bytes(
 ) -> int:
     """Peak activation bytes of one window: the larger of the transformer pass and the VAE decode."""
     return max(estimate_activation_parts(tcfg, vcfg, frames, height, width, dtype, vae_tile))
+
+
+def vae_decode_bytes(vcfg, frames: int, height: int, width: int, element_size: int) -> int:
+    """The VAE decode's own peak bytes for `frames` (padded to 8k+1) of height x width: without
+    the window's frames in and out and the workspace, which `estimate_activation_parts` adds."""
+    per_pixel = max(VAE_DECODE_BYTES.get(frames, VAE_DECODE_BYTES_LONG) * vcfg.block_out_channels[0],
+                    VAE_DECODE_FLOOR.get(frames, VAE_DECODE_FLOOR_LONG))  # fmt: skip
+    return per_pixel * height * width * element_size
 
 
 def estimate_activation_parts(
@@ -585,9 +594,7 @@ def estimate_activation_parts(
     dim = tcfg.num_attention_heads * tcfg.attention_head_dim
     transformer = TRANSFORMER_BYTES * tokens * dim * elt
     vae_h, vae_w = (min(height, vae_tile[0]), min(width, vae_tile[1])) if vae_tile else (height, width)
-    per_pixel = max(VAE_DECODE_BYTES.get(frames, VAE_DECODE_BYTES_LONG) * vcfg.block_out_channels[0],
-                    VAE_DECODE_FLOOR.get(frames, VAE_DECODE_FLOOR_LONG))  # fmt: skip
-    vae = per_pixel * vae_h * vae_w * elt
+    vae = vae_decode_bytes(vcfg, frames, vae_h, vae_w, elt)
     io = 3 * frames * height * width * 3 * 4  # the window in, decoded out, float32 result
     return int(transformer + WORKSPACE_BYTES + io), int(vae + WORKSPACE_BYTES + io)
 
