@@ -800,3 +800,24 @@ def test_the_host_estimate_counts_the_process_frames_and_offloaded_weights(tmp_p
     assert plans["none"].est_peak_host_bytes >= HOST_BASE_BYTES + frames > 1 << 29
     weights = skeleton(*RANDOM_CONFIGS["full"], device=torch.device("cpu"), dtype=torch.bfloat16).weights_bytes()
     assert plans["model"].est_peak_host_bytes - plans["none"].est_peak_host_bytes >= weights > 10 << 30
+
+
+def test_what_the_output_loses_is_said_once_per_run(tmp_path, caplog):
+    """The output is opened twice (the check before the model loads, then the real writer or its
+    segments and join): each warning about what it loses is said by the check alone."""
+    import logging
+
+    rotated = tmp_path / "rotated.mp4"
+    ffmpeg("-display_rotation:v", "90", "-i", make_clip(tmp_path / "plain.mp4", frames=3), "-c", "copy", rotated)
+    srt = make_clip(tmp_path / "srt.mkv", size="21x15", pix_fmt="yuv444p", frames=3, subtitles=True)
+    full = tmp_path / "444.mkv"
+    ffmpeg("-i", srt, "-map", "0", "-c:v", "copy", "-c:s", "ass", full)
+    opts = dict(model="bilinear", color_fix="none", device="cpu")
+    with caplog.at_level(logging.WARNING):
+        upscale(rotated, tmp_path / "frames" / "%06d.png", scale=1, **opts)
+        upscale(full, tmp_path / "odd.mkv", scale=3, **opts)  # 63x45: written as 4:4:4
+        upscale(full, tmp_path / "even.mp4", scale=2, **opts)  # 4:2:0, and ASS as mov_text
+    said = caplog.messages
+    assert len(said) == 4, said
+    assert "rotation tag" in said[0] and "63x45 is odd" in said[1], said
+    assert "chroma is 4:4:4" in said[2] and "ASS subtitles (input stream #1) converted" in said[3], said

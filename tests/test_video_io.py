@@ -476,11 +476,16 @@ def test_rotation_metadata_kept(clip_rotated: Path, tmp_path: Path) -> None:
     assert "48x64" in ffinfo(applied).video().text and "Display Matrix" not in ffinfo(applied).stderr
 
 
-def test_sample_aspect_ratio_kept(clip_sar: Path, tmp_path: Path) -> None:
+def test_sample_aspect_ratio_kept(clip_sar: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     assert probe(clip_sar).sample_aspect_ratio == Fraction(4, 3)
     out = tmp_path / "sar.mp4"
-    roundtrip(clip_sar, out)
-    assert "SAR 4:3" in ffinfo(out).video().text
+    with caplog.at_level(logging.WARNING):
+        roundtrip(clip_sar, out)
+    assert "SAR 4:3" in ffinfo(out).video().text and caplog.text == ""
+    with caplog.at_level(logging.WARNING):  # images have square pixels: said
+        roundtrip(clip_sar, tmp_path / "sar" / "%03d.png")
+    assert caplog.messages == [f"{tmp_path / 'sar' / '%03d.png'}: images cannot carry the source's pixel aspect "
+                               "ratio (4:3); they have square pixels, so they look 64x48 where the video looks 85x48"]  # fmt: skip
 
 
 def test_odd_size_uses_444(clip_odd: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -709,6 +714,85 @@ def test_subtitles_that_do_not_fit(clip_2997_mkv: Path, tmp_path: Path) -> None:
     roundtrip(clip_2997_mkv, out, subtitles="none")
     assert [k for k in ffinfo(out).kinds()] == ["Video", "Audio"]
     assert packet_md5(out, "0:a") == packet_md5(clip_2997_mkv, "0:a")
+
+
+def test_what_mpeg_ts_cannot_hold_is_refused_not_stored_as_data(clip_2997_mkv: Path, tmp_path: Path) -> None:
+    """MPEG-TS muxes text subtitles and FLAC as private data streams that no player reads: refused
+    as for any container that cannot hold a stream (FLAC is re-encoded with --audio transcode)."""
+    out = tmp_path / "out.ts"
+    with pytest.raises(OutputError, match=r"out\.ts: the mpegts container cannot hold srt subtitles \(input stream "
+                       r"#2\); write to \.mkv or use --subtitles none$"):  # fmt: skip
+        roundtrip(clip_2997_mkv, out)
+    assert not out.exists() and leftovers(tmp_path) == []
+    flac = tmp_path / "flac.mkv"
+    ffmpeg("-i", clip_2997_mkv, "-map", "0:v", "-map", "0:a", "-c:v", "copy", "-c:a", "flac", flac)
+    with pytest.raises(OutputError, match=r"out\.ts: the mpegts container cannot hold flac audio .*--audio transcode"):
+        roundtrip(flac, out)
+    roundtrip(flac, out, audio="transcode")
+    assert [(s.kind, s.codec) for s in ffinfo(out).streams] == [("Video", "h264"), ("Audio", "aac")]
+    roundtrip(clip_2997_mkv, out, subtitles="none", overwrite=True)
+    assert [(s.kind, s.codec) for s in ffinfo(out).streams] == [("Video", "h264"), ("Audio", "aac")]
+
+
+def test_ass_styling_lost_in_conversion_is_said_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    (tmp_path / "s.ass").write_text(ASS)
+    src = tmp_path / "in.mkv"
+    ffmpeg(*("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25", "-i", tmp_path / "s.ass", "-frames:v", "4"),
+           *("-map", "0", "-map", "1", "-c:v", "libx264", "-c:s", "ass", src))  # fmt: skip
+    with caplog.at_level(logging.WARNING):
+        roundtrip(src, tmp_path / "out.mp4")
+    assert [(s.kind, s.codec) for s in ffinfo(tmp_path / "out.mp4").streams] == [
+        ("Video", "h264"),
+        ("Subtitle", "mov_text"),
+    ]
+    assert caplog.messages == [f"{tmp_path / 'out.mp4'}: ASS subtitles (input stream #1) converted to mov_text: "
+                               "their styling (fonts, colours, positions) is lost; .mkv keeps it"]  # fmt: skip
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        roundtrip(src, tmp_path / "again.mp4", warn=False)  # a second writer of the same output
+        roundtrip(src, tmp_path / "out.mkv")  # kept as ASS
+        roundtrip(make_clip(tmp_path / "srt.mkv", frames=4, subtitles=True), tmp_path / "srt.mp4")  # nothing styled
+    assert caplog.text == ""
+
+
+def test_coarser_chroma_than_the_source_is_said(
+    png_sequence: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """4:4:4 or 4:2:2 written as the codec's default 4:2:0 loses colour detail: said, naming the
+    --pix-fmt that keeps it (at the output's bit depth); asked for, or from RGB images, nothing."""
+    full = make_clip(tmp_path / "444.mp4", pix_fmt="yuv444p", frames=2)
+    prores = tmp_path / "422.mov"
+    ffmpeg(*("-f", "lavfi", "-i", "testsrc2=s=64x48:d=0.125:r=16", "-c:v", "prores_ks", "-profile:v", "2"),
+           *("-pix_fmt", "yuv422p10le", "-color_range", "tv", prores))  # fmt: skip
+    with caplog.at_level(logging.WARNING):
+        roundtrip(full, tmp_path / "out.mp4")
+        roundtrip(prores, tmp_path / "out.mov")
+    assert caplog.messages == [
+        "the source's chroma is 4:4:4 (yuv444p) but the output's is 4:2:0 (yuv420p): use --pix-fmt yuv444p to keep it",
+        "the source's chroma is 4:2:2 (yuv422p10le) but the output's is 4:2:0 (yuv420p10le): use --pix-fmt "
+        "yuv422p10le to keep it",
+    ]
+    assert "yuv420p(" in ffinfo(tmp_path / "out.mp4").video().text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        roundtrip(full, tmp_path / "kept.mp4", pix_fmt="yuv444p")
+        roundtrip(prores, tmp_path / "quiet.mov", warn=False)
+        roundtrip(png_sequence, tmp_path / "rgb.mp4", reader={"fps": 25})
+    assert caplog.text == ""
+    assert "yuv444p(" in ffinfo(tmp_path / "kept.mp4").video().text
+
+
+@pytest.mark.parametrize("ext", [".mov", ".mp4", ".ts"])
+def test_limited_range_without_other_tags_is_kept_in_h264(ext: str, tmp_path: Path) -> None:
+    """x264 writes the range only beside another colour tag: a ProRes 'tv' source with no matrix
+    tag lost it in MOV, MP4 and MPEG-TS (Matroska's own tag kept it)."""
+    src = tmp_path / "tv.mov"
+    ffmpeg(*("-f", "lavfi", "-i", "testsrc2=s=64x48:d=0.125:r=16", "-c:v", "prores_ks", "-profile:v", "2"),
+           *("-pix_fmt", "yuv422p10le", "-color_range", "tv", src))  # fmt: skip
+    assert "yuv422p10le(tv," in ffinfo(src).video().text
+    out = tmp_path / f"out{ext}"
+    roundtrip(src, out)
+    assert "yuv420p10le(tv," in ffinfo(out).video().text
 
 
 # ----------------------------------------------------------------------------------- images

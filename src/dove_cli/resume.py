@@ -343,7 +343,7 @@ class SegmentFiles(video_io.VideoWriter):
             first = self.frames_written
             segment = Segment(f"seg_{first:09d}{self._suffix}", first, 0, int(pts))
             writer = video_io.open_writer(self.folder / segment.file, self.info, self._w, self._h, **self._opts,
-                                          audio="none", subtitles="none", overwrite=True)  # fmt: skip
+                                          audio="none", subtitles="none", overwrite=True, warn=False)  # fmt: skip
             self._open = (writer, segment)
         writer, segment = self._open
         writer.write(rgb, pts)
@@ -459,6 +459,7 @@ def open_output(
             overwrite=join_options.get("overwrite", False),
             work=work.images,
             first=first,
+            warn=join_options.get("warn", True),
         )
     return SegmentedWriter(
         work,
@@ -694,6 +695,7 @@ def join_segments(
     overwrite: bool = False,
     start: float | Fraction | None = None,
     end: float | Fraction | None = None,
+    warn: bool = True,
 ) -> None:
     """Write `path` from closed video segments by copying their packets (no re-encode).
 
@@ -714,6 +716,7 @@ def join_segments(
         overwrite=overwrite,
         start=start,
         end=end,
+        warn=warn,
     )
     try:
         for file, first_pts in segments:
@@ -739,6 +742,7 @@ class _SegmentJoiner(ContainerWriter):
         overwrite: bool,
         start: float | Fraction | None,
         end: float | Fraction | None,
+        warn: bool,
     ) -> None:
         try:
             self._template_src = av.open(str(template))
@@ -764,6 +768,7 @@ class _SegmentJoiner(ContainerWriter):
                 overwrite=overwrite,
                 start=start,
                 end=end,
+                warn=warn,
             )
         finally:
             self._template_src.close()

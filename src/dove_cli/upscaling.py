@@ -606,13 +606,15 @@ def warn_scale(opts: UpscaleOptions, output_is_input: bool) -> None:
 
 
 def output_options(opts: UpscaleOptions) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(encoder options, options of the final output: audio, subtitles, the --preview span)."""
+    """(encoder options, options of the final output: audio, subtitles, the --preview span).
+
+    warn=False: `_check_outputs` opened the output once already and said what it loses."""
     start, duration = parse_preview(opts.preview) if opts.preview else (None, None)
     writer_options: dict[str, Any] = dict(codec=opts.codec, crf=opts.crf, preset=opts.preset, pix_fmt=opts.pix_fmt,
                           codec_options=resume.encoder_options(opts.codec_options))  # fmt: skip
     end = None if start is None or duration is None else start + duration
     join_options: dict[str, Any] = dict(audio=opts.audio, subtitles=opts.subtitles, overwrite=opts.overwrite,
-                                        start=start, end=end)  # fmt: skip
+                                        start=start, end=end, warn=False)  # fmt: skip
     return writer_options, join_options
 
 

@@ -99,6 +99,7 @@ def open_writer(
     end: float | Fraction | None = None,
     work: Path | None = None,
     first: int = 0,
+    warn: bool = True,
 ) -> VideoWriter:
     """Start writing `path` (a video file, an image pattern like `frames/%06d.png`, or one image).
 
@@ -113,7 +114,9 @@ def open_writer(
     Codec and pixel-format choices are validated here, before any frame is encoded. work/first
     (image patterns only): write the images into the folder `work`, which persists after abort()
     and may already hold the first `first` images of an interrupted run (--resume); close() moves
-    them all into place.
+    them all into place. warn: log what the output loses (odd size written as 4:4:4, fewer bits
+    or coarser chroma than the source, ASS styling, a rotation tag or pixel aspect ratio in images);
+    a writer opened again for the same output passes False so that each warning appears once.
     """
     path = Path(path)
     if audio not in ("copy", "transcode", "none"):
@@ -126,8 +129,9 @@ def open_writer(
     if ext in IMAGE_EXTENSIONS:
         check_fields(path, OutputError)
         return ImageWriter(
-            path, info, width, height, codec_options=codec_options, overwrite=overwrite, work=work, first=first
-        )
+            path, info, width, height, codec_options=codec_options, overwrite=overwrite, work=work, first=first,
+            warn=warn,
+        )  # fmt: skip
     if ext not in VIDEO_EXTENSIONS and FIELD.search(path.name):
         raise OutputError(f"{path}: image pattern needs an image extension ({', '.join(sorted(IMAGE_EXTENSIONS))})")
     if str(path) == "-":
@@ -153,4 +157,5 @@ def open_writer(
         overwrite=overwrite,
         start=start,
         end=end,
+        warn=warn,
     )

@@ -219,11 +219,16 @@ def nvenc_unusable(encoder: str) -> str | None:
     return None
 
 
-def choose_pix_fmt(spec: CodecSpec, name: str, requested: str | None, high: bool, width: int, height: int) -> str:
-    """The requested/default pixel format, switched to 4:4:4 when the size is odd (no padding)."""
+def choose_pix_fmt(
+    spec: CodecSpec, name: str, requested: str | None, high: bool, width: int, height: int, *, source: str, warn: bool
+) -> str:
+    """The requested/default pixel format, switched to 4:4:4 when the size is odd (no padding).
+
+    high: the source (pixel format `source`) has more than 8 bits. A default that drops its bits or
+    chroma detail is said when `warn` (a writer opened again for the same output passes False)."""
     supported = {f.name for f in av.Codec(spec.encoder, "w").video_formats or []}
     pf = requested or (spec.pix_fmt_hi if high and spec.pix_fmt_hi in supported else spec.pix_fmt)
-    if high and not requested and pf == spec.pix_fmt != spec.pix_fmt_hi:
+    if warn and high and not requested and pf == spec.pix_fmt != spec.pix_fmt_hi:
         log.warning(
             "the source has more than 8 bits per channel but this FFmpeg's %s writes %s: the output is 8-bit",
             spec.encoder,
@@ -244,11 +249,41 @@ def choose_pix_fmt(spec: CodecSpec, name: str, requested: str | None, high: bool
                 f"codec {name} with {pf} needs an even size, got {width}x{height}; "
                 "choose another codec (e.g. h264, hevc, ffv1) or crop the input"
             )
-        log.warning(
-            "output size %dx%d is odd: writing %s instead of %s (4:2:0 needs even sizes)", width, height, full, pf
-        )
+        if warn:
+            log.warning(
+                "output size %dx%d is odd: writing %s instead of %s (4:2:0 needs even sizes)", width, height, full, pf
+            )
         pf = full
+    if warn and not requested and (coarser := chroma_lost(source, pf, supported)):
+        log.warning("%s", coarser)
     return pf
+
+
+# Chroma subsampling (horizontal, vertical factors) by its usual name and its name in pixel formats.
+SUBSAMPLING = {(1, 1): ("4:4:4", "444"), (2, 1): ("4:2:2", "422"), (2, 2): ("4:2:0", "420"),
+               (4, 1): ("4:1:1", "411"), (4, 4): ("4:1:0", "410")}  # fmt: skip
+
+
+def subsampling(pix_fmt: str) -> tuple[int, int] | None:
+    """How much coarser than luma a YUV format stores chroma (2, 2 for 4:2:0); None for RGB and grey."""
+    fmt = av.VideoFormat(pix_fmt)
+    if fmt.is_rgb or len(fmt.components) < 3:
+        return None
+    return 4 // fmt.chroma_width(4), 4 // fmt.chroma_height(4)
+
+
+def chroma_lost(source: str, pf: str, supported: set[str]) -> str | None:
+    """A warning when `pf` stores chroma coarser than the YUV `source` did (4:4:4 or 4:2:2 written as
+    4:2:0), naming a --pix-fmt of the same depth that keeps it; None when nothing is lost. RGB
+    sources (PNG, screen captures) are not compared: 4:2:0 is what a video of them normally is."""
+    src, out = subsampling(source), subsampling(pf)
+    if src is None or out is None or (out[0] <= src[0] and out[1] <= src[1]):
+        return None
+    names = (SUBSAMPLING.get(src, ("finer", ""))[0], SUBSAMPLING.get(out, ("coarser", ""))[0])
+    keep = [re.sub(r"^yuv4\d\dp", f"yuv{SUBSAMPLING[k][1]}p", pf) for k in (src, (1, 1)) if k in SUBSAMPLING]
+    fits = [k for k in keep if k != pf and (not supported or k in supported)]
+    how = f"use --pix-fmt {fits[0]} to keep it" if fits else "choose another codec (e.g. ffv1) to keep it"
+    return f"the source's chroma is {names[0]} ({source}) but the output's is {names[1]} ({pf}): {how}"
 
 
 def check_encoder_options(
@@ -289,6 +324,21 @@ def x264_options() -> dict[str, str]:
     except OSError:
         return {}
     return {"x264-params": f"asm={X264_UP_TO_AVX2}"} if " avx512f" in cpu else {}
+
+
+def signal_range(encoder: str, opts: dict[str, str], tags: dict[str, int]) -> dict[str, str]:
+    """Encoder options that make the bitstream carry the colour range `tags` give.
+
+    x264 writes the range only with a colour description or a video format (encoder/set.c): limited
+    range with primaries, transfer and matrix unspecified left MP4, MOV and MPEG-TS outputs without
+    it (Matroska tags it in the container). Naming a video format ("component", which players
+    ignore) makes x264 write it. The user's own x264-params come after, so they win.
+    """
+    undescribed = all(tags[k] == 2 for k in ("color_primaries", "color_trc", "colorspace"))
+    if encoder != "libx264" or tags["color_range"] != 1 or not undescribed:
+        return opts
+    params = ":".join(p for p in ("videoformat=component", opts.get("x264-params")) if p)
+    return {**opts, "x264-params": params}
 
 
 CRF_RANGE = {"h264": (0, 51), "hevc": (0, 51), "av1": (0, 63), "vp9": (0, 63), "h264_nvenc": (0, 51),
@@ -355,6 +405,22 @@ def output_notes(path: str | Path, codec: str | None, crf: float | None, preset:
         notes.append(f"{path}: {name} in {Path(path).suffix} plays only in FFmpeg-based players (mpv, VLC); "
                      f"{usual} is its usual container")  # fmt: skip
     return notes
+
+
+# MPEG-TS muxes any audio or subtitle codec, but stores those it has no stream type for (FLAC, PCM,
+# text subtitles: libavformat/mpegtsenc.c) as private data streams that no player reads.
+AUX_CODECS_HELD = {
+    "mpegts": {"mp2", "mp3", "aac", "aac_latm", "ac3", "eac3", "dts", "truehd", "opus", "s302m", "dvb_subtitle",
+               "dvb_teletext"},
+}  # fmt: skip
+
+
+def holds_aux(fmt_name: str, stream: Any) -> bool:
+    """Whether files of `fmt_name` hold a packet copy of the input's audio or subtitle `stream`."""
+    held = AUX_CODECS_HELD.get(fmt_name)
+    if held is not None and stream.codec_context.codec.canonical_name not in held:
+        return False
+    return container_accepts(fmt_name, stream.codec_context.name, lambda c: c.add_stream_from_template(stream))
 
 
 # Containers whose muxer starts for more video codecs than the file then holds (each pair checked by

@@ -47,6 +47,7 @@ class ImageWriter(VideoWriter):
         overwrite: bool,
         work: Path | None = None,
         first: int = 0,
+        warn: bool = True,
     ) -> None:
         self.path, self.info, self.frames_written = path, info, 0
         self._done = False
@@ -67,20 +68,8 @@ class ImageWriter(VideoWriter):
         else:
             raise OutputError(f"{path}: this FFmpeg build cannot write RGB {ext} images")
         self._pix_fmt = pf
-        if hi and not pf.startswith("rgb48"):
-            log.warning(
-                "%s: the source is %d-bit but %s images are 8-bit (use .png or .tif to keep it)",
-                path,
-                info.bit_depth,
-                ext,
-            )
-        if info.rotation:
-            log.warning(
-                "%s: images cannot carry the source's %d degree rotation tag; they are stored "
-                "as decoded (use --rotate apply for upright images)",
-                path,
-                info.rotation,
-            )
+        if warn:
+            self._say_losses(info, width, height, eight_bit=hi and not pf.startswith("rgb48"))
         self._encoder, self._options = encoder, {str(k): str(v) for k, v in (codec_options or {}).items()}
         if not self._pattern:
             if info.num_frames > 1 and not info.is_still_image:
@@ -111,6 +100,21 @@ class ImageWriter(VideoWriter):
         except OSError as exc:
             remove_made_folders(self._made)
             raise OutputError(f"{path}: cannot write in {self._tmp.parent} ({exc.strerror})") from None
+
+    def _say_losses(self, info: VideoInfo, width: int, height: int, *, eight_bit: bool) -> None:
+        """Warn about what the source has that image files cannot keep: bits, a rotation tag, the
+        pixel aspect ratio (anamorphic video shows wider or narrower than its pixels)."""
+        if eight_bit:
+            log.warning("%s: the source is %d-bit but %s images are 8-bit (use .png or .tif to keep it)",
+                        self.path, info.bit_depth, self.path.suffix.lower())  # fmt: skip
+        if info.rotation:
+            log.warning("%s: images cannot carry the source's %d degree rotation tag; they are stored "
+                        "as decoded (use --rotate apply for upright images)", self.path, info.rotation)  # fmt: skip
+        if info.sample_aspect_ratio and info.sample_aspect_ratio != 1:
+            sar = info.sample_aspect_ratio
+            log.warning("%s: images cannot carry the source's pixel aspect ratio (%d:%d); they have square pixels, "
+                        "so they look %dx%d where the video looks %dx%d", self.path, sar.numerator, sar.denominator,
+                        width, height, round(width * sar), height)  # fmt: skip
 
     def _encode(self, rgb: np.ndarray) -> bytes:
         cc: Any = av.CodecContext.create(self._encoder, "w")

@@ -26,14 +26,15 @@ from dove_cli.video_io.formats import (
     CodecSpec,
     check_encoder_options,
     choose_pix_fmt,
-    container_accepts,
     default_codec,
     encoder_options,
     ffmsg,
+    holds_aux,
     holds_video,
     inverse,
     resolve_codec,
     rgb_frame,
+    signal_range,
 )
 from dove_cli.video_io.paths import disk_full, prepare_output, remove_made_folders, temp_sibling
 from dove_cli.video_io.reader import VideoInfo
@@ -96,8 +97,10 @@ class ContainerWriter(VideoWriter):
         overwrite: bool,
         start: float | Fraction | None = None,
         end: float | Fraction | None = None,
+        warn: bool = True,
     ) -> None:
         self.path, self.info, self.frames_written = path, info, 0
+        self._warn = warn  # say what the output loses (open_writer)
         # Output time zero and end, in seconds on the input's timeline (None: keep timestamps as they are).
         origin = Fraction(info.start_pts) * info.time_base
         self._t0 = origin + Fraction(start) if start is not None else None
@@ -107,7 +110,7 @@ class ContainerWriter(VideoWriter):
         self._src: av.container.InputContainer | None = None
         fmt_name = VIDEO_EXTENSIONS[path.suffix.lower()]
         name, spec = resolve_codec(codec or default_codec(path))
-        pf = choose_pix_fmt(spec, name, pix_fmt, info.bit_depth > 8, width, height)
+        pf = choose_pix_fmt(spec, name, pix_fmt, info.bit_depth > 8, width, height, source=info.pix_fmt, warn=warn)
         self.pix_fmt = pf  # as chosen (e.g. 4:4:4 for odd sizes), so that segments can repeat it
         opts = encoder_options(name, spec, crf, preset, codec_options)
         if codec_options:
@@ -150,10 +153,10 @@ class ContainerWriter(VideoWriter):
         cc = vs.codec_context
         cc.time_base = info.time_base
         cc.framerate = fps
-        cc.options = opts
         if info.sample_aspect_ratio:
             cc.sample_aspect_ratio = info.sample_aspect_ratio
         self._setup_color(cc, pf, width, height)
+        cc.options = signal_range(spec.encoder, opts, self._tags)
         if info.rotation:
             vs.set_display_rotation(info.rotation)
         self._vs = vs
@@ -222,14 +225,17 @@ class ContainerWriter(VideoWriter):
             wanted += list[Any](src.streams.audio)
         if subtitles != "none":
             wanted += list(src.streams.subtitles)
+        unstyled: list[str] = []  # styled (ASS) subtitle streams converted to a plain text codec
         for s in wanted:
             codec = s.codec_context.name
-            if container_accepts(fmt_name, codec, lambda c, s=s: c.add_stream_from_template(s)):
+            if holds_aux(fmt_name, s):
                 ostream = out.add_stream_from_template(s)
                 mode = "copy"
             elif s.type == "subtitle" and s.codec_context.codec.text_sub and fmt_name in TEXT_SUBTITLES:
                 ostream = self._text_subtitle_stream(s, TEXT_SUBTITLES[fmt_name])
                 mode = "subtitles"
+                if s.codec_context.codec.canonical_name in ("ass", "ssa"):
+                    unstyled.append(f"#{s.index}")
             elif s.type == "audio" and audio == "transcode":
                 target = "libopus" if fmt_name == "webm" else "aac"
                 rate = s.codec_context.sample_rate or 48000
@@ -265,6 +271,10 @@ class ContainerWriter(VideoWriter):
             except (AttributeError, TypeError, ValueError):  # pragma: no cover
                 pass
             self._aux[s.index] = (ostream, mode)
+        if unstyled and self._warn:
+            log.warning("%s: ASS subtitles (input stream %s) converted to %s: their styling (fonts, colours, "
+                        "positions) is lost; .mkv keeps it", self.path, ", ".join(unstyled),
+                        TEXT_SUBTITLES[fmt_name])  # fmt: skip
         pictures = av.stream.Disposition.attached_pic  # cover art is not the video
         vin = next((s for s in src.streams.video if not s.disposition & pictures), None)
         if vin is not None:
