@@ -343,3 +343,15 @@ def test_paths_dove_cannot_use_say_what_to_give(tmp_path, capsys, monkeypatch, i
     code, _, err = run(["upscale", input_name.replace("CLIP", clip), "-o", output_name, "--model", "bilinear"], capsys)
     assert code == 2 and err.strip().startswith(f"error: {message}"), err
     assert len(err.strip().splitlines()) == 1 and not list((tmp_path / "DIR").iterdir())
+
+
+def test_download_weights_metrics_refuses_the_model_options_it_would_ignore(capsys, monkeypatch):
+    """`--metrics --base` fetched the metric files only, with --base dropped without a word."""
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing is fetched before the refusal
+    code, _, err = run(["download-weights", "--metrics", "--base", "--dir", "w"], capsys)
+    assert code == 2 and err.strip() == (
+        "error: --metrics fetches only its pinned files into the hub cache; --base, --dir are for the model "
+        "download: drop them here and run that download on its own"
+    )
+    code, _, err = run(["download-weights", "--dists", "--yes"], capsys)  # --yes applies: not refused
+    assert code == 2 and "cannot be reached" in err, err

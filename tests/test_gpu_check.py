@@ -40,7 +40,7 @@ def test_the_gpu_check_runs_every_step_through(tmp_path: Path) -> None:
     for name, options in BENCH_STEPS.items():
         step = by_name[name]
         assert "error" not in step, (name, step)
-        assert (step["model"], step["frames"], step["output_size"]) == ("tiny", 9, "64x64")
+        assert (step["model"], step["frames"], step["input_size"], step["output_size"]) == ("tiny", 9, "16x16", "64x64")
         assert step["stages"]["transformer"] > 0 and step["stages"]["vae_decode"] > 0
         assert {"peak_device_bytes", "est_peak_device_bytes"} <= step.keys()
         assert options.items() <= step["options"].items(), (name, step["options"])

@@ -333,5 +333,7 @@ def test_parity_sets_the_release_settings(clip13, tmp_path):
     assert (plan.tile, plan.tile_overlap, plan.tiles, plan.chunks, plan.chunk_overlap) == (64, 32, 15, 3, 4)
     plan = upscale(clip13, tmp_path / "a.mkv", model="tiny", device="cpu", tile=144, chunk=9, dry_run=True)
     assert (plan.padded_size, plan.tile_overlap, plan.chunk_overlap) == ((24, 40), 32, 4)  # dove's own
+    assert not plan.vae_tiling  # the plan says what runs: --parity's VAE tiling (manifests said false)
+    assert upscale(clip13, tmp_path / "a.mkv", model="tiny", device="cpu", parity=True, dry_run=True).vae_tiling
     plan = upscale(clip13, tmp_path / "a.mkv", model="bilinear", tile=144, chunk=9, dry_run=True)
     assert (plan.tile_overlap, plan.chunk_overlap) == (0, 0)  # dove's bilinear: pixel-local, no overlaps

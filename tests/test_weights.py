@@ -245,7 +245,7 @@ def test_no_network(env, monkeypatch):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
-    with pytest.raises(DownloadError, match="cannot reach .*HF_HUB_OFFLINE=1"):
+    with pytest.raises(DownloadError, match="cannot reach .*run `dove download-weights --dir DIR` on one with it"):
         weights.download_weights()
 
 
@@ -334,6 +334,13 @@ def test_resolve_bad_folders(env, tmp_path):
         weights.resolve_model("someone/model")
     with pytest.raises(ModelError, match="run `dove download-weights`"):
         weights.resolve_model(None)
+    run = tmp_path / "runs" / "s1"  # what `dove train` writes: run.json and checkpoints/step-N/train_state.json
+    (run / "checkpoints" / "step-0000006").mkdir(parents=True)
+    (run / "run.json").write_text("{}")
+    (run / "checkpoints" / "step-0000006" / "train_state.json").write_text("{}")
+    for folder in (run, run / "checkpoints" / "step-0000006"):
+        with pytest.raises(ModelError, match=rf"is a `dove train` run or checkpoint.*`dove train export {folder} -o"):
+            weights.resolve_model(str(folder))
 
 
 # ------------------------------------------------------------------------------------------- CLI

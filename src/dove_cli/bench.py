@@ -89,7 +89,7 @@ def run_bench(
         "device_name": name,
         "dtype": str(dt).replace("torch.", ""),
         "frames": result.frames,
-        "input_size": list(result.plan.input_size),
+        "input_size": f"{result.plan.input_size[1]}x{result.plan.input_size[0]}",  # width x height, as ffmpeg
         "output_size": f"{result.plan.output_size[1]}x{result.plan.output_size[0]}",
         "tile": result.tile_used,
         "chunk": result.plan.chunk,

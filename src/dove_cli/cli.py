@@ -405,6 +405,8 @@ def download_weights_cmd(
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before downloading."),
     metrics: bool = typer.Option(False, "--metrics", help="Only the metric weights `dove eval` uses."),
     dists: bool = typer.Option(False, "--dists", help="Only the DISTS weights stage-2 training uses."),
+    *,
+    ctx: typer.Context,
 ) -> None:
     """Download the DOVE weights (resumable, verified) so that `dove upscale` works without options."""
     from rich.table import Table
@@ -413,6 +415,16 @@ def download_weights_cmd(
     from dove_cli.errors import OptionError
 
     if metrics or dists:
+        model_options = ("repo", "revision", "subfolder", "stage", "base", "dir", "with_text_encoder", "allow_pickle")
+        if given := [
+            p.opts[0]
+            for p in ctx.command.params
+            if p.name in model_options and _typed(ctx.get_parameter_source(p.name))
+        ]:
+            which = "--metrics" if metrics else "--dists"
+            raise OptionError(f"{which} fetches only its pinned files into the hub cache; {', '.join(given)} "
+                              f"{'is' if len(given) == 1 else 'are'} for the model download: drop "
+                              f"{'it' if len(given) == 1 else 'them'} here and run that download on its own")  # fmt: skip
         _download_metric_weights(metrics, dists)
         return
 

@@ -393,6 +393,10 @@ class Cluster:
                 else:
                     ray.init(address=address, **kw)
             except ConnectionError as exc:
+                if address == "auto":  # Ray's own text names its CLI's --address, which dove has not
+                    raise OptionError("--ray auto: no Ray cluster was started on this machine (`ray start --head`) "
+                                      "and RAY_ADDRESS is not set; use --ray local for this machine alone, or "
+                                      "--ray HOST:PORT") from None  # fmt: skip
                 raise OptionError(f"--ray {address}: {exc}") from None
             self._owns_runtime = True
         try:

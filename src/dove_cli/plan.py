@@ -48,7 +48,9 @@ class Plan:
     est_peak_device_bytes: int
     est_peak_host_bytes: int
     est_seconds: float | None
-    vae_tiling: bool = False  # the window is past what the VAE decodes in one piece: it tiles internally
+    vae_tiling: bool = (
+        False  # the VAE decodes in tiles: asked (--vae-tiling, --parity), or the window is past one piece
+    )
     work_ratio: float = 1.0  # pixel-frames the model processes per output pixel-frame (overlaps, padding)
     frame_lengths: Lengths = ANY_LENGTH  # window lengths in frames the model takes (the last chunk's)
     model_note: str = ""  # how the model was sized when no weights were read (--dry-run)
@@ -193,6 +195,7 @@ def make_plan(info: VideoInfo, model: Restorer, opts: UpscaleOptions, device: to
     blend_on_device = device.type == "cuda" and accumulators < min(budget // 4, ACCUMULATOR_MAX_DEVICE_BYTES)
     room = budget - accumulators * blend_on_device
     chunk, tile, vae_tiling = choose_windows(model, frames, big_h, big_w, opts, room, offload)
+    vae_tiling = vae_tiling or opts.vae_tiling
     if opts.parity:  # the release's tiles and chunks (over the video padded to 8k+1 frames), as given
         ys, xs = release_layout.check_release_tiles(big_h, big_w, tile, opts.tile_overlap)
         tile_overlap = opts.tile_overlap if len(ys) > 1 or len(xs) > 1 else 0

@@ -228,7 +228,8 @@ def upscale(
                 write_manifest(manifest, input, opts, plan, model, output)
             return plan
         log.info("%s: %s", Path(input).name, plan.summary())
-        if device.type == "cpu" and opts.model not in ("bilinear", "tiny"):
+        long = plan.est_seconds is None or plan.est_seconds > 60  # a tiny exported model is not "very slow"
+        if device.type == "cpu" and opts.model not in ("bilinear", "tiny") and long:
             took = f" (this video: {human_range(plan.est_seconds)})" if plan.est_seconds else ""
             log.warning("running on the CPU: very slow%s; a CUDA GPU is strongly recommended", took)
         if device.type == "cuda":

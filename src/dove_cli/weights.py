@@ -278,7 +278,7 @@ def _offline_plan(repo: str, revision: str, subfolder: str, local_dir: Path | No
     if folder is None or not _looks_like_model(folder):
         raise DownloadError(
             f"offline mode (HF_HUB_OFFLINE=1) and {where} is not in {local_dir or env.cache_dir}:"
-            " unset HF_HUB_OFFLINE to download it, or pass --model with a local model folder"
+            " unset HF_HUB_OFFLINE to download it, or give `dove upscale --model` a local model folder"
         )
     root = folder.parent if subfolder else folder
     files = [RemoteFile(str(p.relative_to(root)), p.stat().st_size) for p in sorted(folder.rglob("*")) if p.is_file()]
@@ -427,8 +427,8 @@ def hub_errors(
 
     what = f"{repo}/{file}" if file else repo
     unreachable = (
-        f"cannot reach {endpoint}: check your network connection (or HF_ENDPOINT), or set HF_HUB_OFFLINE=1"
-        " to use weights that are already downloaded"
+        f"cannot reach {endpoint}: check your network connection (or set HF_ENDPOINT to a mirror); for a "
+        "machine without network, run `dove download-weights --dir DIR` on one with it and copy DIR over (--model DIR)"
     )
     try:
         yield
@@ -542,6 +542,9 @@ def find_model_root(path: Path) -> Path:
     stages = sorted(p.name for p in path.glob("stage*") if (p / "transformer").is_dir())
     if stages:  # stage1/ only: the training checkpoint, never picked in silence
         raise ModelError(f"{path} holds {', '.join(s + '/' for s in stages)}: use --model {path / stages[0]}")
+    if any((path / name).exists() for name in ("run.json", "train_state.json", "checkpoints")):  # train/checkpoints.py
+        raise ModelError(f"{path} is a `dove train` run or checkpoint, not a model folder: make one with "
+                         f"`dove train export {path} -o MODEL_DIR`, then use --model MODEL_DIR")  # fmt: skip
     missing = ", ".join(p + "/" for p in REQUIRED_PARTS if not (path / p).is_dir())
     raise ModelError(f"{path} is not a diffusers model folder: missing {missing}")
 

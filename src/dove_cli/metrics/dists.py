@@ -259,7 +259,7 @@ def training_dists(files: Sequence[str | Path] = ()) -> DISTS:
     except OptionError:
         raise
     except DoveError as exc:
+        local = "" if "--dists-weights" in str(exc) else ", or pass the files with --dists-weights"
         raise OptionError(
-            f"stage 2 needs the published DISTS weights ({exc}): run `dove download-weights --dists` where the hub"
-            " is reachable, pass the files with --dists-weights, or train without the DISTS term with --dists-weight 0"
+            f"stage 2 needs the published DISTS weights: {exc}{local}; or train without the DISTS term: --dists-weight 0"
         ) from None

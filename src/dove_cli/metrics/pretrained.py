@@ -208,6 +208,7 @@ def fetch(key: str, *, download: bool = True) -> Path:
         return path
     env = hub_env()
     flag = "--dists" if key in NEEDS["dists"] else "--metrics"
+    local_option = f"`dove eval --weights {key}=FILE`" + (" or `dove train --dists-weights FILE`" * (flag == "--dists"))
     if not download or env.offline:
         why = "offline (HF_HUB_OFFLINE=1) and " if env.offline else ""
         raise ModelError(
@@ -216,7 +217,8 @@ def fetch(key: str, *, download: bool = True) -> Path:
     if not hub_reachable(env.endpoint):  # at once, not after the hub's retries
         raise DownloadError(
             f"{spec.what} ({spec.repo}/{spec.filename}) is not downloaded and {env.endpoint} cannot be reached: "
-            f"run `dove download-weights {flag}` where it can (or set HF_ENDPOINT to a mirror)"
+            f"check your network (or set HF_ENDPOINT to a mirror), or fetch {spec.filename} where there is one "
+            f"and pass it as {local_option}"
         )
     errors: list[DownloadError] = []
     for repo, filename in _sources(spec):

@@ -94,10 +94,8 @@ def export_checkpoint(
     parts = ("transformer", "vae", "scheduler") + (tuple(TEXT_PARTS) if with_text_encoder else ())
     for part in parts:
         if not (base / part).is_dir():
-            hint = " (drop --with-text-encoder)" if part in TEXT_PARTS else ""
-            raise ModelError(
-                f"base model {base} (recorded in {state_path}) has no {part}/; it is needed to export{hint}"
-            )
+            why = "for --with-text-encoder: drop that option" if part in TEXT_PARTS else "which the export copies"
+            raise ModelError(f"base model {base} (recorded in {state_path}) has no {part}/, {why}")
 
     weights, source = read_weights(ckpt)
     transformer = build_transformer(base, weights, state, str(ckpt))
