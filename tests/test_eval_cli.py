@@ -95,13 +95,14 @@ def test_benchmark_folders_matched_by_name(tmp_path, capsys):
     assert data["mean"]["psnr"] == pytest.approx(np.mean([np.mean(v) for v in want.values()]), abs=0.01)
     assert any("extra" in n for n in data["notes"])
     rows = list(csv.reader((tmp_path / "r.csv").open()))
-    assert rows[0] == ["video", "frames", "psnr", "ssim"] and [r[0] for r in rows[1:]] == [
+    assert rows[0] == ["video", "frames", "psnr", "ssim", "notes"] and [r[0] for r in rows[1:]] == [
         "calendar",
         "city",
         "walk",
         "mean",
     ]
     assert float(rows[-1][2]) == pytest.approx(data["mean"]["psnr"], rel=1e-5)
+    assert "extra" in rows[-1][-1]  # the run's notes go with the mean they qualify
     assert Image.open(tmp_path / "r.png").size[0] > 100
     assert "PSNR" in out and "SSIM" in out and f"{data['mean']['psnr']:.2f}" in out  # the table
 
@@ -137,7 +138,6 @@ def test_bad_inputs_are_one_line_errors(tmp_path, capsys):
         ),
         (["eval", str(tmp_path / "nope.mp4")], "nope.mp4: no such file or folder"),
         (["eval", str(p), "--metrics", "fastervqa"], "FasterVQA"),
-        (["eval", str(p), str(g), "--metrics", "psnr", "--json", str(tmp_path / "no" / "r.json")], "does not exist"),
     ]
     for args, expected in cases:
         code, _, err = run([*args, "-q"], capsys)
@@ -204,10 +204,124 @@ def test_upscale_eval_mistakes_stop_before_the_run(tmp_path, capsys):
     out = tmp_path / "out.mp4"
     for extra, message in (
         (["--eval", str(tmp_path / "missing")], "missing: no such file or folder (--eval GT)"),
-        (["--eval", str(demo_clip("007.mp4")), "--eval-metrics", "psnr,bogus"], "bogus"),
+        (
+            ["--eval", str(demo_clip("007.mp4")), "--eval-metrics", "psnr,bogus"],
+            "--eval-metrics: unknown metric 'bogus'",
+        ),
         (["--eval-json", str(tmp_path / "s.json")], "go with --eval GT"),
     ):
         code, _, err = run(["upscale", str(demo_clip("007.mp4")), "-o", str(out), "--model", "bilinear", *extra],
                            capsys)  # fmt: skip
         assert code == 2 and len(err.strip().splitlines()) == 1 and message in err, err
         assert not out.exists()
+
+
+def test_a_device_this_machine_lacks_is_one_line(tmp_path, capsys):
+    """torch takes `cuda`, `mps` or `meta` as names and fails at the first frame sent there, with a traceback."""
+    import torch
+
+    pred, gt = noisy_clip(1, 16, 16, seed=6)
+    p, g = write_video(tmp_path / "a.mkv", pred), write_video(tmp_path / "b.mkv", gt)
+    cases = {
+        "foo": "unknown --device 'foo'",
+        "meta": "--device meta: dove runs on cpu, cuda or mps",
+        "cuda": "--device cuda was asked for, but no CUDA GPU is visible",
+        "mps": "--device mps was asked for, but no Apple GPU (MPS) is available",
+    }
+    for device, expected in cases.items():
+        if device == "cuda" and torch.cuda.is_available() or device == "mps" and torch.backends.mps.is_available():
+            continue
+        code, out, err = run(["eval", str(p), str(g), "--metrics", "psnr", "--device", device, "-q"], capsys)
+        lines = err.strip().splitlines()
+        assert code == 2 and len(lines) == 1 and lines[0].startswith(f"error: {expected}") and not out, (device, err)
+
+
+def test_result_files_are_checked_before_scoring_and_their_folders_made(tmp_path, capsys):
+    """A mistake in --json / --csv / --plot is said before any frame is scored (no table printed);
+    a missing folder is made, as `dove upscale` makes its output's."""
+    pred, gt = noisy_clip(2, 16, 24, seed=7)
+    p, g = write_video(tmp_path / "a.mkv", pred), write_video(tmp_path / "b.mkv", gt)
+    (tmp_path / "file").write_text("x")
+    for option, path, expected in (
+        ("--json", tmp_path / "file" / "r.json", "is a file"),
+        ("--csv", tmp_path / "file" / "r.csv", "is a file"),
+        ("--plot", tmp_path / "file" / "r.png", "is a file"),
+        ("--json", g, "is the input"),
+        ("--csv", tmp_path, "is a folder"),
+        ("--plot", tmp_path / "r.txt", "one of the extensions matplotlib writes"),
+    ):
+        code, out, err = run(["eval", str(p), str(g), "--metrics", "psnr", option, str(path), "-q"], capsys)
+        assert code == 2 and err.startswith("error:") and expected in err and len(err.strip().splitlines()) == 1, err
+        assert not out, (option, path)  # refused before scoring: no table
+    new = tmp_path / "new" / "deeper"
+    code, out, err = run(["eval", str(p), str(g), "--metrics", "psnr", "--json", str(new / "r.json"),
+                          "--csv", str(new / "r.csv"), "--plot", str(new / "r.png")], capsys)  # fmt: skip
+    assert code == 0, err
+    want = np.mean([np_psnr(a, b) for a, b in zip(pred, gt, strict=True)])
+    assert json.loads((new / "r.json").read_text())["mean"]["psnr"] == pytest.approx(want, abs=0.01)
+    assert (new / "r.csv").is_file() and Image.open(new / "r.png").size[0] > 100
+
+
+def test_json_and_csv_carry_the_same_notes_and_the_mean_row_holds_only_means(tmp_path, capsys):
+    """A cut or cropped video says so in both files; the top-level notes point at it; the CSV's
+    mean row has no frame total posing as a mean."""
+    (tmp_path / "P").mkdir()
+    want = {}
+    for k, name in enumerate(("cut", "whole")):
+        pred, gt = noisy_clip(4, 24, 32, seed=20 + k)
+        write_video(tmp_path / "P" / f"{name}.mkv", pred)
+        write_frames(tmp_path / "G" / name, gt[:3] if name == "cut" else gt)
+        n = 3 if name == "cut" else 4
+        want[name] = (n, np.mean([np_psnr(a, b) for a, b in zip(pred[:n], gt[:n], strict=True)]))
+    r_json, r_csv = tmp_path / "r.json", tmp_path / "r.csv"
+    code, _, err = run(["eval", str(tmp_path / "P"), str(tmp_path / "G"), "--metrics", "psnr", "-q",
+                        "--json", str(r_json), "--csv", str(r_csv)], capsys)  # fmt: skip
+    assert code == 0, err
+    data = json.loads(r_json.read_text())
+    rows = {r["video"]: r for r in csv.DictReader(r_csv.open())}
+    assert list(rows) == ["cut", "whole", "mean"]
+    for name, (n, psnr) in want.items():
+        assert int(rows[name]["frames"]) == n == data["videos"][name]["num_frames"]
+        assert float(rows[name]["psnr"]) == pytest.approx(psnr, abs=0.01)
+        assert rows[name]["notes"] == "; ".join(data["videos"][name].get("notes", []))
+    assert "cut to 3 frames (PRED has more)" in rows["cut"]["notes"] and rows["whole"]["notes"] == ""
+    assert any("cut" in n and "whole" not in n for n in data["notes"])  # the top level is not clean when a video is not
+    assert rows["mean"]["frames"] == "" and rows["mean"]["notes"] == "; ".join(data["notes"])
+    assert float(rows["mean"]["psnr"]) == pytest.approx(np.mean([v for _, v in want.values()]), abs=0.01)
+
+
+def test_upscale_eval_refuses_a_gt_of_another_size_or_name_before_the_run(tmp_path, capsys):
+    """The outputs' sizes (input x --scale) and names are known before the upscale: a wrong GT (the
+    LQ itself, most often) is one line and exit 2, nothing written, and no hint that does not apply."""
+    gt_frames, _ = noisy_clip(3, 64, 96, seed=8)
+    lq = write_frames(tmp_path / "lq", [f[::2, ::2] for f in gt_frames])
+    out = tmp_path / "out.mkv"
+    args = ["upscale", str(lq), "-o", str(out), "--model", "bilinear", "--scale", "2", "--fps", "16", "-q"]
+    code, _, err = run([*args, "--eval", str(lq), "--eval-metrics", "psnr"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and not out.exists(), err
+    assert f"{out}: 96x64, but its GT {lq} is 48x32: more than 16 px apart" in err
+    assert "psnr,ssim" not in err and "raise --max-crop" not in err and "dove eval OUTPUT GT --max-crop" in err
+    code, _, err = run([*args, "--eval", str(lq), "--eval-metrics", "psnr", "--scale", "1"], capsys)
+    assert code == 0, err  # the same GT at the output's size is fine
+
+    (tmp_path / "LQ").mkdir()
+    for name in ("a", "b"):
+        write_video(tmp_path / "LQ" / f"{name}.mkv", [f[::2, ::2] for f in gt_frames])
+    write_frames(tmp_path / "GT" / "a", gt_frames)
+    out_dir = tmp_path / "OUT"
+    code, _, err = run(["upscale", str(tmp_path / "LQ"), "-o", str(out_dir), "--model", "bilinear", "--scale", "2",
+                        "-q", "--eval", str(tmp_path / "GT"), "--eval-metrics", "psnr"], capsys)  # fmt: skip
+    assert code == 2 and "no GT named 'b'" in err and not out_dir.exists(), err
+
+
+def test_upscale_eval_failing_only_after_the_run_is_exit_3_without_the_weights_hint(tmp_path, capsys):
+    """A GT frame that cannot be read is found while scoring: the output is kept and said to be fine."""
+    gt_frames, _ = noisy_clip(4, 32, 48, seed=9)
+    lq = write_frames(tmp_path / "lq", [f[::2, ::2] for f in gt_frames])
+    gt = write_frames(tmp_path / "gt", gt_frames)
+    (gt / "0002.png").write_bytes(b"not a png")
+    out = tmp_path / "out.mkv"
+    code, _, err = run(["upscale", str(lq), "-o", str(out), "--model", "bilinear", "--scale", "2", "--fps", "16",
+                        "-q", "--eval", str(gt), "--eval-metrics", "psnr"], capsys)  # fmt: skip
+    assert code == 3 and out.is_file() and len(err.strip().splitlines()) == 1, err
+    assert "was written fine, but scoring it failed" in err and "0002.png" in err and "psnr,ssim" not in err

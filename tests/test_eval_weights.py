@@ -154,6 +154,11 @@ def test_missing_weights_offline_say_what_to_run(env, tmp_path, monkeypatch, cap
     err = capsys.readouterr().err.strip()
     assert exit_info.value.code == 2 and err.startswith("error:") and "download-weights --metrics" in err
     assert len(err.splitlines()) == 1 and "--metrics psnr,ssim needs no weight files" in err
+    with pytest.raises(SystemExit) as exit_info:  # no GT: PSNR and SSIM would fail too, so not offered as such
+        main(["eval", str(pred), "-q"])
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and len(err.splitlines()) == 1 and "download-weights --metrics" in err
+    assert "psnr,ssim needs no weight files" not in err and "psnr and ssim need none, but compare with a GT" in err
     import logging  # huggingface_hub prints its warnings (retries) with a handler of its own: not twice
 
     assert logging.getLogger("huggingface_hub").propagate is False
@@ -171,8 +176,9 @@ def test_an_unreachable_hub_fails_at_once_not_after_retries(env):
         pretrained.fetch("vgg16")  # not the command that failed ("run dove download-weights --metrics where it can")
 
 
-def test_upscale_eval_without_metric_weights_says_the_output_is_fine(env, tmp_path, capsys):
-    """The upscale worked; only scoring failed: one line saying so, and exit 3 (not 2)."""
+def test_upscale_eval_without_metric_weights_stops_before_the_run(env, tmp_path, capsys):
+    """Missing metric weights are known before the upscale: one line and exit 2, nothing written
+    (the hub is unreachable here, so they cannot be fetched up front either)."""
     from conftest import demo_clip
     from dove_cli.cli import main
 
@@ -181,9 +187,8 @@ def test_upscale_eval_without_metric_weights_says_the_output_is_fine(env, tmp_pa
         main(["upscale", str(demo_clip("007.mp4")), "-o", str(out), "--model", "bilinear", "--scale", "1", "-q",
               "--eval", str(demo_clip("007.mp4"))])  # fmt: skip
     err = capsys.readouterr().err.strip()
-    assert exit_info.value.code == 3 and out.is_file() and len(err.splitlines()) == 1, err
-    assert f"{out} was written fine, but scoring it failed" in err and "--eval-metrics psnr,ssim" in err
-    assert "download-weights --metrics" in err
+    assert exit_info.value.code == 2 and not out.exists() and len(err.splitlines()) == 1, err
+    assert "download-weights --metrics" in err and err.endswith("--eval-metrics psnr,ssim needs no weight files")
 
 
 def test_stage2_refuses_without_dists_and_loads_them_from_the_cache(
@@ -240,3 +245,32 @@ def test_pickle_files_are_read_as_tensors_only(tmp_path):
     with pytest.raises(OptionError, match="cannot read"):
         DISTS([tmp_path / "evil.pth"])
     assert not marker.exists()
+
+
+def test_a_file_that_is_not_weights_says_so(tmp_path, capsys):
+    """pickle's own words for other bytes are a bare number (its magic number check) or a note on
+    weights_only; an empty file failed with a traceback."""
+    from dove_cli.cli import main
+
+    pred, gt = clip_pair(tmp_path, n=1, h=32, w=32)
+    files = {
+        "text.pth": b"hello, not a checkpoint\n",  # torch: "cannot read (174812789)"-style magic-number errors
+        "random.pth": bytes(np.random.default_rng(0).integers(0, 0x7F, 3000, dtype=np.uint8)),
+        "empty.pth": b"",
+        "named.safetensors": b"hello, not a checkpoint\n",
+    }
+    for name, data in files.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        why = "empty" if not data else "damaged, or not weights at all"
+        with pytest.raises(ModelError, match=rf"{name}: not a PyTorch checkpoint or safetensors file \({why}\)$"):
+            pretrained.load_state_dict(path)
+        with pytest.raises(SystemExit) as exit_info:
+            main(["eval", str(pred), str(gt), "--metrics", "dists", "-q", "--weights", f"vgg16={path}",
+                  "--weights", f"dists={path}"])  # fmt: skip
+        err = capsys.readouterr().err.strip()
+        assert exit_info.value.code == 2 and len(err.splitlines()) == 1 and err.count(name) == 1, err
+        assert "not a PyTorch checkpoint or safetensors file" in err and "psnr,ssim" not in err, err
+    real = tmp_path / "real.bin"  # read by its bytes, whatever its name
+    torch.save({"alpha": torch.ones(2)}, real)
+    assert torch.equal(pretrained.load_state_dict(real)["alpha"], torch.ones(2))

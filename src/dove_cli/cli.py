@@ -222,7 +222,7 @@ def upscale_cmd(
     if eval_gt is None and (eval_metrics or eval_json):
         raise OptionError("--eval-metrics and --eval-json go with --eval GT")
     if eval_gt is not None:
-        _check_eval(eval_gt, eval_metrics, dry_run)
+        _check_eval(input, output, eval_gt, eval_metrics, eval_json, options, dry_run)
     if is_batch_input(input):
         if options.manifest:
             raise OptionError("--manifest takes one input file, not a folder")
@@ -250,15 +250,54 @@ def _upscale_file(input: Path, output: Path, options: UpscaleOptions, quiet: boo
         err_console.print(result.summary(), markup=False, highlight=False, soft_wrap=True)
 
 
-def _check_eval(gt: Path, metrics: str | None, dry_run: bool) -> None:
-    """--eval's mistakes before hours of upscaling, not after."""
-    from dove_cli.metrics.evaluate import parse_metrics
+def _check_eval(
+    input: Path,
+    output: Path,
+    gt: Path,
+    metrics: str | None,
+    json_out: Path | None,
+    opts: UpscaleOptions,
+    dry_run: bool,
+) -> None:
+    """--eval's mistakes before hours of upscaling, not after: the metrics, --eval-json, the
+    metric weights (fetched now if missing), and GT against the outputs to be (names and sizes).
+    What is left to fail after the upscale is what only reading the output can show (exit 3)."""
+    from dove_cli.metrics.evaluate import check_result_files, fetch_weights, parse_metrics
 
     if dry_run:
         raise OptionError("--eval scores an output: it does not go with --dry-run")
     if not gt.exists():
         raise InputError(f"{gt}: no such file or folder (--eval GT)")
-    parse_metrics(metrics, True, str(gt))
+    names = parse_metrics(metrics, True, str(gt), option="--eval-metrics")
+    check_result_files(json_out, None, None, names, [input, gt])
+    _check_eval_sizes(input, output, gt, opts)
+    fetch_weights(names, True, option="--eval-metrics")
+
+
+def _check_eval_sizes(input: Path, output: Path, gt: Path, opts: UpscaleOptions) -> None:
+    """The size each output will have (input x --scale; --compare doubles the width), against GT's.
+    An input that cannot be read is left to the upscale, which says why (in a folder, per file)."""
+    from dove_cli import video_io
+    from dove_cli.batch import is_batch_input, plan_batch
+    from dove_cli.metrics.evaluate import check_planned_sizes
+    from dove_cli.options import check_options
+
+    opts = check_options(opts)  # a bad --scale is said as such, not as a size mismatch
+    batch = is_batch_input(input)
+    items = [(i.input, i.output) for i in plan_batch(input, output, overwrite=True)] if batch else [(input, output)]
+    planned: dict[str, tuple[Path, tuple[int, int]]] = {}
+    for source, target in items:
+        try:
+            reader = video_io.open_reader(
+                source, fps=opts.fps, rotate=opts.rotate, deinterlace=opts.deinterlace, warn=False
+            )
+        except DoveError:
+            continue
+        with reader:
+            w, h = reader.info.width, reader.info.height
+        planned[target.stem] = (target, (w * opts.scale * (2 if opts.compare else 1), h * opts.scale))
+    if planned:
+        check_planned_sizes(planned, batch, gt)
 
 
 def _score(output: Path, gt: Path, metrics: str | None, json_out: Path | None, device: str | None, quiet: bool) -> None:
@@ -267,12 +306,12 @@ def _score(output: Path, gt: Path, metrics: str | None, json_out: Path | None, d
 
     try:
         with EvalBar(quiet, output.name) as bar:
-            report = evaluate(output, gt, metrics, device=device, progress=bar)
+            report = evaluate(output, gt, metrics, device=device, progress=bar, option="--eval-metrics")
     except DoveError as exc:
         if isinstance(exc, Interrupted):
             raise
-        raise ScoringFailed(f"{output} was written fine, but scoring it failed: {exc}; --eval-metrics psnr,ssim "
-                            f"needs no weight files, and `dove eval {output} {gt}` scores it later") from None  # fmt: skip
+        raise ScoringFailed(f"{output} was written fine, but scoring it failed: {exc}; "
+                            f"`dove eval {output} {gt}` scores it later") from None  # fmt: skip
     _print_eval_table(report)
     if json_out is not None:
         report.write_json(json_out)
@@ -701,8 +740,8 @@ def eval_cmd(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Score results: PSNR, SSIM, LPIPS, DISTS (with GT), CLIP-IQA and E*warp, as the DOVE paper."""
-    from dove_cli.errors import ModelError, OptionError
-    from dove_cli.metrics.evaluate import evaluate
+    from dove_cli.errors import OptionError
+    from dove_cli.metrics.evaluate import check_result_files, evaluate, parse_metrics
 
     local = {}
     for item in weights_files or []:
@@ -712,16 +751,10 @@ def eval_cmd(
                 f"--weights {item!r} must be KEY=FILE (keys: lpips-alex, alexnet, vgg16, dists, clip-rn50, raft-things, dover)"
             )
         local[key.strip()] = value
-    if plot is not None:
-        import importlib.util
-
-        if importlib.util.find_spec("matplotlib") is None:
-            raise OptionError("--plot needs matplotlib: pip install 'dove-cli[eval]'")
-    try:
-        with EvalBar(quiet, pred.name) as bar:
-            report = evaluate(pred, gt, metrics, device=device, weights=local, max_crop=max_crop, progress=bar)
-    except ModelError as exc:  # a weight file is missing or unreadable: say which metrics need none
-        raise type(exc)(f"{exc}; --metrics psnr,ssim needs no weight files") from None
+    names = parse_metrics(metrics, gt is not None, str(pred))
+    check_result_files(json_out, csv_out, plot, names, [p for p in (pred, gt) if p is not None])
+    with EvalBar(quiet, pred.name) as bar:
+        report = evaluate(pred, gt, names, device=device, weights=local, max_crop=max_crop, progress=bar)
     _print_eval_table(report)
     if json_out is not None:
         report.write_json(json_out)

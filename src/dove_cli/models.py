@@ -22,6 +22,30 @@ NO_WEIGHTS_HINT = ("without the weights, --model bilinear (a plain upscale) and 
                    "`dove download-weights --dir DIR` and pass --model DIR")  # fmt: skip
 
 
+def pick_device(name: str | None) -> torch.device:
+    """The device of `--device NAME` (default: cuda when present), refused in one line when this
+    machine lacks it: torch accepts the name and fails only at the first tensor sent there, deep
+    in the run, with a traceback."""
+    name = name or ("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise OptionError(f"unknown --device {name!r} (cpu, cuda, cuda:N or mps)") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise OptionError("--device cuda was asked for, but no CUDA GPU is visible")
+        if device.index is None:  # "cuda" != "cuda:0" to torch and accelerate: always name the index
+            device = torch.device("cuda", torch.cuda.current_device())
+        if device.index >= torch.cuda.device_count():
+            raise OptionError(f"--device {name}: only {torch.cuda.device_count()} CUDA GPU(s) are visible")
+    elif device.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise OptionError("--device mps was asked for, but no Apple GPU (MPS) is available")
+    elif device.type != "cpu":
+        raise OptionError(f"--device {name}: dove runs on cpu, cuda or mps")
+    return device
+
+
 def resolve_device(opts: UpscaleOptions, planning: bool = False) -> tuple[torch.device, torch.dtype]:
     """cuda when present (else cpu, with a warning), bf16 on cuda and fp32 on cpu by default.
     planning (--dry-run) with --vram and no GPU: a CUDA device on paper, to plan for that card."""
@@ -29,18 +53,8 @@ def resolve_device(opts: UpscaleOptions, planning: bool = False) -> tuple[torch.
         raise OptionError(f"--vram {opts.vram:g}: give the card's memory in GiB, e.g. --vram 24")
     if planning and opts.vram is not None and not torch.cuda.is_available() and opts.device in (None, "cuda"):
         return torch.device("cuda", 0), DTYPES[opts.dtype or "bf16"]
-    name = opts.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise OptionError(f"unknown --device {name!r}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise OptionError("--device cuda was asked for, but no CUDA GPU is visible")
+    device = pick_device(opts.device)
     if device.type == "cuda":
-        if device.index is None:  # "cuda" != "cuda:0" to torch and accelerate: always name the index
-            device = torch.device("cuda", torch.cuda.current_device())
-        if device.index >= torch.cuda.device_count():
-            raise OptionError(f"--device {name}: only {torch.cuda.device_count()} CUDA GPU(s) are visible")
         torch.cuda.set_device(device)  # what libraries that use "the current GPU" (bitsandbytes, timers) see
     if opts.vram is not None and not planning and device.type != "cuda":
         raise OptionError("--vram sizes windows for a GPU, and this run is on the CPU; with --dry-run it plans "

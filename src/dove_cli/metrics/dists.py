@@ -102,11 +102,11 @@ def _wanted(key: str) -> bool:
     return key in ("alpha", "beta") or _FEATURE_KEY.fullmatch(key) is not None
 
 
-def _read(path: Path, label: str) -> dict[str, torch.Tensor]:
+def _read(path: Path, what: str) -> dict[str, torch.Tensor]:
     from dove_cli.metrics.pretrained import load_state_dict
 
     try:
-        return load_state_dict(path, _wanted, what=label)
+        return load_state_dict(path, _wanted, what=what)  # says "{what} {path}: ..."
     except ModelError as exc:
         raise OptionError(str(exc)) from None
 
@@ -237,8 +237,7 @@ def published_dists(
 
     given: list[tuple[str, Mapping[str, torch.Tensor]]] = []
     for p in files:
-        label = f"--dists-weights {p}"
-        given.append((label, _read(Path(p), label)))
+        given.append((f"--dists-weights {p}", _read(Path(p), "--dists-weights")))
     probe = DISTS(state_dicts=given, warn=False) if given else None  # what the files hold
     for key, have in (
         ("vgg16", probe is not None and probe.vgg_loaded),
@@ -246,8 +245,7 @@ def published_dists(
     ):
         if not have:
             path = resolve(key, local_files, download=download)
-            label = f"{WEIGHT_FILES[key].what} {path}"
-            given.append((label, _read(path, label)))
+            given.append((f"{WEIGHT_FILES[key].what} {path}", _read(path, WEIGHT_FILES[key].what)))
     return DISTS(state_dicts=given, warn=False)
 
 

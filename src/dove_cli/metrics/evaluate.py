@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from dove_cli import video_io
-from dove_cli.errors import InputError, OptionError, OutputError
+from dove_cli.errors import InputError, ModelError, OptionError, OutputError
 from dove_cli.metrics import DEFAULT_METRICS, METRICS
 
 log = logging.getLogger(__name__)
@@ -97,16 +97,19 @@ def pair_inputs(pred: str | Path, gt: str | Path | None) -> tuple[list[tuple[Ite
     return pairs, notes
 
 
-def parse_metrics(spec: str | Sequence[str] | None, has_gt: bool, where: str = "PRED") -> list[str]:
-    """Metric names from "psnr,ssim" (default: DEFAULT_METRICS, the full-reference ones only with GT)."""
+def parse_metrics(
+    spec: str | Sequence[str] | None, has_gt: bool, where: str = "PRED", option: str = "--metrics"
+) -> list[str]:
+    """Metric names from "psnr,ssim" (default: DEFAULT_METRICS, the full-reference ones only with GT).
+    option: the flag the user typed the list with (`--eval-metrics` for `dove upscale --eval`)."""
     if spec is None:
         return [m for m in DEFAULT_METRICS if has_gt or not METRICS[m].full_reference]
     names = [s.strip().lower() for s in (spec.split(",") if isinstance(spec, str) else spec) if s.strip()]
     if not names:
-        raise OptionError("--metrics is empty")
+        raise OptionError(f"{option} is empty")
     unknown = [n for n in names if n not in METRICS]
     if unknown:
-        raise OptionError(f"--metrics: unknown metric '{unknown[0]}' (known: {', '.join(METRICS)})")
+        raise OptionError(f"{option}: unknown metric '{unknown[0]}' (known: {', '.join(METRICS)})")
     needs_gt = [n for n in names if METRICS[n].full_reference]
     if needs_gt and not has_gt:
         nr = ", ".join(n for n, m in METRICS.items() if not m.full_reference)
@@ -118,6 +121,32 @@ def parse_metrics(spec: str | Sequence[str] | None, has_gt: bool, where: str = "
 
 
 # ------------------------------------------------------------------------------------------ metrics
+
+
+def fetch_weights(
+    names: Iterable[str],
+    has_gt: bool,
+    local: Mapping[str, str] | None = None,
+    *,
+    download: bool = True,
+    option: str = "--metrics",
+) -> None:
+    """Find (or download) the published weight files of `names` that `local` does not replace,
+    before any scoring or upscaling: a missing file is said first, not after hours of work.
+    The error ends with the metrics that need no weights, in words that fit the run: PSNR and SSIM
+    need none, but they need a GT, so without one that advice would fail too."""
+    from dove_cli.metrics import pretrained
+
+    keys = [k for k in pretrained.files_for(names) if k not in (local or {})]
+    try:
+        pretrained.fetch_all(keys, download=download)
+    except ModelError as exc:
+        hint = (
+            f"{option} psnr,ssim needs no weight files"
+            if has_gt
+            else "without a GT every metric needs weight files (psnr and ssim need none, but compare with a GT)"
+        )
+        raise type(exc)(f"{exc}; {hint}") from None
 
 
 class FrameMetric(Protocol):
@@ -214,7 +243,7 @@ class VideoScores:
 class EvalReport:
     metrics: list[str]
     videos: dict[str, VideoScores] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # about the run as a whole (GT left without a prediction)
     device: str = "cpu"
     seconds: float = 0.0
 
@@ -231,7 +260,15 @@ class EvalReport:
         """Standard deviation over videos of the per-video means (0 for one video)."""
         return {m: float(np.std(self.per_video(m))) if self.per_video(m) else math.nan for m in self.metrics}
 
+    def run_notes(self) -> list[str]:
+        """What a reader of the means should know: the run's own notes, and which videos were cut or
+        cropped (their own notes say how), so that the top level never looks clean when a video is not."""
+        noted = [name for name, v in self.videos.items() if v.notes]
+        return self.notes + ([f"cut or cropped (see their notes): {', '.join(noted)}"] if noted else [])
+
     def to_dict(self) -> dict[str, Any]:
+        """The JSON of --json: per video its means, per-frame values and notes; the means and spread
+        over videos; `notes` about the run as a whole (`run_notes`)."""
         clean = lambda x: None if x is None or (isinstance(x, float) and not math.isfinite(x)) else x  # noqa: E731
         videos = {}
         for name, v in self.videos.items():
@@ -248,23 +285,27 @@ class EvalReport:
             "videos": videos,
             "mean": {m: clean(x) for m, x in self.mean.items()},
             "std": {m: clean(x) for m, x in self.spread.items()},
-            "notes": self.notes,
+            "notes": self.run_notes(),
         }
 
     def write_json(self, path: str | Path) -> None:
         _write(Path(path), json.dumps(self.to_dict(), indent=1) + "\n")
 
     def write_csv(self, path: str | Path) -> None:
-        """One row per video (its means) and a last row "mean" (over videos)."""
+        """One row per video (its means and notes) and a last row "mean" (over videos, as the paper).
+
+        The mean row leaves `frames` empty: every number in it is a mean over videos, the row a
+        paper table takes, and a frame total there would read as one (a mean frame count means
+        nothing); the per-video rows hold the counts. Its `notes` are the run's (`run_notes`)."""
         import io
 
         buf = io.StringIO()
         w = csv.writer(buf)
-        w.writerow(["video", "frames", *self.metrics])
+        w.writerow(["video", "frames", *self.metrics, "notes"])
         fmt = lambda x: "" if math.isnan(x) else f"{x:.6g}"  # noqa: E731
         for name, v in self.videos.items():
-            w.writerow([name, v.frames, *(fmt(v.mean(m)) for m in self.metrics)])
-        w.writerow(["mean", sum(v.frames for v in self.videos.values()), *(fmt(self.mean[m]) for m in self.metrics)])
+            w.writerow([name, v.frames, *(fmt(v.mean(m)) for m in self.metrics), "; ".join(v.notes)])
+        w.writerow(["mean", "", *(fmt(self.mean[m]) for m in self.metrics), "; ".join(self.run_notes())])
         _write(Path(path), buf.getvalue())
 
     def plot(self, path: str | Path) -> None:
@@ -292,7 +333,7 @@ class EvalReport:
             axes[0, 0].legend(fontsize=7, ncol=min(4, len(self.videos)), loc="best")
         fig.tight_layout()
         out = Path(path)
-        _check_parent(out)
+        video_io.make_output_folder(out)
         try:
             fig.savefig(str(out), dpi=110)
         except (OSError, ValueError) as exc:
@@ -301,17 +342,74 @@ class EvalReport:
             plt.close(fig)
 
 
-def _check_parent(path: Path) -> None:
-    if not path.parent.is_dir():
-        raise OutputError(f"{path}: folder {path.parent} does not exist")
+def check_result_files(
+    json_out: Path | None, csv_out: Path | None, plot: Path | None, metrics: Sequence[str], inputs: Sequence[Path]
+) -> None:
+    """--json / --csv / --plot, before any scoring: never an input, not a folder, a folder that can
+    be made (it is made when written, as `dove upscale` makes its output's), and a plot that can be
+    drawn. Existing files are replaced: they are this command's own results, written again on each run."""
+    for path in (json_out, csv_out, plot):
+        if path is not None:
+            video_io.check_output(path, overwrite=True, inputs=[p for p in inputs if p.is_file()])
+    if plot is None:
+        return
+    try:
+        from matplotlib.backend_bases import FigureCanvasBase
+    except ImportError:
+        raise OptionError("--plot needs matplotlib: pip install 'dove-cli[eval]'") from None
+    kinds = FigureCanvasBase.get_supported_filetypes()
+    if plot.suffix.lower().lstrip(".") not in kinds:
+        raise OptionError(
+            f"--plot {plot}: give it one of the extensions matplotlib writes ({', '.join(sorted(kinds))})"
+        )
+    if not any(METRICS[m].per_frame for m in metrics):
+        raise OptionError("--plot: none of the metrics has per-frame values")
 
 
 def _write(path: Path, text: str) -> None:
-    _check_parent(path)
+    video_io.make_output_folder(path)
     try:
         path.write_text(text)
     except OSError as exc:
         raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from None
+
+
+def check_size(
+    pred: str,
+    size: tuple[int, int],
+    gt: Path,
+    gt_size: tuple[int, int],
+    max_crop: int,
+    border: str = "raise --max-crop",
+) -> None:
+    """Refuse a PRED and GT more than `max_crop` px apart in width or height (smaller gaps are cropped).
+    border: what to do when they differ only by a border (`dove upscale --eval` has no --max-crop)."""
+    (w, h), (gw, gh) = size, gt_size
+    if abs(gw - w) > max_crop or abs(gh - h) > max_crop:
+        raise InputError(
+            f"{pred}: {w}x{h}, but its GT {gt} is {gw}x{gh}: more than {max_crop} px apart (a different scale?"
+            " an upscale's own low-resolution input is not its GT); score against the high-resolution original,"
+            f" or {border} if they differ only by a border"
+        )
+
+
+def check_planned_sizes(planned: Mapping[str, tuple[Path, tuple[int, int]]], collection: bool, gt: str | Path) -> None:
+    """`dove upscale --eval GT`, before the upscale: the outputs to be, {name: (path, (width,
+    height))}, matched with GT as `dove eval` will match them, and their sizes against GT's (with
+    its default --max-crop). A GT of another scale, or a missing one, is said before hours of work."""
+    gts, gt_many = list_items(gt, "GT")
+    if collection != gt_many:
+        what = lambda many, n: f"a folder of {n} videos" if many else "one video"  # noqa: E731
+        raise InputError(f"{gt}: the output is {what(collection, len(planned))} but --eval GT is"
+                         f" {what(gt_many, len(gts))}; give a GT of the same layout (matched by name)")  # fmt: skip
+    by_name = {g.name: g.path for g in gts} if gt_many else {name: gts[0].path for name in planned}
+    for name, (path, size) in planned.items():
+        if name not in by_name:
+            raise InputError(f"{path}: no GT named '{name}' in {gt} (videos and frame folders are matched by name)")
+        with video_io.open_reader(by_name[name], warn=False) as reader:  # an unreadable GT: said now too
+            gt_size = reader.info.width, reader.info.height
+        border = "upscale without --eval and run `dove eval OUTPUT GT --max-crop N`"
+        check_size(str(path), size, by_name[name], gt_size, MAX_CROP, border)
 
 
 # ------------------------------------------------------------------------------------------ streaming
@@ -351,6 +449,7 @@ def evaluate(
     max_crop: int = MAX_CROP,
     progress: ProgressFn | None = None,
     frame_metrics: Sequence[FrameMetric] | None = None,
+    option: str = "--metrics",
 ) -> EvalReport:
     """Score PRED (against GT) and return an EvalReport (see the module doc for the input layouts).
 
@@ -358,11 +457,15 @@ def evaluate(
     {weight key: local file} instead of the hub (see `pretrained.WEIGHT_FILES`). download: fetch
     missing weights from the hub (else a one-line error says to run `dove download-weights
     --metrics`). frame_metrics: ready-made metric objects (tests, or callers that keep them loaded).
+    option: the flag that named the metrics, for messages. Every mistake that can be known before
+    scoring (inputs, metrics, device, weights) is raised before the first frame is read.
     """
     started = time.perf_counter()
     pairs, notes = pair_inputs(pred, gt)
-    names = parse_metrics(metrics, gt is not None, str(pred))
-    dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    names = parse_metrics(metrics, gt is not None, str(pred), option)
+    from dove_cli.models import pick_device
+
+    dev = pick_device(str(device) if device is not None else None)
     video_level = [n for n in names if not METRICS[n].per_frame]
     from dove_cli.metrics import pretrained, vqa
 
@@ -374,6 +477,7 @@ def evaluate(
         vqa.check(n, dict(weights or {}))
     dover = vqa.DOVERScorer((weights or {}).get("dover") or _env_dover(), dev) if "dover" in names else None
     if frame_metrics is None:
+        fetch_weights(names, gt is not None, weights, download=download, option=option)
         frame_metrics = build_metrics([n for n in names if METRICS[n].per_frame], dev, weights, download)
     fr_needed = any(METRICS[n].full_reference for n in names)
     report = EvalReport(names, notes=list(notes), device=str(dev))
@@ -399,12 +503,7 @@ def evaluate(
             if gr is not None:
                 gw, gh = gr.info.width, gr.info.height
                 if (gw, gh) != (w, h):
-                    if abs(gw - w) > max_crop or abs(gh - h) > max_crop:
-                        raise InputError(
-                            f"{p.path}: {w}x{h}, but its GT {g.path if g else ''} is {gw}x{gh}: more than {max_crop} px"
-                            " apart (a different scale? an upscale's own low-resolution input is not its GT); score against the"
-                            " high-resolution original, or raise --max-crop if they differ only by a border"
-                        )
+                    check_size(str(p.path), (w, h), g.path if g else Path(), (gw, gh), max_crop)
                     note = f"sizes differ (PRED {w}x{h}, GT {gw}x{gh}): both cropped to {min(w, gw)}x{min(h, gh)} from the top-left"
                     scores.notes.append(note)
                     w, h = min(w, gw), min(h, gh)

@@ -249,6 +249,19 @@ def fetch_all(keys: Iterable[str], *, download: bool = True) -> dict[str, Path]:
 # ------------------------------------------------------------------------------------------ loading
 
 
+def _file_kind(path: Path) -> str | None:
+    """ "torch" or "safetensors" from a file's first bytes, else None. Read by its bytes, not its
+    name: pickle's own error for a file of other bytes is a bare number ("cannot read (174812789)")
+    or a message about weights_only, neither of which tells a user the file is simply not weights."""
+    with open(path, "rb") as fh:
+        head = fh.read(9)
+    if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":  # torch.save's zip; a legacy pickle
+        return "torch"
+    if len(head) == 9 and head[8:9] == b"{":  # an 8-byte header size, then the JSON header
+        return "safetensors"
+    return None
+
+
 def load_state_dict(
     path: str | Path, keep: Callable[[str], bool] | None = None, what: str = "weights"
 ) -> dict[str, torch.Tensor]:
@@ -263,7 +276,14 @@ def load_state_dict(
     if not path.is_file():
         raise ModelError(f"{what} {path}: no such file")
     try:
-        if path.suffix == ".safetensors":
+        kind = _file_kind(path)
+    except OSError as exc:
+        raise ModelError(f"{what} {path}: cannot read ({exc.strerror or exc})") from None
+    if kind is None:
+        raise ModelError(f"{what} {path}: not a PyTorch checkpoint or safetensors file"
+                         f" ({'empty' if path.stat().st_size == 0 else 'damaged, or not weights at all'})")  # fmt: skip
+    try:
+        if kind == "safetensors":
             from safetensors import safe_open
 
             sd: object = {}
@@ -272,7 +292,8 @@ def load_state_dict(
         else:
             sd = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - an unreadable file is the user's (or the download's) problem
-        raise ModelError(f"{what} {path}: cannot read ({str(exc).splitlines()[0][:200]})") from exc
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+        raise ModelError(f"{what} {path}: cannot read ({reason})") from exc
     for wrapper in ("state_dict", "params", "model"):
         if isinstance(sd, dict) and isinstance(sd.get(wrapper), dict):
             sd = sd[wrapper]
