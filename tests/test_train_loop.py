@@ -18,7 +18,7 @@ import torch
 from safetensors.torch import load_file
 
 from conftest import DEMO, demo_clip
-from dove_cli.errors import OptionError, OutputError
+from dove_cli.errors import InputError, OptionError, OutputError
 from dove_cli.train.checkpoints import list_checkpoints
 from dove_cli.train.config import TrainConfig, build_config
 from dove_cli.train.data import DataConfig, SampleKey, TrainDataset, collate, scan_sources
@@ -134,6 +134,85 @@ def test_short_run_then_resume_latest_is_the_same_run(tiny_model_dir, tmp_path):
     assert rows == [1, 2, 3, 4]
     with pytest.raises(OptionError, match="stage-1 checkpoint"):
         train(_cfg(2, tiny_model_dir, tmp_path / "b", max_steps=6, resume="latest"))
+
+
+def _saved_run(out: Path, **options) -> TrainConfig:
+    """A run folder with one checkpoint's state file as train() writes it (no weights: a refused
+    resume reads only the options)."""
+    cfg = TrainConfig.for_stage(options.pop("stage", 1), data="clips", model="tiny", output_dir=str(out), **options)
+    ckpt = out / "checkpoints" / "step-0000002"
+    ckpt.mkdir(parents=True)
+    (ckpt / "train_state.json").write_text(json.dumps({"step": 2, "stage": cfg.stage, "config": cfg.to_dict()}))
+    return cfg
+
+
+def test_resume_takes_the_saved_recipe_and_refuses_another(tmp_path):
+    out = tmp_path / "run"
+    saved = _saved_run(out, lr=3e-3, seed=0, batch_size=1, resolution="9x64x64", max_steps=2)
+    cfg = build_config(1, None, output_dir=str(out), resume="latest", max_steps=5, checkpoint_every=5, lr=3e-3)
+    assert (cfg.lr, cfg.seed, cfg.batch_size, cfg.resolution, cfg.data) == (3e-3, 0, 1, (9, 64, 64), "clips")
+    assert (cfg.max_steps, cfg.checkpoint_every, cfg.resume, cfg.output_dir) == (5, 5, "latest", str(out))
+    with pytest.raises(OptionError) as refused:
+        build_config(1, None, output_dir=str(out), resume="latest", lr=1e-3, batch_size=2, resolution="9x32x32")
+    message = str(refused.value)
+    for said in ("--lr 0.001 (saved 0.003)", "--batch-size 2 (saved 1)", "--resolution 9x32x32 (saved 9x64x64)"):
+        assert said in message
+    assert "drop them" in message and "--overwrite" in message and "\n" not in message
+    toml = tmp_path / "c.toml"
+    toml.write_text("seed = 7\nmax-steps = 5\n")  # a config file's values count as given, as flags do
+    with pytest.raises(OptionError, match=r"--seed 7 \(saved 0\); drop it"):
+        build_config(1, toml, output_dir=str(out), resume="latest")
+    # the stage given anew is what is named (not the saved 2-frame crop a stage-1 run cannot take)
+    _saved_run(tmp_path / "s2", stage=2, resolution="2x32x32")
+    with pytest.raises(OptionError, match=r"--stage 1 \(saved 2\), --no-vae-tiling \(saved --vae-tiling\)"):
+        build_config(1, None, output_dir=str(tmp_path / "s2"), resume="latest", stage=1, vae_tiling=False)
+    # train() itself (the Python API) refuses too, before it loads or writes anything
+    with pytest.raises(OptionError, match=r"--lr 0.001 \(saved 0.003\)"):
+        train(saved.replace(lr=1e-3, resume="latest"))
+    assert [p.name for p in out.iterdir()] == ["checkpoints"]
+
+
+def test_cli_resume_keeps_the_recipe_and_run_json_says_so(tiny_model_dir, tmp_path, capsys):
+    from dove_cli.cli import main
+
+    def dove(*args: str) -> int:
+        with pytest.raises(SystemExit) as exit_info:
+            main(["train", "-o", str(out), "-q", *args])
+        return int(exit_info.value.code or 0)
+
+    out = tmp_path / "run"
+    first = ("--data", str(DEMO), "--model", str(tiny_model_dir), "--resolution", "1x32x32", "--num-workers", "0",
+             "--posterior", "mode", "--seed", "0", "--lr", "3e-3", "--warmup-steps", "2")  # fmt: skip
+    demo_clip("001.mp4")
+    assert dove(*first, "--max-steps", "2") == 0
+    saved = (out / "run.json").read_text()
+    capsys.readouterr()
+    assert dove("--resume", "latest", "--max-steps", "3", "--lr", "1e-3", "--batch-size", "1") == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line or "Traceback" in line]
+    assert len(errors) == 1 and "--lr 0.001 (saved 0.003), --batch-size 1 (saved 2)" in errors[0]
+    assert (out / "run.json").read_text() == saved and len(list_checkpoints(out)) == 1
+    assert dove("--resume", "latest", "--max-steps", "3") == 0  # how far to go may change; the rest is the run's
+    run = json.loads((out / "run.json").read_text())
+    assert (run["max_steps"], run["lr"], run["batch_size"], run["seed"]) == (3, 3e-3, 2, 0)
+    assert (run["resolution"], run["warmup_steps"], run["num_workers"]) == ([1, 32, 32], 2, 0)
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3]
+    assert [r["lr"] for r in rows] == pytest.approx([1.5e-3, 3e-3, 3e-3])
+
+
+def test_a_failed_start_does_not_block_the_next(tiny_model_dir, tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(InputError, match="no usable clips"):
+        train(_cfg(1, tiny_model_dir, out, max_steps=1, resolution="1x512x512"))
+    assert not out.exists()
+    # what a start that stopped before its first checkpoint leaves (a crash at step 1): nothing to resume
+    out.mkdir()
+    (out / "run.json").write_text("{}")
+    (out / "metrics.jsonl").write_text('{"step": 1, "loss": 99.0}\n')
+    train(_cfg(1, tiny_model_dir, out, max_steps=1, resolution="1x32x32"))
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 1 and rows[0]["loss"] != 99.0
+    assert json.loads((out / "run.json").read_text())["max_steps"] == 1
 
 
 def test_stage2_loss_falls(tiny_model_dir, tmp_path):

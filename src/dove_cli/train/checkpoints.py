@@ -50,6 +50,11 @@ def find_resume(output_dir: Path, spec: str) -> Path:
     return path
 
 
+def read_state(ckpt: Path) -> dict[str, Any]:
+    """A checkpoint's train_state.json: its step, stage, model and the options it was trained with."""
+    return dict(json.loads((Path(ckpt) / STATE_FILE).read_text()))
+
+
 def resolve_checkpoint(path: str | Path) -> Path:
     """A checkpoint folder, or a run folder (then its latest complete checkpoint)."""
     path = Path(path)

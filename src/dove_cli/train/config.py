@@ -1,7 +1,8 @@
 """The training recipe as data: every number of SPEC section 2 is a default here.
 
 Precedence: stage defaults < `--config file.toml|yaml` < command-line flags. Keys in a config file
-are the field names below (dashes or underscores).
+are the field names below (dashes or underscores). With `--resume`, the saved run's options take
+the place of the stage defaults, and only the options in RESUMABLE may change.
 """
 
 from __future__ import annotations
@@ -96,7 +97,10 @@ class TrainConfig:
     keep_checkpoints: int = option(3, "Checkpoints kept (3).", metavar="N")
     metrics_file: str | None = option(None, "JSONL log (default OUTPUT/metrics.jsonl).", metavar="FILE")
     tensorboard: bool = option(False, "Also log to TensorBoard.")
-    resume: str | None = option(None, "'latest' or a checkpoint folder.", metavar="CKPT")
+    resume: str | None = option(
+        None, "'latest' or a checkpoint folder: that run, with its options (how far it goes, checkpoints, "
+        "validation and logs may change).", metavar="CKPT",
+    )  # fmt: skip
     overwrite: bool = option(False, "Start over in an output folder that holds a run.")
 
     @classmethod
@@ -210,10 +214,73 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
 
 
 def build_config(default_stage: int = 1, config_file: str | Path | None = None, **flags: Any) -> TrainConfig:
-    """Stage defaults, then the config file, then the flags that were given (None = not given)."""
-    file_values = load_config_file(config_file) if config_file else {}
-    file_stage = file_values.pop("stage", None)
-    flag_stage = flags.pop("stage", None)
-    stage = int(flag_stage or file_stage or default_stage)
-    cfg = TrainConfig.for_stage(stage, **file_values)
-    return cfg.replace(**flags)
+    """Stage defaults, then the config file, then the flags that were given (None = not given).
+
+    With `resume`, the saved run's options replace the stage defaults, so what is not given stays
+    as the run was; a recipe option given anew (file or flag) that differs is refused.
+    """
+    given = load_config_file(config_file) if config_file else {}
+    given.update((key.replace("-", "_"), value) for key, value in flags.items())
+    given = {key: value for key, value in given.items() if value is not None}
+    if given.get("resume"):
+        from dove_cli.train.checkpoints import find_resume, read_state
+
+        out = Path(given.get("output_dir") or TrainConfig().output_dir)
+        base = saved_config(read_state(find_resume(out, str(given["resume"]))))
+        refuse_recipe_changes(base, given)
+    else:
+        base = TrainConfig.for_stage(int(given.pop("stage", None) or default_stage))
+    return base.replace(**given)
+
+
+# What a resumed run may change: how far it goes, how often it saves and validates, where it logs,
+# and switches that save memory or time without changing the numbers. Every other option is the
+# recipe: the weights a run makes depend on it, so a resumed run keeps it.
+RESUMABLE = frozenset({
+    "output_dir", "resume", "overwrite", "max_steps", "checkpoint_every", "keep_checkpoints",
+    "val_data", "val_every", "val_clips", "metrics_file", "tensorboard", "num_workers",
+    "gradient_checkpointing", "vae_slicing",
+})  # fmt: skip
+
+
+def saved_config(state: dict[str, Any]) -> TrainConfig:
+    """The options a checkpoint was trained with (train_state.json), less where that start wrote."""
+    saved = state.get("config")
+    if not isinstance(saved, dict):
+        raise OptionError("--resume: the checkpoint does not record its options (no config in its state file)")
+    names = {f.name for f in dataclasses.fields(TrainConfig)} - {"stage", "output_dir", "resume", "overwrite"}
+    return TrainConfig.for_stage(int(saved.get("stage", 1)), **{k: v for k, v in saved.items() if k in names})
+
+
+def refuse_recipe_changes(saved: TrainConfig, values: dict[str, Any]) -> None:
+    """One OptionError naming each recipe option in `values` that differs from the saved run's:
+    resuming with another lr, batch or data would make a run that is neither the old one nor a new one."""
+    changes, names = [], {f.name for f in dataclasses.fields(saved)}
+    for key, value in values.items():
+        if key in RESUMABLE or key not in names:
+            continue
+        old, new = getattr(saved, key), _coerce(key, value)
+        if new != old:
+            was = _as_flag(key, old) if isinstance(old, bool) else _spell(old)
+            changes.append(f"{_as_flag(key, new)} (saved {was})")
+    if changes:
+        them = "it" if len(changes) == 1 else "them"
+        raise OptionError(
+            f"--resume keeps the saved run's recipe, given anew: {', '.join(changes)}; "
+            f"drop {them} to resume, or use --overwrite instead of --resume to start a new run"
+        )
+
+
+def _as_flag(key: str, value: Any) -> str:
+    """The option as it is typed: --lr 0.001, --no-vae-tiling."""
+    flag = key.replace("_", "-")
+    if isinstance(value, bool):
+        return f"--{flag}" if value else f"--no-{flag}"
+    return f"--{flag} {_spell(value)}"
+
+
+def _spell(value: Any) -> str:
+    """A value as its flag takes it: 9x64x64, a,b."""
+    if isinstance(value, tuple):
+        return ("x" if all(isinstance(v, int) for v in value) else ",").join(map(str, value)) or "none"
+    return "none" if value is None else str(value)

@@ -31,8 +31,8 @@ import torch
 
 from dove_cli.errors import ModelError, OptionError, OutputError
 from dove_cli.metrics.dists import training_dists
-from dove_cli.train.checkpoints import CKPT_DIR, RUN_FILE, STATE_FILE, find_resume, save_checkpoint
-from dove_cli.train.config import TrainConfig
+from dove_cli.train.checkpoints import CKPT_DIR, RUN_FILE, find_resume, list_checkpoints, read_state, save_checkpoint
+from dove_cli.train.config import TrainConfig, refuse_recipe_changes, saved_config
 from dove_cli.train.data import DataConfig, GlobalBatchSampler, TrainDataset, make_loader, scan_sources
 from dove_cli.train.forward import compute_dtype, training_loss
 from dove_cli.train.losses import PixelLoss
@@ -196,14 +196,18 @@ def _model_signature(transformer: Any) -> dict[str, Any]:
 
 
 def _prepare_output(cfg: TrainConfig, main: bool) -> Path:
+    """The run folder. A run to protect is one with a checkpoint: a start that failed before its
+    first one left nothing to resume, so a new start takes its place (as --overwrite would)."""
     out = Path(cfg.output_dir)
-    run_file = out / RUN_FILE
     if main:
-        if run_file.is_file() and not cfg.resume and not cfg.overwrite:
-            raise OutputError(f"{out} holds another run; use --resume latest or --overwrite")
         if out.exists() and not out.is_dir():
             raise OutputError(f"{out} exists and is not a folder")
-        if cfg.overwrite and not cfg.resume:
+        ckpts = list_checkpoints(out)
+        if ckpts and not cfg.resume and not cfg.overwrite:
+            raise OutputError(f"{out} holds another run (up to {ckpts[-1].name}); use --resume latest or --overwrite")
+        if not cfg.resume and (cfg.overwrite or (out / RUN_FILE).is_file()):
+            if not cfg.overwrite:
+                log.info("%s: an earlier start left no checkpoint; starting anew in its place", out)
             shutil.rmtree(out / CKPT_DIR, ignore_errors=True)
             cfg.metrics_path.unlink(missing_ok=True)
         out.mkdir(parents=True, exist_ok=True)
@@ -226,6 +230,13 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
             raise OptionError("--tensorboard needs the tensorboard package: pip install 'dove-cli[train]'")
     mixed = cfg.mixed_precision if cfg.mixed_precision != "auto" else ("bf16" if cuda else "no")
     out = Path(cfg.output_dir)
+    ckpt, state = None, {}
+    if cfg.resume:  # before the model and the output folder: a refused resume changes nothing
+        ckpt = find_resume(out, cfg.resume)
+        state = read_state(ckpt)
+        if state.get("stage") != cfg.stage:
+            raise OptionError(f"--resume {ckpt}: a stage-{state.get('stage')} checkpoint, this is stage {cfg.stage}")
+        refuse_recipe_changes(saved_config(state), vars(cfg))
     accelerator = Accelerator(
         # without CUDA, launched processes form a gloo (MULTI_CPU) group; DeepSpeed needs cpu=False
         # (its CPU accelerator then talks gloo too)
@@ -250,6 +261,18 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
     folder = resolve_model_folder(cfg.model)  # before the output folder: a bad --model leaves nothing behind
     # stage 2: the published DISTS (given files, hub cache or download), or a one-line refusal; also before the folder
     dists = training_dists(cfg.dists_weights) if cfg.stage == 2 and cfg.dists_weight > 0 else None
+    # the data too: a start that fails on its clips leaves no folder behind to block the next one
+    images = cfg.images if cfg.stage == 2 else None
+    if cfg.stage == 2 and images is None and cfg.image_ratio > 0:
+        log.warning("stage 2 without --images: training on videos only")
+    sources = scan_sources(cfg.data, cfg.resolution, images=images, lq=cfg.lq, frame_stride=cfg.frame_stride)
+    val_set = None
+    if cfg.val_data:
+        val_res = cfg.resolution if cfg.stage == 1 else (max(5, cfg.resolution[0]) // 4 * 4 + 1, *cfg.resolution[1:])
+        val_set = TrainDataset(
+            scan_sources(cfg.val_data, val_res, frame_stride=cfg.frame_stride),
+            DataConfig(crop=val_res, seed=cfg.seed, frame_stride=cfg.frame_stride, degradation="video"),
+        )
     _prepare_output(cfg, main)
     accelerator.wait_for_everyone()
     set_seed(cfg.seed)
@@ -270,23 +293,15 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
         pixel_loss = PixelLoss(dists, cfg.dists_weight, cfg.frame_diff_weight).to(accelerator.device)
 
     start = 0
-    if cfg.resume:
-        ckpt = find_resume(out, cfg.resume)
-        state = json.loads((ckpt / STATE_FILE).read_text())
-        if state.get("stage") != cfg.stage:
-            raise OptionError(f"--resume {ckpt}: a stage-{state.get('stage')} checkpoint, this is stage {cfg.stage}")
+    if ckpt is not None:
         if state.get("model_signature") != _model_signature(transformer) or state.get("lora_rank") != cfg.lora_rank:
             raise OptionError(f"--resume {ckpt}: saved for another model size or LoRA rank")
         accelerator.load_state(str(ckpt))
         start = int(state["step"])
         log.info("resumed from %s at step %d", ckpt, start)
 
-    if main:  # written once the options and the resume point are known to be good
+    if main:  # written once the options, the data, the model and the resume point are known to be good
         (out / RUN_FILE).write_text(json.dumps(cfg.to_dict(), indent=1))
-    images = cfg.images if cfg.stage == 2 else None
-    if cfg.stage == 2 and images is None and cfg.image_ratio > 0:
-        log.warning("stage 2 without --images: training on videos only")
-    sources = scan_sources(cfg.data, cfg.resolution, images=images, lq=cfg.lq, frame_stride=cfg.frame_stride)
     data_cfg = DataConfig(
         crop=cfg.resolution, seed=cfg.seed, frame_stride=cfg.frame_stride, degradation=cfg.degradation
     )
@@ -299,14 +314,6 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
     loader = make_loader(dataset, sampler, num_workers=cfg.num_workers, pin_memory=cuda)
     if cfg.tensorboard:
         accelerator.init_trackers("dove-train")
-
-    val_set = None
-    if cfg.val_data:
-        val_res = cfg.resolution if cfg.stage == 1 else (max(5, cfg.resolution[0]) // 4 * 4 + 1, *cfg.resolution[1:])
-        val_set = TrainDataset(
-            scan_sources(cfg.val_data, val_res, frame_stride=cfg.frame_stride),
-            DataConfig(crop=val_res, seed=cfg.seed, frame_stride=cfg.frame_stride, degradation="video"),
-        )
 
     metrics = cfg.metrics_path
     if main:
