@@ -7,7 +7,9 @@ export -> load -> upscale, LoRA merge, config precedence, and refusals on bad in
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -346,7 +348,7 @@ def test_two_processes_match_one(tiny_model_dir, tmp_path):
     assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-5
 
 
-def test_validation_writes_scores_and_samples(tiny_model_dir, tmp_path):
+def test_validation_writes_scores_and_samples(tiny_model_dir, tmp_path, caplog):
     from dove_cli.train.validate import psnr, ssim
 
     x = torch.rand(2, 3, 32, 32)
@@ -355,7 +357,10 @@ def test_validation_writes_scores_and_samples(tiny_model_dir, tmp_path):
     assert psnr(torch.zeros(1, 1, 4, 4), torch.full((1, 1, 4, 4), 0.1)) == pytest.approx(20.0)
     cfg = _cfg(1, tiny_model_dir, tmp_path / "v", max_steps=2, checkpoint_every=2, resolution="1x32x32",
                val_data=str(DEMO), val_every=1, val_clips=2)  # fmt: skip
-    train(cfg)
+    with caplog.at_level(logging.INFO, logger="dove_cli"):
+        train(cfg)
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("validation at step 2: ")]
+    assert len(said) == 1 and re.fullmatch(r"validation at step 2: val_psnr [\d.]+, val_ssim .*", said[0]), said
     rows = [json.loads(x) for x in cfg.metrics_path.read_text().splitlines()]
     val = [r for r in rows if "val_psnr" in r]
     assert [r["step"] for r in val] == [1, 2] and all(5 < r["val_psnr"] < 60 and -1 <= r["val_ssim"] <= 1 for r in val)

@@ -389,7 +389,7 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
                 model.transformer = Prepared(prepared, transformer.config)
                 with metrics.open("a") as fh:
                     fh.write(json.dumps({"step": step + 1, **scores}) + "\n")
-                log.info("validation at step %d: %s", step + 1, scores)
+                log.info("validation at step %d: %s", step + 1, ", ".join(f"{k} {v:.4g}" for k, v in scores.items()))
             accelerator.wait_for_everyone()
         if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.max_steps:
             state = {
