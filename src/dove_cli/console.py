@@ -178,7 +178,8 @@ def print_plan(plan, console: Console) -> None:  # plan.Plan
         f"{plan.tiles} of {plan.tile} px, {plan.tile_overlap} px overlap" if plan.tiles > 1 else "1: the whole frame"
     )
     exact_fps = f" ({plan.fps})" if Fraction(plan.fps).denominator != 1 else ""  # 30000/1001, not 16 again
-    est = human_range(plan.est_seconds) if plan.est_seconds is not None else f"-, {untimed_reason(plan)}"
+    est = (f"{human_range(plan.est_seconds)} for the model's windows, plus start-up (loading it)"
+           if plan.est_seconds is not None else f"-, {untimed_reason(plan)}")  # fmt: skip
     rows = [
         ("input", f"{w}x{h}, {plan.frames} frames at {float(plan.fps):.3f} fps{exact_fps}"),
         ("output", f"{ow}x{oh}"),
