@@ -260,6 +260,13 @@ def test_result_files_are_checked_before_scoring_and_their_folders_made(tmp_path
     want = np.mean([np_psnr(a, b) for a, b in zip(pred, gt, strict=True)])
     assert json.loads((new / "r.json").read_text())["mean"]["psnr"] == pytest.approx(want, abs=0.01)
     assert (new / "r.csv").is_file() and Image.open(new / "r.png").size[0] > 100
+    before = (new / "r.csv").read_bytes()  # an earlier run's scores are results too: kept without --overwrite
+    code, out, err = run(["eval", str(p), str(g), "--metrics", "ssim", "--csv", str(new / "r.csv"), "-q"], capsys)
+    assert code == 2 and "r.csv: already exists (use --overwrite" in err and not out
+    assert (new / "r.csv").read_bytes() == before
+    code, out, err = run(["eval", str(p), str(g), "--metrics", "ssim", "--csv", str(new / "r.csv"), "-q",
+                          "--overwrite"], capsys)  # fmt: skip
+    assert code == 0 and "ssim" in (new / "r.csv").read_text()
 
 
 def test_json_and_csv_carry_the_same_notes_and_the_mean_row_holds_only_means(tmp_path, capsys):

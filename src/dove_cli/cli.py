@@ -269,7 +269,7 @@ def _check_eval(
     if not gt.exists():
         raise InputError(f"{gt}: no such file or folder (--eval GT)")
     names = parse_metrics(metrics, True, str(gt), option="--eval-metrics")
-    check_result_files(json_out, None, None, names, [input, gt])
+    check_result_files(json_out, None, None, names, [input, gt], opts.overwrite)
     _check_eval_sizes(input, output, gt, opts)
     fetch_weights(names, True, option="--eval-metrics")
 
@@ -737,6 +737,7 @@ def eval_cmd(
     max_crop: Annotated[
         int, typer.Option("--max-crop", metavar="PX", help="Pixels PRED and GT sizes may differ by (cropped).")
     ] = 16,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing --json/--csv/--plot files.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Score results: PSNR, SSIM, LPIPS, DISTS (with GT), CLIP-IQA and E*warp, as the DOVE paper."""
@@ -752,7 +753,7 @@ def eval_cmd(
             )
         local[key.strip()] = value
     names = parse_metrics(metrics, gt is not None, str(pred))
-    check_result_files(json_out, csv_out, plot, names, [p for p in (pred, gt) if p is not None])
+    check_result_files(json_out, csv_out, plot, names, [p for p in (pred, gt) if p is not None], overwrite)
     with EvalBar(quiet, pred.name) as bar:
         report = evaluate(pred, gt, names, device=device, weights=local, max_crop=max_crop, progress=bar)
     _print_eval_table(report)

@@ -343,14 +343,19 @@ class EvalReport:
 
 
 def check_result_files(
-    json_out: Path | None, csv_out: Path | None, plot: Path | None, metrics: Sequence[str], inputs: Sequence[Path]
+    json_out: Path | None,
+    csv_out: Path | None,
+    plot: Path | None,
+    metrics: Sequence[str],
+    inputs: Sequence[Path],
+    overwrite: bool = False,
 ) -> None:
-    """--json / --csv / --plot, before any scoring: never an input, not a folder, a folder that can
-    be made (it is made when written, as `dove upscale` makes its output's), and a plot that can be
-    drawn. Existing files are replaced: they are this command's own results, written again on each run."""
+    """--json / --csv / --plot, before any scoring: never an input, not a folder, an existing file
+    only with `overwrite` (scores of another run are results too), a folder that can be made (it is
+    made when written, as `dove upscale` makes its output's), and a plot that can be drawn."""
     for path in (json_out, csv_out, plot):
         if path is not None:
-            video_io.check_output(path, overwrite=True, inputs=[p for p in inputs if p.is_file()])
+            video_io.check_output(path, overwrite=overwrite, inputs=[p for p in inputs if p.is_file()])
     if plot is None:
         return
     try:
