@@ -821,3 +821,7 @@ def test_what_the_output_loses_is_said_once_per_run(tmp_path, caplog):
     assert len(said) == 4, said
     assert "rotation tag" in said[0] and "63x45 is odd" in said[1], said
     assert "chroma is 4:4:4" in said[2] and "ASS subtitles (input stream #1) converted" in said[3], said
+    caplog.clear()
+    with caplog.at_level(logging.WARNING), pytest.raises(OutputError, match="already exists"):
+        upscale(full, tmp_path / "even.mp4", scale=2, **opts)  # refused: what it would lose is not said
+    assert caplog.messages == []

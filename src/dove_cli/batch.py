@@ -7,16 +7,16 @@ interruption only does what is missing, and a file interrupted half way continue
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from dove_cli import note, video_io
 from dove_cli.errors import DoveError, InputError, Interrupted, OutputError
+from dove_cli.logs import held_warnings
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +180,7 @@ def dry_run_batch(in_dir: str | Path, out_dir: str | Path, options: Any = None, 
     for item in result.items:
         if item.status == "skipped":
             continue
-        with _held_warnings(item.warnings):
+        with held_warnings(item.warnings):
             try:
                 item.result, item.status = upscale(item.input, item.output, opts, dry_run=True), "done"
             except DoveError as exc:
@@ -199,28 +199,6 @@ def say_warnings_once(items: list[BatchItem]) -> None:
         (first, record), more = held[0], len({id(item) for item, _ in held}) - 1
         others = f" (and {more} more file{'s' if more > 1 else ''})" if more else ""
         logging.getLogger(record.name).log(record.levelno, "%s%s: %s", first.input.name, others, record.getMessage())
-
-
-@contextlib.contextmanager
-def _held_warnings(into: list[logging.LogRecord]) -> Iterator[None]:
-    """dove's warnings go into `into` instead of being printed; its info lines (-v) pass on."""
-
-    class Hold(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            if record.levelno >= logging.WARNING:
-                into.append(record)
-            else:
-                logging.getLogger().handle(record)
-
-    logger = logging.getLogger("dove_cli")
-    hold, propagate = Hold(), logger.propagate
-    logger.addHandler(hold)
-    logger.propagate = False
-    try:
-        yield
-    finally:
-        logger.removeHandler(hold)
-        logger.propagate = propagate
 
 
 __all__ = [

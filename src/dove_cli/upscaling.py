@@ -34,6 +34,8 @@ from dove_cli.blend import FrameBlender, finish_frame, to_code_values, upsampled
 from dove_cli.engine import DoveModel, Restorer
 from dove_cli.errors import InputError, OptionError, OutputError
 from dove_cli.humanize import human_range
+from dove_cli.logs import held_warnings
+from dove_cli.logs import say as say_held
 from dove_cli.manifest import write_manifest
 from dove_cli.models import check_quantize, load_model, planning_model, resolve_device
 from dove_cli.options import UpscaleOptions, check_options, parse_preview, with_overrides
@@ -282,11 +284,13 @@ def _check_outputs(output: Path, info: video_io.VideoInfo, opts: UpscaleOptions,
     # opening the real writer on a temporary name (and dropping it), before a model is loaded.
     start, duration = parse_preview(opts.preview) if opts.preview else (None, None)
     width, height = info.width * opts.scale * (2 if opts.compare else 1), info.height * opts.scale
-    video_io.open_writer(
-        output, info, width, height, codec=opts.codec, crf=opts.crf, preset=opts.preset, pix_fmt=opts.pix_fmt,
-        codec_options=opts.codec_options, audio=opts.audio, subtitles=opts.subtitles, overwrite=True,
-        start=start, end=None if start is None or duration is None else start + duration,
-    ).abort()  # fmt: skip
+    losses: list[logging.LogRecord] = []  # what the output loses: said once the output is known to be wanted
+    with held_warnings(losses):
+        video_io.open_writer(
+            output, info, width, height, codec=opts.codec, crf=opts.crf, preset=opts.preset, pix_fmt=opts.pix_fmt,
+            codec_options=opts.codec_options, audio=opts.audio, subtitles=opts.subtitles, overwrite=True,
+            start=start, end=None if start is None or duration is None else start + duration,
+        ).abort()  # fmt: skip
     if opts.resume and not opts.overwrite and output.exists() and not resume.work_folder(output).exists():
         raise OutputError(f"{output}: already exists and no run into it was interrupted, so there is nothing to "
                           "resume (use --overwrite to redo it)")  # fmt: skip
@@ -297,6 +301,7 @@ def _check_outputs(output: Path, info: video_io.VideoInfo, opts: UpscaleOptions,
             log.warning("%s: already exists; the run will need --overwrite", output)
         overwrite = True
     video_io.check_output(output, overwrite=overwrite, inputs=inputs)
+    say_held(losses)
     if not dry_run and (dropped := video_io.attachments_dropped(info, output, opts.subtitles)):
         log.warning("%s", dropped)
     for note in video_io.output_notes(output, opts.codec, opts.crf, opts.preset):

@@ -1,0 +1,34 @@
+"""Holding dove's warnings back, to say them once or only when they still matter."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+
+
+@contextlib.contextmanager
+def held_warnings(into: list[logging.LogRecord]) -> Iterator[None]:
+    """dove's warnings go into `into` instead of being printed; its info lines (-v) pass on. Nested
+    holds: the inner one takes them, and `say` hands them on to the outer one."""
+
+    class Hold(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.levelno >= logging.WARNING:
+                into.append(record)
+            else:
+                logging.getLogger().handle(record)
+
+    logger = logging.getLogger("dove_cli")
+    handlers, propagate = logger.handlers, logger.propagate
+    logger.handlers, logger.propagate = [Hold()], False
+    try:
+        yield
+    finally:
+        logger.handlers, logger.propagate = handlers, propagate
+
+
+def say(records: list[logging.LogRecord]) -> None:
+    """Log held records as they would have been logged."""
+    for record in records:
+        logging.getLogger(record.name).handle(record)
