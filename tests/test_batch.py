@@ -114,7 +114,7 @@ def test_batch_dry_run_says_each_warning_once(folder, tmp_path, caplog, capsys):
     how many more files it holds for; info lines (-v) still pass through as they come."""
     import logging
 
-    from dove_cli.batch import _held_warnings
+    from dove_cli.logs import held_warnings
     from dove_cli.cli import main
 
     (folder / "c.mp4").unlink()
@@ -127,7 +127,7 @@ def test_batch_dry_run_says_each_warning_once(folder, tmp_path, caplog, capsys):
     caplog.clear()
 
     held: list[logging.LogRecord] = []
-    with caplog.at_level(logging.INFO), _held_warnings(held):
+    with caplog.at_level(logging.INFO), held_warnings(held):
         logging.getLogger("dove_cli.plan").info("an info line")
         logging.getLogger("dove_cli.plan").warning("a warning")
     assert [r.getMessage() for r in held] == ["a warning"]
