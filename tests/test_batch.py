@@ -114,8 +114,8 @@ def test_batch_dry_run_says_each_warning_once(folder, tmp_path, caplog, capsys):
     how many more files it holds for; info lines (-v) still pass through as they come."""
     import logging
 
-    from dove_cli.logs import held_warnings
     from dove_cli.cli import main
+    from dove_cli.logs import held_warnings
 
     (folder / "c.mp4").unlink()
     with pytest.raises(SystemExit) as exc:

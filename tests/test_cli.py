@@ -355,3 +355,17 @@ def test_download_weights_metrics_refuses_the_model_options_it_would_ignore(caps
     )
     code, _, err = run(["download-weights", "--dists", "--yes"], capsys)  # --yes applies: not refused
     assert code == 2 and "cannot be reached" in err, err
+
+
+def test_a_training_run_as_model_gets_its_own_fix_alone(tmp_path, capsys):
+    """`--model runs/a` names `dove train export` and nothing else (the no-weights advice buried it)."""
+    run_dir = tmp_path / "runs" / "a"
+    run_dir.mkdir(parents=True)
+    (run_dir / "run.json").write_text("{}")
+    out = tmp_path / "o.mp4"
+    code, _, err = run(["upscale", str(demo_clip("002.mp4")), "-o", str(out), "--model", str(run_dir), "-q"], capsys)
+    assert code == 2 and err.strip() == (
+        f"error: {run_dir} is a `dove train` run or checkpoint, not a model folder: make one with "
+        f"`dove train export {run_dir} -o MODEL_DIR`, then use --model MODEL_DIR"
+    ), err
+    assert not out.exists()

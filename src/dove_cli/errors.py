@@ -29,6 +29,10 @@ class ModelError(DoveError):
     """A model folder or hub repo is missing, incomplete, corrupted or unreachable."""
 
 
+class TrainingRunGiven(ModelError):
+    """A `dove train` run or checkpoint given where a model folder is wanted (the fix: export it)."""
+
+
 class DownloadError(ModelError):
     """A download failed: network, authentication, checksum, disk space."""
 

@@ -12,7 +12,7 @@ import torch
 
 from dove_cli import engine, weights
 from dove_cli.engine import DTYPES, BilinearModel, DoveModel, Restorer
-from dove_cli.errors import ModelError, OptionError
+from dove_cli.errors import ModelError, OptionError, TrainingRunGiven
 from dove_cli.options import UpscaleOptions
 
 log = logging.getLogger(__name__)
@@ -117,6 +117,8 @@ def _load(opts: UpscaleOptions, device: torch.device, dtype: torch.dtype) -> Res
                     "video on the CPU (`--dry-run` estimates it)")  # fmt: skip
     try:
         folder = weights.resolve_model(name, download=opts.download)
+    except TrainingRunGiven:
+        raise  # its own fix, `dove train export`, and nothing else
     except ModelError as exc:
         raise type(exc)(f"{exc}; {NO_WEIGHTS_HINT}") from None
     return DoveModel.from_pretrained(

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dove_cli import note
-from dove_cli.errors import DownloadError, ModelError
+from dove_cli.errors import DownloadError, ModelError, TrainingRunGiven
 from dove_cli.humanize import human_size
 
 log = logging.getLogger(__name__)
@@ -543,7 +543,7 @@ def find_model_root(path: Path) -> Path:
     if stages:  # stage1/ only: the training checkpoint, never picked in silence
         raise ModelError(f"{path} holds {', '.join(s + '/' for s in stages)}: use --model {path / stages[0]}")
     if any((path / name).exists() for name in ("run.json", "train_state.json", "checkpoints")):  # train/checkpoints.py
-        raise ModelError(f"{path} is a `dove train` run or checkpoint, not a model folder: make one with "
+        raise TrainingRunGiven(f"{path} is a `dove train` run or checkpoint, not a model folder: make one with "
                          f"`dove train export {path} -o MODEL_DIR`, then use --model MODEL_DIR")  # fmt: skip
     missing = ", ".join(p + "/" for p in REQUIRED_PARTS if not (path / p).is_dir())
     raise ModelError(f"{path} is not a diffusers model folder: missing {missing}")
