@@ -408,6 +408,9 @@ def bench_cmd(
     table.add_row("[bold]total (wall time)", f"[bold]{total:.3f}", "")
     console = Console()
     console.print(table)
+    console.print("The rows without \"own thread\" add up to the wall time; decoding and encoding run beside "
+                  "them (the \"waiting\" rows are the main thread waiting for those two). x264 holds up to about 40 "
+                  "frames before it writes any, so a short clip is encoded in the flush.", highlight=False)  # fmt: skip
     gib = 1024**3
     console.print(
         f"{report['frames']} frame{'s' * (report['frames'] != 1)} {report['output_size']} in {total:.2f} s = "
