@@ -219,6 +219,7 @@ def test_an_interrupted_folder_says_how_it_continues(tmp_path, capsys, monkeypat
     src, out = tmp_path / "in", tmp_path / "out"
     src.mkdir()
     make_clip(src / "long.mkv", frames=60, codec="ffv1", pix_fmt="yuv444p")
+    make_clip(src / "next.mkv", frames=3, codec="ffv1", pix_fmt="yuv444p")
     args = ["upscale", str(src), "-o", str(out), "--model", "bilinear", "--scale", "2", "--chunk", "9",
             "--chunk-overlap", "2", "--tile", "0", "--codec", "ffv1"]  # fmt: skip
     monkeypatch.setattr(models, "load_model", lambda *a: CtrlCAfter(6))
@@ -226,8 +227,9 @@ def test_an_interrupted_folder_says_how_it_continues(tmp_path, capsys, monkeypat
         main(args)
     err = capsys.readouterr().err
     assert exc.value.code == 130 and "run the same command again to continue" in err and "--resume" not in err, err
+    assert "(0 files done in this run, 1 not started)" in err, err  # the folder's state, in the same line
     monkeypatch.undo()
     with pytest.raises(SystemExit) as exc:
         main(args)
     err = capsys.readouterr().err
-    assert exc.value.code == 0 and "1 upscaled (long.mkv continued from an interrupted run)" in err, err
+    assert exc.value.code == 0 and "2 upscaled (long.mkv continued from an interrupted run)" in err, err

@@ -152,7 +152,9 @@ def upscale_batch(
             item.result = upscale(item.input, item.output, opts, restorer=model, progress=progress)
             item.status = "done"
         except Interrupted as exc:  # a folder run continues an interrupted file without --resume
-            raise Interrupted(str(exc).replace(RESUME_HINT, FOLDER_RESUME_HINT)) from None
+            left = sum(i.status == "pending" for i in result.items)
+            tally = f" ({result.count('done')} files done in this run, {left} not started)"
+            raise Interrupted(str(exc).replace(RESUME_HINT, FOLDER_RESUME_HINT) + tally) from None
         except KeyboardInterrupt:
             raise
         except DoveError as exc:
