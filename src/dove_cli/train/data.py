@@ -310,14 +310,14 @@ def scan_sources(
             else:
                 image_infos.append(info)
     counts = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in skipped.items() if v)
-    if counts:
-        log.warning("skipped training files: %s", counts)
-    if not videos:
+    if not videos:  # the error says what was skipped: no warning before it
         raise InputError(
             f"{data}: no usable clips (need >= {span} frames of >= {h}x{w}){'; skipped ' + counts if counts else ''}"
         )
     if images is not None and not image_infos:
-        raise InputError(f"{images}: no usable images (need >= {h}x{w})")
+        raise InputError(f"{images}: no usable images (need >= {h}x{w}){'; skipped ' + counts if counts else ''}")
+    if counts:
+        log.warning("skipped training files: %s", counts)
     return Sources(videos, image_infos, lq_map, skipped)
 
 
