@@ -3,6 +3,7 @@ file reported at the end (exit 2) without stopping the others."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -229,6 +230,11 @@ def test_an_interrupted_folder_says_how_it_continues(tmp_path, capsys, monkeypat
     assert exc.value.code == 130 and "run the same command again to continue" in err and "--resume" not in err, err
     assert "(0 files done in this run, 1 not started)" in err, err  # the folder's state, in the same line
     monkeypatch.undo()
+    with pytest.raises(SystemExit) as exc:
+        main([*args, "--dry-run"])  # the plan shows what the re-run continues (it showed a whole job)
+    out = capsys.readouterr().out
+    saved = re.search(r"long\.mkv\s+│\s+60 \((\d+) saved\)", out)
+    assert exc.value.code == 0 and saved and int(saved[1]) >= SEGMENT_MIN_FRAMES, out
     with pytest.raises(SystemExit) as exc:
         main(args)
     err = capsys.readouterr().err

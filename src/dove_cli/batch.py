@@ -178,6 +178,8 @@ def dry_run_batch(in_dir: str | Path, out_dir: str | Path, options: Any = None, 
     from dove_cli.upscaling import upscale
 
     opts = check_options(with_overrides(options, overrides))
+    if not opts.overwrite:  # as the run will: an interrupted file is continued (its plan says how far it got)
+        opts = replace(opts, resume=True)
     result = BatchResult(plan_batch(Path(in_dir), Path(out_dir), overwrite=opts.overwrite))
     for item in result.items:
         if item.status == "skipped":

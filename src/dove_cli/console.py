@@ -193,6 +193,8 @@ def print_plan(plan, console: Console) -> None:  # plan.Plan
         ("est. peak host memory", f"{plan.est_peak_host_bytes / gib:.1f} GiB"),
         ("est. time", est),
     ]
+    if plan.saved_frames:
+        rows.insert(2, ("saved", f"{plan.saved_frames} frames, by the interrupted run this one continues"))
     if plan.model_note:
         rows.insert(0, ("model", plan.model_note))
     for k, v in rows:
@@ -242,7 +244,8 @@ def print_batch_plans(items, console: Console) -> None:
         (h, w), (oh, ow) = p.input_size, p.output_size
         gpu = f"{p.est_peak_device_bytes / gib:.1f} GiB" if p.est_peak_device_bytes else "-"
         est = human_duration(p.est_seconds) if p.est_seconds is not None else "-"
-        table.add_row(escape(name), str(p.frames), f"{w}x{h}->{ow}x{oh}", str(p.windows()),
+        frames = f"{p.frames} ({p.saved_frames} saved)" if p.saved_frames else str(p.frames)
+        table.add_row(escape(name), frames, f"{w}x{h}->{ow}x{oh}", str(p.windows()),
                       f"{p.work_ratio:.2f}", gpu, est)  # fmt: skip
     console.print(table)
     if untimed := next((p for p in planned if p.est_seconds is None), None):

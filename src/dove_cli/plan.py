@@ -48,13 +48,12 @@ class Plan:
     est_peak_device_bytes: int
     est_peak_host_bytes: int
     est_seconds: float | None
-    vae_tiling: bool = (
-        False  # the VAE decodes in tiles: asked (--vae-tiling, --parity), or the window is past one piece
-    )
+    vae_tiling: bool = False  # the VAE decodes in tiles: asked (--vae-tiling, --parity), or past one piece
     work_ratio: float = 1.0  # pixel-frames the model processes per output pixel-frame (overlaps, padding)
     frame_lengths: Lengths = ANY_LENGTH  # window lengths in frames the model takes (the last chunk's)
     model_note: str = ""  # how the model was sized when no weights were read (--dry-run)
     blend_on_device: bool = False  # the float frame accumulators live on the GPU (see make_plan)
+    saved_frames: int = 0  # output frames an interrupted run saved, which this one continues after
 
     def summary(self) -> str:
         """One line for `-v`: `4 windows of 33 frames (8 shared) x 16 tiles of 320 px (32 px overlap), work

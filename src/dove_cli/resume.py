@@ -535,6 +535,10 @@ class Session:
             self.previous = self.work.check(self.fingerprint, resume=self.resume, overwrite=self.overwrite)
         return self.previous
 
+    def saved_before(self) -> int:
+        """Output frames the interrupted run being continued saved (0 when there is none)."""
+        return self.work.saved(self.previous) if self.work is not None and self.previous is not None else 0
+
     def start(self, chunk: int, tile: int, *, gaps: bool = False) -> int:
         """Prepare the work folder for a run with these windows; returns the frames saved already
         (`gaps`: keep every whole segment, for a distributed run; see Work.start)."""

@@ -226,6 +226,7 @@ def upscale(
         if plan.vae_tiling and not dry_run and isinstance(model, DoveModel):
             model.enable_vae_tiling()  # windows past the VAE's one-piece limit (the plan counted it)
         if dry_run:
+            plan = replace(plan, saved_frames=session.saved_before())
             if manifest is not None:
                 write_manifest(manifest, input, opts, plan, model, output)
             return plan
