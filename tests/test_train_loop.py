@@ -1,7 +1,8 @@
 """`dove train` end to end on CPU with the tiny random model and the shared demo clips.
 
 Loss falls (measured on a fixed held-out batch, before vs after), 2 + 2 steps == 4 steps,
-export -> load -> upscale, LoRA merge, config precedence, and refusals on bad input.
+export -> load -> upscale, LoRA merge, config precedence, refusals on bad input, and Ctrl-C / SIGTERM
+(the step finishes, a checkpoint is saved, the resumed run is bitwise the uninterrupted one).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import logging
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +22,7 @@ import torch
 from safetensors.torch import load_file
 
 from conftest import DEMO, demo_clip
-from dove_cli.errors import InputError, OptionError, OutputError
+from dove_cli.errors import InputError, Interrupted, OptionError, OutputError
 from dove_cli.train.checkpoints import list_checkpoints
 from dove_cli.train.config import TrainConfig, build_config
 from dove_cli.train.data import DataConfig, SampleKey, TrainDataset, collate, scan_sources
@@ -402,3 +404,142 @@ def test_train_accepts_the_tiny_model_by_name(tmp_path, monkeypatch):
     assert result.steps == 1 and (tmp_path / "cache" / "dove" / "tiny-model" / "transformer").is_dir()
     with pytest.raises(OptionError, match="--model bilinear has no weights to train"):
         train(cfg.replace(model="bilinear", output_dir=str(tmp_path / "other")))
+
+
+# ---------------------------------------------------------------- Ctrl-C / SIGTERM
+
+
+def _signal_in_step(monkeypatch, step: int, signum: int = signal.SIGINT) -> None:
+    """Send `signum` to this process from inside the forward of optimiser step `step` (mid-step,
+    before its backward and optimiser update), as a Ctrl-C at a random moment would arrive."""
+    import dove_cli.train.loop as loop
+
+    calls = [0]
+
+    def forward(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] == step:
+            os.kill(os.getpid(), signum)
+        return training_loss(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "training_loss", forward)
+
+
+def test_ctrl_c_finishes_the_step_saves_and_resumes_exactly(stage1_run, monkeypatch, tmp_path):
+    """Ctrl-C in step 6 of 12: step 6 completes, step-0000006 is saved, Interrupted (exit 130) says so;
+    --resume latest to 12 is bitwise the uninterrupted run (its steps 7-12 and final weights)."""
+    cfg, result = stage1_run
+    out = tmp_path / "int"
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    _signal_in_step(monkeypatch, 6)
+    with pytest.raises(Interrupted) as stopped:
+        train(cfg.replace(output_dir=str(out)))
+    assert str(stopped.value) == (f"{out}: interrupted at step 6 of 12; saved checkpoint step-0000006; "
+                                  "run the same command with --resume latest to continue")  # fmt: skip
+    assert stopped.value.exit_code == 130
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+    assert [p.name for p in list_checkpoints(out)] == ["step-0000004", "step-0000006"]
+    assert not any(p.name.startswith(".tmp") for p in (out / "checkpoints").iterdir())
+    monkeypatch.undo()
+    resumed = train(cfg.replace(output_dir=str(out), resume="latest"))
+    full = [json.loads(x)["loss"] for x in cfg.metrics_path.read_text().splitlines()]
+    assert resumed.losses == full[6:]
+    assert [json.loads(x)["loss"] for x in (out / "metrics.jsonl").read_text().splitlines()] == full
+    a = load_file(str(result.last_checkpoint / "model.safetensors"))
+    b = load_file(str(resumed.last_checkpoint / "model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+
+
+def test_interrupt_after_a_scheduled_save_saves_once(tiny_model_dir, tmp_path, monkeypatch):
+    import dove_cli.train.loop as loop
+
+    saved: list[int] = []
+    real_save = loop.save_checkpoint
+
+    def save(accelerator, output_dir, step, state, keep):
+        saved.append(step)
+        return real_save(accelerator, output_dir, step, state, keep)
+
+    monkeypatch.setattr(loop, "save_checkpoint", save)
+    _signal_in_step(monkeypatch, 2, signal.SIGTERM)  # SIGTERM under the Python API: as Ctrl-C, not death
+    cfg = _cfg(1, tiny_model_dir, tmp_path / "r", max_steps=4, checkpoint_every=2, resolution="1x32x32")
+    with pytest.raises(Interrupted, match=r"interrupted at step 2 of 4; saved checkpoint step-0000002; run the"):
+        train(cfg)
+    assert saved == [2]
+
+
+def test_second_ctrl_c_while_saving_stops_at_once_without_a_partial_checkpoint(tiny_model_dir, tmp_path, monkeypatch):
+    from accelerate import Accelerator
+
+    real_save_state = Accelerator.save_state
+
+    def save_state(self, *args, **kwargs):
+        real_save_state(self, *args, **kwargs)
+        if args[0].endswith("step-0000003"):  # the save the first Ctrl-C (in step 3) asked for, fully written
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(Accelerator, "save_state", save_state)
+    _signal_in_step(monkeypatch, 3)
+    out = tmp_path / "r"
+    cfg = _cfg(1, tiny_model_dir, out, max_steps=6, checkpoint_every=2, resolution="1x32x32")
+    with pytest.raises(Interrupted) as stopped:
+        train(cfg)
+    assert str(stopped.value) == (f"{out}: interrupted at step 3 of 6; the last checkpoint is step-0000002; "
+                                  "run the same command with --resume latest to continue from there")  # fmt: skip
+    assert [p.name for p in (out / "checkpoints").iterdir()] == ["step-0000002"]
+
+
+def test_ctrl_c_before_the_first_step_says_nothing_was_saved(tiny_model_dir, tmp_path, monkeypatch):
+    import dove_cli.train.loop as loop
+
+    real_load = loop.load_training_model
+
+    def load(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)  # not held: loading a 5B model is no step to finish
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "load_training_model", load)
+    out = tmp_path / "r"
+    with pytest.raises(Interrupted) as stopped:
+        train(_cfg(1, tiny_model_dir, out, max_steps=2, resolution="1x32x32"))
+    assert str(stopped.value) == f"{out}: interrupted before the first step finished; nothing was saved"
+    assert list_checkpoints(out) == []
+
+
+def _wait_for_rows(path: Path, rows: int, proc: subprocess.Popen, timeout: float = 120) -> None:
+    import time
+
+    t0 = time.monotonic()
+    while not (path.is_file() and len(path.read_text().splitlines()) >= rows):
+        assert proc.poll() is None, proc.communicate()[1][-2000:]
+        assert time.monotonic() - t0 < timeout
+        time.sleep(0.05)
+
+
+def test_cli_ctrl_c_and_sigterm_save_and_say_how_to_continue(tiny_model_dir, tmp_path):
+    """A real Ctrl-C (SIGINT to the process group, DataLoader workers included, mid-way through a
+    4-micro-batch step) exits 130, then SIGTERM to a resumed run exits 143; each says one line."""
+    out = tmp_path / "run"
+    args = [sys.executable, "-m", "dove_cli.cli", "train", "--data", str(DEMO), "--model", str(tiny_model_dir),
+            "-o", str(out), "--resolution", "1x32x32", "--max-steps", "1000", "--num-workers", "1",
+            "--grad-accum", "4", "--batch-size", "1", "--posterior", "mode", "-q"]  # fmt: skip
+    demo_clip("001.mp4")
+    proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    _wait_for_rows(out / "metrics.jsonl", 2, proc)
+    os.killpg(proc.pid, signal.SIGINT)
+    err = proc.communicate(timeout=120)[1]
+    step = len(list_checkpoints(out)) and int(list_checkpoints(out)[-1].name.split("-")[1])
+    assert proc.returncode == 130, err[-3000:]
+    assert err.strip().splitlines()[-1] == (f"error: {out}: interrupted at step {step} of 1000; saved checkpoint "
+                                            f"step-{step:07d}; run the same command with --resume latest to continue")  # fmt: skip
+    assert "Traceback" not in err and step >= 2
+    rows = [json.loads(x)["step"] for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert rows == list(range(1, step + 1))
+    proc = subprocess.Popen([*args, "--resume", "latest"], stderr=subprocess.PIPE, text=True, start_new_session=True)
+    _wait_for_rows(out / "metrics.jsonl", step + 1, proc)
+    proc.send_signal(signal.SIGTERM)
+    err = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 143, err[-3000:]
+    last = list_checkpoints(out)[-1]
+    assert int(last.name.split("-")[1]) > step and f"saved checkpoint {last.name}" in err.strip().splitlines()[-1]

@@ -49,6 +49,6 @@ class ScoringFailed(DoveError):
 
 
 class Interrupted(DoveError):
-    """Stopped by Ctrl-C; the finished segments are kept for --resume."""
+    """Stopped by Ctrl-C (or SIGTERM); the finished segments, or a training checkpoint, are kept for --resume."""
 
     exit_code = 130

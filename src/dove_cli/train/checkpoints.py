@@ -72,7 +72,7 @@ def save_checkpoint(accelerator: Any, output_dir: Path, step: int, state: dict[s
     """Write checkpoints/step-N atomically (tmp folder, then rename) and keep the last `keep`.
 
     If writing fails (disk full, ...), the partial folder is removed and the previous checkpoints
-    stay untouched; the error is raised as an OutputError.
+    stay untouched; the error is raised as an OutputError. A Ctrl-C while writing removes it too.
     """
     root = Path(output_dir) / CKPT_DIR
     final = root / f"step-{step:07d}"
@@ -92,10 +92,12 @@ def save_checkpoint(accelerator: Any, output_dir: Path, step: int, state: dict[s
             for old in list_checkpoints(output_dir)[:-keep]:
                 shutil.rmtree(old, ignore_errors=True)
         accelerator.wait_for_everyone()
-    except OSError as exc:
+    except BaseException as exc:  # OSError, or a second Ctrl-C after the one that asked for this save
         if accelerator.is_main_process:
             shutil.rmtree(tmp, ignore_errors=True)
-        raise OutputError(f"cannot write checkpoint {final}: {exc.strerror or exc}") from exc
+        if isinstance(exc, OSError):
+            raise OutputError(f"cannot write checkpoint {final}: {exc.strerror or exc}") from exc
+        raise
     return final
 
 

@@ -11,6 +11,7 @@ the window it needs.
 from __future__ import annotations
 
 import logging
+import signal
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -421,6 +422,9 @@ def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _worker_init(_: int) -> None:
     torch.set_num_threads(1)  # decoding + degradation per worker; the main process keeps the cores
+    # Ctrl-C reaches the whole process group: the main process finishes its step (which may need
+    # more batches) and then stops the workers, so they must not stop themselves first.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def make_loader(

@@ -21,6 +21,8 @@ import json
 import logging
 import os
 import shutil
+import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,7 +31,7 @@ from typing import Any
 
 import torch
 
-from dove_cli.errors import ModelError, OptionError, OutputError
+from dove_cli.errors import Interrupted, ModelError, OptionError, OutputError
 from dove_cli.metrics.dists import training_dists
 from dove_cli.train.checkpoints import CKPT_DIR, RUN_FILE, find_resume, list_checkpoints, read_state, save_checkpoint
 from dove_cli.train.config import TrainConfig, refuse_recipe_changes, saved_config
@@ -214,11 +216,103 @@ def _prepare_output(cfg: TrainConfig, main: bool) -> Path:
     return out
 
 
+# ---------------------------------------------------------------------------- Ctrl-C / SIGTERM
+
+RESUME_HINT = "run the same command with --resume latest to continue"
+
+
+class StepBoundary:
+    """Ctrl-C and SIGTERM while training: held until the optimiser step ends, then a checkpoint, then stop.
+
+    A checkpoint taken mid-step would not resume to the uninterrupted run, so a signal that arrives
+    while `holding` is kept in `pending` until the loop reaches the end of its step. There it is
+    delivered to the handler it displaced (Python's Ctrl-C handler, or the CLI's SIGTERM handler, which
+    remembers SIGTERM for exit 143), which raises KeyboardInterrupt. A second signal, or one outside the
+    loop (model loading, saving after an interrupt), is delivered at once. Single-process runs only:
+    on several processes the ranks would have to agree on the step, so `holding` stays off there.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.holding = False
+        self.pending: int | None = None  # the held signal
+        self.previous: dict[int, Any] = {}
+        self.out: Path | None = None  # set once the run folder is this run's (its checkpoints are ours)
+        self.done = 0  # optimiser steps finished (a resumed run starts at its checkpoint's)
+        self.max_steps = 0
+        self.multi = False
+
+    def __enter__(self) -> StepBoundary:
+        if threading.current_thread() is threading.main_thread():  # signal.signal works only there
+            for signum in self.SIGNALS:
+                handler = signal.getsignal(signum)
+                if handler is not signal.SIG_IGN:  # `nohup`, `cmd &`: the caller asked not to be stopped
+                    self.previous[signum] = handler
+                    signal.signal(signum, self._receive)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Restore the handlers: train() also runs in-process (tests, notebooks)."""
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+        self.previous.clear()
+
+    def _receive(self, signum: int, frame: Any) -> None:
+        if self.holding and self.pending is None:
+            self.pending = signum
+            return
+        self._deliver(signum, frame)
+
+    def _deliver(self, signum: int, frame: Any) -> None:
+        handler = self.previous.get(signum)
+        if callable(handler):
+            handler(signum, frame)
+        raise KeyboardInterrupt  # SIGTERM under the Python API (default action: die) stops as Ctrl-C does
+
+    def deliver_pending(self) -> None:
+        """At a step boundary, after the checkpoint: stop (raises KeyboardInterrupt)."""
+        signum, self.pending, self.holding = self.pending, None, False
+        if signum is not None:
+            self._deliver(signum, None)
+
+    def interrupted(self) -> Interrupted | None:
+        """The one-line error for a stop now, or None before the run folder was set up (nothing to say)."""
+        if self.out is None:
+            return None
+        ckpts = list_checkpoints(self.out)
+        last = ckpts[-1] if ckpts else None
+        last_step = int(last.name.split("-")[1]) if last is not None else 0
+        at = f"{self.out}: interrupted at step {self.done} of {self.max_steps}"
+        if last is not None and last_step == self.done:
+            return Interrupted(f"{at}; saved checkpoint {last.name}; {RESUME_HINT}")
+        if self.multi:
+            at += " (a multi-process run saves only on schedule)"
+        if last is None:
+            return Interrupted(f"{at}; nothing was saved" if self.done else
+                               f"{self.out}: interrupted before the first step finished; nothing was saved")  # fmt: skip
+        return Interrupted(f"{at}; the last checkpoint is {last.name}; {RESUME_HINT} from there")
+
+
 # ---------------------------------------------------------------------------- the loop
 
 
 def train(cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
-    """Run (or resume) one training stage; returns the losses and the last checkpoint."""
+    """Run (or resume) one training stage; returns the losses and the last checkpoint.
+
+    Ctrl-C or SIGTERM (single process): the step finishes, a checkpoint is saved, Interrupted is raised.
+    """
+    with StepBoundary() as boundary:
+        try:
+            return _train(cfg, progress, boundary)
+        except KeyboardInterrupt:
+            error = boundary.interrupted()
+            if error is None:
+                raise
+            raise error from None
+
+
+def _train(cfg: TrainConfig, progress: Progress | None, boundary: StepBoundary) -> TrainResult:
     from accelerate import Accelerator
     from accelerate.utils import DistributedDataParallelKwargs, ProjectConfiguration, set_seed
 
@@ -237,6 +331,7 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
         if state.get("stage") != cfg.stage:
             raise OptionError(f"--resume {ckpt}: a stage-{state.get('stage')} checkpoint, this is stage {cfg.stage}")
         refuse_recipe_changes(saved_config(state), vars(cfg))
+        boundary.done = int(state["step"])
     accelerator = Accelerator(
         # without CUDA, launched processes form a gloo (MULTI_CPU) group; DeepSpeed needs cpu=False
         # (its CPU accelerator then talks gloo too)
@@ -274,6 +369,7 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
             DataConfig(crop=val_res, seed=cfg.seed, frame_stride=cfg.frame_stride, degradation="video"),
         )
     _prepare_output(cfg, main)
+    boundary.out, boundary.max_steps, boundary.multi = out, cfg.max_steps, accelerator.num_processes > 1
     accelerator.wait_for_everyone()
     set_seed(cfg.seed)
 
@@ -325,6 +421,16 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
     batches = iter(loader)
     t_start = time.perf_counter()
     signature = _model_signature(transformer)
+
+    def checkpoint(step: int) -> Path:
+        state = {
+            "step": step, "stage": cfg.stage, "model": str(folder), "lora_rank": cfg.lora_rank,
+            "lora_alpha": cfg.lora_alpha, "lora_targets": list(cfg.lora_targets),
+            "model_signature": signature, "config": cfg.to_dict(),
+        }  # fmt: skip
+        return save_checkpoint(accelerator, out, step, state, cfg.keep_checkpoints)
+
+    boundary.holding = not boundary.multi
     for step in range(start, cfg.max_steps):
         t0 = time.perf_counter()
         sums: dict[str, Any] = {}  # 0-dim tensors and floats: one host sync per step, at the end
@@ -353,6 +459,7 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
             for k, v in {"loss": loss.detach(), **terms}.items():
                 sums[k] = sums.get(k, 0.0) + v / cfg.grad_accum
         scheduler.step()
+        boundary.done = step + 1
         device = accelerator.device
         values = torch.stack([torch.as_tensor(v, dtype=torch.float32, device=device) for v in sums.values()])
         norm_t = torch.as_tensor(grad_norm, dtype=torch.float32, device=device).reshape(1)
@@ -392,12 +499,13 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
                 log.info("validation at step %d: %s", step + 1, ", ".join(f"{k} {v:.4g}" for k, v in scores.items()))
             accelerator.wait_for_everyone()
         if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.max_steps:
-            state = {
-                "step": step + 1, "stage": cfg.stage, "model": str(folder), "lora_rank": cfg.lora_rank,
-                "lora_alpha": cfg.lora_alpha, "lora_targets": list(cfg.lora_targets),
-                "model_signature": signature, "config": cfg.to_dict(),
-            }  # fmt: skip
-            last_ckpt = save_checkpoint(accelerator, out, step + 1, state, cfg.keep_checkpoints)
+            last_ckpt = checkpoint(step + 1)
+        if boundary.pending is not None and step + 1 < cfg.max_steps:  # the last step's own save ends the run
+            # a second interrupt while saving is delivered at once (StepBoundary._receive)
+            if last_ckpt is None or last_ckpt.name != f"step-{step + 1:07d}":  # not just saved on schedule
+                checkpoint(step + 1)
+            boundary.deliver_pending()
+    boundary.holding = False
     if cfg.tensorboard:
         accelerator.end_training()
     accelerator.wait_for_everyone()
