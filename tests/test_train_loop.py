@@ -409,6 +409,18 @@ def test_train_accepts_the_tiny_model_by_name(tmp_path, monkeypatch):
 # ---------------------------------------------------------------- Ctrl-C / SIGTERM
 
 
+@pytest.fixture
+def default_signals():
+    """The process's default Ctrl-C and SIGTERM handlers: a library another test in this worker ran
+    (Ray) leaves its own SIGTERM handler (sys.exit), which train() rightly passes the signal on to."""
+    saved = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    yield
+    for signum, handler in saved.items():
+        signal.signal(signum, handler)
+
+
 def _signal_in_step(monkeypatch, step: int, signum: int = signal.SIGINT) -> None:
     """Send `signum` to this process from inside the forward of optimiser step `step` (mid-step,
     before its backward and optimiser update), as a Ctrl-C at a random moment would arrive."""
@@ -425,7 +437,7 @@ def _signal_in_step(monkeypatch, step: int, signum: int = signal.SIGINT) -> None
     monkeypatch.setattr(loop, "training_loss", forward)
 
 
-def test_ctrl_c_finishes_the_step_saves_and_resumes_exactly(stage1_run, monkeypatch, tmp_path):
+def test_ctrl_c_finishes_the_step_saves_and_resumes_exactly(default_signals, stage1_run, monkeypatch, tmp_path):
     """Ctrl-C in step 6 of 12: step 6 completes, step-0000006 is saved, Interrupted (exit 130) says so;
     --resume latest to 12 is bitwise the uninterrupted run (its steps 7-12 and final weights)."""
     cfg, result = stage1_run
@@ -451,7 +463,7 @@ def test_ctrl_c_finishes_the_step_saves_and_resumes_exactly(stage1_run, monkeypa
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
 
 
-def test_interrupt_after_a_scheduled_save_saves_once(tiny_model_dir, tmp_path, monkeypatch):
+def test_interrupt_after_a_scheduled_save_saves_once(default_signals, tiny_model_dir, tmp_path, monkeypatch):
     import dove_cli.train.loop as loop
 
     saved: list[int] = []
@@ -469,7 +481,9 @@ def test_interrupt_after_a_scheduled_save_saves_once(tiny_model_dir, tmp_path, m
     assert saved == [2]
 
 
-def test_second_ctrl_c_while_saving_stops_at_once_without_a_partial_checkpoint(tiny_model_dir, tmp_path, monkeypatch):
+def test_second_ctrl_c_while_saving_stops_at_once_without_a_partial_checkpoint(
+    default_signals, tiny_model_dir, tmp_path, monkeypatch
+):
     from accelerate import Accelerator
 
     real_save_state = Accelerator.save_state
@@ -490,7 +504,7 @@ def test_second_ctrl_c_while_saving_stops_at_once_without_a_partial_checkpoint(t
     assert [p.name for p in (out / "checkpoints").iterdir()] == ["step-0000002"]
 
 
-def test_ctrl_c_before_the_first_step_says_nothing_was_saved(tiny_model_dir, tmp_path, monkeypatch):
+def test_ctrl_c_before_the_first_step_says_nothing_was_saved(default_signals, tiny_model_dir, tmp_path, monkeypatch):
     import dove_cli.train.loop as loop
 
     real_load = loop.load_training_model
