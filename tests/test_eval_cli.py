@@ -236,7 +236,7 @@ def test_a_device_this_machine_lacks_is_one_line(tmp_path, capsys):
         assert code == 2 and len(lines) == 1 and lines[0].startswith(f"error: {expected}") and not out, (device, err)
 
 
-def test_result_files_are_checked_before_scoring_and_their_folders_made(tmp_path, capsys):
+def test_result_files_are_checked_before_scoring_and_their_folders_made(tmp_path, capsys, caplog):
     """A mistake in --json / --csv / --plot is said before any frame is scored (no table printed);
     a missing folder is made, as `dove upscale` makes its output's."""
     pred, gt = noisy_clip(2, 16, 24, seed=7)
@@ -256,7 +256,7 @@ def test_result_files_are_checked_before_scoring_and_their_folders_made(tmp_path
     new = tmp_path / "new" / "deeper"
     code, out, err = run(["eval", str(p), str(g), "--metrics", "psnr", "--json", str(new / "r.json"),
                           "--csv", str(new / "r.csv"), "--plot", str(new / "r.png")], capsys)  # fmt: skip
-    assert code == 0, err
+    assert code == 0 and f"created folder {new}" in caplog.text, err  # said, as for an upscale's output folder
     want = np.mean([np_psnr(a, b) for a, b in zip(pred, gt, strict=True)])
     assert json.loads((new / "r.json").read_text())["mean"]["psnr"] == pytest.approx(want, abs=0.01)
     assert (new / "r.csv").is_file() and Image.open(new / "r.png").size[0] > 100

@@ -747,6 +747,7 @@ def eval_cmd(
     from dove_cli.errors import OptionError
     from dove_cli.metrics.evaluate import check_result_files, evaluate, parse_metrics
 
+    note.setLevel(logging.WARNING if quiet else logging.INFO)  # "created folder" for a results file
     local = {}
     for item in weights_files or []:
         key, sep, value = item.partition("=")
