@@ -1,8 +1,9 @@
 """Upscale every video in a folder: one model load for all, keep going past bad files.
 
 `dove upscale in_dir/ -o out_dir/` lands here. Outputs keep their input's name (a container dove
-only reads, such as .avi or .mpg, becomes .mkv); those that exist already are skipped (unless `overwrite`), so re-running a batch after a failure or an
-interruption only does what is missing, and a file interrupted half way continues.
+only reads, such as .avi or .mpg, becomes .mkv); those that exist already are skipped (unless
+`overwrite`), so re-running a batch after a failure or an interruption only does what is missing,
+and a file interrupted half way continues.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from dove_cli.logs import held_warnings
 log = logging.getLogger(__name__)
 
 FOLDER_RESUME_HINT = "run the same command again to continue (finished files are skipped)"
+# What a folder run takes: the containers dove writes, and those it only reads (written as .mkv).
+FOLDER_EXTENSIONS = (*video_io.VIDEO_EXTENSIONS, *video_io.READ_ONLY_VIDEO_EXTENSIONS)
 
 Status = Literal["pending", "running", "done", "skipped", "failed"]
 
@@ -48,10 +51,11 @@ class BatchResult:
 
 
 def find_videos(folder: Path) -> list[Path]:
-    """Video files directly in `folder` (the extensions dove writes, and those it only reads), by name."""
-    known = (*video_io.VIDEO_EXTENSIONS, *video_io.READ_ONLY_VIDEO_EXTENSIONS)
+    """Video files directly in `folder` (FOLDER_EXTENSIONS), by name."""
     return sorted(
-        p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in known
+        p
+        for p in folder.iterdir()
+        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in FOLDER_EXTENSIONS
     )
 
 
@@ -74,8 +78,7 @@ def plan_batch(in_dir: Path, out_dir: Path, *, overwrite: bool = False) -> list[
         raise InputError(f"{in_dir}: not a folder")
     videos = find_videos(in_dir)
     if not videos:
-        known = sorted((*video_io.VIDEO_EXTENSIONS, *video_io.READ_ONLY_VIDEO_EXTENSIONS))
-        raise InputError(f"{in_dir}: no videos ({', '.join(known)})")
+        raise InputError(f"{in_dir}: no videos ({', '.join(sorted(FOLDER_EXTENSIONS))})")
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputError(f"{out_dir}: is a file; for a folder of videos, -o must be a folder")
     if not out_dir.exists() and out_dir.suffix.lower() in {**video_io.VIDEO_EXTENSIONS, **video_io.IMAGE_EXTENSIONS}:

@@ -544,7 +544,7 @@ def find_model_root(path: Path) -> Path:
         raise ModelError(f"{path} holds {', '.join(s + '/' for s in stages)}: use --model {path / stages[0]}")
     if any((path / name).exists() for name in ("run.json", "train_state.json", "checkpoints")):  # train/checkpoints.py
         raise TrainingRunGiven(f"{path} is a `dove train` run or checkpoint, not a model folder: make one with "
-                         f"`dove train export {path} -o MODEL_DIR`, then use --model MODEL_DIR")  # fmt: skip
+                               f"`dove train export {path} -o MODEL_DIR`, then use --model MODEL_DIR")  # fmt: skip
     missing = ", ".join(p + "/" for p in REQUIRED_PARTS if not (path / p).is_dir())
     raise ModelError(f"{path} is not a diffusers model folder: missing {missing}")
 

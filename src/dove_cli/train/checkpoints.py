@@ -34,7 +34,12 @@ def list_checkpoints(output_dir: Path) -> list[Path]:
     if not root.is_dir():
         return []
     found = [p for p in root.iterdir() if p.is_dir() and p.name.startswith("step-") and (p / STATE_FILE).is_file()]
-    return sorted(found, key=lambda p: int(p.name.split("-")[1]))
+    return sorted(found, key=checkpoint_step)
+
+
+def checkpoint_step(ckpt: Path) -> int:
+    """The step of a checkpoint folder, from its name (`step-NNNNNNN`, as `save_checkpoint` writes)."""
+    return int(ckpt.name.split("-")[1])
 
 
 def find_resume(output_dir: Path, spec: str) -> Path:

@@ -33,7 +33,15 @@ import torch
 
 from dove_cli.errors import Interrupted, ModelError, OptionError, OutputError
 from dove_cli.metrics.dists import training_dists
-from dove_cli.train.checkpoints import CKPT_DIR, RUN_FILE, find_resume, list_checkpoints, read_state, save_checkpoint
+from dove_cli.train.checkpoints import (
+    CKPT_DIR,
+    RUN_FILE,
+    checkpoint_step,
+    find_resume,
+    list_checkpoints,
+    read_state,
+    save_checkpoint,
+)
 from dove_cli.train.config import TrainConfig, refuse_recipe_changes, saved_config
 from dove_cli.train.data import DataConfig, GlobalBatchSampler, TrainDataset, make_loader, scan_sources
 from dove_cli.train.forward import compute_dtype, training_loss
@@ -282,7 +290,7 @@ class StepBoundary:
             return None
         ckpts = list_checkpoints(self.out)
         last = ckpts[-1] if ckpts else None
-        last_step = int(last.name.split("-")[1]) if last is not None else 0
+        last_step = checkpoint_step(last) if last is not None else 0
         at = f"{self.out}: interrupted at step {self.done} of {self.max_steps}"
         if last is not None and last_step == self.done:
             return Interrupted(f"{at}; saved checkpoint {last.name}; {RESUME_HINT}")
@@ -502,7 +510,7 @@ def _train(cfg: TrainConfig, progress: Progress | None, boundary: StepBoundary) 
             last_ckpt = checkpoint(step + 1)
         if boundary.pending is not None and step + 1 < cfg.max_steps:  # the last step's own save ends the run
             # a second interrupt while saving is delivered at once (StepBoundary._receive)
-            if last_ckpt is None or last_ckpt.name != f"step-{step + 1:07d}":  # not just saved on schedule
+            if last_ckpt is None or checkpoint_step(last_ckpt) != step + 1:  # not just saved on schedule
                 checkpoint(step + 1)
             boundary.deliver_pending()
     boundary.holding = False

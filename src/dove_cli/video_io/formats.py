@@ -417,10 +417,10 @@ AUX_CODECS_HELD = {
 
 def holds_aux(fmt_name: str, stream: Any) -> bool:
     """Whether files of `fmt_name` hold a packet copy of the input's audio or subtitle `stream`."""
-    held = AUX_CODECS_HELD.get(fmt_name)
-    if held is not None and stream.codec_context.codec.canonical_name not in held:
-        return False
-    return container_accepts(fmt_name, stream.codec_context.name, lambda c: c.add_stream_from_template(stream))
+    cc = stream.codec_context
+    return _holds(
+        AUX_CODECS_HELD, fmt_name, cc.codec.canonical_name, cc.name, lambda c: c.add_stream_from_template(stream)
+    )
 
 
 # Containers whose muxer starts for more video codecs than the file then holds (each pair checked by
@@ -431,8 +431,13 @@ VIDEO_CODECS_HELD = {"mpegts": {"h264", "hevc"}, "mov": {"h264", "hevc", "prores
 
 def holds_video(fmt_name: str, codec: str, add: Any) -> bool:
     """Whether files of `fmt_name` hold video of `codec` (its canonical name: h264, not libx264)."""
-    held = VIDEO_CODECS_HELD.get(fmt_name)
-    return (held is None or codec in held) and container_accepts(fmt_name, codec, add)
+    return _holds(VIDEO_CODECS_HELD, fmt_name, codec, codec, add)
+
+
+def _holds(held_by: dict[str, set[str]], fmt_name: str, canonical: str, codec: str, add: Any) -> bool:
+    """A muxer's own list of what it holds (`held_by`, where it starts for more), then `container_accepts`."""
+    held = held_by.get(fmt_name)
+    return (held is None or canonical in held) and container_accepts(fmt_name, codec, add)
 
 
 def container_accepts(fmt_name: str, codec: str, add: Any) -> bool:
