@@ -43,9 +43,12 @@ def tiny_dists_files() -> tuple[str, ...]:
     """Narrow DISTS weight files in the published key layouts (VGG16 `features.N.*`, alpha/beta):
     stage 2 refuses to start without DISTS weights."""
     if not _DISTS_FILES:
+        import atexit
+        import shutil
         import tempfile
 
         folder = Path(tempfile.mkdtemp(prefix="dove-dists-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
         d = DISTS(seed=1, widths=(4, 8, 8, 16, 16), warn=False)
         torch.save({f"features.{k}": v for k, v in d.features.state_dict().items()}, folder / "vgg16.pth")
         torch.save({"alpha": d.alpha.data, "beta": d.beta.data}, folder / "weights.pt")
@@ -331,7 +334,7 @@ def test_two_processes_match_one(tiny_model_dir, tmp_path):
     one = subprocess.run([sys.executable, "-m", "dove_cli.cli", *common, "-o", str(tmp_path / "one"), "--batch-size", "2"],
                          capture_output=True, text=True)  # fmt: skip
     assert one.returncode == 0, one.stderr[-2000:]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TMPDIR": str(tmp_path)}  # torchrun leaves its log folder
     two = subprocess.run(
         [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines",
          "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "dove_cli.cli", *common,

@@ -312,7 +312,7 @@ def test_deepspeed_zero2_bf16_trains_and_exports_fp32_master_weights(tiny_model_
            str(lq_dir), "--model", str(tiny_model_dir), "-o", str(out), "--resolution", "5x32x32", "--max-steps",
            "2", "--batch-size", "1", "--checkpoint-every", "2", "--num-workers", "0", "--posterior", "mode",
            "--mixed-precision", "bf16", "--lr", "1e-3", "--warmup-steps", "0", "-q"]  # fmt: skip
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TMPDIR": str(tmp_path)}  # torchrun leaves its log folder
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
     rows = _logged(out)
