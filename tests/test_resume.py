@@ -276,6 +276,23 @@ def test_one_run_at_a_time_per_output(clip, tmp_path):
     assert r.frames == 25 and len(framemd5(out)) == 25 and not work_folder(out).exists()
 
 
+def test_an_output_on_a_file_system_without_locks_runs_with_a_warning(tmp_path, monkeypatch, caplog):
+    """flock fails with ENOLCK on some network mounts: that is not "another run", so the run goes on."""
+    import errno
+    import fcntl
+
+    def no_locks(*args):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    out = tmp_path / "out.mp4"
+    work = Work(out)
+    with caplog.at_level("WARNING", logger="dove_cli.resume"):
+        work.start(Journal({}, chunk=9, tile=0), resumed=False)
+    assert "cannot be locked (No locks available); do not start a second run on this output" in caplog.text
+    work.remove()
+
+
 def test_plain_progress_of_a_resumed_run_keeps_the_stage_lines_in_order():
     """--resume starts counting at the saved frames: that count came before the "upscaling" line."""
     import io

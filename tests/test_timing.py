@@ -65,3 +65,12 @@ def test_no_device_no_events():
     with timer.stage("upsample"):
         pass
     assert timer.device_seconds == {} and "upsample" in timer.seconds
+
+
+def test_peak_host_bytes_is_in_bytes():
+    import psutil
+
+    from dove_cli.timing import peak_host_bytes
+
+    rss = psutil.Process().memory_info().rss
+    assert rss <= peak_host_bytes() < 64 * rss  # a KiB figure would be 1024x too small

@@ -21,11 +21,11 @@ pixels) must match, so a resume never mixes two different runs.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
 import shutil
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -131,6 +131,26 @@ class Journal:
         return sum(s.frames for s in self.segments)
 
 
+def _lock_file(f: IO[str]) -> bool:
+    """Take an exclusive lock on an open file without waiting; False when another process has it.
+    The OS drops it when the file closes or the process ends, so a killed run leaves no stale lock."""
+    f.seek(0)  # Windows locks bytes from the current position
+    try:
+        if sys.platform == "win32":
+            import msvcrt
+
+            msvcrt.locking(f.fileno(), msvcrt.LK_NBLCK, 1)  # the first byte stands for the file
+        else:
+            import fcntl
+
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except (BlockingIOError, PermissionError):  # POSIX, Windows
+        return False
+    except OSError as exc:  # a file system without locks (some network mounts): run unguarded
+        log.warning("%s: cannot be locked (%s); do not start a second run on this output", f.name, exc.strerror)
+    return True
+
+
 class Work:
     """The work folder of one output: its journal and its closed segments (or images)."""
 
@@ -158,11 +178,11 @@ class Work:
             f = open(path, "a+")
         except OSError as exc:
             raise OutputError(f"{self.output}: cannot create {path} ({exc.strerror})") from None
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.seek(0)
-            pid = f.read().strip() or "?"
+        if not _lock_file(f):
+            try:
+                pid = f.read().strip() or "?"
+            except OSError:  # Windows: the locked byte cannot be read either
+                pid = "?"
             f.close()
             raise OutputError(f"another dove run is writing {self.output} (pid {pid})") from None
         f.truncate(0)

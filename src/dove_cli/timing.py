@@ -8,7 +8,7 @@ host wait for the GPU during the run.
 
 from __future__ import annotations
 
-import resource
+import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -85,8 +85,15 @@ NULL_TIMER = StageTimer()
 
 
 def peak_host_bytes() -> int:
-    """Peak resident set size of this process so far (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    """Peak resident set size of this process so far."""
+    if sys.platform == "win32":
+        import psutil
+
+        return int(psutil.Process().memory_info().peak_wset)
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024  # macOS reports bytes, Linux KiB
 
 
 def peak_gpu_bytes(device: torch.device) -> int:
