@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import subprocess
 import sys
 
+import av
 import pytest
+from PIL import Image
 
 from conftest import demo_clip
 from dove_cli.cli import main
@@ -331,7 +334,7 @@ def test_bench_table_shares_are_of_the_wall_time(capsys):
 @pytest.mark.parametrize(
     "input_name,output_name,message",
     [
-        ("CLIP", "DIR", "DIR: is a folder; give a file name like DIR/002.mp4"),  # the input's name, not out.mp4
+        ("IMAGE", "DIR", "DIR: is a folder; give a file name like DIR/frame.mp4"),  # the input's name, not out.mp4
         ("-", "DIR/x.mp4", "-: reading from standard input is not supported"),
         ("CLIP", "-", "-: writing to standard output is not supported"),  # it was "unknown output extension"
     ],
@@ -340,9 +343,24 @@ def test_paths_dove_cannot_use_say_what_to_give(tmp_path, capsys, monkeypatch, i
     monkeypatch.chdir(tmp_path)
     (tmp_path / "DIR").mkdir()
     clip = str(demo_clip("002.mp4"))
-    code, _, err = run(["upscale", input_name.replace("CLIP", clip), "-o", output_name, "--model", "bilinear"], capsys)
+    Image.new("RGB", (32, 32)).save(tmp_path / "frame.png")
+    input_name = input_name.replace("CLIP", clip).replace("IMAGE", "frame.png")
+    code, _, err = run(["upscale", input_name, "-o", output_name, "--model", "bilinear"], capsys)
     assert code == 2 and err.strip().startswith(f"error: {message}"), err
     assert len(err.strip().splitlines()) == 1 and not list((tmp_path / "DIR").iterdir())
+
+
+def test_an_output_folder_for_one_video_takes_its_name(tmp_path, capsys, caplog):
+    """`-o DIR` writes DIR/<input name>, as a folder run would (it was refused with that very name)."""
+    clip = demo_clip("002.mp4")
+    (tmp_path / "DIR").mkdir()
+    code, _, err = run(["upscale", str(clip), "-o", str(tmp_path / "DIR"), "--model", "bilinear"], capsys)
+    written = tmp_path / "DIR" / "002.mp4"
+    assert code == 0 and f"writing {written}" in caplog.text and os.listdir(tmp_path / "DIR") == ["002.mp4"], err
+    with av.open(str(written)) as c, av.open(str(clip)) as src:
+        assert c.streams.video[0].frames == src.streams.video[0].frames > 0
+    code, _, err = run(["upscale", str(clip), "-o", str(tmp_path / "DIR"), "--model", "bilinear"], capsys)
+    assert code == 2 and f"error: {written}: already exists (use --overwrite to replace it)" in err, err
 
 
 def test_download_weights_metrics_refuses_the_model_options_it_would_ignore(capsys, monkeypatch):

@@ -195,7 +195,7 @@ def upscale_cmd(
         "--output",
         "-o",
         metavar="OUT",
-        help="Output video (container from the extension), pattern, or a folder for a folder of videos.",
+        help="Output video (container from the extension), image pattern, or a folder (outputs keep the input's name).",
     ),
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Print the plan (windows, memory, time) and stop; for a folder, a row per video."
@@ -219,6 +219,7 @@ def upscale_cmd(
     from dove_cli.batch import is_batch_input
 
     note.setLevel(logging.WARNING if quiet else logging.INFO)
+    output = _into_folder(input, output)
     if eval_gt is None and (eval_metrics or eval_json):
         raise OptionError("--eval-metrics and --eval-json go with --eval GT")
     if eval_gt is not None:
@@ -238,6 +239,17 @@ def upscale_cmd(
         _upscale_file(input, output, options, quiet)
     if eval_gt is not None and not dry_run:
         _score(output, eval_gt, eval_metrics, eval_json, options.device, quiet)
+
+
+def _into_folder(input: Path, output: Path) -> Path:
+    """`-o FOLDER` for one video file: FOLDER/<the name a folder run gives it>, as `cp` does."""
+    from dove_cli.batch import FOLDER_EXTENSIONS, output_names
+
+    if not (output.is_dir() and input.is_file() and input.suffix.lower() in FOLDER_EXTENSIONS):
+        return output
+    output = output / output_names([input])[0]
+    note.info("writing %s", output)
+    return output
 
 
 def _upscale_file(input: Path, output: Path, options: UpscaleOptions, quiet: bool) -> None:
