@@ -387,3 +387,26 @@ def test_a_training_run_as_model_gets_its_own_fix_alone(tmp_path, capsys):
         f"`dove train export {run_dir} -o MODEL_DIR`, then use --model MODEL_DIR"
     ), err
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "env,flags,message",
+    [
+        ({}, [], "run `dove download-weights` first (or pass --download, or --model with a model folder); without "
+         "the weights, --model bilinear (a plain upscale) and --model tiny (the DOVE code path on a tiny random "
+         "model) run anywhere; or fetch the weights on a connected machine with `dove download-weights --dir DIR` "
+         "and pass --model DIR"),
+        ({"HF_HUB_OFFLINE": "1"}, [], "and offline mode is on (HF_HUB_OFFLINE=1): unset it and run `dove "
+         "download-weights`, or pass --model with a model folder; without the weights"),  # not "pass --download"
+        ({"HF_ENDPOINT": "http://127.0.0.1:9"}, ["--download"], "cannot reach http://127.0.0.1:9"),
+    ],
+)  # fmt: skip
+def test_missing_weights_say_each_way_out_once(tmp_path, capsys, monkeypatch, env, flags, message):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("DOVE_HOME", str(tmp_path / "dove"))
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    code, _, err = run(["upscale", str(demo_clip("002.mp4")), "-o", str(tmp_path / "x.mp4"), *flags], capsys)
+    line = err.strip().splitlines()[-1]
+    assert code == 2 and message in line, err
+    assert line.count("download-weights --dir DIR") <= 1 and line.count("run anywhere") == 1, line

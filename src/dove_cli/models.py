@@ -18,8 +18,8 @@ from dove_cli.options import UpscaleOptions
 log = logging.getLogger(__name__)
 
 NO_WEIGHTS_HINT = ("without the weights, --model bilinear (a plain upscale) and --model tiny (the DOVE code path "
-                   "on a tiny random model) run anywhere; or fetch them on a connected machine with "
-                   "`dove download-weights --dir DIR` and pass --model DIR")  # fmt: skip
+                   "on a tiny random model) run anywhere")  # fmt: skip
+FETCH_ELSEWHERE = "fetch the weights on a connected machine with `dove download-weights --dir DIR` and pass --model DIR"
 
 
 def pick_device(name: str | None) -> torch.device:
@@ -120,7 +120,8 @@ def _load(opts: UpscaleOptions, device: torch.device, dtype: torch.dtype) -> Res
     except TrainingRunGiven:
         raise  # its own fix, `dove train export`, and nothing else
     except ModelError as exc:
-        raise type(exc)(f"{exc}; {NO_WEIGHTS_HINT}") from None
+        fetch = "" if "download-weights --dir" in str(exc) else f"; or {FETCH_ELSEWHERE}"  # said once
+        raise type(exc)(f"{exc}; {NO_WEIGHTS_HINT}{fetch}") from None
     return DoveModel.from_pretrained(
         folder,
         device=device,

@@ -622,9 +622,15 @@ def resolve_model(
     if not spec:
         folder = find_downloaded(DEFAULT_REPO, DEFAULT_SUBFOLDER, revision)
         if folder is None:
+            env = hub_env()
+            if env.offline:  # nothing can be fetched: not --download, not download-weights
+                raise ModelError(
+                    f"no DOVE weights found in {env.cache_dir} and offline mode is on (HF_HUB_OFFLINE=1): "
+                    "unset it and run `dove download-weights`, or pass --model with a model folder"
+                )
             if not download:
                 raise ModelError(
-                    f"no DOVE weights found in {hub_env().cache_dir}: run `dove download-weights` first"
+                    f"no DOVE weights found in {env.cache_dir}: run `dove download-weights` first"
                     " (or pass --download, or --model with a model folder)"
                 )
             folder = download_weights(revision=revision, allow_pickle=allow_pickle)

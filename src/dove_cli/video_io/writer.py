@@ -381,7 +381,14 @@ class ContainerWriter(VideoWriter):
         self._pump_aux(float(pts * self.info.time_base))
 
     def _flush_video(self) -> None:
-        self._mux(self._vs.encode(None))
+        packets = self._vs.encode(None)
+        if self.frames_written <= 2:
+            # libx265 leaves the dts uninitialised when a stream has no more frames than its B-frame
+            # delay (1 or 2): random values that the MOV muxer refused at random ("pts/dts pair
+            # unsupported"). One or two frames are never reordered, so each one's dts is its pts.
+            for p in packets:
+                p.dts = p.pts
+        self._mux(packets)
 
     def _pump_aux(self, until: float | None) -> None:
         """Copy input audio/subtitle packets up to `until` seconds, so the file stays interleaved."""
