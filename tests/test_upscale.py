@@ -789,6 +789,14 @@ def test_a_log_hears_a_heartbeat_while_one_window_runs_long(tmp_path, monkeypatc
     assert quiet.getvalue() == ""
 
 
+def test_progress_names_a_one_frame_window_as_one_frame(tmp_path):
+    """The bilinear model runs a frame per window: the bar said "frames 401-401"."""
+    busy = []
+    upscale(demo_clip("007.mp4"), tmp_path / "o.mkv", model="bilinear", scale=1, codec="ffv1",
+            progress=lambda p: p.window and busy.append(p.window))  # fmt: skip
+    assert busy == [f"frame {i}" for i in range(33)], busy
+
+
 def test_the_host_estimate_counts_the_process_frames_and_offloaded_weights(tmp_path):
     """--dry-run --vram 24 on a small clip said "est. peak host memory 0.0 GiB"."""
     from dove_cli.engine import RANDOM_CONFIGS, skeleton

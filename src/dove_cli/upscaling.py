@@ -552,8 +552,8 @@ def _stream(
                     if stop is not None and span.start >= stop:  # only frames of later parts
                         continue
                     if progress:  # what the model is busy with (the bar, a log's heartbeat)
-                        progress(Progress(written, max(plan.frames, read), f"frames {span.start}-{span.stop - 1}",
-                                          time.perf_counter() - t_start))  # fmt: skip
+                        busy = f"frame {span.start}" if span.length == 1 else f"frames {span.start}-{span.stop - 1}"
+                        progress(Progress(written, max(plan.frames, read), busy, time.perf_counter() - t_start))
                     window = tiles.restore_window([lq[t] for t in range(span.start, span.stop)], span)
                     session.window_done(span, tiles.tile)
                     with timer.stage("blend"):
