@@ -1,7 +1,8 @@
 """Decoding: video files, image sequences and still images to RGB frames with their exact timestamps.
 
 Frames are streamed (one decoded frame at a time, never the whole video) as RGB numpy arrays with
-their original presentation timestamps and time base, so that a writer can give them back exactly.
+their original presentation timestamps and time base, so that a writer can give them back exactly
+(a frame with the timestamp of the frame before is moved 1 tick after it, and said: `_report_moved`).
 """
 
 from __future__ import annotations
@@ -219,6 +220,23 @@ def check_input_file(path: Path) -> None:
         raise InputError(f"{path}: file is empty (0 bytes)")
 
 
+def _frame_ranges(numbers: list[int]) -> list[str]:
+    """Sorted frame numbers as at most SHOWN_RANGES runs: [4, 5, 6, 9] -> ["4-6", "9"]."""
+    ranges: list[list[int]] = []
+    for n in numbers:
+        if ranges and n <= ranges[-1][1] + 1:
+            ranges[-1][1] = n
+        else:
+            ranges.append([n, n])
+    shown = [f"{a}-{b}" if b > a else f"{a}" for a, b in ranges[:SHOWN_RANGES]]
+    return shown + ["..."] if len(ranges) > SHOWN_RANGES else shown
+
+
+def _time_span(seconds: list[float]) -> str:
+    """'t=0.667s', or 't=0.667-0.934s' from the first time to the last."""
+    return f"t={seconds[0]:.3f}" + (f"-{seconds[-1]:.3f}" if len(seconds) > 1 else "") + "s"
+
+
 class VideoReader:
     """Decodes one video stream to RGB frames in presentation order; use from one thread."""
 
@@ -243,6 +261,8 @@ class VideoReader:
         self._warn = warn
         self.dropped_frames = 0
         self._skipped: dict[int, str] = {}  # pts of the packets skipped (not yet reported) -> error
+        self._moved: list[tuple[int, int]] = []  # (index, pts) of frames moved past the one before (not yet reported)
+        self._yielded_pts: int | None = None  # the last frame's pts as yielded
         self._unplaced = 0  # packets skipped that carry no timestamp
         self._deinterlace = deinterlace
         self._rate = 2 if deinterlace == "field" else 1  # frames out per frame in
@@ -543,20 +563,10 @@ class VideoReader:
         if not self._skipped and not self._unplaced:
             return
         placed = sorted(self._where(pts) for pts in self._skipped)
-        ranges: list[list[int]] = []
-        for n, _ in placed:
-            if ranges and n <= ranges[-1][1] + 1:
-                ranges[-1][1] = n
-            else:
-                ranges.append([n, n])
-        shown = [f"{a}-{b}" if b > a else f"{a}" for a, b in ranges[:SHOWN_RANGES]]
-        if len(ranges) > SHOWN_RANGES:
-            shown.append("...")
+        shown = _frame_ranges([n for n, _ in placed])
         if self._unplaced:
             shown.append(f"{self._unplaced} without a timestamp")
-        span = ""
-        if placed:
-            span = f"t={placed[0][1]:.3f}" + (f"-{placed[-1][1]:.3f}" if len(placed) > 1 else "") + "s; "
+        span = f"{_time_span([t for _, t in placed])}; " if placed else ""
         n = len(placed) + self._unplaced
         log.warning(
             "%s: dropped %d frame%s that could not be decoded: %s (%s%s)",
@@ -564,6 +574,22 @@ class VideoReader:
         )  # fmt: skip
         self._skipped.clear()
         self._unplaced = 0
+
+    def _report_moved(self) -> None:
+        """One warning for the frames whose timestamp did not come after the one before: an encoder
+        needs increasing timestamps, and dove keeps every frame (ffmpeg drops them), so each was
+        moved to 1 tick after the frame before."""
+        if not self._moved:
+            return
+        info, n = self.info, len(self._moved)
+        times = [float((pts - info.start_pts) * info.time_base) for _, pts in self._moved]
+        log.warning(
+            "%s: %d frame%s the timestamp of the frame before (or an earlier one): frame%s %s (%s); "
+            "moved to 1 tick (%s s) after the frame before",
+            self.path, n, " has" if n == 1 else "s have", "s" * (n != 1),
+            ", ".join(_frame_ranges([i for i, _ in self._moved])), _time_span(times), info.time_base,
+        )  # fmt: skip
+        self._moved.clear()
 
     def _to_rgb(self, frame: av.VideoFrame) -> np.ndarray:
         out = self._reformatter.reformat(
@@ -622,6 +648,7 @@ class VideoReader:
             self._first = None
             if frame is None:
                 self._report_skipped()
+                self._report_moved()
                 self._check_complete(self._index)
                 return
             pts = frame.pts
@@ -632,12 +659,18 @@ class VideoReader:
                 continue
             if self._hi is not None and pts >= self._hi:
                 self._report_skipped()
+                self._report_moved()
                 return
+            if self._yielded_pts is not None and pts <= self._yielded_pts:
+                self._moved.append((self._index, pts))
+                pts = self._yielded_pts + 1
+            self._yielded_pts = pts
             yield Frame(self._to_rgb(frame), int(pts), self._index)
             self._index += 1
 
     def close(self) -> None:
         self._report_skipped()  # when the frames were not read to the end
+        self._report_moved()
         self._container.close()
 
     def __enter__(self) -> VideoReader:

@@ -8,7 +8,7 @@ import os
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import av
 import numpy as np
@@ -38,6 +38,9 @@ from dove_cli.video_io.formats import (
 )
 from dove_cli.video_io.paths import disk_full, prepare_output, remove_made_folders, temp_sibling
 from dove_cli.video_io.reader import VideoInfo
+
+if TYPE_CHECKING:
+    from av.container.core import Chapter
 
 log = logging.getLogger("dove_cli.video_io")
 
@@ -213,7 +216,7 @@ class ContainerWriter(VideoWriter):
         }
         out.metadata.update(keep)
         try:
-            chapters = src.chapters()
+            chapters = self._chapters_in_span(src.chapters())
             if chapters:
                 out.set_chapters(chapters)
         except (AttributeError, av.FFmpegError, ValueError) as exc:  # pragma: no cover
@@ -451,6 +454,26 @@ class ContainerWriter(VideoWriter):
         if p.dts is not None:
             p.dts -= delta
         return True
+
+    def _chapters_in_span(self, chapters: list[Chapter]) -> list[Chapter]:
+        """The input's chapters on the output's timeline, as `_in_span` places subtitles: shifted by the
+        span's start and cut to the span; one wholly outside it is dropped."""
+        if self._t0 is None and self._t1 is None:
+            return chapters
+        kept: list[Chapter] = []
+        for ch in chapters:
+            tb = ch["time_base"]
+            if not tb:  # pragma: no cover - FFmpeg gives every chapter one; without it, it cannot be placed
+                continue
+            start, end = ch["start"] * tb, ch["end"] * tb
+            if (self._t0 is not None and end <= self._t0) or (self._t1 is not None and start >= self._t1):
+                continue
+            if self._t1 is not None:
+                end = min(end, self._t1)
+            if self._t0 is not None:
+                start, end = max(start, self._t0) - self._t0, end - self._t0
+            kept.append({**ch, "start": round(start / tb), "end": round(end / tb)})
+        return kept
 
     def close(self) -> None:
         """Flush the encoder, copy the remaining audio, finalise and rename onto `path`."""
