@@ -49,6 +49,23 @@ def clip_10bit(media_dir: Path) -> Path:
     )
 
 
+def hdr_clip(path: Path, transfer: str) -> Path:
+    """HEVC Main 10 HDR as phones write it (BT.2020, tagged hvc1 in MP4): 64x36, 5 frames."""
+    return make_clip(path, size="64x36", frames=5, codec="libx265", pix_fmt="yuv420p10le",
+                     vf=f"setparams=color_primaries=bt2020:color_trc={transfer}:colorspace=bt2020nc",
+                     extra=("-tag:v", "hvc1", "-x265-params", "log-level=error"))  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def clip_hlg(media_dir: Path) -> Path:
+    return hdr_clip(media_dir / "hlg.mp4", "arib-std-b67")
+
+
+@pytest.fixture(scope="session")
+def clip_pq(media_dir: Path) -> Path:
+    return hdr_clip(media_dir / "pq.mp4", "smpte2084")
+
+
 @pytest.fixture(scope="session")
 def clip_fullrange(media_dir: Path) -> Path:
     return make_clip(media_dir / "yuvj.mp4", pix_fmt="yuvj420p", frames=6)

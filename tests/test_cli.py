@@ -410,3 +410,34 @@ def test_missing_weights_say_each_way_out_once(tmp_path, capsys, monkeypatch, en
     line = err.strip().splitlines()[-1]
     assert code == 2 and message in line, err
     assert line.count("download-weights --dir DIR") <= 1 and line.count("run anywhere") == 1, line
+
+
+def test_an_hdr_input_is_planned_and_written_as_hevc_and_a_refused_run_says_only_why(clip_hlg, tmp_path, capsys,
+                                                                                      caplog):  # fmt: skip
+    """No --codec and an HDR (HLG) phone video: the plan, its manifest and the run agree on HEVC Main
+    10, tagged hvc1 through the segments and their join, and one info line says why. A run refused
+    for its output says the error alone, not the input's HDR warning first."""
+    import json
+
+    from media import ffinfo
+
+    caplog.set_level(logging.INFO, logger="dove_cli.note")
+    out, said = tmp_path / "hlg.mp4", "hlg.mp4: HDR (HLG) input: writing HEVC Main 10 (choose with --codec)"
+    argv = ["upscale", str(clip_hlg), "-o", str(out), "--model", "bilinear", "--scale", "2"]
+    code, plan, err = run([*argv, "--dry-run", "--manifest", str(tmp_path / "plan.json")], capsys)
+    assert code == 0, err
+    assert re.search(r"output +│ 128x72, hevc yuv420p10le\s", plan), plan
+    planned = json.loads((tmp_path / "plan.json").read_text())["plan"]
+    assert (planned["codec"], planned["pix_fmt"]) == ("hevc", "yuv420p10le")
+    assert caplog.messages.count(said) == 1
+    caplog.clear()
+    code, _, err = run([*argv, "--manifest", str(tmp_path / "run.json")], capsys)
+    assert code == 0, err
+    assert json.loads((tmp_path / "run.json").read_text())["plan"]["codec"] == "hevc"
+    video = ffinfo(out).video().text
+    assert "hevc (Main 10) (hvc1 / 0x31637668), yuv420p10le(tv, bt2020nc/bt2020/arib-std-b67" in video, video
+    assert caplog.messages.count(said) == 1 and sum("HDR video (HLG)" in m for m in caplog.messages) == 1
+    caplog.clear()
+    code, _, err = run(argv, capsys)
+    assert code == 2 and err.strip() == f"error: {out}: already exists (use --overwrite to replace it)", err
+    assert caplog.messages == []

@@ -604,6 +604,52 @@ def test_default_codec_follows_the_container(clip_2997: Path, tmp_path: Path) ->
     assert "\n" not in str(err.value) and leftovers(tmp_path) == []
 
 
+def test_hdr_gets_hevc_by_default_where_the_container_holds_it(
+    clip_hlg: Path, clip_pq: Path, clip_10bit: Path, tmp_path: Path
+) -> None:
+    """HDR (PQ, HLG) plays as HEVC on phones, TVs and browsers, and few decode 10-bit H.264: with no
+    codec chosen, MP4, MOV and Matroska get HEVC Main 10, with the HDR tags; MPEG-TS keeps h264, and
+    10-bit SDR keeps h264 too."""
+    for src, ext, trc in ((clip_hlg, ".mp4", "arib-std-b67"), (clip_pq, ".mov", "smpte2084"),
+                          (clip_hlg, ".mkv", "arib-std-b67")):  # fmt: skip
+        out = tmp_path / f"{src.stem}{ext}"
+        roundtrip(src, out)
+        assert re.search(rf"hevc \(Main 10\).* yuv420p10le\(tv, bt2020nc/bt2020/{trc}\)", ffinfo(out).video().text)
+    roundtrip(clip_hlg, tmp_path / "hlg.ts")
+    roundtrip(clip_10bit, tmp_path / "sdr.mp4")
+    assert ffinfo(tmp_path / "hlg.ts").video().text.count("h264 (High 10)") == 1
+    assert ffinfo(tmp_path / "sdr.mp4").video().text.count("h264 (High 10)") == 1
+
+
+def test_hevc_is_tagged_hvc1_in_mp4_and_mov(clip_hlg: Path, tmp_path: Path) -> None:
+    """FFmpeg's default HEVC sample entry, hev1, is refused by Apple's players: MP4 and MOV say hvc1
+    (as `ffmpeg -tag:v hvc1`), and decode to the frames the same stream gives in Matroska."""
+    frames = {}
+    for ext in (".mp4", ".mov", ".mkv"):
+        out = tmp_path / f"out{ext}"
+        roundtrip(clip_hlg, out, codec="hevc")
+        frames[ext] = ffmpeg_frames(out, 64, 36, deep=True)
+        assert ("(hvc1 / 0x31637668)" in ffinfo(out).video().text) == (ext != ".mkv"), ffinfo(out).video().text
+    assert len(frames[".mkv"]) == 5
+    assert np.array_equal(frames[".mp4"], frames[".mkv"]) and np.array_equal(frames[".mov"], frames[".mkv"])
+
+
+def test_8_bit_hdr_is_said_even_when_asked_for(
+    clip_pq: Path, clip_10bit: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """PQ or HLG in 8 bits bands badly: said, naming the --pix-fmt that keeps 10 bits, also when
+    --pix-fmt asked for it; 10-bit SDR asked for as 8-bit is the user's choice, said nothing."""
+    with caplog.at_level(logging.WARNING):
+        roundtrip(clip_pq, tmp_path / "pq8.mkv", pix_fmt="yuv420p", reader={"warn": False})
+        roundtrip(clip_10bit, tmp_path / "sdr8.mkv", pix_fmt="yuv420p")
+        roundtrip(clip_pq, tmp_path / "pq10.mkv", reader={"warn": False})
+    assert caplog.messages == [
+        "the source is HDR (PQ) with more than 8 bits per channel but the output (yuv420p) is 8-bit, where HDR "
+        "bands badly; use --pix-fmt yuv420p10le"
+    ]
+    assert "yuv420p(tv, bt2020nc/bt2020/smpte2084" in ffinfo(tmp_path / "pq8.mkv").video().text
+
+
 def cues(path: Path) -> list[tuple[Fraction, Fraction, str]]:
     """Subtitle cues (start, end, text) as ffmpeg decodes them, timed from the first video frame."""
     srt = ffmpeg("-copyts", "-i", path, "-map", "0:s", "-f", "srt", "-").stdout

@@ -182,7 +182,7 @@ def print_plan(plan, console: Console) -> None:  # plan.Plan
            if plan.est_seconds is not None else f"-, {untimed_reason(plan)}")  # fmt: skip
     rows = [
         ("input", f"{w}x{h}, {plan.frames} frames at {float(plan.fps):.3f} fps{exact_fps}"),
-        ("output", f"{ow}x{oh}"),
+        ("output", f"{ow}x{oh}" + (f", {plan.codec} {plan.pix_fmt}" if plan.codec else "")),
         ("padded input", f"{plan.padded_size[1]}x{plan.padded_size[0]}"),
         ("windows in time", chunks),
         ("tiles per window", tiles),

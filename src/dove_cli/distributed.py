@@ -476,6 +476,7 @@ class _Job:
     state: str = "waiting"  # waiting -> planning -> running -> joining -> done | failed
     info: video_io.VideoInfo | None = None
     manifest: Path | None = None
+    writes: tuple[str, str] = ("", "")  # the output's codec and pixel format, for its plan
     session: resume.Session | None = None
     plan: Plan | None = None
     plan_opts: UpscaleOptions | None = None
@@ -862,7 +863,7 @@ class _Driver:
                 self._warned = True
                 warn_scale(self.opts, output_is_input)
             if job.state == "planning":
-                self._start(job, replace(plan, model_note=""))
+                self._start(job, replace(plan, model_note="", codec=job.writes[0], pix_fmt=job.writes[1]))
         else:  # warm, ping
             if kind == "ping":
                 slot.info.pid = value["pid"]
@@ -1140,12 +1141,12 @@ def _as_error(job: _Job | None, exc: BaseException) -> BaseException:
 
 def _check_job(job: _Job, opts: UpscaleOptions) -> None:
     """Before any worker: the input can be read, the output can be written (upscale()'s checks)."""
-    from dove_cli.upscaling import _check_outputs
+    from dove_cli.upscaling import _check_outputs, probe_input
 
-    with video_io.open_reader(job.input, fps=opts.fps, rotate=opts.rotate, deinterlace=opts.deinterlace) as r:
-        job.info = r.info
+    job.info, said = probe_input(job.input, opts)
     _check_ray_output(job.output)
-    job.manifest = _check_outputs(job.output, job.info, opts, False)
+    checked = _check_outputs(job.output, job.info, opts, False, said)
+    job.manifest, job.writes = checked.manifest, (checked.codec, checked.pix_fmt)
 
 
 def _check_ray_output(output: Path) -> None:

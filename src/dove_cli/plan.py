@@ -54,6 +54,8 @@ class Plan:
     model_note: str = ""  # how the model was sized when no weights were read (--dry-run)
     blend_on_device: bool = False  # the float frame accumulators live on the GPU (see make_plan)
     saved_frames: int = 0  # output frames an interrupted run saved, which this one continues after
+    codec: str = ""  # the output's codec (hevc; png for images) and pixel format, as the writer chose them
+    pix_fmt: str = ""
 
     def summary(self) -> str:
         """One line for `-v`: `4 windows of 33 frames (8 shared) x 16 tiles of 320 px (32 px overlap), work

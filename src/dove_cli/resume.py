@@ -60,7 +60,8 @@ class _CannotResume(Exception):
 WORK_SUFFIX = ".dove-work"
 JOURNAL = "journal.jsonl"  # line 1: the run (fingerprint, plan); then one line per closed segment
 LOCK = "lock"  # flock-ed by the run using the folder; holds its pid
-VERSION = 2  # 2: x264 segments with frame threads (1: slices); segments of the two do not mix
+VERSION = 3  # segments of two versions do not mix. 3: HDR sources' default codec is HEVC, tagged hvc1 in
+# MOV (2: x264 segments with frame threads; 1: slices)
 # A segment closes at the first window boundary at least this many frames after its start. Each
 # segment starts with a keyframe: at the default --chunk 33 (stride 25) that is one segment per
 # window, about 0.5-2.5 % more bytes than one long GOP, and a resume redoes at most one window
@@ -328,7 +329,7 @@ def segment_options(output: Path, info: video_io.VideoInfo, width: int, height: 
     check = video_io.open_writer(output, info, width, height, **writer_options, **join_options)
     pix_fmt = getattr(check, "pix_fmt", None)
     check.abort()
-    codec = writer_options.get("codec") or video_io.default_codec(output)  # segments are MOV/NUT
+    codec = writer_options.get("codec") or video_io.default_codec(output, info.color_trc)  # segments are MOV/NUT
     return {**writer_options, "codec": codec, "pix_fmt": pix_fmt or writer_options.get("pix_fmt")}
 
 
@@ -806,6 +807,7 @@ class _SegmentJoiner(ContainerWriter):
         if info.sample_aspect_ratio:
             cc.sample_aspect_ratio = info.sample_aspect_ratio
         self._setup_color(cc, pf, width, height)
+        self._tag_video(cc)
         if info.rotation:
             vs.set_display_rotation(info.rotation)
         self._vs = vs

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 import numpy as np
 import torch
 
-from dove_cli import resume, video_io
+from dove_cli import note, resume, video_io
 from dove_cli.blend import FrameBlender, finish_frame, to_code_values, upsampled_reference
 from dove_cli.engine import DoveModel, Restorer
 from dove_cli.errors import InputError, OptionError, OutputError
@@ -186,11 +186,11 @@ def upscale(
 
         return upscale_on_ray(input, output, opts, cluster=cluster, progress=progress, restorer=restorer)
     t_start = time.perf_counter()
-    with video_io.open_reader(input, fps=opts.fps, rotate=opts.rotate, deinterlace=opts.deinterlace) as probe:
-        info = probe.info
+    info, said = probe_input(input, opts)
     output = Path(output)
     device, dtype = resolve_device(opts, planning=dry_run)  # options first, then what is on disk
-    manifest = _check_outputs(output, info, opts, dry_run)
+    checked = _check_outputs(output, info, opts, dry_run, said)
+    manifest = checked.manifest
     on_paper = device.type == "cuda" and not torch.cuda.is_available()  # --dry-run --vram without a GPU
     timer = timer or StageTimer(device=device)
     session = resume.Session(output, resume.run_fingerprint(opts, info, device, dtype), resume=opts.resume,
@@ -217,7 +217,8 @@ def upscale(
         # A resumed run must use the windows the interrupted one chose ('auto' depends on free memory).
         say("planning")
         plan_opts = replace(opts, chunk=previous.chunk, tile=previous.tile) if previous else opts
-        plan = replace(make_plan(info, model, plan_opts, device, dtype), model_note=note)
+        plan = replace(make_plan(info, model, plan_opts, device, dtype), model_note=note, codec=checked.codec,
+                       pix_fmt=checked.pix_fmt)  # fmt: skip
         if on_paper:  # no such card here to measure its speed
             plan = replace(plan, est_seconds=None, model_note=f"planned for a {opts.vram:g} GiB GPU (--vram)")
         warn_if_host_memory_short(plan, model)
@@ -275,10 +276,32 @@ def upscale(
         session.release()
 
 
-def _check_outputs(output: Path, info: video_io.VideoInfo, opts: UpscaleOptions, dry_run: bool) -> Path | None:
-    """Refuse before any work what would fail or overwrite at the end; returns the manifest path.
-    Mistakes in the options (codec, --crf, --pix-fmt) are said before an existing output is, so
-    that fixing one does not reveal the next."""
+def probe_input(input: str | Path, opts: UpscaleOptions) -> tuple[video_io.VideoInfo, list[logging.LogRecord]]:
+    """The input's description, and what its reader warns of (HDR, interlacing, alpha), held for
+    `_check_outputs` to say: a run refused for its output says only why."""
+    said: list[logging.LogRecord] = []
+    with held_warnings(said), video_io.open_reader(input, fps=opts.fps, rotate=opts.rotate,
+                                                   deinterlace=opts.deinterlace) as probe:  # fmt: skip
+        return probe.info, said
+
+
+@dataclass(frozen=True)
+class CheckedOutput:
+    """What `_check_outputs` found: the manifest's path (None: no manifest), and the codec and pixel
+    format the output gets (as the writer chose them: the plan shows them)."""
+
+    manifest: Path | None
+    codec: str
+    pix_fmt: str
+
+
+def _check_outputs(
+    output: Path, info: video_io.VideoInfo, opts: UpscaleOptions, dry_run: bool, said: list[logging.LogRecord]
+) -> CheckedOutput:
+    """Refuse before any work what would fail or overwrite at the end. Mistakes in the options
+    (codec, --crf, --pix-fmt) are said before an existing output is, so that fixing one does not
+    reveal the next; the input's warnings (`said`, held by `probe_input`) and what the output loses
+    are said once the output passes."""
     inputs = info.files or [Path(info.path)]
     video_io.check_output(output, overwrite=True, inputs=inputs)  # never the input, a creatable folder
     # Codec, pixel format, encoder options, and audio/subtitles the container can hold: checked by
@@ -287,11 +310,13 @@ def _check_outputs(output: Path, info: video_io.VideoInfo, opts: UpscaleOptions,
     width, height = info.width * opts.scale * (2 if opts.compare else 1), info.height * opts.scale
     losses: list[logging.LogRecord] = []  # what the output loses: said once the output is known to be wanted
     with held_warnings(losses):
-        video_io.open_writer(
+        writer = video_io.open_writer(
             output, info, width, height, codec=opts.codec, crf=opts.crf, preset=opts.preset, pix_fmt=opts.pix_fmt,
             codec_options=opts.codec_options, audio=opts.audio, subtitles=opts.subtitles, overwrite=True,
             start=start, end=None if start is None or duration is None else start + duration,
-        ).abort()  # fmt: skip
+        )  # fmt: skip
+        writer.abort()
+    codec, pix_fmt = getattr(writer, "codec", ""), getattr(writer, "pix_fmt", "")
     if opts.resume and not opts.overwrite and output.exists() and not resume.work_folder(output).exists():
         raise OutputError(f"{output}: already exists and no run into it was interrupted, so there is nothing to "
                           "resume (use --overwrite to redo it)")  # fmt: skip
@@ -302,18 +327,20 @@ def _check_outputs(output: Path, info: video_io.VideoInfo, opts: UpscaleOptions,
             log.warning("%s: already exists; the run will need --overwrite", output)
         overwrite = True
     video_io.check_output(output, overwrite=overwrite, inputs=inputs)
-    say_held(losses)
+    say_held(said + losses)
+    if opts.codec is None and (line := video_io.hdr_codec_note(info.path, output, info.color_trc, pix_fmt)):
+        note.info("%s", line)
     if not dry_run and (dropped := video_io.attachments_dropped(info, output, opts.subtitles)):
         log.warning("%s", dropped)
-    for note in video_io.output_notes(output, opts.codec, opts.crf, opts.preset):
-        log.warning("%s", note)
+    for text in video_io.output_notes(output, opts.codec, opts.crf, opts.preset):
+        log.warning("%s", text)
     if opts.manifest is None:
-        return None
+        return CheckedOutput(None, codec, pix_fmt)
     manifest = Path(opts.manifest)
     if manifest.absolute() == output.absolute():
         raise OptionError(f"--manifest {manifest} is the output file; give it its own name, like {output}.json")
     video_io.check_output(manifest, overwrite=opts.overwrite, inputs=inputs)
-    return manifest
+    return CheckedOutput(manifest, codec, pix_fmt)
 
 
 @dataclass

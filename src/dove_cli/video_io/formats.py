@@ -183,11 +183,37 @@ def has_encoder(name: str) -> bool:
         return False
 
 
-def default_codec(path: str | Path) -> str:
-    """The codec a video output gets when none is chosen: h264, or VP9 (else AV1) for WebM."""
-    if VIDEO_EXTENSIONS.get(Path(path).suffix.lower()) != "webm":
-        return "h264"
-    return "vp9" if has_encoder(CODECS["vp9"].encoder) else "av1"
+# HDR transfer functions (FFmpeg's names) and the names HDR goes by.
+HDR_TRANSFERS = {"smpte2084": "PQ", "arib-std-b67": "HLG"}
+# Containers whose HDR video players expect as HEVC: phones, TVs and browsers play HDR as HEVC
+# (or AV1, VP9), and few of them decode H.264 at 10 bits.
+HDR_HEVC_CONTAINERS = ("mp4", "mov", "matroska")
+
+
+def default_codec(path: str | Path, transfer: str | None = None) -> str:
+    """The codec a video output gets when none is chosen: h264; HEVC for an HDR source (`transfer`
+    PQ or HLG) in MP4, MOV and Matroska; VP9 (else AV1) for WebM."""
+    fmt = VIDEO_EXTENSIONS.get(Path(path).suffix.lower())
+    if fmt == "webm":
+        return "vp9" if has_encoder(CODECS["vp9"].encoder) else "av1"
+    if transfer in HDR_TRANSFERS and fmt in HDR_HEVC_CONTAINERS and has_encoder(CODECS["hevc"].encoder):
+        return "hevc"
+    return "h264"
+
+
+def hdr_codec_note(source: str | Path, path: str | Path, transfer: str | None, pix_fmt: str) -> str | None:
+    """The line that says an HDR source's output gets HEVC when no codec is chosen (not the
+    container's usual default), or None when it gets that default."""
+    if default_codec(path, transfer) == default_codec(path):
+        return None
+    profile = {"yuv420p10le": "Main 10", "yuv420p": "Main"}.get(pix_fmt, pix_fmt)
+    return f"{Path(source).name}: HDR ({HDR_TRANSFERS[transfer or '']}) input: writing HEVC {profile} (choose with --codec)"
+
+
+# MP4/MOV sample entries: FFmpeg tags HEVC hev1 (parameter sets may also come in the stream), which
+# Apple's players (QuickTime, iOS, Safari) refuse; hvc1 (all of them in the sample entry, where
+# FFmpeg's encoders put them) plays everywhere. As `ffmpeg -tag:v hvc1`.
+VIDEO_TAGS = {("mp4", "hevc"): "hvc1", ("mov", "hevc"): "hvc1"}
 
 
 def resolve_codec(codec: str) -> tuple[str, CodecSpec]:
@@ -220,24 +246,30 @@ def nvenc_unusable(encoder: str) -> str | None:
 
 
 def choose_pix_fmt(
-    spec: CodecSpec, name: str, requested: str | None, high: bool, width: int, height: int, *, source: str, warn: bool
+    spec: CodecSpec,
+    name: str,
+    requested: str | None,
+    high: bool,
+    width: int,
+    height: int,
+    *,
+    source: str,
+    warn: bool,
+    hdr: str | None = None,
 ) -> str:
     """The requested/default pixel format, switched to 4:4:4 when the size is odd (no padding).
 
-    high: the source (pixel format `source`) has more than 8 bits. A default that drops its bits or
-    chroma detail is said when `warn` (a writer opened again for the same output passes False)."""
+    high: the source (pixel format `source`) has more than 8 bits; hdr: its HDR name (PQ, HLG) or
+    None. A default that drops its bits or chroma detail is said when `warn` (a writer opened again
+    for the same output passes False), and so is 8-bit HDR, asked for or not: it bands badly."""
     supported = {f.name for f in av.Codec(spec.encoder, "w").video_formats or []}
     pf = requested or (spec.pix_fmt_hi if high and spec.pix_fmt_hi in supported else spec.pix_fmt)
-    if warn and high and not requested and pf == spec.pix_fmt != spec.pix_fmt_hi:
-        log.warning(
-            "the source has more than 8 bits per channel but this FFmpeg's %s writes %s: the output is 8-bit",
-            spec.encoder,
-            pf,
-        )
     try:
         fmt = av.VideoFormat(pf)
     except (ValueError, av.FFmpegError):
         raise OptionError(f"unknown pixel format {pf!r}") from None
+    if warn and high and max(c.bits for c in fmt.components) <= 8 and (hdr or not requested):
+        log.warning("%s", depth_lost(spec, pf, hdr, supported))
     if supported and pf not in supported:
         raise OptionError(f"codec {name} cannot write pixel format {pf} (it supports {', '.join(sorted(supported))})")
     odd_w, odd_h = width % 2, height % 2
@@ -257,6 +289,20 @@ def choose_pix_fmt(
     if warn and not requested and (coarser := chroma_lost(source, pf, supported)):
         log.warning("%s", coarser)
     return pf
+
+
+def depth_lost(spec: CodecSpec, pf: str, hdr: str | None, supported: set[str]) -> str:
+    """The warning for a source of more than 8 bits written in the 8-bit `pf`: for HDR, naming a
+    --pix-fmt (or a codec) that keeps 10 bits."""
+    if not hdr:
+        return f"the source has more than 8 bits per channel but this FFmpeg's {spec.encoder} writes {pf}: the output is 8-bit"
+    deep = spec.pix_fmt_hi if max(c.bits for c in av.VideoFormat(spec.pix_fmt_hi).components) > 8 else None
+    if deep and (not supported or deep in supported):
+        how = f"use --pix-fmt {deep}"
+    else:
+        how = f"this FFmpeg's {spec.encoder} writes 8 bits only: use --codec hevc (av1 for .webm)"
+    return (f"the source is HDR ({hdr}) with more than 8 bits per channel but the output ({pf}) is 8-bit, where "
+            f"HDR bands badly; {how}")  # fmt: skip
 
 
 # Chroma subsampling (horizontal, vertical factors) by its usual name and its name in pixel formats.

@@ -68,6 +68,7 @@ class ImageWriter(VideoWriter):
         else:
             raise OutputError(f"{path}: this FFmpeg build cannot write RGB {ext} images")
         self._pix_fmt = pf
+        self.codec, self.pix_fmt = encoder, pf  # as a plan reports them
         if warn:
             self._say_losses(info, width, height, eight_bit=hi and not pf.startswith("rgb48"))
         self._encoder, self._options = encoder, {str(k): str(v) for k, v in (codec_options or {}).items()}

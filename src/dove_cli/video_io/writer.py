@@ -16,6 +16,7 @@ from av.video.reformatter import ColorRange, Colorspace, VideoReformatter
 
 from dove_cli.errors import InputError, OutputError
 from dove_cli.video_io.formats import (
+    HDR_TRANSFERS,
     PRIMARIES,
     SPACE,
     SWS_FLAGS,
@@ -23,6 +24,7 @@ from dove_cli.video_io.formats import (
     TEXT_SUBTITLES,
     TRC,
     VIDEO_EXTENSIONS,
+    VIDEO_TAGS,
     CodecSpec,
     check_encoder_options,
     choose_pix_fmt,
@@ -112,9 +114,10 @@ class ContainerWriter(VideoWriter):
         self._done = False
         self._src: av.container.InputContainer | None = None
         fmt_name = VIDEO_EXTENSIONS[path.suffix.lower()]
-        name, spec = resolve_codec(codec or default_codec(path))
-        pf = choose_pix_fmt(spec, name, pix_fmt, info.bit_depth > 8, width, height, source=info.pix_fmt, warn=warn)
-        self.pix_fmt = pf  # as chosen (e.g. 4:4:4 for odd sizes), so that segments can repeat it
+        name, spec = resolve_codec(codec or default_codec(path, info.color_trc))
+        pf = choose_pix_fmt(spec, name, pix_fmt, info.bit_depth > 8, width, height, source=info.pix_fmt, warn=warn,
+                            hdr=HDR_TRANSFERS.get(info.color_trc or ""))  # fmt: skip
+        self.codec, self.pix_fmt = name, pf  # as chosen (e.g. 4:4:4 for odd sizes), so that segments can repeat it
         opts = encoder_options(name, spec, crf, preset, codec_options)
         if codec_options:
             check_encoder_options(spec.encoder, opts, codec_options, width, height, pf, info.fps)
@@ -139,7 +142,7 @@ class ContainerWriter(VideoWriter):
                                  if fmt != fmt_name and holds_video(fmt, codec_name, add_video))  # fmt: skip
                 elsewhere = f"or an extension that can ({', '.join(holders)})" if holders else "or another codec"
                 raise OutputError(f"{path}: the {fmt_name} container cannot hold {name} video; use --codec "
-                                  f"{default_codec(path)} {elsewhere}")  # fmt: skip
+                                  f"{default_codec(path, info.color_trc)} {elsewhere}")  # fmt: skip
             self._setup_video(spec, pf, opts, width, height)
             self._setup_aux(audio, subtitles, fmt_name)
         except BaseException:
@@ -160,6 +163,7 @@ class ContainerWriter(VideoWriter):
             cc.sample_aspect_ratio = info.sample_aspect_ratio
         self._setup_color(cc, pf, width, height)
         cc.options = signal_range(spec.encoder, opts, self._tags)
+        self._tag_video(cc)
         if info.rotation:
             vs.set_display_rotation(info.rotation)
         self._vs = vs
@@ -167,6 +171,12 @@ class ContainerWriter(VideoWriter):
         self._step = max(1, round(1 / (fps * info.time_base)))
         self._last_pts: int | None = None
         self._w, self._h = width, height
+
+    def _tag_video(self, cc: Any) -> None:
+        """The video's sample entry where the container's default is one some players refuse (HEVC
+        in MP4/MOV: hvc1, not hev1), for an encoder's stream and a copy of segments alike."""
+        if tag := VIDEO_TAGS.get((self._out.format.name, cc.codec.canonical_name)):
+            cc.codec_tag = tag
 
     def _setup_color(self, cc: Any, pf: str, width: int, height: int) -> None:
         """Colour: keep the input's tags; untagged HD (which players treat as BT.709) is tagged BT.709."""
