@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import av
 import pytest
 
 from dove_cli.engine import BilinearModel
@@ -128,6 +129,18 @@ def test_two_workers_write_the_same_file_as_one_process(cluster, clip, tmp_path)
     statuses = [p.status for p in seen]  # a single run's stages, in order
     assert [s for i, s in enumerate(statuses) if s not in statuses[:i]] == ["loading model", "planning", "upscaling",
                                                                            "joining segments", "done"]  # fmt: skip
+
+
+def test_a_prores_4444_join_of_both_workers_segments_keeps_its_profile(cluster, clip, tmp_path):
+    """The driver joins the workers' ProRes segments as one process does: 4:4:4 and tagged ap4h
+    (4444), not refused as 4:2:2 HQ after the run."""
+    out = tmp_path / "out.mov"
+    r = upscale(clip, out, UpscaleOptions(**OPTS, codec="prores", preset="4444", preview="0+2s"), cluster=cluster)
+    assert r.frames == 50 and sorted(r.workers) == ["w0", "w1"]
+    with av.open(str(out)) as c:
+        cc = c.streams.video[0].codec_context
+        assert (cc.codec_tag, cc.format.name) == ("ap4h", "yuv444p12le")  # decoders widen prores_ks's 10 bits
+    assert len(framemd5(out)) == 50 and not work_folder(out).exists()
 
 
 def test_parity_on_two_workers_is_the_release_layout_of_one_process(cluster, clip, tmp_path):

@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import av
 import pytest
 import torch
 
@@ -23,7 +24,7 @@ from dove_cli.options import AUTO, UpscaleOptions
 from dove_cli.resume import SEGMENT_MIN_FRAMES, Journal, Work, work_folder
 from dove_cli.threads import DIE_AFTER_ENV
 from dove_cli.upscaling import upscale
-from media import ffinfo, ffmpeg, packet_md5
+from media import ffinfo, ffmpeg, make_clip, packet_md5
 from test_scenes import two_shot_clip
 
 OPTS = dict(model="bilinear", scale=2, chunk=9, chunk_overlap=2, tile=0, device="cpu")
@@ -240,6 +241,33 @@ def test_webm_gets_a_codec_it_can_hold(clip, tmp_path):
     r = upscale(clip, out, UpscaleOptions(**OPTS, codec=None, audio="transcode", preview="0+2s"))
     assert r.frames == 50 and len(framemd5(out)) == 50
     assert [(s.kind, s.codec) for s in ffinfo(out).streams] == [("Video", "vp9"), ("Audio", "opus")]
+
+
+# ProRes profile -> what `ffmpeg -i` names it, its FourCC, and the pixel format decoders give (12-bit for 4444).
+PRORES = {"proxy": ("Proxy", "apco", "yuv422p10le"), "lt": ("LT", "apcs", "yuv422p10le"),
+          "standard": ("Standard", "apcn", "yuv422p10le"), "hq": ("HQ", "apch", "yuv422p10le"),
+          "4444": ("4444", "ap4h", "yuv444p12le"), "4444xq": ("XQ", "ap4x", "yuv444p12le")}  # fmt: skip
+
+
+def test_prores_profiles_keep_their_fourcc_and_chroma_through_the_join(tmp_path):
+    """Editing software reads a ProRes file's profile from its FourCC: the join (a packet copy from
+    the segments) kept the bitrate of each --preset but tagged them all apch (HQ), and 4444 was
+    encoded as 4:2:2, which the join then refused after the run, leaving the work folder behind."""
+    src = make_clip(tmp_path / "in.mp4", size="64x36", rate="25", frames=3)
+    for profile, (name, tag, pix_fmt) in PRORES.items():
+        out = tmp_path / f"{profile}.mov"
+        upscale(src, out, model="bilinear", scale=1, device="cpu", codec="prores", preset=profile)
+        assert f"Video: prores ({name}) ({tag} / " in ffinfo(out).video().text
+        with av.open(str(out)) as c:
+            cc = c.streams.video[0].codec_context
+            assert (cc.codec_tag, cc.format.name, c.streams.video[0].frames) == (tag, pix_fmt, 3), profile
+        assert not work_folder(out).exists()
+    mkv = tmp_path / "lt.mkv"  # Matroska keeps the FourCC too
+    upscale(src, mkv, model="bilinear", scale=1, device="cpu", codec="prores", preset="lt")
+    assert "Video: prores (LT) (apcs / " in ffinfo(mkv).video().text
+    default = tmp_path / "default.mov"  # hq when no --preset is given
+    upscale(src, default, model="bilinear", scale=1, device="cpu", codec="prores")
+    assert "Video: prores (HQ) (apch / " in ffinfo(default).video().text
 
 
 HOLD_LOCK = """import sys; from pathlib import Path; from dove_cli.resume import Journal, Work

@@ -1085,10 +1085,74 @@ def test_bad_options(clip_2997: Path, tmp_path: Path) -> None:
         open_writer(tmp_path / "a.mp4", info, 64, 48, codec_options={"tune": "filmm", "threads": "2"})
     with pytest.raises(OptionError, match="--codec-option tunne: libx264 has no such option"):
         open_writer(tmp_path / "a.mp4", info, 64, 48, codec_options={"tunne": "film"})
+    with pytest.raises(OptionError) as err:  # only dove's own threads option: not the user's --codec-option
+        open_writer(tmp_path / "a.mp4", info, 64, 48, codec="av1", preset="fastest", codec_options={"threads": "8"})
+    assert str(err.value) == "libsvtav1 refused --crf/--preset/--pix-fmt (Invalid argument)"
     assert list(tmp_path.iterdir()) == []
     with open_writer(tmp_path / "edge.mp4", info, 64, 48, crf=51, preset="veryslow") as writer:
         writer.write(np.zeros((48, 64, 3), np.uint8))
     assert probe(tmp_path / "edge.mp4").num_frames == 1
+
+
+def test_prores_settings_are_checked_before_any_work(clip_2997: Path, tmp_path: Path) -> None:
+    """--preset is the ProRes profile, and the profile decides the chroma format: a wrong name, a
+    --pix-fmt of the other chroma or an odd 4:2:2 width is one line before anything is written (the
+    mistakes of a user's trial: `fast` blamed --codec-option threads, 4444 failed after the run)."""
+    info = probe(clip_2997)
+    profiles = "proxy, lt, standard, hq, 4444, 4444xq"
+    cases = [
+        (dict(preset="fast"), f"--preset fast is not a prores profile ({profiles})"),
+        (dict(preset="xq", codec_options={"threads": "8"}), f"--preset xq is not a prores profile ({profiles})"),
+        (dict(pix_fmt="yuv444p10le"), "--pix-fmt yuv444p10le does not suit prores profile hq, which writes "
+                                      "yuv422p10le; profiles 4444, 4444xq write yuv444p10le"),
+        (dict(preset="4444", pix_fmt="yuv422p10le"), "--pix-fmt yuv422p10le does not suit prores profile 4444, which "
+         "writes yuv444p10le, yuva444p10le; profiles proxy, lt, standard, hq write yuv422p10le"),
+        (dict(preset="lt", pix_fmt="yuv420p"), "--pix-fmt yuv420p does not suit prores profile lt, which writes "
+                                              "yuv422p10le"),
+        (dict(crf=0), "--crf 0 is out of range for prores (1 to 64; lower is better)"),
+        (dict(crf=65), "--crf 65 is out of range for prores (1 to 64; lower is better)"),
+        (dict(codec_options={"profile": "4444"}), f"--codec-option profile: give the prores profile as --preset ({profiles})"),
+    ]  # fmt: skip
+    for opts, message in cases:
+        with pytest.raises(OptionError) as err:
+            open_writer(tmp_path / "p.mov", info, 64, 48, codec="prores", **opts)
+        assert str(err.value) == message, opts
+    with pytest.raises(OutputError, match="codec prores with yuv422p10le needs an even size, got 65x48"):
+        open_writer(tmp_path / "p.mov", info, 65, 48, codec="prores")  # 4:4:4 would not be HQ
+    assert list(tmp_path.iterdir()) == []
+    writer = open_writer(tmp_path / "p.mov", info, 65, 48, codec="prores", preset="4444")
+    assert writer.pix_fmt == "yuv444p10le"
+    writer.abort()
+
+
+def slice_quantisers(packet: bytes) -> set[int]:
+    """The quantisers of a progressive ProRes frame's slices: frame header, picture header (its size,
+    picture size, slice count), one 16-bit size per slice, then slices whose byte 1 is the quantiser."""
+    pic = 8 + int.from_bytes(packet[8:10], "big")
+    slices = int.from_bytes(packet[pic + 5 : pic + 7], "big")
+    table = pic + (packet[pic] >> 3)
+    pos, found = table + 2 * slices, set()
+    for i in range(slices):
+        found.add(packet[pos + 1])
+        pos += int.from_bytes(packet[table + 2 * i : table + 2 * i + 2], "big")
+    return found
+
+
+def test_prores_crf_is_prores_ks_fixed_quantiser(clip_2997: Path, tmp_path: Path) -> None:
+    """ProRes has no CRF: --crf N is prores_ks's fixed quantiser (ffmpeg's -q:v N), read back from
+    every slice of every frame; without it the profile's rate control picks them."""
+    info = probe(clip_2997)
+    frames = np.random.default_rng(0).integers(0, 256, (3, 48, 64, 3), np.uint8)
+    found = {}
+    for crf in (3, 20, None):
+        path = tmp_path / f"q{crf}.mov"
+        with open_writer(path, info, 64, 48, codec="prores", preset="lt", crf=crf) as writer:
+            for i, frame in enumerate(frames):
+                writer.write(frame, info.start_pts + 1001 * i)
+        with av.open(str(path)) as c:
+            found[crf] = [slice_quantisers(bytes(p)) for p in c.demux(c.streams.video[0]) if p.size]
+    assert found[3] == [{3}] * 3 and found[20] == [{20}] * 3
+    assert found[None] not in ([{3}] * 3, [{20}] * 3)
 
 
 def test_hevc_streams_of_one_or_two_frames_are_written(clip_2997: Path, tmp_path: Path) -> None:

@@ -1051,7 +1051,8 @@ class _Driver:
         assert job.session is not None and job.session.work is not None and job.info is not None
         t0 = time.perf_counter()
         files = [(job.session.work.path / s.file, s.first_pts) for s in (job.done[i] for i in sorted(job.done))]
-        resume.join_segments(job.output, job.info, files, codec=job.options["codec"], **job.join)
+        resume.join_segments(job.output, job.info, files, codec=job.options["codec"], preset=job.options.get("preset"),
+                             pix_fmt=job.options.get("pix_fmt"), **job.join)  # fmt: skip
         job.session.finished()
         job.stages["finalize"] = job.stages.get("finalize", 0.0) + time.perf_counter() - t0
 

@@ -186,7 +186,9 @@ class UpscaleOptions:
         metavar="CODEC",
     )
     crf: int | None = option(None, "Quality (codec default: visually lossless).", metavar="N")
-    preset: str | None = option(None, "Encoder preset.", metavar="NAME")
+    preset: str | None = option(
+        None, "Encoder preset (prores: its profile, proxy to 4444xq; default hq).", metavar="NAME"
+    )
     pix_fmt: str | None = option(None, "e.g. yuv420p, yuv444p, yuv420p10le.", metavar="FMT")
     codec_options: dict[str, str] = option(
         {}, "key=value passed to the encoder (repeatable).", flag="--codec-option", metavar="K=V",

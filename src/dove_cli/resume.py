@@ -427,7 +427,8 @@ class SegmentedWriter(SegmentFiles):
             return
         self.end_segment()
         files = [(self.work.path / s.file, s.first_pts) for s in self.journal.segments]
-        join_segments(self.path, self.info, files, codec=self._opts["codec"], **self._join)
+        join_segments(self.path, self.info, files, codec=self._opts["codec"], preset=self._opts.get("preset"),
+                      pix_fmt=self._opts.get("pix_fmt"), **self._join)  # fmt: skip
         self._closed = True
 
 
@@ -715,6 +716,8 @@ def join_segments(
     segments: list[tuple[Path, int]],
     *,
     codec: str | None = None,
+    preset: str | None = None,
+    pix_fmt: str | None = None,
     audio: str = "copy",
     subtitles: str = "copy",
     overwrite: bool = False,
@@ -725,7 +728,8 @@ def join_segments(
     """Write `path` from closed video segments by copying their packets (no re-encode).
 
     segments: (file, pts of its first frame in info.time_base), in order; each file holds one video
-    stream written by `open_writer` with the same settings. Audio, subtitles, chapters, metadata,
+    stream written by `open_writer` with the same settings, of which codec, preset and pix_fmt (None:
+    the segment decoder's format) are given here. Audio, subtitles, chapters, metadata,
     colour tags, rotation and the start/end span are handled as `open_writer` does. Written to a
     temporary file and renamed onto `path` at the end.
     """
@@ -736,6 +740,8 @@ def join_segments(
         info,
         segments[0][0],
         codec=codec,
+        preset=preset,
+        pix_fmt=pix_fmt,
         audio=audio,
         subtitles=subtitles,
         overwrite=overwrite,
@@ -762,6 +768,8 @@ class _SegmentJoiner(ContainerWriter):
         template: Path,
         *,
         codec: str | None,
+        preset: str | None,
+        pix_fmt: str | None,
         audio: str,
         subtitles: str,
         overwrite: bool,
@@ -785,8 +793,9 @@ class _SegmentJoiner(ContainerWriter):
                 cc.height,
                 codec=codec,
                 crf=None,
-                preset=None,
-                pix_fmt=cc.format.name if cc.format else None,
+                preset=preset,  # a ProRes profile, which decides the pixel formats it may have
+                # as encoded: a ProRes 4444 decoder reports 12 bits for prores_ks's 10
+                pix_fmt=pix_fmt or (cc.format.name if cc.format else None),
                 codec_options=None,
                 audio=audio,
                 subtitles=subtitles,
@@ -803,6 +812,8 @@ class _SegmentJoiner(ContainerWriter):
         vs = self._out.add_stream_from_template(self._template, opaque=True)
         vs.time_base = info.time_base
         cc = vs.codec_context
+        if spec.encoder == "prores_ks":  # PyAV drops the FourCC, which names the ProRes profile (apch: HQ)
+            cc.codec_tag = self._template.codec_context.codec_tag
         cc.framerate = info.fps if info.fps and info.fps > 0 else Fraction(25)
         if info.sample_aspect_ratio:
             cc.sample_aspect_ratio = info.sample_aspect_ratio

@@ -6,7 +6,7 @@ import functools
 import io
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -112,13 +112,15 @@ def inverse(table: dict[int, str]) -> dict[str, int]:
 
 @dataclass(frozen=True)
 class CodecSpec:
-    """Sensible defaults for one output codec; `pix_fmt_hi` is used for >8-bit sources."""
+    """Sensible defaults for one output codec; `pix_fmt_hi` is used for >8-bit sources. `pix_fmts`:
+    the formats it may write where fewer than its encoder takes (a ProRes profile's, `profile_spec`)."""
 
     encoder: str
     pix_fmt: str
     pix_fmt_hi: str
     crf: int | None = None
     preset: str | None = None
+    pix_fmts: tuple[str, ...] = ()
 
 
 CODECS: dict[str, CodecSpec] = {
@@ -146,6 +148,32 @@ CODEC_ALIASES = {
     "libvpx-vp9": "vp9",
     "prores_ks": "prores",
 }
+# ProRes profiles (prores_ks's names; --preset). A file carries its profile as its FourCC (apco,
+# apcs, apcn, apch, ap4h, ap4x), which editing software reads. prores_ks takes the tag from the
+# profile and the chroma format from the pixel format, so the two must agree (`profile_spec`).
+PRORES_PROFILES = ("proxy", "lt", "standard", "hq", "4444", "4444xq")
+
+
+def prores_pix_fmts(profile: str) -> tuple[str, ...]:
+    """What prores_ks writes for a profile, the default first: 10-bit 4:2:2, or 4:4:4 (with alpha too)
+    for the 4444 ones (decoders read these back as 12-bit, the depth of their bitstream)."""
+    return ("yuv444p10le", "yuva444p10le") if profile.startswith("4444") else ("yuv422p10le",)
+
+
+def profile_spec(name: str, spec: CodecSpec, preset: str | None, pix_fmt: str | None) -> CodecSpec:
+    """The spec of a ProRes output narrowed to its profile's pixel formats (other codecs: `spec`);
+    a --pix-fmt of another chroma format is refused here, before any work. `preset` is checked
+    (encoder_options) before this."""
+    if name != "prores":
+        return spec
+    profile = preset or str(spec.preset)
+    fmts = prores_pix_fmts(profile)
+    if pix_fmt is not None and pix_fmt not in fmts:
+        fits = [p for p in PRORES_PROFILES if pix_fmt in prores_pix_fmts(p)]
+        how = f"; profiles {', '.join(fits)} write {pix_fmt}" if fits else ""
+        raise OptionError(f"--pix-fmt {pix_fmt} does not suit prores profile {profile}, which writes "
+                          f"{', '.join(fmts)}{how}")  # fmt: skip
+    return replace(spec, pix_fmt=fmts[0], pix_fmt_hi=fmts[0], preset=profile, pix_fmts=fmts)
 
 
 def ffmsg(exc: BaseException) -> str:
@@ -262,7 +290,7 @@ def choose_pix_fmt(
     high: the source (pixel format `source`) has more than 8 bits; hdr: its HDR name (PQ, HLG) or
     None. A default that drops its bits or chroma detail is said when `warn` (a writer opened again
     for the same output passes False), and so is 8-bit HDR, asked for or not: it bands badly."""
-    supported = {f.name for f in av.Codec(spec.encoder, "w").video_formats or []}
+    supported = set(spec.pix_fmts) or {f.name for f in av.Codec(spec.encoder, "w").video_formats or []}
     pf = requested or (spec.pix_fmt_hi if high and spec.pix_fmt_hi in supported else spec.pix_fmt)
     try:
         fmt = av.VideoFormat(pf)
@@ -342,10 +370,12 @@ def check_encoder_options(
     rate = Fraction(fps) if fps and fps > 0 else Fraction(25)
     cc.time_base, cc.framerate = 1 / rate, rate
     cc.options = dict(opts)
-    shown = " ".join(f"{k}={v}" for k, v in given.items() if k not in ("threads", "thread_type")) or "threads"  # dove's
+    shown = " ".join(f"{k}={v}" for k, v in given.items() if k not in ("threads", "thread_type"))  # not dove's
     try:
         cc.open()
     except (av.FFmpegError, ValueError) as exc:
+        if not shown:  # only dove's thread settings: the codec's own settings (--crf, --preset) are at fault
+            raise OptionError(f"{encoder} refused --crf/--preset/--pix-fmt ({ffmsg(exc)})") from None
         raise OptionError(f"--codec-option {shown}: {encoder} refused them ({ffmsg(exc)})") from None
     unknown = sorted(set(cc.options) & set(map(str, given)))
     if unknown:
@@ -387,8 +417,10 @@ def signal_range(encoder: str, opts: dict[str, str], tags: dict[str, int]) -> di
     return {**opts, "x264-params": params}
 
 
+# prores: prores_ks's fixed quantiser (ffmpeg's -q:v), 1 to 64 (encode_init); 0 would mean "none".
 CRF_RANGE = {"h264": (0, 51), "hevc": (0, 51), "av1": (0, 63), "vp9": (0, 63), "h264_nvenc": (0, 51),
-             "hevc_nvenc": (0, 51)}  # fmt: skip
+             "hevc_nvenc": (0, 51), "prores": (1, 64)}  # fmt: skip
+FF_QP2LAMBDA = 118  # libavutil/avutil.h: a quantiser in the encoder's global_quality units
 X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
                 "placebo")  # fmt: skip
 
@@ -402,6 +434,10 @@ def encoder_options(
         raise OptionError(f"--crf {crf} is out of range for {name} ({lo} to {hi}; lower is better)")
     if preset is not None and spec.encoder in ("libx264", "libx265") and preset not in X26X_PRESETS:
         raise OptionError(f"--preset {preset} is not an {name} preset ({', '.join(X26X_PRESETS)})")
+    if name == "prores" and preset is not None and preset not in PRORES_PROFILES:
+        raise OptionError(f"--preset {preset} is not a prores profile ({', '.join(PRORES_PROFILES)})")
+    if name == "prores" and "profile" in (extra or {}):  # the pixel format follows --preset (profile_spec)
+        raise OptionError(f"--codec-option profile: give the prores profile as --preset ({', '.join(PRORES_PROFILES)})")
     crf = spec.crf if crf is None else crf
     preset = spec.preset if preset is None else preset
     if name in ("h264", "hevc", "av1", "vp9"):
@@ -423,8 +459,8 @@ def encoder_options(
     elif name == "prores":
         if preset is not None:
             opts["profile"] = str(preset)
-        if crf is not None:
-            opts["qscale"] = str(crf)
+        if crf is not None:  # a fixed quantiser instead of the profile's data rate
+            opts["global_quality"] = str(round(crf) * FF_QP2LAMBDA)
     if name == "ffv1":
         opts.setdefault("level", "3")
         opts.setdefault("slicecrc", "1")

@@ -34,6 +34,7 @@ from dove_cli.video_io.formats import (
     holds_aux,
     holds_video,
     inverse,
+    profile_spec,
     resolve_codec,
     rgb_frame,
     signal_range,
@@ -115,10 +116,11 @@ class ContainerWriter(VideoWriter):
         self._src: av.container.InputContainer | None = None
         fmt_name = VIDEO_EXTENSIONS[path.suffix.lower()]
         name, spec = resolve_codec(codec or default_codec(path, info.color_trc))
+        opts = encoder_options(name, spec, crf, preset, codec_options)  # --crf and --preset checked first
+        spec = profile_spec(name, spec, preset, pix_fmt)
         pf = choose_pix_fmt(spec, name, pix_fmt, info.bit_depth > 8, width, height, source=info.pix_fmt, warn=warn,
                             hdr=HDR_TRANSFERS.get(info.color_trc or ""))  # fmt: skip
         self.codec, self.pix_fmt = name, pf  # as chosen (e.g. 4:4:4 for odd sizes), so that segments can repeat it
-        opts = encoder_options(name, spec, crf, preset, codec_options)
         if codec_options:
             check_encoder_options(spec.encoder, opts, codec_options, width, height, pf, info.fps)
         self._tmp = temp_sibling(path, path.suffix)
