@@ -17,6 +17,7 @@ from conftest import demo_clip
 from dove_cli import video_io
 from dove_cli.errors import InputError, OptionError, OutputError
 from dove_cli.video_io import Frame, VideoInfo, check_output, frame_name, is_pattern, open_reader, open_writer, probe
+from dove_cli.video_io.metadata import move_timecode
 from media import (
     decoded_frame_count,
     ffinfo,
@@ -1338,3 +1339,154 @@ def test_every_codec_a_container_accepts_is_decodable_from_the_file(tmp_path: Pa
     assert len(held) == 26 and len(suggested) == 16  # 6 containers x 7 codecs, as checked by hand
     for (codec, ext), holders in suggested.items():
         assert ext not in holders and all((codec, fmt[h]) in held for h in holders), (codec, ext, holders)
+
+
+# ------------------------------------------------------------------------------- tags and timecode
+
+
+def _dove(src: Path, out: Path, **opts) -> None:
+    """`dove upscale SRC -o OUT --model bilinear`, on the CPU."""
+    from dove_cli.upscaling import upscale
+
+    upscale(src, out, model="bilinear", device="cpu", **opts)
+
+
+def _ff_file_tags(path: Path) -> dict[str, str]:
+    """The file's tags as `ffmpeg -i` prints them (the first Metadata block), but the muxer's own."""
+    block = ffinfo(path).stderr.split("Metadata:\n", 1)[1].split("  Duration:", 1)[0]
+    tags = dict(re.findall(r"^ {4}(\S+)\s*: (.*)$", block, re.M))
+    return {k: v for k, v in tags.items() if k not in ("major_brand", "minor_version", "compatible_brands", "encoder")}
+
+
+def _ff_timecodes(path: Path) -> list[str]:
+    """Every `timecode` tag `ffmpeg -i` prints (video stream, tmcd stream), in any case."""
+    return re.findall(r"^\s+timecode\s*: (.+)$", ffinfo(path).stderr, re.M | re.I)
+
+
+@pytest.mark.parametrize(("rate", "tc"), [("30000/1001", "00:09:59;27"), ("60000/1001", "00:00:59;57"),
+                                          ("25", "23:59:59:23")])  # fmt: skip
+def test_timecodes_count_on_as_ffmpeg_counts_them(rate: str, tc: str, tmp_path: Path) -> None:
+    """FFmpeg's MPEG-2 encoder writes every frame's timecode in its GOP header (-g 1): drop-frame
+    minutes (kept every tenth), 4 dropped numbers at 59.94 and the 24 hour wrap come out the same."""
+    ffmpeg("-f", "lavfi", "-i", f"testsrc2=size=64x48:rate={rate}", "-frames:v", "6", "-c:v", "mpeg2video", "-g", "1",
+           "-timecode", tc, tmp_path / "gop.mpg")  # fmt: skip
+    shown = ffmpeg("-i", tmp_path / "gop.mpg", "-vf", "showinfo", "-f", "null", "-").stderr
+    theirs = re.findall(r"GOP timecode: (\S+)", shown)  # frames 1.. (frame 0's is in the sequence header)
+    fps = Fraction(rate)
+    assert len(theirs) == 5 and [move_timecode(tc, fps, fps, i) for i in range(1, 6)] == theirs
+    assert move_timecode("01:00:00:10", Fraction(25), Fraction(50), 1) == "01:00:00:21"  # fields
+    assert move_timecode("10:00:00;00", Fraction(25), Fraction(25), 1) is None  # no 25 fps drop-frame
+    assert move_timecode("reel 7", Fraction(25), Fraction(25), 1) is None
+
+
+@pytest.fixture(scope="module")
+def clip_timecode(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A camera-style .mov: 59.94 fps, PCM audio, start timecode 01:02:03:04 (a tmcd track)."""
+    path = tmp_path_factory.mktemp("tc") / "tc.mov"
+    ffmpeg(*("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=60000/1001", "-f", "lavfi", "-i", "sine=duration=0.2"),
+           *("-frames:v", "12", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "pcm_s16le"),
+           *("-timecode", "01:02:03:04", "-metadata", "creation_time=2024-05-01T10:00:00Z", path))  # fmt: skip
+    return path
+
+
+@pytest.mark.parametrize("ext", [".mov", ".mp4", ".mkv"])
+def test_the_start_timecode_is_kept(ext: str, clip_timecode: Path, tmp_path: Path) -> None:
+    """As `ffmpeg -map 0 -c copy` keeps it: MOV and MP4 get a tmcd track referenced by the video, MKV a tag."""
+    out = tmp_path / f"out{ext}"
+    _dove(clip_timecode, out)
+    if ext == ".mkv":
+        with av.open(str(out)) as c:
+            assert [dict(s.metadata).get("TIMECODE") for s in c.streams] == ["01:02:03:04", None]
+        return
+    ref = tmp_path / f"ref{ext}"
+    ffmpeg("-i", clip_timecode, "-map", "0:v", "-map", "0:a", "-c", "copy", ref)  # MP4 cannot take the tmcd as is
+    assert _ff_timecodes(out) == _ff_timecodes(ref) == ["01:02:03:04", "01:02:03:04"]
+    assert [s.kind for s in ffinfo(out).streams] == [s.kind for s in ffinfo(ref).streams] == ["Video", "Data", "Audio"]
+    assert "tmcd" in ffinfo(out).streams[1].text and "Track Reference" in ffinfo(out).stderr
+    with av.open(str(out)) as c:
+        assert [(s.type, s.metadata.get("timecode")) for s in c.streams] == [
+            ("video", "01:02:03:04"), ("audio", None), ("data", "01:02:03:04")]  # fmt: skip
+
+
+def test_a_preview_starts_at_its_own_timecode(tmp_path: Path) -> None:
+    """The input's timecode plus the frames before the preview: 59;28 + 3 frames at 29.97 drop-frame
+    (00:01:00;00 and ;01 do not exist); also from a tmcd track that the video does not refer to, and
+    from a Matroska file's tag."""
+    src = tmp_path / "df.mov"
+    ffmpeg(*("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=30000/1001", "-frames:v", "12", "-c:v", "libx264"),
+           *("-preset", "ultrafast", "-timecode", "00:00:59;28", src))  # fmt: skip
+    _dove(src, tmp_path / "out.mov", preview="0.1+0.2s")  # from frame 3 (0.1001 s)
+    assert _ff_timecodes(tmp_path / "out.mov") == ["00:01:00;03", "00:01:00;03"]
+    roundtrip(src, tmp_path / "direct.mov", reader={"start": 0.1, "duration": 0.2}, start=0.1, end=0.3)  # no segments
+    assert _ff_timecodes(tmp_path / "direct.mov") == ["00:01:00;03", "00:01:00;03"]
+    only_tmcd = tmp_path / "tmcd.mov"  # a tmcd track the video does not refer to (no tref): some cameras'
+    only_tmcd.write_bytes(src.read_bytes().replace(b"tref", b"free"))
+    with av.open(str(only_tmcd)) as c:
+        assert c.streams.video[0].metadata.get("timecode") is None and c.streams.data[0].metadata["timecode"]
+    _dove(only_tmcd, tmp_path / "out.mkv", preview="0.1+0.2s")
+    with av.open(str(tmp_path / "out.mkv")) as c:
+        assert c.streams.video[0].metadata["TIMECODE"] == "00:01:00;03"
+    in_file = tmp_path / "file.mkv"  # ffmpeg -timecode puts it on the file in Matroska
+    ffmpeg(*("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=30000/1001", "-frames:v", "12", "-c:v", "libx264"),
+           *("-preset", "ultrafast", "-timecode", "10:00:00;00", in_file))  # fmt: skip
+    _dove(in_file, tmp_path / "file-out.mp4", preview="0.1+0.2s")
+    assert _ff_timecodes(tmp_path / "file-out.mp4") == ["10:00:00;03", "10:00:00;03"]
+
+
+def test_what_is_not_kept_of_the_timecode_and_data_streams_is_said(
+    clip_timecode: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    ts = tmp_path / "data.ts"
+    (tmp_path / "d.bin").write_bytes(bytes(range(256)) * 8)
+    ffmpeg(*("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25", "-f", "data", "-i", tmp_path / "d.bin"),
+           *("-map", "0", "-map", "1", "-frames:v", "6", "-c:v", "libx264", "-c:d", "copy", ts))  # fmt: skip
+    reel = tmp_path / "reel.mkv"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25", "-frames:v", "6", "-metadata", "timecode=reel 7", reel)
+    with caplog.at_level(logging.WARNING):
+        _dove(ts, tmp_path / "out.mkv")
+        _dove(clip_timecode, tmp_path / "out.ts", audio="none")
+        _dove(reel, tmp_path / "reel-out.mkv", preview="0.1+0.1s")
+        _dove(reel, tmp_path / "reel-whole.mkv")  # kept as it is
+        _dove(clip_timecode, tmp_path / "tc.mkv")  # its tmcd track is the timecode: nothing to say
+    assert caplog.messages == [
+        f"{tmp_path / 'out.mkv'}: input data stream #1 (bin_data) not copied (dove copies video, audio, subtitles, "
+        "chapters, tags and the timecode)",
+        f"{tmp_path / 'out.ts'}: MPEG-TS keeps no file tags; not kept: creation_time (.mkv, .mp4 and .mov keep them)",
+        f"{tmp_path / 'out.ts'}: the input's timecode 01:02:03:04 not kept: MPEG-TS cannot hold it (.mov, .mp4 and "
+        ".mkv can)",
+        f"{tmp_path / 'reel-out.mkv'}: the input's timecode reel 7 not kept: dove cannot count it on to the --preview "
+        "start",
+    ]
+    assert _ff_timecodes(tmp_path / "reel-out.mkv") == [] and _ff_timecodes(tmp_path / "reel-whole.mkv") == ["reel 7"]
+
+
+APPLE_TAGS = {
+    "com.apple.quicktime.make": "Apple",
+    "com.apple.quicktime.model": "iPhone 15",
+    "com.apple.quicktime.location.ISO6709": "+48.8584+002.2945+035.000/",
+}
+
+
+@pytest.mark.parametrize("apple", [True, False])
+def test_quicktime_keys_are_kept_and_plain_tags_stay_as_they_were(apple: bool, tmp_path: Path) -> None:
+    """An iPhone's mdta keys survive in .mov/.mp4 (written as mdta keys then) and .mkv (as tags),
+    with the title, location and creation time; a file without such keys is written the default way."""
+    src = tmp_path / "phone.mov"
+    tags = {"title": "Paris trip", "location": "+48.8584+002.2945/", "creation_time": "2024-05-01T10:00:00Z"}
+    tags |= APPLE_TAGS if apple else {}
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25", "-frames:v", "4", "-c:v", "libx264",
+           *(["-movflags", "use_metadata_tags"] if apple else []),
+           *[a for k, v in tags.items() for a in ("-metadata", f"{k}={v}")], src)  # fmt: skip
+    with av.open(str(src)) as c:
+        theirs = dict(c.metadata)
+    assert {k for k in tags} <= set(theirs)
+    for ext in (".mov", ".mp4", ".mkv"):
+        out = tmp_path / f"out{ext}"
+        _dove(src, out)
+        with av.open(str(out)) as c:
+            ours = {k.lower(): v for k, v in c.metadata.items()}
+        same = {k: theirs[k][:19] if k == "creation_time" else theirs[k] for k in tags}  # MKV writes microseconds
+        assert {k: ours.get(k.lower(), "")[: len(v)] for k, v in same.items()} == same, ext
+        if ext != ".mkv":  # as the ffmpeg binary reads them, too (MP4 adds a location-eng)
+            assert _ff_file_tags(src).items() <= _ff_file_tags(out).items(), ext
+            assert (b"mdta" in out.read_bytes()) == apple, ext  # the QuickTime keys atom: only when needed

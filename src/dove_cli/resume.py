@@ -814,7 +814,7 @@ class _SegmentJoiner(ContainerWriter):
         cc = vs.codec_context
         if spec.encoder == "prores_ks":  # PyAV drops the FourCC, which names the ProRes profile (apch: HQ)
             cc.codec_tag = self._template.codec_context.codec_tag
-        cc.framerate = info.fps if info.fps and info.fps > 0 else Fraction(25)
+        cc.framerate = self._fps
         if info.sample_aspect_ratio:
             cc.sample_aspect_ratio = info.sample_aspect_ratio
         self._setup_color(cc, pf, width, height)
@@ -844,6 +844,8 @@ class _SegmentJoiner(ContainerWriter):
         def rebase(t: int, ptb: Fraction) -> int:
             return round(Fraction(t) * ptb / tb)
 
+        if self.frames_written == 0:
+            self._stamp_timecode(first_pts)
         try:
             with av.open(str(file)) as src:
                 for p in src.demux(src.streams.video[0]):

@@ -39,6 +39,7 @@ from dove_cli.video_io.formats import (
     rgb_frame,
     signal_range,
 )
+from dove_cli.video_io.metadata import TAGLESS, file_tags, find_timecode, get_tag, mdta_keys, move_timecode
 from dove_cli.video_io.paths import disk_full, prepare_output, remove_made_folders, temp_sibling
 from dove_cli.video_io.reader import VideoInfo
 
@@ -113,6 +114,7 @@ class ContainerWriter(VideoWriter):
         self._t1 = (origin + Fraction(end)) if end is not None else None
         self._shift = round(self._t0 / info.time_base) if self._t0 is not None else 0
         self._done = False
+        self._fps = info.fps if info.fps and info.fps > 0 else Fraction(25)  # the output's frame rate
         self._src: av.container.InputContainer | None = None
         fmt_name = VIDEO_EXTENSIONS[path.suffix.lower()]
         name, spec = resolve_codec(codec or default_codec(path, info.color_trc))
@@ -153,8 +155,7 @@ class ContainerWriter(VideoWriter):
 
     # -- setup
     def _setup_video(self, spec: CodecSpec, pf: str, opts: dict[str, str], width: int, height: int) -> None:
-        info = self.info
-        fps = info.fps if info.fps and info.fps > 0 else Fraction(25)
+        info, fps = self.info, self._fps
         vs: Any = self._out.add_stream(spec.encoder, rate=fps)
         vs.width, vs.height, vs.pix_fmt = width, height, pf
         vs.time_base = info.time_base
@@ -213,6 +214,7 @@ class ContainerWriter(VideoWriter):
         self._pending: av.Packet | None = None
         self._held_cues: dict[int, av.Packet] = {}  # output stream index -> converted cue not yet muxed
         self._aux_iter: Iterator[av.Packet] | None = None
+        self._timecode: tuple[str, Fraction] | None = None  # the input's, and the rate it counts at
         if info.is_image_sequence or info.is_still_image or not info.path.is_file():
             return
         try:
@@ -221,12 +223,7 @@ class ContainerWriter(VideoWriter):
             raise InputError(f"{info.path}: cannot reopen for audio ({ffmsg(exc)})") from None
         self._src = src
         out = self._out
-        keep = {
-            k: v
-            for k, v in src.metadata.items()
-            if k not in ("major_brand", "minor_version", "compatible_brands", "encoder")
-        }
-        out.metadata.update(keep)
+        self._copy_tags(src, fmt_name)
         try:
             chapters = self._chapters_in_span(src.chapters())
             if chapters:
@@ -297,6 +294,7 @@ class ContainerWriter(VideoWriter):
                 if k in vin.metadata:
                     self._vs.metadata[k] = vin.metadata[k]
             self._vs.disposition = vin.disposition  # default, forced, ... as the input's video had them
+        self._carry_timecode(src, vin, fmt_name)
         if self._aux:
             if self._t0 is not None and self._t0 > 0:
                 subtitles_in = any(src.streams[i].type == "subtitle" for i in self._aux)
@@ -304,6 +302,58 @@ class ContainerWriter(VideoWriter):
                 lookback = SUBTITLE_LOOKBACK_S if subtitles_in else AUX_SEEK_MARGIN_S
                 src.seek(int(max(Fraction(0), self._t0 - lookback) * av.time_base), backward=True)
             self._aux_iter = iter(src.demux(*[src.streams[i] for i in self._aux]))
+
+    def _copy_tags(self, src: Any, fmt_name: str) -> None:
+        """The file's tags; MOV/MP4 store them as QuickTime keys (mdta) when some key, such as a
+        phone's com.apple.quicktime.make, would be lost otherwise. MPEG-TS keeps none: said."""
+        tags = file_tags(src)
+        self._out.metadata.update(tags)
+        if tags and fmt_name in TAGLESS and self._warn:
+            log.warning("%s: MPEG-TS keeps no file tags; not kept: %s (.mkv, .mp4 and .mov keep them)",
+                        self.path, ", ".join(tags))  # fmt: skip
+        if keys := mdta_keys(fmt_name, tags):
+            flags = self._out.container_options.get("movflags")
+            self._out.container_options["movflags"] = f"{flags}+use_metadata_tags" if flags else "+use_metadata_tags"
+            if self._warn:
+                log.info("%s: tags written as QuickTime keys (mdta) to keep %s", self.path, ", ".join(keys))
+
+    def _carry_timecode(self, src: Any, vin: Any, fmt_name: str) -> None:
+        """Find the input's start timecode, to tag the output's video stream with at its first frame
+        (`_stamp_timecode`); say why when the output cannot have it. Data streams other than the
+        timecode's (tmcd) are not copied: said too."""
+        others = [f"#{s.index} ({s.name or s.metadata.get('handler_name') or 'unknown'})"
+                  for s in src.streams if s.type == "data" and not get_tag(s.metadata, "timecode")]  # fmt: skip
+        if others and self._warn:
+            log.warning("%s: input data stream%s %s not copied (dove copies video, audio, subtitles, chapters, tags "
+                        "and the timecode)", self.path, "s" if len(others) > 1 else "", ", ".join(others))  # fmt: skip
+        tc = find_timecode(src, vin)
+        if tc is None:
+            return
+        rate = Fraction(vin.average_rate or vin.guessed_rate or self._fps) if vin is not None else self._fps
+        countable = move_timecode(tc, rate, self._fps, 0) is not None
+        if fmt_name in TAGLESS:
+            why = "MPEG-TS cannot hold it (.mov, .mp4 and .mkv can)"
+        elif not countable and fmt_name in ("mov", "mp4"):
+            why = f"it is not a timecode at {float(self._fps):.3g} frames/s"
+        elif not countable and self._t0:
+            why = "dove cannot count it on to the --preview start"
+        else:
+            self._timecode = tc, rate
+            return
+        if self._warn:
+            log.warning("%s: the input's timecode %s not kept: %s", self.path, tc, why)
+
+    def _stamp_timecode(self, pts: int) -> None:
+        """Tag the video stream, before the file's header is written, with the timecode of its first
+        frame (at `pts`): the input's, counted on by the frames before it (a --preview starts later)."""
+        if self._timecode is None:
+            return
+        tc, rate = self._timecode
+        frames = round((pts - self.info.start_pts) * self.info.time_base * self._fps)
+        self._vs.metadata["timecode"] = move_timecode(tc, rate, self._fps, frames) or tc
+        if self._t0:
+            log.info("%s: timecode %s (the input's %s, %d frames on)", self.path, self._vs.metadata["timecode"],
+                     tc, frames)  # fmt: skip
 
     def _copy_attachments(self, src: Any, fmt_name: str) -> None:
         """Matroska attachments (the fonts that ASS subtitles are styled with) go along with them;
@@ -385,6 +435,8 @@ class ContainerWriter(VideoWriter):
         )
         for k, v in self._tags.items():
             setattr(frame, k, v)
+        if self.frames_written == 0:
+            self._stamp_timecode(int(pts))
         frame.pts, frame.time_base = int(pts) - self._shift, self.info.time_base
         self._last_pts = int(pts)
         try:

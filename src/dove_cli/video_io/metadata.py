@@ -1,0 +1,96 @@
+"""The input's tags in the output: file tags (QuickTime keys included) and the start timecode.
+
+FFmpeg's MOV/MP4 muxer writes the tags it knows (title, location, ...) into udta/ilst and drops
+any other key, such as the `com.apple.quicktime.*` keys phones write; with `movflags
+use_metadata_tags` it writes every key into an mdta `keys` atom instead. A start timecode is a
+`timecode` tag on the video stream: the MOV/MP4 muxer makes a tmcd track of it, Matroska and NUT
+keep it as a tag, MPEG-TS keeps no tags at all.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import re
+from fractions import Fraction
+from typing import Any
+
+import av
+
+# Tags the muxer writes itself (the ftyp brands, the FFmpeg version): never copied.
+MUXER_TAGS = frozenset({"major_brand", "minor_version", "compatible_brands", "encoder"})
+# Containers that keep neither file tags nor a timecode (MPEG-TS stores a service name and languages).
+TAGLESS = frozenset({"mpegts"})
+_TIMECODE = re.compile(r"(\d{1,2}):(\d{2}):(\d{2})([:;.,])(\d+)")
+
+
+def file_tags(container: Any) -> dict[str, str]:
+    """The container tags to copy: all but the muxer's own and the timecode (a video stream tag)."""
+    return {k: v for k, v in container.metadata.items() if k.lower() not in MUXER_TAGS | {"timecode"}}
+
+
+def get_tag(tags: dict[str, str], key: str) -> str | None:
+    """A tag by name in any case (Matroska's are upper case)."""
+    return next((v for k, v in tags.items() if k.lower() == key), None)
+
+
+def find_timecode(container: Any, video: Any) -> str | None:
+    """The input's start timecode: its video stream's, else the file's. (FFmpeg's MOV demuxer tags
+    the video with the timecode of the tmcd track it refers to, and the file with that of a tmcd
+    track no video refers to; `ffmpeg -timecode` tags a Matroska file.)"""
+    for tags in (video.metadata if video is not None else {}, container.metadata):
+        if tc := get_tag(tags, "timecode"):
+            return tc
+    return None
+
+
+def move_timecode(tc: str, fps_in: Fraction, fps_out: Fraction, frames: int) -> str | None:
+    """The timecode of the output frame `frames` frames after the input frame timecoded `tc`.
+
+    Counted as FFmpeg's libavutil/timecode.c does: at the rate rounded to whole frames, drop-frame
+    (a separator other than ':' before the frames) skipping frame numbers 0 and 1 (0-3 at 60 fps)
+    of each minute but every tenth, within 24 hours. fps_out differs from fps_in when fields become
+    frames (--deinterlace field). None when `tc` is not HH:MM:SS:FF or the rate cannot be
+    drop-frame (not a multiple of 30000/1001).
+    """
+    m = _TIMECODE.fullmatch(tc.strip())
+    if m is None:
+        return None
+    r_in, r_out, drop = round(fps_in), round(fps_out), m[4] != ":"
+    if not r_in or not r_out or (drop and (r_in % 30 or r_out % 30)):
+        return None
+    hh, mm, ss, ff = int(m[1]), int(m[2]), int(m[3]), int(m[5])
+    start = (hh * 3600 + mm * 60 + ss) * r_in + ff
+    if drop:
+        minutes = 60 * hh + mm
+        start -= r_in // 30 * 2 * (minutes - minutes // 10)
+    n = round(Fraction(start * r_out, r_in)) + frames
+    if drop:  # frame count -> timecode frame number, skipping the dropped numbers
+        skip, per_10min = r_out // 30 * 2, r_out // 30 * 17982
+        d, r = divmod(n, per_10min)
+        n += 9 * skip * d + skip * (max(r - skip, 0) // (per_10min // 10))
+    ff, ss, mm, hh = n % r_out, n // r_out % 60, n // (r_out * 60) % 60, n // (r_out * 3600) % 24
+    return f"{hh:02d}:{mm:02d}:{ss:02d}{';' if drop else ':'}{ff:0{len(str(r_out - 1))}d}"
+
+
+def mdta_keys(fmt_name: str, tags: dict[str, str]) -> list[str]:
+    """The keys of `tags` that a MOV/MP4 file keeps only with movflags use_metadata_tags (mdta), that
+    is those lost when written the default way: probed by writing a file to memory and reading it
+    back, so that the answer is this FFmpeg's. Empty for other containers."""
+    if fmt_name not in ("mov", "mp4") or not tags:
+        return []
+    return list(_lost_by_default(fmt_name, tuple(tags.items())))
+
+
+@functools.lru_cache(maxsize=64)
+def _lost_by_default(fmt_name: str, items: tuple[tuple[str, str], ...]) -> tuple[str, ...]:
+    buf = io.BytesIO()
+    with av.open(buf, "w", format=fmt_name) as out:
+        out.metadata.update(dict(items))
+        vs: Any = out.add_stream("png", rate=25)
+        vs.width, vs.height, vs.pix_fmt = 16, 16, "rgb24"
+        out.start_encoding()
+    buf.seek(0)
+    with av.open(buf, metadata_errors="replace") as back:
+        kept = {k.lower() for k in back.metadata}
+    return tuple(k for k, _ in items if k.lower() not in kept)
