@@ -78,19 +78,25 @@ def test_batch_cli_reports_failures_and_exits_2(folder, tmp_path, capsys, caplog
     assert caplog.text.count("sub-folders are not searched (extras)") == 1
 
 
-def test_batch_dry_run_plans_every_file_and_writes_nothing(folder, tmp_path, capsys):
+def test_batch_dry_run_plans_every_file_and_writes_nothing(folder, tmp_path, capsys, caplog):
     """`--dry-run` on a folder: a row per video with the plan its single-file dry run makes, existing
-    outputs marked as the run would skip them, a file that cannot be planned named (exit 2)."""
+    outputs marked as the run would skip them, a file that cannot be planned named (exit 2), and the
+    run's warning that a nested video is left out (the plan said nothing of it)."""
+    import logging
+
     from dove_cli.cli import main
     from dove_cli.upscaling import upscale
 
     out = tmp_path / "out"
     out.mkdir()
     (out / "b.mkv").write_bytes(b"already done")
+    (folder / "extras").mkdir()
+    make_clip(folder / "extras" / "nested.mp4", frames=5)
     args = ["upscale", str(folder), "-o", str(out), "--model", "bilinear", "--scale", "2", "--chunk", "5",
             "--chunk-overlap", "0", "--tile", "96", "--dry-run"]  # fmt: skip
-    with pytest.raises(SystemExit) as exc:
+    with caplog.at_level(logging.WARNING), pytest.raises(SystemExit) as exc:
         main(args)
+    assert caplog.text.count("sub-folders are not searched (extras)") == 1
     assert exc.value.code == 2
     captured = capsys.readouterr()
     alone = upscale(folder / "a.mp4", out / "a.mp4", model="bilinear", scale=2, chunk=5, chunk_overlap=0, tile=96,

@@ -350,6 +350,36 @@ def test_paths_dove_cannot_use_say_what_to_give(tmp_path, capsys, monkeypatch, i
     assert len(err.strip().splitlines()) == 1 and not list((tmp_path / "DIR").iterdir())
 
 
+@pytest.mark.parametrize("source", ["CLIP", "IMAGES"])
+def test_an_output_without_extension_says_what_to_give(tmp_path, capsys, monkeypatch, source):
+    """`-o outpng2/` (a folder not there yet: the slash is lost) was "unknown output extension '(none)'".
+    An existing folder takes a video (its name kept), not an image sequence: offered for videos only."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pngs").mkdir()
+    for i in range(3):
+        Image.new("RGB", (32, 32)).save(tmp_path / "pngs" / f"{i:03d}.png")
+    input_name = str(demo_clip("002.mp4")) if source == "CLIP" else "pngs"
+    code, _, err = run(["upscale", input_name, "-o", "outpng2/", "--model", "bilinear", "--fps", "25"], capsys)
+    folder = ", or an existing folder" if source == "CLIP" else ""
+    assert code == 2 and err.strip() == ("error: outpng2: no extension: give a file name such as outpng2.mp4, an "
+                                         f"image pattern such as outpng2/%06d.png{folder}"), err  # fmt: skip
+    assert sorted(os.listdir(tmp_path)) == ["pngs"]
+
+
+def test_a_mixed_size_image_folder_is_refused_before_any_work(tmp_path, capsys):
+    """The size of every image is checked when the folder is opened: the run stopped at the odd
+    image, after "loading model" and "upscaling" the ones before it."""
+    (tmp_path / "mixed").mkdir()
+    for n in range(1, 6):
+        Image.new("RGB", (80, 40) if n == 3 else (96, 54)).save(tmp_path / "mixed" / f"f_{n:04d}.png")
+    out = tmp_path / "seq.mp4"
+    code, _, err = run(["upscale", str(tmp_path / "mixed"), "-o", str(out), "--model", "bilinear", "--fps", "25"],
+                       capsys)  # fmt: skip
+    odd = tmp_path / "mixed" / "f_0003.png"
+    assert code == 2 and err.strip() == f"error: {odd}: size 80x40 differs from the first image (96x54)", err
+    assert not out.exists() and sorted(os.listdir(tmp_path)) == ["mixed"]
+
+
 def test_an_output_folder_for_one_video_takes_its_name(tmp_path, capsys, caplog):
     """`-o DIR` writes DIR/<input name>, as a folder run would (it was refused with that very name)."""
     clip = demo_clip("002.mp4")
@@ -441,3 +471,26 @@ def test_an_hdr_input_is_planned_and_written_as_hevc_and_a_refused_run_says_only
     code, _, err = run(argv, capsys)
     assert code == 2 and err.strip() == f"error: {out}: already exists (use --overwrite to replace it)", err
     assert caplog.messages == []
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="a bash script")
+def test_pick_settings_example_runs_without_weights_into_the_folder_given(tmp_path):
+    """examples/pick_settings.sh took no dove options (so it needed the weights) and wrote into the
+    current folder; options now go to every dove command and the previews into $OUT."""
+    from pathlib import Path
+
+    examples = Path(__file__).parents[1] / "examples"
+    (tmp_path / "bin").mkdir()
+    shim = tmp_path / "bin" / "dove"  # the dove of this checkout, as the installed command would be
+    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m dove_cli.cli "$@"\n')
+    shim.chmod(0o755)
+    env = {**os.environ, "PATH": f"{shim.parent}{os.pathsep}{os.environ['PATH']}", "OUT": "chosen"}
+    clip = examples / "data" / "demo_316x178.mp4"
+    done = subprocess.run(["bash", examples / "pick_settings.sh", clip, "0:01", "--model", "bilinear", "--scale", "1"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert sorted(os.listdir(tmp_path)) == ["bin", "chosen"] and "plan (--dry-run)" in done.stdout
+    for name in ("preview_tile512.mkv", "preview_whole.mkv"):
+        with av.open(str(tmp_path / "chosen" / name)) as c:  # from 1 s on: 17 of the 33 frames at 16 fps
+            video = c.streams.video[0]
+            assert (video.codec_context.width, sum(1 for _ in c.decode(video))) == (2 * 316, 17)  # --compare

@@ -371,14 +371,25 @@ def test_a_decode_error_says_how_to_resume_past_it(tmp_path, caplog):
 
 
 def test_an_interrupt_before_anything_is_saved_leaves_nothing_behind(clip, tmp_path):
-    """Ctrl-C during the first window: no `--resume` advice for 0 saved frames, and no work folder."""
+    """Ctrl-C before the first segment closes: no `--resume` advice for 0 saved frames, and no work
+    folder. A frame count only when frames were made (during the first window it said "after 0 frames";
+    one window later, a count of frames said next to "nothing was kept" needs the reason)."""
     from dove_cli.errors import Interrupted
 
-    class _CtrlC(BilinearModel):
+    class _CtrlC(_FailAfter):
         def restore(self, video, generator=None, timer=None):
-            raise KeyboardInterrupt
+            if self.n == 0:
+                raise KeyboardInterrupt
+            return super().restore(video)
 
     out = tmp_path / "out.mp4"
-    with pytest.raises(Interrupted, match="before the first segment was saved; nothing was kept"):
-        upscale(clip, out, UpscaleOptions(**OPTS), restorer=_CtrlC("cpu"))
+    with pytest.raises(Interrupted) as err:
+        upscale(clip, out, UpscaleOptions(**OPTS), restorer=_CtrlC(0))
+    assert str(err.value) == f"{out}: interrupted before the first segment was saved; nothing was kept"
+    assert not out.exists() and not work_folder(out).exists()
+    with pytest.raises(Interrupted) as err:  # chunk 9 (bilinear: no overlap): the first window finishes 0-8
+        upscale(clip, out, UpscaleOptions(**OPTS), restorer=_CtrlC(1))
+    assert str(err.value) == (f"{out}: interrupted before the first segment was saved; nothing was kept (the 9 "
+                              f"frames made so far were in that segment, which closes at {SEGMENT_MIN_FRAMES} "
+                              "frames or more)")  # fmt: skip
     assert not out.exists() and not work_folder(out).exists()

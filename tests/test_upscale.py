@@ -340,6 +340,30 @@ def test_options_validation():
         upscale("x.mp4", "y.mp4", preview="12")
 
 
+@pytest.mark.parametrize(
+    ("keyword", "message"),
+    [
+        ("quiet", "quiet=: --quiet is for the command line only; the Python API draws no progress bar"),
+        ("eval", "eval=: --eval is for the command line only; in Python, score the output with dove_cli.metrics"),
+        ("eval_json", ".write_json(FILE) on the report"),
+        ("tiles", "tiles=: no such option; did you mean tile=?"),
+        ("codec_option", "did you mean codec_options=?"),  # --codec-option is the one flag not named as its field
+        ("frobnicate", "frobnicate=: no such option; dove_cli.UpscaleOptions lists them"),
+    ],
+)
+def test_an_unknown_keyword_is_one_line_that_says_what_to_use(keyword, message, tmp_path):
+    """The Python API's keywords are UpscaleOptions fields; the command line's own options and
+    misspellings were a TypeError from the dataclass. Refused before the input is even opened."""
+    import dove_cli
+    from dove_cli.batch import dry_run_batch, upscale_batch
+
+    for call in (dove_cli.upscale, upscale_batch, dry_run_batch):
+        with pytest.raises(OptionError) as err:
+            call(tmp_path / "missing.mp4", tmp_path / "out.mp4", model="bilinear", **{keyword: True})
+        assert message in str(err.value) and "\n" not in str(err.value)
+    assert not (tmp_path / "out.mp4").exists()
+
+
 def test_cli_io_options_fps_rotate_subtitles_decode_errors(tmp_path, capsys):
     from dove_cli.cli import main
     from media import ffinfo

@@ -1003,6 +1003,52 @@ def test_still_image(png_sequence: Path, tmp_path: Path) -> None:
         open_writer(tmp_path / "x.png", probe(png_sequence), 64, 48)
 
 
+def _numbered_pngs(folder: Path, numbers: list[int], sizes: dict[int, tuple[int, int]] | None = None) -> None:
+    """f_NNNN.png of a colour each (red = the number), 96x54 unless `sizes` says otherwise."""
+    from PIL import Image
+
+    folder.mkdir()
+    for n in numbers:
+        Image.new("RGB", (sizes or {}).get(n, (96, 54)), (n, 0, 0)).save(folder / f"f_{n:04d}.png")
+
+
+def test_gaps_in_a_numbered_sequence_are_said_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """f_0001, f_0002, f_0005, f_0009: four frames, in order, as before, and now one warning that
+    names the missing numbers (it was silent); a folder and a pattern alike, nothing for whole ones."""
+    _numbered_pngs(tmp_path / "gaps", [1, 2, 5, 9])
+    for source in (tmp_path / "gaps", tmp_path / "gaps" / "f_%04d.png"):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING), open_reader(source, fps=25) as reader:
+            reds = [int(f.rgb[0, 0, 0]) for f in reader]
+        assert reds == [1, 2, 5, 9]
+        said = [r.getMessage() for r in caplog.records]
+        assert said == [f"{source}: 5 frame numbers are missing from the sequence: 3-4, 6-8 (f_0001.png to "
+                        "f_0009.png); the 4 images are read in order, one frame each"]  # fmt: skip
+    _numbered_pngs(tmp_path / "many", [1, *range(3, 40, 2)])  # 19 one-number gaps: the first 8, then ...
+    with caplog.at_level(logging.WARNING), open_reader(tmp_path / "many", fps=25):
+        assert "19 frame numbers are missing from the sequence: 2, 4, 6, 8, 10, 12, 14, 16, ... (f_0001" in caplog.text
+    caplog.clear()
+    _numbered_pngs(tmp_path / "whole", [7, 8, 9, 10])
+    from PIL import Image
+
+    (tmp_path / "named").mkdir()
+    for name in ("a1.png", "b3.png"):  # not one numbered sequence (two names, each its number): nothing to say
+        Image.new("RGB", (8, 8)).save(tmp_path / "named" / name)
+    for folder in ("whole", "named"):
+        with caplog.at_level(logging.WARNING), open_reader(tmp_path / folder, fps=25):
+            pass
+    assert caplog.text == ""
+
+
+def test_a_mixed_size_sequence_is_refused_on_opening(tmp_path: Path) -> None:
+    """An image of another size stopped the run at that frame, after the work before it; now it is
+    refused when the sequence is opened, from the image headers."""
+    _numbered_pngs(tmp_path / "mixed", [1, 2, 3, 4], sizes={3: (80, 40)})
+    with pytest.raises(InputError) as err:
+        open_reader(tmp_path / "mixed", fps=25)
+    assert str(err.value) == f"{tmp_path / 'mixed' / 'f_0003.png'}: size 80x40 differs from the first image (96x54)"
+
+
 # ----------------------------------------------------------------------------------- bad input
 
 

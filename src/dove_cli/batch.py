@@ -93,6 +93,15 @@ def plan_batch(in_dir: Path, out_dir: Path, *, overwrite: bool = False) -> list[
     return items
 
 
+def say_subfolders(in_dir: Path) -> None:
+    """Warn that videos in sub-folders are left out. Said by the run and its dry run, once each, not by
+    plan_batch (the CLI plans first to size its progress bar)."""
+    subfolders = sorted(p.name for p in in_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if subfolders:
+        more = f", {len(subfolders) - 5} more" if len(subfolders) > 5 else ""
+        log.warning("%s: sub-folders are not searched (%s%s)", in_dir, ", ".join(subfolders[:5]), more)
+
+
 def upscale_batch(
     in_dir: str | Path,
     out_dir: str | Path,
@@ -123,9 +132,7 @@ def upscale_batch(
         opts = replace(opts, resume=True)
     in_dir, out_dir = Path(in_dir), Path(out_dir)
     result = BatchResult(plan_batch(in_dir, out_dir, overwrite=opts.overwrite))
-    subfolders = [p.name for p in in_dir.iterdir() if p.is_dir() and not p.name.startswith(".")]
-    if subfolders:  # said here, once, not by plan_batch (the CLI plans first to size its progress bar)
-        log.warning("%s: sub-folders are not searched (%s)", in_dir, ", ".join(sorted(subfolders)[:5]))
+    say_subfolders(in_dir)
     if not out_dir.is_dir():
         try:
             out_dir.mkdir(parents=True)
@@ -184,6 +191,7 @@ def dry_run_batch(in_dir: str | Path, out_dir: str | Path, options: Any = None, 
     if not opts.overwrite:  # as the run will: an interrupted file is continued (its plan says how far it got)
         opts = replace(opts, resume=True)
     result = BatchResult(plan_batch(Path(in_dir), Path(out_dir), overwrite=opts.overwrite))
+    say_subfolders(Path(in_dir))
     for item in result.items:
         if item.status == "skipped":
             continue

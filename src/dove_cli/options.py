@@ -11,8 +11,9 @@ This module imports no torch, so that `dove --help` starts at once.
 
 from __future__ import annotations
 
+import difflib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields, replace
 from fractions import Fraction
 from typing import Any, ClassVar, Literal, get_args, get_origin, get_type_hints
@@ -215,8 +216,36 @@ class UpscaleOptions:
     given: frozenset[str] = field(default=frozenset(), metadata={"cli": Cli("", hidden=True)})
 
 
+# Options of `dove upscale` that are no UpscaleOptions field: what a Python caller does instead.
+_SCORE = "in Python, score the output with dove_cli.metrics.evaluate.evaluate(output, gt, metrics)"
+COMMAND_LINE_ONLY = {
+    "quiet": "the Python API draws no progress bar (pass progress=CALLBACK for one) and says notes and warnings "
+    "through the 'dove_cli' logger (logging.getLogger('dove_cli').setLevel(logging.ERROR) silences them)",
+    "eval": _SCORE,
+    "eval_metrics": _SCORE,
+    "eval_json": _SCORE + ", then .write_json(FILE) on the report",
+    "dry_run": "upscale(..., dry_run=True) returns the plan; for a folder, call dove_cli.batch.dry_run_batch(...)",
+}
+
+
+def check_keywords(names: Iterable[str]) -> None:
+    """Raise OptionError, one line, for a keyword that is no UpscaleOptions field: what to do instead
+    for the command line's own options (--quiet, --eval), "did you mean" for a misspelling."""
+    known = [f.name for f in fields(UpscaleOptions)]
+    for name in names:
+        if name in known:
+            continue
+        if name in COMMAND_LINE_ONLY:
+            flag = "--" + name.replace("_", "-")
+            raise OptionError(f"{name}=: {flag} is for the command line only; {COMMAND_LINE_ONLY[name]}")
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.7)
+        hint = f"did you mean {close[0]}=?" if close else "dove_cli.UpscaleOptions lists them"
+        raise OptionError(f"{name}=: no such option; {hint}")
+
+
 def with_overrides(options: UpscaleOptions | None, overrides: dict[str, Any]) -> UpscaleOptions:
     """`options` (or the defaults) with keyword overrides of its fields, which count as given."""
+    check_keywords(overrides)
     opts = replace(options or UpscaleOptions(), **overrides)
     return replace(opts, given=opts.given | (overrides.keys() - {"given"}))
 

@@ -628,8 +628,9 @@ class Session:
         written = max(written, saved)  # a resumed run stopped before it reached its saved frames
         if not saved:  # before the first segment closed: nothing to resume, so no work folder left behind
             self.work.remove()
-            return Interrupted(f"{self.output}: interrupted after {written} frames, before the first segment was "
-                               "saved; nothing was kept")  # fmt: skip
+            made = (f" (the {written} frames made so far were in that segment, which closes at "
+                    f"{SEGMENT_MIN_FRAMES} frames or more)") if written else ""  # fmt: skip
+            return Interrupted(f"{self.output}: interrupted before the first segment was saved; nothing was kept{made}")
         unsaved = f" (the {written - saved} after them were in a segment still open, and are redone)"
         return Interrupted(
             f"{self.output}: interrupted after {written} frames; {saved} are saved in closed segments in "

@@ -140,9 +140,13 @@ def open_writer(
     if str(path) == "-":
         raise OutputError("-: writing to standard output is not supported (the output is written under a "
                           "temporary name and renamed when whole); give a file name like out.mp4")  # fmt: skip
+    if not ext:  # `-o outframes/`: the slash is gone, and a folder that does not exist is no output
+        folder = "" if info.is_image_sequence or info.is_still_image else ", or an existing folder"
+        raise OutputError(f"{path}: no extension: give a file name such as {path}.mp4, an image pattern such "
+                          f"as {path / '%06d.png'}{folder}")  # fmt: skip
     if ext not in VIDEO_EXTENSIONS:
         raise OutputError(
-            f"{path}: unknown output extension {ext or '(none)'!r} (use "
+            f"{path}: unknown output extension {ext!r} (use "
             f"{', '.join(sorted(VIDEO_EXTENSIONS))}, or an image pattern like frames/%06d.png)"
         )
     return ContainerWriter(

@@ -196,6 +196,55 @@ def image_inputs(path: Path) -> list[Path] | None:
     return None
 
 
+def runs(numbers: list[int]) -> list[tuple[int, int]]:
+    """Sorted numbers as runs of consecutive ones: [4, 5, 6, 9] -> [(4, 6), (9, 9)]."""
+    ranges: list[tuple[int, int]] = []
+    for n in numbers:
+        if ranges and n <= ranges[-1][1] + 1:
+            ranges[-1] = (ranges[-1][0], n)
+        else:
+            ranges.append((n, n))
+    return ranges
+
+
+def shown_ranges(ranges: list[tuple[int, int]]) -> str:
+    """'3-4, 6-8, 12': the first SHOWN_RANGES ranges of a warning, then '...'."""
+    shown = [f"{a}-{b}" if b > a else f"{a}" for a, b in ranges[:SHOWN_RANGES]]
+    return ", ".join(shown + ["..."] * (len(ranges) > SHOWN_RANGES))
+
+
+def missing_numbers(files: list[Path]) -> list[tuple[int, int]]:
+    """The ranges of frame numbers absent from a numbered sequence (f_0001, f_0002, f_0005 -> [(3, 4)]):
+    the one number that changes from name to name, the rest of the names alike; [] otherwise."""
+    parts = [re.split(r"(\d+)", f.name) for f in files]  # text, digits, text, ...: digits at odd places
+    if len(parts) < 2 or len({len(p) for p in parts}) != 1:
+        return []
+    changing = [i for i in range(len(parts[0])) if len({p[i] for p in parts}) > 1]
+    if len(changing) != 1 or changing[0] % 2 == 0:
+        return []
+    numbers = sorted(int(p[changing[0]]) for p in parts)
+    return [(a + 1, b - 1) for a, b in itertools.pairwise(numbers) if b > a + 1]
+
+
+def check_image_sizes(files: list[Path]) -> None:
+    """Every image the size of the first, from the file headers (PIL reads no pixels: about 30 us an
+    image), so that a stray size stops the run before any work rather than part way. A file PIL cannot
+    read is left to the decoder, which checks each size again."""
+    from PIL import Image, UnidentifiedImageError
+
+    first: tuple[int, int] | None = None
+    for file in files:
+        try:
+            with Image.open(file) as image:
+                size = image.size
+        except (OSError, UnidentifiedImageError, ValueError):
+            continue
+        if first is None:
+            first = size
+        elif size != first:
+            raise InputError(f"{file}: size {size[0]}x{size[1]} differs from the first image ({first[0]}x{first[1]})")
+
+
 def warn_if_see_through(path: Path, frame: av.VideoFrame) -> None:
     """Transparency is dropped (frames are RGB): say so, but only for real transparency (GIFs and
     many PNGs carry an alpha plane that is opaque everywhere)."""
@@ -218,18 +267,6 @@ def check_input_file(path: Path) -> None:
         raise InputError(f"{path}: is a folder with no images")
     if path.stat().st_size == 0:
         raise InputError(f"{path}: file is empty (0 bytes)")
-
-
-def _frame_ranges(numbers: list[int]) -> list[str]:
-    """Sorted frame numbers as at most SHOWN_RANGES runs: [4, 5, 6, 9] -> ["4-6", "9"]."""
-    ranges: list[list[int]] = []
-    for n in numbers:
-        if ranges and n <= ranges[-1][1] + 1:
-            ranges[-1][1] = n
-        else:
-            ranges.append([n, n])
-    shown = [f"{a}-{b}" if b > a else f"{a}" for a, b in ranges[:SHOWN_RANGES]]
-    return shown + ["..."] if len(ranges) > SHOWN_RANGES else shown
 
 
 def _time_span(seconds: list[float]) -> str:
@@ -563,7 +600,7 @@ class VideoReader:
         if not self._skipped and not self._unplaced:
             return
         placed = sorted(self._where(pts) for pts in self._skipped)
-        shown = _frame_ranges([n for n, _ in placed])
+        shown = [shown_ranges(runs([n for n, _ in placed]))] if placed else []
         if self._unplaced:
             shown.append(f"{self._unplaced} without a timestamp")
         span = f"{_time_span([t for _, t in placed])}; " if placed else ""
@@ -587,7 +624,7 @@ class VideoReader:
             "%s: %d frame%s the timestamp of the frame before (or an earlier one): frame%s %s (%s); "
             "moved to 1 tick (%s s) after the frame before",
             self.path, n, " has" if n == 1 else "s have", "s" * (n != 1),
-            ", ".join(_frame_ranges([i for i, _ in self._moved])), _time_span(times), info.time_base,
+            shown_ranges(runs([i for i, _ in self._moved])), _time_span(times), info.time_base,
         )  # fmt: skip
         self._moved.clear()
 
@@ -695,6 +732,12 @@ class ImageReader(VideoReader):
         if not fps and warn and len(files) > 1:
             log.warning("%s: images are read at %s frames/s (ffmpeg's default); give --fps for another rate", path,
                         DEFAULT_SEQUENCE_FPS)  # fmt: skip
+        if warn and (gaps := missing_numbers(files)):
+            n = sum(b - a + 1 for a, b in gaps)
+            log.warning("%s: %d frame number%s missing from the sequence: %s (%s to %s); the %d images are "
+                        "read in order, one frame each", path, n, "s are" if n > 1 else " is", shown_ranges(gaps),
+                        files[0].name, files[-1].name, len(files))  # fmt: skip
+        check_image_sizes(files)
         bit_depth = max(comp.bits for comp in first.format.components)
         if warn:
             warn_if_see_through(path, first)
