@@ -198,6 +198,41 @@ def test_fp8_plans_for_a_card_on_paper_without_cuda(tmp_path, capsys):
     assert plans["fp8"].est_peak_device_bytes != plans["none"].est_peak_device_bytes
 
 
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="plans a card on paper: no GPU here")
+def test_a_dry_run_plans_bitsandbytes_weights_on_full_random(tmp_path, capsys):
+    """The README's advice for 8 GiB cards, `--dry-run --model full-random --quantize nf4`, was refused
+    (bitsandbytes quantises while loading, and full-random is built in memory): a dry run loads
+    nothing, so it plans with the bytes bitsandbytes would store, bitsandbytes or not; a real run
+    on full-random still refuses it."""
+    import torch
+
+    from dove_cli.engine import RANDOM_CONFIGS, skeleton
+    from dove_cli.errors import OptionError
+    from dove_cli.models import check_quantize, load_model
+    from dove_cli.options import UpscaleOptions
+    from dove_cli.upscaling import upscale
+
+    clip, out = demo_clip("002.mp4"), tmp_path / "x.mp4"
+    argv = ["upscale", str(clip), "-o", str(out), "--dry-run", "--vram", "8", "--model", "full-random"]
+    code, printed, err = run([*argv, "--quantize", "nf4"], capsys)
+    assert code == 0 and "error" not in err and "planned for a 8 GiB GPU" in printed, err
+    # The same windows (64 px tiles, blended on the GPU): the peaks differ by the weights alone, and
+    # bitsandbytes stores the transformer's Linear weights in 1 (int8) or 1/2 (nf4) of bf16's 2 bytes.
+    peak = {q: upscale(clip, out, model="full-random", vram=80, tile=64, quantize=q, dry_run=True)
+            .est_peak_device_bytes for q in ("none", "int8", "nf4")}  # fmt: skip
+    linear = sum(m.weight.numel() for m in skeleton(*RANDOM_CONFIGS["full"]).transformer.modules()
+                 if isinstance(m, torch.nn.Linear))  # fmt: skip
+    assert (peak["none"] - peak["int8"], peak["none"] - peak["nf4"]) == (linear, int(1.5 * linear))
+    small = {q: upscale(clip, out, model="full-random", vram=8, quantize=q, dry_run=True) for q in ("none", "nf4")}
+    assert small["none"].tile == 64 < small["nf4"].tile  # the room they leave goes to the windows
+    opts = UpscaleOptions(model="full-random", quantize="nf4")
+    check_quantize(opts, torch.device("cuda", 0), dry_run=True)  # a GPU here, bitsandbytes or not
+    with pytest.raises(OptionError, match="--quantize nf4 is applied while loading weights; --model tiny is built"):
+        load_model(UpscaleOptions(model="tiny", quantize="nf4"), torch.device("cpu"), torch.float32)  # as full-random
+    code, _, err = run([*argv, "--quantize", "nf4", "--offload", "sequential"], capsys)  # as the run would
+    assert code == 2 and "--offload sequential cannot move bitsandbytes weights: use --offload model" in err
+
+
 def test_fp8_check_without_cuda_is_one_line_not_a_torch_error(monkeypatch):
     import torch
 

@@ -87,7 +87,11 @@ def test_any_window_options_plan_or_fail_with_one_line(
     [
         (["--chunk-overlap", "40"], "--chunk-overlap 40 must be smaller than the chunk (--chunk auto uses 33"),
         (["--chunk-overlap", "33", "--dry-run"], "--chunk-overlap 33 must be smaller than the chunk"),
-        (["--chunk", "17", "--chunk-overlap", "17"], "--chunk-overlap 17 must be smaller than --chunk 17"),
+        (["--chunk", "17", "--chunk-overlap", "17"], "--chunk 17 is too small for --chunk-overlap 17"),
+        (
+            ["--chunk", "9", "--chunk-overlap", "8", "--dry-run"],
+            "error: --chunk 9 is too small for --chunk-overlap 8 (need chunk > 2 x overlap; e.g. --chunk-overlap 4)",
+        ),  # accepted before: every frame ran through the model 9 times
         (["--tile", "64", "--tile-overlap", "40"], "--tile 64 is too small for --tile-overlap 40"),
     ],
 )
@@ -135,7 +139,7 @@ def test_an_overlap_the_user_gives_is_kept_even_when_it_equals_the_default(tmp_p
     clip = demo_clip("007.mp4")
     main_args = ["upscale", str(clip), "-o", str(tmp_path / "o.mp4"), "--model", "tiny", "--dry-run"]
     refusals = {
-        ("--chunk", "5", "--chunk-overlap", "8"): "--chunk-overlap 8 must be smaller than --chunk 5",
+        ("--chunk", "5", "--chunk-overlap", "8"): "--chunk 5 is too small for --chunk-overlap 8",
         ("--tile", "64", "--tile-overlap", "32"): "--tile-overlap 32",
         ("--parity", "--blend", "cosine"): "--parity sets --blend hard (as the authors' script runs); drop --blend cosine",
         ("--parity", "--color-fix", "wavelet"): "drop --color-fix wavelet",
@@ -144,7 +148,7 @@ def test_an_overlap_the_user_gives_is_kept_even_when_it_equals_the_default(tmp_p
         with pytest.raises(SystemExit) as exc:
             main([*main_args, *flags])
         assert exc.value.code == 2 and said in capsys.readouterr().err, flags
-    with pytest.raises(OptionError, match="--chunk-overlap 8 must be smaller than --chunk 5"):
+    with pytest.raises(OptionError, match="--chunk 5 is too small for --chunk-overlap 8"):
         upscale(clip, tmp_path / "o.mp4", model="tiny", chunk=5, chunk_overlap=8, dry_run=True)
     assert upscale(clip, tmp_path / "o.mp4", model="tiny", chunk=5, dry_run=True).chunk_overlap == 2
     assert upscale(clip, tmp_path / "o.mp4", UpscaleOptions(model="tiny", chunk=5), dry_run=True).chunk_overlap == 2

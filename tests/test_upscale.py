@@ -432,9 +432,9 @@ def test_windows_past_what_the_vae_decodes_in_one_piece_tile_the_vae_not_the_mod
     defaults = model.vae.tile_sample_min_height, model.vae.tile_sample_min_width
     model.vae.tile_sample_min_height = model.vae.tile_sample_min_width = 64  # and the VAE's tiles
     h, w, budget = 256, 320, 1 << 50
-    assert choose_windows(model, 9, h, w, UpscaleOptions(tile=AUTO, chunk=9), budget) == (9, 0, True)
-    assert choose_windows(model, 9, h, w, UpscaleOptions(tile=0, chunk=9), budget) == (9, 0, True)
-    assert choose_windows(model, 9, h, w, UpscaleOptions(tile=128, chunk=9), budget) == (9, 128, False)
+    assert choose_windows(model, 9, h, w, UpscaleOptions(tile=AUTO, chunk=9), budget) == (0, 0, True)  # the clip
+    assert choose_windows(model, 9, h, w, UpscaleOptions(tile=0, chunk=9), budget) == (0, 0, True)
+    assert choose_windows(model, 9, h, w, UpscaleOptions(tile=128, chunk=9), budget) == (0, 128, False)
     # the memory of a tiled decode is what decides: a budget between the tiled and untiled estimates
     tiled, untiled = model.estimate_window_bytes(9, h, w, True), model.estimate_window_bytes(9, h, w, False)
     assert tiled < untiled
@@ -562,7 +562,10 @@ def test_plans_leave_room_for_weights_still_to_come(tiny_model):
     assert weights_to_come(tiny_model, "none", cpu) == 0 and weights_to_come(tiny_model, "none", cuda) == 0
     vae = sum(p.numel() * p.element_size() for p in tiny_model.vae.parameters())
     larger = max(loaded - vae, vae)  # --offload model: one part on the GPU at a time
-    assert weights_to_come(tiny_model, "model", cuda) == weights_to_come(bones, "model", cuda) == larger < loaded
+    assert weights_to_come(bones, "model", cuda) == larger < loaded
+    # a model loaded onto the GPU already holds all of them: planned with --offload model, the rest leaves
+    assert weights_to_come(tiny_model, "model", cuda) == larger - loaded < 0
+    assert weights_to_come(tiny_model, "sequential", cuda) == -loaded
     assert weights_to_come(bones, "model", cpu) == loaded  # offloading does nothing on the CPU
     assert weights_to_come(bones, "none", cpu) == weights_to_come(bones, "none", cuda) == loaded
     assert weights_to_come(bones, "sequential", cuda) == 0 and weights_to_come(BilinearModel(), "none", cpu) == 0
@@ -598,9 +601,80 @@ def test_a_plan_past_vram_says_so_and_what_to_do(tmp_path, caplog):
         plan = upscale(demo_clip("001.mp4"), tmp_path / "x.mp4", model="full-random", vram=8, dry_run=True)
     assert plan.est_peak_device_bytes > 8 << 30
     warning = next(r.getMessage() for r in caplog.records if "--vram" in r.getMessage())
-    assert "is more than --vram 8 GiB" in warning and "try --offload model" in warning, warning
+    # --offload model would still hold the 10.4 GiB transformer on the card in its turn: not named
+    assert "is more than --vram 8 GiB" in warning and "try --offload sequential or" in warning, warning
+    assert "--offload model" not in warning
     assert "--tile-overlap" not in caplog.text  # 64 px tiles share 16 px, not the default 32: not the user's doing
     assert (plan.tile, plan.tile_overlap) == (64, 16)
+
+
+def test_a_poor_plan_names_the_option_that_plans_better(tmp_path, caplog, monkeypatch):
+    """64 px tiles on a 12 GiB card (the weights take 11.3 GiB) came with no word, where --offload model
+    plans 16 times fewer model calls: the dry run says so with both plans' numbers, each planned by
+    make_plan, and only when the plan is poor."""
+    import logging
+
+    from dove_cli import plan as planning
+
+    clip = demo_clip("002.mp4")  # 318x180, 32 frames -> 1272x720
+
+    def plan(**opts):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            p = upscale(clip, tmp_path / "x.mp4", model="full-random", dry_run=True, **opts)
+        return p, [r.getMessage() for r in caplog.records if "plans" in r.getMessage()]
+
+    for vram, better in ((12, "model"), (8, "sequential")):  # on 8 GiB --offload model does not fit
+        poor, said = plan(vram=vram)
+        alt, _ = plan(vram=vram, offload=better)
+        assert poor.tile == 64 and alt.est_peak_device_bytes <= vram << 30 and 2 * alt.windows() <= poor.windows()
+        assert said == [
+            f"{poor.tiles} tiles of 64 px ({poor.windows()} model calls, work ratio {poor.work_ratio:.2f}); "
+            f"--offload {better} plans {alt.tiles} tiles of {alt.tile} px ({alt.windows()} calls, work ratio "
+            f"{alt.work_ratio:.2f}, est. peak GPU {alt.est_peak_device_bytes / 2**30:.1f} GiB)"
+        ]
+    assert plan(vram=12, offload="none")[1] == []  # an option the user set is theirs
+    assert plan(vram=12, tile=64)[1] == []  # and so is the tile: offloading plans the same 64 px tiles
+    # where bitsandbytes runs (a GPU here), a dry run with the offload given also plans nf4, not
+    # with --offload sequential (bitsandbytes' weights cannot move layer by layer)
+    monkeypatch.setattr(planning, "_has_bnb", lambda device: True)
+    poor, said = plan(vram=8, offload="none")
+    alt, _ = plan(vram=8, offload="none", quantize="nf4")
+    assert said and said[0].endswith(f"--quantize nf4 plans {alt.tiles} tiles of {alt.tile} px ({alt.windows()} calls, "
+                                     f"work ratio {alt.work_ratio:.2f}, est. peak GPU "
+                                     f"{alt.est_peak_device_bytes / 2**30:.1f} GiB)")  # fmt: skip
+    sequential, said = plan(vram=3, offload="sequential")
+    assert sequential.work_ratio > planning.POOR_WORK_RATIO and said == []
+    calls, make_plan = [], planning.make_plan
+    monkeypatch.setattr(planning, "make_plan", lambda *args: calls.append(args) or make_plan(*args))
+    assert plan(vram=80)[1] == [] and calls == []  # a good plan: no second plan made
+    assert plan(vram=12)[1] and len(calls) == 1  # a poor one: the first option that plans better
+
+
+def test_a_chunk_longer_than_the_clip_is_planned_as_the_clip(tiny_model, tmp_path, capsys):
+    """--chunk 1001 on a short clip runs one window of the clip's frames (windows.ChunkStream), but was
+    planned as 1001 frames (6.7 GiB for 1.8, minutes for seconds) shared with neighbours that do not exist."""
+    from dataclasses import asdict
+
+    from dove_cli.cli import main
+
+    clip = demo_clip("007.mp4")  # 33 frames
+    whole = asdict(upscale(clip, tmp_path / "x.mp4", model="tiny", chunk=0, dry_run=True))
+    for chunk in (33, 37, 1001):
+        assert asdict(upscale(clip, tmp_path / "x.mp4", model="tiny", chunk=chunk, dry_run=True)) == whole
+    with pytest.raises(SystemExit) as exc:
+        main(["upscale", str(clip), "-o", str(tmp_path / "x.mp4"), "--model", "tiny", "--dry-run", "--chunk", "1001"])
+    out = capsys.readouterr().out
+    assert exc.value.code == 0 and "1: the whole clip (33 frames)" in out and "neighbours" not in out
+    # and the run does what was planned: one window of the clip's frames, as before
+    short = make_clip(tmp_path / "short.mkv", size="48x32", frames=11, rate="16", codec="ffv1", pix_fmt="yuv444p")
+    windows, restore = [], tiny_model.restore
+    tiny_model.restore = lambda video, *a, **k: windows.append(video.shape[2]) or restore(video, *a, **k)
+    try:
+        r = upscale(short, tmp_path / "o.mkv", restorer=tiny_model, chunk=1001, scale=2, codec="ffv1")
+    finally:
+        del tiny_model.restore
+    assert windows == [11] and (r.plan.chunk, r.plan.chunks) == (0, 1) and r.frames == 11
 
 
 def test_attachments_that_cannot_go_along_are_said_once(tmp_path, caplog):

@@ -99,7 +99,7 @@ def test_online_chunks_equal_offline_plan(total, chunk, overlap, lengths):
 def test_bad_options_are_clear():
     with pytest.raises(OptionError, match="4k\\+1"):
         check_chunk(32, 8)
-    with pytest.raises(OptionError, match="smaller than --chunk"):
+    with pytest.raises(OptionError, match="too small for --chunk-overlap"):
         check_chunk(17, 17)
     with pytest.raises(OptionError, match="too small for --tile-overlap"):
         check_tile(64, 32, 16)
@@ -107,6 +107,20 @@ def test_bad_options_are_clear():
         check_tile(8, 0, 16)
     check_chunk(0, 8)
     check_tile(0, 64, 16)
+
+
+def test_a_given_chunk_must_hold_its_overlap_twice_as_a_tile_does():
+    """`--chunk 9 --chunk-overlap 8` advanced a frame a window (work ratio 7.26) without a word, where
+    `--tile 64 --tile-overlap 32` is refused: the same rule and the same message for chunks."""
+    for chunk, overlap, fits in ((9, 8, 4), (5, 4, 2), (17, 9, 8), (5, 3, 2), (33, 17, 16)):
+        with pytest.raises(OptionError) as refused:
+            check_chunk(chunk, overlap)
+        assert str(refused.value) == (f"--chunk {chunk} is too small for --chunk-overlap {overlap} (need chunk > "
+                                      f"2 x overlap; e.g. --chunk-overlap {fits})")  # fmt: skip
+        check_chunk(chunk, fits)  # what it suggests is taken
+    with pytest.raises(OptionError) as tile:
+        check_tile(64, 32, 16)
+    assert str(tile.value).replace("tile", "chunk") == str(refused.value).replace("33", "64").replace("17", "32")
 
 
 @pytest.mark.parametrize("length", range(2, 120))

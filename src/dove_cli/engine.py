@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from dove_cli.errors import ModelError, OptionError
-from dove_cli.options import Attention, Compile, Offload, Posterior, Quantize
+from dove_cli.options import Attention, Compile, Offload, Posterior, Quantize, check_quantize_offload
 from dove_cli.timing import NULL_TIMER, StageTimer
 
 log = logging.getLogger(__name__)
@@ -286,8 +286,7 @@ class DoveModel:
         if quantize == "fp8":
             check_fp8(device)
         elif quantize != "none":
-            if offload == "sequential":
-                raise OptionError("--offload sequential cannot move bitsandbytes weights: use --offload model")
+            check_quantize_offload(quantize, offload)
             kwargs["quantization_config"] = bnb_config(quantize, dtype, device)
             kwargs["device_map"] = {"": device}  # else bitsandbytes puts them on the current GPU
         try:
@@ -310,8 +309,7 @@ class DoveModel:
         """The transformer's Linear layers in fp8 (torchao: fp8 weights, activations scaled per row
         at run time), on an fp8 GPU; the VAE stays in its dtype."""
         check_fp8(self.device)
-        if self.offload != "none":
-            raise OptionError("--quantize fp8 cannot be combined with --offload (torchao's weights stay on the GPU)")
+        check_quantize_offload("fp8", self.offload)
         from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, PerRow, quantize_
 
         quantize_(self.transformer, Float8DynamicActivationFloat8WeightConfig(granularity=PerRow()))

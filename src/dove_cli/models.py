@@ -89,14 +89,18 @@ def load_model(opts: UpscaleOptions, device: torch.device, dtype: torch.dtype) -
     return model
 
 
-def check_quantize(opts: UpscaleOptions, device: torch.device, on_paper: bool = False) -> None:
+def check_quantize(opts: UpscaleOptions, device: torch.device, on_paper: bool = False, dry_run: bool = False) -> None:
     """What --quantize needs (a GPU that has fp8, bitsandbytes, ...), checked before anything loads.
-    on_paper (--dry-run --vram without a GPU): the card is not this machine's, so nothing to check."""
+    on_paper (--dry-run --vram without a GPU): the card is not this machine's, so nothing to check.
+    A dry run of a built-in model loads nothing, and a real run refuses int8/nf4 on it (`_load`):
+    its plan counts the bytes bitsandbytes would store, with or without bitsandbytes here."""
     if on_paper:
         return
     if opts.quantize == "fp8":
         engine.check_fp8(device)
     elif opts.quantize != "none" and opts.model != "bilinear":
+        if dry_run and random_size(opts) and device.type == "cuda":
+            return
         engine.bnb_config(opts.quantize, DTYPES.get(opts.dtype or "bf16", torch.bfloat16), device)
 
 
@@ -110,6 +114,9 @@ def _load(opts: UpscaleOptions, device: torch.device, dtype: torch.dtype) -> Res
         log.warning("--dtype fp16: CogVideoX1.5 was trained in bf16 and can overflow in fp16 (the run stops if it "
                     "does); bf16 is the safe choice")  # fmt: skip
     if size := random_size(opts):
+        if opts.quantize not in ("none", "fp8"):
+            raise OptionError(f"--quantize {opts.quantize} is applied while loading weights; --model {opts.model} is "
+                              f"built in memory (fp8 works on it; a --dry-run plans {opts.quantize})")  # fmt: skip
         return engine.build_random(size, device=device, dtype=dtype, posterior=opts.posterior, offload=opts.offload,
                                    vae_tiling=opts.vae_tiling)  # fmt: skip
     if device.type == "cpu" and opts.download and weights.find_downloaded() is None and not name:
@@ -137,9 +144,6 @@ def random_size(opts: UpscaleOptions) -> Literal["tiny", "full"] | None:
     """'tiny' / 'full' for --model tiny / full-random (random weights built in memory), else None."""
     if opts.model not in ("tiny", "full-random"):
         return None
-    if opts.quantize not in ("none", "fp8"):
-        raise OptionError(f"--quantize {opts.quantize} is applied while loading weights; --model {opts.model} is "
-                          "built in memory (fp8 works on it)")  # fmt: skip
     return "tiny" if opts.model == "tiny" else "full"
 
 

@@ -286,6 +286,14 @@ def _overlaps_that_fit(opts: UpscaleOptions) -> UpscaleOptions:
     return opts
 
 
+def check_quantize_offload(quantize: Quantize, offload: Offload) -> None:
+    """The weights an offload can move: bitsandbytes' only as a whole part, torchao's fp8 not at all."""
+    if quantize == "fp8" and offload != "none":
+        raise OptionError("--quantize fp8 cannot be combined with --offload (torchao's weights stay on the GPU)")
+    if quantize in ("int8", "nf4") and offload == "sequential":
+        raise OptionError("--offload sequential cannot move bitsandbytes weights: use --offload model")
+
+
 def check_options(opts: UpscaleOptions) -> UpscaleOptions:
     """Raise OptionError, one line naming the option, for any value the run cannot take; return the
     options with what --parity sets filled in."""
@@ -321,6 +329,7 @@ def check_options(opts: UpscaleOptions) -> UpscaleOptions:
             check_tile(opts.tile, opts.tile_overlap, 16)
         elif opts.tile_overlap < 0:
             raise OptionError(f"--tile-overlap {opts.tile_overlap} must not be negative")
+    check_quantize_offload(opts.quantize, opts.offload)  # a dry run refuses what the run's loading would
     if opts.preview:
         parse_preview(opts.preview)
     if opts.workers is not None and opts.workers < 1:

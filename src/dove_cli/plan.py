@@ -6,6 +6,7 @@ free memory; `--dry-run` prints a plan and stops.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from dataclasses import dataclass
@@ -15,8 +16,8 @@ import psutil
 import torch
 
 from dove_cli import release_layout
-from dove_cli.engine import TEMPORAL_PAD, Restorer
-from dove_cli.errors import InputError
+from dove_cli.engine import TEMPORAL_PAD, DoveModel, Restorer, bnb_config, loaded_weight_bytes
+from dove_cli.errors import InputError, OptionError
 from dove_cli.options import AUTO, DEFAULT_CHUNK, Offload, UpscaleOptions, check_options, is_given, parse_preview
 from dove_cli.video_io import VideoInfo
 from dove_cli.windows import ANY_LENGTH, Lengths, Span, fitting_tile_overlap, plan_spans, plan_tiles
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 MIN_TILE = 64  # smallest tile an OOM retry goes down to (output px)
 PIXEL_LOCAL_CHUNK = 1  # --chunk auto without temporal context (--model bilinear): one frame at a time
 ACCUMULATOR_MAX_DEVICE_BYTES = 8 << 30  # blend on the GPU only up to this much (and 1/4 of the budget)
+POOR_WORK_RATIO = 1.6  # more than 60% of the model's work done twice: worth a word when an option plans better
 
 
 @dataclass
@@ -97,24 +99,31 @@ def memory_budget(device: torch.device, not_yet_loaded: int = 0, vram_gib: float
 
 
 def weights_to_come(model: Restorer, offload: Offload, device: torch.device) -> int:
-    """Weight bytes that will share the window's memory during the run but do not take any now.
+    """Weight bytes that will share the window's memory during the run beyond those taking it now
+    (negative when `offload` moves off the GPU weights that a loaded model holds there).
 
-    A skeleton (--dry-run) has none loaded yet. Offloaded weights wait on the host and take their
-    turn on the GPU: with --offload model the larger part (the transformer; the VAE's turn is
-    counted with its pass), sequential offload one layer at a time (left out).
+    A skeleton (--dry-run) has none loaded yet; a model placed without offload holds them all on the
+    GPU, an offloaded one none. Offloaded weights wait on the host and take their turn on the GPU:
+    with --offload model the larger part (the transformer; the VAE's turn is counted with its pass),
+    sequential offload one layer at a time (left out).
     """
-    if device.type == "cuda" and offload != "none":
-        return model.weights_on_device(offload)
-    return model.weights_bytes() if model.is_skeleton else 0
+    if device.type != "cuda":  # the host's memory: a loaded model's weights are in it already
+        return model.weights_bytes() if model.is_skeleton else 0
+    placed_on_device = not model.is_skeleton and getattr(model, "offload", "none") == "none"
+    return model.weights_on_device(offload) - (model.weights_bytes() if placed_on_device else 0)
 
 
-def resolve_chunk(chunk: int, frames: int, pixel_local: bool = False) -> int:
-    """--chunk auto: the whole clip when it is no longer than the paper's 33 frames, else 33; for a
-    model without temporal context, short chunks (memory, not context, is what they cost)."""
-    if chunk != AUTO:
+def resolve_chunk(chunk: int, frames: int, pixel_local: bool = False, parity: bool = False) -> int:
+    """--chunk auto: the paper's 33 frames; for a model without temporal context, short chunks
+    (memory, not context, is what they cost). A chunk at least as long as the clip is the clip (0):
+    windows.ChunkStream runs such a chunk as one window of the clip's frames, so it is planned (memory,
+    time, tiles) for those. --parity keeps its chunk: the release lays it over the video padded to
+    8k+1 frames."""
+    if chunk == AUTO:
+        chunk = PIXEL_LOCAL_CHUNK if pixel_local else DEFAULT_CHUNK
+    elif parity:
         return chunk
-    window = PIXEL_LOCAL_CHUNK if pixel_local else DEFAULT_CHUNK
-    return 0 if 0 < frames <= window else window
+    return 0 if 0 < frames <= chunk else chunk
 
 
 def frame_lengths(model: Restorer) -> Lengths:
@@ -143,7 +152,7 @@ def choose_windows(
     gets the VAE's own tiling instead of tiles for the whole model: the transformer still sees the
     whole window, and no work is done twice."""
     m = model.spatial_multiple
-    chunk = resolve_chunk(opts.chunk, frames, model.pixel_local)
+    chunk = resolve_chunk(opts.chunk, frames, model.pixel_local, opts.parity)
     tile = opts.tile
     max_pixels = model.max_window_pixels
 
@@ -191,7 +200,7 @@ def make_plan(info: VideoInfo, model: Restorer, opts: UpscaleOptions, device: to
     pixel_local = model.pixel_local and not opts.parity
     chunk_overlap, want_tile_overlap = (0, 0) if pixel_local else (opts.chunk_overlap, opts.tile_overlap)
     accumulators = accumulator_bytes(
-        resolve_chunk(opts.chunk, frames, pixel_local), frames, big_h, big_w, chunk_overlap
+        resolve_chunk(opts.chunk, frames, pixel_local, opts.parity), frames, big_h, big_w, chunk_overlap
     )
     blend_on_device = device.type == "cuda" and accumulators < min(budget // 4, ACCUMULATOR_MAX_DEVICE_BYTES)
     room = budget - accumulators * blend_on_device
@@ -287,18 +296,86 @@ def warn_if_host_memory_short(plan: Plan, model: Restorer) -> None:
                 need / 2**30, available / 2**30, advice)  # fmt: skip
 
 
-def warn_if_device_memory_short(plan: Plan, opts: UpscaleOptions, model: Restorer) -> None:
+def warn_if_device_memory_short(
+    plan: Plan, info: VideoInfo, model: Restorer, opts: UpscaleOptions, device: torch.device, dtype: torch.dtype
+) -> None:
     """--vram N: say so when even the chosen windows are estimated past N GiB (auto tiles stop at
-    MIN_TILE, and given --tile/--chunk are kept), with what would make room."""
-    if opts.vram is None or plan.est_peak_device_bytes <= opts.vram * 2**30:
+    MIN_TILE, and given --tile/--chunk are kept), with what would make room: the least offload whose
+    plan fits (`--offload model` still brings the 10.4 GiB transformer onto an 8 GiB card), else the most."""
+    vram = None if opts.vram is None else opts.vram * 2**30
+    if vram is None or plan.est_peak_device_bytes <= vram:
         return
-    more_offload = {"none": "--offload model", "model": "--offload sequential"}.get(opts.offload)
-    advice = [more_offload] if more_offload and model.weights_bytes() else []
+    advice = []
+    for offload in _more_offload(opts) if model.weights_bytes() else []:
+        advice = [f"--offload {offload}"]
+        alt = make_plan(info, model, dataclasses.replace(opts, offload=offload), device, dtype)
+        if alt.est_peak_device_bytes <= vram:
+            break
     advice += ["a smaller --tile"] if plan.tile == 0 or plan.tile > MIN_TILE else []
     advice += ["a shorter --chunk" if plan.chunk else f"--chunk {DEFAULT_CHUNK}"]
     tries = ", ".join(advice[:-1]) + (" or " if len(advice) > 1 else "") + advice[-1]
     log.warning("the plan's estimated peak GPU memory, %.1f GiB, is more than --vram %g GiB: it may run out of "
                 "memory; try %s", plan.est_peak_device_bytes / 2**30, opts.vram, tries)  # fmt: skip
+
+
+def _more_offload(opts: UpscaleOptions) -> list[Offload]:
+    """The offloads past the options' that a run takes, least first: bitsandbytes weights cannot
+    move layer by layer, torchao's fp8 weights not at all."""
+    order: list[Offload] = [] if opts.quantize == "fp8" else ["none", "model"]
+    order += ["sequential"] if opts.quantize == "none" else []
+    return order[order.index(opts.offload) + 1 :] if opts.offload in order else []
+
+
+def suggest_better_plan(
+    plan: Plan, info: VideoInfo, model: Restorer, opts: UpscaleOptions, device: torch.device, dtype: torch.dtype
+) -> None:
+    """Say so, in one line with both plans' numbers, when the plan is poor (tiles of the smallest
+    size, or a work ratio above POOR_WORK_RATIO) and an option the user left alone plans at most half
+    the model calls: --offload model, else --offload sequential, else (a dry run on a GPU that has
+    bitsandbytes) --quantize nf4. Each is planned by make_plan, and only for a poor plan."""
+    poor = (plan.tiles > 1 and plan.tile <= MIN_TILE) or plan.work_ratio > POOR_WORK_RATIO
+    if not poor or device.type != "cuda" or not model.weights_bytes():
+        return
+    for flag, alt_opts, alt_model in _alternatives(opts, model, device):
+        alt = make_plan(info, alt_model, alt_opts, device, dtype)  # auto tiles fit what it leaves: no --vram check
+        if 2 * alt.windows() <= plan.windows():
+            log.warning("%s (%d model calls, work ratio %.2f); %s plans %s (%d calls, work ratio %.2f, est. peak GPU "
+                        "%.1f GiB)", _tiling(plan), plan.windows(), plan.work_ratio, flag, _tiling(alt), alt.windows(),
+                        alt.work_ratio, alt.est_peak_device_bytes / 2**30)  # fmt: skip
+            return
+
+
+def _alternatives(
+    opts: UpscaleOptions, model: Restorer, device: torch.device
+) -> list[tuple[str, UpscaleOptions, Restorer]]:
+    """(flag, options, model) of the settings suggest_better_plan tries, in the order it tries them:
+    the one that costs least speed and no quality first."""
+    out: list[tuple[str, UpscaleOptions, Restorer]] = []
+    if not is_given(opts, "offload"):
+        out += [(f"--offload {o}", dataclasses.replace(opts, offload=o), model) for o in _more_offload(opts)]
+    # nf4 in a dry run (a loaded model's weights would have to load again), where this machine runs it
+    takes_nf4 = opts.offload != "sequential" and not is_given(opts, "quantize")  # options.check_quantize_offload
+    if isinstance(model, DoveModel) and model.is_skeleton and takes_nf4 and _has_bnb(device):
+        nf4 = loaded_weight_bytes(model.transformer, model.vae, model.dtype, "nf4")
+        out.append(("--quantize nf4", dataclasses.replace(opts, quantize="nf4"),
+                    dataclasses.replace(model, planned_weights_bytes=nf4)))  # fmt: skip
+    return out
+
+
+def _has_bnb(device: torch.device) -> bool:
+    """A CUDA GPU here and a bitsandbytes that --quantize takes (models.check_quantize's test)."""
+    if not torch.cuda.is_available():
+        return False
+    try:
+        bnb_config("nf4", torch.bfloat16, device)
+    except OptionError:
+        return False
+    return True
+
+
+def _tiling(plan: Plan) -> str:
+    """`405 tiles of 64 px` or `the whole frame`."""
+    return f"{plan.tiles} tiles of {plan.tile} px" if plan.tiles > 1 else "the whole frame"
 
 
 def accumulator_bytes(chunk: int, frames: int, height: int, width: int, overlap: int) -> int:

@@ -39,7 +39,7 @@ from dove_cli.logs import say as say_held
 from dove_cli.manifest import write_manifest
 from dove_cli.models import check_quantize, load_model, planning_model, resolve_device
 from dove_cli.options import UpscaleOptions, check_options, parse_preview, with_overrides
-from dove_cli.plan import Plan, make_plan, warn_if_device_memory_short, warn_if_host_memory_short
+from dove_cli.plan import Plan, make_plan, suggest_better_plan, warn_if_device_memory_short, warn_if_host_memory_short
 from dove_cli.release_layout import ReleaseChunkStream, time_pad
 from dove_cli.scenes import SceneDetector
 from dove_cli.threads import BackgroundWriter, read_ahead
@@ -203,7 +203,7 @@ def upscale(
                 progress(Progress(0, info.num_frames, "", time.perf_counter() - t_start, status))
 
         if restorer is None:
-            check_quantize(opts, device, on_paper)  # one line now, not after "loading model"
+            check_quantize(opts, device, on_paper, dry_run)  # one line now, not after "loading model"
             if opts.parity and not dry_run:  # its layout does not depend on memory: refuse a failing one
                 # before the weights load (a minute on a GPU), from the architecture alone
                 make_plan(info, planning_model(opts, device, dtype)[0], opts, device, dtype)
@@ -222,7 +222,8 @@ def upscale(
         if on_paper:  # no such card here to measure its speed
             plan = replace(plan, est_seconds=None, model_note=f"planned for a {opts.vram:g} GiB GPU (--vram)")
         warn_if_host_memory_short(plan, model)
-        warn_if_device_memory_short(plan, opts, model)
+        warn_if_device_memory_short(plan, info, model, plan_opts, device, dtype)
+        suggest_better_plan(plan, info, model, plan_opts, device, dtype)
         warn_scale(opts, model.output_is_input)
         if plan.vae_tiling and not dry_run and isinstance(model, DoveModel):
             model.enable_vae_tiling()  # windows past the VAE's one-piece limit (the plan counted it)

@@ -41,15 +41,17 @@ class Span:
 
 
 def check_chunk(chunk: int, overlap: int) -> None:
-    """Chunks must map to whole latent frames (4k+1) and leave room to advance."""
+    """Chunks must map to whole latent frames (4k+1) and hold their overlap twice, as tiles do: a
+    chunk sharing more than half of itself advances by less than that, so its frames are run over
+    and over (`--chunk 9 --chunk-overlap 8`: 9 times each)."""
     if chunk < 0 or (chunk > 0 and (chunk - 1) % 4 != 0):
         raise OptionError(f"--chunk {chunk} is not of the form 4k+1 (e.g. 17, 25, 33, 49) or 0")
     if overlap < 0:
         raise OptionError(f"--chunk-overlap {overlap} must not be negative")
-    if chunk > 0 and overlap >= chunk:
+    if chunk > 0 and 2 * overlap >= chunk:
         raise OptionError(
-            f"--chunk-overlap {overlap} must be smaller than --chunk {chunk} "
-            f"(e.g. --chunk-overlap {fitting_chunk_overlap(chunk, overlap)})"
+            f"--chunk {chunk} is too small for --chunk-overlap {overlap} (need chunk > 2 x overlap; "
+            f"e.g. --chunk-overlap {fitting_chunk_overlap(chunk, overlap)})"
         )
 
 
