@@ -529,3 +529,14 @@ def test_pick_settings_example_runs_without_weights_into_the_folder_given(tmp_pa
         with av.open(str(tmp_path / "chosen" / name)) as c:  # from 1 s on: 17 of the 33 frames at 16 fps
             video = c.streams.video[0]
             assert (video.codec_context.width, sum(1 for _ in c.decode(video))) == (2 * 316, 17)  # --compare
+
+
+def test_a_compare_dry_run_shows_the_size_of_the_file(tmp_path, capsys):
+    """--compare writes input | output side by side: the plan said the output alone (256x144 for 512x144)."""
+    clip = demo_clip("002.mp4")
+    with av.open(str(clip)) as c:
+        w, h = c.streams.video[0].width, c.streams.video[0].height
+    code, plan, err = run(["upscale", str(clip), "-o", str(tmp_path / "x.mp4"), "--model", "bilinear", "--scale", "2",
+                           "--compare", "--dry-run"], capsys)  # fmt: skip
+    assert code == 0, err
+    assert re.search(rf"output +│ {4 * w}x{2 * h} \(input \| output, --compare\), h264 yuv420p\s", plan), plan

@@ -4,6 +4,7 @@ every decoded frame, md5 of the audio packets)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -393,3 +394,18 @@ def test_an_interrupt_before_anything_is_saved_leaves_nothing_behind(clip, tmp_p
                               f"frames made so far were in that segment, which closes at {SEGMENT_MIN_FRAMES} "
                               "frames or more)")  # fmt: skip
     assert not out.exists() and not work_folder(out).exists()
+
+
+@pytest.mark.parametrize("frames,codec", [(25, "h264"), (26, "hevc"), (49, "h264")])
+def test_a_short_last_segment_keeps_the_decode_timeline_even(frames, codec, tmp_path):
+    """An encoder delays no dts in a segment of 1 or 2 frames: joined as they came, the dts jumped
+    there, and MP4 (whose sample durations come from dts) gave one frame 3 frames' time (23.15 fps)."""
+    src = make_clip(tmp_path / "in.mp4", size="64x36", rate="25", frames=frames)
+    out = tmp_path / "out.mp4"
+    upscale(src, out, UpscaleOptions(model="bilinear", scale=1, device="cpu", codec=codec))
+    with av.open(str(out)) as c:
+        packets = [p for p in c.demux(c.streams.video[0]) if p.size]
+        step = round(1 / (c.streams.video[0].average_rate * c.streams.video[0].time_base))
+    assert len(packets) == frames
+    assert {b.dts - a.dts for a, b in itertools.pairwise(packets)} == {step}
+    assert {p.duration for p in packets} == {step}

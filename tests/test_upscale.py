@@ -349,6 +349,7 @@ def test_options_validation():
         ("tiles", "tiles=: no such option; did you mean tile=?"),
         ("codec_option", "did you mean codec_options=?"),  # --codec-option is the one flag not named as its field
         ("frobnicate", "frobnicate=: no such option; dove_cli.UpscaleOptions lists them"),
+        ("dryrun", "dryrun=: no such option; did you mean dry_run=?"),
     ],
 )
 def test_an_unknown_keyword_is_one_line_that_says_what_to_use(keyword, message, tmp_path):
@@ -362,6 +363,25 @@ def test_an_unknown_keyword_is_one_line_that_says_what_to_use(keyword, message, 
             call(tmp_path / "missing.mp4", tmp_path / "out.mp4", model="bilinear", **{keyword: True})
         assert message in str(err.value) and "\n" not in str(err.value)
     assert not (tmp_path / "out.mp4").exists()
+
+
+def test_keyword_values_are_taken_as_the_command_line_takes_them(tmp_path):
+    """tile="auto" (the README's default) was a TypeError from deep in the planner; a value of the
+    wrong type is one OptionError line naming the keyword."""
+    from fractions import Fraction
+
+    from dove_cli.options import AUTO, with_overrides
+
+    taken = with_overrides(None, dict(tile="auto", chunk="33", scale="2", vram="8.5", codec_options="crf=18",
+                                      fps=Fraction(24000, 1001), device=None))  # fmt: skip
+    assert (taken.tile, taken.chunk, taken.scale, taken.vram) == (AUTO, 33, 2, 8.5)
+    assert taken.codec_options == {"crf": "18"} and taken.fps == "24000/1001" and taken.device is None
+    for keyword, value, message in [("tile", None, "tile=None: expected int"), ("crf", "x", "crf='x': expected a "
+                                    "number"), ("overwrite", 1, "overwrite=1: expected bool"), ("seed", True,
+                                    "seed=True: expected int"), ("tile", "big", "tile= must be a number or 'auto'")]:  # fmt: skip
+        with pytest.raises(OptionError) as err:
+            upscale(tmp_path / "missing.mp4", tmp_path / "out.mp4", model="bilinear", **{keyword: value})
+        assert str(err.value).startswith(message), err.value
 
 
 def test_cli_io_options_fps_rotate_subtitles_decode_errors(tmp_path, capsys):

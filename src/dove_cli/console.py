@@ -182,7 +182,12 @@ def print_plan(plan, console: Console) -> None:  # plan.Plan
            if plan.est_seconds is not None else f"-, {untimed_reason(plan)}")  # fmt: skip
     rows = [
         ("input", f"{w}x{h}, {plan.frames} frames at {float(plan.fps):.3f} fps{exact_fps}"),
-        ("output", f"{ow}x{oh}" + (f", {plan.codec} {plan.pix_fmt}" if plan.codec else "")),
+        (
+            "output",
+            f"{ow * (1 + plan.compare)}x{oh}"
+            + (" (input | output, --compare)" if plan.compare else "")
+            + (f", {plan.codec} {plan.pix_fmt}" if plan.codec else ""),
+        ),
         ("padded input", f"{plan.padded_size[1]}x{plan.padded_size[0]}"),
         ("windows in time", chunks),
         ("tiles per window", tiles),
@@ -245,7 +250,7 @@ def print_batch_plans(items, console: Console) -> None:
         gpu = f"{p.est_peak_device_bytes / gib:.1f} GiB" if p.est_peak_device_bytes else "-"
         est = human_duration(p.est_seconds) if p.est_seconds is not None else "-"
         frames = f"{p.frames} ({p.saved_frames} saved)" if p.saved_frames else str(p.frames)
-        table.add_row(escape(name), frames, f"{w}x{h}->{ow}x{oh}", str(p.windows()),
+        table.add_row(escape(name), frames, f"{w}x{h}->{ow * (1 + p.compare)}x{oh}", str(p.windows()),
                       f"{p.work_ratio:.2f}", gpu, est)  # fmt: skip
     console.print(table)
     if untimed := next((p for p in planned if p.est_seconds is None), None):

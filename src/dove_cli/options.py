@@ -16,7 +16,8 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields, replace
 from fractions import Fraction
-from typing import Any, ClassVar, Literal, get_args, get_origin, get_type_hints
+from types import UnionType
+from typing import Any, ClassVar, Literal, Union, get_args, get_origin, get_type_hints
 
 from dove_cli.errors import OptionError
 from dove_cli.release_layout import RELEASE_CHUNK_OVERLAP, RELEASE_TILE_OVERLAP
@@ -238,14 +239,42 @@ def check_keywords(names: Iterable[str]) -> None:
         if name in COMMAND_LINE_ONLY:
             flag = "--" + name.replace("_", "-")
             raise OptionError(f"{name}=: {flag} is for the command line only; {COMMAND_LINE_ONLY[name]}")
-        close = difflib.get_close_matches(name, known, n=1, cutoff=0.7)
+        close = difflib.get_close_matches(name, [*known, "dry_run"], n=1, cutoff=0.7)  # dry_run: upscale()'s own
         hint = f"did you mean {close[0]}=?" if close else "dove_cli.UpscaleOptions lists them"
         raise OptionError(f"{name}=: no such option; {hint}")
+
+
+def keyword_value(name: str, value: Any) -> Any:
+    """A keyword's value as the field holds it: what the command line takes as text is taken here too
+    (tile="auto", chunk="33", scale="2", codec_options="crf=18"), and a number as text (fps=25); another
+    type is one OptionError line."""
+    spec, hint = cli_spec(UpscaleOptions, name), get_type_hints(UpscaleOptions)[name]
+    optional = get_origin(hint) in (Union, UnionType)  # X | None
+    kinds = (
+        [get_origin(a) or a for a in get_args(hint) if a is not type(None)] if optional else [get_origin(hint) or hint]
+    )
+    if value is None and optional:
+        return value
+    if spec.parse is not None and isinstance(value, str):
+        return spec.parse([value] if dict in kinds else value, f"{name}=")
+    for kind in (int, float):
+        if kind in kinds and isinstance(value, str):
+            try:
+                return kind(value)
+            except ValueError:
+                raise OptionError(f"{name}={value!r}: expected a number") from None
+    if str in kinds and isinstance(value, (int, float, Fraction)) and not isinstance(value, bool):
+        return str(value)  # fps=25, fps=Fraction(24000, 1001)
+    wanted = tuple(k for k in kinds if isinstance(k, type)) + ((int,) if float in kinds else ())
+    if wanted and (not isinstance(value, wanted) or (isinstance(value, bool) and bool not in wanted)):
+        raise OptionError(f"{name}={value!r}: expected {' or '.join(k.__name__ for k in wanted)}")
+    return value
 
 
 def with_overrides(options: UpscaleOptions | None, overrides: dict[str, Any]) -> UpscaleOptions:
     """`options` (or the defaults) with keyword overrides of its fields, which count as given."""
     check_keywords(overrides)
+    overrides = {k: v if k == "given" else keyword_value(k, v) for k, v in overrides.items()}
     opts = replace(options or UpscaleOptions(), **overrides)
     return replace(opts, given=opts.given | (overrides.keys() - {"given"}))
 

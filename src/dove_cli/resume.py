@@ -786,6 +786,7 @@ class _SegmentJoiner(ContainerWriter):
         cc = self._template.codec_context
         self._last_dts: int | None = None
         self._seen_dts = False  # within the segment being copied
+        self._delay: int | None = None  # the encoder's delay (pts - dts of a first packet), of the first segment
         try:
             super().__init__(
                 path,
@@ -841,6 +842,17 @@ class _SegmentJoiner(ContainerWriter):
         step = max(1, round(1 / (self.info.fps * tb))) if self.info.fps else 1
         offset: int | None = None
         lead: list[tuple[av.Packet, int]] = []  # packets before the first known dts
+        lag: int | None = None  # how much earlier this segment's dts go than its encoder gave them
+
+        def place(q: av.Packet, q_pts: int, q_dts: int) -> None:
+            """An encoder delays dts less in a segment of 1 or 2 frames (none to reorder): such a
+            segment's dts move back by the difference, or the decode timeline jumps there and MP4's
+            sample durations (which come from dts) give one frame 3 frames' time."""
+            nonlocal lag
+            if lag is None:
+                self._delay = q_pts - q_dts if self._delay is None else self._delay
+                lag = max(0, self._delay - (q_pts - q_dts))
+            self._copy_packet(q, q_pts, q_dts - lag)
 
         def rebase(t: int, ptb: Fraction) -> int:
             return round(Fraction(t) * ptb / tb)
@@ -863,12 +875,12 @@ class _SegmentJoiner(ContainerWriter):
                         continue
                     dts = rebase(p.dts, ptb) + offset if p.dts is not None else pts + offset
                     for k, (q, q_pts) in enumerate(lead):
-                        self._copy_packet(q, q_pts, dts - (len(lead) - k) * step)
+                        place(q, q_pts, dts - (len(lead) - k) * step)
                     lead.clear()
                     self._seen_dts = True
-                    self._copy_packet(p, pts + offset, dts)
+                    place(p, pts + offset, dts)
                 for q, q_pts in lead:  # a segment of a few frames: no dts anywhere
-                    self._copy_packet(q, q_pts, q_pts)
+                    place(q, q_pts, q_pts)
                 self._seen_dts = False
         except (av.FFmpegError, OSError) as exc:
             raise OutputError(f"{file}: cannot read video segment ({ffmsg(exc)})") from None
