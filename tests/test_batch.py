@@ -245,3 +245,20 @@ def test_an_interrupted_folder_says_how_it_continues(tmp_path, capsys, monkeypat
         main(args)
     err = capsys.readouterr().err
     assert exc.value.code == 0 and "2 upscaled (long.mkv continued from an interrupted run)" in err, err
+
+
+def test_batch_dry_run_names_each_file_once_in_its_warnings(clip_hlg, tmp_path, caplog):
+    """An input's own warning starts with its path: the folder dry run said `hlg.mp4: in/hlg.mp4: HDR ...`."""
+    import shutil
+
+    from dove_cli.cli import main
+
+    (tmp_path / "in").mkdir()
+    for name in ("a.mp4", "b.mp4"):
+        shutil.copy(clip_hlg, tmp_path / "in" / name)
+    with pytest.raises(SystemExit) as exc:
+        main(["upscale", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", "bilinear", "--dry-run"])
+    said = [r.getMessage() for r in caplog.records if "HDR video" in r.getMessage()]
+    assert exc.value.code == 0 and len(said) == 1 and said[0].startswith("a.mp4 (and 1 more file): HDR video (HLG)"), (
+        said
+    )

@@ -426,6 +426,8 @@ def test_an_output_folder_for_one_video_takes_its_name(tmp_path, capsys, caplog)
         assert c.streams.video[0].frames == src.streams.video[0].frames > 0
     code, _, err = run(["upscale", str(clip), "-o", str(tmp_path / "DIR"), "--model", "bilinear"], capsys)
     assert code == 2 and f"error: {written}: already exists (use --overwrite to replace it)" in err, err
+    code, _, err = run(["upscale", str(clip), "-o", f"{tmp_path / 'NEW'}/", "--model", "bilinear", "-q"], capsys)
+    assert code == 0 and os.listdir(tmp_path / "NEW") == ["002.mp4"], err  # a trailing / says "a folder"
 
 
 def test_download_weights_metrics_refuses_the_model_options_it_would_ignore(capsys, monkeypatch):
@@ -540,3 +542,13 @@ def test_a_compare_dry_run_shows_the_size_of_the_file(tmp_path, capsys):
                            "--compare", "--dry-run"], capsys)  # fmt: skip
     assert code == 0, err
     assert re.search(rf"output +│ {4 * w}x{2 * h} \(input \| output, --compare\), h264 yuv420p\s", plan), plan
+
+
+def test_a_dry_run_says_when_the_frame_count_is_estimated(clip_2997_mkv, tmp_path, capsys):
+    """Matroska does not count frames: the plan's count comes from the duration (a VFR file with
+    repeated timestamps was planned at 12 frames and ran 11), so it says "about"."""
+    for clip, about in ((clip_2997_mkv, True), (demo_clip("002.mp4"), False)):
+        code, plan, err = run(["upscale", str(clip), "-o", str(tmp_path / "x.mp4"), "--model", "bilinear",
+                               "--dry-run"], capsys)  # fmt: skip
+        assert code == 0, err
+        assert ("about 12 frames" in plan and "from the duration" in plan) if about else " 32 frames at" in plan, plan

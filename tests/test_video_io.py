@@ -1536,3 +1536,39 @@ def test_quicktime_keys_are_kept_and_plain_tags_stay_as_they_were(apple: bool, t
         if ext != ".mkv":  # as the ffmpeg binary reads them, too (MP4 adds a location-eng)
             assert _ff_file_tags(src).items() <= _ff_file_tags(out).items(), ext
             assert (b"mdta" in out.read_bytes()) == apple, ext  # the QuickTime keys atom: only when needed
+
+
+def test_transparency_in_a_later_image_of_a_sequence_is_said_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Only the first image was looked at: an RGBA image later in a sequence lost its alpha silently."""
+    from PIL import Image
+
+    folder = tmp_path / "seq"
+    folder.mkdir()
+    for i in range(1, 6):
+        if i < 3:
+            Image.new("RGB", (8, 8), (i, 0, 0)).save(folder / f"f_{i:04d}.png")
+        else:  # half see-through from the third image on
+            Image.new("RGBA", (8, 8), (i, 0, 0, 128)).save(folder / f"f_{i:04d}.png")
+    with caplog.at_level(logging.WARNING), open_reader(folder, fps=25) as reader:
+        assert len(list(reader)) == 5
+    said = [r.getMessage() for r in caplog.records if "alpha" in r.getMessage()]
+    assert said == [f"{folder / 'f_0003.png'}: the alpha channel (transparency) is dropped; the output is opaque"]
+
+
+def test_audio_few_players_play_in_the_container_is_copied_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """FFmpeg puts Vorbis into .mp4 without a word, and Apple's players and browsers do not play it."""
+    src = tmp_path / "in.mkv"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25:duration=0.4", "-f", "lavfi", "-i",
+           "sine=duration=0.4", "-c:v", "libx264", "-c:a", "libvorbis", "-shortest", src)  # fmt: skip
+    for ext, said in ((".mp4", True), (".mkv", False)):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            roundtrip(src, tmp_path / f"out{ext}")
+        line = f"audio stream #1 (vorbis) copied into .{ext[1:]}, where few players play it; .mkv plays it"
+        assert (line in caplog.text) == said, caplog.text
+        with av.open(str(tmp_path / f"out{ext}")) as c:
+            assert c.streams.audio[0].codec_context.name == "vorbis"

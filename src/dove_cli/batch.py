@@ -213,7 +213,10 @@ def say_warnings_once(items: list[BatchItem]) -> None:
     for held in kinds.values():
         (first, record), more = held[0], len({id(item) for item, _ in held}) - 1
         others = f" (and {more} more file{'s' if more > 1 else ''})" if more else ""
-        logging.getLogger(record.name).log(record.levelno, "%s%s: %s", first.input.name, others, record.getMessage())
+        text = record.getMessage()
+        for named in (first.input, first.output):  # the file is named once, in front
+            text = text.removeprefix(f"{named}: ")
+        logging.getLogger(record.name).log(record.levelno, "%s%s: %s", first.input.name, others, text)
 
 
 __all__ = [

@@ -190,7 +190,7 @@ def upscale_cmd(
     input: Path = typer.Argument(
         ..., metavar="INPUT", help="Video file, folder of videos, image, image folder or pattern (frames/%06d.png)."
     ),
-    output: Path = typer.Option(
+    output_text: str = typer.Option(  # text: a trailing / says "a folder"
         ...,
         "--output",
         "-o",
@@ -219,37 +219,40 @@ def upscale_cmd(
     from dove_cli.batch import is_batch_input
 
     note.setLevel(logging.WARNING if quiet else logging.INFO)
-    output = _into_folder(input, output)
+    out = _into_folder(input, output_text)
     if eval_gt is None and (eval_metrics or eval_json):
         raise OptionError("--eval-metrics and --eval-json go with --eval GT")
     if eval_gt is not None:
-        _check_eval(input, output, eval_gt, eval_metrics, eval_json, options, dry_run)
+        _check_eval(input, out, eval_gt, eval_metrics, eval_json, options, dry_run)
     if is_batch_input(input):
         if options.manifest:
             raise OptionError("--manifest takes one input file, not a folder")
         if dry_run:
-            _plan_folder(input, output, options)
+            _plan_folder(input, out, options)
         else:
-            _upscale_folder(input, output, options, quiet)
+            _upscale_folder(input, out, options, quiet)
     elif dry_run:
         from dove_cli.upscaling import upscale
 
-        print_plan(upscale(input, output, options, dry_run=True), Console())  # the dry run's product: stdout
+        print_plan(upscale(input, out, options, dry_run=True), Console())  # the dry run's product: stdout
     else:
-        _upscale_file(input, output, options, quiet)
+        _upscale_file(input, out, options, quiet)
     if eval_gt is not None and not dry_run:
-        _score(output, eval_gt, eval_metrics, eval_json, options.device, quiet)
+        _score(out, eval_gt, eval_metrics, eval_json, options.device, quiet)
 
 
-def _into_folder(input: Path, output: Path) -> Path:
-    """`-o FOLDER` for one video file: FOLDER/<the name a folder run gives it>, as `cp` does."""
+def _into_folder(input: Path, output: str) -> Path:
+    """`-o FOLDER` (one that exists, or any ending in /) for one video file: FOLDER/<the name a
+    folder run gives it>, as `cp` does; the writer makes a new folder."""
     from dove_cli.batch import FOLDER_EXTENSIONS, output_names
 
-    if not (output.is_dir() and input.is_file() and input.suffix.lower() in FOLDER_EXTENSIONS):
-        return output
-    output = output / output_names([input])[0]
-    note.info("writing %s", output)
-    return output
+    path = Path(output)
+    folder = path.is_dir() or output.endswith(("/", os.sep))
+    if not (folder and input.is_file() and input.suffix.lower() in FOLDER_EXTENSIONS):
+        return path
+    path = path / output_names([input])[0]
+    note.info("writing %s", path)
+    return path
 
 
 def _upscale_file(input: Path, output: Path, options: UpscaleOptions, quiet: bool) -> None:

@@ -181,7 +181,11 @@ def print_plan(plan, console: Console) -> None:  # plan.Plan
     est = (f"{human_range(plan.est_seconds)} for the model's windows, plus start-up (loading it)"
            if plan.est_seconds is not None else f"-, {untimed_reason(plan)}")  # fmt: skip
     rows = [
-        ("input", f"{w}x{h}, {plan.frames} frames at {float(plan.fps):.3f} fps{exact_fps}"),
+        (
+            "input",
+            f"{w}x{h}, {'' if plan.frames_exact else 'about '}{plan.frames} frames at {float(plan.fps):.3f} fps"
+            f"{exact_fps}" + ("" if plan.frames_exact else " (from the duration: the container does not count them)"),
+        ),
         (
             "output",
             f"{ow * (1 + plan.compare)}x{oh}"

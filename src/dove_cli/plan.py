@@ -56,6 +56,7 @@ class Plan:
     model_note: str = ""  # how the model was sized when no weights were read (--dry-run)
     blend_on_device: bool = False  # the float frame accumulators live on the GPU (see make_plan)
     saved_frames: int = 0  # output frames an interrupted run saved, which this one continues after
+    frames_exact: bool = True  # False: `frames` is estimated from the duration (Matroska, WebM, TS...)
     compare: bool = False  # --compare: the file is input | output side by side, twice as wide
     codec: str = ""  # the output's codec (hevc; png for images) and pixel format, as the writer chose them
     pix_fmt: str = ""
@@ -244,6 +245,7 @@ def make_plan(info: VideoInfo, model: Restorer, opts: UpscaleOptions, device: to
         padded_size=(hp, wp),
         output_size=(h * opts.scale, w * opts.scale),
         compare=opts.compare,
+        frames_exact=info.num_frames_exact,
         frames=frames,
         fps=info.fps,
         chunk=chunk,

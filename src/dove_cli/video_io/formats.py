@@ -497,6 +497,11 @@ AUX_CODECS_HELD = {
 }  # fmt: skip
 
 
+# Audio that FFmpeg muxes into a container but that the usual players of its files do not play
+# (Apple's, browsers'): copied, with a warning.
+FEW_PLAY = {("mp4", "vorbis"), ("mov", "vorbis"), ("mov", "opus")}
+
+
 def holds_aux(fmt_name: str, stream: Any) -> bool:
     """Whether files of `fmt_name` hold a packet copy of the input's audio or subtitle `stream`."""
     cc = stream.codec_context

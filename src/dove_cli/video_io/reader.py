@@ -245,16 +245,18 @@ def check_image_sizes(files: list[Path]) -> None:
             raise InputError(f"{file}: size {size[0]}x{size[1]} differs from the first image ({first[0]}x{first[1]})")
 
 
-def warn_if_see_through(path: Path, frame: av.VideoFrame) -> None:
+def warn_if_see_through(path: Path, frame: av.VideoFrame) -> bool:
     """Transparency is dropped (frames are RGB): say so, but only for real transparency (GIFs and
-    many PNGs carry an alpha plane that is opaque everywhere)."""
+    many PNGs carry an alpha plane that is opaque everywhere). True when it was said."""
     if not any(comp.is_alpha for comp in frame.format.components):
-        return
+        return False
     alpha: np.ndarray = frame.reformat(
         format="rgba64le" if frame.format.components[0].bits > 8 else "rgba"
     ).to_ndarray()[..., 3]
     if alpha.min() < np.iinfo(alpha.dtype).max:
         log.warning("%s: the alpha channel (transparency) is dropped; the output is opaque", path)
+        return True
+    return False
 
 
 def check_input_file(path: Path) -> None:
@@ -739,8 +741,7 @@ class ImageReader(VideoReader):
                         files[0].name, files[-1].name, len(files))  # fmt: skip
         check_image_sizes(files)
         bit_depth = max(comp.bits for comp in first.format.components)
-        if warn:
-            warn_if_see_through(path, first)
+        self._alpha_to_check = warn and not warn_if_see_through(path, first)  # a later image may have it
         self.info = VideoInfo(
             path=path,
             width=first.width,
@@ -786,6 +787,8 @@ class ImageReader(VideoReader):
         for i, file in enumerate(self._files):
             frame = self._first_frame if i == 0 and self._first_frame is not None else self._load(file)
             self._first_frame = None
+            if self._alpha_to_check and i and warn_if_see_through(file, frame):
+                self._alpha_to_check = False
             if (frame.width, frame.height) != (self.info.width, self.info.height):
                 raise InputError(
                     f"{file}: size {frame.width}x{frame.height} differs from the first "

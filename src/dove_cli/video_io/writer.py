@@ -16,6 +16,7 @@ from av.video.reformatter import ColorRange, Colorspace, VideoReformatter
 
 from dove_cli.errors import InputError, OutputError
 from dove_cli.video_io.formats import (
+    FEW_PLAY,
     HDR_TRANSFERS,
     PRIMARIES,
     SPACE,
@@ -243,6 +244,9 @@ class ContainerWriter(VideoWriter):
             if holds_aux(fmt_name, s):
                 ostream = out.add_stream_from_template(s)
                 mode = "copy"
+                if self._warn and (fmt_name, s.codec_context.codec.canonical_name) in FEW_PLAY:
+                    log.warning("%s: audio stream #%d (%s) copied into .%s, where few players play it; .mkv plays "
+                                "it, and --audio transcode makes AAC", self.path, s.index, codec, fmt_name)  # fmt: skip
             elif s.type == "subtitle" and s.codec_context.codec.text_sub and fmt_name in TEXT_SUBTITLES:
                 ostream = self._text_subtitle_stream(s, TEXT_SUBTITLES[fmt_name])
                 mode = "subtitles"
