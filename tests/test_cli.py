@@ -466,6 +466,8 @@ def test_a_training_run_as_model_gets_its_own_fix_alone(tmp_path, capsys):
         ({"HF_HUB_OFFLINE": "1"}, [], "and offline mode is on (HF_HUB_OFFLINE=1): unset it and run `dove "
          "download-weights`, or pass --model with a model folder; without the weights"),  # not "pass --download"
         ({"HF_ENDPOINT": "http://127.0.0.1:9"}, ["--download"], "cannot reach http://127.0.0.1:9"),
+        ({"HF_HUB_OFFLINE": "1"}, ["--model", "someone/thing"], "check the path, or unset HF_HUB_OFFLINE (offline "
+         "mode is on) and run `dove download-weights --repo someone/thing`"),
     ],
 )  # fmt: skip
 def test_missing_weights_say_each_way_out_once(tmp_path, capsys, monkeypatch, env, flags, message):

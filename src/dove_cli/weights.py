@@ -649,8 +649,9 @@ def resolve_model(
     folder = find_downloaded(repo, subfolder, revision)
     if folder is None:
         if not download:
+            fetch = "unset HF_HUB_OFFLINE (offline mode is on) and run" if hub_env().offline else "run"
             raise ModelError(
-                f"'{spec}' is neither a folder nor a downloaded hub repo: check the path, or run"
+                f"'{spec}' is neither a folder nor a downloaded hub repo: check the path, or {fetch}"
                 f" `dove download-weights --repo {spec}`"
             )
         folder = download_weights(repo=repo, subfolder=subfolder, revision=revision, allow_pickle=allow_pickle)
