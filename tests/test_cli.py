@@ -387,15 +387,16 @@ def test_paths_dove_cannot_use_say_what_to_give(tmp_path, capsys, monkeypatch, i
 
 @pytest.mark.parametrize("source", ["CLIP", "IMAGES"])
 def test_an_output_without_extension_says_what_to_give(tmp_path, capsys, monkeypatch, source):
-    """`-o outpng2/` (a folder not there yet: the slash is lost) was "unknown output extension '(none)'".
-    An existing folder takes a video (its name kept), not an image sequence: offered for videos only."""
+    """`-o outpng2` (no extension, no slash) was "unknown output extension '(none)'". A folder takes a
+    video (its name kept), not an image sequence: offered for videos only (`-o outpng2/` is that folder)."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "pngs").mkdir()
     for i in range(3):
         Image.new("RGB", (32, 32)).save(tmp_path / "pngs" / f"{i:03d}.png")
     input_name = str(demo_clip("002.mp4")) if source == "CLIP" else "pngs"
-    code, _, err = run(["upscale", input_name, "-o", "outpng2/", "--model", "bilinear", "--fps", "25"], capsys)
-    folder = ", or an existing folder" if source == "CLIP" else ""
+    output = "outpng2" if source == "CLIP" else "outpng2/"
+    code, _, err = run(["upscale", input_name, "-o", output, "--model", "bilinear", "--fps", "25"], capsys)
+    folder = ", or a folder (outdir/)" if source == "CLIP" else ""
     assert code == 2 and err.strip() == ("error: outpng2: no extension: give a file name such as outpng2.mp4, an "
                                          f"image pattern such as outpng2/%06d.png{folder}"), err  # fmt: skip
     assert sorted(os.listdir(tmp_path)) == ["pngs"]

@@ -12,6 +12,7 @@ This module imports no torch, so that `dove --help` starts at once.
 from __future__ import annotations
 
 import difflib
+import os
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields, replace
@@ -263,6 +264,8 @@ def keyword_value(name: str, value: Any) -> Any:
                 return kind(value)
             except ValueError:
                 raise OptionError(f"{name}={value!r}: expected a number") from None
+    if str in kinds and isinstance(value, os.PathLike):
+        return os.fspath(value)  # manifest=Path(...), model=Path(...)
     if str in kinds and isinstance(value, (int, float, Fraction)) and not isinstance(value, bool):
         return str(value)  # fps=25, fps=Fraction(24000, 1001)
     wanted = tuple(k for k in kinds if isinstance(k, type)) + ((int,) if float in kinds else ())

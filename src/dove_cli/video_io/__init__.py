@@ -141,7 +141,7 @@ def open_writer(
         raise OutputError("-: writing to standard output is not supported (the output is written under a "
                           "temporary name and renamed when whole); give a file name like out.mp4")  # fmt: skip
     if not ext:  # `-o outframes/`: the slash is gone, and a folder that does not exist is no output
-        folder = "" if info.is_image_sequence or info.is_still_image else ", or an existing folder"
+        folder = "" if info.is_image_sequence or info.is_still_image else ", or a folder (outdir/)"
         raise OutputError(f"{path}: no extension: give a file name such as {path}.mp4, an image pattern such "
                           f"as {path / '%06d.png'}{folder}")  # fmt: skip
     if ext not in VIDEO_EXTENSIONS:
