@@ -1555,6 +1555,24 @@ def test_transparency_in_a_later_image_of_a_sequence_is_said_once(
         assert len(list(reader)) == 5
     said = [r.getMessage() for r in caplog.records if "alpha" in r.getMessage()]
     assert said == [f"{folder / 'f_0003.png'}: the alpha channel (transparency) is dropped; the output is opaque"]
+    caplog.clear()  # as a run reads: a probe that says what it sees, then a quiet reader that reads it all
+    with caplog.at_level(logging.WARNING):
+        with open_reader(folder, fps=25):
+            pass
+        with open_reader(folder, fps=25, warn=False) as reader:
+            assert len(list(reader)) == 5
+    assert [r.getMessage() for r in caplog.records if "alpha" in r.getMessage()] == said
+    for i in (1, 2):  # now the first image is see-through: the probe says it, once
+        (folder / f"f_{i:04d}.png").unlink()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        with open_reader(folder, fps=25):
+            pass
+        with open_reader(folder, fps=25, warn=False) as reader:
+            assert len(list(reader)) == 3
+    assert [r.getMessage() for r in caplog.records if "alpha" in r.getMessage()] == [
+        f"{folder}: the alpha channel (transparency) is dropped; the output is opaque"
+    ]
 
 
 def test_audio_few_players_play_in_the_container_is_copied_with_a_warning(

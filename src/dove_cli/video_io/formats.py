@@ -499,7 +499,7 @@ AUX_CODECS_HELD = {
 
 # Audio that FFmpeg muxes into a container but that the usual players of its files do not play
 # (Apple's, browsers'): copied, with a warning.
-FEW_PLAY = {("mp4", "vorbis"), ("mov", "vorbis"), ("mov", "opus")}
+FEW_PLAY = {("mp4", "vorbis"), ("mov", "opus")}  # MOV refuses Vorbis
 
 
 def holds_aux(fmt_name: str, stream: Any) -> bool:

@@ -245,18 +245,19 @@ def check_image_sizes(files: list[Path]) -> None:
             raise InputError(f"{file}: size {size[0]}x{size[1]} differs from the first image ({first[0]}x{first[1]})")
 
 
-def warn_if_see_through(path: Path, frame: av.VideoFrame) -> bool:
-    """Transparency is dropped (frames are RGB): say so, but only for real transparency (GIFs and
-    many PNGs carry an alpha plane that is opaque everywhere). True when it was said."""
+def see_through(frame: av.VideoFrame) -> bool:
+    """Real transparency: an alpha plane below opaque somewhere (GIFs and many PNGs carry one that
+    is opaque everywhere)."""
     if not any(comp.is_alpha for comp in frame.format.components):
         return False
     alpha: np.ndarray = frame.reformat(
         format="rgba64le" if frame.format.components[0].bits > 8 else "rgba"
     ).to_ndarray()[..., 3]
-    if alpha.min() < np.iinfo(alpha.dtype).max:
-        log.warning("%s: the alpha channel (transparency) is dropped; the output is opaque", path)
-        return True
-    return False
+    return bool(alpha.min() < np.iinfo(alpha.dtype).max)
+
+
+def say_alpha_dropped(path: Path) -> None:
+    log.warning("%s: the alpha channel (transparency) is dropped; the output is opaque", path)
 
 
 def check_input_file(path: Path) -> None:
@@ -394,7 +395,8 @@ class VideoReader:
         )
         self._apply_rotation = rotation if self._rotate == "apply" else 0
         if self._warn:
-            warn_if_see_through(self.path, frame)
+            if see_through(frame):
+                say_alpha_dropped(self.path)
         if self._warn and self._source_interlaced and self._deinterlace == "off":
             log.warning(
                 "%s: interlaced video: fields upscaled together keep their combing; use --deinterlace field (or frame)",
@@ -741,7 +743,11 @@ class ImageReader(VideoReader):
                         files[0].name, files[-1].name, len(files))  # fmt: skip
         check_image_sizes(files)
         bit_depth = max(comp.bits for comp in first.format.components)
-        self._alpha_to_check = warn and not warn_if_see_through(path, first)  # a later image may have it
+        if first_alpha := see_through(first):
+            if warn:
+                say_alpha_dropped(path)
+        # A later image may have it: looked at as the run reads it (a probe, warn=True, reads no further).
+        self._alpha_to_check = not first_alpha
         self.info = VideoInfo(
             path=path,
             width=first.width,
@@ -787,7 +793,8 @@ class ImageReader(VideoReader):
         for i, file in enumerate(self._files):
             frame = self._first_frame if i == 0 and self._first_frame is not None else self._load(file)
             self._first_frame = None
-            if self._alpha_to_check and i and warn_if_see_through(file, frame):
+            if self._alpha_to_check and i and see_through(frame):
+                say_alpha_dropped(file)
                 self._alpha_to_check = False
             if (frame.width, frame.height) != (self.info.width, self.info.height):
                 raise InputError(
