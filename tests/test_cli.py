@@ -215,7 +215,7 @@ def test_a_dry_run_plans_bitsandbytes_weights_on_full_random(tmp_path, capsys):
     clip, out = demo_clip("002.mp4"), tmp_path / "x.mp4"
     argv = ["upscale", str(clip), "-o", str(out), "--dry-run", "--vram", "8", "--model", "full-random"]
     code, printed, err = run([*argv, "--quantize", "nf4"], capsys)
-    assert code == 0 and "error" not in err and "planned for a 8 GiB GPU" in printed, err
+    assert code == 0 and "error" not in err and "planned for an 8 GiB GPU" in printed, err
     # The same windows (64 px tiles, blended on the GPU): the peaks differ by the weights alone, and
     # bitsandbytes stores the transformer's Linear weights in 1 (int8) or 1/2 (nf4) of bf16's 2 bytes.
     peak = {q: upscale(clip, out, model="full-random", vram=80, tile=64, quantize=q, dry_run=True)

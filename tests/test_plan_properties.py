@@ -163,7 +163,7 @@ def test_an_overlap_the_user_gives_is_kept_even_when_it_equals_the_default(tmp_p
         with pytest.raises(SystemExit) as exc:
             main([*vram8, *flags])
         out = capsys.readouterr().out
-        assert exc.value.code == 0 and overlap in out and "-, planned for a 8 GiB GPU (--vram)" in out
+        assert exc.value.code == 0 and overlap in out and "-, planned for an 8 GiB GPU (--vram)" in out
         assert ("--tile-overlap 32 is more than a 64 px tile can share" in caplog.text) == bool(flags)
 
 
@@ -173,3 +173,10 @@ def test_auto_windows_shrink_in_bounded_steps():
                      time_base=Fraction(1, 24))  # fmt: skip
     plan = make_plan(info, MODELS["tiny"], UpscaleOptions(scale=8), torch.device("cpu"), torch.float32)
     assert plan.tiles >= 1 and math.isfinite(plan.est_peak_host_bytes)
+
+
+def test_a_gpu_size_takes_the_article_it_is_said_with():
+    from dove_cli.humanize import gpu_of
+
+    said = {8: "an 8", 11: "an 11", 18: "an 18", 80: "an 80", 8.5: "an 8.5", 12: "a 12", 24: "a 24", 110: "a 110"}
+    assert {gib: gpu_of(gib) for gib in said} == {gib: f"{text} GiB GPU" for gib, text in said.items()}

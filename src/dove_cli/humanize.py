@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 ESTIMATE_RANGE = (0.6, 1.8)  # time estimates (speed.py): the real time fell in this range in calibration runs
 
 
@@ -27,3 +29,10 @@ def human_range(seconds: float) -> str:
     """An estimate as a person reads it, with its calibrated spread: 'about 4 min (2 min 30 s to 7 min)'."""
     lo, hi = ESTIMATE_RANGE
     return f"about {human_duration(seconds)} ({human_duration(seconds * lo)} to {human_duration(seconds * hi)})"
+
+
+def gpu_of(gib: float) -> str:
+    """'a 24 GiB GPU', 'an 8 GiB GPU' (as the number is said: eight, eleven, eighteen, eighty)."""
+    size = f"{gib:g}"
+    article = "an" if re.match(r"8|1[18](\D|$)", size) else "a"
+    return f"{article} {size} GiB GPU"

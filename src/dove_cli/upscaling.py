@@ -33,7 +33,7 @@ from dove_cli import note, resume, video_io
 from dove_cli.blend import FrameBlender, finish_frame, to_code_values, upsampled_reference
 from dove_cli.engine import DoveModel, Restorer
 from dove_cli.errors import InputError, OptionError, OutputError
-from dove_cli.humanize import human_range
+from dove_cli.humanize import gpu_of, human_range
 from dove_cli.logs import held_warnings
 from dove_cli.logs import say as say_held
 from dove_cli.manifest import write_manifest
@@ -220,7 +220,7 @@ def upscale(
         plan = replace(make_plan(info, model, plan_opts, device, dtype), model_note=note, codec=checked.codec,
                        pix_fmt=checked.pix_fmt)  # fmt: skip
         if on_paper:  # no such card here to measure its speed
-            plan = replace(plan, est_seconds=None, model_note=f"planned for a {opts.vram:g} GiB GPU (--vram)")
+            plan = replace(plan, est_seconds=None, model_note=f"planned for {gpu_of(opts.vram or 0)} (--vram)")
         warn_if_host_memory_short(plan, model)
         warn_if_device_memory_short(plan, info, model, plan_opts, device, dtype)
         suggest_better_plan(plan, info, model, plan_opts, device, dtype)
