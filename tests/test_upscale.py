@@ -377,7 +377,7 @@ def test_keyword_values_are_taken_as_the_command_line_takes_them(tmp_path):
     assert (taken.tile, taken.chunk, taken.scale, taken.vram) == (AUTO, 33, 2, 8.5)
     assert taken.codec_options == {"crf": "18"} and taken.fps == "24000/1001" and taken.device is None
     assert taken.manifest == str(tmp_path / "m.json")  # a Path, as the README's examples pass paths
-    for keyword, value, message in [("tile", None, "tile=None: expected int"), ("crf", "x", "crf='x': expected a "
+    for keyword, value, message in [("tile", None, "tile=None: expected a number or 'auto'"), ("crf", "x", "crf='x': expected a "
                                     "number"), ("overwrite", 1, "overwrite=1: expected bool"), ("seed", True,
                                     "seed=True: expected int"), ("tile", "big", "tile= must be a number or 'auto'")]:  # fmt: skip
         with pytest.raises(OptionError) as err:

@@ -270,7 +270,8 @@ def keyword_value(name: str, value: Any) -> Any:
         return str(value)  # fps=25, fps=Fraction(24000, 1001)
     wanted = tuple(k for k in kinds if isinstance(k, type)) + ((int,) if float in kinds else ())
     if wanted and (not isinstance(value, wanted) or (isinstance(value, bool) and bool not in wanted)):
-        raise OptionError(f"{name}={value!r}: expected {' or '.join(k.__name__ for k in wanted)}")
+        expected = "a number or 'auto'" if spec.shown_default == "auto" else " or ".join(k.__name__ for k in wanted)
+        raise OptionError(f"{name}={value!r}: expected {expected}")
     return value
 
 
