@@ -383,6 +383,8 @@ def test_keyword_values_are_taken_as_the_command_line_takes_them(tmp_path):
         with pytest.raises(OptionError) as err:
             upscale(tmp_path / "missing.mp4", tmp_path / "out.mp4", model="bilinear", **{keyword: value})
         assert str(err.value).startswith(message), err.value
+    with pytest.raises(OptionError, match=r"^progress=5: expected a function that takes a Progress"):
+        upscale(tmp_path / "missing.mp4", tmp_path / "out.mp4", model="bilinear", progress=5)
 
 
 def test_cli_io_options_fps_rotate_subtitles_decode_errors(tmp_path, capsys):
@@ -623,8 +625,13 @@ def test_a_plan_past_vram_says_so_and_what_to_do(tmp_path, caplog):
     assert plan.est_peak_device_bytes > 8 << 30
     warning = next(r.getMessage() for r in caplog.records if "--vram" in r.getMessage())
     # --offload model would still hold the 10.4 GiB transformer on the card in its turn: not named
-    assert "is more than --vram 8 GiB" in warning and "try --offload sequential or" in warning, warning
-    assert "--offload model" not in warning
+    assert "is more than --vram 8 GiB" in warning and warning.endswith("try --offload sequential"), warning
+    assert "--offload model" not in warning  # nor smaller windows: the 11.3 GiB of weights alone exceed 8 GiB
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):  # the weights fit 16 GiB; a whole-frame window does not
+        upscale(demo_clip("001.mp4"), tmp_path / "x.mp4", model="full-random", vram=16, tile=0, dry_run=True)
+    warning = next(r.getMessage() for r in caplog.records if "--vram" in r.getMessage())
+    assert warning.endswith("try --offload sequential, a smaller --tile or a shorter --chunk"), warning
     assert "--tile-overlap" not in caplog.text  # 64 px tiles share 16 px, not the default 32: not the user's doing
     assert (plan.tile, plan.tile_overlap) == (64, 16)
 

@@ -315,8 +315,10 @@ def warn_if_device_memory_short(
         alt = make_plan(info, model, dataclasses.replace(opts, offload=offload), device, dtype)
         if alt.est_peak_device_bytes <= vram:
             break
-    advice += ["a smaller --tile"] if plan.tile == 0 or plan.tile > MIN_TILE else []
-    advice += ["a shorter --chunk" if plan.chunk else f"--chunk {DEFAULT_CHUNK}"]
+    if model.weights_on_device(opts.offload) < vram:  # else smaller windows cannot make room
+        advice += ["a smaller --tile"] if plan.tile == 0 or plan.tile > MIN_TILE else []
+        advice += ["a shorter --chunk" if plan.chunk else f"--chunk {DEFAULT_CHUNK}"]
+    advice = advice or ["a GPU with more memory: the weights alone take more"]
     tries = ", ".join(advice[:-1]) + (" or " if len(advice) > 1 else "") + advice[-1]
     log.warning("the plan's estimated peak GPU memory, %.1f GiB, is more than --vram %g GiB: it may run out of "
                 "memory; try %s", plan.est_peak_device_bytes / 2**30, opts.vram, tries)  # fmt: skip

@@ -181,6 +181,8 @@ def upscale(
     output is the same file.
     """
     opts = check_options(with_overrides(options, overrides))
+    if progress is not None and not callable(progress):
+        raise OptionError(f"progress={progress!r}: expected a function that takes a Progress (or None)")
     if (opts.ray or cluster is not None) and not dry_run:
         from dove_cli.distributed import upscale_on_ray
 
