@@ -1047,6 +1047,16 @@ def test_a_mixed_size_sequence_is_refused_on_opening(tmp_path: Path) -> None:
     with pytest.raises(InputError) as err:
         open_reader(tmp_path / "mixed", fps=25)
     assert str(err.value) == f"{tmp_path / 'mixed' / 'f_0003.png'}: size 80x40 differs from the first image (96x54)"
+    # The frame-by-frame check stays for what the headers did not show (an image replaced meanwhile,
+    # a format PIL cannot read): the same error at that frame.
+    from PIL import Image
+
+    _numbered_pngs(tmp_path / "later", [1, 2, 3])
+    with open_reader(tmp_path / "later", fps=25) as reader:
+        Image.new("RGB", (80, 40)).save(tmp_path / "later" / "f_0002.png")
+        with pytest.raises(InputError) as err:
+            list(reader)
+    assert str(err.value) == f"{tmp_path / 'later' / 'f_0002.png'}: size 80x40 differs from the first image (96x54)"
 
 
 # ----------------------------------------------------------------------------------- bad input

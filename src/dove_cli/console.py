@@ -167,7 +167,7 @@ def print_plan(plan, console: Console) -> None:  # plan.Plan
     gib = 1024**3
     table = Table(title="plan (--dry-run)", show_header=False, show_edge=False)
     h, w = plan.input_size
-    oh, ow = plan.output_size
+    oh, ow = plan.file_size()
     if plan.chunk:
         chunks = (
             f"{plan.chunks} of {plan.chunk} frame{'s' * (plan.chunk != 1)}, {plan.chunk_overlap} shared by neighbours"
@@ -188,7 +188,7 @@ def print_plan(plan, console: Console) -> None:  # plan.Plan
         ),
         (
             "output",
-            f"{ow * (1 + plan.compare)}x{oh}"
+            f"{ow}x{oh}"
             + (" (input | output, --compare)" if plan.compare else "")
             + (f", {plan.codec} {plan.pix_fmt}" if plan.codec else ""),
         ),
@@ -250,11 +250,11 @@ def print_batch_plans(items, console: Console) -> None:
         if p is None:
             table.add_row(escape(name), "", "skip: output exists" if item.status == "skipped" else "error")
             continue
-        (h, w), (oh, ow) = p.input_size, p.output_size
+        (h, w), (oh, ow) = p.input_size, p.file_size()
         gpu = f"{p.est_peak_device_bytes / gib:.1f} GiB" if p.est_peak_device_bytes else "-"
         est = human_duration(p.est_seconds) if p.est_seconds is not None else "-"
         frames = f"{p.frames} ({p.saved_frames} saved)" if p.saved_frames else str(p.frames)
-        table.add_row(escape(name), frames, f"{w}x{h}->{ow * (1 + p.compare)}x{oh}", str(p.windows()),
+        table.add_row(escape(name), frames, f"{w}x{h}->{ow}x{oh}", str(p.windows()),
                       f"{p.work_ratio:.2f}", gpu, est)  # fmt: skip
     console.print(table)
     if untimed := next((p for p in planned if p.est_seconds is None), None):

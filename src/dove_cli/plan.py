@@ -75,6 +75,11 @@ class Plan:
     def windows(self) -> int:
         return self.tiles * self.chunks
 
+    def file_size(self) -> tuple[int, int]:
+        """(height, width) of the frames the file holds: with --compare, input | output side by side."""
+        h, w = self.output_size
+        return h, w * (1 + self.compare)
+
 
 def lq_block(scale: int, multiple: int) -> int:
     """LQ padding block: the smallest q such that scale * q is a multiple of the model's block."""

@@ -242,7 +242,12 @@ def check_image_sizes(files: list[Path]) -> None:
         if first is None:
             first = size
         elif size != first:
-            raise InputError(f"{file}: size {size[0]}x{size[1]} differs from the first image ({first[0]}x{first[1]})")
+            raise size_differs(file, size, first)
+
+
+def size_differs(file: Path, size: tuple[int, int], first: tuple[int, int]) -> InputError:
+    """The error for an image of a sequence whose (width, height) is not the first image's."""
+    return InputError(f"{file}: size {size[0]}x{size[1]} differs from the first image ({first[0]}x{first[1]})")
 
 
 def see_through(frame: av.VideoFrame) -> bool:
@@ -599,6 +604,11 @@ class VideoReader:
         self.dropped_frames += 1
         log.warning("%s: reading stops at unreadable data%s (%s)", self.path, where, ffmsg(exc))
 
+    def _report(self) -> None:
+        """What reading changed, said once each: the frames dropped, the frames moved."""
+        self._report_skipped()
+        self._report_moved()
+
     def _report_skipped(self) -> None:
         """One warning for the packets skipped, in presentation order (they fail in decode order)."""
         if not self._skipped and not self._unplaced:
@@ -688,8 +698,7 @@ class VideoReader:
             frame = self._first if self._first is not None else next(self._frames, None)
             self._first = None
             if frame is None:
-                self._report_skipped()
-                self._report_moved()
+                self._report()
                 self._check_complete(self._index)
                 return
             pts = frame.pts
@@ -699,8 +708,7 @@ class VideoReader:
             if self._lo is not None and pts < self._lo:
                 continue
             if self._hi is not None and pts >= self._hi:
-                self._report_skipped()
-                self._report_moved()
+                self._report()
                 return
             if self._yielded_pts is not None and pts <= self._yielded_pts:
                 self._moved.append((self._index, pts))
@@ -710,8 +718,7 @@ class VideoReader:
             self._index += 1
 
     def close(self) -> None:
-        self._report_skipped()  # when the frames were not read to the end
-        self._report_moved()
+        self._report()  # when the frames were not read to the end
         self._container.close()
 
     def __enter__(self) -> VideoReader:
@@ -797,10 +804,7 @@ class ImageReader(VideoReader):
                 say_alpha_dropped(file)
                 self._alpha_to_check = False
             if (frame.width, frame.height) != (self.info.width, self.info.height):
-                raise InputError(
-                    f"{file}: size {frame.width}x{frame.height} differs from the first "
-                    f"image ({self.info.width}x{self.info.height})"
-                )
+                raise size_differs(file, (frame.width, frame.height), (self.info.width, self.info.height))
             rng = ColorRange.JPEG if frame.format.name.startswith("yuvj") or frame.color_range == 2 else ColorRange.MPEG
             out = self._reformatter.reformat(
                 frame,
