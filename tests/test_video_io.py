@@ -103,6 +103,19 @@ def test_rotation_keep_and_apply(clip_rotated: Path) -> None:
     assert psnr(got, ref) > 35
 
 
+def test_interlaced_by_the_container_alone(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A .mov whose field order says interlaced, over frames coded progressive (some ProRes
+    captures), is warned about as interlaced, naming where that comes from."""
+    coded = make_clip(tmp_path / "coded.mov", frames=3, codec="prores_ks", pix_fmt="yuv422p10le")
+    said = tmp_path / "said.mov"
+    ffmpeg("-i", coded, "-c", "copy", "-field_order", "bt", said)
+    for path, expected in ((coded, ""), (said, "(the container says so; its frames are coded progressive)")):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING), open_reader(path):
+            pass
+        assert ("interlaced video" in caplog.text) == bool(expected) and expected in caplog.text
+
+
 def test_deinterlace_matches_ffmpeg_bwdif(clip_interlaced: Path, caplog: pytest.LogCaptureFixture) -> None:
     bwdif = ffmpeg_frames(clip_interlaced, 64, 48, extra=("-vf", "bwdif=mode=send_frame:parity=auto:deint=all"))
     pts, tb = frame_pts(clip_interlaced)
@@ -413,6 +426,26 @@ def test_roundtrip_start_offset(clip_offset: Path, tmp_path: Path) -> None:
     assert frame_times(out)[0] == Fraction(3, 2)
 
 
+@pytest.mark.parametrize(("late", "audio", "ext"), [("audio", "aac", ".mp4"), ("audio", "pcm_s16le", ".mov"),
+                                              ("video", "pcm_s16le", ".mp4"), ("video", None, ".mov")])  # fmt: skip
+def test_track_starts_kept_to_the_tick(late: str, audio: str | None, ext: str, tmp_path: Path) -> None:
+    """A track that starts about 0.47 s in starts there, not at 0.471: MOV/MP4 state where a track
+    starts in the movie's timescale, whole milliseconds unless dove chooses one. (PCM has no encoder
+    delay, in which the muxer could hide part of the start.)"""
+    src = tmp_path / f"late_{late}{ext}"
+    offset = ["-itsoffset", "0.478667"] if late == "audio" else []
+    sine = [*offset, "-f", "lavfi", "-i", "sine=sample_rate=44100", "-c:a", audio] if audio else []
+    ffmpeg(*("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25", *sine),
+           *("-vf", "settb=1/600,setpts=PTS+283" if late == "video" else "null", "-enc_time_base:v", "1/600"),
+           *("-frames:v", "25", "-t", "1.5", "-c:v", "libx264", "-preset", "ultrafast"),
+           *("-video_track_timescale", "600", src))  # video counted in 1/600 s  # fmt: skip
+    out = tmp_path / f"out{ext}"
+    roundtrip(src, out)
+    start = [Fraction(pts[0]) * tb for pts, tb in [frame_pts(p, "0:a:0" if late == "audio" else "0:v:0")
+                                                   for p in (src, out)]]  # fmt: skip
+    assert (start[0] * 1000).denominator > 1 and start[1] == start[0]  # not a whole millisecond, and kept
+
+
 def _start(path: Path, kind: str) -> float:
     line = next(s.text for s in ffinfo(path).streams if s.kind == kind)
     m = re.search(r"start (-?[\d.]+)", line)
@@ -475,7 +508,8 @@ def test_preview_span(clip_offset: Path, tmp_path: Path) -> None:
     assert [f.index for f in frames] == list(range(6))
     assert frames[0].pts * reader.info.time_base == pytest.approx(1.7, abs=0.034)
     times = frame_times(out)
-    assert len(times) == 6 and times[0] == 0
+    # the audio packet that covers the start begins 0.2 ms before the first frame, which MP4 keeps
+    assert len(times) == 6 and 0 <= times[0] < Fraction(1, 1000)
     assert 0 <= _start(out, "Audio") < 0.03
     audio_pts, audio_tb = frame_pts(out, "0:a")
     assert audio_pts[-1] * audio_tb < 0.4 + 0.03
@@ -513,6 +547,14 @@ def test_colour_tags_kept_and_hd_default(clip_bt709: Path, tmp_path: Path) -> No
     with open_writer(hd, untagged, 1280, 720, preset="ultrafast") as writer:
         writer.write(np.full((720, 1280, 3), 128, np.uint8), 0)
     assert "bt709" in ffinfo(hd).video().text
+    # and at SD size, the BT.601 matrix it is written with is tagged: players guess an untagged
+    # matrix from the size each their own way (mpv takes 1024x600 for BT.709)
+    sd = tmp_path / "sd.mp4"
+    red = np.zeros((600, 1024, 3), np.uint8) + np.array([200, 50, 50], np.uint8)
+    with open_writer(sd, untagged, 1024, 600, preset="ultrafast") as writer:
+        writer.write(red, 0)
+    assert "smpte170m/unknown/unknown" in ffinfo(sd).video().text
+    assert np.abs(ffmpeg_frames(sd, 1024, 600)[0].astype(int) - red).max() <= 2
 
 
 def test_rotation_metadata_kept(clip_rotated: Path, tmp_path: Path) -> None:
@@ -534,6 +576,26 @@ def test_sample_aspect_ratio_kept(clip_sar: Path, tmp_path: Path, caplog: pytest
         roundtrip(clip_sar, tmp_path / "sar" / "%03d.png")
     assert caplog.messages == [f"{tmp_path / 'sar' / '%03d.png'}: images cannot carry the source's pixel aspect "
                                "ratio (4:3); they have square pixels, so they look 64x48 where the video looks 85x48"]  # fmt: skip
+
+
+def test_rotate_apply_stands_the_pixels_up(clip_sar: Path, tmp_path: Path) -> None:
+    """A 4:3 pixel turned a quarter is a 3:4 pixel: the upright picture displays as the rotated
+    original does (64x48 stored at SAR 4:3 shows 85x48, so upright it shows 48x85)."""
+    rotated = tmp_path / "sar_rot.mp4"
+    ffmpeg("-display_rotation:v", "90", "-i", clip_sar, "-c", "copy", rotated)
+    applied = tmp_path / "applied.mp4"
+    roundtrip(rotated, applied, reader={"rotate": "apply"})
+    assert "48x64 [SAR 3:4 DAR 9:16]" in ffinfo(applied).video().text
+
+
+def test_raw_dv_frame_rate(tmp_path: Path) -> None:
+    """FFmpeg's raw DV demuxer gives an average rate of 60000 fps for PAL: the rate is 25."""
+    dv = make_clip(tmp_path / "pal.dv", size="720x576", rate="25", frames=3, codec="dvvideo", extra=("-f", "dv"))
+    info = probe(dv)
+    assert (info.fps, info.num_frames) == (25, 3)
+    out = tmp_path / "pal.mkv"
+    roundtrip(dv, out)
+    assert frame_times(out) == [Fraction(i, 25) for i in range(3)]
 
 
 def test_odd_size_uses_444(clip_odd: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -39,6 +39,8 @@ log = logging.getLogger("dove_cli.video_io")
 
 DEFAULT_SEQUENCE_FPS = Fraction(25)  # what ffmpeg assumes for image sequences
 DEINTERLACE_MODES = ("off", "frame", "field")
+# A container's field orders (FFmpeg's AVFieldOrder) that say the video is interlaced: TT, BB, TB, BT.
+INTERLACED_FIELD_ORDERS = (2, 3, 4, 5)
 ERROR_WINDOW = 64  # packets a frame-threaded decoder may report an error late by (FFmpeg's auto threads: <= 16)
 SHOWN_RANGES = 8  # frame ranges one warning lists
 
@@ -312,6 +314,7 @@ class VideoReader:
         self._deinterlace = deinterlace
         self._rate = 2 if deinterlace == "field" else 1  # frames out per frame in
         self._source_interlaced = False
+        self._frames_flagged = False  # the first frame's own interlace flag
         self._ignore = ignore_decode_errors
         self._rotate = rotate
         self._reformatter = VideoReformatter()
@@ -332,6 +335,8 @@ class VideoReader:
             kinds: list[str] = sorted({s.type for s in c.streams}) or ["no streams"]
             raise InputError(f"{path}: no video stream (has {', '.join(kinds)})")
         self._stream = s = streams[0]
+        # a .mov may say interlaced where the frames are coded progressive (some ProRes captures)
+        self._container_interlaced = s.codec_context.field_order in INTERLACED_FIELD_ORDERS
         # Frame threads lose the frames in flight at a damaged packet (2 good frames of an H.264 file
         # cut short); slice threads do not, so a run that reads past damage decodes with those.
         s.thread_type = "SLICE" if self._ignore else "AUTO"
@@ -351,8 +356,12 @@ class VideoReader:
         fmt = frame.format
         bit_depth = max(comp.bits for comp in fmt.components)
         tb = (Fraction(s.time_base) if s.time_base else Fraction(1, 90000)) / self._rate
-        fps = s.average_rate or s.guessed_rate or s.base_rate or Fraction(25)
-        fps = Fraction(fps) * self._rate
+        fps = Fraction(s.average_rate or s.guessed_rate or s.base_rate or 25)
+        if s.guessed_rate and fps > 1.5 * s.guessed_rate:
+            # No stream's average rate exceeds the rate all its timestamps fit (r_frame_rate, which
+            # guessed_rate starts from): FFmpeg's raw DV demuxer says 60000 for 25 fps PAL.
+            fps = Fraction(s.guessed_rate)
+        fps *= self._rate
         duration = None
         if s.duration and s.time_base:
             duration = float(s.duration * s.time_base)
@@ -374,6 +383,8 @@ class VideoReader:
         if self._rotate == "apply" and rotation % 180:
             w, h = h, w
         sar = s.sample_aspect_ratio or cc.sample_aspect_ratio
+        if sar and self._rotate == "apply" and rotation % 180:
+            sar = 1 / Fraction(sar)  # a pixel stood on its side: 32:27 becomes 27:32
         info = VideoInfo(
             path=self.path,
             width=w,
@@ -403,10 +414,9 @@ class VideoReader:
             if see_through(frame):
                 say_alpha_dropped(self.path)
         if self._warn and self._source_interlaced and self._deinterlace == "off":
-            log.warning(
-                "%s: interlaced video: fields upscaled together keep their combing; use --deinterlace field (or frame)",
-                self.path,
-            )
+            said = "" if self._frames_flagged else " (the container says so; its frames are coded progressive)"
+            log.warning("%s: interlaced video%s: fields upscaled together keep their combing; use --deinterlace "
+                        "field (or frame)", self.path, said)  # fmt: skip
         if self._warn and not self._source_interlaced and self._deinterlace != "off":
             log.warning(
                 "%s: frames are not flagged interlaced but --deinterlace %s treats them as interlaced "
@@ -530,7 +540,8 @@ class VideoReader:
                 continue
             for frame in frames:
                 if decoded == 0:
-                    self._source_interlaced = bool(frame.interlaced_frame)
+                    self._frames_flagged = bool(frame.interlaced_frame)
+                    self._source_interlaced = self._frames_flagged or self._container_interlaced
                 decoded += 1
                 yield frame
 

@@ -4,6 +4,7 @@ subtitles, chapters, metadata and attachments, written to a temporary file and r
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Iterator
 from fractions import Fraction
@@ -150,6 +151,7 @@ class ContainerWriter(VideoWriter):
                                   f"{default_codec(path, info.color_trc)} {elsewhere}")  # fmt: skip
             self._setup_video(spec, pf, opts, width, height)
             self._setup_aux(audio, subtitles, fmt_name)
+            self._exact_movie_clock(fmt_name)
         except BaseException:
             self.abort()
             raise
@@ -183,7 +185,9 @@ class ContainerWriter(VideoWriter):
             cc.codec_tag = tag
 
     def _setup_color(self, cc: Any, pf: str, width: int, height: int) -> None:
-        """Colour: keep the input's tags; untagged HD (which players treat as BT.709) is tagged BT.709."""
+        """Colour: keep the input's tags; untagged HD (which players treat as BT.709) is tagged BT.709.
+        The matrix is always tagged: players guess an untagged one from the size, each its own way
+        (mpv takes 1024x600 for BT.709), so an untagged SD output could be shown with the wrong one."""
         info = self.info
         self._fmt = av.VideoFormat(pf)
         # FFmpeg 8.1's threaded swscale leaves 8 pixels at each slice start undefined (often 512)
@@ -193,17 +197,17 @@ class ContainerWriter(VideoWriter):
         matrix, prim, trc = info.colorspace, info.color_primaries, info.color_trc
         hd = width >= 1280 or height >= 720
         if matrix is None or matrix == "gbr":
-            matrix = "bt709" if hd else None
+            matrix = "bt709" if hd else "smpte170m"
         if prim is None and trc is None and hd and info.colorspace in (None, "gbr"):
             prim, trc = "bt709", "bt709"
         full = info.color_range == "pc"
-        self._dst_matrix = SWS_MATRIX.get(matrix or "smpte170m", Colorspace.ITU601)
+        self._dst_matrix = SWS_MATRIX.get(matrix, Colorspace.ITU601)
         self._dst_range = ColorRange.JPEG if full or self._is_rgb else ColorRange.MPEG
         self._tags = {
             "color_range": 2 if full or self._is_rgb else 1,
             "color_primaries": inverse(PRIMARIES).get(prim or "", 2),
             "color_trc": inverse(TRC).get(trc or "", 2),
-            "colorspace": 0 if self._is_rgb else inverse(SPACE).get(matrix or "", 2),
+            "colorspace": 0 if self._is_rgb else inverse(SPACE).get(matrix, 2),
         }
         for k, v in self._tags.items():
             setattr(cc, k, v)
@@ -306,6 +310,16 @@ class ContainerWriter(VideoWriter):
                 lookback = SUBTITLE_LOOKBACK_S if subtitles_in else AUX_SEEK_MARGIN_S
                 src.seek(int(max(Fraction(0), self._t0 - lookback) * av.time_base), backward=True)
             self._aux_iter = iter(src.demux(*[src.streams[i] for i in self._aux]))
+
+    def _exact_movie_clock(self, fmt_name: str) -> None:
+        """MOV/MP4 say where a track starts (its edit list) in the movie's timescale: 1000 by default
+        in PyAV's FFmpeg 8.1, so audio starting 0.478667 s in would start at 0.478. The least common
+        multiple of the rates the tracks count time in keeps every start exact, as FFmpeg 9 does."""
+        if fmt_name not in ("mp4", "mov"):
+            return
+        scale = math.lcm(*(s.time_base.denominator for s in self._out.streams if s.time_base))
+        if scale < 2**31:
+            self._out.container_options["movie_timescale"] = str(scale)
 
     def _copy_tags(self, src: Any, fmt_name: str) -> None:
         """The file's tags; MOV/MP4 store them as QuickTime keys (mdta) when some key, such as a
