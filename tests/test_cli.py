@@ -547,6 +547,19 @@ def test_a_compare_dry_run_shows_the_size_of_the_file(tmp_path, capsys):
     assert re.search(rf"output +│ {4 * w}x{2 * h} \(input \| output, --compare\), h264 yuv420p\s", plan), plan
 
 
+def test_a_dry_run_says_how_players_show_the_output(clip_sar, clip_rotated, tmp_path, capsys):
+    """Non-square pixels and a rotation tag carry over, so the stored size is not the size players
+    show: 64x48 at pixel aspect 4:3 shows 85x48 (x4: 341x192); turned 90 degrees, 48 wide."""
+    for clip, extra, shown in ((clip_sar, [], "256x192, shown 341x192 (pixel aspect 4:3)"),
+                               (clip_rotated, [], "256x192, shown 192x256 (turned 90 degrees)"),
+                               (clip_rotated, ["--rotate", "apply"], "192x256, h264"),
+                               (demo_clip("002.mp4"), [], "x720, h264")):  # fmt: skip
+        code, plan, err = run(["upscale", str(clip), "-o", str(tmp_path / "x.mp4"), "--model", "bilinear",
+                               "--dry-run", *extra], capsys)  # fmt: skip
+        assert code == 0, err
+        assert re.search(rf"output +│ \S*{re.escape(shown)}", plan), plan
+
+
 def test_a_dry_run_says_when_the_frame_count_is_estimated(clip_2997_mkv, tmp_path, capsys):
     """Matroska does not count frames: the plan's count comes from the duration (a VFR file with
     repeated timestamps was planned at 12 frames and ran 11), so it says "about"."""

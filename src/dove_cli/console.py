@@ -190,6 +190,7 @@ def print_plan(plan, console: Console) -> None:  # plan.Plan
             "output",
             f"{ow}x{oh}"
             + (" (input | output, --compare)" if plan.compare else "")
+            + (f", {shown}" if (shown := plan.shown_as()) else "")
             + (f", {plan.codec} {plan.pix_fmt}" if plan.codec else ""),
         ),
         ("padded input", f"{plan.padded_size[1]}x{plan.padded_size[0]}"),

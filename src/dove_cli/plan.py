@@ -60,6 +60,21 @@ class Plan:
     compare: bool = False  # --compare: the file is input | output side by side, twice as wide
     codec: str = ""  # the output's codec (hevc; png for images) and pixel format, as the writer chose them
     pix_fmt: str = ""
+    sample_aspect_ratio: Fraction | None = None  # the input's non-square pixels, which the output keeps
+    rotation: int = 0  # degrees the output's rotation tag turns it by when shown (--rotate keep)
+
+    def shown_as(self) -> str:
+        """How players show the file when that differs from its stored size: `shown 3413x1920 (pixel
+        aspect 32:27)`, `shown 1920x2880 (turned 90 degrees)`."""
+        h, w = self.file_size()
+        notes = []
+        if self.sample_aspect_ratio:
+            w = round(w * self.sample_aspect_ratio)
+            notes.append(f"pixel aspect {self.sample_aspect_ratio.numerator}:{self.sample_aspect_ratio.denominator}")
+        if self.rotation % 180:
+            h, w = w, h
+            notes.append(f"turned {abs(self.rotation)} degrees")
+        return f"shown {w}x{h} ({', '.join(notes)})" if notes else ""
 
     def summary(self) -> str:
         """One line for `-v`: `4 windows of 33 frames (8 shared) x 16 tiles of 320 px (32 px overlap), work
@@ -250,6 +265,8 @@ def make_plan(info: VideoInfo, model: Restorer, opts: UpscaleOptions, device: to
         padded_size=(hp, wp),
         output_size=(h * opts.scale, w * opts.scale),
         compare=opts.compare,
+        sample_aspect_ratio=info.sample_aspect_ratio,
+        rotation=info.rotation,
         frames_exact=info.num_frames_exact,
         frames=frames,
         fps=info.fps,
