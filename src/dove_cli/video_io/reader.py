@@ -284,6 +284,16 @@ def _time_span(seconds: list[float]) -> str:
     return f"t={seconds[0]:.3f}" + (f"-{seconds[-1]:.3f}" if len(seconds) > 1 else "") + "s"
 
 
+def stream_rate(s: Any) -> Fraction:
+    """A video stream's frame rate: its average rate, unless that exceeds the rate all its
+    timestamps fit (r_frame_rate, where guessed_rate starts), which no true average can: FFmpeg's
+    raw DV demuxer says 60000 for 25 fps PAL."""
+    fps = Fraction(s.average_rate or s.guessed_rate or s.base_rate or DEFAULT_SEQUENCE_FPS)
+    if s.guessed_rate and fps > 1.5 * s.guessed_rate:
+        fps = Fraction(s.guessed_rate)
+    return fps
+
+
 class VideoReader:
     """Decodes one video stream to RGB frames in presentation order; use from one thread."""
 
@@ -356,12 +366,7 @@ class VideoReader:
         fmt = frame.format
         bit_depth = max(comp.bits for comp in fmt.components)
         tb = (Fraction(s.time_base) if s.time_base else Fraction(1, 90000)) / self._rate
-        fps = Fraction(s.average_rate or s.guessed_rate or s.base_rate or 25)
-        if s.guessed_rate and fps > 1.5 * s.guessed_rate:
-            # No stream's average rate exceeds the rate all its timestamps fit (r_frame_rate, which
-            # guessed_rate starts from): FFmpeg's raw DV demuxer says 60000 for 25 fps PAL.
-            fps = Fraction(s.guessed_rate)
-        fps *= self._rate
+        fps = stream_rate(s) * self._rate
         duration = None
         if s.duration and s.time_base:
             duration = float(s.duration * s.time_base)
@@ -553,8 +558,7 @@ class VideoReader:
         """
         s = self._stream
         t = (pts - (s.start_time or 0)) * Fraction(s.time_base or Fraction(1, 90000))
-        rate = Fraction(s.average_rate or s.guessed_rate or s.base_rate or DEFAULT_SEQUENCE_FPS)
-        return round(t * rate), float(t)
+        return round(t * stream_rate(s)), float(t)
 
     def _frame_name(self, pts: int) -> str:
         n, t = self._where(pts)

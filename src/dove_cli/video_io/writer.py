@@ -43,7 +43,7 @@ from dove_cli.video_io.formats import (
 )
 from dove_cli.video_io.metadata import TAGLESS, file_tags, find_timecode, get_tag, mdta_keys, move_timecode
 from dove_cli.video_io.paths import disk_full, prepare_output, remove_made_folders, temp_sibling
-from dove_cli.video_io.reader import VideoInfo
+from dove_cli.video_io.reader import VideoInfo, stream_rate
 
 if TYPE_CHECKING:
     from av.container.core import Chapter
@@ -347,7 +347,7 @@ class ContainerWriter(VideoWriter):
         tc = find_timecode(src, vin)
         if tc is None:
             return
-        rate = Fraction(vin.average_rate or vin.guessed_rate or self._fps) if vin is not None else self._fps
+        rate = stream_rate(vin) if vin is not None else self._fps
         countable = move_timecode(tc, rate, self._fps, 0) is not None
         if fmt_name in TAGLESS:
             why = "MPEG-TS cannot hold it (.mov, .mp4 and .mkv can)"
