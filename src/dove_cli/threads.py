@@ -29,6 +29,16 @@ def read_ahead(items: Iterable[Any], timer: StageTimer, depth: int = 8) -> Gener
     done = object()
     stop = threading.Event()
 
+    def hand_over(item: Any) -> bool:
+        """Queue `item`, unless the consumer stops first (then no one will take it): False."""
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def work() -> None:
         try:
             it = iter(items)
@@ -36,19 +46,12 @@ def read_ahead(items: Iterable[Any], timer: StageTimer, depth: int = 8) -> Gener
                 t0 = time.perf_counter()
                 item = next(it, done)
                 timer.seconds["decode"] += time.perf_counter() - t0
-                if item is done:
-                    break
-                while not stop.is_set():
-                    try:
-                        q.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                # the end and an error too: a consumer that stopped early (a Ray task ends within
+                # `depth` frames of the file's end) leaves the queue full, and joins this thread
+                if not hand_over(item) or item is done:
                     return
-            q.put(done)
         except BaseException as exc:  # handed to the consumer
-            q.put(exc)
+            hand_over(exc)
 
     thread = threading.Thread(target=work, name="dove-reader", daemon=True)
     thread.start()
