@@ -8,11 +8,13 @@ the place of the stage defaults, and only the options in RESUMABLE may change.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 from dove_cli.errors import OptionError
 from dove_cli.options import option
@@ -46,8 +48,8 @@ class TrainConfig:
     frame_stride: int = option(1, "Take every Nth frame (1).", metavar="N")
     image_ratio: float = option(0.0, "Stage 2: share of image batches (0.8).", metavar="P")
     degradation: str = option("video", "video, image_video or a yaml path (stage 2: image_video).", metavar="NAME")
-    num_workers: int = option(min(4, os.cpu_count() or 1), "Data-loading processes (up to 4, one per core).",
-                              metavar="N")  # fmt: skip
+    num_workers: int = option(min(4, os.cpu_count() or 1), "Data-loading processes (default: one per core, up "
+                              "to 4; never more than the cores).", metavar="N")  # fmt: skip
 
     # optimisation
     max_steps: int = option(10_000, "Optimiser steps (10000; stage 2: 500).", metavar="N")
@@ -60,7 +62,7 @@ class TrainConfig:
     adam_beta2: float = option(0.95, "AdamW beta2.", hidden=True)
     adam_eps: float = option(1e-8, "AdamW epsilon.", hidden=True)
     weight_decay: float = option(1e-4, "AdamW weight decay.", hidden=True)
-    max_grad_norm: float = option(0.1, "Gradient clipping (0.1).", metavar="X")
+    max_grad_norm: float = option(0.1, "Gradient clipping: the max norm, > 0 (0.1).", metavar="X")
     mixed_precision: Literal["auto", "bf16", "fp16", "no"] = option("auto", "auto: bf16 on CUDA, fp32 on the CPU.")
     gradient_checkpointing: bool = option(True, "Recompute activations (on).")
     seed: int = option(42, "Seed of data order, crops and degradations (42).", metavar="N")
@@ -133,29 +135,15 @@ class TrainConfig:
 
     def check(self) -> None:
         """Raise OptionError (naming the option) for a value the recipe cannot run with."""
+        for field in dataclasses.fields(self):
+            _check_value(
+                field.name, _coerce(field.name, getattr(self, field.name)), "--" + field.name.replace("_", "-")
+            )
         f, h, w = self.resolution
         if f < 1 or h % 16 or w % 16 or h <= 0 or w <= 0:
             raise OptionError(f"--resolution {f}x{h}x{w}: frames >= 1, height and width multiples of 16")
         if self.stage == 1 and (f - 1) % 4:
             raise OptionError(f"--resolution: stage 1 encodes whole clips, frames must be 4k+1 (got {f})")
-        if not 0.0 <= self.image_ratio <= 1.0:
-            raise OptionError("--image-ratio must be in [0, 1]")
-        for name in (
-            "max_steps",
-            "batch_size",
-            "grad_accum",
-            "checkpoint_every",
-            "keep_checkpoints",
-            "frame_stride",
-            "val_every",
-            "val_clips",
-        ):
-            if getattr(self, name) < 1:
-                raise OptionError(f"--{name.replace('_', '-')} must be >= 1")
-        if self.lr <= 0 or self.warmup_steps < 0 or self.lora_rank < 0:
-            raise OptionError("--lr must be > 0, --warmup-steps and --lora-rank >= 0")
-        if self.latent_loss not in ("all-slots", "real-frames"):
-            raise OptionError(f"--latent-loss {self.latent_loss!r}: all-slots or real-frames")
 
     @property
     def metrics_path(self) -> Path:
@@ -165,24 +153,73 @@ class TrainConfig:
         return json.loads(json.dumps(dataclasses.asdict(self)))
 
 
-def _coerce(key: str, value: Any) -> Any:
-    """Accept the spellings a user writes: '25x320x640', 'a,b' lists, strings for numbers."""
+def _coerce(key: str, value: Any, where: str | None = None) -> Any:
+    """Accept the spellings a user writes: '25x320x640', 'a,b' lists, strings for numbers (YAML reads
+    `1e-5` as a string). A value of the wrong type is an OptionError naming `where` (default: the flag)."""
+    where = where or "--" + key.replace("_", "-")
     if key == "resolution":
-        if isinstance(value, str):
-            parts = value.lower().replace(" ", "").split("x")
-            try:
-                value = tuple(int(p) for p in parts)
-            except ValueError:
-                raise OptionError(f"--resolution {value!r}: expected FxHxW, e.g. 25x320x640") from None
-        value = tuple(int(v) for v in value)
+        text = (
+            value if isinstance(value, str) else "x".join(map(str, value)) if isinstance(value, list | tuple) else value
+        )
+        try:
+            parts = value.lower().replace(" ", "").split("x") if isinstance(value, str) else list(value)
+            value = tuple(int(p) for p in parts)
+        except (TypeError, ValueError):
+            value = ()
         if len(value) != 3:
-            raise OptionError(f"--resolution {value!r}: expected FxHxW")
+            raise OptionError(f"{where} {text}: expected FxHxW, e.g. 25x320x640")
         return value
     if key in ("lora_targets", "dists_weights"):
         if isinstance(value, str):
             value = [v for v in value.split(",") if v]
         return tuple(str(v) for v in value)
+    hint = _HINTS.get(key)
+    if value is None and hint == str | None:
+        return value
+    if hint in (int, float) and not isinstance(value, bool):
+        try:
+            number = float(value) if isinstance(value, str) else value
+            if hint is int and isinstance(number, float) and number.is_integer():
+                number = int(number)
+            if isinstance(number, int if hint is int else (int, float)) and math.isfinite(number):
+                return hint(number)
+        except ValueError:
+            pass
+        raise OptionError(f"{where} must be {'a whole number' if hint is int else 'a finite number'}, got {value!r}")
+    if hint is bool and not isinstance(value, bool):
+        raise OptionError(f"{where} must be true or false, got {value!r}")
+    if get_origin(hint) is Literal and value not in get_args(hint):
+        raise OptionError(f"{where} must be one of {', '.join(map(str, get_args(hint)))}, got {value!r}")
+    if hint in (str, str | None) and isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if hint in (str, str | None) and not isinstance(value, str):
+        raise OptionError(f"{where} must be text, got {value!r}")
     return value
+
+
+# Each option's own range (the stage, the resolution and their combination are checked in `check`).
+_AT_LEAST_1 = ("max_steps", "batch_size", "grad_accum", "checkpoint_every", "keep_checkpoints", "frame_stride",
+               "val_every", "val_clips")  # fmt: skip
+_POSITIVE = ("lr", "max_grad_norm", "lora_alpha", "adam_eps")
+_NOT_NEGATIVE = ("warmup_steps", "lora_rank", "dists_weight", "frame_diff_weight", "weight_decay", "num_workers",
+                 "seed", "timestep")  # fmt: skip
+_RANGES = {"image_ratio": (0, 1), "seed": (0, 2**32 - 1), "timestep": (0, 999)}
+_BELOW_1 = ("adam_beta1", "adam_beta2")  # [0, 1)
+
+
+def _check_value(key: str, value: Any, where: str) -> None:
+    """OptionError `where must be ..., got value` for a value outside the option's own range."""
+    got = f"got {value:g}" if isinstance(value, float) else f"got {value}"  # -1, not -1.0
+    if key in _AT_LEAST_1 and value < 1:
+        raise OptionError(f"{where} must be >= 1, {got}")
+    if key in _POSITIVE and not value > 0:
+        raise OptionError(f"{where} must be > 0, {got}")
+    if key in _NOT_NEGATIVE and value < 0:
+        raise OptionError(f"{where} must be >= 0, {got}")
+    if key in _RANGES and not _RANGES[key][0] <= value <= _RANGES[key][1]:
+        raise OptionError(f"{where} must be in [{_RANGES[key][0]}, {_RANGES[key][1]}], {got}")
+    if key in _BELOW_1 and not 0 <= value < 1:
+        raise OptionError(f"{where} must be in [0, 1), {got}")
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
@@ -210,7 +247,19 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         data = data["train"]
     if not isinstance(data, dict):
         raise OptionError(f"--config {path}: expected a table of options")
-    return {str(k).replace("-", "_"): v for k, v in data.items()}
+    values = {}
+    for key, value in data.items():  # each key and value on its own here, where the file can be named
+        name = str(key).replace("-", "_")
+        if name not in _HINTS:
+            near = [_ALIASES[name]] if name in _ALIASES else difflib.get_close_matches(name, _HINTS, n=1)
+            raise OptionError(
+                f"{path}: unknown training option {key!r}" + (f" (did you mean {near[0]}?)" if near else "")
+            )
+        if value is not None:
+            value = _coerce(name, value, f"{path}: {key}")
+            _check_value(name, value, f"{path}: {key}")
+        values[name] = value
+    return values
 
 
 def build_config(default_stage: int = 1, config_file: str | Path | None = None, **flags: Any) -> TrainConfig:
@@ -269,6 +318,12 @@ def refuse_recipe_changes(saved: TrainConfig, values: dict[str, Any]) -> None:
             f"--resume keeps the saved run's recipe, given anew: {', '.join(changes)}; "
             f"drop {them} to resume, or use --overwrite instead of --resume to start a new run"
         )
+
+
+_HINTS: dict[str, Any] = get_type_hints(TrainConfig)  # field -> its type, to check config-file values
+# names of diffusers' training scripts (the release's), for "did you mean"
+_ALIASES = {"learning_rate": "lr", "train_batch_size": "batch_size", "max_train_steps": "max_steps",
+            "lr_warmup_steps": "warmup_steps", "gradient_accumulation_steps": "grad_accum"}  # fmt: skip
 
 
 def _as_flag(key: str, value: Any) -> str:
