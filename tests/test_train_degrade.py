@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from conftest import demo_clip
+from dove_cli.errors import OptionError
 from dove_cli.train import degrade as D
 
 
@@ -286,3 +287,86 @@ def test_odd_frames_are_padded_by_repeating_the_edge():
     padded = D.pad_even(frames)
     assert padded.shape == (2, 6, 8, 3)
     assert np.array_equal(padded[:, 5, :7], frames[:, 4]) and np.array_equal(padded[:, :5, 7], frames[:, :, 6])
+
+
+# ---------------------------------------------------------------------------- checking a config when loaded
+
+
+def _shipped_text(name: str = "video") -> str:
+    from importlib import resources
+
+    return (resources.files("dove_cli.train") / "configs" / D.CONFIGS[name]).read_text()
+
+
+def test_the_shipped_configs_and_the_authors_originals_pass_the_check(tmp_path):
+    """The release's own yamls (copied with one comment line added) are accepted as they are."""
+    for name in D.CONFIGS:
+        D.load_degradation_config(name)
+        original = tmp_path / D.CONFIGS[name]  # the authors' file: the shipped one less the provenance line
+        original.write_text(_shipped_text(name).split("\n", 1)[1])
+        assert D.load_degradation_config(original) == D.load_degradation_config(name)
+
+
+J1 = "degradation_1.random_jpeg.params.quality"
+
+
+@pytest.mark.parametrize(
+    "old,new,said",
+    [
+        ("'iso', 'aniso',", "'iso', 'anisoo',",
+         "degradation_1.random_blur.params.kernel_list: unknown 'anisoo' (did you mean aniso?)"),
+        ("kernel_prob: [ 0.405,", "kernel_prob: [ 0.9,",
+         "degradation_1.random_blur.params.kernel_prob: [0.9, 0.225, 0.108, 0.027, 0.108, 0.027, 0.1] sums to 1.495, not 1"),
+        ("gaussian_sigma: [ 1, 30 ]", "gaussian_sigma: [ 30, 1 ]",
+         "degradation_1.random_noise.params.gaussian_sigma: [30, 1] is reversed (low > high)"),
+        ("gaussian_sigma: [ 1, 30 ]", "gaussian_sigma: [ -1, 30 ]",
+         "degradation_1.random_noise.params.gaussian_sigma: -1 is below 0"),
+        ("sigma_x: [ 0.2, 3 ]", "sigma_x: [ 0, 3 ]", "degradation_1.random_blur.params.sigma_x: 0 is not above 0"),
+        ("quality: [ 30, 95 ]", "quality: [ 30, 101 ]", f"{J1}: 101 is above 100"),
+        ("quality: [ 30, 95 ]", "quality: [ 0, 95 ]", f"{J1}: 0 is below 1"),
+        ("  random_noise:", "  random_noize:", "degradation_1: unknown key 'random_noize' (did you mean random_noise?)"),
+        ("      noise_prob: [ 0.5, 0.5 ]\n", "", "degradation_1.random_noise.params: missing noise_prob"),
+        ("'libx264', 'h264', 'mpeg4'", "'libx264', 'h264', 'mpeg5'",
+         "degradation_1.random_mpeg.params.codec: 'mpeg5' is not a video encoder of this FFmpeg"),
+        ("bitrate: [ !!float 1e4,", "bitrate: [ 1e4,",
+         "degradation_1.random_mpeg.params.bitrate: '1e4' is not a number (YAML reads 1e4 as text: write 1.0e4)"),
+        ("sigma_x_step: 0", "sigma_x_step: 0.5",
+         "degradation_1.random_blur.params.sigma_x_step: 0.5: only 0 is supported (one draw per clip, as the release)"),
+        ("kernel_list: ['sinc']", "kernel_list: ['sinc', 'iso']", "degradation_2.degradation_with_shuffle."
+         "degradations.RandomBlur.params.kernel_prob: expected 2 probabilities, one per kernel_list entry, got [1]"),
+        ("type: RandomResize", "type: RandomResise", "degradation_2.degradation_with_shuffle.degradations: unknown step"),
+        ("random_blur:\n    params:", "random_blur: [unclosed\n    params:", "not valid YAML"),
+    ],
+)  # fmt: skip
+def test_config_mistakes_are_one_line_naming_the_file_and_key(old, new, said, tmp_path):
+    text = _shipped_text()
+    assert old in text
+    path = tmp_path / "deg.yaml"
+    path.write_text(text.replace(old, new, 1))
+    with pytest.raises(OptionError) as err:
+        D.load_degradation_config(path)
+    assert str(err.value).startswith(f"{path}: {said}") and "\n" not in str(err.value)
+
+
+def test_image_mode_uses_the_image_step_and_no_codec(tmp_path):
+    """`dove degrade` on an image does what training does to an --images file: image mode, stage 2's config."""
+    from PIL import Image
+
+    src = tmp_path / "im.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 96, 3), dtype=np.uint8)).save(src)
+    for seed in range(4):
+        record = D.degrade_file(src, tmp_path / f"lq{seed}.png", seed=seed)
+        assert not any(r["op"] == "video" for r in record)
+        assert Image.open(tmp_path / f"lq{seed}.png").size == (24, 16)
+        rng = np.random.default_rng(seed)
+        clip = D.from_uint8(np.asarray(Image.open(src))[None]) / 255.0
+        _, expect = D.degrade(clip, D.load_degradation_config("image_video"), rng, mode="image")
+        assert record == expect  # the same draws as training's image mode
+
+
+def test_degrade_frames_and_seed_are_option_errors(tmp_path):
+    clip = demo_clip("005.mp4")
+    with pytest.raises(OptionError, match="^--frames must be >= 1, got 0$"):
+        D.degrade_file(clip, tmp_path / "lq.mp4", max_frames=0)
+    with pytest.raises(OptionError, match=r"^--seed must be in \[0, 4294967295\], got -1$"):
+        D.degrade_file(clip, tmp_path / "lq.mp4", seed=-1)

@@ -667,11 +667,19 @@ def train_export_cmd(
 
 @app.command("degrade", cls=PlainHelp)
 def degrade_cmd(
-    input: Path = typer.Argument(..., metavar="INPUT", help="A video (its first --frames frames are used)."),
-    output: Path = typer.Option(..., "--output", "-o", metavar="FILE", help="LQ video to write (1/4 size)."),
+    input: Path = typer.Argument(
+        ...,
+        metavar="INPUT",
+        help="A video (its first --frames frames are used) or an image (degraded as training "
+        "degrades --images: no video codec).",
+    ),
+    output: Path = typer.Option(..., "--output", "-o", metavar="FILE", help="LQ video or image to write (1/4 size)."),
     seed: int = typer.Option(0, "--seed", metavar="N", help="Seed of every random draw."),
-    config: str = typer.Option(
-        "video", "--config", metavar="NAME", help="video (stage 1), image_video (stage 2) or a yaml."
+    config: str | None = typer.Option(
+        None,
+        "--config",
+        metavar="NAME",
+        help="video (stage 1), image_video (stage 2) or a yaml (default: video; image_video for an image).",
     ),
     frames: int = typer.Option(100, "--frames", metavar="N", help="At most this many frames."),
     record: Path | None = typer.Option(
@@ -679,7 +687,7 @@ def degrade_cmd(
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
 ) -> None:
-    """Write one degraded sample of a video: what `dove train` teaches the model to undo."""
+    """Write one degraded sample of a video or image: what `dove train` teaches the model to undo."""
     import json
 
     from dove_cli.train.degrade import degrade_file

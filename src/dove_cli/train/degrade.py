@@ -21,13 +21,14 @@ so tests and `dove degrade` can show which blur, noise, JPEG quality, codec and 
 
 from __future__ import annotations
 
+import difflib
 import io
 import math
 from dataclasses import dataclass
 from fractions import Fraction
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn, cast
 
 import numpy as np
 import torch
@@ -47,24 +48,210 @@ SCALE = 4  # LQ = HQ / 4
 
 
 def load_degradation_config(name_or_path: str | Path = "video") -> dict[str, Any]:
-    """'video' (stage 1), 'image_video' (stage 2) or a path to a yaml in the release's format."""
+    """'video' (stage 1), 'image_video' (stage 2) or a path to a yaml in the release's format, checked
+    whole (`check_degradation_config`): a mistake is one line now, not a crash at a random step."""
     import yaml
 
     if str(name_or_path) in CONFIGS:
-        text = (resources.files("dove_cli.train") / "configs" / CONFIGS[str(name_or_path)]).read_text()
+        label = CONFIGS[str(name_or_path)]
+        text = (resources.files("dove_cli.train") / "configs" / label).read_text()
     else:
         path = Path(name_or_path)
         if not path.is_file():
             raise OptionError(f"degradation config {path} not found (or use one of {sorted(CONFIGS)})")
-        text = path.read_text()
-    cfg = yaml.safe_load(text)
-    if not isinstance(cfg, dict) or "degradation_1" not in cfg or "degradation_2" not in cfg:
-        raise OptionError(f"degradation config {name_or_path}: needs degradation_1 and degradation_2 sections")
-    return cfg
+        label, text = str(path), path.read_text()
+    try:
+        cfg = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise OptionError(f"{label}: not valid YAML ({what}{where})") from None
+    check_degradation_config(cfg, label)
+    return cast(dict[str, Any], cfg)
 
 
 def _params(section: dict[str, Any]) -> dict[str, Any]:
     return section.get("params", section)
+
+
+# What each op reads (see the ops below). The release's per-frame `*_step` drifts other than JPEG's
+# quality_step are not implemented (the release's configs set them to 0), so only 0 is accepted.
+KERNELS = ("iso", "aniso", "generalized_iso", "generalized_aniso", "plateau_iso", "plateau_aniso", "sinc")
+_OP_KEYS = {
+    "blur": ("kernel_list", "kernel_prob", "kernel_size", "prob", "sigma_x", "sigma_y", "rotate_angle",
+             "beta_gaussian", "beta_plateau", "omega", "sigma_x_step", "sigma_y_step", "rotate_angle_step",
+             "beta_gaussian_step", "beta_plateau_step", "omega_step"),
+    "resize": ("resize_opt", "resize_prob", "resize_mode_prob", "resize_scale", "prob", "is_size_even", "target_size",
+               "resize_step"),
+    "noise": ("noise_type", "noise_prob", "prob", "gaussian_sigma", "gaussian_gray_noise_prob", "poisson_scale",
+              "poisson_gray_noise_prob", "gaussian_sigma_step", "poisson_scale_step"),
+    "jpeg": ("quality", "quality_step", "prob"),
+    "video": ("codec", "codec_prob", "bitrate", "prob"),
+}  # fmt: skip
+_SECTIONS = {
+    "degradation_1": {"random_blur": "blur", "random_resize": "resize", "random_noise": "noise", "random_jpeg": "jpeg",
+                      "random_mpeg": "video"},
+    "degradation_2": {"random_blur": "blur", "random_resize": "resize", "random_noise": "noise", "random_jpeg": "jpeg",
+                      "degradation_with_shuffle": "shuffle"},
+    "degradation_3": {"random_resize": "final_resize", "random_blur": "blur"},
+}  # fmt: skip
+_OPTIONAL = {"degradation_3", "random_mpeg"}  # image mode only; the first round's codec
+_SHUFFLED = {"RandomVideoCompression": "video", "RandomResize": "final_resize", "RandomBlur": "blur"}
+
+
+def check_degradation_config(cfg: Any, label: str) -> None:
+    """OptionError `label: key.path: what is wrong` for the first mistake in a degradation config:
+    a missing or unknown section or key, an unknown kernel, resize method, noise type or codec,
+    probabilities that do not sum to 1, a reversed range, a value out of its range."""
+
+    def fail(where: str, what: str) -> NoReturn:
+        raise OptionError(f"{label}: {where}{': ' if where else ''}{what}")
+
+    def keys(table: Any, where: str, known: Any, optional: set[str] | tuple[str, ...] = ()) -> dict[str, Any]:
+        if not isinstance(table, dict):
+            fail(where, f"expected a section of keys, got {table!r}")
+        for key in table:
+            if key not in known:
+                near = difflib.get_close_matches(str(key), list(known), n=1)
+                fail(where, f"unknown key {key!r}" + (f" (did you mean {near[0]}?)" if near else ""))
+        for key in known:
+            if key not in table and key not in optional:
+                fail(where, f"missing {key}")
+        return cast(dict[str, Any], table)
+
+    def number(value: Any, where: str, lo: float | None = None, hi: float | None = None, above: bool = False) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            hint = " (YAML reads 1e4 as text: write 1.0e4)" if isinstance(value, str) else ""
+            fail(where, f"{value!r} is not a number{hint}")
+        if lo is not None and (value <= lo if above else value < lo):
+            fail(where, f"{value} is {'not above' if above else 'below'} {lo:g}")
+        if hi is not None and value > hi:
+            fail(where, f"{value} is above {hi:g}")
+        return float(value)
+
+    def span(value: Any, where: str, lo: float | None = None, hi: float | None = None, above: bool = False) -> None:
+        if not isinstance(value, list) or len(value) != 2:
+            fail(where, f"expected a range [low, high], got {value!r}")
+        a, b = (number(v, where, lo, hi, above) for v in value)
+        if a > b:
+            fail(where, f"{value} is reversed (low > high)")
+
+    def choice(p: dict[str, Any], where: str, names: str, probs: str, allowed: Any) -> list[str]:
+        listed = p[names]
+        if not isinstance(listed, list) or not listed:
+            fail(f"{where}.{names}", f"expected a list, got {listed!r}")
+        for name in listed:
+            if allowed is not None and str(name).lower() not in allowed:
+                near = difflib.get_close_matches(str(name), list(allowed), n=1)
+                fail(f"{where}.{names}", f"unknown {name!r}" + (f" (did you mean {near[0]}?)" if near else
+                                                                  f" (one of {', '.join(allowed)})"))  # fmt: skip
+        chances = p[probs]
+        if not isinstance(chances, list) or len(chances) != len(listed):
+            fail(f"{where}.{probs}", f"expected {len(listed)} probabilities, one per {names} entry, got {chances!r}")
+        total = sum(number(c, f"{where}.{probs}", 0) for c in chances)
+        if abs(total - 1) > 0.01:
+            fail(f"{where}.{probs}", f"{chances} sums to {total:g}, not 1")
+        return [str(n).lower() for n in listed]
+
+    def op(kind: str, p: Any, where: str) -> None:
+        known = _OP_KEYS["resize" if kind == "final_resize" else kind]
+        required = {
+            "blur": {"kernel_list", "kernel_prob", "kernel_size"},
+            "resize": {"resize_opt", "resize_prob", "resize_mode_prob", "resize_scale"},
+            "final_resize": {"resize_opt", "resize_prob"},
+            "noise": {"noise_type", "noise_prob"},
+            "jpeg": {"quality"},
+            "video": {"codec", "codec_prob", "bitrate"},
+        }[kind]
+        p = keys(p, where, known, set(known) - required)
+        for key, value in p.items():
+            if key.endswith("_step") and key != "quality_step" and value != 0:
+                fail(f"{where}.{key}", f"{value!r}: only 0 is supported (one draw per clip, as the release)")
+        if "prob" in p:
+            number(p["prob"], f"{where}.prob", 0, 1)
+        if kind == "blur":
+            choice(p, where, "kernel_list", "kernel_prob", KERNELS)
+            sizes = p["kernel_size"]
+            if not isinstance(sizes, list) or not sizes:
+                fail(f"{where}.kernel_size", f"expected a list of odd sizes, got {sizes!r}")
+            for size in sizes:
+                if not isinstance(size, int) or isinstance(size, bool) or size < 1 or size % 2 == 0:
+                    fail(f"{where}.kernel_size", f"{size!r} is not an odd whole number")
+            for key in ("sigma_x", "sigma_y", "beta_gaussian", "beta_plateau", "omega"):
+                if key in p:
+                    span(p[key], f"{where}.{key}", 0, above=True)
+            if "rotate_angle" in p:
+                span(p["rotate_angle"], f"{where}.rotate_angle")
+        elif kind in ("resize", "final_resize"):
+            choice(p, where, "resize_opt", "resize_prob", ("bilinear", "area", "bicubic"))
+            if "resize_mode_prob" in p:
+                modes = p["resize_mode_prob"]
+                if not isinstance(modes, list) or len(modes) != 3:
+                    fail(f"{where}.resize_mode_prob", f"expected 3 probabilities (up, down, keep), got {modes!r}")
+                total = sum(number(m, f"{where}.resize_mode_prob", 0) for m in modes)
+                if abs(total - 1) > 0.01:
+                    fail(f"{where}.resize_mode_prob", f"{modes} sums to {total:g}, not 1")
+            if "resize_scale" in p:
+                span(p["resize_scale"], f"{where}.resize_scale", 0, above=True)
+            if "is_size_even" in p and not isinstance(p["is_size_even"], bool):
+                fail(f"{where}.is_size_even", f"{p['is_size_even']!r}: expected true or false")
+        elif kind == "noise":
+            for name in choice(p, where, "noise_type", "noise_prob", ("gaussian", "poisson")):
+                level, gray = ("gaussian_sigma", "gaussian_gray_noise_prob") if name == "gaussian" else (
+                    "poisson_scale", "poisson_gray_noise_prob")  # fmt: skip
+                for key in (level, gray):
+                    if key not in p:
+                        fail(where, f"missing {key} (noise_type lists {name})")
+                span(p[level], f"{where}.{level}", 0)
+                number(p[gray], f"{where}.{gray}", 0, 1)
+        elif kind == "jpeg":
+            span(p["quality"], f"{where}.quality", 1, 100)
+            if "quality_step" in p:
+                number(p["quality_step"], f"{where}.quality_step", 0)
+        elif kind == "video":
+            import av
+
+            for name in choice(p, where, "codec", "codec_prob", None):
+                try:
+                    av.Codec(name, "w")
+                except ValueError:
+                    fail(f"{where}.codec", f"{name!r} is not a video encoder of this FFmpeg")
+            span(p["bitrate"], f"{where}.bitrate", 0, above=True)
+
+    def shuffled(items: Any, where: str, found: set[str]) -> None:
+        if not isinstance(items, list):
+            fail(where, f"expected a list of steps, got {items!r}")
+        for item in items:
+            if isinstance(item, list):
+                shuffled(item, where, found)
+                continue
+            kind = _SHUFFLED.get(str(item.get("type"))) if isinstance(item, dict) else None
+            if kind is None or not isinstance(item, dict):
+                fail(where, f"unknown step {item!r} (one of {', '.join(_SHUFFLED)}, each with params)")
+            item = keys(item, f"{where}.{item['type']}", ("type", "params", "keys"), ("keys",))
+            op(kind, item["params"], f"{where}.{item['type']}.params")
+            found.add(item["type"])
+
+    if not isinstance(cfg, dict):
+        fail(
+            "", f"expected the sections degradation_1 and degradation_2, got {'an empty file' if cfg is None else cfg}"
+        )
+    top = keys(cfg, "", _SECTIONS, _OPTIONAL)
+    for name, table in top.items():
+        for section, value in keys(table, name, _SECTIONS[name], _OPTIONAL).items():
+            where, kind = f"{name}.{section}", _SECTIONS[name][section]
+            if kind == "shuffle":
+                value = keys(value, where, ("degradations", "keys"), ("keys",))
+                found: set[str] = set()
+                shuffled(value["degradations"], f"{where}.degradations", found)
+                if not {"RandomResize", "RandomBlur"} <= found:
+                    fail(f"{where}.degradations", "needs a RandomResize and a RandomBlur (the final resize and sinc)")
+            elif isinstance(value, dict) and "params" in value:
+                value = keys(value, where, ("params", "keys"), ("keys",))
+                op(kind, value["params"], f"{where}.params")
+            else:
+                op(kind, value, where)
 
 
 # ---------------------------------------------------------------------------- blur kernels
@@ -644,26 +831,42 @@ def degrade_file(
     dst: str | Path,
     *,
     seed: int = 0,
-    config: str | Path = "video",
+    config: str | Path | None = None,
     max_frames: int = 100,
     overwrite: bool = False,
 ) -> Record:
-    """Degrade the first `max_frames` frames of a video to 1/4 size and write them (near-lossless
-    H.264 that players open, the source frame rate), so users can see what the model is trained against."""
+    """Degrade the first `max_frames` frames of a video, or an image, to 1/4 size and write them
+    (near-lossless H.264 that players open at the source frame rate, or an image), so users can see
+    what the model is trained against.
+
+    An image (a file training takes for --images) is degraded as training degrades its images: in
+    image mode (no video codec; the yaml's image step, degradation_3, last), with the stage-2 config
+    `image_video` unless `config` says otherwise; a video with `video` (stage 1) unless it says so."""
     import av
 
     from dove_cli.errors import InputError
+    from dove_cli.train.data import IMAGE_EXTS, read_image
 
     src, dst = Path(src), Path(dst)
+    if max_frames < 1:
+        raise OptionError(f"--frames must be >= 1, got {max_frames}")
+    if not 0 <= seed < 2**32:
+        raise OptionError(f"--seed must be in [0, {2**32 - 1}], got {seed}")
     video_io.check_output(dst, overwrite=overwrite, inputs=[src])
-    cfg = load_degradation_config(config)
+    mode: Mode = "image" if src.suffix.lower() in IMAGE_EXTS else "video"
+    cfg = load_degradation_config(config or ("image_video" if mode == "image" else "video"))
+    rate: Any = 25
     try:
-        with av.open(str(src)) as container:
-            stream = container.streams.video[0]
-            rate = stream.average_rate or 25
-            frames = [
-                f.to_ndarray(format="rgb24") for _, f in zip(range(max_frames), container.decode(stream), strict=False)
-            ]
+        if mode == "image":
+            frames = list(read_image(src))
+        else:
+            with av.open(str(src)) as container:
+                stream = container.streams.video[0]
+                rate = stream.average_rate or 25
+                frames = [
+                    f.to_ndarray(format="rgb24")
+                    for _, f in zip(range(max_frames), container.decode(stream), strict=False)
+                ]
     except (av.error.FFmpegError, OSError, IndexError) as exc:
         raise InputError(f"{src}: cannot read video ({exc})") from exc
     if not frames:
@@ -671,11 +874,11 @@ def degrade_file(
     clip = from_uint8(frames) / 255.0
     h, w = clip.shape[-2:]
     clip = clip[..., : h - h % SCALE, : w - w % SCALE]
-    lq, record = degrade(clip, cfg, np.random.default_rng(seed))
+    lq, record = degrade(clip, cfg, np.random.default_rng(seed), mode=mode)
     out = to_uint8(lq * 255.0)
     height, width = out.shape[1:3]
     info = video_io.VideoInfo(path=src, width=width, height=height, num_frames=len(out), fps=Fraction(rate),
-                              time_base=1 / Fraction(rate))  # fmt: skip
+                              time_base=1 / Fraction(rate), is_still_image=mode == "image")  # fmt: skip
     with video_io.open_writer(
         dst, info, width, height, codec="h264", crf=4, audio="none", overwrite=overwrite
     ) as writer:
