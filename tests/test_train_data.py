@@ -62,13 +62,53 @@ def test_short_small_and_unreadable_clips_are_skipped_and_counted(tmp_path, demo
     src = T.scan_sources(tmp_path, (5, 200, 200))
     assert [v.path.name for v in src.videos] == ["001.mp4"]
     assert src.skipped["too_small"] == 2 and src.skipped["unreadable"] == 1
-    assert "skipped training files" in caplog.text
+    assert f"skipped training files: 1 unreadable ({tmp_path / 'sub' / 'broken.mp4'}); 2 too small (" in caplog.text
     src = T.scan_sources(tmp_path, (40, 64, 64))  # 002 has 32 frames
     assert src.skipped["too_short"] == 1
     caplog.clear()
-    with pytest.raises(InputError, match="no usable clips .*; skipped 1 unreadable, 3 too small$"):
+    with pytest.raises(InputError, match=r"no usable clips .*; skipped 1 unreadable \(.*broken.mp4\); 3 too small \("):
         T.scan_sources(tmp_path, (5, 512, 512))
     assert "skipped training files" not in caplog.text  # said once, in the error
+
+
+def test_many_skipped_files_name_the_first_three_and_count_the_rest(tmp_path, caplog):
+    for i in range(5):
+        (tmp_path / f"bad{i}.mp4").write_bytes(b"not a video")
+    (tmp_path / "good.mp4").symlink_to(demo_clip("001.mp4"))
+    T.scan_sources(tmp_path, CROP)
+    bad = ", ".join(str(tmp_path / f"bad{i}.mp4") for i in range(3))
+    assert f"skipped training files: 5 unreadable ({bad} and 2 more)" in caplog.text
+
+
+def _noise_clip(path: Path, cut: bool = False) -> Path:
+    """30 frames of 64x64 noise (MKV: its header keeps the duration); cut: only its first half
+    remains, so the probe counts 30 frames and decoding stops after about 14."""
+    _write_video(path, np.random.default_rng(0).integers(0, 255, (30, 64, 64, 3), dtype=np.uint8), lossless=False)
+    if cut:
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    return path
+
+
+def test_a_clip_that_fails_partway_is_warned_about_once(tmp_path, caplog):
+    good, bad = _noise_clip(tmp_path / "a_good.mkv"), _noise_clip(tmp_path / "b_cut.mkv", cut=True)
+    crop = (9, 32, 32)  # 19 intermediate frames: more than the cut clip decodes, wherever they start
+    ds = T.TrainDataset(T.scan_sources(tmp_path, crop), T.DataConfig(crop=crop, seed=0))
+    loader = T.make_loader(ds, T.GlobalBatchSampler(2, 2, seed=0, end_step=6), num_workers=2)
+    batches = list(T.iter_batches(loader))
+    assert sum(b["skipped"] for b in batches) >= 3  # drawn and failed several times, in both workers
+    assert caplog.text.count(f"skipping {bad}: ended after") == 1
+    assert str(good) not in caplog.text
+
+
+def test_the_only_clip_failing_partway_is_one_line_naming_it(tmp_path):
+    bad = _noise_clip(tmp_path / "b_cut.mkv", cut=True)
+    crop = (9, 32, 32)
+    ds = T.TrainDataset(T.scan_sources(tmp_path, crop), T.DataConfig(crop=crop, seed=0))
+    loader = T.make_loader(ds, T.GlobalBatchSampler(1, 1, seed=0, end_step=1), num_workers=1)
+    with pytest.raises(InputError) as err:
+        list(T.iter_batches(loader))
+    assert str(err.value).startswith(f"{bad}: ended after") and "\n" not in str(err.value)
+    assert "no other training file" in str(err.value)
 
 
 def test_samples_are_pure_functions_of_seed_step_position(dataset):

@@ -222,6 +222,19 @@ def test_a_failed_start_does_not_block_the_next(tiny_model_dir, tmp_path):
     assert json.loads((out / "run.json").read_text())["max_steps"] == 1
 
 
+def test_a_bad_degradation_yaml_stops_the_start_before_the_run_folder(tiny_model_dir, tmp_path):
+    """Checked when loaded: a kernel typo would otherwise crash at whichever step first draws it."""
+    from importlib import resources
+
+    text = (resources.files("dove_cli.train") / "configs" / "degradation.yaml").read_text()
+    bad = tmp_path / "deg.yaml"
+    bad.write_text(text.replace("'aniso'", "'anisoo'"))
+    out = tmp_path / "run"
+    with pytest.raises(OptionError, match="kernel_list: unknown 'anisoo'"):
+        train(_cfg(1, tiny_model_dir, out, max_steps=1, resolution="1x32x32", degradation=str(bad)))
+    assert not out.exists()
+
+
 def test_stage2_loss_falls(tiny_model_dir, tmp_path):
     cfg = _cfg(2, tiny_model_dir, tmp_path / "s2", max_steps=16, checkpoint_every=16, lr=3e-3)
     result = train(cfg)
@@ -292,6 +305,81 @@ def test_config_file_and_flag_precedence(tmp_path):
     for bad in (dict(resolution="24x320x640"), dict(resolution="25x300x640"), dict(nope=1), dict(batch_size=0)):
         with pytest.raises(OptionError):
             build_config(1, None, **bad)
+
+
+@pytest.mark.parametrize(
+    "flag,value,said",
+    [
+        ("--max-grad-norm", "-1", "--max-grad-norm must be > 0, got -1"),  # a negative clip factor climbs the loss
+        ("--max-grad-norm", "0", "--max-grad-norm must be > 0, got 0"),  # zeroes every gradient
+        ("--dists-weight", "-1", "--dists-weight must be >= 0, got -1"),
+        ("--frame-diff-weight", "-3", "--frame-diff-weight must be >= 0, got -3"),
+        ("--lora-alpha", "-1", "--lora-alpha must be > 0, got -1"),
+        ("--seed", "-1", "--seed must be >= 0, got -1"),
+        ("--lr", "-1", "--lr must be > 0, got -1"),
+        ("--warmup-steps", "-5", "--warmup-steps must be >= 0, got -5"),
+        ("--lora-rank", "-2", "--lora-rank must be >= 0, got -2"),
+        ("--resolution", "9x64", "--resolution 9x64: expected FxHxW, e.g. 25x320x640"),
+        ("--image-ratio", "1.5", "--image-ratio must be in [0, 1], got 1.5"),
+    ],
+)
+def test_cli_option_values_are_checked_one_line_each(flag, value, said, tmp_path, capsys):
+    from dove_cli.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "-q", "--data", str(tmp_path), "--model", "tiny", "-o", str(tmp_path / "o"), flag, value])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err == f"error: {said}\n" and not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    "text,said",
+    [
+        ('max_steps: "ten"\n', "max_steps must be a whole number, got 'ten'"),
+        ("max_grad_norm: -1\n", "max_grad_norm must be > 0, got -1"),
+        ("vae_tiling: 'no'\n", "vae_tiling must be true or false, got 'no'"),
+        ("optimizer: sgd\n", "optimizer must be one of adamw, adamw8bit, got 'sgd'"),
+        ("learning_rate: 1.0e-5\n", "unknown training option 'learning_rate' (did you mean lr?)"),
+        ("warmup_step: 5\n", "unknown training option 'warmup_step' (did you mean warmup_steps?)"),
+    ],
+)
+def test_config_file_values_are_checked_naming_the_file_and_key(text, said, tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(text)
+    with pytest.raises(OptionError) as err:
+        build_config(1, cfg, data="x")
+    assert str(err.value) == f"{cfg}: {said}"
+
+
+def test_config_file_numbers_written_as_text_are_read(tmp_path):
+    """YAML 1.1 reads `1e-5` as a string and TOML `1e4` as a float: both are what the user meant."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("lr: 1e-5\nmax_steps: 1e4\n")
+    assert (build_config(1, cfg).lr, build_config(1, cfg).max_steps) == (1e-5, 10_000)
+
+
+def test_num_workers_beyond_the_cores_are_capped(tmp_path, caplog):
+    from dove_cli.train.data import GlobalBatchSampler, make_loader
+
+    demo_clip("001.mp4")
+    ds = TrainDataset(scan_sources(DEMO, (1, 32, 32)), DataConfig(crop=(1, 32, 32)))
+    cores = len(os.sched_getaffinity(0))
+    loader = make_loader(ds, GlobalBatchSampler(len(ds), 1, seed=0, end_step=1), num_workers=cores + 97)
+    assert loader.num_workers == cores
+    assert f"--num-workers {cores + 97}: {cores} cores here, so {cores} data-loading processes" in caplog.text
+
+
+def test_a_training_checkpoint_as_model_says_export_or_resume(stage1_run, tmp_path, capsys):
+    from dove_cli.cli import main
+
+    cfg, result = stage1_run
+    ckpt, run = result.last_checkpoint, Path(cfg.output_dir)
+    for given, resume in ((ckpt, f"--resume {ckpt} -o {run}"), (run, f"--resume latest -o {run}")):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["train", "-q", "--stage", "2", "--data", str(DEMO), "--model", str(given), "-o", str(tmp_path / "o")])
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and err.count("\n") == 1 and "WARNING" not in err
+        assert f"`dove train export {given} -o MODEL_DIR`" in err and err.rstrip().endswith(resume)
 
 
 def test_cli_errors_are_messages(tmp_path, tiny_model_dir):

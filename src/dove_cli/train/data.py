@@ -11,6 +11,7 @@ the window it needs.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -259,6 +260,7 @@ class Sources:
     images: list[MediaInfo] = field(default_factory=list)
     lq: dict[Path, Path] = field(default_factory=dict)  # HQ path -> paired LQ path
     skipped: dict[str, int] = field(default_factory=dict)
+    skipped_files: dict[str, list[Path]] = field(default_factory=dict)  # reason -> the files
 
 
 def scan_sources(
@@ -272,7 +274,7 @@ def scan_sources(
     """List and probe the training media; raises InputError when nothing usable is left."""
     f, h, w = crop
     span = (f - 1) * frame_stride + 1
-    skipped = {"unreadable": 0, "too_short": 0, "too_small": 0, "no_lq_pair": 0}
+    skipped: dict[str, list[Path]] = {"unreadable": [], "too_short": [], "too_small": [], "no_lq_pair": []}
     videos: list[MediaInfo] = []
     lq_map: dict[Path, Path] = {}
     lq_index: dict[Path, Path] = {}
@@ -284,19 +286,19 @@ def scan_sources(
     for path in list_media(data, VIDEO_EXTS):
         info = probe_video(path)
         if info is None:
-            skipped["unreadable"] += 1
+            skipped["unreadable"].append(path)
             continue
         if info.frames < span:
-            skipped["too_short"] += 1
+            skipped["too_short"].append(path)
             continue
         if info.height < h or info.width < w:
-            skipped["too_small"] += 1
+            skipped["too_small"].append(path)
             continue
         if lq is not None:
             rel = path.relative_to(data_root) if data_root.is_dir() else Path(path.name)
             pair = lq_index.get(rel.with_suffix(""))
             if pair is None:
-                skipped["no_lq_pair"] += 1
+                skipped["no_lq_pair"].append(path)
                 continue
             lq_map[path] = pair
         videos.append(info)
@@ -305,12 +307,12 @@ def scan_sources(
         for path in list_media(images, IMAGE_EXTS):
             info = probe_image(path)
             if info is None:
-                skipped["unreadable"] += 1
+                skipped["unreadable"].append(path)
             elif info.height < h or info.width < w:
-                skipped["too_small"] += 1
+                skipped["too_small"].append(path)
             else:
                 image_infos.append(info)
-    counts = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in skipped.items() if v)
+    counts = "; ".join(_named(len(v), k.replace("_", " "), v) for k, v in skipped.items() if v)
     if not videos:  # the error says what was skipped: no warning before it
         raise InputError(
             f"{data}: no usable clips (need >= {span} frames of >= {h}x{w}){'; skipped ' + counts if counts else ''}"
@@ -319,14 +321,20 @@ def scan_sources(
         raise InputError(f"{images}: no usable images (need >= {h}x{w}){'; skipped ' + counts if counts else ''}")
     if counts:
         log.warning("skipped training files: %s", counts)
-    return Sources(videos, image_infos, lq_map, skipped)
+    return Sources(videos, image_infos, lq_map, {k: len(v) for k, v in skipped.items()}, skipped)
+
+
+def _named(count: int, what: str, paths: list[Path], shown: int = 3) -> str:
+    """'2 unreadable (a.mp4, b.mp4)', or the first `shown` and how many more."""
+    more = f" and {count - shown} more" if count > shown else ""
+    return f"{count} {what} ({', '.join(map(str, paths[:shown]))}{more})"
 
 
 class TrainDataset(torch.utils.data.Dataset):
     """Map-style dataset indexed by SampleKey: returns one (HQ, upsampled LQ) pair in [-1, 1].
 
     Output: {"hq": [3, F, H, W], "lq": [3, F, H, W] (LQ upsampled x4 bilinearly, as at inference),
-    "kind": "video"|"image", "skipped": files that failed to decode before this one,
+    "kind": "video"|"image", "failed": (file, why) of each file that failed to decode before this one,
     "step"/"position": the sample's place in the run (seeds the VAE posterior noise)}.
     Images are 1-frame clips. With paired LQ files, the LQ crop is cut at the same place, no synthesis.
     """
@@ -341,7 +349,7 @@ class TrainDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, key: SampleKey) -> dict[str, Any]:
         items = self.sources.videos if key.kind == "video" else self.sources.images
-        skipped = 0
+        failed: list[tuple[str, str]] = []  # (file, why): it and the others tried are warned about once
         for attempt in range(min(len(items), 16)):
             info = items[(key.index + attempt) % len(items)]
             rng = np.random.default_rng([self.config.seed, key.step, key.position, attempt])
@@ -349,10 +357,12 @@ class TrainDataset(torch.utils.data.Dataset):
                 hq, lq = self._pair(info, key.kind, rng)
                 break
             except InputError as exc:
-                log.warning("skipping %s", exc)
-                skipped += 1
+                failed.append((str(info.path), str(exc)))
         else:
-            raise InputError(f"{skipped} training files in a row could not be decoded (last: {info.path})")
+            last = failed[-1][1]
+            if len(failed) == 1:
+                raise InputError(f"{last}; no other training file to use in its place")
+            raise InputError(f"{len(failed)} training files in a row could not be decoded, the last {last}")
         from dove_cli.engine import upsample
 
         lq_up = upsample(lq, self.config.scale)
@@ -360,10 +370,19 @@ class TrainDataset(torch.utils.data.Dataset):
             "hq": (hq * 2 - 1).permute(1, 0, 2, 3).contiguous(),
             "lq": (lq_up * 2 - 1).clamp(-1, 1).permute(1, 0, 2, 3).contiguous(),
             "kind": key.kind,
-            "skipped": skipped,
+            "failed": failed,
             "step": key.step,
             "position": key.position,
         }
+
+    def __getitems__(self, keys: list[SampleKey]) -> list[dict[str, Any]]:
+        """The DataLoader's fetch of one batch: a sample that cannot be made comes back as its error,
+        which `iter_batches` raises as one line (from a worker process, torch would wrap the
+        exception in the worker's traceback)."""
+        try:
+            return [self[key] for key in keys]
+        except InputError as exc:
+            return [{"error": str(exc)}]
 
     def _pair(self, info: MediaInfo, kind: Kind, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         f, h, w = self.config.crop
@@ -410,11 +429,15 @@ class TrainDataset(torch.utils.data.Dataset):
 
 def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
     """Stack a batch; all samples of a batch have the same kind (the sampler makes sure)."""
+    if "error" in samples[0]:  # from __getitems__
+        return samples[0]
+    failed = [f for s in samples for f in s["failed"]]
     return {
         "hq": torch.stack([s["hq"] for s in samples]),
         "lq": torch.stack([s["lq"] for s in samples]),
         "kind": samples[0]["kind"],
-        "skipped": sum(s["skipped"] for s in samples),
+        "skipped": len(failed),
+        "failed": failed,
         "step": samples[0]["step"],
         "positions": [s["position"] for s in samples],
     }
@@ -433,7 +456,12 @@ def make_loader(
     num_workers: int = 0,
     pin_memory: bool = False,
 ) -> torch.utils.data.DataLoader:
-    """A DataLoader over this rank's batches; workers decode with PyAV in parallel."""
+    """A DataLoader over this rank's batches; workers decode with PyAV in parallel, at most one per core
+    (more only compete for the cores)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if num_workers > cores:
+        log.warning("--num-workers %d: %d cores here, so %d data-loading processes", num_workers, cores, cores)
+        num_workers = cores
     return torch.utils.data.DataLoader(
         dataset,
         batch_sampler=sampler,
@@ -444,3 +472,17 @@ def make_loader(
         persistent_workers=False,
         prefetch_factor=2 if num_workers else None,
     )
+
+
+def iter_batches(loader: torch.utils.data.DataLoader) -> Iterator[dict[str, Any]]:
+    """The loader's batches, in the main process: a sample's error is raised here as one line, and a
+    file that failed to decode is warned about once (it fails again each time it is drawn)."""
+    warned: set[str] = set()
+    for batch in loader:
+        if "error" in batch:
+            raise InputError(batch["error"])
+        for path, why in batch["failed"]:
+            if path not in warned:
+                warned.add(path)
+                log.warning("skipping %s (said once per file; other files are drawn in its place)", why)
+        yield batch

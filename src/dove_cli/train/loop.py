@@ -31,11 +31,12 @@ from typing import Any
 
 import torch
 
-from dove_cli.errors import Interrupted, ModelError, OptionError, OutputError
+from dove_cli.errors import Interrupted, ModelError, OptionError, OutputError, TrainingRunGiven
 from dove_cli.metrics.dists import training_dists
 from dove_cli.train.checkpoints import (
     CKPT_DIR,
     RUN_FILE,
+    STATE_FILE,
     checkpoint_step,
     find_resume,
     list_checkpoints,
@@ -43,7 +44,7 @@ from dove_cli.train.checkpoints import (
     save_checkpoint,
 )
 from dove_cli.train.config import TrainConfig, refuse_recipe_changes, saved_config
-from dove_cli.train.data import DataConfig, GlobalBatchSampler, TrainDataset, make_loader, scan_sources
+from dove_cli.train.data import DataConfig, GlobalBatchSampler, TrainDataset, iter_batches, make_loader, scan_sources
 from dove_cli.train.forward import compute_dtype, training_loss
 from dove_cli.train.losses import PixelLoss
 
@@ -87,7 +88,14 @@ def resolve_model_folder(spec: str) -> Path:
         raise OptionError(f"--model {spec} has no weights to train; use a model folder, a hub id or tiny")
     path = Path(spec).expanduser()
     if path.is_dir():
-        return path.resolve()
+        from dove_cli.weights import find_model_root
+
+        try:
+            return find_model_root(path).resolve()
+        except TrainingRunGiven as exc:  # continuing a run is --resume; starting stage 2 from one, an export
+            ckpt = (path / STATE_FILE).is_file()
+            resume = f"--resume {path} -o {path.parent.parent}" if ckpt else f"--resume latest -o {path}"
+            raise TrainingRunGiven(f"--model {exc}; or, to continue training that run, {resume}") from None
     try:
         from dove_cli.weights import resolve_model
     except ImportError:
@@ -369,6 +377,10 @@ def _train(cfg: TrainConfig, progress: Progress | None, boundary: StepBoundary) 
     if cfg.stage == 2 and images is None and cfg.image_ratio > 0:
         log.warning("stage 2 without --images: training on videos only")
     sources = scan_sources(cfg.data, cfg.resolution, images=images, lq=cfg.lq, frame_stride=cfg.frame_stride)
+    data_cfg = DataConfig(
+        crop=cfg.resolution, seed=cfg.seed, frame_stride=cfg.frame_stride, degradation=cfg.degradation
+    )
+    dataset = TrainDataset(sources, data_cfg)  # reads and checks the degradation yaml
     val_set = None
     if cfg.val_data:
         val_res = cfg.resolution if cfg.stage == 1 else (max(5, cfg.resolution[0]) // 4 * 4 + 1, *cfg.resolution[1:])
@@ -406,10 +418,6 @@ def _train(cfg: TrainConfig, progress: Progress | None, boundary: StepBoundary) 
 
     if main:  # written once the options, the data, the model and the resume point are known to be good
         (out / RUN_FILE).write_text(json.dumps(cfg.to_dict(), indent=1))
-    data_cfg = DataConfig(
-        crop=cfg.resolution, seed=cfg.seed, frame_stride=cfg.frame_stride, degradation=cfg.degradation
-    )
-    dataset = TrainDataset(sources, data_cfg)
     sampler = GlobalBatchSampler(
         len(sources.videos), cfg.batch_size, seed=cfg.seed, start_step=start * cfg.grad_accum,
         end_step=cfg.max_steps * cfg.grad_accum, num_images=len(sources.images), image_ratio=cfg.image_ratio,
@@ -426,7 +434,7 @@ def _train(cfg: TrainConfig, progress: Progress | None, boundary: StepBoundary) 
             _truncate_metrics(metrics, start)
     losses: list[float] = []
     last_ckpt: Path | None = None
-    batches = iter(loader)
+    batches = iter_batches(loader)
     t_start = time.perf_counter()
     signature = _model_signature(transformer)
 

@@ -7,6 +7,7 @@ the inference path: whole-clip encode, one transformer step, decode, clamp to [0
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,8 @@ import torch
 import torch.nn.functional as F
 
 from dove_cli.train.data import SampleKey, TrainDataset, collate
+
+log = logging.getLogger(__name__)
 
 VAL_STEP = 2**40  # a step number training never reaches: held-out seeds never meet training ones
 
@@ -64,6 +67,8 @@ def validation_scores(
     n = min(count, len(dataset))
     for i in range(n):
         batch = collate([dataset[SampleKey("video", i, VAL_STEP, i)]])
+        for _, why in batch["failed"]:
+            log.warning("validation: skipping %s", why)
         lq, hq = batch["lq"].to(model.device), batch["hq"].to(model.device)
         frames = lq.shape[2]
         pad = (-(frames - 1)) % 4  # whole latent frames: repeat the last frame, crop it off after
