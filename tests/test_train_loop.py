@@ -131,7 +131,7 @@ def test_short_run_then_resume_latest_is_the_same_run(tiny_model_dir, tmp_path):
     one = train(_cfg(1, tiny_model_dir, tmp_path / "a", max_steps=4, checkpoint_every=2, resolution="1x32x32"))
     part = _cfg(1, tiny_model_dir, tmp_path / "b", max_steps=2, checkpoint_every=2, resolution="1x32x32")
     train(part)
-    with pytest.raises(OutputError, match="holds another run"):
+    with pytest.raises(OutputError, match="already holds a run .*--resume latest to continue it"):
         train(part.replace(max_steps=4))
     two = train(part.replace(max_steps=4, resume="latest"))
     a = load_file(str(one.last_checkpoint / "model.safetensors"))
@@ -141,6 +141,73 @@ def test_short_run_then_resume_latest_is_the_same_run(tiny_model_dir, tmp_path):
     assert rows == [1, 2, 3, 4]
     with pytest.raises(OptionError, match="stage-1 checkpoint"):
         train(_cfg(2, tiny_model_dir, tmp_path / "b", max_steps=6, resume="latest"))
+
+
+def test_resume_from_an_earlier_checkpoint_branches_or_rewinds_never_mixes(tiny_model_dir, tmp_path, caplog):
+    """A run folder holds one history: resuming its step 2 while steps 3 and 4 exist is refused (`--resume
+    latest` would later build on them); -o DIR branches; --overwrite rewinds (later checkpoints and
+    metrics rows deleted); a resume already at --max-steps says so, names the checkpoint, changes nothing."""
+    out = tmp_path / "run"
+    cfg = _cfg(1, tiny_model_dir, out, max_steps=4, checkpoint_every=1, keep_checkpoints=9, resolution="1x32x32")
+    first = train(cfg)
+    step = {c.name[-1]: c for c in list_checkpoints(out)}
+    with pytest.raises(OutputError) as refused:
+        train(cfg.replace(resume=str(step["2"])))
+    said = str(refused.value)
+    assert "later checkpoints (step-0000003, step-0000004)" in said and "-o DIR" in said and "--overwrite" in said
+    assert [c.name[-1] for c in list_checkpoints(out)] == ["1", "2", "3", "4"]
+    branch = train(cfg.replace(resume=str(step["2"]), output_dir=str(tmp_path / "branch"), max_steps=3))
+    assert [c.name for c in list_checkpoints(tmp_path / "branch")] == ["step-0000003"] and len(branch.losses) == 1
+    with pytest.raises(OutputError, match="branch holds another run .*-o DIR.*--overwrite"):
+        train(cfg.replace(resume=str(step["2"]), output_dir=str(tmp_path / "branch")))
+    old3 = load_file(str(step["3"] / "model.safetensors"))
+    rewound = train(cfg.replace(resume=str(step["2"]), overwrite=True, max_steps=3))
+    assert [c.name[-1] for c in list_checkpoints(out)] == ["1", "2", "3"]
+    rows = [json.loads(x)["step"] for x in cfg.metrics_path.read_text().splitlines()]
+    assert rows == [1, 2, 3] and rewound.losses == pytest.approx(first.losses[2:3], rel=1e-6)
+    new3 = load_file(str(step["3"] / "model.safetensors"))
+    assert all(torch.equal(old3[k], new3[k]) for k in old3)  # resuming is exact: the same step 3 again
+    run_json = (out / "run.json").read_text()
+    with caplog.at_level(logging.INFO, logger="dove_cli"):
+        done = train(cfg.replace(resume="latest", max_steps=2))
+    assert (done.steps, done.losses, done.last_checkpoint) == (3, [], step["3"])
+    assert f"nothing to do: the run is at step 3 >= --max-steps 2 (checkpoint {step['3']})" in caplog.text
+    assert (out / "run.json").read_text() == run_json and cfg.metrics_path.read_text().count("\n") == 3
+
+
+def test_resume_continues_in_the_checkpoints_own_run_folder(tmp_path):
+    """`--resume CKPT` without -o: the run goes on in CKPT's run folder, not a new ./dove-train."""
+    _saved_run(tmp_path / "runs" / "a")
+    ckpt = tmp_path / "runs" / "a" / "checkpoints" / "step-0000002"
+    assert build_config(1, None, resume=str(ckpt)).output_dir == str(tmp_path / "runs" / "a")
+    assert build_config(1, None, resume=str(ckpt), output_dir=str(tmp_path / "b")).output_dir == str(tmp_path / "b")
+    loose = tmp_path / "loose"
+    shutil.copytree(ckpt, loose)
+    with pytest.raises(OptionError, match="not inside a run folder's checkpoints/; give -o DIR"):
+        build_config(1, None, resume=str(loose))
+
+
+def test_launches_accelerate_cannot_run_are_said(tmp_path, monkeypatch, caplog):
+    """DeepSpeed on CPU processes: accelerate gives each rank 0 of 1 (DeepSpeed then fails its batch
+    assertion): one line, before anything starts. `accelerate launch --cpu --num_processes 2` runs
+    one process: warned."""
+    from dove_cli.train.loop import check_launch
+
+    if torch.cuda.is_available():
+        pytest.skip("the refusal is for CPU-only machines")
+    monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    cfg = TrainConfig.for_stage(1, data=str(DEMO), model="tiny", output_dir=str(tmp_path / "run"), max_steps=1)
+    with pytest.raises(OptionError, match=r"DeepSpeed on 2 processes needs CUDA GPUs.*--multi_gpu --num_processes"):
+        train(cfg)
+    assert not (tmp_path / "run").exists()
+    monkeypatch.delenv("ACCELERATE_USE_DEEPSPEED")
+    monkeypatch.delenv("WORLD_SIZE")
+    monkeypatch.setenv("ACCELERATE_USE_CPU", "True")  # what `accelerate launch --cpu --num_processes 2` sets
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    with caplog.at_level(logging.WARNING, logger="dove_cli"):
+        check_launch(cuda=False)
+    assert "--cpu` starts one process" in caplog.text and "--multi_gpu --num_processes N" in caplog.text
 
 
 def _saved_run(out: Path, **options) -> TrainConfig:
@@ -201,6 +268,10 @@ def test_cli_resume_keeps_the_recipe_and_run_json_says_so(tiny_model_dir, tmp_pa
     assert dove("--resume", "latest", "--max-steps", "3") == 0  # how far to go may change; the rest is the run's
     run = json.loads((out / "run.json").read_text())
     assert (run["max_steps"], run["lr"], run["batch_size"], run["seed"]) == (3, 3e-3, 2, 0)
+    assert run["mixed_precision"] == "auto" and run["launch"] == {  # the option as given, and what it ran as
+        "processes": 1, "batch_per_process": 2, "grad_accum": 1, "global_batch": 2, "precision": "fp32",
+        "distributed": "NO",
+    }  # fmt: skip
     assert (run["resolution"], run["warmup_steps"], run["num_workers"]) == ([1, 32, 32], 2, 0)
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3]
@@ -425,11 +496,14 @@ def test_two_processes_match_one(tiny_model_dir, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TMPDIR": str(tmp_path)}  # torchrun leaves its log folder
     two = subprocess.run(
         [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines",
-         "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "dove_cli.cli", *common,
+         "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "dove_cli.cli", *common[:-1],
          "-o", str(tmp_path / "two"), "--batch-size", "1"],
         capture_output=True, text=True, env=env, timeout=300,
     )  # fmt: skip
     assert two.returncode == 0, two.stderr[-3000:]
+    assert two.stderr.count("done: 2 steps") == 1  # from the main process only
+    launch = json.loads((tmp_path / "two" / "run.json").read_text())["launch"]
+    assert (launch["processes"], launch["batch_per_process"], launch["global_batch"]) == (2, 1, 2)
     assert not (tmp_path / "two" / "checkpoints" / "step-0000002" / "model_1.safetensors").exists()
     rows1 = [json.loads(x) for x in (tmp_path / "one" / "metrics.jsonl").read_text().splitlines()]
     rows2 = [json.loads(x) for x in (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()]

@@ -638,7 +638,7 @@ def train_cmd(
             result = train(cfg, progress=report)
         finally:
             bar.stop()
-    if not quiet:
+    if not quiet and result.main and result.losses:  # once, and not after "nothing to do"
         err_console.print(
             f"done: {result.steps} steps, last checkpoint {result.last_checkpoint}, metrics {result.metrics_path}",
             markup=False, highlight=False, soft_wrap=True,

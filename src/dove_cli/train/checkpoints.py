@@ -55,6 +55,14 @@ def find_resume(output_dir: Path, spec: str) -> Path:
     return path
 
 
+def run_folder(ckpt: Path) -> Path | None:
+    """The run folder a checkpoint belongs to (`RUN/checkpoints/step-N`), or None for a loose one."""
+    ckpt = Path(ckpt)
+    if ckpt.parent.name != CKPT_DIR:  # `.` or `../step-N`: look at the real path
+        ckpt = ckpt.resolve()
+    return ckpt.parent.parent if ckpt.parent.name == CKPT_DIR else None
+
+
 def read_state(ckpt: Path) -> dict[str, Any]:
     """A checkpoint's train_state.json: its step, stage, model and the options it was trained with."""
     return dict(json.loads((Path(ckpt) / STATE_FILE).read_text()))

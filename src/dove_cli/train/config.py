@@ -38,7 +38,10 @@ class TrainConfig:
         "", "Initial model: a diffusers folder, a hub id, or tiny (a tiny random model, to try it).",
         short="-m", metavar="NAME",
     )  # fmt: skip
-    output_dir: str = option("dove-train", "Run folder (checkpoints, metrics).", short="-o", metavar="DIR")
+    output_dir: str = option(
+        "dove-train", "Run folder: checkpoints, metrics (dove-train; with --resume CKPT: CKPT's run folder).",
+        short="-o", metavar="DIR",
+    )  # fmt: skip
 
     # data
     resolution: tuple[int, int, int] = option(
@@ -100,10 +103,13 @@ class TrainConfig:
     metrics_file: str | None = option(None, "JSONL log (default OUTPUT/metrics.jsonl).", metavar="FILE")
     tensorboard: bool = option(False, "Also log to TensorBoard.")
     resume: str | None = option(
-        None, "'latest' or a checkpoint folder: that run, with its options (how far it goes, checkpoints, "
-        "validation and logs may change).", metavar="CKPT",
+        None, "'latest' (in -o DIR) or a checkpoint folder: continue that run in its folder (-o DIR: a new "
+        "branch), with its options (how far it goes, checkpoints, validation and logs may change).", metavar="CKPT",
     )  # fmt: skip
-    overwrite: bool = option(False, "Start over in an output folder that holds a run.")
+    overwrite: bool = option(
+        False, "Start over in an output folder that holds a run; with --resume: delete the checkpoints (and "
+        "metrics) the resumed one does not lead to.",
+    )  # fmt: skip
 
     @classmethod
     def for_stage(cls, stage: int, **overrides: Any) -> TrainConfig:
@@ -266,16 +272,25 @@ def build_config(default_stage: int = 1, config_file: str | Path | None = None, 
     """Stage defaults, then the config file, then the flags that were given (None = not given).
 
     With `resume`, the saved run's options replace the stage defaults, so what is not given stays
-    as the run was; a recipe option given anew (file or flag) that differs is refused.
+    as the run was; a recipe option given anew (file or flag) that differs is refused. Without
+    `output_dir`, a resumed run continues in its checkpoint's run folder.
     """
     given = load_config_file(config_file) if config_file else {}
     given.update((key.replace("-", "_"), value) for key, value in flags.items())
     given = {key: value for key, value in given.items() if value is not None}
     if given.get("resume"):
-        from dove_cli.train.checkpoints import find_resume, read_state
+        from dove_cli.train.checkpoints import CKPT_DIR, find_resume, read_state, run_folder
 
-        out = Path(given.get("output_dir") or TrainConfig().output_dir)
-        base = saved_config(read_state(find_resume(out, str(given["resume"]))))
+        ckpt = find_resume(Path(given.get("output_dir") or TrainConfig().output_dir), str(given["resume"]))
+        if not given.get("output_dir"):  # the run continues where it is, not in a new ./dove-train
+            folder = run_folder(ckpt)
+            if folder is None:
+                raise OptionError(
+                    f"--resume {given['resume']}: not inside a run folder's {CKPT_DIR}/; "
+                    "give -o DIR for the run to continue in"
+                )
+            given["output_dir"] = str(folder)
+        base = saved_config(read_state(ckpt))
         refuse_recipe_changes(base, given)
     else:
         base = TrainConfig.for_stage(int(given.pop("stage", None) or default_stage))

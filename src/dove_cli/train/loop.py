@@ -57,10 +57,11 @@ Progress = Callable[[dict[str, Any]], None]
 class TrainResult:
     """What a finished run leaves behind."""
 
-    steps: int
-    losses: list[float]  # one per optimiser step run in this call
+    steps: int  # the step the run is at
+    losses: list[float]  # one per optimiser step run in this call (none: it was already at --max-steps)
     last_checkpoint: Path | None
     metrics_path: Path
+    main: bool = True  # a multi-process run returns in every process; only the main one reports
 
 
 # ---------------------------------------------------------------------------- model
@@ -106,6 +107,29 @@ def resolve_model_folder(spec: str) -> Path:
 def deepspeed_requested() -> bool:
     """True inside `accelerate launch --use_deepspeed` (or a DeepSpeed accelerate config)."""
     return os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true"
+
+
+CPU_PROCESSES = "on the CPU, start N processes with `accelerate launch --multi_gpu --num_processes N`"
+
+
+def check_launch(cuda: bool) -> None:
+    """Launches accelerate (1.16) cannot run as they ask, said before it starts.
+
+    - DeepSpeed without CUDA: accelerate finds no device backend, so every launched process gets
+      rank 0 of 1 (each would save as the main one and draw rank 0's batches), while DeepSpeed
+      counts them all: refused, where DeepSpeed would stop on its batch-size assertion.
+    - `accelerate launch --cpu --num_processes N` (no mpirun): its plain launcher starts one process
+      and tells it nothing of N (it sets only MASTER_ADDR): warned, as the run is then 1 process.
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if deepspeed_requested() and not cuda and world > 1:
+        raise OptionError(f"DeepSpeed on {world} processes needs CUDA GPUs (without them accelerate makes each "
+                          f"process rank 0 of 1); {CPU_PROCESSES} (DDP)")  # fmt: skip
+    launched_cpu = os.environ.get("ACCELERATE_USE_CPU", "").lower() == "true" and "MASTER_ADDR" in os.environ
+    mpi = any(k in os.environ for k in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE"))
+    if launched_cpu and "WORLD_SIZE" not in os.environ and not mpi:
+        log.warning("`accelerate launch --cpu` starts one process whatever --num_processes says: this run "
+                    "is 1 process; %s", CPU_PROCESSES)  # fmt: skip
 
 
 def load_training_model(folder: Path, device: torch.device, cfg: TrainConfig, mixed: str = "no") -> Any:
@@ -213,17 +237,58 @@ def _model_signature(transformer: Any) -> dict[str, Any]:
     return {k: cfg[k] for k in ("num_layers", "num_attention_heads", "attention_head_dim", "in_channels", "patch_size")}
 
 
-def _prepare_output(cfg: TrainConfig, main: bool) -> Path:
-    """The run folder. A run to protect is one with a checkpoint: a start that failed before its
-    first one left nothing to resume, so a new start takes its place (as --overwrite would)."""
+def _holds(out: Path, ckpt: Path | None) -> bool:
+    """Whether `ckpt` is one of the run folder's own checkpoints."""
+    return ckpt is not None and ckpt.resolve().parent == (out / CKPT_DIR).resolve()
+
+
+def _names(ckpts: list[Path]) -> str:
+    return ", ".join(c.name for c in ckpts) if len(ckpts) <= 3 else f"{ckpts[0].name} ... {ckpts[-1].name}"
+
+
+def _check_output(cfg: TrainConfig, ckpt: Path | None, step: int) -> list[Path]:
+    """The checkpoints in the run folder that this start does not lead on from, refused unless --overwrite.
+
+    A run to protect is one with a checkpoint. One folder holds one history: a new start, or a resume
+    from another folder's checkpoint, finds the folder's checkpoints in its way; a resume from an
+    earlier checkpoint of the folder finds the later ones (`--resume latest` would pick them up next).
+    Read only, in every process, before anything loads: a refused start changes nothing.
+    """
+    out = Path(cfg.output_dir)
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out} exists and is not a folder")
+    ckpts = list_checkpoints(out)
+    own = _holds(out, ckpt)
+    stale = [c for c in ckpts if checkpoint_step(c) > step] if own else ckpts
+    if stale and not cfg.overwrite:
+        if ckpt is None:
+            raise OutputError(f"{out} already holds a run (up to {ckpts[-1].name}); use --resume latest to "
+                              "continue it, or --overwrite to start over")  # fmt: skip
+        if own:
+            raise OutputError(
+                f"--resume {ckpt}: {out} also holds later checkpoints ({_names(stale)}), which the run would "
+                f"mix in; to branch from step {step} give a new run folder with -o DIR, or add --overwrite to "
+                f"delete them and the metrics after step {step}"
+            )
+        raise OutputError(f"{out} holds another run (up to {ckpts[-1].name}); resume into a new run folder "
+                          "(-o DIR), or add --overwrite to delete its checkpoints and metrics")  # fmt: skip
+    return stale
+
+
+def _prepare_output(cfg: TrainConfig, main: bool, ckpt: Path | None, step: int, stale: list[Path]) -> Path:
+    """The run folder, with what `_check_output` found in its way removed (--overwrite), or what a start
+    that failed before its first checkpoint left (nothing to resume: a new start takes its place)."""
     out = Path(cfg.output_dir)
     if main:
-        if out.exists() and not out.is_dir():
-            raise OutputError(f"{out} exists and is not a folder")
-        ckpts = list_checkpoints(out)
-        if ckpts and not cfg.resume and not cfg.overwrite:
-            raise OutputError(f"{out} holds another run (up to {ckpts[-1].name}); use --resume latest or --overwrite")
-        if not cfg.resume and (cfg.overwrite or (out / RUN_FILE).is_file()):
+        if stale:
+            log.warning("%s: --overwrite: deleting %s", out, _names(stale))
+        if _holds(out, ckpt):  # a rewind, or the latest (nothing stale)
+            for old in stale:
+                shutil.rmtree(old)
+            for sample in (out / "val").glob("step-*"):  # validation samples past the resumed step
+                if int(sample.name.split("-")[1]) > step:
+                    shutil.rmtree(sample, ignore_errors=True)
+        elif cfg.overwrite or (out / RUN_FILE).is_file():  # a new history here (the metrics file too)
             if not cfg.overwrite:
                 log.info("%s: an earlier start left no checkpoint; starting anew in its place", out)
             shutil.rmtree(out / CKPT_DIR, ignore_errors=True)
@@ -340,14 +405,16 @@ def _train(cfg: TrainConfig, progress: Progress | None, boundary: StepBoundary) 
             raise OptionError("--tensorboard needs the tensorboard package: pip install 'dove-cli[train]'")
     mixed = cfg.mixed_precision if cfg.mixed_precision != "auto" else ("bf16" if cuda else "no")
     out = Path(cfg.output_dir)
-    ckpt, state = None, {}
+    ckpt, state, start = None, {}, 0
     if cfg.resume:  # before the model and the output folder: a refused resume changes nothing
         ckpt = find_resume(out, cfg.resume)
         state = read_state(ckpt)
         if state.get("stage") != cfg.stage:
             raise OptionError(f"--resume {ckpt}: a stage-{state.get('stage')} checkpoint, this is stage {cfg.stage}")
         refuse_recipe_changes(saved_config(state), vars(cfg))
-        boundary.done = int(state["step"])
+        start = boundary.done = int(state["step"])
+    stale = _check_output(cfg, ckpt, start) if start < cfg.max_steps else []
+    check_launch(cuda)
     accelerator = Accelerator(
         # without CUDA, launched processes form a gloo (MULTI_CPU) group; DeepSpeed needs cpu=False
         # (its CPU accelerator then talks gloo too)
@@ -369,6 +436,16 @@ def _train(cfg: TrainConfig, progress: Progress | None, boundary: StepBoundary) 
     main = accelerator.is_main_process
     if not main:
         logging.getLogger("dove_cli").setLevel(logging.ERROR)
+    if ckpt is not None and start >= cfg.max_steps:
+        log.info("%s: nothing to do: the run is at step %d >= --max-steps %d (checkpoint %s); "
+                 "raise --max-steps to train on", out, start, cfg.max_steps, ckpt)  # fmt: skip
+        return TrainResult(start, [], ckpt, cfg.metrics_path, main)
+    launch = {
+        "processes": accelerator.num_processes, "batch_per_process": cfg.batch_size, "grad_accum": cfg.grad_accum,
+        "global_batch": cfg.batch_size * cfg.grad_accum * accelerator.num_processes,
+        "precision": {"no": "fp32"}.get(accelerator.mixed_precision, accelerator.mixed_precision),
+        "distributed": accelerator.distributed_type.value,
+    }  # fmt: skip
     folder = resolve_model_folder(cfg.model)  # before the output folder: a bad --model leaves nothing behind
     # stage 2: the published DISTS (given files, hub cache or download), or a one-line refusal; also before the folder
     dists = training_dists(cfg.dists_weights) if cfg.stage == 2 and cfg.dists_weight > 0 else None
@@ -388,7 +465,7 @@ def _train(cfg: TrainConfig, progress: Progress | None, boundary: StepBoundary) 
             scan_sources(cfg.val_data, val_res, frame_stride=cfg.frame_stride),
             DataConfig(crop=val_res, seed=cfg.seed, frame_stride=cfg.frame_stride, degradation="video"),
         )
-    _prepare_output(cfg, main)
+    _prepare_output(cfg, main, ckpt, start, stale)
     boundary.out, boundary.max_steps, boundary.multi = out, cfg.max_steps, accelerator.num_processes > 1
     accelerator.wait_for_everyone()
     set_seed(cfg.seed)
@@ -408,16 +485,22 @@ def _train(cfg: TrainConfig, progress: Progress | None, boundary: StepBoundary) 
     if cfg.stage == 2:
         pixel_loss = PixelLoss(dists, cfg.dists_weight, cfg.frame_diff_weight).to(accelerator.device)
 
-    start = 0
     if ckpt is not None:
         if state.get("model_signature") != _model_signature(transformer) or state.get("lora_rank") != cfg.lora_rank:
             raise OptionError(f"--resume {ckpt}: saved for another model size or LoRA rank")
         accelerator.load_state(str(ckpt))
-        start = int(state["step"])
         log.info("resumed from %s at step %d", ckpt, start)
+        was = state.get("launch", {}).get("global_batch")
+        if was is not None and was != launch["global_batch"]:
+            log.warning("%s was trained with a global batch of %d (%d processes); this resume trains with %d "
+                        "(%d): the run mixes two batch sizes", ckpt, was, state["launch"]["processes"],
+                        launch["global_batch"], launch["processes"])  # fmt: skip
+    log.info("%s: stage %d, steps %d-%d, %d process%s x batch %d x grad-accum %d = global batch %d, %s",
+             out, cfg.stage, start + 1, cfg.max_steps, launch["processes"], "" if launch["processes"] == 1 else "es",
+             cfg.batch_size, cfg.grad_accum, launch["global_batch"], launch["precision"])  # fmt: skip
 
     if main:  # written once the options, the data, the model and the resume point are known to be good
-        (out / RUN_FILE).write_text(json.dumps(cfg.to_dict(), indent=1))
+        (out / RUN_FILE).write_text(json.dumps({**cfg.to_dict(), "launch": launch}, indent=1))
     sampler = GlobalBatchSampler(
         len(sources.videos), cfg.batch_size, seed=cfg.seed, start_step=start * cfg.grad_accum,
         end_step=cfg.max_steps * cfg.grad_accum, num_images=len(sources.images), image_ratio=cfg.image_ratio,
@@ -442,7 +525,7 @@ def _train(cfg: TrainConfig, progress: Progress | None, boundary: StepBoundary) 
         state = {
             "step": step, "stage": cfg.stage, "model": str(folder), "lora_rank": cfg.lora_rank,
             "lora_alpha": cfg.lora_alpha, "lora_targets": list(cfg.lora_targets),
-            "model_signature": signature, "config": cfg.to_dict(),
+            "model_signature": signature, "config": cfg.to_dict(), "launch": launch,
         }  # fmt: skip
         return save_checkpoint(accelerator, out, step, state, cfg.keep_checkpoints)
 
@@ -525,7 +608,7 @@ def _train(cfg: TrainConfig, progress: Progress | None, boundary: StepBoundary) 
     if cfg.tensorboard:
         accelerator.end_training()
     accelerator.wait_for_everyone()
-    return TrainResult(cfg.max_steps, losses, last_ckpt, metrics)
+    return TrainResult(cfg.max_steps, losses, last_ckpt, metrics, main)
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
