@@ -396,6 +396,30 @@ def test_an_interrupt_before_anything_is_saved_leaves_nothing_behind(clip, tmp_p
     assert not out.exists() and not work_folder(out).exists()
 
 
+def test_ctrl_c_stops_a_script_that_skips_the_files_that_fail(clip, tmp_path):
+    """A script skips bad files with `except DoveError` (the README's error type): Ctrl-C in the
+    second file still stops the script (Interrupted is a KeyboardInterrupt, not a DoveError) instead
+    of going on with the third."""
+    from dove_cli import DoveError
+    from dove_cli.errors import Interrupted
+
+    class _CtrlC(_FailAfter):
+        def restore(self, video, generator=None, timer=None):
+            raise KeyboardInterrupt
+
+    started, skipped = [], []
+    with pytest.raises(KeyboardInterrupt) as err:
+        for name in ("missing.mp4", "second.mp4", "third.mp4"):
+            started.append(name)
+            try:
+                upscale(tmp_path / name if name == "missing.mp4" else clip, tmp_path / "out" / name,
+                        UpscaleOptions(**OPTS), restorer=_CtrlC(0))  # fmt: skip
+            except DoveError:
+                skipped.append(name)
+    assert isinstance(err.value, Interrupted) and "interrupted" in str(err.value)
+    assert started == ["missing.mp4", "second.mp4"] and skipped == ["missing.mp4"]
+
+
 @pytest.mark.parametrize("frames,codec", [(25, "h264"), (26, "hevc"), (49, "h264")])
 def test_a_short_last_segment_keeps_the_decode_timeline_even(frames, codec, tmp_path):
     """An encoder delays no dts in a segment of 1 or 2 frames: joined as they came, the dts jumped

@@ -9,14 +9,14 @@ __version__ = "0.1.0"
 # What a user is told unless --quiet (the CLI sets its level): a created folder, the weights folder used.
 note = logging.getLogger("dove_cli.note")
 
-from dove_cli.errors import DoveError  # noqa: E402
+from dove_cli.errors import DoveError, Interrupted  # noqa: E402
 
 if TYPE_CHECKING:
     from dove_cli.options import UpscaleOptions
     from dove_cli.plan import Plan
     from dove_cli.upscaling import UpscaleResult
 
-__all__ = ["DoveError", "Plan", "UpscaleOptions", "UpscaleResult", "__version__", "upscale"]
+__all__ = ["DoveError", "Interrupted", "Plan", "UpscaleOptions", "UpscaleResult", "__version__", "upscale"]
 _LAZY = ("Plan", "UpscaleOptions", "UpscaleResult")  # importing torch is slow: `dove --help` must not wait
 
 

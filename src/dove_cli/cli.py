@@ -22,7 +22,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
-from typer.core import TyperCommand
+from typer.core import TyperCommand, TyperGroup
 
 from dove_cli import note
 from dove_cli.console import (
@@ -40,7 +40,24 @@ from dove_cli.humanize import human_size
 from dove_cli.options import Cli, UpscaleOptions
 from dove_cli.train.config import TrainConfig
 
+
+class Commands(TyperGroup):
+    """dove's commands, stopped by Ctrl-C or SIGTERM: one line, exit 130. Said here, because typer's
+    main turns a KeyboardInterrupt (Interrupted is one) into a bare exit 130 (older typer: an Abort)."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except Interrupted as exc:  # what was kept and how to continue
+            _print_error(str(exc))
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            err_console.print("interrupted", highlight=False)
+            raise typer.Exit(130) from None
+
+
 app = typer.Typer(
+    cls=Commands,
     name="dove",
     help="One-step diffusion video super-resolution (DOVE).",
     no_args_is_help=True,
@@ -322,9 +339,7 @@ def _score(output: Path, gt: Path, metrics: str | None, json_out: Path | None, d
     try:
         with EvalBar(quiet, output.name) as bar:
             report = evaluate(output, gt, metrics, device=device, progress=bar, option="--eval-metrics")
-    except DoveError as exc:
-        if isinstance(exc, Interrupted):
-            raise
+    except DoveError as exc:  # (Ctrl-C, Interrupted, is not one: it stops the command)
         raise ScoringFailed(f"{output} was written fine, but scoring it failed: {exc}; "
                             f"`dove eval {output} {gt}` scores it later") from None  # fmt: skip
     _print_eval_table(report)

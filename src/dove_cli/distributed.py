@@ -609,7 +609,7 @@ class _Driver:
             made = [self._frames_made(job) for job in self.jobs]  # before _abort() forgets the tasks
             self._abort()
             sessions = [(job.session, n) for job, n in zip(self.jobs, made, strict=True) if job.active]
-            error: DoveError = Interrupted("interrupted")
+            error = Interrupted("interrupted")
             for session, n in reversed(sessions):  # the message of the first file still running
                 if session is not None:
                     error = session.interrupted(n)

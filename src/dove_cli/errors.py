@@ -1,4 +1,5 @@
-"""One exception type per kind of user mistake; the CLI turns each into a one-line message and exit 2."""
+"""One exception type per kind of user mistake; the CLI turns each into a one-line message and exit 2
+(and Interrupted, which is not one, into its line and exit 130)."""
 
 from __future__ import annotations
 
@@ -48,7 +49,10 @@ class ScoringFailed(DoveError):
     exit_code = 3
 
 
-class Interrupted(DoveError):
-    """Stopped by Ctrl-C (or SIGTERM); the finished segments, or a training checkpoint, are kept for --resume."""
+class Interrupted(KeyboardInterrupt):
+    """Stopped by Ctrl-C (or SIGTERM); the finished segments, or a training checkpoint, are kept for --resume.
+
+    A KeyboardInterrupt, not a DoveError: a script that skips a bad file with `except DoveError` must
+    still stop on Ctrl-C. The CLI says its one line and exits 130 (SIGTERM: 143)."""
 
     exit_code = 130

@@ -176,7 +176,7 @@ def upscale(
 
     Options are an `UpscaleOptions` and/or keyword overrides of its fields. Returns the plan when
     `dry_run`, else the result with timings and peak memory. Raises DoveError for user mistakes,
-    Interrupted (exit code 130) on Ctrl-C, with the finished part kept for `resume=True`.
+    Interrupted (a KeyboardInterrupt, not a DoveError) on Ctrl-C, with the finished part kept for `resume=True`.
     With `ray` set (or a `cluster` from dove_cli.distributed), Ray workers share the work and the
     output is the same file.
     """
