@@ -353,6 +353,36 @@ def test_workers_0_and_an_unreachable_cluster_are_one_line_errors(clip, tmp_path
     assert list(tmp_path.iterdir()) == []
 
 
+def test_ray_local_beside_a_running_cluster_and_sigterm(cluster, tmp_path):
+    """`--ray local` where a cluster already runs (RAY_ADDRESS names this file's; `ray start --head`
+    is found the same way) starts a Ray of its own instead of failing to join with its CPU count;
+    SIGTERM then stops it as it stops a run without Ray (ray.init installs a handler of its own that
+    exits 1 with a crash banner): one `error:` line, exit 143, the saved segments kept for --resume."""
+    src = make_clip(tmp_path / "in.mp4", frames=240, size="160x90")
+    out = tmp_path / "out.mkv"
+    args = ["-o", str(out), "--ray", "local", "--workers", "1", "--model", "bilinear", "--scale", "4",
+            "--codec", "ffv1", "--device", "cpu"]  # fmt: skip
+    env = {"RAY_ADDRESS": ray.get_runtime_context().gcs_address}
+    proc = subprocess.Popen([sys.executable, "-m", "dove_cli.cli", "upscale", str(src), *args], text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **env})  # fmt: skip
+    journal = work_folder(out) / "journal.jsonl"
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and proc.poll() is None:
+            if journal.exists() and '"file"' in journal.read_text():  # a first segment is saved
+                break
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        err = proc.communicate(timeout=120)[1]
+    finally:
+        proc.kill()
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert proc.returncode == 143, err
+    assert lines[-1].startswith(f"error: {out}: interrupted after ") and "--resume" in lines[-1], err
+    assert "Traceback" not in err and "SIGTERM received" not in err
+    assert journal.exists() and not out.exists()
+
+
 def test_without_ray_installed_it_says_how_to_install(clip, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
     with pytest.raises(

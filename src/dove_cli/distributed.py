@@ -38,6 +38,7 @@ import copy
 import logging
 import os
 import queue
+import signal
 import socket
 import threading
 import time
@@ -358,9 +359,10 @@ class WorkerInfo:
 class Cluster:
     """Ray workers, one model copy each, for any number of upscale calls.
 
-    address: "local" starts a Ray runtime in this process (or uses the one already started),
-    "auto" joins the cluster this machine belongs to (`ray start --head` ran here), and
-    "ray://HOST:PORT" or "HOST:PORT" join a remote one. workers: default the cluster's GPUs (one
+    address: "local" starts a Ray runtime of its own for this process (or uses the one this process
+    already started), even where a cluster runs on this machine; "auto" joins the cluster this
+    machine belongs to (`ray start --head` ran here), and "ray://HOST:PORT" or "HOST:PORT" join a
+    remote one. workers: default the cluster's GPUs (one
     each), or without GPUs one CPU worker per machine. device: "cpu" for CPU workers even where
     there are GPUs. cpus: CPU cores per worker (default: the cluster's CPUs shared out).
     """
@@ -386,9 +388,10 @@ class Cluster:
             _probe_address(address)
         if not ray.is_initialized():
             kw: dict[str, Any] = dict(log_to_driver=False, logging_level=logging.ERROR)
+            sigterm = signal.getsignal(signal.SIGTERM)
             try:
-                if address == "local":
-                    ray.init(num_cpus=max(os.cpu_count() or 1, workers or 1, cpus or 1),
+                if address == "local":  # a runtime of its own, even where `ray start` or RAY_ADDRESS names one
+                    ray.init(address="local", num_cpus=max(os.cpu_count() or 1, workers or 1, cpus or 1),
                              num_gpus=0 if device == "cpu" else None, include_dashboard=False, **kw)  # fmt: skip
                 else:
                     ray.init(address=address, **kw)
@@ -398,6 +401,9 @@ class Cluster:
                                       "and RAY_ADDRESS is not set; use --ray local for this machine alone, or "
                                       "--ray HOST:PORT") from None  # fmt: skip
                 raise OptionError(f"--ray {address}: {exc}") from None
+            finally:  # ray.init replaces the SIGTERM handler (sys.exit, a crash banner): the caller's stays
+                if sigterm is not None and threading.current_thread() is threading.main_thread():
+                    signal.signal(signal.SIGTERM, sigterm)
             self._owns_runtime = True
         try:
             self._start_workers(workers, device, cpus, timeout)
