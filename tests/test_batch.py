@@ -183,6 +183,25 @@ def test_batch_input_rules(folder, tmp_path):
         upscale_batch(images, tmp_path / "o", **OPTS)
 
 
+def test_the_python_api_points_a_folder_of_videos_to_upscale_batch(folder, tmp_path):
+    """dove_cli.upscale() makes one output: a folder of videos is refused in one line that names
+    dove_cli.upscale_batch (it said "folder holds no videos", looking for images), which does what
+    `dove upscale DIR -o DIR` does, dry run included."""
+    import dove_cli
+
+    for dry_run in (False, True):
+        with pytest.raises(InputError) as err:
+            dove_cli.upscale(folder, tmp_path / "out", dry_run=dry_run, **OPTS)
+        assert str(err.value).startswith(f"{folder}: a folder of videos; upscale() takes one video or image")
+        assert f"dove_cli.upscale_batch('{folder}', OUT_DIR, ...)" in str(err.value)
+    assert not (tmp_path / "out").exists()
+    plans = dove_cli.upscale_batch(folder, tmp_path / "out", dry_run=True, **OPTS)
+    assert [i.status for i in plans.items] == ["done", "done", "failed"] and plans.items[0].result.frames == 6
+    result = dove_cli.upscale_batch(folder, tmp_path / "out", **OPTS)
+    assert [i.status for i in result.items] == ["done", "done", "failed"]
+    assert decoded_frame_count(tmp_path / "out" / "b.mkv") == 5
+
+
 def test_batch_rerun_continues_an_interrupted_file(tmp_path):
     src, out = tmp_path / "in", tmp_path / "out"
     src.mkdir()

@@ -358,7 +358,7 @@ def test_an_unknown_keyword_is_one_line_that_says_what_to_use(keyword, message, 
     import dove_cli
     from dove_cli.batch import dry_run_batch, upscale_batch
 
-    for call in (dove_cli.upscale, upscale_batch, dry_run_batch):
+    for call in (dove_cli.upscale, dove_cli.upscale_batch, upscale_batch, dry_run_batch):
         with pytest.raises(OptionError) as err:
             call(tmp_path / "missing.mp4", tmp_path / "out.mp4", model="bilinear", **{keyword: True})
         assert message in str(err.value) and "\n" not in str(err.value)

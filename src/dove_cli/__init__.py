@@ -16,7 +16,16 @@ if TYPE_CHECKING:
     from dove_cli.plan import Plan
     from dove_cli.upscaling import UpscaleResult
 
-__all__ = ["DoveError", "Interrupted", "Plan", "UpscaleOptions", "UpscaleResult", "__version__", "upscale"]
+__all__ = [
+    "DoveError",
+    "Interrupted",
+    "Plan",
+    "UpscaleOptions",
+    "UpscaleResult",
+    "__version__",
+    "upscale",
+    "upscale_batch",
+]
 _LAZY = ("Plan", "UpscaleOptions", "UpscaleResult")  # importing torch is slow: `dove --help` must not wait
 
 
@@ -25,6 +34,17 @@ def upscale(input: Any, output: Any, options: UpscaleOptions | None = None, **ov
     from dove_cli.upscaling import upscale as run
 
     return run(input, output, options, **overrides)
+
+
+def upscale_batch(in_dir: Any, out_dir: Any, options: UpscaleOptions | None = None, *, dry_run: bool = False,
+                  **overrides: Any) -> Any:  # fmt: skip
+    """Upscale every video of a folder, as `dove upscale DIR -o DIR`: a BatchResult, an item per file
+    (a file that fails is recorded and the rest go on); `dry_run` gives each file's plan instead."""
+    from dove_cli import batch
+
+    if dry_run:
+        return batch.dry_run_batch(in_dir, out_dir, options, **overrides)
+    return batch.upscale_batch(in_dir, out_dir, options, **overrides)
 
 
 def __getattr__(name: str) -> Any:

@@ -226,7 +226,7 @@ COMMAND_LINE_ONLY = {
     "eval": _SCORE,
     "eval_metrics": _SCORE,
     "eval_json": _SCORE + ", then .write_json(FILE) on the report",
-    "dry_run": "upscale(..., dry_run=True) returns the plan; for a folder, call dove_cli.batch.dry_run_batch(...)",
+    "dry_run": "upscale(..., dry_run=True) returns the plan; for a folder, dove_cli.upscale_batch(..., dry_run=True)",
 }
 
 

@@ -130,6 +130,17 @@ class UpscaleResult:
         )
 
 
+def check_not_a_folder_of_videos(input: str | Path) -> None:
+    """upscale() makes one output: a folder of videos (what `dove upscale DIR -o DIR` takes) is
+    upscale_batch's, which returns each file's result (a folder of images is one image sequence)."""
+    from dove_cli.batch import is_batch_input
+
+    if is_batch_input(Path(input)):
+        raise InputError(f"{input}: a folder of videos; upscale() takes one video or image sequence: "
+                         f"dove_cli.upscale_batch({str(input)!r}, OUT_DIR, ...) does every video in it, as "
+                         "`dove upscale DIR -o DIR` does")  # fmt: skip
+
+
 @overload
 def upscale(
     input: str | Path,
@@ -183,6 +194,7 @@ def upscale(
     opts = check_options(with_overrides(options, overrides))
     if progress is not None and not callable(progress):
         raise OptionError(f"progress={progress!r}: expected a function that takes a Progress (or None)")
+    check_not_a_folder_of_videos(input)
     if (opts.ray or cluster is not None) and not dry_run:
         from dove_cli.distributed import upscale_on_ray
 
