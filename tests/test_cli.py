@@ -84,7 +84,8 @@ def test_codec_and_container_are_checked_before_the_model_loads(tmp_path, capsys
     caplog.clear()  # settings a lossless codec ignores: said once, not once per writer the run opens
     code, _, _ = run(["upscale", str(demo_clip("007.mp4")), "-o", str(tmp_path / "l.mkv"), "--codec", "ffv1", "--crf",
                       "20", "--model", "bilinear", "--scale", "1", "--preview", "0+0.1s", "-q"], capsys)  # fmt: skip
-    assert code == 0 and caplog.text.count("codec ffv1 is lossless; --crf/--preset ignored") == 1, caplog.text
+    said = f"{tmp_path / 'l.mkv'}: codec ffv1 is lossless; --crf/--preset ignored"  # named, as each warning is
+    assert code == 0 and caplog.text.count(said) == 1, caplog.text
 
 
 def test_option_mistakes_are_said_before_an_existing_output(tmp_path, capsys):

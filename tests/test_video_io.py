@@ -707,8 +707,8 @@ def test_8_bit_hdr_is_said_even_when_asked_for(
         roundtrip(clip_10bit, tmp_path / "sdr8.mkv", pix_fmt="yuv420p")
         roundtrip(clip_pq, tmp_path / "pq10.mkv", reader={"warn": False})
     assert caplog.messages == [
-        "the source is HDR (PQ) with more than 8 bits per channel but the output (yuv420p) is 8-bit, where HDR "
-        "bands badly; use --pix-fmt yuv420p10le"
+        f"{tmp_path / 'pq8.mkv'}: the source is HDR (PQ) with more than 8 bits per channel but the output (yuv420p) "
+        "is 8-bit, where HDR bands badly; use --pix-fmt yuv420p10le"
     ]
     assert "yuv420p(tv, bt2020nc/bt2020/smpte2084" in ffinfo(tmp_path / "pq8.mkv").video().text
 
@@ -954,10 +954,11 @@ def test_coarser_chroma_than_the_source_is_said(
     with caplog.at_level(logging.WARNING):
         roundtrip(full, tmp_path / "out.mp4")
         roundtrip(prores, tmp_path / "out.mov")
-    assert caplog.messages == [
-        "the source's chroma is 4:4:4 (yuv444p) but the output's is 4:2:0 (yuv420p): use --pix-fmt yuv444p to keep it",
-        "the source's chroma is 4:2:2 (yuv422p10le) but the output's is 4:2:0 (yuv420p10le): use --pix-fmt "
-        "yuv422p10le to keep it",
+    assert caplog.messages == [  # named: in a folder, with -q or --ray, no other line says which file
+        f"{tmp_path / 'out.mp4'}: the source's chroma is 4:4:4 (yuv444p) but the output's is 4:2:0 (yuv420p): use "
+        "--pix-fmt yuv444p to keep it",
+        f"{tmp_path / 'out.mov'}: the source's chroma is 4:2:2 (yuv422p10le) but the output's is 4:2:0 "
+        "(yuv420p10le): use --pix-fmt yuv422p10le to keep it",
     ]
     assert "yuv420p(" in ffinfo(tmp_path / "out.mp4").video().text
     caplog.clear()

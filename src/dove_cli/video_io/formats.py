@@ -283,13 +283,15 @@ def choose_pix_fmt(
     *,
     source: str,
     warn: bool,
+    path: str | Path,
     hdr: str | None = None,
 ) -> str:
     """The requested/default pixel format, switched to 4:4:4 when the size is odd (no padding).
 
     high: the source (pixel format `source`) has more than 8 bits; hdr: its HDR name (PQ, HLG) or
-    None. A default that drops its bits or chroma detail is said when `warn` (a writer opened again
-    for the same output passes False), and so is 8-bit HDR, asked for or not: it bands badly."""
+    None. A default that drops its bits or chroma detail is said, naming the output `path`, when
+    `warn` (a writer opened again for the same output passes False), and so is 8-bit HDR, asked for
+    or not: it bands badly."""
     supported = set(spec.pix_fmts) or {f.name for f in av.Codec(spec.encoder, "w").video_formats or []}
     pf = requested or (spec.pix_fmt_hi if high and spec.pix_fmt_hi in supported else spec.pix_fmt)
     try:
@@ -297,7 +299,7 @@ def choose_pix_fmt(
     except (ValueError, av.FFmpegError):
         raise OptionError(f"unknown pixel format {pf!r}") from None
     if warn and high and max(c.bits for c in fmt.components) <= 8 and (hdr or not requested):
-        log.warning("%s", depth_lost(spec, pf, hdr, supported))
+        log.warning("%s: %s", path, depth_lost(spec, pf, hdr, supported))
     if supported and pf not in supported:
         raise OptionError(f"codec {name} cannot write pixel format {pf} (it supports {', '.join(sorted(supported))})")
     odd_w, odd_h = width % 2, height % 2
@@ -310,12 +312,11 @@ def choose_pix_fmt(
                 "choose another codec (e.g. h264, hevc, ffv1) or crop the input"
             )
         if warn:
-            log.warning(
-                "output size %dx%d is odd: writing %s instead of %s (4:2:0 needs even sizes)", width, height, full, pf
-            )
+            log.warning("%s: output size %dx%d is odd: writing %s instead of %s (4:2:0 needs even sizes)", path,
+                        width, height, full, pf)  # fmt: skip
         pf = full
     if warn and not requested and (coarser := chroma_lost(source, pf, supported)):
-        log.warning("%s", coarser)
+        log.warning("%s: %s", path, coarser)
     return pf
 
 
@@ -482,7 +483,7 @@ def output_notes(path: str | Path, codec: str | None, crf: float | None, preset:
     name = CODEC_ALIASES.get((codec or "").lower(), (codec or "").lower())
     notes = []
     if name in ("ffv1", "png") and (crf is not None or preset is not None):
-        notes.append(f"codec {name} is lossless; --crf/--preset ignored")
+        notes.append(f"{path}: codec {name} is lossless; --crf/--preset ignored")
     if usual := FFMPEG_ONLY.get((fmt or "", name)):
         notes.append(f"{path}: {name} in {Path(path).suffix} plays only in FFmpeg-based players (mpv, VLC); "
                      f"{usual} is its usual container")  # fmt: skip

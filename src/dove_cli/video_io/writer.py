@@ -123,7 +123,7 @@ class ContainerWriter(VideoWriter):
         opts = encoder_options(name, spec, crf, preset, codec_options)  # --crf and --preset checked first
         spec = profile_spec(name, spec, preset, pix_fmt)
         pf = choose_pix_fmt(spec, name, pix_fmt, info.bit_depth > 8, width, height, source=info.pix_fmt, warn=warn,
-                            hdr=HDR_TRANSFERS.get(info.color_trc or ""))  # fmt: skip
+                            path=path, hdr=HDR_TRANSFERS.get(info.color_trc or ""))  # fmt: skip
         self.codec, self.pix_fmt = name, pf  # as chosen (e.g. 4:4:4 for odd sizes), so that segments can repeat it
         if codec_options:
             check_encoder_options(spec.encoder, opts, codec_options, width, height, pf, info.fps)
