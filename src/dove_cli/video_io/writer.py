@@ -130,7 +130,11 @@ class ContainerWriter(VideoWriter):
         self._tmp = temp_sibling(path, path.suffix)
         self._made = prepare_output(path, overwrite)
         try:
-            self._out = av.open(str(self._tmp), "w", format=fmt_name)
+            # Matroska and WebM: the same bytes on every run, as MP4, MOV and MPEG-TS have. Without it the
+            # muxer writes a random SegmentUID and track UIDs (then 1, 2, ...), and "Lavf62.12.102" where
+            # it now writes "Lavf"; nothing else changes (FFmpeg's matroskaenc.c and mux.c).
+            bitexact = {"fflags": "+bitexact"} if fmt_name in ("matroska", "webm") else {}
+            self._out = av.open(str(self._tmp), "w", format=fmt_name, container_options=bitexact)
         except (av.FFmpegError, OSError) as exc:
             self._remove_tmp()
             remove_made_folders(self._made)
