@@ -1,9 +1,13 @@
 """`dove upscale in_dir/ -o out_dir/`: every video, one model load, existing outputs skipped, a bad
-file reported at the end (exit 2) without stopping the others."""
+file reported at the end (exit 4: partly done) without stopping the others."""
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,7 +15,7 @@ import pytest
 import dove_cli.models as models
 from dove_cli.batch import find_videos, is_batch_input, upscale_batch
 from dove_cli.errors import InputError, OutputError
-from dove_cli.resume import SEGMENT_MIN_FRAMES
+from dove_cli.resume import SEGMENT_MIN_FRAMES, work_folder
 from media import decoded_frame_count, make_clip
 from test_resume import _FailAfter, framemd5
 
@@ -61,26 +65,48 @@ def test_batch_loads_the_model_once_skips_existing_and_keeps_going(folder, tmp_p
     assert decoded_frame_count(out / "b.mkv") == 5
 
 
-def test_batch_cli_reports_failures_and_exits_2(folder, tmp_path, capsys, caplog):
+def test_batch_cli_reports_failures_and_exits_4_when_partly_done(folder, tmp_path, capsys, caplog):
+    """Some files done and one failed: exit 4 (a partial result), and --manifest writes the folder's
+    JSON, an entry per file; every file failed: exit 2 (fix the inputs)."""
+    import json
     import logging
 
     from dove_cli.cli import main
 
-    out = tmp_path / "out"  # created by the batch
+    out, manifest = tmp_path / "out", tmp_path / "run.json"  # created by the batch
     (folder / "extras").mkdir()
     with caplog.at_level(logging.WARNING), pytest.raises(SystemExit) as exc:
         main(["upscale", str(folder), "-o", str(out), "--model", "bilinear", "--scale", "2", "--tile", "0",
-              "--codec", "ffv1", "--quiet"])  # fmt: skip
-    assert exc.value.code == 2
+              "--codec", "ffv1", "--quiet", "--manifest", str(manifest)])  # fmt: skip
+    assert exc.value.code == 4
     err = capsys.readouterr().err
     assert "failed:" in err and "c.mp4" in err and "Traceback" not in err
+    assert "error: 1 of 3 files failed (listed above)" in err
     assert decoded_frame_count(out / "a.mp4") == 6 and decoded_frame_count(out / "b.mkv") == 5
     assert caplog.text.count("sub-folders are not searched (extras)") == 1
+    doc = json.loads(manifest.read_text())
+    assert (doc["status"], doc["exit_code"], doc["counts"]) == ("partial", 4, {"done": 2, "failed": 1})
+    assert doc["options"]["manifest"] == str(manifest) and doc["input"] == str(folder)
+    entries = {Path(f["input"]).name: f for f in doc["files"]}
+    assert [entries[n]["status"] for n in ("a.mp4", "b.mkv", "c.mp4")] == ["done", "done", "failed"]
+    assert entries["a.mp4"]["frames"] == 6 and entries["a.mp4"]["dropped_frames"] == 0
+    assert entries["a.mp4"]["output"] == str(out / "a.mp4") and entries["a.mp4"]["error"] is None
+    assert entries["a.mp4"]["result"]["frames"] == 6 and entries["a.mp4"]["plan"]["frames"] == 6
+    assert "c.mp4: not a video" in entries["c.mp4"]["error"] and entries["c.mp4"]["frames"] is None
+    assert not list(out.glob("*.json"))  # no per-file manifests
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "x.mp4").write_text("not a video\n")
+    with pytest.raises(SystemExit) as exc:
+        main(["upscale", str(bad), "-o", str(tmp_path / "out2"), "--model", "bilinear", "--quiet"])
+    assert exc.value.code == 2 and "error: all 1 files failed (listed above)" in capsys.readouterr().err
 
 
 def test_batch_dry_run_plans_every_file_and_writes_nothing(folder, tmp_path, capsys, caplog):
     """`--dry-run` on a folder: a row per video with the plan its single-file dry run makes, existing
-    outputs marked as the run would skip them, a file that cannot be planned named (exit 2), and the
+    outputs marked as the run would skip them, a file that cannot be planned named (exit 4, as the run
+    would end: partly done), and the
     run's warning that a nested video is left out (the plan said nothing of it)."""
     import logging
 
@@ -97,7 +123,7 @@ def test_batch_dry_run_plans_every_file_and_writes_nothing(folder, tmp_path, cap
     with caplog.at_level(logging.WARNING), pytest.raises(SystemExit) as exc:
         main(args)
     assert caplog.text.count("sub-folders are not searched (extras)") == 1
-    assert exc.value.code == 2
+    assert exc.value.code == 4
     captured = capsys.readouterr()
     alone = upscale(folder / "a.mp4", out / "a.mp4", model="bilinear", scale=2, chunk=5, chunk_overlap=0, tile=96,
                     dry_run=True)  # fmt: skip
@@ -111,9 +137,11 @@ def test_batch_dry_run_plans_every_file_and_writes_nothing(folder, tmp_path, cap
     )
     assert "failed:" in captured.err and "c.mp4" in captured.err and "Traceback" not in captured.err
     assert sorted(p.name for p in out.iterdir()) == ["b.mkv"]  # nothing written, nothing started
-    with pytest.raises(SystemExit) as exc:
-        main([*args[:-1], "--manifest", str(tmp_path / "m.json")])
-    assert exc.value.code == 2 and "--manifest takes one input file, not a folder" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:  # the folder's manifest: each file's plan, nothing run
+        main([*args, "--manifest", str(tmp_path / "m.json")])
+    doc = json.loads((tmp_path / "m.json").read_text())
+    assert exc.value.code == 4 and [f["status"] for f in doc["files"]] == ["planned", "skipped", "failed"]
+    assert doc["files"][0]["plan"]["frames"] == 6 and doc["files"][0]["result"] is None
 
 
 def test_batch_dry_run_says_each_warning_once(folder, tmp_path, caplog, capsys):
@@ -281,3 +309,57 @@ def test_batch_dry_run_names_each_file_once_in_its_warnings(clip_hlg, tmp_path, 
     assert exc.value.code == 0 and len(said) == 1 and said[0].startswith("a.mp4 (and 1 more file): HDR video (HLG)"), (
         said
     )
+
+
+def test_a_file_another_run_is_writing_is_left_to_it_and_exits_75(folder, tmp_path, capsys):
+    """Two folder runs on one output: a file whose lock another dove run holds is "busy", not failed
+    (a line of its own, counted apart), the others are done, and the exit is 75 (run again later: the
+    folder is not complete yet); once that run is gone, the same command finishes the folder."""
+    from dove_cli.cli import main
+    from test_resume import HOLD_LOCK
+
+    (folder / "c.mp4").unlink()
+    out, manifest = tmp_path / "out", tmp_path / "run.json"
+    out.mkdir()
+    argv = ["upscale", str(folder), "-o", str(out), "--model", "bilinear", "--manifest", str(manifest)]
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(out / "b.mkv")], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert holder.stdout.readline() == "locked\n"
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+    finally:
+        holder.kill()
+        holder.communicate(timeout=60)
+    err = capsys.readouterr().err
+    assert exc.value.code == 75 and "failed:" not in err, err
+    assert f"skipped: another dove run is writing {out / 'b.mkv'} (pid {holder.pid})" in err.splitlines()
+    assert "1 upscaled, 0 skipped (output exists; --overwrite to redo), 1 left to another dove run, 0 failed" in err
+    doc = json.loads(manifest.read_text())
+    assert (doc["status"], doc["exit_code"], doc["counts"]) == ("retry", 75, {"done": 1, "busy": 1})
+    shutil.rmtree(work_folder(out / "b.mkv"))  # that run's made-up journal (HOLD_LOCK) is gone with it
+    with pytest.raises(SystemExit) as exc:  # the same command, once the other run is gone
+        main(argv)
+    assert exc.value.code == 0 and decoded_frame_count(out / "b.mkv") == 5
+    assert json.loads(manifest.read_text())["counts"] == {"skipped": 1, "done": 1}
+
+
+def test_tables_keep_a_row_per_line_in_a_log(tmp_path, capsys, monkeypatch):
+    """Not a terminal (a log file): the --dry-run table is not folded at 80 columns, so a long file
+    name stays whole on its row (grep finds it); COLUMNS, when set, still decides."""
+    from dove_cli.cli import main
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    src = tmp_path / "in"
+    src.mkdir()
+    name = "a very long name of a camera original, take 12 (2019) 日本.mp4"
+    make_clip(src / name, frames=5)
+    main_args = ["upscale", str(src), "-o", str(tmp_path / "out"), "--model", "bilinear", "--dry-run"]
+    with pytest.raises(SystemExit) as exc:
+        main(main_args)
+    out = capsys.readouterr().out
+    assert exc.value.code == 0 and [line for line in out.splitlines() if name in line], out
+    monkeypatch.setenv("COLUMNS", "60")
+    with pytest.raises(SystemExit):
+        main(main_args)
+    assert name not in capsys.readouterr().out

@@ -364,11 +364,19 @@ def test_a_decode_error_says_how_to_resume_past_it(tmp_path, caplog):
     cut = tmp_path / "cut.mkv"
     cut.write_bytes(long.read_bytes()[: long.stat().st_size * 2 // 3])
     out = tmp_path / "x.mkv"
-    with pytest.raises(DecodeError, match="use --ignore-decode-errors"):
+    with pytest.raises(DecodeError, match="use --ignore-decode-errors") as err:
         upscale(cut, out, model="bilinear", scale=1, codec="ffv1")
-    assert "finished frames are kept; run the same command with --resume --ignore-decode-errors to" in caplog.text
-    done = upscale(cut, out, model="bilinear", scale=1, codec="ffv1", resume=True, ignore_decode_errors=True)
+    # what is kept and how to continue: in the error's one line, not in a warning beside it
+    assert re.search(r"; \d+ finished frames are kept in .*x\.mkv\.dove-work; run the same command with --resume "
+                     r"--ignore-decode-errors to continue$", str(err.value))  # fmt: skip
+    assert "finished frames" not in caplog.text
+    manifest = tmp_path / "run.json"
+    done = upscale(cut, out, model="bilinear", scale=1, codec="ffv1", resume=True, ignore_decode_errors=True,
+                   manifest=manifest)  # fmt: skip
     assert done.resumed_from >= SEGMENT_MIN_FRAMES and done.dropped_frames > 0 and out.exists()
+    doc = json.loads(manifest.read_text())  # the frames lost, and the warning that said so
+    assert (doc["status"], doc["error"], doc["result"]["dropped_frames"]) == ("done", None, done.dropped_frames)
+    assert doc["result"]["frames"] == done.frames and any("file ends early" in w for w in doc["warnings"])
 
 
 def test_an_interrupt_before_anything_is_saved_leaves_nothing_behind(clip, tmp_path):
@@ -433,3 +441,35 @@ def test_a_short_last_segment_keeps_the_decode_timeline_even(frames, codec, tmp_
     assert len(packets) == frames
     assert {b.dts - a.dts for a, b in itertools.pairwise(packets)} == {step}
     assert {p.duration for p in packets} == {step}
+
+
+def test_a_file_size_limit_exits_75_and_says_once_what_is_kept(tmp_path):
+    """`ulimit -f` (EFBIG; a full disk is the same path): the join of 60 finished frames cannot write
+    the output. Exit 75 (retry later), one error line that says the frames are kept, that the join
+    needs room again, and how to continue (no warning beside it, no "nothing was kept"); the manifest
+    records the failure; the same command with --resume then finishes, replacing that manifest."""
+    import resource
+
+    from media import make_clip
+
+    clip = make_clip(tmp_path / "in.mkv", frames=60)  # 3 segments of about 150 kB; the output about 360 kB
+    out, manifest = tmp_path / "out.mkv", tmp_path / "run.json"
+    argv = [sys.executable, "-m", "dove_cli.cli", "upscale", str(clip), "-o", str(out), "--model", "bilinear",
+            "--scale", "2", "--codec", "ffv1", "-q", "--manifest", str(manifest)]  # fmt: skip
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (250_000, 250_000))
+
+    r = subprocess.run(argv, preexec_fn=limit, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 75, r.stderr
+    assert r.stderr.splitlines() == [
+        f"error: {out}: file too large for the file system or the file-size limit (ulimit -f); 60 finished frames "
+        f"are kept in {work_folder(out)}; make room (joining the segments at the end needs about as much free space "
+        "again as the output takes); run the same command with --resume to continue"
+    ]
+    doc = json.loads(manifest.read_text())
+    assert doc["status"] == "failed" and doc["error"] == r.stderr.removeprefix("error: ").strip()
+    assert doc["result"] is None and doc["plan"]["frames"] == 60 and doc["options"]["codec"] == "ffv1"
+    r = subprocess.run([*argv, "--resume"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(manifest.read_text())["status"] == "done" and len(framemd5(out)) == 60

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from dove_cli import note, video_io
-from dove_cli.errors import DoveError, InputError, Interrupted, OutputError
+from dove_cli.errors import DoveError, InputError, Interrupted, OutputBusy, OutputError, PartlyFailed, TempFailure
 from dove_cli.logs import held_warnings
 
 log = logging.getLogger(__name__)
@@ -25,7 +25,10 @@ FOLDER_RESUME_HINT = "run the same command again to continue (finished files are
 # What a folder run takes: the containers dove writes, and those it only reads (written as .mkv).
 FOLDER_EXTENSIONS = (*video_io.VIDEO_EXTENSIONS, *video_io.READ_ONLY_VIDEO_EXTENSIONS)
 
-Status = Literal["pending", "running", "done", "skipped", "failed"]
+# busy: another dove run is writing the output (the file is left to it, not failed)
+Status = Literal["pending", "running", "done", "skipped", "busy", "failed"]
+# A manifest written after Ctrl-C names the states a finished run does not have.
+ITEM_STATUS = {"running": "interrupted", "pending": "not started"}
 
 
 @dataclass
@@ -36,6 +39,14 @@ class BatchItem:
     error: str | None = None  # one line, for failed items
     result: Any = None  # the UpscaleResult of a done item
     warnings: list[logging.LogRecord] = field(default_factory=list)  # a dry run's, said once per folder
+    exit_code: int = 0  # a failed item's error's (75: worth retrying; 1: a bug)
+
+    def fail(self, exc: BaseException) -> None:
+        """Record why this file is not done: "busy" when another dove run is writing it (left to that
+        run), else "failed" with the one-line error (a bug's names its type)."""
+        self.status = "busy" if isinstance(exc, OutputBusy) else "failed"
+        self.error = str(exc) if isinstance(exc, DoveError) else f"{self.input}: {type(exc).__name__}: {exc}"
+        self.exit_code = exc.exit_code if isinstance(exc, DoveError) else 1
 
 
 @dataclass
@@ -48,6 +59,30 @@ class BatchResult:
     @property
     def failed(self) -> list[BatchItem]:
         return [item for item in self.items if item.status == "failed"]
+
+    def error(self) -> DoveError | None:
+        """How the folder run ends (the CLI's exit code): None when every output is there; a
+        TempFailure (75) when what is missing needs only a later run of the same command (a full disk,
+        files another dove run is writing); PartlyFailed (4) when other files failed but some outputs
+        are there; a DoveError (2) when every file tried failed."""
+        failed, busy = self.failed, self.count("busy")
+        lasting = [item for item in failed if item.exit_code != TempFailure.exit_code]
+        n, there = len(self.items), self.count("done") + self.count("skipped")
+        if lasting and not there and not busy:
+            return DoveError(f"all {len(failed)} files failed (listed above)")
+        if lasting:
+            return PartlyFailed(f"{len(failed)} of {n} files failed (listed above)")
+        if failed or busy:
+            why = [f"{len(failed)} failed for want of room (listed above)"] if failed else []
+            why += [f"{busy} {'is' if busy == 1 else 'are'} being written by another dove run"] if busy else []
+            return TempFailure(f"{len(failed) + busy} of {n} files are not done: {', '.join(why)}; "
+                               f"{FOLDER_RESUME_HINT.replace('to continue', 'later to finish them')}")  # fmt: skip
+        return None
+
+    def status(self) -> str:
+        """The folder's status in a manifest: done, partial (exit 4), retry (75) or failed (2)."""
+        error = self.error()
+        return {None: "done", 4: "partial", 75: "retry"}.get(None if error is None else error.exit_code, "failed")
 
 
 def find_videos(folder: Path) -> list[Path]:
@@ -122,16 +157,19 @@ def upscale_batch(
     the files are spread over Ray workers (one model load each, long files split into segments) and
     progress gets the frames of all files together.
     """
-    from dove_cli import models
+    from dove_cli.manifest import check_manifest, write_batch_manifest
     from dove_cli.options import check_options, with_overrides
-    from dove_cli.resume import RESUME_HINT
-    from dove_cli.upscaling import Progress, upscale
+    from dove_cli.resume import AGAIN_HINT
 
     opts = check_options(with_overrides(options, overrides))
     if not opts.overwrite:  # a re-run carries on where an interrupted file stopped (if its options match)
         opts = replace(opts, resume=True)
+    asked = opts  # the manifest's options; each file's run writes none of its own
+    manifest, opts = (Path(opts.manifest) if opts.manifest else None), replace(opts, manifest=None)
     in_dir, out_dir = Path(in_dir), Path(out_dir)
     result = BatchResult(plan_batch(in_dir, out_dir, overwrite=opts.overwrite))
+    if manifest is not None:  # the folder's manifest, one for all files (checked before any work)
+        check_manifest(manifest, opts.overwrite, [item.input for item in result.items])
     say_subfolders(in_dir)
     if not out_dir.is_dir():
         try:
@@ -139,13 +177,46 @@ def upscale_batch(
         except OSError as exc:
             raise OutputError(f"{out_dir}: cannot create the output folder ({exc.strerror})") from None
         note.info("created output folder %s", out_dir)
-    if opts.ray or cluster is not None:
-        from dove_cli.distributed import upscale_batch_on_ray
+    model = None
+    try:
+        if opts.ray or cluster is not None:
+            from dove_cli.distributed import upscale_batch_on_ray
 
-        upscale_batch_on_ray(result.items, opts, cluster=cluster, progress=progress, on_file=on_file, restorer=restorer)
-        return result
+            try:
+                upscale_batch_on_ray(result.items, opts, cluster=cluster, progress=progress, on_file=on_file,
+                                     restorer=restorer)  # fmt: skip
+            except Interrupted as exc:  # the folder's advice, as below
+                raise Interrupted(str(exc).replace(AGAIN_HINT, FOLDER_RESUME_HINT)) from None
+        else:
+            model = _upscale_here(result, opts, restorer, on_file, progress)
+    except BaseException:
+        if manifest is not None:
+            try:
+                write_batch_manifest(manifest, in_dir, out_dir, asked, result, model)
+            except DoveError as exc:  # the run's own error is the one to say
+                log.warning("%s", exc)
+        raise
+    if manifest is not None:
+        write_batch_manifest(manifest, in_dir, out_dir, asked, result, model)
+    return result
+
+
+def _upscale_here(
+    result: BatchResult,
+    opts: Any,
+    restorer: Any,
+    on_file: Callable[[int, BatchItem], None] | None,
+    progress: Callable[[Any], None] | None,
+) -> Any:
+    """The files one after another in this process; returns the model (None if none was needed)."""
+    from dove_cli import models
+    from dove_cli.resume import AGAIN_HINT
+    from dove_cli.upscaling import Progress, upscale
+
     model = restorer
     for index, item in enumerate(result.items):
+        if item.status == "pending" and item.output.exists() and not opts.overwrite:
+            item.status = "skipped"  # finished meanwhile by another dove run on the same folder
         if item.status == "skipped":
             if on_file:
                 on_file(index, item)
@@ -164,19 +235,18 @@ def upscale_batch(
         except Interrupted as exc:  # a folder run continues an interrupted file without --resume
             left = sum(i.status == "pending" for i in result.items)
             tally = f" ({result.count('done')} files done in this run, {left} not started)"
-            raise Interrupted(str(exc).replace(RESUME_HINT, FOLDER_RESUME_HINT) + tally) from None
+            raise Interrupted(str(exc).replace(AGAIN_HINT, FOLDER_RESUME_HINT) + tally) from None
         except KeyboardInterrupt:
             raise
-        except DoveError as exc:
-            item.status, item.error = "failed", str(exc)
         except Exception as exc:  # noqa: BLE001 - one odd file must not stop the batch
-            log.debug("%s failed", item.input, exc_info=True)
-            item.status, item.error = "failed", f"{item.input}: {type(exc).__name__}: {exc}"
-        if item.status == "failed":
+            if not isinstance(exc, DoveError):
+                log.debug("%s failed", item.input, exc_info=True)
+            item.fail(exc)
+        if item.status != "done":
             log.debug("%s: %s", item.input, item.error)
         if on_file:
             on_file(index, item)
-    return result
+    return model
 
 
 def dry_run_batch(in_dir: str | Path, out_dir: str | Path, options: Any = None, **overrides: Any) -> BatchResult:
@@ -184,13 +254,18 @@ def dry_run_batch(in_dir: str | Path, out_dir: str | Path, options: Any = None, 
     no weights read; outputs that exist are skipped as the run would skip them, and a file that
     cannot be planned is failed with its one-line error. Each file's warnings are held in
     item.warnings for `say_warnings_once`: the same advice for every file is noise."""
+    from dove_cli.manifest import check_manifest, write_batch_manifest
     from dove_cli.options import check_options, with_overrides
     from dove_cli.upscaling import upscale
 
     opts = check_options(with_overrides(options, overrides))
     if not opts.overwrite:  # as the run will: an interrupted file is continued (its plan says how far it got)
         opts = replace(opts, resume=True)
+    asked, manifest = opts, Path(opts.manifest) if opts.manifest else None
+    opts = replace(opts, manifest=None)
     result = BatchResult(plan_batch(Path(in_dir), Path(out_dir), overwrite=opts.overwrite))
+    if manifest is not None:
+        check_manifest(manifest, opts.overwrite, [item.input for item in result.items])
     say_subfolders(Path(in_dir))
     for item in result.items:
         if item.status == "skipped":
@@ -199,7 +274,9 @@ def dry_run_batch(in_dir: str | Path, out_dir: str | Path, options: Any = None, 
             try:
                 item.result, item.status = upscale(item.input, item.output, opts, dry_run=True), "done"
             except DoveError as exc:
-                item.status, item.error = "failed", str(exc)
+                item.fail(exc)
+    if manifest is not None:  # each file's plan, as the run's manifest will have it
+        write_batch_manifest(manifest, Path(in_dir), Path(out_dir), asked, result, None)
     return result
 
 

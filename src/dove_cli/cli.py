@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Annotated, Any, get_type_hints
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperCommand, TyperGroup
@@ -31,6 +30,7 @@ from dove_cli.console import (
     UpscaleBar,
     VerifyBar,
     err_console,
+    out_console,
     print_batch_plans,
     print_batch_table,
     print_plan,
@@ -242,8 +242,6 @@ def upscale_cmd(
     if eval_gt is not None:
         _check_eval(input, out, eval_gt, eval_metrics, eval_json, options, dry_run)
     if is_batch_input(input):
-        if options.manifest:
-            raise OptionError("--manifest takes one input file, not a folder")
         if dry_run:
             _plan_folder(input, out, options)
         else:
@@ -251,7 +249,7 @@ def upscale_cmd(
     elif dry_run:
         from dove_cli.upscaling import upscale
 
-        print_plan(upscale(input, out, options, dry_run=True), Console())  # the dry run's product: stdout
+        print_plan(upscale(input, out, options, dry_run=True), out_console())  # the dry run's product: stdout
     else:
         _upscale_file(input, out, options, quiet)
     if eval_gt is not None and not dry_run:
@@ -353,16 +351,15 @@ def _plan_folder(input: Path, output: Path, opts: UpscaleOptions) -> None:
     from dove_cli.batch import dry_run_batch, say_warnings_once
 
     result = dry_run_batch(input, output, opts)
-    print_batch_plans(result.items, Console())  # the dry run's product: stdout
+    print_batch_plans(result.items, out_console())  # the dry run's product: stdout
     say_warnings_once(result.items)
-    for item in result.failed:
-        err_console.print(f"[bold red]failed:[/] {escape(item.error or '')}", highlight=False, soft_wrap=True)
-    if result.failed:
-        raise typer.Exit(2)
+    _say_not_done(result)
 
 
 def _upscale_folder(input: Path, output: Path, opts: UpscaleOptions, quiet: bool) -> None:
-    """`dove upscale DIR -o DIR`: every video, one model load; failures listed at the end, exit 2."""
+    """`dove upscale DIR -o DIR`: every video, one model load; failures listed at the end, and the
+    exit code says whether the folder is done (0), partly failed (4), needs a later re-run (75) or
+    failed (2)."""
     from dove_cli.batch import plan_batch, upscale_batch
 
     total = len(plan_batch(input, output, overwrite=opts.overwrite))
@@ -377,15 +374,25 @@ def _upscale_folder(input: Path, output: Path, opts: UpscaleOptions, quiet: bool
     if not quiet:
         continued = [i.input.name for i in result.items if i.status == "done" and i.result.resumed_from]
         kept = f" ({', '.join(continued)} continued from an interrupted run)" if continued else ""
+        busy = f", {n} left to another dove run" if (n := result.count("busy")) else ""
         err_console.print(
             f"{result.count('done')} upscaled{kept}, {result.count('skipped')} skipped (output exists; --overwrite "
-            f"to redo), {len(result.failed)} failed -> {output}",
+            f"to redo){busy}, {len(result.failed)} failed -> {output}",
             markup=False, highlight=False, soft_wrap=True,
         )  # fmt: skip
+    _say_not_done(result)
+
+
+def _say_not_done(result) -> None:  # batch.BatchResult
+    """The files left to another run and the failed ones, a line each, then the folder's exit (its
+    error: one line, with the exit code that tells a script what to do next)."""
+    for item in result.items:
+        if item.status == "busy":
+            err_console.print(f"skipped: {escape(item.error or '')}", highlight=False, soft_wrap=True)
     for item in result.failed:
         err_console.print(f"[bold red]failed:[/] {escape(item.error or '')}", highlight=False, soft_wrap=True)
-    if result.failed:
-        raise typer.Exit(2)
+    if (error := result.error()) is not None:
+        raise error
 
 
 @app.command("bench", cls=PlainHelp)
@@ -436,7 +443,7 @@ def bench_cmd(
     for stage, sec, share in stage_rows(report["stages"], total):
         table.add_row(stage, f"{sec:.3f}", share)
     table.add_row("[bold]total (wall time)", f"[bold]{total:.3f}", "")
-    console = Console()
+    console = out_console()
     console.print(table)
     console.print("The rows without \"own thread\" add up to the wall time; decoding and encoding run beside "
                   "them (the \"waiting\" rows are the main thread waiting for those two). x264 holds up to about 40 "
@@ -502,7 +509,7 @@ def download_weights_cmd(
 
     if stage not in (1, 2):
         raise OptionError(f"--stage must be 1 or 2, not {stage}")
-    console = Console()
+    console = out_console()
     plan = weights.plan_download(repo, revision, subfolder, stage, base, dir, with_text_encoder, allow_pickle)
     table = Table(title=escape(f"plan: into {plan.target}"), show_edge=False)
     for column in ("repo", "revision", "files", "size", "to download"):
@@ -546,7 +553,7 @@ def info_cmd() -> None:
         except importlib.metadata.PackageNotFoundError:
             return "not installed"
 
-    console = Console()
+    console = out_console()
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold", no_wrap=True)
     table.add_column(overflow="fold")  # paths are shown whole, to be copied
@@ -730,7 +737,7 @@ def _download_metric_weights(metrics: bool, dists: bool) -> None:
     from dove_cli.metrics import DEFAULT_METRICS, pretrained
 
     keys = pretrained.files_for(DEFAULT_METRICS if metrics else ("dists",))
-    console = Console()
+    console = out_console()
     for key, spec, path in pretrained.describe(keys):
         size = human_size(spec.size) if spec.size else "?"
         state = "cached" if path else f"downloading ({size})"
@@ -824,7 +831,7 @@ def _print_eval_table(report) -> None:
         fmt = (lambda x: f"{x:.2f}") if m == "psnr" else (lambda x: f"{x:.4f}")
         cells = [report.mean[m], report.spread[m], min(vals, default=math.nan), max(vals, default=math.nan)]
         table.add_row(f"{METRICS[m].label} {arrow}", *("-" if math.isnan(x) else fmt(x) for x in cells))
-    Console().print(table)
+    out_console().print(table)
 
 
 # ---------------------------------------------------------------- entry point

@@ -27,7 +27,23 @@ from rich.table import Table
 
 from dove_cli.humanize import human_duration, human_range
 
-err_console = Console(stderr=True)
+# Not a terminal (a log file, a pipe, a job scheduler): rich would fold tables at 80 columns and split
+# file names across lines; a wide console keeps a row per line. COLUMNS, when set, still wins.
+LOG_WIDTH = 1000
+
+
+def plain_width(console: Console) -> Console:
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = LOG_WIDTH
+    return console
+
+
+def out_console() -> Console:
+    """The console of a command's product on stdout (a plan, a table)."""
+    return plain_width(Console())
+
+
+err_console = plain_width(Console(stderr=True))
 _Bar = TypeVar("_Bar", bound="UpscaleBar")
 
 

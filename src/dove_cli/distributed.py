@@ -1019,13 +1019,13 @@ class _Driver:
                 self._cancel(slot)
         job.running.clear()
         if job.session is not None:
-            job.session.failed()
+            job.session.failed(exc)
             job.session.release()
         video_io.remove_made_folders(job.made)
         if not self.batch:
             raise exc
         if job.item is not None:
-            job.item.status, job.item.error = "failed", str(exc)
+            job.item.fail(exc)
             if self.on_file:
                 self.on_file(job.index, job.item)
 

@@ -1,5 +1,7 @@
-"""One exception type per kind of user mistake; the CLI turns each into a one-line message and exit 2
-(and Interrupted, which is not one, into its line and exit 130)."""
+"""One exception type per kind of user mistake; the CLI turns each into a one-line message and its
+exit code (README, "Exit codes"): 2 fix the command or the input, 3 scoring failed after the output
+was written, 4 some files of a folder failed, 75 retry later. Interrupted, which is not a mistake
+(a KeyboardInterrupt), becomes its line and exit 130 (SIGTERM: 143)."""
 
 from __future__ import annotations
 
@@ -20,6 +22,26 @@ class DecodeError(InputError):
 
 class OutputError(DoveError):
     """The output path exists, is unwritable, has an unknown extension, or the disk is full."""
+
+
+class TempFailure(OutputError):
+    """The command is right but the machine is not ready for it: disk full, a file-size limit, the output
+    being written by another run. The same command later continues where this one stopped: exit 75
+    (sysexits' EX_TEMPFAIL), which job schedulers and scripts know as "try again"."""
+
+    exit_code = 75
+
+
+class OutputBusy(TempFailure):
+    """Another dove run holds the output's lock (it is writing that file now). In a folder run the
+    file is left to that run, not failed."""
+
+
+class PartlyFailed(DoveError):
+    """A folder run where some files failed and others are done (or were done before): exit 4, so that
+    a script can tell a partial result from a command that did nothing."""
+
+    exit_code = 4
 
 
 class OptionError(DoveError):

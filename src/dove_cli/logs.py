@@ -32,3 +32,20 @@ def say(records: list[logging.LogRecord]) -> None:
     """Log held records as they would have been logged."""
     for record in records:
         logging.getLogger(record.name).handle(record)
+
+
+@contextlib.contextmanager
+def kept_warnings(into: list[str]) -> Iterator[None]:
+    """dove's warnings are printed as usual and their text also added to `into` (a manifest lists
+    them). Held warnings are added when they are said."""
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            into.append(record.getMessage())
+
+    logger, keep = logging.getLogger("dove_cli"), Keep(logging.WARNING)
+    logger.addHandler(keep)
+    try:
+        yield
+    finally:
+        logger.removeHandler(keep)

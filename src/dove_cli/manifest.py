@@ -1,4 +1,10 @@
-"""`--manifest run.json`: a JSON sidecar with everything needed to reproduce or report a run."""
+"""`--manifest run.json`: a JSON sidecar with everything needed to reproduce or report a run.
+
+One file: its options, plan, result, model and versions, and its `status` ("done", "planned" for
+--dry-run, "failed" or "interrupted" with the one-line `error`). A folder: the same for every file
+in `files`, with the folder's own `status` and `exit_code`. Keys are only ever added, never renamed:
+scripts read them.
+"""
 
 from __future__ import annotations
 
@@ -8,58 +14,149 @@ from dataclasses import asdict
 from fractions import Fraction
 from importlib.metadata import version
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import av
 import torch
 
 from dove_cli import __version__, video_io
 from dove_cli.engine import Restorer
-from dove_cli.errors import OutputError
+from dove_cli.errors import DoveError, Interrupted, OutputError
 from dove_cli.options import AUTO, UpscaleOptions
 from dove_cli.plan import Plan
 
 if TYPE_CHECKING:
+    from dove_cli.batch import BatchResult
     from dove_cli.upscaling import UpscaleResult
 
 
 def write_manifest(
-    path: Path, input: str | Path, opts: UpscaleOptions, result: UpscaleResult | Plan, model: Restorer, output: Path
+    path: Path,
+    input: str | Path,
+    opts: UpscaleOptions,
+    result: UpscaleResult | Plan | None,
+    model: Restorer | None,
+    output: Path,
+    *,
+    error: BaseException | None = None,
 ) -> None:
     """Options, plan, results and per-stage times, model hashes and versions; written atomically.
     Given a Plan (`--dry-run --manifest`), the manifest holds the plan (with the output the run would
-    write) and no result. Options are as asked ("auto" tile/chunk); the plan has the sizes used."""
-    plan = result if isinstance(result, Plan) else result.plan
-    asked = {k: "auto" if k in ("tile", "chunk") and v == AUTO else v for k, v in asdict(opts).items() if k != "given"}
+    write) and no result. Options are as asked ("auto" tile/chunk); the plan has the sizes used.
+    Given an `error` (the run failed after its options and output were checked), the status says so,
+    with the plan when there was one and no result."""
+    plan = result if isinstance(result, Plan) or result is None else result.plan
+    status = ("interrupted" if isinstance(error, (Interrupted, KeyboardInterrupt)) else "failed") if error else (
+        "planned" if isinstance(result, Plan) else "done")  # fmt: skip
     doc = {
         "dove": __version__,
         "input": str(Path(input).absolute()),
         "output": str(Path(output).absolute()),
-        "options": asked,
-        "plan": {k: (str(v) if isinstance(v, Fraction) else v) for k, v in asdict(plan).items()},
-        "result": None
-        if isinstance(result, Plan)
-        else {
-            "frames": result.frames,
-            "seconds": round(result.seconds, 3),
-            "peak_host_bytes": result.peak_host_bytes,
-            "peak_device_bytes": result.peak_device_bytes,
-            "tile_used": result.tile_used,
-            "offload_used": result.offload_used,
-            "oom_retries": result.retries,
-            "stages_seconds": {k: round(v, 4) for k, v in result.stages.items()},
-            "stages_device_seconds": {k: round(v, 4) for k, v in result.device_stages.items()},
-        },
-        "model": model.fingerprint(),
-        "versions": {
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "diffusers": version("diffusers"),  # not `import diffusers`: 2.6 s, which a run without DOVE never needs
-            "av": av.__version__,
-            "cuda": torch.version.cuda,
-            "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-        },
+        "status": status,
+        "error": None if error is None else one_line(error),
+        "options": options_doc(opts),
+        "plan": None if plan is None else plan_doc(plan),
+        "result": None if result is None or isinstance(result, Plan) else result_doc(result),
+        "warnings": [] if result is None or isinstance(result, Plan) else result.warnings,
+        "model": None if model is None else model.fingerprint(),
+        "versions": versions(),
     }
+    done = "" if status != "done" else "; the video is complete"
+    write_json(path, doc, done)
+
+
+def write_batch_manifest(
+    path: Path, in_dir: Path, out_dir: Path, opts: UpscaleOptions, result: BatchResult, model: Restorer | None
+) -> None:
+    """A folder run's manifest (`dove upscale DIR -o DIR --manifest run.json`): the options once, then
+    an entry per video with its status, error, frames made and dropped, and its plan and result as a
+    single run's manifest has them; the folder's status and exit code, as the CLI exits."""
+    from dove_cli.batch import ITEM_STATUS
+
+    files = []
+    for item in result.items:
+        r = item.result
+        plan = r if isinstance(r, Plan) else getattr(r, "plan", None)
+        done = r is not None and not isinstance(r, Plan)
+        status = "planned" if isinstance(r, Plan) and item.status == "done" else item.status  # a dry run's
+        files.append({
+            "input": str(item.input.absolute()),
+            "output": str(item.output.absolute()),
+            "status": ITEM_STATUS.get(status, status),
+            "error": item.error,
+            "frames": r.frames if done else None,
+            "dropped_frames": r.dropped_frames if done else None,
+            "plan": None if plan is None else plan_doc(plan),
+            "result": result_doc(r) if done else None,
+            "warnings": r.warnings if done else [],
+        })  # fmt: skip
+    error = result.error()
+    doc = {
+        "dove": __version__,
+        "input": str(in_dir.absolute()),
+        "output": str(out_dir.absolute()),
+        "status": result.status(),
+        "exit_code": 0 if error is None else error.exit_code,
+        "counts": {s: sum(f["status"] == s for f in files) for s in dict.fromkeys(f["status"] for f in files)},
+        "options": options_doc(opts),
+        "files": files,
+        "model": None if model is None else model.fingerprint(),
+        "versions": versions(),
+    }
+    write_json(path, doc, "")
+
+
+def check_manifest(path: Path, overwrite: bool, inputs: list[Path]) -> None:
+    """Before any work: an existing manifest is replaced only with --overwrite, unless it records a
+    run that did not finish (failed, interrupted, partial: the same command continues that run)."""
+    try:
+        ended = json.loads(path.read_text()).get("status") in ("failed", "interrupted", "partial", "retry")
+    except (OSError, ValueError, AttributeError):
+        ended = False
+    video_io.check_output(path, overwrite=overwrite or ended, inputs=inputs)
+
+
+def one_line(error: BaseException) -> str:
+    """The `error:` line the CLI prints (a bug: its type too)."""
+    return str(error) if isinstance(error, DoveError) else f"{type(error).__name__}: {error}"
+
+
+def options_doc(opts: UpscaleOptions) -> dict[str, Any]:
+    return {k: "auto" if k in ("tile", "chunk") and v == AUTO else v for k, v in asdict(opts).items() if k != "given"}
+
+
+def plan_doc(plan: Plan) -> dict[str, Any]:
+    return {k: (str(v) if isinstance(v, Fraction) else v) for k, v in asdict(plan).items()}
+
+
+def result_doc(result: UpscaleResult) -> dict[str, Any]:
+    return {
+        "frames": result.frames,
+        "dropped_frames": result.dropped_frames,
+        "seconds": round(result.seconds, 3),
+        "peak_host_bytes": result.peak_host_bytes,
+        "peak_device_bytes": result.peak_device_bytes,
+        "tile_used": result.tile_used,
+        "offload_used": result.offload_used,
+        "oom_retries": result.retries,
+        "stages_seconds": {k: round(v, 4) for k, v in result.stages.items()},
+        "stages_device_seconds": {k: round(v, 4) for k, v in result.device_stages.items()},
+    }
+
+
+def versions() -> dict[str, Any]:
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "diffusers": version("diffusers"),  # not `import diffusers`: 2.6 s, which a run without DOVE never needs
+        "av": av.__version__,
+        "cuda": torch.version.cuda,
+        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+    }
+
+
+def write_json(path: Path, doc: dict[str, Any], done: str) -> None:
+    """Atomically (a temporary name, renamed); `done` is added to the error: "; the video is complete"."""
     tmp = path.with_name(f".{path.name}.dove-tmp")
     try:
         video_io.make_folder(path.parent, path)
@@ -67,5 +164,4 @@ def write_manifest(
         tmp.replace(path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        done = "" if isinstance(result, Plan) else "; the video is complete"
         raise OutputError(f"{path}: cannot write the manifest ({exc.strerror}){done}") from None

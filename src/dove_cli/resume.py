@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from dove_cli import video_io
-from dove_cli.errors import DecodeError, Interrupted, OutputError
+from dove_cli.errors import DecodeError, DoveError, Interrupted, OutputBusy, OutputError, TempFailure
 from dove_cli.options import UpscaleOptions
 from dove_cli.video_io.formats import CodecSpec, ffmsg, resolve_codec
 from dove_cli.video_io.reader import VideoInfo
@@ -46,7 +46,8 @@ from dove_cli.video_io.writer import ContainerWriter
 from dove_cli.windows import Span
 
 log = logging.getLogger(__name__)
-RESUME_HINT = "run the same command with --resume to continue"  # a folder run says its own (batch.py)
+RESUME_HINT = "run the same command with --resume to continue"
+AGAIN_HINT = "run the same command again to continue"  # a run that has --resume (a folder run: batch.py adds its own)
 
 
 class _CannotResume(Exception):
@@ -185,7 +186,7 @@ class Work:
             except OSError:  # Windows: the locked byte cannot be read either
                 pid = "?"
             f.close()
-            raise OutputError(f"another dove run is writing {self.output} (pid {pid})") from None
+            raise OutputBusy(f"another dove run is writing {self.output} (pid {pid})") from None
         f.truncate(0)
         f.write(f"{os.getpid()}\n")
         f.flush()
@@ -609,16 +610,30 @@ class Session:
             self.work.remove()
 
     def failed(self, error: BaseException | None = None) -> None:
-        """After an error: keep the work folder when it holds finished frames, else remove it. The
-        hint says what a resume needs: after a decode error, also --ignore-decode-errors."""
+        """After an error: keep the work folder when it holds finished frames, else remove it. A
+        DoveError's own text then says what is kept and how to continue (one line, not a warning
+        beside it); other errors (a bug's traceback) get the warning."""
         if self.work is None or not self.work.path.exists():
             return
-        if saved := self.saved():
-            how = "with --resume --ignore-decode-errors" if isinstance(error, DecodeError) else "with --resume"
-            log.warning("%s: %d finished frames are kept; run the same command %s to continue",
-                        self.work.path, saved, how)  # fmt: skip
-        else:
+        if not (saved := self.saved()):
             self.work.remove()
+            return
+        kept = f"{saved} finished frames are kept in {self.work.path}"
+        if isinstance(error, TempFailure) and not isinstance(error, OutputBusy):  # disk full, a file-size limit
+            kept += ("; make room (joining the segments at the end needs about as much free space again as "
+                     "the output takes)")  # fmt: skip
+        if isinstance(error, DoveError):  # the same error, with what is kept said once, in its own line
+            error.args = (f"{error}; {kept}; {self.hint(error)}",)
+        else:
+            log.warning("%s; %s", kept, self.hint(error))
+
+    def hint(self, error: BaseException | None = None) -> str:
+        """How to continue: the same command, with --resume unless it has it already (a folder run
+        always has it, except with --overwrite); after a decode error also --ignore-decode-errors, or a
+        resume stops at the same place."""
+        if isinstance(error, DecodeError):
+            return f"run the same command with {'' if self.resume else '--resume '}--ignore-decode-errors to continue"
+        return AGAIN_HINT if self.resume else RESUME_HINT
 
     def interrupted(self, written: int) -> Interrupted:
         """The error to raise after Ctrl-C (or SIGTERM), `written` frames into the run."""
@@ -634,7 +649,7 @@ class Session:
         unsaved = f" (the {written - saved} after them were in a segment still open, and are redone)"
         return Interrupted(
             f"{self.output}: interrupted after {written} frames; {saved} are saved in closed segments in "
-            f"{self.work.path}{unsaved if written > saved else ''}; {RESUME_HINT}"
+            f"{self.work.path}{unsaved if written > saved else ''}; {self.hint()}"
         )
 
     def release(self) -> None:

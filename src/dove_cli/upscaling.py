@@ -32,11 +32,11 @@ import torch
 from dove_cli import note, resume, video_io
 from dove_cli.blend import FrameBlender, finish_frame, to_code_values, upsampled_reference
 from dove_cli.engine import DoveModel, Restorer
-from dove_cli.errors import InputError, OptionError, OutputError
+from dove_cli.errors import DoveError, InputError, OptionError, OutputError
 from dove_cli.humanize import gpu_of, human_range
-from dove_cli.logs import held_warnings
+from dove_cli.logs import held_warnings, kept_warnings
 from dove_cli.logs import say as say_held
-from dove_cli.manifest import write_manifest
+from dove_cli.manifest import check_manifest, write_manifest
 from dove_cli.models import check_quantize, load_model, planning_model, resolve_device
 from dove_cli.options import UpscaleOptions, check_options, parse_preview, with_overrides
 from dove_cli.plan import Plan, make_plan, suggest_better_plan, warn_if_device_memory_short, warn_if_host_memory_short
@@ -94,6 +94,7 @@ class UpscaleResult:
     dropped_frames: int = 0  # undecodable frames skipped (--ignore-decode-errors)
     workers: dict[str, int] = field(default_factory=dict)  # distributed runs: output frames per worker
     redone: int = 0  # distributed runs: segments redone after a worker died
+    warnings: list[str] = field(default_factory=list)  # the warnings said during the run (for a manifest)
 
     def stages_summary(self) -> str:
         """One line for `-v`: where the time went, largest first (host wall seconds; GPU seconds too on
@@ -199,9 +200,24 @@ def upscale(
         from dove_cli.distributed import upscale_on_ray
 
         return upscale_on_ray(input, output, opts, cluster=cluster, progress=progress, restorer=restorer)
+    seen: list[str] = []
+    with kept_warnings(seen):
+        return _upscale(input, Path(output), opts, progress, restorer, dry_run, timer, seen)
+
+
+def _upscale(
+    input: str | Path,
+    output: Path,
+    opts: UpscaleOptions,
+    progress: Callable[[Progress], None] | None,
+    restorer: Restorer | None,
+    dry_run: bool,
+    timer: StageTimer | None,
+    seen: list[str],
+) -> UpscaleResult | Plan:
+    """`upscale` of one file in this process; `seen` fills with the warnings said (for the result)."""
     t_start = time.perf_counter()
     info, said = probe_input(input, opts)
-    output = Path(output)
     device, dtype = resolve_device(opts, planning=dry_run)  # options first, then what is on disk
     checked = _check_outputs(output, info, opts, dry_run, said)
     manifest = checked.manifest
@@ -209,6 +225,9 @@ def upscale(
     timer = timer or StageTimer(device=device)
     session = resume.Session(output, resume.run_fingerprint(opts, info, device, dtype), resume=opts.resume,
                              overwrite=opts.overwrite)  # fmt: skip
+    model: Restorer | None = None
+    plan: Plan | None = None
+    ended = False
     try:  # the work folder's lock is held from session.check() on
         previous = session.check(dry_run)
 
@@ -284,11 +303,27 @@ def upscale(
             dropped_frames=stats.dropped_frames,
         )
         log.info("%s: %s", Path(input).name, result.stages_summary())
+        result.warnings = list(seen)
         if manifest is not None:
+            ended = True  # a manifest that cannot be written is the error: not written again below
             write_manifest(manifest, input, opts, result, model, result.output)
         return result
+    except BaseException as exc:  # options and output were checked: the manifest says how the run ended
+        if manifest is not None and not dry_run and not ended:
+            _failure_manifest(manifest, input, opts, plan, model, output, exc)
+        raise
     finally:
         session.release()
+
+
+def _failure_manifest(manifest: Path, input: str | Path, opts: UpscaleOptions, plan: Plan | None,
+                      model: Restorer | None, output: Path, error: BaseException) -> None:  # fmt: skip
+    """The manifest of a run that failed or was interrupted; failing to write it is a warning, not an
+    error that would hide the run's own."""
+    try:
+        write_manifest(manifest, input, opts, plan, model, output, error=error)
+    except DoveError as exc:
+        log.warning("%s", exc)
 
 
 def probe_input(input: str | Path, opts: UpscaleOptions) -> tuple[video_io.VideoInfo, list[logging.LogRecord]]:
@@ -354,7 +389,7 @@ def _check_outputs(
     manifest = Path(opts.manifest)
     if manifest.absolute() == output.absolute():
         raise OptionError(f"--manifest {manifest} is the output file; give it its own name, like {output}.json")
-    video_io.check_output(manifest, overwrite=opts.overwrite, inputs=inputs)
+    check_manifest(manifest, opts.overwrite, inputs)
     return CheckedOutput(manifest, codec, pix_fmt)
 
 

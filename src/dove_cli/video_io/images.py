@@ -18,7 +18,6 @@ from dove_cli.errors import OutputError
 from dove_cli.video_io.formats import IMAGE_EXTENSIONS, SWS_FLAGS, rgb_frame
 from dove_cli.video_io.paths import (
     check_output,
-    disk_full,
     frame_name,
     is_pattern,
     make_folder,
@@ -26,6 +25,7 @@ from dove_cli.video_io.paths import (
     prepare_output,
     remove_made_folders,
     temp_sibling,
+    write_failed,
 )
 from dove_cli.video_io.reader import VideoInfo
 from dove_cli.video_io.writer import VideoWriter
@@ -152,9 +152,7 @@ class ImageWriter(VideoWriter):
         except OSError as exc:
             part.unlink(missing_ok=True)
             self.abort()
-            if disk_full(exc):
-                raise OutputError(f"{self.path}: disk full while writing; nothing was kept") from None
-            raise OutputError(f"{self.path}: write failed ({exc.strerror})") from None
+            raise write_failed(self.path, exc, str(exc.strerror)) from None
         self.frames_written += 1
 
     def close(self) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from dove_cli import note
-from dove_cli.errors import OutputError
+from dove_cli.errors import OutputError, TempFailure
 from dove_cli.video_io.formats import IMAGE_EXTENSIONS
 
 
@@ -47,8 +47,16 @@ def temp_sibling(path: Path, suffix: str = "") -> Path:
     return path.with_name(f".{path.stem}.dove-{uuid.uuid4().hex[:8]}.part{suffix}")
 
 
-def disk_full(exc: BaseException) -> bool:
-    return getattr(exc, "errno", None) == errno.ENOSPC
+def write_failed(path: Path, exc: BaseException, detail: str) -> OutputError:
+    """The error for a failed write: a full disk or a file-size limit is a TempFailure (exit 75: the
+    same command continues once there is room), anything else an OutputError with `detail`. What was
+    kept is not said here: the run's session knows (resume.Session.failed)."""
+    code = getattr(exc, "errno", None)
+    if code == errno.ENOSPC:
+        return TempFailure(f"{path}: disk full while writing")
+    if code == errno.EFBIG:
+        return TempFailure(f"{path}: file too large for the file system or the file-size limit (ulimit -f)")
+    return OutputError(f"{path}: write failed ({detail})")
 
 
 def check_output(path: Path, overwrite: bool, inputs: Sequence[Path] = ()) -> None:

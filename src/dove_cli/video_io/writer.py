@@ -42,7 +42,7 @@ from dove_cli.video_io.formats import (
     signal_range,
 )
 from dove_cli.video_io.metadata import TAGLESS, file_tags, find_timecode, get_tag, mdta_keys, move_timecode
-from dove_cli.video_io.paths import disk_full, prepare_output, remove_made_folders, temp_sibling
+from dove_cli.video_io.paths import prepare_output, remove_made_folders, temp_sibling, write_failed
 from dove_cli.video_io.reader import VideoInfo, stream_rate
 
 if TYPE_CHECKING:
@@ -430,9 +430,7 @@ class ContainerWriter(VideoWriter):
 
     def _fail(self, exc: BaseException) -> None:
         self.abort()
-        if disk_full(exc):
-            raise OutputError(f"{self.path}: disk full while writing; nothing was kept") from None
-        raise OutputError(f"{self.path}: write failed ({ffmsg(exc)})") from None
+        raise write_failed(self.path, exc, ffmsg(exc)) from None
 
     def write(self, rgb: np.ndarray, pts: int | None = None) -> None:
         """Encode one frame; pts in info.time_base (None: previous + one frame at info.fps)."""
