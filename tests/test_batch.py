@@ -363,3 +363,18 @@ def test_tables_keep_a_row_per_line_in_a_log(tmp_path, capsys, monkeypatch):
     with pytest.raises(SystemExit):
         main(main_args)
     assert name not in capsys.readouterr().out
+
+
+def test_an_output_another_run_finished_meanwhile_is_skipped(folder, tmp_path):
+    """A second folder run reaches a file the first finished after the second one's plan: skipped
+    (as if it had existed from the start), not failed as an output that exists."""
+    (folder / "c.mp4").unlink()
+    out = tmp_path / "out"
+
+    def other_run_finishes_b(index, item) -> None:
+        if item.input.name == "a.mp4" and item.status == "running":
+            (out / "b.mkv").write_bytes(b"made by another run")
+
+    result = upscale_batch(folder, out, on_file=other_run_finishes_b, **OPTS)
+    assert [i.status for i in result.items] == ["done", "skipped"] and result.error() is None
+    assert (out / "b.mkv").read_bytes() == b"made by another run"
