@@ -274,14 +274,19 @@ def test_an_interrupted_folder_says_how_it_continues(tmp_path, capsys, monkeypat
     src.mkdir()
     make_clip(src / "long.mkv", frames=60, codec="ffv1", pix_fmt="yuv444p")
     make_clip(src / "next.mkv", frames=3, codec="ffv1", pix_fmt="yuv444p")
+    manifest = tmp_path / "run.json"
     args = ["upscale", str(src), "-o", str(out), "--model", "bilinear", "--scale", "2", "--chunk", "9",
-            "--chunk-overlap", "2", "--tile", "0", "--codec", "ffv1"]  # fmt: skip
+            "--chunk-overlap", "2", "--tile", "0", "--codec", "ffv1", "--manifest", str(manifest)]  # fmt: skip
     monkeypatch.setattr(models, "load_model", lambda *a: CtrlCAfter(6))
     with pytest.raises(SystemExit) as exc:
         main(args)
     err = capsys.readouterr().err
     assert exc.value.code == 130 and "run the same command again to continue" in err and "--resume" not in err, err
     assert "(0 files done in this run, 1 not started)" in err, err  # the folder's state, in the same line
+    doc = json.loads(manifest.read_text())  # the manifest says so too (it said "done", exit code 0)
+    assert (doc["status"], doc["exit_code"], doc["counts"]) == ("interrupted", 130, {"interrupted": 1,
+                                                                                     "not started": 1})  # fmt: skip
+    assert "interrupted" in doc["error"]
     monkeypatch.undo()
     with pytest.raises(SystemExit) as exc:
         main([*args, "--dry-run"])  # the plan shows what the re-run continues (it showed a whole job)
@@ -292,6 +297,18 @@ def test_an_interrupted_folder_says_how_it_continues(tmp_path, capsys, monkeypat
         main(args)
     err = capsys.readouterr().err
     assert exc.value.code == 0 and "2 upscaled (long.mkv continued from an interrupted run)" in err, err
+    assert json.loads(manifest.read_text())["status"] == "done"
+    with pytest.raises(SystemExit) as exc:  # the same command once more: all there, the manifest says so
+        main(args)
+    err = capsys.readouterr().err
+    assert exc.value.code == 0 and "0 upscaled, 2 skipped" in err, err
+    assert json.loads(manifest.read_text())["counts"] == {"skipped": 2}
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copy(src / "next.mkv", other)
+    with pytest.raises(SystemExit) as exc:  # but another folder's run does not replace it
+        main(["upscale", str(other), *args[2:]])
+    assert exc.value.code == 2 and "run.json: already exists" in capsys.readouterr().err
 
 
 def test_batch_dry_run_names_each_file_once_in_its_warnings(clip_hlg, tmp_path, caplog):
@@ -363,6 +380,26 @@ def test_tables_keep_a_row_per_line_in_a_log(tmp_path, capsys, monkeypatch):
     with pytest.raises(SystemExit):
         main(main_args)
     assert name not in capsys.readouterr().out
+
+
+def test_an_output_another_run_finishes_as_this_one_starts_it_is_skipped(folder, tmp_path, monkeypatch):
+    """The other run may finish the file after this run's last look and before it locks the output:
+    skipped, not failed as an output that exists and has nothing to resume."""
+    import dove_cli.batch as batch
+
+    (folder / "c.mp4").unlink()
+    out = tmp_path / "out"
+    real_upscale = __import__("dove_cli.upscaling", fromlist=["upscale"]).upscale
+
+    def other_run_wins(input, output, *args, **kw):
+        if output.name == "b.mkv":
+            output.write_bytes(b"made by another run")
+        return real_upscale(input, output, *args, **kw)
+
+    monkeypatch.setattr("dove_cli.upscaling.upscale", other_run_wins)
+    result = batch.upscale_batch(folder, out, **OPTS)
+    assert [i.status for i in result.items] == ["done", "skipped"] and result.error() is None
+    assert (out / "b.mkv").read_bytes() == b"made by another run"
 
 
 def test_an_output_another_run_finished_meanwhile_is_skipped(folder, tmp_path):

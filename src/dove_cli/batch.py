@@ -169,7 +169,7 @@ def upscale_batch(
     in_dir, out_dir = Path(in_dir), Path(out_dir)
     result = BatchResult(plan_batch(in_dir, out_dir, overwrite=opts.overwrite))
     if manifest is not None:  # the folder's manifest, one for all files (checked before any work)
-        check_manifest(manifest, opts.overwrite, [item.input for item in result.items])
+        check_manifest(manifest, opts.overwrite, [item.input for item in result.items], in_dir)
     say_subfolders(in_dir)
     if not out_dir.is_dir():
         try:
@@ -189,10 +189,10 @@ def upscale_batch(
                 raise Interrupted(str(exc).replace(AGAIN_HINT, FOLDER_RESUME_HINT)) from None
         else:
             model = _upscale_here(result, opts, restorer, on_file, progress)
-    except BaseException:
+    except BaseException as stopped:
         if manifest is not None:
             try:
-                write_batch_manifest(manifest, in_dir, out_dir, asked, result, model)
+                write_batch_manifest(manifest, in_dir, out_dir, asked, result, model, stopped)
             except DoveError as exc:  # the run's own error is the one to say
                 log.warning("%s", exc)
         raise
@@ -242,6 +242,8 @@ def _upscale_here(
             if not isinstance(exc, DoveError):
                 log.debug("%s failed", item.input, exc_info=True)
             item.fail(exc)
+            if isinstance(exc, OutputError) and item.output.exists() and not opts.overwrite:
+                item.status, item.error = "skipped", None  # another dove run finished it just now
         if item.status != "done":
             log.debug("%s: %s", item.input, item.error)
         if on_file:
@@ -265,7 +267,7 @@ def dry_run_batch(in_dir: str | Path, out_dir: str | Path, options: Any = None, 
     opts = replace(opts, manifest=None)
     result = BatchResult(plan_batch(Path(in_dir), Path(out_dir), overwrite=opts.overwrite))
     if manifest is not None:
-        check_manifest(manifest, opts.overwrite, [item.input for item in result.items])
+        check_manifest(manifest, opts.overwrite, [item.input for item in result.items], Path(in_dir))
     say_subfolders(Path(in_dir))
     for item in result.items:
         if item.status == "skipped":

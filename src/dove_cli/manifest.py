@@ -66,11 +66,18 @@ def write_manifest(
 
 
 def write_batch_manifest(
-    path: Path, in_dir: Path, out_dir: Path, opts: UpscaleOptions, result: BatchResult, model: Restorer | None
+    path: Path,
+    in_dir: Path,
+    out_dir: Path,
+    opts: UpscaleOptions,
+    result: BatchResult,
+    model: Restorer | None,
+    stopped: BaseException | None = None,
 ) -> None:
     """A folder run's manifest (`dove upscale DIR -o DIR --manifest run.json`): the options once, then
     an entry per video with its status, error, frames made and dropped, and its plan and result as a
-    single run's manifest has them; the folder's status and exit code, as the CLI exits."""
+    single run's manifest has them; the folder's status and exit code, as the CLI exits. `stopped`:
+    what ended the run before its last file (Ctrl-C: "interrupted", 130; else "failed")."""
     from dove_cli.batch import ITEM_STATUS
 
     files = []
@@ -91,12 +98,17 @@ def write_batch_manifest(
             "warnings": r.warnings if done else [],
         })  # fmt: skip
     error = result.error()
+    status, code = result.status(), 0 if error is None else error.exit_code
+    if stopped is not None:
+        status = "interrupted" if isinstance(stopped, KeyboardInterrupt) else "failed"
+        code = getattr(stopped, "exit_code", 130 if isinstance(stopped, KeyboardInterrupt) else 1)
     doc = {
         "dove": __version__,
         "input": str(in_dir.absolute()),
         "output": str(out_dir.absolute()),
-        "status": result.status(),
-        "exit_code": 0 if error is None else error.exit_code,
+        "status": status,
+        "error": None if stopped is None else one_line(stopped),
+        "exit_code": code,
         "counts": {s: sum(f["status"] == s for f in files) for s in dict.fromkeys(f["status"] for f in files)},
         "options": options_doc(opts),
         "files": files,
@@ -106,14 +118,17 @@ def write_batch_manifest(
     write_json(path, doc, "")
 
 
-def check_manifest(path: Path, overwrite: bool, inputs: list[Path]) -> None:
+def check_manifest(path: Path, overwrite: bool, inputs: list[Path], folder: Path | None = None) -> None:
     """Before any work: an existing manifest is replaced only with --overwrite, unless it records a
-    run that did not finish (failed, interrupted, partial: the same command continues that run)."""
+    run that did not finish (failed, interrupted, partial: the same command continues that run), or
+    is the manifest of the same `folder` run (run again, it skips the finished files: exit 0)."""
     try:
-        ended = json.loads(path.read_text()).get("status") in ("failed", "interrupted", "partial", "retry")
+        old = json.loads(path.read_text())
+        ended = old.get("status") in ("failed", "interrupted", "partial", "retry")
+        same = folder is not None and "files" in old and old.get("input") == str(folder.absolute())
     except (OSError, ValueError, AttributeError):
-        ended = False
-    video_io.check_output(path, overwrite=overwrite or ended, inputs=inputs)
+        ended = same = False
+    video_io.check_output(path, overwrite=overwrite or ended or same, inputs=inputs)
 
 
 def one_line(error: BaseException) -> str:
