@@ -98,15 +98,15 @@ def write_batch_manifest(
             "warnings": r.warnings if done else [],
         })  # fmt: skip
     error = result.error()
-    status, code = result.status(), 0 if error is None else error.exit_code
+    ended, code = result.status(), 0 if error is None else error.exit_code
     if stopped is not None:
-        status = "interrupted" if isinstance(stopped, KeyboardInterrupt) else "failed"
+        ended = "interrupted" if isinstance(stopped, KeyboardInterrupt) else "failed"
         code = getattr(stopped, "exit_code", 130 if isinstance(stopped, KeyboardInterrupt) else 1)
     doc = {
         "dove": __version__,
         "input": str(in_dir.absolute()),
         "output": str(out_dir.absolute()),
-        "status": status,
+        "status": ended,
         "error": None if stopped is None else one_line(stopped),
         "exit_code": code,
         "counts": {s: sum(f["status"] == s for f in files) for s in dict.fromkeys(f["status"] for f in files)},
