@@ -185,3 +185,14 @@ def test_paired_lq_folders_give_aligned_crops(tmp_path, demo_dir):
     hq_c, lq_c = ds._pair(src.videos[0], "video", np.random.default_rng(5))
     assert hq_c.shape == (4, 3, 64, 64) and lq_c.shape == (4, 3, 16, 16)
     assert (F.avg_pool2d(hq_c, 4) - lq_c).abs().max() < 4 / 255  # same place, same frames
+
+
+def test_raw_dv_training_clips_count_their_frames(tmp_path):
+    """FFmpeg's raw DV demuxer says 60000 fps for PAL: a 5-frame clip was counted as 12000 frames,
+    and the sampler drew windows far past its end."""
+    from media import make_clip
+
+    dv = make_clip(tmp_path / "pal.dv", size="720x576", rate="25", frames=5, codec="dvvideo", extra=("-f", "dv"))
+    info = T.probe_video(dv)
+    assert info is not None and info.frames == 5
+    assert T.read_video(dv, 2, 3).shape[0] == 3

@@ -23,6 +23,7 @@ import torch
 
 from dove_cli.errors import InputError
 from dove_cli.train import degrade as D
+from dove_cli.video_io import stream_rate
 
 log = logging.getLogger(__name__)
 
@@ -74,11 +75,11 @@ def probe_video(path: Path) -> MediaInfo | None:
             if not container.streams.video:
                 return None
             s = container.streams.video[0]
-            frames = s.frames
-            if not frames and s.duration and s.average_rate:
-                frames = int(float(s.duration * s.time_base) * float(s.average_rate))
-            if not frames and container.duration and s.average_rate:
-                frames = int(container.duration / 1e6 * float(s.average_rate))
+            frames, rate = s.frames, stream_rate(s)
+            if not frames and s.duration:
+                frames = int(float(s.duration * s.time_base) * rate)
+            if not frames and container.duration:
+                frames = int(container.duration / 1e6 * rate)
             if not frames:  # containers without counts: decode once (rare; cheap next to training)
                 frames = sum(1 for _ in container.decode(video=0))
             return MediaInfo(path, int(frames), int(s.height), int(s.width))
@@ -111,7 +112,7 @@ def read_video(path: Path, start: int, count: int, stride: int = 1) -> np.ndarra
         with av.open(str(path)) as container:
             s = container.streams.video[0]
             s.thread_type = "AUTO"
-            rate = float(s.average_rate or 0)
+            rate = float(stream_rate(s))
             t0 = s.start_time or 0
             seeked = False
             if start > 0 and rate and s.time_base:

@@ -862,7 +862,7 @@ def degrade_file(
         else:
             with av.open(str(src)) as container:
                 stream = container.streams.video[0]
-                rate = stream.average_rate or 25
+                rate = video_io.stream_rate(stream)
                 frames = [
                     f.to_ndarray(format="rgb24")
                     for _, f in zip(range(max_frames), container.decode(stream), strict=False)

@@ -41,7 +41,15 @@ from dove_cli.video_io.paths import (
     matching_images,
     remove_made_folders,
 )
-from dove_cli.video_io.reader import DEINTERLACE_MODES, Frame, VideoInfo, VideoReader, open_reader, probe
+from dove_cli.video_io.reader import (
+    DEINTERLACE_MODES,
+    Frame,
+    VideoInfo,
+    VideoReader,
+    open_reader,
+    probe,
+    stream_rate,
+)
 from dove_cli.video_io.writer import ContainerWriter, VideoWriter
 
 __all__ = [
@@ -70,6 +78,7 @@ __all__ = [
     "probe",
     "remove_made_folders",
     "resolve_codec",
+    "stream_rate",
     "x264_options",
 ]
 
