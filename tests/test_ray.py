@@ -240,11 +240,14 @@ def test_resume_after_the_driver_stopped(cluster, clip, ref, tmp_path):
     for resume_on_ray in (True, False):
         out = tmp_path / f"out{resume_on_ray}.mp4"
 
+        manifest = tmp_path / f"run{resume_on_ray}.json"
         with pytest.raises(Interrupted, match="--resume"):
-            upscale(clip, out, UpscaleOptions(**OPTS), cluster=cluster, restorer=Slow(0.1),
+            upscale(clip, out, UpscaleOptions(**OPTS), cluster=cluster, restorer=Slow(0.1), manifest=manifest,
                     progress=stop_once_saved(work_folder(out) / "journal.jsonl"))  # fmt: skip
         journal = (work_folder(out) / "journal.jsonl").read_text()
         assert '"file"' in journal and not out.exists()
+        doc = json.loads(manifest.read_text())  # as without Ray: the manifest says how the run ended
+        assert doc["status"] == "interrupted" and "--resume" in doc["error"] and doc["plan"]["frames"] == 100
         r = upscale(clip, out, UpscaleOptions(**OPTS, resume=True), cluster=cluster if resume_on_ray else None)
         assert r.resumed_from >= SEGMENT_MIN_FRAMES and r.frames == 100
         same_file(ref, out)

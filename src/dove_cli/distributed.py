@@ -1177,7 +1177,17 @@ def upscale_on_ray(
     """`upscale()` with Ray workers (see the module's doc); the same output as one process."""
     job = _Job(0, Path(input), Path(output))
     _check_job(job, opts)  # a bad input or output fails before Ray starts
-    _run([job], opts, cluster=cluster, progress=progress, restorer=restorer, on_file=None, batch=False)
+    try:
+        _run([job], opts, cluster=cluster, progress=progress, restorer=restorer, on_file=None, batch=False)
+    except BaseException as exc:
+        if job.manifest is not None:  # as upscale() without Ray: a run that began says how it ended
+            from dove_cli.manifest import write_manifest
+
+            try:
+                write_manifest(job.manifest, job.input, opts, job.plan, None, job.output, error=exc)
+            except DoveError as unwritten:  # the run's own error is the one to say
+                log.warning("%s", unwritten)
+        raise
     assert job.result is not None
     return job.result
 
