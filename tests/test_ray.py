@@ -250,6 +250,7 @@ def test_resume_after_the_driver_stopped(cluster, clip, ref, tmp_path):
         assert doc["status"] == "interrupted" and "--resume" in doc["error"] and doc["plan"]["frames"] == 100
         r = upscale(clip, out, UpscaleOptions(**OPTS, resume=True), cluster=cluster if resume_on_ray else None)
         assert r.resumed_from >= SEGMENT_MIN_FRAMES and r.frames == 100
+        assert f"resumed after frame {r.resumed_from}" in r.summary() and "0 windows" not in r.summary()
         same_file(ref, out)
 
 

@@ -115,9 +115,10 @@ class UpscaleResult:
         tile = f"tile {self.tile_used or 'none'}"
         retry = f", {self.retries} OOM retr{'ies' if self.retries != 1 else 'y'}" if self.retries else ""
         extra = f", {len(self.cuts)} scene cut{'s' * (len(self.cuts) != 1)}" if self.cuts else ""
-        if self.resumed_from:
+        if self.resumed_from:  # (Ray workers skip whole segments, not windows: no count)
             skipped = self.windows_skipped
-            extra += f", resumed after frame {self.resumed_from} ({skipped} window{'s' * (skipped != 1)} skipped)"
+            counted = f" ({skipped} window{'s' * (skipped != 1)} skipped)" if skipped else ""
+            extra += f", resumed after frame {self.resumed_from}{counted}"
         if self.dropped_frames:
             extra += f", {self.dropped_frames} undecodable frames dropped"
         if self.workers:
