@@ -278,6 +278,11 @@ def test_an_interrupted_folder_says_how_it_continues(tmp_path, capsys, monkeypat
     args = ["upscale", str(src), "-o", str(out), "--model", "bilinear", "--scale", "2", "--chunk", "9",
             "--chunk-overlap", "2", "--tile", "0", "--codec", "ffv1", "--manifest", str(manifest)]  # fmt: skip
     monkeypatch.setattr(models, "load_model", lambda *a: CtrlCAfter(6))
+    monkeypatch.setenv("RANK", "1")  # a second process of a launch: the first one says it
+    with pytest.raises(SystemExit) as exc:
+        main([*args[:3], str(tmp_path / "rank1"), *args[4:-2]])
+    assert exc.value.code == 130 and "error:" not in capsys.readouterr().err
+    monkeypatch.delenv("RANK")
     with pytest.raises(SystemExit) as exc:
         main(args)
     err = capsys.readouterr().err

@@ -49,7 +49,8 @@ class Commands(TyperGroup):
         try:
             return super().invoke(ctx)
         except Interrupted as exc:  # what was kept and how to continue
-            _print_error(str(exc))
+            if os.environ.get("RANK", "0") == "0":  # once for a multi-process `dove train`, not per process
+                _print_error(str(exc))
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             err_console.print("interrupted", highlight=False)
