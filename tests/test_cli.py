@@ -569,3 +569,23 @@ def test_a_dry_run_says_when_the_frame_count_is_estimated(clip_2997_mkv, tmp_pat
                                "--dry-run"], capsys)  # fmt: skip
         assert code == 0, err
         assert ("about 12 frames" in plan and "from the duration" in plan) if about else " 32 frames at" in plan, plan
+
+
+@pytest.mark.parametrize("command", ["upscale", "bench"])
+def test_a_run_past_the_hosts_memory_is_refused_before_the_model_is_built(command, tmp_path, capsys, monkeypatch):
+    """`dove bench --model full-random` on a CPU needs about 100 GiB: it warned, built the 22 GB model
+    and was killed (exit 137) with the machine's memory gone. Past RAM and swap together, one line
+    before any weights. (The machine is made small here: the tiny model's plan needs about 1 GiB.)"""
+    import types
+
+    import dove_cli.models as models
+    import dove_cli.plan as plan
+
+    small = types.SimpleNamespace(total=256 << 20, available=256 << 20)
+    monkeypatch.setattr(plan.psutil, "virtual_memory", lambda: small)
+    monkeypatch.setattr(plan.psutil, "swap_memory", lambda: types.SimpleNamespace(total=0))
+    monkeypatch.setattr(models, "load_model", lambda *a: pytest.fail("the model was built"))
+    args = (["upscale", str(demo_clip("002.mp4")), "-o", str(tmp_path / "x.mp4")] if command == "upscale"
+            else ["bench", "--frames", "5", "--height", "64", "--width", "64"])  # fmt: skip
+    code, _, err = run([*args, "--model", "tiny", "--device", "cpu"], capsys)
+    assert code == 2 and "of host memory and this machine has 0.2 GiB (RAM and swap): it would be killed" in err, err

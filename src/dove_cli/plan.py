@@ -302,6 +302,21 @@ def _release_chunks(frames: int, *, exact: bool, chunk: int, overlap: int) -> li
         return [Span(0, padded)]
 
 
+def refuse_past_host_memory(plan: Plan) -> None:
+    """Before the weights load: a plan needing more host memory than the machine has, RAM and swap
+    together, can only be killed (the 5B model on a CPU: 101 GiB for 33 frames of 720p), after
+    minutes of building it and with the machine's memory gone for everyone: one line instead."""
+    vm = psutil.virtual_memory()
+    has = vm.total + psutil.swap_memory().total
+    if plan.est_peak_host_bytes <= has:
+        return
+    how = ("a CUDA GPU keeps the weights and the windows off the host" if plan.device == "cpu"
+           else "less --offload keeps the weights on the GPU")  # fmt: skip
+    raise OptionError(f"this run needs about {plan.est_peak_host_bytes / 2**30:.1f} GiB of host memory and this "
+                      f"machine has {has / 2**30:.1f} GiB (RAM and swap): it would be killed; {how}, and a shorter "
+                      "--chunk, a smaller --tile or --dtype bf16 needs less")  # fmt: skip
+
+
 def warn_if_host_memory_short(plan: Plan, model: Restorer) -> None:
     """Say so before hours of swapping (or an OOM kill) when the plan needs more RAM than is free,
     with the advice that fits what takes the memory."""

@@ -39,7 +39,14 @@ from dove_cli.logs import say as say_held
 from dove_cli.manifest import check_manifest, write_manifest
 from dove_cli.models import check_quantize, load_model, planning_model, resolve_device
 from dove_cli.options import UpscaleOptions, check_options, parse_preview, with_overrides
-from dove_cli.plan import Plan, make_plan, suggest_better_plan, warn_if_device_memory_short, warn_if_host_memory_short
+from dove_cli.plan import (
+    Plan,
+    make_plan,
+    refuse_past_host_memory,
+    suggest_better_plan,
+    warn_if_device_memory_short,
+    warn_if_host_memory_short,
+)
 from dove_cli.release_layout import ReleaseChunkStream, time_pad
 from dove_cli.scenes import SceneDetector
 from dove_cli.threads import BackgroundWriter, read_ahead
@@ -238,9 +245,10 @@ def _upscale(
 
         if restorer is None:
             check_quantize(opts, device, on_paper, dry_run)  # one line now, not after "loading model"
-            if opts.parity and not dry_run:  # its layout does not depend on memory: refuse a failing one
-                # before the weights load (a minute on a GPU), from the architecture alone
-                make_plan(info, planning_model(opts, device, dtype)[0], opts, device, dtype)
+            if (opts.parity or device.type == "cpu" or opts.offload != "none") and not dry_run:
+                # before the weights load (a minute on a GPU), from the architecture alone: a --parity
+                # layout the release fails on, and a plan past the host's memory
+                refuse_past_host_memory(make_plan(info, planning_model(opts, device, dtype)[0], opts, device, dtype))
             say("loading model")  # (a folder run loads its model once, before its first file)
         if restorer is not None:
             model, note = restorer, ""
