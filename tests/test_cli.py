@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import av
 import pytest
@@ -589,3 +590,25 @@ def test_a_run_past_the_hosts_memory_is_refused_before_the_model_is_built(comman
             else ["bench", "--frames", "5", "--height", "64", "--width", "64"])  # fmt: skip
     code, _, err = run([*args, "--model", "tiny", "--device", "cpu"], capsys)
     assert code == 2 and "of host memory and this machine has 0.2 GiB (RAM and swap): it would be killed" in err, err
+
+
+def test_ctrl_c_while_the_modules_load_is_one_quiet_line(monkeypatch, capsys):
+    """Ctrl-C in the first tenth of a second, while `dove` imports numpy and torch, printed a 24-line
+    import traceback; the `dove` command (pyproject's script) says `interrupted`, exit 130."""
+    import tomllib
+
+    import dove_cli
+
+    class CtrlCOnImport:
+        def find_spec(self, name, path=None, target=None):
+            if name == "dove_cli.cli":
+                raise KeyboardInterrupt
+            return None
+
+    scripts = tomllib.loads((Path(dove_cli.__file__).parents[2] / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["dove"] == "dove_cli:console_main"
+    monkeypatch.delitem(sys.modules, "dove_cli.cli")
+    monkeypatch.setattr(sys, "meta_path", [CtrlCOnImport(), *sys.meta_path])
+    with pytest.raises(SystemExit) as exc:
+        dove_cli.console_main()
+    assert exc.value.code == 130 and capsys.readouterr().err == "interrupted\n"

@@ -47,6 +47,19 @@ def upscale_batch(in_dir: Any, out_dir: Any, options: UpscaleOptions | None = No
     return batch.upscale_batch(in_dir, out_dir, options, **overrides)
 
 
+def console_main() -> None:
+    """The `dove` command. Ctrl-C while its modules load (torch, numpy: the first half second) is the
+    same quiet `interrupted` and exit 130 as later, not an import traceback."""
+    import sys
+
+    try:
+        from dove_cli.cli import main
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        raise SystemExit(130) from None
+    main()
+
+
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         from dove_cli import options, plan, upscaling
