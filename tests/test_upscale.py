@@ -350,6 +350,7 @@ def test_options_validation():
         ("codec_option", "did you mean codec_options=?"),  # --codec-option is the one flag not named as its field
         ("frobnicate", "frobnicate=: no such option; dove_cli.UpscaleOptions lists them"),
         ("dryrun", "dryrun=: no such option; did you mean dry_run=?"),
+        ("given", "given=True: the set of option names set by hand"),  # was a TypeError from `|`
     ],
 )
 def test_an_unknown_keyword_is_one_line_that_says_what_to_use(keyword, message, tmp_path):

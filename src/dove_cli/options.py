@@ -278,6 +278,8 @@ def keyword_value(name: str, value: Any) -> Any:
 def with_overrides(options: UpscaleOptions | None, overrides: dict[str, Any]) -> UpscaleOptions:
     """`options` (or the defaults) with keyword overrides of its fields, which count as given."""
     check_keywords(overrides)
+    if not isinstance(overrides.get("given", frozenset()), (set, frozenset)):  # the names the CLI saw given
+        raise OptionError(f"given={overrides['given']!r}: the set of option names set by hand (usually left out)")
     overrides = {k: v if k == "given" else keyword_value(k, v) for k, v in overrides.items()}
     opts = replace(options or UpscaleOptions(), **overrides)
     return replace(opts, given=opts.given | (overrides.keys() - {"given"}))
