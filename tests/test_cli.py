@@ -95,8 +95,11 @@ def test_option_mistakes_are_said_before_an_existing_output(tmp_path, capsys):
     out = tmp_path / "x.mp4"
     out.write_bytes(b"an earlier result")
     base = ["upscale", str(demo_clip("007.mp4")), "-o", str(out), "--model", "bilinear"]
-    for flags, said in ((["--crf", "99"], "--crf 99 is out of range"), (["--codec", "h263"], "unknown codec 'h263'"),
-                        (["--pix-fmt", "yuv999"], "unknown pixel format"), ([], "already exists")):  # fmt: skip
+    for flags, said in ((["--crf", "99"], "--crf 99 is out of range"),
+                        (["--codec", "h263"], "--codec h263: unknown codec (did you mean h26"),
+                        (["--pix-fmt", "yuv999"], "--pix-fmt yuv999: unknown pixel format (libx264 writes gray,"),
+                        (["--pix-fmt", "yuv420"], "--pix-fmt yuv420: unknown pixel format (did you mean yuv420p?"),
+                        ([], "already exists")):  # fmt: skip
         code, _, err = run([*base, *flags], capsys)
         assert code == 2 and said in err, (flags, err)
     assert out.read_bytes() == b"an earlier result" and sorted(p.name for p in tmp_path.iterdir()) == ["x.mp4"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import functools
 import io
 import logging
@@ -247,7 +248,9 @@ VIDEO_TAGS = {("mp4", "hevc"): "hvc1", ("mov", "hevc"): "hvc1"}
 def resolve_codec(codec: str) -> tuple[str, CodecSpec]:
     name = CODEC_ALIASES.get(codec.lower(), codec.lower())
     if name not in CODECS:
-        raise OptionError(f"unknown codec {codec!r} (choose from {', '.join(CODECS)})")
+        close = difflib.get_close_matches(codec.lower(), [*CODECS, *CODEC_ALIASES], n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise OptionError(f"--codec {codec}: unknown codec ({hint}choose from {', '.join(CODECS)})")
     spec = CODECS[name]
     if not has_encoder(spec.encoder):
         raise OptionError(f"codec {name}: encoder {spec.encoder} is not in this FFmpeg build")
@@ -297,7 +300,10 @@ def choose_pix_fmt(
     try:
         fmt = av.VideoFormat(pf)
     except (ValueError, av.FFmpegError):
-        raise OptionError(f"unknown pixel format {pf!r}") from None
+        close = difflib.get_close_matches(pf, sorted(supported), n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise OptionError(f"--pix-fmt {pf}: unknown pixel format ({hint}{spec.encoder} writes "
+                          f"{', '.join(sorted(supported))})") from None  # fmt: skip
     if warn and high and max(c.bits for c in fmt.components) <= 8 and (hdr or not requested):
         log.warning("%s: %s", path, depth_lost(spec, pf, hdr, supported))
     if supported and pf not in supported:
