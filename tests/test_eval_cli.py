@@ -126,7 +126,13 @@ def test_bad_inputs_are_one_line_errors(tmp_path, capsys):
     (tmp_path / "P").mkdir()
     write_video(tmp_path / "P" / "x.mkv", pred)
     write_frames(tmp_path / "G" / "y", gt)
+    write_frames(tmp_path / "mixed", gt)  # frames, and a stray video beside them: which to score?
+    write_video(tmp_path / "mixed" / "stray.mkv", gt)
     cases = [
+        (
+            ["eval", str(p), str(tmp_path / "mixed"), "--metrics", "psnr"],
+            "mixed: holds 2 images and videos or frame folders (stray.mkv) (GT): move the images",
+        ),
         (["eval", str(p), "--metrics", "psnr"], f"{p}: psnr needs a GT"),
         (["eval", str(p), str(g), "--metrics", "psnr,bogus"], "unknown metric 'bogus'"),
         (["eval", str(broken), str(g), "--metrics", "psnr"], str(broken)),

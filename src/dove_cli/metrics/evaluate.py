@@ -59,6 +59,11 @@ def list_items(path: str | Path, role: str = "PRED") -> tuple[list[Item], bool]:
     entries = sorted(p for p in path.iterdir() if not p.name.startswith("."))
     videos = [p for p in entries if p.is_file() and p.suffix.lower() in video_io.VIDEO_EXTENSIONS]
     folders = [p for p in entries if p.is_dir() and _has_images(p)]
+    if (videos or folders) and _has_images(path):  # which is it: the frames, or the collection?
+        images = sum(1 for p in entries if p.is_file() and video_io.is_image_path(p))
+        held = ", ".join(p.name for p in (videos + folders)[:3]) + (", ..." if len(videos + folders) > 3 else "")
+        raise InputError(f"{path}: holds {images} images and videos or frame folders ({held}) ({role}): move "
+                         "the images into a folder of their own, or the others out")  # fmt: skip
     if videos or folders:
         items: dict[str, Item] = {}
         for p in videos + folders:
