@@ -484,7 +484,8 @@ def test_missing_weights_say_each_way_out_once(tmp_path, capsys, monkeypatch, en
         monkeypatch.setenv(k, v)
     code, _, err = run(["upscale", str(demo_clip("002.mp4")), "-o", str(tmp_path / "x.mp4"), *flags], capsys)
     line = err.strip().splitlines()[-1]
-    assert code == 2 and message in line, err
+    unreachable = "HF_ENDPOINT" in env  # the same command works once the network is back: "try again later"
+    assert code == (75 if unreachable else 2) and message in line, err
     assert line.count("download-weights --dir DIR") <= 1 and line.count("run anywhere") == 1, line
 
 

@@ -60,6 +60,13 @@ class DownloadError(ModelError):
     """A download failed: network, authentication, checksum, disk space."""
 
 
+class DownloadLater(DownloadError):
+    """A download that the same command finishes later: the network or the hub is down, the disk
+    full, a file cut short. Exit 75, as for other temporary failures (TempFailure)."""
+
+    exit_code = 75
+
+
 class OutOfMemory(DoveError):
     """Ran out of device memory even at the smallest tile and with offload."""
 

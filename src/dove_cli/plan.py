@@ -302,13 +302,15 @@ def _release_chunks(frames: int, *, exact: bool, chunk: int, overlap: int) -> li
         return [Span(0, padded)]
 
 
+HOST_MARGIN = 1.25  # a plan this far past RAM and swap together is refused, not only warned about
+
+
 def refuse_past_host_memory(plan: Plan) -> None:
-    """Before the weights load: a plan needing more host memory than the machine has, RAM and swap
-    together, can only be killed (the 5B model on a CPU: 101 GiB for 33 frames of 720p), after
+    """Before the weights load: a plan needing clearly more host memory than the machine has, RAM and
+    swap together, can only be killed (the 5B model on a CPU: 101 GiB for 33 frames of 720p), after
     minutes of building it and with the machine's memory gone for everyone: one line instead."""
-    vm = psutil.virtual_memory()
-    has = vm.total + psutil.swap_memory().total
-    if plan.est_peak_host_bytes <= has:
+    has = psutil.virtual_memory().total + psutil.swap_memory().total
+    if plan.est_peak_host_bytes <= HOST_MARGIN * has:  # near it, the estimate may be off: warned (below)
         return
     how = ("a CUDA GPU keeps the weights and the windows off the host" if plan.device == "cpu"
            else "less --offload keeps the weights on the GPU")  # fmt: skip

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dove_cli import note
-from dove_cli.errors import DownloadError, ModelError, TrainingRunGiven
+from dove_cli.errors import DownloadError, DownloadLater, ModelError, TrainingRunGiven
 from dove_cli.humanize import human_size
 
 log = logging.getLogger(__name__)
@@ -452,26 +452,26 @@ def hub_errors(
         status = exc.response.status_code if exc.response is not None else "?"
         if status in (401, 403):
             raise DownloadError(f"access to {what} denied ({status}): set HF_TOKEN to a valid token") from None
-        raise DownloadError(f"the hub answered {status} for {what}: try again later") from None
+        raise DownloadLater(f"the hub answered {status} for {what}: try again later") from None
     except OfflineModeIsEnabled:
         raise DownloadError(f"offline mode (HF_HUB_OFFLINE=1): cannot download {what}; unset HF_HUB_OFFLINE") from None
     except LocalEntryNotFoundError as exc:  # the HEAD request failed and nothing is cached
         cause = exc.__cause__
         if isinstance(cause, HfHubHTTPError) and cause.response is not None:
-            raise DownloadError(f"the hub answered {cause.response.status_code} for {what}: try again later") from None
+            raise DownloadLater(f"the hub answered {cause.response.status_code} for {what}: try again later") from None
         if cause is None or isinstance(cause, (httpx2.TransportError, ConnectionError)):
-            raise DownloadError(unreachable) from None
+            raise DownloadLater(unreachable) from None
         raise DownloadError(f"cannot download {what} ({cause}): check HF_ENDPOINT and your network") from None
     except httpx2.TransportError:
-        raise DownloadError(unreachable) from None
+        raise DownloadLater(unreachable) from None
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
-            raise DownloadError(
+            raise DownloadLater(
                 f"disk full while downloading {what} into {dest or 'the cache'}: free some space and run"
                 " `dove download-weights` again (finished files are kept)"
             ) from None
         if "Consistency check failed" in str(exc):
-            raise DownloadError(
+            raise DownloadLater(
                 f"{what} arrived with the wrong size (connection problem): run `dove download-weights` again"
             ) from None
         raise DownloadError(f"cannot write {what} into {dest or 'the cache'}: {exc.strerror or exc}") from None
