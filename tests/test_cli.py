@@ -406,6 +406,12 @@ def test_an_output_without_extension_says_what_to_give(tmp_path, capsys, monkeyp
             "have none to give)")  # fmt: skip
     assert code == 2 and err.strip() == f"error: outpng2: no extension: give a file name such as outpng2.mp4{said}", err
     assert sorted(os.listdir(tmp_path)) == ["pngs"]
+    if source == "IMAGES":  # an existing folder: the same reason (it offered outpng2/000.mp4, a frame's name)
+        (tmp_path / "outpng2").mkdir()
+        code, _, err = run(["upscale", input_name, "-o", output, "--model", "bilinear", "--fps", "25"], capsys)
+        assert code == 2 and err.strip() == ("error: outpng2: is a folder; give a file name such as outpng2/out.mp4 "
+                                             "or an image pattern such as outpng2/%06d.png (a folder output takes a "
+                                             "video input's name; images have none to give)"), err  # fmt: skip
 
 
 def test_a_mixed_size_image_folder_is_refused_before_any_work(tmp_path, capsys):
@@ -617,3 +623,20 @@ def test_ctrl_c_while_the_modules_load_is_one_quiet_line(monkeypatch, capsys):
     with pytest.raises(SystemExit) as exc:
         dove_cli.console_main()
     assert exc.value.code == 130 and capsys.readouterr().err == "interrupted\n"
+
+
+def test_ctrl_c_while_the_command_line_is_parsed_says_interrupted(monkeypatch, capsys):
+    """Ctrl-C at about 0.25 s lands while typer parses the command line, which typer turns into a bare
+    exit 130: it said nothing. And a command's own interrupt is said once, not twice."""
+    import dove_cli.cli as cli
+
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(cli.Commands, "make_context", ctrl_c)
+        code, out, err = run(["info"], capsys)
+    assert code == 130 and err == "interrupted\n", (out, err)
+    monkeypatch.setattr("importlib.metadata.version", ctrl_c)  # `dove info` is stopped as it runs
+    code, out, err = run(["info"], capsys)
+    assert code == 130 and err == "interrupted\n", (out, err)

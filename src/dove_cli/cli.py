@@ -51,10 +51,21 @@ class Commands(TyperGroup):
         except Interrupted as exc:  # what was kept and how to continue
             if os.environ.get("RANK", "0") == "0":  # once for a multi-process `dove train`, not per process
                 _print_error(str(exc))
-            raise typer.Exit(exc.exit_code) from None
+            raise _said_stop() from None
         except KeyboardInterrupt:
             err_console.print("interrupted", highlight=False)
-            raise typer.Exit(130) from None
+            raise _said_stop() from None
+
+
+def _said_stop() -> typer.Exit:
+    """Exit 130, the interrupt said: main() says `interrupted` for a bare 130 (Ctrl-C while typer
+    parses the command line, before any command runs: typer exits 130 without a word)."""
+    global _stop_said
+    _stop_said = True
+    return typer.Exit(130)
+
+
+_stop_said = False
 
 
 app = typer.Typer(
@@ -859,10 +870,13 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     logging.getLogger("huggingface_hub").propagate = False  # it prints with a handler of its own: once, not twice
     global _sigterm_received
-    _sigterm_received = False  # tests and scripts call main() again in one process
+    global _stop_said
+    _sigterm_received = _stop_said = False  # tests and scripts call main() again in one process
     previous = signal.signal(signal.SIGTERM, _sigterm_as_ctrl_c)
     try:
         code = app(args=_verbose_first(sys.argv[1:] if argv is None else argv), prog_name="dove", standalone_mode=False)
+        if code == 130 and not _stop_said:  # typer's own exit for a Ctrl-C while it parsed
+            err_console.print("interrupted", highlight=False)
     except _click.NoArgsIsHelpError as exc:  # bare `dove` or `dove train`: the help, not an error
         print(exc.ctx.get_help())
         code = 0

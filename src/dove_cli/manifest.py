@@ -133,7 +133,7 @@ def check_manifest(path: Path, overwrite: bool, inputs: list[Path], folder: Path
 
 def one_line(error: BaseException) -> str:
     """The `error:` line the CLI prints (a bug: its type too)."""
-    return str(error) if isinstance(error, DoveError) else f"{type(error).__name__}: {error}"
+    return str(error) if isinstance(error, (DoveError, Interrupted)) else f"{type(error).__name__}: {error}"
 
 
 def options_doc(opts: UpscaleOptions) -> dict[str, Any]:

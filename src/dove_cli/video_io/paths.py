@@ -78,6 +78,10 @@ def check_output(path: Path, overwrite: bool, inputs: Sequence[Path] = ()) -> No
                 "(use --overwrite to replace them)"
             )
     elif path.is_dir():
+        if inputs and (inputs[0].is_dir() or inputs[0].suffix.lower() in IMAGE_EXTENSIONS):
+            raise OutputError(f"{path}: is a folder; give a file name such as {path / 'out.mp4'} or an image pattern "
+                              f"such as {path / '%06d.png'} (a folder output takes a video input's name; images "
+                              "have none to give)")  # fmt: skip
         name = inputs[0].stem + ".mp4" if inputs else "out.mp4"
         raise OutputError(f"{path}: is a folder; give a file name like {path / name}")
     elif path.exists() and not overwrite:
