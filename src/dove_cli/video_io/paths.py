@@ -78,7 +78,7 @@ def check_output(path: Path, overwrite: bool, inputs: Sequence[Path] = ()) -> No
                 "(use --overwrite to replace them)"
             )
     elif path.is_dir():
-        if inputs and (inputs[0].is_dir() or inputs[0].suffix.lower() in IMAGE_EXTENSIONS):
+        if len(inputs) > 1 or (inputs and inputs[0].is_dir()):  # an image sequence: no one name (a still has its own)
             raise OutputError(f"{path}: is a folder; give a file name such as {path / 'out.mp4'} or an image pattern "
                               f"such as {path / '%06d.png'} (a folder output takes a video input's name; images "
                               "have none to give)")  # fmt: skip
