@@ -15,12 +15,11 @@ import torch
 
 from dove_cli import video_io
 from dove_cli.errors import OptionError
-from dove_cli.models import load_model, planning_model, resolve_device
+from dove_cli.models import load_model, resolve_device
 from dove_cli.options import UpscaleOptions
-from dove_cli.plan import make_plan, refuse_past_host_memory
 from dove_cli.threads import THREAD_STAGES
 from dove_cli.timing import StageTimer
-from dove_cli.upscaling import STAGE_NAMES, UpscaleResult, probe_input, upscale
+from dove_cli.upscaling import STAGE_NAMES, UpscaleResult, probe_input, refuse_before_loading, upscale
 
 log = logging.getLogger(__name__)
 
@@ -71,9 +70,7 @@ def run_bench(
     with tempfile.TemporaryDirectory(prefix="dove-bench-") as tmp:
         # Even input sizes (4:2:0 H.264); the report gives the output size that really ran.
         clip = input or synthetic_clip(Path(tmp) / "lq.mp4", frames, height // scale // 2 * 2, width // scale // 2 * 2)
-        if dev.type == "cpu" or opts.offload != "none":  # before building the model: it may not fit at all
-            info, _ = probe_input(clip, opts)
-            refuse_past_host_memory(make_plan(info, planning_model(opts, dev, dt)[0], opts, dev, dt))
+        refuse_before_loading(probe_input(clip, opts)[0], opts, dev, dt)  # the model may not fit at all
         if model == "full-random" and dev.type == "cpu":
             log.warning("building the 5.6e9-parameter model on the CPU: about %d GB of RAM and a very slow run",
                         11 if dt != torch.float32 else 22)  # fmt: skip

@@ -46,8 +46,7 @@ def write_manifest(
     Given an `error` (the run failed after its options and output were checked), the status says so,
     with the plan when there was one and no result."""
     plan = result if isinstance(result, Plan) or result is None else result.plan
-    status = ("interrupted" if isinstance(error, (Interrupted, KeyboardInterrupt)) else "failed") if error else (
-        "planned" if isinstance(result, Plan) else "done")  # fmt: skip
+    status = stop_status(error) if error else "planned" if isinstance(result, Plan) else "done"
     doc = {
         "dove": __version__,
         "input": str(Path(input).absolute()),
@@ -100,7 +99,7 @@ def write_batch_manifest(
     error = result.error()
     ended, code = result.status(), 0 if error is None else error.exit_code
     if stopped is not None:
-        ended = "interrupted" if isinstance(stopped, KeyboardInterrupt) else "failed"
+        ended = stop_status(stopped)
         code = getattr(stopped, "exit_code", 130 if isinstance(stopped, KeyboardInterrupt) else 1)
     doc = {
         "dove": __version__,
@@ -116,6 +115,12 @@ def write_batch_manifest(
         "versions": versions(),
     }
     write_json(path, doc, "")
+
+
+def stop_status(error: BaseException) -> str:
+    """A run's status when `error` stopped it: Ctrl-C or SIGTERM (Interrupted is a KeyboardInterrupt)
+    is "interrupted", anything else "failed"."""
+    return "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
 
 
 def check_manifest(path: Path, overwrite: bool, inputs: list[Path], folder: Path | None = None) -> None:

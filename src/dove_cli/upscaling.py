@@ -150,6 +150,15 @@ def check_not_a_folder_of_videos(input: str | Path) -> None:
                          "`dove upscale DIR -o DIR` does")  # fmt: skip
 
 
+def refuse_before_loading(info: video_io.VideoInfo, opts: UpscaleOptions, device: torch.device,
+                          dtype: torch.dtype) -> None:  # fmt: skip
+    """From the architecture alone, before the weights load (a minute on a GPU, 22 GB on a CPU): a
+    --parity layout the release fails on, and a plan past the host's memory (where the weights live
+    on the host: a CPU run, --offload)."""
+    if opts.parity or device.type == "cpu" or opts.offload != "none":
+        refuse_past_host_memory(make_plan(info, planning_model(opts, device, dtype)[0], opts, device, dtype))
+
+
 @overload
 def upscale(
     input: str | Path,
@@ -245,10 +254,8 @@ def _upscale(
 
         if restorer is None:
             check_quantize(opts, device, on_paper, dry_run)  # one line now, not after "loading model"
-            if (opts.parity or device.type == "cpu" or opts.offload != "none") and not dry_run:
-                # before the weights load (a minute on a GPU), from the architecture alone: a --parity
-                # layout the release fails on, and a plan past the host's memory
-                refuse_past_host_memory(make_plan(info, planning_model(opts, device, dtype)[0], opts, device, dtype))
+            if not dry_run:
+                refuse_before_loading(info, opts, device, dtype)
             say("loading model")  # (a folder run loads its model once, before its first file)
         if restorer is not None:
             model, note = restorer, ""
