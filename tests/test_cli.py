@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,8 @@ from PIL import Image
 
 from conftest import demo_clip
 from dove_cli.cli import main
+from dove_cli.upscaling import upscale
+from media import ffmpeg
 
 
 def run(argv: list[str], capsys) -> tuple[int, str, str]:
@@ -601,6 +604,44 @@ def test_a_run_past_the_hosts_memory_is_refused_before_the_model_is_built(comman
             else ["bench", "--frames", "5", "--height", "64", "--width", "64"])  # fmt: skip
     code, _, err = run([*args, "--model", "tiny", "--device", "cpu"], capsys)
     assert code == 2 and "of host memory and this machine has 0.2 GiB (RAM and swap): it would be killed" in err, err
+
+
+def test_a_folder_refuses_each_file_past_the_hosts_memory_and_runs_the_others(tmp_path, capsys, monkeypatch):
+    """A folder run loaded its model for the first file without the refusal above (22 GB on a CPU),
+    and a later, longer file was killed with the whole folder. Each file too big for the machine now
+    fails with that line, before the model loads or after it, and the files that fit are made."""
+    import types
+
+    import dove_cli.models as models
+    import dove_cli.plan as plan
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    small = ["-i", str(demo_clip("002.mp4")), "-frames:v", "5", "-vf", "scale=32:32"]
+    ffmpeg(*small, str(folder / "b_small.mp4"))
+    for name in ("a_big.mp4", "c_big.mp4"):
+        shutil.copy(demo_clip("002.mp4"), folder / name)
+    fixed = dict(model="tiny", device="cpu", chunk="0", tile="0")  # plans that do not depend on free memory
+    need = {name: upscale(folder / name, tmp_path / "x.mp4", dry_run=True, **fixed).est_peak_host_bytes
+            for name in ("a_big.mp4", "b_small.mp4")}  # fmt: skip
+    has = (need["a_big.mp4"] + need["b_small.mp4"]) / 2 / plan.HOST_MARGIN
+    machine = types.SimpleNamespace(total=int(has), available=int(has))
+    monkeypatch.setattr(plan.psutil, "virtual_memory", lambda: machine)
+    monkeypatch.setattr(plan.psutil, "swap_memory", lambda: types.SimpleNamespace(total=0))
+    loads = []
+    real_load = models.load_model
+    monkeypatch.setattr(models, "load_model", lambda *a: loads.append(a) or real_load(*a))
+    args = ["--model", "tiny", "--device", "cpu", "--chunk", "0", "--tile", "0"]
+    only_big = tmp_path / "only_big"
+    only_big.mkdir()
+    shutil.copy(demo_clip("002.mp4"), only_big / "big.mp4")
+    code, _, err = run(["upscale", str(only_big), "-o", str(tmp_path / "none"), *args], capsys)
+    assert code == 2 and not loads and "big.mp4: this run needs about" in err, err  # nothing built
+    code, _, err = run(["upscale", str(folder), "-o", str(tmp_path / "out"), *args], capsys)
+    assert code == 4, err
+    assert len(loads) == 1 and sorted(p.name for p in (tmp_path / "out").iterdir()) == ["b_small.mp4"], err
+    for name in ("a_big.mp4", "c_big.mp4"):
+        assert any(name in line and "it would be killed" in line for line in err.splitlines()), err
 
 
 def test_ctrl_c_while_the_modules_load_is_one_quiet_line(monkeypatch, capsys):

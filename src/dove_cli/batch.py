@@ -43,9 +43,11 @@ class BatchItem:
 
     def fail(self, exc: BaseException) -> None:
         """Record why this file is not done: "busy" when another dove run is writing it (left to that
-        run), else "failed" with the one-line error (a bug's names its type)."""
+        run), else "failed" with the one-line error, naming the file (a bug's names its type)."""
         self.status = "busy" if isinstance(exc, OutputBusy) else "failed"
-        self.error = str(exc) if isinstance(exc, DoveError) else f"{self.input}: {type(exc).__name__}: {exc}"
+        self.error = str(exc) if isinstance(exc, DoveError) else f"{type(exc).__name__}: {exc}"
+        if self.input.name not in self.error:  # e.g. a plan past the host's memory
+            self.error = f"{self.input}: {self.error}"
         self.exit_code = exc.exit_code if isinstance(exc, DoveError) else 1
 
 
@@ -224,6 +226,10 @@ def _upscale_here(
         item.status = "running"
         if on_file:
             on_file(index, item)
+        if model is None and _refused_before_loading(item, opts):
+            if on_file:
+                on_file(index, item)
+            continue
         if model is None:  # loaded once, and only when there is something to do
             if progress:
                 progress(Progress(0, 0, "", 0.0, "loading model"))
@@ -249,6 +255,21 @@ def _upscale_here(
         if on_file:
             on_file(index, item)
     return model
+
+
+def _refused_before_loading(item: BatchItem, opts: Any) -> bool:
+    """Whether this file failed before the folder's model loads: unreadable, or a plan past the
+    host's memory (the 5B model on a CPU would be killed, with the folder). The next file may fit."""
+    from dove_cli import models
+    from dove_cli.upscaling import probe_input, refuse_before_loading
+
+    try:
+        refuse_before_loading(probe_input(item.input, opts)[0], opts, *models.resolve_device(opts))
+    except Exception as exc:  # noqa: BLE001 - as in the file's own run
+        item.fail(exc)
+        log.debug("%s: %s", item.input, item.error)
+        return True
+    return False
 
 
 def dry_run_batch(in_dir: str | Path, out_dir: str | Path, options: Any = None, **overrides: Any) -> BatchResult:

@@ -156,7 +156,7 @@ def planning_model(opts: UpscaleOptions, device: torch.device, dtype: torch.dtyp
     """
     name = opts.model
     if name == "bilinear":
-        return load_model(opts, device, dtype), ""
+        return _load(opts, device, dtype), ""  # nothing to load; its option warnings are the run's
     if size := random_size(opts):
         return engine.skeleton(*engine.RANDOM_CONFIGS[size], device=device, dtype=dtype, quantize=opts.quantize), ""
     try:

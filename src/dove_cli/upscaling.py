@@ -270,6 +270,8 @@ def _upscale(
                        pix_fmt=checked.pix_fmt)  # fmt: skip
         if on_paper:  # no such card here to measure its speed
             plan = replace(plan, est_seconds=None, model_note=f"planned for {gpu_of(opts.vram or 0)} (--vram)")
+        if restorer is not None and not dry_run and (device.type == "cpu" or opts.offload != "none"):
+            refuse_past_host_memory(plan)  # a folder's later, longer file: refused, not killed with the folder
         warn_if_host_memory_short(plan, model)
         warn_if_device_memory_short(plan, info, model, plan_opts, device, dtype)
         suggest_better_plan(plan, info, model, plan_opts, device, dtype)
