@@ -431,7 +431,7 @@ def test_a_mixed_size_image_folder_is_refused_before_any_work(tmp_path, capsys):
     assert not out.exists() and sorted(os.listdir(tmp_path)) == ["mixed"]
 
 
-def test_an_output_folder_for_one_video_takes_its_name(tmp_path, capsys, caplog):
+def test_an_output_folder_for_one_video_takes_its_name(tmp_path, capsys, caplog, monkeypatch):
     """`-o DIR` writes DIR/<input name>, as a folder run would (it was refused with that very name)."""
     clip = demo_clip("002.mp4")
     (tmp_path / "DIR").mkdir()
@@ -444,6 +444,9 @@ def test_an_output_folder_for_one_video_takes_its_name(tmp_path, capsys, caplog)
     assert code == 2 and f"error: {written}: already exists (use --overwrite to replace it)" in err, err
     code, _, err = run(["upscale", str(clip), "-o", f"{tmp_path / 'NEW'}/", "--model", "bilinear", "-q"], capsys)
     assert code == 0 and os.listdir(tmp_path / "NEW") == ["002.mp4"], err  # a trailing / says "a folder"
+    monkeypatch.chdir(tmp_path)  # a script's empty "$OUT" wrote ./002.mp4 (Path("") is ".")
+    code, _, err = run(["upscale", str(clip), "-o", "", "--model", "bilinear", "-q"], capsys)
+    assert code == 2 and err.strip() == "error: -o '': the output name is empty" and not Path("002.mp4").exists()
 
 
 def test_download_weights_metrics_refuses_the_model_options_it_would_ignore(capsys, monkeypatch):

@@ -273,6 +273,8 @@ def _into_folder(input: Path, output: str) -> Path:
     folder run gives it>, as `cp` does; the writer makes a new folder."""
     from dove_cli.batch import FOLDER_EXTENSIONS, output_names
 
+    if not output.strip():  # a script's empty "$OUT": Path("") is the current folder
+        raise OptionError(f"-o {output!r}: the output name is empty")
     path = Path(output)
     folder = path.is_dir() or output.endswith(("/", os.sep))
     if not (folder and input.is_file() and input.suffix.lower() in FOLDER_EXTENSIONS):
