@@ -108,10 +108,19 @@ def test_option_mistakes_are_said_before_an_existing_output(tmp_path, capsys):
     assert out.read_bytes() == b"an earlier result" and sorted(p.name for p in tmp_path.iterdir()) == ["x.mp4"]
 
 
-def test_preview_past_the_end_says_how_long_the_clip_is(tmp_path, capsys):
-    code, _, err = run(["upscale", str(demo_clip("007.mp4")), "-o", str(tmp_path / "x.mp4"), "--model", "bilinear",
-                        "--preview", "1:00+5s"], capsys)  # fmt: skip
+def test_preview_past_the_end_says_how_long_the_clip_is(tmp_path, capsys, monkeypatch):
+    """Said before the model loads (it was said after: a minute of loading the 5B model for nothing);
+    just past the header's length, the reader finds no frame and says the same."""
+    import dove_cli.upscaling
+
+    with monkeypatch.context() as m:
+        m.setattr(dove_cli.upscaling, "load_model", lambda *a: pytest.fail("the model was loaded"))
+        code, _, err = run(["upscale", str(demo_clip("007.mp4")), "-o", str(tmp_path / "x.mp4"), "--model", "tiny",
+                            "--preview", "1:00+5s"], capsys)  # fmt: skip
     assert code == 2 and "no video frames in the --preview range 1:00+5s (the clip is 2.06 s long)" in err
+    code, _, err = run(["upscale", str(demo_clip("007.mp4")), "-o", str(tmp_path / "x.mp4"), "--model", "bilinear",
+                        "--preview", "2.3+5s"], capsys)  # fmt: skip
+    assert code == 2 and "no video frames in the --preview range 2.3+5s (the clip is 2.06 s long)" in err
 
 
 def test_what_the_run_will_do_differently_is_said(tmp_path, caplog, monkeypatch):

@@ -375,6 +375,8 @@ def _check_outputs(
     # Codec, pixel format, encoder options, and audio/subtitles the container can hold: checked by
     # opening the real writer on a temporary name (and dropping it), before a model is loaded.
     start, duration = parse_preview(opts.preview) if opts.preview else (None, None)
+    if start is not None and info.duration and start > info.duration + 0.5:  # (a header's length may be short)
+        raise no_frames(info.path, info, opts)  # before a model loads for nothing
     width, height = info.width * opts.scale * (2 if opts.compare else 1), info.height * opts.scale
     losses: list[logging.LogRecord] = []  # what the output loses: said once the output is known to be wanted
     with held_warnings(losses):
