@@ -407,8 +407,8 @@ def test_frames_with_the_timestamp_of_the_frame_before(tmp_path: Path, caplog: p
     with caplog.at_level(logging.WARNING), open_reader(src) as reader:
         frames = list(reader)
         assert caplog.messages == [
-            f"{src}: 3 frames have the timestamp of the frame before (or an earlier one): frames 2, 6-7 "
-            "(t=0.040-0.200s); moved to 1 tick (1/1000 s) after the frame before"
+            f"{src}: 3 frames have the time of the frame before (or an earlier one) in the output, which counts "
+            "time in units of 1/1000: frames 2, 6-7 (t=0.040-0.200s); moved 1/1000 s after the frame before"
         ]
         with open_writer(out, reader.info, 64, 48) as writer:
             for frame in frames:
@@ -416,6 +416,42 @@ def test_frames_with_the_timestamp_of_the_frame_before(tmp_path: Path, caplog: p
     moved = [0, 40, 41, 120, 160, 200, 201, 202, 320, 360, 400, 440]
     assert [f.pts for f in frames] == moved and frame_times(out) == [Fraction(t, 1000) for t in moved]
     assert len(caplog.messages) == 1  # nothing more from the writer
+
+
+def test_frames_kept_apart_in_the_outputs_clock(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Frames 0.2 ms apart in an MP4 (1/15360 s) would share a time in Matroska's 1 ms: each is moved
+    1 ms after the frame before, and the warning says so in the output's unit."""
+    clip = make_clip(tmp_path / "clip.mp4", rate="25", frames=8, extra=("-bf", "0", "-video_track_timescale", "15360"))
+    src = tmp_path / "near.mp4"  # frame 3 (pts 1843, 0.120 s) at 1234 (0.0803 s), 5 ticks after frame 2
+    ffmpeg("-i", clip, "-c", "copy", "-bsf:v", "setts=ts='if(eq(PTS,1843),1234,PTS)'", src)
+    assert frame_pts(src)[0][:5] == [0, 614, 1229, 1234, 2458]
+    out = tmp_path / "out.mkv"
+    with caplog.at_level(logging.WARNING), open_reader(src, clock=video_io.output_clock(out, Fraction(1, 15360))) as r:
+        frames = list(r)
+        with open_writer(out, r.info, 64, 48) as writer:
+            for frame in frames:
+                writer.write(frame.rgb, frame.pts)
+    assert "units of 1/1000: frame 3 (t=0.080s); moved 1 ms after the frame before" in caplog.text
+    # 614/15360 s rounds to 40 ms, 1229 to 80 ms, 1234 (80.3 ms) to 80 ms too: moved to 81 ms
+    assert frame_times(out)[:5] == [0, Fraction(40, 1000), Fraction(80, 1000), Fraction(81, 1000), Fraction(160, 1000)]
+
+
+def test_a_change_of_frame_size_keeps_the_shape(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A 64x36 recording followed by a 48x48 one (two .ts files joined): the square frames fit inside
+    64x36 as 36x36, black on both sides (ffmpeg would stretch them), and the change is said."""
+    a = make_clip(tmp_path / "a.ts", size="64x36", rate="25", frames=5)
+    b = make_clip(tmp_path / "b.ts", size="48x48", rate="25", frames=5, extra=("-output_ts_offset", "1"))
+    src = tmp_path / "joined.ts"
+    src.write_bytes(a.read_bytes() + b.read_bytes())
+    with caplog.at_level(logging.WARNING), open_reader(src) as reader:
+        frames = list(reader)
+    assert [f.rgb.shape for f in frames] == [(36, 64, 3)] * 10
+    assert caplog.messages == [f"{src}: the frame size changes at frame 5 (t=1.000s) from 64x36 to 48x48; scaled to "
+                               "fit the first frame's 64x36 with its shape kept, and padded with black"]  # fmt: skip
+    square = frames[7].rgb
+    assert not square[:, :14].any() and not square[:, 50:].any()  # (64 - 36) / 2 columns of black each side
+    reference = ffmpeg_frames(b, 36, 36, extra=("-vf", "scale=36:36:flags=bicubic"))[2]  # ffmpeg scales it
+    assert psnr(square[:, 14:50], reference) > 25  # (dove scales in the YUV to RGB step: not bit-equal)
 
 
 def test_roundtrip_start_offset(clip_offset: Path, tmp_path: Path) -> None:

@@ -115,8 +115,8 @@ class PrePass:
     """Decodes an input once, without a model, and yields its segments as the plan closes them:
     the cuts, windows and segment ends a single run finds, from the same reader and the same code."""
 
-    def __init__(self, input: Path, info: video_io.VideoInfo, opts: UpscaleOptions, plan: Plan) -> None:
-        self.input, self.info, self.opts, self.plan = input, info, opts, plan
+    def __init__(self, input: Path, output: Path, info: video_io.VideoInfo, opts: UpscaleOptions, plan: Plan) -> None:
+        self.input, self.output, self.info, self.opts, self.plan = input, output, info, opts, plan
         self.total: int | None = None  # frames, once the input has ended
         self.cuts: list[int] = []
         self.dropped = 0
@@ -135,7 +135,7 @@ class PrePass:
         pts: dict[int, int] = {}
         spans: list[Span] = []  # windows that may touch a segment not yet closed
         first = index = 0
-        with open_frames(self.input, self.info, self.opts) as (reader, decoded):
+        with open_frames(self.input, self.info, self.opts, self.output) as (reader, decoded):
             for step in plan_steps(_with_cuts(decoded, detector), chunks, 0, StageTimer()):
                 if stop is not None and stop.is_set():
                     return
@@ -704,7 +704,7 @@ class _Driver:
         workers = len([s for s in self.slots if not s.dead])
         job.target = max(resume.SEGMENT_MIN_FRAMES, min(TASK_MAX_FRAMES, plan.frames // (workers * TASKS_PER_WORKER)))
         job.state = "running"
-        job.prepass = PrePass(job.input, job.info, self.opts, plan)
+        job.prepass = PrePass(job.input, job.output, job.info, self.opts, plan)
         if job.item is not None and self.on_file:
             job.item.status = "running"
             self.on_file(job.index, job.item)

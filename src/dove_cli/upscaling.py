@@ -515,7 +515,7 @@ def plan_steps(frames: Iterator[tuple[Any, bool]], chunks: Chunks, read: int, ti
 
 @contextmanager
 def open_frames(
-    input: str | Path, info: video_io.VideoInfo, opts: UpscaleOptions, part: Part | None = None
+    input: str | Path, info: video_io.VideoInfo, opts: UpscaleOptions, output: Path, part: Part | None = None
 ) -> Iterator[tuple[video_io.VideoReader, Iterator[video_io.Frame]]]:
     """The frames a run reads (the --preview span), or a part's from its pre-roll frame on.
 
@@ -525,7 +525,8 @@ def open_frames(
     """
     start, duration = parse_preview(opts.preview) if opts.preview else (None, None)
     kw: dict[str, Any] = dict(fps=opts.fps, rotate=opts.rotate, warn=False,
-                              ignore_decode_errors=opts.ignore_decode_errors, deinterlace=opts.deinterlace)  # fmt: skip
+                              ignore_decode_errors=opts.ignore_decode_errors, deinterlace=opts.deinterlace,
+                              clock=video_io.output_clock(output, info.time_base))  # fmt: skip
     if part is None:
         with video_io.open_reader(input, start=start, duration=duration, **kw) as reader:
             yield reader, iter(reader)
@@ -629,7 +630,7 @@ def _stream(
     writer_options, join_options = output_options(opts)
     width = out_w * 2 if opts.compare else out_w
     with (
-        open_frames(input, info, opts, part) as (reader, decoded),
+        open_frames(input, info, opts, session.output, part) as (reader, decoded),
         session.open_writer(info, width, out_h, writer_options=writer_options, join_options=join_options) as raw_writer,
     ):
         writer = BackgroundWriter(raw_writer, timer)

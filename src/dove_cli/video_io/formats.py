@@ -40,6 +40,16 @@ VIDEO_EXTENSIONS = {
     ".mts": "mpegts",
     ".nut": "nut",
 }
+# Containers whose muxer counts time in its own unit, whatever the frames' time base (the others,
+# MP4, MOV and NUT, keep it or a finer one): frames closer than one of these units would share a time.
+CONTAINER_CLOCKS = {"matroska": Fraction(1, 1000), "webm": Fraction(1, 1000), "mpegts": Fraction(1, 90000)}
+
+
+def output_clock(path: str | Path, time_base: Fraction) -> Fraction:
+    """The unit a video output at `path` stores the times of frames timed in `time_base` in."""
+    return CONTAINER_CLOCKS.get(VIDEO_EXTENSIONS.get(Path(path).suffix.lower(), ""), time_base)
+
+
 # Containers dove reads but does not write (archive captures, DVD rips, old web video): a folder
 # run upscales them into Matroska, which holds whatever they carry.
 READ_ONLY_VIDEO_EXTENSIONS = (".avi", ".mpg", ".mpeg", ".m2v", ".vob", ".dv", ".flv", ".f4v", ".wmv", ".asf",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import re
 from collections import deque
 from collections.abc import Iterator
@@ -121,6 +122,7 @@ def open_reader(
     duration: float | Fraction | None = None,
     threads: int = 0,
     warn: bool = True,
+    clock: Fraction | None = None,
 ) -> VideoReader:
     """Open a video file, an image pattern (`frames/%06d.png`), a folder of images or one image.
 
@@ -134,6 +136,8 @@ def open_reader(
     does not decode what comes before).
     warn: log what the source has that the frames lose (alpha, interlacing, odd rotations); a second
     reader of the same file passes False so that each warning appears once.
+    clock: the unit the output counts time in (`output_clock`; default the time base): a frame
+    stored at the time of the frame before is moved one unit after it, and said.
     """
     if rotate not in ("keep", "apply"):
         raise OptionError(f"rotate must be 'keep' or 'apply', not {rotate!r}")
@@ -157,6 +161,8 @@ def open_reader(
             threads=threads,
             warn=warn,
         )
+    if clock is not None:
+        reader.clock = clock
     if start is not None or duration is not None:
         try:
             reader._select_span(start, duration)
@@ -320,6 +326,7 @@ class VideoReader:
         self._skipped: dict[int, str] = {}  # pts of the packets skipped (not yet reported) -> error
         self._moved: list[tuple[int, int]] = []  # (index, pts) of frames moved past the one before (not yet reported)
         self._yielded_pts: int | None = None  # the last frame's pts as yielded
+        self._origin = 0  # the pts the output starts its clock at (a --preview's start)
         self._unplaced = 0  # packets skipped that carry no timestamp
         self._deinterlace = deinterlace
         self._rate = 2 if deinterlace == "field" else 1  # frames out per frame in
@@ -360,6 +367,9 @@ class VideoReader:
         self._index = 0
         self._last_pts: int | None = None
         self.info = self._describe(first)
+        # The unit the output counts time in (its container's, `output_clock`): frames are kept at
+        # least one apart. The time base itself unless the caller says otherwise.
+        self.clock = self.info.time_base
 
     def _describe(self, frame: av.VideoFrame) -> VideoInfo:
         s, c, cc = self._stream, self._container, self._stream.codec_context
@@ -378,6 +388,8 @@ class VideoReader:
         if rng not in RANGE and fmt.name.startswith("yuvj"):
             rng = 2
         self._raw_w, self._raw_h = frame.width, frame.height
+        self._size = (frame.width, frame.height)  # the last frame's, to say where it changes (`_fit`)
+        self._sar = self._pixel_aspect()
         rotation = int(round(frame.rotation or 0)) % 360
         rotation = rotation - 360 if rotation > 180 else rotation
         if rotation % 90:
@@ -649,19 +661,61 @@ class VideoReader:
             return
         info, n = self.info, len(self._moved)
         times = [float((pts - info.start_pts) * info.time_base) for _, pts in self._moved]
+        unit = f"{self.clock} s" if self.clock == info.time_base else f"{float(self.clock) * 1000:.4g} ms"
         log.warning(
-            "%s: %d frame%s the timestamp of the frame before (or an earlier one): frame%s %s (%s); "
-            "moved to 1 tick (%s s) after the frame before",
-            self.path, n, " has" if n == 1 else "s have", "s" * (n != 1),
-            shown_ranges(runs([i for i, _ in self._moved])), _time_span(times), info.time_base,
+            "%s: %d frame%s the time of the frame before (or an earlier one) in the output, which counts time "
+            "in units of %s: frame%s %s (%s); moved %s after the frame before",
+            self.path, n, " has" if n == 1 else "s have", self.clock, "s" * (n != 1),
+            shown_ranges(runs([i for i, _ in self._moved])), _time_span(times), unit,
         )  # fmt: skip
         self._moved.clear()
 
-    def _to_rgb(self, frame: av.VideoFrame) -> np.ndarray:
+    def _ticks(self, pts: int) -> int:
+        """Where the output stores a frame at `pts`: in units of its clock, from the output's start,
+        rounded as FFmpeg rescales (to nearest, halves away from zero)."""
+        t = (pts - self._origin) * self.info.time_base / self.clock
+        return math.floor(t + Fraction(1, 2)) if t >= 0 else -math.floor(Fraction(1, 2) - t)
+
+    def _next_tick(self, pts: int) -> int:
+        """The first pts after `pts` that the output stores one unit of its clock later."""
+        target = self._ticks(pts) + 1
+        after = max(pts + 1, self._origin + math.ceil((target - Fraction(1, 2)) * self.clock / self.info.time_base))
+        while self._ticks(after) < target:
+            after += 1
+        return after
+
+    def _fit(self, frame: av.VideoFrame, pts: int) -> tuple[int, int]:
+        """The size a frame is scaled to: the first frame's; a frame of another size (a recording
+        joined to one of another size) fits inside it with its shape (its pixel aspect too), and
+        `_to_rgb` pads it with black. Each change of size is said."""
+        size = (frame.width, frame.height)
+        if size != self._size:
+            first = (self._raw_w, self._raw_h)
+            log.warning("%s: the frame size changes at frame %d (t=%.3fs) from %dx%d to %dx%d; %s", self.path,
+                        self._index, float((pts - self.info.start_pts) * self.info.time_base), *self._size, *size,
+                        "back to the first frame's size" if size == first else
+                        f"scaled to fit the first frame's {first[0]}x{first[1]} with its shape kept, and padded "
+                        "with black")  # fmt: skip
+            self._size = size
+        if size == (self._raw_w, self._raw_h):
+            return size
+        # its width / height in output pixels
+        shape = Fraction(frame.width) * self._pixel_aspect() / (frame.height * self._sar)
+        if shape >= Fraction(self._raw_w, self._raw_h):
+            return self._raw_w, max(1, round(self._raw_w / shape))
+        return max(1, round(self._raw_h * shape)), self._raw_h
+
+    def _pixel_aspect(self) -> Fraction:
+        """The decoder's pixel aspect ratio now (PyAV's frames do not carry theirs); 1 when unknown."""
+        sar = self._stream.codec_context.sample_aspect_ratio
+        return Fraction(sar) if sar else Fraction(1)
+
+    def _to_rgb(self, frame: av.VideoFrame, pts: int) -> np.ndarray:
+        width, height = self._fit(frame, pts)
         out = self._reformatter.reformat(
             frame,
-            width=self._raw_w,
-            height=self._raw_h,
+            width=width,
+            height=height,
             format=self._rgb_format,
             src_colorspace=self._src_matrix,
             src_color_range=self._src_range,
@@ -669,6 +723,11 @@ class VideoReader:
             interpolation=SWS_FLAGS,
         )
         rgb = out.to_ndarray()
+        if (width, height) != (self._raw_w, self._raw_h):
+            boxed = np.zeros((self._raw_h, self._raw_w, 3), rgb.dtype)  # black, in full-range RGB
+            top, left = (self._raw_h - height) // 2, (self._raw_w - width) // 2
+            boxed[top : top + height, left : left + width] = rgb
+            rgb = boxed
         if self._apply_rotation:
             rgb = np.rot90(rgb, k=self._apply_rotation // 90)
         return np.ascontiguousarray(rgb)
@@ -678,6 +737,8 @@ class VideoReader:
         info = self.info
         lo = info.start_pts + int(Fraction(start or 0) / info.time_base)
         self._lo = lo
+        if start is not None:  # where the writer puts output time zero (ContainerWriter._shift)
+            self._origin = info.start_pts + round(Fraction(start) / info.time_base)
         self._hi = None if duration is None else lo + int(Fraction(duration) / info.time_base)
         if start:
             self.dropped_frames, self._unplaced = 0, 0  # the seek decodes again what counts
@@ -725,11 +786,11 @@ class VideoReader:
             if self._hi is not None and pts >= self._hi:
                 self._report()
                 return
-            if self._yielded_pts is not None and pts <= self._yielded_pts:
+            if self._yielded_pts is not None and self._ticks(pts) <= self._ticks(self._yielded_pts):
                 self._moved.append((self._index, pts))
-                pts = self._yielded_pts + 1
+                pts = self._next_tick(self._yielded_pts)
             self._yielded_pts = pts
-            yield Frame(self._to_rgb(frame), int(pts), self._index)
+            yield Frame(self._to_rgb(frame, int(pts)), int(pts), self._index)
             self._index += 1
 
     def close(self) -> None:

@@ -252,6 +252,7 @@ class ContainerWriter(VideoWriter):
             if holds_aux(fmt_name, s):
                 ostream = out.add_stream_from_template(s)
                 mode = "copy"
+                self._say_priming(s, fmt_name)
                 if self._warn and (fmt_name, s.codec_context.codec.canonical_name) in FEW_PLAY:
                     log.warning("%s: audio stream #%d (%s) copied into .%s, where few players play it; .mkv plays "
                                 "it, and --audio transcode makes AAC", self.path, s.index, codec, fmt_name)  # fmt: skip
@@ -314,6 +315,27 @@ class ContainerWriter(VideoWriter):
                 lookback = SUBTITLE_LOOKBACK_S if subtitles_in else AUX_SEEK_MARGIN_S
                 src.seek(int(max(Fraction(0), self._t0 - lookback) * av.time_base), backward=True)
             self._aux_iter = iter(src.demux(*[src.streams[i] for i in self._aux]))
+
+    def _say_priming(self, s: Any, fmt_name: str) -> None:
+        """Encoder priming (the first 1024 samples of AAC) that an MP4/MOV input hides with its edit
+        list: Matroska hides it with CodecDelay, which its muxer writes from the stream's initial
+        padding. FFmpeg 8.1's MOV demuxer does not set that (FFmpeg 9's ffmpeg does) and PyAV cannot,
+        so the muxer moves every stream later instead: the samples play, before the first frame, in
+        step with it. Said, with what keeps them hidden."""
+        if not self._warn or s.type != "audio" or fmt_name not in ("matroska", "webm"):
+            return
+        if self._src is None or "matroska" in self._src.format.name:  # Matroska carries its CodecDelay over
+            return
+        with av.open(str(self.info.path)) as probe_src:
+            first = next((p for p in probe_src.demux(probe_src.streams[s.index]) if p.size), None)
+            side = first.get_sidedata("skip_samples") if first and first.has_sidedata("skip_samples") else None
+            skip = int.from_bytes(bytes(side)[:4], "little") if side else 0  # AV_PKT_DATA_SKIP_SAMPLES
+        if skip and s.codec_context.sample_rate:
+            ms = 1000 * skip / s.codec_context.sample_rate
+            log.warning("%s: audio stream #%d starts with %d samples of encoder priming (%.1f ms), which the input "
+                        "hides and this FFmpeg cannot mark in .%s: they play, and every stream starts %.1f ms later "
+                        "(picture and sound stay in step); .mp4 and .mov hide them", self.path, s.index, skip, ms,
+                        self.path.suffix.lstrip(".").lower(), ms)  # fmt: skip
 
     def _exact_movie_clock(self, fmt_name: str) -> None:
         """MOV/MP4 say where a track starts (its edit list) in the movie's timescale: 1000 by default
