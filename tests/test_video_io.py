@@ -454,6 +454,32 @@ def test_a_change_of_frame_size_keeps_the_shape(tmp_path: Path, caplog: pytest.L
     assert psnr(square[:, 14:50], reference) > 25  # (dove scales in the YUV to RGB step: not bit-equal)
 
 
+def test_aac_priming_into_matroska_is_said_and_keeps_the_sound_in_step(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """MP4 hides AAC's 1024 priming samples with its edit list; .mkv would need CodecDelay, which PyAV
+    cannot set: the muxer starts every stream 21 ms (1024/48000 s) later instead. Said; picture and
+    sound keep their distance (ffmpeg's own .mkv: video at 0, first packet at -21 ms)."""
+    src = make_clip(tmp_path / "in.mp4", rate="25", frames=10, audio=True)
+    (audio_in, tb_in), (video_in, _) = frame_pts(src, "0:a:0"), frame_pts(src)
+    assert audio_in[0] * tb_in == Fraction(-1024, 48000) and video_in[0] == 0
+    said = {}
+    for ext in (".mp4", ".mkv"):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            roundtrip(src, tmp_path / f"out{ext}")
+        said[ext] = [m for m in caplog.messages if "priming" in m]
+    assert said[".mp4"] == [] and len(said[".mkv"]) == 1
+    assert "audio stream #1 starts with 1024 samples of encoder priming (21.3 ms)" in said[".mkv"][0]
+    (audio, tb), (video, _) = frame_pts(tmp_path / "out.mkv", "0:a:0"), frame_pts(tmp_path / "out.mkv")
+    assert (audio[0] * tb, video[0] * tb) == (0, Fraction(21, 1000))  # 21.3 ms in Matroska's 1 ms
+    ffmpeg("-i", src, "-c", "copy", tmp_path / "ff.mkv")  # ffmpeg 9 writes CodecDelay, which Matroska carries over
+    caplog.clear()
+    roundtrip(tmp_path / "ff.mkv", tmp_path / "again.mkv")
+    assert not [m for m in caplog.messages if "priming" in m]
+    assert frame_pts(tmp_path / "again.mkv", "0:a:0")[0][0] == -21 and frame_pts(tmp_path / "again.mkv")[0][0] == 0
+
+
 def test_roundtrip_start_offset(clip_offset: Path, tmp_path: Path) -> None:
     out = tmp_path / "offset.mp4"
     info, _ = roundtrip(clip_offset, out)
