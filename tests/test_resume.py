@@ -305,6 +305,20 @@ def test_one_run_at_a_time_per_output(clip, tmp_path):
     assert r.frames == 25 and len(framemd5(out)) == 25 and not work_folder(out).exists()
 
 
+def test_a_partial_output_left_by_a_killed_join_is_removed_by_the_next_run(clip, tmp_path, caplog):
+    """A kill while joining leaves `.out.dove-XXXXXXXX.part.mp4`; the next run, holding the output's
+    lock (so no live run is writing it), removes it. Other hidden files are left alone."""
+    out = tmp_path / "out.mp4"
+    stale, other = tmp_path / ".out.dove-906ab3fa.part.mp4", tmp_path / ".out.dove-notmine.part.mp4"
+    for p in (stale, other, tmp_path / ".other.dove-906ab3fa.part.mp4"):
+        p.write_bytes(b"partial")
+    with caplog.at_level(logging.INFO):
+        upscale(clip, out, UpscaleOptions(**OPTS, preview="0+0.5s"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.dove-906ab3fa.part.mp4", ".out.dove-notmine.part.mp4",
+                                                          "out.mp4"]  # fmt: skip
+    assert f"{out}: removing {stale.name}, left by a run that was killed while writing it" in caplog.messages
+
+
 def test_an_output_on_a_file_system_without_locks_runs_with_a_warning(tmp_path, monkeypatch, caplog):
     """flock fails with ENOLCK on some network mounts: that is not "another run", so the run goes on."""
     import errno

@@ -41,6 +41,7 @@ from dove_cli import video_io
 from dove_cli.errors import DecodeError, DoveError, Interrupted, OutputBusy, OutputError, TempFailure
 from dove_cli.options import UpscaleOptions
 from dove_cli.video_io.formats import CodecSpec, ffmsg, resolve_codec
+from dove_cli.video_io.paths import temp_siblings
 from dove_cli.video_io.reader import VideoInfo
 from dove_cli.video_io.writer import ContainerWriter
 from dove_cli.windows import Span
@@ -259,6 +260,7 @@ class Work:
         except OSError as exc:
             raise OutputError(f"{self.output}: cannot create work folder {self.path} ({exc.strerror})") from None
         self.lock()
+        self._remove_stale_output()
         if not resumed:
             self._clear(keep={LOCK})
         if video_io.is_pattern(self.output):
@@ -279,6 +281,16 @@ class Work:
             self._clear(keep={s.file for s in keep} | {JOURNAL, LOCK})  # partial segments, temporary files
         self.save(journal)
         return done
+
+    def _remove_stale_output(self) -> None:
+        """A run killed while joining leaves its partial output under a hidden temporary name beside
+        the output. Every run that writes this output holds the lock this run now holds, so any such
+        file is a dead run's: removed."""
+        if video_io.is_pattern(self.output):
+            return
+        for p in temp_siblings(self.output, self.output.suffix):
+            log.info("%s: removing %s, left by a run that was killed while writing it", self.output, p.name)
+            p.unlink(missing_ok=True)
 
     def _clear(self, keep: set[str]) -> None:
         for p in self.path.iterdir():

@@ -4,6 +4,7 @@ folders made only when needed (and removed again when nothing was written)."""
 from __future__ import annotations
 
 import errno
+import glob
 import os
 import re
 import uuid
@@ -45,6 +46,12 @@ def check_fields(path: Path, error: type[Exception]) -> None:
 
 def temp_sibling(path: Path, suffix: str = "") -> Path:
     return path.with_name(f".{path.stem}.dove-{uuid.uuid4().hex[:8]}.part{suffix}")
+
+
+def temp_siblings(path: Path, suffix: str = "") -> list[Path]:
+    """The files `temp_sibling` may have made beside `path` (a run killed before its rename leaves one)."""
+    name = re.compile(rf"\.{re.escape(path.stem)}\.dove-[0-9a-f]{{8}}\.part{re.escape(suffix)}")
+    return [p for p in path.parent.glob(f".{glob.escape(path.stem)}.dove-*.part*") if name.fullmatch(p.name)]
 
 
 def write_failed(path: Path, exc: BaseException, detail: str) -> OutputError:
