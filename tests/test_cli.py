@@ -294,6 +294,8 @@ def test_messages_read_as_english(tmp_path, capsys, caplog):
         resumed.startswith("100 frames in 10.0 s (4.00 fps made now)")
         and "resumed after frame 60 (2 windows" in resumed
     )
+    joined = replace(result, frames=100, seconds=0.4, resumed_from=100).summary()  # all saved: only the join
+    assert joined.startswith("100 frames in 0.4 s (nothing left to make)")
     offloaded = upscale(demo_clip("007.mp4"), tmp_path / "y.mp4", model="bilinear", scale=1, preview="0+0.2s",
                         offload="model")  # fmt: skip
     assert "offload none" in offloaded.summary()  # bilinear has no weights to offload

@@ -118,6 +118,8 @@ class UpscaleResult:
         speed = f"{made / self.seconds if self.seconds > 0 else 0.0:.2f} fps" + (
             " made now" if self.resumed_from else ""
         )
+        if self.resumed_from and made <= 0:  # a resume that only joined: no speed to speak of
+            speed = "nothing left to make"
         dev = f", peak GPU {self.peak_device_bytes / gib:.2f} GiB" if self.peak_device_bytes else ""
         tile = f"tile {self.tile_used or 'none'}"
         retry = f", {self.retries} OOM retr{'ies' if self.retries != 1 else 'y'}" if self.retries else ""
