@@ -932,7 +932,10 @@ def test_fonts_go_along_with_styled_subtitles(tmp_path: Path) -> None:
     assert (tmp_path / "again.mkv").read_bytes() == out.read_bytes()
     assert "Fansub Font.ttf" in (video_io.attachments_dropped(info, tmp_path / "o.mp4", "copy") or "")
     assert video_io.attachments_dropped(info, out, "copy") is None
-    assert video_io.attachments_dropped(info, tmp_path / "o.mp4", "none") is None
+    assert video_io.attachments_dropped(info, tmp_path / "o.ts", "none") == (
+        f"{src}: 1 attachment(s) not copied (Fansub Font.ttf): only .mkv holds them"  # said without subtitles too
+    )
+    assert video_io.attachments_dropped(info, tmp_path / "o.mkv", "none") is None  # dropped as asked
     assert video_io.attachments_dropped(info, tmp_path / "%04d.png", "copy") is None
 
 
@@ -1630,6 +1633,25 @@ def test_a_preview_starts_at_its_own_timecode(tmp_path: Path) -> None:
     assert _ff_timecodes(tmp_path / "file-out.mp4") == ["10:00:00;03", "10:00:00;03"]
 
 
+def test_what_mpeg_ts_does_not_keep_is_said_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Chapters, the file's tags and stream titles are lost in .ts (ffmpeg's own copy loses them too,
+    checked here): one warning names them all; the languages are kept and not named."""
+    src = make_clip(tmp_path / "in.mkv", rate="25", frames=10, audio=True, chapters=True,
+                    extra=("-metadata:s:v:0", "title=Main video"))  # fmt: skip
+    ffmpeg("-i", src, "-map", "0", "-c", "copy", tmp_path / "ff.ts")
+    for kept in (ffinfo(tmp_path / "ff.ts"), None):
+        out = tmp_path / "out.ts"
+        if kept is None:
+            with caplog.at_level(logging.WARNING):
+                roundtrip(src, out)
+            kept = ffinfo(out)
+        assert "Chapter #" not in kept.stderr and "title" not in kept.stderr and kept.streams[1].language == "fra"
+    assert caplog.messages == [
+        f"{out}: MPEG-TS keeps no file tags, chapters or stream titles; not kept: title, COMMENT, 2 chapters, the titles "
+        "of streams #0 'Main video', #1 'French sine' (.mkv keeps them all, .mp4 and .mov too)"
+    ]
+
+
 def test_what_is_not_kept_of_the_timecode_and_data_streams_is_said(
     clip_timecode: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -1648,7 +1670,8 @@ def test_what_is_not_kept_of_the_timecode_and_data_streams_is_said(
     assert caplog.messages == [
         f"{tmp_path / 'out.mkv'}: input data stream #1 (bin_data) not copied (dove copies video, audio, subtitles, "
         "chapters, tags and the timecode)",
-        f"{tmp_path / 'out.ts'}: MPEG-TS keeps no file tags; not kept: creation_time (.mkv, .mp4 and .mov keep them)",
+        f"{tmp_path / 'out.ts'}: MPEG-TS keeps no file tags, chapters or stream titles; not kept: creation_time "
+        "(.mkv keeps them all, .mp4 and .mov too)",
         f"{tmp_path / 'out.ts'}: the input's timecode 01:02:03:04 not kept: MPEG-TS cannot hold it (.mov, .mp4 and "
         ".mkv can)",
         f"{tmp_path / 'reel-out.mkv'}: the input's timecode reel 7 not kept: dove cannot count it on to the --preview "

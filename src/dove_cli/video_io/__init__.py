@@ -87,12 +87,10 @@ __all__ = [
 
 def attachments_dropped(info: VideoInfo, output: Path, subtitles: str) -> str | None:
     """A warning when the input's attachments (fonts) cannot go along to `output`, else None."""
-    if not info.attachments or subtitles == "none" or VIDEO_EXTENSIONS.get(output.suffix.lower()) in (None, "matroska"):
-        return None
-    return (
-        f"{info.path}: {len(info.attachments)} attachment(s) not copied ({', '.join(info.attachments)}): "
-        f"only .mkv holds them, and styled subtitles need their fonts"
-    )
+    if not info.attachments or VIDEO_EXTENSIONS.get(output.suffix.lower()) in (None, "matroska"):
+        return None  # (.mkv with --subtitles none: fonts without their subtitles are dropped, as asked)
+    why = "only .mkv holds them" + (", and styled subtitles need their fonts" if subtitles != "none" else "")
+    return f"{info.path}: {len(info.attachments)} attachment(s) not copied ({', '.join(info.attachments)}): {why}"
 
 
 def open_writer(

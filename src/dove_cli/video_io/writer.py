@@ -307,6 +307,8 @@ class ContainerWriter(VideoWriter):
                 if k in vin.metadata:
                     self._vs.metadata[k] = vin.metadata[k]
             self._vs.disposition = vin.disposition  # default, forced, ... as the input's video had them
+        if fmt_name in TAGLESS and self._warn:
+            self._say_tagless(src, vin)
         self._carry_timecode(src, vin, fmt_name)
         if self._aux:
             if self._t0 is not None and self._t0 > 0:
@@ -352,14 +354,24 @@ class ContainerWriter(VideoWriter):
         phone's com.apple.quicktime.make, would be lost otherwise. MPEG-TS keeps none: said."""
         tags = file_tags(src)
         self._out.metadata.update(tags)
-        if tags and fmt_name in TAGLESS and self._warn:
-            log.warning("%s: MPEG-TS keeps no file tags; not kept: %s (.mkv, .mp4 and .mov keep them)",
-                        self.path, ", ".join(tags))  # fmt: skip
         if keys := mdta_keys(fmt_name, tags):
             flags = self._out.container_options.get("movflags")
             self._out.container_options["movflags"] = f"{flags}+use_metadata_tags" if flags else "+use_metadata_tags"
             if self._warn:
                 log.info("%s: tags written as QuickTime keys (mdta) to keep %s", self.path, ", ".join(keys))
+
+    def _say_tagless(self, src: Any, vin: Any) -> None:
+        """MPEG-TS keeps the streams' languages but no file tags, chapters or stream titles: what the
+        input had of them is said, in one warning."""
+        lost = list(file_tags(src))
+        if n := len(self._chapters_in_span(src.chapters())):
+            lost.append(f"{n} chapter{'s' * (n != 1)}")
+        streams = ([vin] if vin is not None else []) + [src.streams[i] for i in self._aux]
+        if titled := [f"#{s.index} {get_tag(s.metadata, 'title')!r}" for s in streams if get_tag(s.metadata, "title")]:
+            lost.append(f"the titles of stream{'s' * (len(titled) != 1)} {', '.join(titled)}")
+        if lost:
+            log.warning("%s: MPEG-TS keeps no file tags, chapters or stream titles; not kept: %s (.mkv keeps them all, "
+                        ".mp4 and .mov too)", self.path, ", ".join(lost))  # fmt: skip
 
     def _carry_timecode(self, src: Any, vin: Any, fmt_name: str) -> None:
         """Find the input's start timecode, to tag the output's video stream with at its first frame
