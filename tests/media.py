@@ -252,3 +252,32 @@ def showinfo(path: Path) -> list[str]:
     """One `showinfo` line per decoded frame (pts, type, colour...)."""
     err = ffmpeg("-i", path, "-map", "0:v:0", "-vf", "showinfo", "-f", "null", "-").stderr
     return [line for line in err.splitlines() if "Parsed_showinfo" in line and " n:" in line]
+
+
+def make_ts(path: Path, seconds: float, *, offset: float | None = None) -> Path:
+    """An MPEG-TS recording as a capture card or ffmpeg writes it: 64x36 at 25 fps, H.264 and AAC
+    (48 kHz) for `seconds`, starting 1.4 s in (the muxer's delay), or at `offset` + 1.4 s
+    (-output_ts_offset: 95442 crosses the 33-bit clock's wrap, which FFmpeg reads as a negative start)."""
+    args = [*_testsrc("64x36", "25"), "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}"]
+    args += ["-t", str(seconds), "-c:v", "libx264", "-g", "25", "-c:a", "aac", "-b:a", "64k"]
+    if offset is not None:
+        args += ["-output_ts_offset", str(offset)]
+    ffmpeg(*args, "-f", "mpegts", path)
+    return path
+
+
+def packets(path: Path, stream: str) -> list[tuple[Fraction, Fraction, str]]:
+    """(dts, pts) in seconds and md5 of every packet of `stream` as stored, read by ffmpeg (-copyts
+    -c copy -f framemd5)."""
+    out = ffmpeg("-copyts", "-i", path, "-map", stream, "-c", "copy", "-f", "framemd5", "-").stdout
+    tb = Fraction(re.search(r"#tb \d+: (\d+/\d+)", out)[1])
+    rows = [line.split(",") for line in out.splitlines() if line and not line.startswith("#")]
+    return [(int(r[1]) * tb, int(r[2]) * tb, r[5].strip()) for r in rows]
+
+
+def decoded_times(path: Path) -> list[Fraction]:
+    """Presentation times in seconds of the frames ffmpeg's decoder gives (a damaged stretch loses
+    more frames than its packets: those that refer to it)."""
+    out = ffmpeg("-copyts", "-i", path, "-map", "0:v:0", "-fps_mode", "passthrough", "-f", "framemd5", "-").stdout
+    tb = Fraction(re.search(r"#tb \d+: (\d+/\d+)", out)[1])
+    return [int(line.split(",")[2]) * tb for line in out.splitlines() if line and not line.startswith("#")]

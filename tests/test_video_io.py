@@ -15,18 +15,21 @@ import pytest
 
 from conftest import demo_clip
 from dove_cli import video_io
-from dove_cli.errors import InputError, OptionError, OutputError
+from dove_cli.errors import InputError, MuxError, OptionError, OutputError
 from dove_cli.video_io import Frame, VideoInfo, check_output, frame_name, is_pattern, open_reader, open_writer, probe
 from dove_cli.video_io.metadata import move_timecode
 from media import (
     decoded_frame_count,
+    decoded_times,
     ffinfo,
     ffmpeg,
     ffmpeg_frames,
     frame_pts,
     frame_times,
     make_clip,
+    make_ts,
     packet_md5,
+    packets,
     psnr,
     showinfo,
 )
@@ -1764,3 +1767,171 @@ def test_audio_few_players_play_in_the_container_is_copied_with_a_warning(
         assert (line in caplog.text) == said, caplog.text
         with av.open(str(tmp_path / f"out{ext}")) as c:
             assert c.streams.audio[0].codec_context.name == "vorbis"
+
+
+# ---------------------------------------------------------- MPEG-TS timestamp discontinuities
+
+
+@pytest.fixture(scope="module")
+def recordings(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """2 s captures as the trial made them: a.ts; aa.ts, two of it joined bytewise (the timestamps
+    start again half way); ab.ts, a.ts and b.ts whose sound starts 0.027 s before a.ts's ends; wrap.ts,
+    across the 33-bit clock's wrap (a negative start); corrupt.ts, 6 s with 12000 bytes zeroed in the middle."""
+    d = tmp_path_factory.mktemp("ts")
+    a = make_ts(d / "a.ts", 2)
+    made = {"a": a, "b": make_ts(d / "b.ts", 2, offset=2), "wrap": make_ts(d / "wrap.ts", 2, offset=95442)}
+    for name, parts in (("aa", (a, a)), ("ab", (a, made["b"]))):
+        made[name] = d / f"{name}.ts"
+        made[name].write_bytes(b"".join(p.read_bytes() for p in parts))
+    data = bytearray(make_ts(d / "long.ts", 6).read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 12000] = bytes(12000)
+    made["corrupt"] = d / "corrupt.ts"
+    made["corrupt"].write_bytes(data)
+    return made
+
+
+def _ts_roundtrip(src: Path, dst: Path) -> None:
+    """Every frame through dove's writer with the input's audio, as a run writes them."""
+    with open_reader(src) as reader:
+        with open_writer(dst, reader.info, reader.info.width, reader.info.height) as writer:
+            for frame in reader:
+                writer.write(frame.rgb, frame.pts)
+
+
+@pytest.mark.parametrize("ext", [".ts", ".mp4"])
+def test_concatenated_recordings_continue_as_ffmpeg_does(
+    recordings: dict[str, Path], ext: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The second recording's frames and sound follow the first's (ffmpeg's discontinuity correction),
+    instead of being squeezed into 1 ms after it (and the sound making the mux fail)."""
+    out = tmp_path / f"out{ext}"
+    with caplog.at_level(logging.WARNING):
+        _dove(recordings["aa"], out)
+    said = [r.getMessage() for r in caplog.records if "timestamps" in r.getMessage()]
+    assert said == [f"{recordings['aa']}: timestamps reset at 2.00 s (concatenated recordings?): the rest "
+                    "continues from there, as ffmpeg does"]  # fmt: skip
+    # the frames as ffmpeg's own command line places them (its output starts elsewhere: compared from the first)
+    ff = tmp_path / "ff.ts"
+    ffmpeg("-i", recordings["aa"], "-map", "0:v", "-c", "copy", ff)
+    got, tb = frame_pts(out)
+    want, ff_tb = frame_pts(ff)
+    assert len(got) == 100 and [(p - got[0]) * tb for p in got] == [(p - want[0]) * ff_tb for p in want]
+    # by hand: a.ts's frames, then a.ts's frames again one frame after its last (2.00 s later)
+    one, one_tb = frame_pts(recordings["a"])
+    assert [(p - got[0]) * tb for p in got] == [(p - one[0]) * one_tb + k * 2 for k in (0, 1) for p in one]
+    # the sound: a.ts's packets (bytes and timestamps), then again 2.00 s later, less those that go
+    # back before the last one of the first (the audio outlasts the video by 0.03 s)
+    first = packets(recordings["a"], "0:a")
+    second = [(dts + 2, pts + 2, md5) for dts, pts, md5 in first if dts + 2 > first[-1][0]]
+    assert 0 < len(first) - len(second) <= 3
+    sound = packets(out, "0:a")
+    start = got[0] * tb - one[0] * one_tb  # the output's timeline against the input's (0 for .ts)
+    if ext == ".ts":  # MP4 stores AAC without its ADTS headers
+        assert [md5 for *_, md5 in sound] == [md5 for *_, md5 in first + second]
+    assert [dts - start for dts, _, _ in sound] == pytest.approx([dts for dts, _, _ in first + second], abs=1e-3)
+    dropped = len(first) - len(second)
+    assert f"{dropped} audio packet{'s' * (dropped > 1)} of input stream #1 went back in time" in caplog.text
+
+
+def test_a_splice_whose_sound_overlaps_drops_the_overlap(
+    recordings: dict[str, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """b.ts's sound starts before a.ts's ends: the packets that go back are dropped (the muxer refused
+    them after the whole run), the rest keep their bytes and timestamps; the video is untouched."""
+    out = tmp_path / "out.ts"
+    with caplog.at_level(logging.WARNING):
+        _ts_roundtrip(recordings["ab"], out)
+    a, b = packets(recordings["a"], "0:a"), packets(recordings["b"], "0:a")
+    kept = [p for p in b if p[0] > a[-1][0]]
+    assert 0 < len(b) - len(kept) < len(b)
+    assert packets(out, "0:a") == a + kept
+    # the frames of b.ts shown before a.ts's last are moved 1 tick after the frame before, as before
+    want: list[int] = []
+    for pts in frame_pts(recordings["a"])[0] + frame_pts(recordings["b"])[0]:
+        want.append(max(pts, want[-1] + 1) if want else pts)
+    assert frame_pts(out)[0] == want
+    assert f"{len(b) - len(kept)} audio packets of input stream #1 went back in time" in caplog.text
+    assert "timestamps reset" not in caplog.text  # 0.03 s back is an overlap, not a new recording (ffmpeg: 0.1 s)
+
+
+@pytest.mark.parametrize("ext", [".ts", ".mp4", ".mkv"])
+def test_a_negative_start_moves_every_stream_alike(
+    recordings: dict[str, Path], ext: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A capture across the 33-bit clock's wrap starts at -0.34 s: .ts and .mp4 could not be written.
+    Every stream moves by the same amount, the earliest (the sound) to 0, and the note says so."""
+    src, out = recordings["wrap"], tmp_path / f"out{ext}"
+    with caplog.at_level(logging.INFO):
+        _ts_roundtrip(src, out)
+    sound_in, sound = packets(src, "0:a"), packets(out, "0:a")
+    frames_in, frames = frame_times(src), frame_times(out)
+    assert sound_in[0][0] < 0 and len(frames) == len(frames_in) == 50
+    move = sound[0][0] - sound_in[0][0]
+    assert float(move) == pytest.approx(0.339, abs=0.002) or ext == ".ts"  # .ts: plus the muxer's B-frame delay
+    assert min(frames[0], sound[0][0]) >= 0
+    assert [float(t - move) for t in frames] == pytest.approx([float(t) for t in frames_in], abs=1e-3)
+    assert [float(dts - move) for dts, _, _ in sound] == pytest.approx([float(d) for d, _, _ in sound_in], abs=1e-3)
+    assert len(sound) == len(sound_in)
+    assert (
+        "the input's timestamps start at -0.339 s, which the output cannot hold: every stream moves 0.339 s later"
+        in caplog.text
+    )
+
+
+def test_a_stretch_lost_from_a_capture_is_said_and_its_timing_kept(
+    recordings: dict[str, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Zeroed bytes: the demuxer skips them (and the decoder the frames that refer to them), no decode
+    error, 20 frames fewer. Said with the time and length of the hole; the hole stays (every frame
+    keeps its time)."""
+    out = tmp_path / "out.ts"  # (.mkv refuses the damaged AAC packet, as ffmpeg -c copy does: said by its error)
+    with caplog.at_level(logging.WARNING):
+        _ts_roundtrip(recordings["corrupt"], out)
+    times = decoded_times(recordings["corrupt"])
+    gaps = [(a, b) for a, b in zip(times, times[1:], strict=False) if b - a > Fraction(5, 25)]  # more than 4 lost
+    assert len(gaps) == 1 and caplog.text.count(" gap in the video") == 1
+    before, after = gaps[0]
+    assert (
+        f"a {float(after - before):.2f} s gap in the video at {float(before - times[0]):.2f} s "
+        f"(about {round((after - before) * 25) - 1} frames lost from the input?)" in caplog.text
+    )
+    assert [float(t) for t in frame_times(out)] == pytest.approx([float(t) for t in times], abs=1e-3)
+    assert "gap" not in _reader_warnings(recordings["a"])  # an intact capture: nothing said
+
+
+def _reader_warnings(path: Path) -> str:
+    """The warnings reading every frame of `path` gives."""
+    handler = logging.Handler()
+    said: list[str] = []
+    handler.emit = lambda record: said.append(record.getMessage())  # type: ignore[method-assign]
+    logger = logging.getLogger("dove_cli.video_io")
+    logger.addHandler(handler)
+    try:
+        with open_reader(path) as reader:
+            for _ in reader:
+                pass
+    finally:
+        logger.removeHandler(handler)
+    return "\n".join(said)
+
+
+def test_a_refused_packet_names_its_stream_and_time(recordings: dict[str, Path], tmp_path: Path) -> None:
+    """When the muxer refuses a packet dove cannot mend, the error names the stream and the time, and
+    the advice is to leave that stream out, not to run the same command again."""
+    from dove_cli.resume import Session
+
+    out = tmp_path / "out.ts"
+    with open_reader(recordings["a"]) as reader:
+        writer = open_writer(out, reader.info, reader.info.width, reader.info.height)
+        frame = next(iter(reader))
+        writer.write(frame.rgb, frame.pts)
+        src = av.open(str(recordings["a"]))
+        bad = next(p for p in src.demux(audio=0) if p.dts is not None)
+        bad.pts, bad.dts = bad.dts + 90000, bad.dts + 180000  # shown before it is decoded: no muxer takes it
+        bad.stream = writer._aux[1][0]  # type: ignore[attr-defined]
+        with pytest.raises(MuxError, match=r"out\.ts: write failed \(.*, audio stream #1 at t=1\.9[0-9]+s\)") as err:
+            writer._mux(bad)  # type: ignore[attr-defined]
+        src.close()
+    assert err.value.stream == "audio" and not out.exists()
+    session = Session(out, {}, resume=False, overwrite=False)
+    assert session.hint(err.value) == "run the same command with --resume --audio none to write it without that stream"

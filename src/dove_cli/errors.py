@@ -24,6 +24,15 @@ class OutputError(DoveError):
     """The output path exists, is unwritable, has an unknown extension, or the disk is full."""
 
 
+class MuxError(OutputError):
+    """The muxer refused a packet of one stream (`stream`: "audio", "subtitle", "video"): the same
+    command fails the same way, so the advice is to leave that stream out, not to run it again."""
+
+    def __init__(self, message: str, stream: str = "") -> None:
+        super().__init__(message)
+        self.stream = stream
+
+
 class TempFailure(OutputError):
     """The command is right but the machine is not ready for it: disk full, a file-size limit, the output
     being written by another run. The same command later continues where this one stopped: exit 75

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from dove_cli import video_io
-from dove_cli.errors import DecodeError, DoveError, Interrupted, OutputBusy, OutputError, TempFailure
+from dove_cli.errors import DecodeError, DoveError, Interrupted, MuxError, OutputBusy, OutputError, TempFailure
 from dove_cli.options import UpscaleOptions
 from dove_cli.video_io.formats import CodecSpec, ffmsg, resolve_codec
 from dove_cli.video_io.paths import temp_siblings
@@ -645,6 +645,11 @@ class Session:
         resume stops at the same place."""
         if isinstance(error, DecodeError):
             return f"run the same command with {'' if self.resume else '--resume '}--ignore-decode-errors to continue"
+        if isinstance(error, MuxError):  # the same command fails the same way
+            if error.stream in ("audio", "subtitle"):
+                leave = "--audio none" if error.stream == "audio" else "--subtitles none"
+                return f"run the same command with {'' if self.resume else '--resume '}{leave} to write it without that stream"
+            return "running the same command again fails the same way (please report it, with the input if you can)"
         return AGAIN_HINT if self.resume else RESUME_HINT
 
     def interrupted(self, written: int) -> Interrupted:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from dove_cli import note
-from dove_cli.errors import OutputError, TempFailure
+from dove_cli.errors import MuxError, OutputError, TempFailure
 from dove_cli.video_io.formats import IMAGE_EXTENSIONS
 
 
@@ -54,15 +54,18 @@ def temp_siblings(path: Path, suffix: str = "") -> list[Path]:
     return [p for p in path.parent.glob(f".{glob.escape(path.stem)}.dove-*.part*") if name.fullmatch(p.name)]
 
 
-def write_failed(path: Path, exc: BaseException, detail: str) -> OutputError:
+def write_failed(path: Path, exc: BaseException, detail: str, stream: str = "") -> OutputError:
     """The error for a failed write: a full disk or a file-size limit is a TempFailure (exit 75: the
-    same command continues once there is room), anything else an OutputError with `detail`. What was
-    kept is not said here: the run's session knows (resume.Session.failed)."""
+    same command continues once there is room), a packet the muxer refused a MuxError naming its
+    `stream` kind, anything else an OutputError with `detail`. What was kept is not said here: the
+    run's session knows (resume.Session.failed)."""
     code = getattr(exc, "errno", None)
     if code == errno.ENOSPC:
         return TempFailure(f"{path}: disk full while writing")
     if code == errno.EFBIG:
         return TempFailure(f"{path}: file too large for the file system or the file-size limit (ulimit -f)")
+    if stream:
+        return MuxError(f"{path}: write failed ({detail})", stream)
     return OutputError(f"{path}: write failed ({detail})")
 
 

@@ -23,6 +23,7 @@ import numpy as np
 from av.video.reformatter import ColorRange, Colorspace, VideoReformatter
 
 from dove_cli.errors import DecodeError, InputError, OptionError
+from dove_cli.video_io.continuity import allows_discontinuities, continuous_packets
 from dove_cli.video_io.formats import (
     IMAGE_EXTENSIONS,
     PRIMARIES,
@@ -44,6 +45,9 @@ DEINTERLACE_MODES = ("off", "frame", "field")
 INTERLACED_FIELD_ORDERS = (2, 3, 4, 5)
 ERROR_WINDOW = 64  # packets a frame-threaded decoder may report an error late by (FFmpeg's auto threads: <= 16)
 SHOWN_RANGES = 8  # frame ranges one warning lists
+# A jump between two frames of a constant-rate MPEG-TS/PS this many frame durations long is a stretch
+# lost from the input (damage the demuxer skipped): said, with the timing kept.
+GAP_FRAMES = 5
 
 
 @dataclass
@@ -328,6 +332,7 @@ class VideoReader:
         self._yielded_pts: int | None = None  # the last frame's pts as yielded
         self._origin = 0  # the pts the output starts its clock at (a --preview's start)
         self._unplaced = 0  # packets skipped that carry no timestamp
+        self._jumps = 0  # timestamp discontinuities corrected (continuity.Continuity)
         self._deinterlace = deinterlace
         self._rate = 2 if deinterlace == "field" else 1  # frames out per frame in
         self._source_interlaced = False
@@ -455,6 +460,9 @@ class VideoReader:
                 self.path,
             )
         self._expected_end = self._declared_end(tb)
+        # MPEG-TS/PS carry the coded rate, so a long jump between frames is a stretch lost (not VFR)
+        self._gap = GAP_FRAMES * round(1 / (fps * tb)) if allows_discontinuities(c) and fps and (
+            s.average_rate == s.base_rate) else None  # fmt: skip
         # Untagged YUV: players assume BT.709 for HD and BT.601 for SD; convert the same way.
         matrix = info.colorspace or ("bt709" if frame.height >= 720 or frame.width >= 1280 else "smpte170m")
         self._src_matrix = SWS_MATRIX.get(matrix, Colorspace.ITU601)
@@ -534,7 +542,7 @@ class VideoReader:
 
     def _decode(self) -> Iterator[av.VideoFrame]:
         """Demux and decode, turning FFmpeg errors into DecodeError or skipped packets."""
-        demux = self._container.demux(self._stream)
+        demux = continuous_packets(self._container, [self._stream], self._jumped)
         decoded = 0
         recent: deque[int] = deque(maxlen=ERROR_WINDOW)  # dts of the packets an error may come from
         last_pts: int | None = None
@@ -561,6 +569,27 @@ class VideoReader:
                     self._source_interlaced = self._frames_flagged or self._container_interlaced
                 decoded += 1
                 yield frame
+
+    def _jumped(self, packet: av.Packet, jump: Fraction) -> None:
+        """A timestamp discontinuity, corrected (continuity.Continuity): said when found, the first
+        SHOWN_RANGES of them (a damaged capture may have many), and counted in `_report`."""
+        self._jumps += 1
+        if self._jumps > SHOWN_RANGES:
+            return
+        pts = packet.pts if packet.pts is not None else packet.dts
+        seconds = ((pts or 0) - (self._stream.start_time or 0)) * Fraction(packet.time_base)
+        what = "reset" if jump < 0 else f"jump {float(jump):.2f} s ahead"
+        why = " (concatenated recordings?)" if jump < 0 else ""
+        log.warning("%s: timestamps %s at %.2f s%s: the rest continues from there, as ffmpeg does", self.path, what,
+                    float(seconds), why)  # fmt: skip
+
+    def _lost(self, before: int, after: int) -> None:
+        """Frames missing between two frames of a constant-rate input: the timing is kept (the hole stays)."""
+        info = self.info
+        gap = (after - before) * info.time_base
+        log.warning("%s: a %.2f s gap in the video at %.2f s (about %d frames lost from the input?); the timing is "
+                    "kept", self.path, float(gap), float((before - info.start_pts) * info.time_base),
+                    round(gap * info.fps) - 1)  # fmt: skip
 
     def _where(self, pts: int) -> tuple[int, float]:
         """Frame number (from 0) and seconds of a packet's pts from the stream's start.
@@ -635,6 +664,10 @@ class VideoReader:
         """What reading changed, said once each: the frames dropped, the frames moved."""
         self._report_skipped()
         self._report_moved()
+        if self._jumps > SHOWN_RANGES:
+            log.warning("%s: %d timestamp discontinuities in all, each corrected the same way (the first %d are said "
+                        "above)", self.path, self._jumps, SHOWN_RANGES)  # fmt: skip
+            self._jumps = SHOWN_RANGES
 
     def _report_skipped(self) -> None:
         """One warning for the packets skipped, in presentation order (they fail in decode order)."""
@@ -789,6 +822,8 @@ class VideoReader:
             if self._yielded_pts is not None and self._ticks(pts) <= self._ticks(self._yielded_pts):
                 self._moved.append((self._index, pts))
                 pts = self._next_tick(self._yielded_pts)
+            elif self._yielded_pts is not None and self._gap and pts - self._yielded_pts > self._gap:
+                self._lost(self._yielded_pts, pts)
             self._yielded_pts = pts
             yield Frame(self._to_rgb(frame, int(pts)), int(pts), self._index)
             self._index += 1

@@ -15,7 +15,9 @@ import av
 import numpy as np
 from av.video.reformatter import ColorRange, Colorspace, VideoReformatter
 
+from dove_cli import note
 from dove_cli.errors import InputError, OutputError
+from dove_cli.video_io.continuity import continuous_packets
 from dove_cli.video_io.formats import (
     FEW_PLAY,
     HDR_TRANSFERS,
@@ -55,6 +57,7 @@ log = logging.getLogger("dove_cli.video_io")
 # and to seek for audio (containers without an index, MPEG-TS/PS, can land a little after the target).
 SUBTITLE_LOOKBACK_S = 60
 AUX_SEEK_MARGIN_S = 5
+AVFMT_TS_NONSTRICT = 0x20000  # a muxer that takes equal dts in a row (Matroska): only going back is refused
 
 
 class VideoWriter:
@@ -112,7 +115,9 @@ class ContainerWriter(VideoWriter):
         self._warn = warn  # say what the output loses (open_writer)
         # Output time zero and end, in seconds on the input's timeline (None: keep timestamps as they are).
         origin = Fraction(info.start_pts) * info.time_base
+        self._origin = origin
         self._t0 = origin + Fraction(start) if start is not None else None
+        self._preview = bool(start)  # a --preview that starts after the first frame
         self._t1 = (origin + Fraction(end)) if end is not None else None
         self._shift = round(self._t0 / info.time_base) if self._t0 is not None else 0
         self._done = False
@@ -220,6 +225,8 @@ class ContainerWriter(VideoWriter):
         """Open the input a second time to copy its audio/subtitles, chapters and metadata."""
         info = self.info
         self._aux: dict[int, tuple[Any, str]] = {}  # input stream index -> (output stream, mode)
+        self._aux_dts: dict[int, tuple[int, Fraction]] = {}  # output stream index -> the last dts muxed, its time base
+        self._disorder: dict[int, list[float]] = {}  # input stream index -> times of packets dropped or moved
         self._pending: av.Packet | None = None
         self._held_cues: dict[int, av.Packet] = {}  # output stream index -> converted cue not yet muxed
         self._aux_iter: Iterator[av.Packet] | None = None
@@ -232,6 +239,8 @@ class ContainerWriter(VideoWriter):
             raise InputError(f"{info.path}: cannot reopen for audio ({ffmsg(exc)})") from None
         self._src = src
         out = self._out
+        if self._t0 is None:
+            self._start_at_zero(src, audio, subtitles)
         self._copy_tags(src, fmt_name)
         try:
             chapters = self._chapters_in_span(src.chapters())
@@ -316,7 +325,24 @@ class ContainerWriter(VideoWriter):
                 # a cue already on screen at the start; and MPEG-TS/PS seeks can land late
                 lookback = SUBTITLE_LOOKBACK_S if subtitles_in else AUX_SEEK_MARGIN_S
                 src.seek(int(max(Fraction(0), self._t0 - lookback) * av.time_base), backward=True)
-            self._aux_iter = iter(src.demux(*[src.streams[i] for i in self._aux]))
+            self._aux_iter = continuous_packets(src, [src.streams[i] for i in self._aux])
+
+    def _start_at_zero(self, src: Any, audio: str, subtitles: str) -> None:
+        """Timestamps that start below 0 (an MPEG-TS read across its 33-bit clock wrap) are what few
+        containers hold: every stream moves later by the same amount, the earliest to 0, as ffmpeg's
+        avoid_negative_ts make_non_negative does (and Matroska's muxer did without saying so)."""
+        kept = [*(src.streams.audio if audio != "none" else ())]
+        kept += [*(src.streams.subtitles if subtitles != "none" else ())]
+        starts = [self._origin] + [s.start_time * Fraction(s.time_base) for s in kept
+                                   if s.start_time is not None and s.time_base]  # fmt: skip
+        earliest = min(starts)
+        if earliest >= 0:
+            return
+        self._t0, self._shift = earliest, round(earliest / self.info.time_base)
+        if self._warn:
+            note.info("%s: the input's timestamps start at %.3f s, which the output cannot hold: every stream "
+                      "moves %.3f s later (the earliest starts at 0), as ffmpeg does", self.path, float(earliest),
+                      float(-earliest))  # fmt: skip
 
     def _say_priming(self, s: Any, fmt_name: str) -> None:
         """Encoder priming (the first 1024 samples of AAC) that an MP4/MOV input hides with its edit
@@ -391,7 +417,7 @@ class ContainerWriter(VideoWriter):
             why = "MPEG-TS cannot hold it (.mov, .mp4 and .mkv can)"
         elif not countable and fmt_name in ("mov", "mp4"):
             why = f"it is not a timecode at {float(self._fps):.3g} frames/s"
-        elif not countable and self._t0:
+        elif not countable and self._preview:
             why = "dove cannot count it on to the --preview start"
         else:
             self._timecode = tc, rate
@@ -407,7 +433,7 @@ class ContainerWriter(VideoWriter):
         tc, rate = self._timecode
         frames = round((pts - self.info.start_pts) * self.info.time_base * self._fps)
         self._vs.metadata["timecode"] = move_timecode(tc, rate, self._fps, frames) or tc
-        if self._t0:
+        if self._preview:
             log.info("%s: timecode %s (the input's %s, %d frames on)", self.path, self._vs.metadata["timecode"],
                      tc, frames)  # fmt: skip
 
@@ -452,19 +478,70 @@ class ContainerWriter(VideoWriter):
         if held is not None:
             if held.duration and held.pts is not None and q.pts is not None and held.pts + held.duration > q.pts:
                 held.duration = max(1, q.pts - held.pts)
-            self._mux(held)
+            self._mux_aux(held, p.stream.index)
         self._held_cues[ostream.index] = q
 
     # -- writing
-    def _mux(self, packets: Any) -> None:
-        try:
-            self._out.mux(packets)
-        except (av.FFmpegError, OSError) as exc:
-            self._fail(exc)
+    def _mux(self, packets: av.Packet | list[av.Packet]) -> None:
+        for p in packets if isinstance(packets, list) else [packets]:
+            try:
+                self._out.mux(p)
+            except (av.FFmpegError, OSError) as exc:
+                self._fail(exc, p)
 
-    def _fail(self, exc: BaseException) -> None:
+    def _fail(self, exc: BaseException, p: av.Packet | None = None) -> None:
+        """Abort, and raise the error naming the stream and the time (from the first frame) of packet `p`."""
         self.abort()
-        raise write_failed(self.path, exc, ffmsg(exc)) from None
+        if p is None or p.stream is None:
+            raise write_failed(self.path, exc, ffmsg(exc)) from None
+        t = p.dts if p.dts is not None else p.pts
+        when = "" if t is None or not p.time_base else f" at t={float(t * p.time_base + self._zero):.3f}s"
+        kind = p.stream.type
+        raise write_failed(self.path, exc, f"{ffmsg(exc)}, {kind} stream #{p.stream.index}{when}", kind) from None
+
+    @property
+    def _zero(self) -> Fraction:
+        """The output's time 0 in seconds from the first frame (what `_shift` and `_in_span` take away)."""
+        return (self._t0 if self._t0 is not None else Fraction(0)) - self._origin
+
+    def _mux_aux(self, p: av.Packet, source: int) -> None:
+        """Mux an audio or subtitle packet of input stream `source` so that its stream's dts keep
+        going forward, which every muxer needs (a splice of two recordings may overlap). Audio that
+        goes back is dropped: it covers time the stream has played already, and what follows stays
+        in step with the picture; ffmpeg moves such packets to just after the one before instead,
+        which plays all of them and puts the sound after them late. A subtitle is moved so (a
+        dropped cue would be text lost), with its pts not before its dts. Said once a stream at
+        close (`_report_disorder`)."""
+        ostream: Any = p.stream
+        last = self._aux_dts.get(ostream.index)
+        if p.dts is not None and p.time_base and ostream.time_base and last is not None:
+            tb = Fraction(ostream.time_base)  # the muxer's: the header is written by now
+            dts = _rescale(p.dts, Fraction(p.time_base), tb)
+            floor = _rescale(*last, tb) + (0 if self._out.format.flags & AVFMT_TS_NONSTRICT else 1)
+            if dts < floor:
+                self._disorder.setdefault(source, []).append(float(p.dts * p.time_base + self._zero))
+                if ostream.type == "audio":
+                    return
+                pts = _rescale(p.pts, Fraction(p.time_base), tb) if p.pts is not None else floor
+                duration = _rescale(p.duration, Fraction(p.time_base), tb) if p.duration else 0
+                p.time_base, p.dts, p.pts = tb, floor, max(pts, floor)
+                if duration:
+                    p.duration = duration
+        if p.dts is not None and p.time_base:
+            self._aux_dts[ostream.index] = (p.dts, Fraction(p.time_base))
+        self._mux(p)
+
+    def _report_disorder(self) -> None:
+        """One warning a stream for the packets `_mux_aux` dropped or moved."""
+        for source, times in self._disorder.items():
+            n, kind = len(times), self._aux[source][0].type
+            done = "moved to just after the one before"
+            if kind == "audio":
+                done = "dropped (they overlap the sound before them)"
+            span = f"{min(times):.3f}" + (f"-{max(times):.3f}" if n > 1 else "")
+            log.warning("%s: %d %s packet%s of input stream #%d went back in time (t=%ss, a splice?); %s",
+                        self.path, n, kind, "s" * (n != 1), source, span, done)  # fmt: skip
+        self._disorder.clear()
 
     def write(self, rgb: np.ndarray, pts: int | None = None) -> None:
         """Encode one frame; pts in info.time_base (None: previous + one frame at info.fps)."""
@@ -534,8 +611,8 @@ class ContainerWriter(VideoWriter):
             if mode == "copy":
                 if p.dts is None and p.pts is None:
                     continue  # demuxer's end-of-stream marker
-                p.stream = ostream
-                self._mux(p)
+                source, p.stream = p.stream.index, ostream
+                self._mux_aux(p, source)
             elif mode == "subtitles":
                 if p.pts is not None:
                     self._convert_subtitle(p, ostream)
@@ -548,7 +625,8 @@ class ContainerWriter(VideoWriter):
                 for f in frames:
                     if f.pts is not None and self._t0 is not None and f.time_base:
                         f.pts -= round(self._t0 / f.time_base)
-                    self._mux(ostream.encode(f))
+                    for q in ostream.encode(f):
+                        self._mux_aux(q, p.stream.index)
 
     def _in_span(self, p: av.Packet, t: int) -> bool:
         """Whether an audio/subtitle packet lies in the output's span; shifts it to output time."""
@@ -603,11 +681,14 @@ class ContainerWriter(VideoWriter):
         try:
             self._flush_video()
             self._pump_aux(None)
+            sources = {ostream.index: i for i, (ostream, _) in self._aux.items()}
             for cue in self._held_cues.values():
-                self._mux(cue)
+                self._mux_aux(cue, sources[cue.stream.index])
             for ostream, mode in self._aux.values():
                 if mode == "transcode":
-                    self._mux(ostream.encode(None))
+                    for q in ostream.encode(None):
+                        self._mux_aux(q, sources[ostream.index])
+            self._report_disorder()
             self._out.close()
         except (av.FFmpegError, OSError) as exc:
             self._fail(exc)
@@ -638,3 +719,9 @@ class ContainerWriter(VideoWriter):
             self._tmp.unlink(missing_ok=True)
         except OSError:  # pragma: no cover
             pass
+
+
+def _rescale(t: int, a: Fraction, b: Fraction) -> int:
+    """`t` ticks of time base `a` in ticks of `b`, rounded as FFmpeg does (halves away from zero)."""
+    x = Fraction(t) * a / b
+    return math.floor(x + Fraction(1, 2)) if x >= 0 else -math.floor(-x + Fraction(1, 2))
