@@ -25,7 +25,7 @@ from dove_cli.options import AUTO, UpscaleOptions
 from dove_cli.resume import SEGMENT_MIN_FRAMES, Journal, Work, work_folder
 from dove_cli.threads import DIE_AFTER_ENV
 from dove_cli.upscaling import upscale
-from media import ffinfo, ffmpeg, make_clip, packet_md5
+from media import ffinfo, ffmpeg, make_clip, make_ts, packet_md5
 from test_scenes import two_shot_clip
 
 OPTS = dict(model="bilinear", scale=2, chunk=9, chunk_overlap=2, tile=0, device="cpu")
@@ -487,3 +487,24 @@ def test_a_file_size_limit_exits_75_and_says_once_what_is_kept(tmp_path):
     r = subprocess.run([*argv, "--resume"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert json.loads(manifest.read_text())["status"] == "done" and len(framemd5(out)) == 60
+
+
+def test_concatenated_recordings_resume_to_an_identical_output(tmp_path):
+    """A capture whose timestamps start again half way (two .ts joined bytewise): a run stopped after
+    the reset resumes to the bytes of an uninterrupted run, the frames after the reset where the
+    reader of the interrupted run put them, and the sound moved with them."""
+    a = make_ts(tmp_path / "a.ts", 2)
+    src = tmp_path / "aa.ts"
+    src.write_bytes(a.read_bytes() * 2)
+    opts = UpscaleOptions(**OPTS)
+    ref, out = tmp_path / "ref.ts", tmp_path / "out.ts"
+    assert upscale(src, ref, opts).frames == 100
+    with pytest.raises(RuntimeError):
+        upscale(src, out, opts, restorer=_FailAfter(11))  # about 75 frames: past the reset at frame 50
+    journal = Work(out)._read()
+    assert journal is not None and any(s.first > 50 for s in journal.segments)
+    r = upscale(src, out, UpscaleOptions(**OPTS, resume=True))
+    assert r.resumed_from > 50 and r.frames == 100
+    assert out.read_bytes() == ref.read_bytes()
+    pts = [int(line.split(",")[2]) for line in framemd5(out)]
+    assert len(pts) == 100 and pts[50] - pts[49] == pts[1] - pts[0]  # the second recording continues the first
