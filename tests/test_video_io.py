@@ -443,13 +443,13 @@ def test_a_change_of_frame_size_keeps_the_shape(tmp_path: Path, caplog: pytest.L
     """A 64x36 recording followed by a 48x48 one (two .ts files joined): the square frames fit inside
     64x36 as 36x36, black on both sides (ffmpeg would stretch them), and the change is said."""
     a = make_clip(tmp_path / "a.ts", size="64x36", rate="25", frames=5)
-    b = make_clip(tmp_path / "b.ts", size="48x48", rate="25", frames=5, extra=("-output_ts_offset", "1"))
+    b = make_clip(tmp_path / "b.ts", size="48x48", rate="25", frames=5, extra=("-output_ts_offset", "0.2"))
     src = tmp_path / "joined.ts"
     src.write_bytes(a.read_bytes() + b.read_bytes())
     with caplog.at_level(logging.WARNING), open_reader(src) as reader:
         frames = list(reader)
     assert [f.rgb.shape for f in frames] == [(36, 64, 3)] * 10
-    assert caplog.messages == [f"{src}: the frame size changes at frame 5 (t=1.000s) from 64x36 to 48x48; scaled to "
+    assert caplog.messages == [f"{src}: the frame size changes at frame 5 (t=0.200s) from 64x36 to 48x48; scaled to "
                                "fit the first frame's 64x36 with its shape kept, and padded with black"]  # fmt: skip
     square = frames[7].rgb
     assert not square[:, :14].any() and not square[:, 50:].any()  # (64 - 36) / 2 columns of black each side
@@ -711,6 +711,21 @@ def test_audio_modes_for_webm(clip_2997: Path, tmp_path: Path) -> None:
     none = tmp_path / "none.mp4"
     roundtrip(clip_2997, none, audio="none", subtitles="none")
     assert "Audio" not in ffinfo(none).kinds()
+
+
+def test_opus_is_refused_by_mov_before_the_run(tmp_path: Path) -> None:
+    """MOV's muxer lists Opus but refuses it as it starts ("opus only supported in MP4", as the
+    ffmpeg binary says): it failed the join after the whole run. Refused up front; .mp4 holds it."""
+    src = tmp_path / "opus.mkv"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+           "-t", "0.4", "-c:v", "libx264", "-c:a", "libopus", src)  # fmt: skip
+    assert ffmpeg("-i", src, "-c", "copy", tmp_path / "ff.mov", check=False).returncode != 0  # the reference
+    out = tmp_path / "out.mov"
+    with pytest.raises(OutputError, match=r"out\.mov: the mov container cannot hold opus audio .*--audio transcode"):
+        roundtrip(src, out, subtitles="none")
+    assert not out.exists()
+    roundtrip(src, tmp_path / "out.mp4")
+    assert ffinfo(tmp_path / "out.mp4").streams[1].codec == "opus"
 
 
 def test_default_codec_follows_the_container(clip_2997: Path, tmp_path: Path) -> None:

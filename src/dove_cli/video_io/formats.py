@@ -516,15 +516,17 @@ AUX_CODECS_HELD = {
 
 # Audio that FFmpeg muxes into a container but that the usual players of its files do not play
 # (Apple's, browsers'): copied, with a warning.
-FEW_PLAY = {("mp4", "vorbis"), ("mov", "opus")}  # MOV refuses Vorbis
+FEW_PLAY = {("mp4", "vorbis")}  # MOV refuses Vorbis and Opus
 
 
 def holds_aux(fmt_name: str, stream: Any) -> bool:
     """Whether files of `fmt_name` hold a packet copy of the input's audio or subtitle `stream`."""
     cc = stream.codec_context
-    return _holds(
-        AUX_CODECS_HELD, fmt_name, cc.codec.canonical_name, cc.name, lambda c: c.add_stream_from_template(stream)
-    )
+    held = AUX_CODECS_HELD.get(fmt_name)
+    if held is not None and cc.codec.canonical_name not in held:
+        return False
+    # Always tried (it is cheap for a copy): MOV lists Opus and refuses it as it starts ("only in MP4").
+    return container_accepts(fmt_name, "", lambda c: c.add_stream_from_template(stream))
 
 
 # Containers whose muxer starts for more video codecs than the file then holds (each pair checked by
