@@ -6,7 +6,17 @@ import numpy as np
 import pytest
 
 from dove_cli.errors import OptionError
-from dove_cli.windows import ANY_LENGTH, ChunkStream, Lengths, Span, axis_weights, check_chunk, check_tile, plan_spans
+from dove_cli.windows import (
+    ANY_LENGTH,
+    ChunkStream,
+    Lengths,
+    Span,
+    axis_weights,
+    check_chunk,
+    check_tile,
+    plan_spans,
+    plan_tiles,
+)
 
 
 def release_spatial_tiles(length: int, tile: int, overlap: int) -> list[tuple[int, int]]:
@@ -50,6 +60,20 @@ def test_hard_blend_reproduces_release_valid_regions(length, tile, overlap):
     assert kept == release_valid([(s.start, s.stop) for s in spans], length, overlap)
 
 
+def test_hard_cuts_with_an_odd_overlap_give_every_position_to_one_window():
+    """An odd overlap (which the release refuses: it writes the middle position twice) is cut
+    overlap // 2 before the earlier window's end, so each position has exactly one window. By hand:
+    windows [0, 16), [11, 27), [22, 38) sharing 5, cut at 16 - 2 and 27 - 2."""
+    spans = plan_spans(38, 16, 5)
+    assert [(s.start, s.stop) for s in spans] == [(0, 16), (11, 27), (22, 38)]
+    kept = []
+    for s, w in zip(spans, axis_weights(spans, 5, "hard"), strict=True):
+        assert set(np.unique(w)) <= {0.0, 1.0}
+        idx = np.flatnonzero(w) + s.start
+        kept.append((int(idx[0]), int(idx[-1]) + 1))
+    assert kept == [(0, 14), (14, 25), (25, 38)]
+
+
 @pytest.mark.parametrize("length", [17, 33, 34, 40, 57, 100, 333])
 @pytest.mark.parametrize("mode", ["cosine", "hard"])
 def test_weights_sum_to_one_and_cover(length, mode):
@@ -70,6 +94,26 @@ def test_cosine_ramps_are_smooth_and_symmetric():
     assert np.all(np.diff(ramp) > 0)  # rising across the overlap, no step
     np.testing.assert_allclose(ramp + ramp[::-1], 1.0, atol=1e-6)
     assert np.max(np.abs(np.diff(ramp))) < 0.11  # no jump bigger than a smooth 16-sample ramp allows
+
+
+def test_cosine_weights_are_the_raised_cosine_at_sample_centres():
+    """Hand-computed: across an overlap of n, the later window's weight at sample i is
+    sin^2(pi (i + 1/2) / (2 n)) (0.5 - 0.5 cos at the sample's centre), the earlier's its mirror."""
+    spans = plan_spans(10, 6, 2)  # [0, 6) and [4, 10): frames 4 and 5 are shared
+    w0, w1 = axis_weights(spans, 2, "cosine")
+    rise = [0.5 - 0.5 * np.cos(np.pi * 0.25), 0.5 - 0.5 * np.cos(np.pi * 0.75)]  # 0.1464..., 0.8535...
+    np.testing.assert_allclose(w1[:2], rise, atol=1e-7)
+    np.testing.assert_allclose(w0[4:], rise[::-1], atol=1e-7)
+    assert np.all(w0[:4] == 1.0) and np.all(w1[2:] == 1.0)
+
+
+def test_tiles_are_whole_model_blocks_when_the_tile_is_not():
+    """--tile 100 with a 16 px block: 96 px tiles (the model takes multiples of its block), the last
+    one only as long as the rest needs; the overlap as given."""
+    ys, xs, overlap = plan_tiles(256, 200, 100, 16, 16)
+    assert [(s.start, s.stop) for s in ys] == [(0, 96), (80, 176), (160, 256)]
+    assert [(s.start, s.stop) for s in xs] == [(0, 96), (80, 176), (152, 200)]
+    assert overlap == 16
 
 
 @pytest.mark.parametrize("total", [1, 5, 33, 34, 40, 41, 58, 100, 101, 257])
@@ -124,7 +168,7 @@ def test_a_given_chunk_must_hold_its_overlap_twice_as_a_tile_does():
 
 
 @pytest.mark.parametrize("length", range(2, 120))
-@pytest.mark.parametrize("window,overlap", [(33, 8), (17, 4), (9, 0)])
+@pytest.mark.parametrize("window,overlap", [(33, 8), (17, 4), (9, 0), (21, 4)])  # 21: a 4k+1 chunk, not 8k+1
 def test_the_last_window_is_only_as_long_as_the_rest_needs(length, window, overlap):
     """Every position covered; neighbours share at least the overlap; every window but the last is
     whole; the last is the shortest 8k+1 that still overlaps the one before (never a whole window
@@ -136,6 +180,7 @@ def test_the_last_window_is_only_as_long_as_the_rest_needs(length, window, overl
     if window >= length:
         return
     assert all(s.length == window for s in spans[:-1])
+    assert all(s.start == i * (window - overlap) for i, s in enumerate(spans[:-1]))  # only the last is moved
     last, before = spans[-1], spans[-2]
     need = length - (before.start + window - overlap)  # the rest after a regular stride
     assert (last.length - 1) % 8 == 0 or last.length == window
