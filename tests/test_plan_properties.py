@@ -175,6 +175,15 @@ def test_auto_windows_shrink_in_bounded_steps():
     assert plan.tiles >= 1 and math.isfinite(plan.est_peak_host_bytes)
 
 
+def test_a_tile_between_the_frame_height_and_width_is_the_tile_the_run_lays_out():
+    """640x360 at x4 with --tile 1920: one row (1440 px is lower than the tile) of two 1920 px columns.
+    The plan said a tile of 1440 (the row's height), and the run then laid out 1440 px tiles."""
+    info = VideoInfo(path=Path("wide.mp4"), width=640, height=360, num_frames=9, fps=Fraction(24),
+                     time_base=Fraction(1, 24))  # fmt: skip
+    plan = make_plan(info, MODELS["tiny"], UpscaleOptions(tile=1920), torch.device("cpu"), torch.float32)
+    assert (plan.tiles, plan.tile) == (2, 1920)
+
+
 def test_a_gpu_size_takes_the_article_it_is_said_with():
     from dove_cli.humanize import gpu_of
 

@@ -259,6 +259,7 @@ def make_plan(info: VideoInfo, model: Restorer, opts: UpscaleOptions, device: to
     elif offload != "none":
         host += weights  # offloaded weights wait on the host between their turns on the GPU
     per_window = model.estimate_seconds(max(win_f, 1), th, tw)
+    tiled = ys if len(ys) > 1 else xs  # the tile is a tiled side's window: a frame lower than it is one row
     est = None if per_window is None else per_window * len(ys) * len(xs) * max(chunks, 1)
     return Plan(
         input_size=(h, w),
@@ -272,7 +273,7 @@ def make_plan(info: VideoInfo, model: Restorer, opts: UpscaleOptions, device: to
         fps=info.fps,
         chunk=chunk,
         chunk_overlap=chunk_overlap if chunk else 0,
-        tile=(tile if opts.parity else ys[0].length) if len(ys) > 1 or len(xs) > 1 else 0,
+        tile=(tile if opts.parity else tiled[0].length) if len(ys) > 1 or len(xs) > 1 else 0,
         tile_overlap=tile_overlap,
         tiles=len(ys) * len(xs),
         chunks=chunks,
