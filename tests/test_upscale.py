@@ -84,6 +84,50 @@ def test_tiled_chunked_blended_equals_untiled_for_a_pixel_local_model(odd_clip, 
     assert np.array_equal(np.floor(exact + 0.5).astype(np.uint8)[exact % 1 != 0.5], whole[exact % 1 != 0.5])
 
 
+class WindowLevel(BilinearModel):
+    """A uniform grey per call (0.2, 0.3, ...), whatever the input: every window disagrees with its
+    neighbour, so the blend itself shows (a pixel-local model gives the same pixels in any weights)."""
+
+    pixel_local = False
+    output_is_input = False
+
+    def __init__(self) -> None:
+        super().__init__("cpu")
+        self.calls = 0
+
+    def restore(self, video, generator=None, timer=None, *, release=False):
+        self.calls += 1
+        return torch.full(video.shape, 0.1 + 0.1 * self.calls)
+
+
+@pytest.mark.parametrize("blend", ["cosine", "hard"])
+def test_neighbouring_windows_are_blended_with_the_raised_cosine_or_cut(tmp_path, blend):
+    """By hand: chunks [0, 9) and [5, 14) (9 frames sharing 4), tiles [0, 32) and [16, 48) (32 px
+    with --tile-overlap 8, the last one moved back to a whole block: sharing 16). Across a shared
+    stretch of n positions the later window's weight at its i-th is 0.5 - 0.5 cos(pi (i + 1/2) / n);
+    with --blend hard it takes over overlap // 2 before the earlier one's end."""
+    src = make_clip(tmp_path / "in.mkv", size="48x16", rate="16", frames=14, codec="ffv1", pix_fmt="yuv444p")
+    base = dict(model="bilinear", scale=1, color_fix="none", blend=blend, device="cpu")
+
+    def later(n: int, overlap: int) -> np.ndarray:
+        if blend == "hard":
+            return (np.arange(n) >= n - overlap // 2).astype(float)
+        return 0.5 - 0.5 * np.cos(np.pi * (np.arange(n) + 0.5) / n)
+
+    def expected(length: int, start: int, n: int, overlap: int) -> np.ndarray:  # windows at 0.2, then 0.3
+        level = np.full(length, 0.2)
+        level[start : start + n] = 0.2 + 0.1 * later(n, overlap)
+        level[start + n :] = 0.3
+        return 255 * level
+
+    chunked, r = run_png(src, tmp_path / "chunks", WindowLevel(), tile=0, chunk=9, chunk_overlap=4, **base)
+    assert r.plan.chunks == 2 and chunked.shape == (14, 16, 48, 3)
+    assert np.abs(chunked - expected(14, 5, 4, 4)[:, None, None, None]).max() <= 0.5 + 1e-3
+    tiled, r = run_png(src, tmp_path / "tiles", WindowLevel(), tile=32, tile_overlap=8, chunk=0, **base)
+    assert r.plan.tiles == 2 and r.plan.tile == r.tile_used == 32 and tiled.shape == (14, 16, 48, 3)
+    assert np.abs(tiled - expected(48, 16, 16, 8)[None, None, :, None]).max() <= 0.5 + 1e-3
+
+
 def test_tiles_and_chunks_add_no_rounding_on_a_real_clip(tmp_path):
     """A natural clip, default overlaps, cosine blend: byte-identical to one window (pixel-local model)."""
     base = dict(model="bilinear", scale=4, color_fix="none", device="cpu", preview="0+0.6s")  # 10 frames
@@ -204,6 +248,70 @@ def test_preview_and_compare(tmp_path):
     assert np.array_equal(frames[:, :, :512], frames[:, :, 512:])  # bilinear | bilinear
     pts, tb = frame_pts(out)
     assert pts[0] * tb == 0  # the preview starts at 0
+
+
+class Shifted(BilinearModel):
+    """Bilinear plus a uniform offset (0.05: about 13 of 255 codes): a model whose colour drifts, so
+    that colour fix, --compare and the clip to the code range have something to act on."""
+
+    output_is_input = False
+
+    def __init__(self, offset: float) -> None:
+        super().__init__("cpu")
+        self.offset = offset
+
+    def restore(self, video, generator=None, timer=None, *, release=False):
+        return super().restore(video) + self.offset
+
+
+def test_colour_fix_compare_and_clipping_act_on_the_model_output(odd_clip, tmp_path):
+    """By hand: the drifted output is the bilinear one plus 12.75 codes, clipped to 0..255; the
+    wavelet fix takes the low band (all of a uniform drift) from the bilinear reference, so it gives
+    the bilinear frames back; --compare puts that reference left of the output."""
+    base = dict(model="bilinear", scale=4, tile=0, chunk=0, device="cpu")
+    plain, _ = run_png(odd_clip, tmp_path / "plain", color_fix="none", **base)
+    exact = plain.astype(int)
+    drifts = {}
+    for offset in (0.05, -0.05):
+        drift, _ = run_png(odd_clip, tmp_path / f"drift{offset}", Shifted(offset), color_fix="none", **base)
+        want = exact + 255 * offset
+        assert np.abs(drift - np.clip(want, 0, 255)).max() <= 1
+        clipped = (want > 256) | (want < -1)  # past the range by a code at least: exactly 255 or 0
+        assert clipped.sum() > 100 and np.array_equal(drift[clipped], np.clip(want[clipped], 0, 255))
+        fixed, _ = run_png(odd_clip, tmp_path / f"fixed{offset}", Shifted(offset), color_fix="wavelet", **base)
+        assert np.abs(fixed.astype(int) - exact).max() <= 1 and np.abs(fixed.astype(int) - exact).mean() < 0.05
+        drifts[offset] = drift
+    side, _ = run_png(odd_clip, tmp_path / "side", Shifted(0.05), color_fix="none", compare=True, **base)
+    assert side.shape == (23, 92, 2 * 148, 3)
+    assert np.array_equal(side[:, :, :148], plain) and np.array_equal(side[:, :, 148:], drifts[0.05])
+
+
+def test_sixteen_bit_frames_come_back_as_bilinear_of_sixteen_bit_input(tmp_path):
+    """16-bit PNGs in, 16-bit PNGs out over the whole code range (a 16-bit value past 32767 must not
+    wrap), equal to torch's bilinear of the input codes (ties aside); a drifting model colour-fixed
+    against its 16-bit reference gives them back within a code."""
+    import subprocess
+
+    from media import FFMPEG
+
+    g = np.random.default_rng(0)
+    lq = g.integers(0, 65536, (3, 16, 24, 3), dtype=np.uint16)
+    (tmp_path / "in").mkdir()
+    subprocess.run([FFMPEG, "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb48le", "-s", "24x16", "-i", "-",
+                    str(tmp_path / "in" / "%03d.png")], input=lq.astype("<u2").tobytes(), check=True)  # fmt: skip
+    src = tmp_path / "in" / "%03d.png"
+    base = dict(model="bilinear", scale=4, tile=0, chunk=0, device="cpu")
+    upscale(src, tmp_path / "plain" / "%03d.png", UpscaleOptions(color_fix="none", **base))
+    got = ffmpeg_frames(tmp_path / "plain" / "%03d.png", 96, 64, deep=True).astype(np.int64)
+    x = torch.from_numpy(lq.astype(np.float64)).permute(0, 3, 1, 2)
+    exact = torch.nn.functional.interpolate(x, scale_factor=4, mode="bilinear", align_corners=False)
+    exact = exact.permute(0, 2, 3, 1).numpy()
+    ties = exact % 1 == 0.5
+    assert got.shape == (3, 64, 96, 3) and got.max() > 60000
+    assert np.array_equal(got[~ties], np.floor(exact + 0.5)[~ties]) and np.abs(got - exact)[ties].max() == 0.5
+    upscale(src, tmp_path / "fixed" / "%03d.png", UpscaleOptions(color_fix="wavelet", **base), restorer=Shifted(0.05))
+    fixed = ffmpeg_frames(tmp_path / "fixed" / "%03d.png", 96, 64, deep=True).astype(np.int64)
+    assert np.abs(fixed - got).max() <= 1
 
 
 def test_dry_run_plans_without_writing(tmp_path, capsys):
