@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -55,7 +56,24 @@ def release_wavelet_fix(content: torch.Tensor, reference: torch.Tensor, levels: 
 
 def test_wavelet_fix_equals_the_release_form():
     g = torch.Generator().manual_seed(1)
-    for h, w in ((72, 128), (9, 40)):  # 9 px is less than the coarse radii: zero padding there, in both
+    for h, w in ((72, 128), (9, 40), (16, 40)):  # 9 and 16 px are not more than the coarse radii: zero padding
         content, reference = torch.rand(2, 3, h, w, generator=g), torch.rand(2, 3, h, w, generator=g)
         torch.testing.assert_close(wavelet_fix(content, reference), release_wavelet_fix(content, reference),
                                    atol=1e-5, rtol=0)  # fmt: skip
+
+
+def test_adain_is_each_channel_moved_to_the_reference_mean_and_std_then_clipped():
+    """Restated with numpy, channel by channel over the whole frame; the rows here differ in spread
+    (a statistic per row or column would differ) and the result passes 0..1 before the clip."""
+    g = torch.Generator().manual_seed(2)
+    rows = torch.linspace(0.05, 1, 32)[:, None]
+    content = torch.rand(1, 3, 32, 48, generator=g) * rows
+    reference = torch.rand(1, 3, 32, 48, generator=g) ** 3
+    want = []
+    for c in range(3):
+        x, r = content[0, c].double().numpy(), reference[0, c].double().numpy()
+        want.append((x - x.mean()) / (x.std(ddof=1) + 1e-5) * r.std(ddof=1) + r.mean())
+    want = np.stack(want)[None]
+    assert (want > 1).any() and (want < 0).any()
+    got = apply_color_fix("adain", content, reference).double().numpy()
+    np.testing.assert_allclose(got, np.clip(want, 0, 1), atol=1e-5)
