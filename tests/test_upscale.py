@@ -84,6 +84,18 @@ def test_tiled_chunked_blended_equals_untiled_for_a_pixel_local_model(odd_clip, 
     assert np.array_equal(np.floor(exact + 0.5).astype(np.uint8)[exact % 1 != 0.5], whole[exact % 1 != 0.5])
 
 
+def test_code_values_round_half_up_or_truncate_and_clip():
+    """By hand (100.4 / 255 is 25802.8 of 65535): x * 255 or 65535 rounded half up; --parity truncates
+    as the release casts; values past 0..1 (a model's output is not clipped) end at 0 or the top."""
+    from dove_cli.blend import to_code_values
+
+    x = torch.tensor([-0.2, 0.0, 0.5, 100.4 / 255, 0.999, 1.0, 1.3]).view(1, 1, 7).expand(3, 1, 7).contiguous()
+    assert to_code_values(x, False)[0, :, 0].tolist() == [0, 0, 128, 100, 255, 255, 255]
+    assert to_code_values(x, False, truncate=True)[0, :, 0].tolist() == [0, 0, 127, 100, 254, 255, 255]
+    assert to_code_values(x, True)[0, :, 0].tolist() == [0, 0, 32768, 25803, 65469, 65535, 65535]
+    assert to_code_values(x, True, truncate=True)[0, :, 0].tolist() == [0, 0, 32767, 25802, 65469, 65535, 65535]
+
+
 class WindowLevel(BilinearModel):
     """A uniform grey per call (0.2, 0.3, ...), whatever the input: every window disagrees with its
     neighbour, so the blend itself shows (a pixel-local model gives the same pixels in any weights)."""
