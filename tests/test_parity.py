@@ -234,6 +234,16 @@ def test_layout_is_theirs_on_every_axis_length():
     assert checked > 2500
 
 
+def test_the_release_pads_to_8k_plus_1_frames_and_16_px_sides():
+    """By hand: 1, 9 and 17 frames need no padding, 2 needs 7, 13 needs 4; LQ sides already multiples of
+    16 stay as they are, others go up to the next one."""
+    from dove_cli.release_layout import padded_lq_size, time_pad
+
+    assert [time_pad(n) for n in (0, 1, 2, 8, 9, 10, 13, 17)] == [0, 0, 7, 1, 0, 7, 4, 0]
+    assert padded_lq_size(32, 48) == (32, 48) and padded_lq_size(30, 50) == (32, 64)
+    assert padded_lq_size(180, 318) == (192, 320) and padded_lq_size(1, 17) == (16, 32)
+
+
 @pytest.mark.parametrize("chunk,overlap", [(0, 8), (8, 4), (9, 2), (16, 8), (17, 8), (33, 8), (1, 0), (24, 6)])
 def test_chunks_planned_online_are_the_whole_plan(chunk, overlap):
     """ReleaseChunkStream, fed one frame at a time, hands out release_chunks over the padded count,
