@@ -55,3 +55,27 @@ def test_pixel_local_models_are_planned_without_overlaps_and_give_the_same_frame
     tiled = ffmpeg_frames(tmp_path / "tiled" / "%03d.png", 384, 256)
     whole = ffmpeg_frames(tmp_path / "whole" / "%03d.png", 384, 256)
     assert len(tiled) == 20 and np.array_equal(tiled, whole)
+
+
+def test_time_padding_counts_as_work_and_blocks_follow_the_scale(tmp_path):
+    """By hand: 12 frames in one window are padded to 17 (8k+1) for DOVE; the LQ block is the
+    smallest q with scale x q a multiple of 16 (x3: 16, x2: 8, x8: 2), so 50x30 pads to 64x32 at x3."""
+    from dove_cli.plan import lq_block
+
+    clip = make_clip(tmp_path / "twelve.mp4", size="48x32", frames=12, rate="16")
+    plan = upscale(clip, tmp_path / "o.mp4", model="tiny", chunk=0, tile=0, dry_run=True)
+    assert abs(plan.work_ratio - 17 / 12) < 1e-9
+    assert [lq_block(s, 16) for s in (1, 2, 3, 4, 6, 8)] == [16, 8, 16, 4, 8, 2]
+
+
+def test_the_host_estimate_by_hand(tmp_path):
+    """A CPU plan for 9 frames of 64x48 at x4 in one window (192x256 out): the process, the window's
+    LQ frames (uint16), its 8-bit output, float32 accumulators for two windows and two frames more,
+    and bilinear's working memory (3 float32 copies of the window)."""
+    from dove_cli.plan import HOST_BASE_BYTES
+
+    clip = make_clip(tmp_path / "nine.mp4", size="64x48", frames=9, rate="16")
+    plan = upscale(clip, tmp_path / "o.mp4", model="bilinear", chunk=0, tile=0, dry_run=True, device="cpu")
+    out_px, lq_px = 192 * 256, 48 * 64
+    want = HOST_BASE_BYTES + 9 * lq_px * 3 * 2 + 9 * out_px * 3 + (2 * 9 + 2) * out_px * 3 * 4 + 9 * out_px * 3 * 4 * 3
+    assert plan.est_peak_host_bytes == want
