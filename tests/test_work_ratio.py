@@ -79,3 +79,7 @@ def test_the_host_estimate_by_hand(tmp_path):
     out_px, lq_px = 192 * 256, 48 * 64
     want = HOST_BASE_BYTES + 9 * lq_px * 3 * 2 + 9 * out_px * 3 + (2 * 9 + 2) * out_px * 3 * 4 + 9 * out_px * 3 * 4 * 3
     assert plan.est_peak_host_bytes == want
+    # A frame at a time: the LQ frames of the window and of the next one arriving meanwhile.
+    plan = upscale(clip, tmp_path / "o.mp4", model="bilinear", chunk=1, tile=0, dry_run=True, device="cpu")
+    want = HOST_BASE_BYTES + 2 * lq_px * 3 * 2 + out_px * 3 + (2 + 2) * out_px * 3 * 4 + out_px * 3 * 4 * 3
+    assert plan.chunk == 1 and plan.est_peak_host_bytes == want
