@@ -78,6 +78,31 @@ def test_minimum_shot_length_suppresses_flashes():
     assert [i for i, f in enumerate(frames) if det.push(f)] == [10, 22]
 
 
+def grey(level: int, dtype=np.uint8) -> np.ndarray:
+    """A uniform frame: the score between two of them is |a - b| / top, exactly."""
+    return np.full((48, 64, 3), level, dtype)
+
+
+def cuts_in(levels: list[int], dtype=np.uint8) -> list[int]:
+    det = SceneDetector()  # threshold 0.12, ratio 3, history 8, min_shot 8
+    return [i for i, level in enumerate(levels) if det.push(grey(level, dtype))]
+
+
+def test_cut_rules_by_hand():
+    """Uniform frames, scores by hand (defaults: at least 0.12, 3x the mean of the last 8 scores,
+    8 frames since the shot began)."""
+    # A cut 8 frames after the start is a cut; a white frame 7 in is not (too early) but counts as motion.
+    # After a cut the motion level starts afresh: 33/255 = 0.129 eight frames later is a cut, though
+    # 3x the mean of the 8 scores before it, had the white frame's 1.0 been kept, is 0.375.
+    assert cuts_in([0] * 7 + [255] + [0] * 8 + [33] * 3) == [8, 16]
+    # Steady motion (0.157 a frame, above the threshold) is no cut: not 3x the recent level.
+    assert cuts_in([0, 40] * 15) == []
+    # Motion long ago is forgotten (8 scores): 0.157 after 20 still frames is a cut again.
+    assert cuts_in([0, 40] * 10 + [20] * 20 + [60] * 3) == [40]
+    # 16-bit frames are scored in their own range: 1000 of 65535 (0.015) is no cut, 20000 (0.31) is.
+    assert cuts_in([0] * 10 + [1000] * 10 + [21000] * 3, np.uint16) == [20]
+
+
 @pytest.mark.parametrize("chunk,overlap", [(9, 2), (17, 4), (0, 0)])
 @pytest.mark.parametrize("cuts", [[20], [5, 30], [3]])
 def test_windows_end_at_cuts_and_blend_within_shots(chunk, overlap, cuts):
