@@ -68,6 +68,9 @@ def test_ssim_matches_an_independent_formulation():
     z[:, 0] += 0.587 * 0.01
     z[:, 1] -= 0.299 * 0.01
     assert psnr_ssim.ssim(x.clamp(0.02, 0.98), z.clamp(0.02, 0.98))[0].item() > 0.999
+    # anti-correlated frames: the contrast-structure term is clipped at 0, so SSIM stays at 0, not below
+    inverse = psnr_ssim.ssim(x, 1 - x)
+    assert (inverse >= 0).all() and (inverse < 0.05).all()
 
 
 # ------------------------------------------------------------------------------------------ LPIPS

@@ -120,14 +120,14 @@ def test_latent_and_frame_difference_terms():
 def test_pixel_loss_combines_the_terms(dists):
     g = torch.Generator().manual_seed(3)
     x, y = torch.rand(1, 3, 2, 32, 32, generator=g), torch.rand(1, 3, 2, 32, 32, generator=g)
-    total, terms = PixelLoss(dists, dists_weight=1.0, frame_diff_weight=1.0)(x, y)
+    total, terms = PixelLoss(dists, dists_weight=0.5, frame_diff_weight=2.0)(x, y)
     mse = ((x - y) ** 2).mean().item()
     per_frame = [dists(x[:, :, f], y[:, :, f]).mean().item() for f in range(2)]
     fd = (x[:, :, 1] - x[:, :, 0] - (y[:, :, 1] - y[:, :, 0])).abs().mean().item()
     assert terms["mse"] == pytest.approx(mse, rel=1e-5)
-    assert terms["dists"] == pytest.approx(np.mean(per_frame), rel=1e-5)
-    assert terms["frame_diff"] == pytest.approx(fd, rel=1e-5)
-    assert total.item() == pytest.approx(mse + np.mean(per_frame) + fd, rel=1e-5)
+    assert terms["dists"] == pytest.approx(0.5 * np.mean(per_frame), rel=1e-5)  # the terms as weighted
+    assert terms["frame_diff"] == pytest.approx(2.0 * fd, rel=1e-5)
+    assert total.item() == pytest.approx(mse + 0.5 * np.mean(per_frame) + 2.0 * fd, rel=1e-5)
     # images: one frame, no frame-difference term
     _, img_terms = PixelLoss(dists)(x[:, :, :1], y[:, :, :1])
     assert img_terms["frame_diff"] == 0.0
