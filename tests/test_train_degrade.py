@@ -370,3 +370,26 @@ def test_degrade_frames_and_seed_are_option_errors(tmp_path):
         D.degrade_file(clip, tmp_path / "lq.mp4", max_frames=0)
     with pytest.raises(OptionError, match=r"^--seed must be in \[0, 4294967295\], got -1$"):
         D.degrade_file(clip, tmp_path / "lq.mp4", seed=-1)
+
+
+def test_kernels_restated_in_rotated_coordinates():
+    """BasicSR's kernels written out: u, v are x, y turned by -theta (x to the right, y down the
+    rows), q = (u / sx)^2 + (v / sy)^2; Gaussian exp(-q^beta / 2), plateau 1 / (1 + q^beta); the
+    sinc kernel omega J1(omega r) / (2 pi r) with its limit omega^2 / (4 pi) at the centre (scipy's J1)."""
+    from scipy.special import j1
+
+    ax = np.arange(-3, 4, dtype=np.float64)
+    x, y = np.meshgrid(ax, ax)
+    theta, sx, sy, beta = np.pi / 5, 2.5, 1.0, 1.5
+    u, v = x * np.cos(theta) + y * np.sin(theta), -x * np.sin(theta) + y * np.cos(theta)
+    q = (u / sx) ** 2 + (v / sy) ** 2
+    for got, want in (
+        (D.gaussian_kernel(7, sx, sy, theta, beta), np.exp(-0.5 * q**beta)),
+        (D.plateau_kernel(7, sx, sy, theta, beta), 1 / (1 + q**beta)),
+    ):
+        np.testing.assert_allclose(got, want / want.sum(), rtol=1e-9)
+    omega, r = 1.3, np.hypot(x, y)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        want = omega * j1(omega * r) / (2 * np.pi * r)
+    want[3, 3] = omega**2 / (4 * np.pi)
+    np.testing.assert_allclose(D.sinc_kernel(7, omega), want / want.sum(), rtol=1e-6)
