@@ -85,15 +85,17 @@ NULL_TIMER = StageTimer()
 
 
 def peak_host_bytes() -> int:
-    """Peak resident set size of this process so far."""
-    if sys.platform == "win32":
-        import psutil
+    """Peak resident set size of this process so far (never below the present one: Linux updates
+    its high-water mark lazily, so ru_maxrss can trail the current RSS by a few hundred KB)."""
+    import psutil
 
+    if sys.platform == "win32":
         return int(psutil.Process().memory_info().peak_wset)
     import resource
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak if sys.platform == "darwin" else peak * 1024  # macOS reports bytes, Linux KiB
+    peak = peak if sys.platform == "darwin" else peak * 1024  # macOS reports bytes, Linux KiB
+    return max(peak, int(psutil.Process().memory_info().rss))
 
 
 def peak_gpu_bytes(device: torch.device) -> int:
