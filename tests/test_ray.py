@@ -22,11 +22,11 @@ import av
 import pytest
 
 from dove_cli.engine import BilinearModel
-from dove_cli.errors import Interrupted, OptionError
+from dove_cli.errors import InputError, Interrupted, OptionError
 from dove_cli.options import UpscaleOptions
 from dove_cli.resume import SEGMENT_MIN_FRAMES, Journal, Segment, Work, work_folder
 from dove_cli.upscaling import upscale
-from media import make_clip, packet_md5
+from media import make_clip, make_ts, packet_md5
 from test_resume import framemd5
 from test_scenes import two_shot_clip
 
@@ -415,3 +415,17 @@ def test_a_work_folder_the_workers_cannot_see(cluster, clip, tmp_path):
     assert lines[-1].startswith("error: ") and "not visible to Ray worker" in lines[-1], proc.stderr
     assert "storage that every worker sees" in lines[-1] and "Traceback" not in proc.stderr
     assert list(private.iterdir()) == []  # the workers wrote nothing where they do see
+
+
+def test_recordings_joined_with_a_timestamp_reset_are_refused_with_the_way_out(cluster, tmp_path):
+    """Workers seek to their segment by time, and in two recordings joined bytewise every time is
+    there twice: the run is refused before any worker, with the remux that makes the times continuous."""
+    one = make_ts(tmp_path / "a.ts", 1)
+    joined = tmp_path / "aa.ts"
+    joined.write_bytes(one.read_bytes() * 2)
+    with pytest.raises(
+        InputError, match=r"aa\.ts: its timestamps jump at about (0\.9|1\.0) s .*without --ray.*-c copy"
+    ):
+        upscale(joined, tmp_path / "out.mp4", UpscaleOptions(**OPTS), cluster=cluster)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.ts", "aa.ts"]
+    upscale(one, tmp_path / "one.mp4", UpscaleOptions(**OPTS), cluster=cluster)  # one recording runs

@@ -1893,6 +1893,16 @@ def test_a_negative_start_moves_every_stream_alike(
     )
 
 
+def test_the_first_jump_of_a_capture_is_found_without_decoding(recordings: dict[str, Path]) -> None:
+    """A demux-only scan (for --ray, whose workers seek by time) finds where aa.ts starts again: its
+    first packet past a.ts's end, which is 2 s long (sound leads the picture by a few packets);
+    a.ts, a splice whose sound overlaps by 0.027 s, and a negative start do not jump."""
+    from dove_cli.video_io.continuity import first_discontinuity
+
+    assert first_discontinuity(recordings["aa"]) == pytest.approx(2.0, abs=0.1)
+    assert [first_discontinuity(recordings[k]) for k in ("a", "ab", "wrap")] == [None, None, None]
+
+
 def test_a_stretch_lost_from_a_capture_is_said_and_its_timing_kept(
     recordings: dict[str, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -51,9 +51,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dove_cli import resume, video_io
-from dove_cli.errors import DoveError, Interrupted, OptionError, OutputError
+from dove_cli.errors import DoveError, InputError, Interrupted, OptionError, OutputError
 from dove_cli.options import UpscaleOptions
 from dove_cli.resume import Segment
+from dove_cli.video_io.continuity import first_discontinuity
 from dove_cli.windows import Span
 
 if TYPE_CHECKING:
@@ -1152,6 +1153,10 @@ def _check_job(job: _Job, opts: UpscaleOptions) -> None:
 
     job.info, said = probe_input(job.input, opts)
     _check_ray_output(job.output)
+    if (at := first_discontinuity(job.input)) is not None:
+        raise InputError(f"{job.input}: its timestamps jump at about {at:.1f} s (recordings joined?): --ray's workers "
+                         "seek by time, which such a file does not allow; run it without --ray, or remux it first "
+                         "(ffmpeg -i IN -c copy OUT.mkv makes its times continuous)")  # fmt: skip
     checked = _check_outputs(job.output, job.info, opts, False, said)
     job.manifest, job.writes = checked.manifest, (checked.codec, checked.pix_fmt)
 

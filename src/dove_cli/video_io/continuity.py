@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
 import av
@@ -78,3 +79,20 @@ def continuous_packets(container: Any, streams: list[Any],
         fixer.fix(p)
         if p.stream.index in wanted:
             yield p
+
+
+def first_discontinuity(path: str | Path) -> float | None:
+    """Seconds from the start where the input's timestamps first jump (a demux-only scan: packet
+    headers, no decoding), or None: readers that seek by time (--ray's workers) cannot place their
+    start in a file whose times repeat."""
+    with av.open(str(path)) as container:
+        if not allows_discontinuities(container):
+            return None
+        start = container.start_time / av.time_base if container.start_time is not None else 0.0
+        found: list[float] = []
+        fixer = Continuity(lambda p, _: found.append(float((p.dts or 0) * p.time_base) - start))
+        for p in container.demux():
+            fixer.fix(p)
+            if found:
+                return found[0]
+    return None
