@@ -695,3 +695,22 @@ def test_ctrl_c_while_the_command_line_is_parsed_says_interrupted(monkeypatch, c
     monkeypatch.setattr("importlib.metadata.version", ctrl_c)  # `dove info` is stopped as it runs
     code, out, err = run(["info"], capsys)
     assert code == 130 and err == "interrupted\n", (out, err)
+
+
+def test_output_names_past_the_file_systems_limit_are_refused_before_work(tmp_path, capsys):
+    """dove's hidden temporary is 20 bytes longer than the output's name: a name that fits but leaves
+    no room for it was made, then failed at the join with a --resume hint that never worked."""
+    limit = os.pathconf(tmp_path, "PC_NAME_MAX")
+    clip = str(demo_clip("007.mp4"))
+    fits = tmp_path / ("f" * (limit - 24) + ".mp4")
+    code, _, err = run(["upscale", clip, "-o", str(fits), "--model", "bilinear", "--scale", "1", "--preview",
+                        "0+0.1s", "-q"], capsys)  # fmt: skip
+    assert code == 0 and fits.is_file(), err
+    over = tmp_path / ("o" * (limit - 18) + ".mp4")
+    code, _, err = run(["upscale", clip, "-o", str(over), "--model", "bilinear", "--scale", "1"], capsys)
+    assert code == 2 and "name too long by 6 bytes" in err and len(err.splitlines()) == 1, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == [fits.name]  # no frames made, no .dove-work left
+    for argv in (["-o", str(tmp_path / ("o" * limit + ".mp4")), clip],  # the output's own name, the input's
+                 ["-o", str(tmp_path / "x.mp4"), str(tmp_path / ("i" * limit + ".mp4"))]):  # fmt: skip
+        code, _, err = run(["upscale", *argv, "--model", "bilinear"], capsys)
+        assert code == 2 and "name too long" in err and len(err.splitlines()) == 1, err

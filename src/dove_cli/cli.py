@@ -7,6 +7,7 @@ where each one's default, choices and help are declared once.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import inspect
 import json
 import logging
@@ -898,6 +899,11 @@ def main(argv: list[str] | None = None) -> None:
     except DoveError as exc:
         _print_error(str(exc))
         code = exc.exit_code
+    except OSError as exc:  # a name past the file system's limit anywhere (an input, --eval GT): the user's
+        if exc.errno != errno.ENAMETOOLONG:
+            raise
+        _print_error(f"{exc.filename}: name too long for the file system")
+        code = 2
     except KeyboardInterrupt:
         err_console.print("interrupted", highlight=False)
         code = 130

@@ -33,6 +33,7 @@ from dove_cli.video_io.images import ImageWriter
 from dove_cli.video_io.paths import (
     FIELD,
     check_fields,
+    check_name_length,
     check_output,
     frame_name,
     is_image_path,
@@ -64,6 +65,7 @@ __all__ = [
     "VideoReader",
     "VideoWriter",
     "attachments_dropped",
+    "check_name_length",
     "check_output",
     "default_codec",
     "frame_name",

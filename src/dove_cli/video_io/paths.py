@@ -54,6 +54,34 @@ def temp_siblings(path: Path, suffix: str = "") -> list[Path]:
     return [p for p in path.parent.glob(f".{glob.escape(path.stem)}.dove-*.part*") if name.fullmatch(p.name)]
 
 
+def name_limit(folder: Path) -> int:
+    """The longest file name (bytes) the file system of `folder`, or of its nearest existing parent, holds."""
+    base = next((p for p in (folder, *folder.parents) if p.is_dir()), Path("."))
+    try:
+        return os.pathconf(base, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        return 255
+
+
+def check_name_length(path: Path) -> None:
+    """Refuse, before any work, a name that the file system cannot hold with the names dove makes
+    beside it (else a run fails when it joins its segments): its hidden temporary (`.NAME.dove-XXXXXXXX.partEXT`,
+    20 bytes more than NAME) is the longest; `NAME.dove-work` and a manifest's `.NAME.dove-tmp` are 10
+    more. An image pattern's frames count too, and the temporary of a folder it makes."""
+    names = [temp_sibling(path, path.suffix).name]
+    if is_pattern(path):
+        names.append(frame_name(path, 10**9) + ".part")
+        if not path.parent.exists():
+            names.append(temp_sibling(path.parent).name)
+    longest = max(len(os.fsencode(name)) for name in names)
+    limit = name_limit(path.parent.absolute())
+    if longest > limit:
+        extra = longest - len(os.fsencode(path.name))
+        raise OutputError(f"{path}: name too long by {longest - limit} bytes (dove's temporary names for it are "
+                          f"up to {extra} bytes longer, and this file system holds names of up to {limit} bytes); "
+                          "choose a shorter name")  # fmt: skip
+
+
 def write_failed(path: Path, exc: BaseException, detail: str, stream: str = "") -> OutputError:
     """The error for a failed write: a full disk or a file-size limit is a TempFailure (exit 75: the
     same command continues once there is room), a packet the muxer refused a MuxError naming its
@@ -71,9 +99,10 @@ def write_failed(path: Path, exc: BaseException, detail: str, stream: str = "") 
 
 def check_output(path: Path, overwrite: bool, inputs: Sequence[Path] = ()) -> None:
     """Fail before any work: never the input, an existing output needs --overwrite, the folder
-    must be creatable. Touches nothing on disk, so it runs before a model loads; the writer makes
-    the folder."""
+    must be creatable, every name dove makes for it must fit. Touches nothing on disk, so it runs
+    before a model loads; the writer makes the folder."""
     check_fields(path, OutputError)
+    check_name_length(path)
     sources = {p.resolve() for p in inputs}
     targets = matching_images(path) if is_pattern(path) else [path]
     if any(t.resolve() in sources for t in targets):
