@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -714,3 +715,24 @@ def test_output_names_past_the_file_systems_limit_are_refused_before_work(tmp_pa
                  ["-o", str(tmp_path / "x.mp4"), str(tmp_path / ("i" * limit + ".mp4"))]):  # fmt: skip
         code, _, err = run(["upscale", *argv, "--model", "bilinear"], capsys)
         assert code == 2 and "name too long" in err and len(err.splitlines()) == 1, err
+
+
+def test_a_reader_that_goes_away_stops_the_lines_not_the_run(tmp_path):
+    """`dove upscale ... 2>&1 | grep -m1 upscaling`: stderr's reader is gone before the run ends. The
+    run went on to its next progress line and died there (exit 1, manifest "SystemExit: 1") with every
+    frame made. stdout's reader (`--dry-run | head -1`) gone: a quiet stop, 141 as for SIGPIPE."""
+    base = [sys.executable, "-m", "dove_cli.cli", "upscale", str(demo_clip("007.mp4")), "--model", "bilinear",
+            "--scale", "1", "--preview", "0+0.2s"]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the first line: each line dove writes meets EPIPE
+    try:
+        done = subprocess.run([*base, "-o", str(tmp_path / "a.mp4"), "--manifest", str(tmp_path / "a.json")],
+                              stderr=write, env=env, timeout=120)  # fmt: skip
+        assert done.returncode == 0 and (tmp_path / "a.mp4").is_file()
+        assert json.loads((tmp_path / "a.json").read_text())["status"] == "done"
+        plan = subprocess.run([*base, "-o", str(tmp_path / "b.mp4"), "--dry-run"], stdout=write,
+                              stderr=subprocess.PIPE, text=True, env=env, timeout=120)  # fmt: skip
+        assert plan.returncode == 141 and plan.stderr == ""  # no traceback, no "Exception ignored"
+    finally:
+        os.close(write)

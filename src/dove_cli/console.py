@@ -6,6 +6,7 @@ Only the CLI uses this module; the library reports progress through callbacks.
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 from fractions import Fraction
@@ -38,12 +39,28 @@ def plain_width(console: Console) -> Console:
     return console
 
 
+class _Console(Console):
+    """A console whose reader may go away (`2>&1 | grep -m1 upscaling`, `| head`, a log pipe that died).
+    rich's own answer is exit 1 at the next line, which killed a run with all its frames made."""
+
+    def on_broken_pipe(self) -> None:
+        """Say nothing more there (dove's log lines and warnings too: their stream now goes to /dev/null).
+        stderr's reader only watched, so the work goes on; stdout's wanted the product (a plan, a table):
+        stop quietly with 141, as a tool killed by SIGPIPE does (`yes | head -1`)."""
+        self.quiet = True
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, self.file.fileno())
+        os.close(devnull)
+        if not self.stderr:
+            raise SystemExit(128 + signal.SIGPIPE)
+
+
 def out_console() -> Console:
     """The console of a command's product on stdout (a plan, a table)."""
-    return plain_width(Console())
+    return plain_width(_Console())
 
 
-err_console = plain_width(Console(stderr=True))
+err_console = plain_width(_Console(stderr=True))
 _Bar = TypeVar("_Bar", bound="UpscaleBar")
 
 
