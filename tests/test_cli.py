@@ -7,6 +7,7 @@ import logging
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -736,3 +737,56 @@ def test_a_reader_that_goes_away_stops_the_lines_not_the_run(tmp_path):
         assert plan.returncode == 141 and plan.stderr == ""  # no traceback, no "Exception ignored"
     finally:
         os.close(write)
+
+
+def test_manifest_to_stdout_or_a_fifo_is_written_not_read(tmp_path):
+    """`--manifest /dev/stdout | ...` hung: dove read its old status from its own stdout pipe.
+    `--manifest -` wrote a file named `-`. A FIFO is written as it is (no temporary, no rename)."""
+    base = [sys.executable, "-m", "dove_cli.cli", "upscale", str(demo_clip("007.mp4")), "--model", "bilinear",
+            "--scale", "1", "--preview", "0+0.1s", "-q"]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    for i, name in enumerate(["/dev/stdout", "-"]):
+        done = subprocess.run([*base, "-o", f"{i}.mp4", "--manifest", name], capture_output=True, text=True,
+                              env=env, cwd=tmp_path, timeout=60)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["status"] == "done"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["0.mp4", "1.mp4"]  # no file named `-`
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    reader = subprocess.Popen(["cat", str(fifo)], stdout=subprocess.PIPE, text=True)
+    try:
+        done = subprocess.run([*base, "-o", str(tmp_path / "2.mp4"), "--manifest", str(fifo)], stderr=subprocess.PIPE,
+                              text=True, env=env, timeout=60)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert json.loads(reader.communicate(timeout=10)[0])["status"] == "done"
+        assert stat.S_ISFIFO(fifo.lstat().st_mode)
+    finally:
+        reader.kill()
+
+
+def test_symlinks_are_written_through_and_stdout_is_not_shared(tmp_path, capsys, png_sequence):
+    """A symlinked output or manifest: its target is replaced (as ffmpeg and `>` do) and the link stays.
+    `--manifest -` with --dry-run: the plan has stdout."""
+    store = tmp_path / "store"
+    store.mkdir()
+    (store / "run.json").write_text("{}")
+    (store / "out.mp4").write_bytes(b"old")
+    (tmp_path / "run.json").symlink_to(store / "run.json")
+    (tmp_path / "out.mp4").symlink_to(store / "out.mp4")
+    code, _, err = run(["upscale", str(demo_clip("007.mp4")), "-o", str(tmp_path / "out.mp4"), "--model", "bilinear",
+                        "--scale", "1", "--preview", "0+0.1s", "-q", "--overwrite", "--manifest",
+                        str(tmp_path / "run.json")], capsys)  # fmt: skip
+    assert code == 0, err
+    assert (tmp_path / "run.json").is_symlink() and (tmp_path / "out.mp4").is_symlink()
+    assert json.loads((store / "run.json").read_text())["status"] == "done"
+    with av.open(str(store / "out.mp4")) as c:
+        assert c.streams.video[0].frames > 0
+    (store / "still.png").write_bytes(b"old")
+    (tmp_path / "still.png").symlink_to(store / "still.png")
+    code, _, err = run(["upscale", str(png_sequence / "frame_0000.png"), "-o", str(tmp_path / "still.png"),
+                        "--model", "bilinear", "-q", "--overwrite"], capsys)  # fmt: skip
+    assert code == 0 and (tmp_path / "still.png").is_symlink() and Image.open(store / "still.png").size, err
+    assert sorted(p.name for p in store.iterdir()) == ["out.mp4", "run.json", "still.png"]  # no temporary left
+    code, out, err = run(["upscale", str(demo_clip("007.mp4")), "-o", str(tmp_path / "x.mp4"), "--model", "bilinear",
+                          "--dry-run", "--manifest", "-"], capsys)  # fmt: skip
+    assert code == 2 and "stdout carries --dry-run's plan" in err and out == ""

@@ -254,6 +254,12 @@ def upscale_cmd(
         raise OptionError("--eval-metrics and --eval-json go with --eval GT")
     if eval_gt is not None:
         _check_eval(input, out, eval_gt, eval_metrics, eval_json, options, dry_run)
+    if options.manifest is not None and (dry_run or eval_gt is not None):
+        from dove_cli.manifest import is_stdout
+
+        if is_stdout(Path(options.manifest)):
+            product = "--dry-run's plan" if dry_run else "--eval's scores"
+            raise OptionError(f"--manifest {options.manifest}: stdout carries {product}; give the manifest a file name")
     if is_batch_input(input):
         if dry_run:
             _plan_folder(input, out, options)

@@ -9,7 +9,10 @@ scripts read them.
 from __future__ import annotations
 
 import json
+import os
 import platform
+import stat
+import sys
 from dataclasses import asdict
 from fractions import Fraction
 from importlib.metadata import version
@@ -123,10 +126,30 @@ def stop_status(error: BaseException) -> str:
     return "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
 
 
+def is_stdout(path: Path) -> bool:
+    """`--manifest -`, or a name of this process's stdout (/dev/stdout): the JSON is written there."""
+    try:
+        return str(path) == "-" or os.path.samestat(os.stat(path), os.fstat(1))
+    except OSError:
+        return False
+
+
+def is_special(path: Path) -> bool:
+    """A FIFO, a device, a pipe (/dev/stdout), through links: written to as it is, never read (a pipe
+    would wait for ever) and never replaced by a file."""
+    try:
+        return not stat.S_ISREG(mode := os.stat(path).st_mode) and not stat.S_ISDIR(mode)
+    except OSError:
+        return False
+
+
 def check_manifest(path: Path, overwrite: bool, inputs: list[Path], folder: Path | None = None) -> None:
     """Before any work: an existing manifest is replaced only with --overwrite, unless it records a
     run that did not finish (failed, interrupted, partial: the same command continues that run), or
-    is the manifest of the same `folder` run (run again, it skips the finished files: exit 0)."""
+    is the manifest of the same `folder` run (run again, it skips the finished files: exit 0).
+    stdout and special files (is_special) are written as they are: nothing is read or replaced."""
+    if is_stdout(path) or is_special(path):
+        return
     try:
         old = json.loads(path.read_text())
         ended = old.get("status") in ("failed", "interrupted", "partial", "retry")
@@ -176,12 +199,22 @@ def versions() -> dict[str, Any]:
 
 
 def write_json(path: Path, doc: dict[str, Any], done: str) -> None:
-    """Atomically (a temporary name, renamed); `done` is added to the error: "; the video is complete"."""
-    tmp = path.with_name(f".{path.name}.dove-tmp")
+    """Atomically (a temporary name, renamed onto the file, or a symlink's target); stdout and special
+    files as they are. `done` is added to the error: "; the video is complete"."""
+    text = json.dumps(doc, indent=2, default=str) + "\n"
+    target = video_io.through_links(path)
+    tmp = target.with_name(f".{target.name}.dove-tmp")
     try:
-        video_io.make_folder(path.parent, path)
-        tmp.write_text(json.dumps(doc, indent=2, default=str))
-        tmp.replace(path)
+        if is_stdout(path):
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        elif is_special(path):
+            with open(path, "w") as f:
+                f.write(text)
+        else:
+            video_io.make_folder(path.parent, path)
+            tmp.write_text(text)
+            tmp.replace(target)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise OutputError(f"{path}: cannot write the manifest ({exc.strerror}){done}") from None

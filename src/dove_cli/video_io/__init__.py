@@ -42,6 +42,7 @@ from dove_cli.video_io.paths import (
     make_output_folder,
     matching_images,
     remove_made_folders,
+    through_links,
 )
 from dove_cli.video_io.reader import (
     DEINTERLACE_MODES,
@@ -82,6 +83,7 @@ __all__ = [
     "probe",
     "remove_made_folders",
     "resolve_codec",
+    "through_links",
     "stream_rate",
     "x264_options",
 ]

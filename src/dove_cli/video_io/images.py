@@ -25,6 +25,7 @@ from dove_cli.video_io.paths import (
     prepare_output,
     remove_made_folders,
     temp_sibling,
+    through_links,
     write_failed,
 )
 from dove_cli.video_io.reader import VideoInfo
@@ -79,7 +80,7 @@ class ImageWriter(VideoWriter):
                     f"pattern like {path.with_name(path.stem + '_%06d' + path.suffix)}"
                 )
             self._made = prepare_output(path, overwrite)
-            self._tmp = temp_sibling(path, path.suffix)
+            self._tmp = temp_sibling(through_links(path), path.suffix)
             self._folder = path.parent
             return
         self._folder = path.parent
@@ -164,7 +165,7 @@ class ImageWriter(VideoWriter):
             raise OutputError(f"{self.path}: no frames were written; nothing kept")
         try:
             if not self._pattern:
-                os.replace(self._tmp, self.path)
+                os.replace(self._tmp, through_links(self.path))
             elif self._new_folder:
                 os.rename(self._tmp, self._folder)
             else:

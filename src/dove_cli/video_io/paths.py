@@ -54,6 +54,12 @@ def temp_siblings(path: Path, suffix: str = "") -> list[Path]:
     return [p for p in path.parent.glob(f".{glob.escape(path.stem)}.dove-*.part*") if name.fullmatch(p.name)]
 
 
+def through_links(path: Path) -> Path:
+    """The file that `path` names when it is a symlink: written in its place (as ffmpeg and a shell's `>`
+    do), so that the link stays a link."""
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
+
+
 def name_limit(folder: Path) -> int:
     """The longest file name (bytes) the file system of `folder`, or of its nearest existing parent, holds."""
     base = next((p for p in (folder, *folder.parents) if p.is_dir()), Path("."))

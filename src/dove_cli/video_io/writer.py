@@ -44,7 +44,7 @@ from dove_cli.video_io.formats import (
     signal_range,
 )
 from dove_cli.video_io.metadata import TAGLESS, file_tags, find_timecode, get_tag, mdta_keys, move_timecode
-from dove_cli.video_io.paths import prepare_output, remove_made_folders, temp_sibling, write_failed
+from dove_cli.video_io.paths import prepare_output, remove_made_folders, temp_sibling, through_links, write_failed
 from dove_cli.video_io.reader import VideoInfo, stream_rate
 
 if TYPE_CHECKING:
@@ -132,7 +132,7 @@ class ContainerWriter(VideoWriter):
         self.codec, self.pix_fmt = name, pf  # as chosen (e.g. 4:4:4 for odd sizes), so that segments can repeat it
         if codec_options:
             check_encoder_options(spec.encoder, opts, codec_options, width, height, pf, info.fps)
-        self._tmp = temp_sibling(path, path.suffix)
+        self._tmp = temp_sibling(through_links(path), path.suffix)  # a symlink's target is replaced, not the link
         self._made = prepare_output(path, overwrite)
         try:
             # Matroska and WebM: the same bytes on every run, as MP4, MOV and MPEG-TS have. Without it the
@@ -695,7 +695,7 @@ class ContainerWriter(VideoWriter):
         if self._src is not None:
             self._src.close()
         try:
-            os.replace(self._tmp, self.path)
+            os.replace(self._tmp, through_links(self.path))
         except OSError as exc:
             self._fail(exc)
         self._done = True
