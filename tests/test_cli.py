@@ -790,3 +790,13 @@ def test_symlinks_are_written_through_and_stdout_is_not_shared(tmp_path, capsys,
     code, out, err = run(["upscale", str(demo_clip("007.mp4")), "-o", str(tmp_path / "x.mp4"), "--model", "bilinear",
                           "--dry-run", "--manifest", "-"], capsys)  # fmt: skip
     assert code == 2 and "stdout carries --dry-run's plan" in err and out == ""
+
+
+@pytest.mark.parametrize("value", ["abc", "nan", "inf", "-1"])
+def test_a_bad_progress_interval_is_one_line(value, tmp_path, capsys, monkeypatch):
+    """`abc` was a traceback, `nan` 93k log lines, `inf` a traceback from the heartbeat thread."""
+    monkeypatch.setenv("DOVE_PROGRESS_INTERVAL", value)
+    code, _, err = run(["upscale", str(demo_clip("007.mp4")), "-o", str(tmp_path / "x.mp4"), "--model", "bilinear",
+                        "--scale", "1", "--preview", "0+0.1s"], capsys)  # fmt: skip
+    assert code == 2 and err.startswith(f"error: DOVE_PROGRESS_INTERVAL={value}: ") and "from 0" in err, err
+    assert len(err.splitlines()) == 1 and not (tmp_path / "x.mp4").exists()

@@ -5,6 +5,7 @@ Only the CLI uses this module; the library reports progress through callbacks.
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import threading
@@ -26,6 +27,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from dove_cli.errors import OptionError
 from dove_cli.humanize import human_duration, human_range
 
 # Not a terminal (a log file, a pipe, a job scheduler): rich would fold tables at 80 columns and split
@@ -64,6 +66,21 @@ err_console = plain_width(_Console(stderr=True))
 _Bar = TypeVar("_Bar", bound="UpscaleBar")
 
 
+def progress_interval() -> float:
+    """DOVE_PROGRESS_INTERVAL: seconds between plain progress lines, 0 (a line per frame) to a day;
+    10 when unset. Anything else is a mistake said in one line (`nan` printed a line per heartbeat
+    check, `inf` broke the heartbeat's timer)."""
+    text = os.environ.get("DOVE_PROGRESS_INTERVAL", "").strip()
+    try:
+        value = float(text) if text else 10.0
+    except ValueError:
+        value = math.nan
+    if not 0 <= value <= 86400:  # nan fails both comparisons
+        raise OptionError(f"DOVE_PROGRESS_INTERVAL={text}: expected seconds between progress lines, from 0 "
+                          "(a line per frame) to 86400; unset, 10")  # fmt: skip
+    return value
+
+
 class UpscaleBar:
     """Progress of one run: a rich bar (frames, fps, ETA, what is happening) on a terminal, and on
     anything else (a log file, nohup, a job scheduler) a plain line at each change of stage, every
@@ -74,7 +91,7 @@ class UpscaleBar:
     def __init__(self, quiet: bool, label: str, console: Console = err_console) -> None:
         self.quiet, self.label, self.console = quiet, label, console
         self.plain = not console.is_terminal
-        self.interval = float(os.environ.get("DOVE_PROGRESS_INTERVAL") or 10)
+        self.interval = progress_interval()
         self.bar = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
