@@ -391,7 +391,8 @@ def test_bench_table_shares_are_of_the_wall_time(capsys):
     "input_name,output_name,message",
     [
         ("IMAGE", "DIR", "DIR: is a folder; give a file name like DIR/frame.mp4"),  # the input's name, not out.mp4
-        ("-", "DIR/x.mp4", "-: reading from standard input is not supported"),
+        ("-", "DIR/x.mp4", "-: reading from standard input or a pipe is not supported"),
+        ("FIFO", "DIR/x.mp4", "FIFO: reading from standard input or a pipe is not supported"),  # was "file is empty"
         ("CLIP", "-", "-: writing to standard output is not supported"),  # it was "unknown output extension"
     ],
 )
@@ -400,6 +401,7 @@ def test_paths_dove_cannot_use_say_what_to_give(tmp_path, capsys, monkeypatch, i
     (tmp_path / "DIR").mkdir()
     clip = str(demo_clip("002.mp4"))
     Image.new("RGB", (32, 32)).save(tmp_path / "frame.png")
+    os.mkfifo(tmp_path / "FIFO")  # no writer: opening it to probe would wait for ever
     input_name = input_name.replace("CLIP", clip).replace("IMAGE", "frame.png")
     code, _, err = run(["upscale", input_name, "-o", output_name, "--model", "bilinear"], capsys)
     assert code == 2 and err.strip().startswith(f"error: {message}"), err

@@ -11,6 +11,7 @@ import itertools
 import logging
 import math
 import re
+import stat
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -278,13 +279,18 @@ def say_alpha_dropped(path: Path) -> None:
 
 
 def check_input_file(path: Path) -> None:
+    """`-`, a FIFO, a pipe (`cat a.mp4 | dove upscale /dev/stdin`) or a terminal cannot be probed and
+    then read again from the start: said as such, not as an empty file."""
+    unseekable = "reading from standard input or a pipe is not supported (dove probes and seeks its input)"
     if str(path) == "-":
-        raise InputError("-: reading from standard input is not supported (dove probes and seeks its input); "
-                         "save it to a file first")  # fmt: skip
+        raise InputError(f"-: {unseekable}; save it to a file first")
     if not path.exists():
         raise InputError(f"{path}: no such file")
     if path.is_dir():
         raise InputError(f"{path}: is a folder with no images")
+    mode = path.stat().st_mode
+    if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode):
+        raise InputError(f"{path}: {unseekable}; save it to a file first")
     if path.stat().st_size == 0:
         raise InputError(f"{path}: file is empty (0 bytes)")
 
