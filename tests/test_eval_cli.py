@@ -338,3 +338,14 @@ def test_upscale_eval_failing_only_after_the_run_is_exit_3_without_the_weights_h
                         "-q", "--eval", str(gt), "--eval-metrics", "psnr"], capsys)  # fmt: skip
     assert code == 3 and out.is_file() and len(err.strip().splitlines()) == 1, err
     assert "was written fine, but scoring it failed" in err and "0002.png" in err and "psnr,ssim" not in err
+
+
+def test_a_damaged_gt_gives_advice_dove_eval_can_follow(tmp_path, capsys, clip_long_mkv):
+    """The reader's advice, --ignore-decode-errors, is an option `dove eval` does not have."""
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(clip_long_mkv.read_bytes()[: clip_long_mkv.stat().st_size * 2 // 3])
+    with pytest.raises(SystemExit) as exc:
+        main(["eval", str(clip_long_mkv), str(cut), "--metrics", "psnr"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "cut.mkv: file ends early" in err and "ffmpeg -i FILE -c:v ffv1" in err, err
+    assert "--ignore-decode-errors" not in err and len(err.strip().splitlines()) == 1

@@ -19,7 +19,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -28,8 +28,9 @@ import numpy as np
 import torch
 
 from dove_cli import video_io
-from dove_cli.errors import InputError, ModelError, OptionError, OutputError
+from dove_cli.errors import DecodeError, InputError, ModelError, OptionError, OutputError
 from dove_cli.metrics import DEFAULT_METRICS, METRICS
+from dove_cli.video_io.reader import IGNORE_HINT
 
 log = logging.getLogger(__name__)
 
@@ -448,6 +449,18 @@ def _frames(reader: video_io.VideoReader) -> Iterator[video_io.Frame]:
     yield from reader
 
 
+@contextmanager
+def _decode_errors_said() -> Iterator[None]:
+    """A damaged video's error with advice that `dove eval` can follow (it has no --ignore-decode-errors)."""
+    try:
+        yield
+    except DecodeError as exc:
+        raise DecodeError(str(exc).replace(IGNORE_HINT, EVAL_DECODE_HINT)) from None
+
+
+EVAL_DECODE_HINT = "scoring reads every frame: score a copy of what can be read (ffmpeg -i FILE -c:v ffv1 copy.mkv)"
+
+
 def evaluate(
     pred: str | Path,
     gt: str | Path | None = None,
@@ -506,7 +519,7 @@ def evaluate(
         scores.values = {n: [] for n in names}
         for m in frame_metrics:
             m.start_video()
-        with ExitStack() as stack:
+        with ExitStack() as stack, _decode_errors_said():
             pr = stack.enter_context(video_io.open_reader(p.path, warn=False))
             gr = stack.enter_context(video_io.open_reader(g.path, warn=False)) if (g and fr_needed) else None
             w, h = pr.info.width, pr.info.height

@@ -49,6 +49,7 @@ SHOWN_RANGES = 8  # frame ranges one warning lists
 # A jump between two frames of a constant-rate MPEG-TS/PS this many frame durations long is a stretch
 # lost from the input (damage the demuxer skipped): said, with the timing kept.
 GAP_FRAMES = 5
+IGNORE_HINT = "use --ignore-decode-errors to keep what can be read"  # a DecodeError's advice (dove eval has its own)
 
 
 @dataclass
@@ -512,8 +513,7 @@ class VideoReader:
         if not self._ignore:
             raise DecodeError(
                 f"{self.path}: file ends early: {decoded} frames decoded, about {missing} "
-                f"more expected after {when} (truncated or damaged); "
-                "use --ignore-decode-errors to keep what can be read"
+                f"more expected after {when} (truncated or damaged); {IGNORE_HINT}"
             )
         self.dropped_frames += missing
         log.warning(
@@ -660,9 +660,7 @@ class VideoReader:
         """The demuxer cannot read on: nothing after the frames read so far can be decoded."""
         where = "" if last_pts is None else " after " + self._frame_name(last_pts)
         if not self._ignore:
-            raise DecodeError(
-                f"{self.path}: unreadable data{where} ({ffmsg(exc)}); use --ignore-decode-errors to keep what can be read"
-            ) from None
+            raise DecodeError(f"{self.path}: unreadable data{where} ({ffmsg(exc)}); {IGNORE_HINT}") from None
         self.dropped_frames += 1
         log.warning("%s: reading stops at unreadable data%s (%s)", self.path, where, ffmsg(exc))
 
