@@ -424,3 +424,12 @@ def test_a_download_weights_dir_is_taken_for_its_stage2_and_said(env, tmp_path, 
     only1 = write_model(tmp_path / "only1" / "stage1").parent
     with pytest.raises(ModelError, match=re.escape(f"{only1} holds stage1/: use --model {only1 / 'stage1'}")):
         weights.resolve_model(str(only1))
+
+
+@pytest.mark.parametrize("endpoint", ["notaurl", "ftp://mirror", "http://"])
+@pytest.mark.parametrize("what", [[], ["--metrics"]])
+def test_a_malformed_endpoint_is_a_setting_to_fix(env, monkeypatch, capsys, endpoint, what):
+    """HF_ENDPOINT=notaurl was "cannot reach notaurl", exit 75 (try again later): a retry never helps."""
+    monkeypatch.setenv("HF_ENDPOINT", endpoint)
+    code, _, err = run_main(["download-weights", "--yes", *what], capsys)
+    assert code == 2 and err.startswith(f"error: HF_ENDPOINT={endpoint}: not a hub URL") and err.count("\n") == 1, err

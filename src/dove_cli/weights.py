@@ -70,6 +70,22 @@ def hub_env() -> HubEnv:
     return HubEnv(endpoint, Path(os.path.expandvars(cache)).expanduser(), offline)
 
 
+def check_endpoint(endpoint: str) -> None:
+    """HF_ENDPOINT must be an http(s) URL: a malformed one is a setting to fix (exit 2), not a network
+    to wait for (it was "cannot reach notaurl", exit 75: try again later)."""
+    import urllib.parse
+
+    url = urllib.parse.urlsplit(endpoint)
+    try:
+        valid = url.scheme in ("http", "https") and bool(url.hostname) and (url.port or 1) > 0
+    except ValueError:  # a port that is not a number
+        valid = False
+    if not valid:
+        given = os.environ.get("HF_ENDPOINT") or endpoint  # as set (hub_env drops a trailing /)
+        raise DownloadError(f"HF_ENDPOINT={given}: not a hub URL; give one like https://huggingface.co or "
+                            "http://localhost:8080 (a mirror), or unset it")  # fmt: skip
+
+
 def hub_reachable(endpoint: str, timeout: float = 3.0) -> bool:
     """Whether the hub's host takes a connection within `timeout` s: without a network,
     huggingface_hub retries each file for about 25 s before it fails. Behind a proxy the host
@@ -191,6 +207,8 @@ def plan_download(
 ) -> DownloadPlan:
     """List what `fetch` would download (files, sizes, checksums) without downloading anything."""
     env = hub_env()
+    if not env.offline:
+        check_endpoint(env.endpoint)
     repo, spec_sub = parse_repo_spec(repo)
     subfolder = subfolder if subfolder is not None else spec_sub
     subfolder = subfolder.strip("/") if subfolder is not None else default_subfolder(repo, stage)

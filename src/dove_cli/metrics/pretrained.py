@@ -200,7 +200,7 @@ def fetch(key: str, *, download: bool = True) -> Path:
     """
     from huggingface_hub import hf_hub_download
 
-    from dove_cli.weights import hub_env, hub_errors, hub_reachable
+    from dove_cli.weights import check_endpoint, hub_env, hub_errors, hub_reachable
 
     spec = WEIGHT_FILES[key]
     path = cached(key)
@@ -214,6 +214,7 @@ def fetch(key: str, *, download: bool = True) -> Path:
         raise ModelError(
             f"{why}{spec.what} ({spec.repo}/{spec.filename}) is not downloaded: run `dove download-weights {flag}`"
         )
+    check_endpoint(env.endpoint)
     if not hub_reachable(env.endpoint):  # at once, not after the hub's retries
         raise DownloadError(
             f"{spec.what} ({spec.repo}/{spec.filename}) is not downloaded and {env.endpoint} cannot be reached: "
