@@ -420,3 +420,25 @@ def test_an_output_another_run_finished_meanwhile_is_skipped(folder, tmp_path):
     result = upscale_batch(folder, out, on_file=other_run_finishes_b, **OPTS)
     assert [i.status for i in result.items] == ["done", "skipped"] and result.error() is None
     assert (out / "b.mkv").read_bytes() == b"made by another run"
+
+
+def test_what_a_folder_run_leaves_out_is_said_once(tmp_path, caplog, capsys):
+    """A broken link and videos without a video extension were left out without a word; other files
+    (notes, images) are not named."""
+    import logging
+
+    from dove_cli.cli import main
+
+    src = tmp_path / "in"
+    src.mkdir()
+    make_clip(src / "a.mp4", frames=5)
+    for name in ("noext", "x.weird"):
+        shutil.copy(src / "a.mp4", src / name)
+    (src / "notes.txt").write_text("ignored\n")
+    (src / "dangling.mp4").symlink_to(tmp_path / "gone.mp4")
+    with caplog.at_level(logging.WARNING), pytest.raises(SystemExit) as exc:
+        main(["upscale", str(src), "-o", str(tmp_path / "out"), "--model", "bilinear", "--dry-run"])
+    assert exc.value.code == 0, capsys.readouterr().err
+    assert caplog.text.count("1 broken link left out (dangling.mp4)") == 1
+    assert caplog.text.count("2 files that look like videos but have no video extension left out (noext, x.weird)") == 1
+    assert "notes.txt" not in caplog.text

@@ -1244,7 +1244,7 @@ def _zero_frames(tmp: Path) -> Path:
         (lambda t: (t / "text.mp4").write_text("not a video\n" * 20) and t / "text.mp4", "not a video"),
         (_audio_only, "no video stream"),
         (_zero_frames, ""),
-        (lambda t: (t / "empty_dir").mkdir() or t / "empty_dir", "holds no videos or images (videos: .m2ts"),
+        (lambda t: (t / "empty_dir").mkdir() or t / "empty_dir", "no videos or images (videos: .3g2, .3gp, .asf, .avi"),
         (lambda t: t / "nothing_%04d.png", "no files match"),
     ],
 )

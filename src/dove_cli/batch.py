@@ -22,8 +22,8 @@ from dove_cli.logs import held_warnings
 log = logging.getLogger(__name__)
 
 FOLDER_RESUME_HINT = "run the same command again to continue (finished files are skipped)"
-# What a folder run takes: the containers dove writes, and those it only reads (written as .mkv).
-FOLDER_EXTENSIONS = (*video_io.VIDEO_EXTENSIONS, *video_io.READ_ONLY_VIDEO_EXTENSIONS)
+FOLDER_EXTENSIONS = video_io.FOLDER_EXTENSIONS  # what a folder run takes
+SHOWN_NAMES = 5  # names a "left out" warning lists
 
 # busy: another dove run is writing the output (the file is left to it, not failed)
 Status = Literal["pending", "running", "done", "skipped", "busy", "failed"]
@@ -130,13 +130,28 @@ def plan_batch(in_dir: Path, out_dir: Path, *, overwrite: bool = False) -> list[
     return items
 
 
-def say_subfolders(in_dir: Path) -> None:
-    """Warn that videos in sub-folders are left out. Said by the run and its dry run, once each, not by
-    plan_batch (the CLI plans first to size its progress bar)."""
-    subfolders = sorted(p.name for p in in_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+def say_left_out(in_dir: Path) -> None:
+    """Warn of what a folder run leaves out that a user may expect it to take: sub-folders, broken
+    links, and files that look like videos without a video extension (`noext`, `x.weird`). Said by
+    the run and its dry run, once each, not by plan_batch (the CLI plans first to size its progress bar)."""
+    shown = [p for p in sorted(in_dir.iterdir()) if not p.name.startswith(".")]
+    subfolders = [p.name for p in shown if p.is_dir()]
     if subfolders:
-        more = f", {len(subfolders) - 5} more" if len(subfolders) > 5 else ""
-        log.warning("%s: sub-folders are not searched (%s%s)", in_dir, ", ".join(subfolders[:5]), more)
+        log.warning("%s: sub-folders are not searched (%s)", in_dir, _some(subfolders))
+    broken = [p.name for p in shown if p.is_symlink() and not p.exists()]
+    if broken:
+        log.warning("%s: %d broken link%s left out (%s)", in_dir, len(broken), "s" * (len(broken) > 1), _some(broken))
+    unnamed = [p.name for p in shown if p.is_file() and p.suffix.lower() not in FOLDER_EXTENSIONS
+               and not video_io.is_image_path(p) and video_io.looks_like_video(p)]  # fmt: skip
+    if unnamed:
+        log.warning("%s: %d file%s that look like videos but have no video extension left out (%s): rename them "
+                    "(.mp4, .mkv, ...) or upscale each alone", in_dir, len(unnamed), "s" * (len(unnamed) > 1),
+                    _some(unnamed))  # fmt: skip
+
+
+def _some(names: list[str]) -> str:
+    more = f", {len(names) - SHOWN_NAMES} more" if len(names) > SHOWN_NAMES else ""
+    return ", ".join(names[:SHOWN_NAMES]) + more
 
 
 def upscale_batch(
@@ -172,7 +187,7 @@ def upscale_batch(
     result = BatchResult(plan_batch(in_dir, out_dir, overwrite=opts.overwrite))
     if manifest is not None:  # the folder's manifest, one for all files (checked before any work)
         check_manifest(manifest, opts.overwrite, [item.input for item in result.items], in_dir)
-    say_subfolders(in_dir)
+    say_left_out(in_dir)
     if not out_dir.is_dir():
         try:
             out_dir.mkdir(parents=True)
@@ -289,7 +304,7 @@ def dry_run_batch(in_dir: str | Path, out_dir: str | Path, options: Any = None, 
     result = BatchResult(plan_batch(Path(in_dir), Path(out_dir), overwrite=opts.overwrite))
     if manifest is not None:
         check_manifest(manifest, opts.overwrite, [item.input for item in result.items], Path(in_dir))
-    say_subfolders(Path(in_dir))
+    say_left_out(Path(in_dir))
     for item in result.items:
         if item.status == "skipped":
             continue

@@ -54,6 +54,24 @@ def output_clock(path: str | Path, time_base: Fraction) -> Fraction:
 # run upscales them into Matroska, which holds whatever they carry.
 READ_ONLY_VIDEO_EXTENSIONS = (".avi", ".mpg", ".mpeg", ".m2v", ".vob", ".dv", ".flv", ".f4v", ".wmv", ".asf",
                               ".3gp", ".3g2", ".ogv", ".mxf")  # fmt: skip
+# What a folder run takes: the containers dove writes, and those it only reads (written as .mkv).
+FOLDER_EXTENSIONS = (*VIDEO_EXTENSIONS, *READ_ONLY_VIDEO_EXTENSIONS)
+# How common containers begin (offset, bytes): a file without a video extension that starts so is
+# named when a folder run leaves it out.
+CONTAINER_MAGIC = ((4, b"ftyp"), (0, b"\x1a\x45\xdf\xa3"), (8, b"AVI "), (0, b"FLV\x01"), (0, b"OggS"),
+                   (0, b"\x00\x00\x01\xba"), (0, b"\x00\x00\x01\xb3"))  # fmt: skip
+
+
+def looks_like_video(path: Path) -> bool:
+    """Whether `path` starts as an MP4/MOV, Matroska/WebM, AVI, FLV, Ogg or MPEG file does (its
+    extension aside); unreadable files do not."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+    except OSError:
+        return False
+    return any(head[at : at + len(magic)] == magic for at, magic in CONTAINER_MAGIC)
+
 
 # Text subtitles a container cannot hold are converted to its own text codec (as ffmpeg does).
 TEXT_SUBTITLES = {"mp4": "mov_text", "mov": "mov_text", "matroska": "subrip", "webm": "webvtt"}

@@ -26,6 +26,7 @@ from av.video.reformatter import ColorRange, Colorspace, VideoReformatter
 from dove_cli.errors import DecodeError, InputError, OptionError
 from dove_cli.video_io.continuity import allows_discontinuities, continuous_packets
 from dove_cli.video_io.formats import (
+    FOLDER_EXTENSIONS,
     IMAGE_EXTENSIONS,
     PRIMARIES,
     RANGE,
@@ -33,7 +34,6 @@ from dove_cli.video_io.formats import (
     SWS_FLAGS,
     SWS_MATRIX,
     TRC,
-    VIDEO_EXTENSIONS,
     ffmsg,
 )
 from dove_cli.video_io.paths import FIELD, check_fields, is_image_path, is_pattern
@@ -201,7 +201,7 @@ def image_inputs(path: Path) -> list[Path] | None:
         if not images:
             raise InputError(
                 f"{path}: folder holds no videos or images (videos: "
-                f"{', '.join(sorted(VIDEO_EXTENSIONS))}; images: {', '.join(sorted(IMAGE_EXTENSIONS))})"
+                f"{', '.join(sorted(FOLDER_EXTENSIONS))}; images: {', '.join(sorted(IMAGE_EXTENSIONS))})"
             )
         return images
     if is_image_path(path):
