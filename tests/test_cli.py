@@ -802,3 +802,15 @@ def test_a_bad_progress_interval_is_one_line(value, tmp_path, capsys, monkeypatc
                         "--scale", "1", "--preview", "0+0.1s"], capsys)  # fmt: skip
     assert code == 2 and err.startswith(f"error: DOVE_PROGRESS_INTERVAL={value}: ") and "from 0" in err, err
     assert len(err.splitlines()) == 1 and not (tmp_path / "x.mp4").exists()
+
+
+def test_an_image_named_like_a_pattern_is_that_image(tmp_path, capsys):
+    """`shot%d.png` that exists is the file (it was "no files match this pattern"); a name that does
+    not exist is still a pattern."""
+    Image.new("RGB", (32, 24), (200, 30, 30)).save(tmp_path / "shot%d.png")
+    code, _, err = run(["upscale", str(tmp_path / "shot%d.png"), "-o", str(tmp_path / "big.png"), "--model",
+                        "bilinear", "-q"], capsys)  # fmt: skip
+    assert code == 0 and Image.open(tmp_path / "big.png").size == (128, 96), err
+    code, _, err = run(["upscale", str(tmp_path / "take%d.png"), "-o", str(tmp_path / "x.png"), "--model",
+                        "bilinear"], capsys)  # fmt: skip
+    assert code == 2 and "no files match this pattern" in err

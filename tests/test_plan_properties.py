@@ -85,8 +85,8 @@ def test_any_window_options_plan_or_fail_with_one_line(
 @pytest.mark.parametrize(
     "args,message",
     [
-        (["--chunk-overlap", "40"], "--chunk-overlap 40 must be smaller than the chunk (--chunk auto uses 33"),
-        (["--chunk-overlap", "33", "--dry-run"], "--chunk-overlap 33 must be smaller than the chunk"),
+        (["--chunk-overlap", "40"], "--chunk-overlap 40 must be under half the chunk (--chunk auto uses 33 frames: at"),
+        (["--chunk-overlap", "17", "--dry-run"], "--chunk-overlap 17 must be under half the chunk"),  # 17 to 32 passed
         (["--chunk", "17", "--chunk-overlap", "17"], "--chunk 17 is too small for --chunk-overlap 17"),
         (
             ["--chunk", "9", "--chunk-overlap", "8", "--dry-run"],

@@ -355,10 +355,11 @@ def check_options(opts: UpscaleOptions) -> UpscaleOptions:
             check_chunk(opts.chunk, opts.chunk_overlap)
         elif opts.chunk_overlap < 0:
             raise OptionError(f"--chunk-overlap {opts.chunk_overlap} must not be negative")
-        elif opts.chunk_overlap >= DEFAULT_CHUNK:
+        elif 2 * opts.chunk_overlap >= DEFAULT_CHUNK:  # as check_chunk asks of a --chunk given
             raise OptionError(
-                f"--chunk-overlap {opts.chunk_overlap} must be smaller than the chunk (--chunk auto uses "
-                f"{DEFAULT_CHUNK} frames); give a longer --chunk, e.g. --chunk {4 * opts.chunk_overlap + 1}"
+                f"--chunk-overlap {opts.chunk_overlap} must be under half the chunk (--chunk auto uses "
+                f"{DEFAULT_CHUNK} frames: at most {(DEFAULT_CHUNK - 1) // 2}); give a longer --chunk, e.g. "
+                f"--chunk {4 * opts.chunk_overlap + 1}"
             )
         if opts.tile != AUTO:
             check_tile(opts.tile, opts.tile_overlap, 16)

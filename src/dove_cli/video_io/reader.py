@@ -179,9 +179,10 @@ def open_reader(
 
 
 def image_inputs(path: Path) -> list[Path] | None:
-    """The image files an input names, sorted by frame number; None when it is a video file."""
+    """The image files an input names, sorted by frame number; None when it is a video file. A file
+    named as a pattern (`shot%d.png`) is that file: it exists, so it is what the user means."""
     check_fields(path, InputError)
-    if is_pattern(path):
+    if is_pattern(path) and not path.is_file():
         m = FIELD.search(path.name)
         assert m is not None
         rx = re.compile(re.escape(path.name[: m.start()]) + r"(\d+)" + re.escape(path.name[m.end() :]) + "$")
