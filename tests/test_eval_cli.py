@@ -341,6 +341,8 @@ def test_upscale_eval_failing_only_after_the_run_is_exit_3_without_the_weights_h
 
 
 def test_a_damaged_gt_gives_advice_dove_eval_can_follow(tmp_path, capsys, clip_long_mkv):
+    from conftest import demo_clip
+
     """The reader's advice, --ignore-decode-errors, is an option `dove eval` does not have."""
     cut = tmp_path / "cut.mkv"
     cut.write_bytes(clip_long_mkv.read_bytes()[: clip_long_mkv.stat().st_size * 2 // 3])
@@ -348,4 +350,12 @@ def test_a_damaged_gt_gives_advice_dove_eval_can_follow(tmp_path, capsys, clip_l
         main(["eval", str(clip_long_mkv), str(cut), "--metrics", "psnr"])
     err = capsys.readouterr().err
     assert exc.value.code == 2 and "cut.mkv: file ends early" in err and "ffmpeg -i FILE -c:v ffv1" in err, err
+    assert "--ignore-decode-errors" not in err and len(err.strip().splitlines()) == 1
+    damaged = bytearray(demo_clip("001.mp4").read_bytes())  # a decode error in the middle, not an early end
+    damaged[len(damaged) // 2 : len(damaged) // 2 + 3000] = bytes(3000)
+    (tmp_path / "dmg.mp4").write_bytes(damaged)
+    with pytest.raises(SystemExit) as exc:
+        main(["eval", str(tmp_path / "dmg.mp4"), str(demo_clip("001.mp4")), "--metrics", "psnr"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "dmg.mp4: decode error at frame" in err and "ffmpeg -i FILE -c:v ffv1" in err, err
     assert "--ignore-decode-errors" not in err and len(err.strip().splitlines()) == 1

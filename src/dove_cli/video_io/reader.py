@@ -620,7 +620,7 @@ class VideoReader:
             where = "" if pts is None else " near " + self._frame_name(pts)
             where = where if found is None else " at " + self._frame_name(found)
             raise DecodeError(
-                f"{self.path}: decode error{where} ({ffmsg(exc)}); use --ignore-decode-errors to skip broken frames"
+                f"{self.path}: decode error{where} ({ffmsg(exc)}); {IGNORE_HINT}"
             ) from None
         at = None if pts is None else pts * self._rate  # in info.time_base, as the span
         if at is not None and ((self._lo is not None and at < self._lo) or (self._hi is not None and at >= self._hi)):
