@@ -346,7 +346,7 @@ def size_arg(text: str) -> tuple[int, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " "))
     ap.add_argument("--authors-repo", type=Path, required=True, help="a checkout of zhengchen1999/DOVE")
     ap.add_argument("--size", type=size_arg, nargs="+", default=[(40, 24), (50, 30)], help="whole-video cases (LQ)")
     ap.add_argument("--frames", type=int, default=6, help="frames of the whole-video cases")

@@ -16,7 +16,7 @@ import dove_cli.models as models
 from dove_cli.batch import find_videos, is_batch_input, upscale_batch
 from dove_cli.errors import InputError, OutputError
 from dove_cli.resume import SEGMENT_MIN_FRAMES, work_folder
-from media import decoded_frame_count, make_clip
+from media import decoded_frame_count, make_clip, make_ts
 from test_resume import _FailAfter, framemd5
 
 OPTS = dict(model="bilinear", scale=2, chunk=9, chunk_overlap=2, tile=0, device="cpu", codec="ffv1")
@@ -434,11 +434,27 @@ def test_what_a_folder_run_leaves_out_is_said_once(tmp_path, caplog, capsys):
     make_clip(src / "a.mp4", frames=5)
     for name in ("noext", "x.weird"):
         shutil.copy(src / "a.mp4", src / name)
+    make_ts(src / "rec.ts", 1).rename(src / "rec")  # a recorder's dump: MPEG-TS, no extension
     (src / "notes.txt").write_text("ignored\n")
     (src / "dangling.mp4").symlink_to(tmp_path / "gone.mp4")
     with caplog.at_level(logging.WARNING), pytest.raises(SystemExit) as exc:
         main(["upscale", str(src), "-o", str(tmp_path / "out"), "--model", "bilinear", "--dry-run"])
     assert exc.value.code == 0, capsys.readouterr().err
     assert caplog.text.count("1 broken link left out (dangling.mp4)") == 1
-    assert caplog.text.count("2 files that look like videos but have no video extension left out (noext, x.weird)") == 1
+    assert (
+        caplog.text.count(
+            "3 files that look like videos but have no video extension left out (noext, rec, x.weird): rename them"
+        )
+        == 1
+    )
     assert "notes.txt" not in caplog.text
+    only = tmp_path / "only"  # nothing a folder run takes: the error itself says what was left out
+    only.mkdir()
+    (src / "rec").rename(only / "rec")
+    (only / "notes.txt").write_text("ignored\n")
+    with pytest.raises(SystemExit) as exc:
+        main(["upscale", str(only), "-o", str(tmp_path / "out2"), "--model", "bilinear", "--dry-run"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.strip().endswith(
+        "; 1 file that looks like a video but has no video extension (rec): rename it"
+    ), err

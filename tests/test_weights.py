@@ -245,8 +245,9 @@ def test_no_network(env, monkeypatch):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
-    with pytest.raises(DownloadError, match="cannot reach .*run `dove download-weights --dir DIR` on one with it"):
+    with pytest.raises(DownloadError, match="cannot reach .*run `dove download-weights --dir DIR` on one with it") as e:
         weights.download_weights()
+    assert "check HF_ENDPOINT, the mirror set" in str(e.value)  # not "set HF_ENDPOINT": it is set
 
 
 def test_offline_without_and_with_cache(hub, monkeypatch):

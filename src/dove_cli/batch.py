@@ -144,9 +144,8 @@ def say_left_out(in_dir: Path) -> None:
     unnamed = [p.name for p in shown if p.is_file() and p.suffix.lower() not in FOLDER_EXTENSIONS
                and not video_io.is_image_path(p) and video_io.looks_like_video(p)]  # fmt: skip
     if unnamed:
-        log.warning("%s: %d file%s that look like videos but have no video extension left out (%s): rename them "
-                    "(.mp4, .mkv, ...) or upscale each alone", in_dir, len(unnamed), "s" * (len(unnamed) > 1),
-                    _some(unnamed))  # fmt: skip
+        log.warning("%s: %s left out (%s): rename %s (.mp4, .mkv, ...) or upscale each alone", in_dir,
+                    video_io.formats.look_like_videos(len(unnamed)), _some(unnamed), "them" if len(unnamed) > 1 else "it")  # fmt: skip
 
 
 def _some(names: list[str]) -> str:

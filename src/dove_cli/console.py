@@ -77,7 +77,7 @@ def progress_interval() -> float:
         value = math.nan
     if not 0 <= value <= 86400:  # nan fails both comparisons
         raise OptionError(f"DOVE_PROGRESS_INTERVAL={text}: expected seconds between progress lines, from 0 "
-                          "(a line per frame) to 86400; unset, 10")  # fmt: skip
+                          "(a line per frame) to 86400 (default 10)")  # fmt: skip
     return value
 
 

@@ -70,6 +70,11 @@ def hub_env() -> HubEnv:
     return HubEnv(endpoint, Path(os.path.expandvars(cache)).expanduser(), offline)
 
 
+def mirror_hint() -> str:
+    """What to say of HF_ENDPOINT when the hub cannot be reached: set one, or check the one set."""
+    return "or check HF_ENDPOINT, the mirror set" if os.environ.get("HF_ENDPOINT") else "or set HF_ENDPOINT to a mirror"
+
+
 def check_endpoint(endpoint: str) -> None:
     """HF_ENDPOINT must be an http(s) URL: a malformed one is a setting to fix (exit 2), not a network
     to wait for (it was "cannot reach notaurl", exit 75: try again later)."""
@@ -445,7 +450,7 @@ def hub_errors(
 
     what = f"{repo}/{file}" if file else repo
     unreachable = (
-        f"cannot reach {endpoint}: check your network connection (or set HF_ENDPOINT to a mirror); for a "
+        f"cannot reach {endpoint}: check your network connection ({mirror_hint()}); for a "
         "machine without network, run `dove download-weights --dir DIR` on one with it and copy DIR over (--model DIR)"
     )
     try:

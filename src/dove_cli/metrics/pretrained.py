@@ -200,7 +200,7 @@ def fetch(key: str, *, download: bool = True) -> Path:
     """
     from huggingface_hub import hf_hub_download
 
-    from dove_cli.weights import check_endpoint, hub_env, hub_errors, hub_reachable
+    from dove_cli.weights import check_endpoint, hub_env, hub_errors, hub_reachable, mirror_hint
 
     spec = WEIGHT_FILES[key]
     path = cached(key)
@@ -218,7 +218,7 @@ def fetch(key: str, *, download: bool = True) -> Path:
     if not hub_reachable(env.endpoint):  # at once, not after the hub's retries
         raise DownloadError(
             f"{spec.what} ({spec.repo}/{spec.filename}) is not downloaded and {env.endpoint} cannot be reached: "
-            f"check your network (or set HF_ENDPOINT to a mirror), or fetch {spec.filename} where there is one "
+            f"check your network ({mirror_hint()}), or fetch {spec.filename} where there is one "
             f"and pass it as {local_option}"
         )
     errors: list[DownloadError] = []

@@ -63,14 +63,21 @@ CONTAINER_MAGIC = ((4, b"ftyp"), (0, b"\x1a\x45\xdf\xa3"), (8, b"AVI "), (0, b"F
 
 
 def looks_like_video(path: Path) -> bool:
-    """Whether `path` starts as an MP4/MOV, Matroska/WebM, AVI, FLV, Ogg or MPEG file does (its
-    extension aside); unreadable files do not."""
+    """Whether `path` starts as an MP4/MOV, Matroska/WebM, AVI, FLV, Ogg, MPEG-PS or MPEG-TS file does
+    (its extension aside: a recorder's dump); unreadable files do not."""
     try:
         with open(path, "rb") as f:
-            head = f.read(12)
+            head = f.read(2 * 188 + 1)
     except OSError:
         return False
-    return any(head[at : at + len(magic)] == magic for at, magic in CONTAINER_MAGIC)
+    transport = len(head) > 2 * 188 and head[0] == head[188] == head[376] == 0x47  # three 188-byte packets
+    return transport or any(head[at : at + len(magic)] == magic for at, magic in CONTAINER_MAGIC)
+
+
+def look_like_videos(n: int) -> str:
+    """'1 file that looks like a video but has no video extension', or n files."""
+    return (f"{n} file{'s' * (n != 1)} that look{'s' * (n == 1)} like {'a video' if n == 1 else 'videos'} but "
+            f"ha{'s' if n == 1 else 've'} no video extension")  # fmt: skip
 
 
 # Text subtitles a container cannot hold are converted to its own text codec (as ffmpeg does).

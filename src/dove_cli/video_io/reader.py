@@ -35,6 +35,8 @@ from dove_cli.video_io.formats import (
     SWS_MATRIX,
     TRC,
     ffmsg,
+    look_like_videos,
+    looks_like_video,
 )
 from dove_cli.video_io.paths import FIELD, check_fields, is_image_path, is_pattern
 
@@ -200,9 +202,12 @@ def image_inputs(path: Path) -> list[Path] | None:
 
         images = sorted((p for p in path.iterdir() if p.is_file() and is_image_path(p)), key=key)
         if not images:
+            unnamed = sorted(p.name for p in path.iterdir() if p.is_file() and looks_like_video(p))
+            them = "them" if len(unnamed) > 1 else "it"
+            why = f"; {look_like_videos(len(unnamed))} ({', '.join(unnamed[:5])}): rename {them}" if unnamed else ""
             raise InputError(
                 f"{path}: folder holds no videos or images (videos: "
-                f"{', '.join(sorted(FOLDER_EXTENSIONS))}; images: {', '.join(sorted(IMAGE_EXTENSIONS))})"
+                f"{', '.join(sorted(FOLDER_EXTENSIONS))}; images: {', '.join(sorted(IMAGE_EXTENSIONS))}){why}"
             )
         return images
     if is_image_path(path):
@@ -619,9 +624,7 @@ class VideoReader:
             found = self._failing_pts(recent) if recent else None  # frame threads report errors late
             where = "" if pts is None else " near " + self._frame_name(pts)
             where = where if found is None else " at " + self._frame_name(found)
-            raise DecodeError(
-                f"{self.path}: decode error{where} ({ffmsg(exc)}); {IGNORE_HINT}"
-            ) from None
+            raise DecodeError(f"{self.path}: decode error{where} ({ffmsg(exc)}); {IGNORE_HINT}") from None
         at = None if pts is None else pts * self._rate  # in info.time_base, as the span
         if at is not None and ((self._lo is not None and at < self._lo) or (self._hi is not None and at >= self._hi)):
             return  # before --start (decoded from the keyframe before) or after the end: not a frame lost
