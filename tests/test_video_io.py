@@ -1940,6 +1940,23 @@ def _reader_warnings(path: Path) -> str:
     return "\n".join(said)
 
 
+def test_a_damaged_audio_packet_is_left_out_with_a_warning(
+    recordings: dict[str, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A capture's lost stretch leaves a broken AAC frame that MP4 and Matroska refuse as they store it
+    (ffmpeg -c copy fails too): the join failed after the whole run, and --audio none was the only way.
+    It is left out, said, and every other packet is copied as it was."""
+    assert ffmpeg("-i", recordings["corrupt"], "-c", "copy", tmp_path / "ff.mkv", check=False).returncode != 0
+    out = tmp_path / "out.mkv"
+    with caplog.at_level(logging.WARNING):
+        _ts_roundtrip(recordings["corrupt"], out)
+    said = [m for m in caplog.messages if "refused as damaged" in m]
+    assert len(said) == 1 and said[0].startswith(f"{out}: 1 audio packet of input stream #1 refused as damaged")
+    given = [md5 for *_, md5 in packets(recordings["corrupt"], "0:a")]
+    kept = [md5 for *_, md5 in packets(out, "0:a")]
+    assert len(kept) == len(given) - 1
+
+
 def test_a_refused_packet_names_its_stream_and_time(recordings: dict[str, Path], tmp_path: Path) -> None:
     """When the muxer refuses a packet dove cannot mend, the error names the stream and the time, and
     the advice is to leave that stream out, not to run the same command again."""

@@ -227,6 +227,7 @@ class ContainerWriter(VideoWriter):
         self._aux: dict[int, tuple[Any, str]] = {}  # input stream index -> (output stream, mode)
         self._aux_dts: dict[int, tuple[int, Fraction]] = {}  # output stream index -> the last dts muxed, its time base
         self._disorder: dict[int, list[float]] = {}  # input stream index -> times of packets dropped or moved
+        self._damaged: dict[int, list[float]] = {}  # input stream index -> times of audio packets the muxer refused
         self._pending: av.Packet | None = None
         self._held_cues: dict[int, av.Packet] = {}  # output stream index -> converted cue not yet muxed
         self._aux_iter: Iterator[av.Packet] | None = None
@@ -527,9 +528,17 @@ class ContainerWriter(VideoWriter):
                 p.time_base, p.dts, p.pts = tb, floor, max(pts, floor)
                 if duration:
                     p.duration = duration
+        try:
+            self._out.mux(p)
+        except av.InvalidDataError as exc:  # a damaged packet (an AAC frame of a capture's lost stretch)
+            if ostream.type != "audio":
+                self._fail(exc, p)
+            self._damaged.setdefault(source, []).append(float((p.dts or 0) * (p.time_base or 0) + self._zero))
+            return  # left out, said at close: the rest of the sound goes on, a run's frames are kept
+        except (av.FFmpegError, OSError) as exc:
+            self._fail(exc, p)
         if p.dts is not None and p.time_base:
             self._aux_dts[ostream.index] = (p.dts, Fraction(p.time_base))
-        self._mux(p)
 
     def _report_disorder(self) -> None:
         """One warning a stream for the packets `_mux_aux` dropped or moved."""
@@ -542,6 +551,12 @@ class ContainerWriter(VideoWriter):
             log.warning("%s: %d %s packet%s of input stream #%d went back in time (t=%ss, a splice?); %s",
                         self.path, n, kind, "s" * (n != 1), source, span, done)  # fmt: skip
         self._disorder.clear()
+        for source, times in self._damaged.items():
+            n = len(times)
+            span = f"{min(times):.3f}" + (f"-{max(times):.3f}" if n > 1 else "")
+            log.warning("%s: %d audio packet%s of input stream #%d refused as damaged by the muxer (t=%ss); left "
+                        "out, a gap in the sound", self.path, n, "s" * (n != 1), source, span)  # fmt: skip
+        self._damaged.clear()
 
     def write(self, rgb: np.ndarray, pts: int | None = None) -> None:
         """Encode one frame; pts in info.time_base (None: previous + one frame at info.fps)."""
