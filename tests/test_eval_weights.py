@@ -177,7 +177,7 @@ def test_an_unreachable_hub_fails_at_once_not_after_retries(env):
 
 
 def test_upscale_eval_without_metric_weights_stops_before_the_run(env, tmp_path, capsys):
-    """Missing metric weights are known before the upscale: one line and exit 2, nothing written
+    """Missing metric weights are known before the upscale: one line and exit 75, nothing written
     (the hub is unreachable here, so they cannot be fetched up front either)."""
     from conftest import demo_clip
     from dove_cli.cli import main
@@ -187,7 +187,7 @@ def test_upscale_eval_without_metric_weights_stops_before_the_run(env, tmp_path,
         main(["upscale", str(demo_clip("007.mp4")), "-o", str(out), "--model", "bilinear", "--scale", "1", "-q",
               "--eval", str(demo_clip("007.mp4"))])  # fmt: skip
     err = capsys.readouterr().err.strip()
-    assert exit_info.value.code == 2 and not out.exists() and len(err.splitlines()) == 1, err
+    assert exit_info.value.code == 75 and not out.exists() and len(err.splitlines()) == 1, err  # try again later
     assert "cannot be reached" in err and "--weights alexnet=FILE" in err  # no network here: the file, by hand
     assert err.endswith("--eval-metrics psnr,ssim needs no weight files")
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from dove_cli.errors import DownloadError, ModelError
+from dove_cli.errors import DownloadError, DownloadLater, ModelError
 
 log = logging.getLogger(__name__)
 
@@ -215,8 +215,8 @@ def fetch(key: str, *, download: bool = True) -> Path:
             f"{why}{spec.what} ({spec.repo}/{spec.filename}) is not downloaded: run `dove download-weights {flag}`"
         )
     check_endpoint(env.endpoint)
-    if not hub_reachable(env.endpoint):  # at once, not after the hub's retries
-        raise DownloadError(
+    if not hub_reachable(env.endpoint):  # at once, not after the hub's retries; 75: the same command later
+        raise DownloadLater(
             f"{spec.what} ({spec.repo}/{spec.filename}) is not downloaded and {env.endpoint} cannot be reached: "
             f"check your network ({mirror_hint()}), or fetch {spec.filename} where there is one "
             f"and pass it as {local_option}"
