@@ -247,7 +247,7 @@ def test_no_network(env, monkeypatch):
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
     with pytest.raises(DownloadError, match="cannot reach .*run `dove download-weights --dir DIR` on one with it") as e:
         weights.download_weights()
-    assert "check HF_ENDPOINT, the mirror set" in str(e.value)  # not "set HF_ENDPOINT": it is set
+    assert "check HF_ENDPOINT, the mirror that is set" in str(e.value)  # not "set HF_ENDPOINT": it is set
 
 
 def test_offline_without_and_with_cache(hub, monkeypatch):

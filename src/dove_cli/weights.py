@@ -72,7 +72,11 @@ def hub_env() -> HubEnv:
 
 def mirror_hint() -> str:
     """What to say of HF_ENDPOINT when the hub cannot be reached: set one, or check the one set."""
-    return "or check HF_ENDPOINT, the mirror set" if os.environ.get("HF_ENDPOINT") else "or set HF_ENDPOINT to a mirror"
+    return (
+        "or check HF_ENDPOINT, the mirror that is set"
+        if os.environ.get("HF_ENDPOINT")
+        else "or set HF_ENDPOINT to a mirror"
+    )
 
 
 def check_endpoint(endpoint: str) -> None:

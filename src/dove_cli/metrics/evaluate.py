@@ -458,7 +458,10 @@ def _decode_errors_said() -> Iterator[None]:
         raise DecodeError(str(exc).replace(IGNORE_HINT, EVAL_DECODE_HINT)) from None
 
 
-EVAL_DECODE_HINT = "scoring reads every frame: score a copy of what can be read (ffmpeg -i FILE -c:v ffv1 copy.mkv)"
+EVAL_DECODE_HINT = (
+    "scoring reads every frame: score a copy of what can be read, with each lost frame repeated so that the "
+    "rest stay paired with the GT's (ffmpeg -i FILE -fps_mode cfr -c:v ffv1 copy.mkv)"
+)
 
 
 def evaluate(
