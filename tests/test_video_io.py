@@ -457,6 +457,19 @@ def test_a_change_of_frame_size_keeps_the_shape(tmp_path: Path, caplog: pytest.L
     assert psnr(square[:, 14:50], reference) > 25  # (dove scales in the YUV to RGB step: not bit-equal)
 
 
+def test_a_change_to_non_square_pixels_keeps_the_shape_shown(tmp_path: Path) -> None:
+    """48x48 frames of pixel aspect 4:3 show as 64x48 (4:3): inside 64x36 they are 48x36, with 8 columns
+    of black each side (as square pixels they would be 36x36)."""
+    a = make_clip(tmp_path / "a.ts", size="64x36", rate="25", frames=5)
+    b = make_clip(tmp_path / "b.ts", size="48x48", rate="25", frames=5, vf="setsar=4/3",
+                  extra=("-output_ts_offset", "0.2"))  # fmt: skip
+    src = tmp_path / "joined.ts"
+    src.write_bytes(a.read_bytes() + b.read_bytes())
+    with open_reader(src, warn=False) as reader:
+        shown = np.flatnonzero(list(reader)[7].rgb.any(axis=(0, 2)))
+    assert (shown.min(), shown.max()) == (8, 55)
+
+
 def test_aac_priming_into_matroska_is_said_and_keeps_the_sound_in_step(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
