@@ -421,6 +421,15 @@ def test_frames_with_the_timestamp_of_the_frame_before(tmp_path: Path, caplog: p
     assert len(caplog.messages) == 1  # nothing more from the writer
 
 
+def test_times_round_as_ffmpeg_rescales_them() -> None:
+    """av_rescale_rnd's default (AV_ROUND_NEAR_INF): to nearest, halves away from zero; by hand."""
+    from dove_cli.video_io.formats import ff_round
+
+    cases = {Fraction(5, 2): 3, Fraction(-5, 2): -3, Fraction(7, 3): 2, Fraction(-7, 3): -2, Fraction(8, 3): 3,
+             Fraction(-8, 3): -3, Fraction(0): 0, Fraction(1, 2): 1, Fraction(-1, 2): -1}  # fmt: skip
+    assert {x: ff_round(x) for x in cases} == cases
+
+
 def test_frames_kept_apart_in_the_outputs_clock(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """Frames 0.2 ms apart in an MP4 (1/15360 s) would share a time in Matroska's 1 ms: each is moved
     1 ms after the frame before, and the warning says so in the output's unit."""

@@ -152,12 +152,17 @@ def check_not_a_folder_of_videos(input: str | Path) -> None:
                          "`dove upscale DIR -o DIR` does")  # fmt: skip
 
 
+def weights_on_host(opts: UpscaleOptions, device: torch.device) -> bool:
+    """Whether the weights live in host memory (a CPU run, --offload): its plan can exhaust the host."""
+    return device.type == "cpu" or opts.offload != "none"
+
+
 def refuse_before_loading(info: video_io.VideoInfo, opts: UpscaleOptions, device: torch.device,
                           dtype: torch.dtype) -> None:  # fmt: skip
     """From the architecture alone, before the weights load (a minute on a GPU, 22 GB on a CPU): a
     --parity layout the release fails on, and a plan past the host's memory (where the weights live
     on the host: a CPU run, --offload)."""
-    if opts.parity or device.type == "cpu" or opts.offload != "none":
+    if opts.parity or weights_on_host(opts, device):
         refuse_past_host_memory(make_plan(info, planning_model(opts, device, dtype)[0], opts, device, dtype))
 
 
@@ -272,7 +277,7 @@ def _upscale(
                        pix_fmt=checked.pix_fmt)  # fmt: skip
         if on_paper:  # no such card here to measure its speed
             plan = replace(plan, est_seconds=None, model_note=f"planned for {gpu_of(opts.vram or 0)} (--vram)")
-        if restorer is not None and not dry_run and (device.type == "cpu" or opts.offload != "none"):
+        if restorer is not None and not dry_run and weights_on_host(opts, device):
             refuse_past_host_memory(plan)  # a folder's later, longer file: refused, not killed with the folder
         warn_if_host_memory_short(plan, model)
         warn_if_device_memory_short(plan, info, model, plan_opts, device, dtype)

@@ -6,6 +6,7 @@ import difflib
 import functools
 import io
 import logging
+import math
 import re
 from dataclasses import dataclass, replace
 from fractions import Fraction
@@ -43,6 +44,11 @@ VIDEO_EXTENSIONS = {
 # Containers whose muxer counts time in its own unit, whatever the frames' time base (the others,
 # MP4, MOV and NUT, keep it or a finer one): frames closer than one of these units would share a time.
 CONTAINER_CLOCKS = {"matroska": Fraction(1, 1000), "webm": Fraction(1, 1000), "mpegts": Fraction(1, 90000)}
+
+
+def ff_round(x: Fraction) -> int:
+    """`x` rounded as FFmpeg rescales times (av_rescale_rnd's default): to nearest, halves away from zero."""
+    return math.floor(x + Fraction(1, 2)) if x >= 0 else -math.floor(Fraction(1, 2) - x)
 
 
 def output_clock(path: str | Path, time_base: Fraction) -> Fraction:

@@ -34,6 +34,7 @@ from dove_cli.video_io.formats import (
     SWS_FLAGS,
     SWS_MATRIX,
     TRC,
+    ff_round,
     ffmsg,
     look_like_videos,
     looks_like_video,
@@ -295,14 +296,14 @@ def check_input_file(path: Path) -> None:
         raise InputError(f"{path}: no such file")
     if path.is_dir():
         raise InputError(f"{path}: is a folder with no images")
-    mode = path.stat().st_mode
-    if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode):
+    st = path.stat()
+    if stat.S_ISFIFO(st.st_mode) or stat.S_ISSOCK(st.st_mode) or stat.S_ISCHR(st.st_mode):
         raise InputError(f"{path}: {unseekable}; save it to a file first")
-    if path.stat().st_size == 0:
+    if st.st_size == 0:
         raise InputError(f"{path}: file is empty (0 bytes)")
 
 
-def _time_span(seconds: list[float]) -> str:
+def time_span(seconds: list[float]) -> str:
     """'t=0.667s', or 't=0.667-0.934s' from the first time to the last."""
     return f"t={seconds[0]:.3f}" + (f"-{seconds[-1]:.3f}" if len(seconds) > 1 else "") + "s"
 
@@ -685,7 +686,7 @@ class VideoReader:
         shown = [shown_ranges(runs([n for n, _ in placed]))] if placed else []
         if self._unplaced:
             shown.append(f"{self._unplaced} without a timestamp")
-        span = f"{_time_span([t for _, t in placed])}; " if placed else ""
+        span = f"{time_span([t for _, t in placed])}; " if placed else ""
         n = len(placed) + self._unplaced
         log.warning(
             "%s: dropped %d frame%s that could not be decoded: %s (%s%s)",
@@ -707,15 +708,14 @@ class VideoReader:
             "%s: %d frame%s the time of the frame before (or an earlier one) in the output, which counts time "
             "in units of %s: frame%s %s (%s); moved %s after the frame before",
             self.path, n, " has" if n == 1 else "s have", self.clock, "s" * (n != 1),
-            shown_ranges(runs([i for i, _ in self._moved])), _time_span(times), unit,
+            shown_ranges(runs([i for i, _ in self._moved])), time_span(times), unit,
         )  # fmt: skip
         self._moved.clear()
 
     def _ticks(self, pts: int) -> int:
         """Where the output stores a frame at `pts`: in units of its clock, from the output's start,
         rounded as FFmpeg rescales (to nearest, halves away from zero)."""
-        t = (pts - self._origin) * self.info.time_base / self.clock
-        return math.floor(t + Fraction(1, 2)) if t >= 0 else -math.floor(Fraction(1, 2) - t)
+        return ff_round((pts - self._origin) * self.info.time_base / self.clock)
 
     def _next_tick(self, pts: int) -> int:
         """The first pts after `pts` that the output stores one unit of its clock later."""

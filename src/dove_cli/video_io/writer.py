@@ -34,6 +34,7 @@ from dove_cli.video_io.formats import (
     choose_pix_fmt,
     default_codec,
     encoder_options,
+    ff_round,
     ffmsg,
     holds_aux,
     holds_video,
@@ -45,7 +46,7 @@ from dove_cli.video_io.formats import (
 )
 from dove_cli.video_io.metadata import TAGLESS, file_tags, find_timecode, get_tag, mdta_keys, move_timecode
 from dove_cli.video_io.paths import prepare_output, remove_made_folders, temp_sibling, through_links, write_failed
-from dove_cli.video_io.reader import VideoInfo, stream_rate
+from dove_cli.video_io.reader import VideoInfo, stream_rate, time_span
 
 if TYPE_CHECKING:
     from av.container.core import Chapter
@@ -547,15 +548,13 @@ class ContainerWriter(VideoWriter):
             done = "moved to just after the one before"
             if kind == "audio":
                 done = "dropped (they overlap the sound before them)"
-            span = f"{min(times):.3f}" + (f"-{max(times):.3f}" if n > 1 else "")
-            log.warning("%s: %d %s packet%s of input stream #%d went back in time (t=%ss, a splice?); %s",
-                        self.path, n, kind, "s" * (n != 1), source, span, done)  # fmt: skip
+            log.warning("%s: %d %s packet%s of input stream #%d went back in time (%s, a splice?); %s",
+                        self.path, n, kind, "s" * (n != 1), source, time_span(sorted(times)), done)  # fmt: skip
         self._disorder.clear()
         for source, times in self._damaged.items():
             n = len(times)
-            span = f"{min(times):.3f}" + (f"-{max(times):.3f}" if n > 1 else "")
-            log.warning("%s: %d audio packet%s of input stream #%d refused as damaged by the muxer (t=%ss); left "
-                        "out, a gap in the sound", self.path, n, "s" * (n != 1), source, span)  # fmt: skip
+            log.warning("%s: %d audio packet%s of input stream #%d refused as damaged by the muxer (%s); left "
+                        "out, a gap in the sound", self.path, n, "s" * (n != 1), source, time_span(sorted(times)))  # fmt: skip
         self._damaged.clear()
 
     def write(self, rgb: np.ndarray, pts: int | None = None) -> None:
@@ -737,6 +736,5 @@ class ContainerWriter(VideoWriter):
 
 
 def _rescale(t: int, a: Fraction, b: Fraction) -> int:
-    """`t` ticks of time base `a` in ticks of `b`, rounded as FFmpeg does (halves away from zero)."""
-    x = Fraction(t) * a / b
-    return math.floor(x + Fraction(1, 2)) if x >= 0 else -math.floor(-x + Fraction(1, 2))
+    """`t` ticks of time base `a` in ticks of `b`, as FFmpeg rescales them."""
+    return ff_round(Fraction(t) * a / b)
