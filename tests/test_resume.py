@@ -20,9 +20,9 @@ import pytest
 import torch
 
 from dove_cli.engine import BilinearModel
-from dove_cli.errors import OutputError
+from dove_cli.errors import OutputBusy, OutputError
 from dove_cli.options import AUTO, UpscaleOptions
-from dove_cli.resume import SEGMENT_MIN_FRAMES, Journal, Work, work_folder
+from dove_cli.resume import SEGMENT_MIN_FRAMES, Journal, Session, Work, work_folder
 from dove_cli.threads import DIE_AFTER_ENV
 from dove_cli.upscaling import upscale
 from media import ffinfo, ffmpeg, make_clip, make_ts, packet_md5
@@ -303,6 +303,67 @@ def test_one_run_at_a_time_per_output(clip, tmp_path):
         holder.communicate(timeout=60)
     r = upscale(clip, out, UpscaleOptions(**OPTS, preview="0+1s", overwrite=True))
     assert r.frames == 25 and len(framemd5(out)) == 25 and not work_folder(out).exists()
+
+
+def test_a_second_run_started_while_the_first_loads_its_model_is_refused_at_once(clip, tmp_path):
+    """The lock is taken before the model loads (minutes with the real weights): a second run on the
+    same output is refused then, not after its own load, and the first run goes on to the end."""
+    out = tmp_path / "out.mkv"
+    opts = UpscaleOptions(**OPTS, preview="0+1s")
+    refused: list[str] = []
+
+    def second_run(p):
+        if p.status == "loading model" and not refused:
+            with pytest.raises(OutputBusy) as busy:
+                upscale(clip, out, opts)
+            refused.append(str(busy.value))
+
+    assert upscale(clip, out, opts, progress=second_run).frames == 25
+    assert refused == [f"another dove run is writing {out} (pid {os.getpid()})"]
+    assert not work_folder(out).exists()
+
+    def cancel(p):
+        if p.status == "planning":
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):  # stopped before its first window: the claimed folder goes too
+        upscale(clip, out, opts, overwrite=True, progress=cancel)
+    assert not work_folder(out).exists()
+
+
+def test_a_work_folder_with_no_finished_frames_does_not_ask_for_resume(clip, tmp_path):
+    """A run killed (SIGKILL, a power cut) while loading its model, or before its first segment
+    closed, leaves a work folder with nothing in it worth keeping: the next run starts afresh."""
+    out = tmp_path / "out.mkv"
+    opts = UpscaleOptions(**OPTS, preview="0+1s")
+    work_folder(out).mkdir()
+    (work_folder(out) / "lock").write_text("12345\n")  # killed while loading the model
+    assert upscale(clip, out, opts).frames == 25
+    killed = Work(out)
+    killed.start(Journal({}, chunk=9, tile=0), resumed=False)  # killed before its first segment closed
+    killed.release()
+    out.unlink()
+    assert upscale(clip, out, opts).frames == 25 and not work_folder(out).exists()
+
+
+def test_a_run_refused_as_busy_leaves_the_live_runs_work_alone(tmp_path):
+    """A run that lost the race for the lock (both looked before either made the folder) fails with
+    OutputBusy; its clean-up must neither delete nor claim the live run's saved frames."""
+    out = tmp_path / "%04d.png"
+    live, late = Session(out, {}, resume=False, overwrite=False), Session(out, {}, resume=False, overwrite=False)
+    live.start(chunk=9, tile=0)
+    for n in (1, 2):  # two frames the live run has saved
+        (live.work.images / f"{n:04d}.png").parent.mkdir(exist_ok=True)
+        (live.work.images / f"{n:04d}.png").write_bytes(b"png")
+    with pytest.raises(OutputBusy) as busy:
+        late.start(chunk=9, tile=0)
+    late.failed(busy.value)
+    message = f"another dove run is writing {out} (pid {os.getpid()})"
+    assert str(busy.value) == message  # not "2 finished frames are kept" (they are not this run's)
+    assert str(late.interrupted(0)) == f"{out}: interrupted; nothing was kept"
+    late.release()
+    assert live.saved() == 2 and live.work.journal_path.is_file()
+    live.finished()
 
 
 def test_a_partial_output_left_by_a_killed_join_is_removed_by_the_next_run(clip, tmp_path, caplog):

@@ -199,14 +199,26 @@ class Work:
             self._lock.close()
             self._lock = None
 
-    def check(self, fingerprint: dict[str, Any], *, resume: bool, overwrite: bool) -> Journal | None:
-        """Before any work: the journal to resume, or None to start afresh; refuses a stale folder, or
-        with --resume --overwrite starts afresh when the saved work does not fit, saying why."""
+    @property
+    def held(self) -> bool:
+        """This run holds the folder's lock: the folder and what is in it are this run's to remove."""
+        return self._lock is not None
+
+    def check(
+        self, fingerprint: dict[str, Any], *, resume: bool, overwrite: bool, claim: bool = False
+    ) -> Journal | None:
+        """Before any work: the journal to resume, or None to start afresh; refuses a stale folder that
+        holds finished frames, or with --resume --overwrite starts afresh when the saved work does not
+        fit, saying why. `claim`: take the folder now (made if need be, when the output's folder is
+        there), so that a second run on this output is refused before it spends minutes loading a model."""
         if not self.path.exists():
+            if claim and self.output.parent.is_dir():
+                self._make()
+                self.lock()
             return None
         self.lock()
         if not resume:
-            if overwrite:
+            if overwrite or self._nothing_saved():  # a run killed before its first segment: nothing to lose
                 return None
             raise OutputError(
                 f"{self.path}: an unfinished run of {self.output.name} is saved here; run the same command "
@@ -233,6 +245,13 @@ class Work:
                     "run the same command as before with --resume, or use --overwrite to start over",
                 )
 
+    def _nothing_saved(self) -> bool:
+        try:
+            journal = self._read()
+        except _CannotResume:
+            return False
+        return journal is None or self.saved(journal) == 0
+
     def _read(self) -> Journal | None:
         try:
             head, *lines = self.journal_path.read_text().splitlines()
@@ -255,10 +274,7 @@ class Work:
         first frame on, without a gap). Segments are kept in frame order (a distributed run records
         them as they finish); `gaps` keeps whole segments after a missing one too (distributed runs
         redo only what is missing)."""
-        try:
-            self.path.mkdir(exist_ok=True)
-        except OSError as exc:
-            raise OutputError(f"{self.output}: cannot create work folder {self.path} ({exc.strerror})") from None
+        self._make()
         self.lock()
         self._remove_stale_output()
         if not resumed:
@@ -281,6 +297,12 @@ class Work:
             self._clear(keep={s.file for s in keep} | {JOURNAL, LOCK})  # partial segments, temporary files
         self.save(journal)
         return done
+
+    def _make(self) -> None:
+        try:
+            self.path.mkdir(exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"{self.output}: cannot create work folder {self.path} ({exc.strerror})") from None
 
     def _remove_stale_output(self) -> None:
         """A run killed while joining leaves its partial output under a hidden temporary name beside
@@ -567,7 +589,8 @@ class Session:
         """The interrupted run to continue (a dry run looks only when told to resume), or None.
         Holds the work folder's lock from here on, until release()."""
         if self.work is not None and (self.resume or not dry_run):
-            self.previous = self.work.check(self.fingerprint, resume=self.resume, overwrite=self.overwrite)
+            self.previous = self.work.check(self.fingerprint, resume=self.resume, overwrite=self.overwrite,
+                                            claim=not dry_run)  # fmt: skip
         return self.previous
 
     def saved_before(self) -> int:
@@ -625,8 +648,8 @@ class Session:
         """After an error: keep the work folder when it holds finished frames, else remove it. A
         DoveError's own text then says what is kept and how to continue (one line, not a warning
         beside it); other errors (a bug's traceback) get the warning."""
-        if self.work is None or not self.work.path.exists():
-            return
+        if self.work is None or not self.work.held or not self.work.path.exists():
+            return  # refused as busy: the folder is the live run's
         if not (saved := self.saved()):
             self.work.remove()
             return
@@ -654,7 +677,7 @@ class Session:
 
     def interrupted(self, written: int) -> Interrupted:
         """The error to raise after Ctrl-C (or SIGTERM), `written` frames into the run."""
-        if self.work is None:
+        if self.work is None or not self.work.held:
             return Interrupted(f"{self.output}: interrupted; nothing was kept")
         saved = self.saved()
         written = max(written, saved)  # a resumed run stopped before it reached its saved frames
@@ -670,7 +693,12 @@ class Session:
         )
 
     def release(self) -> None:
+        """At the end of the run, however it ended. A folder claimed by check() that no run started
+        (the model failed to load, the plan was refused) holds nothing: removed, not left to ask for
+        --resume."""
         if self.work is not None:
+            if self.work.held and not self.work.journal_path.exists():
+                self.work.remove()
             self.work.release()
 
 
