@@ -1,4 +1,4 @@
-"""The one-step engine against a straightforward reference written here from SPEC.md 1.1."""
+"""The one-step engine against a straightforward reference written here from docs/SPEC.md 1.1."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from dove_cli.errors import ModelError
 
 
 def reference_window(model: DoveModel, lq_uint8: torch.Tensor, scale: int) -> torch.Tensor:
-    """SPEC 1.1 on one window, step by step. lq_uint8: [F, h, w, 3] -> [F, s*h, s*w, 3] uint8."""
+    """docs/SPEC.md 1.1 on one window, step by step. lq_uint8: [F, h, w, 3] -> [F, s*h, s*w, 3] uint8."""
     frames, h, w, _ = lq_uint8.shape
     x = lq_uint8.permute(0, 3, 1, 2).float()  # [F, 3, h, w]
     # 1. pad time to (F-1) % 8 == 0 with the last frame; pad space with zeros to a 16 px output block

@@ -1,6 +1,6 @@
 """`dove upscale --parity` against the authors' `inference_script.py`, re-derived here.
 
-The reference below is written from their script's behaviour (SPEC.md 1.1 and 1.2) in plain
+The reference below is written from their script's behaviour (docs/SPEC.md 1.1 and 1.2) in plain
 torch on the same tiny model's VAE, transformer and scheduler: the whole video padded (time to
 8k+1 with the last frame, LQ zero-padded right/bottom to multiples of 16), upsampled, cut into
 their chunks and tiles, each window through one step, only each window's valid region written

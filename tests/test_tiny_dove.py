@@ -144,7 +144,7 @@ def test_tiles_and_chunks_are_the_windows_blended_without_seams(
 
 
 def test_bf16_on_the_cpu_is_close_to_the_fp32_reference(clip, tmp_path):
-    """--dtype bf16 (the GPU default) through the loop, against the fp32 reference of SPEC 1.1 written
+    """--dtype bf16 (the GPU default) through the loop, against the fp32 reference of docs/SPEC.md 1.1 written
     in test_engine. Tolerance (bf16 keeps 8 bits of mantissa): over 47 dB, at most half a level on
     average, 99% of values within 4 levels; and under 55 dB, so that it did run in bf16 (fp16 gives
     61 dB). Measured: 49.5 dB, 0.34 level mean, 3 levels at the 99th percentile, a few isolated

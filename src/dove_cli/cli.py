@@ -633,7 +633,7 @@ def info_cmd() -> None:
 # ---------------------------------------------------------------- train / degrade (owner: train)
 
 train_app = typer.Typer(
-    help="Fine-tune DOVE (two stages, SPEC section 2); `dove train export` makes a model folder.",
+    help="Fine-tune DOVE (two stages, docs/SPEC.md section 2); `dove train export` makes a model folder.",
     invoke_without_command=True,
     no_args_is_help=False,
     rich_markup_mode=None,

@@ -1,4 +1,4 @@
-"""The one-step DOVE computation on one window (SPEC.md section 1.1), on the real diffusers classes.
+"""The one-step DOVE computation on one window (docs/SPEC.md section 1.1), on the real diffusers classes.
 
 Shapes at the boundaries: videos are [B, C, F, H, W]; latents are [B, C, F', h, w] with
 F' = 1 + (F - 1) / 4, h = H / 8, w = W / 8.
@@ -375,7 +375,7 @@ class DoveModel:
         self._offload_model()
         self.offload = "model"
 
-    # ------------------------------------------------------------------ SPEC 1.1 steps
+    # ------------------------------------------------------------------ docs/SPEC.md 1.1 steps
 
     def encode(self, video: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Step 4. video [B, 3, F, H, W] in [-1, 1] -> latent [B, C, F', h, w] x scaling_factor."""

@@ -1,1 +1,1 @@
-"""`dove train`: the two-stage latent-pixel fine-tune of DOVE (SPEC.md section 2)."""
+"""`dove train`: the two-stage latent-pixel fine-tune of DOVE (docs/SPEC.md section 2)."""

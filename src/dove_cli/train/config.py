@@ -1,4 +1,4 @@
-"""The training recipe as data: every number of SPEC section 2 is a default here.
+"""The training recipe as data: every number of docs/SPEC.md section 2 is a default here.
 
 Precedence: stage defaults < `--config file.toml|yaml` < command-line flags. Keys in a config file
 are the field names below (dashes or underscores). With `--resume`, the saved run's options take

@@ -765,8 +765,8 @@ def intermediate_size(
     crop: tuple[int, int, int], extra_frames: int = 10, max_frames: int | None = None
 ) -> tuple[int, int, int]:
     """The larger clip that is degraded whole: frames + 10 (35 for stage 1's 25, 12 for stage 2's 2),
-    height and width x 1.5 rounded up to multiples of 16 (SPEC 2). The release caps the frames at 30
-    only for its YouHQ lists (max_frames=30 does that, never below the crop)."""
+    height and width x 1.5 rounded up to multiples of 16 (docs/SPEC.md section 2). The release caps
+    the frames at 30 only for its YouHQ lists (max_frames=30 does that, never below the crop)."""
     f, h, w = crop
     frames = f + extra_frames if max_frames is None else max(f, min(f + extra_frames, max_frames))
     return frames, math.ceil(h * 1.5 / 16) * 16, math.ceil(w * 1.5 / 16) * 16

@@ -1,4 +1,5 @@
-"""The training forward of both stages (SPEC 2): LQ/HQ encodes, the one-step prediction, the losses.
+"""The training forward of both stages (docs/SPEC.md section 2): LQ/HQ encodes, the one-step
+prediction, the losses.
 
 The transformer call is the inference path's (`DoveModel.predict_clean`: t = 399, no noise added,
 `get_velocity`), so the trained z_sr is what `dove upscale` computes. Around it:
@@ -99,7 +100,7 @@ def replicate_first(latent: torch.Tensor, multiple: int) -> tuple[torch.Tensor, 
 
 
 def predict(model: Any, z_lq: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """z_sr from z_lq (SPEC 1.1 steps 5-11) in the transformer's compute dtype; frames as given."""
+    """z_sr from z_lq (docs/SPEC.md 1.1 steps 5-11) in the transformer's compute dtype; frames as given."""
     return model.predict_clean(z_lq.to(dtype))
 
 

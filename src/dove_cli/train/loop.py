@@ -1,8 +1,8 @@
 """The training recipe, top to bottom: load, wrap with accelerate, loop, log, checkpoint, resume.
 
 One optimiser step = `grad_accum` micro-batches per process. The forward (`train/forward.py`) is
-the inference path's one step (SPEC 1.1 steps 4-11, t = 399, no noise added), so the trained z_sr
-is exactly what `dove upscale` computes.
+the inference path's one step (docs/SPEC.md 1.1 steps 4-11, t = 399, no noise added), so the
+trained z_sr is exactly what `dove upscale` computes.
 
 Stage 1: z_sr from the whole LQ clip, loss MSE(z_sr, VAE(HQ clip) x scaling_factor) over every latent
 slot, the replicated first frame included (the release's objective; `--latent-loss real-frames`
