@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import get_args
+
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 
 from dove_cli.color_fix import adain_fix, apply_color_fix, wavelet_fix
+from dove_cli.options import ColorFix
 
 
 def smooth(x: torch.Tensor, k: int = 31) -> torch.Tensor:
@@ -77,3 +81,18 @@ def test_adain_is_each_channel_moved_to_the_reference_mean_and_std_then_clipped(
     assert (want > 1).any() and (want < 0).any()
     got = apply_color_fix("adain", content, reference).double().numpy()
     np.testing.assert_allclose(got, np.clip(want, 0, 1), atol=1e-5)
+
+
+@pytest.mark.parametrize("mode", get_args(ColorFix))  # every --color-fix mode, a new one too
+def test_every_color_fix_takes_the_reference_colour_but_none(mode):
+    """Dark textured content, a bright reference: each fix moves the mean to the reference's, none
+    leaves the content as it is."""
+    g = torch.Generator().manual_seed(3)
+    content = 0.2 + 0.1 * torch.rand(1, 3, 64, 64, generator=g)
+    reference = 0.7 + 0.1 * torch.rand(1, 3, 64, 64, generator=g)
+    fixed = apply_color_fix(mode, content, reference)
+    if mode == "none":
+        assert torch.equal(fixed, content)
+    else:
+        assert fixed.shape == content.shape
+        torch.testing.assert_close(fixed.mean((-2, -1)), reference.mean((-2, -1)), atol=0.01, rtol=0)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from dove_cli.engine import BilinearModel
-from dove_cli.options import UpscaleOptions
+from dove_cli.options import UpscaleOptions, choices
 from dove_cli.scenes import SceneDetector
 from dove_cli.upscaling import upscale
 from dove_cli.windows import ChunkStream, Lengths, plan_spans, span_weights
@@ -146,7 +146,7 @@ class _Recorder(BilinearModel):
         return super().restore(video)
 
 
-@pytest.mark.parametrize("mode", ["auto", "off"])
+@pytest.mark.parametrize("mode", choices(UpscaleOptions)["scene_cuts"])  # every --scene-cuts mode, a new one too
 def test_upscale_never_feeds_a_cut_to_the_model(cut_clip, tmp_path, mode):
     rec = _Recorder()
     out = tmp_path / "out.mkv"
@@ -157,5 +157,6 @@ def test_upscale_never_feeds_a_cut_to_the_model(cut_clip, tmp_path, mode):
         assert r.cuts == [20] and r.windows_run == len(plan_with_cuts(40, [20], 9, 2))
         assert max(rec.jumps) < 0.1  # every window holds one shot
     else:
+        assert mode == "off", f"--scene-cuts {mode}: say here what it does"
         assert r.cuts == [] and r.windows_run == len(plan_spans(40, 9, 2, Lengths(8, 1)))
         assert max(rec.jumps) > 0.2  # some window mixes both shots

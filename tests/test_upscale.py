@@ -9,6 +9,7 @@ import math
 import re
 from fractions import Fraction
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 import pytest
@@ -19,6 +20,7 @@ from dove_cli.engine import BilinearModel
 from dove_cli.errors import ModelError, OptionError, OutOfMemory, OutputError
 from dove_cli.options import UpscaleOptions
 from dove_cli.upscaling import upscale
+from dove_cli.windows import BlendMode
 from media import decoded_frame_count, ffmpeg, ffmpeg_frames, frame_pts, make_clip, psnr
 
 
@@ -112,7 +114,7 @@ class WindowLevel(BilinearModel):
         return torch.full(video.shape, 0.1 + 0.1 * self.calls)
 
 
-@pytest.mark.parametrize("blend", ["cosine", "hard"])
+@pytest.mark.parametrize("blend", get_args(BlendMode))
 def test_neighbouring_windows_are_blended_with_the_raised_cosine_or_cut(tmp_path, blend):
     """By hand: chunks [0, 9) and [5, 14) (9 frames sharing 4), tiles [0, 32) and [16, 48) (32 px
     with --tile-overlap 8, the last one moved back to a whole block: sharing 16). Across a shared
@@ -124,7 +126,9 @@ def test_neighbouring_windows_are_blended_with_the_raised_cosine_or_cut(tmp_path
     def later(n: int, overlap: int) -> np.ndarray:
         if blend == "hard":
             return (np.arange(n) >= n - overlap // 2).astype(float)
-        return 0.5 - 0.5 * np.cos(np.pi * (np.arange(n) + 0.5) / n)
+        if blend == "cosine":
+            return 0.5 - 0.5 * np.cos(np.pi * (np.arange(n) + 0.5) / n)
+        raise AssertionError(f"--blend {blend}: write its weights by hand here")
 
     def expected(length: int, start: int, n: int, overlap: int) -> np.ndarray:  # windows at 0.2, then 0.3
         level = np.full(length, 0.2)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import get_args
+
 import numpy as np
 import pytest
 
 from dove_cli.errors import OptionError
 from dove_cli.windows import (
     ANY_LENGTH,
+    BlendMode,
     ChunkStream,
     Lengths,
     Span,
@@ -75,7 +78,7 @@ def test_hard_cuts_with_an_odd_overlap_give_every_position_to_one_window():
 
 
 @pytest.mark.parametrize("length", [17, 33, 34, 40, 57, 100, 333])
-@pytest.mark.parametrize("mode", ["cosine", "hard"])
+@pytest.mark.parametrize("mode", get_args(BlendMode))  # every mode, a new one too
 def test_weights_sum_to_one_and_cover(length, mode):
     spans = plan_spans(length, 16, 6)
     total = np.zeros(length)

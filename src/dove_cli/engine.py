@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, get_args
 
 import torch
 import torch.nn.functional as F
@@ -336,7 +336,7 @@ class DoveModel:
             cpu_offload(self.transformer, self.device)
             cpu_offload(self.vae, self.device)
         else:
-            raise OptionError(f"unknown --offload {offload!r} (none, model, sequential)")
+            raise OptionError(f"--offload {offload!r} is not one of: {', '.join(get_args(Offload))}")
         self.offload = offload
 
     def _offload_model(self) -> None:
@@ -619,7 +619,7 @@ def bnb_config(quantize: Quantize, dtype: torch.dtype, device: torch.device):
         return BitsAndBytesConfig(load_in_8bit=True)
     if quantize == "nf4":
         return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=dtype)
-    raise OptionError(f"unknown --quantize {quantize!r} (none, int8, nf4)")
+    raise OptionError(f"--quantize {quantize!r} is no bitsandbytes mode (int8, nf4)")
 
 
 def check_fp8(device: torch.device) -> None:

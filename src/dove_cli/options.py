@@ -160,7 +160,9 @@ class UpscaleOptions:
     chunk: int = option(AUTO, "Frames per window, 4k+1 (e.g. 33; 8k or 8k+1 with --parity); 0 = whole video; auto.",
                         metavar="N|auto", shown_default="auto", parse=parse_size_option)  # fmt: skip
     chunk_overlap: int = option(8, "Frames shared by neighbouring chunks.", metavar="N")
-    blend: BlendMode = option("cosine", "cosine (smooth) or hard (a cut in the middle of each overlap).")
+    blend: BlendMode = option(
+        "cosine", "cosine: smooth ramps across each overlap; hard: a cut in the middle of each overlap."
+    )
     pad: Literal["replicate", "zero"] = option(
         "replicate", "Pad to the model block by repeating the edge, or with zeros."
     )

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 
@@ -135,7 +135,7 @@ def span_weights(span: Span, overlap: int, mode: BlendMode) -> np.ndarray:
         w[keep_stop:] = 0.0
         return w
     if mode != "cosine":
-        raise OptionError(f"unknown blend mode {mode!r} (use cosine or hard)")
+        raise OptionError(f"--blend {mode!r} is not one of: {', '.join(get_args(BlendMode))}")
     if span.prev_stop is not None:
         n = span.prev_stop - span.start
         w[:n] *= _ramp(n)
