@@ -19,6 +19,9 @@ from dove_cli import note, video_io
 from dove_cli.errors import DoveError, InputError, Interrupted, OutputBusy, OutputError, PartlyFailed, TempFailure
 from dove_cli.logs import held_warnings
 
+# dove_cli.upscaling is imported inside the functions that run files: it loads torch (`dove upscale DIR`
+# checks the folder before that), and it imports this module back (is_batch_input).
+
 log = logging.getLogger(__name__)
 
 FOLDER_RESUME_HINT = "run the same command again to continue (finished files are skipped)"

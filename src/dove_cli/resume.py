@@ -632,7 +632,9 @@ class Session:
         return self._ends(final)
 
     def window_done(self, span: Span, tile: int) -> None:
-        """The window `span` ran with tiles of `tile` px (0: whole frames)."""
+        """The window `span` ran with tiles of `tile` px (0: whole frames). Nothing to keep here (the
+        journal has the tile changes); `_stream` calls it on either session, and a Ray worker's
+        PartSession reports each segment's windows with their tiles."""
 
     def saved(self) -> int:
         """Output frames that a resume would not redo."""

@@ -144,7 +144,7 @@ class UpscaleResult:
 def check_not_a_folder_of_videos(input: str | Path) -> None:
     """upscale() makes one output: a folder of videos (what `dove upscale DIR -o DIR` takes) is
     upscale_batch's, which returns each file's result (a folder of images is one image sequence)."""
-    from dove_cli.batch import is_batch_input
+    from dove_cli.batch import is_batch_input  # local: batch and this module use each other
 
     if is_batch_input(Path(input)):
         raise InputError(f"{input}: a folder of videos; upscale() takes one video or image sequence: "
@@ -265,15 +265,15 @@ def _upscale(
                 refuse_before_loading(info, opts, device, dtype)
             say("loading model")  # (a folder run loads its model once, before its first file)
         if restorer is not None:
-            model, note = restorer, ""
+            model, model_note = restorer, ""
         elif dry_run:  # plans from the architecture alone: nothing loaded, nothing downloaded
-            model, note = planning_model(opts, torch.device("cpu") if on_paper else device, dtype)
+            model, model_note = planning_model(opts, torch.device("cpu") if on_paper else device, dtype)
         else:
-            model, note = load_model(opts, device, dtype), ""
+            model, model_note = load_model(opts, device, dtype), ""
         # A resumed run must use the windows the interrupted one chose ('auto' depends on free memory).
         say("planning")
         plan_opts = replace(opts, chunk=previous.chunk, tile=previous.tile) if previous else opts
-        plan = replace(make_plan(info, model, plan_opts, device, dtype), model_note=note, codec=checked.codec,
+        plan = replace(make_plan(info, model, plan_opts, device, dtype), model_note=model_note, codec=checked.codec,
                        pix_fmt=checked.pix_fmt)  # fmt: skip
         if on_paper:  # no such card here to measure its speed
             plan = replace(plan, est_seconds=None, model_note=f"planned for {gpu_of(opts.vram or 0)} (--vram)")
