@@ -132,6 +132,7 @@ def open_reader(
     threads: int = 0,
     warn: bool = True,
     clock: Fraction | None = None,
+    say_alpha: bool = True,
 ) -> VideoReader:
     """Open a video file, an image pattern (`frames/%06d.png`), a folder of images or one image.
 
@@ -144,7 +145,10 @@ def open_reader(
     start/duration: only the frames in this span (seconds from the first frame; seeks, so a preview
     does not decode what comes before).
     warn: log what the source has that the frames lose (alpha, interlacing, odd rotations); a second
-    reader of the same file passes False so that each warning appears once.
+    reader of the same file passes False so that each warning appears once. say_alpha: False says
+    nothing of transparency, which `reader.transparent` records for a caller that words it itself
+    (`dove eval`: ignored for scoring); True: the first frame's is said with `warn`, a later
+    image's as it is read (a probe reads no further than the first).
     clock: the unit the output counts time in (`output_clock`; default the time base): a frame
     stored at the time of the frame before is moved one unit after it, and said.
     """
@@ -158,7 +162,7 @@ def open_reader(
     if files is not None:
         if deinterlace != "off" and warn:
             log.warning("%s: --deinterlace is for videos; images are taken as they are", path)
-        reader: VideoReader = ImageReader(Path(path), files, fps=fps, warn=warn)
+        reader: VideoReader = ImageReader(Path(path), files, fps=fps, warn=warn, say_alpha=say_alpha)
     else:
         if fps is not None and warn:
             log.warning("%s: fps is only used for image inputs; the video keeps its own timing", path)
@@ -169,6 +173,7 @@ def open_reader(
             deinterlace=deinterlace,
             threads=threads,
             warn=warn,
+            say_alpha=say_alpha,
         )
     if clock is not None:
         reader.clock = clock
@@ -323,6 +328,7 @@ class VideoReader:
 
     info: VideoInfo
     dropped_frames: int
+    transparent: bool  # the frames read so far have real transparency (dropped: the RGB as stored)
 
     _lo: int | None = None  # span selected by open_reader(start=, duration=), in pts
     _hi: int | None = None
@@ -336,10 +342,12 @@ class VideoReader:
         deinterlace: str = "off",
         threads: int = 0,
         warn: bool = True,
+        say_alpha: bool = True,
     ) -> None:
         check_input_file(path)
         self.path = path
         self._warn = warn
+        self._say_alpha = say_alpha
         self.dropped_frames = 0
         self._skipped: dict[int, str] = {}  # pts of the packets skipped (not yet reported) -> error
         self._moved: list[tuple[int, int]] = []  # (index, pts) of frames moved past the one before (not yet reported)
@@ -446,9 +454,9 @@ class VideoReader:
             duration=duration,
         )
         self._apply_rotation = rotation if self._rotate == "apply" else 0
-        if self._warn:
-            if see_through(frame):
-                say_alpha_dropped(self.path)
+        self.transparent = see_through(frame)
+        if self.transparent and self._warn and self._say_alpha:
+            say_alpha_dropped(self.path)
         if self._warn and self._source_interlaced and self._deinterlace == "off":
             said = "" if self._frames_flagged else " (the container says so; its frames are coded progressive)"
             log.warning("%s: interlaced video%s: fields upscaled together keep their combing; use --deinterlace "
@@ -850,8 +858,17 @@ class VideoReader:
 class ImageReader(VideoReader):
     """Image sequence or single image: pts = index at 1/fps; every image must have the same size."""
 
-    def __init__(self, path: Path, files: list[Path], *, fps: float | Fraction | str | None, warn: bool = True) -> None:
+    def __init__(
+        self,
+        path: Path,
+        files: list[Path],
+        *,
+        fps: float | Fraction | str | None,
+        warn: bool = True,
+        say_alpha: bool = True,
+    ) -> None:
         self.path = path
+        self._say_alpha = say_alpha
         self.dropped_frames = 0
         self._files = files
         self._reformatter = VideoReformatter()
@@ -869,11 +886,10 @@ class ImageReader(VideoReader):
                         files[0].name, files[-1].name, len(files))  # fmt: skip
         check_image_sizes(files)
         bit_depth = max(comp.bits for comp in first.format.components)
-        if first_alpha := see_through(first):
-            if warn:
-                say_alpha_dropped(path)
         # A later image may have it: looked at as the run reads it (a probe, warn=True, reads no further).
-        self._alpha_to_check = not first_alpha
+        self.transparent = see_through(first)
+        if self.transparent and warn and say_alpha:
+            say_alpha_dropped(path)
         self.info = VideoInfo(
             path=path,
             width=first.width,
@@ -919,9 +935,10 @@ class ImageReader(VideoReader):
         for i, file in enumerate(self._files):
             frame = self._first_frame if i == 0 and self._first_frame is not None else self._load(file)
             self._first_frame = None
-            if self._alpha_to_check and i and see_through(frame):
-                say_alpha_dropped(file)
-                self._alpha_to_check = False
+            if not self.transparent and i and see_through(frame):
+                self.transparent = True
+                if self._say_alpha:
+                    say_alpha_dropped(file)
             if (frame.width, frame.height) != (self.info.width, self.info.height):
                 raise size_differs(file, (frame.width, frame.height), (self.info.width, self.info.height))
             rng = ColorRange.JPEG if frame.format.name.startswith("yuvj") or frame.color_range == 2 else ColorRange.MPEG
