@@ -9,7 +9,9 @@ pinning: such a file is still checked against the hub's own LFS sha256 (its ETag
 
 Tests serve tiny files of the same key layouts from a loopback hub and replace entries of the
 `WEIGHT_FILES` dict (pytest's monkeypatch.setitem); nothing else needs patching. A user can point
-at a local copy instead of the hub with `local_files={key: path}` (`dove eval --weights KEY=PATH`).
+at a local copy instead of the hub with `local_files={key: path}` (`dove eval --weights KEY=PATH`),
+or at a folder of them (`from_folder`, `dove eval --weights-dir`); `identify` compares a local file
+with the pin (said when it differs, not refused) and gives every file's sha256 for the results.
 
 Pickle files (.pth/.pt) are only ever read with `torch.load(weights_only=True)`.
 """
@@ -23,10 +25,11 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from dove_cli.errors import DownloadError, DownloadLater, ModelError
+from dove_cli.errors import DownloadError, DownloadLater, ModelError, OutputError
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +143,27 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def sha256_of(path: Path) -> str:
+    """A file's sha256, remembered in `verified.json` by its real path, size and mtime: a 553 MB
+    file is read once, not on every run."""
+    real = path.resolve()
+    record = _read_verified()
+    entry = record.get(str(real))
+    if isinstance(entry, list) and len(entry) == 2 and entry[0] == _stamp(real):
+        return str(entry[1])
+    digest = _sha256(real)
+    record[str(real)] = [_stamp(real), digest]
+    target = _verified_file()
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(".tmp")
+        tmp.write_text(json.dumps(record, indent=1))
+        tmp.replace(target)
+    except OSError as exc:  # not fatal: the file is read again next time
+        log.warning("could not record the checksum in %s: %s", target, exc)
+    return digest
+
+
 def _check_digest(key: str, spec: WeightFile, path: Path) -> None:
     """Compare a cached file with its pinned sha256 (once per file version); delete it on mismatch."""
     real = path.resolve()
@@ -147,10 +171,7 @@ def _check_digest(key: str, spec: WeightFile, path: Path) -> None:
     expected = spec.sha256 or (real.name if re.fullmatch(r"[0-9a-f]{64}", real.name) else None)
     if expected is None:
         return
-    record = _read_verified()
-    if record.get(str(real)) == [_stamp(real), expected]:
-        return
-    if _sha256(real) != expected:
+    if sha256_of(real) != expected:
         real.unlink(missing_ok=True)
         if path.is_symlink():
             path.unlink(missing_ok=True)
@@ -158,15 +179,6 @@ def _check_digest(key: str, spec: WeightFile, path: Path) -> None:
             f"{spec.repo}/{spec.filename} does not match its sha256 (deleted it): run"
             f" `dove download-weights --metrics` again; if it repeats, the hub serves other bytes than pinned"
         )
-    record[str(real)] = [_stamp(real), expected]
-    target = _verified_file()
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(".tmp")
-        tmp.write_text(json.dumps(record, indent=1))
-        tmp.replace(target)
-    except OSError as exc:  # not fatal: the file is checked again next time
-        log.warning("could not record the checksum in %s: %s", target, exc)
 
 
 def _sources(spec: WeightFile) -> list[tuple[str, str]]:
@@ -219,7 +231,8 @@ def fetch(key: str, *, download: bool = True) -> Path:
         raise DownloadLater(
             f"{spec.what} ({spec.repo}/{spec.filename}) is not downloaded and {env.endpoint} cannot be reached: "
             f"check your network ({mirror_hint()}), or fetch {spec.filename} where there is one "
-            f"and pass it as {local_option}"
+            f"and pass it as {local_option} (every metric file at once: `dove download-weights --metrics --dir DIR`"
+            " there, `dove eval --weights-dir DIR` here)"
         )
     errors: list[DownloadError] = []
     for repo, filename in _sources(spec):
@@ -313,6 +326,71 @@ def resolve(key: str, local_files: Mapping[str, str | Path] | None = None, *, do
     return fetch(key, download=download)
 
 
+def identify(
+    keys: Iterable[str], local_files: Mapping[str, str | Path] | None = None, *, download: bool = True
+) -> dict[str, dict[str, Any]]:
+    """What a run's scores were made with, for its results file: {key: {"file", "sha256",
+    "published"}}. published: True for a hub file (verified when fetched) or a local file of the
+    pinned bytes; False for a local file of other bytes, also said as a warning (its scores are not
+    the published metric's; still scored: a converted or fine-tuned copy may be meant); None when
+    nothing is pinned to compare with (DOVER, a local CLIP file)."""
+    used: dict[str, dict[str, Any]] = {}
+    for key in keys:
+        spec = WEIGHT_FILES.get(key)
+        local = key in (local_files or {})
+        path = resolve(key, local_files, download=download) if spec else Path(str((local_files or {})[key]))
+        digest = sha256_of(path)
+        pinned = spec.sha256 if spec else None
+        published = (digest == pinned if pinned else None) if local else True
+        if published is False:
+            assert spec is not None and pinned is not None
+            log.warning("%s: not the published %s file, %s (sha256 %s..., not %s...): scores made with it are not"
+                        " comparable with published ones", path, key, spec.what, digest[:12], pinned[:12])  # fmt: skip
+        used[key] = {"file": str(path), "sha256": digest, "published": published}
+    return used
+
+
+def folder_name(key: str) -> str:
+    """`key`'s file name in a weights folder (`dove download-weights --metrics --dir DIR`, read by
+    `dove eval --weights-dir DIR`): the key and the published file's extension, `alexnet.pth`
+    (a published name can say little: timm's VGG16 is `model.safetensors`)."""
+    return key + Path(WEIGHT_FILES[key].filename).suffix
+
+
+def copy_to_folder(key: str, folder: Path) -> Path:
+    """`key`'s verified hub copy (fetched if missing) as `folder/folder_name(key)`, for a machine
+    without a network; an equal file already there is kept. Written under a temporary name first."""
+    import shutil
+
+    source = fetch(key)
+    target = folder / folder_name(key)
+    if target.is_file() and sha256_of(target) == sha256_of(source):
+        return target
+    tmp = target.with_name(target.name + ".part")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, tmp)
+        tmp.replace(target)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise OutputError(f"{target}: cannot write ({exc.strerror or exc})") from None
+    return target
+
+
+def from_folder(folder: Path, keys: Iterable[str]) -> dict[str, str]:
+    """{key: file} of a weights folder for `keys`, every missing file said in one error (not one
+    run per file). The files are then local files: checked against the pins by `identify`."""
+    if not folder.is_dir():
+        raise ModelError(f"--weights-dir {folder}: no such folder")
+    files = {key: folder / folder_name(key) for key in keys}
+    if missing := [path.name for path in files.values() if not path.is_file()]:
+        raise ModelError(
+            f"--weights-dir {folder}: {', '.join(missing)} missing; make the folder with `dove download-weights"
+            " --metrics --dir DIR` where there is a network, and copy it here"
+        )
+    return {key: str(path) for key, path in files.items()}
+
+
 def describe(keys: Iterable[str]) -> list[tuple[str, WeightFile, Path | None]]:
     """(key, spec, cached path or None) for a download plan."""
     return [(k, WEIGHT_FILES[k], cached(k)) for k in keys]
@@ -330,10 +408,15 @@ __all__ = [
     "WeightFile",
     "cache_dir",
     "cached",
+    "copy_to_folder",
     "describe",
     "fetch",
     "fetch_all",
     "files_for",
+    "folder_name",
+    "from_folder",
+    "identify",
     "load_state_dict",
     "resolve",
+    "sha256_of",
 ]
