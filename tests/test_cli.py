@@ -467,10 +467,15 @@ def test_an_output_folder_for_one_video_takes_its_name(tmp_path, capsys, caplog,
 def test_download_weights_metrics_refuses_the_model_options_it_would_ignore(capsys, monkeypatch):
     """`--metrics --base` fetched the metric files only, with --base dropped without a word."""
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing is fetched before the refusal
-    code, _, err = run(["download-weights", "--metrics", "--base", "--dir", "w"], capsys)
+    code, _, err = run(["download-weights", "--metrics", "--base", "--stage", "1", "--dir", "w"], capsys)
     assert code == 2 and err.strip() == (
-        "error: --metrics fetches only its pinned files into the hub cache; --base, --dir are for the model "
-        "download: drop them here and run that download on its own"
+        "error: --metrics fetches only its pinned files (into the hub cache, or --dir); --stage, --base are for the"
+        " model download: drop them here and run that download on its own"
+    )  # --dir goes with --metrics: a folder for `dove eval --weights-dir` (test_eval_weights)
+    code, _, err = run(["download-weights", "--dists", "--dir", "w"], capsys)
+    assert code == 2 and err.strip() == (
+        "error: --dists fetches only its pinned files into the hub cache; --dir is for the model download: drop it"
+        " here and run that download on its own"
     )
     code, _, err = run(["download-weights", "--dists", "--yes"], capsys)  # --yes applies: not refused
     assert code == 75 and "cannot be reached" in err, err  # no network: try again later

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -74,7 +75,8 @@ def test_single_videos_cut_and_crop_as_the_authors_and_say_so(tmp_path):
 
 
 def test_benchmark_folders_matched_by_name(tmp_path, capsys):
-    """GT as frame folders, predictions as videos (the benchmark layout); one GT has no prediction."""
+    """GT as frame folders, predictions as videos (the benchmark layout); one GT has no prediction:
+    refused, or with --allow-missing scored and the mean labelled with what it covers."""
     want: dict[str, list[float]] = {}
     (tmp_path / "PRED").mkdir()
     for k, name in enumerate(("calendar", "city", "walk")):
@@ -83,30 +85,37 @@ def test_benchmark_folders_matched_by_name(tmp_path, capsys):
         write_video(tmp_path / "PRED" / f"{name}.mkv", pred)
         want[name] = [np_psnr(a, b) for a, b in zip(pred, gt, strict=True)]
     write_frames(tmp_path / "GT" / "extra", noisy_clip(2, 32, 40, seed=99)[1])
-    code, out, err = run(
-        ["eval", str(tmp_path / "PRED"), str(tmp_path / "GT"), "--metrics", "psnr,ssim", "-q",
-         "--json", str(tmp_path / "r.json"), "--csv", str(tmp_path / "r.csv"), "--plot", str(tmp_path / "r.png")],
-        capsys,
-    )  # fmt: skip
+    args = ["eval", str(tmp_path / "PRED"), str(tmp_path / "GT"), "--metrics", "psnr,ssim", "-q",
+            "--json", str(tmp_path / "r.json"), "--csv", str(tmp_path / "r.csv"), "--plot", str(tmp_path / "r.png")]  # fmt: skip
+    code, out, err = run(args, capsys)  # a mean over part of a benchmark is not its mean: refused
+    assert code == 2 and len(err.strip().splitlines()) == 1 and not out, err
+    assert f"{tmp_path / 'GT'}: no prediction in {tmp_path / 'PRED'} for 1 of its 4 videos (extra)" in err
+    assert "--allow-missing" in err and not (tmp_path / "r.json").exists()
+    code, out, err = run([*args, "--allow-missing"], capsys)
     assert code == 0, err
     data = json.loads((tmp_path / "r.json").read_text())
     assert data["metrics"] == ["psnr", "ssim"] and sorted(data["videos"]) == ["calendar", "city", "walk"]
     for name, values in want.items():
         assert data["videos"][name]["psnr"] == pytest.approx(np.mean(values), abs=0.01)
         assert data["videos"][name]["frames"]["psnr"] == pytest.approx(values, abs=0.01)
-    assert data["mean"]["psnr"] == pytest.approx(np.mean([np.mean(v) for v in want.values()]), abs=0.01)
+    means = [np.mean(v) for v in want.values()]
+    assert data["mean"]["psnr"] == pytest.approx(np.mean(means), abs=0.01)
+    assert data["std"]["psnr"] == pytest.approx(np.std(means, ddof=0), abs=0.01)  # the population std, as said
+    assert abs(np.std(means, ddof=0) - np.std(means, ddof=1)) > 0.1  # (which the sample std is not)
+    assert data["mean_over"] == {"videos": 3, "of": 4, "missing": ["extra"]}
     assert any("extra" in n for n in data["notes"])
     rows = list(csv.reader((tmp_path / "r.csv").open()))
     assert rows[0] == ["video", "frames", "psnr", "ssim", "notes"] and [r[0] for r in rows[1:]] == [
         "calendar",
         "city",
         "walk",
-        "mean",
+        "mean (3 of 4 videos)",
     ]
     assert float(rows[-1][2]) == pytest.approx(data["mean"]["psnr"], rel=1e-5)
     assert "extra" in rows[-1][-1]  # the run's notes go with the mean they qualify
     assert Image.open(tmp_path / "r.png").size[0] > 100
     assert "PSNR" in out and "SSIM" in out and f"{data['mean']['psnr']:.2f}" in out  # the table
+    assert "dove eval: 3 of 4 videos" in out  # the table says what its mean covers
 
 
 def test_no_gt_runs_only_no_reference_metrics(tmp_path):
@@ -327,6 +336,23 @@ def test_upscale_eval_refuses_a_gt_of_another_size_or_name_before_the_run(tmp_pa
     code, _, err = run(["upscale", str(tmp_path / "LQ"), "-o", str(out_dir), "--model", "bilinear", "--scale", "2",
                         "-q", "--eval", str(tmp_path / "GT"), "--eval-metrics", "psnr"], capsys)  # fmt: skip
     assert code == 2 and "no GT named 'b'" in err and not out_dir.exists(), err
+    for name in ("b", "c"):
+        write_frames(tmp_path / "GT" / name, gt_frames)
+    code, _, err = run(["upscale", str(tmp_path / "LQ"), "-o", str(out_dir), "--model", "bilinear", "--scale", "2",
+                        "-q", "--eval", str(tmp_path / "GT"), "--eval-metrics", "psnr"], capsys)  # fmt: skip
+    assert code == 2 and len(err.strip().splitlines()) == 1 and not out_dir.exists(), err
+    assert f"{tmp_path / 'GT'}: no output of this upscale for 1 of its 3 videos (c)" in err and "--allow-missing" in err
+    shutil.rmtree(tmp_path / "GT" / "c")
+    (tmp_path / "GT" / "b" / "0001.png").unlink()  # a gap: every later frame would be paired with the wrong one
+    code, _, err = run(["upscale", str(tmp_path / "LQ"), "-o", str(out_dir), "--model", "bilinear", "--scale", "2",
+                        "-q", "--eval", str(tmp_path / "GT"), "--eval-metrics", "psnr"], capsys)  # fmt: skip
+    assert code == 2 and len(err.strip().splitlines()) == 1 and not out_dir.exists(), err
+    assert f"{tmp_path / 'GT' / 'b'}: frame number 1 is missing (0000.png to 0002.png) (GT)" in err
+    shutil.copy(tmp_path / "GT" / "b" / "0000.png", tmp_path / "GT" / "b" / "0001.png")
+    (tmp_path / "LQ" / "b.mkv").write_bytes(b"not a video")  # its GT is there: the upscale says what is wrong
+    code, _, err = run(["upscale", str(tmp_path / "LQ"), "-o", str(out_dir), "--model", "bilinear", "--scale", "2",
+                        "-q", "--eval", str(tmp_path / "GT"), "--eval-metrics", "psnr"], capsys)  # fmt: skip
+    assert code == 4 and "b.mkv: not a video FFmpeg can read" in err and "no output of this upscale" not in err, err
 
 
 def test_upscale_eval_failing_only_after_the_run_is_exit_3_without_the_weights_hint(tmp_path, capsys):
@@ -365,3 +391,92 @@ def test_a_damaged_gt_gives_advice_dove_eval_can_follow(tmp_path, capsys, clip_l
              for a in advice[1:]])  # fmt: skip
     with av.open(str(tmp_path / "copy.mkv")) as copy, av.open(str(demo_clip("001.mp4"))) as gt:
         assert sum(1 for _ in copy.decode(video=0)) == sum(1 for _ in gt.decode(video=0))
+
+
+def test_a_gap_in_a_frame_folders_numbering_is_refused_on_either_side(tmp_path, capsys, caplog):
+    """Frames are paired by position: GT 0000-0001, 0003-0005 against a whole PRED scored every frame
+    from 0003 on against the wrong one (the trial: 25.51 dB became 24.60, exit 0). Either side, one line."""
+    pred, gt = noisy_clip(6, 24, 32, seed=30)
+    whole = write_frames(tmp_path / "whole", pred)
+    gap = write_frames(tmp_path / "gap", gt)
+    (gap / "0002.png").unlink()
+    for a, b, role in ((whole, gap, "GT"), (gap, whole, "PRED")):
+        code, out, err = run(["eval", str(a), str(b), "--metrics", "psnr", "-q"], capsys)
+        lines = err.strip().splitlines()
+        assert code == 2 and len(lines) == 1 and not out, err
+        assert lines[0].startswith(f"error: {gap}: frame number 2 is missing (0000.png to 0005.png) ({role}): frames"
+                                   " are paired by position")  # fmt: skip
+    (gap / "0004.png").unlink()
+    with pytest.raises(InputError, match=r"frame numbers 2, 4 are missing"):
+        evaluate(whole, gap, "psnr")
+    caplog.clear()  # without a GT nothing is paired: said, and scored in order
+
+    class Probe:
+        name = "clipiqa"
+
+        def start_video(self) -> None:
+            pass
+
+        def add(self, x, y):
+            return float(x.mean())
+
+    report = evaluate(gap, None, "clipiqa", frame_metrics=[Probe()])
+    assert report.videos["gap"].frames == 4 and "frame numbers 2, 4 are missing" in caplog.text
+
+
+def test_eval_says_alpha_once_as_ignored_and_no_upscale_advice(tmp_path, capsys, caplog):
+    """RGBA on either side (images, or a video): one line that alpha is ignored for scoring, naming the input;
+    no "the output is opaque" and no `--fps` (eval writes nothing and has no --fps). The RGB values
+    are scored as stored, as a numpy PSNR of them says."""
+    pred, gt = noisy_clip(3, 24, 32, seed=31)
+    rgba = tmp_path / "rgba"
+    rgba.mkdir()
+    for i, f in enumerate(pred):  # the first image opaque, the later ones half see-through
+        alpha = np.full(f.shape[:2] + (1,), 255 if i == 0 else 128, np.uint8)
+        Image.fromarray(np.concatenate([f, alpha], axis=2), "RGBA").save(rgba / f"{i:04d}.png")
+    rgb = write_frames(tmp_path / "rgb", gt)
+    video = tmp_path / "rgba.mkv"  # a video with alpha too: FFV1 BGRA
+    with av.open(str(video), "w") as c:
+        s = c.add_stream("ffv1", rate=25)
+        s.width, s.height, s.pix_fmt = 32, 24, "bgra"
+        for f in pred:
+            rgba_frame = np.concatenate([f, np.full(f.shape[:2] + (1,), 128, np.uint8)], axis=2)
+            for packet in s.encode(av.VideoFrame.from_ndarray(rgba_frame, format="rgba")):
+                c.mux(packet)
+        for packet in s.encode():
+            c.mux(packet)
+    want = np.mean([np_psnr(a, b) for a, b in zip(pred, gt, strict=True)])
+    for a, b in ((rgba, rgb), (rgb, rgba), (video, rgb)):
+        named = video if a == video else rgba
+        caplog.clear()
+        code, _, err = run(["eval", str(a), str(b), "--metrics", "psnr", "-q", "--json", str(tmp_path / "r.json"),
+                            "--overwrite"], capsys)  # fmt: skip
+        assert code == 0, err
+        assert json.loads((tmp_path / "r.json").read_text())["mean"]["psnr"] == pytest.approx(want, abs=1e-6)
+        said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        assert said == [f"{named}: the alpha channel (transparency) is ignored for scoring: the RGB values are"
+                        " compared as stored"], said  # fmt: skip
+
+
+def test_frame_rates_that_differ_are_said_with_the_pairing(tmp_path, capsys, caplog):
+    """A 32 frames/s prediction of a 16 frames/s GT is paired frame for frame, as said in a warning
+    and the CSV note; equal rates, or an image folder (no rate of its own), say nothing."""
+    pred, gt = noisy_clip(4, 24, 32, seed=32)
+    (tmp_path / "P").mkdir(), (tmp_path / "G").mkdir()
+    fast = write_video(tmp_path / "P" / "clip.mkv", pred, fps=32)
+    slow = write_video(tmp_path / "G" / "clip.mkv", gt, fps=16)
+    same = write_video(tmp_path / "same.mkv", gt, fps=32)
+    frames = write_frames(tmp_path / "frames", gt)
+    code, _, err = run(["eval", str(fast), str(slow), "--metrics", "psnr", "-q", "--csv", str(tmp_path / "r.csv")],
+                       capsys)  # fmt: skip
+    assert code == 0, err
+    note = "frame rates differ (PRED 32, GT 16 frames/s): frames are paired by position, not by time"
+    assert f"{fast}: {note}" in caplog.text
+    rows = {r["video"]: r for r in csv.DictReader((tmp_path / "r.csv").open())}
+    assert rows["clip"]["notes"] == note
+    want = np.mean([np_psnr(a, b) for a, b in zip(pred, gt, strict=True)])  # frame i with frame i
+    assert float(rows["clip"]["psnr"]) == pytest.approx(want, abs=1e-4)
+    for other in (same, frames):
+        caplog.clear()
+        report = evaluate(fast, other, "psnr")
+        assert report.videos["clip"].notes == [] and "frame rates" not in caplog.text

@@ -275,3 +275,104 @@ def test_a_file_that_is_not_weights_says_so(tmp_path, capsys):
     real = tmp_path / "real.bin"  # read by its bytes, whatever its name
     torch.save({"alpha": torch.ones(2)}, real)
     assert torch.equal(pretrained.load_state_dict(real)["alpha"], torch.ones(2))
+
+
+def test_local_weights_are_checked_against_the_pins_and_every_file_used_is_recorded(
+    hub, env, tiny, tmp_path, caplog, capsys
+):
+    """`--weights KEY=FILE` of other bytes than the published file is scored, with a warning; the
+    JSON names each weight file used with its sha256 (read again when the file changes), the dove
+    version and the device. The score is the tiny reference network's with the same heads."""
+    import copy
+    import io
+    import json
+
+    from dove_cli import __version__
+    from dove_cli.cli import main
+
+    models, files = tiny
+    pred, gt = clip_pair(tmp_path, n=2, h=64, w=64)
+    alex = tmp_path / "alex.pth"
+    alex.write_bytes(files["alexnet"])  # the published bytes (here: the pinned tiny file)
+    heads = tmp_path / "heads.pth"
+    state = torch.load(io.BytesIO(files["lpips-alex"]), weights_only=True)
+    torch.save({k: 2 * v for k, v in state.items()}, heads)  # a converted or fine-tuned copy, say
+    report = tmp_path / "r.json"
+    args = ["eval", str(pred), str(gt), "--metrics", "psnr,lpips", "--device", "cpu", "-q", "--json", str(report),
+            "--weights", f"alexnet={alex}", "--weights", f"lpips-alex={heads}", "--overwrite"]  # fmt: skip
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code in (0, None), capsys.readouterr().err
+    said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(said) == 1 and said[0].startswith(f"{heads}: not the published lpips-alex file") and (
+        "not comparable with published ones" in said[0])  # fmt: skip
+    data = json.loads(report.read_text())
+    sha = lambda path: hashlib.sha256(path.read_bytes()).hexdigest()  # noqa: E731
+    assert data["weights"] == {
+        "alexnet": {"file": str(alex), "sha256": sha(alex), "published": True},
+        "lpips-alex": {"file": str(heads), "sha256": sha(heads), "published": False},
+    }
+    assert data["dove_version"] == __version__ and data["device"] == "cpu"
+    ref = copy.deepcopy(models["lpips"])
+    with torch.no_grad():
+        for lin in ref.lins:
+            lin.mul_(2)  # (the reference keeps each head as one Parameter)
+        x, y = (torch.from_numpy(np.stack(read_frames(p))).permute(0, 3, 1, 2).float() / 255 for p in (pred, gt))
+        assert data["videos"]["pred"]["frames"]["lpips"] == pytest.approx(ref(x, y).tolist(), rel=1e-5)
+
+    heads.write_bytes(files["lpips-alex"])  # the same path, now the published bytes: read again, not remembered
+    caplog.clear()
+    with pytest.raises(SystemExit):
+        main(args)
+    assert not [r for r in caplog.records if r.levelname == "WARNING"], caplog.text
+    assert json.loads(report.read_text())["weights"]["lpips-alex"] == {
+        "file": str(heads), "sha256": sha(heads), "published": True}  # fmt: skip
+    with pytest.raises(SystemExit):  # from the hub: verified when fetched, recorded the same way
+        main(["eval", str(pred), str(gt), "--metrics", "lpips", "-q", "--json", str(report), "--overwrite"])
+    used = json.loads(report.read_text())["weights"]
+    assert {k: (u["sha256"], u["published"]) for k, u in used.items()} == {
+        k: (hashlib.sha256(files[k]).hexdigest(), True) for k in ("alexnet", "lpips-alex")
+    }
+
+
+def test_a_weights_folder_carries_the_metric_files_to_a_machine_without_a_network(
+    hub, env, tiny, tmp_path, monkeypatch, capsys
+):
+    """`download-weights --metrics --dir W` puts every file in W, named by key; `dove eval
+    --weights-dir W` uses them with no hub cache and no network, and names all missing files at once."""
+    import json
+
+    from dove_cli.cli import main
+
+    models, files = tiny
+    folder = tmp_path / "W"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["download-weights", "--metrics", "--dir", str(folder)])
+    out = capsys.readouterr().out
+    assert exit_info.value.code in (0, None) and f"--weights-dir {folder}" in out, out
+    assert sorted(p.name for p in folder.iterdir()) == sorted(pretrained.folder_name(k) for k in files)
+    for key, data in files.items():
+        assert (folder / pretrained.folder_name(key)).read_bytes() == data
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the other machine: no network, an empty hub cache
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    pred, gt = clip_pair(tmp_path, n=2, h=64, w=64)
+    args = ["eval", str(pred), str(gt), "--metrics", "lpips", "--device", "cpu", "-q", "--weights-dir", str(folder)]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--json", str(tmp_path / "r.json")])
+    assert exit_info.value.code in (0, None), capsys.readouterr().err
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert {k: u["file"] for k, u in data["weights"].items()} == {
+        k: str(folder / pretrained.folder_name(k)) for k in ("alexnet", "lpips-alex")
+    }
+    assert all(u["published"] for u in data["weights"].values())
+    x, y = (torch.from_numpy(np.stack(read_frames(p))).permute(0, 3, 1, 2).float() / 255 for p in (pred, gt))
+    with torch.no_grad():
+        assert data["videos"]["pred"]["frames"]["lpips"] == pytest.approx(models["lpips"](x, y).tolist(), rel=1e-5)
+    (folder / "alexnet.pth").unlink()
+    (folder / "lpips-alex.pth").unlink()
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and len(err.splitlines()) == 1, err
+    assert f"--weights-dir {folder}: alexnet.pth, lpips-alex.pth missing" in err

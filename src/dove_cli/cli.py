@@ -336,13 +336,14 @@ def _check_eval_sizes(input: Path, output: Path, gt: Path, opts: UpscaleOptions)
     opts = check_options(opts)  # a bad --scale is said as such, not as a size mismatch
     batch = is_batch_input(input)
     items = [(i.input, i.output) for i in plan_batch(input, output, overwrite=True)] if batch else [(input, output)]
-    planned: dict[str, tuple[Path, tuple[int, int]]] = {}
+    planned: dict[str, tuple[Path, tuple[int, int] | None]] = {}
     for source, target in items:
         try:
             reader = video_io.open_reader(
                 source, fps=opts.fps, rotate=opts.rotate, deinterlace=opts.deinterlace, warn=False
             )
         except DoveError:
+            planned[target.stem] = (target, None)  # its GT is still looked for; its size is unknown
             continue
         with reader:
             w, h = reader.info.width, reader.info.height
@@ -496,7 +497,10 @@ def download_weights_cmd(
     stage: int = typer.Option(2, "--stage", metavar="N", help="Which DOVE training stage to fetch (1 or 2)."),
     base: bool = typer.Option(False, "--base", help="Also fetch zai-org/CogVideoX1.5-5B (to train stage 1)."),
     dir: Path | None = typer.Option(
-        None, "--dir", metavar="DIR", help="Download into this folder instead of the hub cache."
+        None,
+        "--dir",
+        metavar="DIR",
+        help="Download into this folder instead of the hub cache (--metrics: a folder for `dove eval --weights-dir`).",
     ),
     with_text_encoder: bool = typer.Option(
         False, "--with-text-encoder", help="Also fetch the T5 text encoder and tokenizer (~9 GB; not needed)."
@@ -515,17 +519,20 @@ def download_weights_cmd(
     from dove_cli.errors import OptionError
 
     if metrics or dists:
-        model_options = ("repo", "revision", "subfolder", "stage", "base", "dir", "with_text_encoder", "allow_pickle")
+        model_options: tuple[str, ...] = ("repo", "revision", "subfolder", "stage", "base", "with_text_encoder",
+                                          "allow_pickle", *(() if metrics else ("dir",)))  # fmt: skip
+        # (--metrics --dir DIR: a folder for `dove eval --weights-dir` on a machine without a network)
         if given := [
             p.opts[0]
             for p in ctx.command.params
             if p.name in model_options and _typed(ctx.get_parameter_source(p.name))
         ]:
-            which = "--metrics" if metrics else "--dists"
-            raise OptionError(f"{which} fetches only its pinned files into the hub cache; {', '.join(given)} "
+            which = "--metrics fetches only its pinned files (into the hub cache, or --dir)" if metrics else (
+                "--dists fetches only its pinned files into the hub cache")  # fmt: skip
+            raise OptionError(f"{which}; {', '.join(given)} "
                               f"{'is' if len(given) == 1 else 'are'} for the model download: drop "
                               f"{'it' if len(given) == 1 else 'them'} here and run that download on its own")  # fmt: skip
-        _download_metric_weights(metrics, dists)
+        _download_metric_weights(metrics, dists, dir)
         return
 
     if stage not in (1, 2):
@@ -753,8 +760,10 @@ def degrade_cmd(
 # ---------------------------------------------------------------- eval
 
 
-def _download_metric_weights(metrics: bool, dists: bool) -> None:
-    """`dove download-weights --metrics / --dists`: fetch (or find) and verify the published files."""
+def _download_metric_weights(metrics: bool, dists: bool, folder: Path | None = None) -> None:
+    """`dove download-weights --metrics / --dists`: fetch (or find) and verify the published files;
+    with --dir (--metrics only), copy them into a folder `dove eval --weights-dir` reads, for a
+    machine without a network."""
     from dove_cli.metrics import DEFAULT_METRICS, pretrained
 
     keys = pretrained.files_for(DEFAULT_METRICS if metrics else ("dists",))
@@ -765,10 +774,14 @@ def _download_metric_weights(metrics: bool, dists: bool) -> None:
         console.print(
             f"{spec.what}: {spec.repo}/{spec.filename} [{state}]", markup=False, highlight=False, soft_wrap=True
         )
-        path = pretrained.fetch(key)
+        path = pretrained.fetch(key) if folder is None else pretrained.copy_to_folder(key, folder)
         console.print(f"  -> {path}", markup=False, highlight=False, soft_wrap=True)
     what = "metric" if metrics else "DISTS"
-    console.print(f"{what} weights ready in {pretrained.cache_dir()}", markup=False, highlight=False, soft_wrap=True)
+    where = pretrained.cache_dir() if folder is None else folder
+    console.print(f"{what} weights ready in {where}", markup=False, highlight=False, soft_wrap=True)
+    if folder is not None:
+        console.print(f"next (on any machine, with a copy of it): dove eval PRED GT --weights-dir {folder}",
+                      markup=False, highlight=False, soft_wrap=True)  # fmt: skip
 
 
 @app.command("eval", cls=PlainHelp)
@@ -803,14 +816,25 @@ def eval_cmd(
         list[str] | None,
         typer.Option("--weights", metavar="KEY=FILE", help="KEY=FILE: a local weight file instead of the hub."),
     ] = None,
+    weights_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--weights-dir", metavar="DIR", help="Weight files from `dove download-weights --metrics --dir DIR`."
+        ),
+    ] = None,
     max_crop: Annotated[
         int, typer.Option("--max-crop", metavar="PX", help="Pixels PRED and GT sizes may differ by (cropped).")
     ] = 16,
+    allow_missing: Annotated[
+        bool,
+        typer.Option("--allow-missing", help="Score the predictions present when GT videos have none (said)."),
+    ] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing --json/--csv/--plot files.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Score results: PSNR, SSIM, LPIPS, DISTS (with GT), CLIP-IQA and E*warp, as the DOVE paper."""
     from dove_cli.errors import OptionError
+    from dove_cli.metrics import pretrained
     from dove_cli.metrics.evaluate import check_result_files, evaluate, parse_metrics
 
     note.setLevel(logging.WARNING if quiet else logging.INFO)  # "created folder" for a results file
@@ -823,9 +847,13 @@ def eval_cmd(
             )
         local[key.strip()] = value
     names = parse_metrics(metrics, gt is not None, str(pred))
+    if weights_dir is not None:
+        local = {**pretrained.from_folder(weights_dir, [k for k in pretrained.files_for(names) if k not in local]),
+                 **local}  # fmt: skip
     check_result_files(json_out, csv_out, plot, names, [p for p in (pred, gt) if p is not None], overwrite)
     with EvalBar(quiet, pred.name) as bar:
-        report = evaluate(pred, gt, names, device=device, weights=local, max_crop=max_crop, progress=bar)
+        report = evaluate(pred, gt, names, device=device, weights=local, max_crop=max_crop, progress=bar,
+                          allow_missing=allow_missing)  # fmt: skip
     _print_eval_table(report)
     if json_out is not None:
         report.write_json(json_out)
@@ -842,8 +870,7 @@ def _print_eval_table(report) -> None:
 
     from dove_cli.metrics import METRICS
 
-    n = len(report.videos)
-    table = Table(title=f"dove eval: {n} video{'s' if n != 1 else ''}, {report.device}", show_edge=False)
+    table = Table(title=f"dove eval: {report.coverage}, {report.device}", show_edge=False)
     for column in ("metric", "mean", "std", "min", "max"):
         table.add_column(column, justify="left" if column == "metric" else "right")
     for m in report.metrics:

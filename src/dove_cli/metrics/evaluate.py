@@ -3,9 +3,12 @@
 Inputs (PRED and GT alike): a video file, a folder of frames, or a folder of videos and/or frame
 folders (the benchmark layouts: GT as frame folders, predictions as videos), matched by name
 (file stem or folder name). Frames are read one at a time from both sides, scored, and dropped:
-memory stays flat in the video length. Like the DOVE authors' script, a prediction and its GT are
-cut to the shorter frame count and the smaller size (from the top-left), and the report says so;
-sizes that differ by more than `max_crop` pixels are refused (a wrong scale, most likely).
+memory stays flat in the video length. Frames are paired by position (the i-th with the i-th), so a
+frame folder with a gap in its numbering is refused, and videos of different frame rates are said.
+Like the DOVE authors' script, a prediction and its GT are cut to the shorter frame count and the
+smaller size (from the top-left), and the report says so; sizes that differ by more than `max_crop`
+pixels are refused (a wrong scale, most likely). A GT without a prediction is refused unless
+`allow_missing`, and then the mean says how many of the GT's videos it covers.
 
 Scores: per frame (per consecutive pair for E*warp), the mean per video, and the mean over
 videos (the paper's numbers). `EvalReport.to_dict()` is the JSON of `--json`.
@@ -30,7 +33,7 @@ import torch
 from dove_cli import video_io
 from dove_cli.errors import DecodeError, InputError, ModelError, OptionError, OutputError
 from dove_cli.metrics import DEFAULT_METRICS, METRICS
-from dove_cli.video_io.reader import IGNORE_HINT
+from dove_cli.video_io.reader import IGNORE_HINT, image_inputs, missing_numbers, shown_ranges
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +81,11 @@ def list_items(path: str | Path, role: str = "PRED") -> tuple[list[Item], bool]:
     raise InputError(f"{path}: holds no videos, frame folders or images ({role})")
 
 
-def pair_inputs(pred: str | Path, gt: str | Path | None) -> tuple[list[tuple[Item, Item | None]], list[str]]:
-    """Match predictions with GT by name. Returns the pairs and notes (GT without a prediction)."""
+def pair_inputs(
+    pred: str | Path, gt: str | Path | None, allow_missing: bool = False
+) -> tuple[list[tuple[Item, Item | None]], list[str]]:
+    """Match predictions with GT by name. Returns the pairs and the names of GT videos without a
+    prediction: refused unless `allow_missing` (a mean over part of a benchmark is not its mean)."""
     preds, pred_many = list_items(pred, "PRED")
     if gt is None:
         return [(p, None) for p in preds], []
@@ -99,8 +105,39 @@ def pair_inputs(pred: str | Path, gt: str | Path | None) -> tuple[list[tuple[Ite
             raise InputError(f"{p.path}: no GT named '{p.name}' in {gt} (videos and frame folders are matched by name)")
         pairs.append((p, by_name[p.name]))
     unused = sorted(set(by_name) - {p.name for p in preds})
-    notes = [f"GT without a prediction (not scored): {', '.join(unused)}"] if unused else []
-    return pairs, notes
+    if unused and not allow_missing:
+        raise InputError(
+            f"{gt}: no prediction in {pred} for {len(unused)} of its {len(gts)} videos ({shown_names(unused)}):"
+            " a mean over the others is not the benchmark's; make the missing predictions, or give"
+            " --allow-missing to score only those present"
+        )
+    return pairs, unused
+
+
+def shown_names(names: Sequence[str], limit: int = 5) -> str:
+    """'a, b, c' (then ', ...' after `limit` names): a list a one-line message can hold."""
+    return ", ".join(names[:limit]) + (", ..." if len(names) > limit else "")
+
+
+def check_numbering(path: Path, role: str, paired: bool) -> None:
+    """Frames are paired by position, so a frame folder whose numbering has a gap (0004.png, then
+    0006.png) would pair every frame after it with the wrong one: refused when `paired` (PRED and GT
+    alike), else said (E*warp takes the images on each side of the gap as consecutive)."""
+    files = image_inputs(path) if path.is_dir() else None
+    gaps = missing_numbers(files) if files else []
+    if not gaps:
+        return
+    assert files is not None
+    n = sum(b - a + 1 for a, b in gaps)
+    missing = (f"frame number{'s' if n > 1 else ''} {shown_ranges(gaps)} {'are' if n > 1 else 'is'} missing"
+               f" ({files[0].name} to {files[-1].name}) ({role})")  # fmt: skip
+    if paired:
+        raise InputError(
+            f"{path}: {missing}: frames are paired by position, so every frame after a gap would be scored"
+            " against the wrong one; restore the missing frames, or remove the same frames from the other side"
+            " and number both without gaps"
+        )
+    log.warning("%s: %s: the %d images are scored in order, one frame each", path, missing, len(files))
 
 
 def parse_metrics(
@@ -252,6 +289,14 @@ class EvalReport:
     notes: list[str] = field(default_factory=list)  # about the run as a whole (GT left without a prediction)
     device: str = "cpu"
     seconds: float = 0.0
+    missing: list[str] = field(default_factory=list)  # GT videos without a prediction (allow_missing)
+    weights: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> file, sha256, published
+
+    @property
+    def coverage(self) -> str:
+        """What the means are over: "3 videos", or "2 of 3 videos" when GT videos had no prediction."""
+        n, of = len(self.videos), len(self.videos) + len(self.missing)
+        return f"{n} of {of} videos" if self.missing else f"{n} video{'s' if n != 1 else ''}"
 
     def per_video(self, metric: str) -> list[float]:
         return [v.mean(metric) for v in self.videos.values() if not math.isnan(v.mean(metric))]
@@ -263,18 +308,24 @@ class EvalReport:
 
     @property
     def spread(self) -> dict[str, float]:
-        """Standard deviation over videos of the per-video means (0 for one video)."""
+        """Population standard deviation (numpy's, ddof=0) over videos of the per-video means (0 for one video)."""
         return {m: float(np.std(self.per_video(m))) if self.per_video(m) else math.nan for m in self.metrics}
 
     def run_notes(self) -> list[str]:
-        """What a reader of the means should know: the run's own notes, and which videos were cut or
-        cropped (their own notes say how), so that the top level never looks clean when a video is not."""
+        """What a reader of the means should know: the run's own notes, and which videos have notes
+        (cut, cropped, other frame rates: their own notes say how), so that the top level never looks
+        clean when a video is not."""
         noted = [name for name, v in self.videos.items() if v.notes]
-        return self.notes + ([f"cut or cropped (see their notes): {', '.join(noted)}"] if noted else [])
+        return self.notes + ([f"videos with notes (see theirs): {', '.join(noted)}"] if noted else [])
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON of --json: per video its means, per-frame values and notes; the means and spread
-        over videos; `notes` about the run as a whole (`run_notes`)."""
+        over videos and what they cover (`mean_over`: videos scored, of how many, the GT videos left
+        out); `notes` about the run as a whole (`run_notes`); what made the numbers (`weights`: each
+        weight file's path and sha256, and whether it is the published one; the dove version; the
+        device)."""
+        from dove_cli import __version__
+
         clean = lambda x: None if x is None or (isinstance(x, float) and not math.isfinite(x)) else x  # noqa: E731
         videos = {}
         for name, v in self.videos.items():
@@ -291,7 +342,15 @@ class EvalReport:
             "videos": videos,
             "mean": {m: clean(x) for m, x in self.mean.items()},
             "std": {m: clean(x) for m, x in self.spread.items()},
+            "mean_over": {
+                "videos": len(self.videos),
+                "of": len(self.videos) + len(self.missing),
+                "missing": self.missing,
+            },
             "notes": self.run_notes(),
+            "weights": self.weights,
+            "dove_version": __version__,
+            "device": self.device,
         }
 
     def write_json(self, path: str | Path) -> None:
@@ -302,7 +361,8 @@ class EvalReport:
 
         The mean row leaves `frames` empty: every number in it is a mean over videos, the row a
         paper table takes, and a frame total there would read as one (a mean frame count means
-        nothing); the per-video rows hold the counts. Its `notes` are the run's (`run_notes`)."""
+        nothing); the per-video rows hold the counts. Its `notes` are the run's (`run_notes`); it is
+        named "mean (2 of 3 videos)" when GT videos had no prediction (`allow_missing`)."""
         import io
 
         buf = io.StringIO()
@@ -311,7 +371,8 @@ class EvalReport:
         fmt = lambda x: "" if math.isnan(x) else f"{x:.6g}"  # noqa: E731
         for name, v in self.videos.items():
             w.writerow([name, v.frames, *(fmt(v.mean(m)) for m in self.metrics), "; ".join(v.notes)])
-        w.writerow(["mean", "", *(fmt(self.mean[m]) for m in self.metrics), "; ".join(self.run_notes())])
+        label = f"mean ({self.coverage})" if self.missing else "mean"
+        w.writerow([label, "", *(fmt(self.mean[m]) for m in self.metrics), "; ".join(self.run_notes())])
         _write(Path(path), buf.getvalue())
 
     def plot(self, path: str | Path) -> None:
@@ -404,23 +465,35 @@ def check_size(
         )
 
 
-def check_planned_sizes(planned: Mapping[str, tuple[Path, tuple[int, int]]], collection: bool, gt: str | Path) -> None:
+def check_planned_sizes(
+    planned: Mapping[str, tuple[Path, tuple[int, int] | None]], collection: bool, gt: str | Path
+) -> None:
     """`dove upscale --eval GT`, before the upscale: the outputs to be, {name: (path, (width,
-    height))}, matched with GT as `dove eval` will match them, and their sizes against GT's (with
-    its default --max-crop). A GT of another scale, or a missing one, is said before hours of work."""
+    height), or None for an input that cannot be read, which the upscale says)}, matched with GT as
+    `dove eval` will match them, and their sizes against GT's (with its default --max-crop). A GT of
+    another scale, a missing one, a GT without an output, or a gap in a GT frame folder's numbering
+    is said before hours of work."""
     gts, gt_many = list_items(gt, "GT")
     if collection != gt_many:
         what = lambda many, n: f"a folder of {n} videos" if many else "one video"  # noqa: E731
         raise InputError(f"{gt}: the output is {what(collection, len(planned))} but --eval GT is"
                          f" {what(gt_many, len(gts))}; give a GT of the same layout (matched by name)")  # fmt: skip
     by_name = {g.name: g.path for g in gts} if gt_many else {name: gts[0].path for name in planned}
+    if unused := sorted(set(by_name) - set(planned)):
+        raise InputError(
+            f"{gt}: no output of this upscale for {len(unused)} of its {len(by_name)} videos"
+            f" ({shown_names(unused)}): a mean over the others is not the benchmark's; upscale without --eval"
+            " and run `dove eval OUTPUT GT --allow-missing` to score only those present"
+        )
     for name, (path, size) in planned.items():
         if name not in by_name:
             raise InputError(f"{path}: no GT named '{name}' in {gt} (videos and frame folders are matched by name)")
+        check_numbering(by_name[name], "GT", paired=True)
         with video_io.open_reader(by_name[name], warn=False) as reader:  # an unreadable GT: said now too
             gt_size = reader.info.width, reader.info.height
-        border = "upscale without --eval and run `dove eval OUTPUT GT --max-crop N`"
-        check_size(str(path), size, by_name[name], gt_size, MAX_CROP, border)
+        if size is not None:
+            border = "upscale without --eval and run `dove eval OUTPUT GT --max-crop N`"
+            check_size(str(path), size, by_name[name], gt_size, MAX_CROP, border)
 
 
 # ------------------------------------------------------------------------------------------ streaming
@@ -476,6 +549,7 @@ def evaluate(
     progress: ProgressFn | None = None,
     frame_metrics: Sequence[FrameMetric] | None = None,
     option: str = "--metrics",
+    allow_missing: bool = False,
 ) -> EvalReport:
     """Score PRED (against GT) and return an EvalReport (see the module doc for the input layouts).
 
@@ -483,12 +557,19 @@ def evaluate(
     {weight key: local file} instead of the hub (see `pretrained.WEIGHT_FILES`). download: fetch
     missing weights from the hub (else a one-line error says to run `dove download-weights
     --metrics`). frame_metrics: ready-made metric objects (tests, or callers that keep them loaded).
-    option: the flag that named the metrics, for messages. Every mistake that can be known before
-    scoring (inputs, metrics, device, weights) is raised before the first frame is read.
+    option: the flag that named the metrics, for messages. allow_missing: score the predictions
+    present when GT videos have none (the report's `coverage` says so), instead of refusing. Every
+    mistake that can be known before scoring (inputs, metrics, device, weights) is raised before the
+    first frame is read.
     """
     started = time.perf_counter()
-    pairs, notes = pair_inputs(pred, gt)
+    pairs, missing = pair_inputs(pred, gt, allow_missing)
     names = parse_metrics(metrics, gt is not None, str(pred), option)
+    fr_needed = any(METRICS[n].full_reference for n in names)
+    for p, g in pairs:
+        check_numbering(p.path, "PRED", paired=g is not None and fr_needed)
+        if g is not None and fr_needed:
+            check_numbering(g.path, "GT", paired=True)
     from dove_cli.models import pick_device
 
     dev = pick_device(str(device) if device is not None else None)
@@ -501,18 +582,24 @@ def evaluate(
             raise OptionError(f"--weights {key}=...: unknown key (known: {', '.join(sorted(known))})")
     for n in video_level:
         vqa.check(n, dict(weights or {}))
-    dover = vqa.DOVERScorer((weights or {}).get("dover") or _env_dover(), dev) if "dover" in names else None
+    dover_file = (weights or {}).get("dover") or _env_dover()
+    dover = vqa.DOVERScorer(dover_file, dev) if "dover" in names else None
+    used: dict[str, dict[str, Any]] = {}
     if frame_metrics is None:
         fetch_weights(names, gt is not None, weights, download=download, option=option)
         frame_metrics = build_metrics([n for n in names if METRICS[n].per_frame], dev, weights, download)
-    fr_needed = any(METRICS[n].full_reference for n in names)
-    report = EvalReport(names, notes=list(notes), device=str(dev))
+        used = pretrained.identify(pretrained.files_for(names), weights, download=download)  # loaded: weights
+    if dover is not None:
+        used |= pretrained.identify(["dover"], {"dover": dover_file})
+    notes = [f"GT without a prediction (not scored): {', '.join(missing)}"] if missing else []
+    report = EvalReport(names, notes=notes, device=str(dev), missing=missing, weights=used)
     for note in notes:
         log.warning("%s", note)
     totals: list[int | None] = []
     for p, _ in pairs:
         try:
-            totals.append(video_io.probe(p.path).num_frames)
+            with video_io.open_reader(p.path, warn=False, say_alpha=False) as probe:  # dove eval says its own
+                totals.append(probe.info.num_frames)
         except Exception:  # noqa: BLE001 - the real error is raised (with its message) when the video is read
             totals.append(None)
     frames_total = sum(t for t in totals if t) if all(totals) else None
@@ -523,10 +610,14 @@ def evaluate(
         for m in frame_metrics:
             m.start_video()
         with ExitStack() as stack, _decode_errors_said():
-            pr = stack.enter_context(video_io.open_reader(p.path, warn=False))
-            gr = stack.enter_context(video_io.open_reader(g.path, warn=False)) if (g and fr_needed) else None
+            # warn=False: the readers' advice is for an upscale (--fps, --deinterlace, "the output is opaque")
+            pr = stack.enter_context(video_io.open_reader(p.path, warn=False, say_alpha=False))
+            gr = (stack.enter_context(video_io.open_reader(g.path, warn=False, say_alpha=False))
+                  if (g and fr_needed) else None)  # fmt: skip
             w, h = pr.info.width, pr.info.height
             if gr is not None:
+                if rates := rates_differ(pr.info, gr.info):
+                    scores.notes.append(rates)
                 gw, gh = gr.info.width, gr.info.height
                 if (gw, gh) != (w, h):
                     check_size(str(p.path), (w, h), g.path if g else Path(), (gw, gh), max_crop)
@@ -554,15 +645,31 @@ def evaluate(
                 done += 1
                 if progress is not None:
                     progress(EvalProgress(p.name, index, len(pairs), done, frames_total, time.perf_counter() - started))
+            for reader in (pr, gr):
+                if reader is not None and reader.transparent:
+                    log.warning("%s: the alpha channel (transparency) is ignored for scoring: the RGB values are"
+                                " compared as stored", reader.path)  # fmt: skip
         if scores.frames == 0:
             raise InputError(f"{p.path}: no frames to score")
         if dover is not None:
             scores.values["dover"] = [dover.score(p.path)]
         for note in scores.notes:
-            log.warning("%s: %s", p.name, note)
+            log.warning("%s: %s", p.path, note)
         report.videos[p.name] = scores
     report.seconds = time.perf_counter() - started
     return report
+
+
+def rates_differ(pred: video_io.VideoInfo, gt: video_io.VideoInfo) -> str | None:
+    """A note when two videos' frame rates differ by more than 1% (image folders have none of their
+    own): frames are paired by position, so a 32 frames/s prediction of a 16 frames/s GT is compared
+    frame for frame, not moment for moment."""
+    if any(i.is_image_sequence or i.is_still_image or not i.fps for i in (pred, gt)):
+        return None
+    if abs(pred.fps - gt.fps) <= 0.01 * max(pred.fps, gt.fps):
+        return None
+    return (f"frame rates differ (PRED {float(pred.fps):.4g}, GT {float(gt.fps):.4g} frames/s): frames are paired"
+            " by position, not by time")  # fmt: skip
 
 
 def _env_dover() -> str:
