@@ -85,6 +85,26 @@ def test_engine_matches_spec_reference(tiny_model, frames, h, w):
     assert diff.max() <= 1 and (diff > 0).float().mean() < 1e-3  # float summation order only
 
 
+@pytest.mark.parametrize(
+    "shape, said",
+    [
+        ((1, 3, 9, 36, 64), "window of 64x36 px: width and height must be multiples of 16"),
+        ((1, 3, 9, 32, 40), "window of 40x32 px: width and height must be multiples of 16"),
+        ((3, 9, 32, 64), "expected a window [B, 3, F, H, W], got shape [3, 9, 32, 64]"),
+        ((1, 9, 3, 32, 64), "expected a window [B, 3, F, H, W], got shape [1, 9, 3, 32, 64]"),
+    ],
+)
+def test_restore_refuses_a_window_it_would_crop(tiny_model, shape, said):
+    """A library caller's window 36 px high came back 32 px high, without a word (the VAE's and the
+    patches' strides); the README's recipe (padded frames, upsampled, [-1, 1]) gives the same shape back."""
+    with pytest.raises(ValueError) as err:
+        tiny_model.restore(torch.zeros(shape))
+    assert str(err.value).startswith(said)
+    frames = torch.randint(0, 256, (9, 3, 12, 16), dtype=torch.uint8)  # [F, 3, h, w]: h x 4, w x 4 are 16k
+    video = (upsample(frames.float(), 4) / 255 * 2 - 1).permute(1, 0, 2, 3)[None]
+    assert tiny_model.restore(video).shape == (1, 3, 9, 48, 64)
+
+
 def test_posterior_sample_is_seeded(tiny_model):
     x = torch.rand(1, 3, 5, 32, 32) * 2 - 1
     tiny_model.posterior = "sample"

@@ -27,7 +27,9 @@ from dove_cli.timing import NULL_TIMER, StageTimer
 log = logging.getLogger(__name__)
 
 
-DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+DtypeName = Literal["bf16", "fp16", "fp32"]
+DTYPES: dict[DtypeName, torch.dtype] = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+DTYPE_NAMES = {dtype: name for name, dtype in DTYPES.items()}  # torch.bfloat16 -> "bf16"
 TIMESTEP = 399  # the single denoising step DOVE was trained for
 TEMPORAL_PAD = 8  # frames are padded so that (F - 1) % 8 == 0, as the release does
 
@@ -62,9 +64,13 @@ def attention_kernel(choice: Attention) -> Iterator[None]:
 
 
 def upsample(lq: torch.Tensor, scale: int) -> torch.Tensor:
-    """Bilinear upsampling by an integer factor, as the release does it.
+    """Bilinear upsampling by an integer factor, as the release does it: the first step of a window.
 
-    lq: [N, C, h, w] float -> [N, C, h * scale, w * scale] (align_corners=False, no antialias).
+    lq: [N, C, h, w] float, frames as the batch (a window of F frames: [F, 3, h, w]) -> [N, C,
+    h * scale, w * scale] (align_corners=False, no antialias). For `restore`, the LQ frames are
+    padded first so that h * scale and w * scale are multiples of the model's `spatial_multiple`
+    (tiled.pad_frame), and the result is mapped from code values to [-1, 1] (x / 255 * 2 - 1) and
+    permuted to [1, 3, F, H, W] (`.permute(1, 0, 2, 3)[None]`).
     """
     return F.interpolate(lq, scale_factor=scale, mode="bilinear", align_corners=False, antialias=False)
 
@@ -75,6 +81,17 @@ def pad_time(video: torch.Tensor, multiple: int = TEMPORAL_PAD) -> tuple[torch.T
     if pad:
         video = torch.cat([video, video[:, :, -1:].expand(-1, -1, pad, -1, -1)], dim=2)
     return video, pad
+
+
+def check_window(video: torch.Tensor, multiple: int) -> None:
+    """A window for `restore`: [B, 3, F, H, W] with H and W multiples of `multiple`, else a ValueError
+    that says so (a library caller's mistake: the VAE and the patching would crop it silently)."""
+    if video.ndim != 5 or video.shape[1] != 3:
+        raise ValueError(f"expected a window [B, 3, F, H, W], got shape {list(video.shape)}")
+    h, w = video.shape[-2:]
+    if h % multiple or w % multiple:
+        raise ValueError(f"window of {w}x{h} px: width and height must be multiples of {multiple} (pad the "
+                         "frames, e.g. dove_cli.tiled.pad_frame, and crop the output)")  # fmt: skip
 
 
 class Restorer(Protocol):
@@ -110,6 +127,8 @@ class Restorer(Protocol):
     ) -> torch.Tensor:
         """[B, 3, F, H, W] in [-1, 1] -> [B, 3, F, H, W] in [0, 1] (float32).
 
+        The window is already at the output size (upsampled: `upsample`), any number of frames F,
+        H and W multiples of `spatial_multiple`.
         release: the authors' arithmetic (`--parity`): the window's frames as they are (the caller
         padded the video; 1, 8k or 8k+1 frames), the output mapped to [0, 1] in the model's dtype.
         Only the loop's own call passes it, so models that never run `--parity` may leave it out."""
@@ -440,11 +459,16 @@ class DoveModel:
         *,
         release: bool = False,
     ) -> torch.Tensor:
-        """Steps 1 (time) and 4-13 on one window: [B, 3, F, H, W] in [-1, 1] -> [0, 1] float32.
+        """Steps 1 (time) and 4-13 on one window: [B, 3, F, H, W] in [-1, 1] -> [0, 1] float32, same shape.
 
+        `video` is the low-quality window already upsampled to the output size (`upsample`), any
+        number of frames F (padded here to 8k+1 and cut back), H and W multiples of
+        `spatial_multiple` (16 for DOVE: pad the frames first); another shape is a ValueError (the
+        VAE would silently return a smaller frame).
         release (`--parity`): no time padding here (the release pads the whole video to 8k+1 and
         encodes each chunk as it is), and the output is mapped to [0, 1] in the model's dtype before
         it becomes float32, as their `process_video` does."""
+        check_window(video, self.spatial_multiple)
         frames = video.shape[2]
         if not release:
             video, _ = pad_time(video)
