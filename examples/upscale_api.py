@@ -11,7 +11,7 @@ import argparse
 from pathlib import Path
 
 import dove_cli
-from dove_cli.errors import DoveError
+from dove_cli import DoveError
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--model", default=None)

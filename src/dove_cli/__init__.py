@@ -11,40 +11,54 @@ note = logging.getLogger("dove_cli.note")
 
 from dove_cli.errors import DoveError, Interrupted  # noqa: E402
 
-if TYPE_CHECKING:
-    from dove_cli.options import UpscaleOptions
+if TYPE_CHECKING:  # what type checkers and IDEs see; at run time these load on first use (__getattr__)
+    from typing_extensions import Unpack
+
+    from dove_cli.batch import BatchItem, BatchResult, upscale_batch
+    from dove_cli.engine import Restorer
+    from dove_cli.options import UpscaleKeywords, UpscaleOptions
     from dove_cli.plan import Plan
-    from dove_cli.upscaling import UpscaleResult
+    from dove_cli.upscaling import Progress, UpscaleResult, upscale
 
 __all__ = [
+    "BatchItem",
+    "BatchResult",
     "DoveError",
     "Interrupted",
     "Plan",
+    "Progress",
     "UpscaleOptions",
     "UpscaleResult",
     "__version__",
+    "load_model",
     "upscale",
     "upscale_batch",
 ]
-_LAZY = ("Plan", "UpscaleOptions", "UpscaleResult")  # importing torch is slow: `dove --help` must not wait
+# Importing torch is slow: `dove --help` must not wait. Each name's module, imported when first used.
+_LAZY = {
+    "BatchItem": "batch",
+    "BatchResult": "batch",
+    "upscale_batch": "batch",
+    "Plan": "plan",
+    "UpscaleOptions": "options",
+    "Progress": "upscaling",
+    "UpscaleResult": "upscaling",
+    "upscale": "upscaling",
+}
 
 
-def upscale(input: Any, output: Any, options: UpscaleOptions | None = None, **overrides: Any) -> Any:
-    """Upscale a video file or image sequence; `UpscaleOptions` lists every option (see dove_cli.options)."""
-    from dove_cli.upscaling import upscale as run
+def load_model(options: UpscaleOptions | None = None, **overrides: Unpack[UpscaleKeywords]) -> Restorer:
+    """The model of `upscale()`, loaded once, to pass as `upscale(..., restorer=model)` to many calls
+    (each call would load it again). It takes the options that choose and place a model (model,
+    device, dtype, quantize, offload, compile, attention, posterior, vae_tiling) as upscale() does;
+    the calls then run it as loaded (a model=, device= or dtype= that says otherwise is refused)."""
+    from dove_cli import models
+    from dove_cli.options import check_options, with_overrides
 
-    return run(input, output, options, **overrides)
-
-
-def upscale_batch(in_dir: Any, out_dir: Any, options: UpscaleOptions | None = None, *, dry_run: bool = False,
-                  **overrides: Any) -> Any:  # fmt: skip
-    """Upscale every video of a folder, as `dove upscale DIR -o DIR`: a BatchResult, an item per file
-    (a file that fails is recorded and the rest go on); `dry_run` gives each file's plan instead."""
-    from dove_cli import batch
-
-    if dry_run:
-        return batch.dry_run_batch(in_dir, out_dir, options, **overrides)
-    return batch.upscale_batch(in_dir, out_dir, options, **overrides)
+    opts = check_options(with_overrides(options, overrides))
+    device, dtype = models.resolve_device(opts)
+    models.check_quantize(opts, device)
+    return models.load_model(opts, device, dtype)
 
 
 def console_main() -> None:
@@ -62,7 +76,7 @@ def console_main() -> None:
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        from dove_cli import options, plan, upscaling
+        import importlib
 
-        return getattr({"Plan": plan, "UpscaleOptions": options}.get(name, upscaling), name)
+        return getattr(importlib.import_module(f"dove_cli.{_LAZY[name]}"), name)
     raise AttributeError(f"module 'dove_cli' has no attribute {name!r}")

@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from dove_cli import note, video_io
 from dove_cli.errors import DoveError, InputError, Interrupted, OutputBusy, OutputError, PartlyFailed, TempFailure
@@ -21,6 +21,14 @@ from dove_cli.logs import held_warnings
 
 # dove_cli.upscaling is imported inside the functions that run files: it loads torch (`dove upscale DIR`
 # checks the folder before that), and it imports this module back (is_batch_input).
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from dove_cli.distributed import Cluster
+    from dove_cli.engine import Restorer
+    from dove_cli.options import UpscaleKeywords, UpscaleOptions
+    from dove_cli.upscaling import Progress
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +44,10 @@ ITEM_STATUS = {"running": "interrupted", "pending": "not started"}
 
 @dataclass
 class BatchItem:
+    """One video of a folder run, as `on_file(index, item)` sees it: "pending", "running" when its
+    run starts (on_file is called then, and again when it ends), then "done", "skipped" (its output
+    was there), "busy" (another dove run is writing it) or "failed" (with `error`)."""
+
     input: Path
     output: Path
     status: Status = "pending"
@@ -56,6 +68,8 @@ class BatchItem:
 
 @dataclass
 class BatchResult:
+    """What `upscale_batch` returns: an item per video, in name order."""
+
     items: list[BatchItem] = field(default_factory=list)
 
     def count(self, status: Status) -> int:
@@ -159,13 +173,14 @@ def _some(names: list[str]) -> str:
 def upscale_batch(
     in_dir: str | Path,
     out_dir: str | Path,
-    options: Any = None,
+    options: UpscaleOptions | None = None,
     *,
-    restorer: Any = None,
+    dry_run: bool = False,
+    restorer: Restorer | None = None,
     on_file: Callable[[int, BatchItem], None] | None = None,
-    progress: Callable[[Any], None] | None = None,
-    cluster: Any = None,
-    **overrides: Any,
+    progress: Callable[[Progress], None] | None = None,
+    cluster: Cluster | None = None,
+    **overrides: Unpack[UpscaleKeywords],
 ) -> BatchResult:
     """Upscale every video of `in_dir` into `out_dir` (same names), loading the model once.
 
@@ -174,12 +189,16 @@ def upscale_batch(
     on_file(index, item) is called when a file starts and when it ends; progress gets the
     per-file frame progress of `upscale`. With `ray` set (or a `cluster` from dove_cli.distributed),
     the files are spread over Ray workers (one model load each, long files split into segments) and
-    progress gets the frames of all files together.
+    progress gets the frames of all files together. `dry_run`: each file's plan instead
+    (`dry_run_batch`; nothing runs, so on_file, progress and cluster are not used).
     """
     from dove_cli.manifest import check_manifest, write_batch_manifest
-    from dove_cli.options import check_options, with_overrides
+    from dove_cli.options import check_options, check_paths, with_overrides
     from dove_cli.resume import AGAIN_HINT
 
+    if dry_run:
+        return dry_run_batch(in_dir, out_dir, options, restorer=restorer, **overrides)
+    check_paths(in_dir=in_dir, out_dir=out_dir)
     opts = check_options(with_overrides(options, overrides))
     if not opts.overwrite:  # a re-run carries on where an interrupted file stopped (if its options match)
         opts = replace(opts, resume=True)
@@ -222,11 +241,11 @@ def upscale_batch(
 
 def _upscale_here(
     result: BatchResult,
-    opts: Any,
-    restorer: Any,
+    opts: UpscaleOptions,
+    restorer: Restorer | None,
     on_file: Callable[[int, BatchItem], None] | None,
-    progress: Callable[[Any], None] | None,
-) -> Any:
+    progress: Callable[[Progress], None] | None,
+) -> Restorer | None:
     """The files one after another in this process; returns the model (None if none was needed)."""
     from dove_cli import models
     from dove_cli.resume import AGAIN_HINT
@@ -289,15 +308,24 @@ def _refused_before_loading(item: BatchItem, opts: Any) -> bool:
     return False
 
 
-def dry_run_batch(in_dir: str | Path, out_dir: str | Path, options: Any = None, **overrides: Any) -> BatchResult:
+def dry_run_batch(
+    in_dir: str | Path,
+    out_dir: str | Path,
+    options: UpscaleOptions | None = None,
+    *,
+    restorer: Restorer | None = None,
+    **overrides: Unpack[UpscaleKeywords],
+) -> BatchResult:
     """`--dry-run` for a folder: each video's plan (item.result) as `upscale(dry_run=True)` makes it,
-    no weights read; outputs that exist are skipped as the run would skip them, and a file that
-    cannot be planned is failed with its one-line error. Each file's warnings are held in
-    item.warnings for `say_warnings_once`: the same advice for every file is noise."""
+    no weights read (planned for `restorer` when given); outputs that exist are skipped as the run
+    would skip them, and a file that cannot be planned is failed with its one-line error. Each
+    file's warnings are held in item.warnings for `say_warnings_once`: the same advice for every
+    file is noise."""
     from dove_cli.manifest import check_manifest, write_batch_manifest
-    from dove_cli.options import check_options, with_overrides
+    from dove_cli.options import check_options, check_paths, with_overrides
     from dove_cli.upscaling import upscale
 
+    check_paths(in_dir=in_dir, out_dir=out_dir)
     opts = check_options(with_overrides(options, overrides))
     if not opts.overwrite:  # as the run will: an interrupted file is continued (its plan says how far it got)
         opts = replace(opts, resume=True)
@@ -312,7 +340,8 @@ def dry_run_batch(in_dir: str | Path, out_dir: str | Path, options: Any = None, 
             continue
         with held_warnings(item.warnings):
             try:
-                item.result, item.status = upscale(item.input, item.output, opts, dry_run=True), "done"
+                item.result = upscale(item.input, item.output, opts, restorer=restorer, dry_run=True)
+                item.status = "done"
             except DoveError as exc:
                 item.fail(exc)
     if manifest is not None:  # each file's plan, as the run's manifest will have it

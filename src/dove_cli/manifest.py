@@ -177,7 +177,7 @@ def result_doc(result: UpscaleResult) -> dict[str, Any]:
         "frames": result.frames,
         "dropped_frames": result.dropped_frames,
         "seconds": round(result.seconds, 3),
-        "peak_host_bytes": result.peak_host_bytes,
+        "peak_host_bytes": result.peak_host_bytes,  # the process's peak so far; the device's is the run's
         "peak_device_bytes": result.peak_device_bytes,
         "tile_used": result.tile_used,
         "offload_used": result.offload_used,

@@ -14,11 +14,11 @@ from __future__ import annotations
 import difflib
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from fractions import Fraction
 from types import UnionType
-from typing import Any, ClassVar, Literal, Union, get_args, get_origin, get_type_hints
+from typing import Any, ClassVar, Literal, TypedDict, Union, get_args, get_origin, get_type_hints
 
 from dove_cli.errors import OptionError
 from dove_cli.release_layout import RELEASE_CHUNK_OVERLAP, RELEASE_TILE_OVERLAP
@@ -220,6 +220,54 @@ class UpscaleOptions:
     given: frozenset[str] = field(default=frozenset(), metadata={"cli": Cli("", hidden=True)})
 
 
+class UpscaleKeywords(TypedDict, total=False):
+    """The keyword overrides `upscale()`, `upscale_batch()` and `load_model()` take, for type checkers
+    (a misspelt keyword, a value of another type): UpscaleOptions' fields, whose values may also be
+    the command line's text (tile="auto", chunk="33") or, for a path, a Path (`keyword_value`).
+    tests/test_upscale.py keeps the two in step."""
+
+    model: str | os.PathLike[str] | None
+    scale: int | str
+    device: str | None
+    dtype: Literal["bf16", "fp16", "fp32"] | None
+    vram: float | str | None
+    offload: Offload
+    vae_tiling: bool
+    quantize: Quantize
+    compile: Compile
+    attention: Attention
+    posterior: Posterior
+    seed: int | str
+    download: bool
+    tile: int | str
+    tile_overlap: int | str
+    chunk: int | str
+    chunk_overlap: int | str
+    blend: BlendMode
+    pad: Literal["replicate", "zero"]
+    parity: bool
+    scene_cuts: Literal["auto", "off"]
+    color_fix: ColorFix
+    fps: str | int | float | Fraction | None
+    rotate: Literal["keep", "apply"]
+    deinterlace: Literal["off", "frame", "field"]
+    ignore_decode_errors: bool
+    preview: str | None
+    codec: str | None
+    crf: int | str | None
+    preset: str | None
+    pix_fmt: str | None
+    codec_options: dict[str, str] | str
+    audio: Literal["copy", "transcode", "none"]
+    subtitles: Literal["copy", "none"]
+    compare: bool
+    manifest: str | os.PathLike[str] | None
+    overwrite: bool
+    resume: bool
+    ray: str | None
+    workers: int | str | None
+
+
 # Options of `dove upscale` that are no UpscaleOptions field: what a Python caller does instead.
 _SCORE = "in Python, score the output with dove_cli.metrics.evaluate.evaluate(output, gt, metrics)"
 COMMAND_LINE_ONLY = {
@@ -245,6 +293,14 @@ def check_keywords(names: Iterable[str]) -> None:
         close = difflib.get_close_matches(name, [*known, "dry_run"], n=1, cutoff=0.7)  # dry_run: upscale()'s own
         hint = f"did you mean {close[0]}=?" if close else "dove_cli.UpscaleOptions lists them"
         raise OptionError(f"{name}=: no such option; {hint}")
+
+
+def check_paths(**paths: object) -> None:
+    """The files of `upscale()` and `upscale_batch()` are paths: another value (None, a number) is one
+    OptionError line naming the argument, not os.fspath's TypeError from deep in the run."""
+    for name, value in paths.items():
+        if not isinstance(value, (str, os.PathLike)):
+            raise OptionError(f"{name}={value!r}: expected a path (a str or a pathlib.Path)")
 
 
 def keyword_value(name: str, value: Any) -> Any:
@@ -277,7 +333,7 @@ def keyword_value(name: str, value: Any) -> Any:
     return value
 
 
-def with_overrides(options: UpscaleOptions | None, overrides: dict[str, Any]) -> UpscaleOptions:
+def with_overrides(options: UpscaleOptions | None, overrides: Mapping[str, Any]) -> UpscaleOptions:
     """`options` (or the defaults) with keyword overrides of its fields, which count as given."""
     check_keywords(overrides)
     if not isinstance(overrides.get("given", frozenset()), (set, frozenset)):  # the names the CLI saw given

@@ -31,14 +31,21 @@ import torch
 
 from dove_cli import note, resume, video_io
 from dove_cli.blend import FrameBlender, finish_frame, to_code_values, upsampled_reference
-from dove_cli.engine import DoveModel, Restorer
+from dove_cli.engine import DTYPE_NAMES, BilinearModel, DoveModel, Restorer
 from dove_cli.errors import DoveError, InputError, OptionError, OutputError
 from dove_cli.humanize import gpu_of, human_range
 from dove_cli.logs import held_warnings, kept_warnings
 from dove_cli.logs import say as say_held
 from dove_cli.manifest import check_manifest, write_manifest
-from dove_cli.models import check_quantize, load_model, planning_model, resolve_device
-from dove_cli.options import UpscaleOptions, check_options, parse_preview, with_overrides
+from dove_cli.models import check_quantize, load_model, pick_device, planning_model, resolve_device
+from dove_cli.options import (
+    UpscaleKeywords,
+    UpscaleOptions,
+    check_options,
+    check_paths,
+    parse_preview,
+    with_overrides,
+)
 from dove_cli.plan import (
     Plan,
     make_plan,
@@ -55,6 +62,8 @@ from dove_cli.timing import StageTimer, peak_gpu_bytes, peak_host_bytes
 from dove_cli.windows import BlendMode, ChunkStream, Span, span_weights
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from dove_cli.distributed import Cluster
 
 log = logging.getLogger(__name__)
@@ -66,8 +75,13 @@ SEEK_MARGIN_FRAMES = 4  # a part of a distributed run seeks this many frames ear
 
 @dataclass
 class Progress:
+    """What a `progress=` callback is called with: once per status, and in "upscaling" before each
+    window and as frames are finished. Raising from the callback stops the run: the exception comes
+    out of upscale() as it was raised (a KeyboardInterrupt as dove_cli.Interrupted), and the frames
+    of closed segments are kept for `resume=True`."""
+
     frames_done: int  # output frames finished
-    frames_total: int  # as probed (an estimate for some containers)
+    frames_total: int  # as probed (an estimate for some containers; 0 while a folder run loads its model)
     window: str  # the window being worked on, e.g. "frames 25-57"
     seconds: float  # since the run began
     status: str = "upscaling"  # "loading model", "planning", "upscaling", "joining segments", "done"
@@ -83,11 +97,16 @@ STAGE_NAMES = {"decode": "decoding", "wait_input": "waiting for frames", "upsamp
 
 @dataclass
 class UpscaleResult:
+    """What a run did. The two peaks differ in scope: `peak_device_bytes` is this run's (the GPU's
+    counter is reset when the run starts), `peak_host_bytes` the whole process's so far (the
+    kernel's high-water mark of resident memory, which only a new process resets): in a program that
+    runs many jobs, each result carries the largest peak of any job before it."""
+
     output: Path
     frames: int
     seconds: float
-    peak_host_bytes: int
-    peak_device_bytes: int
+    peak_host_bytes: int  # the process's peak resident memory so far, not this run's alone
+    peak_device_bytes: int  # this run's peak of GPU memory allocated by torch (0 on a CPU)
     plan: Plan
     tile_used: int
     offload_used: str
@@ -121,7 +140,7 @@ class UpscaleResult:
         if self.resumed_from and made <= 0:  # a resume that only joined: no speed to speak of
             speed = "nothing left to make"
         dev = f", peak GPU {self.peak_device_bytes / gib:.2f} GiB" if self.peak_device_bytes else ""
-        tile = f"tile {self.tile_used or 'none'}"
+        tile = f"tile {self.tile_used or 'whole frame'}"
         retry = f", {self.retries} OOM retr{'ies' if self.retries != 1 else 'y'}" if self.retries else ""
         extra = f", {len(self.cuts)} scene cut{'s' * (len(self.cuts) != 1)}" if self.cuts else ""
         if self.resumed_from:  # (Ray workers skip whole segments, not windows: no count)
@@ -136,7 +155,7 @@ class UpscaleResult:
             extra += f" ({self.redone} segment{'s' * (self.redone != 1)} redone after a worker died)"
         return (
             f"{self.frames} frames in {self.seconds:.1f} s ({speed}), peak host "
-            f"{self.peak_host_bytes / gib:.2f} GiB{dev}; {tile}, chunk {self.plan.chunk or 'none'}, "
+            f"{self.peak_host_bytes / gib:.2f} GiB{dev}; {tile}, chunk {self.plan.chunk or 'whole clip'}, "
             f"offload {self.offload_used}{retry}{extra} -> {self.output}"
         )
 
@@ -177,7 +196,7 @@ def upscale(
     dry_run: Literal[False] = False,
     timer: StageTimer | None = None,
     cluster: Cluster | None = None,
-    **overrides: Any,
+    **overrides: Unpack[UpscaleKeywords],
 ) -> UpscaleResult: ...
 
 
@@ -192,7 +211,7 @@ def upscale(
     dry_run: Literal[True],
     timer: StageTimer | None = None,
     cluster: Cluster | None = None,
-    **overrides: Any,
+    **overrides: Unpack[UpscaleKeywords],
 ) -> Plan: ...
 
 
@@ -206,16 +225,19 @@ def upscale(
     dry_run: bool = False,
     timer: StageTimer | None = None,
     cluster: Cluster | None = None,
-    **overrides: Any,
+    **overrides: Unpack[UpscaleKeywords],
 ) -> UpscaleResult | Plan:
     """Upscale `input` into `output` (a video file or an image pattern like frames/%06d.png).
 
     Options are an `UpscaleOptions` and/or keyword overrides of its fields. Returns the plan when
     `dry_run`, else the result with timings and peak memory. Raises DoveError for user mistakes,
     Interrupted (a KeyboardInterrupt, not a DoveError) on Ctrl-C, with the finished part kept for `resume=True`.
+    `progress` is called with a Progress as the run goes (raising from it stops the run). `restorer`:
+    a model loaded once (dove_cli.load_model) for many calls, run as it was loaded (`with_restorer`).
     With `ray` set (or a `cluster` from dove_cli.distributed), Ray workers share the work and the
     output is the same file.
     """
+    check_paths(input=input, output=output)
     opts = check_options(with_overrides(options, overrides))
     if progress is not None and not callable(progress):
         raise OptionError(f"progress={progress!r}: expected a function that takes a Progress (or None)")
@@ -241,6 +263,8 @@ def _upscale(
 ) -> UpscaleResult | Plan:
     """`upscale` of one file in this process; `seen` fills with the warnings said (for the result)."""
     t_start = time.perf_counter()
+    if restorer is not None:
+        opts = with_restorer(opts, restorer)
     info, said = probe_input(input, opts)
     device, dtype = resolve_device(opts, planning=dry_run)  # options first, then what is on disk
     checked = _check_outputs(output, info, opts, dry_run, said)
@@ -339,6 +363,38 @@ def _upscale(
         raise
     finally:
         session.release()
+
+
+def with_restorer(opts: UpscaleOptions, restorer: Restorer) -> UpscaleOptions:
+    """The options of a run of a model loaded already (restorer=), which runs as it was loaded: its
+    plan, manifest and a later `resume=True` must say so. Its device, a network's dtype and
+    model='bilinear' are the run's when not given; a `device=`, `dtype=` or `model=` (bilinear or a
+    network) given that says otherwise is refused. (Which network's weights a DoveModel holds is in
+    its fingerprint, the manifest's `model`.)"""
+    bilinear = isinstance(restorer, BilinearModel)
+    if opts.model is not None and (opts.model == "bilinear") != bilinear:
+        what = "a BilinearModel" if bilinear else f"a {type(restorer).__name__}, not model='bilinear'"
+        raise OptionError(f"model={opts.model!r}: restorer= is {what}; leave model= out (the restorer is what "
+                          "runs) or pass the model it names: dove_cli.load_model(model=...)")  # fmt: skip
+    if bilinear:
+        opts = replace(opts, model="bilinear")
+    if opts.device is None:
+        opts = replace(opts, device=str(restorer.device))
+    elif not same_device(pick_device(opts.device), restorer.device):
+        raise OptionError(f"device={opts.device!r}: restorer= is on {restorer.device}; leave device= out or load "
+                          "the model on that device: dove_cli.load_model(device=...)")  # fmt: skip
+    dtype = None if bilinear else DTYPE_NAMES.get(restorer.dtype)  # (bilinear computes in float32 whatever dtype says)
+    if dtype is not None and opts.dtype is None:
+        opts = replace(opts, dtype=dtype)
+    elif dtype is not None and opts.dtype != dtype:
+        raise OptionError(f"dtype={opts.dtype!r}: restorer= computes in {dtype}; leave dtype= out or load the "
+                          "model with that dtype: dove_cli.load_model(dtype=...)")  # fmt: skip
+    return opts
+
+
+def same_device(device: torch.device, other: torch.device) -> bool:
+    """`device` (as pick_device names it: a GPU with its index) is `other` ("cuda" with no index: any GPU)."""
+    return device.type == other.type and other.index in (None, device.index)
 
 
 def _failure_manifest(manifest: Path, input: str | Path, opts: UpscaleOptions, plan: Plan | None,
