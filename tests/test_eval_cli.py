@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from dove_cli.cli import main  # noqa: E402
 from dove_cli.errors import InputError, OptionError  # noqa: E402
 from dove_cli.metrics.evaluate import evaluate  # noqa: E402
-from media import ffmpeg  # noqa: E402
+from media import ffmpeg, make_clip  # noqa: E402
 from test_eval_metrics import _ssim_reference  # noqa: E402
 from test_eval_weights import write_video  # noqa: E402
 
@@ -480,3 +480,74 @@ def test_frame_rates_that_differ_are_said_with_the_pairing(tmp_path, capsys, cap
         caplog.clear()
         report = evaluate(fast, other, "psnr")
         assert report.videos["clip"].notes == [] and "frame rates" not in caplog.text
+
+
+def drop_frames(src: Path, dst: Path, first: int, last: int) -> Path:
+    """`src` without its frames `first` to `last`, the others at their own times: a hole in the middle."""
+    codec = ["-c:v", "ffv1"] if dst.suffix == ".mkv" else ["-c:v", "libx264", "-qp", "0"]
+    ffmpeg("-i", src, "-vf", f"select='not(between(n,{first},{last}))'", "-fps_mode", "passthrough", *codec, dst)
+    return dst
+
+
+def test_frames_lost_in_the_middle_of_either_side_are_refused(tmp_path, capsys):
+    """The trial: a GT that lost 24 of its 75 frames in the middle was paired by position, every frame
+    after the hole with the wrong one (80 dB, then 9-17 dB, mean 42.16, exit 0). Now one line naming
+    the side whose time jumps ahead, the frame and both times, for a .mp4 too (frames lost lower its
+    average rate: its timestamps' step says the rates are one), and from `dove upscale --eval`; the
+    advice, followed, gives a copy whose frames after the hole meet their own again."""
+    whole = make_clip(tmp_path / "whole.mkv", rate="25", frames=30, codec="ffv1")
+    holed = drop_frames(whole, tmp_path / "holed.mkv", 10, 17)
+    holed_mp4 = drop_frames(whole, tmp_path / "holed.mp4", 10, 17)
+    for pred, gt, lost, role, other in ((whole, holed, holed, "GT", "PRED"), (holed, whole, holed, "PRED", "GT"),
+                                        (whole, holed_mp4, holed_mp4, "GT", "PRED")):  # fmt: skip
+        code, out, err = run(["eval", str(pred), str(gt), "--metrics", "psnr", "-q"], capsys)
+        lines = err.strip().splitlines()
+        assert code == 2 and len(lines) == 1 and not out, err
+        assert lines[0] == (
+            f"error: {lost}: frames lost between frame 9 at 0.360 s and frame 10 at 0.720 s ({role}), where the"
+            f" {other}'s frame 10 is at 0.400 s (each from its first frame); frames are paired by position, so every"
+            " later frame would be scored against the wrong one; score a copy with each lost frame repeated (ffmpeg"
+            " -i FILE -fps_mode cfr -c:v ffv1 copy.mkv)"
+        )
+    out_file = tmp_path / "up.mkv"
+    code, _, err = run(["upscale", str(whole), "-o", str(out_file), "--model", "bilinear", "--scale", "1", "-q",
+                        "--eval", str(holed), "--eval-metrics", "psnr"], capsys)  # fmt: skip
+    assert code == 3 and out_file.is_file() and len(err.strip().splitlines()) == 1, err
+    assert f"was written fine, but scoring it failed: {holed}: frames lost between frame 9 at 0.360 s" in err
+    advice = re.search(r"\((ffmpeg -i FILE [^)]*)\)", err).group(1).split()
+    for damaged in (holed, holed_mp4):
+        copy = tmp_path / damaged.name.replace(".", "_") / "copy.mkv"
+        copy.parent.mkdir()
+        ffmpeg(*[str(damaged) if a == "FILE" else str(copy) if a == "copy.mkv" else a for a in advice[1:]])
+        psnr = evaluate(whole, copy, "psnr").videos["whole"].values["psnr"]
+        assert len(psnr) == 30 and psnr[:10] + psnr[18:] == [pytest.approx(80.0)] * 22, psnr
+        assert min(psnr[10:18]) < 60  # a lost frame has a neighbour in its place
+
+
+def test_videos_of_one_rate_are_checked_only_within_half_a_frame(tmp_path, clip_2997, clip_2997_mkv):
+    """A clean pair whose times differ by rounding (30000/1001 frames/s in a .mp4, and in a .mkv,
+    which counts milliseconds) scores; so does a copy retimed to 24000/1001 frames/s of a 24 frames/s
+    video, frame for frame, though half a frame apart from frame 500 on (a rate, not frames lost:
+    its .mkv still says 24 frames/s)."""
+    report = evaluate(clip_2997_mkv, clip_2997, "psnr")
+    assert report.videos["ntsc"].frames == 12 and report.videos["ntsc"].notes == []
+    film = make_clip(tmp_path / "film.mkv", size="16x16", rate="24", frames=520, codec="ffv1")
+    ffmpeg("-itsscale", "1.001", "-i", film, "-c", "copy", tmp_path / "retimed.mkv")
+    report = evaluate(film, tmp_path / "retimed.mkv", "psnr")
+    assert report.videos["film"].values["psnr"] == [pytest.approx(80.0)] * 520
+
+
+def test_a_variable_rate_pair_whose_times_match_scores_without_complaint(tmp_path, capsys, caplog, clip_vfr):
+    """dove's output of a variable-rate input against that input: their frames are at the same times
+    (not at i / fps), so the times are checked and nothing is said."""
+    from dove_cli.metrics.evaluate import time_tolerance
+    from dove_cli.video_io import probe
+
+    out = tmp_path / "vfr_x1.mkv"
+    code, _, err = run(["upscale", str(clip_vfr), "-o", str(out), "--model", "bilinear", "--scale", "1", "-q"], capsys)
+    assert code == 0, err
+    assert time_tolerance(probe(out), probe(clip_vfr)) is not None  # one average rate: checked
+    caplog.clear()
+    report = evaluate(out, clip_vfr, "psnr")
+    assert report.videos["vfr_x1"].frames == 12 and report.videos["vfr_x1"].notes == []
+    assert not [r for r in caplog.records if r.levelname == "WARNING"], caplog.text

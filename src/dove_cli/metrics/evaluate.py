@@ -4,7 +4,9 @@ Inputs (PRED and GT alike): a video file, a folder of frames, or a folder of vid
 folders (the benchmark layouts: GT as frame folders, predictions as videos), matched by name
 (file stem or folder name). Frames are read one at a time from both sides, scored, and dropped:
 memory stays flat in the video length. Frames are paired by position (the i-th with the i-th), so a
-frame folder with a gap in its numbering is refused, and videos of different frame rates are said.
+frame folder with a gap in its numbering is refused, videos of different frame rates are said, and
+two videos of one rate whose times part as they are paired (frames lost from the middle of one) are
+refused.
 Like the DOVE authors' script, a prediction and its GT are cut to the shorter frame count and the
 smaller size (from the top-left), and the report says so; sizes that differ by more than `max_crop`
 pixels are refused (a wrong scale, most likely). A GT without a prediction is refused unless
@@ -24,6 +26,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -531,9 +534,10 @@ def _decode_errors_said() -> Iterator[None]:
         raise DecodeError(str(exc).replace(IGNORE_HINT, EVAL_DECODE_HINT)) from None
 
 
+CFR_COPY = "ffmpeg -i FILE -fps_mode cfr -c:v ffv1 copy.mkv"  # a copy with each lost frame repeated
 EVAL_DECODE_HINT = (
     "scoring reads every frame: score a copy of what can be read, with each lost frame repeated so that the "
-    "rest stay paired with the GT's (ffmpeg -i FILE -fps_mode cfr -c:v ffv1 copy.mkv)"
+    f"rest stay paired with the GT's ({CFR_COPY})"
 )
 
 
@@ -625,6 +629,8 @@ def evaluate(
                     scores.notes.append(note)
                     w, h = min(w, gw), min(h, gh)
             scores.size = (w, h)
+            tolerance = time_tolerance(pr.info, gr.info) if gr is not None else None
+            before: tuple[int, int] | None = None  # the pts of the pair before, when their times are checked
             pit = _frames(pr)
             git = _frames(gr) if gr is not None else None
             while True:
@@ -635,6 +641,10 @@ def evaluate(
                         longer = "PRED" if fp is not None else "GT"
                         scores.notes.append(f"frame counts differ: cut to {scores.frames} frames ({longer} has more)")
                     break
+                if gr is not None and fg is not None and tolerance is not None:
+                    if before is not None:
+                        check_step(scores.frames, (fp.pts, fg.pts), before, (pr.info, gr.info), tolerance)
+                    before = (fp.pts, fg.pts)
                 x = _tensor(fp, dev)[:, :h, :w]
                 y = _tensor(fg, dev)[:, :h, :w] if fg is not None else None
                 for m in frame_metrics:
@@ -666,10 +676,53 @@ def rates_differ(pred: video_io.VideoInfo, gt: video_io.VideoInfo) -> str | None
     frame for frame, not moment for moment."""
     if any(i.is_image_sequence or i.is_still_image or not i.fps for i in (pred, gt)):
         return None
-    if abs(pred.fps - gt.fps) <= 0.01 * max(pred.fps, gt.fps):
+    if same_rate(pred.fps, gt.fps):
         return None
     return (f"frame rates differ (PRED {float(pred.fps):.4g}, GT {float(gt.fps):.4g} frames/s): frames are paired"
             " by position, not by time")  # fmt: skip
+
+
+def same_rate(a: Fraction, b: Fraction) -> bool:
+    """Two frame rates within 1% of each other."""
+    return abs(a - b) <= 0.01 * max(a, b)
+
+
+def time_tolerance(pred: video_io.VideoInfo, gt: video_io.VideoInfo) -> float | None:
+    """Half a frame (seconds): how much the time from one frame to the next may differ between the
+    two sides; None where their times say nothing of the pairing: an image folder (no times of its
+    own), or frame rates that differ (paired by position, said by `rates_differ`). One rate: the
+    averages (those of a variable rate's copy are equal) or the timestamps' steps (those of a .mp4
+    that lost frames, which lowers its average)."""
+    if any(i.is_image_sequence or i.is_still_image for i in (pred, gt)):
+        return None
+    same = [a for a, b in ((pred.fps, gt.fps), (pred.base_fps, gt.base_fps)) if a and b and same_rate(a, b)]
+    return 0.5 / float(max(same)) if same else None
+
+
+def check_step(
+    index: int,
+    pts: tuple[int, int],
+    before: tuple[int, int],
+    infos: tuple[video_io.VideoInfo, video_io.VideoInfo],
+    tolerance: float,
+) -> None:
+    """Refuse frame `index` of PRED and GT (`pts`: theirs, `before`: their frames' before) when one
+    side's time from the frame before is longer than the other's by more than `tolerance`: frames
+    lost there (damage, a dropped stretch) would pair every later frame with the wrong one. A
+    steady drift (a 24000/1001 frames/s copy of a 24 frames/s video) is a rate, not frames lost."""
+    times = [((was - i.start_pts) * float(i.time_base), (now - i.start_pts) * float(i.time_base))
+             for was, now, i in zip(before, pts, infos, strict=True)]  # fmt: skip
+    steps = [now - was for was, now in times]
+    if abs(steps[0] - steps[1]) <= tolerance:
+        return
+    lost = 0 if steps[0] > steps[1] else 1  # the side whose time jumped ahead
+    kept, roles = 1 - lost, ("PRED", "GT")
+    raise InputError(
+        f"{infos[lost].path}: frames lost between frame {index - 1} at {times[lost][0]:.3f} s and frame {index} at"
+        f" {times[lost][1]:.3f} s ({roles[lost]}), where the {roles[kept]}'s frame {index} is at"
+        f" {times[kept][1]:.3f} s (each from its first frame); frames are paired by position, so every later frame"
+        f" would be scored against the wrong one; score a copy with each lost frame repeated ({CFR_COPY})"
+    )
 
 
 def _env_dover() -> str:

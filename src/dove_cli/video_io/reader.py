@@ -83,6 +83,9 @@ class VideoInfo:
     is_still_image: bool = False
     num_frames_exact: bool = False
     duration: float | None = None  # seconds
+    # The rate its timestamps step at (FFmpeg's guessed rate): frames lost from a .mp4 lower its
+    # average (`fps`), not this; None for images.
+    base_fps: Fraction | None = None
     files: list[Path] = field(default_factory=list, repr=False)  # image inputs only
 
     @property
@@ -452,6 +455,7 @@ class VideoReader:
             attachments=tuple(s.name or f"#{s.index}" for s in c.streams if s.type == "attachment"),
             num_frames_exact=exact,
             duration=duration,
+            base_fps=Fraction(s.guessed_rate) * self._rate if s.guessed_rate else None,
         )
         self._apply_rotation = rotation if self._rotate == "apply" else 0
         self.transparent = see_through(frame)
