@@ -9,6 +9,7 @@ README "Performance" records the ratios measured on the development machine.
 
 from __future__ import annotations
 
+import argparse
 import tempfile
 import time
 from pathlib import Path
@@ -25,6 +26,7 @@ CASES = [  # clip, options
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         for clip, opts in CASES:
             common = dict(model="tiny", device="cpu", color_fix="none", overwrite=True, **opts)

@@ -56,7 +56,7 @@ def build(name: str, device: torch.device):
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--frames", type=int, default=3, help="timed frames per metric (after one warm-up)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--metrics", default="psnr,ssim,lpips,dists,clipiqa,ewarp")

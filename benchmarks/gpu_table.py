@@ -7,9 +7,9 @@ A lease is minutes long: this turns its results into the table's words at once, 
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import json
-import sys
 from pathlib import Path
 
 GIB = 2**30
@@ -52,4 +52,6 @@ def main(path: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("jsonl", help="the gpu_check.jsonl that benchmarks/gpu_check.sh wrote")
+    main(ap.parse_args().jsonl)

@@ -39,7 +39,7 @@ def timed(cmd: list[str]) -> tuple[float, int, float]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--frames", type=int, default=320)
     args = ap.parse_args()

@@ -43,7 +43,7 @@ def peak_rss(cmd: list[str]) -> tuple[int, float]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--frames", type=int, nargs="+", default=[300, 3000])
     ap.add_argument("--size", default="160x90")
     ap.add_argument("--extra", nargs=argparse.REMAINDER, default=["--chunk", "33", "--tile", "0"])

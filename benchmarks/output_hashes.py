@@ -12,6 +12,7 @@ detail and a pixel change are told apart.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import subprocess
@@ -130,7 +131,9 @@ def run_case(name: str, clip: str, out_name: str, options: list[str], tmp: Path)
 
 
 def main() -> None:
-    only = set(sys.argv[1:])
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("cases", nargs="*", metavar="CASE", help=f"only these cases (default: all): {', '.join(CASES)}")
+    only = set(ap.parse_args().cases)
     with tempfile.TemporaryDirectory(prefix="dove-hashes-") as tmp:
         result = {name: run_case(name, *case, Path(tmp)) for name, case in CASES.items() if not only or name in only}
     print(json.dumps(result, indent=1, sort_keys=True))

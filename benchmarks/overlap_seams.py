@@ -56,7 +56,7 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--clip", default="002.mp4")
     ap.add_argument("--frames", type=int, default=17)
     ap.add_argument("--tile", type=int, default=192)

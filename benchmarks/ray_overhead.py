@@ -60,7 +60,7 @@ def cli(clip: Path, out: Path, model: str, scale: int, how: str) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--tiny-frames", type=int, default=64)
     ap.add_argument("--bilinear-frames", type=int, default=240)

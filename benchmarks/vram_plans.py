@@ -9,6 +9,7 @@ on the cards the bf16 weights (11.3 GiB) do not fit, also with the options that 
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import tempfile
 from pathlib import Path
@@ -27,6 +28,7 @@ INPUTS = {"480p": "854x480", "720p": "1280x720", "1080p": "1920x1080"}
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     print("| card | options | input | chunks | tiles (px) | work ratio | est. peak GPU |")
     print("|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
