@@ -689,6 +689,37 @@ def test_ctrl_c_while_the_modules_load_is_one_quiet_line(monkeypatch, capsys):
     assert exc.value.code == 130 and capsys.readouterr().err == "interrupted\n"
 
 
+def test_info_says_where_each_attention_kernel_runs(capsys):
+    """`dove info` said "SDPA flash: no (needs CUDA sm80+)" on a CPU where `--attention flash` runs, as
+    the option's check and the README say (torch 2.13 has a CPU flash kernel). It asks torch now, as a
+    run does: each --attention kernel is tried on a tiny attention on the CPU (and on a GPU when there
+    is one); here, against torch's own answer."""
+    import torch
+    import torch.nn.functional as F
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    def runs_on_the_cpu(backend: SDPBackend) -> bool:
+        q = torch.zeros(1, 1, 4, 64)
+        try:
+            with sdpa_kernel([backend]):
+                F.scaled_dot_product_attention(q, q, q)
+        except RuntimeError:
+            return False
+        return True
+
+    code, out, err = run(["info"], capsys)
+    assert code == 0, err
+    kernels = {"flash": SDPBackend.FLASH_ATTENTION, "efficient": SDPBackend.EFFICIENT_ATTENTION,
+               "cudnn": SDPBackend.CUDNN_ATTENTION}  # fmt: skip
+    for kernel, backend in kernels.items():
+        row = re.search(rf"^SDPA {kernel} +(.*?)\s*$", out, re.MULTILINE)
+        assert row, out
+        assert ("CPU" in row[1]) == runs_on_the_cpu(backend), row[0]
+        if not torch.cuda.is_available() and kernel != "flash":
+            assert row[1] == "no (needs CUDA)"
+    assert runs_on_the_cpu(SDPBackend.FLASH_ATTENTION)  # with torch 2.13, as the README says: `yes (CPU)` above
+
+
 def test_ctrl_c_while_the_command_line_is_parsed_says_interrupted(monkeypatch, capsys):
     """Ctrl-C at about 0.25 s lands while typer parses the command line, which typer turns into a bare
     exit 130: it said nothing. And a command's own interrupt is said once, not twice."""

@@ -591,12 +591,12 @@ def info_cmd() -> None:
 
     import torch
 
-    flash_ok = False
+    from dove_cli.engine import attention_runs
+
     if torch.cuda.is_available():
         for i in range(torch.cuda.device_count()):
             free, total = torch.cuda.mem_get_info(i)
             major, minor = torch.cuda.get_device_capability(i)
-            flash_ok = flash_ok or major >= 8
             memory = f"{free / 2**30:.1f} of {total / 2**30:.1f} GiB free"
             table.add_row(f"cuda:{i}", f"{torch.cuda.get_device_name(i)} (sm{major}{minor}), {memory}")
     elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
@@ -631,9 +631,12 @@ def info_cmd() -> None:
     has_ray = importlib.util.find_spec("ray") is not None
     table.add_row("ray (--ray: many GPUs)", usable(has_ray, "pip install 'dove-cli[ray]'"))
     cuda = torch.cuda.is_available()
-    flash_sdpa = cuda and flash_ok and torch.backends.cuda.flash_sdp_enabled()
-    table.add_row("SDPA flash", usable(flash_sdpa, "needs CUDA sm80+"))
-    table.add_row("SDPA mem-efficient", usable(cuda and torch.backends.cuda.mem_efficient_sdp_enabled(), "needs CUDA"))
+    places = [("CPU", torch.device("cpu"), torch.float32)]  # each --attention kernel, tried where a run can be
+    places += [("CUDA", torch.device("cuda", 0), torch.bfloat16)] if cuda else []
+    for kernel in ("flash", "efficient", "cudnn"):
+        where = [name for name, device, dtype in places if attention_runs(kernel, device, dtype)]
+        why = "needs CUDA" if kernel != "flash" and not cuda else "not with this torch and device"
+        table.add_row(f"SDPA {kernel}", f"yes ({' and '.join(where)})" if where else f"no ({why})")
     console.print(table)
 
 

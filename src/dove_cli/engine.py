@@ -63,6 +63,19 @@ def attention_kernel(choice: Attention) -> Iterator[None]:
                          "size); --attention auto lets torch choose a kernel that can") from None  # fmt: skip
 
 
+def attention_runs(choice: Attention, device: torch.device, dtype: torch.dtype = torch.float32) -> bool:
+    """Whether torch runs `choice`'s SDPA kernel on `device`, tried on a tiny attention (`dove info`):
+    which kernels run where depends on the device and the torch build (torch 2.13 has a CPU flash
+    kernel; efficient and cudnn need CUDA), so torch is asked rather than a table kept here."""
+    q = torch.zeros(1, 1, 4, 64, device=device, dtype=dtype)
+    try:
+        with attention_kernel(choice):
+            F.scaled_dot_product_attention(q, q, q)
+    except ModelError:
+        return False
+    return True
+
+
 def upsample(lq: torch.Tensor, scale: int) -> torch.Tensor:
     """Bilinear upsampling by an integer factor, as the release does it: the first step of a window.
 
