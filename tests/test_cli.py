@@ -136,6 +136,13 @@ def test_what_the_run_will_do_differently_is_said(tmp_path, caplog, monkeypatch)
         upscale(demo_clip("001.mp4"), tmp_path / "x.mp4", model="tiny", scale=2, dry_run=True, device="cpu")
     assert "--scale 2: DOVE was trained for x4" in caplog.text
     caplog.clear()
+    with caplog.at_level(logging.INFO):  # x1, which the README advises for RealVSR and MVSR4x: upsamples nothing
+        upscale(demo_clip("001.mp4"), tmp_path / "x.mp4", model="tiny", scale=1, dry_run=True, device="cpu")
+    said = [(r.levelname, r.getMessage()) for r in caplog.records if r.getMessage().startswith("--scale")]
+    assert said == [("INFO", "--scale 1: the model restores the input at its own size, without upsampling it (for an "
+                     "input already at the size wanted, as the authors run RealVSR and MVSR4x); DOVE was trained "
+                     "for x4")]  # fmt: skip
+    caplog.clear()
     monkeypatch.setattr(psutil, "virtual_memory", lambda: namedtuple("vm", "available total")(2 << 30, 4 << 30))
     with caplog.at_level(logging.WARNING):  # little memory: --tile auto picks small tiles
         upscale(demo_clip("001.mp4"), tmp_path / "x.mp4", model="tiny", tile_overlap=1000, dry_run=True, device="cpu")
