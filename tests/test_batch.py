@@ -144,6 +144,31 @@ def test_batch_dry_run_plans_every_file_and_writes_nothing(folder, tmp_path, cap
     assert doc["files"][0]["plan"]["frames"] == 6 and doc["files"][0]["result"] is None
 
 
+def test_batch_dry_run_says_what_its_counts_and_times_leave_out(tmp_path, capsys, monkeypatch):
+    """A folder's plan table counts calls and time as each file's plan does: without the scene cuts
+    the run finds, and with a range that a busy machine (load average above its CPUs) need not keep.
+    Said once under the table, as a single file's plan says it; nothing when neither applies."""
+    import os
+
+    from dove_cli.cli import main
+    from dove_cli.plan import SCENE_CUTS_NOTE
+
+    src = tmp_path / "in"
+    src.mkdir()
+    make_clip(src / "a.mp4", frames=20)
+    make_clip(src / "b.mp4", frames=20)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    busy = "est. time: this machine is busy (load 6.1 on 2 CPUs): the estimate may be off by more"
+    for load, extra, said in ((6.1, ["--chunk", "9"], True), (1.0, ["--chunk", "9", "--scene-cuts", "off"], False)):
+        monkeypatch.setattr(os, "getloadavg", lambda load=load: (load, 5.0, 4.0))
+        with pytest.raises(SystemExit) as exc:
+            main(["upscale", str(src), "-o", str(tmp_path / "out"), "--model", "tiny", "--dry-run", *extra])
+        out = capsys.readouterr().out
+        assert exc.value.code == 0
+        assert out.count(f"scene cuts: {SCENE_CUTS_NOTE}\n") == said and out.count(busy + "\n") == said, out
+        assert out.count("scene cuts:") == out.count("est. time:") == said, out
+
+
 def test_batch_dry_run_says_each_warning_once(folder, tmp_path, caplog, capsys):
     """The same advice for every file of a folder is said once, with the first file's figures and
     how many more files it holds for; info lines (-v) still pass through as they come."""

@@ -606,6 +606,23 @@ def test_a_dry_run_says_how_players_show_the_output(clip_sar, clip_rotated, tmp_
         assert re.search(rf"output +│ \S*{re.escape(shown)}", plan), plan
 
 
+def test_a_dry_run_shows_that_the_vae_decodes_in_tiles(tmp_path, capsys):
+    """VAE tiling (--vae-tiling, or turned on for a window past what the VAE decodes in one piece) was
+    seen only in the manifest's plan.vae_tiling: the tiles row and the run's plan line say it now, as
+    the README's --vram table writes it ("whole frame + VAE tiles", "6 x 1440 + VAE tiles")."""
+    clip, out = demo_clip("007.mp4"), tmp_path / "x.mp4"
+    for extra, tiles in ((["--vae-tiling"], r"1: the whole frame \+ VAE tiles"),
+                         (["--vae-tiling", "--tile", "512"], r"\d+ of 512 px, 32 px overlap \+ VAE tiles"),
+                         ([], r"1: the whole frame")):  # fmt: skip
+        code, plan, err = run(["upscale", str(clip), "-o", str(out), "--model", "tiny", "--tile", "0", "--dry-run",
+                               *extra], capsys)  # fmt: skip
+        assert code == 0, err
+        assert re.search(rf"tiles per window +│ {tiles}\s", plan) and plan.count("VAE tiles") == bool(extra), plan
+    plan = upscale(clip, out, model="tiny", tile=0, vae_tiling=True, dry_run=True)
+    assert "plan: 1 window of 33 frames x the whole frame + VAE tiles, work ratio" in plan.summary()
+    assert "VAE" not in upscale(clip, out, model="tiny", tile=0, dry_run=True).summary()
+
+
 def test_a_dry_run_says_when_the_frame_count_is_estimated(clip_2997_mkv, tmp_path, capsys):
     """Matroska does not count frames: the plan's count comes from the duration (a VFR file with
     repeated timestamps was planned at 12 frames and ran 11), so it says "about"."""

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import re
 import time
 
 import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from conftest import demo_clip
 from dove_cli import speed
+from dove_cli.cli import main
 from dove_cli.engine import RANDOM_CONFIGS
+from dove_cli.upscaling import upscale
 
 
 def counted_flops(transformer: torch.nn.Module, frames: int, height: int, width: int) -> float:
@@ -48,3 +53,30 @@ def test_the_rate_probe_takes_the_best_burst():
 
     rate = speed._rate(op, flops=1.0, device=torch.device("cpu"), seconds=0.1, bursts=5)
     assert 1 / 0.004 < rate <= 1 / 0.002  # about one call per 2 ms: not the mean, not the last burst
+
+
+def test_a_busy_machine_is_said_beside_the_estimate(monkeypatch, tmp_path, capsys):
+    """On a 2-core CPU at load 3 to 7, two identical dry runs estimated 1 h 55 min and 6 h 12 min:
+    the printed range (0.6x to 1.8x) cannot hold while other jobs take turns with the run. When the
+    load average (the OS's, os.getloadavg) is above the CPU count, the estimate says so; not on an
+    idle machine, nor where the OS has no load average."""
+    busy = "this machine is busy (load 6.1 on 2 CPUs): the estimate may be off by more"
+    argv = ["upscale", str(demo_clip("007.mp4")), "-o", str(tmp_path / "x.mp4"), "--model", "tiny", "--dry-run"]
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    for load, said in ((6.1, True), (2.0, False)):
+        monkeypatch.setattr(os, "getloadavg", lambda load=load: (load, 5.0, 4.0))
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        table = capsys.readouterr().out
+        assert exc.value.code == 0
+        if said:
+            assert re.search(rf"est. time +│ about .* plus start-up \(loading it\); {re.escape(busy)}", table), table
+        else:
+            assert "busy" not in table and re.search(r"est. time +│ about .* plus start-up \(loading it\)\s", table)
+
+    def no_load_average() -> tuple[float, float, float]:
+        raise OSError("no load average here")
+
+    monkeypatch.setattr(os, "getloadavg", no_load_average)
+    plan = upscale(demo_clip("007.mp4"), tmp_path / "x.mp4", model="tiny", dry_run=True)
+    assert plan.est_seconds and plan.est_note == ""

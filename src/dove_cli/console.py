@@ -227,9 +227,11 @@ def print_plan(plan, console: Console) -> None:  # plan.Plan
     tiles = (
         f"{plan.tiles} of {plan.tile} px, {plan.tile_overlap} px overlap" if plan.tiles > 1 else "1: the whole frame"
     )
+    tiles += " + VAE tiles" if plan.vae_tiling else ""  # the VAE decodes each window in its own tiles
     exact_fps = f" ({plan.fps})" if Fraction(plan.fps).denominator != 1 else ""  # 30000/1001, not 16 again
     est = (f"{human_range(plan.est_seconds)} for the model's windows, plus start-up (loading it)"
            if plan.est_seconds is not None else f"-, {untimed_reason(plan)}")  # fmt: skip
+    est += f"; {plan.est_note}" if plan.est_note else ""
     rows = [
         (
             "input",
@@ -245,6 +247,7 @@ def print_plan(plan, console: Console) -> None:  # plan.Plan
         ),
         ("padded input", f"{plan.padded_size[1]}x{plan.padded_size[0]}"),
         ("windows in time", chunks),
+        *([("scene cuts", plan.scene_cuts)] if plan.scene_cuts else []),
         ("tiles per window", tiles),
         ("model calls", str(plan.windows())),
         ("work ratio", f"{plan.work_ratio:.2f} (model pixel-frames per output pixel-frame: overlaps and padding)"),
@@ -316,6 +319,10 @@ def print_batch_plans(items, console: Console) -> None:
     failed = sum(item.status == "failed" for item in items)
     console.print(f"{len(planned)} to upscale ({sum(p.frames for p in planned)} frames{total}), {skipped} skipped "
                   f"(output exists; --overwrite to redo), {failed} cannot be planned", highlight=False, soft_wrap=True)  # fmt: skip
+    for label, said in (("scene cuts", next((p.scene_cuts for p in planned if p.scene_cuts), "")),
+                        ("est. time", next((p.est_note for p in planned if p.est_note), ""))):  # fmt: skip
+        if said:
+            console.print(f"{label}: {said}", highlight=False, soft_wrap=True)
 
 
 def print_batch_table(items, console: Console) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 ESTIMATE_RANGE = (0.6, 1.8)  # time estimates (speed.py): the real time fell in this range in calibration runs
@@ -29,6 +30,21 @@ def human_range(seconds: float) -> str:
     """An estimate as a person reads it, with its calibrated spread: 'about 4 min (2 min 30 s to 7 min)'."""
     lo, hi = ESTIMATE_RANGE
     return f"about {human_duration(seconds)} ({human_duration(seconds * lo)} to {human_duration(seconds * hi)})"
+
+
+def busy_note() -> str:
+    """Said beside a CPU time estimate when the machine is busy now (1-minute load average above its
+    CPU count): other jobs then take turns with the run, so its time can fall outside ESTIMATE_RANGE
+    (3x between two identical dry runs at load 3-7 on 2 CPUs). "" when it is not busy, or where the
+    OS gives no load average."""
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # Windows has none
+        return ""
+    cpus = os.cpu_count() or 1
+    if load <= cpus:
+        return ""
+    return f"this machine is busy (load {load:.1f} on {cpus} CPU{'s' * (cpus != 1)}): the estimate may be off by more"
 
 
 def gpu_of(gib: float) -> str:

@@ -18,7 +18,9 @@ import torch
 from dove_cli import release_layout
 from dove_cli.engine import TEMPORAL_PAD, DoveModel, Restorer, bnb_config, loaded_weight_bytes
 from dove_cli.errors import InputError, OptionError
+from dove_cli.humanize import busy_note
 from dove_cli.options import AUTO, DEFAULT_CHUNK, Offload, UpscaleOptions, check_options, is_given, parse_preview
+from dove_cli.scenes import SceneDetector
 from dove_cli.video_io import VideoInfo
 from dove_cli.windows import ANY_LENGTH, Lengths, Span, fitting_tile_overlap, plan_spans, plan_tiles
 
@@ -28,6 +30,10 @@ MIN_TILE = 64  # smallest tile an OOM retry goes down to (output px)
 PIXEL_LOCAL_CHUNK = 1  # --chunk auto without temporal context (--model bilinear): one frame at a time
 ACCUMULATOR_MAX_DEVICE_BYTES = 8 << 30  # blend on the GPU only up to this much (and 1/4 of the budget)
 POOR_WORK_RATIO = 1.6  # more than 60% of the model's work done twice: worth a word when an option plans better
+# Scene cuts are found while frames are read (scenes.py), so a plan made before (--dry-run, the run's
+# `plan:` line) cannot count them. Each cut ends its shot's windows and starts new ones: one window
+# more at most (it can also be fewer: tests/test_scenes.py), plus the time of that window.
+SCENE_CUTS_NOTE = "found while running, not counted in this plan (each adds at most one window, and its time)"
 
 
 @dataclass
@@ -50,6 +56,7 @@ class Plan:
     est_peak_device_bytes: int
     est_peak_host_bytes: int
     est_seconds: float | None
+    est_note: str = ""  # said beside the time estimate: the machine is busy (humanize.busy_note)
     vae_tiling: bool = False  # the VAE decodes in tiles: asked (--vae-tiling, --parity), or past one piece
     work_ratio: float = 1.0  # pixel-frames the model processes per output pixel-frame (overlaps, padding)
     frame_lengths: Lengths = ANY_LENGTH  # window lengths in frames the model takes (the last chunk's)
@@ -62,6 +69,7 @@ class Plan:
     pix_fmt: str = ""
     sample_aspect_ratio: Fraction | None = None  # the input's non-square pixels, which the output keeps
     rotation: int = 0  # degrees the output's rotation tag turns it by when shown (--rotate keep)
+    scene_cuts: str = ""  # SCENE_CUTS_NOTE when cuts found while running may change the windows, else ""
 
     def shown_as(self) -> str:
         """How players show the file when that differs from its stored size: `shown 3413x1920 (pixel
@@ -83,9 +91,12 @@ class Plan:
         chunks = f"{self.chunks} window{'s' * (self.chunks != 1)} of {length} frame{'s' * (length != 1)}"
         chunks += f" ({self.chunk_overlap} shared)" if self.chunks > 1 and self.chunk_overlap else ""
         tiles = f" x {self.tiles} tiles of {self.tile} px ({self.tile_overlap} px overlap)" if self.tiles > 1 else ""
+        if self.vae_tiling:  # the VAE decodes in its own tiles (README: "whole frame + VAE tiles")
+            tiles = (tiles or " x the whole frame") + " + VAE tiles"
         gpu = f"GPU {self.est_peak_device_bytes / 2**30:.1f} GiB, " if self.est_peak_device_bytes else ""
+        cuts = f"; scene cuts {self.scene_cuts}" if self.scene_cuts else ""
         return (f"plan: {chunks}{tiles}, work ratio {self.work_ratio:.2f}, est. peak {gpu}host "
-                f"{self.est_peak_host_bytes / 2**30:.1f} GiB")  # fmt: skip
+                f"{self.est_peak_host_bytes / 2**30:.1f} GiB{cuts}")  # fmt: skip
 
     def windows(self) -> int:
         return self.tiles * self.chunks
@@ -261,6 +272,7 @@ def make_plan(info: VideoInfo, model: Restorer, opts: UpscaleOptions, device: to
     per_window = model.estimate_seconds(max(win_f, 1), th, tw)
     tiled = ys if len(ys) > 1 else xs  # the tile is a tiled side's window: a frame lower than it is one row
     est = None if per_window is None else per_window * len(ys) * len(xs) * max(chunks, 1)
+    est_note = busy_note() if est is not None and device.type == "cpu" else ""  # a GPU's rates are the GPU's
     return Plan(
         input_size=(h, w),
         padded_size=(hp, wp),
@@ -282,11 +294,19 @@ def make_plan(info: VideoInfo, model: Restorer, opts: UpscaleOptions, device: to
         est_peak_device_bytes=on_device if device.type == "cuda" else 0,
         est_peak_host_bytes=int(host),
         est_seconds=est,
+        est_note=est_note,
         blend_on_device=blend_on_device,
         frame_lengths=frame_lengths(model),
         vae_tiling=vae_tiling,
+        scene_cuts=SCENE_CUTS_NOTE if cuts_may_change(opts, chunk, frames) else "",
         work_ratio=work_ratio(frames, spans, ys, xs, h * opts.scale, w * opts.scale, time_multiple),
     )
+
+
+def cuts_may_change(opts: UpscaleOptions, chunk: int, frames: int) -> bool:
+    """Whether scene cuts, found while running, may change the planned windows: not with --scene-cuts
+    off (--parity sets it), one-frame windows, or a clip too short to hold a cut."""
+    return opts.scene_cuts == "auto" and chunk != 1 and frames > SceneDetector.min_shot
 
 
 def _release_chunks(frames: int, *, exact: bool, chunk: int, overlap: int) -> list[Span]:
