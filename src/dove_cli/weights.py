@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from dove_cli import note
 from dove_cli.errors import DownloadError, DownloadLater, ModelError, TrainingRunGiven
@@ -518,14 +519,19 @@ def _record(rp: RepoPlan) -> None:
     """Remember where a download went, so that `dove upscale` finds a `--dir` download without options."""
     state = _read_state()
     state[f"{rp.repo}:{rp.subfolder}"] = {"path": str(rp.folder), "revision": rp.revision, "commit": rp.commit}
-    path = state_file()
+    write_state(state_file(), state, "the download")  # not fatal: the hub cache is found without it
+
+
+def write_state(path: Path, state: dict[str, Any], what: str) -> None:
+    """Replace a small JSON file of dove's own state (where downloads went, checksums already made) in
+    one step; a failure is a warning, since the state is only a shortcut."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(state, indent=1))
         tmp.replace(path)
-    except OSError as exc:  # not fatal: the hub cache is found without it
-        log.warning("could not record the download in %s: %s", path, exc)
+    except OSError as exc:
+        log.warning("could not record %s in %s: %s", what, path, exc)
 
 
 def _looks_like_model(folder: Path) -> bool:

@@ -30,6 +30,7 @@ from typing import Any
 import torch
 
 from dove_cli.errors import DownloadError, DownloadLater, ModelError, OutputError
+from dove_cli.weights import write_state
 
 log = logging.getLogger(__name__)
 
@@ -153,14 +154,7 @@ def sha256_of(path: Path) -> str:
         return str(entry[1])
     digest = _sha256(real)
     record[str(real)] = [_stamp(real), digest]
-    target = _verified_file()
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(".tmp")
-        tmp.write_text(json.dumps(record, indent=1))
-        tmp.replace(target)
-    except OSError as exc:  # not fatal: the file is read again next time
-        log.warning("could not record the checksum in %s: %s", target, exc)
+    write_state(_verified_file(), record, "the checksum")  # not fatal: the file is read again next time
     return digest
 
 
