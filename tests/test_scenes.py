@@ -183,12 +183,13 @@ def test_upscale_never_feeds_a_cut_to_the_model(cut_clip, tmp_path, mode):
         assert max(rec.jumps) > 0.2  # some window mixes both shots
 
 
-def test_the_plan_says_that_scene_cuts_are_not_in_its_windows(cut_clip, tmp_path, capsys, caplog):
+def test_the_plan_says_that_scene_cuts_are_not_in_its_windows(cut_clip, tmp_path, capsys, caplog, monkeypatch):
     """Cuts are found while frames are read, and a plan is made before: `--dry-run` planned 3 windows
     and the run, finding a cut, ran 4, with nothing said. The table, the manifest's plan and the run's
     `plan:` line now say that cuts are not counted, with the bound the run keeps (reached here).
     (Finding them in the dry run costs a decode of the whole input: 1 to 5 ms a frame on 2 cores, 13 min for
     a 2-hour 1080p film.) Not said where cuts change nothing: --scene-cuts off, one-frame windows."""
+    monkeypatch.delenv("COLUMNS", raising=False)  # xdist sets 80: rows would fold
     opts = UpscaleOptions(model="bilinear", scale=2, chunk=17, chunk_overlap=4, tile=0, codec="ffv1")
     out = tmp_path / "out.mkv"
     plan = upscale(cut_clip, out, opts, restorer=_Recorder(), dry_run=True)

@@ -63,6 +63,7 @@ def test_a_busy_machine_is_said_beside_the_estimate(monkeypatch, tmp_path, capsy
     busy = "this machine is busy (load 6.1 on 2 CPUs): the estimate may be off by more"
     argv = ["upscale", str(demo_clip("007.mp4")), "-o", str(tmp_path / "x.mp4"), "--model", "tiny", "--dry-run"]
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.delenv("COLUMNS", raising=False)  # xdist sets 80: rows would fold
     for load, said in ((6.1, True), (2.0, False)):
         monkeypatch.setattr(os, "getloadavg", lambda load=load: (load, 5.0, 4.0))
         with pytest.raises(SystemExit) as exc:
