@@ -41,6 +41,10 @@ folder: BatchResult = dove_cli.upscale_batch("in", "out", on_file=each, progress
 plans: BatchResult = dove_cli.upscale_batch("in", "out", dry_run=True)
 model = dove_cli.load_model(model="tiny", device="cpu")
 dove_cli.upscale("in.mp4", "out.mp4", restorer=model)
+
+def run(flag: bool) -> None:
+    either: dove_cli.UpscaleResult | Plan = dove_cli.upscale("in.mp4", "out.mp4", dry_run=flag)
+    batch: BatchResult = dove_cli.upscale_batch("in", "out", dry_run=flag)
 """
 MISTAKES = """
 import dove_cli

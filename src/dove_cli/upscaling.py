@@ -215,6 +215,21 @@ def upscale(
 ) -> Plan: ...
 
 
+@overload
+def upscale(
+    input: str | Path,
+    output: str | Path,
+    options: UpscaleOptions | None = None,
+    *,
+    progress: Callable[[Progress], None] | None = None,
+    restorer: Restorer | None = None,
+    dry_run: bool,
+    timer: StageTimer | None = None,
+    cluster: Cluster | None = None,
+    **overrides: Unpack[UpscaleKeywords],
+) -> UpscaleResult | Plan: ...  # dry_run=args.dry_run: a plain bool, as typeshed does
+
+
 def upscale(
     input: str | Path,
     output: str | Path,
