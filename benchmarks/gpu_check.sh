@@ -24,7 +24,14 @@
 #
 # REHEARSE=1 runs every step the same way on the CPU with the tiny model on small frames: a check of
 # this script itself (tests/test_gpu_check.py runs it), so that a scarce GPU lease is not spent on a typo.
+#
+# It takes no arguments: --help (-h) prints this text. It exits 1 when every step failed.
 set -uo pipefail
+case "${1-}" in
+  "") ;;
+  -h | --help) sed -n '2,/^set /{/^set /d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
+  *) echo "gpu_check.sh: unknown argument '$1': it takes none (settings are OUT= and REHEARSE=; see --help)" >&2; exit 2 ;;
+esac
 cd "$(dirname "$0")/.."
 OUT=${OUT:-.}
 mkdir -p "$OUT"
@@ -120,3 +127,6 @@ fi
 rm -rf "$tmp"
 echo "results: $jsonl"
 python3 benchmarks/gpu_table.py "$jsonl" | tee "$OUT/gpu_table.md"
+# A caller (the device tool, CI) sees a check where nothing ran: exit 1 when no step succeeded.
+python3 -c 'import json, sys; sys.exit(not any("error" not in s and not s.get("exit") for s in map(json.loads, open(sys.argv[1]))))' "$jsonl" \
+  || { echo "gpu_check.sh: every step failed (see $log)" >&2; exit 1; }

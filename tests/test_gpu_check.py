@@ -60,3 +60,28 @@ def test_the_gpu_check_runs_every_step_through(tmp_path: Path) -> None:
     assert rows == gpu_table.table(steps) + "\n"
     assert "| compile | " in rows and "(plan: 0.0 GiB)" in rows
     assert "| quantize-fp8 | failed (exit 2 after" in rows
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_help_prints_the_header_and_runs_nothing(tmp_path: Path) -> None:
+    """`--help` was ignored: the whole check ran and wrote its files into the repository's root."""
+    env = {**os.environ, "OUT": str(tmp_path)}
+    script = str(ROOT / "benchmarks/gpu_check.sh")
+    done = subprocess.run(["bash", script, "--help"], env=env, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0 and "REHEARSE=1 runs every step" in done.stdout and not done.stdout.startswith("#!")
+    wrong = subprocess.run(["bash", script, "--rehearse"], env=env, capture_output=True, text=True, timeout=30)
+    assert wrong.returncode == 2 and "unknown argument '--rehearse'" in wrong.stderr and wrong.stderr.count("\n") == 1
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.skipif(shutil.which("bash") is None or shutil.which("timeout") is None, reason="needs bash and timeout")
+def test_a_check_where_every_step_failed_exits_1(tmp_path: Path) -> None:
+    """Without a GPU every real step is refused (--device cuda): it exited 0 with a table of failures."""
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is visible: the steps would run")
+    env = {**os.environ, "OUT": str(tmp_path), "REHEARSE": "0"}
+    done = subprocess.run(["bash", str(ROOT / "benchmarks/gpu_check.sh")], env=env, capture_output=True, text=True,
+                          timeout=280)  # fmt: skip
+    assert done.returncode == 1 and "every step failed" in done.stderr, done.stderr[-2000:]
+    assert "failed" in (tmp_path / "gpu_table.md").read_text()
