@@ -305,6 +305,26 @@ def test_one_run_at_a_time_per_output(clip, tmp_path):
     assert r.frames == 25 and len(framemd5(out)) == 25 and not work_folder(out).exists()
 
 
+def test_a_live_run_on_an_existing_output_is_said_before_that_it_exists(clip, tmp_path, caplog):
+    """The output is there from an earlier run and an --overwrite run is writing it again: --resume
+    said "already exists (use --overwrite ...)", and --overwrite was then refused as busy; a dry run
+    did not mention the live run at all."""
+    out = tmp_path / "out.mp4"
+    out.write_bytes(b"an earlier run's output")
+    live = Work(out)  # flock: two opens conflict even in one process
+    live.start(Journal({}, chunk=9, tile=0), resumed=False)
+    try:
+        for resume in (True, False):
+            with pytest.raises(OutputBusy, match=re.escape(f"another dove run is writing {out} (pid {os.getpid()})")):
+                upscale(clip, out, UpscaleOptions(**OPTS, resume=resume))
+        with caplog.at_level(logging.WARNING):
+            upscale(clip, out, UpscaleOptions(**OPTS), dry_run=True)
+        assert f"another dove run is writing {out}" in caplog.text and "refused until it ends" in caplog.text
+    finally:
+        live.remove()
+    assert out.read_bytes() == b"an earlier run's output"
+
+
 def test_a_second_run_started_while_the_first_loads_its_model_is_refused_at_once(clip, tmp_path):
     """The lock is taken before the model loads (minutes with the real weights): a second run on the
     same output is refused then, not after its own load, and the first run goes on to the end."""

@@ -154,6 +154,28 @@ def _lock_file(f: IO[str]) -> bool:
     return True
 
 
+def _busy(output: Path, f: IO[str]) -> str:
+    """The refusal when another run holds `f`, the lock of `output`'s work folder."""
+    try:
+        f.seek(0)
+        pid = f.read().strip() or "?"
+    except OSError:  # Windows: the locked byte cannot be read either
+        pid = "?"
+    return f"another dove run is writing {output} (pid {pid})"
+
+
+def busy(output: Path) -> str | None:
+    """Why a run on `output` would be refused now (another live run holds its work folder's lock), or
+    None. The lock is probed, not kept (Session.check takes it): so that the output checks say this
+    before an existing output's "use --overwrite", which that run would then refuse."""
+    try:
+        f = open(work_folder(output) / LOCK)
+    except OSError:  # no work folder, or no lock in it: nobody is writing
+        return None
+    with f:
+        return None if _lock_file(f) else _busy(output, f)
+
+
 class Work:
     """The work folder of one output: its journal and its closed segments (or images)."""
 
@@ -182,12 +204,8 @@ class Work:
         except OSError as exc:
             raise OutputError(f"{self.output}: cannot create {path} ({exc.strerror})") from None
         if not _lock_file(f):
-            try:
-                pid = f.read().strip() or "?"
-            except OSError:  # Windows: the locked byte cannot be read either
-                pid = "?"
-            f.close()
-            raise OutputBusy(f"another dove run is writing {self.output} (pid {pid})") from None
+            with f:
+                raise OutputBusy(_busy(self.output, f)) from None
         f.truncate(0)
         f.write(f"{os.getpid()}\n")
         f.flush()

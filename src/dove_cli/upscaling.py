@@ -32,7 +32,7 @@ import torch
 from dove_cli import note, resume, video_io
 from dove_cli.blend import FrameBlender, finish_frame, to_code_values, upsampled_reference
 from dove_cli.engine import DTYPE_NAMES, BilinearModel, DoveModel, Restorer
-from dove_cli.errors import DoveError, InputError, OptionError, OutputError
+from dove_cli.errors import DoveError, InputError, OptionError, OutputBusy, OutputError
 from dove_cli.humanize import gpu_of, human_range
 from dove_cli.logs import held_warnings, kept_warnings
 from dove_cli.logs import say as say_held
@@ -465,6 +465,10 @@ def _check_outputs(
         )  # fmt: skip
         writer.abort()
     codec, pix_fmt = getattr(writer, "codec", ""), getattr(writer, "pix_fmt", "")
+    if busy := resume.busy(output):  # before "already exists": --overwrite would be refused as busy too
+        if not dry_run:
+            raise OutputBusy(busy)
+        log.warning("%s; the run will be refused until it ends", busy)
     if opts.resume and not opts.overwrite and output.exists() and not resume.work_folder(output).exists():
         raise OutputError(f"{output}: already exists and no run into it was interrupted, so there is nothing to "
                           "resume (use --overwrite to redo it)")  # fmt: skip
