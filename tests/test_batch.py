@@ -483,3 +483,27 @@ def test_what_a_folder_run_leaves_out_is_said_once(tmp_path, caplog, capsys):
     assert exc.value.code == 2 and err.strip().endswith(
         "; 1 file that looks like a video but has no video extension (rec): rename it"
     ), err
+
+
+@pytest.mark.parametrize("given", ["shots", "dpx", "dpx/f_%06d.dpx"])
+def test_what_a_folder_without_videos_or_images_holds_is_named(tmp_path, capsys, given):
+    """A folder of frame folders (shots/shotA/) was "holds no videos or images" without naming them,
+    and a DPX sequence's pattern was "no such file" although its files exist."""
+    from dove_cli.cli import main
+
+    for shot in ("shotA", "shotB"):
+        (tmp_path / "shots" / shot).mkdir(parents=True)
+        (tmp_path / "shots" / shot / "0001.png").write_bytes(b"")
+    (tmp_path / "dpx").mkdir()
+    for n in (1, 2):
+        (tmp_path / "dpx" / f"f_{n:06d}.dpx").write_bytes(b"")
+    with pytest.raises(SystemExit) as exc:
+        main(["upscale", str(tmp_path / given), "-o", str(tmp_path / "out/%06d.png"), "--model", "bilinear"])
+    err = capsys.readouterr().err.strip()
+    assert exc.value.code == 2 and err.count("\n") == 0, err
+    if given == "shots":
+        assert err.endswith(f"its sub-folders shotA, shotB hold images: a folder of frame folders is not one input, "
+                            f"give each as its own (dove upscale {tmp_path / 'shots/shotA'} -o ...)"), err  # fmt: skip
+    else:
+        assert "2 .dpx files, which dove does not read as images" in err and "no such file" not in err, err
+        assert given == "dpx" or "(it reads .bmp, .jpeg, .jpg, .png, .tif, .tiff, .webp)" in err

@@ -211,18 +211,45 @@ def image_inputs(path: Path) -> list[Path] | None:
 
         images = sorted((p for p in path.iterdir() if p.is_file() and is_image_path(p)), key=key)
         if not images:
-            unnamed = sorted(p.name for p in path.iterdir() if p.is_file() and looks_like_video(p))
-            them = "them" if len(unnamed) > 1 else "it"
-            why = f"; {look_like_videos(len(unnamed))} ({', '.join(unnamed[:5])}): rename {them}" if unnamed else ""
             raise InputError(
                 f"{path}: folder holds no videos or images (videos: "
-                f"{', '.join(sorted(FOLDER_EXTENSIONS))}; images: {', '.join(sorted(IMAGE_EXTENSIONS))}){why}"
+                f"{', '.join(sorted(FOLDER_EXTENSIONS))}; images: {', '.join(sorted(IMAGE_EXTENSIONS))}){_why_none(path)}"
             )
         return images
     if is_image_path(path):
         check_input_file(path)
         return [path]
+    if not path.exists() and len(FIELD.findall(path.name)) == 1 and (files := _numbered(path)):
+        raise InputError(f"{path}: {_not_images(files)} (it reads {', '.join(sorted(IMAGE_EXTENSIONS))}); convert "
+                         "them to 16-bit .tif or .png first")  # fmt: skip
     return None
+
+
+def _numbered(pattern: Path) -> list[Path]:
+    """The files a %d pattern of any extension names (those of an image pattern: image_inputs)."""
+    m = FIELD.search(pattern.name)
+    assert m is not None
+    rx = re.compile(re.escape(pattern.name[: m.start()]) + r"\d+" + re.escape(pattern.name[m.end() :]) + "$")
+    return [p for p in pattern.parent.iterdir() if rx.match(p.name)] if pattern.parent.is_dir() else []
+
+
+def _not_images(files: list[Path]) -> str:
+    """A sequence in an extension dove does not read as images (DPX, EXR): said so, not "no such file"."""
+    exts = "/".join(sorted({f.suffix.lower() or "(no extension)" for f in files}))
+    return f"{len(files)} {exts} file{'s' * (len(files) > 1)}, which dove does not read as images"
+
+
+def _why_none(folder: Path) -> str:
+    """What a folder without videos or images holds instead, for its error: files that look like
+    videos, frame folders (shots/shotA/), or files of an extension dove does not read as images."""
+    files = [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")]
+    if unnamed := sorted(p.name for p in files if looks_like_video(p)):
+        return f"; {look_like_videos(len(unnamed))} ({', '.join(unnamed[:5])}): rename {'them' if len(unnamed) > 1 else 'it'}"
+    frames = sorted(p.name for p in folder.iterdir() if p.is_dir() and any(map(is_image_path, p.iterdir())))
+    if frames:
+        return (f"; its sub-folders {', '.join(frames[:5])}{' ...' * (len(frames) > 5)} hold images: a folder of frame "
+                f"folders is not one input, give each as its own (dove upscale {folder / frames[0]} -o ...)")  # fmt: skip
+    return f"; it holds {_not_images(files)}" if files else ""
 
 
 def runs(numbers: list[int]) -> list[tuple[int, int]]:
