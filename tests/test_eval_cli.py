@@ -514,6 +514,7 @@ def test_frames_lost_in_the_middle_of_either_side_are_refused(tmp_path, capsys):
                         "--eval", str(holed), "--eval-metrics", "psnr"], capsys)  # fmt: skip
     assert code == 3 and out_file.is_file() and len(err.strip().splitlines()) == 1, err
     assert f"was written fine, but scoring it failed: {holed}: frames lost between frame 9 at 0.360 s" in err
+    assert "scores it later" not in err  # `dove eval OUT GT` would fail the same way: the copy advice is the fix
     advice = re.search(r"\((ffmpeg -i FILE [^)]*)\)", err).group(1).split()
     for damaged in (holed, holed_mp4):
         copy = tmp_path / damaged.name.replace(".", "_") / "copy.mkv"
@@ -522,6 +523,142 @@ def test_frames_lost_in_the_middle_of_either_side_are_refused(tmp_path, capsys):
         psnr = evaluate(whole, copy, "psnr").videos["whole"].values["psnr"]
         assert len(psnr) == 30 and psnr[:10] + psnr[18:] == [pytest.approx(80.0)] * 22, psnr
         assert min(psnr[10:18]) < 60  # a lost frame has a neighbour in its place
+
+
+def frames_of(video: Path, folder: Path) -> Path:
+    """A frame folder (0000.png, ...) of every frame of `video`: the benchmark's GT layout."""
+    with av.open(str(video)) as c:
+        return write_frames(folder, [f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
+
+
+def test_a_video_that_lost_frames_is_refused_against_a_frame_folder(tmp_path, capsys, clip_vfr):
+    """The trial: a 25 frames/s prediction without frames 8-11 against the GT frame folder (the
+    README's benchmark layout) scored 62.63 dB with exit 0 (only 'frame counts differ'), as a
+    folder has no times to compare with. Now the video's own steps are checked against its own rate:
+    one line naming it, the frame, both times and the copy advice, either side, .mkv and .mp4. A
+    variable rate is not refused: one whose steps vary from the start, or one whose step changes
+    and stays (a screen recording that slowed down), which a hole would not."""
+    whole = make_clip(tmp_path / "whole.mkv", rate="25", frames=30, codec="ffv1")
+    folder = frames_of(whole, tmp_path / "gt")
+    holed = drop_frames(whole, tmp_path / "holed.mkv", 10, 17)
+    holed_mp4 = drop_frames(whole, tmp_path / "holed.mp4", 10, 17)
+    for pred, gt, lost, role, other in ((holed, folder, holed, "PRED", "GT"), (folder, holed, holed, "GT", "PRED"),
+                                        (holed_mp4, folder, holed_mp4, "PRED", "GT")):  # fmt: skip
+        code, out, err = run(["eval", str(pred), str(gt), "--metrics", "psnr", "-q"], capsys)
+        lines = err.strip().splitlines()
+        assert code == 2 and len(lines) == 1 and not out, err
+        assert lines[0] == (
+            f"error: {lost}: frames lost between frame 9 at 0.360 s and frame 10 at 0.720 s ({role}), a step of 9"
+            " frames at its own 25 frames/s where the others are of one (from its first frame); frames are paired by"
+            f" position with the {other}'s frame folder, so every later frame would be scored against the wrong one;"
+            " score a copy with each lost frame repeated (ffmpeg -i FILE -fps_mode cfr -c:v ffv1 copy.mkv)"
+        )
+    assert evaluate(whole, folder, "psnr").videos["whole"].values["psnr"] == [pytest.approx(80.0)] * 30
+    slowed = tmp_path / "slowed.mkv"  # 1/30 s steps, then 2/30 s from frame 6 on: a variable rate, no hole
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=30", "-frames:v", "14", "-vf",
+           "setpts='if(lt(N,6),N,2*N-6)/30/TB'", "-fps_mode", "passthrough", "-c:v", "ffv1", slowed)  # fmt: skip
+    for vfr in (slowed, clip_vfr):
+        frames = frames_of(vfr, tmp_path / f"{vfr.stem}_frames")
+        report = evaluate(vfr, frames, "psnr")
+        assert report.videos[vfr.stem].values["psnr"] == [pytest.approx(80.0, abs=0.5)] * report.videos[vfr.stem].frames
+        assert report.videos[vfr.stem].frames in (12, 14)
+
+
+def test_eval_takes_an_image_pattern_and_upscale_eval_scores_a_pattern_output(tmp_path, capsys):
+    """The trial: `dove upscale IN -o 'ev/%06d.png' --eval GT` always failed (exit 3, 'ev/%06d.png: no
+    such file or folder (PRED)'), and so did the `dove eval ev/%06d.png GT` it suggested: `dove eval`
+    now takes a pattern (PRED or GT), as `dove upscale` does; one that matches nothing is one line."""
+    pred, gt = noisy_clip(4, 24, 32, seed=40)
+    folder = write_frames(tmp_path / "gt", gt)
+    preds = write_frames(tmp_path / "pred", pred)
+    want = np.mean([np_psnr(a, b) for a, b in zip(pred, gt, strict=True)])
+    for a, b in ((preds / "%04d.png", folder), (preds, folder / "%04d.png")):
+        report = evaluate(a, b, "psnr")
+        assert report.mean["psnr"] == pytest.approx(want, abs=1e-4) and len(report.videos) == 1
+    code, _, err = run(["eval", str(tmp_path / "none" / "%04d.png"), str(folder), "--metrics", "psnr"], capsys)
+    assert (
+        code == 2
+        and err.strip() == f"error: {tmp_path / 'none' / '%04d.png'}: folder {tmp_path / 'none'} does not exist"
+    )
+    out = tmp_path / "ev" / "%06d.png"
+    code, table, err = run(["upscale", str(folder), "-o", str(out), "--model", "bilinear", "--scale", "1", "-q",
+                            "--eval", str(folder), "--eval-metrics", "psnr"], capsys)  # fmt: skip
+    assert code == 0 and "80.00" in table, err
+    code, table, err = run(["eval", str(out), str(folder), "--metrics", "psnr", "-q"], capsys)
+    assert code == 0 and "80.00" in table, err
+
+
+def test_names_that_do_not_fit_a_frame_folders_numbering(tmp_path, capsys, caplog):
+    """The trials: a stray 0003_edit.png among 0000-0005.png, or other_0001.png and slate.png among
+    frame_0001-0005.png, were taken as frames in name order (every later pair shifted in eval, a slate
+    merged into the clip in upscale), silently. Paired eval refuses naming them (either side, and
+    `upscale --eval` before the run); unpaired eval and upscale warn naming them (as gaps). A gap
+    among them is still found. PRED numbered from 1 against GT from 0 with one frame fewer is said
+    with the cut (a first frame missing?); other starts with equal counts say nothing."""
+    pred, gt = noisy_clip(6, 24, 32, seed=41)
+    clean = write_frames(tmp_path / "clean", gt)
+    mixed = write_frames(tmp_path / "mixed", pred)
+    shutil.copy(mixed / "0003.png", mixed / "0003_edit.png")
+    for a, b, role in ((mixed, clean, "PRED"), (clean, mixed, "GT")):
+        code, out, err = run(["eval", str(a), str(b), "--metrics", "psnr", "-q"], capsys)
+        assert (
+            code == 2
+            and not out
+            and err.strip()
+            == (
+                f"error: {mixed}: 1 image does not fit the numbering of the other 6 (0000.png to 0005.png): 0003_edit.png"
+                f" ({role}): frames are paired by position, so they would be scored as frames and every frame after them"
+                " against the wrong one; move them out of the folder"
+            )
+        ), err
+    out_file = tmp_path / "up.mkv"
+    code, _, err = run(["upscale", str(clean), "-o", str(out_file), "--model", "bilinear", "--scale", "1", "-q",
+                        "--fps", "25", "--eval", str(mixed)], capsys)  # fmt: skip
+    assert code == 2 and "0003_edit.png" in err and not out_file.exists(), err
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    for i in range(1, 6):
+        shutil.copy(clean / f"{i:04d}.png", shots / f"frame_{i:04d}.png")
+    shutil.copy(clean / "0000.png", shots / "other_0001.png")
+    shutil.copy(clean / "0000.png", shots / "slate.png")
+    (shots / "frame_0003.png").unlink()
+    caplog.clear()
+    code, _, err = run(["upscale", str(shots), "-o", str(tmp_path / "up" / "%04d.png"), "--model", "bilinear",
+                        "--scale", "1", "-q", "--fps", "25"], capsys)  # fmt: skip
+    assert code == 0 and len(list((tmp_path / "up").iterdir())) == 6, err
+    said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert (
+        f"{shots}: 2 images do not fit the numbering of the other 4 (frame_0001.png to frame_0005.png):"
+        " other_0001.png, slate.png; they are read as frames, in name order among the others" in " ".join(said)
+    )
+    assert any("1 frame number is missing from the sequence: 3 (frame_0001.png to frame_0005.png)" in s for s in said)
+    caplog.clear()
+    report = evaluate(shots / "frame_%04d.png", None, "clipiqa", frame_metrics=[_Mean()])  # a pattern: only its own
+    assert report.videos["shots"].frames == 4 and "do not fit" not in caplog.text
+
+    from_one = write_frames(tmp_path / "from1", [])
+    for i in range(1, 6):  # GT 0000-0005, PRED 0001-0005: its first frame missing
+        shutil.copy(clean / f"{i:04d}.png", from_one / f"{i:04d}.png")
+    caplog.clear()
+    report = evaluate(from_one, clean, "psnr")
+    assert report.videos["from1"].notes == ["frame counts differ: cut to 5 frames (GT has more) (PRED is numbered"
+                                            " from 1, GT from 0: a first frame missing? frames are paired by"
+                                            " position)"]  # fmt: skip
+    for i in range(5, 0, -1):  # PRED 0002-0006: another start, the same count: the same frames
+        (from_one / f"{i:04d}.png").rename(from_one / f"{i + 1:04d}.png")
+    shutil.copy(clean / "0000.png", from_one / "0001.png")
+    report = evaluate(from_one, clean, "psnr")
+    assert report.videos["from1"].notes == [] and report.videos["from1"].frames == 6
+
+
+class _Mean:
+    name = "clipiqa"
+
+    def start_video(self) -> None:
+        pass
+
+    def add(self, x, y):
+        return float(x.mean())
 
 
 def test_videos_of_one_rate_are_checked_only_within_half_a_frame(tmp_path, clip_2997, clip_2997_mkv):

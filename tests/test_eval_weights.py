@@ -278,12 +278,15 @@ def test_a_file_that_is_not_weights_says_so(tmp_path, capsys):
 
 
 def test_local_weights_are_checked_against_the_pins_and_every_file_used_is_recorded(
-    hub, env, tiny, tmp_path, caplog, capsys
+    hub, env, tiny, tmp_path, caplog, capsys, monkeypatch
 ):
-    """`--weights KEY=FILE` of other bytes than the published file is scored, with a warning; the
-    JSON names each weight file used with its sha256 (read again when the file changes), the dove
-    version and the device. The score is the tiny reference network's with the same heads."""
+    """`--weights KEY=FILE` of other bytes than the published file is scored, with a warning, and a
+    run note under the table, in the CSV's mean row and the JSON's notes naming the metric (the
+    trial: the table and CSV looked like published LPIPS); the JSON names each weight file used by
+    its absolute path (given relative here) with its sha256 (read again when the file changes), the
+    dove version and the device. The score is the tiny reference network's with the same heads."""
     import copy
+    import csv
     import io
     import json
 
@@ -298,15 +301,23 @@ def test_local_weights_are_checked_against_the_pins_and_every_file_used_is_recor
     state = torch.load(io.BytesIO(files["lpips-alex"]), weights_only=True)
     torch.save({k: 2 * v for k, v in state.items()}, heads)  # a converted or fine-tuned copy, say
     report = tmp_path / "r.json"
+    monkeypatch.chdir(tmp_path)
     args = ["eval", str(pred), str(gt), "--metrics", "psnr,lpips", "--device", "cpu", "-q", "--json", str(report),
-            "--weights", f"alexnet={alex}", "--weights", f"lpips-alex={heads}", "--overwrite"]  # fmt: skip
+            "--weights", f"alexnet={alex}", "--weights", "lpips-alex=heads.pth", "--overwrite",
+            "--csv", "r.csv"]  # fmt: skip
     with pytest.raises(SystemExit) as exit_info:
         main(args)
-    assert exit_info.value.code in (0, None), capsys.readouterr().err
+    out = capsys.readouterr()
+    assert exit_info.value.code in (0, None), out.err
+    note = ("lpips scored with weights that are not the published files (see the JSON's weights): not comparable"
+            " with published scores")  # fmt: skip
+    assert " ".join(out.out.split()).endswith(note), out.out  # under the table
+    assert list(csv.DictReader(open("r.csv")))[-1]["notes"] == note
     said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
-    assert len(said) == 1 and said[0].startswith(f"{heads}: not the published lpips-alex file") and (
+    assert len(said) == 1 and said[0].startswith("heads.pth: not the published lpips-alex file") and (
         "not comparable with published ones" in said[0])  # fmt: skip
     data = json.loads(report.read_text())
+    assert data["notes"] == [note]
     sha = lambda path: hashlib.sha256(path.read_bytes()).hexdigest()  # noqa: E731
     assert data["weights"] == {
         "alexnet": {"file": str(alex), "sha256": sha(alex), "published": True},
@@ -327,6 +338,7 @@ def test_local_weights_are_checked_against_the_pins_and_every_file_used_is_recor
     assert not [r for r in caplog.records if r.levelname == "WARNING"], caplog.text
     assert json.loads(report.read_text())["weights"]["lpips-alex"] == {
         "file": str(heads), "sha256": sha(heads), "published": True}  # fmt: skip
+    assert json.loads(report.read_text())["notes"] == [] and "published" not in capsys.readouterr().out
     with pytest.raises(SystemExit):  # from the hub: verified when fetched, recorded the same way
         main(["eval", str(pred), str(gt), "--metrics", "lpips", "-q", "--json", str(report), "--overwrite"])
     used = json.loads(report.read_text())["weights"]

@@ -314,10 +314,11 @@ def _check_eval(
     metric weights (fetched now if missing), and GT against the outputs to be (names and sizes).
     What is left to fail after the upscale is what only reading the output can show (exit 3)."""
     from dove_cli.metrics.evaluate import check_result_files, fetch_weights, parse_metrics
+    from dove_cli.video_io import is_pattern
 
     if dry_run:
         raise OptionError("--eval scores an output: it does not go with --dry-run")
-    if not gt.exists():
+    if not gt.exists() and not is_pattern(gt):  # a pattern with no images is said by check_planned_sizes
         raise InputError(f"{gt}: no such file or folder (--eval GT)")
     names = parse_metrics(metrics, True, str(gt), option="--eval-metrics")
     check_result_files(json_out, None, None, names, [input, gt], opts.overwrite)
@@ -360,8 +361,9 @@ def _score(output: Path, gt: Path, metrics: str | None, json_out: Path | None, d
         with EvalBar(quiet, output.name) as bar:
             report = evaluate(output, gt, metrics, device=device, progress=bar, option="--eval-metrics")
     except DoveError as exc:  # (Ctrl-C, Interrupted, is not one: it stops the command)
-        raise ScoringFailed(f"{output} was written fine, but scoring it failed: {exc}; "
-                            f"`dove eval {output} {gt}` scores it later") from None  # fmt: skip
+        # An input error (a hole, a stray frame) fails `dove eval` the same way: its own text says the fix.
+        later = "" if isinstance(exc, InputError) else f"; `dove eval {output} {gt}` scores it later"
+        raise ScoringFailed(f"{output} was written fine, but scoring it failed: {exc}{later}") from None
     _print_eval_table(report)
     if json_out is not None:
         report.write_json(json_out)
@@ -873,7 +875,10 @@ def _print_eval_table(report) -> None:
 
     from dove_cli.metrics import METRICS
 
-    table = Table(title=f"dove eval: {report.coverage}, {report.device}", show_edge=False)
+    caption = "\n".join(report.notes) or None  # the run's own (GT left out, weights not the published ones)
+    table = Table(
+        title=f"dove eval: {report.coverage}, {report.device}", caption=caption, caption_justify="left", show_edge=False
+    )
     for column in ("metric", "mean", "std", "min", "max"):
         table.add_column(column, justify="left" if column == "metric" else "right")
     for m in report.metrics:

@@ -36,7 +36,15 @@ import torch
 from dove_cli import video_io
 from dove_cli.errors import DecodeError, InputError, ModelError, OptionError, OutputError
 from dove_cli.metrics import DEFAULT_METRICS, METRICS
-from dove_cli.video_io.reader import IGNORE_HINT, image_inputs, missing_numbers, shown_ranges
+from dove_cli.video_io.reader import (
+    IGNORE_HINT,
+    frame_numbers,
+    image_inputs,
+    missing_numbers,
+    numbered,
+    shown_ranges,
+    stray_said,
+)
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +67,9 @@ def _has_images(folder: Path) -> bool:
 def list_items(path: str | Path, role: str = "PRED") -> tuple[list[Item], bool]:
     """(items, is_collection): one video or frame folder, or the videos and frame folders of a folder."""
     path = Path(path)
+    if video_io.is_pattern(path) and not path.exists():  # frames/%06d.png, as `dove upscale` takes (and writes)
+        image_inputs(path)  # none that match: said
+        return [Item(path.parent.name or path.stem, path)], False
     if not path.exists():
         raise InputError(f"{path}: no such file or folder ({role})")
     if path.is_file():
@@ -124,16 +135,25 @@ def shown_names(names: Sequence[str], limit: int = 5) -> str:
 
 def check_numbering(path: Path, role: str, paired: bool) -> None:
     """Frames are paired by position, so a frame folder whose numbering has a gap (0004.png, then
-    0006.png) would pair every frame after it with the wrong one: refused when `paired` (PRED and GT
-    alike), else said (E*warp takes the images on each side of the gap as consecutive)."""
-    files = image_inputs(path) if path.is_dir() else None
+    0006.png), or images whose names do not fit its numbering (0003_edit.png, slate.png, read in name
+    order among the frames), would pair every frame after them with the wrong one: refused when
+    `paired` (PRED and GT alike), else said (E*warp takes the images on each side as consecutive)."""
+    files = image_inputs(path) if path.is_dir() or video_io.is_pattern(path) else None
+    main, strays = numbered(files) if files else ([], [])
+    if strays:
+        assert files is not None
+        said = f"{stray_said(files, strays)} ({role})"
+        if paired:
+            raise InputError(f"{path}: {said}: frames are paired by position, so they would be scored as frames and"
+                             " every frame after them against the wrong one; move them out of the folder")  # fmt: skip
+        log.warning("%s: %s: they are scored as frames, in name order among the others", path, said)
     gaps = missing_numbers(files) if files else []
     if not gaps:
         return
     assert files is not None
     n = sum(b - a + 1 for a, b in gaps)
     missing = (f"frame number{'s' if n > 1 else ''} {shown_ranges(gaps)} {'are' if n > 1 else 'is'} missing"
-               f" ({files[0].name} to {files[-1].name}) ({role})")  # fmt: skip
+               f" ({main[0].name} to {main[-1].name}) ({role})")  # fmt: skip
     if paired:
         raise InputError(
             f"{path}: {missing}: frames are paired by position, so every frame after a gap would be scored"
@@ -599,6 +619,11 @@ def evaluate(
     report = EvalReport(names, notes=notes, device=str(dev), missing=missing, weights=used)
     for note in notes:
         log.warning("%s", note)
+    if other := [n for n in names if any(used.get(k, {}).get("published") is False for k in pretrained.files_for([n]))]:
+        report.notes.append(
+            f"{', '.join(other)} scored with weights that are not the published files (see the"
+            " JSON's weights): not comparable with published scores"
+        )  # (identify warned per file)
     totals: list[int | None] = []
     for p, _ in pairs:
         try:
@@ -630,6 +655,7 @@ def evaluate(
                     w, h = min(w, gw), min(h, gh)
             scores.size = (w, h)
             tolerance = time_tolerance(pr.info, gr.info) if gr is not None else None
+            own = own_steps(pr.info, gr.info) if gr is not None else None  # a video against a frame folder
             before: tuple[int, int] | None = None  # the pts of the pair before, when their times are checked
             pit = _frames(pr)
             git = _frames(gr) if gr is not None else None
@@ -639,12 +665,15 @@ def evaluate(
                 if fp is None or (git is not None and fg is None):
                     if git is not None and (fp is None) != (fg is None):
                         longer = "PRED" if fp is not None else "GT"
-                        scores.notes.append(f"frame counts differ: cut to {scores.frames} frames ({longer} has more)")
+                        note = f"frame counts differ: cut to {scores.frames} frames ({longer} has more)"
+                        scores.notes.append(note + (starts_differ(pr.info, gr.info) if gr is not None else ""))
                     break
                 if gr is not None and fg is not None and tolerance is not None:
                     if before is not None:
                         check_step(scores.frames, (fp.pts, fg.pts), before, (pr.info, gr.info), tolerance)
                     before = (fp.pts, fg.pts)
+                if own is not None and fg is not None:
+                    own.add(scores.frames, (fp, fg)[own.side].pts)
                 x = _tensor(fp, dev)[:, :h, :w]
                 y = _tensor(fg, dev)[:, :h, :w] if fg is not None else None
                 for m in frame_metrics:
@@ -723,6 +752,65 @@ def check_step(
         f" {times[kept][1]:.3f} s (each from its first frame); frames are paired by position, so every later frame"
         f" would be scored against the wrong one; score a copy with each lost frame repeated ({CFR_COPY})"
     )
+
+
+def starts_differ(pred: video_io.VideoInfo, gt: video_io.VideoInfo) -> str:
+    """Said with frame counts that differ, when both are numbered frame folders whose first numbers
+    differ too (PRED 0002-0020, GT 0001-0020: every frame against its neighbour). Not refused: a
+    folder numbered from 0 and one from 1 of equal counts are the same frames."""
+    firsts = [frame_numbers(i.files)[:1] for i in (pred, gt)]
+    if not all(firsts) or firsts[0] == firsts[1]:
+        return ""
+    return (f" (PRED is numbered from {firsts[0][0]}, GT from {firsts[1][0]}: a first frame missing? frames are"
+            " paired by position)")  # fmt: skip
+
+
+class OwnSteps:
+    """A video scored against a frame folder (no times of its own): the video's steps against its own
+    rate (FFmpeg's guessed one, `base_fps`). A step of more than 1.5 frames between regular ones (each
+    within a quarter frame of one) is frames lost, which would pair every later frame with the wrong
+    one: refused once the step after it is regular again. A variable rate, whose steps are not all
+    one frame (or change to another step and stay there), is not checked from its first odd step on."""
+
+    def __init__(self, side: int, info: video_io.VideoInfo) -> None:
+        assert info.base_fps
+        self.side, self.info, self.frame = side, info, 1 / float(info.base_fps)
+        self.was: float | None = None
+        self.regular = True
+        self.hole: tuple[int, float, float] | None = None  # (index, time before, time after)
+
+    def add(self, index: int, pts: int) -> None:
+        now = (pts - self.info.start_pts) * float(self.info.time_base)
+        if self.was is not None and self.regular:
+            steps = (now - self.was) / self.frame
+            if self.hole is not None and abs(steps - 1) <= 0.25:
+                self._refuse(*self.hole)
+            if self.hole is not None or (steps <= 1.5 and abs(steps - 1) > 0.25):
+                self.regular, self.hole = False, None  # a variable rate: not checked
+            elif steps > 1.5:
+                self.hole = (index, self.was, now)
+        self.was = now
+
+    def _refuse(self, index: int, was: float, now: float) -> None:
+        role, other = ("PRED", "GT") if self.side == 0 else ("GT", "PRED")
+        raise InputError(
+            f"{self.info.path}: frames lost between frame {index - 1} at {was:.3f} s and frame {index} at {now:.3f} s"
+            f" ({role}), a step of {(now - was) / self.frame:.3g} frames at its own {float(self.info.base_fps or 0):.4g}"
+            f" frames/s where the others are of one (from its first frame); frames are paired by position"
+            f" with the {other}'s frame folder, so every later frame would be scored against the wrong one; score a"
+            f" copy with each lost frame repeated ({CFR_COPY})"
+        )
+
+
+def own_steps(pred: video_io.VideoInfo, gt: video_io.VideoInfo) -> OwnSteps | None:
+    """The step check of a video scored against a frame folder; None for two videos (`time_tolerance`
+    checks those), two frame folders, or a video without a rate of its own."""
+    images = [i.is_image_sequence or i.is_still_image for i in (pred, gt)]
+    if images.count(True) != 1:
+        return None
+    side = images.index(False)
+    info = (pred, gt)[side]
+    return OwnSteps(side, info) if info.base_fps else None
 
 
 def _env_dover() -> str:

@@ -340,7 +340,7 @@ def identify(
             assert spec is not None and pinned is not None
             log.warning("%s: not the published %s file, %s (sha256 %s..., not %s...): scores made with it are not"
                         " comparable with published ones", path, key, spec.what, digest[:12], pinned[:12])  # fmt: skip
-        used[key] = {"file": str(path), "sha256": digest, "published": published}
+        used[key] = {"file": str(path.absolute()), "sha256": digest, "published": published}
     return used
 
 

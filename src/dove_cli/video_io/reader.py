@@ -12,7 +12,7 @@ import logging
 import math
 import re
 import stat
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -269,16 +269,48 @@ def shown_ranges(ranges: list[tuple[int, int]]) -> str:
     return ", ".join(shown + ["..."] * (len(ranges) > SHOWN_RANGES))
 
 
-def missing_numbers(files: list[Path]) -> list[tuple[int, int]]:
-    """The ranges of frame numbers absent from a numbered sequence (f_0001, f_0002, f_0005 -> [(3, 4)]):
-    the one number that changes from name to name, the rest of the names alike; [] otherwise."""
-    parts = [re.split(r"(\d+)", f.name) for f in files]  # text, digits, text, ...: digits at odd places
+def _shape(name: str) -> tuple[str, ...]:
+    """A name without its numbers: frame_0001.png and frame_0002.PNG -> ('frame_', '.png')."""
+    return tuple(t.lower() for t in re.split(r"\d+", name))
+
+
+def numbered(files: list[Path]) -> tuple[list[Path], list[Path]]:
+    """(the images of a folder's main naming pattern, prefix + number + suffix, the others): a stray
+    0003_edit.png among 0001..0020.png, or other_0001.png and slate.png among frame_0001..0009.png,
+    would be read as frames in name order. ([all], []) when no pattern of numbered names holds two."""
+    shapes = [_shape(f.name) for f in files]
+    main, count = Counter(shapes).most_common(1)[0] if shapes else ((), 0)
+    if len(main) < 2 or count < 2:
+        return files, []
+    return [f for f, s in zip(files, shapes, strict=True) if s == main], [
+        f for f, s in zip(files, shapes, strict=True) if s != main
+    ]
+
+
+def stray_said(files: list[Path], strays: list[Path]) -> str:
+    """'2 images do not fit the numbering of the other 9 (frame_0001.png to frame_0009.png): other_0001.png, slate.png'."""
+    main = [f for f in files if f not in strays]
+    n = len(strays)
+    names = ", ".join(f.name for f in strays[:SHOWN_RANGES]) + (", ..." if n > SHOWN_RANGES else "")
+    return (f"{n} image{'s do' if n > 1 else ' does'} not fit the numbering of the other {len(files) - n}"
+            f" ({main[0].name} to {main[-1].name}): {names}")  # fmt: skip
+
+
+def frame_numbers(files: list[Path]) -> list[int]:
+    """The sorted frame numbers of a numbered sequence's main pattern (`numbered`): the one number
+    that changes from name to name, the rest of the names alike; [] otherwise."""
+    parts = [re.split(r"(\d+)", f.name) for f in numbered(files)[0]]  # text, digits, text, ...: digits at odd places
     if len(parts) < 2 or len({len(p) for p in parts}) != 1:
         return []
     changing = [i for i in range(len(parts[0])) if len({p[i] for p in parts}) > 1]
     if len(changing) != 1 or changing[0] % 2 == 0:
         return []
-    numbers = sorted(int(p[changing[0]]) for p in parts)
+    return sorted(int(p[changing[0]]) for p in parts)
+
+
+def missing_numbers(files: list[Path]) -> list[tuple[int, int]]:
+    """The ranges of frame numbers absent from a numbered sequence (f_0001, f_0002, f_0005 -> [(3, 4)])."""
+    numbers = frame_numbers(files)
     return [(a + 1, b - 1) for a, b in itertools.pairwise(numbers) if b > a + 1]
 
 
@@ -910,11 +942,15 @@ class ImageReader(VideoReader):
         if not fps and warn and len(files) > 1:
             log.warning("%s: images are read at %s frames/s (ffmpeg's default); give --fps for another rate", path,
                         DEFAULT_SEQUENCE_FPS)  # fmt: skip
+        main, strays = numbered(files)
         if warn and (gaps := missing_numbers(files)):
             n = sum(b - a + 1 for a, b in gaps)
             log.warning("%s: %d frame number%s missing from the sequence: %s (%s to %s); the %d images are "
                         "read in order, one frame each", path, n, "s are" if n > 1 else " is", shown_ranges(gaps),
-                        files[0].name, files[-1].name, len(files))  # fmt: skip
+                        main[0].name, main[-1].name, len(files))  # fmt: skip
+        if warn and strays:
+            log.warning("%s: %s; they are read as frames, in name order among the others (move them out if they "
+                        "are not frames of this clip)", path, stray_said(files, strays))  # fmt: skip
         check_image_sizes(files)
         bit_depth = max(comp.bits for comp in first.format.components)
         # A later image may have it: looked at as the run reads it (a probe, warn=True, reads no further).
