@@ -537,7 +537,8 @@ def test_a_video_that_lost_frames_is_refused_against_a_frame_folder(tmp_path, ca
     folder has no times to compare with. Now the video's own steps are checked against its own rate:
     one line naming it, the frame, both times and the copy advice, either side, .mkv and .mp4. A
     variable rate is not refused: one whose steps vary from the start, or one whose step changes
-    and stays (a screen recording that slowed down), which a hole would not."""
+    and stays (a screen recording that slowed down), which a hole would not, or one whose steps were
+    uneven before a long one (a hold)."""
     whole = make_clip(tmp_path / "whole.mkv", rate="25", frames=30, codec="ffv1")
     folder = frames_of(whole, tmp_path / "gt")
     holed = drop_frames(whole, tmp_path / "holed.mkv", 10, 17)
@@ -557,7 +558,11 @@ def test_a_video_that_lost_frames_is_refused_against_a_frame_folder(tmp_path, ca
     slowed = tmp_path / "slowed.mkv"  # 1/30 s steps, then 2/30 s from frame 6 on: a variable rate, no hole
     ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=30", "-frames:v", "14", "-vf",
            "setpts='if(lt(N,6),N,2*N-6)/30/TB'", "-fps_mode", "passthrough", "-c:v", "ffv1", slowed)  # fmt: skip
-    for vfr in (slowed, clip_vfr):
+    jitter = tmp_path / "jitter.mkv"  # uneven steps from the start, then one of 4 frames: a variable rate's hold
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=30", "-frames:v", "14", "-vf",
+           "settb=1/3000,setpts='if(eq(N,2),2.3,if(lt(N,8),N,N+3))/30/TB'", "-fps_mode", "passthrough",
+           "-enc_time_base", "1/3000", "-c:v", "ffv1", jitter)  # fmt: skip
+    for vfr in (slowed, jitter, clip_vfr):
         frames = frames_of(vfr, tmp_path / f"{vfr.stem}_frames")
         report = evaluate(vfr, frames, "psnr")
         assert report.videos[vfr.stem].values["psnr"] == [pytest.approx(80.0, abs=0.5)] * report.videos[vfr.stem].frames
