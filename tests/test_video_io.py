@@ -1114,6 +1114,7 @@ def test_what_is_an_image_pattern() -> None:
     for name in ("50%_speed.mp4", "clip 100%.mp4", "100%done.mp4", "take%03d.mp4", "50%.png", "%04d_%04d.png"):
         assert not is_pattern(name), name
     assert frame_name(Path("out/50%_%04d.png"), 7) == "50%_0007.png"
+    assert frame_name(Path("take %3d.tif"), 7) == "take 007.tif"  # zero-padded, as ffmpeg (not "take   7")
 
 
 def test_percent_in_file_names(clip_2997: Path, tmp_path: Path) -> None:
@@ -1126,6 +1127,25 @@ def test_percent_in_file_names(clip_2997: Path, tmp_path: Path) -> None:
     assert sorted(p.name for p in pattern.parent.iterdir()) == [f"50%_{i:04d}.png" for i in range(1, 13)]
     with open_reader(pattern) as reader:
         assert np.array_equal(np.stack([f.rgb for f in reader]), np.stack([f.rgb for f in frames]))
+
+
+def test_overwrite_replaces_only_what_the_pattern_writes(clip_2997: Path, tmp_path: Path) -> None:
+    """--overwrite into %04d.png replaces and removes only names %04d prints (0001, 12345), never another
+    deliverable's 000001.png, 1.png or plate_0001.png in the same folder; the refusal counts the same."""
+    folder = tmp_path / "sf"
+    folder.mkdir()
+    others = [f"{i:06d}.png" for i in range(1, 11)] + ["1.png", "plate_0001.png", "notes.txt"]
+    stale = ["0013.png", "0099.png", "12345.png"]  # of this pattern, beyond the 12 frames it writes now
+    for name in others + stale + ["0001.png"]:
+        (folder / name).write_bytes(b"old")
+    with pytest.raises(OutputError, match=r"%04d\.png: 4 matching images already exist in "):
+        check_output(folder / "%04d.png", False)
+    roundtrip(clip_2997, folder / "%04d.png", overwrite=True)
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == sorted(others + [f"{i:04d}.png" for i in range(1, 13)])
+    assert all((folder / name).read_bytes() == b"old" for name in others)
+    with pytest.raises(OutputError, match=r"%d\.png: 1 matching images already exist in "):  # 1.png, not 0001
+        check_output(folder / "%d.png", False)
 
 
 def test_pattern_with_two_fields_is_refused(clip_2997: Path, tmp_path: Path) -> None:

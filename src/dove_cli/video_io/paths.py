@@ -31,10 +31,26 @@ def is_pattern(path: str | Path) -> bool:
 
 
 def frame_name(pattern: Path, n: int) -> str:
-    """The file name of image `n` of a pattern: frames/%06d.png -> 000001.png for n = 1."""
+    """The file name of image `n` of a pattern: frames/%06d.png -> 000001.png for n = 1. The field is
+    zero-padded to its width as ffmpeg's image2 muxer does (`%3d` too, where Python would pad with spaces)."""
     m = FIELD.search(pattern.name)
     assert m is not None
-    return pattern.name[: m.start()] + m[0] % n + pattern.name[m.end() :]
+    return pattern.name[: m.start()] + f"{n:0{int(m[1] or 0)}d}" + pattern.name[m.end() :]
+
+
+def frame_number(pattern: Path, name: str) -> int | None:
+    """The number n whose image the pattern names `name`, or None when the pattern could never write it:
+    `%04d` writes 0001 and 12345 but not 000001, `%d` writes no leading zeros. What --overwrite may
+    replace or remove is only what this names, never another sequence in the same folder."""
+    m = FIELD.search(pattern.name)
+    assert m is not None
+    head, tail = pattern.name[: m.start()], pattern.name[m.end() :]
+    if not (name.startswith(head) and name.endswith(tail) and len(name) > len(head) + len(tail)):
+        return None
+    digits = name[len(head) : len(name) - len(tail)]
+    if not (digits.isascii() and digits.isdigit()):
+        return None
+    return int(digits) if frame_name(pattern, int(digits)) == name else None
 
 
 def check_fields(path: Path, error: type[Exception]) -> None:
@@ -140,13 +156,10 @@ def check_output(path: Path, overwrite: bool, inputs: Sequence[Path] = ()) -> No
 
 
 def matching_images(pattern: Path) -> list[Path]:
-    """Files in the pattern's folder that the pattern (frames/%06d.png) would name."""
+    """Files in the pattern's folder that the pattern (frames/%06d.png) could have written (frame_number)."""
     if not pattern.parent.is_dir():
         return []
-    m = FIELD.search(pattern.name)
-    assert m is not None
-    rx = re.compile(re.escape(pattern.name[: m.start()]) + r"\d+" + re.escape(pattern.name[m.end() :]) + "$")
-    return [p for p in pattern.parent.iterdir() if rx.match(p.name)]
+    return [p for p in pattern.parent.iterdir() if frame_number(pattern, p.name) is not None]
 
 
 def prepare_output(path: Path, overwrite: bool) -> Path | None:
