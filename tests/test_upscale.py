@@ -330,6 +330,49 @@ def test_sixteen_bit_frames_come_back_as_bilinear_of_sixteen_bit_input(tmp_path)
     assert np.abs(fixed - got).max() <= 1
 
 
+def test_sixteen_bit_to_eight_bit_images_are_rounded(tmp_path):
+    """A 16-bit source written as 8-bit images (.bmp, or .png with --pix-fmt rgb24) is rounded as
+    x*255/65535 (as video is), not cut by swscale's x/256: a flat and a gradient frame, against numpy."""
+    import subprocess
+
+    from media import FFMPEG
+
+    flat = np.broadcast_to(np.array([25828, 60000, 65535], np.uint16), (16, 24, 3))
+    ramp = np.linspace(0, 65535, 16 * 24 * 3).round().astype(np.uint16).reshape(16, 24, 3)
+    lq = np.stack([flat, ramp])
+    (tmp_path / "in").mkdir()
+    subprocess.run([FFMPEG, "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb48le", "-s", "24x16", "-i", "-",
+                    str(tmp_path / "in" / "%03d.png")], input=lq.astype("<u2").tobytes(), check=True)  # fmt: skip
+    want = np.round(lq.astype(np.float64) * 255 / 65535)
+    assert want[0, 0, 0].tolist() == [100, 233, 255]
+    base = dict(model="bilinear", scale=1, tile=0, chunk=0, device="cpu", color_fix="none", fps="24")
+    for out, extra in (("bmp/%03d.bmp", {}), ("png8/%03d.png", {"pix_fmt": "rgb24"})):
+        upscale(tmp_path / "in", tmp_path / out, UpscaleOptions(**base, **extra))
+        got = ffmpeg_frames(tmp_path / out, 24, 16)
+        assert np.array_equal(got, want), out
+    import av
+
+    with av.open(str(tmp_path / "png8" / "001.png")) as png:
+        assert png.streams.video[0].codec_context.format.name == "rgb24"  # 8-bit, as asked
+
+
+def test_video_options_are_refused_with_image_outputs(tmp_path):
+    """--codec/--crf/--preset/--codec-option mean nothing to images, and --pix-fmt only what the image
+    encoder takes as RGB: one OptionError line each, before anything is made."""
+    clip = demo_clip("002.mp4")
+    base = dict(model="bilinear", device="cpu", preview="0+0.1s")
+    for opts, said in (
+        (dict(codec="libx264", crf=30), "--codec, --crf set a video encoder; images have none"),
+        (dict(preset="slow"), "--preset set a video encoder"),
+        (dict(codec_options={"foo": "bar"}), "--codec-option set a video encoder"),
+        (dict(pix_fmt="gray16be"), "--pix-fmt gray16be: .png images are written as rgb48be or rgb24"),
+    ):
+        with pytest.raises(OptionError, match=re.escape(said)) as err:
+            upscale(clip, tmp_path / "o" / "%04d.png", UpscaleOptions(**base, **opts))
+        assert "\n" not in str(err.value)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_dry_run_plans_without_writing(tmp_path, capsys):
     from dove_cli.cli import main
 

@@ -531,6 +531,7 @@ def open_output(
             width,
             height,
             codec_options=writer_options.get("codec_options"),
+            pix_fmt=writer_options.get("pix_fmt"),
             overwrite=join_options.get("overwrite", False),
             work=work.images,
             first=first,

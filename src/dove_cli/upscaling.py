@@ -441,6 +441,18 @@ class CheckedOutput:
     pix_fmt: str
 
 
+def _check_image_options(output: Path, opts: UpscaleOptions) -> None:
+    """Video-encoder options mean nothing to images (the extension picks the encoder, at its best
+    quality): refused, not ignored. --pix-fmt is the writer's to check (rgb24: 8-bit PNG)."""
+    if not video_io.is_image_path(output):
+        return
+    given = [flag for flag, value in (("--codec", opts.codec), ("--crf", opts.crf), ("--preset", opts.preset),
+                                      ("--codec-option", opts.codec_options)) if value not in (None, {})]  # fmt: skip
+    if given:
+        raise OptionError(f"{output}: {', '.join(given)} set a video encoder; images have none (the extension picks "
+                          "the image format)")  # fmt: skip
+
+
 def _check_outputs(
     output: Path, info: video_io.VideoInfo, opts: UpscaleOptions, dry_run: bool, said: list[logging.LogRecord]
 ) -> CheckedOutput:
@@ -449,6 +461,7 @@ def _check_outputs(
     reveal the next; the input's warnings (`said`, held by `probe_input`) and what the output loses
     are said once the output passes."""
     inputs = info.files or [Path(info.path)]
+    _check_image_options(output, opts)
     video_io.check_output(output, overwrite=True, inputs=inputs)  # never the input, a creatable folder
     # Codec, pixel format, encoder options, and audio/subtitles the container can hold: checked by
     # opening the real writer on a temporary name (and dropping it), before a model is loaded.
@@ -676,7 +689,7 @@ def _stream(
     out_h, out_w = plan.output_size
     in_h, in_w = plan.input_size
     max_value = 65535 if info.bit_depth > 8 else 255  # the reader gives uint16 frames above 8 bits
-    bits16 = _wants_16bit(opts.pix_fmt, info)
+    bits16 = _wants_16bit(opts.pix_fmt, info, session.output)
     color_fix = "none" if model.output_is_input else opts.color_fix
     first = session.start(plan.chunk, plan.tile)
     if first and part is None:
@@ -812,7 +825,11 @@ def output_options(opts: UpscaleOptions) -> tuple[dict[str, Any], dict[str, Any]
     return writer_options, join_options
 
 
-def _wants_16bit(pix_fmt: str | None, info: video_io.VideoInfo) -> bool:
+def _wants_16bit(pix_fmt: str | None, info: video_io.VideoInfo, output: Path) -> bool:
+    """Whether the pipeline hands the writer 16-bit frames. Images get them only when written 16-bit:
+    8-bit ones are rounded here (x*255/65535), as for video, not cut by swscale's rgb48 -> rgb24 (x/256)."""
+    if video_io.is_image_path(output):
+        return video_io.image_pix_fmt(output, info.bit_depth, pix_fmt).startswith("rgb48")
     if pix_fmt:
         return bool(re.search(r"(1[0246]|9)(le|be)?$", pix_fmt)) or pix_fmt.startswith(("rgb48", "gbrp1"))
     return info.bit_depth > 8

@@ -31,7 +31,7 @@ from dove_cli.video_io.formats import (
     resolve_codec,
     x264_options,
 )
-from dove_cli.video_io.images import ImageWriter
+from dove_cli.video_io.images import ImageWriter, image_pix_fmt
 from dove_cli.video_io.paths import (
     FIELD,
     check_fields,
@@ -74,6 +74,7 @@ __all__ = [
     "default_codec",
     "frame_name",
     "hdr_codec_note",
+    "image_pix_fmt",
     "is_image_path",
     "is_pattern",
     "looks_like_video",
@@ -149,8 +150,8 @@ def open_writer(
     if ext in IMAGE_EXTENSIONS:
         check_fields(path, OutputError)
         return ImageWriter(
-            path, info, width, height, codec_options=codec_options, overwrite=overwrite, work=work, first=first,
-            warn=warn,
+            path, info, width, height, codec_options=codec_options, overwrite=overwrite, pix_fmt=pix_fmt, work=work,
+            first=first, warn=warn,
         )  # fmt: skip
     if ext not in VIDEO_EXTENSIONS and FIELD.search(path.name):
         raise OutputError(f"{path}: image pattern needs an image extension ({', '.join(sorted(IMAGE_EXTENSIONS))})")

@@ -14,7 +14,7 @@ import av
 import numpy as np
 from av.video.reformatter import ColorRange
 
-from dove_cli.errors import OutputError
+from dove_cli.errors import OptionError, OutputError
 from dove_cli.video_io.formats import IMAGE_EXTENSIONS, SWS_FLAGS, rgb_frame
 from dove_cli.video_io.paths import (
     check_output,
@@ -34,6 +34,35 @@ from dove_cli.video_io.writer import VideoWriter
 log = logging.getLogger("dove_cli.video_io")
 
 
+# What the image encoders are fed, best first: 16-bit RGB for a deeper source, else 8-bit (bgr24: BMP;
+# bgra: WebP, as libwebp converts to YUV itself; yuvj: JPEG). Only these can be asked for (--pix-fmt):
+# dove's frames are RGB, which they hold exactly (--pix-fmt rgb24: 8-bit PNG from a 16-bit source).
+IMAGE_PIX_FMTS = ("rgb48be", "rgb48le", "rgb24", "bgr24", "bgra", "yuvj444p", "yuvj420p")
+
+
+def image_pix_fmt(path: Path, bit_depth: int, pix_fmt: str | None = None) -> str:
+    """The pixel format `path`'s images are written in: `pix_fmt` if asked for (refused unless the
+    encoder takes it and it is RGB), else the best of IMAGE_PIX_FMTS the encoder takes for the source's
+    `bit_depth`. The pipeline hands the writer 16-bit frames only for an rgb48 one (upscaling), so
+    that 8-bit images are rounded as video is, not cut by swscale (x/256)."""
+    ext = path.suffix.lower()
+    try:
+        codec = av.Codec(IMAGE_EXTENSIONS[ext], "w")
+    except (av.FFmpegError, ValueError):
+        raise OutputError(f"{path}: this FFmpeg build cannot write {ext} images") from None
+    formats = {f.name for f in codec.video_formats or []}
+    usable = [pf for pf in IMAGE_PIX_FMTS if pf in formats]
+    if pix_fmt is not None:
+        if pix_fmt not in usable:
+            raise OptionError(f"--pix-fmt {pix_fmt}: {ext} images are written as {' or '.join(usable) or 'nothing'} "
+                              "(dove's frames are RGB)")  # fmt: skip
+        return pix_fmt
+    for pf in usable:
+        if bit_depth > 8 or not pf.startswith("rgb48"):
+            return pf
+    raise OutputError(f"{path}: this FFmpeg build cannot write RGB {ext} images")
+
+
 class ImageWriter(VideoWriter):
     """PNG/JPEG/... per frame into a temporary folder (or file), moved into place at close."""
 
@@ -46,6 +75,7 @@ class ImageWriter(VideoWriter):
         *,
         codec_options: dict[str, Any] | None,
         overwrite: bool,
+        pix_fmt: str | None = None,
         work: Path | None = None,
         first: int = 0,
         warn: bool = True,
@@ -55,20 +85,10 @@ class ImageWriter(VideoWriter):
         self._keep_tmp = False
         self._w, self._h = width, height
         self._pattern = is_pattern(path)
-        ext = path.suffix.lower()
-        encoder = IMAGE_EXTENSIONS[ext]
-        try:
-            codec = av.Codec(encoder, "w")
-        except (av.FFmpegError, ValueError):
-            raise OutputError(f"{path}: this FFmpeg build cannot write {ext} images") from None
-        formats = {f.name for f in codec.video_formats or []}
+        encoder = IMAGE_EXTENSIONS[path.suffix.lower()]
         hi = info.bit_depth > 8
-        for pf in (["rgb48be", "rgb48le"] if hi else []) + ["rgb24", "bgr24", "bgra", "yuvj444p", "yuvj420p"]:
-            if pf in formats:  # bgr24: BMP; bgra: WebP (libwebp converts to YUV itself)
-                break
-        else:
-            raise OutputError(f"{path}: this FFmpeg build cannot write RGB {ext} images")
-        self._pix_fmt = pf
+        pf = image_pix_fmt(path, info.bit_depth, pix_fmt)
+        self._pix_fmt, self._asked = pf, pix_fmt is not None
         self.codec, self.pix_fmt = encoder, pf  # as a plan reports them
         if warn:
             self._say_losses(info, width, height, eight_bit=hi and not pf.startswith("rgb48"))
@@ -106,7 +126,10 @@ class ImageWriter(VideoWriter):
     def _say_losses(self, info: VideoInfo, width: int, height: int, *, eight_bit: bool) -> None:
         """Warn about what the source has that image files cannot keep: bits, a rotation tag, the
         pixel aspect ratio (anamorphic video shows wider or narrower than its pixels)."""
-        if eight_bit:
+        if eight_bit and self._asked:
+            log.warning("%s: the source is %d-bit but --pix-fmt %s images are 8-bit", self.path, info.bit_depth,
+                        self._pix_fmt)  # fmt: skip
+        elif eight_bit:
             log.warning("%s: the source is %d-bit but %s images are 8-bit (use .png or .tif to keep it)",
                         self.path, info.bit_depth, self.path.suffix.lower())  # fmt: skip
         if info.rotation:
