@@ -152,6 +152,28 @@ def test_image_sequence_resumes_and_overwrite_starts_over(clip, tmp_path):
     assert not work_folder(again).exists()
 
 
+def test_start_number_names_the_images_and_a_resume_keeps_it(clip, tmp_path):
+    """--start-number 86400 numbers the images 086400.. (ffmpeg's image2 -start_number); an interrupted
+    run resumes from its saved images to the same files a run numbered from 1 writes, renamed; a resume
+    with another start is refused (its saved images have other names)."""
+    opts = UpscaleOptions(**OPTS, preview="0+1.2s")  # 30 frames
+    assert upscale(clip, tmp_path / "ref" / "%06d.png", opts).frames == 30
+    out = tmp_path / "out" / "%06d.png"
+    with pytest.raises(RuntimeError):
+        upscale(clip, out, opts, start_number=86400, restorer=_FailAfter(2))
+    saved = sorted(p.name for p in (work_folder(out) / "images").iterdir())
+    assert saved and saved[0] == "086400.png"
+    with pytest.raises(OutputError, match="start.number"):
+        upscale(clip, out, opts, resume=True)
+    r = upscale(clip, out, opts, start_number=86400, resume=True)
+    assert r.resumed_from == len(saved) and not work_folder(out).exists()
+    names = sorted(p.name for p in out.parent.iterdir())
+    assert names == [f"{n:06d}.png" for n in range(86400, 86430)]
+    for n in range(30):
+        got, ref = out.parent / f"{86400 + n:06d}.png", tmp_path / "ref" / f"{1 + n:06d}.png"
+        assert got.read_bytes() == ref.read_bytes(), got.name
+
+
 def test_resume_with_overwrite_continues_if_it_can_and_starts_over_if_not(clip, tmp_path, caplog):
     """`--resume --overwrite` (a script that always passes both): the saved work when it fits the
     command; a fresh start, said in one line, when it does not (the error's advice was the option

@@ -370,6 +370,10 @@ def test_video_options_are_refused_with_image_outputs(tmp_path):
         with pytest.raises(OptionError, match=re.escape(said)) as err:
             upscale(clip, tmp_path / "o" / "%04d.png", UpscaleOptions(**base, **opts))
         assert "\n" not in str(err.value)
+    with pytest.raises(OptionError, match=r"x\.mp4: --start-number numbers the images of a pattern"):
+        upscale(clip, tmp_path / "x.mp4", UpscaleOptions(**base, start_number=5))
+    with pytest.raises(OptionError, match="--start-number -1 must not be negative"):
+        upscale(clip, tmp_path / "o" / "%04d.png", UpscaleOptions(**base, start_number=-1))
     assert list(tmp_path.iterdir()) == []
 
 

@@ -199,6 +199,8 @@ class UpscaleOptions:
         {}, "key=value passed to the encoder (repeatable).", flag="--codec-option", metavar="K=V",
         parse=parse_codec_options,
     )  # fmt: skip
+    start_number: int = option(1, "Number of an image pattern's first image (as ffmpeg's image2 -start_number).",
+                               metavar="N")  # fmt: skip
     audio: Literal["copy", "transcode", "none"] = option("copy", "copy, transcode (AAC/Opus) or none.")
     subtitles: Literal["copy", "none"] = option("copy", "copy or none.")
     compare: bool = option(False, "Write input (bilinear) | output side by side.")
@@ -258,6 +260,7 @@ class UpscaleKeywords(TypedDict, total=False):
     preset: str | None
     pix_fmt: str | None
     codec_options: dict[str, str] | str
+    start_number: int | str
     audio: Literal["copy", "transcode", "none"]
     subtitles: Literal["copy", "none"]
     compare: bool
@@ -396,6 +399,8 @@ def check_options(opts: UpscaleOptions) -> UpscaleOptions:
             raise OptionError(f"--{name.replace('_', '-')} {value!r} is not one of: {', '.join(allowed)}")
     if opts.parity:
         opts = _with_parity(opts)
+    if opts.start_number < 0:
+        raise OptionError(f"--start-number {opts.start_number} must not be negative")
     if opts.scale < 1 or opts.scale > 8:
         raise OptionError(f"--scale {opts.scale} is out of range (1 to 8)")
     if opts.parity:  # any layout the authors' script takes; release_layout refuses those it fails on

@@ -298,7 +298,7 @@ class Work:
         if not resumed:
             self._clear(keep={LOCK})
         if video_io.is_pattern(self.output):
-            done = self._images_done()
+            done = self._images_done(journal)
         else:
             keep: list[Segment] = []
             end = 0
@@ -337,10 +337,10 @@ class Work:
             if p.name not in keep:
                 shutil.rmtree(p) if p.is_dir() else p.unlink()
 
-    def _images_done(self) -> int:
-        """Images 1..n present without a gap (each was written atomically)."""
-        n = 0
-        while (self.images / video_io.frame_name(self.output, n + 1)).is_file():
+    def _images_done(self, journal: Journal) -> int:
+        """Images present from the run's --start-number on without a gap (each was written atomically)."""
+        start, n = int(journal.fingerprint.get("start_number", 1)), 0
+        while (self.images / video_io.frame_name(self.output, start + n)).is_file():
             n += 1
         return n
 
@@ -366,7 +366,7 @@ class Work:
 
     def saved(self, journal: Journal) -> int:
         """Output frames that a resume would not redo."""
-        return self._images_done() if video_io.is_pattern(self.output) else journal.frames_done
+        return self._images_done(journal) if video_io.is_pattern(self.output) else journal.frames_done
 
     def remove(self) -> None:
         """Delete the folder (the run is over), then release the lock."""
@@ -535,6 +535,7 @@ def open_output(
             overwrite=join_options.get("overwrite", False),
             work=work.images,
             first=first,
+            start_number=writer_options.get("start_number", 1),
             warn=join_options.get("warn", True),
         )
     return SegmentedWriter(

@@ -443,7 +443,11 @@ class CheckedOutput:
 
 def _check_image_options(output: Path, opts: UpscaleOptions) -> None:
     """Video-encoder options mean nothing to images (the extension picks the encoder, at its best
-    quality): refused, not ignored. --pix-fmt is the writer's to check (rgb24: 8-bit PNG)."""
+    quality), nor --start-number to anything but an image pattern: refused, not ignored. --pix-fmt
+    is the writer's to check (rgb24: 8-bit PNG)."""
+    if opts.start_number != 1 and not video_io.is_pattern(output):
+        raise OptionError(f"{output}: --start-number numbers the images of a pattern (like frames/%06d.png); "
+                          "this output is no pattern")  # fmt: skip
     if not video_io.is_image_path(output):
         return
     given = [flag for flag, value in (("--codec", opts.codec), ("--crf", opts.crf), ("--preset", opts.preset),
@@ -818,7 +822,7 @@ def output_options(opts: UpscaleOptions) -> tuple[dict[str, Any], dict[str, Any]
     warn=False: `_check_outputs` opened the output once already and said what it loses."""
     start, duration = parse_preview(opts.preview) if opts.preview else (None, None)
     writer_options: dict[str, Any] = dict(codec=opts.codec, crf=opts.crf, preset=opts.preset, pix_fmt=opts.pix_fmt,
-                          codec_options=resume.encoder_options(opts.codec_options))  # fmt: skip
+                          codec_options=resume.encoder_options(opts.codec_options), start_number=opts.start_number)  # fmt: skip
     end = None if start is None or duration is None else start + duration
     join_options: dict[str, Any] = dict(audio=opts.audio, subtitles=opts.subtitles, overwrite=opts.overwrite,
                                         start=start, end=end, warn=False)  # fmt: skip

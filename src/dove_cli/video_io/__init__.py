@@ -120,6 +120,7 @@ def open_writer(
     end: float | Fraction | None = None,
     work: Path | None = None,
     first: int = 0,
+    start_number: int = 1,
     warn: bool = True,
 ) -> VideoWriter:
     """Start writing `path` (a video file, an image pattern like `frames/%06d.png`, or one image).
@@ -135,7 +136,7 @@ def open_writer(
     Codec and pixel-format choices are validated here, before any frame is encoded. work/first
     (image patterns only): write the images into the folder `work`, which persists after abort()
     and may already hold the first `first` images of an interrupted run (--resume); close() moves
-    them all into place. warn: log what the output loses (odd size written as 4:4:4, fewer bits
+    them all into place. start_number: the number of a pattern's first image. warn: log what the output loses (odd size written as 4:4:4, fewer bits
     or coarser chroma than the source, ASS styling, a rotation tag or pixel aspect ratio in images);
     a writer opened again for the same output passes False so that each warning appears once.
     """
@@ -151,7 +152,7 @@ def open_writer(
         check_fields(path, OutputError)
         return ImageWriter(
             path, info, width, height, codec_options=codec_options, overwrite=overwrite, pix_fmt=pix_fmt, work=work,
-            first=first, warn=warn,
+            first=first, start_number=start_number, warn=warn,
         )  # fmt: skip
     if ext not in VIDEO_EXTENSIONS and FIELD.search(path.name):
         raise OutputError(f"{path}: image pattern needs an image extension ({', '.join(sorted(IMAGE_EXTENSIONS))})")

@@ -78,9 +78,11 @@ class ImageWriter(VideoWriter):
         pix_fmt: str | None = None,
         work: Path | None = None,
         first: int = 0,
+        start_number: int = 1,
         warn: bool = True,
     ) -> None:
         self.path, self.info, self.frames_written = path, info, 0
+        self._start = start_number  # the first image's number (--start-number)
         self._done = False
         self._keep_tmp = False
         self._w, self._h = width, height
@@ -168,7 +170,8 @@ class ImageWriter(VideoWriter):
         if not self._pattern and self.frames_written:
             raise OutputError(f"{self.path}: one image cannot hold more than one frame")
         data = self._encode(rgb)
-        target = self._tmp if not self._pattern else self._tmp / frame_name(self.path, self.frames_written + 1)
+        number = self._start + self.frames_written
+        target = self._tmp if not self._pattern else self._tmp / frame_name(self.path, number)
         part = target.with_name(target.name + ".part")  # complete or absent, even after a crash
         try:
             part.write_bytes(data)
