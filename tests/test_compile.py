@@ -22,7 +22,7 @@ SLOW = os.environ.get("DOVE_SLOW_TESTS") == "1"
 def test_compile_gives_the_eager_picture(tmp_path, parts):
     """Same tiny DOVE (seeded), same window: compiled kernels reorder float sums, so allow one level."""
     common = dict(model="tiny", posterior="mode", scale=2, chunk=5, chunk_overlap=0, tile=0, color_fix="none",
-                  preview="0+0.3s", codec="png")  # fmt: skip
+                  preview="0+0.3s")  # fmt: skip
     eager = upscale(demo_clip("007.mp4"), tmp_path / "eager" / "%04d.png", **common)
     from torch._dynamo.utils import counters
 

@@ -1649,6 +1649,24 @@ def clip_timecode(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def test_an_image_output_says_once_what_it_leaves_out(
+    clip_timecode: Path, clip_2997: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Images hold pixels only: the input's audio, subtitles, timecode, chapters and tags are named in
+    one warning (what --audio/--subtitles none leave out is not); an input with none of them, none."""
+    with caplog.at_level(logging.WARNING, logger="dove_cli"):
+        _dove(clip_timecode, tmp_path / "tc" / "%06d.png", preview="0+0.1s")
+        _dove(clip_2997, tmp_path / "subs" / "%06d.png", preview="0+0.1s", audio="none")
+        _dove(tmp_path / "tc" / "%06d.png", tmp_path / "seq" / "%06d.png", fps="25")
+    said = [m for m in caplog.messages if "images hold no audio" in m]
+    assert said == [
+        f"{tmp_path / 'tc' / '%06d.png'}: images hold no audio, subtitles, timecode, chapters or tags; not kept: "
+        "1 audio stream; the timecode 01:02:03:04; the tag creation_time (a video output such as .mkv keeps them)",
+        f"{tmp_path / 'subs' / '%06d.png'}: images hold no audio, subtitles, timecode, chapters or tags; not kept: "
+        "1 subtitle stream; 2 chapters; the tags title, comment (a video output such as .mkv keeps them)",
+    ]
+
+
 @pytest.mark.parametrize("ext", [".mov", ".mp4", ".mkv"])
 def test_the_start_timecode_is_kept(ext: str, clip_timecode: Path, tmp_path: Path) -> None:
     """As `ffmpeg -map 0 -c copy` keeps it: MOV and MP4 get a tmcd track referenced by the video, MKV a tag."""

@@ -45,7 +45,7 @@ def test_padding_counts_as_work(tmp_path):
 
 def test_pixel_local_models_are_planned_without_overlaps_and_give_the_same_frames(tmp_path):
     clip = make_clip(tmp_path / "c.mp4", size="96x64", frames=20, rate="16")
-    common = dict(model="bilinear", codec="png", color_fix="none")
+    common = dict(model="bilinear", color_fix="none")
     plan = upscale(clip, tmp_path / "p" / "%03d.png", tile=160, tile_overlap=64, chunk_overlap=8, dry_run=True,
                    **common)  # fmt: skip
     assert (plan.chunk, plan.chunk_overlap, plan.tile_overlap) == (1, 0, 0)  # a frame at a time, nothing twice

@@ -152,7 +152,7 @@ def open_writer(
         check_fields(path, OutputError)
         return ImageWriter(
             path, info, width, height, codec_options=codec_options, overwrite=overwrite, pix_fmt=pix_fmt, work=work,
-            first=first, start_number=start_number, warn=warn,
+            first=first, start_number=start_number, audio=audio, subtitles=subtitles, warn=warn,
         )  # fmt: skip
     if ext not in VIDEO_EXTENSIONS and FIELD.search(path.name):
         raise OutputError(f"{path}: image pattern needs an image extension ({', '.join(sorted(IMAGE_EXTENSIONS))})")

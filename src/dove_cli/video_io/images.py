@@ -16,6 +16,7 @@ from av.video.reformatter import ColorRange
 
 from dove_cli.errors import OptionError, OutputError
 from dove_cli.video_io.formats import IMAGE_EXTENSIONS, SWS_FLAGS, rgb_frame
+from dove_cli.video_io.metadata import file_tags, find_timecode
 from dove_cli.video_io.paths import (
     check_output,
     frame_name,
@@ -79,6 +80,8 @@ class ImageWriter(VideoWriter):
         work: Path | None = None,
         first: int = 0,
         start_number: int = 1,
+        audio: str = "copy",
+        subtitles: str = "copy",
         warn: bool = True,
     ) -> None:
         self.path, self.info, self.frames_written = path, info, 0
@@ -94,6 +97,7 @@ class ImageWriter(VideoWriter):
         self.codec, self.pix_fmt = encoder, pf  # as a plan reports them
         if warn:
             self._say_losses(info, width, height, eight_bit=hi and not pf.startswith("rgb48"))
+            self._say_dropped(info, audio, subtitles)
         self._encoder, self._options = encoder, {str(k): str(v) for k, v in (codec_options or {}).items()}
         if not self._pattern:
             if info.num_frames > 1 and not info.is_still_image:
@@ -142,6 +146,29 @@ class ImageWriter(VideoWriter):
             log.warning("%s: images cannot carry the source's pixel aspect ratio (%d:%d); they have square pixels, "
                         "so they look %dx%d where the video looks %dx%d", self.path, sar.numerator, sar.denominator,
                         width, height, round(width * sar), height)  # fmt: skip
+
+    def _say_dropped(self, info: VideoInfo, audio: str, subtitles: str) -> None:
+        """Images hold pixels only: what the input has besides (audio and subtitles not left out with
+        --audio/--subtitles none, the timecode, chapters, tags) is said in one warning, as an MPEG-TS
+        output says what it cannot keep."""
+        if info.is_image_sequence or info.is_still_image or not Path(info.path).is_file():
+            return
+        try:
+            with av.open(str(info.path), metadata_errors="replace") as src:
+                streams = {"audio": len(src.streams.audio) * (audio != "none"),
+                           "subtitle": len(src.streams.subtitles) * (subtitles != "none")}  # fmt: skip
+                lost = [f"{n} {kind} stream{'s' * (n != 1)}" for kind, n in streams.items() if n]
+                if tc := find_timecode(src, src.streams.video[0] if src.streams.video else None):
+                    lost.append(f"the timecode {tc}")
+                if n := len(src.chapters()):
+                    lost.append(f"{n} chapter{'s' * (n != 1)}")
+                if tags := file_tags(src):
+                    lost.append(f"the tag{'s' * (len(tags) != 1)} {', '.join(tags)}")
+        except av.FFmpegError:  # read once already: the reader says what is wrong with it
+            return
+        if lost:
+            log.warning("%s: images hold no audio, subtitles, timecode, chapters or tags; not kept: %s (a video "
+                        "output such as .mkv keeps them)", self.path, "; ".join(lost))  # fmt: skip
 
     def _encode(self, rgb: np.ndarray) -> bytes:
         cc: Any = av.CodecContext.create(self._encoder, "w")
