@@ -549,8 +549,8 @@ def test_a_video_that_lost_frames_is_refused_against_a_frame_folder(tmp_path, ca
         lines = err.strip().splitlines()
         assert code == 2 and len(lines) == 1 and not out, err
         assert lines[0] == (
-            f"error: {lost}: frames lost between frame 9 at 0.360 s and frame 10 at 0.720 s ({role}), a step of 9"
-            " frames at its own 25 frames/s where the others are of one (from its first frame); frames are paired by"
+            f"error: {lost}: frames lost between frame 9 at 0.360 s and frame 10 at 0.720 s ({role}), 8 frames"
+            " missing at its own 25 frames/s, every other step being one frame; frames are paired by"
             f" position with the {other}'s frame folder, so every later frame would be scored against the wrong one;"
             " score a copy with each lost frame repeated (ffmpeg -i FILE -fps_mode cfr -c:v ffv1 copy.mkv)"
         )

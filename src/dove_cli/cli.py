@@ -792,7 +792,11 @@ def _download_metric_weights(metrics: bool, dists: bool, folder: Path | None = N
 @app.command("eval", cls=PlainHelp)
 def eval_cmd(
     pred: Annotated[
-        Path, typer.Argument(metavar="PRED", help="Video, frame folder, or folder of videos / frame folders.")
+        Path,
+        typer.Argument(
+            metavar="PRED",
+            help="Video, frame folder, image pattern (frames/%06d.png), or folder of videos / frame folders.",
+        ),
     ],
     gt: Annotated[
         Path | None, typer.Argument(metavar="[GT]", help="The reference, same layout (matched by name).")

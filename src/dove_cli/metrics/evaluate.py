@@ -795,8 +795,8 @@ class OwnSteps:
         role, other = ("PRED", "GT") if self.side == 0 else ("GT", "PRED")
         raise InputError(
             f"{self.info.path}: frames lost between frame {index - 1} at {was:.3f} s and frame {index} at {now:.3f} s"
-            f" ({role}), a step of {(now - was) / self.frame:.3g} frames at its own {float(self.info.base_fps or 0):.4g}"
-            f" frames/s where the others are of one (from its first frame); frames are paired by position"
+            f" ({role}), {round((now - was) / self.frame) - 1} frames missing at its own {float(self.info.base_fps or 0):.4g}"
+            f" frames/s, every other step being one frame; frames are paired by position"
             f" with the {other}'s frame folder, so every later frame would be scored against the wrong one; score a"
             f" copy with each lost frame repeated ({CFR_COPY})"
         )

@@ -55,8 +55,8 @@ def image_pix_fmt(path: Path, bit_depth: int, pix_fmt: str | None = None) -> str
     usable = [pf for pf in IMAGE_PIX_FMTS if pf in formats]
     if pix_fmt is not None:
         if pix_fmt not in usable:
-            raise OptionError(f"--pix-fmt {pix_fmt}: {ext} images are written as {' or '.join(usable) or 'nothing'} "
-                              "(dove's frames are RGB)")  # fmt: skip
+            raise OptionError(f"--pix-fmt {pix_fmt}: {ext} images are written as {' or '.join(usable) or 'nothing'}"
+                              " (the image format's own layouts that hold dove's RGB frames)")  # fmt: skip
         return pix_fmt
     for pf in usable:
         if bit_depth > 8 or not pf.startswith("rgb48"):
