@@ -15,6 +15,14 @@ torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 DEMO = Path(__file__).resolve().parent / "data" / "demo"  # copies of ../shared/data/demo (tests/data/README.md)
 
 
+@pytest.fixture(autouse=True)
+def idle_machine(monkeypatch):
+    """The OS's load average as an idle machine's: a CPU estimate says when the machine is busy
+    (humanize.busy_note), which would make plans differ with the load of whoever runs the tests.
+    Tests of that note set their own."""
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+
+
 def demo_clip(name: str = "003.mp4") -> Path:
     """One of the authors' real LQ demo clips, as they are in ../shared/data/demo."""
     path = DEMO / name
