@@ -598,8 +598,9 @@ def test_names_that_do_not_fit_a_frame_folders_numbering(tmp_path, capsys, caplo
     frame_0001-0005.png, were taken as frames in name order (every later pair shifted in eval, a slate
     merged into the clip in upscale), silently. Paired eval refuses naming them (either side, and
     `upscale --eval` before the run); unpaired eval and upscale warn naming them (as gaps). A gap
-    among them is still found. PRED numbered from 1 against GT from 0 with one frame fewer is said
-    with the cut (a first frame missing?); other starts with equal counts say nothing."""
+    among them is still found. PRED numbered from 1 against GT from 0 with one frame fewer is refused
+    (a first frame missing?); numbered apart (86400...) it is said with the cut; other starts with
+    equal counts say nothing."""
     pred, gt = noisy_clip(6, 24, 32, seed=41)
     clean = write_frames(tmp_path / "clean", gt)
     mixed = write_frames(tmp_path / "mixed", pred)
@@ -644,10 +645,24 @@ def test_names_that_do_not_fit_a_frame_folders_numbering(tmp_path, capsys, caplo
     from_one = write_frames(tmp_path / "from1", [])
     for i in range(1, 6):  # GT 0000-0005, PRED 0001-0005: its first frame missing
         shutil.copy(clean / f"{i:04d}.png", from_one / f"{i:04d}.png")
-    caplog.clear()
-    report = evaluate(from_one, clean, "psnr")
-    assert report.videos["from1"].notes == ["frame counts differ: cut to 5 frames (GT has more) (PRED is numbered"
-                                            " from 1, GT from 0: a first frame missing? frames are paired by"
+    code, out, err = run(["eval", str(from_one), str(clean), "--metrics", "psnr", "-q"], capsys)
+    assert (
+        code == 2
+        and not out
+        and err.strip()
+        == (
+            f"error: {from_one}: numbered 1 to 5 (5 frames) (PRED), and {clean} 0 to 5 (6 frames) (GT): the same"
+            " numbers from other starts and counts, a first frame missing? frames are paired by position, so every"
+            " frame would be scored against its neighbour; restore the missing frames, or leave out the other side's"
+            " extra ones so both start at one number"
+        )
+    ), err
+    apart = write_frames(tmp_path / "apart", [])  # numbered apart on purpose (86400...): scored, with the note
+    for i in range(1, 6):
+        shutil.copy(clean / f"{i:04d}.png", apart / f"{86399 + i:06d}.png")
+    report = evaluate(apart, clean, "psnr")
+    assert report.videos["apart"].notes == ["frame counts differ: cut to 5 frames (GT has more) (PRED is numbered"
+                                            " from 86400, GT from 0: a first frame missing? frames are paired by"
                                             " position)"]  # fmt: skip
     for i in range(5, 0, -1):  # PRED 0002-0006: another start, the same count: the same frames
         (from_one / f"{i:04d}.png").rename(from_one / f"{i + 1:04d}.png")

@@ -594,6 +594,7 @@ def evaluate(
         check_numbering(p.path, "PRED", paired=g is not None and fr_needed)
         if g is not None and fr_needed:
             check_numbering(g.path, "GT", paired=True)
+            check_starts(p.path, g.path)
     from dove_cli.models import pick_device
 
     dev = pick_device(str(device) if device is not None else None)
@@ -751,6 +752,27 @@ def check_step(
         f" {times[lost][1]:.3f} s ({roles[lost]}), where the {roles[kept]}'s frame {index} is at"
         f" {times[kept][1]:.3f} s (each from its first frame); frames are paired by position, so every later frame"
         f" would be scored against the wrong one; score a copy with each lost frame repeated ({CFR_COPY})"
+    )
+
+
+def check_starts(pred: Path, gt: Path) -> None:
+    """Two numbered frame folders over the same numbers (PRED 0002-0020, GT 0001-0020) that start at
+    different numbers and hold different counts: a frame missing at the start of one, so pairing by
+    position scores every frame against its neighbour (7.8 dB for 80 in a trial). Refused. Folders
+    numbered apart on purpose (86400... against 1...) do not overlap and are scored, with a note
+    (`starts_differ`); equal counts from other starts (0... against 1...) are the same frames."""
+    files = [image_inputs(x) if x.is_dir() or video_io.is_pattern(x) else None for x in (pred, gt)]
+    numbers = [frame_numbers(f) if f else [] for f in files]
+    if not all(numbers) or numbers[0][0] == numbers[1][0] or len(numbers[0]) == len(numbers[1]):
+        return
+    (p0, p1), (g0, g1) = ((n[0], n[-1]) for n in numbers)
+    if max(p0, g0) > min(p1, g1):
+        return
+    raise InputError(
+        f"{pred}: numbered {p0} to {p1} ({len(numbers[0])} frames) (PRED), and {gt} {g0} to {g1}"
+        f" ({len(numbers[1])} frames) (GT): the same numbers from other starts and counts, a first frame"
+        " missing? frames are paired by position, so every frame would be scored against its neighbour;"
+        " restore the missing frames, or leave out the other side's extra ones so both start at one number"
     )
 
 
