@@ -704,7 +704,7 @@ def rates_differ(pred: video_io.VideoInfo, gt: video_io.VideoInfo) -> str | None
     """A note when two videos' frame rates differ by more than 1% (image folders have none of their
     own): frames are paired by position, so a 32 frames/s prediction of a 16 frames/s GT is compared
     frame for frame, not moment for moment."""
-    if any(i.is_image_sequence or i.is_still_image or not i.fps for i in (pred, gt)):
+    if any(i.is_images or not i.fps for i in (pred, gt)):
         return None
     if same_rate(pred.fps, gt.fps):
         return None
@@ -723,7 +723,7 @@ def time_tolerance(pred: video_io.VideoInfo, gt: video_io.VideoInfo) -> float | 
     own), or frame rates that differ (paired by position, said by `rates_differ`). One rate: the
     averages (those of a variable rate's copy are equal) or the timestamps' steps (those of a .mp4
     that lost frames, which lowers its average)."""
-    if any(i.is_image_sequence or i.is_still_image for i in (pred, gt)):
+    if any(i.is_images for i in (pred, gt)):
         return None
     same = [a for a, b in ((pred.fps, gt.fps), (pred.base_fps, gt.base_fps)) if a and b and same_rate(a, b)]
     return 0.5 / float(max(same)) if same else None
@@ -740,8 +740,7 @@ def check_step(
     side's time from the frame before is longer than the other's by more than `tolerance`: frames
     lost there (damage, a dropped stretch) would pair every later frame with the wrong one. A
     steady drift (a 24000/1001 frames/s copy of a 24 frames/s video) is a rate, not frames lost."""
-    times = [((was - i.start_pts) * float(i.time_base), (now - i.start_pts) * float(i.time_base))
-             for was, now, i in zip(before, pts, infos, strict=True)]  # fmt: skip
+    times = [(i.seconds(was), i.seconds(now)) for was, now, i in zip(before, pts, infos, strict=True)]
     steps = [now - was for was, now in times]
     if abs(steps[0] - steps[1]) <= tolerance:
         return
@@ -778,8 +777,8 @@ def check_starts(pred: Path, gt: Path) -> None:
 
 def starts_differ(pred: video_io.VideoInfo, gt: video_io.VideoInfo) -> str:
     """Said with frame counts that differ, when both are numbered frame folders whose first numbers
-    differ too (PRED 0002-0020, GT 0001-0020: every frame against its neighbour). Not refused: a
-    folder numbered from 0 and one from 1 of equal counts are the same frames."""
+    differ too: folders numbered apart (86400... against 1...; over the same numbers, `check_starts`
+    has refused them already), where a first frame may be missing or the numbering is another's."""
     firsts = [frame_numbers(i.files)[:1] for i in (pred, gt)]
     if not all(firsts) or firsts[0] == firsts[1]:
         return ""
@@ -802,7 +801,7 @@ class OwnSteps:
         self.hole: tuple[int, float, float] | None = None  # (index, time before, time after)
 
     def add(self, index: int, pts: int) -> None:
-        now = (pts - self.info.start_pts) * float(self.info.time_base)
+        now = self.info.seconds(pts)
         if self.was is not None and self.regular:
             steps = (now - self.was) / self.frame
             if self.hole is not None and abs(steps - 1) <= 0.25:
@@ -827,7 +826,7 @@ class OwnSteps:
 def own_steps(pred: video_io.VideoInfo, gt: video_io.VideoInfo) -> OwnSteps | None:
     """The step check of a video scored against a frame folder; None for two videos (`time_tolerance`
     checks those), two frame folders, or a video without a rate of its own."""
-    images = [i.is_image_sequence or i.is_still_image for i in (pred, gt)]
+    images = [i.is_images for i in (pred, gt)]
     if images.count(True) != 1:
         return None
     side = images.index(False)

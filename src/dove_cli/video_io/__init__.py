@@ -160,7 +160,7 @@ def open_writer(
         raise OutputError("-: writing to standard output is not supported (the output is written under a "
                           "temporary name and renamed when whole); give a file name like out.mp4")  # fmt: skip
     if not ext:  # `-o outframes/`: the slash is gone, and a folder that does not exist is no output
-        if info.is_image_sequence or info.is_still_image:  # (`-o outdir/` names the output after the video)
+        if info.is_images:  # (`-o outdir/` names the output after the video)
             raise OutputError(f"{path}: no extension: give a file name such as {path}.mp4 or an image pattern such "
                               f"as {path / '%06d.png'} (a folder output takes a video input's name; images "
                               "have none to give)")  # fmt: skip

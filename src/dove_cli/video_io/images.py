@@ -151,7 +151,7 @@ class ImageWriter(VideoWriter):
         """Images hold pixels only: what the input has besides (audio and subtitles not left out with
         --audio/--subtitles none, the timecode, chapters, tags) is said in one warning, as an MPEG-TS
         output says what it cannot keep."""
-        if info.is_image_sequence or info.is_still_image or not Path(info.path).is_file():
+        if info.is_images or not Path(info.path).is_file():
             return
         try:
             with av.open(str(info.path), metadata_errors="replace") as src:

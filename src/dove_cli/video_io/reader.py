@@ -93,6 +93,15 @@ class VideoInfo:
         """numpy dtype of `Frame.rgb`: uint16 (full 0..65535 scale) for >8-bit sources."""
         return np.uint16 if self.bit_depth > 8 else np.uint8
 
+    @property
+    def is_images(self) -> bool:
+        """Read from image files (a sequence or one still): no streams, times or tags of its own."""
+        return self.is_image_sequence or self.is_still_image
+
+    def seconds(self, pts: int) -> float:
+        """A timestamp (in `time_base`) as seconds from the first frame."""
+        return float((pts - self.start_pts) * self.time_base)
+
 
 @dataclass
 class Frame:
@@ -587,7 +596,7 @@ class VideoReader:
         missing = int(round(missing_s * info.fps))
         if missing_s * info.fps < 1.5:
             return
-        when = f"t={float((self._last_pts - info.start_pts) * info.time_base):.3f}s"
+        when = f"t={info.seconds(self._last_pts):.3f}s"
         if not self._ignore:
             raise DecodeError(
                 f"{self.path}: file ends early: {decoded} frames decoded, about {missing} "
@@ -672,7 +681,7 @@ class VideoReader:
         info = self.info
         gap = (after - before) * info.time_base
         log.warning("%s: a %.2f s gap in the video at %.2f s (about %d frames lost from the input?); the timing is "
-                    "kept", self.path, float(gap), float((before - info.start_pts) * info.time_base),
+                    "kept", self.path, float(gap), info.seconds(before),
                     round(gap * info.fps) - 1)  # fmt: skip
 
     def _where(self, pts: int) -> tuple[int, float]:
@@ -773,7 +782,7 @@ class VideoReader:
         if not self._moved:
             return
         info, n = self.info, len(self._moved)
-        times = [float((pts - info.start_pts) * info.time_base) for _, pts in self._moved]
+        times = [info.seconds(pts) for _, pts in self._moved]
         unit = f"{self.clock} s" if self.clock == info.time_base else f"{float(self.clock) * 1000:.4g} ms"
         log.warning(
             "%s: %d frame%s the time of the frame before (or an earlier one) in the output, which counts time "
@@ -804,7 +813,7 @@ class VideoReader:
         if size != self._size:
             first = (self._raw_w, self._raw_h)
             log.warning("%s: the frame size changes at frame %d (t=%.3fs) from %dx%d to %dx%d; %s", self.path,
-                        self._index, float((pts - self.info.start_pts) * self.info.time_base), *self._size, *size,
+                        self._index, self.info.seconds(pts), *self._size, *size,
                         "back to the first frame's size" if size == first else
                         f"scaled to fit the first frame's {first[0]}x{first[1]} with its shape kept, and padded "
                         "with black")  # fmt: skip

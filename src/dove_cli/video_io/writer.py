@@ -233,7 +233,7 @@ class ContainerWriter(VideoWriter):
         self._held_cues: dict[int, av.Packet] = {}  # output stream index -> converted cue not yet muxed
         self._aux_iter: Iterator[av.Packet] | None = None
         self._timecode: tuple[str, Fraction] | None = None  # the input's, and the rate it counts at
-        if info.is_image_sequence or info.is_still_image or not info.path.is_file():
+        if info.is_images or not info.path.is_file():
             return
         try:
             src = av.open(str(info.path), metadata_errors="replace")
