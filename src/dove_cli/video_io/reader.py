@@ -203,9 +203,7 @@ def image_inputs(path: Path) -> list[Path] | None:
     named as a pattern (`shot%d.png`) is that file: it exists, so it is what the user means."""
     check_fields(path, InputError)
     if is_pattern(path) and not path.is_file():
-        m = FIELD.search(path.name)
-        assert m is not None
-        rx = re.compile(re.escape(path.name[: m.start()]) + r"(\d+)" + re.escape(path.name[m.end() :]) + "$")
+        rx = _pattern_regex(path)
         folder = path.parent
         if not folder.is_dir():
             raise InputError(f"{path}: folder {folder} does not exist")
@@ -234,11 +232,16 @@ def image_inputs(path: Path) -> list[Path] | None:
     return None
 
 
-def _numbered(pattern: Path) -> list[Path]:
-    """The files a %d pattern of any extension names (those of an image pattern: image_inputs)."""
+def _pattern_regex(pattern: Path) -> re.Pattern[str]:
+    """The names a %d pattern reads, any number of digits (group 1: the number)."""
     m = FIELD.search(pattern.name)
     assert m is not None
-    rx = re.compile(re.escape(pattern.name[: m.start()]) + r"\d+" + re.escape(pattern.name[m.end() :]) + "$")
+    return re.compile(re.escape(pattern.name[: m.start()]) + r"(\d+)" + re.escape(pattern.name[m.end() :]) + "$")
+
+
+def _numbered(pattern: Path) -> list[Path]:
+    """The files a %d pattern of any extension names (those of an image pattern: image_inputs)."""
+    rx = _pattern_regex(pattern)
     return [p for p in pattern.parent.iterdir() if rx.match(p.name)] if pattern.parent.is_dir() else []
 
 
