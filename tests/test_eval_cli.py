@@ -55,6 +55,14 @@ def run(args: list[str], capsys) -> tuple[int, str, str]:
     return exit_info.value.code or 0, out.out, out.err
 
 
+def error_line(args: list[str], capsys, code: int = 2) -> str:
+    """The one line a refused command says on stderr (exit `code`, nothing on stdout)."""
+    got, out, err = run(args, capsys)
+    lines = err.strip().splitlines()
+    assert got == code and len(lines) == 1 and not out, (args, err)
+    return lines[0]
+
+
 def test_single_videos_cut_and_crop_as_the_authors_and_say_so(tmp_path):
     pred, gt = noisy_clip(6, 48, 64, seed=1)
     pred_big = [np.pad(f, ((0, 2), (0, 3), (0, 0)), mode="edge") for f in pred]  # 2 px taller, 3 wider
@@ -157,9 +165,8 @@ def test_bad_inputs_are_one_line_errors(tmp_path, capsys):
         (["eval", str(p), "--metrics", "fastervqa"], "FasterVQA"),
     ]
     for args, expected in cases:
-        code, _, err = run([*args, "-q"], capsys)
-        lines = err.strip().splitlines()
-        assert code == 2 and len(lines) == 1 and lines[0].startswith("error:") and expected in lines[0], (args, err)
+        line = error_line([*args, "-q"], capsys)
+        assert line.startswith("error:") and expected in line, (args, line)
     code, _, err = run(["eval", str(p), str(small), "--metrics", "psnr", "--max-crop", "40", "-q"], capsys)
     assert code == 0, err
 
@@ -248,9 +255,8 @@ def test_a_device_this_machine_lacks_is_one_line(tmp_path, capsys):
     for device, expected in cases.items():
         if device == "cuda" and torch.cuda.is_available() or device == "mps" and torch.backends.mps.is_available():
             continue
-        code, out, err = run(["eval", str(p), str(g), "--metrics", "psnr", "--device", device, "-q"], capsys)
-        lines = err.strip().splitlines()
-        assert code == 2 and len(lines) == 1 and lines[0].startswith(f"error: {expected}") and not out, (device, err)
+        line = error_line(["eval", str(p), str(g), "--metrics", "psnr", "--device", device, "-q"], capsys)
+        assert line.startswith(f"error: {expected}"), (device, line)
 
 
 def test_result_files_are_checked_before_scoring_and_their_folders_made(tmp_path, capsys, caplog):
@@ -500,10 +506,7 @@ def test_frames_lost_in_the_middle_of_either_side_are_refused(tmp_path, capsys):
     holed_mp4 = drop_frames(whole, tmp_path / "holed.mp4", 10, 17)
     for pred, gt, lost, role, other in ((whole, holed, holed, "GT", "PRED"), (holed, whole, holed, "PRED", "GT"),
                                         (whole, holed_mp4, holed_mp4, "GT", "PRED")):  # fmt: skip
-        code, out, err = run(["eval", str(pred), str(gt), "--metrics", "psnr", "-q"], capsys)
-        lines = err.strip().splitlines()
-        assert code == 2 and len(lines) == 1 and not out, err
-        assert lines[0] == (
+        assert error_line(["eval", str(pred), str(gt), "--metrics", "psnr", "-q"], capsys) == (
             f"error: {lost}: frames lost between frame 9 at 0.360 s and frame 10 at 0.720 s ({role}), where the"
             f" {other}'s frame 10 is at 0.400 s (each from its first frame); frames are paired by position, so every"
             " later frame would be scored against the wrong one; score a copy with each lost frame repeated (ffmpeg"
@@ -545,10 +548,7 @@ def test_a_video_that_lost_frames_is_refused_against_a_frame_folder(tmp_path, ca
     holed_mp4 = drop_frames(whole, tmp_path / "holed.mp4", 10, 17)
     for pred, gt, lost, role, other in ((holed, folder, holed, "PRED", "GT"), (folder, holed, holed, "GT", "PRED"),
                                         (holed_mp4, folder, holed_mp4, "PRED", "GT")):  # fmt: skip
-        code, out, err = run(["eval", str(pred), str(gt), "--metrics", "psnr", "-q"], capsys)
-        lines = err.strip().splitlines()
-        assert code == 2 and len(lines) == 1 and not out, err
-        assert lines[0] == (
+        assert error_line(["eval", str(pred), str(gt), "--metrics", "psnr", "-q"], capsys) == (
             f"error: {lost}: frames lost between frame 9 at 0.360 s and frame 10 at 0.720 s ({role}), 8 frames"
             " missing at its own 25 frames/s, every other step being one frame; frames are paired by"
             f" position with the {other}'s frame folder, so every later frame would be scored against the wrong one;"
