@@ -696,15 +696,21 @@ def test_videos_of_one_rate_are_checked_only_within_half_a_frame(tmp_path, clip_
 
 def test_a_variable_rate_pair_whose_times_match_scores_without_complaint(tmp_path, capsys, caplog, clip_vfr):
     """dove's output of a variable-rate input against that input: their frames are at the same times
-    (not at i / fps), so the times are checked and nothing is said."""
+    (not at i / fps), so the times are checked and nothing is said. An .mp4 copy's average rate is
+    not the input's (its last frame is cut short by the B-frame delay: 44.9 vs 37.5 frames/s), but
+    its frames' times are, so no "frame rates differ" either (the last trial's false note)."""
     from dove_cli.metrics.evaluate import time_tolerance
     from dove_cli.video_io import probe
 
-    out = tmp_path / "vfr_x1.mkv"
-    code, _, err = run(["upscale", str(clip_vfr), "-o", str(out), "--model", "bilinear", "--scale", "1", "-q"], capsys)
-    assert code == 0, err
-    assert time_tolerance(probe(out), probe(clip_vfr)) is not None  # one average rate: checked
-    caplog.clear()
-    report = evaluate(out, clip_vfr, "psnr")
-    assert report.videos["vfr_x1"].frames == 12 and report.videos["vfr_x1"].notes == []
-    assert not [r for r in caplog.records if r.levelname == "WARNING"], caplog.text
+    for out in (tmp_path / "vfr_x1.mkv", tmp_path / "vfr_x1.mp4"):
+        code, _, err = run(["upscale", str(clip_vfr), "-o", str(out), "--model", "bilinear", "--scale", "1", "-q"],
+                           capsys)  # fmt: skip
+        assert code == 0, err
+        if out.suffix == ".mkv":
+            assert time_tolerance(probe(out), probe(clip_vfr)) is not None  # one average rate: checked
+        else:
+            assert probe(out).fps != probe(clip_vfr).fps
+        caplog.clear()
+        report = evaluate(out, clip_vfr, "psnr")
+        assert report.videos["vfr_x1"].frames == 12 and report.videos["vfr_x1"].notes == [], out
+        assert not [r for r in caplog.records if r.levelname == "WARNING"], caplog.text

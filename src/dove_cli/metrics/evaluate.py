@@ -645,9 +645,10 @@ def evaluate(
             gr = (stack.enter_context(video_io.open_reader(g.path, warn=False, say_alpha=False))
                   if (g and fr_needed) else None)  # fmt: skip
             w, h = pr.info.width, pr.info.height
+            rates = rates_differ(pr.info, gr.info) if gr is not None else None
+            timed_alike = rates is not None  # averages differ; the frames' own times may still agree
+            starts: tuple[int, int] | None = None
             if gr is not None:
-                if rates := rates_differ(pr.info, gr.info):
-                    scores.notes.append(rates)
                 gw, gh = gr.info.width, gr.info.height
                 if (gw, gh) != (w, h):
                     check_size(str(p.path), (w, h), g.path if g else Path(), (gw, gh), max_crop)
@@ -673,6 +674,9 @@ def evaluate(
                     if before is not None:
                         check_step(scores.frames, (fp.pts, fg.pts), before, (pr.info, gr.info), tolerance)
                     before = (fp.pts, fg.pts)
+                if rates and gr is not None and fg is not None and None not in (fp.pts, fg.pts):
+                    starts = starts or (fp.pts, fg.pts)
+                    timed_alike = timed_alike and same_time((fp.pts, fg.pts), starts, (pr.info, gr.info))
                 if own is not None and fg is not None:
                     own.add(scores.frames, (fp, fg)[own.side].pts)
                 x = _tensor(fp, dev)[:, :h, :w]
@@ -685,6 +689,8 @@ def evaluate(
                 done += 1
                 if progress is not None:
                     progress(EvalProgress(p.name, index, len(pairs), done, frames_total, time.perf_counter() - started))
+            if rates and not (timed_alike and scores.frames > 1):
+                scores.notes.insert(0, rates)
             for reader in (pr, gr):
                 if reader is not None and reader.transparent:
                     log.warning("%s: the alpha channel (transparency) is ignored for scoring: the RGB values are"
@@ -703,13 +709,22 @@ def evaluate(
 def rates_differ(pred: video_io.VideoInfo, gt: video_io.VideoInfo) -> str | None:
     """A note when two videos' frame rates differ by more than 1% (image folders have none of their
     own): frames are paired by position, so a 32 frames/s prediction of a 16 frames/s GT is compared
-    frame for frame, not moment for moment."""
+    frame for frame, not moment for moment. Dropped after scoring where the frames' own times agree
+    (`same_time`)."""
     if any(i.is_images or not i.fps for i in (pred, gt)):
         return None
     if same_rate(pred.fps, gt.fps):
         return None
     return (f"frame rates differ (PRED {float(pred.fps):.4g}, GT {float(gt.fps):.4g} frames/s): frames are paired"
             " by position, not by time")  # fmt: skip
+
+
+def same_time(pts: tuple[int, int], starts: tuple[int, int], infos: tuple[video_io.VideoInfo, ...]) -> bool:
+    """Two frames at one time from their first frames, within half a frame of the faster video: a
+    variable-rate copy's frames can match the original's while their averages differ (an .mp4's
+    last frame is cut short by its B-frame delay)."""
+    seconds = [(t - t0) * float(i.time_base) for t, t0, i in zip(pts, starts, infos, strict=True)]
+    return abs(seconds[0] - seconds[1]) <= 0.5 / float(max(i.fps for i in infos))
 
 
 def same_rate(a: Fraction, b: Fraction) -> bool:
