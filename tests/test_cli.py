@@ -864,6 +864,30 @@ def test_a_bad_progress_interval_is_one_line(value, tmp_path, capsys, monkeypatc
     assert len(err.splitlines()) == 1 and not (tmp_path / "x.mp4").exists()
 
 
+def test_frame_rates_a_container_cannot_time_are_refused(tmp_path, capsys):
+    """`--fps 1e9` wrote a .mkv whose frames were all at 0 ms (it times in milliseconds); now one line,
+    from the CLI and from the Python API's reader; 1000 frames/s still gives one time per frame."""
+    from dove_cli.errors import OptionError
+    from dove_cli.video_io import open_reader
+
+    seq = tmp_path / "seq"
+    seq.mkdir()
+    for i in range(3):
+        Image.new("RGB", (32, 24), (60 * i, 30, 30)).save(seq / f"{i:04d}.png")
+    for value in ("1e9", "1001", "0", "abc"):
+        code, _, err = run(["upscale", str(seq), "-o", str(tmp_path / "x.mkv"), "--model", "bilinear", "--fps",
+                            value], capsys)  # fmt: skip
+        assert code == 2 and err.startswith(f"error: --fps {value}") and len(err.splitlines()) == 1, err
+        assert not (tmp_path / "x.mkv").exists()
+    with pytest.raises(OptionError, match="at most 1000 frames/s"):
+        open_reader(seq, fps=1001)
+    code, _, err = run(["upscale", str(seq), "-o", str(tmp_path / "x.mkv"), "--model", "bilinear", "--fps", "1000",
+                        "-q"], capsys)  # fmt: skip
+    assert code == 0, err
+    with av.open(str(tmp_path / "x.mkv")) as c:
+        assert [round(float(f.time), 3) for f in c.decode(video=0)] == [0, 0.001, 0.002]
+
+
 def test_an_image_named_like_a_pattern_is_that_image(tmp_path, capsys):
     """`shot%d.png` that exists is the file (it was "no files match this pattern"); a name that does
     not exist is still a pattern."""

@@ -174,7 +174,9 @@ class UpscaleOptions:
     scene_cuts: Literal["auto", "off"] = option("auto", "auto: no window spans a shot change.")
     color_fix: ColorFix = option("wavelet", "Keep the input's colours (low frequencies or channel statistics).")
     # -- input
-    fps: str | None = option(None, "Frame rate of an image-sequence input (e.g. 24000/1001).", metavar="RATE")
+    fps: str | None = option(
+        None, "Frame rate of an image-sequence input (e.g. 24000/1001; up to 1000).", metavar="RATE"
+    )
     rotate: Literal["keep", "apply"] = option(
         "keep", "keep the rotation tag (phone videos), or apply it to the pixels."
     )
@@ -438,12 +440,16 @@ def check_options(opts: UpscaleOptions) -> UpscaleOptions:
     if opts.ray is not None and not opts.ray.strip():
         raise OptionError("--ray needs an address: local, auto, ray://HOST:PORT or HOST:PORT")
     if opts.fps is not None:
+        from dove_cli.video_io.reader import MAX_FPS
+
         try:
             rate = Fraction(str(opts.fps))
         except (ValueError, ZeroDivisionError):
             rate = Fraction(0)
         if rate <= 0:
             raise OptionError(f"--fps {opts.fps} is not a positive frame rate (e.g. 24, 29.97 or 30000/1001)")
+        if rate > MAX_FPS:
+            raise OptionError(f"--fps {opts.fps}: at most {MAX_FPS} frames/s (a .mkv times frames in milliseconds)")
     return opts
 
 

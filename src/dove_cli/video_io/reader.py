@@ -44,6 +44,7 @@ from dove_cli.video_io.paths import FIELD, check_fields, is_image_path, is_patte
 log = logging.getLogger("dove_cli.video_io")
 
 DEFAULT_SEQUENCE_FPS = Fraction(25)  # what ffmpeg assumes for image sequences
+MAX_FPS = Fraction(1000)  # a .mkv times frames in milliseconds: faster frames would share one time
 DEINTERLACE_MODES = ("off", "frame", "field")
 # A container's field orders (FFmpeg's AVFieldOrder) that say the video is interlaced: TT, BB, TB, BT.
 INTERLACED_FIELD_ORDERS = (2, 3, 4, 5)
@@ -949,8 +950,8 @@ class ImageReader(VideoReader):
         self._reformatter = VideoReformatter()
         first = self._load(files[0])
         rate = Fraction(fps).limit_denominator(1001000) if fps else DEFAULT_SEQUENCE_FPS
-        if rate <= 0:
-            raise OptionError(f"fps must be positive, not {fps}")
+        if not 0 < rate <= MAX_FPS:
+            raise OptionError(f"fps must be above 0 and at most {MAX_FPS} frames/s, not {fps}")
         if not fps and warn and len(files) > 1:
             log.warning("%s: images are read at %s frames/s (ffmpeg's default); give --fps for another rate", path,
                         DEFAULT_SEQUENCE_FPS)  # fmt: skip
