@@ -559,6 +559,30 @@ def test_an_hdr_input_is_planned_and_written_as_hevc_and_a_refused_run_says_only
     assert caplog.messages == []
 
 
+def test_hdr_into_webm_is_10_bit_av1_where_vp9_writes_8_bits(clip_hlg, tmp_path, capsys, caplog):
+    """This FFmpeg's libvpx-vp9 writes 8 bits only: an HDR input into .webm got 8-bit VP9 tagged HLG
+    (banding, a warning pointing at av1). Now AV1 10-bit with the HLG tags, and one line says why."""
+    import av
+
+    from dove_cli.video_io.formats import encoder_formats
+
+    if "yuv420p10le" in encoder_formats("libvpx-vp9"):
+        pytest.skip("this FFmpeg's VP9 writes 10 bits: VP9 stays the default")
+    caplog.set_level(logging.INFO, logger="dove_cli.note")
+    out = tmp_path / "hlg.webm"
+    code, _, err = run(["upscale", str(clip_hlg), "-o", str(out), "--model", "bilinear", "--scale", "1"], capsys)
+    assert code == 0, err
+    with av.open(str(out)) as c:
+        cc = c.streams.video[0].codec_context
+        assert (cc.codec.name, cc.format.name, cc.color_trc) in {("libdav1d", "yuv420p10le", 18),
+                                                                 ("av1", "yuv420p10le", 18)}  # fmt: skip
+    said = (
+        "hlg.mp4: HDR (HLG) input: writing AV1 yuv420p10le (this FFmpeg's VP9 writes 8 bits only; choose with --codec)"
+    )
+    assert caplog.messages.count(said) == 1, caplog.messages
+    assert not [m for m in caplog.messages if "8-bit" in m]
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="a bash script")
 def test_pick_settings_example_runs_without_weights_into_the_folder_given(tmp_path):
     """examples/pick_settings.sh took no dove options (so it needed the weights) and wrote into the

@@ -1132,3 +1132,13 @@ def test_what_the_output_loses_is_said_once_per_run(tmp_path, caplog):
     with caplog.at_level(logging.WARNING), pytest.raises(OutputError, match="already exists"):
         upscale(full, tmp_path / "even.mp4", scale=2, **opts)  # refused: what it would lose is not said
     assert caplog.messages == []
+
+
+def test_yuvj_output_of_a_limited_range_input_is_tagged_full_range(clip_bt709, tmp_path):
+    """`--pix-fmt yuvj420p` writes full-range pixels; the MP4's colr box said limited (the input's
+    range) while the H.264 stream said full, so players that trust the box showed wrong levels."""
+    from media import ffinfo
+
+    out = tmp_path / "j.mp4"
+    upscale(clip_bt709, out, model="bilinear", scale=1, pix_fmt="yuvj420p", device="cpu")
+    assert re.search(r"yuvj420p\(pc, bt709", ffinfo(out).video().text), ffinfo(out).video().text

@@ -616,6 +616,23 @@ def test_roundtrip_10bit(clip_10bit: Path, tmp_path: Path) -> None:
     assert re.search(r"yuv420p[(,]", ffinfo(out8).video().text)
 
 
+def test_full_range_greys_stay_neutral(clip_fullrange: Path, tmp_path: Path) -> None:
+    """Greys written full range keep neutral chroma, 128 (without exact rounding it was 127 on every
+    grey: a green cast on phones' yuvj video), and Y is the grey itself (0, 128, 255)."""
+    info = probe(clip_fullrange)
+    out = tmp_path / "grey.mp4"
+    greys = (0, 128, 255)
+    with open_writer(out, info, 64, 48, crf=0, audio="none", subtitles="none") as writer:
+        for i, grey in enumerate(greys):
+            writer.write(np.full((48, 64, 3), grey, np.uint8), info.start_pts + i * 1001)
+    with av.open(str(out)) as c:
+        for grey, frame in zip(greys, c.decode(video=0), strict=True):
+            y, u, v = (
+                np.frombuffer(bytes(p), np.uint8).reshape(p.height, p.line_size)[:, : p.width] for p in frame.planes
+            )
+            assert (y == grey).all() and (u == 128).all() and (v == 128).all(), (grey, u.mean(), v.mean())
+
+
 def test_roundtrip_full_range_tags(clip_fullrange: Path, tmp_path: Path) -> None:
     out = tmp_path / "full.mp4"
     roundtrip(clip_fullrange, out)

@@ -145,7 +145,14 @@ SWS_MATRIX = {
     "bt2020nc": Colorspace.BT2020,
     "bt2020c": Colorspace.BT2020,
 }
-SWS_FLAGS = Interpolation.BICUBIC  # ffmpeg's default, so frames match what `ffmpeg -pix_fmt rgb24` gives
+# swscale's flags. Reading YUV as RGB: bicubic, FFmpeg's default, as `ffmpeg -pix_fmt rgb24` and
+# decord (the authors' reader) convert. It truncates (demo clip 001 reads 1.0 level dark on average,
+# BT.709 colour bars up to 2.6); exact rounding needs full chroma interpolation, whose result then
+# depends on the chroma siting each decoder reports (PyAV cannot set it), so that two files with the
+# same pixels read differently. Writing RGB as YUV: exact rounding too; without it neutral
+# full-range (yuvj) chroma came out 127, a green cast. Same chroma placement as before.
+TO_RGB_FLAGS = int(Interpolation.BICUBIC)
+TO_YUV_FLAGS = int(Interpolation.BICUBIC | Interpolation.ACCURATE_RND)
 
 
 def inverse(table: dict[int, str]) -> dict[str, int]:
@@ -253,6 +260,14 @@ def has_encoder(name: str) -> bool:
         return False
 
 
+def encoder_formats(encoder: str) -> set[str]:
+    """The pixel formats this FFmpeg's `encoder` takes (none where it is missing)."""
+    try:
+        return {f.name for f in av.Codec(encoder, "w").video_formats or []}
+    except (av.FFmpegError, ValueError):
+        return set()
+
+
 # HDR transfer functions (FFmpeg's names) and the names HDR goes by.
 HDR_TRANSFERS = {"smpte2084": "PQ", "arib-std-b67": "HLG"}
 # Containers whose HDR video players expect as HEVC: phones, TVs and browsers play HDR as HEVC
@@ -262,9 +277,13 @@ HDR_HEVC_CONTAINERS = ("mp4", "mov", "matroska")
 
 def default_codec(path: str | Path, transfer: str | None = None) -> str:
     """The codec a video output gets when none is chosen: h264; HEVC for an HDR source (`transfer`
-    PQ or HLG) in MP4, MOV and Matroska; VP9 (else AV1) for WebM."""
+    PQ or HLG) in MP4, MOV and Matroska; VP9 (else AV1) for WebM, and AV1 for HDR in WebM where
+    this FFmpeg's VP9 encoder writes 8 bits only (PQ at 8 bits bands badly)."""
     fmt = VIDEO_EXTENSIONS.get(Path(path).suffix.lower())
     if fmt == "webm":
+        vp9_hdr = CODECS["vp9"].pix_fmt_hi in encoder_formats(CODECS["vp9"].encoder)
+        if transfer in HDR_TRANSFERS and not vp9_hdr and has_encoder(CODECS["av1"].encoder):
+            return "av1"
         return "vp9" if has_encoder(CODECS["vp9"].encoder) else "av1"
     if transfer in HDR_TRANSFERS and fmt in HDR_HEVC_CONTAINERS and has_encoder(CODECS["hevc"].encoder):
         return "hevc"
@@ -276,6 +295,9 @@ def hdr_codec_note(source: str | Path, path: str | Path, transfer: str | None, p
     container's usual default), or None when it gets that default."""
     if default_codec(path, transfer) == default_codec(path):
         return None
+    codec = default_codec(path, transfer)
+    if codec == "av1":
+        return f"{Path(source).name}: HDR ({HDR_TRANSFERS[transfer or '']}) input: writing AV1 {pix_fmt} (this FFmpeg's VP9 writes 8 bits only; choose with --codec)"
     profile = {"yuv420p10le": "Main 10", "yuv420p": "Main"}.get(pix_fmt, pix_fmt)
     return f"{Path(source).name}: HDR ({HDR_TRANSFERS[transfer or '']}) input: writing HEVC {profile} (choose with --codec)"
 
@@ -336,7 +358,7 @@ def choose_pix_fmt(
     None. A default that drops its bits or chroma detail is said, naming the output `path`, when
     `warn` (a writer opened again for the same output passes False), and so is 8-bit HDR, asked for
     or not: it bands badly."""
-    supported = set(spec.pix_fmts) or {f.name for f in av.Codec(spec.encoder, "w").video_formats or []}
+    supported = set(spec.pix_fmts) or encoder_formats(spec.encoder)
     pf = requested or (spec.pix_fmt_hi if high and spec.pix_fmt_hi in supported else spec.pix_fmt)
     try:
         fmt = av.VideoFormat(pf)

@@ -15,7 +15,7 @@ import numpy as np
 from av.video.reformatter import ColorRange
 
 from dove_cli.errors import OptionError, OutputError
-from dove_cli.video_io.formats import IMAGE_EXTENSIONS, SWS_FLAGS, rgb_frame
+from dove_cli.video_io.formats import IMAGE_EXTENSIONS, TO_YUV_FLAGS, rgb_frame
 from dove_cli.video_io.metadata import file_tags, find_timecode
 from dove_cli.video_io.paths import (
     check_output,
@@ -183,7 +183,7 @@ class ImageWriter(VideoWriter):
                 format=self._pix_fmt,
                 src_color_range=ColorRange.JPEG,
                 dst_color_range=ColorRange.JPEG,
-                interpolation=SWS_FLAGS,
+                interpolation=TO_YUV_FLAGS,
             )
         frame.pts = 0
         return b"".join(bytes(p) for p in [*cc.encode(frame), *cc.encode(None)])

@@ -31,8 +31,8 @@ from dove_cli.video_io.formats import (
     PRIMARIES,
     RANGE,
     SPACE,
-    SWS_FLAGS,
     SWS_MATRIX,
+    TO_RGB_FLAGS,
     TRC,
     ff_round,
     ffmsg,
@@ -845,7 +845,7 @@ class VideoReader:
             src_colorspace=self._src_matrix,
             src_color_range=self._src_range,
             dst_color_range=ColorRange.JPEG,
-            interpolation=SWS_FLAGS,
+            interpolation=TO_RGB_FLAGS,
         )
         rgb = out.to_ndarray()
         if (width, height) != (self._raw_w, self._raw_h):
@@ -1027,7 +1027,7 @@ class ImageReader(VideoReader):
                 format=self._rgb_format,
                 src_color_range=rng,
                 dst_color_range=ColorRange.JPEG,
-                interpolation=SWS_FLAGS,
+                interpolation=TO_RGB_FLAGS,
             )
             yield Frame(np.ascontiguousarray(out.to_ndarray()), i + self._offset, i)
 

@@ -23,9 +23,9 @@ from dove_cli.video_io.formats import (
     HDR_TRANSFERS,
     PRIMARIES,
     SPACE,
-    SWS_FLAGS,
     SWS_MATRIX,
     TEXT_SUBTITLES,
+    TO_YUV_FLAGS,
     TRC,
     VIDEO_EXTENSIONS,
     VIDEO_TAGS,
@@ -210,7 +210,7 @@ class ContainerWriter(VideoWriter):
             matrix = "bt709" if hd else "smpte170m"
         if prim is None and trc is None and hd and info.colorspace in (None, "gbr"):
             prim, trc = "bt709", "bt709"
-        full = info.color_range == "pc"
+        full = info.color_range == "pc" or pf.startswith("yuvj")  # yuvj: full range, whatever the input's
         self._dst_matrix = SWS_MATRIX.get(matrix, Colorspace.ITU601)
         self._dst_range = ColorRange.JPEG if full or self._is_rgb else ColorRange.MPEG
         self._tags = {
@@ -575,7 +575,7 @@ class ContainerWriter(VideoWriter):
             dst_colorspace=self._dst_matrix,
             src_color_range=ColorRange.JPEG,
             dst_color_range=self._dst_range,
-            interpolation=SWS_FLAGS,
+            interpolation=TO_YUV_FLAGS,
             threads=self._sws_threads,
         )
         for k, v in self._tags.items():
