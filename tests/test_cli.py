@@ -922,3 +922,28 @@ def test_an_image_named_like_a_pattern_is_that_image(tmp_path, capsys):
     code, _, err = run(["upscale", str(tmp_path / "take%d.png"), "-o", str(tmp_path / "x.png"), "--model",
                         "bilinear"], capsys)  # fmt: skip
     assert code == 2 and "no files match this pattern" in err
+
+
+def test_degrade_record_is_checked_before_the_work_and_written_whole(tmp_path, capsys):
+    """`dove degrade --record FILE` had none of -o's checks: it turned the input video (or its own
+    output) into JSON, replaced any file unasked, and a folder or a missing folder was a traceback
+    after the degraded video was written."""
+    clip = tmp_path / "in.mp4"
+    shutil.copy(demo_clip("005.mp4"), clip)
+    out, notes = tmp_path / "lq.mp4", tmp_path / "notes.txt"
+    notes.write_text("mine")
+    base = ["degrade", str(clip), "-o", str(out), "--frames", "2"]
+    for record, says in ((clip, "is the input"), (out, "--record .*: is the output"),
+                         (notes, "already exists .*--overwrite"), (tmp_path, "--record .*: is a folder")):  # fmt: skip
+        code, _, err = run([*base, "--record", str(record)], capsys)
+        assert code == 2 and re.search(says, err) and len(err.strip().splitlines()) == 1, err
+        assert not out.exists()  # refused before the work
+    assert clip.read_bytes() == demo_clip("005.mp4").read_bytes() and notes.read_text() == "mine"
+    record = tmp_path / "new" / "r.json"
+    code, _, err = run([*base, "--record", str(record)], capsys)
+    assert code == 0 and out.is_file() and json.loads(record.read_text())[0]["op"], err
+    before = notes.stat().st_ino
+    code, _, err = run([*base, "--record", str(notes), "--overwrite"], capsys)
+    assert code == 0 and json.loads(notes.read_text())[0]["op"], err
+    assert notes.stat().st_ino != before  # renamed onto it whole, not rewritten in place
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "lq.mp4", "new", "notes.txt"]  # no temporaries

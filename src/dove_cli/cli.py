@@ -36,7 +36,7 @@ from dove_cli.console import (
     print_batch_table,
     print_plan,
 )
-from dove_cli.errors import DoveError, InputError, Interrupted, OptionError, ScoringFailed
+from dove_cli.errors import DoveError, InputError, Interrupted, OptionError, OutputError, ScoringFailed
 from dove_cli.humanize import human_size
 from dove_cli.options import Cli, UpscaleOptions
 from dove_cli.train.config import TrainConfig
@@ -745,11 +745,21 @@ def degrade_cmd(
     """Write one degraded sample of a video or image: what `dove train` teaches the model to undo."""
     import json
 
+    from dove_cli import video_io
     from dove_cli.train.degrade import degrade_file
 
+    if record is not None:  # before the work, as -o is checked
+        if record.is_dir():
+            raise OptionError(f"--record {record}: is a folder; give a file name such as {record / 'record.json'}")
+        if record.resolve() == output.resolve():
+            raise OptionError(f"--record {record}: is the output (-o); give the drawn parameters another name")
+        video_io.check_output(record, overwrite, inputs=[input])
     steps = degrade_file(input, output, seed=seed, config=config, max_frames=frames, overwrite=overwrite)
     if record is not None:
-        record.write_text(json.dumps(steps, indent=1))
+        try:
+            video_io.write_text(record, json.dumps(steps, indent=1))
+        except OSError as exc:
+            raise OutputError(f"--record {record}: cannot write ({exc.strerror}); {output} is written") from None
 
     def step(s: dict[str, Any]) -> str:
         if s["op"] == "jpeg":

@@ -202,8 +202,6 @@ def write_json(path: Path, doc: dict[str, Any], done: str) -> None:
     """Atomically (a temporary name, renamed onto the file, or a symlink's target); stdout and special
     files as they are. `done` is added to the error: "; the video is complete"."""
     text = json.dumps(doc, indent=2, default=str) + "\n"
-    target = video_io.through_links(path)
-    tmp = target.with_name(f".{target.name}.dove-tmp")
     try:
         if is_stdout(path):
             sys.stdout.write(text)
@@ -212,9 +210,6 @@ def write_json(path: Path, doc: dict[str, Any], done: str) -> None:
             with open(path, "w") as f:
                 f.write(text)
         else:
-            video_io.make_folder(path.parent, path)
-            tmp.write_text(text)
-            tmp.replace(target)
+            video_io.write_text(path, text)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise OutputError(f"{path}: cannot write the manifest ({exc.strerror}){done}") from None

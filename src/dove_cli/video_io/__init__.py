@@ -45,6 +45,7 @@ from dove_cli.video_io.paths import (
     matching_images,
     remove_made_folders,
     through_links,
+    write_text,
 )
 from dove_cli.video_io.reader import (
     DEINTERLACE_MODES,
@@ -89,6 +90,7 @@ __all__ = [
     "remove_made_folders",
     "resolve_codec",
     "through_links",
+    "write_text",
     "stream_rate",
     "x264_options",
 ]

@@ -88,7 +88,7 @@ def name_limit(folder: Path) -> int:
 def check_name_length(path: Path) -> None:
     """Refuse, before any work, a name that the file system cannot hold with the names dove makes
     beside it (else a run fails when it joins its segments): its hidden temporary (`.NAME.dove-XXXXXXXX.partEXT`,
-    20 bytes more than NAME) is the longest; `NAME.dove-work` and a manifest's `.NAME.dove-tmp` are 10
+    20 bytes more than NAME) is the longest; `NAME.dove-work` and a JSON side file's `.NAME.dove-tmp` (write_text) are 10
     more. An image pattern's frames count too, and the temporary of a folder it makes."""
     names = [temp_sibling(path, path.suffix).name]
     if is_pattern(path):
@@ -153,6 +153,21 @@ def check_output(path: Path, overwrite: bool, inputs: Sequence[Path] = ()) -> No
         raise OutputError(f"{path}: cannot create folder {folder} ({base} is a file)")
     if not os.access(base, os.W_OK | os.X_OK):
         raise OutputError(f"{path}: folder {base} is not writable")
+
+
+def write_text(path: Path, text: str) -> None:
+    """`text` into `path` whole or not at all: written under a temporary name beside the file (or a
+    symlink's target) and renamed onto it, so a full disk or a kill never leaves half a file, nor
+    a half-written one that a later run refuses to replace. Makes the folder; OSError as raised."""
+    target = through_links(path)
+    tmp = target.with_name(f".{target.name}.dove-tmp")
+    make_folder(path.parent, path)
+    try:
+        tmp.write_text(text)
+        tmp.replace(target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def matching_images(pattern: Path) -> list[Path]:
