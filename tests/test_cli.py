@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -947,3 +948,27 @@ def test_degrade_record_is_checked_before_the_work_and_written_whole(tmp_path, c
     assert code == 0 and json.loads(notes.read_text())[0]["op"], err
     assert notes.stat().st_ino != before  # renamed onto it whole, not rewritten in place
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "lq.mp4", "new", "notes.txt"]  # no temporaries
+
+
+def test_an_image_named_like_a_pattern_is_that_image_not_the_sequence(tmp_path, capsys, caplog):
+    """A real shot_%03d.png beside shot_001.png ... shot_005.png (the trial's layout): dove reads the
+    file named, but FFmpeg's image2 demuxer took the name as a pattern and read shot_001.png, silently."""
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "amb"
+    folder.mkdir()
+    for n in range(1, 6):
+        Image.fromarray(rng.integers(0, 256, (54, 96, 3), dtype=np.uint8)).save(folder / f"shot_{n:03d}.png")
+    named = folder / "shot_%03d.png"
+    Image.fromarray(np.full((2, 2, 3), (200, 30, 60), np.uint8)).save(named)
+    argv = ["upscale", str(named), "--model", "bilinear", "--fps", "25"]
+    code, _, err = run([*argv, "-o", str(tmp_path / "a.mp4")], capsys)
+    assert code == 2 and "frame size 2x2 is too small" in err, err  # its own size, not shot_001.png's 96x54
+    Image.fromarray(np.full((10, 16, 3), (200, 30, 60), np.uint8)).save(named)  # one big enough to upscale
+    out = tmp_path / "b.mp4"
+    code, _, err = run([*argv, "-o", str(out)], capsys)
+    assert code == 0, err
+    with av.open(str(out)) as c:
+        frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    assert len(frames) == 1 and frames[0].shape == (40, 64, 3)
+    assert np.abs(frames[0].astype(int) - (200, 30, 60)).mean() < 6
+    assert "5 images its name also reads as a pattern (shot_001.png, ...) are not" in caplog.text

@@ -955,6 +955,15 @@ class ImageReader(VideoReader):
         if not fps and warn and len(files) > 1:
             log.warning("%s: images are read at %s frames/s (ffmpeg's default); give --fps for another rate", path,
                         DEFAULT_SEQUENCE_FPS)  # fmt: skip
+        if (
+            warn
+            and files == [path]
+            and is_pattern(path)
+            and (seq := sorted(p for p in _numbered(path) if is_image_path(p)))
+        ):
+            log.warning("%s: this file is read as one image; the %d image%s its name also reads as a pattern (%s, ...) "
+                        "%s not: rename it to read them", path, len(seq), "s" * (len(seq) > 1), seq[0].name,
+                        "are" if len(seq) > 1 else "is")  # fmt: skip
         main, strays = numbered(files)
         if warn and (gaps := missing_numbers(files)):
             n = sum(b - a + 1 for a, b in gaps)
@@ -995,7 +1004,9 @@ class ImageReader(VideoReader):
     def _load(self, file: Path) -> av.VideoFrame:
         check_input_file(file)
         try:
-            with av.open(str(file)) as c:
+            # pattern_type none: the file itself, even when its name is a pattern (shot_%03d.png),
+            # which FFmpeg's image2 demuxer would take as shot_001.png, shot_002.png, ...
+            with av.open(str(file), options={"pattern_type": "none"}) as c:
                 frame = next(c.decode(video=0), None)
         except (av.FFmpegError, StopIteration) as exc:
             raise InputError(f"{file}: not an image FFmpeg can read ({ffmsg(exc)})") from None
