@@ -950,7 +950,7 @@ def test_degrade_record_is_checked_before_the_work_and_written_whole(tmp_path, c
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "lq.mp4", "new", "notes.txt"]  # no temporaries
 
 
-def test_an_image_named_like_a_pattern_is_that_image_not_the_sequence(tmp_path, capsys, caplog):
+def test_a_real_shot_pct03d_png_beside_its_sequence_is_read_not_the_sequence(tmp_path, capsys, caplog):
     """A real shot_%03d.png beside shot_001.png ... shot_005.png (the trial's layout): dove reads the
     file named, but FFmpeg's image2 demuxer took the name as a pattern and read shot_001.png, silently."""
     rng = np.random.default_rng(0)
@@ -972,3 +972,32 @@ def test_an_image_named_like_a_pattern_is_that_image_not_the_sequence(tmp_path, 
     assert len(frames) == 1 and frames[0].shape == (40, 64, 3)
     assert np.abs(frames[0].astype(int) - (200, 30, 60)).mean() < 6
     assert "5 images its name also reads as a pattern (shot_001.png, ...) are not" in caplog.text
+
+
+def test_a_symlinked_output_into_a_missing_or_read_only_folder_is_refused_before_work(tmp_path, capsys):
+    """The output is written where the link points (with its temporary beside the target): that folder,
+    not the link's, is checked. It was checked only at the end, after every frame, as "write failed
+    (No such file or directory) ... please report it", with a .dove-work folder left."""
+    clip = str(demo_clip("007.mp4"))
+    links = tmp_path / "links"
+    links.mkdir()
+    (links / "dangling.mp4").symlink_to(tmp_path / "gone" / "dir" / "x.mp4")
+    base = ["upscale", clip, "--model", "bilinear", "--scale", "1", "--preview", "0+0.2s"]
+    code, _, err = run([*base, "-o", str(links / "dangling.mp4")], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert f"is a link to {tmp_path / 'gone/dir/x.mp4'}, whose folder {tmp_path / 'gone/dir'} does not exist" in err
+    assert sorted(p.name for p in links.iterdir()) == ["dangling.mp4"] and not (tmp_path / "gone").exists()
+    if shutil.which("unshare") is None or subprocess.run(["unshare", "-m", "true"]).returncode != 0:
+        pytest.skip("needs unshare -m (root) for a read-only bind mount")
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    (links / "into_ro.mp4").symlink_to("../ro/target.mp4")
+    dove = " ".join([sys.executable, "-m", "dove_cli.cli", *base, "-o", str(links / "into_ro.mp4")])
+    script = f"mount --bind {ro} {ro} && mount -o remount,bind,ro {ro} && exec {dove}"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    proc = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script], capture_output=True,
+                          text=True, timeout=120, env=env)  # fmt: skip
+    assert proc.returncode == 2 and proc.stderr.splitlines() == [
+        f"error: {links / 'into_ro.mp4'}: folder {ro} is not writable"
+    ], proc.stderr
+    assert sorted(p.name for p in links.iterdir()) == ["dangling.mp4", "into_ro.mp4"] and not any(ro.iterdir())

@@ -121,8 +121,9 @@ def write_failed(path: Path, exc: BaseException, detail: str, stream: str = "") 
 
 def check_output(path: Path, overwrite: bool, inputs: Sequence[Path] = ()) -> None:
     """Fail before any work: never the input, an existing output needs --overwrite, the folder
-    must be creatable, every name dove makes for it must fit. Touches nothing on disk, so it runs
-    before a model loads; the writer makes the folder."""
+    must be creatable (a symlink's target's, which must exist: the file is written there), every
+    name dove makes for it must fit. Touches nothing on disk, so it runs before a model loads; the
+    writer makes the folder."""
     check_fields(path, OutputError)
     check_name_length(path)
     sources = {p.resolve() for p in inputs}
@@ -147,7 +148,10 @@ def check_output(path: Path, overwrite: bool, inputs: Sequence[Path] = ()) -> No
         raise OutputError(f"{path}: is a folder; give a file name like {path / name}")
     elif path.exists() and not overwrite:
         raise OutputError(f"{path}: already exists (use --overwrite to replace it)")
-    folder = path.parent.absolute()
+    real = through_links(path)  # a symlink's target is where the file (and its temporary) is written
+    if real != path and not real.parent.is_dir():  # not made: a link into an unmounted drive would fill another
+        raise OutputError(f"{path}: is a link to {real}, whose folder {real.parent} does not exist")
+    folder = real.parent.absolute()
     base = next(p for p in (folder, *folder.parents) if p.exists())
     if not base.is_dir():
         raise OutputError(f"{path}: cannot create folder {folder} ({base} is a file)")
