@@ -1001,3 +1001,19 @@ def test_a_symlinked_output_into_a_missing_or_read_only_folder_is_refused_before
         f"error: {links / 'into_ro.mp4'}: folder {ro} is not writable"
     ], proc.stderr
     assert sorted(p.name for p in links.iterdir()) == ["dangling.mp4", "into_ro.mp4"] and not any(ro.iterdir())
+
+
+def test_a_leading_tilde_is_the_home_folder_where_the_shell_left_it(tmp_path, capsys, monkeypatch):
+    """"~/clips/out.mp4" quoted, or --output=~/x (bash expands neither): a folder literally named ~
+    was made in the current folder and reported as if it were the home folder."""
+    home, cwd = tmp_path / "home", tmp_path / "cwd"
+    home.mkdir()
+    cwd.mkdir()
+    shutil.copy(demo_clip("007.mp4"), home / "in.mp4")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(cwd)
+    code, _, err = run(["upscale", "~/in.mp4", "-o", "~/clips/out.mp4", "--manifest=~/run.json", "--model",
+                        "bilinear", "--scale", "1", "--preview", "0+0.2s", "-q"], capsys)  # fmt: skip
+    assert code == 0, err
+    assert (home / "clips" / "out.mp4").is_file() and json.loads((home / "run.json").read_text())["status"] == "done"
+    assert list(cwd.iterdir()) == []

@@ -915,6 +915,21 @@ def _verbose_first(argv: list[str]) -> list[str]:
     return flags + [arg for i, arg in enumerate(argv) if i >= end or arg not in ("-v", "--verbose")]
 
 
+def _home_expanded(argv: list[str]) -> list[str]:
+    """A leading `~` (`~/clips`, `~user/clips`) in an argument, or in the value of `--output=~/x`, as
+    the home folder: a shell expands it only unquoted and not after `--opt=`, and a folder literally
+    named `~` was made instead (a later `rm -rf ~` would remove the home folder). No option of dove
+    takes a value that starts with `~`; `./~` names such a folder."""
+
+    def expanded(arg: str) -> str:
+        if arg.startswith("~"):
+            return os.path.expanduser(arg)
+        option, eq, value = arg.partition("=")
+        return f"{option}={os.path.expanduser(value)}" if option.startswith("--") and eq and value[:1] == "~" else arg
+
+    return [expanded(arg) for arg in argv]
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the app; every failure is one `error: ...` line on stderr and a non-zero exit, never a traceback.
 
@@ -932,7 +947,11 @@ def main(argv: list[str] | None = None) -> None:
     _sigterm_received = _stop_said = False  # tests and scripts call main() again in one process
     previous = signal.signal(signal.SIGTERM, _sigterm_as_ctrl_c)
     try:
-        code = app(args=_verbose_first(sys.argv[1:] if argv is None else argv), prog_name="dove", standalone_mode=False)
+        code = app(
+            args=_verbose_first(_home_expanded(sys.argv[1:] if argv is None else argv)),
+            prog_name="dove",
+            standalone_mode=False,
+        )
         if code == 130 and not _stop_said:  # typer's own exit for a Ctrl-C while it parsed
             err_console.print("interrupted", highlight=False)
     except _click.NoArgsIsHelpError as exc:  # bare `dove` or `dove train`: the help, not an error
