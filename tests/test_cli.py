@@ -1004,7 +1004,7 @@ def test_a_symlinked_output_into_a_missing_or_read_only_folder_is_refused_before
 
 
 def test_a_leading_tilde_is_the_home_folder_where_the_shell_left_it(tmp_path, capsys, monkeypatch):
-    """"~/clips/out.mp4" quoted, or --output=~/x (bash expands neither): a folder literally named ~
+    """A quoted "~/clips/out.mp4", or --output=~/x (bash expands neither): a folder literally named ~
     was made in the current folder and reported as if it were the home folder."""
     home, cwd = tmp_path / "home", tmp_path / "cwd"
     home.mkdir()
