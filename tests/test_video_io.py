@@ -2054,3 +2054,28 @@ def test_a_refused_packet_names_its_stream_and_time(recordings: dict[str, Path],
     assert err.value.stream == "audio" and not out.exists()
     session = Session(out, {}, resume=False, overwrite=False)
     assert session.hint(err.value) == "run the same command with --resume --audio none to write it without that stream"
+
+
+def test_hidden_files_in_an_image_folder_are_skipped(tmp_path, caplog):
+    """As in a folder of videos: a macOS AppleDouble `._frame001.png` (copied onto exFAT or SMB) stopped
+    the run as "not an image FFmpeg can read", and a hidden `.frame000.png` became frame 1."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, (16, 24, 3), dtype=np.uint8) for _ in range(9)]
+    folder = tmp_path / "winseq"
+    folder.mkdir()
+    for n in range(1, 9):
+        Image.fromarray(frames[n]).save(folder / f"frame{n:03d}.png")
+    (folder / "._frame001.png").write_bytes(b"\x00\x05\x16\x07" + bytes(4000))  # AppleDouble: no image
+    Image.fromarray(frames[0]).save(folder / ".frame000.png")
+    with open_reader(folder, fps=25) as reader:
+        got = [f.rgb for f in reader]
+    assert len(got) == 8 and all(np.array_equal(a, b) for a, b in zip(got, frames[1:], strict=True))
+    assert "numbering" not in caplog.text  # no stray said: the hidden names are not read
+    only = tmp_path / "only_hidden"
+    only.mkdir()
+    Image.fromarray(frames[0]).save(only / ".a.png")
+    with pytest.raises(InputError, match=r"holds no videos or images .*; hidden files \(a name starting with '\.'\) are "
+                                         r"skipped: 1 image$"):  # fmt: skip
+        open_reader(only)

@@ -217,7 +217,10 @@ def image_inputs(path: Path) -> list[Path] | None:
         def key(p: Path) -> list:
             return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.name)]
 
-        images = sorted((p for p in path.iterdir() if p.is_file() and is_image_path(p)), key=key)
+        # Hidden files are skipped, as in a folder of videos: macOS's AppleDouble `._frame001.png` is no image
+        images = sorted(
+            (p for p in path.iterdir() if p.is_file() and is_image_path(p) and not p.name.startswith(".")), key=key
+        )
         if not images:
             raise InputError(
                 f"{path}: folder holds no videos or images (videos: "
@@ -254,7 +257,8 @@ def _not_images(files: list[Path]) -> str:
 
 def _why_none(folder: Path) -> str:
     """What a folder without videos or images holds instead, for its error: files that look like
-    videos, frame folders (shots/shotA/), or files of an extension dove does not read as images."""
+    videos, frame folders (shots/shotA/), files of an extension dove does not read as images, or
+    hidden images (skipped)."""
     files = [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")]
     if unnamed := sorted(p.name for p in files if looks_like_video(p)):
         return f"; {look_like_videos(len(unnamed))} ({', '.join(unnamed[:5])}): rename {'them' if len(unnamed) > 1 else 'it'}"
@@ -262,7 +266,12 @@ def _why_none(folder: Path) -> str:
     if frames:
         return (f"; its sub-folders {', '.join(frames[:5])}{' ...' * (len(frames) > 5)} hold images: a folder of frame "
                 f"folders is not one input, give each as its own (dove upscale {folder / frames[0]} -o ...)")  # fmt: skip
-    return f"; it holds {_not_images(files)}" if files else ""
+    if files:
+        return f"; it holds {_not_images(files)}"
+    hidden = sum(p.name.startswith(".") and is_image_path(p) for p in folder.iterdir())
+    return (
+        f"; hidden files (a name starting with '.') are skipped: {hidden} image{'s' * (hidden > 1)}" if hidden else ""
+    )
 
 
 def runs(numbers: list[int]) -> list[tuple[int, int]]:
