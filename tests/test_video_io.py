@@ -996,6 +996,34 @@ def test_fonts_go_along_with_styled_subtitles(tmp_path: Path) -> None:
     assert video_io.attachments_dropped(info, tmp_path / "%04d.png", "copy") is None
 
 
+def test_cover_art_goes_along_as_the_attachment_it_was(tmp_path: Path) -> None:
+    """A Matroska cover.jpg attachment, which FFmpeg reads as a picture stream (attached_pic), was
+    dropped without a word: .mkv keeps it (same bytes, name and type), other outputs name it."""
+    cover = tmp_path / "cover.jpg"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=32x32", "-frames:v", "1", cover)
+    font = tmp_path / "font.ttf"
+    font.write_bytes(bytes(range(256)) * 8)
+    src = tmp_path / "in.mkv"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25", "-frames:v", "5", "-c:v", "libx264",
+           "-attach", font, "-metadata:s:t:0", "mimetype=application/x-truetype-font",
+           "-attach", cover, "-metadata:s:t:1", "mimetype=image/jpeg", "-metadata:s:t:1", "title=Front", src)  # fmt: skip
+    for subtitles in ("copy", "none"):  # cover art is not the subtitles' (fonts go with them)
+        out = tmp_path / f"out-{subtitles}.mkv"
+        info, frames = roundtrip(src, out, subtitles=subtitles)
+        assert info.attachments == ("font.ttf", "cover.jpg") and len(frames) == 5
+        with av.open(str(out)) as c:
+            fonts = ["attachment"] if subtitles == "copy" else []
+            assert [s.type for s in c.streams] == ["video", *fonts, "video"]
+            pic = c.streams[-1]
+            assert pic.disposition & av.stream.Disposition.attached_pic
+            assert dict(pic.metadata) == {"filename": "cover.jpg", "mimetype": "image/jpeg", "title": "Front"}
+            assert next(bytes(p) for p in c.demux(pic) if p.size) == cover.read_bytes()
+    assert video_io.attachments_dropped(info, tmp_path / "o.mp4", "copy") == (
+        f"{src}: 2 attachment(s) not copied (font.ttf, cover.jpg): only .mkv holds them, and styled subtitles "
+        "need their fonts"
+    )
+
+
 def test_overlapping_cues_into_mp4_match_ffmpeg(tmp_path: Path) -> None:
     """MP4 text tracks play cues one after another: an overlapped cue is cut, not the next one delayed."""
     (tmp_path / "s.srt").write_text(

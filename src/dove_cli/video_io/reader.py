@@ -116,6 +116,22 @@ class Frame:
 # ------------------------------------------------------------------------------------------ reading
 
 
+def is_picture(s: Any) -> bool:
+    """Cover art: FFmpeg shows a Matroska image attachment (or an MP4's covr) as a one-picture
+    video stream with the attached_pic disposition. It is not the video."""
+    return s.type == "video" and bool(s.disposition & av.stream.Disposition.attached_pic)
+
+
+def attachment_streams(c: Any) -> list[Any]:
+    """A container's attachments: fonts (attachment streams) and cover art (`is_picture`)."""
+    return [s for s in c.streams if s.type == "attachment" or is_picture(s)]
+
+
+def attachment_name(s: Any) -> str:
+    """An attachment's file name, as Matroska stores it (or its stream number)."""
+    return (s.name if s.type == "attachment" else s.metadata.get("filename")) or f"#{s.index}"
+
+
 def _cut_mp4_hint(path: Path) -> str:
     """An MP4/MOV whose index (moov, often written last) is missing: say it looks cut short."""
     try:
@@ -458,7 +474,7 @@ class VideoReader:
 
     def _open_stream(self, threads: int) -> None:
         path, c = self.path, self._container
-        streams = [s for s in c.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
+        streams = [s for s in c.streams.video if not is_picture(s)]
         if not streams:
             kinds: list[str] = sorted({s.type for s in c.streams}) or ["no streams"]
             raise InputError(f"{path}: no video stream (has {', '.join(kinds)})")
@@ -533,7 +549,7 @@ class VideoReader:
             sample_aspect_ratio=Fraction(sar) if sar and sar != 1 else None,
             has_audio=bool(c.streams.audio),
             has_subtitles=bool(c.streams.subtitles),
-            attachments=tuple(s.name or f"#{s.index}" for s in c.streams if s.type == "attachment"),
+            attachments=tuple(attachment_name(s) for s in attachment_streams(c)),
             num_frames_exact=exact,
             duration=duration,
             base_fps=Fraction(s.guessed_rate) * self._rate if s.guessed_rate else None,

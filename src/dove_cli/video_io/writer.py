@@ -46,7 +46,13 @@ from dove_cli.video_io.formats import (
 )
 from dove_cli.video_io.metadata import TAGLESS, file_tags, find_timecode, get_tag, mdta_keys, move_timecode
 from dove_cli.video_io.paths import prepare_output, remove_made_folders, temp_sibling, through_links, write_failed
-from dove_cli.video_io.reader import VideoInfo, stream_rate, time_span
+from dove_cli.video_io.reader import (
+    VideoInfo,
+    attachment_streams,
+    is_picture,
+    stream_rate,
+    time_span,
+)
 
 if TYPE_CHECKING:
     from av.container.core import Chapter
@@ -58,6 +64,7 @@ log = logging.getLogger("dove_cli.video_io")
 # and to seek for audio (containers without an index, MPEG-TS/PS, can land a little after the target).
 SUBTITLE_LOOKBACK_S = 60
 AUX_SEEK_MARGIN_S = 5
+PICTURE_TYPES = {"mjpeg": "image/jpeg", "png": "image/png", "bmp": "image/bmp", "webp": "image/webp"}  # cover art
 AVFMT_TS_NONSTRICT = 0x20000  # a muxer that takes equal dts in a row (Matroska): only going back is refused
 
 
@@ -250,8 +257,7 @@ class ContainerWriter(VideoWriter):
                 out.set_chapters(chapters)
         except (AttributeError, av.FFmpegError, ValueError) as exc:  # pragma: no cover
             log.warning("%s: chapters not copied (%s)", self.path, exc)
-        if subtitles != "none":
-            self._copy_attachments(src, fmt_name)
+        self._copy_attachments(src, fmt_name, fonts=subtitles != "none")
         wanted = []
         if audio != "none":
             wanted += list[Any](src.streams.audio)
@@ -311,8 +317,7 @@ class ContainerWriter(VideoWriter):
             log.warning("%s: ASS subtitles (input stream %s) converted to %s: their styling (fonts, colours, "
                         "positions) is lost; .mkv keeps it", self.path, ", ".join(unstyled),
                         TEXT_SUBTITLES[fmt_name])  # fmt: skip
-        pictures = av.stream.Disposition.attached_pic  # cover art is not the video
-        vin = next((s for s in src.streams.video if not s.disposition & pictures), None)
+        vin = next((s for s in src.streams.video if not is_picture(s)), None)
         if vin is not None:
             for k in ("language", "title", "handler_name"):
                 if k in vin.metadata:
@@ -439,15 +444,28 @@ class ContainerWriter(VideoWriter):
             log.info("%s: timecode %s (the input's %s, %d frames on)", self.path, self._vs.metadata["timecode"],
                      tc, frames)  # fmt: skip
 
-    def _copy_attachments(self, src: Any, fmt_name: str) -> None:
-        """Matroska attachments (the fonts that ASS subtitles are styled with) go along with them;
-        other containers cannot hold them (see `attachments_dropped`)."""
+    def _copy_attachments(self, src: Any, fmt_name: str, fonts: bool) -> None:
+        """Matroska attachments go along untouched (bytes, file name, MIME type): the fonts that ASS
+        subtitles are styled with (`fonts`: when the subtitles go), and cover art, which FFmpeg
+        reads as a picture stream. Other containers cannot hold them (see `attachments_dropped`)."""
         if fmt_name != "matroska":
             return
-        for s in (s for s in src.streams if s.type == "attachment"):
-            self._out.add_attachment(
-                s.name or f"attachment_{s.index}", s.mimetype or "application/octet-stream", bytes(s.data)
-            )
+        for s in attachment_streams(src):
+            if s.type == "attachment" and not fonts:
+                continue
+            if s.type == "attachment":
+                data, mimetype = bytes(s.data), s.mimetype
+            else:
+                data, mimetype = self._picture(s.index), PICTURE_TYPES.get(s.codec_context.name)
+            name = s.metadata.get("filename") or f"attachment_{s.index}"
+            mimetype = s.metadata.get("mimetype") or mimetype or "application/octet-stream"
+            att = self._out.add_attachment(name, mimetype, data)
+            att.metadata.update({k: v for k, v in s.metadata.items() if k not in ("filename", "mimetype")})
+
+    def _picture(self, index: int) -> bytes:
+        """Cover art's bytes: the one packet its stream has, which the demuxer hands out first."""
+        with av.open(str(self.info.path)) as c:
+            return next((bytes(p) for p in c.demux(c.streams[index]) if p.size), b"")
 
     def _text_subtitle_stream(self, s: Any, target: str) -> Any:
         """An output stream that re-encodes text subtitle stream `s` as `target` (srt -> mov_text...)."""
