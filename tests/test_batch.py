@@ -16,7 +16,7 @@ import dove_cli.models as models
 from dove_cli.batch import find_videos, is_batch_input, upscale_batch
 from dove_cli.errors import InputError, OutputError
 from dove_cli.resume import SEGMENT_MIN_FRAMES, work_folder
-from media import decoded_frame_count, make_clip, make_ts
+from media import decoded_frame_count, make_clip, make_ts, make_vfr_clip
 from test_resume import _FailAfter, framemd5
 
 OPTS = dict(model="bilinear", scale=2, chunk=9, chunk_overlap=2, tile=0, device="cpu", codec="ffv1")
@@ -39,7 +39,7 @@ def test_batch_loads_the_model_once_skips_existing_and_keeps_going(folder, tmp_p
     monkeypatch.setattr(models, "load_model", lambda *a: loads.append(1) or real(*a))
     out = tmp_path / "out"
     out.mkdir()
-    (out / "b.mkv").write_bytes(b"already done")
+    shutil.copy(folder / "b.mkv", out / "b.mkv")  # a finished output: a video as long as its input
     seen = []
     result = upscale_batch(folder, out, on_file=lambda i, item: seen.append((item.input.name, item.status)), **OPTS)
     assert [(i.input.name, i.status) for i in result.items] == [
@@ -57,7 +57,7 @@ def test_batch_loads_the_model_once_skips_existing_and_keeps_going(folder, tmp_p
     assert len(loads) == 1
     assert "c.mp4" in result.failed[0].error
     assert decoded_frame_count(out / "a.mp4") == 6
-    assert (out / "b.mkv").read_bytes() == b"already done"
+    assert (out / "b.mkv").read_bytes() == (folder / "b.mkv").read_bytes()
     assert not list(out.glob("c*")) and not list(out.glob(".*"))  # nothing half-written
 
     result = upscale_batch(folder, out, overwrite=True, **OPTS)
@@ -103,6 +103,52 @@ def test_batch_cli_reports_failures_and_exits_4_when_partly_done(folder, tmp_pat
     assert exc.value.code == 2 and "error: all 1 files failed (listed above)" in capsys.readouterr().err
 
 
+def test_only_finished_outputs_are_skipped(tmp_path, capsys):
+    """A --preview run into the folder, an empty file or a cut-off one under an output's name were
+    skipped as finished by the full run (exit 0): each is now failed with why, on one line, and
+    the finished outputs (a VFR one too) are still skipped."""
+    from dove_cli.cli import main
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    for name in ("a", "b", "c", "d"):
+        make_clip(src / f"{name}.mkv", frames=30, rate="24")  # 1.25 s
+    make_vfr_clip(src / "v.mkv", frames=30)
+    args = ["upscale", str(src), "-o", str(out), "--model", "bilinear", "--scale", "2", "--tile", "0", "--quiet"]
+
+    def run(*more: str) -> tuple[int, list[str]]:
+        with pytest.raises(SystemExit) as exc:
+            main([*args, *more])
+        return exc.value.code, [line for line in capsys.readouterr().err.splitlines() if "failed" in line]
+
+    assert run("--preview", "0.25+0.5s") == (0, [])
+    assert run("--preview", "0.25+0.5s") == (0, [])  # the same preview again: finished
+    for name in ("a", "b"):
+        (out / f"{name}.mkv").unlink()
+    code, said = run("--dry-run")  # as the run will end
+    assert code == 4 and len(said) == 4 and "c.mkv: exists but its video is 0.5 s of 1.2 s" in said[0]
+    assert run() == (4, [f"failed: {out / n}.mkv: exists but its video is 0.5 s of {s} s (a --preview, or cut off?); "
+                         "delete it, or use --overwrite (which redoes every file), to redo it" for n, s in
+                         (("c", "1.2"), ("d", "1.2"), ("v", "1.0"))] + ["error: 3 of 5 files failed (listed above)"])  # fmt: skip
+    for name in ("c", "d", "v"):
+        (out / f"{name}.mkv").unlink()
+    assert run() == (0, [])  # a, b from the first failed run; c, d, v now
+    whole = (out / "c.mkv").read_bytes()
+    (out / "c.mkv").write_bytes(b"")
+    (out / "d.mkv").write_bytes(whole[: len(whole) // 2])
+    code, said = run("--manifest", str(tmp_path / "m.json"))
+    assert code == 4 and said[0] == (
+        f"failed: {out / 'c.mkv'}: exists but is not a video dove can read (empty or "
+        "cut off?); delete it, or use --overwrite (which redoes every file), to redo it"
+    )
+    assert re.fullmatch(rf"failed: {re.escape(str(out / 'd.mkv'))}: exists but its video is 0\.\d s of 1\.2 s \(a "
+                        r"--preview, or cut off\?\); delete it, .*", said[1])  # fmt: skip
+    doc = json.loads((tmp_path / "m.json").read_text())
+    assert [f["status"] for f in doc["files"]] == ["skipped", "skipped", "failed", "failed", "skipped"]
+    assert (out / "c.mkv").read_bytes() == b""  # left as it was
+    assert run("--overwrite")[0] == 0 and (out / "c.mkv").read_bytes() == whole
+
+
 def test_batch_dry_run_plans_every_file_and_writes_nothing(folder, tmp_path, capsys, caplog):
     """`--dry-run` on a folder: a row per video with the plan its single-file dry run makes, existing
     outputs marked as the run would skip them, a file that cannot be planned named (exit 4, as the run
@@ -115,7 +161,7 @@ def test_batch_dry_run_plans_every_file_and_writes_nothing(folder, tmp_path, cap
 
     out = tmp_path / "out"
     out.mkdir()
-    (out / "b.mkv").write_bytes(b"already done")
+    shutil.copy(folder / "b.mkv", out / "b.mkv")
     (folder / "extras").mkdir()
     make_clip(folder / "extras" / "nested.mp4", frames=5)
     args = ["upscale", str(folder), "-o", str(out), "--model", "bilinear", "--scale", "2", "--chunk", "5",

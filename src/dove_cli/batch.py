@@ -1,8 +1,8 @@
 """Upscale every video in a folder: one model load for all, keep going past bad files.
 
 `dove upscale in_dir/ -o out_dir/` lands here. Outputs keep their input's name (a container dove
-only reads, such as .avi or .mpg, becomes .mkv); those that exist already are skipped (unless
-`overwrite`), so re-running a batch after a failure or an interruption only does what is missing,
+only reads, such as .avi or .mpg, becomes .mkv); finished ones are skipped (unless `overwrite`;
+one that is not, such as a --preview's, is failed with why), so re-running a batch after a failure or an interruption only does what is missing,
 and a file interrupted half way continues.
 """
 
@@ -12,6 +12,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -126,8 +127,9 @@ def is_batch_input(path: Path) -> bool:
     return path.is_dir() and bool(find_videos(path))
 
 
-def plan_batch(in_dir: Path, out_dir: Path, *, overwrite: bool = False) -> list[BatchItem]:
-    """One item per video; outputs that exist already are marked skipped unless `overwrite`."""
+def plan_batch(in_dir: Path, out_dir: Path, *, overwrite: bool = False, preview: str | None = None) -> list[BatchItem]:
+    """One item per video; outputs that exist already are marked skipped unless `overwrite`, when
+    finished (`unfinished`: as long as their input, or the `preview` span of it); else failed."""
     if not in_dir.is_dir():
         raise InputError(f"{in_dir}: not a folder")
     videos = find_videos(in_dir)
@@ -144,7 +146,31 @@ def plan_batch(in_dir: Path, out_dir: Path, *, overwrite: bool = False) -> list[
     for item in items:
         if item.output.exists() and not overwrite:
             item.status = "skipped"
+            if why := unfinished(item.input, item.output, preview):
+                item.fail(OutputError(f"{why}; delete it, or use --overwrite (which redoes every file), to redo it"))
     return items
+
+
+def unfinished(source: Path, output: Path, preview: str | None) -> str | None:
+    """Why an existing `output` is not a finished upscale of `source`, or None: a file that does not
+    open as a video (empty, cut off), or whose video is shorter, by more than two frames, than the
+    input's (a --preview run's output, when this run is not one): what a re-run must not skip."""
+    from dove_cli.options import parse_preview
+
+    made = video_io.video_length(output)
+    if made is None:
+        return f"{output}: exists but is not a video dove can read (empty or cut off?)"
+    full = video_io.video_length(source)
+    if full is None:  # the input's own run says what is wrong with it
+        return None
+    (length, _), (wanted, frame) = made, full
+    if preview:
+        start, span = parse_preview(preview)
+        wanted = min(max(Fraction(0), wanted - Fraction(start)), Fraction(span))
+    if length >= wanted - 2 * frame:
+        return None
+    guess = " (cut off?)" if preview else " (a --preview, or cut off?)"
+    return f"{output}: exists but its video is {float(length):.1f} s of {float(wanted):.1f} s{guess}"
 
 
 def say_left_out(in_dir: Path) -> None:
@@ -205,7 +231,7 @@ def upscale_batch(
     asked = opts  # the manifest's options; each file's run writes none of its own
     manifest, opts = (Path(opts.manifest) if opts.manifest else None), replace(opts, manifest=None)
     in_dir, out_dir = Path(in_dir), Path(out_dir)
-    result = BatchResult(plan_batch(in_dir, out_dir, overwrite=opts.overwrite))
+    result = BatchResult(plan_batch(in_dir, out_dir, overwrite=opts.overwrite, preview=opts.preview))
     if manifest is not None:  # the folder's manifest, one for all files (checked before any work)
         check_manifest(manifest, opts.overwrite, [item.input for item in result.items], in_dir)
     say_left_out(in_dir)
@@ -255,7 +281,7 @@ def _upscale_here(
     for index, item in enumerate(result.items):
         if item.status == "pending" and item.output.exists() and not opts.overwrite:
             item.status = "skipped"  # finished meanwhile by another dove run on the same folder
-        if item.status == "skipped":
+        if item.status != "pending":  # skipped, or failed by plan_batch (an unfinished output is there)
             if on_file:
                 on_file(index, item)
             continue
@@ -331,12 +357,12 @@ def dry_run_batch(
         opts = replace(opts, resume=True)
     asked, manifest = opts, Path(opts.manifest) if opts.manifest else None
     opts = replace(opts, manifest=None)
-    result = BatchResult(plan_batch(Path(in_dir), Path(out_dir), overwrite=opts.overwrite))
+    result = BatchResult(plan_batch(Path(in_dir), Path(out_dir), overwrite=opts.overwrite, preview=opts.preview))
     if manifest is not None:
         check_manifest(manifest, opts.overwrite, [item.input for item in result.items], Path(in_dir))
     say_left_out(Path(in_dir))
     for item in result.items:
-        if item.status == "skipped":
+        if item.status != "pending":
             continue
         with held_warnings(item.warnings):
             try:

@@ -386,7 +386,7 @@ def _upscale_folder(input: Path, output: Path, opts: UpscaleOptions, quiet: bool
     failed (2)."""
     from dove_cli.batch import plan_batch, upscale_batch
 
-    total = len(plan_batch(input, output, overwrite=opts.overwrite))
+    total = len(plan_batch(input, output, overwrite=True))  # the count alone: no existing output opened
     if opts.ray:  # files in parallel: one bar of all their frames, a line per worker, a table at the end
         with UpscaleBar(quiet, input.name) as bar:
             result = upscale_batch(input, output, opts, progress=bar)

@@ -1210,7 +1210,7 @@ def upscale_batch_on_ray(
     item's status, result or error. Bad options, a model that cannot load and Ctrl-C stop it all."""
     jobs = []
     for index, item in enumerate(items):
-        if item.status == "skipped":
+        if item.status != "pending":  # skipped, or failed by plan_batch
             if on_file:
                 on_file(index, item)
             continue

@@ -55,6 +55,7 @@ from dove_cli.video_io.reader import (
     open_reader,
     probe,
     stream_rate,
+    video_length,
 )
 from dove_cli.video_io.writer import ContainerWriter, VideoWriter
 
@@ -92,6 +93,7 @@ __all__ = [
     "through_links",
     "write_text",
     "stream_rate",
+    "video_length",
     "x264_options",
 ]
 

@@ -423,6 +423,34 @@ def stream_rate(s: Any) -> Fraction:
     return fps
 
 
+def video_length(path: Path) -> tuple[Fraction, Fraction] | None:
+    """How long a file's video lasts (seconds, from its first packet to the end of its last) and
+    its frame duration, read from the packets of its last seconds without decoding (a damaged or
+    index-less tail: from the start). None when it does not open or has no video packets."""
+    tail = 10 * av.time_base  # seconds before the declared end to start from
+    ends: list[Fraction] = []
+    try:
+        with av.open(str(path), metadata_errors="replace") as c:
+            s = next((s for s in c.streams.video if not is_picture(s)), None)
+            if s is None or not s.time_base:
+                return None
+            tb, fps = Fraction(s.time_base), stream_rate(s)
+            for at in ([c.duration - tail] if c.duration and c.duration > tail else []) + [None]:
+                try:
+                    c.seek(at if at is not None else (c.start_time or 0), backward=True)
+                    for p in c.demux(s):
+                        if p.pts is not None:
+                            ends.append((p.pts + (p.duration or 0)) * tb)
+                except av.FFmpegError:  # a cut-off file: its packets up to the damage
+                    pass
+                if ends:
+                    break
+            start = s.start_time * tb if s.start_time is not None else min(ends, default=Fraction(0))
+    except (av.FFmpegError, OSError, UnicodeDecodeError, ValueError):
+        return None
+    return (max(ends) - start, 1 / fps) if ends else None
+
+
 class VideoReader:
     """Decodes one video stream to RGB frames in presentation order; use from one thread."""
 
