@@ -2029,6 +2029,61 @@ def test_a_stretch_lost_from_a_capture_is_said_and_its_timing_kept(
     assert "gap" not in _reader_warnings(recordings["a"])  # an intact capture: nothing said
 
 
+def test_a_stretch_lost_from_a_matroska_episode_is_said_and_counted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Video packets overwritten in the middle of an .mkv: the demuxer skips 13 frames, and the
+    episode was "done" with nothing said and 0 frames dropped. Said once, counted as dropped, the
+    timing kept. Variable-rate inputs say nothing: an .mkv at 23.976, then 29.97 with a frame held
+    0.5 s (it says it is constant-rate, its steps say not), an .mp4 with a held frame."""
+    src = make_clip(tmp_path / "in.mkv", frames=48, rate="24", extra=("-g", "12", "-cluster_time_limit", "400"))
+    with av.open(str(src)) as c:
+        where = [(p.pos, p.size) for p in c.demux(c.streams.video[0]) if p.size]
+    data = bytearray(src.read_bytes())
+    data[where[14][0] : sum(where[26])] = b"t" * (sum(where[26]) - where[14][0])
+    damaged = tmp_path / "damaged.mkv"
+    damaged.write_bytes(bytes(data))
+    with caplog.at_level(logging.WARNING), open_reader(damaged) as reader:
+        times = [f.pts for f in reader]
+    assert len(times) == 32 and times[13:15] == [542, 1250] and reader.dropped_frames == 16
+    assert caplog.text.count("gap in the video") == 1
+    assert "a 0.71 s gap in the video at 0.54 s (about 16 frames lost from the input?)" in caplog.text
+    vfr = tmp_path / "vfr.mkv"
+    held = "12*1001/24000+18*1001/30000+1/2+(N-30)*1001/30000"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=30", "-frames:v", "40", "-vf", f"settb=1/120000,setpts='if(lt(N,12),N*1001/24000,"
+           f"if(lt(N,30),12*1001/24000+(N-12)*1001/30000,{held}))/TB'", "-fps_mode", "vfr", "-enc_time_base", "1/1000",
+           "-c:v", "libx264", vfr)  # fmt: skip
+    with av.open(str(vfr)) as c:  # it says it is constant-rate, as the trial's VFR episode did
+        assert c.streams.video[0].average_rate == c.streams.video[0].base_rate == 30
+    held = tmp_path / "held.mp4"  # a frame held 0.5 s after a regular second: its average rate says so
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=24", "-frames:v", "36", "-vf", "setpts='(N/24+gte(N,24)/2)/TB'",
+           "-fps_mode", "vfr", "-c:v", "libx264", held)  # fmt: skip
+    for path, frames in ((vfr, 40), (held, 36)):
+        assert "gap" not in _reader_warnings(path)
+        with open_reader(path) as reader:
+            assert len(list(reader)) == frames and reader.dropped_frames == 0
+
+
+def test_frames_that_do_not_decode_are_not_counted_again_as_a_gap(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """9 frames in a row that fail to decode (--ignore-decode-errors) leave a hole in the frame times
+    as a lost stretch does: said and counted once, as undecodable, not a second time as a gap."""
+    clip = make_clip(tmp_path / "c.mp4", size="80x46", rate="16", frames=32,
+                     extra=("-preset", "veryfast", "-bf", "0", "-g", "32", "-threads", "1"))  # fmt: skip
+    with av.open(str(clip)) as c:
+        where = [(p.pos, p.size) for p in c.demux(c.streams.video[0]) if p.size]
+    bad = bytearray(clip.read_bytes())
+    a, b = where[4][0], sum(where[12])
+    bad[a:b] = bytes((x * 7 + 13) & 255 for x in bad[a:b])
+    path = tmp_path / "corrupt.mp4"
+    path.write_bytes(bytes(bad))
+    with caplog.at_level(logging.WARNING), open_reader(path, ignore_decode_errors=True) as reader:
+        assert len(list(reader)) == 23
+    assert reader.dropped_frames == 9 and "gap" not in caplog.text
+    assert "dropped 9 frames that could not be decoded: 4-12" in caplog.text
+
+
 def _reader_warnings(path: Path) -> str:
     """The warnings reading every frame of `path` gives."""
     handler = logging.Handler()

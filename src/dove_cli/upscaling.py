@@ -117,7 +117,7 @@ class UpscaleResult:
     windows_run: int = 0  # temporal windows the model processed in this run
     windows_skipped: int = 0  # windows whose frames were all saved already (--resume)
     cuts: list[int] = field(default_factory=list)  # frames that start a new shot
-    dropped_frames: int = 0  # undecodable frames skipped (--ignore-decode-errors)
+    dropped_frames: int = 0  # undecodable (--ignore-decode-errors), or lost from a constant-rate input
     workers: dict[str, int] = field(default_factory=dict)  # distributed runs: output frames per worker
     redone: int = 0  # distributed runs: segments redone after a worker died
     warnings: list[str] = field(default_factory=list)  # the warnings said during the run (for a manifest)

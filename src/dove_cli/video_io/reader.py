@@ -24,7 +24,7 @@ import numpy as np
 from av.video.reformatter import ColorRange, Colorspace, VideoReformatter
 
 from dove_cli.errors import DecodeError, InputError, OptionError
-from dove_cli.video_io.continuity import allows_discontinuities, continuous_packets
+from dove_cli.video_io.continuity import continuous_packets
 from dove_cli.video_io.formats import (
     FOLDER_EXTENSIONS,
     IMAGE_EXTENSIONS,
@@ -50,8 +50,8 @@ DEINTERLACE_MODES = ("off", "frame", "field")
 INTERLACED_FIELD_ORDERS = (2, 3, 4, 5)
 ERROR_WINDOW = 64  # packets a frame-threaded decoder may report an error late by (FFmpeg's auto threads: <= 16)
 SHOWN_RANGES = 8  # frame ranges one warning lists
-# A jump between two frames of a constant-rate MPEG-TS/PS this many frame durations long is a stretch
-# lost from the input (damage the demuxer skipped): said, with the timing kept.
+# A jump between two frames of a constant-rate video more than this many frame durations long is a
+# stretch lost from the input (damage the demuxer skipped): said and counted, with the timing kept.
 GAP_FRAMES = 5
 IGNORE_HINT = "use --ignore-decode-errors to keep what can be read"  # a DecodeError's advice (dove eval has its own)
 
@@ -611,9 +611,10 @@ class VideoReader:
                 self.path,
             )
         self._expected_end = self._declared_end(tb)
-        # MPEG-TS/PS carry the coded rate, so a long jump between frames is a stretch lost (not VFR)
-        self._gap = GAP_FRAMES * round(1 / (fps * tb)) if allows_discontinuities(c) and fps and (
-            s.average_rate == s.base_rate) else None  # fmt: skip
+        # A stream that says it is constant-rate (its average rate is the rate its timestamps step at):
+        # its frame duration, to find stretches lost (`_check_step`); None once a step is not a whole
+        # number of them (variable frame rate).
+        self._step = 1 / (fps * tb) if s.average_rate and s.average_rate == s.base_rate else None
         # Untagged YUV: players assume BT.709 for HD and BT.601 for SD; convert the same way.
         matrix = info.colorspace or ("bt709" if frame.height >= 720 or frame.width >= 1280 else "smpte170m")
         self._src_matrix = SWS_MATRIX.get(matrix, Colorspace.ITU601)
@@ -733,13 +734,26 @@ class VideoReader:
         log.warning("%s: timestamps %s at %.2f s%s: the rest continues from there, as ffmpeg does", self.path, what,
                     float(seconds), why)  # fmt: skip
 
-    def _lost(self, before: int, after: int) -> None:
-        """Frames missing between two frames of a constant-rate input: the timing is kept (the hole stays)."""
+    def _check_step(self, before: int, after: int) -> None:
+        """Frames missing between two frames of a constant-rate input (`_step`): a jump of more than
+        GAP_FRAMES frame durations, while every step so far was a whole number of them. Said, with its
+        time and length, and counted as dropped (but for frames already counted as undecodable); the
+        timing is kept (the hole stays). A step of a variable-rate stream ends the watch, unsaid."""
+        if self._step is None:
+            return
+        frames = (after - before) / self._step
+        if abs(frames - round(frames)) > max(Fraction(1, 8), 1 / self._step):  # a tick of rounding allowed
+            self._step = None
+            return
+        undecodable = sum(1 for pts in self._skipped if before < pts * self._rate < after)
+        lost = round(frames) - 1 - undecodable
+        if frames <= GAP_FRAMES or lost <= 0:
+            return
+        self.dropped_frames += lost
         info = self.info
         gap = (after - before) * info.time_base
         log.warning("%s: a %.2f s gap in the video at %.2f s (about %d frames lost from the input?); the timing is "
-                    "kept", self.path, float(gap), info.seconds(before),
-                    round(gap * info.fps) - 1)  # fmt: skip
+                    "kept", self.path, float(gap), info.seconds(before), lost)  # fmt: skip
 
     def _where(self, pts: int) -> tuple[int, float]:
         """Frame number (from 0) and seconds of a packet's pts from the stream's start.
@@ -967,8 +981,8 @@ class VideoReader:
             if self._yielded_pts is not None and self._ticks(pts) <= self._ticks(self._yielded_pts):
                 self._moved.append((self._index, pts))
                 pts = self._next_tick(self._yielded_pts)
-            elif self._yielded_pts is not None and self._gap and pts - self._yielded_pts > self._gap:
-                self._lost(self._yielded_pts, pts)
+            elif self._yielded_pts is not None:
+                self._check_step(self._yielded_pts, pts)
             self._yielded_pts = pts
             yield Frame(self._to_rgb(frame, int(pts)), int(pts), self._index)
             self._index += 1
