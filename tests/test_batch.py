@@ -100,7 +100,7 @@ def test_batch_cli_reports_failures_and_exits_4_when_partly_done(folder, tmp_pat
     (bad / "x.mp4").write_text("not a video\n")
     with pytest.raises(SystemExit) as exc:
         main(["upscale", str(bad), "-o", str(tmp_path / "out2"), "--model", "bilinear", "--quiet"])
-    assert exc.value.code == 2 and "error: all 1 files failed (listed above)" in capsys.readouterr().err
+    assert exc.value.code == 2 and "error: its 1 file failed (listed above)" in capsys.readouterr().err
 
 
 def test_only_finished_outputs_are_skipped(tmp_path, capsys):

@@ -89,7 +89,8 @@ class BatchResult:
         lasting = [item for item in failed if item.exit_code != TempFailure.exit_code]
         n, there = len(self.items), self.count("done") + self.count("skipped")
         if lasting and not there and not busy:
-            return DoveError(f"all {len(failed)} files failed (listed above)")
+            return DoveError(f"all {len(failed)} files failed (listed above)" if len(failed) > 1 else
+                             "its 1 file failed (listed above)")  # fmt: skip
         if lasting:
             return PartlyFailed(f"{len(failed)} of {n} files failed (listed above)")
         if failed or busy:
@@ -302,7 +303,8 @@ def _upscale_here(
             item.status = "done"
         except Interrupted as exc:  # a folder run continues an interrupted file without --resume
             left = sum(i.status == "pending" for i in result.items)
-            tally = f" ({result.count('done')} files done in this run, {left} not started)"
+            done = result.count("done")
+            tally = f" ({done} file{'s' * (done != 1)} done in this run, {left} not started)"
             raise Interrupted(str(exc).replace(AGAIN_HINT, FOLDER_RESUME_HINT) + tally) from None
         except KeyboardInterrupt:
             raise
