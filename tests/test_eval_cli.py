@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -290,6 +292,74 @@ def test_result_files_are_checked_before_scoring_and_their_folders_made(tmp_path
     code, out, err = run(["eval", str(p), str(g), "--metrics", "ssim", "--csv", str(new / "r.csv"), "-q",
                           "--overwrite"], capsys)  # fmt: skip
     assert code == 0 and "ssim" in (new / "r.csv").read_text()
+
+
+def test_a_name_that_is_not_utf8_is_written_to_the_csv_as_its_escape(tmp_path, capsys):
+    """A Latin-1 file name (an old Windows or SMB copy) is a surrogate in Python: the CSV writes it as
+    the JSON and the terminal show it (`\\udce9`), the file stays UTF-8, and nothing half-written is left."""
+    pred, gt = noisy_clip(2, 16, 24, seed=8)
+    name = os.fsdecode(b"\xe9t\xe9")
+    p, g = write_video(tmp_path / f"{name}.mkv", pred), write_video(tmp_path / "gt.mkv", gt)
+    r_json, r_csv = tmp_path / os.fsdecode(b"e\xe9.json"), tmp_path / os.fsdecode(b"c\xe9.csv")
+    code, _, err = run(["eval", str(p), str(g), "--metrics", "psnr", "-q", "--json", str(r_json), "--csv",
+                        str(r_csv)], capsys)  # fmt: skip
+    assert code == 0 and not err, err
+    rows = list(csv.DictReader(r_csv.open(encoding="utf-8")))  # strict UTF-8, as pandas and Excel read it
+    assert [r["video"] for r in rows] == ["\\udce9t\\udce9", "mean"] and int(rows[0]["frames"]) == 2
+    assert list(json.loads(r_json.read_text())["videos"]) == [name]
+    assert sorted(os.listdir(tmp_path)) == sorted(q.name for q in (p, g, r_json, r_csv))  # no temporaries
+
+
+def test_a_full_disk_leaves_no_half_result_file_and_is_exit_75(tmp_path):
+    """On a full file system (a real tmpfs, in a mount namespace of its own) --json, --csv and --plot
+    are exit 75 with one line, and leave nothing: the same command writes them once there is room.
+    A manifest there is written the same way (whole or not at all), but is exit 2: the video it
+    describes is done, and the same command would refuse to replace it."""
+    if shutil.which("unshare") is None or subprocess.run(["unshare", "-m", "true"]).returncode != 0:
+        pytest.skip("needs unshare -m (root) to mount a tiny file system")
+    pred, gt = noisy_clip(3, 16, 24, seed=9)
+    p, g = write_video(tmp_path / "a.mkv", pred), write_video(tmp_path / "b.mkv", gt)
+    full = tmp_path / "full"
+    full.mkdir()
+    dove = [sys.executable, "-m", "dove_cli.cli"]
+    runs = [[*dove, "eval", str(p), str(g), "--metrics", "psnr", "-q", option, str(full / name)]
+            for option, name in (("--json", "r.json"), ("--csv", "r.csv"), ("--plot", "r.png"))]  # fmt: skip
+    runs.append([*dove, "upscale", str(p), "-o", str(tmp_path / "up.mkv"), "--model", "bilinear", "-q",
+                 "--manifest", str(full / "run.json")])  # fmt: skip
+    driver = tmp_path / "driver.py"
+    driver.write_text(
+        "import json, os, subprocess, sys\n"
+        f"full, runs = {str(full)!r}, {runs!r}\n"
+        "try:\n"
+        "    with open(os.path.join(full, 'fill'), 'wb') as f:\n"
+        "        while True: f.write(bytes(4096)); f.flush()\n"
+        "except OSError: pass\n"
+        "said = []\n"
+        "for args in runs:\n"
+        "    r = subprocess.run(args, capture_output=True, text=True)\n"
+        "    said.append([r.returncode, r.stderr, sorted(os.listdir(full))])\n"
+        "os.remove(os.path.join(full, 'fill'))\n"
+        "r = subprocess.run(runs[0][:-2] + ['--json', runs[0][-1], '--csv', runs[1][-1], '--plot', runs[2][-1]],\n"
+        "                   capture_output=True, text=True)\n"
+        "json.dump({'said': said, 'again': [r.returncode, r.stderr], 'left': sorted(os.listdir(full)),\n"
+        "           'scores': json.load(open(runs[0][-1]))['mean']}, sys.stdout)\n"
+    )
+    proc = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c",
+                           f"mount -t tmpfs -o size=64k tmpfs {full} && exec {sys.executable} {driver}"],
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout)
+    for (code, err, left), name in zip(got["said"][:3], ("r.json", "r.csv", "r.png"), strict=True):
+        lines = err.strip().splitlines()
+        assert code == 75 and lines == [f"error: {full / name}: disk full while writing"], err
+        assert left == ["fill"]  # no half file, no temporary
+    code, err, left = got["said"][3]
+    assert code == 2 and left == ["fill"], err
+    assert err.strip().splitlines()[-1] == (f"error: {full / 'run.json'}: cannot write the manifest (No space left "
+                                            "on device); the video is complete")  # fmt: skip
+    assert got["again"][0] == 0 and got["left"] == ["r.csv", "r.json", "r.png"], got["again"]
+    assert got["scores"]["psnr"] == pytest.approx(np.mean([np_psnr(a, b) for a, b in zip(pred, gt, strict=True)]),
+                                                  abs=0.01)  # fmt: skip
 
 
 def test_json_and_csv_carry_the_same_notes_and_the_mean_row_holds_only_means(tmp_path, capsys):

@@ -757,7 +757,8 @@ def degrade_cmd(
     steps = degrade_file(input, output, seed=seed, config=config, max_frames=frames, overwrite=overwrite)
     if record is not None:
         try:
-            video_io.write_text(record, json.dumps(steps, indent=1))
+            video_io.make_folder(record.parent, record)
+            video_io.write_whole(record, json.dumps(steps, indent=1))
         except OSError as exc:
             raise OutputError(f"--record {record}: cannot write ({exc.strerror}); {output} is written") from None
 

@@ -199,8 +199,9 @@ def versions() -> dict[str, Any]:
 
 
 def write_json(path: Path, doc: dict[str, Any], done: str) -> None:
-    """Atomically (a temporary name, renamed onto the file, or a symlink's target); stdout and special
-    files as they are. `done` is added to the error: "; the video is complete"."""
+    """Atomically (video_io.write_whole); stdout and special files as they are. `done` is added to the
+    error: "; the video is complete". A full disk is exit 2 here, not 75: the same command would find
+    the video written and refuse it."""
     text = json.dumps(doc, indent=2, default=str) + "\n"
     try:
         if is_stdout(path):
@@ -210,6 +211,7 @@ def write_json(path: Path, doc: dict[str, Any], done: str) -> None:
             with open(path, "w") as f:
                 f.write(text)
         else:
-            video_io.write_text(path, text)
+            video_io.make_folder(path.parent, path)
+            video_io.write_whole(path, text)
     except OSError as exc:
         raise OutputError(f"{path}: cannot write the manifest ({exc.strerror}){done}") from None

@@ -19,6 +19,7 @@ videos (the paper's numbers). `EvalReport.to_dict()` is the JSON of `--json`.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import math
@@ -386,8 +387,6 @@ class EvalReport:
         paper table takes, and a frame total there would read as one (a mean frame count means
         nothing); the per-video rows hold the counts. Its `notes` are the run's (`run_notes`); it is
         named "mean (2 of 3 videos)" when GT videos had no prediction (`allow_missing`)."""
-        import io
-
         buf = io.StringIO()
         w = csv.writer(buf)
         w.writerow(["video", "frames", *self.metrics, "notes"])
@@ -423,13 +422,14 @@ class EvalReport:
             axes[0, 0].legend(fontsize=7, ncol=min(4, len(self.videos)), loc="best")
         fig.tight_layout()
         out = Path(path)
-        video_io.make_output_folder(out)
+        buf = io.BytesIO()  # drawn in memory, then written whole as the JSON and CSV are
         try:
-            fig.savefig(str(out), dpi=110)
+            fig.savefig(buf, format=out.suffix.lower().lstrip("."), dpi=110)
         except (OSError, ValueError) as exc:
             raise OutputError(f"{out}: cannot write the plot ({exc})") from None
         finally:
             plt.close(fig)
+        _write(out, buf.getvalue())
 
 
 def check_result_files(
@@ -461,12 +461,14 @@ def check_result_files(
         raise OptionError("--plot: none of the metrics has per-frame values")
 
 
-def _write(path: Path, text: str) -> None:
+def _write(path: Path, data: str | bytes) -> None:
+    """A scores file, whole or not at all (video_io.write_whole): a full disk leaves no half file that
+    the next run would refuse, and is exit 75 as for a video (the same command then writes it)."""
     video_io.make_output_folder(path)
     try:
-        path.write_text(text)
+        video_io.write_whole(path, data)
     except OSError as exc:
-        raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from None
+        raise video_io.write_failed(path, exc, str(exc.strerror or exc)) from None
 
 
 def check_size(

@@ -45,7 +45,8 @@ from dove_cli.video_io.paths import (
     matching_images,
     remove_made_folders,
     through_links,
-    write_text,
+    write_failed,
+    write_whole,
 )
 from dove_cli.video_io.reader import (
     DEINTERLACE_MODES,
@@ -91,9 +92,10 @@ __all__ = [
     "remove_made_folders",
     "resolve_codec",
     "through_links",
-    "write_text",
     "stream_rate",
     "video_length",
+    "write_failed",
+    "write_whole",
     "x264_options",
 ]
 

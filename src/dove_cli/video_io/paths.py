@@ -88,7 +88,7 @@ def name_limit(folder: Path) -> int:
 def check_name_length(path: Path) -> None:
     """Refuse, before any work, a name that the file system cannot hold with the names dove makes
     beside it (else a run fails when it joins its segments): its hidden temporary (`.NAME.dove-XXXXXXXX.partEXT`,
-    20 bytes more than NAME) is the longest; `NAME.dove-work` and a JSON side file's `.NAME.dove-tmp` (write_text) are 10
+    20 bytes more than NAME, as a side file's: write_whole) is the longest; `NAME.dove-work` is 10
     more. An image pattern's frames count too, and the temporary of a folder it makes."""
     names = [temp_sibling(path, path.suffix).name]
     if is_pattern(path):
@@ -112,11 +112,31 @@ def write_failed(path: Path, exc: BaseException, detail: str, stream: str = "") 
     code = getattr(exc, "errno", None)
     if code == errno.ENOSPC:
         return TempFailure(f"{path}: disk full while writing")
+    if code == errno.EDQUOT:
+        return TempFailure(f"{path}: disk quota exceeded while writing")
     if code == errno.EFBIG:
         return TempFailure(f"{path}: file too large for the file system or the file-size limit (ulimit -f)")
     if stream:
         return MuxError(f"{path}: write failed ({detail})", stream)
     return OutputError(f"{path}: write failed ({detail})")
+
+
+def write_whole(path: Path, data: str | bytes) -> None:
+    """A side file (a manifest, scores, a plot) whole or not at all: written under a temporary name
+    beside it (beside a symlink's target), then renamed onto it; the temporary is removed on any
+    failure. A full disk or a kill never leaves half a file that the next run would refuse to replace.
+    Text is UTF-8, a name that is not (a Latin-1 byte the file system gave as a surrogate) written
+    as its escape, `\\udce9`, as the JSON files and the terminal show it: the file stays UTF-8 for any
+    reader. The OSError is raised for the caller to say (write_failed)."""
+    target = through_links(path)
+    tmp = temp_sibling(target, target.suffix)
+    try:
+        with open(tmp, "xb") as f:
+            f.write(data.encode("utf-8", "backslashreplace") if isinstance(data, str) else data)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def check_output(path: Path, overwrite: bool, inputs: Sequence[Path] = ()) -> None:
@@ -157,21 +177,6 @@ def check_output(path: Path, overwrite: bool, inputs: Sequence[Path] = ()) -> No
         raise OutputError(f"{path}: cannot create folder {folder} ({base} is a file)")
     if not os.access(base, os.W_OK | os.X_OK):
         raise OutputError(f"{path}: folder {base} is not writable")
-
-
-def write_text(path: Path, text: str) -> None:
-    """`text` into `path` whole or not at all: written under a temporary name beside the file (or a
-    symlink's target) and renamed onto it, so a full disk or a kill never leaves half a file, nor
-    a half-written one that a later run refuses to replace. Makes the folder; OSError as raised."""
-    target = through_links(path)
-    tmp = target.with_name(f".{target.name}.dove-tmp")
-    make_folder(path.parent, path)
-    try:
-        tmp.write_text(text)
-        tmp.replace(target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def matching_images(pattern: Path) -> list[Path]:
