@@ -312,7 +312,8 @@ def test_a_name_that_is_not_utf8_is_written_to_the_csv_as_its_escape(tmp_path, c
 
 def test_a_full_disk_leaves_no_half_result_file_and_is_exit_75(tmp_path):
     """On a full file system (a real tmpfs, in a mount namespace of its own) --json, --csv and --plot
-    are exit 75 with one line, and leave nothing: the same command writes them once there is room.
+    are exit 75 with one line, and leave nothing (an older file replaced with --overwrite is kept
+    whole): the same command writes them once there is room.
     A manifest there is written the same way (whole or not at all), but is exit 2: the video it
     describes is done, and the same command would refuse to replace it."""
     if shutil.which("unshare") is None or subprocess.run(["unshare", "-m", "true"]).returncode != 0:
@@ -322,7 +323,7 @@ def test_a_full_disk_leaves_no_half_result_file_and_is_exit_75(tmp_path):
     full = tmp_path / "full"
     full.mkdir()
     dove = [sys.executable, "-m", "dove_cli.cli"]
-    runs = [[*dove, "eval", str(p), str(g), "--metrics", "psnr", "-q", option, str(full / name)]
+    runs = [[*dove, "eval", str(p), str(g), "--metrics", "psnr", "-q", "--overwrite", option, str(full / name)]
             for option, name in (("--json", "r.json"), ("--csv", "r.csv"), ("--plot", "r.png"))]  # fmt: skip
     runs.append([*dove, "upscale", str(p), "-o", str(tmp_path / "up.mkv"), "--model", "bilinear", "-q",
                  "--manifest", str(full / "run.json")])  # fmt: skip
@@ -330,6 +331,7 @@ def test_a_full_disk_leaves_no_half_result_file_and_is_exit_75(tmp_path):
     driver.write_text(
         "import json, os, subprocess, sys\n"
         f"full, runs = {str(full)!r}, {runs!r}\n"
+        "with open(os.path.join(full, 'r.csv'), 'w') as f: f.write('old scores')\n"
         "try:\n"
         "    with open(os.path.join(full, 'fill'), 'wb') as f:\n"
         "        while True: f.write(bytes(4096)); f.flush()\n"
@@ -338,10 +340,11 @@ def test_a_full_disk_leaves_no_half_result_file_and_is_exit_75(tmp_path):
         "for args in runs:\n"
         "    r = subprocess.run(args, capture_output=True, text=True)\n"
         "    said.append([r.returncode, r.stderr, sorted(os.listdir(full))])\n"
+        "kept = open(os.path.join(full, 'r.csv')).read()\n"
         "os.remove(os.path.join(full, 'fill'))\n"
         "r = subprocess.run(runs[0][:-2] + ['--json', runs[0][-1], '--csv', runs[1][-1], '--plot', runs[2][-1]],\n"
         "                   capture_output=True, text=True)\n"
-        "json.dump({'said': said, 'again': [r.returncode, r.stderr], 'left': sorted(os.listdir(full)),\n"
+        "json.dump({'said': said, 'kept': kept, 'again': [r.returncode, r.stderr], 'left': sorted(os.listdir(full)),\n"
         "           'scores': json.load(open(runs[0][-1]))['mean']}, sys.stdout)\n"
     )
     proc = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c",
@@ -352,9 +355,10 @@ def test_a_full_disk_leaves_no_half_result_file_and_is_exit_75(tmp_path):
     for (code, err, left), name in zip(got["said"][:3], ("r.json", "r.csv", "r.png"), strict=True):
         lines = err.strip().splitlines()
         assert code == 75 and lines == [f"error: {full / name}: disk full while writing"], err
-        assert left == ["fill"]  # no half file, no temporary
+        assert left == ["fill", "r.csv"]  # no half file, no temporary
+    assert got["kept"] == "old scores"  # the file --overwrite would have replaced, whole
     code, err, left = got["said"][3]
-    assert code == 2 and left == ["fill"], err
+    assert code == 2 and left == ["fill", "r.csv"], err
     assert err.strip().splitlines()[-1] == (f"error: {full / 'run.json'}: cannot write the manifest (No space left "
                                             "on device); the video is complete")  # fmt: skip
     assert got["again"][0] == 0 and got["left"] == ["r.csv", "r.json", "r.png"], got["again"]
