@@ -15,7 +15,7 @@ import os
 import re
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, get_type_hints
 
@@ -35,6 +35,7 @@ from dove_cli.console import (
     print_batch_plans,
     print_batch_table,
     print_plan,
+    shown_line,
 )
 from dove_cli.errors import DoveError, InputError, Interrupted, OptionError, OutputError, ScoringFailed
 from dove_cli.humanize import human_size
@@ -412,9 +413,11 @@ def _say_not_done(result) -> None:  # batch.BatchResult
     error: one line, with the exit code that tells a script what to do next)."""
     for item in result.items:
         if item.status == "busy":
-            err_console.print(f"skipped: {escape(item.error or '')}", highlight=False, soft_wrap=True)
+            err_console.print(f"skipped: {escape(shown_line(item.error or ''))}", highlight=False, soft_wrap=True)
     for item in result.failed:
-        err_console.print(f"[bold red]failed:[/] {escape(item.error or '')}", highlight=False, soft_wrap=True)
+        err_console.print(
+            f"[bold red]failed:[/] {escape(shown_line(item.error or ''))}", highlight=False, soft_wrap=True
+        )
     if (error := result.error()) is not None:
         raise error
 
@@ -947,12 +950,9 @@ def main(argv: list[str] | None = None) -> None:
     global _stop_said
     _sigterm_received = _stop_said = False  # tests and scripts call main() again in one process
     previous = signal.signal(signal.SIGTERM, _sigterm_as_ctrl_c)
+    args = _verbose_first(_home_expanded(sys.argv[1:] if argv is None else argv))
     try:
-        code = app(
-            args=_verbose_first(_home_expanded(sys.argv[1:] if argv is None else argv)),
-            prog_name="dove",
-            standalone_mode=False,
-        )
+        code = app(args=args, prog_name="dove", standalone_mode=False)
         if code == 130 and not _stop_said:  # typer's own exit for a Ctrl-C while it parsed
             err_console.print("interrupted", highlight=False)
     except _click.NoArgsIsHelpError as exc:  # bare `dove` or `dove train`: the help, not an error
@@ -963,21 +963,21 @@ def main(argv: list[str] | None = None) -> None:
         message = exc.format_message()
         for said, plain in TYPER_WORDS.items():
             message = message.replace(said, plain)
-        _print_error(f"{message.rstrip('.')}{hint}")
+        _print_error(f"{message.rstrip('.')}{hint}", args)
         code = exc.exit_code
     except _click.ClickException as exc:
-        _print_error(exc.format_message())
+        _print_error(exc.format_message(), args)
         code = exc.exit_code
     except typer.Abort:
         err_console.print("interrupted", highlight=False)
         code = 130
     except DoveError as exc:
-        _print_error(str(exc))
+        _print_error(str(exc), args)
         code = exc.exit_code
     except OSError as exc:  # a name past the file system's limit anywhere (an input, --eval GT): the user's
         if exc.errno != errno.ENAMETOOLONG:
             raise
-        _print_error(f"{exc.filename}: name too long for the file system")
+        _print_error(f"{exc.filename}: name too long for the file system", args)
         code = 2
     except KeyboardInterrupt:
         err_console.print("interrupted", highlight=False)
@@ -1004,8 +1004,15 @@ class _click:
     NoArgsIsHelpError = getattr(_module, "NoArgsIsHelpError", UsageError)
 
 
-def _print_error(message: str) -> None:
-    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+def _print_error(message: str, args: Sequence[str] = ()) -> None:
+    """The one `error:` line (shown_line: a name's control characters escaped). An argument ending in a
+    carriage return is named: a script saved with Windows line endings gives its last argument one,
+    and the file or model it names then "does not exist", though it looks right."""
+    if crlf := [arg for arg in args if arg.endswith("\r")]:
+        message += (
+            f" (the argument {crlf[0]!r} ends in a carriage return: is the script saved with Windows line endings?)"
+        )
+    err_console.print(f"[bold red]error:[/] {escape(shown_line(message))}", highlight=False, soft_wrap=True)
 
 
 def _sigterm_as_ctrl_c(signum: int, frame: object) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import signal
 import threading
 import time
@@ -33,6 +34,16 @@ from dove_cli.humanize import human_duration, human_range
 # Not a terminal (a log file, a pipe, a job scheduler): rich would fold tables at 80 columns and split
 # file names across lines; a wide console keeps a row per line. COLUMNS, when set, still wins.
 LOG_WIDTH = 1000
+
+
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def shown_line(text: str) -> str:
+    """`text` on one line, as it is: control characters (a name's newline, carriage return, escape) as
+    Python writes them, `\\r`. A terminal breaks the line at a newline and rich drops a carriage
+    return, so `base.mp4\\r` (a script saved with Windows line endings) would read as `base.mp4`."""
+    return CONTROL.sub(lambda m: repr(m[0])[1:-1], text)
 
 
 def plain_width(console: Console) -> Console:
