@@ -235,7 +235,9 @@ def test_upscale_eval_mistakes_stop_before_the_run(tmp_path, capsys):
             "--eval-metrics: unknown metric 'bogus'",
         ),
         (["--eval-json", str(tmp_path / "s.json")], "go with --eval GT"),
-    ):
+        (["--eval", str(demo_clip("007.mp4")), "--eval-json", str(tmp_path)],
+         f"--eval-json {tmp_path}: is a folder; give a file name like {tmp_path / 'scores.json'}"),
+    ):  # fmt: skip
         code, _, err = run(["upscale", str(demo_clip("007.mp4")), "-o", str(out), "--model", "bilinear", *extra],
                            capsys)  # fmt: skip
         assert code == 2 and len(err.strip().splitlines()) == 1 and message in err, err
@@ -271,10 +273,16 @@ def test_result_files_are_checked_before_scoring_and_their_folders_made(tmp_path
         ("--json", tmp_path / "file" / "r.json", "is a file"),
         ("--csv", tmp_path / "file" / "r.csv", "is a file"),
         ("--plot", tmp_path / "file" / "r.png", "is a file"),
-        ("--json", g, "is the input"),
-        ("--csv", tmp_path, "is a folder"),
+        ("--json", g, f"error: --json {g}: is the input; choose another output name"),
+        ("--csv", tmp_path, f"error: --csv {tmp_path}: is a folder; give a file name like {tmp_path / 'scores.csv'}"),
+        (
+            "--json",
+            tmp_path,
+            f"error: --json {tmp_path}: is a folder; give a file name like {tmp_path / 'scores.json'}",
+        ),
+        ("--plot", tmp_path, f"error: --plot {tmp_path}: is a folder; give a file name like {tmp_path / 'scores.png'}"),
         ("--plot", tmp_path / "r.txt", "one of the extensions matplotlib writes"),
-    ):
+    ):  # (a folder was offered a video's name, the input's own: o15/in.mp4)
         code, out, err = run(["eval", str(p), str(g), "--metrics", "psnr", option, str(path), "-q"], capsys)
         assert code == 2 and err.startswith("error:") and expected in err and len(err.strip().splitlines()) == 1, err
         assert not out, (option, path)  # refused before scoring: no table
@@ -287,7 +295,7 @@ def test_result_files_are_checked_before_scoring_and_their_folders_made(tmp_path
     assert (new / "r.csv").is_file() and Image.open(new / "r.png").size[0] > 100
     before = (new / "r.csv").read_bytes()  # an earlier run's scores are results too: kept without --overwrite
     code, out, err = run(["eval", str(p), str(g), "--metrics", "ssim", "--csv", str(new / "r.csv"), "-q"], capsys)
-    assert code == 2 and "r.csv: already exists (use --overwrite" in err and not out
+    assert code == 2 and f"--csv {new / 'r.csv'}: already exists (use --overwrite" in err and not out
     assert (new / "r.csv").read_bytes() == before
     code, out, err = run(["eval", str(p), str(g), "--metrics", "ssim", "--csv", str(new / "r.csv"), "-q",
                           "--overwrite"], capsys)  # fmt: skip

@@ -482,9 +482,13 @@ def test_never_overwrites_the_input_and_manifest_is_checked_before_work(tmp_path
     with pytest.raises(OutputError, match="is the input"):
         upscale(seq / "%04d.png", seq / "%04d.png", model="bilinear", scale=1, overwrite=True)
     out = tmp_path / "out.mkv"
-    bad = [(clip, "is the input"), (out, "is the output file"), (tmp_path, "is a folder")]
+    bad = [
+        (clip, f"--manifest {clip}: is the input; choose another output name"),
+        (out, "is the output file"),
+        (tmp_path, f"--manifest {tmp_path}: is a folder; give a file name like {tmp_path / 'run.json'}"),
+    ]
     (tmp_path / "old.json").write_text("{}")
-    bad.append((tmp_path / "old.json", "already exists"))
+    bad.append((tmp_path / "old.json", f"--manifest {tmp_path / 'old.json'}: already exists"))  # fmt: skip
     for manifest, message in bad:
         with pytest.raises(SystemExit) as exc:
             main(["upscale", str(clip), "-o", str(out), "--model", "bilinear", "--scale", "1", "--quiet",

@@ -322,7 +322,7 @@ def _check_eval(
     if not gt.exists() and not is_pattern(gt):  # a pattern with no images is said by check_planned_sizes
         raise InputError(f"{gt}: no such file or folder (--eval GT)")
     names = parse_metrics(metrics, True, str(gt), option="--eval-metrics")
-    check_result_files(json_out, None, None, names, [input, gt], opts.overwrite)
+    check_result_files(json_out, None, None, names, [input, gt], opts.overwrite, json_option="--eval-json")
     _check_eval_sizes(input, output, gt, opts)
     fetch_weights(names, True, option="--eval-metrics")
 

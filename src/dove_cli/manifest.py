@@ -156,7 +156,7 @@ def check_manifest(path: Path, overwrite: bool, inputs: list[Path], folder: Path
         same = folder is not None and "files" in old and old.get("input") == str(folder.absolute())
     except (OSError, ValueError, AttributeError):
         ended = same = False
-    video_io.check_output(path, overwrite=overwrite or ended or same, inputs=inputs)
+    video_io.check_output(path, overwrite=overwrite or ended or same, inputs=inputs, option="--manifest")
 
 
 def one_line(error: BaseException) -> str:

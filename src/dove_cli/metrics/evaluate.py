@@ -439,13 +439,16 @@ def check_result_files(
     metrics: Sequence[str],
     inputs: Sequence[Path],
     overwrite: bool = False,
+    json_option: str = "--json",
 ) -> None:
     """--json / --csv / --plot, before any scoring: never an input, not a folder, an existing file
     only with `overwrite` (scores of another run are results too), a folder that can be made (it is
-    made when written, as `dove upscale` makes its output's), and a plot that can be drawn."""
-    for path in (json_out, csv_out, plot):
+    made when written, as `dove upscale` makes its output's), and a plot that can be drawn. Errors
+    name the option (`json_option`: `dove upscale --eval` writes its JSON with --eval-json)."""
+    files = [p for p in inputs if p.is_file()]
+    for option, path in ((json_option, json_out), ("--csv", csv_out), ("--plot", plot)):
         if path is not None:
-            video_io.check_output(path, overwrite=overwrite, inputs=[p for p in inputs if p.is_file()])
+            video_io.check_output(path, overwrite=overwrite, inputs=files, option=option)
     if plot is None:
         return
     try:

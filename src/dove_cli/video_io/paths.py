@@ -139,18 +139,27 @@ def write_whole(path: Path, data: str | bytes) -> None:
         raise
 
 
-def check_output(path: Path, overwrite: bool, inputs: Sequence[Path] = ()) -> None:
+# A file name for each side file's option, offered when it is given a folder (not the input's name).
+SIDE_FILE_NAMES = {"--manifest": "run.json", "--json": "scores.json", "--csv": "scores.csv", "--plot": "scores.png",
+                   "--eval-json": "scores.json"}  # fmt: skip
+
+
+def check_output(path: Path, overwrite: bool, inputs: Sequence[Path] = (), option: str = "") -> None:
     """Fail before any work: never the input, an existing output needs --overwrite, the folder
     must be creatable (a symlink's target's, which must exist: the file is written there), every
     name dove makes for it must fit. Touches nothing on disk, so it runs before a model loads; the
-    writer makes the folder."""
+    writer makes the folder. A side file's `option` (SIDE_FILE_NAMES) is named in each error, its
+    folder offered a file name of its own kind, and its name is never a pattern (a plot `p%d.png`
+    is one file)."""
+    said = f"{option} {path}" if option else str(path)
     check_fields(path, OutputError)
     check_name_length(path)
+    pattern = is_pattern(path) and not option
     sources = {p.resolve() for p in inputs}
-    targets = matching_images(path) if is_pattern(path) else [path]
+    targets = matching_images(path) if pattern else [path]
     if any(t.resolve() in sources for t in targets):
-        raise OutputError(f"{path}: is the input; choose another output name")
-    if is_pattern(path):
+        raise OutputError(f"{said}: is the input; choose another output name")
+    if pattern:
         if path.parent.is_file():
             raise OutputError(f"{path}: {path.parent} is a file, not a folder")
         existing = matching_images(path)
@@ -160,6 +169,8 @@ def check_output(path: Path, overwrite: bool, inputs: Sequence[Path] = ()) -> No
                 "(use --overwrite to replace them)"
             )
     elif path.is_dir():
+        if option:
+            raise OutputError(f"{said}: is a folder; give a file name like {path / SIDE_FILE_NAMES[option]}")
         if len(inputs) > 1 or (inputs and inputs[0].is_dir()):  # an image sequence: no one name (a still has its own)
             raise OutputError(f"{path}: is a folder; give a file name such as {path / 'out.mp4'} or an image pattern "
                               f"such as {path / '%06d.png'} (a folder output takes a video input's name; images "
@@ -167,16 +178,16 @@ def check_output(path: Path, overwrite: bool, inputs: Sequence[Path] = ()) -> No
         name = inputs[0].stem + ".mp4" if inputs else "out.mp4"
         raise OutputError(f"{path}: is a folder; give a file name like {path / name}")
     elif path.exists() and not overwrite:
-        raise OutputError(f"{path}: already exists (use --overwrite to replace it)")
+        raise OutputError(f"{said}: already exists (use --overwrite to replace it)")
     real = through_links(path)  # a symlink's target is where the file (and its temporary) is written
     if real != path and not real.parent.is_dir():  # not made: a link into an unmounted drive would fill another
-        raise OutputError(f"{path}: is a link to {real}, whose folder {real.parent} does not exist")
+        raise OutputError(f"{said}: is a link to {real}, whose folder {real.parent} does not exist")
     folder = real.parent.absolute()
     base = next(p for p in (folder, *folder.parents) if p.exists())
     if not base.is_dir():
-        raise OutputError(f"{path}: cannot create folder {folder} ({base} is a file)")
+        raise OutputError(f"{said}: cannot create folder {folder} ({base} is a file)")
     if not os.access(base, os.W_OK | os.X_OK):
-        raise OutputError(f"{path}: folder {base} is not writable")
+        raise OutputError(f"{said}: folder {base} is not writable")
 
 
 def matching_images(pattern: Path) -> list[Path]:
