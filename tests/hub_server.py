@@ -74,8 +74,9 @@ class FakeRepo:
 class HubServer:
     """Serve FakeRepos on an ephemeral port; `url` is what HF_ENDPOINT should be set to."""
 
-    def __init__(self, repos: list[FakeRepo] | None = None) -> None:
+    def __init__(self, repos: list[FakeRepo] | None = None, not_a_hub: bool = False) -> None:
         self.repos: dict[str, FakeRepo] = {r.repo_id: r for r in repos or []}
+        self.not_a_hub = not_a_hub  # a plain 404 (no hub error code) for every request: a wrong mirror URL
         self.log: list[dict] = []  # one dict per request: method, path, range, auth
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
@@ -148,6 +149,8 @@ def _make_handler(server: HubServer) -> type[BaseHTTPRequestHandler]:
                         "auth": self.headers.get("Authorization"),
                     }
                 )
+            if server.not_a_hub:
+                return self._send(404, b"<h1>Not Found</h1>", {"Content-Type": "text/html"}, head)
             parts = split.path.strip("/").split("/")
             query = parse_qs(split.query)
             if parts[:2] == ["api", "models"] and len(parts) >= 4:

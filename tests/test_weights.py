@@ -434,3 +434,18 @@ def test_a_malformed_endpoint_is_a_setting_to_fix(env, monkeypatch, capsys, endp
     monkeypatch.setenv("HF_ENDPOINT", endpoint)
     code, _, err = run_main(["download-weights", "--yes", *what], capsys)
     assert code == 2 and err.startswith(f"error: HF_ENDPOINT={endpoint}: not a hub URL") and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("what", [[], ["--metrics"]])
+def test_a_hub_address_that_answers_404_is_a_setting_to_fix(env, monkeypatch, capsys, what):
+    """A mirror without the repo, or an address that is no hub, answers a plain 404 (no hub error
+    code): it was "try again later", exit 75, which never helps. It names the file and HF_ENDPOINT."""
+    with HubServer(not_a_hub=True) as server:
+        monkeypatch.setenv("HF_ENDPOINT", server.url)
+        code, out, err = run_main(["download-weights", "--yes", *what], capsys)
+    assert code == 2 and err.count("\n") == 1, (err, out)
+    assert err.startswith(f"error: HF_ENDPOINT={server.url} answered 404 (not found) for ")
+    assert err.endswith(
+        "a mirror that lacks it, or not a hub's address; check HF_ENDPOINT (trying again will not help)\n"
+    )
+    assert ("alexnet" if what else "zzsi/DOVE") in err

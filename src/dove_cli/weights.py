@@ -458,6 +458,12 @@ def hub_errors(
         f"cannot reach {endpoint}: check your network connection ({mirror_hint()}); for a "
         "machine without network, run `dove download-weights --dir DIR` on one with it and copy DIR over (--model DIR)"
     )
+    not_found = (  # a 404 without the hub's own error code: a wrong address, not a hub that is down
+        f"HF_ENDPOINT={endpoint} answered 404 (not found) for {what}: a mirror that lacks it, or not a hub's address; "
+        "check HF_ENDPOINT (trying again will not help)"
+        if os.environ.get("HF_ENDPOINT")
+        else f"{endpoint} answered 404 (not found) for {what}: check the repo's name (trying again will not help)"
+    )
     try:
         yield
     except GatedRepoError:
@@ -480,12 +486,16 @@ def hub_errors(
         status = exc.response.status_code if exc.response is not None else "?"
         if status in (401, 403):
             raise DownloadError(f"access to {what} denied ({status}): set HF_TOKEN to a valid token") from None
+        if status == 404:  # no hub error code (a repo's or a file's 404 is said above): not a hub, or not there
+            raise DownloadError(not_found) from None
         raise DownloadLater(f"the hub answered {status} for {what}: try again later") from None
     except OfflineModeIsEnabled:
         raise DownloadError(f"offline mode (HF_HUB_OFFLINE=1): cannot download {what}; unset HF_HUB_OFFLINE") from None
     except LocalEntryNotFoundError as exc:  # the HEAD request failed and nothing is cached
         cause = exc.__cause__
         if isinstance(cause, HfHubHTTPError) and cause.response is not None:
+            if cause.response.status_code == 404:
+                raise DownloadError(not_found) from None
             raise DownloadLater(f"the hub answered {cause.response.status_code} for {what}: try again later") from None
         if cause is None or isinstance(cause, (httpx2.TransportError, ConnectionError)):
             raise DownloadLater(unreachable) from None
