@@ -1039,3 +1039,15 @@ def test_a_name_with_a_carriage_return_or_newline_is_shown_escaped_on_one_line(t
     code, _, err = run(["upscale", "base.mp4", "-o", "nl\nname.mp4", "--model", "bilinear"], capsys)
     assert code == 2 and err == "error: nl\\nname.mp4: already exists (use --overwrite to replace it)\n", err
     assert sorted(os.listdir(tmp_path)) == ["base.mp4", "nl\nname.mp4"]
+
+
+def test_python_m_dove_cli_is_the_dove_command_and_one_frame_is_one_frame(tmp_path, capsys):
+    """`python -m dove_cli` (where `dove` is not on PATH) runs the same command; a still is "1 frame"."""
+    proc = subprocess.run([sys.executable, "-m", "dove_cli", "--version"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.startswith("dove "), proc.stderr
+    Image.new("RGB", (32, 24)).save(tmp_path / "still.png")
+    args = ["upscale", str(tmp_path / "still.png"), "-o", str(tmp_path / "big.png"), "--model", "bilinear"]
+    code, out, err = run([*args, "--dry-run"], capsys)
+    assert code == 0 and "32x24, 1 frame at " in out and "1 frames" not in out + err, out
+    code, out, err = run(args, capsys)
+    assert code == 0 and re.search(r"^1 frame in .* -> .*big\.png$", err, re.M), err  # (progress: "1/1 frames")

@@ -234,7 +234,7 @@ def print_plan(plan, console: Console) -> None:  # plan.Plan
             f"{plan.chunks} of {plan.chunk} frame{'s' * (plan.chunk != 1)}, {plan.chunk_overlap} shared by neighbours"
         )
     else:
-        chunks = f"1: the whole clip ({plan.frames} frames)"
+        chunks = f"1: the whole clip ({plan.frames} frame{'s' * (plan.frames != 1)})"
     tiles = (
         f"{plan.tiles} of {plan.tile} px, {plan.tile_overlap} px overlap" if plan.tiles > 1 else "1: the whole frame"
     )
@@ -246,7 +246,8 @@ def print_plan(plan, console: Console) -> None:  # plan.Plan
     rows = [
         (
             "input",
-            f"{w}x{h}, {'' if plan.frames_exact else 'about '}{plan.frames} frames at {float(plan.fps):.3f} fps"
+            f"{w}x{h}, {'' if plan.frames_exact else 'about '}{plan.frames} frame{'s' * (plan.frames != 1)} at "
+            f"{float(plan.fps):.3f} fps"
             f"{exact_fps}" + ("" if plan.frames_exact else " (from the duration: the container does not count them)"),
         ),
         (

@@ -148,13 +148,13 @@ class UpscaleResult:
             counted = f" ({skipped} window{'s' * (skipped != 1)} skipped)" if skipped else ""
             extra += f", resumed after frame {self.resumed_from}{counted}"
         if self.dropped_frames:
-            extra += f", {self.dropped_frames} undecodable frames dropped"
+            extra += f", {self.dropped_frames} undecodable frame{'s' * (self.dropped_frames != 1)} dropped"
         if self.workers:
             extra += f", {len(self.workers)} Ray worker{'s' * (len(self.workers) != 1)}"
         if self.redone:
             extra += f" ({self.redone} segment{'s' * (self.redone != 1)} redone after a worker died)"
         return (
-            f"{self.frames} frames in {self.seconds:.1f} s ({speed}), peak host "
+            f"{self.frames} frame{'s' * (self.frames != 1)} in {self.seconds:.1f} s ({speed}), peak host "
             f"{self.peak_host_bytes / gib:.2f} GiB{dev}; {tile}, chunk {self.plan.chunk or 'whole clip'}, "
             f"offload {self.offload_used}{retry}{extra} -> {self.output}"
         )
