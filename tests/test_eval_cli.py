@@ -332,7 +332,7 @@ def test_a_full_disk_leaves_no_half_result_file_and_is_exit_75(tmp_path):
     full.mkdir()
     dove = [sys.executable, "-m", "dove_cli.cli"]
     runs = [[*dove, "eval", str(p), str(g), "--metrics", "psnr", "-q", "--overwrite", option, str(full / name)]
-            for option, name in (("--json", "r.json"), ("--csv", "r.csv"), ("--plot", "r.png"))]  # fmt: skip
+            for option, name in (("--json", "new/r.json"), ("--csv", "r.csv"), ("--plot", "r.png"))]  # fmt: skip
     runs.append([*dove, "upscale", str(p), "-o", str(tmp_path / "up.mkv"), "--model", "bilinear", "-q",
                  "--manifest", str(full / "run.json")])  # fmt: skip
     driver = tmp_path / "driver.py"
@@ -360,16 +360,16 @@ def test_a_full_disk_leaves_no_half_result_file_and_is_exit_75(tmp_path):
                           capture_output=True, text=True, timeout=300)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     got = json.loads(proc.stdout)
-    for (code, err, left), name in zip(got["said"][:3], ("r.json", "r.csv", "r.png"), strict=True):
+    for (code, err, left), name in zip(got["said"][:3], ("new/r.json", "r.csv", "r.png"), strict=True):
         lines = err.strip().splitlines()
         assert code == 75 and lines == [f"error: {full / name}: disk full while writing"], err
-        assert left == ["fill", "r.csv"]  # no half file, no temporary
+        assert left == ["fill", "r.csv"]  # no half file, no temporary, no folder made for it
     assert got["kept"] == "old scores"  # the file --overwrite would have replaced, whole
     code, err, left = got["said"][3]
     assert code == 2 and left == ["fill", "r.csv"], err
     assert err.strip().splitlines()[-1] == (f"error: {full / 'run.json'}: cannot write the manifest (No space left "
                                             "on device); the video is complete")  # fmt: skip
-    assert got["again"][0] == 0 and got["left"] == ["r.csv", "r.json", "r.png"], got["again"]
+    assert got["again"][0] == 0 and got["left"] == ["new", "r.csv", "r.png"], got["again"]
     assert got["scores"]["psnr"] == pytest.approx(np.mean([np_psnr(a, b) for a, b in zip(pred, gt, strict=True)]),
                                                   abs=0.01)  # fmt: skip
 

@@ -466,11 +466,13 @@ def check_result_files(
 
 def _write(path: Path, data: str | bytes) -> None:
     """A scores file, whole or not at all (video_io.write_whole): a full disk leaves no half file that
-    the next run would refuse, and is exit 75 as for a video (the same command then writes it)."""
-    video_io.make_output_folder(path)
+    the next run would refuse, and is exit 75 as for a video (the same command then writes it); a
+    folder made for it is removed again."""
+    made = video_io.make_output_folder(path)
     try:
         video_io.write_whole(path, data)
     except OSError as exc:
+        video_io.remove_made_folders(made)
         raise video_io.write_failed(path, exc, str(exc.strerror or exc)) from None
 
 
