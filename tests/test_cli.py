@@ -934,8 +934,9 @@ def test_degrade_record_is_checked_before_the_work_and_written_whole(tmp_path, c
     out, notes = tmp_path / "lq.mp4", tmp_path / "notes.txt"
     notes.write_text("mine")
     base = ["degrade", str(clip), "-o", str(out), "--frames", "2"]
-    for record, says in ((clip, "is the input"), (out, "--record .*: is the output"),
-                         (notes, "already exists .*--overwrite"), (tmp_path, "--record .*: is a folder")):  # fmt: skip
+    for record, says in ((clip, "--record .*: is the input"), (out, "--record .*: is the output"),
+                         (notes, "--record .*: already exists .*--overwrite"),
+                         (tmp_path, "--record .*: is a folder; give a file name like .*record.json")):  # fmt: skip
         code, _, err = run([*base, "--record", str(record)], capsys)
         assert code == 2 and re.search(says, err) and len(err.strip().splitlines()) == 1, err
         assert not out.exists()  # refused before the work

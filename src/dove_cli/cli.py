@@ -752,11 +752,9 @@ def degrade_cmd(
     from dove_cli.train.degrade import degrade_file
 
     if record is not None:  # before the work, as -o is checked
-        if record.is_dir():
-            raise OptionError(f"--record {record}: is a folder; give a file name such as {record / 'record.json'}")
         if record.resolve() == output.resolve():
             raise OptionError(f"--record {record}: is the output (-o); give the drawn parameters another name")
-        video_io.check_output(record, overwrite, inputs=[input])
+        video_io.check_output(record, overwrite, inputs=[input], option="--record")
     steps = degrade_file(input, output, seed=seed, config=config, max_frames=frames, overwrite=overwrite)
     if record is not None:
         try:

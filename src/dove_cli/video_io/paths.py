@@ -141,7 +141,7 @@ def write_whole(path: Path, data: str | bytes) -> None:
 
 # A file name for each side file's option, offered when it is given a folder (not the input's name).
 SIDE_FILE_NAMES = {"--manifest": "run.json", "--json": "scores.json", "--csv": "scores.csv", "--plot": "scores.png",
-                   "--eval-json": "scores.json"}  # fmt: skip
+                   "--eval-json": "scores.json", "--record": "record.json"}  # fmt: skip
 
 
 def check_output(path: Path, overwrite: bool, inputs: Sequence[Path] = (), option: str = "") -> None:
