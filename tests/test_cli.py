@@ -271,6 +271,15 @@ def test_fp8_check_without_cuda_is_one_line_not_a_torch_error(monkeypatch):
         check_fp8(torch.device("cuda", 0))
 
 
+@pytest.mark.parametrize("size", ["0", "-1", "inf", "nan"])
+def test_a_vram_that_is_no_card_size_is_one_line(tmp_path, capsys, size):
+    """--vram inf and nan were a traceback (int(inf) in the budget); 0 and -1 were already refused."""
+    argv = ["upscale", str(demo_clip("001.mp4")), "-o", str(tmp_path / "x.mp4"), "--dry-run", "--vram", size,
+            "--model", "full-random"]  # fmt: skip
+    code, _, err = run(argv, capsys)
+    assert code == 2 and f"--vram {size}: give the card's memory in GiB" in err and "Traceback" not in err, err
+
+
 def test_messages_read_as_english(tmp_path, capsys, caplog):
     """No validator prefix in a bad choice, all the codecs and metrics in the help, '1 scene cut'."""
     from dataclasses import replace

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from pathlib import Path
 from typing import Literal
 
@@ -49,7 +50,7 @@ def pick_device(name: str | None) -> torch.device:
 def resolve_device(opts: UpscaleOptions, planning: bool = False) -> tuple[torch.device, torch.dtype]:
     """cuda when present (else cpu, with a warning), bf16 on cuda and fp32 on cpu by default.
     planning (--dry-run) with --vram and no GPU: a CUDA device on paper, to plan for that card."""
-    if opts.vram is not None and opts.vram <= 0:
+    if opts.vram is not None and not (math.isfinite(opts.vram) and opts.vram > 0):  # inf, nan: no card
         raise OptionError(f"--vram {opts.vram:g}: give the card's memory in GiB, e.g. --vram 24")
     if planning and opts.vram is not None and not torch.cuda.is_available() and opts.device in (None, "cuda"):
         return torch.device("cuda", 0), DTYPES[opts.dtype or "bf16"]
