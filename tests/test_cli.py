@@ -280,6 +280,16 @@ def test_a_vram_that_is_no_card_size_is_one_line(tmp_path, capsys, size):
     assert code == 2 and f"--vram {size}: give the card's memory in GiB" in err and "Traceback" not in err, err
 
 
+@pytest.mark.parametrize("dry_run", [[], ["--dry-run"]])
+def test_vram_with_device_cpu_is_refused_with_or_without_a_dry_run(tmp_path, capsys, dry_run):
+    """--dry-run --device cpu --vram 8 dropped --vram and planned for the CPU, while the run refused it
+    saying a dry run plans for the card: both refuse now, and say how to plan for the card."""
+    argv = ["upscale", str(demo_clip("001.mp4")), "-o", str(tmp_path / "x.mp4"), *dry_run, "--device", "cpu",
+            "--vram", "8", "--model", "full-random"]  # fmt: skip
+    code, out, err = run(argv, capsys)
+    assert code == 2 and "on the CPU (--device cpu); --dry-run without --device plans for a card" in err, out + err
+
+
 def test_messages_read_as_english(tmp_path, capsys, caplog):
     """No validator prefix in a bad choice, all the codecs and metrics in the help, '1 scene cut'."""
     from dataclasses import replace

@@ -57,9 +57,10 @@ def resolve_device(opts: UpscaleOptions, planning: bool = False) -> tuple[torch.
     device = pick_device(opts.device)
     if device.type == "cuda":
         torch.cuda.set_device(device)  # what libraries that use "the current GPU" (bitsandbytes, timers) see
-    if opts.vram is not None and not planning and device.type != "cuda":
-        raise OptionError("--vram sizes windows for a GPU, and this run is on the CPU; with --dry-run it plans "
-                          "for a card you do not have here")  # fmt: skip
+    if opts.vram is not None and device.type != "cuda" and (not planning or opts.device is not None):
+        asked = f" (--device {opts.device})" if opts.device is not None else ""  # a dry run cannot plan a card then
+        raise OptionError(f"--vram sizes windows for a GPU, and this run is on the {device.type.upper()}{asked}; "
+                          "--dry-run without --device plans for a card you do not have here")  # fmt: skip
     if device.type != "cuda" and opts.attention in ("efficient", "cudnn") and opts.model != "bilinear":
         raise OptionError(f"--attention {opts.attention} needs a CUDA GPU and this run is on the CPU; "
                           "auto, flash or math run here")  # fmt: skip
