@@ -266,6 +266,16 @@ def test_preview_and_compare(tmp_path):
     assert pts[0] * tb == 0  # the preview starts at 0
 
 
+def test_a_preview_past_the_end_plans_the_frames_it_makes(tmp_path):
+    """--preview 5+5s on a 6.25 s clip planned 80 frames (the duration, from 0) and made 20: the plan,
+    its model calls and time now count only the frames the span holds before the clip ends."""
+    clip, out = demo_clip("001.mp4"), tmp_path / "x.mp4"  # 100 frames at 16 fps: 6.25 s
+    plan = upscale(clip, out, model="bilinear", preview="5+5s", dry_run=True)
+    made = upscale(clip, out, model="bilinear", preview="5+5s", device="cpu")
+    assert plan.frames == made.frames == made.plan.frames == 20, (plan.frames, made.frames)
+    assert upscale(clip, out, model="bilinear", preview="2+1.5s", dry_run=True).frames == 24  # inside: unchanged
+
+
 class Shifted(BilinearModel):
     """Bilinear plus a uniform offset (0.05: about 13 of 255 codes): a model whose colour drifts, so
     that colour fix, --compare and the clip to the code range have something to act on."""
