@@ -787,6 +787,19 @@ def test_plans_leave_room_for_weights_still_to_come(tiny_model):
     assert loaded_weight_bytes(t, v, torch.bfloat16, "nf4") == int(2 * everything - 1.5 * linear)
 
 
+def test_vae_tiling_lets_the_auto_tile_grow(tmp_path):
+    """--vae-tiling did not change the auto tile: a 960x540 output on --vram 24 got 6 tiles of 384 px
+    (24 calls, work ratio 1.41) though the whole frame with VAE tiles fits (4 calls, 1.25)."""
+    clip = make_clip(tmp_path / "t.mp4", size="480x270", rate="25", frames=40)
+    plan = {(vt, t): upscale(clip, tmp_path / "x.mp4", model="full-random", vram=24, scale=2, vae_tiling=vt,
+                             tile=t, dry_run=True) for vt in (False, True) for t in ("auto", 0)}  # fmt: skip
+    assert plan[False, "auto"].tiles > 1  # without VAE tiling the whole frame does not fit
+    whole = plan[True, 0]
+    assert whole.vae_tiling and whole.est_peak_device_bytes < 20 * 2**30  # fits the 24 GiB card
+    auto = plan[True, "auto"]
+    assert (auto.tiles, auto.tile, auto.vae_tiling, auto.work_ratio) == (1, 0, True, whole.work_ratio)
+
+
 def test_vram_plans_keep_offloaded_weights_off_the_gpu(tmp_path):
     """--offload model holds one part on the GPU at a time (the 5B transformer's or the VAE's
     weights beside its own pass), --offload sequential one layer: the plan has room for bigger

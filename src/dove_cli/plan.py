@@ -183,14 +183,15 @@ def choose_windows(
     """(chunk, tile, VAE tiling) from the options, choosing AUTO values so that one window fits
     `budget`. A window larger than the VAE decodes in one piece (about 1.3 MP, diffusers' limit)
     gets the VAE's own tiling instead of tiles for the whole model: the transformer still sees the
-    whole window, and no work is done twice."""
+    whole window, and no work is done twice. With --vae-tiling every window is sized for a tiling VAE
+    (its point: larger windows on the same card)."""
     m = model.spatial_multiple
     chunk = resolve_chunk(opts.chunk, frames, model.pixel_local, opts.parity)
     tile = opts.tile
     max_pixels = model.max_window_pixels
 
-    def past_vae_limit(th: int, tw: int) -> bool:
-        return max_pixels is not None and th * tw > max_pixels
+    def vae_tiles(th: int, tw: int) -> bool:
+        return opts.vae_tiling or (max_pixels is not None and th * tw > max_pixels)
 
     if tile == AUTO:
         win_frames = chunk or frames
@@ -198,14 +199,14 @@ def choose_windows(
         side = max(height, width)
         while True:
             th, tw = min(side, height), min(side, width)
-            need = model.estimate_window_bytes(win_frames, th, tw, past_vae_limit(th, tw), offload)
+            need = model.estimate_window_bytes(win_frames, th, tw, vae_tiles(th, tw), offload)
             if need <= budget or side <= MIN_TILE:
                 break
             side = max(MIN_TILE, (side * 3 // 4) // m * m)
         if side < max(height, width):
             tile = side
     th, tw = min(tile or height, height), min(tile or width, width)
-    return chunk, tile, past_vae_limit(th, tw)
+    return chunk, tile, vae_tiles(th, tw)
 
 
 def make_plan(info: VideoInfo, model: Restorer, opts: UpscaleOptions, device: torch.device, dtype: torch.dtype) -> Plan:
@@ -240,7 +241,6 @@ def make_plan(info: VideoInfo, model: Restorer, opts: UpscaleOptions, device: to
     blend_on_device = device.type == "cuda" and accumulators < min(budget // 4, ACCUMULATOR_MAX_DEVICE_BYTES)
     room = budget - accumulators * blend_on_device
     chunk, tile, vae_tiling = choose_windows(model, frames, big_h, big_w, opts, room, offload)
-    vae_tiling = vae_tiling or opts.vae_tiling
     if opts.parity:  # the release's tiles and chunks (over the video padded to 8k+1 frames), as given
         ys, xs = release_layout.check_release_tiles(big_h, big_w, tile, opts.tile_overlap)
         tile_overlap = opts.tile_overlap if len(ys) > 1 or len(xs) > 1 else 0
