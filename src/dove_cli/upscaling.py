@@ -148,7 +148,8 @@ class UpscaleResult:
             counted = f" ({skipped} window{'s' * (skipped != 1)} skipped)" if skipped else ""
             extra += f", resumed after frame {self.resumed_from}{counted}"
         if self.dropped_frames:
-            extra += f", {self.dropped_frames} undecodable frame{'s' * (self.dropped_frames != 1)} dropped"
+            n = self.dropped_frames
+            extra += f", {n} frame{'s' * (n != 1)} missing (undecodable, or lost from the input)"
         if self.workers:
             extra += f", {len(self.workers)} Ray worker{'s' * (len(self.workers) != 1)}"
         if self.redone:
