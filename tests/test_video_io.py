@@ -1775,6 +1775,51 @@ def test_what_mpeg_ts_does_not_keep_is_said_once(tmp_path: Path, caplog: pytest.
     ]
 
 
+def test_the_chapter_track_of_an_mp4_is_not_said_but_other_data_streams_are(
+    clip_2997: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """FFmpeg's MOV demuxer shows the QuickTime chapter track as a bin_data stream: its chapters are
+    carried, so nothing is said of it; a GoPro-style GPS track (bin_data too, in a file with chapters,
+    as many samples as chapters) is still said."""
+    ts = tmp_path / "data.ts"
+    (tmp_path / "d.bin").write_bytes(bytes(range(256)) * 8)
+    ffmpeg(*("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25", "-f", "data", "-i", tmp_path / "d.bin"),
+           *("-map", "0", "-map", "1", "-frames:v", "6", "-c:v", "libx264", "-c:d", "copy", ts))  # fmt: skip
+    (tmp_path / "chapters.txt").write_text(
+        ";FFMETADATA1\n[CHAPTER]\nTIMEBASE=1/1000\nSTART=0\nEND=100\ntitle=A\n"
+        "[CHAPTER]\nTIMEBASE=1/1000\nSTART=100\nEND=240\ntitle=B\n"
+    )
+    gps = tmp_path / "gps.mp4"
+    ffmpeg(
+        "-i",
+        ts,
+        "-i",
+        tmp_path / "chapters.txt",
+        "-map",
+        "0",
+        "-map_chapters",
+        "1",
+        "-c",
+        "copy",
+        "-tag:d",
+        "gpmd",
+        gps,
+    )
+    with av.open(str(gps)) as c:
+        assert [s.name for s in c.streams] == ["h264", "bin_data", "bin_data"] and c.streams[1].frames == 2
+    with av.open(str(clip_2997)) as c:
+        assert [s.name for s in c.streams if s.type == "data"] == ["bin_data"] and len(c.chapters()) == 2
+    with caplog.at_level(logging.WARNING):
+        _dove(clip_2997, tmp_path / "out.mp4")
+        _dove(gps, tmp_path / "gps-out.mp4")
+    assert caplog.messages == [
+        f"{tmp_path / 'gps-out.mp4'}: input data stream #1 (bin_data) not copied (dove copies video, audio, "
+        "subtitles, chapters, tags and the timecode)"
+    ]
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        assert len(c.chapters()) == 2
+
+
 def test_what_is_not_kept_of_the_timecode_and_data_streams_is_said(
     clip_timecode: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

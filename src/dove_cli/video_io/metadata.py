@@ -44,6 +44,20 @@ def find_timecode(container: Any, video: Any) -> str | None:
     return None
 
 
+def is_chapter_track(container: Any, stream: Any) -> bool:
+    """Whether `stream` is the QuickTime chapter text track of a MOV/MP4 input: FFmpeg's MOV demuxer
+    makes a chapter of each of its samples, then exposes it as a bin_data stream (mov.c,
+    mov_read_chapters). The output has the chapters, and from the MOV/MP4 muxer a track of its own.
+    Told from other data (a GoPro GPS track is bin_data too) by its samples' times being the chapters'
+    starts; a PyAV without Stream.index_entries cannot show them: False, and the track is said."""
+    chapters = container.chapters()
+    samples = getattr(stream, "index_entries", None)
+    if stream.type != "data" or stream.name != "bin_data" or not chapters or samples is None:
+        return False
+    starts = [(c["start"], c["time_base"]) for c in chapters]
+    return [(e.timestamp, stream.time_base) for e in samples] == starts
+
+
 def move_timecode(tc: str, fps_in: Fraction, fps_out: Fraction, frames: int) -> str | None:
     """The timecode of the output frame `frames` frames after the input frame timecoded `tc`.
 

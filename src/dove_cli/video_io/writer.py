@@ -44,7 +44,15 @@ from dove_cli.video_io.formats import (
     rgb_frame,
     signal_range,
 )
-from dove_cli.video_io.metadata import TAGLESS, file_tags, find_timecode, get_tag, mdta_keys, move_timecode
+from dove_cli.video_io.metadata import (
+    TAGLESS,
+    file_tags,
+    find_timecode,
+    get_tag,
+    is_chapter_track,
+    mdta_keys,
+    move_timecode,
+)
 from dove_cli.video_io.paths import prepare_output, remove_made_folders, temp_sibling, through_links, write_failed
 from dove_cli.video_io.reader import (
     VideoInfo,
@@ -409,9 +417,9 @@ class ContainerWriter(VideoWriter):
     def _carry_timecode(self, src: Any, vin: Any, fmt_name: str) -> None:
         """Find the input's start timecode, to tag the output's video stream with at its first frame
         (`_stamp_timecode`); say why when the output cannot have it. Data streams other than the
-        timecode's (tmcd) are not copied: said too."""
-        others = [f"#{s.index} ({s.name or s.metadata.get('handler_name') or 'unknown'})"
-                  for s in src.streams if s.type == "data" and not get_tag(s.metadata, "timecode")]  # fmt: skip
+        timecode's (tmcd) and the chapters' (a MOV/MP4 chapter track) are not copied: said too."""
+        others = [f"#{s.index} ({s.name or s.metadata.get('handler_name') or 'unknown'})" for s in src.streams
+                  if s.type == "data" and not get_tag(s.metadata, "timecode") and not is_chapter_track(src, s)]  # fmt: skip
         if others and self._warn:
             log.warning("%s: input data stream%s %s not copied (dove copies video, audio, subtitles, chapters, tags "
                         "and the timecode)", self.path, "s" if len(others) > 1 else "", ", ".join(others))  # fmt: skip
