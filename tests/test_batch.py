@@ -313,6 +313,35 @@ def test_batch_rerun_continues_an_interrupted_file(tmp_path):
     assert framemd5(out / "long.mkv") == framemd5(tmp_path / "ref" / "long.mkv")
 
 
+def test_a_folder_stopped_while_its_model_loads_names_the_file_in_the_manifest(tmp_path, monkeypatch):
+    """Ctrl-C before a file's run starts (the model loading) leaves it "interrupted", with a line."""
+    src = tmp_path / "in"
+    src.mkdir()
+    make_clip(src / "a.mkv", frames=3)
+
+    def ctrl_c(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(models, "load_model", ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        upscale_batch(src, tmp_path / "out", manifest=str(tmp_path / "run.json"), **OPTS)
+    (entry,) = json.loads((tmp_path / "run.json").read_text())["files"]
+    assert (entry["status"], entry["error"]) == ("interrupted", "interrupted")
+
+
+def test_a_folder_rerun_with_other_options_does_not_ask_for_resume(tmp_path):
+    """The refusal to continue an unfinished file with changed options said "run the same command as
+    before with --resume": a folder run needs no --resume."""
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    make_clip(src / "long.mkv", frames=60, codec="ffv1", pix_fmt="yuv444p")
+    assert upscale_batch(src, out, restorer=_FailAfter(6), **OPTS).failed
+    again = upscale_batch(src, out, **{**OPTS, "chunk": 13})
+    error = again.items[0].error
+    assert again.items[0].status == "failed" and "cannot resume: the saved run had --chunk 9" in error, error
+    assert "--resume" not in error and "run the same command as before, or use --overwrite" in error, error
+
+
 def test_containers_dove_only_reads_are_upscaled_into_matroska(tmp_path):
     """.avi, .mpg and the like (DV captures, DVD rips) were skipped without a word; they become .mkv,
     and an input whose .mkv name another input has keeps its extension in the name."""
@@ -363,6 +392,11 @@ def test_an_interrupted_folder_says_how_it_continues(tmp_path, capsys, monkeypat
     assert (doc["status"], doc["exit_code"], doc["counts"]) == ("interrupted", 130, {"interrupted": 1,
                                                                                      "not started": 1})  # fmt: skip
     assert "interrupted" in doc["error"] and not doc["error"].startswith("Interrupted:")  # the line said
+    long, nxt = doc["files"]  # the file it stopped in has its own line (it had error: null)
+    assert long["status"] == "interrupted" and "long.mkv: interrupted" in long["error"], long
+    assert "run the same command again to continue" in long["error"] and "--resume" not in long["error"]
+    assert "not started" not in long["error"]  # the folder's tally is the run's, not the file's
+    assert nxt["status"] == "not started" and nxt["error"] is None
     monkeypatch.undo()
     with pytest.raises(SystemExit) as exc:
         main([*args, "--dry-run"])  # the plan shows what the re-run continues (it showed a whole job)

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FOLDER_RESUME_HINT = "run the same command again to continue (finished files are skipped)"
+FOLDER_CHANGED_HINT = "run the same command as before, or use --overwrite to start over (it redoes finished files too)"
 FOLDER_EXTENSIONS = video_io.FOLDER_EXTENSIONS  # what a folder run takes
 SHOWN_NAMES = 5  # names a "left out" warning lists
 
@@ -52,7 +53,7 @@ class BatchItem:
     input: Path
     output: Path
     status: Status = "pending"
-    error: str | None = None  # one line, for failed items
+    error: str | None = None  # one line, for failed items and the one a Ctrl-C stopped
     result: Any = None  # the UpscaleResult of a done item
     warnings: list[logging.LogRecord] = field(default_factory=list)  # a dry run's, said once per folder
     exit_code: int = 0  # a failed item's error's (75: worth retrying; 1: a bug)
@@ -61,10 +62,18 @@ class BatchItem:
         """Record why this file is not done: "busy" when another dove run is writing it (left to that
         run), else "failed" with the one-line error, naming the file (a bug's names its type)."""
         self.status = "busy" if isinstance(exc, OutputBusy) else "failed"
-        self.error = str(exc) if isinstance(exc, DoveError) else f"{type(exc).__name__}: {exc}"
+        self.error = folder_advice(str(exc)) if isinstance(exc, DoveError) else f"{type(exc).__name__}: {exc}"
         if self.input.name not in self.error:  # e.g. a plan past the host's memory
             self.error = f"{self.input}: {self.error}"
         self.exit_code = exc.exit_code if isinstance(exc, DoveError) else 1
+
+
+def folder_advice(message: str) -> str:
+    """A file's message with the folder run's advice: a folder run continues an unfinished file
+    without --resume, so the single run's "with --resume" hints would mislead."""
+    from dove_cli.resume import AGAIN_HINT, CHANGED_HINT
+
+    return message.replace(AGAIN_HINT, FOLDER_RESUME_HINT).replace(CHANGED_HINT, FOLDER_CHANGED_HINT)
 
 
 @dataclass
@@ -221,7 +230,6 @@ def upscale_batch(
     """
     from dove_cli.manifest import check_manifest, write_batch_manifest
     from dove_cli.options import check_options, check_paths, with_overrides
-    from dove_cli.resume import AGAIN_HINT
 
     if dry_run:
         return dry_run_batch(in_dir, out_dir, options, restorer=restorer, **overrides)
@@ -251,10 +259,13 @@ def upscale_batch(
                 upscale_batch_on_ray(result.items, opts, cluster=cluster, progress=progress, on_file=on_file,
                                      restorer=restorer)  # fmt: skip
             except Interrupted as exc:  # the folder's advice, as below
-                raise Interrupted(str(exc).replace(AGAIN_HINT, FOLDER_RESUME_HINT)) from None
+                raise Interrupted(folder_advice(str(exc))) from None
         else:
             model = _upscale_here(result, opts, restorer, on_file, progress)
     except BaseException as stopped:
+        for item in result.items:  # the file(s) it stopped in, for the manifest (the local run's say their own)
+            if item.status == "running" and item.error is None:
+                item.error = str(stopped) or "interrupted"
         if manifest is not None:
             try:
                 write_batch_manifest(manifest, in_dir, out_dir, asked, result, model, stopped)
@@ -275,7 +286,6 @@ def _upscale_here(
 ) -> Restorer | None:
     """The files one after another in this process; returns the model (None if none was needed)."""
     from dove_cli import models
-    from dove_cli.resume import AGAIN_HINT
     from dove_cli.upscaling import Progress, upscale
 
     model = restorer
@@ -305,7 +315,8 @@ def _upscale_here(
             left = sum(i.status == "pending" for i in result.items)
             done = result.count("done")
             tally = f" ({done} file{'s' * (done != 1)} done in this run, {left} not started)"
-            raise Interrupted(str(exc).replace(AGAIN_HINT, FOLDER_RESUME_HINT) + tally) from None
+            item.error = folder_advice(str(exc))  # the file's own line, for the manifest
+            raise Interrupted(item.error + tally) from None
         except KeyboardInterrupt:
             raise
         except Exception as exc:  # noqa: BLE001 - one odd file must not stop the batch

@@ -49,6 +49,8 @@ from dove_cli.windows import Span
 log = logging.getLogger(__name__)
 RESUME_HINT = "run the same command with --resume to continue"
 AGAIN_HINT = "run the same command again to continue"  # a run that has --resume (a folder run: batch.py adds its own)
+# After an option change (a folder run, which needs no --resume, says FOLDER_CHANGED_HINT in batch.py instead).
+CHANGED_HINT = "run the same command as before with --resume, or use --overwrite to start over"
 
 
 class _CannotResume(Exception):
@@ -260,7 +262,7 @@ class Work:
                 raise _CannotResume(
                     f"{self.path}: cannot resume: the saved run had {_as_given(key, old)}, this command has "
                     f"{_as_given(key, new)}",
-                    "run the same command as before with --resume, or use --overwrite to start over",
+                    CHANGED_HINT,
                 )
 
     def _nothing_saved(self) -> bool:
