@@ -190,6 +190,21 @@ def test_batch_dry_run_plans_every_file_and_writes_nothing(folder, tmp_path, cap
     assert doc["files"][0]["plan"]["frames"] == 6 and doc["files"][0]["result"] is None
 
 
+def test_batch_dry_run_marks_frame_counts_estimated_from_the_duration(folder, tmp_path, capsys):
+    """Matroska does not count frames: the folder's plan showed the estimate from the duration (75 for
+    72 frames, 94 for a 66-frame VFR episode) as if it were exact. Marked `~`, said once under the
+    table, and the total is "about"; an MP4's exact count is shown as it is."""
+    from dove_cli.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["upscale", str(folder), "-o", str(tmp_path / "out"), "--model", "bilinear", "--dry-run"])
+    out = capsys.readouterr().out
+    rows = {cells[0]: cells for cells in (line.replace("│", " ").split() for line in out.splitlines()) if cells}
+    assert rows["a.mp4"][1] == "6" and rows["b.mkv"][1] == "~5", out
+    assert "frames ~5: about 5, from the duration (the container does not count them;" in out, out
+    assert "2 to upscale (about 11 frames)" in out, out
+
+
 def test_batch_dry_run_says_what_its_counts_and_times_leave_out(tmp_path, capsys, monkeypatch):
     """A folder's plan table counts calls and time as each file's plan does: without the scene cuts
     the run finds, and with a range that a busy machine (load average above its CPUs) need not keep.
@@ -401,7 +416,7 @@ def test_an_interrupted_folder_says_how_it_continues(tmp_path, capsys, monkeypat
     with pytest.raises(SystemExit) as exc:
         main([*args, "--dry-run"])  # the plan shows what the re-run continues (it showed a whole job)
     out = capsys.readouterr().out
-    saved = re.search(r"long\.mkv\s+│\s+60 \((\d+) saved\)", out)
+    saved = re.search(r"long\.mkv\s+│\s+~60 \((\d+) saved\)", out)
     assert exc.value.code == 0 and saved and int(saved[1]) >= SEGMENT_MIN_FRAMES, out
     with pytest.raises(SystemExit) as exc:
         main(args)

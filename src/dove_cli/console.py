@@ -319,17 +319,21 @@ def print_batch_plans(items, console: Console) -> None:
         (h, w), (oh, ow) = p.input_size, p.file_size()
         gpu = f"{p.est_peak_device_bytes / gib:.1f} GiB" if p.est_peak_device_bytes else "-"
         est = human_duration(p.est_seconds) if p.est_seconds is not None else "-"
-        frames = f"{p.frames} ({p.saved_frames} saved)" if p.saved_frames else str(p.frames)
+        frames = f"{'' if p.frames_exact else '~'}{p.frames}" + (f" ({p.saved_frames} saved)" if p.saved_frames else "")
         table.add_row(escape(name), frames, f"{w}x{h}->{ow}x{oh}", str(p.windows()),
                       f"{p.work_ratio:.2f}", gpu, est)  # fmt: skip
     console.print(table)
+    if estimated := [p for p in planned if not p.frames_exact]:
+        console.print(f"frames ~{estimated[0].frames}: about {estimated[0].frames}, from the duration (the container "
+                      "does not count them; a variable frame rate can put it far off)", highlight=False, soft_wrap=True)  # fmt: skip
     if untimed := next((p for p in planned if p.est_seconds is None), None):
         console.print(f"est. time -: {escape(untimed_reason(untimed))}", highlight=False, soft_wrap=True)
     times = [p.est_seconds for p in planned]
     total = f", est. time {human_range(sum(times))}" if times and None not in times else ""
     skipped = sum(item.status == "skipped" for item in items)
     failed = sum(item.status == "failed" for item in items)
-    console.print(f"{len(planned)} to upscale ({sum(p.frames for p in planned)} frames{total}), {skipped} skipped "
+    console.print(f"{len(planned)} to upscale ({'about ' * bool(estimated)}{sum(p.frames for p in planned)} frames"
+                  f"{total}), {skipped} skipped "
                   f"(output exists; --overwrite to redo), {failed} cannot be planned", highlight=False, soft_wrap=True)  # fmt: skip
     for label, said in (("scene cuts", next((p.scene_cuts for p in planned if p.scene_cuts), "")),
                         ("est. time", next((p.est_note for p in planned if p.est_note), ""))):  # fmt: skip
