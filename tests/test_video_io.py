@@ -177,6 +177,35 @@ def test_hdr_is_said(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING), open_reader(pq) as reader:
         assert reader.info.color_trc == "smpte2084"
     assert "HDR video (PQ)" in caplog.text
+    assert "video outputs and PNG images keep the colour tags but not the HDR10 mastering" in caplog.text
+
+
+def _png_chunks(path: Path) -> dict[bytes, bytes]:
+    """A PNG's chunks by type, read from its bytes (not through FFmpeg)."""
+    data, chunks, at = path.read_bytes(), {}, 8
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    while at < len(data):
+        size = int.from_bytes(data[at : at + 4], "big")
+        chunks[data[at + 4 : at + 8]] = data[at + 8 : at + 8 + size]
+        at += 12 + size
+    return chunks
+
+
+def test_png_of_hdr_keeps_its_colour_tags(clip_hlg: Path, clip_pq: Path, tmp_path: Path) -> None:
+    """A 16-bit PNG of PQ/HLG video had no colour tags, so viewers took PQ code values for sRGB: it
+    gets a cICP chunk (BT.2020 primaries, the source's transfer, RGB, full range); an SDR source's
+    PNG stays untagged (viewers take it as sRGB)."""
+    from dove_cli.video_io.formats import png_writes_cicp
+
+    assert png_writes_cicp()  # this FFmpeg (PyAV's) writes cICP: the warning says PNG keeps the tags
+    for src, trc in ((clip_pq, 16), (clip_hlg, 18)):
+        roundtrip(src, tmp_path / src.stem / "%03d.png", reader={"warn": False})
+        chunks = _png_chunks(tmp_path / src.stem / "001.png")
+        assert chunks[b"IHDR"][8] == 16 and chunks[b"cICP"] == bytes([9, trc, 0, 1]), chunks.keys()
+    sdr = make_clip(tmp_path / "sdr.mkv", frames=2, pix_fmt="yuv420p10le",
+                    vf="setparams=color_primaries=bt709:color_trc=bt709:colorspace=bt709")  # fmt: skip
+    assert roundtrip(sdr, tmp_path / "sdr" / "%03d.png")[0].color_trc == "bt709"
+    assert b"cICP" not in _png_chunks(tmp_path / "sdr" / "001.png")
 
 
 def test_what_the_output_loses_is_said(

@@ -270,6 +270,33 @@ def encoder_formats(encoder: str) -> set[str]:
 
 # HDR transfer functions (FFmpeg's names) and the names HDR goes by.
 HDR_TRANSFERS = {"smpte2084": "PQ", "arib-std-b67": "HLG"}
+
+
+def png_color_tags(primaries: str | None, trc: str | None) -> dict[str, int] | None:
+    """The colour properties to give an RGB frame of an HDR source (PQ or HLG) that the PNG encoder
+    writes as a cICP chunk (and cHRM): RGB, full range, the source's primaries and transfer, which
+    dove's RGB frames keep. None for SDR, whose untagged PNG viewers show as sRGB (a BT.709 cICP
+    would ask them for the camera curve instead), or when this FFmpeg's encoder writes no cICP."""
+    if trc not in HDR_TRANSFERS or not png_writes_cicp():
+        return None
+    return {"color_primaries": inverse(PRIMARIES).get(primaries or "", 2), "color_trc": inverse(TRC)[trc],
+            "colorspace": 0, "color_range": 2}  # fmt: skip
+
+
+@functools.cache
+def png_writes_cicp() -> bool:
+    """Whether this FFmpeg's PNG encoder writes a cICP chunk from a frame's colour properties (recent
+    FFmpeg does, with a PyAV that can set them): tried on a 1x1 image."""
+    try:
+        frame = av.VideoFrame.from_ndarray(np.zeros((1, 1, 3), np.uint16), format="rgb48be")
+        frame.color_primaries, frame.color_trc, frame.colorspace, frame.color_range = 9, 16, 0, 2
+        cc: Any = av.CodecContext.create("png", "w")
+        cc.width, cc.height, cc.pix_fmt = 1, 1, "rgb48be"
+        return b"cICP" in b"".join(bytes(p) for p in [*cc.encode(frame), *cc.encode(None)])
+    except (av.FFmpegError, AttributeError, ValueError):
+        return False
+
+
 # Containers whose HDR video players expect as HEVC: phones, TVs and browsers play HDR as HEVC
 # (or AV1, VP9), and few of them decode H.264 at 10 bits.
 HDR_HEVC_CONTAINERS = ("mp4", "mov", "matroska")

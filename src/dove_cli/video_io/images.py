@@ -15,7 +15,7 @@ import numpy as np
 from av.video.reformatter import ColorRange
 
 from dove_cli.errors import OptionError, OutputError
-from dove_cli.video_io.formats import IMAGE_EXTENSIONS, TO_YUV_FLAGS, rgb_frame
+from dove_cli.video_io.formats import IMAGE_EXTENSIONS, TO_YUV_FLAGS, png_color_tags, rgb_frame
 from dove_cli.video_io.metadata import file_tags, find_timecode
 from dove_cli.video_io.paths import (
     check_output,
@@ -99,6 +99,8 @@ class ImageWriter(VideoWriter):
             self._say_losses(info, width, height, eight_bit=hi and not pf.startswith("rgb48"))
             self._say_dropped(info, audio, subtitles)
         self._encoder, self._options = encoder, {str(k): str(v) for k, v in (codec_options or {}).items()}
+        # An HDR source's colour tags, which a PNG keeps (cICP); other image formats cannot.
+        self._color = png_color_tags(info.color_primaries, info.color_trc) if encoder == "png" else None
         if not self._pattern:
             if info.num_frames > 1 and not info.is_still_image:
                 raise OutputError(
@@ -185,6 +187,8 @@ class ImageWriter(VideoWriter):
                 dst_color_range=ColorRange.JPEG,
                 interpolation=TO_YUV_FLAGS,
             )
+        for name, value in (self._color or {}).items():
+            setattr(frame, name, value)
         frame.pts = 0
         return b"".join(bytes(p) for p in [*cc.encode(frame), *cc.encode(None)])
 

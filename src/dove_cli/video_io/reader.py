@@ -38,6 +38,7 @@ from dove_cli.video_io.formats import (
     ffmsg,
     look_like_videos,
     looks_like_video,
+    png_writes_cicp,
 )
 from dove_cli.video_io.paths import FIELD, check_fields, is_image_path, is_pattern
 
@@ -597,19 +598,16 @@ class VideoReader:
                 self.path,
                 self._deinterlace,
             )
-        if self._warn and info.color_trc == "smpte2084":
-            log.warning(
-                "%s: HDR video (PQ): DOVE was trained on SDR, so results may differ; video outputs keep "
-                "the colour tags but not the HDR10 mastering metadata (MaxCLL, mastering display), and "
-                "images keep neither",
-                self.path,
-            )
-        elif self._warn and info.color_trc == "arib-std-b67":
-            log.warning(
-                "%s: HDR video (HLG): DOVE was trained on SDR, so results may differ; video outputs keep "
-                "the colour tags, images do not",
-                self.path,
-            )
+        if self._warn and info.color_trc in ("smpte2084", "arib-std-b67"):
+            png = png_writes_cicp()  # PNG keeps the colour tags (cICP) where this FFmpeg writes them
+            kept = f"video outputs{' and PNG images' * png} keep the colour tags"
+            if info.color_trc == "smpte2084":
+                kept += (f" but not the HDR10 mastering metadata (MaxCLL, mastering display), and "
+                         f"{'other images' if png else 'images'} keep neither")  # fmt: skip
+            else:
+                kept += f", {'other images' if png else 'images'} do not"
+            log.warning("%s: HDR video (%s): DOVE was trained on SDR, so results may differ; %s", self.path,
+                        "PQ" if info.color_trc == "smpte2084" else "HLG", kept)  # fmt: skip
         self._expected_end = self._declared_end(tb)
         # A stream that says it is constant-rate (its average rate is the rate its timestamps step at):
         # its frame duration, to find stretches lost (`_check_step`); None once a step is not a whole
