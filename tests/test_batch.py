@@ -413,6 +413,7 @@ def test_an_interrupted_folder_says_how_it_continues(tmp_path, capsys, monkeypat
     assert "not started" not in long["error"]  # the folder's tally is the run's, not the file's
     assert nxt["status"] == "not started" and nxt["error"] is None
     monkeypatch.undo()
+    monkeypatch.delenv("COLUMNS", raising=False)  # (pytest-xdist sets 80) the table keeps a file per row
     with pytest.raises(SystemExit) as exc:
         main([*args, "--dry-run"])  # the plan shows what the re-run continues (it showed a whole job)
     out = capsys.readouterr().out
