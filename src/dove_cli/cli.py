@@ -570,8 +570,19 @@ def download_weights_cmd(
 
 
 @app.command("info", cls=PlainHelp)
-def info_cmd() -> None:
-    """Versions, device and free GPU memory, where the weights are, and which optional features work."""
+def info_cmd(
+    files: list[Path] | None = typer.Argument(
+        None, metavar="[FILE]...", help="Describe these inputs instead: what dove reads and what else they hold."
+    ),
+    json_out: bool = typer.Option(False, "--json", help="With files: a JSON list, one object per file."),
+) -> None:
+    """Versions, device and free GPU memory, where the weights are, and which optional features work;
+    with files, each file's video as dove reads it and its other streams, chapters and tags."""
+    if files:
+        _describe_files(files, json_out)
+        return
+    if json_out:
+        raise OptionError("--json is for files: dove info FILE... --json")
     import importlib.metadata
     import importlib.util
     import platform
@@ -643,6 +654,32 @@ def info_cmd() -> None:
         why = "needs CUDA" if kernel != "flash" and not cuda else "not with this torch and device"
         table.add_row(f"SDPA {kernel}", f"yes ({' and '.join(where)})" if where else f"no ({why})")
     console.print(table)
+
+
+def _describe_files(files: list[Path], json_out: bool) -> None:
+    """`dove info FILE...`: a block (or a JSON object) per file; one that cannot be read is an error
+    line naming it, the others are still shown, and the exit status is 2."""
+
+    from dove_cli.console import print_described
+    from dove_cli.video_io.describe import describe
+
+    console = out_console()
+    described: list[dict] = []
+    failed = False
+    for file in files:
+        try:
+            described.append(describe(file))
+        except DoveError as exc:
+            failed = True
+            err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+            described.append({"path": str(file), "error": str(exc)})
+            continue
+        if not json_out:
+            print_described(described[-1], console)
+    if json_out:
+        print(json.dumps(described, indent=2))
+    if failed:
+        raise typer.Exit(2)
 
 
 # ---------------------------------------------------------------- train / degrade (owner: train)
@@ -775,8 +812,6 @@ def degrade_cmd(
 
 
 # ---------------------------------------------------------------- eval
-
-
 def _download_metric_weights(metrics: bool, dists: bool, folder: Path | None = None) -> None:
     """`dove download-weights --metrics / --dists`: fetch (or find) and verify the published files;
     with --dir (--metrics only), copy them into a folder `dove eval --weights-dir` reads, for a

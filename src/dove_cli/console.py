@@ -377,3 +377,77 @@ class VerifyBar:
 
     def __exit__(self, *exc: object) -> None:
         self.bar.stop()
+
+
+RANGES = {"tv": "limited (tv)", "pc": "full (pc)"}
+ASSUMED = {"bt709": "BT.709, as for HD", "smpte170m": "BT.601, as for SD"}
+
+
+def _colour(v: dict) -> list[tuple[str, str]]:
+    """The colour rows: each tag, or "untagged" and what dove does for it (reader and writer)."""
+    hd_tagged = "untagged (an HD output is tagged bt709)" if v["assumed_matrix"] else "untagged"
+    return [
+        ("  primaries", v["primaries"] or hd_tagged),
+        ("  transfer", v["transfer"] or hd_tagged),
+        ("  matrix", v["matrix"] or f"untagged (read as {ASSUMED[v['assumed_matrix']]})"),
+        ("  range", RANGES.get(v["range"], "") or "untagged (read as limited)"),
+        ("  HDR", f"yes ({v['hdr']})" if v["hdr"] else "no"),
+    ]
+
+
+def described_rows(d: dict) -> list[tuple[str, str]]:
+    """`dove info FILE`: one (label, text) row per fact of `video_io.describe`'s dict."""
+    if "images" in d:
+        im = d["images"]
+        if im["count"] == 1:
+            return [("image", f"{im['first']}, {im['width']}x{im['height']}, {im['pix_fmt']}, {im['bit_depth']}-bit")]
+        numbering = f"numbered {im['numbers']}" if im["numbers"] else "not numbered: read in name order"
+        numbering += f", {im['missing']} number{'s' * (im['missing'] != 1)} missing" if im["missing"] else ""
+        numbering += f", {len(im['strays'])} not in the numbering ({', '.join(im['strays'][:5])})" * bool(im["strays"])
+        return [
+            ("images", f"{im['count']} {im['codec']} ({im['first']} to {im['last']}), {numbering}"),
+            ("size", f"{im['width']}x{im['height']}"),
+            ("pixels", f"{im['pix_fmt']}, {im['bit_depth']}-bit"),
+        ]
+    v = d["video"]
+    n = v["frames"]
+    size = f"{v['width']}x{v['height']}"
+    size += f", shown {v['display_size']}" if v["display_size"] else ""
+    size += f" (pixel aspect {v['sample_aspect_ratio']})" if v["sample_aspect_ratio"] else ""
+    fps = Fraction(v["fps"])
+    rows = [
+        ("container", f"{d['container']}" + (f", {d['duration']:.3f} s" if d["duration"] else "")),
+        (f"#{v['index']} video", f"{v['codec']}, {size}"),
+        ("  frames", f"{n}" if v["frames_exact"] else f"about {n} (from the duration: the container does not count them)"),
+        ("  frame rate", f"{float(fps):.3f} fps" + (f" ({fps})" if fps.denominator != 1 else "")
+         + (", variable (this is the average)" if v["variable_rate"] else ", constant")),
+        ("  pixels", f"{v['pix_fmt']}, {v['bit_depth']}-bit, " + ("interlaced" if v["interlaced"] else "progressive")),
+        *_colour(v),
+    ]  # fmt: skip
+    if v["rotation"]:
+        rows.append(("  rotation", f"{v['rotation']} degrees (kept as a tag)"))
+    for s in d["streams"]:
+        if s["kind"] in ("attachment", "cover art"):
+            text = f"{s['filename']}, {s['mimetype'] or 'no type'}, {s['bytes']} bytes"
+        else:
+            parts = [s["codec"]]
+            parts += [f"{s['layout']} ({s['channels']} ch), {s['sample_rate']} Hz"] if s["kind"] == "audio" else []
+            parts += [s["language"]] if s["language"] else []
+            parts += [repr(s["title"])] if s["title"] else []
+            parts += [", ".join(s["flags"])] if s["flags"] else []
+            text = ", ".join(parts)
+        rows.append((f"#{s['index']} {s['kind']}", text))
+    if d["chapters"]:
+        rows.append(("chapters", str(d["chapters"])))
+    rows += [(f"tag {k}", v) for k, v in d["tags"].items()]
+    return rows
+
+
+def print_described(d: dict, console: Console) -> None:
+    """One input's block for `dove info FILE`: its path, then aligned plain lines (no padding after
+    the text, for scripts that read them)."""
+    rows = described_rows(d)
+    width = max(len(label) for label, _ in rows)
+    console.print(d["path"], markup=False, highlight=False, soft_wrap=True)
+    for label, text in rows:
+        console.print(f"  {label:<{width}}  {shown_line(str(text))}", markup=False, highlight=False, soft_wrap=True)

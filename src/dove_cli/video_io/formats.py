@@ -225,6 +225,11 @@ def profile_spec(name: str, spec: CodecSpec, preset: str | None, pix_fmt: str | 
     return replace(spec, pix_fmt=fmts[0], pix_fmt_hi=fmts[0], preset=profile, pix_fmts=fmts)
 
 
+def assumed_matrix(width: int, height: int) -> str:
+    """The YUV matrix of an untagged video, as players assume it from the size: BT.709 for HD, BT.601 for SD."""
+    return "bt709" if width >= 1280 or height >= 720 else "smpte170m"
+
+
 def ffmsg(exc: BaseException) -> str:
     """FFmpeg errors carry the file name already; keep only the reason."""
     return getattr(exc, "strerror", None) or str(exc)

@@ -34,6 +34,7 @@ from dove_cli.video_io.formats import (
     SWS_MATRIX,
     TO_RGB_FLAGS,
     TRC,
+    assumed_matrix,
     ff_round,
     ffmsg,
     look_like_videos,
@@ -78,6 +79,7 @@ class VideoInfo:
     colorspace: str | None = None  # the YUV matrix, FFmpeg names ("bt709", "smpte170m", ...)
     rotation: int = 0  # degrees counter-clockwise a player applies (display matrix); 0 when applied
     sample_aspect_ratio: Fraction | None = None
+    interlaced: bool = False  # the first frame, or the container, says so
     has_audio: bool = False
     has_subtitles: bool = False
     attachments: tuple[str, ...] = ()  # names of Matroska attachments (fonts for styled subtitles)
@@ -576,6 +578,7 @@ class VideoReader:
             colorspace=SPACE.get(frame.colorspace or cc.colorspace) if not fmt.is_rgb else "gbr",
             rotation=0 if self._rotate == "apply" else rotation,
             sample_aspect_ratio=Fraction(sar) if sar and sar != 1 else None,
+            interlaced=self._source_interlaced,
             has_audio=bool(c.streams.audio),
             has_subtitles=bool(c.streams.subtitles),
             attachments=tuple(attachment_name(s) for s in attachment_streams(c)),
@@ -614,7 +617,7 @@ class VideoReader:
         # number of them (variable frame rate).
         self._step = 1 / (fps * tb) if s.average_rate and s.average_rate == s.base_rate else None
         # Untagged YUV: players assume BT.709 for HD and BT.601 for SD; convert the same way.
-        matrix = info.colorspace or ("bt709" if frame.height >= 720 or frame.width >= 1280 else "smpte170m")
+        matrix = info.colorspace or assumed_matrix(frame.width, frame.height)
         self._src_matrix = SWS_MATRIX.get(matrix, Colorspace.ITU601)
         self._src_range = ColorRange.JPEG if info.color_range == "pc" else ColorRange.MPEG
         self._rgb_format = "rgb48le" if bit_depth > 8 else "rgb24"

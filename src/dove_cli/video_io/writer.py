@@ -30,6 +30,7 @@ from dove_cli.video_io.formats import (
     VIDEO_EXTENSIONS,
     VIDEO_TAGS,
     CodecSpec,
+    assumed_matrix,
     check_encoder_options,
     choose_pix_fmt,
     default_codec,
@@ -222,7 +223,7 @@ class ContainerWriter(VideoWriter):
         matrix, prim, trc = info.colorspace, info.color_primaries, info.color_trc
         hd = width >= 1280 or height >= 720
         if matrix is None or matrix == "gbr":
-            matrix = "bt709" if hd else "smpte170m"
+            matrix = assumed_matrix(width, height)
         if prim is None and trc is None and hd and info.colorspace in (None, "gbr"):
             prim, trc = "bt709", "bt709"
         full = info.color_range == "pc" or pf.startswith("yuvj")  # yuvj: full range, whatever the input's

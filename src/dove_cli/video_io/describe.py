@@ -1,0 +1,135 @@
+"""What dove reads from an input and what else it holds, for `dove info FILE`: a plain dict per
+input (JSON as it is), from the reader's own probe so that it says what a run would see."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+
+from dove_cli.video_io.formats import HDR_TRANSFERS, assumed_matrix
+from dove_cli.video_io.metadata import file_tags, get_tag, is_chapter_track
+from dove_cli.video_io.reader import (
+    VideoInfo,
+    attachment_name,
+    frame_numbers,
+    is_picture,
+    missing_numbers,
+    numbered,
+    open_reader,
+    stream_rate,
+)
+
+FLAGS = ("default", "forced", "comment", "hearing_impaired", "visual_impaired", "original", "dub", "captions")
+
+
+def describe(path: str | Path) -> dict[str, Any]:
+    """The input at `path` (video file, image pattern, folder of images or one image) as a dict:
+    its video as dove reads it, then every other stream in input order, chapters and file tags.
+    Raises the reader's InputError when dove cannot read it."""
+    with open_reader(path, warn=False) as reader:
+        info = reader.info
+    if info.is_images:
+        return {"path": str(path), "images": _images(info)}
+    with av.open(str(path), metadata_errors="replace") as c:
+        video = next(s for s in c.streams.video if not is_picture(s))
+        others = [_stream(c, s) for s in c.streams if s.index != video.index]
+        return {
+            "path": str(path),
+            "container": info.container,
+            "duration": info.duration,
+            "video": {"index": video.index, **_video(info, _variable_rate(c, video))},
+            "streams": others,
+            "chapters": len(c.chapters()),
+            "tags": file_tags(c),
+        }
+
+
+def _video(info: VideoInfo, variable: bool) -> dict[str, Any]:
+    w, h = info.width, info.height
+    display = (round(w * info.sample_aspect_ratio), h) if info.sample_aspect_ratio else (w, h)
+    if info.rotation % 180:
+        display = display[::-1]
+    tagged = info.colorspace not in (None, "gbr")
+    return {
+        "codec": info.codec,
+        "width": w,
+        "height": h,
+        "display_size": f"{display[0]}x{display[1]}" if display != (w, h) else None,
+        "sample_aspect_ratio": str(info.sample_aspect_ratio) if info.sample_aspect_ratio else None,
+        "rotation": info.rotation,
+        "frames": info.num_frames,
+        "frames_exact": info.num_frames_exact,
+        "fps": str(info.fps),
+        "variable_rate": variable,
+        "pix_fmt": info.pix_fmt,
+        "bit_depth": info.bit_depth,
+        "primaries": info.color_primaries,
+        "transfer": info.color_trc,
+        "matrix": info.colorspace,
+        "range": info.color_range,
+        # what the reader converts an untagged one with (`assumed_matrix`), and limited range
+        "assumed_matrix": None if tagged or info.colorspace == "gbr" else assumed_matrix(w, h),
+        "hdr": HDR_TRANSFERS.get(info.color_trc or ""),
+        "interlaced": info.interlaced,
+    }
+
+
+def _variable_rate(c: Any, s: Any) -> bool:
+    """Whether the video's frames are unevenly spaced: its packets read without decoding (a
+    Matroska file says nothing of it in its header). Steps within one tick of each other (Matroska's
+    millisecond clock makes 23.976 fps 41 and 42 ms) are even."""
+    step = 1 / (stream_rate(s) * Fraction(s.time_base)) if s.time_base else None
+    pts = sorted(p.pts for p in c.demux(s) if p.pts is not None)
+    steps = {b - a for a, b in zip(pts, pts[1:], strict=False)}
+    return bool(steps) and step is not None and (max(steps) - min(steps) > max(1, step / 100))
+
+
+def _stream(c: Any, s: Any) -> dict[str, Any]:
+    """One stream other than the video: its kind, codec, language, title and flags, and for audio
+    its channels and rate, for an attachment (or cover art) its file name, type and size."""
+    d: dict[str, Any] = {"index": s.index, "kind": s.type}
+    cc = s.codec_context
+    if s.type == "attachment" or is_picture(s):
+        d["kind"] = "attachment" if s.type == "attachment" else "cover art"
+        d["filename"] = attachment_name(s)
+        d["mimetype"] = s.metadata.get("mimetype") or (cc.name if cc else None)
+        d["bytes"] = len(s.data) if s.type == "attachment" else _picture_size(c, s)
+        return d
+    d["codec"] = cc.name if cc is not None else s.name
+    if s.type == "audio":
+        d["channels"] = cc.channels
+        d["layout"] = cc.layout.name
+        d["sample_rate"] = cc.sample_rate
+    if s.type == "data" and is_chapter_track(c, s):
+        d["kind"] = "chapter track"
+    d["language"] = s.metadata.get("language")
+    d["title"] = get_tag(s.metadata, "title") or get_tag(s.metadata, "name")  # MP4 keeps a track's title as its name
+    d["flags"] = [f for f in FLAGS if s.disposition & getattr(av.stream.Disposition, f)]
+    return d
+
+
+def _picture_size(c: Any, s: Any) -> int:
+    """Cover art's size: its one packet, which the demuxer hands out first."""
+    c.seek(0)
+    return next((p.size for p in c.demux(s) if p.size), 0)
+
+
+def _images(info: VideoInfo) -> dict[str, Any]:
+    files = info.files
+    numbers = frame_numbers(files)
+    return {
+        "count": len(files),
+        "first": files[0].name,
+        "last": files[-1].name,
+        "numbers": f"{numbers[0]}-{numbers[-1]}" if numbers else None,
+        "missing": sum(b - a + 1 for a, b in missing_numbers(files)),
+        "strays": [f.name for f in numbered(files)[1]],
+        "width": info.width,
+        "height": info.height,
+        "pix_fmt": info.pix_fmt,
+        "bit_depth": info.bit_depth,
+        "codec": info.codec,
+    }
