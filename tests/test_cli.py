@@ -20,7 +20,7 @@ from PIL import Image
 from conftest import demo_clip
 from dove_cli.cli import main
 from dove_cli.upscaling import upscale
-from media import ffmpeg
+from media import ffmpeg, make_clip
 
 
 def run(argv: list[str], capsys) -> tuple[int, str, str]:
@@ -1071,3 +1071,110 @@ def test_python_m_dove_cli_is_the_dove_command_and_one_frame_is_one_frame(tmp_pa
     assert code == 0 and "32x24, 1 frame at " in out and "1 frames" not in out + err, out
     code, out, err = run(args, capsys)
     assert code == 0 and re.search(r"^1 frame in .* -> .*big\.png$", err, re.M), err  # (progress: "1/1 frames")
+
+
+def _info(files: list, capsys) -> tuple[int, list[dict], str]:
+    code, out, err = run(["info", "--json", *map(str, files)], capsys)
+    return code, json.loads(out), err
+
+
+def test_info_file_shows_every_stream_in_input_order(tmp_path, capsys):
+    """`dove info EPISODE.mkv` said "Got unexpected extra argument(s)": nothing listed an episode's audio,
+    subtitles or attachments. Here a fansub-style file made by ffmpeg: each stream with what it was made with."""
+    base = make_clip(tmp_path / "base.mkv", audio=True, subtitles=True, chapters=True)
+    (tmp_path / "font.ttf").write_bytes(b"\0" * 3000)
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=32x32:rate=1", "-frames:v", "1", tmp_path / "cover.jpg")
+    ep = tmp_path / "ep 01.mkv"
+    ffmpeg("-i", base, "-f", "lavfi", "-i", "sine=sample_rate=44100:duration=0.5", "-map", "0:v", "-map", "0:a",
+           "-map", "1:a", "-map", "0:s", "-map", "0:s", "-c:v", "copy", "-c:a:0", "copy", "-c:a:1", "ac3", "-ac:a:1",
+           "2", "-c:s", "srt", "-disposition:a:0", "default", "-metadata:s:a:1", "language=eng", "-metadata:s:a:1",
+           "title=Commentary", "-disposition:a:1", "comment", "-metadata:s:s:1", "title=Signs & Songs",
+           "-disposition:s:1", "forced", "-attach", tmp_path / "font.ttf", "-metadata:s:t:0", "mimetype=font/ttf",
+           "-attach", tmp_path / "cover.jpg", "-metadata:s:t:1", "mimetype=image/jpeg", ep)  # fmt: skip
+    code, [d], err = _info([ep], capsys)
+    assert code == 0, err
+    v = d["video"]
+    assert (v["index"], v["codec"], v["width"], v["height"], v["fps"]) == (0, "h264", 64, 48, "30000/1001")
+    assert v["frames_exact"] is False and v["variable_rate"] is False  # Matroska does not count frames
+    streams = [(s["index"], s["kind"], s.get("codec"), s.get("language"), s.get("title"), s.get("flags"))
+               for s in d["streams"] if s["kind"] in ("audio", "subtitle")]  # fmt: skip
+    assert streams == [
+        (1, "audio", "aac", "fra", "French sine", ["default"]),
+        (2, "audio", "ac3", "eng", "Commentary", ["comment"]),
+        (3, "subtitle", "srt", "eng", None, []),
+        (4, "subtitle", "srt", "eng", "Signs & Songs", ["forced"]),
+    ]
+    audio = d["streams"][1]
+    assert (audio["channels"], audio["sample_rate"]) == (2, 44100)
+    font, cover = d["streams"][4:]
+    assert (font["kind"], font["filename"], font["mimetype"], font["bytes"]) == (
+        "attachment",
+        "font.ttf",
+        "font/ttf",
+        3000,
+    )
+    assert (cover["kind"], cover["filename"], cover["bytes"]) == (
+        "cover art",
+        "cover.jpg",
+        (tmp_path / "cover.jpg").stat().st_size,
+    )
+    assert d["chapters"] == 2 and d["tags"]["title"] == "My clip"
+    code, out, err = run(["info", str(ep)], capsys)  # the same as lines a person reads
+    assert code == 0 and out.startswith(f"{ep}\n"), err
+    assert "python" not in out and "SDPA" not in out  # only the file's block: no environment
+    for line in ("about 15 (from the duration", "29.970 fps (30000/1001), constant", "#2 audio       ac3, stereo (2 ch), "
+                 "44100 Hz, eng, 'Commentary', comment", "#4 subtitle    srt, eng, 'Signs & Songs', forced",
+                 "#5 attachment  font.ttf, font/ttf, 3000 bytes", "chapters       2", "tag title      My clip"):  # fmt: skip
+        assert line in out, out
+
+
+def test_info_file_says_colour_hdr_and_geometry(clip_pq, clip_rotated, clip_sar, clip_vfr, clip_interlaced, clip_10bit,
+                                                 capsys):  # fmt: skip
+    """What a colourist asked to see before a run: tags, what an untagged one is read as, HDR, bit depth,
+    and the geometry and timing each clip was made with (conftest_media.py)."""
+    code, (pq, rotated, sar, vfr, interlaced, ten), err = _info(
+        [clip_pq, clip_rotated, clip_sar, clip_vfr, clip_interlaced, clip_10bit], capsys
+    )
+    assert code == 0, err
+    p = pq["video"]
+    assert (p["primaries"], p["transfer"], p["matrix"], p["hdr"], p["bit_depth"]) == (
+        "bt2020", "smpte2084", "bt2020nc", "PQ", 10)  # fmt: skip
+    assert p["assumed_matrix"] is None and p["frames"] == 5 and p["frames_exact"]
+    assert (ten["video"]["bit_depth"], ten["video"]["pix_fmt"]) == (10, "yuv420p10le")
+    assert ten["video"]["hdr"] is None and ten["video"]["matrix"] is None
+    assert ten["video"]["assumed_matrix"] == "smpte170m"  # 64x48 untagged: read as BT.601
+    r = rotated["video"]
+    assert (r["width"], r["height"], abs(r["rotation"]), r["display_size"]) == (64, 48, 90, "48x64")
+    assert (sar["video"]["sample_aspect_ratio"], sar["video"]["display_size"]) == ("4/3", "85x48")
+    assert vfr["video"]["variable_rate"] and not rotated["video"]["variable_rate"]
+    assert interlaced["video"]["interlaced"] and not rotated["video"]["interlaced"]
+    code, out, err = run(["info", str(clip_pq), str(clip_10bit)], capsys)
+    assert code == 0, err
+    for line in (r"HDR +yes \(PQ\)", r"transfer +smpte2084", r"pixels +yuv420p10le, 10-bit, progressive",
+                 r"matrix +untagged \(read as BT.601, as for SD\)", r"HDR +no"):  # fmt: skip
+        assert re.search(line, out), (line, out)
+
+
+def test_info_images_and_an_unreadable_file(png_sequence, clip_2997, tmp_path, capsys):
+    """A folder of images: count, numbering and size. A file dove cannot read is one error line naming it
+    and exit 2, the other files still shown; `--json` without files is refused."""
+    folder = tmp_path / "seq"
+    shutil.copytree(png_sequence, folder)
+    (folder / "frame_0003.png").unlink()
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video at all")
+    code, out, err = run(["info", str(folder), str(broken), str(clip_2997)], capsys)
+    assert code == 2
+    assert err.strip().splitlines() == [f"error: {broken}: " + err.split(f"{broken}: ", 1)[1].strip()]
+    assert f"{folder}\n  images  7 png (frame_0000.png to frame_0007.png), numbered 0-7, 1 number missing\n" in out
+    assert "size    64x48" in out and f"{clip_2997}\n" in out and "#1 audio" in out
+    code, [seq, bad, clip], err = _info([folder, broken, clip_2997], capsys)
+    assert code == 2 and seq["images"]["count"] == 7 and seq["images"]["missing"] == 1
+    assert bad["path"] == str(broken) and bad["error"].startswith(f"{broken}: ")
+    assert clip["video"]["frames"] == 12 and [s["kind"] for s in clip["streams"]] == [
+        "audio",
+        "subtitle",
+        "chapter track",
+    ]
+    code, out, err = run(["info", "--json"], capsys)
+    assert code == 2 and err.startswith("error: --json is for files") and not out

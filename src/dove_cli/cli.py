@@ -659,7 +659,6 @@ def info_cmd(
 def _describe_files(files: list[Path], json_out: bool) -> None:
     """`dove info FILE...`: a block (or a JSON object) per file; one that cannot be read is an error
     line naming it, the others are still shown, and the exit status is 2."""
-
     from dove_cli.console import print_described
     from dove_cli.video_io.describe import describe
 
@@ -812,6 +811,8 @@ def degrade_cmd(
 
 
 # ---------------------------------------------------------------- eval
+
+
 def _download_metric_weights(metrics: bool, dists: bool, folder: Path | None = None) -> None:
     """`dove download-weights --metrics / --dists`: fetch (or find) and verify the published files;
     with --dir (--metrics only), copy them into a folder `dove eval --weights-dir` reads, for a
