@@ -1171,6 +1171,7 @@ def test_info_images_and_an_unreadable_file(png_sequence, clip_2997, tmp_path, c
     code, [seq, bad, clip], err = _info([folder, broken, clip_2997], capsys)
     assert code == 2 and seq["images"]["count"] == 7 and seq["images"]["missing"] == 1
     assert bad["path"] == str(broken) and bad["error"].startswith(f"{broken}: ")
+    assert clip["streams"][0]["title"] == "French sine"  # MP4 keeps a track title as its name
     assert clip["video"]["frames"] == 12 and [s["kind"] for s in clip["streams"]] == [
         "audio",
         "subtitle",
