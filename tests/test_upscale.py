@@ -819,23 +819,35 @@ def test_vram_plans_keep_offloaded_weights_off_the_gpu(tmp_path):
 def test_a_plan_past_vram_says_so_and_what_to_do(tmp_path, caplog):
     import logging
 
-    with caplog.at_level(logging.WARNING):
-        upscale(demo_clip("001.mp4"), tmp_path / "x.mp4", model="full-random", vram=24, dry_run=True)
-    assert "--vram" not in caplog.text  # the plan fits
-    with caplog.at_level(logging.WARNING):
-        plan = upscale(demo_clip("001.mp4"), tmp_path / "x.mp4", model="full-random", vram=8, dry_run=True)
+    from dove_cli.plan import vram_limit
+
+    def warning(**opts):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            plan = upscale(demo_clip("001.mp4"), tmp_path / "x.mp4", model="full-random", dry_run=True, **opts)
+        return plan, next((r.getMessage() for r in caplog.records if "--vram" in r.getMessage()), "")
+
+    assert warning(vram=24)[1] == ""  # the plan fits
+    plan, said = warning(vram=8)
     assert plan.est_peak_device_bytes > 8 << 30
-    warning = next(r.getMessage() for r in caplog.records if "--vram" in r.getMessage())
     # --offload model would still hold the 10.4 GiB transformer on the card in its turn: not named
-    assert "is more than --vram 8 GiB" in warning and warning.endswith("try --offload sequential"), warning
-    assert "--offload model" not in warning  # nor smaller windows: the 11.3 GiB of weights alone exceed 8 GiB
-    caplog.clear()
-    with caplog.at_level(logging.WARNING):  # the weights fit 16 GiB; a whole-frame window does not
-        upscale(demo_clip("001.mp4"), tmp_path / "x.mp4", model="full-random", vram=16, tile=0, dry_run=True)
-    warning = next(r.getMessage() for r in caplog.records if "--vram" in r.getMessage())
-    assert warning.endswith("try --offload sequential, a smaller --tile or a shorter --chunk"), warning
+    assert "is past the 7.4 GiB a plan may take on --vram 8 GiB" in said and said.endswith(
+        "try --offload sequential"
+    ), said
+    assert "--offload model" not in said  # nor smaller windows: the 11.3 GiB of weights alone exceed 8 GiB
+    _, said = warning(vram=16, tile=0)  # the weights fit 16 GiB; a whole-frame window does not
+    assert said.endswith("try a smaller --tile"), said  # what the planner says fits (not offload: 69 GiB windows)
     assert "--tile-overlap" not in caplog.text  # 64 px tiles share 16 px, not the default 32: not the user's doing
     assert (plan.tile, plan.tile_overlap) == (64, 16)
+    # past the planner's budget but under the card: warned (only past the whole --vram before)
+    plan, said = warning(vram=16, tile=256)
+    assert vram_limit(16, 11 << 30) < plan.est_peak_device_bytes < 16 << 30, plan  # the weights: 11.3 GiB
+    assert "is past the 14.7 GiB a plan may take on --vram 16 GiB" in said and said.endswith("try --offload model"), (
+        said
+    )
+    # a hint is named only when its plan fits: on a tiny card nothing does, and the smallest plan is said
+    _, said = warning(vram=0.01)
+    assert said.endswith("nothing fits this card: the smallest plan (with --offload sequential) needs 0.5 GiB"), said
 
 
 def test_a_poor_plan_names_the_option_that_plans_better(tmp_path, caplog, monkeypatch):

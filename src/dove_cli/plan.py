@@ -114,6 +114,9 @@ def lq_block(scale: int, multiple: int) -> int:
 
 HOST_BASE_BYTES = 512 << 20  # the process before any frame: torch, diffusers and PyAV (331 MiB), codec buffers
 CUDA_CONTEXT_BYTES = 600 << 20  # what a CUDA context and cuDNN/cuBLAS take on a card before any tensor
+WINDOW_SHARE = (
+    0.85  # of the memory the weights leave, what windows may take: the rest for estimate error, the allocator
+)
 
 
 def memory_budget(device: torch.device, not_yet_loaded: int = 0, vram_gib: float | None = None) -> int:
@@ -127,8 +130,16 @@ def memory_budget(device: torch.device, not_yet_loaded: int = 0, vram_gib: float
             free += torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)  # torch's cache is ours
             if vram_gib is not None:
                 free = min(free, int(vram_gib * (1 << 30)) - CUDA_CONTEXT_BYTES)
-        return int(max(0, free - not_yet_loaded) * 0.85)
+        return int(max(0, free - not_yet_loaded) * WINDOW_SHARE)
     return int(max(0, psutil.virtual_memory().available - not_yet_loaded) * 0.5)
+
+
+def vram_limit(vram_gib: float, weights_on_device: int) -> int:
+    """The most GPU memory a plan for a card of vram_gib GiB may take by memory_budget's rule: its
+    weights and WINDOW_SHARE of what they and the CUDA context leave (the card less its context
+    when the weights alone do not fit)."""
+    card = max(0, int(vram_gib * (1 << 30)) - CUDA_CONTEXT_BYTES)
+    return weights_on_device + int((card - weights_on_device) * WINDOW_SHARE) if card > weights_on_device else card
 
 
 def weights_to_come(model: Restorer, offload: Offload, device: torch.device) -> int:
@@ -365,25 +376,44 @@ def warn_if_host_memory_short(plan: Plan, model: Restorer) -> None:
 def warn_if_device_memory_short(
     plan: Plan, info: VideoInfo, model: Restorer, opts: UpscaleOptions, device: torch.device, dtype: torch.dtype
 ) -> None:
-    """--vram N: say so when even the chosen windows are estimated past N GiB (auto tiles stop at
-    MIN_TILE, and given --tile/--chunk are kept), with what would make room: the least offload whose
-    plan fits (`--offload model` still brings the 10.4 GiB transformer onto an 8 GiB card), else the most."""
-    vram = None if opts.vram is None else opts.vram * 2**30
-    if vram is None or plan.est_peak_device_bytes <= vram:
+    """--vram N: say so when the chosen windows are estimated past what the planner allows on that card
+    (vram_limit: auto tiles stop at MIN_TILE, and given --tile/--chunk are kept), with a change whose
+    plan fits, each planned by make_plan: the least offload (`--offload model` still brings the 10.4 GiB
+    transformer onto an 8 GiB card), else smaller windows; else that nothing fits, and what the
+    smallest of those plans needs."""
+    if opts.vram is None or plan.est_peak_device_bytes <= _limit(opts, model):
         return
-    advice = []
-    for offload in _more_offload(opts) if model.weights_bytes() else []:
-        advice = [f"--offload {offload}"]
-        alt = make_plan(info, model, dataclasses.replace(opts, offload=offload), device, dtype)
-        if alt.est_peak_device_bytes <= vram:
+    tried = [(plan.est_peak_device_bytes, "")]
+    for flag, alt_opts in _roomier(plan, opts, model):
+        alt = make_plan(info, model, alt_opts, device, dtype)
+        if alt.est_peak_device_bytes <= _limit(alt_opts, model):
+            tries = f"try {flag}"
             break
-    if model.weights_on_device(opts.offload) < vram:  # else smaller windows cannot make room
-        advice += ["a smaller --tile"] if plan.tile == 0 or plan.tile > MIN_TILE else []
-        advice += ["a shorter --chunk" if plan.chunk else f"--chunk {DEFAULT_CHUNK}"]
-    advice = advice or ["a GPU with more memory: the weights alone take more"]
-    tries = ", ".join(advice[:-1]) + (" or " if len(advice) > 1 else "") + advice[-1]
-    log.warning("the plan's estimated peak GPU memory, %.1f GiB, is more than --vram %g GiB: it may run out of "
-                "memory; try %s", plan.est_peak_device_bytes / 2**30, opts.vram, tries)  # fmt: skip
+        tried.append((alt.est_peak_device_bytes, flag))
+    else:
+        least, flag = min(tried)
+        tries = f"nothing fits this card: the smallest plan{f' (with {flag})' if flag else ''} needs {least / 2**30:.1f} GiB"
+    log.warning("the plan's estimated peak GPU memory, %.1f GiB, is past the %.1f GiB a plan may take on "
+                "--vram %g GiB (%d%% of what the weights and the CUDA context leave is kept free): it may run out of memory; %s",
+                plan.est_peak_device_bytes / 2**30, _limit(opts, model) / 2**30, opts.vram,
+                round((1 - WINDOW_SHARE) * 100), tries)  # fmt: skip
+
+
+def _limit(opts: UpscaleOptions, model: Restorer) -> int:
+    return vram_limit(opts.vram or 0, model.weights_on_device(opts.offload))
+
+
+def _roomier(plan: Plan, opts: UpscaleOptions, model: Restorer) -> list[tuple[str, UpscaleOptions]]:
+    """(flag, options) that may make room, in the order warn_if_device_memory_short tries them: more
+    offload, least first, then smaller windows (auto tiles, and the paper's chunk for a whole clip)."""
+    out = [(f"--offload {o}", dataclasses.replace(opts, offload=o)) for o in _more_offload(opts)]
+    out = out if model.weights_bytes() else []
+    tile = AUTO if plan.tiles == 1 or plan.tile > MIN_TILE else opts.tile
+    chunk = DEFAULT_CHUNK if not plan.chunk and plan.frames > DEFAULT_CHUNK else opts.chunk
+    words = ["a smaller --tile"] * (tile != opts.tile) + [f"--chunk {chunk}"] * (chunk != opts.chunk)
+    if words:
+        out.append((" and ".join(words), dataclasses.replace(opts, tile=tile, chunk=chunk)))
+    return out
 
 
 def _more_offload(opts: UpscaleOptions) -> list[Offload]:
