@@ -1041,20 +1041,23 @@ def test_a_leading_tilde_is_the_home_folder_where_the_shell_left_it(tmp_path, ca
 
 def test_a_name_with_a_carriage_return_or_newline_is_shown_escaped_on_one_line(tmp_path, capsys, monkeypatch):
     """A script saved with Windows line endings ends its last argument in a carriage return, which the
-    terminal hides: `base.mp4` "did not exist", though it does. The name is shown escaped and the
-    cause named; a name with a newline keeps the error on one line."""
+    terminal hides: `base.mp4` "did not exist", though it does, and `--manifest run.json` wrote a file
+    named `run.json\r` without a word. Any argument ending in one is refused first, named escaped;
+    a name with a newline keeps an error on one line."""
     monkeypatch.chdir(tmp_path)
     shutil.copy(demo_clip("002.mp4"), tmp_path / "base.mp4")
-    hint = "ends in a carriage return: is the script saved with Windows line endings?)"
-    for args, said in (
-        (["base.mp4\r", "-o", "a.mp4", "--model", "bilinear"], "base.mp4\\r: no such file (the argument 'base.mp4\\r' "),
-        (["base.mp4", "-o", "a.mp4", "--model", "bilinear\r"], "model folder bilinear\\r does not exist (did you mean "
-                                                               "--model bilinear?) (the argument 'bilinear\\r' "),
-        (["base.mp4", "-o", "a.mp4", "--model", "bilinear", "-q\r"], "No such option: -\\x0d (see 'dove upscale "
-                                                                     "--help') (the argument '-q\\r' "),
+    hint = "ends in a carriage return: is the script saved with Windows line endings? (dos2unix SCRIPT converts it)"
+    base = ["base.mp4", "-o", "a.mp4", "--model", "bilinear", "--preview", "0+0.1s"]
+    for args, named in (
+        (["base.mp4\r", *base[1:]], "base.mp4\\r"),
+        ([*base[:4], "bilinear\r", *base[5:]], "bilinear\\r"),
+        ([*base, "-q\r"], "-q\\r"),
+        ([*base, "--manifest", "run.json\r"], "run.json\\r"),  # no error of its own: it wrote run.json\r
+        ([*base, "--tile", "0\r"], "0\\r"),
     ):  # fmt: skip
         code, out, err = run(["upscale", *args], capsys)
-        assert code == 2 and err == f"error: {said}{hint}\n" and not out, err
+        assert code == 2 and err == f"error: the argument '{named}' {hint}\n" and not out, err
+    assert sorted(os.listdir(tmp_path)) == ["base.mp4"]  # nothing made
     (tmp_path / "nl\nname.mp4").write_bytes(b"")
     code, _, err = run(["upscale", "base.mp4", "-o", "nl\nname.mp4", "--model", "bilinear"], capsys)
     assert code == 2 and err == "error: nl\\nname.mp4: already exists (use --overwrite to replace it)\n", err

@@ -611,3 +611,30 @@ def test_concatenated_recordings_resume_to_an_identical_output(tmp_path):
     assert out.read_bytes() == ref.read_bytes()
     pts = [int(line.split(",")[2]) for line in framemd5(out)]
     assert len(pts) == 100 and pts[50] - pts[49] == pts[1] - pts[0]  # the second recording continues the first
+
+
+def test_a_disk_already_full_is_exit_75_and_leaves_nothing(tmp_path):
+    """The output's file system is full before the run writes anything: the run's lock file could not
+    be written, a traceback (exit 1) that left `o.mp4.dove-work/lock`, and a folder run failed every
+    file as `OSError` (exit 2). Now one line, exit 75 (the same command finishes once there is room),
+    and nothing left beside the output."""
+    import shutil
+
+    if shutil.which("unshare") is None or subprocess.run(["unshare", "-m", "true"]).returncode != 0:
+        pytest.skip("needs unshare -m (root) to mount a tiny file system")
+    (tmp_path / "in").mkdir()
+    clip = make_clip(tmp_path / "in" / "one.mp4", frames=4)
+    full = tmp_path / "full"
+    full.mkdir()
+    dove = f"{sys.executable} -m dove_cli.cli upscale --model bilinear --scale 1 -q"
+    script = (f"mount -t tmpfs -o size=64k tmpfs {full} && (dd if=/dev/zero of={full}/fill bs=4k 2>/dev/null; true)"
+              f" && {dove} {clip} -o {full}/o.mp4; echo rc=$?; {dove} {clip.parent} -o {full}/out/; echo rc=$?;"
+              f" ls -A {full} {full}/out")  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    proc = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script], capture_output=True,
+                          text=True, timeout=300, env=env)  # fmt: skip
+    assert proc.stdout.count("rc=75") == 2, (proc.stdout, proc.stderr)
+    assert f"error: {full}/o.mp4: disk full while writing" in proc.stderr.splitlines(), proc.stderr
+    assert f"failed: {full}/out/one.mp4: disk full while writing" in proc.stderr and "Traceback" not in proc.stderr
+    listing = proc.stdout.split("rc=75")[-1].split()
+    assert listing == [f"{full}:", "fill", "out", f"{full}/out:"], listing  # no work folder, no lock left

@@ -15,7 +15,7 @@ import os
 import re
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, get_type_hints
 
@@ -985,6 +985,11 @@ def main(argv: list[str] | None = None) -> None:
     _sigterm_received = _stop_said = False  # tests and scripts call main() again in one process
     previous = signal.signal(signal.SIGTERM, _sigterm_as_ctrl_c)
     args = _verbose_first(_home_expanded(sys.argv[1:] if argv is None else argv))
+    if crlf := [arg for arg in args if arg.endswith("\r")]:  # hidden by the terminal; no name or value wants one
+        _print_error(f"the argument {crlf[0]!r} ends in a carriage return: is the script saved with Windows line"
+                     " endings? (dos2unix SCRIPT converts it)")  # fmt: skip
+        signal.signal(signal.SIGTERM, previous)
+        sys.exit(2)
     try:
         code = app(args=args, prog_name="dove", standalone_mode=False)
         if code == 130 and not _stop_said:  # typer's own exit for a Ctrl-C while it parsed
@@ -997,21 +1002,21 @@ def main(argv: list[str] | None = None) -> None:
         message = exc.format_message()
         for said, plain in TYPER_WORDS.items():
             message = message.replace(said, plain)
-        _print_error(f"{message.rstrip('.')}{hint}", args)
+        _print_error(f"{message.rstrip('.')}{hint}")
         code = exc.exit_code
     except _click.ClickException as exc:
-        _print_error(exc.format_message(), args)
+        _print_error(exc.format_message())
         code = exc.exit_code
     except typer.Abort:
         err_console.print("interrupted", highlight=False)
         code = 130
     except DoveError as exc:
-        _print_error(str(exc), args)
+        _print_error(str(exc))
         code = exc.exit_code
     except OSError as exc:  # a name past the file system's limit anywhere (an input, --eval GT): the user's
         if exc.errno != errno.ENAMETOOLONG:
             raise
-        _print_error(f"{exc.filename}: name too long for the file system", args)
+        _print_error(f"{exc.filename}: name too long for the file system")
         code = 2
     except KeyboardInterrupt:
         err_console.print("interrupted", highlight=False)
@@ -1038,14 +1043,8 @@ class _click:
     NoArgsIsHelpError = getattr(_module, "NoArgsIsHelpError", UsageError)
 
 
-def _print_error(message: str, args: Sequence[str] = ()) -> None:
-    """The one `error:` line (shown_line: a name's control characters escaped). An argument ending in a
-    carriage return is named: a script saved with Windows line endings gives its last argument one,
-    and the file or model it names then "does not exist", though it looks right."""
-    if crlf := [arg for arg in args if arg.endswith("\r")]:
-        message += (
-            f" (the argument {crlf[0]!r} ends in a carriage return: is the script saved with Windows line endings?)"
-        )
+def _print_error(message: str) -> None:
+    """The one `error:` line (shown_line: a name's control characters escaped)."""
     err_console.print(f"[bold red]error:[/] {escape(shown_line(message))}", highlight=False, soft_wrap=True)
 
 

@@ -449,7 +449,7 @@ def check_options(opts: UpscaleOptions) -> UpscaleOptions:
         if rate <= 0:
             raise OptionError(f"--fps {opts.fps} is not a positive frame rate (e.g. 24, 29.97 or 30000/1001)")
         if rate > MAX_FPS:
-            raise OptionError(f"--fps {opts.fps}: at most {MAX_FPS} frames/s (a .mkv times frames in milliseconds)")
+            raise OptionError(f"--fps {opts.fps}: at most {MAX_FPS} frames/s")
     return opts
 
 

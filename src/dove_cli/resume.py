@@ -21,6 +21,7 @@ pixels) must match, so a resume never mixes two different runs.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -208,9 +209,17 @@ class Work:
         if not _lock_file(f):
             with f:
                 raise OutputBusy(_busy(self.output, f)) from None
-        f.truncate(0)
-        f.write(f"{os.getpid()}\n")
-        f.flush()
+        try:
+            f.truncate(0)
+            f.write(f"{os.getpid()}\n")
+            f.flush()
+        except OSError as exc:  # a full disk: nothing of this run is there yet, so leave nothing
+            with contextlib.suppress(OSError):  # (closing flushes the same bytes again)
+                f.close()
+            path.unlink(missing_ok=True)
+            if not any(self.path.iterdir()):
+                self.path.rmdir()
+            raise video_io.write_failed(self.output, exc, exc.strerror or str(exc)) from None
         self._lock = f
 
     def release(self) -> None:
