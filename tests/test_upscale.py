@@ -274,6 +274,12 @@ def test_a_preview_past_the_end_plans_the_frames_it_makes(tmp_path):
     made = upscale(clip, out, model="bilinear", preview="5+5s", device="cpu")
     assert plan.frames == made.frames == made.plan.frames == 20, (plan.frames, made.frames)
     assert upscale(clip, out, model="bilinear", preview="2+1.5s", dry_run=True).frames == 24  # inside: unchanged
+    # a start between two frames (5.01 s: the first frame kept is 81, at 5.0625 s): 19, not 20, and
+    # a short span there: 1 (t = 5.0625 only), counted from the frames' times by hand
+    for preview, frames in (("5.01+5s", 19), ("5.01+0.06s", 1), ("0.03+0.5s", 8)):
+        plan = upscale(clip, out, model="bilinear", preview=preview, dry_run=True)
+        made = upscale(clip, out, model="bilinear", preview=preview, device="cpu", overwrite=True)
+        assert plan.frames == made.frames == made.plan.frames == frames, (preview, plan.frames, made.frames)
 
 
 class Shifted(BilinearModel):

@@ -235,9 +235,7 @@ def make_plan(info: VideoInfo, model: Restorer, opts: UpscaleOptions, device: to
     frames = info.num_frames or 0
     if opts.preview:
         start, dur = parse_preview(opts.preview)
-        if info.duration:  # a span past the end stops there, as the reader keeps it (_select_span)
-            dur = min(dur, info.duration - start)
-        frames = max(1, min(frames or 10**9, math.ceil(dur * float(info.fps or 25))))
+        frames = max(1, info.span_frames(start, dur))  # as the reader keeps them (_select_span)
     offload = opts.offload if device.type == "cuda" else "none"  # offloading does nothing on the CPU
     budget = memory_budget(device, weights_to_come(model, offload, device), opts.vram)
     # The float accumulators of the frames being blended: on the GPU when they are small next to it

@@ -106,6 +106,16 @@ class VideoInfo:
         """A timestamp (in `time_base`) as seconds from the first frame."""
         return float((pts - self.start_pts) * self.time_base)
 
+    def span_frames(self, start: float | Fraction, duration: float | Fraction | None) -> int:
+        """The frames of the whole video in a span (start <= t < start + duration, seconds from the
+        first frame), at its average rate: from the first frame at or after `start`, not one more
+        when `start` falls between two (a --preview's plan counted 48 of the 47 it made)."""
+        fps = Fraction(self.fps or DEFAULT_SEQUENCE_FPS)
+        at = Fraction(str(start)) if isinstance(start, float) else Fraction(start)
+        total = self.num_frames or round(Fraction(str(self.duration or 0)) * fps)
+        end = total if duration is None else min(total, math.ceil((at + Fraction(str(duration))) * fps))
+        return max(0, end - math.ceil(at * fps))
+
 
 @dataclass
 class Frame:
@@ -937,9 +947,7 @@ class VideoReader:
             self.dropped_frames, self._unplaced = 0, 0  # the seek decodes again what counts
             self._skipped.clear()
             self._seek_before(lo)
-        total = (info.duration or 0) - float(start or 0)
-        span = total if duration is None else min(total, float(duration))
-        info.num_frames = max(1, round(span * info.fps)) if span > 0 else 0
+        info.num_frames = info.span_frames(start or 0, duration)
         info.num_frames_exact = False
 
     def _seek_before(self, lo: int) -> None:
