@@ -208,6 +208,20 @@ def test_fp8_without_an_fp8_gpu_is_refused_before_any_work(tmp_path, capsys, ext
     assert "int8 and nf4 need one too" in err and "use --quantize int8" not in err  # they need CUDA as well
 
 
+@pytest.mark.parametrize("quantize", ["int8", "nf4", "fp8"])
+@pytest.mark.parametrize("extra", [[], ["--dry-run"]])
+def test_quantize_on_bilinear_is_one_warning_whatever_the_mode(tmp_path, capsys, caplog, quantize, extra):
+    """--model bilinear has no weights to quantize: fp8 was refused (needs a GPU) where int8/nf4
+    warned, and a real run warned twice (its host-memory check loaded the model too)."""
+    argv = ["upscale", str(demo_clip("007.mp4")), "-o", str(tmp_path / "x.mp4"), "--model", "bilinear",
+            "--quantize", quantize, "--offload", "none" if quantize == "fp8" else "model", *extra]  # fmt: skip
+    code, _, err = run(argv, capsys)
+    said = [r.getMessage() for r in caplog.records if "bilinear has no network" in r.getMessage()]
+    assert code == 0 and "error" not in err, err
+    assert len(said) == 1, err
+    assert f"--quantize {quantize}" in said[0] and ("--offload model" in said[0]) == (quantize != "fp8")
+
+
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="plans a card on paper: no GPU here")
 def test_fp8_plans_for_a_card_on_paper_without_cuda(tmp_path, capsys):
     """--dry-run --vram plans for a GPU this machine lacks: no CUDA capability to ask (torch raised),

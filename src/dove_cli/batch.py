@@ -307,6 +307,7 @@ def _upscale_here(
             if progress:
                 progress(Progress(0, 0, "", 0.0, "loading model"))
             device, dtype = models.resolve_device(opts)
+            models.check_quantize(opts, device)  # as a one-file run does (its calls below get this model)
             model = models.load_model(opts, device, dtype)
         try:
             item.result = upscale(item.input, item.output, opts, restorer=model, progress=progress)

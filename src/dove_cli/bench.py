@@ -15,7 +15,7 @@ import torch
 
 from dove_cli import video_io
 from dove_cli.errors import OptionError
-from dove_cli.models import load_model, resolve_device
+from dove_cli.models import check_quantize, load_model, resolve_device
 from dove_cli.options import UpscaleOptions
 from dove_cli.threads import THREAD_STAGES
 from dove_cli.timing import StageTimer
@@ -65,6 +65,7 @@ def run_bench(
         raise OptionError("--repeat must be at least 1 and --warmup at least 0")
     opts = replace(options, color_fix="wavelet", overwrite=True, audio="none")
     dev, dt = resolve_device(opts)
+    check_quantize(opts, dev)  # one line before anything is made or loaded
     if warmup is None:
         warmup = 1 if dev.type == "cuda" else 0
     with tempfile.TemporaryDirectory(prefix="dove-bench-") as tmp:

@@ -95,12 +95,18 @@ def check_quantize(opts: UpscaleOptions, device: torch.device, on_paper: bool = 
     """What --quantize needs (a GPU that has fp8, bitsandbytes, ...), checked before anything loads.
     on_paper (--dry-run --vram without a GPU): the card is not this machine's, so nothing to check.
     A dry run of a built-in model loads nothing, and a real run refuses int8/nf4 on it (`_load`):
-    its plan counts the bytes bitsandbytes would store, with or without bitsandbytes here."""
+    its plan counts the bytes bitsandbytes would store, with or without bitsandbytes here.
+    --model bilinear has nothing to quantize or offload: said here, once a run, and nothing needed."""
+    if opts.model == "bilinear":
+        if given := [f"--{name} {value}" for name, value in (("quantize", opts.quantize), ("offload", opts.offload))
+                     if value != "none"]:  # fmt: skip
+            log.warning("--model bilinear has no network: %s does nothing", " and ".join(given))
+        return
     if on_paper:
         return
     if opts.quantize == "fp8":
         engine.check_fp8(device)
-    elif opts.quantize != "none" and opts.model != "bilinear":
+    elif opts.quantize != "none":
         if dry_run and random_size(opts) and device.type == "cuda":
             return
         engine.bnb_config(opts.quantize, DTYPES.get(opts.dtype or "bf16", torch.bfloat16), device)
@@ -108,9 +114,7 @@ def check_quantize(opts: UpscaleOptions, device: torch.device, on_paper: bool = 
 
 def _load(opts: UpscaleOptions, device: torch.device, dtype: torch.dtype) -> Restorer:
     name = opts.model
-    if name == "bilinear":
-        if opts.quantize != "none" or opts.offload != "none":
-            log.warning("--model bilinear has no network: --quantize and --offload do nothing")
+    if name == "bilinear":  # --quantize/--offload on it: check_quantize's warning
         return BilinearModel(device)
     if dtype == torch.float16:
         log.warning("--dtype fp16: CogVideoX1.5 was trained in bf16 and can overflow in fp16 (the run stops if it "
@@ -158,7 +162,7 @@ def planning_model(opts: UpscaleOptions, device: torch.device, dtype: torch.dtyp
     """
     name = opts.model
     if name == "bilinear":
-        return _load(opts, device, dtype), ""  # nothing to load; its option warnings are the run's
+        return BilinearModel(device), ""  # nothing to load
     if size := random_size(opts):
         return engine.skeleton(*engine.RANDOM_CONFIGS[size], device=device, dtype=dtype, quantize=opts.quantize), ""
     try:
