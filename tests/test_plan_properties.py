@@ -189,3 +189,20 @@ def test_a_gpu_size_takes_the_article_it_is_said_with():
 
     said = {8: "an 8", 11: "an 11", 18: "an 18", 80: "an 80", 8.5: "an 8.5", 12: "a 12", 24: "a 24", 110: "a 110"}
     assert {gib: gpu_of(gib) for gib in said} == {gib: f"{text} GiB GPU" for gib, text in said.items()}
+
+
+def test_auto_tile_does_no_more_work_than_a_smaller_tile_that_fits(tmp_path):
+    """--vram 24 --dtype fp32 on 480x270 at x4 (a trial's): auto took the first size that fit, 96 px
+    tiles keeping the whole 32 px overlap (work ratio 2.72), where 64 px tiles sharing 16 px fit too
+    (2.19). The auto tile is the one of least work among those that fit."""
+    from dove_cli.upscaling import upscale
+    from media import make_clip
+
+    clip = make_clip(tmp_path / "in.mp4", size="480x270", rate="25", frames=100)
+
+    def plan(tile: int = AUTO):
+        return upscale(clip, tmp_path / "x.mp4", model="full-random", vram=24, dtype="fp32", tile=tile, dry_run=True)
+
+    auto, wider = plan(), plan(96)
+    assert (auto.tile, round(auto.work_ratio, 2), round(wider.work_ratio, 2)) == (64, 2.19, 2.72)
+    assert auto.est_peak_device_bytes < wider.est_peak_device_bytes  # it fits where 96 px did
