@@ -240,6 +240,24 @@ def test_fp8_plans_for_a_card_on_paper_without_cuda(tmp_path, capsys):
 
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="plans a card on paper: no GPU here")
+def test_the_plan_table_says_the_memory_options_it_assumed(tmp_path, capsys, monkeypatch):
+    """Two saved dry runs (nf4 against offload) could not be told apart; fp8 planned for a card says
+    which cards run it (an RTX 30 has no fp8). Defaults are not said."""
+    argv = ["upscale", str(demo_clip("001.mp4")), "-o", str(tmp_path / "x.mp4"), "--dry-run", "--vram", "12",
+            "--model", "full-random"]  # fmt: skip
+    monkeypatch.delenv("COLUMNS", raising=False)  # xdist sets 80: rows would fold
+    rows = {}
+    for extra in ([], ["--quantize", "nf4", "--offload", "model"], ["--quantize", "fp8"]):
+        code, out, err = run([*argv, *extra], capsys)
+        assert code == 0, err
+        row = next(line for line in out.splitlines() if line.strip().startswith("device "))
+        rows[" ".join(extra)] = row.split("│")[1].strip()
+    assert rows[""] == "cuda:0, bfloat16"
+    assert rows["--quantize nf4 --offload model"] == "cuda:0, bfloat16, --offload model, --quantize nf4"
+    assert "--quantize fp8 (needs an Ada (RTX 40) or newer GPU: compute capability 8.9+)" in rows["--quantize fp8"]
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="plans a card on paper: no GPU here")
 def test_a_dry_run_plans_bitsandbytes_weights_on_full_random(tmp_path, capsys):
     """The README's advice for 8 GiB cards, `--dry-run --model full-random --quantize nf4`, was refused
     (bitsandbytes quantises while loading, and full-random is built in memory): a dry run loads

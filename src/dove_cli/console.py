@@ -224,6 +224,16 @@ def untimed_reason(plan) -> str:  # plan.Plan
     return plan.model_note if "--vram" in plan.model_note else "no model to time"
 
 
+def memory_options(plan) -> str:  # plan.Plan
+    """`, --offload model, --quantize nf4`: the memory options a plan assumed, when not the defaults
+    (two saved dry runs can be told apart). fp8 planned for a card on paper: which cards run it."""
+    said = "".join(f", --{name} {value}" for name, value in (("offload", plan.offload), ("quantize", plan.quantize))
+                   if value != "none")  # fmt: skip
+    if plan.quantize == "fp8" and "--vram" in plan.model_note:  # a GPU here was checked for fp8 already
+        said += " (needs an Ada (RTX 40) or newer GPU: compute capability 8.9+)"
+    return said
+
+
 def print_plan(plan, console: Console) -> None:  # plan.Plan
     gib = 1024**3
     table = Table(title="plan (--dry-run)", show_header=False, show_edge=False)
@@ -263,7 +273,7 @@ def print_plan(plan, console: Console) -> None:  # plan.Plan
         ("tiles per window", tiles),
         ("model calls", str(plan.windows())),
         ("work ratio", f"{plan.work_ratio:.2f} (model pixel-frames per output pixel-frame: overlaps and padding)"),
-        ("device", f"{plan.device}, {plan.dtype}"),
+        ("device", f"{plan.device}, {plan.dtype}{memory_options(plan)}"),
         ("est. peak GPU memory", f"{plan.est_peak_device_bytes / gib:.1f} GiB" if plan.est_peak_device_bytes else "-"),
         ("est. peak host memory", f"{plan.est_peak_host_bytes / gib:.1f} GiB"),
         ("est. time", est),

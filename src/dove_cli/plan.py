@@ -70,6 +70,8 @@ class Plan:
     sample_aspect_ratio: Fraction | None = None  # the input's non-square pixels, which the output keeps
     rotation: int = 0  # degrees the output's rotation tag turns it by when shown (--rotate keep)
     scene_cuts: str = ""  # SCENE_CUTS_NOTE when cuts found while running may change the windows, else ""
+    offload: str = "none"  # as planned: none on the CPU, where it does nothing
+    quantize: str = "none"  # the transformer's weights as planned: none for a model without one
 
     def shown_as(self) -> str:
         """How players show the file when that differs from its stored size: `shown 3413x1920 (pixel
@@ -321,6 +323,8 @@ def make_plan(info: VideoInfo, model: Restorer, opts: UpscaleOptions, device: to
         chunks=chunks,
         device=str(device),
         dtype=str(dtype).replace("torch.", ""),
+        offload=offload,
+        quantize=opts.quantize if isinstance(model, DoveModel) else "none",
         est_peak_device_bytes=on_device if device.type == "cuda" else 0,
         est_peak_host_bytes=int(host),
         est_seconds=est,
