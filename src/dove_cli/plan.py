@@ -458,9 +458,10 @@ def suggest_better_plan(
     for flag, alt_opts, alt_model in _alternatives(opts, model, device):
         alt = make_plan(info, alt_model, alt_opts, device, dtype)  # auto tiles fit what it leaves: no --vram check
         if 2 * alt.windows() <= plan.windows():
-            log.warning("%s (%d model calls, work ratio %.2f); %s plans %s (%d calls, work ratio %.2f, est. peak GPU "
-                        "%.1f GiB)", _tiling(plan), plan.windows(), plan.work_ratio, flag, _tiling(alt), alt.windows(),
-                        alt.work_ratio, alt.est_peak_device_bytes / 2**30)  # fmt: skip
+            n = alt.windows()
+            log.warning("%s (%d model calls, work ratio %.2f); %s plans %s (%d call%s, work ratio %.2f, est. peak GPU "
+                        "%.1f GiB)", _tiling(plan), plan.windows(), plan.work_ratio, flag, _tiling(alt), n,
+                        "s" * (n != 1), alt.work_ratio, alt.est_peak_device_bytes / 2**30)  # fmt: skip
             return
 
 
