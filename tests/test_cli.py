@@ -10,6 +10,7 @@ import shutil
 import stat
 import subprocess
 import sys
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -1130,7 +1131,8 @@ def test_info_file_shows_every_stream_in_input_order(tmp_path, capsys):
     assert code == 0, err
     v = d["video"]
     assert (v["index"], v["codec"], v["width"], v["height"], v["fps"]) == (0, "h264", 64, 48, "30000/1001")
-    assert v["frames_exact"] is False and v["variable_rate"] is False  # Matroska does not count frames
+    assert v["frames_exact"] is False and v["variable_rate"] is False  # Matroska does not count frames...
+    assert v["frames"] == 12  # ... so its packets are (the duration said about 15)
     streams = [(s["index"], s["kind"], s.get("codec"), s.get("language"), s.get("title"), s.get("flags"))
                for s in d["streams"] if s["kind"] in ("audio", "subtitle")]  # fmt: skip
     assert streams == [
@@ -1157,7 +1159,7 @@ def test_info_file_shows_every_stream_in_input_order(tmp_path, capsys):
     code, out, err = run(["info", str(ep)], capsys)  # the same as lines a person reads
     assert code == 0 and out.startswith(f"{ep}\n"), err
     assert "python" not in out and "SDPA" not in out  # only the file's block: no environment
-    for line in ("about 15 (from the duration", "29.970 fps (30000/1001), constant", "#2 audio       ac3, stereo (2 ch), "
+    for line in ("12 (counted from the packets", "29.970 fps (30000/1001), constant", "#2 audio       ac3, stereo (2 ch), "
                  "44100 Hz, eng, 'Commentary', comment", "#4 subtitle    srt, eng, 'Signs & Songs', forced",
                  "#5 attachment  font.ttf, font/ttf, 3000 bytes", "chapters       2", "tag title      My clip"):  # fmt: skip
         assert line in out, out
@@ -1182,6 +1184,11 @@ def test_info_file_says_colour_hdr_and_geometry(clip_pq, clip_rotated, clip_sar,
     assert (r["width"], r["height"], abs(r["rotation"]), r["display_size"]) == (64, 48, 90, "48x64")
     assert (sar["video"]["sample_aspect_ratio"], sar["video"]["display_size"]) == ("4/3", "85x48")
     assert vfr["video"]["variable_rate"] and not rotated["video"]["variable_rate"]
+    with av.open(str(clip_vfr)) as c:  # a variable rate is the frames' average, not the stream's nominal one
+        times = [f.time for f in c.decode(video=0)]
+    average = Fraction(len(times) - 1) / (Fraction(str(times[-1])) - Fraction(str(times[0])))
+    assert (vfr["video"]["frames"], Fraction(vfr["video"]["fps"])) == (len(times), average), vfr["video"]
+    assert Fraction(vfr["video"]["nominal_fps"]) != average
     assert interlaced["video"]["interlaced"] and not rotated["video"]["interlaced"]
     code, out, err = run(["info", str(clip_pq), str(clip_10bit)], capsys)
     assert code == 0, err
@@ -1214,3 +1221,9 @@ def test_info_images_and_an_unreadable_file(png_sequence, clip_2997, tmp_path, c
     ]
     code, out, err = run(["info", "--json"], capsys)
     assert code == 2 and err.startswith("error: --json is for files") and not out
+    odd = tmp_path / "nl\nname.mp4"  # a newline in a name: escaped, one line, as every error shows it
+    odd.write_bytes(b"junk")
+    shutil.copy(clip_2997, tmp_path / "cr\r.mp4")
+    code, out, err = run(["info", str(odd), str(tmp_path / "cr\r.mp4")], capsys)
+    assert code == 2 and len(err.splitlines()) == 1 and err.startswith(f"error: {tmp_path}/nl\\nname.mp4: "), err
+    assert f"{tmp_path}/cr\\r.mp4\n" in out, out

@@ -634,7 +634,8 @@ def test_a_disk_already_full_is_exit_75_and_leaves_nothing(tmp_path):
     proc = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script], capture_output=True,
                           text=True, timeout=300, env=env)  # fmt: skip
     assert proc.stdout.count("rc=75") == 2, (proc.stdout, proc.stderr)
-    assert f"error: {full}/o.mp4: disk full while writing" in proc.stderr.splitlines(), proc.stderr
+    said = f"{full}/o.mp4: disk full while writing; make room, then run the same command again"
+    assert f"error: {said}" in proc.stderr.splitlines(), proc.stderr
     assert f"failed: {full}/out/one.mp4: disk full while writing" in proc.stderr and "Traceback" not in proc.stderr
     listing = proc.stdout.split("rc=75")[-1].split()
     assert listing == [f"{full}:", "fill", "out", f"{full}/out:"], listing  # no work folder, no lock left

@@ -670,7 +670,7 @@ def _describe_files(files: list[Path], json_out: bool) -> None:
             described.append(describe(file))
         except DoveError as exc:
             failed = True
-            err_console.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+            _print_error(str(exc))
             described.append({"path": str(file), "error": str(exc)})
             continue
         if not json_out:

@@ -428,9 +428,10 @@ def described_rows(d: dict) -> list[tuple[str, str]]:
     rows = [
         ("container", f"{d['container']}" + (f", {d['duration']:.3f} s" if d["duration"] else "")),
         (f"#{v['index']} video", f"{v['codec']}, {size}"),
-        ("  frames", f"{n}" if v["frames_exact"] else f"about {n} (from the duration: the container does not count them)"),
+        ("  frames", f"{n}" if v["frames_exact"] else f"{n} (counted from the packets: the container does not say)"),
         ("  frame rate", f"{float(fps):.3f} fps" + (f" ({fps})" if fps.denominator != 1 else "")
-         + (", variable (this is the average)" if v["variable_rate"] else ", constant")),
+         + (f", variable (the average; nominally {float(Fraction(v['nominal_fps'])):.3f})" if v["variable_rate"]
+            else ", constant")),
         ("  pixels", f"{v['pix_fmt']}, {v['bit_depth']}-bit, " + ("interlaced" if v["interlaced"] else "progressive")),
         *_colour(v),
     ]  # fmt: skip
@@ -458,6 +459,6 @@ def print_described(d: dict, console: Console) -> None:
     the text, for scripts that read them)."""
     rows = described_rows(d)
     width = max(len(label) for label, _ in rows)
-    console.print(d["path"], markup=False, highlight=False, soft_wrap=True)
+    console.print(shown_line(d["path"]), markup=False, highlight=False, soft_wrap=True)
     for label, text in rows:
         console.print(f"  {label:<{width}}  {shown_line(str(text))}", markup=False, highlight=False, soft_wrap=True)

@@ -100,7 +100,8 @@ def check_quantize(opts: UpscaleOptions, device: torch.device, on_paper: bool = 
     if opts.model == "bilinear":
         if given := [f"--{name} {value}" for name, value in (("quantize", opts.quantize), ("offload", opts.offload))
                      if value != "none"]:  # fmt: skip
-            log.warning("--model bilinear has no network: %s does nothing", " and ".join(given))
+            log.warning("--model bilinear has no network: %s %s nothing", " and ".join(given),
+                        "does" if len(given) == 1 else "do")  # fmt: skip
         return
     if on_paper:
         return

@@ -219,7 +219,10 @@ class Work:
             path.unlink(missing_ok=True)
             if not any(self.path.iterdir()):
                 self.path.rmdir()
-            raise video_io.write_failed(self.output, exc, exc.strerror or str(exc)) from None
+            failed = video_io.write_failed(self.output, exc, exc.strerror or str(exc))
+            if isinstance(failed, TempFailure):
+                raise TempFailure(f"{failed}; make room, then run the same command again") from None
+            raise failed from None
         self._lock = f
 
     def release(self) -> None:

@@ -40,14 +40,17 @@ def describe(path: str | Path) -> dict[str, Any]:
             "path": str(path),
             "container": info.container,
             "duration": info.duration,
-            "video": {"index": video.index, **_video(info, _variable_rate(c, video))},
+            "video": {"index": video.index, **_video(info, *_timing(c, video))},
             "streams": others,
             "chapters": len(c.chapters()),
             "tags": file_tags(c),
         }
 
 
-def _video(info: VideoInfo, variable: bool) -> dict[str, Any]:
+def _video(info: VideoInfo, variable: bool, packets: int, average: Fraction | None) -> dict[str, Any]:
+    """The video as dove reads it; a count the container does not give is the packets' (one per
+    frame), and a variable rate is the packets' average (the stream's own rate is only nominal: 16
+    for a clip of 32 frames over 2.6 s)."""
     w, h = info.width, info.height
     display = (round(w * info.sample_aspect_ratio), h) if info.sample_aspect_ratio else (w, h)
     if info.rotation % 180:
@@ -60,9 +63,10 @@ def _video(info: VideoInfo, variable: bool) -> dict[str, Any]:
         "display_size": f"{display[0]}x{display[1]}" if display != (w, h) else None,
         "sample_aspect_ratio": str(info.sample_aspect_ratio) if info.sample_aspect_ratio else None,
         "rotation": info.rotation,
-        "frames": info.num_frames,
+        "frames": info.num_frames if info.num_frames_exact or not packets else packets,
         "frames_exact": info.num_frames_exact,
-        "fps": str(info.fps),
+        "fps": str(average if variable and average else info.fps),
+        "nominal_fps": str(info.fps),
         "variable_rate": variable,
         "pix_fmt": info.pix_fmt,
         "bit_depth": info.bit_depth,
@@ -77,14 +81,16 @@ def _video(info: VideoInfo, variable: bool) -> dict[str, Any]:
     }
 
 
-def _variable_rate(c: Any, s: Any) -> bool:
-    """Whether the video's frames are unevenly spaced: its packets read without decoding (a
-    Matroska file says nothing of it in its header). Steps within one tick of each other (Matroska's
-    millisecond clock makes 23.976 fps 41 and 42 ms) are even."""
+def _timing(c: Any, s: Any) -> tuple[bool, int, Fraction | None]:
+    """The video's packets read without decoding (a Matroska header says nothing of it): whether its
+    frames are unevenly spaced, how many there are, and their average rate. Steps within one tick of
+    each other (Matroska's millisecond clock makes 23.976 fps 41 and 42 ms) are even."""
     step = 1 / (stream_rate(s) * Fraction(s.time_base)) if s.time_base else None
     pts = sorted(p.pts for p in c.demux(s) if p.pts is not None)
     steps = {b - a for a, b in zip(pts, pts[1:], strict=False)}
-    return bool(steps) and step is not None and (max(steps) - min(steps) > max(1, step / 100))
+    variable = bool(steps) and step is not None and (max(steps) - min(steps) > max(1, step / 100))
+    span = (pts[-1] - pts[0]) * Fraction(s.time_base) if len(pts) > 1 and s.time_base else Fraction(0)
+    return bool(variable), len(pts), Fraction(len(pts) - 1) / span if span else None
 
 
 def _stream(c: Any, s: Any) -> dict[str, Any]:
