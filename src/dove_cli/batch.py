@@ -8,6 +8,7 @@ and a file interrupted half way continues.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import Counter
 from collections.abc import Callable
@@ -244,7 +245,8 @@ def upscale_batch(
     if manifest is not None:  # the folder's manifest, one for all files (checked before any work)
         check_manifest(manifest, opts.overwrite, [item.input for item in result.items], in_dir)
     say_left_out(in_dir)
-    if not out_dir.is_dir():
+    made = not out_dir.is_dir()
+    if made:
         try:
             out_dir.mkdir(parents=True)
         except OSError as exc:
@@ -271,10 +273,20 @@ def upscale_batch(
                 write_batch_manifest(manifest, in_dir, out_dir, asked, result, model, stopped)
             except DoveError as exc:  # the run's own error is the one to say
                 log.warning("%s", exc)
+        _remove_if_empty(out_dir, made)
         raise
+    _remove_if_empty(out_dir, made)
     if manifest is not None:
         write_batch_manifest(manifest, in_dir, out_dir, asked, result, model)
     return result
+
+
+def _remove_if_empty(out_dir: Path, made: bool) -> None:
+    """The output folder this run made, when nothing went into it (every file failed: a full disk,
+    unreadable inputs): no empty folder left behind."""
+    if made and out_dir.is_dir() and not any(out_dir.iterdir()):
+        with contextlib.suppress(OSError):
+            out_dir.rmdir()
 
 
 def _upscale_here(
