@@ -183,6 +183,18 @@ def test_dover_without_the_package_says_how(tmp_path):
         evaluate(tmp_path / "empty", None, "ewarp")
 
 
+class _Mean:
+    """A stand-in no-reference metric: each frame's mean."""
+
+    name = "clipiqa"
+
+    def start_video(self) -> None:
+        pass
+
+    def add(self, x, y):
+        return float(x.mean())
+
+
 def test_frames_are_streamed_one_at_a_time(tmp_path):
     """Each metric sees one frame per call, in order, and the reader is never asked for a list."""
     pred, gt = noisy_clip(5, 16, 24, seed=5)
@@ -499,16 +511,7 @@ def test_a_gap_in_a_frame_folders_numbering_is_refused_on_either_side(tmp_path, 
         evaluate(whole, gap, "psnr")
     caplog.clear()  # without a GT nothing is paired: said, and scored in order
 
-    class Probe:
-        name = "clipiqa"
-
-        def start_video(self) -> None:
-            pass
-
-        def add(self, x, y):
-            return float(x.mean())
-
-    report = evaluate(gap, None, "clipiqa", frame_metrics=[Probe()])
+    report = evaluate(gap, None, "clipiqa", frame_metrics=[_Mean()])
     assert report.videos["gap"].frames == 4 and "frame numbers 2, 4 are missing" in caplog.text
 
 
@@ -751,16 +754,6 @@ def test_names_that_do_not_fit_a_frame_folders_numbering(tmp_path, capsys, caplo
     shutil.copy(clean / "0000.png", from_one / "0001.png")
     report = evaluate(from_one, clean, "psnr")
     assert report.videos["from1"].notes == [] and report.videos["from1"].frames == 6
-
-
-class _Mean:
-    name = "clipiqa"
-
-    def start_video(self) -> None:
-        pass
-
-    def add(self, x, y):
-        return float(x.mean())
 
 
 def test_videos_of_one_rate_are_checked_only_within_half_a_frame(tmp_path, clip_2997, clip_2997_mkv):
