@@ -21,7 +21,7 @@ from dove_cli.errors import InputError, OptionError
 from dove_cli.humanize import busy_note
 from dove_cli.options import AUTO, DEFAULT_CHUNK, Offload, UpscaleOptions, check_options, is_given, parse_preview
 from dove_cli.scenes import SceneDetector
-from dove_cli.video_io import VideoInfo
+from dove_cli.video_io import VideoInfo, display_size
 from dove_cli.windows import ANY_LENGTH, Lengths, Span, fitting_tile_overlap, plan_spans, plan_tiles
 
 log = logging.getLogger(__name__)
@@ -79,11 +79,10 @@ class Plan:
         h, w = self.file_size()
         notes = []
         if self.sample_aspect_ratio:
-            w = round(w * self.sample_aspect_ratio)
             notes.append(f"pixel aspect {self.sample_aspect_ratio.numerator}:{self.sample_aspect_ratio.denominator}")
         if self.rotation % 180:
-            h, w = w, h
             notes.append(f"turned {abs(self.rotation)} degrees")
+        w, h = display_size(w, h, self.sample_aspect_ratio, self.rotation)
         return f"shown {w}x{h} ({', '.join(notes)})" if notes else ""
 
     def summary(self) -> str:

@@ -53,6 +53,7 @@ from dove_cli.video_io.reader import (
     Frame,
     VideoInfo,
     VideoReader,
+    display_size,
     open_reader,
     probe,
     stream_rate,
@@ -61,6 +62,7 @@ from dove_cli.video_io.reader import (
 from dove_cli.video_io.writer import ContainerWriter, VideoWriter
 
 __all__ = [
+    "display_size",
     "CODECS",
     "DEINTERLACE_MODES",
     "IMAGE_EXTENSIONS",

@@ -14,6 +14,7 @@ from dove_cli.video_io.metadata import file_tags, get_tag, is_chapter_track
 from dove_cli.video_io.reader import (
     VideoInfo,
     attachment_name,
+    display_size,
     frame_numbers,
     is_picture,
     missing_numbers,
@@ -52,9 +53,7 @@ def _video(info: VideoInfo, variable: bool, packets: int, average: Fraction | No
     frame), and a variable rate is the packets' average (the stream's own rate is only nominal: 16
     for a clip of 32 frames over 2.6 s)."""
     w, h = info.width, info.height
-    display = (round(w * info.sample_aspect_ratio), h) if info.sample_aspect_ratio else (w, h)
-    if info.rotation % 180:
-        display = display[::-1]
+    display = display_size(w, h, info.sample_aspect_ratio, info.rotation)
     tagged = info.colorspace not in (None, "gbr")
     return {
         "codec": info.codec,

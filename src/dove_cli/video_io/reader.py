@@ -117,6 +117,13 @@ class VideoInfo:
         return max(0, end - math.ceil(at * fps))
 
 
+def display_size(width: int, height: int, sample_aspect_ratio: Fraction | None, rotation: int) -> tuple[int, int]:
+    """The size players show a stored picture at: non-square pixels widened, a quarter turn
+    swapping the sides."""
+    w = round(width * sample_aspect_ratio) if sample_aspect_ratio else width
+    return (height, w) if rotation % 180 else (w, height)
+
+
 @dataclass
 class Frame:
     """One decoded frame: rgb [H, W, 3] uint8 (or uint16 for >8-bit), pts in info.time_base."""
