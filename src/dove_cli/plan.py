@@ -115,9 +115,8 @@ def lq_block(scale: int, multiple: int) -> int:
 
 HOST_BASE_BYTES = 512 << 20  # the process before any frame: torch, diffusers and PyAV (331 MiB), codec buffers
 CUDA_CONTEXT_BYTES = 600 << 20  # what a CUDA context and cuDNN/cuBLAS take on a card before any tensor
-WINDOW_SHARE = (
-    0.85  # of the memory the weights leave, what windows may take: the rest for estimate error, the allocator
-)
+# Of the memory the weights leave, what windows may take: the rest for estimate error, the allocator.
+WINDOW_SHARE = 0.85
 
 
 def memory_budget(device: torch.device, not_yet_loaded: int = 0, vram_gib: float | None = None) -> int:
