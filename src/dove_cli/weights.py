@@ -534,12 +534,12 @@ def _record(rp: RepoPlan) -> None:
 
 def write_state(path: Path, state: dict[str, Any], what: str) -> None:
     """Replace a small JSON file of dove's own state (where downloads went, checksums already made) in
-    one step; a failure is a warning, since the state is only a shortcut."""
+    one step (video_io.write_whole); a failure is a warning, since the state is only a shortcut."""
+    from dove_cli.video_io.paths import write_whole
+
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state, indent=1))
-        tmp.replace(path)
+        write_whole(path, json.dumps(state, indent=1))
     except OSError as exc:
         log.warning("could not record %s in %s: %s", what, path, exc)
 
