@@ -15,7 +15,14 @@ import numpy as np
 from av.video.reformatter import ColorRange
 
 from dove_cli.errors import OptionError, OutputError
-from dove_cli.video_io.formats import IMAGE_EXTENSIONS, TO_YUV_FLAGS, png_color_tags, rgb_frame
+from dove_cli.video_io.formats import (
+    IMAGE_EXTENSIONS,
+    TO_YUV_FLAGS,
+    encoder_formats,
+    has_encoder,
+    png_color_tags,
+    rgb_frame,
+)
 from dove_cli.video_io.metadata import file_tags, find_timecode
 from dove_cli.video_io.paths import (
     check_output,
@@ -47,12 +54,9 @@ def image_pix_fmt(path: Path, bit_depth: int, pix_fmt: str | None = None) -> str
     `bit_depth`. The pipeline hands the writer 16-bit frames only for an rgb48 one (upscaling), so
     that 8-bit images are rounded as video is, not cut by swscale (x/256)."""
     ext = path.suffix.lower()
-    try:
-        codec = av.Codec(IMAGE_EXTENSIONS[ext], "w")
-    except (av.FFmpegError, ValueError):
-        raise OutputError(f"{path}: this FFmpeg build cannot write {ext} images") from None
-    formats = {f.name for f in codec.video_formats or []}
-    usable = [pf for pf in IMAGE_PIX_FMTS if pf in formats]
+    if not has_encoder(IMAGE_EXTENSIONS[ext]):
+        raise OutputError(f"{path}: this FFmpeg build cannot write {ext} images")
+    usable = [pf for pf in IMAGE_PIX_FMTS if pf in encoder_formats(IMAGE_EXTENSIONS[ext])]
     if pix_fmt is not None:
         if pix_fmt not in usable:
             raise OptionError(f"--pix-fmt {pix_fmt}: {ext} images are written as {' or '.join(usable) or 'nothing'}"
