@@ -20,6 +20,7 @@ from dove_cli.video_io.reader import (
     missing_numbers,
     numbered,
     open_reader,
+    picture_bytes,
     stream_rate,
 )
 
@@ -101,7 +102,7 @@ def _stream(c: Any, s: Any) -> dict[str, Any]:
         d["kind"] = "attachment" if s.type == "attachment" else "cover art"
         d["filename"] = attachment_name(s)
         d["mimetype"] = s.metadata.get("mimetype") or (cc.name if cc else None)
-        d["bytes"] = len(s.data) if s.type == "attachment" else _picture_size(c, s)
+        d["bytes"] = len(s.data) if s.type == "attachment" else len(picture_bytes(c, s))
         return d
     d["codec"] = cc.name if cc is not None else s.name
     if s.type == "audio":
@@ -114,12 +115,6 @@ def _stream(c: Any, s: Any) -> dict[str, Any]:
     d["title"] = get_tag(s.metadata, "title") or get_tag(s.metadata, "name")  # MP4 keeps a track's title as its name
     d["flags"] = [f for f in FLAGS if s.disposition & getattr(av.stream.Disposition, f)]
     return d
-
-
-def _picture_size(c: Any, s: Any) -> int:
-    """Cover art's size: its one packet, which the demuxer hands out first."""
-    c.seek(0)
-    return next((p.size for p in c.demux(s) if p.size), 0)
 
 
 def _images(info: VideoInfo) -> dict[str, Any]:

@@ -142,6 +142,13 @@ def is_picture(s: Any) -> bool:
     return s.type == "video" and bool(s.disposition & av.stream.Disposition.attached_pic)
 
 
+def picture_bytes(c: Any, s: Any) -> bytes:
+    """Cover art's bytes (`is_picture`): the one packet its stream has, which the demuxer hands out
+    first from the start."""
+    c.seek(0)
+    return next((bytes(p) for p in c.demux(s) if p.size), b"")
+
+
 def attachment_streams(c: Any) -> list[Any]:
     """A container's attachments: fonts (attachment streams) and cover art (`is_picture`)."""
     return [s for s in c.streams if s.type == "attachment" or is_picture(s)]

@@ -59,6 +59,7 @@ from dove_cli.video_io.reader import (
     VideoInfo,
     attachment_streams,
     is_picture,
+    picture_bytes,
     stream_rate,
     time_span,
 )
@@ -474,7 +475,7 @@ class ContainerWriter(VideoWriter):
     def _picture(self, index: int) -> bytes:
         """Cover art's bytes: the one packet its stream has, which the demuxer hands out first."""
         with av.open(str(self.info.path)) as c:
-            return next((bytes(p) for p in c.demux(c.streams[index]) if p.size), b"")
+            return picture_bytes(c, c.streams[index])
 
     def _text_subtitle_stream(self, s: Any, target: str) -> Any:
         """An output stream that re-encodes text subtitle stream `s` as `target` (srt -> mov_text...)."""
