@@ -1040,6 +1040,11 @@ def test_a_symlinked_output_into_a_missing_or_read_only_folder_is_refused_before
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert f"is a link to {tmp_path / 'gone/dir/x.mp4'}, whose folder {tmp_path / 'gone/dir'} does not exist" in err
     assert sorted(p.name for p in links.iterdir()) == ["dangling.mp4"] and not (tmp_path / "gone").exists()
+    (links / "to_folder.mp4").symlink_to("missing/")  # `ln -s missing/ to_folder.mp4`: a shell's > fails too
+    code, _, err = run([*base, "-o", str(links / "to_folder.mp4")], capsys)
+    assert code == 2 and f"is a link to a folder, {links / 'missing'}; give a file name" in err, err
+    assert sorted(p.name for p in links.iterdir()) == ["dangling.mp4", "to_folder.mp4"]
+    (links / "to_folder.mp4").unlink()
     if shutil.which("unshare") is None or subprocess.run(["unshare", "-m", "true"]).returncode != 0:
         pytest.skip("needs unshare -m (root) for a read-only bind mount")
     ro = tmp_path / "ro"

@@ -180,6 +180,8 @@ def check_output(path: Path, overwrite: bool, inputs: Sequence[Path] = (), optio
     elif path.exists() and not overwrite:
         raise OutputError(f"{said}: already exists (use --overwrite to replace it)")
     real = through_links(path)  # a symlink's target is where the file (and its temporary) is written
+    if real != path and os.readlink(path).endswith("/"):  # realpath drops the slash: a file named like the folder
+        raise OutputError(f"{said}: is a link to a folder, {real}; give a file name")
     if real != path and not real.parent.is_dir():  # not made: a link into an unmounted drive would fill another
         raise OutputError(f"{said}: is a link to {real}, whose folder {real.parent} does not exist")
     folder = real.parent.absolute()
