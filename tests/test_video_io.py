@@ -1047,10 +1047,41 @@ def test_cover_art_goes_along_as_the_attachment_it_was(tmp_path: Path) -> None:
             assert pic.disposition & av.stream.Disposition.attached_pic
             assert dict(pic.metadata) == {"filename": "cover.jpg", "mimetype": "image/jpeg", "title": "Front"}
             assert next(bytes(p) for p in c.demux(pic) if p.size) == cover.read_bytes()
-    assert video_io.attachments_dropped(info, tmp_path / "o.mp4", "copy") == (
+    assert video_io.attachments_dropped(info, tmp_path / "o.ts", "copy") == (
         f"{src}: 2 attachment(s) not copied (font.ttf, cover.jpg): only .mkv holds them, and styled subtitles "
         "need their fonts"
     )
+    assert video_io.attachments_dropped(info, tmp_path / "o.mp4", "copy") == (
+        f"{src}: 1 attachment(s) not copied (font.ttf): only .mkv holds them, and styled subtitles need their fonts"
+    )
+
+
+def test_cover_art_goes_into_mp4_and_out_of_it(tmp_path: Path) -> None:
+    """MP4 holds cover art too (covr; .mov does not, as with ffmpeg): a Matroska cover.jpg, or an MP4's own, goes along as the
+    same picture (it was dropped, and named in the warning); from an MP4 into .mkv it becomes an
+    attachment named cover.png (the covr atom has no name), which players show as the cover."""
+    cover = tmp_path / "cover.png"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=32x32", "-frames:v", "1", cover)
+    src = tmp_path / "in.mkv"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25", "-frames:v", "5", "-c:v", "libx264",
+           "-attach", cover, "-metadata:s:t:0", "mimetype=image/png", src)  # fmt: skip
+    into_mp4, back_to_mkv = tmp_path / "o.mp4", tmp_path / "back.mkv"
+    info, _ = roundtrip(src, into_mp4)
+    assert info.covers == ("cover.png",) and video_io.attachments_dropped(info, into_mp4, "copy") is None
+    info, frames = roundtrip(into_mp4, back_to_mkv)
+    assert info.covers == info.attachments and len(frames) == 5
+    for out in (into_mp4, back_to_mkv):
+        with av.open(str(out)) as c:
+            assert [s.type for s in c.streams] == ["video", "video"], out
+            pic = c.streams[1]
+            assert pic.disposition & av.stream.Disposition.attached_pic and pic.codec_context.name == "png", out
+            assert next(bytes(p) for p in c.demux(pic) if p.size) == cover.read_bytes(), out
+            assert c.streams[0].frames in (0, 5) and len(list(c.decode(c.streams[0]))) == 5, out
+    assert video_io.attachments_dropped(info, tmp_path / "o.mov", "copy") == (
+        f"{into_mp4}: 1 attachment(s) not copied (#1): only .mkv and .mp4 hold cover art"
+    )
+    with av.open(str(back_to_mkv)) as c:
+        assert dict(c.streams[1].metadata) == {"filename": "cover.png", "mimetype": "image/png"}
 
 
 def test_overlapping_cues_into_mp4_match_ffmpeg(tmp_path: Path) -> None:

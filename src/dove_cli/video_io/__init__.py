@@ -104,10 +104,16 @@ __all__ = [
 
 def attachments_dropped(info: VideoInfo, output: Path, subtitles: str) -> str | None:
     """A warning when the input's attachments (fonts) cannot go along to `output`, else None."""
-    if not info.attachments or VIDEO_EXTENSIONS.get(output.suffix.lower()) in (None, "matroska"):
+    container = VIDEO_EXTENSIONS.get(output.suffix.lower())
+    kept = info.covers if container == "mp4" else ()
+    dropped = [name for name in info.attachments if name not in kept]
+    if not dropped or container in (None, "matroska"):
         return None  # (.mkv with --subtitles none: fonts without their subtitles are dropped, as asked)
-    why = "only .mkv holds them" + (", and styled subtitles need their fonts" if subtitles != "none" else "")
-    return f"{info.path}: {len(info.attachments)} attachment(s) not copied ({', '.join(info.attachments)}): {why}"
+    if all(name in info.covers for name in dropped):
+        why = "only .mkv and .mp4 hold cover art"
+    else:
+        why = "only .mkv holds them" + (", and styled subtitles need their fonts" if subtitles != "none" else "")
+    return f"{info.path}: {len(dropped)} attachment(s) not copied ({', '.join(dropped)}): {why}"
 
 
 def open_writer(

@@ -56,6 +56,11 @@ def output_clock(path: str | Path, time_base: Fraction) -> Fraction:
     return CONTAINER_CLOCKS.get(VIDEO_EXTENSIONS.get(Path(path).suffix.lower(), ""), time_base)
 
 
+# Cover-art codecs that MP4 holds (its covr atom; FFmpeg writes none into .mov); Matroska holds any
+# picture as an attachment.
+MP4_COVERS = ("mjpeg", "png", "bmp")
+
+
 # Containers dove reads but does not write (archive captures, DVD rips, old web video): a folder
 # run upscales them into Matroska, which holds whatever they carry.
 READ_ONLY_VIDEO_EXTENSIONS = (".avi", ".mpg", ".mpeg", ".m2v", ".vob", ".dv", ".flv", ".f4v", ".wmv", ".asf",

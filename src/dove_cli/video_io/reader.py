@@ -28,6 +28,7 @@ from dove_cli.video_io.continuity import continuous_packets
 from dove_cli.video_io.formats import (
     FOLDER_EXTENSIONS,
     IMAGE_EXTENSIONS,
+    MP4_COVERS,
     PRIMARIES,
     RANGE,
     SPACE,
@@ -82,7 +83,8 @@ class VideoInfo:
     interlaced: bool = False  # the first frame, or the container, says so
     has_audio: bool = False
     has_subtitles: bool = False
-    attachments: tuple[str, ...] = ()  # names of Matroska attachments (fonts for styled subtitles)
+    attachments: tuple[str, ...] = ()  # names of Matroska attachments (fonts for styled subtitles) and cover art
+    covers: tuple[str, ...] = ()  # those that are cover art MP4 holds too (MP4_COVERS)
     is_image_sequence: bool = False
     is_still_image: bool = False
     num_frames_exact: bool = False
@@ -606,6 +608,11 @@ class VideoReader:
             has_audio=bool(c.streams.audio),
             has_subtitles=bool(c.streams.subtitles),
             attachments=tuple(attachment_name(s) for s in attachment_streams(c)),
+            covers=tuple(
+                attachment_name(s)
+                for s in attachment_streams(c)
+                if is_picture(s) and s.codec_context.name in MP4_COVERS
+            ),
             num_frames_exact=exact,
             duration=duration,
             base_fps=Fraction(s.guessed_rate) * self._rate if s.guessed_rate else None,

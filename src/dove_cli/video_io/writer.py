@@ -21,6 +21,7 @@ from dove_cli.video_io.continuity import continuous_packets
 from dove_cli.video_io.formats import (
     FEW_PLAY,
     HDR_TRANSFERS,
+    MP4_COVERS,
     PRIMARIES,
     SPACE,
     SWS_MATRIX,
@@ -141,6 +142,7 @@ class ContainerWriter(VideoWriter):
         self._done = False
         self._fps = info.fps if info.fps and info.fps > 0 else Fraction(25)  # the output's frame rate
         self._src: av.container.InputContainer | None = None
+        self._covers: list[tuple[Any, bytes]] = []  # MP4 cover art: output stream, its one picture
         fmt_name = VIDEO_EXTENSIONS[path.suffix.lower()]
         name, spec = resolve_codec(codec or default_codec(path, info.color_trc))
         opts = encoder_options(name, spec, crf, preset, codec_options)  # --crf and --preset checked first
@@ -457,7 +459,15 @@ class ContainerWriter(VideoWriter):
     def _copy_attachments(self, src: Any, fmt_name: str, fonts: bool) -> None:
         """Matroska attachments go along untouched (bytes, file name, MIME type): the fonts that ASS
         subtitles are styled with (`fonts`: when the subtitles go), and cover art, which FFmpeg
-        reads as a picture stream. Other containers cannot hold them (see `attachments_dropped`)."""
+        reads as a picture stream. MP4 holds cover art (a JPEG, PNG or BMP, as its covr atom),
+        muxed as one packet at the end; other containers hold none (`attachments_dropped`)."""
+        if fmt_name == "mp4":
+            for s in attachment_streams(src):
+                if is_picture(s) and s.codec_context.name in MP4_COVERS:
+                    ostream = self._out.add_stream_from_template(s)
+                    ostream.disposition = av.stream.Disposition.attached_pic
+                    self._covers.append((ostream, self._picture(s.index)))
+            return
         if fmt_name != "matroska":
             return
         for s in attachment_streams(src):
@@ -467,7 +477,9 @@ class ContainerWriter(VideoWriter):
                 data, mimetype = bytes(s.data), s.mimetype
             else:
                 data, mimetype = self._picture(s.index), PICTURE_TYPES.get(s.codec_context.name)
-            name = s.metadata.get("filename") or f"attachment_{s.index}"
+            kind = PICTURE_TYPES.get(s.codec_context.name, "") if s.type != "attachment" else ""
+            cover = f"cover.{kind.split('/')[1].replace('jpeg', 'jpg')}" if kind else ""  # an MP4's covr has no name
+            name = s.metadata.get("filename") or cover or f"attachment_{s.index}"
             mimetype = s.metadata.get("mimetype") or mimetype or "application/octet-stream"
             att = self._out.add_attachment(name, mimetype, data)
             att.metadata.update({k: v for k, v in s.metadata.items() if k not in ("filename", "mimetype")})
@@ -731,6 +743,10 @@ class ContainerWriter(VideoWriter):
                     for q in ostream.encode(None):
                         self._mux_aux(q, sources[ostream.index])
             self._report_disorder()
+            for ostream, data in self._covers:
+                cover = av.Packet(data)
+                cover.stream = ostream
+                self._out.mux(cover)
             self._out.close()
         except (av.FFmpegError, OSError) as exc:
             self._fail(exc)
