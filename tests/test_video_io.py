@@ -721,6 +721,37 @@ def test_rotate_apply_stands_the_pixels_up(clip_sar: Path, tmp_path: Path) -> No
     assert "48x64 [SAR 3:4 DAR 9:16]" in ffinfo(applied).video().text
 
 
+@pytest.mark.parametrize(
+    ("turn", "flip", "read_as"),
+    [("0", "hflip", (0, True)), ("0", "vflip", (180, True)), ("90", "hflip", (90, True)),
+     ("270", "hflip", (-90, True)), ("90", "vflip", (-90, True)), ("180", "", (180, False))],
+)  # fmt: skip
+def test_a_mirroring_display_matrix_is_kept_and_applied(
+    turn: str, flip: str, read_as: tuple[int, bool], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A front camera's clip is shown mirrored (and turned) by its display matrix. A plain mirror came
+    out upside down (PyAV reads it as a turn of -180), a turn and a mirror lost the mirror, and
+    --rotate apply turned without mirroring. Kept, the output shows as the input does; applied, its
+    pixels are what players show, with no matrix (ffmpeg's autorotate the reference both times).
+    Images, which cannot keep it, say so."""
+    src = tmp_path / "src.mp4"
+    mirror = [f"-display_{flip}:v"] if flip else []
+    ffmpeg("-display_rotation:v", turn, *mirror, "-i", make_clip(tmp_path / "base.mp4", frames=3), "-c", "copy", src)
+    w, h = (48, 64) if int(turn) % 180 else (64, 48)
+    shown = ffmpeg_frames(src, w, h)  # as players show it
+    kept, applied = tmp_path / "kept.mp4", tmp_path / "applied.mp4"
+    info, _ = roundtrip(src, kept)
+    assert (info.rotation, info.mirrored) == read_as and "64x48" in ffinfo(kept).video().text  # stored as decoded
+    assert psnr(ffmpeg_frames(kept, w, h), shown) > 30  # (a second encode; mirrored wrong: under 10)
+    info, _ = roundtrip(src, applied, reader={"rotate": "apply"})
+    assert (info.width, info.height, info.rotation, info.mirrored) == (w, h, 0, False)
+    assert psnr(ffmpeg_frames(applied, w, h), shown) > 30 and "Display Matrix" not in ffinfo(applied).stderr
+    with caplog.at_level(logging.WARNING):
+        roundtrip(src, tmp_path / "img" / "%03d.png")
+    words = ", ".join([f"{read_as[0]} degrees"] * bool(read_as[0]) + ["mirrored"] * read_as[1])
+    assert f"cannot carry the source's rotation tag ({words}); they are stored as decoded" in caplog.text
+
+
 def test_raw_dv_frame_rate(tmp_path: Path) -> None:
     """FFmpeg's raw DV demuxer gives an average rate of 60000 fps for PAL: the rate is 25."""
     dv = make_clip(tmp_path / "pal.dv", size="720x576", rate="25", frames=3, codec="dvvideo", extra=("-f", "dv"))

@@ -29,7 +29,7 @@ from rich.progress import (
 from rich.table import Table
 
 from dove_cli.errors import OptionError
-from dove_cli.humanize import human_duration, human_range
+from dove_cli.humanize import human_duration, human_range, turn_text
 
 # Not a terminal (a log file, a pipe, a job scheduler): rich would fold tables at 80 columns and split
 # file names across lines; a wide console keeps a row per line. COLUMNS, when set, still wins.
@@ -435,8 +435,8 @@ def described_rows(d: dict) -> list[tuple[str, str]]:
         ("  pixels", f"{v['pix_fmt']}, {v['bit_depth']}-bit, " + ("interlaced" if v["interlaced"] else "progressive")),
         *_colour(v),
     ]  # fmt: skip
-    if v["rotation"]:
-        rows.append(("  rotation", f"{v['rotation']} degrees (kept as a tag)"))
+    if v["rotation"] or v["mirrored"]:
+        rows.append(("  rotation", f"{turn_text(v['rotation'], v['mirrored'])} (kept as a tag)"))
     for s in d["streams"]:
         if s["kind"] in ("attachment", "cover art"):
             text = f"{s['filename']}, {s['mimetype'] or 'no type'}, {s['bytes']} bytes"

@@ -16,6 +16,11 @@ def human_size(nbytes: float) -> str:
     return f"{nbytes} B"  # unreachable
 
 
+def turn_text(rotation: int, mirrored: bool) -> str:
+    """A display matrix in words: `90 degrees`, `90 degrees, mirrored`, `mirrored`."""
+    return ", ".join([f"{rotation} degrees"] * bool(rotation) + ["mirrored"] * mirrored)
+
+
 def human_duration(seconds: float) -> str:
     """3725 -> '1 h 2 min', 95 -> '1 min 35 s', 8.2 -> '8 s'."""
     s = round(seconds)

@@ -917,8 +917,7 @@ class _SegmentJoiner(ContainerWriter):
             cc.sample_aspect_ratio = info.sample_aspect_ratio
         self._setup_color(cc, pf, width, height)
         self._tag_video(cc)
-        if info.rotation:
-            vs.set_display_rotation(info.rotation)
+        self._orient(vs)
         self._vs = vs
         self._w, self._h = width, height
         self._last_pts = None

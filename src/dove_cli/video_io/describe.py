@@ -63,6 +63,7 @@ def _video(info: VideoInfo, variable: bool, packets: int, average: Fraction | No
         "display_size": f"{display[0]}x{display[1]}" if display != (w, h) else None,
         "sample_aspect_ratio": str(info.sample_aspect_ratio) if info.sample_aspect_ratio else None,
         "rotation": info.rotation,
+        "mirrored": info.mirrored,
         "frames": info.num_frames if info.num_frames_exact or not packets else packets,
         "frames_exact": info.num_frames_exact,
         "fps": str(average if variable and average else info.fps),

@@ -15,6 +15,7 @@ import numpy as np
 from av.video.reformatter import ColorRange
 
 from dove_cli.errors import OptionError, OutputError
+from dove_cli.humanize import turn_text
 from dove_cli.video_io.formats import (
     IMAGE_EXTENSIONS,
     TO_YUV_FLAGS,
@@ -144,9 +145,9 @@ class ImageWriter(VideoWriter):
         elif eight_bit:
             log.warning("%s: the source is %d-bit but %s images are 8-bit (use .png or .tif to keep it)",
                         self.path, info.bit_depth, self.path.suffix.lower())  # fmt: skip
-        if info.rotation:
-            log.warning("%s: images cannot carry the source's %d degree rotation tag; they are stored "
-                        "as decoded (use --rotate apply for upright images)", self.path, info.rotation)  # fmt: skip
+        if info.rotation or info.mirrored:
+            log.warning("%s: images cannot carry the source's rotation tag (%s); they are stored as decoded "
+                        "(use --rotate apply for upright images)", self.path, turn_text(info.rotation, info.mirrored))  # fmt: skip
         if info.sample_aspect_ratio and info.sample_aspect_ratio != 1:
             sar = info.sample_aspect_ratio
             log.warning("%s: images cannot carry the source's pixel aspect ratio (%d:%d); they have square pixels, "

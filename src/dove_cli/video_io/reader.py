@@ -79,6 +79,7 @@ class VideoInfo:
     color_trc: str | None = None
     colorspace: str | None = None  # the YUV matrix, FFmpeg names ("bt709", "smpte170m", ...)
     rotation: int = 0  # degrees counter-clockwise a player applies (display matrix); 0 when applied
+    mirrored: bool = False  # the display matrix also mirrors it left-right, after the turn; False when applied
     sample_aspect_ratio: Fraction | None = None
     interlaced: bool = False  # the first frame, or the container, says so
     has_audio: bool = False
@@ -117,6 +118,19 @@ class VideoInfo:
         total = self.num_frames or round(Fraction(str(self.duration or 0)) * fps)
         end = total if duration is None else min(total, math.ceil((at + Fraction(str(duration))) * fps))
         return max(0, end - math.ceil(at * fps))
+
+
+def orientation(frame: av.VideoFrame) -> tuple[int, bool]:
+    """How players show a decoded frame, from its display matrix: degrees turned counter-clockwise,
+    in (-180, 180], then whether mirrored left-right (`set_display_rotation(degrees, hflip=...)`
+    writes it back). PyAV's `frame.rotation` reads a mirror as a turn: a plain mirror as -180."""
+    sd: Any = frame.side_data.get("DISPLAYMATRIX")
+    if sd is None:
+        return 0, False
+    a, b, _, c, d = np.frombuffer(bytes(sd), "<i4")[:5].tolist()  # 16.16 fixed point, row-major 3x3
+    mirrored = a * d - b * c < 0  # a mirror turns the determinant's sign; unmirror the x column
+    degrees = -round(math.degrees(math.atan2(b, -a if mirrored else a))) % 360  # as av_display_rotation_get
+    return (degrees - 360 if degrees > 180 else degrees), mirrored
 
 
 def display_size(width: int, height: int, sample_aspect_ratio: Fraction | None, rotation: int) -> tuple[int, int]:
@@ -574,12 +588,11 @@ class VideoReader:
         self._raw_w, self._raw_h = frame.width, frame.height
         self._size = (frame.width, frame.height)  # the last frame's, to say where it changes (`_fit`)
         self._sar = self._pixel_aspect()
-        rotation = int(round(frame.rotation or 0)) % 360
-        rotation = rotation - 360 if rotation > 180 else rotation
+        rotation, mirrored = orientation(frame)
         if rotation % 90:
             if self._warn:
                 log.warning("%s: rotation %d is not a multiple of 90 degrees; ignored", self.path, rotation)
-            rotation = 0
+            rotation, mirrored = 0, False
         w, h = frame.width, frame.height
         if self._rotate == "apply" and rotation % 180:
             w, h = h, w
@@ -603,6 +616,7 @@ class VideoReader:
             color_trc=TRC.get(frame.color_trc or cc.color_trc),
             colorspace=SPACE.get(frame.colorspace or cc.colorspace) if not fmt.is_rgb else "gbr",
             rotation=0 if self._rotate == "apply" else rotation,
+            mirrored=mirrored and self._rotate != "apply",
             sample_aspect_ratio=Fraction(sar) if sar and sar != 1 else None,
             interlaced=self._source_interlaced,
             has_audio=bool(c.streams.audio),
@@ -618,6 +632,7 @@ class VideoReader:
             base_fps=Fraction(s.guessed_rate) * self._rate if s.guessed_rate else None,
         )
         self._apply_rotation = rotation if self._rotate == "apply" else 0
+        self._apply_mirror = mirrored and self._rotate == "apply"
         self.transparent = see_through(frame)
         if self.transparent and self._warn and self._say_alpha:
             say_alpha_dropped(self.path)
@@ -954,6 +969,8 @@ class VideoReader:
             rgb = boxed
         if self._apply_rotation:
             rgb = np.rot90(rgb, k=self._apply_rotation // 90)
+        if self._apply_mirror:  # after the turn, as the display matrix does (FFmpeg's autorotate)
+            rgb = rgb[:, ::-1]
         return np.ascontiguousarray(rgb)
 
     def _select_span(self, start: float | Fraction | None, duration: float | Fraction | None) -> None:

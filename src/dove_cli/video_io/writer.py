@@ -199,8 +199,7 @@ class ContainerWriter(VideoWriter):
         self._setup_color(cc, pf, width, height)
         cc.options = signal_range(spec.encoder, opts, self._tags)
         self._tag_video(cc)
-        if info.rotation:
-            vs.set_display_rotation(info.rotation)
+        self._orient(vs)
         self._vs = vs
         self._reformatter = VideoReformatter()
         self._step = max(1, round(1 / (fps * info.time_base)))
@@ -208,6 +207,12 @@ class ContainerWriter(VideoWriter):
         nominal = round(1 / (info.base_fps * info.time_base)) if info.base_fps else self._step
         self._frame_ticks = nominal if self._step / 2 <= nominal <= self._step * 2 else self._step  # not a stray tbr
         self._w, self._h = width, height
+
+    def _orient(self, vs: Any) -> None:
+        """The input's display matrix (a turn, then a mirror) on the output's video, for an encoder's
+        stream and a copy of segments alike; none where --rotate apply turned the pixels."""
+        if self.info.rotation or self.info.mirrored:
+            vs.set_display_rotation(self.info.rotation, hflip=self.info.mirrored)
 
     def _tag_video(self, cc: Any) -> None:
         """The video's sample entry where the container's default is one some players refuse (HEVC
