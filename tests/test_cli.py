@@ -1202,6 +1202,45 @@ def test_info_file_says_colour_hdr_and_geometry(clip_pq, clip_rotated, clip_sar,
         assert re.search(line, out), (line, out)
 
 
+def test_info_lists_a_timecode_track_and_says_a_mirror(tmp_path, capsys):
+    """A camera's .mov or .mp4 has a timecode (tmcd) track, a data stream with no codec: `dove info`
+    stopped at it with a TypeError (exit 1, the files after it never listed). A front camera's
+    display matrix mirrors as well as turns: info said a plain mirror was a turn of 180 degrees."""
+    base = make_clip(tmp_path / "base.mp4", frames=3)
+    files = [tmp_path / "tc.mov", tmp_path / "tc.mp4", tmp_path / "selfie.mov", tmp_path / "mirror.mov"]
+    for tc in files[:2]:
+        ffmpeg("-i", base, "-c", "copy", "-timecode", "01:00:00:00", tc)
+    ffmpeg("-display_rotation:v", "90", "-display_hflip:v", "-i", base, "-c", "copy", files[2])
+    ffmpeg("-display_hflip:v", "-i", base, "-c", "copy", files[3])
+    code, out, err = run(["info", *map(str, files)], capsys)
+    assert code == 0 and "Traceback" not in err, err
+    assert len(re.findall(r"^  #1 timecode track +01:00:00:00, eng$", out, re.M)) == 2, out
+    assert re.search(r"^    rotation +90 degrees, mirrored \(kept as a tag\)$", out, re.M), out
+    assert re.search(r"^    rotation +mirrored \(kept as a tag\)$", out, re.M), out
+    code, described, err = _info(files, capsys)
+    assert code == 0, err
+    for d in described[:2]:
+        assert d["streams"] == [{"index": 1, "kind": "timecode track", "codec": None, "timecode": "01:00:00:00",
+                                 "language": "eng", "title": None, "flags": []}]  # fmt: skip
+    assert [(d["video"]["rotation"], d["video"]["mirrored"]) for d in described] == [
+        (0, False), (0, False), (90, True), (0, True)]  # fmt: skip
+
+
+def test_info_says_a_variable_rate_clips_nominal_rate(tmp_path, capsys):
+    """A phone's 29.97 fps clip with jitter and a dropped frame: info said "29.402 fps, variable (the
+    average; nominally 29.471)", two averages (the packets', the container's), never the 29.97 it
+    was recorded at (ffmpeg's tbr)."""
+    clip = tmp_path / "phone.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=30000/1001", "-frames:v", "40", "-vf",
+           r"settb=1/90000,setpts='N*3003+if(eq(mod(N\,7)\,3)\,360\,0)',select='not(eq(n\,20))'", "-fps_mode",
+           "passthrough", "-enc_time_base", "1/90000", "-c:v", "libx264", "-pix_fmt", "yuv420p", clip)  # fmt: skip
+    code, (d,), err = _info([clip], capsys)
+    assert code == 0 and d["video"]["variable_rate"], err
+    assert d["video"]["nominal_fps"] == "30000/1001" and Fraction(d["video"]["fps"]) < Fraction(29.5)
+    code, out, err = run(["info", str(clip)], capsys)
+    assert re.search(r"frame rate +29\.\d+ fps \(\d+/\d+\), variable \(the average; nominally 29\.970\)$", out, re.M)
+
+
 def test_info_images_and_an_unreadable_file(png_sequence, clip_2997, tmp_path, capsys):
     """A folder of images: count, numbering and size. A file dove cannot read is one error line naming it
     and exit 2, the other files still shown; `--json` without files is refused."""

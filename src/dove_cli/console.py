@@ -441,7 +441,7 @@ def described_rows(d: dict) -> list[tuple[str, str]]:
         if s["kind"] in ("attachment", "cover art"):
             text = f"{s['filename']}, {s['mimetype'] or 'no type'}, {s['bytes']} bytes"
         else:
-            parts = [s["codec"]]
+            parts = [s.get("timecode") or s["codec"] or "unknown codec"]
             parts += [f"{s['layout']} ({s['channels']} ch), {s['sample_rate']} Hz"] if s["kind"] == "audio" else []
             parts += [s["language"]] if s["language"] else []
             parts += [repr(s["title"])] if s["title"] else []

@@ -52,7 +52,8 @@ def describe(path: str | Path) -> dict[str, Any]:
 def _video(info: VideoInfo, variable: bool, packets: int, average: Fraction | None) -> dict[str, Any]:
     """The video as dove reads it; a count the container does not give is the packets' (one per
     frame), and a variable rate is the packets' average (the stream's own rate is only nominal: 16
-    for a clip of 32 frames over 2.6 s)."""
+    for a clip of 32 frames over 2.6 s). The nominal rate is the one the timestamps step at (29.97
+    for a phone's clip), not the container's average (frames over duration: 29.47 for that clip)."""
     w, h = info.width, info.height
     display = display_size(w, h, info.sample_aspect_ratio, info.rotation)
     tagged = info.colorspace not in (None, "gbr")
@@ -67,7 +68,7 @@ def _video(info: VideoInfo, variable: bool, packets: int, average: Fraction | No
         "frames": info.num_frames if info.num_frames_exact or not packets else packets,
         "frames_exact": info.num_frames_exact,
         "fps": str(average if variable and average else info.fps),
-        "nominal_fps": str(info.fps),
+        "nominal_fps": str(info.base_fps or info.fps),  # FFmpeg's guessed rate: `fps` is an average (a .mp4's)
         "variable_rate": variable,
         "pix_fmt": info.pix_fmt,
         "bit_depth": info.bit_depth,
@@ -95,8 +96,9 @@ def _timing(c: Any, s: Any) -> tuple[bool, int, Fraction | None]:
 
 
 def _stream(c: Any, s: Any) -> dict[str, Any]:
-    """One stream other than the video: its kind, codec, language, title and flags, and for audio
-    its channels and rate, for an attachment (or cover art) its file name, type and size."""
+    """One stream other than the video: its kind, codec (None for a data track FFmpeg has no codec
+    for: a timecode, QuickTime metadata), language, title and flags, and for audio its channels and
+    rate, for a timecode track its start, for an attachment (or cover art) its file name, type and size."""
     d: dict[str, Any] = {"index": s.index, "kind": s.type}
     cc = s.codec_context
     if s.type == "attachment" or is_picture(s):
@@ -112,6 +114,8 @@ def _stream(c: Any, s: Any) -> dict[str, Any]:
         d["sample_rate"] = cc.sample_rate
     if s.type == "data" and is_chapter_track(c, s):
         d["kind"] = "chapter track"
+    elif s.type == "data" and (tc := get_tag(s.metadata, "timecode")):  # a tmcd track: no codec FFmpeg decodes
+        d["kind"], d["timecode"] = "timecode track", tc
     d["language"] = s.metadata.get("language")
     d["title"] = get_tag(s.metadata, "title") or get_tag(s.metadata, "name")  # MP4 keeps a track's title as its name
     d["flags"] = [f for f in FLAGS if s.disposition & getattr(av.stream.Disposition, f)]
