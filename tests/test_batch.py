@@ -16,7 +16,7 @@ import dove_cli.models as models
 from dove_cli.batch import find_videos, is_batch_input, upscale_batch
 from dove_cli.errors import InputError, OutputError
 from dove_cli.resume import SEGMENT_MIN_FRAMES, work_folder
-from media import decoded_frame_count, make_clip, make_ts, make_vfr_clip
+from media import decoded_frame_count, ffmpeg, make_clip, make_ts, make_vfr_clip
 from test_resume import _FailAfter, framemd5
 
 OPTS = dict(model="bilinear", scale=2, chunk=9, chunk_overlap=2, tile=0, device="cpu", codec="ffv1")
@@ -188,6 +188,29 @@ def test_batch_dry_run_plans_every_file_and_writes_nothing(folder, tmp_path, cap
     doc = json.loads((tmp_path / "m.json").read_text())
     assert exc.value.code == 4 and [f["status"] for f in doc["files"]] == ["planned", "skipped", "failed"]
     assert doc["files"][0]["plan"]["frames"] == 6 and doc["files"][0]["result"] is None
+
+
+def test_batch_dry_run_shows_sizes_as_players_show_them(tmp_path, capsys):
+    """A phone folder's portrait clips (stored 64x48, turned 90 degrees by their tag) were listed as
+    64x48->128x96, landscape, where each file's own --dry-run says `shown 96x128`: the table shows the
+    sizes players show, as that line does, and says so under it."""
+    from dove_cli.cli import main
+    from dove_cli.upscaling import upscale
+
+    src = tmp_path / "in"
+    src.mkdir()
+    ffmpeg("-display_rotation:v", "90", "-i", make_clip(tmp_path / "base.mp4", frames=3), "-c", "copy",
+           src / "portrait.mp4")  # fmt: skip
+    make_clip(src / "landscape.mp4", frames=3)
+    with pytest.raises(SystemExit) as exc:
+        main(["upscale", str(src), "-o", str(tmp_path / "out"), "--model", "bilinear", "--scale", "2", "--dry-run"])
+    out = capsys.readouterr().out
+    assert not exc.value.code, out
+    rows = {cells[0]: cells for cells in (line.replace("│", " ").split() for line in out.splitlines()) if cells}
+    assert (rows["portrait.mp4"][2], rows["landscape.mp4"][2]) == ("48x64->96x128", "64x48->128x96"), out
+    alone = upscale(src / "portrait.mp4", tmp_path / "p.mp4", model="bilinear", scale=2, dry_run=True)
+    assert alone.shown_as() == "shown 96x128 (turned 90 degrees)"
+    assert "size: as players show it" in out
 
 
 def test_batch_dry_run_marks_frame_counts_estimated_from_the_duration(folder, tmp_path, capsys):

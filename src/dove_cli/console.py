@@ -326,7 +326,7 @@ def print_batch_plans(items, console: Console) -> None:
         if p is None:
             table.add_row(escape(name), "", "skip: output exists" if item.status == "skipped" else "error")
             continue
-        (h, w), (oh, ow) = p.input_size, p.file_size()
+        (w, h), (ow, oh) = p.shown_size(*p.input_size), p.shown_size(*p.file_size())  # as the file's plan's "shown"
         gpu = f"{p.est_peak_device_bytes / gib:.1f} GiB" if p.est_peak_device_bytes else "-"
         est = human_duration(p.est_seconds) if p.est_seconds is not None else "-"
         frames = f"{'' if p.frames_exact else '~'}{p.frames}" + (f" ({p.saved_frames} saved)" if p.saved_frames else "")
@@ -336,6 +336,9 @@ def print_batch_plans(items, console: Console) -> None:
     if estimated := [p for p in planned if not p.frames_exact]:
         console.print(f"frames ~{estimated[0].frames}: about {estimated[0].frames}, from the duration (the container "
                       "does not count them; a variable frame rate can put it far off)", highlight=False, soft_wrap=True)  # fmt: skip
+    if any(p.shown_as() for p in planned):
+        console.print("size: as players show it (turned by a rotation tag, non-square pixels widened); a file's own "
+                      "--dry-run says the size it stores", highlight=False, soft_wrap=True)  # fmt: skip
     if untimed := next((p for p in planned if p.est_seconds is None), None):
         console.print(f"est. time -: {escape(untimed_reason(untimed))}", highlight=False, soft_wrap=True)
     times = [p.est_seconds for p in planned]

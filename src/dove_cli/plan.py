@@ -82,8 +82,13 @@ class Plan:
             notes.append(f"pixel aspect {self.sample_aspect_ratio.numerator}:{self.sample_aspect_ratio.denominator}")
         if self.rotation % 180:
             notes.append(f"turned {abs(self.rotation)} degrees")
-        w, h = display_size(w, h, self.sample_aspect_ratio, self.rotation)
+        w, h = self.shown_size(h, w)
         return f"shown {w}x{h} ({', '.join(notes)})" if notes else ""
+
+    def shown_size(self, height: int, width: int) -> tuple[int, int]:
+        """(width, height) players show a picture of the input's or output's stored (height, width)
+        at: its pixel aspect and its quarter turns applied."""
+        return display_size(width, height, self.sample_aspect_ratio, self.rotation)
 
     def summary(self) -> str:
         """One line for `-v`: `4 windows of 33 frames (8 shared) x 16 tiles of 320 px (32 px overlap), work
