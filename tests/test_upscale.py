@@ -318,6 +318,26 @@ def test_colour_fix_compare_and_clipping_act_on_the_model_output(odd_clip, tmp_p
     assert np.array_equal(side[:, :, :148], plain) and np.array_equal(side[:, :, 148:], drifts[0.05])
 
 
+@pytest.mark.parametrize(("turn", "flip"), [("90", ""), ("270", ""), ("180", ""), ("90", "hflip"), ("0", "hflip")])
+def test_compare_is_side_by_side_as_players_show_a_turned_clip(turn, flip, tmp_path):
+    """--compare on a phone's portrait clip (its rotation kept as a tag) put the halves side by side in
+    the stored picture, so that players, which turn it, showed them one above the other (and a turn
+    of 180 or a mirror showed the output left). As shown (ffmpeg's autorotate), the input (bilinear)
+    is left of the output (here bilinear + 12.75 codes), each the right way up."""
+    src = tmp_path / "phone.mp4"
+    mirror = [f"-display_{flip}:v"] if flip else []
+    ffmpeg("-display_rotation:v", turn, *mirror, "-i", make_clip(tmp_path / "base.mp4", frames=3), "-c", "copy", src)
+    opts = dict(model="bilinear", scale=2, tile=0, chunk=0, device="cpu", color_fix="none")
+    upscale(src, tmp_path / "plain.mp4", UpscaleOptions(**opts))
+    result = upscale(src, tmp_path / "cmp.mp4", UpscaleOptions(**opts, compare=True), restorer=Shifted(0.05))
+    w, h = (96, 128) if int(turn) % 180 else (128, 96)  # each half, as shown
+    assert result.plan.shown_size(*result.plan.file_size()) == (2 * w, h)
+    shown = ffmpeg_frames(tmp_path / "cmp.mp4", 2 * w, h).astype(int)
+    plain = ffmpeg_frames(tmp_path / "plain.mp4", w, h)  # the bilinear output, as shown
+    assert psnr(shown[:, :, :w], plain) > 35  # the wrong way round: under 10
+    assert shown[:, :, w:].mean() - shown[:, :, :w].mean() > 8  # 12.75 codes brighter (less where clipped)
+
+
 def test_sixteen_bit_frames_come_back_as_bilinear_of_sixteen_bit_input(tmp_path):
     """16-bit PNGs in, 16-bit PNGs out over the whole code range (a 16-bit value past 32767 must not
     wrap), equal to torch's bilinear of the input codes (ties aside); a drifting model colour-fixed

@@ -61,17 +61,34 @@ def upsampled_reference(lq: torch.Tensor, scale: int, max_value: int) -> torch.T
     return ((upsample(lq[None].float(), scale)[0] / max_value * 2.0 - 1.0) * 0.5 + 0.5).clamp(0, 1)
 
 
+def compare_layout(rotation: int, mirrored: bool) -> tuple[int, bool]:
+    """Where `--compare` puts the input so that players, which turn (and mirror) the file by its
+    display matrix, show it left of the output: the dim of [3, H, W] the halves are joined along
+    (the width; the height under a quarter turn) and whether the input comes first. A turn of 90
+    degrees counter-clockwise shows the top at the left, -90 the bottom, 180 the right; a mirror
+    swaps the sides again."""
+    return (1 if rotation % 180 else 2), (rotation in (0, 90)) != mirrored
+
+
+def compare_size(height: int, width: int, rotation: int) -> tuple[int, int]:
+    """(height, width) of a `--compare` frame of two halves of (height, width), joined as
+    `compare_layout` says: twice as wide as players show it."""
+    return (2 * height, width) if rotation % 180 else (height, 2 * width)
+
+
 def finish_frame(
-    frame: torch.Tensor, reference: torch.Tensor | None, color_fix: ColorFix, compare: bool
+    frame: torch.Tensor, reference: torch.Tensor | None, color_fix: ColorFix, compare: tuple[int, bool] | None
 ) -> torch.Tensor:
     """Colour-fix a restored frame [3, H, W] against its reference, and put the reference beside it
-    for `--compare`. Both in [0, 1]; `reference` may be None when neither needs it."""
+    for `--compare` (its `compare_layout`). Both in [0, 1]; `reference` may be None when neither
+    needs it."""
     if color_fix != "none":
         assert reference is not None
         frame = apply_color_fix(color_fix, frame[None], reference[None])[0]
-    if compare:
+    if compare is not None:
         assert reference is not None
-        frame = torch.cat([reference, frame], dim=2)
+        dim, input_first = compare
+        frame = torch.cat([reference, frame] if input_first else [frame, reference], dim=dim)
     return frame
 
 

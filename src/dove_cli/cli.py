@@ -328,10 +328,11 @@ def _check_eval(
 
 
 def _check_eval_sizes(input: Path, output: Path, gt: Path, opts: UpscaleOptions) -> None:
-    """The size each output will have (input x --scale; --compare doubles the width), against GT's.
+    """The size each output will have (input x --scale; --compare doubles it: `compare_size`), against GT's.
     An input that cannot be read is left to the upscale, which says why (in a folder, per file)."""
     from dove_cli import video_io
     from dove_cli.batch import is_batch_input, plan_batch
+    from dove_cli.blend import compare_size
     from dove_cli.metrics.evaluate import check_planned_sizes
     from dove_cli.options import check_options
 
@@ -348,8 +349,10 @@ def _check_eval_sizes(input: Path, output: Path, gt: Path, opts: UpscaleOptions)
             planned[target.stem] = (target, None)  # its GT is still looked for; its size is unknown
             continue
         with reader:
-            w, h = reader.info.width, reader.info.height
-        planned[target.stem] = (target, (w * opts.scale * (2 if opts.compare else 1), h * opts.scale))
+            info = reader.info
+        h, w = info.height * opts.scale, info.width * opts.scale
+        h, w = compare_size(h, w, info.rotation) if opts.compare else (h, w)
+        planned[target.stem] = (target, (w, h))
     if planned:
         check_planned_sizes(planned, batch, gt)
 

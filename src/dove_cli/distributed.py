@@ -691,9 +691,8 @@ class _Driver:
             job.run_id = uuid.uuid4().hex
             (job.session.work.path / RUN_TOKEN).write_text(job.run_id)
             writer_options, job.join = output_options(self.opts)
-            out_h, out_w = plan.output_size
-            width = out_w * 2 if self.opts.compare else out_w
-            job.options = resume.segment_options(job.output, job.info, width, out_h, writer_options=writer_options,
+            file_h, file_w = plan.file_size()  # with --compare, both halves
+            job.options = resume.segment_options(job.output, job.info, file_w, file_h, writer_options=writer_options,
                                                  join_options=job.join)  # fmt: skip
         except OSError as exc:
             self._fail(job, OutputError(f"{job.output}: cannot prepare the work folder ({exc.strerror})"))

@@ -205,7 +205,7 @@ class UpscaleOptions:
                                metavar="N")  # fmt: skip
     audio: Literal["copy", "transcode", "none"] = option("copy", "copy, transcode (AAC/Opus) or none.")
     subtitles: Literal["copy", "none"] = option("copy", "copy or none.")
-    compare: bool = option(False, "Write input (bilinear) | output side by side.")
+    compare: bool = option(False, "Write input (bilinear) | output side by side, as players show it.")
     manifest: str | None = option(None, "Write a JSON sidecar of the run here.", metavar="FILE")
     overwrite: bool = option(False, "Replace an existing output (and any unfinished run).")
     resume: bool = option(

@@ -16,6 +16,7 @@ import psutil
 import torch
 
 from dove_cli import release_layout
+from dove_cli.blend import compare_size
 from dove_cli.engine import TEMPORAL_PAD, DoveModel, Restorer, bnb_config, loaded_weight_bytes
 from dove_cli.errors import InputError, OptionError
 from dove_cli.humanize import busy_note
@@ -64,7 +65,7 @@ class Plan:
     blend_on_device: bool = False  # the float frame accumulators live on the GPU (see make_plan)
     saved_frames: int = 0  # output frames an interrupted run saved, which this one continues after
     frames_exact: bool = True  # False: `frames` is estimated from the duration (Matroska, WebM, TS...)
-    compare: bool = False  # --compare: the file is input | output side by side, twice as wide
+    compare: bool = False  # --compare: the file is input | output side by side as shown, twice as wide
     codec: str = ""  # the output's codec (hevc; png for images) and pixel format, as the writer chose them
     pix_fmt: str = ""
     sample_aspect_ratio: Fraction | None = None  # the input's non-square pixels, which the output keeps
@@ -108,9 +109,9 @@ class Plan:
         return self.tiles * self.chunks
 
     def file_size(self) -> tuple[int, int]:
-        """(height, width) of the frames the file holds: with --compare, input | output side by side."""
-        h, w = self.output_size
-        return h, w * (1 + self.compare)
+        """(height, width) of the frames the file holds: with --compare, input | output side by side
+        as players show them (stacked in the file under a quarter turn)."""
+        return compare_size(*self.output_size, self.rotation) if self.compare else self.output_size
 
 
 def lq_block(scale: int, multiple: int) -> int:

@@ -30,7 +30,14 @@ import numpy as np
 import torch
 
 from dove_cli import note, resume, video_io
-from dove_cli.blend import FrameBlender, finish_frame, to_code_values, upsampled_reference
+from dove_cli.blend import (
+    FrameBlender,
+    compare_layout,
+    compare_size,
+    finish_frame,
+    to_code_values,
+    upsampled_reference,
+)
 from dove_cli.engine import DTYPE_NAMES, BilinearModel, DoveModel, Restorer
 from dove_cli.errors import DoveError, InputError, OptionError, OutputBusy, OutputError
 from dove_cli.humanize import gpu_of, human_range
@@ -473,7 +480,9 @@ def _check_outputs(
     start, duration = parse_preview(opts.preview) if opts.preview else (None, None)
     if start is not None and info.duration and start > info.duration + 0.5:  # (a header's length may be short)
         raise no_frames(info.path, info, opts)  # before a model loads for nothing
-    width, height = info.width * opts.scale * (2 if opts.compare else 1), info.height * opts.scale
+    height, width = info.height * opts.scale, info.width * opts.scale
+    if opts.compare:
+        height, width = compare_size(height, width, info.rotation)
     losses: list[logging.LogRecord] = []  # what the output loses: said once the output is known to be wanted
     with held_warnings(losses):
         writer = video_io.open_writer(
@@ -714,7 +723,9 @@ def _stream(
     lq: dict[int, torch.Tensor] = {}  # frame index -> padded LQ frame [3, hp, wp], while a window needs it
     pts: dict[int, int] = {}
 
-    scratch = torch.empty(3, out_h, out_w * (2 if opts.compare else 1), device=out_device)  # reused per frame
+    file_h, file_w = plan.file_size()  # with --compare, both halves
+    scratch = torch.empty(3, file_h, file_w, device=out_device)  # reused per frame
+    layout = compare_layout(info.rotation, info.mirrored) if opts.compare else None
 
     def finish(t: int) -> np.ndarray:
         """Crop the padding, colour-fix (against the upsampled input) and round one final frame."""
@@ -722,16 +733,17 @@ def _stream(
         reference = None
         if color_fix != "none" or opts.compare:
             reference = upsampled_reference(lq[t][:, :in_h, :in_w].to(out_device), opts.scale, max_value)
-        finished = finish_frame(frame, reference, color_fix, opts.compare)
+        finished = finish_frame(frame, reference, color_fix, layout)
         return to_code_values(finished, bits16, scratch, truncate=opts.parity)  # the release truncates
 
     stats.resumed_from = first
     written = read = part.preroll if part is not None else 0
     writer_options, join_options = output_options(opts)
-    width = out_w * 2 if opts.compare else out_w
     with (
         open_frames(input, info, opts, session.output, part) as (reader, decoded),
-        session.open_writer(info, width, out_h, writer_options=writer_options, join_options=join_options) as raw_writer,
+        session.open_writer(
+            info, file_w, file_h, writer_options=writer_options, join_options=join_options
+        ) as raw_writer,
     ):
         writer = BackgroundWriter(raw_writer, timer)
         frames = read_ahead(_with_cuts(decoded, detector, part), timer)
