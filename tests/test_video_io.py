@@ -2025,6 +2025,53 @@ def test_audio_few_players_play_in_the_container_is_copied_with_a_warning(
             assert c.streams.audio[0].codec_context.name == "vorbis"
 
 
+def test_pcm_copied_into_mp4_is_said_and_into_mov_not(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """PCM (OBS's lossless recordings) goes into .mp4 as ISO/IEC 23003-5's ipcm, which browsers do not
+    play; .mov stores it as QuickTime's own sowt, which Apple's players and editors play."""
+    src = tmp_path / "obs.mkv"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25:duration=0.4", "-f", "lavfi", "-i",
+           "sine=duration=0.4", "-c:v", "libx264", "-c:a", "pcm_s16le", "-shortest", src)  # fmt: skip
+    for ext, said, entry in ((".mp4", True, b"ipcm"), (".mov", False, b"sowt")):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            roundtrip(src, tmp_path / f"out{ext}")
+        line = (f"audio stream #1 (pcm_s16le) copied into .{ext[1:]}, where few players play it; .mov and .mkv "
+                "play it, and --audio transcode makes AAC")  # fmt: skip
+        assert (line in caplog.text) == said, caplog.text
+        assert entry in (tmp_path / f"out{ext}").read_bytes()  # the sample entry FFmpeg writes
+        assert packet_md5(tmp_path / f"out{ext}", "0:a") == packet_md5(src, "0:a")
+
+
+@pytest.fixture(scope="module")
+def four_tracks(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A capture with Vorbis, FLAC, mono PCM (Matroska stores no channel order: "1 channels", which
+    the AAC encoder does not start with) and AAC tracks, titled."""
+    src = tmp_path_factory.mktemp("audio") / "four.mkv"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25:duration=0.4", "-f", "lavfi", "-i",
+           "sine=duration=0.4:sample_rate=48000", "-map", "0:v", *[a for _ in range(4) for a in ("-map", "1:a")],
+           "-c:v", "libx264", "-c:a:0", "libvorbis", "-c:a:1", "flac", "-c:a:2", "pcm_s16le", "-ac:a:2", "1",
+           "-c:a:3", "aac", *[a for i in range(4) for a in (f"-metadata:s:a:{i}", f"title=track {i}")],
+           "-shortest", src)  # fmt: skip
+    return src
+
+
+@pytest.mark.parametrize(("ext", "codec"), [(".mp4", "aac"), (".mkv", "aac"), (".webm", "opus")])
+def test_audio_transcode_makes_every_track_aac(four_tracks: Path, ext: str, codec: str, tmp_path: Path) -> None:
+    """--audio transcode: every track AAC (Opus in .webm), though the container could hold Vorbis, FLAC
+    or PCM; a track that is so already is copied, packet for packet (a second encode only loses)."""
+    out = tmp_path / f"out{ext}"
+    roundtrip(four_tracks, out, audio="transcode")
+    tracks = [s for s in ffinfo(out).streams if s.kind == "Audio"]
+    assert [s.codec for s in tracks] == [codec] * 4
+    with av.open(str(out)) as c:
+        titles = [s.metadata.get("title") or s.metadata.get("name") for s in c.streams.audio]  # .mp4: name
+        assert titles == [f"track {i}" for i in range(4)]
+        assert all(abs(float(s.duration * s.time_base) - 0.4) < 0.05 for s in c.streams.audio if s.duration)
+    if codec == "aac":
+        assert packet_md5(out, "0:a:3") == packet_md5(four_tracks, "0:a:3")
+        assert packet_md5(out, "0:a:0") != packet_md5(four_tracks, "0:a:3")
+
+
 # ---------------------------------------------------------- MPEG-TS timestamp discontinuities
 
 

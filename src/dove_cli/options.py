@@ -203,7 +203,9 @@ class UpscaleOptions:
     )  # fmt: skip
     start_number: int = option(1, "Number of an image pattern's first image (as ffmpeg's image2 -start_number).",
                                metavar="N")  # fmt: skip
-    audio: Literal["copy", "transcode", "none"] = option("copy", "copy, transcode (AAC/Opus) or none.")
+    audio: Literal["copy", "transcode", "none"] = option(
+        "copy", "copy, transcode (every track to AAC, Opus in .webm; one that is so already is copied) or none."
+    )
     subtitles: Literal["copy", "none"] = option("copy", "copy or none.")
     compare: bool = option(False, "Write input (bilinear) | output side by side, as players show it.")
     manifest: str | None = option(None, "Write a JSON sidecar of the run here.", metavar="FILE")

@@ -142,7 +142,8 @@ def open_writer(
     info: the reader's VideoInfo: time base, fps, colour, rotation and the source of audio,
     subtitle, chapter and metadata copies. codec: None = the container's default (default_codec).
     audio: "copy" (packet for packet; error if the container cannot hold the codec), "transcode"
-    (copy what fits, re-encode the rest to AAC, Opus for WebM) or "none". subtitles: "copy"
+    (every audio stream as AAC, Opus for WebM; one that already is that codec is copied, as a second
+    lossy encode only loses quality) or "none". subtitles: "copy"
     (packet for packet; text subtitles the container cannot hold are converted to its text codec,
     e.g. srt -> mov_text for MP4; bitmap ones are refused) or "none". start/end: the span of the
     input (seconds from its first frame) that this output covers, as for a preview: audio and

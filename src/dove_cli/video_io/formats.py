@@ -605,8 +605,17 @@ AUX_CODECS_HELD = {
 
 
 # Audio that FFmpeg muxes into a container but that the usual players of its files do not play
-# (Apple's, browsers'): copied, with a warning.
-FEW_PLAY = {("mp4", "vorbis")}  # MOV refuses Vorbis and Opus
+# (Apple's, browsers'): copied, with a warning naming the containers that play it. PCM (OBS's
+# lossless recordings) goes into .mp4 as ISO/IEC 23003-5's ipcm/fpcm entries, which FFmpeg-based
+# players read and browsers do not; .mov stores it as QuickTime's own sowt, twos, in24 or fl32,
+# which Apple's players and editors play: not said. MOV refuses Vorbis and Opus.
+FEW_PLAY = {("mp4", "vorbis"): ".mkv plays it", ("mp4", "pcm"): ".mov and .mkv play it"}
+
+
+def few_play(fmt_name: str, codec: str) -> str | None:
+    """Which containers play audio `codec` (its canonical name), where few players of `fmt_name`
+    files do (FEW_PLAY); else None."""
+    return FEW_PLAY.get((fmt_name, "pcm" if codec.startswith("pcm_") else codec))
 
 
 def holds_aux(fmt_name: str, stream: Any) -> bool:

@@ -19,7 +19,6 @@ from dove_cli import note
 from dove_cli.errors import InputError, OutputError
 from dove_cli.video_io.continuity import continuous_packets
 from dove_cli.video_io.formats import (
-    FEW_PLAY,
     HDR_TRANSFERS,
     MP4_COVERS,
     PRIMARIES,
@@ -36,6 +35,7 @@ from dove_cli.video_io.formats import (
     choose_pix_fmt,
     default_codec,
     encoder_options,
+    few_play,
     ff_round,
     ffmsg,
     holds_aux,
@@ -76,6 +76,9 @@ log = logging.getLogger("dove_cli.video_io")
 SUBTITLE_LOOKBACK_S = 60
 AUX_SEEK_MARGIN_S = 5
 PICTURE_TYPES = {"mjpeg": "image/jpeg", "png": "image/png", "bmp": "image/bmp", "webp": "image/webp"}  # cover art
+# The layout of N channels in no named order, as FFmpeg's av_channel_layout_default gives it (the
+# ones both encoders of --audio transcode take).
+DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "3.0", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
 AVFMT_TS_NONSTRICT = 0x20000  # a muxer that takes equal dts in a row (Matroska): only going back is refused
 
 
@@ -283,28 +286,27 @@ class ContainerWriter(VideoWriter):
         if subtitles != "none":
             wanted += list(src.streams.subtitles)
         unstyled: list[str] = []  # styled (ASS) subtitle streams converted to a plain text codec
+        target = "libopus" if fmt_name == "webm" else "aac"  # what --audio transcode makes
         for s in wanted:
-            codec = s.codec_context.name
-            if holds_aux(fmt_name, s):
+            codec, canonical = s.codec_context.name, s.codec_context.codec.canonical_name
+            # --audio transcode: every audio stream as `target`; one that is already so is copied, as
+            # a second lossy encode only loses quality
+            recode = s.type == "audio" and audio == "transcode" and canonical != av.Codec(target, "w").canonical_name
+            if not recode and holds_aux(fmt_name, s):
                 ostream = out.add_stream_from_template(s)
                 mode = "copy"
                 self._say_priming(s, fmt_name)
-                if self._warn and (fmt_name, s.codec_context.codec.canonical_name) in FEW_PLAY:
-                    log.warning("%s: audio stream #%d (%s) copied into .%s, where few players play it; .mkv plays "
-                                "it, and --audio transcode makes AAC", self.path, s.index, codec, fmt_name)  # fmt: skip
+                if self._warn and s.type == "audio" and (plays := few_play(fmt_name, canonical)):
+                    log.warning("%s: audio stream #%d (%s) copied into .%s, where few players play it; %s, and "
+                                "--audio transcode makes AAC", self.path, s.index, codec, fmt_name, plays)  # fmt: skip
             elif s.type == "subtitle" and s.codec_context.codec.text_sub and fmt_name in TEXT_SUBTITLES:
                 ostream = self._text_subtitle_stream(s, TEXT_SUBTITLES[fmt_name])
                 mode = "subtitles"
-                if s.codec_context.codec.canonical_name in ("ass", "ssa"):
+                if canonical in ("ass", "ssa"):
                     unstyled.append(f"#{s.index}")
             elif s.type == "audio" and audio == "transcode":
-                target = "libopus" if fmt_name == "webm" else "aac"
-                rate = s.codec_context.sample_rate or 48000
-                if target == "libopus" and rate not in (8000, 12000, 16000, 24000, 48000):
-                    rate = 48000
-                ostream = out.add_stream(target, rate=rate, layout=s.codec_context.layout)
+                ostream = self._audio_encoder(s, target)
                 mode = "transcode"
-                log.info("%s: audio stream #%d (%s) re-encoded to %s", self.path, s.index, codec, target)
             else:
                 what = "audio" if s.type == "audio" else "subtitles"
                 hint = (
@@ -352,6 +354,27 @@ class ContainerWriter(VideoWriter):
                 lookback = SUBTITLE_LOOKBACK_S if subtitles_in else AUX_SEEK_MARGIN_S
                 src.seek(int(max(Fraction(0), self._t0 - lookback) * av.time_base), backward=True)
             self._aux_iter = continuous_packets(src, [src.streams[i] for i in self._aux])
+
+    def _audio_encoder(self, s: Any, target: str) -> Any:
+        """An output stream that encodes audio stream `s` as `target` (aac, libopus), opened now so that
+        what the encoder refuses is one line before the run, not a failure at its first frame. Channels
+        in no named order (PCM from capture software) get the usual layout of their count, without
+        which the AAC encoder does not start."""
+        cc = s.codec_context
+        rate = cc.sample_rate or 48000
+        if target == "libopus" and rate not in (8000, 12000, 16000, 24000, 48000):
+            rate = 48000
+        layout = cc.layout
+        if layout.name == f"{layout.nb_channels} channels":  # FFmpeg's name for an unspecified order
+            layout = av.AudioLayout(DEFAULT_LAYOUTS.get(layout.nb_channels, layout.name))
+        ostream: Any = self._out.add_stream(target, rate=rate, layout=layout)
+        try:
+            ostream.codec_context.open()
+        except av.FFmpegError as exc:
+            raise OutputError(f"{self.path}: audio stream #{s.index} ({cc.name}, {layout.name}, {rate} Hz) cannot be "
+                              f"encoded as {target} ({ffmsg(exc)}); use --audio copy or none") from None  # fmt: skip
+        log.info("%s: audio stream #%d (%s) re-encoded to %s", self.path, s.index, cc.name, target)
+        return ostream
 
     def _start_at_zero(self, src: Any, audio: str, subtitles: str) -> None:
         """Timestamps that start below 0 (an MPEG-TS read across its 33-bit clock wrap) are what few
