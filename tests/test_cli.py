@@ -1170,6 +1170,31 @@ def test_info_file_shows_every_stream_in_input_order(tmp_path, capsys):
         assert line in out, out
 
 
+def test_rgb_and_full_range_are_said_as_written(clip_fullrange, tmp_path, capsys):
+    """An RGB capture: `dove info` says full range (RGB always is; ffmpeg tags ffv1's "pc", utvideo's
+    not at all), and the output is limited-range yuv420p, as planned. A full-range YUV input keeps
+    its range, which the plan says (it said yuv420p where ffmpeg shows yuvj420p)."""
+    tagged, untagged = tmp_path / "cap.mkv", tmp_path / "cap.avi"
+    for path, codec in ((tagged, "ffv1"), (untagged, "utvideo")):
+        ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25", "-frames:v", "3", "-c:v", codec, "-pix_fmt",
+               "bgr0" if codec == "ffv1" else "gbrp", path)  # fmt: skip
+    code, described, err = _info([tagged, untagged], capsys)
+    assert code == 0 and [d["video"]["range"] for d in described] == ["pc", None], err
+    assert all(d["video"]["rgb"] for d in described)
+    code, out, err = run(["info", str(untagged)], capsys)
+    assert re.search(r"range +full \(as RGB always is, whatever a tag says\)\n", out) and "read as" not in out, out
+    for src, written, full in ((tagged, "yuv420p(tv", False), (untagged, "yuv420p(tv", False),
+                               (clip_fullrange, "yuvj420p(pc", True)):  # fmt: skip
+        out_path, manifest = tmp_path / f"{src.stem}{src.suffix[1:]}.mp4", tmp_path / f"{src.suffix[1:]}.json"
+        argv = ["upscale", str(src), "-o", str(out_path), "--model", "bilinear", "--scale", "1"]
+        code, plan, err = run([*argv, "--dry-run", "--manifest", str(manifest)], capsys)
+        assert code == 0, err
+        assert re.search(r"output +│ 64x48, h264 yuv420p" + (" full range" if full else "") + r"\s*\n", plan), plan
+        assert json.loads(manifest.read_text())["plan"]["full_range"] is full
+        assert run(argv, capsys)[0] == 0
+        assert written in ffmpeg("-i", out_path, check=False).stderr
+
+
 def test_info_file_says_colour_hdr_and_geometry(clip_pq, clip_rotated, clip_sar, clip_vfr, clip_interlaced, clip_10bit,
                                                  capsys):  # fmt: skip
     """What a colourist asked to see before a run: tags, what an untagged one is read as, HDR, bit depth,

@@ -669,6 +669,23 @@ def test_roundtrip_full_range_tags(clip_fullrange: Path, tmp_path: Path) -> None
     assert psnr(ffmpeg_frames(out, 64, 48), ffmpeg_frames(clip_fullrange, 64, 48)) > 30
 
 
+def test_rgb_becomes_limited_range_yuv_whatever_its_range_tag(rgb_captures: dict[str, Path], tmp_path: Path) -> None:
+    """RGB is full range by nature, so its range tag means nothing: tagged "pc" (ffmpeg's ffv1 and
+    libx264rgb) or untagged (utvideo), it is written as limited-range YUV, as delivery files are
+    (full range was shown with crushed blacks by players that ignore the flag); --pix-fmt yuvj420p
+    asks for full range. Colours stay within a few levels either way."""
+    assert [probe(rgb_captures[k]).color_range for k in ("bgr0", "x264rgb", "utvideo")] == ["pc", "pc", None]
+    for name in ("bgr0", "x264rgb", "utvideo"):
+        out = tmp_path / f"{name}.mp4"
+        roundtrip(rgb_captures[name], out, crf=0)
+        assert "yuv420p(tv, smpte170m" in ffinfo(out).video().text, ffinfo(out).video().text
+        rgb = ffmpeg_frames(rgb_captures[name], 64, 48).astype(int)
+        assert np.abs(ffmpeg_frames(out, 64, 48).astype(int) - rgb).mean() < 3  # a full-range misread: ~10
+    asked = tmp_path / "asked.mp4"
+    roundtrip(rgb_captures["utvideo"], asked, pix_fmt="yuvj420p")
+    assert "yuvj420p(pc" in ffinfo(asked).video().text
+
+
 def test_colour_tags_kept_and_hd_default(clip_bt709: Path, tmp_path: Path) -> None:
     out = tmp_path / "709.mp4"
     roundtrip(clip_bt709, out)
@@ -1203,7 +1220,7 @@ def test_coarser_chroma_than_the_source_is_said(
     png_sequence: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """4:4:4 or 4:2:2 written as the codec's default 4:2:0 loses colour detail: said, naming the
-    --pix-fmt that keeps it (at the output's bit depth); asked for, or from RGB images, nothing."""
+    --pix-fmt that keeps it (at the output's bit depth); asked for, nothing. RGB: below."""
     full = make_clip(tmp_path / "444.mp4", pix_fmt="yuv444p", frames=2)
     prores = tmp_path / "422.mov"
     ffmpeg(*("-f", "lavfi", "-i", "testsrc2=s=64x48:d=0.125:r=16", "-c:v", "prores_ks", "-profile:v", "2"),
@@ -1222,9 +1239,63 @@ def test_coarser_chroma_than_the_source_is_said(
     with caplog.at_level(logging.WARNING):
         roundtrip(full, tmp_path / "kept.mp4", pix_fmt="yuv444p")
         roundtrip(prores, tmp_path / "quiet.mov", warn=False)
-        roundtrip(png_sequence, tmp_path / "rgb.mp4", reader={"fps": 25})
     assert caplog.text == ""
     assert "yuv444p(" in ffinfo(tmp_path / "kept.mp4").video().text
+
+
+@pytest.fixture(scope="module")
+def rgb_captures(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Lossless RGB screen captures, 64x48, 4 frames: ffv1 bgr0 tagged full range ("pc", as ffmpeg
+    tags RGB), libx264rgb gbrp (pc) in .mp4, utvideo gbrp untagged in .avi, and 10-bit ffv1 gbrp10le."""
+    d = tmp_path_factory.mktemp("rgb")
+    src = ("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25", "-frames:v", "4")
+    made = {"bgr0": d / "bgr0.mkv", "x264rgb": d / "x264rgb.mp4", "utvideo": d / "ut.avi", "gbrp10": d / "ten.mkv"}
+    ffmpeg(*src, "-c:v", "ffv1", "-pix_fmt", "bgr0", made["bgr0"])
+    ffmpeg(*src, "-c:v", "libx264rgb", "-qp", "0", "-pix_fmt", "gbrp", made["x264rgb"])
+    ffmpeg(*src, "-c:v", "utvideo", "-pix_fmt", "gbrp", made["utvideo"])
+    ffmpeg(*src, "-c:v", "ffv1", "-pix_fmt", "gbrp10le", made["gbrp10"])
+    return made
+
+
+def test_rgb_sources_written_as_4_2_0_are_said(
+    rgb_captures: dict[str, Path], png_sequence: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """RGB (lossless captures, PNG images) has colour at every pixel: as 4:2:0 a colour edge is off by
+    up to 100 levels. Said as for 4:4:4 YUV, naming both ways to keep it; asked for, nothing."""
+    with caplog.at_level(logging.WARNING):
+        roundtrip(rgb_captures["bgr0"], tmp_path / "bgr0.mp4")
+        roundtrip(png_sequence, tmp_path / "png.mp4", reader={"fps": 25})
+        roundtrip(rgb_captures["gbrp10"], tmp_path / "ten.mp4")
+    assert caplog.messages == [
+        f"{tmp_path / 'bgr0.mp4'}: the source is RGB (bgr0), colour at every pixel, but the output's chroma is 4:2:0 "
+        "(yuv420p): use --pix-fmt yuv444p to keep its colour resolution, or --codec ffv1 (.mkv) to keep the RGB exactly",
+        f"{tmp_path / 'png.mp4'}: the source is RGB (rgb24), colour at every pixel, but the output's chroma is 4:2:0 "
+        "(yuv420p): use --pix-fmt yuv444p to keep its colour resolution, or --codec ffv1 (.mkv) to keep the RGB exactly",
+        f"{tmp_path / 'ten.mp4'}: the source is RGB (gbrp10le), colour at every pixel, but the output's chroma is "
+        "4:2:0 (yuv420p10le): use --pix-fmt yuv444p10le to keep its colour resolution, or --codec ffv1 (.mkv) to keep "
+        "the RGB exactly",
+    ]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        roundtrip(rgb_captures["bgr0"], tmp_path / "asked.mp4", pix_fmt="yuv444p")
+        roundtrip(rgb_captures["bgr0"], tmp_path / "lossless.mkv", codec="ffv1")
+    assert caplog.text == ""
+
+
+@pytest.mark.parametrize(("source", "written"), [("bgr0", "bgr0"), ("x264rgb", "bgr0"), ("gbrp10", "gbrp10le")])
+def test_lossless_codec_keeps_rgb_as_rgb(
+    rgb_captures: dict[str, Path], source: str, written: str, tmp_path: Path
+) -> None:
+    """ffv1 holds RGB: an RGB source stays RGB (its own format where ffv1 takes it; 8-bit gbrp as bgr0),
+    every pixel as it was; as yuv444p, ffv1's default for YUV, it was off by a few levels."""
+    out = tmp_path / "out.mkv"
+    roundtrip(rgb_captures[source], out, codec="ffv1")
+    assert f"ffv1, {written}(" in ffinfo(out).video().text
+    deep = source == "gbrp10"
+    assert np.array_equal(ffmpeg_frames(out, 64, 48, deep=deep), ffmpeg_frames(rgb_captures[source], 64, 48, deep=deep))
+    yuv = make_clip(tmp_path / "yuv.mp4", frames=2)
+    roundtrip(yuv, tmp_path / "yuv.mkv", codec="ffv1")
+    assert "ffv1, yuv444p(" in ffinfo(tmp_path / "yuv.mkv").video().text  # YUV sources as before
 
 
 @pytest.mark.parametrize("ext", [".mov", ".mp4", ".ts"])

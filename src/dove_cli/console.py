@@ -265,7 +265,8 @@ def print_plan(plan, console: Console) -> None:  # plan.Plan
             f"{ow}x{oh}"
             + (" (input | output, --compare)" if plan.compare else "")
             + (f", {shown}" if (shown := plan.shown_as()) else "")
-            + (f", {plan.codec} {plan.pix_fmt}" if plan.codec else ""),
+            + (f", {plan.codec} {plan.pix_fmt}" if plan.codec else "")
+            + (" full range" if plan.full_range and not plan.pix_fmt.startswith("yuvj") else ""),
         ),
         ("padded input", f"{plan.padded_size[1]}x{plan.padded_size[0]}"),
         ("windows in time", chunks),
@@ -394,6 +395,7 @@ class VerifyBar:
 
 RANGES = {"tv": "limited (tv)", "pc": "full (pc)"}
 ASSUMED = {"bt709": "BT.709, as for HD", "smpte170m": "BT.601, as for SD"}
+RGB_RANGE = "full (as RGB always is, whatever a tag says)"
 
 
 def _colour(v: dict) -> list[tuple[str, str]]:
@@ -403,7 +405,7 @@ def _colour(v: dict) -> list[tuple[str, str]]:
         ("  primaries", v["primaries"] or hd_tagged),
         ("  transfer", v["transfer"] or hd_tagged),
         ("  matrix", v["matrix"] or f"untagged (read as {ASSUMED[v['assumed_matrix']]})"),
-        ("  range", RANGES.get(v["range"], "") or "untagged (read as limited)"),
+        ("  range", RGB_RANGE if v["rgb"] else RANGES.get(v["range"], "") or "untagged (read as limited)"),
         ("  HDR", f"yes ({v['hdr']})" if v["hdr"] else "no"),
     ]
 

@@ -68,6 +68,7 @@ class Plan:
     compare: bool = False  # --compare: the file is input | output side by side as shown, twice as wide
     codec: str = ""  # the output's codec (hevc; png for images) and pixel format, as the writer chose them
     pix_fmt: str = ""
+    full_range: bool = False  # YUV written at full range (the input's tag, or --pix-fmt yuvj420p): ffmpeg says yuvj420p
     sample_aspect_ratio: Fraction | None = None  # the input's non-square pixels, which the output keeps
     rotation: int = 0  # degrees the output's rotation tag turns it by when shown (--rotate keep)
     scene_cuts: str = ""  # SCENE_CUTS_NOTE when cuts found while running may change the windows, else ""

@@ -321,7 +321,7 @@ def _upscale(
         say("planning")
         plan_opts = replace(opts, chunk=previous.chunk, tile=previous.tile) if previous else opts
         plan = replace(make_plan(info, model, plan_opts, device, dtype), model_note=model_note, codec=checked.codec,
-                       pix_fmt=checked.pix_fmt)  # fmt: skip
+                       pix_fmt=checked.pix_fmt, full_range=checked.full_range)  # fmt: skip
         if on_paper:  # no such card here to measure its speed
             plan = replace(plan, est_seconds=None, model_note=f"planned for {gpu_of(opts.vram or 0)} (--vram)")
         if restorer is not None and not dry_run and weights_on_host(opts, device):
@@ -441,12 +441,13 @@ def probe_input(input: str | Path, opts: UpscaleOptions) -> tuple[video_io.Video
 
 @dataclass(frozen=True)
 class CheckedOutput:
-    """What `_check_outputs` found: the manifest's path (None: no manifest), and the codec and pixel
-    format the output gets (as the writer chose them: the plan shows them)."""
+    """What `_check_outputs` found: the manifest's path (None: no manifest), and the codec, pixel
+    format and range the output gets (as the writer chose them: the plan shows them)."""
 
     manifest: Path | None
     codec: str
     pix_fmt: str
+    full_range: bool = False
 
 
 def _check_image_options(output: Path, opts: UpscaleOptions) -> None:
@@ -492,6 +493,7 @@ def _check_outputs(
         )  # fmt: skip
         writer.abort()
     codec, pix_fmt = getattr(writer, "codec", ""), getattr(writer, "pix_fmt", "")
+    full = getattr(writer, "full_range", False)
     if busy := resume.busy(output):  # before "already exists": --overwrite would be refused as busy too
         if not dry_run:
             raise OutputBusy(busy)
@@ -514,12 +516,12 @@ def _check_outputs(
     for text in video_io.output_notes(output, opts.codec, opts.crf, opts.preset):
         log.warning("%s", text)
     if opts.manifest is None:
-        return CheckedOutput(None, codec, pix_fmt)
+        return CheckedOutput(None, codec, pix_fmt, full)
     manifest = Path(opts.manifest)
     if manifest.absolute() == output.absolute():
         raise OptionError(f"--manifest {manifest} is the output file; give it its own name, like {output}.json")
     check_manifest(manifest, opts.overwrite, inputs)
-    return CheckedOutput(manifest, codec, pix_fmt)
+    return CheckedOutput(manifest, codec, pix_fmt, full)
 
 
 @dataclass

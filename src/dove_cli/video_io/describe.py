@@ -9,7 +9,7 @@ from typing import Any
 
 import av
 
-from dove_cli.video_io.formats import HDR_TRANSFERS, assumed_matrix
+from dove_cli.video_io.formats import HDR_TRANSFERS, assumed_matrix, is_rgb
 from dove_cli.video_io.metadata import file_tags, get_tag, is_chapter_track
 from dove_cli.video_io.reader import (
     VideoInfo,
@@ -76,6 +76,7 @@ def _video(info: VideoInfo, variable: bool, packets: int, average: Fraction | No
         "transfer": info.color_trc,
         "matrix": info.colorspace,
         "range": info.color_range,
+        "rgb": is_rgb(info.pix_fmt),  # RGB pixels: full range whatever the tag
         # what the reader converts an untagged one with (`assumed_matrix`), and limited range
         "assumed_matrix": None if tagged or info.colorspace == "gbr" else assumed_matrix(w, h),
         "hdr": HDR_TRANSFERS.get(info.color_trc or ""),

@@ -167,7 +167,9 @@ def inverse(table: dict[int, str]) -> dict[str, int]:
 @dataclass(frozen=True)
 class CodecSpec:
     """Sensible defaults for one output codec; `pix_fmt_hi` is used for >8-bit sources. `pix_fmts`:
-    the formats it may write where fewer than its encoder takes (a ProRes profile's, `profile_spec`)."""
+    the formats it may write where fewer than its encoder takes (a ProRes profile's, `profile_spec`).
+    `rgb`: a lossless codec's RGB formats (8-bit, deeper), in which an RGB source stays RGB
+    (`default_pix_fmt`): as YUV 4:4:4 it would lose a few levels."""
 
     encoder: str
     pix_fmt: str
@@ -175,6 +177,7 @@ class CodecSpec:
     crf: int | None = None
     preset: str | None = None
     pix_fmts: tuple[str, ...] = ()
+    rgb: tuple[str, str] | None = None
 
 
 CODECS: dict[str, CodecSpec] = {
@@ -182,7 +185,7 @@ CODECS: dict[str, CodecSpec] = {
     "hevc": CodecSpec("libx265", "yuv420p", "yuv420p10le", crf=18, preset="medium"),
     "av1": CodecSpec("libsvtav1", "yuv420p", "yuv420p10le", crf=24, preset="8"),
     "vp9": CodecSpec("libvpx-vp9", "yuv420p", "yuv420p10le", crf=24, preset="good"),
-    "ffv1": CodecSpec("ffv1", "yuv444p", "yuv444p10le"),
+    "ffv1": CodecSpec("ffv1", "yuv444p", "yuv444p10le", rgb=("bgr0", "gbrp16le")),
     "prores": CodecSpec("prores_ks", "yuv422p10le", "yuv422p10le", preset="hq"),
     "png": CodecSpec("png", "rgb24", "rgb48be"),
     # NVIDIA's hardware encoders: the CPU stays free for decoding and blending; quality per bit is
@@ -396,7 +399,7 @@ def choose_pix_fmt(
     `warn` (a writer opened again for the same output passes False), and so is 8-bit HDR, asked for
     or not: it bands badly."""
     supported = set(spec.pix_fmts) or encoder_formats(spec.encoder)
-    pf = requested or (spec.pix_fmt_hi if high and spec.pix_fmt_hi in supported else spec.pix_fmt)
+    pf = requested or default_pix_fmt(spec, high, source, supported)
     try:
         fmt = av.VideoFormat(pf)
     except (ValueError, av.FFmpegError):
@@ -426,6 +429,17 @@ def choose_pix_fmt(
     return pf
 
 
+def default_pix_fmt(spec: CodecSpec, high: bool, source: str, supported: set[str]) -> str:
+    """What a codec writes unasked: its 8-bit or deeper format (`high`); an RGB `source` with a
+    lossless codec that holds RGB (`spec.rgb`: ffv1) stays RGB, in its own format where the encoder
+    takes it (gbrp10le), else in the codec's (an 8-bit gbrp capture: bgr0; alpha is not kept)."""
+    if spec.rgb and is_rgb(source):
+        if source in supported and len(av.VideoFormat(source).components) == 3:
+            return source
+        return spec.rgb[1] if high else spec.rgb[0]
+    return spec.pix_fmt_hi if high and spec.pix_fmt_hi in supported else spec.pix_fmt
+
+
 def depth_lost(spec: CodecSpec, pf: str, hdr: str | None, supported: set[str]) -> str:
     """The warning for a source of more than 8 bits written in the 8-bit `pf`: for HDR, naming a
     --pix-fmt (or a codec) that keeps 10 bits."""
@@ -445,6 +459,13 @@ SUBSAMPLING = {(1, 1): ("4:4:4", "444"), (2, 1): ("4:2:2", "422"), (2, 2): ("4:2
                (4, 1): ("4:1:1", "411"), (4, 4): ("4:1:0", "410")}  # fmt: skip
 
 
+def is_rgb(pix_fmt: str) -> bool:
+    """RGB pixels, or a palette of RGB colours (GIF, pixel art): colour at every pixel, and full
+    range whatever a tag says (nothing is converted to read them)."""
+    fmt = av.VideoFormat(pix_fmt)
+    return fmt.is_rgb or fmt.has_palette
+
+
 def subsampling(pix_fmt: str) -> tuple[int, int] | None:
     """How much coarser than luma a YUV format stores chroma (2, 2 for 4:2:0); None for RGB and grey."""
     fmt = av.VideoFormat(pix_fmt)
@@ -454,15 +475,22 @@ def subsampling(pix_fmt: str) -> tuple[int, int] | None:
 
 
 def chroma_lost(source: str, pf: str, supported: set[str]) -> str | None:
-    """A warning when `pf` stores chroma coarser than the YUV `source` did (4:4:4 or 4:2:2 written as
-    4:2:0), naming a --pix-fmt of the same depth that keeps it; None when nothing is lost. RGB
-    sources (PNG, screen captures) are not compared: 4:2:0 is what a video of them normally is."""
-    src, out = subsampling(source), subsampling(pf)
+    """A warning when `pf` stores chroma coarser than the `source` did (4:4:4, 4:2:2 or RGB, such as
+    a lossless screen capture or PNG images, written as 4:2:0), naming a --pix-fmt of the same depth
+    that keeps it (for RGB also the codec that keeps it exactly); None when nothing is lost."""
+    rgb = is_rgb(source)
+    src, out = ((1, 1) if rgb else subsampling(source)), subsampling(pf)
     if src is None or out is None or (out[0] <= src[0] and out[1] <= src[1]):
         return None
     names = (SUBSAMPLING.get(src, ("finer", ""))[0], SUBSAMPLING.get(out, ("coarser", ""))[0])
     keep = [re.sub(r"^yuv4\d\dp", f"yuv{SUBSAMPLING[k][1]}p", pf) for k in (src, (1, 1)) if k in SUBSAMPLING]
     fits = [k for k in keep if k != pf and (not supported or k in supported)]
+    if rgb:
+        exactly = "--codec ffv1 (.mkv) to keep the RGB exactly"
+        how = f"use --pix-fmt {fits[0]} to keep its colour resolution, or {exactly}" if fits else f"use {exactly}"
+        return (
+            f"the source is RGB ({source}), colour at every pixel, but the output's chroma is {names[1]} ({pf}): {how}"
+        )
     how = f"use --pix-fmt {fits[0]} to keep it" if fits else "choose another codec (e.g. ffv1) to keep it"
     return f"the source's chroma is {names[0]} ({source}) but the output's is {names[1]} ({pf}): {how}"
 

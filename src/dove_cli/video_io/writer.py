@@ -41,6 +41,7 @@ from dove_cli.video_io.formats import (
     holds_aux,
     holds_video,
     inverse,
+    is_rgb,
     profile_spec,
     resolve_codec,
     rgb_frame,
@@ -239,7 +240,10 @@ class ContainerWriter(VideoWriter):
             matrix = assumed_matrix(width, height)
         if prim is None and trc is None and hd and info.colorspace in (None, "gbr"):
             prim, trc = "bt709", "bt709"
-        full = info.color_range == "pc" or pf.startswith("yuvj")  # yuvj: full range, whatever the input's
+        # The input's range; RGB is full whatever its tag says, and becomes limited-range YUV as
+        # delivery files are (yuvj: full range, asked for)
+        full = (info.color_range == "pc" and not is_rgb(info.pix_fmt)) or pf.startswith("yuvj")
+        self.full_range = full and not self._is_rgb  # YUV at full range, which the plan says (ffmpeg: yuvj420p)
         self._dst_matrix = SWS_MATRIX.get(matrix, Colorspace.ITU601)
         self._dst_range = ColorRange.JPEG if full or self._is_rgb else ColorRange.MPEG
         self._tags = {
