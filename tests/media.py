@@ -179,6 +179,21 @@ def ffinfo(path: Path) -> FfInfo:
     return info
 
 
+def top_boxes(path: Path) -> list[str]:
+    """The top-level boxes (atoms) of an MP4/MOV file, in file order: ftyp, moov, free, mdat..."""
+    names = []
+    with open(path, "rb") as f:
+        while len(head := f.read(8)) == 8:
+            size, name = int.from_bytes(head[:4], "big"), head[4:].decode("latin-1")
+            names.append(name)
+            if size == 0:  # to the end of the file
+                break
+            if size == 1:  # a 64-bit size follows
+                size = int.from_bytes(f.read(8), "big") - 8
+            f.seek(size - 8, 1)
+    return names
+
+
 def frame_pts(path: Path, stream: str = "0:v:0") -> tuple[list[int], Fraction]:
     """Presentation timestamps of every video frame and the time base, from `-f framemd5`."""
     out = ffmpeg("-copyts", "-i", path, "-map", stream, "-c", "copy", "-f", "framemd5", "-").stdout

@@ -25,7 +25,7 @@ from dove_cli.options import AUTO, UpscaleOptions
 from dove_cli.resume import SEGMENT_MIN_FRAMES, Journal, Session, Work, work_folder
 from dove_cli.threads import DIE_AFTER_ENV
 from dove_cli.upscaling import upscale
-from media import ffinfo, ffmpeg, make_clip, make_ts, packet_md5
+from media import ffinfo, ffmpeg, make_clip, make_ts, packet_md5, top_boxes
 from test_scenes import two_shot_clip
 
 OPTS = dict(model="bilinear", scale=2, chunk=9, chunk_overlap=2, tile=0, device="cpu")
@@ -63,6 +63,8 @@ def test_killed_run_resumes_to_an_identical_output(clip, reference, tmp_path):
     assert proc.returncode == 1  # died like a power loss, after 90 frames
     work = work_folder(out)
     assert not out.exists() and work.is_dir()
+    segments = sorted(work.glob("seg_*.mov"))  # only the join reads them: written once, index last
+    assert segments and all(top_boxes(seg).index("moov") > top_boxes(seg).index("mdat") for seg in segments)
     with pytest.raises(OutputError, match="--resume"):
         upscale(clip, out, UpscaleOptions(**OPTS))
     with pytest.raises(
@@ -89,6 +91,8 @@ def test_killed_run_resumes_to_an_identical_output(clip, reference, tmp_path):
     assert framemd5(out) == framemd5(ref)
     assert packet_md5(out, "0:a:0") == packet_md5(ref, "0:a:0")
     assert out.read_bytes() == ref.read_bytes()  # even the container: MP4 has nothing run-specific
+    boxes = top_boxes(out)  # the join's file, as web players read it: the index (moov) first
+    assert boxes[0] == "ftyp" and boxes.index("moov") < boxes.index("mdat"), boxes
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])  # Ctrl-C; timeout, SLURM, docker stop

@@ -32,6 +32,7 @@ from media import (
     packets,
     psnr,
     showinfo,
+    top_boxes,
 )
 
 
@@ -810,6 +811,21 @@ def test_codecs(codec: str, ext: str, name: str, clip_2997: Path, tmp_path: Path
     assert "Audio" in info.kinds()
 
 
+def test_mp4_and_mov_have_their_index_first(clip_2997: Path, tmp_path: Path) -> None:
+    """Web players and YouTube read an MP4 as it downloads: its index (moov) must come before the media
+    (mdat), as `ffmpeg -movflags +faststart` writes it (FFmpeg's muxer puts it last otherwise). The
+    file is still renamed into place only when whole; segments that only dove reads keep it last."""
+    for ext in (".mp4", ".mov"):
+        out = tmp_path / f"out{ext}"
+        roundtrip(clip_2997, out)
+        boxes = top_boxes(out)
+        assert boxes[0] == "ftyp" and boxes.index("moov") < boxes.index("mdat"), boxes
+        assert decoded_frame_count(out) == 12 and leftovers(tmp_path) == []
+    roundtrip(clip_2997, tmp_path / "segment.mov", index_first=False, audio="none", subtitles="none")
+    boxes = top_boxes(tmp_path / "segment.mov")
+    assert boxes.index("moov") > boxes.index("mdat"), boxes
+
+
 def test_codec_options_passthrough(clip_2997: Path, tmp_path: Path) -> None:
     out = tmp_path / "intra.mp4"
     roundtrip(clip_2997, out, codec_options={"g": "1", "bf": "0"}, crf=30, preset="ultrafast")
@@ -1553,6 +1569,8 @@ def test_bad_options(clip_2997: Path, tmp_path: Path) -> None:
         open_writer(tmp_path / "a.mp4", info, 64, 48, codec_options={"tune": "filmm", "threads": "2"})
     with pytest.raises(OptionError, match="--codec-option tunne: libx264 has no such option"):
         open_writer(tmp_path / "a.mp4", info, 64, 48, codec_options={"tunne": "film"})
+    with pytest.raises(OptionError, match=r"movflags: a muxer option, not libx264's; .* index first \(\+faststart\)"):
+        open_writer(tmp_path / "a.mp4", info, 64, 48, codec_options={"movflags": "+faststart"})  # ffmpeg's habit
     with pytest.raises(OptionError) as err:  # only dove's own threads option: not the user's --codec-option
         open_writer(tmp_path / "a.mp4", info, 64, 48, codec="av1", preset="fastest", codec_options={"threads": "8"})
     assert str(err.value) == "libsvtav1 refused --crf/--preset/--pix-fmt (Invalid argument)"

@@ -430,8 +430,10 @@ class SegmentFiles(video_io.VideoWriter):
         if self._open is None:
             first = self.frames_written
             segment = Segment(f"seg_{first:09d}{self._suffix}", first, 0, int(pts))
+            # index_first=False: only the join reads a segment, which the muxer need not rewrite for players
             writer = video_io.open_writer(self.folder / segment.file, self.info, self._w, self._h, **self._opts,
-                                          audio="none", subtitles="none", overwrite=True, warn=False)  # fmt: skip
+                                          audio="none", subtitles="none", overwrite=True, warn=False,
+                                          index_first=False)  # fmt: skip
             self._open = (writer, segment)
         writer, segment = self._open
         writer.write(rgb, pts)

@@ -136,6 +136,7 @@ def open_writer(
     first: int = 0,
     start_number: int = 1,
     warn: bool = True,
+    index_first: bool = True,
 ) -> VideoWriter:
     """Start writing `path` (a video file, an image pattern like `frames/%06d.png`, or one image).
 
@@ -154,6 +155,9 @@ def open_writer(
     them all into place. start_number: the number of a pattern's first image. warn: log what the output loses (odd size written as 4:4:4, fewer bits
     or coarser chroma than the source, ASS styling, a rotation tag or pixel aspect ratio in images);
     a writer opened again for the same output passes False so that each warning appears once.
+    index_first: an .mp4/.mov gets its index (moov) before the media, as web players and YouTube
+    want it (`-movflags +faststart`: the muxer rewrites the file once at close, still under its
+    temporary name); segments that only dove reads back pass False.
     """
     path = Path(path)
     if audio not in ("copy", "transcode", "none"):
@@ -202,4 +206,5 @@ def open_writer(
         start=start,
         end=end,
         warn=warn,
+        index_first=index_first,
     )

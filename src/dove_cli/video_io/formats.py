@@ -513,6 +513,9 @@ def check_encoder_options(
             raise OptionError(f"{encoder} refused --crf/--preset/--pix-fmt ({ffmsg(exc)})") from None
         raise OptionError(f"--codec-option {shown}: {encoder} refused them ({ffmsg(exc)})") from None
     unknown = sorted(set(cc.options) & set(map(str, given)))
+    if "movflags" in unknown:  # ffmpeg's -movflags is the MP4/MOV muxer's, which dove sets itself
+        raise OptionError(f"--codec-option movflags: a muxer option, not {encoder}'s; .mp4 and .mov outputs "
+                          "are written with their index first (+faststart) already")  # fmt: skip
     if unknown:
         raise OptionError(f"--codec-option {', '.join(unknown)}: {encoder} has no such option")
 

@@ -133,6 +133,7 @@ class ContainerWriter(VideoWriter):
         start: float | Fraction | None = None,
         end: float | Fraction | None = None,
         warn: bool = True,
+        index_first: bool = True,
     ) -> None:
         self.path, self.info, self.frames_written = path, info, 0
         self._warn = warn  # say what the output loses (open_writer)
@@ -162,8 +163,10 @@ class ContainerWriter(VideoWriter):
             # Matroska and WebM: the same bytes on every run, as MP4, MOV and MPEG-TS have. Without it the
             # muxer writes a random SegmentUID and track UIDs (then 1, 2, ...), and "Lavf62.12.102" where
             # it now writes "Lavf"; nothing else changes (FFmpeg's matroskaenc.c and mux.c).
-            bitexact = {"fflags": "+bitexact"} if fmt_name in ("matroska", "webm") else {}
-            self._out = av.open(str(self._tmp), "w", format=fmt_name, container_options=bitexact)
+            options = {"fflags": "+bitexact"} if fmt_name in ("matroska", "webm") else {}
+            if index_first and fmt_name in ("mp4", "mov"):  # as `ffmpeg -movflags +faststart`: at close the
+                options["movflags"] = "+faststart"  # muxer moves the index (moov) before the media (mdat)
+            self._out = av.open(str(self._tmp), "w", format=fmt_name, container_options=options)
         except (av.FFmpegError, OSError) as exc:
             self._remove_tmp()
             remove_made_folders(self._made)
