@@ -325,10 +325,14 @@ def test_resolve_bad_folders(env, tmp_path):
     (broken / "transformer").rmdir()
     with pytest.raises(ModelError, match=f"{broken}.*missing transformer/"):
         weights.resolve_model(str(broken))
-    with pytest.raises(ModelError, match="does not exist$"):
+    with pytest.raises(ModelError, match="does not exist; built-in models: bilinear, tiny, full-random$"):
         weights.resolve_model(str(tmp_path / "nowhere" / "model"))
-    with pytest.raises(ModelError, match=r"model folder bilnear does not exist \(did you mean --model bilinear\?\)"):
+    with pytest.raises(ModelError, match=r"model folder bilnear does not exist \(did you mean --model bilinear\?\); "
+                       "built-in models: bilinear, tiny, full-random$"):  # fmt: skip
         weights.resolve_model("bilnear")
+    with pytest.raises(ModelError, match="^model folder nearest does not exist; built-in models: bilinear, tiny, "
+                       "full-random$"):  # fmt: skip
+        weights.resolve_model("nearest")
     with pytest.raises(ModelError, match="is a file"):
         weights.resolve_model(str(broken / "model_index.json"))
     with pytest.raises(ModelError, match="dove download-weights --repo someone/model"):

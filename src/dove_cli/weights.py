@@ -686,7 +686,7 @@ def resolve_model(
     if not is_hub_id(spec):
         near = difflib.get_close_matches(spec, BUILT_IN_MODELS, n=1)
         hint = f" (did you mean --model {near[0]}?)" if near and "/" not in spec else ""
-        raise ModelError(f"model folder {path} does not exist{hint}")
+        raise ModelError(f"model folder {path} does not exist{hint}; built-in models: {', '.join(BUILT_IN_MODELS)}")
     repo, _, sub = spec.partition(":")
     subfolder = sub.strip("/") if sub else None
     folder = find_downloaded(repo, subfolder, revision)
