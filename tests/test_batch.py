@@ -14,9 +14,9 @@ import pytest
 
 import dove_cli.models as models
 from dove_cli.batch import find_videos, is_batch_input, upscale_batch
-from dove_cli.errors import InputError, OutputError
+from dove_cli.errors import InputError, OptionError, OutputError
 from dove_cli.resume import SEGMENT_MIN_FRAMES, work_folder
-from media import decoded_frame_count, ffmpeg, make_clip, make_ts, make_vfr_clip
+from media import decoded_frame_count, ffmpeg, make_clip, make_ts, make_vfr_clip, top_boxes
 from test_resume import _FailAfter, framemd5
 
 OPTS = dict(model="bilinear", scale=2, chunk=9, chunk_overlap=2, tile=0, device="cpu", codec="ffv1")
@@ -395,6 +395,42 @@ def test_containers_dove_only_reads_are_upscaled_into_matroska(tmp_path):
         ("tape.mpg", "tape.mkv", "done"),
     ]
     assert [decoded_frame_count(out / name) for name in ("a.avi.mkv", "a.mkv", "tape.mkv")] == [4, 5, 6]
+
+
+def test_container_gives_every_output_of_a_folder_its_extension(tmp_path, capsys):
+    """A YouTube batch wants .mp4 from .ts, .mkv and .avi captures: `--container mp4` names every
+    output so (a.mkv and a.ts would both be a.mp4: they keep their extension in the name), and the
+    skipping of finished files, the continuing of an interrupted one and the manifest go by those
+    names. A file output's extension says its container: --container is refused there, in one line."""
+    from dove_cli.cli import main
+
+    src, out, manifest = tmp_path / "in", tmp_path / "out", tmp_path / "run.json"
+    src.mkdir()
+    make_clip(src / "a.mkv", frames=5)
+    make_clip(src / "a.ts", frames=4)
+    make_clip(src / "long.avi", frames=60, codec="mjpeg", pix_fmt="yuvj420p")
+    opts = {**OPTS, "codec": None}
+    first = upscale_batch(src, out, restorer=_FailAfter(8), container=".MP4", **opts)
+    assert [(i.output.name, i.status) for i in first.items] == [
+        ("a.mkv.mp4", "done"), ("a.ts.mp4", "done"), ("long.mp4", "failed")]  # fmt: skip
+    again = upscale_batch(src, out, container="mp4", manifest=str(manifest), **opts)
+    assert [i.status for i in again.items] == ["skipped", "skipped", "done"]
+    assert again.items[2].result.resumed_from >= SEGMENT_MIN_FRAMES  # continued, not redone
+    assert [decoded_frame_count(out / n) for n in ("a.mkv.mp4", "a.ts.mp4", "long.mp4")] == [5, 4, 60]
+    assert all(top_boxes(out / n)[0] == "ftyp" for n in ("a.mkv.mp4", "a.ts.mp4", "long.mp4"))
+    written = json.loads(manifest.read_text())
+    assert written["options"]["container"] == "mp4"
+    assert [Path(f["output"]).name for f in written["files"]] == ["a.mkv.mp4", "a.ts.mp4", "long.mp4"]
+    argv = ["upscale", str(src / "a.ts"), "--model", "bilinear", "--scale", "1", "--container", "mp4", "-q"]
+    for output, code, said in ((tmp_path / "one.mkv", 2, "error: --container mp4 names the container of a folder "
+                                f"run's outputs; -o {tmp_path / 'one.mkv'} says its own with its extension\n"),
+                               (tmp_path / "dir", 0, "")):  # fmt: skip
+        with pytest.raises(SystemExit) as exc:
+            main([*argv, "-o", f"{output}/" if code == 0 else str(output)])
+        assert (exc.value.code or 0, capsys.readouterr().err) == (code, said)
+    assert decoded_frame_count(tmp_path / "dir" / "a.mp4") == 4  # a folder output: named as in a folder run
+    with pytest.raises(OptionError, match=r"^--container avi: dove writes mp4, m4v, mov, mkv, webm, ts, "):
+        upscale_batch(src, out, container="avi", **opts)  # dove reads .avi, and writes it as .mkv
 
 
 def test_an_interrupted_folder_says_how_it_continues(tmp_path, capsys, monkeypatch):

@@ -1,8 +1,8 @@
 """Upscale every video in a folder: one model load for all, keep going past bad files.
 
 `dove upscale in_dir/ -o out_dir/` lands here. Outputs keep their input's name (a container dove
-only reads, such as .avi or .mpg, becomes .mkv); finished ones are skipped (unless `overwrite`;
-one that is not, such as a --preview's, is failed with why), so re-running a batch after a failure or an interruption only does what is missing,
+only reads, such as .avi or .mpg, becomes .mkv; `--container mp4` makes them all .mp4); finished
+ones are skipped (unless `overwrite`; one that is not, such as a --preview's, is failed with why), so re-running a batch after a failure or an interruption only does what is missing,
 and a file interrupted half way continues.
 """
 
@@ -125,12 +125,16 @@ def find_videos(folder: Path) -> list[Path]:
     )
 
 
-def output_names(videos: list[Path]) -> list[str]:
-    """Each video's output name: its own, or NAME.mkv for a container dove cannot write; a.avi beside
-    a.mkv becomes a.avi.mkv, so that no two inputs write one file."""
-    names = [v.name if v.suffix.lower() in video_io.VIDEO_EXTENSIONS else v.stem + ".mkv" for v in videos]
+def output_names(videos: list[Path], container: str | None = None) -> list[str]:
+    """Each video's output name: its own, or NAME.mkv for a container dove cannot write, or with
+    `container` (--container mp4) NAME.mp4 for all; a.avi beside a.mkv becomes a.avi.mkv, so that no
+    two inputs write one file."""
+    writable = [v.suffix if v.suffix.lower() in video_io.VIDEO_EXTENSIONS else ".mkv" for v in videos]
+    exts = [f".{container}" for _ in videos] if container else writable
+    names = [v.name if v.suffix.lower() == ext.lower() else v.stem + ext for v, ext in zip(videos, exts, strict=True)]
     count = Counter(n.lower() for n in names)
-    return [n if n == v.name or count[n.lower()] == 1 else v.name + ".mkv" for n, v in zip(names, videos, strict=True)]
+    return [n if n == v.name or count[n.lower()] == 1 else v.name + ext
+            for n, v, ext in zip(names, videos, exts, strict=True)]  # fmt: skip
 
 
 def is_batch_input(path: Path) -> bool:
@@ -138,9 +142,11 @@ def is_batch_input(path: Path) -> bool:
     return path.is_dir() and bool(find_videos(path))
 
 
-def plan_batch(in_dir: Path, out_dir: Path, *, overwrite: bool = False, preview: str | None = None) -> list[BatchItem]:
-    """One item per video; outputs that exist already are marked skipped unless `overwrite`, when
-    finished (`unfinished`: as long as their input, or the `preview` span of it); else failed."""
+def plan_batch(in_dir: Path, out_dir: Path, *, overwrite: bool = False, preview: str | None = None,
+               container: str | None = None) -> list[BatchItem]:  # fmt: skip
+    """One item per video (named by `output_names`, with --container); outputs that exist already are
+    marked skipped unless `overwrite`, when finished (`unfinished`: as long as their input, or the
+    `preview` span of it); else failed."""
     if not in_dir.is_dir():
         raise InputError(f"{in_dir}: not a folder")
     videos = find_videos(in_dir)
@@ -153,7 +159,7 @@ def plan_batch(in_dir: Path, out_dir: Path, *, overwrite: bool = False, preview:
                           "(outputs keep their input's name)")  # fmt: skip
     if out_dir.resolve() == in_dir.resolve():
         raise OutputError(f"{out_dir}: is the input folder; choose another output folder")
-    items = [BatchItem(v, out_dir / name) for v, name in zip(videos, output_names(videos), strict=True)]
+    items = [BatchItem(v, out_dir / name) for v, name in zip(videos, output_names(videos, container), strict=True)]
     for item in items:
         if item.output.exists() and not overwrite:
             item.status = "skipped"
@@ -241,7 +247,8 @@ def upscale_batch(
     asked = opts  # the manifest's options; each file's run writes none of its own
     manifest, opts = (Path(opts.manifest) if opts.manifest else None), replace(opts, manifest=None)
     in_dir, out_dir = Path(in_dir), Path(out_dir)
-    result = BatchResult(plan_batch(in_dir, out_dir, overwrite=opts.overwrite, preview=opts.preview))
+    result = BatchResult(plan_batch(in_dir, out_dir, overwrite=opts.overwrite, preview=opts.preview,
+                                    container=opts.container))  # fmt: skip
     if manifest is not None:  # the folder's manifest, one for all files (checked before any work)
         check_manifest(manifest, opts.overwrite, [item.input for item in result.items], in_dir)
     say_left_out(in_dir)
@@ -383,7 +390,8 @@ def dry_run_batch(
         opts = replace(opts, resume=True)
     asked, manifest = opts, Path(opts.manifest) if opts.manifest else None
     opts = replace(opts, manifest=None)
-    result = BatchResult(plan_batch(Path(in_dir), Path(out_dir), overwrite=opts.overwrite, preview=opts.preview))
+    result = BatchResult(plan_batch(Path(in_dir), Path(out_dir), overwrite=opts.overwrite, preview=opts.preview,
+                                    container=opts.container))  # fmt: skip
     if manifest is not None:
         check_manifest(manifest, opts.overwrite, [item.input for item in result.items], Path(in_dir))
     say_left_out(Path(in_dir))

@@ -39,7 +39,7 @@ from dove_cli.console import (
 )
 from dove_cli.errors import DoveError, InputError, Interrupted, OptionError, OutputError, ScoringFailed
 from dove_cli.humanize import human_size
-from dove_cli.options import Cli, UpscaleOptions
+from dove_cli.options import Cli, UpscaleOptions, container_name
 from dove_cli.train.config import TrainConfig
 
 
@@ -250,7 +250,7 @@ def upscale_cmd(
     from dove_cli.batch import is_batch_input
 
     note.setLevel(logging.WARNING if quiet else logging.INFO)
-    out = _into_folder(input, output_text)
+    out = _into_folder(input, output_text, options.container)
     if eval_gt is None and (eval_metrics or eval_json):
         raise OptionError("--eval-metrics and --eval-json go with --eval GT")
     if eval_gt is not None:
@@ -276,9 +276,9 @@ def upscale_cmd(
         _score(out, eval_gt, eval_metrics, eval_json, options.device, quiet)
 
 
-def _into_folder(input: Path, output: str) -> Path:
+def _into_folder(input: Path, output: str, container: str | None) -> Path:
     """`-o FOLDER` (one that exists, or any ending in /) for one video file: FOLDER/<the name a
-    folder run gives it>, as `cp` does; the writer makes a new folder."""
+    folder run gives it (with --container)>, as `cp` does; the writer makes a new folder."""
     from dove_cli.batch import FOLDER_EXTENSIONS, output_names
 
     if not output.strip():  # a script's empty "$OUT": Path("") is the current folder
@@ -287,7 +287,7 @@ def _into_folder(input: Path, output: str) -> Path:
     folder = path.is_dir() or output.endswith(("/", os.sep))
     if not (folder and input.is_file() and input.suffix.lower() in FOLDER_EXTENSIONS):
         return path
-    path = path / output_names([input])[0]
+    path = path / output_names([input], container and container_name(container))[0]
     note.info("writing %s", path)
     return path
 
@@ -338,7 +338,9 @@ def _check_eval_sizes(input: Path, output: Path, gt: Path, opts: UpscaleOptions)
 
     opts = check_options(opts)  # a bad --scale is said as such, not as a size mismatch
     batch = is_batch_input(input)
-    items = [(i.input, i.output) for i in plan_batch(input, output, overwrite=True)] if batch else [(input, output)]
+    items = [(input, output)]
+    if batch:
+        items = [(i.input, i.output) for i in plan_batch(input, output, overwrite=True, container=opts.container)]
     planned: dict[str, tuple[Path, tuple[int, int] | None]] = {}
     for source, target in items:
         try:

@@ -192,6 +192,10 @@ class UpscaleOptions:
         "(default: h264; hevc for HDR input in .mp4/.mov/.mkv; vp9 for .webm).",
         metavar="CODEC",
     )
+    container: str | None = option(
+        None, "Folder runs: give every output this extension, e.g. mp4 (default: the input's; .mkv for one dove only "
+        "reads, such as .avi or .flv).", metavar="EXT",
+    )  # fmt: skip
     crf: int | None = option(None, "Quality (codec default: visually lossless).", metavar="N")
     preset: str | None = option(
         None, "Encoder preset (prores: its profile, proxy to 4444xq; default hq).", metavar="NAME"
@@ -260,6 +264,7 @@ class UpscaleKeywords(TypedDict, total=False):
     ignore_decode_errors: bool
     preview: str | None
     codec: str | None
+    container: str | None
     crf: int | str | None
     preset: str | None
     pix_fmt: str | None
@@ -441,6 +446,13 @@ def check_options(opts: UpscaleOptions) -> UpscaleOptions:
         raise OptionError(f"--workers {opts.workers} needs --ray (local, auto or an address)")
     if opts.ray is not None and not opts.ray.strip():
         raise OptionError("--ray needs an address: local, auto, ray://HOST:PORT or HOST:PORT")
+    if opts.container is not None:
+        from dove_cli.video_io.formats import VIDEO_EXTENSIONS
+
+        opts = replace(opts, container=container_name(opts.container))
+        if f".{opts.container}" not in VIDEO_EXTENSIONS:
+            written = ", ".join(ext.lstrip(".") for ext in VIDEO_EXTENSIONS)
+            raise OptionError(f"--container {opts.container}: dove writes {written} (it reads more)")
     if opts.fps is not None:
         from dove_cli.video_io.reader import MAX_FPS
 
@@ -453,6 +465,11 @@ def check_options(opts: UpscaleOptions) -> UpscaleOptions:
         if rate > MAX_FPS:
             raise OptionError(f"--fps {opts.fps}: at most {MAX_FPS} frames/s")
     return opts
+
+
+def container_name(value: str) -> str:
+    """--container as the outputs' extension, without its dot: `mp4`, `.mp4` or `MP4` -> `mp4`."""
+    return value.strip().lower().lstrip(".")
 
 
 def _with_parity(opts: UpscaleOptions) -> UpscaleOptions:

@@ -474,6 +474,9 @@ def _check_outputs(
     reveal the next; the input's warnings (`said`, held by `probe_input`) and what the output loses
     are said once the output passes."""
     inputs = info.files or [Path(info.path)]
+    if opts.container and output.suffix.lower() != f".{opts.container}":  # (a folder run's names end so)
+        raise OptionError(f"--container {opts.container} names the container of a folder run's outputs; -o {output} "
+                          "says its own with its extension")  # fmt: skip
     _check_image_options(output, opts)
     video_io.check_output(output, overwrite=True, inputs=inputs)  # never the input, a creatable folder
     # Codec, pixel format, encoder options, and audio/subtitles the container can hold: checked by
