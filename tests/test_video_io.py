@@ -2114,6 +2114,19 @@ def test_audio_few_players_play_in_the_container_is_copied_with_a_warning(
             assert c.streams.audio[0].codec_context.name == "vorbis"
 
 
+def test_audio_the_encoder_refuses_is_one_line_before_any_frame(tmp_path: Path) -> None:
+    """192 kHz PCM (AAC stops at 96 kHz): --audio transcode opens the encoder with the writer, so it
+    is refused in one line naming the stream, not a failed write at the first frame."""
+    src = tmp_path / "hires.mkv"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25:duration=0.2", "-f", "lavfi", "-i",
+           "sine=duration=0.2:sample_rate=192000", "-c:v", "libx264", "-c:a", "pcm_s24le", src)  # fmt: skip
+    info = probe(src)
+    with pytest.raises(OutputError, match=r"out\.mp4: audio stream #1 \(pcm_s24le, mono, 192000 Hz\) cannot be "
+                       r"encoded as aac \(.*\); use --audio copy or none$"):  # fmt: skip
+        open_writer(tmp_path / "out.mp4", info, 64, 48, audio="transcode")
+    assert leftovers(tmp_path) == []
+
+
 def test_pcm_copied_into_mp4_is_said_and_into_mov_not(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """PCM (OBS's lossless recordings) goes into .mp4 as ISO/IEC 23003-5's ipcm, which browsers do not
     play; .mov stores it as QuickTime's own sowt, which Apple's players and editors play."""
