@@ -1223,7 +1223,7 @@ def test_info_file_says_colour_hdr_and_geometry(clip_pq, clip_rotated, clip_sar,
     code, out, err = run(["info", str(clip_pq), str(clip_10bit)], capsys)
     assert code == 0, err
     for line in (r"HDR +yes \(PQ\)", r"transfer +smpte2084", r"pixels +yuv420p10le, 10-bit, progressive",
-                 r"matrix +untagged \(read as BT.601, as for SD\)", r"HDR +no"):  # fmt: skip
+                 r"matrix +untagged \(read as BT.601, as for SD; as BT.709 with", r"HDR +no"):  # fmt: skip
         assert re.search(line, out), (line, out)
 
 

@@ -19,6 +19,7 @@ import pytest
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
+from dove_cli import video_io  # noqa: E402
 from dove_cli.cli import main  # noqa: E402
 from dove_cli.errors import InputError, OptionError  # noqa: E402
 from dove_cli.metrics.evaluate import evaluate  # noqa: E402
@@ -789,3 +790,29 @@ def test_a_variable_rate_pair_whose_times_match_scores_without_complaint(tmp_pat
         report = evaluate(out, clip_vfr, "psnr")
         assert report.videos["vfr_x1"].frames == 12 and report.videos["vfr_x1"].notes == [], out
         assert not [r for r in caplog.records if r.levelname == "WARNING"], caplog.text
+
+
+def test_the_authors_untagged_files_are_read_as_their_eval_reads_them_with_untagged_matrix_bt601(tmp_path, capsys):
+    """Their script writes untagged yuv444p CRF 0 .mp4s (imageio through ffmpeg: converted as BT.601, no
+    tag), and their eval_metrics.py reads them with OpenCV, whose swscale takes untagged video as BT.601
+    whatever its size, as `ffmpeg -pix_fmt rgb24` does: `--untagged-matrix bt601` scores such a file as
+    theirs; by default an HD one is read as BT.709 (as players guess), another picture."""
+    from media import ffmpeg_frames
+
+    _, gt_frames = noisy_clip(2, 64, 1280, seed=5)  # 1280 wide: HD
+    gt = write_frames(tmp_path / "gt", gt_frames)
+    theirs = tmp_path / "clip.mp4"
+    ffmpeg("-framerate", "16", "-i", gt / "%04d.png", "-c:v", "libx264", "-pix_fmt", "yuv444p", "-crf", "0", theirs)
+    assert video_io.probe(theirs).colorspace is None  # untagged, as their files are
+    as_opencv = np.mean([np_psnr(p, g) for p, g in zip(ffmpeg_frames(theirs, 1280, 64), gt_frames, strict=True)])
+    scores = {}
+    for untagged in ("bt601", "auto"):
+        js = tmp_path / f"{untagged}.json"
+        code, _, err = run(["eval", str(theirs), str(gt), "--metrics", "psnr", "--json", str(js), "-q",
+                            *(["--untagged-matrix", untagged] if untagged != "auto" else [])], capsys)  # fmt: skip
+        assert code == 0, err
+        got = json.loads(js.read_text())
+        assert got["untagged_matrix"] == untagged
+        scores[untagged] = got["mean"]["psnr"]
+    assert scores["bt601"] == pytest.approx(as_opencv, abs=0.01) and as_opencv > 45
+    assert scores["auto"] < as_opencv - 5  # the default (dove eval's own) reads it as BT.709

@@ -89,6 +89,28 @@ def test_colour_range_and_matrix(clip: str, request: pytest.FixtureRequest) -> N
         assert reader.info.colorspace == "bt709" and reader.info.color_primaries == "bt709"
 
 
+def test_untagged_hd_is_read_as_asked(tmp_path: Path) -> None:
+    """Untagged YUV at HD size: auto reads it as BT.709 (players' guess), bt601 as FFmpeg's swscale
+    does for untagged video of any size (`ffmpeg -pix_fmt rgb24`; decord and OpenCV, the authors'
+    readers), bt709 as BT.709 whatever its size."""
+    hd = make_clip(tmp_path / "hd.mp4", size="1280x64", frames=2)
+    sd = make_clip(tmp_path / "sd.mp4", size="64x48", frames=2)
+    assert probe(hd).colorspace is None and probe(sd).colorspace is None  # untagged, as made
+    ffmpeg_hd = ffmpeg_frames(hd, 1280, 64)
+
+    def read(path: Path, untagged: str) -> np.ndarray:
+        with open_reader(path, untagged_matrix=untagged) as reader:
+            return np.stack([f.rgb for f in reader]).astype(int)
+
+    assert np.array_equal(read(hd, "bt601"), ffmpeg_hd)  # identical, level for level
+    assert np.abs(read(hd, "auto") - ffmpeg_hd).max() > 10  # BT.709: another picture
+    assert np.array_equal(read(hd, "bt709"), read(hd, "auto"))
+    assert np.array_equal(read(sd, "auto"), read(sd, "bt601"))  # SD: auto is BT.601 already
+    assert np.abs(read(sd, "bt709") - read(sd, "bt601")).max() > 10
+    with pytest.raises(OptionError, match="--untagged-matrix 'bt2020' is not one of: auto, bt601, bt709"):
+        open_reader(hd, untagged_matrix="bt2020")
+
+
 def test_10bit_read_without_truncation(clip_10bit: Path) -> None:
     with open_reader(clip_10bit) as reader:
         got = np.stack([f.rgb for f in reader])

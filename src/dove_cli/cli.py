@@ -39,7 +39,7 @@ from dove_cli.console import (
 )
 from dove_cli.errors import DoveError, InputError, Interrupted, OptionError, OutputError, ScoringFailed
 from dove_cli.humanize import human_size
-from dove_cli.options import Cli, UpscaleOptions, container_name
+from dove_cli.options import UNTAGGED_MATRIX_HELP, Cli, UntaggedMatrix, UpscaleOptions, container_name
 from dove_cli.train.config import TrainConfig
 
 
@@ -273,7 +273,10 @@ def upscale_cmd(
     else:
         _upscale_file(input, out, options, quiet)
     if eval_gt is not None and not dry_run:
-        _score(out, eval_gt, eval_metrics, eval_json, options.device, quiet)
+        from dove_cli.options import check_options
+
+        untagged = check_options(options).untagged_matrix  # as the upscale read its input (--parity: bt601)
+        _score(out, eval_gt, eval_metrics, eval_json, options.device, quiet, untagged)
 
 
 def _into_folder(input: Path, output: str, container: str | None) -> Path:
@@ -359,13 +362,15 @@ def _check_eval_sizes(input: Path, output: Path, gt: Path, opts: UpscaleOptions)
         check_planned_sizes(planned, batch, gt)
 
 
-def _score(output: Path, gt: Path, metrics: str | None, json_out: Path | None, device: str | None, quiet: bool) -> None:
+def _score(output: Path, gt: Path, metrics: str | None, json_out: Path | None, device: str | None, quiet: bool,
+           untagged_matrix: str) -> None:  # fmt: skip
     """`dove eval OUTPUT GT` right after the upscale, with its table; a failure says the output is fine."""
     from dove_cli.metrics.evaluate import evaluate
 
     try:
         with EvalBar(quiet, output.name) as bar:
-            report = evaluate(output, gt, metrics, device=device, progress=bar, option="--eval-metrics")
+            report = evaluate(output, gt, metrics, device=device, progress=bar, option="--eval-metrics",
+                              untagged_matrix=untagged_matrix)  # fmt: skip
     except DoveError as exc:  # (Ctrl-C, Interrupted, is not one: it stops the command)
         # An input error (a hole, a stray frame) fails `dove eval` the same way: its own text says the fix.
         later = "" if isinstance(exc, InputError) else f"; `dove eval {output} {gt}` scores it later"
@@ -891,6 +896,9 @@ def eval_cmd(
         bool,
         typer.Option("--allow-missing", help="Score the predictions present when GT videos have none (said)."),
     ] = False,
+    untagged_matrix: Annotated[
+        UntaggedMatrix, typer.Option("--untagged-matrix", metavar="NAME", help=UNTAGGED_MATRIX_HELP)
+    ] = "auto",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing --json/--csv/--plot files.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
@@ -915,7 +923,7 @@ def eval_cmd(
     check_result_files(json_out, csv_out, plot, names, [p for p in (pred, gt) if p is not None], overwrite)
     with EvalBar(quiet, pred.name) as bar:
         report = evaluate(pred, gt, names, device=device, weights=local, max_crop=max_crop, progress=bar,
-                          allow_missing=allow_missing)  # fmt: skip
+                          allow_missing=allow_missing, untagged_matrix=untagged_matrix)  # fmt: skip
     _print_eval_table(report)
     if json_out is not None:
         report.write_json(json_out)

@@ -394,7 +394,9 @@ class VerifyBar:
 
 
 RANGES = {"tv": "limited (tv)", "pc": "full (pc)"}
-ASSUMED = {"bt709": "BT.709, as for HD", "smpte170m": "BT.601, as for SD"}
+# What an untagged matrix is read as by default (--untagged-matrix auto), and how else it can be.
+ASSUMED = {"bt709": "BT.709, as for HD; as BT.601 with --parity or --untagged-matrix bt601",
+           "smpte170m": "BT.601, as for SD; as BT.709 with --untagged-matrix bt709"}  # fmt: skip
 RGB_RANGE = "full (as RGB always is, whatever a tag says)"
 
 

@@ -33,6 +33,11 @@ Offload = Literal["none", "model", "sequential"]
 Quantize = Literal["none", "int8", "nf4", "fp8"]
 Compile = Literal["off", "transformer", "all"]
 Attention = Literal["auto", "flash", "efficient", "cudnn", "math"]
+UntaggedMatrix = Literal["auto", "bt601", "bt709"]
+# --untagged-matrix, as `dove upscale` and `dove eval` both take it
+UNTAGGED_MATRIX_HELP = ("How YUV video without a matrix tag is read: auto (BT.709 for HD, BT.601 for SD, as players "
+                        "guess), or bt601 (as FFmpeg, decord and OpenCV read it, and so the authors' scripts) or "
+                        "bt709 whatever its size.")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -184,6 +189,9 @@ class UpscaleOptions:
         "off", "frame (bwdif, same rate) or field (a frame per field, 50i -> 50p)."
     )
     ignore_decode_errors: bool = option(False, "Skip undecodable frames (reported) instead of stopping.")
+    untagged_matrix: UntaggedMatrix = option(
+        "auto", UNTAGGED_MATRIX_HELP + " --parity reads bt601 unless this is given."
+    )
     preview: str | None = option(None, "Only START+DURATION, e.g. 1:20+5s.", metavar="SPAN")
     # -- output
     codec: str | None = option(
@@ -262,6 +270,7 @@ class UpscaleKeywords(TypedDict, total=False):
     rotate: Literal["keep", "apply"]
     deinterlace: Literal["off", "frame", "field"]
     ignore_decode_errors: bool
+    untagged_matrix: UntaggedMatrix
     preview: str | None
     codec: str | None
     container: str | None
@@ -487,4 +496,5 @@ def _with_parity(opts: UpscaleOptions) -> UpscaleOptions:
         chunk_overlap=opts.chunk_overlap if is_given(opts, "chunk_overlap") else RELEASE_CHUNK_OVERLAP,
         tile=0 if opts.tile == AUTO else opts.tile,
         chunk=0 if opts.chunk == AUTO else opts.chunk,
+        untagged_matrix=opts.untagged_matrix if is_given(opts, "untagged_matrix") else "bt601",
     )

@@ -434,8 +434,8 @@ def probe_input(input: str | Path, opts: UpscaleOptions) -> tuple[video_io.Video
     """The input's description, and what its reader warns of (HDR, interlacing, alpha), held for
     `_check_outputs` to say: a run refused for its output says only why."""
     said: list[logging.LogRecord] = []
-    with held_warnings(said), video_io.open_reader(input, fps=opts.fps, rotate=opts.rotate,
-                                                   deinterlace=opts.deinterlace) as probe:  # fmt: skip
+    with held_warnings(said), video_io.open_reader(input, fps=opts.fps, rotate=opts.rotate, deinterlace=opts.deinterlace,
+                                                   untagged_matrix=opts.untagged_matrix) as probe:  # fmt: skip
         return probe.info, said
 
 
@@ -640,7 +640,8 @@ def open_frames(
     start, duration = parse_preview(opts.preview) if opts.preview else (None, None)
     kw: dict[str, Any] = dict(fps=opts.fps, rotate=opts.rotate, warn=False,
                               ignore_decode_errors=opts.ignore_decode_errors, deinterlace=opts.deinterlace,
-                              clock=video_io.output_clock(output, info.time_base))  # fmt: skip
+                              clock=video_io.output_clock(output, info.time_base),
+                              untagged_matrix=opts.untagged_matrix)  # fmt: skip
     if part is None:
         with video_io.open_reader(input, start=start, duration=duration, **kw) as reader:
             yield reader, iter(reader)

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -37,6 +38,7 @@ import torch
 from dove_cli import video_io
 from dove_cli.errors import DecodeError, InputError, ModelError, OptionError, OutputError
 from dove_cli.metrics import DEFAULT_METRICS, METRICS
+from dove_cli.video_io.formats import check_untagged_matrix
 from dove_cli.video_io.reader import (
     IGNORE_HINT,
     frame_numbers,
@@ -315,6 +317,7 @@ class EvalReport:
     seconds: float = 0.0
     missing: list[str] = field(default_factory=list)  # GT videos without a prediction (allow_missing)
     weights: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> file, sha256, published
+    untagged_matrix: str = "auto"  # how YUV video without a matrix tag was read (--untagged-matrix)
 
     @property
     def coverage(self) -> str:
@@ -347,7 +350,7 @@ class EvalReport:
         over videos and what they cover (`mean_over`: videos scored, of how many, the GT videos left
         out); `notes` about the run as a whole (`run_notes`); what made the numbers (`weights`: each
         weight file's path and sha256, and whether it is the published one; the dove version; the
-        device)."""
+        device; how untagged YUV video was read)."""
         from dove_cli import __version__
 
         clean = lambda x: None if x is None or (isinstance(x, float) and not math.isfinite(x)) else x  # noqa: E731
@@ -375,6 +378,7 @@ class EvalReport:
             "weights": self.weights,
             "dove_version": __version__,
             "device": self.device,
+            "untagged_matrix": self.untagged_matrix,
         }
 
     def write_json(self, path: str | Path) -> None:
@@ -581,6 +585,7 @@ def evaluate(
     frame_metrics: Sequence[FrameMetric] | None = None,
     option: str = "--metrics",
     allow_missing: bool = False,
+    untagged_matrix: str = "auto",
 ) -> EvalReport:
     """Score PRED (against GT) and return an EvalReport (see the module doc for the input layouts).
 
@@ -589,11 +594,14 @@ def evaluate(
     missing weights from the hub (else a one-line error says to run `dove download-weights
     --metrics`). frame_metrics: ready-made metric objects (tests, or callers that keep them loaded).
     option: the flag that named the metrics, for messages. allow_missing: score the predictions
-    present when GT videos have none (the report's `coverage` says so), instead of refusing. Every
+    present when GT videos have none (the report's `coverage` says so), instead of refusing.
+    untagged_matrix: how YUV video without a matrix tag is read (video_io.open_reader): "bt601" reads
+    the authors' own result files as their eval_metrics.py does (OpenCV). Every
     mistake that can be known before scoring (inputs, metrics, device, weights) is raised before the
     first frame is read.
     """
     started = time.perf_counter()
+    check_untagged_matrix(untagged_matrix)
     pairs, missing = pair_inputs(pred, gt, allow_missing)
     names = parse_metrics(metrics, gt is not None, str(pred), option)
     fr_needed = any(METRICS[n].full_reference for n in names)
@@ -624,7 +632,8 @@ def evaluate(
     if dover is not None:
         used |= pretrained.identify(["dover"], {"dover": dover_file})
     notes = [f"GT without a prediction (not scored): {', '.join(missing)}"] if missing else []
-    report = EvalReport(names, notes=notes, device=str(dev), missing=missing, weights=used)
+    report = EvalReport(names, notes=notes, device=str(dev), missing=missing, weights=used,
+                        untagged_matrix=untagged_matrix)  # fmt: skip
     for note in notes:
         log.warning("%s", note)
     if other := [n for n in names if any(used.get(k, {}).get("published") is False for k in pretrained.files_for([n]))]:
@@ -632,10 +641,12 @@ def evaluate(
             f"{', '.join(other)} scored with weights that are not the published files (see the"
             " JSON's weights): not comparable with published scores"
         )  # (identify warned per file)
+    # warn=False: the readers' advice is for an upscale (--fps, --deinterlace, "the output is opaque")
+    read = partial(video_io.open_reader, warn=False, say_alpha=False, untagged_matrix=untagged_matrix)
     totals: list[int | None] = []
     for p, _ in pairs:
         try:
-            with video_io.open_reader(p.path, warn=False, say_alpha=False) as probe:  # dove eval says its own
+            with read(p.path) as probe:  # dove eval says its own
                 totals.append(probe.info.num_frames)
         except Exception:  # noqa: BLE001 - the real error is raised (with its message) when the video is read
             totals.append(None)
@@ -647,10 +658,8 @@ def evaluate(
         for m in frame_metrics:
             m.start_video()
         with ExitStack() as stack, _decode_errors_said():
-            # warn=False: the readers' advice is for an upscale (--fps, --deinterlace, "the output is opaque")
-            pr = stack.enter_context(video_io.open_reader(p.path, warn=False, say_alpha=False))
-            gr = (stack.enter_context(video_io.open_reader(g.path, warn=False, say_alpha=False))
-                  if (g and fr_needed) else None)  # fmt: skip
+            pr = stack.enter_context(read(p.path))
+            gr = stack.enter_context(read(g.path)) if (g and fr_needed) else None
             w, h = pr.info.width, pr.info.height
             rates = rates_differ(pr.info, gr.info) if gr is not None else None
             timed_alike = rates is not None  # averages differ; the frames' own times may still agree

@@ -233,8 +233,23 @@ def profile_spec(name: str, spec: CodecSpec, preset: str | None, pix_fmt: str | 
     return replace(spec, pix_fmt=fmts[0], pix_fmt_hi=fmts[0], preset=profile, pix_fmts=fmts)
 
 
-def assumed_matrix(width: int, height: int) -> str:
-    """The YUV matrix of an untagged video, as players assume it from the size: BT.709 for HD, BT.601 for SD."""
+# How untagged YUV video can be read (--untagged-matrix): auto guesses from the size as players do;
+# bt601 is what FFmpeg's swscale does for untagged video of any size, and so decord and OpenCV (the
+# authors' readers in inference_script.py and eval_metrics.py) and `ffmpeg -pix_fmt rgb24`.
+UNTAGGED_MATRICES = {"bt601": "smpte170m", "bt709": "bt709"}
+
+
+def check_untagged_matrix(untagged: str) -> None:
+    """One line for a value --untagged-matrix does not take (a Python caller's)."""
+    if untagged not in ("auto", *UNTAGGED_MATRICES):
+        raise OptionError(f"--untagged-matrix {untagged!r} is not one of: auto, {', '.join(UNTAGGED_MATRICES)}")
+
+
+def assumed_matrix(width: int, height: int, untagged: str = "auto") -> str:
+    """The YUV matrix an untagged video is taken to have: the one `untagged` names (bt601, bt709), or
+    for auto as players assume it from the size: BT.709 for HD, BT.601 for SD."""
+    if untagged in UNTAGGED_MATRICES:
+        return UNTAGGED_MATRICES[untagged]
     return "bt709" if width >= 1280 or height >= 720 else "smpte170m"
 
 

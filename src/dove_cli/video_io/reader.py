@@ -36,6 +36,7 @@ from dove_cli.video_io.formats import (
     TO_RGB_FLAGS,
     TRC,
     assumed_matrix,
+    check_untagged_matrix,
     ff_round,
     ffmsg,
     look_like_videos,
@@ -205,6 +206,7 @@ def open_reader(
     warn: bool = True,
     clock: Fraction | None = None,
     say_alpha: bool = True,
+    untagged_matrix: str = "auto",
 ) -> VideoReader:
     """Open a video file, an image pattern (`frames/%06d.png`), a folder of images or one image.
 
@@ -223,7 +225,10 @@ def open_reader(
     image's as it is read (a probe reads no further than the first).
     clock: the unit the output counts time in (`output_clock`; default the time base): a frame
     stored at the time of the frame before is moved one unit after it, and said.
+    untagged_matrix: the YUV matrix of a video without one (`formats.assumed_matrix`): auto (BT.709
+    for HD, BT.601 for SD, as players guess), bt601 (as FFmpeg, decord and OpenCV read it) or bt709.
     """
+    check_untagged_matrix(untagged_matrix)
     if rotate not in ("keep", "apply"):
         raise OptionError(f"rotate must be 'keep' or 'apply', not {rotate!r}")
     if deinterlace not in DEINTERLACE_MODES:
@@ -246,6 +251,7 @@ def open_reader(
             threads=threads,
             warn=warn,
             say_alpha=say_alpha,
+            untagged_matrix=untagged_matrix,
         )
     if clock is not None:
         reader.clock = clock
@@ -514,9 +520,11 @@ class VideoReader:
         threads: int = 0,
         warn: bool = True,
         say_alpha: bool = True,
+        untagged_matrix: str = "auto",
     ) -> None:
         check_input_file(path)
         self.path = path
+        self._untagged = untagged_matrix
         self._warn = warn
         self._say_alpha = say_alpha
         self.dropped_frames = 0
@@ -662,8 +670,8 @@ class VideoReader:
         # its frame duration, to find stretches lost (`_check_step`); None once a step is not a whole
         # number of them (variable frame rate).
         self._step = 1 / (fps * tb) if s.average_rate and s.average_rate == s.base_rate else None
-        # Untagged YUV: players assume BT.709 for HD and BT.601 for SD; convert the same way.
-        matrix = info.colorspace or assumed_matrix(frame.width, frame.height)
+        # Untagged YUV: as `untagged_matrix` says (auto: as players assume it from the size).
+        matrix = info.colorspace or assumed_matrix(frame.width, frame.height, self._untagged)
         self._src_matrix = SWS_MATRIX.get(matrix, Colorspace.ITU601)
         self._src_range = ColorRange.JPEG if info.color_range == "pc" else ColorRange.MPEG
         self._rgb_format = "rgb48le" if bit_depth > 8 else "rgb24"
