@@ -10,9 +10,12 @@ used for it. Inputs are PNG sequences, so both sides read the same RGB values.
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 import torch
@@ -22,7 +25,7 @@ from diffusers.models.embeddings import get_3d_rotary_pos_embed
 from conftest import demo_clip
 from dove_cli.engine import build_random
 from dove_cli.upscaling import upscale
-from media import ffmpeg, ffmpeg_frames, psnr
+from media import ffmpeg, ffmpeg_frames, make_clip, psnr
 
 # ------------------------------------------------------------------ the authors' computation
 
@@ -64,7 +67,11 @@ def their_tiles(length: int, tile: int, overlap: int) -> list[tuple[int, int]]:
 
 
 def their_window(model, video: torch.Tensor) -> torch.Tensor:
-    """`process_video` on one window, posterior mode: [1, 3, F, H, W] in [-1, 1] -> [0, 1]."""
+    """`process_video` on one window, posterior mode: [1, 3, F, H, W] in [-1, 1] -> [0, 1]. model
+    "bilinear": dove's --model bilinear, the input mapped back (their last line), to check the
+    upsampling, layout and crop alone."""
+    if model == "bilinear":
+        return (video * 0.5 + 0.5).clamp(0.0, 1.0)
     vae, transformer, scheduler = model.vae, model.transformer, model.scheduler
     latent = vae.encode(video).latent_dist.mode() * vae.config.scaling_factor
     p_t = transformer.config.patch_size_t
@@ -89,7 +96,8 @@ def their_window(model, video: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def their_script(model, lq: np.ndarray, *, chunk=0, overlap_t=8, tile=0, overlap_hw=32, scale=4) -> np.ndarray:
-    """Their main loop for one video: lq [F, h, w, 3] uint8 -> [F, s h, s w, 3] uint8."""
+    """Their main loop for one video: lq [F, h, w, 3] uint8 -> [F, H, W, 3] uint8: the whole video
+    upsampled on the CPU, and 4 x the padding cropped whatever the scale (s h x s w at x4)."""
     frames = torch.from_numpy(lq.copy())
     n, h, w, _ = frames.shape
     pad_f = (8 - (n - 1) % 8) % 8
@@ -118,7 +126,7 @@ def their_script(model, lq: np.ndarray, *, chunk=0, overlap_t=8, tile=0, overlap
                 ]
                 count[t0 + a[0] : t0 + a[1], y0 + b[0] : y0 + b[1], x0 + c[0] : x0 + c[1]] += 1
     assert (count == 1).all(), "their script stops on this layout"
-    out = out[:, :, :n, : h * scale, : w * scale]
+    out = out[:, :, :n, : ht - 4 * pad_h, : wt - 4 * pad_w]  # as for x4, whatever the scale
     return (out[0].permute(1, 2, 3, 0) * 255).clamp(0, 255).to(torch.uint8).numpy()
 
 
@@ -145,9 +153,9 @@ def release_model():
     return model
 
 
-def dove_parity(src: Path, out_dir: Path, **opts) -> np.ndarray:
+def dove_parity(src: Path, out_dir: Path, model: str = "tiny", **opts) -> np.ndarray:
     out_dir.mkdir(parents=True, exist_ok=True)
-    upscale(src, out_dir / "%06d.png", model="tiny", parity=True, posterior="mode", device="cpu", **opts)
+    upscale(src, out_dir / "%06d.png", model=model, parity=True, posterior="mode", device="cpu", **opts)
     first = sorted(out_dir.glob("*.png"))[0]
     data = first.read_bytes()[16:24]
     w, h = int.from_bytes(data[:4], "big"), int.from_bytes(data[4:], "big")
@@ -161,6 +169,7 @@ CASES = [  # (LQ size, frames, dove options): the whole video, and their tiles a
     ("50x30", 13, dict(tile=96, chunk=8, chunk_overlap=4)),  # 1 x 3 tiles, 3 chunks (8, 8, 9 frames)
     ("318x180", 1, {}),  # 320x192 -> 1280x768: the VAE tiles internally (diffusers' defaults)
     ("318x180", 1, dict(tile=512)),  # a 512x768 and a stretched 800x768 tile (width x height)
+    ("50x30", 6, dict(scale=1)),  # x1 (RealVSR, MVSR4x): padded to 64x32, 4 x the padding cropped: 8x24
 ]
 SLOW = os.environ.get("DOVE_SLOW_TESTS") == "1"  # minutes on a 2-core CPU
 SLOW_CASES = [("318x180", 6, {}), ("318x180", 13, dict(tile=512, chunk=8, chunk_overlap=4))]
@@ -169,7 +178,7 @@ SLOW_CASES = [("318x180", 6, {}), ("318x180", 13, dict(tile=512, chunk=8, chunk_
 @pytest.mark.parametrize(
     "size,frames,opts",
     CASES + [pytest.param(*c, marks=pytest.mark.skipif(not SLOW, reason="DOVE_SLOW_TESTS=1")) for c in SLOW_CASES],
-    ids=[f"{s}-{n}f-{'tiled' if o else 'whole'}" for s, n, o in CASES + SLOW_CASES],
+    ids=[f"{s}-{n}f-{'tiled' if 'tile' in o else 'whole'}-x{o.get('scale', 4)}" for s, n, o in CASES + SLOW_CASES],
 )
 def test_parity_equals_the_authors_script(tmp_path, release_model, size, frames, opts):
     w, h = map(int, size.split("x"))
@@ -177,11 +186,115 @@ def test_parity_equals_the_authors_script(tmp_path, release_model, size, frames,
     lq = read_pngs(src, w, h)
     got = dove_parity(src, tmp_path / "out", **opts)
     ref = their_script(release_model, lq, chunk=opts.get("chunk", 0), overlap_t=opts.get("chunk_overlap", 8),
-                       tile=opts.get("tile", 0), overlap_hw=opts.get("tile_overlap", 32))  # fmt: skip
-    assert got.shape == ref.shape == (frames, 4 * h, 4 * w, 3)
+                       tile=opts.get("tile", 0), overlap_hw=opts.get("tile_overlap", 32), scale=opts.get("scale", 4))  # fmt: skip
+    assert got.shape == ref.shape == (frames, *their_size(h, w, opts.get("scale", 4)), 3)
     diff = np.abs(got.astype(int) - ref.astype(int))
     print(f"{size} {opts}: max {diff.max()} levels, {psnr(got, ref):.1f} dB, {(diff > 0).mean():.2e} differ")
     assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
+
+
+def their_size(h: int, w: int, scale: int) -> tuple[int, int]:
+    """Their output's (height, width): the LQ padded to multiples of 16, x scale, less 4 x the padding."""
+    ph, pw = -h % 16, -w % 16
+    return scale * (h + ph) - 4 * ph, scale * (w + pw) - 4 * pw
+
+
+@pytest.mark.parametrize(
+    "size,scale,tile",
+    [("64x48", 3, 96), ("64x48", 5, 96), ("50x30", 1, 0), ("50x30", 6, 96), ("50x30", 2, 64)],
+)
+def test_parity_is_their_upsampling_layout_and_crop_at_every_scale(tmp_path, caplog, size, scale, tile):
+    """--model bilinear (the model input mapped back): the upsampling, tiles and crop alone, byte for
+    byte. Tiles at x3 and x5 are cut from the whole frame's upsampling as theirs are (a tile's own crop
+    upsampled rounds its coordinates otherwise: 3,166 of 746,496 values 1 level off at x3 here), and at a
+    scale other than 4 with padding (50x30 -> 64x32) the output has their size, 4 x the padding off, said
+    in one warning; --compare puts the input beside it at that size."""
+    w, h = map(int, size.split("x"))
+    src = png_clip(tmp_path / "in", demo_clip("002.mp4"), size, 9)
+    with caplog.at_level(logging.WARNING):
+        got = dove_parity(src, tmp_path / "out", model="bilinear", scale=scale, tile=tile)
+    ref = their_script("bilinear", read_pngs(src, w, h), tile=tile, scale=scale)
+    oh, ow = their_size(h, w, scale)
+    assert got.shape == ref.shape == (9, oh, ow, 3)
+    assert np.array_equal(got, ref), f"{int((got != ref).sum())} of {got.size} values differ"
+    said = [r.getMessage() for r in caplog.records if "the output is" in r.getMessage()]
+    expected = [] if (oh, ow) == (h * scale, w * scale) else [f"--parity --scale {scale}: the output is {ow}x{oh}, "
+                                                             f"not {w * scale}x{h * scale} (the input x {scale})"]  # fmt: skip
+    assert [m[: len(e)] for m, e in zip(said, expected, strict=False)] == expected and len(said) == len(expected)
+    side = dove_parity(src, tmp_path / "compare", model="bilinear", scale=scale, tile=tile, compare=True)
+    assert side.shape == (9, oh, 2 * ow, 3) and np.array_equal(side[:, :, ow:], got)
+
+
+def test_parity_reads_untagged_video_as_their_decord_does(tmp_path):
+    """An untagged HD .mp4: --parity reads it as BT.601, as decord (FFmpeg's swscale, as `ffmpeg -pix_fmt
+    rgb24`) does for untagged video of any size, where dove reads it as BT.709 by default (players'
+    guess); --untagged-matrix given with --parity is kept."""
+    from dove_cli.options import UpscaleOptions, check_options
+
+    src = make_clip(tmp_path / "hd.mp4", size="1280x64", frames=3)
+    decord = ffmpeg_frames(src, 1280, 64)
+    got = dove_parity(src, tmp_path / "out", model="bilinear", scale=1)
+    assert np.array_equal(got, their_script("bilinear", decord, scale=1))
+    assert check_options(UpscaleOptions(parity=True)).untagged_matrix == "bt601"
+    given = check_options(UpscaleOptions(parity=True, untagged_matrix="auto", given=frozenset({"untagged_matrix"})))
+    assert given.untagged_matrix == "auto" and check_options(UpscaleOptions()).untagged_matrix == "auto"
+
+
+def test_parity_writes_the_authors_file(tmp_path):
+    """A --parity video is their save_video_with_imageio's: libx264, yuv444p, CRF 0 (x264's lossless
+    constant QP 0), at the input's frame rate (theirs: 16 fps whatever the input's), shown by a dry run;
+    a --pix-fmt or --crf given, or an image output, is kept as asked."""
+    src = png_clip(tmp_path / "in", demo_clip("002.mp4"), "40x24", 3)
+    out = tmp_path / "out.mp4"
+    plan = upscale(src, out, model="bilinear", parity=True, fps=16, dry_run=True)
+    assert (plan.codec, plan.pix_fmt, plan.crf) == ("h264", "yuv444p", 0)
+    upscale(src, out, model="bilinear", parity=True, fps=16)
+    with av.open(str(out)) as c:
+        stream = c.streams.video[0]
+        assert (stream.codec_context.pix_fmt, stream.average_rate) == ("yuv444p", 16)
+    assert b"rc=cqp" in out.read_bytes() and b" qp=0" in out.read_bytes()  # x264's settings, in the stream
+    assert np.abs(ffmpeg_frames(out, 160, 96).astype(int) - dove_parity(src, tmp_path / "png", model="bilinear",
+                                                                        fps=16).astype(int)).max() <= 2  # fmt: skip
+    plan = upscale(src, out, model="bilinear", parity=True, pix_fmt="yuv420p", dry_run=True, overwrite=True)
+    assert (plan.pix_fmt, plan.crf) == ("yuv420p", None)  # the codec's own CRF
+    assert upscale(src, out, model="bilinear", parity=True, crf=10, dry_run=True, overwrite=True).pix_fmt == "yuv420p"
+    assert upscale(src, out, model="bilinear", dry_run=True, overwrite=True).pix_fmt == "yuv420p"  # not --parity
+
+
+def test_a_parity_dry_run_counts_the_frames_and_shows_the_windows_that_run(tmp_path, capsys):
+    """A .mkv says no frame count: under --parity the dry run counts its packets, so that it refuses
+    what the run refuses (13 frames, --chunk 8 --chunk-overlap 2: a merged last chunk of 11 frames,
+    which the VAE does not give back), and it shows the windows as they run, padded and merged."""
+    from dove_cli.cli import main
+
+    def run(*args: str) -> tuple[int, str, str]:
+        with pytest.raises(SystemExit) as exc:
+            main(["upscale", str(mkv), "-o", str(tmp_path / "out.mp4"), "--model", "bilinear", "--parity", "-q",
+                  "--device", "cpu", *args])  # fmt: skip
+        out = capsys.readouterr()
+        return exc.value.code or 0, out.out, out.err.strip()
+
+    for frames, windows in (
+        (13, ["--chunk", "8", "--chunk-overlap", "4"]),  # 17 frames after padding: 0-7, 4-11, 8-16 (merged)
+        (6, []),
+    ):
+        pngs = png_clip(tmp_path / f"in{frames}", demo_clip("002.mp4"), "40x24", frames)
+        mkv = tmp_path / f"clip{frames}.mkv"
+        ffmpeg("-framerate", "16", "-i", pngs, "-c:v", "libx264", "-pix_fmt", "yuv444p", mkv)
+        with av.open(str(mkv)) as c:
+            assert not c.streams.video[0].frames  # Matroska: no count (dove's plan estimated it)
+        code, out, err = run(*windows, "--dry-run")
+        assert code == 0, err
+        assert f"40x24, {frames} frames at 16.000 fps" in out  # counted, not "about"
+        assert "h264 yuv444p CRF 0" in out
+        shown = {13: "3 of 8 frames, the last 9, 4 shared by neighbours (its 13 frames padded to 17 with the last one)",
+                 6: "1: the whole clip, 9 frames (its 6 frames padded to 9 with the last one)"}[frames]  # fmt: skip
+        assert re.search(r"windows in time +. " + re.escape(shown), out), out
+    mkv = tmp_path / "clip13.mkv"
+    code, out, planned = run("--chunk", "8", "--chunk-overlap", "2", "--dry-run")
+    assert code == 2 and not out and "cannot run the 11-frame chunk of frames 6-16" in planned, planned
+    assert run("--chunk", "8", "--chunk-overlap", "2") == (2, "", planned)  # the run: the same line
+    assert not (tmp_path / "out.mp4").exists()
 
 
 # ------------------------------------------------------------------ the layout, without a model
@@ -298,7 +411,7 @@ def clip13(tmp_path_factory) -> Path:
         (["--chunk", "24", "--chunk-overlap", "17"], "chunk overlap (17) is not shorter than the video (17 frames"),
         (["--tile", "72"], "a tile height of 72 px (at 0) is not a multiple of 16"),
         (["--tile", "64", "--tile-overlap", "40"], "a tile width of 72 px"),
-        (["--scale", "2"], "crops its padding as for x4"),
+        (["--scale", "1"], "crops 4 x its padding whatever the scale, which leaves no picture of a 40x24 input at x1"),
         (["--chunk", "8", "--chunk-overlap", "8"], "--chunk-overlap 8 must be smaller than --chunk 8"),
         (["--color-fix", "adain"], "--parity sets --color-fix none"),
         (

@@ -331,13 +331,13 @@ def _check_eval(
 
 
 def _check_eval_sizes(input: Path, output: Path, gt: Path, opts: UpscaleOptions) -> None:
-    """The size each output will have (input x --scale; --compare doubles it: `compare_size`), against GT's.
-    An input that cannot be read is left to the upscale, which says why (in a folder, per file)."""
+    """The size each output will have (input x --scale, or --parity's; --compare doubles it: `compare_size`),
+    against GT's. An input that cannot be read is left to the upscale, which says why (in a folder, per file)."""
     from dove_cli import video_io
     from dove_cli.batch import is_batch_input, plan_batch
     from dove_cli.blend import compare_size
     from dove_cli.metrics.evaluate import check_planned_sizes
-    from dove_cli.options import check_options
+    from dove_cli.options import check_options, output_size
 
     opts = check_options(opts)  # a bad --scale is said as such, not as a size mismatch
     batch = is_batch_input(input)
@@ -347,15 +347,16 @@ def _check_eval_sizes(input: Path, output: Path, gt: Path, opts: UpscaleOptions)
     planned: dict[str, tuple[Path, tuple[int, int] | None]] = {}
     for source, target in items:
         try:
-            reader = video_io.open_reader(
+            with video_io.open_reader(
                 source, fps=opts.fps, rotate=opts.rotate, deinterlace=opts.deinterlace, warn=False
-            )
+            ) as reader:
+                h, w = output_size(opts, reader.info.height, reader.info.width)
         except DoveError:
             planned[target.stem] = (target, None)  # its GT is still looked for; its size is unknown
             continue
         with reader:
             info = reader.info
-        h, w = info.height * opts.scale, info.width * opts.scale
+        h, w = output_size(opts, info.height, info.width)
         h, w = compare_size(h, w, info.rotation) if opts.compare else (h, w)
         planned[target.stem] = (target, (w, h))
     if planned:

@@ -234,12 +234,31 @@ def memory_options(plan) -> str:  # plan.Plan
     return said
 
 
+def release_windows(plan) -> str:  # plan.Plan
+    """--parity's windows in time as they run: `1: the whole clip, 9 frames (its 6 frames padded to 9 with
+    the last one)`, `2 of 8 frames, the last 11, 2 shared by neighbours (...)` (only the last can differ)."""
+    from dove_cli.release_layout import time_pad
+
+    sizes = plan.window_frames
+    said = f"{sizes[0]} frame{'s' * (sizes[0] != 1)}" + (f", the last {sizes[-1]}" if len(set(sizes)) > 1 else "")
+    text = (
+        f"1: the whole clip, {said}"
+        if len(sizes) == 1
+        else f"{len(sizes)} of {said}, {plan.chunk_overlap} shared by neighbours"
+    )
+    if (padded := plan.frames + time_pad(plan.frames)) != plan.frames:
+        text += f" (its {plan.frames} frames padded to {padded} with the last one)"
+    return text
+
+
 def print_plan(plan, console: Console) -> None:  # plan.Plan
     gib = 1024**3
     table = Table(title="plan (--dry-run)", show_header=False, show_edge=False)
     h, w = plan.input_size
     oh, ow = plan.file_size()
-    if plan.chunk:
+    if plan.window_frames:
+        chunks = release_windows(plan)
+    elif plan.chunk:
         chunks = (
             f"{plan.chunks} of {plan.chunk} frame{'s' * (plan.chunk != 1)}, {plan.chunk_overlap} shared by neighbours"
         )
@@ -266,7 +285,8 @@ def print_plan(plan, console: Console) -> None:  # plan.Plan
             + (" (input | output, --compare)" if plan.compare else "")
             + (f", {shown}" if (shown := plan.shown_as()) else "")
             + (f", {plan.codec} {plan.pix_fmt}" if plan.codec else "")
-            + (" full range" if plan.full_range and not plan.pix_fmt.startswith("yuvj") else ""),
+            + (" full range" if plan.full_range and not plan.pix_fmt.startswith("yuvj") else "")
+            + (f" CRF {plan.crf}" if plan.codec and plan.crf is not None else ""),
         ),
         ("padded input", f"{plan.padded_size[1]}x{plan.padded_size[0]}"),
         ("windows in time", chunks),

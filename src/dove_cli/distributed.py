@@ -484,6 +484,7 @@ class _Job:
     info: video_io.VideoInfo | None = None
     manifest: Path | None = None
     writes: tuple[str, str] = ("", "")  # the output's codec and pixel format, for its plan
+    opts: UpscaleOptions | None = None  # the run's options for this file (upscaling.with_release_file)
     session: resume.Session | None = None
     plan: Plan | None = None
     plan_opts: UpscaleOptions | None = None
@@ -662,11 +663,11 @@ class _Driver:
         """Probe the input, check the output, take the work folder's lock; False if the file fails."""
         import torch
 
-        opts = self.opts
         try:
             if job.info is None:
-                _check_job(job, opts)
-            assert job.info is not None
+                _check_job(job, self.opts)
+            assert job.info is not None and job.opts is not None
+            opts = job.opts
             device, dtype = torch.device(self.cluster.device), self.cluster.dtype(opts)
             fingerprint = resume.run_fingerprint(opts, job.info, device, dtype)
             job.session = resume.Session(job.output, fingerprint, resume=opts.resume, overwrite=opts.overwrite)
@@ -690,7 +691,8 @@ class _Driver:
             assert job.session.work is not None and job.session.journal is not None
             job.run_id = uuid.uuid4().hex
             (job.session.work.path / RUN_TOKEN).write_text(job.run_id)
-            writer_options, job.join = output_options(self.opts)
+            assert job.opts is not None
+            writer_options, job.join = output_options(job.opts)
             file_h, file_w = plan.file_size()  # with --compare, both halves
             job.options = resume.segment_options(job.output, job.info, file_w, file_h, writer_options=writer_options,
                                                  join_options=job.join)  # fmt: skip
@@ -808,7 +810,8 @@ class _Driver:
             task = Task(
                 id=uuid.uuid4().hex, input=str(job.input), output=str(job.output),
                 work=str(job.session.work.path), run_id=job.run_id, info=job.info,  # type: ignore[arg-type]
-                opts=self.worker_opts, plan=job.plan, options=job.options, part=make_part(segs),
+                opts=replace(job.opts or self.opts, device=self.cluster.device), plan=job.plan, options=job.options,
+                part=make_part(segs),
                 ends=[s.stop for s in segs], tile_changes=list(job.changes), segments=indices,
             )  # fmt: skip
             return job, task
@@ -862,12 +865,13 @@ class _Driver:
         elif kind == "plan":
             assert job is not None
             self._idle(slot)
-            from dove_cli.upscaling import warn_scale
+            from dove_cli.upscaling import warn_release_size, warn_scale
 
             plan, output_is_input = value
             if not self._warned:  # the notes a single run gives, once
                 self._warned = True
                 warn_scale(self.opts, output_is_input)
+            warn_release_size(plan, self.opts.scale)  # each file's own size
             if job.state == "planning":
                 self._start(job, replace(plan, model_note="", codec=job.writes[0], pix_fmt=job.writes[1]))
         else:  # warm, ping
@@ -1082,7 +1086,8 @@ class _Driver:
         assert job.manifest is not None and job.result is not None
         live = next(s for s in self.slots if not s.dead)
         fingerprint = self.ray.get(live.actor.fingerprint.remote(self.worker_opts, self.restorer))
-        write_manifest(job.manifest, job.input, self.opts, job.result, _Fingerprint(fingerprint), job.output)  # type: ignore[arg-type]
+        opts = job.opts or self.opts
+        write_manifest(job.manifest, job.input, opts, job.result, _Fingerprint(fingerprint), job.output)  # type: ignore[arg-type]
 
     # ---------------------------------------------------------------- progress
 
@@ -1148,8 +1153,9 @@ def _as_error(job: _Job | None, exc: BaseException) -> BaseException:
 
 def _check_job(job: _Job, opts: UpscaleOptions) -> None:
     """Before any worker: the input can be read, the output can be written (upscale()'s checks)."""
-    from dove_cli.upscaling import _check_outputs, probe_input
+    from dove_cli.upscaling import _check_outputs, probe_input, with_release_file
 
+    job.opts = opts = with_release_file(opts, job.output)
     job.info, said = probe_input(job.input, opts)
     _check_ray_output(job.output)
     if (at := first_discontinuity(job.input)) is not None:

@@ -21,7 +21,7 @@ from types import UnionType
 from typing import Any, ClassVar, Literal, TypedDict, Union, get_args, get_origin, get_type_hints
 
 from dove_cli.errors import OptionError
-from dove_cli.release_layout import RELEASE_CHUNK_OVERLAP, RELEASE_TILE_OVERLAP
+from dove_cli.release_layout import RELEASE_CHUNK_OVERLAP, RELEASE_TILE_OVERLAP, release_output_size
 from dove_cli.windows import BlendMode, check_chunk, check_tile, fitting_chunk_overlap, fitting_tile_overlap
 
 AUTO = -1  # tile/chunk value meaning "choose from free memory"
@@ -173,8 +173,9 @@ class UpscaleOptions:
     )
     parity: bool = option(
         False,
-        "Reproduce the authors' inference_script.py: their padding, chunk/tile layout and valid-region cut, VAE "
-        "tiling, no colour fix, no scene cuts, truncation to 8 bits; auto tile/chunk = none (whole video).",
+        "Reproduce the authors' inference_script.py: untagged video read as BT.601, their padding and crop, "
+        "chunk/tile layout and valid-region cut, VAE tiling, no colour fix, no scene cuts, truncation to 8 bits, "
+        "and their h264 yuv444p CRF 0 file; auto tile/chunk = none (whole video).",
     )
     scene_cuts: Literal["auto", "off"] = option("auto", "auto: no window spans a shot change.")
     color_fix: ColorFix = option("wavelet", "Keep the input's colours (low frequencies or channel statistics).")
@@ -481,9 +482,19 @@ def container_name(value: str) -> str:
     return value.strip().lower().lstrip(".")
 
 
+def output_size(opts: UpscaleOptions, height: int, width: int) -> tuple[int, int]:
+    """(h, w) of the frames a run writes from input frames of (height, width), with checked options:
+    x --scale, or under --parity what the authors' script writes (release_layout.release_output_size:
+    at a scale other than 4, another size when the input needs padding)."""
+    if opts.parity:
+        return release_output_size(height, width, opts.scale)
+    return height * opts.scale, width * opts.scale
+
+
 def _with_parity(opts: UpscaleOptions) -> UpscaleOptions:
     """--parity: the release's settings; its overlaps where dove's defaults are left (the same today:
-    32 px and 8 frames); auto tile/chunk = its default, none."""
+    32 px and 8 frames); auto tile/chunk = its default, none; untagged YUV read as BT.601, as decord
+    does, unless --untagged-matrix is given."""
     for name, value in PARITY_SETS.items():
         given = getattr(opts, name)
         if given != value and is_given(opts, name):

@@ -20,7 +20,16 @@ from dove_cli.blend import compare_size
 from dove_cli.engine import TEMPORAL_PAD, DoveModel, Restorer, bnb_config, loaded_weight_bytes
 from dove_cli.errors import InputError, OptionError
 from dove_cli.humanize import busy_note
-from dove_cli.options import AUTO, DEFAULT_CHUNK, Offload, UpscaleOptions, check_options, is_given, parse_preview
+from dove_cli.options import (
+    AUTO,
+    DEFAULT_CHUNK,
+    Offload,
+    UpscaleOptions,
+    check_options,
+    is_given,
+    output_size,
+    parse_preview,
+)
 from dove_cli.scenes import SceneDetector
 from dove_cli.video_io import VideoInfo, display_size
 from dove_cli.windows import ANY_LENGTH, Lengths, Span, fitting_tile_overlap, plan_spans, plan_tiles
@@ -43,7 +52,7 @@ class Plan:
 
     input_size: tuple[int, int]  # LQ (h, w)
     padded_size: tuple[int, int]  # LQ after padding to the model's block
-    output_size: tuple[int, int]  # (s*h, s*w)
+    output_size: tuple[int, int]  # (s*h, s*w); under --parity, what the authors' script writes
     frames: int  # as probed (estimate for some containers)
     fps: Fraction
     chunk: int
@@ -61,6 +70,9 @@ class Plan:
     vae_tiling: bool = False  # the VAE decodes in tiles: asked (--vae-tiling, --parity), or past one piece
     work_ratio: float = 1.0  # pixel-frames the model processes per output pixel-frame (overlaps, padding)
     frame_lengths: Lengths = ANY_LENGTH  # window lengths in frames the model takes (the last chunk's)
+    # --parity: each temporal window's frames as it runs (over the video padded to 8k+1 frames, a short
+    # last chunk merged into the one before); empty: windows of `chunk` frames, the last one shorter
+    window_frames: tuple[int, ...] = ()
     model_note: str = ""  # how the model was sized when no weights were read (--dry-run)
     blend_on_device: bool = False  # the float frame accumulators live on the GPU (see make_plan)
     saved_frames: int = 0  # output frames an interrupted run saved, which this one continues after
@@ -69,6 +81,7 @@ class Plan:
     codec: str = ""  # the output's codec (hevc; png for images) and pixel format, as the writer chose them
     pix_fmt: str = ""
     full_range: bool = False  # YUV written at full range (the input's tag, or --pix-fmt yuvj420p): ffmpeg says yuvj420p
+    crf: int | None = None  # the output's --crf when one is set (--parity: 0, the authors' file), else the codec's
     sample_aspect_ratio: Fraction | None = None  # the input's non-square pixels, which the output keeps
     rotation: int = 0  # degrees the output's rotation tag turns it by when shown (--rotate keep)
     scene_cuts: str = ""  # SCENE_CUTS_NOTE when cuts found while running may change the windows, else ""
@@ -252,9 +265,9 @@ def make_plan(info: VideoInfo, model: Restorer, opts: UpscaleOptions, device: to
     h, w = info.height, info.width
     if min(h, w) < 8:
         raise InputError(f"{info.path}: frame size {w}x{h} is too small (at least 8 px a side)")
+    out_h, out_w = output_size(opts, h, w)  # (--parity: refused where the authors' crop leaves nothing)
     if opts.parity:  # the release pads the LQ frame to multiples of 16, whatever the model's block
         hp, wp = release_layout.padded_lq_size(h, w)
-        release_layout.check_release_scale(opts.scale, (h, w), (hp, wp))
     else:
         q = lq_block(opts.scale, model.spatial_multiple)
         hp, wp = -(-h // q) * q, -(-w // q) * q
@@ -302,6 +315,8 @@ def make_plan(info: VideoInfo, model: Restorer, opts: UpscaleOptions, device: to
     lq_frames = (win_f + chunk) * hp * wp * 3 * 2
     out_frames = max(win_f, 1) * big_h * big_w * 3  # a window's 8-bit frames on their way to the encoder
     host = HOST_BASE_BYTES + lq_frames + out_frames + (0 if blend_on_device else accumulators)
+    if opts.parity:  # the window's model input, whole frames upsampled on the CPU (tiled._tile_input)
+        host += max(win_f, 1) * big_h * big_w * 3 * 4
     if device.type == "cpu":
         host += weights + act
     elif offload != "none":
@@ -313,7 +328,7 @@ def make_plan(info: VideoInfo, model: Restorer, opts: UpscaleOptions, device: to
     return Plan(
         input_size=(h, w),
         padded_size=(hp, wp),
-        output_size=(h * opts.scale, w * opts.scale),
+        output_size=(out_h, out_w),
         compare=opts.compare,
         sample_aspect_ratio=info.sample_aspect_ratio,
         rotation=info.rotation,
@@ -337,8 +352,9 @@ def make_plan(info: VideoInfo, model: Restorer, opts: UpscaleOptions, device: to
         blend_on_device=blend_on_device,
         frame_lengths=frame_lengths(model),
         vae_tiling=vae_tiling,
+        window_frames=tuple(s.length for s in spans) if opts.parity else (),
         scene_cuts=SCENE_CUTS_NOTE if cuts_may_change(opts, chunk, frames) else "",
-        work_ratio=work_ratio(frames, spans, ys, xs, h * opts.scale, w * opts.scale, time_multiple),
+        work_ratio=work_ratio(frames, spans, ys, xs, out_h, out_w, time_multiple),
     )
 
 

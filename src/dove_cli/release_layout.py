@@ -58,14 +58,20 @@ def padded_lq_size(height: int, width: int) -> tuple[int, int]:
     return -(-height // b) * b, -(-width // b) * b
 
 
-def check_release_scale(scale: int, size: tuple[int, int], padded: tuple[int, int]) -> None:
-    """Their script crops its padding as for x4 (pad x 4 rows and columns): at another scale it
-    would keep padding or cut picture unless the LQ sides need no padding."""
-    if scale != 4 and padded != size:
+def release_output_size(height: int, width: int, scale: int) -> tuple[int, int]:
+    """The (h, w) of the frames their script writes from LQ frames of (height, width) at `scale`.
+
+    It crops 4 x the padding from the upsampled padded frame whatever the scale (as for x4), so at x1
+    to x3 the picture is smaller than the input x scale by (4 - scale) x the padding, and at x5 to x8
+    keeps (scale - 4) x the padding. Refused where nothing would be left to write."""
+    hp, wp = padded_lq_size(height, width)
+    h, w = hp * scale - 4 * (hp - height), wp * scale - 4 * (wp - width)
+    if h <= 0 or w <= 0:
         raise LayoutError(
-            f"--parity --scale {scale}: the authors' script crops its padding as for x4, so at x{scale} it keeps "
-            f"padding or cuts picture on a {size[1]}x{size[0]} input (sides not multiples of 16); use --scale 4"
+            f"--parity --scale {scale}: the authors' script crops 4 x its padding whatever the scale, which leaves "
+            f"no picture of a {width}x{height} input at x{scale} (it writes nothing); use another --scale"
         )
+    return h, w
 
 
 def vae_frames(frames: int) -> int:

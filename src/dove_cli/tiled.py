@@ -1,7 +1,8 @@
 """One temporal window through the model, tile by tile: the spatial half of the window plan.
 
 `TiledRestorer.restore_window` cuts each tile's LQ crop, upsamples it, runs the model and blends
-the tiles into one [F, 3, H, W] window. When the device runs out of memory it retries the window
+the tiles into one [F, 3, H, W] window (--parity: cuts each tile from the whole frames upsampled on
+the CPU, as the release does). When the device runs out of memory it retries the window
 with half the tile (down to MIN_TILE), then with the model offloaded, and reports each change so
 that a resumed run tiles every window as this one did.
 """
@@ -147,7 +148,11 @@ class TiledRestorer:
         the device once, weights are made there, and the finite-output check is read once at the end
         (a host read per tile would leave the GPU idle while the next tile is prepared)."""
         with self.timer.stage("upsample"):
-            lq = torch.stack(frames).to(self.model.device)  # [F, 3, hp, wp] code values, one upload
+            lq = torch.stack(frames)  # [F, 3, hp, wp] code values
+            if self.parity:  # the model's input, whole frames: [F, 3, H, W] in [-1, 1] on the CPU (`_tile_input`)
+                lq = upsample(lq.float(), self.scale).div_(self.max_value).mul_(2.0).sub_(1.0)
+            else:
+                lq = lq.to(self.model.device)  # one upload
         finite: list[torch.Tensor] = []  # per tile: all of its output finite (device booleans)
         if len(self.ys) * len(self.xs) == 1:  # one tile, weight 1 everywhere: its output is the result
             res = self._restore_tile(lq, self.ys[0], self.xs[0], finite)
@@ -179,19 +184,32 @@ class TiledRestorer:
             self._gen = torch.Generator(device)
         return self._gen.manual_seed(self.seed)
 
+    def _tile_input(self, lq: torch.Tensor, ys: Span, xs: Span) -> torch.Tensor:
+        """A tile's model input, [1, 3, F, h, w] in [-1, 1] on the model's device, from the window's
+        LQ frames [F, 3, hp, wp] on the model's device (--parity: its model input, `_restore_tiles`).
+
+        dove upsamples the tile's own LQ crop, code values as the release does. For x1, x2, x4 and x8
+        that equals the same crop of the whole frame upsampled (the weights are multiples of 1/(2s),
+        exact in float32), for x3, x5, x6, x7 not quite: a crop's coordinates are rounded otherwise
+        (thousands of values a level off at x3 and x5 with --model bilinear). The release upsamples the whole
+        video on the CPU before any window goes to the device, so --parity cuts its tiles from whole
+        frames upsampled on the CPU: exact for every scale, at the cost of that window in host memory
+        (F x H x W x 12 bytes)."""
+        if self.parity:  # a copy: the model may work in place, and tiles overlap
+            tile = lq[:, :, ys.start : ys.stop, xs.start : xs.stop].to(self.model.device, copy=True)
+            return tile.permute(1, 0, 2, 3)[None]
+        crop, oy, ox = lq_window(lq, ys, xs, self.scale)
+        up = upsample(crop.float(), self.scale)[:, :, oy : oy + ys.length, ox : ox + xs.length]
+        # x / max * 2 - 1, in place: a window of 720p frames is hundreds of MB, and every fresh
+        # tensor of that size costs its page faults again
+        return up.div_(self.max_value).mul_(2.0).sub_(1.0).permute(1, 0, 2, 3)[None]  # [1, 3, F, H, W]
+
     def _restore_tile(self, lq: torch.Tensor, ys: Span, xs: Span, finite: list[torch.Tensor]) -> torch.Tensor:
-        """One window through the model: LQ [F, 3, hp, wp] on the model's device -> [F, 3, h, w] in [0, 1];
+        """One window through the model: its LQ frames (`_tile_input`) -> [F, 3, h, w] in [0, 1];
         appends whether it is all finite to `finite` (models that may overflow)."""
         with self.timer.stage("upsample"):
-            crop, oy, ox = lq_window(lq, ys, xs, self.scale)
-            # Interpolate code values (as the release does): with k/(2s) weights the
-            # sums are exact in float32, so a tile equals the same crop of the whole frame.
-            up = upsample(crop.float(), self.scale)[:, :, oy : oy + ys.length, ox : ox + xs.length]
-            # x / max * 2 - 1, in place: a window of 720p frames is hundreds of MB, and every fresh
-            # tensor of that size costs its page faults again
-            video = up.div_(self.max_value).mul_(2.0).sub_(1.0).permute(1, 0, 2, 3)[None]  # [1, 3, F, H, W]
-            del crop, up  # not held through the transformer and the decode
-        gen = self._generator(lq.device)
+            video = self._tile_input(lq, ys, xs)  # the crop and its upsampling are not held past here
+        gen = self._generator(self.model.device)
         if self.parity:
             res = self.model.restore(video, generator=gen, timer=self.timer, release=True)
         else:

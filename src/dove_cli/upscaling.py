@@ -50,6 +50,7 @@ from dove_cli.options import (
     UpscaleOptions,
     check_options,
     check_paths,
+    output_size,
     parse_preview,
     with_overrides,
 )
@@ -261,7 +262,7 @@ def upscale(
     output is the same file.
     """
     check_paths(input=input, output=output)
-    opts = check_options(with_overrides(options, overrides))
+    opts = with_release_file(check_options(with_overrides(options, overrides)), Path(output))
     if progress is not None and not callable(progress):
         raise OptionError(f"progress={progress!r}: expected a function that takes a Progress (or None)")
     check_not_a_folder_of_videos(input)
@@ -321,7 +322,7 @@ def _upscale(
         say("planning")
         plan_opts = replace(opts, chunk=previous.chunk, tile=previous.tile) if previous else opts
         plan = replace(make_plan(info, model, plan_opts, device, dtype), model_note=model_note, codec=checked.codec,
-                       pix_fmt=checked.pix_fmt, full_range=checked.full_range)  # fmt: skip
+                       pix_fmt=checked.pix_fmt, full_range=checked.full_range, crf=opts.crf)  # fmt: skip
         if on_paper:  # no such card here to measure its speed
             plan = replace(plan, est_seconds=None, model_note=f"planned for {gpu_of(opts.vram or 0)} (--vram)")
         if restorer is not None and not dry_run and weights_on_host(opts, device):
@@ -330,6 +331,7 @@ def _upscale(
         warn_if_device_memory_short(plan, info, model, plan_opts, device, dtype)
         suggest_better_plan(plan, info, model, plan_opts, device, dtype)
         warn_scale(opts, model.output_is_input)
+        warn_release_size(plan, opts.scale)
         if plan.vae_tiling and not dry_run and isinstance(model, DoveModel):
             model.enable_vae_tiling()  # windows past the VAE's one-piece limit (the plan counted it)
         if dry_run:
@@ -432,11 +434,16 @@ def _failure_manifest(manifest: Path, input: str | Path, opts: UpscaleOptions, p
 
 def probe_input(input: str | Path, opts: UpscaleOptions) -> tuple[video_io.VideoInfo, list[logging.LogRecord]]:
     """The input's description, and what its reader warns of (HDR, interlacing, alpha), held for
-    `_check_outputs` to say: a run refused for its output says only why."""
+    `_check_outputs` to say: a run refused for its output says only why. Under --parity the frame
+    count is exact (the release's chunks are laid over it): counted from the packets where the
+    container gives none, so that a dry run refuses the layouts the run refuses."""
     said: list[logging.LogRecord] = []
     with held_warnings(said), video_io.open_reader(input, fps=opts.fps, rotate=opts.rotate, deinterlace=opts.deinterlace,
                                                    untagged_matrix=opts.untagged_matrix) as probe:  # fmt: skip
-        return probe.info, said
+        info = probe.info
+        if opts.parity and not info.num_frames_exact and not opts.preview:
+            info.num_frames, info.num_frames_exact = probe.count_frames(), True
+        return info, said
 
 
 @dataclass(frozen=True)
@@ -484,7 +491,7 @@ def _check_outputs(
     start, duration = parse_preview(opts.preview) if opts.preview else (None, None)
     if start is not None and info.duration and start > info.duration + 0.5:  # (a header's length may be short)
         raise no_frames(info.path, info, opts)  # before a model loads for nothing
-    height, width = info.height * opts.scale, info.width * opts.scale
+    height, width = output_size(opts, info.height, info.width)
     if opts.compare:
         height, width = compare_size(height, width, info.rotation)
     losses: list[logging.LogRecord] = []  # what the output loses: said once the output is known to be wanted
@@ -739,6 +746,9 @@ def _stream(
         reference = None
         if color_fix != "none" or opts.compare:
             reference = upsampled_reference(lq[t][:, :in_h, :in_w].to(out_device), opts.scale, max_value)
+            if reference.shape[-2:] != frame.shape[-2:]:  # --parity's crop (release_output_size): black or cut
+                pad = (0, max(0, out_w - reference.shape[-1]), 0, max(0, out_h - reference.shape[-2]))
+                reference = torch.nn.functional.pad(reference, pad)[:, :out_h, :out_w]
         finished = finish_frame(frame, reference, color_fix, layout)
         return to_code_values(finished, bits16, scratch, truncate=opts.parity)  # the release truncates
 
@@ -833,6 +843,30 @@ def warn_scale(opts: UpscaleOptions, output_is_input: bool) -> None:
         return
     log.warning("--scale %d: DOVE was trained for x4; other factors upsample the input x%d before the model, "
                 "which works but is not what the paper measured", opts.scale, opts.scale)  # fmt: skip
+
+
+def warn_release_size(plan: Plan, scale: int) -> None:
+    """--parity at a scale other than 4 on an input that needs padding: the output is the size the
+    authors' script writes, not the input x scale (release_layout.release_output_size); said once."""
+    (h, w), (hp, wp), (oh, ow) = plan.input_size, plan.padded_size, plan.output_size
+    if (oh, ow) == (h * scale, w * scale):
+        return
+    what = (f"cuts {4 - scale} x the padding off the picture" if scale < 4 else
+            f"keeps {scale - 4} x the padding, as the model filled it")  # fmt: skip
+    log.warning("--parity --scale %d: the output is %dx%d, not %dx%d (the input x %d): the authors' script pads the "
+                "input to %dx%d and crops 4 x that padding off the right and bottom whatever the scale, so at x%d it "
+                "%s; written as their script writes it", scale, ow, oh, w * scale, h * scale, scale, wp, hp, scale,
+                what)  # fmt: skip
+
+
+def with_release_file(opts: UpscaleOptions, output: Path) -> UpscaleOptions:
+    """--parity: the authors' file settings (libx264, yuv444p, CRF 0: lossless) for a video output whose
+    --pix-fmt and --crf are not given and whose codec is h264 (the default but in .webm); its frame rate
+    stays the input's (they write 16 fps whatever the input's: timing, not the picture)."""
+    if not opts.parity or opts.pix_fmt is not None or opts.crf is not None or video_io.is_image_path(output):
+        return opts
+    codec = video_io.resolve_codec(opts.codec)[0] if opts.codec else video_io.default_codec(output)
+    return replace(opts, codec="h264", pix_fmt="yuv444p", crf=0) if codec == "h264" else opts
 
 
 def output_options(opts: UpscaleOptions) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -20,6 +20,7 @@ from dove_cli.video_io.reader import (
     missing_numbers,
     numbered,
     open_reader,
+    packet_pts,
     picture_bytes,
     stream_rate,
 )
@@ -89,9 +90,9 @@ def _timing(c: Any, s: Any) -> tuple[bool, int, Fraction | None]:
     frames are unevenly spaced, how many there are, and their average rate. Steps within one tick of
     each other (Matroska's millisecond clock makes 23.976 fps 41 and 42 ms) are even."""
     step = 1 / (stream_rate(s) * Fraction(s.time_base)) if s.time_base else None
-    pts = sorted(p.pts for p in c.demux(s) if p.pts is not None)
+    pts = packet_pts(c, s)
     steps = {b - a for a, b in zip(pts, pts[1:], strict=False)}
-    variable = bool(steps) and step is not None and (max(steps) - min(steps) > max(1, step / 100))
+    variable = bool(steps) and step is not None and (max(steps) - min(steps) > max(Fraction(1), step / 100))
     span = (pts[-1] - pts[0]) * Fraction(s.time_base) if len(pts) > 1 and s.time_base else Fraction(0)
     return bool(variable), len(pts), Fraction(len(pts) - 1) / span if span else None
 

@@ -472,6 +472,12 @@ def stream_rate(s: Any) -> Fraction:
     return fps
 
 
+def packet_pts(c: Any, s: Any) -> list[int]:
+    """The timestamps of a stream's packets, sorted, read without decoding (a packet a frame): the
+    frame count and times that a container's header does not give (Matroska)."""
+    return sorted(p.pts for p in c.demux(s) if p.pts is not None)
+
+
 def video_length(path: Path) -> tuple[Fraction, Fraction] | None:
     """How long a file's video lasts (seconds, from its first packet to the end of its last) and
     its frame duration, read from the packets of its last seconds without decoding (a damaged or
@@ -676,6 +682,12 @@ class VideoReader:
         self._src_range = ColorRange.JPEG if info.color_range == "pc" else ColorRange.MPEG
         self._rgb_format = "rgb48le" if bit_depth > 8 else "rgb24"
         return info
+
+    def count_frames(self) -> int:
+        """The frames this reader yields in all, counted from the video's packets without decoding: where
+        the container gives no count (`info.num_frames_exact` False), exact where that is an estimate."""
+        with av.open(str(self.path), metadata_errors="replace") as c:
+            return len(packet_pts(c, c.streams[self._stream.index])) * self._rate
 
     def _declared_end(self, tb: Fraction) -> int | None:
         """End of the video stream (pts units) as the container header declares it, or None.
