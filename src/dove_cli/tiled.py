@@ -191,12 +191,13 @@ class TiledRestorer:
         dove upsamples the tile's own LQ crop, code values as the release does. For x1, x2, x4 and x8
         that equals the same crop of the whole frame upsampled (the weights are multiples of 1/(2s),
         exact in float32), for x3, x5, x6, x7 not quite: a crop's coordinates are rounded otherwise
-        (thousands of values a level off at x3 and x5 with --model bilinear). The release upsamples the whole
-        video on the CPU before any window goes to the device, so --parity cuts its tiles from whole
-        frames upsampled on the CPU: exact for every scale, at the cost of that window in host memory
-        (F x H x W x 12 bytes)."""
-        if self.parity:  # a copy: the model may work in place, and tiles overlap
-            tile = lq[:, :, ys.start : ys.stop, xs.start : xs.stop].to(self.model.device, copy=True)
+        (thousands of values a level off at x3 and x5 with --model bilinear). The release upsamples
+        the whole video on the CPU before any window goes to the device, so --parity cuts its tiles
+        from whole frames upsampled on the CPU: exact for every scale, at the cost of that window in
+        host memory (F x H x W x 12 bytes)."""
+        if self.parity:  # a copy where tiles overlap: the model may work in place
+            tiled = len(self.ys) * len(self.xs) > 1
+            tile = lq[:, :, ys.start : ys.stop, xs.start : xs.stop].to(self.model.device, copy=tiled)
             return tile.permute(1, 0, 2, 3)[None]
         crop, oy, ox = lq_window(lq, ys, xs, self.scale)
         up = upsample(crop.float(), self.scale)[:, :, oy : oy + ys.length, ox : ox + xs.length]
