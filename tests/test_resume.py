@@ -81,7 +81,11 @@ def test_killed_run_resumes_to_an_identical_output(clip, reference, tmp_path):
     journal.write_text(json.dumps({**json.loads(head), "version": 1}) + "\n" + rest)  # sliced x264 segments
     with pytest.raises(OutputError, match="written by another dove version; use --overwrite"):
         upscale(clip, out, UpscaleOptions(**OPTS, resume=True))
-    journal.write_text(saved)
+    # A run saved by a dove without --untagged-matrix: read as its default, auto, which it then was.
+    older = {k: v for k, v in json.loads(head)["fingerprint"].items() if k != "untagged_matrix"}
+    journal.write_text(json.dumps({**json.loads(head), "fingerprint": older}) + "\n" + rest)
+    with pytest.raises(OutputError, match="the saved run had --untagged-matrix auto, this command has "):
+        upscale(clip, out, UpscaleOptions(**OPTS, untagged_matrix="bt601", resume=True))
     r = upscale(clip, out, UpscaleOptions(**OPTS, resume=True))
     assert SEGMENT_MIN_FRAMES <= r.resumed_from <= 90
     # Only windows reaching past the saved frames ran again: at most one of them was finished.

@@ -29,7 +29,7 @@ import shutil
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from fractions import Fraction
 from pathlib import Path
 from typing import IO, Any
@@ -268,8 +268,9 @@ class Work:
         return journal
 
     def _check_same_command(self, journal: Journal, fingerprint: dict[str, Any]) -> None:
+        """An option the saved run's dove did not have yet counts as its default, which it then did."""
         for key in sorted(set(journal.fingerprint) | set(fingerprint)):
-            old, new = journal.fingerprint.get(key), fingerprint.get(key)
+            old, new = journal.fingerprint.get(key, OPTION_DEFAULTS.get(key)), fingerprint.get(key)
             if old != new:
                 raise _CannotResume(
                     f"{self.path}: cannot resume: the saved run had {_as_given(key, old)}, this command has "
@@ -577,6 +578,11 @@ def encoder_options(codec_options: dict[str, str]) -> dict[str, str]:
 # Options that do not change the output's pixels or video stream: a resume may change them.
 NOT_PIXELS = ("overwrite", "resume", "manifest", "download", "audio", "subtitles", "device", "dtype", "offload",
               "ignore_decode_errors", "ray", "workers", "given")  # fmt: skip
+
+
+# Each option's default, as the journal stores it (json), for journals written before the option was.
+OPTION_DEFAULTS = json.loads(json.dumps({f.name: f.default for f in fields(UpscaleOptions) if f.default is not MISSING},
+                                         default=str))  # fmt: skip
 
 
 def run_fingerprint(opts: UpscaleOptions, info: VideoInfo, device: torch.device, dtype: torch.dtype) -> dict[str, Any]:
