@@ -261,11 +261,13 @@ def test_parity_writes_the_authors_file(tmp_path):
     assert upscale(src, out, model="bilinear", dry_run=True, overwrite=True).pix_fmt == "yuv420p"  # not --parity
 
 
-def test_a_parity_dry_run_counts_the_frames_and_shows_the_windows_that_run(tmp_path, capsys):
+def test_a_parity_dry_run_counts_the_frames_and_shows_the_windows_that_run(tmp_path, capsys, monkeypatch):
     """A .mkv says no frame count: under --parity the dry run counts its packets, so that it refuses
     what the run refuses (13 frames, --chunk 8 --chunk-overlap 2: a merged last chunk of 11 frames,
     which the VAE does not give back), and it shows the windows as they run, padded and merged."""
     from dove_cli.cli import main
+
+    monkeypatch.delenv("COLUMNS", raising=False)  # pytest-xdist's 80 would wrap the table's rows
 
     def run(*args: str) -> tuple[int, str, str]:
         with pytest.raises(SystemExit) as exc:
