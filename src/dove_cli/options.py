@@ -17,6 +17,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from fractions import Fraction
+from functools import cache
 from types import UnionType
 from typing import Any, ClassVar, Literal, TypedDict, Union, get_args, get_origin, get_type_hints
 
@@ -238,6 +239,14 @@ class UpscaleOptions:
     # its default is then still the user's (`--chunk 5 --chunk-overlap 8` is refused, not cut to fit).
     given: frozenset[str] = field(default=frozenset(), metadata={"cli": Cli("", hidden=True)})
 
+    def __post_init__(self) -> None:
+        """Values as the command line takes them are taken here too, and parsed as upscale()'s keywords
+        are (`keyword_value`: tile="auto", codec_options="crf=18"); a value of another type, or not
+        among an option's choices, is one OptionError line naming it, not a TypeError later."""
+        for name in _spec():
+            if name != "given":
+                setattr(self, name, keyword_value(name, getattr(self, name)))
+
 
 class UpscaleKeywords(TypedDict, total=False):
     """The keyword overrides `upscale()`, `upscale_batch()` and `load_model()` take, for type checkers
@@ -325,11 +334,20 @@ def check_paths(**paths: object) -> None:
             raise OptionError(f"{name}={value!r}: expected a path (a str or a pathlib.Path)")
 
 
+@cache
+def _spec() -> dict[str, tuple[Cli, Any]]:
+    """UpscaleOptions' fields: their command-line spelling and type, looked up once."""
+    hints = get_type_hints(UpscaleOptions)
+    return {f.name: (f.metadata["cli"], hints[f.name]) for f in fields(UpscaleOptions)}
+
+
 def keyword_value(name: str, value: Any) -> Any:
     """A keyword's value as the field holds it: what the command line takes as text is taken here too
     (tile="auto", chunk="33", scale="2", codec_options="crf=18"), and a number as text (fps=25); another
-    type is one OptionError line."""
-    spec, hint = cli_spec(UpscaleOptions, name), get_type_hints(UpscaleOptions)[name]
+    type, or a value not among the option's choices, is one OptionError line. The one place options'
+    values are parsed: UpscaleOptions(...) and upscale()'s keywords alike (the command line's
+    `Cli.parse` functions are these)."""
+    spec, hint = _spec()[name]
     optional = get_origin(hint) in (Union, UnionType)  # X | None
     kinds = (
         [get_origin(a) or a for a in get_args(hint) if a is not type(None)] if optional else [get_origin(hint) or hint]
@@ -352,6 +370,9 @@ def keyword_value(name: str, value: Any) -> Any:
     if wanted and (not isinstance(value, wanted) or (isinstance(value, bool) and bool not in wanted)):
         expected = "a number or 'auto'" if spec.shown_default == "auto" else " or ".join(k.__name__ for k in wanted)
         raise OptionError(f"{name}={value!r}: expected {expected}")
+    allowed = _choices().get(name)
+    if allowed is not None and value is not None and value not in allowed:
+        raise OptionError(f"{name}={value!r}: expected one of: {', '.join(map(str, allowed))}")
     return value
 
 
@@ -360,8 +381,7 @@ def with_overrides(options: UpscaleOptions | None, overrides: Mapping[str, Any])
     check_keywords(overrides)
     if not isinstance(overrides.get("given", frozenset()), (set, frozenset)):  # the names the CLI saw given
         raise OptionError(f"given={overrides['given']!r}: the set of option names set by hand (usually left out)")
-    overrides = {k: v if k == "given" else keyword_value(k, v) for k, v in overrides.items()}
-    opts = replace(options or UpscaleOptions(), **overrides)
+    opts = replace(options or UpscaleOptions(), **overrides)  # values parsed as UpscaleOptions(...) parses them
     return replace(opts, given=opts.given | (overrides.keys() - {"given"}))
 
 
@@ -370,7 +390,9 @@ def is_given(opts: UpscaleOptions, name: str) -> bool:
     return name in opts.given or getattr(opts, name) != _DEFAULTS[name]
 
 
-_DEFAULTS = dict(vars(UpscaleOptions()))  # default_factory fields too ({} for codec_options)
+@cache
+def _choices() -> dict[str, tuple[str, ...]]:
+    return choices(UpscaleOptions)
 
 
 def choices(cls: type) -> dict[str, tuple[str, ...]]:
@@ -382,6 +404,9 @@ def choices(cls: type) -> dict[str, tuple[str, ...]]:
         if literal is not None:
             out[name] = tuple(get_args(literal))
     return out
+
+
+_DEFAULTS = dict(vars(UpscaleOptions()))  # default_factory fields too ({} for codec_options)
 
 
 # What --parity sets, as the authors' script does it: field -> value. Another value given with
