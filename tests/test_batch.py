@@ -367,6 +367,35 @@ def test_a_folder_stopped_while_its_model_loads_names_the_file_in_the_manifest(t
     assert (entry["status"], entry["error"]) == ("interrupted", "interrupted")
 
 
+def test_an_exception_from_the_callers_progress_stops_the_folder(tmp_path):
+    """A GUI cancels by raising its own exception from progress=: it was caught as the file's failure
+    (exit code 1, "a bug"), and every later file was started and "failed" the same way. Now it ends
+    the folder run, raised as it was, with the file it stopped in left as a stopped file is (nothing
+    kept: no segment was closed); a file's own failure before it still moved on to the next."""
+
+    class Cancelled(Exception):
+        pass
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    (src / "a.mp4").write_text("not a video\n")  # fails on its own: the folder goes on
+    make_clip(src / "b.mp4", frames=6)
+    make_clip(src / "c.mp4", frames=6)
+    cancel = Cancelled("the user pressed Cancel")
+
+    def progress(p):
+        if p.frames_done >= 2:
+            raise cancel
+
+    seen = []
+    with pytest.raises(Cancelled) as err:
+        upscale_batch(src, out, progress=progress, on_file=lambda i, item: seen.append((item.input.name, item.status)),
+                      **OPTS)  # fmt: skip
+    assert err.value is cancel
+    assert seen == [("a.mp4", "running"), ("a.mp4", "failed"), ("b.mp4", "running")]
+    assert not out.exists()  # b.mp4 stopped (no work folder kept), c.mp4 not started: the folder made is removed
+
+
 def test_a_folder_rerun_with_other_options_does_not_ask_for_resume(tmp_path):
     """The refusal to continue an unfinished file with changed options said "run the same command as
     before with --resume": a folder run needs no --resume."""
@@ -376,8 +405,14 @@ def test_a_folder_rerun_with_other_options_does_not_ask_for_resume(tmp_path):
     assert upscale_batch(src, out, restorer=_FailAfter(6), **OPTS).failed
     again = upscale_batch(src, out, **{**OPTS, "chunk": 13})
     error = again.items[0].error
-    assert again.items[0].status == "failed" and "cannot resume: the saved run had --chunk 9" in error, error
-    assert "--resume" not in error and "run the same command as before, or use --overwrite" in error, error
+    assert (
+        again.items[0].status == "failed"
+        and "cannot resume: the saved run had chunk=9, this call has chunk=13" in error
+    ), error
+    assert (
+        "resume" not in error.split("; ")[-1]
+        and "call upscale_batch() with the options as before, or with overwrite=True to start over" in error
+    ), error
 
 
 def test_containers_dove_only_reads_are_upscaled_into_matroska(tmp_path):

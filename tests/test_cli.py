@@ -581,6 +581,23 @@ def test_missing_weights_say_each_way_out_once(tmp_path, capsys, monkeypatch, en
     assert line.count("download-weights --dir DIR") <= 1 and line.count("run anywhere") == 1, line
 
 
+def test_missing_weights_are_said_before_a_plan_they_could_not_run(tmp_path, capsys, monkeypatch):
+    """The README's first Python line (tile=512, chunk=33) on a CPU without the weights said "this run
+    needs about 51.5 GiB of host memory": a smaller tile then only led to the missing weights. They
+    are said first, by the API and the command line alike (here a whole-clip plan, past any host)."""
+    import dove_cli
+    from dove_cli.errors import ModelError
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("DOVE_HOME", str(tmp_path / "dove"))
+    with pytest.raises(ModelError, match="no DOVE weights found"):
+        dove_cli.upscale(demo_clip("002.mp4"), tmp_path / "x.mp4", tile=0, chunk=0, device="cpu")
+    argv = ["upscale", str(demo_clip("002.mp4")), "-o", str(tmp_path / "x.mp4"), "--tile", "0", "--chunk", "0"]
+    code, _, err = run([*argv, "--device", "cpu"], capsys)
+    assert code == 2 and "no DOVE weights found" in err and "host memory" not in err, err
+    assert not (tmp_path / "x.mp4").exists()
+
+
 def test_an_hdr_input_is_planned_and_written_as_hevc_and_a_refused_run_says_only_why(clip_hlg, tmp_path, capsys,
                                                                                       caplog):  # fmt: skip
     """No --codec and an HDR (HLG) phone video: the plan, its manifest and the run agree on HEVC Main
@@ -788,6 +805,18 @@ def test_ctrl_c_while_the_modules_load_is_one_quiet_line(monkeypatch, capsys):
     with pytest.raises(SystemExit) as exc:
         dove_cli.console_main()
     assert exc.value.code == 130 and capsys.readouterr().err == "interrupted\n"
+
+
+def test_info_shows_install_hints_as_written(capsys, monkeypatch):
+    """Without Ray, `dove info` said "no (pip install 'dove-cli')": Rich took `[ray]` for markup."""
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else find_spec(name, *a))
+    monkeypatch.setenv("HF_ENDPOINT", "http://[::1]:9")  # an IPv6 endpoint's brackets, as written too
+    code, out, err = run(["info"], capsys)
+    assert code == 0, err
+    assert "no (pip install 'dove-cli[ray]')" in out and "http://[::1]:9" in out, out
 
 
 def test_info_says_where_each_attention_kernel_runs(capsys):

@@ -65,26 +65,27 @@ def test_killed_run_resumes_to_an_identical_output(clip, reference, tmp_path):
     assert not out.exists() and work.is_dir()
     segments = sorted(work.glob("seg_*.mov"))  # only the join reads them: written once, index last
     assert segments and all(top_boxes(seg).index("moov") > top_boxes(seg).index("mdat") for seg in segments)
-    with pytest.raises(OutputError, match="--resume"):
+    # in the Python API's words (the command line says them in flags: test_ctrl_c_stops_cleanly_and_says_how_to_resume)
+    with pytest.raises(OutputError, match=r"call upscale\(\) with resume=True to continue it, or with overwrite=True"):
         upscale(clip, out, UpscaleOptions(**OPTS))
     with pytest.raises(
-        OutputError, match="cannot resume: the saved run had --blend cosine, this command has --blend hard"
+        OutputError, match="cannot resume: the saved run had blend='cosine', this call has blend='hard'"
     ):
         upscale(clip, out, UpscaleOptions(**OPTS, blend="hard", resume=True))
-    with pytest.raises(OutputError, match="cannot resume: the saved run had --tile .*, this command has --tile auto;"):
-        upscale(clip, out, UpscaleOptions(**{**OPTS, "tile": AUTO}, resume=True))  # never 'tile -1'
-    with pytest.raises(OutputError, match="the saved run had no --crf, this command has --crf 30;"):
-        upscale(clip, out, UpscaleOptions(**OPTS, crf=30, resume=True))  # never '--crf None'
+    with pytest.raises(OutputError, match="cannot resume: the saved run had tile=.*, this call has tile='auto';"):
+        upscale(clip, out, UpscaleOptions(**{**OPTS, "tile": AUTO}, resume=True))  # never 'tile=-1'
+    with pytest.raises(OutputError, match="the saved run had crf=None, this call has crf=30;"):
+        upscale(clip, out, UpscaleOptions(**OPTS, crf=30, resume=True))
     journal = work / "journal.jsonl"
     saved = journal.read_text()
     head, rest = saved.split("\n", 1)
     journal.write_text(json.dumps({**json.loads(head), "version": 1}) + "\n" + rest)  # sliced x264 segments
-    with pytest.raises(OutputError, match="written by another dove version; use --overwrite"):
+    with pytest.raises(OutputError, match="written by another dove version; use overwrite=True"):
         upscale(clip, out, UpscaleOptions(**OPTS, resume=True))
     # A run saved by a dove without --untagged-matrix: read as its default, auto, which it then was.
     older = {k: v for k, v in json.loads(head)["fingerprint"].items() if k != "untagged_matrix"}
     journal.write_text(json.dumps({**json.loads(head), "fingerprint": older}) + "\n" + rest)
-    with pytest.raises(OutputError, match="the saved run had --untagged-matrix auto, this command has "):
+    with pytest.raises(OutputError, match="the saved run had untagged_matrix='auto', this call has "):
         upscale(clip, out, UpscaleOptions(**OPTS, untagged_matrix="bt601", resume=True))
     r = upscale(clip, out, UpscaleOptions(**OPTS, resume=True))
     assert SEGMENT_MIN_FRAMES <= r.resumed_from <= 90
@@ -195,9 +196,7 @@ def test_resume_with_overwrite_continues_if_it_can_and_starts_over_if_not(clip, 
         upscale(clip, out, opts, restorer=_FailAfter(5), overwrite=True)
     with caplog.at_level(logging.WARNING):
         r = upscale(clip, out, opts, blend="hard", resume=True, overwrite=True)
-    assert (
-        "cannot resume: the saved run had --blend cosine, this command has --blend hard; starting over" in caplog.text
-    )
+    assert "cannot resume: the saved run had blend='cosine', this call has blend='hard'; starting over" in caplog.text
     assert r.resumed_from == 0 and r.frames == 60 and not work_folder(out).exists()
 
 
@@ -492,8 +491,8 @@ def test_a_decode_error_says_how_to_resume_past_it(tmp_path, caplog):
     with pytest.raises(DecodeError, match="use --ignore-decode-errors") as err:
         upscale(cut, out, model="bilinear", scale=1, codec="ffv1")
     # what is kept and how to continue: in the error's one line, not in a warning beside it
-    assert re.search(r"; \d+ finished frames are kept in .*x\.mkv\.dove-work; run the same command with --resume "
-                     r"--ignore-decode-errors to continue$", str(err.value))  # fmt: skip
+    assert re.search(r"; \d+ finished frames are kept in .*x\.mkv\.dove-work; call upscale\(\) again with "
+                     r"resume=True, ignore_decode_errors=True to continue$", str(err.value))  # fmt: skip
     assert "finished frames" not in caplog.text
     manifest = tmp_path / "run.json"
     done = upscale(cut, out, model="bilinear", scale=1, codec="ffv1", resume=True, ignore_decode_errors=True,

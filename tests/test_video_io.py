@@ -2443,7 +2443,9 @@ def test_a_refused_packet_names_its_stream_and_time(recordings: dict[str, Path],
         src.close()
     assert err.value.stream == "audio" and not out.exists()
     session = Session(out, {}, resume=False, overwrite=False)
-    assert session.hint(err.value) == "run the same command with --resume --audio none to write it without that stream"
+    assert (
+        session.hint(err.value) == "call upscale() again with resume=True, audio='none' to write it without that stream"
+    )
 
 
 def test_hidden_files_in_an_image_folder_are_skipped(tmp_path, caplog):

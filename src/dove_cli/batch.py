@@ -18,7 +18,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from dove_cli import note, video_io
-from dove_cli.errors import DoveError, InputError, Interrupted, OutputBusy, OutputError, PartlyFailed, TempFailure
+from dove_cli.errors import (
+    DoveError,
+    InputError,
+    Interrupted,
+    OutputBusy,
+    OutputError,
+    PartlyFailed,
+    TempFailure,
+    advice,
+)
 from dove_cli.logs import held_warnings
 
 # dove_cli.upscaling is imported inside the functions that run files: it loads torch (`dove upscale DIR`
@@ -34,8 +43,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FOLDER_RESUME_HINT = "run the same command again to continue (finished files are skipped)"
-FOLDER_CHANGED_HINT = "run the same command as before, or use --overwrite to start over (it redoes finished files too)"
 FOLDER_EXTENSIONS = video_io.FOLDER_EXTENSIONS  # what a folder run takes
 SHOWN_NAMES = 5  # names a "left out" warning lists
 
@@ -69,12 +76,25 @@ class BatchItem:
         self.exit_code = exc.exit_code if isinstance(exc, DoveError) else 1
 
 
+def folder_resume_hint(to: str = "to continue") -> str:
+    return advice(f"run the same command again {to} (finished files are skipped)",
+                  f"call upscale_batch() again {to} (finished files are skipped)")  # fmt: skip
+
+
+def folder_changed_hint() -> str:
+    return advice("run the same command as before, or use --overwrite to start over (it redoes finished files too)",
+                  "call upscale_batch() with the options as before, or with overwrite=True to start over (it redoes "
+                  "finished files too)")  # fmt: skip
+
+
 def folder_advice(message: str) -> str:
     """A file's message with the folder run's advice: a folder run continues an unfinished file
     without --resume, so the single run's "with --resume" hints would mislead."""
-    from dove_cli.resume import AGAIN_HINT, CHANGED_HINT
+    from dove_cli.resume import changed_hint, run_again
 
-    return message.replace(AGAIN_HINT, FOLDER_RESUME_HINT).replace(CHANGED_HINT, FOLDER_CHANGED_HINT)
+    again = run_again([], [])  # what a file's run says (its options have resume, as a folder run's do)
+    message = message.replace(again, folder_resume_hint()).replace(changed_hint(), folder_changed_hint())
+    return message.replace("call upscale() again with resume=True, ", "call upscale_batch() again with ")
 
 
 @dataclass
@@ -107,7 +127,7 @@ class BatchResult:
             why = [f"{len(failed)} failed for want of room (listed above)"] if failed else []
             why += [f"{busy} {'is' if busy == 1 else 'are'} being written by another dove run"] if busy else []
             return TempFailure(f"{len(failed) + busy} of {n} files are not done: {', '.join(why)}; "
-                               f"{FOLDER_RESUME_HINT.replace('to continue', 'later to finish them')}")  # fmt: skip
+                               f"{folder_resume_hint('later to finish them')}")  # fmt: skip
         return None
 
     def status(self) -> str:
@@ -303,11 +323,16 @@ def _upscale_here(
     on_file: Callable[[int, BatchItem], None] | None,
     progress: Callable[[Progress], None] | None,
 ) -> Restorer | None:
-    """The files one after another in this process; returns the model (None if none was needed)."""
+    """The files one after another in this process; returns the model (None if none was needed).
+    What the caller's own `progress` raises (a GUI's cancel) stops the folder, as Ctrl-C does, after
+    its file is left as a stopped file is; only a file's own failure moves on to the next."""
     from dove_cli import models
     from dove_cli.upscaling import Progress, upscale
 
     model = restorer
+    raised: list[BaseException] = []  # what `progress` raised: the caller's, not the file's
+    if progress is not None:
+        progress = _noting_raised(progress, raised)
     for index, item in enumerate(result.items):
         if item.status == "pending" and item.output.exists() and not opts.overwrite:
             item.status = "skipped"  # finished meanwhile by another dove run on the same folder
@@ -340,6 +365,8 @@ def _upscale_here(
         except KeyboardInterrupt:
             raise
         except Exception as exc:  # noqa: BLE001 - one odd file must not stop the batch
+            if any(exc is own for own in raised):
+                raise
             if not isinstance(exc, DoveError):
                 log.debug("%s failed", item.input, exc_info=True)
             item.fail(exc)
@@ -350,6 +377,19 @@ def _upscale_here(
         if on_file:
             on_file(index, item)
     return model
+
+
+def _noting_raised(progress: Callable[[Progress], None], raised: list[BaseException]) -> Callable[[Progress], None]:
+    """`progress`, with what it raises added to `raised` (and raised on)."""
+
+    def call(p: Progress) -> None:
+        try:
+            progress(p)
+        except BaseException as exc:
+            raised.append(exc)
+            raise
+
+    return call
 
 
 def _refused_before_loading(item: BatchItem, opts: Any) -> bool:

@@ -37,7 +37,15 @@ from dove_cli.console import (
     print_plan,
     shown_line,
 )
-from dove_cli.errors import DoveError, InputError, Interrupted, OptionError, OutputError, ScoringFailed
+from dove_cli.errors import (
+    DoveError,
+    InputError,
+    Interrupted,
+    OptionError,
+    OutputError,
+    ScoringFailed,
+    command_line,
+)
 from dove_cli.humanize import human_size
 from dove_cli.options import UNTAGGED_MATRIX_HELP, Cli, UntaggedMatrix, UpscaleOptions, container_name
 from dove_cli.train.config import TrainConfig
@@ -49,7 +57,8 @@ class Commands(TyperGroup):
 
     def invoke(self, ctx: Any) -> Any:
         try:
-            return super().invoke(ctx)
+            with command_line():  # advice in flags (--resume), not in the Python API's keywords
+                return super().invoke(ctx)
         except Interrupted as exc:  # what was kept and how to continue
             if os.environ.get("RANK", "0") == "0":  # once for a multi-process `dove train`, not per process
                 _print_error(str(exc))
@@ -562,7 +571,7 @@ def download_weights_cmd(
         name = f"{rp.repo}/{rp.subfolder}" if rp.subfolder else rp.repo
         rev = rp.revision + (f" ({rp.commit[:10]})" if rp.commit else "")
         size, todo = human_size(rp.total_bytes), human_size(rp.missing_bytes)
-        table.add_row(name, rev, str(len(rp.files)), size, todo)
+        table.add_row(escape(name), escape(rev), str(len(rp.files)), size, todo)
     console.print(table)
     if plan.offline:
         console.print("offline (HF_HUB_OFFLINE=1): using the local copy, nothing is downloaded")
@@ -632,7 +641,7 @@ def info_cmd(
         table.add_row("device", "cpu only (no CUDA device): upscaling will be very slow")
 
     env = weights.hub_env()
-    table.add_row("hub", f"{env.endpoint}{' (offline)' if env.offline else ''}")
+    table.add_row("hub", escape(f"{env.endpoint}{' (offline)' if env.offline else ''}"))  # (http://[::1]:8080)
     table.add_row("hub cache", escape(str(env.cache_dir)))
     folder = weights.find_downloaded()
     if folder is None:
@@ -649,7 +658,7 @@ def info_cmd(
     table.add_row("base model", escape(str(base)) if base else "not downloaded (only needed to train: --base)")
 
     def usable(ok: bool, why: str = "") -> str:
-        return "yes" if ok else f"no{f' ({why})' if why else ''}"
+        return "yes" if ok else f"no{f' ({escape(why)})' if why else ''}"  # escaped: 'dove-cli[ray]' is no markup
 
     has_bnb = importlib.util.find_spec("bitsandbytes") is not None
     has_flash_attn = importlib.util.find_spec("flash_attn") is not None

@@ -5,6 +5,29 @@ was written, 4 some files of a folder failed, 75 retry later. Interrupted, which
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+# Who reads dove's advice on what to do next: a Python program (in keywords: `resume=True`), unless a
+# `dove` command is running (in flags: `--resume`), which says so around its own work (cli.Commands).
+_COMMAND_LINE: ContextVar[bool] = ContextVar("dove_cli_command_line", default=False)
+
+
+@contextmanager
+def command_line() -> Iterator[None]:
+    """Advice given in this block is for a user at the command line."""
+    token = _COMMAND_LINE.set(True)
+    try:
+        yield
+    finally:
+        _COMMAND_LINE.reset(token)
+
+
+def advice(command: str, python: str) -> str:
+    """`command` (the command line's words, its flags) in a `dove` command, else `python` (keywords)."""
+    return command if _COMMAND_LINE.get() else python
+
 
 class DoveError(Exception):
     """Base for errors caused by the user's input or environment (never a bug in dove)."""

@@ -39,7 +39,16 @@ import numpy as np
 import torch
 
 from dove_cli import video_io
-from dove_cli.errors import DecodeError, DoveError, Interrupted, MuxError, OutputBusy, OutputError, TempFailure
+from dove_cli.errors import (
+    DecodeError,
+    DoveError,
+    Interrupted,
+    MuxError,
+    OutputBusy,
+    OutputError,
+    TempFailure,
+    advice,
+)
 from dove_cli.options import UpscaleOptions
 from dove_cli.video_io.formats import CodecSpec, ffmsg, resolve_codec
 from dove_cli.video_io.paths import temp_siblings
@@ -48,18 +57,30 @@ from dove_cli.video_io.writer import ContainerWriter
 from dove_cli.windows import Span
 
 log = logging.getLogger(__name__)
-RESUME_HINT = "run the same command with --resume to continue"
-AGAIN_HINT = "run the same command again to continue"  # a run that has --resume (a folder run: batch.py adds its own)
-# After an option change (a folder run, which needs no --resume, says FOLDER_CHANGED_HINT in batch.py instead).
-CHANGED_HINT = "run the same command as before with --resume, or use --overwrite to start over"
+
+
+def run_again(flags: list[str], keywords: list[str], to: str = "to continue") -> str:
+    """How to run it again, as the reader runs dove (errors.advice): `run the same command with FLAGS
+    TO` at the command line, `call upscale() again with KEYWORDS TO` in Python (a folder run's advice
+    is batch.folder_advice's)."""
+    to = f" {to}" if to else ""
+    command = f"run the same command with {' '.join(flags)}{to}" if flags else f"run the same command again{to}"
+    return advice(command, f"call upscale() again with {', '.join(['resume=True', *keywords])}{to}")
+
+
+def changed_hint() -> str:
+    """After an option change (a folder run, which needs no --resume, says batch.folder_changed_hint instead)."""
+    return advice("run the same command as before with --resume, or use --overwrite to start over",
+                  "call upscale() with the options as before and resume=True, or with overwrite=True to start "
+                  "over (or dove_cli.discard_work(output) to drop what was saved)")  # fmt: skip
 
 
 class _CannotResume(Exception):
     """Why saved work cannot be continued, and what to do (an error, or with --overwrite a warning)."""
 
-    def __init__(self, reason: str, advice: str = "use --overwrite to start over") -> None:
+    def __init__(self, reason: str, what: str | None = None) -> None:
         super().__init__(reason)
-        self.advice = advice
+        self.advice = what or advice("use --overwrite to start over", "use overwrite=True to start over")
 
 
 WORK_SUFFIX = ".dove-work"
@@ -82,18 +103,31 @@ ENCODER_THREAD_TYPE = "frame+slice"
 
 
 def _as_given(key: str, value: Any) -> str:
-    """A fingerprint entry as the user wrote it: `--tile auto`, not tile -1."""
+    """A fingerprint entry as the user wrote it: `--tile auto` (tile='auto' in Python), not tile -1."""
     if key.startswith("input"):
         return f"{key.replace('_', ' ')} {value}"
+    flag = "--" + key.replace("_", "-")
     if key in ("tile", "chunk") and value == -1:  # options.AUTO
         value = "auto"
     elif isinstance(value, bool) or value is None:  # None: not given, its default (`no --crf`)
-        return f"--{key.replace('_', '-')}" if value else f"no --{key.replace('_', '-')}"
-    return f"--{key.replace('_', '-')} {value}"
+        return advice(flag if value else f"no {flag}", f"{key}={value!r}")
+    return advice(f"{flag} {value}", f"{key}={value!r}")
 
 
 def work_folder(output: Path) -> Path:
     return output.with_name(output.name + WORK_SUFFIX)
+
+
+def discard_work(output: str | Path) -> bool:
+    """Drop what an interrupted run into `output` saved for `resume=True` (its work folder,
+    OUTPUT.dove-work/ beside it), for a run cancelled for good; True when there was one. Refused
+    (OutputBusy) while a run is writing that output. `overwrite=True` on the next run drops it too."""
+    work = Work(Path(output))
+    if not work.path.is_dir():
+        return False
+    work.lock()  # another run's: OutputBusy
+    work.remove()
+    return True
 
 
 def resumable(output: Path) -> bool:
@@ -221,7 +255,7 @@ class Work:
                 self.path.rmdir()
             failed = video_io.write_failed(self.output, exc, exc.strerror or str(exc))
             if isinstance(failed, TempFailure):
-                raise TempFailure(f"{failed}; make room, then run the same command again") from None
+                raise TempFailure(f"{failed}; make room, then {run_again([], [], to='')}") from None
             raise failed from None
         self._lock = f
 
@@ -252,10 +286,10 @@ class Work:
         if not resume:
             if overwrite or self._nothing_saved():  # a run killed before its first segment: nothing to lose
                 return None
-            raise OutputError(
-                f"{self.path}: an unfinished run of {self.output.name} is saved here; run the same command "
-                "with --resume to continue it, or with --overwrite to start over"
-            )
+            what = advice("run the same command with --resume to continue it, or with --overwrite to start over",
+                          "call upscale() with resume=True to continue it, or with overwrite=True to start over (or "
+                          "dove_cli.discard_work(output) to drop it)")  # fmt: skip
+            raise OutputError(f"{self.path}: an unfinished run of {self.output.name} is saved here; {what}")
         try:
             journal = self._read()
             if journal is not None:
@@ -273,9 +307,9 @@ class Work:
             old, new = journal.fingerprint.get(key, OPTION_DEFAULTS.get(key)), fingerprint.get(key)
             if old != new:
                 raise _CannotResume(
-                    f"{self.path}: cannot resume: the saved run had {_as_given(key, old)}, this command has "
-                    f"{_as_given(key, new)}",
-                    CHANGED_HINT,
+                    f"{self.path}: cannot resume: the saved run had {_as_given(key, old)}, "
+                    f"{advice('this command', 'this call')} has {_as_given(key, new)}",
+                    changed_hint(),
                 )
 
     def _nothing_saved(self) -> bool:
@@ -710,14 +744,17 @@ class Session:
         """How to continue: the same command, with --resume unless it has it already (a folder run
         always has it, except with --overwrite); after a decode error also --ignore-decode-errors, or a
         resume stops at the same place."""
+        resume = [] if self.resume else ["--resume"]
         if isinstance(error, DecodeError):
-            return f"run the same command with {'' if self.resume else '--resume '}--ignore-decode-errors to continue"
+            return run_again([*resume, "--ignore-decode-errors"], ["ignore_decode_errors=True"])
         if isinstance(error, MuxError):  # the same command fails the same way
             if error.stream in ("audio", "subtitle"):
-                leave = "--audio none" if error.stream == "audio" else "--subtitles none"
-                return f"run the same command with {'' if self.resume else '--resume '}{leave} to write it without that stream"
-            return "running the same command again fails the same way (please report it, with the input if you can)"
-        return AGAIN_HINT if self.resume else RESUME_HINT
+                leave = "audio" if error.stream == "audio" else "subtitles"
+                return run_again([*resume, f"--{leave} none"], [f"{leave}='none'"], "to write it without that stream")
+            return advice("running the same command again", "calling upscale() again") + (
+                " fails the same way (please report it, with the input if you can)"
+            )
+        return run_again(resume, [])
 
     def interrupted(self, written: int) -> Interrupted:
         """The error to raise after Ctrl-C (or SIGTERM), `written` frames into the run."""
