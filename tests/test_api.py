@@ -4,6 +4,7 @@ checkers see, the names it exports, a model loaded once for many calls, and its 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -184,3 +185,216 @@ def test_a_warning_reaches_a_script_that_set_up_no_logging(tmp_path):
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stderr.count("fps is only used for image inputs; the video keeps its own timing") == 1, done.stderr
+
+
+# ------------------------------------------------------------------------------ frames in memory
+
+
+def _frames_with_a_cut(n: int = 12, h: int = 16, w: int = 32, cut: int = 8) -> np.ndarray:
+    """Noisy RGB frames whose scene changes at `cut` (dark, then bright), so that a run finds it."""
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 60, (n, h, w, 3), dtype=np.uint8)
+    frames[cut:] += 150
+    return frames
+
+
+def _write_pngs(frames: np.ndarray, folder: Path) -> Path:
+    """Frames as a numbered PNG sequence, by ffmpeg (8-bit as rgb24, 16-bit as rgb48): the input
+    upscale() reads the same frames from."""
+    from media import FFMPEG
+
+    folder.mkdir()
+    t, h, w, _ = frames.shape
+    raw = "rgb24" if frames.dtype == np.uint8 else "rgb48le"
+    cmd = [FFMPEG, "-v", "error", "-f", "rawvideo", "-pix_fmt", raw, "-s", f"{w}x{h}", "-i", "-",
+           "-pix_fmt", "rgb24" if raw == "rgb24" else "rgb48be", str(folder / "%04d.png")]  # fmt: skip
+    subprocess.run(cmd, input=np.ascontiguousarray(frames).tobytes(), check=True)
+    return folder / "%04d.png"
+
+
+def _read_pngs(pattern: Path, shape: tuple[int, ...], dtype: type) -> np.ndarray:
+    """A PNG sequence's frames as ffmpeg decodes them: an array of this shape and dtype."""
+    from media import FFMPEG
+
+    raw = "rgb24" if dtype == np.uint8 else "rgb48le"
+    cmd = [FFMPEG, "-v", "error", "-i", str(pattern), "-f", "rawvideo", "-pix_fmt", raw, "-"]
+    return np.frombuffer(subprocess.run(cmd, capture_output=True, check=True).stdout, dtype).reshape(shape)
+
+
+WINDOWS = dict(tile=80, tile_overlap=16, chunk=5, chunk_overlap=2)  # 2 tiles of the 128 px wide output x 3 chunks
+
+
+@pytest.mark.parametrize("model", ["bilinear", "tiny"])
+def test_frames_in_memory_come_back_as_upscale_writes_them_to_images(tmp_path, model):
+    """upscale_frames() is upscale()'s run on frames in memory: the same tiles, chunks, blending,
+    colour fix and scene cut, so the same pixels as a lossless PNG sequence of the same frames
+    gives (a node had to write PNGs to a temporary folder and read them back)."""
+    frames = _frames_with_a_cut()
+    restorer = dove_cli.load_model(model=model, posterior="mode")
+    made = dove_cli.upscale_frames(frames, restorer=restorer, **WINDOWS)
+    written = dove_cli.upscale(_write_pngs(frames, tmp_path / "in"), tmp_path / "out" / "%04d.png",
+                               restorer=restorer, **WINDOWS)  # fmt: skip
+    assert written.plan.tiles == 2 and written.plan.chunks > 1 and written.cuts == [8]
+    assert made.shape == (12, 64, 128, 3) and made.dtype == np.uint8
+    assert np.array_equal(made, _read_pngs(tmp_path / "out" / "%04d.png", made.shape, np.uint8))
+
+
+def test_frames_in_memory_keep_their_kind_and_16_bits(tmp_path):
+    """Out as in: numpy or torch (on its device), the input's dtype and range. uint16 and float frames
+    (ComfyUI's IMAGE: float32 in [0, 1]) run at 16 bits, as upscale() runs a 16-bit PNG sequence."""
+    import torch
+
+    codes = _frames_with_a_cut().astype(np.uint16) * 257 + np.arange(12, dtype=np.uint16)[:, None, None, None]
+    out16 = tmp_path / "out16" / "%04d.png"  # what upscale() writes from 16-bit PNGs of the same frames
+    dove_cli.upscale(_write_pngs(codes, tmp_path / "in16"), out16, model="bilinear", **WINDOWS)
+    png16 = _read_pngs(out16, (12, 64, 128, 3), np.uint16)
+    assert np.array_equal(dove_cli.upscale_frames(codes, model="bilinear", **WINDOWS), png16)
+    floats = (codes / 65535).astype(np.float32)
+    for given in (floats, torch.from_numpy(floats), floats.astype(np.float16)):
+        out = dove_cli.upscale_frames(given, model="bilinear", **WINDOWS)
+        assert type(out) is type(given) and out.dtype == given.dtype and tuple(out.shape) == (12, 64, 128, 3)
+        values = np.asarray(out, dtype=np.float64)
+        assert 0.0 <= values.min() and values.max() <= 1.0
+        if given.dtype != np.float16:  # (float16 has 11 bits: 1/65535 steps do not survive it)
+            assert np.array_equal(np.round(values * 65535), png16)
+    eight = dove_cli.upscale_frames(torch.from_numpy(_frames_with_a_cut()), model="bilinear", scale=2)
+    assert isinstance(eight, torch.Tensor) and eight.dtype == torch.uint8 and eight.shape == (12, 32, 64, 3)
+
+
+@pytest.mark.parametrize(
+    "frames, options, error",
+    [
+        (np.zeros((2, 16, 16, 3), np.uint8), dict(codec="ffv1"), "codec=: upscale_frames() reads and writes no file"),
+        (np.zeros((2, 16, 16, 3), np.uint8), dict(audio="copy"), "audio=: upscale_frames() reads and writes no file"),
+        (np.zeros((2, 16, 16, 3), np.uint8), dict(preview="0+1"), "preview=: upscale_frames() reads and writes no"),
+        (np.zeros((16, 16, 3), np.uint8), {}, "frames: expected RGB frames shaped [T, H, W, 3], got shape [16, 16, 3]"),
+        (np.zeros((2, 16, 16, 4), np.uint8), {}, "frames: expected RGB frames shaped [T, H, W, 3]"),
+        (np.zeros((2, 16, 16, 3), np.int64), {}, "frames: dtype int64: expected uint8, uint16 or float (in [0, 1])"),
+        (np.zeros((0, 16, 16, 3), np.uint8), {}, "frames: no frames"),
+        (np.full((2, 16, 16, 3), np.nan, np.float32), {}, "frames[0]: holds NaN or infinite values"),
+    ],
+)
+def test_frames_in_memory_refuse_what_they_cannot_be_in_one_line(frames, options, error):
+    from dove_cli.errors import DoveError
+
+    with pytest.raises(DoveError) as err:
+        dove_cli.upscale_frames(frames, model="bilinear", **options)
+    assert str(err.value).startswith(error) and "\n" not in str(err.value), err.value
+
+
+def test_a_cancelled_call_says_what_to_call_again_and_its_saved_work_can_be_dropped(tmp_path, caplog):
+    """After a cancel, the warning and Interrupted said "run the same command with --resume": in
+    Python that is resume=True. A call cancelled for good had to rmtree OUTPUT.dove-work itself:
+    dove_cli.discard_work(output) drops it (refused while a run holds it)."""
+    import logging
+
+    from dove_cli.errors import OutputBusy
+    from dove_cli.resume import Work, work_folder
+    from media import make_clip
+
+    clip, out = make_clip(tmp_path / "in.mkv", frames=40), tmp_path / "out.mkv"
+
+    class Cancelled(Exception):
+        pass
+
+    def stop_after(n: int, error: BaseException):
+        def progress(p):
+            if p.frames_done >= n:
+                raise error
+
+        return progress
+
+    options = dict(model="bilinear", scale=1, codec="ffv1")
+    with caplog.at_level(logging.WARNING), pytest.raises(Cancelled):
+        dove_cli.upscale(clip, out, progress=stop_after(30, Cancelled()), **options)
+    assert re.search(r"24 finished frames are kept in .*out\.mkv\.dove-work; call upscale\(\) again with resume=True "
+                     r"to continue$", caplog.records[-1].getMessage())  # fmt: skip
+    with pytest.raises(dove_cli.Interrupted) as err:
+        dove_cli.upscale(clip, out, resume=True, progress=stop_after(35, KeyboardInterrupt()), **options)
+    assert str(err.value).endswith("; call upscale() again with resume=True to continue"), err.value
+    with pytest.raises(dove_cli.DoveError, match=r"dove_cli\.discard_work\(output\) to drop it"):
+        dove_cli.upscale(clip, out, **options)  # neither resume= nor overwrite=: what to do, in Python's words
+    holder = Work(out)
+    holder.lock()  # another run writing that output
+    with pytest.raises(OutputBusy):
+        dove_cli.discard_work(out)
+    holder.release()
+    assert dove_cli.discard_work(out) is True and not work_folder(out).exists()
+    assert dove_cli.discard_work(out) is False
+    assert dove_cli.upscale(clip, out, **options).resumed_from == 0  # a fresh run, without overwrite=
+
+
+def test_options_built_by_hand_take_text_as_the_keywords_do(tmp_path):
+    """UpscaleOptions(tile="auto") (the README says values may be text) was a TypeError from the
+    planner, codec_options="crf=18" an AttributeError, tile=1.5 "smaller than the model's block":
+    parsed and checked when built, as upscale()'s keywords are, one OptionError line naming it."""
+    opts = dove_cli.UpscaleOptions(model="bilinear", tile="auto", chunk="17", codec_options="crf=18", scale="1")
+    assert (opts.tile, opts.chunk, opts.codec_options, opts.scale) == (dove_cli.AUTO, 17, {"crf": "18"}, 1)
+    assert dove_cli.UpscaleOptions(fps=25).fps == "25"
+    plan = dove_cli.upscale(CLIP, tmp_path / "o.mp4", opts, dry_run=True)  # the planner takes them
+    assert plan.chunk == 17 and plan.tile >= 0
+    for given, said in [
+        (dict(tile="bogus"), "tile= must be a number or 'auto', got 'bogus'"),
+        (dict(tile=1.5), "tile=1.5: expected a number or 'auto'"),
+        (dict(blend="soft"), "blend='soft': expected one of: cosine, hard"),
+        (dict(codec_options=5), "codec_options=5: expected dict"),
+        (dict(overwrite="yes"), "overwrite='yes': expected bool"),
+    ]:
+        with pytest.raises(OptionError) as err:
+            dove_cli.UpscaleOptions(**given)
+        assert str(err.value).startswith(said) and "\n" not in str(err.value), err.value
+
+
+def test_progress_says_how_far_and_how_long_is_left_as_the_command_line_does(tmp_path, tiny_model_dir):
+    """Progress had no fraction or time left, which the command line's lines show ("about 13 s left",
+    rate-counted from the first frames done: UpscaleBar says Progress.seconds_left). load_model() had
+    no progress at all for the minute real weights take: it says each part before it loads, and raising
+    from it stops the loading there."""
+    seen: list[dove_cli.Progress] = []
+    dove_cli.upscale(CLIP, tmp_path / "o.mkv", model="bilinear", **FAST, progress=seen.append)
+    before = [p for p in seen if p.since is None]
+    assert before and all(p.seconds_left is None and p.rate is None for p in before)
+    running = [p for p in seen if p.status == "upscaling" and p.since is not None and p.frames_done > p.since[1]]
+    assert running and all(p.seconds_left is not None and p.seconds_left >= 0 for p in running)
+    p = running[0]
+    assert p.seconds_left == pytest.approx(
+        (p.frames_total - p.frames_done) * (p.seconds - p.since[0]) / (p.frames_done - p.since[1])
+    )
+    assert [p.fraction for p in seen] == sorted(p.fraction for p in seen) and seen[-1].fraction == 1.0
+    assert (seen[-1].status, seen[-1].seconds_left) == ("done", 0.0)
+
+    loading: list[dove_cli.Progress] = []
+    dove_cli.load_model(model=str(tiny_model_dir), device="cpu", progress=loading.append)
+    assert [(p.status, p.window) for p in loading] == [
+        ("loading model", w) for w in ("", "transformer", "VAE", "scheduler")
+    ]
+
+    class Cancelled(Exception):
+        pass
+
+    def cancel_at_the_vae(p: dove_cli.Progress) -> None:
+        if p.window == "VAE":
+            raise Cancelled
+
+    with pytest.raises(Cancelled):  # as raised (a ValueError would be too, not "cannot load model")
+        dove_cli.load_model(model=str(tiny_model_dir), device="cpu", progress=cancel_at_the_vae)
+    with pytest.raises(OptionError, match="^progress=3: expected a function"):
+        dove_cli.load_model(model="bilinear", progress=3)
+
+
+def test_the_small_api_types_import_without_torch():
+    """`from dove_cli import Progress` (a type hint in a GUI) took 4 s: it imported torch, numpy and
+    PyAV. Progress, UpscaleResult and Plan load nothing heavy, and no exported type loads torch."""
+    script = textwrap.dedent("""
+        import sys
+        from dove_cli import DoveError, Interrupted, Plan, Progress, UpscaleResult
+
+        light = sorted(m for m in ("torch", "numpy", "av") if m in sys.modules)
+        p = Progress(10, 40, "frames 8-16", 5.0, since=(1.0, 2))
+        from dove_cli import AUTO, BatchItem, BatchResult, UpscaleOptions
+
+        print(light, "torch" in sys.modules, p.fraction, p.rate, p.seconds_left)
+        """)  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["[]", "False", "0.25", "2.0", "15.0"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -16,11 +17,13 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time these load on 
 
     from dove_cli.batch import BatchItem, BatchResult, upscale_batch
     from dove_cli.engine import Restorer
-    from dove_cli.options import UpscaleKeywords, UpscaleOptions
-    from dove_cli.plan import Plan
-    from dove_cli.upscaling import Progress, UpscaleResult, upscale
+    from dove_cli.options import AUTO, UpscaleKeywords, UpscaleOptions
+    from dove_cli.reports import Plan, Progress, UpscaleResult
+    from dove_cli.resume import discard_work
+    from dove_cli.upscaling import upscale, upscale_frames
 
 __all__ = [
+    "AUTO",
     "BatchItem",
     "BatchResult",
     "DoveError",
@@ -30,35 +33,60 @@ __all__ = [
     "UpscaleOptions",
     "UpscaleResult",
     "__version__",
+    "discard_work",
     "load_model",
     "upscale",
     "upscale_batch",
+    "upscale_frames",
 ]
 # Importing torch is slow: `dove --help` must not wait. Each name's module, imported when first used.
 _LAZY = {
     "BatchItem": "batch",
     "BatchResult": "batch",
     "upscale_batch": "batch",
-    "Plan": "plan",
+    "Plan": "reports",
     "UpscaleOptions": "options",
-    "Progress": "upscaling",
-    "UpscaleResult": "upscaling",
+    "Progress": "reports",
+    "UpscaleResult": "reports",
     "upscale": "upscaling",
+    "upscale_frames": "upscaling",
+    "discard_work": "resume",
+    "AUTO": "options",
 }
 
 
-def load_model(options: UpscaleOptions | None = None, **overrides: Unpack[UpscaleKeywords]) -> Restorer:
+def load_model(
+    options: UpscaleOptions | None = None,
+    *,
+    progress: Callable[[Progress], None] | None = None,
+    **overrides: Unpack[UpscaleKeywords],
+) -> Restorer:
     """The model of `upscale()`, loaded once, to pass as `upscale(..., restorer=model)` to many calls
     (each call would load it again). It takes the options that choose and place a model (model,
     device, dtype, quantize, offload, compile, attention, posterior, vae_tiling) as upscale() does;
-    the calls then run it as loaded (a model=, device= or dtype= that says otherwise is refused)."""
+    the calls then run it as loaded (a model=, device= or dtype= that says otherwise is refused).
+    `progress` is called with a Progress of status "loading model" as loading starts, and for real
+    weights before each part loads (`.window`: "transformer", "VAE", "scheduler"); raising from it
+    stops the loading there (the transformer, most of the minute, cannot be stopped part way)."""
+    import time
+
     from dove_cli import models
     from dove_cli.options import check_options, with_overrides
+    from dove_cli.reports import Progress, checked_progress
 
     opts = check_options(with_overrides(options, overrides))
+    call = checked_progress(progress)
     device, dtype = models.resolve_device(opts)
     models.check_quantize(opts, device)
-    return models.load_model(opts, device, dtype)
+    if call is None:
+        return models.load_model(opts, device, dtype)
+    start = time.perf_counter()
+
+    def say(part: str) -> None:
+        call(Progress(0, 0, part, time.perf_counter() - start, "loading model"))
+
+    say("")
+    return models.load_model(opts, device, dtype, on_part=say)
 
 
 def console_main() -> None:

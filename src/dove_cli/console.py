@@ -119,7 +119,6 @@ class UpscaleBar:
         self._status = ""
         self._last_line = 0.0
         self._last_count = 0
-        self._since: tuple[float, int] | None = None  # (time, frames done) when frames began to come
         self._latest = None  # the last Progress, and since when its window has been worked on
         self._window_since = time.monotonic()
         self._stop = threading.Event()
@@ -142,18 +141,16 @@ class UpscaleBar:
         if self._latest is None or p.window != self._latest.window:
             self._window_since = now
         self._latest = p
-        if self._since is None and p.frames_done:
-            self._since = (now, p.frames_done)
         fps = p.frames_done / p.seconds if p.seconds > 0 else 0.0
         if self.plain:
             due = now - self._last_line >= self.interval or p.status != self._status
             # a resumed run's saved frames are counted after "upscaling"; other counts close their stage
             count, first = p.frames_done != self._last_count and due, not self._last_count and p.status == "upscaling"
             if count and not first:
-                self._line(self._counts(p, now))  # the count, then the stage it ends with
+                self._line(self._counts(p))  # the count, then the stage it ends with
             self.status(p.status)
             if count and first:  # the first count (a resumed run's saved frames) after its stage's line
-                self._line(self._counts(p, now))
+                self._line(self._counts(p))
             if count:
                 self._last_count = p.frames_done
             return
@@ -164,14 +161,16 @@ class UpscaleBar:
         self.bar.update(self.task, completed=p.frames_done, total=p.frames_total or None, rate=f"{fps:.2f} fps",
                         window=escape(window))  # fmt: skip
 
-    def _counts(self, p, now: float) -> str:
+    def _counts(self, p) -> str:
+        """`48/100 frames (48%), 3.10 frames/s, about 17 s left`: the rate and time left as the API's
+        Progress computes them (from when frames began to come)."""
         total = max(p.frames_total, p.frames_done)
-        text = f"{p.frames_done}/{total} frames ({100 * p.frames_done / max(total, 1):.0f}%)"
-        if self._since is not None and p.frames_done > self._since[1] and now > self._since[0]:
-            rate = (p.frames_done - self._since[1]) / (now - self._since[0])
+        text = f"{p.frames_done}/{total} frames ({100 * p.fraction:.0f}%)"
+        rate, left = p.rate, p.seconds_left
+        if rate is not None:
             text += f", {rate:.2f} frames/s"
-            if p.frames_done < total:
-                text += f", about {human_duration((total - p.frames_done) / rate)} left"
+        if left:
+            text += f", about {human_duration(left)} left"
         return text
 
     def _beat(self) -> None:
@@ -321,7 +320,7 @@ class BatchBars(UpscaleBar):
             self.bar.remove_task(self.task)
             self.task = self.bar.add_task(escape(item.input.name), total=None, rate="", window="")
             self._status, self.label = "", item.input.name  # plain lines name the file being made
-            self._last_count, self._since = 0, None  # counts and rates start again with each file
+            self._last_count = 0  # counts start again with each file (and rates: each file's run has its own)
             if self.plain:
                 self._line(f"file {index + 1} of {self.bar.tasks[0].total}")
             return
@@ -372,7 +371,7 @@ def print_batch_plans(items, console: Console) -> None:
     for label, said in (("scene cuts", next((p.scene_cuts for p in planned if p.scene_cuts), "")),
                         ("est. time", next((p.est_note for p in planned if p.est_note), ""))):  # fmt: skip
         if said:
-            console.print(f"{label}: {said}", highlight=False, soft_wrap=True)
+            console.print(f"{label}: {said}", markup=False, highlight=False, soft_wrap=True)
 
 
 def print_batch_table(items, console: Console) -> None:

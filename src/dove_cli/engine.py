@@ -10,7 +10,7 @@ import contextlib
 import hashlib
 import logging
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -305,8 +305,11 @@ class DoveModel:
         quantize: Quantize = "none",
         offload: Offload = "none",
         vae_tiling: bool = False,
+        on_part: Callable[[str], None] | None = None,
     ) -> DoveModel:
-        """Load a diffusers-layout folder: transformer/, vae/, scheduler/ (+ prompt_embedding)."""
+        """Load a diffusers-layout folder: transformer/, vae/, scheduler/ (+ prompt_embedding).
+        `on_part(name)` is called before each part loads ("transformer", "VAE", "scheduler"): what
+        a progress display can say during the minute this takes, and where raising from it stops."""
         from diffusers import AutoencoderKLCogVideoX, CogVideoXDPMScheduler, CogVideoXTransformer3DModel
 
         folder = Path(folder)
@@ -321,12 +324,20 @@ class DoveModel:
             check_quantize_offload(quantize, offload)
             kwargs["quantization_config"] = bnb_config(quantize, dtype, device)
             kwargs["device_map"] = {"": device}  # else bitsandbytes puts them on the current GPU
-        try:
-            transformer = CogVideoXTransformer3DModel.from_pretrained(folder / "transformer", **kwargs)
-            vae = AutoencoderKLCogVideoX.from_pretrained(folder / "vae", torch_dtype=dtype)
-            scheduler = CogVideoXDPMScheduler.from_pretrained(folder / "scheduler", timestep_spacing="trailing")
-        except (OSError, ValueError, KeyError) as exc:
-            raise ModelError(f"cannot load model from {folder}: {str(exc).splitlines()[0]}") from exc
+        loaders: dict[str, Callable[[], Any]] = {
+            "transformer": lambda: CogVideoXTransformer3DModel.from_pretrained(folder / "transformer", **kwargs),
+            "VAE": lambda: AutoencoderKLCogVideoX.from_pretrained(folder / "vae", torch_dtype=dtype),
+            "scheduler": lambda: CogVideoXDPMScheduler.from_pretrained(folder / "scheduler", timestep_spacing="trailing"),
+        }  # fmt: skip
+        loaded = {}
+        for name, load in loaders.items():
+            if on_part is not None:
+                on_part(name)  # (outside the try: what it raises is the caller's, not a broken model)
+            try:
+                loaded[name] = load()
+            except (OSError, ValueError, KeyError) as exc:
+                raise ModelError(f"cannot load model from {folder}: {str(exc).splitlines()[0]}") from exc
+        transformer, vae, scheduler = loaded["transformer"], loaded["VAE"], loaded["scheduler"]
         _apply_adapter(transformer, folder)
         model = cls(
             transformer, vae, scheduler, load_prompt_embedding(folder), device, dtype, posterior,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -70,10 +71,12 @@ def resolve_device(opts: UpscaleOptions, planning: bool = False) -> tuple[torch.
     return device, dtype
 
 
-def load_model(opts: UpscaleOptions, device: torch.device, dtype: torch.dtype) -> Restorer:
+def load_model(
+    opts: UpscaleOptions, device: torch.device, dtype: torch.dtype, on_part: Callable[[str], None] | None = None
+) -> Restorer:
     """'bilinear', 'tiny', 'full-random', or real weights (a folder, hub id, or the default);
-    compiled with --compile."""
-    model = _load(opts, device, dtype)
+    compiled with --compile. `on_part`: DoveModel.from_pretrained's (real weights only)."""
+    model = _load(opts, device, dtype, on_part)
     if opts.quantize == "fp8" and isinstance(model, DoveModel) and model.quantize != "fp8":
         model.quantize_fp8()  # a model built in memory
     if device.type == "cuda":
@@ -113,7 +116,9 @@ def check_quantize(opts: UpscaleOptions, device: torch.device, on_paper: bool = 
         engine.bnb_config(opts.quantize, DTYPES.get(opts.dtype or "bf16", torch.bfloat16), device)
 
 
-def _load(opts: UpscaleOptions, device: torch.device, dtype: torch.dtype) -> Restorer:
+def _load(
+    opts: UpscaleOptions, device: torch.device, dtype: torch.dtype, on_part: Callable[[str], None] | None
+) -> Restorer:
     name = opts.model
     if name == "bilinear":  # --quantize/--offload on it: check_quantize's warning
         return BilinearModel(device)
@@ -129,22 +134,36 @@ def _load(opts: UpscaleOptions, device: torch.device, dtype: torch.dtype) -> Res
     if device.type == "cpu" and opts.download and weights.find_downloaded() is None and not name:
         log.warning("--download on a machine without a GPU: about 20 GB to fetch, and then hours per minute of "
                     "video on the CPU (`--dry-run` estimates it)")  # fmt: skip
-    try:
-        folder = weights.resolve_model(name, download=opts.download)
-    except TrainingRunGiven:
-        raise  # its own fix, `dove train export`, and nothing else
-    except ModelError as exc:
-        fetch = "" if "download-weights --dir" in str(exc) else f"; or {FETCH_ELSEWHERE}"  # said once
-        raise type(exc)(f"{exc}; {NO_WEIGHTS_HINT}{fetch}") from None
     return DoveModel.from_pretrained(
-        folder,
+        model_folder(opts),
         device=device,
         dtype=dtype,
         posterior=opts.posterior,
         quantize=opts.quantize,
         offload=opts.offload,
         vae_tiling=opts.vae_tiling,
+        on_part=on_part,
     )
+
+
+def model_folder(opts: UpscaleOptions) -> Path:
+    """The folder of a run's weights (downloaded first with --download), or a ModelError that says
+    what runs without them."""
+    try:
+        return weights.resolve_model(opts.model, download=opts.download)
+    except TrainingRunGiven:
+        raise  # its own fix, `dove train export`, and nothing else
+    except ModelError as exc:
+        fetch = "" if "download-weights --dir" in str(exc) else f"; or {FETCH_ELSEWHERE}"  # said once
+        raise type(exc)(f"{exc}; {NO_WEIGHTS_HINT}{fetch}") from None
+
+
+def check_weights(opts: UpscaleOptions) -> None:
+    """The weights a run will load are there (or --download fetches them as they load): a missing
+    model is said first, not after a plan that needs the weights' memory (a CPU run without them was
+    refused for its memory, and a smaller --tile then only led to "no DOVE weights found")."""
+    if opts.model != "bilinear" and not random_size(opts) and not opts.download:
+        model_folder(opts)
 
 
 def random_size(opts: UpscaleOptions) -> Literal["tiny", "full"] | None:

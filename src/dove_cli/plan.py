@@ -9,14 +9,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-from dataclasses import dataclass
-from fractions import Fraction
 
 import psutil
 import torch
 
 from dove_cli import release_layout
-from dove_cli.blend import compare_size
 from dove_cli.engine import TEMPORAL_PAD, DoveModel, Restorer, bnb_config, loaded_weight_bytes
 from dove_cli.errors import InputError, OptionError
 from dove_cli.humanize import busy_note
@@ -30,8 +27,9 @@ from dove_cli.options import (
     output_size,
     parse_preview,
 )
+from dove_cli.reports import Plan
 from dove_cli.scenes import SceneDetector
-from dove_cli.video_io import VideoInfo, display_size
+from dove_cli.video_io import VideoInfo
 from dove_cli.windows import ANY_LENGTH, Lengths, Span, fitting_tile_overlap, plan_spans, plan_tiles
 
 log = logging.getLogger(__name__)
@@ -44,88 +42,6 @@ POOR_WORK_RATIO = 1.6  # more than 60% of the model's work done twice: worth a w
 # `plan:` line) cannot count them. Each cut ends its shot's windows and starts new ones: one window
 # more at most (it can also be fewer: tests/test_scenes.py), plus the time of that window.
 SCENE_CUTS_NOTE = "found while running, not counted in this plan (each adds at most one window, and its time)"
-
-
-@dataclass
-class Plan:
-    """What a run will do, decided before the first frame is processed (`--dry-run` prints it)."""
-
-    input_size: tuple[int, int]  # LQ (h, w)
-    padded_size: tuple[int, int]  # LQ after padding to the model's block
-    output_size: tuple[int, int]  # (s*h, s*w); under --parity, what the authors' script writes
-    frames: int  # as probed (estimate for some containers)
-    fps: Fraction
-    chunk: int
-    chunk_overlap: int
-    tile: int
-    tile_overlap: int
-    tiles: int
-    chunks: int
-    device: str
-    dtype: str
-    est_peak_device_bytes: int
-    est_peak_host_bytes: int
-    est_seconds: float | None
-    est_note: str = ""  # said beside the time estimate: the machine is busy (humanize.busy_note)
-    vae_tiling: bool = False  # the VAE decodes in tiles: asked (--vae-tiling, --parity), or past one piece
-    work_ratio: float = 1.0  # pixel-frames the model processes per output pixel-frame (overlaps, padding)
-    frame_lengths: Lengths = ANY_LENGTH  # window lengths in frames the model takes (the last chunk's)
-    # --parity: each temporal window's frames as it runs (over the video padded to 8k+1 frames, a short
-    # last chunk merged into the one before); empty: windows of `chunk` frames, the last one shorter
-    window_frames: tuple[int, ...] = ()
-    model_note: str = ""  # how the model was sized when no weights were read (--dry-run)
-    blend_on_device: bool = False  # the float frame accumulators live on the GPU (see make_plan)
-    saved_frames: int = 0  # output frames an interrupted run saved, which this one continues after
-    frames_exact: bool = True  # False: `frames` is estimated from the duration (Matroska, WebM, TS...)
-    compare: bool = False  # --compare: the file is input | output side by side as shown, twice as wide
-    codec: str = ""  # the output's codec (hevc; png for images) and pixel format, as the writer chose them
-    pix_fmt: str = ""
-    full_range: bool = False  # YUV written at full range (the input's tag, or --pix-fmt yuvj420p): ffmpeg says yuvj420p
-    crf: int | None = None  # the output's --crf when one is set (--parity: 0, the authors' file), else the codec's
-    sample_aspect_ratio: Fraction | None = None  # the input's non-square pixels, which the output keeps
-    rotation: int = 0  # degrees the output's rotation tag turns it by when shown (--rotate keep)
-    scene_cuts: str = ""  # SCENE_CUTS_NOTE when cuts found while running may change the windows, else ""
-    offload: str = "none"  # as planned: none on the CPU, where it does nothing
-    quantize: str = "none"  # the transformer's weights as planned: none for a model without one
-
-    def shown_as(self) -> str:
-        """How players show the file when that differs from its stored size: `shown 3413x1920 (pixel
-        aspect 32:27)`, `shown 1920x2880 (turned 90 degrees)`."""
-        h, w = self.file_size()
-        notes = []
-        if self.sample_aspect_ratio:
-            notes.append(f"pixel aspect {self.sample_aspect_ratio.numerator}:{self.sample_aspect_ratio.denominator}")
-        if self.rotation % 180:
-            notes.append(f"turned {abs(self.rotation)} degrees")
-        w, h = self.shown_size(h, w)
-        return f"shown {w}x{h} ({', '.join(notes)})" if notes else ""
-
-    def shown_size(self, height: int, width: int) -> tuple[int, int]:
-        """(width, height) players show a picture of the input's or output's stored (height, width)
-        at: its pixel aspect and its quarter turns applied."""
-        return display_size(width, height, self.sample_aspect_ratio, self.rotation)
-
-    def summary(self) -> str:
-        """One line for `-v`: `4 windows of 33 frames (8 shared) x 16 tiles of 320 px (32 px overlap), work
-        ratio 1.48, est. peak GPU 17.5 GiB, host 0.6 GiB`."""
-        length = self.chunk or self.frames
-        chunks = f"{self.chunks} window{'s' * (self.chunks != 1)} of {length} frame{'s' * (length != 1)}"
-        chunks += f" ({self.chunk_overlap} shared)" if self.chunks > 1 and self.chunk_overlap else ""
-        tiles = f" x {self.tiles} tiles of {self.tile} px ({self.tile_overlap} px overlap)" if self.tiles > 1 else ""
-        if self.vae_tiling:  # the VAE decodes in its own tiles (README: "whole frame + VAE tiles")
-            tiles = (tiles or " x the whole frame") + " + VAE tiles"
-        gpu = f"GPU {self.est_peak_device_bytes / 2**30:.1f} GiB, " if self.est_peak_device_bytes else ""
-        cuts = f"; scene cuts {self.scene_cuts}" if self.scene_cuts else ""
-        return (f"plan: {chunks}{tiles}, work ratio {self.work_ratio:.2f}, est. peak {gpu}host "
-                f"{self.est_peak_host_bytes / 2**30:.1f} GiB{cuts}")  # fmt: skip
-
-    def windows(self) -> int:
-        return self.tiles * self.chunks
-
-    def file_size(self) -> tuple[int, int]:
-        """(height, width) of the frames the file holds: with --compare, input | output side by side
-        as players show them (stacked in the file under a quarter turn)."""
-        return compare_size(*self.output_size, self.rotation) if self.compare else self.output_size
 
 
 def lq_block(scale: int, multiple: int) -> int:

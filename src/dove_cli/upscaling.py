@@ -24,12 +24,13 @@ from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 import numpy as np
 import torch
 
 from dove_cli import note, resume, video_io
+from dove_cli.arrays import ArraySession, ArraySink, ArraySource, as_array, check_in_memory
 from dove_cli.blend import (
     FrameBlender,
     compare_layout,
@@ -44,7 +45,7 @@ from dove_cli.humanize import gpu_of, human_range
 from dove_cli.logs import held_warnings, kept_warnings
 from dove_cli.logs import say as say_held
 from dove_cli.manifest import check_manifest, write_manifest
-from dove_cli.models import check_quantize, load_model, pick_device, planning_model, resolve_device
+from dove_cli.models import check_quantize, check_weights, load_model, pick_device, planning_model, resolve_device
 from dove_cli.options import (
     UpscaleKeywords,
     UpscaleOptions,
@@ -63,6 +64,7 @@ from dove_cli.plan import (
     warn_if_host_memory_short,
 )
 from dove_cli.release_layout import ReleaseChunkStream, time_pad
+from dove_cli.reports import Progress, UpscaleResult, checked_progress
 from dove_cli.scenes import SceneDetector
 from dove_cli.threads import BackgroundWriter, read_ahead
 from dove_cli.tiled import TiledRestorer, pad_frame
@@ -77,96 +79,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Chunks = ChunkStream | ReleaseChunkStream  # dove's online temporal plan, or the release's (--parity)
+Source = str | Path | ArraySource  # a file (a video, an image sequence), or frames in memory (upscale_frames)
+Frames = TypeVar("Frames", np.ndarray, torch.Tensor)  # what upscale_frames takes, and gives back in kind
 
 SEEK_MARGIN_FRAMES = 4  # a part of a distributed run seeks this many frames early (filters look back)
-
-
-@dataclass
-class Progress:
-    """What a `progress=` callback is called with: once per status, and in "upscaling" before each
-    window and as frames are finished. Raising from the callback stops the run: the exception comes
-    out of upscale() as it was raised (a KeyboardInterrupt as dove_cli.Interrupted), and the frames
-    of closed segments are kept for `resume=True`."""
-
-    frames_done: int  # output frames finished
-    frames_total: int  # as probed (an estimate for some containers; 0 while a folder run loads its model)
-    window: str  # the window being worked on, e.g. "frames 25-57"
-    seconds: float  # since the run began
-    status: str = "upscaling"  # "loading model", "planning", "upscaling", "joining segments", "done"
-    workers: list[str] = field(default_factory=list)  # one line per worker of a distributed run
-
-
-# StageTimer's stages, as `-v` names them for a user.
-STAGE_NAMES = {"decode": "decoding", "wait_input": "waiting for frames", "upsample": "upsampling",
-               "vae_encode": "VAE encode", "transformer": "transformer", "vae_decode": "VAE decode",
-               "blend": "blending", "finish": "colour fix and rounding", "wait_output": "waiting for the encoder",
-               "encode": "encoding", "finalize": "encoder flush and joining segments"}  # fmt: skip
-
-
-@dataclass
-class UpscaleResult:
-    """What a run did. The two peaks differ in scope: `peak_device_bytes` is this run's (the GPU's
-    counter is reset when the run starts), `peak_host_bytes` the whole process's so far (the
-    kernel's high-water mark of resident memory, which only a new process resets): in a program that
-    runs many jobs, each result carries the largest peak of any job before it."""
-
-    output: Path
-    frames: int
-    seconds: float
-    peak_host_bytes: int  # the process's peak resident memory so far, not this run's alone
-    peak_device_bytes: int  # this run's peak of GPU memory allocated by torch (0 on a CPU)
-    plan: Plan
-    tile_used: int
-    offload_used: str
-    retries: int
-    stages: dict[str, float]  # host wall seconds per stage
-    device_stages: dict[str, float]  # GPU seconds per stage (CUDA events; empty elsewhere)
-    resumed_from: int = 0  # output frames that were already saved by an interrupted run
-    windows_run: int = 0  # temporal windows the model processed in this run
-    windows_skipped: int = 0  # windows whose frames were all saved already (--resume)
-    cuts: list[int] = field(default_factory=list)  # frames that start a new shot
-    dropped_frames: int = 0  # undecodable (--ignore-decode-errors), or lost from a constant-rate input
-    workers: dict[str, int] = field(default_factory=dict)  # distributed runs: output frames per worker
-    redone: int = 0  # distributed runs: segments redone after a worker died
-    warnings: list[str] = field(default_factory=list)  # the warnings said during the run (for a manifest)
-
-    def stages_summary(self) -> str:
-        """One line for `-v`: where the time went, largest first (host wall seconds; GPU seconds too on
-        a GPU). Stages overlap: decode and encode run on threads of their own, beside the model."""
-        shown = sorted(((s, t) for s, t in self.stages.items() if t >= 0.05), key=lambda st: -st[1])
-        gpu = self.device_stages
-        parts = [f"{STAGE_NAMES.get(s, s)} {t:.1f} s" + (f" (GPU {gpu[s]:.1f} s)" if gpu.get(s) else "")
-                 for s, t in shown]  # fmt: skip
-        return "time per stage: " + (", ".join(parts) or "all under 0.05 s")
-
-    def summary(self) -> str:
-        gib = 1024**3
-        made = self.frames - self.resumed_from  # a resumed run's speed is of the frames made now
-        speed = f"{made / self.seconds if self.seconds > 0 else 0.0:.2f} fps" + (
-            " made now" if self.resumed_from else ""
-        )
-        if self.resumed_from and made <= 0:  # a resume that only joined: no speed to speak of
-            speed = "nothing left to make"
-        dev = f", peak GPU {self.peak_device_bytes / gib:.2f} GiB" if self.peak_device_bytes else ""
-        tile = f"tile {self.tile_used or 'whole frame'}"
-        retry = f", {self.retries} OOM retr{'ies' if self.retries != 1 else 'y'}" if self.retries else ""
-        extra = f", {len(self.cuts)} scene cut{'s' * (len(self.cuts) != 1)}" if self.cuts else ""
-        if self.resumed_from:  # (Ray workers skip whole segments, not windows: no count)
-            skipped = self.windows_skipped
-            counted = f" ({skipped} window{'s' * (skipped != 1)} skipped)" if skipped else ""
-            extra += f", resumed after frame {self.resumed_from}{counted}"
-        if self.dropped_frames:
-            n = self.dropped_frames
-            extra += f", {n} frame{'s' * (n != 1)} missing (undecodable, or lost from the input)"
-        if self.workers:
-            extra += f", {len(self.workers)} Ray worker{'s' * (len(self.workers) != 1)}"
-        if self.redone:
-            extra += f" ({self.redone} segment{'s' * (self.redone != 1)} redone after a worker died)"
-        return (
-            f"{self.frames} frame{'s' * (self.frames != 1)} in {self.seconds:.1f} s ({speed}), peak host "
-            f"{self.peak_host_bytes / gib:.2f} GiB{dev}; {tile}, chunk {self.plan.chunk or 'whole clip'}, "
-            f"offload {self.offload_used}{retry}{extra} -> {self.output}"
-        )
 
 
 def check_not_a_folder_of_videos(input: str | Path) -> None:
@@ -189,7 +105,8 @@ def refuse_before_loading(info: video_io.VideoInfo, opts: UpscaleOptions, device
                           dtype: torch.dtype) -> None:  # fmt: skip
     """From the architecture alone, before the weights load (a minute on a GPU, 22 GB on a CPU): a
     --parity layout the release fails on, and a plan past the host's memory (where the weights live
-    on the host: a CPU run, --offload)."""
+    on the host: a CPU run, --offload). Missing weights first: no plan makes up for them."""
+    check_weights(opts)
     if opts.parity or weights_on_host(opts, device):
         refuse_past_host_memory(make_plan(info, planning_model(opts, device, dtype)[0], opts, device, dtype))
 
@@ -263,8 +180,7 @@ def upscale(
     """
     check_paths(input=input, output=output)
     opts = with_release_file(check_options(with_overrides(options, overrides)), Path(output))
-    if progress is not None and not callable(progress):
-        raise OptionError(f"progress={progress!r}: expected a function that takes a Progress (or None)")
+    progress = checked_progress(progress)
     check_not_a_folder_of_videos(input)
     if (opts.ray or cluster is not None) and not dry_run:
         from dove_cli.distributed import upscale_on_ray
@@ -275,9 +191,39 @@ def upscale(
         return _upscale(input, Path(output), opts, progress, restorer, dry_run, timer, seen)
 
 
+def upscale_frames(
+    frames: Frames,
+    options: UpscaleOptions | None = None,
+    *,
+    progress: Callable[[Progress], None] | None = None,
+    restorer: Restorer | None = None,
+    timer: StageTimer | None = None,
+    **overrides: Unpack[UpscaleKeywords],
+) -> Frames:
+    """Upscale frames held in memory: [T, H, W, 3] RGB in, [T, H * scale, W * scale, 3] out, of the
+    same kind: a numpy array or a torch tensor (given back on its device), of the same dtype.
+
+    uint8 frames are run as an 8-bit video, uint16 ones (0-65535) as a 16-bit one; float frames
+    (in [0, 1], as ComfyUI's IMAGE batches; values outside are clipped) are run at 16 bits and come
+    back in [0, 1]. The run is upscale()'s (arrays.py: the frames go in and out through the file
+    reader's and writer's interfaces): chunks, tiles, blending, colour fix and scene cuts apply
+    alike, and the output is what upscale() writes to a lossless image sequence of these frames.
+    Options and `progress`/`restorer` are upscale()'s; `fps=` (default 25) only times the frames.
+    Options about files (codec=, audio=, resume=, preview=, ray=, ...) are refused in one line;
+    nothing is written to disk, so a run that is stopped keeps nothing.
+    """
+    opts = check_options(with_overrides(options, overrides))
+    progress = checked_progress(progress)
+    check_in_memory(opts)
+    array, give_back = as_array(frames)
+    sink = ArraySink(len(array), array.dtype)
+    _upscale(ArraySource(array, opts.fps), sink, opts, progress, restorer, False, timer, [])
+    return give_back(sink.frames())
+
+
 def _upscale(
-    input: str | Path,
-    output: Path,
+    input: Source,
+    output: Path | ArraySink,
     opts: UpscaleOptions,
     progress: Callable[[Progress], None] | None,
     restorer: Restorer | None,
@@ -285,27 +231,33 @@ def _upscale(
     timer: StageTimer | None,
     seen: list[str],
 ) -> UpscaleResult | Plan:
-    """`upscale` of one file in this process; `seen` fills with the warnings said (for the result)."""
+    """`upscale` of one file in this process, or of frames in memory into an ArraySink
+    (`upscale_frames`: no file to check, nothing to resume); `seen` fills with the warnings said (for
+    the result)."""
     t_start = time.perf_counter()
     if restorer is not None:
         opts = with_restorer(opts, restorer)
     info, said = probe_input(input, opts)
     device, dtype = resolve_device(opts, planning=dry_run)  # options first, then what is on disk
-    checked = _check_outputs(output, info, opts, dry_run, said)
-    manifest = checked.manifest
+    session: resume.Session
+    if isinstance(output, ArraySink):
+        checked, session = CheckedOutput(None, "", ""), ArraySession(output)
+    else:
+        checked = _check_outputs(output, info, opts, dry_run, said)
+        session = resume.Session(output, resume.run_fingerprint(opts, info, device, dtype), resume=opts.resume,
+                                 overwrite=opts.overwrite)  # fmt: skip
+    manifest, output = checked.manifest, session.output
     on_paper = device.type == "cuda" and not torch.cuda.is_available()  # --dry-run --vram without a GPU
     timer = timer or StageTimer(device=device)
-    session = resume.Session(output, resume.run_fingerprint(opts, info, device, dtype), resume=opts.resume,
-                             overwrite=opts.overwrite)  # fmt: skip
     model: Restorer | None = None
     plan: Plan | None = None
     ended = False
     try:  # the work folder's lock is held from session.check() on
         previous = session.check(dry_run)
 
-        def say(status: str) -> None:
+        def say(status: str, window: str = "") -> None:
             if progress and not dry_run:
-                progress(Progress(0, info.num_frames, "", time.perf_counter() - t_start, status))
+                progress(Progress(0, info.num_frames, window, time.perf_counter() - t_start, status))
 
         if restorer is None:
             check_quantize(opts, device, on_paper, dry_run)  # one line now, not after "loading model"
@@ -317,7 +269,7 @@ def _upscale(
         elif dry_run:  # plans from the architecture alone: nothing loaded, nothing downloaded
             model, model_note = planning_model(opts, torch.device("cpu") if on_paper else device, dtype)
         else:
-            model, model_note = load_model(opts, device, dtype), ""
+            model, model_note = load_model(opts, device, dtype, on_part=partial(say, "loading model")), ""
         # A resumed run must use the windows the interrupted one chose ('auto' depends on free memory).
         say("planning")
         plan_opts = replace(opts, chunk=previous.chunk, tile=previous.tile) if previous else opts
@@ -337,16 +289,17 @@ def _upscale(
         if dry_run:
             plan = replace(plan, saved_frames=session.saved_before())
             if manifest is not None:
-                write_manifest(manifest, input, opts, plan, model, output)
+                write_manifest(manifest, info.path, opts, plan, model, output)
             return plan
-        log.info("%s: %s", Path(input).name, plan.summary())
+        log.info("%s: %s", info.path.name, plan.summary())
         long = plan.est_seconds is None or plan.est_seconds > 60  # a tiny exported model is not "very slow"
         if device.type == "cpu" and opts.model not in ("bilinear", "tiny") and long:
             took = f" (this video: {human_range(plan.est_seconds)})" if plan.est_seconds else ""
             log.warning("running on the CPU: very slow%s; a CUDA GPU is strongly recommended", took)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
-        made = video_io.make_output_folder(output)  # the resume work folder sits beside the output
+        # the resume work folder sits beside the output
+        made = None if isinstance(session, ArraySession) else video_io.make_output_folder(output)
         stats = _StreamStats()
         try:
             _stream(input, info, model, plan, opts, session, stats, progress=progress, timer=timer, t_start=t_start)
@@ -376,15 +329,15 @@ def _upscale(
             cuts=stats.cuts,
             dropped_frames=stats.dropped_frames,
         )
-        log.info("%s: %s", Path(input).name, result.stages_summary())
+        log.info("%s: %s", info.path.name, result.stages_summary())
         result.warnings = list(seen)
         if manifest is not None:
             ended = True  # a manifest that cannot be written is the error: not written again below
-            write_manifest(manifest, input, opts, result, model, result.output)
+            write_manifest(manifest, info.path, opts, result, model, result.output)
         return result
     except BaseException as exc:  # options and output were checked: the manifest says how the run ended
         if manifest is not None and not dry_run and not ended:
-            _failure_manifest(manifest, input, opts, plan, model, output, exc)
+            _failure_manifest(manifest, info.path, opts, plan, model, output, exc)
         raise
     finally:
         session.release()
@@ -432,11 +385,13 @@ def _failure_manifest(manifest: Path, input: str | Path, opts: UpscaleOptions, p
         log.warning("%s", exc)
 
 
-def probe_input(input: str | Path, opts: UpscaleOptions) -> tuple[video_io.VideoInfo, list[logging.LogRecord]]:
+def probe_input(input: Source, opts: UpscaleOptions) -> tuple[video_io.VideoInfo, list[logging.LogRecord]]:
     """The input's description, and what its reader warns of (HDR, interlacing, alpha), held for
     `_check_outputs` to say: a run refused for its output says only why. Under --parity the frame
     count is exact (the release's chunks are laid over it): counted from the packets where the
     container gives none, so that a dry run refuses the layouts the run refuses."""
+    if isinstance(input, ArraySource):
+        return input.info, []
     said: list[logging.LogRecord] = []
     with held_warnings(said), video_io.open_reader(input, fps=opts.fps, rotate=opts.rotate, deinterlace=opts.deinterlace,
                                                    untagged_matrix=opts.untagged_matrix) as probe:  # fmt: skip
@@ -636,14 +591,17 @@ def plan_steps(frames: Iterator[tuple[Any, bool]], chunks: Chunks, read: int, ti
 
 @contextmanager
 def open_frames(
-    input: str | Path, info: video_io.VideoInfo, opts: UpscaleOptions, output: Path, part: Part | None = None
-) -> Iterator[tuple[video_io.VideoReader, Iterator[video_io.Frame]]]:
+    input: Source, info: video_io.VideoInfo, opts: UpscaleOptions, output: Path, part: Part | None = None
+) -> Iterator[tuple[video_io.VideoReader | ArraySource, Iterator[video_io.Frame]]]:
     """The frames a run reads (the --preview span), or a part's from its pre-roll frame on.
 
     A part seeks (a few frames early, for filters such as bwdif that look back) and checks every
     timestamp against the driver's; when the seek does not land on the same frames (a stream
     without usable timestamps), it decodes from the start instead.
     """
+    if isinstance(input, ArraySource):  # frames in memory (upscale_frames): no span, no parts
+        yield input, iter(input)
+        return
     start, duration = parse_preview(opts.preview) if opts.preview else (None, None)
     kw: dict[str, Any] = dict(fps=opts.fps, rotate=opts.rotate, warn=False,
                               ignore_decode_errors=opts.ignore_decode_errors, deinterlace=opts.deinterlace,
@@ -692,7 +650,7 @@ def _checked(frames: Iterator[video_io.Frame], part: Part, input: str | Path) ->
 
 
 def _stream(
-    input: str | Path,
+    input: Source,
     info: video_io.VideoInfo,
     model: Restorer,
     plan: Plan,
@@ -822,7 +780,7 @@ def _stream(
     stats.tile_used, stats.offload_used, stats.retries = tiles.tile, tiles.offload_used, tiles.retries
 
 
-def no_frames(input: str | Path, info: video_io.VideoInfo, opts: UpscaleOptions) -> InputError:
+def no_frames(input: Source, info: video_io.VideoInfo, opts: UpscaleOptions) -> InputError:
     """The error for an input (or a --preview range) without a frame."""
     where = ""
     if opts.preview:
