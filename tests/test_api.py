@@ -255,7 +255,9 @@ def test_frames_in_memory_keep_their_kind_and_16_bits(tmp_path):
         assert type(out) is type(given) and out.dtype == given.dtype and tuple(out.shape) == (12, 64, 128, 3)
         values = np.asarray(out, dtype=np.float64)
         assert 0.0 <= values.min() and values.max() <= 1.0
-        if given.dtype != np.float16:  # (float16 has 11 bits: 1/65535 steps do not survive it)
+        if given.dtype == np.float16:  # 11 bits: 1/65535 steps do not survive it, but it is no less right
+            assert np.abs(values * 65535 - png16).max() <= 65535 / 2**11
+        else:
             assert np.array_equal(np.round(values * 65535), png16)
     eight = dove_cli.upscale_frames(torch.from_numpy(_frames_with_a_cut()), model="bilinear", scale=2)
     assert isinstance(eight, torch.Tensor) and eight.dtype == torch.uint8 and eight.shape == (12, 32, 64, 3)
@@ -369,14 +371,14 @@ def test_progress_says_how_far_and_how_long_is_left_as_the_command_line_does(tmp
         ("loading model", w) for w in ("", "transformer", "VAE", "scheduler")
     ]
 
-    class Cancelled(Exception):
+    class Cancelled(ValueError):  # a ValueError, as diffusers' own errors are: still the caller's, not "cannot load"
         pass
 
     def cancel_at_the_vae(p: dove_cli.Progress) -> None:
         if p.window == "VAE":
             raise Cancelled
 
-    with pytest.raises(Cancelled):  # as raised (a ValueError would be too, not "cannot load model")
+    with pytest.raises(Cancelled):  # as raised
         dove_cli.load_model(model=str(tiny_model_dir), device="cpu", progress=cancel_at_the_vae)
     with pytest.raises(OptionError, match="^progress=3: expected a function"):
         dove_cli.load_model(model="bilinear", progress=3)
