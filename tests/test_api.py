@@ -249,7 +249,7 @@ def test_frames_in_memory_keep_their_kind_and_16_bits(tmp_path):
     dove_cli.upscale(_write_pngs(codes, tmp_path / "in16"), out16, model="bilinear", **WINDOWS)
     png16 = _read_pngs(out16, (12, 64, 128, 3), np.uint16)
     assert np.array_equal(dove_cli.upscale_frames(codes, model="bilinear", **WINDOWS), png16)
-    floats = (codes / 65535).astype(np.float32)
+    floats = ((codes - 0.4).clip(0) / 65535).astype(np.float32)  # between codes: rounded to the nearest
     for given in (floats, torch.from_numpy(floats), floats.astype(np.float16)):
         out = dove_cli.upscale_frames(given, model="bilinear", **WINDOWS)
         assert type(out) is type(given) and out.dtype == given.dtype and tuple(out.shape) == (12, 64, 128, 3)

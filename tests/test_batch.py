@@ -396,6 +396,24 @@ def test_an_exception_from_the_callers_progress_stops_the_folder(tmp_path):
     assert not out.exists()  # b.mp4 stopped (no work folder kept), c.mp4 not started: the folder made is removed
 
 
+def test_a_folder_runs_advice_names_the_folder_call_in_the_callers_words():
+    """A file's advice in a folder run: upscale_batch() again from Python (not upscale() with
+    resume=True: a folder run resumes unasked), the same command from `dove`."""
+    from dove_cli.batch import folder_advice
+    from dove_cli.errors import command_line
+    from dove_cli.resume import run_again
+
+    def advice(flags: list[str], keywords: list[str]) -> str:
+        return folder_advice(f"x.mp4: stopped; {run_again(flags, keywords)}")
+
+    assert advice([], []) == "x.mp4: stopped; call upscale_batch() again to continue (finished files are skipped)"
+    assert advice(["--ignore-decode-errors"], ["ignore_decode_errors=True"]) == (
+        "x.mp4: stopped; call upscale_batch() again with ignore_decode_errors=True to continue"
+    )
+    with command_line():
+        assert advice([], []) == "x.mp4: stopped; run the same command again to continue (finished files are skipped)"
+
+
 def test_a_folder_rerun_with_other_options_does_not_ask_for_resume(tmp_path):
     """The refusal to continue an unfinished file with changed options said "run the same command as
     before with --resume": a folder run needs no --resume."""

@@ -641,7 +641,7 @@ def info_cmd(
         table.add_row("device", "cpu only (no CUDA device): upscaling will be very slow")
 
     env = weights.hub_env()
-    table.add_row("hub", escape(f"{env.endpoint}{' (offline)' if env.offline else ''}"))  # (http://[::1]:8080)
+    table.add_row("hub", f"{env.endpoint}{' (offline)' if env.offline else ''}")
     table.add_row("hub cache", escape(str(env.cache_dir)))
     folder = weights.find_downloaded()
     if folder is None:
