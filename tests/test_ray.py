@@ -208,8 +208,10 @@ def test_a_folder_is_spread_over_both_workers(cluster, clip, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     shutil.copy(src / "tiny.mkv", out / "tiny.mkv")  # a finished output: a video as long as its input
-    files = []
-    result = upscale_batch(src, out, **OPTS, cluster=cluster, on_file=lambda i, item: files.append(item.status))
+    files, seen = [], []
+    result = upscale_batch(src, out, **OPTS, cluster=cluster, on_file=lambda i, item: files.append(item.status),
+                           progress=seen.append)  # fmt: skip
+    assert any(p.seconds_left is not None for p in seen)  # the folder's time left, as `dove` says it
     assert [(i.input.name, i.status) for i in result.items] == [("long.mp4", "done"), ("short.mp4", "done"),
                                                                 ("tiny.mkv", "skipped")]  # fmt: skip
     assert files.count("done") == 2 and files.count("skipped") == 1
@@ -241,13 +243,13 @@ def test_resume_after_the_driver_stopped(cluster, clip, ref, tmp_path):
         out = tmp_path / f"out{resume_on_ray}.mp4"
 
         manifest = tmp_path / f"run{resume_on_ray}.json"
-        with pytest.raises(Interrupted, match="--resume"):
+        with pytest.raises(Interrupted, match=r"call upscale\(\) again with resume=True to continue$"):
             upscale(clip, out, UpscaleOptions(**OPTS), cluster=cluster, restorer=Slow(0.1), manifest=manifest,
                     progress=stop_once_saved(work_folder(out) / "journal.jsonl"))  # fmt: skip
         journal = (work_folder(out) / "journal.jsonl").read_text()
         assert '"file"' in journal and not out.exists()
         doc = json.loads(manifest.read_text())  # as without Ray: the manifest says how the run ended
-        assert doc["status"] == "interrupted" and "--resume" in doc["error"] and doc["plan"]["frames"] == 100
+        assert doc["status"] == "interrupted" and "resume=True" in doc["error"] and doc["plan"]["frames"] == 100
         r = upscale(clip, out, UpscaleOptions(**OPTS, resume=True), cluster=cluster if resume_on_ray else None)
         assert r.resumed_from >= SEGMENT_MIN_FRAMES and r.frames == 100
         assert f"resumed after frame {r.resumed_from}" in r.summary() and "0 windows" not in r.summary()

@@ -283,10 +283,11 @@ def upscale_batch(
     try:
         if opts.ray or cluster is not None:
             from dove_cli.distributed import upscale_batch_on_ray
+            from dove_cli.reports import checked_progress
 
-            try:
-                upscale_batch_on_ray(result.items, opts, cluster=cluster, progress=progress, on_file=on_file,
-                                     restorer=restorer)  # fmt: skip
+            try:  # (progress: the frames of all files, and their time left; a file's upscale() here counts its own)
+                upscale_batch_on_ray(result.items, opts, cluster=cluster, progress=checked_progress(progress),
+                                     on_file=on_file, restorer=restorer)  # fmt: skip
             except Interrupted as exc:  # the folder's advice, as below
                 raise Interrupted(folder_advice(str(exc))) from None
         else:
