@@ -40,8 +40,9 @@ frames: int = r.frames
 plan: Plan = dove_cli.upscale("in.mp4", "out.mp4", dry_run=True)
 folder: BatchResult = dove_cli.upscale_batch("in", "out", on_file=each, progress=show)
 plans: BatchResult = dove_cli.upscale_batch("in", "out", dry_run=True)
-model = dove_cli.load_model(model="tiny", device="cpu")
+model = dove_cli.load_model(model="tiny", device="cpu", progress=show)
 dove_cli.upscale("in.mp4", "out.mp4", restorer=model)
+left: float | None = Progress(0, 0, "", 0.0).seconds_left
 
 def run(flag: bool) -> None:
     either: dove_cli.UpscaleResult | Plan = dove_cli.upscale("in.mp4", "out.mp4", dry_run=flag)
