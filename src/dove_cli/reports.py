@@ -114,11 +114,12 @@ class Progress:
     """What a `progress=` callback is called with: once per status, and in "upscaling" before each
     window and as frames are finished. Raising from the callback stops the run: the exception comes
     out of upscale() as it was raised (a KeyboardInterrupt as dove_cli.Interrupted), and the frames
-    of closed segments are kept for `resume=True`."""
+    of closed segments are kept for `resume=True`. (Its module imports no torch: a GUI can import it
+    for a type hint at once.)"""
 
     frames_done: int  # output frames finished
     frames_total: int  # as probed (an estimate for some containers; 0 while a folder run loads its model)
-    window: str  # the window being worked on, e.g. "frames 25-57"
+    window: str  # the window being worked on, e.g. "frames 25-57"; while loading, the part ("transformer")
     seconds: float  # since the run began
     status: str = "upscaling"  # "loading model", "planning", "upscaling", "joining segments", "done"
     workers: list[str] = field(default_factory=list)  # one line per worker of a distributed run
