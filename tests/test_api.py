@@ -285,6 +285,24 @@ def test_frames_in_memory_refuse_what_they_cannot_be_in_one_line(frames, options
     assert str(err.value).startswith(error) and "\n" not in str(err.value), err.value
 
 
+def test_every_option_is_taken_or_refused_by_frames_in_memory():
+    """An option added to UpscaleOptions must be decided for frames in memory: one that means
+    something only for files (--container and --untagged-matrix came after upscale_frames) is
+    refused, not silently ignored."""
+    from dataclasses import fields
+
+    from dove_cli.arrays import FILE_ONLY
+
+    taken = {"model", "scale", "device", "dtype", "vram", "offload", "vae_tiling", "quantize", "compile", "attention",
+             "posterior", "seed", "download", "tile", "tile_overlap", "chunk", "chunk_overlap", "blend", "pad",
+             "parity", "scene_cuts", "color_fix", "fps", "compare", "given"}  # fmt: skip
+    assert {f.name for f in fields(UpscaleOptions)} - taken == set(FILE_ONLY)
+    for name in ("container", "untagged_matrix"):
+        with pytest.raises(OptionError, match=f"^{name}=: upscale_frames\\(\\) reads and writes no file; "):
+            dove_cli.upscale_frames(np.zeros((2, 16, 16, 3), np.uint8), model="bilinear",
+                                    **{name: "mp4" if name == "container" else "bt601"})  # fmt: skip
+
+
 def test_a_cancelled_call_says_what_to_call_again_and_its_saved_work_can_be_dropped(tmp_path, caplog):
     """After a cancel, the warning and Interrupted said "run the same command with --resume": in
     Python that is resume=True. A call cancelled for good had to rmtree OUTPUT.dove-work itself:
