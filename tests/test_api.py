@@ -275,6 +275,17 @@ def test_frames_in_memory_keep_their_kind_and_16_bits(tmp_path):
         (np.zeros((2, 16, 16, 3), np.int64), {}, "frames: dtype int64: expected uint8, uint16 or float (in [0, 1])"),
         (np.zeros((0, 16, 16, 3), np.uint8), {}, "frames: no frames"),
         (np.full((2, 16, 16, 3), np.nan, np.float32), {}, "frames[0]: holds NaN or infinite values"),
+        # uint8 frames cast to float, or [-1, 1] ones: clipped, they made a washed-out picture silently
+        (
+            np.stack([np.zeros((16, 16, 3)), np.full((16, 16, 3), 200.0)]).astype(np.float32),
+            {},
+            "frames[1]: values from 200 to 200: expected floats in [0, 1]; 0-255 values: divide by 255",
+        ),
+        (
+            np.full((2, 16, 16, 3), -0.5, np.float32),
+            {},
+            "frames[0]: values from -0.5 to -0.5: expected floats in [0, 1]",
+        ),
     ],
 )
 def test_frames_in_memory_refuse_what_they_cannot_be_in_one_line(frames, options, error):
@@ -283,6 +294,14 @@ def test_frames_in_memory_refuse_what_they_cannot_be_in_one_line(frames, options
     with pytest.raises(DoveError) as err:
         dove_cli.upscale_frames(frames, model="bilinear", **options)
     assert str(err.value).startswith(error) and "\n" not in str(err.value), err.value
+
+
+def test_float_frames_may_stray_outside_0_1_by_a_rounding_error():
+    """A resampler's or a colour transform's overshoot is no mistake: up to 1/1024 is taken, clipped."""
+    frames = np.full((2, 8, 8, 3), 1.0005, np.float32)
+    frames[1] = -0.0005
+    out = dove_cli.upscale_frames(frames, model="bilinear", scale=1)
+    assert out.dtype == np.float32 and out[0].min() == 1.0 and out[1].max() == 0.0
 
 
 def test_every_option_is_taken_or_refused_by_frames_in_memory():

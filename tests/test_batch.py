@@ -392,7 +392,12 @@ def test_an_exception_from_the_callers_progress_stops_the_folder(tmp_path):
         upscale_batch(src, out, progress=progress, on_file=lambda i, item: seen.append((item.input.name, item.status)),
                       **OPTS)  # fmt: skip
     assert err.value is cancel
-    assert seen == [("a.mp4", "running"), ("a.mp4", "failed"), ("b.mp4", "running")]
+    assert seen == [
+        ("a.mp4", "running"),
+        ("a.mp4", "failed"),
+        ("b.mp4", "running"),
+        ("b.mp4", "failed"),
+    ]  # its row ends
     assert not out.exists()  # b.mp4 stopped (no work folder kept), c.mp4 not started: the folder made is removed
 
 

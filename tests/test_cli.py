@@ -590,11 +590,16 @@ def test_missing_weights_are_said_before_a_plan_they_could_not_run(tmp_path, cap
 
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.setenv("DOVE_HOME", str(tmp_path / "dove"))
-    with pytest.raises(ModelError, match="no DOVE weights found"):
+    with pytest.raises(ModelError, match="no DOVE weights found") as said:
         dove_cli.upscale(demo_clip("002.mp4"), tmp_path / "x.mp4", tile=0, chunk=0, device="cpu")
+    # in a Python caller's words: keywords, not flags
+    assert "(or pass download=True, or model= a model folder)" in str(said.value), said.value
+    assert 'model="bilinear" (a plain upscale) and model="tiny"' in str(said.value)
+    assert "--model" not in str(said.value) and "--download" not in str(said.value)
     argv = ["upscale", str(demo_clip("002.mp4")), "-o", str(tmp_path / "x.mp4"), "--tile", "0", "--chunk", "0"]
     code, _, err = run([*argv, "--device", "cpu"], capsys)
     assert code == 2 and "no DOVE weights found" in err and "host memory" not in err, err
+    assert "(or pass --download, or --model with a model folder)" in err and "--model bilinear (a plain" in err
     assert not (tmp_path / "x.mp4").exists()
 
 
@@ -1324,3 +1329,17 @@ def test_info_images_and_an_unreadable_file(png_sequence, clip_2997, tmp_path, c
     code, out, err = run(["info", str(odd), str(tmp_path / "cr\r.mp4")], capsys)
     assert code == 2 and len(err.splitlines()) == 1 and err.startswith(f"error: {tmp_path}/nl\\nname.mp4: "), err
     assert f"{tmp_path}/cr\\r.mp4\n" in out, out
+
+
+def test_info_says_pcm_channels_in_no_named_order_once(tmp_path, capsys, monkeypatch):
+    """PCM in .mkv has no channel layout: FFmpeg calls it "3 channels", which `dove info` printed as
+    "3 channels (3 ch)" (and "1 channels (1 ch)")."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+    for n in (1, 3):
+        src = tmp_path / f"pcm{n}.mkv"
+        tones = "|".join(f"0.5*sin(2*PI*{300 + 100 * i}*t)" for i in range(n))
+        ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=16", "-f", "lavfi", "-i", f"aevalsrc={tones}:s=48000",
+               "-t", "0.5", "-c:v", "libx264", "-c:a", "pcm_s16le", src)  # fmt: skip
+        code, out, err = run(["info", str(src)], capsys)
+        said = f"{n} channel{'s' * (n != 1)}, in no named order, 48000 Hz"
+        assert code == 0 and f"#1 audio      pcm_s16le, {said}" in out, out

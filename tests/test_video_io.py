@@ -2490,3 +2490,28 @@ def test_a_variable_rate_video_ends_where_its_input_does(tmp_path: Path) -> None
             s = c.streams.video[0]
             ends.append((s.duration * s.time_base, max(p.pts + p.duration for p in c.demux(s) if p.pts is not None)))
     assert ends[0] == ends[1] and ends[0][0] == Fraction(20 * 1001, 24000) + Fraction(25 * 1001, 30000)
+
+
+def test_audio_transcode_keeps_every_unnamed_channel(tmp_path: Path) -> None:
+    """PCM in .mkv has channels in no named order. The AAC encoder wants a named layout: the frames
+    were remixed into one (3 unnamed channels -> 3.0), which left the third channel silent. They are
+    relabelled now: each channel's level comes through (RMS within 5%, measured on the decoded AAC)."""
+    src = tmp_path / "in.mkv"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=16", "-f", "lavfi", "-i",
+           "aevalsrc=0.7*sin(2*PI*300*t)|0.5*sin(2*PI*500*t)|0.25*sin(2*PI*700*t):s=48000", "-t", "1",
+           "-c:v", "libx264", "-c:a", "pcm_s16le", src)  # fmt: skip
+    out = tmp_path / "out.mp4"
+    roundtrip(src, out, audio="transcode")
+
+    def levels(path: Path) -> np.ndarray:
+        with av.open(str(path)) as c:
+            samples = np.concatenate([f.to_ndarray().reshape(-1, 3) if not f.format.is_planar else f.to_ndarray().T
+                                      for f in c.decode(audio=0)])  # fmt: skip
+        samples = samples.astype(np.float64) / (32768 if samples.dtype == np.int16 else 1)
+        return np.sqrt((samples[4800:-4800] ** 2).mean(axis=0))  # past the encoder's priming and tail
+
+    with av.open(str(src)) as c:
+        assert c.streams.audio[0].codec_context.layout.name == "3 channels"  # no named order
+    expected = np.array([0.7, 0.5, 0.25]) / np.sqrt(2)
+    assert np.allclose(levels(src), expected, rtol=0.01)
+    assert np.allclose(levels(out), expected, rtol=0.05), levels(out)

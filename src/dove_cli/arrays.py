@@ -25,6 +25,7 @@ from dove_cli.video_io.reader import DEFAULT_SEQUENCE_FPS
 
 NAME = Path("frames")  # what messages call the input and the output: upscale_frames' argument
 TOP = {np.dtype(np.uint8): 255, np.dtype(np.uint16): 65535}  # integer frames: their code values' range
+FLOAT_SLACK = 1 / 1024  # how far outside [0, 1] a float frame may stray (rounding), clipped
 
 # The options about files, and what to do instead: refused for frames in memory, not ignored.
 _NOT_ENCODED = "frames in memory come back as an array, not encoded"
@@ -75,7 +76,22 @@ def as_array(frames: Any) -> tuple[np.ndarray, Callable[[np.ndarray], Any]]:
         raise InputError(f"{NAME}: dtype {array.dtype}: expected uint8, uint16 or float (in [0, 1])")
     if not len(array):
         raise InputError(f"{NAME}: no frames (shape {list(array.shape)})")
+    if array.dtype.kind == "f":
+        check_float_range(array)
     return array, back
+
+
+def check_float_range(frames: np.ndarray) -> None:
+    """Float frames are in [0, 1]: 0-255 values (uint8 frames cast to float) or [-1, 1] ones would be
+    clipped into a washed-out picture, so they are refused before any work, naming the frame. A
+    rounding error's overshoot (1/1024) is let through, and clipped."""
+    for i, frame in enumerate(frames):
+        if not np.isfinite(frame).all():
+            raise InputError(f"{NAME}[{i}]: holds NaN or infinite values (expected floats in [0, 1])")
+        low, high = float(frame.min()), float(frame.max())
+        if low < -FLOAT_SLACK or high > 1 + FLOAT_SLACK:
+            hint = "; 0-255 values: divide by 255" if high > 1 + FLOAT_SLACK and high <= 255 and low >= 0 else ""
+            raise InputError(f"{NAME}[{i}]: values from {low:.4g} to {high:.4g}: expected floats in [0, 1]{hint}")
 
 
 class ArraySource:
@@ -93,17 +109,15 @@ class ArraySource:
 
     def __iter__(self) -> Iterator[video_io.Frame]:
         for i, frame in enumerate(self.frames):
-            yield video_io.Frame(self._codes(frame, i), i, i)
+            yield video_io.Frame(self._codes(frame), i, i)
 
     @staticmethod
-    def _codes(frame: np.ndarray, index: int) -> np.ndarray:
+    def _codes(frame: np.ndarray) -> np.ndarray:
         """A frame as the reader gives one: uint8, or uint16 on the full 0-65535 scale."""
         if frame.dtype in TOP:
             return frame
-        if not np.isfinite(frame).all():
-            raise InputError(f"{NAME}[{index}]: holds NaN or infinite values (expected floats in [0, 1])")
         wide = frame.astype(np.float32) if frame.itemsize < 4 else frame  # float16 overflows at 65535
-        return (np.clip(wide, 0.0, 1.0) * 65535.0 + 0.5).astype(np.uint16)  # rounded; values outside clipped
+        return (np.clip(wide, 0.0, 1.0) * 65535.0 + 0.5).astype(np.uint16)  # rounded; FLOAT_SLACK's overshoot clipped
 
     def close(self) -> None:
         pass

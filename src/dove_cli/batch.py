@@ -366,7 +366,10 @@ def _upscale_here(
         except KeyboardInterrupt:
             raise
         except Exception as exc:  # noqa: BLE001 - one odd file must not stop the batch
-            if any(exc is own for own in raised):
+            if any(exc is own for own in raised):  # the caller's cancel: its row ends too, then the folder
+                item.fail(exc)
+                if on_file:
+                    on_file(index, item)
                 raise
             if not isinstance(exc, DoveError):
                 log.debug("%s failed", item.input, exc_info=True)

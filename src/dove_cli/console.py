@@ -468,7 +468,11 @@ def described_rows(d: dict) -> list[tuple[str, str]]:
             text = f"{s['filename']}, {s['mimetype'] or 'no type'}, {s['bytes']} bytes"
         else:
             parts = [s.get("timecode") or s["codec"] or "unknown codec"]
-            parts += [f"{s['layout']} ({s['channels']} ch), {s['sample_rate']} Hz"] if s["kind"] == "audio" else []
+            if s["kind"] == "audio":  # FFmpeg names a layout in no named order "3 channels": said once
+                unnamed = s["layout"] == f"{s['channels']} channels"
+                layout = f"{s['channels']} channel{'s' * (s['channels'] != 1)}, in no named order" if unnamed else (
+                    f"{s['layout']} ({s['channels']} ch)")  # fmt: skip
+                parts += [f"{layout}, {s['sample_rate']} Hz"]
             parts += [s["language"]] if s["language"] else []
             parts += [repr(s["title"])] if s["title"] else []
             parts += [", ".join(s["flags"])] if s["flags"] else []

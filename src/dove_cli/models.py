@@ -14,14 +14,26 @@ import torch
 
 from dove_cli import engine, weights
 from dove_cli.engine import DTYPES, BilinearModel, DoveModel, Restorer
-from dove_cli.errors import ModelError, OptionError, TrainingRunGiven
+from dove_cli.errors import ModelError, OptionError, TrainingRunGiven, advice
 from dove_cli.options import UpscaleOptions
 
 log = logging.getLogger(__name__)
 
-NO_WEIGHTS_HINT = ("without the weights, --model bilinear (a plain upscale) and --model tiny (the DOVE code path "
-                   "on a tiny random model) run anywhere")  # fmt: skip
-FETCH_ELSEWHERE = "fetch the weights on a connected machine with `dove download-weights --dir DIR` and pass --model DIR"
+
+def no_weights_hint() -> str:
+    """What runs without the weights, and how to get them elsewhere, in the caller's words."""
+    return advice(
+        "without the weights, --model bilinear (a plain upscale) and --model tiny (the DOVE code path on a tiny "
+        "random model) run anywhere",
+        'without the weights, model="bilinear" (a plain upscale) and model="tiny" (the DOVE code path on a tiny '
+        "random model) run anywhere",
+    )
+
+
+def fetch_elsewhere() -> str:
+    return advice("fetch the weights on a connected machine with `dove download-weights --dir DIR` and pass --model DIR",
+                  "fetch the weights on a connected machine with `dove download-weights --dir DIR` and pass "
+                  'model="DIR"')  # fmt: skip
 
 
 def pick_device(name: str | None) -> torch.device:
@@ -154,8 +166,8 @@ def model_folder(opts: UpscaleOptions) -> Path:
     except TrainingRunGiven:
         raise  # its own fix, `dove train export`, and nothing else
     except ModelError as exc:
-        fetch = "" if "download-weights --dir" in str(exc) else f"; or {FETCH_ELSEWHERE}"  # said once
-        raise type(exc)(f"{exc}; {NO_WEIGHTS_HINT}{fetch}") from None
+        fetch = "" if "download-weights --dir" in str(exc) else f"; or {fetch_elsewhere()}"  # said once
+        raise type(exc)(f"{exc}; {no_weights_hint()}{fetch}") from None
 
 
 def check_weights(opts: UpscaleOptions) -> None:

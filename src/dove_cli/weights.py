@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from dove_cli import note
-from dove_cli.errors import DownloadError, DownloadLater, ModelError, TrainingRunGiven
+from dove_cli.errors import DownloadError, DownloadLater, ModelError, TrainingRunGiven, advice
 from dove_cli.humanize import human_size
 
 log = logging.getLogger(__name__)
@@ -674,7 +674,10 @@ def resolve_model(
             if not download:
                 raise ModelError(
                     f"no DOVE weights found in {env.cache_dir}: run `dove download-weights` first"
-                    " (or pass --download, or --model with a model folder)"
+                    + advice(
+                        " (or pass --download, or --model with a model folder)",
+                        " (or pass download=True, or model= a model folder)",
+                    )  # fmt: skip
                 )
             folder = download_weights(revision=revision, allow_pickle=allow_pickle)
         return validate_model_folder(folder, allow_pickle)

@@ -366,7 +366,8 @@ class ContainerWriter(VideoWriter):
         """An output stream that encodes audio stream `s` as `target` (aac, libopus), opened now so that
         what the encoder refuses is one line before the run, not a failure at its first frame. Channels
         in no named order (PCM from capture software) get the usual layout of their count, without
-        which the AAC encoder does not start."""
+        which the AAC encoder does not start: the decoder's too, so that its frames are relabelled,
+        not remixed (a resampler from 3 unnamed channels to 3.0 left the third one silent)."""
         cc = s.codec_context
         rate = cc.sample_rate or 48000
         if target == "libopus" and rate not in (8000, 12000, 16000, 24000, 48000):
@@ -374,6 +375,7 @@ class ContainerWriter(VideoWriter):
         layout = cc.layout
         if layout.name == f"{layout.nb_channels} channels":  # FFmpeg's name for an unspecified order
             layout = av.AudioLayout(DEFAULT_LAYOUTS.get(layout.nb_channels, layout.name))
+            cc.layout = layout
         ostream: Any = self._out.add_stream(target, rate=rate, layout=layout)
         try:
             ostream.codec_context.open()
