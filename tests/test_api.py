@@ -284,7 +284,12 @@ def test_frames_in_memory_keep_their_kind_and_16_bits(tmp_path):
         (
             np.full((2, 16, 16, 3), -0.5, np.float32),
             {},
-            "frames[0]: values from -0.5 to -0.5: expected floats in [0, 1]",
+            "frames[0]: values from -0.5 to -0.5: expected floats in [0, 1]; -1 to 1 values: (x + 1) / 2",
+        ),
+        (
+            np.full((2, 16, 16, 3), 1.01, np.float32),
+            {},
+            "frames[0]: values from 1.01 to 1.01: expected floats in [0, 1]",
         ),
     ],
 )

@@ -14,7 +14,7 @@ import pytest
 
 import dove_cli.models as models
 from dove_cli.batch import find_videos, is_batch_input, upscale_batch
-from dove_cli.errors import InputError, OptionError, OutputError
+from dove_cli.errors import InputError, ModelError, OptionError, OutputError
 from dove_cli.resume import SEGMENT_MIN_FRAMES, work_folder
 from media import decoded_frame_count, ffmpeg, make_clip, make_ts, make_vfr_clip, top_boxes
 from test_resume import _FailAfter, framemd5
@@ -720,3 +720,19 @@ def test_what_a_folder_without_videos_or_images_holds_is_named(tmp_path, capsys,
     else:
         assert "2 .dpx files, which dove does not read as images" in err and "no such file" not in err, err
         assert given == "dpx" or "(it reads .bmp, .jpeg, .jpg, .png, .tif, .tiff, .webp)" in err
+
+
+def test_missing_weights_are_one_error_for_the_folder(tmp_path, monkeypatch):
+    """Without weights every file failed with the same long line, and upscale_batch() returned
+    (`dove` said it three times, then "all 3 files failed"): one ModelError before any file now."""
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("DOVE_HOME", str(tmp_path / "dove"))
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("a.mp4", "b.mp4"):
+        make_clip(src / name, frames=4)
+    seen = []
+    with pytest.raises(ModelError, match="no DOVE weights found"):
+        upscale_batch(src, tmp_path / "out", on_file=lambda i, item: seen.append(item.status),
+                      **{**OPTS, "model": None})  # fmt: skip
+    assert seen == [] and not (tmp_path / "out").exists()

@@ -1341,5 +1341,5 @@ def test_info_says_pcm_channels_in_no_named_order_once(tmp_path, capsys, monkeyp
         ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=16", "-f", "lavfi", "-i", f"aevalsrc={tones}:s=48000",
                "-t", "0.5", "-c:v", "libx264", "-c:a", "pcm_s16le", src)  # fmt: skip
         code, out, err = run(["info", str(src)], capsys)
-        said = f"{n} channel{'s' * (n != 1)}, in no named order, 48000 Hz"
+        said = "1 channel, 48000 Hz" if n == 1 else f"{n} channels, in no named order, 48000 Hz"
         assert code == 0 and f"#1 audio      pcm_s16le, {said}" in out, out

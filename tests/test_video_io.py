@@ -2490,6 +2490,17 @@ def test_a_variable_rate_video_ends_where_its_input_does(tmp_path: Path) -> None
             s = c.streams.video[0]
             ends.append((s.duration * s.time_base, max(p.pts + p.duration for p in c.demux(s) if p.pts is not None)))
     assert ends[0] == ends[1] and ends[0][0] == Fraction(20 * 1001, 24000) + Fraction(25 * 1001, 30000)
+    # 30 then 24 fps: FFmpeg's nominal rate is 120, no frame's; the step between the last two counts.
+    # (Written without B-frames: with them MP4's muxer ends the track 20 ms early, as ffmpeg's own does.)
+    mixed, mixed_out = tmp_path / "mixed.mp4", tmp_path / "mixed_out.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=64x48:rate=24", "-frames:v", "48", "-vf",
+           "settb=1/720,setpts='if(lt(N,24),N*24,576+(N-24)*30)'", "-c:v", "libx264", "-bf", "0",
+           "-fps_mode", "passthrough", "-enc_time_base:v", "1/720", mixed)  # fmt: skip
+    info, _ = roundtrip(mixed, mixed_out, codec_options={"bf": "0"})
+    assert info.base_fps == 120
+    for path in (mixed, mixed_out):
+        with av.open(str(path)) as c:
+            assert c.streams.video[0].duration * c.streams.video[0].time_base == Fraction(9, 5), path
 
 
 def test_audio_transcode_keeps_every_unnamed_channel(tmp_path: Path) -> None:

@@ -90,7 +90,9 @@ def check_float_range(frames: np.ndarray) -> None:
             raise InputError(f"{NAME}[{i}]: holds NaN or infinite values (expected floats in [0, 1])")
         low, high = float(frame.min()), float(frame.max())
         if low < -FLOAT_SLACK or high > 1 + FLOAT_SLACK:
-            hint = "; 0-255 values: divide by 255" if high > 1 + FLOAT_SLACK and high <= 255 and low >= 0 else ""
+            hint = ("; 0-255 values: divide by 255" if 2 < high <= 255 and low >= 0
+                    else "; -1 to 1 values: (x + 1) / 2" if -1 - FLOAT_SLACK <= low < 0 and high <= 1 + FLOAT_SLACK
+                    else "")  # fmt: skip
             raise InputError(f"{NAME}[{i}]: values from {low:.4g} to {high:.4g}: expected floats in [0, 1]{hint}")
 
 

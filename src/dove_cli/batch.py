@@ -331,6 +331,8 @@ def _upscale_here(
     from dove_cli.upscaling import Progress, upscale
 
     model = restorer
+    if model is None and any(item.status == "pending" for item in result.items):
+        models.check_weights(opts)  # missing weights: one error for the folder, not one per file
     raised: list[BaseException] = []  # what `progress` raised: the caller's, not the file's
     if progress is not None:
         progress = _noting_raised(progress, raised)

@@ -469,9 +469,9 @@ def described_rows(d: dict) -> list[tuple[str, str]]:
         else:
             parts = [s.get("timecode") or s["codec"] or "unknown codec"]
             if s["kind"] == "audio":  # FFmpeg names a layout in no named order "3 channels": said once
-                unnamed = s["layout"] == f"{s['channels']} channels"
-                layout = f"{s['channels']} channel{'s' * (s['channels'] != 1)}, in no named order" if unnamed else (
-                    f"{s['layout']} ({s['channels']} ch)")  # fmt: skip
+                layout = f"{s['layout']} ({s['channels']} ch)"
+                if s["layout"] == f"{s['channels']} channels":  # one channel has no order to name
+                    layout = "1 channel" if s["channels"] == 1 else f"{s['layout']}, in no named order"
                 parts += [f"{layout}, {s['sample_rate']} Hz"]
             parts += [s["language"]] if s["language"] else []
             parts += [repr(s["title"])] if s["title"] else []

@@ -211,8 +211,10 @@ class ContainerWriter(VideoWriter):
         self._reformatter = VideoReformatter()
         self._step = max(1, round(1 / (fps * info.time_base)))
         self._last_pts: int | None = None
-        nominal = round(1 / (info.base_fps * info.time_base)) if info.base_fps else self._step
-        self._frame_ticks = nominal if self._step / 2 <= nominal <= self._step * 2 else self._step  # not a stray tbr
+        nominal = round(1 / (info.base_fps * info.time_base)) if info.base_fps else 0
+        # (None: a rate that is no frame's, such as 120 for 24 and 30 fps mixed: the last step then)
+        self._frame_ticks = nominal if self._step / 2 <= nominal <= self._step * 2 else None
+        self._last_step = self._step  # between the last two frames written
         self._w, self._h = width, height
 
     def _orient(self, vs: Any) -> None:
@@ -662,6 +664,8 @@ class ContainerWriter(VideoWriter):
         if self.frames_written == 0:
             self._stamp_timecode(int(pts))
         frame.pts, frame.time_base = int(pts) - self._shift, self.info.time_base
+        if self._last_pts is not None:
+            self._last_step = int(pts) - self._last_pts
         self._last_pts = int(pts)
         try:
             packets = self._vs.encode(frame)
@@ -685,10 +689,11 @@ class ContainerWriter(VideoWriter):
         """Give encoded packets one frame at the input's nominal rate as their duration (encoders
         such as x264 leave it 0): the container takes the last frame's from it, which it else
         guesses from the stream's rate, a variable rate's average (a 3003-tick frame of a 29.97 fps
-        phone clip became 3054 ticks long, the file 1.7 ms longer than its input)."""
+        phone clip became 3054 ticks long, the file 1.7 ms longer than its input). Where the nominal
+        rate is no frame's (24 and 30 fps mixed: 120), the step between the last two frames."""
         for p in packets:
             if not p.duration:
-                p.duration = self._frame_ticks
+                p.duration = self._frame_ticks or self._last_step
         return packets
 
     def _pump_aux(self, until: float | None) -> None:
