@@ -359,13 +359,11 @@ def _check_eval_sizes(input: Path, output: Path, gt: Path, opts: UpscaleOptions)
             with video_io.open_reader(
                 source, fps=opts.fps, rotate=opts.rotate, deinterlace=opts.deinterlace, warn=False
             ) as reader:
-                h, w = output_size(opts, reader.info.height, reader.info.width)
+                info = reader.info
+            h, w = output_size(opts, info.height, info.width)  # (--parity: refused where its crop leaves nothing)
         except DoveError:
             planned[target.stem] = (target, None)  # its GT is still looked for; its size is unknown
             continue
-        with reader:
-            info = reader.info
-        h, w = output_size(opts, info.height, info.width)
         h, w = compare_size(h, w, info.rotation) if opts.compare else (h, w)
         planned[target.stem] = (target, (w, h))
     if planned:
