@@ -387,7 +387,7 @@ def with_overrides(options: UpscaleOptions | None, overrides: Mapping[str, Any])
 
 def is_given(opts: UpscaleOptions, name: str) -> bool:
     """Set by the user: named as given, or different from its default (an UpscaleOptions built by hand)."""
-    return name in opts.given or getattr(opts, name) != _DEFAULTS[name]
+    return name in opts.given or getattr(opts, name) != DEFAULTS[name]
 
 
 @cache
@@ -406,7 +406,7 @@ def choices(cls: type) -> dict[str, tuple[str, ...]]:
     return out
 
 
-_DEFAULTS = dict(vars(UpscaleOptions()))  # default_factory fields too ({} for codec_options)
+DEFAULTS = dict(vars(UpscaleOptions()))  # default_factory fields too ({} for codec_options)
 
 
 # What --parity sets, as the authors' script does it: field -> value. Another value given with

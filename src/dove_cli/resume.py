@@ -29,7 +29,7 @@ import shutil
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import IO, Any
@@ -49,7 +49,7 @@ from dove_cli.errors import (
     TempFailure,
     advice,
 )
-from dove_cli.options import UpscaleOptions
+from dove_cli.options import DEFAULTS, UpscaleOptions
 from dove_cli.video_io.formats import CodecSpec, ffmsg, resolve_codec
 from dove_cli.video_io.paths import temp_siblings
 from dove_cli.video_io.reader import VideoInfo
@@ -615,8 +615,7 @@ NOT_PIXELS = ("overwrite", "resume", "manifest", "download", "audio", "subtitles
 
 
 # Each option's default, as the journal stores it (json), for journals written before the option was.
-OPTION_DEFAULTS = json.loads(json.dumps({f.name: f.default for f in fields(UpscaleOptions) if f.default is not MISSING},
-                                         default=str))  # fmt: skip
+OPTION_DEFAULTS = json.loads(json.dumps(DEFAULTS, default=str))
 
 
 def run_fingerprint(opts: UpscaleOptions, info: VideoInfo, device: torch.device, dtype: torch.dtype) -> dict[str, Any]:
