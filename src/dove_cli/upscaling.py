@@ -204,8 +204,8 @@ def upscale_frames(
     same kind: a numpy array or a torch tensor (given back on its device), of the same dtype.
 
     uint8 frames are run as an 8-bit video, uint16 ones (0-65535) as a 16-bit one; float frames
-    (in [0, 1], as ComfyUI's IMAGE batches; values outside are clipped) are run at 16 bits and come
-    back in [0, 1]. The run is upscale()'s (arrays.py: the frames go in and out through the file
+    (in [0, 1], as ComfyUI's IMAGE batches; values further outside than a rounding error are refused)
+    are run at 16 bits and come back in [0, 1]. The run is upscale()'s (arrays.py: the frames go in and out through the file
     reader's and writer's interfaces): chunks, tiles, blending, colour fix and scene cuts apply
     alike, and the output is what upscale() writes to a lossless image sequence of these frames.
     Options and `progress`/`restorer` are upscale()'s; `fps=` (default 25) only times the frames.

@@ -613,6 +613,7 @@ class VideoReader:
         sar = s.sample_aspect_ratio or cc.sample_aspect_ratio
         if sar and self._rotate == "apply" and rotation % 180:
             sar = 1 / Fraction(sar)  # a pixel stood on its side: 32:27 becomes 27:32
+        attached = attachment_streams(c)
         info = VideoInfo(
             path=self.path,
             width=w,
@@ -635,12 +636,8 @@ class VideoReader:
             interlaced=self._source_interlaced,
             has_audio=bool(c.streams.audio),
             has_subtitles=bool(c.streams.subtitles),
-            attachments=tuple(attachment_name(s) for s in attachment_streams(c)),
-            covers=tuple(
-                attachment_name(s)
-                for s in attachment_streams(c)
-                if is_picture(s) and s.codec_context.name in MP4_COVERS
-            ),
+            attachments=tuple(attachment_name(a) for a in attached),
+            covers=tuple(attachment_name(a) for a in attached if is_picture(a) and a.codec_context.name in MP4_COVERS),
             num_frames_exact=exact,
             duration=duration,
             base_fps=Fraction(s.guessed_rate) * self._rate if s.guessed_rate else None,
