@@ -401,22 +401,27 @@ def test_an_exception_from_the_callers_progress_stops_the_folder(tmp_path):
     assert not out.exists()  # b.mp4 stopped (no work folder kept), c.mp4 not started: the folder made is removed
 
 
-def test_a_folder_runs_advice_names_the_folder_call_in_the_callers_words():
+def test_a_folder_runs_advice_names_the_folder_call_in_the_callers_words(tmp_path, caplog):
     """A file's advice in a folder run: upscale_batch() again from Python (not upscale() with
-    resume=True: a folder run resumes unasked), the same command from `dove`."""
-    from dove_cli.batch import folder_advice
-    from dove_cli.errors import command_line
-    from dove_cli.resume import run_again
+    resume=True: a folder run resumes unasked), the same command from `dove`; also in the warning
+    logged when a crash leaves saved work (it said "call upscale() again with resume=True")."""
+    from dove_cli.errors import command_line, folder_run, run_again
 
-    def advice(flags: list[str], keywords: list[str]) -> str:
-        return folder_advice(f"x.mp4: stopped; {run_again(flags, keywords)}")
-
-    assert advice([], []) == "x.mp4: stopped; call upscale_batch() again to continue (finished files are skipped)"
-    assert advice(["--ignore-decode-errors"], ["ignore_decode_errors=True"]) == (
-        "x.mp4: stopped; call upscale_batch() again with ignore_decode_errors=True to continue"
-    )
-    with command_line():
-        assert advice([], []) == "x.mp4: stopped; run the same command again to continue (finished files are skipped)"
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    make_clip(src / "long.mkv", frames=60, codec="ffv1", pix_fmt="yuv444p")
+    with caplog.at_level("WARNING"):
+        assert upscale_batch(src, out, restorer=_FailAfter(6), **OPTS).failed
+    (kept,) = [r.getMessage() for r in caplog.records if "finished frames are kept" in r.getMessage()]
+    assert kept.endswith("; call upscale_batch() again to continue (finished files are skipped)"), kept
+    with folder_run():
+        assert run_again(["--ignore-decode-errors"], ["ignore_decode_errors=True"]) == (
+            "call upscale_batch() again with ignore_decode_errors=True to continue"
+        )
+        assert run_again(["--resume"], []) == "call upscale_batch() again with resume=True to continue"  # --overwrite
+        with command_line():
+            assert run_again([], []) == "run the same command again to continue (finished files are skipped)"
+    assert run_again([], []) == "call upscale() again with resume=True to continue"  # a file's own run
 
 
 def test_a_folder_rerun_with_other_options_does_not_ask_for_resume(tmp_path):
@@ -736,3 +741,29 @@ def test_missing_weights_are_one_error_for_the_folder(tmp_path, monkeypatch):
         upscale_batch(src, tmp_path / "out", on_file=lambda i, item: seen.append(item.status),
                       **{**OPTS, "model": None})  # fmt: skip
     assert seen == [] and not (tmp_path / "out").exists()
+
+
+def test_a_keyboard_interrupt_from_progress_ends_its_files_row(tmp_path):
+    """A GUI that cancels with KeyboardInterrupt from progress= (or a real Ctrl-C): the folder stops
+    with Interrupted, and on_file hears the file it stopped in end, as "interrupted" with its line
+    (it heard nothing: the row stayed "running")."""
+    from dove_cli.errors import Interrupted
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    make_clip(src / "a.mp4", frames=6)
+    make_clip(src / "b.mp4", frames=6)
+
+    def progress(p):
+        if p.frames_done >= 2:
+            raise KeyboardInterrupt
+
+    seen = []
+    with pytest.raises(Interrupted) as err:
+        upscale_batch(src, out, progress=progress, manifest=str(tmp_path / "run.json"),
+                      on_file=lambda i, item: seen.append((item.input.name, item.status, item.error)), **OPTS)  # fmt: skip
+    assert "(0 files done in this run, 1 not started)" in str(err.value)
+    assert [(name, status) for name, status, _ in seen] == [("a.mp4", "running"), ("a.mp4", "interrupted")]
+    assert "a.mp4: interrupted" in seen[-1][2], seen
+    a, b = json.loads((tmp_path / "run.json").read_text())["files"]
+    assert (a["status"], b["status"]) == ("interrupted", "not started")

@@ -26,7 +26,8 @@ from dove_cli.errors import (
     OutputError,
     PartlyFailed,
     TempFailure,
-    advice,
+    folder_resume_hint,
+    folder_run,
 )
 from dove_cli.logs import held_warnings
 
@@ -47,7 +48,7 @@ FOLDER_EXTENSIONS = video_io.FOLDER_EXTENSIONS  # what a folder run takes
 SHOWN_NAMES = 5  # names a "left out" warning lists
 
 # busy: another dove run is writing the output (the file is left to it, not failed)
-Status = Literal["pending", "running", "done", "skipped", "busy", "failed"]
+Status = Literal["pending", "running", "done", "skipped", "busy", "failed", "interrupted"]
 # A manifest written after Ctrl-C names the states a finished run does not have.
 ITEM_STATUS = {"running": "interrupted", "pending": "not started"}
 
@@ -56,7 +57,8 @@ ITEM_STATUS = {"running": "interrupted", "pending": "not started"}
 class BatchItem:
     """One video of a folder run, as `on_file(index, item)` sees it: "pending", "running" when its
     run starts (on_file is called then, and again when it ends), then "done", "skipped" (its output
-    was there), "busy" (another dove run is writing it) or "failed" (with `error`)."""
+    was there), "busy" (another dove run is writing it), "failed" (with `error`) or "interrupted"
+    (Ctrl-C or a KeyboardInterrupt from `progress`, which stops the folder; with `error`)."""
 
     input: Path
     output: Path
@@ -70,31 +72,10 @@ class BatchItem:
         """Record why this file is not done: "busy" when another dove run is writing it (left to that
         run), else "failed" with the one-line error, naming the file (a bug's names its type)."""
         self.status = "busy" if isinstance(exc, OutputBusy) else "failed"
-        self.error = folder_advice(str(exc)) if isinstance(exc, DoveError) else f"{type(exc).__name__}: {exc}"
+        self.error = str(exc) if isinstance(exc, DoveError) else f"{type(exc).__name__}: {exc}"
         if self.input.name not in self.error:  # e.g. a plan past the host's memory
             self.error = f"{self.input}: {self.error}"
         self.exit_code = exc.exit_code if isinstance(exc, DoveError) else 1
-
-
-def folder_resume_hint(to: str = "to continue") -> str:
-    return advice(f"run the same command again {to} (finished files are skipped)",
-                  f"call upscale_batch() again {to} (finished files are skipped)")  # fmt: skip
-
-
-def folder_changed_hint() -> str:
-    return advice("run the same command as before, or use --overwrite to start over (it redoes finished files too)",
-                  "call upscale_batch() with the options as before, or with overwrite=True to start over (it redoes "
-                  "finished files too)")  # fmt: skip
-
-
-def folder_advice(message: str) -> str:
-    """A file's message with the folder run's advice: a folder run continues an unfinished file
-    without --resume, so the single run's "with --resume" hints would mislead."""
-    from dove_cli.resume import changed_hint, run_again
-
-    again = run_again([], [])  # what a file's run says (its options have resume, as a folder run's do)
-    message = message.replace(again, folder_resume_hint()).replace(changed_hint(), folder_changed_hint())
-    return message.replace("call upscale() again with resume=True, ", "call upscale_batch() again with ")
 
 
 @dataclass
@@ -281,17 +262,16 @@ def upscale_batch(
         note.info("created output folder %s", out_dir)
     model = None
     try:
-        if opts.ray or cluster is not None:
-            from dove_cli.distributed import upscale_batch_on_ray
-            from dove_cli.reports import checked_progress
+        with folder_run():  # each file's advice is the folder's: upscale_batch() again, no --resume needed
+            if opts.ray or cluster is not None:
+                from dove_cli.distributed import upscale_batch_on_ray
+                from dove_cli.reports import checked_progress
 
-            try:  # (progress: the frames of all files, and their time left; a file's upscale() here counts its own)
+                # (progress: the frames of all files, and their time left; a file's upscale() here counts its own)
                 upscale_batch_on_ray(result.items, opts, cluster=cluster, progress=checked_progress(progress),
                                      on_file=on_file, restorer=restorer)  # fmt: skip
-            except Interrupted as exc:  # the folder's advice, as below
-                raise Interrupted(folder_advice(str(exc))) from None
-        else:
-            model = _upscale_here(result, opts, restorer, on_file, progress)
+            else:
+                model = _upscale_here(result, opts, restorer, on_file, progress)
     except BaseException as stopped:
         for item in result.items:  # the file(s) it stopped in, for the manifest (the local run's say their own)
             if item.status == "running" and item.error is None:
@@ -363,9 +343,14 @@ def _upscale_here(
             left = sum(i.status == "pending" for i in result.items)
             done = result.count("done")
             tally = f" ({done} file{'s' * (done != 1)} done in this run, {left} not started)"
-            item.error = folder_advice(str(exc))  # the file's own line, for the manifest
+            item.status, item.error = "interrupted", str(exc)  # the file's own line, for the manifest
+            if on_file:
+                on_file(index, item)
             raise Interrupted(item.error + tally) from None
-        except KeyboardInterrupt:
+        except KeyboardInterrupt:  # (upscale() turns it into Interrupted once its run has begun)
+            item.status, item.error = "interrupted", "interrupted"
+            if on_file:
+                on_file(index, item)
             raise
         except Exception as exc:  # noqa: BLE001 - one odd file must not stop the batch
             if any(exc is own for own in raised):  # the caller's cancel: its row ends too, then the folder

@@ -324,7 +324,7 @@ class BatchBars(UpscaleBar):
             if self.plain:
                 self._line(f"file {index + 1} of {self.bar.tasks[0].total}")
             return
-        self.done += 1
+        self.done += item.status != "interrupted"  # (a file Ctrl-C stopped is not one of those done)
         self.bar.update(self.task, visible=False)  # a finished file's bar goes; the overall bar stays
         self.bar.update(self.files, completed=self.done, window=escape(f"{item.input.name}: {item.status}"))
         if not self.started:

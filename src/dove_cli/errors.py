@@ -24,9 +24,60 @@ def command_line() -> Iterator[None]:
         _COMMAND_LINE.reset(token)
 
 
+# Whether the advice is for a folder run (upscale_batch, `dove upscale DIR`), which continues an
+# unfinished file without being asked (no --resume), and is run again as a whole (batch.upscale_batch).
+_FOLDER_RUN: ContextVar[bool] = ContextVar("dove_cli_folder_run", default=False)
+
+
+@contextmanager
+def folder_run() -> Iterator[None]:
+    """Advice given in this block is for a folder run."""
+    token = _FOLDER_RUN.set(True)
+    try:
+        yield
+    finally:
+        _FOLDER_RUN.reset(token)
+
+
+def in_folder_run() -> bool:
+    return _FOLDER_RUN.get()
+
+
 def advice(command: str, python: str) -> str:
     """`command` (the command line's words, its flags) in a `dove` command, else `python` (keywords)."""
     return command if _COMMAND_LINE.get() else python
+
+
+def run_again(flags: list[str], keywords: list[str], to: str = "to continue") -> str:
+    """How to run it again, as the reader runs dove (errors.advice): `run the same command with FLAGS
+    TO` at the command line, `call upscale() again with KEYWORDS TO` in Python; in a folder run, which
+    continues unfinished files unasked, `call upscale_batch() again` without resume=True."""
+    if in_folder_run() and not flags:
+        return folder_resume_hint(to)
+    to = f" {to}" if to else ""
+    command = f"run the same command with {' '.join(flags)}{to}" if flags else f"run the same command again{to}"
+    resume = ["resume=True"] if "--resume" in flags or not in_folder_run() else []  # (a folder's --overwrite run's)
+    call = "upscale_batch()" if in_folder_run() else "upscale()"
+    return advice(command, f"call {call} again with {', '.join([*resume, *keywords])}{to}")
+
+
+def folder_resume_hint(to: str = "to continue") -> str:
+    """A folder run's: the same run again (no --resume: it continues unfinished files unasked)."""
+    to = f" {to}" if to else ""
+    return advice(f"run the same command again{to} (finished files are skipped)",
+                  f"call upscale_batch() again{to} (finished files are skipped)")  # fmt: skip
+
+
+def changed_hint() -> str:
+    """After an option change: back to the saved run's options (with --resume, which a folder run
+    does not need), or start over."""
+    if in_folder_run():
+        return advice("run the same command as before, or use --overwrite to start over (it redoes finished files "
+                      "too)", "call upscale_batch() with the options as before, or with overwrite=True to start "
+                      "over (it redoes finished files too)")  # fmt: skip
+    return advice("run the same command as before with --resume, or use --overwrite to start over",
+                  "call upscale() with the options as before and resume=True, or with overwrite=True to start "
+                  "over (or dove_cli.discard_work(output) to drop what was saved)")  # fmt: skip
 
 
 class DoveError(Exception):

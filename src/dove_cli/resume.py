@@ -48,6 +48,8 @@ from dove_cli.errors import (
     OutputError,
     TempFailure,
     advice,
+    changed_hint,
+    run_again,
 )
 from dove_cli.options import DEFAULTS, UpscaleOptions
 from dove_cli.video_io.formats import CodecSpec, ffmsg, resolve_codec
@@ -57,22 +59,6 @@ from dove_cli.video_io.writer import ContainerWriter
 from dove_cli.windows import Span
 
 log = logging.getLogger(__name__)
-
-
-def run_again(flags: list[str], keywords: list[str], to: str = "to continue") -> str:
-    """How to run it again, as the reader runs dove (errors.advice): `run the same command with FLAGS
-    TO` at the command line, `call upscale() again with KEYWORDS TO` in Python (a folder run's advice
-    is batch.folder_advice's)."""
-    to = f" {to}" if to else ""
-    command = f"run the same command with {' '.join(flags)}{to}" if flags else f"run the same command again{to}"
-    return advice(command, f"call upscale() again with {', '.join(['resume=True', *keywords])}{to}")
-
-
-def changed_hint() -> str:
-    """After an option change (a folder run, which needs no --resume, says batch.folder_changed_hint instead)."""
-    return advice("run the same command as before with --resume, or use --overwrite to start over",
-                  "call upscale() with the options as before and resume=True, or with overwrite=True to start "
-                  "over (or dove_cli.discard_work(output) to drop what was saved)")  # fmt: skip
 
 
 class _CannotResume(Exception):
