@@ -249,7 +249,9 @@ def test_frames_in_memory_keep_their_kind_and_16_bits(tmp_path):
     out16 = tmp_path / "out16" / "%04d.png"  # what upscale() writes from 16-bit PNGs of the same frames
     dove_cli.upscale(_write_pngs(codes, tmp_path / "in16"), out16, model="bilinear", **WINDOWS)
     png16 = _read_pngs(out16, (12, 64, 128, 3), np.uint16)
-    assert np.array_equal(dove_cli.upscale_frames(codes, model="bilinear", **WINDOWS), png16)
+    statuses: list[str] = []  # (frames in memory have no segments to join: that step was reported)
+    made16 = dove_cli.upscale_frames(codes, model="bilinear", progress=lambda p: statuses.append(p.status), **WINDOWS)
+    assert np.array_equal(made16, png16) and statuses[-1] == "done" and "joining segments" not in statuses
     floats = ((codes - 0.4).clip(0) / 65535).astype(np.float32)  # between codes: rounded to the nearest
     for given in (floats, torch.from_numpy(floats), floats.astype(np.float16)):
         out = dove_cli.upscale_frames(given, model="bilinear", **WINDOWS)
@@ -262,6 +264,31 @@ def test_frames_in_memory_keep_their_kind_and_16_bits(tmp_path):
             assert np.array_equal(np.round(values * 65535), png16)
     eight = dove_cli.upscale_frames(torch.from_numpy(_frames_with_a_cut()), model="bilinear", scale=2)
     assert isinstance(eight, torch.Tensor) and eight.dtype == torch.uint8 and eight.shape == (12, 32, 64, 3)
+
+
+def test_frames_in_memory_plan_counts_the_output_array(tmp_path, monkeypatch):
+    """dry_run=True gives upscale()'s Plan for the frames, with the output array they come back in
+    counted in the host memory (it was not: 100 float32 frames of 1080p made 4K take 10 GB unplanned);
+    a run that would not fit is refused in one line before it allocates that array."""
+    import psutil
+
+    from dove_cli.reports import Plan
+
+    floats = _frames_with_a_cut().astype(np.float32) / 255
+    plan = dove_cli.upscale_frames(floats, model="bilinear", dry_run=True, **WINDOWS)
+    on_file = dove_cli.upscale(_write_pngs(_frames_with_a_cut(), tmp_path / "in"), tmp_path / "out" / "%04d.png",
+                               model="bilinear", dry_run=True, **WINDOWS)  # fmt: skip
+    assert isinstance(plan, Plan) and (plan.tiles, plan.chunks, plan.output_size) == (2, 3, (64, 128))
+    assert plan.est_peak_host_bytes - on_file.est_peak_host_bytes == 12 * 64 * 128 * 3 * 4  # float32 out
+    from dove_cli.plan import HOST_MARGIN  # (what a run may need past the machine's memory)
+
+    # a machine on which all but the output array fits (that much was refused before, from the plan without it)
+    small = psutil.virtual_memory()._replace(total=int((plan.est_peak_host_bytes - 1000) / HOST_MARGIN))
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: small)
+    no_swap = psutil.swap_memory()._replace(total=0)
+    monkeypatch.setattr(psutil, "swap_memory", lambda: no_swap)
+    with pytest.raises(OptionError, match=r"^this run needs about 0\.\d GiB of host memory and this machine has"):
+        dove_cli.upscale_frames(floats, model="bilinear", **WINDOWS)
 
 
 @pytest.mark.parametrize(

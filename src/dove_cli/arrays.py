@@ -140,6 +140,10 @@ class ArraySink(video_io.VideoWriter):
         self.total, self.dtype = frames, dtype
         self.out: np.ndarray | None = None
 
+    def nbytes(self, height: int, width: int) -> int:
+        """What the output array of this size takes (counted in the plan's host memory)."""
+        return self.total * height * width * 3 * self.dtype.itemsize
+
     def open(self, width: int, height: int) -> None:
         self.out = np.empty((self.total, height, width, 3), self.dtype)
 

@@ -191,15 +191,55 @@ def upscale(
         return _upscale(input, Path(output), opts, progress, restorer, dry_run, timer, seen)
 
 
+@overload
 def upscale_frames(
     frames: Frames,
     options: UpscaleOptions | None = None,
     *,
     progress: Callable[[Progress], None] | None = None,
     restorer: Restorer | None = None,
+    dry_run: Literal[False] = False,
     timer: StageTimer | None = None,
     **overrides: Unpack[UpscaleKeywords],
-) -> Frames:
+) -> Frames: ...
+
+
+@overload
+def upscale_frames(
+    frames: Frames,
+    options: UpscaleOptions | None = None,
+    *,
+    progress: Callable[[Progress], None] | None = None,
+    restorer: Restorer | None = None,
+    dry_run: Literal[True],
+    timer: StageTimer | None = None,
+    **overrides: Unpack[UpscaleKeywords],
+) -> Plan: ...
+
+
+@overload
+def upscale_frames(
+    frames: Frames,
+    options: UpscaleOptions | None = None,
+    *,
+    progress: Callable[[Progress], None] | None = None,
+    restorer: Restorer | None = None,
+    dry_run: bool,
+    timer: StageTimer | None = None,
+    **overrides: Unpack[UpscaleKeywords],
+) -> Frames | Plan: ...
+
+
+def upscale_frames(
+    frames: Frames,
+    options: UpscaleOptions | None = None,
+    *,
+    progress: Callable[[Progress], None] | None = None,
+    restorer: Restorer | None = None,
+    dry_run: bool = False,
+    timer: StageTimer | None = None,
+    **overrides: Unpack[UpscaleKeywords],
+) -> Frames | Plan:
     """Upscale frames held in memory: [T, H, W, 3] RGB in, [T, H * scale, W * scale, 3] out, of the
     same kind: a numpy array or a torch tensor (given back on its device), of the same dtype.
 
@@ -210,15 +250,16 @@ def upscale_frames(
     alike, and the output is what upscale() writes to a lossless image sequence of these frames.
     Options and `progress`/`restorer` are upscale()'s; `fps=` (default 25) only times the frames.
     Options about files (codec=, audio=, resume=, preview=, ray=, ...) are refused in one line;
-    nothing is written to disk, so a run that is stopped keeps nothing.
+    nothing is written to disk, so a run that is stopped keeps nothing. `dry_run=True` returns the
+    Plan instead (windows, time, peak memory, the output array counted in the host's), as upscale()'s.
     """
     opts = check_options(with_overrides(options, overrides))
     progress = checked_progress(progress)
     check_in_memory(opts)
     array, give_back = as_array(frames)
     sink = ArraySink(len(array), array.dtype)
-    _upscale(ArraySource(array, opts.fps), sink, opts, progress, restorer, False, timer, [])
-    return give_back(sink.frames())
+    done = _upscale(ArraySource(array, opts.fps), sink, opts, progress, restorer, dry_run, timer, [])
+    return done if isinstance(done, Plan) else give_back(sink.frames())
 
 
 def _upscale(
@@ -277,7 +318,11 @@ def _upscale(
                        pix_fmt=checked.pix_fmt, full_range=checked.full_range, crf=opts.crf)  # fmt: skip
         if on_paper:  # no such card here to measure its speed
             plan = replace(plan, est_seconds=None, model_note=f"planned for {gpu_of(opts.vram or 0)} (--vram)")
-        if restorer is not None and not dry_run and weights_on_host(opts, device):
+        if isinstance(session, ArraySession):  # upscale_frames: the whole output is held in memory too
+            plan = replace(plan, est_peak_host_bytes=plan.est_peak_host_bytes + session.sink.nbytes(*plan.output_size))
+        if not dry_run and (
+            isinstance(session, ArraySession) or restorer is not None and weights_on_host(opts, device)
+        ):
             refuse_past_host_memory(plan)  # a folder's later, longer file: refused, not killed with the folder
         warn_if_host_memory_short(plan, model)
         warn_if_device_memory_short(plan, info, model, plan_opts, device, dtype)
@@ -764,7 +809,7 @@ def _stream(
                 raise no_frames(input, info, opts)
             with timer.stage("wait_output"):
                 writer.finish()
-            if progress:
+            if progress and not isinstance(session, ArraySession):  # (frames in memory have none to join)
                 progress(Progress(written, written, "", time.perf_counter() - t_start, "joining segments"))
             with timer.stage("finalize"):  # flush, join the segments, rename into place
                 raw_writer.close()
