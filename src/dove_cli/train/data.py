@@ -76,7 +76,7 @@ def probe_video(path: Path) -> MediaInfo | None:
                 return None
             s = container.streams.video[0]
             frames, rate = s.frames, stream_rate(s)
-            if not frames and s.duration:
+            if not frames and s.duration and s.time_base:
                 frames = int(float(s.duration * s.time_base) * rate)
             if not frames and container.duration:
                 frames = int(container.duration / 1e6 * rate)
@@ -121,7 +121,7 @@ def read_video(path: Path, start: int, count: int, stride: int = 1) -> np.ndarra
                 seeked = True
             index = None
             for frame in container.decode(s):
-                if seeked and index is None:
+                if seeked and index is None and s.time_base:  # (seeked: it has one)
                     index = round(float((frame.pts - t0) * s.time_base) * rate) if frame.pts is not None else None
                     if index is None or index > start:  # seek overshot: go the slow, certain way
                         return read_video_from_start(path, want, last)

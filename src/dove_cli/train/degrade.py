@@ -608,13 +608,14 @@ def video_roundtrip(frames: np.ndarray, codec: str, bitrate: int) -> tuple[np.nd
     payload = 0
     with av.open(buf, "w", format="mp4") as container:
         stream = container.add_stream(codec, rate=1)
+        assert isinstance(stream, av.VideoStream)  # (a video codec's: for the type checker)
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
         stream.bit_rate = int(bitrate)
         stream.codec_context.thread_count = 1  # deterministic and polite inside data-loader workers
         if stream.codec_context.name == "libx264":
-            stream.options = video_io.x264_options()
-        packets = []
+            stream.options = dict(video_io.x264_options())
+        packets: list[av.Packet] = []
         for img in frames:
             packets += stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24"))
         packets += stream.encode()

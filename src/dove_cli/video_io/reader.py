@@ -863,6 +863,7 @@ class VideoReader:
         try:
             with av.open(str(self.path), metadata_errors="replace") as c:
                 s = c.streams[self._stream.index]
+                assert isinstance(s, av.VideoStream)  # (the video stream read: for the type checker)
                 s.thread_type = "SLICE"
                 c.seek(recent[0], stream=s, backward=True)
                 for packet in c.demux(s):
