@@ -453,3 +453,21 @@ def test_a_hub_address_that_answers_404_is_a_setting_to_fix(env, monkeypatch, ca
         "a mirror that lacks it, or not a hub's address; check HF_ENDPOINT (trying again will not help)\n"
     )
     assert ("alexnet" if what else "zzsi/DOVE") in err
+
+
+@pytest.mark.parametrize("where", ["dir", "cache"])
+def test_a_download_into_a_folder_that_cannot_be_written_is_refused_before_the_hub_is_asked(hub, env, monkeypatch,
+                                                                                           where):  # fmt: skip
+    """A read-only image or another user's cache was found only after the hub had been asked (and the
+    free space of some parent said); now one line names the folder and what to use instead. (Tests run
+    as root, who may write anywhere, so the folder is made unwritable by a file standing where a folder
+    of its path would be.)"""
+    (env / "file").write_text("not a folder\n")
+    if where == "cache":
+        monkeypatch.setenv("HF_HUB_CACHE", str(env / "file" / "hub"))
+    target = env / "file" / "weights" if where == "dir" else env / "file" / "hub"
+    with pytest.raises(DownloadError) as err:
+        weights.download_weights(dir=target if where == "dir" else None)
+    assert str(err.value).startswith(f"cannot write the weights into {target}: {env / 'file'} is not writable"), err
+    assert ("HF_HOME" in str(err.value)) == (where == "cache")
+    assert hub.log == []  # nothing asked

@@ -122,12 +122,29 @@ def state_file() -> Path:
     return Path(base).expanduser() / "weights.json"
 
 
-def disk_free(path: Path) -> int:
-    """Free bytes on the disk that holds `path` (or its nearest existing parent)."""
+def _existing(path: Path) -> Path:
+    """`path`, or its nearest parent that exists (what a download's folders are made in)."""
     path = Path(path).absolute()
     while not path.exists() and path != path.parent:
         path = path.parent
-    return shutil.disk_usage(path).free
+    return path
+
+
+def disk_free(path: Path) -> int:
+    """Free bytes on the disk that holds `path` (or its nearest existing parent)."""
+    return shutil.disk_usage(_existing(path)).free
+
+
+def check_writable(target: Path, local_dir: bool) -> None:
+    """Before asking the hub anything: a folder the download cannot be written into (a read-only
+    image, another user's cache) is one line naming it and what to use instead."""
+    there = _existing(target)
+    if os.access(there, os.W_OK | os.X_OK) and (there == target or there.is_dir()):
+        return
+    instead = "use --dir on a folder you can write" + ("" if local_dir else ", or set HF_HOME (or HF_HUB_CACHE) to one")
+    raise DownloadError(
+        f"cannot write the weights into {target}: {there} is not writable{' (not a folder)' * (not there.is_dir())}; {instead}"
+    )
 
 
 # ---------------------------------------------------------------------------------------- plan
@@ -217,12 +234,13 @@ def plan_download(
 ) -> DownloadPlan:
     """List what `fetch` would download (files, sizes, checksums) without downloading anything."""
     env = hub_env()
+    local_dir = Path(dir).expanduser().absolute() if dir is not None else None
     if not env.offline:
+        check_writable(local_dir or env.cache_dir, local_dir is not None)
         check_endpoint(env.endpoint)
     repo, spec_sub = parse_repo_spec(repo)
     subfolder = subfolder if subfolder is not None else spec_sub
     subfolder = subfolder.strip("/") if subfolder is not None else default_subfolder(repo, stage)
-    local_dir = Path(dir).expanduser().absolute() if dir is not None else None
     jobs = [(repo, subfolder, local_dir)]
     if base and repo != BASE_REPO:
         jobs.append((BASE_REPO, "", local_dir / BASE_REPO.split("/")[1] if local_dir else None))
