@@ -1343,3 +1343,19 @@ def test_info_says_pcm_channels_in_no_named_order_once(tmp_path, capsys, monkeyp
         code, out, err = run(["info", str(src)], capsys)
         said = "1 channel, 48000 Hz" if n == 1 else f"{n} channels, in no named order, 48000 Hz"
         assert code == 0 and f"#1 audio      pcm_s16le, {said}" in out, out
+
+
+@pytest.mark.skipif(__import__("importlib.util").util.find_spec("bitsandbytes") is not None, reason="needs it absent")
+def test_a_dry_run_for_another_card_says_what_this_machine_lacks_for_the_run(tmp_path, caplog):
+    """`--quantize int8 --vram 24 --dry-run` on a node without bitsandbytes planned and exited 0 without
+    a word: a scheduler could not validate its image. It plans (the card is elsewhere) and says so."""
+    from dove_cli.upscaling import upscale
+
+    with caplog.at_level("WARNING"):
+        plan = upscale(demo_clip("001.mp4"), tmp_path / "x.mp4", model="full-random", vram=24, quantize="int8",
+                       dry_run=True)  # fmt: skip
+    said = [r.getMessage() for r in caplog.records]
+    assert plan.quantize == "int8" and any(
+        "--quantize int8 needs bitsandbytes, which is not installed here: pip install 'dove-cli[quant]'" in m
+        for m in said
+    ), said

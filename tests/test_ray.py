@@ -390,11 +390,21 @@ def test_ray_local_beside_a_running_cluster_and_sigterm(cluster, tmp_path):
 
 
 def test_without_ray_installed_it_says_how_to_install(clip, tmp_path, monkeypatch):
+    from dove_cli.batch import upscale_batch
+
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
     with pytest.raises(
         OptionError, match=re.escape("--ray needs Ray, which is not installed: pip install 'dove-cli[ray]'")
     ):
         upscale(clip, tmp_path / "out.mp4", UpscaleOptions(**OPTS, ray="local"))
+    # a dry run checks what the run needs (a scheduler node validating its install): it said nothing
+    with pytest.raises(OptionError, match="^--ray needs Ray, which is not installed"):
+        upscale(clip, tmp_path / "out.mp4", UpscaleOptions(**OPTS, ray="local"), dry_run=True)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(clip, folder / "a.mp4")
+    with pytest.raises(OptionError, match="^--ray needs Ray, which is not installed"):  # once, not failing each file
+        upscale_batch(folder, tmp_path / "out", UpscaleOptions(**OPTS, ray="local"), dry_run=True)
 
 
 def test_a_work_folder_the_workers_cannot_see(cluster, clip, tmp_path):

@@ -417,6 +417,10 @@ def dry_run_batch(
 
     check_paths(in_dir=in_dir, out_dir=out_dir)
     opts = check_options(with_overrides(options, overrides))
+    if opts.ray:  # what the run needs, once for the folder
+        from dove_cli.distributed import import_ray
+
+        import_ray()
     if not opts.overwrite:  # as the run will: an interrupted file is continued (its plan says how far it got)
         opts = replace(opts, resume=True)
     asked, manifest = opts, Path(opts.manifest) if opts.manifest else None

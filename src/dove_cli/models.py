@@ -3,6 +3,7 @@ the random `tiny` / `full-random` models, or (for `--dry-run`) a weightless skel
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import math
@@ -118,7 +119,10 @@ def check_quantize(opts: UpscaleOptions, device: torch.device, on_paper: bool = 
             log.warning("--model bilinear has no network: %s %s nothing", " and ".join(given),
                         "does" if len(given) == 1 else "do")  # fmt: skip
         return
-    if on_paper:
+    if on_paper:  # planned for another card, maybe another machine: what this one lacks is only said
+        if opts.quantize in ("int8", "nf4") and importlib.util.find_spec("bitsandbytes") is None:
+            log.warning("--quantize %s needs bitsandbytes, which is not installed here: pip install 'dove-cli[quant]'",
+                        opts.quantize)  # fmt: skip
         return
     if opts.quantize == "fp8":
         engine.check_fp8(device)

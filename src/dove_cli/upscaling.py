@@ -182,6 +182,10 @@ def upscale(
     opts = with_release_file(check_options(with_overrides(options, overrides)), Path(output))
     progress = checked_progress(progress)
     check_not_a_folder_of_videos(input)
+    if opts.ray and dry_run:  # a dry run checks what the run needs, Ray included
+        from dove_cli.distributed import import_ray
+
+        import_ray()
     if (opts.ray or cluster is not None) and not dry_run:
         from dove_cli.distributed import upscale_on_ray
 
