@@ -167,7 +167,8 @@ def test_deinterlace_matches_ffmpeg_bwdif(clip_interlaced: Path, caplog: pytest.
     caplog.clear()
     with caplog.at_level(logging.WARNING), open_reader(demo_clip("007.mp4"), deinterlace="field"):
         pass  # progressive: done as asked (captures are often flagged wrongly), but not silently
-    assert "not flagged interlaced but --deinterlace field" in caplog.text
+    assert "not flagged interlaced, and FFmpeg's idet finds them progressive" in caplog.text
+    assert "--deinterlace field treats them as interlaced" in caplog.text
 
 
 def test_deinterlace_field_rate(clip_interlaced: Path, tmp_path: Path) -> None:

@@ -445,6 +445,8 @@ def described_rows(d: dict) -> list[tuple[str, str]]:
             ("size", f"{im['width']}x{im['height']}"),
             ("pixels", f"{im['pix_fmt']}, {im['bit_depth']}-bit"),
         ]
+    from dove_cli.video_io.fields import said as fields_said  # (PyAV: loaded by the `dove info` that calls this)
+
     v = d["video"]
     n = v["frames"]
     size = f"{v['width']}x{v['height']}"
@@ -458,7 +460,9 @@ def described_rows(d: dict) -> list[tuple[str, str]]:
         ("  frame rate", f"{float(fps):.3f} fps" + (f" ({fps})" if fps.denominator != 1 else "")
          + (f", variable (the average; nominally {float(Fraction(v['nominal_fps'])):.3f})" if v["variable_rate"]
             else ", constant")),
-        ("  pixels", f"{v['pix_fmt']}, {v['bit_depth']}-bit, " + ("interlaced" if v["interlaced"] else "progressive")),
+        ("  pixels", f"{v['pix_fmt']}, {v['bit_depth']}-bit, " + ("interlaced" if v["interlaced"] else "progressive")
+         + {"tff": ", top field first", "bff": ", bottom field first", None: ""}[v.get("field_order")]),
+        *([("  fields", f"{fields_said(v['fields'])}, by FFmpeg's idet")] if v.get("fields") else []),
         *_colour(v),
     ]  # fmt: skip
     if v["rotation"] or v["mirrored"]:

@@ -9,6 +9,7 @@ from typing import Any
 
 import av
 
+from dove_cli.video_io.fields import scan_fields
 from dove_cli.video_io.formats import HDR_TRANSFERS, assumed_matrix, is_rgb
 from dove_cli.video_io.metadata import file_tags, get_tag, is_chapter_track
 from dove_cli.video_io.reader import (
@@ -39,11 +40,18 @@ def describe(path: str | Path) -> dict[str, Any]:
     with av.open(str(path), metadata_errors="replace") as c:
         video = next(s for s in c.streams.video if not is_picture(s))
         others = [_stream(c, s) for s in c.streams if s.index != video.index]
+        # what the fields hold, for a video flagged interlaced only (a scan of its first frames)
+        scan = scan_fields(Path(path), video.index) if info.interlaced else None
         return {
             "path": str(path),
             "container": info.container,
             "duration": info.duration,
-            "video": {"index": video.index, **_video(info, *_timing(c, video))},
+            "video": {
+                "index": video.index,
+                **_video(info, *_timing(c, video)),
+                "field_order": scan.flagged_order if scan else None,  # "tff" | "bff": as the frames say
+                "fields": scan.as_dict() if scan else None,  # what FFmpeg's idet found in them
+            },
             "streams": others,
             "chapters": len(c.chapters()),
             "tags": file_tags(c),

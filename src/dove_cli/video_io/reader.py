@@ -25,6 +25,7 @@ from av.video.reformatter import ColorRange, Colorspace, VideoReformatter
 
 from dove_cli.errors import DecodeError, InputError, OptionError
 from dove_cli.video_io.continuity import continuous_packets
+from dove_cli.video_io.fields import advice, scan_fields
 from dove_cli.video_io.formats import (
     FOLDER_EXTENSIONS,
     IMAGE_EXTENSIONS,
@@ -647,17 +648,11 @@ class VideoReader:
         self.transparent = see_through(frame)
         if self.transparent and self._warn and self._say_alpha:
             say_alpha_dropped(self.path)
-        if self._warn and self._source_interlaced and self._deinterlace == "off":
-            said = "" if self._frames_flagged else " (the container says so; its frames are coded progressive)"
-            log.warning("%s: interlaced video%s: fields upscaled together keep their combing; use --deinterlace "
-                        "field (or frame)", self.path, said)  # fmt: skip
-        if self._warn and not self._source_interlaced and self._deinterlace != "off":
-            log.warning(
-                "%s: frames are not flagged interlaced but --deinterlace %s treats them as interlaced "
-                "(right for captures flagged wrongly; use --deinterlace off for progressive video)",
-                self.path,
-                self._deinterlace,
-            )
+        if self._warn and (self._source_interlaced or self._deinterlace != "off"):  # (others pay nothing)
+            coded_progressive = self._source_interlaced and not self._frames_flagged
+            scan = scan_fields(self.path, s.index)
+            if said := advice(self.path, scan, self._deinterlace, self._source_interlaced, coded_progressive):
+                log.warning("%s: %s", self.path, said)
         if self._warn and info.color_trc in ("smpte2084", "arib-std-b67"):
             png = png_writes_cicp()  # PNG keeps the colour tags (cICP) where this FFmpeg writes them
             kept = f"video outputs{' and PNG images' * png} keep the colour tags"

@@ -1,0 +1,141 @@
+"""video_io.fields: what a video flagged interlaced holds (FFmpeg's idet), as a run warns of it and
+`dove info` shows it. Clips made by the ffmpeg binary from a real demo clip's motion (idet misjudges
+synthetic patterns: testsrc2, progressive, looks 3 in 4 combed to it, in the ffmpeg binary too)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from pathlib import Path
+
+import pytest
+
+from conftest import demo_clip
+from dove_cli.console import described_rows
+from dove_cli.video_io import open_reader
+from dove_cli.video_io.describe import describe
+from dove_cli.video_io.fields import FieldScan, scan_fields
+from media import ffmpeg, showinfo
+
+MPEG2 = ("-c:v", "mpeg2video", "-q:v", "2", "-flags", "+ilme+ildct")  # interlaced coding, as on a DVD
+X264 = ("-c:v", "libx264", "-preset", "ultrafast", "-qp", "12", "-flags", "+ilme+ildct")
+# How each clip is made from demo 005 (320x240, 16 fps of real motion), and what idet must find.
+RECIPES = {
+    # 2 frames in each: its fields 1/50 s apart (the source taken as 50p), top field first
+    "tff.mpg": ("setpts=N/50/TB,fps=50,tinterlace=interleave_top,setfield=tff", MPEG2, "interlaced", "tff"),
+    "bff.mkv": ("setpts=N/50/TB,fps=50,interlace=scan=bff,setfield=bff", X264, "interlaced", "bff"),
+    # progressive frames flagged interlaced: film on a PAL DVD
+    "film.mpg": ("setfield=tff", MPEG2, "progressive", "tff"),
+    # 3:2 pulldown: the frames taken as 23.976p, spread over 29.97 interlaced frames (NTSC film)
+    "telecined.mpg": ("setpts=N*1001/24000/TB,fps=24000/1001,telecine=pattern=23,setfield=tff", MPEG2, "telecined",
+                      "tff"),
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("fields")
+    for name, (vf, codec, _, _) in RECIPES.items():
+        ffmpeg("-i", demo_clip("005.mp4"), "-vf", vf, "-frames:v", "40", *codec, "-an", folder / name)
+    return {name: folder / name for name in RECIPES}
+
+
+def ffmpeg_idet(path: Path) -> tuple[dict[str, int], int]:
+    """The ffmpeg binary's idet over the first 100 frames: its multi-frame counts and repeated fields."""
+    err = ffmpeg("-i", path, "-frames:v", "100", "-vf", "idet", "-f", "null", "-").stderr
+    multi = re.findall(r"Multi frame detection: TFF:\s*(\d+) BFF:\s*(\d+) Progressive:\s*(\d+) Undetermined:\s*(\d+)",
+                       err)[-1]  # fmt: skip
+    top, bottom = re.findall(r"Repeated Fields: Neither:\s*\d+ Top:\s*(\d+) Bottom:\s*(\d+)", err)[-1]
+    counts = dict(zip(("tff", "bff", "progressive", "undetermined"), map(int, multi), strict=True))
+    return counts, int(top) + int(bottom)
+
+
+@pytest.mark.parametrize("name", RECIPES)
+def test_scan_finds_what_the_frames_are_as_ffmpeg_idet_does(clips: dict[str, Path], name: str) -> None:
+    _, _, verdict, order = RECIPES[name]
+    scan = scan_fields(clips[name], 0)
+    assert scan is not None and scan.verdict == verdict and scan.frames == 40
+    counts, repeated = ffmpeg_idet(clips[name])
+    assert {k: getattr(scan, k) for k in counts} == counts and scan.repeated == repeated
+    first = showinfo(clips[name])[0]  # the frame's own flag, as ffmpeg shows it: i:T / i:B
+    assert scan.flagged_order == order and f"i:{order[0].upper()}" in first
+    if verdict == "telecined":  # 3:2 pulldown repeats a field in 2 frames of every 5
+        assert abs(scan.repeated - 40 * 2 / 5) <= 2
+
+
+def test_the_verdict_rules() -> None:
+    """Telecine first, then 4 in 5 of the frames idet could judge; none judged: undetermined."""
+
+    def verdict(tff: int = 0, bff: int = 0, progressive: int = 0, undetermined: int = 0, repeated: int = 0) -> str:
+        frames = tff + bff + progressive + undetermined
+        return FieldScan(frames, tff, bff, progressive, undetermined, repeated, "tff").verdict
+
+    assert verdict(undetermined=40, repeated=20) == "undetermined"  # nothing judged (a 64x48 test pattern)
+    assert verdict(tff=36, progressive=4, repeated=8) == "telecined"  # 1 in 5
+    assert verdict(tff=36, progressive=4, repeated=7) == "interlaced"
+    assert verdict(tff=32, progressive=8) == "interlaced"
+    assert verdict(tff=31, progressive=9) == "mixed"  # (testsrc2, progressive: 37 of 50 combed)
+    assert verdict(tff=20, bff=19, progressive=1) == "mixed"  # combed, but in no one order
+    assert verdict(progressive=32, bff=8, undetermined=60) == "progressive"
+    assert verdict(progressive=31, bff=9) == "mixed"
+
+
+WARNINGS = {  # (clip, --deinterlace): what the warning says, and what it must not
+    ("tff.mpg", "off"): (["interlaced video, top field first", "combed in 40 of the first 40 frames",
+                          "use --deinterlace field"], []),
+    ("bff.mkv", "off"): (["interlaced video, bottom field first", "use --deinterlace field"], []),
+    ("film.mpg", "off"): (["flagged interlaced, but its frames are progressive", "leave --deinterlace off"],
+                          ["use --deinterlace field"]),
+    ("film.mpg", "frame"): (["flagged interlaced, but FFmpeg's idet finds them progressive",
+                             "--deinterlace frame treats them as interlaced", "use --deinterlace off"], []),
+    ("telecined.mpg", "off"): (["telecined film, 3:2 pulldown", "-vf fieldmatch,decimate"],
+                               ["use --deinterlace field"]),
+    ("telecined.mpg", "field"): (["telecined film", "-vf fieldmatch,decimate"], []),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "mode"), WARNINGS)
+def test_a_run_is_told_what_idet_found(clips: dict[str, Path], name: str, mode: str,
+                                       caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+    said, unsaid = WARNINGS[name, mode]
+    with caplog.at_level(logging.WARNING), open_reader(clips[name], deinterlace=mode):
+        pass
+    assert len(caplog.records) == 1, caplog.text
+    assert all(s in caplog.text for s in said) and not any(s in caplog.text for s in unsaid), caplog.text
+
+
+@pytest.mark.parametrize("name", ["tff.mpg", "bff.mkv"])
+def test_deinterlacing_interlaced_frames_is_not_questioned(clips: dict[str, Path], name: str,
+                                                           caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+    with caplog.at_level(logging.WARNING), open_reader(clips[name], deinterlace="field"):
+        pass
+    assert caplog.text == ""
+
+
+def test_progressive_video_is_not_scanned(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Only a video flagged interlaced (or a run given --deinterlace) pays for the scan."""
+
+    def no_scan(*_: object) -> None:
+        raise AssertionError("scanned")
+
+    monkeypatch.setattr("dove_cli.video_io.reader.scan_fields", no_scan)
+    monkeypatch.setattr("dove_cli.video_io.describe.scan_fields", no_scan)
+    with caplog.at_level(logging.WARNING), open_reader(demo_clip("005.mp4")):
+        pass
+    video = describe(demo_clip("005.mp4"))["video"]
+    assert caplog.text == "" and video["field_order"] is None and video["fields"] is None
+
+
+def test_info_shows_the_field_order_and_what_idet_found(clips: dict[str, Path]) -> None:
+    for name, (_, _, verdict, order) in RECIPES.items():
+        video = json.loads(json.dumps(describe(clips[name])))["video"]  # as --json prints it
+        counts, repeated = ffmpeg_idet(clips[name])
+        assert video["field_order"] == order and video["fields"] == {
+            "frames": 40, **counts, "repeated": repeated, "verdict": verdict}  # fmt: skip
+    rows = dict(described_rows(describe(clips["telecined.mpg"])))
+    assert rows["  pixels"] == "yuv420p, 8-bit, interlaced, top field first"
+    assert rows["  fields"].startswith("telecined film, 3:2 pulldown (a repeated field in ")
+    rows = dict(described_rows(describe(clips["bff.mkv"])))
+    assert rows["  pixels"].endswith("interlaced, bottom field first")
+    assert rows["  fields"] == "interlaced, bottom field first (combed in 40 of the first 40 frames), by FFmpeg's idet"
