@@ -11,6 +11,7 @@ import subprocess
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import imageio_ffmpeg
 
@@ -296,3 +297,55 @@ def decoded_times(path: Path) -> list[Fraction]:
     out = ffmpeg("-copyts", "-i", path, "-map", "0:v:0", "-fps_mode", "passthrough", "-f", "framemd5", "-").stdout
     tb = Fraction(re.search(r"#tb \d+: (\d+/\d+)", out)[1])
     return [int(line.split(",")[2]) * tb for line in out.splitlines() if line and not line.startswith("#")]
+
+
+def spu_box(x: int, y: int, w: int, h: int, shown: int = 90) -> bytes:
+    """One DVD subtitle (SPU) packet: a filled w x h box of colour 1 at (x, y), on screen for
+    `shown` 1024/90000 s ticks. Made by hand: FFmpeg has no source of bitmap subtitles."""
+    import struct
+
+    line = b"\x00\x01"  # run-length: the rest of the line in colour 1
+    top, bottom = line * ((h + 1) // 2), line * (h // 2)  # the two fields' lines
+    pixels = top + bottom
+    x1, y1 = x + w - 1, y + h - 1
+    area = bytes([x >> 4, (x & 15) << 4 | x1 >> 8, x1 & 255, y >> 4, (y & 15) << 4 | y1 >> 8, y1 & 255])
+    show = b"\x01\x03\x32\x10\x04\xff\xf0\x05" + area + b"\x06" + struct.pack(">HH", 4, 4 + len(top)) + b"\xff"
+    first = 4 + len(pixels)  # the control sequences follow the pixels
+    second = first + 4 + len(show)
+    data = pixels + struct.pack(">HH", 0, second) + show + struct.pack(">HH", shown, second) + b"\x02\xff"
+    return struct.pack(">HH", 4 + len(data), first) + data
+
+
+def make_dvd_title(path: Path, *, header: str | None = None, size: str = "352x288", frames: int = 25) -> Path:
+    """A DVD title at 25 fps (352x288: a DVD size too): MPEG-2 video, AC-3 audio and a DVD subtitle stream (two boxes near the
+    bottom). A .vob as ffmpeg's dvd muxer writes it: a DVD navigation data stream too, and no subtitle
+    header (MPEG-PS has no place for one); another container keeps `header` (a VobSub .idx's text:
+    "size: 720x576", "palette: ..."). The subtitle packets are muxed with PyAV first, the one thing
+    here ffmpeg does not make (spu_box)."""
+    import av
+
+    w, h = map(int, size.split("x"))
+    subs = path.with_name(path.stem + "_subs.mkv")
+    with av.open(str(subs), "w", format="matroska") as c:
+        s: Any = c.add_mux_stream("dvd_subtitle")  # (a stream without a codec context: no header)
+        s.time_base = Fraction(1, 1000)
+        for i, ms in enumerate((200, 600)):  # (cues at 100 and 250 ms: ffmpeg's dvd muxer wrote neither)
+            packet = av.Packet(spu_box(w // 4 + 16 * i, h - 80, w // 2, 40))
+            packet.stream, packet.pts, packet.dts, packet.duration = s, ms, ms, 300
+            packet.time_base = Fraction(1, 1000)
+            c.mux(packet)
+    if header is not None:  # copied again, with the header
+        headed = subs.with_name(subs.stem + "_header.mkv")
+        with av.open(str(subs)) as src, av.open(str(headed), "w", format="matroska") as c:
+            s = c.add_stream_from_template(src.streams[0])
+            s.codec_context.extradata = header.encode()
+            for packet in src.demux(src.streams[0]):
+                if packet.dts is not None:
+                    packet.stream = s
+                    c.mux(packet)
+        subs = headed
+    muxer = ("-f", "dvd") if path.suffix.lower() == ".vob" else ()
+    ffmpeg(*_testsrc(size, "25"), "-f", "lavfi", "-i", "sine=sample_rate=48000", "-i", subs, "-map", "0:v",
+           "-map", "1:a", "-map", "2:s", "-frames:v", str(frames), "-t", str(frames / 25), "-c:v", "mpeg2video",
+           "-c:a", "ac3", "-c:s", "copy", *muxer, path)  # fmt: skip
+    return path

@@ -1207,7 +1207,8 @@ def test_subtitles_that_do_not_fit(clip_2997_mkv: Path, tmp_path: Path) -> None:
     with pytest.raises(
         OutputError,
         match=r"out\.nut: the nut container cannot hold srt subtitles \(input stream "
-        r"#2\); write to \.mkv or use --subtitles none$",
+        r"#2\); write to an extension that holds them \(\.m4v, \.mkv, \.mov, \.mp4, \.webm\) or use "
+        r"--subtitles none$",
     ):
         roundtrip(clip_2997_mkv, out)
     assert not out.exists() and leftovers(tmp_path) == []
@@ -1221,7 +1222,8 @@ def test_what_mpeg_ts_cannot_hold_is_refused_not_stored_as_data(clip_2997_mkv: P
     as for any container that cannot hold a stream (FLAC is re-encoded with --audio transcode)."""
     out = tmp_path / "out.ts"
     with pytest.raises(OutputError, match=r"out\.ts: the mpegts container cannot hold srt subtitles \(input stream "
-                       r"#2\); write to \.mkv or use --subtitles none$"):  # fmt: skip
+                       r"#2\); write to an extension that holds them \(\.m4v, \.mkv, \.mov, \.mp4, \.webm\) or use "
+                       r"--subtitles none$"):  # fmt: skip
         roundtrip(clip_2997_mkv, out)
     assert not out.exists() and leftovers(tmp_path) == []
     flac = tmp_path / "flac.mkv"

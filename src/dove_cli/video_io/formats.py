@@ -41,6 +41,10 @@ VIDEO_EXTENSIONS = {
     ".mts": "mpegts",
     ".nut": "nut",
 }
+# The major brand of an output's ftyp where the extension has its own: Apple's M4V, which ffmpeg's
+# ipod muxer (its choice for .m4v) writes. dove keeps the mp4 muxer, setting the brand alone: the
+# ipod muxer refuses HEVC, E-AC-3, FLAC, Opus and DVD subtitles, which .m4v files hold.
+BRANDS = {".m4v": "M4V "}
 # Containers whose muxer counts time in its own unit, whatever the frames' time base (the others,
 # MP4, MOV and NUT, keep it or a finer one): frames closer than one of these units would share a time.
 CONTAINER_CLOCKS = {"matroska": Fraction(1, 1000), "webm": Fraction(1, 1000), "mpegts": Fraction(1, 90000)}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -19,6 +20,7 @@ from dove_cli import note
 from dove_cli.errors import InputError, OutputError
 from dove_cli.video_io.continuity import continuous_packets
 from dove_cli.video_io.formats import (
+    BRANDS,
     HDR_TRANSFERS,
     MP4_COVERS,
     PRIMARIES,
@@ -114,6 +116,27 @@ class VideoWriter:
             self.abort()
 
 
+def sized_dvdsub_header(extradata: bytes | None, src: Any) -> bytes | None:
+    """A DVD subtitle stream's header (a VobSub .idx's text: Matroska's CodecPrivate) saying the size
+    of the picture its bitmaps are drawn on, the input video's, where it says none: a .vob's stream has
+    no header at all (its palette is in the DVD's IFO), and ffmpeg copies it without one. A player
+    without it may draw the bitmaps on the upscaled video's size, a quarter as large at x4. The rest
+    of a header (the palette) is kept; None when it has a size or the input no video."""
+    text = (extradata or b"").decode("latin-1")
+    video = next((v for v in src.streams.video if not is_picture(v)), None)
+    if video is None or re.search(r"^size:", text, re.MULTILINE):
+        return None
+    return f"size: {video.codec_context.width}x{video.codec_context.height}\n{text}".encode("latin-1")
+
+
+def subtitle_holders(s: Any, fmt_name: str) -> list[str]:
+    """The output extensions other than those of `fmt_name` whose container takes subtitle stream `s`:
+    as a copy, or (text subtitles) converted to its own text codec."""
+    text = bool(s.codec_context.codec.text_sub)
+    return sorted(ext for ext, fmt in VIDEO_EXTENSIONS.items()
+                  if fmt != fmt_name and ((text and fmt in TEXT_SUBTITLES) or holds_aux(fmt, s)))  # fmt: skip
+
+
 class ContainerWriter(VideoWriter):
     def __init__(
         self,
@@ -166,6 +189,8 @@ class ContainerWriter(VideoWriter):
             options = {"fflags": "+bitexact"} if fmt_name in ("matroska", "webm") else {}
             if index_first and fmt_name in ("mp4", "mov"):  # as `ffmpeg -movflags +faststart`: at close the
                 options["movflags"] = "+faststart"  # muxer moves the index (moov) before the media (mdat)
+            if brand := BRANDS.get(path.suffix.lower()):
+                options["brand"] = brand
             self._out = av.open(str(self._tmp), "w", format=fmt_name, container_options=options)
         except (av.FFmpegError, OSError) as exc:
             self._remove_tmp()
@@ -304,6 +329,8 @@ class ContainerWriter(VideoWriter):
             if not recode and holds_aux(fmt_name, s):
                 ostream = out.add_stream_from_template(s)
                 mode = "copy"
+                if canonical == "dvd_subtitle" and (header := sized_dvdsub_header(s.codec_context.extradata, src)):
+                    ostream.codec_context.extradata = header
                 self._say_priming(s, fmt_name)
                 if self._warn and s.type == "audio" and (plays := few_play(fmt_name, canonical)):
                     log.warning("%s: audio stream #%d (%s) copied into .%s, where few players play it; %s, and "
@@ -318,10 +345,13 @@ class ContainerWriter(VideoWriter):
                 mode = "transcode"
             else:
                 what = "audio" if s.type == "audio" else "subtitles"
+                holders = ", ".join(subtitle_holders(s, fmt_name))
                 hint = (
                     "use --audio transcode to re-encode it or --audio none to drop it"
                     if s.type == "audio"
-                    else f"write to {info.path.suffix or 'the input container'} or use --subtitles none"
+                    else f"write to an extension that holds them ({holders}) or use --subtitles none"
+                    if holders
+                    else "use --subtitles none"
                 )
                 raise OutputError(
                     f"{self.path}: the {fmt_name} container cannot hold {codec} {what} "
@@ -463,8 +493,13 @@ class ContainerWriter(VideoWriter):
         """Find the input's start timecode, to tag the output's video stream with at its first frame
         (`_stamp_timecode`); say why when the output cannot have it. Data streams other than the
         timecode's (tmcd) and the chapters' (a MOV/MP4 chapter track) are not copied: said too."""
-        others = [f"#{s.index} ({s.name or s.metadata.get('handler_name') or 'unknown'})" for s in src.streams
-                  if s.type == "data" and not get_tag(s.metadata, "timecode") and not is_chapter_track(src, s)]  # fmt: skip
+        data = [s for s in src.streams
+                if s.type == "data" and not get_tag(s.metadata, "timecode") and not is_chapter_track(src, s)]  # fmt: skip
+        if (navigation := [f"#{s.index}" for s in data if s.name == "dvd_nav_packet"]) and self._warn:
+            log.info("%s: the input's DVD navigation data (stream %s), which means nothing outside a DVD, is not "
+                     "copied", self.path, ", ".join(navigation))  # fmt: skip
+        others = [f"#{s.index} ({s.name or s.metadata.get('handler_name') or 'unknown'})" for s in data
+                  if s.name != "dvd_nav_packet"]  # fmt: skip
         if others and self._warn:
             log.warning("%s: input data stream%s %s not copied (dove copies video, audio, subtitles, chapters, tags "
                         "and the timecode)", self.path, "s" if len(others) > 1 else "", ", ".join(others))  # fmt: skip
