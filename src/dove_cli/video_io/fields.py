@@ -12,6 +12,7 @@ Scanned only for videos flagged interlaced or a run given --deinterlace: others 
 from __future__ import annotations
 
 import itertools
+import shlex
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -162,7 +163,7 @@ def advice(path: Path, scan: FieldScan | None, deinterlace: str, flagged: bool, 
     d: dict[str, Any] = scan.as_dict() if scan else {"verdict": "undetermined", "frames": 0}
     verdict, idet = d["verdict"], f"FFmpeg's idet: {evidence(d)}"
     if verdict == "telecined":
-        return f"telecined film, 3:2 pulldown ({idet}): {TELECINE.format(path=path)}"
+        return f"telecined film, 3:2 pulldown ({idet}): {TELECINE.format(path=shlex.quote(str(path)))}"
     if deinterlace == "off":
         if not flagged:
             return None
