@@ -15,7 +15,7 @@ from conftest import demo_clip
 from dove_cli.console import described_rows
 from dove_cli.video_io import open_reader
 from dove_cli.video_io.describe import describe
-from dove_cli.video_io.fields import FieldScan, scan_fields
+from dove_cli.video_io.fields import SCAN_FRAMES, FieldScan, scan_fields
 from media import ffmpeg, showinfo
 
 MPEG2 = ("-c:v", "mpeg2video", "-q:v", "2", "-flags", "+ilme+ildct")  # interlaced coding, as on a DVD
@@ -42,8 +42,8 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def ffmpeg_idet(path: Path) -> tuple[dict[str, int], int]:
-    """The ffmpeg binary's idet over the first 100 frames: its multi-frame counts and repeated fields."""
-    err = ffmpeg("-i", path, "-frames:v", "100", "-vf", "idet", "-f", "null", "-").stderr
+    """The ffmpeg binary's idet over the frames dove scans: its multi-frame counts and repeated fields."""
+    err = ffmpeg("-i", path, "-frames:v", str(SCAN_FRAMES), "-vf", "idet", "-f", "null", "-").stderr
     multi = re.findall(r"Multi frame detection: TFF:\s*(\d+) BFF:\s*(\d+) Progressive:\s*(\d+) Undetermined:\s*(\d+)",
                        err)[-1]  # fmt: skip
     top, bottom = re.findall(r"Repeated Fields: Neither:\s*\d+ Top:\s*(\d+) Bottom:\s*(\d+)", err)[-1]
