@@ -4,6 +4,7 @@
     writer.py   RGB frames -> container: same timing and colour tags, audio/subtitles/chapters copied
     images.py   RGB frames -> one image per frame (or a single image)
     metadata.py the input's tags and start timecode in the output (QuickTime keys, a --preview's timecode)
+    fields.py   what a video flagged interlaced holds (FFmpeg's idet): combed, progressive or telecined
     formats.py  codecs, containers, pixel formats and colour tags this FFmpeg handles
     paths.py    image patterns and output-path safety (never the input, no overwrite unasked)
 

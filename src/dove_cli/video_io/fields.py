@@ -100,15 +100,22 @@ def scan_fields(path: Path, index: int, frames: int = SCAN_FRAMES) -> FieldScan 
     counts: dict[str, float] = {}
     interlaced = top = 0  # frames flagged interlaced, and of those top field first
     idet = pick = None
-    with av.open(str(path), metadata_errors="replace") as c:
-        s = c.streams[index]
+    try:
+        c = av.open(str(path), metadata_errors="replace")
+    except (av.FFmpegError, OSError, ValueError):  # (the reader has opened it: not expected)
+        return None
+    with c:
+        s: Any = c.streams[index]
         container = CONTAINER_ORDERS.get(s.codec_context.field_order)
         for frame in itertools.chain(_frames(c, s, frames), [None]):  # None: idet gives the frame it holds
             if idet is None or pick is None:
                 if frame is None:
                     return None
-                idet = _graph(frame, s, "idet", None)
-                pick = _graph(frame, s, "select", "eq(interlace_type\\,TOPFIRST)")
+                try:
+                    idet = _graph(frame, s, "idet", None)
+                    pick = _graph(frame, s, "select", "eq(interlace_type\\,TOPFIRST)")
+                except (av.FFmpegError, ValueError):  # a picture the filters do not take
+                    return None
             interlaced += bool(frame is not None and frame.interlaced_frame)
             try:
                 idet.push(frame)
