@@ -282,6 +282,60 @@ def make_ts(path: Path, seconds: float, *, offset: float | None = None) -> Path:
     return path
 
 
+def make_broadcast(path: Path, *, audio_shift: int = 0, video_bsf: str | None = None) -> Path:
+    """A broadcast recording as an archive keeps it: 2 s of 64x36 H.264 at 25 fps (no B-frames) and
+    AC-3 at 48 kHz, its clock starting 1 h in (-output_ts_offset 3600: the picture at 3601.4 s), the
+    sound 480 ticks of 90 kHz (its encoder's 256 samples of priming) before the picture, moved
+    `audio_shift` samples later; `video_bsf`: a setts bitstream filter on the video's timestamps
+    (in 1/90000 s). A .vob or .mpg `path` is a DVD's MPEG-PS instead (MPEG-2 video, starting 0.54 s in)."""
+    args = [*_testsrc("64x36", "25"), "-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000:duration=2"]
+    args += ["-frames:v", "50", "-c:a", "ac3", "-bsf:a", f"setts=ts=PTS+({audio_shift})"]
+    if path.suffix in (".vob", ".mpg"):
+        ffmpeg(*args, "-c:v", "mpeg2video", "-g", "12", "-f", "vob", path)
+        return path
+    args += ["-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-enc_time_base:v", "1/90000"]
+    if video_bsf:
+        args += ["-bsf:v", f"setts={video_bsf}"]
+    ffmpeg(*args, "-output_ts_offset", "3600", "-f", "mpegts", path)
+    return path
+
+
+def movie_edits(path: Path) -> tuple[Fraction, list[list[tuple[Fraction, int]]]]:
+    """An MP4/MOV file's length as its movie header (mvhd) says, and each track's edit list (elst): its
+    entries as (length in seconds, media time; -1 for an empty edit, time where nothing plays),
+    read from the boxes themselves (ffmpeg -i shows the length less the empty edits)."""
+    data = path.read_bytes()
+    scale, length, tracks = 1, Fraction(0), []
+
+    def walk(start: int, end: int) -> None:
+        nonlocal scale, length
+        while start + 8 <= end:
+            size, kind, head = int.from_bytes(data[start : start + 4], "big"), data[start + 4 : start + 8], 8
+            if size == 1:
+                size, head = int.from_bytes(data[start + 8 : start + 16], "big"), 16
+            body = data[start + head : start + (size or end - start)]
+            if kind == b"mvhd":
+                wide = body[0] == 1  # version 1: 64-bit times
+                scale = int.from_bytes(body[20:24] if wide else body[12:16], "big")
+                length = Fraction(int.from_bytes(body[24:32] if wide else body[16:20], "big"), scale)
+            elif kind == b"trak":
+                tracks.append([])
+            elif kind == b"elst":
+                wide, n, at = body[0] == 1, int.from_bytes(body[4:8], "big"), 8
+                for _ in range(n):
+                    w = 8 if wide else 4
+                    span = int.from_bytes(body[at : at + w], "big")
+                    media = int.from_bytes(body[at + w : at + 2 * w], "big", signed=True)
+                    tracks[-1].append((Fraction(span, scale), media))
+                    at += 2 * w + 4  # and the media rate
+            if kind in (b"moov", b"trak", b"edts"):
+                walk(start + head, start + size)
+            start += size or end - start
+
+    walk(0, len(data))
+    return length, tracks
+
+
 def packets(path: Path, stream: str) -> list[tuple[Fraction, Fraction, str]]:
     """(dts, pts) in seconds and md5 of every packet of `stream` as stored, read by ffmpeg (-copyts
     -c copy -f framemd5)."""

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from dove_cli.errors import InputError, Interrupted, OptionError
 from dove_cli.options import UpscaleOptions
 from dove_cli.resume import SEGMENT_MIN_FRAMES, Journal, Segment, Work, work_folder
 from dove_cli.upscaling import upscale
-from media import make_clip, make_ts, packet_md5
+from media import frame_times, make_broadcast, make_clip, make_ts, packet_md5
 from test_resume import framemd5
 from test_scenes import two_shot_clip
 
@@ -441,3 +442,20 @@ def test_recordings_joined_with_a_timestamp_reset_are_refused_with_the_way_out(c
         upscale(joined, tmp_path / "out.mp4", UpscaleOptions(**OPTS), cluster=cluster)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.ts", "aa.ts"]
     upscale(one, tmp_path / "one.mp4", UpscaleOptions(**OPTS), cluster=cluster)  # one recording runs
+
+
+def test_a_broadcast_recording_joins_as_one_process_writes_it(cluster, tmp_path):
+    """A capture whose clock starts 1 h in, into .mkv: it starts at 0, and the workers' segments join
+    into the bytes one process writes. Frame 40 is 0.5 ms after frame 39, which Matroska's milliseconds
+    counted from the output's start (the sound, 10.67 ms before the picture) cannot tell apart: the
+    worker that reads it from a seek moves it 1 ms on, as the driver's reading did."""
+    src = make_broadcast(tmp_path / "rec.ts", audio_shift=-256, video_bsf="ts='if(eq(N,40),PREV_INPTS+45,PTS)'")
+    opts = UpscaleOptions(**OPTS)
+    one = upscale(src, tmp_path / "one.mkv", opts)
+    two = upscale(src, tmp_path / "two.mkv", opts, cluster=cluster)
+    assert two.frames == one.frames == 50 and len(two.workers) == 2
+    same_file(tmp_path / "one.mkv", tmp_path / "two.mkv")
+    times = frame_times(tmp_path / "two.mkv")
+    assert len(set(times)) == 50 and times[40] - times[39] == Fraction(1, 1000)
+    with av.open(str(tmp_path / "two.mkv")) as c:
+        assert c.start_time == 0 and c.duration is not None and c.duration < 2.1 * av.time_base

@@ -25,7 +25,7 @@ from dove_cli.options import AUTO, UpscaleOptions
 from dove_cli.resume import SEGMENT_MIN_FRAMES, Journal, Session, Work, work_folder
 from dove_cli.threads import DIE_AFTER_ENV
 from dove_cli.upscaling import upscale
-from media import ffinfo, ffmpeg, make_clip, make_ts, packet_md5, top_boxes
+from media import ffinfo, ffmpeg, make_broadcast, make_clip, make_ts, movie_edits, packet_md5, top_boxes
 from test_scenes import two_shot_clip
 
 OPTS = dict(model="bilinear", scale=2, chunk=9, chunk_overlap=2, tile=0, device="cpu")
@@ -618,6 +618,26 @@ def test_concatenated_recordings_resume_to_an_identical_output(tmp_path):
     assert out.read_bytes() == ref.read_bytes()
     pts = [int(line.split(",")[2]) for line in framemd5(out)]
     assert len(pts) == 100 and pts[50] - pts[49] == pts[1] - pts[0]  # the second recording continues the first
+
+
+def test_a_broadcast_recording_resumes_to_an_identical_output_that_starts_at_0(tmp_path):
+    """A capture whose clock starts 1 h in (3601.4 s), into .mov: the segments saved before the stop and
+    those written after it join into the bytes of an uninterrupted run, which starts at 0 (no empty
+    edit of an hour before the picture), the sound 10 ms before the picture as in the input."""
+    src = make_broadcast(tmp_path / "rec.ts", audio_shift=-224)
+    opts = UpscaleOptions(**OPTS)
+    ref, out = tmp_path / "ref.mov", tmp_path / "out.mov"
+    assert upscale(src, ref, opts).frames == 50
+    with pytest.raises(RuntimeError):
+        upscale(src, out, opts, restorer=_FailAfter(5))
+    journal = Work(out)._read()
+    assert journal is not None and journal.segments
+    r = upscale(src, out, UpscaleOptions(**OPTS, resume=True))
+    assert r.resumed_from >= SEGMENT_MIN_FRAMES and r.frames == 50
+    assert out.read_bytes() == ref.read_bytes()
+    movie, edits = movie_edits(out)
+    empty = [[float(span) for span, at in track if at < 0] for track in edits]  # (the video, the sound)
+    assert movie < 2.2 and empty == [[0.01], []]  # the picture starts 10 ms after the sound, as in the input
 
 
 def test_a_disk_already_full_is_exit_75_and_leaves_nothing(tmp_path):

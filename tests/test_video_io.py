@@ -26,8 +26,10 @@ from media import (
     ffmpeg_frames,
     frame_pts,
     frame_times,
+    make_broadcast,
     make_clip,
     make_ts,
+    movie_edits,
     packet_md5,
     packets,
     psnr,
@@ -2306,6 +2308,113 @@ def test_a_negative_start_moves_every_stream_alike(
         "the input's timestamps start at -0.339 s, which the output cannot hold: every stream moves 0.339 s later"
         in caplog.text
     )
+
+
+# ---------------------------------------------------------- a broadcast clock's start
+
+
+@pytest.fixture(scope="module")
+def broadcasts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Recordings whose start is a clock's value: .ts captures 1 h into a broadcast day (3601.4 s), the
+    sound 10 ms before the picture or 94.7 ms after it, and a DVD's .vob, which starts 0.53 s in."""
+    d = tmp_path_factory.mktemp("clock")
+    return {
+        "sound first": make_broadcast(d / "sound_first.ts", audio_shift=-224),  # 480 + 420 ticks before
+        "picture first": make_broadcast(d / "picture_first.ts", audio_shift=4800),  # 0.1 s later, less 480 ticks
+        "dvd": make_broadcast(d / "dvd.vob"),
+    }
+
+
+def _starts(path: Path) -> tuple[Fraction, Fraction, Fraction, Fraction]:
+    """The file's start, its video's and its sound's, and its length, in seconds as FFmpeg reads them
+    (PyAV; an MP4/MOV's edit lists applied)."""
+    with av.open(str(path)) as c:
+        v, a = c.streams.video[0], c.streams.audio[0]
+        assert c.start_time is not None and c.duration is not None and v.start_time is not None
+        return (Fraction(c.start_time, av.time_base), v.start_time * Fraction(v.time_base),
+                Fraction(a.start_time or 0) * Fraction(a.time_base), Fraction(c.duration, av.time_base))  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "ext"), [("sound first", ".mov"), ("sound first", ".mkv"), ("sound first", ".mp4"),
+                                           ("picture first", ".mov"), ("picture first", ".mkv"),
+                                           ("picture first", ".mp4"), ("dvd", ".mkv")])  # fmt: skip
+def test_a_broadcast_clock_starts_at_0_in_other_containers(
+    broadcasts: dict[str, Path], name: str, ext: str, tmp_path: Path
+) -> None:
+    """A capture 1 h into the broadcast day (MPEG-TS) or a DVD (MPEG-PS) starts at its clock's value
+    when the recording began: kept, a .mov began with a 3601.4 s empty edit (an hour of nothing in
+    QuickTime and editors) and an .mkv lasted 01:00:03. Every stream moves by the earliest one's start,
+    as ffmpeg's own remux does: the file starts at 0, and every frame and sound packet keeps its time
+    against the others (to the output's tick: 1 ms in Matroska, exact in MOV/MP4)."""
+    src, out = broadcasts[name], tmp_path / f"out{ext}"
+    _dove(src, out, scale=2)
+    _, video_in, sound_in, _ = _starts(src)
+    zero = min(video_in, sound_in)
+    assert video_in > 3600 if name != "dvd" else video_in > Fraction(1, 2)
+    start, video, sound, length = _starts(out)
+    assert start == min(video, sound) == 0 and length < Fraction(22, 10)  # (the sound's 2 s, and where it starts)
+    tick = Fraction(1, 2000) if ext == ".mkv" else Fraction(0)  # half of Matroska's millisecond
+    assert abs((sound - video) - (sound_in - video_in)) <= tick
+    with av.open(str(src)) as c:  # (a VOB's B-frames are stored without times: as decoded)
+        frames, frames_in = frame_times(out), [f.pts * Fraction(f.time_base) for f in c.decode(video=0)]
+    assert len(frames) == len(frames_in) == 50 and all(
+        abs(a - (b - zero)) <= tick for a, b in zip(frames, frames_in, strict=True)
+    )
+    sound_out, sound_src = packets(out, "0:a"), packets(src, "0:a")
+    assert len(sound_out) == len(sound_src) and all(abs(a[0] - (b[0] - zero)) <= tick
+                                                    for a, b in zip(sound_out, sound_src, strict=True))  # fmt: skip
+    if ext != ".mkv":  # no long empty edit: the movie lasts the 2 s it holds
+        movie, edits = movie_edits(out)
+        assert movie < Fraction(22, 10) and all(
+            span < Fraction(1, 5) for track in edits for span, at in track if at < 0
+        )
+
+
+@pytest.mark.parametrize("ext", [".ts", ".m2ts"])
+def test_mpeg_ts_output_keeps_the_broadcast_clock(broadcasts: dict[str, Path], ext: str, tmp_path: Path) -> None:
+    """Into MPEG-TS (and Blu-ray's M2TS) the clock goes on as it was: the frames and the sound at the
+    times they had, to the 90 kHz tick, where a broadcast chain or an as-run log finds them."""
+    src, out = broadcasts["sound first"], tmp_path / f"out{ext}"
+    _dove(src, out, scale=2)
+    assert frame_times(out) == frame_times(src) and frame_times(out)[0] > 3600
+    assert [dts for dts, _, _ in packets(out, "0:a")] == [dts for dts, _, _ in packets(src, "0:a")]
+
+
+def test_a_preview_of_a_broadcast_recording_starts_at_its_own_start(
+    broadcasts: dict[str, Path], tmp_path: Path
+) -> None:
+    """--preview cuts the piece from the first frame's time and moves every stream with it, as before:
+    the piece's first frame at 0, its sound where it was against the picture."""
+    src, out = broadcasts["sound first"], tmp_path / "piece.mkv"
+    _dove(src, out, scale=2, preview="0.52+1s")  # frames 13-37 (the first at 0.52 s)
+    frames, frames_in = frame_times(out), frame_times(src)
+    first = frames_in[13]
+    assert len(frames) == 25 and frames == [t - first for t in frames_in[13:38]]
+    sound_in = {dts - first for dts, _, _ in packets(src, "0:a")}
+    sound = [dts for dts, _, _ in packets(out, "0:a")]
+    assert 0 <= sound[0] < Fraction(32, 1000) and all(any(abs(t - u) <= Fraction(1, 2000) for u in sound_in)
+                                                      for t in sound)  # fmt: skip
+
+
+def test_frames_kept_apart_in_the_outputs_clock_from_its_start(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Where two frames would share a millisecond in Matroska is counted from where the output starts:
+    here the sound, 960 ticks (10.67 ms) before the picture. Frame 3 is 45 ticks (0.5 ms) after frame 2;
+    from the input's 0 they round to 2 ms apart, from the output's start to the same one, and were
+    written at the same time. The reader rounds as the writer does: frame 3 is moved 1 ms on, and said."""
+    src = make_broadcast(tmp_path / "near.ts", audio_shift=-256, video_bsf="ts='if(eq(N,3),PREV_INPTS+45,PTS)'")
+    pts, tb = frame_pts(src)
+    assert tb == Fraction(1, 90000) and pts[3] - pts[2] == 45 and pts[2] % 90 == 0
+    lead = pts[0] - packets(src, "0:a")[0][0] / tb
+    assert lead == 960
+    out = tmp_path / "out.mkv"
+    with caplog.at_level(logging.WARNING):
+        _dove(src, out, scale=2)
+    times = frame_times(out)
+    assert len(times) == 50 and len(set(times)) == 50
+    assert times[3] - times[2] == Fraction(1, 1000)
+    assert "1 frame has the time of the frame before (or an earlier one) in the output" in caplog.text
 
 
 def test_the_first_jump_of_a_capture_is_found_without_decoding(recordings: dict[str, Path]) -> None:

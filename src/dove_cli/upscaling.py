@@ -652,9 +652,11 @@ def open_frames(
         yield input, iter(input)
         return
     start, duration = parse_preview(opts.preview) if opts.preview else (None, None)
+    # the output's clock counts from where the writer puts its time 0 (a part's seek too): no two frames share a time
+    zero = video_io.output_zero(output, info, audio=opts.audio, subtitles=opts.subtitles, start=start)
     kw: dict[str, Any] = dict(fps=opts.fps, rotate=opts.rotate, warn=False,
                               ignore_decode_errors=opts.ignore_decode_errors, deinterlace=opts.deinterlace,
-                              clock=video_io.output_clock(output, info.time_base),
+                              clock=video_io.output_clock(output, info.time_base), zero=zero,
                               untagged_matrix=opts.untagged_matrix)  # fmt: skip
     if part is None:
         with video_io.open_reader(input, start=start, duration=duration, **kw) as reader:

@@ -60,7 +60,7 @@ from dove_cli.video_io.reader import (
     stream_rate,
     video_length,
 )
-from dove_cli.video_io.writer import ContainerWriter, VideoWriter
+from dove_cli.video_io.writer import ContainerWriter, VideoWriter, output_zero
 
 __all__ = [
     "display_size",
@@ -91,6 +91,7 @@ __all__ = [
     "open_writer",
     "output_clock",
     "output_notes",
+    "output_zero",
     "probe",
     "remove_made_folders",
     "resolve_codec",

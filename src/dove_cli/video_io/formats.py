@@ -48,6 +48,10 @@ BRANDS = {".m4v": "M4V "}
 # Containers whose muxer counts time in its own unit, whatever the frames' time base (the others,
 # MP4, MOV and NUT, keep it or a finer one): frames closer than one of these units would share a time.
 CONTAINER_CLOCKS = {"matroska": Fraction(1, 1000), "webm": Fraction(1, 1000), "mpegts": Fraction(1, 90000)}
+# Demuxers whose timestamps are a transport clock (MPEG-TS, M2TS; MPEG-PS: .mpg, .vob): a file starts at the
+# clock's value when the recording began (3601.4 s, 1 h into a broadcast day), not at a presentation offset
+# as an .mp4's edit list says one.
+TRANSPORT_CLOCKS = frozenset({"mpegts", "mpeg"})
 
 
 def ff_round(x: Fraction) -> int:

@@ -206,6 +206,7 @@ def open_reader(
     threads: int = 0,
     warn: bool = True,
     clock: Fraction | None = None,
+    zero: Fraction | None = None,
     say_alpha: bool = True,
     untagged_matrix: str = "auto",
 ) -> VideoReader:
@@ -225,7 +226,10 @@ def open_reader(
     (`dove eval`: ignored for scoring); True: the first frame's is said with `warn`, a later
     image's as it is read (a probe reads no further than the first).
     clock: the unit the output counts time in (`output_clock`; default the time base): a frame
-    stored at the time of the frame before is moved one unit after it, and said.
+    stored at the time of the frame before is moved one unit after it, and said. zero: where the
+    output's time 0 lies, in seconds on the input's timeline (`writer.output_zero`), which that unit
+    is counted from (default: `start`, else the input's 0); a reader that seeks (`start`) for a part
+    of the output gives it, so that it counts as the reader of the whole output does.
     untagged_matrix: the YUV matrix of a video without one (`formats.assumed_matrix`): auto (BT.709
     for HD, BT.601 for SD, as players guess), bt601 (as FFmpeg, decord and OpenCV read it) or bt709.
     """
@@ -262,6 +266,8 @@ def open_reader(
         except BaseException:
             reader.close()
             raise
+    if zero is not None:
+        reader._origin = round(zero / reader.info.time_base)
     return reader
 
 
@@ -538,7 +544,7 @@ class VideoReader:
         self._skipped: dict[int, str] = {}  # pts of the packets skipped (not yet reported) -> error
         self._moved: list[tuple[int, int]] = []  # (index, pts) of frames moved past the one before (not yet reported)
         self._yielded_pts: int | None = None  # the last frame's pts as yielded
-        self._origin = 0  # the pts the output starts its clock at (a --preview's start)
+        self._origin = 0  # the pts the output starts its clock at (`open_reader`'s zero, a --preview's start)
         self._unplaced = 0  # packets skipped that carry no timestamp
         self._jumps = 0  # timestamp discontinuities corrected (continuity.Continuity)
         self._deinterlace = deinterlace

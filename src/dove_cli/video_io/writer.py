@@ -7,7 +7,7 @@ import logging
 import math
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +28,7 @@ from dove_cli.video_io.formats import (
     SWS_MATRIX,
     TEXT_SUBTITLES,
     TO_YUV_FLAGS,
+    TRANSPORT_CLOCKS,
     TRC,
     VIDEO_EXTENSIONS,
     VIDEO_TAGS,
@@ -160,13 +161,14 @@ class ContainerWriter(VideoWriter):
     ) -> None:
         self.path, self.info, self.frames_written = path, info, 0
         self._warn = warn  # say what the output loses (open_writer)
-        # Output time zero and end, in seconds on the input's timeline (None: keep timestamps as they are).
+        # Output time zero and end, in seconds on the input's timeline (None: keep timestamps as they are);
+        # zero is decided with the streams copied (`_setup_aux`, `time_zero`), in ticks of the time base `_shift`.
         origin = Fraction(info.start_pts) * info.time_base
-        self._origin = origin
-        self._t0 = origin + Fraction(start) if start is not None else None
+        self._origin, self._start = origin, start
+        self._t0: Fraction | None = None
+        self._shift = 0
         self._preview = bool(start)  # a --preview that starts after the first frame
         self._t1 = (origin + Fraction(end)) if end is not None else None
-        self._shift = round(self._t0 / info.time_base) if self._t0 is not None else 0
         self._done = False
         self._fps = info.fps if info.fps and info.fps > 0 else Fraction(25)  # the output's frame rate
         self._src: av.container.InputContainer | None = None
@@ -297,6 +299,7 @@ class ContainerWriter(VideoWriter):
         self._aux_iter: Iterator[av.Packet] | None = None
         self._timecode: tuple[str, Fraction] | None = None  # the input's, and the rate it counts at
         if info.is_images or not info.path.is_file():
+            self._set_zero(time_zero(info, fmt_name, self._start, ()))
             return
         try:
             src = av.open(str(info.path), metadata_errors="replace")
@@ -304,8 +307,7 @@ class ContainerWriter(VideoWriter):
             raise InputError(f"{info.path}: cannot reopen for audio ({ffmsg(exc)})") from None
         self._src = src
         out = self._out
-        if self._t0 is None:
-            self._start_at_zero(src, audio, subtitles)
+        self._set_zero(time_zero(info, fmt_name, self._start, copied_starts(src, audio, subtitles)))
         self._copy_tags(src, fmt_name)
         try:
             chapters = self._chapters_in_span(src.chapters())
@@ -387,7 +389,7 @@ class ContainerWriter(VideoWriter):
             self._say_tagless(src, vin)
         self._carry_timecode(src, vin, fmt_name)
         if self._aux:
-            if self._t0 is not None and self._t0 > 0:
+            if self._preview and self._t0 is not None:
                 subtitles_in = any(src.streams[i].type == "subtitle" for i in self._aux)
                 # a cue already on screen at the start; and MPEG-TS/PS seeks can land late
                 lookback = SUBTITLE_LOOKBACK_S if subtitles_in else AUX_SEEK_MARGIN_S
@@ -417,22 +419,19 @@ class ContainerWriter(VideoWriter):
         log.info("%s: audio stream #%d (%s) re-encoded to %s", self.path, s.index, cc.name, target)
         return ostream
 
-    def _start_at_zero(self, src: Any, audio: str, subtitles: str) -> None:
-        """Timestamps that start below 0 (an MPEG-TS read across its 33-bit clock wrap) are what few
-        containers hold: every stream moves later by the same amount, the earliest to 0, as ffmpeg's
-        avoid_negative_ts make_non_negative does (and Matroska's muxer did without saying so)."""
-        kept = [*(src.streams.audio if audio != "none" else ())]
-        kept += [*(src.streams.subtitles if subtitles != "none" else ())]
-        starts = [self._origin] + [s.start_time * Fraction(s.time_base) for s in kept
-                                   if s.start_time is not None and s.time_base]  # fmt: skip
-        earliest = min(starts)
-        if earliest >= 0:
+    def _set_zero(self, t0: Fraction | None) -> None:
+        """Put the output's time 0 at `t0` on the input's timeline (`time_zero`), and say why where it
+        is not a --preview's start: a start below 0 (the output cannot hold it), a clock (as ffmpeg)."""
+        self._t0, self._shift = t0, round(t0 / self.info.time_base) if t0 is not None else 0
+        if t0 is None or self._start is not None or not self._warn:
             return
-        self._t0, self._shift = earliest, round(earliest / self.info.time_base)
-        if self._warn:
+        if t0 < 0:
             note.info("%s: the input's timestamps start at %.3f s, which the output cannot hold: every stream "
-                      "moves %.3f s later (the earliest starts at 0), as ffmpeg does", self.path, float(earliest),
-                      float(-earliest))  # fmt: skip
+                      "moves %.3f s later (the earliest starts at 0), as ffmpeg does", self.path, float(t0),
+                      float(-t0))  # fmt: skip
+        else:
+            log.info("%s: the input's clock starts at %.3f s (an MPEG-TS/PS recording's): the output starts at 0, "
+                     "every stream moved alike, as ffmpeg does (.ts output keeps the clock)", self.path, float(t0))  # fmt: skip
 
     def _say_priming(self, s: Any, fmt_name: str) -> None:
         """Encoder priming (the first 1024 samples of AAC) that an MP4/MOV input hides with its edit
@@ -866,6 +865,60 @@ class ContainerWriter(VideoWriter):
             self._tmp.unlink(missing_ok=True)
         except OSError:  # pragma: no cover
             pass
+
+
+def copied_starts(src: Any, audio: str, subtitles: str) -> list[Fraction]:
+    """Where the audio and subtitle streams that the output copies (`audio`, `subtitles`: copy,
+    transcode or none) start, in seconds on the input's timeline."""
+    kept = [*(src.streams.audio if audio != "none" else ())]
+    kept += [*(src.streams.subtitles if subtitles != "none" else ())]
+    return [s.start_time * Fraction(s.time_base) for s in kept if s.start_time is not None and s.time_base]
+
+
+def time_zero(
+    info: VideoInfo, fmt_name: str, start: float | Fraction | None, starts: Iterable[Fraction]
+) -> Fraction | None:
+    """Where the output's time 0 lies on the input's timeline, in seconds; None: where the input's does
+    (every time kept, an .mp4's start offset too). The one place that decides it, for the writer (the
+    video, the copied streams, the chapters) and the reader (`open_reader(zero=)`: frames kept apart
+    in the output's clock from there) alike. `start`: a --preview's, from the first frame, which it
+    is; else, when the input's times start below 0 (an MPEG-TS read across its 33-bit clock's wrap),
+    which few containers hold, or are a transport clock (`TRANSPORT_CLOCKS`: 3601.4 s into a broadcast
+    day, which a .mov shows as an hour of nothing before the picture) written into another container
+    than MPEG-TS (`fmt_name`), the earliest of the video and `starts` (the copied streams'): every
+    stream moves by the same amount, their offsets kept to the tick, as ffmpeg does. MPEG-TS output
+    keeps the clock."""
+    origin = Fraction(info.start_pts) * info.time_base
+    if start is not None:
+        return origin + Fraction(start)
+    earliest = min([origin, *starts])
+    if earliest < 0 or (info.container in TRANSPORT_CLOCKS and fmt_name != "mpegts"):
+        return earliest
+    return None
+
+
+def output_zero(
+    output: str | Path,
+    info: VideoInfo,
+    *,
+    audio: str = "copy",
+    subtitles: str = "copy",
+    start: float | Fraction | None = None,
+) -> Fraction:
+    """`time_zero` for an output at `output` that copies `audio` and `subtitles`, reading the input's
+    streams; 0 where it keeps the input's times (and for images, which hold none)."""
+    fmt_name = VIDEO_EXTENSIONS.get(Path(output).suffix.lower())
+    if fmt_name is None:
+        return Fraction(0)
+    starts: list[Fraction] = []
+    if not info.is_images and info.path.is_file():
+        try:
+            with av.open(str(info.path), metadata_errors="replace") as src:
+                starts = copied_starts(src, audio, subtitles)
+        except av.FFmpegError as exc:
+            raise InputError(f"{info.path}: cannot reopen ({ffmsg(exc)})") from None
+    zero = time_zero(info, fmt_name, start, starts)
+    return zero if zero is not None else Fraction(0)
 
 
 def _rescale(t: int, a: Fraction, b: Fraction) -> int:
