@@ -21,7 +21,7 @@ from PIL import Image
 from conftest import demo_clip
 from dove_cli.cli import main
 from dove_cli.upscaling import upscale
-from media import ffmpeg, make_clip
+from media import ffinfo, ffmpeg, make_broadcast, make_clip
 
 
 def run(argv: list[str], capsys) -> tuple[int, str, str]:
@@ -1282,6 +1282,30 @@ def test_info_lists_a_timecode_track_and_says_a_mirror(tmp_path, capsys):
                                  "language": "eng", "title": None, "flags": []}]  # fmt: skip
     assert [(d["video"]["rotation"], d["video"]["mirrored"]) for d in described] == [
         (0, False), (0, False), (90, True), (0, True)]  # fmt: skip
+
+
+def test_info_says_where_a_recordings_clock_starts(tmp_path, capsys):
+    """A capture 1 h into the broadcast day: info said nothing of its start (3601.39 s), which outputs
+    other than .ts drop. Now the file's, the first frame's and each stream's start, as `ffmpeg -i` has
+    them, and what the output does with it; a file that starts at 0 says nothing of it."""
+    ts = make_broadcast(tmp_path / "rec.ts", audio_shift=-224)  # the sound 10 ms before the picture
+    plain = make_clip(tmp_path / "plain.mp4", frames=3)
+    ff = ffinfo(ts)
+    file_start = float(re.search(r"start: ([\d.]+)", ff.stderr)[1])
+    video, sound = (float(re.search(r"start ([\d.]+)", s.text)[1]) for s in ff.streams)
+    assert (file_start, video, sound) == (3601.39, 3601.4, 3601.39)
+    code, (d, p), err = _info([ts, plain], capsys)
+    assert code == 0, err
+    assert (d["start"], d["clock"], d["video"]["start"], d["streams"][0]["start"]) == (file_start, True, video, sound)
+    assert (p["start"], p["clock"], p["video"]["start"]) == (0, False, 0)
+    code, out, err = run(["info", str(ts), str(plain)], capsys)
+    assert code == 0, err
+    rec, mp4 = out.split(f"{plain}\n")
+    assert re.search(r"^  container +mpegts, 2\.000 s, starts at 3601\.390 s \(a recording's clock: outputs other "
+                     r"than \.ts start at 0\)$", rec, re.M), rec  # fmt: skip
+    assert re.search(r"^    start +3601\.400 s \(the first frame\)$", rec, re.M), rec
+    assert re.search(r"^  #1 audio +ac3, mono \(1 ch\), 48000 Hz, starts at 3601\.390 s$", rec, re.M), rec
+    assert "start" not in mp4, mp4
 
 
 def test_info_says_a_variable_rate_clips_nominal_rate(tmp_path, capsys):

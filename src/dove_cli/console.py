@@ -453,8 +453,10 @@ def described_rows(d: dict) -> list[tuple[str, str]]:
     size += f", shown {v['display_size']}" if v["display_size"] else ""
     size += f" (pixel aspect {v['sample_aspect_ratio']})" if v["sample_aspect_ratio"] else ""
     fps = Fraction(v["fps"])
+    start = f", starts at {d['start']:.3f} s" if d["start"] else ""  # a recording's clock, an .mp4's edit list
+    start += " (a recording's clock: outputs other than .ts start at 0)" * bool(start and d["clock"])
     rows = [
-        ("container", f"{d['container']}" + (f", {d['duration']:.3f} s" if d["duration"] else "")),
+        ("container", f"{d['container']}" + (f", {d['duration']:.3f} s" if d["duration"] else "") + start),
         (f"#{v['index']} video", f"{v['codec']}, {size}"),
         ("  frames", f"{n}" if v["frames_exact"] else f"{n} (counted from the packets: the container does not say)"),
         ("  frame rate", f"{float(fps):.3f} fps" + (f" ({fps})" if fps.denominator != 1 else "")
@@ -465,6 +467,8 @@ def described_rows(d: dict) -> list[tuple[str, str]]:
         *([("  fields", f"{fields_said(v['fields'])}, by FFmpeg's idet")] if v.get("fields") else []),
         *_colour(v),
     ]  # fmt: skip
+    if v["start"]:
+        rows.insert(4, ("  start", f"{v['start']:.3f} s (the first frame)"))
     if v["rotation"] or v["mirrored"]:
         rows.append(("  rotation", f"{turn_text(v['rotation'], v['mirrored'])} (kept as a tag)"))
     for s in d["streams"]:
@@ -478,6 +482,7 @@ def described_rows(d: dict) -> list[tuple[str, str]]:
                     layout = "1 channel" if s["channels"] == 1 else f"{s['layout']}, in no named order"
                 parts += [f"{layout}, {s['sample_rate']} Hz"]
             parts += [s["language"]] if s["language"] else []
+            parts += [f"starts at {s['start']:.3f} s"] if s.get("start") else []
             parts += [repr(s["title"])] if s["title"] else []
             parts += [", ".join(s["flags"])] if s["flags"] else []
             text = ", ".join(parts)

@@ -10,7 +10,7 @@ from typing import Any
 import av
 
 from dove_cli.video_io.fields import scan_fields
-from dove_cli.video_io.formats import HDR_TRANSFERS, assumed_matrix, is_rgb
+from dove_cli.video_io.formats import HDR_TRANSFERS, TRANSPORT_CLOCKS, assumed_matrix, is_rgb
 from dove_cli.video_io.metadata import file_tags, get_tag, is_chapter_track
 from dove_cli.video_io.reader import (
     VideoInfo,
@@ -32,6 +32,8 @@ FLAGS = ("default", "forced", "comment", "hearing_impaired", "visual_impaired", 
 def describe(path: str | Path) -> dict[str, Any]:
     """The input at `path` (video file, image pattern, folder of images or one image) as a dict:
     its video as dove reads it, then every other stream in input order, chapters and file tags.
+    `start` (the file's, each stream's): where its times begin, in seconds; `clock`: they are a
+    transport clock's (MPEG-TS/PS), which outputs other than .ts start at 0 (`writer.time_zero`).
     Raises the reader's InputError when dove cannot read it."""
     with open_reader(path, warn=False) as reader:
         info = reader.info
@@ -46,6 +48,8 @@ def describe(path: str | Path) -> dict[str, Any]:
             "path": str(path),
             "container": info.container,
             "duration": info.duration,
+            "start": c.start_time / av.time_base if c.start_time is not None else None,
+            "clock": info.container in TRANSPORT_CLOCKS,
             "video": {
                 "index": video.index,
                 **_video(info, *_timing(c, video)),
@@ -79,6 +83,7 @@ def _video(info: VideoInfo, variable: bool, packets: int, average: Fraction | No
         "fps": str(average if variable and average else info.fps),
         "nominal_fps": str(info.base_fps or info.fps),  # FFmpeg's guessed rate: `fps` is an average (a .mp4's)
         "variable_rate": variable,
+        "start": float(info.start_pts * info.time_base),  # the first frame's time, in seconds
         "pix_fmt": info.pix_fmt,
         "bit_depth": info.bit_depth,
         "primaries": info.color_primaries,
@@ -108,7 +113,8 @@ def _timing(c: Any, s: Any) -> tuple[bool, int, Fraction | None]:
 def _stream(c: Any, s: Any) -> dict[str, Any]:
     """One stream other than the video: its kind, codec (None for a data track FFmpeg has no codec
     for: a timecode, QuickTime metadata), language, title and flags, and for audio its channels and
-    rate, for a timecode track its start, for an attachment (or cover art) its file name, type and size."""
+    rate, for audio and subtitles their start (seconds), for a timecode track its start timecode, for an
+    attachment (or cover art) its file name, type and size."""
     d: dict[str, Any] = {"index": s.index, "kind": s.type}
     cc = s.codec_context
     if s.type == "attachment" or is_picture(s):
@@ -118,6 +124,8 @@ def _stream(c: Any, s: Any) -> dict[str, Any]:
         d["bytes"] = len(s.data) if s.type == "attachment" else len(picture_bytes(c, s))
         return d
     d["codec"] = cc.name if cc is not None else s.name
+    if s.type in ("audio", "subtitle"):  # where its times begin (the output moves it with the video)
+        d["start"] = float(s.start_time * s.time_base) if s.start_time is not None and s.time_base else None
     if s.type == "audio":
         d["channels"] = cc.channels
         d["layout"] = cc.layout.name
