@@ -2396,6 +2396,25 @@ def test_a_preview_of_a_broadcast_recording_starts_at_its_own_start(
                                                       for t in sound)  # fmt: skip
 
 
+@pytest.mark.parametrize(("ext", "preview"), [(".webm", None), (".mkv", None), (".webm", "0.52+1s")])
+def test_transcoded_sound_moves_with_the_picture(
+    broadcasts: dict[str, Path], ext: str, preview: str | None, tmp_path: Path
+) -> None:
+    """--audio transcode (and any .webm of AC-3, which becomes Opus): the sound's packets were moved to
+    the output's start, then their decoded frames moved once more, an hour before the picture; the
+    muxer moved every stream back by that, and the picture started at 3601.4 s (a --preview's at its
+    start: 0.52 s). Now each stream starts where it did against the others (Opus's 6.5 ms of priming
+    aside), the picture 10 ms after the sound."""
+    src, out = broadcasts["sound first"], tmp_path / f"out{ext}"
+    _dove(src, out, scale=2, audio="transcode", preview=preview)
+    with av.open(str(out)) as c:
+        assert c.streams.audio[0].codec_context.name == ("opus" if ext == ".webm" else "aac")
+    start, video, sound, length = _starts(out)
+    assert video == (0 if preview else Fraction(1, 100))  # (a preview's sound: from its first packet in the piece)
+    assert -Fraction(1, 40) <= sound <= (Fraction(32, 1000) if preview else 0), float(sound)
+    assert length < (Fraction(11, 10) if preview else Fraction(22, 10))
+
+
 def test_frames_kept_apart_in_the_outputs_clock_from_its_start(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

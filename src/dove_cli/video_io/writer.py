@@ -764,9 +764,7 @@ class ContainerWriter(VideoWriter):
                 except av.FFmpegError as exc:
                     log.warning("%s: skipped undecodable audio (%s)", self.info.path, ffmsg(exc))
                     continue
-                for f in frames:
-                    if f.pts is not None and self._t0 is not None and f.time_base:
-                        f.pts -= round(self._t0 / f.time_base)
+                for f in frames:  # on the output's timeline already, as the packet (`_in_span`)
                     for q in ostream.encode(f):
                         self._mux_aux(q, p.stream.index)
 
