@@ -146,6 +146,47 @@ def make_vfr_clip(path: Path, frames: int = 12) -> Path:
     return path
 
 
+# FFmpeg's docs' inverse telecine (fieldmatch's "advanced IVTC" example), as dove's --deinterlace ivtc runs it
+IVTC = "fieldmatch=combmatch=full,yadif=mode=send_frame:parity=auto:deint=interlaced,decimate"
+
+
+def make_telecined(path: Path, frames: int = 48, *, video: int = 0, audio: bool = False, size: str = "160x120") -> Path:
+    """NTSC film as a DVD stores it (hard telecine): testsrc2 at 23.976 frames/s, every frame
+    distinct, through 3:2 pulldown to `frames` interlaced frames at 29.97 (top field first). The
+    last `video` of them are true 59.94 fields/s video (a fast scroll), whose combing fieldmatch
+    cannot match, so yadif gets it. MPEG-2 with MP2 audio in MPEG-PS as on a DVD (.mpg), else H.264
+    with AAC (.mp4 counts its frames)."""
+    film = frames - video
+    graph = f"[0:v]telecine=pattern=23,trim=end_frame={film},setpts=PTS-STARTPTS[f];"
+    if video:
+        graph += (f"[1:v]scroll=h=0.03,tinterlace=mode=interleave_top,trim=end_frame={video},setpts=PTS-STARTPTS[v];"
+                  "[f][v]concat=n=2:v=1")  # fmt: skip
+    else:
+        graph += "[f]null"
+    graph += ",setpts=N/(30000/1001)/TB,setfield=tff[out]"
+    args: list[str | Path] = [*_testsrc(size, "24000/1001"), *_testsrc(size, "60000/1001")]
+    if audio:
+        args += ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={frames * 1001 / 30000}"]
+    args += ["-filter_complex", graph, "-map", "[out]", *(["-map", "2:a"] if audio else [])]
+    if path.suffix == ".mpg":
+        args += ["-c:v", "mpeg2video", "-q:v", "2", "-flags", "+ilme+ildct", "-c:a", "mp2", "-f", "vob"]
+    else:
+        args += ["-c:v", "libx264", "-preset", "ultrafast", "-flags", "+ilme+ildct", "-x264-params", "tff=1",
+                 "-c:a", "aac"]  # fmt: skip
+    ffmpeg(*args, path)
+    return path
+
+
+def ffmpeg_ivtc(path: Path, out: Path, *, start_pts: int | None = None, vf: str = IVTC) -> list[Fraction]:
+    """`ffmpeg -copyts -i path -vf IVTC` into `out` (.nut, raw video: the filters' frames exactly),
+    from the first frame at `start_pts` or after (trim: what `-ss` does once its seek lands, which in
+    MPEG-PS it can do late); the frame times in seconds."""
+    trim = f"trim=start_pts={start_pts}," if start_pts is not None else ""
+    ffmpeg("-copyts", "-i", path, "-map", "0:v", "-vf", trim + vf, "-fps_mode", "passthrough", "-enc_time_base",
+           "filter", "-c:v", "rawvideo", out)  # fmt: skip
+    return frame_times(out)
+
+
 # ---------------------------------------------------------------- checks with ffmpeg only
 
 

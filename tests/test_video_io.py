@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import logging
+import math
 import re
 from fractions import Fraction
 from pathlib import Path
@@ -19,15 +20,18 @@ from dove_cli.errors import InputError, MuxError, OptionError, OutputError
 from dove_cli.video_io import Frame, VideoInfo, check_output, frame_name, is_pattern, open_reader, open_writer, probe
 from dove_cli.video_io.metadata import move_timecode
 from media import (
+    IVTC,
     decoded_frame_count,
     decoded_times,
     ffinfo,
     ffmpeg,
     ffmpeg_frames,
+    ffmpeg_ivtc,
     frame_pts,
     frame_times,
     make_broadcast,
     make_clip,
+    make_telecined,
     make_ts,
     movie_edits,
     packet_md5,
@@ -191,6 +195,68 @@ def test_deinterlace_field_rate(clip_interlaced: Path, tmp_path: Path) -> None:
     assert frame_times(out) == fields
     with open_reader(clip_interlaced, deinterlace="field", start=Fraction(3, 10), duration=Fraction(1, 5)) as reader:
         assert [f.pts * reader.info.time_base for f in reader] == [t for t in fields if 0.3 <= t < 0.5]
+
+
+def _read(path: Path, **kw) -> tuple[VideoInfo, list[Frame]]:
+    with open_reader(path, **kw) as reader:
+        return reader.info, list(reader)
+
+
+def test_ivtc_gives_back_every_film_frame_once_as_ffmpeg_does(tmp_path: Path) -> None:
+    """3:2 pulldown undone: 52 telecined frames (10 cycles of 5 and 2 more) are the 42 film frames,
+    each once, with the frames and times of ffmpeg's fieldmatch,yadif,decimate; counted before."""
+    clip = make_telecined(tmp_path / "film.mp4", 52)
+    info, frames = _read(clip, deinterlace="ivtc")
+    times = ffmpeg_ivtc(clip, tmp_path / "ref.nut")
+    _, ref = _read(tmp_path / "ref.nut")  # ffmpeg's raw frames, made RGB as dove makes any input's
+    assert [f.pts * info.time_base for f in frames] == times and len(times) == 42
+    assert all(np.array_equal(a.rgb, b.rgb) for a, b in zip(frames, ref, strict=True))
+    assert info.num_frames_exact and info.num_frames == 42 == 52 - 52 // 5  # the last 2 frames: no cycle to drop from
+    with open_reader(clip, deinterlace="ivtc") as reader:
+        assert reader.count_frames() == 42
+    assert info.fps == info.base_fps == Fraction(24000, 1001) and info.time_base == Fraction(1001, 24000)
+    film = tmp_path / "film.nut"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=160x120:rate=24000/1001", "-frames:v", "42", "-c:v", "ffv1", film)
+    truth = ffmpeg_frames(film, 160, 120).astype(np.float64)
+    got = np.stack([f.rgb for f in frames]).astype(np.float64)
+    err = ((got[:, None] - truth[None]) ** 2).mean(axis=(2, 3, 4))  # [output frame, film frame]
+    assert err.argmin(axis=1).tolist() == list(range(42))  # no film frame twice, none lost
+    seconds = [f.pts * info.time_base for f in frames]
+    assert abs(seconds[-1] + 1 / info.fps - Fraction(52 * 1001, 30000)) < 1 / info.fps  # ends as the input
+    with pytest.raises(InputError, match=r"--deinterlace ivtc undoes 3:2 pulldown.*this video is 23.976 frames/s"):
+        open_reader(film, deinterlace="ivtc")  # the film's own frames (soft telecine decodes so too)
+    with open_reader(clip, deinterlace="frame") as reader:
+        assert reader.info.num_frames == len(list(reader)) == 52  # (the other modes count as before)
+
+
+def test_ivtc_of_a_dvd_with_video_parts_and_its_previews(tmp_path: Path) -> None:
+    """An MPEG-2 .mpg (a VOB's streams) ending in 13 frames of true interlaced video, which
+    fieldmatch cannot match and yadif deinterlaces: ffmpeg's frames and times exactly. A --preview
+    starts its cycles of 5 at its start, as `ffmpeg -ss` starts them, and has the frames it planned."""
+    clip = make_telecined(tmp_path / "dvd.mpg", 48, video=13, audio=True)
+    info, frames = _read(clip, deinterlace="ivtc")
+    times = ffmpeg_ivtc(clip, tmp_path / "ref.nut")
+    _, ref = _read(tmp_path / "ref.nut")
+    assert [f.pts * info.time_base for f in frames] == times and len(times) == 39
+    assert all(np.array_equal(a.rgb, b.rgb) for a, b in zip(frames, ref, strict=True))
+    ffmpeg_ivtc(
+        clip, tmp_path / "woven.nut", vf=IVTC.replace("yadif=mode=send_frame:parity=auto:deint=interlaced,", "")
+    )
+    _, woven = _read(tmp_path / "woven.nut")  # without yadif, the video part's frames stay combed
+    assert sum(not np.array_equal(a.rgb, b.rgb) for a, b in zip(frames, woven, strict=True)) >= 5
+    assert not info.num_frames_exact and info.num_frames == 39  # (estimated from the duration)
+    for start, duration in ((Fraction(1), Fraction(1, 2)), (0.52, 0.3), (1.45, 1.0)):
+        preview, span = _read(clip, deinterlace="ivtc", start=start, duration=duration)
+        first = info.start_pts + math.ceil(Fraction(str(start)) / info.time_base)  # the first frame at `start` or after
+        # from the first frame decimate times at `first` or later: it rounds the first frame's time to a frame
+        theirs = ffmpeg_ivtc(
+            clip, tmp_path / "ss.nut", start_pts=math.ceil((first - Fraction(1, 2)) * info.time_base * 90000)
+        )
+        end = Fraction(str(start)) + Fraction(str(duration)) + info.start_pts * info.time_base
+        assert [f.pts * info.time_base for f in span] == [t for t in theirs if t < end]
+        _, ss = _read(tmp_path / "ss.nut")
+        assert all(np.array_equal(a.rgb, b.rgb) for a, b in zip(span, ss[: len(span)], strict=True))
+        assert preview.num_frames == len(span) == info.span_frames(start, duration) and span[0].pts == first
 
 
 def test_hdr_is_said(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -1889,6 +1955,18 @@ def test_timecodes_count_on_as_ffmpeg_counts_them(rate: str, tc: str, tmp_path: 
     assert move_timecode("01:00:00:10", Fraction(25), Fraction(50), 1) == "01:00:00:21"  # fields
     assert move_timecode("10:00:00;00", Fraction(25), Fraction(25), 1) is None  # no 25 fps drop-frame
     assert move_timecode("reel 7", Fraction(25), Fraction(25), 1) is None
+
+
+def test_timecode_of_film_from_telecine() -> None:
+    """--deinterlace ivtc: 5 video frames are 4 film frames, and no 24 fps timecode drops frames.
+    29.97 non-drop and 23.976 timecodes name the same film frame on every second; 10 minutes of
+    drop-frame timecode are 17982 video frames, 14385.6 film frames."""
+    video, film = Fraction(30000, 1001), Fraction(24000, 1001)
+    assert move_timecode("01:00:00:00", video, film, 0) == "01:00:00:00"
+    assert move_timecode("01:00:00:00", video, film, 25) == "01:00:01:01"
+    assert move_timecode("00:10:00;00", video, film, 0) == "00:09:59:10"
+    assert move_timecode("00:10:00;00", video, film, 14) == "00:10:00:00"
+    assert move_timecode("00:10:00;00", Fraction(25), film, 0) is None  # no 25 fps drop-frame
 
 
 @pytest.fixture(scope="module")

@@ -187,8 +187,10 @@ class UpscaleOptions:
     rotate: Literal["keep", "apply"] = option(
         "keep", "keep the rotation tag (phone videos), or apply it to the pixels."
     )
-    deinterlace: Literal["off", "frame", "field"] = option(
-        "off", "frame (bwdif, same rate) or field (a frame per field, 50i -> 50p)."
+    deinterlace: Literal["off", "frame", "field", "ivtc"] = option(
+        "off",
+        "frame (bwdif, same rate), field (a frame per field, 50i -> 50p) or ivtc (undo 3:2 pulldown: "
+        "film telecined to 29.97 frames/s back to its 23.976).",
     )
     ignore_decode_errors: bool = option(False, "Skip undecodable frames (reported) instead of stopping.")
     untagged_matrix: UntaggedMatrix = option(
@@ -278,7 +280,7 @@ class UpscaleKeywords(TypedDict, total=False):
     color_fix: ColorFix
     fps: str | int | float | Fraction | None
     rotate: Literal["keep", "apply"]
-    deinterlace: Literal["off", "frame", "field"]
+    deinterlace: Literal["off", "frame", "field", "ivtc"]
     ignore_decode_errors: bool
     untagged_matrix: UntaggedMatrix
     preview: str | None

@@ -646,7 +646,8 @@ def open_frames(
 
     A part seeks (a few frames early, for filters such as bwdif that look back) and checks every
     timestamp against the driver's; when the seek does not land on the same frames (a stream
-    without usable timestamps), it decodes from the start instead.
+    without usable timestamps), it decodes from the start instead. Under --deinterlace ivtc it
+    always decodes from the start: decimate's cycles of 5 frames start where the reading starts.
     """
     if isinstance(input, ArraySource):  # frames in memory (upscale_frames): no span, no parts
         yield input, iter(input)
@@ -666,7 +667,7 @@ def open_frames(
     back = Fraction(SEEK_MARGIN_FRAMES) / info.fps if info.fps else Fraction(0)
     seek = max(Fraction(0), Fraction(first_pts - info.start_pts) * info.time_base - back)
     for attempt in ("seek", "decode"):
-        if attempt == "seek" and part.preroll == 0:
+        if attempt == "seek" and (part.preroll == 0 or opts.deinterlace == "ivtc"):
             continue
         at = seek if attempt == "seek" else start
         with video_io.open_reader(input, start=at, duration=duration if attempt == "decode" else None, **kw) as reader:

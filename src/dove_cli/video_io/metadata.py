@@ -64,18 +64,20 @@ def move_timecode(tc: str, fps_in: Fraction, fps_out: Fraction, frames: int) -> 
     Counted as FFmpeg's libavutil/timecode.c does: at the rate rounded to whole frames, drop-frame
     (a separator other than ':' before the frames) skipping frame numbers 0 and 1 (0-3 at 60 fps)
     of each minute but every tenth, within 24 hours. fps_out differs from fps_in when fields become
-    frames (--deinterlace field). None when `tc` is not HH:MM:SS:FF or the rate cannot be
-    drop-frame (not a multiple of 30000/1001).
+    frames (--deinterlace field) and when 3:2 pulldown is undone (ivtc: 29.97 -> 23.976, the frame
+    count times 4/5, non-drop, as no 24 fps timecode drops). None when `tc` is not HH:MM:SS:FF or
+    the input's rate cannot be drop-frame (not a multiple of 30000/1001).
     """
     m = _TIMECODE.fullmatch(tc.strip())
     if m is None:
         return None
-    r_in, r_out, drop = round(fps_in), round(fps_out), m[4] != ":"
-    if not r_in or not r_out or (drop and (r_in % 30 or r_out % 30)):
+    r_in, r_out, drop_in = round(fps_in), round(fps_out), m[4] != ":"
+    if not r_in or not r_out or (drop_in and r_in % 30):
         return None
+    drop = drop_in and r_out % 30 == 0
     hh, mm, ss, ff = int(m[1]), int(m[2]), int(m[3]), int(m[5])
     start = (hh * 3600 + mm * 60 + ss) * r_in + ff
-    if drop:
+    if drop_in:
         minutes = 60 * hh + mm
         start -= r_in // 30 * 2 * (minutes - minutes // 10)
     n = round(Fraction(start * r_out, r_in)) + frames

@@ -50,7 +50,15 @@ log = logging.getLogger("dove_cli.video_io")
 
 DEFAULT_SEQUENCE_FPS = Fraction(25)  # what ffmpeg assumes for image sequences
 MAX_FPS = Fraction(1000)  # a .mkv times frames in milliseconds: faster frames would share one time
-DEINTERLACE_MODES = ("off", "frame", "field")
+DEINTERLACE_MODES = ("off", "frame", "field", "ivtc")
+# Inverse telecine, the chain FFmpeg's docs give: fieldmatch puts each film frame's two fields back
+# together (combmatch=full: and flags the frames it cannot, an orphan field at an edit), yadif
+# deinterlaces only those, and decimate drops the one repeated frame of every IVTC_CYCLE. (yadif, not
+# bwdif: bwdif's frames at the ends differ between FFmpeg versions, and this chain's are ffmpeg's.)
+IVTC_FILTERS = "fieldmatch=combmatch=full,yadif=mode=send_frame:parity=auto:deint=interlaced,decimate"
+IVTC_CYCLE = 5
+# Frames out per frame in, by --deinterlace mode.
+DEINTERLACE_RATE = {"off": Fraction(1), "frame": Fraction(1), "field": Fraction(2), "ivtc": Fraction(4, 5)}
 # A container's field orders (FFmpeg's AVFieldOrder) that say the video is interlaced: TT, BB, TB, BT.
 INTERLACED_FIELD_ORDERS = (2, 3, 4, 5)
 ERROR_WINDOW = 64  # packets a frame-threaded decoder may report an error late by (FFmpeg's auto threads: <= 16)
@@ -116,10 +124,15 @@ class VideoInfo:
         first frame), at its average rate: from the first frame at or after `start`, not one more
         when `start` falls between two (a --preview's plan counted 48 of the 47 it made)."""
         fps = Fraction(self.fps or DEFAULT_SEQUENCE_FPS)
-        at = Fraction(str(start)) if isinstance(start, float) else Fraction(start)
-        total = self.num_frames or round(Fraction(str(self.duration or 0)) * fps)
-        end = total if duration is None else min(total, math.ceil((at + Fraction(str(duration))) * fps))
+        at = exact(start)
+        total = self.num_frames or round(exact(self.duration or 0) * fps)
+        end = total if duration is None else min(total, math.ceil((at + exact(duration)) * fps))
         return max(0, end - math.ceil(at * fps))
+
+
+def exact(seconds: float | Fraction) -> Fraction:
+    """Seconds as a fraction, a float as it is written (0.3 is 3/10, not 0.29999...)."""
+    return Fraction(str(seconds)) if isinstance(seconds, float) else Fraction(seconds)
 
 
 def orientation(frame: av.VideoFrame) -> tuple[int, bool]:
@@ -217,7 +230,8 @@ def open_reader(
     writer to tag; "apply" turns the pixels upright. ignore_decode_errors: skip undecodable packets,
     count them in `reader.dropped_frames` and name them in one warning at the end. deinterlace:
     "frame" runs every frame of a video through FFmpeg's bwdif (one frame out per frame in, timing
-    unchanged); "field" makes a frame of every field (double rate: 50i -> 50p, time base halved).
+    unchanged); "field" makes a frame of every field (double rate: 50i -> 50p, time base halved);
+    "ivtc" undoes 3:2 pulldown (IVTC_FILTERS: 29.97 -> 23.976 frames/s, timed as ffmpeg times them).
     start/duration: only the frames in this span (seconds from the first frame; seeks, so a preview
     does not decode what comes before).
     warn: log what the source has that the frames lose (alpha, interlacing, odd rotations); a second
@@ -469,6 +483,14 @@ def time_span(seconds: list[float]) -> str:
     return f"t={seconds[0]:.3f}" + (f"-{seconds[-1]:.3f}" if len(seconds) > 1 else "") + "s"
 
 
+def frames_out(frames: int, deinterlace: str) -> int:
+    """The frames a --deinterlace mode makes of `frames` decoded ones: ivtc's decimate drops one of
+    every IVTC_CYCLE, and none of a last cycle cut short (as ffmpeg's, which flushes it whole)."""
+    if deinterlace == "ivtc":
+        return frames - frames // IVTC_CYCLE
+    return int(frames * DEINTERLACE_RATE[deinterlace])
+
+
 def stream_rate(s: Any) -> Fraction:
     """A video stream's frame rate: its average rate, unless that exceeds the rate all its
     timestamps fit (r_frame_rate, where guessed_rate starts), which no true average can: FFmpeg's
@@ -548,7 +570,7 @@ class VideoReader:
         self._unplaced = 0  # packets skipped that carry no timestamp
         self._jumps = 0  # timestamp discontinuities corrected (continuity.Continuity)
         self._deinterlace = deinterlace
-        self._rate = 2 if deinterlace == "field" else 1  # frames out per frame in
+        self._rate = DEINTERLACE_RATE[deinterlace]  # frames out per frame in
         self._source_interlaced = False
         self._frames_flagged = False  # the first frame's own interlace flag
         self._ignore = ignore_decode_errors
@@ -578,7 +600,8 @@ class VideoReader:
         s.thread_type = "SLICE" if self._ignore else "AUTO"
         if threads:
             s.codec_context.thread_count = threads
-        self._frames = self._decoded()
+        self._tb = self._time_base()
+        self._frames = self._decoded(self._decode())
         first = next(self._frames, None)
         if first is None:
             raise InputError(f"{path}: no decodable video frames")
@@ -594,7 +617,7 @@ class VideoReader:
         s, c, cc = self._stream, self._container, self._stream.codec_context
         fmt = frame.format
         bit_depth = max(comp.bits for comp in fmt.components)
-        tb = (Fraction(s.time_base) if s.time_base else Fraction(1, 90000)) / self._rate
+        tb = self._tb
         fps = stream_rate(s) * self._rate
         duration = None
         if s.duration and s.time_base:
@@ -602,7 +625,8 @@ class VideoReader:
         elif c.duration:
             duration = c.duration / av.time_base
         exact = bool(s.frames)
-        num_frames = s.frames * self._rate or (max(1, round(duration * fps)) if duration else 0)
+        decoded = s.frames or (max(1, round(duration * stream_rate(s))) if duration else 0)  # (estimated)
+        num_frames = frames_out(decoded, self._deinterlace)
         rng = frame.color_range or cc.color_range
         if rng not in RANGE and fmt.name.startswith("yuvj"):
             rng = 2
@@ -685,7 +709,7 @@ class VideoReader:
         """The frames this reader yields in all, counted from the video's packets without decoding: where
         the container gives no count (`info.num_frames_exact` False), exact where that is an estimate."""
         with av.open(str(self.path), metadata_errors="replace") as c:
-            return len(packet_pts(c, c.streams[self._stream.index])) * self._rate
+            return frames_out(len(packet_pts(c, c.streams[self._stream.index])), self._deinterlace)
 
     def _declared_end(self, tb: Fraction) -> int | None:
         """End of the video stream (pts units) as the container header declares it, or None.
@@ -730,29 +754,66 @@ class VideoReader:
             "%s: file ends early after frame %d (%s); about %d frames missing", self.path, decoded, when, missing
         )
 
-    def _decoded(self) -> Iterator[av.VideoFrame]:
-        """The stream's frames, through bwdif when deinterlacing (pts in the time base of `info`)."""
-        if self._deinterlace == "off":
-            yield from self._decode()
-            return
+    def _time_base(self) -> Fraction:
+        """The time base of `info`: the stream's; halved for a frame per field; for ivtc, decimate's
+        (a frame at 4/5 of the stream's rate, as ffmpeg times them)."""
+        s = self._stream
+        tb = Fraction(s.time_base) if s.time_base else Fraction(1, 90000)
+        if self._deinterlace != "ivtc":
+            return tb / self._rate
+        rate = stream_rate(s)
+        if round(rate) != 30 or not s.guessed_rate:  # (soft telecine decodes to the film's 23.976 frames)
+            raise InputError(f"{self.path}: --deinterlace ivtc undoes 3:2 pulldown, film stored at 29.97 frames/s; "
+                             f"this video is {float(rate):.5g} frames/s")  # fmt: skip
+        return 1 / (Fraction(s.guessed_rate) * self._rate)
+
+    def _in_time_base(self, pts: int) -> Fraction:
+        """A pts of the stream in the time base of `info`."""
+        return pts * Fraction(self._stream.time_base or Fraction(1, 90000)) / self._tb
+
+    def _filters(self) -> av.filter.Graph:
+        """The --deinterlace filter graph, its source told the stream's frame rate as ffmpeg tells it
+        (decimate times its frames by it)."""
+        s: Any = self._stream
         graph = av.filter.Graph()
-        source = graph.add_buffer(template=self._stream)
-        mode = "send_field" if self._deinterlace == "field" else "send_frame"
-        bwdif = graph.add("bwdif", f"mode={mode}:parity=auto:deint=all")
-        sink = graph.add("buffersink")
-        source.link_to(bwdif)
-        bwdif.link_to(sink)
+        source = graph.add("buffer", video_size=f"{s.width}x{s.height}", pix_fmt=s.format.name,
+                           time_base=str(s.time_base or Fraction(1, 90000)), pixel_aspect="1/1",
+                           frame_rate=str(s.guessed_rate or 0))  # fmt: skip
+        if self._deinterlace == "ivtc":
+            chain = IVTC_FILTERS
+        else:
+            chain = f"bwdif=mode={'send_field' if self._deinterlace == 'field' else 'send_frame'}:parity=auto:deint=all"
+        last = source
+        for spec in chain.split(","):
+            name, _, args = spec.partition("=")
+            node = graph.add(name, args or None)
+            last.link_to(node)
+            last = node
+        last.link_to(graph.add("buffersink"))
         graph.configure()
-        tb = Fraction(self._stream.time_base or Fraction(1, 90000)) / self._rate
-        for frame in itertools.chain(self._decode(), [None]):
-            graph.push(frame)  # None flushes the frame bwdif holds back
+        return graph
+
+    def _decoded(self, frames: Iterator[av.VideoFrame]) -> Iterator[av.VideoFrame]:
+        """Decoded `frames` through the --deinterlace filters (pts in the time base of `info`).
+        ivtc's cycles of 5 start at a span's first frame, as `ffmpeg -ss` starts them: the frames
+        before it, decoded from the keyframe before, do not enter."""
+        if self._deinterlace == "off":
+            yield from frames
+            return
+        if self._deinterlace == "ivtc" and self._lo is not None:  # from the first that decimate times at `_lo` on
+            lo = self._lo - Fraction(1, 2)  # (it rounds the first pts to its time base, then counts frames on)
+            frames = (f for f in frames if f.pts is None or self._in_time_base(f.pts) >= lo)
+        graph = self._filters()
+        tb = self._tb
+        for frame in itertools.chain(frames, [None]):
+            graph.push(frame)  # None flushes the frames the filters hold back
             while True:
                 try:
                     out: Any = graph.pull()  # a VideoFrame from this video-only graph
                 except (av.BlockingIOError, av.EOFError):
                     break
                 if out.pts is not None and out.time_base and out.time_base != tb:
-                    out.pts = round(out.pts * out.time_base / tb)  # bwdif always halves the time base
+                    out.pts = round(out.pts * out.time_base / tb)  # (bwdif always halves the time base)
                     out.time_base = tb
                 yield out
 
@@ -810,7 +871,7 @@ class VideoReader:
         if abs(frames - round(frames)) > max(Fraction(1, 8), 1 / self._step):  # a tick of rounding allowed
             self._step = None
             return
-        undecodable = sum(1 for pts in self._skipped if before < pts * self._rate < after)
+        undecodable = sum(1 for pts in self._skipped if before < self._in_time_base(pts) < after)
         lost = round(frames) - 1 - undecodable
         if frames <= GAP_FRAMES or lost <= 0:
             return
@@ -842,7 +903,7 @@ class VideoReader:
             where = "" if pts is None else " near " + self._frame_name(pts)
             where = where if found is None else " at " + self._frame_name(found)
             raise DecodeError(f"{self.path}: decode error{where} ({ffmsg(exc)}); {IGNORE_HINT}") from None
-        at = None if pts is None else pts * self._rate  # in info.time_base, as the span
+        at = None if pts is None else self._in_time_base(pts)  # in info.time_base, as the span
         if at is not None and ((self._lo is not None and at < self._lo) or (self._hi is not None and at >= self._hi)):
             return  # before --start (decoded from the keyframe before) or after the end: not a frame lost
         if pts is None:
@@ -995,11 +1056,14 @@ class VideoReader:
     def _select_span(self, start: float | Fraction | None, duration: float | Fraction | None) -> None:
         """Keep only frames with start <= t < start + duration (t in seconds from the first frame)."""
         info = self.info
-        lo = info.start_pts + int(Fraction(start or 0) / info.time_base)
+        at = exact(start or 0)
+        # the first pts at or after each end, as `span_frames` counts (a time base as long as a frame, ivtc's, would
+        # otherwise take in the frame before)
+        lo = info.start_pts + math.ceil(at / info.time_base)
         self._lo = lo
         if start is not None:  # where the writer puts output time zero (ContainerWriter._shift)
             self._origin = info.start_pts + round(Fraction(start) / info.time_base)
-        self._hi = None if duration is None else lo + int(Fraction(duration) / info.time_base)
+        self._hi = None if duration is None else info.start_pts + math.ceil((at + exact(duration)) / info.time_base)
         if start:
             self.dropped_frames, self._unplaced = 0, 0  # the seek decodes again what counts
             self._skipped.clear()
@@ -1020,10 +1084,11 @@ class VideoReader:
             seconds = 0 if back_s is None else max(0, lo * tb - back_s)
             self._container.seek(int(seconds / s.time_base), stream=s, backward=True)
             s.codec_context.flush_buffers()
-            frames = self._decoded()
-            first = next(frames, None)
-            if back_s is None or (first is not None and (first.pts is None or first.pts <= lo)):
-                self._frames, self._first = frames, first
+            decoded = self._decode()
+            first = next(decoded, None)
+            if back_s is None or (first is not None and (first.pts is None or self._in_time_base(first.pts) <= lo)):
+                self._frames = self._decoded(itertools.chain([first] if first is not None else [], decoded))
+                self._first = next(self._frames, None)
                 return
 
     def __iter__(self) -> Iterator[Frame]:
