@@ -27,7 +27,7 @@ from dove_cli.errors import InputError, Interrupted, OptionError
 from dove_cli.options import UpscaleOptions
 from dove_cli.resume import SEGMENT_MIN_FRAMES, Journal, Segment, Work, work_folder
 from dove_cli.upscaling import upscale
-from media import frame_times, make_broadcast, make_clip, make_ts, packet_md5
+from media import frame_times, make_broadcast, make_clip, make_telecined, make_ts, packet_md5
 from test_resume import framemd5
 from test_scenes import two_shot_clip
 
@@ -191,6 +191,19 @@ def test_a_worker_killed_mid_run_changes_nothing(cluster, clip, ref, tmp_path):
     same_file(ref, out)
     pids = [h["pid"] for h in hellos(cluster)]
     assert len(pids) == 2 and killed not in pids  # restarted by Ray, in a new process
+
+
+def test_inverse_telecine_on_two_workers_is_one_process(cluster, tmp_path):
+    """--deinterlace ivtc: decimate drops a frame of every 5 counted from where reading starts, so a
+    worker decodes its part from the first frame (a seek would give the same times but, where the
+    3:2 cadence breaks, here in the video at the end, other frames), and the file is one process's."""
+    src = make_telecined(tmp_path / "dvd.mpg", 100, video=40, audio=True, size="64x48")
+    opts = UpscaleOptions(**OPTS, deinterlace="ivtc")
+    one = upscale(src, tmp_path / "one.mkv", opts)
+    two = upscale(src, tmp_path / "two.mkv", opts, cluster=cluster)
+    assert two.frames == one.frames == 80 and sorted(two.workers) == ["w0", "w1"]
+    assert framemd5(tmp_path / "two.mkv") == framemd5(tmp_path / "one.mkv")
+    assert packet_md5(tmp_path / "two.mkv", "0:a:0") == packet_md5(tmp_path / "one.mkv", "0:a:0")
 
 
 def test_a_folder_is_spread_over_both_workers(cluster, clip, tmp_path):

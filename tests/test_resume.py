@@ -25,7 +25,7 @@ from dove_cli.options import AUTO, UpscaleOptions
 from dove_cli.resume import SEGMENT_MIN_FRAMES, Journal, Session, Work, work_folder
 from dove_cli.threads import DIE_AFTER_ENV
 from dove_cli.upscaling import upscale
-from media import ffinfo, ffmpeg, make_broadcast, make_clip, make_ts, movie_edits, packet_md5, top_boxes
+from media import ffinfo, ffmpeg, make_broadcast, make_clip, make_telecined, make_ts, movie_edits, packet_md5, top_boxes
 from test_scenes import two_shot_clip
 
 OPTS = dict(model="bilinear", scale=2, chunk=9, chunk_overlap=2, tile=0, device="cpu")
@@ -638,6 +638,23 @@ def test_a_broadcast_recording_resumes_to_an_identical_output_that_starts_at_0(t
     movie, edits = movie_edits(out)
     empty = [[float(span) for span, at in track if at < 0] for track in edits]  # (the video, the sound)
     assert movie < 2.2 and empty == [[0.01], []]  # the picture starts 10 ms after the sound, as in the input
+
+
+def test_inverse_telecine_resumes_to_an_identical_output(tmp_path):
+    """--deinterlace ivtc: decimate drops a frame of every 5 counted from where reading starts, so a
+    resumed run reads from the first frame again and makes the same film frames, times and sound."""
+    src = make_telecined(tmp_path / "dvd.mpg", 100, audio=True)  # 80 film frames
+    opts = UpscaleOptions(**OPTS, deinterlace="ivtc")
+    ref, out = tmp_path / "ref.mkv", tmp_path / "out.mkv"
+    assert upscale(src, ref, opts).frames == 80
+    with pytest.raises(RuntimeError):
+        upscale(src, out, opts, restorer=_FailAfter(7))  # about 50 frames
+    journal = Work(out)._read()
+    assert journal is not None and journal.segments
+    r = upscale(src, out, UpscaleOptions(**OPTS, deinterlace="ivtc", resume=True))
+    assert SEGMENT_MIN_FRAMES <= r.resumed_from < 80 and r.frames == 80
+    assert framemd5(out) == framemd5(ref)
+    assert packet_md5(out, "0:a:0") == packet_md5(ref, "0:a:0")
 
 
 def test_a_disk_already_full_is_exit_75_and_leaves_nothing(tmp_path):

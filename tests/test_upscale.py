@@ -755,6 +755,34 @@ def test_deinterlace_option_end_to_end(tmp_path, caplog):
     assert r.frames == 10 and times == [Fraction(i, 25) for i in range(10)]  # 12.5 frames/s -> 25 fields/s
 
 
+def test_ivtc_end_to_end(tmp_path):
+    """A telecined DVD (MPEG-2 and MP2 in MPEG-PS) with --deinterlace ivtc: the plan and the progress
+    count 4 frames of every 5 (and the 2 of a last cycle cut short), the output has ffmpeg's frames
+    at ffmpeg's times, 23.976 frames/s, the audio untouched, and the video ends within a frame of the
+    input's; a preview has the frames it planned; a drop-frame timecode becomes the film's."""
+    from media import IVTC, ffinfo, frame_times, make_telecined, packet_md5
+
+    clip = make_telecined(tmp_path / "dvd.mpg", 52, audio=True)
+    opts = dict(model="bilinear", scale=1, codec="ffv1", color_fix="none", device="cpu", deinterlace="ivtc")
+    out = tmp_path / "film.mkv"
+    assert upscale(clip, out, **opts, dry_run=True).frames == 42
+    seen = []
+    r = upscale(clip, out, **opts, progress=seen.append)
+    assert r.frames == 42 and {p.frames_total for p in seen if p.status == "upscaling"} == {42}
+    ffmpeg("-copyts", "-i", clip, "-map", "0:v", "-vf", IVTC, "-c:v", "ffv1", tmp_path / "ref.mkv")
+    assert frame_times(out) == frame_times(tmp_path / "ref.mkv")
+    assert psnr(ffmpeg_frames(out, 160, 120), ffmpeg_frames(tmp_path / "ref.mkv", 160, 120)) > 40
+    assert ", 23.98 fps," in ffinfo(out).video().text
+    assert packet_md5(out, "0:a:0") == packet_md5(clip, "0:a:0")
+    ends = [(p[-1] + (p[-1] - p[-2])) * tb for p, tb in (frame_pts(out), frame_pts(clip))]
+    assert abs(ends[0] - ends[1]) < Fraction(1001, 24000)
+    preview = upscale(clip, tmp_path / "preview.mkv", **opts, preview="0.5+1s")
+    assert preview.frames == preview.plan.frames == 24 == len(frame_times(tmp_path / "preview.mkv"))
+    ffmpeg("-i", clip, "-map", "0:v", "-c", "copy", "-timecode", "00:10:00;00", tmp_path / "tc.mov")
+    upscale(tmp_path / "tc.mov", tmp_path / "tc_out.mov", **{**opts, "codec": "h264"})
+    assert re.findall(r"timecode\s*: (\S+)", ffinfo(tmp_path / "tc_out.mov").stderr) == ["00:09:59:10"] * 2
+
+
 def test_dry_run_needs_no_weights(tmp_path, monkeypatch, capsys):
     """A plan before an 11 GB download: the architecture alone sizes it, and nothing is fetched."""
     from dove_cli.cli import main
