@@ -259,6 +259,22 @@ def test_ivtc_of_a_dvd_with_video_parts_and_its_previews(tmp_path: Path) -> None
         assert preview.num_frames == len(span) == info.span_frames(start, duration) and span[0].pts == first
 
 
+def test_ivtc_says_a_hole_in_the_input_that_it_closes(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """20 telecined frames lost from the middle (damage the demuxer skipped): ffmpeg's decimate times
+    the frames after the hole on from those before it, so the video ends 0.67 s early against the
+    sound. dove's frames are ffmpeg's all the same; the hole is said, and 16 frames counted lost."""
+    clip = tmp_path / "hole.mpg"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=160x120:rate=24000/1001", "-vf",
+           r"telecine=pattern=23,select='not(between(n\,20\,39))',setfield=tff", "-frames:v", "60", "-fps_mode",
+           "passthrough", "-c:v", "mpeg2video", "-flags", "+ilme+ildct", "-f", "vob", clip)  # fmt: skip
+    with caplog.at_level(logging.WARNING), open_reader(clip, deinterlace="ivtc", warn=False) as reader:
+        frames = list(reader)
+    assert [f.pts * reader.info.time_base for f in frames] == ffmpeg_ivtc(clip, tmp_path / "ref.nut")
+    assert len(frames) == 48 and reader.dropped_frames == 16
+    assert caplog.text.count("a 0.70 s gap in the video at 0.63 s (about 20 frames lost from the input?)") == 1
+    assert "the video is 0.67 s early against the sound (--deinterlace frame keeps the gap)" in caplog.text
+
+
 def test_hdr_is_said(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     pq = make_clip(
         tmp_path / "pq.mkv",

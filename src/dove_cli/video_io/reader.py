@@ -569,6 +569,7 @@ class VideoReader:
         self._origin = 0  # the pts the output starts its clock at (`open_reader`'s zero, a --preview's start)
         self._unplaced = 0  # packets skipped that carry no timestamp
         self._jumps = 0  # timestamp discontinuities corrected (continuity.Continuity)
+        self._gaps_said: set[int] = set()  # pts of the frames before the gaps said under ivtc (`_ivtc_gaps`)
         self._deinterlace = deinterlace
         self._rate = DEINTERLACE_RATE[deinterlace]  # frames out per frame in
         self._source_interlaced = False
@@ -803,6 +804,8 @@ class VideoReader:
         if self._deinterlace == "ivtc" and self._lo is not None:  # from the first that decimate times at `_lo` on
             lo = self._lo - Fraction(1, 2)  # (it rounds the first pts to its time base, then counts frames on)
             frames = (f for f in frames if f.pts is None or self._in_time_base(f.pts) >= lo)
+        if self._deinterlace == "ivtc":
+            frames = self._ivtc_gaps(frames)
         graph = self._filters()
         tb = self._tb
         for frame in itertools.chain(frames, [None]):
@@ -816,6 +819,30 @@ class VideoReader:
                     out.pts = round(out.pts * out.time_base / tb)  # (bwdif always halves the time base)
                     out.time_base = tb
                 yield out
+
+    def _ivtc_gaps(self, frames: Iterator[av.VideoFrame]) -> Iterator[av.VideoFrame]:
+        """Decoded frames on their way to ivtc, a hole in their timing (more than GAP_FRAMES frames:
+        damage the demuxer skipped) said and counted: decimate times its frames one after the other,
+        as ffmpeg's does, so the video after the hole comes that much early against the sound."""
+        s = self._stream
+        tb = Fraction(s.time_base or Fraction(1, 90000))
+        step = 1 / (stream_rate(s) * tb)
+        last: int | None = None
+        for frame in frames:
+            if frame.pts is not None:
+                gap = frame.pts - last if last is not None else 0
+                if last is not None and gap > GAP_FRAMES * step and last not in self._gaps_said:
+                    self._gaps_said.add(last)
+                    lost = round(gap / step) - 1
+                    undecodable = sum(1 for pts in self._skipped if last < pts < frame.pts)  # (counted already)
+                    self.dropped_frames += frames_out(max(0, lost - undecodable), "ivtc")
+                    log.warning("%s: a %.2f s gap in the video at %.2f s (about %d frames lost from the input?): "
+                                "--deinterlace ivtc times the frames after it on from the ones before, as ffmpeg's "
+                                "decimate does, so from there the video is %.2f s early against the sound "
+                                "(--deinterlace frame keeps the gap)", self.path, float(gap * tb),
+                                float((last - (s.start_time or 0)) * tb), lost, float(gap * tb - 1 / stream_rate(s)))  # fmt: skip
+                last = frame.pts if last is None else max(last, frame.pts)
+            yield frame
 
     def _decode(self) -> Iterator[av.VideoFrame]:
         """Demux and decode, turning FFmpeg errors into DecodeError or skipped packets."""
