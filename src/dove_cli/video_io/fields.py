@@ -12,7 +12,6 @@ Scanned only for videos flagged interlaced or a run given --deinterlace: others 
 from __future__ import annotations
 
 import itertools
-import shlex
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -29,9 +28,11 @@ CONTAINER_ORDERS: dict[int, Literal["tff", "bff"]] = {2: "tff", 3: "bff", 4: "tf
 
 IDET = "lavfi.idet."  # the prefix of idet's counts in a frame's metadata
 # Telecine, said whatever --deinterlace is: no mode of it undoes 3:2 pulldown.
-TELECINE = ("fields upscaled together keep their combing in 2 frames of 5, and deinterlaced 1 frame in 5 repeats "
-            "the one before (judder, and the model's work on it wasted); undo the pulldown first, into a lossless "
-            "file: ffmpeg -i {path} -vf fieldmatch,decimate -c:v ffv1 -c:a copy film.mkv, and upscale film.mkv")  # fmt: skip
+TELECINE = (
+    "fields upscaled together keep their combing in 2 frames of 5, and deinterlaced 1 frame in 5 repeats "
+    "the one before (judder, and the model's work on it wasted); use --deinterlace ivtc, which undoes the "
+    "pulldown (FFmpeg's fieldmatch,decimate) into the film's 23.976 frames/s"
+)
 Verdict = Literal["interlaced", "progressive", "telecined", "mixed", "undetermined"]
 
 
@@ -171,8 +172,10 @@ def advice(path: Path, scan: FieldScan | None, deinterlace: str, flagged: bool, 
     only the container says so."""
     d: dict[str, Any] = scan.as_dict() if scan else {"verdict": "undetermined", "frames": 0}
     verdict, idet = d["verdict"], f"FFmpeg's idet: {evidence(d)}"
+    if deinterlace == "ivtc":  # what it is for; a video it cannot take (its rate) is refused
+        return None
     if verdict == "telecined":
-        return f"telecined film, 3:2 pulldown ({idet}): {TELECINE.format(path=shlex.quote(str(path)))}"
+        return f"telecined film, 3:2 pulldown ({idet}): {TELECINE}"
     if deinterlace == "off":
         if not flagged:
             return None
