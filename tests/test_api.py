@@ -346,7 +346,7 @@ def test_every_option_is_taken_or_refused_by_frames_in_memory():
 
     taken = {"model", "scale", "device", "dtype", "vram", "offload", "vae_tiling", "quantize", "compile", "attention",
              "posterior", "seed", "download", "tile", "tile_overlap", "chunk", "chunk_overlap", "blend", "pad",
-             "parity", "scene_cuts", "color_fix", "fps", "compare", "given"}  # fmt: skip
+             "parity", "scene_cuts", "color_fix", "fps", "compare", "crop", "size", "given"}  # fmt: skip
     assert {f.name for f in fields(UpscaleOptions)} - taken == set(FILE_ONLY)
     for name in ("container", "untagged_matrix"):
         with pytest.raises(OptionError, match=f"^{name}=: upscale_frames\\(\\) reads and writes no file; "):

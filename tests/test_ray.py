@@ -180,6 +180,22 @@ class KilledOnce(BilinearModel):
         return super().restore(video)
 
 
+def test_crop_and_size_on_two_workers_write_the_file_of_one_process(cluster, tmp_path):
+    """--crop and --size on Ray: each worker crops the frames it reads and resamples those it writes,
+    and the driver joins the segments with square pixels, as one process writes them."""
+    src = make_clip(tmp_path / "dvd.mp4", size="64x48", rate="25", frames=72, vf="setsar=32/27")
+    opts = UpscaleOptions(**OPTS, crop="2:2:2:4", size="96p")  # 60x42 at 32:27 is shown 1.693:1: 162.5 -> 162
+    one = upscale(src, tmp_path / "one.mp4", opts)
+    two = upscale(src, tmp_path / "two.mp4", opts, cluster=cluster)
+    assert two.frames == one.frames == 72 and sum(two.workers.values()) == 72
+    assert framemd5(tmp_path / "one.mp4") == framemd5(tmp_path / "two.mp4")
+    assert (tmp_path / "one.mp4").read_bytes() == (tmp_path / "two.mp4").read_bytes()
+    with av.open(str(tmp_path / "two.mp4")) as c:
+        s = c.streams.video[0]
+        assert (s.codec_context.width, s.codec_context.height) == (162, 96)
+        assert s.sample_aspect_ratio in (None, 1) and s.codec_context.sample_aspect_ratio in (None, 1)
+
+
 def test_a_worker_killed_mid_run_changes_nothing(cluster, clip, ref, tmp_path):
     """SIGKILL one worker while it makes a segment: Ray restarts it, its unreported segments are made
     again elsewhere, nothing it half-wrote is used, and the file is still the one a single process

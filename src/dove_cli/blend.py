@@ -1,8 +1,8 @@
 """Blending and finishing: windows folded into output frames, then colour fix and code values.
 
 Output frames are accumulated as running weighted means while windows overlap them (weights sum
-to 1 at every pixel: windows.py), and finished (crop, colour fix, side-by-side compare, rounding to
-8 or 16 bits) once no future window touches them.
+to 1 at every pixel: windows.py), and finished (crop, colour fix, rounding to 8 or 16 bits, and
+--compare's side by side) once no future window touches them.
 """
 
 from __future__ import annotations
@@ -76,20 +76,19 @@ def compare_size(height: int, width: int, rotation: int) -> tuple[int, int]:
     return (2 * height, width) if rotation % 180 else (height, 2 * width)
 
 
-def finish_frame(
-    frame: torch.Tensor, reference: torch.Tensor | None, color_fix: ColorFix, compare: tuple[int, bool] | None
-) -> torch.Tensor:
-    """Colour-fix a restored frame [3, H, W] against its reference, and put the reference beside it
-    for `--compare` (its `compare_layout`). Both in [0, 1]; `reference` may be None when neither
-    needs it."""
-    if color_fix != "none":
-        assert reference is not None
-        frame = apply_color_fix(color_fix, frame[None], reference[None])[0]
-    if compare is not None:
-        assert reference is not None
-        dim, input_first = compare
-        frame = torch.cat([reference, frame] if input_first else [frame, reference], dim=dim)
-    return frame
+def finish_frame(frame: torch.Tensor, reference: torch.Tensor | None, color_fix: ColorFix) -> torch.Tensor:
+    """Colour-fix a restored frame [3, H, W] against its reference (the upsampled input), both in
+    [0, 1]; `reference` may be None without a colour fix."""
+    if color_fix == "none":
+        return frame
+    assert reference is not None
+    return apply_color_fix(color_fix, frame[None], reference[None])[0]
+
+
+def side_by_side(input: np.ndarray, output: np.ndarray, compare: tuple[int, bool]) -> np.ndarray:
+    """`--compare`'s frame: the input's upscale [H, W, 3] beside the output, as `compare_layout` says."""
+    dim, input_first = compare
+    return np.concatenate([input, output] if input_first else [output, input], axis=dim - 1)
 
 
 def to_code_values(

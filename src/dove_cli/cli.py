@@ -340,11 +340,13 @@ def _check_eval(
 
 
 def _check_eval_sizes(input: Path, output: Path, gt: Path, opts: UpscaleOptions) -> None:
-    """The size each output will have (input x --scale, or --parity's; --compare doubles it: `compare_size`),
-    against GT's. An input that cannot be read is left to the upscale, which says why (in a folder, per file)."""
+    """The size each output will have (--size's, else the input less --crop x --scale, or --parity's;
+    --compare doubles it: `compare_size`), against GT's. An input that cannot be read is left to the
+    upscale, which says why (in a folder, per file)."""
     from dove_cli import video_io
     from dove_cli.batch import is_batch_input, plan_batch
     from dove_cli.blend import compare_size
+    from dove_cli.geometry import cropped_info, target_size
     from dove_cli.metrics.evaluate import check_planned_sizes
     from dove_cli.options import check_options, output_size
 
@@ -359,8 +361,9 @@ def _check_eval_sizes(input: Path, output: Path, gt: Path, opts: UpscaleOptions)
             with video_io.open_reader(
                 source, fps=opts.fps, rotate=opts.rotate, deinterlace=opts.deinterlace, warn=False
             ) as reader:
-                info = reader.info
-            h, w = output_size(opts, info.height, info.width)  # (--parity: refused where its crop leaves nothing)
+                info = cropped_info(reader.info, opts)
+            # --size's, or the model's (--parity: refused where its crop leaves nothing)
+            h, w = target_size(opts, info) or output_size(opts, info.height, info.width)
         except DoveError:
             planned[target.stem] = (target, None)  # its GT is still looked for; its size is unknown
             continue

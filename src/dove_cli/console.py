@@ -12,7 +12,7 @@ import signal
 import threading
 import time
 from fractions import Fraction
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from rich.console import Console
 from rich.markup import escape
@@ -29,6 +29,7 @@ from rich.progress import (
 from rich.table import Table
 
 from dove_cli.errors import OptionError
+from dove_cli.geometry import parse_crop
 from dove_cli.humanize import human_duration, human_range, turn_text
 
 # Not a terminal (a log file, a pipe, a job scheduler): rich would fold tables at 80 columns and split
@@ -54,7 +55,11 @@ def plain_width(console: Console) -> Console:
 
 class _Console(Console):
     """A console whose reader may go away (`2>&1 | grep -m1 upscaling`, `| head`, a log pipe that died).
-    rich's own answer is exit 1 at the next line, which killed a run with all its frames made."""
+    rich's own answer is exit 1 at the next line, which killed a run with all its frames made. It
+    draws no emoji codes: rich turned `a:top:b.mp4` and `LEFT:TOP:RIGHT` into a picture."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(emoji=False, **kwargs)
 
     def on_broken_pipe(self) -> None:
         """Say nothing more there (dove's log lines and warnings too: their stream now goes to /dev/null).
@@ -271,10 +276,17 @@ def print_plan(plan, console: Console) -> None:  # plan.Plan
     est = (f"{human_range(plan.est_seconds)} for the model's windows, plus start-up (loading it)"
            if plan.est_seconds is not None else f"-, {untimed_reason(plan)}")  # fmt: skip
     est += f"; {plan.est_note}" if plan.est_note else ""
+    picture = f"{w}x{h}"
+    if plan.crop:  # the input's own size, and the picture the crop leaves
+        c = parse_crop(plan.crop)
+        picture = f"{w + c.left + c.right}x{h + c.top + c.bottom} cropped to {w}x{h} (--crop {plan.crop})"
+    resampled = (
+        f", resampled from the model's {plan.output_size[1]}x{plan.output_size[0]} (Lanczos)" if plan.size else ""
+    )
     rows = [
         (
             "input",
-            f"{w}x{h}, {'' if plan.frames_exact else 'about '}{plan.frames} frame{'s' * (plan.frames != 1)} at "
+            f"{picture}, {'' if plan.frames_exact else 'about '}{plan.frames} frame{'s' * (plan.frames != 1)} at "
             f"{float(plan.fps):.3f} fps"
             f"{exact_fps}" + ("" if plan.frames_exact else " (from the duration: the container does not count them)"),
         ),
@@ -282,6 +294,7 @@ def print_plan(plan, console: Console) -> None:  # plan.Plan
             "output",
             f"{ow}x{oh}"
             + (" (input | output, --compare)" if plan.compare else "")
+            + resampled
             + (f", {shown}" if (shown := plan.shown_as()) else "")
             + (f", {plan.codec} {plan.pix_fmt}" if plan.codec else "")
             + (" full range" if plan.full_range and not plan.pix_fmt.startswith("yuvj") else "")
@@ -346,7 +359,10 @@ def print_batch_plans(items, console: Console) -> None:
         if p is None:
             table.add_row(escape(name), "", "skip: output exists" if item.status == "skipped" else "error")
             continue
-        (w, h), (ow, oh) = p.shown_size(*p.input_size), p.shown_size(*p.file_size())  # as the file's plan's "shown"
+        (w, h), (ow, oh) = (
+            p.shown_size(*p.input_size),
+            p.shown_size(*p.file_size(), written=True),
+        )  # as the file's plan's "shown"
         gpu = f"{p.est_peak_device_bytes / gib:.1f} GiB" if p.est_peak_device_bytes else "-"
         est = human_duration(p.est_seconds) if p.est_seconds is not None else "-"
         frames = f"{'' if p.frames_exact else '~'}{p.frames}" + (f" ({p.saved_frames} saved)" if p.saved_frames else "")

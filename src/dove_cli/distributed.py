@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING, Any
 
 from dove_cli import resume, video_io
 from dove_cli.errors import DoveError, InputError, Interrupted, OptionError, OutputError
+from dove_cli.geometry import warn_resampled_up, written_info
 from dove_cli.options import UpscaleOptions
 from dove_cli.resume import Segment
 from dove_cli.video_io.continuity import first_discontinuity
@@ -694,8 +695,8 @@ class _Driver:
             assert job.opts is not None
             writer_options, job.join = output_options(job.opts)
             file_h, file_w = plan.file_size()  # with --compare, both halves
-            job.options = resume.segment_options(job.output, job.info, file_w, file_h, writer_options=writer_options,
-                                                 join_options=job.join)  # fmt: skip
+            job.options = resume.segment_options(job.output, written_info(job.info, job.opts), file_w, file_h,
+                                                 writer_options=writer_options, join_options=job.join)  # fmt: skip
         except OSError as exc:
             self._fail(job, OutputError(f"{job.output}: cannot prepare the work folder ({exc.strerror})"))
             return
@@ -872,6 +873,7 @@ class _Driver:
                 self._warned = True
                 warn_scale(self.opts, output_is_input)
             warn_release_size(plan, self.opts.scale)  # each file's own size
+            warn_resampled_up(plan, self.opts.scale)
             if job.state == "planning":
                 self._start(job, replace(plan, model_note="", codec=job.writes[0], pix_fmt=job.writes[1]))
         else:  # warm, ping
@@ -1061,8 +1063,9 @@ class _Driver:
         assert job.session is not None and job.session.work is not None and job.info is not None
         t0 = time.perf_counter()
         files = [(job.session.work.path / s.file, s.first_pts) for s in (job.done[i] for i in sorted(job.done))]
-        resume.join_segments(job.output, job.info, files, codec=job.options["codec"], preset=job.options.get("preset"),
-                             pix_fmt=job.options.get("pix_fmt"), **job.join)  # fmt: skip
+        assert job.opts is not None
+        resume.join_segments(job.output, written_info(job.info, job.opts), files, codec=job.options["codec"],
+                             preset=job.options.get("preset"), pix_fmt=job.options.get("pix_fmt"), **job.join)  # fmt: skip
         job.session.finished()
         job.stages["finalize"] = job.stages.get("finalize", 0.0) + time.perf_counter() - t0
 

@@ -22,6 +22,7 @@ from types import UnionType
 from typing import Any, ClassVar, Literal, TypedDict, Union, get_args, get_origin, get_type_hints
 
 from dove_cli.errors import OptionError
+from dove_cli.geometry import parse_crop, parse_size
 from dove_cli.release_layout import RELEASE_CHUNK_OVERLAP, RELEASE_TILE_OVERLAP, release_output_size
 from dove_cli.windows import BlendMode, check_chunk, check_tile, fitting_chunk_overlap, fitting_tile_overlap
 
@@ -197,6 +198,8 @@ class UpscaleOptions:
         "auto", UNTAGGED_MATRIX_HELP + " --parity reads bt601 unless this is given."
     )
     preview: str | None = option(None, "Only START+DURATION, e.g. 1:20+5s.", metavar="SPAN")
+    crop: str | None = option(None, "Cut pixels off the input before upscaling: LEFT:TOP:RIGHT:BOTTOM, in input "
+                              "pixels as stored (black bars, overscan, VHS head-switching noise).", metavar="L:T:R:B")  # fmt: skip
     # -- output
     codec: str | None = option(
         None,
@@ -223,6 +226,9 @@ class UpscaleOptions:
         "copy", "copy, transcode (every track to AAC, Opus in .webm; one that is so already is copied) or none."
     )
     subtitles: Literal["copy", "none"] = option("copy", "copy or none.")
+    size: str | None = option(None, "Resample the model's output to this size, square pixels (Lanczos): 1080p, "
+                              "1440p, 2160p or 4k (the width from the display aspect), or WxH of that shape.",
+                              metavar="SIZE")  # fmt: skip
     compare: bool = option(False, "Write input (bilinear) | output side by side, as players show it.")
     manifest: str | None = option(None, "Write a JSON sidecar of the run here.", metavar="FILE")
     overwrite: bool = option(False, "Replace an existing output (and any unfinished run).")
@@ -284,6 +290,7 @@ class UpscaleKeywords(TypedDict, total=False):
     ignore_decode_errors: bool
     untagged_matrix: UntaggedMatrix
     preview: str | None
+    crop: str | None
     codec: str | None
     container: str | None
     crf: int | str | None
@@ -293,6 +300,7 @@ class UpscaleKeywords(TypedDict, total=False):
     start_number: int | str
     audio: Literal["copy", "transcode", "none"]
     subtitles: Literal["copy", "none"]
+    size: str | None
     compare: bool
     manifest: str | os.PathLike[str] | None
     overwrite: bool
@@ -477,6 +485,10 @@ def check_options(opts: UpscaleOptions) -> UpscaleOptions:
     check_quantize_offload(opts.quantize, opts.offload)  # a dry run refuses what the run's loading would
     if opts.preview:
         parse_preview(opts.preview)
+    if opts.crop is not None:  # as the fingerprint and the manifest keep them: 08:0:8:0 is 8:0:8:0
+        opts = replace(opts, crop=str(parse_crop(opts.crop)))
+    if opts.size is not None:
+        opts = replace(opts, size=str(parse_size(opts.size)))
     if opts.workers is not None and opts.workers < 1:
         raise OptionError(f"--workers {opts.workers} must be at least 1")
     if opts.workers is not None and not opts.ray:
@@ -527,6 +539,10 @@ def _with_parity(opts: UpscaleOptions) -> UpscaleOptions:
         if given != value and is_given(opts, name):
             flag = "--" + name.replace("_", "-")
             raise OptionError(f"--parity sets {flag} {value} (as the authors' script runs); drop {flag} {given}")
+    for flag, value in (("--crop", opts.crop), ("--size", opts.size)):
+        if value is not None:
+            raise OptionError(f"--parity reproduces the authors' script, which neither crops nor resamples; drop "
+                              f"{flag} {value} (or crop and scale with ffmpeg before or after)")  # fmt: skip
     return replace(
         opts,
         **PARITY_SETS,

@@ -16,6 +16,7 @@ import torch
 from dove_cli import release_layout
 from dove_cli.engine import TEMPORAL_PAD, DoveModel, Restorer, bnb_config, loaded_weight_bytes
 from dove_cli.errors import InputError, OptionError
+from dove_cli.geometry import target_size
 from dove_cli.humanize import busy_note
 from dove_cli.options import (
     AUTO,
@@ -247,6 +248,8 @@ def make_plan(info: VideoInfo, model: Restorer, opts: UpscaleOptions, device: to
         output_size=(out_h, out_w),
         compare=opts.compare,
         sample_aspect_ratio=info.sample_aspect_ratio,
+        crop=opts.crop,
+        size=target_size(opts, info),
         rotation=info.rotation,
         frames_exact=info.num_frames_exact,
         frames=frames,

@@ -26,9 +26,9 @@ def _any_length() -> Lengths:
 class Plan:
     """What a run will do, decided before the first frame is processed (`--dry-run` prints it)."""
 
-    input_size: tuple[int, int]  # LQ (h, w)
+    input_size: tuple[int, int]  # LQ (h, w): the input's picture, less --crop
     padded_size: tuple[int, int]  # LQ after padding to the model's block
-    output_size: tuple[int, int]  # (s*h, s*w); under --parity, what the authors' script writes
+    output_size: tuple[int, int]  # the model's: (s*h, s*w); under --parity, what the authors' script writes
     frames: int  # as probed (estimate for some containers)
     fps: Fraction
     chunk: int
@@ -59,7 +59,9 @@ class Plan:
     pix_fmt: str = ""
     full_range: bool = False  # YUV written at full range (the input's tag, or --pix-fmt yuvj420p): ffmpeg says yuvj420p
     crf: int | None = None  # the output's --crf when one is set (--parity: 0, the authors' file), else the codec's
-    sample_aspect_ratio: Fraction | None = None  # the input's non-square pixels, which the output keeps
+    sample_aspect_ratio: Fraction | None = None  # the input's non-square pixels, which the output keeps (not --size)
+    crop: str | None = None  # --crop L:T:R:B: `input_size` is the picture left of the input's
+    size: tuple[int, int] | None = None  # --size: (h, w) the model's output is resampled to, square pixels
     rotation: int = 0  # degrees the output's rotation tag turns it by when shown (--rotate keep)
     scene_cuts: str = ""  # SCENE_CUTS_NOTE when cuts found while running may change the windows, else ""
     offload: str = "none"  # as planned: none on the CPU, where it does nothing
@@ -70,19 +72,24 @@ class Plan:
         aspect 32:27)`, `shown 1920x2880 (turned 90 degrees)`."""
         h, w = self.file_size()
         notes = []
-        if self.sample_aspect_ratio:
-            notes.append(f"pixel aspect {self.sample_aspect_ratio.numerator}:{self.sample_aspect_ratio.denominator}")
+        if sar := self.written_aspect():
+            notes.append(f"pixel aspect {sar.numerator}:{sar.denominator}")
         if self.rotation % 180:
             notes.append(f"turned {abs(self.rotation)} degrees")
-        w, h = self.shown_size(h, w)
+        w, h = self.shown_size(h, w, written=True)
         return f"shown {w}x{h} ({', '.join(notes)})" if notes else ""
 
-    def shown_size(self, height: int, width: int) -> tuple[int, int]:
-        """(width, height) players show a picture of the input's or output's stored (height, width)
-        at: its pixel aspect and its quarter turns applied."""
+    def written_aspect(self) -> Fraction | None:
+        """The output's pixel aspect: the input's, square (None) with --size."""
+        return None if self.size else self.sample_aspect_ratio
+
+    def shown_size(self, height: int, width: int, *, written: bool = False) -> tuple[int, int]:
+        """(width, height) players show a picture of the input's (or, `written`, the output's) stored
+        (height, width) at: its pixel aspect and its quarter turns applied."""
         from dove_cli.video_io.reader import display_size  # (reader.py imports numpy and PyAV)
 
-        return display_size(width, height, self.sample_aspect_ratio, self.rotation)
+        sar = self.written_aspect() if written else self.sample_aspect_ratio
+        return display_size(width, height, sar, self.rotation)
 
     def summary(self) -> str:
         """One line for `-v`: `4 windows of 33 frames (8 shared) x 16 tiles of 320 px (32 px overlap), work
@@ -102,11 +109,12 @@ class Plan:
         return self.tiles * self.chunks
 
     def file_size(self) -> tuple[int, int]:
-        """(height, width) of the frames the file holds: with --compare, input | output side by side
-        as players show them (stacked in the file under a quarter turn)."""
+        """(height, width) of the frames the file holds: the model's output, or --size's; with --compare,
+        input | output side by side as players show them (stacked in the file under a quarter turn)."""
         from dove_cli.blend import compare_size  # (blend.py imports torch)
 
-        return compare_size(*self.output_size, self.rotation) if self.compare else self.output_size
+        size = self.size or self.output_size
+        return compare_size(*size, self.rotation) if self.compare else size
 
 
 @dataclass

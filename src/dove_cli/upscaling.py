@@ -29,13 +29,14 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 import numpy as np
 import torch
 
-from dove_cli import note, resume, video_io
+from dove_cli import geometry, note, resume, video_io
 from dove_cli.arrays import ArraySession, ArraySink, ArraySource, as_array, check_in_memory
 from dove_cli.blend import (
     FrameBlender,
     compare_layout,
     compare_size,
     finish_frame,
+    side_by_side,
     to_code_values,
     upsampled_reference,
 )
@@ -251,8 +252,9 @@ def upscale_frames(
     (in [0, 1], as ComfyUI's IMAGE batches; values further outside than a rounding error are refused)
     are run at 16 bits and come back in [0, 1]. The run is upscale()'s (arrays.py: the frames go in and out through the file
     reader's and writer's interfaces): chunks, tiles, blending, colour fix and scene cuts apply
-    alike, and the output is what upscale() writes to a lossless image sequence of these frames.
-    Options and `progress`/`restorer` are upscale()'s; `fps=` (default 25) only times the frames.
+    alike, and the output is what upscale() writes to a lossless image sequence of these frames
+    (crop= and size= too: [T, *size, 3] out). Options and `progress`/`restorer` are upscale()'s;
+    `fps=` (default 25) only times the frames.
     Options about files (codec=, audio=, resume=, preview=, ray=, ...) are refused in one line;
     nothing is written to disk, so a run that is stopped keeps nothing. `dry_run=True` returns the
     Plan instead (windows, time, peak memory, the output array counted in the host's), as upscale()'s.
@@ -323,7 +325,7 @@ def _upscale(
         if on_paper:  # no such card here to measure its speed
             plan = replace(plan, est_seconds=None, model_note=f"planned for {gpu_of(opts.vram or 0)} (--vram)")
         if isinstance(session, ArraySession):  # upscale_frames: the whole output is held in memory too
-            plan = replace(plan, est_peak_host_bytes=plan.est_peak_host_bytes + session.sink.nbytes(*plan.output_size))
+            plan = replace(plan, est_peak_host_bytes=plan.est_peak_host_bytes + session.sink.nbytes(*plan.file_size()))
         if not dry_run and (
             isinstance(session, ArraySession) or restorer is not None and weights_on_host(opts, device)
         ):
@@ -333,6 +335,7 @@ def _upscale(
         suggest_better_plan(plan, info, model, plan_opts, device, dtype)
         warn_scale(opts, model.output_is_input)
         warn_release_size(plan, opts.scale)
+        geometry.warn_resampled_up(plan, opts.scale)
         if plan.vae_tiling and not dry_run and isinstance(model, DoveModel):
             model.enable_vae_tiling()  # windows past the VAE's one-piece limit (the plan counted it)
         if dry_run:
@@ -435,19 +438,20 @@ def _failure_manifest(manifest: Path, input: str | Path, opts: UpscaleOptions, p
 
 
 def probe_input(input: Source, opts: UpscaleOptions) -> tuple[video_io.VideoInfo, list[logging.LogRecord]]:
-    """The input's description, and what its reader warns of (HDR, interlacing, alpha), held for
-    `_check_outputs` to say: a run refused for its output says only why. Under --parity the frame
+    """The input's description (its picture less --crop: what the model gets), and what its reader
+    warns of (HDR, interlacing, alpha), held for `_check_outputs` to say: a run refused for its
+    output says only why. Under --parity the frame
     count is exact (the release's chunks are laid over it): counted from the packets where the
     container gives none, so that a dry run refuses the layouts the run refuses."""
     if isinstance(input, ArraySource):
-        return input.info, []
+        return geometry.cropped_info(input.info, opts), []
     said: list[logging.LogRecord] = []
     with held_warnings(said), video_io.open_reader(input, fps=opts.fps, rotate=opts.rotate, deinterlace=opts.deinterlace,
                                                    untagged_matrix=opts.untagged_matrix) as probe:  # fmt: skip
         info = probe.info
         if opts.parity and not info.num_frames_exact and not opts.preview:
             info.num_frames, info.num_frames_exact = probe.count_frames(), True
-        return info, said
+        return geometry.cropped_info(info, opts), said
 
 
 @dataclass(frozen=True)
@@ -495,13 +499,13 @@ def _check_outputs(
     start, duration = parse_preview(opts.preview) if opts.preview else (None, None)
     if start is not None and info.duration and start > info.duration + 0.5:  # (a header's length may be short)
         raise no_frames(info.path, info, opts)  # before a model loads for nothing
-    height, width = output_size(opts, info.height, info.width)
+    height, width = geometry.target_size(opts, info) or output_size(opts, info.height, info.width)
     if opts.compare:
         height, width = compare_size(height, width, info.rotation)
     losses: list[logging.LogRecord] = []  # what the output loses: said once the output is known to be wanted
     with held_warnings(losses):
         writer = video_io.open_writer(
-            output, info, width, height, codec=opts.codec, crf=opts.crf, preset=opts.preset, pix_fmt=opts.pix_fmt,
+            output, geometry.written_info(info, opts), width, height, codec=opts.codec, crf=opts.crf, preset=opts.preset, pix_fmt=opts.pix_fmt,
             codec_options=opts.codec_options, audio=opts.audio, subtitles=opts.subtitles, overwrite=True,
             start=start, end=None if start is None or duration is None else start + duration,
         )  # fmt: skip
@@ -642,7 +646,7 @@ def plan_steps(frames: Iterator[tuple[Any, bool]], chunks: Chunks, read: int, ti
 def open_frames(
     input: Source, info: video_io.VideoInfo, opts: UpscaleOptions, output: Path, part: Part | None = None
 ) -> Iterator[tuple[video_io.VideoReader | ArraySource, Iterator[video_io.Frame]]]:
-    """The frames a run reads (the --preview span), or a part's from its pre-roll frame on.
+    """The frames a run reads (the --preview span; --crop cut off), or a part's from its pre-roll frame on.
 
     A part seeks (a few frames early, for filters such as bwdif that look back) and checks every
     timestamp against the driver's; when the seek does not land on the same frames (a stream
@@ -650,7 +654,7 @@ def open_frames(
     always decodes from the start: decimate's cycles of 5 frames start where the reading starts.
     """
     if isinstance(input, ArraySource):  # frames in memory (upscale_frames): no span, no parts
-        yield input, iter(input)
+        yield input, geometry.cropped_frames(input, opts)
         return
     start, duration = parse_preview(opts.preview) if opts.preview else (None, None)
     # the output's clock counts from where the writer puts its time 0 (a part's seek too): no two frames share a time
@@ -661,7 +665,7 @@ def open_frames(
                               untagged_matrix=opts.untagged_matrix)  # fmt: skip
     if part is None:
         with video_io.open_reader(input, start=start, duration=duration, **kw) as reader:
-            yield reader, iter(reader)
+            yield reader, geometry.cropped_frames(reader, opts)
         return
     first_pts = part.pts[0]
     back = Fraction(SEEK_MARGIN_FRAMES) / info.fps if info.fps else Fraction(0)
@@ -686,7 +690,7 @@ def open_frames(
                     continue
                 raise InputError(f"{input}: frame {part.preroll} decodes with another timestamp than before; "
                                  "the input cannot be split between workers (run without --ray)")  # fmt: skip
-            yield reader, _checked(itertools.chain([item], frames), part, input)
+            yield reader, geometry.cropped_frames(_checked(itertools.chain([item], frames), part, input), opts)
             return
 
 
@@ -747,11 +751,14 @@ def _stream(
     pts: dict[int, int] = {}
 
     file_h, file_w = plan.file_size()  # with --compare, both halves
-    scratch = torch.empty(3, file_h, file_w, device=out_device)  # reused per frame
+    scratch = torch.empty(3, out_h, out_w, device=out_device)  # reused per frame
     layout = compare_layout(info.rotation, info.mirrored) if opts.compare else None
+    # --size: the finished frames (and --compare's input beside them) resampled, each with its own context
+    sized, sized_input = (geometry.Resampler(plan.size), geometry.Resampler(plan.size)) if plan.size else (_same, _same)
 
     def finish(t: int) -> np.ndarray:
-        """Crop the padding, colour-fix (against the upsampled input) and round one final frame."""
+        """Crop the padding, colour-fix (against the upsampled input), round and resample one final
+        frame: the one way frames go from the model to the writer (a Ray worker's, into memory alike)."""
         frame = blender.pop(t)[:, :out_h, :out_w]
         reference = None
         if color_fix != "none" or opts.compare:
@@ -759,8 +766,12 @@ def _stream(
             if reference.shape[-2:] != frame.shape[-2:]:  # --parity's crop (release_output_size): black or cut
                 pad = (0, max(0, out_w - reference.shape[-1]), 0, max(0, out_h - reference.shape[-2]))
                 reference = torch.nn.functional.pad(reference, pad)[:, :out_h, :out_w]
-        finished = finish_frame(frame, reference, color_fix, layout)
-        return to_code_values(finished, bits16, scratch, truncate=opts.parity)  # the release truncates
+        finished = finish_frame(frame, reference, color_fix)
+        out = sized(to_code_values(finished, bits16, scratch, truncate=opts.parity))  # the release truncates
+        if layout is None:
+            return out
+        assert reference is not None
+        return side_by_side(sized_input(to_code_values(reference, bits16, truncate=opts.parity)), out, layout)
 
     stats.resumed_from = first
     written = read = part.preroll if part is not None else 0
@@ -768,7 +779,7 @@ def _stream(
     with (
         open_frames(input, info, opts, session.output, part) as (reader, decoded),
         session.open_writer(
-            info, file_w, file_h, writer_options=writer_options, join_options=join_options
+            geometry.written_info(info, opts), file_w, file_h, writer_options=writer_options, join_options=join_options
         ) as raw_writer,
     ):
         writer = BackgroundWriter(raw_writer, timer)
@@ -830,6 +841,10 @@ def _stream(
         stats.dropped_frames = reader.dropped_frames
     stats.cuts = list(chunks.cuts)
     stats.tile_used, stats.offload_used, stats.retries = tiles.tile, tiles.offload_used, tiles.retries
+
+
+def _same(rgb: np.ndarray) -> np.ndarray:
+    return rgb
 
 
 def no_frames(input: Source, info: video_io.VideoInfo, opts: UpscaleOptions) -> InputError:
