@@ -1110,6 +1110,15 @@ def test_a_leading_tilde_is_the_home_folder_where_the_shell_left_it(tmp_path, ca
     assert list(cwd.iterdir()) == []
 
 
+def test_a_name_with_colons_is_not_drawn_as_an_emoji(tmp_path, capsys):
+    """rich drew `:top:` as a picture in an error line: `a:top:b.mp4` read as `a🔝b.mp4`, a file that
+    was never there, and --crop's own advice, LEFT:TOP:RIGHT:BOTTOM, as LEFT🔝RIGHT:BOTTOM."""
+    code, _, err = run(["upscale", str(tmp_path / "a:top:b.mp4"), "-o", str(tmp_path / "o.mp4")], capsys)
+    assert code == 2 and f"{tmp_path}/a:top:b.mp4: no such file" in err, err
+    code, _, err = run(["upscale", str(tmp_path / "a:top:b.mp4"), "-o", str(tmp_path / "o.mp4"), "--crop", "1"], capsys)
+    assert code == 2 and "LEFT:TOP:RIGHT:BOTTOM" in err, err
+
+
 def test_a_name_with_a_carriage_return_or_newline_is_shown_escaped_on_one_line(tmp_path, capsys, monkeypatch):
     """A script saved with Windows line endings ends its last argument in a carriage return, which the
     terminal hides: `base.mp4` "did not exist", though it does, and `--manifest run.json` wrote a file

@@ -177,6 +177,7 @@ def test_dry_run_and_manifest_say_the_crop_and_the_size(dvd, tmp_path, capsys, c
     "args, said",
     [
         (["--crop", "400:0:400:0"], "--crop 400:0:400:0 leaves 0x480 of its 720x480 picture (at least 8 px a side)"),
+        (["--crop", "0:0:0:474"], "--crop 0:0:0:474 leaves 720x6 of its 720x480 picture (at least 8 px a side)"),
         (["--crop", "8:0:8:0", "--size", "1920x1080"], "--size 1080p makes it 1878x1080 (dove does not letterbox)"),
         (["--crop", "8:0:8"], "--crop '8:0:8' must be LEFT:TOP:RIGHT:BOTTOM in input pixels, e.g. 8:0:8:0"),
         (["--size", "1080p", "--parity"], "--parity reproduces the authors' script, which neither crops nor"),
