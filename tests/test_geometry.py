@@ -203,7 +203,10 @@ def test_frames_in_memory_take_crop_and_size():
     frames = (np.random.default_rng(1).random((2, 48, 64, 3)) * 255).astype(np.uint8)
     out = upscale_frames(frames, **BILINEAR, scale=1, crop="2:4:6:8")
     assert np.array_equal(out, frames[:, 4:-8, 2:-6])
-    assert upscale_frames(frames, **BILINEAR, scale=2, size="144p").shape == (2, 144, 192, 3)
+    sized = upscale_frames(frames, **BILINEAR, scale=2, size="144p", color_fix="none")
+    assert sized.shape == (2, 144, 192, 3)
+    deep = upscale_frames(frames.astype(np.uint16) * 257, **BILINEAR, scale=2, size="144p", color_fix="none")
+    assert deep.dtype == np.uint16 and np.abs(deep / 257 - sized).max() < 1.5  # 16 bits: the same picture
 
 
 def test_png_outputs_of_a_size_are_square_and_not_warned_of(tmp_path, caplog):

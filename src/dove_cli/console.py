@@ -372,7 +372,7 @@ def print_batch_plans(items, console: Console) -> None:
     if estimated := [p for p in planned if not p.frames_exact]:
         console.print(f"frames ~{estimated[0].frames}: about {estimated[0].frames}, from the duration (the container "
                       "does not count them; a variable frame rate can put it far off)", highlight=False, soft_wrap=True)  # fmt: skip
-    if any(p.shown_as() for p in planned):
+    if any(p.shown_as() or p.sample_aspect_ratio for p in planned):  # (--size: the input's pixels widened)
         console.print("size: as players show it (turned by a rotation tag, non-square pixels widened); a file's own "
                       "--dry-run says the size it stores", highlight=False, soft_wrap=True)  # fmt: skip
     if untimed := next((p for p in planned if p.est_seconds is None), None):
