@@ -153,7 +153,8 @@ def test_crop_and_size_are_ffmpegs_crop_and_lanczos_scale(dvd_rgb, tmp_path):
     )
 
 
-def test_dry_run_and_manifest_say_the_crop_and_the_size(dvd, tmp_path, capsys, caplog):
+def test_dry_run_and_manifest_say_the_crop_and_the_size(dvd, tmp_path, capsys, caplog, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # the table's rows on one line each
     manifest = tmp_path / "m.json"
     code, out, err = run(["upscale", str(dvd), "-o", str(tmp_path / "o.mkv"), "--model", "bilinear", "--dry-run",
                           "--crop", "8:0:8:0", "--size", "1080p", "--manifest", str(manifest)], capsys)  # fmt: skip
