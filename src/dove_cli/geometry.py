@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 MIN_SIDE = 8  # the smallest picture a run takes (plan.make_plan refuses smaller frames)
 MAX_SIDE = 16384  # the largest --size side (swscale's and most encoders' limit)
 ASPECT_TOLERANCE = 0.01  # how far a --size WxH may stray from the picture's shape (its rounding)
-SIZE_NAMES = {"4k": "2160p", "uhd": "2160p"}
+SIZE_NAMES = {"4k": "2160p"}
 _SIZE = re.compile(r"^(?:(\d+)p|(\d+)x(\d+))$")
 
 
