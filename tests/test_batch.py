@@ -266,7 +266,7 @@ def test_batch_dry_run_says_each_warning_once(folder, tmp_path, caplog, capsys):
         main(["upscale", str(folder), "-o", str(tmp_path / "out"), "--model", "tiny", "--vram", "0.001", "--dry-run"])
     assert exc.value.code == 0
     said = [r.getMessage() for r in caplog.records if "estimated peak GPU memory" in r.getMessage()]
-    assert len(said) == 1 and said[0].startswith("a.mp4 (and 1 more file): the plan's estimated peak"), said
+    assert len(said) == 1 and said[0].startswith("a.mp4 (and 1 more file: b.mkv): the plan's estimated peak"), said
     assert "est. time -: planned for a 0.001 GiB GPU (--vram)" in capsys.readouterr().out  # why no time
     caplog.clear()
 
@@ -571,9 +571,34 @@ def test_batch_dry_run_names_each_file_once_in_its_warnings(clip_hlg, tmp_path, 
     with pytest.raises(SystemExit) as exc:
         main(["upscale", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", "bilinear", "--dry-run"])
     said = [r.getMessage() for r in caplog.records if "HDR video" in r.getMessage()]
-    assert exc.value.code == 0 and len(said) == 1 and said[0].startswith("a.mp4 (and 1 more file): HDR video (HLG)"), (
-        said
-    )
+    assert (
+        exc.value.code == 0 and len(said) == 1 and said[0].startswith("a.mp4 (and 1 more file: b.mp4): HDR video (HLG)")
+    ), said
+
+
+def test_a_warning_said_once_for_many_files_names_them(caplog):
+    """`bar_bff.ts (and 3 more files): interlaced video` named none of the three: the others are named,
+    the first SHOWN_NAMES of them, each once however often its dry run said it."""
+    import logging
+
+    from dove_cli.batch import SHOWN_NAMES, BatchItem, say_warnings_once
+
+    def item(name: str, said: int = 1) -> BatchItem:
+        record = logging.LogRecord(
+            "dove_cli.video_io", logging.WARNING, __file__, 1, "%s: interlaced video", (f"in/{name}",), None
+        )
+        return BatchItem(Path("in") / name, Path("out") / name, warnings=[record] * said)
+
+    names = [f"{c}.ts" for c in "abcdefgh"]
+    say_warnings_once([item(names[0], said=2), item(names[1], said=2), *map(item, names[2:4])])
+    assert caplog.messages == ["a.ts (and 3 more files: b.ts, c.ts, d.ts): interlaced video"]
+    caplog.clear()
+    say_warnings_once([item(n) for n in names[: SHOWN_NAMES + 2]])
+    shown = ", ".join(names[1 : SHOWN_NAMES + 1])
+    assert caplog.messages == [f"a.ts (and {SHOWN_NAMES + 1} more files: {shown}, ...): interlaced video"]
+    caplog.clear()
+    say_warnings_once([item("a.ts")])
+    assert caplog.messages == ["a.ts: interlaced video"]
 
 
 def test_a_file_another_run_is_writing_is_left_to_it_and_exits_75(folder, tmp_path, capsys):

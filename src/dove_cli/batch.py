@@ -446,14 +446,17 @@ def dry_run_batch(
 
 def say_warnings_once(items: list[BatchItem]) -> None:
     """Each kind of warning the files' dry runs held, once, with the figures of the first file that
-    had it: `WARNING: a.mp4 (and 2 more files): this run needs about 23.8 GiB of host memory ...`."""
+    had it and the names of the others (the first SHOWN_NAMES): `WARNING: a.mp4 (and 2 more files: b.mp4,
+    c.mp4): this run needs about 23.8 GiB of host memory ...`."""
     kinds: dict[str, list[tuple[BatchItem, logging.LogRecord]]] = {}
     for item in items:
         for record in item.warnings:
             kinds.setdefault(str(record.msg), []).append((item, record))
     for held in kinds.values():
-        (first, record), more = held[0], len({id(item) for item, _ in held}) - 1
-        others = f" (and {more} more file{'s' if more > 1 else ''})" if more else ""
+        first, record = held[0]
+        names = list(dict.fromkeys(item.input.name for item, _ in held if item is not first))
+        shown = ", ".join(names[:SHOWN_NAMES]) + (", ..." if len(names) > SHOWN_NAMES else "")
+        others = f" (and {len(names)} more file{'s' * (len(names) > 1)}: {shown})" if names else ""
         text = record.getMessage()
         for named in (first.input, first.output):  # the file is named once, in front
             text = text.removeprefix(f"{named}: ")
