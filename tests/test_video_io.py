@@ -2057,6 +2057,43 @@ def test_a_preview_starts_at_its_own_timecode(tmp_path: Path) -> None:
     assert _ff_timecodes(tmp_path / "file-out.mp4") == ["10:00:00;03", "10:00:00;03"]
 
 
+def test_mov_keeps_every_language_in_the_spelling_it_holds(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """FFmpeg's MOV muxer keeps only the languages of QuickTime's old table, in one ISO 639-2 spelling
+    each (ger, not deu; fra, not fre): a broadcaster's .ts lost 18 of 41 languages in .mov, silently.
+    Every language of both spellings is written in the one ffmpeg's own .mov copy keeps (one it keeps
+    as it is stays so); Maori, in neither spelling, is untagged and said in one warning."""
+    from dove_cli.video_io.formats import ISO639_2_BT, ISO639_2_SYNONYMS
+
+    codes = [c for pair in ISO639_2_BT for c in pair] + ["eng", "und"]
+    src = tmp_path / "langs.ts"
+    tags = [a for i, code in enumerate(codes) for a in ("-map", "1:a", f"-metadata:s:a:{i}", f"language={code}")]
+    ffmpeg(*("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25", "-f", "lavfi", "-i", "sine=duration=0.2"),
+           *("-map", "0:v", *tags, "-frames:v", "5", "-c:v", "libx264", "-c:a", "mp2", src))  # fmt: skip
+    ffmpeg("-i", src, "-map", "0", "-c", "copy", tmp_path / "ff.mov")
+    ff = {code: s.language for code, s in zip(codes, ffinfo(tmp_path / "ff.mov").streams[1:], strict=True)}
+    assert sum(ff[c] is None for c in codes) == 22  # 19 spellings, both of Maori's, und
+    out = tmp_path / "out.mov"
+    with caplog.at_level(logging.WARNING):
+        roundtrip(src, out)
+    for code, s in zip(codes, ffinfo(out).streams[1:], strict=True):
+        if ff[code] is not None:
+            assert s.language == code, (code, s.text)  # kept as ffmpeg keeps it
+        elif code not in ("mao", "mri", "und"):
+            assert s.language == ISO639_2_SYNONYMS[code] and ff[s.language] == s.language, (code, s.text)
+        else:
+            assert s.language is None, s.text
+    (mao, mri) = (codes.index("mao") + 1, codes.index("mri") + 1)
+    assert caplog.messages == [f"{out}: .mov holds no tag for the language of input streams #{mao} (mao), #{mri} "
+                               "(mri): written untagged; .mp4 and .mkv keep them"]  # fmt: skip
+    caplog.clear()
+    sub = make_clip(tmp_path / "sub.mkv", rate="25", frames=5, subtitles=True,
+                    extra=("-metadata:s:s:0", "language=deu", "-metadata:s:v:0", "language=fre"))  # fmt: skip
+    roundtrip(sub, tmp_path / "sub.mov")  # the video's language, and an SRT subtitle's (converted to mov_text)
+    assert [s.language for s in ffinfo(tmp_path / "sub.mov").streams] == ["fra", "ger"] and caplog.messages == []
+    roundtrip(src, tmp_path / "out.mp4")  # MP4 keeps any code as it is
+    assert [s.language for s in ffinfo(tmp_path / "out.mp4").streams] == ["und", *codes]  # (no language: und)
+
+
 def test_what_mpeg_ts_does_not_keep_is_said_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """Chapters, the file's tags and stream titles are lost in .ts (ffmpeg's own copy loses them too,
     checked here): one warning names them all; the languages are kept and not named."""

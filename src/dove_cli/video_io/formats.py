@@ -102,6 +102,40 @@ def look_like_videos(n: int) -> str:
 # Text subtitles a container cannot hold are converted to its own text codec (as ffmpeg does).
 TEXT_SUBTITLES = {"mp4": "mov_text", "mov": "mov_text", "matroska": "subrip", "webm": "webvtt"}
 
+# The 20 languages ISO 639-2 spells two ways, bibliographic (B) then terminological (T). MP4 and
+# Matroska store any three letters; FFmpeg's MOV muxer stores only the languages of QuickTime's old
+# Macintosh table (libavformat/isom.c, mov_mdhd_language_map), each under one spelling, B for most
+# ("ger", "dut", "chi") and T for some ("fra", "ces", "ron", "slk"), and writes any other untagged.
+# Maori (mao/mri) is in no spelling: `mov_language` finds which spelling survives by trying it.
+ISO639_2_BT = (("alb", "sqi"), ("arm", "hye"), ("baq", "eus"), ("bur", "mya"), ("chi", "zho"), ("cze", "ces"),
+               ("dut", "nld"), ("fre", "fra"), ("geo", "kat"), ("ger", "deu"), ("gre", "ell"), ("ice", "isl"),
+               ("mac", "mkd"), ("mao", "mri"), ("may", "msa"), ("per", "fas"), ("rum", "ron"), ("slo", "slk"),
+               ("tib", "bod"), ("wel", "cym"))  # fmt: skip
+ISO639_2_SYNONYMS = {**dict(ISO639_2_BT), **{t: b for b, t in ISO639_2_BT}}
+NO_LANGUAGE = ("", "und")  # ISO 639-2's "undetermined": an untagged stream loses nothing
+
+
+def mov_language(code: str) -> str | None:
+    """The spelling of language `code` that a .mov keeps: `code` itself, its other ISO 639-2 spelling
+    (deu -> ger, fre -> fra), or None when .mov holds neither."""
+    return next((c for c in (code, ISO639_2_SYNONYMS.get(code)) if c and mov_keeps_language(c)), None)
+
+
+@functools.cache
+def mov_keeps_language(code: str) -> bool:
+    """Whether FFmpeg's MOV muxer keeps language `code`: a one-packet .mov written to memory and read back."""
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mov") as out:
+        s: Any = out.add_stream("pcm_s16le", rate=8000, layout="mono")
+        s.metadata["language"] = code
+        packet = av.Packet(bytes(2))
+        packet.stream, packet.pts, packet.dts, packet.time_base = s, 0, 0, Fraction(1, 8000)
+        out.mux(packet)
+    buf.seek(0)
+    with av.open(buf) as c:
+        return c.streams[0].metadata.get("language") == code
+
+
 # FFmpeg's names for the colour enums (libavutil/pixfmt.h); 2 / 0 = unspecified -> None.
 PRIMARIES = {
     1: "bt709",

@@ -23,6 +23,7 @@ from dove_cli.video_io.formats import (
     BRANDS,
     HDR_TRANSFERS,
     MP4_COVERS,
+    NO_LANGUAGE,
     PRIMARIES,
     SPACE,
     SWS_MATRIX,
@@ -45,6 +46,7 @@ from dove_cli.video_io.formats import (
     holds_video,
     inverse,
     is_rgb,
+    mov_language,
     profile_spec,
     resolve_codec,
     rgb_frame,
@@ -298,6 +300,8 @@ class ContainerWriter(VideoWriter):
         self._held_cues: dict[int, av.Packet] = {}  # output stream index -> converted cue not yet muxed
         self._aux_iter: Iterator[av.Packet] | None = None
         self._timecode: tuple[str, Fraction] | None = None  # the input's, and the rate it counts at
+        self._respelled: list[str] = []  # "#1 deu as ger": languages a .mov keeps in their other spelling
+        self._untagged: list[str] = []  # "#3 (mri)": languages a .mov cannot hold
         if info.is_images or not info.path.is_file():
             self._set_zero(time_zero(info, fmt_name, self._start, ()))
             return
@@ -370,6 +374,7 @@ class ContainerWriter(VideoWriter):
                     ostream.metadata[k] = v
             if "name" in s.metadata and "title" not in s.metadata:  # mp4 reads its title as "name"
                 ostream.metadata["title"] = s.metadata["name"]
+            self._spell_language(ostream, s, fmt_name)
             try:
                 ostream.disposition = s.disposition
             except (AttributeError, TypeError, ValueError):  # pragma: no cover
@@ -384,7 +389,9 @@ class ContainerWriter(VideoWriter):
             for k in ("language", "title", "handler_name"):
                 if k in vin.metadata:
                     self._vs.metadata[k] = vin.metadata[k]
+            self._spell_language(self._vs, vin, fmt_name)
             self._vs.disposition = vin.disposition  # default, forced, ... as the input's video had them
+        self._say_languages()
         if fmt_name in TAGLESS and self._warn:
             self._say_tagless(src, vin)
         self._carry_timecode(src, vin, fmt_name)
@@ -395,6 +402,32 @@ class ContainerWriter(VideoWriter):
                 lookback = SUBTITLE_LOOKBACK_S if subtitles_in else AUX_SEEK_MARGIN_S
                 src.seek(int(max(Fraction(0), self._t0 - lookback) * av.time_base), backward=True)
             self._aux_iter = continuous_packets(src, [src.streams[i] for i in self._aux])
+
+    def _spell_language(self, ostream: Any, s: Any, fmt_name: str) -> None:
+        """A .mov keeps only the languages of QuickTime's old table, each in one ISO 639-2 spelling
+        (`mov_language`): input stream `s`'s language is written in the spelling kept (deu as ger),
+        and one that has none is noted for `_say_languages`. Other containers keep any."""
+        code = ostream.metadata.get("language", "")
+        if fmt_name != "mov" or code in NO_LANGUAGE:
+            return
+        kept = mov_language(code)
+        if kept is None:
+            self._untagged.append(f"#{s.index} ({code})")
+        elif kept != code:
+            ostream.metadata["language"] = kept
+            self._respelled.append(f"#{s.index} {code} as {kept}")
+
+    def _say_languages(self) -> None:
+        """What `_spell_language` did, once: languages respelled (an info line: nothing is lost) and
+        those written untagged (a warning)."""
+        if self._respelled and self._warn:
+            log.info("%s: language%s written in the ISO 639-2 spelling .mov keeps: %s", self.path,
+                     "s" * (len(self._respelled) > 1), ", ".join(self._respelled))  # fmt: skip
+        if self._untagged and self._warn:
+            n = len(self._untagged)
+            log.warning("%s: .mov holds no tag for the language of input stream%s %s: written untagged; .mp4 and "
+                        ".mkv keep %s", self.path, "s" * (n > 1), ", ".join(self._untagged),
+                        "them" if n > 1 else "it")  # fmt: skip
 
     def _audio_encoder(self, s: Any, target: str) -> Any:
         """An output stream that encodes audio stream `s` as `target` (aac, libopus), opened now so that
