@@ -443,4 +443,15 @@ def make_dvd_title(path: Path, *, header: str | None = None, size: str = "352x28
     ffmpeg(*_testsrc(size, "25"), "-f", "lavfi", "-i", "sine=sample_rate=48000", "-i", subs, "-map", "0:v",
            "-map", "1:a", "-map", "2:s", "-frames:v", str(frames), "-t", str(frames / 25), "-c:v", "mpeg2video",
            "-c:a", "ac3", "-c:s", "copy", *muxer, path)  # fmt: skip
+
+
+def make_programmes_ts(path: Path) -> Path:
+    """An MPEG-TS of two programmes as a broadcast multiplex carries them: 'ProgA' (#0 H.264 64x48,
+    #1 MP2 deu) and 'ProgB' (#2 H.264 48x32, #3 MP2 fra), 10 frames at 25 fps."""
+    ffmpeg(*_testsrc("64x48", "25"), "-f", "lavfi", "-i", "sine=frequency=440:duration=0.4",
+           *_testsrc("48x32", "25"), "-f", "lavfi", "-i", "sine=frequency=880:duration=0.4",
+           *("-map", "0", "-map", "1", "-map", "2", "-map", "3", "-frames:v", "10", "-c:v", "libx264"),
+           *("-preset", "ultrafast", "-c:a", "mp2", "-metadata:s:a:0", "language=deu", "-metadata:s:a:1"),
+           *("language=fra", "-program", "title=ProgA:program_num=1:st=0:st=1", "-program"),
+           *("title=ProgB:program_num=2:st=2:st=3", path))  # fmt: skip
     return path

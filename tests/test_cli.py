@@ -21,7 +21,7 @@ from PIL import Image
 from conftest import demo_clip
 from dove_cli.cli import main
 from dove_cli.upscaling import upscale
-from media import ffinfo, ffmpeg, make_broadcast, make_clip
+from media import ffinfo, ffmpeg, make_broadcast, make_clip, make_programmes_ts, packet_md5
 
 
 def run(argv: list[str], capsys) -> tuple[int, str, str]:
@@ -1288,7 +1288,7 @@ def test_info_lists_a_timecode_track_and_says_a_mirror(tmp_path, capsys):
     assert code == 0, err
     for d in described[:2]:
         assert d["streams"] == [{"index": 1, "kind": "timecode track", "codec": None, "timecode": "01:00:00:00",
-                                 "language": "eng", "title": None, "flags": []}]  # fmt: skip
+                                 "language": "eng", "title": None, "flags": [], "programme": None}]  # fmt: skip
     assert [(d["video"]["rotation"], d["video"]["mirrored"]) for d in described] == [
         (0, False), (0, False), (90, True), (0, True)]  # fmt: skip
 
@@ -1315,6 +1315,36 @@ def test_info_says_where_a_recordings_clock_starts(tmp_path, capsys):
     assert re.search(r"^    start +3601\.400 s \(the first frame\)$", rec, re.M), rec
     assert re.search(r"^  #1 audio +ac3, mono \(1 ch\), 48000 Hz, starts at 3601\.390 s$", rec, re.M), rec
     assert "start" not in mp4, mp4
+
+
+def test_info_and_upscale_of_a_two_programme_ts(tmp_path, capsys, caplog):
+    """A broadcast multiplex: `dove info` listed programme 2's video as a bare `#2 video h264`, and
+    nothing said which audio goes with which picture. Each stream names its programme (as `ffmpeg -i`
+    groups them), another video its size and how to read it; `--video-stream 2` upscales programme
+    2 with its own audio (checked with the ffmpeg binary)."""
+    src = make_programmes_ts(tmp_path / "mux.ts")
+    code, out, err = run(["info", str(src)], capsys)
+    assert code == 0, err
+    rows = [line.split(None, 2)[-1] for line in out.splitlines() if line.startswith("  #")]
+    assert rows == ["h264, 64x48, programme 1 'ProgA'", "mp2, mono (1 ch), 44100 Hz, deu, programme 1 'ProgA'",
+                    "h264, 48x32 (not read: --video-stream 2 reads it), programme 2 'ProgB'",
+                    "mp2, mono (1 ch), 44100 Hz, fra, programme 2 'ProgB'"], out  # fmt: skip
+    code, (d,), err = _info([src], capsys)
+    assert code == 0 and d["programmes"] == [
+        {"number": 1, "name": "ProgA", "provider": "FFmpeg", "streams": [0, 1]},
+        {"number": 2, "name": "ProgB", "provider": "FFmpeg", "streams": [2, 3]},
+    ], d  # fmt: skip
+    assert d["video"]["programme"] == 1 and [s["programme"] for s in d["streams"]] == [1, 2, 2]
+    assert (d["streams"][1]["width"], d["streams"][1]["height"]) == (48, 32)
+    out_ts = tmp_path / "b.ts"
+    code, _, err = run(["upscale", str(src), "-o", str(out_ts), "--model", "bilinear", "--video-stream", "2"], capsys)
+    assert code == 0 and caplog.text.count("left out: programme 1 'ProgA': video #0 64x48, audio #1") == 1, err
+    got = ffinfo(out_ts)
+    assert "192x128" in got.video().text and [s.language for s in got.streams[1:]] == ["fra"], got.stderr
+    assert packet_md5(out_ts, "0:a") == packet_md5(src, "0:3")
+    code, _, err = run(["upscale", str(src), "-o", str(tmp_path / "c.ts"), "--model", "bilinear", "--video-stream",
+                        "3"], capsys)  # fmt: skip
+    assert code == 2 and "--video-stream 3 is not a video stream of this file (its video: #0, #2;" in err, err
 
 
 def test_info_says_a_variable_rate_clips_nominal_rate(tmp_path, capsys):

@@ -31,6 +31,7 @@ from media import (
     frame_times,
     make_broadcast,
     make_clip,
+    make_programmes_ts,
     make_telecined,
     make_ts,
     movie_edits,
@@ -2092,6 +2093,79 @@ def test_mov_keeps_every_language_in_the_spelling_it_holds(tmp_path: Path, caplo
     assert [s.language for s in ffinfo(tmp_path / "sub.mov").streams] == ["fra", "ger"] and caplog.messages == []
     roundtrip(src, tmp_path / "out.mp4")  # MP4 keeps any code as it is
     assert [s.language for s in ffinfo(tmp_path / "out.mp4").streams] == ["und", *codes]  # (no language: und)
+
+
+def test_a_multiplex_keeps_the_programme_of_its_video_and_says_what_it_leaves_out(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A two-programme broadcast TS: programme 1's video was upscaled, programme 2's video dropped
+    unsaid and its French audio attached to programme 1 as if an alternate track. The video's own
+    programme goes along (its audio; a .ts its number and service name), the rest is said once;
+    video_stream picks the other programme. Checked with the ffmpeg binary."""
+    src = make_programmes_ts(tmp_path / "mux.ts")
+    out = tmp_path / "a.mkv"
+    with caplog.at_level(logging.WARNING):
+        roundtrip(src, out)
+    assert caplog.messages == [f"{out}: the input has 2 video streams and dove upscales one, programme 1 'ProgA' "
+                               "(video #0 with its own audio and subtitles); left out: programme 2 'ProgB': video #2 "
+                               "48x32, audio #3 (--video-stream N picks another)"]  # fmt: skip
+    got = ffinfo(out)
+    assert got.kinds() == ["Video", "Audio"] and "64x48" in got.video().text and got.streams[1].language == "deu"
+    assert packet_md5(out, "0:a") == packet_md5(src, "0:1")
+    caplog.clear()
+    out = tmp_path / "b.ts"
+    with caplog.at_level(logging.WARNING):
+        roundtrip(src, out, reader={"video_stream": 2})
+    assert caplog.messages == [f"{out}: the input has 2 video streams and dove upscales one, programme 2 'ProgB' "
+                               "(video #2 with its own audio and subtitles); left out: programme 1 'ProgA': video #0 "
+                               "64x48, audio #1 (--video-stream N picks another)"]  # fmt: skip
+    got = ffinfo(out)
+    assert got.kinds() == ["Video", "Audio"] and "48x32" in got.video().text and got.streams[1].language == "fra"
+    assert packet_md5(out, "0:a") == packet_md5(src, "0:3")
+    assert re.search(r"Program 2 *\n *Metadata:\n *service_name *: ProgB\n *service_provider *: FFmpeg", got.stderr)
+    caplog.clear()
+    roundtrip(src, tmp_path / "c.mkv", audio="none")  # nothing of programme 2 but its video would have gone
+    assert caplog.messages[0].endswith("left out: programme 2 'ProgB': video #2 48x32 (--video-stream N picks another)")
+    with pytest.raises(InputError, match=r"mux\.ts: --video-stream 1 is not a video stream of this file \(its video: "
+                       r"#0, #2; `dove info .*mux\.ts` lists every stream\)$"):  # fmt: skip
+        open_reader(src, video_stream=1)
+
+
+@pytest.mark.parametrize("ext", [".ts", ".m2ts"])
+def test_programme_tables_are_read_across_packets(ext: str, tmp_path: Path) -> None:
+    """The programme tables as ffmpeg lists them: a PMT of 30 audio tracks spans two packets, an
+    M2TS has 192-byte packets, and a capture may start mid-packet (before the next service table,
+    which ffmpeg repeats every 0.5 s)."""
+    from dove_cli.video_io.programmes import ts_programmes
+
+    tags = [a for i in range(30) for a in ("-map", "1:a", f"-metadata:s:a:{i}", "language=eng")]
+    src = tmp_path / f"many{ext}"
+    ffmpeg(*("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25", "-f", "lavfi", "-i", "sine=duration=1.2"),
+           *("-map", "0:v", *tags, "-frames:v", "30", "-c:v", "libx264", "-c:a", "mp2", "-metadata"),
+           *("service_name=Many Tracks", "-metadata", "service_provider=Station", src))  # fmt: skip
+    pids = {int(m, 16) for m in re.findall(r"Stream #0:\d+\[0x([0-9a-f]+)\]", ffinfo(src).stderr)}
+    assert len(pids) == 31
+    cut = tmp_path / f"cut{ext}"
+    cut.write_bytes(src.read_bytes()[100:])
+    for path in (src, cut):
+        (programme,) = ts_programmes(path)
+        assert (programme.number, programme.pids, programme.name, programme.provider) == (1, pids, "Many Tracks",
+                                                                                          "Station")  # fmt: skip
+    assert ts_programmes(make_clip(tmp_path / "clip.mkv")) == []
+
+
+def test_a_second_video_stream_is_said_to_be_left_out(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A file of two video streams outside MPEG-TS (two angles in one .mkv): the first is read and
+    the second was dropped unsaid; every audio stream goes along (no programmes to tell them apart)."""
+    base = make_clip(tmp_path / "base.mkv", rate="25", frames=5, audio=True)
+    ffmpeg(*("-i", base, "-f", "lavfi", "-i", "testsrc2=size=32x24:rate=25", "-map", "0:v", "-map", "1:v"),
+           *("-map", "0:a", "-frames:v:1", "5", "-c:v", "libx264", "-c:a", "copy", tmp_path / "two.mkv"))  # fmt: skip
+    out = tmp_path / "out.mp4"
+    with caplog.at_level(logging.WARNING):
+        roundtrip(tmp_path / "two.mkv", out)
+    assert caplog.messages == [f"{out}: the input has 2 video streams and dove upscales one, video #0; left out: "
+                               "video #1 32x24 (--video-stream N picks another)"]  # fmt: skip
+    assert ffinfo(out).kinds() == ["Video", "Audio"]
 
 
 def test_what_mpeg_ts_does_not_keep_is_said_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

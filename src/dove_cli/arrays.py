@@ -45,6 +45,7 @@ FILE_ONLY = {
     "rotate": "turn the array itself (numpy.rot90)",
     "deinterlace": "frames in memory are taken as whole frames",
     "ignore_decode_errors": "nothing is decoded",
+    "video_stream": "the frames are one video already",
     "container": "no file is written",
     "untagged_matrix": "the frames are RGB already: nothing is converted from YUV",
     "ray": "Ray workers read and write files: use upscale() with a file",

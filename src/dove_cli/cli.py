@@ -359,7 +359,12 @@ def _check_eval_sizes(input: Path, output: Path, gt: Path, opts: UpscaleOptions)
     for source, target in items:
         try:
             with video_io.open_reader(
-                source, fps=opts.fps, rotate=opts.rotate, deinterlace=opts.deinterlace, warn=False
+                source,
+                fps=opts.fps,
+                rotate=opts.rotate,
+                deinterlace=opts.deinterlace,
+                warn=False,
+                video_stream=opts.video_stream,
             ) as reader:
                 info = cropped_info(reader.info, opts)
             # --size's, or the model's (--parity: refused where its crop leaves nothing)

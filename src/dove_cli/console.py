@@ -469,11 +469,15 @@ def described_rows(d: dict) -> list[tuple[str, str]]:
     size += f", shown {v['display_size']}" if v["display_size"] else ""
     size += f" (pixel aspect {v['sample_aspect_ratio']})" if v["sample_aspect_ratio"] else ""
     fps = Fraction(v["fps"])
+    several = len(d["programmes"]) > 1  # an MPEG-TS of several: each stream says its own
+    names = {
+        p["number"]: f"programme {p['number']}" + (f" {p['name']!r}" if p["name"] else "") for p in d["programmes"]
+    }
     start = f", starts at {d['start']:.3f} s" if d["start"] else ""  # a recording's clock, an .mp4's edit list
     start += " (a recording's clock: outputs other than .ts start at 0)" * bool(start and d["clock"])
     rows = [
         ("container", f"{d['container']}" + (f", {d['duration']:.3f} s" if d["duration"] else "") + start),
-        (f"#{v['index']} video", f"{v['codec']}, {size}"),
+        (f"#{v['index']} video", f"{v['codec']}, {size}" + (f", {names[v['programme']]}" if several and v["programme"] else "")),
         ("  frames", f"{n}" if v["frames_exact"] else f"{n} (counted from the packets: the container does not say)"),
         ("  frame rate", f"{float(fps):.3f} fps" + (f" ({fps})" if fps.denominator != 1 else "")
          + (f", variable (the average; nominally {float(Fraction(v['nominal_fps'])):.3f})" if v["variable_rate"]
@@ -492,6 +496,8 @@ def described_rows(d: dict) -> list[tuple[str, str]]:
             text = f"{s['filename']}, {s['mimetype'] or 'no type'}, {s['bytes']} bytes"
         else:
             parts = [s.get("timecode") or s["codec"] or "unknown codec"]
+            if s["kind"] == "video":
+                parts += [f"{s['width']}x{s['height']} (not read: --video-stream {s['index']} reads it)"]
             if s["kind"] == "audio":  # FFmpeg names a layout in no named order "3 channels": said once
                 layout = f"{s['layout']} ({s['channels']} ch)"
                 if s["layout"] == f"{s['channels']} channels":  # one channel has no order to name
@@ -501,6 +507,7 @@ def described_rows(d: dict) -> list[tuple[str, str]]:
             parts += [f"starts at {s['start']:.3f} s"] if s.get("start") else []
             parts += [repr(s["title"])] if s["title"] else []
             parts += [", ".join(s["flags"])] if s["flags"] else []
+            parts += [names[s["programme"]]] if several and s.get("programme") else []
             text = ", ".join(parts)
         rows.append((f"#{s['index']} {s['kind']}", text))
     if d["chapters"]:

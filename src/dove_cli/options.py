@@ -194,6 +194,11 @@ class UpscaleOptions:
         "film telecined to 29.97 frames/s back to its 23.976).",
     )
     ignore_decode_errors: bool = option(False, "Skip undecodable frames (reported) instead of stopping.")
+    video_stream: int | None = option(
+        None, "The video stream to upscale, numbered as dove info lists it (#2): for a file with several, such as "
+        "an MPEG-TS of two programmes (its own programme's audio and subtitles go with it); default: the first.",
+        metavar="N",
+    )  # fmt: skip
     untagged_matrix: UntaggedMatrix = option(
         "auto", UNTAGGED_MATRIX_HELP + " --parity reads bt601 unless this is given."
     )
@@ -288,6 +293,7 @@ class UpscaleKeywords(TypedDict, total=False):
     rotate: Literal["keep", "apply"]
     deinterlace: Literal["off", "frame", "field", "ivtc"]
     ignore_decode_errors: bool
+    video_stream: int | str | None
     untagged_matrix: UntaggedMatrix
     preview: str | None
     crop: str | None

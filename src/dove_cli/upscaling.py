@@ -447,7 +447,8 @@ def probe_input(input: Source, opts: UpscaleOptions) -> tuple[video_io.VideoInfo
         return geometry.cropped_info(input.info, opts), []
     said: list[logging.LogRecord] = []
     with held_warnings(said), video_io.open_reader(input, fps=opts.fps, rotate=opts.rotate, deinterlace=opts.deinterlace,
-                                                   untagged_matrix=opts.untagged_matrix) as probe:  # fmt: skip
+                                                   untagged_matrix=opts.untagged_matrix,
+                                                   video_stream=opts.video_stream) as probe:  # fmt: skip
         info = probe.info
         if opts.parity and not info.num_frames_exact and not opts.preview:
             info.num_frames, info.num_frames_exact = probe.count_frames(), True
@@ -662,7 +663,7 @@ def open_frames(
     kw: dict[str, Any] = dict(fps=opts.fps, rotate=opts.rotate, warn=False,
                               ignore_decode_errors=opts.ignore_decode_errors, deinterlace=opts.deinterlace,
                               clock=video_io.output_clock(output, info.time_base), zero=zero,
-                              untagged_matrix=opts.untagged_matrix)  # fmt: skip
+                              untagged_matrix=opts.untagged_matrix, video_stream=opts.video_stream)  # fmt: skip
     if part is None:
         with video_io.open_reader(input, start=start, duration=duration, **kw) as reader:
             yield reader, geometry.cropped_frames(reader, opts)

@@ -12,6 +12,7 @@ import av
 from dove_cli.video_io.fields import scan_fields
 from dove_cli.video_io.formats import HDR_TRANSFERS, TRANSPORT_CLOCKS, assumed_matrix, is_rgb
 from dove_cli.video_io.metadata import file_tags, get_tag, is_chapter_track
+from dove_cli.video_io.programmes import Programme, programme_of, ts_programmes
 from dove_cli.video_io.reader import (
     VideoInfo,
     attachment_name,
@@ -31,17 +32,19 @@ FLAGS = ("default", "forced", "comment", "hearing_impaired", "visual_impaired", 
 
 def describe(path: str | Path) -> dict[str, Any]:
     """The input at `path` (video file, image pattern, folder of images or one image) as a dict:
-    its video as dove reads it, then every other stream in input order, chapters and file tags.
-    `start` (the file's, each stream's): where its times begin, in seconds; `clock`: they are a
-    transport clock's (MPEG-TS/PS), which outputs other than .ts start at 0 (`writer.time_zero`).
-    Raises the reader's InputError when dove cannot read it."""
+    its video as dove reads it, then every other stream in input order, an MPEG-TS's programmes
+    (each stream names its own), chapters and file tags. `start` (the file's, each stream's): where
+    its times begin, in seconds; `clock`: they are a transport clock's (MPEG-TS/PS), which outputs
+    other than .ts start at 0 (`writer.time_zero`). Raises the reader's InputError when dove cannot
+    read it."""
     with open_reader(path, warn=False) as reader:
         info = reader.info
     if info.is_images:
         return {"path": str(path), "images": _images(info)}
     with av.open(str(path), metadata_errors="replace") as c:
-        video = next(s for s in c.streams.video if not is_picture(s))
-        others = [_stream(c, s) for s in c.streams if s.index != video.index]
+        video = c.streams[info.stream_index]
+        programmes = ts_programmes(path) if "mpegts" in c.format.name else []
+        others = [{**_stream(c, s), "programme": _number(programmes, s)} for s in c.streams if s is not video]
         # what the fields hold, for a video flagged interlaced only (a scan of its first frames)
         scan = scan_fields(Path(path), video.index) if info.interlaced else None
         return {
@@ -53,13 +56,22 @@ def describe(path: str | Path) -> dict[str, Any]:
             "video": {
                 "index": video.index,
                 **_video(info, *_timing(c, video)),
+                "programme": _number(programmes, video),
                 "field_order": scan.flagged_order if scan else None,  # "tff" | "bff": as the frames say
                 "fields": scan.as_dict() if scan else None,  # what FFmpeg's idet found in them
             },
             "streams": others,
+            "programmes": [{"number": p.number, "name": p.name or None, "provider": p.provider or None,
+                            "streams": sorted(s.index for s in c.streams if s.id in p.pids)} for p in programmes],
             "chapters": len(c.chapters()),
             "tags": file_tags(c),
-        }
+        }  # fmt: skip
+
+
+def _number(programmes: list[Programme], s: Any) -> int | None:
+    """The number of the MPEG-TS programme a stream belongs to (None: not a TS, or in none)."""
+    own = programme_of(programmes, s.id)
+    return own.number if own is not None else None
 
 
 def _video(info: VideoInfo, variable: bool, packets: int, average: Fraction | None) -> dict[str, Any]:
@@ -126,6 +138,8 @@ def _stream(c: Any, s: Any) -> dict[str, Any]:
     d["codec"] = cc.name if cc is not None else s.name
     if s.type in ("audio", "subtitle"):  # where its times begin (the output moves it with the video)
         d["start"] = float(s.start_time * s.time_base) if s.start_time is not None and s.time_base else None
+    if s.type == "video":  # another video than the one dove reads (a second programme's)
+        d["width"], d["height"] = cc.width, cc.height
     if s.type == "audio":
         d["channels"] = cc.channels
         d["layout"] = cc.layout.name

@@ -80,6 +80,7 @@ class VideoInfo:
     fps: Fraction  # average rate; the writer uses it only as a rate-control hint
     time_base: Fraction
     start_pts: int = 0
+    stream_index: int = 0  # the video stream read (its index in the file): the writer copies its tags
     bit_depth: int = 8
     pix_fmt: str = "rgb24"
     codec: str = ""
@@ -222,6 +223,7 @@ def open_reader(
     zero: Fraction | None = None,
     say_alpha: bool = True,
     untagged_matrix: str = "auto",
+    video_stream: int | None = None,
 ) -> VideoReader:
     """Open a video file, an image pattern (`frames/%06d.png`), a folder of images or one image.
 
@@ -246,6 +248,8 @@ def open_reader(
     of the output gives it, so that it counts as the reader of the whole output does.
     untagged_matrix: the YUV matrix of a video without one (`formats.assumed_matrix`): auto (BT.709
     for HD, BT.601 for SD, as players guess), bt601 (as FFmpeg, decord and OpenCV read it) or bt709.
+    video_stream: the index of the video stream to read (`dove info` and `ffmpeg -i` number them, as
+    in #2 or 0:2), for a file with several (an MPEG-TS of several programmes); None: the first.
     """
     check_untagged_matrix(untagged_matrix)
     if rotate not in ("keep", "apply"):
@@ -258,6 +262,8 @@ def open_reader(
     if files is not None:
         if deinterlace != "off" and warn:
             log.warning("%s: --deinterlace is for videos; images are taken as they are", path)
+        if video_stream is not None and warn:
+            log.warning("%s: --video-stream is for video files; images are one picture each", path)
         reader: VideoReader = ImageReader(Path(path), files, fps=fps, warn=warn, say_alpha=say_alpha)
     else:
         if fps is not None and warn:
@@ -271,6 +277,7 @@ def open_reader(
             warn=warn,
             say_alpha=say_alpha,
             untagged_matrix=untagged_matrix,
+            video_stream=video_stream,
         )
     if clock is not None:
         reader.clock = clock
@@ -556,9 +563,11 @@ class VideoReader:
         warn: bool = True,
         say_alpha: bool = True,
         untagged_matrix: str = "auto",
+        video_stream: int | None = None,
     ) -> None:
         check_input_file(path)
         self.path = path
+        self._video_stream = video_stream
         self._untagged = untagged_matrix
         self._warn = warn
         self._say_alpha = say_alpha
@@ -593,6 +602,12 @@ class VideoReader:
         if not streams:
             kinds: list[str] = sorted({s.type for s in c.streams}) or ["no streams"]
             raise InputError(f"{path}: no video stream (has {', '.join(kinds)})")
+        if self._video_stream is not None:
+            streams = [s for s in streams if s.index == self._video_stream]
+            if not streams:
+                videos = ", ".join(f"#{s.index}" for s in c.streams.video if not is_picture(s))
+                raise InputError(f"{path}: --video-stream {self._video_stream} is not a video stream of this file "
+                                 f"(its video: {videos}; `dove info {path}` lists every stream)")  # fmt: skip
         self._stream = s = streams[0]
         # a .mov may say interlaced where the frames are coded progressive (some ProRes captures)
         self._container_interlaced = s.codec_context.field_order in INTERLACED_FIELD_ORDERS
@@ -654,6 +669,7 @@ class VideoReader:
             fps=fps,
             time_base=tb,
             start_pts=frame.pts if frame.pts is not None else 0,
+            stream_index=s.index,
             bit_depth=bit_depth,
             pix_fmt=fmt.name,
             codec=cc.name,

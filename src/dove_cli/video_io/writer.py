@@ -62,6 +62,7 @@ from dove_cli.video_io.metadata import (
     move_timecode,
 )
 from dove_cli.video_io.paths import prepare_output, remove_made_folders, temp_sibling, through_links, write_failed
+from dove_cli.video_io.programmes import programme_of, ts_programmes
 from dove_cli.video_io.reader import (
     VideoInfo,
     attachment_streams,
@@ -320,11 +321,13 @@ class ContainerWriter(VideoWriter):
         except (AttributeError, av.FFmpegError, ValueError) as exc:  # pragma: no cover
             log.warning("%s: chapters not copied (%s)", self.path, exc)
         self._copy_attachments(src, fmt_name, fonts=subtitles != "none")
+        vin = src.streams[info.stream_index] if info.stream_index < len(src.streams) else None
         wanted = []
         if audio != "none":
             wanted += list[Any](src.streams.audio)
         if subtitles != "none":
             wanted += list(src.streams.subtitles)
+        wanted = self._own_programme(src, vin, wanted, fmt_name)
         unstyled: list[str] = []  # styled (ASS) subtitle streams converted to a plain text codec
         target = "libopus" if fmt_name == "webm" else "aac"  # what --audio transcode makes
         for s in wanted:
@@ -384,7 +387,6 @@ class ContainerWriter(VideoWriter):
             log.warning("%s: ASS subtitles (input stream %s) converted to %s: their styling (fonts, colours, "
                         "positions) is lost; .mkv keeps it", self.path, ", ".join(unstyled),
                         TEXT_SUBTITLES[fmt_name])  # fmt: skip
-        vin = next((s for s in src.streams.video if not is_picture(s)), None)
         if vin is not None:
             for k in ("language", "title", "handler_name"):
                 if k in vin.metadata:
@@ -402,6 +404,36 @@ class ContainerWriter(VideoWriter):
                 lookback = SUBTITLE_LOOKBACK_S if subtitles_in else AUX_SEEK_MARGIN_S
                 src.seek(int(max(Fraction(0), self._t0 - lookback) * av.time_base), backward=True)
             self._aux_iter = continuous_packets(src, [src.streams[i] for i in self._aux])
+
+    def _own_programme(self, src: Any, vin: Any, wanted: list[Any], fmt_name: str) -> list[Any]:
+        """The audio and subtitle streams of `wanted` that go with the video upscaled (`vin`): in an
+        MPEG-TS of several programmes (broadcast services), its own programme's, as a viewer tuned to
+        it hears them (a stream no programme lists is kept); elsewhere all. What is left out, the
+        other video streams included, is said in one warning. A .ts output keeps the programme's
+        number and service name."""
+        programmes = ts_programmes(self.info.path) if vin is not None and "mpegts" in src.format.name else []
+        own = programme_of(programmes, vin.id) if vin is not None else None
+        if own is not None and fmt_name == "mpegts":
+            self._out.container_options["mpegts_service_id"] = str(own.number)
+            if own.name:
+                self._out.metadata.update({"service_name": own.name, "service_provider": own.provider})
+        others = [s for s in wanted if own is not None and s.id not in own.pids and programme_of(programmes, s.id)]
+        videos = [s for s in src.streams.video if not is_picture(s) and s is not vin]
+        if self._warn and videos:
+            left: dict[str, list[str]] = {}  # a programme (or "") -> its streams left out
+            for s in sorted(videos + others, key=lambda s: s.index):
+                where = programme_of(programmes, s.id) if own is not None else None
+                what = f"{s.type} #{s.index}" + (f" {s.width}x{s.height}" if s.type == "video" else "")
+                left.setdefault(where.label() if where is not None and where is not own else "", []).append(what)
+            said = "; ".join(
+                f"{label}: {', '.join(what)}" if label else ", ".join(what) for label, what in left.items()
+            )
+            kept = (
+                f"{own.label()} (video #{vin.index} with its own audio and subtitles)" if own else f"video #{vin.index}"
+            )
+            log.warning("%s: the input has %d video streams and dove upscales one, %s; left out: %s (--video-stream N "
+                        "picks another)", self.path, len(videos) + 1, kept, said)  # fmt: skip
+        return [s for s in wanted if s not in others]
 
     def _spell_language(self, ostream: Any, s: Any, fmt_name: str) -> None:
         """A .mov keeps only the languages of QuickTime's old table, each in one ISO 639-2 spelling
