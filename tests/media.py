@@ -455,3 +455,60 @@ def make_programmes_ts(path: Path) -> Path:
            *("language=fra", "-program", "title=ProgA:program_num=1:st=0:st=1", "-program"),
            *("title=ProgB:program_num=2:st=2:st=3", path))  # fmt: skip
     return path
+
+
+CAPTION = "HELLO BROADCAST "  # an even number of letters: two a frame
+
+
+def _ga94_sei(pair: tuple[int, int] | None) -> bytes:
+    """An H.264 SEI NAL unit (Annex B) of ATSC A/53 user data ("GA94") with one EIA-608 field-1 byte
+    pair (None: padding), as a broadcaster's encoder writes one per picture."""
+
+    def odd(b: int) -> int:  # 608 bytes carry odd parity in their top bit
+        b &= 0x7F
+        return b | (0x80 if bin(b).count("1") % 2 == 0 else 0)
+
+    cc = bytes([0xFC, odd(pair[0]), odd(pair[1])]) if pair else bytes([0xFC, 0x80, 0x80])
+    cc += bytes([0xF9, 0x80, 0x80])  # an empty field-2 pair
+    payload = bytes([0xB5, 0x00, 0x31]) + b"GA94" + bytes([0x03, 0x40 | 2, 0xFF]) + cc + bytes([0xFF])
+    body = bytes([4, len(payload)]) + payload + bytes([0x80])  # user_data_registered_itu_t_t35, stop bit
+    out, zeros = bytearray(), 0
+    for b in body:  # emulation prevention
+        if zeros >= 2 and b <= 3:
+            out.append(3)
+            zeros = 0
+        out.append(b)
+        zeros = zeros + 1 if b == 0 else 0
+    return b"\x00\x00\x00\x01\x06" + bytes(out)
+
+
+def make_caption_ts(path: Path, frames: int = 30) -> Path:
+    """An MPEG-TS with EIA-608 closed captions in its H.264 video (A/53 SEI, as US broadcast carries
+    them), 64x48 at 29.97 fps, MP2 audio: a pop-on caption
+    CAPTION loaded from frame 4 and shown at frame 12 (0.4 s), one byte pair a frame. ffmpeg encodes
+    the picture (an access unit delimiter before each, a keyframe every 6), a SEI goes after each
+    delimiter, and ffmpeg muxes the result."""
+    raw, annexb = path.with_suffix(".raw.h264"), path.with_suffix(".cc.h264")
+    ffmpeg(*_testsrc("64x48", "30000/1001"), "-frames:v", str(frames), "-c:v", "libx264", "-preset", "ultrafast",
+           "-bf", "0", "-g", "6", "-x264-params", "aud=1", raw)  # fmt: skip
+    pairs = [(0x14, 0x20)] * 2 + [(0x14, 0x70)] * 2  # resume caption loading; row 15, column 0
+    pairs += [(ord(CAPTION[i]), ord(CAPTION[i + 1])) for i in range(0, len(CAPTION), 2)]
+    pairs += [(0x14, 0x2F)] * 2  # end of caption: show it
+    data, out, picture = raw.read_bytes(), bytearray(), 0
+    nals = [m.start() for m in re.finditer(b"\x00\x00\x01", data)]
+    for i, start in enumerate(nals):
+        end = nals[i + 1] if i + 1 < len(nals) else len(data)
+        out += data[start:end]
+        if data[start + 3] & 0x1F == 9:  # an access unit delimiter: this picture's SEI after it
+            out += _ga94_sei(pairs[picture] if picture < len(pairs) else None)
+            picture += 1
+    annexb.write_bytes(bytes(out))
+    ffmpeg("-r", "30000/1001", "-f", "h264", "-i", annexb, "-f", "lavfi", "-i", "sine=duration=1", "-map", "0",
+           "-map", "1", "-c:v", "copy", "-c:a", "mp2", path)  # fmt: skip
+    return path
+
+
+def caption_text(path: Path) -> str:
+    """The closed captions of a video's A/53 data as ffmpeg reads them (its movie source's subcc
+    output), as SRT: '' when it has none."""
+    return ffmpeg("-f", "lavfi", "-i", f"movie={path}[out+subcc]", "-map", "0:1", "-f", "srt", "-").stdout

@@ -21,7 +21,16 @@ from PIL import Image
 from conftest import demo_clip
 from dove_cli.cli import main
 from dove_cli.upscaling import upscale
-from media import ffinfo, ffmpeg, make_broadcast, make_clip, make_programmes_ts, packet_md5
+from media import (
+    caption_text,
+    ffinfo,
+    ffmpeg,
+    make_broadcast,
+    make_caption_ts,
+    make_clip,
+    make_programmes_ts,
+    packet_md5,
+)
 
 
 def run(argv: list[str], capsys) -> tuple[int, str, str]:
@@ -1345,6 +1354,21 @@ def test_info_and_upscale_of_a_two_programme_ts(tmp_path, capsys, caplog):
     code, _, err = run(["upscale", str(src), "-o", str(tmp_path / "c.ts"), "--model", "bilinear", "--video-stream",
                         "3"], capsys)  # fmt: skip
     assert code == 2 and "--video-stream 3 is not a video stream of this file (its video: #0, #2;" in err, err
+
+
+def test_closed_captions_in_info_and_kept_by_a_run(tmp_path, capsys, caplog):
+    """`dove info` said nothing of a broadcast clip's closed captions, and a run dropped them unsaid.
+    Info lists them; a run (segments, the writer's thread, the join) keeps them, as ffmpeg reads them."""
+    src = make_caption_ts(tmp_path / "cc.ts")
+    code, out, err = run(["info", str(src)], capsys)
+    assert code == 0 and re.search(r"^    captions +EIA-608/708 closed captions, in the video \(kept by h264 and hevc "
+                                   r"outputs\)$", out, re.M), out  # fmt: skip
+    code, described, err = _info([src, make_clip(tmp_path / "plain.mp4")], capsys)
+    assert code == 0 and [d["video"]["captions"] for d in described] == [True, False]
+    out_ts = tmp_path / "out.ts"
+    code, _, err = run(["upscale", str(src), "-o", str(out_ts), "--model", "bilinear", "--scale", "2"], capsys)
+    assert code == 0 and "closed captions" not in caplog.text, err
+    assert "HELLO BROADCAST" in caption_text(out_ts) and caption_text(out_ts) == caption_text(src)
 
 
 def test_info_says_a_variable_rate_clips_nominal_rate(tmp_path, capsys):

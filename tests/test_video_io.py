@@ -21,6 +21,7 @@ from dove_cli.video_io import Frame, VideoInfo, check_output, frame_name, is_pat
 from dove_cli.video_io.metadata import move_timecode
 from media import (
     IVTC,
+    caption_text,
     decoded_frame_count,
     decoded_times,
     ffinfo,
@@ -30,6 +31,7 @@ from media import (
     frame_pts,
     frame_times,
     make_broadcast,
+    make_caption_ts,
     make_clip,
     make_programmes_ts,
     make_telecined,
@@ -50,7 +52,7 @@ def roundtrip(src: Path, dst: Path, **opts) -> tuple[VideoInfo, list[Frame]]:
         info = reader.info
         with open_writer(dst, info, info.width, info.height, **opts) as writer:
             for frame in reader:
-                writer.write(frame.rgb, frame.pts)
+                writer.write(frame.rgb, frame.pts, frame.captions)
                 frames.append(frame)
     return info, frames
 
@@ -2166,6 +2168,56 @@ def test_a_second_video_stream_is_said_to_be_left_out(tmp_path: Path, caplog: py
     assert caplog.messages == [f"{out}: the input has 2 video streams and dove upscales one, video #0; left out: "
                                "video #1 32x24 (--video-stream N picks another)"]  # fmt: skip
     assert ffinfo(out).kinds() == ["Video", "Audio"]
+
+
+@pytest.fixture(scope="module")
+def caption_ts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_caption_ts(tmp_path_factory.mktemp("captions") / "cc.ts")
+
+
+@pytest.mark.parametrize(("ext", "codec", "deinterlace"), [(".ts", None, "off"), (".mov", None, "off"),
+                                                           (".mkv", "hevc", "off"), (".mkv", None, "field")])  # fmt: skip
+def test_closed_captions_are_kept(
+    caption_ts: Path, ext: str, codec: str | None, deinterlace: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """EIA-608 captions carried in the video (A/53), which US broadcast material must keep, were
+    dropped unsaid when the video was re-encoded. They go to the encoder with each frame, and
+    ffmpeg reads the same captions at the same times back from the output; at double rate
+    (--deinterlace field) with the first field of each frame only, else each letter showed twice."""
+    text = caption_text(caption_ts)
+    assert "HELLO BROADCAST" in text and "00:00:00,400 --> 00:00:00,800" in text, text
+    out = tmp_path / f"out{ext}"
+    with caplog.at_level(logging.WARNING):
+        info, frames = roundtrip(caption_ts, out, codec=codec, reader={"deinterlace": deinterlace})
+    assert info.captions and caption_text(out) == text
+    assert len(frames) == 60 if deinterlace == "field" else 30
+    assert [m for m in caplog.messages if "closed captions" in m] == []
+
+
+def test_closed_captions_an_output_cannot_keep_are_said(
+    caption_ts: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """ProRes (the .mov delivery), --codec-option a53cc=0 and images lose them: said once. Kept,
+    they change no picture: the frames the encoder gets carry the input's properties, but not its
+    picture types (which would force its keyframes)."""
+    with caplog.at_level(logging.WARNING):
+        roundtrip(caption_ts, tmp_path / "p.mov", codec="prores")
+        roundtrip(caption_ts, tmp_path / "none.mkv", codec_options={"a53cc": "0"})
+        roundtrip(caption_ts, tmp_path / "f%03d.png")
+    assert caplog.messages == [
+        f"{tmp_path / 'p.mov'}: the input's closed captions (EIA-608/708 in the video) are not kept: prores_ks cannot "
+        "carry them (h264 and hevc keep them)",
+        f"{tmp_path / 'none.mkv'}: the input's closed captions (EIA-608/708 in the video) are not kept: "
+        "--codec-option a53cc=0 drops them (h264 and hevc keep them)",
+        f"{tmp_path / 'f%03d.png'}: images hold no audio, subtitles, captions, timecode, chapters or tags; not kept: "
+        "1 audio stream; the closed captions (a video output such as .mkv keeps them)",
+    ]  # fmt: skip
+    assert caption_text(tmp_path / "p.mov") == caption_text(tmp_path / "none.mkv") == ""
+    roundtrip(caption_ts, tmp_path / "kept.mkv")
+    assert "HELLO" in caption_text(tmp_path / "kept.mkv")
+    decoded = [[line for line in ffmpeg("-i", tmp_path / f, "-map", "0:v", "-f", "framemd5", "-").stdout.splitlines()
+                if not line.startswith("#")] for f in ("none.mkv", "kept.mkv")]  # fmt: skip
+    assert decoded[0] == decoded[1] and len(decoded[0]) == 30
 
 
 def test_what_mpeg_ts_does_not_keep_is_said_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -148,7 +148,7 @@ class ArraySink(video_io.VideoWriter):
     def open(self, width: int, height: int) -> None:
         self.out = np.empty((self.total, height, width, 3), self.dtype)
 
-    def write(self, rgb: np.ndarray, pts: int | None = None) -> None:
+    def write(self, rgb: np.ndarray, pts: int | None = None, captions: Any = None) -> None:
         assert self.out is not None, "open() first"
         if self.dtype in TOP:
             self.out[self.frames_written] = rgb

@@ -491,6 +491,8 @@ def described_rows(d: dict) -> list[tuple[str, str]]:
         rows.insert(4, ("  start", f"{v['start']:.3f} s (the first frame)"))
     if v["rotation"] or v["mirrored"]:
         rows.append(("  rotation", f"{turn_text(v['rotation'], v['mirrored'])} (kept as a tag)"))
+    if v["captions"]:
+        rows.append(("  captions", "EIA-608/708 closed captions, in the video (kept by h264 and hevc outputs)"))
     for s in d["streams"]:
         if s["kind"] in ("attachment", "cover art"):
             text = f"{s['filename']}, {s['mimetype'] or 'no type'}, {s['bytes']} bytes"

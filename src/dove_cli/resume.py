@@ -445,7 +445,7 @@ class SegmentFiles(video_io.VideoWriter):
         self._suffix = segment_suffix(options["codec"])
         self._open: tuple[video_io.VideoWriter, Segment] | None = None  # the segment being written
 
-    def write(self, rgb: np.ndarray, pts: int | None = None) -> None:
+    def write(self, rgb: np.ndarray, pts: int | None = None, captions: av.VideoFrame | None = None) -> None:
         if pts is None:
             raise ValueError("segments need the pts of every frame")
         if self._open is None:
@@ -457,7 +457,7 @@ class SegmentFiles(video_io.VideoWriter):
                                           index_first=False)  # fmt: skip
             self._open = (writer, segment)
         writer, segment = self._open
-        writer.write(rgb, pts)
+        writer.write(rgb, pts, captions)
         segment.frames += 1
         self.frames_written += 1
 

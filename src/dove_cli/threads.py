@@ -71,7 +71,8 @@ def read_ahead(items: Iterable[Any], timer: StageTimer, depth: int = 8) -> Gener
 class BackgroundWriter:
     """Encodes on a background thread behind a bounded queue (time spent counts as "encode").
 
-    `write(index, rgb, pts, end)`: `end` closes a segment after this frame (resume.SegmentedWriter).
+    `write(index, rgb, pts, end, captions)`: `end` closes a segment after this frame (resume.SegmentedWriter);
+    `captions` are the input frame's closed captions (video_io.Frame.captions).
     """
 
     def __init__(self, writer: VideoWriter, timer: StageTimer, depth: int = 8) -> None:
@@ -89,9 +90,9 @@ class BackgroundWriter:
                 return
             if self.error is None:
                 try:
-                    index, rgb, pts, end = item
+                    index, rgb, pts, end, captions = item
                     t0 = time.perf_counter()
-                    self.writer.write(rgb, pts)
+                    self.writer.write(rgb, pts, captions)
                     if end:
                         self.writer.end_segment()
                     self.timer.seconds["encode"] += time.perf_counter() - t0
@@ -100,10 +101,10 @@ class BackgroundWriter:
                 except BaseException as exc:
                     self.error = exc
 
-    def write(self, index: int, rgb: np.ndarray, pts: int | None, end: bool = False) -> None:
+    def write(self, index: int, rgb: np.ndarray, pts: int | None, end: bool = False, captions: Any = None) -> None:
         if self.error is not None:
             raise self.error
-        self.q.put((index, rgb, pts, end))
+        self.q.put((index, rgb, pts, end, captions))
 
     def finish(self) -> None:
         """Wait until every frame is written; raise what the thread ran into."""

@@ -750,6 +750,7 @@ def _stream(
     detector = SceneDetector() if opts.scene_cuts == "auto" and part is None else None
     lq: dict[int, torch.Tensor] = {}  # frame index -> padded LQ frame [3, hp, wp], while a window needs it
     pts: dict[int, int] = {}
+    captions: dict[int, Any] = {}  # frame index -> its closed captions (video_io.Frame.captions), for the writer
 
     file_h, file_w = plan.file_size()  # with --compare, both halves
     scratch = torch.empty(3, out_h, out_w, device=out_device)  # reused per frame
@@ -791,6 +792,7 @@ def _stream(
                 if step.frame is not None:
                     lq[read - 1] = pad_frame(step.frame.rgb, hp, wp, opts.pad)
                     pts[read - 1] = step.frame.pts
+                    captions[read - 1] = step.frame.captions
                 for t in range(read, step.planned):  # --parity: the video padded with its last frame
                     lq[t] = lq[read - 1]
                 for span in step.spans:
@@ -813,11 +815,13 @@ def _stream(
                     if written < first:
                         blender.discard(written)
                         pts.pop(written)
+                        captions.pop(written)
                     else:
                         with timer.stage("finish"):
                             rgb_out = finish(written)
                         with timer.stage("wait_output"):
-                            writer.write(written, rgb_out, pts.pop(written), end=written + 1 == boundary)
+                            writer.write(written, rgb_out, pts.pop(written), end=written + 1 == boundary,
+                                         captions=captions.pop(written))  # fmt: skip
                     written += 1
                     stats.written = written
                 for t in [t for t in lq if t < final]:

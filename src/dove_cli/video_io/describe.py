@@ -107,6 +107,7 @@ def _video(info: VideoInfo, variable: bool, packets: int, average: Fraction | No
         "assumed_matrix": None if tagged or info.colorspace == "gbr" else assumed_matrix(w, h),
         "hdr": HDR_TRANSFERS.get(info.color_trc or ""),
         "interlaced": info.interlaced,
+        "captions": info.captions,  # EIA-608/708 closed captions in the video (its first frame carries them)
     }
 
 

@@ -330,6 +330,16 @@ def has_encoder(name: str) -> bool:
         return False
 
 
+@functools.cache
+def writes_captions(encoder: str) -> bool:
+    """Whether this FFmpeg's `encoder` writes the A/53 closed captions of the frames it encodes (its
+    a53cc option: libx264, libx265, NVENC; not ProRes, FFV1, AV1, VP9 or PNG)."""
+    try:
+        return any(o.name == "a53cc" for o in av.CodecContext.create(encoder, "w").supported_options.private)
+    except (av.FFmpegError, AttributeError, ValueError):
+        return False
+
+
 def encoder_formats(encoder: str) -> set[str]:
     """The pixel formats this FFmpeg's `encoder` takes (none where it is missing)."""
     try:

@@ -165,6 +165,8 @@ class ImageWriter(VideoWriter):
                 streams = {"audio": len(src.streams.audio) * (audio != "none"),
                            "subtitle": len(src.streams.subtitles) * (subtitles != "none")}  # fmt: skip
                 lost = [f"{n} {kind} stream{'s' * (n != 1)}" for kind, n in streams.items() if n]
+                if info.captions:
+                    lost.append("the closed captions")
                 if tc := find_timecode(src, src.streams.video[0] if src.streams.video else None):
                     lost.append(f"the timecode {tc}")
                 if n := len(src.chapters()):
@@ -174,7 +176,7 @@ class ImageWriter(VideoWriter):
         except av.FFmpegError:  # read once already: the reader says what is wrong with it
             return
         if lost:
-            log.warning("%s: images hold no audio, subtitles, timecode, chapters or tags; not kept: %s (a video "
+            log.warning("%s: images hold no audio, subtitles, captions, timecode, chapters or tags; not kept: %s (a video "
                         "output such as .mkv keeps them)", self.path, "; ".join(lost))  # fmt: skip
 
     def _encode(self, rgb: np.ndarray) -> bytes:
@@ -197,8 +199,8 @@ class ImageWriter(VideoWriter):
         frame.pts = 0
         return b"".join(bytes(p) for p in [*cc.encode(frame), *cc.encode(None)])
 
-    def write(self, rgb: np.ndarray, pts: int | None = None) -> None:
-        """Write one image; images carry no timestamps, so pts is only used for ordering."""
+    def write(self, rgb: np.ndarray, pts: int | None = None, captions: av.VideoFrame | None = None) -> None:
+        """Write one image; images carry no timestamps (pts is only used for ordering) nor captions."""
         if self._done:
             raise OutputError(f"{self.path}: writer is already closed")
         if rgb.shape != (self._h, self._w, 3):

@@ -93,6 +93,7 @@ class VideoInfo:
     mirrored: bool = False  # the display matrix also mirrors it left-right, after the turn; False when applied
     sample_aspect_ratio: Fraction | None = None
     interlaced: bool = False  # the first frame, or the container, says so
+    captions: bool = False  # the first frame carries closed captions (`has_captions`)
     has_audio: bool = False
     has_subtitles: bool = False
     attachments: tuple[str, ...] = ()  # names of Matroska attachments (fonts for styled subtitles) and cover art
@@ -158,11 +159,31 @@ def display_size(width: int, height: int, sample_aspect_ratio: Fraction | None, 
 
 @dataclass
 class Frame:
-    """One decoded frame: rgb [H, W, 3] uint8 (or uint16 for >8-bit), pts in info.time_base."""
+    """One decoded frame: rgb [H, W, 3] uint8 (or uint16 for >8-bit), pts in info.time_base;
+    captions: its closed captions for the writer to pass on (`caption_carrier`), else None."""
 
     rgb: np.ndarray
     pts: int
     index: int
+    captions: av.VideoFrame | None = None
+
+
+def has_captions(frame: av.VideoFrame) -> bool:
+    """Whether a decoded frame carries closed captions: EIA-608/708 (CEA-708 cc_data) that the
+    decoder found in its A/53 user data (H.264/HEVC SEI, MPEG-2 user data), as FFmpeg's A53_CC side
+    data (what ffmpeg's `movie=IN[out+subcc]` source reads as a subtitle stream)."""
+    return "A53_CC" in frame.side_data
+
+
+def caption_carrier(frame: av.VideoFrame, reformatter: VideoReformatter) -> av.VideoFrame | None:
+    """A 2x2 grey frame with `frame`'s side data (its captions among them), or None when it has no
+    captions. PyAV cannot attach side data to a frame it encodes, but its reformat copies a frame's
+    properties, side data included (av_frame_copy_props), onto the frame it makes: the writer makes
+    the frame it encodes from this one (`ContainerWriter._with_captions`), and libx264/x265 write
+    the captions back as A/53 SEI. Two pixels, not the picture: a carrier per frame costs nothing."""
+    if not has_captions(frame):
+        return None
+    return reformatter.reformat(frame, width=2, height=2, format="gray")
 
 
 # ------------------------------------------------------------------------------------------ reading
@@ -581,6 +602,8 @@ class VideoReader:
         self._gaps_said: set[int] = set()  # pts of the frames before the gaps said under ivtc (`_ivtc_gaps`)
         self._deinterlace = deinterlace
         self._rate = DEINTERLACE_RATE[deinterlace]  # frames out per frame in
+        self._carriers = VideoReformatter()  # for `caption_carrier` (its own: a reformatter keeps one size)
+        self._second_field = False  # the frame `_decoded` gave last is a frame's second field
         self._source_interlaced = False
         self._frames_flagged = False  # the first frame's own interlace flag
         self._ignore = ignore_decode_errors
@@ -682,6 +705,7 @@ class VideoReader:
             mirrored=mirrored and self._rotate != "apply",
             sample_aspect_ratio=Fraction(sar) if sar and sar != 1 else None,
             interlaced=self._source_interlaced,
+            captions=has_captions(frame),
             has_audio=bool(c.streams.audio),
             has_subtitles=bool(c.streams.subtitles),
             attachments=tuple(attachment_name(a) for a in attached),
@@ -826,6 +850,7 @@ class VideoReader:
         tb = self._tb
         for frame in itertools.chain(frames, [None]):
             graph.push(frame)  # None flushes the frames the filters hold back
+            pulled = 0
             while True:
                 try:
                     out: Any = graph.pull()  # a VideoFrame from this video-only graph
@@ -834,6 +859,10 @@ class VideoReader:
                 if out.pts is not None and out.time_base and out.time_base != tb:
                     out.pts = round(out.pts * out.time_base / tb)  # (bwdif always halves the time base)
                     out.time_base = tb
+                # Each push gives the frame before's two fields, first field first, both with its
+                # side data: its captions go with the first only (twice, each letter would show twice).
+                self._second_field = self._deinterlace == "field" and pulled > 0
+                pulled += 1
                 yield out
 
     def _ivtc_gaps(self, frames: Iterator[av.VideoFrame]) -> Iterator[av.VideoFrame]:
@@ -1158,7 +1187,8 @@ class VideoReader:
             elif self._yielded_pts is not None:
                 self._check_step(self._yielded_pts, pts)
             self._yielded_pts = pts
-            yield Frame(self._to_rgb(frame, int(pts)), int(pts), self._index)
+            captions = None if self._second_field else caption_carrier(frame, self._carriers)
+            yield Frame(self._to_rgb(frame, int(pts)), int(pts), self._index, captions)
             self._index += 1
 
     def close(self) -> None:
