@@ -2009,9 +2009,9 @@ def test_an_image_output_says_once_what_it_leaves_out(
         _dove(tmp_path / "tc" / "%06d.png", tmp_path / "seq" / "%06d.png", fps="25")
     said = [m for m in caplog.messages if "images hold no audio" in m]
     assert said == [
-        f"{tmp_path / 'tc' / '%06d.png'}: images hold no audio, subtitles, timecode, chapters or tags; not kept: "
+        f"{tmp_path / 'tc' / '%06d.png'}: images hold no audio, subtitles, captions, timecode, chapters or tags; not kept: "
         "1 audio stream; the timecode 01:02:03:04; the tag creation_time (a video output such as .mkv keeps them)",
-        f"{tmp_path / 'subs' / '%06d.png'}: images hold no audio, subtitles, timecode, chapters or tags; not kept: "
+        f"{tmp_path / 'subs' / '%06d.png'}: images hold no audio, subtitles, captions, timecode, chapters or tags; not kept: "
         "1 subtitle stream; 2 chapters; the tags title, comment (a video output such as .mkv keeps them)",
     ]
 
