@@ -2108,9 +2108,9 @@ def test_a_multiplex_keeps_the_programme_of_its_video_and_says_what_it_leaves_ou
     out = tmp_path / "a.mkv"
     with caplog.at_level(logging.WARNING):
         roundtrip(src, out)
-    assert caplog.messages == [f"{out}: the input has 2 video streams and dove upscales one, programme 1 'ProgA' "
-                               "(video #0 with its own audio and subtitles); left out: programme 2 'ProgB': video #2 "
-                               "48x32, audio #3 (--video-stream N picks another)"]  # fmt: skip
+    assert caplog.messages == [f"{out}: dove upscales one video stream, programme 1 'ProgA' (video #0 with its own "
+                               "audio and subtitles); left out: programme 2 'ProgB': video #2 48x32, audio #3 "
+                               "(--video-stream N picks another)"]  # fmt: skip
     got = ffinfo(out)
     assert got.kinds() == ["Video", "Audio"] and "64x48" in got.video().text and got.streams[1].language == "deu"
     assert packet_md5(out, "0:a") == packet_md5(src, "0:1")
@@ -2118,9 +2118,9 @@ def test_a_multiplex_keeps_the_programme_of_its_video_and_says_what_it_leaves_ou
     out = tmp_path / "b.ts"
     with caplog.at_level(logging.WARNING):
         roundtrip(src, out, reader={"video_stream": 2})
-    assert caplog.messages == [f"{out}: the input has 2 video streams and dove upscales one, programme 2 'ProgB' "
-                               "(video #2 with its own audio and subtitles); left out: programme 1 'ProgA': video #0 "
-                               "64x48, audio #1 (--video-stream N picks another)"]  # fmt: skip
+    assert caplog.messages == [f"{out}: dove upscales one video stream, programme 2 'ProgB' (video #2 with its own "
+                               "audio and subtitles); left out: programme 1 'ProgA': video #0 64x48, audio #1 "
+                               "(--video-stream N picks another)"]  # fmt: skip
     got = ffinfo(out)
     assert got.kinds() == ["Video", "Audio"] and "48x32" in got.video().text and got.streams[1].language == "fra"
     assert packet_md5(out, "0:a") == packet_md5(src, "0:3")
@@ -2128,6 +2128,14 @@ def test_a_multiplex_keeps_the_programme_of_its_video_and_says_what_it_leaves_ou
     caplog.clear()
     roundtrip(src, tmp_path / "c.mkv", audio="none")  # nothing of programme 2 but its video would have gone
     assert caplog.messages[0].endswith("left out: programme 2 'ProgB': video #2 48x32 (--video-stream N picks another)")
+    caplog.clear()
+    radio = tmp_path / "radio.ts"  # a multiplex with a radio service: a programme of sound alone
+    ffmpeg("-i", src, "-map", "0:0", "-map", "0:1", "-map", "0:3", "-c", "copy", "-program", "title=TV:st=0:st=1",
+           "-program", "title=Radio:program_num=2:st=2", radio)  # fmt: skip
+    roundtrip(radio, tmp_path / "d.mkv")
+    assert caplog.messages == [f"{tmp_path / 'd.mkv'}: dove upscales one video stream, programme 1 'TV' (video #0 "
+                               "with its own audio and subtitles); left out: programme 2 'Radio': audio #2"]  # fmt: skip
+    assert ffinfo(tmp_path / "d.mkv").kinds() == ["Video", "Audio"]
     with pytest.raises(InputError, match=r"mux\.ts: --video-stream 1 is not a video stream of this file \(its video: "
                        r"#0, #2; `dove info .*mux\.ts` lists every stream\)$"):  # fmt: skip
         open_reader(src, video_stream=1)
@@ -2165,8 +2173,8 @@ def test_a_second_video_stream_is_said_to_be_left_out(tmp_path: Path, caplog: py
     out = tmp_path / "out.mp4"
     with caplog.at_level(logging.WARNING):
         roundtrip(tmp_path / "two.mkv", out)
-    assert caplog.messages == [f"{out}: the input has 2 video streams and dove upscales one, video #0; left out: "
-                               "video #1 32x24 (--video-stream N picks another)"]  # fmt: skip
+    assert caplog.messages == [f"{out}: dove upscales one video stream, video #0; left out: video #1 32x24 "
+                               "(--video-stream N picks another)"]  # fmt: skip
     assert ffinfo(out).kinds() == ["Video", "Audio"]
 
 

@@ -435,7 +435,7 @@ class ContainerWriter(VideoWriter):
                 self._out.metadata.update({"service_name": own.name, "service_provider": own.provider})
         others = [s for s in wanted if own is not None and s.id not in own.pids and programme_of(programmes, s.id)]
         videos = [s for s in src.streams.video if not is_picture(s) and s is not vin]
-        if self._warn and videos:
+        if self._warn and (videos or others):  # (a radio service of a multiplex has no video)
             left: dict[str, list[str]] = {}  # a programme (or "") -> its streams left out
             for s in sorted(videos + others, key=lambda s: s.index):
                 where = programme_of(programmes, s.id) if own is not None else None
@@ -447,8 +447,8 @@ class ContainerWriter(VideoWriter):
             kept = (
                 f"{own.label()} (video #{vin.index} with its own audio and subtitles)" if own else f"video #{vin.index}"
             )
-            log.warning("%s: the input has %d video streams and dove upscales one, %s; left out: %s (--video-stream N "
-                        "picks another)", self.path, len(videos) + 1, kept, said)  # fmt: skip
+            log.warning("%s: dove upscales one video stream, %s; left out: %s%s", self.path, kept, said,
+                        " (--video-stream N picks another)" if videos else "")  # fmt: skip
         return [s for s in wanted if s not in others]
 
     def _spell_language(self, ostream: Any, s: Any, fmt_name: str) -> None:
