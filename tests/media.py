@@ -443,6 +443,7 @@ def make_dvd_title(path: Path, *, header: str | None = None, size: str = "352x28
     ffmpeg(*_testsrc(size, "25"), "-f", "lavfi", "-i", "sine=sample_rate=48000", "-i", subs, "-map", "0:v",
            "-map", "1:a", "-map", "2:s", "-frames:v", str(frames), "-t", str(frames / 25), "-c:v", "mpeg2video",
            "-c:a", "ac3", "-c:s", "copy", *muxer, path)  # fmt: skip
+    return path
 
 
 def make_programmes_ts(path: Path) -> Path:

@@ -1335,9 +1335,10 @@ def test_info_and_upscale_of_a_two_programme_ts(tmp_path, capsys, caplog):
     code, out, err = run(["info", str(src)], capsys)
     assert code == 0, err
     rows = [line.split(None, 2)[-1] for line in out.splitlines() if line.startswith("  #")]
-    assert rows == ["h264, 64x48, programme 1 'ProgA'", "mp2, mono (1 ch), 44100 Hz, deu, programme 1 'ProgA'",
+    assert rows == ["h264, 64x48, programme 1 'ProgA'",
+                    "mp2, mono (1 ch), 44100 Hz, deu, starts at 1.400 s, programme 1 'ProgA'",
                     "h264, 48x32 (not read: --video-stream 2 reads it), programme 2 'ProgB'",
-                    "mp2, mono (1 ch), 44100 Hz, fra, programme 2 'ProgB'"], out  # fmt: skip
+                    "mp2, mono (1 ch), 44100 Hz, fra, starts at 1.400 s, programme 2 'ProgB'"], out  # fmt: skip
     code, (d,), err = _info([src], capsys)
     assert code == 0 and d["programmes"] == [
         {"number": 1, "name": "ProgA", "provider": "FFmpeg", "streams": [0, 1]},

@@ -2092,7 +2092,8 @@ def test_mov_keeps_every_language_in_the_spelling_it_holds(tmp_path: Path, caplo
     sub = make_clip(tmp_path / "sub.mkv", rate="25", frames=5, subtitles=True,
                     extra=("-metadata:s:s:0", "language=deu", "-metadata:s:v:0", "language=fre"))  # fmt: skip
     roundtrip(sub, tmp_path / "sub.mov")  # the video's language, and an SRT subtitle's (converted to mov_text)
-    assert [s.language for s in ffinfo(tmp_path / "sub.mov").streams] == ["fra", "ger"] and caplog.messages == []
+    warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [s.language for s in ffinfo(tmp_path / "sub.mov").streams] == ["fra", "ger"] and warned == []
     roundtrip(src, tmp_path / "out.mp4")  # MP4 keeps any code as it is
     assert [s.language for s in ffinfo(tmp_path / "out.mp4").streams] == ["und", *codes]  # (no language: und)
 
@@ -2127,7 +2128,10 @@ def test_a_multiplex_keeps_the_programme_of_its_video_and_says_what_it_leaves_ou
     assert re.search(r"Program 2 *\n *Metadata:\n *service_name *: ProgB\n *service_provider *: FFmpeg", got.stderr)
     caplog.clear()
     roundtrip(src, tmp_path / "c.mkv", audio="none")  # nothing of programme 2 but its video would have gone
-    assert caplog.messages[0].endswith("left out: programme 2 'ProgB': video #2 48x32 (--video-stream N picks another)")
+    assert any(
+        m.endswith("left out: programme 2 'ProgB': video #2 48x32 (--video-stream N picks another)")
+        for m in caplog.messages
+    ), caplog.messages
     caplog.clear()
     radio = tmp_path / "radio.ts"  # a multiplex with a radio service: a programme of sound alone
     ffmpeg("-i", src, "-map", "0:0", "-map", "0:1", "-map", "0:3", "-c", "copy", "-program", "title=TV:st=0:st=1",
