@@ -28,6 +28,7 @@ from dove_cli import note
 from dove_cli.console import (
     BatchBars,
     EvalBar,
+    OneLineFormatter,
     UpscaleBar,
     VerifyBar,
     err_console,
@@ -35,6 +36,7 @@ from dove_cli.console import (
     print_batch_plans,
     print_batch_table,
     print_plan,
+    say,
     shown_line,
 )
 from dove_cli.errors import (
@@ -311,7 +313,7 @@ def _upscale_file(input: Path, output: Path, options: UpscaleOptions, quiet: boo
 
         result = upscale(input, output, options, progress=bar)
     if not quiet:
-        err_console.print(result.summary(), markup=False, highlight=False, soft_wrap=True)
+        say(result.summary())
 
 
 def _check_eval(
@@ -426,11 +428,8 @@ def _upscale_folder(input: Path, output: Path, opts: UpscaleOptions, quiet: bool
         continued = [i.input.name for i in result.items if i.status == "done" and i.result.resumed_from]
         kept = f" ({', '.join(continued)} continued from an interrupted run)" if continued else ""
         busy = f", {n} left to another dove run" if (n := result.count("busy")) else ""
-        err_console.print(
-            f"{result.count('done')} upscaled{kept}, {result.count('skipped')} skipped (output exists; --overwrite "
-            f"to redo){busy}, {len(result.failed)} failed -> {output}",
-            markup=False, highlight=False, soft_wrap=True,
-        )  # fmt: skip
+        say(f"{result.count('done')} upscaled{kept}, {result.count('skipped')} skipped (output exists; --overwrite "
+            f"to redo){busy}, {len(result.failed)} failed -> {output}")  # fmt: skip
     _say_not_done(result)
 
 
@@ -588,11 +587,11 @@ def download_weights_cmd(
         raise typer.Exit(1)
     with VerifyBar(console, plan.total_bytes) as bar:
         folder = weights.fetch(plan, progress=bar)
-    console.print(f"weights ready in {folder}", markup=False, highlight=False, soft_wrap=True)
+    say(f"weights ready in {folder}", console)
     command = "dove upscale in.mp4 -o out.mp4"
     if weights.find_downloaded() != folder:
         command += f" --model {folder}"
-    console.print(f"next: {command}", markup=False, highlight=False, soft_wrap=True)
+    say(f"next: {command}", console)
 
 
 @app.command("info", cls=PlainHelp)
@@ -759,10 +758,7 @@ def train_cmd(
         finally:
             bar.stop()
     if not quiet and result.main and result.losses:  # once, and not after "nothing to do"
-        err_console.print(
-            f"done: {result.steps} steps, last checkpoint {result.last_checkpoint}, metrics {result.metrics_path}",
-            markup=False, highlight=False, soft_wrap=True,
-        )  # fmt: skip
+        say(f"done: {result.steps} steps, last checkpoint {result.last_checkpoint}, metrics {result.metrics_path}")
 
 
 @train_app.command("export", cls=PlainHelp)
@@ -782,7 +778,7 @@ def train_export_cmd(
     from dove_cli.train.export import export_checkpoint
 
     folder = export_checkpoint(checkpoint, output, overwrite=overwrite, with_text_encoder=with_text_encoder)
-    err_console.print(f"exported to {folder}", markup=False, highlight=False, soft_wrap=True)
+    say(f"exported to {folder}")
 
 
 @app.command("degrade", cls=PlainHelp)
@@ -833,7 +829,7 @@ def degrade_cmd(
         return s["op"] + (f" {what}" if what else "")
 
     summary = ", ".join(step(s) for s in steps)
-    err_console.print(f"wrote {output}: {summary}", markup=False, highlight=False, soft_wrap=True)
+    say(f"wrote {output}: {summary}")
 
 
 # ---------------------------------------------------------------- eval
@@ -850,17 +846,14 @@ def _download_metric_weights(metrics: bool, dists: bool, folder: Path | None = N
     for key, spec, path in pretrained.describe(keys):
         size = human_size(spec.size) if spec.size else "?"
         state = "cached" if path else f"downloading ({size})"
-        console.print(
-            f"{spec.what}: {spec.repo}/{spec.filename} [{state}]", markup=False, highlight=False, soft_wrap=True
-        )
+        say(f"{spec.what}: {spec.repo}/{spec.filename} [{state}]", console)
         path = pretrained.fetch(key) if folder is None else pretrained.copy_to_folder(key, folder)
-        console.print(f"  -> {path}", markup=False, highlight=False, soft_wrap=True)
+        say(f"  -> {path}", console)
     what = "metric" if metrics else "DISTS"
     where = pretrained.cache_dir() if folder is None else folder
-    console.print(f"{what} weights ready in {where}", markup=False, highlight=False, soft_wrap=True)
+    say(f"{what} weights ready in {where}", console)
     if folder is not None:
-        console.print(f"next (on any machine, with a copy of it): dove eval PRED GT --weights-dir {folder}",
-                      markup=False, highlight=False, soft_wrap=True)  # fmt: skip
+        say(f"next (on any machine, with a copy of it): dove eval PRED GT --weights-dir {folder}", console)
 
 
 @app.command("eval", cls=PlainHelp)
@@ -1007,7 +1000,9 @@ def main(argv: list[str] | None = None) -> None:
     # the encoder's threads share the cores with them (measured: 4 CPU-s less on a 320-frame 720p job).
     # Read when torch loads its thread pool, which no command has done yet.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    lines = logging.StreamHandler()
+    lines.setFormatter(OneLineFormatter("%(levelname)s: %(message)s"))  # a name's newline escaped, as in every line
+    logging.basicConfig(level=logging.WARNING, handlers=[lines])
     logging.getLogger("huggingface_hub").propagate = False  # it prints with a handler of its own: once, not twice
     global _sigterm_received
     global _stop_said

@@ -5,6 +5,7 @@ Only the CLI uses this module; the library reports progress through callbacks.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import re
@@ -47,8 +48,29 @@ def shown_line(text: str) -> str:
     return CONTROL.sub(lambda m: repr(m[0])[1:-1], text)
 
 
+class OneLineFormatter(logging.Formatter):
+    """dove's `WARNING: ...` and `INFO: ...` lines (the CLI's logging), each on one line (shown_line), as
+    its own lines are: a file name's newline split a line of a log that scripts read one record a line."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # (a traceback, appended after, keeps its lines)
+        return shown_line(super().formatMessage(record))
+
+
+def is_tty(console: Console) -> bool:
+    """Whether `console` writes to a terminal a person watches, where live bars belong: its stream is a
+    TTY, and rich sees a terminal (not TTY_COMPATIBLE=0). FORCE_COLOR=1 and TTY_COMPATIBLE=1, which CI
+    setups export, make rich take a log file for a terminal: colour is what they ask for (the one-line
+    messages get it), but live bars there were thousands of escape codes and carriage returns in
+    place of the plain stage lines."""
+    isatty = getattr(console.file, "isatty", None)
+    try:
+        return console.is_terminal and isatty is not None and isatty()
+    except ValueError:  # a closed stream
+        return False
+
+
 def plain_width(console: Console) -> Console:
-    if not console.is_terminal and "COLUMNS" not in os.environ:
+    if not is_tty(console) and "COLUMNS" not in os.environ:
         console.width = LOG_WIDTH
     return console
 
@@ -79,7 +101,15 @@ def out_console() -> Console:
 
 
 err_console = plain_width(_Console(stderr=True))
+if not is_tty(err_console):  # no live display of rich's (a training bar) redrawn in a log, whatever FORCE_COLOR says
+    err_console.is_interactive = False
 _Bar = TypeVar("_Bar", bound="UpscaleBar")
+
+
+def say(text: str, console: Console = err_console) -> None:
+    """A line of dove's own (a stage, a summary, a file's end) as it is: no markup, no highlighting, never
+    folded, and on one line whatever a name holds (shown_line)."""
+    console.print(shown_line(text), markup=False, highlight=False, soft_wrap=True)
 
 
 def progress_interval() -> float:
@@ -106,7 +136,7 @@ class UpscaleBar:
 
     def __init__(self, quiet: bool, label: str, console: Console = err_console) -> None:
         self.quiet, self.label, self.console = quiet, label, console
-        self.plain = not console.is_terminal
+        self.plain = not is_tty(console)
         self.interval = progress_interval()
         self.bar = Progress(
             TextColumn("[bold]{task.description}"),
@@ -119,7 +149,7 @@ class UpscaleBar:
             disable=quiet or self.plain,
             transient=False,
         )
-        self.task = self.bar.add_task(escape(label), total=None, rate="", window="")
+        self.task = self.bar.add_task(escape(shown_line(label)), total=None, rate="", window="")
         self.started = False
         self._status = ""
         self._last_line = 0.0
@@ -139,7 +169,7 @@ class UpscaleBar:
                 self._line(text)
         else:
             self._start()
-            self.bar.update(self.task, window=escape(f"{text} ..."))
+            self.bar.update(self.task, window=escape(shown_line(f"{text} ...")))
 
     def __call__(self, p) -> None:  # upscaling.Progress
         now = time.monotonic()
@@ -191,7 +221,7 @@ class UpscaleBar:
 
     def _line(self, text: str) -> None:
         if not self.quiet:
-            self.console.print(f"{self.label}: {text}", markup=False, highlight=False, soft_wrap=True)
+            say(f"{self.label}: {text}", self.console)
             self._last_line = time.monotonic()
 
     def _start(self) -> None:
@@ -220,7 +250,7 @@ class EvalBar(UpscaleBar):
         fps = p.frames_done / p.seconds if p.seconds > 0 else 0.0
         label = f"{p.video} ({p.index + 1}/{p.videos})"
         self.bar.update(self.task, completed=p.frames_done, total=p.frames_total, rate=f"{fps:.2f} fps",
-                        window=escape(label))  # fmt: skip
+                        window=escape(shown_line(label)))  # fmt: skip
 
 
 def untimed_reason(plan) -> str:  # plan.Plan
@@ -316,7 +346,7 @@ def print_plan(plan, console: Console) -> None:  # plan.Plan
     if plan.model_note:
         rows.insert(0, ("model", plan.model_note))
     for k, v in rows:
-        table.add_row(k, escape(v))
+        table.add_row(k, escape(shown_line(v)))
     console.print(table)
 
 
@@ -331,7 +361,7 @@ class BatchBars(UpscaleBar):
     def file(self, index: int, item) -> None:
         if item.status == "running":  # a fresh per-file bar (its frame count comes with the first update)
             self.bar.remove_task(self.task)
-            self.task = self.bar.add_task(escape(item.input.name), total=None, rate="", window="")
+            self.task = self.bar.add_task(escape(shown_line(item.input.name)), total=None, rate="", window="")
             self._status, self.label = "", item.input.name  # plain lines name the file being made
             self._last_count = 0  # counts start again with each file (and rates: each file's run has its own)
             if self.plain:
@@ -339,7 +369,7 @@ class BatchBars(UpscaleBar):
             return
         self.done += item.status != "interrupted"  # (a file Ctrl-C stopped is not one of those done)
         self.bar.update(self.task, visible=False)  # a finished file's bar goes; the overall bar stays
-        self.bar.update(self.files, completed=self.done, window=escape(f"{item.input.name}: {item.status}"))
+        self.bar.update(self.files, completed=self.done, window=escape(shown_line(f"{item.input.name}: {item.status}")))
         if not self.started:
             self.bar.start()
             self.started = True
@@ -357,7 +387,7 @@ def print_batch_plans(items, console: Console) -> None:
         p = item.result
         name = item.input.name if item.output.name == item.input.name else f"{item.input.name} -> {item.output.name}"
         if p is None:
-            table.add_row(escape(name), "", "skip: output exists" if item.status == "skipped" else "error")
+            table.add_row(escape(shown_line(name)), "", "skip: output exists" if item.status == "skipped" else "error")
             continue
         (w, h), (ow, oh) = (
             p.shown_size(*p.input_size),
@@ -366,7 +396,7 @@ def print_batch_plans(items, console: Console) -> None:
         gpu = f"{p.est_peak_device_bytes / gib:.1f} GiB" if p.est_peak_device_bytes else "-"
         est = human_duration(p.est_seconds) if p.est_seconds is not None else "-"
         frames = f"{'' if p.frames_exact else '~'}{p.frames}" + (f" ({p.saved_frames} saved)" if p.saved_frames else "")
-        table.add_row(escape(name), frames, f"{w}x{h}->{ow}x{oh}", str(p.windows()),
+        table.add_row(escape(shown_line(name)), frames, f"{w}x{h}->{ow}x{oh}", str(p.windows()),
                       f"{p.work_ratio:.2f}", gpu, est)  # fmt: skip
     console.print(table)
     if estimated := [p for p in planned if not p.frames_exact]:
@@ -387,7 +417,7 @@ def print_batch_plans(items, console: Console) -> None:
     for label, said in (("scene cuts", next((p.scene_cuts for p in planned if p.scene_cuts), "")),
                         ("est. time", next((p.est_note for p in planned if p.est_note), ""))):  # fmt: skip
         if said:
-            console.print(f"{label}: {said}", markup=False, highlight=False, soft_wrap=True)
+            say(f"{label}: {said}", console)
 
 
 def print_batch_table(items, console: Console) -> None:
@@ -401,7 +431,7 @@ def print_batch_table(items, console: Console) -> None:
         workers = ", ".join(f"{name} ({n})" for name, n in sorted(r.workers.items())) if r is not None else "-"
         if r is not None and r.resumed_from:
             workers += f"{', ' if workers else ''}{r.resumed_from} saved before"
-        table.add_row(escape(item.input.name), frames, seconds, escape(workers or "-"), item.status)
+        table.add_row(escape(shown_line(item.input.name)), frames, seconds, escape(workers or "-"), item.status)
     console.print(table)
 
 
@@ -411,7 +441,7 @@ class VerifyBar:
     def __init__(self, console: Console, total: int) -> None:
         self.bar = Progress(
             TextColumn("verify {task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-            console=console, disable=not console.is_terminal, transient=True,
+            console=console, disable=not is_tty(console), transient=True,
         )  # fmt: skip
         self.tasks: dict[str, TaskID] = {}
 
@@ -523,6 +553,6 @@ def print_described(d: dict, console: Console) -> None:
     the text, for scripts that read them)."""
     rows = described_rows(d)
     width = max(len(label) for label, _ in rows)
-    console.print(shown_line(d["path"]), markup=False, highlight=False, soft_wrap=True)
+    say(d["path"], console)
     for label, text in rows:
-        console.print(f"  {label:<{width}}  {shown_line(str(text))}", markup=False, highlight=False, soft_wrap=True)
+        say(f"  {label:<{width}}  {text}", console)
