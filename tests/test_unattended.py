@@ -95,3 +95,35 @@ def test_log_records_are_one_line_each():
 
     record = logging.LogRecord("dove_cli", logging.WARNING, __file__, 1, "%s: already exists", ("a\nb.mp4",), None)
     assert OneLineFormatter("%(levelname)s: %(message)s").format(record) == "WARNING: a\\nb.mp4: already exists"
+
+
+# ---------------------------------------------------------------- stdout closed or full
+
+
+def dove(*args: str, stdout: str = "pipe", cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """`dove ARGS` in a process of its own, its stdout closed (`>&-`), /dev/full, or a pipe."""
+    if stdout == "closed":
+        return subprocess.run(["sh", "-c", 'exec "$@" >&-', "sh", *DOVE, *args], stderr=subprocess.PIPE, text=True,
+                              env=ENV, cwd=cwd, timeout=120)  # fmt: skip
+    if stdout == "full":
+        with open("/dev/full", "w") as full:
+            return subprocess.run([*DOVE, *args], stdout=full, stderr=subprocess.PIPE, text=True, env=ENV, cwd=cwd,
+                                  timeout=120)  # fmt: skip
+    return subprocess.run([*DOVE, *args], capture_output=True, text=True, env=ENV, cwd=cwd, timeout=120)
+
+
+def test_a_closed_or_full_stdout_is_one_line_with_its_exit_code(tmp_path):
+    """`--manifest - >&-` made the video, then died (AttributeError, exit 1); `--dry-run >&-` exited 0 with
+    the plan lost; `--dry-run > /dev/full` and `info --json > /dev/full` were tracebacks. Now: a closed
+    stdout is said before the work (exit 2), a full one is a full disk (exit 75)."""
+    clip = str(demo_clip("007.mp4"))
+    done = dove("upscale", clip, "-o", "a.mp4", *QUICK, "--manifest", "-", stdout="closed", cwd=tmp_path)
+    assert done.returncode == 2 and done.stderr == ("error: --manifest -: stdout is closed (>&-), so the manifest "
+                                                    "would be lost; give it a file name, or the command a stdout\n")  # fmt: skip
+    assert list(tmp_path.iterdir()) == []  # refused before the work
+    done = dove("upscale", clip, "-o", "a.mp4", *QUICK, "--dry-run", stdout="closed", cwd=tmp_path)
+    assert done.returncode == 2 and done.stderr.startswith("error: stdout is closed (>&-), so --dry-run's plan "), done
+    for args in (["upscale", clip, "-o", "a.mp4", *QUICK, "--dry-run"], ["info", clip, "--json"]):
+        done = dove(*args, stdout="full", cwd=tmp_path)
+        assert (done.returncode, done.stderr) == (75, "error: stdout: disk full while writing\n"), (args, done)
+    assert list(tmp_path.iterdir()) == []

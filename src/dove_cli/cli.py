@@ -31,6 +31,7 @@ from dove_cli.console import (
     OneLineFormatter,
     UpscaleBar,
     VerifyBar,
+    check_stdout,
     err_console,
     out_console,
     print_batch_plans,
@@ -261,6 +262,8 @@ def upscale_cmd(
     from dove_cli.batch import is_batch_input
 
     note.setLevel(logging.WARNING if quiet else logging.INFO)
+    if dry_run:
+        check_stdout("--dry-run's plan")
     out = _into_folder(input, output_text, options.container)
     if eval_gt is None and (eval_metrics or eval_json):
         raise OptionError("--eval-metrics and --eval-json go with --eval GT")
@@ -280,7 +283,7 @@ def upscale_cmd(
     elif dry_run:
         from dove_cli.upscaling import upscale
 
-        print_plan(upscale(input, out, options, dry_run=True), out_console())  # the dry run's product: stdout
+        print_plan(upscale(input, out, options, dry_run=True), out_console("--dry-run's plan"))  # its product: stdout
     else:
         _upscale_file(input, out, options, quiet)
     if eval_gt is not None and not dry_run:
@@ -333,6 +336,7 @@ def _check_eval(
 
     if dry_run:
         raise OptionError("--eval scores an output: it does not go with --dry-run")
+    check_stdout("--eval's table of scores")
     if not gt.exists() and not is_pattern(gt):  # a pattern with no images is said by check_planned_sizes
         raise InputError(f"{gt}: no such file or folder (--eval GT)")
     names = parse_metrics(metrics, True, str(gt), option="--eval-metrics")
@@ -404,7 +408,7 @@ def _plan_folder(input: Path, output: Path, opts: UpscaleOptions) -> None:
     from dove_cli.batch import dry_run_batch, say_warnings_once
 
     result = dry_run_batch(input, output, opts)
-    print_batch_plans(result.items, out_console())  # the dry run's product: stdout
+    print_batch_plans(result.items, out_console("--dry-run's plan"))  # the dry run's product: stdout
     say_warnings_once(result.items)
     _say_not_done(result)
 
@@ -483,9 +487,10 @@ def bench_cmd(
     """Time each stage (decode, upsample, VAE encode, transformer, VAE decode, blend, encode) and peak memory."""
     from dove_cli.bench import run_bench, stage_rows
 
+    console = out_console("the timings")  # (stdout closed: said before the work)
     report = run_bench(options, input=input, frames=frames, height=height, width=width, warmup=warmup, repeat=repeat)
     if json_out:
-        typer.echo(json.dumps(report, indent=2))
+        console.out(json.dumps(report, indent=2), highlight=False)
         return
     table = Table(title=f"dove bench: {report['model']} on {report['device_name']}", show_edge=False)
     table.add_column("stage")
@@ -495,7 +500,6 @@ def bench_cmd(
     for stage, sec, share in stage_rows(report["stages"], total):
         table.add_row(stage, f"{sec:.3f}", share)
     table.add_row("[bold]total (wall time)", f"[bold]{total:.3f}", "")
-    console = out_console()
     console.print(table)
     console.print("The rows without \"own thread\" add up to the wall time; decoding and encoding run beside "
                   "them (the \"waiting\" rows are the main thread waiting for those two). x264 holds up to about 40 "
@@ -603,8 +607,9 @@ def info_cmd(
 ) -> None:
     """Versions, device and free GPU memory, where the weights are, and which optional features work;
     with files, each file's video as dove reads it and its other streams, chapters and tags."""
+    console = out_console("the report")
     if files:
-        _describe_files(files, json_out)
+        _describe_files(files, json_out, console)
         return
     if json_out:
         raise OptionError("--json is for files: dove info FILE... --json")
@@ -622,7 +627,6 @@ def info_cmd(
         except importlib.metadata.PackageNotFoundError:
             return "not installed"
 
-    console = out_console()
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold", no_wrap=True)
     table.add_column(overflow="fold")  # paths are shown whole, to be copied
@@ -681,13 +685,12 @@ def info_cmd(
     console.print(table)
 
 
-def _describe_files(files: list[Path], json_out: bool) -> None:
+def _describe_files(files: list[Path], json_out: bool, console: Any) -> None:  # rich Console
     """`dove info FILE...`: a block (or a JSON object) per file; one that cannot be read is an error
     line naming it, the others are still shown, and the exit status is 2."""
     from dove_cli.console import print_described
     from dove_cli.video_io.describe import describe
 
-    console = out_console()
     described: list[dict] = []
     failed = False
     for file in files:
@@ -701,7 +704,7 @@ def _describe_files(files: list[Path], json_out: bool) -> None:
         if not json_out:
             print_described(described[-1], console)
     if json_out:
-        print(json.dumps(described, indent=2))
+        console.out(json.dumps(described, indent=2), highlight=False)
     if failed:
         raise typer.Exit(2)
 
@@ -917,6 +920,7 @@ def eval_cmd(
     from dove_cli.metrics.evaluate import check_result_files, evaluate, parse_metrics
 
     note.setLevel(logging.WARNING if quiet else logging.INFO)  # "created folder" for a results file
+    check_stdout("the table of scores")
     local = {}
     for item in weights_files or []:
         key, sep, value = item.partition("=")
@@ -1000,6 +1004,7 @@ def main(argv: list[str] | None = None) -> None:
     # the encoder's threads share the cores with them (measured: 4 CPU-s less on a 320-frame 720p job).
     # Read when torch loads its thread pool, which no command has done yet.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    _hold_closed_streams()
     lines = logging.StreamHandler()
     lines.setFormatter(OneLineFormatter("%(levelname)s: %(message)s"))  # a name's newline escaped, as in every line
     logging.basicConfig(level=logging.WARNING, handlers=[lines])
@@ -1065,6 +1070,20 @@ class _click:
     UsageError = _module.UsageError
     ClickException = _module.ClickException
     NoArgsIsHelpError = getattr(_module, "NoArgsIsHelpError", UsageError)
+
+
+def _hold_closed_streams() -> None:
+    """A standard stream closed at start (`>&-`, a daemon's): /dev/null in its place, so that no file dove
+    opens gets its number (where `--manifest /dev/stdout`, or a library's print, would land). Python knows
+    it was closed (sys.stdout is None: console.check_stdout)."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            devnull = os.open(os.devnull, os.O_RDWR)  # (the lowest free number: this one)
+            if devnull != fd:
+                os.dup2(devnull, fd)
+                os.close(devnull)
 
 
 def _print_error(message: str) -> None:

@@ -5,14 +5,17 @@ Only the CLI uses this module; the library reports progress through callbacks.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import re
 import signal
+import sys
 import threading
 import time
 from fractions import Fraction
+from pathlib import Path
 from typing import Any, TypeVar
 
 from rich.console import Console
@@ -29,7 +32,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from dove_cli.errors import OptionError
+from dove_cli.errors import OptionError, OutputError
 from dove_cli.geometry import parse_crop
 from dove_cli.humanize import human_duration, human_range, turn_text
 
@@ -87,16 +90,45 @@ class _Console(Console):
         """Say nothing more there (dove's log lines and warnings too: their stream now goes to /dev/null).
         stderr's reader only watched, so the work goes on; stdout's wanted the product (a plan, a table):
         stop quietly with 141, as a tool killed by SIGPIPE does (`yes | head -1`)."""
-        self.quiet = True
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, self.file.fileno())
-        os.close(devnull)
+        self._give_up()
         if not self.stderr:
             raise SystemExit(128 + signal.SIGPIPE)
 
+    def _check_buffer(self) -> None:
+        """rich's writing, with its other write errors said: stderr on a full disk or a terminal gone (EIO
+        after a hangup) is as a reader gone, the run goes on; stdout's product (a plan, JSON) is lost: one
+        line saying why (a full disk: exit 75), not a traceback."""
+        try:
+            super()._check_buffer()
+        except OSError as exc:  # (a BrokenPipeError is rich's: on_broken_pipe)
+            self._give_up()
+            if not self.stderr:
+                from dove_cli.video_io.paths import write_failed
 
-def out_console() -> Console:
-    """The console of a command's product on stdout (a plan, a table)."""
+                raise write_failed(Path("stdout"), exc, exc.strerror or str(exc)) from None
+
+    def _give_up(self) -> None:
+        """Write nothing more to this stream, and nothing at exit either: what Python still holds for it
+        goes to /dev/null (a full disk refused it once already)."""
+        self.quiet = True
+        with contextlib.suppress(OSError, ValueError):  # (a stream with no descriptor: nothing held at exit)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.file.fileno())
+            os.close(devnull)
+
+
+def check_stdout(what: str) -> None:
+    """Before the work: a closed stdout (`>&-`, a service started without one) would lose `what`, the
+    command's product, without a word (Python writes nowhere: sys.stdout is None)."""
+    if sys.stdout is None:
+        raise OutputError(f"stdout is closed (>&-), so {what} would be lost; send it to a file (> out.txt) or a pipe")
+
+
+def out_console(what: str = "") -> Console:
+    """The console of a command's product on stdout (a plan, a table). `what`: that product, when stdout
+    must be open for it (check_stdout)."""
+    if what:
+        check_stdout(what)
     return plain_width(_Console())
 
 
@@ -109,7 +141,7 @@ _Bar = TypeVar("_Bar", bound="UpscaleBar")
 def say(text: str, console: Console = err_console) -> None:
     """A line of dove's own (a stage, a summary, a file's end) as it is: no markup, no highlighting, never
     folded, and on one line whatever a name holds (shown_line)."""
-    console.print(shown_line(text), markup=False, highlight=False, soft_wrap=True)
+    console.print(shown_line(text), markup=False, highlight=False, emoji=False, soft_wrap=True)
 
 
 def progress_interval() -> float:

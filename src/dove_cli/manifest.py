@@ -8,6 +8,7 @@ scripts read them.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import platform
@@ -24,7 +25,7 @@ import torch
 
 from dove_cli import __version__, video_io
 from dove_cli.engine import Restorer
-from dove_cli.errors import DoveError, Interrupted, OutputError
+from dove_cli.errors import DoveError, Interrupted, OutputError, TempFailure, folder_resume_hint, run_again
 from dove_cli.options import AUTO, UpscaleOptions
 from dove_cli.plan import Plan
 
@@ -64,7 +65,8 @@ def write_manifest(
         "versions": versions(),
     }
     done = "" if status != "done" else "; the video is complete"
-    write_json(path, doc, done)
+    again = run_again(["--resume"] if status == "done" else [], [], to="to write it")  # (--resume: nothing redone)
+    write_json(path, doc, done, again)
 
 
 def write_batch_manifest(
@@ -117,7 +119,7 @@ def write_batch_manifest(
         "model": None if model is None else model.fingerprint(),
         "versions": versions(),
     }
-    write_json(path, doc, "")
+    write_json(path, doc, "", folder_resume_hint("to write it"))
 
 
 def stop_status(error: BaseException) -> str:
@@ -148,6 +150,9 @@ def check_manifest(path: Path, overwrite: bool, inputs: list[Path], folder: Path
     run that did not finish (failed, interrupted, partial: the same command continues that run), or
     is the manifest of the same `folder` run (run again, it skips the finished files: exit 0).
     stdout and special files (is_special) are written as they are: nothing is read or replaced."""
+    if is_stdout(path) and sys.stdout is None:  # said now, not after hours of work
+        raise OutputError(f"--manifest {path}: stdout is closed (>&-), so the manifest would be lost; give it a "
+                          "file name, or the command a stdout")  # fmt: skip
     if is_stdout(path) or is_special(path):
         return
     try:
@@ -198,13 +203,15 @@ def versions() -> dict[str, Any]:
     }
 
 
-def write_json(path: Path, doc: dict[str, Any], done: str) -> None:
+def write_json(path: Path, doc: dict[str, Any], done: str, again: str) -> None:
     """Atomically (video_io.write_whole); stdout and special files as they are. `done` is added to the
-    error: "; the video is complete". A full disk is exit 2 here, not 75: the same command would find
-    the video written and refuse it."""
+    error: "; the video is complete"; and where the disk is full (exit 75, TempFailure), `again`: how
+    a later run writes it ("run the same command with --resume to write it")."""
     text = json.dumps(doc, indent=2, default=str) + "\n"
     try:
         if is_stdout(path):
+            if sys.stdout is None:  # (closed: check_manifest said so before the work)
+                raise OSError(errno.EBADF, "stdout is closed")
             sys.stdout.write(text)
             sys.stdout.flush()
         elif is_special(path):
@@ -214,4 +221,7 @@ def write_json(path: Path, doc: dict[str, Any], done: str) -> None:
             video_io.make_folder(path.parent, path)
             video_io.write_whole(path, text)
     except OSError as exc:
+        if isinstance(video_io.write_failed(path, exc, ""), TempFailure):
+            raise TempFailure(f"{path}: cannot write the manifest ({exc.strerror}){done}; make room, then "
+                              f"{again}") from None  # fmt: skip
         raise OutputError(f"{path}: cannot write the manifest ({exc.strerror}){done}") from None
