@@ -433,7 +433,7 @@ def test_a_sigterm_is_forgotten_by_the_next_run_in_the_process(tmp_path, capsys,
         raise Interrupted("x.mp4: interrupted; nothing was kept")
 
     monkeypatch.setattr(upscaling, "upscale", interrupted)
-    monkeypatch.setattr(cli, "_sigterm_received", True)  # the earlier run's
+    monkeypatch.setattr(cli, "_stop_signal", 15)  # the earlier run's: SIGTERM
     code, _, err = run(["upscale", str(demo_clip("007.mp4")), "-o", str(tmp_path / "x.mp4"), "--model", "bilinear",
                         "-q"], capsys)  # fmt: skip
     assert code == 130 and "interrupted" in err, (code, err)

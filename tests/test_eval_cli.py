@@ -335,8 +335,8 @@ def test_a_full_disk_leaves_no_half_result_file_and_is_exit_75(tmp_path):
     """On a full file system (a real tmpfs, in a mount namespace of its own) --json, --csv and --plot
     are exit 75 with one line, and leave nothing (an older file replaced with --overwrite is kept
     whole): the same command writes them once there is room.
-    A manifest there is written the same way (whole or not at all), but is exit 2: the video it
-    describes is done, and the same command would refuse to replace it."""
+    A manifest there is written the same way (whole or not at all), and is exit 75 too (it was 2): the
+    video it describes is done, and the same command with --resume writes the manifest then."""
     if shutil.which("unshare") is None or subprocess.run(["unshare", "-m", "true"]).returncode != 0:
         pytest.skip("needs unshare -m (root) to mount a tiny file system")
     pred, gt = noisy_clip(3, 16, 24, seed=9)
@@ -379,9 +379,10 @@ def test_a_full_disk_leaves_no_half_result_file_and_is_exit_75(tmp_path):
         assert left == ["fill", "r.csv"]  # no half file, no temporary, no folder made for it
     assert got["kept"] == "old scores"  # the file --overwrite would have replaced, whole
     code, err, left = got["said"][3]
-    assert code == 2 and left == ["fill", "r.csv"], err
+    assert code == 75 and left == ["fill", "r.csv"], err
     assert err.strip().splitlines()[-1] == (f"error: {full / 'run.json'}: cannot write the manifest (No space left "
-                                            "on device); the video is complete")  # fmt: skip
+                                            "on device); the video is complete; make room, then run the same "
+                                            "command with --resume to write it")  # fmt: skip
     assert got["again"][0] == 0 and got["left"] == ["new", "r.csv", "r.png"], got["again"]
     assert got["scores"]["psnr"] == pytest.approx(np.mean([np_psnr(a, b) for a, b in zip(pred, gt, strict=True)]),
                                                   abs=0.01)  # fmt: skip

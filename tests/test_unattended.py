@@ -4,17 +4,23 @@ and manifests tell a script or a scheduler that reads them."""
 from __future__ import annotations
 
 import io
+import json
 import logging
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from conftest import demo_clip
 from dove_cli.cli import main
+from dove_cli.resume import work_folder
+from media import make_clip
 
 SRC = str(Path(__file__).parents[1] / "src")
 ENV = {**os.environ, "PYTHONPATH": SRC}
@@ -127,3 +133,86 @@ def test_a_closed_or_full_stdout_is_one_line_with_its_exit_code(tmp_path):
         done = dove(*args, stdout="full", cwd=tmp_path)
         assert (done.returncode, done.stderr) == (75, "error: stdout: disk full while writing\n"), (args, done)
     assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------- signals, exit codes, manifests
+
+
+def test_manifests_say_the_exit_code_and_the_kind_of_error(tmp_path, capsys):
+    """A scheduler alerts on "weights not deployed" (ModelError) or a bad input (InputError) from the
+    manifest alone: both manifests carry `exit_code` (the one-file manifest had none) and `error_type`."""
+    clip = str(demo_clip("007.mp4"))
+    manifest = tmp_path / "one.json"
+    code, _, err = run(["upscale", clip, "-o", str(tmp_path / "x.mp4"), "--model", str(tmp_path / "no-such-model"),
+                        "--manifest", str(manifest)], capsys)  # fmt: skip
+    doc = json.loads(manifest.read_text())
+    assert code == 2 and (doc["status"], doc["exit_code"], doc["error_type"]) == ("failed", 2, "ModelError"), err
+    code, _, err = run(["upscale", clip, "-o", str(tmp_path / "x.mp4"), *QUICK, "--manifest", str(manifest),
+                        "--overwrite"], capsys)  # fmt: skip
+    doc = json.loads(manifest.read_text())
+    assert code == 0 and (doc["status"], doc["exit_code"], doc["error_type"]) == ("done", 0, None), err
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(clip, folder / "good.mp4")
+    (folder / "bad.mp4").write_text("not a video\n")
+    code, _, err = run(["upscale", str(folder), "-o", str(tmp_path / "out"), *QUICK, "-q", "--manifest",
+                        str(tmp_path / "folder.json")], capsys)  # fmt: skip
+    doc = json.loads((tmp_path / "folder.json").read_text())
+    assert code == 4 and (doc["status"], doc["exit_code"], doc["error_type"]) == ("partial", 4, "PartlyFailed"), err
+    assert [(f["status"], f["error_type"]) for f in doc["files"]] == [("failed", "InputError"), ("done", None)]
+
+
+def _stopped(args: list[str], work: Path, sig: int, **kw) -> tuple[int, str]:
+    """`dove upscale ARGS`, sent `sig` once its first segment is saved (in the work folder `work`)."""
+    proc = subprocess.Popen([*DOVE, "upscale", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=ENV, **kw)  # fmt: skip
+    journal, deadline = work / "journal.jsonl", time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if journal.exists() and '"file"' in journal.read_text():
+            break
+        time.sleep(0.01)
+    assert proc.poll() is None, proc.communicate()
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    return proc.returncode, err
+
+
+@pytest.fixture(scope="module")
+def long_clip(tmp_path_factory) -> Path:
+    """120 frames: at --scale 8 into ffv1, slow enough to stop part way."""
+    return make_clip(tmp_path_factory.mktemp("long") / "long.mp4", frames=120, rate="25")
+
+
+SLOW = ["--model", "bilinear", "--scale", "8", "--chunk", "9", "--chunk-overlap", "2", "--tile", "0", "--codec", "ffv1"]
+
+
+def test_sigterm_in_a_folder_run_is_143_in_the_manifest_too(long_clip, tmp_path):
+    """The folder manifest said exit_code 130 after SIGTERM, while the process exited 143."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(long_clip, folder / "a.mkv")
+    out, manifest = tmp_path / "out", tmp_path / "run.json"
+    code, err = _stopped([str(folder), "-o", str(out), *SLOW, "--manifest", str(manifest)], work_folder(out / "a.mkv"),
+                         signal.SIGTERM)  # fmt: skip
+    doc = json.loads(manifest.read_text())
+    assert code == 143 and (doc["status"], doc["exit_code"], doc["error_type"]) == ("interrupted", 143, "Interrupted")
+    assert doc["files"][0]["error_type"] == "Interrupted" and "Traceback" not in err, err
+
+
+def test_sighup_stops_as_sigterm_does_and_nohup_ignores_it(long_clip, tmp_path):
+    """A closed terminal or ssh session (SIGHUP) killed dove at once: no line, no manifest. It is a stop
+    now, as SIGTERM: exit 129, the `interrupted` line, the manifest; `--resume` finishes it. Under nohup
+    (SIGHUP ignored) the run goes on."""
+    out, manifest = tmp_path / "a.mkv", tmp_path / "run.json"
+    args = [str(long_clip), "-o", str(out), *SLOW, "--manifest", str(manifest)]
+    code, err = _stopped(args, work_folder(out), signal.SIGHUP)
+    assert code == 129 and re.search(r"^error: .*a\.mkv: interrupted after \d+ frames; \d+ are saved", err, re.M), err
+    doc = json.loads(manifest.read_text())
+    assert (doc["status"], doc["exit_code"], doc["error_type"]) == ("interrupted", 129, "Interrupted")
+    done = subprocess.run([*DOVE, "upscale", *args, "--resume", "-q"], capture_output=True, text=True, env=ENV,
+                          timeout=300)  # fmt: skip
+    assert done.returncode == 0 and json.loads(manifest.read_text())["exit_code"] == 0, done.stderr
+    nohup = tmp_path / "nohup.mkv"
+    code, err = _stopped([str(long_clip), "-o", str(nohup), *SLOW], work_folder(nohup), signal.SIGHUP,
+                         preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))  # fmt: skip
+    assert code == 0 and nohup.is_file(), err

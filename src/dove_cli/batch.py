@@ -26,6 +26,8 @@ from dove_cli.errors import (
     OutputError,
     PartlyFailed,
     TempFailure,
+    error_type,
+    exit_code,
     folder_resume_hint,
     folder_run,
 )
@@ -64,6 +66,7 @@ class BatchItem:
     output: Path
     status: Status = "pending"
     error: str | None = None  # one line, for failed items and the one a Ctrl-C stopped
+    error_type: str | None = None  # its class (manifest.error_type): InputError, OutputBusy, Interrupted, ...
     result: Any = None  # the UpscaleResult of a done item
     warnings: list[logging.LogRecord] = field(default_factory=list)  # a dry run's, said once per folder
     exit_code: int = 0  # a failed item's error's (75: worth retrying; 1: a bug)
@@ -73,9 +76,10 @@ class BatchItem:
         run), else "failed" with the one-line error, naming the file (a bug's names its type)."""
         self.status = "busy" if isinstance(exc, OutputBusy) else "failed"
         self.error = str(exc) if isinstance(exc, DoveError) else f"{type(exc).__name__}: {exc}"
+        self.error_type = error_type(exc)
         if self.input.name not in self.error:  # e.g. a plan past the host's memory
             self.error = f"{self.input}: {self.error}"
-        self.exit_code = exc.exit_code if isinstance(exc, DoveError) else 1
+        self.exit_code = exit_code(exc)
 
 
 @dataclass
@@ -276,6 +280,8 @@ def upscale_batch(
         for item in result.items:  # the file(s) it stopped in, for the manifest (the local run's say their own)
             if item.status == "running" and item.error is None:
                 item.error = str(stopped) or "interrupted"
+            if item.status in ("running", "interrupted") and item.error_type is None:
+                item.error_type = error_type(stopped)
         if manifest is not None:
             try:
                 write_batch_manifest(manifest, in_dir, out_dir, asked, result, model, stopped)
@@ -362,7 +368,7 @@ def _upscale_here(
                 log.debug("%s failed", item.input, exc_info=True)
             item.fail(exc)
             if isinstance(exc, OutputError) and item.output.exists() and not opts.overwrite:
-                item.status, item.error = "skipped", None  # another dove run finished it just now
+                item.status, item.error, item.error_type = "skipped", None, None  # another dove run finished it
         if item.status != "done":
             log.debug("%s: %s", item.input, item.error)
         if on_file:

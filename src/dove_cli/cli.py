@@ -47,6 +47,7 @@ from dove_cli.errors import (
     OptionError,
     OutputError,
     ScoringFailed,
+    StopSignal,
     command_line,
 )
 from dove_cli.humanize import human_size
@@ -55,7 +56,7 @@ from dove_cli.train.config import TrainConfig
 
 
 class Commands(TyperGroup):
-    """dove's commands, stopped by Ctrl-C or SIGTERM: one line, exit 130. Said here, because typer's
+    """dove's commands, stopped by Ctrl-C, SIGTERM or SIGHUP: one line, exit 130 (143, 129). Said here, because typer's
     main turns a KeyboardInterrupt (Interrupted is one) into a bare exit 130 (older typer: an Abort)."""
 
     def invoke(self, ctx: Any) -> Any:
@@ -1009,15 +1010,15 @@ def main(argv: list[str] | None = None) -> None:
     lines.setFormatter(OneLineFormatter("%(levelname)s: %(message)s"))  # a name's newline escaped, as in every line
     logging.basicConfig(level=logging.WARNING, handlers=[lines])
     logging.getLogger("huggingface_hub").propagate = False  # it prints with a handler of its own: once, not twice
-    global _sigterm_received
+    global _stop_signal
     global _stop_said
-    _sigterm_received = _stop_said = False  # tests and scripts call main() again in one process
-    previous = signal.signal(signal.SIGTERM, _sigterm_as_ctrl_c)
+    _stop_signal, _stop_said = 0, False  # tests and scripts call main() again in one process
+    previous = {s: signal.signal(s, _stop_as_ctrl_c) for s in STOP_SIGNALS if signal.getsignal(s) is not signal.SIG_IGN}
     args = _verbose_first(_home_expanded(sys.argv[1:] if argv is None else argv))
     if crlf := [arg for arg in args if arg.endswith("\r")]:  # hidden by the terminal; no name or value wants one
         _print_error(f"the argument {crlf[0]!r} ends in a carriage return: is the script saved with Windows line"
                      " endings? (dos2unix SCRIPT converts it)")  # fmt: skip
-        signal.signal(signal.SIGTERM, previous)
+        _restore(previous)
         sys.exit(2)
     try:
         code = app(args=args, prog_name="dove", standalone_mode=False)
@@ -1051,9 +1052,9 @@ def main(argv: list[str] | None = None) -> None:
         err_console.print("interrupted", highlight=False)
         code = 130
     finally:
-        signal.signal(signal.SIGTERM, previous)  # tests call main() in-process
-    if code == 130 and _sigterm_received:  # stopped by SIGTERM: 128 + 15, as the shell reports it
-        code = 143
+        _restore(previous)  # tests call main() in-process
+    if code == 130 and _stop_signal:  # stopped by SIGTERM or SIGHUP: 128 + its number, as the shell reports it
+        code = 128 + _stop_signal
     sys.exit(code if isinstance(code, int) else 0)  # a command's own return value is not an exit code
 
 
@@ -1091,14 +1092,24 @@ def _print_error(message: str) -> None:
     err_console.print(f"[bold red]error:[/] {escape(shown_line(message))}", highlight=False, soft_wrap=True)
 
 
-def _sigterm_as_ctrl_c(signum: int, frame: object) -> None:
-    """timeout, SLURM, docker stop: stop as on Ctrl-C (finished part kept, resume hint), exit 143."""
-    global _sigterm_received
-    _sigterm_received = True
-    raise KeyboardInterrupt
+# timeout, SLURM, docker stop (SIGTERM); a closed terminal or ssh session (SIGHUP; `nohup` ignores it, and
+# so does dove then): a stop as on Ctrl-C.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
-_sigterm_received = False
+def _stop_as_ctrl_c(signum: int, frame: object) -> None:
+    """SIGTERM, SIGHUP: stop as on Ctrl-C (finished part kept, resume hint, manifest), exit 128 + signum."""
+    global _stop_signal
+    _stop_signal = signum
+    raise StopSignal(signum)
+
+
+def _restore(handlers: dict[Any, Any]) -> None:  # signal -> its handler before main()
+    for signum, handler in handlers.items():
+        signal.signal(signum, handler)
+
+
+_stop_signal = 0
 
 
 if __name__ == "__main__":

@@ -1,10 +1,11 @@
 """One exception type per kind of user mistake; the CLI turns each into a one-line message and its
 exit code (README, "Exit codes"): 2 fix the command or the input, 3 scoring failed after the output
 was written, 4 some files of a folder failed, 75 retry later. Interrupted, which is not a mistake
-(a KeyboardInterrupt), becomes its line and exit 130 (SIGTERM: 143)."""
+(a KeyboardInterrupt), becomes its line and exit 130 (SIGTERM: 143, SIGHUP: 129)."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -161,10 +162,49 @@ class ScoringFailed(DoveError):
     exit_code = 3
 
 
+class StopSignal(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, on which `dove` (and training, StepBoundary) stops as on Ctrl-C: its exit code
+    is 128 + the signal's number (143, 129), as a shell reports a process that signal killed."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__()  # (no text: said as a bare Ctrl-C is, "interrupted")
+        self.exit_code = 128 + signum
+
+
 class Interrupted(KeyboardInterrupt):
-    """Stopped by Ctrl-C (or SIGTERM); the finished segments, or a training checkpoint, are kept for --resume.
+    """Stopped by Ctrl-C (or SIGTERM, SIGHUP); the finished segments, or a training checkpoint, are kept
+    for --resume.
 
     A KeyboardInterrupt, not a DoveError: a script that skips a bad file with `except DoveError` must
-    still stop on Ctrl-C. The CLI says its one line and exits 130 (SIGTERM: 143)."""
+    still stop on Ctrl-C. The CLI says its one line and exits 130 (SIGTERM: 143, SIGHUP: 129).
+    `exit_code` is the stop's it is raised for (`except KeyboardInterrupt: raise Interrupted(...)`:
+    a StopSignal's), so that a manifest records what the process exits with."""
 
     exit_code = 130
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*args)
+        stop = sys.exc_info()[1]  # the stop being handled where this one is made, if any
+        if isinstance(stop, KeyboardInterrupt):
+            self.exit_code = getattr(stop, "exit_code", 130)
+
+
+def exit_code(error: BaseException | None) -> int:
+    """What `dove` exits with when `error` ends the run (0: none): a DoveError's own, a stop's (Ctrl-C 130,
+    SIGTERM 143, SIGHUP 129: errors.StopSignal), 1 for a bug."""
+    if error is None:
+        return 0
+    if isinstance(error, SystemExit):  # (stdout's reader gone: 141)
+        return error.code if isinstance(error.code, int) else 1
+    if isinstance(error, KeyboardInterrupt):
+        return getattr(error, "exit_code", 130)
+    return error.exit_code if isinstance(error, DoveError) else 1
+
+
+def error_type(error: BaseException | None) -> str | None:
+    """What ended the run, for a script to tell apart without reading the text: the error's class
+    (ModelError, InputError, OutputBusy, TempFailure, PartlyFailed, ...; a bug's own), "Interrupted" for
+    any stop (Ctrl-C, SIGTERM, SIGHUP); None when it was done."""
+    if error is None:
+        return None
+    return Interrupted.__name__ if isinstance(error, KeyboardInterrupt) else type(error).__name__

@@ -25,7 +25,16 @@ import torch
 
 from dove_cli import __version__, video_io
 from dove_cli.engine import Restorer
-from dove_cli.errors import DoveError, Interrupted, OutputError, TempFailure, folder_resume_hint, run_again
+from dove_cli.errors import (
+    DoveError,
+    Interrupted,
+    OutputError,
+    TempFailure,
+    error_type,
+    exit_code,
+    folder_resume_hint,
+    run_again,
+)
 from dove_cli.options import AUTO, UpscaleOptions
 from dove_cli.plan import Plan
 
@@ -57,6 +66,8 @@ def write_manifest(
         "output": str(Path(output).absolute()),
         "status": status,
         "error": None if error is None else one_line(error),
+        "exit_code": exit_code(error),
+        "error_type": error_type(error),
         "options": options_doc(opts),
         "plan": None if plan is None else plan_doc(plan),
         "result": None if result is None or isinstance(result, Plan) else result_doc(result),
@@ -95,24 +106,23 @@ def write_batch_manifest(
             "output": str(item.output.absolute()),
             "status": ITEM_STATUS.get(status, status),
             "error": item.error,
+            "error_type": item.error_type,
             "frames": r.frames if done else None,
             "dropped_frames": r.dropped_frames if done else None,
             "plan": None if plan is None else plan_doc(plan),
             "result": result_doc(r) if done else None,
             "warnings": r.warnings if done else [],
         })  # fmt: skip
-    error = result.error()
-    ended, code = result.status(), 0 if error is None else error.exit_code
-    if stopped is not None:
-        ended = stop_status(stopped)
-        code = getattr(stopped, "exit_code", 130 if isinstance(stopped, KeyboardInterrupt) else 1)
+    ended = result.status() if stopped is None else stop_status(stopped)
+    error: BaseException | None = result.error() if stopped is None else stopped  # (the folder's: PartlyFailed, ...)
     doc = {
         "dove": __version__,
         "input": str(in_dir.absolute()),
         "output": str(out_dir.absolute()),
         "status": ended,
         "error": None if stopped is None else one_line(stopped),
-        "exit_code": code,
+        "exit_code": exit_code(error),
+        "error_type": error_type(error),
         "counts": {s: sum(f["status"] == s for f in files) for s in dict.fromkeys(f["status"] for f in files)},
         "options": options_doc(opts),
         "files": files,

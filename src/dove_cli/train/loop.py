@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-from dove_cli.errors import Interrupted, ModelError, OptionError, OutputError, TrainingRunGiven
+from dove_cli.errors import Interrupted, ModelError, OptionError, OutputError, StopSignal, TrainingRunGiven
 from dove_cli.metrics.dists import training_dists
 from dove_cli.train.checkpoints import (
     CKPT_DIR,
@@ -303,7 +303,7 @@ RESUME_HINT = "run the same command with --resume latest to continue"
 
 
 class StepBoundary:
-    """Ctrl-C and SIGTERM while training: held until the optimiser step ends, then a checkpoint, then stop.
+    """Ctrl-C, SIGTERM and SIGHUP while training: held until the optimiser step ends, then a checkpoint, then stop.
 
     A checkpoint taken mid-step would not resume to the uninterrupted run, so a signal that arrives
     while `holding` is kept in `pending` until the loop reaches the end of its step. There it is
@@ -313,7 +313,7 @@ class StepBoundary:
     on several processes the ranks would have to agree on the step, so `holding` stays off there.
     """
 
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
     def __init__(self) -> None:
         self.holding = False
@@ -349,7 +349,8 @@ class StepBoundary:
         handler = self.previous.get(signum)
         if callable(handler):
             handler(signum, frame)
-        raise KeyboardInterrupt  # SIGTERM under the Python API (default action: die) stops as Ctrl-C does
+        # SIGTERM, SIGHUP under the Python API (default action: die) stop as Ctrl-C does, with their exit code
+        raise KeyboardInterrupt if signum == signal.SIGINT else StopSignal(signum)
 
     def deliver_pending(self) -> None:
         """At a step boundary, after the checkpoint: stop (raises KeyboardInterrupt)."""
