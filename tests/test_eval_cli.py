@@ -365,8 +365,10 @@ def test_a_full_disk_leaves_no_half_result_file_and_is_exit_75(tmp_path):
         "os.remove(os.path.join(full, 'fill'))\n"
         "r = subprocess.run(runs[0][:-2] + ['--json', runs[0][-1], '--csv', runs[1][-1], '--plot', runs[2][-1]],\n"
         "                   capture_output=True, text=True)\n"
+        "m = subprocess.run(runs[3] + ['--resume'], capture_output=True, text=True)\n"
         "json.dump({'said': said, 'kept': kept, 'again': [r.returncode, r.stderr], 'left': sorted(os.listdir(full)),\n"
-        "           'scores': json.load(open(runs[0][-1]))['mean']}, sys.stdout)\n"
+        "           'scores': json.load(open(runs[0][-1]))['mean'], 'manifest': [m.returncode, m.stderr,\n"
+        "           json.load(open(runs[3][-1]))['result']['finished_before']]}, sys.stdout)\n"
     )
     proc = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c",
                            f"mount -t tmpfs -o size=64k tmpfs {full} && exec {sys.executable} {driver}"],
@@ -383,7 +385,8 @@ def test_a_full_disk_leaves_no_half_result_file_and_is_exit_75(tmp_path):
     assert err.strip().splitlines()[-1] == (f"error: {full / 'run.json'}: cannot write the manifest (No space left "
                                             "on device); the video is complete; make room, then run the same "
                                             "command with --resume to write it")  # fmt: skip
-    assert got["again"][0] == 0 and got["left"] == ["new", "r.csv", "r.png"], got["again"]
+    assert got["again"][0] == 0 and got["left"] == ["new", "r.csv", "r.png", "run.json"], got["again"]
+    assert got["manifest"] == [0, "", True]  # the same command with --resume: the manifest, nothing redone
     assert got["scores"]["psnr"] == pytest.approx(np.mean([np_psnr(a, b) for a, b in zip(pred, gt, strict=True)]),
                                                   abs=0.01)  # fmt: skip
 

@@ -249,12 +249,15 @@ def test_percent_in_a_video_name(name, clip, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == [name]
 
 
-def test_resume_of_a_finished_output_says_there_is_nothing_to_resume(clip, tmp_path):
+def test_resume_of_a_finished_output_does_nothing_and_says_so(clip, tmp_path):
+    """A run again with resume=True of one that finished (a cron job's fixed command line): nothing is
+    made and nothing touched (it was an OutputError, "nothing to resume"); the result says so."""
     out = tmp_path / "out.mp4"
     upscale(clip, out, UpscaleOptions(**OPTS, preview="0+1s"))
     before = out.read_bytes()
-    with pytest.raises(OutputError, match="no run into it was interrupted, so there is nothing to resume"):
-        upscale(clip, out, UpscaleOptions(**OPTS, preview="0+1s", resume=True))
+    r = upscale(clip, out, UpscaleOptions(**OPTS, preview="0+1s", resume=True))
+    assert (r.frames, r.finished_before, r.resumed_from) == (0, True, 0) and r.summary() == (
+        f"{out}: finished already, and no run into it was interrupted: nothing to do (overwrite=True redoes it)")  # fmt: skip
     assert out.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4"]
 
 

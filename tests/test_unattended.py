@@ -216,3 +216,36 @@ def test_sighup_stops_as_sigterm_does_and_nohup_ignores_it(long_clip, tmp_path):
     code, err = _stopped([str(long_clip), "-o", str(nohup), *SLOW], work_folder(nohup), signal.SIGHUP,
                          preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))  # fmt: skip
     assert code == 0 and nohup.is_file(), err
+
+
+# ---------------------------------------------------------------- a cron line run again
+
+
+def test_resume_on_a_finished_output_is_a_no_op_that_says_so(tmp_path, capsys):
+    """`dove upscale a -o b --resume` from cron, run again once b was finished, exited 2 ("nothing to
+    resume"): no one command line was safe to repeat. Now it does nothing, says so in one line and exits
+    0; a manifest recording b as done is kept (it tells of the run that made b), another is written."""
+    from dove_cli.upscaling import upscale
+
+    clip, out, manifest = demo_clip("007.mp4"), tmp_path / "b.mp4", tmp_path / "run.json"
+    argv = ["upscale", str(clip), "-o", str(out), *QUICK, "--resume", "--manifest", str(manifest)]
+    code, _, err = run(argv, capsys)
+    made, first = out.read_bytes(), manifest.read_text()
+    assert code == 0 and json.loads(first)["result"]["frames"] > 0, err
+    code, out_text, err = run(argv, capsys)
+    assert code == 0 and out_text == "", err
+    assert err == f"{out}: finished already, and no run into it was interrupted: nothing to do (--overwrite redoes it)\n"  # fmt: skip
+    assert out.read_bytes() == made and manifest.read_text() == first
+    code, _, err = run([*argv[:-1], str(tmp_path / "again.json"), "-q"], capsys)
+    doc = json.loads((tmp_path / "again.json").read_text())
+    assert code == 0 and err == "" and (doc["status"], doc["exit_code"]) == ("done", 0)
+    assert (doc["result"]["frames"], doc["result"]["finished_before"]) == (0, True) and doc["plan"]["frames"] > 0
+    result = upscale(clip, out, model="bilinear", scale=1, preview="0+0.2s", resume=True)  # the Python API's
+    assert (result.frames, result.finished_before, result.plan.frames) == (0, True, doc["plan"]["frames"])
+    assert result.summary().endswith("nothing to do (overwrite=True redoes it)")
+    base = ["upscale", str(clip), "-o", str(out), "--model", "bilinear", "--scale", "1"]
+    code, _, err = run([*base, "--preview", "0+0.1s", "--overwrite"], capsys)  # an output that is not whole
+    assert code == 0, err
+    code, _, err = run([*base, "--resume"], capsys)  # (the whole clip: a folder run would not skip it either)
+    said = r"b\.mp4: exists but its video is 0\.1 s of \d+\.\d s \(a --preview, or cut off\?\), and no run into it was"
+    assert code == 2 and re.search(said + " interrupted, so there is nothing to resume", err), err

@@ -345,6 +345,8 @@ def _upscale_here(
         try:
             item.result = upscale(item.input, item.output, opts, restorer=model, progress=progress)
             item.status = "done"
+            if item.result.finished_before:  # finished meanwhile by another dove run on the same folder
+                item.status, item.result = "skipped", None
         except Interrupted as exc:  # a folder run continues an interrupted file without --resume
             left = sum(i.status == "pending" for i in result.items)
             done = result.count("done")

@@ -174,6 +174,18 @@ def check_manifest(path: Path, overwrite: bool, inputs: list[Path], folder: Path
     video_io.check_output(path, overwrite=overwrite or ended or same, inputs=inputs, option="--manifest")
 
 
+def records_done(path: Path, output: Path) -> bool:
+    """Whether the manifest at `path` records a finished run into `output` (a run that finds that output
+    finished keeps it: it tells of the run that made it). stdout and special files are never read."""
+    if is_stdout(path) or is_special(path):
+        return False
+    try:
+        old = json.loads(path.read_text())
+        return old.get("status") == "done" and old.get("output") == str(output.absolute()) and "files" not in old
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def one_line(error: BaseException) -> str:
     """The `error:` line the CLI prints (a bug: its type too)."""
     return str(error) if isinstance(error, (DoveError, Interrupted)) else f"{type(error).__name__}: {error}"
@@ -197,6 +209,7 @@ def result_doc(result: UpscaleResult) -> dict[str, Any]:
         "tile_used": result.tile_used,
         "offload_used": result.offload_used,
         "oom_retries": result.retries,
+        "finished_before": result.finished_before,  # resume=True on a finished output: nothing made now
         "stages_seconds": {k: round(v, 4) for k, v in result.stages.items()},
         "stages_device_seconds": {k: round(v, 4) for k, v in result.device_stages.items()},
     }

@@ -10,7 +10,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dove_cli.errors import OptionError
+from dove_cli.errors import OptionError, advice
 
 if TYPE_CHECKING:
     from dove_cli.windows import Lengths
@@ -212,6 +212,8 @@ class UpscaleResult:
     workers: dict[str, int] = field(default_factory=dict)  # distributed runs: output frames per worker
     redone: int = 0  # distributed runs: segments redone after a worker died
     warnings: list[str] = field(default_factory=list)  # the warnings said during the run (for a manifest)
+    # resume=True on an output an earlier run finished: nothing was made (frames 0; `plan` is a dry run's)
+    finished_before: bool = False
 
     def stages_summary(self) -> str:
         """One line for `-v`: where the time went, largest first (host wall seconds; GPU seconds too on
@@ -223,6 +225,9 @@ class UpscaleResult:
         return "time per stage: " + (", ".join(parts) or "all under 0.05 s")
 
     def summary(self) -> str:
+        if self.finished_before:
+            again = advice("--overwrite", "overwrite=True")
+            return f"{self.output}: finished already, and no run into it was interrupted: nothing to do ({again} redoes it)"
         gib = 1024**3
         made = self.frames - self.resumed_from  # a resumed run's speed is of the frames made now
         speed = f"{made / self.seconds if self.seconds > 0 else 0.0:.2f} fps" + (

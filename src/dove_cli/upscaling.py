@@ -45,7 +45,7 @@ from dove_cli.errors import DoveError, InputError, OptionError, OutputBusy, Outp
 from dove_cli.humanize import gpu_of, human_range
 from dove_cli.logs import held_warnings, kept_warnings
 from dove_cli.logs import say as say_held
-from dove_cli.manifest import check_manifest, write_manifest
+from dove_cli.manifest import check_manifest, records_done, write_manifest
 from dove_cli.models import check_quantize, check_weights, load_model, pick_device, planning_model, resolve_device
 from dove_cli.options import (
     UpscaleKeywords,
@@ -187,6 +187,8 @@ def upscale(
         from dove_cli.distributed import import_ray
 
         import_ray()
+    if not dry_run and finished_already(input, Path(output), opts):  # a cron job's `--resume`, run again: done
+        return _finished_result(input, Path(output), opts, restorer)
     if (opts.ray or cluster is not None) and not dry_run:
         from dove_cli.distributed import upscale_on_ray
 
@@ -395,6 +397,35 @@ def _upscale(
         session.release()
 
 
+def finished_already(input: str | Path, output: Path, opts: UpscaleOptions) -> bool:
+    """`resume` on an output that is there, whole (as long as its input: batch.unfinished, as a folder run
+    skips it), with no interrupted run into it: a run again of a command that finished, with nothing
+    left to do. (Any other output there is refused by _check_outputs, as without resume.)"""
+    from dove_cli.batch import unfinished  # local: batch and this module use each other
+
+    return (opts.resume and not opts.overwrite and output.is_file() and not resume.work_folder(output).exists()
+            and unfinished(Path(input), output, opts.preview) is None)  # fmt: skip
+
+
+def _finished_result(input: str | Path, output: Path, opts: UpscaleOptions, restorer: Restorer | None) -> UpscaleResult:
+    """What `resume` on a finished output returns: nothing made (frames=0, finished_before), with the plan a
+    dry run makes (its warnings held: no news for a run that does nothing). `--manifest`: one saying so,
+    unless it records this output as done already (the run that made it: kept)."""
+    t_start = time.perf_counter()
+    with held_warnings([]):
+        plan = _upscale(input, output, replace(opts, manifest=None, resume=False, overwrite=True), None, restorer,
+                        True, None, [])  # fmt: skip
+    assert isinstance(plan, Plan)
+    result = UpscaleResult(output=output, frames=0, seconds=time.perf_counter() - t_start,
+                           peak_host_bytes=peak_host_bytes(), peak_device_bytes=0, plan=plan, tile_used=plan.tile,
+                           offload_used="none", retries=0, stages={}, device_stages={}, finished_before=True)  # fmt: skip
+    manifest = None if opts.manifest is None else Path(opts.manifest)
+    if manifest is not None and not records_done(manifest, output):
+        check_manifest(manifest, opts.overwrite, [Path(input)])
+        write_manifest(manifest, input, opts, result, restorer, output)
+    return result
+
+
 def with_restorer(opts: UpscaleOptions, restorer: Restorer) -> UpscaleOptions:
     """The options of a run of a model loaded already (restorer=), which runs as it was loaded: its
     plan, manifest and a later `resume=True` must say so. Its device, a network's dtype and
@@ -518,8 +549,14 @@ def _check_outputs(
             raise OutputBusy(busy)
         log.warning("%s; the run will be refused until it ends", busy)
     if opts.resume and not opts.overwrite and output.exists() and not resume.work_folder(output).exists():
-        raise OutputError(f"{output}: already exists and no run into it was interrupted, so there is nothing to "
-                          "resume (use --overwrite to redo it)")  # fmt: skip
+        if dry_run and finished_already(info.path, output, opts):
+            log.warning("%s: finished already; the run will do nothing (--overwrite redoes it)", output)
+        else:  # (a finished one was upscale()'s to return: finished_already)
+            from dove_cli.batch import unfinished
+
+            why = unfinished(Path(info.path), output, opts.preview) or f"{output}: already exists"
+            raise OutputError(f"{why}, and no run into it was interrupted, so there is nothing to resume (use "
+                              "--overwrite to redo it)")  # fmt: skip
     overwrite = opts.overwrite
     if dry_run and not overwrite:  # a plan writes no video: say what the run will need, and plan
         exists = video_io.matching_images(output) if video_io.is_pattern(output) else output.is_file()
