@@ -249,3 +249,26 @@ def test_resume_on_a_finished_output_is_a_no_op_that_says_so(tmp_path, capsys):
     code, _, err = run([*base, "--resume"], capsys)  # (the whole clip: a folder run would not skip it either)
     said = r"b\.mp4: exists but its video is 0\.1 s of \d+\.\d s \(a --preview, or cut off\?\), and no run into it was"
     assert code == 2 and re.search(said + " interrupted, so there is nothing to resume", err), err
+
+
+def test_a_folder_run_still_skips_a_file_finished_as_it_starts(tmp_path, monkeypatch):
+    """A folder run continues unfinished files by itself (resume on): a file another run finished just
+    before this one reached it is "skipped", as before, not "done" by a run that did nothing."""
+    import dove_cli.upscaling as upscaling
+    from dove_cli.batch import upscale_batch
+
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    make_clip(folder / "a.mp4", frames=6)
+    make_clip(folder / "b.mkv", frames=5, size="32x24")
+    real = upscaling.upscale
+
+    def other_run_finishes_b(input, output, *args, **kw):
+        if output.name == "b.mkv":
+            shutil.copy(input, output)  # a whole video, as long as its input
+        return real(input, output, *args, **kw)
+
+    monkeypatch.setattr(upscaling, "upscale", other_run_finishes_b)
+    result = upscale_batch(folder, out, model="bilinear", scale=2, tile=0, codec="ffv1")
+    assert [(i.status, i.result is None) for i in result.items] == [("done", False), ("skipped", True)]
+    assert (out / "b.mkv").read_bytes() == (folder / "b.mkv").read_bytes()
