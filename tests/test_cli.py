@@ -974,13 +974,24 @@ def test_symlinks_are_written_through_and_stdout_is_not_shared(tmp_path, capsys,
 
 
 @pytest.mark.parametrize("value", ["abc", "nan", "inf", "-1"])
-def test_a_bad_progress_interval_is_one_line(value, tmp_path, capsys, monkeypatch):
-    """`abc` was a traceback, `nan` 93k log lines, `inf` a traceback from the heartbeat thread."""
+def test_a_bad_progress_interval_is_one_warning_and_the_default(value, tmp_path, capsys, caplog, monkeypatch):
+    """`abc` was a traceback, `nan` 93k log lines, `inf` a traceback from the heartbeat thread; then an error
+    (exit 2): a typo in a display setting failed a cron job. Now one warning, and the default 10 s."""
+    from dove_cli import console
+
+    console._interval.cache_clear()  # (said once a process: another test may have said it)
     monkeypatch.setenv("DOVE_PROGRESS_INTERVAL", value)
-    code, _, err = run(["upscale", str(demo_clip("007.mp4")), "-o", str(tmp_path / "x.mp4"), "--model", "bilinear",
-                        "--scale", "1", "--preview", "0+0.1s"], capsys)  # fmt: skip
-    assert code == 2 and err.startswith(f"error: DOVE_PROGRESS_INTERVAL={value}: ") and "from 0" in err, err
-    assert len(err.splitlines()) == 1 and not (tmp_path / "x.mp4").exists()
+    clip = str(demo_clip("007.mp4"))
+    # --eval: a second bar, and still one warning
+    argv = ["upscale", clip, "-o", str(tmp_path / "x.mp4"), "--model", "bilinear", "--scale", "1", "--preview",
+            "0+0.1s", "--eval", clip, "--eval-metrics", "psnr"]  # fmt: skip
+    with caplog.at_level(logging.WARNING):
+        code, _, err = run(argv, capsys)
+    said = [r.getMessage() for r in caplog.records if "DOVE_PROGRESS_INTERVAL" in r.getMessage()]
+    assert code == 0 and (tmp_path / "x.mp4").is_file(), err
+    assert said == [f"DOVE_PROGRESS_INTERVAL={value}: expected seconds between progress lines, from 0 (a line per "
+                    "frame) to 86400; using the default, 10"], said  # fmt: skip
+    assert console.progress_interval() == 10.0
 
 
 def test_frame_rates_a_container_cannot_time_are_refused(tmp_path, capsys):

@@ -6,6 +6,7 @@ Only the CLI uses this module; the library reports progress through callbacks.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 import os
@@ -32,9 +33,11 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from dove_cli.errors import OptionError, OutputError
+from dove_cli.errors import OutputError
 from dove_cli.geometry import parse_crop
 from dove_cli.humanize import human_duration, human_range, turn_text
+
+log = logging.getLogger(__name__)
 
 # Not a terminal (a log file, a pipe, a job scheduler): rich would fold tables at 80 columns and split
 # file names across lines; a wide console keeps a row per line. COLUMNS, when set, still wins.
@@ -146,17 +149,24 @@ def say(text: str, console: Console = err_console) -> None:
 
 def progress_interval() -> float:
     """DOVE_PROGRESS_INTERVAL: seconds between plain progress lines, 0 (a line per frame) to a day;
-    10 when unset. Anything else is a mistake said in one line (`nan` printed a line per heartbeat
-    check, `inf` broke the heartbeat's timer)."""
+    10 when unset."""
     text = os.environ.get("DOVE_PROGRESS_INTERVAL", "").strip()
+    return _interval(text) if text else 10.0
+
+
+@functools.cache  # said once (a folder run, --eval, a script's many runs), not per bar
+def _interval(text: str) -> float:
+    """Anything but seconds from 0 to 86400 is a warning and the default, 10: a typo in a display setting
+    failed a cron job (exit 2). (`nan` printed a line per heartbeat check, `inf` broke its timer.)"""
     try:
-        value = float(text) if text else 10.0
+        value = float(text)
     except ValueError:
         value = math.nan
-    if not 0 <= value <= 86400:  # nan fails both comparisons
-        raise OptionError(f"DOVE_PROGRESS_INTERVAL={text}: expected seconds between progress lines, from 0 "
-                          "(a line per frame) to 86400 (default 10)")  # fmt: skip
-    return value
+    if 0 <= value <= 86400:  # nan fails both comparisons
+        return value
+    log.warning("DOVE_PROGRESS_INTERVAL=%s: expected seconds between progress lines, from 0 (a line per frame) "
+                "to 86400; using the default, 10", text)  # fmt: skip
+    return 10.0
 
 
 class UpscaleBar:
