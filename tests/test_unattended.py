@@ -272,3 +272,38 @@ def test_a_folder_run_still_skips_a_file_finished_as_it_starts(tmp_path, monkeyp
     result = upscale_batch(folder, out, model="bilinear", scale=2, tile=0, codec="ffv1")
     assert [(i.status, i.result is None) for i in result.items] == [("done", False), ("skipped", True)]
     assert (out / "b.mkv").read_bytes() == (folder / "b.mkv").read_bytes()
+
+
+# ---------------------------------------------------------------- a health check in JSON
+
+
+def test_info_json_without_files_is_the_environment_report(tiny_model_dir, capsys, monkeypatch):
+    """`dove info --json` was refused without files (`--json is for files`): a JSON health check (weights
+    present, device) needed the text parsed. Now it is the same facts as the text, row for row."""
+    import importlib.metadata
+    import platform
+
+    from dove_cli import weights
+    from dove_cli.humanize import human_size
+
+    def find(repo: str = weights.DEFAULT_REPO, *args) -> Path | None:
+        return tiny_model_dir if repo == weights.DEFAULT_REPO else None
+
+    monkeypatch.setattr(weights, "find_downloaded", find)
+    code, out, err = run(["info", "--json"], capsys)
+    assert code == 0 and err == "", err
+    env = json.loads(out)
+    code, text, err = run(["info"], capsys)
+    rows = dict(re.match(r"^(\s*\S+(?: \S+)*)\s{2,}(.*?)\s*$", line).groups() for line in text.splitlines())
+    assert env["python"] == rows["python"] == platform.python_version()
+    assert env["packages"]["torch"] == rows["torch"] == importlib.metadata.version("torch")
+    assert env["device"] == "cpu" and env["gpus"] == [] and rows["device"].startswith("cpu only")  # (no GPU here)
+    assert env["hub"]["cache"] == rows["hub cache"] and env["base_model"] is None
+    found = env["weights"]
+    assert found["path"] == rows["weights"] == str(tiny_model_dir) and found["error"] is None
+    assert found["parts"]["transformer"] > 0 and found["parts"]["text_encoder"] is None
+    for part, size in found["parts"].items():
+        assert rows[f"  {part}"] == (human_size(size) if size is not None else "absent")
+    for kernel, where in env["attention"].items():
+        assert rows[f"SDPA {kernel}"].startswith(f"yes ({' and '.join(where)})" if where else "no ("), kernel
+    assert env["features"]["ray"] == rows["ray (--ray: many GPUs)"].startswith("yes")

@@ -604,84 +604,114 @@ def info_cmd(
     files: list[Path] | None = typer.Argument(
         None, metavar="[FILE]...", help="Describe these inputs instead: what dove reads and what else they hold."
     ),
-    json_out: bool = typer.Option(False, "--json", help="With files: a JSON list, one object per file."),
+    json_out: bool = typer.Option(
+        False, "--json", help="JSON: the same facts (with files: a list, one object per file)."
+    ),
 ) -> None:
     """Versions, device and free GPU memory, where the weights are, and which optional features work;
     with files, each file's video as dove reads it and its other streams, chapters and tags."""
     console = out_console("the report")
     if files:
         _describe_files(files, json_out, console)
-        return
-    if json_out:
-        raise OptionError("--json is for files: dove info FILE... --json")
+    elif json_out:
+        console.out(json.dumps(_environment(), indent=2), highlight=False)
+    else:
+        _print_environment(_environment(), console)
+
+
+def _environment() -> dict[str, Any]:
+    """`dove info`'s facts (its --json, as they are; the text says them as `_print_environment` does):
+    versions, GPUs and their free memory, the hub, the weights and their parts, optional features, and
+    where each --attention kernel runs."""
     import importlib.metadata
     import importlib.util
     import platform
 
-    from rich.table import Table
+    import torch
 
     from dove_cli import weights
+    from dove_cli.engine import attention_runs
 
-    def version(dist: str) -> str:
+    def version(dist: str) -> str | None:
         try:
             return importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
-            return "not installed"
+            return None
+
+    gpus = []
+    for i in range(torch.cuda.device_count() if torch.cuda.is_available() else 0):
+        free, total = torch.cuda.mem_get_info(i)
+        major, minor = torch.cuda.get_device_capability(i)
+        gpus.append({"device": f"cuda:{i}", "name": torch.cuda.get_device_name(i), "capability": f"sm{major}{minor}",
+                     "free_bytes": free, "total_bytes": total})  # fmt: skip
+    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    hub = weights.hub_env()
+    folder = weights.find_downloaded()
+    found = None
+    if folder is not None:
+        try:
+            weights.validate_model_folder(folder)
+            broken = None
+        except DoveError as exc:
+            broken = str(exc)
+        found = {"path": str(folder), "error": broken, "parts": weights.describe_model(folder)}
+    base = weights.find_downloaded(weights.BASE_REPO, "")
+    places = [("CPU", torch.device("cpu"), torch.float32)]  # each --attention kernel, tried where a run can be
+    places += [("CUDA", torch.device("cuda", 0), torch.bfloat16)] if gpus else []
+    return {
+        "python": platform.python_version(),
+        "packages": {d: version(d) for d in ("dove-cli", "torch", "diffusers", "transformers", "huggingface_hub", "av")},
+        "device": "cuda" if gpus else "mps" if mps else "cpu",
+        "gpus": gpus,
+        "hub": {"endpoint": hub.endpoint, "offline": hub.offline, "cache": str(hub.cache_dir)},
+        "weights": found,  # None: not downloaded
+        "base_model": None if base is None else str(base),
+        "features": {name: importlib.util.find_spec(module) is not None
+                     for name, module in (("bitsandbytes", "bitsandbytes"), ("flash_attn", "flash_attn"), ("ray", "ray"))},
+        "attention": {kernel: [name for name, device, dtype in places if attention_runs(kernel, device, dtype)]
+                      for kernel in ("flash", "efficient", "cudnn")},
+    }  # fmt: skip
+
+
+def _print_environment(env: dict[str, Any], console: Any) -> None:  # rich Console
+    from rich.table import Table
 
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold", no_wrap=True)
     table.add_column(overflow="fold")  # paths are shown whole, to be copied
-    table.add_row("python", platform.python_version())
-    for dist in ("dove-cli", "torch", "diffusers", "transformers", "huggingface_hub", "av"):
-        table.add_row(dist, version(dist))
-
-    import torch
-
-    from dove_cli.engine import attention_runs
-
-    if torch.cuda.is_available():
-        for i in range(torch.cuda.device_count()):
-            free, total = torch.cuda.mem_get_info(i)
-            major, minor = torch.cuda.get_device_capability(i)
-            memory = f"{free / 2**30:.1f} of {total / 2**30:.1f} GiB free"
-            table.add_row(f"cuda:{i}", f"{torch.cuda.get_device_name(i)} (sm{major}{minor}), {memory}")
-    elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+    table.add_row("python", env["python"])
+    for dist, version in env["packages"].items():
+        table.add_row(dist, version or "not installed")
+    for gpu in env["gpus"]:
+        memory = f"{gpu['free_bytes'] / 2**30:.1f} of {gpu['total_bytes'] / 2**30:.1f} GiB free"
+        table.add_row(gpu["device"], f"{gpu['name']} ({gpu['capability']}), {memory}")
+    if env["device"] == "mps":
         table.add_row("device", "mps (Apple GPU)")
-    else:
+    elif env["device"] == "cpu":
         table.add_row("device", "cpu only (no CUDA device): upscaling will be very slow")
-
-    env = weights.hub_env()
-    table.add_row("hub", f"{env.endpoint}{' (offline)' if env.offline else ''}")
-    table.add_row("hub cache", escape(str(env.cache_dir)))
-    folder = weights.find_downloaded()
-    if folder is None:
+    hub = env["hub"]
+    table.add_row("hub", f"{hub['endpoint']}{' (offline)' if hub['offline'] else ''}")
+    table.add_row("hub cache", escape(hub["cache"]))
+    found = env["weights"]
+    if found is None:
         table.add_row("weights", "not downloaded: run `dove download-weights`")
     else:
-        try:
-            weights.validate_model_folder(folder)
-            table.add_row("weights", escape(str(folder)))
-        except DoveError as exc:
-            table.add_row("weights", f"{escape(str(folder))} [red]broken:[/] {escape(str(exc))}")
-        for part, size in weights.describe_model(folder).items():
+        broken = f" [red]broken:[/] {escape(found['error'])}" if found["error"] else ""
+        table.add_row("weights", escape(found["path"]) + broken)
+        for part, size in found["parts"].items():
             table.add_row(f"  {part}", human_size(size) if size is not None else "absent")
-    base = weights.find_downloaded(weights.BASE_REPO, "")
-    table.add_row("base model", escape(str(base)) if base else "not downloaded (only needed to train: --base)")
+    base = env["base_model"]
+    table.add_row("base model", escape(base) if base else "not downloaded (only needed to train: --base)")
 
     def usable(ok: bool, why: str = "") -> str:
         return "yes" if ok else f"no{f' ({escape(why)})' if why else ''}"  # escaped: 'dove-cli[ray]' is no markup
 
-    has_bnb = importlib.util.find_spec("bitsandbytes") is not None
-    has_flash_attn = importlib.util.find_spec("flash_attn") is not None
-    table.add_row("bitsandbytes (8/4-bit)", usable(has_bnb, "pip install bitsandbytes"))
-    table.add_row("flash-attn package", usable(has_flash_attn, "optional"))
-    has_ray = importlib.util.find_spec("ray") is not None
-    table.add_row("ray (--ray: many GPUs)", usable(has_ray, "pip install 'dove-cli[ray]'"))
-    cuda = torch.cuda.is_available()
-    places = [("CPU", torch.device("cpu"), torch.float32)]  # each --attention kernel, tried where a run can be
-    places += [("CUDA", torch.device("cuda", 0), torch.bfloat16)] if cuda else []
-    for kernel in ("flash", "efficient", "cudnn"):
-        where = [name for name, device, dtype in places if attention_runs(kernel, device, dtype)]
-        why = "needs CUDA" if kernel != "flash" and not cuda else "not with this torch and device"
+    has = env["features"]
+    table.add_row("bitsandbytes (8/4-bit)", usable(has["bitsandbytes"], "pip install bitsandbytes"))
+    table.add_row("flash-attn package", usable(has["flash_attn"], "optional"))
+    table.add_row("ray (--ray: many GPUs)", usable(has["ray"], "pip install 'dove-cli[ray]'"))
+    for kernel, where in env["attention"].items():
+        why = "needs CUDA" if kernel != "flash" and not env["gpus"] else "not with this torch and device"
         table.add_row(f"SDPA {kernel}", f"yes ({' and '.join(where)})" if where else f"no ({why})")
     console.print(table)
 
