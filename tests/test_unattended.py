@@ -307,3 +307,32 @@ def test_info_json_without_files_is_the_environment_report(tiny_model_dir, capsy
     for kernel, where in env["attention"].items():
         assert rows[f"SDPA {kernel}"].startswith(f"yes ({' and '.join(where)})" if where else "no ("), kernel
     assert env["features"]["ray"] == rows["ray (--ray: many GPUs)"].startswith("yes")
+
+
+# ---------------------------------------------------------------- a folder's log, file by file
+
+
+def test_a_folder_log_says_how_each_file_ended_as_it_ends(tmp_path, capsys, monkeypatch):
+    """In a log (not a terminal) a folder run said nothing of skipped files and named the failed ones
+    only at the end: `c.mp4: file 3 of 5`, then `d.mp4: file 4 of 5`. Now a line as each one ends,
+    as the live view shows it."""
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    out.mkdir()
+    for name in ("a.mp4", "b.mp4", "d.mp4"):
+        shutil.copy(demo_clip("007.mp4"), folder / name)
+    (folder / "c.mp4").write_text("not a video\n")
+    shutil.copy(folder / "b.mp4", out / "b.mp4")  # finished before: skipped
+    code, _, err = run(["upscale", str(folder), "-o", str(out), *QUICK], capsys)
+    assert code == 4, err
+    ends = [line for line in err.splitlines() if re.match(r"^\w\.mp4: (file \d of 4|done|failed|skipped)", line)]
+    assert ends == [
+        "a.mp4: file 1 of 4", "a.mp4: done",
+        "b.mp4: file 2 of 4: skipped, its output exists (--overwrite to redo)",
+        "c.mp4: file 3 of 4", f"c.mp4: failed: {folder / 'c.mp4'}: not a video FFmpeg can read (Invalid data found "
+                              "when processing input)",
+        "d.mp4: file 4 of 4", "d.mp4: done",
+    ], err  # fmt: skip
+    assert err.splitlines()[-2].startswith(f"failed: {folder / 'c.mp4'}: ")  # still listed at the end too
+    code, _, err = run(["upscale", str(folder), "-o", str(out), *QUICK, "-q"], capsys)
+    assert code == 4 and err.splitlines()[0].startswith("failed: "), err  # -q: only the failures, at the end

@@ -261,9 +261,9 @@ class UpscaleBar:
             self._line(f"working on {p.window} for {human_duration(now - self._window_since)} "
                        f"({p.frames_done}/{total} frames done)")  # fmt: skip
 
-    def _line(self, text: str) -> None:
+    def _line(self, text: str, label: str | None = None) -> None:
         if not self.quiet:
-            say(f"{self.label}: {text}", self.console)
+            say(f"{self.label if label is None else label}: {text}", self.console)
             self._last_line = time.monotonic()
 
     def _start(self) -> None:
@@ -410,11 +410,23 @@ class BatchBars(UpscaleBar):
                 self._line(f"file {index + 1} of {self.bar.tasks[0].total}")
             return
         self.done += item.status != "interrupted"  # (a file Ctrl-C stopped is not one of those done)
+        if self.plain and (said := self._ended(index, item)):
+            self._line(said, item.input.name)
         self.bar.update(self.task, visible=False)  # a finished file's bar goes; the overall bar stays
         self.bar.update(self.files, completed=self.done, window=escape(shown_line(f"{item.input.name}: {item.status}")))
         if not self.started:
             self.bar.start()
             self.started = True
+
+    def _ended(self, index: int, item) -> str:
+        """Plain mode: how a file ended, as the live view says it, for a log read as it is written (the
+        failed ones were named only at the end, the skipped ones not at all). A done file's run said
+        "done" itself; a stopped one is the run's error line."""
+        if item.status == "skipped":
+            return f"file {index + 1} of {self.bar.tasks[0].total}: skipped, its output exists (--overwrite to redo)"
+        if item.status == "busy":
+            return f"file {index + 1} of {self.bar.tasks[0].total}: skipped: {item.error}"
+        return f"failed: {item.error}" if item.status == "failed" else ""
 
 
 def print_batch_plans(items, console: Console) -> None:
