@@ -68,6 +68,11 @@ def test_force_color_in_ci_keeps_a_log_plain(variable, tmp_path):
     lines = text.decode().splitlines()
     assert lines[:3] == ["007.mp4: loading model", "007.mp4: planning", "007.mp4: upscaling"], lines
     assert lines[-1].endswith(f"-> {tmp_path / 'x.mp4'}"), lines
+    with log.open("wb") as err:  # and no live display of rich's own (a training bar) redrawn there
+        said = subprocess.run([sys.executable, "-c", "from dove_cli.console import err_console as c; "
+                               "print(c.is_terminal, c.is_interactive)"], stdout=subprocess.PIPE, stderr=err,
+                              text=True, env={**ENV, variable: "1"}, timeout=60)  # fmt: skip
+    assert said.stdout == "True False\n", said  # (a terminal to rich: the error line's colour)
 
 
 # ---------------------------------------------------------------- one line per record
@@ -127,8 +132,12 @@ def test_a_closed_or_full_stdout_is_one_line_with_its_exit_code(tmp_path):
     assert done.returncode == 2 and done.stderr == ("error: --manifest -: stdout is closed (>&-), so the manifest "
                                                     "would be lost; give it a file name, or the command a stdout\n")  # fmt: skip
     assert list(tmp_path.iterdir()) == []  # refused before the work
-    done = dove("upscale", clip, "-o", "a.mp4", *QUICK, "--dry-run", stdout="closed", cwd=tmp_path)
-    assert done.returncode == 2 and done.stderr.startswith("error: stdout is closed (>&-), so --dry-run's plan "), done
+    for args, product in ((["upscale", clip, "-o", "a.mp4", *QUICK, "--dry-run"], "--dry-run's plan"),
+                          (["info"], "the report"), (["bench", "--frames", "1"], "the timings"),
+                          (["eval", clip, clip, "--metrics", "psnr"], "the table of scores")):  # fmt: skip
+        done = dove(*args, stdout="closed", cwd=tmp_path)
+        assert done.returncode == 2 and done.stderr == (f"error: stdout is closed (>&-), so {product} would be lost; "
+                                                        "send it to a file (> out.txt) or a pipe\n"), (args, done)  # fmt: skip
     for args in (["upscale", clip, "-o", "a.mp4", *QUICK, "--dry-run"], ["info", clip, "--json"]):
         done = dove(*args, stdout="full", cwd=tmp_path)
         assert (done.returncode, done.stderr) == (75, "error: stdout: disk full while writing\n"), (args, done)
