@@ -128,9 +128,11 @@ def test_a_closed_or_full_stdout_is_one_line_with_its_exit_code(tmp_path):
     the plan lost; `--dry-run > /dev/full` and `info --json > /dev/full` were tracebacks. Now: a closed
     stdout is said before the work (exit 2), a full one is a full disk (exit 75)."""
     clip = str(demo_clip("007.mp4"))
-    done = dove("upscale", clip, "-o", "a.mp4", *QUICK, "--manifest", "-", stdout="closed", cwd=tmp_path)
-    assert done.returncode == 2 and done.stderr == ("error: --manifest -: stdout is closed (>&-), so the manifest "
-                                                    "would be lost; give it a file name, or the command a stdout\n")  # fmt: skip
+    for name in ("-", "/dev/stdout"):  # (not a file that took stdout's number: /dev/null holds it)
+        done = dove("upscale", clip, "-o", "a.mp4", *QUICK, "--manifest", name, stdout="closed", cwd=tmp_path)
+        assert done.returncode == 2 and done.stderr == (f"error: --manifest {name}: stdout is closed (>&-), so the "
+                                                        "manifest would be lost; give it a file name, or the command "
+                                                        "a stdout\n")  # fmt: skip
     assert list(tmp_path.iterdir()) == []  # refused before the work
     for args, product in ((["upscale", clip, "-o", "a.mp4", *QUICK, "--dry-run"], "--dry-run's plan"),
                           (["info"], "the report"), (["bench", "--frames", "1"], "the timings"),
@@ -345,3 +347,28 @@ def test_a_folder_log_says_how_each_file_ended_as_it_ends(tmp_path, capsys, monk
     assert err.splitlines()[-2].startswith(f"failed: {folder / 'c.mp4'}: ")  # still listed at the end too
     code, _, err = run(["upscale", str(folder), "-o", str(out), *QUICK, "-q"], capsys)
     assert code == 4 and err.splitlines()[0].startswith("failed: "), err  # -q: only the failures, at the end
+
+
+def test_a_terminal_that_closes_stops_the_run_with_its_manifest(long_clip, tmp_path):
+    """`ssh -t` dropped, a terminal window closed: dove's live bar is on a terminal that goes away (SIGHUP,
+    then EIO on every write). It died at once, with no manifest; now it stops as on SIGHUP: 129, the
+    segments kept, the manifest written (the line it cannot say is in there)."""
+    import pty
+    import select
+
+    out, manifest = tmp_path / "a.mkv", tmp_path / "run.json"
+    journal = work_folder(out) / "journal.jsonl"
+    pid, terminal = pty.fork()
+    if pid == 0:  # the child: dove on the terminal
+        os.environ["PYTHONPATH"] = SRC
+        os.execv(sys.executable, [*DOVE, "upscale", str(long_clip), "-o", str(out), *SLOW, "--manifest", str(manifest)])
+    shown, deadline = b"", time.monotonic() + 120
+    while time.monotonic() < deadline and not (journal.exists() and '"file"' in journal.read_text()):
+        if select.select([terminal], [], [], 0.05)[0]:
+            shown += os.read(terminal, 65536)
+    os.close(terminal)  # the terminal goes away
+    _, status = os.waitpid(pid, 0)
+    assert b"\r" in shown  # a live bar: it is a terminal
+    doc = json.loads(manifest.read_text())
+    assert os.waitstatus_to_exitcode(status) == 129 and (doc["status"], doc["exit_code"]) == ("interrupted", 129)
+    assert re.match(r".*a\.mkv: interrupted after \d+ frames; \d+ are saved in closed segments", doc["error"]), doc
