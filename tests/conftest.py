@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -21,6 +22,18 @@ def idle_machine(monkeypatch):
     (humanize.busy_note), which would make plans differ with the load of whoever runs the tests.
     Tests of that note set their own."""
     monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+
+
+@pytest.fixture(autouse=True)
+def dove_log_levels():
+    """`dove` commands run in-process set dove's loggers to INFO and leave them so: each test starts
+    from the levels before it, so that what caplog holds does not depend on the tests run before it."""
+    loggers = [logging.getLogger(name) for name in ["dove_cli", *logging.root.manager.loggerDict]
+               if name.startswith("dove_cli")]  # fmt: skip
+    levels = [logger.level for logger in loggers]
+    yield
+    for logger, level in zip(loggers, levels, strict=True):
+        logger.setLevel(level)
 
 
 def demo_clip(name: str = "003.mp4") -> Path:
