@@ -7,22 +7,12 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 
 # Who reads dove's advice on what to do next: a Python program (in keywords: `resume=True`), unless a
 # `dove` command is running (in flags: `--resume`), which says so around its own work (cli.Commands).
 _COMMAND_LINE: ContextVar[bool] = ContextVar("dove_cli_command_line", default=False)
-
-
-@contextmanager
-def command_line() -> Iterator[None]:
-    """Advice given in this block is for a user at the command line."""
-    token = _COMMAND_LINE.set(True)
-    try:
-        yield
-    finally:
-        _COMMAND_LINE.reset(token)
 
 
 # Whether the advice is for a folder run (upscale_batch, `dove upscale DIR`), which continues an
@@ -31,13 +21,23 @@ _FOLDER_RUN: ContextVar[bool] = ContextVar("dove_cli_folder_run", default=False)
 
 
 @contextmanager
-def folder_run() -> Iterator[None]:
-    """Advice given in this block is for a folder run."""
-    token = _FOLDER_RUN.set(True)
+def _holding(flag: ContextVar[bool]) -> Iterator[None]:
+    """`flag` is set in this block (and in what it calls), and as before after it."""
+    token = flag.set(True)
     try:
         yield
     finally:
-        _FOLDER_RUN.reset(token)
+        flag.reset(token)
+
+
+def command_line() -> AbstractContextManager[None]:
+    """Advice given in this block is for a user at the command line."""
+    return _holding(_COMMAND_LINE)
+
+
+def folder_run() -> AbstractContextManager[None]:
+    """Advice given in this block is for a folder run."""
+    return _holding(_FOLDER_RUN)
 
 
 def in_folder_run() -> bool:
