@@ -2206,6 +2206,19 @@ def test_closed_captions_are_kept(
     assert [m for m in caplog.messages if "closed captions" in m] == []
 
 
+def test_closed_captions_survive_inverse_telecine(caption_ts: Path, tmp_path: Path) -> None:
+    """--deinterlace ivtc: decimate drops 1 frame in 5 and the caption bytes on it ("HELLO BROADCAST"
+    read back as "HELLO OADCT", as after ffmpeg's own fieldmatch,decimate). Every byte is kept, at
+    the times ffmpeg's fps filter gives them at the film rate (its caption FIFO)."""
+    reference = tmp_path / "fps.mp4"
+    ffmpeg("-i", caption_ts, "-vf", "fps=24000/1001", "-c:v", "libx264", "-a53cc", "1", "-an", reference)
+    expected = caption_text(reference)
+    assert "HELLO BROADCAST" in expected and "00:00:00,375 --> 00:00:00,750" in expected, expected
+    info, frames = roundtrip(caption_ts, tmp_path / "out.mp4", reader={"deinterlace": "ivtc"})
+    assert info.captions and len(frames) == 24
+    assert caption_text(tmp_path / "out.mp4") == expected
+
+
 def test_closed_captions_an_output_cannot_keep_are_said(
     caption_ts: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

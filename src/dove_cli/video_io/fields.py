@@ -169,11 +169,9 @@ def _pulled(graph: av.filter.Graph) -> list[Any]:
 def advice(path: Path, scan: FieldScan | None, deinterlace: str, flagged: bool, coded_progressive: bool) -> str | None:
     """What a run is told of its input's fields (one warning, or None): from what idet found, not
     from the flag alone. flagged: the frames or the container say interlaced; coded_progressive:
-    only the container says so."""
+    only the container says so. Not asked under ivtc (what telecine is told to use)."""
     d: dict[str, Any] = scan.as_dict() if scan else {"verdict": "undetermined", "frames": 0}
     verdict, idet = d["verdict"], f"FFmpeg's idet: {evidence(d)}"
-    if deinterlace == "ivtc":  # what it is for; a video it cannot take (its rate) is refused
-        return None
     if verdict == "telecined":
         return f"telecined film, 3:2 pulldown ({idet}): {TELECINE}"
     if deinterlace == "off":

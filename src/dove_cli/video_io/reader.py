@@ -24,6 +24,7 @@ import numpy as np
 from av.video.reformatter import ColorRange, Colorspace, VideoReformatter
 
 from dove_cli.errors import DecodeError, InputError, OptionError
+from dove_cli.video_io.captions import CaptionRetimer, caption_carrier, has_captions
 from dove_cli.video_io.continuity import continuous_packets
 from dove_cli.video_io.fields import advice, scan_fields
 from dove_cli.video_io.formats import (
@@ -166,24 +167,6 @@ class Frame:
     pts: int
     index: int
     captions: av.VideoFrame | None = None
-
-
-def has_captions(frame: av.VideoFrame) -> bool:
-    """Whether a decoded frame carries closed captions: EIA-608/708 (CEA-708 cc_data) that the
-    decoder found in its A/53 user data (H.264/HEVC SEI, MPEG-2 user data), as FFmpeg's A53_CC side
-    data (what ffmpeg's `movie=IN[out+subcc]` source reads as a subtitle stream)."""
-    return "A53_CC" in frame.side_data
-
-
-def caption_carrier(frame: av.VideoFrame, reformatter: VideoReformatter) -> av.VideoFrame | None:
-    """A 2x2 grey frame with `frame`'s side data (its captions among them), or None when it has no
-    captions. PyAV cannot attach side data to a frame it encodes, but its reformat copies a frame's
-    properties, side data included (av_frame_copy_props), onto the frame it makes: the writer makes
-    the frame it encodes from this one (`ContainerWriter._with_captions`), and libx264/x265 write
-    the captions back as A/53 SEI. Two pixels, not the picture: a carrier per frame costs nothing."""
-    if not has_captions(frame):
-        return None
-    return reformatter.reformat(frame, width=2, height=2, format="gray")
 
 
 # ------------------------------------------------------------------------------------------ reading
@@ -604,6 +587,8 @@ class VideoReader:
         self._rate = DEINTERLACE_RATE[deinterlace]  # frames out per frame in
         self._carriers = VideoReformatter()  # for `caption_carrier` (its own: a reformatter keeps one size)
         self._second_field = False  # the frame `_decoded` gave last is a frame's second field
+        self._retimer: CaptionRetimer | None = None  # ivtc's captions (`_decoded`)
+        self._retimed: av.VideoFrame | None = None  # the captions of the frame `_decoded` gave last, under ivtc
         self._source_interlaced = False
         self._frames_flagged = False  # the first frame's own interlace flag
         self._ignore = ignore_decode_errors
@@ -719,7 +704,8 @@ class VideoReader:
         self.transparent = see_through(frame)
         if self.transparent and self._warn and self._say_alpha:
             say_alpha_dropped(self.path)
-        if self._warn and (self._source_interlaced or self._deinterlace != "off"):  # (others pay nothing)
+        # (others pay nothing; ivtc is what telecine is told to use, and a rate it cannot take is refused)
+        if self._warn and (self._source_interlaced or self._deinterlace != "off") and self._deinterlace != "ivtc":
             coded_progressive = self._source_interlaced and not self._frames_flagged
             scan = scan_fields(self.path, s.index)
             if said := advice(self.path, scan, self._deinterlace, self._source_interlaced, coded_progressive):
@@ -846,9 +832,13 @@ class VideoReader:
             frames = (f for f in frames if f.pts is None or self._in_time_base(f.pts) >= lo)
         if self._deinterlace == "ivtc":
             frames = self._ivtc_gaps(frames)
+            s: Any = self._stream
+            self._retimer = CaptionRetimer(Fraction(s.guessed_rate), Fraction(s.guessed_rate) * self._rate)
         graph = self._filters()
         tb = self._tb
         for frame in itertools.chain(frames, [None]):
+            if self._retimer:
+                self._retimer.push(frame)
             graph.push(frame)  # None flushes the frames the filters hold back
             pulled = 0
             while True:
@@ -862,6 +852,7 @@ class VideoReader:
                 # Each push gives the frame before's two fields, first field first, both with its
                 # side data: its captions go with the first only (twice, each letter would show twice).
                 self._second_field = self._deinterlace == "field" and pulled > 0
+                self._retimed = self._retimer.pop() if self._retimer else None
                 pulled += 1
                 yield out
 
@@ -1187,7 +1178,10 @@ class VideoReader:
             elif self._yielded_pts is not None:
                 self._check_step(self._yielded_pts, pts)
             self._yielded_pts = pts
-            captions = None if self._second_field else caption_carrier(frame, self._carriers)
+            if self._retimer:
+                captions = self._retimed
+            else:
+                captions = None if self._second_field else caption_carrier(frame, self._carriers)
             yield Frame(self._to_rgb(frame, int(pts)), int(pts), self._index, captions)
             self._index += 1
 
