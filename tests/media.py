@@ -513,3 +513,44 @@ def caption_text(path: Path) -> str:
     """The closed captions of a video's A/53 data as ffmpeg reads them (its movie source's subcc
     output), as SRT: '' when it has none."""
     return ffmpeg("-f", "lavfi", "-i", f"movie={path}[out+subcc]", "-map", "0:1", "-f", "srt", "-").stdout
+
+
+# An ASS script whose drawing depends on the storage size as libass reads it: a border in storage
+# pixels (ScaledBorderAndShadow: no) and a \blur (scaled by storage size whatever that line says).
+# A drawing (\p1), not text, so that no font is needed.
+ASS_SCRIPT = """[Script Info]
+ScriptType: v4.00+
+PlayResX: 640
+PlayResY: 360
+ScaledBorderAndShadow: no
+
+[V4+ Styles]
+Format: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, BackColour, Bold, Italic, \
+Underline, StrikeOut, ScaleX, ScaleY, Spacing, Angle, BorderStyle, Outline, Shadow, Alignment, MarginL, MarginR, \
+MarginV, Encoding
+Style: Box,Arial,20,&H0000FFFF,&H000000FF,&H00000000,&H00000000,0,0,0,0,100,100,0,0,1,2,1,7,0,0,0,1
+
+[Events]
+Format: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text
+Dialogue: 0,0:00:00.00,0:00:00.12,Box,,0,0,0,,{\\pos(200,100)\\bord3\\blur2\\p1}m 0 0 l 240 0 240 160 0 160{\\p0}
+"""
+
+
+def make_ass_clip(path: Path, *, size: str = "64x36", sar: str = "1", script: str = ASS_SCRIPT) -> Path:
+    """A 4-frame H.264 .mkv with one ASS track (`script`, titled "Signs") and pixel aspect `sar`."""
+    ass = path.with_suffix(".ass")
+    ass.write_text(script)
+    ffmpeg("-f", "lavfi", "-i", f"testsrc2=size={size}:rate=25:d=0.16", "-i", ass, "-map", "0:v", "-map", "1",
+           "-vf", f"setsar={sar}", "-c:v", "libx264", "-preset", "ultrafast", "-c:s", "copy",
+           "-metadata:s:s:0", "title=Signs", path)  # fmt: skip
+    return path
+
+
+def libass_render(path: Path, width: int, height: int, original: str | None = None) -> bytes:
+    """The first subtitle stream of `path` drawn by libass (ffmpeg's subtitles filter) on a grey
+    `width` x `height` frame at t=0, RGB bytes. `original`: the storage size libass is told (as mpv
+    tells it the video's), else the frame's."""
+    vf = f"subtitles={path}" + (f":original_size={original}" if original else "")
+    return subprocess.run([FFMPEG, "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i",
+                           f"color=gray:s={width}x{height}:r=25:d=0.04", "-vf", vf, "-frames:v", "1", "-f", "rawvideo",
+                           "-pix_fmt", "rgb24", "-"], capture_output=True, check=True).stdout  # fmt: skip

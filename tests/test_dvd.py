@@ -116,3 +116,13 @@ def test_m4v_has_apples_brand_and_its_index_first(tmp_path: Path) -> None:
     assert ftyp(tmp_path / "hevc.m4v")[0] == b"M4V " and ffinfo(tmp_path / "hevc.m4v").video().codec == "hevc"
     refused = ffmpeg("-i", tmp_path / "hevc.m4v", "-c", "copy", tmp_path / "ffmpeg_hevc.m4v", check=False)
     assert refused.returncode != 0 and "codec not currently supported in container" in refused.stderr  # (ipod)
+
+
+def test_crop_warns_that_dvd_subtitles_stay_on_the_whole_picture(vob: Path, tmp_path: Path,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+    """Their bitmaps are drawn on the input's whole canvas (`size:`), which players fit to the cropped
+    picture: said, as for ASS (a dry run says it too)."""
+    with caplog.at_level(logging.WARNING, logger="dove_cli"):
+        upscale(vob, tmp_path / "x.mkv", **RUN, scale=2, crop="8:0:8:0", dry_run=True)
+    said = [r.getMessage() for r in caplog.records if "--crop" in r.getMessage()]
+    assert len(said) == 1 and re.search(r"\(stream #\d\): they are copied as they are", said[0]), said

@@ -234,7 +234,7 @@ class UpscaleOptions:
     size: str | None = option(None, "Resample the model's output to this size, square pixels (Lanczos): 1080p, "
                               "1440p, 2160p or 4k (the width from the display aspect), or WxH of that shape.",
                               metavar="SIZE")  # fmt: skip
-    compare: bool = option(False, "Write input (bilinear) | output side by side, as players show it.")
+    compare: bool = option(False, "Write input (bilinear) | output side by side, as players show it (no subtitles).")
     manifest: str | None = option(None, "Write a JSON sidecar of the run here.", metavar="FILE")
     overwrite: bool = option(False, "Replace an existing output (and any unfinished run).")
     resume: bool = option(

@@ -538,7 +538,7 @@ def _check_outputs(
     with held_warnings(losses):
         writer = video_io.open_writer(
             output, geometry.written_info(info, opts), width, height, codec=opts.codec, crf=opts.crf, preset=opts.preset, pix_fmt=opts.pix_fmt,
-            codec_options=opts.codec_options, audio=opts.audio, subtitles=opts.subtitles, overwrite=True,
+            codec_options=opts.codec_options, audio=opts.audio, subtitles=kept_subtitles(opts), overwrite=True,
             start=start, end=None if start is None or duration is None else start + duration,
         )  # fmt: skip
         writer.abort()
@@ -565,9 +565,10 @@ def _check_outputs(
         overwrite = True
     video_io.check_output(output, overwrite=overwrite, inputs=inputs)
     say_held(said + losses)
+    _say_subtitle_layout(info, opts, getattr(writer, "placed_subtitles", ()))
     if opts.codec is None and (line := video_io.hdr_codec_note(info.path, output, info.color_trc, pix_fmt)):
         note.info("%s", line)
-    if not dry_run and (dropped := video_io.attachments_dropped(info, output, opts.subtitles)):
+    if not dry_run and (dropped := video_io.attachments_dropped(info, output, kept_subtitles(opts))):
         log.warning("%s", dropped)
     for text in video_io.output_notes(output, opts.codec, opts.crf, opts.preset):
         log.warning("%s", text)
@@ -578,6 +579,25 @@ def _check_outputs(
         raise OptionError(f"--manifest {manifest} is the output file; give it its own name, like {output}.json")
     check_manifest(manifest, opts.overwrite, inputs)
     return CheckedOutput(manifest, codec, pix_fmt, full)
+
+
+def kept_subtitles(opts: UpscaleOptions) -> str:
+    """--subtitles as the output gets them: none under --compare, a viewing aid whose frame of two
+    halves they would straddle (laid out on the whole frame, a centred line sits on the seam)."""
+    return "none" if opts.compare else opts.subtitles
+
+
+def _say_subtitle_layout(info: video_io.VideoInfo, opts: UpscaleOptions, placed: tuple[str, ...]) -> None:
+    """Say what becomes of the input's subtitles that the pictures change: --compare leaves them out
+    (an info line), and --crop moves those drawn at places on the picture (`placed`: ASS signs and
+    lines, bitmaps), which are copied as they are, laid out on the whole picture (a warning)."""
+    if opts.compare and opts.subtitles != "none" and info.has_subtitles:
+        note.info("%s: --compare leaves the subtitles out (they would straddle its two halves)", info.path)
+    if opts.crop and placed:
+        log.warning("%s: --crop and subtitles drawn at places on the picture (stream %s): they are copied as they "
+                    "are, laid out on the whole picture, so on the cropped one they are shifted and shrunk and no "
+                    "longer line up with it; upscale without --crop to keep them in place, or leave them out with "
+                    "--subtitles none", info.path, ", ".join(placed))  # fmt: skip
 
 
 @dataclass
@@ -696,7 +716,7 @@ def open_frames(
         return
     start, duration = parse_preview(opts.preview) if opts.preview else (None, None)
     # the output's clock counts from where the writer puts its time 0 (a part's seek too): no two frames share a time
-    zero = video_io.output_zero(output, info, audio=opts.audio, subtitles=opts.subtitles, start=start)
+    zero = video_io.output_zero(output, info, audio=opts.audio, subtitles=kept_subtitles(opts), start=start)
     kw: dict[str, Any] = dict(fps=opts.fps, rotate=opts.rotate, warn=False,
                               ignore_decode_errors=opts.ignore_decode_errors, deinterlace=opts.deinterlace,
                               clock=video_io.output_clock(output, info.time_base), zero=zero,
@@ -944,7 +964,7 @@ def output_options(opts: UpscaleOptions) -> tuple[dict[str, Any], dict[str, Any]
     writer_options: dict[str, Any] = dict(codec=opts.codec, crf=opts.crf, preset=opts.preset, pix_fmt=opts.pix_fmt,
                           codec_options=resume.encoder_options(opts.codec_options), start_number=opts.start_number)  # fmt: skip
     end = None if start is None or duration is None else start + duration
-    join_options: dict[str, Any] = dict(audio=opts.audio, subtitles=opts.subtitles, overwrite=opts.overwrite,
+    join_options: dict[str, Any] = dict(audio=opts.audio, subtitles=kept_subtitles(opts), overwrite=opts.overwrite,
                                         start=start, end=end, warn=False)  # fmt: skip
     return writer_options, join_options
 

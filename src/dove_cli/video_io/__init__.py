@@ -6,6 +6,7 @@
     metadata.py the input's tags and start timecode in the output (QuickTime keys, a --preview's timecode)
     fields.py   what a video flagged interlaced holds (FFmpeg's idet): combed, progressive or telecined
     captions.py closed captions from decoded frames to the encoder (carriers; retimed across ivtc)
+    subtitle_headers.py  copied subtitles' headers saying the picture they are drawn on (DVD size, ASS LayoutRes)
     formats.py  codecs, containers, pixel formats and colour tags this FFmpeg handles
     paths.py    image patterns and output-path safety (never the input, no overwrite unasked)
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import re
 from collections.abc import Iterable, Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -72,6 +71,7 @@ from dove_cli.video_io.reader import (
     stream_rate,
     time_span,
 )
+from dove_cli.video_io.subtitle_headers import ass_layout, laid_out_ass_header, sized_dvdsub_header
 
 if TYPE_CHECKING:
     from av.container.core import Chapter
@@ -98,6 +98,9 @@ class VideoWriter:
 
     path: Path
     frames_written: int
+    # The copied subtitle streams drawn at places on the picture (ASS, bitmaps), as "#2 'Signs'":
+    # what --crop moves them off (`upscaling._check_outputs`)
+    placed_subtitles: tuple[str, ...] = ()
 
     def write(self, rgb: np.ndarray, pts: int | None = None, captions: av.VideoFrame | None = None) -> None:
         raise NotImplementedError
@@ -119,19 +122,6 @@ class VideoWriter:
             self.close()
         else:
             self.abort()
-
-
-def sized_dvdsub_header(extradata: bytes | None, src: Any) -> bytes | None:
-    """A DVD subtitle stream's header (a VobSub .idx's text: Matroska's CodecPrivate) saying the size
-    of the picture its bitmaps are drawn on, the input video's, where it says none: a .vob's stream has
-    no header at all (its palette is in the DVD's IFO), and ffmpeg copies it without one. A player
-    without it may draw the bitmaps on the upscaled video's size, a quarter as large at x4. The rest
-    of a header (the palette) is kept; None when it has a size or the input no video."""
-    text = (extradata or b"").decode("latin-1")
-    video = next((v for v in src.streams.video if not is_picture(v)), None)
-    if video is None or re.search(r"^size:", text, re.MULTILINE):
-        return None
-    return f"size: {video.codec_context.width}x{video.codec_context.height}\n{text}".encode("latin-1")
 
 
 def subtitle_holders(s: Any, fmt_name: str) -> list[str]:
@@ -345,6 +335,8 @@ class ContainerWriter(VideoWriter):
             wanted += list(src.streams.subtitles)
         wanted = self._own_programme(src, vin, wanted, fmt_name)
         unstyled: list[str] = []  # styled (ASS) subtitle streams converted to a plain text codec
+        laid_out: list[str] = []  # ASS streams told the storage size they were laid out for
+        layout = ass_layout(info, self._w, self._h)
         target = "libopus" if fmt_name == "webm" else "aac"  # what --audio transcode makes
         for s in wanted:
             codec, canonical = s.codec_context.name, s.codec_context.codec.canonical_name
@@ -354,8 +346,8 @@ class ContainerWriter(VideoWriter):
             if not recode and holds_aux(fmt_name, s):
                 ostream = out.add_stream_from_template(s)
                 mode = "copy"
-                if canonical == "dvd_subtitle" and (header := sized_dvdsub_header(s.codec_context.extradata, src)):
-                    ostream.codec_context.extradata = header
+                if s.type == "subtitle" and self._size_subtitles(s, ostream, src, layout):
+                    laid_out.append(f"#{s.index}")
                 self._say_priming(s, fmt_name)
                 if self._warn and s.type == "audio" and (plays := few_play(fmt_name, canonical)):
                     log.warning("%s: audio stream #%d (%s) copied into .%s, where few players play it; %s, and "
@@ -399,6 +391,10 @@ class ContainerWriter(VideoWriter):
             except (AttributeError, TypeError, ValueError):  # pragma: no cover
                 pass
             self._aux[s.index] = (ostream, mode)
+        if laid_out and layout:
+            log.info("%s: ASS subtitles (input stream %s) marked as laid out for a %dx%d picture, the input's "
+                     "(LayoutResX/Y), so that libass draws their borders and blur as on the input", self.path,
+                     ", ".join(laid_out), *layout)  # fmt: skip
         if unstyled and self._warn:
             log.warning("%s: ASS subtitles (input stream %s) converted to %s: their styling (fonts, colours, "
                         "positions) is lost; .mkv keeps it", self.path, ", ".join(unstyled),
@@ -420,6 +416,24 @@ class ContainerWriter(VideoWriter):
                 lookback = SUBTITLE_LOOKBACK_S if subtitles_in else AUX_SEEK_MARGIN_S
                 src.seek(int(max(Fraction(0), self._t0 - lookback) * av.time_base), backward=True)
             self._aux_iter = continuous_packets(src, [src.streams[i] for i in self._aux])
+
+    def _size_subtitles(self, s: Any, ostream: Any, src: Any, layout: tuple[int, int] | None) -> bool:
+        """A copied subtitle stream's header says the picture it is drawn on (`subtitle_headers`):
+        a DVD stream's its canvas, an ASS script's (`layout`: the storage size it was laid out for,
+        None when the output has it) LayoutResX/Y; True when those were added. A stream drawn at
+        places on the picture (ASS, bitmaps) is noted in `placed_subtitles`."""
+        canonical, header = s.codec_context.codec.canonical_name, None
+        styled = canonical in ("ass", "ssa")
+        if canonical == "dvd_subtitle":
+            header = sized_dvdsub_header(s.codec_context.extradata, src)
+        elif styled and layout:
+            header = laid_out_ass_header(s.codec_context.extradata, layout)
+        if header:
+            ostream.codec_context.extradata = header
+        if styled or not s.codec_context.codec.text_sub:
+            title = s.metadata.get("title")
+            self.placed_subtitles += (f"#{s.index}" + (f" '{title}'" if title else ""),)
+        return styled and header is not None
 
     def _own_programme(self, src: Any, vin: Any, wanted: list[Any], fmt_name: str) -> list[Any]:
         """The audio and subtitle streams of `wanted` that go with the video upscaled (`vin`): in an
