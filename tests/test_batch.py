@@ -75,6 +75,7 @@ def test_batch_cli_reports_failures_and_exits_4_when_partly_done(folder, tmp_pat
 
     out, manifest = tmp_path / "out", tmp_path / "run.json"  # created by the batch
     (folder / "extras").mkdir()
+    (folder / "extras" / "nested.mkv").touch()  # (a folder without videos is not named: test_left_out_...)
     with caplog.at_level(logging.WARNING), pytest.raises(SystemExit) as exc:
         main(["upscale", str(folder), "-o", str(out), "--model", "bilinear", "--scale", "2", "--tile", "0",
               "--codec", "ffv1", "--quiet", "--manifest", str(manifest)])  # fmt: skip
@@ -147,6 +148,27 @@ def test_only_finished_outputs_are_skipped(tmp_path, capsys):
     assert [f["status"] for f in doc["files"]] == ["skipped", "skipped", "failed", "failed", "skipped"]
     assert (out / "c.mkv").read_bytes() == b""  # left as it was
     assert run("--overwrite")[0] == 0 and (out / "c.mkv").read_bytes() == whole
+
+
+def test_left_out_names_folders_of_videos_and_sidecar_subtitles(tmp_path, caplog):
+    """A season folder: Fonts/ and Scans/ hold no video and are not named, Extras/ is; subtitle files
+    beside the videos are said once as not copied, a VobSub .sub (MPEG-PS inside) among them, not
+    taken for a video without its extension."""
+    import logging
+
+    from dove_cli.batch import say_left_out
+
+    season = tmp_path / "season"
+    for name in ("Fonts/a.ttf", "Scans/cover.jpg", "Extras/NCOP.mkv", "ep01.mkv", "ep01.ass", "ep02.mkv"):
+        (season / name).parent.mkdir(parents=True, exist_ok=True)
+        (season / name).touch()
+    (season / "ep02.sub").write_bytes(b"\x00\x00\x01\xba" + bytes(400))  # a VobSub pack header
+    with caplog.at_level(logging.WARNING):
+        say_left_out(season)
+    said = [r.getMessage() for r in caplog.records]
+    assert said == [f"{season}: sub-folders are not searched (Extras)",
+                    f"{season}: subtitle files are not copied (ep01.ass, ep02.sub): copy them beside the outputs, "
+                    "named as their video's output, for players to load them"], said  # fmt: skip
 
 
 def test_batch_dry_run_plans_every_file_and_writes_nothing(folder, tmp_path, capsys, caplog):

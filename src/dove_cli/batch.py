@@ -48,6 +48,8 @@ log = logging.getLogger(__name__)
 
 FOLDER_EXTENSIONS = video_io.FOLDER_EXTENSIONS  # what a folder run takes
 SHOWN_NAMES = 5  # names a "left out" warning lists
+# Subtitle files that players load beside a video of the same name (a VobSub .sub is MPEG-PS: no video)
+SIDECAR_SUBTITLES = (".ass", ".ssa", ".srt", ".vtt", ".sup", ".idx", ".sub")
 
 # busy: another dove run is writing the output (the file is left to it, not failed)
 Status = Literal["pending", "running", "done", "skipped", "busy", "failed", "interrupted"]
@@ -196,21 +198,35 @@ def unfinished(source: Path, output: Path, preview: str | None) -> str | None:
 
 
 def say_left_out(in_dir: Path) -> None:
-    """Warn of what a folder run leaves out that a user may expect it to take: sub-folders, broken
-    links, and files that look like videos without a video extension (`noext`, `x.weird`). Said by
-    the run and its dry run, once each, not by plan_batch (the CLI plans first to size its progress bar)."""
+    """Warn of what a folder run leaves out that a user may expect it to take: sub-folders that hold
+    videos (not Fonts/ or Scans/), broken links, files that look like videos without a video extension
+    (`noext`, `x.weird`), and subtitle files beside the videos. Said by the run and its dry run, once
+    each, not by plan_batch (the CLI plans first to size its progress bar)."""
     shown = [p for p in sorted(in_dir.iterdir()) if not p.name.startswith(".")]
-    subfolders = [p.name for p in shown if p.is_dir()]
+    subfolders = [p.name for p in shown if p.is_dir() and _holds_videos(p)]
     if subfolders:
         log.warning("%s: sub-folders are not searched (%s)", in_dir, _some(subfolders))
+    sidecars = [p.name for p in shown if p.is_file() and p.suffix.lower() in SIDECAR_SUBTITLES]
+    if sidecars:
+        log.warning("%s: subtitle files are not copied (%s): copy them beside the outputs, named as their video's "
+                    "output, for players to load them", in_dir, _some(sidecars))  # fmt: skip
     broken = [p.name for p in shown if p.is_symlink() and not p.exists()]
     if broken:
         log.warning("%s: %d broken link%s left out (%s)", in_dir, len(broken), "s" * (len(broken) > 1), _some(broken))
-    unnamed = [p.name for p in shown if p.is_file() and p.suffix.lower() not in FOLDER_EXTENSIONS
+    unnamed = [p.name for p in shown if p.is_file() and p.suffix.lower() not in (*FOLDER_EXTENSIONS, *SIDECAR_SUBTITLES)
                and not video_io.is_image_path(p) and video_io.looks_like_video(p)]  # fmt: skip
     if unnamed:
         log.warning("%s: %s left out (%s): rename %s (.mp4, .mkv, ...) or upscale each alone", in_dir,
                     video_io.formats.look_like_videos(len(unnamed)), _some(unnamed), "them" if len(unnamed) > 1 else "it")  # fmt: skip
+
+
+def _holds_videos(folder: Path) -> bool:
+    """Whether a sub-folder holds files a folder run would take (by their extension); False when it
+    cannot be listed."""
+    try:
+        return bool(find_videos(folder))
+    except OSError:
+        return False
 
 
 def _some(names: list[str]) -> str:
