@@ -595,7 +595,7 @@ def _say_subtitle_layout(info: video_io.VideoInfo, opts: UpscaleOptions, placed:
         note.info("%s: --compare leaves the subtitles out (they would straddle its two halves)", info.path)
     if opts.crop and placed:
         log.warning("%s: --crop and subtitles drawn at places on the picture (stream %s): they are copied as they "
-                    "are, laid out on the whole picture, so on the cropped one they are shifted and shrunk and no "
+                    "are, laid out on the whole picture, so on the cropped one they are shifted and resized and no "
                     "longer line up with it; upscale without --crop to keep them in place, or leave them out with "
                     "--subtitles none", info.path, ", ".join(placed))  # fmt: skip
 

@@ -391,7 +391,7 @@ class ContainerWriter(VideoWriter):
             except (AttributeError, TypeError, ValueError):  # pragma: no cover
                 pass
             self._aux[s.index] = (ostream, mode)
-        if laid_out and layout:
+        if laid_out and layout and self._warn:
             log.info("%s: ASS subtitles (input stream %s) marked as laid out for a %dx%d picture, the input's "
                      "(LayoutResX/Y), so that libass draws their borders and blur as on the input", self.path,
                      ", ".join(laid_out), *layout)  # fmt: skip
