@@ -1458,3 +1458,95 @@ def test_a_dry_run_for_another_card_says_what_this_machine_lacks_for_the_run(tmp
         "--quantize int8 needs bitsandbytes, which is not installed here: pip install 'dove-cli[quant]'" in m
         for m in said
     ), said
+
+
+# ---------------------------------------------------------------- read by a screen reader, or by a script
+
+
+def test_bare_dove_prints_the_help_and_its_readers_exit_is_141(tmp_path):
+    """Bare `dove` printed its help with print(): into a pipe whose reader had gone (`dove | head -2`), a
+    BrokenPipeError traceback and exit 1, the code of a bug. Now exit 141 as for any product of dove's (so
+    --help too, which click ends with 1); written whole, it is 0 (test_version_and_help_once)."""
+    for args in ([], ["--help"]):
+        with subprocess.Popen([sys.executable, "-m", "dove_cli", *args], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE) as proc:  # fmt: skip
+            proc.stdout.close()  # the reader gone before the help is written
+            err = proc.stderr.read().decode()
+        assert proc.returncode == 141 and not err, (args, proc.returncode, err)
+
+
+@pytest.mark.parametrize("columns", ["40", "200"])
+def test_command_summaries_are_whole_sentences_at_any_width(columns, capsys, monkeypatch):
+    """`dove --help` cut every summary with "..." (at 40, 80 and 200 columns): a listener never heard the end."""
+    monkeypatch.setenv("COLUMNS", columns)
+    for argv in (["--help"], ["train", "--help"]):
+        code, out, _ = run(argv, capsys)
+        commands = out.split("Commands:")[1]
+        summaries = " ".join(commands.split())  # (folded onto more lines at 40 columns)
+        assert code == 0 and "..." not in commands and summaries.endswith("."), out
+        names = re.findall(r"^  (\S+)", commands, re.MULTILINE)
+        assert names and len(re.findall(r"\.(?: |$)", summaries)) == len(names), out  # a sentence each
+
+
+def test_info_keeps_paths_and_urls_whole_at_40_columns(tmp_path, capsys, monkeypatch):
+    """At 40 columns `dove info` folded `https://huggingf` / `ace.co` and the hub cache's path mid-word:
+    neither could be copied. A value that does not fit beside its label is on lines of its own, cut at
+    spaces only; and no line is padded with trailing spaces (noise on a braille display)."""
+    home = tmp_path / "a-rather-long-folder-name-for-the-hub-cache"
+    monkeypatch.setenv("HF_HOME", str(home))
+    monkeypatch.setenv("HF_ENDPOINT", "https://hub-mirror.example.org/huggingface")
+    monkeypatch.setenv("COLUMNS", "40")
+    code, out, err = run(["info"], capsys)
+    lines = out.splitlines()
+    assert code == 0 and str(home / "hub") in lines and "https://hub-mirror.example.org/huggingface" in lines, out
+    assert not [line for line in lines if line != line.rstrip()], out
+    assert "python" in out and all(len(line) <= 40 or " " not in line for line in lines), out
+
+
+def test_dry_run_names_its_files_and_the_manifest_says_width_and_height(tmp_path, capsys, monkeypatch):
+    """The manifest's plan gave sizes as [height, width] (`"input_size": [48, 64]`), while every message
+    says 64x48 and `dove info --json` says width and height: a script took 48 for the width. And a file's
+    --dry-run table named neither its input nor its output. The sizes here are the clip's, as made."""
+    monkeypatch.setenv("COLUMNS", "200")
+    (tmp_path / "in").mkdir()
+    clip = make_clip(tmp_path / "in" / "clip.mp4", size="64x48", frames=3)
+    out, manifest = tmp_path / "out.mp4", tmp_path / "plan.json"
+    code, plan, err = run(["upscale", str(clip), "-o", str(out), "--model", "bilinear", "--dry-run", "--size",
+                           "128x96", "--manifest", str(manifest)], capsys)  # fmt: skip
+    assert code == 0, err
+    assert re.search(rf"^ *input file *[│|:]? +{re.escape(str(clip))}\s*$", plan, re.MULTILINE), plan
+    assert re.search(rf"^ *output file *[│|:]? +{re.escape(str(out))}\s*$", plan, re.MULTILINE), plan
+    doc = json.loads(manifest.read_text())
+    assert (doc["input"], doc["output"]) == (str(clip), str(out))
+    sizes = {k: doc["plan"][k] for k in ("input_size", "padded_size", "output_size", "size")}
+    assert sizes == {"input_size": {"width": 64, "height": 48}, "padded_size": {"width": 64, "height": 48},
+                     "output_size": {"width": 256, "height": 192}, "size": {"width": 128, "height": 96}}  # fmt: skip
+    code, _, err = run(["upscale", str(clip.parent), "-o", str(tmp_path / "outdir"), "--model", "bilinear",
+                        "--dry-run", "--manifest", str(tmp_path / "folder.json")], capsys)  # fmt: skip
+    entry = json.loads((tmp_path / "folder.json").read_text())["files"][0]
+    assert code == 0 and entry["plan"]["output_size"] == {"width": 256, "height": 192}, err
+    assert entry["plan"]["size"] is None
+
+
+def test_bench_names_its_input(tmp_path, capsys, caplog):
+    """`dove bench` named no input (`dove bench: bilinear on cpu`), in its table or its JSON; and its
+    synthetic clip warned "the source is RGB ... use --pix-fmt yuv444p", an option bench does not have."""
+    clip = make_clip(tmp_path / "clip.mp4", size="32x24", frames=2)
+    code, out, err = run(["bench", "--model", "bilinear", "-i", str(clip), "--json"], capsys)
+    assert code == 0 and json.loads(out)["input"] == str(clip), err
+    code, out, err = run(["bench", "--model", "bilinear", "-i", str(clip)], capsys)
+    assert code == 0 and out.startswith(f"dove bench: bilinear on cpu, input {clip} (32x24)\n"), out
+    code, out, err = run(["bench", "--model", "bilinear", "--frames", "2", "--height", "64", "--width", "64"], capsys)
+    assert code == 0 and "a synthetic clip of 2 frames (16x16)" in out.splitlines()[0], out
+    assert "pix-fmt" not in caplog.text, caplog.text
+
+
+def test_degrade_gives_no_advice_for_options_it_lacks(tmp_path, capsys, caplog):
+    """`dove degrade` of an ordinary yuv420p .mp4 warned "the source is RGB ... use --pix-fmt yuv444p ... or
+    --codec ffv1": the source was not RGB (the frames degrade draws are), and degrade has neither option.
+    Its sample is lossy on purpose: written 4:2:0, as players open it, without a word."""
+    clip = make_clip(tmp_path / "clip.mp4", size="64x48", frames=2)
+    out = tmp_path / "lq.mp4"
+    code, _, err = run(["degrade", str(clip), "-o", str(out), "--frames", "2"], capsys)
+    assert code == 0 and "WARNING" not in err and not caplog.records, (err, caplog.text)
+    assert "yuv420p" in ffinfo(out).video().text

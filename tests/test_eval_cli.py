@@ -126,7 +126,8 @@ def test_benchmark_folders_matched_by_name(tmp_path, capsys):
     assert "extra" in rows[-1][-1]  # the run's notes go with the mean they qualify
     assert Image.open(tmp_path / "r.png").size[0] > 100
     assert "PSNR" in out and "SSIM" in out and f"{data['mean']['psnr']:.2f}" in out  # the table
-    assert "dove eval: 3 of 4 videos" in out  # the table says what its mean covers
+    # the table says what it scored (in a log of many runs, which table is whose) and what its mean covers
+    assert f"dove eval: {tmp_path / 'PRED'} against {tmp_path / 'GT'}, 3 of 4 videos, cpu\n" in out
 
 
 def test_no_gt_runs_only_no_reference_metrics(tmp_path):
@@ -820,3 +821,42 @@ def test_the_authors_untagged_files_are_read_as_their_eval_reads_them_with_untag
         scores[untagged] = got["mean"]["psnr"]
     assert scores["bt601"] == pytest.approx(as_opencv, abs=0.01) and as_opencv > 45
     assert scores["auto"] < as_opencv - 5  # the default (dove eval's own) reads it as BT.709
+
+
+def test_json_or_csv_dash_is_stdout_alone(tmp_path, capsys, monkeypatch):
+    """`dove eval ... --json -` wrote a file named "-" and printed only the table, while `--manifest -`
+    means stdout. Now `-` is stdout for --json or --csv: their text alone (parsed here as JSON and CSV,
+    against a PSNR computed here), the table on stderr; both on stdout, or a plot there, is refused."""
+    monkeypatch.chdir(tmp_path)
+    pred, gt = noisy_clip(2, 16, 24, seed=5)
+    p, g = write_video(tmp_path / "p.mkv", pred), write_video(tmp_path / "g.mkv", gt)
+    want = np.mean([np_psnr(a, b) for a, b in zip(pred, gt, strict=True)])
+    base = ["eval", str(p), str(g), "--metrics", "psnr", "-q"]
+    code, out, err = run([*base, "--json", "-"], capsys)
+    assert code == 0 and json.loads(out)["mean"]["psnr"] == pytest.approx(want, abs=0.01), (out, err)
+    assert f"dove eval: {p} against {g}, 1 video, cpu" in err and "PSNR" in err and not Path("-").exists()
+    code, out, err = run([*base, "--csv", "-", "--json", str(tmp_path / "s.json")], capsys)
+    rows = list(csv.reader(out.splitlines()))
+    assert code == 0 and rows[0] == ["video", "frames", "psnr", "notes"] and rows[-1][0] == "mean", (out, err)
+    assert float(rows[-1][2]) == pytest.approx(want, abs=0.01) and (tmp_path / "s.json").is_file()
+    for extra, message in ((["--json", "-", "--csv", "-"], "--json and --csv both name stdout"),
+                           (["--plot", "-"], "--plot -: a plot is a picture")):  # fmt: skip
+        code, out, err = run([*base, *extra], capsys)
+        assert code == 2 and message in err and len(err.splitlines()) == 1 and not out, err
+
+
+def test_upscale_eval_json_dash_is_stdout_alone(tmp_path, capsys):
+    """`dove upscale --eval GT --eval-json -`, as `dove eval --json -`: the scores' JSON alone on stdout
+    (against a PSNR computed here), the table on stderr."""
+    gt_frames, _ = noisy_clip(2, 24, 32, seed=4)
+    lq = write_frames(tmp_path / "lq", [f[::2, ::2] for f in gt_frames])
+    gt = write_frames(tmp_path / "gt", gt_frames)
+    out = tmp_path / "out.mkv"
+    code, stdout, err = run(["upscale", str(lq), "-o", str(out), "--model", "bilinear", "--scale", "2", "--codec",
+                             "ffv1", "-q", "--eval", str(gt), "--eval-metrics", "psnr", "--eval-json", "-"],
+                            capsys)  # fmt: skip
+    assert code == 0, err
+    from media import ffmpeg_frames
+
+    expected = np.mean([np_psnr(p, g) for p, g in zip(ffmpeg_frames(out, 32, 24), gt_frames, strict=True)])
+    assert json.loads(stdout)["mean"]["psnr"] == pytest.approx(expected, abs=0.01) and "PSNR" in err, (stdout, err)

@@ -163,7 +163,11 @@ def test_dry_run_and_manifest_say_the_crop_and_the_size(dvd, tmp_path, capsys, c
     assert "1878x1080, resampled from the model's 2816x1920 (Lanczos)" in out and "pixel aspect" not in out
     assert "larger than the model" not in caplog.text
     plan = json.loads(manifest.read_text())["plan"]
-    assert (plan["crop"], plan["size"], plan["output_size"]) == ("8:0:8:0", [1080, 1878], [1920, 2816])
+    assert (plan["crop"], plan["size"], plan["output_size"]) == (
+        "8:0:8:0",
+        {"width": 1878, "height": 1080},
+        {"width": 2816, "height": 1920},
+    )
     code, out, err = run(["upscale", str(dvd), "-o", str(tmp_path / "o.mkv"), "--model", "bilinear", "--dry-run",
                           "--crop", "8:0:8:0"], capsys)  # fmt: skip
     assert "2816x1920, shown 3337x1920 (pixel aspect 32:27)" in out  # the crop keeps the pixel aspect

@@ -30,7 +30,8 @@ def synthetic_clip(path: Path, frames: int, height: int, width: int, fps: int = 
     info = video_io.VideoInfo(path=path, width=width, height=height, num_frames=frames, fps=Fraction(fps),
                               time_base=Fraction(1, fps))  # fmt: skip
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-    with video_io.open_writer(path, info, width, height, codec="h264", crf=18, audio="none") as writer:
+    # warn=False: what a temporary clip loses (its RGB's chroma, in 4:2:0) is no news, and no option of bench's keeps it
+    with video_io.open_writer(path, info, width, height, codec="h264", crf=18, audio="none", warn=False) as writer:
         for t in range(frames):
             phase = 2 * math.pi * t / max(frames, 1)
             r = 0.5 + 0.5 * np.sin(xx / 7.0 + phase)
@@ -87,6 +88,7 @@ def run_bench(
     result, timer = best
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
     return {
+        "input": None if input is None else str(input.absolute()),  # None: the synthetic clip
         "model": model,
         "device": str(dev),
         "device_name": name,

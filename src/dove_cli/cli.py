@@ -228,7 +228,7 @@ def _parameter(f: dataclasses.Field, hint: Any, default: Any, overrides: bool, p
 # ---------------------------------------------------------------- upscale / bench
 
 
-@app.command("upscale", cls=PlainHelp)
+@app.command("upscale", cls=PlainHelp, short_help="Upscale a video, image sequence or folder of videos.")
 @with_options(UpscaleOptions)
 def upscale_cmd(
     input: Path = typer.Argument(
@@ -284,7 +284,8 @@ def upscale_cmd(
     elif dry_run:
         from dove_cli.upscaling import upscale
 
-        print_plan(upscale(input, out, options, dry_run=True), out_console("--dry-run's plan"))  # its product: stdout
+        plan = upscale(input, out, options, dry_run=True)
+        print_plan(plan, out_console("--dry-run's plan"), (_named(input), _named(out)))  # its product: stdout
     else:
         _upscale_file(input, out, options, quiet)
     if eval_gt is not None and not dry_run:
@@ -292,6 +293,12 @@ def upscale_cmd(
 
         untagged = check_options(options).untagged_matrix  # as the upscale read its input (--parity: bt601)
         _score(out, eval_gt, eval_metrics, eval_json, options.device, quiet, untagged)
+
+
+def _named(path: Path) -> str:
+    """A path for stdout's products: a name that is not UTF-8 (a Latin-1 byte, a surrogate in Python) as its
+    escape, `\\udce9`, as the scores files and stderr write it (strict UTF-8 stdout refused it: a traceback)."""
+    return str(path).encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _into_folder(input: Path, output: str, container: str | None) -> Path:
@@ -337,11 +344,14 @@ def _check_eval(
 
     if dry_run:
         raise OptionError("--eval scores an output: it does not go with --dry-run")
-    check_stdout("--eval's table of scores")
+    on_stdout = _scores_on_stdout({"--eval-json": json_out}, None)
+    check_stdout("--eval-json's scores" if on_stdout else "--eval's table of scores")
     if not gt.exists() and not is_pattern(gt):  # a pattern with no images is said by check_planned_sizes
         raise InputError(f"{gt}: no such file or folder (--eval GT)")
     names = parse_metrics(metrics, True, str(gt), option="--eval-metrics")
-    check_result_files(json_out, None, None, names, [input, gt], opts.overwrite, json_option="--eval-json")
+    check_result_files(
+        None if on_stdout else json_out, None, None, names, [input, gt], opts.overwrite, json_option="--eval-json"
+    )
     _check_eval_sizes(input, output, gt, opts)
     fetch_weights(names, True, option="--eval-metrics")
 
@@ -398,9 +408,9 @@ def _score(output: Path, gt: Path, metrics: str | None, json_out: Path | None, d
         # An input error (a hole, a stray frame) fails `dove eval` the same way: its own text says the fix.
         later = "" if isinstance(exc, InputError) else f"; `dove eval {output} {gt}` scores it later"
         raise ScoringFailed(f"{output} was written fine, but scoring it failed: {exc}{later}") from None
-    _print_eval_table(report)
-    if json_out is not None:
-        report.write_json(json_out)
+    on_stdout = _scores_on_stdout({"--eval-json": json_out}, None)
+    _print_eval_table(report, output, gt, err_console if on_stdout else out_console())
+    _write_scores(report, {"--eval-json": json_out}, on_stdout)
 
 
 def _plan_folder(input: Path, output: Path, opts: UpscaleOptions) -> None:
@@ -452,7 +462,7 @@ def _say_not_done(result) -> None:  # batch.BatchResult
         raise error
 
 
-@app.command("bench", cls=PlainHelp)
+@app.command("bench", cls=PlainHelp, short_help="Time each stage of an upscale, and its peak memory.")
 @with_options(
     UpscaleOptions,
     only=(
@@ -493,7 +503,9 @@ def bench_cmd(
     if json_out:
         console.out(json.dumps(report, indent=2), highlight=False)
         return
-    table = Table(title=f"dove bench: {report['model']} on {report['device_name']}", show_edge=False)
+    clip = f"input {_named(input)}" if input is not None else f"a synthetic clip of {frames} frames"
+    say(f"dove bench: {report['model']} on {report['device_name']}, {clip} ({report['input_size']})", console)
+    table = Table(show_edge=False)
     table.add_column("stage")
     table.add_column("seconds", justify="right")
     table.add_column("share", justify="right")
@@ -517,7 +529,7 @@ def bench_cmd(
 # ---------------------------------------------------------------- download-weights / info (owner: weights)
 
 
-@app.command("download-weights", cls=PlainHelp)
+@app.command("download-weights", cls=PlainHelp, short_help="Download the DOVE weights (resumable, verified).")
 def download_weights_cmd(
     repo: str = typer.Option("zzsi/DOVE", "--repo", metavar="REPO", help="Hub repo id (owner/name[:subfolder])."),
     revision: str | None = typer.Option(
@@ -599,7 +611,7 @@ def download_weights_cmd(
     say(f"next: {command}", console)
 
 
-@app.command("info", cls=PlainHelp)
+@app.command("info", cls=PlainHelp, short_help="Show versions, device and weights, or describe files.")
 def info_cmd(
     files: list[Path] | None = typer.Argument(
         None, metavar="[FILE]...", help="Describe these inputs instead: what dove reads and what else they hold."
@@ -674,46 +686,62 @@ def _environment() -> dict[str, Any]:
 
 
 def _print_environment(env: dict[str, Any], console: Any) -> None:  # rich Console
-    from rich.table import Table
-
-    table = Table.grid(padding=(0, 2))
-    table.add_column(style="bold", no_wrap=True)
-    table.add_column(overflow="fold")  # paths are shown whole, to be copied
-    table.add_row("python", env["python"])
+    rows = [("python", env["python"])]
     for dist, version in env["packages"].items():
-        table.add_row(dist, version or "not installed")
+        rows.append((dist, version or "not installed"))
     for gpu in env["gpus"]:
         memory = f"{gpu['free_bytes'] / 2**30:.1f} of {gpu['total_bytes'] / 2**30:.1f} GiB free"
-        table.add_row(gpu["device"], f"{gpu['name']} ({gpu['capability']}), {memory}")
+        rows.append((gpu["device"], f"{gpu['name']} ({gpu['capability']}), {memory}"))
     if env["device"] == "mps":
-        table.add_row("device", "mps (Apple GPU)")
+        rows.append(("device", "mps (Apple GPU)"))
     elif env["device"] == "cpu":
-        table.add_row("device", "cpu only (no CUDA device): upscaling will be very slow")
+        rows.append(("device", "cpu only (no CUDA device): upscaling will be very slow"))
     hub = env["hub"]
-    table.add_row("hub", f"{hub['endpoint']}{' (offline)' if hub['offline'] else ''}")
-    table.add_row("hub cache", escape(hub["cache"]))
+    rows.append(("hub", f"{hub['endpoint']}{' (offline)' if hub['offline'] else ''}"))
+    rows.append(("hub cache", hub["cache"]))
     found = env["weights"]
     if found is None:
-        table.add_row("weights", "not downloaded: run `dove download-weights`")
+        rows.append(("weights", "not downloaded: run `dove download-weights`"))
     else:
-        broken = f" [red]broken:[/] {escape(found['error'])}" if found["error"] else ""
-        table.add_row("weights", escape(found["path"]) + broken)
+        rows.append(("weights", found["path"] + (f" broken: {found['error']}" if found["error"] else "")))
         for part, size in found["parts"].items():
-            table.add_row(f"  {part}", human_size(size) if size is not None else "absent")
+            rows.append((f"  {part}", human_size(size) if size is not None else "absent"))
     base = env["base_model"]
-    table.add_row("base model", escape(base) if base else "not downloaded (only needed to train: --base)")
+    rows.append(("base model", base or "not downloaded (only needed to train: --base)"))
 
     def usable(ok: bool, why: str = "") -> str:
-        return "yes" if ok else f"no{f' ({escape(why)})' if why else ''}"  # escaped: 'dove-cli[ray]' is no markup
+        return "yes" if ok else f"no{f' ({why})' if why else ''}"
 
     has = env["features"]
-    table.add_row("bitsandbytes (8/4-bit)", usable(has["bitsandbytes"], "pip install bitsandbytes"))
-    table.add_row("flash-attn package", usable(has["flash_attn"], "optional"))
-    table.add_row("ray (--ray: many GPUs)", usable(has["ray"], "pip install 'dove-cli[ray]'"))
+    rows.append(("bitsandbytes (8/4-bit)", usable(has["bitsandbytes"], "pip install bitsandbytes")))
+    rows.append(("flash-attn package", usable(has["flash_attn"], "optional")))
+    rows.append(("ray (--ray: many GPUs)", usable(has["ray"], "pip install 'dove-cli[ray]'")))
     for kernel, where in env["attention"].items():
         why = "needs CUDA" if kernel != "flash" and not env["gpus"] else "not with this torch and device"
-        table.add_row(f"SDPA {kernel}", f"yes ({' and '.join(where)})" if where else f"no ({why})")
-    console.print(table)
+        rows.append((f"SDPA {kernel}", f"yes ({' and '.join(where)})" if where else f"no ({why})"))
+    _print_rows(rows, console)
+
+
+def _print_rows(rows: list[tuple[str, str]], console: Any) -> None:  # rich Console
+    """Label and value a line each, the values in a column after the longest label; a value that does
+    not fit there goes on the lines below its label, wrapped at spaces only: a path or URL is never
+    split (rich's grid folded `hub cache` into `/root/.cache/hug` + `gingface/hub`, which cannot be
+    copied; the terminal folds a line wider than itself, which copies whole)."""
+    import textwrap
+
+    from rich.cells import cell_len
+    from rich.text import Text
+
+    pad = max(cell_len(label) for label, _ in rows) + 2
+    for label, value in rows:
+        line = Text(shown_line(label), style="bold")  # (no markup: a path's [brackets] are its own)
+        beside = pad + cell_len(value) <= console.width
+        if beside:
+            line.append(" " * (pad - cell_len(label)) + shown_line(value))
+        console.print(line, soft_wrap=True, highlight=False)
+        if not beside:
+            for part in textwrap.wrap(value, console.width, break_long_words=False, break_on_hyphens=False):
+                console.print(Text(shown_line(part)), soft_wrap=True, highlight=False)
 
 
 def _describe_files(files: list[Path], json_out: bool, console: Any) -> None:  # rich Console
@@ -748,7 +776,7 @@ train_app = typer.Typer(
     no_args_is_help=False,
     rich_markup_mode=None,
 )
-app.add_typer(train_app, name="train")
+app.add_typer(train_app, name="train", short_help="Fine-tune DOVE, and export a model folder.")
 
 
 @train_app.callback()
@@ -795,7 +823,7 @@ def train_cmd(
         say(f"done: {result.steps} steps, last checkpoint {result.last_checkpoint}, metrics {result.metrics_path}")
 
 
-@train_app.command("export", cls=PlainHelp)
+@train_app.command("export", cls=PlainHelp, short_help="Write a model folder from a training checkpoint.")
 def train_export_cmd(
     checkpoint: Path = typer.Argument(
         ..., metavar="CHECKPOINT", help="A checkpoint folder (or a run folder: its latest checkpoint)."
@@ -815,7 +843,7 @@ def train_export_cmd(
     say(f"exported to {folder}")
 
 
-@app.command("degrade", cls=PlainHelp)
+@app.command("degrade", cls=PlainHelp, short_help="Write a degraded sample, as training makes them.")
 def degrade_cmd(
     input: Path = typer.Argument(
         ...,
@@ -890,7 +918,7 @@ def _download_metric_weights(metrics: bool, dists: bool, folder: Path | None = N
         say(f"next (on any machine, with a copy of it): dove eval PRED GT --weights-dir {folder}", console)
 
 
-@app.command("eval", cls=PlainHelp)
+@app.command("eval", cls=PlainHelp, short_help="Score results (PSNR, SSIM, LPIPS, DISTS and more).")
 def eval_cmd(
     pred: Annotated[
         Path,
@@ -951,7 +979,9 @@ def eval_cmd(
     from dove_cli.metrics.evaluate import check_result_files, evaluate, parse_metrics
 
     note.setLevel(logging.WARNING if quiet else logging.INFO)  # "created folder" for a results file
-    check_stdout("the table of scores")
+    scores = {"--json": json_out, "--csv": csv_out}
+    on_stdout = _scores_on_stdout(scores, plot)
+    check_stdout(f"{on_stdout}'s scores" if on_stdout else "the table of scores")
     local = {}
     for item in weights_files or []:
         key, sep, value = item.partition("=")
@@ -964,20 +994,49 @@ def eval_cmd(
     if weights_dir is not None:
         local = {**pretrained.from_folder(weights_dir, [k for k in pretrained.files_for(names) if k not in local]),
                  **local}  # fmt: skip
-    check_result_files(json_out, csv_out, plot, names, [p for p in (pred, gt) if p is not None], overwrite)
+    json_file, csv_file = (None if option == on_stdout else path for option, path in scores.items())
+    check_result_files(json_file, csv_file, plot, names, [p for p in (pred, gt) if p is not None], overwrite)
     with EvalBar(quiet, pred.name) as bar:
         report = evaluate(pred, gt, names, device=device, weights=local, max_crop=max_crop, progress=bar,
                           allow_missing=allow_missing, untagged_matrix=untagged_matrix)  # fmt: skip
-    _print_eval_table(report)
-    if json_out is not None:
-        report.write_json(json_out)
-    if csv_out is not None:
-        report.write_csv(csv_out)
+    _print_eval_table(report, pred, gt, err_console if on_stdout else out_console())
+    _write_scores(report, scores, on_stdout)
     if plot is not None:
         report.plot(plot)
 
 
-def _print_eval_table(report) -> None:
+def _scores_on_stdout(files: dict[str, Path | None], plot: Path | None) -> str | None:
+    """The option of `files` (--json, --csv) that names stdout (`-` or /dev/stdout, as for --manifest), if
+    one does: its text alone goes there, and the table of scores to stderr. One at most, and not --plot (a
+    picture, whose extension names its format). Said before any scoring."""
+    from dove_cli.manifest import is_stdout
+
+    named = [option for option, path in files.items() if path is not None and is_stdout(path)]
+    if plot is not None and is_stdout(plot):
+        raise OptionError(f"--plot {plot}: a plot is a picture, written to a file whose extension names its "
+                          "format (scores.png), not to stdout")  # fmt: skip
+    if len(named) > 1:
+        raise OptionError(f"{' and '.join(named)} both name stdout, which holds one of them; give the other a file")
+    return named[0] if named else None
+
+
+def _write_scores(report, files: dict[str, Path | None], on_stdout: str | None) -> None:  # EvalReport
+    """The scores files (--json, --csv, --eval-json: option -> path): each to its file, or to stdout for
+    the option that names it (its text alone; there CSV rows end in a bare newline, as rich writes lines)."""
+    for option, path in files.items():
+        if path is None:
+            continue
+        json_file = option.endswith("json")
+        if option == on_stdout:  # (rich's console: its reader gone is 141, a full disk 75)
+            out_console().out(report.json_text() if json_file else report.csv_text(), highlight=False, end="")
+        elif json_file:
+            report.write_json(path)
+        else:
+            report.write_csv(path)
+
+
+def _print_eval_table(report, pred: Path, gt: Path | None, console: Any) -> None:  # EvalReport, rich Console
+    """The means, after a line naming what was scored (in a log of many runs, which table is whose)."""
     import math
 
     from rich.table import Table
@@ -985,9 +1044,7 @@ def _print_eval_table(report) -> None:
     from dove_cli.metrics import METRICS
 
     caption = "\n".join(report.notes) or None  # the run's own (GT left out, weights not the published ones)
-    table = Table(
-        title=f"dove eval: {report.coverage}, {report.device}", caption=caption, caption_justify="left", show_edge=False
-    )
+    table = Table(caption=caption, caption_justify="left", show_edge=False)
     for column in ("metric", "mean", "std", "min", "max"):
         table.add_column(column, justify="left" if column == "metric" else "right")
     for m in report.metrics:
@@ -996,7 +1053,9 @@ def _print_eval_table(report) -> None:
         fmt = (lambda x: f"{x:.2f}") if m == "psnr" else (lambda x: f"{x:.4f}")
         cells = [report.mean[m], report.spread[m], min(vals, default=math.nan), max(vals, default=math.nan)]
         table.add_row(f"{METRICS[m].label} {arrow}", *("-" if math.isnan(x) else fmt(x) for x in cells))
-    out_console().print(table)
+    scored = f"{_named(pred)} against {_named(gt)}" if gt is not None else f"{_named(pred)} (no GT)"
+    say(f"dove eval: {scored}, {report.coverage}, {report.device}", console)  # a line: a table's title folds a path
+    console.print(table)
 
 
 # ---------------------------------------------------------------- entry point
@@ -1054,8 +1113,8 @@ def main(argv: list[str] | None = None) -> None:
         code = app(args=args, prog_name="dove", standalone_mode=False)
         if code == 130 and not _stop_said:  # typer's own exit for a Ctrl-C while it parsed
             err_console.print("interrupted", highlight=False)
-    except _click.NoArgsIsHelpError as exc:  # bare `dove` or `dove train`: the help, not an error
-        print(exc.ctx.get_help())
+    except _click.NoArgsIsHelpError as exc:  # bare `dove` or `dove train`: the help, not an error (exit 0)
+        out_console().out(exc.ctx.get_help(), highlight=False)  # (its reader gone, `dove | head -1`: 141, not 1)
         code = 0
     except _click.UsageError as exc:
         hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
@@ -1081,6 +1140,10 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         err_console.print("interrupted", highlight=False)
         code = 130
+    except SystemExit as exc:  # click's exit when --help or --version lost its reader (`| head -1`) is 1, a bug's
+        if exc.code != 1 or type(sys.stdout).__name__ != "PacifyFlushWrapper":  # (what click puts there for it)
+            raise
+        code = 128 + signal.SIGPIPE  # as dove's own products say it (console.py: on_broken_pipe)
     finally:
         _restore(previous)  # tests call main() in-process
     if code == 130 and _stop_signal:  # stopped by SIGTERM or SIGHUP: 128 + its number, as the shell reports it

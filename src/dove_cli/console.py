@@ -327,7 +327,8 @@ def release_windows(plan) -> str:  # plan.Plan
     return text
 
 
-def print_plan(plan, console: Console) -> None:  # plan.Plan
+def print_plan(plan, console: Console, files: tuple[str, str] | None = None) -> None:  # plan.Plan
+    """A file's --dry-run; `files`: its input and output, named first (which plan is whose, in a log)."""
     gib = 1024**3
     table = Table(title="plan (--dry-run)", show_header=False, show_edge=False)
     h, w = plan.input_size
@@ -387,6 +388,8 @@ def print_plan(plan, console: Console) -> None:  # plan.Plan
         rows.insert(2, ("saved", f"{plan.saved_frames} frames, by the interrupted run this one continues"))
     if plan.model_note:
         rows.insert(0, ("model", plan.model_note))
+    if files:
+        rows[:0] = [("input file", files[0]), ("output file", files[1])]
     for k, v in rows:
         table.add_row(k, escape(shown_line(v)))
     console.print(table)

@@ -195,8 +195,17 @@ def options_doc(opts: UpscaleOptions) -> dict[str, Any]:
     return {k: "auto" if k in ("tile", "chunk") and v == AUTO else v for k, v in asdict(opts).items() if k != "given"}
 
 
+# The Plan's sizes, (height, width) as tensors have them, which the JSON gives as {"width": W, "height": H}, as
+# `dove info --json` does: every message says WxH, and a bare [48, 64] was read as 48 wide.
+PLAN_SIZES = ("input_size", "padded_size", "output_size", "size")
+
+
 def plan_doc(plan: Plan) -> dict[str, Any]:
-    return {k: (str(v) if isinstance(v, Fraction) else v) for k, v in asdict(plan).items()}
+    doc = {k: (str(v) if isinstance(v, Fraction) else v) for k, v in asdict(plan).items()}
+    for key in PLAN_SIZES:
+        if doc[key] is not None:  # (size: None without --size)
+            doc[key] = {"width": doc[key][1], "height": doc[key][0]}
+    return doc
 
 
 def result_doc(result: UpscaleResult) -> dict[str, Any]:

@@ -382,10 +382,17 @@ class EvalReport:
         }
 
     def write_json(self, path: str | Path) -> None:
-        _write(Path(path), json.dumps(self.to_dict(), indent=1) + "\n")
+        _write(Path(path), self.json_text())
+
+    def json_text(self) -> str:
+        """The text of --json (`to_dict`; `dove eval --json -` writes it to stdout)."""
+        return json.dumps(self.to_dict(), indent=1) + "\n"
 
     def write_csv(self, path: str | Path) -> None:
-        """One row per video (its means and notes) and a last row "mean" (over videos, as the paper).
+        _write(Path(path), self.csv_text())
+
+    def csv_text(self) -> str:
+        """The text of --csv: one row per video (its means and notes) and a last row "mean" (over videos, as the paper).
 
         The mean row leaves `frames` empty: every number in it is a mean over videos, the row a
         paper table takes, and a frame total there would read as one (a mean frame count means
@@ -399,7 +406,7 @@ class EvalReport:
             w.writerow([name, v.frames, *(fmt(v.mean(m)) for m in self.metrics), "; ".join(v.notes)])
         label = f"mean ({self.coverage})" if self.missing else "mean"
         w.writerow([label, "", *(fmt(self.mean[m]) for m in self.metrics), "; ".join(self.run_notes())])
-        _write(Path(path), buf.getvalue())
+        return buf.getvalue()
 
     def plot(self, path: str | Path) -> None:
         """Each metric over time, one line per video: flicker and seams show as spikes and steps."""

@@ -880,9 +880,13 @@ def degrade_file(
     height, width = out.shape[1:3]
     info = video_io.VideoInfo(path=src, width=width, height=height, num_frames=len(out), fps=Fraction(rate),
                               time_base=1 / Fraction(rate), is_still_image=mode == "image")  # fmt: skip
+    # 4:2:0 asked for (what players open): the LQ sample is lossy on purpose, so no warning that the RGB frames
+    # lose chroma, whose advice (--pix-fmt, --codec) names options degrade does not have; 4:4:4 only for odd
+    # sizes, with a warning
+    pix_fmt = None if video_io.is_image_path(dst) else "yuv420p"  # (images: RGB)
     with video_io.open_writer(
-        dst, info, width, height, codec="h264", crf=4, audio="none", overwrite=overwrite
+        dst, info, width, height, codec="h264", crf=4, pix_fmt=pix_fmt, audio="none", overwrite=overwrite
     ) as writer:
-        for t, img in enumerate(out):  # 4:2:0 (what players open); 4:4:4 only for odd sizes, with a warning
+        for t, img in enumerate(out):
             writer.write(img, t)
     return record
