@@ -826,15 +826,18 @@ def test_the_authors_untagged_files_are_read_as_their_eval_reads_them_with_untag
 def test_json_or_csv_dash_is_stdout_alone(tmp_path, capsys, monkeypatch):
     """`dove eval ... --json -` wrote a file named "-" and printed only the table, while `--manifest -`
     means stdout. Now `-` is stdout for --json or --csv: their text alone (parsed here as JSON and CSV,
-    against a PSNR computed here), the table on stderr; both on stdout, or a plot there, is refused."""
+    against a PSNR computed here), the table on stderr; both on stdout, or a plot there, is refused. A file
+    named "-" that the old runs left is no output here (not "already exists"), and stays as it was."""
     monkeypatch.chdir(tmp_path)
+    Path("-").write_text("an old run's")
     pred, gt = noisy_clip(2, 16, 24, seed=5)
     p, g = write_video(tmp_path / "p.mkv", pred), write_video(tmp_path / "g.mkv", gt)
     want = np.mean([np_psnr(a, b) for a, b in zip(pred, gt, strict=True)])
     base = ["eval", str(p), str(g), "--metrics", "psnr", "-q"]
     code, out, err = run([*base, "--json", "-"], capsys)
     assert code == 0 and json.loads(out)["mean"]["psnr"] == pytest.approx(want, abs=0.01), (out, err)
-    assert f"dove eval: {p} against {g}, 1 video, cpu" in err and "PSNR" in err and not Path("-").exists()
+    assert f"dove eval: {p} against {g}, 1 video, cpu" in err and "PSNR" in err
+    assert Path("-").read_text() == "an old run's"
     code, out, err = run([*base, "--csv", "-", "--json", str(tmp_path / "s.json")], capsys)
     rows = list(csv.reader(out.splitlines()))
     assert code == 0 and rows[0] == ["video", "frames", "psnr", "notes"] and rows[-1][0] == "mean", (out, err)
@@ -845,9 +848,11 @@ def test_json_or_csv_dash_is_stdout_alone(tmp_path, capsys, monkeypatch):
         assert code == 2 and message in err and len(err.splitlines()) == 1 and not out, err
 
 
-def test_upscale_eval_json_dash_is_stdout_alone(tmp_path, capsys):
+def test_upscale_eval_json_dash_is_stdout_alone(tmp_path, capsys, monkeypatch):
     """`dove upscale --eval GT --eval-json -`, as `dove eval --json -`: the scores' JSON alone on stdout
-    (against a PSNR computed here), the table on stderr."""
+    (against a PSNR computed here), the table on stderr; a file named "-" is no output here."""
+    monkeypatch.chdir(tmp_path)
+    Path("-").write_text("an old run's")
     gt_frames, _ = noisy_clip(2, 24, 32, seed=4)
     lq = write_frames(tmp_path / "lq", [f[::2, ::2] for f in gt_frames])
     gt = write_frames(tmp_path / "gt", gt_frames)
@@ -860,3 +865,4 @@ def test_upscale_eval_json_dash_is_stdout_alone(tmp_path, capsys):
 
     expected = np.mean([np_psnr(p, g) for p, g in zip(ffmpeg_frames(out, 32, 24), gt_frames, strict=True)])
     assert json.loads(stdout)["mean"]["psnr"] == pytest.approx(expected, abs=0.01) and "PSNR" in err, (stdout, err)
+    assert Path("-").read_text() == "an old run's"
