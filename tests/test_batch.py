@@ -195,7 +195,7 @@ def test_batch_dry_run_plans_every_file_and_writes_nothing(folder, tmp_path, cap
     captured = capsys.readouterr()
     alone = upscale(folder / "a.mp4", out / "a.mp4", model="bilinear", scale=2, chunk=5, chunk_overlap=0, tile=96,
                     dry_run=True)  # fmt: skip
-    rows = {cells[0]: cells for cells in (line.replace("│", " ").split() for line in captured.out.splitlines())
+    rows = {cells[0]: cells for cells in (line.replace("|", " ").split() for line in captured.out.splitlines())
             if cells and cells[0][:1] in "abc"}  # fmt: skip
     assert rows["a.mp4"][1:4] == [str(alone.frames), "64x48->128x96", str(alone.windows())]
     assert alone.frames == 6 and alone.chunks == 2 and alone.windows() == 2 * alone.tiles > 2
@@ -228,7 +228,7 @@ def test_batch_dry_run_shows_sizes_as_players_show_them(tmp_path, capsys):
         main(["upscale", str(src), "-o", str(tmp_path / "out"), "--model", "bilinear", "--scale", "2", "--dry-run"])
     out = capsys.readouterr().out
     assert not exc.value.code, out
-    rows = {cells[0]: cells for cells in (line.replace("│", " ").split() for line in out.splitlines()) if cells}
+    rows = {cells[0]: cells for cells in (line.replace("|", " ").split() for line in out.splitlines()) if cells}
     assert (rows["portrait.mp4"][2], rows["landscape.mp4"][2]) == ("48x64->96x128", "64x48->128x96"), out
     alone = upscale(src / "portrait.mp4", tmp_path / "p.mp4", model="bilinear", scale=2, dry_run=True)
     assert alone.shown_as() == "shown 96x128 (turned 90 degrees)"
@@ -244,7 +244,7 @@ def test_batch_dry_run_marks_frame_counts_estimated_from_the_duration(folder, tm
     with pytest.raises(SystemExit):
         main(["upscale", str(folder), "-o", str(tmp_path / "out"), "--model", "bilinear", "--dry-run"])
     out = capsys.readouterr().out
-    rows = {cells[0]: cells for cells in (line.replace("│", " ").split() for line in out.splitlines()) if cells}
+    rows = {cells[0]: cells for cells in (line.replace("|", " ").split() for line in out.splitlines()) if cells}
     assert rows["a.mp4"][1] == "6" and rows["b.mkv"][1] == "~5", out
     assert "frames ~5: about 5, from the duration (the container does not count them;" in out, out
     assert "2 to upscale (about 11 frames)" in out, out
@@ -264,7 +264,7 @@ def test_batch_dry_run_says_what_its_counts_and_times_leave_out(tmp_path, capsys
     make_clip(src / "a.mp4", frames=20)
     make_clip(src / "b.mp4", frames=20)
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
-    busy = "est. time: this machine is busy (load 6.1 on 2 CPUs): the estimate may be off by more"
+    busy = "estimated time: this machine is busy (load 6.1 on 2 CPUs): the estimate may be off by more"
     for load, extra, said in ((6.1, ["--chunk", "9"], True), (1.0, ["--chunk", "9", "--scene-cuts", "off"], False)):
         monkeypatch.setattr(os, "getloadavg", lambda load=load: (load, 5.0, 4.0))
         with pytest.raises(SystemExit) as exc:
@@ -272,7 +272,7 @@ def test_batch_dry_run_says_what_its_counts_and_times_leave_out(tmp_path, capsys
         out = capsys.readouterr().out
         assert exc.value.code == 0
         assert out.count(f"scene cuts: {SCENE_CUTS_NOTE}\n") == said and out.count(busy + "\n") == said, out
-        assert out.count("scene cuts:") == out.count("est. time:") == said, out
+        assert out.count("scene cuts:") == out.count("estimated time:") == said, out
 
 
 def test_batch_dry_run_says_each_warning_once(folder, tmp_path, caplog, capsys):
@@ -289,7 +289,7 @@ def test_batch_dry_run_says_each_warning_once(folder, tmp_path, caplog, capsys):
     assert exc.value.code == 0
     said = [r.getMessage() for r in caplog.records if "estimated peak GPU memory" in r.getMessage()]
     assert len(said) == 1 and said[0].startswith("a.mp4 (and 1 more file: b.mkv): the plan's estimated peak"), said
-    assert "est. time -: planned for a 0.001 GiB GPU (--vram)" in capsys.readouterr().out  # why no time
+    assert "no time estimated: planned for a 0.001 GiB GPU (--vram)" in capsys.readouterr().out  # why no time
     caplog.clear()
 
     held: list[logging.LogRecord] = []
@@ -561,7 +561,7 @@ def test_an_interrupted_folder_says_how_it_continues(tmp_path, capsys, monkeypat
     with pytest.raises(SystemExit) as exc:
         main([*args, "--dry-run"])  # the plan shows what the re-run continues (it showed a whole job)
     out = capsys.readouterr().out
-    saved = re.search(r"long\.mkv\s+│\s+~60 \((\d+) saved\)", out)
+    saved = re.search(r"long\.mkv\s+\|\s+~60 \((\d+) saved\)", out)
     assert exc.value.code == 0 and saved and int(saved[1]) >= SEGMENT_MIN_FRAMES, out
     with pytest.raises(SystemExit) as exc:
         main(args)

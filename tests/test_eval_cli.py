@@ -128,6 +128,10 @@ def test_benchmark_folders_matched_by_name(tmp_path, capsys):
     assert "PSNR" in out and "SSIM" in out and f"{data['mean']['psnr']:.2f}" in out  # the table
     # the table says what it scored (in a log of many runs, which table is whose) and what its mean covers
     assert f"dove eval: {tmp_path / 'PRED'} against {tmp_path / 'GT'}, 3 of 4 videos, cpu\n" in out
+    # in words and in ASCII: a screen reader said "upwards arrow", and an ASCII stdout crashed on it
+    assert re.search(r"^PSNR \(dB\), higher is better \|.*\nSSIM, higher is better +\|", out, re.M) and out.isascii(), (
+        out
+    )
 
 
 def test_no_gt_runs_only_no_reference_metrics(tmp_path):

@@ -37,7 +37,9 @@ from dove_cli.console import (
     print_batch_plans,
     print_batch_table,
     print_plan,
+    print_table,
     say,
+    show_unencodable,
     shown_line,
 )
 from dove_cli.errors import (
@@ -50,7 +52,7 @@ from dove_cli.errors import (
     StopSignal,
     command_line,
 )
-from dove_cli.humanize import human_size
+from dove_cli.humanize import human_size, real_names
 from dove_cli.options import UNTAGGED_MATRIX_HELP, Cli, UntaggedMatrix, UpscaleOptions, container_name
 from dove_cli.train.config import TrainConfig
 
@@ -318,8 +320,7 @@ def _into_folder(input: Path, output: str, container: str | None) -> Path:
 
 
 def _upscale_file(input: Path, output: Path, options: UpscaleOptions, quiet: bool) -> None:
-    with UpscaleBar(quiet, input.name) as bar:
-        bar.status("starting")  # importing torch and diffusers takes seconds: say so at once
+    with UpscaleBar(quiet, input.name) as bar:  # shown from the run's first stage, once its input opened
         from dove_cli.upscaling import upscale
 
         result = upscale(input, output, options, progress=bar)
@@ -513,7 +514,7 @@ def bench_cmd(
     for stage, sec, share in stage_rows(report["stages"], total):
         table.add_row(stage, f"{sec:.3f}", share)
     table.add_row("[bold]total (wall time)", f"[bold]{total:.3f}", "")
-    console.print(table)
+    print_table(table, console)
     console.print("The rows without \"own thread\" add up to the wall time; decoding and encoding run beside "
                   "them (the \"waiting\" rows are the main thread waiting for those two). x264 holds up to about 40 "
                   "frames before it writes any, so a short clip is encoded in the flush.", highlight=False)  # fmt: skip
@@ -594,7 +595,7 @@ def download_weights_cmd(
         rev = rp.revision + (f" ({rp.commit[:10]})" if rp.commit else "")
         size, todo = human_size(rp.total_bytes), human_size(rp.missing_bytes)
         table.add_row(escape(name), escape(rev), str(len(rp.files)), size, todo)
-    console.print(table)
+    print_table(table, console)
     if plan.offline:
         console.print("offline (HF_HUB_OFFLINE=1): using the local copy, nothing is downloaded")
     else:
@@ -626,7 +627,7 @@ def info_cmd(
     if files:
         _describe_files(files, json_out, console)
     elif json_out:
-        console.out(json.dumps(_environment(), indent=2), highlight=False)
+        console.out(json.dumps(real_names(_environment()), indent=2), highlight=False)
     else:
         _print_environment(_environment(), console)
 
@@ -763,7 +764,7 @@ def _describe_files(files: list[Path], json_out: bool, console: Any) -> None:  #
         if not json_out:
             print_described(described[-1], console)
     if json_out:
-        console.out(json.dumps(described, indent=2), highlight=False)
+        console.out(json.dumps(real_names(described), indent=2), highlight=False)  # names as written
     if failed:
         raise typer.Exit(2)
 
@@ -1049,13 +1050,13 @@ def _print_eval_table(report, pred: Path, gt: Path | None, console: Any) -> None
         table.add_column(column, justify="left" if column == "metric" else "right")
     for m in report.metrics:
         vals = report.per_video(m)
-        arrow = "↑" if METRICS[m].higher_better else "↓"
+        better = "higher" if METRICS[m].higher_better else "lower"  # in words: a screen reader said "upwards arrow"
         fmt = (lambda x: f"{x:.2f}") if m == "psnr" else (lambda x: f"{x:.4f}")
         cells = [report.mean[m], report.spread[m], min(vals, default=math.nan), max(vals, default=math.nan)]
-        table.add_row(f"{METRICS[m].label} {arrow}", *("-" if math.isnan(x) else fmt(x) for x in cells))
+        table.add_row(f"{METRICS[m].label}, {better} is better", *("-" if math.isnan(x) else fmt(x) for x in cells))
     scored = f"{_named(pred)} against {_named(gt)}" if gt is not None else f"{_named(pred)} (no GT)"
     say(f"dove eval: {scored}, {report.coverage}, {report.device}", console)  # a line: a table's title folds a path
-    console.print(table)
+    print_table(table, console)
 
 
 # ---------------------------------------------------------------- entry point
@@ -1095,6 +1096,7 @@ def main(argv: list[str] | None = None) -> None:
     # Read when torch loads its thread pool, which no command has done yet.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     _hold_closed_streams()
+    show_unencodable()  # (sys.stdout is None when closed: nothing to do)
     lines = logging.StreamHandler()
     lines.setFormatter(OneLineFormatter("%(levelname)s: %(message)s"))  # a name's newline escaped, as in every line
     logging.basicConfig(level=logging.WARNING, handlers=[lines])

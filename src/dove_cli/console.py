@@ -5,8 +5,11 @@ Only the CLI uses this module; the library reports progress through callbacks.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import functools
+import io
+import itertools
 import logging
 import math
 import os
@@ -19,6 +22,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, TypeVar
 
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
@@ -35,7 +39,7 @@ from rich.table import Table
 
 from dove_cli.errors import OutputError
 from dove_cli.geometry import parse_crop
-from dove_cli.humanize import human_duration, human_range, turn_text
+from dove_cli.humanize import human_duration, human_range, real_text, turn_text
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +58,51 @@ def shown_line(text: str) -> str:
     return CONTROL.sub(lambda m: repr(m[0])[1:-1], text)
 
 
+def _escaped(char: str) -> bool:
+    """A byte the locale could not decode, as Python's surrogateescape holds it (0x80-0xff)."""
+    return "\udc80" <= char <= "\udcff"
+
+
+def _shown(exc: UnicodeError) -> tuple[bytes, int]:
+    """What stdout and stderr write for text their encoding cannot hold (codec error handler SHOWN).
+    A name the locale could not decode (LC_ALL=C: `\\udce5\\udcae...`): the name itself where the stream
+    can hold it, else its own bytes, as `ls` and `cat` write them (a UTF-8 terminal shows it); bytes
+    that are not UTF-8 as `\\xfc`. Anything else (an emoji under PYTHONIOENCODING=ascii): Python's escape,
+    `\\U0001f389`, as stderr always wrote it."""
+    if not isinstance(exc, UnicodeEncodeError):
+        raise exc
+    said = []
+    for escaped, chars in itertools.groupby(exc.object[exc.start : exc.end], key=_escaped):
+        text = "".join(chars)
+        if not escaped:
+            said.append(text.encode("ascii", "backslashreplace"))
+            continue
+        for undecoded, part in itertools.groupby(real_text(text), key=_escaped):
+            name = "".join(part)
+            if undecoded:
+                said.append("".join(f"\\x{ord(c) - 0xDC00:02x}" for c in name).encode())
+            else:
+                try:
+                    said.append(name.encode(exc.encoding))
+                except UnicodeEncodeError:
+                    said.append(name.encode("utf-8"))
+    return b"".join(said), exc.end
+
+
+SHOWN = "dove-shown"
+codecs.register_error(SHOWN, _shown)
+
+
+def show_unencodable() -> None:
+    """stdout and stderr write what their encoding cannot hold as `_shown` says. stdout raised a
+    UnicodeEncodeError for a name or dove's own text (exit 1, a traceback) under PYTHONIOENCODING=ascii
+    or an ASCII locale, where stderr wrote Python's escapes; and stderr spelled a name as escapes that
+    stdout wrote as bytes."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors=SHOWN)
+
+
 class OneLineFormatter(logging.Formatter):
     """dove's `WARNING: ...` and `INFO: ...` lines (the CLI's logging), each on one line (shown_line), as
     its own lines are: a file name's newline split a line of a log that scripts read one record a line."""
@@ -62,21 +111,22 @@ class OneLineFormatter(logging.Formatter):
         return shown_line(super().formatMessage(record))
 
 
-def is_tty(console: Console) -> bool:
-    """Whether `console` writes to a terminal a person watches, where live bars belong: its stream is a
-    TTY, and rich sees a terminal (not TTY_COMPATIBLE=0). FORCE_COLOR=1 and TTY_COMPATIBLE=1, which CI
-    setups export, make rich take a log file for a terminal: colour is what they ask for (the one-line
-    messages get it), but live bars there were thousands of escape codes and carriage returns in
-    place of the plain stage lines."""
+def is_live(console: Console) -> bool:
+    """Whether `console` writes to a terminal a person watches, where live bars and box-drawn tables
+    belong: its stream is a TTY, rich sees a terminal (not TTY_COMPATIBLE=0), and not TERM=dumb, which
+    screen-reader users set against redrawn lines (rich then showed nothing until the end, then the
+    whole bar). FORCE_COLOR=1 and TTY_COMPATIBLE=1, which CI setups export, make rich take a log file
+    for a terminal: colour is what they ask for (the one-line messages get it), but live bars there
+    were thousands of escape codes and carriage returns in place of the plain stage lines."""
     isatty = getattr(console.file, "isatty", None)
     try:
-        return console.is_terminal and isatty is not None and isatty()
+        return console.is_terminal and not console.is_dumb_terminal and isatty is not None and isatty()
     except ValueError:  # a closed stream
         return False
 
 
 def plain_width(console: Console) -> Console:
-    if not is_tty(console) and "COLUMNS" not in os.environ:
+    if not is_live(console) and "COLUMNS" not in os.environ:
         console.width = LOG_WIDTH
     return console
 
@@ -136,7 +186,7 @@ def out_console(what: str = "") -> Console:
 
 
 err_console = plain_width(_Console(stderr=True))
-if not is_tty(err_console):  # no live display of rich's (a training bar) redrawn in a log, whatever FORCE_COLOR says
+if not is_live(err_console):  # no live display of rich's (a training bar) redrawn in a log, whatever FORCE_COLOR says
     err_console.is_interactive = False
 _Bar = TypeVar("_Bar", bound="UpscaleBar")
 
@@ -145,6 +195,35 @@ def say(text: str, console: Console = err_console) -> None:
     """A line of dove's own (a stage, a summary, a file's end) as it is: no markup, no highlighting, never
     folded, and on one line whatever a name holds (shown_line)."""
     console.print(shown_line(text), markup=False, highlight=False, emoji=False, soft_wrap=True)
+
+
+def print_table(table: Table, console: Console) -> None:
+    """`table` as rich draws it on a terminal a person watches (is_live); anywhere else (a pipe, a log,
+    TERM=dumb) in plain ASCII: `|` between columns, `-` under the header, the title at the left, no
+    spaces at the ends of lines. A screen reader read every box character aloud ("box drawings light
+    vertical"), and the padding (to the widest row, or a centred title) reached a braille display."""
+    if is_live(console):
+        console.print(table)
+        return
+    if table.box is not None:
+        table.box = box.ASCII
+    table.pad_edge, table.title_justify = False, "left"
+    for line in console.render_lines(table, pad=False):
+        say("".join(segment.text for segment in line).rstrip(), console)
+
+
+def print_rows(title: str, rows: list[tuple[str, str]], console: Console) -> None:
+    """A table of two columns, label and text: aligned on a terminal a person watches, and anywhere
+    else `label: text` lines, as a screen reader or a script reads them best."""
+    if not is_live(console):
+        say(title, console)
+        for label, text in rows:
+            say(f"{label}: {text}", console)
+        return
+    table = Table(title=title, show_header=False, show_edge=False)
+    for label, text in rows:
+        table.add_row(label, escape(shown_line(text)))
+    console.print(table)
 
 
 def progress_interval() -> float:
@@ -178,7 +257,7 @@ class UpscaleBar:
 
     def __init__(self, quiet: bool, label: str, console: Console = err_console) -> None:
         self.quiet, self.label, self.console = quiet, label, console
-        self.plain = not is_tty(console)
+        self.plain = not is_live(console)
         self.interval = progress_interval()
         self.bar = Progress(
             TextColumn("[bold]{task.description}"),
@@ -207,8 +286,7 @@ class UpscaleBar:
             return
         self._status = text
         if self.plain:
-            if text != "starting":  # in a log, a run starts with its first real stage (an early error stays one line)
-                self._line(text)
+            self._line(text)
         else:
             self._start()
             self.bar.update(self.task, window=escape(shown_line(f"{text} ...")))
@@ -330,7 +408,6 @@ def release_windows(plan) -> str:  # plan.Plan
 def print_plan(plan, console: Console, files: tuple[str, str] | None = None) -> None:  # plan.Plan
     """A file's --dry-run; `files`: its input and output, named first (which plan is whose, in a log)."""
     gib = 1024**3
-    table = Table(title="plan (--dry-run)", show_header=False, show_edge=False)
     h, w = plan.input_size
     oh, ow = plan.file_size()
     if plan.window_frames:
@@ -347,7 +424,7 @@ def print_plan(plan, console: Console, files: tuple[str, str] | None = None) -> 
     tiles += " + VAE tiles" if plan.vae_tiling else ""  # the VAE decodes each window in its own tiles
     exact_fps = f" ({plan.fps})" if Fraction(plan.fps).denominator != 1 else ""  # 30000/1001, not 16 again
     est = (f"{human_range(plan.est_seconds)} for the model's windows, plus start-up (loading it)"
-           if plan.est_seconds is not None else f"-, {untimed_reason(plan)}")  # fmt: skip
+           if plan.est_seconds is not None else f"none, {untimed_reason(plan)}")  # fmt: skip
     est += f"; {plan.est_note}" if plan.est_note else ""
     picture = f"{w}x{h}"
     if plan.crop:  # the input's own size, and the picture the crop leaves
@@ -380,9 +457,12 @@ def print_plan(plan, console: Console, files: tuple[str, str] | None = None) -> 
         ("model calls", str(plan.windows())),
         ("work ratio", f"{plan.work_ratio:.2f} (model pixel-frames per output pixel-frame: overlaps and padding)"),
         ("device", f"{plan.device}, {plan.dtype}{memory_options(plan)}"),
-        ("est. peak GPU memory", f"{plan.est_peak_device_bytes / gib:.1f} GiB" if plan.est_peak_device_bytes else "-"),
-        ("est. peak host memory", f"{plan.est_peak_host_bytes / gib:.1f} GiB"),
-        ("est. time", est),
+        (
+            "estimated peak GPU memory",
+            f"{plan.est_peak_device_bytes / gib:.1f} GiB" if plan.est_peak_device_bytes else "none",
+        ),
+        ("estimated peak host memory", f"{plan.est_peak_host_bytes / gib:.1f} GiB"),
+        ("estimated time", est),
     ]
     if plan.saved_frames:
         rows.insert(2, ("saved", f"{plan.saved_frames} frames, by the interrupted run this one continues"))
@@ -390,9 +470,7 @@ def print_plan(plan, console: Console, files: tuple[str, str] | None = None) -> 
         rows.insert(0, ("model", plan.model_note))
     if files:
         rows[:0] = [("input file", files[0]), ("output file", files[1])]
-    for k, v in rows:
-        table.add_row(k, escape(shown_line(v)))
-    console.print(table)
+    print_rows("plan (--dry-run)", rows, console)
 
 
 class BatchBars(UpscaleBar):
@@ -429,14 +507,15 @@ class BatchBars(UpscaleBar):
             return f"file {index + 1} of {self.bar.tasks[0].total}: skipped, its output exists (--overwrite to redo)"
         if item.status == "busy":
             return f"file {index + 1} of {self.bar.tasks[0].total}: skipped: {item.error}"
-        return f"failed: {item.error}" if item.status == "failed" else ""
+        # the line names the file: its error does not again (`a.mp4: failed: in/a.mp4: not a video ...`)
+        return f"failed: {(item.error or '').removeprefix(f'{item.input}: ')}" if item.status == "failed" else ""
 
 
 def print_batch_plans(items, console: Console) -> None:
     """`--dry-run` for a folder: a row per video (its plan, or why there is none) and the totals."""
     gib = 1024**3
-    table = Table(title="plan (--dry-run)", show_edge=False)
-    for column in ("file", "frames", "size", "calls", "work", "est. GPU", "est. time"):  # a long name folds
+    table = Table(title="plan (--dry-run; GPU memory and time estimated)", show_edge=False)
+    for column in ("file", "frames", "size", "calls", "work", "GPU memory", "time"):  # a long name folds
         table.add_column(column, justify="left" if column in ("file", "size") else "right", no_wrap=column != "file",
                          overflow="fold" if column == "file" else "ellipsis")  # fmt: skip
     planned = [item.result for item in items if item.status == "done"]
@@ -450,12 +529,12 @@ def print_batch_plans(items, console: Console) -> None:
             p.shown_size(*p.input_size),
             p.shown_size(*p.file_size(), written=True),
         )  # as the file's plan's "shown"
-        gpu = f"{p.est_peak_device_bytes / gib:.1f} GiB" if p.est_peak_device_bytes else "-"
-        est = human_duration(p.est_seconds) if p.est_seconds is not None else "-"
+        gpu = f"{p.est_peak_device_bytes / gib:.1f} GiB" if p.est_peak_device_bytes else "none"
+        est = human_duration(p.est_seconds) if p.est_seconds is not None else "none"
         frames = f"{'' if p.frames_exact else '~'}{p.frames}" + (f" ({p.saved_frames} saved)" if p.saved_frames else "")
         table.add_row(escape(shown_line(name)), frames, f"{w}x{h}->{ow}x{oh}", str(p.windows()),
                       f"{p.work_ratio:.2f}", gpu, est)  # fmt: skip
-    console.print(table)
+    print_table(table, console)
     if estimated := [p for p in planned if not p.frames_exact]:
         console.print(f"frames ~{estimated[0].frames}: about {estimated[0].frames}, from the duration (the container "
                       "does not count them; a variable frame rate can put it far off)", highlight=False, soft_wrap=True)  # fmt: skip
@@ -463,16 +542,16 @@ def print_batch_plans(items, console: Console) -> None:
         console.print("size: as players show it (turned by a rotation tag, non-square pixels widened); a file's own "
                       "--dry-run says the size it stores", highlight=False, soft_wrap=True)  # fmt: skip
     if untimed := next((p for p in planned if p.est_seconds is None), None):
-        console.print(f"est. time -: {escape(untimed_reason(untimed))}", highlight=False, soft_wrap=True)
+        say(f"no time estimated: {untimed_reason(untimed)}", console)
     times = [p.est_seconds for p in planned]
-    total = f", est. time {human_range(sum(times))}" if times and None not in times else ""
+    total = f", estimated time {human_range(sum(times))}" if times and None not in times else ""
     skipped = sum(item.status == "skipped" for item in items)
     failed = sum(item.status == "failed" for item in items)
     console.print(f"{len(planned)} to upscale ({'about ' * bool(estimated)}{sum(p.frames for p in planned)} frames"
                   f"{total}), {skipped} skipped "
                   f"(output exists; --overwrite to redo), {failed} cannot be planned", highlight=False, soft_wrap=True)  # fmt: skip
     for label, said in (("scene cuts", next((p.scene_cuts for p in planned if p.scene_cuts), "")),
-                        ("est. time", next((p.est_note for p in planned if p.est_note), ""))):  # fmt: skip
+                        ("estimated time", next((p.est_note for p in planned if p.est_note), ""))):  # fmt: skip
         if said:
             say(f"{label}: {said}", console)
 
@@ -489,7 +568,7 @@ def print_batch_table(items, console: Console) -> None:
         if r is not None and r.resumed_from:
             workers += f"{', ' if workers else ''}{r.resumed_from} saved before"
         table.add_row(escape(shown_line(item.input.name)), frames, seconds, escape(workers or "-"), item.status)
-    console.print(table)
+    print_table(table, console)
 
 
 class VerifyBar:
@@ -498,7 +577,7 @@ class VerifyBar:
     def __init__(self, console: Console, total: int) -> None:
         self.bar = Progress(
             TextColumn("verify {task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-            console=console, disable=not is_tty(console), transient=True,
+            console=console, disable=not is_live(console), transient=True,
         )  # fmt: skip
         self.tasks: dict[str, TaskID] = {}
 
@@ -563,7 +642,7 @@ def described_rows(d: dict) -> list[tuple[str, str]]:
     start = f", starts at {d['start']:.3f} s" if d["start"] else ""  # a recording's clock, an .mp4's edit list
     start += " (a recording's clock: outputs other than .ts start at 0)" * bool(start and d["clock"])
     rows = [
-        ("container", f"{d['container']}" + (f", {d['duration']:.3f} s" if d["duration"] else "") + start),
+        ("container", d["container_name"] + (f", {d['duration']:.3f} s" if d["duration"] else "") + start),
         (f"#{v['index']} video", f"{v['codec']}, {size}" + (f", {names[v['programme']]}" if several and v["programme"] else "")),
         ("  frames", f"{n}" if v["frames_exact"] else f"{n} (counted from the packets: the container does not say)"),
         ("  frame rate", f"{float(fps):.3f} fps" + (f" ({fps})" if fps.denominator != 1 else "")
@@ -592,7 +671,8 @@ def described_rows(d: dict) -> list[tuple[str, str]]:
                 if s["layout"] == f"{s['channels']} channels":  # one channel has no order to name
                     layout = "1 channel" if s["channels"] == 1 else f"{s['layout']}, in no named order"
                 parts += [f"{layout}, {s['sample_rate']} Hz"]
-            parts += [s["language"]] if s["language"] else []
+            # ISO 639's "und" (undetermined), which a German screen reader read as the word "and"
+            parts += [s["language"] if s["language"] != "und" else "no language tag"] if s["language"] else []
             parts += [f"starts at {s['start']:.3f} s"] if s.get("start") else []
             parts += [repr(s["title"])] if s["title"] else []
             parts += [", ".join(s["flags"])] if s["flags"] else []

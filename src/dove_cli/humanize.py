@@ -1,9 +1,11 @@
-"""Numbers as a person reads them: sizes, durations, and estimates with their spread."""
+"""Numbers and names as a person reads them: sizes, durations, estimates with their spread, and file
+names as they were written."""
 
 from __future__ import annotations
 
 import os
 import re
+from typing import Any
 
 ESTIMATE_RANGE = (0.6, 1.8)  # time estimates (speed.py): the real time fell in this range in calibration runs
 
@@ -57,3 +59,25 @@ def gpu_of(gib: float) -> str:
     size = f"{gib:g}"
     article = "an" if re.match(r"8|1[18](\D|$)", size) else "a"
     return f"{article} {size} GiB GPU"
+
+
+def real_text(text: str) -> str:
+    """`text` with the bytes its locale could not decode (Python's surrogate escapes, `\\udce5`: a UTF-8
+    name under an ASCII locale, LC_ALL=C) decoded as UTF-8 where they are UTF-8: the name as it was
+    written. Bytes that are not UTF-8 stay escaped; text without escapes is returned as it is."""
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate no decoder made (half of a pair): nothing to decode
+        return text
+
+
+def real_names(value: Any) -> Any:
+    """JSON data with every string as `real_text` has it: the manifest and `dove info --json` hold the
+    name itself, where its escapes (`"\\udce5"`) were read as U+FFFD by any reader but Python (jq)."""
+    if isinstance(value, str):
+        return real_text(value)
+    if isinstance(value, dict):
+        return {real_names(k): real_names(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [real_names(v) for v in value]
+    return value

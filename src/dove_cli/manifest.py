@@ -35,6 +35,7 @@ from dove_cli.errors import (
     folder_resume_hint,
     run_again,
 )
+from dove_cli.humanize import real_names
 from dove_cli.options import AUTO, UpscaleOptions
 from dove_cli.plan import Plan
 
@@ -239,7 +240,7 @@ def write_json(path: Path, doc: dict[str, Any], done: str, again: str) -> None:
     """Atomically (video_io.write_whole); stdout and special files as they are. `done` is added to the
     error: "; the video is complete"; and where the disk is full (exit 75, TempFailure), `again`: how
     a later run writes it ("run the same command with --resume to write it")."""
-    text = json.dumps(doc, indent=2, default=str) + "\n"
+    text = json.dumps(real_names(doc), indent=2, default=str) + "\n"  # names as written, not escaped bytes
     try:
         if is_stdout(path):
             if sys.stdout is None:  # (closed: check_manifest said so before the work)

@@ -28,6 +28,15 @@ from dove_cli.video_io.reader import (
 )
 
 FLAGS = ("default", "forced", "comment", "hearing_impaired", "visual_impaired", "original", "dub", "captions")
+# FFmpeg's demuxer of the ISO family is named by the extensions it reads, "mov,mp4,m4a,3gp,3g2,mj2" (six
+# abbreviations read aloud before the duration), and its long name, "QuickTime / MOV", hides the MP4.
+FAMILIES = {"mov,mp4,m4a,3gp,3g2,mj2": "MP4/MOV"}
+
+
+def container_name(fmt: av.ContainerFormat) -> str:
+    """A container as a person names it: `MP4/MOV`, else FFmpeg's long name (`Matroska / WebM`,
+    `MPEG-TS (MPEG-2 Transport Stream)`)."""
+    return FAMILIES.get(fmt.name) or fmt.long_name or fmt.name
 
 
 def describe(path: str | Path) -> dict[str, Any]:
@@ -50,6 +59,7 @@ def describe(path: str | Path) -> dict[str, Any]:
         return {
             "path": str(path),
             "container": info.container,
+            "container_name": container_name(c.format),
             "duration": info.duration,
             "start": c.start_time / av.time_base if c.start_time is not None else None,
             "clock": info.container in TRANSPORT_CLOCKS,

@@ -1,0 +1,172 @@
+"""What dove prints, as a screen reader, a pipe or any locale takes it: text a stream cannot encode,
+names an ASCII locale could not decode, plain tables and progress outside a live terminal."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+from functools import partial
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from dove_cli.cli import main
+from media import FFMPEG, ffmpeg, make_clip
+
+ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+ENV.pop("PYTHONIOENCODING", None)
+DOVE = [sys.executable, "-m", "dove_cli"]
+
+
+def run(argv: list[str], capsys) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    out, err = capsys.readouterr()
+    return int(exc.value.code or 0), out, err
+
+
+# ---------------------------------------------------------------- any encoding, any locale
+
+
+def test_the_streams_write_what_their_encoding_cannot_hold():
+    """stdout's and stderr's error handler: a name an ASCII locale could not decode (each byte past
+    ASCII a surrogate escape) as the name where the stream holds it, else its own bytes; bytes that
+    are not UTF-8, and other characters the stream cannot hold, as Python's escapes."""
+    from dove_cli.console import SHOWN
+
+    name = "家族 Ü.mp4".encode()
+    undecoded = name.decode("ascii", "surrogateescape")  # as LC_ALL=C (PYTHONUTF8=0) gives it
+    assert undecoded.encode("ascii", SHOWN) == name  # its bytes, as `ls` writes them
+    assert undecoded.encode("utf-8", SHOWN) == name
+    assert "x \udcc3\udc9c.mp4".encode("latin-1", SHOWN) == b"x \xdc.mp4"  # the name, in the stream's encoding
+    assert "x\udcfc.mp4".encode("utf-8", SHOWN) == b"x\\xfc.mp4"  # a Latin-1 byte: not UTF-8
+    assert "PSNR \u2191 \U0001f389".encode("ascii", SHOWN) == b"PSNR \\u2191 \\U0001f389"
+
+
+def test_a_name_stdout_cannot_encode_is_escaped_not_a_crash(tmp_path):
+    """`PYTHONIOENCODING=latin-1 dove info FILE` exited 1 with a UnicodeEncodeError traceback on a `–`
+    or an emoji in the name (stdout's products: info, eval, a --dry-run); stderr wrote escapes. Both
+    write escapes now, and what Latin-1 holds (Ü) as it is."""
+    make_clip(tmp_path / "Ü – 🎉.mp4", frames=2)
+    done = subprocess.run([*DOVE, "info", "Ü – 🎉.mp4", "nope Ü – 🎉.mp4"], capture_output=True, cwd=tmp_path,
+                          env={**ENV, "PYTHONIOENCODING": "latin-1"}, timeout=60)  # fmt: skip
+    assert done.returncode == 2 and b"Traceback" not in done.stderr, done.stderr
+    assert done.stdout.splitlines()[0] == b"\xdc \\u2013 \\U0001f389.mp4", done.stdout
+    assert done.stderr == b"error: nope \xdc \\u2013 \\U0001f389.mp4: no such file\n"
+
+
+def test_an_ascii_locale_shows_and_stores_names_as_written(tmp_path):
+    """In a true ASCII locale, stderr spelled a UTF-8 name as `\\udce5\\udcae...` (a screen reader read
+    each escape aloud) and `dove info --json` stored the escapes, which jq reads as U+FFFD: both hold
+    the name now."""
+    make_clip(tmp_path / "家族.mp4", frames=2)
+    env = {**ENV, "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0", "LC_ALL": "C", "LANG": "C"}
+    done = subprocess.run([*DOVE, "info", "--json", "家族.mp4", "nope 家族.mp4"], capture_output=True,
+                          cwd=tmp_path, env=env, timeout=60)  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert [d["path"] for d in json.loads(done.stdout)] == ["家族.mp4", "nope 家族.mp4"]
+    assert done.stderr == "error: nope 家族.mp4: no such file\n".encode()
+
+
+def test_a_manifest_holds_the_name_as_written(tmp_path):
+    """A manifest stored an ASCII locale's escapes (`"\\udcf0\\udc9f..."`): the name, where it is UTF-8."""
+    from dove_cli.manifest import write_json
+
+    undecoded = "party 🎉.mp4".encode().decode("ascii", "surrogateescape")
+    write_json(tmp_path / "m.json", {"input": undecoded, "files": [{"output": f"out/{undecoded}"}]}, "", "")
+    assert json.loads((tmp_path / "m.json").read_bytes()) == {"input": "party 🎉.mp4",
+                                                             "files": [{"output": "out/party 🎉.mp4"}]}  # fmt: skip
+
+
+# ---------------------------------------------------------------- plain text outside a live terminal
+
+
+def test_tables_outside_a_terminal_are_plain_ascii(tmp_path, capsys, monkeypatch):
+    """Piped, a --dry-run plan was drawn with box characters (a screen reader said "box drawings light
+    vertical" on every row) and padded with spaces to the widest row: now `label: value` lines, and a
+    folder's plan with `|` between columns, nothing at the ends of lines."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+    (tmp_path / "in").mkdir()
+    make_clip(tmp_path / "in" / "a.mp4", frames=2, rate="16")
+    argv = ["--model", "bilinear", "--dry-run"]
+    code, out, err = run(["upscale", str(tmp_path / "in" / "a.mp4"), "-o", str(tmp_path / "x.mp4"), *argv], capsys)
+    lines = out.splitlines()
+    assert code == 0 and lines[0] == "plan (--dry-run)" and "input: 64x48, 2 frames at 16.000 fps" in lines, out
+    assert "estimated peak GPU memory: none" in lines and "estimated time: none, no model to time" in lines, out
+    assert all(line.isascii() and line == line.rstrip() for line in lines), out
+    code, out, err = run(["upscale", str(tmp_path / "in"), "-o", str(tmp_path / "out"), *argv], capsys)
+    lines = out.splitlines()
+    assert lines[0] == "plan (--dry-run; GPU memory and time estimated)" and lines[1].startswith("file "), out
+    assert code == 0 and [c.strip() for c in lines[1].split("|")] == ["file", "frames", "size", "calls", "work",
+                                                                      "GPU memory", "time"], out  # fmt: skip
+    row = [c.strip() for c in lines[3].split("|")]  # (no GPU here, and no model to time)
+    assert set(lines[2]) == {"-", "+"} and row == ["a.mp4", "2", "64x48->256x192", "2", "1.00", "none", "none"], out
+    assert all(line.isascii() and line == line.rstrip() for line in lines), out
+
+
+def test_term_dumb_in_a_terminal_is_plain_as_a_log(monkeypatch):
+    """TERM=dumb, which screen-reader users set, showed nothing for a whole run, then a bar of box
+    characters: it gets a log's plain lines and tables; another terminal keeps the bar and the box."""
+    from dove_cli.console import UpscaleBar, print_rows
+
+    master, slave = os.openpty()
+    try:
+        with os.fdopen(slave, "w") as tty:
+            for term, live in (("xterm", True), ("dumb", False)):
+                monkeypatch.setenv("TERM", term)
+                console = Console(file=tty, width=60)
+                assert UpscaleBar(False, "a.mp4", console).plain is not live
+                print_rows("plan (--dry-run)", [("input", "64x48")], console)
+                said = os.read(master, 4096)
+                assert ("│".encode() in said) is live, said
+                assert live or said == b"plan (--dry-run)\r\ninput: 64x48\r\n", said
+    finally:
+        os.close(master)
+
+
+def test_a_terminal_shows_no_bar_before_the_input_opens(tmp_path, capsys, monkeypatch):
+    """A missing input in a terminal drew the bar (`0/?  starting ...`), then the error: the bar comes
+    with the run's first stage now, and an early error is its one line."""
+    from dove_cli import cli
+    from dove_cli.console import UpscaleBar
+
+    monkeypatch.setenv("TERM", "xterm")
+    master, slave = os.openpty()
+    said = b""
+    try:
+        with os.fdopen(slave, "w") as tty:
+            monkeypatch.setattr(cli, "UpscaleBar", partial(UpscaleBar, console=Console(file=tty)))
+            code, _, err = run(["upscale", str(tmp_path / "nope.mp4"), "-o", str(tmp_path / "x.mp4"), "--model",
+                                "bilinear"], capsys)  # fmt: skip
+            os.set_blocking(master, False)
+            with contextlib.suppress(BlockingIOError):
+                said = os.read(master, 4096)
+    finally:
+        os.close(master)
+    assert code == 2 and err == f"error: {tmp_path / 'nope.mp4'}: no such file\n" and said == b"", (err, said)
+
+
+# ---------------------------------------------------------------- words a listener understands
+
+
+def test_info_names_the_container_and_an_untagged_language_in_words(tmp_path):
+    """`dove info` read FFmpeg's demuxer list (`mov,mp4,m4a,3gp,3g2,mj2`) and `und` (ISO 639 for
+    undetermined, the German word "and" to a German screen reader): `MP4/MOV`, FFmpeg's long name for
+    other containers, and "no language tag"."""
+    from dove_cli.console import described_rows
+    from dove_cli.video_io.describe import describe
+
+    mp4 = tmp_path / "a.mp4"  # an AAC track with no language given: FFmpeg's MP4 muxer writes "und"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=16", "-f", "lavfi", "-i", "sine=duration=0.2",
+           "-frames:v", "2", "-c:v", "libx264", "-c:a", "aac", mp4)  # fmt: skip
+    ffmpeg("-i", mp4, "-c", "copy", tmp_path / "a.mkv")
+    help_text = subprocess.run([FFMPEG, "-hide_banner", "-h", "demuxer=matroska"], capture_output=True, text=True)
+    matroska = help_text.stdout.split("[", 1)[1].split("]", 1)[0]  # `Demuxer matroska,webm [Matroska / WebM]:`
+    rows = dict(described_rows(describe(mp4)))
+    assert rows["container"].startswith("MP4/MOV, 0.") and matroska == "Matroska / WebM", rows
+    assert rows["#1 audio"].endswith(", no language tag, default") and "und" not in rows["#1 audio"], rows
+    assert dict(described_rows(describe(tmp_path / "a.mkv")))["container"].startswith(f"{matroska}, 0.")
