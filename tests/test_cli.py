@@ -748,6 +748,7 @@ def test_a_run_past_the_hosts_memory_is_refused_before_the_model_is_built(comman
     before any weights. (The machine is made small here: the tiny model's plan needs about 1 GiB.)"""
     import types
 
+    import dove_cli.bench  # noqa: F401 (before the patch: it binds load_model when first imported, for later tests)
     import dove_cli.models as models
     import dove_cli.plan as plan
 
