@@ -73,7 +73,9 @@ def test_a_busy_machine_is_said_beside_the_estimate(monkeypatch, tmp_path, capsy
         if said:
             assert re.search(rf"estimated time: about .* plus start-up \(loading it\); {re.escape(busy)}", table), table
         else:
-            assert "machine is busy" not in table and re.search(r"estimated time: about .* plus start-up \(loading it\)\s", table)
+            assert "machine is busy" not in table and re.search(
+                r"estimated time: about .* plus start-up \(loading it\)\s", table
+            )
 
     def no_load_average() -> tuple[float, float, float]:
         raise OSError("no load average here")
