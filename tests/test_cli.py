@@ -136,6 +136,15 @@ def test_preview_past_the_end_says_how_long_the_clip_is(tmp_path, capsys, monkey
     assert code == 2 and "no video frames in the --preview range 2.3+5s (the clip is 2.06 s long)" in err
 
 
+def test_preview_times_are_read_as_written():
+    """Decimal text read exactly (a float's 1.001 is 1.1e-16 short: a chapter ending at 1.001 s was kept,
+    0 s long); the reference is the arithmetic of the text."""
+    from dove_cli.options import parse_preview
+
+    assert parse_preview("1.001+1s") == (Fraction(1001, 1000), 1)
+    assert parse_preview("1:01:20.3+0.1") == (3600 + 60 + 20 + Fraction(3, 10), Fraction(1, 10))
+
+
 def test_what_the_run_will_do_differently_is_said(tmp_path, caplog, monkeypatch):
     from collections import namedtuple
 

@@ -1108,6 +1108,8 @@ def test_preview_cuts_the_chapters(ext: str, tmp_path: Path) -> None:
     for start, end, want in [
         (0.3, 0.7, [(0, 3 * tenth, "B"), (3 * tenth, 4 * tenth, "C")]),  # B straddles the start, C the end
         (0.2, 0.6, [(0, 4 * tenth, "B")]),  # A ends where the span starts, C starts where it ends
+        (0.6, 1.0, [(0, 4 * tenth, "C")]),  # 0.6 as a float is 2e-17 short of 6/10: B, ending there, is left out
+        (Fraction(5999999999, 10**10), 1.0, [(0, 4 * tenth, "C")]),  # B's 0.1 ns left is no tick: no empty chapter
     ]:
         out = tmp_path / f"out{ext}"
         with open_reader(src, start=start, duration=end - start) as reader:

@@ -98,21 +98,21 @@ def parse_codec_options(pairs: list[str] | dict[str, str], name: str = "--codec-
 _TIME = re.compile(r"^(?:(\d+):)?(?:(\d+):)?(\d+(?:\.\d*)?)s?$")
 
 
-def parse_time(text: str) -> float:
-    """'80', '80.5s', '1:20', '01:01:20.5' -> seconds."""
+def parse_time(text: str) -> Fraction:
+    """'80', '80.5s', '1:20', '01:01:20.5' -> seconds, exactly as written: 1.001 is 1001/1000, not the
+    float just below it (a --preview starting on a chapter's end kept that chapter, 0 s long)."""
     m = _TIME.match(text.strip())
     if not m:
         raise OptionError(f"cannot read time {text!r} (use seconds, M:SS or H:MM:SS)")
     a, b, c = m.groups()
-    parts = [float(x) for x in (a, b) if x is not None] + [float(c)]
-    seconds = 0.0
-    for p in parts:
-        seconds = seconds * 60 + p
+    seconds = Fraction(0)
+    for part in [x for x in (a, b) if x is not None] + [c]:
+        seconds = seconds * 60 + Fraction(part)
     return seconds
 
 
-def parse_preview(text: str) -> tuple[float, float]:
-    """'1:20+5s' -> (80.0, 5.0)."""
+def parse_preview(text: str) -> tuple[Fraction, Fraction]:
+    """'1:20+5s' -> (80, 5) seconds."""
     if "+" not in text:
         raise OptionError(f"--preview {text!r} must be START+DURATION, e.g. 1:20+5s")
     start, dur = text.split("+", 1)

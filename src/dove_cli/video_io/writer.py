@@ -905,7 +905,8 @@ class ContainerWriter(VideoWriter):
 
     def _chapters_in_span(self, chapters: list[Chapter]) -> list[Chapter]:
         """The input's chapters on the output's timeline, as `_in_span` places subtitles: shifted by the
-        span's start and cut to the span; one wholly outside it is dropped."""
+        span's start and cut to the span; one wholly outside it, or that the cut leaves shorter than a tick
+        (a span starting 1e-16 s before its end: a float's 1.001), is dropped."""
         if self._t0 is None and self._t1 is None:
             return chapters
         kept: list[Chapter] = []
@@ -920,7 +921,9 @@ class ContainerWriter(VideoWriter):
                 end = min(end, self._t1)
             if self._t0 is not None:
                 start, end = max(start, self._t0) - self._t0, end - self._t0
-            kept.append({**ch, "start": round(start / tb), "end": round(end / tb)})
+            first, last = round(start / tb), round(end / tb)
+            if last > first:  # not one that the cut leaves shorter than a tick: an empty chapter in the menu
+                kept.append({**ch, "start": first, "end": last})
         return kept
 
     def close(self) -> None:
