@@ -348,6 +348,23 @@ def test_a_folder_log_says_how_each_file_ended_as_it_ends(tmp_path, capsys, monk
     assert code == 4 and err.splitlines()[0].startswith("failed: "), err  # -q: only the failures, at the end
 
 
+def test_a_folder_log_counts_the_files_skipped_before_the_first_starts(capsys):
+    """A re-run whose first files were done (or are another run's) said `file 1 of None: skipped`: the count
+    was read off the first bar, which is the per-file one until a file starts."""
+    from dove_cli.batch import BatchItem
+    from dove_cli.console import BatchBars
+
+    with BatchBars(False, 3) as bars:
+        bars.file(0, BatchItem(Path("a.mkv"), Path("out/a.mkv"), "skipped"))
+        bars.file(1, BatchItem(Path("b.mkv"), Path("out/b.mkv"), "busy", error="another dove run is writing it"))
+        bars.file(2, BatchItem(Path("c.mkv"), Path("out/c.mkv"), "running"))
+    assert capsys.readouterr().err.splitlines() == [
+        "a.mkv: file 1 of 3: skipped, its output exists (--overwrite to redo)",
+        "b.mkv: file 2 of 3: skipped: another dove run is writing it",
+        "c.mkv: file 3 of 3",
+    ]
+
+
 def test_a_terminal_that_closes_stops_the_run_with_its_manifest(long_clip, tmp_path):
     """`ssh -t` dropped, a terminal window closed: dove's live bar is on a terminal that goes away (SIGHUP,
     then EIO on every write). It died at once, with no manifest; now it stops as on SIGHUP: 129, the

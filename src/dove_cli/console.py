@@ -479,6 +479,7 @@ class BatchBars(UpscaleBar):
     def __init__(self, quiet: bool, total: int) -> None:
         super().__init__(quiet, "")
         self.files = self.bar.add_task("[bold]all files", total=total, rate="", window="")
+        self.total = total  # (not the bar's tasks[0]: until the first file starts, that is the per-file bar)
         self.done = 0
 
     def file(self, index: int, item) -> None:
@@ -488,7 +489,7 @@ class BatchBars(UpscaleBar):
             self._status, self.label = "", item.input.name  # plain lines name the file being made
             self._last_count = 0  # counts start again with each file (and rates: each file's run has its own)
             if self.plain:
-                self._line(f"file {index + 1} of {self.bar.tasks[0].total}")
+                self._line(f"file {index + 1} of {self.total}")
             return
         self.done += item.status != "interrupted"  # (a file Ctrl-C stopped is not one of those done)
         if self.plain and (said := self._ended(index, item)):
@@ -504,9 +505,9 @@ class BatchBars(UpscaleBar):
         failed ones were named only at the end, the skipped ones not at all). A done file's run said
         "done" itself; a stopped one is the run's error line."""
         if item.status == "skipped":
-            return f"file {index + 1} of {self.bar.tasks[0].total}: skipped, its output exists (--overwrite to redo)"
+            return f"file {index + 1} of {self.total}: skipped, its output exists (--overwrite to redo)"
         if item.status == "busy":
-            return f"file {index + 1} of {self.bar.tasks[0].total}: skipped: {item.error}"
+            return f"file {index + 1} of {self.total}: skipped: {item.error}"
         # the line names the file: its error does not again (`a.mp4: failed: in/a.mp4: not a video ...`)
         return f"failed: {(item.error or '').removeprefix(f'{item.input}: ')}" if item.status == "failed" else ""
 
