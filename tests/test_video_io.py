@@ -2483,6 +2483,12 @@ def test_audio_transcode_makes_every_track_aac(four_tracks: Path, ext: str, code
     if codec == "aac":
         assert packet_md5(out, "0:a:3") == packet_md5(four_tracks, "0:a:3")
         assert packet_md5(out, "0:a:0") != packet_md5(four_tracks, "0:a:3")
+    if (
+        ext == ".mkv"
+    ):  # a new AAC track is not tagged with its old encoder ("Lavc libvorbis"); the copied one keeps its own
+        encoders = [re.findall(r"^\s+ENCODER\s+: (.*)$", ffinfo(f).stderr, re.M) for f in (four_tracks, out)]
+        assert any(e.endswith(" libvorbis") for e in encoders[0]), encoders
+        assert encoders[1] == [e for e in encoders[0] if e.endswith(" aac")] != [], encoders
 
 
 # ---------------------------------------------------------- MPEG-TS timestamp discontinuities

@@ -375,12 +375,12 @@ class ContainerWriter(VideoWriter):
                     f"(input stream #{s.index}); {hint}"
                 )
             for k, v in s.metadata.items():
-                if not k.startswith("_STATISTICS") and k not in (
-                    "DURATION",
-                    "NUMBER_OF_FRAMES",
-                    "NUMBER_OF_BYTES",
-                    "BPS",
-                    "encoder",
+                stale = k in ("DURATION", "NUMBER_OF_FRAMES", "NUMBER_OF_BYTES", "BPS", "encoder")
+                # a re-encoded track's ENCODER (Matroska's "Lavc... flac") names the old encoder, as the video's would
+                if (
+                    not k.startswith("_STATISTICS")
+                    and not stale
+                    and not (mode == "transcode" and k.upper() == "ENCODER")
                 ):
                     ostream.metadata[k] = v
             if "name" in s.metadata and "title" not in s.metadata:  # mp4 reads its title as "name"
