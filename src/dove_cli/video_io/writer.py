@@ -375,13 +375,9 @@ class ContainerWriter(VideoWriter):
                     f"(input stream #{s.index}); {hint}"
                 )
             for k, v in s.metadata.items():
-                stale = k in ("DURATION", "NUMBER_OF_FRAMES", "NUMBER_OF_BYTES", "BPS", "encoder")
                 # a re-encoded track's ENCODER (Matroska's "Lavc... flac") names the old encoder, as the video's would
-                if (
-                    not k.startswith("_STATISTICS")
-                    and not stale
-                    and not (mode == "transcode" and k.upper() == "ENCODER")
-                ):
+                stale = k.startswith("_STATISTICS") or (mode == "transcode" and k.upper() == "ENCODER")
+                if not stale and k not in ("DURATION", "NUMBER_OF_FRAMES", "NUMBER_OF_BYTES", "BPS", "encoder"):
                     ostream.metadata[k] = v
             if "name" in s.metadata and "title" not in s.metadata:  # mp4 reads its title as "name"
                 ostream.metadata["title"] = s.metadata["name"]
