@@ -73,6 +73,21 @@ def test_probe_ntsc_clip(clip_2997: Path) -> None:
     assert not info.is_image_sequence and not info.is_still_image
 
 
+def test_a_matroska_estimate_counts_the_video_not_a_longer_subtitle(tmp_path: Path) -> None:
+    """Matroska gives the video no length of its own: its frames were estimated from the file's, which a
+    subtitle ending later makes long (67 frames for 48); now from the video's DURATION tag, which FFmpeg
+    writes as where the track ends (a video starting late: less its start)."""
+    (tmp_path / "late.srt").write_text("1\n00:00:00,000 --> 00:00:02,000\nStill on screen\n")
+    clip = make_clip(tmp_path / "v.mkv", rate="25", frames=12)  # 0.48 s
+    for offset in ("0", "0.4"):
+        src = tmp_path / f"in{offset}.mkv"
+        ffmpeg(
+            "-itsoffset", offset, "-i", clip, "-i", tmp_path / "late.srt", "-map", "0", "-map", "1", "-c", "copy", src
+        )
+        info = probe(src)
+        assert (info.num_frames, info.num_frames_exact) == (12, False), offset
+
+
 def test_reader_matches_ffmpeg_decode(clip_2997: Path) -> None:
     with open_reader(clip_2997) as reader:
         frames = list(reader)

@@ -512,6 +512,15 @@ def stream_rate(s: Any) -> Fraction:
     return fps
 
 
+def tagged_length(s: Any) -> Fraction | None:
+    """A stream's length in seconds as its DURATION tag says (HH:MM:SS.nnnnnnnnn), or None: Matroska
+    gives a track no duration of its own, and FFmpeg and mkvmerge write one such tag per track."""
+    tag = s.metadata.get("DURATION") or s.metadata.get("duration")
+    if tag and (m := re.fullmatch(r"(\d+):(\d\d):(\d\d(?:\.\d+)?)", tag.strip())):
+        return Fraction(int(m[1]) * 3600 + int(m[2]) * 60) + Fraction(m[3])
+    return None
+
+
 def packet_pts(c: Any, s: Any) -> list[int]:
     """The timestamps of a stream's packets, sorted, read without decoding (a packet a frame): the
     frame count and times that a container's header does not give (Matroska)."""
@@ -643,9 +652,12 @@ class VideoReader:
         bit_depth = max(comp.bits for comp in fmt.components)
         tb = self._tb
         fps = stream_rate(s) * self._rate
-        duration = None
+        duration = None  # the video's own length: the container's can be a subtitle's, which outlasts it
         if s.duration and s.time_base:
             duration = float(s.duration * s.time_base)
+        elif tagged := tagged_length(s):  # FFmpeg writes where the track ends (mkvmerge its length: the same from 0)
+            begins = Fraction(s.start_time) * s.time_base if s.start_time and s.time_base else Fraction(0)
+            duration = float(tagged - begins if tagged > begins > 0 else tagged)
         elif c.duration:
             duration = c.duration / av.time_base
         exact = bool(s.frames)
@@ -749,9 +761,8 @@ class VideoReader:
             return None
         if s.duration and s.time_base:
             return int(((s.start_time or 0) + s.duration) * Fraction(s.time_base) / tb)
-        tag = s.metadata.get("DURATION") or s.metadata.get("duration")
-        if tag and (m := re.fullmatch(r"(\d+):(\d\d):(\d\d(?:\.\d+)?)", tag.strip())):
-            seconds = Fraction(int(m[1]) * 3600 + int(m[2]) * 60) + Fraction(m[3])
+        if (tagged := tagged_length(s)) is not None:
+            seconds = tagged
         elif c.duration and len(c.streams) == 1:
             seconds = Fraction(c.duration, av.time_base)
         else:
