@@ -1275,6 +1275,29 @@ def test_cover_art_goes_into_mp4_and_out_of_it(tmp_path: Path) -> None:
         assert dict(c.streams[1].metadata) == {"filename": "cover.png", "mimetype": "image/png"}
 
 
+def test_mp4_cover_art_is_kept_over_tags_it_cannot_hold_with(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A tag MP4 keeps only as a QuickTime key (mdta: ENCODER_SETTINGS) made every tag one, and FFmpeg then
+    writes no cover art (it goes only where the standard tags go): the cover went without a word. Now the
+    cover and the standard tags are kept, and the other tag is named lost; without a cover it is kept."""
+    cover = tmp_path / "cover.jpg"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=32x32", "-frames:v", "1", cover)
+    clip = make_clip(tmp_path / "clip.mkv", frames=3)
+    tags = ("-metadata", "title=Show 01", "-metadata", "ENCODER_SETTINGS=crf=18")
+    src, bare = tmp_path / "in.mkv", tmp_path / "bare.mkv"
+    ffmpeg("-i", clip, "-attach", cover, "-metadata:s:t:0", "mimetype=image/jpeg", "-c", "copy", *tags, src)
+    ffmpeg("-i", clip, "-c", "copy", *tags, bare)
+    with caplog.at_level(logging.WARNING, logger="dove_cli.video_io"):
+        roundtrip(src, tmp_path / "out.mp4")
+        roundtrip(bare, tmp_path / "bare.mp4")
+    out, kept = ffinfo(tmp_path / "out.mp4"), ffinfo(tmp_path / "bare.mp4")
+    assert "(attached pic)" in out.streams[-1].text and re.search(r"^\s+title\s+: Show 01$", out.stderr, re.M)
+    assert "ENCODER_SETTINGS" not in out.stderr and re.search(r"^\s+ENCODER_SETTINGS: crf=18$", kept.stderr, re.M)
+    assert [r.getMessage() for r in caplog.records if "ENCODER_SETTINGS" in r.getMessage()] == [
+        f"{tmp_path / 'out.mp4'}: the tag ENCODER_SETTINGS is not kept: FFmpeg writes an .mp4's cover art or such "
+        "tags (as QuickTime keys), not both, and the cover is kept (.mkv keeps both)"
+    ]
+
+
 def test_overlapping_cues_into_mp4_match_ffmpeg(tmp_path: Path) -> None:
     """MP4 text tracks play cues one after another: an overlapped cue is cut, not the next one delayed."""
     (tmp_path / "s.srt").write_text(

@@ -557,10 +557,19 @@ class ContainerWriter(VideoWriter):
 
     def _copy_tags(self, src: Any, fmt_name: str) -> None:
         """The file's tags; MOV/MP4 store them as QuickTime keys (mdta) when some key, such as a
-        phone's com.apple.quicktime.make, would be lost otherwise. MPEG-TS keeps none: said."""
+        phone's com.apple.quicktime.make, would be lost otherwise. MPEG-TS keeps none: said. FFmpeg
+        writes an MP4's cover art only where its standard tags go, which such keys replace: with a
+        cover, the cover and the standard tags are kept, and the other keys said lost."""
         tags = file_tags(src)
+        keys = mdta_keys(fmt_name, tags)
+        if keys and fmt_name == "mp4" and mp4_covers(src):
+            if self._warn:
+                log.warning("%s: the tag%s %s not kept: FFmpeg writes an .mp4's cover art or such tags (as QuickTime "
+                            "keys), not both, and the cover is kept (.mkv keeps both)", self.path,
+                            "s" * (len(keys) > 1), ", ".join(keys) + (" are" if len(keys) > 1 else " is"))  # fmt: skip
+            keys = []  # (the default way drops them)
         self._out.metadata.update(tags)
-        if keys := mdta_keys(fmt_name, tags):
+        if keys:
             flags = self._out.container_options.get("movflags")
             self._out.container_options["movflags"] = f"{flags}+use_metadata_tags" if flags else "+use_metadata_tags"
             if self._warn:
@@ -628,11 +637,10 @@ class ContainerWriter(VideoWriter):
         reads as a picture stream. MP4 holds cover art (a JPEG, PNG or BMP, as its covr atom),
         muxed as one packet at the end; other containers hold none (`attachments_dropped`)."""
         if fmt_name == "mp4":
-            for s in attachment_streams(src):
-                if is_picture(s) and s.codec_context.name in MP4_COVERS:
-                    ostream = self._out.add_stream_from_template(s)
-                    ostream.disposition = av.stream.Disposition.attached_pic
-                    self._covers.append((ostream, self._picture(s.index)))
+            for s in mp4_covers(src):
+                ostream = self._out.add_stream_from_template(s)
+                ostream.disposition = av.stream.Disposition.attached_pic
+                self._covers.append((ostream, self._picture(s.index)))
             return
         if fmt_name != "matroska":
             return
@@ -982,6 +990,11 @@ def copied_starts(src: Any, audio: str, subtitles: str) -> list[Fraction]:
     kept = [*(src.streams.audio if audio != "none" else ())]
     kept += [*(src.streams.subtitles if subtitles != "none" else ())]
     return [s.start_time * Fraction(s.time_base) for s in kept if s.start_time is not None and s.time_base]
+
+
+def mp4_covers(src: Any) -> list[Any]:
+    """The input's cover art that an MP4 holds (its covr atom: JPEG, PNG, BMP)."""
+    return [s for s in attachment_streams(src) if is_picture(s) and s.codec_context.name in MP4_COVERS]
 
 
 def time_zero(
