@@ -122,6 +122,16 @@ def make_clip(
     return path
 
 
+def ordered_copy(src: Path, dst: Path) -> Path:
+    """`src`, a Matroska file with chapters that FFmpeg wrote with `-write_crc32 0`, with its edition made
+    ordered: its EditionFlagDefault element (ID 45 DB, 1 byte: 1) made EditionFlagOrdered (45 DD), as the
+    anime trial made one (FFmpeg writes no such flag; mkvtoolnix is not here)."""
+    data = src.read_bytes()
+    assert data.count(b"\x45\xdb\x81\x01") == 1, src
+    dst.write_bytes(data.replace(b"\x45\xdb\x81\x01", b"\x45\xdd\x81\x01"))
+    return dst
+
+
 def make_vfr_clip(path: Path, frames: int = 12) -> Path:
     """Variable frame rate: frame i at pts i*(i+1)/2 ms-ish ticks (irregular gaps), time base 1/1000."""
     expr = "(N*(N+1)/2+N*20)/1000/TB"

@@ -29,6 +29,7 @@ from media import (
     make_caption_ts,
     make_clip,
     make_programmes_ts,
+    ordered_copy,
     packet_md5,
 )
 
@@ -1203,7 +1204,7 @@ def test_info_file_shows_every_stream_in_input_order(tmp_path, capsys):
            "2", "-c:s", "srt", "-disposition:a:0", "default", "-metadata:s:a:1", "language=eng", "-metadata:s:a:1",
            "title=Commentary", "-disposition:a:1", "comment", "-metadata:s:s:1", "title=Signs & Songs",
            "-disposition:s:1", "forced", "-attach", tmp_path / "font.ttf", "-metadata:s:t:0", "mimetype=font/ttf",
-           "-attach", tmp_path / "cover.jpg", "-metadata:s:t:1", "mimetype=image/jpeg", ep)  # fmt: skip
+           "-attach", tmp_path / "cover.jpg", "-metadata:s:t:1", "mimetype=image/jpeg", "-write_crc32", "0", ep)  # fmt: skip
     code, [d], err = _info([ep], capsys)
     assert code == 0, err
     v = d["video"]
@@ -1238,8 +1239,11 @@ def test_info_file_shows_every_stream_in_input_order(tmp_path, capsys):
     assert "python" not in out and "SDPA" not in out  # only the file's block: no environment
     for line in ("12 (counted from the packets", "29.970 fps (30000/1001), constant", "#2 audio       ac3, stereo (2 ch), "
                  "44100 Hz, eng, 'Commentary', comment", "#4 subtitle    srt, eng, 'Signs & Songs', forced",
-                 "#5 attachment  font.ttf, font/ttf, 3000 bytes", "chapters       2", "tag title      My clip"):  # fmt: skip
+                 "#5 attachment  font.ttf, font/ttf, 3000 bytes", "chapters       2\n", "tag title      My clip"):  # fmt: skip
         assert line in out, out
+    assert (d["chapters_ordered"], d["chapters_linked"]) == (False, False)
+    code, out, err = run(["info", str(ordered_copy(ep, tmp_path / "ordered.mkv"))], capsys)  # FFmpeg reads no such flag
+    assert code == 0 and "chapters       2, ordered (played as a list; an output plays straight through)\n" in out, out
 
 
 def test_rgb_and_full_range_are_said_as_written(clip_fullrange, tmp_path, capsys):

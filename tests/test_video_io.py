@@ -37,6 +37,7 @@ from media import (
     make_telecined,
     make_ts,
     movie_edits,
+    ordered_copy,
     packet_md5,
     packets,
     psnr,
@@ -1132,6 +1133,60 @@ def test_preview_cuts_the_chapters(ext: str, tmp_path: Path) -> None:
                 for frame in reader:
                     writer.write(frame.rgb, frame.pts)
         assert chapters(out) == want, (start, end)
+
+
+def test_ordered_chapters_are_said_lost(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Matroska's ordered chapters (an edition played as its list of chapters) became plain ones without a
+    word: FFmpeg neither reads nor writes the flag. Now said, once; the chapters themselves still go along."""
+    from dove_cli.video_io.matroska import chapter_order
+
+    plain = make_clip(tmp_path / "plain.mkv", frames=3, chapters=True, extra=("-write_crc32", "0"))
+    ordered = ordered_copy(plain, tmp_path / "ordered.mkv")
+    assert chapter_order(plain) == (False, False) and chapter_order(ordered) == (True, False)
+    with caplog.at_level(logging.WARNING, logger="dove_cli.video_io"):
+        for src in (plain, ordered):
+            roundtrip(src, tmp_path / f"out-{src.name}")
+        roundtrip(ordered, tmp_path / "again.mkv", warn=False)  # (a run's writer opened again: said once)
+    out = tmp_path / "out-ordered.mkv"
+    assert [r.getMessage() for r in caplog.records if "chapters" in r.getMessage()] == [
+        f"{out}: ordered chapters are not kept (FFmpeg cannot write them): the output plays straight through"
+    ]
+    assert (
+        chapters(out)
+        == chapters(ordered)
+        == [(0, Fraction(1, 5), "Intro"), (Fraction(1, 5), Fraction(2, 5), "Main part")]
+    )
+
+
+def test_ordered_chapters_are_found_where_the_seek_head_says(tmp_path: Path) -> None:
+    """Chapters written after the clusters (as mkvpropedit adds them) are found through the SeekHead, and a
+    chapter that plays another file (ChapterSegmentUID) is seen. The file is built here by the Matroska
+    spec's element IDs, each size written in 8 bytes."""
+    from dove_cli.video_io.matroska import chapter_order
+
+    def el(eid: int, body: bytes) -> bytes:
+        return eid.to_bytes((eid.bit_length() + 7) // 8, "big") + (1 << 56 | len(body)).to_bytes(8, "big") + body
+
+    # SeekHead: Seek: SeekID (the Chapters'), SeekPosition (from the start of the segment's data)
+    def seek_head(at: int) -> bytes:
+        return el(0x114D9B74, el(0x4DBB, el(0x53AB, bytes.fromhex("1043A770")) + el(0x53AC, at.to_bytes(4, "big"))))
+
+    # ChapterAtom: ChapterUID, ChapterSegmentUID; a Cluster: Timestamp; the EBML header, a Segment of unknown size
+    atom = el(0xB6, el(0x73C4, b"\x01") + el(0x6E67, bytes(range(16))))
+    cluster = el(0x1F43B675, el(0xE7, b"\x00"))
+    header = el(0x1A45DFA3, el(0x4282, b"matroska")) + bytes.fromhex("18538067 01ffffffffffffff")
+
+    def chapters(flag: int) -> bytes:  # Chapters: EditionEntry: EditionFlagOrdered, ChapterAtom
+        return el(0x1043A770, el(0x45B9, el(0x45DD, bytes([flag])) + atom))
+
+    mkv = tmp_path / "late.mkv"
+    for flag in (1, 0):
+        mkv.write_bytes(header + seek_head(len(seek_head(0)) + len(cluster)) + cluster + chapters(flag))
+        assert chapter_order(mkv) == (flag == 1, True), flag
+    mkv.write_bytes(header + chapters(1) + cluster)
+    assert chapter_order(mkv) == (True, True)  # before the clusters, with no SeekHead
+    mkv.write_bytes(header + cluster + chapters(1))  # after them, where no SeekHead says: the clusters are not read
+    assert chapter_order(mkv) == (False, False)
 
 
 STYLE_FIELDS = (

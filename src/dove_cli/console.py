@@ -681,7 +681,9 @@ def described_rows(d: dict) -> list[tuple[str, str]]:
             text = ", ".join(parts)
         rows.append((f"#{s['index']} {s['kind']}", text))
     if d["chapters"]:
-        rows.append(("chapters", str(d["chapters"])))
+        order = ", ordered (played as a list; an output plays straight through)" if d.get("chapters_ordered") else ""
+        order += ", linking other files" if d.get("chapters_linked") else ""
+        rows.append(("chapters", f"{d['chapters']}{order}"))
     rows += [(f"tag {k}", v) for k, v in d["tags"].items()]
     return rows
 

@@ -7,6 +7,7 @@
     fields.py   what a video flagged interlaced holds (FFmpeg's idet): combed, progressive or telecined
     captions.py closed captions from decoded frames to the encoder (carriers; retimed across ivtc)
     subtitle_headers.py  copied subtitles' headers saying the picture they are drawn on (DVD size, ASS LayoutRes)
+    matroska.py what FFmpeg does not read of a Matroska file: ordered chapters (a small EBML walk)
     formats.py  codecs, containers, pixel formats and colour tags this FFmpeg handles
     paths.py    image patterns and output-path safety (never the input, no overwrite unasked)
 

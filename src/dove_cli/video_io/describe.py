@@ -11,6 +11,7 @@ import av
 
 from dove_cli.video_io.fields import scan_fields
 from dove_cli.video_io.formats import HDR_TRANSFERS, TRANSPORT_CLOCKS, assumed_matrix, is_rgb
+from dove_cli.video_io.matroska import chapter_order
 from dove_cli.video_io.metadata import file_tags, get_tag, is_chapter_track
 from dove_cli.video_io.programmes import Programme, programme_of, ts_programmes
 from dove_cli.video_io.reader import (
@@ -74,6 +75,8 @@ def describe(path: str | Path) -> dict[str, Any]:
             "programmes": [{"number": p.number, "name": p.name or None, "provider": p.provider or None,
                             "streams": sorted(s.index for s in c.streams if s.id in p.pids)} for p in programmes],
             "chapters": len(c.chapters()),
+            # an ordered edition (played as its list of chapters) and chapters that play other files: Matroska's
+            **dict(zip(("chapters_ordered", "chapters_linked"), chapter_order(path), strict=True)),
             "tags": file_tags(c),
         }  # fmt: skip
 

@@ -52,6 +52,7 @@ from dove_cli.video_io.formats import (
     signal_range,
     writes_captions,
 )
+from dove_cli.video_io.matroska import chapter_order
 from dove_cli.video_io.metadata import (
     TAGLESS,
     file_tags,
@@ -324,6 +325,7 @@ class ContainerWriter(VideoWriter):
             chapters = self._chapters_in_span(src.chapters())
             if chapters:
                 out.set_chapters(chapters)
+                self._say_ordered()
         except (AttributeError, av.FFmpegError, ValueError) as exc:  # pragma: no cover
             log.warning("%s: chapters not copied (%s)", self.path, exc)
         self._copy_attachments(src, fmt_name, fonts=subtitles != "none")
@@ -574,6 +576,14 @@ class ContainerWriter(VideoWriter):
             self._out.container_options["movflags"] = f"{flags}+use_metadata_tags" if flags else "+use_metadata_tags"
             if self._warn:
                 log.info("%s: tags written as QuickTime keys (mdta) to keep %s", self.path, ", ".join(keys))
+
+    def _say_ordered(self) -> None:
+        """Matroska's ordered chapters (an edition played as its list of chapters, which may play parts of
+        other files) become plain ones: FFmpeg neither reads nor writes the flag (`chapter_order`)."""
+        ordered, linked = chapter_order(self.info.path) if self._warn else (False, False)
+        if ordered:
+            log.warning("%s: ordered chapters are not kept (FFmpeg cannot write them): the output plays straight "
+                        "through%s", self.path, ", without the parts of other files its chapters link" * linked)  # fmt: skip
 
     def _say_tagless(self, src: Any, vin: Any) -> None:
         """MPEG-TS keeps the streams' languages but no file tags, chapters or stream titles: what the

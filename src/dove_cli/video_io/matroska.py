@@ -1,0 +1,84 @@
+"""What FFmpeg does not read of a Matroska file: whether an edition of its chapters is ordered
+(EditionFlagOrdered: players play the chapters as a list, in order, skipping what no chapter holds)
+and whether its chapters link other files (ChapterSegmentUID). FFmpeg reads such chapters as plain
+ones and writes no edition flags, so an output plays straight through. A small EBML walk: the head of
+the file up to its first Cluster, or where its SeekHead says the Chapters are; never the clusters."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+EBML, SEGMENT, SEEK_HEAD, CLUSTER, CHAPTERS = 0x1A45DFA3, 0x18538067, 0x114D9B74, 0x1F43B675, 0x1043A770
+SEEK, SEEK_ID, SEEK_POSITION = 0x4DBB, 0x53AB, 0x53AC
+EDITION, ATOM, ORDERED, LINKED_SEGMENT = 0x45B9, 0xB6, 0x45DD, 0x6E67
+MOST = 1 << 22  # bytes: a SeekHead or Chapters element larger than this is not a sane one (left unread)
+
+
+def _vint(f: BinaryIO, marker: bool) -> int | None:
+    """An EBML variable-length integer: an element ID (`marker` kept) or a size (None: the end). An unknown
+    size (all ones, a live stream's) reads as a huge one: a walk that skips it ends at the end of the file."""
+    first = f.read(1)
+    n = 9 - first[0].bit_length() if first else 9  # its length, from the leading zero bits
+    rest = f.read(n - 1) if n <= 8 else b""
+    if n > 8 or len(rest) < n - 1:
+        return None
+    value = int.from_bytes(first + rest, "big")
+    return value if marker else value & (1 << 7 * n) - 1
+
+
+def _elements(f: BinaryIO) -> Iterator[tuple[int, int]]:
+    """(ID, size) of the elements from where `f` is, each body left for the caller to read or skip."""
+    while (eid := _vint(f, True)) is not None and (size := _vint(f, False)) is not None:
+        yield eid, size
+
+
+def _walk(data: bytes) -> Iterator[tuple[int, bytes]]:
+    """Every element in `data`, with its body; those of editions and chapters (masters) too."""
+    f = io.BytesIO(data)
+    for eid, size in _elements(f):
+        body = f.read(size)
+        yield eid, body
+        if eid in (EDITION, ATOM):
+            yield from _walk(body)
+
+
+def _chapters(f: BinaryIO) -> bytes:
+    """The body of the Chapters element (empty: none found, or not a Matroska file)."""
+    if _vint(f, True) != EBML or (size := _vint(f, False)) is None:
+        return b""
+    f.seek(size, 1)
+    if _vint(f, True) != SEGMENT:
+        return b""
+    _vint(f, False)  # (its size)
+    segment, listed = f.tell(), None
+    for eid, size in _elements(f):
+        if eid == CHAPTERS and size <= MOST:
+            return f.read(size)
+        if eid == CLUSTER:
+            break
+        if eid != SEEK_HEAD or size > MOST:
+            f.seek(size, 1)
+            continue
+        for seek in (dict(_walk(body)) for sid, body in _walk(f.read(size)) if sid == SEEK):
+            if seek.get(SEEK_ID) == CHAPTERS.to_bytes(4, "big"):  # (where, from the segment's start)
+                listed = int.from_bytes(seek.get(SEEK_POSITION, b""), "big")
+    if listed is None:
+        return b""
+    f.seek(segment + listed)
+    eid, size = next(_elements(f), (0, 0))
+    return f.read(size) if eid == CHAPTERS and size <= MOST else b""
+
+
+def chapter_order(path: str | Path) -> tuple[bool, bool]:
+    """(ordered, linked): whether an edition of the file's chapters is ordered, and whether a chapter
+    plays a part of another file (a linked segment). (False, False) for any other file."""
+    try:
+        with open(path, "rb") as f:
+            elements = list(_walk(_chapters(f)))
+    except OSError:
+        return False, False
+    ordered = any(eid == ORDERED and int.from_bytes(body, "big") for eid, body in elements)
+    return ordered, any(eid == LINKED_SEGMENT for eid, _ in elements)
