@@ -5,6 +5,7 @@
     images.py   RGB frames -> one image per frame (or a single image)
     metadata.py the input's tags and start timecode in the output (QuickTime keys, a --preview's timecode)
     fields.py   what a video flagged interlaced holds (FFmpeg's idet): combed, progressive or telecined
+    bars.py     black bars round the picture (cropdetect's rule over sampled frames): --crop auto
     captions.py closed captions from decoded frames to the encoder (carriers; retimed across ivtc)
     subtitle_headers.py  copied subtitles' headers saying the picture they are drawn on (DVD size, ASS LayoutRes)
     matroska.py what FFmpeg does not read of a Matroska file: ordered chapters (a small EBML walk)

@@ -564,6 +564,8 @@ class VideoReader:
 
     _lo: int | None = None  # span selected by open_reader(start=, duration=), in pts
     _hi: int | None = None
+    _apply_rotation = 0  # degrees the pixels are turned counter-clockwise (rotate="apply"; set by _describe)
+    _apply_mirror = False  # and then mirrored left-right
 
     def __init__(
         self,
@@ -743,6 +745,12 @@ class VideoReader:
         self._src_range = ColorRange.JPEG if info.color_range == "pc" else ColorRange.MPEG
         self._rgb_format = "rgb48le" if bit_depth > 8 else "rgb24"
         return info
+
+    @property
+    def turn(self) -> tuple[int, bool]:
+        """How the frames are turned from the stored pixels (rotate="apply"): degrees counter-clockwise,
+        then mirrored left-right or not; (0, False) for images and rotate="keep"."""
+        return self._apply_rotation, self._apply_mirror
 
     def count_frames(self) -> int:
         """The frames this reader yields in all, counted from the video's packets without decoding: where
