@@ -367,6 +367,7 @@ def _check_eval_sizes(input: Path, output: Path, gt: Path, opts: UpscaleOptions)
     from dove_cli.geometry import cropped_info, target_size
     from dove_cli.metrics.evaluate import check_planned_sizes
     from dove_cli.options import check_options, output_size
+    from dove_cli.upscaling import with_found_crop
 
     opts = check_options(opts)  # a bad --scale is said as such, not as a size mismatch
     batch = is_batch_input(input)
@@ -384,9 +385,10 @@ def _check_eval_sizes(input: Path, output: Path, gt: Path, opts: UpscaleOptions)
                 warn=False,
                 video_stream=opts.video_stream,
             ) as reader:
-                info = cropped_info(reader.info, opts)
+                file_opts = with_found_crop(reader, opts, [])  # (--crop auto: the upscale finds it again, and says it)
+                info = cropped_info(reader.info, file_opts)
             # --size's, or the model's (--parity: refused where its crop leaves nothing)
-            h, w = target_size(opts, info) or output_size(opts, info.height, info.width)
+            h, w = target_size(file_opts, info) or output_size(file_opts, info.height, info.width)
         except DoveError:
             planned[target.stem] = (target, None)  # its GT is still looked for; its size is unknown
             continue

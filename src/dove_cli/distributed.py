@@ -676,7 +676,8 @@ class _Driver:
         except DoveError as exc:
             self._fail(job, exc)
             return False
-        job.plan_opts = replace(self.worker_opts, chunk=previous.chunk, tile=previous.tile) if previous else None
+        plan_opts = replace(self.worker_opts, crop=opts.crop)  # the file's own crop (--crop auto: found per file)
+        job.plan_opts = replace(plan_opts, chunk=previous.chunk, tile=previous.tile) if previous else plan_opts
         job.t_start = time.perf_counter()
         return True
 
@@ -707,7 +708,7 @@ class _Driver:
         workers = len([s for s in self.slots if not s.dead])
         job.target = max(resume.SEGMENT_MIN_FRAMES, min(TASK_MAX_FRAMES, plan.frames // (workers * TASKS_PER_WORKER)))
         job.state = "running"
-        job.prepass = PrePass(job.input, job.output, job.info, self.opts, plan)
+        job.prepass = PrePass(job.input, job.output, job.info, job.opts, plan)  # (its crop: --crop auto's, found)
         if job.item is not None and self.on_file:
             job.item.status = "running"
             self.on_file(job.index, job.item)
@@ -1158,8 +1159,8 @@ def _check_job(job: _Job, opts: UpscaleOptions) -> None:
     """Before any worker: the input can be read, the output can be written (upscale()'s checks)."""
     from dove_cli.upscaling import _check_outputs, probe_input, with_release_file
 
-    job.opts = opts = with_release_file(opts, job.output)
-    job.info, said = probe_input(job.input, opts)
+    job.info, said, job.opts = probe_input(job.input, with_release_file(opts, job.output))  # (--crop auto: found)
+    opts = job.opts
     _check_ray_output(job.output)
     if (at := first_discontinuity(job.input)) is not None:
         raise InputError(f"{job.input}: its timestamps jump at about {at:.1f} s (recordings joined?): --ray's workers "

@@ -3,6 +3,9 @@ model makes to a target of square pixels. The arithmetic lives here once; upscal
 to the input's description and frames (`cropped_info`, `cropped_frames`), to the frames written
 (`Resampler`) and to their pixel aspect (`written_info`).
 
+`--crop auto` cuts the black bars video_io/bars.py finds (`auto_crop`), once per file, before its
+plan: the run, its plan, manifest and resume fingerprint then hold the concrete L:T:R:B.
+
 The model still runs at --scale (x4: what DOVE was trained for); --size only resamples its output,
 with swscale's Lanczos, as `ffmpeg -vf scale=W:H:flags=lanczos` does. Cropping happens on the RGB
 frames (the chroma already spread to every pixel), so any number of pixels can be cut, odd ones too.
@@ -28,6 +31,7 @@ if TYPE_CHECKING:
     from dove_cli.options import UpscaleOptions
     from dove_cli.reports import Plan
     from dove_cli.video_io import Frame, VideoInfo
+    from dove_cli.video_io.bars import Bars
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +39,10 @@ MIN_SIDE = 8  # the smallest picture a run takes (plan.make_plan refuses smaller
 MAX_SIDE = 16384  # the largest --size side (swscale's and most encoders' limit)
 ASPECT_TOLERANCE = 0.01  # how far a --size WxH may stray from the picture's shape (its rounding)
 SIZE_NAMES = {"4k": "2160p"}
+AUTO_CROP = "auto"  # --crop auto: the black bars found (`auto_crop`)
+# --crop auto cuts bars that leave at least this much of each side: a picture found smaller is a
+# dark one (a night scene, a title on black), not bars; it is said, and nothing is cut.
+MIN_KEPT = Fraction(1, 2)
 _SIZE = re.compile(r"^(?:(\d+)p|(\d+)x(\d+))$")
 
 
@@ -67,8 +75,54 @@ def parse_crop(text: str) -> Crop:
     """'8:0:8:0' -> Crop(8, 0, 8, 0)."""
     parts = text.strip().split(":")
     if len(parts) != 4 or not all(p.strip().isdigit() for p in parts):
-        raise OptionError(f"--crop {text!r} must be LEFT:TOP:RIGHT:BOTTOM in input pixels, e.g. 8:0:8:0")
+        raise OptionError(f"--crop {text!r} must be LEFT:TOP:RIGHT:BOTTOM in input pixels, e.g. 8:0:8:0, or auto")
     return Crop(*(int(p) for p in parts))
+
+
+def crop_option(text: str) -> str:
+    """--crop as the fingerprint and the manifest keep it: 'auto', or L:T:R:B (08:0:8:0 is 8:0:8:0)."""
+    return AUTO_CROP if text.strip().lower() == AUTO_CROP else str(parse_crop(text))
+
+
+def turned(crop: Crop, degrees: int, mirrored: bool) -> Crop:
+    """A crop of stored pixels as it falls on the frames turned `degrees` counter-clockwise (a
+    multiple of 90, as np.rot90), then mirrored left-right: the reader's rotate='apply'."""
+    c = crop
+    for _ in range(degrees // 90 % 4):  # a quarter turn: the right side becomes the top
+        c = Crop(c.top, c.right, c.bottom, c.left)
+    return Crop(c.right, c.top, c.left, c.bottom) if mirrored else c
+
+
+def auto_crop(bars: Bars, degrees: int = 0, mirrored: bool = False) -> Crop | None:
+    """--crop auto: the crop of the black bars found (stored pixels, each side rounded down to an
+    even number: 4:2:0 chroma comes in pairs of lines, and a line of bar kept is better than a line
+    of picture lost) as it falls on frames turned as the reader turns them; None where nothing is
+    to be cut. Says what it found (one note), or why it cuts nothing (a warning)."""
+    from dove_cli import note
+
+    sampled = f"{bars.frames} frame{'s' * (bars.frames != 1)}" + (
+        f" at {bars.places} place{'s' * (bars.places != 1)}" if bars.places > 1 else "")  # fmt: skip
+    if bars.black:
+        sampled += f"; {bars.black} black all over, which say nothing"
+    if not bars.frames:
+        what = f"all {bars.black} frames sampled are black" if bars.black else "no frame could be sampled"
+        log.warning("--crop auto: %s; nothing cut (give --crop L:T:R:B to cut)", what)
+        return None
+    cut = Crop(*(side - side % 2 for side in (bars.left, bars.top, bars.right, bars.bottom)))
+    crop = turned(cut, degrees, mirrored)
+    width, height = bars.width - cut.left - cut.right, bars.height - cut.top - cut.bottom
+    if width < bars.width * MIN_KEPT or height < bars.height * MIN_KEPT:
+        log.warning("--crop auto: the picture found is only %dx%d of the frame's %dx%d (from %s): too little for "
+                    "black bars, more likely a dark picture; nothing cut (give --crop %s to cut that)", width, height,
+                    bars.width, bars.height, sampled, crop)  # fmt: skip
+        return None
+    if crop == Crop(0, 0, 0, 0):
+        note.info("--crop auto: no black bars (from %s); nothing cut", sampled)
+        return None
+    rows, columns = bool(crop.top or crop.bottom), bool(crop.left or crop.right)
+    kind = {(True, False): "letterbox", (False, True): "pillarbox"}.get((rows, columns), "letterbox and pillarbox")
+    note.info("--crop auto: %s (%s, from %s)", crop, kind, sampled)
+    return crop
 
 
 def parse_size(text: str) -> Target:
@@ -89,7 +143,7 @@ def cropped_info(info: VideoInfo, opts: UpscaleOptions) -> VideoInfo:
     Refuses a crop that leaves less than MIN_SIDE pixels a side."""
     if not opts.crop:
         return info
-    c = parse_crop(opts.crop)
+    c = parse_crop(opts.crop)  # (--crop auto is concrete by now: upscaling.probe_input)
     width, height = info.width - c.left - c.right, info.height - c.top - c.bottom
     if width < MIN_SIDE or height < MIN_SIDE:
         raise OptionError(f"{info.path}: --crop {c} leaves {max(width, 0)}x{max(height, 0)} of its "

@@ -22,7 +22,7 @@ from types import UnionType
 from typing import Any, ClassVar, Literal, TypedDict, Union, get_args, get_origin, get_type_hints
 
 from dove_cli.errors import OptionError
-from dove_cli.geometry import parse_crop, parse_size
+from dove_cli.geometry import crop_option, parse_size
 from dove_cli.release_layout import RELEASE_CHUNK_OVERLAP, RELEASE_TILE_OVERLAP, release_output_size
 from dove_cli.windows import BlendMode, check_chunk, check_tile, fitting_chunk_overlap, fitting_tile_overlap
 
@@ -204,7 +204,9 @@ class UpscaleOptions:
     )
     preview: str | None = option(None, "Only START+DURATION, e.g. 1:20+5s.", metavar="SPAN")
     crop: str | None = option(None, "Cut pixels off the input before upscaling: LEFT:TOP:RIGHT:BOTTOM, in input "
-                              "pixels as stored (black bars, overscan, VHS head-switching noise).", metavar="L:T:R:B")  # fmt: skip
+                              "pixels as stored (black bars, overscan, VHS head-switching noise), or auto: the black "
+                              "bars found in frames sampled across the video (FFmpeg's cropdetect rule).",
+                              metavar="L:T:R:B|auto")  # fmt: skip
     # -- output
     codec: str | None = option(
         None,
@@ -492,7 +494,7 @@ def check_options(opts: UpscaleOptions) -> UpscaleOptions:
     if opts.preview:
         parse_preview(opts.preview)
     if opts.crop is not None:  # as the fingerprint and the manifest keep them: 08:0:8:0 is 8:0:8:0
-        opts = replace(opts, crop=str(parse_crop(opts.crop)))
+        opts = replace(opts, crop=crop_option(opts.crop))
     if opts.size is not None:
         opts = replace(opts, size=str(parse_size(opts.size)))
     if opts.workers is not None and opts.workers < 1:

@@ -286,10 +286,11 @@ def _upscale(
     t_start = time.perf_counter()
     if restorer is not None:
         opts = with_restorer(opts, restorer)
-    info, said = probe_input(input, opts)
+    info, said, opts = probe_input(input, opts)  # (--crop auto: the crop found, from here on)
     device, dtype = resolve_device(opts, planning=dry_run)  # options first, then what is on disk
     session: resume.Session
     if isinstance(output, ArraySink):
+        say_held(said)
         checked, session = CheckedOutput(None, "", ""), ArraySession(output)
     else:
         checked = _check_outputs(output, info, opts, dry_run, said)
@@ -468,22 +469,45 @@ def _failure_manifest(manifest: Path, input: str | Path, opts: UpscaleOptions, p
         log.warning("%s", exc)
 
 
-def probe_input(input: Source, opts: UpscaleOptions) -> tuple[video_io.VideoInfo, list[logging.LogRecord]]:
-    """The input's description (its picture less --crop: what the model gets), and what its reader
+def probe_input(
+    input: Source, opts: UpscaleOptions
+) -> tuple[video_io.VideoInfo, list[logging.LogRecord], UpscaleOptions]:
+    """The input's description (its picture less --crop: what the model gets), what its reader
     warns of (HDR, interlacing, alpha), held for `_check_outputs` to say: a run refused for its
-    output says only why. Under --parity the frame
+    output says only why, and the options for this input: --crop auto made the crop it finds
+    (`with_found_crop`, its note held too). Under --parity the frame
     count is exact (the release's chunks are laid over it): counted from the packets where the
     container gives none, so that a dry run refuses the layouts the run refuses."""
-    if isinstance(input, ArraySource):
-        return geometry.cropped_info(input.info, opts), []
     said: list[logging.LogRecord] = []
+    if isinstance(input, ArraySource):
+        opts = with_found_crop(input, opts, said)
+        return geometry.cropped_info(input.info, opts), said, opts
     with held_warnings(said), video_io.open_reader(input, fps=opts.fps, rotate=opts.rotate, deinterlace=opts.deinterlace,
                                                    untagged_matrix=opts.untagged_matrix,
                                                    video_stream=opts.video_stream) as probe:  # fmt: skip
         info = probe.info
         if opts.parity and not info.num_frames_exact and not opts.preview:
             info.num_frames, info.num_frames_exact = probe.count_frames(), True
-        return geometry.cropped_info(info, opts), said
+        opts = with_found_crop(probe, opts, said)
+        return geometry.cropped_info(info, opts), said, opts
+
+
+def with_found_crop(
+    source: video_io.VideoReader | ArraySource, opts: UpscaleOptions, said: list[logging.LogRecord]
+) -> UpscaleOptions:
+    """The options with --crop auto made the crop of the black bars found in the frames `source`
+    reads (none: no crop), once per file, before its plan: its plan, manifest and resume fingerprint
+    hold the crop, and a Ray worker gets it. What was found is held in `said`."""
+    if opts.crop != geometry.AUTO_CROP:
+        return opts
+    from dove_cli.video_io.bars import find_bars, find_bars_in
+
+    with held_warnings(said, notes=True):
+        if isinstance(source, ArraySource):
+            crop = geometry.auto_crop(find_bars_in(source.frames))
+        else:
+            crop = geometry.auto_crop(find_bars(source.info), *source.turn)
+    return replace(opts, crop=None if crop is None else str(crop))
 
 
 @dataclass(frozen=True)
