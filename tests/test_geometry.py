@@ -5,7 +5,9 @@ scale (and numpy), refusals as one line."""
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import subprocess
 import sys
 from fractions import Fraction
@@ -22,7 +24,7 @@ from dove_cli.options import UpscaleOptions, check_options
 from dove_cli.resume import work_folder
 from dove_cli.threads import DIE_AFTER_ENV
 from dove_cli.upscaling import upscale
-from dove_cli.video_io import VideoInfo
+from dove_cli.video_io import VideoInfo, bars, open_reader
 from media import ffmpeg, make_clip
 from test_cli import run
 from test_resume import framemd5
@@ -69,6 +71,7 @@ def test_options_are_read_once_and_kept_in_one_spelling():
     """The fingerprint of a resume and the manifest keep the options as check_options spells them."""
     opts = check_options(UpscaleOptions(crop=" 08:0:8:00", size="4K"))
     assert (opts.crop, opts.size) == ("8:0:8:0", "2160p")
+    assert check_options(UpscaleOptions(crop=" Auto")).crop == "auto"
     assert check_options(UpscaleOptions(size="1920X1080")).size == "1920x1080"
     assert parse_crop("1:2:3:4") == parse_crop("1:2:3:4 ") and str(parse_size("1440p")) == "1440p"
     for bad, said in [
@@ -81,7 +84,7 @@ def test_options_are_read_once_and_kept_in_one_spelling():
     for bad in ("1081p", "1920x1081", "8p", "hd", "1080", "20000p"):
         with pytest.raises(OptionError, match="--size"):
             check_options(UpscaleOptions(size=bad))
-    for name, value in (("crop", "8:0:8:0"), ("size", "1080p")):
+    for name, value in (("crop", "8:0:8:0"), ("crop", "auto"), ("size", "1080p")):
         with pytest.raises(OptionError, match=f"--parity reproduces the authors' script.*drop --{name} {value}"):
             check_options(UpscaleOptions(parity=True, **{name: value}))
 
@@ -204,6 +207,16 @@ def test_eval_gt_is_checked_against_the_size(dvd, tmp_path, capsys):
     assert not (tmp_path / "o.mkv").exists()
 
 
+def test_eval_gt_is_checked_against_the_crop_found(tmp_path, capsys):
+    """--eval GT with --crop auto: the output to be is the picture less the bars found, x4."""
+    src = make_clip(tmp_path / "in.mkv", frames=2, codec="ffv1", vf="scale=64:32,pad=64:48:0:8:black")
+    gt = make_clip(tmp_path / "gt.mkv", size="256x192", frames=2)  # the whole frame's x4: not what is made
+    code, _, err = run(["upscale", str(src), "-o", str(tmp_path / "o.mkv"), "--model", "bilinear", "--crop", "auto",
+                        "--eval", str(gt)], capsys)  # fmt: skip
+    assert code == 2 and "256x128, but its GT" in err and "256x192" in err
+    assert not (tmp_path / "o.mkv").exists()
+
+
 def test_frames_in_memory_take_crop_and_size():
     frames = (np.random.default_rng(1).random((2, 48, 64, 3)) * 255).astype(np.uint8)
     out = upscale_frames(frames, **BILINEAR, scale=1, crop="2:4:6:8")
@@ -245,3 +258,167 @@ def test_a_killed_run_resumes_to_the_same_file_and_only_with_the_same_geometry(t
     assert r.resumed_from > 0 and framemd5(out) == framemd5(ref)
     w, h, container, stream = video_geometry(out)  # 92x60 at 32:27 is shown 1.817:1: 218.1 -> 218
     assert (w, h) == (218, 120) and container in (None, 1) and stream in (None, 1)
+
+
+# ------------------------------------------------------------------------------------------ --crop auto
+# Clips of testsrc2 padded with black bars (`pad=`), so the bars are known; the ffmpeg binary's own
+# cropdetect (its running box over every frame, x1 x2 y1 y2) is the reference for the rule.
+DARK = "lutyuv=y=16+(val-16)/5"  # a dark scene: many of its lines at or below cropdetect's limit
+
+
+def cropdetect(path: Path, width: int, height: int, *vf: str, reset: bool = False) -> list[tuple[int, ...]]:
+    """(left, top, right, bottom) after each frame, by the ffmpeg binary's cropdetect: the box of
+    every frame so far (reset: of that frame alone)."""
+    graph = ",".join([*vf, f"cropdetect=round=2:skip=0:reset={int(reset)}"])
+    err = ffmpeg("-i", path, "-vf", graph, "-f", "null", "-").stderr
+    boxes = [tuple(map(int, m)) for m in re.findall(r"x1:(-?\d+) x2:(-?\d+) y1:(-?\d+) y2:(-?\d+) ", err)]
+    return [(x1, y1, width - 1 - x2, height - 1 - y2) for x1, x2, y1, y2 in boxes]
+
+
+def found(path: Path) -> tuple[int, int, int, int]:
+    """The black bars video_io.bars finds, before rounding (left, top, right, bottom)."""
+    with open_reader(path, warn=False) as reader:
+        b = bars.find_bars(reader.info)
+    return b.left, b.top, b.right, b.bottom
+
+
+@pytest.mark.parametrize(
+    "name, codec, pix_fmt, dim",
+    [
+        ("soft.mkv", "ffv1", "yuv420p", "lutyuv=y=16+(val-16)/2,"),
+        ("soft10.mkv", "ffv1", "yuv420p10le", "lutyuv=y=16+(val-16)/2,"),
+        ("soft.png", "png", "rgb24", ""),
+    ],
+)
+def test_auto_crop_lines_are_cropdetects(tmp_path, name, codec, pix_fmt, dim):
+    """Blurred bar edges (and a dim picture), where the limit decides each line: the same box as
+    FFmpeg's cropdetect, in 8 bits (limit 24), 10 bits (96) and RGB (the mean of R, G and B)."""
+    path = make_clip(tmp_path / name, size="44x30", frames=1 if codec == "png" else 3, codec=codec, pix_fmt=pix_fmt,
+                     vf=f"{dim}pad=64:48:7:5:black,gblur=sigma=2")  # fmt: skip
+    ref = cropdetect(path, 64, 48, *(["format=rgb24"] if codec == "png" else []))[-1]
+    assert found(path) == ref and ref != (7, 5, 13, 13)  # (the blur moved the edges off the pad: the rule decides)
+
+
+def test_auto_crop_keeps_what_any_frame_shows(tmp_path, caplog):
+    """A fade from black, and a dark scene at the end: its frames alone would cut picture (cropdetect
+    on each by itself), but the crop keeps every sampled frame's picture, and a frame black all over
+    says nothing; a short clip is sampled whole."""
+    caplog.set_level(logging.INFO, "dove_cli")
+    vf = f"fade=in:0:3,{DARK}:enable=gte(n\\,18),pad=64:48:6:4:black"
+    path = make_clip(tmp_path / "dark.mkv", size="48x32", frames=30, codec="ffv1", vf=vf)
+    alone = cropdetect(path, 64, 48, reset=True)
+    assert alone[0] == (63, 47, 63, 47) and all(b[0] > 6 for b in alone[18:])  # black: no line; dark: columns lost
+    assert cropdetect(path, 64, 48)[-1] == found(path) == (6, 4, 10, 12)  # the pad's
+    plan = upscale(path, tmp_path / "o.mkv", **BILINEAR, crop="auto", dry_run=True)
+    assert plan.crop == "6:4:10:12" and plan.input_size == (32, 48)
+    assert ("--crop auto: 6:4:10:12 (letterbox and pillarbox, from 29 frames; 1 black all over, which say "
+            "nothing)") in caplog.text  # fmt: skip
+
+
+@pytest.mark.parametrize("gop, whole", [(25, 0), (1000, bars.WHOLE)])
+def test_auto_crop_samples_a_long_video_at_ten_places(tmp_path, monkeypatch, gop, whole):
+    """A video of more than 40 frames is sampled at 10 places over its length (each sought, as a
+    long video is, or decoded to from its start, as a small one is: this one has one key frame,
+    where every seek lands): its first half (taller bars) and its dark second half would each cut
+    picture alone; the crop is cropdetect's over every frame."""
+    monkeypatch.setattr(bars, "WHOLE", whole)
+    vf = f"{DARK}:enable=gte(n\\,300),pad=64:48:8:6:black,drawbox=w=64:h=12:color=black:t=fill:enable=lt(n\\,300)"
+    path = make_clip(tmp_path / "long.mp4", size="48x32", rate="25", frames=600, vf=vf, extra=("-g", str(gop)))
+    with open_reader(path, warn=False) as reader:
+        b = bars.find_bars(reader.info)
+    assert (b.frames, b.places, b.black) == (40, 10, 0)
+    assert (b.left, b.top, b.right, b.bottom) == cropdetect(path, 64, 48)[-1] == (8, 6, 8, 10)
+    first, second = (cropdetect(path, 64, 48, trim)[-1] for trim in ("trim=end_frame=300", "trim=start_frame=300"))
+    assert first[1] == 12 and second[0] > 8
+
+
+def test_auto_crop_rounds_to_even_and_turns_with_the_picture(tmp_path):
+    """Bars of odd widths (an RGB clip: pad puts them anywhere) are cut to the even number below;
+    with --rotate apply the crop is of the turned frames, where ffmpeg's autorotate puts the bars."""
+    src = make_clip(tmp_path / "odd.mkv", size="48x32", frames=2, codec="ffv1", pix_fmt="bgr0",
+                    vf="pad=64:48:7:5:black")  # fmt: skip
+    assert found(src) == (7, 5, 9, 11)
+    plan = upscale(src, tmp_path / "o.mkv", **BILINEAR, crop="auto", dry_run=True)
+    assert plan.crop == "6:4:8:10"  # each side rounded down to even: a line of bar kept, none of picture
+    base = make_clip(tmp_path / "base.mp4", size="48x32", frames=2, vf="pad=64:48:6:4:black")
+    for mirror in ([], ["-display_hflip:v"]):
+        turned = tmp_path / f"turned{len(mirror)}.mp4"
+        ffmpeg("-display_rotation:v", "90", *mirror, "-i", base, "-c", "copy", turned)
+        left, top, right, bottom = cropdetect(turned, 48, 64)[-1]  # (ffmpeg turns it upright)
+        plan = upscale(turned, tmp_path / "t.mkv", **BILINEAR, crop="auto", rotate="apply", dry_run=True)
+        assert plan.crop == f"{left}:{top}:{right}:{bottom}" and plan.input_size == (
+            64 - top - bottom,
+            48 - left - right,
+        )
+    assert plan.crop != upscale(turned, tmp_path / "t.mkv", **BILINEAR, crop="auto", dry_run=True).crop  # kept
+
+
+@pytest.mark.parametrize(
+    "vf, said",
+    [
+        ("", "--crop auto: no black bars (from 3 frames); nothing cut"),
+        ("lutyuv=y=16", "--crop auto: all 3 frames sampled are black; nothing cut"),
+        ("scale=16:16,pad=64:48:24:16:black", "--crop auto: the picture found is only 16x16 of the frame's 64x48"),
+    ],
+)
+def test_auto_crop_cuts_nothing_without_bars(tmp_path, caplog, vf, said):
+    """No bars, a black video, a small picture on black (more likely a dark scene than bars): no crop."""
+    caplog.set_level(logging.INFO, "dove_cli")
+    path = make_clip(tmp_path / "in.mkv", frames=3, codec="ffv1", vf=vf)
+    plan = upscale(path, tmp_path / "o.mkv", **BILINEAR, crop="auto", dry_run=True)
+    assert plan.crop is None and plan.input_size == (48, 64) and said in caplog.text
+
+
+def test_dry_run_and_manifest_say_the_crop_found(tmp_path, capsys, caplog, monkeypatch):
+    """--dry-run says the crop found (one line) and plans with it; the manifest holds the L:T:R:B;
+    a folder run finds each file's own, and says it once."""
+    monkeypatch.setenv("COLUMNS", "200")  # the table's rows on one line each
+    (tmp_path / "in").mkdir()
+    src = make_clip(tmp_path / "in" / "a.mkv", frames=2, codec="ffv1", vf="scale=64:32,pad=64:48:0:8:black")
+    make_clip(tmp_path / "in" / "b.mkv", frames=2, codec="ffv1", vf="scale=48:48,pad=64:48:8:0:black")
+    manifest = tmp_path / "m.json"
+    code, out, err = run(["upscale", str(src), "-o", str(tmp_path / "o.mkv"), "--model", "bilinear", "--dry-run",
+                          "--crop", "auto", "--manifest", str(manifest)], capsys)  # fmt: skip
+    assert code == 0, err
+    assert "64x48 cropped to 64x32 (--crop 0:8:0:8)" in out
+    assert caplog.text.count("--crop auto: ") == 1 and "--crop auto: 0:8:0:8 (letterbox, from 2 frames)" in caplog.text
+    doc = json.loads(manifest.read_text())
+    assert doc["plan"]["crop"] == doc["options"]["crop"] == "0:8:0:8" and doc["plan"]["input_size"] == [32, 64]
+    caplog.clear()
+    code, out, err = run(["upscale", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", "bilinear",
+                          "--scale", "1", "--crop", "auto"], capsys)  # fmt: skip
+    assert code == 0 and caplog.text.count("--crop auto: 0:8:0:8 (letterbox") == 1  # (checked before the model too)
+    assert caplog.text.count("--crop auto: 8:0:8:0 (pillarbox") == 1
+    assert [video_geometry(tmp_path / "out" / n)[:2] for n in ("a.mkv", "b.mkv")] == [(64, 32), (48, 48)]
+
+
+def test_a_resumed_auto_crop_cuts_what_the_interrupted_run_cut(tmp_path):
+    """The crop found is what the run's fingerprint holds: a resume with --crop auto (found again,
+    the same) or with that crop given continues to the same file; another crop is refused."""
+    from test_resume import _FailAfter
+
+    src = make_clip(tmp_path / "in.mp4", size="48x32", rate="25", frames=40, vf="pad=64:48:8:6:black")
+    opts = dict(**BILINEAR, scale=1, chunk=9, chunk_overlap=2, tile=0, crop="auto")
+    ref = tmp_path / "ref.mp4"
+    assert upscale(src, ref, **opts).plan.crop == "8:6:8:10"
+    for again in ("auto", "8:6:8:10"):
+        out = tmp_path / f"out-{again}.mp4"
+        with pytest.raises(RuntimeError, match="simulated crash"):
+            upscale(src, out, **opts, restorer=_FailAfter(4))
+        with pytest.raises(OutputError, match="the saved run had crop='8:6:8:10', this call has crop='8:6:8:8'"):
+            upscale(src, out, **{**opts, "crop": "8:6:8:8"}, resume=True)
+        r = upscale(src, out, **{**opts, "crop": again}, resume=True)
+        assert r.resumed_from > 0 and r.plan.crop == "8:6:8:10" and framemd5(out) == framemd5(ref)
+
+
+def test_frames_in_memory_take_auto_crop(caplog):
+    """upscale_frames(crop="auto"): the bars of the frames themselves (said), a dim line (20 of 255)
+    on black's side of the limit whether the frames are uint8 or floats (taken at 16 bits: 6168)."""
+    caplog.set_level(logging.INFO, "dove_cli")
+    frames = np.zeros((3, 48, 64, 3), np.uint8)
+    frames[:, 6:40, 4:58] = (np.random.default_rng(2).random((3, 34, 54, 3)) * 200 + 55).astype(np.uint8)
+    frames[:, 6:40, 3] = 20
+    out = upscale_frames(frames, **BILINEAR, scale=1, crop="auto")
+    assert np.array_equal(out, frames[:, 6:40, 4:58])
+    assert "--crop auto: 4:6:6:8 (letterbox and pillarbox, from 3 frames)" in caplog.text
+    assert upscale_frames(frames / 255.0, **BILINEAR, scale=1, crop="auto", color_fix="none").shape == (3, 34, 54, 3)

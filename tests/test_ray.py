@@ -196,6 +196,17 @@ def test_crop_and_size_on_two_workers_write_the_file_of_one_process(cluster, tmp
         assert s.sample_aspect_ratio in (None, 1) and s.codec_context.sample_aspect_ratio in (None, 1)
 
 
+def test_auto_crop_is_found_by_the_driver_and_cut_by_the_workers(cluster, tmp_path):
+    """--crop auto on Ray: the driver finds the bars once, before the plan; the workers cut that crop
+    (a worker given 'auto' would refuse it), and the file is one process's."""
+    src = make_clip(tmp_path / "boxed.mp4", size="48x32", rate="25", frames=48, vf="pad=64:48:8:6:black")
+    opts = UpscaleOptions(**OPTS, crop="auto")
+    one = upscale(src, tmp_path / "one.mp4", opts)
+    two = upscale(src, tmp_path / "two.mp4", opts, cluster=cluster)
+    assert one.plan.crop == two.plan.crop == "8:6:8:10" and sum(two.workers.values()) == 48
+    assert framemd5(tmp_path / "one.mp4") == framemd5(tmp_path / "two.mp4")
+
+
 def test_a_worker_killed_mid_run_changes_nothing(cluster, clip, ref, tmp_path):
     """SIGKILL one worker while it makes a segment: Ray restarts it, its unreported segments are made
     again elsewhere, nothing it half-wrote is used, and the file is still the one a single process
