@@ -4,6 +4,7 @@ file reported at the end (exit 4: partly done) without stopping the others."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -166,7 +167,7 @@ def test_left_out_names_folders_of_videos_and_sidecar_subtitles(tmp_path, caplog
     with caplog.at_level(logging.WARNING):
         say_left_out(season)
     said = [r.getMessage() for r in caplog.records]
-    assert said == [f"{season}: sub-folders are not searched (Extras)",
+    assert said == [f"{season}: sub-folders are not searched (Extras); recursive=True searches them",
                     f"{season}: subtitle files are not copied (ep01.ass, ep02.sub): copy them beside the outputs, "
                     "named as their video's output, for players to load them"], said  # fmt: skip
 
@@ -317,10 +318,12 @@ def test_batch_plain_progress_lines_name_the_file(folder, tmp_path, capsys, monk
     assert "a.mp4: file 1 of 2" in err and "b.mkv: file 2 of 2" in err
     # Each file's stage lines in order; the model is loaded once, after the first file is named;
     # the second file's count starts again (no "0/5 frames" left from the first before its stages).
-    stages = [ln for ln in err.splitlines() if ln.split(": ", 1)[-1] in ("loading model", "planning", "done")
+    # A file's `done` line says its frames and time (`done: 6 frames in 0.4 s`).
+    lines = [re.sub(r": done: (\d+) frames in [\d.]+ s$", r": done: \1 frames", ln) for ln in err.splitlines()]
+    stages = [ln for ln in lines if ln.split(": ", 1)[-1] in ("loading model", "planning") or ": done" in ln
               or " of 2" in ln or ln.endswith("frames (0%)")]  # fmt: skip
-    assert stages == ["a.mp4: file 1 of 2", "a.mp4: loading model", "a.mp4: planning", "a.mp4: done",
-                      "b.mkv: file 2 of 2", "b.mkv: planning", "b.mkv: done"], err  # fmt: skip
+    assert stages == ["a.mp4: file 1 of 2", "a.mp4: loading model", "a.mp4: planning", "a.mp4: done: 6 frames",
+                      "b.mkv: file 2 of 2", "b.mkv: planning", "b.mkv: done: 5 frames"], err  # fmt: skip
 
 
 def test_batch_input_rules(folder, tmp_path):
@@ -563,6 +566,10 @@ def test_an_interrupted_folder_says_how_it_continues(tmp_path, capsys, monkeypat
     out = capsys.readouterr().out
     saved = re.search(r"long\.mkv\s+\|\s+~60 \((\d+) saved\)", out)
     assert exc.value.code == 0 and saved and int(saved[1]) >= SEGMENT_MIN_FRAMES, out
+    n = int(saved[1])  # the totals count what is left to make (they counted all 63 frames)
+    assert f"2 to upscale (about {63 - n} frames to make; {n} more are saved by an interrupted run)" in out, out
+    planned = json.loads(manifest.read_text())  # a plan, as a file's dry run says (it said "done")
+    assert (planned["status"], planned["exit_code"], planned["counts"]) == ("planned", 0, {"planned": 2})
     with pytest.raises(SystemExit) as exc:
         main(args)
     err = capsys.readouterr().err
@@ -814,3 +821,221 @@ def test_a_keyboard_interrupt_from_progress_ends_its_files_row(tmp_path):
     assert "a.mp4: interrupted" in seen[-1][2], seen
     a, b = json.loads((tmp_path / "run.json").read_text())["files"]
     assert (a["status"], b["status"]) == ("interrupted", "not started")
+
+
+# ---------------------------------------------------------------- --recursive, and a manifest kept current
+
+
+@pytest.fixture
+def tree(tmp_path) -> Path:
+    """in/: a.mp4; sub/b.mkv; sub/deeper/a.mp4 (a name the top has too); and what a --recursive run
+    leaves out: a hidden folder, a work folder, a symlinked folder (a link back up would loop), a
+    folder of images (an image sequence: one input of its own)."""
+    src = tmp_path / "in"
+    (src / "sub" / "deeper").mkdir(parents=True)
+    make_clip(src / "a.mp4", frames=3, size="32x24")
+    make_clip(src / "sub" / "b.mkv", frames=2, size="32x24")
+    make_clip(src / "sub" / "deeper" / "a.mp4", frames=4, size="32x24")
+    for hidden in (".cache", "x.mp4.dove-work"):
+        (src / hidden).mkdir()
+        shutil.copy(src / "a.mp4", src / hidden / "c.mp4")
+    (src / "loop").symlink_to(src)
+    (src / "seq").mkdir()
+    for n in (1, 2):
+        (src / "seq" / f"{n:04d}.png").write_bytes(b"")
+    return src
+
+
+def test_recursive_mirrors_the_tree_with_one_model_load(tree, tmp_path, monkeypatch, caplog):
+    """A tree of videos: one run, one model load, each output at its input's place under the output
+    folder, which may be inside the tree (not searched, nor on the re-run, which skips them all)."""
+    import logging
+
+    from dove_cli.batch import WORK_SUFFIX
+    from dove_cli.resume import WORK_SUFFIX as resume_suffix
+
+    assert WORK_SUFFIX == resume_suffix
+    loads = []
+    real = models.load_model
+    monkeypatch.setattr(models, "load_model", lambda *a: loads.append(1) or real(*a))
+    out = tree / "out"
+    with caplog.at_level(logging.WARNING):
+        result = upscale_batch(tree, out, recursive=True, **OPTS)
+    assert [(i.name, i.status) for i in result.items] == [("a.mp4", "done"), ("sub/b.mkv", "done"),
+                                                          ("sub/deeper/a.mp4", "done")]  # fmt: skip
+    assert len(loads) == 1
+    made = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert made == ["a.mp4", "sub/b.mkv", "sub/deeper/a.mp4"]
+    assert [decoded_frame_count(out / name) for name in made] == [3, 2, 4]
+    assert f"{tree}: symlinked folders are not followed (loop)" in caplog.messages
+    assert caplog.text.count("folders of images are image sequences, left out (seq): upscale each as one input "
+                             f"(upscale('{tree / 'seq'}', 'seq.mkv'))") == 1  # fmt: skip
+    assert "sub-folders are not searched" not in caplog.text and ".cache" not in caplog.text
+    again = upscale_batch(tree, out, recursive=True, **OPTS)  # out/ is inside: not taken as inputs
+    assert [i.status for i in again.items] == ["skipped"] * 3
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        flat = upscale_batch(tree, tmp_path / "flat", dry_run=True, **OPTS)
+    assert [i.name for i in flat.items] == ["a.mp4"]
+    assert "sub-folders are not searched (loop, out, sub); recursive=True searches them" in caplog.text
+
+
+def test_recursive_on_the_command_line(tree, tmp_path, capsys, monkeypatch):
+    """`-r`: a log line per file names its path in the tree, and its `done` line says the frames and
+    time; DOVE_LOG_TIME=1 stamps every line of the log (not a terminal) with the local time."""
+    import io
+    import logging
+    from datetime import datetime
+
+    from rich.console import Console
+
+    from dove_cli.cli import main
+    from dove_cli.console import OneLineFormatter, time_stamp
+
+    monkeypatch.setenv("DOVE_LOG_TIME", "1")
+    before = datetime.now().astimezone().replace(microsecond=0)
+    with pytest.raises(SystemExit) as exc:
+        main(["upscale", str(tree), "-o", str(tmp_path / "out"), "-r", "--model", "bilinear", "--scale", "2",
+              "--tile", "0", "--codec", "ffv1"])  # fmt: skip
+    after = datetime.now().astimezone()
+    err = capsys.readouterr().err
+    assert exc.value.code == 0, err
+    stamps = [re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d) (.*)", line) for line in err.splitlines()]
+    assert all(stamps) and all(before <= datetime.fromisoformat(m[1]) <= after for m in stamps), err
+    lines = [m[2] for m in stamps]
+    assert "sub/deeper/a.mp4: file 3 of 3" in lines
+    done = [re.sub(r" in [\d.]+ s$", "", line) for line in lines if ": done: " in line]
+    assert done == ["a.mp4: done: 3 frames", "sub/b.mkv: done: 2 frames", "sub/deeper/a.mp4: done: 4 frames"]
+    record = logging.LogRecord("dove_cli", logging.WARNING, "", 0, "a\nb", None, None)  # the CLI's WARNING lines
+    line = OneLineFormatter("%(levelname)s: %(message)s").format(record)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d WARNING: a\\nb", line), line
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    assert time_stamp(Console(file=Terminal(), force_terminal=True)) == ""  # a person watching: no stamps
+    with pytest.raises(SystemExit) as exc:  # run again: all skipped, each line says of how many (it said "of None")
+        main(["upscale", str(tree), "-o", str(tmp_path / "out"), "-r", "--model", "bilinear", "--scale", "2",
+              "--tile", "0", "--codec", "ffv1"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert exc.value.code == 0 and " sub/b.mkv: file 2 of 3: skipped, its output exists" in err, err
+    monkeypatch.delenv("DOVE_LOG_TIME")
+    assert OneLineFormatter("%(levelname)s: %(message)s").format(record) == "WARNING: a\\nb"
+    top = tmp_path / "top"  # videos only in sub-folders: -r makes it a folder run (not one image-sequence input)
+    (top / "x").mkdir(parents=True)
+    shutil.copy(tree / "a.mp4", top / "x")
+    with pytest.raises(SystemExit) as exc:
+        main(["upscale", str(top), "-o", str(tmp_path / "o2"), "-r", "--model", "bilinear", "--dry-run"])
+    assert exc.value.code == 0 and re.search(r"^ ?x/a\.mp4 +[│|] +3 ", capsys.readouterr().out, re.M)
+    with pytest.raises(SystemExit) as exc:
+        main(["upscale", str(tree / "a.mp4"), "-o", str(tmp_path / "one.mp4"), "-r", "--model", "bilinear"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and f"--recursive searches a folder's sub-folders: {tree / 'a.mp4'} is not" in err
+    assert err.startswith("error: "), err  # unstamped without DOVE_LOG_TIME
+
+
+def test_a_folder_manifest_is_kept_current_and_remembers_how_outputs_were_made(tree, tmp_path):
+    """The manifest appeared only at the end (kill -9: none) and a re-run's replaced the record of the
+    run that made the outputs (skipped, no times). It is rewritten as each file ends (`running`),
+    says when each file started and ended and its output's size and time, and a skipped output
+    whose file is unchanged keeps how it was made (`made`)."""
+    from datetime import datetime
+
+    manifest, out = tmp_path / "run.json", tmp_path / "out"
+    seen: dict[str, dict] = {}
+
+    def look(index, item) -> None:
+        if item.status == "running" and index == 1:  # the second file starts: the first one is recorded
+            seen.update(json.loads(manifest.read_text()))
+
+    before = datetime.now().astimezone().replace(microsecond=0)  # (the manifest's times are to the millisecond)
+    upscale_batch(tree, out, recursive=True, manifest=manifest, on_file=look, **OPTS)
+    after = datetime.now().astimezone()
+    assert seen["status"] == "running" and seen["exit_code"] is None and seen["finished_at"] is None
+    assert [f["status"] for f in seen["files"]] == ["done", "pending", "pending"]
+    doc = json.loads(manifest.read_text())
+    assert (doc["status"], doc["recursive"], doc["hostname"], doc["pid"]) == ("done", True, os.uname().nodename,
+                                                                              os.getpid())  # fmt: skip
+    times = [doc["started_at"]] + [f[k] for f in doc["files"] for k in ("started_at", "finished_at")]
+    times = [datetime.fromisoformat(t) for t in [*times, doc["finished_at"]]]
+    assert before <= times[0] and times[-1] <= after and times == sorted(times)  # one file after another
+    assert all(start < end for start, end in zip(times[1:-1:2], times[2:-1:2], strict=True))  # each takes time
+    for f in doc["files"]:
+        stat = Path(f["output"]).stat()
+        assert f["output_bytes"] == stat.st_size and f["made"] is None
+        assert abs(datetime.fromisoformat(f["output_modified"]).timestamp() - stat.st_mtime) < 0.001
+    assert not list(tmp_path.glob("run.json.*"))  # the lock file is gone with the run
+    first = doc["files"]
+    shutil.copy(out / "a.mp4", out / "sub" / "deeper" / "a.mp4")  # changed since: its record no longer holds
+    upscale_batch(tree, out, recursive=True, manifest=manifest, **OPTS)
+    again = json.loads(manifest.read_text())["files"]
+    assert [f["status"] for f in again] == ["skipped"] * 3
+    for old, new in zip(first[:2], again[:2], strict=True):
+        assert new["made"]["started_at"] == old["started_at"] and new["made"]["result"] == old["result"]
+        assert new["made"]["frames"] == old["frames"] and new["started_at"] is None
+    assert again[2]["made"] is None
+    upscale_batch(tree, out, recursive=True, manifest=manifest, **OPTS)  # a third run keeps it on
+    assert json.loads(manifest.read_text())["files"][0]["made"] == again[0]["made"]
+
+
+def test_a_second_run_on_one_manifest_is_refused(folder, tmp_path):
+    """Two runs writing one --manifest: the last writer won, and its entries said `busy` for files the
+    other had finished. The second is refused before any work while the first lives (exit 75); a lock
+    file a killed run left behind (nobody holds it) does not stop a run."""
+    import fcntl
+
+    from dove_cli.errors import OutputBusy
+
+    manifest, out = tmp_path / "run.json", tmp_path / "out"
+    lock = tmp_path / "run.json.lock"
+    with open(lock, "w") as held:
+        held.write("dove run 123 on host since 2026-01-01T00:00:00.000Z\n")
+        held.flush()
+        fcntl.flock(held, fcntl.LOCK_EX)
+        for dry_run in (False, True):
+            with pytest.raises(OutputBusy) as err:
+                upscale_batch(folder, out, manifest=manifest, dry_run=dry_run, **OPTS)
+            assert str(err.value) == (f"--manifest {manifest}: dove run 123 on host since 2026-01-01T00:00:00.000Z "
+                                      "is writing it; wait for that run to end, or give this one another --manifest")  # fmt: skip
+        assert not out.exists() and not manifest.exists()
+    result = upscale_batch(folder, out, manifest=manifest, dry_run=True, **OPTS)  # the holder is gone
+    assert json.loads(manifest.read_text())["counts"] == {"planned": 2, "failed": 1}
+    assert not lock.exists() and [i.status for i in result.items] == ["done", "done", "failed"]
+
+
+def test_a_manifest_is_rewritten_as_files_end_within_its_share_of_the_run(tmp_path, monkeypatch):
+    """Rewriting a manifest of thousands of entries after each of thousands of tiny files would take
+    longer than the files: a file's end rewrites it only when the writing so far is within WRITE_SHARE."""
+    import dove_cli.manifest as manifest_module
+    from dove_cli.batch import BatchItem, BatchResult
+    from dove_cli.options import UpscaleOptions
+
+    path = tmp_path / "run.json"
+    items = [BatchItem(tmp_path / "a.mp4", tmp_path / "out" / "a.mp4")]
+    record = manifest_module.FolderManifest(path, tmp_path, tmp_path / "out", UpscaleOptions(), BatchResult(items))
+    monkeypatch.setattr(manifest_module, "WRITE_SHARE", 1e-9)  # the first write sets the next one far off
+    record.file_ended()
+    assert json.loads(path.read_text())["files"][0]["status"] == "pending"
+    items[0].status = "failed"
+    record.file_ended()
+    assert json.loads(path.read_text())["files"][0]["status"] == "pending"  # not yet
+    record.write(None)  # the run's end is always written
+    assert json.loads(path.read_text())["files"][0]["status"] == "failed"
+    monkeypatch.setattr(manifest_module, "WRITE_SHARE", 1e9)
+    record.write(None)
+    items[0].status = "skipped"
+    record.file_ended()
+    assert json.loads(path.read_text())["files"][0]["status"] == "skipped"
+
+
+def test_options_are_checked_without_reading_their_types_again(monkeypatch):
+    """check_options ran get_type_hints for every call (twice per file of a folder: 2 ms each, a third
+    of a 500-file dry run): the choices are read once."""
+    import dove_cli.options as options
+
+    options.check_options(options.UpscaleOptions())
+    calls = []
+    monkeypatch.setattr(options, "get_type_hints", lambda *a, **k: calls.append(1) or {})
+    options.check_options(options.UpscaleOptions(model="bilinear"))
+    assert calls == []

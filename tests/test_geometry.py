@@ -383,7 +383,10 @@ def test_dry_run_and_manifest_say_the_crop_found(tmp_path, capsys, caplog, monke
     assert "64x48 cropped to 64x32 (--crop 0:8:0:8)" in out
     assert caplog.text.count("--crop auto: ") == 1 and "--crop auto: 0:8:0:8 (letterbox, from 2 frames)" in caplog.text
     doc = json.loads(manifest.read_text())
-    assert doc["plan"]["crop"] == doc["options"]["crop"] == "0:8:0:8" and doc["plan"]["input_size"] == {"width": 64, "height": 32}
+    assert doc["plan"]["crop"] == doc["options"]["crop"] == "0:8:0:8" and doc["plan"]["input_size"] == {
+        "width": 64,
+        "height": 32,
+    }
     caplog.clear()
     code, out, err = run(["upscale", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", "bilinear",
                           "--scale", "1", "--crop", "auto"], capsys)  # fmt: skip

@@ -266,6 +266,24 @@ def test_a_folder_is_spread_over_both_workers(cluster, clip, tmp_path):
     assert all(b - a <= 1 for a, b in zip(loads, after, strict=True))  # one model load per worker at most
 
 
+def test_a_recursive_folder_on_ray_mirrors_the_tree(cluster, tmp_path):
+    """--recursive with --ray: the files of sub-folders go to the workers, each output at its place in
+    the tree (its folder made as the local run makes it), and the manifest has each file's times."""
+    from dove_cli.batch import upscale_batch
+
+    src, out, manifest = tmp_path / "in", tmp_path / "out", tmp_path / "run.json"
+    (src / "a" / "b").mkdir(parents=True)
+    make_clip(src / "a" / "x.mp4", frames=3, size="32x24")
+    make_clip(src / "a" / "b" / "x.mp4", frames=2, size="32x24")
+    result = upscale_batch(src, out, **OPTS, cluster=cluster, recursive=True, manifest=manifest)
+    assert [(i.name, i.status) for i in result.items] == [("a/b/x.mp4", "done"), ("a/x.mp4", "done")]
+    for name in ("a/b/x.mp4", "a/x.mp4"):
+        assert framemd5(out / name) == framemd5(upscale(src / name, tmp_path / "ref.mp4", UpscaleOptions(**OPTS),
+                                                        overwrite=True).output)  # fmt: skip
+    doc = json.loads(manifest.read_text())
+    assert doc["recursive"] and all(f["started_at"] < f["finished_at"] for f in doc["files"])
+
+
 def stop_once_saved(journal: Path) -> Callable[[Any], None]:
     """A progress callback that presses Ctrl-C once the journal lists the first segment (others may
     be listed too)."""

@@ -336,12 +336,13 @@ def test_a_folder_log_says_how_each_file_ended_as_it_ends(tmp_path, capsys, monk
     shutil.copy(folder / "b.mp4", out / "b.mp4")  # finished before: skipped
     code, _, err = run(["upscale", str(folder), "-o", str(out), *QUICK], capsys)
     assert code == 4, err
-    ends = [line for line in err.splitlines() if re.match(r"^\w\.mp4: (file \d of 4|done|failed|skipped)", line)]
+    ends = [re.sub(r"(: done: 4 frames) in [\d.]+ s$", r"\1", line) for line in err.splitlines()
+            if re.match(r"^\w\.mp4: (file \d of 4|done|failed|skipped)", line)]  # fmt: skip
     assert ends == [
-        "a.mp4: file 1 of 4", "a.mp4: done",
+        "a.mp4: file 1 of 4", "a.mp4: done: 4 frames",
         "b.mp4: file 2 of 4: skipped, its output exists (--overwrite to redo)",
         "c.mp4: file 3 of 4", "c.mp4: failed: not a video FFmpeg can read (Invalid data found when processing input)",
-        "d.mp4: file 4 of 4", "d.mp4: done",
+        "d.mp4: file 4 of 4", "d.mp4: done: 4 frames",
     ], err  # fmt: skip
     assert err.splitlines()[-2].startswith(f"failed: {folder / 'c.mp4'}: ")  # still listed at the end too
     code, _, err = run(["upscale", str(folder), "-o", str(out), *QUICK, "-q"], capsys)

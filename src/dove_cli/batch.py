@@ -3,7 +3,8 @@
 `dove upscale in_dir/ -o out_dir/` lands here. Outputs keep their input's name (a container dove
 only reads, such as .avi or .mpg, becomes .mkv; `--container mp4` makes them all .mp4); finished
 ones are skipped (unless `overwrite`; one that is not, such as a --preview's, is failed with why), so re-running a batch after a failure or an interruption only does what is missing,
-and a file interrupted half way continues.
+and a file interrupted half way continues. `recursive` (--recursive) takes the videos of every
+sub-folder too, each output at its input's place under out_dir (`walk` says which folders).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from dove_cli.errors import (
     OutputError,
     PartlyFailed,
     TempFailure,
+    advice,
     error_type,
     exit_code,
     folder_resume_hint,
@@ -41,6 +43,7 @@ if TYPE_CHECKING:
 
     from dove_cli.distributed import Cluster
     from dove_cli.engine import Restorer
+    from dove_cli.manifest import FolderManifest
     from dove_cli.options import UpscaleKeywords, UpscaleOptions
     from dove_cli.upscaling import Progress
 
@@ -50,10 +53,12 @@ FOLDER_EXTENSIONS = video_io.FOLDER_EXTENSIONS  # what a folder run takes
 SHOWN_NAMES = 5  # names a "left out" warning lists
 # Subtitle files that players load beside a video of the same name (a VobSub .sub is MPEG-PS: no video)
 SIDECAR_SUBTITLES = (".ass", ".ssa", ".srt", ".vtt", ".sup", ".idx", ".sub")
+WORK_SUFFIX = ".dove-work"  # resume.WORK_SUFFIX, a run's work folder (not imported here: resume loads torch)
 
 # busy: another dove run is writing the output (the file is left to it, not failed)
 Status = Literal["pending", "running", "done", "skipped", "busy", "failed", "interrupted"]
-# A manifest written after Ctrl-C names the states a finished run does not have.
+# A manifest written after Ctrl-C names the states a finished run does not have (one written while the
+# run goes says "running" and "pending").
 ITEM_STATUS = {"running": "interrupted", "pending": "not started"}
 
 
@@ -72,6 +77,12 @@ class BatchItem:
     result: Any = None  # the UpscaleResult of a done item
     warnings: list[logging.LogRecord] = field(default_factory=list)  # a dry run's, said once per folder
     exit_code: int = 0  # a failed item's error's (75: worth retrying; 1: a bug)
+    name: str = ""  # how lines and tables name it: its path under the input folder (default: its file name)
+    started_at: str | None = None  # when its run started and ended (ISO 8601, UTC): None for one not run now
+    finished_at: str | None = None
+
+    def __post_init__(self) -> None:
+        self.name = self.name or self.input.name
 
     def fail(self, exc: BaseException) -> None:
         """Record why this file is not done: "busy" when another dove run is writing it (left to that
@@ -123,13 +134,53 @@ class BatchResult:
         return {None: "done", 4: "partial", 75: "retry"}.get(None if error is None else error.exit_code, "failed")
 
 
-def find_videos(folder: Path) -> list[Path]:
-    """Video files directly in `folder` (FOLDER_EXTENSIONS), by name."""
+def find_videos(folder: Path, recursive: bool = False, skip: Path | None = None) -> list[Path]:
+    """Video files directly in `folder` (FOLDER_EXTENSIONS), by name; `recursive`: in the folders
+    under it too (`walk`, which leaves out `skip`), by their path under `folder`."""
+    folders = walk(folder, skip).folders if recursive else [folder]
     return sorted(
         p
-        for p in folder.iterdir()
+        for searched in folders
+        for p in searched.iterdir()
         if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in FOLDER_EXTENSIONS
     )
+
+
+@dataclass
+class Tree:
+    """What `walk` found: the folders a --recursive run searches, and those it leaves out."""
+
+    folders: list[Path]  # the top one first, then the others in path order
+    links: list[Path]  # symlinked folders: not followed (a link to a folder above would loop)
+    unreadable: list[tuple[Path, str]]  # (folder, why): permission denied, ...
+
+
+def walk(top: Path, skip: Path | None = None) -> Tree:
+    """`top` and every folder under it, except hidden ones (.*), dove's work folders (*.dove-work),
+    `skip` (the output folder, when it is inside) and symlinked ones, which are not followed. A
+    folder that cannot be listed is left out with why (the top one's error is raised)."""
+    tree = Tree([], [], [])
+    skipped = skip.resolve() if skip is not None else None
+
+    def visit(folder: Path) -> None:
+        try:
+            entries = sorted(folder.iterdir())
+        except OSError as exc:
+            if folder == top:
+                raise
+            tree.unreadable.append((folder, exc.strerror or str(exc)))
+            return
+        tree.folders.append(folder)
+        for p in entries:
+            if p.name.startswith(".") or p.name.endswith(WORK_SUFFIX) or not p.is_dir():
+                continue
+            if p.is_symlink():
+                tree.links.append(p)
+            elif p.resolve() != skipped:
+                visit(p)
+
+    visit(top)
+    return tree
 
 
 def output_names(videos: list[Path], container: str | None = None) -> list[str]:
@@ -144,21 +195,37 @@ def output_names(videos: list[Path], container: str | None = None) -> list[str]:
             for n, v, ext in zip(names, videos, exts, strict=True)]  # fmt: skip
 
 
+def output_paths(in_dir: Path, out_dir: Path, videos: list[Path], container: str | None = None) -> list[Path]:
+    """Each video's output: at its place under `out_dir` as it is under `in_dir`, named by
+    `output_names` among the videos of its own folder."""
+    folders: dict[Path, list[int]] = {}
+    for i, video in enumerate(videos):
+        folders.setdefault(video.parent, []).append(i)
+    outputs = [out_dir] * len(videos)
+    for folder, indices in folders.items():
+        names = output_names([videos[i] for i in indices], container)
+        for i, name in zip(indices, names, strict=True):
+            outputs[i] = out_dir / folder.relative_to(in_dir) / name
+    return outputs
+
+
 def is_batch_input(path: Path) -> bool:
     """A folder holding videos (a folder of only images is one image-sequence input instead)."""
     return path.is_dir() and bool(find_videos(path))
 
 
 def plan_batch(in_dir: Path, out_dir: Path, *, overwrite: bool = False, preview: str | None = None,
-               container: str | None = None) -> list[BatchItem]:  # fmt: skip
-    """One item per video (named by `output_names`, with --container); outputs that exist already are
+               container: str | None = None, recursive: bool = False) -> list[BatchItem]:  # fmt: skip
+    """One item per video (named by `output_names`, with --container; `recursive`: its sub-folders'
+    too, `output_paths`); outputs that exist already are
     marked skipped unless `overwrite`, when finished (`unfinished`: as long as their input, or the
     `preview` span of it); else failed."""
     if not in_dir.is_dir():
         raise InputError(f"{in_dir}: not a folder")
-    videos = find_videos(in_dir)
+    videos = find_videos(in_dir, recursive, skip=out_dir)
     if not videos:
-        raise InputError(f"{in_dir}: no videos ({', '.join(sorted(FOLDER_EXTENSIONS))})")
+        where = " in it or its sub-folders" if recursive else ""
+        raise InputError(f"{in_dir}: no videos{where} ({', '.join(sorted(FOLDER_EXTENSIONS))})")
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputError(f"{out_dir}: is a file; for a folder of videos, -o must be a folder")
     if not out_dir.exists() and out_dir.suffix.lower() in {**video_io.VIDEO_EXTENSIONS, **video_io.IMAGE_EXTENSIONS}:
@@ -166,7 +233,8 @@ def plan_batch(in_dir: Path, out_dir: Path, *, overwrite: bool = False, preview:
                           "(outputs keep their input's name)")  # fmt: skip
     if out_dir.resolve() == in_dir.resolve():
         raise OutputError(f"{out_dir}: is the input folder; choose another output folder")
-    items = [BatchItem(v, out_dir / name) for v, name in zip(videos, output_names(videos, container), strict=True)]
+    items = [BatchItem(v, output, name=str(v.relative_to(in_dir)))
+             for v, output in zip(videos, output_paths(in_dir, out_dir, videos, container), strict=True)]  # fmt: skip
     for item in items:
         if item.output.exists() and not overwrite:
             item.status = "skipped"
@@ -197,27 +265,56 @@ def unfinished(source: Path, output: Path, preview: str | None) -> str | None:
     return f"{output}: exists but its video is {float(length):.1f} s of {float(wanted):.1f} s{guess}"
 
 
-def say_left_out(in_dir: Path) -> None:
-    """Warn of what a folder run leaves out that a user may expect it to take: sub-folders that hold
-    videos (not Fonts/ or Scans/), broken links, files that look like videos without a video extension
-    (`noext`, `x.weird`), and subtitle files beside the videos. Said by the run and its dry run, once
-    each, not by plan_batch (the CLI plans first to size its progress bar)."""
-    shown = [p for p in sorted(in_dir.iterdir()) if not p.name.startswith(".")]
-    subfolders = [p.name for p in shown if p.is_dir() and _holds_videos(p)]
+def say_left_out(in_dir: Path, recursive: bool = False, skip: Path | None = None) -> None:
+    """Warn of what a folder run leaves out that a user may expect it to take: sub-folders (with
+    `recursive`: symlinked folders, folders that cannot be read, and folders of images, which are
+    image sequences: one input each, as `dove upscale DIR` takes them), broken links, and files that
+    look like videos without a video extension (`noext`, `x.weird`), and subtitle files beside the
+    videos. Sub-folders are named when they hold videos (not Fonts/ or Scans/). Said by the run and its dry run,
+    once each, not by plan_batch (the CLI plans first to size its progress bar)."""
+    tree = walk(in_dir, skip) if recursive else Tree([in_dir], [], [])
+    listed = {folder: [p for p in sorted(folder.iterdir()) if not p.name.startswith(".")] for folder in tree.folders}
+    shown = [p for entries in listed.values() for p in entries]
+
+    def named(paths: list[Path]) -> str:
+        return _some([str(p.relative_to(in_dir)) for p in paths])
+
+    subfolders = [] if recursive else [p for p in shown if p.is_dir() and not p.name.endswith(WORK_SUFFIX)
+                                       and _holds_videos(p)]  # fmt: skip
     if subfolders:
-        log.warning("%s: sub-folders are not searched (%s)", in_dir, _some(subfolders))
-    sidecars = [p.name for p in shown if p.is_file() and p.suffix.lower() in SIDECAR_SUBTITLES]
+        log.warning("%s: sub-folders are not searched (%s); %s", in_dir, named(subfolders),
+                    advice("--recursive (-r) searches them", "recursive=True searches them"))  # fmt: skip
+    if tree.links:
+        log.warning("%s: symlinked folders are not followed (%s)", in_dir, named(tree.links))
+    if tree.unreadable:
+        why = _some([f"{p.relative_to(in_dir)}: {strerror}" for p, strerror in tree.unreadable])
+        log.warning("%s: folders that cannot be read left out (%s)", in_dir, why)
+    sequences = [folder for folder in tree.folders[1:] if _is_image_folder(listed[folder])]
+    if sequences:
+        first = sequences[0]
+        log.warning("%s: folders of images are image sequences, left out (%s): upscale each as one input (%s)",
+                    in_dir, named(sequences),
+                    advice(f"dove upscale {first} -o {first.name}.mkv", f"upscale('{first}', '{first.name}.mkv')"))  # fmt: skip
+    sidecars = [p for p in shown if p.is_file() and p.suffix.lower() in SIDECAR_SUBTITLES]
     if sidecars:
         log.warning("%s: subtitle files are not copied (%s): copy them beside the outputs, named as their video's "
-                    "output, for players to load them", in_dir, _some(sidecars))  # fmt: skip
-    broken = [p.name for p in shown if p.is_symlink() and not p.exists()]
+                    "output, for players to load them", in_dir, named(sidecars))  # fmt: skip
+    broken = [p for p in shown if p.is_symlink() and not p.exists()]
     if broken:
-        log.warning("%s: %d broken link%s left out (%s)", in_dir, len(broken), "s" * (len(broken) > 1), _some(broken))
-    unnamed = [p.name for p in shown if p.is_file() and p.suffix.lower() not in (*FOLDER_EXTENSIONS, *SIDECAR_SUBTITLES)
+        log.warning("%s: %d broken link%s left out (%s)", in_dir, len(broken), "s" * (len(broken) > 1), named(broken))
+    unnamed = [p for p in shown if p.is_file() and p.suffix.lower() not in (*FOLDER_EXTENSIONS, *SIDECAR_SUBTITLES)
                and not video_io.is_image_path(p) and video_io.looks_like_video(p)]  # fmt: skip
     if unnamed:
         log.warning("%s: %s left out (%s): rename %s (.mp4, .mkv, ...) or upscale each alone", in_dir,
-                    video_io.formats.look_like_videos(len(unnamed)), _some(unnamed), "them" if len(unnamed) > 1 else "it")  # fmt: skip
+                    video_io.formats.look_like_videos(len(unnamed)), named(unnamed), "them" if len(unnamed) > 1 else "it")  # fmt: skip
+
+
+def _is_image_folder(entries: list[Path]) -> bool:
+    """Images and no videos: an image sequence (a folder of frames, as `dove upscale DIR` reads it)."""
+    files = [p for p in entries if p.is_file()]
+    return any(video_io.is_image_path(p) for p in files) and not any(
+        p.suffix.lower() in FOLDER_EXTENSIONS for p in files
+    )
 
 
 def _holds_videos(folder: Path) -> bool:
@@ -239,6 +336,7 @@ def upscale_batch(
     out_dir: str | Path,
     options: UpscaleOptions | None = None,
     *,
+    recursive: bool = False,
     dry_run: bool = False,
     restorer: Restorer | None = None,
     on_file: Callable[[int, BatchItem], None] | None = None,
@@ -246,7 +344,8 @@ def upscale_batch(
     cluster: Cluster | None = None,
     **overrides: Unpack[UpscaleKeywords],
 ) -> BatchResult:
-    """Upscale every video of `in_dir` into `out_dir` (same names), loading the model once.
+    """Upscale every video of `in_dir` into `out_dir` (same names), loading the model once;
+    `recursive`: of its sub-folders too, each into the same place under `out_dir` (`walk`).
 
     A file that fails (bad input, full disk, ...) is recorded with its error and the batch goes
     on; bad options or a missing model stop the batch at once, and so does Ctrl-C (Interrupted).
@@ -256,11 +355,11 @@ def upscale_batch(
     progress gets the frames of all files together. `dry_run`: each file's plan instead
     (`dry_run_batch`; nothing runs, so on_file, progress and cluster are not used).
     """
-    from dove_cli.manifest import check_manifest, write_batch_manifest
+    from dove_cli.manifest import FolderManifest, check_manifest
     from dove_cli.options import check_options, check_paths, with_overrides
 
     if dry_run:
-        return dry_run_batch(in_dir, out_dir, options, restorer=restorer, **overrides)
+        return dry_run_batch(in_dir, out_dir, options, recursive=recursive, restorer=restorer, **overrides)
     check_paths(in_dir=in_dir, out_dir=out_dir)
     opts = check_options(with_overrides(options, overrides))
     if not opts.overwrite:  # a re-run carries on where an interrupted file stopped (if its options match)
@@ -269,10 +368,35 @@ def upscale_batch(
     manifest, opts = (Path(opts.manifest) if opts.manifest else None), replace(opts, manifest=None)
     in_dir, out_dir = Path(in_dir), Path(out_dir)
     result = BatchResult(plan_batch(in_dir, out_dir, overwrite=opts.overwrite, preview=opts.preview,
-                                    container=opts.container))  # fmt: skip
+                                    container=opts.container, recursive=recursive))  # fmt: skip
+    record = None
     if manifest is not None:  # the folder's manifest, one for all files (checked before any work)
         check_manifest(manifest, opts.overwrite, [item.input for item in result.items], in_dir)
-    say_left_out(in_dir)
+        record = FolderManifest(manifest, in_dir, out_dir, asked, result, recursive=recursive)
+        record.hold()  # another run writing it: refused now
+    try:
+        _run_folder(in_dir, out_dir, opts, result, record, recursive, restorer, _timed(on_file, record), progress,
+                    cluster)  # fmt: skip
+    finally:
+        if record is not None:
+            record.release()
+    return result
+
+
+def _run_folder(
+    in_dir: Path,
+    out_dir: Path,
+    opts: UpscaleOptions,
+    result: BatchResult,
+    record: FolderManifest | None,
+    recursive: bool,
+    restorer: Restorer | None,
+    on_file: Callable[[int, BatchItem], None],
+    progress: Callable[[Progress], None] | None,
+    cluster: Cluster | None,
+) -> None:
+    """upscale_batch's run of the planned `result`, here or on Ray; the manifest written as it ends."""
+    say_left_out(in_dir, recursive, skip=out_dir)
     made = not out_dir.is_dir()
     if made:
         try:
@@ -298,17 +422,36 @@ def upscale_batch(
                 item.error = str(stopped) or "interrupted"
             if item.status in ("running", "interrupted") and item.error_type is None:
                 item.error_type = error_type(stopped)
-        if manifest is not None:
+        if record is not None:
             try:
-                write_batch_manifest(manifest, in_dir, out_dir, asked, result, model, stopped)
+                record.write(model, stopped)
             except DoveError as exc:  # the run's own error is the one to say
                 log.warning("%s", exc)
         _remove_if_empty(out_dir, made)
         raise
     _remove_if_empty(out_dir, made)
-    if manifest is not None:
-        write_batch_manifest(manifest, in_dir, out_dir, asked, result, model)
-    return result
+    if record is not None:
+        record.write(model)
+
+
+def _timed(
+    on_file: Callable[[int, BatchItem], None] | None, record: FolderManifest | None
+) -> Callable[[int, BatchItem], None]:
+    """`on_file`, with each item's start and end times noted before it is called, and the manifest
+    rewritten after, as a file ends (a stop writes its own)."""
+    from dove_cli.humanize import utc_time
+
+    def call(index: int, item: BatchItem) -> None:
+        if item.status == "running":
+            item.started_at, item.finished_at = utc_time(), None
+        elif item.started_at is not None and item.finished_at is None:
+            item.finished_at = utc_time()
+        if on_file is not None:
+            on_file(index, item)
+        if record is not None and item.status not in ("running", "interrupted"):
+            record.file_ended()
+
+    return call
 
 
 def _remove_if_empty(out_dir: Path, made: bool) -> None:
@@ -427,6 +570,7 @@ def dry_run_batch(
     out_dir: str | Path,
     options: UpscaleOptions | None = None,
     *,
+    recursive: bool = False,
     restorer: Restorer | None = None,
     **overrides: Unpack[UpscaleKeywords],
 ) -> BatchResult:
@@ -435,7 +579,7 @@ def dry_run_batch(
     would skip them, and a file that cannot be planned is failed with its one-line error. Each
     file's warnings are held in item.warnings for `say_warnings_once`: the same advice for every
     file is noise."""
-    from dove_cli.manifest import check_manifest, write_batch_manifest
+    from dove_cli.manifest import FolderManifest, check_manifest
     from dove_cli.options import check_options, check_paths, with_overrides
     from dove_cli.upscaling import upscale
 
@@ -449,22 +593,30 @@ def dry_run_batch(
         opts = replace(opts, resume=True)
     asked, manifest = opts, Path(opts.manifest) if opts.manifest else None
     opts = replace(opts, manifest=None)
-    result = BatchResult(plan_batch(Path(in_dir), Path(out_dir), overwrite=opts.overwrite, preview=opts.preview,
-                                    container=opts.container))  # fmt: skip
+    in_dir, out_dir = Path(in_dir), Path(out_dir)
+    result = BatchResult(plan_batch(in_dir, out_dir, overwrite=opts.overwrite, preview=opts.preview,
+                                    container=opts.container, recursive=recursive))  # fmt: skip
+    record = None
     if manifest is not None:
-        check_manifest(manifest, opts.overwrite, [item.input for item in result.items], Path(in_dir))
-    say_left_out(Path(in_dir))
-    for item in result.items:
-        if item.status != "pending":
-            continue
-        with held_warnings(item.warnings):
-            try:
-                item.result = upscale(item.input, item.output, opts, restorer=restorer, dry_run=True)
-                item.status = "done"
-            except DoveError as exc:
-                item.fail(exc)
-    if manifest is not None:  # each file's plan, as the run's manifest will have it
-        write_batch_manifest(manifest, Path(in_dir), Path(out_dir), asked, result, None)
+        check_manifest(manifest, opts.overwrite, [item.input for item in result.items], in_dir)
+        record = FolderManifest(manifest, in_dir, out_dir, asked, result, recursive=recursive, planned=True)
+        record.hold()  # (a live run's manifest is not replaced by a plan)
+    try:
+        say_left_out(in_dir, recursive, skip=out_dir)
+        for item in result.items:
+            if item.status != "pending":
+                continue
+            with held_warnings(item.warnings):
+                try:
+                    item.result = upscale(item.input, item.output, opts, restorer=restorer, dry_run=True)
+                    item.status = "done"
+                except DoveError as exc:
+                    item.fail(exc)
+        if record is not None:  # each file's plan, as the run's manifest will have it
+            record.write(None)
+    finally:
+        if record is not None:
+            record.release()
     return result
 
 
@@ -478,13 +630,13 @@ def say_warnings_once(items: list[BatchItem]) -> None:
             kinds.setdefault(str(record.msg), []).append((item, record))
     for held in kinds.values():
         first, record = held[0]
-        names = list(dict.fromkeys(item.input.name for item, _ in held if item is not first))
+        names = list(dict.fromkeys(item.name for item, _ in held if item is not first))
         shown = ", ".join(names[:SHOWN_NAMES]) + (", ..." if len(names) > SHOWN_NAMES else "")
         others = f" (and {len(names)} more file{'s' * (len(names) > 1)}: {shown})" if names else ""
         text = record.getMessage()
         for named in (first.input, first.output):  # the file is named once, in front
             text = text.removeprefix(f"{named}: ")
-        logging.getLogger(record.name).log(record.levelno, "%s%s: %s", first.input.name, others, text)
+        logging.getLogger(record.name).log(record.levelno, "%s%s: %s", first.name, others, text)
 
 
 __all__ = [
@@ -493,6 +645,7 @@ __all__ = [
     "dry_run_batch",
     "find_videos",
     "is_batch_input",
+    "walk",
     "plan_batch",
     "say_warnings_once",
     "upscale_batch",

@@ -246,6 +246,13 @@ def upscale_cmd(
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Print the plan (windows, memory, time) and stop; for a folder, a row per video."
     ),
+    recursive: bool = typer.Option(
+        False,
+        "--recursive",
+        "-r",
+        help="A folder: its sub-folders' videos too, each output at the same place under "
+        "OUT (hidden and symlinked folders left out).",
+    ),  # fmt: skip
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary."),
     eval_gt: Path | None = typer.Option(
         None,
@@ -270,6 +277,11 @@ def upscale_cmd(
     out = _into_folder(input, output_text, options.container)
     if eval_gt is None and (eval_metrics or eval_json):
         raise OptionError("--eval-metrics and --eval-json go with --eval GT")
+    if recursive and not input.is_dir():
+        raise OptionError(f"--recursive searches a folder's sub-folders: {input} is not a folder")
+    if recursive and eval_gt is not None:
+        raise OptionError("--eval matches outputs to GT by name, which sub-folders can repeat: score each folder "
+                          "with dove eval OUT_SUB GT_SUB after a --recursive run")  # fmt: skip
     if eval_gt is not None:
         _check_eval(input, out, eval_gt, eval_metrics, eval_json, options, dry_run)
     if options.manifest is not None and (dry_run or eval_gt is not None):
@@ -278,11 +290,11 @@ def upscale_cmd(
         if is_stdout(Path(options.manifest)):
             product = "--dry-run's plan" if dry_run else "--eval's scores"
             raise OptionError(f"--manifest {options.manifest}: stdout carries {product}; give the manifest a file name")
-    if is_batch_input(input):
+    if recursive or is_batch_input(input):
         if dry_run:
-            _plan_folder(input, out, options)
+            _plan_folder(input, out, options, recursive)
         else:
-            _upscale_folder(input, out, options, quiet)
+            _upscale_folder(input, out, options, quiet, recursive)
     elif dry_run:
         from dove_cli.upscaling import upscale
 
@@ -416,34 +428,34 @@ def _score(output: Path, gt: Path, metrics: str | None, json_out: Path | None, d
     _write_scores(report, {"--eval-json": json_out}, on_stdout)
 
 
-def _plan_folder(input: Path, output: Path, opts: UpscaleOptions) -> None:
+def _plan_folder(input: Path, output: Path, opts: UpscaleOptions, recursive: bool) -> None:
     """`dove upscale DIR -o DIR --dry-run`: a row per video, the totals, and the files that cannot be
     planned (exit 2, as the run would fail them)."""
     from dove_cli.batch import dry_run_batch, say_warnings_once
 
-    result = dry_run_batch(input, output, opts)
+    result = dry_run_batch(input, output, opts, recursive=recursive)
     print_batch_plans(result.items, out_console("--dry-run's plan"))  # the dry run's product: stdout
     say_warnings_once(result.items)
     _say_not_done(result)
 
 
-def _upscale_folder(input: Path, output: Path, opts: UpscaleOptions, quiet: bool) -> None:
+def _upscale_folder(input: Path, output: Path, opts: UpscaleOptions, quiet: bool, recursive: bool) -> None:
     """`dove upscale DIR -o DIR`: every video, one model load; failures listed at the end, and the
     exit code says whether the folder is done (0), partly failed (4), needs a later re-run (75) or
     failed (2)."""
     from dove_cli.batch import plan_batch, upscale_batch
 
-    total = len(plan_batch(input, output, overwrite=True))  # the count alone: no existing output opened
+    total = len(plan_batch(input, output, overwrite=True, recursive=recursive))  # the count: no output opened
     if opts.ray:  # files in parallel: one bar of all their frames, a line per worker, a table at the end
         with UpscaleBar(quiet, input.name) as bar:
-            result = upscale_batch(input, output, opts, progress=bar)
+            result = upscale_batch(input, output, opts, recursive=recursive, progress=bar)
         if not quiet:
             print_batch_table(result.items, err_console)
     else:
         with BatchBars(quiet, total) as bars:
-            result = upscale_batch(input, output, opts, on_file=bars.file, progress=bars)
+            result = upscale_batch(input, output, opts, recursive=recursive, on_file=bars.file, progress=bars)
     if not quiet:
-        continued = [i.input.name for i in result.items if i.status == "done" and i.result.resumed_from]
+        continued = [i.name for i in result.items if i.status == "done" and i.result.resumed_from]
         kept = f" ({', '.join(continued)} continued from an interrupted run)" if continued else ""
         busy = f", {n} left to another dove run" if (n := result.count("busy")) else ""
         say(f"{result.count('done')} upscaled{kept}, {result.count('skipped')} skipped (output exists; --overwrite "

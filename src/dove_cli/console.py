@@ -18,6 +18,7 @@ import signal
 import sys
 import threading
 import time
+from datetime import datetime
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, TypeVar
@@ -105,10 +106,20 @@ def show_unencodable() -> None:
 
 class OneLineFormatter(logging.Formatter):
     """dove's `WARNING: ...` and `INFO: ...` lines (the CLI's logging), each on one line (shown_line), as
-    its own lines are: a file name's newline split a line of a log that scripts read one record a line."""
+    its own lines are: a file name's newline split a line of a log that scripts read one record a line;
+    with the time in front in a log that asks for it (`time_stamp`)."""
 
     def formatMessage(self, record: logging.LogRecord) -> str:  # (a traceback, appended after, keeps its lines)
-        return shown_line(super().formatMessage(record))
+        return time_stamp(err_console) + shown_line(super().formatMessage(record))
+
+
+def time_stamp(console: Console) -> str:
+    """DOVE_LOG_TIME=1 (or true, yes, on): each line dove writes to a log (stderr not a terminal) begins
+    with the local time, ISO 8601 with its offset from UTC: `2026-12-05T14:59:12+01:00 `. Off by
+    default: journald and most schedulers stamp lines themselves."""
+    if os.environ.get("DOVE_LOG_TIME", "").strip().lower() not in ("1", "true", "yes", "on") or is_live(console):
+        return ""
+    return datetime.now().astimezone().isoformat(timespec="seconds") + " "
 
 
 def is_live(console: Console) -> bool:
@@ -146,6 +157,13 @@ class _Console(Console):
         self._give_up()
         if not self.stderr:
             raise SystemExit(128 + signal.SIGPIPE)
+
+    def _render_buffer(self, buffer: Any) -> str:
+        """rich's text, each line stamped with the time in a log that asks for it (time_stamp)."""
+        text = super()._render_buffer(buffer)
+        if self.stderr and text and (stamp := time_stamp(self)):
+            text = "".join(stamp + line for line in text.splitlines(keepends=True))
+        return text
 
     def _check_buffer(self) -> None:
         """rich's writing, with its other write errors said: stderr on a full disk or a terminal gone (EIO
@@ -280,13 +298,14 @@ class UpscaleBar:
         self._stop = threading.Event()
         self._heartbeat = threading.Thread(target=self._beat, name="dove-heartbeat", daemon=True)
 
-    def status(self, text: str) -> None:
-        """Say what is happening before the frames come ("loading model", "planning", ...)."""
+    def status(self, text: str, line: str | None = None) -> None:
+        """Say what is happening before the frames come ("loading model", "planning", ...); `line`: what a
+        log says of it (`done: 600 frames in 4 s`)."""
         if text == self._status:
             return
         self._status = text
         if self.plain:
-            self._line(text)
+            self._line(line or text)
         else:
             self._start()
             self.bar.update(self.task, window=escape(shown_line(f"{text} ...")))
@@ -303,7 +322,8 @@ class UpscaleBar:
             count, first = p.frames_done != self._last_count and due, not self._last_count and p.status == "upscaling"
             if count and not first:
                 self._line(self._counts(p))  # the count, then the stage it ends with
-            self.status(p.status)
+            done = f"done: {p.frames_done} frames in {human_duration(p.seconds)}" if p.status == "done" else None
+            self.status(p.status, done)
             if count and first:  # the first count (a resumed run's saved frames) after its stage's line
                 self._line(self._counts(p))
             if count:
@@ -479,23 +499,22 @@ class BatchBars(UpscaleBar):
     def __init__(self, quiet: bool, total: int) -> None:
         super().__init__(quiet, "")
         self.files = self.bar.add_task("[bold]all files", total=total, rate="", window="")
-        self.total = total  # (not the bar's tasks[0]: until the first file starts, that is the per-file bar)
-        self.done = 0
+        self.total, self.done = total, 0  # (the bar's tasks[0] is the per-file bar until the first file starts)
 
     def file(self, index: int, item) -> None:
         if item.status == "running":  # a fresh per-file bar (its frame count comes with the first update)
             self.bar.remove_task(self.task)
-            self.task = self.bar.add_task(escape(shown_line(item.input.name)), total=None, rate="", window="")
-            self._status, self.label = "", item.input.name  # plain lines name the file being made
+            self.task = self.bar.add_task(escape(shown_line(item.name)), total=None, rate="", window="")
+            self._status, self.label = "", item.name  # plain lines name the file being made (its path in the folder)
             self._last_count = 0  # counts start again with each file (and rates: each file's run has its own)
             if self.plain:
                 self._line(f"file {index + 1} of {self.total}")
             return
         self.done += item.status != "interrupted"  # (a file Ctrl-C stopped is not one of those done)
         if self.plain and (said := self._ended(index, item)):
-            self._line(said, item.input.name)
+            self._line(said, item.name)
         self.bar.update(self.task, visible=False)  # a finished file's bar goes; the overall bar stays
-        self.bar.update(self.files, completed=self.done, window=escape(shown_line(f"{item.input.name}: {item.status}")))
+        self.bar.update(self.files, completed=self.done, window=escape(shown_line(f"{item.name}: {item.status}")))
         if not self.started:
             self.bar.start()
             self.started = True
@@ -522,7 +541,7 @@ def print_batch_plans(items, console: Console) -> None:
     planned = [item.result for item in items if item.status == "done"]
     for item in items:
         p = item.result
-        name = item.input.name if item.output.name == item.input.name else f"{item.input.name} -> {item.output.name}"
+        name = item.name if item.output.name == item.input.name else f"{item.name} -> {item.output.name}"
         if p is None:
             table.add_row(escape(shown_line(name)), "", "skip: output exists" if item.status == "skipped" else "error")
             continue
@@ -544,12 +563,17 @@ def print_batch_plans(items, console: Console) -> None:
                       "--dry-run says the size it stores", highlight=False, soft_wrap=True)  # fmt: skip
     if untimed := next((p for p in planned if p.est_seconds is None), None):
         say(f"no time estimated: {untimed_reason(untimed)}", console)
-    times = [p.est_seconds for p in planned]
-    total = f", estimated time {human_range(sum(times))}" if times and None not in times else ""
+    # What is left to make: a file an interrupted run saved part of continues after its saved frames
+    # (its time in proportion: the windows past them are what runs).
+    timed = [p for p in planned if p.est_seconds is not None]
+    left = sum((p.est_seconds or 0) * (p.frames - p.saved_frames) / max(p.frames, 1) for p in timed)
+    total = f", estimated time {human_range(left)}" if timed and len(timed) == len(planned) else ""
     skipped = sum(item.status == "skipped" for item in items)
     failed = sum(item.status == "failed" for item in items)
-    console.print(f"{len(planned)} to upscale ({'about ' * bool(estimated)}{sum(p.frames for p in planned)} frames"
-                  f"{total}), {skipped} skipped "
+    saved = sum(p.saved_frames for p in planned)
+    kept = f" to make; {saved} more are saved by an interrupted run" if saved else ""
+    console.print(f"{len(planned)} to upscale ({'about ' * bool(estimated)}"
+                  f"{sum(p.frames for p in planned) - saved} frames{kept}{total}), {skipped} skipped "
                   f"(output exists; --overwrite to redo), {failed} cannot be planned", highlight=False, soft_wrap=True)  # fmt: skip
     for label, said in (("scene cuts", next((p.scene_cuts for p in planned if p.scene_cuts), "")),
                         ("estimated time", next((p.est_note for p in planned if p.est_note), ""))):  # fmt: skip
@@ -568,7 +592,7 @@ def print_batch_table(items, console: Console) -> None:
         workers = ", ".join(f"{name} ({n})" for name, n in sorted(r.workers.items())) if r is not None else "-"
         if r is not None and r.resumed_from:
             workers += f"{', ' if workers else ''}{r.resumed_from} saved before"
-        table.add_row(escape(shown_line(item.input.name)), frames, seconds, escape(workers or "-"), item.status)
+        table.add_row(escape(shown_line(item.name)), frames, seconds, escape(workers or "-"), item.status)
     print_table(table, console)
 
 

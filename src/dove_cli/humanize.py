@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 ESTIMATE_RANGE = (0.6, 1.8)  # time estimates (speed.py): the real time fell in this range in calibration runs
@@ -81,3 +82,10 @@ def real_names(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [real_names(v) for v in value]
     return value
+
+
+def utc_time(seconds: float | None = None) -> str:
+    """A time (seconds since the epoch; default: now) in ISO 8601, UTC, to the millisecond, as a
+    manifest gives times: `2026-12-05T13:59:12.345Z`."""
+    when = datetime.now(UTC) if seconds is None else datetime.fromtimestamp(seconds, UTC)
+    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -8,17 +8,21 @@ scripts read them.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
 import platform
+import socket
 import stat
 import sys
+import threading
+import time
 from dataclasses import asdict
 from fractions import Fraction
 from importlib.metadata import version
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import av
 import torch
@@ -28,6 +32,7 @@ from dove_cli.engine import Restorer
 from dove_cli.errors import (
     DoveError,
     Interrupted,
+    OutputBusy,
     OutputError,
     TempFailure,
     error_type,
@@ -35,7 +40,7 @@ from dove_cli.errors import (
     folder_resume_hint,
     run_again,
 )
-from dove_cli.humanize import real_names
+from dove_cli.humanize import real_names, utc_time
 from dove_cli.options import AUTO, UpscaleOptions
 from dove_cli.plan import Plan
 
@@ -81,56 +86,180 @@ def write_manifest(
     write_json(path, doc, done, again)
 
 
-def write_batch_manifest(
-    path: Path,
-    in_dir: Path,
-    out_dir: Path,
-    opts: UpscaleOptions,
-    result: BatchResult,
-    model: Restorer | None,
-    stopped: BaseException | None = None,
-) -> None:
-    """A folder run's manifest (`dove upscale DIR -o DIR --manifest run.json`): the options once, then
-    an entry per video with its status, error, frames made and dropped, and its plan and result as a
-    single run's manifest has them; the folder's status and exit code, as the CLI exits. `stopped`:
-    what ended the run before its last file (Ctrl-C: "interrupted", 130; else "failed")."""
-    from dove_cli.batch import ITEM_STATUS
+class FolderManifest:
+    """A folder run's manifest (`dove upscale DIR -o DIR --manifest run.json`), kept current: rewritten
+    (atomically) as each file ends, so that a run killed outright (kill -9, the OOM killer, a power
+    cut) leaves one that says how far it got (`status: running`); and held against a second run
+    writing the same file (`hold`: a lock file beside it, FILE.lock). The options once, then an entry
+    per video with its status, error, frames made and dropped, its plan and result as a single
+    run's manifest has them, when it started and ended, and its output's size and time; the folder's
+    status and exit code, as the CLI exits. A finished output skipped now keeps the record of the run
+    that made it (`made`), taken from the manifest this one replaces while that output is unchanged."""
 
-    files = []
-    for item in result.items:
-        r = item.result
-        plan = r if isinstance(r, Plan) else getattr(r, "plan", None)
-        done = r is not None and not isinstance(r, Plan)
-        status = "planned" if isinstance(r, Plan) and item.status == "done" else item.status  # a dry run's
-        files.append({
-            "input": str(item.input.absolute()),
-            "output": str(item.output.absolute()),
-            "status": ITEM_STATUS.get(status, status),
-            "error": item.error,
-            "error_type": item.error_type,
-            "frames": r.frames if done else None,
-            "dropped_frames": r.dropped_frames if done else None,
-            "plan": None if plan is None else plan_doc(plan),
-            "result": result_doc(r) if done else None,
-            "warnings": r.warnings if done else [],
-        })  # fmt: skip
-    ended = result.status() if stopped is None else stop_status(stopped)
-    error: BaseException | None = result.error() if stopped is None else stopped  # (the folder's: PartlyFailed, ...)
-    doc = {
-        "dove": __version__,
-        "input": str(in_dir.absolute()),
-        "output": str(out_dir.absolute()),
-        "status": ended,
-        "error": None if stopped is None else one_line(stopped),
-        "exit_code": exit_code(error),
-        "error_type": error_type(error),
-        "counts": {s: sum(f["status"] == s for f in files) for s in dict.fromkeys(f["status"] for f in files)},
-        "options": options_doc(opts),
-        "files": files,
-        "model": None if model is None else model.fingerprint(),
-        "versions": versions(),
-    }
-    write_json(path, doc, "", folder_resume_hint("to write it"))
+    def __init__(self, path: Path, in_dir: Path, out_dir: Path, opts: UpscaleOptions, result: BatchResult, *,
+                 recursive: bool = False, planned: bool = False) -> None:  # fmt: skip
+        self.path, self.in_dir, self.out_dir, self.opts, self.result = path, in_dir, out_dir, opts, result
+        self.recursive, self.planned = recursive, planned  # planned: a dry run's (status "planned")
+        self.started_at = utc_time()
+        self.made = {} if planned else earlier_records(path, in_dir)
+        self.kept_current = not (is_stdout(path) or is_special(path))  # (stdout gets one JSON, at the end)
+        self._lock: IO[str] | None = None
+        self._due = 0.0  # (time.monotonic) a file's end before this does not rewrite it
+        self._writing = threading.Lock()  # (Ray's driver threads end files too)
+
+    def hold(self) -> None:
+        """Refuse now (OutputBusy, exit 75) when another live run writes this manifest; else hold its lock
+        until `release` or the end of the process (the OS drops it then, a killed run's too)."""
+        from dove_cli.resume import _lock_file  # (flock: the output's own lock is taken the same way)
+
+        if not self.kept_current:
+            return
+        lock = self.path.with_name(self.path.name + ".lock")
+        video_io.make_folder(lock.parent, self.path)
+        for _ in range(3):  # the file can be removed by the run that held it between our open and lock
+            try:
+                f = open(lock, "a+")
+            except OSError as exc:
+                raise OutputError(f"--manifest {self.path}: cannot create {lock} ({exc.strerror})") from None
+            if not _lock_file(f):
+                with f:
+                    f.seek(0)
+                    holder = f.read().strip() or "another dove run"
+                raise OutputBusy(f"--manifest {self.path}: {holder} is writing it; wait for that run to end, or "
+                                 "give this one another --manifest")  # fmt: skip
+            try:
+                same = os.path.samestat(os.fstat(f.fileno()), os.stat(lock))
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            f.close()
+        else:
+            raise OutputBusy(f"--manifest {self.path}: other dove runs keep taking its lock {lock}")
+        with contextlib.suppress(OSError):  # (who holds it, for the message above; the lock holds without it)
+            f.truncate(0)
+            f.write(f"dove run {os.getpid()} on {socket.gethostname()} since {self.started_at}\n")
+            f.flush()
+        self._lock = f
+
+    def release(self) -> None:
+        """Let other runs write this manifest (the lock file goes: removed while still held)."""
+        if self._lock is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self._lock.name)
+            self._lock.close()
+            self._lock = None
+
+    def file_ended(self) -> None:
+        """A file ended: rewrite the manifest, unless rewriting it after every file would take more than
+        WRITE_SHARE of the run (thousands of tiny files: then after some of them)."""
+        if self.kept_current and time.monotonic() >= self._due:
+            self.write(None, running=True)
+
+    def write(self, model: Restorer | None, stopped: BaseException | None = None, *, running: bool = False) -> None:
+        """Write it as the run stands: `running` (a file ended), or as it ended (`stopped`: what ended it
+        before its last file, Ctrl-C: "interrupted", 130; else "failed")."""
+        with self._writing:
+            began = time.monotonic()
+            doc = self.doc(model, stopped, running)
+            write_json(self.path, doc, "", folder_resume_hint("to write it"))
+            self._due = time.monotonic() + (time.monotonic() - began) / WRITE_SHARE
+
+    def doc(self, model: Restorer | None, stopped: BaseException | None, running: bool) -> dict[str, Any]:
+        from dove_cli.batch import ITEM_STATUS
+
+        files = []
+        for item in self.result.items:
+            r = item.result
+            plan = r if isinstance(r, Plan) else getattr(r, "plan", None)
+            done = r is not None and not isinstance(r, Plan)
+            status = "planned" if isinstance(r, Plan) and item.status == "done" else item.status  # a dry run's
+            facts = output_facts(item.output) if status in ("done", "skipped") else {}
+            made = self.made.get(str(item.output.absolute())) if status == "skipped" else None
+            files.append({
+                "input": str(item.input.absolute()),
+                "output": str(item.output.absolute()),
+                "status": status if running else ITEM_STATUS.get(status, status),
+                "error": item.error,
+                "error_type": item.error_type,
+                "frames": r.frames if done else None,
+                "dropped_frames": r.dropped_frames if done else None,
+                "plan": None if plan is None else plan_doc(plan),
+                "result": result_doc(r) if done else None,
+                "warnings": r.warnings if done else [],
+                "started_at": item.started_at,
+                "finished_at": item.finished_at,
+                "output_bytes": facts.get("output_bytes"),
+                "output_modified": facts.get("output_modified"),
+                "made": made if made is not None and facts and _same_output(made, facts) else None,
+            })  # fmt: skip
+        result = self.result
+        ended = "running" if running else result.status() if stopped is None else stop_status(stopped)
+        if ended == "done" and self.planned:
+            ended = "planned"
+        error: BaseException | None = (
+            result.error() if stopped is None else stopped
+        )  # (the folder's: PartlyFailed, ...)
+        return {
+            "dove": __version__,
+            "input": str(self.in_dir.absolute()),
+            "output": str(self.out_dir.absolute()),
+            "status": ended,
+            "error": None if stopped is None else one_line(stopped),
+            "exit_code": None if running else exit_code(error),
+            "error_type": None if running else error_type(error),
+            "counts": {s: sum(f["status"] == s for f in files) for s in dict.fromkeys(f["status"] for f in files)},
+            "options": options_doc(self.opts),
+            "files": files,
+            "model": None if model is None else model.fingerprint(),
+            "versions": versions(),
+            "recursive": self.recursive,
+            "started_at": self.started_at,
+            "finished_at": None if running else utc_time(),
+            "hostname": socket.gethostname(),
+            "pid": os.getpid(),
+        }
+
+
+# A running folder's manifest is rewritten as files end, but its writing may take at most this share
+# of the run: 5000 tiny files would otherwise write 5000 manifests of 5000 entries.
+WRITE_SHARE = 0.05
+MADE_KEYS = ("started_at", "finished_at", "frames", "dropped_frames", "result", "output_bytes", "output_modified")
+
+
+def output_facts(output: Path) -> dict[str, Any]:
+    """An output's size and modification time (ISO 8601, UTC); {} when it is not there."""
+    try:
+        st = output.stat()
+    except OSError:
+        return {}
+    return {"output_bytes": st.st_size, "output_modified": utc_time(st.st_mtime)}
+
+
+def _same_output(made: dict[str, Any], facts: dict[str, Any]) -> bool:
+    return all(made.get(key) == value for key, value in facts.items())
+
+
+def earlier_records(path: Path, in_dir: Path) -> dict[str, dict[str, Any]]:
+    """The records of how each output was made, from the manifest of an earlier run of the same folder at
+    `path` (output -> its done entry's MADE_KEYS, or the `made` a skipped entry carried on); {} if none."""
+    if is_stdout(path) or is_special(path):
+        return {}
+    try:
+        old = json.loads(path.read_text())
+        if old.get("input") != str(in_dir.absolute()) or not isinstance(old.get("files"), list):
+            return {}
+        records = {}
+        for entry in old["files"]:
+            done = entry.get("status") == "done"
+            record = (
+                {**{k: entry.get(k) for k in MADE_KEYS}, "hostname": old.get("hostname")} if done else entry.get("made")
+            )
+            if record:
+                records[entry["output"]] = record
+        return records
+    except (OSError, ValueError, AttributeError, KeyError, TypeError):
+        return {}
 
 
 def stop_status(error: BaseException) -> str:
@@ -168,7 +297,7 @@ def check_manifest(path: Path, overwrite: bool, inputs: list[Path], folder: Path
         return
     try:
         old = json.loads(path.read_text())
-        ended = old.get("status") in ("failed", "interrupted", "partial", "retry")
+        ended = old.get("status") in ("failed", "interrupted", "partial", "retry", "running")
         same = folder is not None and "files" in old and old.get("input") == str(folder.absolute())
     except (OSError, ValueError, AttributeError):
         ended = same = False
