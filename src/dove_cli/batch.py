@@ -139,10 +139,13 @@ def find_videos(folder: Path, recursive: bool = False, skip: Path | None = None)
     under it too (`walk`, which leaves out `skip`), by their path under `folder`."""
     folders = walk(folder, skip).folders if recursive else [folder]
     return sorted(
-        p
-        for searched in folders
-        for p in searched.iterdir()
-        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in FOLDER_EXTENSIONS
+        (
+            p
+            for searched in folders
+            for p in searched.iterdir()
+            if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in FOLDER_EXTENSIONS
+        ),
+        key=lambda p: p.parts,  # (a folder's files before the next name: sub/b.mp4, then sub.mp4)
     )
 
 
