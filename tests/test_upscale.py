@@ -688,6 +688,10 @@ def test_windows_past_what_the_vae_decodes_in_one_piece_tile_the_vae_not_the_mod
     [
         (["upscale"], "Missing argument 'INPUT' (see 'dove upscale --help')"),
         (["upscale", "x.mp4", "-o", "y.mp4", "--bogus"], "No such option: --bogus (see 'dove upscale --help')"),
+        (
+            ["upscale", "-leading.mp4", "-o", "y.mp4"],
+            "No such option: -l (see 'dove upscale --help'); a file name that starts with '-'? write it as ./-leading.mp4",
+        ),
         (["upscale", "x.mp4", "-o", "y.mp4", "--chunk-overlap", "zz"], "Invalid value for '--chunk-overlap'"),
         (["upscale", "x.mp4"], "Missing option '--output'"),
         (["nothing"], "No such command 'nothing' (see 'dove --help')"),

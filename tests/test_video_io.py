@@ -402,6 +402,23 @@ def test_a_matroska_file_starting_late_is_whole_and_its_cut_is_not(clip_long_mkv
             pass
 
 
+def test_an_unreadable_input_is_said_to_be_unreadable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file without read permission was "not a video FFmpeg can read (Permission denied)", as if its
+    format were the problem. (PyAV raises this for it, as measured without CAP_DAC_OVERRIDE: root
+    reads any file, so the error is given here.)"""
+    from dove_cli.video_io import reader
+
+    clip = make_clip(tmp_path / "locked.mp4", frames=2, size="32x24")
+
+    def denied(path: str, *args: object, **kwargs: object) -> None:
+        raise av.error.PermissionError(errno.EACCES, "Permission denied", path)
+
+    monkeypatch.setattr(reader.av, "open", denied)
+    with pytest.raises(InputError) as err:
+        probe(clip)
+    assert str(err.value) == f"{clip}: cannot read: permission denied"
+
+
 def test_an_mp4_cut_before_its_index_is_said_to_be_cut_short(tmp_path: Path) -> None:
     """Without its index (moov, written last by default) an MP4 cannot be opened at all: the error says
     it looks cut short, where a file that is no MP4 just is not a video."""

@@ -1137,7 +1137,7 @@ def main(argv: list[str] | None = None) -> None:
         message = exc.format_message()
         for said, plain in TYPER_WORDS.items():
             message = message.replace(said, plain)
-        _print_error(f"{message.rstrip('.')}{hint}")
+        _print_error(f"{message.rstrip('.')}{hint}{_dash_name_hint(exc, args)}")
         code = exc.exit_code
     except _click.ClickException as exc:
         _print_error(exc.format_message())
@@ -1165,6 +1165,19 @@ def main(argv: list[str] | None = None) -> None:
     if code == 130 and _stop_signal:  # stopped by SIGTERM or SIGHUP: 128 + its number, as the shell reports it
         code = 128 + _stop_signal
     sys.exit(code if isinstance(code, int) else 0)  # a command's own return value is not an exit code
+
+
+def _dash_name_hint(exc: Exception, args: list[str]) -> str:
+    """`dove upscale -clip.mp4`: a file name starting with '-' is read as options (`No such option:
+    -c`); said when an argument starting with the unknown option is a file, or named like a video."""
+    from dove_cli.video_io.formats import IMAGE_EXTENSIONS, READ_ONLY_VIDEO_EXTENSIONS, VIDEO_EXTENSIONS
+
+    known = {*VIDEO_EXTENSIONS, *READ_ONLY_VIDEO_EXTENSIONS, *IMAGE_EXTENSIONS}
+    option = getattr(exc, "option_name", None) or ""
+    for arg in args:
+        if option and arg.startswith(option) and (Path(arg).suffix.lower() in known or Path(arg).is_file()):
+            return f"; a file name that starts with '-'? write it as ./{arg}"
+    return ""
 
 
 # typer's (pydantic's) validation words, as a user would say them: its prefix is no news to a user.

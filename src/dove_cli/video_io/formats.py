@@ -69,21 +69,22 @@ def output_clock(path: str | Path, time_base: Fraction) -> Fraction:
 MP4_COVERS = ("mjpeg", "png", "bmp")
 
 
-# Containers dove reads but does not write (archive captures, DVD rips, old web video): a folder
-# run upscales them into Matroska, which holds whatever they carry.
-READ_ONLY_VIDEO_EXTENSIONS = (".avi", ".mpg", ".mpeg", ".m2v", ".vob", ".dv", ".flv", ".f4v", ".wmv", ".asf",
-                              ".3gp", ".3g2", ".ogv", ".mxf")  # fmt: skip
+# Containers dove reads but does not write (archive captures, DVD rips, old web video, raw YUV4MPEG2
+# from a capture tool or a pipeline; JVC/Panasonic camcorders' .mod (MPEG-PS) and .tod (MPEG-TS),
+# DivX's .divx (AVI)): a folder run upscales them into Matroska, which holds whatever they carry.
+READ_ONLY_VIDEO_EXTENSIONS = (".avi", ".mpg", ".mpeg", ".mpeg2", ".m2v", ".vob", ".dv", ".flv", ".f4v", ".wmv",
+                              ".asf", ".3gp", ".3g2", ".ogv", ".mxf", ".y4m", ".mod", ".tod", ".divx")  # fmt: skip
 # What a folder run takes: the containers dove writes, and those it only reads (written as .mkv).
 FOLDER_EXTENSIONS = (*VIDEO_EXTENSIONS, *READ_ONLY_VIDEO_EXTENSIONS)
 # How common containers begin (offset, bytes): a file without a video extension that starts so is
 # named when a folder run leaves it out.
 CONTAINER_MAGIC = ((4, b"ftyp"), (0, b"\x1a\x45\xdf\xa3"), (8, b"AVI "), (0, b"FLV\x01"), (0, b"OggS"),
-                   (0, b"\x00\x00\x01\xba"), (0, b"\x00\x00\x01\xb3"))  # fmt: skip
+                   (0, b"\x00\x00\x01\xba"), (0, b"\x00\x00\x01\xb3"), (0, b"YUV4MPEG2 "))  # fmt: skip
 
 
 def looks_like_video(path: Path) -> bool:
-    """Whether `path` starts as an MP4/MOV, Matroska/WebM, AVI, FLV, Ogg, MPEG-PS or MPEG-TS file does
-    (its extension aside: a recorder's dump); unreadable files do not."""
+    """Whether `path` starts as an MP4/MOV, Matroska/WebM, AVI, FLV, Ogg, MPEG-PS, MPEG-TS or YUV4MPEG2
+    file does (its extension aside: a recorder's dump); unreadable files do not."""
     try:
         with open(path, "rb") as f:
             head = f.read(2 * 188 + 1)

@@ -7,6 +7,7 @@ their original presentation timestamps and time base, so that a writer can give 
 
 from __future__ import annotations
 
+import errno
 import itertools
 import logging
 import math
@@ -608,6 +609,8 @@ class VideoReader:
         try:
             self._container = av.open(str(path), metadata_errors="replace")
         except (av.FFmpegError, UnicodeDecodeError, ValueError) as exc:
+            if getattr(exc, "errno", None) in (errno.EACCES, errno.EPERM):  # not a format problem
+                raise InputError(f"{path}: cannot read: permission denied") from None
             raise InputError(f"{path}: not a video FFmpeg can read ({ffmsg(exc)}){_cut_mp4_hint(path)}") from None
         try:
             self._open_stream(threads)
