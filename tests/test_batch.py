@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 import dove_cli.models as models
-from dove_cli.batch import find_videos, is_batch_input, upscale_batch
+from dove_cli.batch import find_videos, is_batch_input, plan_batch, upscale_batch
 from dove_cli.errors import InputError, ModelError, OptionError, OutputError
 from dove_cli.resume import SEGMENT_MIN_FRAMES, work_folder
-from media import decoded_frame_count, ffmpeg, make_clip, make_ts, make_vfr_clip, top_boxes
+from media import FFMPEG, decoded_frame_count, ffmpeg, make_clip, make_ts, make_vfr_clip, raw_rgb, top_boxes
 from test_resume import _FailAfter, framemd5
 
 OPTS = dict(model="bilinear", scale=2, chunk=9, chunk_overlap=2, tile=0, device="cpu", codec="ffv1")
@@ -59,7 +59,8 @@ def test_batch_loads_the_model_once_skips_existing_and_keeps_going(folder, tmp_p
     assert "c.mp4" in result.failed[0].error
     assert decoded_frame_count(out / "a.mp4") == 6
     assert (out / "b.mkv").read_bytes() == (folder / "b.mkv").read_bytes()
-    assert not list(out.glob("c*")) and not list(out.glob(".*"))  # nothing half-written
+    assert not list(out.glob("c*")) and not list(out.glob(".*.part*"))  # nothing half-written
+    assert [p.name for p in (out / ".dove-sources").iterdir()] == ["a.mp4.json"]  # what made the one made
 
     result = upscale_batch(folder, out, overwrite=True, **OPTS)
     assert [i.status for i in result.items] == ["done", "done", "failed"]
@@ -170,6 +171,91 @@ def test_left_out_names_folders_of_videos_and_sidecar_subtitles(tmp_path, caplog
     assert said == [f"{season}: sub-folders are not searched (Extras); recursive=True searches them",
                     f"{season}: subtitle files are not copied (ep01.ass, ep02.sub): copy them beside the outputs, "
                     "named as their video's output, for players to load them"], said  # fmt: skip
+
+
+def _flat(path: Path, colour: str, frames: int = 3) -> Path:
+    """A clip of one colour (32x24, FFV1): its upscale is that colour too."""
+    ffmpeg("-f", "lavfi", "-i", f"color=c={colour}:s=32x24:r=25", "-frames:v", str(frames), "-c:v", "ffv1", path)
+    return path
+
+
+def test_an_output_is_skipped_only_while_its_input_is_the_file_that_made_it(tmp_path):
+    """A re-captured source of the same length was skipped and its stale output kept (exit 0). A note
+    beside the outputs (.dove-sources/) says what made each: a changed input is failed, in one line,
+    until --overwrite redoes it. The same file moved elsewhere, or its time kept to FAT's 2 s, is
+    still skipped; an output without a note (an older dove's) is judged by its length, to one frame
+    for a short clip (a 3-frame output passed for a 5-frame input)."""
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    tape = _flat(src / "tape.mkv", "blue")
+    assert [i.status for i in upscale_batch(src, out, **OPTS).items] == ["done"]
+    made = tape.stat()
+    note = json.loads((out / ".dove-sources" / "tape.mkv.json").read_text())
+    assert (note["input_bytes"], note["input_mtime_ns"], note["output_bytes"]) == (
+        made.st_size, made.st_mtime_ns, (out / "tape.mkv").stat().st_size)  # fmt: skip
+    os.utime(tape, ns=(made.st_atime_ns, made.st_mtime_ns + 10**9))  # copied onto FAT: its time to 2 s
+    moved = tmp_path / "moved"
+    src.rename(moved)
+    assert [i.status for i in upscale_batch(moved, out, **OPTS).items] == ["skipped"]
+    _flat(moved / "tape.mkv", "yellow")  # re-captured
+    os.utime(moved / "tape.mkv", ns=(made.st_atime_ns, made.st_mtime_ns + 60 * 10**9))
+    error = upscale_batch(moved, out, **OPTS).items[0].error
+    assert re.fullmatch(
+        rf"{re.escape(str(out / 'tape.mkv'))}: its input has changed since it was made on \d{{4}}-\d\d-\d\d \d\d:\d\d "
+        rf"\(then {made.st_size:,} bytes, modified [-\d: ]+; tape.mkv is now {(moved / 'tape.mkv').stat().st_size:,} "
+        rf"bytes, modified [-\d: ]+\); it was made from {re.escape(str(tmp_path / 'in' / 'tape.mkv'))}; delete it, "
+        r"or use --overwrite \(which redoes every file\), to redo it", error or ""), error  # fmt: skip
+    stale, yellow = raw_rgb(out / "tape.mkv")[:3], raw_rgb(moved / "tape.mkv")[:3]
+    assert stale != yellow and stale[2] > 200  # still blue: left as it was, and not counted as done
+    assert [i.status for i in upscale_batch(moved, out, overwrite=True, **OPTS).items] == ["done"]
+    assert max(abs(a - b) for a, b in zip(raw_rgb(out / "tape.mkv")[:3], yellow, strict=True)) <= 2
+    _flat(moved / "tape.mkv", "green")  # re-captured again, and an output put in its place by hand:
+    os.utime(moved / "tape.mkv", ns=(made.st_atime_ns, made.st_mtime_ns + 120 * 10**9))
+    _flat(out / "tape.mkv", "green")  # the note, of another file, says nothing of it
+    assert [i.status for i in plan_batch(moved, out)] == ["skipped"]
+    shutil.rmtree(out / ".dove-sources")  # outputs of an older dove: their length alone tells
+    _flat(moved / "short.mkv", "red", frames=5)
+    _flat(out / "short.mkv", "red", frames=3)
+    assert [(i.status, i.error) for i in plan_batch(moved, out)] == [
+        ("failed", f"{out / 'short.mkv'}: exists but its video is 0.1 s of 0.2 s (a --preview, or cut off?); delete it, "
+                   "or use --overwrite (which redoes every file), to redo it"),
+        ("skipped", None)]  # fmt: skip
+    ts = tmp_path / "ts"  # MPEG-TS: its length reads two frames short (no packet durations, H.264's B-frame delay)
+    ts.mkdir()
+    make_clip(ts / "rec.ts", frames=5, size="32x24")
+    assert [i.status for i in upscale_batch(ts, out, **{**OPTS, "codec": None}).items] == ["done"]
+    (out / ".dove-sources" / "rec.ts.json").unlink()
+    assert [i.status for i in plan_batch(ts, out)] == ["skipped"]
+
+
+def test_a_file_still_being_copied_is_failed_not_upscaled_in_part(tmp_path):
+    """A Matroska capture still being copied (streamed: no length in its header) was upscaled from the
+    frames there were and reported done. Its size is checked again at the end of its run: it grew,
+    so it is failed (InputChanged, in the manifest too), nothing is left at its name or kept, and
+    the next run, once the copy is whole, makes all of it."""
+    src, out, manifest = tmp_path / "in", tmp_path / "out", tmp_path / "run.json"
+    src.mkdir()
+    frames = SEGMENT_MIN_FRAMES + 20  # a closed segment to drop: the frames of a file no longer there
+    live = subprocess.run([FFMPEG, "-v", "error", "-f", "lavfi", "-i", "testsrc2=s=32x24:r=25", "-frames:v",
+                           str(frames), "-c:v", "ffv1", "-f", "matroska", "-"], capture_output=True, check=True).stdout  # fmt: skip
+    capture = src / "capture.mkv"
+    capture.write_bytes(live[: len(live) * 2 // 3])
+    began = capture.stat().st_size
+
+    def copy_goes_on(p) -> None:
+        if p.status == "upscaling" and capture.stat().st_size < len(live):
+            with open(capture, "ab") as f:
+                f.write(live[began:])
+
+    item = upscale_batch(src, out, progress=copy_goes_on, manifest=str(manifest), **OPTS).items[0]
+    assert (item.status, item.error_type, item.error) == ("failed", "InputChanged", (
+        f"{capture}: the input changed while it was read ({began:,} bytes when the run began, {len(live):,} at its "
+        "end: still being copied or recorded?); nothing was kept; upscale it again once it is complete"))  # fmt: skip
+    assert not out.exists()  # no output, no work folder kept: the folder this run made is gone again
+    entry = json.loads(manifest.read_text())["files"][0]
+    assert (entry["status"], entry["error_type"]) == ("failed", "InputChanged")
+    assert [i.status for i in upscale_batch(src, out, **OPTS).items] == ["done"]
+    assert decoded_frame_count(out / "capture.mkv") == frames
 
 
 def test_batch_dry_run_plans_every_file_and_writes_nothing(folder, tmp_path, capsys, caplog):
@@ -483,6 +569,60 @@ def test_containers_dove_only_reads_are_upscaled_into_matroska(tmp_path):
         ("tape.mpg", "tape.mkv", "done"),
     ]
     assert [decoded_frame_count(out / name) for name in ("a.avi.mkv", "a.mkv", "tape.mkv")] == [4, 5, 6]
+
+
+def test_inputs_whose_output_names_are_one_are_failed_before_any_work(tmp_path):
+    """a.avi is written as a.avi.mkv beside a.mkv: an input a.avi.mkv was then "skipped, its output
+    exists" (a.avi's), exit 0. Inputs whose output names are one, in any case (macOS and Windows
+    tell no case apart), are failed before any work, each naming the other, on every re-run; an
+    output already there under that name is not taken for either's."""
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    out.mkdir()
+    for name in ("a.avi", "a.avi.mkv", "a.mkv", "A.MKV.mp4", "a.mkv.mp4", "b.mkv"):
+        (src / name).write_bytes(b"")  # naming needs no video
+    (out / "a.avi.mkv").write_bytes(b"made from a.avi by an older dove")
+
+    def plan(**kw: str) -> list[tuple[str, str, str, str | None]]:
+        return [(i.input.name, i.output.name, i.status, i.error and i.error.split(": ", 1)[1])
+                for i in plan_batch(src, out, **kw)]  # fmt: skip
+
+    shared, case = "rename one of them", " (file names that differ only in case are one file on macOS and Windows)"
+    assert plan() == [
+        ("A.MKV.mp4", "A.MKV.mp4", "failed", f"its output name A.MKV.mp4 is a.mkv.mp4's output name too{case}; {shared}"),
+        ("a.avi", "a.avi.mkv", "failed", f"its output name a.avi.mkv is a.avi.mkv's output name too; {shared}"),
+        ("a.avi.mkv", "a.avi.mkv", "failed", f"its output name a.avi.mkv is a.avi's output name too; {shared}"),
+        ("a.mkv", "a.mkv", "pending", None),
+        ("a.mkv.mp4", "a.mkv.mp4", "failed", f"its output name a.mkv.mp4 is A.MKV.mp4's output name too{case}; {shared}"),
+        ("b.mkv", "b.mkv", "pending", None)]  # fmt: skip
+    for name in os.listdir(src):
+        (src / name).unlink()
+    for name in ("a.mp4", "a.mkv", "a.mkv.mp4"):  # a.mkv is written as a.mkv.mp4 beside a.mp4
+        (src / name).write_bytes(b"")
+    assert [row[:3] for row in plan(container="mp4")] == [
+        ("a.mkv", "a.mkv.mp4", "failed"),
+        ("a.mkv.mp4", "a.mkv.mp4", "failed"),
+        ("a.mp4", "a.mp4", "pending"),
+    ]
+
+
+def test_every_container_dove_reads_is_taken_by_a_folder_run(tmp_path, caplog):
+    """.y4m (YUV4MPEG2, which capture tools and pipelines write) was left out of folder runs without a
+    word; so were camcorders' .mod (MPEG-PS) and .tod (MPEG-TS), .divx (AVI) and .mpeg2. Each is
+    taken (and written as .mkv), and a YUV4MPEG2 file without its extension is named as left out."""
+    import logging
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=s=32x24:r=25", "-frames:v", "3", "-pix_fmt", "yuv420p", src / "a.y4m")
+    shutil.copy(src / "a.y4m", src / "raw")
+    with caplog.at_level(logging.WARNING):
+        assert [(i.output.name, i.status) for i in upscale_batch(src, out, **OPTS).items] == [("a.mkv", "done")]
+    assert decoded_frame_count(out / "a.mkv") == 3
+    assert "1 file that looks like a video but has no video extension left out (raw)" in caplog.text
+    for name in ("b.MOD", "c.tod", "d.divx", "e.mpeg2"):
+        (src / name).write_bytes(b"")
+    assert [p.name for p in find_videos(src)] == ["a.y4m", "b.MOD", "c.tod", "d.divx", "e.mpeg2"]
 
 
 def test_container_gives_every_output_of_a_folder_its_extension(tmp_path, capsys):

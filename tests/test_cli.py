@@ -805,7 +805,10 @@ def test_a_folder_refuses_each_file_past_the_hosts_memory_and_runs_the_others(tm
     assert code == 2 and not loads and "big.mp4: this run needs about" in err, err  # nothing built
     code, _, err = run(["upscale", str(folder), "-o", str(tmp_path / "out"), *args], capsys)
     assert code == 4, err
-    assert len(loads) == 1 and sorted(p.name for p in (tmp_path / "out").iterdir()) == ["b_small.mp4"], err
+    assert len(loads) == 1 and sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        ".dove-sources",
+        "b_small.mp4",
+    ], err
     for name in ("a_big.mp4", "c_big.mp4"):
         assert any(name in line and "it would be killed" in line for line in err.splitlines()), err
 

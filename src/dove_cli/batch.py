@@ -18,7 +18,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from dove_cli import note, video_io
+from dove_cli import note, provenance, video_io
 from dove_cli.errors import (
     DoveError,
     InputError,
@@ -238,20 +238,48 @@ def plan_batch(in_dir: Path, out_dir: Path, *, overwrite: bool = False, preview:
         raise OutputError(f"{out_dir}: is the input folder; choose another output folder")
     items = [BatchItem(v, output, name=str(v.relative_to(in_dir)))
              for v, output in zip(videos, output_paths(in_dir, out_dir, videos, container), strict=True)]  # fmt: skip
+    fail_shared_outputs(items)
     for item in items:
-        if item.output.exists() and not overwrite:
+        if item.status == "pending" and item.output.exists() and not overwrite:
             item.status = "skipped"
             if why := unfinished(item.input, item.output, preview):
                 item.fail(OutputError(f"{why}; delete it, or use --overwrite (which redoes every file), to redo it"))
     return items
 
 
+def fail_shared_outputs(items: list[BatchItem]) -> None:
+    """Fail, before any work, the inputs whose output names are one (in any case: macOS and Windows
+    do not tell a.MKV from a.mkv): a.avi, renamed a.avi.mkv beside a.mkv, and an input a.avi.mkv.
+    Neither is written, on this run or a re-run, until one is renamed: each is named, so that no
+    input is skipped for another's output."""
+    shared: dict[str, list[BatchItem]] = {}
+    for item in items:
+        shared.setdefault(str(item.output).lower(), []).append(item)
+    for group in (group for group in shared.values() if len(group) > 1):
+        for item in group:
+            others = [other for other in group if other is not item]
+            case = (" (file names that differ only in case are one file on macOS and Windows)"
+                    if any(other.output.name != item.output.name for other in others) else "")  # fmt: skip
+            names = ", ".join(f"{other.input.name}'s" for other in others)
+            item.fail(InputError(f"{item.input}: its output name {item.output.name} is {names} output name too{case}; "
+                                 "rename one of them"))  # fmt: skip
+
+
 def unfinished(source: Path, output: Path, preview: str | None) -> str | None:
-    """Why an existing `output` is not a finished upscale of `source`, or None: a file that does not
-    open as a video (empty, cut off), or whose video is shorter, by more than two frames, than the
-    input's (a --preview run's output, when this run is not one): what a re-run must not skip."""
+    """Why an existing `output` is not a finished upscale of `source`, or None. The note its run left
+    (provenance) says it: made from this input as it is now (else failed: a re-captured tape, another
+    file of that name), of this span. An output without one (an older dove's) is judged by its
+    length: one that does not open as a video (empty, cut off), or whose video is shorter than the
+    input's by more than a frame in ten (one frame at least, two at most; two for MPEG-TS, whose
+    length reads short by up to two) is unfinished: a --preview run's output, when this run is not
+    one, or a cut-off copy. What a re-run must not skip."""
     from dove_cli.options import parse_preview
 
+    if (made_from := provenance.fitting_note(output)) is not None:
+        if changed := provenance.changed_since(source, output, made_from):
+            return changed
+        if made_from.get("preview") in (None, preview):
+            return None
     made = video_io.video_length(output)
     if made is None:
         return f"{output}: exists but is not a video dove can read (empty or cut off?)"
@@ -262,7 +290,9 @@ def unfinished(source: Path, output: Path, preview: str | None) -> str | None:
     if preview:
         start, span = parse_preview(preview)
         wanted = min(max(Fraction(0), wanted - Fraction(start)), Fraction(span))
-    if length >= wanted - 2 * frame:
+    slack = 2 * frame if video_io.VIDEO_EXTENSIONS.get(output.suffix.lower()) == "mpegts" else (
+        min(2 * frame, max(frame, wanted / 10)))  # fmt: skip
+    if length >= wanted - slack:
         return None
     guess = " (cut off?)" if preview else " (a --preview, or cut off?)"
     return f"{output}: exists but its video is {float(length):.1f} s of {float(wanted):.1f} s{guess}"

@@ -671,7 +671,8 @@ class _Driver:
             opts = job.opts
             device, dtype = torch.device(self.cluster.device), self.cluster.dtype(opts)
             fingerprint = resume.run_fingerprint(opts, job.info, device, dtype)
-            job.session = resume.Session(job.output, fingerprint, resume=opts.resume, overwrite=opts.overwrite)
+            job.session = resume.Session(job.output, fingerprint, resume=opts.resume, overwrite=opts.overwrite,
+                                         note=self.batch)  # fmt: skip
             previous = job.session.check(False)
         except DoveError as exc:
             self._fail(job, exc)
@@ -1065,6 +1066,7 @@ class _Driver:
         t0 = time.perf_counter()
         files = [(job.session.work.path / s.file, s.first_pts) for s in (job.done[i] for i in sorted(job.done))]
         assert job.opts is not None
+        job.session.check_input(job.info)  # as a single run does before its join: a file still being copied
         resume.join_segments(job.output, written_info(job.info, job.opts), files, codec=job.options["codec"],
                              preset=job.options.get("preset"), pix_fmt=job.options.get("pix_fmt"), **job.join)  # fmt: skip
         job.session.finished()

@@ -91,6 +91,12 @@ class InputError(DoveError):
     """The input file is missing, unreadable, not a video, or has no usable frames."""
 
 
+class InputChanged(InputError):
+    """The input's size or modification time changed while a run read it (a file still being copied
+    or recorded): its output would hold only the frames there were. Nothing is kept; a later run of
+    the same command makes it whole."""
+
+
 class DecodeError(InputError):
     """The input stops decoding part way (truncated or damaged): --ignore-decode-errors reads past it."""
 

@@ -38,10 +38,11 @@ import av
 import numpy as np
 import torch
 
-from dove_cli import video_io
+from dove_cli import provenance, video_io
 from dove_cli.errors import (
     DecodeError,
     DoveError,
+    InputChanged,
     Interrupted,
     MuxError,
     OutputBusy,
@@ -122,15 +123,9 @@ def resumable(output: Path) -> bool:
 
 
 def input_identity(info: video_io.VideoInfo) -> dict[str, Any]:
-    """What must not change between a run and its resume: the input's path, size and mtime."""
-    files = info.files or [Path(info.path)]
-    stats = [f.stat() for f in files]
-    return {
-        "input": str(Path(info.path).resolve()),
-        "input_files": len(files),
-        "input_bytes": sum(s.st_size for s in stats),
-        "input_mtime_ns": max(s.st_mtime_ns for s in stats),
-    }
+    """What must not change between a run and its resume, nor while a run reads it: the input's
+    path, size and mtime."""
+    return provenance.identity(info.files or [Path(info.path)], Path(info.path))
 
 
 @dataclass
@@ -637,9 +632,11 @@ class Session:
     Outputs that cannot be resumed (a single image) get the same interface with nothing saved.
     """
 
-    def __init__(self, output: Path, fingerprint: dict[str, Any], *, resume: bool, overwrite: bool) -> None:
+    def __init__(self, output: Path, fingerprint: dict[str, Any], *, resume: bool, overwrite: bool,
+                 note: bool = False) -> None:  # fmt: skip
+        """`note`: a folder run's output, whose input is noted when it is whole (provenance)."""
         self.output, self.fingerprint = output, fingerprint
-        self.resume, self.overwrite = resume, overwrite
+        self.resume, self.overwrite, self.note = resume, overwrite, note
         self.work = Work(output) if resumable(output) else None
         self.previous: Journal | None = None  # the interrupted run being continued
         self.journal: Journal | None = None
@@ -703,7 +700,30 @@ class Session:
             return 0
         return self.work.saved(self.journal)
 
+    def check_input(self, info: VideoInfo) -> None:
+        """Before the output takes its name: the input must be as it was when the run began. A file
+        still being copied or recorded (a live Matroska capture has no length in its header yet)
+        grows while it is read, and its output would hold only the frames there were. InputChanged
+        if not; failed() then drops what was saved from it."""
+        then = {k: v for k, v in self.fingerprint.items() if k.startswith("input")}
+        if not then:  # a run into memory (arrays.ArraySession) has no fingerprint
+            return
+        try:
+            now = input_identity(info)
+        except OSError as exc:
+            raise InputChanged(f"{info.path}: cannot be read any more ({exc.strerror}); nothing was kept") from None
+        if now == then:
+            return
+        grew = now["input_bytes"] != then["input_bytes"]
+        how = f"{then['input_bytes']:,} bytes when the run began, {now['input_bytes']:,} at its end" if grew else (
+            "modified during the run")  # fmt: skip
+        raise InputChanged(f"{info.path}: the input changed while it was read ({how}: still being copied or "
+                           "recorded?); nothing was kept; upscale it again once it is complete")  # fmt: skip
+
     def finished(self) -> None:
+        """The output is whole at its name: its input noted (a folder run's), its work folder removed."""
+        if self.note:  # before the work folder's lock is let go
+            provenance.note_made(self.output, self.fingerprint)
         if self.work is not None:
             self.work.remove()
 
@@ -713,7 +733,7 @@ class Session:
         beside it); other errors (a bug's traceback) get the warning."""
         if self.work is None or not self.work.held or not self.work.path.exists():
             return  # refused as busy: the folder is the live run's
-        if not (saved := self.saved()):
+        if not (saved := self.saved()) or isinstance(error, InputChanged):  # (frames of a file no longer there)
             self.work.remove()
             return
         kept = f"{saved} finished frames are kept in {self.work.path}"

@@ -41,7 +41,7 @@ from dove_cli.blend import (
     upsampled_reference,
 )
 from dove_cli.engine import DTYPE_NAMES, BilinearModel, DoveModel, Restorer
-from dove_cli.errors import DoveError, InputError, OptionError, OutputBusy, OutputError
+from dove_cli.errors import DoveError, InputError, OptionError, OutputBusy, OutputError, in_folder_run
 from dove_cli.humanize import gpu_of, human_range
 from dove_cli.logs import held_warnings, kept_warnings
 from dove_cli.logs import say as say_held
@@ -295,7 +295,7 @@ def _upscale(
     else:
         checked = _check_outputs(output, info, opts, dry_run, said)
         session = resume.Session(output, resume.run_fingerprint(opts, info, device, dtype), resume=opts.resume,
-                                 overwrite=opts.overwrite)  # fmt: skip
+                                 overwrite=opts.overwrite, note=in_folder_run())  # fmt: skip
     manifest, output = checked.manifest, session.output
     on_paper = device.type == "cuda" and not torch.cuda.is_available()  # --dry-run --vram without a GPU
     timer = timer or StageTimer(device=device)
@@ -913,6 +913,8 @@ def _stream(
                 raise no_frames(input, info, opts)
             with timer.stage("wait_output"):
                 writer.finish()
+            if isinstance(session, resume.Session):  # read to its end: a file still being copied has grown
+                session.check_input(info)
             if progress and not isinstance(session, ArraySession):  # (frames in memory have none to join)
                 progress(Progress(written, written, "", time.perf_counter() - t_start, "joining segments"))
             with timer.stage("finalize"):  # flush, join the segments, rename into place
