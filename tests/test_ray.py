@@ -262,6 +262,7 @@ def test_a_folder_is_spread_over_both_workers(cluster, clip, tmp_path):
         assert framemd5(out / name) == framemd5(tmp_path / "seq" / name)
         assert (out / name).read_bytes() == (tmp_path / "seq" / name).read_bytes()
     assert (out / "tiny.mkv").read_bytes() == (src / "tiny.mkv").read_bytes()
+    assert sorted(p.name for p in (out / ".dove-sources").iterdir()) == ["long.mp4.json", "short.mp4.json"]  # (batch)
     after = [h["loads"] for h in hellos(cluster)]
     assert all(b - a <= 1 for a, b in zip(loads, after, strict=True))  # one model load per worker at most
 
@@ -282,6 +283,29 @@ def test_a_recursive_folder_on_ray_mirrors_the_tree(cluster, tmp_path):
                                                         overwrite=True).output)  # fmt: skip
     doc = json.loads(manifest.read_text())
     assert doc["recursive"] and all(f["started_at"] < f["finished_at"] for f in doc["files"])
+
+
+def test_a_file_still_being_copied_is_failed_before_the_join(cluster, tmp_path):
+    """The driver checks the input's size before it joins, as a single run does: a file that grew
+    while the workers read it is failed (InputChanged), nothing left at its name or kept."""
+    from dove_cli.batch import upscale_batch
+    from media import FFMPEG
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    live = subprocess.run([FFMPEG, "-v", "error", "-f", "lavfi", "-i", "testsrc2=s=32x24:r=25", "-frames:v", "40",
+                           "-c:v", "ffv1", "-f", "matroska", "-"], capture_output=True, check=True).stdout  # fmt: skip
+    capture = src / "capture.mkv"
+    capture.write_bytes(live[: len(live) // 2])
+
+    def copy_goes_on(p) -> None:
+        if p.status == "upscaling" and capture.stat().st_size < len(live):
+            with open(capture, "ab") as f:
+                f.write(live[len(live) // 2 :])
+
+    item = upscale_batch(src, out, **OPTS, codec="ffv1", cluster=cluster, progress=copy_goes_on).items[0]
+    assert (item.status, item.error_type) == ("failed", "InputChanged"), item.error
+    assert "the input changed while it was read" in (item.error or "") and not out.exists()
 
 
 def stop_once_saved(journal: Path) -> Callable[[Any], None]:
