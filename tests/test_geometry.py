@@ -332,6 +332,15 @@ def test_auto_crop_samples_a_long_video_at_ten_places(tmp_path, monkeypatch, gop
     assert first[1] == 12 and second[0] > 8
 
 
+@pytest.mark.parametrize("frames", [42, 50])
+def test_auto_crop_takes_four_frames_at_each_place_of_a_short_clip(tmp_path, frames):
+    """Just past 40 frames, the last place (at 95%) had 2 frames after it: 38 sampled, not 40."""
+    path = make_clip(tmp_path / "c.mkv", size="48x32", rate="25", frames=frames, codec="ffv1")
+    with open_reader(path, warn=False) as reader:
+        b = bars.find_bars(reader.info)
+    assert (b.frames, b.places) == (40, 10)
+
+
 def test_auto_crop_rounds_to_even_and_turns_with_the_picture(tmp_path):
     """Bars of odd widths (an RGB clip: pad puts them anywhere) are cut to the even number below;
     with --rotate apply the crop is of the turned frames, where ffmpeg's autorotate puts the bars."""
@@ -392,6 +401,8 @@ def test_dry_run_and_manifest_say_the_crop_found(tmp_path, capsys, caplog, monke
                           "--scale", "1", "--crop", "auto"], capsys)  # fmt: skip
     assert code == 0 and caplog.text.count("--crop auto: 0:8:0:8 (letterbox") == 1  # (checked before the model too)
     assert caplog.text.count("--crop auto: 8:0:8:0 (pillarbox") == 1
+    for name, found in (("a.mkv", "0:8:0:8"), ("b.mkv", "8:0:8:0")):  # each line names its file
+        assert f"{tmp_path / 'in' / name}: --crop auto: {found} (" in caplog.text, caplog.text
     assert [video_geometry(tmp_path / "out" / n)[:2] for n in ("a.mkv", "b.mkv")] == [(64, 32), (48, 48)]
 
 

@@ -93,12 +93,15 @@ def turned(crop: Crop, degrees: int, mirrored: bool) -> Crop:
     return Crop(c.right, c.top, c.left, c.bottom) if mirrored else c
 
 
-def auto_crop(bars: Bars, degrees: int = 0, mirrored: bool = False) -> Crop | None:
+def auto_crop(bars: Bars, degrees: int = 0, mirrored: bool = False, name: str = "") -> Crop | None:
     """--crop auto: the crop of the black bars found (stored pixels, each side rounded down to an
     even number: 4:2:0 chroma comes in pairs of lines, and a line of bar kept is better than a line
     of picture lost) as it falls on frames turned as the reader turns them; None where nothing is
-    to be cut. Says what it found (one note), or why it cuts nothing (a warning)."""
+    to be cut. Says what it found (one note), or why it cuts nothing (a warning), after `name` (the
+    file's: a folder run's lines name their file)."""
     from dove_cli import note
+
+    said = f"{name}: --crop auto" if name else "--crop auto"
 
     sampled = f"{bars.frames} frame{'s' * (bars.frames != 1)}" + (
         f" at {bars.places} place{'s' * (bars.places != 1)}" if bars.places > 1 else "")  # fmt: skip
@@ -106,22 +109,22 @@ def auto_crop(bars: Bars, degrees: int = 0, mirrored: bool = False) -> Crop | No
         sampled += f"; {bars.black} black all over, which say nothing"
     if not bars.frames:
         what = f"all {bars.black} frames sampled are black" if bars.black else "no frame could be sampled"
-        log.warning("--crop auto: %s; nothing cut (give --crop L:T:R:B to cut)", what)
+        log.warning("%s: %s; nothing cut (give --crop L:T:R:B to cut)", said, what)
         return None
     cut = Crop(*(side - side % 2 for side in (bars.left, bars.top, bars.right, bars.bottom)))
     crop = turned(cut, degrees, mirrored)
     width, height = bars.width - cut.left - cut.right, bars.height - cut.top - cut.bottom
     if width < bars.width * MIN_KEPT or height < bars.height * MIN_KEPT:
-        log.warning("--crop auto: the picture found is only %dx%d of the frame's %dx%d (from %s): too little for "
-                    "black bars, more likely a dark picture; nothing cut (give --crop %s to cut that)", width, height,
+        log.warning("%s: the picture found is only %dx%d of the frame's %dx%d (from %s): too little for "
+                    "black bars, more likely a dark picture; nothing cut (give --crop %s to cut that)", said, width, height,
                     bars.width, bars.height, sampled, crop)  # fmt: skip
         return None
     if crop == Crop(0, 0, 0, 0):
-        note.info("--crop auto: no black bars (from %s); nothing cut", sampled)
+        note.info("%s: no black bars (from %s); nothing cut", said, sampled)
         return None
     rows, columns = bool(crop.top or crop.bottom), bool(crop.left or crop.right)
     kind = {(True, False): "letterbox", (False, True): "pillarbox"}.get((rows, columns), "letterbox and pillarbox")
-    note.info("--crop auto: %s (%s, from %s)", crop, kind, sampled)
+    note.info("%s: %s (%s, from %s)", said, crop, kind, sampled)
     return crop
 
 

@@ -506,7 +506,7 @@ def with_found_crop(
         if isinstance(source, ArraySource):
             crop = geometry.auto_crop(find_bars_in(source.frames))
         else:
-            crop = geometry.auto_crop(find_bars(source.info), *source.turn)
+            crop = geometry.auto_crop(find_bars(source.info), *source.turn, name=str(source.path))
     return replace(opts, crop=None if crop is None else str(crop))
 
 

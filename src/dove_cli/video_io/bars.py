@@ -166,13 +166,17 @@ def _video(info: VideoInfo) -> Iterator[tuple[int, av.VideoFrame]]:
             return
         rate = s.average_rate or s.guessed_rate
         near = int(NEAR / Fraction(rate) / s.time_base) if rate else 0  # in pts
+        # the places spread over the times a place's PER_PLACE frames can follow (the last one at 95% of
+        # a 42-frame clip had 2 frames after it)
+        span = max(Fraction(0), Fraction(duration) - (PER_PLACE / Fraction(rate) if rate else 0))
+
         if total * info.width * info.height <= WHOLE:
             near = 1 << 62  # sought once, for the first place
         start, seen = s.start_time or 0, set()
         frames: Iterator[av.VideoFrame] | None = None
         last: int | None = None  # the pts of the last frame decoded
         for place in range(PLACES):
-            at = start + int(Fraction(duration) * (2 * place + 1) / (2 * PLACES) / s.time_base)
+            at = start + int(span * (2 * place + 1) / (2 * PLACES) / s.time_base)
             to: int | None = at  # decoded to; after a seek, None: taken from where it lands
             if frames is None or last is None or at > last + near:
                 frames, to = _sought(c, s, at), None
