@@ -163,7 +163,7 @@ def test_an_overlap_the_user_gives_is_kept_even_when_it_equals_the_default(tmp_p
         with pytest.raises(SystemExit) as exc:
             main([*vram8, *flags])
         out = capsys.readouterr().out
-        assert exc.value.code == 0 and overlap in out and "-, planned for an 8 GiB GPU (--vram)" in out
+        assert exc.value.code == 0 and overlap in out and "none, planned for an 8 GiB GPU (--vram)" in out
         assert ("--tile-overlap 32 is more than a 64 px tile can share" in caplog.text) == bool(flags)
 
 
