@@ -285,9 +285,11 @@ def test_a_recursive_folder_on_ray_mirrors_the_tree(cluster, tmp_path):
     assert doc["recursive"] and all(f["started_at"] < f["finished_at"] for f in doc["files"])
 
 
-def test_a_file_still_being_copied_is_failed_before_the_join(cluster, tmp_path):
+def test_a_file_still_being_copied_is_failed_before_the_join(cluster, tmp_path, monkeypatch):
     """The driver checks the input's size before it joins, as a single run does: a file that grew
-    while the workers read it is failed (InputChanged), nothing left at its name or kept."""
+    while the workers read it is failed (InputChanged), nothing left at its name or kept. (The copy
+    goes on as the driver comes to its check: growing it on a progress status raced the workers.)"""
+    from dove_cli import resume
     from dove_cli.batch import upscale_batch
     from media import FFMPEG
 
@@ -298,12 +300,16 @@ def test_a_file_still_being_copied_is_failed_before_the_join(cluster, tmp_path):
     capture = src / "capture.mkv"
     capture.write_bytes(live[: len(live) // 2])
 
-    def copy_goes_on(p) -> None:
-        if p.status == "upscaling" and capture.stat().st_size < len(live):
+    check_input = resume.Session.check_input
+
+    def copy_goes_on(session: resume.Session, info) -> None:
+        if capture.stat().st_size < len(live):
             with open(capture, "ab") as f:
                 f.write(live[len(live) // 2 :])
+        check_input(session, info)
 
-    item = upscale_batch(src, out, **OPTS, codec="ffv1", cluster=cluster, progress=copy_goes_on).items[0]
+    monkeypatch.setattr(resume.Session, "check_input", copy_goes_on)
+    item = upscale_batch(src, out, **OPTS, codec="ffv1", cluster=cluster).items[0]
     assert (item.status, item.error_type) == ("failed", "InputChanged"), item.error
     assert "the input changed while it was read" in (item.error or "") and not out.exists()
 
