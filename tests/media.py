@@ -7,6 +7,7 @@ check its output with an independent tool.
 from __future__ import annotations
 
 import re
+import struct
 import subprocess
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -119,6 +120,28 @@ def make_clip(
         args += ["-preset", "ultrafast", "-g", "6"]
     args += [*extra, str(path)]
     ffmpeg(*args)
+    return path
+
+
+def make_sup(path: Path, width: int = 64, height: int = 48) -> Path:
+    """A PGS (Blu-ray) subtitle file, which ffmpeg cannot encode: a 16x8 box of one colour shown at
+    (8, 8) from 0.1 s, cleared at 0.3 s. Segments as the Blu-ray spec lays them out: a presentation
+    composition, a window, a palette, the object (run-length coded: a run of colour 1 and an end of
+    line a row), each display set closed by an end segment; times at 90 kHz."""
+
+    def seg(kind: int, pts: int, data: bytes) -> bytes:
+        return b"PG" + struct.pack(">IIBH", pts, 0, kind, len(data)) + data
+
+    w, h, show, clear = 16, 8, 9000, 27000
+    pcs = struct.pack(">HHBHBBBB", width, height, 0x10, 0, 0x80, 0, 0, 1) + struct.pack(">HBBHH", 0, 0, 0, 8, 8)
+    rle = bytes([0, 0x80 | w, 1, 0, 0]) * h
+    ods = struct.pack(">HBB", 0, 0, 0xC0) + struct.pack(">I", len(rle) + 4)[1:] + struct.pack(">HH", w, h) + rle
+    path.write_bytes(
+        seg(0x16, show, pcs) + seg(0x17, show, struct.pack(">BBHHHH", 1, 0, 8, 8, w, h))
+        + seg(0x14, show, bytes([0, 0, 1, 235, 128, 128, 255])) + seg(0x15, show, ods) + seg(0x80, show, b"")
+        + seg(0x16, clear, struct.pack(">HHBHBBBB", width, height, 0x10, 1, 0, 0, 0, 0))
+        + seg(0x17, clear, struct.pack(">BBHHHH", 1, 0, 0, 0, 1, 1)) + seg(0x80, clear, b"")
+    )  # fmt: skip
     return path
 
 

@@ -691,7 +691,10 @@ def described_rows(d: dict) -> list[tuple[str, str]]:
             parts = [s.get("timecode") or s["codec"] or "unknown codec"]
             if s["kind"] == "video":
                 parts += [f"{s['width']}x{s['height']} (not read: --video-stream {s['index']} reads it)"]
-            if s["kind"] == "audio":  # FFmpeg names a layout in no named order "3 channels": said once
+            if s["kind"] == "audio" and s.get("empty"):
+                parts += ["empty (no channels, no sound: FFmpeg lists one beside each TrueHD track of an MPEG-TS); "
+                          "left out of outputs"]  # fmt: skip
+            elif s["kind"] == "audio":  # FFmpeg names a layout in no named order "3 channels": said once
                 layout = f"{s['layout']} ({s['channels']} ch)"
                 if s["layout"] == f"{s['channels']} channels":  # one channel has no order to name
                     layout = "1 channel" if s["channels"] == 1 else f"{s['layout']}, in no named order"

@@ -10,7 +10,7 @@ from typing import Any
 import av
 
 from dove_cli.video_io.fields import scan_fields
-from dove_cli.video_io.formats import HDR_TRANSFERS, TRANSPORT_CLOCKS, assumed_matrix, is_rgb
+from dove_cli.video_io.formats import HDR_TRANSFERS, TRANSPORT_CLOCKS, assumed_matrix, is_rgb, stream_flags
 from dove_cli.video_io.matroska import chapter_order
 from dove_cli.video_io.metadata import file_tags, get_tag, is_chapter_track
 from dove_cli.video_io.programmes import Programme, programme_of, ts_programmes
@@ -19,6 +19,7 @@ from dove_cli.video_io.reader import (
     attachment_name,
     display_size,
     frame_numbers,
+    is_empty_audio,
     is_picture,
     missing_numbers,
     numbered,
@@ -28,7 +29,6 @@ from dove_cli.video_io.reader import (
     stream_rate,
 )
 
-FLAGS = ("default", "forced", "comment", "hearing_impaired", "visual_impaired", "original", "dub", "captions")
 # FFmpeg's demuxer of the ISO family is named by the extensions it reads, "mov,mp4,m4a,3gp,3g2,mj2" (six
 # abbreviations read aloud before the duration), and its long name, "QuickTime / MOV", hides the MP4.
 FAMILIES = {"mov,mp4,m4a,3gp,3g2,mj2": "MP4/MOV"}
@@ -139,7 +139,7 @@ def _timing(c: Any, s: Any) -> tuple[bool, int, Fraction | None]:
 def _stream(c: Any, s: Any) -> dict[str, Any]:
     """One stream other than the video: its kind, codec (None for a data track FFmpeg has no codec
     for: a timecode, QuickTime metadata), language, title and flags, and for audio its channels and
-    rate, for audio and subtitles their start (seconds), for a timecode track its start timecode, for an
+    rate (`empty`: none, a stream with no sound that outputs leave out), for audio and subtitles their start (seconds), for a timecode track its start timecode, for an
     attachment (or cover art) its file name, type and size."""
     d: dict[str, Any] = {"index": s.index, "kind": s.type}
     cc = s.codec_context
@@ -158,13 +158,14 @@ def _stream(c: Any, s: Any) -> dict[str, Any]:
         d["channels"] = cc.channels
         d["layout"] = cc.layout.name
         d["sample_rate"] = cc.sample_rate
+        d["empty"] = is_empty_audio(s)  # no sound: FFmpeg's phantom beside an MPEG-TS's TrueHD; never copied
     if s.type == "data" and is_chapter_track(c, s):
         d["kind"] = "chapter track"
     elif s.type == "data" and (tc := get_tag(s.metadata, "timecode")):  # a tmcd track: no codec FFmpeg decodes
         d["kind"], d["timecode"] = "timecode track", tc
     d["language"] = s.metadata.get("language")
     d["title"] = get_tag(s.metadata, "title") or get_tag(s.metadata, "name")  # MP4 keeps a track's title as its name
-    d["flags"] = [f for f in FLAGS if s.disposition & getattr(av.stream.Disposition, f)]
+    d["flags"] = stream_flags(s)
     return d
 
 

@@ -696,11 +696,55 @@ def output_notes(path: str | Path, codec: str | None, crf: float | None, preset:
 
 
 # MPEG-TS muxes any audio or subtitle codec, but stores those it has no stream type for (FLAC, PCM,
-# text subtitles: libavformat/mpegtsenc.c) as private data streams that no player reads.
+# text subtitles: libavformat/mpegtsenc.c) as private data streams that no player reads. An .m2ts is
+# written in the muxer's m2ts mode (which it takes for a file so named: Blu-ray's 192-byte packets and
+# stream numbers), which gives Blu-ray's PGS subtitles and LPCM their stream types (a .ts or .mts stores
+# them as data) and refuses DVB subtitles ("Cannot automatically assign PID"). Each checked by a round trip.
+_TS_HELD = frozenset({"mp2", "mp3", "aac", "aac_latm", "ac3", "eac3", "dts", "truehd", "opus", "s302m",
+                      "dvb_subtitle", "dvb_teletext"})  # fmt: skip
 AUX_CODECS_HELD = {
-    "mpegts": {"mp2", "mp3", "aac", "aac_latm", "ac3", "eac3", "dts", "truehd", "opus", "s302m", "dvb_subtitle",
-               "dvb_teletext"},
-}  # fmt: skip
+    ".ts": _TS_HELD,
+    ".mts": _TS_HELD,
+    ".m2ts": (_TS_HELD - {"dvb_subtitle", "dvb_teletext"}) | {"hdmv_pgs_subtitle", "pcm_bluray"},
+}
+# Disc LPCM (Blu-ray's, DVD's), which few containers hold: where the output's cannot, it is converted
+# losslessly (`lossless_target`) rather than refused, which left only a lossy --audio transcode.
+DISC_PCM = frozenset({"pcm_bluray", "pcm_dvd"})
+
+# The stream flags (FFmpeg's dispositions) `dove info` names, and those each container keeps, found by
+# writing each flag on an audio and a subtitle stream and reading it back (tests/test_bluray.py does):
+# the input's flags that the output's container drops are said before the run. By container and kind of
+# stream, or codec where it differs (MPEG-TS marks DVB subtitles for the hard of hearing; PGS: nothing).
+FLAGS = ("default", "forced", "comment", "hearing_impaired", "visual_impaired", "original", "dub", "captions")
+_MATROSKA_FLAGS = frozenset(FLAGS) - {"captions"}
+_MP4_FLAGS = frozenset(FLAGS) - {"original"}
+KEPT_FLAGS = {
+    ("matroska", "audio"): _MATROSKA_FLAGS,
+    ("matroska", "subtitle"): _MATROSKA_FLAGS,
+    ("webm", "audio"): frozenset({"default", "forced"}),
+    ("webm", "subtitle"): frozenset({"default", "forced", "captions"}),  # (WebVTT's kind, in its codec ID)
+    ("mp4", "audio"): _MP4_FLAGS,
+    ("mp4", "subtitle"): _MP4_FLAGS,
+    ("mov", "audio"): frozenset({"default"}),
+    ("mov", "subtitle"): frozenset({"default"}),
+    ("mpegts", "audio"): frozenset({"hearing_impaired", "visual_impaired"}),
+    ("mpegts", "subtitle"): frozenset(),
+    ("mpegts", "dvb_subtitle"): frozenset({"hearing_impaired"}),
+    ("nut", "audio"): frozenset({"default", "dub", "original", "comment"}),
+    ("nut", "subtitle"): frozenset({"default", "dub", "original", "comment"}),
+}
+
+
+def stream_flags(stream: Any) -> list[str]:
+    """The flags (`FLAGS`) of an audio or subtitle stream, in that order."""
+    return [f for f in FLAGS if stream.disposition & getattr(av.stream.Disposition, f)]
+
+
+def lost_flags(fmt_name: str, stream: Any) -> list[str]:
+    """The flags of `stream` that files of `fmt_name` do not keep (`KEPT_FLAGS`)."""
+    canonical = stream.codec_context.codec.canonical_name
+    kept = KEPT_FLAGS.get((fmt_name, canonical), KEPT_FLAGS.get((fmt_name, stream.type), frozenset(FLAGS)))
+    return [f for f in stream_flags(stream) if f not in kept]
 
 
 # Audio that FFmpeg muxes into a container but that the usual players of its files do not play
@@ -717,14 +761,34 @@ def few_play(fmt_name: str, codec: str) -> str | None:
     return FEW_PLAY.get((fmt_name, "pcm" if codec.startswith("pcm_") else codec))
 
 
-def holds_aux(fmt_name: str, stream: Any) -> bool:
-    """Whether files of `fmt_name` hold a packet copy of the input's audio or subtitle `stream`."""
-    cc = stream.codec_context
-    held = AUX_CODECS_HELD.get(fmt_name)
-    if held is not None and cc.codec.canonical_name not in held:
+def holds_aux(ext: str, stream: Any) -> bool:
+    """Whether files named `.ext` hold a packet copy of the input's audio or subtitle `stream`."""
+    held = AUX_CODECS_HELD.get(ext)
+    if held is not None and stream.codec_context.codec.canonical_name not in held:
         return False
     # Always tried (it is cheap for a copy): MOV lists Opus and refuses it as it starts ("only in MP4").
-    return container_accepts(fmt_name, "", lambda c: c.add_stream_from_template(stream))
+    return container_accepts(VIDEO_EXTENSIONS[ext], "", lambda c: c.add_stream_from_template(stream))
+
+
+def lossless_target(ext: str, stream: Any) -> tuple[str, str] | None:
+    """The encoder and sample format that keep disc LPCM (`DISC_PCM`) `stream` bit for bit in files
+    named `.ext`: PCM of its depth (16 bits, or 24 for the 20 and 24 that decode as s32), else FLAC,
+    else ALAC, the first the container holds and its usual players play (`few_play`: not PCM in
+    .mp4, which takes FLAC); None for other streams, and where none fits (.ts, .webm)."""
+    cc = stream.codec_context
+    if cc.codec.canonical_name not in DISC_PCM:
+        return None
+    deep = cc.format.bytes > 2
+    fmt_name, held = VIDEO_EXTENSIONS[ext], AUX_CODECS_HELD.get(ext)
+    for encoder in ("pcm_s24le" if deep else "pcm_s16le", "flac", "alac"):
+        canonical = av.Codec(encoder, "w").canonical_name
+        if (held is not None and canonical not in held) or few_play(fmt_name, canonical):
+            continue
+        layout, rate = cc.layout.name, cc.sample_rate or 48000
+        if container_accepts(fmt_name, encoder, lambda c: c.add_stream(encoder, rate=rate, layout=layout)):  # noqa: B023
+            planar = "p" if encoder == "alac" else ""  # (ALAC takes planar samples only)
+            return encoder, ("s32" if deep else "s16") + planar
+    return None
 
 
 # Containers whose muxer starts for more video codecs than the file then holds (each pair checked by

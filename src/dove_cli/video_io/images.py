@@ -37,7 +37,7 @@ from dove_cli.video_io.paths import (
     through_links,
     write_failed,
 )
-from dove_cli.video_io.reader import VideoInfo
+from dove_cli.video_io.reader import VideoInfo, audio_streams
 from dove_cli.video_io.writer import VideoWriter
 
 log = logging.getLogger("dove_cli.video_io")
@@ -162,7 +162,7 @@ class ImageWriter(VideoWriter):
             return
         try:
             with av.open(str(info.path), metadata_errors="replace") as src:
-                streams = {"audio": len(src.streams.audio) * (audio != "none"),
+                streams = {"audio": len(audio_streams(src)) * (audio != "none"),
                            "subtitle": len(src.streams.subtitles) * (subtitles != "none")}  # fmt: skip
                 lost = [f"{n} {kind} stream{'s' * (n != 1)}" for kind, n in streams.items() if n]
                 if info.captions:

@@ -179,6 +179,20 @@ def is_picture(s: Any) -> bool:
     return s.type == "video" and bool(s.disposition & av.stream.Disposition.attached_pic)
 
 
+def is_empty_audio(s: Any) -> bool:
+    """An audio stream with no sound in it: no channels, no sample rate (no frame was found). FFmpeg's
+    MPEG-TS demuxer lists one beside each TrueHD track, for the AC-3 core a Blu-ray's may carry in the
+    same PID (dove's and ffmpeg's .m2ts carry none); ffmpeg's stream selection never picks it, and
+    neither does dove (`audio_streams`)."""
+    cc = s.codec_context
+    return s.type == "audio" and cc is not None and not cc.channels and not cc.sample_rate
+
+
+def audio_streams(c: Any) -> list[Any]:
+    """Container `c`'s audio streams but the empty ones (`is_empty_audio`)."""
+    return [s for s in c.streams.audio if not is_empty_audio(s)]
+
+
 def picture_bytes(c: Any, s: Any) -> bytes:
     """Cover art's bytes (`is_picture`): the one packet its stream has, which the demuxer hands out
     first from the start."""
@@ -708,7 +722,7 @@ class VideoReader:
             sample_aspect_ratio=Fraction(sar) if sar and sar != 1 else None,
             interlaced=self._source_interlaced,
             captions=has_captions(frame),
-            has_audio=bool(c.streams.audio),
+            has_audio=bool(audio_streams(c)),
             has_subtitles=bool(c.streams.subtitles),
             attachments=tuple(attachment_name(a) for a in attached),
             covers=tuple(attachment_name(a) for a in attached if is_picture(a) and a.codec_context.name in MP4_COVERS),

@@ -45,6 +45,8 @@ from dove_cli.video_io.formats import (
     holds_video,
     inverse,
     is_rgb,
+    lossless_target,
+    lost_flags,
     mov_language,
     profile_spec,
     resolve_codec,
@@ -67,6 +69,8 @@ from dove_cli.video_io.programmes import programme_of, ts_programmes
 from dove_cli.video_io.reader import (
     VideoInfo,
     attachment_streams,
+    audio_streams,
+    is_empty_audio,
     is_picture,
     picture_bytes,
     stream_rate,
@@ -125,12 +129,16 @@ class VideoWriter:
             self.abort()
 
 
-def subtitle_holders(s: Any, fmt_name: str) -> list[str]:
-    """The output extensions other than those of `fmt_name` whose container takes subtitle stream `s`:
-    as a copy, or (text subtitles) converted to its own text codec."""
-    text = bool(s.codec_context.codec.text_sub)
-    return sorted(ext for ext, fmt in VIDEO_EXTENSIONS.items()
-                  if fmt != fmt_name and ((text and fmt in TEXT_SUBTITLES) or holds_aux(fmt, s)))  # fmt: skip
+def holders(streams: list[Any], own: str) -> list[str]:
+    """The output extensions other than `own` whose container takes every audio and subtitle stream of
+    `streams`: as a copy, or converted without a loss dove would warn of (text subtitles to the
+    container's own text codec, disc LPCM losslessly: `lossless_target`)."""
+
+    def takes(ext: str, s: Any) -> bool:
+        text = bool(s.codec_context.codec.text_sub) and VIDEO_EXTENSIONS[ext] in TEXT_SUBTITLES
+        return text or holds_aux(ext, s) or (s.type == "audio" and lossless_target(ext, s) is not None)
+
+    return sorted(ext for ext in VIDEO_EXTENSIONS if ext != own and all(takes(ext, s) for s in streams))
 
 
 class ContainerWriter(VideoWriter):
@@ -301,7 +309,9 @@ class ContainerWriter(VideoWriter):
         """Open the input a second time to copy its audio/subtitles, chapters and metadata."""
         info = self.info
         self._aux: dict[int, tuple[Any, str]] = {}  # input stream index -> (output stream, mode)
-        self._aux_dts: dict[int, tuple[int, Fraction]] = {}  # output stream index -> the last dts muxed, its time base
+        # output stream index -> in its time base, the last dts muxed, the latest of those given to `_mux_aux` that it
+        # muxed (before a move), and the dts given with the packet just before (muxed or not)
+        self._aux_dts: dict[int, tuple[int, int, int]] = {}
         self._disorder: dict[int, list[float]] = {}  # input stream index -> times of packets dropped or moved
         self._damaged: dict[int, list[float]] = {}  # input stream index -> times of audio packets the muxer refused
         self._pending: av.Packet | None = None
@@ -332,20 +342,24 @@ class ContainerWriter(VideoWriter):
         vin = src.streams[info.stream_index] if info.stream_index < len(src.streams) else None
         wanted = []
         if audio != "none":
-            wanted += list[Any](src.streams.audio)
+            wanted += audio_streams(src)
+            self._say_empty(src)
         if subtitles != "none":
             wanted += list(src.streams.subtitles)
         wanted = self._own_programme(src, vin, wanted, fmt_name)
         unstyled: list[str] = []  # styled (ASS) subtitle streams converted to a plain text codec
         laid_out: list[str] = []  # ASS streams told the storage size they were laid out for
+        lossless: list[tuple[Any, str]] = []  # disc LPCM converted losslessly: the stream, its encoder
+        refused: list[Any] = []  # streams the container cannot hold: said together (`_refusal`)
         layout = ass_layout(info, self._w, self._h)
         target = "libopus" if fmt_name == "webm" else "aac"  # what --audio transcode makes
+        ext = self.path.suffix.lower()
         for s in wanted:
             codec, canonical = s.codec_context.name, s.codec_context.codec.canonical_name
             # --audio transcode: every audio stream as `target`; one that is already so is copied, as
             # a second lossy encode only loses quality
             recode = s.type == "audio" and audio == "transcode" and canonical != av.Codec(target, "w").canonical_name
-            if not recode and holds_aux(fmt_name, s):
+            if not recode and holds_aux(ext, s):
                 ostream = out.add_stream_from_template(s)
                 mode = "copy"
                 if s.type == "subtitle" and self._size_subtitles(s, ostream, src, layout):
@@ -362,20 +376,15 @@ class ContainerWriter(VideoWriter):
             elif s.type == "audio" and audio == "transcode":
                 ostream = self._audio_encoder(s, target)
                 mode = "transcode"
+                if self._warn:
+                    log.info("%s: audio stream #%d (%s) re-encoded to %s", self.path, s.index, codec, target)
+            elif s.type == "audio" and (kept := lossless_target(ext, s)):
+                ostream = self._audio_encoder(s, *kept)
+                mode = "transcode"
+                lossless.append((s, kept[0]))
             else:
-                what = "audio" if s.type == "audio" else "subtitles"
-                holders = ", ".join(subtitle_holders(s, fmt_name))
-                hint = (
-                    "use --audio transcode to re-encode it or --audio none to drop it"
-                    if s.type == "audio"
-                    else f"write to an extension that holds them ({holders}) or use --subtitles none"
-                    if holders
-                    else "use --subtitles none"
-                )
-                raise OutputError(
-                    f"{self.path}: the {fmt_name} container cannot hold {codec} {what} "
-                    f"(input stream #{s.index}); {hint}"
-                )
+                refused.append(s)
+                continue
             for k, v in s.metadata.items():
                 # a re-encoded track's ENCODER (Matroska's "Lavc... flac") names the old encoder, as the video's would
                 stale = k.startswith("_STATISTICS") or (mode == "transcode" and k.upper() == "ENCODER")
@@ -389,6 +398,10 @@ class ContainerWriter(VideoWriter):
             except (AttributeError, TypeError, ValueError):  # pragma: no cover
                 pass
             self._aux[s.index] = (ostream, mode)
+        if refused:
+            raise OutputError(self._refusal(refused, fmt_name))
+        if lossless and self._warn:
+            self._say_lossless(lossless, fmt_name)
         if laid_out and layout and self._warn:
             log.info("%s: ASS subtitles (input stream %s) marked as laid out for a %dx%d picture, the input's "
                      "(LayoutResX/Y), so that libass draws their borders and blur as on the input", self.path,
@@ -406,6 +419,8 @@ class ContainerWriter(VideoWriter):
         self._say_languages()
         if fmt_name in TAGLESS and self._warn:
             self._say_tagless(src, vin)
+        elif self._warn:
+            self._say_flags(src, fmt_name)
         self._carry_timecode(src, vin, fmt_name)
         if self._aux:
             if self._preview and self._t0 is not None:
@@ -432,6 +447,58 @@ class ContainerWriter(VideoWriter):
             title = s.metadata.get("title")
             self.placed_subtitles += (f"#{s.index}" + (f" '{title}'" if title else ""),)
         return styled and header is not None
+
+    def _say_empty(self, src: Any) -> None:
+        """The input's empty audio streams (`is_empty_audio`), left out: one info line."""
+        if (empty := [f"#{s.index}" for s in src.streams.audio if is_empty_audio(s)]) and self._warn:
+            log.info("%s: input audio stream%s %s left out: empty (no channels, no sound), as FFmpeg lists one beside "
+                     "each TrueHD track of an MPEG-TS", self.path, "s" * (len(empty) > 1), ", ".join(empty))  # fmt: skip
+
+    def _refusal(self, refused: list[Any], fmt_name: str) -> str:
+        """The one line for the audio and subtitle streams (`refused`) the container cannot hold: all of
+        them, with the extensions that hold them all and the options that leave them out."""
+        named: dict[str, list[str]] = {}  # "truehd audio" -> its input streams
+        for s in refused:
+            kind = "audio" if s.type == "audio" else "subtitles"
+            named.setdefault(f"{s.codec_context.name} {kind}", []).append(f"#{s.index}")
+        what = ", ".join(f"{k} (input stream{'s' * (len(ix) > 1)} {', '.join(ix)})" for k, ix in named.items())
+        sound = [s for s in refused if s.type == "audio"]
+        it = "it" if len(sound) == 1 else "them"
+        if sound and len(sound) < len(refused):
+            held, way = "them all", "use --audio transcode to re-encode the audio or --audio none to drop it, and "
+            way += "--subtitles none"
+        elif sound:
+            held, way = it, f"use --audio transcode to re-encode {it} or --audio none to drop {it}"
+        else:
+            held, way = "them", "use --subtitles none"
+        elsewhere = holders(refused, self.path.suffix.lower())
+        where = f"write to an extension that holds {held} ({', '.join(elsewhere)}) or " if elsewhere else ""
+        return f"{self.path}: the {fmt_name} container cannot hold {what}; {where}{way}"
+
+    def _say_lossless(self, converted: list[tuple[Any, str]], fmt_name: str) -> None:
+        """Disc LPCM the container cannot hold, converted losslessly (`lossless_target`): one warning,
+        naming the extensions that keep it as it is."""
+        streams = [s for s, _ in converted]
+        codecs = sorted({s.codec_context.name for s in streams})
+        done = ", ".join(f"#{s.index} to {encoder}" for s, encoder in converted)
+        kept = [ext for ext in sorted(VIDEO_EXTENSIONS) if all(holds_aux(ext, s) for s in streams)]
+        log.warning("%s: the %s container cannot hold %s audio: converted losslessly (the same samples), input "
+                    "stream%s %s%s", self.path, fmt_name, " or ".join(codecs), "s" * (len(streams) > 1), done,
+                    f"; {', '.join(kept)} keep{'s' * (len(kept) == 1)} it as it is" if kept else "")  # fmt: skip
+
+    def _flags_lost(self, src: Any, fmt_name: str) -> list[str]:
+        """The flags (default, comment, forced...) of the copied streams that the container drops, as
+        "#1 (default, comment)"."""
+        lost = [(s, lost_flags(fmt_name, s)) for s in (src.streams[i] for i in self._aux)]
+        return [f"#{s.index} ({', '.join(flags)})" for s, flags in lost if flags]
+
+    def _say_flags(self, src: Any, fmt_name: str) -> None:
+        """The stream flags the container drops (`KEPT_FLAGS`), in one warning (MPEG-TS: `_say_tagless`)."""
+        if lost := self._flags_lost(src, fmt_name):
+            mkv = not self._flags_lost(src, "matroska")
+            log.warning("%s: .%s does not keep every stream flag; not kept: the flags of stream%s %s%s", self.path,
+                        self.path.suffix.lstrip(".").lower(), "s" * (len(lost) != 1), ", ".join(lost),
+                        " (.mkv keeps them)" * mkv)  # fmt: skip
 
     def _own_programme(self, src: Any, vin: Any, wanted: list[Any], fmt_name: str) -> list[Any]:
         """The audio and subtitle streams of `wanted` that go with the video upscaled (`vin`): in an
@@ -489,9 +556,10 @@ class ContainerWriter(VideoWriter):
                         ".mkv keep %s", self.path, "s" * (n > 1), ", ".join(self._untagged),
                         "them" if n > 1 else "it")  # fmt: skip
 
-    def _audio_encoder(self, s: Any, target: str) -> Any:
-        """An output stream that encodes audio stream `s` as `target` (aac, libopus), opened now so that
-        what the encoder refuses is one line before the run, not a failure at its first frame. Channels
+    def _audio_encoder(self, s: Any, target: str, sample_format: str | None = None) -> Any:
+        """An output stream that encodes audio stream `s` as `target` (aac, libopus; flac...: in
+        `sample_format`), opened now so that what the encoder refuses is one line before the run, not a
+        failure at its first frame (nor a traceback: a layout FFmpeg has no name for). Channels
         in no named order (PCM from capture software) get the usual layout of their count, without
         which the AAC encoder does not start: the decoder's too, so that its frames are relabelled,
         not remixed (a resampler from 3 unnamed channels to 3.0 left the third one silent)."""
@@ -500,16 +568,18 @@ class ContainerWriter(VideoWriter):
         if target == "libopus" and rate not in (8000, 12000, 16000, 24000, 48000):
             rate = 48000
         layout = cc.layout
-        if layout.name == f"{layout.nb_channels} channels":  # FFmpeg's name for an unspecified order
-            layout = av.AudioLayout(DEFAULT_LAYOUTS.get(layout.nb_channels, layout.name))
-            cc.layout = layout
-        ostream: Any = self._out.add_stream(target, rate=rate, layout=layout)
         try:
+            if layout.name == f"{layout.nb_channels} channels":  # FFmpeg's name for an unspecified order
+                layout = av.AudioLayout(DEFAULT_LAYOUTS.get(layout.nb_channels, layout.name))
+                cc.layout = layout
+            ostream: Any = self._out.add_stream(target, rate=rate, layout=layout)
+            if sample_format:
+                ostream.codec_context.format = sample_format
             ostream.codec_context.open()
-        except av.FFmpegError as exc:
+        except (av.FFmpegError, ValueError) as exc:
+            why = ffmsg(exc) if isinstance(exc, av.FFmpegError) else str(exc)
             raise OutputError(f"{self.path}: audio stream #{s.index} ({cc.name}, {layout.name}, {rate} Hz) cannot be "
-                              f"encoded as {target} ({ffmsg(exc)}); use --audio copy or none") from None  # fmt: skip
-        log.info("%s: audio stream #%d (%s) re-encoded to %s", self.path, s.index, cc.name, target)
+                              f"encoded as {target} ({why}); use --audio copy or none") from None  # fmt: skip
         return ostream
 
     def _set_zero(self, t0: Fraction | None) -> None:
@@ -586,17 +656,22 @@ class ContainerWriter(VideoWriter):
                         "through%s", self.path, ", without the parts of other files its chapters link" * linked)  # fmt: skip
 
     def _say_tagless(self, src: Any, vin: Any) -> None:
-        """MPEG-TS keeps the streams' languages but no file tags, chapters or stream titles: what the
-        input had of them is said, in one warning."""
+        """MPEG-TS keeps the streams' languages but no file tags, chapters or stream titles, and few of
+        their flags (`KEPT_FLAGS`): what the input had of them is said, in one warning."""
         lost = list(file_tags(src))
         if n := len(self._chapters_in_span(src.chapters())):
             lost.append(f"{n} chapter{'s' * (n != 1)}")
         streams = ([vin] if vin is not None else []) + [src.streams[i] for i in self._aux]
         if titled := [f"#{s.index} {get_tag(s.metadata, 'title')!r}" for s in streams if get_tag(s.metadata, "title")]:
             lost.append(f"the titles of stream{'s' * (len(titled) != 1)} {', '.join(titled)}")
+        elsewhere = ".mkv keeps them all, .mp4 and .mov too"
+        if flagged := self._flags_lost(src, "mpegts"):
+            lost.append(f"the flags of stream{'s' * (len(flagged) != 1)} {', '.join(flagged)}")
+            elsewhere = ".mkv keeps them all" if not self._flags_lost(src, "matroska") else ".mkv keeps more"
         if lost:
-            log.warning("%s: MPEG-TS keeps no file tags, chapters or stream titles; not kept: %s (.mkv keeps them all, "
-                        ".mp4 and .mov too)", self.path, ", ".join(lost))  # fmt: skip
+            log.warning("%s: MPEG-TS keeps no file tags, chapters or stream titles%s; not kept: %s (%s)", self.path,
+                        ", nor most stream flags (default, comment, forced...)" * bool(flagged), ", ".join(lost),
+                        elsewhere)  # fmt: skip
 
     def _carry_timecode(self, src: Any, vin: Any, fmt_name: str) -> None:
         """Find the input's start timecode, to tag the output's video stream with at its first frame
@@ -737,20 +812,28 @@ class ContainerWriter(VideoWriter):
         in step with the picture; ffmpeg moves such packets to just after the one before instead,
         which plays all of them and puts the sound after them late. A subtitle is moved so (a
         dropped cue would be text lost), with its pts not before its dts. Said once a stream at
-        close (`_report_disorder`)."""
+        close (`_report_disorder`). A dts equal to that of the packet just before (a tie, not a step
+        back) is moved a tick on instead, as ffmpeg does, where the muxer wants them rising (MPEG-TS):
+        Matroska's millisecond times give one TrueHD packet in 6 (1200 a second) the time of the one
+        before, and dropping those lost a sixth of the sound."""
         ostream: Any = p.stream
         last = self._aux_dts.get(ostream.index)
-        if p.dts is not None and p.time_base and ostream.time_base and last is not None:
+        given = muxed = None  # this packet's dts in the muxer's time base, as given and as muxed
+        if p.dts is not None and p.time_base and ostream.time_base:
             tb = Fraction(ostream.time_base)  # the muxer's: the header is written by now
-            dts = _rescale(p.dts, Fraction(p.time_base), tb)
-            floor = _rescale(*last, tb) + (0 if self._out.format.flags & AVFMT_TS_NONSTRICT else 1)
-            if dts < floor:
-                self._disorder.setdefault(source, []).append(float(p.dts * p.time_base + self._zero))
-                if ostream.type == "audio":
-                    return
+            given = muxed = _rescale(p.dts, Fraction(p.time_base), tb)
+            floor = last[0] + (0 if self._out.format.flags & AVFMT_TS_NONSTRICT else 1) if last else given
+            if last is not None and given < floor:
+                muxed_top, previous = last[1], last[2]
+                if given < muxed_top or (given == muxed_top and previous != given):  # back, not a tie
+                    self._disorder.setdefault(source, []).append(float(p.dts * p.time_base + self._zero))
+                    if ostream.type == "audio":
+                        self._aux_dts[ostream.index] = (last[0], muxed_top, given)
+                        return
                 pts = _rescale(p.pts, Fraction(p.time_base), tb) if p.pts is not None else floor
                 duration = _rescale(p.duration, Fraction(p.time_base), tb) if p.duration else 0
                 p.time_base, p.dts, p.pts = tb, floor, max(pts, floor)
+                muxed = floor
                 if duration:
                     p.duration = duration
         try:
@@ -762,8 +845,8 @@ class ContainerWriter(VideoWriter):
             return  # left out, said at close: the rest of the sound goes on, a run's frames are kept
         except (av.FFmpegError, OSError) as exc:
             self._fail(exc, p)
-        if p.dts is not None and p.time_base:
-            self._aux_dts[ostream.index] = (p.dts, Fraction(p.time_base))
+        if given is not None and muxed is not None:
+            self._aux_dts[ostream.index] = (muxed, max(given, last[1]) if last else given, given)
 
     def _report_disorder(self) -> None:
         """One warning a stream for the packets `_mux_aux` dropped or moved."""
@@ -997,7 +1080,7 @@ class ContainerWriter(VideoWriter):
 def copied_starts(src: Any, audio: str, subtitles: str) -> list[Fraction]:
     """Where the audio and subtitle streams that the output copies (`audio`, `subtitles`: copy,
     transcode or none) start, in seconds on the input's timeline."""
-    kept = [*(src.streams.audio if audio != "none" else ())]
+    kept = [*(audio_streams(src) if audio != "none" else ())]
     kept += [*(src.streams.subtitles if subtitles != "none" else ())]
     return [s.start_time * Fraction(s.time_base) for s in kept if s.start_time is not None and s.time_base]
 
