@@ -1026,17 +1026,15 @@ def test_hdr_gets_hevc_by_default_where_the_container_holds_it(
     clip_hlg: Path, clip_pq: Path, clip_10bit: Path, tmp_path: Path
 ) -> None:
     """HDR (PQ, HLG) plays as HEVC on phones, TVs and browsers, and few decode 10-bit H.264: with no
-    codec chosen, MP4, MOV and Matroska get HEVC Main 10, with the HDR tags; MPEG-TS keeps h264, and
-    10-bit SDR keeps h264 too."""
+    codec chosen, MP4, MOV, Matroska and MPEG-TS (where TVs and UHD Blu-ray players took PQ in H.264
+    High 10 for nothing) get HEVC Main 10, with the HDR tags; 10-bit SDR keeps h264."""
     for src, ext, trc in ((clip_hlg, ".mp4", "arib-std-b67"), (clip_pq, ".mov", "smpte2084"),
-                          (clip_hlg, ".mkv", "arib-std-b67")):  # fmt: skip
+                          (clip_hlg, ".mkv", "arib-std-b67"), (clip_pq, ".m2ts", "smpte2084")):  # fmt: skip
         out = tmp_path / f"{src.stem}{ext}"
         roundtrip(src, out)
         assert re.search(rf"hevc \(Main 10\).* yuv420p10le\(tv, bt2020nc/bt2020/{trc}\)", ffinfo(out).video().text)
-    roundtrip(clip_hlg, tmp_path / "hlg.ts")
-    roundtrip(clip_10bit, tmp_path / "sdr.mp4")
-    assert ffinfo(tmp_path / "hlg.ts").video().text.count("h264 (High 10)") == 1
-    assert ffinfo(tmp_path / "sdr.mp4").video().text.count("h264 (High 10)") == 1
+    roundtrip(clip_10bit, tmp_path / "sdr.ts")
+    assert ffinfo(tmp_path / "sdr.ts").video().text.count("h264 (High 10)") == 1
 
 
 def test_hevc_is_tagged_hvc1_in_mp4_and_mov(clip_hlg: Path, tmp_path: Path) -> None:

@@ -211,7 +211,7 @@ class UpscaleOptions:
     codec: str | None = option(
         None,
         "h264 (or x264), hevc (or h265, x265), av1, vp9, ffv1, prores, png, h264_nvenc, hevc_nvenc "
-        "(default: h264; hevc for HDR input in .mp4/.mov/.mkv; vp9 for .webm).",
+        "(default: h264; hevc for HDR input in .mp4/.mov/.mkv/.ts/.m2ts; vp9 for .webm).",
         metavar="CODEC",
     )
     container: str | None = option(

@@ -379,13 +379,14 @@ def png_writes_cicp() -> bool:
 
 
 # Containers whose HDR video players expect as HEVC: phones, TVs and browsers play HDR as HEVC
-# (or AV1, VP9), and few of them decode H.264 at 10 bits.
-HDR_HEVC_CONTAINERS = ("mp4", "mov", "matroska")
+# (or AV1, VP9), and few of them decode H.264 at 10 bits; TVs and UHD Blu-ray players take PQ in an
+# MPEG-TS (.m2ts) as HEVC Main 10 only.
+HDR_HEVC_CONTAINERS = ("mp4", "mov", "matroska", "mpegts")
 
 
 def default_codec(path: str | Path, transfer: str | None = None) -> str:
     """The codec a video output gets when none is chosen: h264; HEVC for an HDR source (`transfer`
-    PQ or HLG) in MP4, MOV and Matroska; VP9 (else AV1) for WebM, and AV1 for HDR in WebM where
+    PQ or HLG) in MP4, MOV, Matroska and MPEG-TS; VP9 (else AV1) for WebM, and AV1 for HDR in WebM where
     this FFmpeg's VP9 encoder writes 8 bits only (PQ at 8 bits bands badly)."""
     fmt = VIDEO_EXTENSIONS.get(Path(path).suffix.lower())
     if fmt == "webm":
