@@ -587,3 +587,36 @@ def libass_render(path: Path, width: int, height: int, original: str | None = No
     return subprocess.run([FFMPEG, "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i",
                            f"color=gray:s={width}x{height}:r=25:d=0.04", "-vf", vf, "-frames:v", "1", "-f", "rawvideo",
                            "-pix_fmt", "rgb24", "-"], capture_output=True, check=True).stdout  # fmt: skip
+
+
+# Boxes whose children follow their header at once, and the sample entries, whose children follow
+# a further 78 bytes of their own (ISO/IEC 14496-12's VisualSampleEntry); stsd's follow 8.
+MP4_PARENTS = {b"moov": 0, b"trak": 0, b"mdia": 0, b"minf": 0, b"stbl": 0, b"stsd": 8, b"hvc1": 78}
+
+
+def with_dovi_record(src: Path, dst: Path, profile: int, compatible: int) -> Path:
+    """`src` (an .mp4 of HEVC tagged hvc1, its index last as ffmpeg writes it) with a Dolby Vision
+    configuration record in its sample entry: a dvvC box (dvcC for profiles up to 7) of 24 bytes
+    (version 1.0, level 1, RPU and base layer present), every box around it grown by its 32 bytes. The
+    media before the index does not move, so its offsets stay right."""
+    data = bytearray(src.read_bytes())
+    record = bytes([1, 0, profile << 1, 1 << 3 | 0b101, compatible << 4]) + bytes(19)
+    box = (32).to_bytes(4, "big") + (b"dvcC" if profile <= 7 else b"dvvC") + record
+    parents, at, end = [], 0, len(data)
+    while at < end:  # down the boxes: into each parent on the way to the sample entry
+        size, kind = int.from_bytes(data[at : at + 4], "big"), bytes(data[at + 4 : at + 8])
+        if kind in MP4_PARENTS:
+            parents.append(at)
+            if kind == b"hvc1":
+                break
+            at, end = at + 8 + MP4_PARENTS[kind], at + size
+        else:
+            at += size
+    assert parents and data[parents[-1] + 4 : parents[-1] + 8] == b"hvc1", "no hvc1 sample entry"
+    entry = parents[-1]
+    end = entry + int.from_bytes(data[entry : entry + 4], "big")
+    data[end:end] = box  # the sample entry's last child
+    for p in parents:
+        data[p : p + 4] = (int.from_bytes(data[p : p + 4], "big") + len(box)).to_bytes(4, "big")
+    dst.write_bytes(bytes(data))
+    return dst

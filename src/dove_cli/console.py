@@ -635,7 +635,31 @@ def _colour(v: dict) -> list[tuple[str, str]]:
         ("  matrix", v["matrix"] or f"untagged (read as {ASSUMED[v['assumed_matrix']]})"),
         ("  range", RGB_RANGE if v["rgb"] else RANGES.get(v["range"], "") or "untagged (read as limited)"),
         ("  HDR", f"yes ({v['hdr']})" if v["hdr"] else "no"),
+        *_hdr_metadata(v),
+        *_siting(v),
     ]
+
+
+def _siting(v: dict) -> list[tuple[str, str]]:
+    """Where subsampled chroma sits (none for 4:4:4 and RGB)."""
+    from dove_cli.video_io.siting import said  # (PyAV: loaded by the `dove info` that calls this)
+
+    return [("  chroma", f"sited {said(v['chroma_location'])}")] if v.get("chroma_location") else []
+
+
+def _hdr_metadata(v: dict) -> list[tuple[str, str]]:
+    """HDR10's static metadata (kept by hevc, h264 and av1 outputs) and the dynamic kinds (never kept)."""
+    from dove_cli.video_io.hdr import mastering_said  # (PyAV: loaded by the `dove info` that calls this)
+
+    rows = []
+    if m := v.get("mastering_display"):
+        rows.append(("  mastering", mastering_said(m)))
+    if light := v.get("light_level"):
+        rows.append(("  light", f"MaxCLL {light['max_cll']}, MaxFALL {light['max_fall']} cd/m²"))
+    if v.get("dynamic_hdr"):
+        rows.append(("  dynamic", f"{', '.join(v['dynamic_hdr'])} (not kept: an upscale replaces the pictures "
+                                      "it describes)"))  # fmt: skip
+    return rows
 
 
 def described_rows(d: dict) -> list[tuple[str, str]]:

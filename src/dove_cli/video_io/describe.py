@@ -119,6 +119,11 @@ def _video(info: VideoInfo, variable: bool, packets: int, average: Fraction | No
         # what the reader converts an untagged one with (`assumed_matrix`), and limited range
         "assumed_matrix": None if tagged or info.colorspace == "gbr" else assumed_matrix(w, h),
         "hdr": HDR_TRANSFERS.get(info.color_trc or ""),
+        # HDR10's static metadata (the writer gives it to the hevc, h264 and av1 encoders) and the dynamic kinds
+        "mastering_display": info.mastering.as_dict() if info.mastering else None,
+        "light_level": dict(zip(("max_cll", "max_fall"), info.light_level, strict=True)) if info.light_level else None,
+        "dynamic_hdr": list(info.dynamic_hdr),  # "HDR10+", "Dolby Vision profile 8.1": never kept
+        "chroma_location": info.chroma_location,  # where subsampled chroma sits, as read (outputs: center)
         "interlaced": info.interlaced,
         "captions": info.captions,  # EIA-608/708 closed captions in the video (its first frame carries them)
     }

@@ -632,9 +632,23 @@ X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium"
                 "placebo")  # fmt: skip
 
 
+# The encoders' lists of their own settings (ffmpeg's -x265-params a=1:b=2), where dove has some.
+PARAM_LISTS = {"libx265": "x265-params", "libx264": "x264-params", "libsvtav1": "svtav1-params"}
+
+
 def encoder_options(
-    name: str, spec: CodecSpec, crf: int | float | None, preset: str | None, extra: dict[str, Any] | None
+    name: str,
+    spec: CodecSpec,
+    crf: int | float | None,
+    preset: str | None,
+    extra: dict[str, Any] | None,
+    params: tuple[str, ...] = (),
 ) -> dict[str, str]:
+    """The encoder's options: --crf and --preset as the encoder names them, dove's own, then the user's
+    --codec-option. `params`: dove's key=value settings for the encoder's own list (`PARAM_LISTS`: the
+    input's HDR10 metadata), to which dove adds its own (x265's log level, x264's instruction sets); a
+    user's list is added after them, not put in their place, and the encoder takes the last value of a key
+    given twice, so the user's win."""  # fmt: skip
     opts: dict[str, str] = {}
     if crf is not None and name in CRF_RANGE and not CRF_RANGE[name][0] <= crf <= CRF_RANGE[name][1]:
         lo, hi = CRF_RANGE[name]
@@ -657,8 +671,6 @@ def encoder_options(
                 opts["cpu-used" if str(preset).lstrip("-").isdigit() else "deadline"] = str(preset)
         elif preset is not None:
             opts["preset"] = str(preset)
-        if name == "hevc":
-            opts["x265-params"] = "log-level=error"
     elif name in NVENC:
         opts.update(rc="vbr", b="0", cq=str(crf))  # constant quality, no bitrate cap
         if preset is not None:
@@ -672,8 +684,10 @@ def encoder_options(
         opts.setdefault("level", "3")
         opts.setdefault("slicecrc", "1")
     opts.update({str(k): str(v) for k, v in (extra or {}).items()})
-    if spec.encoder == "libx264" and x264_options():  # the user's own x264-params come after, so they win
-        opts["x264-params"] = ":".join(p for p in (x264_options()["x264-params"], opts.get("x264-params")) if p)
+    own = {"libx265": ["log-level=error"], "libx264": list(x264_options().values())}.get(spec.encoder, [])
+    if key := PARAM_LISTS.get(spec.encoder):
+        if listed := ":".join([*own, *params, *([opts[key]] if opts.get(key) else [])]):
+            opts[key] = listed
     return opts
 
 

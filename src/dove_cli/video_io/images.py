@@ -24,6 +24,7 @@ from dove_cli.video_io.formats import (
     png_color_tags,
     rgb_frame,
 )
+from dove_cli.video_io.hdr import metadata_lost
 from dove_cli.video_io.metadata import file_tags, find_timecode
 from dove_cli.video_io.paths import (
     check_output,
@@ -148,6 +149,8 @@ class ImageWriter(VideoWriter):
         if info.rotation or info.mirrored:
             log.warning("%s: images cannot carry the source's rotation tag (%s); they are stored as decoded "
                         "(use --rotate apply for upright images)", self.path, turn_text(info.rotation, info.mirrored))  # fmt: skip
+        for lost in metadata_lost(info.color_trc, info.mastering, info.light_level, info.dynamic_hdr, None):
+            log.warning("%s: %s", self.path, lost)
         if info.sample_aspect_ratio and info.sample_aspect_ratio != 1:
             sar = info.sample_aspect_ratio
             log.warning("%s: images cannot carry the source's pixel aspect ratio (%d:%d); they have square pixels, "

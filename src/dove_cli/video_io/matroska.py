@@ -1,8 +1,9 @@
-"""What FFmpeg does not read of a Matroska file: whether an edition of its chapters is ordered
-(EditionFlagOrdered: players play the chapters as a list, in order, skipping what no chapter holds)
-and whether its chapters link other files (ChapterSegmentUID). FFmpeg reads such chapters as plain
-ones and writes no edition flags, so an output plays straight through. A small EBML walk: the head of
-the file up to its first Cluster, or where its SeekHead says the Chapters are; never the clusters."""
+"""What FFmpeg does not read of a Matroska file, or PyAV does not show: whether an edition of its chapters
+is ordered (EditionFlagOrdered: players play the chapters as a list, in order, skipping what no chapter
+holds) and whether its chapters link other files (ChapterSegmentUID), which FFmpeg reads as plain ones and
+writes no edition flags for, so an output plays straight through; and a video track's Dolby Vision
+configuration record (BlockAdditionMapping). A small EBML walk: the head of the file up to its first
+Cluster, or where its SeekHead says the element is; never the clusters."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from typing import BinaryIO
 EBML, SEGMENT, SEEK_HEAD, CLUSTER, CHAPTERS = 0x1A45DFA3, 0x18538067, 0x114D9B74, 0x1F43B675, 0x1043A770
 SEEK, SEEK_ID, SEEK_POSITION = 0x4DBB, 0x53AB, 0x53AC
 EDITION, ATOM, ORDERED, LINKED_SEGMENT = 0x45B9, 0xB6, 0x45DD, 0x6E67
+TRACKS, TRACK_ENTRY, TRACK_TYPE, MAPPING, ADD_ID_TYPE, ADD_ID_EXTRA = 0x1654AE6B, 0xAE, 0x83, 0x41E4, 0x41E7, 0x41ED
+DOVI_TYPES = {int.from_bytes(t, "big") for t in (b"dvcC", b"dvvC", b"dvwC")}  # BlockAddIDType of a DV record
 MOST = 1 << 22  # bytes: a SeekHead or Chapters element larger than this is not a sane one (left unread)
 
 
@@ -45,8 +48,9 @@ def _walk(data: bytes) -> Iterator[tuple[int, bytes]]:
             yield from _walk(body)
 
 
-def _chapters(f: BinaryIO) -> bytes:
-    """The body of the Chapters element (empty: none found, or not a Matroska file)."""
+def _top(f: BinaryIO, wanted: int) -> bytes:
+    """The body of the segment's element `wanted` (Chapters, Tracks; empty: none found, or not a
+    Matroska file)."""
     if _vint(f, True) != EBML or (size := _vint(f, False)) is None:
         return b""
     f.seek(size, 1)
@@ -55,7 +59,7 @@ def _chapters(f: BinaryIO) -> bytes:
     _vint(f, False)  # (its size)
     segment, listed = f.tell(), None
     for eid, size in _elements(f):
-        if eid == CHAPTERS and size <= MOST:
+        if eid == wanted and size <= MOST:
             return f.read(size)
         if eid == CLUSTER:
             break
@@ -63,13 +67,13 @@ def _chapters(f: BinaryIO) -> bytes:
             f.seek(size, 1)
             continue
         for seek in (dict(_walk(body)) for sid, body in _walk(f.read(size)) if sid == SEEK):
-            if seek.get(SEEK_ID) == CHAPTERS.to_bytes(4, "big"):  # (where, from the segment's start)
+            if seek.get(SEEK_ID) == wanted.to_bytes(4, "big"):  # (where, from the segment's start)
                 listed = int.from_bytes(seek.get(SEEK_POSITION, b""), "big")
     if listed is None:
         return b""
     f.seek(segment + listed)
     eid, size = next(_elements(f), (0, 0))
-    return f.read(size) if eid == CHAPTERS and size <= MOST else b""
+    return f.read(size) if eid == wanted and size <= MOST else b""
 
 
 def chapter_order(path: str | Path) -> tuple[bool, bool]:
@@ -77,8 +81,23 @@ def chapter_order(path: str | Path) -> tuple[bool, bool]:
     plays a part of another file (a linked segment). (False, False) for any other file."""
     try:
         with open(path, "rb") as f:
-            elements = list(_walk(_chapters(f)))
+            elements = list(_walk(_top(f, CHAPTERS)))
     except OSError:
         return False, False
     ordered = any(eid == ORDERED and int.from_bytes(body, "big") for eid, body in elements)
     return ordered, any(eid == LINKED_SEGMENT for eid, _ in elements)
+
+
+def dovi_record(path: str | Path) -> bytes | None:
+    """The Dolby Vision configuration record (24 bytes) of the file's first video track that has one, or None."""
+    with open(path, "rb") as f:
+        tracks = _top(f, TRACKS)
+    for entry in (body for eid, body in _walk(tracks) if eid == TRACK_ENTRY):
+        fields = list(_walk(entry))
+        if int.from_bytes(dict(fields).get(TRACK_TYPE, b""), "big") != 1:  # (1: video)
+            continue
+        for mapping in (dict(_walk(body)) for eid, body in fields if eid == MAPPING):
+            record = mapping.get(ADD_ID_EXTRA, b"")
+            if int.from_bytes(mapping.get(ADD_ID_TYPE, b""), "big") in DOVI_TYPES and len(record) >= 24:
+                return record[:24]
+    return None

@@ -46,7 +46,9 @@ from dove_cli.video_io.formats import (
     looks_like_video,
     png_writes_cicp,
 )
+from dove_cli.video_io.hdr import Mastering, dynamic_hdr, light_level_of, mastering_of
 from dove_cli.video_io.paths import FIELD, check_fields, is_image_path, is_pattern
+from dove_cli.video_io.siting import chroma_siting
 
 log = logging.getLogger("dove_cli.video_io")
 
@@ -91,6 +93,10 @@ class VideoInfo:
     color_primaries: str | None = None
     color_trc: str | None = None
     colorspace: str | None = None  # the YUV matrix, FFmpeg names ("bt709", "smpte170m", ...)
+    chroma_location: str | None = None  # where subsampled chroma sits, as read (`chroma_siting`); None: not subsampled
+    mastering: Mastering | None = None  # HDR10's static metadata (`hdr`), which video outputs keep where they can
+    light_level: tuple[int, int] | None = None  # MaxCLL, MaxFALL (cd/m²)
+    dynamic_hdr: tuple[str, ...] = ()  # "HDR10+", "Dolby Vision profile 8.1": never kept (`hdr.metadata_lost`)
     rotation: int = 0  # degrees counter-clockwise a player applies (display matrix); 0 when applied
     mirrored: bool = False  # the display matrix also mirrors it left-right, after the turn; False when applied
     sample_aspect_ratio: Fraction | None = None
@@ -717,6 +723,10 @@ class VideoReader:
             color_primaries=PRIMARIES.get(frame.color_primaries or cc.color_primaries),
             color_trc=TRC.get(frame.color_trc or cc.color_trc),
             colorspace=SPACE.get(frame.colorspace or cc.colorspace) if not fmt.is_rgb else "gbr",
+            chroma_location=chroma_siting(frame),
+            mastering=mastering_of(frame),
+            light_level=light_level_of(frame),
+            dynamic_hdr=dynamic_hdr(frame, self.path, c.format.name),
             rotation=0 if self._rotate == "apply" else rotation,
             mirrored=mirrored and self._rotate != "apply",
             sample_aspect_ratio=Fraction(sar) if sar and sar != 1 else None,
@@ -743,12 +753,8 @@ class VideoReader:
                 log.warning("%s: %s", self.path, said)
         if self._warn and info.color_trc in ("smpte2084", "arib-std-b67"):
             png = png_writes_cicp()  # PNG keeps the colour tags (cICP) where this FFmpeg writes them
-            kept = f"video outputs{' and PNG images' * png} keep the colour tags"
-            if info.color_trc == "smpte2084":
-                kept += (f" but not the HDR10 mastering metadata (MaxCLL, mastering display), and "
-                         f"{'other images' if png else 'images'} keep neither")  # fmt: skip
-            else:
-                kept += f", {'other images' if png else 'images'} do not"
+            # (the HDR metadata besides the tags: what the output keeps of it is the writer's to say, `hdr`)
+            kept = f"video outputs{' and PNG images' * png} keep the colour tags, {'other images' if png else 'images'} do not"
             log.warning("%s: HDR video (%s): DOVE was trained on SDR, so results may differ; %s", self.path,
                         "PQ" if info.color_trc == "smpte2084" else "HLG", kept)  # fmt: skip
         self._expected_end = self._declared_end(tb)

@@ -54,6 +54,7 @@ from dove_cli.video_io.formats import (
     signal_range,
     writes_captions,
 )
+from dove_cli.video_io.hdr import encoder_params, metadata_lost
 from dove_cli.video_io.matroska import chapter_order
 from dove_cli.video_io.metadata import (
     TAGLESS,
@@ -76,6 +77,7 @@ from dove_cli.video_io.reader import (
     stream_rate,
     time_span,
 )
+from dove_cli.video_io.siting import sited
 from dove_cli.video_io.subtitle_headers import ass_layout, laid_out_ass_header, sized_dvdsub_header
 
 if TYPE_CHECKING:
@@ -178,8 +180,12 @@ class ContainerWriter(VideoWriter):
         self._covers: list[tuple[Any, bytes]] = []  # MP4 cover art: output stream, its one picture
         fmt_name = VIDEO_EXTENSIONS[path.suffix.lower()]
         name, spec = resolve_codec(codec or default_codec(path, info.color_trc))
-        opts = encoder_options(name, spec, crf, preset, codec_options)  # --crf and --preset checked first
+        hdr = encoder_params(spec.encoder, info.mastering, info.light_level)  # HDR10's static metadata
+        opts = encoder_options(name, spec, crf, preset, codec_options, hdr)  # --crf and --preset checked first
         opts = self._caption_options(spec.encoder, opts, codec_options or {})
+        if warn:
+            for lost in metadata_lost(info.color_trc, info.mastering, info.light_level, info.dynamic_hdr, spec.encoder):
+                log.warning("%s: %s", path, lost)
         spec = profile_spec(name, spec, preset, pix_fmt)
         pf = choose_pix_fmt(spec, name, pix_fmt, info.bit_depth > 8, width, height, source=info.pix_fmt, warn=warn,
                             path=path, hdr=HDR_TRANSFERS.get(info.color_trc or ""))  # fmt: skip
@@ -248,7 +254,7 @@ class ContainerWriter(VideoWriter):
         if info.sample_aspect_ratio:
             cc.sample_aspect_ratio = info.sample_aspect_ratio
         self._setup_color(cc, pf, width, height)
-        cc.options = signal_range(spec.encoder, opts, self._tags)
+        cc.options = signal_range(spec.encoder, sited(opts, pf), self._tags)
         self._tag_video(cc)
         self._orient(vs)
         self._vs = vs

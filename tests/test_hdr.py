@@ -1,0 +1,208 @@
+"""HDR metadata and chroma siting (video_io/hdr.py, video_io/siting.py), checked with the ffmpeg binary:
+its trace_headers bitstream filter reads the SEI, metadata OBUs and VUI the encoders wrote, and
+`ffmpeg -v verbose -i` the container's stream properties (chroma location, DOVI records)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dove_cli.cli import main
+from dove_cli.video_io import VideoInfo, open_reader, open_writer, probe
+from media import ffinfo, ffmpeg, make_clip, with_dovi_record
+
+PQ = "setparams=color_primaries=bt2020:color_trc=smpte2084:colorspace=bt2020nc"
+# (trace_headers writes each field as its name, its bits, then = and its value)
+# A P3 D65 display of 0.0001-1000 cd/m², as x265 takes it (xy in 0.00002, luminance in 0.0001 cd/m²)
+MASTER = "G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,1)"
+HDR10_FIELDS = re.compile(r"\b(display_primaries_[xy]\[\d\]|white_point_[xy]|m(?:ax|in)_display_mastering_luminance|"
+                          r"max_content_light_level|max_pic_average_light_level) +[01]+ = (\d+)")  # fmt: skip
+
+
+def hdr10_clip(path: Path, extra: str = "") -> Path:
+    """3 frames of HEVC Main 10 PQ with the mastering display and MaxCLL 1000, MaxFALL 400 in its SEI."""
+    params = f"log-level=error:master-display={MASTER}:max-cll=1000,400{extra}"
+    return make_clip(path, frames=3, rate="24", codec="libx265", pix_fmt="yuv420p10le", vf=PQ,
+                     extra=("-x265-params", params))  # fmt: skip
+
+
+def trace(path: Path) -> str:
+    """The video's headers and SEI as FFmpeg's trace_headers reads them."""
+    return ffmpeg("-i", path, "-map", "0:v", "-c", "copy", "-bsf:v", "trace_headers", "-f", "null", "-").stderr
+
+
+def hdr10_fields(path: Path) -> dict[str, int]:
+    return {k: int(v) for k, v in HDR10_FIELDS.findall(trace(path))}
+
+
+def rewrite(src: Path, dst: Path, **opts) -> VideoInfo:
+    """Every frame of `src` written to `dst` as it reads (a run's reader and writer, no model)."""
+    with open_reader(src, warn=False) as reader, open_writer(dst, reader.info, reader.info.width,
+                                                             reader.info.height, **opts) as writer:  # fmt: skip
+        for frame in reader:
+            writer.write(frame.rgb, frame.pts)
+    return reader.info
+
+
+def run(argv: list[str], capsys) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    out, err = capsys.readouterr()
+    return int(exc.value.code or 0), out, err
+
+
+def test_hdr10_metadata_reaches_the_hevc_output_and_a_users_x265_params_add_to_doves(
+    tmp_path: Path, capfd: pytest.CaptureFixture, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The input's mastering display and MaxCLL/MaxFALL were dropped (a warning said so): x265 writes
+    them as the input has them. A user's x265-params replaced dove's (its log level: 116 info lines);
+    now they are added after dove's, a key given in both taking the user's value."""
+    src = hdr10_clip(tmp_path / "md.mkv")
+    want = hdr10_fields(src)
+    assert len(want) == 12 and want["max_content_light_level"] == 1000, want
+    capfd.readouterr()
+    with caplog.at_level(logging.WARNING):
+        rewrite(src, tmp_path / "out.mkv")
+        rewrite(src, tmp_path / "user.mkv", codec_options={"x265-params": "max-cll=500,200"})
+    assert hdr10_fields(tmp_path / "out.mkv") == want
+    assert hdr10_fields(tmp_path / "user.mkv") == {**want, "max_content_light_level": 500,
+                                                   "max_pic_average_light_level": 200}  # fmt: skip
+    assert "x265 [info]" not in capfd.readouterr().err
+    assert not [m for m in caplog.messages if "not kept" in m], caplog.messages
+
+
+def test_hdr10_metadata_in_h264_and_av1_and_said_where_it_is_lost(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """x264 writes the same SEI; SVT-AV1 writes metadata OBUs in its own units (xy in 1/65536, in R, G,
+    B order; luminance in 1/256 cd/m² and 1/16384); ffv1 and images carry none, which is said."""
+    src = hdr10_clip(tmp_path / "md.mkv")
+    want = hdr10_fields(src)
+    rewrite(src, tmp_path / "h264.mp4", codec="h264")
+    assert hdr10_fields(tmp_path / "h264.mp4") == want
+    rewrite(src, tmp_path / "av1.mkv", codec="av1")
+    av1 = {k: int(v) for k, v in re.findall(r"\b(primary_chromaticity_[xy]\[\d\]|white_point_chromaticity_[xy]|"
+                                            r"luminance_m(?:ax|in)|max_cll|max_fall) +[01]+ = (\d+)", trace(tmp_path / "av1.mkv"))}  # fmt: skip
+    xy = [0.68, 0.32, 0.265, 0.69, 0.15, 0.06]
+    assert av1 == {**{f"primary_chromaticity_{'xy'[i % 2]}[{i // 2}]": round(v * 65536) for i, v in enumerate(xy)},
+                   "white_point_chromaticity_x": round(0.3127 * 65536), "white_point_chromaticity_y": round(0.329 * 65536),
+                   "luminance_max": 1000 * 256, "luminance_min": round(0.0001 * 16384), "max_cll": 1000, "max_fall": 400}  # fmt: skip
+    with caplog.at_level(logging.WARNING):
+        rewrite(src, tmp_path / "lossless.mkv", codec="ffv1")
+        rewrite(src, tmp_path / "png" / "%03d.png")
+    lost = [m for m in caplog.messages if "HDR10 metadata" in m]
+    assert lost == [
+        f"{tmp_path / 'lossless.mkv'}: the input's HDR10 metadata (the mastering display, MaxCLL/MaxFALL) is not "
+        "kept: ffv1 cannot carry it (hevc, h264 and av1 outputs keep it)",
+        f"{tmp_path / 'png' / '%03d.png'}: the input's HDR10 metadata (the mastering display, MaxCLL/MaxFALL) is not "
+        "kept: images cannot carry it (hevc, h264 and av1 outputs keep it)",
+    ]
+
+
+def hdr10plus_clip(path: Path) -> Path:
+    """HDR10 with HDR10+ dynamic metadata (x265's dhdr10-info: one scene, 3 frames)."""
+    scene = {"BezierCurveData": {"Anchors": [100, 200, 300, 400, 500, 600, 700, 800, 900], "KneePointX": 0,
+                                 "KneePointY": 0},
+             "LuminanceParameters": {"AverageRGB": 1000, "MaxScl": [1000, 1000, 1000],
+                                     "LuminanceDistributions": {"DistributionIndex": [1, 5, 10, 25, 50, 75, 90, 95, 99],
+                                                                "DistributionValues": [0, 1, 2, 3, 4, 5, 6, 7, 8]}},
+             "NumberOfWindows": 1, "TargetedSystemDisplayMaximumLuminance": 400, "SceneId": 0}  # fmt: skip
+    info = {"JSONInfo": {"HDR10plus Profile": "B", "Version": "1.0"},
+            "SceneInfo": [{**scene, "SceneFrameIndex": i, "SequenceFrameIndex": i} for i in range(3)],
+            "SceneInfoSummary": {"SceneFirstFrameIndex": [0], "SceneFrameNumbers": [3]}}  # fmt: skip
+    (path.parent / "hdr10plus.json").write_text(json.dumps(info))
+    return hdr10_clip(path, f":dhdr10-info={path.parent / 'hdr10plus.json'}")
+
+
+def test_dynamic_hdr_is_found_shown_and_said_before_the_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture, caplog: pytest.LogCaptureFixture
+) -> None:
+    """HDR10+ and Dolby Vision were dropped without a word. HDR10+ is found in the frames, Dolby Vision
+    by its configuration record (a dvvC/dvcC box in MP4, as ffmpeg reads it back; FFmpeg's own copy of it
+    into Matroska's BlockAdditionMapping): `dove info` shows them, and the writer says they are not kept
+    (profile 5, which has no HDR10 base layer, with its wrong colours)."""
+    plus = hdr10plus_clip(tmp_path / "plus.mkv")
+    base = make_clip(tmp_path / "base.mp4", frames=3, codec="libx265", pix_fmt="yuv420p10le", vf=PQ,
+                     extra=("-tag:v", "hvc1", "-x265-params", "log-level=error"))  # fmt: skip
+    dv8 = with_dovi_record(base, tmp_path / "dv8.mp4", 8, 1)
+    dv5 = with_dovi_record(base, tmp_path / "dv5.mp4", 5, 0)
+    assert "DOVI configuration record: version: 1.0, profile: 8, level: 1" in ffinfo(dv8).stderr
+    ffmpeg("-i", dv8, "-c", "copy", "-strict", "unofficial", tmp_path / "dv8.mkv")
+    assert (
+        "profile: 8, level: 1, rpu flag: 1, el flag: 0, bl flag: 1, compatibility id: 1"
+        in ffinfo(tmp_path / "dv8.mkv").stderr
+    )
+    code, out, err = run(["info", "--json", *map(str, (plus, dv8, tmp_path / "dv8.mkv", dv5, base))], capsys)
+    assert code == 0, err
+    assert [d["video"]["dynamic_hdr"] for d in json.loads(out)] == [
+        ["HDR10+"],
+        ["Dolby Vision profile 8.1"],
+        ["Dolby Vision profile 8.1"],
+        ["Dolby Vision profile 5"],
+        [],
+    ]
+    code, out, err = run(["info", str(plus)], capsys)
+    assert re.search(r"\n +dynamic +HDR10\+ \(not kept", out), out
+    with caplog.at_level(logging.WARNING):
+        for src in (plus, dv5):
+            info = probe(src)
+            open_writer(tmp_path / f"{src.stem}_x4.mkv", info, 64, 48).abort()
+    said = [m for m in caplog.messages if "dynamic HDR" in m]
+    assert said == [
+        f"{tmp_path / 'plus_x4.mkv'}: the input's dynamic HDR metadata (HDR10+) is not kept: it describes the input's "
+        "pictures scene by scene, which the upscale replaces; the output is plain HDR10 as its colour tags say",
+        f"{tmp_path / 'dv5_x4.mkv'}: the input's dynamic HDR metadata (Dolby Vision profile 5) is not kept: it describes "
+        "the input's pictures scene by scene, which the upscale replaces; Dolby Vision profile 5 has no HDR10 or SDR "
+        "base layer, so the output's colours are wrong",
+    ]
+
+
+def test_info_shows_the_hdr10_metadata_and_the_chroma_siting(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """What a remuxer checks first: the mastering display and MaxCLL/MaxFALL (with values), and where the
+    chroma sits (type 2, top-left, UHD Blu-ray's; x264's default: left, type 0, which the VUI leaves out)."""
+    src = hdr10_clip(tmp_path / "md.mkv", ":chromaloc=2")
+    plain = make_clip(tmp_path / "plain.mkv", frames=2)
+    code, out, err = run(["info", "--json", str(src), str(plain)], capsys)
+    assert code == 0, err
+    md, sdr = (d["video"] for d in json.loads(out))
+    assert md["mastering_display"] == {"red": [0.68, 0.32], "green": [0.265, 0.69], "blue": [0.15, 0.06],
+                                       "white": [0.3127, 0.329], "name": "P3 D65", "min_luminance": 0.0001,
+                                       "max_luminance": 1000.0}  # fmt: skip
+    assert md["light_level"] == {"max_cll": 1000, "max_fall": 400}
+    assert (md["chroma_location"], sdr["chroma_location"]) == ("topleft", "left")
+    assert sdr["mastering_display"] is None and sdr["light_level"] is None and sdr["dynamic_hdr"] == []
+    code, out, err = run(["info", str(src)], capsys)
+    for line in (r"mastering +P3 D65 display, 0.0001-1000 cd/m²", r"light +MaxCLL 1000, MaxFALL 400 cd/m²",
+                 r"chroma +sited topleft \(type 2\)"):  # fmt: skip
+        assert re.search(line, out), (line, out)
+
+
+def test_the_output_says_its_chroma_sits_where_the_writer_put_it(tmp_path: Path) -> None:
+    """A top-left sited input (type 2) became an output with no siting, read as left (type 0). The
+    writer's RGB to YUV conversion centres chroma in each 2x2 block: seen in a lossless output, where a
+    red row or column lights the chroma sample covering it more than its neighbour across the next luma
+    line (sited on a luma line, as top-left and left are, both would be lit alike). 4:2:0 outputs say
+    center (type 1): x264's and x265's VUI, and Matroska's ChromaSiting."""
+    src = make_clip(tmp_path / "tl.mkv", frames=2, extra=("-x264-params", "chromaloc=2"))
+    assert re.search(r"chroma_sample_loc_type_top_field +[01]+ = 2\n", trace(src))
+    for out in (tmp_path / "out.mkv", tmp_path / "hevc.mkv"):
+        rewrite(src, out, codec="hevc" if out.stem == "hevc" else None)
+        assert re.search(r"chroma_sample_loc_type_top_field +[01]+ = 1\n", trace(out)), out
+        assert re.search(r"Video: .*yuv420p\(.*center\)", ffmpeg("-v", "verbose", "-i", out, check=False).stderr)
+    info = VideoInfo(path=tmp_path / "none.mkv", width=16, height=16, num_frames=1, fps=Fraction(24),
+                     time_base=Fraction(1, 24))  # fmt: skip
+    rgb = np.full((16, 16, 3), 128, np.uint8)
+    rgb[5, :] = rgb[:, 5] = (255, 0, 0)  # luma row and column 5: the second of chroma row and column 2's pair
+    with open_writer(tmp_path / "lines.mkv", info, 16, 16, codec="ffv1", pix_fmt="yuv420p") as writer:
+        writer.write(rgb)
+    raw = tmp_path / "lines.yuv"
+    ffmpeg("-i", tmp_path / "lines.mkv", "-f", "rawvideo", "-pix_fmt", "yuv420p", raw)
+    yuv = np.frombuffer(raw.read_bytes(), np.uint8)
+    v = yuv[16 * 16 + 8 * 8 :].reshape(8, 8).astype(int) - 128  # red is V's: far from 128 where it is lit
+    assert abs(v[2, 7]) > abs(v[3, 7]) + 10 and abs(v[7, 2]) > abs(v[7, 3]) + 10, v
