@@ -206,3 +206,23 @@ def test_the_output_says_its_chroma_sits_where_the_writer_put_it(tmp_path: Path)
     yuv = np.frombuffer(raw.read_bytes(), np.uint8)
     v = yuv[16 * 16 + 8 * 8 :].reshape(8, 8).astype(int) - 128  # red is V's: far from 128 where it is lit
     assert abs(v[2, 7]) > abs(v[3, 7]) + 10 and abs(v[7, 2]) > abs(v[7, 3]) + 10, v
+
+
+def test_a_mastering_display_is_named_at_the_precision_its_codec_stores() -> None:
+    """AV1 stores xy in 1/65536 (0.68 as 44564/65536), HEVC in 0.00002: P3 D65 and BT.2020 are named
+    either way; another display is said in numbers."""
+    from dove_cli.video_io.hdr import Mastering, mastering_said
+
+    def display(xy: list[float], unit: int) -> Mastering:
+        q = [Fraction(round(v * unit), unit) for v in xy]
+        return Mastering((q[0], q[1]), (q[2], q[3]), (q[4], q[5]), (q[6], q[7]), Fraction(1, 10000), Fraction(4000))
+
+    p3 = [0.68, 0.32, 0.265, 0.69, 0.15, 0.06, 0.3127, 0.329]
+    bt2020 = [0.708, 0.292, 0.17, 0.797, 0.131, 0.046, 0.3127, 0.329]
+    assert [display(xy, unit).as_dict()["name"] for xy in (p3, bt2020) for unit in (65536, 50000)] == [
+        "P3 D65", "P3 D65", "BT.2020", "BT.2020"]  # fmt: skip
+    other = display([0.64, 0.33, 0.3, 0.6, 0.15, 0.06, 0.3127, 0.329], 50000).as_dict()
+    assert (
+        mastering_said(other)
+        == "R 0.6400,0.3300 G 0.3000,0.6000 B 0.1500,0.0600 W 0.3127,0.3290 display, 0.0001-4000 cd/m²"
+    )

@@ -68,7 +68,8 @@ def _near(a: XY, b: XY) -> bool:
 def mastering_of(frame: Any) -> Mastering | None:
     """The mastering display FFmpeg gives a frame (from the bitstream's SEI or the container's element):
     AVMasteringDisplayMetadata, 10 rationals (red, green, blue, white xy; min, max luminance) and two
-    flags saying which of them it has. None without it, or with only half of it (x265 needs both)."""
+    flags saying which of them it has. None without it, with only half of it (x265 needs both), or with
+    values no display has (xy outside 0-1, no peak), which the encoders would read wrapped."""
     sd = frame.side_data.get("MASTERING_DISPLAY_METADATA")
     if sd is None or len(bytes(sd)) < 88:
         return None
@@ -76,6 +77,8 @@ def mastering_of(frame: Any) -> Mastering | None:
     if not (v[20] and v[21]) or any(d == 0 for d in v[1:20:2]):
         return None
     q = [Fraction(v[i], v[i + 1]) for i in range(0, 20, 2)]
+    if not all(0 <= x <= 1 for x in q[:8]) or not 0 <= q[8] < q[9]:
+        return None
     return Mastering((q[0], q[1]), (q[2], q[3]), (q[4], q[5]), (q[6], q[7]), q[8], q[9])
 
 
