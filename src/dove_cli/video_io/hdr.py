@@ -11,7 +11,7 @@ import struct
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from dove_cli.video_io.formats import HDR_TRANSFERS, PARAM_LISTS
 from dove_cli.video_io.matroska import dovi_record as matroska_dovi_record
@@ -104,7 +104,8 @@ def dynamic_hdr(frame: Any, path: str | Path, container: str) -> tuple[str, ...]
     return tuple(found)
 
 
-MP4_MOST = 1 << 26  # bytes: a moov box larger than this is not read (a film's is a few MB)
+STSD_MOST = 1 << 20  # bytes: a sample description larger than this is not read (one is a few hundred)
+MP4_PATH = {b"moov", b"trak", b"mdia", b"minf", b"stbl"}  # the boxes down to each track's sample description
 
 
 def dovi_record(path: str | Path, container: str) -> bytes | None:
@@ -114,28 +115,35 @@ def dovi_record(path: str | Path, container: str) -> bytes | None:
         if "matroska" in container:
             return matroska_dovi_record(path)
         if "mp4" in container:
-            return _mp4_dovi_record(path)
-    except OSError:
+            with open(path, "rb") as f:
+                return _mp4_dovi_record(f, f.seek(0, 2), 0)
+    except (OSError, struct.error):
         pass
     return None
 
 
-def _mp4_dovi_record(path: str | Path) -> bytes | None:
-    """The record of the first dvcC/dvvC/dvwC box in the file's moov, found by walking the top-level boxes
-    by their sizes (the media is never read)."""
-    with open(path, "rb") as f:
-        while len(head := f.read(8)) == 8:
-            size, kind = struct.unpack(">I4s", head)
-            header = 8
-            if size == 1:  # a 64-bit size follows
-                size, header = struct.unpack(">Q", f.read(8))[0], 16
-            if kind == b"moov":
-                body = f.read(min(size - header, MP4_MOST) if size else MP4_MOST)
-                found = re.search(rb"(?s)(....)dv[cvw]C(.{24})", body)  # a box: its size, type and record
-                return found[2] if found and int.from_bytes(found[1], "big") >= 32 else None
-            if size < header:  # 0: the box runs to the end of the file; less: not a box
-                return None
-            f.seek(size - header, 1)
+def _mp4_dovi_record(f: BinaryIO, end: int, at: int) -> bytes | None:
+    """The record of the first dvcC/dvvC/dvwC box in a track's sample description (stsd), found by walking
+    the boxes from `at` to `end` by their sizes down moov/trak/mdia/minf/stbl: only box headers and the
+    sample descriptions are read, never the sample tables or the media (a film's moov is megabytes)."""
+    while at + 8 <= end:
+        f.seek(at)
+        size, kind = struct.unpack(">I4s", f.read(8))
+        header = 8
+        if size == 1:  # a 64-bit size follows
+            size, header = struct.unpack(">Q", f.read(8))[0], 16
+        elif size == 0:  # the box runs to the end of the file
+            size = end - at
+        if size < header:  # not a box
+            return None
+        if kind in MP4_PATH:
+            if (record := _mp4_dovi_record(f, min(at + size, end), at + header)) is not None:
+                return record
+        elif kind == b"stsd":
+            found = re.search(rb"(?s)(....)dv[cvw]C(.{24})", f.read(min(size - header, STSD_MOST)))
+            if found and int.from_bytes(found[1], "big") >= 32:  # a box: its size, type and record
+                return found[2]
+        at += size
     return None
 
 
