@@ -165,12 +165,14 @@ def test_left_out_names_folders_of_videos_and_sidecar_subtitles(tmp_path, caplog
         (season / name).parent.mkdir(parents=True, exist_ok=True)
         (season / name).touch()
     (season / "ep02.sub").write_bytes(b"\x00\x00\x01\xba" + bytes(400))  # a VobSub pack header
+    (season / "ep03.srt\r").touch()  # written by a script with Windows line endings: named, its end shown
+    (season / "ep04.vtt ").touch()
     with caplog.at_level(logging.WARNING):
         say_left_out(season)
     said = [r.getMessage() for r in caplog.records]
     assert said == [f"{season}: sub-folders are not searched (Extras); recursive=True searches them",
-                    f"{season}: subtitle files are not copied (ep01.ass, ep02.sub): copy them beside the outputs, "
-                    "named as their video's output, for players to load them"], said  # fmt: skip
+                    f"{season}: subtitle files are not copied (ep01.ass, ep02.sub, 'ep03.srt\\r', 'ep04.vtt '): copy "
+                    "them beside the outputs, named as their video's output, for players to load them"], said  # fmt: skip
 
 
 def _flat(path: Path, colour: str, frames: int = 3) -> Path:

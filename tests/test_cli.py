@@ -20,9 +20,11 @@ from PIL import Image
 
 from conftest import demo_clip
 from dove_cli.cli import main
+from dove_cli.errors import InputError
 from dove_cli.upscaling import upscale
 from media import (
     caption_text,
+    decoded_frame_count,
     ffinfo,
     ffmpeg,
     make_broadcast,
@@ -1144,6 +1146,59 @@ def test_a_leading_tilde_is_the_home_folder_where_the_shell_left_it(tmp_path, ca
     assert list(cwd.iterdir()) == []
 
 
+def test_a_relative_name_with_a_colon_is_read_and_written(tmp_path, capsys, monkeypatch):
+    """FFmpeg took `Teil1:` of `Teil1:Ende.mp4` (a valid Linux name) as a URL protocol: the input was
+    "not a video ... probably cut short", an output `Teil1:x2.mp4` or a folder `Ordner:2/` failed mid-run."""
+    monkeypatch.chdir(tmp_path)
+    make_clip(tmp_path / "Teil1:Ende.mp4", frames=3)
+    code, out, err = run(["info", "Teil1:Ende.mp4"], capsys)
+    assert code == 0 and "64x48" in out, err
+    code, _, err = run(["upscale", "./Teil1:Ende.mp4", "-o", "Ordner:2/Teil1:x2.mp4", "--model", "bilinear",
+                        "--scale", "2", "-q"], capsys)  # fmt: skip
+    written = tmp_path / "Ordner:2" / "Teil1:x2.mp4"
+    assert code == 0 and "128x96" in ffinfo(written).streams[0].text and decoded_frame_count(written) == 3, err
+
+
+@pytest.mark.parametrize("side", ["input", "output"])
+def test_a_windows_path_is_refused_up_front_with_its_wsl_name(tmp_path, capsys, monkeypatch, side):
+    """`C:\\Users\\...` pasted into WSL: an output passed the dry run and failed mid-run ("Protocol not
+    found"), an input was only "no such file"."""
+    monkeypatch.chdir(tmp_path)
+    make_clip(tmp_path / "in.mp4", frames=3)
+    windows = "C:\\Users\\Frau Müller\\Videos\\" + ("in.MOV" if side == "input" else "out.mp4")
+    source, output = (windows, "out.mp4") if side == "input" else ("in.mp4", windows)
+    code, out, err = run(["upscale", source, "-o", output, "--model", "bilinear", "--dry-run"], capsys)
+    wsl = "/mnt/c/Users/Frau Müller/Videos/" + ("in.MOV" if side == "input" else "out.mp4")
+    assert code == 2 and err == f"error: {windows}: this is a Windows path; under WSL write {wsl}\n", err
+    assert sorted(os.listdir(tmp_path)) == ["in.mp4"]
+
+
+def test_an_option_after_o_or_dashes_and_a_cp_style_output_are_read_as_meant(tmp_path, capsys, monkeypatch):
+    """`-o --dry-run` proposed `--dry-run.mp4`; `-- -Probe.mp4 -o P.mp4` was "Missing option '-o'" (after
+    `--` click takes every word as a name); `in.mp4 out.mp4` (as cp) was only "Missing option"."""
+    monkeypatch.chdir(tmp_path)
+    make_clip(tmp_path / "-Probe.mp4", frames=3)
+    code, _, err = run(["upscale", "./-Probe.mp4", "-o", "--dry-run", "--model", "bilinear"], capsys)
+    assert code == 2 and err == "error: -o got '--dry-run', which is an option: the output name is missing\n", err
+    code, _, err = run(["upscale", "./-Probe.mp4", "P.mp4", "--model", "bilinear"], capsys)
+    assert code == 2 and err.rstrip().endswith("; did you mean -o P.mp4?"), err
+    code, _, err = run(["upscale", "--", "-Probe.mp4", "-o", "P.mp4", "--model", "bilinear", "-q"], capsys)
+    assert code == 0 and decoded_frame_count(tmp_path / "P.mp4") == 3, err
+
+
+def test_a_missing_input_named_in_another_case_is_offered(tmp_path, capsys, monkeypatch):
+    """`sportfest.mp4` for `Sportfest.MP4` (Windows would have opened it): "did you mean", in the CLI
+    and in Python."""
+    monkeypatch.chdir(tmp_path)
+    make_clip(tmp_path / "Sportfest.MP4", frames=3)
+    code, _, err = run(["upscale", "sportfest.mp4", "-o", "x.mp4", "--model", "bilinear"], capsys)
+    assert code == 2 and err == "error: sportfest.mp4: no such file; did you mean Sportfest.MP4?\n", err
+    with pytest.raises(InputError, match=r"^sportfest.mp4: no such file; did you mean Sportfest.MP4\?$"):
+        upscale("sportfest.mp4", "x.mp4", model="bilinear")
+    code, _, err = run(["upscale", "other.mp4", "-o", "x.mp4", "--model", "bilinear"], capsys)
+    assert code == 2 and err == "error: other.mp4: no such file\n", err
+
+
 def test_a_name_with_colons_is_not_drawn_as_an_emoji(tmp_path, capsys):
     """rich drew `:top:` as a picture in an error line: `a:top:b.mp4` read as `a🔝b.mp4`, a file that
     was never there, and --crop's own advice, LEFT:TOP:RIGHT:BOTTOM, as LEFT🔝RIGHT:BOTTOM."""
@@ -1160,7 +1215,8 @@ def test_a_name_with_a_carriage_return_or_newline_is_shown_escaped_on_one_line(t
     a name with a newline keeps an error on one line."""
     monkeypatch.chdir(tmp_path)
     shutil.copy(demo_clip("002.mp4"), tmp_path / "base.mp4")
-    hint = "ends in a carriage return: is the script saved with Windows line endings? (dos2unix SCRIPT converts it)"
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))  # no dos2unix (stock Ubuntu, WSL): sed, which every one has
+    hint = "ends in a carriage return: is the script saved with Windows line endings? (sed -i 's/\\r$//' SCRIPT converts it)"
     base = ["base.mp4", "-o", "a.mp4", "--model", "bilinear", "--preview", "0+0.1s"]
     for args, named in (
         (["base.mp4\r", *base[1:]], "base.mp4\\r"),
@@ -1176,6 +1232,11 @@ def test_a_name_with_a_carriage_return_or_newline_is_shown_escaped_on_one_line(t
     code, _, err = run(["upscale", "base.mp4", "-o", "nl\nname.mp4", "--model", "bilinear"], capsys)
     assert code == 2 and err == "error: nl\\nname.mp4: already exists (use --overwrite to replace it)\n", err
     assert sorted(os.listdir(tmp_path)) == ["base.mp4", "nl\nname.mp4"]
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "dos2unix").write_text("#!/bin/sh\n")
+    (tmp_path / "bin" / "dos2unix").chmod(0o755)
+    code, _, err = run(["upscale", "base.mp4\r"], capsys)  # where it is installed, the short way
+    assert code == 2 and err.endswith("(dos2unix SCRIPT converts it)\n"), err
 
 
 def test_python_m_dove_cli_is_the_dove_command_and_one_frame_is_one_frame(tmp_path, capsys):

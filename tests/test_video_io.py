@@ -435,6 +435,22 @@ def test_an_mp4_cut_before_its_index_is_said_to_be_cut_short(tmp_path: Path) -> 
         assert ("no index: probably cut short" in str(err.value)) == hint, err.value
 
 
+def test_a_protocol_error_does_not_blame_the_index(tmp_path: Path, monkeypatch) -> None:
+    """ "Protocol not found" (FFmpeg read `Teil1:` of a name as a URL) said of an intact MP4 that it was
+    probably cut short: only invalid data says so."""
+    from dove_cli.video_io import reader
+
+    clip = make_clip(tmp_path / "whole.mp4", frames=3)
+
+    def no_protocol(name: str, *args: object, **kwargs: object) -> None:
+        raise av.error.ProtocolNotFoundError(1330794744, "Protocol not found", name)
+
+    monkeypatch.setattr(reader.av, "open", no_protocol)
+    with pytest.raises(InputError) as err:
+        probe(clip)
+    assert str(err.value) == f"{clip}: not a video FFmpeg can read (Protocol not found)", err.value
+
+
 def test_reading_past_damage_keeps_every_frame_ffmpeg_decodes(tmp_path: Path) -> None:
     """--ignore-decode-errors on an H.264 MP4 (index first) cut short: the frames before the damage
     that ffmpeg decodes are all kept. Frame threads dropped the two in flight at the cut."""

@@ -328,10 +328,11 @@ def say_left_out(in_dir: Path, recursive: bool = False, skip: Path | None = None
         log.warning("%s: folders of images are image sequences, left out (%s): upscale each as one input (%s)",
                     in_dir, named(sequences),
                     advice(f"dove upscale {first} -o {first.name}.mkv", f"upscale('{first}', '{first.name}.mkv')"))  # fmt: skip
-    sidecars = [p for p in shown if p.is_file() and p.suffix.lower() in SIDECAR_SUBTITLES]
-    if sidecars:
+    sidecars = [p for p in shown if p.is_file() and p.suffix.lower().rstrip() in SIDECAR_SUBTITLES]
+    if sidecars:  # `a.srt\r` (made by a script with Windows line endings) too, quoted: its end does not show
+        names = [repr(n) if n != n.rstrip() else n for n in (str(p.relative_to(in_dir)) for p in sidecars)]
         log.warning("%s: subtitle files are not copied (%s): copy them beside the outputs, named as their video's "
-                    "output, for players to load them", in_dir, named(sidecars))  # fmt: skip
+                    "output, for players to load them", in_dir, _some(names))  # fmt: skip
     broken = [p for p in shown if p.is_symlink() and not p.exists()]
     if broken:
         log.warning("%s: %d broken link%s left out (%s)", in_dir, len(broken), "s" * (len(broken) > 1), named(broken))

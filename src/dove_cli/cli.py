@@ -13,9 +13,11 @@ import json
 import logging
 import os
 import re
+import shutil
 import signal
 import sys
 from collections.abc import Callable
+from itertools import islice
 from pathlib import Path
 from typing import Annotated, Any, get_type_hints
 
@@ -1099,6 +1101,71 @@ def _home_expanded(argv: list[str]) -> list[str]:
     return [expanded(arg) for arg in argv]
 
 
+def _command_options(args: list[str]) -> dict[str, bool]:
+    """The options of the command that `args` run (`upscale`), each with whether it takes a value;
+    none for a group of commands (`train`) or no command."""
+    name = next((arg for arg in args if not arg.startswith("-")), None)
+    command = typer.main.get_command(app).commands.get(name or "")  # type: ignore[attr-defined]
+    if command is None or isinstance(command, TyperGroup):
+        return {}
+    options = [p for p in command.params if p.param_type_name == "option"]
+    return {o: not (p.is_flag or p.count) for p in options for o in (*p.opts, *p.secondary_opts)}
+
+
+def _option_name(arg: str, options: dict[str, bool]) -> str | None:
+    """The option `arg` is (`--model`, `--model=x`), or None for a file name, an existing file included."""
+    name = arg.partition("=")[0] if arg.startswith("--") else arg
+    return name if name in options and not os.path.lexists(arg) else None
+
+
+def _options_before_dashes(args: list[str], options: dict[str, bool]) -> list[str]:
+    """`dove upscale -- -Probe.mp4 -o out.mp4`: after `--` click takes every word as a file name, so
+    -o went missing. The command's own options written after it (never an existing file's name) are
+    moved, with their values, before it, where they mean what the user meant."""
+    if "--" not in args:
+        return args
+    end = args.index("--")
+    moved: list[str] = []
+    names: list[str] = []
+    rest = iter(args[end + 1 :])
+    for arg in rest:
+        if (option := _option_name(arg, options)) is None:
+            names.append(arg)
+            continue
+        moved.append(arg)
+        if options[option] and "=" not in arg:
+            moved.extend(islice(rest, 1))  # its value, as it is
+    return args[:end] + moved + ["--"] + names
+
+
+def _option_as_value(args: list[str], options: dict[str, bool]) -> str | None:
+    """`-o --dry-run` (the name forgotten): click takes the next option as -o's value, and the output
+    was then "--dry-run: no extension". Said as the missing value."""
+    end = args.index("--") if "--" in args else len(args)
+    for said, value in zip(args[:end], args[1:end]):  # noqa: B905 (one shorter)
+        if options.get(said) and _option_name(value, options):
+            missing = "the output name" if said in ("-o", "--output") else "its value"
+            return f"{said} got {value!r}, which is an option: {missing} is missing"
+    return None
+
+
+def _output_hint(message: str, args: list[str], options: dict[str, bool]) -> str:
+    """`dove upscale in.mp4 out.mp4` (as cp is written): the last of two names offered as -o's."""
+    if not message.startswith("Missing option '--output'"):
+        return ""
+    words: list[str] = []
+    rest = iter(args)
+    for arg in rest:
+        if arg == "--":
+            words.extend(rest)
+        elif (option := _option_name(arg, options)) is not None:
+            if options[option] and "=" not in arg:
+                next(rest, None)
+        elif not arg.startswith("-"):
+            words.append(arg)
+    return f"; did you mean -o {words[-1]}?" if len(words) > 2 else ""  # (the first is the command)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the app; every failure is one `error: ...` line on stderr and a non-zero exit, never a traceback.
 
@@ -1121,8 +1188,16 @@ def main(argv: list[str] | None = None) -> None:
     previous = {s: signal.signal(s, _stop_as_ctrl_c) for s in STOP_SIGNALS if signal.getsignal(s) is not signal.SIG_IGN}
     args = _verbose_first(_home_expanded(sys.argv[1:] if argv is None else argv))
     if crlf := [arg for arg in args if arg.endswith("\r")]:  # hidden by the terminal; no name or value wants one
+        # stock Ubuntu and WSL have no dos2unix; sed is everywhere
+        fix = "dos2unix SCRIPT" if shutil.which("dos2unix") else "sed -i 's/\\r$//' SCRIPT"
         _print_error(f"the argument {crlf[0]!r} ends in a carriage return: is the script saved with Windows line"
-                     " endings? (dos2unix SCRIPT converts it)")  # fmt: skip
+                     f" endings? ({fix} converts it)")  # fmt: skip
+        _restore(previous)
+        sys.exit(2)
+    options = _command_options(args)
+    args = _options_before_dashes(args, options)
+    if mistake := _option_as_value(args, options):
+        _print_error(mistake)
         _restore(previous)
         sys.exit(2)
     try:
@@ -1137,7 +1212,7 @@ def main(argv: list[str] | None = None) -> None:
         message = exc.format_message()
         for said, plain in TYPER_WORDS.items():
             message = message.replace(said, plain)
-        _print_error(f"{message.rstrip('.')}{hint}{_dash_name_hint(exc, args)}")
+        _print_error(f"{message.rstrip('.')}{hint}{_dash_name_hint(exc, args)}{_output_hint(message, args, options)}")
         code = exc.exit_code
     except _click.ClickException as exc:
         _print_error(exc.format_message())

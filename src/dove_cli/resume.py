@@ -54,7 +54,7 @@ from dove_cli.errors import (
 )
 from dove_cli.options import DEFAULTS, UpscaleOptions
 from dove_cli.video_io.formats import CodecSpec, ffmsg, resolve_codec
-from dove_cli.video_io.paths import temp_siblings
+from dove_cli.video_io.paths import ffmpeg_name, temp_siblings
 from dove_cli.video_io.reader import VideoInfo
 from dove_cli.video_io.writer import ContainerWriter
 from dove_cli.windows import Span
@@ -926,7 +926,7 @@ class _SegmentJoiner(ContainerWriter):
         warn: bool,
     ) -> None:
         try:
-            self._template_src = av.open(str(template))
+            self._template_src = av.open(ffmpeg_name(template))
         except (av.FFmpegError, OSError) as exc:
             raise OutputError(f"{template}: cannot read video segment ({ffmsg(exc)})") from None
         self._template = self._template_src.streams.video[0]
@@ -1006,7 +1006,7 @@ class _SegmentJoiner(ContainerWriter):
         if self.frames_written == 0:
             self._stamp_timecode(first_pts)
         try:
-            with av.open(str(file)) as src:
+            with av.open(ffmpeg_name(file)) as src:
                 for p in src.demux(src.streams.video[0]):
                     if not p.size:
                         continue

@@ -24,6 +24,7 @@ import torch
 from dove_cli.errors import InputError
 from dove_cli.train import degrade as D
 from dove_cli.video_io import stream_rate
+from dove_cli.video_io.paths import ffmpeg_name
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ def probe_video(path: Path) -> MediaInfo | None:
     import av
 
     try:
-        with av.open(str(path)) as container:
+        with av.open(ffmpeg_name(path)) as container:
             if not container.streams.video:
                 return None
             s = container.streams.video[0]
@@ -109,7 +110,7 @@ def read_video(path: Path, start: int, count: int, stride: int = 1) -> np.ndarra
     last = start + (count - 1) * stride
     out: list[np.ndarray] = []
     try:
-        with av.open(str(path)) as container:
+        with av.open(ffmpeg_name(path)) as container:
             s = container.streams.video[0]
             s.thread_type = "AUTO"
             rate = float(stream_rate(s))
@@ -143,7 +144,7 @@ def read_video_from_start(path: Path, want: set[int], last: int) -> np.ndarray:
     import av
 
     out = []
-    with av.open(str(path)) as container:
+    with av.open(ffmpeg_name(path)) as container:
         for index, frame in enumerate(container.decode(video=0)):
             if index in want:
                 out.append(frame.to_ndarray(format="rgb24"))

@@ -36,6 +36,7 @@ import torch.nn.functional as F
 
 from dove_cli import video_io
 from dove_cli.errors import OptionError
+from dove_cli.video_io.paths import ffmpeg_name
 
 Mode = Literal["video", "image"]
 Record = list[dict[str, Any]]
@@ -861,7 +862,7 @@ def degrade_file(
         if mode == "image":
             frames = list(read_image(src))
         else:
-            with av.open(str(src)) as container:
+            with av.open(ffmpeg_name(src)) as container:
                 stream = container.streams.video[0]
                 rate = video_io.stream_rate(stream)
                 frames = [

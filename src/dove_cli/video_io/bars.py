@@ -22,6 +22,7 @@ from typing import Any
 import av
 import numpy as np
 
+from dove_cli.video_io.paths import ffmpeg_name
 from dove_cli.video_io.reader import VideoInfo
 
 PLACES = 10  # where a video is sampled: spread evenly over its duration
@@ -141,7 +142,7 @@ def _images(files: list[Path]) -> Iterator[av.VideoFrame]:
     be read is passed over: the run says why when it reaches it)."""
     for i in spread(len(files), PLACES * PER_PLACE):
         try:
-            with av.open(str(files[i]), options={"pattern_type": "none"}) as c:
+            with av.open(ffmpeg_name(files[i]), options={"pattern_type": "none"}) as c:
                 frame = next(c.decode(video=0), None)
         except (av.FFmpegError, OSError):
             continue
@@ -156,7 +157,7 @@ def _video(info: VideoInfo) -> Iterator[tuple[int, av.VideoFrame]]:
     short clip (or one of unknown length): its first PLACES x PER_PLACE frames, place 0."""
     duration, total = info.duration, info.num_frames
     try:
-        c = av.open(str(info.path), metadata_errors="replace")
+        c = av.open(ffmpeg_name(info.path), metadata_errors="replace")
     except (av.FFmpegError, OSError, ValueError):  # (the reader has opened it: not expected)
         return
     with c:

@@ -17,6 +17,8 @@ from typing import Any
 
 import av
 
+from dove_cli.video_io.paths import ffmpeg_name
+
 AVFMT_TS_DISCONT = 0x0200  # libavformat's flag for formats whose timestamps may jump (MPEG-TS, MPEG-PS, ...)
 DTS_DELTA_THRESHOLD = Fraction(10)  # seconds: ffmpeg's -dts_delta_threshold default
 BACKWARD_TOLERANCE = Fraction(1, 10)  # seconds a dts may go back before it counts as a reset (ffmpeg's)
@@ -85,7 +87,7 @@ def first_discontinuity(path: str | Path) -> float | None:
     """Seconds from the start where the input's timestamps first jump (a demux-only scan: packet
     headers, no decoding), or None: readers that seek by time (--ray's workers) cannot place their
     start in a file whose times repeat."""
-    with av.open(str(path)) as container:
+    with av.open(ffmpeg_name(path)) as container:
         if not allows_discontinuities(container):
             return None
         start = container.start_time / av.time_base if container.start_time is not None else 0.0

@@ -13,6 +13,7 @@ from dove_cli.video_io.fields import scan_fields
 from dove_cli.video_io.formats import HDR_TRANSFERS, TRANSPORT_CLOCKS, assumed_matrix, is_rgb, stream_flags
 from dove_cli.video_io.matroska import chapter_order
 from dove_cli.video_io.metadata import file_tags, get_tag, is_chapter_track
+from dove_cli.video_io.paths import ffmpeg_name
 from dove_cli.video_io.programmes import Programme, programme_of, ts_programmes
 from dove_cli.video_io.reader import (
     VideoInfo,
@@ -51,7 +52,7 @@ def describe(path: str | Path) -> dict[str, Any]:
         info = reader.info
     if info.is_images:
         return {"path": str(path), "images": _images(info)}
-    with av.open(str(path), metadata_errors="replace") as c:
+    with av.open(ffmpeg_name(path), metadata_errors="replace") as c:
         video = c.streams[info.stream_index]
         programmes = ts_programmes(path) if "mpegts" in c.format.name else []
         others = [{**_stream(c, s), "programme": _number(programmes, s)} for s in c.streams if s is not video]

@@ -18,6 +18,8 @@ from typing import Any, Literal
 
 import av
 
+from dove_cli.video_io.paths import ffmpeg_name
+
 # Frames decoded from the start (2.4 s of PAL, 12 cycles of 3:2 pulldown): about 0.1 s for SD MPEG-2,
 # 1 s for 1080i H.264 on 2 busy cores.
 SCAN_FRAMES = 60
@@ -102,7 +104,7 @@ def scan_fields(path: Path, index: int, frames: int = SCAN_FRAMES) -> FieldScan 
     interlaced = top = 0  # frames flagged interlaced, and of those top field first
     idet = pick = None
     try:
-        c = av.open(str(path), metadata_errors="replace")
+        c = av.open(ffmpeg_name(path), metadata_errors="replace")
     except (av.FFmpegError, OSError, ValueError):  # (the reader has opened it: not expected)
         return None
     with c:

@@ -28,6 +28,7 @@ from dove_cli.video_io.hdr import metadata_lost
 from dove_cli.video_io.metadata import file_tags, find_timecode
 from dove_cli.video_io.paths import (
     check_output,
+    ffmpeg_name,
     frame_name,
     is_pattern,
     make_folder,
@@ -164,7 +165,7 @@ class ImageWriter(VideoWriter):
         if info.is_images or not Path(info.path).is_file():
             return
         try:
-            with av.open(str(info.path), metadata_errors="replace") as src:
+            with av.open(ffmpeg_name(info.path), metadata_errors="replace") as src:
                 streams = {"audio": len(audio_streams(src)) * (audio != "none"),
                            "subtitle": len(src.streams.subtitles) * (subtitles != "none")}  # fmt: skip
                 lost = [f"{n} {kind} stream{'s' * (n != 1)}" for kind, n in streams.items() if n]

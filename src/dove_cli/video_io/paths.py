@@ -16,6 +16,37 @@ from dove_cli.errors import MuxError, OutputError, TempFailure
 from dove_cli.video_io.formats import IMAGE_EXTENSIONS
 
 
+def ffmpeg_name(path: str | Path) -> str:
+    """The name under which FFmpeg (av.open) opens a local file. FFmpeg reads what comes before a
+    colon as a protocol (`Teil1:Ende.mp4` -> protocol `Teil1`, `C:\\x.mp4` -> `C`), so every local
+    name goes through its `file:` protocol, which takes the rest as it is."""
+    return "file:" + os.fspath(path)
+
+
+WINDOWS_PATH = re.compile(r"[A-Za-z]:[\\/]")  # C:\Users\..., C:/Users/...
+
+
+def check_not_windows(path: Path, error: type[Exception]) -> None:
+    """A Windows path (`C:\\Users\\...`, pasted into WSL) on Linux or macOS names no file there: FFmpeg
+    would read `C:` as a protocol, a folder named `C:\\Users\\...` would be made. Said before any work,
+    with the name WSL gives it (drive C: is /mnt/c)."""
+    name = str(path)
+    if os.name == "posix" and WINDOWS_PATH.match(name):
+        wsl = f"/mnt/{name[0].lower()}/" + re.sub(r"[\\/]+", "/", name[3:])
+        raise error(f"{name}: this is a Windows path; under WSL write {wsl}")
+
+
+def same_but_case(path: Path) -> Path | None:
+    """The file in `path`'s folder whose name differs from `path`'s only in case (`Sportfest.MP4` for
+    `sportfest.mp4`, which Windows would have opened), or None."""
+    try:
+        names = [p.name for p in path.parent.iterdir()] if path.name else []
+    except OSError:
+        return None
+    match = [n for n in names if n.casefold() == path.name.casefold()]
+    return path.with_name(match[0]) if match else None
+
+
 def is_image_path(path: str | Path) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
 
@@ -152,6 +183,7 @@ def check_output(path: Path, overwrite: bool, inputs: Sequence[Path] = (), optio
     folder offered a file name of its own kind, and its name is never a pattern (a plot `p%d.png`
     is one file)."""
     said = f"{option} {path}" if option else str(path)
+    check_not_windows(path, OutputError)
     check_fields(path, OutputError)
     check_name_length(path)
     pattern = is_pattern(path) and not option

@@ -47,7 +47,15 @@ from dove_cli.video_io.formats import (
     png_writes_cicp,
 )
 from dove_cli.video_io.hdr import Mastering, dynamic_hdr, light_level_of, mastering_of
-from dove_cli.video_io.paths import FIELD, check_fields, is_image_path, is_pattern
+from dove_cli.video_io.paths import (
+    FIELD,
+    check_fields,
+    check_not_windows,
+    ffmpeg_name,
+    is_image_path,
+    is_pattern,
+    same_but_case,
+)
 from dove_cli.video_io.siting import chroma_siting
 
 log = logging.getLogger("dove_cli.video_io")
@@ -216,8 +224,11 @@ def attachment_name(s: Any) -> str:
     return (s.name if s.type == "attachment" else s.metadata.get("filename")) or f"#{s.index}"
 
 
-def _cut_mp4_hint(path: Path) -> str:
-    """An MP4/MOV whose index (moov, often written last) is missing: say it looks cut short."""
+def _cut_mp4_hint(path: Path, exc: BaseException) -> str:
+    """An MP4/MOV whose index (moov, often written last) is missing: say it looks cut short. Only when
+    FFmpeg found the data invalid: another failure (a protocol, a read error) says nothing of the index."""
+    if not isinstance(exc, av.InvalidDataError):
+        return ""
     try:
         with open(path, "rb") as f:
             head = f.read(8)
@@ -500,7 +511,9 @@ def check_input_file(path: Path) -> None:
     if str(path) == "-":
         raise InputError(f"-: {unseekable}; save it to a file first")
     if not path.exists():
-        raise InputError(f"{path}: no such file")
+        check_not_windows(path, InputError)
+        near = same_but_case(path)
+        raise InputError(f"{path}: no such file" + (f"; did you mean {near}?" if near else ""))
     if path.is_dir():
         raise InputError(f"{path}: is a folder with no images")
     st = path.stat()
@@ -555,7 +568,7 @@ def video_length(path: Path) -> tuple[Fraction, Fraction] | None:
     tail = 10 * av.time_base  # seconds before the declared end to start from
     ends: list[Fraction] = []
     try:
-        with av.open(str(path), metadata_errors="replace") as c:
+        with av.open(ffmpeg_name(path), metadata_errors="replace") as c:
             s = next((s for s in c.streams.video if not is_picture(s)), None)
             if s is None or not s.time_base:
                 return None
@@ -627,11 +640,11 @@ class VideoReader:
         self._rotate = rotate
         self._reformatter = VideoReformatter()
         try:
-            self._container = av.open(str(path), metadata_errors="replace")
+            self._container = av.open(ffmpeg_name(path), metadata_errors="replace")
         except (av.FFmpegError, UnicodeDecodeError, ValueError) as exc:
             if getattr(exc, "errno", None) in (errno.EACCES, errno.EPERM):  # not a format problem
                 raise InputError(f"{path}: cannot read: permission denied") from None
-            raise InputError(f"{path}: not a video FFmpeg can read ({ffmsg(exc)}){_cut_mp4_hint(path)}") from None
+            raise InputError(f"{path}: not a video FFmpeg can read ({ffmsg(exc)}){_cut_mp4_hint(path, exc)}") from None
         try:
             self._open_stream(threads)
         except BaseException:
@@ -778,7 +791,7 @@ class VideoReader:
     def count_frames(self) -> int:
         """The frames this reader yields in all, counted from the video's packets without decoding: where
         the container gives no count (`info.num_frames_exact` False), exact where that is an estimate."""
-        with av.open(str(self.path), metadata_errors="replace") as c:
+        with av.open(ffmpeg_name(self.path), metadata_errors="replace") as c:
             return frames_out(len(packet_pts(c, c.streams[self._stream.index])), self._deinterlace)
 
     def _declared_end(self, tb: Fraction) -> int | None:
@@ -1028,7 +1041,7 @@ class VideoReader:
         does not tell (a stream that cannot seek, an error that needs what came before).
         """
         try:
-            with av.open(str(self.path), metadata_errors="replace") as c:
+            with av.open(ffmpeg_name(self.path), metadata_errors="replace") as c:
                 s = c.streams[self._stream.index]
                 assert isinstance(s, av.VideoStream)  # (the video stream read: for the type checker)
                 s.thread_type = "SLICE"
@@ -1313,7 +1326,7 @@ class ImageReader(VideoReader):
         try:
             # pattern_type none: the file itself, even when its name is a pattern (shot_%03d.png),
             # which FFmpeg's image2 demuxer would take as shot_001.png, shot_002.png, ...
-            with av.open(str(file), options={"pattern_type": "none"}) as c:
+            with av.open(ffmpeg_name(file), options={"pattern_type": "none"}) as c:
                 frame = next(c.decode(video=0), None)
         except (av.FFmpegError, StopIteration) as exc:
             raise InputError(f"{file}: not an image FFmpeg can read ({ffmsg(exc)})") from None

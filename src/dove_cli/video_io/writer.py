@@ -65,7 +65,14 @@ from dove_cli.video_io.metadata import (
     mdta_keys,
     move_timecode,
 )
-from dove_cli.video_io.paths import prepare_output, remove_made_folders, temp_sibling, through_links, write_failed
+from dove_cli.video_io.paths import (
+    ffmpeg_name,
+    prepare_output,
+    remove_made_folders,
+    temp_sibling,
+    through_links,
+    write_failed,
+)
 from dove_cli.video_io.programmes import programme_of, ts_programmes
 from dove_cli.video_io.reader import (
     VideoInfo,
@@ -203,7 +210,7 @@ class ContainerWriter(VideoWriter):
                 options["movflags"] = "+faststart"  # muxer moves the index (moov) before the media (mdat)
             if brand := BRANDS.get(path.suffix.lower()):
                 options["brand"] = brand
-            self._out = av.open(str(self._tmp), "w", format=fmt_name, container_options=options)
+            self._out = av.open(ffmpeg_name(self._tmp), "w", format=fmt_name, container_options=options)
         except (av.FFmpegError, OSError) as exc:
             self._remove_tmp()
             remove_made_folders(self._made)
@@ -330,7 +337,7 @@ class ContainerWriter(VideoWriter):
             self._set_zero(time_zero(info, fmt_name, self._start, ()))
             return
         try:
-            src = av.open(str(info.path), metadata_errors="replace")
+            src = av.open(ffmpeg_name(info.path), metadata_errors="replace")
         except av.FFmpegError as exc:
             raise InputError(f"{info.path}: cannot reopen for audio ({ffmsg(exc)})") from None
         self._src = src
@@ -612,7 +619,7 @@ class ContainerWriter(VideoWriter):
             return
         if self._src is None or "matroska" in self._src.format.name:  # Matroska carries its CodecDelay over
             return
-        with av.open(str(self.info.path)) as probe_src:
+        with av.open(ffmpeg_name(self.info.path)) as probe_src:
             first = next((p for p in probe_src.demux(probe_src.streams[s.index]) if p.size), None)
             side = first.get_sidedata("skip_samples") if first and first.has_sidedata("skip_samples") else None
             skip = int.from_bytes(bytes(side)[:4], "little") if side else 0  # AV_PKT_DATA_SKIP_SAMPLES
@@ -751,7 +758,7 @@ class ContainerWriter(VideoWriter):
 
     def _picture(self, index: int) -> bytes:
         """Cover art's bytes: the one packet its stream has, which the demuxer hands out first."""
-        with av.open(str(self.info.path)) as c:
+        with av.open(ffmpeg_name(self.info.path)) as c:
             return picture_bytes(c, c.streams[index])
 
     def _text_subtitle_stream(self, s: Any, target: str) -> Any:
@@ -1134,7 +1141,7 @@ def output_zero(
     starts: list[Fraction] = []
     if not info.is_images and info.path.is_file():
         try:
-            with av.open(str(info.path), metadata_errors="replace") as src:
+            with av.open(ffmpeg_name(info.path), metadata_errors="replace") as src:
                 starts = copied_starts(src, audio, subtitles)
         except av.FFmpegError as exc:
             raise InputError(f"{info.path}: cannot reopen ({ffmsg(exc)})") from None
