@@ -1184,6 +1184,9 @@ def test_an_option_after_o_or_dashes_and_a_cp_style_output_are_read_as_meant(tmp
     assert code == 2 and err.rstrip().endswith("; did you mean -o P.mp4?"), err
     code, _, err = run(["upscale", "--", "-Probe.mp4", "-o", "P.mp4", "--model", "bilinear", "-q"], capsys)
     assert code == 0 and decoded_frame_count(tmp_path / "P.mp4") == 3, err
+    (tmp_path / "--dry-run").write_bytes(b"")  # after `--` an existing file is a file, whatever its name
+    code, _, err = run(["upscale", "-o", "Q.mp4", "--model", "bilinear", "--", "--dry-run"], capsys)
+    assert code == 2 and err.startswith("error: --dry-run: "), err
 
 
 def test_a_missing_input_named_in_another_case_is_offered(tmp_path, capsys, monkeypatch):
