@@ -172,6 +172,17 @@ def test_frame_stride_reads_every_nth_frame(demo_dir):
         T.read_video(demo_dir / "002.mp4", 20, 10, 2)
 
 
+def test_a_training_clip_with_a_colon_is_read_and_a_bad_one_named_once(tmp_path, monkeypatch):
+    """A relative `Teil1:Ende.mp4` was a URL to FFmpeg; an unreadable clip's error named it twice
+    (FFmpeg's message carries the name)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "Teil1:Ende.mp4").write_bytes(demo_clip("002.mp4").read_bytes())
+    assert T.read_video(Path("Teil1:Ende.mp4"), 0, 2).shape[0] == 2
+    (tmp_path / "bad:clip.mp4").write_text("not a video\n")
+    with pytest.raises(InputError, match=r"^bad:clip.mp4: cannot decode \(Invalid data found when processing input\)$"):
+        T.read_video(Path("bad:clip.mp4"), 0, 2)
+
+
 def test_paired_lq_folders_give_aligned_crops(tmp_path, demo_dir):
     hq = T.read_video(demo_dir / "001.mp4", 0, 8, 1)[:, :128, :128]
     lq = F.avg_pool2d(torch.from_numpy(hq).permute(0, 3, 1, 2).float(), 4).round().byte().permute(0, 2, 3, 1).numpy()

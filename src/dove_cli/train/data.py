@@ -24,6 +24,7 @@ import torch
 from dove_cli.errors import InputError
 from dove_cli.train import degrade as D
 from dove_cli.video_io import stream_rate
+from dove_cli.video_io.formats import ffmsg
 from dove_cli.video_io.paths import ffmpeg_name
 
 log = logging.getLogger(__name__)
@@ -134,7 +135,7 @@ def read_video(path: Path, start: int, count: int, stride: int = 1) -> np.ndarra
                     break
                 index += 1
     except (av.error.FFmpegError, OSError, IndexError) as exc:
-        raise InputError(f"{path}: cannot decode ({exc})") from exc
+        raise InputError(f"{path}: cannot decode ({ffmsg(exc)})") from exc
     if len(out) < count:
         raise InputError(f"{path}: ended after {len(out)} of {count} wanted frames")
     return np.stack(out)

@@ -36,6 +36,7 @@ import torch.nn.functional as F
 
 from dove_cli import video_io
 from dove_cli.errors import OptionError
+from dove_cli.video_io.formats import ffmsg
 from dove_cli.video_io.paths import ffmpeg_name
 
 Mode = Literal["video", "image"]
@@ -870,7 +871,7 @@ def degrade_file(
                     for _, f in zip(range(max_frames), container.decode(stream), strict=False)
                 ]
     except (av.error.FFmpegError, OSError, IndexError) as exc:
-        raise InputError(f"{src}: cannot read video ({exc})") from exc
+        raise InputError(f"{src}: cannot read video ({ffmsg(exc)})") from exc
     if not frames:
         raise InputError(f"{src}: no frames")
     clip = from_uint8(frames) / 255.0
