@@ -1159,18 +1159,20 @@ def test_a_relative_name_with_a_colon_is_read_and_written(tmp_path, capsys, monk
     assert code == 0 and "128x96" in ffinfo(written).streams[0].text and decoded_frame_count(written) == 3, err
 
 
-@pytest.mark.parametrize("side", ["input", "output"])
+@pytest.mark.parametrize("side", ["input", "output", "folder"])
 def test_a_windows_path_is_refused_up_front_with_its_wsl_name(tmp_path, capsys, monkeypatch, side):
     """`C:\\Users\\...` pasted into WSL: an output passed the dry run and failed mid-run ("Protocol not
-    found"), an input was only "no such file"."""
+    found"), an input was only "no such file", a folder of videos' output failed once per video."""
     monkeypatch.chdir(tmp_path)
-    make_clip(tmp_path / "in.mp4", frames=3)
-    windows = "C:\\Users\\Frau Müller\\Videos\\" + ("in.MOV" if side == "input" else "out.mp4")
-    source, output = (windows, "out.mp4") if side == "input" else ("in.mp4", windows)
+    (tmp_path / "in").mkdir()
+    make_clip(tmp_path / "in" / "in.mp4", frames=3)
+    name = {"input": "in.MOV", "output": "out.mp4", "folder": "x4\\"}[side]
+    windows = "C:\\Users\\Frau Müller\\Videos\\" + name
+    source, output = (windows, "out.mp4") if side == "input" else ("in" if side == "folder" else "in/in.mp4", windows)
     code, out, err = run(["upscale", source, "-o", output, "--model", "bilinear", "--dry-run"], capsys)
-    wsl = "/mnt/c/Users/Frau Müller/Videos/" + ("in.MOV" if side == "input" else "out.mp4")
+    wsl = "/mnt/c/Users/Frau Müller/Videos/" + name.replace("\\", "/")
     assert code == 2 and err == f"error: {windows}: this is a Windows path; under WSL write {wsl}\n", err
-    assert sorted(os.listdir(tmp_path)) == ["in.mp4"]
+    assert sorted(os.listdir(tmp_path)) == ["in"]
 
 
 def test_an_option_after_o_or_dashes_and_a_cp_style_output_are_read_as_meant(tmp_path, capsys, monkeypatch):

@@ -229,6 +229,7 @@ def plan_batch(in_dir: Path, out_dir: Path, *, overwrite: bool = False, preview:
     if not videos:
         where = " in it or its sub-folders" if recursive else ""
         raise InputError(f"{in_dir}: no videos{where} ({', '.join(sorted(FOLDER_EXTENSIONS))})")
+    video_io.check_not_windows(out_dir, OutputError)  # once, not as each video's failure
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputError(f"{out_dir}: is a file; for a folder of videos, -o must be a folder")
     if not out_dir.exists() and out_dir.suffix.lower() in {**video_io.VIDEO_EXTENSIONS, **video_io.IMAGE_EXTENSIONS}:
