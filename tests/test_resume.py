@@ -13,19 +13,32 @@ import signal
 import subprocess
 import sys
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import av
 import pytest
 import torch
 
+from dove_cli import video_io
 from dove_cli.engine import BilinearModel
 from dove_cli.errors import OutputBusy, OutputError
 from dove_cli.options import AUTO, UpscaleOptions
-from dove_cli.resume import SEGMENT_MIN_FRAMES, Journal, Session, Work, work_folder
+from dove_cli.resume import SEGMENT_MIN_FRAMES, Journal, Session, Work, join_segments, work_folder
 from dove_cli.threads import DIE_AFTER_ENV
 from dove_cli.upscaling import upscale
-from media import ffinfo, ffmpeg, make_broadcast, make_clip, make_telecined, make_ts, movie_edits, packet_md5, top_boxes
+from media import (
+    ffinfo,
+    ffmpeg,
+    frame_pts,
+    make_broadcast,
+    make_clip,
+    make_telecined,
+    make_ts,
+    movie_edits,
+    packet_md5,
+    top_boxes,
+)
 from test_scenes import two_shot_clip
 
 OPTS = dict(model="bilinear", scale=2, chunk=9, chunk_overlap=2, tile=0, device="cpu")
@@ -621,6 +634,25 @@ def test_concatenated_recordings_resume_to_an_identical_output(tmp_path):
     assert out.read_bytes() == ref.read_bytes()
     pts = [int(line.split(",")[2]) for line in framemd5(out)]
     assert len(pts) == 100 and pts[50] - pts[49] == pts[1] - pts[0]  # the second recording continues the first
+
+
+def test_segments_of_a_constant_rate_matroska_video_join_with_exact_steps(tmp_path):
+    """23.976 fps in Matroska's milliseconds, into .mp4: each segment puts its frames on the grid of the
+    rate, 1001/24000 s apart, and the join places each segment's first frame on it too (from the
+    millisecond pts its journal keeps), so that a resumed run's steps are as exact as one run's."""
+    src = make_clip(tmp_path / "in.mkv", rate="24000/1001", frames=20)
+    with video_io.open_reader(src) as reader:
+        info, frames = reader.info, list(reader)
+    segments = []
+    for k, (a, b) in enumerate([(0, 7), (7, 20)]):
+        segment = tmp_path / f"seg{k}.mov"
+        with video_io.open_writer(segment, info, 64, 48, codec="h264", audio="none", index_first=False) as writer:
+            for frame in frames[a:b]:
+                writer.write(frame.rgb, frame.pts)
+        segments.append((segment, frames[a].pts))
+    assert frames[7].pts == 292  # (7 x 41.708 ms)
+    join_segments(tmp_path / "out.mp4", info, segments, codec="h264")
+    assert frame_pts(tmp_path / "out.mp4") == ([1001 * k for k in range(20)], Fraction(1, 24000))
 
 
 def test_a_broadcast_recording_resumes_to_an_identical_output_that_starts_at_0(tmp_path):

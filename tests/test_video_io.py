@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import itertools
 import logging
 import math
 import re
@@ -586,6 +587,70 @@ def test_roundtrip_vfr(clip_vfr: Path, tmp_path: Path) -> None:
     times = frame_times(clip_vfr)
     assert len(set(np.diff(times))) > 2  # really variable
     assert frame_times(out) == times
+
+
+def default_duration(path: Path) -> int:
+    """A Matroska file's (first) DefaultDuration in ns, read from its bytes (EBML ID 0x23E383, a 1-byte size)."""
+    data = path.read_bytes()
+    at = data.index(b"\x23\xe3\x83") + 3
+    return int.from_bytes(data[at + 1 : at + 1 + (data[at] & 0x0F)], "big")
+
+
+def ms_clip(tmp_path: Path, late: int = 0) -> tuple[Path, list[int]]:
+    """11 frames at 23.976 fps in Matroska's milliseconds (steps of 41 and 42 ms; no time on a .5 ms), with
+    AAC audio; `late`: the video starts a frame (42 ms) after the sound. Its file and frames' pts."""
+    clip = make_clip(tmp_path / "clip.mkv", rate="24000/1001", frames=11, audio=True)
+    src = tmp_path / "in.mkv"
+    ffmpeg("-itsoffset", f"{late * 0.0417}", "-i", clip, "-i", clip, "-map", "0:v", "-map", "1:a", "-c", "copy", src)
+    pts, tb = frame_pts(src)
+    assert tb == Fraction(1, 1000) and {b - a for a, b in itertools.pairwise(pts)} == {41, 42} and pts[0] == 42 * late
+    return src, pts
+
+
+@pytest.mark.parametrize("late", [0, 1])
+def test_a_constant_rate_matroska_video_gets_exact_steps(late: int, tmp_path: Path) -> None:
+    """23.976 fps in Matroska's milliseconds; copied as they were into an .mp4 (1/16000 s), the steps were 656
+    and 672 and the file variable-rate. Now 1001/24000 s each, as ffmpeg's own re-encode has them, every frame
+    less than 0.5 ms from its input time, the first where it was against the sound."""
+    src, pts = ms_clip(tmp_path, late)
+    roundtrip(src, tmp_path / "out.mp4")
+    out, tb = frame_pts(tmp_path / "out.mp4")
+    assert tb == Fraction(1, 24000) and {b - a for a, b in itertools.pairwise(out)} == {1001}
+    assert all(abs(a * tb - Fraction(b, 1000)) < Fraction(1, 2000) for a, b in zip(out, pts, strict=True))
+    assert out[0] * tb == Fraction(pts[0], 1000) and packets(tmp_path / "out.mp4", "0:a")[0] == packets(src, "0:a")[0]
+    if not late:
+        ffmpeg("-i", src, "-map", "0:v", "-c:v", "libx264", "-preset", "ultrafast", tmp_path / "ref.mp4")
+        assert (out, tb) == frame_pts(tmp_path / "ref.mp4")  # ffmpeg's own
+
+
+def test_a_frame_off_the_grid_keeps_its_own_time() -> None:
+    """The grid is found from a file's first 240 frames: a later frame more than half a tick (0.5 ms) from
+    its place (a variable-rate stretch, a splice) keeps its time; one within it goes to its place."""
+    from dove_cli.video_io.cadence import Grid
+
+    grid = Grid(start=Fraction(0), step=Fraction(1001, 24000), slack=Fraction(1, 2000))
+    assert grid.place(Fraction(5005, 1000)) == Fraction(120120, 24000)  # 5.005 s: frame 120 (5.005 s) itself
+    assert grid.place(Fraction(5006, 1000)) == Fraction(5006, 1000)  # 1 ms after it
+    assert grid.place(Fraction(42, 1000)) == Fraction(1001, 24000)  # 0.29 ms after frame 1
+
+
+def test_exact_steps_in_a_preview_not_in_mkv_nor_a_variable_rate(tmp_path: Path) -> None:
+    """A --preview of 23.976 fps in milliseconds gets exact steps too, from its cut; an .mkv keeps its
+    milliseconds and DefaultDuration; a variable-rate .mkv (a frame missing, as `dove info` judges it)
+    keeps its own times."""
+    src, pts = ms_clip(tmp_path)
+    roundtrip(src, tmp_path / "out.mkv")
+    assert frame_pts(tmp_path / "out.mkv") == (pts, Fraction(1, 1000))
+    assert default_duration(tmp_path / "out.mkv") == default_duration(src) == 41708333
+    with open_reader(src, start=0.2, duration=0.3) as reader:  # frames 5-10: the first 8.5 ms after the cut
+        with open_writer(tmp_path / "preview.mp4", reader.info, 64, 48, start=0.2, end=0.5) as writer:
+            for frame in reader:
+                writer.write(frame.rgb, frame.pts)
+    assert frame_pts(tmp_path / "preview.mp4") == ([205 + 1001 * k for k in range(6)], Fraction(1, 24000))
+    gap = tmp_path / "gap.mkv"  # frame 5 left out (the last of a GOP of 6)
+    ffmpeg("-i", src, "-map", "0:v", "-c", "copy", "-bsf:v", "noise=drop=eq(n\\,5)", gap)
+    roundtrip(gap, tmp_path / "gap.mp4")
+    assert frame_times(tmp_path / "gap.mp4") == frame_times(gap) == [Fraction(p, 1000) for p in pts[:5] + pts[6:]]
 
 
 def test_frames_with_the_timestamp_of_the_frame_before(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -959,7 +959,8 @@ class _SegmentJoiner(ContainerWriter):
     def _setup_video(self, spec: CodecSpec, pf: str, opts: dict[str, str], width: int, height: int) -> None:
         info = self.info
         vs = self._out.add_stream_from_template(self._template, opaque=True)
-        vs.time_base = info.time_base
+        self._video_clock()  # as the segments were written
+        vs.time_base = self._tb
         cc = vs.codec_context
         if spec.encoder == "prores_ks":  # PyAV drops the FourCC, which names the ProRes profile (apch: HQ)
             cc.codec_tag = self._template.codec_context.codec_tag
@@ -971,7 +972,7 @@ class _SegmentJoiner(ContainerWriter):
         self._orient(vs)
         self._vs = vs
         self._w, self._h = width, height
-        self._last_pts = None
+        self._last_pts = self._last_placed = None
 
     def _flush_video(self) -> None:
         pass
@@ -984,7 +985,7 @@ class _SegmentJoiner(ContainerWriter):
         re-anchors them. NUT stores no dts for the first few packets (the encoder delay); they get
         one frame step each before the first known dts, as the encoder gave them at a constant rate.
         """
-        tb = self.info.time_base
+        tb = self._tb  # the output video's, in which the segments place their frames (`_place`)
         step = max(1, round(1 / (self.info.fps * tb))) if self.info.fps else 1
         offset: int | None = None
         lead: list[tuple[av.Packet, int]] = []  # packets before the first known dts
@@ -1015,7 +1016,7 @@ class _SegmentJoiner(ContainerWriter):
                     ptb = Fraction(p.time_base)
                     pts = rebase(p.pts, ptb)
                     if offset is None:
-                        offset = first_pts - pts
+                        offset = self._place(first_pts) - pts
                     if p.dts is None and not self._seen_dts:
                         lead.append((p, pts + offset))
                         continue
@@ -1034,16 +1035,17 @@ class _SegmentJoiner(ContainerWriter):
             raise OutputError(f"{file}: video segment holds no frames")
 
     def _copy_packet(self, p: av.Packet, pts: int, dts: int) -> None:
-        """Mux one video packet at input-timeline pts/dts (info.time_base), dts kept increasing."""
+        """Mux one video packet at input-timeline pts/dts (ticks of the output video's time base `_tb`),
+        dts kept increasing."""
         if self._last_dts is not None and dts <= self._last_dts:
             dts = self._last_dts + 1
         dts = min(dts, pts)
-        duration = round(Fraction(p.duration) * Fraction(p.time_base) / self.info.time_base) if p.duration else 0
-        p.pts, p.dts, p.time_base = pts - self._shift, dts - self._shift, self.info.time_base
+        duration = round(Fraction(p.duration) * Fraction(p.time_base) / self._tb) if p.duration else 0
+        p.pts, p.dts, p.time_base = pts - self._shift, dts - self._shift, self._tb
         if duration:
             p.duration = duration
         self._last_dts = dts
         p.stream = self._vs
         self._mux(p)
         self.frames_written += 1
-        self._pump_aux(float(pts * self.info.time_base))
+        self._pump_aux(float(pts * self._tb))

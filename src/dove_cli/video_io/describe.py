@@ -9,6 +9,7 @@ from typing import Any
 
 import av
 
+from dove_cli.video_io.cadence import uneven
 from dove_cli.video_io.fields import scan_fields
 from dove_cli.video_io.formats import HDR_TRANSFERS, TRANSPORT_CLOCKS, assumed_matrix, is_rgb, stream_flags
 from dove_cli.video_io.matroska import chapter_order
@@ -136,10 +137,9 @@ def _timing(c: Any, s: Any) -> tuple[bool, int, Fraction | None]:
     each other (Matroska's millisecond clock makes 23.976 fps 41 and 42 ms) are even."""
     step = 1 / (stream_rate(s) * Fraction(s.time_base)) if s.time_base else None
     pts = packet_pts(c, s)
-    steps = {b - a for a, b in zip(pts, pts[1:], strict=False)}
-    variable = bool(steps) and step is not None and (max(steps) - min(steps) > max(Fraction(1), step / 100))
+    variable = uneven(pts, step)
     span = (pts[-1] - pts[0]) * Fraction(s.time_base) if len(pts) > 1 and s.time_base else Fraction(0)
-    return bool(variable), len(pts), Fraction(len(pts) - 1) / span if span else None
+    return variable, len(pts), Fraction(len(pts) - 1) / span if span else None
 
 
 def _stream(c: Any, s: Any) -> dict[str, Any]:

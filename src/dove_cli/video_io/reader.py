@@ -25,6 +25,7 @@ import numpy as np
 from av.video.reformatter import ColorRange, Colorspace, VideoReformatter
 
 from dove_cli.errors import DecodeError, InputError, OptionError
+from dove_cli.video_io.cadence import Grid, fit_grid, sample_pts
 from dove_cli.video_io.captions import CaptionRetimer, caption_carrier, has_captions
 from dove_cli.video_io.continuity import continuous_packets
 from dove_cli.video_io.fields import advice, scan_fields
@@ -121,6 +122,10 @@ class VideoInfo:
     # The rate its timestamps step at (FFmpeg's guessed rate): frames lost from a .mp4 lower its
     # average (`fps`), not this; None for images.
     base_fps: Fraction | None = None
+    # Where the frames of a constant-rate video lie (`cadence.fit_grid`): an output in a finer clock than
+    # the input's places them there, at exact steps; None for a variable rate, images and a clock that
+    # holds the rate exactly.
+    grid: Grid | None = None
     files: list[Path] = field(default_factory=list, repr=False)  # image inputs only
 
     @property
@@ -752,6 +757,7 @@ class VideoReader:
             num_frames_exact=exact,
             duration=duration,
             base_fps=Fraction(s.guessed_rate) * self._rate if s.guessed_rate else None,
+            grid=self._grid(),
         )
         self._apply_rotation = rotation if self._rotate == "apply" else 0
         self._apply_mirror = mirrored and self._rotate == "apply"
@@ -781,6 +787,20 @@ class VideoReader:
         self._src_range = ColorRange.JPEG if info.color_range == "pc" else ColorRange.MPEG
         self._rgb_format = "rgb48le" if bit_depth > 8 else "rgb24"
         return info
+
+    def _grid(self) -> Grid | None:
+        """The grid of the stream's frames at its nominal rate (`fit_grid`, from its first frames), in
+        the frames' time base: under --deinterlace field a frame per field, halfway between two
+        frames' places (bwdif's second field is their mean); none under ivtc, whose time base is a
+        frame already."""
+        s = self._stream
+        if self._deinterlace == "ivtc" or not s.guessed_rate or not s.time_base:
+            return None
+        rate, tb = Fraction(s.guessed_rate), Fraction(s.time_base)
+        if (1 / (rate * tb)).denominator == 1:  # (without reading the packets: most .mp4 and .mov)
+            return None
+        grid = fit_grid(sample_pts(self.path, s.index), tb, rate)
+        return Grid(grid.start, grid.step / self._rate, grid.slack) if grid else None
 
     @property
     def turn(self) -> tuple[int, bool]:

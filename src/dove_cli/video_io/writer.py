@@ -254,9 +254,10 @@ class ContainerWriter(VideoWriter):
         info, fps = self.info, self._fps
         vs: Any = self._out.add_stream(spec.encoder, rate=fps)
         vs.width, vs.height, vs.pix_fmt = width, height, pf
-        vs.time_base = info.time_base
+        self._video_clock()
+        vs.time_base = self._tb
         cc = vs.codec_context
-        cc.time_base = info.time_base
+        cc.time_base = self._tb
         cc.framerate = fps
         if info.sample_aspect_ratio:
             cc.sample_aspect_ratio = info.sample_aspect_ratio
@@ -269,11 +270,31 @@ class ContainerWriter(VideoWriter):
         self._carriers = VideoReformatter()  # `_with_captions`' own: a reformatter keeps one conversion
         self._step = max(1, round(1 / (fps * info.time_base)))
         self._last_pts: int | None = None
-        nominal = round(1 / (info.base_fps * info.time_base)) if info.base_fps else 0
+        self._last_placed: int | None = None  # the last frame's pts in the output's time base (`_place`)
+        step = max(1, round(1 / (fps * self._tb)))
+        nominal = round(1 / (info.base_fps * self._tb)) if info.base_fps else 0
         # (None: a rate that is no frame's, such as 120 for 24 and 30 fps mixed: the last step then)
-        self._frame_ticks = nominal if self._step / 2 <= nominal <= self._step * 2 else None
-        self._last_step = self._step  # between the last two frames written
+        self._frame_ticks = nominal if step / 2 <= nominal <= step * 2 else None
+        self._last_step = step  # between the last two frames written, in the output's time base
         self._w, self._h = width, height
+
+    def _video_clock(self) -> None:
+        """The output video's time base (`_tb`): the input's, or for a constant-rate input one that
+        holds its grid exactly (`VideoInfo.grid`), where `_place` puts each frame."""
+        info = self.info
+        clock = info.grid.time_base(info.time_base) if info.grid else None
+        self._grid = info.grid if clock else None
+        self._tb = clock or info.time_base
+
+    def _place(self, pts: int) -> int:
+        """Where a frame at `pts` (info.time_base) is stored, in ticks of `_tb` on the input's timeline:
+        its place on the grid of a constant-rate input (each moves less than the input's clock rounded
+        it by), else its own time. One that would not come after the frame before keeps its own."""
+        t = pts * self.info.time_base
+        placed = round((self._grid.place(t) if self._grid else t) / self._tb)
+        if self._last_placed is not None and placed <= self._last_placed:
+            placed = round(t / self._tb)
+        return placed
 
     def _orient(self, vs: Any) -> None:
         """The input's display matrix (a turn, then a mirror) on the output's video, for an encoder's
@@ -598,7 +619,7 @@ class ContainerWriter(VideoWriter):
     def _set_zero(self, t0: Fraction | None) -> None:
         """Put the output's time 0 at `t0` on the input's timeline (`time_zero`), and say why where it
         is not a --preview's start: a start below 0 (the output cannot hold it), a clock (as ffmpeg)."""
-        self._t0, self._shift = t0, round(t0 / self.info.time_base) if t0 is not None else 0
+        self._t0, self._shift = t0, round(t0 / self._tb) if t0 is not None else 0  # in the video's ticks
         if t0 is None or self._start is not None or not self._warn:
             return
         if t0 < 0:
@@ -905,10 +926,11 @@ class ContainerWriter(VideoWriter):
             setattr(frame, k, v)
         if self.frames_written == 0:
             self._stamp_timecode(int(pts))
-        frame.pts, frame.time_base = int(pts) - self._shift, self.info.time_base
-        if self._last_pts is not None:
-            self._last_step = int(pts) - self._last_pts
-        self._last_pts = int(pts)
+        placed = self._place(int(pts))
+        frame.pts, frame.time_base = placed - self._shift, self._tb
+        if self._last_placed is not None:
+            self._last_step = placed - self._last_placed
+        self._last_pts, self._last_placed = int(pts), placed
         try:
             packets = self._vs.encode(frame)
         except (av.FFmpegError, OSError) as exc:
