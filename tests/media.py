@@ -444,6 +444,32 @@ def spu_box(x: int, y: int, w: int, h: int, shown: int = 90) -> bytes:
     return struct.pack(">HH", 4 + len(data), first) + data
 
 
+def make_pgs(path: Path, cues: list[tuple[float, float, tuple[int, int, int, int]]], canvas: str = "64x48") -> Path:
+    """A Blu-ray subtitle (.sup) file: for each cue (start s, end s, box x, y, w < 64, h) a display set that
+    shows a box of colour 1 from `start` (an epoch start: palette, window, object) and one that clears it
+    at `end`. Made by hand: FFmpeg cannot encode PGS."""
+    import struct
+
+    w, h = map(int, canvas.split("x"))
+
+    def segment(kind: int, t: float, data: bytes) -> bytes:
+        return b"PG" + struct.pack(">IIBH", round(t * 90000), 0, kind, len(data)) + data
+
+    out = b""
+    for n, (start, end, (x, y, bw, bh)) in enumerate(cues):
+        pcs = struct.pack(">HHBHBBBB", w, h, 0x10, 2 * n, 0x80, 0, 0, 1) + struct.pack(">HBBHH", 0, 0, 0, x, y)
+        window = struct.pack(">BBHHHH", 1, 0, x, y, bw, bh)
+        palette = b"\0\0" + bytes([1, 235, 128, 128, 255])
+        rle = (bytes([0, 0x80 | bw, 1]) + b"\0\0") * bh  # each line one run of colour 1, then end of line
+        obj = struct.pack(">HBB", 0, 0, 0xC0) + struct.pack(">I", len(rle) + 4)[1:] + struct.pack(">HH", bw, bh) + rle
+        out += b"".join(segment(k, start, d) for k, d in ((0x16, pcs), (0x17, window), (0x14, palette), (0x15, obj),
+                                                          (0x80, b"")))  # fmt: skip
+        clear = struct.pack(">HHBHBBBB", w, h, 0x10, 2 * n + 1, 0, 0, 0, 0)
+        out += b"".join(segment(k, end, d) for k, d in ((0x16, clear), (0x17, window), (0x80, b"")))
+    path.write_bytes(out)
+    return path
+
+
 def make_dvd_title(path: Path, *, header: str | None = None, size: str = "352x288", frames: int = 25) -> Path:
     """A DVD title at 25 fps (352x288: a DVD size too): MPEG-2 video, AC-3 audio and a DVD subtitle stream (two boxes near the
     bottom). A .vob as ffmpeg's dvd muxer writes it: a DVD navigation data stream too, and no subtitle

@@ -34,6 +34,7 @@ from media import (
     make_broadcast,
     make_caption_ts,
     make_clip,
+    make_pgs,
     make_programmes_ts,
     make_telecined,
     make_ts,
@@ -1197,6 +1198,46 @@ def test_preview_keeps_the_cue_already_on_screen(ext: str, tmp_path: Path) -> No
             for frame in reader:
                 writer.write(frame.rgb, frame.pts)
     assert cues(out) == [(0, Fraction(1, 5), "Hello"), (Fraction(1, 5), Fraction(2, 5), "World")]
+
+
+def test_preview_keeps_the_pgs_display_already_on_screen(tmp_path: Path) -> None:
+    """A PGS display set has no duration: it shows until the next one. A span starting at 0.3 s, inside the
+    first cue (0.2-0.5 s), lost it (only its clear came through); now that display set goes to the span's
+    start, byte for byte, as an ASS or VobSub cue does. One starting at a display set, or between two cues,
+    carries nothing."""
+    sup = make_pgs(tmp_path / "subs.sup", [(0.2, 0.5, (8, 30, 40, 12)), (0.6, 0.9, (4, 4, 20, 8))])
+    src = tmp_path / "in.mkv"
+    ffmpeg(
+        "-copyts",
+        "-i",
+        make_clip(tmp_path / "clip.mkv", rate="25", frames=25),
+        "-i",
+        sup,
+        "-map",
+        "0:v",
+        "-map",
+        "1",
+        "-c",
+        "copy",
+        src,
+    )
+    cues = packets(src, "0:s")
+    assert [(dts, pts) for dts, pts, _ in cues] == [(t, t) for t in (Fraction(1, 5), Fraction(1, 2), Fraction(3, 5),
+                                                                     Fraction(9, 10))]  # fmt: skip
+    md5 = [m for *_, m in cues]
+    tenth = Fraction(1, 10)
+    for start, length, want in [
+        (3 * tenth, 4 * tenth, [(0, md5[0]), (2 * tenth, md5[1]), (3 * tenth, md5[2])]),
+        (3 * tenth, tenth, [(0, md5[0])]),  # no display set in the span: on screen all through it
+        (5 * tenth, 4 * tenth, [(0, md5[1]), (tenth, md5[2])]),  # the clear at the cut: as it was
+        (Fraction(11, 20), Fraction(7, 20), [(tenth / 2, md5[2])]),  # (the clear at 0.9 s: the span's end)
+    ]:
+        out = tmp_path / f"out{float(start)}+{float(length)}.mkv"
+        with open_reader(src, start=start, duration=length) as reader:
+            with open_writer(out, reader.info, 64, 48, start=start, end=start + length) as writer:
+                for frame in reader:
+                    writer.write(frame.rgb, frame.pts)
+        assert [(pts, m) for _, pts, m in packets(out, "0:s")] == want, (start, length)
 
 
 def chapters(path: Path) -> list[tuple[Fraction, Fraction, str]]:

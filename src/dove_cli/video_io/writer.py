@@ -102,6 +102,22 @@ PICTURE_TYPES = {"mjpeg": "image/jpeg", "png": "image/png", "bmp": "image/bmp", 
 # ones both encoders of --audio transcode take).
 DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "3.0", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
 AVFMT_TS_NONSTRICT = 0x20000  # a muxer that takes equal dts in a row (Matroska): only going back is refused
+PGS_SEGMENT_PCS = 0x16  # a PGS display set starts with its presentation composition segment
+PGS_NEW_DISPLAY = 0xC0  # its composition state: an epoch start (0x80) or acquisition point (0x40) draws anew
+
+
+def is_pgs(s: Any) -> bool:
+    """A Blu-ray (PGS) subtitle stream."""
+    return bool(s.codec_context and s.codec_context.codec.canonical_name == "hdmv_pgs_subtitle")
+
+
+def pgs_composition(data: bytes) -> tuple[int, int] | None:
+    """(composition state, objects shown) of a PGS packet that starts a display set (its PCS: type,
+    size, width, height, frame rate, number, state, palette update, palette, object count), else
+    None (a .sup's packet is one segment: the others of the set follow)."""
+    if len(data) < 14 or data[0] != PGS_SEGMENT_PCS:
+        return None
+    return data[10], data[13]
 
 
 class VideoWriter:
@@ -350,6 +366,7 @@ class ContainerWriter(VideoWriter):
         self._damaged: dict[int, list[float]] = {}  # input stream index -> times of audio packets the muxer refused
         self._pending: av.Packet | None = None
         self._held_cues: dict[int, av.Packet] = {}  # output stream index -> converted cue not yet muxed
+        self._pgs_held: dict[int, list[av.Packet]] = {}  # input stream index -> PGS on screen at a preview's start
         self._aux_iter: Iterator[av.Packet] | None = None
         self._timecode: tuple[str, Fraction] | None = None  # the input's, and the rate it counts at
         self._respelled: list[str] = []  # "#1 deu as ger": languages a .mov keeps in their other spelling
@@ -997,6 +1014,8 @@ class ContainerWriter(VideoWriter):
             if mode == "copy":
                 if p.dts is None and p.pts is None:
                     continue  # demuxer's end-of-stream marker
+                if p.stream.index in self._pgs_held:
+                    self._show_held_pgs(p.stream.index, ostream, p)
                 source, p.stream = p.stream.index, ostream
                 self._mux_aux(p, source)
             elif mode == "subtitles":
@@ -1025,6 +1044,9 @@ class ContainerWriter(VideoWriter):
             return True
         delta = round(self._t0 / p.time_base)
         if seconds < self._t0:
+            if p.stream.type == "subtitle" and not p.duration and is_pgs(p.stream):
+                self._hold_pgs(p)
+                return False
             if p.stream.type != "subtitle" or not p.duration or t + p.duration <= delta:
                 return False
             p.duration = t + p.duration - delta  # on screen when the span starts: shown from its start
@@ -1034,6 +1056,31 @@ class ContainerWriter(VideoWriter):
         if p.dts is not None:
             p.dts -= delta
         return True
+
+    def _hold_pgs(self, p: av.Packet) -> None:
+        """Keep a PGS packet from before a preview's start that may be on screen there: a display set
+        has no duration, it shows until the next one. What a new display (an epoch start or an
+        acquisition point: its objects and palette whole) and the sets after it draw is kept, for
+        `_show_held_pgs` to put at the start."""
+        held = self._pgs_held.setdefault(p.stream.index, [])
+        composition = pgs_composition(bytes(p))
+        if composition is not None and composition[0] & PGS_NEW_DISPLAY:
+            held[:] = [p]
+        elif held:  # a set that changes the display before it, or the rest of a set (a .sup's segments)
+            held.append(p)
+
+    def _show_held_pgs(self, source: int, ostream: Any, first: av.Packet | None) -> None:
+        """Mux at the output's start the PGS display held for input stream `source` (`_hold_pgs`),
+        where its last set shows something and the stream's first packet in the span (`first`; None:
+        there is none) does not replace it there."""
+        held = self._pgs_held.pop(source, [])
+        composition = next((c for c in map(pgs_composition, map(bytes, reversed(held))) if c is not None), None)
+        if composition is None or not composition[1] or (first is not None and not first.pts):
+            return
+        for q in held:
+            q.pts = q.dts = 0
+            q.stream = ostream
+            self._mux_aux(q, source)
 
     def _chapters_in_span(self, chapters: list[Chapter]) -> list[Chapter]:
         """The input's chapters on the output's timeline, as `_in_span` places subtitles: shifted by the
@@ -1068,6 +1115,8 @@ class ContainerWriter(VideoWriter):
         try:
             self._flush_video()
             self._pump_aux(None)
+            for source in list(self._pgs_held):  # on screen from the start to the end
+                self._show_held_pgs(source, self._aux[source][0], None)
             sources = {ostream.index: i for i, (ostream, _) in self._aux.items()}
             for cue in self._held_cues.values():
                 self._mux_aux(cue, sources[cue.stream.index])
