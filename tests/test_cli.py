@@ -1302,13 +1302,20 @@ def test_info_file_shows_every_stream_in_input_order(tmp_path, capsys):
         "cover.jpg",
         (tmp_path / "cover.jpg").stat().st_size,
     )
-    assert d["chapters"] == 2 and d["tags"]["title"] == "My clip"
+    assert d["chapters"] == [
+        {"start": 0, "end": 0.2, "title": "Intro"},
+        {"start": 0.2, "end": 0.4, "title": "Main part"},
+    ]
+    assert d["tags"]["title"] == "My clip"
     code, out, err = run(["info", str(ep)], capsys)  # the same as lines a person reads
     assert code == 0 and out.startswith(f"{ep}\n"), err
     assert "python" not in out and "SDPA" not in out  # only the file's block: no environment
     for line in ("12 (counted from the packets", "29.970 fps (30000/1001), constant", "#2 audio       ac3, stereo (2 ch), "
                  "44100 Hz, eng, 'Commentary', comment", "#4 subtitle    srt, eng, 'Signs & Songs', forced",
-                 "#5 attachment  font.ttf, font/ttf, 3000 bytes", "chapters       2\n", "tag title      My clip"):  # fmt: skip
+                 "#5 attachment  font.ttf, font/ttf, 3000 bytes", "chapters       2\n",
+                 "\n    1            0:00:00.000 to 0:00:00.200  'Intro'\n",
+                 "\n    2            0:00:00.200 to 0:00:00.400  'Main part'\n",
+                 "tag title      My clip"):  # fmt: skip
         assert line in out, out
     assert (d["chapters_ordered"], d["chapters_linked"]) == (False, False)
     code, out, err = run(["info", str(ordered_copy(ep, tmp_path / "ordered.mkv"))], capsys)  # FFmpeg reads no such flag

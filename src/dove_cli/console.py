@@ -662,6 +662,15 @@ def _hdr_metadata(v: dict) -> list[tuple[str, str]]:
     return rows
 
 
+CHAPTERS_SHOWN = 30  # chapters `dove info` lists (a Blu-ray's are 20 to 40; --json gives them all)
+
+
+def clock_time(seconds: float) -> str:
+    """Seconds as a chapter list writes them: 0:05:12.345."""
+    ms = round(seconds * 1000)
+    return f"{ms // 3_600_000}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d}.{ms % 1000:03d}"
+
+
 def described_rows(d: dict) -> list[tuple[str, str]]:
     """`dove info FILE`: one (label, text) row per fact of `video_io.describe`'s dict."""
     if "images" in d:
@@ -731,10 +740,15 @@ def described_rows(d: dict) -> list[tuple[str, str]]:
             parts += [names[s["programme"]]] if several and s.get("programme") else []
             text = ", ".join(parts)
         rows.append((f"#{s['index']} {s['kind']}", text))
-    if d["chapters"]:
+    if chapters := d["chapters"]:
         order = ", ordered (played as a list; an output plays straight through)" if d.get("chapters_ordered") else ""
         order += ", linking other files" if d.get("chapters_linked") else ""
-        rows.append(("chapters", f"{d['chapters']}{order}"))
+        rows.append(("chapters", f"{len(chapters)}{order}"))
+        for i, ch in enumerate(chapters[:CHAPTERS_SHOWN], 1):
+            title = f"  {ch['title']!r}" if ch["title"] else ""
+            rows.append((f"  {i}", f"{clock_time(ch['start'])} to {clock_time(ch['end'])}{title}"))
+        if len(chapters) > CHAPTERS_SHOWN:
+            rows.append(("  ...", f"{len(chapters) - CHAPTERS_SHOWN} more (--json lists every one)"))
     rows += [(f"tag {k}", v) for k, v in d["tags"].items()]
     return rows
 

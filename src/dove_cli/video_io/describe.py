@@ -76,11 +76,17 @@ def describe(path: str | Path) -> dict[str, Any]:
             "streams": others,
             "programmes": [{"number": p.number, "name": p.name or None, "provider": p.provider or None,
                             "streams": sorted(s.index for s in c.streams if s.id in p.pids)} for p in programmes],
-            "chapters": len(c.chapters()),
+            "chapters": _chapters(c),
             # an ordered edition (played as its list of chapters) and chapters that play other files: Matroska's
             **dict(zip(("chapters_ordered", "chapters_linked"), chapter_order(path), strict=True)),
             "tags": file_tags(c),
         }  # fmt: skip
+
+
+def _chapters(c: Any) -> list[dict[str, Any]]:
+    """The file's chapters in order: start and end (seconds) and title (None: untitled)."""
+    return [{"start": float(ch["start"] * ch["time_base"]), "end": float(ch["end"] * ch["time_base"]),
+             "title": get_tag(ch["metadata"], "title") or None} for ch in c.chapters() if ch["time_base"]]  # fmt: skip
 
 
 def _number(programmes: list[Programme], s: Any) -> int | None:
