@@ -24,7 +24,7 @@ from dove_cli import video_io
 from dove_cli.engine import BilinearModel
 from dove_cli.errors import OutputBusy, OutputError
 from dove_cli.options import AUTO, UpscaleOptions
-from dove_cli.resume import SEGMENT_MIN_FRAMES, Journal, Session, Work, join_segments, work_folder
+from dove_cli.resume import SEGMENT_MIN_FRAMES, Journal, Segment, Session, Work, join_segments, work_folder
 from dove_cli.threads import DIE_AFTER_ENV
 from dove_cli.upscaling import upscale
 from media import (
@@ -602,10 +602,11 @@ def test_a_file_size_limit_exits_75_and_says_once_what_is_kept(tmp_path):
 
     r = subprocess.run(argv, preexec_fn=limit, capture_output=True, text=True, timeout=300)
     assert r.returncode == 75, r.stderr
+    kept = sum(p.stat().st_size for p in work_folder(out).glob("seg_*"))  # the room to make: as much again
     assert r.stderr.splitlines() == [
         f"error: {out}: file too large for the file system or the file-size limit (ulimit -f); 60 finished frames "
-        f"are kept in {work_folder(out)}; make room (joining the segments at the end needs about as much free space "
-        "again as the output takes); run the same command with --resume to continue"
+        f"are kept in {work_folder(out)}; make about {kept * 1.1 / 1000:.1f} KB free (joining the kept segments "
+        "writes the output, about as large again); run the same command with --resume to continue"
     ]
     doc = json.loads(manifest.read_text())
     assert doc["status"] == "failed" and doc["error"] == r.stderr.removeprefix("error: ").strip()
@@ -718,3 +719,13 @@ def test_a_disk_already_full_is_exit_75_and_leaves_nothing(tmp_path):
     assert f"failed: {full}/out/one.mp4: disk full while writing" in proc.stderr and "Traceback" not in proc.stderr
     listing = proc.stdout.split("rc=75")[-1].split()
     assert listing == ["fill"], listing  # no work folder, no lock, no empty output folder left
+
+
+def test_a_full_disk_mid_run_says_how_much_room_the_rest_and_the_join_need(tmp_path):
+    """Half the frames kept in 2 MB of segments: the output will be about 4 MB, so the 2 MB still to
+    come and the 4 MB join need about 6 MB (and 10% for the file system) free."""
+    session = Session(tmp_path / "out.mp4", {}, resume=False, overwrite=False)
+    session.journal = Journal(
+        {}, chunk=9, tile=0, segments=[Segment("a", 0, 25, 0, 10**6), Segment("b", 25, 25, 0, 10**6)]
+    )
+    assert session.room_to_make(50, 100).startswith("make about 6.6 MB free (")

@@ -1027,7 +1027,7 @@ class _Driver:
                 self._cancel(slot)
         job.running.clear()
         if job.session is not None:
-            job.session.failed(exc)
+            job.session.failed(exc, job.plan.frames if job.plan is not None else 0)
             job.session.release()
         video_io.remove_made_folders(job.made)
         if not self.batch:

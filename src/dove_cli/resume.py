@@ -52,6 +52,7 @@ from dove_cli.errors import (
     changed_hint,
     run_again,
 )
+from dove_cli.humanize import human_size
 from dove_cli.options import DEFAULTS, UpscaleOptions
 from dove_cli.video_io.formats import CodecSpec, ffmsg, resolve_codec
 from dove_cli.video_io.paths import ffmpeg_name, temp_siblings
@@ -728,10 +729,11 @@ class Session:
         if self.work is not None:
             self.work.remove()
 
-    def failed(self, error: BaseException | None = None) -> None:
+    def failed(self, error: BaseException | None = None, frames_total: int = 0) -> None:
         """After an error: keep the work folder when it holds finished frames, else remove it. A
         DoveError's own text then says what is kept and how to continue (one line, not a warning
-        beside it); other errors (a bug's traceback) get the warning."""
+        beside it); other errors (a bug's traceback) get the warning. `frames_total`: the output's
+        frames as planned, for the room a full disk must make (room_to_make)."""
         if self.work is None or not self.work.held or not self.work.path.exists():
             return  # refused as busy: the folder is the live run's
         if not (saved := self.saved()) or isinstance(error, InputChanged):  # (frames of a file no longer there)
@@ -739,12 +741,26 @@ class Session:
             return
         kept = f"{saved} finished frames are kept in {self.work.path}"
         if isinstance(error, TempFailure) and not isinstance(error, OutputBusy):  # disk full, a file-size limit
-            kept += ("; make room (joining the segments at the end needs about as much free space again as "
-                     "the output takes)")  # fmt: skip
+            kept += f"; {self.room_to_make(saved, frames_total)}"
         if isinstance(error, DoveError):  # the same error, with what is kept said once, in its own line
             error.args = (f"{error}; {kept}; {self.hint(error)}",)
         else:
             log.warning("%s; %s", kept, self.hint(error))
+
+    def room_to_make(self, saved: int, frames_total: int) -> str:
+        """After a full disk: how much room to make, from the kept segments' size. The output is about
+        their size per frame times its frames, and the join at the end writes all of it again."""
+        kept = sum(s.bytes for s in self.journal.segments) if self.journal is not None else 0
+        if not kept:  # images (written one by one), or no size known
+            return "make room"
+        output = kept * max(frames_total, saved) / saved
+        need = (output - kept) + output  # the frames still to come, then the joined output
+        why = (
+            "joining the kept segments writes the output, about as large again"
+            if output <= kept
+            else f"the rest of the frames, then joining the segments into the output, about {human_size(output)}"
+        )
+        return f"make about {human_size(need * 1.1)} free ({why})"  # 10%: the file system's own room
 
     def hint(self, error: BaseException | None = None) -> str:
         """How to continue: the same command, with --resume unless it has it already (a folder run

@@ -362,7 +362,7 @@ def _upscale(
             video_io.remove_made_folders(made)  # only if still empty
             raise session.interrupted(stats.written) from None
         except BaseException as exc:
-            session.failed(exc)
+            session.failed(exc, plan.frames)
             video_io.remove_made_folders(made)
             raise
         session.finished()
