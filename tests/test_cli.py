@@ -362,13 +362,17 @@ def test_messages_read_as_english(tmp_path, capsys, caplog):
 
     with caplog.at_level(logging.INFO, logger="dove_cli"):  # -v: the plan, and where the time went
         result = upscale(demo_clip("007.mp4"), tmp_path / "x.mp4", model="bilinear", scale=1, preview="0+0.2s")
-    assert "007.mp4: plan: 4 windows of 1 frame, work ratio 1.09, est. peak host" in caplog.text
+    assert "007.mp4: plan: 4 windows of 1 frame, work ratio 1.09, output 316x178, est. peak host" in caplog.text
     assert "007.mp4: time per stage: " in caplog.text
     assert ", 1 OOM retry, 1 scene cut -> " in replace(result, cuts=[3], retries=1).summary()
     big = replace(result.plan, chunks=4, chunk=33, chunk_overlap=8, tiles=16, tile=320, tile_overlap=32,
-                  work_ratio=1.48, est_peak_device_bytes=int(17.5 * 2**30), est_peak_host_bytes=int(0.6 * 2**30))  # fmt: skip
+                  work_ratio=1.48, est_peak_device_bytes=int(17.5 * 2**30), est_peak_host_bytes=int(0.6 * 2**30),
+                  est_seconds=37 * 365.25 * 86400, output_size=(1440, 2560))  # fmt: skip
     assert big.summary() == ("plan: 4 windows of 33 frames (8 shared) x 16 tiles of 320 px (32 px overlap), work "
-                             "ratio 1.48, est. peak GPU 17.5 GiB, host 0.6 GiB")  # fmt: skip
+                             "ratio 1.48, output 2560x1440, est. peak GPU 17.5 GiB, host 0.6 GiB, est. time about "
+                             "37 years (22 to 67 years)")  # fmt: skip
+    assert replace(big, est_seconds=3725.0).summary().endswith("est. time about 1 h 2 min (37 min to 1 h 51 min)")
+    assert replace(big, est_seconds=3.5 * 86400).summary().endswith("est. time about 3.5 days (2.1 to 6.3 days)")
     assert replace(result, stages={"decode": 0.2, "transformer": 3.0, "blend": 0.01},
                    device_stages={"transformer": 2.9}).stages_summary() == (
         "time per stage: transformer 3.0 s (GPU 2.9 s), decoding 0.2 s")  # fmt: skip

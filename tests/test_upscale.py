@@ -17,7 +17,7 @@ import torch
 
 from conftest import demo_clip
 from dove_cli.engine import BilinearModel
-from dove_cli.errors import ModelError, OptionError, OutOfMemory, OutputError
+from dove_cli.errors import ModelError, OptionError, OutOfMemory, OutputError, command_line
 from dove_cli.options import UpscaleOptions
 from dove_cli.upscaling import upscale
 from dove_cli.windows import BlendMode
@@ -1029,15 +1029,40 @@ def test_a_plan_that_needs_more_ram_than_is_free_says_so(tmp_path, monkeypatch, 
     import psutil
 
     monkeypatch.setattr(psutil, "virtual_memory", lambda: namedtuple("vm", "available total")(1 << 30, 2 << 30))
+    clip, kw = demo_clip("001.mp4"), dict(model="bilinear", scale=8, dry_run=True)
     with caplog.at_level(logging.WARNING):
-        plan = upscale(demo_clip("001.mp4"), tmp_path / "x.mp4", model="bilinear", scale=8, chunk=0, dry_run=True)
+        plan = upscale(clip, tmp_path / "x.mp4", chunk=0, **kw)
     assert plan.est_peak_host_bytes > 1 << 30
     assert "needs about" in caplog.text and "1.0 GiB is available" in caplog.text
-    assert "a shorter --chunk" in caplog.text and "--dtype bf16" not in caplog.text  # frames take the memory
+    fit = upscale(clip, tmp_path / "x.mp4", chunk="auto", **kw).est_peak_host_bytes  # a frame at a time
+    assert fit <= 1 << 30 and f"chunk='auto' plans {fit / 2**30:.1f} GiB" in caplog.text, caplog.text
+    assert "dtype" not in caplog.text and "8K" not in caplog.text  # frames take the memory; 2048x2048
     caplog.clear()
-    with caplog.at_level(logging.WARNING):  # 22 GB of float32 weights on the host: the advice says so
-        upscale(demo_clip("007.mp4"), tmp_path / "y.mp4", model="full-random", device="cpu", dry_run=True)
-    assert "the weights take most of it: --dtype bf16 halves them" in caplog.text
+    with caplog.at_level(logging.WARNING), command_line():  # 22 GB of float32 weights: nothing fits in 1 GiB
+        plan = upscale(demo_clip("007.mp4"), tmp_path / "y.mp4", model="full-random", device="cpu", dry_run=True)
+    assert plan.tile == 64 and "--tile" not in caplog.text  # the smallest tile already: not advised
+    assert "nothing fits this machine: the smallest plan (with --dtype bf16 --chunk 9 --scale 2) needs " in (
+        caplog.text) and "a CUDA GPU keeps the weights" in caplog.text  # fmt: skip
+
+
+def test_the_memory_advice_names_an_8k_output_and_the_scale_that_fits(tmp_path, monkeypatch, caplog):
+    """x4 of HD is 8K: a 1920x1080 frame's float accumulators are 0.4 GiB each; --scale 2 fits in 1.5 GiB
+    where --chunk auto (the bilinear model's already) cannot be smaller."""
+    import logging
+    from collections import namedtuple
+
+    import psutil
+
+    from media import make_clip
+
+    clip = make_clip(tmp_path / "hd.mp4", size="1920x1080", frames=2)
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: namedtuple("vm", "available total")(3 << 29, 2 << 30))
+    with caplog.at_level(logging.WARNING):
+        upscale(clip, tmp_path / "x.mp4", model="bilinear", dry_run=True)
+    half = upscale(clip, tmp_path / "x.mp4", model="bilinear", scale=2, dry_run=True).est_peak_host_bytes
+    assert half <= 3 << 29 and (f"the output is 8K (7680x4320, x4 of 1920x1080); scale=2 plans {half / 2**30:.1f} "
+                                "GiB") in caplog.text, caplog.text  # fmt: skip
+    assert "chunk" not in caplog.text and "tile" not in caplog.text
 
 
 def test_weights_already_loaded_are_not_counted_twice(tiny_model, tmp_path, monkeypatch, caplog):
@@ -1047,6 +1072,7 @@ def test_weights_already_loaded_are_not_counted_twice(tiny_model, tmp_path, monk
 
     import psutil
 
+    from dove_cli import video_io
     from dove_cli.engine import skeleton
     from dove_cli.plan import warn_if_host_memory_short
 
@@ -1054,11 +1080,14 @@ def test_weights_already_loaded_are_not_counted_twice(tiny_model, tmp_path, monk
     weights = tiny_model.weights_bytes()
     free = plan.est_peak_host_bytes - weights // 2  # enough without the weights, too little with them
     monkeypatch.setattr(psutil, "virtual_memory", lambda: namedtuple("vm", "available total")(free, 2 * free))
+    planned = (video_io.probe(demo_clip("007.mp4")), UpscaleOptions(scale=1), torch.device("cpu"), torch.float32)
+    info, opts, cpu, fp32 = planned
     with caplog.at_level(logging.WARNING):
-        warn_if_host_memory_short(plan, tiny_model)
+        warn_if_host_memory_short(plan, info, tiny_model, opts, cpu, fp32)
     assert "needs about" not in caplog.text
     with caplog.at_level(logging.WARNING):  # the same plan before the weights are loaded: they count
-        warn_if_host_memory_short(plan, skeleton(dict(tiny_model.transformer.config), dict(tiny_model.vae.config)))
+        model = skeleton(dict(tiny_model.transformer.config), dict(tiny_model.vae.config))
+        warn_if_host_memory_short(plan, info, model, opts, cpu, fp32)
     assert "needs about" in caplog.text
 
 

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
+from typing import Any
 
 # Who reads dove's advice on what to do next: a Python program (in keywords: `resume=True`), unless a
 # `dove` command is running (in flags: `--resume`), which says so around its own work (cli.Commands).
@@ -47,6 +48,19 @@ def in_folder_run() -> bool:
 def advice(command: str, python: str) -> str:
     """`command` (the command line's words, its flags) in a `dove` command, else `python` (keywords)."""
     return command if _COMMAND_LINE.get() else python
+
+
+def as_given(key: str, value: Any) -> str:
+    """An option as the reader writes it (advice): a fingerprint entry, a change to try: `--tile auto`
+    (tile='auto' in Python), not tile -1."""
+    if key.startswith("input"):
+        return f"{key.replace('_', ' ')} {value}"
+    flag = "--" + key.replace("_", "-")
+    if key in ("tile", "chunk") and value == -1:  # options.AUTO
+        value = "auto"
+    elif isinstance(value, bool) or value is None:  # None: not given, its default (`no --crf`)
+        return advice(flag if value else f"no {flag}", f"{key}={value!r}")
+    return advice(f"{flag} {value}", f"{key}={value!r}")
 
 
 def run_again(flags: list[str], keywords: list[str], to: str = "to continue") -> str:

@@ -3,6 +3,7 @@ names as they were written."""
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from datetime import UTC, datetime
@@ -24,8 +25,18 @@ def turn_text(rotation: int, mirrored: bool) -> str:
     return ", ".join([f"{rotation} degrees"] * bool(rotation) + ["mirrored"] * mirrored)
 
 
+DAYS_FROM_SECONDS = 48 * 3600  # from here on a duration is said in days, from a year on in years
+YEAR_SECONDS = 365.25 * 86400
+
+
 def human_duration(seconds: float) -> str:
-    """3725 -> '1 h 2 min', 95 -> '1 min 35 s', 8.2 -> '8 s'."""
+    """3725 -> '1 h 2 min', 95 -> '1 min 35 s', 8.2 -> '8 s'; from 48 h on in days or years to two
+    figures ('3.5 days', '37 years'): an estimate spread over 0.6x to 1.8x has no more."""
+    if seconds >= DAYS_FROM_SECONDS:
+        value, unit = (seconds / YEAR_SECONDS, "year") if seconds >= YEAR_SECONDS else (seconds / 86400, "day")
+        value = round(value, 1 - math.floor(math.log10(value)))  # two significant figures
+        text = f"{value:,.0f}" if value >= 10 else f"{value:g}"
+        return f"{text} {unit}{'s' * (text != '1')}"
     s = round(seconds)
     if s >= 3600:
         return f"{s // 3600} h {s % 3600 // 60} min"
@@ -37,7 +48,10 @@ def human_duration(seconds: float) -> str:
 def human_range(seconds: float) -> str:
     """An estimate as a person reads it, with its calibrated spread: 'about 4 min (2 min 30 s to 7 min)'."""
     lo, hi = ESTIMATE_RANGE
-    return f"about {human_duration(seconds)} ({human_duration(seconds * lo)} to {human_duration(seconds * hi)})"
+    low, high = human_duration(seconds * lo), human_duration(seconds * hi)
+    if low.endswith((" days", " years")) and low.split()[1] == high.split()[1]:  # '22 to 67 years'
+        low = low.split()[0]
+    return f"about {human_duration(seconds)} ({low} to {high})"
 
 
 def busy_note() -> str:

@@ -147,9 +147,6 @@ def _load(
                               f"built in memory (fp8 works on it; a --dry-run plans {opts.quantize})")  # fmt: skip
         return engine.build_random(size, device=device, dtype=dtype, posterior=opts.posterior, offload=opts.offload,
                                    vae_tiling=opts.vae_tiling)  # fmt: skip
-    if device.type == "cpu" and opts.download and weights.find_downloaded() is None and not name:
-        log.warning("--download on a machine without a GPU: about 20 GB to fetch, and then hours per minute of "
-                    "video on the CPU (`--dry-run` estimates it)")  # fmt: skip
     return DoveModel.from_pretrained(
         model_folder(opts),
         device=device,

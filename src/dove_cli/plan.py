@@ -7,17 +7,19 @@ free memory; `--dry-run` prints a plan and stops.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import math
+from typing import Any
 
 import psutil
 import torch
 
 from dove_cli import release_layout
 from dove_cli.engine import TEMPORAL_PAD, DoveModel, Restorer, bnb_config, loaded_weight_bytes
-from dove_cli.errors import InputError, OptionError
+from dove_cli.errors import InputError, OptionError, advice, as_given
 from dove_cli.geometry import target_size
-from dove_cli.humanize import busy_note
+from dove_cli.humanize import busy_note, human_duration
 from dove_cli.options import (
     AUTO,
     DEFAULT_CHUNK,
@@ -314,24 +316,121 @@ def refuse_past_host_memory(plan: Plan) -> None:
                       "--chunk, a smaller --tile or --dtype bf16 needs less")  # fmt: skip
 
 
-def warn_if_host_memory_short(plan: Plan, model: Restorer) -> None:
+IMPRACTICAL_SECONDS = 7 * 86400  # past a week, an estimate says the run is not practical here (README)
+
+
+def warn_if_impractical(plan: Plan, opts: UpscaleOptions) -> bool:
+    """Say so in one line, with what to do instead, when the estimate is past IMPRACTICAL_SECONDS
+    (the real model on a laptop's CPU: decades for a 3-minute HD clip). Whether it said so."""
+    if plan.est_seconds is None or plan.est_seconds <= IMPRACTICAL_SECONDS:
+        return False
+    ways = ["a CUDA GPU"] if plan.device == "cpu" else []
+    if opts.model != "bilinear":
+        ways.append(f"{as_given('model', 'bilinear')} for a quick preview")
+    h, w = plan.input_size
+    if plan.output_size[0] > 2 * h and not plan.size and not opts.parity:
+        ways.append(f"{as_given('scale', 2)} ({2 * w}x{2 * h}) or {advice('--size', 'size=')} for a smaller output")
+    if not opts.preview:
+        ways.append(f"{as_given('preview', '0+5s')} to try 5 seconds first")
+    where = "this machine's CPU" if plan.device == "cpu" else "this GPU"
+    log.warning("this run would take about %s on %s (estimate): not practical; instead: %s",
+                human_duration(plan.est_seconds), where, ", ".join(ways))  # fmt: skip
+    return True
+
+
+def refuse_download_past_ram(plan: Plan) -> None:
+    """--download on a machine without a GPU, before fetching about 20 GB: refused in one line when
+    the plan (from the architecture alone) needs more than the machine's RAM, else said with its time."""
+    ram = psutil.virtual_memory().total
+    if plan.est_peak_host_bytes > ram:
+        raise OptionError(f"--download: this run needs about {plan.est_peak_host_bytes / 2**30:.1f} GiB of host "
+                          f"memory on the CPU and this machine has {ram / 2**30:.1f} GiB: the 20 GB of weights would "
+                          f"not run here; {as_given('model', 'bilinear')} (a plain upscale, nothing to download) "
+                          "does, or a machine with a CUDA GPU")  # fmt: skip
+    took = f", then about {human_duration(plan.est_seconds)} on this CPU (estimate)" if plan.est_seconds else ""
+    log.warning("--download on a machine without a GPU: about 20 GB to fetch%s; `--dry-run` shows the plan", took)
+
+
+def warn_if_host_memory_short(
+    plan: Plan, info: VideoInfo, model: Restorer, opts: UpscaleOptions, device: torch.device, dtype: torch.dtype
+) -> None:
     """Say so before hours of swapping (or an OOM kill) when the plan needs more RAM than is free,
-    with the advice that fits what takes the memory."""
+    with the advice that fits (fitting_host_change)."""
     available = psutil.virtual_memory().available
-    need = plan.est_peak_host_bytes
-    on_host = plan.device == "cpu" or getattr(model, "offload", "none") != "none"  # offloaded: on the host too
-    weights = model.weights_bytes() if on_host else 0
-    if weights and not model.is_skeleton:
-        need -= weights  # loaded already, so already missing from what is available
-    if need <= available:
+    # a loaded model's weights are missing from what is available already (and a change frees them)
+    loaded = model.weights_bytes() if _weights_on_host(plan, model) and not model.is_skeleton else 0
+    if plan.est_peak_host_bytes - loaded <= available:
         return
-    if weights > plan.est_peak_host_bytes / 2:
-        advice = "the weights take most of it" + (": --dtype bf16 halves them" if plan.dtype == "float32" else "")
-        advice += "; a CUDA GPU keeps them off the host"
-    else:
-        advice = "a shorter --chunk, a smaller --tile or a smaller --scale needs less"
     log.warning("this run needs about %.1f GiB of host memory and %.1f GiB is available: it may swap or be killed; %s",
-                need / 2**30, available / 2**30, advice)  # fmt: skip
+                (plan.est_peak_host_bytes - loaded) / 2**30, available / 2**30,
+                fitting_host_change(plan, info, model, opts, device, dtype, available + loaded))  # fmt: skip
+
+
+def _weights_on_host(plan: Plan, model: Restorer) -> bool:
+    return plan.device == "cpu" or getattr(model, "offload", "none") != "none"  # offloaded: on the host too
+
+
+def fitting_host_change(
+    plan: Plan, info: VideoInfo, model: Restorer, opts: UpscaleOptions, device: torch.device, dtype: torch.dtype,
+    limit: int,
+) -> str:  # fmt: skip
+    """The least change whose plan (each one planned by make_plan) needs at most `limit` bytes of host
+    memory, in the caller's words (errors.as_given): bf16 weights, the smallest windows (MIN_TILE
+    tiles, 9-frame chunks: a chunk's float frames at 8K take 0.4 GiB each), half the scale; else
+    that none does, and what the smallest plan needs. An 8K output is named: x4 of HD is 7680x4320."""
+    opts = check_options(opts)
+    steps = _host_steps(plan, model, opts)
+    subsets = [c for n in range(1, len(steps) + 1) for c in itertools.combinations(steps, n)]  # fewest first
+    tried: list[tuple[int, str]] = []
+    for chosen in subsets:
+        alt_opts, alt_model, alt_dtype = opts, model, dtype
+        for _, change, bf16 in chosen:
+            alt_opts = dataclasses.replace(alt_opts, **change)
+            if bf16:
+                alt_model, alt_dtype = _in_bf16(alt_model), torch.bfloat16
+        need = make_plan(info, alt_model, alt_opts, device, alt_dtype).est_peak_host_bytes
+        words = advice(" ", ", ").join(word for word, _, _ in chosen)
+        if need <= limit:
+            tried = []
+            fix = f"{words} plans {need / 2**30:.1f} GiB"
+            break
+        tried.append((need, words))
+    else:
+        fix = "nothing fits this machine" if steps else "dove has no smaller plan for it"
+        if tried:
+            least, words = min(tried)
+            fix += f": the smallest plan (with {words}) needs {least / 2**30:.1f} GiB"
+    h, w = plan.output_size
+    if max(h, w) >= 7680 and not plan.size:
+        ih, iw = plan.input_size
+        fix = f"the output is 8K ({w}x{h}, x{h // ih} of {iw}x{ih}); {fix}"
+    if plan.device == "cpu" and model.weights_bytes():
+        fix += "; a CUDA GPU keeps the weights and windows off the host"
+    return fix
+
+
+def _host_steps(plan: Plan, model: Restorer, opts: UpscaleOptions) -> list[tuple[str, dict[str, Any], bool]]:
+    """(words, option changes, whether in bf16) that take less host memory than the plan, cheapest first."""
+    steps: list[tuple[str, dict[str, Any], bool]] = []
+    if _weights_on_host(plan, model) and isinstance(model, DoveModel) and model.dtype == torch.float32:
+        steps.append((as_given("dtype", "bf16"), {"dtype": "bf16"}, True))
+    if model.pixel_local and plan.chunk != PIXEL_LOCAL_CHUNK:  # its auto chunk: a frame at a time
+        steps.append((as_given("chunk", AUTO), {"chunk": AUTO}, False))
+    elif not model.pixel_local and not opts.parity:
+        if plan.tiles == 1 or plan.tile > MIN_TILE:
+            steps.append((as_given("tile", MIN_TILE), {"tile": MIN_TILE}, False))
+        if not plan.chunk or plan.chunk > TEMPORAL_PAD + 1:
+            steps.append((as_given("chunk", TEMPORAL_PAD + 1), {"chunk": TEMPORAL_PAD + 1}, False))
+    if opts.scale > 2 and not opts.parity:
+        steps.append((as_given("scale", 2), {"scale": 2}, False))
+    return steps
+
+
+def _in_bf16(model: Restorer) -> Restorer:
+    """The model planned with bf16 weights (a skeleton's copy: shapes only)."""
+    assert isinstance(model, DoveModel)
+    planned = loaded_weight_bytes(model.transformer, model.vae, torch.bfloat16, model.quantize)
+    return dataclasses.replace(model, dtype=torch.bfloat16, planned_weights_bytes=planned)
 
 
 def warn_if_device_memory_short(

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dove_cli.errors import OptionError, advice
+from dove_cli.humanize import human_range
 
 if TYPE_CHECKING:
     from dove_cli.windows import Lengths
@@ -92,8 +93,9 @@ class Plan:
         return display_size(width, height, sar, self.rotation)
 
     def summary(self) -> str:
-        """One line for `-v`: `4 windows of 33 frames (8 shared) x 16 tiles of 320 px (32 px overlap), work
-        ratio 1.48, est. peak GPU 17.5 GiB, host 0.6 GiB`."""
+        """One line for `-v` and `print(plan.summary())`: `4 windows of 33 frames (8 shared) x 16 tiles of
+        320 px (32 px overlap), work ratio 1.48, output 2560x1440, est. peak GPU 17.5 GiB, host 0.6 GiB,
+        est. time about 4 min (2 min 24 s to 7 min)`: what it makes, what it needs, how long it takes."""
         length = self.chunk or self.frames
         chunks = f"{self.chunks} window{'s' * (self.chunks != 1)} of {length} frame{'s' * (length != 1)}"
         chunks += f" ({self.chunk_overlap} shared)" if self.chunks > 1 and self.chunk_overlap else ""
@@ -102,8 +104,10 @@ class Plan:
             tiles = (tiles or " x the whole frame") + " + VAE tiles"
         gpu = f"GPU {self.est_peak_device_bytes / 2**30:.1f} GiB, " if self.est_peak_device_bytes else ""
         cuts = f"; scene cuts {self.scene_cuts}" if self.scene_cuts else ""
-        return (f"plan: {chunks}{tiles}, work ratio {self.work_ratio:.2f}, est. peak {gpu}host "
-                f"{self.est_peak_host_bytes / 2**30:.1f} GiB{cuts}")  # fmt: skip
+        h, w = self.file_size()
+        est = human_range(self.est_seconds) if self.est_seconds is not None else "none"
+        return (f"plan: {chunks}{tiles}, work ratio {self.work_ratio:.2f}, output {w}x{h}, est. peak {gpu}host "
+                f"{self.est_peak_host_bytes / 2**30:.1f} GiB, est. time {est}{cuts}")  # fmt: skip
 
     def windows(self) -> int:
         return self.tiles * self.chunks

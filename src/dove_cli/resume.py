@@ -49,6 +49,7 @@ from dove_cli.errors import (
     OutputError,
     TempFailure,
     advice,
+    as_given,
     changed_hint,
     run_again,
 )
@@ -89,18 +90,6 @@ ENCODER_THREADS = 8
 # threads only) makes x264 cut every frame into 8 slices: 2% more bytes at the same CRF and more
 # CPU time (measured on benchmarks/host_pipeline.py's job).
 ENCODER_THREAD_TYPE = "frame+slice"
-
-
-def _as_given(key: str, value: Any) -> str:
-    """A fingerprint entry as the user wrote it: `--tile auto` (tile='auto' in Python), not tile -1."""
-    if key.startswith("input"):
-        return f"{key.replace('_', ' ')} {value}"
-    flag = "--" + key.replace("_", "-")
-    if key in ("tile", "chunk") and value == -1:  # options.AUTO
-        value = "auto"
-    elif isinstance(value, bool) or value is None:  # None: not given, its default (`no --crf`)
-        return advice(flag if value else f"no {flag}", f"{key}={value!r}")
-    return advice(f"{flag} {value}", f"{key}={value!r}")
 
 
 def work_folder(output: Path) -> Path:
@@ -290,8 +279,8 @@ class Work:
             old, new = journal.fingerprint.get(key, OPTION_DEFAULTS.get(key)), fingerprint.get(key)
             if old != new:
                 raise _CannotResume(
-                    f"{self.path}: cannot resume: the saved run had {_as_given(key, old)}, "
-                    f"{advice('this command', 'this call')} has {_as_given(key, new)}",
+                    f"{self.path}: cannot resume: the saved run had {as_given(key, old)}, "
+                    f"{advice('this command', 'this call')} has {as_given(key, new)}",
                     changed_hint(),
                 )
 

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 import numpy as np
 import torch
 
-from dove_cli import geometry, note, resume, video_io
+from dove_cli import geometry, note, resume, video_io, weights
 from dove_cli.arrays import ArraySession, ArraySink, ArraySource, as_array, check_in_memory
 from dove_cli.blend import (
     FrameBlender,
@@ -59,10 +59,12 @@ from dove_cli.options import (
 from dove_cli.plan import (
     Plan,
     make_plan,
+    refuse_download_past_ram,
     refuse_past_host_memory,
     suggest_better_plan,
     warn_if_device_memory_short,
     warn_if_host_memory_short,
+    warn_if_impractical,
 )
 from dove_cli.release_layout import ReleaseChunkStream, time_pad
 from dove_cli.reports import Progress, UpscaleResult, checked_progress
@@ -109,7 +111,10 @@ def refuse_before_loading(info: video_io.VideoInfo, opts: UpscaleOptions, device
     on the host: a CPU run, --offload). Missing weights first: no plan makes up for them."""
     check_weights(opts)
     if opts.parity or weights_on_host(opts, device):
-        refuse_past_host_memory(make_plan(info, planning_model(opts, device, dtype)[0], opts, device, dtype))
+        plan = make_plan(info, planning_model(opts, device, dtype)[0], opts, device, dtype)
+        if device.type == "cpu" and opts.download and weights.find_downloaded() is None and not opts.model:
+            refuse_download_past_ram(plan)  # (RAM alone: the 20 GB it would fetch are not worth a swapping run)
+        refuse_past_host_memory(plan)
 
 
 @overload
@@ -333,7 +338,8 @@ def _upscale(
             isinstance(session, ArraySession) or restorer is not None and weights_on_host(opts, device)
         ):
             refuse_past_host_memory(plan)  # a folder's later, longer file: refused, not killed with the folder
-        warn_if_host_memory_short(plan, model)
+        warn_if_host_memory_short(plan, info, model, plan_opts, device, dtype)
+        impractical = warn_if_impractical(plan, opts)
         warn_if_device_memory_short(plan, info, model, plan_opts, device, dtype)
         suggest_better_plan(plan, info, model, plan_opts, device, dtype)
         warn_scale(opts, model.output_is_input)
@@ -348,7 +354,7 @@ def _upscale(
             return plan
         log.info("%s: %s", info.path.name, plan.summary())
         long = plan.est_seconds is None or plan.est_seconds > 60  # a tiny exported model is not "very slow"
-        if device.type == "cpu" and opts.model not in ("bilinear", "tiny") and long:
+        if device.type == "cpu" and opts.model not in ("bilinear", "tiny") and long and not impractical:
             took = f" (this video: {human_range(plan.est_seconds)})" if plan.est_seconds else ""
             log.warning("running on the CPU: very slow%s; a CUDA GPU is strongly recommended", took)
         if device.type == "cuda":
