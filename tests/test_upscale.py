@@ -1277,3 +1277,64 @@ def test_yuvj_output_of_a_limited_range_input_is_tagged_full_range(clip_bt709, t
     out = tmp_path / "j.mp4"
     upscale(clip_bt709, out, model="bilinear", scale=1, pix_fmt="yuvj420p", device="cpu")
     assert re.search(r"yuvj420p\(pc, bt709", ffinfo(out).video().text), ffinfo(out).video().text
+
+
+def test_long_estimates_read_in_days_or_years_to_two_figures():
+    from dove_cli.humanize import human_duration, human_range
+
+    hour, day, year = 3600, 86400, 365.25 * 86400
+    assert human_duration(47 * hour + 59) == "47 h 0 min" and human_duration(48 * hour) == "2 days"
+    assert human_duration(3.54 * day) == "3.5 days" and human_duration(364 * day) == "360 days"
+    assert human_duration(year) == "1 year" and human_duration(325887 * hour) == "37 years"  # (325887 / 8766)
+    assert human_range(37 * year) == "about 37 years (22 to 67 years)"  # 0.6x and 1.8x
+    assert human_range(2 * day) == "about 2 days (28 h 48 min to 3.6 days)"
+
+
+def test_an_estimate_past_a_week_says_it_is_not_practical_and_what_to_do(tmp_path, caplog):
+    """The real model on a CPU: the 3-minute HD clip was 'about 325887 h 32 min' and nothing more."""
+    import logging
+    from dataclasses import replace
+
+    from dove_cli.plan import IMPRACTICAL_SECONDS, warn_if_impractical
+
+    plan = upscale(demo_clip("007.mp4"), tmp_path / "x.mp4", model="bilinear", scale=4, dry_run=True)
+    opts = UpscaleOptions(model="full-random")
+    with caplog.at_level(logging.WARNING):
+        assert not warn_if_impractical(replace(plan, est_seconds=IMPRACTICAL_SECONDS, device="cpu"), opts)
+        assert not caplog.text
+        with command_line():
+            assert warn_if_impractical(replace(plan, est_seconds=37 * 365.25 * 86400, device="cpu"), opts)
+        assert warn_if_impractical(replace(plan, est_seconds=8 * 86400, device="cpu"), replace(opts, preview="0+1s"))
+    assert caplog.messages == [
+        "this run would take about 37 years on this machine's CPU (estimate): not practical; instead: a CUDA GPU, "
+        "--model bilinear for a quick preview, --scale 2 (632x356) or --size for a smaller output, --preview 0+5s "
+        "to try 5 seconds first",
+        "this run would take about 8 days on this machine's CPU (estimate): not practical; instead: a CUDA GPU, "
+        "model='bilinear' for a quick preview, scale=2 (632x356) or size= for a smaller output",
+    ]
+
+
+def test_download_without_a_gpu_is_refused_before_fetching_when_the_plan_is_past_the_ram(tmp_path, monkeypatch):
+    """An 8 GB laptop fetched 20 GB of weights before the plan said it could not run them."""
+    from collections import namedtuple
+
+    import psutil
+
+    from dove_cli import engine, upscaling, weights
+
+    monkeypatch.setattr(weights, "find_downloaded", lambda *a, **k: None)
+
+    def resolve_model(name, download=False):
+        assert not download, "the download began"
+        raise ModelError("no weights here")  # the plan is made from the architecture alone
+
+    monkeypatch.setattr(weights, "resolve_model", resolve_model)
+    tiny = engine.skeleton(*engine.RANDOM_CONFIGS["tiny"], device=torch.device("cpu"), dtype=torch.float32)
+    monkeypatch.setattr(tiny, "estimate_seconds", lambda *a: 1.0)  # (timing this CPU: seconds)
+    monkeypatch.setattr(upscaling, "planning_model", lambda *a: (tiny, ""))  # planned as the 5B one is, but faster
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: namedtuple("vm", "available total")(3 << 28, 4 << 28))
+    with pytest.raises(OptionError) as said:
+        upscale(demo_clip("007.mp4"), tmp_path / "x.mp4", download=True, device="cpu")
+    assert re.fullmatch(r"--download: this run needs about [0-9.]+ GiB of host memory on the CPU and this machine has "
+                        r"1\.0 GiB: .*model='bilinear'.* a CUDA GPU", str(said.value)), said.value  # fmt: skip
+    assert not (tmp_path / "x.mp4").exists()
