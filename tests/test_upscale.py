@@ -1038,6 +1038,11 @@ def test_a_plan_that_needs_more_ram_than_is_free_says_so(tmp_path, monkeypatch, 
     assert fit <= 1 << 30 and f"chunk='auto' plans {fit / 2**30:.1f} GiB" in caplog.text, caplog.text
     assert "dtype" not in caplog.text and "8K" not in caplog.text  # frames take the memory; 2048x2048
     caplog.clear()
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: namedtuple("vm", "available total")(1 << 28, 2 << 30))
+    with caplog.at_level(logging.WARNING):  # less than the process itself: nothing fits, both changes tried
+        upscale(clip, tmp_path / "x.mp4", chunk=0, **kw)
+    assert "nothing fits this machine: the smallest plan (with chunk='auto', scale=2) needs" in caplog.text
+    caplog.clear()
     with caplog.at_level(logging.WARNING), command_line():  # 22 GB of float32 weights: nothing fits in 1 GiB
         plan = upscale(demo_clip("007.mp4"), tmp_path / "y.mp4", model="full-random", device="cpu", dry_run=True)
     assert plan.tile == 64 and "--tile" not in caplog.text  # the smallest tile already: not advised
@@ -1305,12 +1310,15 @@ def test_an_estimate_past_a_week_says_it_is_not_practical_and_what_to_do(tmp_pat
         with command_line():
             assert warn_if_impractical(replace(plan, est_seconds=37 * 365.25 * 86400, device="cpu"), opts)
         assert warn_if_impractical(replace(plan, est_seconds=8 * 86400, device="cpu"), replace(opts, preview="0+1s"))
+        x2 = replace(plan, est_seconds=8 * 86400, device="cuda", output_size=(356, 632))  # x2 already: no --scale 2
+        assert warn_if_impractical(x2, replace(opts, model="bilinear", preview="0+1s"))
     assert caplog.messages == [
         "this run would take about 37 years on this machine's CPU (estimate): not practical; instead: a CUDA GPU, "
         "--model bilinear for a quick preview, --scale 2 (632x356) or --size for a smaller output, --preview 0+5s "
         "to try 5 seconds first",
         "this run would take about 8 days on this machine's CPU (estimate): not practical; instead: a CUDA GPU, "
         "model='bilinear' for a quick preview, scale=2 (632x356) or size= for a smaller output",
+        "this run would take about 8 days on this GPU (estimate): not practical",
     ]
 
 

@@ -333,8 +333,9 @@ def warn_if_impractical(plan: Plan, opts: UpscaleOptions) -> bool:
     if not opts.preview:
         ways.append(f"{as_given('preview', '0+5s')} to try 5 seconds first")
     where = "this machine's CPU" if plan.device == "cpu" else "this GPU"
-    log.warning("this run would take about %s on %s (estimate): not practical; instead: %s",
-                human_duration(plan.est_seconds), where, ", ".join(ways))  # fmt: skip
+    instead = f"; instead: {', '.join(ways)}" if ways else ""
+    log.warning("this run would take about %s on %s (estimate): not practical%s", human_duration(plan.est_seconds),
+                where, instead)  # fmt: skip
     return True
 
 
