@@ -776,6 +776,7 @@ def test_a_run_past_the_hosts_memory_is_refused_before_the_model_is_built(comman
             else ["bench", "--frames", "5", "--height", "64", "--width", "64"])  # fmt: skip
     code, _, err = run([*args, "--model", "tiny", "--device", "cpu"], capsys)
     assert code == 2 and "of host memory and this machine has 0.2 GiB (RAM and swap): it would be killed" in err, err
+    assert "; nothing fits this machine: the smallest plan (with --dtype bf16" in err, err  # re-planned advice
 
 
 def test_a_folder_refuses_each_file_past_the_hosts_memory_and_runs_the_others(tmp_path, capsys, monkeypatch):

@@ -10,6 +10,7 @@ import dataclasses
 import itertools
 import logging
 import math
+from collections.abc import Callable
 from typing import Any
 
 import psutil
@@ -302,18 +303,22 @@ def _release_chunks(frames: int, *, exact: bool, chunk: int, overlap: int) -> li
 HOST_MARGIN = 1.25  # a plan this far past RAM and swap together is refused, not only warned about
 
 
-def refuse_past_host_memory(plan: Plan) -> None:
+def refuse_past_host_memory(plan: Plan, fitting: Callable[[int], str] | None = None) -> None:
     """Before the weights load: a plan needing clearly more host memory than the machine has, RAM and
     swap together, can only be killed (the 5B model on a CPU: 101 GiB for 33 frames of 720p), after
-    minutes of building it and with the machine's memory gone for everyone: one line instead."""
+    minutes of building it and with the machine's memory gone for everyone: one line instead, with
+    `fitting`'s advice for the memory available (fitting_host_change) where the caller can re-plan."""
     has = psutil.virtual_memory().total + psutil.swap_memory().total
     if plan.est_peak_host_bytes <= HOST_MARGIN * has:  # near it, the estimate may be off: warned (below)
         return
     how = ("a CUDA GPU keeps the weights and the windows off the host" if plan.device == "cpu"
            else "less --offload keeps the weights on the GPU")  # fmt: skip
+    if fitting is not None:
+        how = fitting(psutil.virtual_memory().available)
+    else:
+        how += ", and a shorter --chunk, a smaller --tile or --dtype bf16 needs less"
     raise OptionError(f"this run needs about {plan.est_peak_host_bytes / 2**30:.1f} GiB of host memory and this "
-                      f"machine has {has / 2**30:.1f} GiB (RAM and swap): it would be killed; {how}, and a shorter "
-                      "--chunk, a smaller --tile or --dtype bf16 needs less")  # fmt: skip
+                      f"machine has {has / 2**30:.1f} GiB (RAM and swap): it would be killed; {how}")  # fmt: skip
 
 
 IMPRACTICAL_SECONDS = 7 * 86400  # past a week, an estimate says the run is not practical here (README)

@@ -58,6 +58,7 @@ from dove_cli.options import (
 )
 from dove_cli.plan import (
     Plan,
+    fitting_host_change,
     make_plan,
     refuse_download_past_ram,
     refuse_past_host_memory,
@@ -111,10 +112,11 @@ def refuse_before_loading(info: video_io.VideoInfo, opts: UpscaleOptions, device
     on the host: a CPU run, --offload). Missing weights first: no plan makes up for them."""
     check_weights(opts)
     if opts.parity or weights_on_host(opts, device):
-        plan = make_plan(info, planning_model(opts, device, dtype)[0], opts, device, dtype)
+        model = planning_model(opts, device, dtype)[0]
+        plan = make_plan(info, model, opts, device, dtype)
         if device.type == "cpu" and opts.download and weights.find_downloaded() is None and not opts.model:
             refuse_download_past_ram(plan)  # (RAM alone: the 20 GB it would fetch are not worth a swapping run)
-        refuse_past_host_memory(plan)
+        refuse_past_host_memory(plan, lambda free: fitting_host_change(plan, info, model, opts, device, dtype, free))
 
 
 @overload
