@@ -3100,6 +3100,43 @@ def test_a_refused_packet_names_its_stream_and_time(recordings: dict[str, Path],
     )
 
 
+def test_jpeg_webp_and_jpeg_tiff_images_read_as_opencv_and_pillow_read_them(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """FFmpeg hands a JPEG or WebP over as 4:2:0 YUV, which swscale upsampled plainly: up to 20 levels
+    from what cv2.imread and PIL (pyiqa, the authors' eval) read with libjpeg/libwebp, 0.7-1.1 dB of
+    PSNR. A JPEG-compressed TIFF came out as noise. A 16-bit PNG still reads at 16 bits."""
+    cv2 = pytest.importorskip("cv2", reason="opencv-python-headless is the reference decoder")
+    from PIL import Image
+
+    rng = np.random.default_rng(5)
+    rgb = np.kron(rng.integers(0, 256, (12, 16, 3)), np.ones((4, 4, 1))).astype(np.uint8)  # 64x48, sharp chroma
+    rgba = np.dstack([rgb, np.full((48, 64), 128, np.uint8)])
+    saved = {"c.jpg": (rgb, {"quality": 90}), "c444.jpg": (rgb, {"quality": 90, "subsampling": 0}),
+             "g.jpg": (rgb[..., 1], {"quality": 90}), "c.webp": (rgb, {"quality": 90}),
+             "c.tif": (rgb, {"compression": "jpeg"})}  # fmt: skip
+    for name, (pixels, options) in saved.items():
+        Image.fromarray(pixels).save(tmp_path / name, **options)
+        with open_reader(tmp_path / name, warn=False) as reader:
+            got = next(iter(reader)).rgb
+        assert np.array_equal(got, cv2.imread(str(tmp_path / name))[..., ::-1]), name
+    seq = tmp_path / "seq"  # a sequence, its second WebP half see-through: said as it is read
+    seq.mkdir()
+    Image.fromarray(rgb).save(seq / "f_0001.webp", quality=90)
+    Image.fromarray(rgba).save(seq / "f_0002.webp", quality=90)
+    with caplog.at_level(logging.WARNING), open_reader(seq, fps=25, warn=False) as reader:
+        frames = [f.rgb for f in reader]
+    for frame, file in zip(frames, sorted(seq.iterdir()), strict=True):
+        assert np.array_equal(frame, cv2.imread(str(file))[..., ::-1])  # (cv2 drops the alpha)
+    assert [r.getMessage() for r in caplog.records if "alpha" in r.getMessage()] == [
+        f"{seq / 'f_0002.webp'}: the alpha channel (transparency) is dropped; the output is opaque"
+    ]
+    deep = (rng.integers(0, 65536, (48, 64, 3))).astype(np.uint16)
+    cv2.imwrite(str(tmp_path / "deep.png"), deep[..., ::-1])
+    with open_reader(tmp_path / "deep.png", warn=False) as reader:
+        assert np.array_equal(next(iter(reader)).rgb, deep)
+
+
 def test_hidden_files_in_an_image_folder_are_skipped(tmp_path, caplog):
     """As in a folder of videos: a macOS AppleDouble `._frame001.png` (copied onto exFAT or SMB) stopped
     the run as "not an image FFmpeg can read", and a hidden `.frame000.png` became frame 1."""
