@@ -623,6 +623,31 @@ def test_frames_lost_in_the_middle_of_either_side_are_refused(tmp_path, capsys):
         assert min(psnr[10:18]) < 60  # a lost frame has a neighbour in its place
 
 
+def test_a_video_that_lost_its_first_frame_is_refused(tmp_path, capsys):
+    """The trial: a copy without its first frame (its others at their own times) was paired by position,
+    every frame against its neighbour (47.95 dB for 80), with only 'frame counts differ'. Now refused
+    as two such frame folders are, either side; equal counts from other starts are scored as before."""
+    whole = make_clip(tmp_path / "whole.mkv", rate="30", frames=5, codec="ffv1")
+    late = drop_frames(
+        whole, tmp_path / "late.mkv", 0, 0
+    )  # 4 frames, the first at 0.033 s (Matroska: ms, under a frame)
+    for pred, gt, ends, times in ((late, whole, "GT", ("0.033", "0.000")), (whole, late, "PRED", ("0.000", "0.033"))):
+        assert error_line(["eval", str(pred), str(gt), "--metrics", "psnr", "-q"], capsys) == (
+            f"error: {pred}: its first frame is at {times[0]} s (PRED), and {gt}'s at {times[1]} s (GT), and the frame"
+            f" counts differ ({ends} has more than 4): a first frame missing? frames are paired by position, so every"
+            " frame would be scored against its neighbour; restore the missing frames, or leave out the other"
+            " side's extra ones so both start at one time"
+        )
+    shifted = tmp_path / "shifted.mkv"  # all 5 frames, from 0.033 s: the same frames
+    ffmpeg("-i", whole, "-vf", "setpts=PTS+1/30/TB", "-fps_mode", "passthrough", "-c:v", "ffv1", shifted)
+    v = evaluate(shifted, whole, "psnr").videos["shifted"]
+    assert v.values["psnr"] == [pytest.approx(80.0)] * 5 and v.notes == []
+    v = evaluate(whole, drop_frames(whole, tmp_path / "short.mkv", 4, 4), "psnr").videos["whole"]  # the last lost
+    assert v.values["psnr"] == [pytest.approx(80.0)] * 4 and v.notes == [
+        "frame counts differ: cut to 4 frames (PRED has more)"
+    ]
+
+
 def frames_of(video: Path, folder: Path) -> Path:
     """A frame folder (0000.png, ...) of every frame of `video`: the benchmark's GT layout."""
     with av.open(str(video)) as c:

@@ -5,7 +5,8 @@ folders (the benchmark layouts: GT as frame folders, predictions as videos), mat
 (file stem or folder name). Frames are read one at a time from both sides, scored, and dropped:
 memory stays flat in the video length. Frames are paired by position (the i-th with the i-th), so a
 frame folder with a gap in its numbering is refused, videos of different frame rates are said, and
-two videos of one rate whose times part as they are paired (frames lost from the middle of one) are
+two videos of one rate whose times part as they are paired (frames lost from the middle of one), or
+whose first frames are half a frame or more apart with counts that differ (a first frame lost), are
 refused.
 Like the DOVE authors' script, a prediction and its GT are cut to the shorter frame count and the
 smaller size (from the top-left), and the report says so; sizes that differ by more than `max_crop`
@@ -690,6 +691,8 @@ def evaluate(
                 if fp is None or (git is not None and fg is None):
                     if git is not None and (fp is None) != (fg is None):
                         longer = "PRED" if fp is not None else "GT"
+                        if gr is not None and tolerance is not None:
+                            check_video_starts(pr.info, gr.info, scores.frames, longer, tolerance)
                         note = f"frame counts differ: cut to {scores.frames} frames ({longer} has more)"
                         scores.notes.append(note + (starts_differ(pr.info, gr.info) if gr is not None else ""))
                     break
@@ -810,6 +813,25 @@ def check_starts(pred: Path, gt: Path) -> None:
         f" ({len(numbers[1])} frames) (GT): the same numbers from other starts and counts, a first frame"
         " missing? frames are paired by position, so every frame would be scored against its neighbour;"
         " restore the missing frames, or leave out the other side's extra ones so both start at one number"
+    )
+
+
+def check_video_starts(
+    pred: video_io.VideoInfo, gt: video_io.VideoInfo, frames: int, longer: str, tolerance: float
+) -> None:
+    """Two videos of one rate whose frame counts differ (the `longer` side has more than `frames`) and
+    whose first frames are more than `tolerance` (half a frame) apart in time: a first frame missing
+    from the one that starts later, whose other frames keep their times, so pairing by position scores
+    every frame against its neighbour (47.95 dB for 80 in a trial). Refused, as `check_starts` refuses
+    such frame folders; equal counts from other starts (a start time kept from the source) pass."""
+    starts = [float(i.start_pts * i.time_base) for i in (pred, gt)]
+    if abs(starts[0] - starts[1]) <= tolerance:
+        return
+    raise InputError(
+        f"{pred.path}: its first frame is at {starts[0]:.3f} s (PRED), and {gt.path}'s at {starts[1]:.3f} s (GT),"
+        f" and the frame counts differ ({longer} has more than {frames}): a first frame missing? frames are"
+        " paired by position, so every frame would be scored against its neighbour; restore the missing frames,"
+        " or leave out the other side's extra ones so both start at one time"
     )
 
 
