@@ -628,9 +628,7 @@ def test_a_video_that_lost_its_first_frame_is_refused(tmp_path, capsys):
     every frame against its neighbour (47.95 dB for 80), with only 'frame counts differ'. Now refused
     as two such frame folders are, either side; equal counts from other starts are scored as before."""
     whole = make_clip(tmp_path / "whole.mkv", rate="30", frames=5, codec="ffv1")
-    late = drop_frames(
-        whole, tmp_path / "late.mkv", 0, 0
-    )  # 4 frames, the first at 0.033 s (Matroska: ms, under a frame)
+    late = drop_frames(whole, tmp_path / "late.mkv", 0, 0)  # 4 frames from 0.033 s (ms: just under a frame)
     for pred, gt, ends, times in ((late, whole, "GT", ("0.033", "0.000")), (whole, late, "PRED", ("0.000", "0.033"))):
         assert error_line(["eval", str(pred), str(gt), "--metrics", "psnr", "-q"], capsys) == (
             f"error: {pred}: its first frame is at {times[0]} s (PRED), and {gt}'s at {times[1]} s (GT), and the frame"
@@ -643,9 +641,8 @@ def test_a_video_that_lost_its_first_frame_is_refused(tmp_path, capsys):
     v = evaluate(shifted, whole, "psnr").videos["shifted"]
     assert v.values["psnr"] == [pytest.approx(80.0)] * 5 and v.notes == []
     v = evaluate(whole, drop_frames(whole, tmp_path / "short.mkv", 4, 4), "psnr").videos["whole"]  # the last lost
-    assert v.values["psnr"] == [pytest.approx(80.0)] * 4 and v.notes == [
-        "frame counts differ: cut to 4 frames (PRED has more)"
-    ]
+    assert v.values["psnr"] == [pytest.approx(80.0)] * 4
+    assert v.notes == ["frame counts differ: cut to 4 frames (PRED has more)"]
 
 
 def frames_of(video: Path, folder: Path) -> Path:
