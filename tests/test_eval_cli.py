@@ -322,18 +322,22 @@ def test_result_files_are_checked_before_scoring_and_their_folders_made(tmp_path
 
 def test_a_name_that_is_not_utf8_is_written_to_the_csv_as_its_escape(tmp_path, capsys):
     """A Latin-1 file name (an old Windows or SMB copy) is a surrogate in Python: the CSV writes it as
-    the JSON and the terminal show it (`\\udce9`), the file stays UTF-8, and nothing half-written is left."""
+    the JSON and the terminal show it (`\\udce9`), the file stays UTF-8, and nothing half-written is left.
+    `--csv -` writes the same bytes (it wrote `\\xe9`, and LF where the file had CRLF; a tab became spaces)."""
     pred, gt = noisy_clip(2, 16, 24, seed=8)
-    name = os.fsdecode(b"\xe9t\xe9")
+    name = os.fsdecode(b"\xe9t\xe9\tb")
     p, g = write_video(tmp_path / f"{name}.mkv", pred), write_video(tmp_path / "gt.mkv", gt)
     r_json, r_csv = tmp_path / os.fsdecode(b"e\xe9.json"), tmp_path / os.fsdecode(b"c\xe9.csv")
     code, _, err = run(["eval", str(p), str(g), "--metrics", "psnr", "-q", "--json", str(r_json), "--csv",
                         str(r_csv)], capsys)  # fmt: skip
     assert code == 0 and not err, err
     rows = list(csv.DictReader(r_csv.open(encoding="utf-8")))  # strict UTF-8, as pandas and Excel read it
-    assert [r["video"] for r in rows] == ["\\udce9t\\udce9", "mean"] and int(rows[0]["frames"]) == 2
+    assert [r["video"] for r in rows] == ["\\udce9t\\udce9\\tb", "mean"] and int(rows[0]["frames"]) == 2
     assert list(json.loads(r_json.read_text())["videos"]) == [name]
     assert sorted(os.listdir(tmp_path)) == sorted(q.name for q in (p, g, r_json, r_csv))  # no temporaries
+    code, out, _ = run(["eval", str(p), str(g), "--metrics", "psnr", "-q", "--csv", "-"], capsys)
+    assert code == 0 and out.encode("utf-8") == r_csv.read_bytes() and r_csv.read_bytes().count(b"\n") == 3
+    assert b"\r" not in r_csv.read_bytes()
 
 
 def test_a_full_disk_leaves_no_half_result_file_and_is_exit_75(tmp_path):

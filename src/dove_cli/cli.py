@@ -1039,7 +1039,7 @@ def _scores_on_stdout(files: dict[str, Path | None], plot: Path | None) -> str |
 
 def _write_scores(report, files: dict[str, Path | None], on_stdout: str | None) -> None:  # EvalReport
     """The scores files (--json, --csv, --eval-json: option -> path): each to its file, or to stdout for
-    the option that names it (its text alone; there CSV rows end in a bare newline, as rich writes lines)."""
+    the option that names it (its text alone, the same bytes as the file's)."""
     for option, path in files.items():
         if path is None:
             continue

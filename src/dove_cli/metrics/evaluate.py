@@ -398,16 +398,23 @@ class EvalReport:
         The mean row leaves `frames` empty: every number in it is a mean over videos, the row a
         paper table takes, and a frame total there would read as one (a mean frame count means
         nothing); the per-video rows hold the counts. Its `notes` are the run's (`run_notes`); it is
-        named "mean (2 of 3 videos)" when GT videos had no prediction (`allow_missing`)."""
+        named "mean (2 of 3 videos)" when GT videos had no prediction (`allow_missing`).
+
+        One text for a file and for stdout (`--csv -`), byte for byte: rows end in "\\n", and a name's
+        control characters and bytes that are not UTF-8 are written as their escapes (`\\t`,
+        `\\udce9`), as in the JSON (stdout's console would expand a tab and drop a carriage return)."""
+        from dove_cli.console import shown_line
+
         buf = io.StringIO()
-        w = csv.writer(buf)
-        w.writerow(["video", "frames", *self.metrics, "notes"])
+        w = csv.writer(buf, lineterminator="\n")
+        row = lambda *cells: w.writerow([shown_line(str(c)) for c in cells])  # noqa: E731
+        row("video", "frames", *self.metrics, "notes")
         fmt = lambda x: "" if math.isnan(x) else f"{x:.6g}"  # noqa: E731
         for name, v in self.videos.items():
-            w.writerow([name, v.frames, *(fmt(v.mean(m)) for m in self.metrics), "; ".join(v.notes)])
+            row(name, v.frames, *(fmt(v.mean(m)) for m in self.metrics), "; ".join(v.notes))
         label = f"mean ({self.coverage})" if self.missing else "mean"
-        w.writerow([label, "", *(fmt(self.mean[m]) for m in self.metrics), "; ".join(self.run_notes())])
-        return buf.getvalue()
+        row(label, "", *(fmt(self.mean[m]) for m in self.metrics), "; ".join(self.run_notes()))
+        return buf.getvalue().encode("utf-8", "backslashreplace").decode("utf-8")
 
     def plot(self, path: str | Path) -> None:
         """Each metric over time, one line per video: flicker and seams show as spikes and steps."""
