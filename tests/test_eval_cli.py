@@ -320,6 +320,60 @@ def test_result_files_are_checked_before_scoring_and_their_folders_made(tmp_path
     assert code == 0 and "ssim" in (new / "r.csv").read_text()
 
 
+def test_psnr_y_and_crop_border_as_basicsr_computes_them(tmp_path, capsys):
+    """PSNR-Y as VSR papers report it (BasicSR: the Y of BT.601 YCbCr, 16-235) and --crop-border (BasicSR's
+    crop_border: px left out at each edge of both, before every metric), against numpy here; a negative
+    count is refused as it is parsed, and a border that leaves nothing before any scoring."""
+    pred, gt = noisy_clip(2, 48, 64, seed=9)
+    p, g = write_frames(tmp_path / "P", pred), write_frames(tmp_path / "G", gt)
+    code, out, err = run(["eval", str(p), str(g), "--metrics", "psnr,psnr_y,ssim", "--crop-border", "4", "--json",
+                          "-", "-q"], capsys)  # fmt: skip
+    assert code == 0, err
+    got = json.loads(out)
+
+    def y(rgb: np.ndarray) -> np.ndarray:
+        # BasicSR's rgb2ycbcr(img, y_only=True) on RGB in [0, 1] (basicsr/utils/color_util.py; bgr2ycbcr takes
+        # the weights reversed): 16 + 65.481 R + 128.553 G + 24.966 B, on 0..255; calculate_psnr_pt scores Y / 255
+        f = rgb.astype(np.float64) / 255
+        return 16 + 65.481 * f[..., 0] + 128.553 * f[..., 1] + 24.966 * f[..., 2]
+
+    inner = [(a[4:-4, 4:-4], b[4:-4, 4:-4]) for a, b in zip(pred, gt, strict=True)]  # 56x40
+    want_y = [10 * np.log10(1 / (np.mean(((y(a) - y(b)) / 255) ** 2) + 1e-8)) for a, b in inner]
+    frames = got["videos"]["P"]["frames"]
+    assert frames["psnr_y"] == pytest.approx(want_y, abs=1e-6) and got["crop_border"] == 4
+    assert frames["psnr"] == pytest.approx([np_psnr(a, b) for a, b in inner], abs=1e-6)  # (float32 frames)
+    chw = lambda a: a.transpose(2, 0, 1) / 255  # noqa: E731
+    assert frames["ssim"] == pytest.approx([_ssim_reference(chw(a), chw(b)) for a, b in inner], abs=2e-6)
+    assert min(want_y) > max(frames["psnr"]) + 1  # Y of noise on R, G and B: less of it than on RGB
+    for option in ("--max-crop", "--crop-border"):
+        assert error_line(["eval", str(p), str(g), "--metrics", "psnr", option, "-1"], capsys).startswith(
+            f"error: Invalid value for '{option}':"
+        )
+    assert error_line(["eval", str(p), str(g), "--metrics", "psnr", "--crop-border", "24", "-q"], capsys) == (
+        f"error: {p}: --crop-border 24 leaves nothing of its 64x48 frames"
+    )
+    with pytest.raises(OptionError, match="--max-crop -1: a number of pixels, 0 or more"):
+        evaluate(p, g, "psnr", max_crop=-1)
+
+
+def test_the_json_says_which_matrix_each_side_was_read_with(tmp_path):
+    """The JSON held --untagged-matrix's value (auto) only: a mixed SD/HD benchmark's reader could not
+    tell which videos were read as BT.601 and which as BT.709. Now per video, per side; null for RGB."""
+    from PIL import Image
+
+    clip = make_clip(tmp_path / "clip.mp4", frames=2)  # untagged 4:2:0 SD
+    rgb = write_video(tmp_path / "rgb.mkv", [np.zeros((48, 64, 3), np.uint8)] * 2)  # ffv1 bgr0
+    jpegs, gray = tmp_path / "jpg", tmp_path / "gray"
+    jpegs.mkdir(), gray.mkdir()
+    for i in range(2):
+        Image.fromarray(np.zeros((48, 64, 3), np.uint8)).save(jpegs / f"{i:04d}.jpg")
+        Image.fromarray(np.zeros((48, 64), np.uint8)).save(gray / f"{i:04d}.png")
+    for pred, gt, matrix, want in ((clip, jpegs, "auto", ("bt601", "bt601")), (clip, rgb, "bt709", ("bt709", None)),
+                                   (gray, jpegs, "bt709", (None, "bt601"))):  # fmt: skip
+        v = evaluate(pred, gt, "psnr", untagged_matrix=matrix).to_dict()["videos"][pred.stem]
+        assert v["matrix"] == {"pred": want[0], "gt": want[1]}, (pred, gt)
+
+
 def test_a_name_that_is_not_utf8_is_written_to_the_csv_as_its_escape(tmp_path, capsys):
     """A Latin-1 file name (an old Windows or SMB copy) is a surrogate in Python: the CSV writes it as
     the JSON and the terminal show it (`\\udce9`), the file stays UTF-8, and nothing half-written is left.

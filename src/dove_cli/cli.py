@@ -952,7 +952,7 @@ def eval_cmd(
         typer.Option(
             "--metrics",
             metavar="LIST",
-            help="psnr,ssim,lpips,dists,clipiqa,ewarp,dover,fastervqa (default: all of the first six that apply).",
+            help="psnr,ssim,lpips,dists,clipiqa,ewarp,dover,fastervqa,psnr_y (default: all of the first six that apply).",
         ),
     ] = None,
     json_out: Annotated[
@@ -978,8 +978,14 @@ def eval_cmd(
         ),
     ] = None,
     max_crop: Annotated[
-        int, typer.Option("--max-crop", metavar="PX", help="Pixels PRED and GT sizes may differ by (cropped).")
+        int, typer.Option("--max-crop", metavar="PX", min=0, help="Pixels PRED and GT sizes may differ by (cropped).")
     ] = 16,
+    crop_border: Annotated[
+        int,
+        typer.Option(
+            "--crop-border", metavar="PX", min=0, help="Pixels left out at each edge of both before every metric."
+        ),
+    ] = 0,
     allow_missing: Annotated[
         bool,
         typer.Option("--allow-missing", help="Score the predictions present when GT videos have none (said)."),
@@ -1015,7 +1021,8 @@ def eval_cmd(
     check_result_files(json_file, csv_file, plot, names, [p for p in (pred, gt) if p is not None], overwrite)
     with EvalBar(quiet, pred.name) as bar:
         report = evaluate(pred, gt, names, device=device, weights=local, max_crop=max_crop, progress=bar,
-                          allow_missing=allow_missing, untagged_matrix=untagged_matrix)  # fmt: skip
+                          allow_missing=allow_missing, untagged_matrix=untagged_matrix,
+                          crop_border=crop_border)  # fmt: skip
     _print_eval_table(report, pred, gt, err_console if on_stdout else out_console())
     _write_scores(report, scores, on_stdout)
     if plot is not None:
@@ -1067,7 +1074,7 @@ def _print_eval_table(report, pred: Path, gt: Path | None, console: Any) -> None
     for m in report.metrics:
         vals = report.per_video(m)
         better = "higher" if METRICS[m].higher_better else "lower"  # in words: a screen reader said "upwards arrow"
-        fmt = (lambda x: f"{x:.2f}") if m == "psnr" else (lambda x: f"{x:.4f}")
+        fmt = (lambda x: f"{x:.2f}") if m in ("psnr", "psnr_y") else (lambda x: f"{x:.4f}")
         cells = [report.mean[m], report.spread[m], min(vals, default=math.nan), max(vals, default=math.nan)]
         table.add_row(f"{METRICS[m].label}, {better} is better", *("-" if math.isnan(x) else fmt(x) for x in cells))
     scored = f"{_named(pred)} against {_named(gt)}" if gt is not None else f"{_named(pred)} (no GT)"

@@ -30,6 +30,7 @@ METRICS: dict[str, MetricInfo] = {
         MetricInfo("ewarp", False, False, "E*warp (x1e-3)"),
         MetricInfo("dover", False, True, "DOVER", per_frame=False),
         MetricInfo("fastervqa", False, True, "FasterVQA", per_frame=False),
+        MetricInfo("psnr_y", True, True, "PSNR-Y (dB)"),  # VSR papers' (BasicSR's), not in the DOVE paper
     )
 }
 DEFAULT_METRICS = ("psnr", "ssim", "lpips", "dists", "clipiqa", "ewarp")

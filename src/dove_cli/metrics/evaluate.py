@@ -269,6 +269,8 @@ def build_metrics(
     for name in names:
         if name == "psnr":
             out.append(PairScore(name, psnr_ssim.psnr))
+        elif name == "psnr_y":
+            out.append(PairScore(name, psnr_ssim.psnr_y))
         elif name == "ssim":
             out.append(PairScore(name, psnr_ssim.ssim))
         elif name == "lpips":
@@ -303,6 +305,7 @@ class VideoScores:
     size: tuple[int, int] = (0, 0)  # (width, height) scored
     values: dict[str, list[float]] = field(default_factory=dict)  # per frame (per pair for ewarp)
     notes: list[str] = field(default_factory=list)
+    matrix: dict[str, str | None] = field(default_factory=dict)  # PRED/GT: the YUV matrix read with (None: RGB)
 
     def mean(self, metric: str) -> float:
         v = self.values.get(metric) or []
@@ -319,6 +322,7 @@ class EvalReport:
     missing: list[str] = field(default_factory=list)  # GT videos without a prediction (allow_missing)
     weights: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> file, sha256, published
     untagged_matrix: str = "auto"  # how YUV video without a matrix tag was read (--untagged-matrix)
+    crop_border: int = 0  # px left out at each edge of both before every metric (--crop-border)
 
     @property
     def coverage(self) -> str:
@@ -351,7 +355,8 @@ class EvalReport:
         over videos and what they cover (`mean_over`: videos scored, of how many, the GT videos left
         out); `notes` about the run as a whole (`run_notes`); what made the numbers (`weights`: each
         weight file's path and sha256, and whether it is the published one; the dove version; the
-        device; how untagged YUV video was read)."""
+        device; how untagged YUV video was read, and per video the matrix each side was read with;
+        the border left out)."""
         from dove_cli import __version__
 
         clean = lambda x: None if x is None or (isinstance(x, float) and not math.isfinite(x)) else x  # noqa: E731
@@ -362,6 +367,7 @@ class EvalReport:
             entry["num_frames"] = v.frames
             entry["pred"] = str(v.pred)
             entry["gt"] = str(v.gt) if v.gt else None
+            entry["matrix"] = v.matrix
             if v.notes:
                 entry["notes"] = v.notes
             videos[name] = entry
@@ -380,6 +386,7 @@ class EvalReport:
             "dove_version": __version__,
             "device": self.device,
             "untagged_matrix": self.untagged_matrix,
+            "crop_border": self.crop_border,
         }
 
     def write_json(self, path: str | Path) -> None:
@@ -601,6 +608,7 @@ def evaluate(
     option: str = "--metrics",
     allow_missing: bool = False,
     untagged_matrix: str = "auto",
+    crop_border: int = 0,
 ) -> EvalReport:
     """Score PRED (against GT) and return an EvalReport (see the module doc for the input layouts).
 
@@ -611,12 +619,16 @@ def evaluate(
     option: the flag that named the metrics, for messages. allow_missing: score the predictions
     present when GT videos have none (the report's `coverage` says so), instead of refusing.
     untagged_matrix: how YUV video without a matrix tag is read (video_io.open_reader): "bt601" reads
-    the authors' own result files as their eval_metrics.py does (OpenCV). Every
-    mistake that can be known before scoring (inputs, metrics, device, weights) is raised before the
-    first frame is read.
+    the authors' own result files as their eval_metrics.py does (OpenCV). crop_border: pixels left
+    out at each edge of both frames (after cutting them to one size) before every metric, as
+    BasicSR's `crop_border` (VSR papers' tables). Every mistake that can be known before scoring
+    (inputs, metrics, device, weights) is raised before the first frame is read.
     """
     started = time.perf_counter()
     check_untagged_matrix(untagged_matrix)
+    for option, px in (("--max-crop", max_crop), ("--crop-border", crop_border)):
+        if px < 0:
+            raise OptionError(f"{option} {px}: a number of pixels, 0 or more")
     pairs, missing = pair_inputs(pred, gt, allow_missing)
     names = parse_metrics(metrics, gt is not None, str(pred), option)
     fr_needed = any(METRICS[n].full_reference for n in names)
@@ -648,7 +660,7 @@ def evaluate(
         used |= pretrained.identify(["dover"], {"dover": dover_file})
     notes = [f"GT without a prediction (not scored): {', '.join(missing)}"] if missing else []
     report = EvalReport(names, notes=notes, device=str(dev), missing=missing, weights=used,
-                        untagged_matrix=untagged_matrix)  # fmt: skip
+                        untagged_matrix=untagged_matrix, crop_border=crop_border)  # fmt: skip
     for note in notes:
         log.warning("%s", note)
     if other := [n for n in names if any(used.get(k, {}).get("published") is False for k in pretrained.files_for([n]))]:
@@ -687,6 +699,10 @@ def evaluate(
                     scores.notes.append(note)
                     w, h = min(w, gw), min(h, gh)
             scores.size = (w, h)
+            scores.matrix = {"pred": pr.matrix, "gt": gr.matrix if gr is not None else None}
+            if 2 * crop_border >= min(w, h):
+                raise InputError(f"{p.path}: --crop-border {crop_border} leaves nothing of its {w}x{h} frames")
+            b = crop_border
             tolerance = time_tolerance(pr.info, gr.info) if gr is not None else None
             own = own_steps(pr.info, gr.info) if gr is not None else None  # a video against a frame folder
             before: tuple[int, int] | None = None  # the pts of the pair before, when their times are checked
@@ -712,8 +728,8 @@ def evaluate(
                     timed_alike = timed_alike and same_time((fp.pts, fg.pts), starts, (pr.info, gr.info))
                 if own is not None and fg is not None:
                     own.add(scores.frames, (fp, fg)[own.side].pts)
-                x = _tensor(fp, dev)[:, :h, :w]
-                y = _tensor(fg, dev)[:, :h, :w] if fg is not None else None
+                x = _tensor(fp, dev)[:, b : h - b, b : w - b]
+                y = _tensor(fg, dev)[:, b : h - b, b : w - b] if fg is not None else None
                 for m in frame_metrics:
                     value = m.add(x, y)
                     if value is not None:

@@ -1,8 +1,15 @@
 """PSNR and SSIM as pyiqa defines its default `psnr` and `ssim` metrics (the DOVE authors' scores).
 
 PSNR: RGB in [0, 1], all three channels, 10 log10(1 / (MSE + 1e-8)) per image.
+PSNR-Y (`psnr_y`, not a pyiqa metric: pyiqa's `psnry` takes YIQ's luma, without the offset): as VSR
+papers report it from BasicSR (BasicVSR, Real-ESRGAN): the Y of BT.601 YCbCr with the 16-235 offset,
+not rounded, and 10 log10(1 / (MSE + 1e-8)) of Y / 255, as BasicSR's torch `calculate_psnr_pt` (its
+numpy `calculate_psnr` has no 1e-8: 0.013 dB higher at 55 dB, infinite for identical frames, which
+score 80 dB here as for PSNR).
 SSIM: Wang et al. 2004 on the luma of YIQ (0.299 R + 0.587 G + 0.114 B) scaled to 0..255 and
-rounded to integers (as MATLAB sees an 8-bit image), in float64; an 11 x 11 Gaussian window with
+rounded to integers (as MATLAB sees an 8-bit image), the luma computed in float32 as pyiqa's
+`rgb2yiq` computes it on a float32 tensor (a float64 luma moves SSIM by 4-8e-6), then filtered in
+float64; an 11 x 11 Gaussian window with
 sigma 1.5 (MATLAB's fspecial, normalised),
 "valid" filtering (no padding), no downsampling, C1 = (0.01 * 255)^2, C2 = (0.03 * 255)^2, the
 contrast-structure term clipped at 0, and the mean of the SSIM map.
@@ -18,11 +25,26 @@ from dove_cli.errors import InputError
 PSNR_EPS = 1e-8
 SSIM_WINDOW, SSIM_SIGMA = 11, 1.5
 YIQ_LUMA = (0.299, 0.587, 0.114)
+# BT.601 Y on 0..255 from RGB in [0, 1]: 16 + 65.481 R + 128.553 G + 24.966 B, BasicSR's
+# `rgb2ycbcr(img, y_only=True)` (basicsr/utils/color_util.py, XPixelGroup/BasicSR 8d56e3a), which
+# `to_y_channel` (basicsr/metrics/metric_util.py) feeds RGB / 255 and scales back by 255, and
+# `calculate_psnr_pt(..., test_y_channel=True)` (basicsr/metrics/psnr_ssim.py) scores Y / 255.
+# (The offset cancels in the difference; it is kept so that Y reads as BasicSR's.)
+YCBCR_LUMA, YCBCR_OFFSET = (65.481, 128.553, 24.966), 16.0
 
 
 def psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """x, y [B, 3, H, W] in [0, 1] -> [B] dB (float64)."""
     mse = ((x.double() - y.double()) ** 2).mean(dim=(1, 2, 3))
+    return 10 * torch.log10(1.0 / (mse + PSNR_EPS))
+
+
+def psnr_y(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """x, y [B, 3, H, W] RGB in [0, 1] -> [B] dB (float64) of their BT.601 Y (YCBCR_LUMA), in float64
+    (BasicSR computes the Y in float32: it moves the score by less than 1e-6 dB)."""
+    w = torch.tensor(YCBCR_LUMA, dtype=torch.float64, device=x.device)
+    a, b = (torch.matmul(t.double().permute(0, 2, 3, 1), w) + YCBCR_OFFSET for t in (x, y))
+    mse = ((a - b) ** 2).mean(dim=(1, 2)) / 255**2
     return 10 * torch.log10(1.0 / (mse + PSNR_EPS))
 
 

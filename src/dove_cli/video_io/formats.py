@@ -193,6 +193,16 @@ SWS_MATRIX = {
     "bt2020nc": Colorspace.BT2020,
     "bt2020c": Colorspace.BT2020,
 }
+# What a reader reports it converted YUV with (`VideoReader.matrix`; the JSON of `dove eval`).
+SWS_NAMES = {Colorspace.ITU709: "bt709", Colorspace.FCC: "fcc", Colorspace.ITU601: "bt601",
+             Colorspace.SMPTE240M: "smpte240m", Colorspace.BT2020: "bt2020"}  # fmt: skip
+
+
+def is_yuv(fmt: av.VideoFormat) -> bool:
+    """A pixel format whose colour is stored as YUV (a matrix turns it into RGB): not RGB, gray or a palette."""
+    return not fmt.is_rgb and sum(not c.is_alpha for c in fmt.components) >= 3
+
+
 # swscale's flags. Reading YUV as RGB: bicubic, FFmpeg's default, as `ffmpeg -pix_fmt rgb24` and
 # decord (the authors' reader) convert. It truncates (demo clip 001 reads 1.0 level dark on average,
 # BT.709 colour bars up to 2.6); exact rounding needs full chroma interpolation, whose result then

@@ -37,12 +37,14 @@ from dove_cli.video_io.formats import (
     RANGE,
     SPACE,
     SWS_MATRIX,
+    SWS_NAMES,
     TO_RGB_FLAGS,
     TRC,
     assumed_matrix,
     check_untagged_matrix,
     ff_round,
     ffmsg,
+    is_yuv,
     look_like_videos,
     looks_like_video,
     png_writes_cicp,
@@ -631,6 +633,7 @@ class VideoReader:
     info: VideoInfo
     dropped_frames: int
     transparent: bool  # the frames read so far have real transparency (dropped: the RGB as stored)
+    matrix: str | None  # the YUV matrix its frames are converted to RGB with (SWS_NAMES); None: RGB, gray
 
     _lo: int | None = None  # span selected by open_reader(start=, duration=), in pts
     _hi: int | None = None
@@ -815,6 +818,7 @@ class VideoReader:
         # Untagged YUV: as `untagged_matrix` says (auto: as players assume it from the size).
         matrix = info.colorspace or assumed_matrix(frame.width, frame.height, self._untagged)
         self._src_matrix = SWS_MATRIX.get(matrix, Colorspace.ITU601)
+        self.matrix = SWS_NAMES[self._src_matrix] if is_yuv(fmt) else None
         self._src_range = ColorRange.JPEG if info.color_range == "pc" else ColorRange.MPEG
         self._rgb_format = "rgb48le" if bit_depth > 8 else "rgb24"
         return info
@@ -1370,6 +1374,7 @@ class ImageReader(VideoReader):
             files=list(files),
         )
         self._rgb_format = "rgb48le" if bit_depth > 8 else "rgb24"
+        self.matrix = "bt601" if is_yuv(first.format) else None  # JPEG's (JFIF) and WebP's, and swscale's default
         self._first_frame: av.VideoFrame | None = first
         self._offset = 0  # index of the first file in the selected span
 
