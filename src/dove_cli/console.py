@@ -40,7 +40,7 @@ from rich.table import Table
 
 from dove_cli.errors import OutputError
 from dove_cli.geometry import parse_crop
-from dove_cli.humanize import human_duration, human_range, real_text, turn_text
+from dove_cli.humanize import counted, human_duration, human_range, real_text, turn_text
 
 log = logging.getLogger(__name__)
 
@@ -322,7 +322,11 @@ class UpscaleBar:
             count, first = p.frames_done != self._last_count and due, not self._last_count and p.status == "upscaling"
             if count and not first:
                 self._line(self._counts(p))  # the count, then the stage it ends with
-            done = f"done: {p.frames_done} frames in {human_duration(p.seconds)}" if p.status == "done" else None
+            done = (
+                f"done: {counted(p.frames_done, 'frame')} in {human_duration(p.seconds)}"
+                if p.status == "done"
+                else None
+            )
             self.status(p.status, done)
             if count and first:  # the first count (a resumed run's saved frames) after its stage's line
                 self._line(self._counts(p))
@@ -485,7 +489,7 @@ def print_plan(plan, console: Console, files: tuple[str, str] | None = None) -> 
         ("estimated time", est),
     ]
     if plan.saved_frames:
-        rows.insert(2, ("saved", f"{plan.saved_frames} frames, by the interrupted run this one continues"))
+        rows.insert(2, ("saved", f"{counted(plan.saved_frames, 'frame')}, by the interrupted run this one continues"))
     if plan.model_note:
         rows.insert(0, ("model", plan.model_note))
     if files:
@@ -573,7 +577,7 @@ def print_batch_plans(items, console: Console) -> None:
     saved = sum(p.saved_frames for p in planned)
     kept = f" to make; {saved} more are saved by an interrupted run" if saved else ""
     console.print(f"{len(planned)} to upscale ({'about ' * bool(estimated)}"
-                  f"{sum(p.frames for p in planned) - saved} frames{kept}{total}), {skipped} skipped "
+                  f"{counted(sum(p.frames for p in planned) - saved, 'frame')}{kept}{total}), {skipped} skipped "
                   f"(output exists; --overwrite to redo), {failed} cannot be planned", highlight=False, soft_wrap=True)  # fmt: skip
     for label, said in (("scene cuts", next((p.scene_cuts for p in planned if p.scene_cuts), "")),
                         ("estimated time", next((p.est_note for p in planned if p.est_note), ""))):  # fmt: skip

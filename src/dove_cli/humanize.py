@@ -20,6 +20,11 @@ def human_size(nbytes: float) -> str:
     return f"{nbytes} B"  # unreachable
 
 
+def counted(n: int, noun: str) -> str:
+    """'1 frame', '0 frames', '12 frames': a count with its noun (a regular plural)."""
+    return f"{n} {noun}{'s' * (n != 1)}"
+
+
 def turn_text(rotation: int, mirrored: bool) -> str:
     """A display matrix in words: `90 degrees`, `90 degrees, mirrored`, `mirrored`."""
     return ", ".join([f"{rotation} degrees"] * bool(rotation) + ["mirrored"] * mirrored)

@@ -53,7 +53,7 @@ from dove_cli.errors import (
     changed_hint,
     run_again,
 )
-from dove_cli.humanize import human_size
+from dove_cli.humanize import counted, human_size
 from dove_cli.options import DEFAULTS, UpscaleOptions
 from dove_cli.video_io.formats import CodecSpec, ffmsg, resolve_codec
 from dove_cli.video_io.paths import ffmpeg_name, temp_siblings
@@ -780,7 +780,7 @@ class Session:
             return Interrupted(f"{self.output}: interrupted before the first segment was saved; nothing was kept{made}")
         unsaved = f" (the {written - saved} after them were in a segment still open, and are redone)"
         return Interrupted(
-            f"{self.output}: interrupted after {written} frames; {saved} are saved in closed segments in "
+            f"{self.output}: interrupted after {counted(written, 'frame')}; {saved} are saved in closed segments in "
             f"{self.work.path}{unsaved if written > saved else ''}; {self.hint()}"
         )
 

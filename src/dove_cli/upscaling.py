@@ -42,7 +42,7 @@ from dove_cli.blend import (
 )
 from dove_cli.engine import DTYPE_NAMES, BilinearModel, DoveModel, Restorer
 from dove_cli.errors import DoveError, InputError, OptionError, OutputBusy, OutputError, in_folder_run
-from dove_cli.humanize import gpu_of, human_range
+from dove_cli.humanize import counted, gpu_of, human_range
 from dove_cli.logs import held_warnings, kept_warnings
 from dove_cli.logs import say as say_held
 from dove_cli.manifest import check_manifest, records_done, write_manifest
@@ -947,7 +947,7 @@ def no_frames(input: Source, info: video_io.VideoInfo, opts: UpscaleOptions) -> 
     """The error for an input (or a --preview range) without a frame."""
     where = ""
     if opts.preview:
-        length = f"{info.duration:.2f} s long" if info.duration else f"{info.num_frames} frames long"
+        length = f"{info.duration:.2f} s long" if info.duration else f"{counted(info.num_frames, 'frame')} long"
         where = f" in the --preview range {opts.preview} (the clip is {length})"
     return InputError(f"{input}: no video frames{where}")
 

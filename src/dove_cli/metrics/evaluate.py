@@ -38,6 +38,7 @@ import torch
 
 from dove_cli import video_io
 from dove_cli.errors import DecodeError, InputError, ModelError, OptionError, OutputError
+from dove_cli.humanize import counted
 from dove_cli.metrics import DEFAULT_METRICS, METRICS
 from dove_cli.video_io.formats import check_untagged_matrix
 from dove_cli.video_io.reader import (
@@ -716,7 +717,7 @@ def evaluate(
                         longer = "PRED" if fp is not None else "GT"
                         if gr is not None and tolerance is not None:
                             check_video_starts(pr.info, gr.info, scores.frames, longer, tolerance)
-                        note = f"frame counts differ: cut to {scores.frames} frames ({longer} has more)"
+                        note = f"frame counts differ: cut to {counted(scores.frames, 'frame')} ({longer} has more)"
                         scores.notes.append(note + (starts_differ(pr.info, gr.info) if gr is not None else ""))
                     break
                 if gr is not None and fg is not None and tolerance is not None:
@@ -832,8 +833,8 @@ def check_starts(pred: Path, gt: Path) -> None:
     if max(p0, g0) > min(p1, g1):
         return
     raise InputError(
-        f"{pred}: numbered {p0} to {p1} ({len(numbers[0])} frames) (PRED), and {gt} {g0} to {g1}"
-        f" ({len(numbers[1])} frames) (GT): the same numbers from other starts and counts, a first frame"
+        f"{pred}: numbered {p0} to {p1} ({counted(len(numbers[0]), 'frame')}) (PRED), and {gt} {g0} to {g1}"
+        f" ({counted(len(numbers[1]), 'frame')}) (GT): the same numbers from other starts and counts, a first frame"
         " missing? frames are paired by position, so every frame would be scored against its neighbour;"
         " restore the missing frames, or leave out the other side's extra ones so both start at one number"
     )
@@ -899,7 +900,7 @@ class OwnSteps:
         role, other = ("PRED", "GT") if self.side == 0 else ("GT", "PRED")
         raise InputError(
             f"{self.info.path}: frames lost between frame {index - 1} at {was:.3f} s and frame {index} at {now:.3f} s"
-            f" ({role}), {round((now - was) / self.frame) - 1} frames missing at its own {float(self.info.base_fps or 0):.4g}"
+            f" ({role}), {counted(round((now - was) / self.frame) - 1, 'frame')} missing at its own {float(self.info.base_fps or 0):.4g}"
             f" frames/s, every other step being one frame; frames are paired by position"
             f" with the {other}'s frame folder, so every later frame would be scored against the wrong one; score a"
             f" copy with each lost frame repeated ({CFR_COPY})"

@@ -25,6 +25,7 @@ import numpy as np
 from av.video.reformatter import ColorRange, Colorspace, VideoReformatter
 
 from dove_cli.errors import DecodeError, InputError, OptionError
+from dove_cli.humanize import counted
 from dove_cli.video_io.cadence import Grid, fit_grid, sample_pts
 from dove_cli.video_io.captions import CaptionRetimer, caption_carrier, has_captions
 from dove_cli.video_io.continuity import continuous_packets
@@ -883,7 +884,7 @@ class VideoReader:
         when = f"t={info.seconds(self._last_pts):.3f}s"
         if not self._ignore:
             raise DecodeError(
-                f"{self.path}: file ends early: {decoded} frames decoded, about {missing} "
+                f"{self.path}: file ends early: {counted(decoded, 'frame')} decoded, about {missing} "
                 f"more expected after {when} (truncated or damaged); {IGNORE_HINT}"
             )
         self.dropped_frames += missing
