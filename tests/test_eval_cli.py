@@ -700,9 +700,8 @@ def test_a_video_that_lost_its_first_frame_is_refused(tmp_path, capsys):
     v = evaluate(shifted, whole, "psnr").videos["shifted"]
     assert v.values["psnr"] == [pytest.approx(80.0)] * 5 and v.notes == []
     v = evaluate(whole, drop_frames(whole, tmp_path / "short.mkv", 1, 4), "psnr").videos["whole"]  # all but the first
-    assert v.values["psnr"] == [pytest.approx(80.0)] and v.notes == [
-        "frame counts differ: cut to 1 frame (PRED has more)"
-    ]
+    assert v.values["psnr"] == [pytest.approx(80.0)]
+    assert v.notes == ["frame counts differ: cut to 1 frame (PRED has more)"]
 
 
 def frames_of(video: Path, folder: Path) -> Path:
