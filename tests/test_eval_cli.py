@@ -356,6 +356,25 @@ def test_psnr_y_and_crop_border_as_basicsr_computes_them(tmp_path, capsys):
         evaluate(p, g, "psnr", max_crop=-1)
 
 
+def test_jpeg_and_webp_frame_folders_score_as_opencv_reads_them(tmp_path):
+    """The trial: a q90 JPEG folder scored 0.72 dB below pyiqa's and cv2's reading of it (a WebP 1.07 dB):
+    FFmpeg's plain chroma upsampling. Now equal to PSNR/SSIM of what cv2.imread gives."""
+    cv2 = pytest.importorskip("cv2", reason="opencv-python-headless is the reference decoder")
+    pred, gt = noisy_clip(2, 48, 64, seed=11)
+    g = write_frames(tmp_path / "G" / "clip", gt)
+    for ext in ("jpg", "webp"):
+        folder = tmp_path / ext / "clip"
+        folder.mkdir(parents=True)
+        for i, f in enumerate(pred):
+            Image.fromarray(f).save(folder / f"{i:04d}.{ext}", quality=90)
+        read = [cv2.imread(str(folder / f"{i:04d}.{ext}"))[..., ::-1] for i in range(2)]
+        v = evaluate(folder, g, "psnr,ssim").videos["clip"]
+        assert v.values["psnr"] == pytest.approx([np_psnr(a, b) for a, b in zip(read, gt, strict=True)], abs=1e-6)
+        chw = lambda a: a.transpose(2, 0, 1) / 255  # noqa: E731
+        want = [_ssim_reference(chw(a), chw(b)) for a, b in zip(read, gt, strict=True)]
+        assert v.values["ssim"] == pytest.approx(want, abs=1e-5), ext  # (the float32 luma: README)
+
+
 def test_the_json_says_which_matrix_each_side_was_read_with(tmp_path):
     """The JSON held --untagged-matrix's value (auto) only: a mixed SD/HD benchmark's reader could not
     tell which videos were read as BT.601 and which as BT.709. Now per video, per side; null for RGB."""
