@@ -627,9 +627,9 @@ def evaluate(
     """
     started = time.perf_counter()
     check_untagged_matrix(untagged_matrix)
-    for option, px in (("--max-crop", max_crop), ("--crop-border", crop_border)):
+    for flag, px in (("--max-crop", max_crop), ("--crop-border", crop_border)):
         if px < 0:
-            raise OptionError(f"{option} {px}: a number of pixels, 0 or more")
+            raise OptionError(f"{flag} {px}: a number of pixels, 0 or more")
     pairs, missing = pair_inputs(pred, gt, allow_missing)
     names = parse_metrics(metrics, gt is not None, str(pred), option)
     fr_needed = any(METRICS[n].full_reference for n in names)
