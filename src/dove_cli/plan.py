@@ -394,7 +394,10 @@ def fitting_host_change(
             alt_opts = dataclasses.replace(alt_opts, **change)
             if bf16:
                 alt_model, alt_dtype = _in_bf16(alt_model), torch.bfloat16
-        need = make_plan(info, alt_model, alt_opts, device, alt_dtype).est_peak_host_bytes
+        try:
+            need = make_plan(info, alt_model, alt_opts, device, alt_dtype).est_peak_host_bytes
+        except OptionError:  # a change the user's other options refuse (--tile 64 with --tile-overlap 1000)
+            continue
         words = advice(" ", ", ").join(word for word, _, _ in chosen)
         if need <= limit:
             tried = []
