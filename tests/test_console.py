@@ -128,6 +128,33 @@ def test_term_dumb_in_a_terminal_is_plain_as_a_log(monkeypatch):
         os.close(master)
 
 
+def test_the_bar_says_its_time_is_the_time_left_and_does_not_repeat_the_count(monkeypatch):
+    """A terminal's bar read `753/9000 175.91 fps 0:00:44 frame 753`: the time could be the time taken,
+    and a one-frame window (a pixel-local model's) is the count again. The time says `left`; a window of
+    several frames is still named."""
+    import io
+
+    from dove_cli.console import UpscaleBar
+    from dove_cli.reports import Progress
+
+    monkeypatch.setenv("TERM", "xterm")
+    master, slave = os.openpty()
+    shown = []
+    try:
+        with os.fdopen(slave, "w") as tty:
+            bar = UpscaleBar(False, "long5.mkv", Console(file=tty, width=120))
+            for done, window in ((753, "frame 753"), (25, "frames 25-57")):
+                bar(Progress(done, 9000, window, 5.0))
+                out = io.StringIO()
+                Console(file=out, width=120).print(bar.bar.make_tasks_table(bar.bar.tasks))
+                shown.append(out.getvalue().split())
+            bar.bar.stop()
+    finally:
+        os.close(master)
+    assert shown[0][-3:] == ["fps", "-:--:--", "left"] and "753" not in shown[0][-3:], shown  # (no rate yet: -:--:--)
+    assert shown[1][-4:] == ["-:--:--", "left", "frames", "25-57"], shown
+
+
 def test_a_terminal_shows_no_bar_before_the_input_opens(tmp_path, capsys, monkeypatch):
     """A missing input in a terminal drew the bar (`0/?  starting ...`), then the error: the bar comes
     with the run's first stage now, and an early error is its one line."""

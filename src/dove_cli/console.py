@@ -37,6 +37,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from dove_cli.errors import OutputError
 from dove_cli.geometry import parse_crop
@@ -266,6 +267,13 @@ def _interval(text: str) -> float:
     return 10.0
 
 
+class TimeLeftColumn(TimeRemainingColumn):
+    """rich's time remaining, said to be that: `0:00:44 left` (alone, it could be the time taken)."""
+
+    def render(self, task: Any) -> Text:
+        return super().render(task).append(" left")
+
+
 class UpscaleBar:
     """Progress of one run: a rich bar (frames, fps, ETA, what is happening) on a terminal, and on
     anything else (a log file, nohup, a job scheduler) a plain line at each change of stage, every
@@ -282,7 +290,7 @@ class UpscaleBar:
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("{task.fields[rate]}"),
-            TimeRemainingColumn(),
+            TimeLeftColumn(),
             TextColumn("{task.fields[window]}"),
             console=console,
             disable=quiet or self.plain,
@@ -336,7 +344,9 @@ class UpscaleBar:
         self.status(p.status)
         self._start()
         workers = getattr(p, "workers", [])  # a Ray run: a line per worker
-        window = "".join([p.window or self._status, *("\n  " + w for w in workers)])
+        # (a window of one frame, a pixel-local model's, is the count again: `753/9000 ... frame 753`)
+        busy = "" if p.window == f"frame {p.frames_done}" else p.window or self._status
+        window = "".join([busy, *("\n  " + w for w in workers)])
         self.bar.update(self.task, completed=p.frames_done, total=p.frames_total or None, rate=f"{fps:.2f} fps",
                         window=escape(window))  # fmt: skip
 
