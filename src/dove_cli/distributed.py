@@ -868,6 +868,7 @@ class _Driver:
         elif kind == "plan":
             assert job is not None
             self._idle(slot)
+            from dove_cli.plan import with_encoder
             from dove_cli.upscaling import warn_release_size, warn_scale
 
             plan, output_is_input = value
@@ -877,7 +878,7 @@ class _Driver:
             warn_release_size(plan, self.opts.scale)  # each file's own size
             warn_resampled_up(plan, self.opts.scale)
             if job.state == "planning":
-                self._start(job, replace(plan, model_note="", codec=job.writes[0], pix_fmt=job.writes[1]))
+                self._start(job, with_encoder(replace(plan, model_note="", codec=job.writes[0], pix_fmt=job.writes[1])))
         else:  # warm, ping
             if kind == "ping":
                 slot.info.pid = value["pid"]

@@ -13,6 +13,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+import av
 import psutil
 import torch
 
@@ -54,6 +55,14 @@ def lq_block(scale: int, multiple: int) -> int:
 
 
 HOST_BASE_BYTES = 512 << 20  # the process before any frame: torch, diffusers and PyAV (331 MiB), codec buffers
+# What a video encoder holds (lookahead, frame threads, references, B-frames) once it is full, in pictures
+# of the output's size and pixel format, and per frame given it until then (x264: 2.6). Measured with the
+# writer's 8 threads at 1708x960 and 3416x1920, 8-bit 4:2:0, 30 to 200 frames: x264 medium 143-165 (1.35
+# GiB at 3416x1920, which the plan left out: 1.0 GiB estimated, 1.52 measured), x265 medium 188, SVT-AV1
+# preset 8 136 (on 2 cores), libvpx-vp9 79, ffv1 22. Other outputs hold none to speak of (images are
+# written one by one, NVENC's frames wait on the GPU, frames in memory have no encoder).
+ENCODER_FRAMES = {"h264": 165, "hevc": 190, "av1": 140, "vp9": 80, "ffv1": 24, "prores": 24}
+ENCODER_FRAMES_PER_FRAME = 2.6
 CUDA_CONTEXT_BYTES = 600 << 20  # what a CUDA context and cuDNN/cuBLAS take on a card before any tensor
 # Of the memory the weights leave, what windows may take: the rest for estimate error, the allocator.
 WINDOW_SHARE = 0.85
@@ -298,6 +307,19 @@ def _release_chunks(frames: int, *, exact: bool, chunk: int, overlap: int) -> li
         return release_layout.release_chunks(padded, chunk, overlap)
     except release_layout.LayoutError:
         return [Span(0, padded)]
+
+
+def with_encoder(plan: Plan) -> Plan:
+    """The plan with its host memory counting what its output's encoder holds (ENCODER_FRAMES), once the
+    writer has chosen the codec and pixel format (`plan.codec`, `plan.pix_fmt`)."""
+    held = min(ENCODER_FRAMES.get(plan.codec, 0), ENCODER_FRAMES_PER_FRAME * max(plan.frames, 1))
+    if not held or not plan.pix_fmt:
+        return plan
+    height, width = plan.output_size
+    picture = sum(
+        c.width * c.height * (2 if c.bits > 8 else 1) for c in av.VideoFormat(plan.pix_fmt, width, height).components
+    )
+    return dataclasses.replace(plan, est_peak_host_bytes=plan.est_peak_host_bytes + int(held * picture))
 
 
 HOST_MARGIN = 1.25  # a plan this far past RAM and swap together is refused, not only warned about

@@ -66,6 +66,7 @@ from dove_cli.plan import (
     warn_if_device_memory_short,
     warn_if_host_memory_short,
     warn_if_impractical,
+    with_encoder,
 )
 from dove_cli.release_layout import ReleaseChunkStream, time_pad
 from dove_cli.reports import Progress, UpscaleResult, checked_progress
@@ -330,8 +331,9 @@ def _upscale(
         # A resumed run must use the windows the interrupted one chose ('auto' depends on free memory).
         say("planning")
         plan_opts = replace(opts, chunk=previous.chunk, tile=previous.tile) if previous else opts
-        plan = replace(make_plan(info, model, plan_opts, device, dtype), model_note=model_note, codec=checked.codec,
-                       pix_fmt=checked.pix_fmt, full_range=checked.full_range, crf=opts.crf)  # fmt: skip
+        plan = with_encoder(replace(make_plan(info, model, plan_opts, device, dtype), model_note=model_note,
+                                    codec=checked.codec, pix_fmt=checked.pix_fmt, full_range=checked.full_range,
+                                    crf=opts.crf))  # fmt: skip
         if on_paper:  # no such card here to measure its speed
             plan = replace(plan, est_seconds=None, model_note=f"planned for {gpu_of(opts.vram or 0)} (--vram)")
         if isinstance(session, ArraySession):  # upscale_frames: the whole output is held in memory too
