@@ -179,6 +179,14 @@ def make_vfr_clip(path: Path, frames: int = 12) -> Path:
     return path
 
 
+def make_held_mkv(path: Path) -> Path:
+    """A screen recording's variable rate in Matroska: 30 fps frames in bursts of 3, each held 0.6 s
+    (0.5 s before the last burst), as ffmpeg's select with -fps_mode vfr drops the frames between."""
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=30", "-t", "2", "-vf", "select='lt(mod(n,20),3)+gte(n,57)'",
+           "-fps_mode", "vfr", "-c:v", "libx264", "-pix_fmt", "yuv420p", path)  # fmt: skip
+    return path
+
+
 # FFmpeg's docs' inverse telecine (fieldmatch's "advanced IVTC" example), as dove's --deinterlace ivtc runs it
 IVTC = "fieldmatch=combmatch=full,yadif=mode=send_frame:parity=auto:deint=interlaced,decimate"
 

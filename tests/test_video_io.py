@@ -34,6 +34,7 @@ from media import (
     make_broadcast,
     make_caption_ts,
     make_clip,
+    make_held_mkv,
     make_pgs,
     make_programmes_ts,
     make_telecined,
@@ -652,6 +653,25 @@ def test_exact_steps_in_a_preview_not_in_mkv_nor_a_variable_rate(tmp_path: Path)
     ffmpeg("-i", src, "-map", "0:v", "-c", "copy", "-bsf:v", "noise=drop=eq(n\\,5)", gap)
     roundtrip(gap, tmp_path / "gap.mp4")
     assert frame_times(tmp_path / "gap.mp4") == frame_times(gap) == [Fraction(p, 1000) for p in pts[:5] + pts[6:]]
+
+
+def test_each_frame_of_a_variable_rate_mkv_keeps_its_own_duration(tmp_path: Path) -> None:
+    """Every packet lasts until the next frame, the last one frame at 30 fps, so the file ends where its
+    input does (2.000 s). The encoder gives packets frames late: the step of the frame just written, put
+    on each, moved the holds onto other frames, and the last frame's hold made the file 2.467 s long
+    (a 20 s screen recording said 26.8 s). Written directly, and joined from segments by a run."""
+    src = make_held_mkv(tmp_path / "held.mkv")
+    pts, tb = frame_pts(src)
+    assert tb == Fraction(1, 1000) and len(pts) == 12 and max(np.diff(pts)) == 600  # (ms: 1/30 s is 33)
+    # (a step within a tick of the track's default duration, 33 ms, is not stored: 34 reads back as 33)
+    steps = {t: 33 if step == 34 else step for t, step in zip(pts, [*np.diff(pts).tolist(), 33], strict=True)}
+    written, run = tmp_path / "written.mkv", tmp_path / "run.mkv"
+    roundtrip(src, written)
+    _dove(src, run, scale=1)
+    for out in (written, run):
+        with av.open(str(out)) as c:
+            durations = {p.pts: p.duration for p in c.demux(c.streams.video[0]) if p.size}
+            assert (durations, c.duration) == (steps, 2_000_000), out
 
 
 def test_frames_with_the_timestamp_of_the_frame_before(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

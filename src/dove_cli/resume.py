@@ -58,7 +58,7 @@ from dove_cli.options import DEFAULTS, UpscaleOptions
 from dove_cli.video_io.formats import CodecSpec, ffmsg, resolve_codec
 from dove_cli.video_io.paths import ffmpeg_name, temp_siblings
 from dove_cli.video_io.reader import VideoInfo
-from dove_cli.video_io.writer import ContainerWriter
+from dove_cli.video_io.writer import ContainerWriter, OwnDurations, frame_ticks
 from dove_cli.windows import Span
 
 log = logging.getLogger(__name__)
@@ -978,9 +978,11 @@ class _SegmentJoiner(ContainerWriter):
         self._vs = vs
         self._w, self._h = width, height
         self._last_pts = self._last_placed = None
+        self._durations = OwnDurations()  # a segment's durations are its dts steps (MOV), not its frames'
 
     def _flush_video(self) -> None:
-        pass
+        step = max(1, round(1 / (self._fps * self._tb)))
+        self._mux(self._durations.flush(frame_ticks(self.info, step, self._tb)))
 
     def copy_segment(self, file: Path, first_pts: int) -> None:
         """Mux one segment's video packets, shifted so that its first frame lands on `first_pts`.
@@ -1045,12 +1047,9 @@ class _SegmentJoiner(ContainerWriter):
         if self._last_dts is not None and dts <= self._last_dts:
             dts = self._last_dts + 1
         dts = min(dts, pts)
-        duration = round(Fraction(p.duration) * Fraction(p.time_base) / self._tb) if p.duration else 0
         p.pts, p.dts, p.time_base = pts - self._shift, dts - self._shift, self._tb
-        if duration:
-            p.duration = duration
         self._last_dts = dts
         p.stream = self._vs
-        self._mux(p)
+        self._mux(self._durations.push(p))
         self.frames_written += 1
         self._pump_aux(float(pts * self._tb))

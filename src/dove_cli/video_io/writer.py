@@ -3,9 +3,11 @@ subtitles, chapters, metadata and attachments, written to a temporary file and r
 
 from __future__ import annotations
 
+import bisect
 import logging
 import math
 import os
+from collections import deque
 from collections.abc import Iterable, Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -166,6 +168,67 @@ def holders(streams: list[Any], own: str) -> list[str]:
     return sorted(ext for ext in VIDEO_EXTENSIONS if ext != own and all(takes(ext, s) for s in streams))
 
 
+def frame_ticks(info: VideoInfo, step: int, time_base: Fraction) -> int | None:
+    """The last frame's duration, in ticks of `time_base`: one frame at the input's nominal rate.
+    The container takes the file's length from it, which it else guesses from the stream's rate, a
+    variable rate's average (a 3003-tick frame of a 29.97 fps phone clip became 3054 ticks long, the
+    file 1.7 ms longer than its input). None where that rate is no frame's (120 for 24 and 30 fps
+    mixed; `step`: one frame at the average rate): the step between the last two frames then."""
+    nominal = round(1 / (info.base_fps * time_base)) if info.base_fps else 0
+    return nominal if step / 2 <= nominal <= step * 2 else None
+
+
+class OwnDurations:
+    """Video packets, taken in decode order, given back in that order with their own frames'
+    durations: from a packet's pts to the next frame's (the next larger pts). A muxer takes a
+    stream's end from its packets' pts + duration; an encoder gives packets frames late and in
+    decode order, so the step of the frame just submitted is another frame's (a screen recording's
+    6.9 s hold landed on its last frame: a 20 s .mkv said 26.8 s). A packet waits until the next
+    frame's pts is certain: once the dts have passed it, as no later packet's pts is below its dts."""
+
+    def __init__(self) -> None:
+        self._held: deque[av.Packet] = deque()
+        self._seen: list[int] = []  # sorted pts that may be a held or a later packet's next frame
+        self._last_step = 0  # between the two largest pts so far
+
+    def push(self, p: av.Packet) -> list[av.Packet]:
+        """Those of the held packets and `p` whose durations are now known (each set), in order."""
+        pts = self._pts(p)
+        if self._seen and pts > self._seen[-1]:
+            self._last_step = pts - self._seen[-1]
+        bisect.insort(self._seen, pts)
+        self._held.append(p)
+        if p.dts is None:  # (an encoder's delayed packets before its flush: held to the end)
+            return []
+        out: list[av.Packet] = []
+        while self._held:
+            q = self._held[0]
+            i = bisect.bisect_right(self._seen, self._pts(q))
+            if i == len(self._seen) or self._seen[i] > p.dts:
+                break
+            q.duration = self._seen[i] - self._pts(q)
+            out.append(self._held.popleft())
+        lowest = min([p.dts, *(self._pts(q) for q in self._held)])
+        del self._seen[: bisect.bisect_left(self._seen, lowest)]
+        return out
+
+    def flush(self, last: int | None) -> list[av.Packet]:
+        """Every packet held, in order; the last frame's duration is `last` (`frame_ticks`; None: the
+        step between the last two frames)."""
+        for q in self._held:
+            i = bisect.bisect_right(self._seen, self._pts(q))
+            if i < len(self._seen):
+                q.duration = self._seen[i] - self._pts(q)
+            else:
+                q.duration = last or self._last_step
+        out, self._held, self._seen = list(self._held), deque(), []
+        return out
+
+    @staticmethod
+    def _pts(p: av.Packet) -> int:
+        return int(p.pts if p.pts is not None else p.dts or 0)
+
+
 class ContainerWriter(VideoWriter):
     def __init__(
         self,
@@ -288,10 +351,10 @@ class ContainerWriter(VideoWriter):
         self._last_pts: int | None = None
         self._last_placed: int | None = None  # the last frame's pts in the output's time base (`_place`)
         step = max(1, round(1 / (fps * self._tb)))
-        nominal = round(1 / (info.base_fps * self._tb)) if info.base_fps else 0
         # (None: a rate that is no frame's, such as 120 for 24 and 30 fps mixed: the last step then)
-        self._frame_ticks = nominal if step / 2 <= nominal <= step * 2 else None
+        self._frame_ticks = frame_ticks(info, step, self._tb)
         self._last_step = step  # between the last two frames written, in the output's time base
+        self._durations = OwnDurations()
         self._w, self._h = width, height
 
     def _video_clock(self) -> None:
@@ -978,18 +1041,12 @@ class ContainerWriter(VideoWriter):
             # unsupported"). One or two frames are never reordered, so each one's dts is its pts.
             for p in packets:
                 p.dts = p.pts
-        self._mux(self._timed(packets))
+        self._mux(self._timed(packets) + self._durations.flush(self._frame_ticks or self._last_step))
 
     def _timed(self, packets: list[av.Packet]) -> list[av.Packet]:
-        """Give encoded packets one frame at the input's nominal rate as their duration (encoders
-        such as x264 leave it 0): the container takes the last frame's from it, which it else
-        guesses from the stream's rate, a variable rate's average (a 3003-tick frame of a 29.97 fps
-        phone clip became 3054 ticks long, the file 1.7 ms longer than its input). Where the nominal
-        rate is no frame's (24 and 30 fps mixed: 120), the step between the last two frames."""
-        for p in packets:
-            if not p.duration:
-                p.duration = self._frame_ticks or self._last_step
-        return packets
+        """The encoded packets whose frames' durations are known by now, each given its own
+        (`OwnDurations`: encoders such as x264 leave it 0, and give packets frames late)."""
+        return [q for p in packets for q in self._durations.push(p)]
 
     def _pump_aux(self, until: float | None) -> None:
         """Copy input audio/subtitle packets up to `until` seconds, so the file stays interleaved."""
