@@ -729,3 +729,41 @@ def test_a_full_disk_mid_run_says_how_much_room_the_rest_and_the_join_need(tmp_p
         {}, chunk=9, tile=0, segments=[Segment("a", 0, 25, 0, 10**6), Segment("b", 25, 25, 0, 10**6)]
     )
     assert session.room_to_make(50, 100).startswith("make about 6.6 MB free (")
+
+
+def test_an_unfinished_input_written_just_now_is_watched_before_its_output_is_kept(tmp_path, monkeypatch):
+    """A recording is written in clusters of 5 s: a short run could begin and end between two writes,
+    unchanged, and keep a part of it as all of it. An input that looks unfinished and was written under
+    UNFINISHED_QUIET_S ago is watched until then: a write meanwhile fails the run (InputChanged); one
+    written longer ago, or a finished one, is not waited for."""
+    from fractions import Fraction
+
+    from dove_cli import resume
+    from dove_cli.errors import InputChanged
+    from dove_cli.video_io import VideoInfo
+
+    src = tmp_path / "recording.mkv"
+    waited: list[float] = []
+
+    def written_meanwhile(seconds: float) -> None:
+        waited.append(seconds)
+        with open(src, "ab") as f:
+            f.write(b"more")
+
+    monkeypatch.setattr(resume.time, "sleep", written_meanwhile)
+    old = time.time() - resume.UNFINISHED_QUIET_S - 1
+    for unfinished, written, waits in ((True, None, True), (True, old, False), (False, None, False)):
+        src.write_bytes(b"x" * 100)
+        if written is not None:
+            os.utime(src, (written, written))
+        info = VideoInfo(path=src, width=8, height=8, num_frames=1, fps=Fraction(25), time_base=Fraction(1, 25),
+                         unfinished=unfinished)  # fmt: skip
+        session = Session(tmp_path / "out.mkv", resume.input_identity(info), resume=False, overwrite=True)
+        waited.clear()
+        if waits:
+            with pytest.raises(InputChanged, match="100 bytes when the run began, 104 at its end"):
+                session.check_input(info)
+            assert len(waited) == 1 and 0 < waited[0] <= resume.UNFINISHED_QUIET_S
+        else:
+            session.check_input(info)
+            assert waited == [], (unfinished, written)

@@ -759,6 +759,34 @@ def test_deinterlace_option_end_to_end(tmp_path, caplog):
     assert r.frames == 10 and times == [Fraction(i, 25) for i in range(10)]  # 12.5 frames/s -> 25 fields/s
 
 
+def test_a_matroska_recording_is_planned_with_the_frames_it_has(tmp_path, caplog):
+    """Matroska counts no frames: a variable-rate screen recording (12 frames in 2 s at a nominal 30 fps)
+    was planned, and its progress and time left counted, at its duration x rate (60; the trial's
+    183-frame recording at 600). Its packets are counted, as `dove info` counts them. A recording cut
+    short with its header whole (a crash) is said before the run, which fails at its end without
+    --ignore-decode-errors; it was planned at its header's length."""
+    from media import make_held_mkv
+
+    opts = dict(model="bilinear", scale=1, codec="ffv1", device="cpu")
+    held = make_held_mkv(tmp_path / "held.mkv")
+    frames = len(frame_pts(held)[0])  # as ffmpeg reads them
+    out = tmp_path / "out.mkv"
+    plan = upscale(held, out, **opts, dry_run=True)
+    assert (plan.frames, plan.frames_exact, frames) == (12, True, 12)
+    seen = []
+    upscale(held, out, **opts, progress=seen.append)
+    assert {p.frames_total for p in seen if p.status == "upscaling"} == {12}
+    whole = make_clip(tmp_path / "whole.mkv", frames=60, rate="30", extra=("-g", "10"))
+    cut = tmp_path / "crashed.mkv"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    pts, tb = frame_pts(cut)
+    with caplog.at_level("WARNING"):
+        plan = upscale(cut, out, **opts, overwrite=True, dry_run=True)
+    assert (plan.frames, plan.frames_exact) == (len(pts), True) and len(pts) < 40
+    assert (f"crashed.mkv: its video ends at {float(pts[-1] * tb):.3f} s, its header says 2.000 s (about "
+            f"{60 - len(pts)} frames more): cut short") in caplog.text  # fmt: skip
+
+
 def test_ivtc_end_to_end(tmp_path):
     """A telecined DVD (MPEG-2 and MP2 in MPEG-PS) with --deinterlace ivtc: the plan and the progress
     count 4 frames of every 5 (and the 2 of a last cycle cut short), the output has ffmpeg's frames

@@ -423,6 +423,29 @@ def test_an_unreadable_input_is_said_to_be_unreadable(tmp_path: Path, monkeypatc
     assert str(err.value) == f"{clip}: cannot read: permission denied"
 
 
+def test_a_matroska_recording_still_being_written_is_said_to_look_unfinished(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A Matroska muxer writes the Segment's size and the Duration once the file is done: a recording
+    still being written (or whose recorder crashed) has neither, as this one streamed to a pipe, which
+    ffmpeg reads as "Duration: N/A". Said before a run (it reads only what there is by then), and
+    marked for the run's check at its end (`resume.Session.check_input`); a finished file is not."""
+    import subprocess
+
+    from media import FFMPEG
+
+    live = subprocess.run([FFMPEG, "-v", "error", "-f", "lavfi", "-i", "testsrc2=s=32x24:r=25", "-frames:v", "5",
+                           "-c:v", "ffv1", "-f", "matroska", "-"], capture_output=True, check=True).stdout  # fmt: skip
+    recording = tmp_path / "recording.mkv"
+    recording.write_bytes(live)
+    finished = make_clip(tmp_path / "finished.mkv", frames=5)
+    assert "Duration: N/A" in ffinfo(recording).stderr and "Duration: N/A" not in ffinfo(finished).stderr
+    with caplog.at_level(logging.WARNING):
+        assert probe(recording).unfinished and not probe(finished).unfinished
+    assert caplog.text.count("looks unfinished: its header gives no size and no duration") == 1
+    assert f"{recording}: looks unfinished" in caplog.text
+
+
 def test_an_mp4_cut_before_its_index_is_said_to_be_cut_short(tmp_path: Path) -> None:
     """Without its index (moov, written last by default) an MP4 cannot be opened at all: the error says
     it looks cut short, where a file that is no MP4 just is not a video."""
@@ -436,6 +459,7 @@ def test_an_mp4_cut_before_its_index_is_said_to_be_cut_short(tmp_path: Path) -> 
         with pytest.raises(InputError, match="not a video FFmpeg can read") as err:
             probe(path)
         assert ("no index: probably cut short" in str(err.value)) == hint, err.value
+        assert ("such as untrunc" in str(err.value) and "record to .mkv" in str(err.value)) == hint  # what to do
 
 
 def test_a_protocol_error_does_not_blame_the_index(tmp_path: Path, monkeypatch) -> None:
@@ -3037,10 +3061,35 @@ def test_a_stretch_lost_from_a_matroska_episode_is_said_and_counted(
     held = tmp_path / "held.mp4"  # a frame held 0.5 s after a regular second: its average rate says so
     ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=24", "-frames:v", "36", "-vf", "setpts='(N/24+gte(N,24)/2)/TB'",
            "-fps_mode", "vfr", "-c:v", "libx264", held)  # fmt: skip
-    for path, frames in ((vfr, 40), (held, 36)):
+    # A screen recording's frames held 0.6 s, each a whole number of frames, as a lost stretch is: but over
+    # intact bytes (its sound, or its next frame, right after), so variable-rate, as `dove info` says
+    screen = make_held_mkv(tmp_path / "screen.mkv")
+    for path, frames in ((vfr, 40), (held, 36), (screen, 12)):
         assert "gap" not in _reader_warnings(path)
         with open_reader(path) as reader:
             assert len(list(reader)) == frames and reader.dropped_frames == 0
+
+
+def test_stretches_lost_after_the_first_few_are_said_in_one_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Four stretches of an .mkv overwritten: the first SHOWN_GAPS (3) said one by one, the rest in one
+    line with the frames they lost; every frame lost counted (a 2-hour capture could say thousands)."""
+    src = make_clip(tmp_path / "in.mkv", frames=120, rate="24", extra=("-g", "12", "-cluster_time_limit", "400"))
+    with av.open(str(src)) as c:
+        where = [(p.pos, p.size) for p in c.demux(c.streams.video[0]) if p.size]
+    data = bytearray(src.read_bytes())
+    for a in (14, 38, 62, 86):
+        data[where[a][0] : sum(where[a + 8])] = b"t" * (sum(where[a + 8]) - where[a][0])
+    damaged = tmp_path / "damaged.mkv"
+    damaged.write_bytes(bytes(data))
+    times = decoded_times(damaged)  # as ffmpeg decodes it: the frames lost in each stretch
+    lost = [round((b - a) * 24) - 1 for a, b in zip(times, times[1:], strict=False) if b - a > Fraction(5, 24)]
+    assert len(lost) == 4
+    with caplog.at_level(logging.WARNING), open_reader(damaged) as reader:
+        assert len(list(reader)) == len(times) and reader.dropped_frames == sum(lost)
+    assert caplog.text.count("frames lost from the input?); the timing is kept") == 3
+    assert caplog.text.count(f"1 more gap in the video as the 3 said (about {lost[3]} more frames lost") == 1
 
 
 def test_frames_that_do_not_decode_are_not_counted_again_as_a_gap(

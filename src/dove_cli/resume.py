@@ -28,6 +28,7 @@ import os
 import shutil
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
@@ -90,6 +91,10 @@ ENCODER_THREADS = 8
 # threads only) makes x264 cut every frame into 8 slices: 2% more bytes at the same CRF and more
 # CPU time (measured on benchmarks/host_pipeline.py's job).
 ENCODER_THREAD_TYPE = "frame+slice"
+# Seconds an input that looks unfinished (`VideoInfo.unfinished`) must have gone unchanged at the end of
+# its run: a Matroska muxer writes a recording in clusters of 5 s (FFmpeg's, OBS's), so that a short run
+# could begin and end between two writes, and keep a part of a recording as if it were all of it.
+UNFINISHED_QUIET_S = 6.0
 
 
 def work_folder(output: Path) -> Path:
@@ -508,6 +513,13 @@ class SegmentedWriter(SegmentFiles):
         self._closed = True
 
 
+def _still_writing(identity: dict[str, Any]) -> float:
+    """Seconds until an input last modified at `identity`'s time has gone UNFINISHED_QUIET_S unchanged
+    (0: it has)."""
+    quiet = time.time() - identity["input_mtime_ns"] / 1e9
+    return min(UNFINISHED_QUIET_S, max(0.0, UNFINISHED_QUIET_S - quiet))  # (a clock ahead: a whole wait)
+
+
 def _prefix_frames(segments: list[Segment]) -> int:
     """Frames saved from the first one on without a gap (segments in frame order)."""
     end = 0
@@ -701,6 +713,11 @@ class Session:
             return
         try:
             now = input_identity(info)
+            if now == then and info.unfinished and (wait := _still_writing(now)):
+                log.info("%s: looks unfinished and was written %.0f s ago: waiting %.0f s to see whether it is still "
+                         "being recorded", info.path, UNFINISHED_QUIET_S - wait, wait)  # fmt: skip
+                time.sleep(wait)
+                now = input_identity(info)
         except OSError as exc:
             raise InputChanged(f"{info.path}: cannot be read any more ({exc.strerror}); nothing was kept") from None
         if now == then:

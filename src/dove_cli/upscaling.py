@@ -485,9 +485,10 @@ def probe_input(
     """The input's description (its picture less --crop: what the model gets), what its reader
     warns of (HDR, interlacing, alpha), held for `_check_outputs` to say: a run refused for its
     output says only why, and the options for this input: --crop auto made the crop it finds
-    (`with_found_crop`, its note held too). Under --parity the frame
-    count is exact (the release's chunks are laid over it): counted from the packets where the
-    container gives none, so that a dry run refuses the layouts the run refuses."""
+    (`with_found_crop`, its note held too). Where the container gives no frame count, it is counted
+    from the packets: for the plan and the progress (a variable-rate recording's duration x rate is
+    far off) where that is cheap (`cheap_to_count`), and always under --parity (the release's chunks
+    are laid over it), so that a dry run refuses the layouts the run refuses."""
     said: list[logging.LogRecord] = []
     if isinstance(input, ArraySource):
         opts = with_found_crop(input, opts, said)
@@ -496,7 +497,7 @@ def probe_input(
                                                    untagged_matrix=opts.untagged_matrix,
                                                    video_stream=opts.video_stream) as probe:  # fmt: skip
         info = probe.info
-        if opts.parity and not info.num_frames_exact and not opts.preview:
+        if not info.num_frames_exact and not opts.preview and (opts.parity or video_io.cheap_to_count(info)):
             info.num_frames, info.num_frames_exact = probe.count_frames(), True
         opts = with_found_crop(probe, opts, said)
         return geometry.cropped_info(info, opts), said, opts

@@ -59,6 +59,7 @@ from dove_cli.video_io.reader import (
     Frame,
     VideoInfo,
     VideoReader,
+    cheap_to_count,
     display_size,
     open_reader,
     probe,
@@ -68,6 +69,7 @@ from dove_cli.video_io.reader import (
 from dove_cli.video_io.writer import ContainerWriter, VideoWriter, output_zero
 
 __all__ = [
+    "cheap_to_count",
     "display_size",
     "CODECS",
     "DEINTERLACE_MODES",

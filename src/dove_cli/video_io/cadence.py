@@ -13,6 +13,8 @@ from pathlib import Path
 
 import av
 
+from dove_cli.video_io.paths import ffmpeg_name
+
 SAMPLE_FRAMES = 240  # frames the grid is found from (10 s at 24 fps): a clock's rounding of the common
 # rates repeats within 60 frames (23.976 fps in ms: every 24)
 REORDER_PACKETS = 32  # packets read past them: a frame stored out of order (B-frames) comes no later
@@ -81,7 +83,7 @@ def sample_pts(path: Path, index: int) -> list[int]:
     """The timestamps of the first SAMPLE_FRAMES frames of stream `index`, sorted, read without
     decoding."""
     pts: list[int] = []
-    with av.open(str(path), metadata_errors="replace") as c:
+    with av.open(ffmpeg_name(path), metadata_errors="replace") as c:
         for p in c.demux(c.streams[index]):
             if p.pts is not None:
                 pts.append(p.pts)

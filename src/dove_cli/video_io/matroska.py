@@ -1,9 +1,10 @@
 """What FFmpeg does not read of a Matroska file, or PyAV does not show: whether an edition of its chapters
 is ordered (EditionFlagOrdered: players play the chapters as a list, in order, skipping what no chapter
 holds) and whether its chapters link other files (ChapterSegmentUID), which FFmpeg reads as plain ones and
-writes no edition flags for, so an output plays straight through; and a video track's Dolby Vision
-configuration record (BlockAdditionMapping). A small EBML walk: the head of the file up to its first
-Cluster, or where its SeekHead says the element is; never the clusters."""
+writes no edition flags for, so an output plays straight through; a video track's Dolby Vision
+configuration record (BlockAdditionMapping); and whether the file was finished (`unfinished`). A small
+EBML walk: the head of the file up to its first Cluster, or where its SeekHead says the element is;
+never the clusters."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ SEEK, SEEK_ID, SEEK_POSITION = 0x4DBB, 0x53AB, 0x53AC
 EDITION, ATOM, ORDERED, LINKED_SEGMENT = 0x45B9, 0xB6, 0x45DD, 0x6E67
 TRACKS, TRACK_ENTRY, TRACK_TYPE, MAPPING, ADD_ID_TYPE, ADD_ID_EXTRA = 0x1654AE6B, 0xAE, 0x83, 0x41E4, 0x41E7, 0x41ED
 DOVI_TYPES = {int.from_bytes(t, "big") for t in (b"dvcC", b"dvvC", b"dvwC")}  # BlockAddIDType of a DV record
+INFO, DURATION = 0x1549A966, 0x4489
 MOST = 1 << 22  # bytes: a SeekHead or Chapters element larger than this is not a sane one (left unread)
 
 
@@ -101,3 +103,36 @@ def dovi_record(path: str | Path) -> bytes | None:
             if int.from_bytes(mapping.get(ADD_ID_TYPE, b""), "big") in DOVI_TYPES and len(record) >= 24:
                 return record[:24]
     return None
+
+
+def _unknown_size(f: BinaryIO) -> bool:
+    """Whether the element size at `f` is EBML's unknown one (all its value bits set); read past it."""
+    at = f.tell()
+    first = f.read(1)
+    n = 9 - first[0].bit_length() if first else 9
+    f.seek(at)
+    return _vint(f, False) == (1 << 7 * n) - 1
+
+
+def unfinished(path: str | Path) -> list[str]:
+    """What a Matroska file's head lacks that a muxer writes once the file is finished: its "size" (of
+    its Segment) and its "duration" (in its Info). A recording still being written, or whose recorder
+    crashed, lacks both ([] for a finished file and any other; a browser's .webm recording lacks them
+    for good)."""
+    try:
+        with open(path, "rb") as f:
+            if _vint(f, True) != EBML or (size := _vint(f, False)) is None:
+                return []
+            f.seek(size, 1)
+            if _vint(f, True) != SEGMENT:
+                return []
+            lacks = ["size"] if _unknown_size(f) else []
+            for eid, size in _elements(f):
+                if eid == INFO and size <= MOST:
+                    return lacks + ([] if DURATION in dict(_walk(f.read(size))) else ["duration"])
+                if eid == CLUSTER:
+                    break
+                f.seek(size, 1)
+    except OSError:
+        return []
+    return lacks + ["duration"]

@@ -51,6 +51,7 @@ from dove_cli.video_io.formats import (
     png_writes_cicp,
 )
 from dove_cli.video_io.hdr import Mastering, dynamic_hdr, light_level_of, mastering_of
+from dove_cli.video_io.matroska import unfinished
 from dove_cli.video_io.paths import (
     FIELD,
     check_fields,
@@ -82,6 +83,17 @@ SHOWN_RANGES = 8  # frame ranges one warning lists
 # A jump between two frames of a constant-rate video more than this many frame durations long is a
 # stretch lost from the input (damage the demuxer skipped): said and counted, with the timing kept.
 GAP_FRAMES = 5
+SHOWN_GAPS = 3  # of those, said one by one; the rest in one line at the end (a damaged capture may have many)
+# Bytes in a row of a Matroska file that no packet holds, from which on the demuxer skipped damage there
+# (a cluster's own header is a few dozen bytes; a disk's sector 512): a frame a variable-rate recording
+# holds leaves none, its sound goes on (`skipped_bytes`).
+DAMAGE_BYTES = 512
+# A video file whose container gives no frame count (Matroska, WebM, MPEG-TS, FLV) has its packets
+# counted before a run (`cheap_to_count`), for its plan, progress and time left: a variable-rate screen
+# recording's duration x nominal rate was 3x its frames. Up to these sizes, about 10 s (a 54,000-frame
+# .mkv took 1.1-1.7 s, 2 GB of large packets 0.8 s, read from the page cache on a busy 2-core machine).
+COUNT_MAX_FRAMES = 500_000  # (estimated: 2.3 hours at 60 fps)
+COUNT_MAX_BYTES = 8 << 30
 IGNORE_HINT = "use --ignore-decode-errors to keep what can be read"  # a DecodeError's advice (dove eval has its own)
 
 
@@ -122,6 +134,9 @@ class VideoInfo:
     is_still_image: bool = False
     num_frames_exact: bool = False
     duration: float | None = None  # seconds
+    # A Matroska file whose header lacks what a muxer writes at its end (`matroska.unfinished`): still
+    # being recorded, or its recorder crashed; a run watches it a little longer (resume.Session.check_input)
+    unfinished: bool = False
     # The rate its timestamps step at (FFmpeg's guessed rate): frames lost from a .mp4 lower its
     # average (`fps`), not this; None for images.
     base_fps: Fraction | None = None
@@ -242,8 +257,10 @@ def _cut_mp4_hint(path: Path, exc: BaseException) -> str:
             head = f.read(8)
     except OSError:
         return ""
-    return "; it starts as an MP4/MOV but has no index: probably cut short (the index is often at the end)" if (
-        head[4:8] == b"ftyp") else ""  # fmt: skip
+    return ("; it starts as an MP4/MOV but has no index: probably cut short (the index is often at the end): a "
+            "recovery tool such as untrunc can rebuild it from a good recording made with the same settings; next "
+            "time, record to .mkv or a fragmented MP4 (OBS: Hybrid or Fragmented MP4), which stay readable when cut "
+            "short") if head[4:8] == b"ftyp" else ""  # fmt: skip
 
 
 def probe(path: str | Path, *, fps: float | Fraction | None = None) -> VideoInfo:
@@ -585,6 +602,16 @@ def stream_rate(s: Any) -> Fraction:
     return fps
 
 
+def cheap_to_count(info: VideoInfo) -> bool:
+    """Whether a video file whose container gives no frame count is small enough to count its packets
+    (COUNT_MAX_FRAMES, COUNT_MAX_BYTES): `VideoReader.count_frames`."""
+    try:
+        size = info.path.stat().st_size
+    except OSError:
+        return False
+    return info.num_frames <= COUNT_MAX_FRAMES and size <= COUNT_MAX_BYTES
+
+
 def tagged_length(s: Any) -> Fraction | None:
     """A stream's length in seconds as its DURATION tag says (HH:MM:SS.nnnnnnnnn), or None: Matroska
     gives a track no duration of its own, and FFmpeg and mkvmerge write one such tag per track."""
@@ -598,6 +625,29 @@ def packet_pts(c: Any, s: Any) -> list[int]:
     """The timestamps of a stream's packets, sorted, read without decoding (a packet a frame): the
     frame count and times that a container's header does not give (Matroska)."""
     return sorted(p.pts for p in c.demux(s) if p.pts is not None)
+
+
+def skipped_bytes(path: Path, index: int, before: int, after: int) -> int:
+    """The most bytes in a row that no packet of any stream holds, read from the keyframe before
+    pts `before` of video stream `index` until its packets' dts reach `after` (no frame between
+    them can come later): damage the demuxer skipped. Lacing puts several packets at one place."""
+    ends: dict[int, int] = {}  # where a packet (or a lace of them) starts -> where it ends
+    try:
+        with av.open(ffmpeg_name(path), metadata_errors="replace") as c:
+            s = c.streams[index]
+            c.seek(before, stream=s, backward=True)
+            for p in c.demux():
+                if p.pos is not None and p.pos >= 0 and p.size:
+                    ends[p.pos] = ends.get(p.pos, p.pos) + p.size
+                t = p.dts if p.dts is not None else p.pts
+                if p.stream.index == index and t is not None and t >= after:
+                    break
+            else:
+                return DAMAGE_BYTES  # it never got there
+    except av.FFmpegError:
+        return DAMAGE_BYTES
+    spans = sorted(ends.items())
+    return max((b - a for (_, a), (b, _) in itertools.pairwise(spans)), default=0)
 
 
 def video_length(path: Path) -> tuple[Fraction, Fraction] | None:
@@ -668,6 +718,7 @@ class VideoReader:
         self._unplaced = 0  # packets skipped that carry no timestamp
         self._jumps = 0  # timestamp discontinuities corrected (continuity.Continuity)
         self._gaps_said: set[int] = set()  # pts of the frames before the gaps said under ivtc (`_ivtc_gaps`)
+        self._gaps: list[int] = []  # frames lost in each stretch lost from the input, said or not (`_say_gap`)
         self._deinterlace = deinterlace
         self._rate = DEINTERLACE_RATE[deinterlace]  # frames out per frame in
         self._carriers = VideoReformatter()  # for `caption_carrier` (its own: a reformatter keeps one size)
@@ -812,6 +863,13 @@ class VideoReader:
             log.warning("%s: HDR video (%s): DOVE was trained on SDR, so results may differ; %s", self.path,
                         "PQ" if info.color_trc == "smpte2084" else "HLG", kept)  # fmt: skip
         self._expected_end = self._declared_end(tb)
+        lacks = unfinished(self.path) if "matroska" in c.format.name.split(",") else []
+        info.unfinished = bool(lacks)
+        if lacks and self._warn:
+            log.warning("%s: looks unfinished: its header gives no %s, as that of a recording still being written, or "
+                        "whose recorder crashed (or a browser's .webm recording); a run reads only what there is by "
+                        "then, so if it is still being recorded, upscale it once it is done", self.path,
+                        " and no ".join(lacks))  # fmt: skip
         # A stream that says it is constant-rate (its average rate is the rate its timestamps step at):
         # its frame duration, to find stretches lost (`_check_step`); None once a step is not a whole
         # number of them (variable frame rate).
@@ -846,9 +904,18 @@ class VideoReader:
 
     def count_frames(self) -> int:
         """The frames this reader yields in all, counted from the video's packets without decoding: where
-        the container gives no count (`info.num_frames_exact` False), exact where that is an estimate."""
+        the container gives no count (`info.num_frames_exact` False), exact where that is an estimate.
+        Packets that end well before the header says (a recording that crashed, a copy cut short)
+        are said now, not only when a run reaches its end (`_check_complete`)."""
         with av.open(ffmpeg_name(self.path), metadata_errors="replace") as c:
-            return frames_out(len(packet_pts(c, c.streams[self._stream.index])), self._deinterlace)
+            pts = packet_pts(c, c.streams[self._stream.index])
+        last = round(self._in_time_base(pts[-1])) if pts else None
+        if last is not None and self._warn and self._expected_end is not None and (missing := self._missing(last)):
+            log.warning("%s: its video ends at %.3f s, its header says %.3f s (about %d frames more): cut short (a "
+                        "recording that crashed, a copy not finished?); a run fails there unless "
+                        "--ignore-decode-errors, which keeps the frames there are", self.path, self.info.seconds(last),
+                        self.info.seconds(self._expected_end), missing)  # fmt: skip
+        return frames_out(len(pts), self._deinterlace)
 
     def _declared_end(self, tb: Fraction) -> int | None:
         """End of the video stream (pts units) as the container header declares it, or None.
@@ -872,14 +939,19 @@ class VideoReader:
             start = min(start, Fraction(0))  # the length: a file starting at 1.5 s is not 1.5 s short
         return int((start + seconds) / tb)
 
+    def _missing(self, last_pts: int) -> int:
+        """About how many frames the header's end (`_expected_end`) promises after the frame at
+        `last_pts` (in `info.time_base`); 0 when it is as long as it says (or says nothing)."""
+        info, end = self.info, self._expected_end
+        if end is None or not info.fps:
+            return 0
+        missing = ((end - last_pts) * info.time_base - 1 / info.fps) * info.fps
+        return int(round(missing)) if missing >= 1.5 else 0
+
     def _check_complete(self, decoded: int) -> None:
         """Raise (or count as dropped) when the stream ended before its declared duration."""
-        info, end = self.info, self._expected_end
-        if end is None or self._last_pts is None or not info.fps:
-            return
-        missing_s = (end - self._last_pts) * info.time_base - 1 / info.fps
-        missing = int(round(missing_s * info.fps))
-        if missing_s * info.fps < 1.5:
+        info = self.info
+        if self._last_pts is None or not (missing := self._missing(self._last_pts)):
             return
         when = f"t={info.seconds(self._last_pts):.3f}s"
         if not self._ignore:
@@ -983,11 +1055,12 @@ class VideoReader:
                     lost = round(gap / step) - 1
                     undecodable = sum(1 for pts in self._skipped if last < pts < frame.pts)  # (counted already)
                     self.dropped_frames += frames_out(max(0, lost - undecodable), "ivtc")
-                    log.warning("%s: a %.2f s gap in the video at %.2f s (about %d frames lost from the input?): "
-                                "--deinterlace ivtc times the frames after it on from the ones before, as ffmpeg's "
-                                "decimate does, so from there the video is %.2f s early against the sound "
-                                "(--deinterlace frame keeps the gap)", self.path, float(gap * tb),
-                                float((last - (s.start_time or 0)) * tb), lost, float(gap * tb - 1 / stream_rate(s)))  # fmt: skip
+                    if self._say_gap(lost):
+                        log.warning("%s: a %.2f s gap in the video at %.2f s (about %d frames lost from the input?): "
+                                    "--deinterlace ivtc times the frames after it on from the ones before, as ffmpeg's "
+                                    "decimate does, so from there the video is %.2f s early against the sound "
+                                    "(--deinterlace frame keeps the gap)", self.path, float(gap * tb),
+                                    float((last - (s.start_time or 0)) * tb), lost, float(gap * tb - 1 / stream_rate(s)))  # fmt: skip
                 last = frame.pts if last is None else max(last, frame.pts)
             yield frame
 
@@ -1038,7 +1111,9 @@ class VideoReader:
         """Frames missing between two frames of a constant-rate input (`_step`): a jump of more than
         GAP_FRAMES frame durations, while every step so far was a whole number of them. Said, with its
         time and length, and counted as dropped (but for frames already counted as undecodable); the
-        timing is kept (the hole stays). A step of a variable-rate stream ends the watch, unsaid."""
+        timing is kept (the hole stays). A step of a variable-rate stream ends the watch, unsaid: one
+        that is no whole number of frames, or in Matroska (whose every track says it is constant-rate)
+        a frame held over intact bytes (`_held`), as `dove info` calls it variable."""
         if self._step is None:
             return
         frames = (after - before) / self._step
@@ -1049,11 +1124,30 @@ class VideoReader:
         lost = round(frames) - 1 - undecodable
         if frames <= GAP_FRAMES or lost <= 0:
             return
+        if self._held(before, after):
+            self._step = None
+            return
         self.dropped_frames += lost
         info = self.info
         gap = (after - before) * info.time_base
-        log.warning("%s: a %.2f s gap in the video at %.2f s (about %d frames lost from the input?); the timing is "
-                    "kept", self.path, float(gap), info.seconds(before), lost)  # fmt: skip
+        if self._say_gap(lost):
+            log.warning("%s: a %.2f s gap in the video at %.2f s (about %d frames lost from the input?); the timing "
+                        "is kept", self.path, float(gap), info.seconds(before), lost)  # fmt: skip
+
+    def _held(self, before: int, after: int) -> bool:
+        """Whether a Matroska input's frame at `before` (in the time base of `info`) is held until
+        `after`, a variable frame rate: no bytes between them skipped as damage (`skipped_bytes`)."""
+        if "matroska" not in self._container.format.name.split(","):
+            return False
+        tb = Fraction(self._stream.time_base or Fraction(1, 90000)) / self._tb  # stream ticks in `info` ticks
+        index = self._stream.index
+        return skipped_bytes(self.path, index, math.floor(before / tb), math.ceil(after / tb)) < DAMAGE_BYTES
+
+    def _say_gap(self, lost: int) -> bool:
+        """Note a stretch of `lost` frames lost; whether it is one of the first SHOWN_GAPS, said on its own
+        (the others in one line, `_report`)."""
+        self._gaps.append(lost)
+        return len(self._gaps) <= SHOWN_GAPS
 
     def _where(self, pts: int) -> tuple[int, float]:
         """Frame number (from 0) and seconds of a packet's pts from the stream's start.
@@ -1129,6 +1223,11 @@ class VideoReader:
             log.warning("%s: %d timestamp discontinuities in all, each corrected the same way (the first %d are said "
                         "above)", self.path, self._jumps, SHOWN_RANGES)  # fmt: skip
             self._jumps = SHOWN_RANGES
+        if len(self._gaps) > SHOWN_GAPS:
+            more = self._gaps[SHOWN_GAPS:]
+            log.warning("%s: %d more gap%s in the video as the %d said (about %d more frames lost from the input); the "
+                        "timing is kept", self.path, len(more), "s" * (len(more) > 1), SHOWN_GAPS, sum(more))  # fmt: skip
+            del self._gaps[SHOWN_GAPS:]
 
     def _report_skipped(self) -> None:
         """One warning for the packets skipped, in presentation order (they fail in decode order)."""
