@@ -933,8 +933,10 @@ class ContainerWriter(VideoWriter):
         ostream: Any = p.stream
         last = self._aux_dts.get(ostream.index)
         given = muxed = None  # this packet's dts in the muxer's time base, as given and as muxed
+        self._out.start_encoding()  # the header, which sets the streams' time bases (once: the first packet
+        # muxed may be audio, while the encoder holds the first video packets back)
         if p.dts is not None and p.time_base and ostream.time_base:
-            tb = Fraction(ostream.time_base)  # the muxer's: the header is written by now
+            tb = Fraction(ostream.time_base)  # the muxer's
             given = muxed = _rescale(p.dts, Fraction(p.time_base), tb)
             floor = last[0] + (0 if self._out.format.flags & AVFMT_TS_NONSTRICT else 1) if last else given
             if last is not None and given < floor:
