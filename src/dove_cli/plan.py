@@ -417,7 +417,8 @@ def fitting_host_change(
             if bf16:
                 alt_model, alt_dtype = _in_bf16(alt_model), torch.bfloat16
         try:
-            need = make_plan(info, alt_model, alt_opts, device, alt_dtype).est_peak_host_bytes
+            alt = make_plan(info, alt_model, alt_opts, device, alt_dtype)
+            need = with_encoder(dataclasses.replace(alt, codec=plan.codec, pix_fmt=plan.pix_fmt)).est_peak_host_bytes
         except OptionError:  # a change the user's other options refuse (--tile 64 with --tile-overlap 1000)
             continue
         words = advice(" ", ", ").join(word for word, _, _ in chosen)
