@@ -595,6 +595,10 @@ def test_a_training_run_as_model_gets_its_own_fix_alone(tmp_path, capsys):
     ],
 )  # fmt: skip
 def test_missing_weights_say_each_way_out_once(tmp_path, capsys, monkeypatch, env, flags, message):
+    import psutil
+
+    real = psutil.virtual_memory()  # a machine that could run the plan: --download without a GPU plans first
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: real._replace(total=256 << 30, available=200 << 30))
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.setenv("DOVE_HOME", str(tmp_path / "dove"))
     for k, v in env.items():

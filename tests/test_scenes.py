@@ -198,7 +198,7 @@ def test_the_plan_says_that_scene_cuts_are_not_in_its_windows(cut_clip, tmp_path
         r = upscale(cut_clip, out, opts, restorer=_Recorder())
     assert r.cuts == [20] and r.windows_run == plan.chunks + len(r.cuts)
     assert f"plan: 3 windows of 17 frames (4 shared), work ratio {plan.work_ratio:.2f}" in caplog.text
-    assert f"GiB; scene cuts {SCENE_CUTS_NOTE}" in caplog.text
+    assert f"; scene cuts {SCENE_CUTS_NOTE}" in caplog.text  # (after the estimates)
     args = ["upscale", str(cut_clip), "-o", str(out), "--model", "bilinear", "--dry-run", "--overwrite", "--manifest"]
     for extra, said in (["--chunk", "17"], True), (["--chunk", "17", "--scene-cuts", "off"], False), ([], False):
         manifest = tmp_path / f"plan{len(extra)}.json"
