@@ -731,7 +731,7 @@ def test_a_full_disk_mid_run_says_how_much_room_the_rest_and_the_join_need(tmp_p
     assert session.room_to_make(50, 100).startswith("make about 6.6 MB free (")
 
 
-def test_an_unfinished_input_written_just_now_is_watched_before_its_output_is_kept(tmp_path, monkeypatch):
+def test_an_unfinished_input_written_just_now_is_watched_before_its_output_is_kept(tmp_path, monkeypatch, caplog):
     """A recording is written in clusters of 5 s: a short run could begin and end between two writes,
     unchanged, and keep a part of it as all of it. An input that looks unfinished and was written under
     UNFINISHED_QUIET_S ago is watched until then: a write meanwhile fails the run (InputChanged); one
@@ -744,6 +744,7 @@ def test_an_unfinished_input_written_just_now_is_watched_before_its_output_is_ke
 
     src = tmp_path / "recording.mkv"
     waited: list[float] = []
+    caplog.set_level(logging.WARNING, logger="dove_cli")
 
     def written_meanwhile(seconds: float) -> None:
         waited.append(seconds)
@@ -764,6 +765,7 @@ def test_an_unfinished_input_written_just_now_is_watched_before_its_output_is_ke
             with pytest.raises(InputChanged, match="100 bytes when the run began, 104 at its end"):
                 session.check_input(info)
             assert len(waited) == 1 and 0 < waited[0] <= resume.UNFINISHED_QUIET_S
+            assert "looks unfinished" in caplog.text and "waiting" in caplog.text  # said: a pause after the frames
         else:
             session.check_input(info)
             assert waited == [], (unfinished, written)

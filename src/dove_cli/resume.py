@@ -714,8 +714,8 @@ class Session:
         try:
             now = input_identity(info)
             if now == then and info.unfinished and (wait := _still_writing(now)):
-                log.info("%s: looks unfinished and was written %.0f s ago: waiting %.0f s to see whether it is still "
-                         "being recorded", info.path, UNFINISHED_QUIET_S - wait, wait)  # fmt: skip
+                log.warning("%s: looks unfinished and was written %.0f s ago: waiting %.0f s to see whether it is still "
+                            "being recorded", info.path, UNFINISHED_QUIET_S - wait, wait)  # fmt: skip
                 time.sleep(wait)
                 now = input_identity(info)
         except OSError as exc:
