@@ -6,10 +6,12 @@ re-encode steps 1001/24000 s exactly."""
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 
@@ -79,14 +81,17 @@ def fit_grid(pts: list[int], tb: Fraction, rate: Fraction) -> Grid | None:
     return Grid(start=(pts[0] + move) * tb, step=frame * tb, slack=tb / 2)
 
 
+def packet_pts(c: Any, s: Any, limit: int | None = None) -> list[int]:
+    """The timestamps of a stream's packets (a packet a frame), sorted, read without decoding: the
+    frame count and times a container's header does not give (Matroska). With `limit`, the first
+    `limit` frames' only (REORDER_PACKETS more are read: a frame stored late still comes)."""
+    found = (p.pts for p in c.demux(s) if p.pts is not None)
+    if limit is None:
+        return sorted(found)
+    return sorted(itertools.islice(found, limit + REORDER_PACKETS))[:limit]
+
+
 def sample_pts(path: Path, index: int) -> list[int]:
-    """The timestamps of the first SAMPLE_FRAMES frames of stream `index`, sorted, read without
-    decoding."""
-    pts: list[int] = []
+    """The timestamps of the first SAMPLE_FRAMES frames of stream `index` (`packet_pts`)."""
     with av.open(ffmpeg_name(path), metadata_errors="replace") as c:
-        for p in c.demux(c.streams[index]):
-            if p.pts is not None:
-                pts.append(p.pts)
-            if len(pts) >= SAMPLE_FRAMES + REORDER_PACKETS:
-                break
-    return sorted(pts)[:SAMPLE_FRAMES]
+        return packet_pts(c, c.streams[index], SAMPLE_FRAMES)

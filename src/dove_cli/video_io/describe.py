@@ -9,7 +9,7 @@ from typing import Any
 
 import av
 
-from dove_cli.video_io.cadence import uneven
+from dove_cli.video_io.cadence import packet_pts, uneven
 from dove_cli.video_io.fields import scan_fields
 from dove_cli.video_io.formats import HDR_TRANSFERS, TRANSPORT_CLOCKS, assumed_matrix, is_rgb, stream_flags
 from dove_cli.video_io.matroska import chapter_order
@@ -26,7 +26,6 @@ from dove_cli.video_io.reader import (
     missing_numbers,
     numbered,
     open_reader,
-    packet_pts,
     picture_bytes,
     stream_rate,
 )

@@ -26,7 +26,7 @@ from av.video.reformatter import ColorRange, Colorspace, VideoReformatter
 
 from dove_cli.errors import DecodeError, InputError, OptionError
 from dove_cli.humanize import counted
-from dove_cli.video_io.cadence import Grid, fit_grid, sample_pts
+from dove_cli.video_io.cadence import Grid, fit_grid, packet_pts, sample_pts
 from dove_cli.video_io.captions import CaptionRetimer, caption_carrier, has_captions
 from dove_cli.video_io.continuity import continuous_packets
 from dove_cli.video_io.fields import advice, scan_fields
@@ -619,12 +619,6 @@ def tagged_length(s: Any) -> Fraction | None:
     if tag and (m := re.fullmatch(r"(\d+):(\d\d):(\d\d(?:\.\d+)?)", tag.strip())):
         return Fraction(int(m[1]) * 3600 + int(m[2]) * 60) + Fraction(m[3])
     return None
-
-
-def packet_pts(c: Any, s: Any) -> list[int]:
-    """The timestamps of a stream's packets, sorted, read without decoding (a packet a frame): the
-    frame count and times that a container's header does not give (Matroska)."""
-    return sorted(p.pts for p in c.demux(s) if p.pts is not None)
 
 
 def skipped_bytes(path: Path, index: int, before: int, after: int) -> int:
