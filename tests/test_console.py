@@ -141,7 +141,7 @@ def test_term_dumb_in_a_terminal_is_plain_as_a_log(monkeypatch):
 def test_the_bar_says_its_time_is_the_time_left_and_does_not_repeat_the_count(monkeypatch):
     """A terminal's bar read `753/9000 175.91 fps 0:00:44 frame 753`: the time could be the time taken,
     and a one-frame window (a pixel-local model's) is the count again. The time says `left`; a window of
-    several frames is still named."""
+    several frames is still named. Where the length is not known, no time is shown (not a bare `left`)."""
     import io
 
     from dove_cli.console import UpscaleBar
@@ -153,8 +153,11 @@ def test_the_bar_says_its_time_is_the_time_left_and_does_not_repeat_the_count(mo
     try:
         with os.fdopen(slave, "w") as tty:
             bar = UpscaleBar(False, "long5.mkv", Console(file=tty, width=120))
-            for done, window in ((753, "frame 753"), (25, "frames 25-57")):
-                bar(Progress(done, 9000, window, 5.0))
+            for done, total, window in ((753, 9000, "frame 753"), (25, 9000, "frames 25-57"), (7, None, "frame 7")):
+                if total is None:  # (a fresh bar: a run whose length is not known)
+                    bar.bar.stop()
+                    bar = UpscaleBar(False, "live.ts", Console(file=tty, width=120))
+                bar(Progress(done, total, window, 5.0))
                 out = io.StringIO()
                 Console(file=out, width=120).print(bar.bar.make_tasks_table(bar.bar.tasks))
                 shown.append(out.getvalue().split())
@@ -163,6 +166,7 @@ def test_the_bar_says_its_time_is_the_time_left_and_does_not_repeat_the_count(mo
         os.close(master)
     assert shown[0][-3:] == ["fps", "-:--:--", "left"] and "753" not in shown[0][-3:], shown  # (no rate yet: -:--:--)
     assert shown[1][-4:] == ["-:--:--", "left", "frames", "25-57"], shown
+    assert "7/?" in shown[2] and "left" not in shown[2], shown
 
 
 def test_a_terminal_shows_no_bar_before_the_input_opens(tmp_path, capsys, monkeypatch):

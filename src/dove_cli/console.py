@@ -268,10 +268,12 @@ def _interval(text: str) -> float:
 
 
 class TimeLeftColumn(TimeRemainingColumn):
-    """rich's time remaining, said to be that: `0:00:44 left` (alone, it could be the time taken)."""
+    """rich's time remaining, said to be that: `0:00:44 left` (alone, it could be the time taken);
+    nothing where the length is not known (a bare `left`)."""
 
     def render(self, task: Any) -> Text:
-        return super().render(task).append(" left")
+        shown = super().render(task)
+        return shown.append(" left") if shown.plain else shown
 
 
 class UpscaleBar:
