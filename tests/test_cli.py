@@ -23,10 +23,12 @@ from dove_cli.cli import main
 from dove_cli.errors import InputError
 from dove_cli.upscaling import upscale
 from media import (
+    FFMPEG,
     caption_text,
     decoded_frame_count,
     ffinfo,
     ffmpeg,
+    frame_times,
     make_broadcast,
     make_caption_ts,
     make_clip,
@@ -1501,6 +1503,52 @@ def test_info_says_a_variable_rate_clips_nominal_rate(tmp_path, capsys):
     assert d["video"]["nominal_fps"] == "30000/1001" and Fraction(d["video"]["fps"]) < Fraction(29.5)
     code, out, err = run(["info", str(clip)], capsys)
     assert re.search(r"frame rate +29\.\d+ fps \(\d+/\d+\), variable \(the average; nominally 29\.970\)$", out, re.M)
+
+
+def test_info_says_a_recording_cut_short_or_unfinished(tmp_path, capsys):
+    """`dove info` of a Matroska recording cut in half (its header says 2 s) said nothing of it, nor of
+    one streamed to a pipe (no Duration: still being written); only a run said so. The packets' end,
+    the header's and the frames between, as ffmpeg reads the file's frames."""
+    whole = tmp_path / "whole.mkv"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=24", "-frames:v", "48", "-g", "6", "-c:v", "libx264", whole)
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    kept = len(frame_times(cut))
+    live = tmp_path / "live.mkv"
+    live.write_bytes(
+        subprocess.run(
+            [
+                FFMPEG,
+                "-v",
+                "error",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc2=s=32x24:r=25",
+                "-frames:v",
+                "5",
+                "-c:v",
+                "ffv1",
+                "-f",
+                "matroska",
+                "-",
+            ],
+            capture_output=True,
+            check=True,
+        ).stdout
+    )
+    code, (w, c, r), err = _info([whole, cut, live], capsys)  # fmt: skip
+    assert code == 0, err
+    assert w["video"]["cut_short"] is None and not w["video"]["unfinished"] and r["video"]["unfinished"]
+    short = c["video"]["cut_short"]
+    assert 10 < kept < 40 and short == {
+        "ends": round((kept - 1) / 24, 3),
+        "header_end": 2.0,
+        "missing_frames": 48 - kept,
+    }
+    code, out, err = run(["info", str(cut), str(live)], capsys)
+    assert f"cut short   its video ends at {(kept - 1) / 24:.3f} s, its header says 2.000 s (about {48 - kept}" in out
+    assert out.count("unfinished  its header lacks") == 1
 
 
 def test_info_images_and_an_unreadable_file(png_sequence, clip_2997, tmp_path, capsys):

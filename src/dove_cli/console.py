@@ -729,6 +729,24 @@ def described_rows(d: dict) -> list[tuple[str, str]]:
     ]  # fmt: skip
     if v["start"]:
         rows.insert(4, ("  start", f"{v['start']:.3f} s (the first frame)"))
+    if short := v.get("cut_short"):
+        rows.insert(
+            3,
+            (
+                "  cut short",
+                f"its video ends at {short['ends']:.3f} s, its header says {short['header_end']:.3f} s "
+                f"(about {short['missing_frames']} frames more): a recording that crashed, a copy not finished?",
+            ),
+        )
+    if v.get("unfinished"):
+        rows.insert(
+            3,
+            (
+                "  unfinished",
+                "its header lacks what a muxer writes at the end: a recording still being "
+                "made (or whose recorder crashed); a run reads only what there is by then",
+            ),
+        )
     if v["rotation"] or v["mirrored"]:
         rows.append(("  rotation", f"{turn_text(v['rotation'], v['mirrored'])} (kept as a tag)"))
     if v["captions"]:

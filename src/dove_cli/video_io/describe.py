@@ -18,6 +18,7 @@ from dove_cli.video_io.paths import ffmpeg_name
 from dove_cli.video_io.programmes import Programme, programme_of, ts_programmes
 from dove_cli.video_io.reader import (
     VideoInfo,
+    VideoReader,
     attachment_name,
     display_size,
     frame_numbers,
@@ -50,10 +51,18 @@ def describe(path: str | Path) -> dict[str, Any]:
     read it."""
     with open_reader(path, warn=False) as reader:
         info = reader.info
-    if info.is_images:
-        return {"path": str(path), "images": _images(info)}
+        if info.is_images:
+            return {"path": str(path), "images": _images(info)}
+        return _file(path, reader)
+
+
+def _file(path: str | Path, reader: VideoReader) -> dict[str, Any]:
+    """`describe` of a video file, `reader` open on it."""
+    info = reader.info
     with av.open(ffmpeg_name(path), metadata_errors="replace") as c:
         video = c.streams[info.stream_index]
+        pts = packet_pts(c, video)
+        short = reader.shortfall(pts[-1]) if pts else None
         programmes = ts_programmes(path) if "mpegts" in c.format.name else []
         others = [{**_stream(c, s), "programme": _number(programmes, s)} for s in c.streams if s is not video]
         # what the fields hold, for a video flagged interlaced only (a scan of its first frames)
@@ -67,7 +76,11 @@ def describe(path: str | Path) -> dict[str, Any]:
             "clock": info.container in TRANSPORT_CLOCKS,
             "video": {
                 "index": video.index,
-                **_video(info, *_timing(c, video)),
+                **_video(info, *_timing(pts, video)),
+                # a Matroska header lacking what a muxer writes at the end (a recording still being made)
+                "unfinished": info.unfinished,
+                # packets ending well before the header says: {"ends", "header_end" (s), "missing_frames"}
+                "cut_short": dict(zip(("ends", "header_end", "missing_frames"), short, strict=True)) if short else None,
                 "programme": _number(programmes, video),
                 "field_order": scan.flagged_order if scan else None,  # "tff" | "bff": as the frames say
                 "fields": scan.as_dict() if scan else None,  # what FFmpeg's idet found in them
@@ -136,12 +149,11 @@ def _video(info: VideoInfo, variable: bool, packets: int, average: Fraction | No
     }
 
 
-def _timing(c: Any, s: Any) -> tuple[bool, int, Fraction | None]:
-    """The video's packets read without decoding (a Matroska header says nothing of it): whether its
-    frames are unevenly spaced, how many there are, and their average rate. Steps within one tick of
-    each other (Matroska's millisecond clock makes 23.976 fps 41 and 42 ms) are even."""
+def _timing(pts: list[int], s: Any) -> tuple[bool, int, Fraction | None]:
+    """The video's packet times `pts` (`packet_pts`: a Matroska header says nothing of them): whether
+    its frames are unevenly spaced, how many there are, and their average rate. Steps within one tick
+    of each other (Matroska's millisecond clock makes 23.976 fps 41 and 42 ms) are even."""
     step = 1 / (stream_rate(s) * Fraction(s.time_base)) if s.time_base else None
-    pts = packet_pts(c, s)
     variable = uneven(pts, step)
     span = (pts[-1] - pts[0]) * Fraction(s.time_base) if len(pts) > 1 and s.time_base else Fraction(0)
     return variable, len(pts), Fraction(len(pts) - 1) / span if span else None

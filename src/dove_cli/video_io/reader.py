@@ -903,13 +903,20 @@ class VideoReader:
         are said now, not only when a run reaches its end (`_check_complete`)."""
         with av.open(ffmpeg_name(self.path), metadata_errors="replace") as c:
             pts = packet_pts(c, c.streams[self._stream.index])
-        last = round(self._in_time_base(pts[-1])) if pts else None
-        if last is not None and self._warn and self._expected_end is not None and (missing := self._missing(last)):
+        if pts and self._warn and (short := self.shortfall(pts[-1])):
             log.warning("%s: its video ends at %.3f s, its header says %.3f s (about %d frames more): cut short (a "
                         "recording that crashed, a copy not finished?); a run fails there unless "
-                        "--ignore-decode-errors, which keeps the frames there are", self.path, self.info.seconds(last),
-                        self.info.seconds(self._expected_end), missing)  # fmt: skip
+                        "--ignore-decode-errors, which keeps the frames there are", self.path, *short)  # fmt: skip
         return frames_out(len(pts), self._deinterlace)
+
+    def shortfall(self, last_pts: int) -> tuple[float, float, int] | None:
+        """Where the video's last packet (pts `last_pts`, in the stream's time base) is and where the
+        header says the video ends (seconds from the first frame), and about how many frames are
+        missing between (a recording that crashed, a copy cut short); None when it is as long as it says."""
+        last = round(self._in_time_base(last_pts))
+        if self._expected_end is None or not (missing := self._missing(last)):
+            return None
+        return self.info.seconds(last), self.info.seconds(self._expected_end), missing
 
     def _declared_end(self, tb: Fraction) -> int | None:
         """End of the video stream (pts units) as the container header declares it, or None.
