@@ -225,7 +225,8 @@ def test_frames_are_streamed_one_at_a_time(tmp_path):
 
 
 def test_upscale_eval_scores_the_output_against_gt(tmp_path, capsys):
-    """`dove upscale IN -o OUT --eval GT`: the scores dove eval gives, right after the run."""
+    """`dove upscale IN -o OUT --eval GT`: the scores dove eval gives, right after the run, with
+    --eval-crop-border's edges left out of both."""
     from media import ffmpeg_frames
 
     gt_frames, _ = noisy_clip(6, 96, 128, seed=3)
@@ -233,11 +234,11 @@ def test_upscale_eval_scores_the_output_against_gt(tmp_path, capsys):
     gt = write_frames(tmp_path / "gt", gt_frames)
     out, scores = tmp_path / "out.mkv", tmp_path / "scores.json"
     code, _, err = run(["upscale", str(lq), "-o", str(out), "--model", "bilinear", "--scale", "2", "--codec", "ffv1",
-                        "--fps", "16", "-q", "--eval", str(gt), "--eval-metrics", "psnr", "--eval-json", str(scores)],
-                       capsys)  # fmt: skip
+                        "--fps", "16", "-q", "--eval", str(gt), "--eval-metrics", "psnr", "--eval-json", str(scores),
+                        "--eval-crop-border", "5"], capsys)  # fmt: skip
     assert code == 0, err
     pred = ffmpeg_frames(out, 128, 96)
-    expected = np.mean([np_psnr(p, g) for p, g in zip(pred, gt_frames, strict=True)])
+    expected = np.mean([np_psnr(p[5:-5, 5:-5], g[5:-5, 5:-5]) for p, g in zip(pred, gt_frames, strict=True)])
     got = json.loads(scores.read_text())
     assert abs(got["mean"]["psnr"] - expected) < 0.01 and 15 < expected < 40
 
@@ -253,6 +254,9 @@ def test_upscale_eval_mistakes_stop_before_the_run(tmp_path, capsys):
             "--eval-metrics: unknown metric 'bogus'",
         ),
         (["--eval-json", str(tmp_path / "s.json")], "go with --eval GT"),
+        (["--eval-crop-border", "2"], "--eval-crop-border go with --eval GT"),
+        (["--eval", str(demo_clip("007.mp4")), "--scale", "1", "--eval-crop-border", "90"],
+         f"--eval-crop-border 90 leaves nothing of {out}'s 316x178 frames"),
         (["--eval", str(demo_clip("007.mp4")), "--eval-json", str(tmp_path)],
          f"--eval-json {tmp_path}: is a folder; give a file name like {tmp_path / 'scores.json'}"),
     ):  # fmt: skip

@@ -267,6 +267,13 @@ def upscale_cmd(
         None, "--eval-metrics", metavar="LIST", help="Metrics for --eval (default: as dove eval)."
     ),
     eval_json: Path | None = typer.Option(None, "--eval-json", metavar="FILE", help="Write the --eval scores here."),
+    eval_crop_border: int = typer.Option(
+        0,
+        "--eval-crop-border",
+        metavar="PX",
+        min=0,
+        help="Pixels left out at each edge of the output and GT before every --eval metric (as dove eval --crop-border).",
+    ),  # fmt: skip
     *,
     options: UpscaleOptions,
 ) -> None:
@@ -277,15 +284,15 @@ def upscale_cmd(
     if dry_run:
         check_stdout("--dry-run's plan")
     out = _into_folder(input, output_text, options.container)
-    if eval_gt is None and (eval_metrics or eval_json):
-        raise OptionError("--eval-metrics and --eval-json go with --eval GT")
+    if eval_gt is None and (eval_metrics or eval_json or eval_crop_border):
+        raise OptionError("--eval-metrics, --eval-json and --eval-crop-border go with --eval GT")
     if recursive and not input.is_dir():
         raise OptionError(f"--recursive searches a folder's sub-folders: {input} is not a folder")
     if recursive and eval_gt is not None:
         raise OptionError("--eval matches outputs to GT by name, which sub-folders can repeat: score each folder "
                           "with dove eval OUT_SUB GT_SUB after a --recursive run")  # fmt: skip
     if eval_gt is not None:
-        _check_eval(input, out, eval_gt, eval_metrics, eval_json, options, dry_run)
+        _check_eval(input, out, eval_gt, eval_metrics, eval_json, eval_crop_border, options, dry_run)
     if options.manifest is not None and (dry_run or eval_gt is not None):
         from dove_cli.manifest import is_stdout
 
@@ -308,7 +315,7 @@ def upscale_cmd(
         from dove_cli.options import check_options
 
         untagged = check_options(options).untagged_matrix  # as the upscale read its input (--parity: bt601)
-        _score(out, eval_gt, eval_metrics, eval_json, options.device, quiet, untagged)
+        _score(out, eval_gt, eval_metrics, eval_json, eval_crop_border, options.device, quiet, untagged)
 
 
 def _named(path: Path) -> str:
@@ -348,6 +355,7 @@ def _check_eval(
     gt: Path,
     metrics: str | None,
     json_out: Path | None,
+    crop_border: int,
     opts: UpscaleOptions,
     dry_run: bool,
 ) -> None:
@@ -367,14 +375,14 @@ def _check_eval(
     check_result_files(
         None if on_stdout else json_out, None, None, names, [input, gt], opts.overwrite, json_option="--eval-json"
     )
-    _check_eval_sizes(input, output, gt, opts)
+    _check_eval_sizes(input, output, gt, opts, crop_border)
     fetch_weights(names, True, option="--eval-metrics")
 
 
-def _check_eval_sizes(input: Path, output: Path, gt: Path, opts: UpscaleOptions) -> None:
+def _check_eval_sizes(input: Path, output: Path, gt: Path, opts: UpscaleOptions, crop_border: int) -> None:
     """The size each output will have (--size's, else the input less --crop x --scale, or --parity's;
-    --compare doubles it: `compare_size`), against GT's. An input that cannot be read is left to the
-    upscale, which says why (in a folder, per file)."""
+    --compare doubles it: `compare_size`), against GT's, and that --eval-crop-border leaves some of it.
+    An input that cannot be read is left to the upscale, which says why (in a folder, per file)."""
     from dove_cli import video_io
     from dove_cli.batch import is_batch_input, plan_batch
     from dove_cli.blend import compare_size
@@ -407,20 +415,22 @@ def _check_eval_sizes(input: Path, output: Path, gt: Path, opts: UpscaleOptions)
             planned[target.stem] = (target, None)  # its GT is still looked for; its size is unknown
             continue
         h, w = compare_size(h, w, info.rotation) if opts.compare else (h, w)
+        if 2 * crop_border >= min(w, h):
+            raise OptionError(f"--eval-crop-border {crop_border} leaves nothing of {target}'s {w}x{h} frames")
         planned[target.stem] = (target, (w, h))
     if planned:
         check_planned_sizes(planned, batch, gt)
 
 
-def _score(output: Path, gt: Path, metrics: str | None, json_out: Path | None, device: str | None, quiet: bool,
-           untagged_matrix: str) -> None:  # fmt: skip
+def _score(output: Path, gt: Path, metrics: str | None, json_out: Path | None, crop_border: int, device: str | None,
+           quiet: bool, untagged_matrix: str) -> None:  # fmt: skip
     """`dove eval OUTPUT GT` right after the upscale, with its table; a failure says the output is fine."""
     from dove_cli.metrics.evaluate import evaluate
 
     try:
         with EvalBar(quiet, output.name) as bar:
             report = evaluate(output, gt, metrics, device=device, progress=bar, option="--eval-metrics",
-                              untagged_matrix=untagged_matrix)  # fmt: skip
+                              untagged_matrix=untagged_matrix, crop_border=crop_border)  # fmt: skip
     except DoveError as exc:  # (Ctrl-C, Interrupted, is not one: it stops the command)
         # An input error (a hole, a stray frame) fails `dove eval` the same way: its own text says the fix.
         later = "" if isinstance(exc, InputError) else f"; `dove eval {output} {gt}` scores it later"

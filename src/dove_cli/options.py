@@ -325,6 +325,7 @@ COMMAND_LINE_ONLY = {
     "eval": _SCORE,
     "eval_metrics": _SCORE,
     "eval_json": _SCORE + ", then .write_json(FILE) on the report",
+    "eval_crop_border": _SCORE + ", crop_border=PX",
     "dry_run": "upscale(..., dry_run=True) returns the plan; for a folder, dove_cli.upscale_batch(..., dry_run=True)",
     "recursive": "dove_cli.upscale_batch(IN_DIR, OUT_DIR, recursive=True) takes the videos of a folder's sub-folders",
 }
