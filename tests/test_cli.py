@@ -1551,6 +1551,21 @@ def test_info_says_a_recording_cut_short_or_unfinished(tmp_path, capsys):
     assert out.count("unfinished  its header lacks") == 1
 
 
+def test_a_plan_says_a_variable_rate_not_a_nominal_or_average_rate(tmp_path, capsys):
+    """A screen recording (Matroska: frames held 0.6 s) was planned "at 30.000 fps", its nominal rate,
+    and a phone-like .mp4 at its container's average (8.8 fps where `dove info` said 8.551, variable):
+    neither is what the output gets, which keeps each frame's own time. A constant clip keeps its rate."""
+    from media import make_held_mkv, make_vfr_clip
+
+    held, phone = make_held_mkv(tmp_path / "held.mkv"), make_vfr_clip(tmp_path / "phone.mp4", frames=20)
+    for clip in (held, phone):
+        code, plan, err = run(["upscale", str(clip), "-o", str(tmp_path / "o.mkv"), "--model", "bilinear",
+                               "--dry-run"], capsys)  # fmt: skip
+        assert code == 0 and " frames, variable rate (each frame keeps its own time)\n" in plan, (clip, plan, err)
+        assert upscale(clip, tmp_path / "o.mkv", model="bilinear", dry_run=True).variable_rate
+    assert not upscale(demo_clip("007.mp4"), tmp_path / "o.mkv", model="bilinear", dry_run=True).variable_rate
+
+
 def test_info_images_and_an_unreadable_file(png_sequence, clip_2997, tmp_path, capsys):
     """A folder of images: count, numbering and size. A file dove cannot read is one error line naming it
     and exit 2, the other files still shown; `--json` without files is the environment's report."""

@@ -472,9 +472,13 @@ def print_plan(plan, console: Console, files: tuple[str, str] | None = None) -> 
     rows = [
         (
             "input",
-            f"{picture}, {'' if plan.frames_exact else 'about '}{plan.frames} frame{'s' * (plan.frames != 1)} at "
-            f"{float(plan.fps):.3f} fps"
-            f"{exact_fps}" + ("" if plan.frames_exact else " (from the duration: the container does not count them)"),
+            f"{picture}, {'' if plan.frames_exact else 'about '}{plan.frames} frame{'s' * (plan.frames != 1)}"
+            + (
+                ", variable rate (each frame keeps its own time)"
+                if plan.variable_rate
+                else f" at {float(plan.fps):.3f} fps{exact_fps}"
+            )
+            + ("" if plan.frames_exact else " (from the duration: the container does not count them)"),
         ),
         (
             "output",

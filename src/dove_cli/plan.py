@@ -266,6 +266,7 @@ def make_plan(info: VideoInfo, model: Restorer, opts: UpscaleOptions, device: to
         frames_exact=info.num_frames_exact,
         frames=frames,
         fps=info.fps,
+        variable_rate=info.variable_rate,
         chunk=chunk,
         chunk_overlap=chunk_overlap if chunk else 0,
         tile=(tile if opts.parity else tiled[0].length) if len(ys) > 1 or len(xs) > 1 else 0,

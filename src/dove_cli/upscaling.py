@@ -499,6 +499,7 @@ def probe_input(
         info = probe.info
         if not info.num_frames_exact and not opts.preview and (opts.parity or video_io.cheap_to_count(info)):
             info.num_frames, info.num_frames_exact = probe.count_frames(), True
+        info.variable_rate = probe.steps_unevenly()
         opts = with_found_crop(probe, opts, said)
         return geometry.cropped_info(info, opts), said, opts
 

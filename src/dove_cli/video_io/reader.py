@@ -26,7 +26,7 @@ from av.video.reformatter import ColorRange, Colorspace, VideoReformatter
 
 from dove_cli.errors import DecodeError, InputError, OptionError
 from dove_cli.humanize import counted
-from dove_cli.video_io.cadence import Grid, fit_grid, packet_pts, sample_pts
+from dove_cli.video_io.cadence import Grid, fit_grid, packet_pts, sample_pts, uneven
 from dove_cli.video_io.captions import CaptionRetimer, caption_carrier, has_captions
 from dove_cli.video_io.continuity import continuous_packets
 from dove_cli.video_io.fields import advice, scan_fields
@@ -144,6 +144,8 @@ class VideoInfo:
     # the input's places them there, at exact steps; None for a variable rate, images and a clock that
     # holds the rate exactly.
     grid: Grid | None = None
+    # Its frames step unevenly (`VideoReader.steps_unevenly`, judged for a plan only): each keeps its own time.
+    variable_rate: bool = False
     files: list[Path] = field(default_factory=list, repr=False)  # image inputs only
 
     @property
@@ -889,6 +891,14 @@ class VideoReader:
             return None
         grid = fit_grid(sample_pts(self.path, s.index), tb, rate)
         return Grid(grid.start, grid.step / self._rate, grid.slack) if grid else None
+
+    def steps_unevenly(self) -> bool:
+        """Whether the video's frames step unevenly (a variable rate: a screen or phone recording), as
+        `dove info` judges it (`uneven`), from its first SAMPLE_FRAMES packets; False for images."""
+        s = self._stream
+        if self.info.is_images or not s.guessed_rate or not s.time_base:
+            return False
+        return uneven(sample_pts(self.path, s.index), 1 / (Fraction(s.guessed_rate) * Fraction(s.time_base)))
 
     @property
     def turn(self) -> tuple[int, bool]:
