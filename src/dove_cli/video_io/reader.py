@@ -895,8 +895,10 @@ class VideoReader:
     def steps_unevenly(self) -> bool:
         """Whether the video's frames step unevenly (a variable rate: a screen or phone recording), as
         `dove info` judges it (`uneven`), from its first SAMPLE_FRAMES packets; False for images."""
+        if self.info.is_images:
+            return False
         s = self._stream
-        if self.info.is_images or not s.guessed_rate or not s.time_base:
+        if not s.guessed_rate or not s.time_base:
             return False
         return uneven(sample_pts(self.path, s.index), 1 / (Fraction(s.guessed_rate) * Fraction(s.time_base)))
 
