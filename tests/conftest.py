@@ -11,7 +11,7 @@ import torch
 
 pytest_plugins = ["conftest_media"]  # the synthetic media fixtures (tests/conftest_media.py)
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else max(1, min(2, os.cpu_count() or 1)))
 
 DEMO = Path(__file__).resolve().parent / "data" / "demo"  # copies of ../shared/data/demo (tests/data/README.md)
 
