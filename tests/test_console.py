@@ -60,6 +60,36 @@ def test_a_name_stdout_cannot_encode_is_escaped_not_a_crash(tmp_path):
     assert done.stderr == b"error: nope \xdc \\u2013 \\U0001f389.mp4: no such file\n"
 
 
+def test_columns_0_is_as_if_unset_not_silence(tmp_path):
+    """COLUMNS=0 (some containers and CI runners set it) made rich draw at width 0: `dove info` printed
+    nothing and exited 0, and error lines went unsaid. Now as if unset: a log keeps a long name on one
+    line, and a terminal shows the table."""
+    name = "a" * 90 + ".mp4"
+    make_clip(tmp_path / name, frames=2)
+    env = {**ENV, "COLUMNS": "0", "LINES": "0", "TERM": "xterm"}
+    done = subprocess.run([*DOVE, "info", name, "nope.mp4"], capture_output=True, cwd=tmp_path, env=env, timeout=60)
+    assert done.returncode == 2 and done.stdout.splitlines()[:2] == [name.encode(), b"  container     MP4/MOV, 0.067 s"]
+    assert done.stderr == b"error: nope.mp4: no such file\n"
+    master, slave = os.openpty()
+    try:
+        subprocess.run([*DOVE, "info", name], stdout=slave, cwd=tmp_path, env=env, timeout=60, check=True)
+        shown = os.read(master, 1 << 16) if select.select([master], [], [], 5)[0] else b""
+    finally:
+        os.close(master), os.close(slave)
+    assert b"container" in shown and b"MP4/MOV" in shown, shown
+
+
+def test_columns_0_leaves_a_log_as_wide_as_unset(monkeypatch):
+    """A log (not a terminal) is LOG_WIDTH wide unless COLUMNS says otherwise; COLUMNS=0 says nothing."""
+    import io
+
+    from dove_cli.console import LOG_WIDTH, _Console, plain_width
+
+    for columns, width in (("0", LOG_WIDTH), ("120", 120)):
+        monkeypatch.setenv("COLUMNS", columns)
+        assert plain_width(_Console(file=io.StringIO())).width == width
+
+
 def test_an_ascii_locale_shows_and_stores_names_as_written(tmp_path):
     """In a true ASCII locale, stderr spelled a UTF-8 name as `\\udce5\\udcae...` (a screen reader read
     each escape aloud) and `dove info --json` stored the escapes, which jq reads as U+FFFD: both hold

@@ -137,8 +137,16 @@ def is_live(console: Console) -> bool:
         return False
 
 
+def sized_environ() -> dict[str, str]:
+    """The environment less a COLUMNS or LINES of 0 (some containers and CI runners set them), which rich
+    took as a width of 0: every line, error and table went unprinted."""
+    return {
+        k: v for k, v in os.environ.items() if not (k in ("COLUMNS", "LINES") and v.strip().isdigit() and int(v) == 0)
+    }
+
+
 def plain_width(console: Console) -> Console:
-    if not is_live(console) and "COLUMNS" not in os.environ:
+    if not is_live(console) and "COLUMNS" not in sized_environ():
         console.width = LOG_WIDTH
     return console
 
@@ -149,7 +157,7 @@ class _Console(Console):
     draws no emoji codes: rich turned `a:top:b.mp4` and `LEFT:TOP:RIGHT` into a picture."""
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(emoji=False, **kwargs)
+        super().__init__(emoji=False, _environ=sized_environ(), **kwargs)
 
     def on_broken_pipe(self) -> None:
         """Say nothing more there (dove's log lines and warnings too: their stream now goes to /dev/null).

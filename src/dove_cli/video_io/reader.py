@@ -11,6 +11,7 @@ import errno
 import itertools
 import logging
 import math
+import os
 import re
 import stat
 from collections import Counter, deque
@@ -569,6 +570,8 @@ def check_input_file(path: Path) -> None:
     if str(path) == "-":
         raise InputError(f"-: {unseekable}; save it to a file first")
     if not path.exists():
+        if path.is_symlink():  # (not "no such file; did you mean NAME?" of the very name given)
+            raise InputError(f"{path}: a symbolic link to {os.readlink(path)}, which does not exist")
         check_not_windows(path, InputError)
         near = same_but_case(path)
         raise InputError(f"{path}: no such file" + (f"; did you mean {near}?" if near else ""))
