@@ -18,7 +18,7 @@ import dove_cli.models as models
 from dove_cli.batch import find_videos, is_batch_input, plan_batch, upscale_batch
 from dove_cli.errors import InputError, ModelError, OptionError, OutputError
 from dove_cli.resume import SEGMENT_MIN_FRAMES, UNFINISHED_QUIET_S, work_folder
-from media import FFMPEG, decoded_frame_count, ffmpeg, make_clip, make_ts, make_vfr_clip, raw_rgb, top_boxes
+from media import FFMPEG, decoded_frame_count, ffinfo, ffmpeg, make_clip, make_ts, make_vfr_clip, raw_rgb, top_boxes
 from test_resume import _FailAfter, framemd5
 
 OPTS = dict(model="bilinear", scale=2, chunk=9, chunk_overlap=2, tile=0, device="cpu", codec="ffv1")
@@ -577,6 +577,31 @@ def test_containers_dove_only_reads_are_upscaled_into_matroska(tmp_path):
         ("tape.mpg", "tape.mkv", "done"),
     ]
     assert [decoded_frame_count(out / name) for name in ("a.avi.mkv", "a.mkv", "tape.mkv")] == [4, 5, 6]
+
+
+def test_a_folder_run_puts_a_codec_its_inputs_container_cannot_hold_in_one_that_can(tmp_path, capsys):
+    """A folder of .mp4 and .mxf clips with --codec prores: every .mp4 failed ("the mp4 container cannot
+    hold prores video") and the .mxf became .mkv, which editing software reads less than .mov. Outputs
+    whose container cannot hold the codec, or that dove only reads, go to ProRes's .mov; others keep theirs."""
+    from dove_cli.cli import main
+
+    src = tmp_path / "in"
+    src.mkdir()
+    make_clip(src / "a.mp4", frames=2)
+    make_clip(src / "c.mkv", frames=2)
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25", "-frames:v", "2", "-c:v", "mpeg2video", src / "b.mxf")
+    assert [i.output.name for i in plan_batch(src, tmp_path / "o")] == ["a.mp4", "b.mkv", "c.mkv"]
+    assert [i.output.name for i in plan_batch(src, tmp_path / "o", codec="prores")] == ["a.mov", "b.mov", "c.mkv"]
+    with pytest.raises(SystemExit) as done:
+        main(["upscale", str(src), "-o", str(tmp_path / "out"), "--model", "bilinear", "--scale", "1",
+              "--codec", "prores", "-q"])  # fmt: skip
+    assert done.value.code in (0, None), capsys.readouterr().err
+    for name in ("a.mov", "b.mov", "c.mkv"):  # as ffmpeg reads them
+        assert "Video: prores" in ffinfo(tmp_path / "out" / name).stderr, name
+    with pytest.raises(SystemExit) as done:  # one video into a folder: the name a folder run gives it
+        main(["upscale", str(src / "a.mp4"), "-o", f"{tmp_path / 'one'}/", "--model", "bilinear", "--scale", "1",
+              "--codec", "prores", "-q"])  # fmt: skip
+    assert done.value.code in (0, None) and "Video: prores" in ffinfo(tmp_path / "one" / "a.mov").stderr
 
 
 def test_inputs_whose_output_names_are_one_are_failed_before_any_work(tmp_path):

@@ -34,6 +34,7 @@ from dove_cli.errors import (
     folder_run,
 )
 from dove_cli.logs import held_warnings
+from dove_cli.video_io.formats import CODEC_HOMES, extension_holds
 
 # dove_cli.upscaling is imported inside the functions that run files: it loads torch (`dove upscale DIR`
 # checks the folder before that), and it imports this module back (is_batch_input).
@@ -186,11 +187,13 @@ def walk(top: Path, skip: Path | None = None) -> Tree:
     return tree
 
 
-def output_names(videos: list[Path], container: str | None = None) -> list[str]:
-    """Each video's output name: its own, or NAME.mkv for a container dove cannot write, or with
-    `container` (--container mp4) NAME.mp4 for all; a.avi beside a.mkv becomes a.avi.mkv, so that no
-    two inputs write one file."""
-    writable = [v.suffix if v.suffix.lower() in video_io.VIDEO_EXTENSIONS else ".mkv" for v in videos]
+def output_names(videos: list[Path], container: str | None = None, codec: str | None = None) -> list[str]:
+    """Each video's output name: its own, or NAME.mkv for a container dove cannot write or that cannot
+    hold `codec` (--codec; ProRes: NAME.mov, `CODEC_HOMES`), or with `container` (--container mp4)
+    NAME.mp4 for all; a.avi beside a.mkv becomes a.avi.mkv, so that no two inputs write one file."""
+    home = CODEC_HOMES.get(codec or "", ".mkv")
+    writable = [v.suffix if v.suffix.lower() in video_io.VIDEO_EXTENSIONS and (codec is None or extension_holds(
+        v.suffix, codec)) else home for v in videos]  # fmt: skip
     exts = [f".{container}" for _ in videos] if container else writable
     names = [v.name if v.suffix.lower() == ext.lower() else v.stem + ext for v, ext in zip(videos, exts, strict=True)]
     count = Counter(n.lower() for n in names)
@@ -198,7 +201,9 @@ def output_names(videos: list[Path], container: str | None = None) -> list[str]:
             for n, v, ext in zip(names, videos, exts, strict=True)]  # fmt: skip
 
 
-def output_paths(in_dir: Path, out_dir: Path, videos: list[Path], container: str | None = None) -> list[Path]:
+def output_paths(
+    in_dir: Path, out_dir: Path, videos: list[Path], container: str | None = None, codec: str | None = None
+) -> list[Path]:
     """Each video's output: at its place under `out_dir` as it is under `in_dir`, named by
     `output_names` among the videos of its own folder."""
     folders: dict[Path, list[int]] = {}
@@ -206,7 +211,7 @@ def output_paths(in_dir: Path, out_dir: Path, videos: list[Path], container: str
         folders.setdefault(video.parent, []).append(i)
     outputs = [out_dir] * len(videos)
     for folder, indices in folders.items():
-        names = output_names([videos[i] for i in indices], container)
+        names = output_names([videos[i] for i in indices], container, codec)
         for i, name in zip(indices, names, strict=True):
             outputs[i] = out_dir / folder.relative_to(in_dir) / name
     return outputs
@@ -218,7 +223,7 @@ def is_batch_input(path: Path) -> bool:
 
 
 def plan_batch(in_dir: Path, out_dir: Path, *, overwrite: bool = False, preview: str | None = None,
-               container: str | None = None, recursive: bool = False) -> list[BatchItem]:  # fmt: skip
+               container: str | None = None, codec: str | None = None, recursive: bool = False) -> list[BatchItem]:  # fmt: skip
     """One item per video (named by `output_names`, with --container; `recursive`: its sub-folders'
     too, `output_paths`); outputs that exist already are
     marked skipped unless `overwrite`, when finished (`unfinished`: as long as their input, or the
@@ -238,7 +243,7 @@ def plan_batch(in_dir: Path, out_dir: Path, *, overwrite: bool = False, preview:
     if out_dir.resolve() == in_dir.resolve():
         raise OutputError(f"{out_dir}: is the input folder; choose another output folder")
     items = [BatchItem(v, output, name=str(v.relative_to(in_dir)))
-             for v, output in zip(videos, output_paths(in_dir, out_dir, videos, container), strict=True)]  # fmt: skip
+             for v, output in zip(videos, output_paths(in_dir, out_dir, videos, container, codec), strict=True)]  # fmt: skip
     fail_shared_outputs(items)
     for item in items:
         if item.status == "pending" and item.output.exists() and not overwrite:
@@ -403,7 +408,7 @@ def upscale_batch(
     manifest, opts = (Path(opts.manifest) if opts.manifest else None), replace(opts, manifest=None)
     in_dir, out_dir = Path(in_dir), Path(out_dir)
     result = BatchResult(plan_batch(in_dir, out_dir, overwrite=opts.overwrite, preview=opts.preview,
-                                    container=opts.container, recursive=recursive))  # fmt: skip
+                                    container=opts.container, codec=opts.codec, recursive=recursive))  # fmt: skip
     record = None
     if manifest is not None:  # the folder's manifest, one for all files (checked before any work)
         check_manifest(manifest, opts.overwrite, [item.input for item in result.items], in_dir)
@@ -630,7 +635,7 @@ def dry_run_batch(
     opts = replace(opts, manifest=None)
     in_dir, out_dir = Path(in_dir), Path(out_dir)
     result = BatchResult(plan_batch(in_dir, out_dir, overwrite=opts.overwrite, preview=opts.preview,
-                                    container=opts.container, recursive=recursive))  # fmt: skip
+                                    container=opts.container, codec=opts.codec, recursive=recursive))  # fmt: skip
     record = None
     if manifest is not None:
         check_manifest(manifest, opts.overwrite, [item.input for item in result.items], in_dir)

@@ -283,7 +283,7 @@ def upscale_cmd(
     note.setLevel(logging.WARNING if quiet else logging.INFO)
     if dry_run:
         check_stdout("--dry-run's plan")
-    out = _into_folder(input, output_text, options.container)
+    out = _into_folder(input, output_text, options.container, options.codec)
     if eval_gt is None and (eval_metrics or eval_json or eval_crop_border):
         raise OptionError("--eval-metrics, --eval-json and --eval-crop-border go with --eval GT")
     if recursive and not input.is_dir():
@@ -324,7 +324,7 @@ def _named(path: Path) -> str:
     return str(path).encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def _into_folder(input: Path, output: str, container: str | None) -> Path:
+def _into_folder(input: Path, output: str, container: str | None, codec: str | None) -> Path:
     """`-o FOLDER` (one that exists, or any ending in /) for one video file: FOLDER/<the name a
     folder run gives it (with --container)>, as `cp` does; the writer makes a new folder."""
     from dove_cli.batch import FOLDER_EXTENSIONS, output_names
@@ -335,7 +335,7 @@ def _into_folder(input: Path, output: str, container: str | None) -> Path:
     folder = path.is_dir() or output.endswith(("/", os.sep))
     if not (folder and input.is_file() and input.suffix.lower() in FOLDER_EXTENSIONS):
         return path
-    path = path / output_names([input], container and container_name(container))[0]
+    path = path / output_names([input], container and container_name(container), codec)[0]
     note.info("writing %s", path)
     return path
 
@@ -395,7 +395,10 @@ def _check_eval_sizes(input: Path, output: Path, gt: Path, opts: UpscaleOptions,
     batch = is_batch_input(input)
     items = [(input, output)]
     if batch:
-        items = [(i.input, i.output) for i in plan_batch(input, output, overwrite=True, container=opts.container)]
+        items = [
+            (i.input, i.output)
+            for i in plan_batch(input, output, overwrite=True, container=opts.container, codec=opts.codec)
+        ]
     planned: dict[str, tuple[Path, tuple[int, int] | None]] = {}
     for source, target in items:
         try:

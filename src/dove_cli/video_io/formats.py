@@ -822,6 +822,27 @@ def lossless_target(ext: str, stream: Any) -> tuple[str, str] | None:
 VIDEO_CODECS_HELD = {"mpegts": {"h264", "hevc"}, "mov": {"h264", "hevc", "prores", "png"}}
 
 
+# Where a folder run puts an output whose input's container cannot hold its codec, or that dove only reads
+# (.avi, .mxf): ProRes in a QuickTime .mov, as editing software takes it; the rest in .mkv, which holds them all.
+CODEC_HOMES = {"prores": ".mov"}
+
+
+@functools.cache
+def extension_holds(ext: str, codec: str) -> bool:
+    """Whether an output named *`ext` holds --codec `codec`'s video: a folder run names an output after
+    its input, whose container may not (ProRes or FFV1 in an .mp4). True where it cannot be known here
+    (an encoder this FFmpeg lacks: the run says that)."""
+    spec = CODECS.get(CODEC_ALIASES.get(codec.lower(), codec.lower()))
+    if spec is None or not has_encoder(spec.encoder):
+        return True
+
+    def add(c: Any) -> None:
+        s = c.add_stream(spec.encoder, rate=25)
+        s.width, s.height, s.pix_fmt = 64, 64, spec.pix_fmt
+
+    return holds_video(VIDEO_EXTENSIONS[ext.lower()], av.Codec(spec.encoder, "w").canonical_name, add)
+
+
 def holds_video(fmt_name: str, codec: str, add: Any) -> bool:
     """Whether files of `fmt_name` hold video of `codec` (its canonical name: h264, not libx264)."""
     return _holds(VIDEO_CODECS_HELD, fmt_name, codec, codec, add)
