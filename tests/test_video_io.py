@@ -2312,6 +2312,32 @@ def test_the_start_timecode_is_kept(ext: str, clip_timecode: Path, tmp_path: Pat
             ("video", "01:02:03:04"), ("audio", None), ("data", "01:02:03:04")]  # fmt: skip
 
 
+def test_frames_an_edit_list_hides_are_not_counted(tmp_path: Path) -> None:
+    """`ffmpeg -ss 0.5 -c copy` of long-GOP H.264 (a keyframe every 16 frames) keeps the frames from
+    the keyframe before the cut, its edit list hiding the 12 before 0.5 s: info, the plan and the
+    progress counted the 48 stored (nb_frames) where the file shows (and a run makes) 36. An edit
+    that ends early (here one made half as long in the file) hides frames at the end too: up to the
+    next keyframe flagged as the lead-in is, those after it left out of FFmpeg's index. An AVI without
+    its index (idx1) still counts the frames its header says, not the index FFmpeg builds as it reads."""
+    src, trim, short = tmp_path / "src.mov", tmp_path / "trim.mov", tmp_path / "short.mov"
+    for path in (src, tmp_path / "indexed.avi"):
+        ffmpeg(*("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=24", "-frames:v", "48", "-c:v", "libx264"),
+               *("-preset", "ultrafast", "-g", "16", path))  # fmt: skip
+    ffmpeg("-ss", "0.5", "-i", src, "-c", "copy", trim)
+    data = bytearray(trim.read_bytes())
+    span = data.index(b"elst") + 12  # version 0: flags, 1 entry, then its span (4 bytes), media time, rate
+    data[span : span + 4] = (int.from_bytes(data[span : span + 4], "big") // 2).to_bytes(4, "big")
+    short.write_bytes(data)
+    unindexed = tmp_path / "unindexed.avi"
+    unindexed.write_bytes((tmp_path / "indexed.avi").read_bytes().replace(b"idx1", b"JUNK"))
+    from dove_cli.video_io.describe import describe
+
+    counts = [(describe(p)["video"]["frames"], probe(p).num_frames, decoded_frame_count(p))
+              for p in (trim, short, unindexed)]  # fmt: skip
+    assert counts == [(36, 36, 36), (18, 18, 18), (48, 48, 48)]
+    assert movie_edits(trim)[1][0][0][1] > 0  # (an edit from 0.5 s)
+
+
 def test_a_preview_starts_at_its_own_timecode(tmp_path: Path) -> None:
     """The input's timecode plus the frames before the preview: 59;28 + 3 frames at 29.97 drop-frame
     (00:01:00;00 and ;01 do not exist); also from a tmcd track that the video does not refer to, and

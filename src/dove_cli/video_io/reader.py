@@ -597,6 +597,20 @@ def frames_out(frames: int, deinterlace: str) -> int:
     return int(frames * DEINTERLACE_RATE[deinterlace])
 
 
+def shown_frames(c: Any, s: Any) -> int:
+    """The frames a stream shows, by its container's count (0: it gives none). An MP4/MOV's edit list
+    can hide some of its samples: an `ffmpeg -ss 1.3 -c copy` trim of long-GOP video keeps the
+    lead-in from the keyframe before the cut, which FFmpeg's MOV demuxer keeps in its index flagged
+    discard (its decoder drops those frames), and an edit that ends early flags those after it up to
+    the next keyframe and leaves the rest out: the shown frames are the index's unflagged entries.
+    Only a MOV's index holds every sample from the start (an AVI without its idx1 has the part
+    FFmpeg has read so far): other containers' counts are nb_frames."""
+    entries = getattr(s, "index_entries", None)  # (a PyAV without it: nb_frames)
+    if not s.frames or not entries or "mov" not in c.format.name.split(","):
+        return s.frames
+    return sum(not e.is_discard for e in entries)
+
+
 def stream_rate(s: Any) -> Fraction:
     """A video stream's frame rate: its average rate, unless that exceeds the rate all its
     timestamps fit (r_frame_rate, where guessed_rate starts), which no true average can: FFmpeg's
@@ -789,7 +803,7 @@ class VideoReader:
         elif c.duration:
             duration = c.duration / av.time_base
         exact = bool(s.frames)
-        decoded = s.frames or (max(1, round(duration * stream_rate(s))) if duration else 0)  # (estimated)
+        decoded = shown_frames(c, s) or (max(1, round(duration * stream_rate(s))) if duration else 0)  # (estimated)
         num_frames = frames_out(decoded, self._deinterlace)
         rng = frame.color_range or cc.color_range
         if rng not in RANGE and fmt.name.startswith("yuvj"):
