@@ -1423,6 +1423,34 @@ def test_info_lists_a_timecode_track_and_says_a_mirror(tmp_path, capsys):
         (0, False), (0, False), (90, True), (0, True)]  # fmt: skip
 
 
+def test_info_shows_the_start_timecode_wherever_it_is(tmp_path, capsys):
+    """`dove info` showed the start timecode of a .mov's tmcd track only, not an MXF's (a tag of its
+    video and of the file) or a Matroska file's (a tag), which a run carries all the same; nor the reel
+    name an NLE relinks by. Each as `ffmpeg -i` lists it."""
+    args = ["-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25", "-frames:v", "2"]
+    files = {
+        tmp_path / "cam.mov": ["-c:v", "mpeg4", "-timecode", "01:00:00:00", "-metadata:s:v:0", "reel_name=A001C003"],
+        tmp_path / "tape.mxf": ["-c:v", "mpeg2video", "-timecode", "10:00:00:00", "-metadata", "reel_name=R7"],
+        tmp_path / "file.mkv": ["-c:v", "mpeg4", "-timecode", "09:59:50:00"],  # a tag of the file
+        tmp_path / "video.mkv": ["-c:v", "mpeg4", "-metadata:s:v:0", "timecode=00:00:10:05"],  # of the video
+    }
+    for path, opts in files.items():
+        ffmpeg(*args, *opts, path)
+    listed = [(re.findall(r"^ +timecode +: (.+)$", ffinfo(p).stderr, re.M | re.I),
+               re.findall(r"^ +reel_name +: (.+)$", ffinfo(p).stderr, re.M | re.I)) for p in files]  # fmt: skip
+    assert listed == [(["01:00:00:00", "01:00:00:00"], ["A001C003"]), (["10:00:00:00", "10:00:00:00"], ["R7"]),
+                      (["09:59:50:00"], []), (["00:00:10:05"], [])]  # fmt: skip
+    code, out, err = run(["info", *map(str, files)], capsys)
+    assert code == 0, err
+    assert re.findall(r"^    timecode +(.+)$", out, re.M) == [
+        "01:00:00:00 (reel A001C003) at the first frame", "10:00:00:00 (reel R7) at the first frame",
+        "09:59:50:00 at the first frame", "00:00:10:05 at the first frame"]  # fmt: skip
+    code, described, err = _info(list(files), capsys)
+    assert code == 0, err
+    assert [(d["video"]["timecode"], d["video"]["reel_name"]) for d in described] == [
+        ("01:00:00:00", "A001C003"), ("10:00:00:00", "R7"), ("09:59:50:00", None), ("00:00:10:05", None)]  # fmt: skip
+
+
 def test_info_says_where_a_recordings_clock_starts(tmp_path, capsys):
     """A capture 1 h into the broadcast day: info said nothing of its start (3601.39 s), which outputs
     other than .ts drop. Now the file's, the first frame's and each stream's start, as `ffmpeg -i` has

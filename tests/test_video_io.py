@@ -2312,6 +2312,59 @@ def test_the_start_timecode_is_kept(ext: str, clip_timecode: Path, tmp_path: Pat
             ("video", "01:02:03:04"), ("audio", None), ("data", "01:02:03:04")]  # fmt: skip
 
 
+@pytest.fixture(scope="module")
+def clip_reel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A camera-style .mov whose timecode track names its reel, A001C003 (ffmpeg writes the video's
+    reel_name tag into the tmcd track it makes)."""
+    path = tmp_path_factory.mktemp("reel") / "reel.mov"
+    ffmpeg(*("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25", "-frames:v", "3", "-c:v", "mpeg4"),
+           *("-timecode", "01:00:00:00", "-metadata:s:v:0", "reel_name=A001C003", path))  # fmt: skip
+    return path
+
+
+def _ff_streams(shown: str) -> dict[str, str]:
+    """The text of each stream (its line and tags) in `ffmpeg -i`'s output `shown`, by kind: Video, Data, ..."""
+    blocks = re.split(r"^\s+Stream #0:\d+", shown, flags=re.M)[1:]
+    return {re.search(r": (\w+):", b)[1]: b for b in blocks}  # type: ignore[index]
+
+
+@pytest.mark.parametrize("ext", [".mov", ".mkv", ".mp4", ".ts", ".png"])
+def test_the_reel_name_goes_with_the_timecode(
+    ext: str, clip_reel: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Conform and relink in an NLE match clips by reel name and timecode: the reel name was dropped,
+    unsaid, and the tmcd track named VideoHandler (the video's handler name, copied, names it too).
+    A .mov keeps it in its tmcd track, a .mkv as a tag; an .mp4 (whose muxer writes none), a .ts (no
+    timecode at all) and images say they do not."""
+    out = tmp_path / (f"out{ext}" if ext != ".png" else "frames/%06d.png")
+    if ext == ".png":
+        with caplog.at_level(logging.WARNING, logger="dove_cli"):
+            _dove(clip_reel, out)
+        assert [m for m in caplog.messages if "reel" in m] == [
+            f"{out}: images hold no audio, subtitles, captions, timecode, chapters or tags; not kept: the timecode "
+            "01:00:00:00 (reel A001C003) (a video output such as .mkv keeps them)"]  # fmt: skip
+        return
+    with caplog.at_level(logging.WARNING, logger="dove_cli"):
+        _dove(clip_reel, out)
+    said = [m for m in caplog.messages if "reel" in m]
+    shown = ffinfo(out).stderr
+    streams = _ff_streams(shown)
+    reel = re.compile(r"^\s+reel_name\s+: A001C003$", re.M | re.I)
+    if ext == ".mov":
+        assert reel.search(streams["Data"]) and not reel.search(streams["Video"]) and not said, streams
+        assert re.findall(r"handler_name\s+: (\w+)", shown) == ["VideoHandler", "TimeCodeHandler"]
+    elif ext == ".mkv":
+        assert reel.search(streams["Video"]) and "Data" not in streams and not said, streams
+    elif ext == ".mp4":
+        assert "tmcd" in streams["Data"] and not reel.search(shown), streams
+        assert re.findall(r"handler_name\s+: (\w+)", shown) == ["VideoHandler", "TimeCodeHandler"]
+        assert said == [f"{out}: the input's reel name A001C003 not kept: .mp4 cannot hold it (.mov and .mkv can); "
+                        "the timecode 01:00:00:00 is"]  # fmt: skip
+    else:
+        assert said == [f"{out}: the input's timecode 01:00:00:00 (reel A001C003) not kept: MPEG-TS cannot hold it "
+                        "(.mov, .mp4 and .mkv can)"]  # fmt: skip
+
+
 def test_frames_an_edit_list_hides_are_not_counted(tmp_path: Path) -> None:
     """`ffmpeg -ss 0.5 -c copy` of long-GOP H.264 (a keyframe every 16 frames) keeps the frames from
     the keyframe before the cut, its edit list hiding the 12 before 0.5 s: info, the plan and the

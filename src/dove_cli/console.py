@@ -714,6 +714,7 @@ def described_rows(d: dict) -> list[tuple[str, str]]:
             ("pixels", f"{im['pix_fmt']}, {im['bit_depth']}-bit"),
         ]
     from dove_cli.video_io.fields import said as fields_said  # (PyAV: loaded by the `dove info` that calls this)
+    from dove_cli.video_io.metadata import timecode_said
 
     v = d["video"]
     n = v["frames"]
@@ -759,6 +760,8 @@ def described_rows(d: dict) -> list[tuple[str, str]]:
                 "made (or whose recorder crashed); a run reads only what there is by then",
             ),
         )
+    if v.get("timecode"):
+        rows.append(("  timecode", f"{timecode_said(v['timecode'], v.get('reel_name'))} at the first frame"))
     if v["rotation"] or v["mirrored"]:
         rows.append(("  rotation", f"{turn_text(v['rotation'], v['mirrored'])} (kept as a tag)"))
     if v["captions"]:

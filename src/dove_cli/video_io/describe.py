@@ -13,7 +13,7 @@ from dove_cli.video_io.cadence import packet_pts, uneven
 from dove_cli.video_io.fields import scan_fields
 from dove_cli.video_io.formats import HDR_TRANSFERS, TRANSPORT_CLOCKS, assumed_matrix, is_rgb, stream_flags
 from dove_cli.video_io.matroska import chapter_order
-from dove_cli.video_io.metadata import file_tags, get_tag, is_chapter_track
+from dove_cli.video_io.metadata import file_tags, find_reel, find_timecode, get_tag, is_chapter_track
 from dove_cli.video_io.paths import ffmpeg_name
 from dove_cli.video_io.programmes import Programme, programme_of, ts_programmes
 from dove_cli.video_io.reader import (
@@ -82,6 +82,9 @@ def _file(path: str | Path, reader: VideoReader) -> dict[str, Any]:
                 # packets ending well before the header says: {"ends", "header_end" (s), "missing_frames"}
                 "cut_short": dict(zip(("ends", "header_end", "missing_frames"), short, strict=True)) if short else None,
                 "programme": _number(programmes, video),
+                # the start timecode a run carries over (a MOV's tmcd track, an MXF's, a Matroska tag) and its reel
+                "timecode": find_timecode(c, video),
+                "reel_name": find_reel(c, video),
                 "field_order": scan.flagged_order if scan else None,  # "tff" | "bff": as the frames say
                 "fields": scan.as_dict() if scan else None,  # what FFmpeg's idet found in them
             },

@@ -25,7 +25,7 @@ from dove_cli.video_io.formats import (
     rgb_frame,
 )
 from dove_cli.video_io.hdr import metadata_lost
-from dove_cli.video_io.metadata import file_tags, find_timecode
+from dove_cli.video_io.metadata import file_tags, find_reel, find_timecode, timecode_said
 from dove_cli.video_io.paths import (
     check_output,
     ffmpeg_name,
@@ -171,8 +171,9 @@ class ImageWriter(VideoWriter):
                 lost = [f"{n} {kind} stream{'s' * (n != 1)}" for kind, n in streams.items() if n]
                 if info.captions:
                     lost.append("the closed captions")
-                if tc := find_timecode(src, src.streams.video[0] if src.streams.video else None):
-                    lost.append(f"the timecode {tc}")
+                video = src.streams.video[0] if src.streams.video else None
+                if tc := find_timecode(src, video):
+                    lost.append(f"the timecode {timecode_said(tc, find_reel(src, video))}")
                 if n := len(src.chapters()):
                     lost.append(f"{n} chapter{'s' * (n != 1)}")
                 if tags := file_tags(src):

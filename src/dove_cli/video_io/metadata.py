@@ -4,7 +4,9 @@ FFmpeg's MOV/MP4 muxer writes the tags it knows (title, location, ...) into udta
 any other key, such as the `com.apple.quicktime.*` keys phones write; with `movflags
 use_metadata_tags` it writes every key into an mdta `keys` atom instead. A start timecode is a
 `timecode` tag on the video stream: the MOV/MP4 muxer makes a tmcd track of it, Matroska and NUT
-keep it as a tag, MPEG-TS keeps no tags at all.
+keep it as a tag, MPEG-TS keeps no tags at all. The reel name that goes with it, a `reel_name` tag on
+the video stream too, the MOV muxer writes into its tmcd track (the MP4 muxer does not), Matroska
+and NUT keep as a tag.
 """
 
 from __future__ import annotations
@@ -21,6 +23,10 @@ import av
 MUXER_TAGS = frozenset({"major_brand", "minor_version", "compatible_brands", "encoder"})
 # Containers that keep neither file tags nor a timecode (MPEG-TS stores a service name and languages).
 TAGLESS = frozenset({"mpegts"})
+# The handler name FFmpeg's MOV/MP4 muxer gives a video track when told none. The tmcd track it makes
+# of the video's timecode gets "TimeCodeHandler", or the video's handler name when told one (movenc
+# reads the tmcd's handler name and reel name from the video stream's tags).
+FFMPEG_VIDEO_HANDLER = "VideoHandler"
 _TIMECODE = re.compile(r"(\d{1,2}):(\d{2}):(\d{2})([:;.,])(\d+)")
 
 
@@ -42,6 +48,23 @@ def find_timecode(container: Any, video: Any) -> str | None:
         if tc := get_tag(tags, "timecode"):
             return tc
     return None
+
+
+def find_reel(container: Any, video: Any) -> str | None:
+    """The input's reel (tape, camera roll) name, which an NLE's conform or relink matches clips by
+    along with their timecode: its video stream's `reel_name` (an MXF's, read from its source
+    package; Matroska's REEL_NAME tag), else that of a timecode track (a MOV's tmcd, which FFmpeg's
+    MOV demuxer reads it from). The MOV muxer writes the video's into the tmcd track it makes."""
+    tracks = [s for s in container.streams if s.type == "data" and get_tag(s.metadata, "timecode")]
+    for s in ([video] if video is not None else []) + tracks:
+        if reel := get_tag(s.metadata, "reel_name"):
+            return reel
+    return None
+
+
+def timecode_said(tc: str, reel: str | None) -> str:
+    """`01:00:00:00`, or `01:00:00:00 (reel A001C003)`: a timecode as warnings and `dove info` name it."""
+    return tc + (f" (reel {reel})" if reel else "")
 
 
 def is_chapter_track(container: Any, stream: Any) -> bool:

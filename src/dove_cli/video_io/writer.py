@@ -59,13 +59,16 @@ from dove_cli.video_io.formats import (
 from dove_cli.video_io.hdr import encoder_params, metadata_lost
 from dove_cli.video_io.matroska import chapter_order
 from dove_cli.video_io.metadata import (
+    FFMPEG_VIDEO_HANDLER,
     TAGLESS,
     file_tags,
+    find_reel,
     find_timecode,
     get_tag,
     is_chapter_track,
     mdta_keys,
     move_timecode,
+    timecode_said,
 )
 from dove_cli.video_io.paths import (
     ffmpeg_name,
@@ -526,7 +529,9 @@ class ContainerWriter(VideoWriter):
                         TEXT_SUBTITLES[fmt_name])  # fmt: skip
         if vin is not None:
             for k in ("language", "title", "handler_name"):
-                if k in vin.metadata:
+                # FFmpeg's own handler name is what its muxer writes anyway; copied, the MOV muxer also
+                # names the tmcd track by it (a name of the input's own is kept there too: one for both)
+                if k in vin.metadata and (k, vin.metadata[k]) != ("handler_name", FFMPEG_VIDEO_HANDLER):
                     self._vs.metadata[k] = vin.metadata[k]
             self._spell_language(self._vs, vin, fmt_name)
             self._vs.disposition = vin.disposition  # default, forced, ... as the input's video had them
@@ -789,7 +794,7 @@ class ContainerWriter(VideoWriter):
 
     def _carry_timecode(self, src: Any, vin: Any, fmt_name: str) -> None:
         """Find the input's start timecode, to tag the output's video stream with at its first frame
-        (`_stamp_timecode`); say why when the output cannot have it. Data streams other than the
+        (`_stamp_timecode`), and its reel name; say why when the output cannot have them. Data streams other than the
         timecode's (tmcd) and the chapters' (a MOV/MP4 chapter track) are not copied: said too."""
         data = [s for s in src.streams
                 if s.type == "data" and not get_tag(s.metadata, "timecode") and not is_chapter_track(src, s)]  # fmt: skip
@@ -801,7 +806,7 @@ class ContainerWriter(VideoWriter):
         if others and self._warn:
             log.warning("%s: input data stream%s %s not copied (dove copies video, audio, subtitles, chapters, tags "
                         "and the timecode)", self.path, "s" if len(others) > 1 else "", ", ".join(others))  # fmt: skip
-        tc = find_timecode(src, vin)
+        tc, reel = find_timecode(src, vin), find_reel(src, vin)
         if tc is None:
             return
         rate = stream_rate(vin) if vin is not None else self._fps
@@ -814,9 +819,15 @@ class ContainerWriter(VideoWriter):
             why = "dove cannot count it on to the --preview start"
         else:
             self._timecode = tc, rate
+            if reel and fmt_name == "mp4":  # FFmpeg's MP4 muxer writes no reel name into a tmcd track
+                if self._warn:
+                    log.warning("%s: the input's reel name %s not kept: .mp4 cannot hold it (.mov and .mkv can); "
+                                "the timecode %s is", self.path, reel, tc)  # fmt: skip
+            elif reel:  # the MOV muxer writes the video's into its tmcd track; Matroska keeps a REEL_NAME tag
+                self._vs.metadata["reel_name"] = reel
             return
         if self._warn:
-            log.warning("%s: the input's timecode %s not kept: %s", self.path, tc, why)
+            log.warning("%s: the input's timecode %s not kept: %s", self.path, timecode_said(tc, reel), why)
 
     def _stamp_timecode(self, pts: int) -> None:
         """Tag the video stream, before the file's header is written, with the timecode of its first
