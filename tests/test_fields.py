@@ -9,14 +9,17 @@ import logging
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import demo_clip
 from dove_cli.console import described_rows
+from dove_cli.errors import OptionError
+from dove_cli.options import UpscaleOptions, check_options
 from dove_cli.video_io import open_reader
 from dove_cli.video_io.describe import describe
-from dove_cli.video_io.fields import SCAN_FRAMES, FieldScan, scan_fields
-from media import ffmpeg, showinfo
+from dove_cli.video_io.fields import ORDER_FRAMES, SCAN_FRAMES, FieldScan, parity, scan_fields
+from media import ffmpeg, ffmpeg_frames, showinfo
 
 MPEG2 = ("-c:v", "mpeg2video", "-q:v", "2", "-flags", "+ilme+ildct")  # interlaced coding, as on a DVD
 X264 = ("-c:v", "libx264", "-preset", "ultrafast", "-qp", "12", "-flags", "+ilme+ildct")
@@ -118,7 +121,8 @@ def test_progressive_video_is_not_scanned(
     clips: dict[str, Path], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Only a video flagged interlaced (or a run given --deinterlace) pays for the scan, and not a
-    run given --deinterlace ivtc: telecine would only be told to use it (0.1-1 s saved)."""
+    run given --deinterlace ivtc with --field-order: telecine would only be told to use it (0.1-1 s
+    saved), and the order is given."""
 
     def no_scan(*_: object) -> None:
         raise AssertionError("scanned")
@@ -127,7 +131,7 @@ def test_progressive_video_is_not_scanned(
     monkeypatch.setattr("dove_cli.video_io.describe.scan_fields", no_scan)
     with caplog.at_level(logging.WARNING), open_reader(demo_clip("005.mp4")):
         pass
-    with caplog.at_level(logging.WARNING), open_reader(clips["telecined.mpg"], deinterlace="ivtc"):
+    with caplog.at_level(logging.WARNING), open_reader(clips["telecined.mpg"], deinterlace="ivtc", field_order="tff"):
         pass
     video = describe(demo_clip("005.mp4"))["video"]
     assert caplog.text == "" and video["field_order"] is None and video["fields"] is None
@@ -138,10 +142,121 @@ def test_info_shows_the_field_order_and_what_idet_found(clips: dict[str, Path]) 
         video = json.loads(json.dumps(describe(clips[name])))["video"]  # as --json prints it
         counts, repeated = ffmpeg_idet(clips[name])
         assert video["field_order"] == order and video["fields"] == {
-            "frames": 40, **counts, "repeated": repeated, "verdict": verdict}  # fmt: skip
+            "frames": 40, **counts, "repeated": repeated, "verdict": verdict,
+            "order": order if verdict in ("interlaced", "telecined") else None}  # fmt: skip
     rows = dict(described_rows(describe(clips["telecined.mpg"])))
     assert rows["  pixels"] == "yuv420p, 8-bit, interlaced, top field first"
     assert rows["  fields"].startswith("telecined film, 3:2 pulldown (a repeated field in ")
     rows = dict(described_rows(describe(clips["bff.mkv"])))
     assert rows["  pixels"].endswith("interlaced, bottom field first")
     assert rows["  fields"] == "interlaced, bottom field first (combed in 40 of the first 40 frames), by FFmpeg's idet"
+
+
+# -- the field order: idet's where it clearly disagrees with the flag (--field-order auto), or the user's
+ORDER_SIZE = (128, 72)  # testsrc2: the smallest at which idet judges its 8 frames (64x48: none)
+TELECINE_VF = "telecine=pattern=23,trim=end_frame=20,setpts=N/(30000/1001)/TB"  # 16 film frames, 20 at 29.97
+
+
+@pytest.fixture(scope="module")
+def ordered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """50p and 23.976p references (testsrc2: every frame distinct) and what ffmpeg weaves of them, top
+    field first, flagged rightly or wrongly."""
+    folder = tmp_path_factory.mktemp("order")
+    src = ("-f", "lavfi", "-i", "testsrc2=s={}x{}:r={}".format(*ORDER_SIZE, "{}"))
+    ffmpeg(*src[:-1], src[-1].format(50), "-frames:v", "16", "-c:v", "ffv1", folder / "ref50.mkv")
+    ffmpeg(*src[:-1], src[-1].format("24000/1001"), "-frames:v", "16", "-c:v", "ffv1", folder / "ref24.mkv")
+    made = {"ref50.mkv": folder / "ref50.mkv", "ref24.mkv": folder / "ref24.mkv"}
+    for flag in ("tff", "bff"):  # a .mov of ProRes coded interlaced, as the trial's
+        made[flag] = folder / f"top_flagged_{flag}.mov"
+        ffmpeg("-i", made["ref50.mkv"], "-vf", f"tinterlace=interleave_top,setfield={flag}", "-c:v", "prores_ks",
+               "-flags", "+ildct+ilme", made[flag])  # fmt: skip
+    made["telecined"] = folder / "telecined_top_flagged_bff.mkv"
+    ffmpeg(*src[:-1], src[-1].format("24000/1001"), "-vf", f"{TELECINE_VF},setfield=bff", "-c:v", "ffv1",
+           made["telecined"])  # fmt: skip
+    return made
+
+
+def matched(path: Path, reference: Path, **kw: str) -> list[int]:
+    """The reference frame (decoded by the ffmpeg binary) each frame dove reads is nearest to."""
+    ref = ffmpeg_frames(reference, *ORDER_SIZE).astype(np.float32)
+    with open_reader(path, **kw) as reader:
+        frames = [f.rgb.astype(np.float32) / (257 if f.rgb.dtype == np.uint16 else 1) for f in reader]
+    return [int(np.argmin(np.abs(ref - f).mean(axis=(1, 2, 3)))) for f in frames]
+
+
+def test_a_wrong_flag_is_overruled_by_idet_and_said(ordered: dict[str, Path], caplog: pytest.LogCaptureFixture) -> None:
+    """Top field first flagged bottom first: the flag's order gave frames 1,0,3,2 (judder), silently."""
+    with caplog.at_level(logging.WARNING):
+        assert matched(ordered["bff"], ordered["ref50.mkv"], deinterlace="field") == list(range(16))
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{ordered['bff']}: flagged bottom field first, but FFmpeg's idet finds top field first (combed so in 8 of "
+        "the first 8 frames): deinterlaced top field first; --field-order bff would follow the flag"]  # fmt: skip
+    assert matched(ordered["bff"], ordered["ref50.mkv"], deinterlace="frame") == list(range(0, 16, 2))
+
+
+def test_a_right_flag_is_followed_without_a_word(ordered: dict[str, Path], caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING):
+        assert matched(ordered["tff"], ordered["ref50.mkv"], deinterlace="field") == list(range(16))
+    assert caplog.text == ""
+
+
+@pytest.mark.parametrize("flag", ["tff", "bff"])
+def test_field_order_given_is_taken_over_flag_and_idet(ordered: dict[str, Path], flag: str,
+                                                       caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+    with caplog.at_level(logging.WARNING):
+        swapped = matched(ordered[flag], ordered["ref50.mkv"], deinterlace="field", field_order="bff")
+        assert matched(ordered[flag], ordered["ref50.mkv"], deinterlace="field", field_order="tff") == list(range(16))
+    assert swapped == [k ^ 1 for k in range(16)] and "idet finds" not in caplog.text
+
+
+def test_ivtc_takes_the_fields_in_idets_order(ordered: dict[str, Path], caplog: pytest.LogCaptureFixture) -> None:
+    """fieldmatch and yadif follow the flag too: a wrong one gave film frames 1,1,3,3,4,5 (repeats, losses)."""
+    with caplog.at_level(logging.WARNING):
+        assert matched(ordered["telecined"], ordered["ref24.mkv"], deinterlace="ivtc") == list(range(16))
+    assert "flagged bottom field first, but FFmpeg's idet finds top field first" in caplog.text
+    wrong = matched(ordered["telecined"], ordered["ref24.mkv"], deinterlace="ivtc", field_order="bff")
+    assert wrong != list(range(16)) and len(wrong) == 16
+
+
+def test_the_order_rule() -> None:
+    """idet's order only where it is clear: interlaced (or telecined), ORDER_FRAMES combed at least,
+    4 in 5 of the combed frames one way; against the flag (none: FFmpeg takes top first)."""
+
+    def scan(
+        tff: int = 0, bff: int = 0, progressive: int = 0, repeated: int = 0, flag: str | None = "bff"
+    ) -> FieldScan:
+        return FieldScan(tff + bff + progressive, tff, bff, progressive, 0, repeated, flag)  # type: ignore[arg-type]
+
+    assert scan(tff=ORDER_FRAMES).order == "tff" and scan(tff=ORDER_FRAMES - 1).order is None
+    assert scan(bff=40).order == "bff" and scan(tff=16, bff=4).order == "tff" and scan(tff=15, bff=4).order is None
+    assert scan(tff=30, progressive=10).order is None  # mixed
+    assert scan(tff=36, bff=4, repeated=16).order == "tff"  # telecined
+    assert scan(tff=40).against_flag and not scan(bff=40).against_flag and not scan(tff=7).against_flag
+    assert scan(bff=40, flag=None).against_flag and not scan(tff=40, flag=None).against_flag
+    assert parity(scan(tff=40), "auto") == "tff" and parity(scan(tff=7), "auto") == "auto"
+    assert parity(None, "auto") == "auto" and parity(scan(tff=40), "bff") == "bff"
+
+
+def test_without_deinterlace_the_warning_and_info_say_the_flag_is_wrong(
+    ordered: dict[str, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING), open_reader(ordered["bff"]):
+        pass
+    assert caplog.records[0].getMessage() == (
+        f"{ordered['bff']}: interlaced video, top field first, though flagged bottom field first (FFmpeg's idet: "
+        "combed in 8 of the first 8 frames): fields upscaled together keep their combing; use --deinterlace field "
+        "(or frame), which takes idet's order")  # fmt: skip
+    rows = dict(described_rows(describe(ordered["bff"])))
+    assert rows["  pixels"].endswith("interlaced, bottom field first")
+    assert rows["  fields"] == ("interlaced, top field first, though flagged bottom field first (combed in 8 of the "
+                                "first 8 frames), by FFmpeg's idet")  # fmt: skip
+    assert describe(ordered["bff"])["video"]["fields"]["order"] == "tff"
+    assert dict(described_rows(describe(ordered["tff"])))["  fields"].startswith("interlaced, top field first (")
+
+
+def test_field_order_without_deinterlace_is_refused() -> None:
+    with pytest.raises(OptionError, match=r"^--field-order bff is the order --deinterlace takes the fields in: add"):
+        check_options(UpscaleOptions(field_order="bff"))
+    check_options(UpscaleOptions(field_order="bff", deinterlace="field"))
+    with pytest.raises(OptionError, match="--field-order 'top' is not one of: auto, tff, bff"):
+        open_reader(Path("x.mp4"), deinterlace="field", field_order="top")

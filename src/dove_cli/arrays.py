@@ -44,6 +44,7 @@ FILE_ONLY = {
     "preview": "pass only the frames wanted (frames[start:stop])",
     "rotate": "turn the array itself (numpy.rot90)",
     "deinterlace": "frames in memory are taken as whole frames",
+    "field_order": "frames in memory are taken as whole frames",
     "ignore_decode_errors": "nothing is decoded",
     "video_stream": "the frames are one video already",
     "container": "no file is written",

@@ -407,6 +407,7 @@ def _check_eval_sizes(input: Path, output: Path, gt: Path, opts: UpscaleOptions,
                 fps=opts.fps,
                 rotate=opts.rotate,
                 deinterlace=opts.deinterlace,
+                field_order=opts.field_order,
                 warn=False,
                 video_stream=opts.video_stream,
             ) as reader:

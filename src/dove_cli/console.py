@@ -737,7 +737,7 @@ def described_rows(d: dict) -> list[tuple[str, str]]:
             else ", constant")),
         ("  pixels", f"{v['pix_fmt']}, {v['bit_depth']}-bit, " + ("interlaced" if v["interlaced"] else "progressive")
          + {"tff": ", top field first", "bff": ", bottom field first", None: ""}[v.get("field_order")]),
-        *([("  fields", f"{fields_said(v['fields'])}, by FFmpeg's idet")] if v.get("fields") else []),
+        *([("  fields", f"{fields_said(v['fields'], v.get('field_order'))}, by FFmpeg's idet")] if v.get("fields") else []),
         *_colour(v),
     ]  # fmt: skip
     if v["start"]:

@@ -193,6 +193,11 @@ class UpscaleOptions:
         "frame (bwdif, same rate), field (a frame per field, 50i -> 50p) or ivtc (undo 3:2 pulldown: "
         "film telecined to 29.97 frames/s back to its 23.976).",
     )
+    field_order: Literal["auto", "tff", "bff"] = option(
+        "auto",
+        "The order --deinterlace takes an interlaced video's fields in: auto (what FFmpeg's idet measures in its "
+        "first frames where that is clear, else the flag), tff (top field first) or bff (bottom), over both.",
+    )
     ignore_decode_errors: bool = option(False, "Skip undecodable frames (reported) instead of stopping.")
     video_stream: int | None = option(
         None, "The video stream to upscale, numbered as dove info lists it (#2): for a file with several, such as "
@@ -294,6 +299,7 @@ class UpscaleKeywords(TypedDict, total=False):
     fps: str | int | float | Fraction | None
     rotate: Literal["keep", "apply"]
     deinterlace: Literal["off", "frame", "field", "ivtc"]
+    field_order: Literal["auto", "tff", "bff"]
     ignore_decode_errors: bool
     video_stream: int | str | None
     untagged_matrix: UntaggedMatrix
@@ -463,6 +469,9 @@ def check_options(opts: UpscaleOptions) -> UpscaleOptions:
             raise OptionError(f"--{name.replace('_', '-')} {value!r} is not one of: {', '.join(allowed)}")
     if opts.parity:
         opts = _with_parity(opts)
+    if opts.field_order != "auto" and opts.deinterlace == "off":
+        raise OptionError(f"--field-order {opts.field_order} is the order --deinterlace takes the fields in: add "
+                          "--deinterlace field (or frame, ivtc), or drop it")  # fmt: skip
     if opts.start_number < 0:
         raise OptionError(f"--start-number {opts.start_number} must not be negative")
     if opts.scale < 1 or opts.scale > 8:

@@ -494,7 +494,7 @@ def probe_input(
         opts = with_found_crop(input, opts, said)
         return geometry.cropped_info(input.info, opts), said, opts
     with held_warnings(said), video_io.open_reader(input, fps=opts.fps, rotate=opts.rotate, deinterlace=opts.deinterlace,
-                                                   untagged_matrix=opts.untagged_matrix,
+                                                   field_order=opts.field_order, untagged_matrix=opts.untagged_matrix,
                                                    video_stream=opts.video_stream) as probe:  # fmt: skip
         info = probe.info
         if not info.num_frames_exact and not opts.preview and (opts.parity or video_io.cheap_to_count(info)):
@@ -755,6 +755,7 @@ def open_frames(
     zero = video_io.output_zero(output, info, audio=opts.audio, subtitles=kept_subtitles(opts), start=start)
     kw: dict[str, Any] = dict(fps=opts.fps, rotate=opts.rotate, warn=False,
                               ignore_decode_errors=opts.ignore_decode_errors, deinterlace=opts.deinterlace,
+                              field_order=info.field_order or opts.field_order,  # (the probe's: scanned once)
                               clock=video_io.output_clock(output, info.time_base), zero=zero,
                               untagged_matrix=opts.untagged_matrix, video_stream=opts.video_stream)  # fmt: skip
     if part is None:

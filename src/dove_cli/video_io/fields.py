@@ -36,6 +36,13 @@ TELECINE = (
     "pulldown (FFmpeg's fieldmatch,decimate) into the film's 23.976 frames/s"
 )
 Verdict = Literal["interlaced", "progressive", "telecined", "mixed", "undetermined"]
+FieldOrder = Literal["tff", "bff"]
+FIELD_ORDERS = ("auto", "tff", "bff")  # --field-order: auto, idet's where it is clear (`FieldScan.order`)
+ORDER_WORDS = {"tff": "top field first", "bff": "bottom field first"}
+# idet's field order is taken over the flag's only where at least this many frames are combed in it
+# (and 4 in 5 of the combed frames are): a few could be chance. True interlacing is combed in all the
+# frames scanned (60; a clip of 16 fields in its 8).
+ORDER_FRAMES = 8
 
 
 @dataclass(frozen=True)
@@ -49,7 +56,7 @@ class FieldScan:
     progressive: int
     undetermined: int  # no motion to tell by (a still, black)
     repeated: int  # a field the same as the frame before's (top or bottom): pulldown
-    flagged_order: Literal["tff", "bff"] | None  # the frames' flags (or the container's); None: not flagged
+    flagged_order: FieldOrder | None  # the frames' flags (or the container's); None: not flagged
 
     @property
     def verdict(self) -> Verdict:
@@ -67,9 +74,58 @@ class FieldScan:
             return "interlaced"
         return "progressive" if 5 * self.progressive >= 4 * judged else "mixed"
 
+    @property
+    def order(self) -> FieldOrder | None:
+        """The field order idet finds, where it is clear: interlaced or telecined, and at least 4 in 5
+        of the combed frames (ORDER_FRAMES at least) in one order; None: unclear."""
+        more = max(self.tff, self.bff)
+        if (
+            self.verdict not in ("interlaced", "telecined")
+            or more < ORDER_FRAMES
+            or 5 * more < 4 * (self.tff + self.bff)
+        ):
+            return None
+        return "tff" if self.tff > self.bff else "bff"
+
+    @property
+    def against_flag(self) -> bool:
+        """idet's clear order is not the one the frames are taken in by their flag (top first when
+        there is none, as FFmpeg takes them): a file flagged wrongly."""
+        return self.order is not None and self.order != (self.flagged_order or "tff")
+
     def as_dict(self) -> dict[str, Any]:
-        """idet's counts and the verdict, as `dove info --json` gives them (its field order apart)."""
-        return {k: v for k, v in asdict(self).items() if k != "flagged_order"} | {"verdict": self.verdict}
+        """idet's counts, the verdict and its clear order, as `dove info --json` gives them (the
+        flag's order apart)."""
+        return {k: v for k, v in asdict(self).items() if k != "flagged_order"} | {
+            "verdict": self.verdict, "order": self.order}  # fmt: skip
+
+
+def parity(scan: FieldScan | None, field_order: str) -> str:
+    """The field order a deinterlacer is given (bwdif's, yadif's and fieldmatch's parity/order):
+    --field-order's when tff or bff; for auto idet's where it is clear, else "auto": each frame's
+    own flag (top first where there is none), as FFmpeg takes it."""
+    if field_order != "auto":
+        return field_order
+    return (scan.order if scan else None) or "auto"
+
+
+def flag_words(scan: FieldScan) -> str:
+    """What the flag says of the order: 'flagged bottom field first'."""
+    if scan.flagged_order is None:
+        return "not flagged with a field order (FFmpeg takes it top field first)"
+    return f"flagged {ORDER_WORDS[scan.flagged_order]}"
+
+
+def order_warning(path: Path, scan: FieldScan | None) -> str | None:
+    """The one line a run deinterlacing under --field-order auto is told where idet's clear order
+    and the flag disagree (it takes idet's: the flag's would swap each two frames, judder); None
+    where they agree."""
+    if scan is None or (order := scan.order) is None or not scan.against_flag:
+        return None
+    combed = scan.tff if order == "tff" else scan.bff
+    return (f"{path}: {flag_words(scan)}, but FFmpeg's idet finds {ORDER_WORDS[order]} (combed so in {combed} "
+            f"of the first {scan.frames} frames): deinterlaced {ORDER_WORDS[order]}; --field-order "
+            f"{scan.flagged_order or 'tff'} would follow the flag")  # fmt: skip
 
 
 def evidence(d: dict[str, Any]) -> str:
@@ -86,14 +142,19 @@ def evidence(d: dict[str, Any]) -> str:
     }.get(d["verdict"], f"none of the first {d['frames']} frames judged: too still, or too small a picture")
 
 
-def said(d: dict[str, Any]) -> str:
-    """A FieldScan's dict in words, for `dove info`: 'telecined film, 3:2 pulldown (a repeated ...)'."""
+def said(d: dict[str, Any], flagged: str | None = None) -> str:
+    """A FieldScan's dict in words, for `dove info`: 'telecined film, 3:2 pulldown (a repeated ...)';
+    where idet's clear order is not the flag's (`flagged`): 'interlaced, top field first, though
+    flagged bottom field first (...)'."""
     what = {
         "telecined": "telecined film, 3:2 pulldown",
         "interlaced": f"interlaced, {'top' if d['tff'] >= d['bff'] else 'bottom'} field first",
         "progressive": "progressive frames",
         "mixed": "partly combed",
     }.get(d["verdict"], d["verdict"])
+    if (order := d.get("order")) and order != (flagged or "tff"):
+        what += f", {ORDER_WORDS[order]}" * (d["verdict"] != "interlaced")
+        what += f", though {'flagged ' + ORDER_WORDS[flagged] if flagged else 'not flagged with a field order'}"
     return f"{what} ({evidence(d)})"
 
 
@@ -174,8 +235,12 @@ def advice(path: Path, scan: FieldScan | None, deinterlace: str, flagged: bool, 
     only the container says so. Not asked under ivtc (what telecine is told to use)."""
     d: dict[str, Any] = scan.as_dict() if scan else {"verdict": "undetermined", "frames": 0}
     verdict, idet = d["verdict"], f"FFmpeg's idet: {evidence(d)}"
+    # idet's clear order, where the flag says the other (the run takes idet's: `order_warning`)
+    though = (
+        f", {ORDER_WORDS[scan.order]}, though {flag_words(scan)}" if scan and scan.order and scan.against_flag else ""
+    )
     if verdict == "telecined":
-        return f"telecined film, 3:2 pulldown ({idet}): {TELECINE}"
+        return f"telecined film, 3:2 pulldown{though} ({idet}): {TELECINE}"
     if deinterlace == "off":
         if not flagged:
             return None
@@ -186,9 +251,10 @@ def advice(path: Path, scan: FieldScan | None, deinterlace: str, flagged: bool, 
         if verdict == "mixed":
             return (f"interlaced video{container}, but only partly combed ({idet}): if moving edges show comb "
                     "lines, use --deinterlace field (or frame); if it is film, leave it off")  # fmt: skip
-        order = f", {'top' if d['tff'] >= d['bff'] else 'bottom'} field first" if verdict == "interlaced" else ""
+        order = though or (f", {'top' if d['tff'] >= d['bff'] else 'bottom'} field first" * (verdict == "interlaced"))
+        takes = ", which takes idet's order" * bool(though)
         return (f"interlaced video{order}{container} ({idet}): fields upscaled together keep their combing; use "
-                "--deinterlace field (or frame)")  # fmt: skip
+                f"--deinterlace field (or frame){takes}")  # fmt: skip
     if verdict == "progressive":
         return (f"frames are {'flagged interlaced, but' if flagged else 'not flagged interlaced, and'} FFmpeg's idet "
                 f"finds them progressive ({evidence(d)}): --deinterlace {deinterlace} treats them as interlaced, "

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import av
 import numpy as np
@@ -30,7 +30,7 @@ from dove_cli.humanize import counted
 from dove_cli.video_io.cadence import Grid, fit_grid, packet_pts, sample_pts, uneven
 from dove_cli.video_io.captions import CaptionRetimer, caption_carrier, has_captions
 from dove_cli.video_io.continuity import continuous_packets
-from dove_cli.video_io.fields import advice, scan_fields
+from dove_cli.video_io.fields import FIELD_ORDERS, FieldOrder, advice, order_warning, parity, scan_fields
 from dove_cli.video_io.formats import (
     FOLDER_EXTENSIONS,
     IMAGE_EXTENSIONS,
@@ -73,7 +73,8 @@ DEINTERLACE_MODES = ("off", "frame", "field", "ivtc")
 # together (combmatch=full: and flags the frames it cannot, an orphan field at an edit), yadif
 # deinterlaces only those, and decimate drops the one repeated frame of every IVTC_CYCLE. (yadif, not
 # bwdif: bwdif's frames at the ends differ between FFmpeg versions, and this chain's are ffmpeg's.)
-IVTC_FILTERS = "fieldmatch=combmatch=full,yadif=mode=send_frame:parity=auto:deint=interlaced,decimate"
+# Both take the fields in an order (`fields.parity`: a file flagged wrongly gave repeated and missing film frames).
+IVTC_FILTERS = "fieldmatch=order={order}:combmatch=full,yadif=mode=send_frame:parity={order}:deint=interlaced,decimate"
 IVTC_CYCLE = 5
 # Frames out per frame in, by --deinterlace mode.
 DEINTERLACE_RATE = {"off": Fraction(1), "frame": Fraction(1), "field": Fraction(2), "ivtc": Fraction(4, 5)}
@@ -126,6 +127,8 @@ class VideoInfo:
     mirrored: bool = False  # the display matrix also mirrors it left-right, after the turn; False when applied
     sample_aspect_ratio: Fraction | None = None
     interlaced: bool = False  # the first frame, or the container, says so
+    # the order --deinterlace takes the fields in (`fields.parity`), where it is not each frame's own flag
+    field_order: FieldOrder | None = None
     captions: bool = False  # the first frame carries closed captions (`has_captions`)
     has_audio: bool = False
     has_subtitles: bool = False
@@ -279,6 +282,7 @@ def open_reader(
     rotate: str = "keep",
     ignore_decode_errors: bool = False,
     deinterlace: str = "off",
+    field_order: str = "auto",
     start: float | Fraction | None = None,
     duration: float | Fraction | None = None,
     threads: int = 0,
@@ -298,6 +302,8 @@ def open_reader(
     "frame" runs every frame of a video through FFmpeg's bwdif (one frame out per frame in, timing
     unchanged); "field" makes a frame of every field (double rate: 50i -> 50p, time base halved);
     "ivtc" undoes 3:2 pulldown (IVTC_FILTERS: 29.97 -> 23.976 frames/s, timed as ffmpeg times them).
+    field_order: the order they take the fields in: auto (what FFmpeg's idet finds in the first
+    frames where it is clear, else the frames' flags: `fields.parity`), tff or bff (over both).
     start/duration: only the frames in this span (seconds from the first frame; seeks, so a preview
     does not decode what comes before).
     warn: log what the source has that the frames lose (alpha, interlacing, odd rotations); a second
@@ -320,6 +326,8 @@ def open_reader(
         raise OptionError(f"rotate must be 'keep' or 'apply', not {rotate!r}")
     if deinterlace not in DEINTERLACE_MODES:
         raise OptionError(f"--deinterlace {deinterlace!r} is not one of: {', '.join(DEINTERLACE_MODES)}")
+    if field_order not in FIELD_ORDERS:
+        raise OptionError(f"--field-order {field_order!r} is not one of: {', '.join(FIELD_ORDERS)}")
     if (start is not None and start < 0) or (duration is not None and duration <= 0):
         raise OptionError(f"invalid span: start={start}, duration={duration}")
     files = image_inputs(Path(path))
@@ -337,6 +345,7 @@ def open_reader(
             rotate=rotate,
             ignore_decode_errors=ignore_decode_errors,
             deinterlace=deinterlace,
+            field_order=field_order,
             threads=threads,
             warn=warn,
             say_alpha=say_alpha,
@@ -711,6 +720,7 @@ class VideoReader:
         rotate: str = "keep",
         ignore_decode_errors: bool = False,
         deinterlace: str = "off",
+        field_order: str = "auto",
         threads: int = 0,
         warn: bool = True,
         say_alpha: bool = True,
@@ -734,6 +744,7 @@ class VideoReader:
         self._gaps: list[int] = []  # frames lost in each stretch lost from the input, said or not (`_say_gap`)
         self._deinterlace = deinterlace
         self._rate = DEINTERLACE_RATE[deinterlace]  # frames out per frame in
+        self._field_order = field_order  # as given; `_parity`: what the filters take (`_open_stream`)
         self._carriers = VideoReformatter()  # for `caption_carrier` (its own: a reformatter keeps one size)
         self._second_field = False  # the frame `_decoded` gave last is a frame's second field
         self._retimer: CaptionRetimer | None = None  # ivtc's captions (`_decoded`)
@@ -776,6 +787,10 @@ class VideoReader:
         if threads:
             s.codec_context.thread_count = threads
         self._tb = self._time_base()
+        # The order the deinterlacing filters take the fields in, before they take the first frame:
+        # idet's where it is clear (its scan kept for `_describe` to say), unless --field-order is given.
+        self._scan = scan_fields(path, s.index) if self._deinterlace != "off" and self._field_order == "auto" else None
+        self._parity = parity(self._scan, self._field_order)
         self._frames = self._decoded(self._decode())
         first = next(self._frames, None)
         if first is None:
@@ -863,12 +878,19 @@ class VideoReader:
         self.transparent = see_through(frame)
         if self.transparent and self._warn and self._say_alpha:
             say_alpha_dropped(self.path)
-        # (others pay nothing; ivtc is what telecine is told to use, and a rate it cannot take is refused)
-        if self._warn and (self._source_interlaced or self._deinterlace != "off") and self._deinterlace != "ivtc":
+        if self._deinterlace != "off" and self._parity != "auto":
+            info.field_order = cast(FieldOrder, self._parity)
+        # What a run is told of the fields, from a scan (others pay nothing; ivtc is what telecine is
+        # told to use, and a rate it cannot take is refused): idet's order against the flag's too.
+        if self._warn and (self._source_interlaced or self._deinterlace != "off"):
+            scan = self._scan or (scan_fields(self.path, s.index) if self._deinterlace != "ivtc" else None)
             coded_progressive = self._source_interlaced and not self._frames_flagged
-            scan = scan_fields(self.path, s.index)
-            if said := advice(self.path, scan, self._deinterlace, self._source_interlaced, coded_progressive):
+            if self._deinterlace != "ivtc" and (
+                said := advice(self.path, scan, self._deinterlace, self._source_interlaced, coded_progressive)
+            ):
                 log.warning("%s: %s", self.path, said)
+            if self._field_order == "auto" and (said := order_warning(self.path, self._scan)):
+                log.warning("%s", said)
         if self._warn and info.color_trc in ("smpte2084", "arib-std-b67"):
             png = png_writes_cicp()  # PNG keeps the colour tags (cICP) where this FFmpeg writes them
             # (the HDR metadata besides the tags: what the output keeps of it is the writer's to say, `hdr`)
@@ -1020,9 +1042,10 @@ class VideoReader:
                            time_base=str(s.time_base or Fraction(1, 90000)), pixel_aspect="1/1",
                            frame_rate=str(s.guessed_rate or 0))  # fmt: skip
         if self._deinterlace == "ivtc":
-            chain = IVTC_FILTERS
+            chain = IVTC_FILTERS.format(order=self._parity)
         else:
-            chain = f"bwdif=mode={'send_field' if self._deinterlace == 'field' else 'send_frame'}:parity=auto:deint=all"
+            mode = "send_field" if self._deinterlace == "field" else "send_frame"
+            chain = f"bwdif=mode={mode}:parity={self._parity}:deint=all"
         last = source
         for spec in chain.split(","):
             name, _, args = spec.partition("=")
