@@ -154,7 +154,11 @@ def test_info_shows_the_field_order_and_what_idet_found(clips: dict[str, Path]) 
 
 # -- the field order: idet's where it clearly disagrees with the flag (--field-order auto), or the user's
 ORDER_SIZE = (128, 72)  # testsrc2: the smallest at which idet judges its 8 frames (64x48: none)
-TELECINE_VF = "telecine=pattern=23,trim=end_frame=20,setpts=N/(30000/1001)/TB"  # 16 film frames, 20 at 29.97
+# 16 film frames telecined to 20 at 29.97, then 5 of true video (a scroll, fields 1/59.94 s apart, top first): yadif's
+TELECINED = (
+    "[0:v]telecine=pattern=23,trim=end_frame=20,setpts=PTS-STARTPTS[f];[1:v]scroll=h=0.03,tinterlace=interleave_top,"
+    "trim=end_frame=5,setpts=PTS-STARTPTS[v];[f][v]concat=n=2:v=1,setpts=N/(30000/1001)/TB,setfield=bff"
+)
 
 
 @pytest.fixture(scope="module")
@@ -171,8 +175,8 @@ def ordered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         ffmpeg("-i", made["ref50.mkv"], "-vf", f"tinterlace=interleave_top,setfield={flag}", "-c:v", "prores_ks",
                "-flags", "+ildct+ilme", made[flag])  # fmt: skip
     made["telecined"] = folder / "telecined_top_flagged_bff.mkv"
-    ffmpeg(*src[:-1], src[-1].format("24000/1001"), "-vf", f"{TELECINE_VF},setfield=bff", "-c:v", "ffv1",
-           made["telecined"])  # fmt: skip
+    ffmpeg(*src[:-1], src[-1].format("24000/1001"), *src[:-1], src[-1].format("60000/1001"), "-filter_complex",
+           TELECINED, "-c:v", "ffv1", made["telecined"])  # fmt: skip
     return made
 
 
@@ -210,12 +214,20 @@ def test_field_order_given_is_taken_over_flag_and_idet(ordered: dict[str, Path],
 
 
 def test_ivtc_takes_the_fields_in_idets_order(ordered: dict[str, Path], caplog: pytest.LogCaptureFixture) -> None:
-    """fieldmatch and yadif follow the flag too: a wrong one gave film frames 1,1,3,3,4,5 (repeats, losses)."""
+    """fieldmatch and yadif follow the flag too: a wrong one gave film frames 1,1,3,3,4,5 (repeats, losses),
+    and yadif the video after them each frame's second field first. The ffmpeg binary's chain in the
+    right order gives the video's."""
     with caplog.at_level(logging.WARNING):
-        assert matched(ordered["telecined"], ordered["ref24.mkv"], deinterlace="ivtc") == list(range(16))
+        assert matched(ordered["telecined"], ordered["ref24.mkv"], deinterlace="ivtc")[:16] == list(range(16))
+        with open_reader(ordered["telecined"], deinterlace="ivtc") as reader:
+            video = np.stack([f.rgb for f in reader][16:]).astype(np.float32)
     assert "flagged bottom field first, but FFmpeg's idet finds top field first" in caplog.text
+    for order, near in (("tff", True), ("bff", False)):
+        chain = f"fieldmatch=order=tff:combmatch=full,yadif=mode=send_frame:parity={order}:deint=interlaced,decimate"
+        ffmpegs = ffmpeg_frames(ordered["telecined"], *ORDER_SIZE, extra=("-vf", chain))[16:]
+        assert len(ffmpegs) == len(video) == 4 and (np.abs(ffmpegs - video).mean() < 3) == near
     wrong = matched(ordered["telecined"], ordered["ref24.mkv"], deinterlace="ivtc", field_order="bff")
-    assert wrong != list(range(16)) and len(wrong) == 16
+    assert wrong[:16] != list(range(16))
 
 
 def test_the_order_rule() -> None:
@@ -231,6 +243,7 @@ def test_the_order_rule() -> None:
     assert scan(bff=40).order == "bff" and scan(tff=16, bff=4).order == "tff" and scan(tff=15, bff=4).order is None
     assert scan(tff=30, progressive=10).order is None  # mixed
     assert scan(tff=36, bff=4, repeated=16).order == "tff"  # telecined
+    assert scan(tff=20, bff=10, progressive=10, repeated=16).order is None  # (telecined: not 4 in 5 combed so)
     assert scan(tff=40).against_flag and not scan(bff=40).against_flag and not scan(tff=7).against_flag
     assert scan(bff=40, flag=None).against_flag and not scan(tff=40, flag=None).against_flag
     assert parity(scan(tff=40), "auto") == "tff" and parity(scan(tff=7), "auto") == "auto"
@@ -260,3 +273,18 @@ def test_field_order_without_deinterlace_is_refused() -> None:
     check_options(UpscaleOptions(field_order="bff", deinterlace="field"))
     with pytest.raises(OptionError, match="--field-order 'top' is not one of: auto, tff, bff"):
         open_reader(Path("x.mp4"), deinterlace="field", field_order="top")
+
+
+def test_an_upscale_deinterlaces_in_idets_order_scanning_once(
+    ordered: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run's readers take the order the probe found (`VideoInfo.field_order`): not scanned again."""
+    from dove_cli import upscale
+    from dove_cli.video_io import reader
+
+    scans: list[Path] = []
+    monkeypatch.setattr(reader, "scan_fields", lambda path, *a: scans.append(path) or scan_fields(path, *a))
+    out = tmp_path / "50p.mkv"
+    upscale(ordered["bff"], out, model="bilinear", scale=1, codec="ffv1", color_fix="none", device="cpu",
+            deinterlace="field")  # fmt: skip
+    assert matched(out, ordered["ref50.mkv"]) == list(range(16)) and len(scans) == 1
