@@ -125,7 +125,7 @@ def order_warning(path: Path, scan: FieldScan | None) -> str | None:
     combed = scan.tff if order == "tff" else scan.bff
     return (f"{path}: {flag_words(scan)}, but FFmpeg's idet finds {ORDER_WORDS[order]} (combed so in {combed} "
             f"of the first {scan.frames} frames): deinterlaced {ORDER_WORDS[order]}; --field-order "
-            f"{scan.flagged_order or 'tff'} would follow the flag")  # fmt: skip
+            f"{scan.flagged_order or 'tff'} would {'follow the flag' if scan.flagged_order else 'take it as FFmpeg does'}")  # fmt: skip
 
 
 def evidence(d: dict[str, Any]) -> str:
