@@ -699,12 +699,29 @@ def clock_time(seconds: float) -> str:
     return f"{ms // 3_600_000}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d}.{ms % 1000:03d}"
 
 
+def _still_rows(im: dict) -> list[tuple[str, str]]:
+    """What an image input holds besides its pixels (the first image's): EXIF orientation, pages, ICC, DPI."""
+    rows = []
+    if im.get("orientation", 1) != 1:
+        turn = turn_text(im["rotation"], im["mirrored"])
+        rows.append(("orientation", f"EXIF {im['orientation']} ({turn}): image outputs and --rotate apply turn the "
+                                    "pixels as viewers show them; a video output keeps it as a tag"))  # fmt: skip
+    if im.get("pages", 1) > 1:
+        rows.append(("pages", f"{im['pages']} (only the first is read)"))
+    if im.get("icc"):
+        rows.append(("colour", f"{im['icc']} (kept by .png and .jpg outputs)"))
+    if dpi := im.get("dpi"):
+        rows.append(("resolution", f"{dpi[0]:g} dpi" if dpi[0] == dpi[1] else f"{dpi[0]:g}x{dpi[1]:g} dpi"))
+    return rows
+
+
 def described_rows(d: dict) -> list[tuple[str, str]]:
     """`dove info FILE`: one (label, text) row per fact of `video_io.describe`'s dict."""
     if "images" in d:
         im = d["images"]
         if im["count"] == 1:
-            return [("image", f"{im['first']}, {im['width']}x{im['height']}, {im['pix_fmt']}, {im['bit_depth']}-bit")]
+            head = ("image", f"{im['first']}, {im['width']}x{im['height']}, {im['pix_fmt']}, {im['bit_depth']}-bit")
+            return [head, *_still_rows(im)]
         numbering = f"numbered {im['numbers']}" if im["numbers"] else "not numbered: read in name order"
         numbering += f", {im['missing']} number{'s' * (im['missing'] != 1)} missing" if im["missing"] else ""
         numbering += f", {len(im['strays'])} not in the numbering ({', '.join(im['strays'][:5])})" * bool(im["strays"])
@@ -712,6 +729,7 @@ def described_rows(d: dict) -> list[tuple[str, str]]:
             ("images", f"{im['count']} {im['codec']} ({im['first']} to {im['last']}), {numbering}"),
             ("size", f"{im['width']}x{im['height']}"),
             ("pixels", f"{im['pix_fmt']}, {im['bit_depth']}-bit"),
+            *_still_rows(im),
         ]
     from dove_cli.video_io.fields import said as fields_said  # (PyAV: loaded by the `dove info` that calls this)
     from dove_cli.video_io.metadata import timecode_said

@@ -198,7 +198,8 @@ def open_writer(
     if ext not in VIDEO_EXTENSIONS:
         raise OutputError(
             f"{path}: unknown output extension {ext!r} (use "
-            f"{', '.join(sorted(VIDEO_EXTENSIONS))}, or an image pattern like frames/%06d.png)"
+            f"{', '.join(sorted(VIDEO_EXTENSIONS))}; one image: {', '.join(sorted(IMAGE_EXTENSIONS))}; or an image "
+            "pattern like frames/%06d.png)"
         )
     return ContainerWriter(
         path,

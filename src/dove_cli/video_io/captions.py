@@ -15,12 +15,14 @@ from typing import Any
 import av
 from av.video.reformatter import VideoReformatter
 
+from dove_cli.video_io.formats import side_data
+
 
 def has_captions(frame: av.VideoFrame) -> bool:
     """Whether a decoded frame carries closed captions: EIA-608/708 (CEA-708 cc_data) that the
     decoder found in its A/53 user data (H.264/HEVC SEI, MPEG-2 user data), as FFmpeg's A53_CC side
     data (what ffmpeg's `movie=IN[out+subcc]` source reads as a subtitle stream)."""
-    return "A53_CC" in frame.side_data
+    return "A53_CC" in side_data(frame)
 
 
 def caption_carrier(frame: av.VideoFrame, reformatter: VideoReformatter) -> av.VideoFrame | None:

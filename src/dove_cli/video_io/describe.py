@@ -30,6 +30,7 @@ from dove_cli.video_io.reader import (
     picture_bytes,
     stream_rate,
 )
+from dove_cli.video_io.stills import icc_name
 
 # FFmpeg's demuxer of the ISO family is named by the extensions it reads, "mov,mp4,m4a,3gp,3g2,mj2" (six
 # abbreviations read aloud before the duration), and its long name, "QuickTime / MOV", hides the MP4.
@@ -210,4 +211,11 @@ def _images(info: VideoInfo) -> dict[str, Any]:
         "pix_fmt": info.pix_fmt,
         "bit_depth": info.bit_depth,
         "codec": info.codec,
+        # the first image's (a sequence's agree), as `ImageReader` reads them
+        "orientation": info.orientation,
+        "rotation": info.rotation,
+        "mirrored": info.mirrored,
+        "pages": info.pages,
+        "icc": icc_name(info.icc_profile) if info.icc_profile else None,
+        "dpi": list(info.dpi) if info.dpi else None,
     }

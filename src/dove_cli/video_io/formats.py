@@ -869,3 +869,13 @@ def container_accepts(fmt_name: str, codec: str, add: Any) -> bool:
             return True
         except (av.FFmpegError, ValueError):
             return False
+
+
+def side_data(frame: Any) -> Any:
+    """A frame's side data, or none where PyAV cannot name one of its kinds: FFmpeg 8 gives an image's
+    EXIF as a kind (31) that PyAV 18 predates, and PyAV then refuses to list any (a PNG's eXIf, a
+    camera's MJPEG)."""
+    try:
+        return frame.side_data
+    except ValueError:
+        return {}

@@ -13,7 +13,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from dove_cli.video_io.formats import HDR_TRANSFERS, PARAM_LISTS
+from dove_cli.video_io.formats import HDR_TRANSFERS, PARAM_LISTS, side_data
 from dove_cli.video_io.matroska import dovi_record as matroska_dovi_record
 
 XY = tuple[Fraction, Fraction]  # a CIE 1931 chromaticity
@@ -70,7 +70,7 @@ def mastering_of(frame: Any) -> Mastering | None:
     AVMasteringDisplayMetadata, 10 rationals (red, green, blue, white xy; min, max luminance) and two
     flags saying which of them it has. None without it, with only half of it (x265 needs both), or with
     values no display has (xy outside 0-1, no peak), which the encoders would read wrapped."""
-    sd = frame.side_data.get("MASTERING_DISPLAY_METADATA")
+    sd = side_data(frame).get("MASTERING_DISPLAY_METADATA")
     if sd is None or len(bytes(sd)) < 88:
         return None
     v = struct.unpack("=22i", bytes(sd)[:88])
@@ -84,7 +84,7 @@ def mastering_of(frame: Any) -> Mastering | None:
 
 def light_level_of(frame: Any) -> tuple[int, int] | None:
     """(MaxCLL, MaxFALL) in cd/m² from a frame's AVContentLightMetadata, or None."""
-    sd = frame.side_data.get("CONTENT_LIGHT_LEVEL")
+    sd = side_data(frame).get("CONTENT_LIGHT_LEVEL")
     if sd is None or len(bytes(sd)) < 8:
         return None
     cll, fall = struct.unpack("=2I", bytes(sd)[:8])
@@ -94,7 +94,7 @@ def light_level_of(frame: Any) -> tuple[int, int] | None:
 def dynamic_hdr(frame: Any, path: str | Path, container: str) -> tuple[str, ...]:
     """The dynamic HDR metadata a video has: "HDR10+" (ST 2094-40, in its first frame) and "Dolby Vision"
     (its configuration record in the container, naming the profile; else its first frame's RPU)."""
-    kinds = {str(getattr(sd.type, "name", sd.type)) for sd in frame.side_data}
+    kinds = {str(getattr(sd.type, "name", sd.type)) for sd in side_data(frame)}
     found = ["HDR10+"] if "DYNAMIC_HDR_PLUS" in kinds else []
     record = dovi_record(path, container)
     if record is not None:

@@ -40,6 +40,7 @@ from dove_cli.video_io.paths import (
     write_failed,
 )
 from dove_cli.video_io.reader import VideoInfo, audio_streams
+from dove_cli.video_io.stills import icc_name, tagged_jpeg, tagged_png, turned
 from dove_cli.video_io.writer import VideoWriter
 
 log = logging.getLogger("dove_cli.video_io")
@@ -96,6 +97,9 @@ class ImageWriter(VideoWriter):
         self._done = False
         self._keep_tmp = False
         self._w, self._h = width, height
+        # An image's EXIF orientation, which images as FFmpeg writes them cannot hold: the pixels are
+        # turned as a viewer shows the input (a video's display matrix is not: said, as ever)
+        self._turn = (info.rotation, info.mirrored) if info.is_images else (0, False)
         self._pattern = is_pattern(path)
         encoder = IMAGE_EXTENSIONS[path.suffix.lower()]
         hi = info.bit_depth > 8
@@ -108,6 +112,8 @@ class ImageWriter(VideoWriter):
         self._encoder, self._options = encoder, {str(k): str(v) for k, v in (codec_options or {}).items()}
         # An HDR source's colour tags, which a PNG keeps (cICP); other image formats cannot.
         self._color = png_color_tags(info.color_primaries, info.color_trc) if encoder == "png" else None
+        # An image's DPI, as its print size stays its own (PNG and TIFF by their encoders; JPEG `tagged_jpeg`)
+        self._dpi = info.dpi if info.dpi and info.dpi[0] == info.dpi[1] else None
         if not self._pattern:
             if info.num_frames > 1 and not info.is_still_image:
                 raise OutputError(
@@ -147,9 +153,13 @@ class ImageWriter(VideoWriter):
         elif eight_bit:
             log.warning("%s: the source is %d-bit but %s images are 8-bit (use .png or .tif to keep it)",
                         self.path, info.bit_depth, self.path.suffix.lower())  # fmt: skip
-        if info.rotation or info.mirrored:
+        if (info.rotation or info.mirrored) and not info.is_images:
             log.warning("%s: images cannot carry the source's rotation tag (%s); they are stored as decoded "
                         "(use --rotate apply for upright images)", self.path, turn_text(info.rotation, info.mirrored))  # fmt: skip
+        if info.icc_profile and self.codec not in ("png", "mjpeg"):
+            log.warning("%s: %s images are written without the source's ICC profile (%s), so colour-managed "
+                        "viewers show its colours as sRGB (.png and .jpg outputs keep it)", self.path,
+                        self.path.suffix.lower(), icc_name(info.icc_profile))  # fmt: skip
         for lost in metadata_lost(info.color_trc, info.mastering, info.light_level, info.dynamic_hdr, None):
             log.warning("%s: %s", self.path, lost)
         if info.sample_aspect_ratio and info.sample_aspect_ratio != 1:
@@ -186,9 +196,11 @@ class ImageWriter(VideoWriter):
 
     def _encode(self, rgb: np.ndarray) -> bytes:
         cc: Any = av.CodecContext.create(self._encoder, "w")
-        cc.width, cc.height, cc.pix_fmt = self._w, self._h, self._pix_fmt
+        cc.width, cc.height, cc.pix_fmt = rgb.shape[1], rgb.shape[0], self._pix_fmt  # (as turned)
         cc.time_base = Fraction(1, 25)
-        cc.options = self._options
+        cc.sample_aspect_ratio = Fraction(1)  # square pixels: PNG's pHYs said 0:1 for FFmpeg's "unknown"
+        dpi = self._dpi
+        cc.options = ({"dpi": str(round(dpi[0]))} if dpi and self._encoder in ("png", "tiff") else {}) | self._options
         if self._encoder == "mjpeg":  # fixed high quality, as `ffmpeg -q:v 2`
             cc.qscale, cc.global_quality = True, 2 * 118
         frame = rgb_frame(rgb)
@@ -202,7 +214,10 @@ class ImageWriter(VideoWriter):
         for name, value in (self._color or {}).items():
             setattr(frame, name, value)
         frame.pts = 0
-        return b"".join(bytes(p) for p in [*cc.encode(frame), *cc.encode(None)])
+        data = b"".join(bytes(p) for p in [*cc.encode(frame), *cc.encode(None)])
+        if self._encoder == "png" and not self._color:  # (an HDR source's cICP says its colour instead)
+            return tagged_png(data, self.info.icc_profile)
+        return tagged_jpeg(data, self.info.icc_profile, dpi) if self._encoder == "mjpeg" else data
 
     def write(self, rgb: np.ndarray, pts: int | None = None, captions: av.VideoFrame | None = None) -> None:
         """Write one image; images carry no timestamps (pts is only used for ordering) nor captions."""
@@ -212,7 +227,7 @@ class ImageWriter(VideoWriter):
             raise ValueError(f"frame shape {rgb.shape} != ({self._h}, {self._w}, 3)")
         if not self._pattern and self.frames_written:
             raise OutputError(f"{self.path}: one image cannot hold more than one frame")
-        data = self._encode(rgb)
+        data = self._encode(np.ascontiguousarray(turned(rgb, *self._turn)))
         number = self._start + self.frames_written
         target = self._tmp if not self._pattern else self._tmp / frame_name(self.path, number)
         part = target.with_name(target.name + ".part")  # complete or absent, even after a crash

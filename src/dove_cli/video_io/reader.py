@@ -26,7 +26,7 @@ import numpy as np
 from av.video.reformatter import ColorRange, Colorspace, VideoReformatter
 
 from dove_cli.errors import DecodeError, InputError, OptionError
-from dove_cli.humanize import counted
+from dove_cli.humanize import counted, turn_text
 from dove_cli.video_io.cadence import Grid, fit_grid, packet_pts, sample_pts, uneven
 from dove_cli.video_io.captions import CaptionRetimer, caption_carrier, has_captions
 from dove_cli.video_io.continuity import continuous_packets
@@ -50,6 +50,7 @@ from dove_cli.video_io.formats import (
     look_like_videos,
     looks_like_video,
     png_writes_cicp,
+    side_data,
 )
 from dove_cli.video_io.hdr import Mastering, dynamic_hdr, light_level_of, mastering_of
 from dove_cli.video_io.matroska import unfinished
@@ -63,6 +64,7 @@ from dove_cli.video_io.paths import (
     same_but_case,
 )
 from dove_cli.video_io.siting import chroma_siting
+from dove_cli.video_io.stills import EXIF_TURNS, StillTags, still_tags, turned, unturned
 
 log = logging.getLogger("dove_cli.video_io")
 
@@ -151,6 +153,12 @@ class VideoInfo:
     # Its frames step unevenly (`VideoReader.steps_unevenly`, judged for a plan only): each keeps its own time.
     variable_rate: bool = False
     files: list[Path] = field(default_factory=list, repr=False)  # image inputs only
+    # Image inputs (the first image's, `stills.still_tags`): its EXIF orientation (1: as stored; the turn is
+    # `rotation`/`mirrored`, or applied), pages (a multi-page TIFF: only the first is read), ICC profile, DPI.
+    orientation: int = 1
+    pages: int = 1
+    icc_profile: bytes | None = field(default=None, repr=False)
+    dpi: tuple[float, float] | None = None
 
     @property
     def dtype(self) -> type:
@@ -186,7 +194,9 @@ def orientation(frame: av.VideoFrame) -> tuple[int, bool]:
     """How players show a decoded frame, from its display matrix: degrees turned counter-clockwise,
     in (-180, 180], then whether mirrored left-right (`set_display_rotation(degrees, hflip=...)`
     writes it back). PyAV's `frame.rotation` reads a mirror as a turn: a plain mirror as -180."""
-    sd: Any = frame.side_data.get("DISPLAYMATRIX")
+    if not (listed := side_data(frame)):  # none, or unlisted: PyAV's own reading (a mirror, -180, is lost)
+        return (frame.rotation, False) if frame.rotation in (90, -90, 180) else (0, False)
+    sd: Any = listed.get("DISPLAYMATRIX")
     if sd is None:
         return 0, False
     a, b, _, c, d = np.frombuffer(bytes(sd), "<i4")[:5].tolist()  # 16.16 fixed point, row-major 3x3
@@ -336,7 +346,7 @@ def open_reader(
             log.warning("%s: --deinterlace is for videos; images are taken as they are", path)
         if video_stream is not None and warn:
             log.warning("%s: --video-stream is for video files; images are one picture each", path)
-        reader: VideoReader = ImageReader(Path(path), files, fps=fps, warn=warn, say_alpha=say_alpha)
+        reader: VideoReader = ImageReader(Path(path), files, fps=fps, rotate=rotate, warn=warn, say_alpha=say_alpha)
     else:
         if fps is not None and warn:
             log.warning("%s: fps is only used for image inputs; the video keeps its own timing", path)
@@ -395,7 +405,7 @@ def image_inputs(path: Path) -> list[Path] | None:
         return images
     if is_image_path(path):
         check_input_file(path)
-        return [path]
+        return None if still_tags(path).animated else [path]  # an APNG: read as the animation it is, as a GIF
     if not path.exists() and len(FIELD.findall(path.name)) == 1 and (files := _numbered(path)):
         raise InputError(f"{path}: {_not_images(files)} (it reads {', '.join(sorted(IMAGE_EXTENSIONS))}); convert "
                          "them to 16-bit .tif or .png first")  # fmt: skip
@@ -502,23 +512,39 @@ def missing_numbers(files: list[Path]) -> list[tuple[int, int]]:
     return [(a + 1, b - 1) for a, b in itertools.pairwise(numbers) if b > a + 1]
 
 
-def check_image_sizes(files: list[Path]) -> None:
-    """Every image the size of the first, from the file headers (PIL reads no pixels: about 30 us an
-    image), so that a stray size stops the run before any work rather than part way. A file PIL cannot
-    read is left to the decoder, which checks each size again."""
-    from PIL import Image, UnidentifiedImageError
-
+def check_images(files: list[Path], name: Path | None = None) -> StillTags:
+    """The first image's tags (`still_tags`), every image checked to have its size and EXIF
+    orientation from the file headers (PIL reads no pixels: about 30 us an image), so that a stray
+    size or turn stops the run before any work rather than part way; with `name` (warn), a
+    multi-page TIFF is said (only its first page is read). A file PIL cannot read is left to the
+    decoder, which checks each size again."""
     first: tuple[int, int] | None = None
+    tags: StillTags | None = None
+    paged: list[tuple[Path, int]] = []
     for file in files:
-        try:
-            with Image.open(file) as image:
-                size = image.size
-        except (OSError, UnidentifiedImageError, ValueError):
+        this = still_tags(file)
+        if (size := this.size) is None:
             continue
-        if first is None:
-            first = size
+        paged += [(file, this.pages)] if this.pages > 1 else []
+        if first is None or tags is None:
+            first, tags = size, this
+        elif this.orientation != tags.orientation:  # (first: Pillow sizes a TIFF as turned)
+            raise InputError(f"{file}: EXIF orientation {this.orientation} ({exif_text(this.orientation)}) differs from "
+                             f"the first image's, {tags.orientation} ({exif_text(tags.orientation)}); a sequence is "
+                             "turned as one: make them agree (or turn the images upright) first")  # fmt: skip
         elif size != first:
             raise size_differs(file, size, first)
+    if name is not None and paged:
+        file, pages = paged[0]
+        more = f" ({len(paged) - 1} more images have several pages)" if len(paged) > 1 else ""
+        log.warning("%s: a TIFF of %d pages: only the first page is read, the other %d are left out%s (split it into "
+                    "one image a page, such as page_%%03d.tif, to upscale them all)", file, pages, pages - 1, more)  # fmt: skip
+    return tags or StillTags()
+
+
+def exif_text(orientation: int) -> str:
+    """An EXIF orientation in words: 'as stored', '-90 degrees', '90 degrees, mirrored'."""
+    return turn_text(*EXIF_TURNS[orientation]) or "as stored"
 
 
 def pillow_rgb(file: Path) -> tuple[np.ndarray, bool] | None:
@@ -543,9 +569,15 @@ def pillow_rgb(file: Path) -> tuple[np.ndarray, bool] | None:
         )
         if not (image.format in ("JPEG", "MPO", "WEBP") or tiff) or image.mode not in ("L", "RGB", "RGBA"):
             return None
+        # Pillow turns a TIFF as its EXIF orientation says when it loads it (not a JPEG nor a WebP): undone,
+        # so that every image reaches the reader as stored (`ImageReader` turns them, or not)
+        undo = None
+        if tiff and isinstance(image, TiffImagePlugin.TiffImageFile):
+            undo = EXIF_TURNS.get(int(image.tag_v2.get(0x0112, 1)))
         try:
             image.load()
             rgb = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
+            rgb = unturned(rgb, *undo) if undo else rgb
         except (OSError, ValueError) as exc:
             raise InputError(f"{file}: cannot decode this {image.format} image ({exc})") from None
         see = image.mode == "RGBA" and int(np.asarray(image.getchannel("A")).min()) < 255
@@ -559,9 +591,9 @@ def size_differs(file: Path, size: tuple[int, int], first: tuple[int, int]) -> I
 
 def see_through(frame: av.VideoFrame) -> bool:
     """Real transparency: an alpha plane below opaque somewhere (GIFs and many PNGs carry one that
-    is opaque everywhere)."""
-    if not any(comp.is_alpha for comp in frame.format.components):
-        return False
+    is opaque everywhere, or in its palette)."""
+    if frame.format.name != "pal8" and not any(comp.is_alpha for comp in frame.format.components):
+        return False  # (a palette's alpha, a PNG's tRNS, is in no component)
     alpha: np.ndarray = frame.reformat(
         format="rgba64le" if frame.format.components[0].bits > 8 else "rgba"
     ).to_ndarray()[..., 3]
@@ -944,7 +976,7 @@ class VideoReader:
     @property
     def turn(self) -> tuple[int, bool]:
         """How the frames are turned from the stored pixels (rotate="apply"): degrees counter-clockwise,
-        then mirrored left-right or not; (0, False) for images and rotate="keep"."""
+        then mirrored left-right or not (a video's display matrix, an image's EXIF orientation); (0, False) for rotate="keep"."""
         return self._apply_rotation, self._apply_mirror
 
     def count_frames(self) -> int:
@@ -1373,11 +1405,8 @@ class VideoReader:
             top, left = (self._raw_h - height) // 2, (self._raw_w - width) // 2
             boxed[top : top + height, left : left + width] = rgb
             rgb = boxed
-        if self._apply_rotation:
-            rgb = np.rot90(rgb, k=self._apply_rotation // 90)
-        if self._apply_mirror:  # after the turn, as the display matrix does (FFmpeg's autorotate)
-            rgb = rgb[:, ::-1]
-        return np.ascontiguousarray(rgb)
+        # the mirror after the turn, as the display matrix does (FFmpeg's autorotate)
+        return np.ascontiguousarray(turned(rgb, self._apply_rotation, self._apply_mirror))
 
     def _select_span(self, start: float | Fraction | None, duration: float | Fraction | None) -> None:
         """Keep only frames with start <= t < start + duration (t in seconds from the first frame)."""
@@ -1460,8 +1489,9 @@ class VideoReader:
 
 
 class ImageReader(VideoReader):
-    """Image sequence or single image: pts = index at 1/fps; every image must have the same size.
-    JPEGs and WebPs are read by Pillow, as pyiqa and OpenCV read them (`pillow_rgb`), others by FFmpeg."""
+    """Image sequence or single image: pts = index at 1/fps; every image must have the same size and
+    EXIF orientation, which is a turn as a video's display matrix is (--rotate apply turns the pixels,
+    keep reports it as `info.rotation` and `info.mirrored`). JPEGs and WebPs are read by Pillow, as pyiqa and OpenCV read them (`pillow_rgb`), others by FFmpeg."""
 
     def __init__(
         self,
@@ -1469,6 +1499,7 @@ class ImageReader(VideoReader):
         files: list[Path],
         *,
         fps: float | Fraction | str | None,
+        rotate: str = "keep",
         warn: bool = True,
         say_alpha: bool = True,
     ) -> None:
@@ -1502,7 +1533,11 @@ class ImageReader(VideoReader):
         if warn and strays:
             log.warning("%s: %s; they are read as frames, in name order among the others (move them out if they "
                         "are not frames of this clip)", path, stray_said(files, strays))  # fmt: skip
-        check_image_sizes(files)
+        tags = check_images(files, path if warn else None)
+        rotation, mirrored = EXIF_TURNS[tags.orientation]  # applied, or a tag as a video's display matrix
+        w, h = (first.height, first.width) if rotate == "apply" and rotation % 180 else (first.width, first.height)
+        if rotate == "apply":
+            self._apply_rotation, self._apply_mirror = rotation, mirrored
         bit_depth = max(comp.bits for comp in first.format.components)
         # A later image may have it: looked at as the run reads it (a probe, warn=True, reads no further).
         self.transparent = see_through(first)
@@ -1510,8 +1545,8 @@ class ImageReader(VideoReader):
             say_alpha_dropped(path)
         self.info = VideoInfo(
             path=path,
-            width=first.width,
-            height=first.height,
+            width=w,
+            height=h,
             num_frames=len(files),
             fps=rate,
             time_base=1 / rate,
@@ -1525,6 +1560,12 @@ class ImageReader(VideoReader):
             num_frames_exact=True,
             duration=float(len(files) / rate),
             files=list(files),
+            rotation=0 if rotate == "apply" else rotation,
+            mirrored=mirrored and rotate != "apply",
+            orientation=tags.orientation,
+            pages=tags.pages,
+            icc_profile=tags.icc,
+            dpi=tags.dpi,
         )
         self._rgb_format = "rgb48le" if bit_depth > 8 else "rgb24"
         self.matrix = "bt601" if is_yuv(first.format) else None  # JPEG's (JFIF) and WebP's, and swscale's default
@@ -1556,6 +1597,7 @@ class ImageReader(VideoReader):
         for i, file in enumerate(self._files):
             first, self._first_frame = (self._first_frame if i == 0 else None), None
             rgb, see = pillow_rgb(file) or self._ffmpeg_rgb(first or self._load(file), i)
+            rgb = turned(rgb, *self.turn)
             if not self.transparent and i and see:
                 self.transparent = True
                 if self._say_alpha:

@@ -90,6 +90,7 @@ from dove_cli.video_io.reader import (
     time_span,
 )
 from dove_cli.video_io.siting import sited
+from dove_cli.video_io.stills import icc_name
 from dove_cli.video_io.subtitle_headers import ass_layout, laid_out_ass_header, sized_dvdsub_header
 
 if TYPE_CHECKING:
@@ -275,6 +276,9 @@ class ContainerWriter(VideoWriter):
         if warn:
             for lost in metadata_lost(info.color_trc, info.mastering, info.light_level, info.dynamic_hdr, spec.encoder):
                 log.warning("%s: %s", path, lost)
+            if info.icc_profile:
+                log.warning("%s: a video holds no ICC profile: %s of the source is dropped, so its colours are "
+                            "shown as sRGB (.png and .jpg images keep it)", path, icc_name(info.icc_profile))  # fmt: skip
         spec = profile_spec(name, spec, preset, pix_fmt)
         pf = choose_pix_fmt(spec, name, pix_fmt, info.bit_depth > 8, width, height, source=info.pix_fmt, warn=warn,
                             path=path, hdr=HDR_TRANSFERS.get(info.color_trc or ""))  # fmt: skip
