@@ -529,7 +529,11 @@ def test_a_mixed_size_image_folder_is_refused_before_any_work(tmp_path, capsys):
     code, _, err = run(["upscale", str(tmp_path / "mixed"), "-o", str(out), "--model", "bilinear", "--fps", "25"],
                        capsys)  # fmt: skip
     odd = tmp_path / "mixed" / "f_0003.png"
-    assert code == 2 and err.strip() == f"error: {odd}: size 80x40 differs from the first image (96x54)", err
+    assert (
+        code == 2
+        and err.strip()
+        == f"error: {odd}: size 80x40 differs from the first image (96x54): the images of a folder or pattern are the frames of one video; upscale separate photos one by one"
+    ), err
     assert not out.exists() and sorted(os.listdir(tmp_path)) == ["mixed"]
 
 

@@ -1862,7 +1862,10 @@ def test_a_mixed_size_sequence_is_refused_on_opening(tmp_path: Path) -> None:
     _numbered_pngs(tmp_path / "mixed", [1, 2, 3, 4], sizes={3: (80, 40)})
     with pytest.raises(InputError) as err:
         open_reader(tmp_path / "mixed", fps=25)
-    assert str(err.value) == f"{tmp_path / 'mixed' / 'f_0003.png'}: size 80x40 differs from the first image (96x54)"
+    assert (
+        str(err.value)
+        == f"{tmp_path / 'mixed' / 'f_0003.png'}: size 80x40 differs from the first image (96x54): the images of a folder or pattern are the frames of one video; upscale separate photos one by one"
+    )
     # The frame-by-frame check stays for what the headers did not show (an image replaced meanwhile,
     # a format PIL cannot read): the same error at that frame.
     from PIL import Image
@@ -1872,7 +1875,10 @@ def test_a_mixed_size_sequence_is_refused_on_opening(tmp_path: Path) -> None:
         Image.new("RGB", (80, 40)).save(tmp_path / "later" / "f_0002.png")
         with pytest.raises(InputError) as err:
             list(reader)
-    assert str(err.value) == f"{tmp_path / 'later' / 'f_0002.png'}: size 80x40 differs from the first image (96x54)"
+    assert (
+        str(err.value)
+        == f"{tmp_path / 'later' / 'f_0002.png'}: size 80x40 differs from the first image (96x54): the images of a folder or pattern are the frames of one video; upscale separate photos one by one"
+    )
 
 
 # ----------------------------------------------------------------------------------- bad input

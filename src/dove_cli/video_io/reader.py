@@ -586,7 +586,10 @@ def pillow_rgb(file: Path) -> tuple[np.ndarray, bool] | None:
 
 def size_differs(file: Path, size: tuple[int, int], first: tuple[int, int]) -> InputError:
     """The error for an image of a sequence whose (width, height) is not the first image's."""
-    return InputError(f"{file}: size {size[0]}x{size[1]} differs from the first image ({first[0]}x{first[1]})")
+    return InputError(
+        f"{file}: size {size[0]}x{size[1]} differs from the first image ({first[0]}x{first[1]}): the "
+        "images of a folder or pattern are the frames of one video; upscale separate photos one by one"
+    )
 
 
 def see_through(frame: av.VideoFrame) -> bool:
