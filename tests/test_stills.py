@@ -214,3 +214,23 @@ def test_an_unknown_output_extension_lists_the_image_ones_too(tmp_path):
         OutputError, match=r"unknown output extension '\.gif' \(use .*\.mp4.*; one image: .*\.jpg.*\.png.*\.tif"
     ):
         upscale(tmp_path / "a.png", tmp_path / "a.gif", UpscaleOptions(**SAME))
+
+
+def test_webp_outputs_are_lossless_unless_the_encoders_options_say(tmp_path):
+    """A .webp output was lossy VP8 at libwebp's default quality 75 (40.9 dB against dove's own PNG: much
+    of what an upscale makes, thrown away), with no way to change it: --codec-option was refused for
+    images. Lossless (VP8L) now, as PNG is: the same pixels as Pillow reads them; the encoder's own
+    options (lossless=0 quality=90) make it lossy, and a misspelt one is an error naming it."""
+    from dove_cli.errors import OptionError
+
+    rgb = np.random.default_rng(4).integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "in.png")
+    upscale(tmp_path / "in.png", tmp_path / "out.webp", UpscaleOptions(**SAME))
+    data = (tmp_path / "out.webp").read_bytes()
+    assert data[12:16] == b"VP8L" and np.array_equal(np.asarray(Image.open(tmp_path / "out.webp").convert("RGB")), rgb)
+    lossy = UpscaleOptions(**SAME, codec_options={"lossless": "0", "quality": "90"})
+    upscale(tmp_path / "in.png", tmp_path / "lossy.webp", lossy)
+    assert (tmp_path / "lossy.webp").read_bytes()[12:16] == b"VP8 "
+    with pytest.raises(OptionError, match=r"^--codec-option qualty: libwebp has no such option$"):
+        upscale(tmp_path / "in.png", tmp_path / "typo.webp", UpscaleOptions(**SAME, codec_options={"qualty": "90"}))
+    assert not (tmp_path / "typo.webp").exists()

@@ -393,14 +393,15 @@ def test_sixteen_bit_to_eight_bit_images_are_rounded(tmp_path):
 
 
 def test_video_options_are_refused_with_image_outputs(tmp_path):
-    """--codec/--crf/--preset/--codec-option mean nothing to images, and --pix-fmt only what the image
-    encoder takes as RGB: one OptionError line each, before anything is made."""
+    """--codec/--crf/--preset mean nothing to images, --codec-option only the image encoder's own
+    options, and --pix-fmt only what the image encoder takes as RGB: one OptionError line each, before
+    anything is made."""
     clip = demo_clip("002.mp4")
     base = dict(model="bilinear", device="cpu", preview="0+0.1s")
     for opts, said in (
         (dict(codec="libx264", crf=30), "--codec, --crf set a video encoder; images have none"),
         (dict(preset="slow"), "--preset set a video encoder"),
-        (dict(codec_options={"foo": "bar"}), "--codec-option set a video encoder"),
+        (dict(codec_options={"foo": "bar"}), "--codec-option foo: png has no such option"),
         (dict(pix_fmt="gray16be"), "--pix-fmt gray16be: .png images are written as rgb48be or rgb24"),
     ):
         with pytest.raises(OptionError, match=re.escape(said)) as err:

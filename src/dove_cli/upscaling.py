@@ -536,14 +536,14 @@ class CheckedOutput:
 def _check_image_options(output: Path, opts: UpscaleOptions) -> None:
     """Video-encoder options mean nothing to images (the extension picks the encoder, at its best
     quality), nor --start-number to anything but an image pattern: refused, not ignored. --pix-fmt
-    is the writer's to check (rgb24: 8-bit PNG)."""
+    and --codec-option (the image encoder's own: WebP's quality) are the writer's to check."""
     if opts.start_number != 1 and not video_io.is_pattern(output):
         raise OptionError(f"{output}: --start-number numbers the images of a pattern (like frames/%06d.png); "
                           "this output is no pattern")  # fmt: skip
     if not video_io.is_image_path(output):
         return
     given = [flag for flag, value in (("--codec", opts.codec), ("--crf", opts.crf), ("--preset", opts.preset),
-                                      ("--codec-option", opts.codec_options)) if value not in (None, {})]  # fmt: skip
+                                      ) if value not in (None, {})]  # fmt: skip
     if given:
         raise OptionError(f"{output}: {', '.join(given)} set a video encoder; images have none (the extension picks "
                           "the image format)")  # fmt: skip

@@ -19,6 +19,7 @@ from dove_cli.humanize import turn_text
 from dove_cli.video_io.formats import (
     IMAGE_EXTENSIONS,
     TO_YUV_FLAGS,
+    check_encoder_options,
     encoder_formats,
     has_encoder,
     png_color_tags,
@@ -50,6 +51,9 @@ log = logging.getLogger("dove_cli.video_io")
 # bgra: WebP, as libwebp converts to YUV itself; yuvj: JPEG). Only these can be asked for (--pix-fmt):
 # dove's frames are RGB, which they hold exactly (--pix-fmt rgb24: 8-bit PNG from a 16-bit source).
 IMAGE_PIX_FMTS = ("rgb48be", "rgb48le", "rgb24", "bgr24", "bgra", "yuvj444p", "yuvj420p")
+# The encoders' settings unless --codec-option says otherwise: WebP lossless, as PNG and TIFF are (libwebp's
+# default, lossy at quality 75, threw away much of the detail an upscale makes; lossless=0 quality=90 is lossy).
+IMAGE_ENCODER_DEFAULTS = {"libwebp": {"lossless": "1"}}
 
 
 def image_pix_fmt(path: Path, bit_depth: int, pix_fmt: str | None = None) -> str:
@@ -109,7 +113,10 @@ class ImageWriter(VideoWriter):
         if warn:
             self._say_losses(info, width, height, eight_bit=hi and not pf.startswith("rgb48"))
             self._say_dropped(info, audio, subtitles)
-        self._encoder, self._options = encoder, {str(k): str(v) for k, v in (codec_options or {}).items()}
+        given = {str(k): str(v) for k, v in (codec_options or {}).items()}
+        self._encoder, self._options = encoder, IMAGE_ENCODER_DEFAULTS.get(encoder, {}) | given
+        if given:  # a typo said now, naming the option, not ignored
+            check_encoder_options(encoder, self._options, given, width, height, pf, Fraction(25))
         # An HDR source's colour tags, which a PNG keeps (cICP); other image formats cannot.
         self._color = png_color_tags(info.color_primaries, info.color_trc) if encoder == "png" else None
         # An image's DPI, as its print size stays its own (PNG and TIFF by their encoders; JPEG `tagged_jpeg`)
