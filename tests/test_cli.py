@@ -1346,6 +1346,30 @@ def test_info_file_shows_every_stream_in_input_order(tmp_path, capsys):
     assert code == 0 and "chapters       2, ordered (played as a list; an output plays straight through)\n" in out, out
 
 
+def test_full_range_into_prores_is_planned_as_video_range(tmp_path, capsys, caplog):
+    """ProRes is video range only: the plan promised "prores yuv422p10le full range" for a full-range
+    input, which the output was not; it says what is written, and the conversion is said before the run."""
+    src = tmp_path / "pc.mov"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25", "-frames:v", "2", "-vf",
+           "scale=out_range=pc,format=yuv422p10le", "-c:v", "libx264", "-color_range", "pc", src)  # fmt: skip
+    for codec, ext, said in (("prores", ".mov", ""), ("hevc", ".mkv", " full range")):
+        argv = ["upscale", str(src), "-o", str(tmp_path / f"o{ext}"), "--model", "bilinear", "--scale", "1"]
+        caplog.clear()
+        code, plan, err = run([*argv, "--codec", codec, "--dry-run"], capsys)
+        assert code == 0, err
+        assert re.search(rf"output: 64x48, {codec} yuv42\dp10le{said}\s*\n", plan), plan
+        line = "ProRes is video range only: converted to video (limited) range"
+        assert caplog.text.count(line) == (codec == "prores"), caplog.text
+    out = tmp_path / "run.mkv"  # the run (its segments joined) writes what was planned; .mkv could say pc
+    assert (
+        run(["upscale", str(src), "-o", str(out), "--model", "bilinear", "--scale", "1", "--codec", "prores"], capsys)[
+            0
+        ]
+        == 0
+    )
+    assert "yuv422p10le(tv" in ffmpeg("-i", out, check=False).stderr
+
+
 def test_rgb_and_full_range_are_said_as_written(clip_fullrange, tmp_path, capsys):
     """An RGB capture: `dove info` says full range (RGB always is; ffmpeg tags ffv1's "pc", utvideo's
     not at all), and the output is limited-range yuv420p, as planned. A full-range YUV input keeps

@@ -44,6 +44,7 @@ from media import (
     packet_md5,
     packets,
     psnr,
+    raw_rgb,
     showinfo,
     top_boxes,
 )
@@ -938,6 +939,52 @@ def test_roundtrip_full_range_tags(clip_fullrange: Path, tmp_path: Path) -> None
     roundtrip(clip_fullrange, out)
     assert re.search(r"yuvj420p|\(pc", ffinfo(out).video().text)
     assert psnr(ffmpeg_frames(out, 64, 48), ffmpeg_frames(clip_fullrange, 64, 48)) > 30
+
+
+@pytest.fixture(scope="module")
+def flat_full_range(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A camera-style full-range clip: H.264 4:2:2 10-bit tagged pc, one flat colour (RGB 194, 64, 32)."""
+    src = tmp_path_factory.mktemp("range") / "flat_pc.mov"
+    ffmpeg("-f", "lavfi", "-i", "color=c=0xC04020:s=64x48:r=25:d=0.08,format=yuv444p", "-vf",
+           "scale=out_range=pc:out_color_matrix=bt709,format=yuv422p10le", "-c:v", "libx264", "-profile:v", "high422",
+           "-color_range", "pc", "-colorspace", "bt709", src)  # fmt: skip
+    return src
+
+
+def _first_rgb(path: Path) -> np.ndarray:
+    """The first pixel as the ffmpeg binary decodes it to RGB (exact rounding), from the range its decoder reads."""
+    raw = raw_rgb(path, extra=("-frames:v", "1", "-vf", "scale=flags=accurate_rnd+full_chroma_int,format=rgb24"))
+    return np.frombuffer(raw[:3], np.uint8).astype(int)
+
+
+@pytest.mark.parametrize(
+    ("codec", "ext", "written"),
+    [("prores", ".mov", "tv"), ("prores", ".mkv", "tv"), ("h264", ".mov", "pc"), ("ffv1", ".mkv", "pc")],
+)
+def test_full_range_into_prores_is_converted_to_video_range(
+    flat_full_range: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture, codec: str, ext: str, written: str
+) -> None:
+    """ProRes is video range only: FFmpeg's decoder reads it limited whatever the container says, so
+    full-range code values came back contrast-stretched (194, 64, 32 read 202, 56, 18). A full-range
+    input is converted to limited range for it (said, once); the others keep full range."""
+    out = tmp_path / f"out{ext}"
+    with caplog.at_level(logging.WARNING):
+        info, _ = roundtrip(flat_full_range, out, codec=codec, audio="none")
+    assert info.color_range == "pc"
+    assert f"p10le({written}, bt709" in ffinfo(out).video().text, ffinfo(out).video().text
+    line = f"{out}: the input is full-range YUV and ProRes is video range only: converted to video (limited) range"
+    assert caplog.text.count(line) == (codec == "prores"), caplog.text
+    assert np.abs(_first_rgb(out) - _first_rgb(flat_full_range)).max() <= 1
+
+
+def test_limited_range_into_prores_says_nothing(
+    clip_bt709: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Only a full-range input is converted for ProRes: a limited one (most video) is written as it is, unsaid."""
+    with caplog.at_level(logging.WARNING):
+        roundtrip(clip_bt709, tmp_path / "out.mov", codec="prores", audio="none")
+    assert "video range only" not in caplog.text, caplog.text
+    assert "(tv, bt709" in ffinfo(tmp_path / "out.mov").video().text
 
 
 def test_rgb_becomes_limited_range_yuv_whatever_its_range_tag(rgb_captures: dict[str, Path], tmp_path: Path) -> None:
@@ -2800,19 +2847,43 @@ def test_audio_the_encoder_refuses_is_one_line_before_any_frame(tmp_path: Path) 
 
 def test_pcm_copied_into_mp4_is_said_and_into_mov_not(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """PCM (OBS's lossless recordings) goes into .mp4 as ISO/IEC 23003-5's ipcm, which browsers do not
-    play; .mov stores it as QuickTime's own sowt, which Apple's players and editors play."""
+    play; .mov stores it as QuickTime's own sowt, which Apple's players and editors play. Said once
+    for all the tracks (it was a line for each)."""
     src = tmp_path / "obs.mkv"
     ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25:duration=0.4", "-f", "lavfi", "-i",
-           "sine=duration=0.4", "-c:v", "libx264", "-c:a", "pcm_s16le", "-shortest", src)  # fmt: skip
+           "sine=duration=0.4", "-map", "0", "-map", "1", "-map", "1", "-c:v", "libx264", "-c:a", "pcm_s16le",
+           "-shortest", src)  # fmt: skip
     for ext, said, entry in ((".mp4", True, b"ipcm"), (".mov", False, b"sowt")):
         caplog.clear()
         with caplog.at_level(logging.WARNING):
             roundtrip(src, tmp_path / f"out{ext}")
-        line = (f"audio stream #1 (pcm_s16le) copied into .{ext[1:]}, where few players play it; .mov and .mkv "
-                "play it, and --audio transcode makes AAC")  # fmt: skip
-        assert (line in caplog.text) == said, caplog.text
+        line = (f"audio streams #1 (pcm_s16le), #2 (pcm_s16le) copied into .{ext[1:]}, where few players play them; "
+                ".mov and .mkv play it, and --audio transcode makes AAC")  # fmt: skip
+        assert caplog.text.count("few players") == said and (line in caplog.text) == said, caplog.text
         assert entry in (tmp_path / f"out{ext}").read_bytes()  # the sample entry FFmpeg writes
         assert packet_md5(tmp_path / f"out{ext}", "0:a") == packet_md5(src, "0:a")
+
+
+def test_pcm_channel_layouts_matroska_drops_are_said_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Matroska stores a PCM track's channel count, not its layout: an NLE's mono tracks labelled FL
+    and a 5.1(side) mix read back as "1 channels" and "6 channels" (the ffmpeg binary shows it). Said
+    in one warning naming them; stereo, its count's default, is not lost. .mov keeps them all."""
+    src = tmp_path / "layouts.mov"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25:duration=0.2", "-f", "lavfi", "-i", "sine=d=0.2",
+           "-filter_complex", "[1]asplit=3[a][b][c];[a]pan=FL|c0=c0[fl];[b]pan=stereo|c0=c0|c1=c0[st];"
+           "[c]pan=5.1(side)|c0=c0|c1=c0|c2=c0|c3=c0|c4=c0|c5=c0[side]", "-map", "0", "-map", "[fl]", "-map", "[st]",
+           "-map", "[side]", "-c:v", "libx264", "-c:a", "pcm_s24le", src)  # fmt: skip
+    for ext, said in ((".mkv", True), (".mov", False)):
+        caplog.clear()
+        out = tmp_path / f"out{ext}"
+        with caplog.at_level(logging.WARNING):
+            roundtrip(src, out)
+        line = (f"{out}: .{ext[1:]} stores a PCM track's channel count, not its layout; not kept: the channel "
+                "layouts of audio streams #1 (FL), #3 (5.1(side)) (.mov keeps them)")  # fmt: skip
+        assert caplog.text.count("channel layout") == said and (line in caplog.text) == said, caplog.text
+        shown = [re.search(r"Hz, ([^,]+),", a.text)[1] for a in ffinfo(out).streams if a.kind == "Audio"]
+        kept = [a == b for a, b in zip(shown, ["1 channels (FL)", "stereo", "5.1(side)"], strict=True)]
+        assert kept == [not said, True, not said], shown
 
 
 @pytest.fixture(scope="module")

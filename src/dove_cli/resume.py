@@ -989,7 +989,7 @@ class _SegmentJoiner(ContainerWriter):
         cc.framerate = self._fps
         if info.sample_aspect_ratio:
             cc.sample_aspect_ratio = info.sample_aspect_ratio
-        self._setup_color(cc, pf, width, height)
+        self._setup_color(cc, pf, width, height, spec.encoder)
         self._tag_video(cc)
         self._orient(vs)
         self._vs = vs

@@ -247,6 +247,11 @@ CODECS: dict[str, CodecSpec] = {
     "hevc_nvenc": CodecSpec("hevc_nvenc", "yuv420p", "p010le", crf=21, preset="p5"),
 }
 NVENC = ("h264_nvenc", "hevc_nvenc")
+# Encoders whose bitstream is video (limited) range only, by the format's name: FFmpeg's ProRes
+# decoder reads limited range whatever the container says (a .mov's nclc colr cannot say full), so
+# full-range YUV is converted to limited. The others (x264, x265, SVT-AV1, libvpx, FFV1, NVENC's
+# videoFullRangeFlag) write full range and read back as it; PNG is RGB.
+VIDEO_RANGE_ONLY = {"prores_ks": "ProRes"}
 CODEC_ALIASES = {
     "h265": "hevc",
     "x264": "h264",
@@ -778,6 +783,28 @@ def lost_flags(fmt_name: str, stream: Any) -> list[str]:
 # players read and browsers do not; .mov stores it as QuickTime's own sowt, twos, in24 or fl32,
 # which Apple's players and editors play: not said. MOV refuses Vorbis and Opus.
 FEW_PLAY = {("mp4", "vorbis"): ".mkv plays it", ("mp4", "pcm"): ".mov and .mkv play it"}
+
+
+# Containers that store a PCM track's channel count and no layout: FFmpeg reads back "6 channels"
+# for 5.1(side), "1 channels" for a mono track labelled FL (FLAC, AAC, AC-3 and Opus carry theirs in
+# the codec's own data). .mov keeps PCM layouts.
+PCM_COUNT_ONLY = frozenset({"matroska", "nut"})
+
+
+def layout_lost(fmt_name: str, codec: str, layout: Any) -> bool:
+    """Whether a `codec` (canonical name) audio track of channel `layout` comes back from a
+    `fmt_name` file without it: PCM in `PCM_COUNT_ONLY`, where the layout is not its channel count's
+    default (players take 6 channels as 5.1, 1 as mono: those are not lost)."""
+    if fmt_name not in PCM_COUNT_ONLY or not codec.startswith("pcm_"):
+        return False
+    return layout.name != av.AudioLayout(f"{layout.nb_channels}c").name
+
+
+def layout_name(layout: Any) -> str:
+    """A channel layout as FFmpeg names it ("5.1(side)"), or its channels where it has no name ("FL",
+    where FFmpeg says "1 channels (FL)")."""
+    unnamed = re.fullmatch(r"\d+ channels \((.+)\)", layout.name)
+    return unnamed.group(1) if unnamed else layout.name
 
 
 def few_play(fmt_name: str, codec: str) -> str | None:

@@ -33,6 +33,7 @@ from dove_cli.video_io.formats import (
     TRANSPORT_CLOCKS,
     TRC,
     VIDEO_EXTENSIONS,
+    VIDEO_RANGE_ONLY,
     VIDEO_TAGS,
     CodecSpec,
     assumed_matrix,
@@ -47,6 +48,8 @@ from dove_cli.video_io.formats import (
     holds_video,
     inverse,
     is_rgb,
+    layout_lost,
+    layout_name,
     lossless_target,
     lost_flags,
     mov_language,
@@ -347,7 +350,7 @@ class ContainerWriter(VideoWriter):
         cc.framerate = fps
         if info.sample_aspect_ratio:
             cc.sample_aspect_ratio = info.sample_aspect_ratio
-        self._setup_color(cc, pf, width, height)
+        self._setup_color(cc, pf, width, height, spec.encoder)
         cc.options = signal_range(spec.encoder, sited(opts, pf), self._tags)
         self._tag_video(cc)
         self._orient(vs)
@@ -394,10 +397,11 @@ class ContainerWriter(VideoWriter):
         if tag := VIDEO_TAGS.get((self._out.format.name, cc.codec.canonical_name)):
             cc.codec_tag = tag
 
-    def _setup_color(self, cc: Any, pf: str, width: int, height: int) -> None:
+    def _setup_color(self, cc: Any, pf: str, width: int, height: int, encoder: str) -> None:
         """Colour: keep the input's tags; untagged HD (which players treat as BT.709) is tagged BT.709.
         The matrix is always tagged: players guess an untagged one from the size, each its own way
-        (mpv takes 1024x600 for BT.709), so an untagged SD output could be shown with the wrong one."""
+        (mpv takes 1024x600 for BT.709), so an untagged SD output could be shown with the wrong one.
+        Full range is kept where the encoder can say it; else (`VIDEO_RANGE_ONLY`) converted, said."""
         info = self.info
         self._fmt = av.VideoFormat(pf)
         # FFmpeg 8.1's threaded swscale leaves 8 pixels at each slice start undefined (often 512)
@@ -412,7 +416,13 @@ class ContainerWriter(VideoWriter):
             prim, trc = "bt709", "bt709"
         # The input's range; RGB is full whatever its tag says, and becomes limited-range YUV as
         # delivery files are (yuvj: full range, asked for)
-        full = (info.color_range == "pc" and not is_rgb(info.pix_fmt)) or pf.startswith("yuvj")
+        full = info.color_range == "pc" and not is_rgb(info.pix_fmt)
+        if full and (codec := VIDEO_RANGE_ONLY.get(encoder)):
+            full = False
+            if self._warn:
+                log.warning("%s: the input is full-range YUV and %s is video range only: converted to video "
+                            "(limited) range, the same picture", self.path, codec)  # fmt: skip
+        full = full or pf.startswith("yuvj")
         self.full_range = full and not self._is_rgb  # YUV at full range, which the plan says (ffmpeg: yuvj420p)
         self._dst_matrix = SWS_MATRIX.get(matrix, Colorspace.ITU601)
         self._dst_range = ColorRange.JPEG if full or self._is_rgb else ColorRange.MPEG
@@ -472,6 +482,7 @@ class ContainerWriter(VideoWriter):
         laid_out: list[str] = []  # ASS streams told the storage size they were laid out for
         lossless: list[tuple[Any, str]] = []  # disc LPCM converted losslessly: the stream, its encoder
         refused: list[Any] = []  # streams the container cannot hold: said together (`_refusal`)
+        few: dict[str, list[str]] = {}  # audio copied where few players play it: who does -> "#1 (vorbis)"
         layout = ass_layout(info, self._w, self._h)
         target = "libopus" if fmt_name == "webm" else "aac"  # what --audio transcode makes
         ext = self.path.suffix.lower()
@@ -486,9 +497,8 @@ class ContainerWriter(VideoWriter):
                 if s.type == "subtitle" and self._size_subtitles(s, ostream, src, layout):
                     laid_out.append(f"#{s.index}")
                 self._say_priming(s, fmt_name)
-                if self._warn and s.type == "audio" and (plays := few_play(fmt_name, canonical)):
-                    log.warning("%s: audio stream #%d (%s) copied into .%s, where few players play it; %s, and "
-                                "--audio transcode makes AAC", self.path, s.index, codec, fmt_name, plays)  # fmt: skip
+                if s.type == "audio" and (plays := few_play(fmt_name, canonical)):
+                    few.setdefault(plays, []).append(f"#{s.index} ({codec})")
             elif s.type == "subtitle" and s.codec_context.codec.text_sub and fmt_name in TEXT_SUBTITLES:
                 ostream = self._text_subtitle_stream(s, TEXT_SUBTITLES[fmt_name])
                 mode = "subtitles"
@@ -521,6 +531,11 @@ class ContainerWriter(VideoWriter):
             self._aux[s.index] = (ostream, mode)
         if refused:
             raise OutputError(self._refusal(refused, fmt_name))
+        if self._warn:
+            for plays, streams in few.items():
+                log.warning("%s: audio stream%s %s copied into .%s, where few players play %s; %s, and --audio "
+                            "transcode makes AAC", self.path, "s" * (len(streams) > 1), ", ".join(streams), fmt_name,
+                            "them" if len(streams) > 1 else "it", plays)  # fmt: skip
         if lossless and self._warn:
             self._say_lossless(lossless, fmt_name)
         if laid_out and layout and self._warn:
@@ -544,6 +559,8 @@ class ContainerWriter(VideoWriter):
             self._say_tagless(src, vin)
         elif self._warn:
             self._say_flags(src, fmt_name)
+        if self._warn:
+            self._say_layouts(src, fmt_name)
         self._carry_timecode(src, vin, fmt_name)
         if self._aux:
             if self._preview and self._t0 is not None:
@@ -622,6 +639,19 @@ class ContainerWriter(VideoWriter):
             log.warning("%s: .%s does not keep every stream flag; not kept: the flags of stream%s %s%s", self.path,
                         self.path.suffix.lstrip(".").lower(), "s" * (len(lost) != 1), ", ".join(lost),
                         " (.mkv keeps them)" * mkv)  # fmt: skip
+
+    def _say_layouts(self, src: Any, fmt_name: str) -> None:
+        """The channel layouts of the audio tracks that the container stores only as a channel count
+        (`layout_lost`: PCM in .mkv), in one warning."""
+        lost = []
+        for i, (ostream, _) in self._aux.items():
+            layout = src.streams[i].codec_context.layout if ostream.type == "audio" else None
+            if layout is not None and layout_lost(fmt_name, ostream.codec_context.name, layout):
+                lost.append(f"#{i} ({layout_name(layout)})")
+        if lost:
+            log.warning("%s: .%s stores a PCM track's channel count, not its layout; not kept: the channel layout%s "
+                        "of audio stream%s %s (.mov keeps them)", self.path, self.path.suffix.lstrip(".").lower(),
+                        "s" * (len(lost) > 1), "s" * (len(lost) > 1), ", ".join(lost))  # fmt: skip
 
     def _own_programme(self, src: Any, vin: Any, wanted: list[Any], fmt_name: str) -> list[Any]:
         """The audio and subtitle streams of `wanted` that go with the video upscaled (`vin`): in an
