@@ -30,6 +30,7 @@ from dove_cli.train.export import export_checkpoint
 from dove_cli.train.forward import training_loss
 from dove_cli.train.loop import train
 from dove_cli.train.losses import DISTS, PixelLoss
+from media import ffmpeg
 
 FAST = dict(
     warmup_steps=0, batch_size=2, num_workers=0, posterior="mode", seed=0, lr=3e-3, gradient_checkpointing=True
@@ -307,7 +308,8 @@ def test_a_bad_degradation_yaml_stops_the_start_before_the_run_folder(tiny_model
 
 
 def test_stage2_loss_falls(tiny_model_dir, tmp_path):
-    cfg = _cfg(2, tiny_model_dir, tmp_path / "s2", max_steps=16, checkpoint_every=16, lr=3e-3)
+    # 8 steps at lr 1e-2 (measured 0.79x the held-out loss; 16 steps at 3e-3 gave 0.82x at twice the cost)
+    cfg = _cfg(2, tiny_model_dir, tmp_path / "s2", max_steps=8, checkpoint_every=8, lr=1e-2)
     result = train(cfg)
     rows = [json.loads(x) for x in cfg.metrics_path.read_text().splitlines()]
     assert {"mse", "dists", "frame_diff"} <= set(rows[0]) and rows[0]["frame_diff"] > 0
@@ -331,9 +333,10 @@ def test_export_loads_and_upscales(stage1_run, tmp_path):
     trained = load_file(str(result.last_checkpoint / "model.safetensors"))
     sd = model.transformer.state_dict()
     assert all(torch.equal(sd[k], trained[k]) for k in trained)
-    out = tmp_path / "up.mp4"
+    small, out = tmp_path / "small.mp4", tmp_path / "up.mp4"  # 64x32: a demo clip at 256x128 costs 16x the decode
+    ffmpeg("-i", demo_clip("003.mp4"), "-frames:v", 5, "-vf", "scale=64:32", "-c:v", "libx264", "-crf", 18, small)
     with pytest.raises(SystemExit) as exit_info:
-        main(["upscale", str(demo_clip("003.mp4")), "-o", str(out), "--model", str(folder), "--device", "cpu",
+        main(["upscale", str(small), "-o", str(out), "--model", str(folder), "--device", "cpu",
               "--preview", "0+0.3s", "--quiet", "--tile", "0", "--chunk", "0"])  # fmt: skip
     assert exit_info.value.code in (0, None) and out.stat().st_size > 0
 
