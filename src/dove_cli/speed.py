@@ -92,7 +92,9 @@ def device_rates(device: str, dtype: torch.dtype, conv_channels: int, width: int
         return math.inf, math.inf
     target = 2e11 if dev.type == "cuda" else 2e9
     c = conv_channels
-    side = int(min(512, max(16, math.sqrt(target / (2 * c * c * 27 * 4)))))
+    # (on a CPU at most 128: a few channels (the tiny test model's 4) made it 4x512x512, whose calls
+    # took 1-2 s each, several seconds a probe; the real VAE's 128 channels make it 23)
+    side = int(min(512 if dev.type == "cuda" else 128, max(16, math.sqrt(target / (2 * c * c * 27 * 4)))))
     x = torch.randn(1, c, 4, side, side, device=dev, dtype=dtype)
     w = torch.randn(c, c, 3, 3, 3, device=dev, dtype=dtype)
     rows = int(min(8192, max(256, target / (2 * width * width))))
