@@ -402,8 +402,10 @@ def test_model_dir_of_download_weights_is_said_unless_quiet(tiny_model_dir, tmp_
 
 
 def test_folders_made_for_the_output_are_said(tmp_path, caplog, capsys):
-    """-o into folders that do not exist yet: the run says it made them (a typo should not go unnoticed);
-    a dry run makes none and says nothing; a folder run says it made its output folder."""
+    """-o into a folder that does not exist yet: the run says it made it (a typo should not go unnoticed);
+    a dry run makes none and says nothing; a folder run says it made its output folder. Two or more
+    missing folders (`-o /nonexist/x.mp4` as root made /nonexist) are refused before any work, naming
+    the first, for a single file, a folder run's OUT and a manifest; nothing is made."""
     clip = str(demo_clip("007.mp4"))
     caplog.set_level(logging.INFO, logger="dove_cli.note")
     code, _, err = run(["upscale", clip, "-o", str(tmp_path / "typo" / "x.mp4"), "--model", "bilinear", "--dry-run"],
@@ -411,6 +413,12 @@ def test_folders_made_for_the_output_are_said(tmp_path, caplog, capsys):
     assert code == 0, err
     assert "created" not in caplog.text and not (tmp_path / "typo").exists()
     out = tmp_path / "new" / "sub" / "x.mp4"
+    for args in (["-o", str(out)], ["-o", str(out), "--dry-run"], ["-o", str(tmp_path / "x.mp4"), "--manifest",
+                                                                    str(out.with_suffix(".json"))]):  # fmt: skip
+        code, _, err = run(["upscale", clip, *args, "--model", "bilinear", "--preview", "0+0.5s"], capsys)
+        assert code == 2 and err.count("\n") == 1 and f"folder {tmp_path / 'new'} does not exist; create it" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    (tmp_path / "new").mkdir()
     code, _, err = run(["upscale", clip, "-o", str(out), "--model", "bilinear", "--preview", "0+0.5s"], capsys)
     assert code == 0, err
     assert f"{out}: created folder {out.parent}" in caplog.text
@@ -420,10 +428,99 @@ def test_folders_made_for_the_output_are_said(tmp_path, caplog, capsys):
     assert code == 0 and "created" not in caplog.text  # the folder was there
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "a.mp4").symlink_to(clip)
-    code, _, err = run(["upscale", str(tmp_path / "in"), "-o", str(tmp_path / "outs"), "--model", "bilinear",
+    code, _, err = run(["upscale", str(tmp_path / "in"), "-o", str(tmp_path / "no" / "outs"), "--model", "bilinear",
                         "--preview", "0+0.5s"], capsys)  # fmt: skip
-    assert code == 0, err
+    assert code == 2 and f"folder {tmp_path / 'no'} does not exist" in err and not (tmp_path / "no").exists()
+    (tmp_path / "in" / "s" / "t").mkdir(parents=True)
+    (tmp_path / "in" / "a.mp4").rename(tmp_path / "in" / "s" / "t" / "a.mp4")  # --recursive: OUT/s/t/ in a new OUT
+    for plan in (["--dry-run"], []):
+        code, out, err = run(["upscale", str(tmp_path / "in"), "-o", str(tmp_path / "outs"), "--model", "bilinear",
+                              "--preview", "0+0.5s", "--recursive", *plan], capsys)  # fmt: skip
+        assert code == 0 and "does not exist" not in out + err, out + err
     assert f"created output folder {tmp_path / 'outs'}" in caplog.text
+    assert (tmp_path / "outs" / "s" / "t" / "a.mp4").is_file()
+
+
+def test_overwrite_keeps_the_replaced_files_mode_and_group(tmp_path, capsys):
+    """--overwrite wrote a new file under a temporary name and renamed it over the old one, so a private
+    0600 or 0640 output (through a symlink too) and its manifest became the umask's 0644, world-readable.
+    cp and `ffmpeg -y` keep them: so does dove now, the group too (where this user may set it)."""
+    clip = str(demo_clip("007.mp4"))
+    out, target, manifest = tmp_path / "o.mp4", tmp_path / "t.mp4", tmp_path / "m.json"
+    (tmp_path / "link.mp4").symlink_to(target)
+    group = 1 if os.geteuid() == 0 else os.getegid()  # (root may give any group; a user one of its own)
+    for path, mode in ((out, 0o640), (target, 0o600), (manifest, 0o600)):
+        path.write_bytes(b"old")
+        os.chmod(path, mode)
+        os.chown(path, -1, group)
+    base = ["upscale", clip, "--model", "bilinear", "--scale", "1", "--preview", "0+0.1s", "--overwrite", "-q"]
+    code, _, err = run([*base, "-o", str(out), "--manifest", str(manifest)], capsys)
+    assert code == 0, err
+    code, _, err = run([*base, "-o", str(tmp_path / "link.mp4")], capsys)
+    assert code == 0, err
+    for path, mode in ((out, 0o640), (target, 0o600), (manifest, 0o600)):
+        st = path.stat()
+        assert (stat.S_IMODE(st.st_mode), st.st_gid, st.st_size > 3) == (mode, group, True), path
+    assert (tmp_path / "link.mp4").is_symlink()
+
+
+def test_a_write_protected_output_is_refused_even_with_overwrite(tmp_path):
+    """A 0444 output (or manifest) that this user may not write was replaced without a word, and made
+    writable; cp and `ffmpeg -y` refuse it. Refused now before any work, naming the fix. (Root may
+    write anything: the check runs without the capability that allows it, as a user's run would.)"""
+    for name in ("o.mp4", "m.json"):
+        (tmp_path / name).write_bytes(b"old")
+        os.chmod(tmp_path / name, 0o444)
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("needs setpriv to run as root without CAP_DAC_OVERRIDE")
+        as_user = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search"]
+    check = ("import sys; from pathlib import Path; from dove_cli.video_io import check_output\n"
+             "for name, option in (('o.mp4', ''), ('m.json', '--manifest')):\n"
+             "    try: check_output(Path(name), True, option=option)\n"
+             "    except Exception as exc: print(exc)")  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    done = subprocess.run([*as_user, sys.executable, "-c", check], capture_output=True, text=True, cwd=tmp_path,
+                          env=env, timeout=60)  # fmt: skip
+    assert done.stdout.splitlines() == [
+        f"{said}: is write-protected; make it writable (chmod u+w {name}) or remove it to replace it"
+        for said, name in (("o.mp4", "o.mp4"), ("--manifest m.json", "m.json"))
+    ], done.stdout + done.stderr
+    assert all((tmp_path / n).read_bytes() == b"old" and (tmp_path / n).stat().st_mode & 0o777 == 0o444
+               for n in ("o.mp4", "m.json"))  # fmt: skip
+
+
+def test_a_second_run_on_one_files_manifest_is_refused(tmp_path, capsys):
+    """Two single-file runs given one --manifest both exited 0, and the second's record replaced the
+    first's. As for a folder: refused before any work (exit 75) while the first holds run.json.lock."""
+    import fcntl
+
+    manifest, out = tmp_path / "run.json", tmp_path / "o.mp4"
+    with open(tmp_path / "run.json.lock", "w") as held:
+        held.write("dove run 123 on host since 2026-01-01T00:00:00.000Z\n")
+        held.flush()
+        fcntl.flock(held, fcntl.LOCK_EX)
+        code, _, err = run(["upscale", str(demo_clip("007.mp4")), "-o", str(out), "--model", "bilinear", "--scale",
+                            "1", "--preview", "0+0.1s", "--manifest", str(manifest)], capsys)  # fmt: skip
+    assert code == 75 and err == (
+        f"error: --manifest {manifest}: dove run 123 on host since 2026-01-01T00:00:00.000Z "
+        "is writing it; wait for that run to end, or give this one another --manifest\n"
+    )
+    assert not out.exists() and not manifest.exists()
+
+
+def test_a_manifest_on_stdout_whose_reader_went_away_is_141(tmp_path, monkeypatch):
+    """`--manifest - | true`: exit 2, "cannot write the manifest (Broken pipe)", where README's table
+    gives 141 for a stdout whose reader went away (as `--dry-run | true`)."""
+    from dove_cli.manifest import write_json
+
+    read, write = os.pipe()
+    os.close(read)
+    monkeypatch.setattr(sys, "stdout", open(write, "w"))
+    with pytest.raises(SystemExit) as stop:
+        write_json(Path("-"), {"status": "done"}, "; the video is complete", "")
+    assert stop.value.code == 141
 
 
 def test_dry_run_plans_over_an_existing_output_and_says_the_run_needs_overwrite(tmp_path, capsys, caplog):

@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import select
+import shutil
 import subprocess
 import sys
 from functools import partial
@@ -111,6 +112,60 @@ def test_a_manifest_holds_the_name_as_written(tmp_path):
     write_json(tmp_path / "m.json", {"input": undecoded, "files": [{"output": f"out/{undecoded}"}]}, "", "")
     assert json.loads((tmp_path / "m.json").read_bytes()) == {"input": "party 🎉.mp4",
                                                              "files": [{"output": "out/party 🎉.mp4"}]}  # fmt: skip
+
+
+def test_json_names_are_their_bytes_as_utf8_whatever_the_locale(tmp_path, monkeypatch):
+    """Under a Latin-1 locale the name `café.mp4` (UTF-8 on disk) came as `cafÃ©.mp4`, and manifests,
+    `info --json` and `eval --json` stored that: a UTF-8 reader (jq) got a name of no file. A name is its
+    bytes read as UTF-8 now, a byte that is not UTF-8 its surrogate escape; text that no locale decoded
+    (a tag PyAV read as UTF-8) stays as it is. (Python decodes names with the file system encoding,
+    which the locale sets: it is set here as a Latin-1 locale sets it.)"""
+    from dove_cli.humanize import path_text, real_names
+    from dove_cli.manifest import write_manifest
+    from dove_cli.options import UpscaleOptions
+
+    monkeypatch.setattr(sys, "getfilesystemencoding", lambda: "iso8859-1")
+    utf8, latin1 = "café 日本.mp4".encode(), b"caf\xe9.mp4"
+    as_latin1 = lambda raw: raw.decode("latin-1")  # noqa: E731  (what os.listdir and argv give under Latin-1)
+    assert path_text(as_latin1(utf8)) == "café 日本.mp4" and path_text(as_latin1(latin1)) == "caf\udce9.mp4"
+    assert real_names({"tag": "café", "error": f"{as_latin1(utf8)}: no such file"}) == {
+        "tag": "café", "error": "café 日本.mp4: no such file"}  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    write_manifest(tmp_path / "m.json", as_latin1(utf8), UpscaleOptions(), None, None, Path(as_latin1(latin1)))
+    doc = json.loads((tmp_path / "m.json").read_bytes())
+    assert (doc["input"], doc["output"]) == (str(tmp_path / "café 日本.mp4"), str(tmp_path / "caf\udce9.mp4"))
+
+
+def test_info_json_under_a_latin1_locale_names_the_files(tmp_path):
+    """The same, end to end, in a real Latin-1 locale (built here with localedef where the system can)."""
+    locales = tmp_path / "locales"
+    locales.mkdir()
+    made = subprocess.run(["localedef", "-i", "de_DE", "-f", "ISO-8859-1", str(locales / "de_DE.ISO-8859-1")],
+                          capture_output=True) if shutil.which("localedef") else None  # fmt: skip
+    if made is None or not (locales / "de_DE.ISO-8859-1").exists():
+        pytest.skip("no localedef, or no de_DE locale source, to make a Latin-1 locale")
+    clip = make_clip(tmp_path / "clip.mp4", frames=2)  # (ffmpeg's log would hold a name that is not UTF-8)
+    for raw in ("café 日本.mp4".encode(), b"caf\xe9.mp4"):
+        os.link(clip, tmp_path / os.fsdecode(raw))
+    env = {**ENV, "LOCPATH": str(locales), "LC_ALL": "de_DE.ISO-8859-1"}
+    code = "import sys; print(sys.getfilesystemencoding()); from dove_cli.cli import main; main(sys.argv[1:])"
+    done = subprocess.run([sys.executable, "-c", code, "info", "--json", "café 日本.mp4".encode(), b"caf\xe9.mp4"],
+                          capture_output=True, cwd=tmp_path, env=env, timeout=60)  # fmt: skip
+    encoding, _, text = done.stdout.partition(b"\n")
+    assert done.returncode == 0 and encoding == b"iso8859-1", done.stdout + done.stderr
+    paths = [d["path"] for d in json.loads(text)]
+    assert paths == ["café 日本.mp4", "caf\udce9.mp4"] and [os.path.exists(tmp_path / p) for p in paths] == [True] * 2
+
+
+def test_a_single_files_plan_writes_its_names_as_the_log_lines_do(tmp_path, capsys):
+    """A --dry-run plan wrote `input file: caf\\udce9.mp4` (and, under LC_ALL=C, a UTF-8 name as escapes)
+    where every log line, `dove info` and a folder's plan write `caf\\xe9.mp4` (and the UTF-8 bytes)."""
+    name = tmp_path / os.fsdecode(b"caf\xe9.mp4")
+    make_clip(tmp_path / "clip.mp4", frames=2).rename(name)
+    code, out, err = run(["upscale", str(name), "-o", str(tmp_path / "x.mp4"), "--model", "bilinear", "--dry-run"],
+                         capsys)  # fmt: skip
+    assert code == 0, err
+    assert out.splitlines()[1:3] == [f"input file: {tmp_path}/caf\\xe9.mp4", f"output file: {tmp_path}/x.mp4"], out
 
 
 # ---------------------------------------------------------------- plain text outside a live terminal

@@ -287,7 +287,7 @@ def test_a_device_this_machine_lacks_is_one_line(tmp_path, capsys):
 
 def test_result_files_are_checked_before_scoring_and_their_folders_made(tmp_path, capsys, caplog):
     """A mistake in --json / --csv / --plot is said before any frame is scored (no table printed);
-    a missing folder is made, as `dove upscale` makes its output's."""
+    a missing folder is made, as `dove upscale` makes its output's (one: not a path of missing folders)."""
     pred, gt = noisy_clip(2, 16, 24, seed=7)
     p, g = write_video(tmp_path / "a.mkv", pred), write_video(tmp_path / "b.mkv", gt)
     (tmp_path / "file").write_text("x")
@@ -309,8 +309,12 @@ def test_result_files_are_checked_before_scoring_and_their_folders_made(tmp_path
         assert code == 2 and err.startswith("error:") and expected in err and len(err.strip().splitlines()) == 1, err
         assert not out, (option, path)  # refused before scoring: no table
     new = tmp_path / "new" / "deeper"
-    code, out, err = run(["eval", str(p), str(g), "--metrics", "psnr", "--json", str(new / "r.json"),
-                          "--csv", str(new / "r.csv"), "--plot", str(new / "r.png")], capsys)  # fmt: skip
+    argv = ["eval", str(p), str(g), "--metrics", "psnr", "--json", str(new / "r.json"), "--csv", str(new / "r.csv"),
+            "--plot", str(new / "r.png")]  # fmt: skip
+    code, out, err = run(argv, capsys)  # a path of missing folders (a typo?): refused, as `dove upscale -o` does
+    assert code == 2 and f"folder {new.parent} does not exist; create it first" in err and not new.parent.exists()
+    new.parent.mkdir()
+    code, out, err = run(argv, capsys)
     assert code == 0 and f"created folder {new}" in caplog.text, err  # said, as for an upscale's output folder
     want = np.mean([np_psnr(a, b) for a, b in zip(pred, gt, strict=True)])
     assert json.loads((new / "r.json").read_text())["mean"]["psnr"] == pytest.approx(want, abs=0.01)
@@ -415,6 +419,18 @@ def test_a_name_that_is_not_utf8_is_written_to_the_csv_as_its_escape(tmp_path, c
     code, out, _ = run(["eval", str(p), str(g), "--metrics", "psnr", "-q", "--csv", "-"], capsys)
     assert code == 0 and out.encode("utf-8") == r_csv.read_bytes() and r_csv.read_bytes().count(b"\n") == 3
     assert b"\r" not in r_csv.read_bytes()
+
+
+def test_eval_json_holds_a_name_as_its_bytes_read_as_utf8_under_latin1(tmp_path, monkeypatch):
+    """Under a Latin-1 locale (its file system encoding, set here as such a locale sets it) `--json`
+    stored a UTF-8 name as `cafÃ©` and a Latin-1 one as `café`: names of no file for a UTF-8 reader."""
+    pred, gt = noisy_clip(2, 16, 24, seed=8)
+    monkeypatch.setattr(sys, "getfilesystemencoding", lambda: "iso8859-1")
+    p = write_video(tmp_path / "é.mkv".encode().decode("latin-1"), pred)  # as Latin-1 lists `é.mkv`
+    g = write_video(tmp_path / "g\xe9.mkv", gt)  # and the byte name b"g\xe9.mkv"
+    doc = json.loads(evaluate(p, g, "psnr").json_text())
+    assert (doc["videos"]["é"]["pred"], doc["videos"]["é"]["gt"]) == (str(tmp_path / "é.mkv"),
+                                                                     str(tmp_path / "g\udce9.mkv"))  # fmt: skip
 
 
 def test_a_full_disk_leaves_no_half_result_file_and_is_exit_75(tmp_path):

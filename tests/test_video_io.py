@@ -18,7 +18,17 @@ import pytest
 from conftest import demo_clip
 from dove_cli import video_io
 from dove_cli.errors import InputError, MuxError, OptionError, OutputError
-from dove_cli.video_io import Frame, VideoInfo, check_output, frame_name, is_pattern, open_reader, open_writer, probe
+from dove_cli.video_io import (
+    Frame,
+    VideoInfo,
+    check_output,
+    folders_made_under,
+    frame_name,
+    is_pattern,
+    open_reader,
+    open_writer,
+    probe,
+)
 from dove_cli.video_io.metadata import move_timecode
 from media import (
     IVTC,
@@ -2136,8 +2146,8 @@ def test_disk_full(clip_2997: Path, tmp_path: Path) -> None:
 
 
 def test_abort_removes_folders_it_made(clip_2997: Path, tmp_path: Path) -> None:
-    out = tmp_path / "new" / "deeper" / "out.mp4"
-    with pytest.raises(RuntimeError):
+    out = tmp_path / "new" / "deeper" / "out.mp4"  # (two folders, as a folder run makes under its OUT)
+    with pytest.raises(RuntimeError), folders_made_under(tmp_path):
         with open_reader(clip_2997) as reader, open_writer(out, reader.info, 64, 48) as writer:
             writer.write(next(iter(reader)).rgb, 0)
             raise RuntimeError("stop")

@@ -242,6 +242,7 @@ def plan_batch(in_dir: Path, out_dir: Path, *, overwrite: bool = False, preview:
                           "(outputs keep their input's name)")  # fmt: skip
     if out_dir.resolve() == in_dir.resolve():
         raise OutputError(f"{out_dir}: is the input folder; choose another output folder")
+    video_io.check_folder_made(out_dir, str(out_dir))  # OUT's own folder is made, not a missing path to it
     items = [BatchItem(v, output, name=str(v.relative_to(in_dir)))
              for v, output in zip(videos, output_paths(in_dir, out_dir, videos, container, codec), strict=True)]  # fmt: skip
     fail_shared_outputs(items)
@@ -415,8 +416,9 @@ def upscale_batch(
         record = FolderManifest(manifest, in_dir, out_dir, asked, result, recursive=recursive)
         record.hold()  # another run writing it: refused now
     try:
-        _run_folder(in_dir, out_dir, opts, result, record, recursive, restorer, _timed(on_file, record), progress,
-                    cluster)  # fmt: skip
+        with video_io.folders_made_under(out_dir):  # (the input's tree, mirrored under OUT)
+            _run_folder(in_dir, out_dir, opts, result, record, recursive, restorer, _timed(on_file, record),
+                        progress, cluster)  # fmt: skip
     finally:
         if record is not None:
             record.release()
@@ -646,7 +648,7 @@ def dry_run_batch(
         for item in result.items:
             if item.status != "pending":
                 continue
-            with held_warnings(item.warnings):
+            with held_warnings(item.warnings), video_io.folders_made_under(out_dir):
                 try:
                     item.result = upscale(item.input, item.output, opts, restorer=restorer, dry_run=True)
                     item.status = "done"

@@ -54,7 +54,7 @@ from dove_cli.errors import (
     StopSignal,
     command_line,
 )
-from dove_cli.humanize import human_size, real_names
+from dove_cli.humanize import human_size, path_text, real_names
 from dove_cli.options import UNTAGGED_MATRIX_HELP, Cli, UntaggedMatrix, UpscaleOptions, container_name
 from dove_cli.train.config import TrainConfig
 
@@ -308,7 +308,7 @@ def upscale_cmd(
         from dove_cli.upscaling import upscale
 
         plan = upscale(input, out, options, dry_run=True)
-        print_plan(plan, out_console("--dry-run's plan"), (_named(input), _named(out)))  # its product: stdout
+        print_plan(plan, out_console("--dry-run's plan"), (str(input), str(out)))  # as log lines: stdout's SHOWN
     else:
         _upscale_file(input, out, options, quiet)
     if eval_gt is not None and not dry_run:
@@ -794,6 +794,7 @@ def _describe_files(files: list[Path], json_out: bool, console: Any) -> None:  #
         if not json_out:
             print_described(described[-1], console)
     if json_out:
+        described = [{**d, "path": path_text(d["path"])} for d in described]  # the name's bytes, whatever the locale
         console.out(json.dumps(real_names(described), indent=2), highlight=False)  # names as written
     if failed:
         raise typer.Exit(2)

@@ -165,7 +165,7 @@ class _Console(Console):
         stop quietly with 141, as a tool killed by SIGPIPE does (`yes | head -1`)."""
         self._give_up()
         if not self.stderr:
-            raise SystemExit(128 + signal.SIGPIPE)
+            raise reader_gone(self.file)
 
     def _render_buffer(self, buffer: Any) -> str:
         """rich's text, each line stamped with the time in a log that asks for it (time_stamp)."""
@@ -188,13 +188,25 @@ class _Console(Console):
                 raise write_failed(Path("stdout"), exc, exc.strerror or str(exc)) from None
 
     def _give_up(self) -> None:
-        """Write nothing more to this stream, and nothing at exit either: what Python still holds for it
-        goes to /dev/null (a full disk refused it once already)."""
+        """Write nothing more to this stream (stop_writing)."""
         self.quiet = True
-        with contextlib.suppress(OSError, ValueError):  # (a stream with no descriptor: nothing held at exit)
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, self.file.fileno())
-            os.close(devnull)
+        stop_writing(self.file)
+
+
+def stop_writing(stream: Any) -> None:
+    """Write nothing more to `stream`, and nothing at exit either: what Python still holds for it goes to
+    /dev/null (its reader is gone, or a full disk refused it once already)."""
+    with contextlib.suppress(OSError, ValueError):  # (a stream with no descriptor: nothing held at exit)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
+
+
+def reader_gone(stream: Any) -> SystemExit:
+    """stdout's reader went away (`| head`, `| true`) before its product was written: stop quietly with
+    141, as a tool killed by SIGPIPE does (`yes | head -1`)."""
+    stop_writing(stream)
+    return SystemExit(128 + signal.SIGPIPE)
 
 
 def check_stdout(what: str) -> None:

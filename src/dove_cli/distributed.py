@@ -1194,17 +1194,25 @@ def upscale_on_ray(
     """`upscale()` with Ray workers (see the module's doc); the same output as one process."""
     job = _Job(0, Path(input), Path(output))
     _check_job(job, opts)  # a bad input or output fails before Ray starts
+    from dove_cli.manifest import ManifestLock, write_manifest
+
+    held = ManifestLock(job.manifest) if job.manifest is not None else None
+    if held is not None:
+        held.hold()  # another run writing it: refused before Ray starts
     try:
         _run([job], opts, cluster=cluster, progress=progress, restorer=restorer, on_file=None, batch=False)
     except BaseException as exc:
         if job.manifest is not None:  # as upscale() without Ray: a run that began says how it ended
-            from dove_cli.manifest import write_manifest
-
             try:
                 write_manifest(job.manifest, job.input, opts, job.plan, None, job.output, error=exc)
             except DoveError as unwritten:  # the run's own error is the one to say
                 log.warning("%s", unwritten)
+            except SystemExit:  # (`--manifest -`, its reader gone)
+                pass
         raise
+    finally:
+        if held is not None:
+            held.release()
     assert job.result is not None
     return job.result
 

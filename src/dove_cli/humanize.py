@@ -3,9 +3,11 @@ names as they were written."""
 
 from __future__ import annotations
 
+import codecs
 import math
 import os
 import re
+import sys
 from datetime import UTC, datetime
 from typing import Any
 
@@ -82,18 +84,34 @@ def gpu_of(gib: float) -> str:
 
 
 def real_text(text: str) -> str:
-    """`text` with the bytes its locale could not decode (Python's surrogate escapes, `\\udce5`: a UTF-8
-    name under an ASCII locale, LC_ALL=C) decoded as UTF-8 where they are UTF-8: the name as it was
-    written. Bytes that are not UTF-8 stay escaped; text without escapes is returned as it is."""
+    """`text` (from a name or an argument the locale decoded) with the name as it was written where it
+    is UTF-8: an ASCII locale (LC_ALL=C) gave each byte past ASCII as a surrogate escape (`\\udce5`), a
+    one-byte locale (Latin-1) UTF-8's bytes one by one (`cafÃ©`). Bytes that are not UTF-8 stay as the
+    locale gave them; text no locale decoding made (a tag PyAV read as UTF-8) is returned as it is."""
+    codec = sys.getfilesystemencoding()
     try:
-        return text.encode("utf-8", "surrogateescape").decode("utf-8", "surrogateescape")
-    except UnicodeEncodeError:  # a surrogate no decoder made (half of a pair): nothing to decode
+        raw = text.encode(codec, "surrogateescape")
+    except UnicodeEncodeError:  # a character the locale has no byte for: not decoded from bytes by it
         return text
+    if codecs.lookup(codec).name in ("utf-8", "ascii"):  # bytes past ASCII: themselves, or escapes
+        return raw.decode("utf-8", "surrogateescape")
+    try:
+        return raw.decode("utf-8")  # (Latin-1 text that is also valid UTF-8, `Ã©`, is rare: a name's mojibake)
+    except UnicodeDecodeError:
+        return text
+
+
+def path_text(path: str | os.PathLike[str]) -> str:
+    """A file name as JSON holds it, whatever the locale: its bytes read as UTF-8, a byte that is not
+    UTF-8 as its surrogate escape (`caf\\udce9` for b"caf\\xe9", as Python reads it back to the name).
+    Under a Latin-1 locale the name came as `cafÃ©`, which names no file for a UTF-8 reader (jq)."""
+    return os.fspath(path).encode(sys.getfilesystemencoding(), "surrogateescape").decode("utf-8", "surrogateescape")
 
 
 def real_names(value: Any) -> Any:
     """JSON data with every string as `real_text` has it: the manifest and `dove info --json` hold the
-    name itself, where its escapes (`"\\udce5"`) were read as U+FFFD by any reader but Python (jq)."""
+    name itself, where its escapes (`"\\udce5"`) were read as U+FFFD by any reader but Python (jq).
+    Paths are best given as `path_text` has them (that is exact; this is for names inside text)."""
     if isinstance(value, str):
         return real_text(value)
     if isinstance(value, dict):

@@ -40,7 +40,7 @@ from dove_cli.errors import (
     folder_resume_hint,
     run_again,
 )
-from dove_cli.humanize import real_names, utc_time
+from dove_cli.humanize import path_text, real_names, utc_time
 from dove_cli.options import AUTO, UpscaleOptions
 from dove_cli.plan import Plan
 
@@ -68,8 +68,8 @@ def write_manifest(
     status = stop_status(error) if error else "planned" if isinstance(result, Plan) else "done"
     doc = {
         "dove": __version__,
-        "input": str(Path(input).absolute()),
-        "output": str(Path(output).absolute()),
+        "input": path_text(Path(input).absolute()),
+        "output": path_text(Path(output).absolute()),
         "status": status,
         "error": None if error is None else one_line(error),
         "exit_code": exit_code(error),
@@ -86,33 +86,29 @@ def write_manifest(
     write_json(path, doc, done, again)
 
 
-class FolderManifest:
-    """A folder run's manifest (`dove upscale DIR -o DIR --manifest run.json`), kept current: rewritten
-    (atomically) as each file ends, so that a run killed outright (kill -9, the OOM killer, a power
-    cut) leaves one that says how far it got (`status: running`); and held against a second run
-    writing the same file (`hold`: a lock file beside it, FILE.lock). The options once, then an entry
-    per video with its status, error, frames made and dropped, its plan and result as a single
-    run's manifest has them, when it started and ended, and its output's size and time; the folder's
-    status and exit code, as the CLI exits. A finished output skipped now keeps the record of the run
-    that made it (`made`), taken from the manifest this one replaces while that output is unchanged."""
+class ManifestLock:
+    """A manifest held against a second run writing it (a folder's or one file's: the second would
+    replace the first's record): a lock file beside it, FILE.lock, naming the holder's pid, host and
+    start. flock: the OS drops it when the process ends, a killed run's too, so a lock file left behind
+    stops no later run. stdout and special files (is_special) are not held."""
 
-    def __init__(self, path: Path, in_dir: Path, out_dir: Path, opts: UpscaleOptions, result: BatchResult, *,
-                 recursive: bool = False, planned: bool = False) -> None:  # fmt: skip
-        self.path, self.in_dir, self.out_dir, self.opts, self.result = path, in_dir, out_dir, opts, result
-        self.recursive, self.planned = recursive, planned  # planned: a dry run's (status "planned")
-        self.started_at = utc_time()
-        self.made = {} if planned else earlier_records(path, in_dir)
-        self.kept_current = not (is_stdout(path) or is_special(path))  # (stdout gets one JSON, at the end)
-        self._lock: IO[str] | None = None
-        self._due = 0.0  # (time.monotonic) a file's end before this does not rewrite it
-        self._writing = threading.Lock()  # (Ray's driver threads end files too)
+    def __init__(self, path: Path, started_at: str | None = None) -> None:
+        self.path, self.started_at = path, started_at or utc_time()
+        self._file: IO[str] | None = None
+
+    def __enter__(self) -> ManifestLock:
+        self.hold()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
     def hold(self) -> None:
         """Refuse now (OutputBusy, exit 75) when another live run writes this manifest; else hold its lock
-        until `release` or the end of the process (the OS drops it then, a killed run's too)."""
+        until `release` or the end of the process."""
         from dove_cli.resume import _lock_file  # (flock: the output's own lock is taken the same way)
 
-        if not self.kept_current:
+        if is_stdout(self.path) or is_special(self.path):
             return
         lock = self.path.with_name(self.path.name + ".lock")
         video_io.make_folder(lock.parent, self.path)
@@ -140,15 +136,46 @@ class FolderManifest:
             f.truncate(0)
             f.write(f"dove run {os.getpid()} on {socket.gethostname()} since {self.started_at}\n")
             f.flush()
-        self._lock = f
+        self._file = f
 
     def release(self) -> None:
         """Let other runs write this manifest (the lock file goes: removed while still held)."""
-        if self._lock is not None:
+        if self._file is not None:
             with contextlib.suppress(OSError):
-                os.unlink(self._lock.name)
-            self._lock.close()
-            self._lock = None
+                os.unlink(self._file.name)
+            with contextlib.suppress(OSError):  # (the holder's line, still held on a full disk: not needed now)
+                self._file.close()
+            self._file = None
+
+
+class FolderManifest:
+    """A folder run's manifest (`dove upscale DIR -o DIR --manifest run.json`), kept current: rewritten
+    (atomically) as each file ends, so that a run killed outright (kill -9, the OOM killer, a power
+    cut) leaves one that says how far it got (`status: running`); and held against a second run
+    writing the same file (`hold`: a lock file beside it, FILE.lock). The options once, then an entry
+    per video with its status, error, frames made and dropped, its plan and result as a single
+    run's manifest has them, when it started and ended, and its output's size and time; the folder's
+    status and exit code, as the CLI exits. A finished output skipped now keeps the record of the run
+    that made it (`made`), taken from the manifest this one replaces while that output is unchanged."""
+
+    def __init__(self, path: Path, in_dir: Path, out_dir: Path, opts: UpscaleOptions, result: BatchResult, *,
+                 recursive: bool = False, planned: bool = False) -> None:  # fmt: skip
+        self.path, self.in_dir, self.out_dir, self.opts, self.result = path, in_dir, out_dir, opts, result
+        self.recursive, self.planned = recursive, planned  # planned: a dry run's (status "planned")
+        self.started_at = utc_time()
+        self.made = {} if planned else earlier_records(path, in_dir)
+        self.kept_current = not (is_stdout(path) or is_special(path))  # (stdout gets one JSON, at the end)
+        self._lock = ManifestLock(path, self.started_at)
+        self._due = 0.0  # (time.monotonic) a file's end before this does not rewrite it
+        self._writing = threading.Lock()  # (Ray's driver threads end files too)
+
+    def hold(self) -> None:
+        """Refuse now (OutputBusy, exit 75) when another live run writes this manifest (ManifestLock)."""
+        if self.kept_current:
+            self._lock.hold()
+
+    def release(self) -> None:
+        self._lock.release()
 
     def file_ended(self) -> None:
         """A file ended: rewrite the manifest, unless rewriting it after every file would take more than
@@ -175,10 +202,10 @@ class FolderManifest:
             done = r is not None and not isinstance(r, Plan)
             status = "planned" if isinstance(r, Plan) and item.status == "done" else item.status  # a dry run's
             facts = output_facts(item.output) if status in ("done", "skipped") else {}
-            made = self.made.get(str(item.output.absolute())) if status == "skipped" else None
+            made = self.made.get(path_text(item.output.absolute())) if status == "skipped" else None
             files.append({
-                "input": str(item.input.absolute()),
-                "output": str(item.output.absolute()),
+                "input": path_text(item.input.absolute()),
+                "output": path_text(item.output.absolute()),
                 "status": status if running else ITEM_STATUS.get(status, status),
                 "error": item.error,
                 "error_type": item.error_type,
@@ -202,8 +229,8 @@ class FolderManifest:
         )  # (the folder's: PartlyFailed, ...)
         return {
             "dove": __version__,
-            "input": str(self.in_dir.absolute()),
-            "output": str(self.out_dir.absolute()),
+            "input": path_text(self.in_dir.absolute()),
+            "output": path_text(self.out_dir.absolute()),
             "status": ended,
             "error": None if stopped is None else one_line(stopped),
             "exit_code": None if running else exit_code(error),
@@ -247,7 +274,7 @@ def earlier_records(path: Path, in_dir: Path) -> dict[str, dict[str, Any]]:
         return {}
     try:
         old = json.loads(path.read_text())
-        if old.get("input") != str(in_dir.absolute()) or not isinstance(old.get("files"), list):
+        if old.get("input") != path_text(in_dir.absolute()) or not isinstance(old.get("files"), list):
             return {}
         records = {}
         for entry in old["files"]:
@@ -298,7 +325,7 @@ def check_manifest(path: Path, overwrite: bool, inputs: list[Path], folder: Path
     try:
         old = json.loads(path.read_text())
         ended = old.get("status") in ("failed", "interrupted", "partial", "retry", "running")
-        same = folder is not None and "files" in old and old.get("input") == str(folder.absolute())
+        same = folder is not None and "files" in old and old.get("input") == path_text(folder.absolute())
     except (OSError, ValueError, AttributeError):
         ended = same = False
     video_io.check_output(path, overwrite=overwrite or ended or same, inputs=inputs, option="--manifest")
@@ -311,7 +338,7 @@ def records_done(path: Path, output: Path) -> bool:
         return False
     try:
         old = json.loads(path.read_text())
-        return old.get("status") == "done" and old.get("output") == str(output.absolute()) and "files" not in old
+        return old.get("status") == "done" and old.get("output") == path_text(output.absolute()) and "files" not in old
     except (OSError, ValueError, AttributeError):
         return False
 
@@ -374,8 +401,13 @@ def write_json(path: Path, doc: dict[str, Any], done: str, again: str) -> None:
         if is_stdout(path):
             if sys.stdout is None:  # (closed: check_manifest said so before the work)
                 raise OSError(errno.EBADF, "stdout is closed")
-            sys.stdout.write(text)
-            sys.stdout.flush()
+            try:
+                sys.stdout.write(text)
+                sys.stdout.flush()
+            except BrokenPipeError:  # (`--manifest - | true`: the video is complete, the reader did not want it)
+                from dove_cli.console import reader_gone
+
+                raise reader_gone(sys.stdout) from None
         elif is_special(path):
             with open(path, "w") as f:
                 f.write(text)

@@ -45,7 +45,7 @@ from dove_cli.errors import DoveError, InputError, OptionError, OutputBusy, Outp
 from dove_cli.humanize import counted, gpu_of, human_range
 from dove_cli.logs import held_warnings, kept_warnings
 from dove_cli.logs import say as say_held
-from dove_cli.manifest import check_manifest, records_done, write_manifest
+from dove_cli.manifest import ManifestLock, check_manifest, records_done, write_manifest
 from dove_cli.models import check_quantize, check_weights, load_model, pick_device, planning_model, resolve_device
 from dove_cli.options import (
     UpscaleKeywords,
@@ -305,6 +305,9 @@ def _upscale(
         session = resume.Session(output, resume.run_fingerprint(opts, info, device, dtype), resume=opts.resume,
                                  overwrite=opts.overwrite, note=in_folder_run())  # fmt: skip
     manifest, output = checked.manifest, session.output
+    held = ManifestLock(manifest) if manifest is not None else None
+    if held is not None:
+        held.hold()  # another run writing it: refused now (its record would be lost)
     on_paper = device.type == "cuda" and not torch.cuda.is_available()  # --dry-run --vram without a GPU
     timer = timer or StageTimer(device=device)
     model: Restorer | None = None
@@ -406,6 +409,8 @@ def _upscale(
         raise
     finally:
         session.release()
+        if held is not None:
+            held.release()
 
 
 def finished_already(input: str | Path, output: Path, opts: UpscaleOptions) -> bool:
@@ -433,7 +438,8 @@ def _finished_result(input: str | Path, output: Path, opts: UpscaleOptions, rest
     manifest = None if opts.manifest is None else Path(opts.manifest)
     if manifest is not None and not records_done(manifest, output):
         check_manifest(manifest, opts.overwrite, [Path(input)])
-        write_manifest(manifest, input, opts, result, restorer, output)
+        with ManifestLock(manifest):
+            write_manifest(manifest, input, opts, result, restorer, output)
     return result
 
 
@@ -477,6 +483,8 @@ def _failure_manifest(manifest: Path, input: str | Path, opts: UpscaleOptions, p
         write_manifest(manifest, input, opts, plan, model, output, error=error)
     except DoveError as exc:
         log.warning("%s", exc)
+    except SystemExit:  # (`--manifest -`, its reader gone: 141 would hide the run's own error)
+        pass
 
 
 def probe_input(

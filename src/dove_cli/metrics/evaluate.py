@@ -38,7 +38,7 @@ import torch
 
 from dove_cli import video_io
 from dove_cli.errors import DecodeError, InputError, ModelError, OptionError, OutputError
-from dove_cli.humanize import counted
+from dove_cli.humanize import counted, path_text, real_names, real_text
 from dove_cli.metrics import DEFAULT_METRICS, METRICS
 from dove_cli.video_io.formats import check_untagged_matrix
 from dove_cli.video_io.reader import (
@@ -366,8 +366,8 @@ class EvalReport:
             entry: dict[str, Any] = {m: clean(v.mean(m)) for m in self.metrics}
             entry["frames"] = {m: [clean(x) for x in v.values.get(m, [])] for m in self.metrics}
             entry["num_frames"] = v.frames
-            entry["pred"] = str(v.pred)
-            entry["gt"] = str(v.gt) if v.gt else None
+            entry["pred"] = path_text(v.pred)
+            entry["gt"] = path_text(v.gt) if v.gt else None
             entry["matrix"] = v.matrix
             if v.notes:
                 entry["notes"] = v.notes
@@ -395,7 +395,7 @@ class EvalReport:
 
     def json_text(self) -> str:
         """The text of --json (`to_dict`; `dove eval --json -` writes it to stdout)."""
-        return json.dumps(self.to_dict(), indent=1) + "\n"
+        return json.dumps(real_names(self.to_dict()), indent=1) + "\n"  # names as written
 
     def write_csv(self, path: str | Path) -> None:
         _write(Path(path), self.csv_text())
@@ -419,7 +419,7 @@ class EvalReport:
         row("video", "frames", *self.metrics, "notes")
         fmt = lambda x: "" if math.isnan(x) else f"{x:.6g}"  # noqa: E731
         for name, v in self.videos.items():
-            row(name, v.frames, *(fmt(v.mean(m)) for m in self.metrics), "; ".join(v.notes))
+            row(real_text(name), v.frames, *(fmt(v.mean(m)) for m in self.metrics), "; ".join(v.notes))
         label = f"mean ({self.coverage})" if self.missing else "mean"
         row(label, "", *(fmt(self.mean[m]) for m in self.metrics), "; ".join(self.run_notes()))
         return buf.getvalue().encode("utf-8", "backslashreplace").decode("utf-8")

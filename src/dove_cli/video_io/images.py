@@ -36,6 +36,7 @@ from dove_cli.video_io.paths import (
     matching_images,
     prepare_output,
     remove_made_folders,
+    replace_keeping_mode,
     temp_sibling,
     through_links,
     write_failed,
@@ -256,14 +257,14 @@ class ImageWriter(VideoWriter):
             raise OutputError(f"{self.path}: no frames were written; nothing kept")
         try:
             if not self._pattern:
-                os.replace(self._tmp, through_links(self.path))
+                replace_keeping_mode(self._tmp, through_links(self.path))
             elif self._new_folder:
                 os.rename(self._tmp, self._folder)
             else:
                 written = {p.name for p in self._tmp.iterdir()}
                 stale = [p for p in matching_images(self.path) if p.name not in written]
                 for name in sorted(written):
-                    os.replace(self._tmp / name, self._folder / name)
+                    replace_keeping_mode(self._tmp / name, self._folder / name)
                 for p in stale:
                     p.unlink()
                 self._tmp.rmdir()

@@ -3,12 +3,15 @@ folders made only when needed (and removed again when nothing was written)."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import glob
 import os
 import re
+import stat
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextvars import ContextVar
 from pathlib import Path
 
 from dove_cli import note
@@ -164,10 +167,36 @@ def write_whole(path: Path, data: str | bytes) -> None:
     try:
         with open(tmp, "xb") as f:
             f.write(data.encode("utf-8", "backslashreplace") if isinstance(data, str) else data)
-        os.replace(tmp, target)
+        replace_keeping_mode(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def replace_keeping_mode(tmp: Path, target: Path) -> None:
+    """Rename the finished `tmp` onto `target`. A file it replaces keeps its permissions and, where
+    this user may set it, its group (as `cp` and `ffmpeg -y`, which write into the old file, keep them):
+    a private 0600 output stays private, not the umask's 0644. Where the file system has no modes
+    (FAT), the new file keeps its own."""
+    try:
+        old = os.stat(target)
+    except OSError:
+        old = None
+    if old is not None and stat.S_ISREG(old.st_mode):
+        with contextlib.suppress(OSError):
+            os.chown(tmp, -1, old.st_gid)  # (before chmod: a chown may clear the set-id bits)
+        with contextlib.suppress(OSError):
+            os.chmod(tmp, stat.S_IMODE(old.st_mode))
+    os.replace(tmp, target)
+
+
+def check_writable(path: Path, said: str) -> None:
+    """An existing file that this user may not write (chmod 444) is not replaced, even with --overwrite:
+    `cp` and `ffmpeg -y` refuse it too. (Replacing needs only the folder's write permission, so the
+    file's own is checked here, before any work.)"""
+    if path.is_file() and not os.access(path, os.W_OK):
+        raise OutputError(f"{said}: is write-protected; make it writable (chmod u+w {path}) or remove it "
+                          "to replace it")  # fmt: skip
 
 
 # A file name for each side file's option, offered when it is given a folder (not the input's name).
@@ -211,6 +240,8 @@ def check_output(path: Path, overwrite: bool, inputs: Sequence[Path] = (), optio
         raise OutputError(f"{path}: is a folder; give a file name like {path / name}")
     elif path.exists() and not overwrite:
         raise OutputError(f"{said}: already exists (use --overwrite to replace it)")
+    for t in targets:
+        check_writable(t, f"{option} {t}" if option else str(t))
     real = through_links(path)  # a symlink's target is where the file (and its temporary) is written
     if real != path and os.readlink(path).endswith("/"):  # realpath drops the slash: a file named like the folder
         raise OutputError(f"{said}: is a link to a folder, {real}; give a file name")
@@ -222,6 +253,35 @@ def check_output(path: Path, overwrite: bool, inputs: Sequence[Path] = (), optio
         raise OutputError(f"{said}: cannot create folder {folder} ({base} is a file)")
     if not os.access(base, os.W_OK | os.X_OK):
         raise OutputError(f"{said}: folder {base} is not writable")
+    check_folder_made(folder, said)
+
+
+# A folder run's outputs mirror its input's tree under OUT (folders_made_under): those folders are made.
+_MADE_UNDER: ContextVar[Path | None] = ContextVar("dove_cli_made_under", default=None)
+
+
+@contextlib.contextmanager
+def folders_made_under(root: Path) -> Iterator[None]:
+    """In this block, the folders an output needs under `root` (a folder run's -o OUT) are made as needed."""
+    token = _MADE_UNDER.set(root.absolute())
+    try:
+        yield
+    finally:
+        _MADE_UNDER.reset(token)
+
+
+def check_folder_made(folder: Path, said: str) -> None:
+    """Only an output's own folder is made (`-o new/x.mp4`, said as it is made), and in a folder run the
+    tree under its OUT: where more folders are missing, -o holds a typo far more often than a wish
+    (`-o /nonexist/x.mp4` as root made /nonexist), and ffmpeg and cp make none. Refused, naming the
+    first missing folder."""
+    folder = folder.absolute()
+    root = _MADE_UNDER.get()
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
+    allowed = [p for p in missing if p == folder or root is not None and p.is_relative_to(root)]
+    if len(allowed) < len(missing):
+        raise OutputError(f"{said}: folder {missing[-1]} does not exist; create it first, or correct the name "
+                          "(dove makes only the folder the output goes in, not a path to it)")  # fmt: skip
 
 
 def matching_images(pattern: Path) -> list[Path]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import bisect
 import logging
 import math
-import os
 from collections import deque
 from collections.abc import Iterable, Iterator
 from fractions import Fraction
@@ -77,6 +76,7 @@ from dove_cli.video_io.paths import (
     ffmpeg_name,
     prepare_output,
     remove_made_folders,
+    replace_keeping_mode,
     temp_sibling,
     through_links,
     write_failed,
@@ -1239,7 +1239,7 @@ class ContainerWriter(VideoWriter):
         if self._src is not None:
             self._src.close()
         try:
-            os.replace(self._tmp, through_links(self.path))
+            replace_keeping_mode(self._tmp, through_links(self.path))
         except OSError as exc:
             self._fail(exc)
         self._done = True
