@@ -231,13 +231,20 @@ def test_ivtc_takes_the_fields_in_idets_order(ordered: dict[str, Path], caplog: 
 
 
 def test_the_order_rule() -> None:
-    """idet's order only where it is clear: interlaced (or telecined), ORDER_FRAMES combed at least,
-    4 in 5 of the combed frames one way; against the flag (none: FFmpeg takes top first)."""
+    """idet's order only where it is clear: interlaced (or telecined), ORDER_FRAMES combed at least (a
+    clip shorter than that: all but 2 of its frames), 4 in 5 of the combed frames one way; against the
+    flag (none: FFmpeg takes top first). 60 frames scanned unless said."""
 
     def scan(
-        tff: int = 0, bff: int = 0, progressive: int = 0, repeated: int = 0, flag: str | None = "bff"
+        tff: int = 0, bff: int = 0, progressive: int = 0, repeated: int = 0, flag: str | None = "bff", frames: int = 60
     ) -> FieldScan:
-        return FieldScan(tff + bff + progressive, tff, bff, progressive, 0, repeated, flag)  # type: ignore[arg-type]
+        undetermined = frames - tff - bff - progressive
+        return FieldScan(frames, tff, bff, progressive, undetermined, repeated, flag)  # type: ignore[arg-type]
+
+    # a short clip (the trial's 5 and 7 frames, all combed top first, flagged bottom first): its own frames
+    assert scan(tff=5, frames=5).order == scan(tff=3, frames=5).order == scan(tff=5, frames=7).order == "tff"
+    assert scan(tff=2, frames=5).order is None and scan(tff=4, frames=7).order is None
+    assert scan(tff=2, frames=4).order is None  # (3 at least)
 
     assert scan(tff=ORDER_FRAMES).order == "tff" and scan(tff=ORDER_FRAMES - 1).order is None
     assert scan(bff=40).order == "bff" and scan(tff=16, bff=4).order == "tff" and scan(tff=15, bff=4).order is None

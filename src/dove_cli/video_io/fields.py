@@ -41,7 +41,7 @@ FIELD_ORDERS = ("auto", "tff", "bff")  # --field-order: auto, idet's where it is
 ORDER_WORDS = {"tff": "top field first", "bff": "bottom field first"}
 # idet's field order is taken over the flag's only where at least this many frames are combed in it
 # (and 4 in 5 of the combed frames are): a few could be chance. True interlacing is combed in all the
-# frames scanned (60; a clip of 16 fields in its 8).
+# frames scanned (60; a clip of 16 fields in its 8); a shorter clip needs all but 2 of its frames (3 at least).
 ORDER_FRAMES = 8
 
 
@@ -77,11 +77,13 @@ class FieldScan:
     @property
     def order(self) -> FieldOrder | None:
         """The field order idet finds, where it is clear: interlaced or telecined, and at least 4 in 5
-        of the combed frames (ORDER_FRAMES at least) in one order; None: unclear."""
+        of the combed frames (ORDER_FRAMES at least; in a clip shorter than that, all but 2 of its
+        frames: a 5-frame clip was taken in its flag's wrong order, said by `dove info`) in one order;
+        None: unclear."""
         more = max(self.tff, self.bff)
         if (
             self.verdict not in ("interlaced", "telecined")
-            or more < ORDER_FRAMES
+            or more < min(ORDER_FRAMES, max(3, self.frames - 2))
             or 5 * more < 4 * (self.tff + self.bff)
         ):
             return None
