@@ -1323,6 +1323,9 @@ def test_a_missing_input_named_in_another_case_is_offered(tmp_path, capsys, monk
     (tmp_path / "dangling.mp4").symlink_to("/media/usb/gone.mp4")  # (offered itself: "did you mean dangling.mp4?")
     code, _, err = run(["upscale", "dangling.mp4", "-o", "x.mp4", "--model", "bilinear"], capsys)
     assert code == 2 and err == "error: dangling.mp4: a symbolic link to /media/usb/gone.mp4, which does not exist\n"
+    (tmp_path / "loop.mp4").symlink_to("loop.mp4")  # (its target exists: itself)
+    code, _, err = run(["upscale", "loop.mp4", "-o", "x.mp4", "--model", "bilinear"], capsys)
+    assert code == 2 and err == "error: loop.mp4: a symbolic link in a loop of links\n", err
 
 
 def test_a_name_with_colons_is_not_drawn_as_an_emoji(tmp_path, capsys):

@@ -151,6 +151,18 @@ def test_a_multipage_tiff_is_said_and_dove_info_counts_its_pages(tmp_path, caplo
     assert np.array_equal(read(tmp_path / "out.tif"), pixels())
     d = describe(src)["images"]
     assert d["pages"] == 3 and ("pages", "3 (only the first is read)") in described_rows({"images": d})
+    (tmp_path / "seq").mkdir()
+    for n in (1, 2):  # a sequence of them: one warning, the others counted
+        Image.fromarray(pixels()).save(tmp_path / "seq" / f"f_{n:03d}.tif", save_all=True,
+                                       append_images=[Image.fromarray(pixels(seed=1))])  # fmt: skip
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        upscale(tmp_path / "seq", tmp_path / "seq_out" / "%03d.tif", UpscaleOptions(**SAME))
+    said = [m for m in caplog.messages if "pages" in m]
+    assert len(said) == 1 and said[0].endswith(
+        "left out (1 more image with several pages) (split it into one "
+        "image a page, such as page_%03d.tif, to upscale them all)"
+    ), said
 
 
 def test_transparency_in_a_palette_is_said_as_an_alpha_channel_is(tmp_path, caplog):
@@ -178,7 +190,8 @@ def phys(png: Path) -> bytes | None:
 
 
 def test_png_outputs_get_a_valid_phys_and_an_image_keeps_its_dpi(tmp_path):
-    """No DPI: square pixels (1:1) or no pHYs, never FFmpeg's 0:1; 300 dpi in: 300 dpi out (PNG, TIFF, JPEG)."""
+    """No DPI: square pixels (1:1) or no pHYs, never FFmpeg's 0:1; 300 dpi in: 300 dpi out (PNG, TIFF, JPEG);
+    a 72 dpi PNG's pHYs as Pillow writes it (2835 per metre), where FFmpeg's dpi=72 truncated to 2834."""
     Image.fromarray(pixels()).save(tmp_path / "plain.png")
     upscale(tmp_path / "plain.png", tmp_path / "plain_out.png", UpscaleOptions(**SAME))
     chunk = phys(tmp_path / "plain_out.png")
@@ -188,6 +201,9 @@ def test_png_outputs_get_a_valid_phys_and_an_image_keeps_its_dpi(tmp_path):
         upscale(tmp_path / f"dpi{ext}", tmp_path / f"out{ext}", UpscaleOptions(**SAME))
         with Image.open(tmp_path / f"out{ext}") as out:
             assert tuple(round(d) for d in out.info["dpi"]) == (300, 300), ext
+    Image.fromarray(pixels()).save(tmp_path / "dpi72.png", dpi=(72, 72))
+    upscale(tmp_path / "dpi72.png", tmp_path / "out72.png", UpscaleOptions(**SAME))
+    assert phys(tmp_path / "out72.png") == phys(tmp_path / "dpi72.png") == struct.pack(">IIB", 2835, 2835, 1)
 
 
 def test_an_icc_profile_is_kept_in_png_and_jpeg_and_said_where_it_cannot_be(tmp_path, caplog):

@@ -2874,10 +2874,13 @@ def test_pcm_copied_into_mp4_is_said_and_into_mov_not(tmp_path: Path, caplog: py
         assert packet_md5(tmp_path / f"out{ext}", "0:a") == packet_md5(src, "0:a")
 
 
-def test_pcm_channel_layouts_matroska_drops_are_said_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_pcm_channel_layouts_matroska_drops_are_said_once(
+    four_tracks: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """Matroska stores a PCM track's channel count, not its layout: an NLE's mono tracks labelled FL
     and a 5.1(side) mix read back as "1 channels" and "6 channels" (the ffmpeg binary shows it). Said
-    in one warning naming them; stereo, its count's default, is not lost. .mov keeps them all."""
+    in one warning naming them; stereo, its count's default, is not lost, nor a track in no named
+    order ("1 channels", a Matroska input's mono PCM: it was named). .mov keeps them all."""
     src = tmp_path / "layouts.mov"
     ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25:duration=0.2", "-f", "lavfi", "-i", "sine=d=0.2",
            "-filter_complex", "[1]asplit=3[a][b][c];[a]pan=FL|c0=c0[fl];[b]pan=stereo|c0=c0|c1=c0[st];"
@@ -2894,6 +2897,12 @@ def test_pcm_channel_layouts_matroska_drops_are_said_once(tmp_path: Path, caplog
         shown = [re.search(r"Hz, ([^,]+),", a.text)[1] for a in ffinfo(out).streams if a.kind == "Audio"]
         kept = [a == b for a, b in zip(shown, ["1 channels (FL)", "stereo", "5.1(side)"], strict=True)]
         assert kept == [not said, True, not said], shown
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        roundtrip(four_tracks, tmp_path / "four.mkv")
+    with av.open(str(four_tracks)) as c:  # (the ffmpeg binary guesses "mono" for it)
+        assert c.streams.audio[2].layout.name == "1 channels"
+    assert "channel layout" not in caplog.text, caplog.text
 
 
 @pytest.fixture(scope="module")

@@ -795,8 +795,8 @@ def layout_lost(fmt_name: str, codec: str, layout: Any) -> bool:
     """Whether a `codec` (canonical name) audio track of channel `layout` comes back from a
     `fmt_name` file without it: PCM in `PCM_COUNT_ONLY`, where the layout is not its channel count's
     default (players take 6 channels as 5.1, 1 as mono: those are not lost)."""
-    if fmt_name not in PCM_COUNT_ONLY or not codec.startswith("pcm_"):
-        return False
+    if fmt_name not in PCM_COUNT_ONLY or not codec.startswith("pcm_") or re.fullmatch(r"\d+ channels", layout.name):
+        return False  # (a layout in no named order, "1 channels": nothing to lose)
     return layout.name != av.AudioLayout(f"{layout.nb_channels}c").name
 
 

@@ -77,6 +77,14 @@ def image_pix_fmt(path: Path, bit_depth: int, pix_fmt: str | None = None) -> str
     raise OutputError(f"{path}: this FFmpeg build cannot write RGB {ext} images")
 
 
+def _resolution(encoder: str, dpi: tuple[float, float] | None) -> dict[str, str]:
+    """The encoder option that keeps an image's DPI: PNG's in dots per metre, as its pHYs stores it
+    (72 dpi is 2835, where FFmpeg's own dpi=72 truncates to 2834: 71.98 dpi read back); TIFF's in dpi."""
+    if not dpi:
+        return {}
+    return {"png": {"dpm": str(round(dpi[0] / 0.0254))}, "tiff": {"dpi": str(round(dpi[0]))}}.get(encoder, {})
+
+
 class ImageWriter(VideoWriter):
     """PNG/JPEG/... per frame into a temporary folder (or file), moved into place at close."""
 
@@ -208,7 +216,7 @@ class ImageWriter(VideoWriter):
         cc.time_base = Fraction(1, 25)
         cc.sample_aspect_ratio = Fraction(1)  # square pixels: PNG's pHYs said 0:1 for FFmpeg's "unknown"
         dpi = self._dpi
-        cc.options = ({"dpi": str(round(dpi[0]))} if dpi and self._encoder in ("png", "tiff") else {}) | self._options
+        cc.options = _resolution(self._encoder, dpi) | self._options
         if self._encoder == "mjpeg":  # fixed high quality, as `ffmpeg -q:v 2`
             cc.qscale, cc.global_quality = True, 2 * 118
         frame = rgb_frame(rgb)

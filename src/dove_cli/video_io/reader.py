@@ -536,7 +536,7 @@ def check_images(files: list[Path], name: Path | None = None) -> StillTags:
             raise size_differs(file, size, first)
     if name is not None and paged:
         file, pages = paged[0]
-        more = f" ({len(paged) - 1} more images have several pages)" if len(paged) > 1 else ""
+        more = f" ({counted(len(paged) - 1, 'more image')} with several pages)" if len(paged) > 1 else ""
         log.warning("%s: a TIFF of %d pages: only the first page is read, the other %d are left out%s (split it into "
                     "one image a page, such as page_%%03d.tif, to upscale them all)", file, pages, pages - 1, more)  # fmt: skip
     return tags or StillTags()
@@ -615,6 +615,13 @@ def check_input_file(path: Path) -> None:
         raise InputError(f"-: {unseekable}; save it to a file first")
     if not path.exists():
         if path.is_symlink():  # (not "no such file; did you mean NAME?" of the very name given)
+            try:
+                path.resolve(strict=True)
+            except RuntimeError:  # (Python 3.11-3.12; 3.13 raises OSError ELOOP)
+                raise InputError(f"{path}: a symbolic link in a loop of links") from None
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    raise InputError(f"{path}: a symbolic link in a loop of links") from None
             raise InputError(f"{path}: a symbolic link to {os.readlink(path)}, which does not exist")
         check_not_windows(path, InputError)
         near = same_but_case(path)
