@@ -250,3 +250,30 @@ def test_webp_outputs_are_lossless_unless_the_encoders_options_say(tmp_path):
     with pytest.raises(OptionError, match=r"^--codec-option qualty: libwebp has no such option$"):
         upscale(tmp_path / "in.png", tmp_path / "typo.webp", UpscaleOptions(**SAME, codec_options={"qualty": "90"}))
     assert not (tmp_path / "typo.webp").exists()
+
+
+def test_a_jpeg_outputs_quality_is_ffmpegs_q(tmp_path):
+    """JPEG quality could not be set: `quality=` and `qscale=` were refused and `global_quality=` was
+    taken and ignored (the same bytes). `--codec-option q=N` is ffmpeg's -q:v: within 1 dB of the ffmpeg
+    binary's `-q:v N` of the same picture; out-of-range and global_quality are refused."""
+    from dove_cli.errors import OptionError
+    from media import ffmpeg
+
+    y, x = np.mgrid[0:48, 0:64]  # a smooth picture: the two RGB->YUV conversions differ by a level at most
+    rgb = np.stack([x * 4, y * 5, (x + y) * 2], axis=-1).astype(np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "in.png")
+    sizes = {}
+    for q in ("2", "20"):
+        upscale(tmp_path / "in.png", tmp_path / f"q{q}.jpg", UpscaleOptions(**SAME, codec_options={"q": q}))
+        ffmpeg("-i", tmp_path / "in.png", "-pix_fmt", "yuvj444p", "-q:v", q, tmp_path / f"ff{q}.jpg")
+        mine, theirs = (np.asarray(Image.open(tmp_path / f"{n}{q}.jpg"), dtype=float) for n in ("q", "ff"))
+        psnr = [10 * np.log10(255**2 / np.mean((a - rgb) ** 2)) for a in (mine, theirs)]
+        assert abs(psnr[0] - psnr[1]) < 1, (q, psnr)  # as good as ffmpeg's -q:v, not another quality
+        sizes[q] = (tmp_path / f"q{q}.jpg").stat().st_size
+    assert sizes["20"] < sizes["2"]
+    for bad, said in (
+        ({"q": "1"}, "q=1: a JPEG's quality"),
+        ({"global_quality": "600"}, "give a JPEG's quality as q=N"),
+    ):
+        with pytest.raises(OptionError, match=said):
+            upscale(tmp_path / "in.png", tmp_path / "bad.jpg", UpscaleOptions(**SAME, codec_options=bad))

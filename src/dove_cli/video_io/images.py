@@ -77,6 +77,13 @@ def image_pix_fmt(path: Path, bit_depth: int, pix_fmt: str | None = None) -> str
     raise OutputError(f"{path}: this FFmpeg build cannot write RGB {ext} images")
 
 
+def _jpeg_quality(text: str) -> int:
+    """--codec-option q=N for a JPEG output: ffmpeg's -q:v, 2 (the best) to 31."""
+    if not text.isdigit() or not 2 <= int(text) <= 31:
+        raise OptionError(f"--codec-option q={text}: a JPEG's quality is ffmpeg's -q:v, 2 (the best) to 31")
+    return int(text)
+
+
 def _resolution(encoder: str, dpi: tuple[float, float] | None) -> dict[str, str]:
     """The encoder option that keeps an image's DPI: PNG's in dots per metre, as its pHYs stores it
     (72 dpi is 2835, where FFmpeg's own dpi=72 truncates to 2834: 71.98 dpi read back); TIFF's in dpi."""
@@ -123,6 +130,10 @@ class ImageWriter(VideoWriter):
             self._say_losses(info, width, height, eight_bit=hi and not pf.startswith("rgb48"))
             self._say_dropped(info, audio, subtitles)
         given = {str(k): str(v) for k, v in (codec_options or {}).items()}
+        # JPEG's quality, ffmpeg's -q:v (2, the best, to 31): `q`, which is no option of the encoder's own
+        if encoder == "mjpeg" and "global_quality" in given:  # (set from q: it would be ignored)
+            raise OptionError("--codec-option global_quality: give a JPEG's quality as q=N (ffmpeg's -q:v, 2 to 31)")
+        self._jpeg_q = _jpeg_quality(given.pop("q", "2")) if encoder == "mjpeg" else 2
         self._encoder, self._options = encoder, IMAGE_ENCODER_DEFAULTS.get(encoder, {}) | given
         if given:  # a typo said now, naming the option, not ignored
             check_encoder_options(encoder, self._options, given, width, height, pf, Fraction(25))
@@ -217,8 +228,9 @@ class ImageWriter(VideoWriter):
         cc.sample_aspect_ratio = Fraction(1)  # square pixels: PNG's pHYs said 0:1 for FFmpeg's "unknown"
         dpi = self._dpi
         cc.options = _resolution(self._encoder, dpi) | self._options
-        if self._encoder == "mjpeg":  # fixed high quality, as `ffmpeg -q:v 2`
-            cc.qscale, cc.global_quality = True, 2 * 118
+        if self._encoder == "mjpeg":  # as `ffmpeg -q:v Q` (FF_QP2LAMBDA: 118), which also sets each frame's quality:
+            cc.qscale, cc.global_quality = True, self._jpeg_q * 118  # PyAV cannot, so the bounds hold it there
+            cc.options = cc.options | {"qmin": str(self._jpeg_q), "qmax": str(self._jpeg_q)}
         frame = rgb_frame(rgb)
         if self._pix_fmt != frame.format.name:
             frame = frame.reformat(
