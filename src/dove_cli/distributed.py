@@ -774,6 +774,7 @@ class _Driver:
                 slot.state = f"planning {job.input.name}"
                 opts = job.plan_opts or self.worker_opts
                 self._submit(slot, "plan", slot.actor.plan.remote(job.info, opts, self.restorer), job)
+                self._report(force=True)  # (a plan can be made between two polls: said all the same)
                 continue
             picked = self._next_task()
             if picked is None:
@@ -1108,13 +1109,15 @@ class _Driver:
         """What the run is doing, in the words of a single run's statuses."""
         if all(job.state in ("done", "failed") for job in self.jobs):
             return "done"
+        if not self.batch and self.jobs[0].state == "planning":  # (a worker may still be loading the model)
+            return "planning"
         if any(slot.kind == "warm" for slot in self.slots) and not any(slot.kind == "run" for slot in self.slots):
             return "loading model"
         if not self.batch:
             job = self.jobs[0]
             if job.state == "joining":
                 return "joining segments"
-            if job.state in ("waiting", "planning") or not (job.segments or job.prepass_done):
+            if job.state == "waiting" or not (job.segments or job.prepass_done):
                 return "planning"
         return "upscaling"
 
