@@ -134,7 +134,9 @@ class ImageWriter(VideoWriter):
         if encoder == "mjpeg" and "global_quality" in given:  # (set from q: it would be ignored)
             raise OptionError("--codec-option global_quality: give a JPEG's quality as q=N (ffmpeg's -q:v, 2 to 31)")
         self._jpeg_q = _jpeg_quality(given.pop("q", "2")) if encoder == "mjpeg" else 2
-        self._encoder, self._options = encoder, IMAGE_ENCODER_DEFAULTS.get(encoder, {}) | given
+        # (ffmpeg's -q:v also sets each frame's quality, which PyAV cannot: qmin = qmax hold the JPEG there)
+        held = {"qmin": str(self._jpeg_q), "qmax": str(self._jpeg_q)} if encoder == "mjpeg" else {}
+        self._encoder, self._options = encoder, IMAGE_ENCODER_DEFAULTS.get(encoder, {}) | held | given
         if given:  # a typo said now, naming the option, not ignored
             check_encoder_options(encoder, self._options, given, width, height, pf, Fraction(25))
         # An HDR source's colour tags, which a PNG keeps (cICP); other image formats cannot.
@@ -228,9 +230,8 @@ class ImageWriter(VideoWriter):
         cc.sample_aspect_ratio = Fraction(1)  # square pixels: PNG's pHYs said 0:1 for FFmpeg's "unknown"
         dpi = self._dpi
         cc.options = _resolution(self._encoder, dpi) | self._options
-        if self._encoder == "mjpeg":  # as `ffmpeg -q:v Q` (FF_QP2LAMBDA: 118), which also sets each frame's quality:
-            cc.qscale, cc.global_quality = True, self._jpeg_q * 118  # PyAV cannot, so the bounds hold it there
-            cc.options = cc.options | {"qmin": str(self._jpeg_q), "qmax": str(self._jpeg_q)}
+        if self._encoder == "mjpeg":  # as `ffmpeg -q:v Q` (FF_QP2LAMBDA: 118; qmin, qmax in `_options`)
+            cc.qscale, cc.global_quality = True, self._jpeg_q * 118
         frame = rgb_frame(rgb)
         if self._pix_fmt != frame.format.name:
             frame = frame.reformat(

@@ -8,6 +8,7 @@ their original presentation timestamps and time base, so that a writer can give 
 from __future__ import annotations
 
 import errno
+import functools
 import itertools
 import logging
 import math
@@ -616,9 +617,7 @@ def check_input_file(path: Path) -> None:
     if not path.exists():
         if path.is_symlink():  # (not "no such file; did you mean NAME?" of the very name given)
             try:
-                path.resolve(strict=True)
-            except RuntimeError:  # (Python 3.11-3.12; 3.13 raises OSError ELOOP)
-                raise InputError(f"{path}: a symbolic link in a loop of links") from None
+                os.stat(path)  # (follows the link: ELOOP for a loop, ENOENT for a missing target)
             except OSError as exc:
                 if exc.errno == errno.ELOOP:
                     raise InputError(f"{path}: a symbolic link in a loop of links") from None
@@ -970,7 +969,7 @@ class VideoReader:
         rate, tb = Fraction(s.guessed_rate), Fraction(s.time_base)
         if (1 / (rate * tb)).denominator == 1:  # (without reading the packets: most .mp4 and .mov)
             return None
-        grid = fit_grid(sample_pts(self.path, s.index), tb, rate)
+        grid = fit_grid(self._first_pts, tb, rate)
         return Grid(grid.start, grid.step / self._rate, grid.slack) if grid else None
 
     def steps_unevenly(self) -> bool:
@@ -981,7 +980,13 @@ class VideoReader:
         s = self._stream
         if not s.guessed_rate or not s.time_base:
             return False
-        return uneven(sample_pts(self.path, s.index), 1 / (Fraction(s.guessed_rate) * Fraction(s.time_base)))
+        return uneven(self._first_pts, 1 / (Fraction(s.guessed_rate) * Fraction(s.time_base)))
+
+    @functools.cached_property
+    def _first_pts(self) -> list[int]:
+        """The video's first frames' timestamps (`sample_pts`), read once: the grid at open and a plan's
+        judgement of the rate share them."""
+        return sample_pts(self.path, self._stream.index)
 
     @property
     def turn(self) -> tuple[int, bool]:
