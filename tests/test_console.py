@@ -168,6 +168,22 @@ def test_a_single_files_plan_writes_its_names_as_the_log_lines_do(tmp_path, caps
     assert out.splitlines()[1:3] == [f"input file: {tmp_path}/caf\\xe9.mp4", f"output file: {tmp_path}/x.mp4"], out
 
 
+def test_eval_and_bench_write_their_names_as_the_log_lines_do(tmp_path, capsys):
+    """`dove eval`'s and `dove bench`'s first line wrote `caf\\udce9.mp4` where their log lines (and every
+    other line) write `caf\\xe9.mp4`."""
+    name = tmp_path / os.fsdecode(b"caf\xe9.mp4")
+    make_clip(tmp_path / "clip.mp4", frames=2).rename(name)
+    code, out, err = run(["eval", str(name), str(name), "--metrics", "psnr"], capsys)
+    assert (
+        code == 0
+        and out.splitlines()[0] == f"dove eval: {tmp_path}/caf\\xe9.mp4 against {tmp_path}/caf\\xe9.mp4, 1 video, cpu"
+    ), out
+    code, out, err = run(["bench", "--input", str(name), "--model", "bilinear", "--frames", "2"], capsys)
+    assert code == 0 and out.splitlines()[0].startswith(
+        f"dove bench: bilinear on cpu, input {tmp_path}/caf\\xe9.mp4 ("
+    ), out
+
+
 # ---------------------------------------------------------------- plain text outside a live terminal
 
 

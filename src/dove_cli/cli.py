@@ -318,12 +318,6 @@ def upscale_cmd(
         _score(out, eval_gt, eval_metrics, eval_json, eval_crop_border, options.device, quiet, untagged)
 
 
-def _named(path: Path) -> str:
-    """A path for stdout's products: a name that is not UTF-8 (a Latin-1 byte, a surrogate in Python) as its
-    escape, `\\udce9`, as the scores files and stderr write it (strict UTF-8 stdout refused it: a traceback)."""
-    return str(path).encode("utf-8", "backslashreplace").decode("utf-8")
-
-
 def _into_folder(input: Path, output: str, container: str | None, codec: str | None) -> Path:
     """`-o FOLDER` (one that exists, or any ending in /) for one video file: FOLDER/<the name a
     folder run gives it (with --container)>, as `cp` does; the writer makes a new folder."""
@@ -534,7 +528,7 @@ def bench_cmd(
     if json_out:
         console.out(json.dumps(report, indent=2), highlight=False)
         return
-    clip = f"input {_named(input)}" if input is not None else f"a synthetic clip of {frames} frames"
+    clip = f"input {input}" if input is not None else f"a synthetic clip of {frames} frames"
     say(f"dove bench: {report['model']} on {report['device_name']}, {clip} ({report['input_size']})", console)
     table = Table(show_edge=False)
     table.add_column("stage")
@@ -1092,7 +1086,7 @@ def _print_eval_table(report, pred: Path, gt: Path | None, console: Any) -> None
         fmt = (lambda x: f"{x:.2f}") if m in ("psnr", "psnr_y") else (lambda x: f"{x:.4f}")
         cells = [report.mean[m], report.spread[m], min(vals, default=math.nan), max(vals, default=math.nan)]
         table.add_row(f"{METRICS[m].label}, {better} is better", *("-" if math.isnan(x) else fmt(x) for x in cells))
-    scored = f"{_named(pred)} against {_named(gt)}" if gt is not None else f"{_named(pred)} (no GT)"
+    scored = f"{pred} against {gt}" if gt is not None else f"{pred} (no GT)"
     say(f"dove eval: {scored}, {report.coverage}, {report.device}", console)  # a line: a table's title folds a path
     print_table(table, console)
 
