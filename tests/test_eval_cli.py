@@ -155,6 +155,8 @@ def test_bad_inputs_are_one_line_errors(tmp_path, capsys):
     write_frames(tmp_path / "G" / "y", gt)
     write_frames(tmp_path / "mixed", gt)  # frames, and a stray video beside them: which to score?
     write_video(tmp_path / "mixed" / "stray.mkv", gt)
+    (dangling := tmp_path / "dangling.mkv").symlink_to(tmp_path / "gone.mkv")
+    (loop := tmp_path / "loop.mkv").symlink_to(loop)
     cases = [
         (
             ["eval", str(p), str(tmp_path / "mixed"), "--metrics", "psnr"],
@@ -169,7 +171,13 @@ def test_bad_inputs_are_one_line_errors(tmp_path, capsys):
             ["eval", str(tmp_path / "P"), str(g), "--metrics", "psnr"],
             "PRED is a folder of 1 inputs but GT is one input",
         ),
-        (["eval", str(tmp_path / "nope.mp4")], "nope.mp4: no such file or folder"),
+        (["eval", str(tmp_path / "nope.mp4")], "nope.mp4 (PRED): no such file or folder"),
+        (["eval", str(dangling), str(g)], f"dangling.mkv (PRED): a symbolic link to {tmp_path / 'gone.mkv'}, which"),
+        (["eval", str(p), str(loop)], "loop.mkv (GT): a symbolic link in a loop of links"),
+        (
+            ["upscale", str(p), "-o", str(tmp_path / "o.mkv"), "--eval", str(loop)],
+            "loop.mkv (--eval GT): a symbolic link in a loop",
+        ),
         (["eval", str(p), "--metrics", "fastervqa"], "FasterVQA"),
     ]
     for args, expected in cases:
@@ -177,6 +185,21 @@ def test_bad_inputs_are_one_line_errors(tmp_path, capsys):
         assert line.startswith("error:") and expected in line, (args, line)
     code, _, err = run(["eval", str(p), str(small), "--metrics", "psnr", "--max-crop", "40", "-q"], capsys)
     assert code == 0, err
+
+
+def test_a_broken_link_in_a_folder_is_said_where_its_prediction_is_missed(tmp_path, capsys, caplog):
+    """A PRED folder's broken link was passed over in silence: "no prediction in P for 1 of its 2 videos
+    (b)" said nothing of the link named b.mkv that the user sees there."""
+    pred, gt = noisy_clip(1, 16, 16, seed=6)
+    for side, frames in (("P", pred), ("G", gt)):
+        (tmp_path / side).mkdir()
+        write_video(tmp_path / side / "a.mkv", frames)
+    write_video(tmp_path / "G" / "b.mkv", gt)
+    (tmp_path / "P" / "b.mkv").symlink_to(tmp_path / "gone.mkv")
+    code, _, err = run(
+        ["eval", str(tmp_path / "P"), str(tmp_path / "G"), "--metrics", "psnr", "--allow-missing"], capsys
+    )
+    assert code == 0 and f"{tmp_path / 'P'}: broken links left out (b.mkv)" in caplog.messages, err
 
 
 def test_dover_without_the_package_says_how(tmp_path):
@@ -248,7 +271,7 @@ def test_upscale_eval_mistakes_stop_before_the_run(tmp_path, capsys):
 
     out = tmp_path / "out.mp4"
     for extra, message in (
-        (["--eval", str(tmp_path / "missing")], "missing: no such file or folder (--eval GT)"),
+        (["--eval", str(tmp_path / "missing")], "missing (--eval GT): no such file or folder"),
         (
             ["--eval", str(demo_clip("007.mp4")), "--eval-metrics", "psnr,bogus"],
             "--eval-metrics: unknown metric 'bogus'",

@@ -358,13 +358,14 @@ def _check_eval(
     What is left to fail after the upscale is what only reading the output can show (exit 3)."""
     from dove_cli.metrics.evaluate import check_result_files, fetch_weights, parse_metrics
     from dove_cli.video_io import is_pattern
+    from dove_cli.video_io.paths import why_missing
 
     if dry_run:
         raise OptionError("--eval scores an output: it does not go with --dry-run")
     on_stdout = _scores_on_stdout({"--eval-json": json_out}, None)
     check_stdout("--eval-json's scores" if on_stdout else "--eval's table of scores")
     if not gt.exists() and not is_pattern(gt):  # a pattern with no images is said by check_planned_sizes
-        raise InputError(f"{gt}: no such file or folder (--eval GT)")
+        raise InputError(f"{gt} (--eval GT): {why_missing(gt, 'file or folder')}")
     names = parse_metrics(metrics, True, str(gt), option="--eval-metrics")
     check_result_files(
         None if on_stdout else json_out, None, None, names, [input, gt], opts.overwrite, json_option="--eval-json"

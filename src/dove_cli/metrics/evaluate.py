@@ -41,6 +41,7 @@ from dove_cli.errors import DecodeError, InputError, ModelError, OptionError, Ou
 from dove_cli.humanize import counted, path_text, real_names, real_text
 from dove_cli.metrics import DEFAULT_METRICS, METRICS
 from dove_cli.video_io.formats import check_untagged_matrix
+from dove_cli.video_io.paths import why_missing
 from dove_cli.video_io.reader import (
     IGNORE_HINT,
     frame_numbers,
@@ -76,10 +77,13 @@ def list_items(path: str | Path, role: str = "PRED") -> tuple[list[Item], bool]:
         image_inputs(path)  # none that match: said
         return [Item(path.parent.name or path.stem, path)], False
     if not path.exists():
-        raise InputError(f"{path}: no such file or folder ({role})")
+        raise InputError(f"{path} ({role}): {why_missing(path, 'file or folder')}")
     if path.is_file():
         return [Item(path.stem, path)], False
     entries = sorted(p for p in path.iterdir() if not p.name.startswith("."))
+    broken = [p.name for p in entries if p.is_symlink() and not p.exists()]
+    if broken:  # (else a link in PRED is said as a missing prediction, with nothing of why)
+        log.warning("%s: broken links left out (%s)", path, ", ".join(broken))
     videos = [p for p in entries if p.is_file() and p.suffix.lower() in video_io.VIDEO_EXTENSIONS]
     folders = [p for p in entries if p.is_dir() and _has_images(p)]
     if (videos or folders) and _has_images(path):  # which is it: the frames, or the collection?

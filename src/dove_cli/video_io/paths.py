@@ -50,6 +50,20 @@ def same_but_case(path: Path) -> Path | None:
     return path.with_name(match[0]) if match else None
 
 
+def why_missing(path: Path, what: str = "file") -> str:
+    """Why `path`, which does not exist, names nothing: a broken symbolic link (its target), a loop of
+    links, or no such file (with a name that differs only in case, which Windows would have opened)."""
+    if path.is_symlink():  # (not "no such file; did you mean NAME?" of the very name given)
+        try:
+            os.stat(path)  # (follows the link: ELOOP for a loop, ENOENT for a missing target)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return "a symbolic link in a loop of links"
+        return f"a symbolic link to {os.readlink(path)}, which does not exist"
+    near = same_but_case(path)
+    return f"no such {what}" + (f"; did you mean {near}?" if near else "")
+
+
 def is_image_path(path: str | Path) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
 

@@ -12,7 +12,6 @@ import functools
 import itertools
 import logging
 import math
-import os
 import re
 import stat
 from collections import Counter, deque
@@ -62,7 +61,7 @@ from dove_cli.video_io.paths import (
     ffmpeg_name,
     is_image_path,
     is_pattern,
-    same_but_case,
+    why_missing,
 )
 from dove_cli.video_io.siting import chroma_siting
 from dove_cli.video_io.stills import EXIF_TURNS, StillTags, still_tags, turned, unturned
@@ -615,16 +614,8 @@ def check_input_file(path: Path) -> None:
     if str(path) == "-":
         raise InputError(f"-: {unseekable}; save it to a file first")
     if not path.exists():
-        if path.is_symlink():  # (not "no such file; did you mean NAME?" of the very name given)
-            try:
-                os.stat(path)  # (follows the link: ELOOP for a loop, ENOENT for a missing target)
-            except OSError as exc:
-                if exc.errno == errno.ELOOP:
-                    raise InputError(f"{path}: a symbolic link in a loop of links") from None
-            raise InputError(f"{path}: a symbolic link to {os.readlink(path)}, which does not exist")
         check_not_windows(path, InputError)
-        near = same_but_case(path)
-        raise InputError(f"{path}: no such file" + (f"; did you mean {near}?" if near else ""))
+        raise InputError(f"{path}: {why_missing(path)}")
     if path.is_dir():
         raise InputError(f"{path}: is a folder with no images")
     st = path.stat()
