@@ -692,6 +692,10 @@ def test_container_gives_every_output_of_a_folder_its_extension(tmp_path, capsys
     assert decoded_frame_count(tmp_path / "dir" / "a.mp4") == 4  # a folder output: named as in a folder run
     with pytest.raises(OptionError, match=r"^--container avi: dove writes mp4, m4v, mov, mkv, webm, ts, "):
         upscale_batch(src, out, container="avi", **opts)  # dove reads .avi, and writes it as .mkv
+    for codec, container, home in (("ProRes", "mp4", "mov"), ("prores", ".TS", "mov"), ("ffv1", "webm", "mkv")):
+        with pytest.raises(OptionError, match=rf"^--container {container.lower().lstrip('.')} cannot hold {codec} "
+                           rf"video; use --container {home}$"):  # (each file failed, after the plan)  # fmt: skip
+            upscale_batch(src, out, container=container, **{**opts, "codec": codec})
 
 
 def test_an_interrupted_folder_says_how_it_continues(tmp_path, capsys, monkeypatch):

@@ -34,7 +34,7 @@ from dove_cli.errors import (
     folder_run,
 )
 from dove_cli.logs import held_warnings
-from dove_cli.video_io.formats import CODEC_HOMES, extension_holds
+from dove_cli.video_io.formats import codec_home, extension_holds
 
 # dove_cli.upscaling is imported inside the functions that run files: it loads torch (`dove upscale DIR`
 # checks the folder before that), and it imports this module back (is_batch_input).
@@ -189,9 +189,9 @@ def walk(top: Path, skip: Path | None = None) -> Tree:
 
 def output_names(videos: list[Path], container: str | None = None, codec: str | None = None) -> list[str]:
     """Each video's output name: its own, or NAME.mkv for a container dove cannot write or that cannot
-    hold `codec` (--codec; ProRes: NAME.mov, `CODEC_HOMES`), or with `container` (--container mp4)
+    hold `codec` (--codec; ProRes: NAME.mov, `codec_home`), or with `container` (--container mp4)
     NAME.mp4 for all; a.avi beside a.mkv becomes a.avi.mkv, so that no two inputs write one file."""
-    home = CODEC_HOMES.get(codec or "", ".mkv")
+    home = codec_home(codec)
     writable = [v.suffix if v.suffix.lower() in video_io.VIDEO_EXTENSIONS and (codec is None or extension_holds(
         v.suffix, codec)) else home for v in videos]  # fmt: skip
     exts = [f".{container}" for _ in videos] if container else writable

@@ -515,12 +515,15 @@ def check_options(opts: UpscaleOptions) -> UpscaleOptions:
     if opts.ray is not None and not opts.ray.strip():
         raise OptionError("--ray needs an address: local, auto, ray://HOST:PORT or HOST:PORT")
     if opts.container is not None:
-        from dove_cli.video_io.formats import VIDEO_EXTENSIONS
+        from dove_cli.video_io.formats import VIDEO_EXTENSIONS, codec_home, extension_holds
 
         opts = replace(opts, container=container_name(opts.container))
         if f".{opts.container}" not in VIDEO_EXTENSIONS:
             written = ", ".join(ext.lstrip(".") for ext in VIDEO_EXTENSIONS)
             raise OptionError(f"--container {opts.container}: dove writes {written} (it reads more)")
+        if opts.codec is not None and not extension_holds(f".{opts.container}", opts.codec):  # (else each file fails)
+            home = codec_home(opts.codec).lstrip(".")
+            raise OptionError(f"--container {opts.container} cannot hold {opts.codec} video; use --container {home}")
     if opts.fps is not None:
         from dove_cli.video_io.reader import MAX_FPS
 

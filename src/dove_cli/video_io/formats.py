@@ -854,6 +854,11 @@ VIDEO_CODECS_HELD = {"mpegts": {"h264", "hevc"}, "mov": {"h264", "hevc", "prores
 CODEC_HOMES = {"prores": ".mov"}
 
 
+def codec_home(codec: str | None) -> str:
+    """The extension of the container a folder run gives --codec `codec`'s outputs where their own cannot hold it."""
+    return CODEC_HOMES.get(CODEC_ALIASES.get((codec or "").lower(), (codec or "").lower()), ".mkv")
+
+
 @functools.cache
 def extension_holds(ext: str, codec: str) -> bool:
     """Whether an output named *`ext` holds --codec `codec`'s video: a folder run names an output after
