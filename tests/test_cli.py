@@ -1596,11 +1596,33 @@ def test_info_says_where_a_recordings_clock_starts(tmp_path, capsys):
     code, out, err = run(["info", str(ts), str(plain)], capsys)
     assert code == 0, err
     rec, mp4 = out.split(f"{plain}\n")
-    assert re.search(r"^  container +MPEG-TS \(MPEG-2 Transport Stream\), 2\.000 s, starts at 3601\.390 s \(a recording's clock: outputs other "
+    assert re.search(r"^  container +MPEG-TS \(MPEG-2 Transport Stream\), 2\.010 s, starts at 3601\.390 s \(a recording's clock: outputs other "
                      r"than \.ts start at 0\)$", rec, re.M), rec  # fmt: skip
     assert re.search(r"^    start +3601\.400 s \(the first frame\)$", rec, re.M), rec
     assert re.search(r"^  #1 audio +ac3, mono \(1 ch\), 48000 Hz, starts at 3601\.390 s$", rec, re.M), rec
     assert "start" not in mp4, mp4
+
+
+def test_info_says_a_sound_track_that_outlasts_the_picture(tmp_path, capsys):
+    """2 s of picture and 5 s of sound: info said "container MP4/MOV, 2.000 s" (the video's length under
+    the container's name, where `ffmpeg -i` says 5 s) and nothing of the 3 s of sound after the picture,
+    which an output keeps. Now the container's length, the video's own and each stream's that differs."""
+    for ext in ("mp4", "mkv"):  # (Matroska gives tracks no length but a DURATION tag)
+        clip = tmp_path / f"long_sound.{ext}"
+        ffmpeg("-f", "lavfi", "-i", "testsrc2=s=32x24:r=25:d=2", "-f", "lavfi", "-i", "sine=d=5:r=8000",
+               "-c:v", "libx264", "-c:a", "pcm_s16le", clip)  # fmt: skip
+        said = float(re.search(r"Duration: 00:00:(\d\d\.\d\d)", ffinfo(clip).stderr)[1])  # as ffmpeg -i says it
+        code, (d,), err = _info([clip], capsys)
+        assert code == 0 and said == 5 and d["duration"] == pytest.approx(said, abs=0.01), (d, err)
+        assert d["video"]["duration"] == 2, d["video"]
+        assert d["streams"][0]["duration"] == pytest.approx(5, abs=1e-3), d["streams"]
+        code, out, err = run(["info", str(clip)], capsys)
+        assert re.search(r"^  container +[^,]+, 5\.000 s$", out, re.M) and re.search(
+            r"^    length +2\.000 s$", out, re.M
+        ), out
+        assert re.search(r"^  #1 audio +pcm_s16le, (1 channel|mono \(1 ch\)), 8000 Hz, .*5\.000 s long", out, re.M), out
+    code, out, err = run(["info", str(make_clip(tmp_path / "even.mp4", frames=3))], capsys)
+    assert code == 0 and "length" not in out and " long" not in out, out
 
 
 def test_info_and_upscale_of_a_two_programme_ts(tmp_path, capsys, caplog):

@@ -772,6 +772,8 @@ def described_rows(d: dict) -> list[tuple[str, str]]:
     ]  # fmt: skip
     if v["start"]:
         rows.insert(4, ("  start", f"{v['start']:.3f} s (the first frame)"))
+    if outlasts(d["duration"], v.get("duration")):  # the container's is its longest stream's: say the video's own
+        rows.insert(3, ("  length", f"{v['duration']:.3f} s"))
     if short := v.get("cut_short"):
         rows.insert(
             3,
@@ -814,6 +816,9 @@ def described_rows(d: dict) -> list[tuple[str, str]]:
             # ISO 639's "und" (undetermined), which a German screen reader read as the word "and"
             parts += [s["language"] if s["language"] != "und" else "no language tag"] if s["language"] else []
             parts += [f"starts at {s['start']:.3f} s"] if s.get("start") else []
+            parts += (
+                [f"{s['duration']:.3f} s long"] if outlasts(s.get("duration"), v.get("duration"), both=True) else []
+            )
             parts += [repr(s["title"])] if s["title"] else []
             parts += [", ".join(s["flags"])] if s["flags"] else []
             parts += [names[s["programme"]]] if several and s.get("programme") else []
@@ -830,6 +835,14 @@ def described_rows(d: dict) -> list[tuple[str, str]]:
             rows.append(("  ...", f"{len(chapters) - CHAPTERS_SHOWN} more (--json lists every one)"))
     rows += [(f"tag {k}", v) for k, v in d["tags"].items()]
     return rows
+
+
+def outlasts(length: float | None, video: float | None, both: bool = False) -> bool:
+    """Whether a stream's `length` differs from the video's by more than half a second: longer (an audio
+    track that goes on after the picture), or with `both` shorter too; not the usual last audio frame or
+    two past the picture. Unknown lengths: no."""
+    gap = (length or 0) - (video or 0)
+    return bool(length and video) and (abs(gap) if both else gap) > 0.5
 
 
 def print_described(d: dict, console: Console) -> None:

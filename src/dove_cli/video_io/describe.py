@@ -29,6 +29,7 @@ from dove_cli.video_io.reader import (
     open_reader,
     picture_bytes,
     stream_rate,
+    tagged_length,
 )
 from dove_cli.video_io.stills import icc_name
 
@@ -72,12 +73,13 @@ def _file(path: str | Path, reader: VideoReader) -> dict[str, Any]:
             "path": str(path),
             "container": info.container,
             "container_name": container_name(c.format),
-            "duration": info.duration,
+            "duration": c.duration / av.time_base if c.duration else info.duration,  # its longest stream's
             "start": c.start_time / av.time_base if c.start_time is not None else None,
             "clock": info.container in TRANSPORT_CLOCKS,
             "video": {
                 "index": video.index,
                 **_video(info, *_timing(pts, video)),
+                "duration": info.duration,  # the video's own (seconds): its audio may outlast it
                 # a Matroska header lacking what a muxer writes at the end (a recording still being made)
                 "unfinished": info.unfinished,
                 # packets ending well before the header says: {"ends", "header_end" (s), "missing_frames"}
@@ -166,7 +168,8 @@ def _timing(pts: list[int], s: Any) -> tuple[bool, int, Fraction | None]:
 def _stream(c: Any, s: Any) -> dict[str, Any]:
     """One stream other than the video: its kind, codec (None for a data track FFmpeg has no codec
     for: a timecode, QuickTime metadata), language, title and flags, and for audio its channels and
-    rate (`empty`: none, a stream with no sound that outputs leave out), for audio and subtitles their start (seconds), for a timecode track its start timecode, for an
+    rate (`empty`: none, a stream with no sound that outputs leave out), for audio and subtitles their start and
+    length (seconds), for a timecode track its start timecode, for an
     attachment (or cover art) its file name, type and size."""
     d: dict[str, Any] = {"index": s.index, "kind": s.type}
     cc = s.codec_context
@@ -177,8 +180,10 @@ def _stream(c: Any, s: Any) -> dict[str, Any]:
         d["bytes"] = len(s.data) if s.type == "attachment" else len(picture_bytes(c, s))
         return d
     d["codec"] = cc.name if cc is not None else s.name
-    if s.type in ("audio", "subtitle"):  # where its times begin (the output moves it with the video)
+    if s.type in ("audio", "subtitle"):  # where its times begin (the output moves it with the video), and its length
         d["start"] = float(s.start_time * s.time_base) if s.start_time is not None and s.time_base else None
+        length = s.duration * s.time_base if s.duration and s.time_base else tagged_length(s)
+        d["duration"] = float(length) if length else None
     if s.type == "video":  # another video than the one dove reads (a second programme's)
         d["width"], d["height"] = cc.width, cc.height
     if s.type == "audio":
