@@ -8,6 +8,7 @@ import itertools
 import logging
 import math
 import re
+import subprocess
 from fractions import Fraction
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from dove_cli.video_io import (
 )
 from dove_cli.video_io.metadata import move_timecode
 from media import (
+    FFMPEG,
     IVTC,
     caption_text,
     decoded_frame_count,
@@ -707,6 +709,43 @@ def test_each_frame_of_a_variable_rate_mkv_keeps_its_own_duration(tmp_path: Path
         with av.open(str(out)) as c:
             durations = {p.pts: p.duration for p in c.demux(c.streams.video[0]) if p.size}
             assert (durations, c.duration) == (steps, 2_000_000), out
+
+
+@pytest.mark.parametrize("fps", [None, Fraction(30000, 1001)])
+def test_each_frame_of_an_image_sequence_lasts_one_frame_in_mkv(fps: Fraction | None, tmp_path: Path) -> None:
+    """4 images at 25 fps (ffmpeg's default) or --fps 29.97, run into .mkv: the last frame lasts 1/rate like
+    the others, so ffmpeg says 4/rate and decodes 4 frames at that rate, and `dove info` finds the file whole.
+    The last packet had the first step in decode order, from the keyframe to a B-frame's anchor (3 frames):
+    0.32 s for 5 frames at 25 fps, 8 frames decoded, and "cut short" (3 frames) in dove info."""
+    from dove_cli.video_io.describe import describe
+
+    src, out = tmp_path / "in" / "%02d.png", tmp_path / "out.mkv"
+    src.parent.mkdir()
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=s=32x24", "-frames:v", "4", src)
+    rate = fps or Fraction(25)
+    assert probe(src, fps=fps).base_fps == rate  # the rate its frames step at
+    _dove(src, out, scale=1, **({"fps": fps} if fps else {}))
+    said = re.search(r"Duration: (\d+):(\d+):([\d.]+)", ffinfo(out).stderr)
+    assert said and Fraction(said[3]) == round(Fraction(4) / rate, 2)
+    # ffmpeg's rawvideo output has a constant rate: it repeats the last frame to fill the file's length
+    raw = subprocess.run([FFMPEG, "-v", "error", "-i", out, "-f", "rawvideo", "-pix_fmt", "gray", "-"],
+                         capture_output=True, check=True).stdout  # fmt: skip
+    assert len(raw) == 4 * 32 * 24
+    assert describe(out)["video"]["cut_short"] is None
+
+
+def test_the_last_of_reordered_frames_lasts_the_last_step() -> None:
+    """Without the input's rate (`frame_ticks` None), the last frame lasts the step between the two largest
+    pts: packets of 5 frames at 40 ticks in x264's decode order, not the first step in it (0 -> 160)."""
+    from dove_cli.video_io.writer import OwnDurations
+
+    durations, out = OwnDurations(), []
+    for pts, dts in [(0, -80), (160, -40), (80, 0), (40, 40), (120, 80)]:
+        p = av.Packet(b"x")
+        p.pts, p.dts = pts, dts
+        out += durations.push(p)
+    out += durations.flush(None)
+    assert [(p.pts, p.duration) for p in out] == [(0, 40), (160, 40), (80, 40), (40, 40), (120, 40)]
 
 
 def test_frames_with_the_timestamp_of_the_frame_before(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -144,7 +144,7 @@ class VideoInfo:
     # being recorded, or its recorder crashed; a run watches it a little longer (resume.Session.check_input)
     unfinished: bool = False
     # The rate its timestamps step at (FFmpeg's guessed rate): frames lost from a .mp4 lower its
-    # average (`fps`), not this; None for images.
+    # average (`fps`), not this; images step at their rate exactly (`fps`).
     base_fps: Fraction | None = None
     # Where the frames of a constant-rate video lie (`cadence.fit_grid`): an output in a finer clock than
     # the input's places them there, at exact steps; None for a variable rate, images and a clock that
@@ -1565,6 +1565,7 @@ class ImageReader(VideoReader):
             is_still_image=len(files) == 1 and not (is_pattern(path) or path.is_dir()),
             num_frames_exact=True,
             duration=float(len(files) / rate),
+            base_fps=rate,  # each frame lasts 1/rate, the last one included (`writer.frame_ticks`)
             files=list(files),
             rotation=0 if rotate == "apply" else rotation,
             mirrored=mirrored and rotate != "apply",

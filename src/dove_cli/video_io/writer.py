@@ -196,13 +196,12 @@ class OwnDurations:
     def __init__(self) -> None:
         self._held: deque[av.Packet] = deque()
         self._seen: list[int] = []  # sorted pts that may be a held or a later packet's next frame
-        self._last_step = 0  # between the two largest pts so far
+        self._top: list[int] = []  # the two largest pts so far: the last frame's step (not `_seen`'s, pruned)
 
     def push(self, p: av.Packet) -> list[av.Packet]:
         """Those of the held packets and `p` whose durations are now known (each set), in order."""
         pts = self._pts(p)
-        if self._seen and pts > self._seen[-1]:
-            self._last_step = pts - self._seen[-1]
+        self._top = sorted({*self._top, pts})[-2:]  # (in decode order a later frame comes before earlier ones)
         bisect.insort(self._seen, pts)
         self._held.append(p)
         if p.dts is None:  # (an encoder's delayed packets before its flush: held to the end)
@@ -227,7 +226,7 @@ class OwnDurations:
             if i < len(self._seen):
                 q.duration = self._seen[i] - self._pts(q)
             else:
-                q.duration = last or self._last_step
+                q.duration = last or (self._top[1] - self._top[0] if len(self._top) == 2 else 0)
         out, self._held, self._seen = list(self._held), deque(), []
         return out
 
