@@ -30,6 +30,7 @@ from dove_cli.humanize import counted, turn_text
 from dove_cli.video_io.cadence import Grid, fit_grid, packet_pts, sample_pts, uneven
 from dove_cli.video_io.captions import CaptionRetimer, caption_carrier, has_captions
 from dove_cli.video_io.continuity import continuous_packets
+from dove_cli.video_io.deep import exact_rgb48, rgb48_gain
 from dove_cli.video_io.fields import FIELD_ORDERS, FieldOrder, advice, order_warning, parity, scan_fields
 from dove_cli.video_io.formats import (
     FOLDER_EXTENSIONS,
@@ -1406,6 +1407,8 @@ class VideoReader:
             interpolation=TO_RGB_FLAGS,
         )
         rgb = out.to_ndarray()
+        if self._rgb_format == "rgb48le":
+            rgb = exact_rgb48(rgb, rgb48_gain(frame.format.name, self._src_matrix, self._src_range == ColorRange.JPEG))
         if (width, height) != (self._raw_w, self._raw_h):
             boxed = np.zeros((self._raw_h, self._raw_w, 3), rgb.dtype)  # black, in full-range RGB
             top, left = (self._raw_h - height) // 2, (self._raw_w - width) // 2
@@ -1625,7 +1628,10 @@ class ImageReader(VideoReader):
             dst_color_range=ColorRange.JPEG,
             interpolation=TO_RGB_FLAGS,
         )
-        return out.to_ndarray(), see
+        if self._rgb_format != "rgb48le":
+            return out.to_ndarray(), see
+        gain = rgb48_gain(frame.format.name, Colorspace.ITU601, rng == ColorRange.JPEG)  # swscale's default matrix
+        return exact_rgb48(out.to_ndarray(), gain), see
 
     def close(self) -> None:
         pass

@@ -19,6 +19,7 @@ from av.video.reformatter import ColorRange, Colorspace, VideoReformatter
 from dove_cli import note
 from dove_cli.errors import InputError, OutputError
 from dove_cli.video_io.continuity import continuous_packets
+from dove_cli.video_io.deep import DeepYuv
 from dove_cli.video_io.formats import (
     BRANDS,
     HDR_TRANSFERS,
@@ -47,6 +48,7 @@ from dove_cli.video_io.formats import (
     holds_video,
     inverse,
     is_rgb,
+    is_yuv,
     layout_lost,
     layout_name,
     lossless_target,
@@ -425,6 +427,7 @@ class ContainerWriter(VideoWriter):
         self.full_range = full and not self._is_rgb  # YUV at full range, which the plan says (ffmpeg: yuvj420p)
         self._dst_matrix = SWS_MATRIX.get(matrix, Colorspace.ITU601)
         self._dst_range = ColorRange.JPEG if full or self._is_rgb else ColorRange.MPEG
+        self._deep = DeepYuv(pf, self._dst_matrix, full) if is_yuv(self._fmt) else None  # 16-bit RGB, deep YUV
         self._tags = {
             "color_range": 2 if full or self._is_rgb else 1,
             "color_primaries": inverse(PRIMARIES).get(prim or "", 2),
@@ -1036,16 +1039,10 @@ class ContainerWriter(VideoWriter):
         elif self._last_pts is not None and pts <= self._last_pts:
             log.warning("%s: pts %d not increasing; using %d", self.path, pts, self._last_pts + 1)
             pts = self._last_pts + 1
-        frame = self._reformatter.reformat(
-            rgb_frame(rgb),
-            format=self._fmt.name,
-            src_colorspace=Colorspace.ITU601,
-            dst_colorspace=self._dst_matrix,
-            src_color_range=ColorRange.JPEG,
-            dst_color_range=self._dst_range,
-            interpolation=TO_YUV_FLAGS,
-            threads=self._sws_threads,
-        )
+        if self._deep is not None and self._deep.needed(rgb):
+            frame = self._deep.convert(rgb_frame(rgb))
+        else:
+            frame = self._rgb_to_yuv(rgb)
         if captions is not None and self._carry:
             frame = self._with_captions(frame, captions)
         for k, v in self._tags.items():
@@ -1064,6 +1061,19 @@ class ContainerWriter(VideoWriter):
         self._mux(self._timed(packets))
         self.frames_written += 1
         self._pump_aux(float(pts * self.info.time_base))
+
+    def _rgb_to_yuv(self, rgb: np.ndarray) -> av.VideoFrame:
+        """swscale's conversion, exact for 8-bit RGB to 8-bit YUV (and RGB to RGB)."""
+        return self._reformatter.reformat(
+            rgb_frame(rgb),
+            format=self._fmt.name,
+            src_colorspace=Colorspace.ITU601,
+            dst_colorspace=self._dst_matrix,
+            src_color_range=ColorRange.JPEG,
+            dst_color_range=self._dst_range,
+            interpolation=TO_YUV_FLAGS,
+            threads=self._sws_threads,
+        )
 
     def _with_captions(self, frame: av.VideoFrame, carrier: av.VideoFrame) -> av.VideoFrame:
         """`frame`'s picture in a frame made from `carrier` (`caption_carrier`), so that it has the input
