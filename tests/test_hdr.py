@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import logging
 import re
+import struct
+import zlib
 from fractions import Fraction
 from pathlib import Path
 
@@ -14,6 +16,7 @@ import numpy as np
 import pytest
 
 from dove_cli.cli import main
+from dove_cli.errors import OptionError
 from dove_cli.video_io import VideoInfo, open_reader, open_writer, probe
 from media import ffinfo, ffmpeg, make_clip, with_dovi_record
 
@@ -30,6 +33,15 @@ def hdr10_clip(path: Path, extra: str = "") -> Path:
     params = f"log-level=error:master-display={MASTER}:max-cll=1000,400{extra}"
     return make_clip(path, frames=3, rate="24", codec="libx265", pix_fmt="yuv420p10le", vf=PQ,
                      extra=("-x265-params", params))  # fmt: skip
+
+
+# A P3 D65 mastering display as ffmpeg's showinfo says it
+P3_D65 = "has_primaries:1 has_luminance:1 r(0.6800,0.3200) g(0.2650,0.6900) b(0.1500 0.0600) wp(0.3127, 0.3290)"
+
+
+def showinfo_side_data(path: Path) -> str:
+    """The first frame's colour and side data as the ffmpeg binary's showinfo prints them."""
+    return ffmpeg("-i", path, "-frames:v", "1", "-vf", "showinfo", "-f", "null", "-").stderr
 
 
 def trace(path: Path) -> str:
@@ -81,7 +93,8 @@ def test_hdr10_metadata_in_h264_and_av1_and_said_where_it_is_lost(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """x264 writes the same SEI; SVT-AV1 writes metadata OBUs in its own units (xy in 1/65536, in R, G,
-    B order; luminance in 1/256 cd/m² and 1/16384); ffv1 and images carry none, which is said."""
+    B order; luminance in 1/256 cd/m² and 1/16384); PNG its mDCV and cLLI chunks (said lost, as if
+    images could not carry them); ffv1 and TIFF carry none, which is said."""
     src = hdr10_clip(tmp_path / "md.mkv")
     want = hdr10_fields(src)
     rewrite(src, tmp_path / "h264.mp4", codec="h264")
@@ -96,13 +109,18 @@ def test_hdr10_metadata_in_h264_and_av1_and_said_where_it_is_lost(
     with caplog.at_level(logging.WARNING):
         rewrite(src, tmp_path / "lossless.mkv", codec="ffv1")
         rewrite(src, tmp_path / "png" / "%03d.png")
+        rewrite(src, tmp_path / "tif" / "%03d.tif")
     lost = [m for m in caplog.messages if "HDR10 metadata" in m]
+    keepers = "hevc, h264 and av1 outputs and PNG images keep it"
     assert lost == [
         f"{tmp_path / 'lossless.mkv'}: the input's HDR10 metadata (the mastering display, MaxCLL/MaxFALL) is not "
-        "kept: ffv1 cannot carry it (hevc, h264 and av1 outputs keep it)",
-        f"{tmp_path / 'png' / '%03d.png'}: the input's HDR10 metadata (the mastering display, MaxCLL/MaxFALL) is not "
-        "kept: images cannot carry it (hevc, h264 and av1 outputs keep it)",
+        f"kept: ffv1 cannot carry it ({keepers})",
+        f"{tmp_path / 'tif' / '%03d.tif'}: the input's HDR10 metadata (the mastering display, MaxCLL/MaxFALL) is not "
+        f"kept: these images cannot carry it ({keepers})",
     ]
+    png = showinfo_side_data(tmp_path / "png" / "001.png")  # as FFmpeg reads it back (x265's min: 0.0001)
+    assert f"Mastering display metadata: {P3_D65} min_luminance=0.000100, max_luminance=1000.000000" in png, png
+    assert "Content light level metadata: MaxCLL=1000, MaxFALL=400" in png, png
 
 
 def hdr10plus_clip(path: Path) -> Path:
@@ -226,3 +244,127 @@ def test_a_mastering_display_is_named_at_the_precision_its_codec_stores() -> Non
         mastering_said(other)
         == "R 0.6400,0.3300 G 0.3000,0.6000 B 0.1500,0.0600 W 0.3127,0.3290 display, 0.0001-4000 cd/m²"
     )
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def hdr_pngs(folder: Path) -> Path:
+    """Two 32x24 16-bit PNGs that ffmpeg tags BT.2020/PQ with a cICP chunk, to which HDR10's static metadata
+    is added as PNG's third edition stores it (after IHDR): mDCV, a P3 D65 display of 0.005-1000 cd/m² (R, G,
+    B, white xy in 0.00002; max, min in 0.0001 cd/m²), and cLLI, MaxCLL 1000 and MaxFALL 400 (in 0.0001 cd/m²)."""
+    folder.mkdir()
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=32x24:rate=25", "-frames:v", "2", "-vf",
+           "setparams=color_primaries=bt2020:color_trc=smpte2084:colorspace=gbr:range=pc,format=rgb48be",
+           folder / "%02d.png")  # fmt: skip
+    mdcv = struct.pack(">8H2I", 34000, 16000, 13250, 34500, 7500, 3000, 15635, 16450, 10_000_000, 50)
+    clli = struct.pack(">2I", 1000 * 10000, 400 * 10000)
+    for f in folder.glob("*.png"):
+        data = f.read_bytes()
+        f.write_bytes(data[:33] + _chunk(b"mDCV", mdcv) + _chunk(b"cLLI", clli) + data[33:])
+    return folder / "%02d.png"
+
+
+def test_a_png_tagged_hdr_by_its_cicp_is_read_as_a_videos_tags(
+    tmp_path: Path, capsys: pytest.CaptureFixture, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 16-bit PNG sequence tagged BT.2020/PQ (cICP) with a mastering display (mDCV) and MaxCLL (cLLI)
+    was read as untagged SDR: no HDR warning, an h264 output tagged BT.601, a PNG output without the
+    chunks. Now its tags are a video's: `dove info` shows them, the warning is said (without a word on
+    DOVE under bilinear), and video and PNG outputs keep the tags and the HDR10 metadata."""
+    from dove_cli.options import UpscaleOptions
+    from dove_cli.upscaling import probe_input
+
+    src = hdr_pngs(tmp_path / "in")
+    assert f"{P3_D65} min_luminance=0.005000" in showinfo_side_data(tmp_path / "in" / "01.png")  # (the test's chunks)
+    code, out, err = run(["info", "--json", str(src)], capsys)
+    assert code == 0, err
+    images = json.loads(out)[0]["images"]
+    assert (images["primaries"], images["transfer"], images["hdr"]) == ("bt2020", "smpte2084", "PQ")
+    assert images["mastering_display"] == {"red": [0.68, 0.32], "green": [0.265, 0.69], "blue": [0.15, 0.06],
+                                           "white": [0.3127, 0.329], "name": "P3 D65", "min_luminance": 0.005,
+                                           "max_luminance": 1000.0}  # fmt: skip
+    assert images["light_level"] == {"max_cll": 1000, "max_fall": 400}
+    said = {m: [r.getMessage() for r in probe_input(src, UpscaleOptions(model=m))[1]] for m in ("bilinear", "tiny")}
+    kept = "video outputs and PNG images keep the colour tags, other images do not"
+    assert f"{src}: HDR images (PQ): PQ code values are upscaled as they are (no linearising, no tone mapping); {kept}" in (
+        said["bilinear"]
+    ), said  # fmt: skip
+    assert (f"{src}: HDR images (PQ): PQ code values are upscaled as they are (no linearising, no tone mapping), and "
+            "DOVE was trained on SDR (BT.709) video, so highlights and colours may come out altered: compare with the "
+            f"source; {kept}") in said["tiny"], said  # fmt: skip
+    with caplog.at_level(logging.WARNING):
+        rewrite(src, tmp_path / "out.mkv")
+        rewrite(src, tmp_path / "png" / "%02d.png")
+    assert not [m for m in caplog.messages if "not kept" in m], caplog.messages
+    assert "hevc (Main 10), yuv420p10le(tv, bt2020nc/bt2020/smpte2084" in ffinfo(tmp_path / "out.mkv").video().text
+    hevc = hdr10_fields(tmp_path / "out.mkv")  # (HEVC's SEI: G, B, R order)
+    assert [hevc[f"display_primaries_{a}[{i}]"] for i in range(3) for a in "xy"] == [
+        13250,
+        34500,
+        7500,
+        3000,
+        34000,
+        16000,
+    ]
+    assert (hevc["max_display_mastering_luminance"], hevc["min_display_mastering_luminance"]) == (10_000_000, 50)
+    assert (hevc["max_content_light_level"], hevc["max_pic_average_light_level"]) == (1000, 400)
+    png = showinfo_side_data(tmp_path / "png" / "01.png")
+    assert "color_primaries:bt2020 color_trc:smpte2084" in png, png
+    assert f"{P3_D65} min_luminance=0.005000, max_luminance=1000.000000" in png, png
+    assert "Content light level metadata: MaxCLL=1000, MaxFALL=400" in png, png
+
+
+def test_untagged_colour_declares_what_the_input_lacks_and_bt2020_rgb_gets_its_matrix(tmp_path: Path) -> None:
+    """A TIFF sequence (no colour tags) could not be said to be PQ. --untagged-colour bt2020-pq tags it, and
+    its RGB becomes YUV by BT.2020's matrix (it was BT.601's, by the size): a flat colour's Y, Cb, Cr
+    against BT.2020's equations. An untagged video gets the matrix too, unless --untagged-matrix names one;
+    a tag the input has stays its own."""
+    r, g, b = 0.8, 0.2, 0.1
+    rgb = np.empty((24, 32, 3), "<u2")
+    rgb[:] = [round(v * 65535) for v in (r, g, b)]
+    (tmp_path / "flat.rgb").write_bytes(rgb.tobytes())
+    (tmp_path / "in").mkdir()
+    ffmpeg(
+        "-f", "rawvideo", "-pix_fmt", "rgb48le", "-s", "32x24", "-i", tmp_path / "flat.rgb", tmp_path / "in" / "01.tif"
+    )
+    src = tmp_path / "in" / "%02d.tif"
+    out = tmp_path / "out.mkv"
+    with open_reader(src, warn=False, untagged_colour="bt2020-pq") as reader:
+        with open_writer(out, reader.info, 32, 24, codec="ffv1", pix_fmt="yuv444p10le") as writer:
+            for frame in reader:
+                writer.write(frame.rgb, frame.pts)
+    assert "yuv444p10le(tv, bt2020nc/bt2020/smpte2084" in ffinfo(out).video().text
+    raw = tmp_path / "out.yuv"
+    ffmpeg("-i", out, "-f", "rawvideo", "-pix_fmt", "yuv444p10le", raw)
+    y, cb, cr = np.frombuffer(raw.read_bytes(), "<u2").reshape(3, -1).mean(axis=1)
+    kr, kb = 0.2627, 0.0593  # BT.2020's
+    luma = kr * r + (1 - kr - kb) * g + kb * b
+    want = (64 + 876 * luma, 512 + 896 * (b - luma) / (2 - 2 * kb), 512 + 896 * (r - luma) / (2 - 2 * kr))
+    assert np.allclose((y, cb, cr), want, atol=1), ((y, cb, cr), want)
+    with open_reader(src, warn=False) as reader:  # (none: as before)
+        assert (reader.info.color_primaries, reader.info.color_trc) == (None, None)
+    plain = make_clip(tmp_path / "plain.mkv", frames=1, pix_fmt="yuv420p10le")
+    notrc = make_clip(tmp_path / "notrc.mkv", frames=1, pix_fmt="yuv420p10le",
+                      vf="setparams=color_primaries=bt709:colorspace=bt709")  # fmt: skip
+    for path, matrix, want_tags in (
+        (plain, "auto", ("bt2020", "arib-std-b67", "bt2020nc")),
+        (plain, "bt601", ("bt2020", "arib-std-b67", None)),
+        (notrc, "auto", ("bt709", "arib-std-b67", "bt709")),
+    ):
+        with open_reader(path, warn=False, untagged_colour="bt2020-hlg", untagged_matrix=matrix) as reader:
+            i = reader.info
+            assert (i.color_primaries, i.color_trc, i.colorspace) == want_tags, (path, matrix)
+
+
+def test_colour_codec_options_are_refused(tmp_path: Path) -> None:
+    """--codec-option color_primaries=bt2020 (and color_trc, colorspace) wrote a file whose HEVC VUI said
+    BT.2020/PQ, its container BT.601, its pixels converted by BT.601: refused, naming the option to use."""
+    from dove_cli.options import UpscaleOptions, check_options
+
+    with pytest.raises(OptionError, match=r"^--codec-option colorspace: dove tags the output with the input's colour "
+                       r"and converts its pixels to match .*--untagged-matrix"):  # fmt: skip
+        check_options(UpscaleOptions(codec_options={"crf": "18", "colorspace": "bt2020nc"}))
+    with pytest.raises(OptionError, match=r"^--codec-option color_trc: .*--untagged-colour \(bt709, bt2020-pq"):
+        check_options(UpscaleOptions(codec_options={"color_trc": "smpte2084"}))

@@ -310,20 +310,6 @@ def test_ivtc_says_a_hole_in_the_input_that_it_closes(tmp_path: Path, caplog: py
     assert "the video is 0.67 s early against the sound (--deinterlace frame keeps the gap)" in caplog.text
 
 
-def test_hdr_is_said(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    pq = make_clip(
-        tmp_path / "pq.mkv",
-        frames=2,
-        pix_fmt="yuv420p10le",
-        vf="setparams=color_primaries=bt2020:color_trc=smpte2084:colorspace=bt2020nc",
-    )
-    with caplog.at_level(logging.WARNING), open_reader(pq) as reader:
-        assert reader.info.color_trc == "smpte2084"
-    assert "HDR video (PQ)" in caplog.text
-    assert "video outputs and PNG images keep the colour tags, other images do not" in caplog.text
-    assert "mastering" not in caplog.text  # (what an output keeps of it is the writer's to say: test_hdr.py)
-
-
 def _png_chunks(path: Path) -> dict[bytes, bytes]:
     """A PNG's chunks by type, read from its bytes (not through FFmpeg)."""
     data, chunks, at = path.read_bytes(), {}, 8

@@ -722,6 +722,10 @@ def _still_rows(im: dict) -> list[tuple[str, str]]:
         rows.append(("pages", f"{im['pages']} (only the first is read)"))
     if im.get("icc"):
         rows.append(("colour", f"{im['icc']} (kept by .png and .jpg outputs)"))
+    if im.get("primaries") or im.get("transfer"):  # a PNG's cICP: its colour as a video's tags say it
+        rows.append(("colour", f"primaries {im['primaries'] or 'untagged'}, transfer {im['transfer'] or 'untagged'}"))
+        rows.append(("  HDR", f"yes ({im['hdr']})" if im["hdr"] else "no"))
+        rows += _hdr_metadata(im)
     if dpi := im.get("dpi"):
         rows.append(("resolution", f"{dpi[0]:g} dpi" if dpi[0] == dpi[1] else f"{dpi[0]:g}x{dpi[1]:g} dpi"))
     return rows

@@ -36,10 +36,22 @@ Quantize = Literal["none", "int8", "nf4", "fp8"]
 Compile = Literal["off", "transformer", "all"]
 Attention = Literal["auto", "flash", "efficient", "cudnn", "math"]
 UntaggedMatrix = Literal["auto", "bt601", "bt709"]
+UntaggedColour = Literal["none", "bt709", "bt2020-pq", "bt2020-hlg"]  # (formats.UNTAGGED_COLOURS)
 # --untagged-matrix, as `dove upscale` and `dove eval` both take it
 UNTAGGED_MATRIX_HELP = ("How YUV video without a matrix tag is read: auto (BT.709 for HD, BT.601 for SD, as players "
                         "guess), or bt601 (as FFmpeg, decord and OpenCV read it, and so the authors' scripts) or "
                         "bt709 whatever its size.")  # fmt: skip
+
+# The colour settings of FFmpeg's encoders, which dove sets from the input so that tags and pixels agree
+# (as --codec-option they tagged the output with a colour its pixels were not converted to), and what to use.
+_TAGS = "give an untagged input's colour with --untagged-colour (bt709, bt2020-pq, bt2020-hlg)"
+COLOUR_CODEC_OPTIONS = {
+    "color_primaries": _TAGS,
+    "color_trc": _TAGS,
+    "colorspace": "give an untagged input's matrix with --untagged-matrix, or all its colour with --untagged-colour",
+    "color_range": "the output keeps the input's range (RGB becomes limited-range YUV); --pix-fmt yuvj420p writes "
+    "full range",
+}
 
 
 @dataclass(frozen=True)
@@ -207,6 +219,12 @@ class UpscaleOptions:
     untagged_matrix: UntaggedMatrix = option(
         "auto", UNTAGGED_MATRIX_HELP + " --parity reads bt601 unless this is given."
     )
+    untagged_colour: UntaggedColour = option(
+        "none", "The colour of an input without colour tags (a TIFF or DPX sequence, an untagged video): bt709, "
+        "bt2020-pq (HDR10) or bt2020-hlg, which fills each tag it lacks, the primaries, the transfer and (YUV "
+        "video, unless --untagged-matrix is given) the matrix; the output is tagged and converted as for an input "
+        "that has them. none: left untagged.", metavar="NAME",
+    )  # fmt: skip
     preview: str | None = option(None, "Only START+DURATION, e.g. 1:20+5s.", metavar="SPAN")
     crop: str | None = option(None, "Cut pixels off the input before upscaling: LEFT:TOP:RIGHT:BOTTOM, in input "
                               "pixels as stored (black bars, overscan, VHS head-switching noise), or auto: the black "
@@ -303,6 +321,7 @@ class UpscaleKeywords(TypedDict, total=False):
     ignore_decode_errors: bool
     video_stream: int | str | None
     untagged_matrix: UntaggedMatrix
+    untagged_colour: UntaggedColour
     preview: str | None
     crop: str | None
     codec: str | None
@@ -472,6 +491,10 @@ def check_options(opts: UpscaleOptions) -> UpscaleOptions:
     if opts.field_order != "auto" and opts.deinterlace == "off":
         raise OptionError(f"--field-order {opts.field_order} is the order --deinterlace takes the fields in: add "
                           "--deinterlace field (or frame, ivtc), or drop it")  # fmt: skip
+    for key in opts.codec_options:
+        if key in COLOUR_CODEC_OPTIONS:
+            raise OptionError(f"--codec-option {key}: dove tags the output with the input's colour and converts its "
+                              f"pixels to match (this would tag colour they are not in); {COLOUR_CODEC_OPTIONS[key]}")  # fmt: skip
     if opts.start_number < 0:
         raise OptionError(f"--start-number {opts.start_number} must not be negative")
     if opts.scale < 1 or opts.scale > 8:

@@ -36,6 +36,7 @@ from dove_cli.video_io.formats import (
     resolve_codec,
     x264_options,
 )
+from dove_cli.video_io.hdr import hdr_warning
 from dove_cli.video_io.images import ImageWriter, image_pix_fmt
 from dove_cli.video_io.paths import (
     FIELD,
@@ -90,6 +91,7 @@ __all__ = [
     "default_codec",
     "frame_name",
     "hdr_codec_note",
+    "hdr_warning",
     "image_pix_fmt",
     "is_image_path",
     "is_pattern",

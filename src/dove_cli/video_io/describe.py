@@ -223,4 +223,10 @@ def _images(info: VideoInfo) -> dict[str, Any]:
         "pages": info.pages,
         "icc": icc_name(info.icc_profile) if info.icc_profile else None,
         "dpi": list(info.dpi) if info.dpi else None,
+        # a PNG's cICP and HDR10 chunks, as a video's tags (None: untagged, as images mostly are)
+        "primaries": info.color_primaries,
+        "transfer": info.color_trc,
+        "hdr": HDR_TRANSFERS.get(info.color_trc or ""),
+        "mastering_display": info.mastering.as_dict() if info.mastering else None,
+        "light_level": dict(zip(("max_cll", "max_fall"), info.light_level, strict=True)) if info.light_level else None,
     }

@@ -303,6 +303,25 @@ def check_untagged_matrix(untagged: str) -> None:
         raise OptionError(f"--untagged-matrix {untagged!r} is not one of: auto, {', '.join(UNTAGGED_MATRICES)}")
 
 
+# What --untagged-colour declares an input without colour tags to be: (primaries, transfer, the YUV
+# matrix that goes with them), FFmpeg's names. Tags the input has are its own; each one missing is
+# taken from here (an untagged YUV matrix too, unless --untagged-matrix names one).
+UNTAGGED_COLOURS = {
+    "bt709": ("bt709", "bt709", "bt709"),
+    "bt2020-pq": ("bt2020", "smpte2084", "bt2020nc"),
+    "bt2020-hlg": ("bt2020", "arib-std-b67", "bt2020nc"),
+}
+# The YUV matrix RGB of these primaries becomes (HDR10 and HLG are BT.2020 non-constant luminance);
+# other RGB gets the one players assume from the size (`assumed_matrix`).
+RGB_PRIMARIES_MATRIX = {"bt2020": "bt2020nc"}
+
+
+def check_untagged_colour(colour: str) -> None:
+    """One line for a value --untagged-colour does not take (a Python caller's)."""
+    if colour not in ("none", *UNTAGGED_COLOURS):
+        raise OptionError(f"--untagged-colour {colour!r} is not one of: none, {', '.join(UNTAGGED_COLOURS)}")
+
+
 def assumed_matrix(width: int, height: int, untagged: str = "auto") -> str:
     """The YUV matrix an untagged video is taken to have: the one `untagged` names (bt601, bt709), or
     for auto as players assume it from the size: BT.709 for HD, BT.601 for SD."""

@@ -13,7 +13,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from dove_cli.video_io.formats import HDR_TRANSFERS, PARAM_LISTS, side_data
+from dove_cli.video_io.formats import HDR_TRANSFERS, PARAM_LISTS, png_writes_cicp, side_data
 from dove_cli.video_io.matroska import dovi_record as matroska_dovi_record
 
 XY = tuple[Fraction, Fraction]  # a CIE 1931 chromaticity
@@ -76,7 +76,12 @@ def mastering_of(frame: Any) -> Mastering | None:
     v = struct.unpack("=22i", bytes(sd)[:88])
     if not (v[20] and v[21]) or any(d == 0 for d in v[1:20:2]):
         return None
-    q = [Fraction(v[i], v[i + 1]) for i in range(0, 20, 2)]
+    return mastering_from([Fraction(v[i], v[i + 1]) for i in range(0, 20, 2)])
+
+
+def mastering_from(q: list[Fraction]) -> Mastering | None:
+    """A mastering display from its 10 numbers (red, green, blue, white xy; min, max cd/m²), or None
+    for values no display has (xy outside 0-1, no peak), which the encoders would read wrapped."""
     if not all(0 <= x <= 1 for x in q[:8]) or not 0 <= q[8] < q[9]:
         return None
     return Mastering((q[0], q[1]), (q[2], q[3]), (q[4], q[5]), (q[6], q[7]), q[8], q[9])
@@ -177,24 +182,41 @@ def encoder_params(encoder: str, mastering: Mastering | None, light: tuple[int, 
 
 
 LIGHT_KEYS = {"libx265": "max-cll", "libx264": "cll", "libsvtav1": "content-light"}
-KEEPERS = "hevc, h264 and av1 outputs keep it"
+KEEPERS = "hevc, h264 and av1 outputs and PNG images keep it"
 
 
 def carries(encoder: str | None) -> bool:
-    """Whether dove's output written by `encoder` (None: images) keeps HDR10's static metadata."""
-    return encoder in PARAM_LISTS
+    """Whether dove's output written by `encoder` (None: images other than PNG) keeps HDR10's static
+    metadata: PNG's mDCV and cLLI chunks go with its cICP tags (`stills.tagged_png`)."""
+    return encoder in PARAM_LISTS or encoder == "png" and png_writes_cicp()
+
+
+def hdr_warning(trc: str | None, images: bool, model: bool) -> str | None:
+    """What a run says of an HDR input (PQ or HLG `trc`; None for others): its code values are upscaled
+    as they are, and with the `model` (not bilinear) that DOVE never saw such; which outputs keep its
+    colour tags (what they keep of its HDR metadata is the writer's to say, `metadata_lost`)."""
+    kind = HDR_TRANSFERS.get(trc or "")
+    if kind is None:
+        return None
+    png = png_writes_cicp()  # PNG keeps the colour tags (cICP) where this FFmpeg writes them
+    kept = f"video outputs{' and PNG images' * png} keep the colour tags, {'other images' if png else 'images'} do not"
+    said = f"HDR {'images' if images else 'video'} ({kind}): {kind} code values are upscaled as they are (no "
+    if not model:
+        return said + f"linearising, no tone mapping); {kept}"
+    return said + (f"linearising, no tone mapping), and DOVE was trained on SDR (BT.709) video, so highlights and "
+                   f"colours may come out altered: compare with the source; {kept}")  # fmt: skip
 
 
 def metadata_lost(
     trc: str | None, mastering: Mastering | None, light: tuple[int, int] | None, dynamic: tuple[str, ...],
     encoder: str | None,
 ) -> list[str]:  # fmt: skip
-    """What an output written by `encoder` (None: images) loses of the input's HDR metadata, one
-    warning each: static metadata it cannot carry, and dynamic metadata, which no output keeps."""
+    """What an output written by `encoder` (None: images other than PNG) loses of the input's HDR
+    metadata, one warning each: static metadata it cannot carry, and dynamic metadata, which no output keeps."""
     said = []
     static = [n for n, v in (("the mastering display", mastering), ("MaxCLL/MaxFALL", light)) if v is not None]
     if static and not carries(encoder):
-        who = "images cannot carry it" if encoder is None else f"{encoder} cannot carry it"
+        who = "these images cannot carry it" if encoder is None else f"{encoder} cannot carry it"
         said.append(f"the input's HDR10 metadata ({', '.join(static)}) is not kept: {who} ({KEEPERS})")
     if dynamic:
         base = HDR_TRANSFERS.get(trc or "")

@@ -126,6 +126,8 @@ class ImageWriter(VideoWriter):
         pf = image_pix_fmt(path, info.bit_depth, pix_fmt)
         self._pix_fmt, self._asked = pf, pix_fmt is not None
         self.codec, self.pix_fmt = encoder, pf  # as a plan reports them
+        # An HDR source's colour tags, which a PNG keeps (cICP) with its HDR10 metadata; other image formats cannot.
+        self._color = png_color_tags(info.color_primaries, info.color_trc) if encoder == "png" else None
         if warn:
             self._say_losses(info, width, height, eight_bit=hi and not pf.startswith("rgb48"))
             self._say_dropped(info, audio, subtitles)
@@ -139,8 +141,6 @@ class ImageWriter(VideoWriter):
         self._encoder, self._options = encoder, IMAGE_ENCODER_DEFAULTS.get(encoder, {}) | held | given
         if given:  # a typo said now, naming the option, not ignored
             check_encoder_options(encoder, self._options, given, width, height, pf, Fraction(25))
-        # An HDR source's colour tags, which a PNG keeps (cICP); other image formats cannot.
-        self._color = png_color_tags(info.color_primaries, info.color_trc) if encoder == "png" else None
         # An image's DPI, as its print size stays its own (PNG and TIFF by their encoders; JPEG `tagged_jpeg`)
         self._dpi = info.dpi if info.dpi and info.dpi[0] == info.dpi[1] else None
         if not self._pattern:
@@ -189,7 +189,8 @@ class ImageWriter(VideoWriter):
             log.warning("%s: %s images are written without the source's ICC profile (%s), so colour-managed "
                         "viewers show its colours as sRGB (.png and .jpg outputs keep it)", self.path,
                         self.path.suffix.lower(), icc_name(info.icc_profile))  # fmt: skip
-        for lost in metadata_lost(info.color_trc, info.mastering, info.light_level, info.dynamic_hdr, None):
+        png = "png" if self._color else None  # a PNG tagged HDR (cICP) carries it; untagged images do not
+        for lost in metadata_lost(info.color_trc, info.mastering, info.light_level, info.dynamic_hdr, png):
             log.warning("%s: %s", self.path, lost)
         if info.sample_aspect_ratio and info.sample_aspect_ratio != 1:
             sar = info.sample_aspect_ratio
@@ -244,7 +245,9 @@ class ImageWriter(VideoWriter):
             setattr(frame, name, value)
         frame.pts = 0
         data = b"".join(bytes(p) for p in [*cc.encode(frame), *cc.encode(None)])
-        if self._encoder == "png" and not self._color:  # (an HDR source's cICP says its colour instead)
+        if self._encoder == "png" and self._color:  # (an HDR source's cICP says its colour, not an ICC profile)
+            return tagged_png(data, None, self.info.mastering, self.info.light_level)
+        if self._encoder == "png":
             return tagged_png(data, self.info.icc_profile)
         return tagged_jpeg(data, self.info.icc_profile, dpi) if self._encoder == "mjpeg" else data
 

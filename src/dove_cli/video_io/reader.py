@@ -43,14 +43,15 @@ from dove_cli.video_io.formats import (
     SWS_NAMES,
     TO_RGB_FLAGS,
     TRC,
+    UNTAGGED_COLOURS,
     assumed_matrix,
+    check_untagged_colour,
     check_untagged_matrix,
     ff_round,
     ffmsg,
     is_yuv,
     look_like_videos,
     looks_like_video,
-    png_writes_cicp,
     side_data,
 )
 from dove_cli.video_io.hdr import Mastering, dynamic_hdr, light_level_of, mastering_of
@@ -65,7 +66,7 @@ from dove_cli.video_io.paths import (
     why_missing,
 )
 from dove_cli.video_io.siting import chroma_siting
-from dove_cli.video_io.stills import EXIF_TURNS, StillTags, still_tags, turned, unturned
+from dove_cli.video_io.stills import EXIF_TURNS, StillTags, png_colour, still_tags, turned, unturned
 
 log = logging.getLogger("dove_cli.video_io")
 
@@ -302,6 +303,7 @@ def open_reader(
     zero: Fraction | None = None,
     say_alpha: bool = True,
     untagged_matrix: str = "auto",
+    untagged_colour: str = "none",
     video_stream: int | None = None,
 ) -> VideoReader:
     """Open a video file, an image pattern (`frames/%06d.png`), a folder of images or one image.
@@ -329,10 +331,13 @@ def open_reader(
     of the output gives it, so that it counts as the reader of the whole output does.
     untagged_matrix: the YUV matrix of a video without one (`formats.assumed_matrix`): auto (BT.709
     for HD, BT.601 for SD, as players guess), bt601 (as FFmpeg, decord and OpenCV read it) or bt709.
+    untagged_colour: the colour of an input without colour tags (`formats.UNTAGGED_COLOURS`): none
+    (left untagged), bt709, bt2020-pq or bt2020-hlg, which fill the tags it lacks (`declared`).
     video_stream: the index of the video stream to read (`dove info` and `ffmpeg -i` number them, as
     in #2 or 0:2), for a file with several (an MPEG-TS of several programmes); None: the first.
     """
     check_untagged_matrix(untagged_matrix)
+    check_untagged_colour(untagged_colour)
     if rotate not in ("keep", "apply"):
         raise OptionError(f"rotate must be 'keep' or 'apply', not {rotate!r}")
     if deinterlace not in DEINTERLACE_MODES:
@@ -347,7 +352,8 @@ def open_reader(
             log.warning("%s: --deinterlace is for videos; images are taken as they are", path)
         if video_stream is not None and warn:
             log.warning("%s: --video-stream is for video files; images are one picture each", path)
-        reader: VideoReader = ImageReader(Path(path), files, fps=fps, rotate=rotate, warn=warn, say_alpha=say_alpha)
+        reader: VideoReader = ImageReader(Path(path), files, fps=fps, rotate=rotate, warn=warn, say_alpha=say_alpha,
+                                          untagged_colour=untagged_colour)  # fmt: skip
     else:
         if fps is not None and warn:
             log.warning("%s: fps is only used for image inputs; the video keeps its own timing", path)
@@ -361,6 +367,7 @@ def open_reader(
             warn=warn,
             say_alpha=say_alpha,
             untagged_matrix=untagged_matrix,
+            untagged_colour=untagged_colour,
             video_stream=video_stream,
         )
     if clock is not None:
@@ -374,6 +381,19 @@ def open_reader(
     if zero is not None:
         reader._origin = round(zero / reader.info.time_base)
     return reader
+
+
+def declared(info: VideoInfo, colour: str, *, yuv_matrix: bool) -> None:
+    """Fill the colour tags an input lacks from --untagged-colour (`UNTAGGED_COLOURS`; none: nothing):
+    its primaries and transfer, and with `yuv_matrix` (YUV read with --untagged-matrix auto) the matrix
+    that goes with them. Tags it has stay its own."""
+    if colour not in UNTAGGED_COLOURS:
+        return
+    primaries, trc, matrix = UNTAGGED_COLOURS[colour]
+    info.color_primaries = info.color_primaries or primaries
+    info.color_trc = info.color_trc or trc
+    if yuv_matrix and info.colorspace is None:
+        info.colorspace = matrix
 
 
 def image_inputs(path: Path) -> list[Path] | None:
@@ -758,12 +778,14 @@ class VideoReader:
         warn: bool = True,
         say_alpha: bool = True,
         untagged_matrix: str = "auto",
+        untagged_colour: str = "none",
         video_stream: int | None = None,
     ) -> None:
         check_input_file(path)
         self.path = path
         self._video_stream = video_stream
         self._untagged = untagged_matrix
+        self._untagged_colour = untagged_colour
         self._warn = warn
         self._say_alpha = say_alpha
         self.dropped_frames = 0
@@ -924,12 +946,6 @@ class VideoReader:
                 log.warning("%s: %s", self.path, said)
             if self._field_order == "auto" and (said := order_warning(self.path, self._scan)):
                 log.warning("%s", said)
-        if self._warn and info.color_trc in ("smpte2084", "arib-std-b67"):
-            png = png_writes_cicp()  # PNG keeps the colour tags (cICP) where this FFmpeg writes them
-            # (the HDR metadata besides the tags: what the output keeps of it is the writer's to say, `hdr`)
-            kept = f"video outputs{' and PNG images' * png} keep the colour tags, {'other images' if png else 'images'} do not"
-            log.warning("%s: HDR video (%s): DOVE was trained on SDR, so results may differ; %s", self.path,
-                        "PQ" if info.color_trc == "smpte2084" else "HLG", kept)  # fmt: skip
         self._expected_end = self._declared_end(tb)
         lacks = unfinished(self.path) if "matroska" in c.format.name.split(",") else []
         info.unfinished = bool(lacks)
@@ -942,6 +958,7 @@ class VideoReader:
         # its frame duration, to find stretches lost (`_check_step`); None once a step is not a whole
         # number of them (variable frame rate).
         self._step = 1 / (fps * tb) if s.average_rate and s.average_rate == s.base_rate else None
+        declared(info, self._untagged_colour, yuv_matrix=is_yuv(fmt) and self._untagged == "auto")
         # Untagged YUV: as `untagged_matrix` says (auto: as players assume it from the size).
         matrix = info.colorspace or assumed_matrix(frame.width, frame.height, self._untagged)
         self._src_matrix = SWS_MATRIX.get(matrix, Colorspace.ITU601)
@@ -1511,6 +1528,7 @@ class ImageReader(VideoReader):
         rotate: str = "keep",
         warn: bool = True,
         say_alpha: bool = True,
+        untagged_colour: str = "none",
     ) -> None:
         self.path = path
         self._say_alpha = say_alpha
@@ -1552,6 +1570,7 @@ class ImageReader(VideoReader):
         self.transparent = see_through(first)
         if self.transparent and warn and say_alpha:
             say_alpha_dropped(path)
+        colour = png_colour(files[0])  # the first image's colour chunks, as its ICC profile (a PNG's cICP: HDR)
         self.info = VideoInfo(
             path=path,
             width=w,
@@ -1576,7 +1595,12 @@ class ImageReader(VideoReader):
             pages=tags.pages,
             icc_profile=tags.icc,
             dpi=tags.dpi,
+            color_primaries=PRIMARIES.get(colour.primaries or 0),
+            color_trc=TRC.get(colour.transfer or 0),
+            mastering=colour.mastering,
+            light_level=colour.light,
         )
+        declared(self.info, untagged_colour, yuv_matrix=False)
         self._rgb_format = "rgb48le" if bit_depth > 8 else "rgb24"
         self.matrix = "bt601" if is_yuv(first.format) else None  # JPEG's (JFIF) and WebP's, and swscale's default
         self._first_frame: av.VideoFrame | None = first

@@ -1,15 +1,19 @@
 """What a still image's file holds besides its pixels (EXIF orientation, pages, ICC profile, DPI),
-read by Pillow from its header, and the ICC profile and DPI put back into a written PNG or JPEG
-(FFmpeg's encoders take them as frame side data, which PyAV cannot attach)."""
+read by Pillow from its header, and a PNG's colour chunks (cICP, mDCV, cLLI); the ICC profile, DPI
+and HDR10 metadata put back into a written PNG or JPEG (FFmpeg's encoders take them as frame side
+data, which PyAV cannot attach)."""
 
 from __future__ import annotations
 
 import struct
 import zlib
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
+
+from dove_cli.video_io.hdr import Mastering, mastering_from
 
 # EXIF orientation (1-8) -> how the viewer shows the stored pixels, as a display matrix says it (`VideoInfo`):
 # degrees turned counter-clockwise, then mirrored left-right or not; Pillow's ImageOps.exif_transpose does the same.
@@ -96,12 +100,71 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
-def tagged_png(data: bytes, icc: bytes | None) -> bytes:
-    """A PNG FFmpeg wrote with an iCCP chunk after its IHDR (before the pixels, as the spec asks)."""
-    if not icc:
-        return data
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@dataclass(frozen=True)
+class PngColour:
+    """A PNG's colour chunks (PNG third edition): cICP's primaries and transfer (H.273's numbers, as
+    FFmpeg's), and HDR10's static metadata: mDCV (the mastering display) and cLLI (MaxCLL, MaxFALL)."""
+
+    primaries: int | None = None
+    transfer: int | None = None
+    mastering: Mastering | None = None
+    light: tuple[int, int] | None = None
+
+
+def png_colour(file: Path) -> PngColour:
+    """`file`'s colour chunks, from those before its pixels (IDAT), where the spec puts them; none for
+    a file that is no PNG. Read here, not from FFmpeg's frame: FFmpeg also gives a PNG's sRGB, gAMA
+    and cHRM chunks as colour tags, where dove keeps such (SDR) images untagged, as viewers show them."""
+    found: dict[bytes, bytes] = {}
+    try:
+        with open(file, "rb") as f:
+            if f.read(8) != PNG_SIGNATURE:
+                return PngColour()
+            while len(head := f.read(8)) == 8:
+                size, kind = struct.unpack(">I4s", head)
+                if kind in (b"IDAT", b"IEND"):
+                    break
+                if kind.lower() in (b"cicp", b"mdcv", b"clli"):  # (drafts spelled them mDCv, cLLi)
+                    found[kind.lower()] = f.read(size)
+                    f.seek(4, 1)
+                else:
+                    f.seek(size + 4, 1)
+    except OSError:
+        return PngColour()
+    cicp, mdcv, clli = found.get(b"cicp", b""), found.get(b"mdcv", b""), found.get(b"clli", b"")
+    rgb = len(cicp) == 4 and cicp[2] == 0  # (matrix 0: RGB, as a PNG's must be)
+    mastering = None
+    if len(mdcv) == 24:
+        v = struct.unpack(">8H2I", mdcv)  # red, green, blue, white xy in 0.00002; max, min in 0.0001 cd/m²
+        mastering = mastering_from([Fraction(x, 50000) for x in v[:8]] + [Fraction(v[9], 10000), Fraction(v[8], 10000)])
+    light = struct.unpack(">2I", clli) if len(clli) == 8 else None  # in 0.0001 cd/m²
+    return PngColour(
+        primaries=cicp[0] if rgb else None,
+        transfer=cicp[1] if rgb else None,
+        mastering=mastering,
+        light=(round(light[0] / 10000), round(light[1] / 10000)) if light else None,
+    )
+
+
+def tagged_png(
+    data: bytes, icc: bytes | None, mastering: Mastering | None = None, light: tuple[int, int] | None = None
+) -> bytes:
+    """A PNG FFmpeg wrote with chunks after its IHDR (before the pixels, as the spec asks) that FFmpeg
+    takes from frame side data, which PyAV cannot attach: an iCCP, and HDR10's static metadata as PNG's
+    third edition stores it, mDCV (xy in 0.00002, luminance in 0.0001 cd/m²) and cLLI (0.0001 cd/m²)."""
+    chunks = _png_chunk(b"iCCP", b"ICC Profile\0\0" + zlib.compress(icc)) if icc else b""
+    if mastering is not None:
+        m = mastering
+        xy = [round(v * 50000) for v in (*m.red, *m.green, *m.blue, *m.white)]
+        lum = round(m.max_luminance * 10000), round(m.min_luminance * 10000)
+        chunks += _png_chunk(b"mDCV", struct.pack(">8H2I", *xy, *lum))
+    if light is not None:
+        chunks += _png_chunk(b"cLLI", struct.pack(">2I", light[0] * 10000, light[1] * 10000))
     end = 8 + 8 + 13 + 4  # signature, then IHDR's length, type, 13 bytes and CRC
-    return data[:end] + _png_chunk(b"iCCP", b"ICC Profile\0\0" + zlib.compress(icc)) + data[end:]
+    return data[:end] + chunks + data[end:]
 
 
 def tagged_jpeg(data: bytes, icc: bytes | None, dpi: tuple[float, float] | None) -> bytes:

@@ -26,6 +26,7 @@ from dove_cli.video_io.formats import (
     MP4_COVERS,
     NO_LANGUAGE,
     PRIMARIES,
+    RGB_PRIMARIES_MATRIX,
     SPACE,
     SWS_MATRIX,
     TEXT_SUBTITLES,
@@ -411,8 +412,8 @@ class ContainerWriter(VideoWriter):
         self._is_rgb = self._fmt.is_rgb
         matrix, prim, trc = info.colorspace, info.color_primaries, info.color_trc
         hd = width >= 1280 or height >= 720
-        if matrix is None or matrix == "gbr":
-            matrix = assumed_matrix(width, height)
+        if matrix is None or matrix == "gbr":  # RGB (or untagged): BT.2020's for BT.2020 RGB, as HDR10 has it
+            matrix = RGB_PRIMARIES_MATRIX.get(prim or "") or assumed_matrix(width, height)
         if prim is None and trc is None and hd and info.colorspace in (None, "gbr"):
             prim, trc = "bt709", "bt709"
         # The input's range; RGB is full whatever its tag says, and becomes limited-range YUV as
