@@ -316,8 +316,8 @@ def test_a_png_tagged_hdr_by_its_cicp_is_read_as_a_videos_tags(
     assert "Content light level metadata: MaxCLL=1000, MaxFALL=400" in png, png
 
 
-def test_untagged_colour_declares_what_the_input_lacks_and_bt2020_rgb_gets_its_matrix(tmp_path: Path) -> None:
-    """A TIFF sequence (no colour tags) could not be said to be PQ. --untagged-colour bt2020-pq tags it, and
+def test_untagged_color_declares_what_the_input_lacks_and_bt2020_rgb_gets_its_matrix(tmp_path: Path) -> None:
+    """A TIFF sequence (no colour tags) could not be said to be PQ. --untagged-color bt2020-pq tags it, and
     its RGB becomes YUV by BT.2020's matrix (it was BT.601's, by the size): a flat colour's Y, Cb, Cr
     against BT.2020's equations. An untagged video gets the matrix too, unless --untagged-matrix names one;
     a tag the input has stays its own."""
@@ -331,7 +331,7 @@ def test_untagged_colour_declares_what_the_input_lacks_and_bt2020_rgb_gets_its_m
     )
     src = tmp_path / "in" / "%02d.tif"
     out = tmp_path / "out.mkv"
-    with open_reader(src, warn=False, untagged_colour="bt2020-pq") as reader:
+    with open_reader(src, warn=False, untagged_color="bt2020-pq") as reader:
         with open_writer(out, reader.info, 32, 24, codec="ffv1", pix_fmt="yuv444p10le") as writer:
             for frame in reader:
                 writer.write(frame.rgb, frame.pts)
@@ -353,7 +353,7 @@ def test_untagged_colour_declares_what_the_input_lacks_and_bt2020_rgb_gets_its_m
         (plain, "bt601", ("bt2020", "arib-std-b67", None)),
         (notrc, "auto", ("bt709", "arib-std-b67", "bt709")),
     ):
-        with open_reader(path, warn=False, untagged_colour="bt2020-hlg", untagged_matrix=matrix) as reader:
+        with open_reader(path, warn=False, untagged_color="bt2020-hlg", untagged_matrix=matrix) as reader:
             i = reader.info
             assert (i.color_primaries, i.color_trc, i.colorspace) == want_tags, (path, matrix)
 
@@ -366,5 +366,5 @@ def test_colour_codec_options_are_refused(tmp_path: Path) -> None:
     with pytest.raises(OptionError, match=r"^--codec-option colorspace: dove tags the output with the input's colour "
                        r"and converts its pixels to match .*--untagged-matrix"):  # fmt: skip
         check_options(UpscaleOptions(codec_options={"crf": "18", "colorspace": "bt2020nc"}))
-    with pytest.raises(OptionError, match=r"^--codec-option color_trc: .*--untagged-colour \(bt709, bt2020-pq"):
+    with pytest.raises(OptionError, match=r"^--codec-option color_trc: .*--untagged-color \(bt709, bt2020-pq"):
         check_options(UpscaleOptions(codec_options={"color_trc": "smpte2084"}))

@@ -49,7 +49,7 @@ FILE_ONLY = {
     "video_stream": "the frames are one video already",
     "container": "no file is written",
     "untagged_matrix": "the frames are RGB already: nothing is converted from YUV",
-    "untagged_colour": "no file's colour tags are read or written",
+    "untagged_color": "no file's colour tags are read or written",
     "ray": "Ray workers read and write files: use upscale() with a file",
     "workers": "Ray workers read and write files: use upscale() with a file",
 }

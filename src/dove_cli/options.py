@@ -36,7 +36,7 @@ Quantize = Literal["none", "int8", "nf4", "fp8"]
 Compile = Literal["off", "transformer", "all"]
 Attention = Literal["auto", "flash", "efficient", "cudnn", "math"]
 UntaggedMatrix = Literal["auto", "bt601", "bt709"]
-UntaggedColour = Literal["none", "bt709", "bt2020-pq", "bt2020-hlg"]  # (formats.UNTAGGED_COLOURS)
+UntaggedColor = Literal["none", "bt709", "bt2020-pq", "bt2020-hlg"]  # (formats.UNTAGGED_COLORS)
 # --untagged-matrix, as `dove upscale` and `dove eval` both take it
 UNTAGGED_MATRIX_HELP = ("How YUV video without a matrix tag is read: auto (BT.709 for HD, BT.601 for SD, as players "
                         "guess), or bt601 (as FFmpeg, decord and OpenCV read it, and so the authors' scripts) or "
@@ -44,11 +44,11 @@ UNTAGGED_MATRIX_HELP = ("How YUV video without a matrix tag is read: auto (BT.70
 
 # The colour settings of FFmpeg's encoders, which dove sets from the input so that tags and pixels agree
 # (as --codec-option they tagged the output with a colour its pixels were not converted to), and what to use.
-_TAGS = "give an untagged input's colour with --untagged-colour (bt709, bt2020-pq, bt2020-hlg)"
+_TAGS = "give an untagged input's colour with --untagged-color (bt709, bt2020-pq, bt2020-hlg)"
 COLOUR_CODEC_OPTIONS = {
     "color_primaries": _TAGS,
     "color_trc": _TAGS,
-    "colorspace": "give an untagged input's matrix with --untagged-matrix, or all its colour with --untagged-colour",
+    "colorspace": "give an untagged input's matrix with --untagged-matrix, or all its colour with --untagged-color",
     "color_range": "the output keeps the input's range (RGB becomes limited-range YUV); --pix-fmt yuvj420p writes "
     "full range",
 }
@@ -219,7 +219,7 @@ class UpscaleOptions:
     untagged_matrix: UntaggedMatrix = option(
         "auto", UNTAGGED_MATRIX_HELP + " --parity reads bt601 unless this is given."
     )
-    untagged_colour: UntaggedColour = option(
+    untagged_color: UntaggedColor = option(
         "none", "The colour of an input without colour tags (a TIFF or DPX sequence, an untagged video): bt709, "
         "bt2020-pq (HDR10) or bt2020-hlg, which fills each tag it lacks, the primaries, the transfer and (YUV "
         "video, unless --untagged-matrix is given) the matrix; the output is tagged and converted as for an input "
@@ -321,7 +321,7 @@ class UpscaleKeywords(TypedDict, total=False):
     ignore_decode_errors: bool
     video_stream: int | str | None
     untagged_matrix: UntaggedMatrix
-    untagged_colour: UntaggedColour
+    untagged_color: UntaggedColor
     preview: str | None
     crop: str | None
     codec: str | None

@@ -503,7 +503,7 @@ def probe_input(
         return geometry.cropped_info(input.info, opts), said, opts
     with held_warnings(said), video_io.open_reader(input, fps=opts.fps, rotate=opts.rotate, deinterlace=opts.deinterlace,
                                                    field_order=opts.field_order, untagged_matrix=opts.untagged_matrix,
-                                                   untagged_colour=opts.untagged_colour,
+                                                   untagged_color=opts.untagged_color,
                                                    video_stream=opts.video_stream) as probe:  # fmt: skip
         info = probe.info
         if hdr := video_io.hdr_warning(info.color_trc, info.is_images, model=opts.model != "bilinear"):
@@ -768,7 +768,7 @@ def open_frames(
                               ignore_decode_errors=opts.ignore_decode_errors, deinterlace=opts.deinterlace,
                               field_order=info.field_order or opts.field_order,  # (the probe's: scanned once)
                               clock=video_io.output_clock(output, info.time_base), zero=zero,
-                              untagged_matrix=opts.untagged_matrix, untagged_colour=opts.untagged_colour,
+                              untagged_matrix=opts.untagged_matrix, untagged_color=opts.untagged_color,
                               video_stream=opts.video_stream)  # fmt: skip
     if part is None:
         with video_io.open_reader(input, start=start, duration=duration, **kw) as reader:

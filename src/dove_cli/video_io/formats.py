@@ -303,10 +303,10 @@ def check_untagged_matrix(untagged: str) -> None:
         raise OptionError(f"--untagged-matrix {untagged!r} is not one of: auto, {', '.join(UNTAGGED_MATRICES)}")
 
 
-# What --untagged-colour declares an input without colour tags to be: (primaries, transfer, the YUV
+# What --untagged-color declares an input without colour tags to be: (primaries, transfer, the YUV
 # matrix that goes with them), FFmpeg's names. Tags the input has are its own; each one missing is
 # taken from here (an untagged YUV matrix too, unless --untagged-matrix names one).
-UNTAGGED_COLOURS = {
+UNTAGGED_COLORS = {
     "bt709": ("bt709", "bt709", "bt709"),
     "bt2020-pq": ("bt2020", "smpte2084", "bt2020nc"),
     "bt2020-hlg": ("bt2020", "arib-std-b67", "bt2020nc"),
@@ -316,10 +316,10 @@ UNTAGGED_COLOURS = {
 RGB_PRIMARIES_MATRIX = {"bt2020": "bt2020nc"}
 
 
-def check_untagged_colour(colour: str) -> None:
-    """One line for a value --untagged-colour does not take (a Python caller's)."""
-    if colour not in ("none", *UNTAGGED_COLOURS):
-        raise OptionError(f"--untagged-colour {colour!r} is not one of: none, {', '.join(UNTAGGED_COLOURS)}")
+def check_untagged_color(colour: str) -> None:
+    """One line for a value --untagged-color does not take (a Python caller's)."""
+    if colour not in ("none", *UNTAGGED_COLORS):
+        raise OptionError(f"--untagged-color {colour!r} is not one of: none, {', '.join(UNTAGGED_COLORS)}")
 
 
 def assumed_matrix(width: int, height: int, untagged: str = "auto") -> str:

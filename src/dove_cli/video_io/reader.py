@@ -43,9 +43,9 @@ from dove_cli.video_io.formats import (
     SWS_NAMES,
     TO_RGB_FLAGS,
     TRC,
-    UNTAGGED_COLOURS,
+    UNTAGGED_COLORS,
     assumed_matrix,
-    check_untagged_colour,
+    check_untagged_color,
     check_untagged_matrix,
     ff_round,
     ffmsg,
@@ -303,7 +303,7 @@ def open_reader(
     zero: Fraction | None = None,
     say_alpha: bool = True,
     untagged_matrix: str = "auto",
-    untagged_colour: str = "none",
+    untagged_color: str = "none",
     video_stream: int | None = None,
 ) -> VideoReader:
     """Open a video file, an image pattern (`frames/%06d.png`), a folder of images or one image.
@@ -331,13 +331,13 @@ def open_reader(
     of the output gives it, so that it counts as the reader of the whole output does.
     untagged_matrix: the YUV matrix of a video without one (`formats.assumed_matrix`): auto (BT.709
     for HD, BT.601 for SD, as players guess), bt601 (as FFmpeg, decord and OpenCV read it) or bt709.
-    untagged_colour: the colour of an input without colour tags (`formats.UNTAGGED_COLOURS`): none
+    untagged_color: the colour of an input without colour tags (`formats.UNTAGGED_COLORS`): none
     (left untagged), bt709, bt2020-pq or bt2020-hlg, which fill the tags it lacks (`declared`).
     video_stream: the index of the video stream to read (`dove info` and `ffmpeg -i` number them, as
     in #2 or 0:2), for a file with several (an MPEG-TS of several programmes); None: the first.
     """
     check_untagged_matrix(untagged_matrix)
-    check_untagged_colour(untagged_colour)
+    check_untagged_color(untagged_color)
     if rotate not in ("keep", "apply"):
         raise OptionError(f"rotate must be 'keep' or 'apply', not {rotate!r}")
     if deinterlace not in DEINTERLACE_MODES:
@@ -353,7 +353,7 @@ def open_reader(
         if video_stream is not None and warn:
             log.warning("%s: --video-stream is for video files; images are one picture each", path)
         reader: VideoReader = ImageReader(Path(path), files, fps=fps, rotate=rotate, warn=warn, say_alpha=say_alpha,
-                                          untagged_colour=untagged_colour)  # fmt: skip
+                                          untagged_color=untagged_color)  # fmt: skip
     else:
         if fps is not None and warn:
             log.warning("%s: fps is only used for image inputs; the video keeps its own timing", path)
@@ -367,7 +367,7 @@ def open_reader(
             warn=warn,
             say_alpha=say_alpha,
             untagged_matrix=untagged_matrix,
-            untagged_colour=untagged_colour,
+            untagged_color=untagged_color,
             video_stream=video_stream,
         )
     if clock is not None:
@@ -384,12 +384,12 @@ def open_reader(
 
 
 def declared(info: VideoInfo, colour: str, *, yuv_matrix: bool) -> None:
-    """Fill the colour tags an input lacks from --untagged-colour (`UNTAGGED_COLOURS`; none: nothing):
+    """Fill the colour tags an input lacks from --untagged-color (`UNTAGGED_COLORS`; none: nothing):
     its primaries and transfer, and with `yuv_matrix` (YUV read with --untagged-matrix auto) the matrix
     that goes with them. Tags it has stay its own."""
-    if colour not in UNTAGGED_COLOURS:
+    if colour not in UNTAGGED_COLORS:
         return
-    primaries, trc, matrix = UNTAGGED_COLOURS[colour]
+    primaries, trc, matrix = UNTAGGED_COLORS[colour]
     info.color_primaries = info.color_primaries or primaries
     info.color_trc = info.color_trc or trc
     if yuv_matrix and info.colorspace is None:
@@ -778,14 +778,14 @@ class VideoReader:
         warn: bool = True,
         say_alpha: bool = True,
         untagged_matrix: str = "auto",
-        untagged_colour: str = "none",
+        untagged_color: str = "none",
         video_stream: int | None = None,
     ) -> None:
         check_input_file(path)
         self.path = path
         self._video_stream = video_stream
         self._untagged = untagged_matrix
-        self._untagged_colour = untagged_colour
+        self._untagged_color = untagged_color
         self._warn = warn
         self._say_alpha = say_alpha
         self.dropped_frames = 0
@@ -958,7 +958,7 @@ class VideoReader:
         # its frame duration, to find stretches lost (`_check_step`); None once a step is not a whole
         # number of them (variable frame rate).
         self._step = 1 / (fps * tb) if s.average_rate and s.average_rate == s.base_rate else None
-        declared(info, self._untagged_colour, yuv_matrix=is_yuv(fmt) and self._untagged == "auto")
+        declared(info, self._untagged_color, yuv_matrix=is_yuv(fmt) and self._untagged == "auto")
         # Untagged YUV: as `untagged_matrix` says (auto: as players assume it from the size).
         matrix = info.colorspace or assumed_matrix(frame.width, frame.height, self._untagged)
         self._src_matrix = SWS_MATRIX.get(matrix, Colorspace.ITU601)
@@ -1528,7 +1528,7 @@ class ImageReader(VideoReader):
         rotate: str = "keep",
         warn: bool = True,
         say_alpha: bool = True,
-        untagged_colour: str = "none",
+        untagged_color: str = "none",
     ) -> None:
         self.path = path
         self._say_alpha = say_alpha
@@ -1600,7 +1600,7 @@ class ImageReader(VideoReader):
             mastering=colour.mastering,
             light_level=colour.light,
         )
-        declared(self.info, untagged_colour, yuv_matrix=False)
+        declared(self.info, untagged_color, yuv_matrix=False)
         self._rgb_format = "rgb48le" if bit_depth > 8 else "rgb24"
         self.matrix = "bt601" if is_yuv(first.format) else None  # JPEG's (JFIF) and WebP's, and swscale's default
         self._first_frame: av.VideoFrame | None = first
