@@ -35,6 +35,7 @@ from media import (
     make_programmes_ts,
     ordered_copy,
     packet_md5,
+    raw_rgb,
 )
 
 
@@ -1899,3 +1900,27 @@ def test_degrade_gives_no_advice_for_options_it_lacks(tmp_path, capsys, caplog):
     code, _, err = run(["degrade", str(clip), "-o", str(out), "--frames", "2"], capsys)
     assert code == 0 and "WARNING" not in err and not caplog.records, (err, caplog.text)
     assert "yuv420p" in ffinfo(out).video().text
+
+
+def test_a_12_bit_master_stays_12_bit_in_ffv1_and_a_10_bit_codec_says_what_it_drops(tmp_path, capsys, caplog):
+    """A 12-bit source was written at 10 bits even by the lossless ffv1. Now ffv1 keeps 12 bits (at
+    --scale 1, the same 12-bit codes as the source, as ffmpeg decodes both), and HEVC Main 10 (its
+    default; x265 writes 12 bits too) says once, before the run, what it drops and what keeps it."""
+    src = make_clip(tmp_path / "m12.mkv", frames=2, codec="ffv1", pix_fmt="yuv444p12le",  # codes a 10-bit file cannot hold
+                    vf="format=yuv444p12le,geq=lum='1000+7*X+5*Y':cb='2000+3*X':cr='2100-3*Y'")  # fmt: skip
+    argv = ["--model", "bilinear", "--scale", "1", "-q"]
+    code, _, err = run(["upscale", str(src), "-o", str(tmp_path / "keep.mkv"), "--codec", "ffv1", *argv], capsys)
+    assert code == 0, err
+    with av.open(str(tmp_path / "keep.mkv")) as c:
+        assert c.streams.video[0].codec_context.format.name == "yuv444p12le"
+    codes = [np.frombuffer(raw_rgb(f, "yuv444p12le"), "<u2").astype(int) for f in (src, tmp_path / "keep.mkv")]
+    assert len(codes[0]) == 2 * 3 * 64 * 48 and np.abs(codes[1] - codes[0]).max() <= 1
+    assert len(set(codes[0] % 4)) == 4  # (a 10-bit output would be off by up to 2)
+    caplog.set_level(logging.WARNING)
+    out = tmp_path / "main10.mkv"
+    code, _, err = run(["upscale", str(src), "-o", str(out), "--codec", "hevc", *argv], capsys)
+    assert code == 0, err
+    said = (f"{out}: the source is 12-bit but the output (yuv420p10le) is 10-bit, hevc's default; --pix-fmt "
+            "yuv420p12le keeps 12 bits (few players decode it), --codec ffv1 (.mkv) keeps them losslessly")  # fmt: skip
+    assert [m for m in caplog.messages if "-bit" in m] == [said]
+    assert "hevc (Main 10)" in ffinfo(out).video().text

@@ -1275,6 +1275,25 @@ def test_8_bit_hdr_is_said_even_when_asked_for(
     assert "yuv420p(tv, bt2020nc/bt2020/smpte2084" in ffinfo(tmp_path / "pq8.mkv").video().text
 
 
+def test_a_16_bit_source_keeps_16_bits_in_ffv1_and_prores_says_its_10(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """ffv1 writes a 16-bit source at 16 bits unasked; prores_ks takes 10 bits at most: said, naming
+    ffv1; a depth asked for with --pix-fmt is the user's choice, said nothing."""
+    src = make_clip(tmp_path / "m16.mkv", frames=1, codec="ffv1", pix_fmt="yuv444p16le",
+                    vf="format=yuv444p16le,geq=lum='20000+301*X+7*Y':cb='32768+X':cr='32768-Y'")  # fmt: skip
+    with caplog.at_level(logging.WARNING):
+        roundtrip(src, tmp_path / "keep.mkv", codec="ffv1")
+        roundtrip(src, tmp_path / "asked.mkv", codec="ffv1", pix_fmt="yuv444p10le")
+        roundtrip(src, tmp_path / "pro.mov", codec="prores", preset="4444")
+    assert caplog.messages == [
+        f"{tmp_path / 'pro.mov'}: the source is 16-bit but the output (yuv444p10le) is 10-bit, the most this "
+        "FFmpeg's prores_ks writes; --codec ffv1 (.mkv) keeps them losslessly"
+    ]
+    assert "ffv1, yuv444p16le" in ffinfo(tmp_path / "keep.mkv").video().text
+    assert "ffv1, yuv444p10le" in ffinfo(tmp_path / "asked.mkv").video().text
+
+
 def cues(path: Path) -> list[tuple[Fraction, Fraction, str]]:
     """Subtitle cues (start, end, text) as ffmpeg decodes them, timed from the first video frame."""
     srt = ffmpeg("-copyts", "-i", path, "-map", "0:s", "-f", "srt", "-").stdout

@@ -76,9 +76,9 @@ class _CannotResume(Exception):
 WORK_SUFFIX = ".dove-work"
 JOURNAL = "journal.jsonl"  # line 1: the run (fingerprint, plan); then one line per closed segment
 LOCK = "lock"  # flock-ed by the run using the folder; holds its pid
-VERSION = 4  # segments of two versions do not mix. 4: HDR10 metadata and the chroma siting in the stream,
-# HEVC for HDR in .ts (3: HDR sources' default codec is HEVC, tagged hvc1 in MOV; 2: x264 segments with
-# frame threads; 1: slices)
+VERSION = 5  # segments of two versions do not mix. 5: ffv1 at a 12- to 16-bit source's depth (was 10 bits);
+# 4: HDR10 metadata and the chroma siting in the stream, HEVC for HDR in .ts (3: HDR sources' default codec
+# is HEVC, tagged hvc1 in MOV; 2: x264 segments with frame threads; 1: slices)
 # A segment closes at the first window boundary at least this many frames after its start. Each
 # segment starts with a keyframe: at the default --chunk 33 (stride 25) that is one segment per
 # window, about 0.5-2.5 % more bytes than one long GOP, and a resume redoes at most one window

@@ -222,7 +222,9 @@ class CodecSpec:
     """Sensible defaults for one output codec; `pix_fmt_hi` is used for >8-bit sources. `pix_fmts`:
     the formats it may write where fewer than its encoder takes (a ProRes profile's, `profile_spec`).
     `rgb`: a lossless codec's RGB formats (8-bit, deeper), in which an RGB source stays RGB
-    (`default_pix_fmt`): as YUV 4:4:4 it would lose a few levels."""
+    (`default_pix_fmt`): as YUV 4:4:4 it would lose a few levels. `keeps_depth`: a lossless codec,
+    whose output is a master: a source deeper than `pix_fmt_hi` keeps its depth (12, 14, 16 bits)
+    there, where a delivery codec stays at the 10 bits players decode."""
 
     encoder: str
     pix_fmt: str
@@ -231,6 +233,7 @@ class CodecSpec:
     preset: str | None = None
     pix_fmts: tuple[str, ...] = ()
     rgb: tuple[str, str] | None = None
+    keeps_depth: bool = False
 
 
 CODECS: dict[str, CodecSpec] = {
@@ -238,7 +241,7 @@ CODECS: dict[str, CodecSpec] = {
     "hevc": CodecSpec("libx265", "yuv420p", "yuv420p10le", crf=18, preset="medium"),
     "av1": CodecSpec("libsvtav1", "yuv420p", "yuv420p10le", crf=24, preset="8"),
     "vp9": CodecSpec("libvpx-vp9", "yuv420p", "yuv420p10le", crf=24, preset="good"),
-    "ffv1": CodecSpec("ffv1", "yuv444p", "yuv444p10le", rgb=("bgr0", "gbrp16le")),
+    "ffv1": CodecSpec("ffv1", "yuv444p", "yuv444p10le", rgb=("bgr0", "gbrp16le"), keeps_depth=True),
     "prores": CodecSpec("prores_ks", "yuv422p10le", "yuv422p10le", preset="hq"),
     "png": CodecSpec("png", "rgb24", "rgb48be"),
     # NVIDIA's hardware encoders: the CPU stays free for decoding and blending; quality per bit is
@@ -529,18 +532,57 @@ def choose_pix_fmt(
         pf = full
     if warn and not requested and (coarser := chroma_lost(source, pf, supported)):
         log.warning("%s: %s", path, coarser)
+    if warn and not requested and (shallower := depth_capped(name, spec, source, pf, supported)):
+        log.warning("%s: %s", path, shallower)
     return pf
 
 
 def default_pix_fmt(spec: CodecSpec, high: bool, source: str, supported: set[str]) -> str:
-    """What a codec writes unasked: its 8-bit or deeper format (`high`); an RGB `source` with a
+    """What a codec writes unasked: its 8-bit or deeper format (`high`), at the `source`'s depth for
+    a codec that keeps it (`keeps_depth`: ffv1 yuv444p12le for 12 bits); an RGB `source` with a
     lossless codec that holds RGB (`spec.rgb`: ffv1) stays RGB, in its own format where the encoder
     takes it (gbrp10le), else in the codec's (an 8-bit gbrp capture: bgr0; alpha is not kept)."""
     if spec.rgb and is_rgb(source):
         if source in supported and len(av.VideoFormat(source).components) == 3:
             return source
         return spec.rgb[1] if high else spec.rgb[0]
-    return spec.pix_fmt_hi if high and spec.pix_fmt_hi in supported else spec.pix_fmt
+    if not (high and spec.pix_fmt_hi in supported):
+        return spec.pix_fmt
+    return deeper(spec.pix_fmt_hi, bits(source), supported) if spec.keeps_depth else spec.pix_fmt_hi
+
+
+# What dove's frames carry between reader and writer: 16-bit RGB for any source deeper than 8 bits.
+PIPELINE_BITS = 16
+
+
+def bits(pix_fmt: str) -> int:
+    """The bits per channel of a pixel format (its deepest component's)."""
+    return max(c.bits for c in av.VideoFormat(pix_fmt).components)
+
+
+def deeper(pf: str, depth: int, supported: set[str]) -> str:
+    """`pf` (yuv444p10le) at the shallowest of 12, 14 and 16 bits that holds `depth` and the encoder
+    takes (yuv444p12le for 12 bits), its deepest for more; `pf` itself where it holds `depth`."""
+    if bits(pf) >= depth:
+        return pf
+    fits = [f for d in (12, 14, 16) if (f := re.sub(r"\d+le$", f"{d}le", pf)) in supported]
+    return next((f for f in fits if bits(f) >= depth), fits[-1] if fits else pf)
+
+
+def depth_capped(name: str, spec: CodecSpec, source: str, pf: str, supported: set[str]) -> str | None:
+    """The warning for a source deeper than codec `name`'s format `pf` of more than 8 bits (a 12-bit
+    master written at HEVC's Main 10), naming a --pix-fmt of `pf`'s layout that keeps the depth where
+    the encoder takes one (not the default: few players decode it), and ffv1, which keeps it
+    losslessly; None where nothing is lost (8-bit outputs: `depth_lost`)."""
+    src, out = min(bits(source), PIPELINE_BITS), bits(pf)
+    if out <= 8 or out >= src:
+        return None
+    ffv1 = "--codec ffv1 (.mkv) keeps them losslessly"
+    if bits(keep := deeper(pf, src, supported)) > out:
+        how = f"{name}'s default; --pix-fmt {keep} keeps {bits(keep)} bits (few players decode it), {ffv1}"
+    else:
+        how = f"the most this FFmpeg's {spec.encoder} writes; {ffv1}"
+    return f"the source is {src}-bit but the output ({pf}) is {out}-bit, {how}"
 
 
 def depth_lost(spec: CodecSpec, pf: str, hdr: str | None, supported: set[str]) -> str:
