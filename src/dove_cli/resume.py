@@ -76,7 +76,8 @@ class _CannotResume(Exception):
 WORK_SUFFIX = ".dove-work"
 JOURNAL = "journal.jsonl"  # line 1: the run (fingerprint, plan); then one line per closed segment
 LOCK = "lock"  # flock-ed by the run using the folder; holds its pid
-VERSION = 5  # segments of two versions do not mix. 5: ffv1 at a 12- to 16-bit source's depth (was 10 bits);
+VERSION = 5  # segments of two versions do not mix. 5: ffv1 at a 12- to 16-bit source's depth (was 10 bits), deep YUV
+# written by the equations (`video_io.deep`: full-range 10-bit was 0.3% bright);
 # 4: HDR10 metadata and the chroma siting in the stream, HEVC for HDR in .ts (3: HDR sources' default codec
 # is HEVC, tagged hvc1 in MOV; 2: x264 segments with frame threads; 1: slices)
 # A segment closes at the first window boundary at least this many frames after its start. Each
