@@ -1,4 +1,16 @@
-"""dove: one-step diffusion video super-resolution (DOVE, NeurIPS 2025)."""
+"""dove: one-step diffusion video super-resolution (DOVE, NeurIPS 2025).
+
+The Python API (README, "Python API"); each name loads its module (and torch) on first use:
+
+    upscale(input, output, ...)          one video, image sequence or image -> UpscaleResult (dry_run=True: Plan)
+    upscale_batch(in_dir, out_dir, ...)  every video of a folder -> BatchResult of BatchItem
+    upscale_frames(frames, ...)          frames in memory ([T, H, W, 3] numpy or torch) -> frames
+    load_model(...)                      a model loaded once, for many calls' restorer=
+    discard_work(output)                 drop the saved work of an interrupted run
+    UpscaleOptions, AUTO                 the options (the keywords of the calls above)
+    Progress                             what a progress= callback is called with
+    DoveError, Interrupted               what the calls raise (each kind: dove_cli.errors)
+"""
 
 from __future__ import annotations
 
@@ -100,6 +112,12 @@ def console_main() -> None:
         sys.stderr.write("interrupted\n")
         raise SystemExit(130) from None
     main()
+
+
+def __dir__() -> list[str]:
+    """The public API (with the lazy names, which are not attributes until used) and the errors
+    module, not the helpers this module imports: what `dir()`, `help()` and tab completion show."""
+    return sorted({*__all__, "errors", *(name for name in globals() if name.startswith("__"))})
 
 
 def __getattr__(name: str) -> Any:
