@@ -19,7 +19,7 @@ import pytest
 import dove_cli
 from conftest import demo_clip
 from dove_cli.engine import BilinearModel
-from dove_cli.errors import OptionError
+from dove_cli.errors import OptionError, OutOfMemory, OutputError
 from dove_cli.options import UpscaleKeywords, UpscaleOptions
 
 CLIP = demo_clip("007.mp4")
@@ -287,8 +287,9 @@ def test_frames_in_memory_plan_counts_the_output_array(tmp_path, monkeypatch):
     monkeypatch.setattr(psutil, "virtual_memory", lambda: small)
     no_swap = psutil.swap_memory()._replace(total=0)
     monkeypatch.setattr(psutil, "swap_memory", lambda: no_swap)
-    with pytest.raises(OptionError, match=r"^this run needs about 0\.\d GiB of host memory and this machine has"):
-        dove_cli.upscale_frames(floats, model="bilinear", **WINDOWS)
+    with pytest.raises(OutOfMemory, match=r"^this run needs about 0\.\d GiB of host memory and this machine has") as e:
+        dove_cli.upscale_frames(floats, model="bilinear", **WINDOWS)  # (it was an OptionError, with --chunk)
+    assert str(e.value).endswith("a shorter chunk=, a smaller tile= or dtype='bf16' needs less"), e.value
 
 
 @pytest.mark.parametrize(
@@ -357,7 +358,7 @@ def test_every_option_is_taken_or_refused_by_frames_in_memory():
 def test_a_cancelled_call_says_what_to_call_again_and_its_saved_work_can_be_dropped(tmp_path, caplog):
     """After a cancel, the warning and Interrupted said "run the same command with --resume": in
     Python that is resume=True. A call cancelled for good had to rmtree OUTPUT.dove-work itself:
-    dove_cli.discard_work(output) drops it (refused while a run holds it)."""
+    dove_cli.discard_work(output) drops it (refused while a run holds it). Its manifest said "failed"."""
     import logging
 
     from dove_cli.errors import OutputBusy
@@ -378,7 +379,9 @@ def test_a_cancelled_call_says_what_to_call_again_and_its_saved_work_can_be_drop
 
     options = dict(model="bilinear", scale=1, codec="ffv1")
     with caplog.at_level(logging.WARNING), pytest.raises(Cancelled):
-        dove_cli.upscale(clip, out, progress=stop_after(30, Cancelled()), **options)
+        dove_cli.upscale(clip, out, progress=stop_after(30, Cancelled()), manifest=tmp_path / "run.json", **options)
+    doc = json.loads((tmp_path / "run.json").read_text())  # a stop, as Ctrl-C is (it said "failed", exit code 1)
+    assert (doc["status"], doc["exit_code"], doc["error_type"]) == ("interrupted", 130, "Interrupted")
     assert re.search(r"24 finished frames are kept in .*out\.mkv\.dove-work; call upscale\(\) again with resume=True "
                      r"to continue$", caplog.records[-1].getMessage())  # fmt: skip
     with pytest.raises(dove_cli.Interrupted) as err:
@@ -470,3 +473,77 @@ def test_the_small_api_types_import_without_torch():
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["[]", "False", "0.25", "2.0", "15.0"]
+
+
+def test_a_cancel_once_the_output_is_done_leaves_it_done(tmp_path):
+    """Raising from progress= at status "done" left the finished output with its work folder and a
+    warning to resume, and resume=True was then refused ("already exists"). "done" is said once the
+    output is whole and its work folder gone: the exception still comes out, the output is finished."""
+    import imageio_ffmpeg
+
+    from dove_cli.resume import work_folder
+    from media import make_clip
+
+    clip, out, manifest = make_clip(tmp_path / "in.mkv", frames=30), tmp_path / "out.mkv", tmp_path / "run.json"
+
+    class Cancelled(Exception):
+        pass
+
+    def cancel_when_done(p: dove_cli.Progress) -> None:
+        if p.status == "done":
+            assert out.exists() and not work_folder(out).exists()
+            raise Cancelled
+
+    with pytest.raises(Cancelled):
+        dove_cli.upscale(
+            clip, out, model="bilinear", scale=1, codec="ffv1", progress=cancel_when_done, manifest=manifest
+        )
+    assert not work_folder(out).exists() and json.loads(manifest.read_text())["status"] == "done"
+    assert imageio_ffmpeg.count_frames_and_secs(str(out))[0] == 30
+    again = dove_cli.upscale(clip, out, model="bilinear", scale=1, codec="ffv1", resume=True)
+    assert again.finished_before and again.frames == 0
+
+
+def test_dir_and_help_show_the_api():
+    """dir(dove_cli) showed the helpers the package imports (Any, logging, note) and none of the names
+    loaded on first use (upscale, ...): tab completion offered nothing for `dove_cli.up`."""
+    import pydoc
+    import rlcompleter
+
+    shown = [n for n in dir(dove_cli) if not n.startswith("_")]
+    assert set(dove_cli.__all__) - {"__version__"} <= set(shown) and not {"Any", "logging", "note"} & set(shown)
+    assert rlcompleter.Completer({"dove_cli": dove_cli}).complete("dove_cli.upscale_b", 0) == "dove_cli.upscale_batch("
+    text = pydoc.render_doc(dove_cli, renderer=pydoc.plaintext)
+    functions = text[text.index("\nFUNCTIONS\n") : text.index("\nDATA\n")]
+    assert all(f"\n    {name}(" in functions for name in ("upscale", "upscale_batch", "upscale_frames", "discard_work"))
+
+
+def test_python_messages_give_python_advice(tmp_path):
+    """From Python, an existing output said "use --overwrite", a folder run's error "(listed above)"
+    where nothing was listed; a `dove` command's say so still."""
+    from dove_cli.batch import BatchItem, BatchResult
+    from dove_cli.errors import command_line
+
+    out = tmp_path / "out.mkv"
+    out.write_bytes(b"")
+    with pytest.raises(OutputError, match=r"already exists \(use overwrite=True to replace it\)$"):
+        dove_cli.upscale(CLIP, out, model="bilinear", **FAST)
+    result = BatchResult([BatchItem(Path("a.mp4"), Path("o/a.mp4"), "failed", exit_code=2),
+                          BatchItem(Path("b.mp4"), Path("o/b.mp4"), "done")])  # fmt: skip
+    assert str(result.error()) == "1 of 2 files failed (each in BatchResult.failed, with its .error)"
+    with command_line():
+        assert str(result.error()) == "1 of 2 files failed (listed above)"
+
+
+def test_an_output_folder_takes_the_inputs_name_as_dove_does(tmp_path):
+    """upscale(clip, "out/") was refused ("is a folder; give a file name") where `dove upscale clip -o
+    out/` writes out/NAME. A Path cannot end in "/": the error for one without an extension offered
+    "a folder (outdir/)", which a Path cannot say."""
+    made = dove_cli.upscale(CLIP, f"{tmp_path / 'new'}/", model="bilinear", **FAST).output
+    there = dove_cli.upscale(CLIP, tmp_path / "new", model="bilinear", overwrite=True, **FAST).output
+    assert made == there == tmp_path / "new" / "007.mp4" and made.is_file()
+    with pytest.raises(OutputError) as err:
+        dove_cli.upscale(CLIP, tmp_path / "x", model="bilinear", **FAST)
+    assert str(err.value).endswith(
+        f"or a folder: an existing one, or the text '{tmp_path / 'x'}/' (a Path drops its slash)"
+    )

@@ -207,7 +207,7 @@ def test_an_output_is_skipped_only_while_its_input_is_the_file_that_made_it(tmp_
         rf"{re.escape(str(out / 'tape.mkv'))}: its input has changed since it was made on \d{{4}}-\d\d-\d\d \d\d:\d\d "
         rf"\(then {made.st_size:,} bytes, modified [-\d: ]+; tape.mkv is now {(moved / 'tape.mkv').stat().st_size:,} "
         rf"bytes, modified [-\d: ]+\); it was made from {re.escape(str(tmp_path / 'in' / 'tape.mkv'))}; delete it, "
-        r"or use --overwrite \(which redoes every file\), to redo it", error or ""), error  # fmt: skip
+        r"or use overwrite=True \(which redoes every file\), to redo it", error or ""), error  # fmt: skip
     stale, yellow = raw_rgb(out / "tape.mkv")[:3], raw_rgb(moved / "tape.mkv")[:3]
     assert stale != yellow and stale[2] > 200  # still blue: left as it was, and not counted as done
     assert [i.status for i in upscale_batch(moved, out, overwrite=True, **OPTS).items] == ["done"]
@@ -221,7 +221,7 @@ def test_an_output_is_skipped_only_while_its_input_is_the_file_that_made_it(tmp_
     _flat(out / "short.mkv", "red", frames=3)
     assert [(i.status, i.error) for i in plan_batch(moved, out)] == [
         ("failed", f"{out / 'short.mkv'}: exists but its video is 0.1 s of 0.2 s (a --preview, or cut off?); delete it, "
-                   "or use --overwrite (which redoes every file), to redo it"),
+                   "or use overwrite=True (which redoes every file), to redo it"),
         ("skipped", None)]  # fmt: skip
     ts = tmp_path / "ts"  # MPEG-TS: its length reads two frames short (no packet durations, H.264's B-frame delay)
     ts.mkdir()
@@ -486,11 +486,13 @@ def test_a_folder_stopped_while_its_model_loads_names_the_file_in_the_manifest(t
     assert (entry["status"], entry["error"]) == ("interrupted", "interrupted")
 
 
-def test_an_exception_from_the_callers_progress_stops_the_folder(tmp_path):
+def test_an_exception_from_the_callers_progress_stops_the_folder(tmp_path, caplog):
     """A GUI cancels by raising its own exception from progress=: it was caught as the file's failure
     (exit code 1, "a bug"), and every later file was started and "failed" the same way. Now it ends
-    the folder run, raised as it was, with the file it stopped in left as a stopped file is (nothing
-    kept: no segment was closed); a file's own failure before it still moved on to the next."""
+    the folder run, raised as it was, with the file it stopped in left as a stopped file is; a file's
+    own failure before it still moved on to the next. That file and the manifest said "failed", exit
+    code 1, as for a bug: a cancel is a stop, as Ctrl-C is. Stopped at "joining segments", the last
+    segment (all 6 frames here) was dropped: it is closed before that call now, and kept."""
 
     class Cancelled(Exception):
         pass
@@ -503,21 +505,28 @@ def test_an_exception_from_the_callers_progress_stops_the_folder(tmp_path):
     cancel = Cancelled("the user pressed Cancel")
 
     def progress(p):
-        if p.frames_done >= 2:
+        if p.status == "joining segments":
             raise cancel
 
     seen = []
+    manifest = tmp_path / "run.json"
     with pytest.raises(Cancelled) as err:
         upscale_batch(src, out, progress=progress, on_file=lambda i, item: seen.append((item.input.name, item.status)),
-                      **OPTS)  # fmt: skip
+                      manifest=manifest, **OPTS)  # fmt: skip
     assert err.value is cancel
     assert seen == [
         ("a.mp4", "running"),
         ("a.mp4", "failed"),
         ("b.mp4", "running"),
-        ("b.mp4", "failed"),
+        ("b.mp4", "interrupted"),
     ]  # its row ends
-    assert not out.exists()  # b.mp4 stopped (no work folder kept), c.mp4 not started: the folder made is removed
+    assert sorted(p.name for p in out.iterdir()) == ["b.mp4.dove-work"]  # b.mp4 stopped, c.mp4 not started
+    assert caplog.records[-1].getMessage().startswith(f"6 finished frames are kept in {out / 'b.mp4.dove-work'}; ")
+    doc = json.loads(manifest.read_text())
+    assert (doc["status"], doc["exit_code"], doc["error_type"]) == ("interrupted", 130, "Interrupted")
+    assert [(f["status"], f["error_type"]) for f in doc["files"]] == [
+        ("failed", "InputError"), ("interrupted", "Interrupted"), ("not started", None)]  # fmt: skip
+    assert doc["files"][1]["error"] == f"{src / 'b.mp4'}: stopped by progress= (Cancelled: the user pressed Cancel)"
 
 
 def test_a_folder_runs_advice_names_the_folder_call_in_the_callers_words(tmp_path, caplog):

@@ -604,7 +604,7 @@ def test_an_output_without_extension_says_what_to_give(tmp_path, capsys, monkeyp
     input_name = str(demo_clip("002.mp4")) if source == "CLIP" else "pngs"
     output = "outpng2" if source == "CLIP" else "outpng2/"
     code, _, err = run(["upscale", input_name, "-o", output, "--model", "bilinear", "--fps", "25"], capsys)
-    said = (", an image pattern such as outpng2/%06d.png, or a folder (outdir/)" if source == "CLIP" else
+    said = (", an image pattern such as outpng2/%06d.png, or a folder (outpng2/)" if source == "CLIP" else
             " or an image pattern such as outpng2/%06d.png (a folder output takes a video input's name; images "
             "have none to give)")  # fmt: skip
     assert code == 2 and err.strip() == f"error: outpng2: no extension: give a file name such as outpng2.mp4{said}", err

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -28,10 +29,13 @@ from dove_cli.errors import (
     PartlyFailed,
     TempFailure,
     advice,
+    as_given,
+    cancelled,
     error_type,
     exit_code,
     folder_resume_hint,
     folder_run,
+    noting_cancels,
 )
 from dove_cli.logs import held_warnings
 from dove_cli.video_io.formats import codec_home, extension_holds
@@ -68,7 +72,7 @@ class BatchItem:
     """One video of a folder run, as `on_file(index, item)` sees it: "pending", "running" when its
     run starts (on_file is called then, and again when it ends), then "done", "skipped" (its output
     was there), "busy" (another dove run is writing it), "failed" (with `error`) or "interrupted"
-    (Ctrl-C or a KeyboardInterrupt from `progress`, which stops the folder; with `error`)."""
+    (Ctrl-C, or what `progress` raised: the caller's cancel, which stops the folder; with `error`)."""
 
     input: Path
     output: Path
@@ -117,13 +121,14 @@ class BatchResult:
         failed, busy = self.failed, self.count("busy")
         lasting = [item for item in failed if item.exit_code != TempFailure.exit_code]
         n, there = len(self.items), self.count("done") + self.count("skipped")
+        listed = advice("listed above", "each in BatchResult.failed, with its .error")  # (`dove` has said each)
         if lasting and not there and not busy:
-            return DoveError(f"all {len(failed)} files failed (listed above)" if len(failed) > 1 else
-                             "its 1 file failed (listed above)")  # fmt: skip
+            return DoveError(f"all {len(failed)} files failed ({listed})" if len(failed) > 1 else
+                             f"its 1 file failed ({listed})")  # fmt: skip
         if lasting:
-            return PartlyFailed(f"{len(failed)} of {n} files failed (listed above)")
+            return PartlyFailed(f"{len(failed)} of {n} files failed ({listed})")
         if failed or busy:
-            why = [f"{len(failed)} failed for want of room (listed above)"] if failed else []
+            why = [f"{len(failed)} failed for want of room ({listed})"] if failed else []
             why += [f"{busy} {'is' if busy == 1 else 'are'} being written by another dove run"] if busy else []
             return TempFailure(f"{len(failed) + busy} of {n} files are not done: {', '.join(why)}; "
                                f"{folder_resume_hint('later to finish them')}")  # fmt: skip
@@ -185,6 +190,21 @@ def walk(top: Path, skip: Path | None = None) -> Tree:
 
     visit(top)
     return tree
+
+
+def into_folder(input: str | Path, output: str | Path, container: str | None, codec: str | None) -> Path:
+    """The output of one video file given a folder (one that exists, or text that ends in /, as a Path
+    cannot): FOLDER/<the name a folder run gives it (with --container)>, as `cp` does, `dove upscale
+    a.mp4 -o out/` and upscale() alike; the writer makes a new folder. Any other output as it is."""
+    from dove_cli.options import container_name
+
+    path, input = Path(output), Path(input)
+    folder = path.is_dir() or isinstance(output, str) and output.endswith(("/", os.sep))
+    if not (folder and input.is_file() and input.suffix.lower() in FOLDER_EXTENSIONS):
+        return path
+    path = path / output_names([input], container and container_name(container), codec)[0]
+    note.info("writing %s", path)
+    return path
 
 
 def output_names(videos: list[Path], container: str | None = None, codec: str | None = None) -> list[str]:
@@ -250,7 +270,8 @@ def plan_batch(in_dir: Path, out_dir: Path, *, overwrite: bool = False, preview:
         if item.status == "pending" and item.output.exists() and not overwrite:
             item.status = "skipped"
             if why := unfinished(item.input, item.output, preview):
-                item.fail(OutputError(f"{why}; delete it, or use --overwrite (which redoes every file), to redo it"))
+                item.fail(OutputError(f"{why}; delete it, or use {as_given('overwrite', True)} (which redoes every "
+                                      "file), to redo it"))  # fmt: skip
     return items
 
 
@@ -520,9 +541,8 @@ def _upscale_here(
     model = restorer
     if model is None and any(item.status == "pending" for item in result.items):
         models.check_weights(opts)  # missing weights: one error for the folder, not one per file
-    raised: list[BaseException] = []  # what `progress` raised: the caller's, not the file's
-    if progress is not None:
-        progress = _noting_raised(progress, raised)
+    if progress is not None:  # what it raises is the caller's cancel, not the file's failure
+        progress = noting_cancels(progress)
     for index, item in enumerate(result.items):
         if item.status == "pending" and item.output.exists() and not opts.overwrite:
             item.status = "skipped"  # finished meanwhile by another dove run on the same folder
@@ -561,11 +581,16 @@ def _upscale_here(
             if on_file:
                 on_file(index, item)
             raise
-        except Exception as exc:  # noqa: BLE001 - one odd file must not stop the batch
-            if any(exc is own for own in raised):  # the caller's cancel: its row ends too, then the folder
-                item.fail(exc)
+        except BaseException as exc:  # noqa: BLE001 - one odd file must not stop the batch
+            if cancelled(exc):  # the caller's cancel, raised as it was: the file stopped as by Ctrl-C, then the folder
+                item.status, item.error = (
+                    "interrupted",
+                    f"{item.input}: stopped by progress= ({type(exc).__name__}: {exc})",
+                )
                 if on_file:
                     on_file(index, item)
+                raise
+            if not isinstance(exc, Exception):
                 raise
             if not isinstance(exc, DoveError):
                 log.debug("%s failed", item.input, exc_info=True)
@@ -577,19 +602,6 @@ def _upscale_here(
         if on_file:
             on_file(index, item)
     return model
-
-
-def _noting_raised(progress: Callable[[Progress], None], raised: list[BaseException]) -> Callable[[Progress], None]:
-    """`progress`, with what it raises added to `raised` (and raised on)."""
-
-    def call(p: Progress) -> None:
-        try:
-            progress(p)
-        except BaseException as exc:
-            raised.append(exc)
-            raise
-
-    return call
 
 
 def _refused_before_loading(item: BatchItem, opts: Any) -> bool:

@@ -55,7 +55,7 @@ from dove_cli.errors import (
     command_line,
 )
 from dove_cli.humanize import human_size, path_text, real_names
-from dove_cli.options import UNTAGGED_MATRIX_HELP, Cli, UntaggedMatrix, UpscaleOptions, container_name
+from dove_cli.options import UNTAGGED_MATRIX_HELP, Cli, UntaggedMatrix, UpscaleOptions
 from dove_cli.train.config import TrainConfig
 
 
@@ -319,19 +319,12 @@ def upscale_cmd(
 
 
 def _into_folder(input: Path, output: str, container: str | None, codec: str | None) -> Path:
-    """`-o FOLDER` (one that exists, or any ending in /) for one video file: FOLDER/<the name a
-    folder run gives it (with --container)>, as `cp` does; the writer makes a new folder."""
-    from dove_cli.batch import FOLDER_EXTENSIONS, output_names
+    """`-o FOLDER` (one that exists, or any ending in /) for one video file: batch.into_folder."""
+    from dove_cli.batch import into_folder
 
     if not output.strip():  # a script's empty "$OUT": Path("") is the current folder
         raise OptionError(f"-o {output!r}: the output name is empty")
-    path = Path(output)
-    folder = path.is_dir() or output.endswith(("/", os.sep))
-    if not (folder and input.is_file() and input.suffix.lower() in FOLDER_EXTENSIONS):
-        return path
-    path = path / output_names([input], container and container_name(container), codec)[0]
-    note.info("writing %s", path)
-    return path
+    return into_folder(input, output, container, codec)
 
 
 def _upscale_file(input: Path, output: Path, options: UpscaleOptions, quiet: bool) -> None:

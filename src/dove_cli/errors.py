@@ -5,8 +5,9 @@ was written, 4 some files of a folder failed, 75 retry later. Interrupted, which
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from typing import Any
@@ -209,22 +210,55 @@ class Interrupted(KeyboardInterrupt):
             self.exit_code = getattr(stop, "exit_code", 130)
 
 
+# Marks what the caller's own `progress=` raised (a GUI's cancel): a stop, as Ctrl-C is, not a failure of the
+# file. An attribute of the exception itself (every exception has a __dict__): no registry to keep.
+_CANCEL_MARK = "_dove_cancel"
+
+
+def noting_cancels(progress: Callable[[Any], None]) -> Callable[[Any], None]:
+    """`progress`, a Python caller's, with what it raises noted as the caller's cancel (`cancelled`) and
+    raised on as it is. A `dove` command's own bar is not a caller's: what it raises is a bug."""
+
+    def call(p: Any) -> None:
+        try:
+            progress(p)
+        except BaseException as exc:
+            if not _COMMAND_LINE.get():
+                with contextlib.suppress(AttributeError):  # (a class that refuses new attributes)
+                    setattr(exc, _CANCEL_MARK, True)
+            raise
+
+    return call
+
+
+def cancelled(error: BaseException | None) -> bool:
+    """Whether `error` is what a caller's `progress=` raised to stop the run (noting_cancels)."""
+    return getattr(error, _CANCEL_MARK, False) is True
+
+
+def is_stop(error: BaseException | None) -> bool:
+    """Ctrl-C, SIGTERM, SIGHUP (KeyboardInterrupt) or the caller's cancel: the run was stopped, not failed."""
+    return isinstance(error, KeyboardInterrupt) or cancelled(error)
+
+
 def exit_code(error: BaseException | None) -> int:
     """What `dove` exits with when `error` ends the run (0: none): a DoveError's own, a stop's (Ctrl-C 130,
-    SIGTERM 143, SIGHUP 129: errors.StopSignal), 1 for a bug."""
+    SIGTERM 143, SIGHUP 129: errors.StopSignal; the caller's cancel from `progress=` as Ctrl-C), 1 for a bug."""
     if error is None:
         return 0
     if isinstance(error, SystemExit):  # (stdout's reader gone: 141)
         return error.code if isinstance(error.code, int) else 1
     if isinstance(error, KeyboardInterrupt):
         return getattr(error, "exit_code", 130)
+    if cancelled(error):  # stopped by the caller, as by Ctrl-C
+        return Interrupted.exit_code
     return error.exit_code if isinstance(error, DoveError) else 1
 
 
 def error_type(error: BaseException | None) -> str | None:
     """What ended the run, for a script to tell apart without reading the text: the error's class
     (ModelError, InputError, OutputBusy, TempFailure, PartlyFailed, ...; a bug's own), "Interrupted" for
-    any stop (Ctrl-C, SIGTERM, SIGHUP); None when it was done."""
+    any stop (Ctrl-C, SIGTERM, SIGHUP, the caller's cancel from `progress=`); None when it was done."""
     if error is None:
         return None
-    return Interrupted.__name__ if isinstance(error, KeyboardInterrupt) else type(error).__name__
+    return Interrupted.__name__ if is_stop(error) else type(error).__name__

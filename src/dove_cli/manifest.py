@@ -38,6 +38,7 @@ from dove_cli.errors import (
     error_type,
     exit_code,
     folder_resume_hint,
+    is_stop,
     run_again,
 )
 from dove_cli.humanize import path_text, real_names, utc_time
@@ -291,8 +292,8 @@ def earlier_records(path: Path, in_dir: Path) -> dict[str, dict[str, Any]]:
 
 def stop_status(error: BaseException) -> str:
     """A run's status when `error` stopped it: Ctrl-C or SIGTERM (Interrupted is a KeyboardInterrupt)
-    is "interrupted", anything else "failed"."""
-    return "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
+    and the caller's cancel from `progress=` are "interrupted", anything else "failed"."""
+    return "interrupted" if is_stop(error) else "failed"
 
 
 def is_stdout(path: Path) -> bool:

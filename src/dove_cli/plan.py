@@ -19,7 +19,7 @@ import torch
 
 from dove_cli import release_layout
 from dove_cli.engine import TEMPORAL_PAD, DoveModel, Restorer, bnb_config, loaded_weight_bytes
-from dove_cli.errors import InputError, OptionError, advice, as_given
+from dove_cli.errors import InputError, OptionError, OutOfMemory, advice, as_given
 from dove_cli.geometry import target_size
 from dove_cli.humanize import busy_note, human_duration
 from dove_cli.options import (
@@ -329,18 +329,19 @@ HOST_MARGIN = 1.25  # a plan this far past RAM and swap together is refused, not
 def refuse_past_host_memory(plan: Plan, fitting: Callable[[int], str] | None = None) -> None:
     """Before the weights load: a plan needing clearly more host memory than the machine has, RAM and
     swap together, can only be killed (the 5B model on a CPU: 101 GiB for 33 frames of 720p), after
-    minutes of building it and with the machine's memory gone for everyone: one line instead, with
+    minutes of building it and with the machine's memory gone for everyone: OutOfMemory in one line instead, with
     `fitting`'s advice for the memory available (fitting_host_change) where the caller can re-plan."""
     has = psutil.virtual_memory().total + psutil.swap_memory().total
     if plan.est_peak_host_bytes <= HOST_MARGIN * has:  # near it, the estimate may be off: warned (below)
         return
     how = ("a CUDA GPU keeps the weights and the windows off the host" if plan.device == "cpu"
-           else "less --offload keeps the weights on the GPU")  # fmt: skip
+           else f"less {advice('--offload', 'offload=')} keeps the weights on the GPU")  # fmt: skip
     if fitting is not None:
         how = fitting(psutil.virtual_memory().available)
     else:
-        how += ", and a shorter --chunk, a smaller --tile or --dtype bf16 needs less"
-    raise OptionError(f"this run needs about {plan.est_peak_host_bytes / 2**30:.1f} GiB of host memory and this "
+        how += (f", and a shorter {advice('--chunk', 'chunk=')}, a smaller {advice('--tile', 'tile=')} or "
+                f"{as_given('dtype', 'bf16')} needs less")  # fmt: skip
+    raise OutOfMemory(f"this run needs about {plan.est_peak_host_bytes / 2**30:.1f} GiB of host memory and this "
                       f"machine has {has / 2**30:.1f} GiB (RAM and swap): it would be killed; {how}")  # fmt: skip
 
 

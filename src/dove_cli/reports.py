@@ -10,7 +10,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dove_cli.errors import OptionError, advice
+from dove_cli.errors import OptionError, advice, noting_cancels
 from dove_cli.humanize import human_range
 
 if TYPE_CHECKING:
@@ -176,12 +176,13 @@ def with_eta(progress: Callable[[Progress], None]) -> Callable[[Progress], None]
 
 
 def checked_progress(progress: Callable[[Progress], None] | None) -> Callable[[Progress], None] | None:
-    """A run's `progress=`: a function (called with the ETA filled in: `with_eta`) or None."""
+    """A run's `progress=`: a function (called with the ETA filled in: `with_eta`; what it raises noted as
+    the caller's cancel: errors.noting_cancels) or None."""
     if progress is None:
         return None
     if not callable(progress):
         raise OptionError(f"progress={progress!r}: expected a function that takes a Progress (or None)")
-    return with_eta(progress)
+    return with_eta(noting_cancels(progress))
 
 
 # StageTimer's stages, as `-v` names them for a user.

@@ -41,7 +41,16 @@ from dove_cli.blend import (
     upsampled_reference,
 )
 from dove_cli.engine import DTYPE_NAMES, BilinearModel, DoveModel, Restorer
-from dove_cli.errors import DoveError, InputError, OptionError, OutputBusy, OutputError, in_folder_run
+from dove_cli.errors import (
+    DoveError,
+    InputError,
+    Interrupted,
+    OptionError,
+    OutputBusy,
+    OutputError,
+    as_given,
+    in_folder_run,
+)
 from dove_cli.humanize import counted, gpu_of, human_range
 from dove_cli.logs import held_warnings, kept_warnings
 from dove_cli.logs import say as say_held
@@ -187,23 +196,27 @@ def upscale(
     With `ray` set (or a `cluster` from dove_cli.distributed), Ray workers share the work and the
     output is the same file.
     """
+    from dove_cli.batch import into_folder  # local: batch and this module use each other
+
     check_paths(input=input, output=output)
-    opts = with_release_file(check_options(with_overrides(options, overrides)), Path(output))
+    opts = check_options(with_overrides(options, overrides))
+    output = into_folder(input, output, opts.container, opts.codec)  # a folder (or "out/"): out/INPUT_NAME
+    opts = with_release_file(opts, output)
     progress = checked_progress(progress)
     check_not_a_folder_of_videos(input)
     if opts.ray and dry_run:  # a dry run checks what the run needs, Ray included
         from dove_cli.distributed import import_ray
 
         import_ray()
-    if not dry_run and finished_already(input, Path(output), opts):  # a cron job's `--resume`, run again: done
-        return _finished_result(input, Path(output), opts, restorer)
+    if not dry_run and finished_already(input, output, opts):  # a cron job's `--resume`, run again: done
+        return _finished_result(input, output, opts, restorer)
     if (opts.ray or cluster is not None) and not dry_run:
         from dove_cli.distributed import upscale_on_ray
 
         return upscale_on_ray(input, output, opts, cluster=cluster, progress=progress, restorer=restorer)
     seen: list[str] = []
     with kept_warnings(seen):
-        return _upscale(input, Path(output), opts, progress, restorer, dry_run, timer, seen)
+        return _upscale(input, output, opts, progress, restorer, dry_run, timer, seen)
 
 
 @overload
@@ -402,7 +415,6 @@ def _upscale(
         if manifest is not None:
             ended = True  # a manifest that cannot be written is the error: not written again below
             write_manifest(manifest, info.path, opts, result, model, result.output)
-        return result
     except BaseException as exc:  # options and output were checked: the manifest says how the run ended
         if manifest is not None and not dry_run and not ended:
             _failure_manifest(manifest, info.path, opts, plan, model, output, exc)
@@ -411,6 +423,12 @@ def _upscale(
         session.release()
         if held is not None:
             held.release()
+    if progress:  # last: the output whole at its name, its work folder gone; a cancel now has nothing to stop
+        try:  # (and comes out as raised, the finished output kept: README, "Python API")
+            progress(Progress(result.frames, result.frames, "", time.perf_counter() - t_start, "done"))
+        except KeyboardInterrupt:
+            raise Interrupted(f"{output}: interrupted once finished; the output is complete") from None
+    return result
 
 
 def finished_already(input: str | Path, output: Path, opts: UpscaleOptions) -> bool:
@@ -597,18 +615,20 @@ def _check_outputs(
         log.warning("%s; the run will be refused until it ends", busy)
     if opts.resume and not opts.overwrite and output.exists() and not resume.work_folder(output).exists():
         if dry_run and finished_already(info.path, output, opts):
-            log.warning("%s: finished already; the run will do nothing (--overwrite redoes it)", output)
+            log.warning(
+                "%s: finished already; the run will do nothing (%s redoes it)", output, as_given("overwrite", True)
+            )
         else:  # (a finished one was upscale()'s to return: finished_already)
             from dove_cli.batch import unfinished
 
             why = unfinished(Path(info.path), output, opts.preview) or f"{output}: already exists"
             raise OutputError(f"{why}, and no run into it was interrupted, so there is nothing to resume (use "
-                              "--overwrite to redo it)")  # fmt: skip
+                              f"{as_given('overwrite', True)} to redo it)")  # fmt: skip
     overwrite = opts.overwrite
     if dry_run and not overwrite:  # a plan writes no video: say what the run will need, and plan
         exists = video_io.matching_images(output) if video_io.is_pattern(output) else output.is_file()
         if exists and not opts.resume:
-            log.warning("%s: already exists; the run will need --overwrite", output)
+            log.warning("%s: already exists; the run will need %s", output, as_given("overwrite", True))
         overwrite = True
     video_io.check_output(output, overwrite=overwrite, inputs=inputs)
     say_held(said + losses)
@@ -941,11 +961,12 @@ def _stream(
             if isinstance(session, resume.Session):  # read to its end: a file still being copied has grown
                 session.check_input(info)
             if progress and not isinstance(session, ArraySession):  # (frames in memory have none to join)
+                if isinstance(raw_writer, resume.SegmentFiles):  # the last segment kept, should the callback stop here
+                    with timer.stage("finalize"):
+                        raw_writer.end_segment()
                 progress(Progress(written, written, "", time.perf_counter() - t_start, "joining segments"))
             with timer.stage("finalize"):  # flush, join the segments, rename into place
                 raw_writer.close()
-            if progress:
-                progress(Progress(written, written, "", time.perf_counter() - t_start, "done"))
         except BaseException:
             writer.stop()
             raise

@@ -21,7 +21,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from dove_cli.errors import OptionError, OutputError
+from dove_cli.errors import OptionError, OutputError, advice
 from dove_cli.video_io.formats import (
     CODECS,
     FOLDER_EXTENSIONS,
@@ -199,8 +199,9 @@ def open_writer(
             raise OutputError(f"{path}: no extension: give a file name such as {path}.mp4 or an image pattern such "
                               f"as {path / '%06d.png'} (a folder output takes a video input's name; images "
                               "have none to give)")  # fmt: skip
+        folder = advice(f" ({path}/)", f": an existing one, or the text '{path}/' (a Path drops its slash)")
         raise OutputError(f"{path}: no extension: give a file name such as {path}.mp4, an image pattern such "
-                          f"as {path / '%06d.png'}, or a folder (outdir/)")  # fmt: skip
+                          f"as {path / '%06d.png'}, or a folder{folder}")  # fmt: skip
     if ext not in VIDEO_EXTENSIONS:
         raise OutputError(
             f"{path}: unknown output extension {ext!r} (use "

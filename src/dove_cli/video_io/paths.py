@@ -15,7 +15,7 @@ from contextvars import ContextVar
 from pathlib import Path
 
 from dove_cli import note
-from dove_cli.errors import MuxError, OutputError, TempFailure
+from dove_cli.errors import MuxError, OutputError, TempFailure, as_given
 from dove_cli.video_io.formats import IMAGE_EXTENSIONS
 
 
@@ -241,7 +241,7 @@ def check_output(path: Path, overwrite: bool, inputs: Sequence[Path] = (), optio
         if existing and not overwrite:
             raise OutputError(
                 f"{path}: {len(existing)} matching images already exist in {path.parent} "
-                "(use --overwrite to replace them)"
+                f"(use {as_given('overwrite', True)} to replace them)"
             )
     elif path.is_dir():
         if option:
@@ -253,7 +253,7 @@ def check_output(path: Path, overwrite: bool, inputs: Sequence[Path] = (), optio
         name = inputs[0].stem + ".mp4" if inputs else "out.mp4"
         raise OutputError(f"{path}: is a folder; give a file name like {path / name}")
     elif path.exists() and not overwrite:
-        raise OutputError(f"{said}: already exists (use --overwrite to replace it)")
+        raise OutputError(f"{said}: already exists (use {as_given('overwrite', True)} to replace it)")
     for t in targets:
         check_writable(t, f"{option} {t}" if option else str(t))
     real = through_links(path)  # a symlink's target is where the file (and its temporary) is written
