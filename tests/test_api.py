@@ -8,13 +8,16 @@ import re
 import subprocess
 import sys
 import textwrap
+import threading
+import types
 from dataclasses import fields, replace
 from pathlib import Path
 from types import UnionType
-from typing import Union, get_args, get_origin, get_type_hints
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 import numpy as np
 import pytest
+import torch
 
 import dove_cli
 from conftest import demo_clip
@@ -133,6 +136,81 @@ def test_a_file_argument_that_is_no_path_is_one_line(tmp_path, call, said):
     with pytest.raises(OptionError) as err:
         call(tmp_path / "out.mp4")
     assert said in str(err.value) and "\n" not in str(err.value)
+
+
+class DiffusersBeingImported(types.ModuleType):
+    """diffusers as it is while its first import runs (seconds): a second thread that asks for a
+    class then gets "ImportError: cannot import name ...". It stands in for diffusers, so that two
+    loads meet that moment every time, not only in a fresh process that imports diffusers."""
+
+    def __init__(self, real: types.ModuleType) -> None:
+        super().__init__("diffusers")
+        self._real, self._importing, self._clash, self._first = real, threading.Lock(), threading.Event(), True
+
+    def __getattr__(self, name: str) -> Any:
+        if not self._importing.acquire(blocking=False):
+            self._clash.set()
+            raise ImportError(f"cannot import name {name!r} from 'diffusers'")
+        try:
+            if self._first:  # the import itself: time for another thread to ask meanwhile
+                self._clash.wait(0.5)
+                self._first = False
+            value = getattr(self._real, name)
+        finally:
+            self._importing.release()
+        setattr(self, name, value)  # later asks find it, as they find diffusers' imported classes
+        return value
+
+
+def weights(model: Any) -> dict[str, torch.Tensor]:
+    return {f"{part}.{k}": v for part in ("transformer", "vae") for k, v in getattr(model, part).state_dict().items()}
+
+
+def test_two_threads_load_a_random_model_at_once_and_get_the_same_weights(monkeypatch):
+    """One of two threads that loaded model="tiny" at once failed with diffusers' ImportError; the
+    weights came from torch's global generator, so two loads at once drew each other's numbers. Both
+    load now, with the weights that diffusers' own init gives after torch.manual_seed(0)."""
+    import diffusers
+
+    from dove_cli.engine import TINY_TRANSFORMER, TINY_VAE
+
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        expected = {
+            **{
+                f"transformer.{k}": v
+                for k, v in diffusers.CogVideoXTransformer3DModel(**TINY_TRANSFORMER).state_dict().items()
+            },
+            **{f"vae.{k}": v for k, v in diffusers.AutoencoderKLCogVideoX(**TINY_VAE).state_dict().items()},
+        }
+    monkeypatch.setitem(sys.modules, "diffusers", DiffusersBeingImported(diffusers))
+    loaded: dict[int, Any] = {}
+    errors: list[str] = []
+
+    def load(i: int) -> None:
+        try:
+            loaded[i] = dove_cli.load_model(model="tiny")
+        except Exception as exc:
+            errors.append(f"{type(exc).__name__}: {exc}")
+
+    threads = [threading.Thread(target=load, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    for model in loaded.values():
+        got = weights(model)
+        assert got.keys() == expected.keys()
+        assert all(torch.equal(got[k], expected[k]) for k in expected)
+
+
+def test_loading_a_random_model_leaves_the_global_random_stream_alone():
+    """Loading model="tiny" called torch.manual_seed(0): the host program's random stream started over."""
+    torch.manual_seed(123)
+    before = torch.random.get_rng_state()
+    dove_cli.load_model(model="tiny")
+    assert torch.equal(torch.random.get_rng_state(), before)
 
 
 def test_a_model_loaded_once_runs_in_many_calls_as_it_was_loaded(tmp_path):

@@ -55,6 +55,15 @@ def test_the_rate_probe_takes_the_best_burst():
     assert 1 / 0.004 < rate <= 1 / 0.002  # about one call per 2 ms: not the mean, not the last burst
 
 
+def test_the_rate_probe_leaves_the_global_random_stream_alone(monkeypatch):
+    """The probe's inputs came from torch.randn: a program's first upscale moved its random stream."""
+    monkeypatch.setattr(speed, "_rate", lambda op, flops, device: 1.0)  # the inputs, not their timing
+    torch.manual_seed(123)
+    before = torch.random.get_rng_state()
+    speed.device_rates.__wrapped__("cpu", torch.float32, 4, 32)
+    assert torch.equal(torch.random.get_rng_state(), before)
+
+
 def test_a_busy_machine_is_said_beside_the_estimate(monkeypatch, tmp_path, capsys):
     """On a 2-core CPU at load 3 to 7, two identical dry runs estimated 1 h 55 min and 6 h 12 min:
     the printed range (0.6x to 1.8x) cannot hold while other jobs take turns with the run. When the

@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import logging
 import math
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import resources
@@ -19,6 +20,7 @@ from typing import Any, Literal, Protocol, get_args
 import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.overrides import TorchFunctionMode
 
 from dove_cli.errors import ModelError, OptionError
 from dove_cli.options import Attention, Compile, Offload, Posterior, Quantize, check_quantize_offload
@@ -32,6 +34,19 @@ DTYPES: dict[DtypeName, torch.dtype] = {"bf16": torch.bfloat16, "fp16": torch.fl
 DTYPE_NAMES = {dtype: name for name, dtype in DTYPES.items()}  # torch.bfloat16 -> "bf16"
 TIMESTEP = 399  # the single denoising step DOVE was trained for
 TEMPORAL_PAD = 8  # frames are padded so that (F - 1) % 8 == 0, as the release does
+
+
+# diffusers' first import is not thread-safe: a second thread that asks for a class while the first is
+# still importing the package gets "ImportError: cannot import name ...". dove takes them from here only.
+_DIFFUSERS_IMPORT = threading.Lock()
+
+
+def from_diffusers(*names: str) -> list[Any]:
+    """`from diffusers import <names>`, one thread at a time (see _DIFFUSERS_IMPORT)."""
+    with _DIFFUSERS_IMPORT:
+        import diffusers
+
+        return [getattr(diffusers, name) for name in names]
 
 
 # A CPU scalar tensor: CUDA ops take it as a plain number (no per-frame tensor, no host-to-device copy).
@@ -310,7 +325,9 @@ class DoveModel:
         """Load a diffusers-layout folder: transformer/, vae/, scheduler/ (+ prompt_embedding).
         `on_part(name)` is called before each part loads ("transformer", "VAE", "scheduler"): what
         a progress display can say during the minute this takes, and where raising from it stops."""
-        from diffusers import AutoencoderKLCogVideoX, CogVideoXDPMScheduler, CogVideoXTransformer3DModel
+        AutoencoderKLCogVideoX, CogVideoXDPMScheduler, CogVideoXTransformer3DModel = from_diffusers(
+            "AutoencoderKLCogVideoX", "CogVideoXDPMScheduler", "CogVideoXTransformer3DModel"
+        )
 
         folder = Path(folder)
         for part in ("transformer", "vae", "scheduler"):
@@ -654,8 +671,9 @@ def bnb_config(quantize: Quantize, dtype: torch.dtype, device: torch.device):
         raise OptionError(f"--quantize {quantize} needs a CUDA device (bitsandbytes)")
     try:
         import bitsandbytes
-        from diffusers import BitsAndBytesConfig
         from packaging.version import Version
+
+        [BitsAndBytesConfig] = from_diffusers("BitsAndBytesConfig")
     except ImportError as exc:
         raise OptionError(f"--quantize {quantize} needs bitsandbytes: pip install 'dove-cli[quant]'") from exc
     if Version(bitsandbytes.__version__) < Version(MIN_BITSANDBYTES):  # older ones cannot be moved (offload)
@@ -739,16 +757,18 @@ def build_random(
     vae_tiling: bool = False,
 ) -> DoveModel:
     """Random-init models of the real classes: 'tiny' for tests, 'full' (5.6e9) for benchmarks."""
-    from diffusers import AutoencoderKLCogVideoX, CogVideoXDPMScheduler, CogVideoXTransformer3DModel
+    AutoencoderKLCogVideoX, CogVideoXDPMScheduler, CogVideoXTransformer3DModel = from_diffusers(
+        "AutoencoderKLCogVideoX", "CogVideoXDPMScheduler", "CogVideoXTransformer3DModel"
+    )
 
-    torch.manual_seed(seed)
     device = torch.device(device)
     tcfg, vcfg = RANDOM_CONFIGS[size]
     # 11 GB of weights: build them where they run (on the host when offloaded), and in their dtype:
     # building in fp32 and casting would need 22 GB on the GPU and strand half-used cache blocks.
     full = size == "full"
     init_device = device if full and offload == "none" else torch.device("cpu")
-    with torch.device(init_device), _default_dtype(dtype if full else torch.float32):
+    generator = torch.Generator(init_device).manual_seed(seed)
+    with torch.device(init_device), _default_dtype(dtype if full else torch.float32), _OwnGenerator(generator):
         transformer = CogVideoXTransformer3DModel(**tcfg)
         vae = AutoencoderKLCogVideoX(**vcfg)
     if dtype != torch.float32:
@@ -776,7 +796,9 @@ def skeleton(
     """The model's architecture on the meta device, no weights read or allocated: for --dry-run plans.
     What `quantize` needs is checked by the caller (models.check_quantize): a plan for a card on
     paper (--vram) does not need it on this machine."""
-    from diffusers import AutoencoderKLCogVideoX, CogVideoXDPMScheduler, CogVideoXTransformer3DModel
+    AutoencoderKLCogVideoX, CogVideoXDPMScheduler, CogVideoXTransformer3DModel = from_diffusers(
+        "AutoencoderKLCogVideoX", "CogVideoXDPMScheduler", "CogVideoXTransformer3DModel"
+    )
 
     device = torch.device(device)
     with torch.device("meta"):
@@ -804,6 +826,34 @@ def loaded_weight_bytes(
     linear = {id(m.weight) for m in transformer.modules() if isinstance(m, torch.nn.Linear)}
     total = sum(p.numel() * (per_linear if id(p) in linear else elt) for p in transformer.parameters())
     return int(total + sum(p.numel() * elt for p in vae.parameters()))
+
+
+class _OwnGenerator(TorchFunctionMode):
+    """Give random fills that name no generator (the modules' own init) this one, not torch's global
+    generator: a build then neither resets the host's random stream nor depends on what another thread
+    draws from it meanwhile. Torch function modes are per thread. Its seed gives the weights that
+    `torch.manual_seed(seed)` before the build gave."""
+
+    # Those that take `generator=`. torch.nn.init's are torch functions themselves: the mode sees the
+    # init call, and no longer the tensor method inside it.
+    RANDOM = {
+        torch.nn.init.uniform_, torch.nn.init.normal_, torch.nn.init.trunc_normal_, torch.nn.init.kaiming_uniform_,
+        torch.nn.init.kaiming_normal_, torch.nn.init.xavier_uniform_, torch.nn.init.xavier_normal_,
+        torch.nn.init.orthogonal_, torch.nn.init.sparse_,
+        torch.Tensor.uniform_, torch.Tensor.normal_, torch.Tensor.random_, torch.Tensor.bernoulli_,
+        torch.Tensor.exponential_, torch.Tensor.log_normal_, torch.Tensor.cauchy_, torch.Tensor.geometric_,
+        torch.rand, torch.randn, torch.randint, torch.randperm, torch.normal, torch.bernoulli, torch.multinomial,
+    }  # fmt: skip
+
+    def __init__(self, generator: torch.Generator) -> None:
+        super().__init__()
+        self.generator = generator
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        kwargs = dict(kwargs or {})
+        if func in self.RANDOM and kwargs.get("generator") is None:
+            kwargs["generator"] = self.generator
+        return func(*args, **kwargs)
 
 
 @contextlib.contextmanager

@@ -28,8 +28,9 @@ from torch.utils.flop_counter import FlopCounterMode
 @functools.cache
 def _vae_flops_per_voxel(vae_config: str) -> float:
     """Encode + decode FLOPs per output voxel (frame x pixel) of this VAE architecture."""
-    from diffusers import AutoencoderKLCogVideoX
+    from dove_cli.engine import from_diffusers
 
+    [AutoencoderKLCogVideoX] = from_diffusers("AutoencoderKLCogVideoX")
     frames, side = 9, 64
     with torch.device("meta"):
         vae = AutoencoderKLCogVideoX.from_config(json.loads(vae_config))
@@ -95,11 +96,12 @@ def device_rates(device: str, dtype: torch.dtype, conv_channels: int, width: int
     # (on a CPU at most 128: a few channels (the tiny test model's 4) made it 4x512x512, whose calls
     # took 1-2 s each, several seconds a probe; the real VAE's 128 channels make it 23)
     side = int(min(512 if dev.type == "cuda" else 128, max(16, math.sqrt(target / (2 * c * c * 27 * 4)))))
-    x = torch.randn(1, c, 4, side, side, device=dev, dtype=dtype)
-    w = torch.randn(c, c, 3, 3, 3, device=dev, dtype=dtype)
+    gen = torch.Generator(dev).manual_seed(0)  # not torch's global one: that is the host program's
+    x = torch.randn(1, c, 4, side, side, device=dev, dtype=dtype, generator=gen)
+    w = torch.randn(c, c, 3, 3, 3, device=dev, dtype=dtype, generator=gen)
     rows = int(min(8192, max(256, target / (2 * width * width))))
-    a = torch.randn(rows, width, device=dev, dtype=dtype)
-    b = torch.randn(width, width, device=dev, dtype=dtype)
+    a = torch.randn(rows, width, device=dev, dtype=dtype, generator=gen)
+    b = torch.randn(width, width, device=dev, dtype=dtype, generator=gen)
     conv_flops = 2 * c * c * 27 * 4 * side * side
     mm_flops = 2 * rows * width * width
     return _rate(lambda: F.conv3d(x, w, padding=1), conv_flops, dev), _rate(lambda: a @ b, mm_flops, dev)

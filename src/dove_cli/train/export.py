@@ -36,8 +36,9 @@ TEXT_PARTS = {"text_encoder": ("transformers", "T5EncoderModel"), "tokenizer": (
 
 def build_transformer(base: Path, weights: dict[str, torch.Tensor], state: dict[str, Any], source: str) -> Any:
     """The base transformer's architecture holding the checkpoint's weights, LoRA merged, float32."""
-    from diffusers import CogVideoXTransformer3DModel
+    from dove_cli.engine import from_diffusers
 
+    [CogVideoXTransformer3DModel] = from_diffusers("CogVideoXTransformer3DModel")
     config = CogVideoXTransformer3DModel.load_config(str(base / "transformer"))
     transformer = CogVideoXTransformer3DModel.from_config(config)
     rank = int(state.get("lora_rank", 0))
@@ -62,12 +63,13 @@ def build_transformer(base: Path, weights: dict[str, torch.Tensor], state: dict[
 
 def model_index(base: Path, with_text: bool) -> dict[str, Any]:
     """model_index.json for CogVideoXPipeline; text parts are null unless copied."""
-    import diffusers
+    from dove_cli.engine import from_diffusers
 
+    [diffusers_version] = from_diffusers("__version__")
     sched = json.loads(next((base / "scheduler").glob("*.json")).read_text()).get("_class_name")
     index: dict[str, Any] = {
         "_class_name": PIPELINE_CLASS,
-        "_diffusers_version": diffusers.__version__,
+        "_diffusers_version": diffusers_version,
         "scheduler": ["diffusers", sched or "CogVideoXDPMScheduler"],
         "transformer": ["diffusers", "CogVideoXTransformer3DModel"],
         "vae": ["diffusers", "AutoencoderKLCogVideoX"],
