@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -166,7 +167,7 @@ def test_bad_inputs_are_one_line_errors(tmp_path, capsys):
         (["eval", str(p), str(g), "--metrics", "psnr,bogus"], "unknown metric 'bogus'"),
         (["eval", str(broken), str(g), "--metrics", "psnr"], str(broken)),
         (["eval", str(p), str(small), "--metrics", "psnr"], "more than 16 px apart"),
-        (["eval", str(tmp_path / "P"), str(tmp_path / "G"), "--metrics", "psnr"], "no GT named 'x'"),
+        (["eval", str(tmp_path / "P"), str(tmp_path / "G"), "--metrics", "psnr", "--allow-missing"], "no GT named 'x'"),
         (
             ["eval", str(tmp_path / "P"), str(g), "--metrics", "psnr"],
             "PRED is a folder of 1 inputs but GT is one input",
@@ -1013,3 +1014,102 @@ def test_upscale_eval_json_dash_is_stdout_alone(tmp_path, capsys, monkeypatch):
     expected = np.mean([np_psnr(p, g) for p, g in zip(ffmpeg_frames(out, 32, 24), gt_frames, strict=True)])
     assert json.loads(stdout)["mean"]["psnr"] == pytest.approx(expected, abs=0.01) and "PSNR" in err, (stdout, err)
     assert Path("-").read_text() == "an old run's"
+
+
+def tiny_pair(root: Path, name: str, n: int = 2, gt_n: int | None = None, size: tuple[int, int] = (16, 16)) -> None:
+    """root/P/name and root/G/name: n (gt_n) 16x16 frames, numbered from 0000."""
+    pred, gt = noisy_clip(max(n, gt_n or n), 16, 16, seed=len(name))
+    write_frames(root / "P" / name, pred[:n])
+    write_frames(root / "G" / name, [np.resize(f, (*size[::-1], 3)) for f in gt[: gt_n or n]])
+
+
+def test_result_files_to_a_fifo_dev_null_or_a_pipe_are_written_as_they_are(tmp_path, capsys):
+    """--json/--csv to a FIFO, /dev/null or `>(...)` was refused ("already exists"), and with --overwrite a FIFO
+    was replaced by a file (its reader waited for ever): written as --manifest writes them (video_io.is_special)."""
+    tiny_pair(tmp_path, "a")
+    args = ["eval", str(tmp_path / "P" / "a"), str(tmp_path / "G" / "a"), "--metrics", "psnr", "-q"]
+    assert run([*args, "--json", "/dev/null"], capsys)[0] == 0
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for extra in ([], ["--overwrite"]):
+        reader = subprocess.Popen(["cat", str(fifo)], stdout=subprocess.PIPE, text=True)
+        try:
+            code, _, err = run([*args, "--csv", str(fifo), *extra], capsys)
+            assert code == 0, err
+            assert reader.communicate(timeout=10)[0].splitlines()[0] == "video,frames,psnr,notes"
+            assert stat.S_ISFIFO(fifo.lstat().st_mode)
+        finally:
+            reader.kill()
+
+
+def test_every_bad_pair_of_a_benchmark_is_said_before_any_scoring(tmp_path, capsys, caplog):
+    """The first bad clip stopped the run, the next one was found only after fixing it: every one is
+    said now, one line each, then the error naming them (exit 2, nothing written)."""
+    tiny_pair(tmp_path, "a", 3)
+    (tmp_path / "G" / "a" / "0001.png").unlink()  # a gap in GT's numbering
+    tiny_pair(tmp_path, "b", 2, size=(20, 16))  # 4 px wider than PRED: more than --max-crop 2
+    tiny_pair(tmp_path, "c", 2)  # fine
+    for name in ("e", "f"):  # predictions without a GT
+        write_frames(tmp_path / "P" / name, noisy_clip(1, 16, 16, seed=1)[0])
+    out = tmp_path / "s.json"
+    code, stdout, err = run(["eval", str(tmp_path / "P"), str(tmp_path / "G"), "--metrics", "psnr", "-q",
+                             "--max-crop", "2", "--json", str(out)], capsys)  # fmt: skip
+    assert code == 2 and not stdout and not out.exists(), err
+    assert (
+        err.strip() == "error: 4 videos cannot be scored as they are (e, f, a, b), each said above; nothing was scored"
+    )
+    said = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]  # the CLI's `ERROR: ...` lines
+    assert len(said) == 3, said
+    assert f"no GT in {tmp_path / 'G'} for 2 of its 5 videos (e, f)" in said[0]
+    assert f"{tmp_path / 'G' / 'a'}: frame number 1 is missing" in said[1]
+    assert f"{tmp_path / 'P' / 'b'}: 16x16, but its GT {tmp_path / 'G' / 'b'} is 20x16" in said[2]
+
+
+def test_videos_are_listed_in_natural_order(tmp_path, capsys):
+    """clip1, clip10, clip2 (text order) is not how papers list them: numbers as numbers, case aside."""
+    for name in ("clip10", "Clip3", "clip2", "clip1"):
+        tiny_pair(tmp_path, name, 1)
+    code, out, _ = run(["eval", str(tmp_path / "P"), str(tmp_path / "G"), "--metrics", "psnr", "-q", "--csv", "-"],
+                       capsys)  # fmt: skip
+    assert code == 0 and [row.split(",")[0] for row in out.splitlines()[1:]] == [
+        "clip1", "clip2", "Clip3", "clip10", "mean"
+    ]  # fmt: skip
+
+
+def test_ssim_y_with_crop_border_is_basicsrs(tmp_path, capsys):
+    """`--metrics ssim_y` is BasicSR's calculate_ssim(test_y_channel=True) on the frames less the border."""
+    from test_eval_metrics import _bt601_y
+
+    pred, gt = noisy_clip(2, 16, 18, seed=5, noise=40)
+    p, g = write_frames(tmp_path / "p", pred), write_frames(tmp_path / "g", gt)
+    code, out, err = run(["eval", str(p), str(g), "--metrics", "ssim_y,ssim", "--crop-border", "2", "-q", "--json",
+                          "-"], capsys)  # fmt: skip
+    assert code == 0, err
+    got = json.loads(out)["videos"]["p"]["frames"]
+    chw = lambda f: f[2:-2, 2:-2].transpose(2, 0, 1).astype(np.float64) / 255  # noqa: E731
+    want = [_ssim_reference(chw(a), chw(b), _bt601_y, clip_cs=False) for a, b in zip(pred, gt, strict=True)]
+    assert got["ssim_y"] == pytest.approx(want, abs=1e-7)  # (frames reach the metrics as float32)
+    assert got["ssim"] != pytest.approx(want, abs=1e-3)  # pyiqa's: another luma, rounded
+
+
+def test_frames_left_out_are_recorded_and_strict_refuses_a_cut(tmp_path, capsys):
+    """A GT missing its last frame was scored with a warning only: the JSON says how many frames of the
+    longer side were left out; --strict refuses it, for frame folders before scoring and for a video
+    (whose count is an estimate) when it is reached."""
+    tiny_pair(tmp_path, "a", 3, gt_n=2)
+    p, g = tmp_path / "P" / "a", tmp_path / "G" / "a"
+    code, out, _ = run(["eval", str(p), str(g), "--metrics", "psnr", "-q", "--json", "-"], capsys)
+    video = json.loads(out)["videos"]["a"]
+    assert code == 0 and video["num_frames"] == 2 and video["left_out"] == {"pred": 1}
+    code, out, _ = run(["eval", str(g), str(p), "--metrics", "psnr", "-q", "--json", "-"], capsys)
+    assert code == 0 and json.loads(out)["videos"]["a"]["left_out"] == {"gt": 1}
+    line = error_line(["eval", str(p), str(g), "--metrics", "psnr", "-q", "--strict"], capsys)
+    assert (
+        line
+        == f"error: {p}: 3 frames, but its GT {g} has 2 (--strict: only pairs of one size and frame count are scored, none cut)"
+    )
+    v = write_video(tmp_path / "v.mkv", noisy_clip(4, 16, 16, seed=1)[0])
+    line = error_line(["eval", str(v), str(g), "--metrics", "psnr", "-q", "--strict"], capsys)
+    assert line.startswith(f"error: {v}: frame counts differ (PRED has more than 2 frames) (--strict"), line
+    code, out, _ = run(["eval", str(v), str(g), "--metrics", "psnr", "-q", "--json", "-"], capsys)
+    assert code == 0 and json.loads(out)["videos"]["v"]["left_out"] == {"pred": 2}  # (counted by reading them)

@@ -41,9 +41,19 @@ def test_psnr_is_numpy_psnr():
     assert psnr_ssim.psnr(x, x)[0].item() == pytest.approx(80.0)  # pyiqa's eps: identical frames score 80 dB
 
 
-def _ssim_reference(x: np.ndarray, y: np.ndarray) -> float:
-    """Wang et al. 2004 as MATLAB's ssim_index: 8-bit luma, fspecial('gaussian', 11, 1.5), 'valid'."""
-    luma = lambda im: np.round((0.299 * im[0] + 0.587 * im[1] + 0.114 * im[2]) * 255)  # noqa: E731
+def _yiq_luma255(im: np.ndarray) -> np.ndarray:
+    """pyiqa's SSIM input: YIQ luma of [3, H, W] RGB in [0, 1], x 255, rounded (8-bit as MATLAB sees it)."""
+    return np.round((0.299 * im[0] + 0.587 * im[1] + 0.114 * im[2]) * 255)
+
+
+def _bt601_y(im: np.ndarray) -> np.ndarray:
+    """BasicSR's `rgb2ycbcr(y_only=True)` x 255: 16 + 65.481 R + 128.553 G + 24.966 B, float64, not rounded."""
+    return 16.0 + 65.481 * im[0] + 128.553 * im[1] + 24.966 * im[2]
+
+
+def _ssim_reference(x: np.ndarray, y: np.ndarray, luma=_yiq_luma255, clip_cs: bool = True) -> float:
+    """Wang et al. 2004 as MATLAB's ssim_index: 8-bit luma, fspecial('gaussian', 11, 1.5), 'valid'.
+    With luma=_bt601_y and clip_cs=False: BasicSR's `_ssim` (cv2.filter2D, then [5:-5, 5:-5])."""
     a, b = luma(x), luma(y)
     r = np.arange(11) - 5.0
     win = np.exp(-(r[:, None] ** 2 + r[None, :] ** 2) / (2 * 1.5**2))
@@ -52,7 +62,8 @@ def _ssim_reference(x: np.ndarray, y: np.ndarray) -> float:
     mu_a, mu_b = f(a), f(b)
     s_aa, s_bb, s_ab = f(a * a) - mu_a**2, f(b * b) - mu_b**2, f(a * b) - mu_a * mu_b
     c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-    cs = np.maximum((2 * s_ab + c2) / (s_aa + s_bb + c2), 0)
+    cs = (2 * s_ab + c2) / (s_aa + s_bb + c2)
+    cs = np.maximum(cs, 0) if clip_cs else cs
     return float(np.mean((2 * mu_a * mu_b + c1) / (mu_a**2 + mu_b**2 + c1) * cs))
 
 
@@ -71,6 +82,19 @@ def test_ssim_matches_an_independent_formulation():
     # anti-correlated frames: the contrast-structure term is clipped at 0, so SSIM stays at 0, not below
     inverse = psnr_ssim.ssim(x, 1 - x)
     assert (inverse >= 0).all() and (inverse < 0.05).all()
+
+
+def test_ssim_y_is_basicsr_ssim_on_the_bt601_y():
+    """BasicSR's calculate_ssim(test_y_channel=True): Y with the 16 offset, not rounded, no clip at 0
+    (the anti-correlated pair scores below 0, where pyiqa's `ssim` stops at 0)."""
+    x = frames(3, 16, 19)
+    y = (x + 0.08 * torch.randn(x.shape, generator=G)).clamp(0, 1)
+    y[2] = 1 - x[2]
+    got = psnr_ssim.ssim_y(x, y).numpy()
+    ref = [_ssim_reference(x[i].double().numpy(), y[i].double().numpy(), _bt601_y, clip_cs=False) for i in range(3)]
+    assert np.allclose(got, ref, atol=1e-10), (got, ref)
+    assert got[2] < 0 and psnr_ssim.ssim(x[2:], y[2:])[0] >= 0
+    assert psnr_ssim.ssim_y(x, x)[0].item() == pytest.approx(1.0, abs=1e-12)
 
 
 # ------------------------------------------------------------------------------------------ LPIPS

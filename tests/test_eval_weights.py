@@ -176,6 +176,32 @@ def test_an_unreachable_hub_fails_at_once_not_after_retries(env):
         pretrained.fetch("vgg16")  # not the command that failed ("run dove download-weights --metrics where it can")
 
 
+def test_every_missing_file_is_named_and_skip_unavailable_scores_the_rest(env, tmp_path, capsys, caplog):
+    """The hub's error named only the first missing file (one run per file to learn them all), and a
+    metric without weights failed the whole run: --skip-unavailable scores the others and says which
+    were left out (the table's note, the CSV's mean row, the JSON's notes and `skipped`)."""
+    import json
+
+    from dove_cli.cli import main
+
+    pred, gt = clip_pair(tmp_path, n=1, h=16, w=16)
+    args = ["eval", str(pred), str(gt), "--metrics", "psnr,lpips,clipiqa", "-q"]
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 75 and len(err.splitlines()) == 1 and "cannot be reached" in err, err
+    files = [pretrained.WEIGHT_FILES[k].filename for k in ("alexnet", "lpips-alex", "clip-rn50")]
+    assert all(f in err for f in files) and "--weights alexnet=FILE --weights lpips-alex=FILE" in err, err
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--skip-unavailable", "--json", str(tmp_path / "s.json"), "--csv", "-"])
+    out = capsys.readouterr().out
+    doc = json.loads((tmp_path / "s.json").read_text())
+    assert exit_info.value.code == 0 and doc["metrics"] == ["psnr"] and doc["skipped"] == ["lpips", "clipiqa"]
+    said = "not scored, their weights (or package) not at hand (--skip-unavailable): lpips, clipiqa"
+    assert said in doc["notes"] and out.splitlines()[0] == "video,frames,psnr,notes" and said in out.splitlines()[-1]
+    assert any("left out (--skip-unavailable): lpips, clipiqa" in r.getMessage() for r in caplog.records)
+
+
 def test_upscale_eval_without_metric_weights_stops_before_the_run(env, tmp_path, capsys):
     """Missing metric weights are known before the upscale: one line and exit 75, nothing written
     (the hub is unreachable here, so they cannot be fetched up front either)."""

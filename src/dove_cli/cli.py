@@ -955,7 +955,7 @@ def eval_cmd(
         typer.Option(
             "--metrics",
             metavar="LIST",
-            help="psnr,ssim,lpips,dists,clipiqa,ewarp,dover,fastervqa,psnr_y (default: all of the first six that apply).",
+            help="psnr,ssim,lpips,dists,clipiqa,ewarp,dover,fastervqa,psnr_y,ssim_y (default: all of the first six that apply).",
         ),
     ] = None,
     json_out: Annotated[
@@ -996,6 +996,15 @@ def eval_cmd(
     untagged_matrix: Annotated[
         UntaggedMatrix, typer.Option("--untagged-matrix", metavar="NAME", help=UNTAGGED_MATRIX_HELP)
     ] = "auto",
+    skip_unavailable: Annotated[
+        bool,
+        typer.Option(
+            "--skip-unavailable", help="Leave out (and say) the metrics whose weights are not at hand, score the rest."
+        ),
+    ] = False,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Sizes or frame counts of PRED and GT that differ are errors, not cut.")
+    ] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing --json/--csv/--plot files.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
@@ -1018,14 +1027,14 @@ def eval_cmd(
         local[key.strip()] = value
     names = parse_metrics(metrics, gt is not None, str(pred))
     if weights_dir is not None:
-        local = {**pretrained.from_folder(weights_dir, [k for k in pretrained.files_for(names) if k not in local]),
-                 **local}  # fmt: skip
+        keys = [k for k in pretrained.files_for(names) if k not in local]
+        local = {**pretrained.from_folder(weights_dir, keys, partial=skip_unavailable), **local}
     json_file, csv_file = (None if option == on_stdout else path for option, path in scores.items())
     check_result_files(json_file, csv_file, plot, names, [p for p in (pred, gt) if p is not None], overwrite)
     with EvalBar(quiet, pred.name) as bar:
         report = evaluate(pred, gt, names, device=device, weights=local, max_crop=max_crop, progress=bar,
                           allow_missing=allow_missing, untagged_matrix=untagged_matrix,
-                          crop_border=crop_border)  # fmt: skip
+                          crop_border=crop_border, skip_unavailable=skip_unavailable, strict=strict)  # fmt: skip
     _print_eval_table(report, pred, gt, err_console if on_stdout else out_console())
     _write_scores(report, scores, on_stdout)
     if plot is not None:

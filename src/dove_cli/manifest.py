@@ -14,7 +14,6 @@ import json
 import os
 import platform
 import socket
-import stat
 import sys
 import threading
 import time
@@ -44,6 +43,7 @@ from dove_cli.errors import (
 from dove_cli.humanize import path_text, real_names, utc_time
 from dove_cli.options import AUTO, UpscaleOptions
 from dove_cli.plan import Plan
+from dove_cli.video_io.paths import is_special
 
 if TYPE_CHECKING:
     from dove_cli.batch import BatchResult
@@ -304,15 +304,6 @@ def is_stdout(path: Path) -> bool:
         return False
 
 
-def is_special(path: Path) -> bool:
-    """A FIFO, a device, a pipe (/dev/stdout), through links: written to as it is, never read (a pipe
-    would wait for ever) and never replaced by a file."""
-    try:
-        return not stat.S_ISREG(mode := os.stat(path).st_mode) and not stat.S_ISDIR(mode)
-    except OSError:
-        return False
-
-
 def check_manifest(path: Path, overwrite: bool, inputs: list[Path], folder: Path | None = None) -> None:
     """Before any work: an existing manifest is replaced only with --overwrite, unless it records a
     run that did not finish (failed, interrupted, partial: the same command continues that run), or
@@ -409,11 +400,9 @@ def write_json(path: Path, doc: dict[str, Any], done: str, again: str) -> None:
                 from dove_cli.console import reader_gone
 
                 raise reader_gone(sys.stdout) from None
-        elif is_special(path):
-            with open(path, "w") as f:
-                f.write(text)
         else:
-            video_io.make_folder(path.parent, path)
+            if not is_special(path):  # (/dev/fd is not writable: a pipe's folder is not checked)
+                video_io.make_folder(path.parent, path)
             video_io.write_whole(path, text)
     except OSError as exc:
         if isinstance(video_io.write_failed(path, exc, ""), TempFailure):

@@ -31,6 +31,7 @@ METRICS: dict[str, MetricInfo] = {
         MetricInfo("dover", False, True, "DOVER", per_frame=False),
         MetricInfo("fastervqa", False, True, "FasterVQA", per_frame=False),
         MetricInfo("psnr_y", True, True, "PSNR-Y (dB)"),  # VSR papers' (BasicSR's), not in the DOVE paper
+        MetricInfo("ssim_y", True, True, "SSIM-Y"),  # the same papers' SSIM (BasicSR's), not pyiqa's `ssim`
     )
 }
 DEFAULT_METRICS = ("psnr", "ssim", "lpips", "dists", "clipiqa", "ewarp")

@@ -47,6 +47,7 @@ from dove_cli.video_io.reader import (
     frame_numbers,
     image_inputs,
     missing_numbers,
+    natural_key,
     numbered,
     shown_ranges,
     stray_said,
@@ -98,7 +99,7 @@ def list_items(path: str | Path, role: str = "PRED") -> tuple[list[Item], bool]:
             if name in items:
                 raise InputError(f"{path}: two inputs are named '{name}' ({items[name].path.name}, {p.name})")
             items[name] = Item(name, p)
-        return [items[k] for k in sorted(items)], True
+        return [items[k] for k in sorted(items, key=natural_key)], True  # clip2 before clip10, as papers list them
     if _has_images(path):
         return [Item(path.name, path)], False
     raise InputError(f"{path}: holds no videos, frame folders or images ({role})")
@@ -106,12 +107,14 @@ def list_items(path: str | Path, role: str = "PRED") -> tuple[list[Item], bool]:
 
 def pair_inputs(
     pred: str | Path, gt: str | Path | None, allow_missing: bool = False
-) -> tuple[list[tuple[Item, Item | None]], list[str]]:
-    """Match predictions with GT by name. Returns the pairs and the names of GT videos without a
-    prediction: refused unless `allow_missing` (a mean over part of a benchmark is not its mean)."""
+) -> tuple[list[tuple[Item, Item | None]], list[str], list[Problem]]:
+    """Match predictions with GT by name. Returns the pairs, the names of GT videos without a
+    prediction, and what is wrong with the matching (`Problem`s, said with every pair's own by
+    `evaluate` before any scoring): predictions without a GT, and GT videos without a prediction
+    unless `allow_missing` (a mean over part of a benchmark is not its mean)."""
     preds, pred_many = list_items(pred, "PRED")
     if gt is None:
-        return [(p, None) for p in preds], []
+        return [(p, None) for p in preds], [], []
     gts, gt_many = list_items(gt, "GT")
     if pred_many != gt_many:
         what = lambda many, n: f"a folder of {n} inputs" if many else "one input"  # noqa: E731
@@ -120,21 +123,45 @@ def pair_inputs(
             " give two videos (or frame folders), or two folders matched by name"
         )
     if not pred_many:
-        return [(preds[0], gts[0])], []
+        return [(preds[0], gts[0])], [], []
     by_name = {g.name: g for g in gts}
-    pairs: list[tuple[Item, Item | None]] = []
-    for p in preds:
-        if p.name not in by_name:
-            raise InputError(f"{p.path}: no GT named '{p.name}' in {gt} (videos and frame folders are matched by name)")
-        pairs.append((p, by_name[p.name]))
-    unused = sorted(set(by_name) - {p.name for p in preds})
+    pairs: list[tuple[Item, Item | None]] = [(p, by_name[p.name]) for p in preds if p.name in by_name]
+    problems: list[Problem] = []
+    if orphans := [p for p in preds if p.name not in by_name]:
+        said = (f"{orphans[0].path}: no GT named '{orphans[0].name}' in {gt}" if len(orphans) == 1 else
+                f"{pred}: no GT in {gt} for {len(orphans)} of its {len(preds)} videos ({', '.join(p.name for p in orphans)})")  # fmt: skip
+        problems.append(Problem([p.name for p in orphans], f"{said} (videos and frame folders are matched by name)"))
+    unused = sorted(set(by_name) - {p.name for p in preds}, key=natural_key)
     if unused and not allow_missing:
-        raise InputError(
+        problems.append(Problem(unused, (
             f"{gt}: no prediction in {pred} for {len(unused)} of its {len(gts)} videos ({shown_names(unused)}):"
             " a mean over the others is not the benchmark's; make the missing predictions, or give"
             " --allow-missing to score only those present"
-        )
-    return pairs, unused
+        )))  # fmt: skip
+    return pairs, unused, problems
+
+
+@dataclass(frozen=True)
+class Problem:
+    """What stops the videos `names` from being scored, found before any scoring."""
+
+    names: list[str]
+    said: str
+
+
+def refuse(problems: Sequence[Problem]) -> None:
+    """Every problem found before scoring, at once (not one run per bad clip): one alone is the
+    error; several are each said on a line of their own (logged as errors), then the error names
+    the videos."""
+    if not problems:
+        return
+    if len(problems) == 1:
+        raise InputError(problems[0].said)
+    for problem in problems:
+        log.error("%s", problem.said)
+    names = list(dict.fromkeys(n for problem in problems for n in problem.names))
+    raise InputError(f"{counted(len(names), 'video')} cannot be scored as {'they are' if len(names) > 1 else 'it is'}"
+                     f" ({', '.join(names)}), each said above; nothing was scored")  # fmt: skip
 
 
 def shown_names(names: Sequence[str], limit: int = 5) -> str:
@@ -205,23 +232,31 @@ def fetch_weights(
     *,
     download: bool = True,
     option: str = "--metrics",
-) -> None:
+    skip: bool = False,
+) -> dict[str, str]:
     """Find (or download) the published weight files of `names` that `local` does not replace,
-    before any scoring or upscaling: a missing file is said first, not after hours of work.
-    The error ends with the metrics that need no weights, in words that fit the run: PSNR and SSIM
-    need none, but they need a GT, so without one that advice would fail too."""
+    before any scoring or upscaling: the missing files are said first (all in one error), not after
+    hours of work. The error ends with the metrics that need no weights, in words that fit the run:
+    PSNR and SSIM need none, but they need a GT, so without one that advice would fail too.
+    skip (--skip-unavailable): no error; returns {metric: why} of the metrics that cannot run."""
     from dove_cli.metrics import pretrained
 
     keys = [k for k in pretrained.files_for(names) if k not in (local or {})]
     try:
         pretrained.fetch_all(keys, download=download)
     except ModelError as exc:
+        if skip:
+            lost = {k for k in keys if pretrained.cached(k) is None}
+            skipped = {n: str(exc) for n in names if lost & set(pretrained.files_for([n]))}
+            log.warning("%s; left out (--skip-unavailable): %s", exc, ", ".join(skipped))
+            return skipped
         hint = (
             f"{option} psnr,ssim needs no weight files"
             if has_gt
             else "without a GT every metric needs weight files (psnr and ssim need none, but compare with a GT)"
         )
         raise type(exc)(f"{exc}; {hint}") from None
+    return {}
 
 
 class FrameMetric(Protocol):
@@ -278,6 +313,8 @@ def build_metrics(
             out.append(PairScore(name, psnr_ssim.psnr_y))
         elif name == "ssim":
             out.append(PairScore(name, psnr_ssim.ssim))
+        elif name == "ssim_y":
+            out.append(PairScore(name, psnr_ssim.ssim_y))
         elif name == "lpips":
             from dove_cli.metrics.lpips import published_lpips
 
@@ -311,6 +348,7 @@ class VideoScores:
     values: dict[str, list[float]] = field(default_factory=dict)  # per frame (per pair for ewarp)
     notes: list[str] = field(default_factory=list)
     matrix: dict[str, str | None] = field(default_factory=dict)  # PRED/GT: the YUV matrix read with (None: RGB)
+    left_out: dict[str, int] = field(default_factory=dict)  # frames cut from the end of the longer side ("pred"/"gt")
 
     def mean(self, metric: str) -> float:
         v = self.values.get(metric) or []
@@ -328,6 +366,7 @@ class EvalReport:
     weights: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> file, sha256, published
     untagged_matrix: str = "auto"  # how YUV video without a matrix tag was read (--untagged-matrix)
     crop_border: int = 0  # px left out at each edge of both before every metric (--crop-border)
+    skipped: list[str] = field(default_factory=list)  # metrics left out, their weights not at hand (skip_unavailable)
 
     @property
     def coverage(self) -> str:
@@ -369,7 +408,9 @@ class EvalReport:
         for name, v in self.videos.items():
             entry: dict[str, Any] = {m: clean(v.mean(m)) for m in self.metrics}
             entry["frames"] = {m: [clean(x) for x in v.values.get(m, [])] for m in self.metrics}
-            entry["num_frames"] = v.frames
+            entry["num_frames"] = v.frames  # paired: the first num_frames of each side
+            if v.left_out:
+                entry["left_out"] = v.left_out  # frames at the end of the longer side, not scored
             entry["pred"] = path_text(v.pred)
             entry["gt"] = path_text(v.gt) if v.gt else None
             entry["matrix"] = v.matrix
@@ -392,6 +433,7 @@ class EvalReport:
             "device": self.device,
             "untagged_matrix": self.untagged_matrix,
             "crop_border": self.crop_border,
+            **({"skipped": self.skipped} if self.skipped else {}),
         }
 
     def write_json(self, path: str | Path) -> None:
@@ -478,7 +520,8 @@ def check_result_files(
     name the option (`json_option`: `dove upscale --eval` writes its JSON with --eval-json)."""
     files = [p for p in inputs if p.is_file()]
     for option, path in ((json_option, json_out), ("--csv", csv_out), ("--plot", plot)):
-        if path is not None:
+        # a FIFO, /dev/null, >(...): written as it is, as --manifest
+        if path is not None and not video_io.is_special(path):
             video_io.check_output(path, overwrite=overwrite, inputs=files, option=option)
     if plot is None:
         return
@@ -498,8 +541,9 @@ def check_result_files(
 def _write(path: Path, data: str | bytes) -> None:
     """A scores file, whole or not at all (video_io.write_whole): a full disk leaves no half file that
     the next run would refuse, and is exit 75 as for a video (the same command then writes it); a
-    folder made for it is removed again."""
-    made = video_io.make_output_folder(path)
+    folder made for it is removed again. A FIFO, a device or a pipe is written as it is, as
+    --manifest writes it (video_io.is_special)."""
+    made = None if video_io.is_special(path) else video_io.make_output_folder(path)
     try:
         video_io.write_whole(path, data)
     except OSError as exc:
@@ -599,6 +643,64 @@ EVAL_DECODE_HINT = (
 )
 
 
+def check_pair(
+    p: Item,
+    g: Item | None,
+    read: Callable[[Path], video_io.VideoReader],
+    max_crop: int,
+    strict: bool,
+    problems: list[Problem],
+) -> int | None:
+    """Check a prediction (and its GT, None when no metric compares them) before any scoring: the
+    frame folders' numbering, their starts, and the sizes (more than `max_crop` apart; with
+    `strict`, any difference, and frame folders' counts). Each problem is added to `problems`, so
+    that a benchmark's every bad pair is said at once. Returns PRED's frame count (None: unknown)."""
+
+    def check(fn: Callable[..., None], *args: Any) -> None:
+        try:
+            fn(*args)
+        except InputError as exc:
+            problems.append(Problem([p.name], str(exc)))
+
+    check(check_numbering, p.path, "PRED", g is not None)
+    pi = probe(read, p.path)
+    if g is None:
+        return pi.num_frames if pi is not None else None
+    check(check_numbering, g.path, "GT", True)
+    check(check_starts, p.path, g.path)
+    gi = probe(read, g.path)
+    if pi is not None and gi is not None:
+        size, gt_size = (pi.width, pi.height), (gi.width, gi.height)
+        check(check_size, str(p.path), size, g.path, gt_size, max_crop)
+        if strict and size != gt_size:
+            said = f"{p.path}: {size[0]}x{size[1]}, but its GT {g.path} is {gt_size[0]}x{gt_size[1]} (--strict: only pairs of one size and frame count are scored, none cut)"
+            problems.append(Problem([p.name], said))
+        if strict and pi.num_frames_exact and gi.num_frames_exact and pi.num_frames != gi.num_frames:
+            said = f"{p.path}: {counted(pi.num_frames, 'frame')}, but its GT {g.path} has {gi.num_frames} (--strict: only pairs of one size and frame count are scored, none cut)"
+            problems.append(Problem([p.name], said))
+    return pi.num_frames if pi is not None else None
+
+
+def probe(read: Callable[[Path], video_io.VideoReader], path: Path) -> video_io.VideoInfo | None:
+    """An input's VideoInfo, None when it cannot be opened: the real error is raised (with its
+    message, dove eval's) when it is read for scoring."""
+    try:
+        with read(path) as reader:
+            return reader.info
+    except Exception:  # noqa: BLE001 - said when read
+        return None
+
+
+def frames_left(reader: video_io.VideoReader | None, rest: Iterator[video_io.Frame] | None, read: int) -> int:
+    """How many frames of the longer side were not scored after the one read past the cut (`read`
+    frames so far): counted from the files of a frame folder, else by reading them."""
+    if reader is None or rest is None:
+        return 0
+    if reader.info.num_frames_exact:
+        return max(reader.info.num_frames - read, 0)
+    return sum(1 for _ in rest)
+
+
 def evaluate(
     pred: str | Path,
     gt: str | Path | None = None,
@@ -614,6 +716,8 @@ def evaluate(
     allow_missing: bool = False,
     untagged_matrix: str = "auto",
     crop_border: int = 0,
+    skip_unavailable: bool = False,
+    strict: bool = False,
 ) -> EvalReport:
     """Score PRED (against GT) and return an EvalReport (see the module doc for the input layouts).
 
@@ -626,22 +730,24 @@ def evaluate(
     untagged_matrix: how YUV video without a matrix tag is read (video_io.open_reader): "bt601" reads
     the authors' own result files as their eval_metrics.py does (OpenCV). crop_border: pixels left
     out at each edge of both frames (after cutting them to one size) before every metric, as
-    BasicSR's `crop_border` (VSR papers' tables). Every mistake that can be known before scoring
-    (inputs, metrics, device, weights) is raised before the first frame is read.
+    BasicSR's `crop_border` (VSR papers' tables). skip_unavailable: metrics whose weight files (or
+    package) are not at hand are left out, and the report says which, instead of the error.
+    strict: a prediction and GT whose sizes or frame counts differ are an error, not cut. Every
+    mistake that can be known before scoring (inputs, metrics, device, weights) is raised before the
+    first frame is read, every bad pair of a benchmark at once (`refuse`).
     """
     started = time.perf_counter()
     check_untagged_matrix(untagged_matrix)
     for flag, px in (("--max-crop", max_crop), ("--crop-border", crop_border)):
         if px < 0:
             raise OptionError(f"{flag} {px}: a number of pixels, 0 or more")
-    pairs, missing = pair_inputs(pred, gt, allow_missing)
+    pairs, missing, problems = pair_inputs(pred, gt, allow_missing)
     names = parse_metrics(metrics, gt is not None, str(pred), option)
     fr_needed = any(METRICS[n].full_reference for n in names)
-    for p, g in pairs:
-        check_numbering(p.path, "PRED", paired=g is not None and fr_needed)
-        if g is not None and fr_needed:
-            check_numbering(g.path, "GT", paired=True)
-            check_starts(p.path, g.path)
+    # warn=False: the readers' advice is for an upscale (--fps, --deinterlace, "the output is opaque")
+    read = partial(video_io.open_reader, warn=False, say_alpha=False, untagged_matrix=untagged_matrix)
+    totals = [check_pair(p, g if fr_needed else None, read, max_crop, strict, problems) for p, g in pairs]
+    refuse(problems)
     from dove_cli.models import pick_device
 
     dev = pick_device(str(device) if device is not None else None)
@@ -652,36 +758,45 @@ def evaluate(
     for key in weights or {}:
         if key not in known:
             raise OptionError(f"--weights {key}=...: unknown key (known: {', '.join(sorted(known))})")
+    skipped: dict[str, str] = {}  # metric -> why it cannot run here (skip_unavailable)
     for n in video_level:
-        vqa.check(n, dict(weights or {}))
+        try:
+            vqa.check(n, dict(weights or {}))
+        except OptionError as exc:
+            if not skip_unavailable:
+                raise
+            skipped[n] = str(exc)
+            log.warning("%s; left out (--skip-unavailable)", exc)
+    if frame_metrics is None:
+        skipped |= fetch_weights(names, gt is not None, weights, download=download, option=option,
+                                 skip=skip_unavailable)  # fmt: skip
+    if skipped:
+        names = [n for n in names if n not in skipped]
+        if not names:
+            raise OptionError(f"none of the metrics can run here: {'; '.join(skipped.values())}")
     dover_file = (weights or {}).get("dover") or _env_dover()
     dover = vqa.DOVERScorer(dover_file, dev) if "dover" in names else None
     used: dict[str, dict[str, Any]] = {}
     if frame_metrics is None:
-        fetch_weights(names, gt is not None, weights, download=download, option=option)
         frame_metrics = build_metrics([n for n in names if METRICS[n].per_frame], dev, weights, download)
         used = pretrained.identify(pretrained.files_for(names), weights, download=download)  # loaded: weights
     if dover is not None:
         used |= pretrained.identify(["dover"], {"dover": dover_file})
     notes = [f"GT without a prediction (not scored): {', '.join(missing)}"] if missing else []
     report = EvalReport(names, notes=notes, device=str(dev), missing=missing, weights=used,
-                        untagged_matrix=untagged_matrix, crop_border=crop_border)  # fmt: skip
+                        untagged_matrix=untagged_matrix, crop_border=crop_border,
+                        skipped=list(skipped))  # fmt: skip
     for note in notes:
         log.warning("%s", note)
+    if skipped:  # (why: said as each was left out)
+        report.notes.append(
+            f"not scored, their weights (or package) not at hand (--skip-unavailable): {', '.join(skipped)}"
+        )
     if other := [n for n in names if any(used.get(k, {}).get("published") is False for k in pretrained.files_for([n]))]:
         report.notes.append(
             f"{', '.join(other)} scored with weights that are not the published files (see the"
             " JSON's weights): not comparable with published scores"
         )  # (identify warned per file)
-    # warn=False: the readers' advice is for an upscale (--fps, --deinterlace, "the output is opaque")
-    read = partial(video_io.open_reader, warn=False, say_alpha=False, untagged_matrix=untagged_matrix)
-    totals: list[int | None] = []
-    for p, _ in pairs:
-        try:
-            with read(p.path) as probe:  # dove eval says its own
-                totals.append(probe.info.num_frames)
-        except Exception:  # noqa: BLE001 - the real error is raised (with its message) when the video is read
-            totals.append(None)
     frames_total = sum(t for t in totals if t) if all(totals) else None
     done = 0
     for index, (p, g) in enumerate(pairs):
@@ -698,8 +813,7 @@ def evaluate(
             starts: tuple[int, int] | None = None
             if gr is not None:
                 gw, gh = gr.info.width, gr.info.height
-                if (gw, gh) != (w, h):
-                    check_size(str(p.path), (w, h), g.path if g else Path(), (gw, gh), max_crop)
+                if (gw, gh) != (w, h):  # (more than max_crop apart, or strict: refused by check_pair)
                     note = f"sizes differ (PRED {w}x{h}, GT {gw}x{gh}): both cropped to {min(w, gw)}x{min(h, gh)} from the top-left"
                     scores.notes.append(note)
                     w, h = min(w, gw), min(h, gh)
@@ -722,7 +836,12 @@ def evaluate(
                         if gr is not None and tolerance is not None:
                             check_video_starts(pr.info, gr.info, scores.frames, longer, tolerance)
                         note = f"frame counts differ: cut to {counted(scores.frames, 'frame')} ({longer} has more)"
+                        if strict:  # (frame folders' counts were checked before scoring: a video's is known now)
+                            raise InputError(f"{p.path}: frame counts differ ({longer} has more than"
+                                             f" {counted(scores.frames, 'frame')}) (--strict: only pairs of one size and frame count are scored, none cut)")  # fmt: skip
                         scores.notes.append(note + (starts_differ(pr.info, gr.info) if gr is not None else ""))
+                        longer_reader, rest = (pr, pit) if fp is not None else (gr, git)
+                        scores.left_out[longer.lower()] = 1 + frames_left(longer_reader, rest, scores.frames + 1)
                     break
                 if gr is not None and fg is not None and tolerance is not None:
                     if before is not None:

@@ -206,28 +206,15 @@ def fetch(key: str, *, download: bool = True) -> Path:
     """
     from huggingface_hub import hf_hub_download
 
-    from dove_cli.weights import check_endpoint, hub_env, hub_errors, hub_reachable, mirror_hint
+    from dove_cli.weights import hub_env, hub_errors
 
     spec = WEIGHT_FILES[key]
     path = cached(key)
     if path is not None:
         return path
+    if error := unavailable([key], download=download):
+        raise error
     env = hub_env()
-    flag = "--dists" if key in NEEDS["dists"] else "--metrics"
-    local_option = f"`dove eval --weights {key}=FILE`" + (" or `dove train --dists-weights FILE`" * (flag == "--dists"))
-    if not download or env.offline:
-        why = "offline (HF_HUB_OFFLINE=1) and " if env.offline else ""
-        raise ModelError(
-            f"{why}{spec.what} ({spec.repo}/{spec.filename}) is not downloaded: run `dove download-weights {flag}`"
-        )
-    check_endpoint(env.endpoint)
-    if not hub_reachable(env.endpoint):  # at once, not after the hub's retries; 75: the same command later
-        raise DownloadLater(
-            f"{spec.what} ({spec.repo}/{spec.filename}) is not downloaded and {env.endpoint} cannot be reached: "
-            f"check your network ({mirror_hint()}), or fetch {spec.filename} where there is one "
-            f"and pass it as {local_option} (every metric file at once: `dove download-weights --metrics --dir DIR`"
-            " there, `dove eval --weights-dir DIR` here)"
-        )
     errors: list[DownloadError] = []
     for repo, filename in _sources(spec):
         try:
@@ -250,8 +237,42 @@ def fetch(key: str, *, download: bool = True) -> Path:
     raise errors[0]
 
 
+def unavailable(keys: list[str], *, download: bool = True) -> ModelError | None:
+    """Why the files `keys` (not in the cache) cannot be had now, all of them named in one error:
+    downloads not allowed, offline, or the hub cannot be reached (DownloadLater: exit 75, the same
+    command later); None when they can be downloaded."""
+    from dove_cli.weights import check_endpoint, hub_env, hub_reachable, mirror_hint
+
+    if not keys:
+        return None
+    env = hub_env()
+    specs = [WEIGHT_FILES[k] for k in keys]
+    named = ", ".join(f"{spec.what} ({spec.repo}/{spec.filename})" for spec in specs)
+    are = "is" if len(keys) == 1 else "are"
+    flag = "--dists" if all(k in NEEDS["dists"] for k in keys) else "--metrics"
+    if not download or env.offline:
+        why = "offline (HF_HUB_OFFLINE=1) and " if env.offline else ""
+        return ModelError(f"{why}{named} {are} not downloaded: run `dove download-weights {flag}`")
+    check_endpoint(env.endpoint)
+    if hub_reachable(env.endpoint):  # at once, not after the hub's retries
+        return None
+    local = " ".join(f"--weights {k}=FILE" for k in keys)
+    local = f"`dove eval {local}`" + (" or `dove train --dists-weights FILE`" * (flag == "--dists"))
+    return DownloadLater(
+        f"{named} {are} not downloaded and {env.endpoint} cannot be reached: check your network ({mirror_hint()}),"
+        f" or fetch {', '.join(spec.filename for spec in specs)} where there is one and pass"
+        f" {'it' if len(keys) == 1 else 'them'} as {local} (every metric file at once: `dove download-weights"
+        " --metrics --dir DIR` there, `dove eval --weights-dir DIR` here)"
+    )
+
+
 def fetch_all(keys: Iterable[str], *, download: bool = True) -> dict[str, Path]:
-    return {key: fetch(key, download=download) for key in keys}
+    """`fetch` of each of `keys`; those that cannot be had are named in one error (`unavailable`),
+    not one run per file."""
+    found = {key: cached(key) for key in keys}
+    if error := unavailable([k for k, path in found.items() if path is None], download=download):
+        raise error
+    return {key: path or fetch(key, download=download) for key, path in found.items()}
 
 
 # ------------------------------------------------------------------------------------------ loading
@@ -371,12 +392,15 @@ def copy_to_folder(key: str, folder: Path) -> Path:
     return target
 
 
-def from_folder(folder: Path, keys: Iterable[str]) -> dict[str, str]:
+def from_folder(folder: Path, keys: Iterable[str], partial: bool = False) -> dict[str, str]:
     """{key: file} of a weights folder for `keys`, every missing file said in one error (not one
-    run per file). The files are then local files: checked against the pins by `identify`."""
+    run per file); with `partial` (--skip-unavailable), those present, the others left to the hub.
+    The files are then local files: checked against the pins by `identify`."""
     if not folder.is_dir():
         raise ModelError(f"--weights-dir {folder}: no such folder")
     files = {key: folder / folder_name(key) for key in keys}
+    if partial:
+        return {key: str(path) for key, path in files.items() if path.is_file()}
     if missing := [path.name for path in files.values() if not path.is_file()]:
         raise ModelError(
             f"--weights-dir {folder}: {', '.join(missing)} missing; make the folder with `dove download-weights"
@@ -413,4 +437,5 @@ __all__ = [
     "load_state_dict",
     "resolve",
     "sha256_of",
+    "unavailable",
 ]

@@ -13,6 +13,9 @@ float64; an 11 x 11 Gaussian window with
 sigma 1.5 (MATLAB's fspecial, normalised),
 "valid" filtering (no padding), no downsampling, C1 = (0.01 * 255)^2, C2 = (0.03 * 255)^2, the
 contrast-structure term clipped at 0, and the mean of the SSIM map.
+SSIM-Y (`ssim_y`, not a pyiqa metric): BasicSR's `calculate_ssim(..., test_y_channel=True)`, the SSIM
+VSR papers report beside PSNR-Y: the same window and constants on PSNR-Y's BT.601 Y (16-235, not
+rounded, float64), without the clip at 0.
 """
 
 from __future__ import annotations
@@ -39,12 +42,16 @@ def psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return 10 * torch.log10(1.0 / (mse + PSNR_EPS))
 
 
-def psnr_y(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """x, y [B, 3, H, W] RGB in [0, 1] -> [B] dB (float64) of their BT.601 Y (YCBCR_LUMA), in float64
-    (BasicSR computes the Y in float32: it moves the score by less than 1e-6 dB)."""
+def ycbcr_y(x: torch.Tensor) -> torch.Tensor:
+    """[B, 3, H, W] RGB in [0, 1] -> [B, 1, H, W] BT.601 Y on 16..235 (YCBCR_LUMA), float64, not rounded
+    (BasicSR computes it in float32: it moves PSNR-Y by less than 1e-6 dB)."""
     w = torch.tensor(YCBCR_LUMA, dtype=torch.float64, device=x.device)
-    a, b = (torch.matmul(t.double().permute(0, 2, 3, 1), w) + YCBCR_OFFSET for t in (x, y))
-    mse = ((a - b) ** 2).mean(dim=(1, 2)) / 255**2
+    return (torch.matmul(x.double().permute(0, 2, 3, 1), w) + YCBCR_OFFSET)[:, None]
+
+
+def psnr_y(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """x, y [B, 3, H, W] RGB in [0, 1] -> [B] dB (float64) of their BT.601 Y (`ycbcr_y`)."""
+    mse = ((ycbcr_y(x) - ycbcr_y(y)) ** 2).mean(dim=(1, 2, 3)) / 255**2
     return 10 * torch.log10(1.0 / (mse + PSNR_EPS))
 
 
@@ -69,17 +76,29 @@ def ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     2D float64 convolution). pyiqa stores the 2D window rounded to float32: the scores differ by
     less than 1e-7.
     """
-    if min(x.shape[-2:]) < SSIM_WINDOW:
+    return ssim_of(luma255(x).double(), luma255(y).double(), clip_cs=True)
+
+
+def ssim_y(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """x, y [B, 3, H, W] RGB in [0, 1] -> [B] SSIM of their BT.601 Y (`ycbcr_y`), as BasicSR's
+    `calculate_ssim(..., test_y_channel=True)`: no clip of the contrast-structure term."""
+    return ssim_of(ycbcr_y(x), ycbcr_y(y), clip_cs=False)
+
+
+def ssim_of(a: torch.Tensor, b: torch.Tensor, clip_cs: bool) -> torch.Tensor:
+    """a, b [B, 1, H, W] float64 planes on 0..255 -> [B] mean SSIM map ("valid" 11x11 Gaussian window).
+    clip_cs: pyiqa clips negative contrast-structure terms to 0; BasicSR and MATLAB do not."""
+    if min(a.shape[-2:]) < SSIM_WINDOW:
         raise InputError(
-            f"SSIM needs frames of at least {SSIM_WINDOW}x{SSIM_WINDOW} pixels, not {x.shape[-1]}x{x.shape[-2]}"
+            f"SSIM needs frames of at least {SSIM_WINDOW}x{SSIM_WINDOW} pixels, not {a.shape[-1]}x{a.shape[-2]}"
         )
-    a, b = luma255(x).double(), luma255(y).double()
     g = gaussian_1d().to(a.device)
     maps = torch.cat([a, b, a * a, b * b, a * b], dim=1)  # [B, 5, H, W]
     maps = F.conv2d(maps, g.view(1, 1, 1, -1).expand(5, 1, 1, -1), groups=5)  # "valid": no padding
     mu_a, mu_b, aa, bb, ab = F.conv2d(maps, g.view(1, 1, -1, 1).expand(5, 1, -1, 1), groups=5).unbind(dim=1)
     var_a, var_b, cov = aa - mu_a**2, bb - mu_b**2, ab - mu_a * mu_b
     c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-    cs = F.relu((2 * cov + c2) / (var_a + var_b + c2))
+    cs = (2 * cov + c2) / (var_a + var_b + c2)
+    cs = F.relu(cs) if clip_cs else cs
     s = (2 * mu_a * mu_b + c1) / (mu_a**2 + mu_b**2 + c1) * cs
     return s.mean(dim=(1, 2))

@@ -49,6 +49,7 @@ from dove_cli.video_io.paths import (
     frame_name,
     is_image_path,
     is_pattern,
+    is_special,
     make_folder,
     make_output_folder,
     matching_images,
@@ -113,6 +114,7 @@ __all__ = [
     "stream_rate",
     "video_length",
     "write_failed",
+    "is_special",
     "write_whole",
     "x264_options",
 ]

@@ -169,18 +169,34 @@ def write_failed(path: Path, exc: BaseException, detail: str, stream: str = "") 
     return OutputError(f"{path}: write failed ({detail})")
 
 
+def is_special(path: Path) -> bool:
+    """A FIFO, a device, a pipe (/dev/stdout, `>(...)`), through links: written to as it is, never read
+    (a pipe would wait for ever), never replaced by a file and never "already exists" (a side file
+    given as one: --manifest, --json, --csv, --plot)."""
+    try:
+        return not stat.S_ISREG(mode := os.stat(path).st_mode) and not stat.S_ISDIR(mode)
+    except OSError:
+        return False
+
+
 def write_whole(path: Path, data: str | bytes) -> None:
     """A side file (a manifest, scores, a plot) whole or not at all: written under a temporary name
     beside it (beside a symlink's target), then renamed onto it; the temporary is removed on any
     failure. A full disk or a kill never leaves half a file that the next run would refuse to replace.
-    Text is UTF-8, a name that is not (a Latin-1 byte the file system gave as a surrogate) written
-    as its escape, `\\udce9`, as the JSON files and the terminal show it: the file stays UTF-8 for any
-    reader. The OSError is raised for the caller to say (write_failed)."""
+    A special file (`is_special`) is written as it is: renaming a file over a FIFO would leave its
+    reader waiting for ever. Text is UTF-8, a name that is not (a Latin-1 byte the file system gave
+    as a surrogate) written as its escape, `\\udce9`, as the JSON files and the terminal show it: the
+    file stays UTF-8 for any reader. The OSError is raised for the caller to say (write_failed)."""
+    raw = data.encode("utf-8", "backslashreplace") if isinstance(data, str) else data
+    if is_special(path):
+        with open(path, "wb") as f:
+            f.write(raw)
+        return
     target = through_links(path)
     tmp = temp_sibling(target, target.suffix)
     try:
         with open(tmp, "xb") as f:
-            f.write(data.encode("utf-8", "backslashreplace") if isinstance(data, str) else data)
+            f.write(raw)
         replace_keeping_mode(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)

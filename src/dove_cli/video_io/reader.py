@@ -410,13 +410,10 @@ def image_inputs(path: Path) -> list[Path] | None:
             raise InputError(f"{path}: no files match this pattern")
         return [p for _, p in hits]
     if path.is_dir():
-
-        def key(p: Path) -> list:
-            return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p.name)]
-
         # Hidden files are skipped, as in a folder of videos: macOS's AppleDouble `._frame001.png` is no image
         images = sorted(
-            (p for p in path.iterdir() if p.is_file() and is_image_path(p) and not p.name.startswith(".")), key=key
+            (p for p in path.iterdir() if p.is_file() and is_image_path(p) and not p.name.startswith(".")),
+            key=lambda p: natural_key(p.name),
         )
         if not images:
             raise InputError(
@@ -431,6 +428,12 @@ def image_inputs(path: Path) -> list[Path] | None:
         raise InputError(f"{path}: {_not_images(files)} (it reads {', '.join(sorted(IMAGE_EXTENSIONS))}); convert "
                          "them to 16-bit .tif or .png first")  # fmt: skip
     return None
+
+
+def natural_key(name: str) -> tuple[list[int | str], str]:
+    """Sort key of names in natural order, numbers as numbers and case aside: frame_2 before frame_10,
+    clip1, Clip3, clip10 (the name itself breaks ties, so the order does not hang on the folder's)."""
+    return [int(t) if i % 2 else t.casefold() for i, t in enumerate(re.split(r"(\d+)", name))], name
 
 
 def _pattern_regex(pattern: Path) -> re.Pattern[str]:
