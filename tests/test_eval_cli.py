@@ -1028,7 +1028,7 @@ def test_result_files_to_a_fifo_dev_null_or_a_pipe_are_written_as_they_are(tmp_p
     was replaced by a file (its reader waited for ever): written as --manifest writes them (video_io.is_special)."""
     tiny_pair(tmp_path, "a")
     args = ["eval", str(tmp_path / "P" / "a"), str(tmp_path / "G" / "a"), "--metrics", "psnr", "-q"]
-    assert run([*args, "--json", "/dev/null"], capsys)[0] == 0
+    # (not the real /dev/null: a regression run as root would rename a file over it, for every process here)
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
     for extra in ([], ["--overwrite"]):
