@@ -1924,3 +1924,110 @@ def test_a_12_bit_master_stays_12_bit_in_ffv1_and_a_10_bit_codec_says_what_it_dr
             "yuv420p12le keeps 12 bits (few players decode it), --codec ffv1 (.mkv) keeps them losslessly")  # fmt: skip
     assert [m for m in caplog.messages if "-bit" in m] == [said]
     assert "hevc (Main 10)" in ffinfo(out).video().text
+
+
+@pytest.mark.parametrize(
+    "name,message",
+    [
+        ("FIFO", "FIFO: is a named pipe (FIFO), which cannot be written (WHOLE); write a file, then read that"),
+        ("LINK", "LINK: is a link to FIFO, a named pipe (FIFO), which cannot be written (WHOLE); write a file, then "
+                 "read that"),
+        ("/dev/null", "/dev/null: is the null device, not a file (WHOLE); for a test run, use --dry-run (the plan) "
+                      "or `dove bench` (the speed)"),
+        ("/dev/stdout", "/dev/stdout: writing to standard output is not supported (WHOLE); give a file name like "
+                        "out.mp4"),
+        ("/dev/fd/1", "/dev/fd/1: writing to standard output is not supported (WHOLE); give a file name like out.mp4"),
+    ],
+)  # fmt: skip
+def test_an_output_that_is_a_pipe_or_device_is_refused_and_kept(tmp_path, capsys, monkeypatch, name, message):
+    """A FIFO as -o was "already exists (use --overwrite)", and --overwrite replaced it with a file while its
+    reader waited for ever; /dev/stdout, /dev/fd/1 and /dev/null were offered `/dev/null.mp4`. Each is one
+    line before any work, with or without --overwrite, and the FIFO stays a FIFO."""
+    monkeypatch.chdir(tmp_path)
+    os.mkfifo("FIFO")
+    os.symlink("FIFO", "LINK")
+    whole = "the output is written under a temporary name and renamed when whole"
+    for flags in ([], ["--overwrite"]):
+        code, _, err = run(["upscale", str(demo_clip("007.mp4")), "-o", name, "--model", "bilinear", *flags], capsys)
+        assert (code, err) == (2, f"error: {message.replace('WHOLE', whole)}\n"), err
+    assert stat.S_ISFIFO(os.stat("FIFO").st_mode) and sorted(os.listdir()) == ["FIFO", "LINK"]
+
+
+def test_an_output_folder_names_an_input_without_extension(tmp_path, capsys, monkeypatch):
+    """`rec -o nd/` (a capture without an extension) said "no extension: give ... a folder (outdir/)", the
+    very thing given, and `--container mp4` was refused as naming no folder run's outputs."""
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(demo_clip("007.mp4"), "rec")
+    quick = ["--model", "bilinear", "--scale", "1", "--preview", "0+0.1s", "-q"]
+    code, _, err = run(["upscale", "rec", "-o", "nd/", *quick], capsys)
+    assert code == 0 and os.listdir("nd") == ["rec.mkv"], err  # (as a folder run names a container it cannot write)
+    code, _, err = run(["upscale", "rec", "-o", "nd3/", "--container", "mp4", *quick], capsys)
+    assert code == 0 and os.listdir("nd3") == ["rec.mp4"], err
+    with av.open("nd3/rec.mp4") as c:
+        assert c.format.name.startswith("mov") and c.streams.video[0].frames > 0
+
+
+@pytest.fixture
+def stdin_from(monkeypatch):
+    """Put a file (or None: keep /dev/null, pytest's) on file descriptor 0 for one test, as a shell's `<`."""
+    saved = os.dup(0)
+
+    def put(path: Path) -> None:
+        with open(path, "rb") as f:
+            os.dup2(f.fileno(), 0)
+
+    yield put
+    os.dup2(saved, 0)
+    os.close(saved)
+
+
+def test_dash_is_stdin_when_a_file_and_a_file_named_dash_is_that_file(tmp_path, capsys, monkeypatch, stdin_from):
+    """`- < in.mp4` was refused while `/dev/stdin < in.mp4` worked; a file named `-` was refused though any
+    existing name is a file."""
+    monkeypatch.chdir(tmp_path)
+    quick = ["--model", "bilinear", "--scale", "1", "--preview", "0+0.1s", "-q"]
+    stdin_from(demo_clip("007.mp4"))
+    code, _, err = run(["upscale", "-", "-o", "a.mkv", *quick], capsys)
+    with av.open("a.mkv") as c:
+        assert code == 0 and sum(1 for _ in c.decode(video=0)) > 0, err
+    shutil.copy(demo_clip("007.mp4"), "-")
+    Path("text.txt").write_text("not a video\n")
+    stdin_from(tmp_path / "text.txt")  # the file `-` wins over stdin
+    code, _, err = run(["upscale", "-", "-o", "b.mkv", *quick], capsys)
+    assert code == 0 and Path("b.mkv").is_file(), err
+
+
+def test_a_fifo_input_is_refused_and_its_writer_let_go(tmp_path, capsys):
+    """A FIFO input was refused without being opened: the program waiting to write into it (`ffmpeg ... -y
+    fifo &`) waited for ever. Now its open returns and its first write fails (EPIPE), so it ends."""
+    import threading
+    import time
+
+    fifo = tmp_path / "f1"
+    os.mkfifo(fifo)
+    got: list[BaseException | None] = []
+
+    def writer() -> None:
+        try:
+            fd = os.open(fifo, os.O_WRONLY)  # (waits for a reader)
+            try:
+                for _ in range(500):  # (the first writes may land before dove closes it)
+                    os.write(fd, b"x" * 10)
+                    time.sleep(0.002)
+                got.append(None)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            got.append(exc)
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    try:
+        code, _, err = run(["upscale", str(fifo), "-o", str(tmp_path / "o.mkv"), "--model", "bilinear"], capsys)
+        assert code == 2 and "f1: reading from standard input or a pipe is not supported" in err, err
+        thread.join(5)
+        assert not thread.is_alive() and isinstance(got[0], BrokenPipeError), got
+    finally:
+        if thread.is_alive():  # (never hang the suite: give the writer its reader)
+            os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))
+            thread.join(5)

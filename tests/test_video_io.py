@@ -7,6 +7,7 @@ import errno
 import itertools
 import logging
 import math
+import os
 import re
 import subprocess
 from fractions import Fraction
@@ -3503,3 +3504,63 @@ def test_audio_transcode_keeps_every_unnamed_channel(tmp_path: Path) -> None:
     expected = np.array([0.7, 0.5, 0.25]) / np.sqrt(2)
     assert np.allclose(levels(src), expected, rtol=0.01)
     assert np.allclose(levels(out), expected, rtol=0.05), levels(out)
+
+
+def test_a_link_to_stdout_is_refused_as_an_output_whatever_stdout_is(tmp_path):
+    """`ln -s /dev/stdout lnk.mkv; dove upscale ... -o lnk.mkv | cat` ran to the end, then failed at the join
+    (a pipe's name is no folder to write in); with stdout a file (`> so.txt`), that file was replaced."""
+    from dove_cli.errors import OutputError
+    from dove_cli.video_io.paths import check_not_stream
+
+    link = tmp_path / "lnk.mkv"
+    link.symlink_to("/dev/stdout")
+    read, write = os.pipe()
+    saved = os.dup(1)
+    try:
+        for target in (write, os.open(tmp_path / "so.txt", os.O_WRONLY | os.O_CREAT)):  # a pipe, a file
+            os.dup2(target, 1)
+            os.close(target)
+            with pytest.raises(OutputError) as exc:
+                check_not_stream(link)
+            os.dup2(saved, 1)
+            assert str(exc.value) == (f"{link}: is a link to /dev/stdout, standard output, which cannot be written "
+                                      "(the output is written under a temporary name and renamed when whole); give a "
+                                      "file name like out.mp4")  # fmt: skip
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(read)
+    check_not_stream(tmp_path / "so.txt")  # a file that is not stdout (now): fine
+
+
+def test_a_fifo_that_nothing_reads_is_said_before_it_is_waited_for(tmp_path, caplog):
+    """`--manifest m.fifo` with no reader hung in open() once the video was done, without a word."""
+    import threading
+    import time
+
+    from dove_cli.video_io import open_special
+
+    fifo = tmp_path / "m.fifo"
+    os.mkfifo(fifo)
+
+    def write() -> None:
+        with open_special(fifo, "the manifest") as f:
+            f.write(b"{}\n")
+
+    thread = threading.Thread(target=write, daemon=True)
+    with caplog.at_level(logging.WARNING, logger="dove_cli"):
+        thread.start()
+        deadline = time.monotonic() + 5
+        while "waiting" not in caplog.text and time.monotonic() < deadline:
+            time.sleep(0.01)
+        reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # (lets the writer go, said or not)
+        thread.join(5)
+        said = caplog.text
+        caplog.clear()
+        try:
+            assert f"{fifo}: waiting for a reader of this named pipe, to write the manifest there" in said, said
+            assert os.read(reader, 100) == b"{}\n"
+            write()  # a reader there: written at once, nothing said
+            assert os.read(reader, 100) == b"{}\n" and caplog.text == ""
+        finally:
+            os.close(reader)

@@ -195,12 +195,13 @@ def walk(top: Path, skip: Path | None = None) -> Tree:
 def into_folder(input: str | Path, output: str | Path, container: str | None, codec: str | None) -> Path:
     """The output of one video file given a folder (one that exists, or text that ends in /, as a Path
     cannot): FOLDER/<the name a folder run gives it (with --container)>, as `cp` does, `dove upscale
-    a.mp4 -o out/` and upscale() alike; the writer makes a new folder. Any other output as it is."""
+    a.mp4 -o out/` and upscale() alike; the writer makes a new folder. Any file that is not an image is a
+    video here, whatever its extension (a capture named `rec`: FOLDER/rec.mkv). Any other output as it is."""
     from dove_cli.options import container_name
 
     path, input = Path(output), Path(input)
     folder = path.is_dir() or isinstance(output, str) and output.endswith(("/", os.sep))
-    if not (folder and input.is_file() and input.suffix.lower() in FOLDER_EXTENSIONS):
+    if not (folder and input.is_file() and not video_io.is_image_path(input)):
         return path
     path = path / output_names([input], container and container_name(container), codec)[0]
     note.info("writing %s", path)

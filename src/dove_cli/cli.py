@@ -279,10 +279,12 @@ def upscale_cmd(
 ) -> None:
     """Upscale a video (or every video in a folder) with DOVE, streaming, with exact timing and audio."""
     from dove_cli.batch import is_batch_input
+    from dove_cli.video_io.reader import stdin_input
 
     note.setLevel(logging.WARNING if quiet else logging.INFO)
     if dry_run:
         check_stdout("--dry-run's plan")
+    input = stdin_input(input)  # `- < in.mp4`: read as /dev/stdin
     out = _into_folder(input, output_text, options.container, options.codec)
     if eval_gt is None and (eval_metrics or eval_json or eval_crop_border):
         raise OptionError("--eval-metrics, --eval-json and --eval-crop-border go with --eval GT")

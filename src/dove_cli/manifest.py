@@ -403,7 +403,7 @@ def write_json(path: Path, doc: dict[str, Any], done: str, again: str) -> None:
         else:
             if not is_special(path):  # (/dev/fd is not writable: a pipe's folder is not checked)
                 video_io.make_folder(path.parent, path)
-            video_io.write_whole(path, text)
+            video_io.write_whole(path, text, "the manifest")
     except OSError as exc:
         if isinstance(video_io.write_failed(path, exc, ""), TempFailure):
             raise TempFailure(f"{path}: cannot write the manifest ({exc.strerror}){done}; make room, then "

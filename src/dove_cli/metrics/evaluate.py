@@ -545,7 +545,7 @@ def _write(path: Path, data: str | bytes) -> None:
     --manifest writes it (video_io.is_special)."""
     made = None if video_io.is_special(path) else video_io.make_output_folder(path)
     try:
-        video_io.write_whole(path, data)
+        video_io.write_whole(path, data, "the scores")
     except OSError as exc:
         video_io.remove_made_folders(made)
         raise video_io.write_failed(path, exc, str(exc.strerror or exc)) from None

@@ -53,6 +53,7 @@ from dove_cli.video_io.paths import (
     make_folder,
     make_output_folder,
     matching_images,
+    open_special,
     remove_made_folders,
     through_links,
     write_failed,
@@ -101,6 +102,7 @@ __all__ = [
     "folders_made_under",
     "make_folder",
     "make_output_folder",
+    "open_special",
     "matching_images",
     "open_reader",
     "open_writer",
@@ -193,9 +195,6 @@ def open_writer(
         )  # fmt: skip
     if ext not in VIDEO_EXTENSIONS and FIELD.search(path.name):
         raise OutputError(f"{path}: image pattern needs an image extension ({', '.join(sorted(IMAGE_EXTENSIONS))})")
-    if str(path) == "-":
-        raise OutputError("-: writing to standard output is not supported (the output is written under a "
-                          "temporary name and renamed when whole); give a file name like out.mp4")  # fmt: skip
     if not ext:  # `-o outframes/`: the slash is gone, and a folder that does not exist is no output
         if info.is_images:  # (`-o outdir/` names the output after the video)
             raise OutputError(f"{path}: no extension: give a file name such as {path}.mp4 or an image pattern such "

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import glob
+import logging
 import os
 import re
 import stat
@@ -13,10 +14,13 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
 from pathlib import Path
+from typing import BinaryIO
 
 from dove_cli import note
 from dove_cli.errors import MuxError, OutputError, TempFailure, as_given
 from dove_cli.video_io.formats import IMAGE_EXTENSIONS
+
+log = logging.getLogger(__name__)
 
 
 def ffmpeg_name(path: str | Path) -> str:
@@ -179,7 +183,7 @@ def is_special(path: Path) -> bool:
         return False
 
 
-def write_whole(path: Path, data: str | bytes) -> None:
+def write_whole(path: Path, data: str | bytes, what: str = "the output") -> None:
     """A side file (a manifest, scores, a plot) whole or not at all: written under a temporary name
     beside it (beside a symlink's target), then renamed onto it; the temporary is removed on any
     failure. A full disk or a kill never leaves half a file that the next run would refuse to replace.
@@ -189,7 +193,7 @@ def write_whole(path: Path, data: str | bytes) -> None:
     file stays UTF-8 for any reader. The OSError is raised for the caller to say (write_failed)."""
     raw = data.encode("utf-8", "backslashreplace") if isinstance(data, str) else data
     if is_special(path):
-        with open(path, "wb") as f:
+        with open_special(path, what) as f:
             f.write(raw)
         return
     target = through_links(path)
@@ -234,15 +238,72 @@ SIDE_FILE_NAMES = {"--manifest": "run.json", "--json": "scores.json", "--csv": "
                    "--eval-json": "scores.json", "--record": "record.json"}  # fmt: skip
 
 
+# Names of this process's standard streams: as `-`, never a file to write under a temporary name.
+STREAM_NAMES = re.compile(r"/dev/(stdin|stdout|stderr|fd/\d+)|/proc/(self|thread-self|\d+)/fd/\d+")
+WHOLE = "the output is written under a temporary name and renamed when whole"
+
+
+def check_not_stream(path: Path) -> None:
+    """A video, image or sequence is written under a temporary name and renamed into place: standard
+    output, a named pipe, a device or a socket (or a link to one) can take none of it. Said before any
+    work, and such a node is never replaced by a file, not with --overwrite (a pipe's reader would wait
+    for ever). A side file (--manifest) is written into them as it is instead (open_special)."""
+    name = "/dev/stdout" if str(path) == "-" else os.path.abspath(path)
+    if STREAM_NAMES.fullmatch(name):
+        stream = "standard output" if name.endswith(("stdout", "/1")) else "a stream"
+        raise OutputError(f"{path}: writing to {stream} is not supported ({WHOLE}); give a file name like out.mp4")
+    try:
+        st = os.stat(path)  # (through links)
+    except OSError:
+        return
+    link = f"is a link to {os.readlink(path)}, " if path.is_symlink() else "is "
+    if stat.S_ISCHR(st.st_mode) and os.path.samestat(st, os.stat(os.devnull)):
+        raise OutputError(f"{path}: {link}the null device, not a file ({WHOLE}); for a test run, use --dry-run "
+                          "(the plan) or `dove bench` (the speed)")  # fmt: skip
+    if stream := standard_stream(st):  # (a link to /dev/stdout, even where a shell's `>` made that a file)
+        raise OutputError(f"{path}: {link}{stream}, which cannot be written ({WHOLE}); give a file name like out.mp4")
+    if stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode):
+        return
+    kind = "a socket" if stat.S_ISSOCK(st.st_mode) else "a device"
+    kind = "a named pipe (FIFO)" if stat.S_ISFIFO(st.st_mode) else kind
+    raise OutputError(f"{path}: {link}{kind}, which cannot be written ({WHOLE}); write a file, then read that")
+
+
+def standard_stream(st: os.stat_result) -> str:
+    """The name of this process's stream (stdout, stderr) that writes to the file `st` is of, or ""."""
+    for fd, stream in ((1, "standard output"), (2, "standard error")):
+        with contextlib.suppress(OSError):
+            if os.path.samestat(st, os.fstat(fd)):
+                return stream
+    return ""
+
+
+def open_special(path: Path, what: str) -> BinaryIO:
+    """`path` (a FIFO, a device: `is_special`) opened for writing (`what`: "the manifest", to say).
+    A FIFO that nothing reads yet would hold the open without a word once the work is done: said, then
+    waited for, as a shell's `>` waits."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno != errno.ENXIO:  # (ENXIO: a FIFO with no reader)
+            raise
+        log.warning("%s: waiting for a reader of this named pipe, to write %s there", path, what)
+        fd = os.open(path, os.O_WRONLY)
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "wb")
+
+
 def check_output(path: Path, overwrite: bool, inputs: Sequence[Path] = (), option: str = "") -> None:
-    """Fail before any work: never the input, an existing output needs --overwrite, the folder
-    must be creatable (a symlink's target's, which must exist: the file is written there), every
-    name dove makes for it must fit. Touches nothing on disk, so it runs before a model loads; the
+    """Fail before any work: never the input, nor a pipe or device (check_not_stream), an existing
+    output needs --overwrite, the folder must be creatable (a symlink's target's, which must exist:
+    the file is written there), every name dove makes for it must fit. Touches nothing on disk, so it runs before a model loads; the
     writer makes the folder. A side file's `option` (SIDE_FILE_NAMES) is named in each error, its
     folder offered a file name of its own kind, and its name is never a pattern (a plot `p%d.png`
     is one file)."""
     said = f"{option} {path}" if option else str(path)
     check_not_windows(path, OutputError)
+    if not option:
+        check_not_stream(path)
     check_fields(path, OutputError)
     check_name_length(path)
     pattern = is_pattern(path) and not option

@@ -7,11 +7,13 @@ their original presentation timestamps and time base, so that a writer can give 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import itertools
 import logging
 import math
+import os
 import re
 import stat
 from collections import Counter, deque
@@ -631,11 +633,32 @@ def say_alpha_dropped(path: Path) -> None:
     log.warning("%s: the alpha channel (transparency) is dropped; the output is opaque", path)
 
 
+def stdin_input(path: Path) -> Path:
+    """`-` names a file of that name where there is one (any existing name is a file), else standard
+    input: read as /dev/stdin when that is a regular file (`dove upscale - < in.mp4`), which dove can
+    probe and seek as any file; a pipe stays `-`, for check_input_file to refuse."""
+    if str(path) != "-" or path.exists():
+        return path
+    try:
+        regular = stat.S_ISREG(os.fstat(0).st_mode)
+    except OSError:  # (stdin closed)
+        regular = False
+    return Path("/dev/stdin") if regular else path
+
+
+def release_writer(fifo: Path) -> None:
+    """Open the FIFO `fifo` for reading without waiting, and close it: a program blocked opening it to
+    write (`ffmpeg ... -y fifo &`) gets its reader, then EPIPE at its first write, and ends, instead of
+    waiting for ever for a reader dove will never be."""
+    with contextlib.suppress(OSError):
+        os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))
+
+
 def check_input_file(path: Path) -> None:
     """`-`, a FIFO, a pipe (`cat a.mp4 | dove upscale /dev/stdin`) or a terminal cannot be probed and
     then read again from the start: said as such, not as an empty file."""
     unseekable = "reading from standard input or a pipe is not supported (dove probes and seeks its input)"
-    if str(path) == "-":
+    if str(path) == "-" and not path.exists():  # (stdin_input: a file named `-` is that file)
         raise InputError(f"-: {unseekable}; save it to a file first")
     if not path.exists():
         check_not_windows(path, InputError)
@@ -644,6 +667,8 @@ def check_input_file(path: Path) -> None:
         raise InputError(f"{path}: is a folder with no images")
     st = path.stat()
     if stat.S_ISFIFO(st.st_mode) or stat.S_ISSOCK(st.st_mode) or stat.S_ISCHR(st.st_mode):
+        if stat.S_ISFIFO(st.st_mode):
+            release_writer(path)
         raise InputError(f"{path}: {unseekable}; save it to a file first")
     if st.st_size == 0:
         raise InputError(f"{path}: file is empty (0 bytes)")
