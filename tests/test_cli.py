@@ -581,8 +581,14 @@ def test_bench_table_shares_are_of_the_wall_time(capsys):
         ("CLIP", "-", "-: writing to standard output is not supported"),  # it was "unknown output extension"
     ],
 )
-def test_paths_dove_cannot_use_say_what_to_give(tmp_path, capsys, monkeypatch, input_name, output_name, message):
+def test_paths_dove_cannot_use_say_what_to_give(
+    tmp_path, capsys, monkeypatch, stdin_from, input_name, output_name, message
+):
     monkeypatch.chdir(tmp_path)
+    read, write = os.pipe()
+    os.close(write)
+    stdin_from(read)  # `-`: a pipe, as in `cat a.mp4 | dove upscale -` (a file there is read)
+    os.close(read)
     (tmp_path / "DIR").mkdir()
     clip = str(demo_clip("002.mp4"))
     Image.new("RGB", (32, 32)).save(tmp_path / "frame.png")
@@ -1969,11 +1975,14 @@ def test_an_output_folder_names_an_input_without_extension(tmp_path, capsys, mon
 
 @pytest.fixture
 def stdin_from(monkeypatch):
-    """Put a file (or None: keep /dev/null, pytest's) on file descriptor 0 for one test, as a shell's `<`."""
+    """Put a file (a path, or an open descriptor) on file descriptor 0 for one test, as a shell's `<`."""
     saved = os.dup(0)
 
-    def put(path: Path) -> None:
-        with open(path, "rb") as f:
+    def put(source: Path | int) -> None:
+        if isinstance(source, int):
+            os.dup2(source, 0)
+            return
+        with open(source, "rb") as f:
             os.dup2(f.fileno(), 0)
 
     yield put
