@@ -1938,8 +1938,8 @@ def test_a_12_bit_master_stays_12_bit_in_ffv1_and_a_10_bit_codec_says_what_it_dr
         ("FIFO", "FIFO: is a named pipe (FIFO), which cannot be written (WHOLE); write a file, then read that"),
         ("LINK", "LINK: is a link to FIFO, a named pipe (FIFO), which cannot be written (WHOLE); write a file, then "
                  "read that"),
-        ("/dev/null", "/dev/null: is the null device, not a file (WHOLE); for a test run, use --dry-run (the plan) "
-                      "or `dove bench` (the speed)"),
+        ("/dev/null", "/dev/null: is the null device, not a file (WHOLE); for a test run, give a file name with "
+                      "--dry-run (the plan; nothing is written) or use `dove bench` (the speed)"),
         ("/dev/stdout", "/dev/stdout: writing to standard output is not supported (WHOLE); give a file name like "
                         "out.mp4"),
         ("/dev/fd/1", "/dev/fd/1: writing to standard output is not supported (WHOLE); give a file name like out.mp4"),

@@ -258,8 +258,8 @@ def check_not_stream(path: Path) -> None:
         return
     link = f"is a link to {os.readlink(path)}, " if path.is_symlink() else "is "
     if stat.S_ISCHR(st.st_mode) and os.path.samestat(st, os.stat(os.devnull)):
-        raise OutputError(f"{path}: {link}the null device, not a file ({WHOLE}); for a test run, use --dry-run "
-                          "(the plan) or `dove bench` (the speed)")  # fmt: skip
+        raise OutputError(f"{path}: {link}the null device, not a file ({WHOLE}); for a test run, give a file name "
+                          "with --dry-run (the plan; nothing is written) or use `dove bench` (the speed)")  # fmt: skip
     if stream := standard_stream(st):  # (a link to /dev/stdout, even where a shell's `>` made that a file)
         raise OutputError(f"{path}: {link}{stream}, which cannot be written ({WHOLE}); give a file name like out.mp4")
     if stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode):
