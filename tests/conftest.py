@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 from pathlib import Path
 
 import pytest
 import torch
+
+from dove_cli.video_io import reader
 
 pytest_plugins = ["conftest_media"]  # the synthetic media fixtures (tests/conftest_media.py)
 
@@ -22,6 +25,15 @@ def idle_machine(monkeypatch):
     (humanize.busy_note), which would make plans differ with the load of whoever runs the tests.
     Tests of that note set their own."""
     monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+
+
+@pytest.fixture(autouse=True)
+def finished_inputs(monkeypatch, request):
+    """Inputs as a user's finished files: a clip a test makes a moment before its run is not taken for
+    a recording still being written (`reader.written_ago`: a warning, and a wait of up to
+    UNFINISHED_QUIET_S at the end of the run). Tests of that watch are marked live_input."""
+    if request.node.get_closest_marker("live_input") is None:
+        monkeypatch.setattr(reader, "written_ago", lambda path: math.inf)
 
 
 @pytest.fixture(autouse=True)

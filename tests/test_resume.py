@@ -732,6 +732,41 @@ def test_a_disk_already_full_is_exit_75_and_leaves_nothing(tmp_path):
     assert listing == ["fill"], listing  # no work folder, no lock, no empty output folder left
 
 
+@pytest.mark.live_input
+@pytest.mark.parametrize(("name", "extra"), [("rec.ts", ()), ("rec.mp4", ("-movflags", "frag_keyframe+empty_moov"))])
+def test_a_recording_with_no_end_written_just_now_is_watched_before_its_output_is_kept(
+    tmp_path, monkeypatch, caplog, name, extra
+):
+    """Nothing at the end of an MPEG-TS or a fragmented MP4 shows it finished, and a recorder writes
+    it in bursts (32 KiB): a short run between two was kept as the whole recording. One written just
+    now is said before the run and watched until UNFINISHED_QUIET_S after its last write: a write
+    meanwhile fails the run (InputChanged). A plain MP4 (its index is written last) is not waited for."""
+    from dove_cli import resume
+    from dove_cli.errors import InputChanged
+
+    waited: list[tuple[Path, float]] = []
+
+    def written_meanwhile(seconds: float) -> None:
+        waited.append((src, seconds))
+        with open(src, "ab") as f:
+            f.write(b"\0" * 188)
+
+    monkeypatch.setattr(resume.time, "sleep", written_meanwhile)
+    caplog.set_level(logging.WARNING, logger="dove_cli")
+    src = make_clip(tmp_path / name, frames=4, size="32x24", extra=extra)
+    began = src.stat().st_size
+    with pytest.raises(InputChanged, match=f"{began:,} bytes when the run began, {began + 188:,} at its end"):
+        upscale(src, tmp_path / "out.mkv", **OPTS)
+    assert len(waited) == 1 and 0 < waited[0][1] <= resume.UNFINISHED_QUIET_S
+    assert re.search(rf"{re.escape(str(src))}: was written \d s ago: if it is still being recorded", caplog.text)
+    assert re.search(rf"{re.escape(str(src))}: was written \d s ago: waiting \d s", caplog.text)  # at its end
+    assert not (tmp_path / "out.mkv").exists()
+    caplog.clear()
+    src = make_clip(tmp_path / "plain.mp4", frames=4, size="32x24")
+    upscale(src, tmp_path / "plain_out.mkv", **OPTS)
+    assert len(waited) == 1 and "written" not in caplog.text
+
+
 def test_a_full_disk_mid_run_says_how_much_room_the_rest_and_the_join_need(tmp_path):
     """Half the frames kept in 2 MB of segments: the output will be about 4 MB, so the 2 MB still to
     come and the 4 MB join need about 6 MB (and 10% for the file system) free."""
@@ -742,6 +777,7 @@ def test_a_full_disk_mid_run_says_how_much_room_the_rest_and_the_join_need(tmp_p
     assert session.room_to_make(50, 100).startswith("make about 6.6 MB free (")
 
 
+@pytest.mark.live_input
 def test_an_unfinished_input_written_just_now_is_watched_before_its_output_is_kept(tmp_path, monkeypatch, caplog):
     """A recording is written in clusters of 5 s: a short run could begin and end between two writes,
     unchanged, and keep a part of it as all of it. An input that looks unfinished and was written under

@@ -3506,6 +3506,7 @@ def test_audio_transcode_keeps_every_unnamed_channel(tmp_path: Path) -> None:
     assert np.allclose(levels(out), expected, rtol=0.05), levels(out)
 
 
+<<<<<<< HEAD
 def test_a_link_to_stdout_is_refused_as_an_output_whatever_stdout_is(tmp_path):
     """`ln -s /dev/stdout lnk.mkv; dove upscale ... -o lnk.mkv | cat` ran to the end, then failed at the join
     (a pipe's name is no folder to write in); with stdout a file (`> so.txt`), that file was replaced."""
@@ -3564,3 +3565,58 @@ def test_a_fifo_that_nothing_reads_is_said_before_it_is_waited_for(tmp_path, cap
             assert os.read(reader, 100) == b"{}\n" and caplog.text == ""
         finally:
             os.close(reader)
+=======
+# ------------------------------------------------------------------------------- bare video streams
+
+
+def _bare(path: Path, codec: str, rate: str, *extra: str) -> Path:
+    """A 6-frame 32x24 bare `codec` stream (no container) made at `rate`."""
+    ffmpeg("-f", "lavfi", "-i", f"testsrc2=s=32x24:r={rate}", "-frames:v", "6", "-c:v", codec, "-pix_fmt", "yuv420p",
+           *extra, path)  # fmt: skip
+    return path
+
+
+@pytest.mark.parametrize(("name", "codec", "rate"), [("a.hevc", "libx265", "50"), ("b.h264", "libx264", "30000/1001")])
+def test_a_bare_stream_is_timed_at_the_rate_it_states(tmp_path: Path, name: str, codec: str, rate: str) -> None:
+    """A bare .h264/.hevc has no container to time it: FFmpeg's average rate is its default 25, and
+    a run made 50 fps half speed. Its frames are timed at the rate its SPS states, as ffmpeg times
+    them, and counted (the packets have no timestamps)."""
+    src = _bare(
+        tmp_path / name, codec, rate, *(["-x265-params", "log-level=none"] if codec == "libx265" else ["-bf", "2"])
+    )
+    ff = decoded_times(src)  # ffmpeg's reading of the stream
+    assert len(ff) == 6 and ff[1] == 1 / Fraction(rate)
+    assert probe(src).fps == Fraction(rate)
+    from dove_cli.video_io.describe import describe
+
+    assert describe(src)["video"]["frames"] == 6
+    out = tmp_path / "out.mkv"
+    _dove(src, out, scale=2)
+    assert [round(t, 3) for t in decoded_times(out)] == [round(t, 3) for t in ff]  # (.mkv: milliseconds)
+
+
+@pytest.mark.parametrize(
+    ("name", "codec", "extra"), [("a.h264", "libopenh264", ()), ("a.mjpeg", "mjpeg", ("-pix_fmt", "yuvj420p"))]
+)
+def test_a_bare_stream_that_states_no_rate_is_said_and_takes_fps(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, name: str, codec: str, extra: tuple[str, ...]
+) -> None:
+    """OpenH264 writes no timing into its SPS, and MJPEG has none: the stream is read at 25 frames/s,
+    as ffmpeg reads it, and said; --fps sets its rate (another video keeps its own timing, said)."""
+    src = _bare(tmp_path / name, codec, "50", *extra)
+    assert decoded_times(src)[1] == Fraction(1, 25)
+    with caplog.at_level(logging.WARNING):
+        assert probe(src).fps == 25
+    said = f"{src}: the {codec.removeprefix('libopen')} stream states no frame rate"
+    assert said in caplog.text and "give --fps" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        assert probe(src, fps="50").fps == 50
+        assert probe(make_clip(tmp_path / "c.mp4", frames=2, size="32x24"), fps="50").fps == Fraction(30000, 1001)
+    assert caplog.messages == [f"{tmp_path / 'c.mp4'}: --fps is only used for image inputs and bare video streams "
+                               "(.h264, .hevc, .m2v); this video keeps its own timing"]  # fmt: skip
+    out = tmp_path / "out.mkv"
+    _dove(src, out, scale=2, fps="50")
+    assert decoded_times(out) == [Fraction(i, 50) for i in range(6)]
+    assert "Duration: 00:00:00.12," in ffinfo(out).stderr  # 6 frames of 1/50 s, the last one's too
+>>>>>>> 964ae65 (Bare .h264/.hevc/.m2v streams: timed at the rate their headers state (not FFmpeg's default 25), counted, --fps for them; a file whose container marks no end (.ts, fragmented .mp4, ...) written just now is said before the run and watched at its end as an unfinished .mkv; a /dev/fd/N input's progress lines name its path)

@@ -40,6 +40,7 @@ from dove_cli.console import (
     print_batch_table,
     print_plan,
     print_table,
+    run_label,
     say,
     show_unencodable,
     shown_line,
@@ -330,7 +331,7 @@ def _into_folder(input: Path, output: str, container: str | None, codec: str | N
 
 
 def _upscale_file(input: Path, output: Path, options: UpscaleOptions, quiet: bool) -> None:
-    with UpscaleBar(quiet, input.name) as bar:  # shown from the run's first stage, once its input opened
+    with UpscaleBar(quiet, run_label(input)) as bar:  # shown from the run's first stage, once its input opened
         from dove_cli.upscaling import upscale
 
         result = upscale(input, output, options, progress=bar)

@@ -60,6 +60,12 @@ def shown_line(text: str) -> str:
     return CONTROL.sub(lambda m: repr(m[0])[1:-1], text)
 
 
+def run_label(path: Path) -> str:
+    """What a run's progress lines call its input: its file name, but a descriptor's path as given
+    (`/dev/fd/3`, `/dev/stdin`, `/proc/self/fd/0`): "3:" would name nothing."""
+    return str(path) if path.parts[:2] in (("/", "dev"), ("/", "proc")) else path.name
+
+
 def _escaped(char: str) -> bool:
     """A byte the locale could not decode, as Python's surrogateescape holds it (0x80-0xff)."""
     return "\udc80" <= char <= "\udcff"

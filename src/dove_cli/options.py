@@ -195,7 +195,10 @@ class UpscaleOptions:
     color_fix: ColorFix = option("wavelet", "Keep the input's colours (low frequencies or channel statistics).")
     # -- input
     fps: str | None = option(
-        None, "Frame rate of an image-sequence input (e.g. 24000/1001; up to 1000).", metavar="RATE"
+        None,
+        "Frame rate of an image-sequence input, or of a bare video stream (.h264, .hevc, .m2v: default the rate "
+        "it states, else 25), e.g. 24000/1001; up to 1000.",
+        metavar="RATE",
     )
     rotate: Literal["keep", "apply"] = option(
         "keep", "keep the rotation tag (phone videos), or apply it to the pixels."

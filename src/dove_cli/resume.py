@@ -58,7 +58,7 @@ from dove_cli.humanize import counted, human_size
 from dove_cli.options import DEFAULTS, UpscaleOptions
 from dove_cli.video_io.formats import CodecSpec, ffmsg, resolve_codec
 from dove_cli.video_io.paths import ffmpeg_name, temp_siblings
-from dove_cli.video_io.reader import VideoInfo
+from dove_cli.video_io.reader import UNFINISHED_QUIET_S, VideoInfo
 from dove_cli.video_io.writer import ContainerWriter, OwnDurations, frame_ticks
 from dove_cli.windows import Span
 
@@ -92,10 +92,6 @@ ENCODER_THREADS = 8
 # threads only) makes x264 cut every frame into 8 slices: 2% more bytes at the same CRF and more
 # CPU time (measured on benchmarks/host_pipeline.py's job).
 ENCODER_THREAD_TYPE = "frame+slice"
-# Seconds an input that looks unfinished (`VideoInfo.unfinished`) must have gone unchanged at the end of
-# its run: a Matroska muxer writes a recording in clusters of 5 s (FFmpeg's, OBS's), so that a short run
-# could begin and end between two writes, and keep a part of a recording as if it were all of it.
-UNFINISHED_QUIET_S = 6.0
 
 
 def work_folder(output: Path) -> Path:
@@ -514,10 +510,9 @@ class SegmentedWriter(SegmentFiles):
         self._closed = True
 
 
-def _still_writing(identity: dict[str, Any]) -> float:
-    """Seconds until an input last modified at `identity`'s time has gone UNFINISHED_QUIET_S unchanged
-    (0: it has)."""
-    quiet = time.time() - identity["input_mtime_ns"] / 1e9
+def _still_writing(path: Path) -> float:
+    """Seconds until an input has gone UNFINISHED_QUIET_S unchanged (0: it has)."""
+    quiet = video_io.reader.written_ago(path)
     return min(UNFINISHED_QUIET_S, max(0.0, UNFINISHED_QUIET_S - quiet))  # (a clock ahead: a whole wait)
 
 
@@ -706,17 +701,19 @@ class Session:
 
     def check_input(self, info: VideoInfo) -> None:
         """Before the output takes its name: the input must be as it was when the run began. A file
-        still being copied or recorded (a live Matroska capture has no length in its header yet)
-        grows while it is read, and its output would hold only the frames there were. InputChanged
-        if not; failed() then drops what was saved from it."""
+        still being copied or recorded (a live Matroska capture has no length in its header yet, an
+        MPEG-TS or fragmented MP4 never has) grows while it is read, and its output would hold only
+        the frames there were: one that could be (`unfinished`, `open_ended`) and was written under
+        UNFINISHED_QUIET_S ago is watched until then. InputChanged if not; failed() then drops what was
+        saved from it."""
         then = {k: v for k, v in self.fingerprint.items() if k.startswith("input")}
         if not then:  # a run into memory (arrays.ArraySession) has no fingerprint
             return
         try:
             now = input_identity(info)
-            if now == then and info.unfinished and (wait := _still_writing(now)):
-                log.warning("%s: looks unfinished and was written %.0f s ago: waiting %.0f s to see whether it is still "
-                            "being recorded", info.path, UNFINISHED_QUIET_S - wait, wait)  # fmt: skip
+            if now == then and (info.unfinished or info.open_ended) and (wait := _still_writing(Path(info.path))):
+                log.warning("%s: %swas written %.0f s ago: waiting %.0f s to see whether it is still being recorded",
+                            info.path, "looks unfinished and " * info.unfinished, UNFINISHED_QUIET_S - wait, wait)  # fmt: skip
                 time.sleep(wait)
                 now = input_identity(info)
         except OSError as exc:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 
 import av
 
+from dove_cli.video_io.formats import bare_stream
 from dove_cli.video_io.paths import ffmpeg_name
 
 SAMPLE_FRAMES = 240  # frames the grid is found from (10 s at 24 fps): a clock's rounding of the common
@@ -85,10 +87,24 @@ def packet_pts(c: Any, s: Any, limit: int | None = None) -> list[int]:
     """The timestamps of a stream's packets (a packet a frame), sorted, read without decoding: the
     frame count and times a container's header does not give (Matroska). With `limit`, the first
     `limit` frames' only (REORDER_PACKETS more are read: a frame stored late still comes)."""
-    found = (p.pts for p in c.demux(s) if p.pts is not None)
+    found = _one_after_another(c.demux(s)) if bare_stream(c) else (p.pts for p in c.demux(s) if p.pts is not None)
     if limit is None:
         return sorted(found)
     return sorted(itertools.islice(found, limit + REORDER_PACKETS))[:limit]
+
+
+def _one_after_another(packets: Iterator[Any]) -> Iterator[int]:
+    """A bare stream's packet times (.h264: FFmpeg gives none): each one's own, or where the packets
+    before it end (their durations: the rate its headers state, else FFmpeg's 25); the empty one a
+    parser ends with left out."""
+    at = 0
+    for p in packets:
+        if p.pts is not None:
+            at = p.pts
+        elif not p.size:
+            continue
+        yield at
+        at += p.duration or 0
 
 
 def sample_pts(path: Path, index: int) -> list[int]:

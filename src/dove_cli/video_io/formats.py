@@ -52,6 +52,16 @@ CONTAINER_CLOCKS = {"matroska": Fraction(1, 1000), "webm": Fraction(1, 1000), "m
 # clock's value when the recording began (3601.4 s, 1 h into a broadcast day), not at a presentation offset
 # as an .mp4's edit list says one.
 TRANSPORT_CLOCKS = frozenset({"mpegts", "mpeg"})
+# FFmpeg's demuxers of bare video bitstreams (.h264, .hevc, .m2v, .m4v, .mjpeg, .obu ...): no container
+# to time the frames, so FFmpeg says 25 frames/s for them (its `framerate` option) whatever the stream
+# states; the rate is the one its own headers give (`cadence.stream_rate`), else --fps, else that 25.
+BARE_STREAM_FORMATS = frozenset({"h264", "hevc", "vvc", "evc", "mpegvideo", "m4v", "mjpeg", "mjpeg_2000", "cavsvideo",
+                                 "avs2", "avs3", "dirac", "dnxhd", "h261", "h263", "vc1", "obu", "av1"})  # fmt: skip
+
+
+def bare_stream(c: Any) -> bool:
+    """Whether an open container is a bare video bitstream (BARE_STREAM_FORMATS), with no timing of its own."""
+    return not BARE_STREAM_FORMATS.isdisjoint(c.format.name.split(","))
 
 
 def ff_round(x: Fraction) -> int:

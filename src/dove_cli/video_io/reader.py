@@ -16,6 +16,7 @@ import math
 import os
 import re
 import stat
+import time
 from collections import Counter, deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -47,6 +48,7 @@ from dove_cli.video_io.formats import (
     TRC,
     UNTAGGED_COLORS,
     assumed_matrix,
+    bare_stream,
     check_untagged_color,
     check_untagged_matrix,
     ff_round,
@@ -102,6 +104,11 @@ DAMAGE_BYTES = 512
 # .mkv took 1.1-1.7 s, 2 GB of large packets 0.8 s, read from the page cache on a busy 2-core machine).
 COUNT_MAX_FRAMES = 500_000  # (estimated: 2.3 hours at 60 fps)
 COUNT_MAX_BYTES = 8 << 30
+# Seconds an input that may still be being written (`VideoInfo.unfinished`, `VideoInfo.open_ended`) must
+# have gone unchanged at the end of its run: a Matroska muxer writes a recording in clusters of 5 s
+# (FFmpeg's, OBS's), an MPEG-TS one 32 KiB at a time, so that a short run could begin and end between
+# two writes, and keep a part of a recording as if it were all of it (resume.Session.check_input).
+UNFINISHED_QUIET_S = 6.0
 IGNORE_HINT = "use --ignore-decode-errors to keep what can be read"  # a DecodeError's advice (dove eval has its own)
 
 
@@ -147,6 +154,9 @@ class VideoInfo:
     # A Matroska file whose header lacks what a muxer writes at its end (`matroska.unfinished`): still
     # being recorded, or its recorder crashed; a run watches it a little longer (resume.Session.check_input)
     unfinished: bool = False
+    # Its container has nothing written at its end (`open_ended`: MPEG-TS, a fragmented MP4, FLV, a bare
+    # .h264 ...), so a recording still being written reads as a whole one: watched as `unfinished` is.
+    open_ended: bool = False
     # The rate its timestamps step at (FFmpeg's guessed rate): frames lost from a .mp4 lower its
     # average (`fps`), not this; images step at their rate exactly (`fps`).
     base_fps: Fraction | None = None
@@ -310,8 +320,8 @@ def open_reader(
 ) -> VideoReader:
     """Open a video file, an image pattern (`frames/%06d.png`), a folder of images or one image.
 
-    fps: frame rate for image inputs (default 25, as ffmpeg); ignored for videos, which keep their
-    own timestamps. rotate: "keep" leaves the pixels as stored and reports `info.rotation` for the
+    fps: frame rate for image inputs (default 25, as ffmpeg) and bare video streams (.h264, .hevc,
+    .m2v: default the rate they state, else 25); other videos keep their own timestamps. rotate: "keep" leaves the pixels as stored and reports `info.rotation` for the
     writer to tag; "apply" turns the pixels upright. ignore_decode_errors: skip undecodable packets,
     count them in `reader.dropped_frames` and name them in one warning at the end. deinterlace:
     "frame" runs every frame of a video through FFmpeg's bwdif (one frame out per frame in, timing
@@ -357,10 +367,9 @@ def open_reader(
         reader: VideoReader = ImageReader(Path(path), files, fps=fps, rotate=rotate, warn=warn, say_alpha=say_alpha,
                                           untagged_color=untagged_color)  # fmt: skip
     else:
-        if fps is not None and warn:
-            log.warning("%s: fps is only used for image inputs; the video keeps its own timing", path)
         reader = VideoReader(
             Path(path),
+            fps=Fraction(fps).limit_denominator(1001000) if fps else None,
             rotate=rotate,
             ignore_decode_errors=ignore_decode_errors,
             deinterlace=deinterlace,
@@ -704,11 +713,55 @@ def shown_frames(c: Any, s: Any) -> int:
 def stream_rate(s: Any) -> Fraction:
     """A video stream's frame rate: its average rate, unless that exceeds the rate all its
     timestamps fit (r_frame_rate, where guessed_rate starts), which no true average can: FFmpeg's
-    raw DV demuxer says 60000 for 25 fps PAL."""
+    raw DV demuxer says 60000 for 25 fps PAL. A bare stream's (.h264: FFmpeg's average is its default
+    25) is the one its headers state (the SPS's VUI timing, an MPEG-2 sequence header), as ffmpeg
+    times it, else 25."""
+    if bare_stream(s.container):
+        return Fraction(s.codec_context.framerate or DEFAULT_SEQUENCE_FPS)
     fps = Fraction(s.average_rate or s.guessed_rate or s.base_rate or DEFAULT_SEQUENCE_FPS)
     if s.guessed_rate and fps > 1.5 * s.guessed_rate:
         fps = Fraction(s.guessed_rate)
     return fps
+
+
+def open_ended(path: Path, format_name: str) -> bool:
+    """Whether nothing at the end of a video file would show it finished (`VideoInfo.open_ended`): all
+    but an MP4/MOV that is not fragmented (its index is written last: there is none before) and
+    Matroska (its header's size and length are: `matroska.unfinished`)."""
+    names = set(format_name.split(","))
+    if "matroska" in names:
+        return False
+    return fragmented(path) if "mov" in names else True
+
+
+def fragmented(path: Path) -> bool:
+    """Whether an MP4/MOV is fragmented: a `moof` box at its top level, from its first boxes (ftyp,
+    moov, moof), reading 8 or 16 bytes of each."""
+    try:
+        with open(path, "rb") as f:
+            for _ in range(16):
+                head = f.read(8)
+                if len(head) < 8:
+                    return False
+                size, kind = int.from_bytes(head[:4], "big"), head[4:]
+                if kind == b"moof":
+                    return True
+                if size == 1:  # a 64-bit size follows
+                    size = int.from_bytes(f.read(8), "big") - 8
+                if size < 8:  # 0: the box runs to the end
+                    return False
+                f.seek(size - 8, 1)
+    except OSError:
+        pass
+    return False
+
+
+def written_ago(path: Path) -> float:
+    """Seconds since a file was last modified (negative: a clock ahead)."""
+    try:
+        return time.time() - path.stat().st_mtime
+    except OSError:
+        return math.inf
 
 
 def cheap_to_count(info: VideoInfo) -> bool:
@@ -808,9 +861,11 @@ class VideoReader:
         untagged_matrix: str = "auto",
         untagged_color: str = "none",
         video_stream: int | None = None,
+        fps: Fraction | None = None,
     ) -> None:
         check_input_file(path)
         self.path = path
+        self._fps = fps  # --fps: a bare stream's frames are timed at it (`_decode`), other videos keep their own
         self._video_stream = video_stream
         self._untagged = untagged_matrix
         self._untagged_color = untagged_color
@@ -843,6 +898,11 @@ class VideoReader:
             if getattr(exc, "errno", None) in (errno.EACCES, errno.EPERM):  # not a format problem
                 raise InputError(f"{path}: cannot read: permission denied") from None
             raise InputError(f"{path}: not a video FFmpeg can read ({ffmsg(exc)}){_cut_mp4_hint(path, exc)}") from None
+        if fps is not None and not bare_stream(self._container):
+            if warn:
+                log.warning("%s: --fps is only used for image inputs and bare video streams (.h264, .hevc, .m2v); "
+                            "this video keeps its own timing", path)  # fmt: skip
+            self._fps = None
         try:
             self._open_stream(threads)
         except BaseException:
@@ -891,7 +951,7 @@ class VideoReader:
         fmt = frame.format
         bit_depth = max(comp.bits for comp in fmt.components)
         tb = self._tb
-        fps = stream_rate(s) * self._rate
+        fps = (self._fps or stream_rate(s)) * self._rate
         duration = None  # the video's own length: the container's can be a subtitle's, which outlasts it
         if s.duration and s.time_base:
             duration = float(s.duration * s.time_base)
@@ -953,7 +1013,7 @@ class VideoReader:
             covers=tuple(attachment_name(a) for a in attached if is_picture(a) and a.codec_context.name in MP4_COVERS),
             num_frames_exact=exact,
             duration=duration,
-            base_fps=Fraction(s.guessed_rate) * self._rate if s.guessed_rate else None,
+            base_fps=Fraction(nominal) * self._rate if (nominal := self._fps or s.guessed_rate) else None,
             grid=self._grid(),
         )
         self._apply_rotation = rotation if self._rotate == "apply" else 0
@@ -982,6 +1042,14 @@ class VideoReader:
                         "whose recorder crashed (or a browser's .webm recording); a run reads only what there is by "
                         "then, so if it is still being recorded, upscale it once it is done", self.path,
                         " and no ".join(lacks))  # fmt: skip
+        info.open_ended = open_ended(self.path, c.format.name)
+        if info.open_ended and self._warn and (ago := written_ago(self.path)) < UNFINISHED_QUIET_S:
+            log.warning("%s: was written %.0f s ago: if it is still being recorded or copied, a run reads only what "
+                        "there is by then (nothing at the end of this kind of file shows it finished), so upscale "
+                        "it once it is done", self.path, max(0.0, ago))  # fmt: skip
+        if self._warn and bare_stream(c) and not self._fps and not cc.framerate:
+            log.warning("%s: the %s stream states no frame rate and has no container to time it: read at %s "
+                        "frames/s; give --fps RATE if it is another", self.path, cc.name, DEFAULT_SEQUENCE_FPS)  # fmt: skip
         # A stream that says it is constant-rate (its average rate is the rate its timestamps step at):
         # its frame duration, to find stretches lost (`_check_step`); None once a step is not a whole
         # number of them (variable frame rate).
@@ -1228,6 +1296,8 @@ class VideoReader:
                 if decoded == 0:
                     self._frames_flagged = bool(frame.interlaced_frame)
                     self._source_interlaced = self._frames_flagged or self._container_interlaced
+                if self._fps:  # a bare stream timed at --fps, whatever its packets say
+                    frame.pts = round(decoded / (self._fps * Fraction(self._stream.time_base or Fraction(1, 90000))))
                 decoded += 1
                 yield frame
 
