@@ -3613,7 +3613,7 @@ def test_a_bare_stream_that_states_no_rate_is_said_and_takes_fps(
     with caplog.at_level(logging.WARNING):
         assert probe(src, fps="50").fps == 50
         assert probe(make_clip(tmp_path / "c.mp4", frames=2, size="32x24"), fps="50").fps == Fraction(30000, 1001)
-    assert caplog.messages == [f"{tmp_path / 'c.mp4'}: --fps is only used for image inputs and bare video streams "
+    assert caplog.messages == [f"{tmp_path / 'c.mp4'}: fps is only used for image inputs and bare video streams "
                                "(.h264, .hevc, .m2v); this video keeps its own timing"]  # fmt: skip
     out = tmp_path / "out.mkv"
     _dove(src, out, scale=2, fps="50")

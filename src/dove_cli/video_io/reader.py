@@ -900,7 +900,7 @@ class VideoReader:
             raise InputError(f"{path}: not a video FFmpeg can read ({ffmsg(exc)}){_cut_mp4_hint(path, exc)}") from None
         if fps is not None and not bare_stream(self._container):
             if warn:
-                log.warning("%s: --fps is only used for image inputs and bare video streams (.h264, .hevc, .m2v); "
+                log.warning("%s: fps is only used for image inputs and bare video streams (.h264, .hevc, .m2v); "
                             "this video keeps its own timing", path)  # fmt: skip
             self._fps = None
         try:
