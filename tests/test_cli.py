@@ -1908,7 +1908,6 @@ def test_degrade_gives_no_advice_for_options_it_lacks(tmp_path, capsys, caplog):
     assert "yuv420p" in ffinfo(out).video().text
 
 
-<<<<<<< HEAD
 def test_a_12_bit_master_stays_12_bit_in_ffv1_and_a_10_bit_codec_says_what_it_drops(tmp_path, capsys, caplog):
     """A 12-bit source was written at 10 bits even by the lossless ffv1. Now ffv1 keeps 12 bits (at
     --scale 1, the same 12-bit codes as the source, as ffmpeg decodes both), and HEVC Main 10 (its
@@ -2049,7 +2048,8 @@ def test_a_fifo_input_is_refused_and_its_writer_let_go(tmp_path, capsys):
         if thread.is_alive():  # (never hang the suite: give the writer its reader)
             os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))
             thread.join(5)
-=======
+
+
 def test_an_input_given_as_a_descriptor_is_named_by_its_path_in_progress_lines(tmp_path, capsys):
     """`dove upscale /dev/fd/3 ... 3<in.mp4`: its progress lines read `3: loading model`, `3: done`."""
     clip = make_clip(tmp_path / "in.mp4", frames=2, size="32x24")
@@ -2058,4 +2058,3 @@ def test_an_input_given_as_a_descriptor_is_named_by_its_path_in_progress_lines(t
         code, _, err = run(["upscale", given, "-o", str(tmp_path / "out.mkv"), "--model", "bilinear"], capsys)
     lines = [line for line in err.splitlines() if line.endswith(("loading model", "upscaling"))]
     assert code == 0 and lines == [f"{given}: loading model", f"{given}: upscaling"], err
->>>>>>> 964ae65 (Bare .h264/.hevc/.m2v streams: timed at the rate their headers state (not FFmpeg's default 25), counted, --fps for them; a file whose container marks no end (.ts, fragmented .mp4, ...) written just now is said before the run and watched at its end as an unfinished .mkv; a /dev/fd/N input's progress lines name its path)

@@ -3506,7 +3506,6 @@ def test_audio_transcode_keeps_every_unnamed_channel(tmp_path: Path) -> None:
     assert np.allclose(levels(out), expected, rtol=0.05), levels(out)
 
 
-<<<<<<< HEAD
 def test_a_link_to_stdout_is_refused_as_an_output_whatever_stdout_is(tmp_path):
     """`ln -s /dev/stdout lnk.mkv; dove upscale ... -o lnk.mkv | cat` ran to the end, then failed at the join
     (a pipe's name is no folder to write in); with stdout a file (`> so.txt`), that file was replaced."""
@@ -3565,7 +3564,8 @@ def test_a_fifo_that_nothing_reads_is_said_before_it_is_waited_for(tmp_path, cap
             assert os.read(reader, 100) == b"{}\n" and caplog.text == ""
         finally:
             os.close(reader)
-=======
+
+
 # ------------------------------------------------------------------------------- bare video streams
 
 
@@ -3619,4 +3619,3 @@ def test_a_bare_stream_that_states_no_rate_is_said_and_takes_fps(
     _dove(src, out, scale=2, fps="50")
     assert decoded_times(out) == [Fraction(i, 50) for i in range(6)]
     assert "Duration: 00:00:00.12," in ffinfo(out).stderr  # 6 frames of 1/50 s, the last one's too
->>>>>>> 964ae65 (Bare .h264/.hevc/.m2v streams: timed at the rate their headers state (not FFmpeg's default 25), counted, --fps for them; a file whose container marks no end (.ts, fragmented .mp4, ...) written just now is said before the run and watched at its end as an unfinished .mkv; a /dev/fd/N input's progress lines name its path)
