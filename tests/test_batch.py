@@ -435,7 +435,7 @@ def test_batch_input_rules(folder, tmp_path):
         assert not (tmp_path / name).exists()
     with pytest.raises(OutputError, match="input folder"):
         upscale_batch(folder, folder, **OPTS)
-    with pytest.raises(InputError, match="no videos"):
+    with pytest.raises(InputError, match="no videos or frame folders"):
         upscale_batch(images, tmp_path / "o", **OPTS)
 
 
@@ -448,7 +448,7 @@ def test_the_python_api_points_a_folder_of_videos_to_upscale_batch(folder, tmp_p
     for dry_run in (False, True):
         with pytest.raises(InputError) as err:
             dove_cli.upscale(folder, tmp_path / "out", dry_run=dry_run, **OPTS)
-        assert str(err.value).startswith(f"{folder}: a folder of videos; upscale() takes one video or image")
+        assert str(err.value).startswith(f"{folder}: a folder of videos or frame folders; upscale() takes one video")
         assert f"dove_cli.upscale_batch('{folder}', OUT_DIR, ...)" in str(err.value)
     assert not (tmp_path / "out").exists()
     plans = dove_cli.upscale_batch(folder, tmp_path / "out", dry_run=True, **OPTS)
@@ -945,9 +945,11 @@ def test_what_a_folder_run_leaves_out_is_said_once(tmp_path, caplog, capsys):
 
 @pytest.mark.parametrize("given", ["shots", "dpx", "dpx/f_%06d.dpx"])
 def test_what_a_folder_without_videos_or_images_holds_is_named(tmp_path, capsys, given):
-    """A folder of frame folders (shots/shotA/) was "holds no videos or images" without naming them,
+    """A folder of frame folders (shots/shotA/) was "holds no videos or images" without naming them
+    (it is a folder run's input now, whose -o is a folder; what reads it as one sequence points there),
     and a DPX sequence's pattern was "no such file" although its files exist."""
     from dove_cli.cli import main
+    from dove_cli.video_io import image_inputs
 
     for shot in ("shotA", "shotB"):
         (tmp_path / "shots" / shot).mkdir(parents=True)
@@ -960,8 +962,12 @@ def test_what_a_folder_without_videos_or_images_holds_is_named(tmp_path, capsys,
     err = capsys.readouterr().err.strip()
     assert exc.value.code == 2 and err.count("\n") == 0, err
     if given == "shots":
-        assert err.endswith(f"its sub-folders shotA, shotB hold images: a folder of frame folders is not one input, "
-                            f"give each as its own (dove upscale {tmp_path / 'shots/shotA'} -o ...)"), err  # fmt: skip
+        assert err.endswith("looks like a file name; for a folder of videos or frame folders, -o must be a folder "
+                            "(outputs keep their input's name)"), err  # fmt: skip
+        with pytest.raises(InputError) as read:
+            image_inputs(tmp_path / given)
+        assert str(read.value).endswith(f"its sub-folders shotA, shotB hold images: frame folders, each one input "
+                                        f"(dove upscale {tmp_path / 'shots'} -o OUT/ upscales each into OUT/shotA/ ...)")  # fmt: skip
     else:
         assert "2 .dpx files, which dove does not read as images" in err and "no such file" not in err, err
         assert given == "dpx" or "(it reads .bmp, .jpeg, .jpg, .png, .tif, .tiff, .webp)" in err
@@ -1015,8 +1021,8 @@ def test_a_keyboard_interrupt_from_progress_ends_its_files_row(tmp_path):
 @pytest.fixture
 def tree(tmp_path) -> Path:
     """in/: a.mp4; sub/b.mkv; sub/deeper/a.mp4 (a name the top has too); and what a --recursive run
-    leaves out: a hidden folder, a work folder, a symlinked folder (a link back up would loop), a
-    folder of images (an image sequence: one input of its own)."""
+    leaves out: a hidden folder, a work folder, a symlinked folder (a link back up would loop). (Frame
+    folders, which it takes: test_a_folder_of_frame_folders_keeps_each_images_names.)"""
     src = tmp_path / "in"
     (src / "sub" / "deeper").mkdir(parents=True)
     make_clip(src / "a.mp4", frames=3, size="32x24")
@@ -1026,9 +1032,6 @@ def tree(tmp_path) -> Path:
         (src / hidden).mkdir()
         shutil.copy(src / "a.mp4", src / hidden / "c.mp4")
     (src / "loop").symlink_to(src)
-    (src / "seq").mkdir()
-    for n in (1, 2):
-        (src / "seq" / f"{n:04d}.png").write_bytes(b"")
     return src
 
 
@@ -1054,8 +1057,6 @@ def test_recursive_mirrors_the_tree_with_one_model_load(tree, tmp_path, monkeypa
     assert made == ["a.mp4", "sub/b.mkv", "sub/deeper/a.mp4"]
     assert [decoded_frame_count(out / name) for name in made] == [3, 2, 4]
     assert f"{tree}: symlinked folders are not followed (loop)" in caplog.messages
-    assert caplog.text.count("folders of images are image sequences, left out (seq): upscale each as one input "
-                             f"(upscale('{tree / 'seq'}', 'seq.mkv'))") == 1  # fmt: skip
     assert "sub-folders are not searched" not in caplog.text and ".cache" not in caplog.text
     again = upscale_batch(tree, out, recursive=True, **OPTS)  # out/ is inside: not taken as inputs
     assert [i.status for i in again.items] == ["skipped"] * 3

@@ -602,25 +602,20 @@ def test_paths_dove_cannot_use_say_what_to_give(
 @pytest.mark.parametrize("source", ["CLIP", "IMAGES"])
 def test_an_output_without_extension_says_what_to_give(tmp_path, capsys, monkeypatch, source):
     """`-o outpng2` (no extension, no slash) was "unknown output extension '(none)'". A folder takes a
-    video (its name kept), not an image sequence: offered for videos only (`-o outpng2/` is that folder)."""
+    video's name, or an image sequence's images' names (`-o outpng2/` is that folder)."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "pngs").mkdir()
     for i in range(3):
         Image.new("RGB", (32, 32)).save(tmp_path / "pngs" / f"{i:03d}.png")
     input_name = str(demo_clip("002.mp4")) if source == "CLIP" else "pngs"
-    output = "outpng2" if source == "CLIP" else "outpng2/"
-    code, _, err = run(["upscale", input_name, "-o", output, "--model", "bilinear", "--fps", "25"], capsys)
+    code, _, err = run(["upscale", input_name, "-o", "outpng2", "--model", "bilinear", "--fps", "25"], capsys)
     said = (", an image pattern such as outpng2/%06d.png, or a folder (outpng2/)" if source == "CLIP" else
-            " or an image pattern such as outpng2/%06d.png (a folder output takes a video input's name; images "
-            "have none to give)")  # fmt: skip
+            ", an image pattern such as outpng2/%06d.png, or a folder (outpng2/: the images keep their names)")  # fmt: skip
     assert code == 2 and err.strip() == f"error: outpng2: no extension: give a file name such as outpng2.mp4{said}", err
     assert sorted(os.listdir(tmp_path)) == ["pngs"]
-    if source == "IMAGES":  # an existing folder: the same reason (it offered outpng2/000.mp4, a frame's name)
-        (tmp_path / "outpng2").mkdir()
-        code, _, err = run(["upscale", input_name, "-o", output, "--model", "bilinear", "--fps", "25"], capsys)
-        assert code == 2 and err.strip() == ("error: outpng2: is a folder; give a file name such as outpng2/out.mp4 "
-                                             "or an image pattern such as outpng2/%06d.png (a folder output takes a "
-                                             "video input's name; images have none to give)"), err  # fmt: skip
+    if source == "IMAGES":  # a folder: the images' own names (it offered outpng2/000.mp4, a frame's name)
+        code, _, err = run(["upscale", input_name, "-o", "outpng2/", "--model", "bilinear", "--fps", "25"], capsys)
+        assert code == 0 and sorted(os.listdir(tmp_path / "outpng2")) == ["000.png", "001.png", "002.png"], err
 
 
 def test_a_mixed_size_image_folder_is_refused_before_any_work(tmp_path, capsys):

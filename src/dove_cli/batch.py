@@ -1,7 +1,9 @@
 """Upscale every video in a folder: one model load for all, keep going past bad files.
 
 `dove upscale in_dir/ -o out_dir/` lands here. Outputs keep their input's name (a container dove
-only reads, such as .avi or .mpg, becomes .mkv; `--container mp4` makes them all .mp4); finished
+only reads, such as .avi or .mpg, becomes .mkv; `--container mp4` makes them all .mp4); a frame
+folder (a sub-folder of images: an image sequence) becomes a folder of the same name with its
+images' own names (`frames_output`); finished
 ones are skipped (unless `overwrite`; one that is not, such as a --preview's, is failed with why), so re-running a batch after a failure or an interruption only does what is missing,
 and a file interrupted half way continues. `recursive` (--recursive) takes the videos of every
 sub-folder too, each output at its input's place under out_dir (`walk` says which folders).
@@ -24,6 +26,7 @@ from dove_cli.errors import (
     DoveError,
     InputError,
     Interrupted,
+    OptionError,
     OutputBusy,
     OutputError,
     PartlyFailed,
@@ -39,6 +42,7 @@ from dove_cli.errors import (
 )
 from dove_cli.logs import held_warnings
 from dove_cli.video_io.formats import codec_home, extension_holds
+from dove_cli.video_io.reader import DEFAULT_SEQUENCE_FPS, why_none
 
 # dove_cli.upscaling is imported inside the functions that run files: it loads torch (`dove upscale DIR`
 # checks the folder before that), and it imports this module back (is_batch_input).
@@ -155,6 +159,38 @@ def find_videos(folder: Path, recursive: bool = False, skip: Path | None = None)
     )
 
 
+def find_inputs(folder: Path, recursive: bool = False, skip: Path | None = None) -> list[Path]:
+    """What a folder run takes, in path order: `find_videos`, and frame folders (sub-folders of images
+    and no videos: an image sequence each, symlinked ones too; `recursive`: every one under `folder`)."""
+    if recursive:
+        tree = walk(folder, skip)
+        subfolders = tree.folders[1:] + tree.links  # (a frame folder is a leaf: a link to one cannot loop)
+    else:
+        subfolders = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")
+                      and not p.name.endswith(WORK_SUFFIX) and (skip is None or p.resolve() != skip.resolve())]  # fmt: skip
+    frames = [p for p in subfolders if _is_image_folder(_listed(p))]
+    return sorted(find_videos(folder, recursive, skip) + frames, key=lambda p: p.parts)
+
+
+def frames_output(folder: Path, out: Path) -> Path:
+    """Where the image sequence `folder` (or pattern) goes in the folder `out`: under its images' own
+    names, as the pattern that writes them (0000.png, 0001.png, ... -> out/%04d.png, from 0: upscale()
+    starts a pattern at its input's first number), in their format. Names that no one pattern gives
+    (a gap, a stray name) are refused: a pattern output numbers them anew."""
+    files = video_io.image_inputs(folder) or [folder]
+    if (named := video_io.numbering(files)) is None:
+        shown = ", ".join(f.name for f in files[:3]) + ", ..." * (len(files) > 3)
+        raise OutputError(f"{folder}: its images ({shown}) are not named by one number counting up by one, so "
+                          f"{out} cannot keep their names; give an image pattern (-o {out / '%06d.png'}), whose "
+                          "images are numbered anew")  # fmt: skip
+    return out / named[0]
+
+
+def output_there(output: Path) -> bool:
+    """Whether some of `output` is there: the file, or images an image pattern names."""
+    return bool(video_io.matching_images(output)) if video_io.is_pattern(output) else output.exists()
+
+
 @dataclass
 class Tree:
     """What `walk` found: the folders a --recursive run searches, and those it leaves out."""
@@ -192,18 +228,25 @@ def walk(top: Path, skip: Path | None = None) -> Tree:
     return tree
 
 
-def into_folder(input: str | Path, output: str | Path, container: str | None, codec: str | None) -> Path:
-    """The output of one video file given a folder (one that exists, or text that ends in /, as a Path
-    cannot): FOLDER/<the name a folder run gives it (with --container)>, as `cp` does, `dove upscale
-    a.mp4 -o out/` and upscale() alike; the writer makes a new folder. Any file that is not an image is a
-    video here, whatever its extension (a capture named `rec`: FOLDER/rec.mkv). Any other output as it is."""
+def into_folder(
+    input: str | Path, output: str | Path, container: str | None, codec: str | None, recursive: bool = False
+) -> Path:
+    """The output of one input given a folder (one that exists, or text that ends in /, as a Path
+    cannot), as `cp` does, `dove upscale a.mp4 -o out/` and upscale() alike; the writer makes a new
+    folder. A video (any file that is not an image, whatever its extension: a capture named `rec`):
+    FOLDER/<the name a folder run gives it (with --container)>; an image sequence (a folder of
+    images, a pattern): FOLDER with its images' own names (`frames_output`). Any other output as it is."""
     from dove_cli.options import container_name
 
     path, input = Path(output), Path(input)
-    folder = path.is_dir() or isinstance(output, str) and output.endswith(("/", os.sep))
-    if not (folder and input.is_file() and not video_io.is_image_path(input)):
+    if not (path.is_dir() or isinstance(output, str) and output.endswith(("/", os.sep))):
         return path
-    path = path / output_names([input], container and container_name(container), codec)[0]
+    if not recursive and ((input.is_dir() and not is_batch_input(input)) or video_io.is_pattern(input)):
+        path = frames_output(input, path)
+    elif input.is_file() and not video_io.is_image_path(input):
+        path = path / output_names([input], container and container_name(container), codec)[0]
+    else:
+        return path
     note.info("writing %s", path)
     return path
 
@@ -226,11 +269,12 @@ def output_paths(
     in_dir: Path, out_dir: Path, videos: list[Path], container: str | None = None, codec: str | None = None
 ) -> list[Path]:
     """Each video's output: at its place under `out_dir` as it is under `in_dir`, named by
-    `output_names` among the videos of its own folder."""
+    `output_names` among the videos of its own folder (a frame folder: that folder under `out_dir`)."""
     folders: dict[Path, list[int]] = {}
     for i, video in enumerate(videos):
-        folders.setdefault(video.parent, []).append(i)
-    outputs = [out_dir] * len(videos)
+        if not video.is_dir():  # (a frame folder's: `frames_output`)
+            folders.setdefault(video.parent, []).append(i)
+    outputs = [out_dir / video.relative_to(in_dir) for video in videos]
     for folder, indices in folders.items():
         names = output_names([videos[i] for i in indices], container, codec)
         for i, name in zip(indices, names, strict=True):
@@ -239,38 +283,57 @@ def output_paths(
 
 
 def is_batch_input(path: Path) -> bool:
-    """A folder holding videos (a folder of only images is one image-sequence input instead)."""
-    return path.is_dir() and bool(find_videos(path))
+    """A folder holding videos, or frame folders and no images of its own (a folder of images is one
+    image-sequence input instead)."""
+    if not path.is_dir():
+        return False
+    return bool(find_videos(path)) or (not _is_image_folder(_listed(path)) and bool(find_inputs(path)))
+
+
+def _listed(folder: Path) -> list[Path]:
+    """What `folder` holds, less hidden files (macOS's ._0001.png is no image); [] when it cannot be listed."""
+    try:
+        return [p for p in folder.iterdir() if not p.name.startswith(".")]
+    except OSError:
+        return []
 
 
 def plan_batch(in_dir: Path, out_dir: Path, *, overwrite: bool = False, preview: str | None = None,
-               container: str | None = None, codec: str | None = None, recursive: bool = False) -> list[BatchItem]:  # fmt: skip
+               container: str | None = None, codec: str | None = None, recursive: bool = False,
+               fps: str | float | Fraction | None = None) -> list[BatchItem]:  # fmt: skip
     """One item per video (named by `output_names`, with --container; `recursive`: its sub-folders'
-    too, `output_paths`); outputs that exist already are
+    too, `output_paths`) and per frame folder (`frames_output`); outputs that exist already are
     marked skipped unless `overwrite`, when finished (`unfinished`: as long as their input, or the
-    `preview` span of it); else failed."""
+    `preview` span of it, at `fps` for images); else failed."""
     if not in_dir.is_dir():
         raise InputError(f"{in_dir}: not a folder")
-    videos = find_videos(in_dir, recursive, skip=out_dir)
+    videos = find_inputs(in_dir, recursive, skip=out_dir)
     if not videos:
         where = " in it or its sub-folders" if recursive else ""
-        raise InputError(f"{in_dir}: no videos{where} ({', '.join(sorted(FOLDER_EXTENSIONS))})")
+        raise InputError(f"{in_dir}: no videos or frame folders{where} ({', '.join(sorted(FOLDER_EXTENSIONS))})"
+                         f"{why_none(in_dir)}")  # fmt: skip
     video_io.check_not_windows(out_dir, OutputError)  # once, not as each video's failure
     if out_dir.exists() and not out_dir.is_dir():
-        raise OutputError(f"{out_dir}: is a file; for a folder of videos, -o must be a folder")
+        raise OutputError(f"{out_dir}: is a file; for a folder of videos or frame folders, -o must be a folder")
     if not out_dir.exists() and out_dir.suffix.lower() in {**video_io.VIDEO_EXTENSIONS, **video_io.IMAGE_EXTENSIONS}:
-        raise OutputError(f"{out_dir}: looks like a file name; for a folder of videos, -o must be a folder "
-                          "(outputs keep their input's name)")  # fmt: skip
+        raise OutputError(f"{out_dir}: looks like a file name; for a folder of videos or frame folders, -o must be "
+                          "a folder (outputs keep their input's name)")  # fmt: skip
     if out_dir.resolve() == in_dir.resolve():
         raise OutputError(f"{out_dir}: is the input folder; choose another output folder")
     video_io.check_folder_made(out_dir, str(out_dir))  # OUT's own folder is made, not a missing path to it
     items = [BatchItem(v, output, name=str(v.relative_to(in_dir)))
              for v, output in zip(videos, output_paths(in_dir, out_dir, videos, container, codec), strict=True)]  # fmt: skip
+    for item in items:
+        if item.input.is_dir():
+            try:
+                item.output = frames_output(item.input, item.output)
+            except DoveError as exc:  # (its names: this folder fails, the others go on)
+                item.fail(exc)
     fail_shared_outputs(items)
     for item in items:
-        if item.status == "pending" and item.output.exists() and not overwrite:
+        if item.status == "pending" and output_there(item.output) and not overwrite:
             item.status = "skipped"
-            if why := unfinished(item.input, item.output, preview):
+            if why := unfinished(item.input, item.output, preview, fps):
                 item.fail(OutputError(f"{why}; delete it, or use {as_given('overwrite', True)} (which redoes every "
                                       "file), to redo it"))  # fmt: skip
     return items
@@ -294,16 +357,24 @@ def fail_shared_outputs(items: list[BatchItem]) -> None:
                                  "rename one of them"))  # fmt: skip
 
 
-def unfinished(source: Path, output: Path, preview: str | None) -> str | None:
+def unfinished(
+    source: Path,
+    output: Path,
+    preview: str | None,
+    fps: str | float | Fraction | None = None,
+    start_number: int | None = None,
+) -> str | None:
     """Why an existing `output` is not a finished upscale of `source`, or None. The note its run left
     (provenance) says it: made from this input as it is now (else failed: a re-captured tape, another
     file of that name), of this span. An output without one (an older dove's) is judged by its
     length: one that does not open as a video (empty, cut off), or whose video is shorter than the
     input's by more than a frame in ten (one frame at least, two at most; two for MPEG-TS, whose
     length reads short by up to two) is unfinished: a --preview run's output, when this run is not
-    one, or a cut-off copy. What a re-run must not skip."""
+    one, or a cut-off copy. What a re-run must not skip. An image pattern's images: `_images_unfinished`."""
     from dove_cli.options import parse_preview
 
+    if video_io.is_pattern(output):
+        return _images_unfinished(source, output, preview, fps, start_number)
     if (made_from := provenance.fitting_note(output)) is not None:
         if changed := provenance.changed_since(source, output, made_from):
             return changed
@@ -327,12 +398,46 @@ def unfinished(source: Path, output: Path, preview: str | None) -> str | None:
     return f"{output}: exists but its video is {float(length):.1f} s of {float(wanted):.1f} s{guess}"
 
 
+def _images_unfinished(source: Path, output: Path, preview: str | None, fps: str | float | Fraction | None,
+                       start_number: int | None) -> str | None:  # fmt: skip
+    """`unfinished` for an image pattern: its images from its first number on (`start_number`, else
+    the input's: `first_number`), without a gap, must be every frame the run makes: from an image
+    sequence, each of its images (of the `preview` span, at `fps`), exactly; from a video, as many as
+    it lasts, within a tenth (one to two frames), as a video output is judged. (No note is left:
+    the output folder holds the images only.)"""
+    from dove_cli.options import parse_preview
+
+    try:
+        files = video_io.image_inputs(source)
+    except DoveError:  # the input's own run says what is wrong with it
+        return None
+    start = start_number if start_number is not None else video_io.first_number(files or [])
+    made = 0
+    while (output.parent / video_io.frame_name(output, start + made)).is_file():
+        made += 1
+    at, span = parse_preview(preview) if preview else (Fraction(0), None)
+    if files is not None:
+        rate = Fraction(str(fps)) if fps else DEFAULT_SEQUENCE_FPS
+        first = int(at * rate)
+        wanted, slack = len(files[first : None if span is None else first + int(span * rate)]), 0
+    else:
+        if (full := video_io.video_length(source)) is None:
+            return None
+        length, frame = full
+        wanted = round((length if span is None else min(max(Fraction(0), length - at), span)) / frame)
+        slack = min(2, max(1, wanted // 10))
+    if made >= wanted - slack:
+        return None
+    guess = " (cut off?)" if preview else " (a --preview, or cut off?)"
+    first_name = video_io.frame_name(output, start)
+    return f"{output}: holds {made} of the {wanted} images from {first_name} on{guess}"
+
+
 def say_left_out(in_dir: Path, recursive: bool = False, skip: Path | None = None) -> None:
     """Warn of what a folder run leaves out that a user may expect it to take: sub-folders (with
-    `recursive`: symlinked folders, folders that cannot be read, and folders of images, which are
-    image sequences: one input each, as `dove upscale DIR` takes them), broken links, and files that
+    `recursive`: symlinked folders and folders that cannot be read), broken links, and files that
     look like videos without a video extension (`noext`, `x.weird`), and subtitle files beside the
-    videos. Sub-folders are named when they hold videos (not Fonts/ or Scans/). Said by the run and its dry run,
+    videos. Sub-folders are named when they hold videos or frame folders (not Fonts/ or Scans/). Said by the run and its dry run,
     once each, not by plan_batch (the CLI plans first to size its progress bar)."""
     tree = walk(in_dir, skip) if recursive else Tree([in_dir], [], [])
     listed = {folder: [p for p in sorted(folder.iterdir()) if not p.name.startswith(".")] for folder in tree.folders}
@@ -342,21 +447,15 @@ def say_left_out(in_dir: Path, recursive: bool = False, skip: Path | None = None
         return _some([str(p.relative_to(in_dir)) for p in paths])
 
     subfolders = [] if recursive else [p for p in shown if p.is_dir() and not p.name.endswith(WORK_SUFFIX)
-                                       and _holds_videos(p)]  # fmt: skip
+                                       and _holds_inputs(p)]  # fmt: skip
     if subfolders:
         log.warning("%s: sub-folders are not searched (%s); %s", in_dir, named(subfolders),
                     advice("--recursive (-r) searches them", "recursive=True searches them"))  # fmt: skip
-    if tree.links:
-        log.warning("%s: symlinked folders are not followed (%s)", in_dir, named(tree.links))
+    if links := [p for p in tree.links if not _is_image_folder(_listed(p))]:  # (a frame folder's is taken)
+        log.warning("%s: symlinked folders are not followed (%s)", in_dir, named(links))
     if tree.unreadable:
         why = _some([f"{p.relative_to(in_dir)}: {strerror}" for p, strerror in tree.unreadable])
         log.warning("%s: folders that cannot be read left out (%s)", in_dir, why)
-    sequences = [folder for folder in tree.folders[1:] if _is_image_folder(listed[folder])]
-    if sequences:
-        first = sequences[0]
-        log.warning("%s: folders of images are image sequences, left out (%s): upscale each as one input (%s)",
-                    in_dir, named(sequences),
-                    advice(f"dove upscale {first} -o {first.name}.mkv", f"upscale('{first}', '{first.name}.mkv')"))  # fmt: skip
     sidecars = [p for p in shown if p.is_file() and p.suffix.lower().rstrip() in SIDECAR_SUBTITLES]
     if sidecars:  # `a.srt\r` (made by a script with Windows line endings) too, quoted: its end does not show
         names = [repr(n) if n != n.rstrip() else n for n in (str(p.relative_to(in_dir)) for p in sidecars)]
@@ -380,11 +479,11 @@ def _is_image_folder(entries: list[Path]) -> bool:
     )
 
 
-def _holds_videos(folder: Path) -> bool:
-    """Whether a sub-folder holds files a folder run would take (by their extension); False when it
-    cannot be listed."""
+def _holds_inputs(folder: Path) -> bool:
+    """Whether a sub-folder holds what a folder run would take (videos, by their extension, or frame
+    folders); False when it cannot be listed."""
     try:
-        return bool(find_videos(folder))
+        return bool(find_inputs(folder))
     except OSError:
         return False
 
@@ -425,13 +524,14 @@ def upscale_batch(
         return dry_run_batch(in_dir, out_dir, options, recursive=recursive, restorer=restorer, **overrides)
     check_paths(in_dir=in_dir, out_dir=out_dir)
     opts = check_options(with_overrides(options, overrides))
+    _refuse_start_number(opts)
     if not opts.overwrite:  # a re-run carries on where an interrupted file stopped (if its options match)
         opts = replace(opts, resume=True)
     asked = opts  # the manifest's options; each file's run writes none of its own
     manifest, opts = (Path(opts.manifest) if opts.manifest else None), replace(opts, manifest=None)
     in_dir, out_dir = Path(in_dir), Path(out_dir)
     result = BatchResult(plan_batch(in_dir, out_dir, overwrite=opts.overwrite, preview=opts.preview,
-                                    container=opts.container, codec=opts.codec, recursive=recursive))  # fmt: skip
+                                    container=opts.container, codec=opts.codec, recursive=recursive, fps=opts.fps))  # fmt: skip
     record = None
     if manifest is not None:  # the folder's manifest, one for all files (checked before any work)
         check_manifest(manifest, opts.overwrite, [item.input for item in result.items], in_dir)
@@ -445,6 +545,15 @@ def upscale_batch(
         if record is not None:
             record.release()
     return result
+
+
+def _refuse_start_number(opts: UpscaleOptions) -> None:
+    """--start-number in a folder run: its videos write no images, and its frame folders keep their
+    images' names (a re-run judges them by those)."""
+    if opts.start_number is not None:
+        raise OptionError(f"--start-number {opts.start_number}: a folder run's frame folders keep their images' "
+                          "names and numbers; to number one anew, upscale it alone (-o OUT/%06d.png "
+                          "--start-number N)")  # fmt: skip
 
 
 def _run_folder(
@@ -545,7 +654,7 @@ def _upscale_here(
     if progress is not None:  # what it raises is the caller's cancel, not the file's failure
         progress = noting_cancels(progress)
     for index, item in enumerate(result.items):
-        if item.status == "pending" and item.output.exists() and not opts.overwrite:
+        if item.status == "pending" and output_there(item.output) and not opts.overwrite:
             item.status = "skipped"  # finished meanwhile by another dove run on the same folder
         if item.status != "pending":  # skipped, or failed by plan_batch (an unfinished output is there)
             if on_file:
@@ -596,7 +705,7 @@ def _upscale_here(
             if not isinstance(exc, DoveError):
                 log.debug("%s failed", item.input, exc_info=True)
             item.fail(exc)
-            if isinstance(exc, OutputError) and item.output.exists() and not opts.overwrite:
+            if isinstance(exc, OutputError) and output_there(item.output) and not opts.overwrite:
                 item.status, item.error, item.error_type = "skipped", None, None  # another dove run finished it
         if item.status != "done":
             log.debug("%s: %s", item.input, item.error)
@@ -640,6 +749,7 @@ def dry_run_batch(
 
     check_paths(in_dir=in_dir, out_dir=out_dir)
     opts = check_options(with_overrides(options, overrides))
+    _refuse_start_number(opts)
     if opts.ray:  # what the run needs, once for the folder
         from dove_cli.distributed import import_ray
 
@@ -650,7 +760,7 @@ def dry_run_batch(
     opts = replace(opts, manifest=None)
     in_dir, out_dir = Path(in_dir), Path(out_dir)
     result = BatchResult(plan_batch(in_dir, out_dir, overwrite=opts.overwrite, preview=opts.preview,
-                                    container=opts.container, codec=opts.codec, recursive=recursive))  # fmt: skip
+                                    container=opts.container, codec=opts.codec, recursive=recursive, fps=opts.fps))  # fmt: skip
     record = None
     if manifest is not None:
         check_manifest(manifest, opts.overwrite, [item.input for item in result.items], in_dir)
@@ -698,7 +808,9 @@ __all__ = [
     "BatchItem",
     "BatchResult",
     "dry_run_batch",
+    "find_inputs",
     "find_videos",
+    "frames_output",
     "is_batch_input",
     "walk",
     "plan_batch",

@@ -244,7 +244,8 @@ def upscale_cmd(
         "--output",
         "-o",
         metavar="OUT",
-        help="Output video (container from the extension), image pattern, or a folder (outputs keep the input's name).",
+        help="Output video (container from the extension), image pattern, or a folder (outputs keep the input's name; "
+        "an image sequence's images keep theirs).",
     ),
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Print the plan (windows, memory, time) and stop; for a folder, a row per video."
@@ -286,7 +287,7 @@ def upscale_cmd(
     if dry_run:
         check_stdout("--dry-run's plan")
     input = stdin_input(input)  # `- < in.mp4`: read as /dev/stdin
-    out = _into_folder(input, output_text, options.container, options.codec)
+    out = _into_folder(input, output_text, options.container, options.codec, recursive)
     if eval_gt is None and (eval_metrics or eval_json or eval_crop_border):
         raise OptionError("--eval-metrics, --eval-json and --eval-crop-border go with --eval GT")
     if recursive and not input.is_dir():
@@ -321,13 +322,13 @@ def upscale_cmd(
         _score(out, eval_gt, eval_metrics, eval_json, eval_crop_border, options.device, quiet, untagged)
 
 
-def _into_folder(input: Path, output: str, container: str | None, codec: str | None) -> Path:
-    """`-o FOLDER` (one that exists, or any ending in /) for one video file: batch.into_folder."""
+def _into_folder(input: Path, output: str, container: str | None, codec: str | None, recursive: bool) -> Path:
+    """`-o FOLDER` (one that exists, or any ending in /) for one video file or image sequence: batch.into_folder."""
     from dove_cli.batch import into_folder
 
     if not output.strip():  # a script's empty "$OUT": Path("") is the current folder
         raise OptionError(f"-o {output!r}: the output name is empty")
-    return into_folder(input, output, container, codec)
+    return into_folder(input, output, container, codec, recursive)
 
 
 def _upscale_file(input: Path, output: Path, options: UpscaleOptions, quiet: bool) -> None:
@@ -407,12 +408,15 @@ def _check_eval_sizes(input: Path, output: Path, gt: Path, opts: UpscaleOptions,
             # --size's, or the model's (--parity: refused where its crop leaves nothing)
             h, w = target_size(file_opts, info) or output_size(file_opts, info.height, info.width)
         except DoveError:
-            planned[target.stem] = (target, None)  # its GT is still looked for; its size is unknown
+            planned[target.parent.name if video_io.is_pattern(target) else target.stem] = (
+                target,
+                None,
+            )  # (size unknown)
             continue
         h, w = compare_size(h, w, info.rotation) if opts.compare else (h, w)
         if 2 * crop_border >= min(w, h):
             raise OptionError(f"--eval-crop-border {crop_border} leaves nothing of {target}'s {w}x{h} frames")
-        planned[target.stem] = (target, (w, h))
+        planned[target.parent.name if video_io.is_pattern(target) else target.stem] = (target, (w, h))
     if planned:
         check_planned_sizes(planned, batch, gt)
 

@@ -253,8 +253,8 @@ class UpscaleOptions:
         {}, "key=value passed to the encoder (repeatable).", flag="--codec-option", metavar="K=V",
         parse=parse_codec_options,
     )  # fmt: skip
-    start_number: int = option(1, "Number of an image pattern's first image (as ffmpeg's image2 -start_number).",
-                               metavar="N")  # fmt: skip
+    start_number: int | None = option(None, "Number of an image pattern's first image (as ffmpeg's image2 "
+                                      "-start_number; default: the input's first image's, else 1).", metavar="N")  # fmt: skip
     audio: Literal["copy", "transcode", "none"] = option(
         "copy", "copy, transcode (every track to AAC, Opus in .webm; one that is so already is copied) or none."
     )
@@ -333,7 +333,7 @@ class UpscaleKeywords(TypedDict, total=False):
     preset: str | None
     pix_fmt: str | None
     codec_options: dict[str, str] | str
-    start_number: int | str
+    start_number: int | str | None
     audio: Literal["copy", "transcode", "none"]
     subtitles: Literal["copy", "none"]
     size: str | None
@@ -498,7 +498,7 @@ def check_options(opts: UpscaleOptions) -> UpscaleOptions:
         if key in COLOUR_CODEC_OPTIONS:
             raise OptionError(f"--codec-option {key}: dove tags the output with the input's colour and converts its "
                               f"pixels to match (this would tag colour they are not in); {COLOUR_CODEC_OPTIONS[key]}")  # fmt: skip
-    if opts.start_number < 0:
+    if opts.start_number is not None and opts.start_number < 0:
         raise OptionError(f"--start-number {opts.start_number} must not be negative")
     if opts.scale < 1 or opts.scale > 8:
         raise OptionError(f"--scale {opts.scale} is out of range (1 to 8)")

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dove_cli.video_io.paths import write_whole
+from dove_cli.video_io.paths import is_pattern, write_whole
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,11 @@ def identity(files: list[Path], path: Path) -> dict[str, Any]:
 def note_made(output: Path, fingerprint: dict[str, Any]) -> None:
     """Note that `output`, whole at its name now, was made from the input its run's `fingerprint`
     describes (as it was when the run began), and of which span (--preview). One that cannot be
-    written is a warning: the output is done, and a re-run checks its length instead."""
+    written is a warning: the output is done, and a re-run checks its length instead. An image
+    sequence gets none: its folder holds its images only (a benchmark's scripts list it), and a
+    re-run counts them."""
+    if is_pattern(output):
+        return
     path = note_path(output)
     kept = {k: v for k, v in fingerprint.items() if k.startswith("input")}
     try:

@@ -105,8 +105,8 @@ def check_not_a_folder_of_videos(input: str | Path) -> None:
     from dove_cli.batch import is_batch_input  # local: batch and this module use each other
 
     if is_batch_input(Path(input)):
-        raise InputError(f"{input}: a folder of videos; upscale() takes one video or image sequence: "
-                         f"dove_cli.upscale_batch({str(input)!r}, OUT_DIR, ...) does every video in it, as "
+        raise InputError(f"{input}: a folder of videos or frame folders; upscale() takes one video or image "
+                         f"sequence: dove_cli.upscale_batch({str(input)!r}, OUT_DIR, ...) does each one in it, as "
                          "`dove upscale DIR -o DIR` does")  # fmt: skip
 
 
@@ -308,6 +308,8 @@ def _upscale(
     if restorer is not None:
         opts = with_restorer(opts, restorer)
     info, said, opts = probe_input(input, opts)  # (--crop auto: the crop found, from here on)
+    if isinstance(output, Path) and opts.start_number is None and video_io.is_pattern(output):
+        opts = replace(opts, start_number=video_io.first_number(info.files or []))  # (0000.png in: 0000 out)
     device, dtype = resolve_device(opts, planning=dry_run)  # options first, then what is on disk
     session: resume.Session
     if isinstance(output, ArraySink):
@@ -435,10 +437,11 @@ def finished_already(input: str | Path, output: Path, opts: UpscaleOptions) -> b
     """`resume` on an output that is there, whole (as long as its input: batch.unfinished, as a folder run
     skips it), with no interrupted run into it: a run again of a command that finished, with nothing
     left to do. (Any other output there is refused by _check_outputs, as without resume.)"""
-    from dove_cli.batch import unfinished  # local: batch and this module use each other
+    from dove_cli.batch import output_there, unfinished  # local: batch and this module use each other
 
-    return (opts.resume and not opts.overwrite and output.is_file() and not resume.work_folder(output).exists()
-            and unfinished(Path(input), output, opts.preview) is None)  # fmt: skip
+    there = output_there(output) if video_io.is_pattern(output) else output.is_file()
+    return (opts.resume and not opts.overwrite and there and not resume.work_folder(output).exists()
+            and unfinished(Path(input), output, opts.preview, opts.fps, opts.start_number) is None)  # fmt: skip
 
 
 def _finished_result(input: str | Path, output: Path, opts: UpscaleOptions, restorer: Restorer | None) -> UpscaleResult:
@@ -566,7 +569,7 @@ def _check_image_options(output: Path, opts: UpscaleOptions) -> None:
     """Video-encoder options mean nothing to images (the extension picks the encoder, at its best
     quality), nor --start-number to anything but an image pattern: refused, not ignored. --pix-fmt
     and --codec-option (the image encoder's own: WebP's quality) are the writer's to check."""
-    if opts.start_number != 1 and not video_io.is_pattern(output):
+    if opts.start_number is not None and not video_io.is_pattern(output):
         raise OptionError(f"{output}: --start-number numbers the images of a pattern (like frames/%06d.png); "
                           "this output is no pattern")  # fmt: skip
     if not video_io.is_image_path(output):
@@ -613,15 +616,16 @@ def _check_outputs(
         if not dry_run:
             raise OutputBusy(busy)
         log.warning("%s; the run will be refused until it ends", busy)
-    if opts.resume and not opts.overwrite and output.exists() and not resume.work_folder(output).exists():
+    from dove_cli.batch import output_there, unfinished  # local: batch and this module use each other
+
+    if opts.resume and not opts.overwrite and output_there(output) and not resume.work_folder(output).exists():
         if dry_run and finished_already(info.path, output, opts):
             log.warning(
                 "%s: finished already; the run will do nothing (%s redoes it)", output, as_given("overwrite", True)
             )
         else:  # (a finished one was upscale()'s to return: finished_already)
-            from dove_cli.batch import unfinished
-
-            why = unfinished(Path(info.path), output, opts.preview) or f"{output}: already exists"
+            why = unfinished(Path(info.path), output, opts.preview, opts.fps, opts.start_number) or (
+                f"{output}: already exists")  # fmt: skip
             raise OutputError(f"{why}, and no run into it was interrupted, so there is nothing to resume (use "
                               f"{as_given('overwrite', True)} to redo it)")  # fmt: skip
     overwrite = opts.overwrite

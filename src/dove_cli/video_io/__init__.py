@@ -66,6 +66,9 @@ from dove_cli.video_io.reader import (
     VideoReader,
     cheap_to_count,
     display_size,
+    first_number,
+    image_inputs,
+    numbering,
     open_reader,
     probe,
     stream_rate,
@@ -76,6 +79,9 @@ from dove_cli.video_io.writer import ContainerWriter, VideoWriter, output_zero
 __all__ = [
     "cheap_to_count",
     "display_size",
+    "first_number",
+    "image_inputs",
+    "numbering",
     "CODECS",
     "DEINTERLACE_MODES",
     "IMAGE_EXTENSIONS",
@@ -196,10 +202,9 @@ def open_writer(
     if ext not in VIDEO_EXTENSIONS and FIELD.search(path.name):
         raise OutputError(f"{path}: image pattern needs an image extension ({', '.join(sorted(IMAGE_EXTENSIONS))})")
     if not ext:  # `-o outframes/`: the slash is gone, and a folder that does not exist is no output
-        if info.is_images:  # (`-o outdir/` names the output after the video)
-            raise OutputError(f"{path}: no extension: give a file name such as {path}.mp4 or an image pattern such "
-                              f"as {path / '%06d.png'} (a folder output takes a video input's name; images "
-                              "have none to give)")  # fmt: skip
+        if info.is_images:  # (`-o outdir/` names the output after the video, or the images as they are)
+            raise OutputError(f"{path}: no extension: give a file name such as {path}.mp4, an image pattern such "
+                              f"as {path / '%06d.png'}, or a folder ({path}/: the images keep their names)")  # fmt: skip
         folder = advice(f" ({path}/)", f": an existing one, or the text '{path}/' (a Path drops its slash)")
         raise OutputError(f"{path}: no extension: give a file name such as {path}.mp4, an image pattern such "
                           f"as {path / '%06d.png'}, or a folder{folder}")  # fmt: skip

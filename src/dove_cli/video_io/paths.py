@@ -325,8 +325,8 @@ def check_output(path: Path, overwrite: bool, inputs: Sequence[Path] = (), optio
             raise OutputError(f"{said}: is a folder; give a file name like {path / SIDE_FILE_NAMES[option]}")
         if len(inputs) > 1 or (inputs and inputs[0].is_dir()):  # an image sequence: no one name (a still has its own)
             raise OutputError(f"{path}: is a folder; give a file name such as {path / 'out.mp4'} or an image pattern "
-                              f"such as {path / '%06d.png'} (a folder output takes a video input's name; images "
-                              "have none to give)")  # fmt: skip
+                              f"such as {path / '%06d.png'} (`dove upscale` keeps the images' names in a folder: "
+                              f"-o {path}/)")  # fmt: skip
         name = inputs[0].stem + ".mp4" if inputs else "out.mp4"
         raise OutputError(f"{path}: is a folder; give a file name like {path / name}")
     elif path.exists() and not overwrite:

@@ -65,6 +65,7 @@ from dove_cli.video_io.paths import (
     check_fields,
     check_not_windows,
     ffmpeg_name,
+    frame_name,
     is_image_path,
     is_pattern,
     why_missing,
@@ -429,7 +430,7 @@ def image_inputs(path: Path) -> list[Path] | None:
         if not images:
             raise InputError(
                 f"{path}: folder holds no videos or images (videos: "
-                f"{', '.join(sorted(FOLDER_EXTENSIONS))}; images: {', '.join(sorted(IMAGE_EXTENSIONS))}){_why_none(path)}"
+                f"{', '.join(sorted(FOLDER_EXTENSIONS))}; images: {', '.join(sorted(IMAGE_EXTENSIONS))}){why_none(path)}"
             )
         return images
     if is_image_path(path):
@@ -466,7 +467,7 @@ def _not_images(files: list[Path]) -> str:
     return f"{len(files)} {exts} file{'s' * (len(files) > 1)}, which dove does not read as images"
 
 
-def _why_none(folder: Path) -> str:
+def why_none(folder: Path) -> str:
     """What a folder without videos or images holds instead, for its error: files that look like
     videos, frame folders (shots/shotA/), files of an extension dove does not read as images, or
     hidden images (skipped)."""
@@ -475,8 +476,8 @@ def _why_none(folder: Path) -> str:
         return f"; {look_like_videos(len(unnamed))} ({', '.join(unnamed[:5])}): rename {'them' if len(unnamed) > 1 else 'it'}"
     frames = sorted(p.name for p in folder.iterdir() if p.is_dir() and any(map(is_image_path, p.iterdir())))
     if frames:
-        return (f"; its sub-folders {', '.join(frames[:5])}{' ...' * (len(frames) > 5)} hold images: a folder of frame "
-                f"folders is not one input, give each as its own (dove upscale {folder / frames[0]} -o ...)")  # fmt: skip
+        return (f"; its sub-folders {', '.join(frames[:5])}{' ...' * (len(frames) > 5)} hold images: frame folders, "
+                f"each one input (dove upscale {folder} -o OUT/ upscales each into OUT/{frames[0]}/ ...)")  # fmt: skip
     if files:
         return f"; it holds {_not_images(files)}"
     hidden = sum(p.name.startswith(".") and is_image_path(p) for p in folder.iterdir())
@@ -539,6 +540,33 @@ def frame_numbers(files: list[Path]) -> list[int]:
     if len(changing) != 1 or changing[0] % 2 == 0:
         return []
     return sorted(int(p[changing[0]]) for p in parts)
+
+
+def numbering(files: list[Path]) -> tuple[str, int] | None:
+    """The image pattern (a file name) that names `files`, in order, from its first number on, one
+    number apart, and that number: 0000.png, 0001.png, ... -> ('%04d.png', 0); frame_1.png ...
+    frame_12.png -> ('frame_%d.png', 1). None when no pattern does (a gap, a stray name, zero padding
+    that changes): a folder output writes the input's own names with it, name for name."""
+    head = files[0].name
+    for m in reversed(list(re.finditer(r"\d+", head))):  # the last number first: clip2_0001.png
+        digits = m[0]
+        field = f"%0{len(digits)}d" if digits.startswith("0") and len(digits) > 1 else "%d"
+        pattern = head[: m.start()] + field + head[m.end() :]
+        if len(FIELD.findall(pattern)) != 1:  # a name with a %d of its own
+            continue
+        first = int(digits)
+        if all(frame_name(Path(pattern), first + i) == f.name for i, f in enumerate(files)):
+            return pattern, first
+    return None
+
+
+def first_number(files: list[Path]) -> int:
+    """The number an image pattern output starts at unless --start-number says: the input's first
+    image's (0 for 0000.png, 0001.png, ...; `numbering`, else the numbered sequence's first), so that
+    frame N of the input is image N of the output; 1, as ffmpeg's, for a video or unnumbered names."""
+    named = numbering(files) if files else None
+    numbers = frame_numbers(files)
+    return named[1] if named else numbers[0] if numbers else 1
 
 
 def missing_numbers(files: list[Path]) -> list[tuple[int, int]]:
