@@ -12,7 +12,9 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 import dove_cli.models as models
 from dove_cli.batch import find_videos, is_batch_input, plan_batch, upscale_batch
@@ -1226,3 +1228,76 @@ def test_options_are_checked_without_reading_their_types_again(monkeypatch):
     monkeypatch.setattr(options, "get_type_hints", lambda *a, **k: calls.append(1) or {})
     options.check_options(options.UpscaleOptions(model="bilinear"))
     assert calls == []
+
+
+# ---------------------------------------------------------------- frame folders (a VSR benchmark's LQ/clip/0000.png)
+
+SAME = dict(model="bilinear", scale=1, color_fix="none", device="cpu", tile=0, chunk=0)  # output = input's pixels
+
+
+def _frames(folder: Path, names: list[str], seed: int) -> dict[str, np.ndarray]:
+    """Tiny 16x12 PNGs of noise under `names`; their pixels by name."""
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    made = {name: rng.integers(0, 256, (12, 16, 3), dtype=np.uint8) for name in names}
+    for name, rgb in made.items():
+        Image.fromarray(rgb).save(folder / name)
+    return made
+
+
+def test_a_folder_of_frame_folders_keeps_each_images_names(tmp_path, monkeypatch):
+    """The trial: `dove upscale LQ/ -o out/` on a benchmark's frame folders was refused, and a loop
+    over the clips loaded the model per clip and wrote 0001.png for 0000.png. Now each clip goes to
+    out/<clip>/ under its own names (0000.png, frame_1.png), with one model load; a re-run skips the
+    finished ones (a PNG sequence was "already exists", exit 2), and a clip one image short is failed."""
+    loads = []
+    real = models.load_model
+    monkeypatch.setattr(models, "load_model", lambda *a: loads.append(1) or real(*a))
+    lq, out = tmp_path / "LQ", tmp_path / "out"
+    made = {"c01": _frames(lq / "c01", ["0000.png", "0001.png", "0002.png"], 1),
+            "c02": _frames(lq / "c02", ["frame_1.png", "frame_2.png"], 2)}  # fmt: skip
+    _frames(lq / "c03", ["0000.png", "0002.png"], 3)  # a gap: no pattern keeps these names
+    result = upscale_batch(lq, out, **SAME)
+    assert [(i.name, i.status) for i in result.items] == [("c01", "done"), ("c02", "done"), ("c03", "failed")]
+    assert (
+        "c03: its images (0000.png, 0002.png) are not named by one number counting up by one" in result.failed[0].error
+    )
+    assert len(loads) == 1 and sorted(os.listdir(out)) == ["c01", "c02"]
+    for clip, frames in made.items():
+        assert sorted(os.listdir(out / clip)) == sorted(frames)  # name for name, nothing else
+        for name, rgb in frames.items():
+            assert np.array_equal(np.asarray(Image.open(out / clip / name).convert("RGB")), rgb), (clip, name)
+    again = upscale_batch(lq, out, **SAME)
+    assert [i.status for i in again.items] == ["skipped", "skipped", "failed"] and len(loads) == 1
+    (out / "c01" / "0002.png").unlink()  # cut short: not skipped, said why
+    again = upscale_batch(lq, out, **SAME)
+    assert [i.status for i in again.items] == ["failed", "skipped", "failed"]
+    assert f"{out / 'c01' / '%04d.png'}: holds 2 of the 3 images from 0000.png on" in again.items[0].error
+
+
+def test_recursive_takes_frame_folders_and_says_why_when_there_is_nothing(tmp_path, capsys):
+    """-r on a folder of frame folders said only "no videos in it or its sub-folders" (without -r it
+    explained more): they are inputs now, at their place under OUT; with nothing to take, the error
+    says what the folder holds, as without -r."""
+    from dove_cli.cli import main
+
+    frames = _frames(tmp_path / "LQ" / "set" / "c01", ["0000.png", "0001.png"], 4)
+    (tmp_path / "LQ" / "link").symlink_to(tmp_path / "LQ" / "set" / "c01")  # a link to a frame folder: taken
+    with pytest.raises(SystemExit) as exc:
+        main(["upscale", str(tmp_path / "LQ"), "-o", str(tmp_path / "out"), "-r", "-q", *_flags(SAME)])
+    assert exc.value.code == 0, capsys.readouterr().err
+    for clip in ("set/c01", "link"):
+        assert sorted(os.listdir(tmp_path / "out" / clip)) == sorted(frames)
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "readme.txt").write_text("x\n")
+    with pytest.raises(SystemExit) as exc:
+        main(["upscale", str(tmp_path / "notes"), "-o", str(tmp_path / "o2"), "-r", "--model", "bilinear"])
+    err = capsys.readouterr().err.strip()
+    assert exc.value.code == 2 and err.startswith(
+        f"error: {tmp_path / 'notes'}: no videos or frame folders in it or"
+    ), err
+    assert err.endswith("; it holds 1 .txt file, which dove does not read as images"), err
+
+
+def _flags(opts: dict) -> list[str]:
+    return [a for k, v in opts.items() for a in (f"--{k.replace('_', '-')}", str(v))]

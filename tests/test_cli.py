@@ -20,7 +20,7 @@ from PIL import Image
 
 from conftest import demo_clip
 from dove_cli.cli import main
-from dove_cli.errors import InputError
+from dove_cli.errors import InputError, OutputError
 from dove_cli.upscaling import upscale
 from media import (
     FFMPEG,
@@ -2053,3 +2053,32 @@ def test_an_input_given_as_a_descriptor_is_named_by_its_path_in_progress_lines(t
         code, _, err = run(["upscale", given, "-o", str(tmp_path / "out.mkv"), "--model", "bilinear"], capsys)
     lines = [line for line in err.splitlines() if line.endswith(("loading model", "upscaling"))]
     assert code == 0 and lines == [f"{given}: loading model", f"{given}: upscaling"], err
+
+
+def test_an_image_sequence_keeps_its_names_and_numbers_and_resume_finds_it_finished(tmp_path, capsys):
+    """The trial: `-o res/c01/` was refused for images ("images have none to give"), a pattern output
+    of 0000.png ... started at 0001.png unless --start-number 0 was given, and `--resume` on the
+    finished PNGs was exit 2 ("3 matching images already exist") where the README promises 0 and
+    "nothing to do", as for a video."""
+    rng = np.random.default_rng(5)
+    (tmp_path / "c01").mkdir()
+    frames = {f"{n:04d}.png": rng.integers(0, 256, (12, 16, 3), dtype=np.uint8) for n in range(3)}
+    for name, rgb in frames.items():
+        Image.fromarray(rgb).save(tmp_path / "c01" / name)
+    same = ["--model", "bilinear", "--scale", "1", "--color-fix", "none", "--tile", "0", "--chunk", "0", "-q"]
+    out = tmp_path / "out" / "c01"
+    (tmp_path / "out").mkdir()
+    code, _, err = run(["upscale", str(tmp_path / "c01"), "-o", f"{out}/", *same], capsys)
+    assert code == 0 and sorted(os.listdir(out)) == sorted(frames), err
+    for name, rgb in frames.items():
+        assert np.array_equal(np.asarray(Image.open(out / name)), rgb), name
+    code, _, err = run(["upscale", str(tmp_path / "c01"), "-o", f"{out}/", *same[:-1], "--resume"], capsys)
+    assert code == 0 and "finished already, and no run into it was interrupted: nothing to do" in err, err
+    (out / "0002.png").unlink()
+    code, _, err = run(["upscale", str(tmp_path / "c01"), "-o", f"{out}/", *same, "--resume"], capsys)
+    assert code == 2 and f"{out / '%04d.png'}: holds 2 of the 3 images from 0000.png on" in err, err
+    for pattern, start, first in (("p/%06d.png", [], "000000.png"), ("q/%d.png", ["--start-number", "7"], "7.png")):
+        code, _, err = run(["upscale", str(tmp_path / "c01"), "-o", str(tmp_path / pattern), *same, *start], capsys)
+        assert code == 0 and sorted(os.listdir(tmp_path / pattern.split("/")[0]))[0] == first, err
+    with pytest.raises(OutputError, match=re.escape(f"-o {tmp_path / 'out'}/)")):  # the API: no name picked
+        upscale(tmp_path / "c01", tmp_path / "out", model="bilinear")

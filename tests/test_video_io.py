@@ -3619,3 +3619,29 @@ def test_a_bare_stream_that_states_no_rate_is_said_and_takes_fps(
     _dove(src, out, scale=2, fps="50")
     assert decoded_times(out) == [Fraction(i, 50) for i in range(6)]
     assert "Duration: 00:00:00.12," in ffinfo(out).stderr  # 6 frames of 1/50 s, the last one's too
+
+
+@pytest.mark.parametrize(
+    ("names", "named", "first"),
+    [
+        (["0000.png", "0001.png", "0002.png"], ("%04d.png", 0), 0),
+        ([f"frame_{n}.png" for n in range(1, 13)], ("frame_%d.png", 1), 1),  # unpadded: 1 ... 12
+        (["0998.png", "0999.png", "1000.png"], ("%04d.png", 998), 998),  # past its padding
+        (["clip2_0007.PNG", "clip2_0008.PNG"], ("clip2_%04d.PNG", 7), 7),  # the last number counts
+        (["00000000.png"], ("%08d.png", 0), 0),
+        (["0000.png", "0001.png", "0003.png"], None, 0),  # a gap: no pattern names them, numbered still
+        (["1.png", "02.png"], None, 1),  # padding that changes
+        (["a.png", "b.png"], None, 1),
+    ],
+)
+def test_numbering_names_a_sequence_name_for_name(names, named, first):
+    """The pattern a folder output writes an image sequence's own names with, and the number a
+    pattern output starts at by default (the input's first, so that 0000.png in is 0000.png out),
+    checked against the names by hand: each written name is formatted here as ffmpeg's image2 does."""
+    from dove_cli.video_io import first_number, numbering
+
+    files = [Path(n) for n in names]
+    assert numbering(files) == named and first_number(files) == first
+    if named:
+        head, width, tail = re.fullmatch(r"(.*)%0?(\d*)d(.*)", named[0]).groups()
+        assert [f"{head}{named[1] + i:0{int(width or 0)}d}{tail}" for i in range(len(names))] == names
