@@ -1245,7 +1245,7 @@ def _frames(folder: Path, names: list[str], seed: int) -> dict[str, np.ndarray]:
     return made
 
 
-def test_a_folder_of_frame_folders_keeps_each_images_names(tmp_path, monkeypatch):
+def test_a_folder_of_frame_folders_keeps_each_images_names(tmp_path, monkeypatch, caplog):
     """The trial: `dove upscale LQ/ -o out/` on a benchmark's frame folders was refused, and a loop
     over the clips loaded the model per clip and wrote 0001.png for 0000.png. Now each clip goes to
     out/<clip>/ under its own names (0000.png, frame_1.png), with one model load; a re-run skips the
@@ -1267,8 +1267,11 @@ def test_a_folder_of_frame_folders_keeps_each_images_names(tmp_path, monkeypatch
         assert sorted(os.listdir(out / clip)) == sorted(frames)  # name for name, nothing else
         for name, rgb in frames.items():
             assert np.array_equal(np.asarray(Image.open(out / clip / name).convert("RGB")), rgb), (clip, name)
+    assert "cannot note" not in caplog.text  # (no .dove-sources note: the folders hold their images only)
     again = upscale_batch(lq, out, **SAME)
     assert [i.status for i in again.items] == ["skipped", "skipped", "failed"] and len(loads) == 1
+    with pytest.raises(OptionError, match="--start-number 5: a folder run's frame folders keep their images' names"):
+        upscale_batch(lq, out, start_number=5, **SAME)
     (out / "c01" / "0002.png").unlink()  # cut short: not skipped, said why
     again = upscale_batch(lq, out, **SAME)
     assert [i.status for i in again.items] == ["failed", "skipped", "failed"]
@@ -1285,7 +1288,8 @@ def test_recursive_takes_frame_folders_and_says_why_when_there_is_nothing(tmp_pa
     (tmp_path / "LQ" / "link").symlink_to(tmp_path / "LQ" / "set" / "c01")  # a link to a frame folder: taken
     with pytest.raises(SystemExit) as exc:
         main(["upscale", str(tmp_path / "LQ"), "-o", str(tmp_path / "out"), "-r", "-q", *_flags(SAME)])
-    assert exc.value.code == 0, capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert exc.value.code == 0 and "not followed" not in err, err
     for clip in ("set/c01", "link"):
         assert sorted(os.listdir(tmp_path / "out" / clip)) == sorted(frames)
     (tmp_path / "notes").mkdir()
@@ -1297,6 +1301,21 @@ def test_recursive_takes_frame_folders_and_says_why_when_there_is_nothing(tmp_pa
         f"error: {tmp_path / 'notes'}: no videos or frame folders in it or"
     ), err
     assert err.endswith("; it holds 1 .txt file, which dove does not read as images"), err
+
+
+def test_a_folder_of_frame_folders_is_scored_by_clip_name(tmp_path, capsys):
+    """--eval on a folder of frame folders: each clip's output folder is matched with GT's of its name
+    (before the run, not by its images' pattern name)."""
+    from dove_cli.cli import main
+
+    for clip, seed in (("c01", 6), ("c02", 7)):
+        _frames(tmp_path / "LQ" / clip, ["0000.png", "0001.png"], seed)
+    with pytest.raises(SystemExit) as exc:
+        main(["upscale", str(tmp_path / "LQ"), "-o", str(tmp_path / "out"), "-q", *_flags(SAME), "--eval",
+              str(tmp_path / "LQ"), "--eval-metrics", "psnr", "--eval-json", str(tmp_path / "s.json")])  # fmt: skip
+    assert exc.value.code == 0, capsys.readouterr().err
+    scores = json.loads((tmp_path / "s.json").read_text())
+    assert sorted(scores["videos"]) == ["c01", "c02"] and scores["mean"]["psnr"] == 80.0, scores  # (identical: 80 dB)
 
 
 def _flags(opts: dict) -> list[str]:
