@@ -2080,5 +2080,27 @@ def test_an_image_sequence_keeps_its_names_and_numbers_and_resume_finds_it_finis
     for pattern, start, first in (("p/%06d.png", [], "000000.png"), ("q/%d.png", ["--start-number", "7"], "7.png")):
         code, _, err = run(["upscale", str(tmp_path / "c01"), "-o", str(tmp_path / pattern), *same, *start], capsys)
         assert code == 0 and sorted(os.listdir(tmp_path / pattern.split("/")[0]))[0] == first, err
-    with pytest.raises(OutputError, match=re.escape(f"-o {tmp_path / 'out'}/)")):  # the API: no name picked
+    with pytest.raises(
+        OutputError, match=re.escape(f"keeps the images' names in a folder: -o {tmp_path / 'out'}/)")
+    ):  # the API: no name picked
         upscale(tmp_path / "c01", tmp_path / "out", model="bilinear")
+
+
+def test_resume_judges_a_previews_images_and_a_videos_images(tmp_path, capsys):
+    """A finished image pattern of a --preview span (at --fps) and one of a video are finished for
+    `--resume` (exit 0, nothing made), and the preview's images are not the whole sequence's."""
+    (tmp_path / "seq").mkdir()
+    for n in range(1, 5):
+        Image.new("RGB", (16, 12), (n * 40, 0, 0)).save(tmp_path / "seq" / f"f_{n}.png")
+    make_clip(tmp_path / "v.mp4", size="16x12", frames=5)
+    same = ["--model", "bilinear", "--scale", "1", "--tile", "0", "--chunk", "0"]
+    preview = [str(tmp_path / "seq"), "-o", str(tmp_path / "p" / "%d.png"), "--fps", "10", "--preview", "0.1+0.2"]
+    for argv in (preview, [str(tmp_path / "v.mp4"), "-o", str(tmp_path / "v" / "%03d.png")]):
+        code, _, err = run(["upscale", *argv, *same], capsys)
+        assert code == 0, err
+        code, _, err = run(["upscale", *argv, *same, "--resume"], capsys)
+        assert code == 0 and "nothing to do" in err, err
+    assert sorted(os.listdir(tmp_path / "p")) == ["2.png", "3.png"]  # frames 1-2 at 10 fps: f_2's and f_3's numbers
+    assert sorted(os.listdir(tmp_path / "v")) == [f"{n:03d}.png" for n in range(1, 6)]  # a video's: from 1, as ffmpeg
+    code, _, err = run(["upscale", *preview[:-2], *same, "--resume"], capsys)  # the whole sequence: not finished
+    assert code == 2 and "holds 0 of the 4 images from 1.png on (a --preview, or cut off?)" in err, err

@@ -401,36 +401,50 @@ def unfinished(
 def _images_unfinished(source: Path, output: Path, preview: str | None, fps: str | float | Fraction | None,
                        start_number: int | None) -> str | None:  # fmt: skip
     """`unfinished` for an image pattern: its images from its first number on (`start_number`, else
-    the input's: `first_number`), without a gap, must be every frame the run makes: from an image
-    sequence, each of its images (of the `preview` span, at `fps`), exactly; from a video, as many as
-    it lasts, within a tenth (one to two frames), as a video output is judged. (No note is left:
-    the output folder holds the images only.)"""
+    `default_start`), without a gap, must be every frame the run makes: from an image sequence, each
+    of its images (of the `preview` span, at `fps`), exactly; from a video, as many as it lasts,
+    within a tenth (one to two frames), as a video output is judged. (No note is left: the output
+    folder holds the images only.)"""
     from dove_cli.options import parse_preview
 
     try:
         files = video_io.image_inputs(source)
     except DoveError:  # the input's own run says what is wrong with it
         return None
-    start = start_number if start_number is not None else video_io.first_number(files or [])
+    start = start_number if start_number is not None else default_start(files or [], preview, fps)
     made = 0
     while (output.parent / video_io.frame_name(output, start + made)).is_file():
         made += 1
-    at, span = parse_preview(preview) if preview else (Fraction(0), None)
     if files is not None:
-        rate = Fraction(str(fps)) if fps else DEFAULT_SEQUENCE_FPS
-        first = int(at * rate)
-        wanted, slack = len(files[first : None if span is None else first + int(span * rate)]), 0
+        wanted, slack = len(_image_span(len(files), preview, fps)), 0
     else:
         if (full := video_io.video_length(source)) is None:
             return None
-        length, frame = full
+        (length, frame), (at, span) = full, parse_preview(preview) if preview else (Fraction(0), None)
         wanted = round((length if span is None else min(max(Fraction(0), length - at), span)) / frame)
         slack = min(2, max(1, wanted // 10))
     if made >= wanted - slack:
         return None
     guess = " (cut off?)" if preview else " (a --preview, or cut off?)"
-    first_name = video_io.frame_name(output, start)
-    return f"{output}: holds {made} of the {wanted} images from {first_name} on{guess}"
+    return f"{output}: holds {made} of the {wanted} images from {video_io.frame_name(output, start)} on{guess}"
+
+
+def default_start(files: list[Path], preview: str | None, fps: str | float | Fraction | None) -> int:
+    """The number of an image pattern output's first image unless --start-number says: that of the
+    input image that is its first frame (0000.png in, 0000.png out; a --preview from its 10th image,
+    0010.png: `first_number`); 1 for a video, as ffmpeg's image2 muxer."""
+    return video_io.first_number(files) + _image_span(len(files), preview, fps).start if files else 1
+
+
+def _image_span(images: int, preview: str | None, fps: str | float | Fraction | None) -> range:
+    """The indices of the images of a sequence that a run reads: the --preview span at `fps`, as the
+    reader selects them (from the first image at or after its start, whole frames of its length)."""
+    from dove_cli.options import parse_preview
+
+    rate = Fraction(str(fps)) if fps else DEFAULT_SEQUENCE_FPS
+    at, span = parse_preview(preview) if preview else (Fraction(0), None)
+    first = int(at * rate)
+    return range(images)[first : None if span is None else first + int(span * rate)]
 
 
 def say_left_out(in_dir: Path, recursive: bool = False, skip: Path | None = None) -> None:

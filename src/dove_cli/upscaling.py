@@ -309,7 +309,11 @@ def _upscale(
         opts = with_restorer(opts, restorer)
     info, said, opts = probe_input(input, opts)  # (--crop auto: the crop found, from here on)
     if isinstance(output, Path) and opts.start_number is None and video_io.is_pattern(output):
-        opts = replace(opts, start_number=video_io.first_number(info.files or []))  # (0000.png in: 0000 out)
+        from dove_cli.batch import default_start  # local: batch and this module use each other
+
+        opts = replace(
+            opts, start_number=default_start(info.files or [], opts.preview, opts.fps)
+        )  # (0000 in: 0000 out)
     device, dtype = resolve_device(opts, planning=dry_run)  # options first, then what is on disk
     session: resume.Session
     if isinstance(output, ArraySink):
