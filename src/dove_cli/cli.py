@@ -233,11 +233,15 @@ def _parameter(f: dataclasses.Field, hint: Any, default: Any, overrides: bool, p
 # ---------------------------------------------------------------- upscale / bench
 
 
-@app.command("upscale", cls=PlainHelp, short_help="Upscale a video, image sequence or folder of videos.")
+@app.command(
+    "upscale", cls=PlainHelp, short_help="Upscale a video, image sequence or folder of videos / frame folders."
+)
 @with_options(UpscaleOptions)
 def upscale_cmd(
     input: Path = typer.Argument(
-        ..., metavar="INPUT", help="Video file, folder of videos, image, image folder or pattern (frames/%06d.png)."
+        ...,
+        metavar="INPUT",
+        help="Video file, folder of videos and/or frame folders, image, image folder or pattern (frames/%06d.png).",
     ),
     output_text: str = typer.Option(  # text: a trailing / says "a folder"
         ...,
@@ -254,7 +258,7 @@ def upscale_cmd(
         False,
         "--recursive",
         "-r",
-        help="A folder: its sub-folders' videos too, each output at the same place under "
+        help="A folder: its sub-folders' videos and frame folders too, each output at the same place under "
         "OUT (hidden and symlinked folders left out).",
     ),  # fmt: skip
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no summary."),

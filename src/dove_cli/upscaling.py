@@ -1042,7 +1042,8 @@ def output_options(opts: UpscaleOptions) -> tuple[dict[str, Any], dict[str, Any]
     warn=False: `_check_outputs` opened the output once already and said what it loses."""
     start, duration = parse_preview(opts.preview) if opts.preview else (None, None)
     writer_options: dict[str, Any] = dict(codec=opts.codec, crf=opts.crf, preset=opts.preset, pix_fmt=opts.pix_fmt,
-                          codec_options=resume.encoder_options(opts.codec_options), start_number=opts.start_number)  # fmt: skip
+                          codec_options=resume.encoder_options(opts.codec_options),
+                          start_number=1 if opts.start_number is None else opts.start_number)  # fmt: skip
     end = None if start is None or duration is None else start + duration
     join_options: dict[str, Any] = dict(audio=opts.audio, subtitles=kept_subtitles(opts), overwrite=opts.overwrite,
                                         start=start, end=end, warn=False)  # fmt: skip
