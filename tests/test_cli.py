@@ -610,7 +610,7 @@ def test_an_output_without_extension_says_what_to_give(tmp_path, capsys, monkeyp
     input_name = str(demo_clip("002.mp4")) if source == "CLIP" else "pngs"
     code, _, err = run(["upscale", input_name, "-o", "outpng2", "--model", "bilinear", "--fps", "25"], capsys)
     said = (", an image pattern such as outpng2/%06d.png, or a folder (outpng2/)" if source == "CLIP" else
-            ", an image pattern such as outpng2/%06d.png, or a folder (outpng2/: the images keep their names)")  # fmt: skip
+            ", an image pattern such as outpng2/%06d.png, or a folder (outpng2/); the images keep their names")  # fmt: skip
     assert code == 2 and err.strip() == f"error: outpng2: no extension: give a file name such as outpng2.mp4{said}", err
     assert sorted(os.listdir(tmp_path)) == ["pngs"]
     if source == "IMAGES":  # a folder: the images' own names (it offered outpng2/000.mp4, a frame's name)
@@ -2080,10 +2080,11 @@ def test_an_image_sequence_keeps_its_names_and_numbers_and_resume_finds_it_finis
     for pattern, start, first in (("p/%06d.png", [], "000000.png"), ("q/%d.png", ["--start-number", "7"], "7.png")):
         code, _, err = run(["upscale", str(tmp_path / "c01"), "-o", str(tmp_path / pattern), *same, *start], capsys)
         assert code == 0 and sorted(os.listdir(tmp_path / pattern.split("/")[0]))[0] == first, err
-    with pytest.raises(
-        OutputError, match=re.escape(f"keeps the images' names in a folder: -o {tmp_path / 'out'}/)")
-    ):  # the API: no name picked
-        upscale(tmp_path / "c01", tmp_path / "out", model="bilinear")
+    with pytest.raises(OutputError, match=re.escape(f"or the text '{tmp_path / 'new'}/' (a Path drops its slash); "
+                                                    "the images keep their names")):  # fmt: skip
+        upscale(tmp_path / "c01", tmp_path / "new", model="bilinear")  # the API: a folder that is not there
+    upscale(tmp_path / "c01", tmp_path / "out", model="bilinear", scale=1)  # an existing one: as -o out/
+    assert sorted(os.listdir(tmp_path / "out")) == sorted([*frames, "c01"])
 
 
 def test_resume_judges_a_previews_images_and_a_videos_images(tmp_path, capsys):

@@ -202,12 +202,10 @@ def open_writer(
     if ext not in VIDEO_EXTENSIONS and FIELD.search(path.name):
         raise OutputError(f"{path}: image pattern needs an image extension ({', '.join(sorted(IMAGE_EXTENSIONS))})")
     if not ext:  # `-o outframes/`: the slash is gone, and a folder that does not exist is no output
-        if info.is_images:  # (`-o outdir/` names the output after the video, or the images as they are)
-            raise OutputError(f"{path}: no extension: give a file name such as {path}.mp4, an image pattern such "
-                              f"as {path / '%06d.png'}, or a folder ({path}/: the images keep their names)")  # fmt: skip
         folder = advice(f" ({path}/)", f": an existing one, or the text '{path}/' (a Path drops its slash)")
+        kept = "; the images keep their names" if info.is_images else ""  # (a video's output is named after it)
         raise OutputError(f"{path}: no extension: give a file name such as {path}.mp4, an image pattern such "
-                          f"as {path / '%06d.png'}, or a folder{folder}")  # fmt: skip
+                          f"as {path / '%06d.png'}, or a folder{folder}{kept}")  # fmt: skip
     if ext not in VIDEO_EXTENSIONS:
         raise OutputError(
             f"{path}: unknown output extension {ext!r} (use "
