@@ -443,6 +443,9 @@ def test_a_name_that_is_not_utf8_is_written_to_the_csv_as_its_escape(tmp_path, c
     code, out, _ = run(["eval", str(p), str(g), "--metrics", "psnr", "-q", "--csv", "-"], capsys)
     assert code == 0 and out.encode("utf-8") == r_csv.read_bytes() and r_csv.read_bytes().count(b"\n") == 3
     assert b"\r" not in r_csv.read_bytes()
+    plot = tmp_path / "p.png"  # its legend names the video: matplotlib raised a TypeError for the surrogate
+    code, _, err = run(["eval", str(p), str(g), "--metrics", "psnr", "-q", "--plot", str(plot)], capsys)
+    assert code == 0 and plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", err
 
 
 def test_eval_json_holds_a_name_as_its_bytes_read_as_utf8_under_latin1(tmp_path, monkeypatch):

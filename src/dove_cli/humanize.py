@@ -101,6 +101,12 @@ def real_text(text: str) -> str:
         return text
 
 
+def drawn_text(text: str) -> str:
+    """`text` (a name) as a picture can draw it: a byte that is not UTF-8 (a surrogate escape, which a
+    font has no glyph for: matplotlib raised a TypeError) as `\\xe9`, as the terminal lines write it."""
+    return os.fsencode(text).decode("utf-8", "backslashreplace")
+
+
 def path_text(path: str | os.PathLike[str]) -> str:
     """A file name as JSON holds it, whatever the locale: its bytes read as UTF-8, a byte that is not
     UTF-8 as its surrogate escape (`caf\\udce9` for b"caf\\xe9", as Python reads it back to the name).

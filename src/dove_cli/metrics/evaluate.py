@@ -38,7 +38,7 @@ import torch
 
 from dove_cli import video_io
 from dove_cli.errors import DecodeError, InputError, ModelError, OptionError, OutputError
-from dove_cli.humanize import counted, path_text, real_names, real_text
+from dove_cli.humanize import counted, drawn_text, path_text, real_names, real_text
 from dove_cli.metrics import DEFAULT_METRICS, METRICS
 from dove_cli.video_io.formats import check_untagged_matrix
 from dove_cli.video_io.paths import why_missing
@@ -487,7 +487,7 @@ class EvalReport:
             for name, v in self.videos.items():
                 ys = v.values.get(m, [])
                 xs = np.arange(len(ys)) + (1 if m == "ewarp" else 0)  # a pair is drawn at its second frame
-                ax.plot(xs, ys, linewidth=1, label=name)
+                ax.plot(xs, ys, linewidth=1, label=drawn_text(name))
             ax.set_ylabel(METRICS[m].label + (" ↑" if METRICS[m].higher_better else " ↓"))
             ax.grid(alpha=0.3)
         axes[-1, 0].set_xlabel("frame")
