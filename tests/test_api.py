@@ -597,6 +597,7 @@ def test_dir_and_help_show_the_api():
     text = pydoc.render_doc(dove_cli, renderer=pydoc.plaintext)
     functions = text[text.index("\nFUNCTIONS\n") : text.index("\nDATA\n")]
     assert all(f"\n    {name}(" in functions for name in ("upscale", "upscale_batch", "upscale_frames", "discard_work"))
+    assert "__dir__(" not in functions and "__getattr__(" not in functions  # the module's machinery, not its API
 
 
 def test_python_messages_give_python_advice(tmp_path):

@@ -117,7 +117,8 @@ def console_main() -> None:
 def __dir__() -> list[str]:
     """The public API (with the lazy names, which are not attributes until used) and the errors
     module, not the helpers this module imports: what `dir()`, `help()` and tab completion show."""
-    return sorted({*__all__, "errors", *(name for name in globals() if name.startswith("__"))})
+    dunders = (name for name, value in globals().items() if name.startswith("__") and not callable(value))
+    return sorted({*__all__, "errors", *dunders})  # (not __dir__ and __getattr__, which help() listed as the API)
 
 
 def __getattr__(name: str) -> Any:
