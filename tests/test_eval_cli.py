@@ -1116,3 +1116,57 @@ def test_frames_left_out_are_recorded_and_strict_refuses_a_cut(tmp_path, capsys)
     assert line.startswith(f"error: {v}: frame counts differ (PRED has more than 2 frames) (--strict"), line
     code, out, _ = run(["eval", str(v), str(g), "--metrics", "psnr", "-q", "--json", "-"], capsys)
     assert code == 0 and json.loads(out)["videos"]["v"]["left_out"] == {"pred": 2}  # (counted by reading them)
+
+
+def test_an_unreadable_input_is_said_with_the_other_bad_pairs_and_strict_says_a_pair_once(tmp_path, capsys, caplog):
+    """A PRED or GT that cannot be opened was left out of the bad pairs said before scoring (found only
+    when read, on the next run), and --strict said a pair too far apart twice (as such, and as --strict)."""
+    tiny_pair(tmp_path, "a")  # fine
+    tiny_pair(tmp_path, "b", size=(20, 16))  # 4 px wider than PRED: more than --max-crop 2
+    for name, side in (("c", "P"), ("d", "G")):  # c: PRED not a video; d: GT not a video
+        tiny_pair(tmp_path, name)
+        shutil.rmtree(tmp_path / side / name)
+        (tmp_path / side / f"{name}.mkv").write_bytes(b"not a video at all" * 8)
+    code, stdout, err = run(["eval", str(tmp_path / "P"), str(tmp_path / "G"), "--metrics", "psnr", "-q",
+                             "--max-crop", "2", "--strict"], capsys)  # fmt: skip
+    assert code == 2 and not stdout, err
+    assert err.strip() == "error: 3 videos cannot be scored as they are (b, c, d), each said above; nothing was scored"
+    said = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(said) == 3, said
+    assert said[0].startswith(f"{tmp_path / 'P' / 'b'}: 16x16, but its GT {tmp_path / 'G' / 'b'} is 20x16: more than 2")
+    assert said[1].startswith(f"{tmp_path / 'P' / 'c.mkv'}: not a video FFmpeg can read"), said[1]
+    assert said[2].startswith(f"{tmp_path / 'G' / 'd.mkv'}: not a video FFmpeg can read"), said[2]
+
+
+def test_a_plot_to_a_pipe_without_an_extension_is_a_png(tmp_path, capsys):
+    """--plot /dev/null or >(...) was refused for naming no format (/dev/fd/63): a special file gets a PNG."""
+    pytest.importorskip("matplotlib")
+    tiny_pair(tmp_path, "a", n=1)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    reader = subprocess.Popen(["cat", str(fifo)], stdout=subprocess.PIPE)
+    try:
+        code, _, err = run(["eval", str(tmp_path / "P" / "a"), str(tmp_path / "G" / "a"), "--metrics", "psnr", "-q",
+                            "--plot", str(fifo)], capsys)  # fmt: skip
+        assert code == 0, err
+        assert reader.communicate(timeout=10)[0].startswith(b"\x89PNG\r\n\x1a\n") and stat.S_ISFIFO(
+            fifo.lstat().st_mode
+        )
+    finally:
+        reader.kill()
+
+
+def test_a_missed_name_that_is_a_broken_link_says_so(tmp_path, capsys, caplog):
+    """ "no GT named 'c'" and "no prediction in P for ... (b)" did not point at the broken link warned of."""
+    tiny_pair(tmp_path, "a", n=1)
+    tiny_pair(tmp_path, "b", n=1)
+    shutil.rmtree(tmp_path / "P" / "b")
+    (tmp_path / "P" / "b.mkv").symlink_to(tmp_path / "gone.mkv")  # PRED b: a broken link
+    write_frames(tmp_path / "P" / "c", noisy_clip(1, 16, 16, seed=1)[0])
+    (tmp_path / "G" / "c.mkv").symlink_to(tmp_path / "gone.mkv")  # GT c: a broken link
+    code, _, err = run(["eval", str(tmp_path / "P"), str(tmp_path / "G"), "--metrics", "psnr", "-q"], capsys)
+    said = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert code == 2 and len(said) == 2, err
+    assert said[0] == (f"{tmp_path / 'P' / 'c'}: no GT named 'c' in {tmp_path / 'G'} ({tmp_path / 'G' / 'c.mkv'} is a"
+                       " broken link; videos and frame folders are matched by name)")  # fmt: skip
+    assert f"for 1 of its 2 videos (b; {tmp_path / 'P' / 'b.mkv'} is a broken link):" in said[1], said[1]

@@ -192,6 +192,7 @@ def test_every_missing_file_is_named_and_skip_unavailable_scores_the_rest(env, t
     assert exit_info.value.code == 75 and len(err.splitlines()) == 1 and "cannot be reached" in err, err
     files = [pretrained.WEIGHT_FILES[k].filename for k in ("alexnet", "lpips-alex", "clip-rn50")]
     assert all(f in err for f in files) and "--weights alexnet=FILE --weights lpips-alex=FILE" in err, err
+    assert "; or --skip-unavailable scores the others and says which were left out" in err, err  # the way on
     with pytest.raises(SystemExit) as exit_info:
         main([*args, "--skip-unavailable", "--json", str(tmp_path / "s.json"), "--csv", "-"])
     out = capsys.readouterr().out
@@ -200,6 +201,19 @@ def test_every_missing_file_is_named_and_skip_unavailable_scores_the_rest(env, t
     said = "not scored, their weights (or package) not at hand (--skip-unavailable): lpips, clipiqa"
     assert said in doc["notes"] and out.splitlines()[0] == "video,frames,psnr,notes" and said in out.splitlines()[-1]
     assert any("left out (--skip-unavailable): lpips, clipiqa" in r.getMessage() for r in caplog.records)
+
+
+def test_every_missing_weights_file_given_is_named_at_once(env, tmp_path, capsys):
+    """`--weights KEY=FILE` named only the first file that is not there (or none, behind the hub's error)."""
+    from dove_cli.cli import main
+
+    pred, gt = clip_pair(tmp_path, n=1, h=16, w=16)
+    a, v = tmp_path / "nope" / "a.pth", tmp_path / "nope" / "v.safetensors"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["eval", str(pred), str(gt), "--metrics", "lpips,dists", "-q", "--weights", f"alexnet={a}",
+              "--weights", f"vgg16={v}"])  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and err == f"error: --weights alexnet={a}, vgg16={v}: no such files", err
 
 
 def test_upscale_eval_without_metric_weights_stops_before_the_run(env, tmp_path, capsys):

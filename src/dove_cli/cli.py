@@ -976,7 +976,12 @@ def eval_cmd(
         Path | None, typer.Option("--csv", metavar="FILE", help="Write one row per video (and the mean) here.")
     ] = None,
     plot: Annotated[
-        Path | None, typer.Option("--plot", metavar="FILE", help="PNG of each metric over time per video (matplotlib).")
+        Path | None,
+        typer.Option(
+            "--plot",
+            metavar="FILE",
+            help="Each metric over time per video, as FILE's extension says (PNG to a pipe; matplotlib).",
+        ),
     ] = None,
     device: Annotated[
         str | None, typer.Option("--device", metavar="DEVICE", help="cuda, cuda:1, cpu (default: cuda when present).")

@@ -82,9 +82,8 @@ def list_items(path: str | Path, role: str = "PRED") -> tuple[list[Item], bool]:
     if path.is_file():
         return [Item(path.stem, path)], False
     entries = sorted(p for p in path.iterdir() if not p.name.startswith("."))
-    broken = [p.name for p in entries if p.is_symlink() and not p.exists()]
-    if broken:  # (else a link in PRED is said as a missing prediction, with nothing of why)
-        log.warning("%s: broken links left out (%s)", path, ", ".join(broken))
+    if broken := broken_links(path):  # (else a link in PRED is said as a missing prediction, with nothing of why)
+        log.warning("%s: broken links left out (%s)", path, ", ".join(p.name for p in broken))
     videos = [p for p in entries if p.is_file() and p.suffix.lower() in video_io.VIDEO_EXTENSIONS]
     folders = [p for p in entries if p.is_dir() and _has_images(p)]
     if (videos or folders) and _has_images(path):  # which is it: the frames, or the collection?
@@ -103,6 +102,20 @@ def list_items(path: str | Path, role: str = "PRED") -> tuple[list[Item], bool]:
     if _has_images(path):
         return [Item(path.name, path)], False
     raise InputError(f"{path}: holds no videos, frame folders or images ({role})")
+
+
+def broken_links(folder: Path) -> list[Path]:
+    """The links in `folder` to nothing: left out of its inputs (said), and named where their
+    video is then missed ("no GT named 'c3'": G/c3.mp4 is such a link)."""
+    return sorted(p for p in folder.iterdir() if not p.name.startswith(".") and p.is_symlink() and not p.exists())
+
+
+def links_said(names: Sequence[str], folder: str | Path) -> str:
+    """ "G/c3.mp4 is a broken link" for those of `names` that are broken links in `folder`, else ""."""
+    links = [p for p in broken_links(Path(folder)) if p.stem in names or p.name in names]
+    if not links:
+        return ""
+    return f"{', '.join(str(p) for p in links)} {'is a broken link' if len(links) == 1 else 'are broken links'}"
 
 
 def pair_inputs(
@@ -130,11 +143,14 @@ def pair_inputs(
     if orphans := [p for p in preds if p.name not in by_name]:
         said = (f"{orphans[0].path}: no GT named '{orphans[0].name}' in {gt}" if len(orphans) == 1 else
                 f"{pred}: no GT in {gt} for {len(orphans)} of its {len(preds)} videos ({', '.join(p.name for p in orphans)})")  # fmt: skip
-        problems.append(Problem([p.name for p in orphans], f"{said} (videos and frame folders are matched by name)"))
+        links = links_said([p.name for p in orphans], gt)
+        problems.append(Problem([p.name for p in orphans],
+                                f"{said} ({links + '; ' if links else ''}videos and frame folders are matched by name)"))  # fmt: skip
     unused = sorted(set(by_name) - {p.name for p in preds}, key=natural_key)
     if unused and not allow_missing:
         problems.append(Problem(unused, (
-            f"{gt}: no prediction in {pred} for {len(unused)} of its {len(gts)} videos ({shown_names(unused)}):"
+            f"{gt}: no prediction in {pred} for {len(unused)} of its {len(gts)} videos ({shown_names(unused)}"
+            f"{'; ' + links if (links := links_said(unused, pred)) else ''}):"
             " a mean over the others is not the benchmark's; make the missing predictions, or give"
             " --allow-missing to score only those present"
         )))  # fmt: skip
@@ -237,7 +253,8 @@ def fetch_weights(
     """Find (or download) the published weight files of `names` that `local` does not replace,
     before any scoring or upscaling: the missing files are said first (all in one error), not after
     hours of work. The error ends with the metrics that need no weights, in words that fit the run:
-    PSNR and SSIM need none, but they need a GT, so without one that advice would fail too.
+    PSNR and SSIM need none, but they need a GT, so without one that advice would fail too; then
+    `dove eval`'s way on without them (`dove upscale --eval` has no --skip-unavailable).
     skip (--skip-unavailable): no error; returns {metric: why} of the metrics that cannot run."""
     from dove_cli.metrics import pretrained
 
@@ -255,6 +272,8 @@ def fetch_weights(
             if has_gt
             else "without a GT every metric needs weight files (psnr and ssim need none, but compare with a GT)"
         )
+        if option == "--metrics":
+            hint += "; or --skip-unavailable scores the others and says which were left out"
         raise type(exc)(f"{exc}; {hint}") from None
     return {}
 
@@ -497,7 +516,7 @@ class EvalReport:
         out = Path(path)
         buf = io.BytesIO()  # drawn in memory, then written whole as the JSON and CSV are
         try:
-            fig.savefig(buf, format=out.suffix.lower().lstrip("."), dpi=110)
+            fig.savefig(buf, format=plot_format(out), dpi=110)
         except (OSError, ValueError) as exc:
             raise OutputError(f"{out}: cannot write the plot ({exc})") from None
         finally:
@@ -530,12 +549,19 @@ def check_result_files(
     except ImportError:
         raise OptionError("--plot needs matplotlib: pip install 'dove-cli[eval]'") from None
     kinds = FigureCanvasBase.get_supported_filetypes()
-    if plot.suffix.lower().lstrip(".") not in kinds:
+    if plot_format(plot) not in kinds:
         raise OptionError(
             f"--plot {plot}: give it one of the extensions matplotlib writes ({', '.join(sorted(kinds))})"
         )
     if not any(METRICS[m].per_frame for m in metrics):
         raise OptionError("--plot: none of the metrics has per-frame values")
+
+
+def plot_format(path: Path) -> str:
+    """The format --plot writes: its extension's, or PNG to a FIFO, /dev/null or `>(...)` without one
+    (`/dev/fd/63` names no format)."""
+    kind = path.suffix.lower().lstrip(".")
+    return "png" if not kind and video_io.is_special(path) else kind
 
 
 def _write(path: Path, data: str | bytes) -> None:
@@ -652,9 +678,10 @@ def check_pair(
     problems: list[Problem],
 ) -> int | None:
     """Check a prediction (and its GT, None when no metric compares them) before any scoring: the
-    frame folders' numbering, their starts, and the sizes (more than `max_crop` apart; with
-    `strict`, any difference, and frame folders' counts). Each problem is added to `problems`, so
-    that a benchmark's every bad pair is said at once. Returns PRED's frame count (None: unknown)."""
+    frame folders' numbering, their starts, that each opens, and the sizes (more than `max_crop`
+    apart; with `strict`, any other difference, and frame folders' counts). Each problem is added to
+    `problems`, so that a benchmark's every bad pair is said at once. Returns PRED's frame count
+    (None: unknown)."""
 
     def check(fn: Callable[..., None], *args: Any) -> None:
         try:
@@ -663,16 +690,17 @@ def check_pair(
             problems.append(Problem([p.name], str(exc)))
 
     check(check_numbering, p.path, "PRED", g is not None)
-    pi = probe(read, p.path)
+    pi = probe(read, p.path, p.name, problems)
     if g is None:
         return pi.num_frames if pi is not None else None
     check(check_numbering, g.path, "GT", True)
     check(check_starts, p.path, g.path)
-    gi = probe(read, g.path)
+    gi = probe(read, g.path, p.name, problems)
     if pi is not None and gi is not None:
         size, gt_size = (pi.width, pi.height), (gi.width, gi.height)
+        apart = len(problems)
         check(check_size, str(p.path), size, g.path, gt_size, max_crop)
-        if strict and size != gt_size:
+        if strict and size != gt_size and len(problems) == apart:  # (too far apart: said once, just above)
             said = f"{p.path}: {size[0]}x{size[1]}, but its GT {g.path} is {gt_size[0]}x{gt_size[1]} (--strict: only pairs of one size and frame count are scored, none cut)"
             problems.append(Problem([p.name], said))
         if strict and pi.num_frames_exact and gi.num_frames_exact and pi.num_frames != gi.num_frames:
@@ -681,12 +709,18 @@ def check_pair(
     return pi.num_frames if pi is not None else None
 
 
-def probe(read: Callable[[Path], video_io.VideoReader], path: Path) -> video_io.VideoInfo | None:
-    """An input's VideoInfo, None when it cannot be opened: the real error is raised (with its
-    message, dove eval's) when it is read for scoring."""
+def probe(
+    read: Callable[[Path], video_io.VideoReader], path: Path, name: str, problems: list[Problem]
+) -> video_io.VideoInfo | None:
+    """An input's VideoInfo, None when it cannot be opened: dove's own error (not a video FFmpeg can
+    read) is added to `problems` under the pair's `name`, with the others; any other is raised (with
+    its message) when it is read for scoring."""
     try:
         with read(path) as reader:
             return reader.info
+    except InputError as exc:
+        problems.append(Problem([name], str(exc).replace(IGNORE_HINT, EVAL_DECODE_HINT)))
+        return None
     except Exception:  # noqa: BLE001 - said when read
         return None
 
@@ -758,6 +792,8 @@ def evaluate(
     for key in weights or {}:
         if key not in known:
             raise OptionError(f"--weights {key}=...: unknown key (known: {', '.join(sorted(known))})")
+    if gone := [f"{key}={path}" for key, path in (weights or {}).items() if not Path(path).expanduser().is_file()]:
+        raise ModelError(f"--weights {', '.join(gone)}: no such file{'s' if len(gone) > 1 else ''}")  # all at once
     skipped: dict[str, str] = {}  # metric -> why it cannot run here (skip_unavailable)
     for n in video_level:
         try:
