@@ -368,3 +368,69 @@ def test_colour_codec_options_are_refused(tmp_path: Path) -> None:
         check_options(UpscaleOptions(codec_options={"crf": "18", "colorspace": "bt2020nc"}))
     with pytest.raises(OptionError, match=r"^--codec-option color_trc: .*--untagged-color \(bt709, bt2020-pq"):
         check_options(UpscaleOptions(codec_options={"color_trc": "smpte2084"}))
+
+
+def test_colour_keys_in_an_encoders_own_list_are_refused(tmp_path: Path) -> None:
+    """The same tags set inside x264-params (or x264opts), x265-params or svtav1-params mis-tagged the output just as
+    well: the ffmpeg binary shows each key writes its tag in the bitstream (primaries 9, transfer 16,
+    matrix 9, full range), and each one is refused, naming the list and the key; HDR10's
+    metadata keys (master-display, max-cll) stay allowed."""
+    from dove_cli.options import UpscaleOptions, check_options
+
+    lists = {
+        ("libx264", "x264-params"): {"colorprim": "bt2020", "transfer": "smpte2084", "colormatrix": "bt2020nc",
+                                     "fullrange": "on"},
+        ("libx264", "x264opts"): {"colorprim": "bt2020", "transfer": "smpte2084", "colormatrix": "bt2020nc",
+                                  "fullrange": "on"},
+        ("libx265", "x265-params"): {"colorprim": "bt2020", "transfer": "smpte2084", "colormatrix": "bt2020nc",
+                                     "range": "full"},
+        ("libsvtav1", "svtav1-params"): {"color-primaries": "9", "transfer-characteristics": "16",
+                                         "matrix-coefficients": "9", "color-range": "1"},
+    }  # fmt: skip
+    field = re.compile(r"\b(colou?r_primaries|transfer_characteristics|matrix_coefficients|video_full_range_flag|"
+                       r"color_range) +[01]+ = (\d+)")  # fmt: skip
+    for (encoder, name), keys in lists.items():
+        params = ":".join(f"{k}={v}" for k, v in keys.items())
+        err = ffmpeg("-f", "lavfi", "-i", "testsrc2=s=64x48", "-frames:v", "1", "-c:v", encoder, f"-{name}", params,
+                     "-bsf:v", "trace_headers", "-f", "null", "-").stderr  # fmt: skip
+        assert sorted(int(v) for _, v in field.findall(err)) == [1, 9, 9, 16], (encoder, field.findall(err))
+        for key, value in keys.items():
+            with pytest.raises(OptionError, match=rf"^--codec-option {name} {key}: dove tags the output with"):
+                check_options(UpscaleOptions(codec_options={name: f"preset=4:{key}={value}"}))
+    check_options(UpscaleOptions(codec_options={"x265-params": f"master-display={MASTER}:max-cll=1000,400"}))
+
+
+def test_an_8_bit_source_declared_hdr_is_written_at_10_bits(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """An 8-bit video given --untagged-color bt2020-hlg was written as HEVC Main (8-bit), where HDR bands:
+    HDR gets the codec's 10-bit format unasked at any source depth; SDR stays 8-bit, and an 8-bit
+    --pix-fmt asked for is written, with the warning."""
+    src = make_clip(tmp_path / "eight.mkv", frames=2)
+    for out, untagged, pix_fmt, want in (
+        ("hlg.mkv", "bt2020-hlg", None, "hevc (Main 10), yuv420p10le(tv, bt2020nc/bt2020/arib-std-b67"),
+        ("sdr.mkv", "none", None, "h264 (High), yuv420p("),
+        ("hlg8.mkv", "bt2020-hlg", "yuv420p", "hevc (Main), yuv420p(tv, bt2020nc/bt2020/arib-std-b67"),
+    ):
+        with open_reader(src, warn=False, untagged_color=untagged) as reader:
+            with open_writer(tmp_path / out, reader.info, 64, 48, pix_fmt=pix_fmt) as writer:
+                for frame in reader:
+                    writer.write(frame.rgb, frame.pts)
+        assert want in ffinfo(tmp_path / out).video().text, (out, ffinfo(tmp_path / out).video().text)
+    assert [m for m in caplog.messages if "8-bit" in m] == [
+        f"{tmp_path / 'hlg8.mkv'}: the source is HDR (HLG) but the output (yuv420p) is 8-bit, where HDR bands "
+        "badly; use --pix-fmt yuv420p10le"
+    ]
+
+
+def test_an_8_bit_hdr_run_hands_the_writer_16_bit_frames(tmp_path: Path, capsys) -> None:
+    """The 10-bit output of an 8-bit HLG source gets the model's frames at 16 bits, not rounded to 8
+    first: a ramp of one Y level per column (16..79: at most 75 levels of 8-bit RGB) upscaled 4x
+    (bilinear, lossless ffv1) has more than twice as many 10-bit levels in a row as 8-bit frames could give."""
+    src = make_clip(tmp_path / "ramp.mkv", frames=1, codec="ffv1", pix_fmt="yuv444p",
+                    vf="format=yuv444p,geq=lum='16+X':cb=128:cr=128")  # fmt: skip
+    out = tmp_path / "up.mkv"
+    argv = ["upscale", str(src), "-o", str(out), "--model", "bilinear", "--untagged-color", "bt2020-hlg", "--codec",
+            "ffv1", "-q"]  # fmt: skip
+    assert run(argv, capsys)[0] == 0
+    ffmpeg("-i", out, "-f", "rawvideo", "-pix_fmt", "yuv444p10le", tmp_path / "up.yuv")
+    luma = np.frombuffer((tmp_path / "up.yuv").read_bytes(), "<u2").reshape(3, 192, 256)[0]
+    assert len(np.unique(luma[96])) > 2 * 75, np.unique(luma[96])

@@ -1270,7 +1270,7 @@ def test_8_bit_hdr_is_said_even_when_asked_for(
         roundtrip(clip_10bit, tmp_path / "sdr8.mkv", pix_fmt="yuv420p")
         roundtrip(clip_pq, tmp_path / "pq10.mkv", reader={"warn": False})
     assert caplog.messages == [
-        f"{tmp_path / 'pq8.mkv'}: the source is HDR (PQ) with more than 8 bits per channel but the output (yuv420p) "
+        f"{tmp_path / 'pq8.mkv'}: the source is HDR (PQ) but the output (yuv420p) "
         "is 8-bit, where HDR bands badly; use --pix-fmt yuv420p10le"
     ]
     assert "yuv420p(tv, bt2020nc/bt2020/smpte2084" in ffinfo(tmp_path / "pq8.mkv").video().text

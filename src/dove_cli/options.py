@@ -52,6 +52,18 @@ COLOUR_CODEC_OPTIONS = {
     "color_range": "the output keeps the input's range (RGB becomes limited-range YUV); --pix-fmt yuvj420p writes "
     "full range",
 }
+# The same settings inside an encoder's own list (--codec-option x264-params=colorprim=bt2020:...), by the
+# names x264 (common/base.c), x265 (param.cpp) and SVT-AV1 read them, and the codec option each one is.
+_X264_COLOUR = {"colorprim": "color_primaries", "transfer": "color_trc", "colormatrix": "colorspace",
+                "fullrange": "color_range"}  # fmt: skip
+PARAM_LIST_COLOUR_KEYS = {
+    "x264-params": _X264_COLOUR,
+    "x264opts": _X264_COLOUR,  # libx264's older list, read the same way
+    "x265-params": {"colorprim": "color_primaries", "transfer": "color_trc", "colormatrix": "colorspace",
+                    "range": "color_range"},
+    "svtav1-params": {"color-primaries": "color_primaries", "transfer-characteristics": "color_trc",
+                      "matrix-coefficients": "colorspace", "color-range": "color_range"},
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -482,6 +494,20 @@ def check_quantize_offload(quantize: Quantize, offload: Offload) -> None:
         raise OptionError("--offload sequential cannot move bitsandbytes weights: use --offload model")
 
 
+def colour_codec_option(key: str, value: str) -> tuple[str, str] | None:
+    """(the setting as given, what to use instead) for a --codec-option that sets a colour tag, directly or
+    as a key of an encoder's own list (x264-params=colorprim=bt2020:crf=20: keys split at ':' as FFmpeg
+    does, '_' read as '-' and a leading '--' dropped as x264 and x265 do); None for any other."""
+    if key in COLOUR_CODEC_OPTIONS:
+        return key, COLOUR_CODEC_OPTIONS[key]
+    tags = PARAM_LIST_COLOUR_KEYS.get(key, {})
+    for item in value.split(":"):
+        name = item.split("=", 1)[0].strip()
+        if option := tags.get(name.removeprefix("--").replace("_", "-")):
+            return f"{key} {name}", COLOUR_CODEC_OPTIONS[option]
+    return None
+
+
 def check_options(opts: UpscaleOptions) -> UpscaleOptions:
     """Raise OptionError, one line naming the option, for any value the run cannot take; return the
     options with what --parity sets filled in."""
@@ -494,10 +520,10 @@ def check_options(opts: UpscaleOptions) -> UpscaleOptions:
     if opts.field_order != "auto" and opts.deinterlace == "off":
         raise OptionError(f"--field-order {opts.field_order} is the order --deinterlace takes the fields in: add "
                           "--deinterlace field (or frame, ivtc), or drop it")  # fmt: skip
-    for key in opts.codec_options:
-        if key in COLOUR_CODEC_OPTIONS:
-            raise OptionError(f"--codec-option {key}: dove tags the output with the input's colour and converts its "
-                              f"pixels to match (this would tag colour they are not in); {COLOUR_CODEC_OPTIONS[key]}")  # fmt: skip
+    for key, value in opts.codec_options.items():
+        if colour := colour_codec_option(key, str(value)):
+            raise OptionError(f"--codec-option {colour[0]}: dove tags the output with the input's colour and converts "
+                              f"its pixels to match (this would tag colour they are not in); {colour[1]}")  # fmt: skip
     if opts.start_number is not None and opts.start_number < 0:
         raise OptionError(f"--start-number {opts.start_number} must not be negative")
     if opts.scale < 1 or opts.scale > 8:

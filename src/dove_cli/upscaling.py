@@ -1057,4 +1057,4 @@ def _wants_16bit(pix_fmt: str | None, info: video_io.VideoInfo, output: Path) ->
         return video_io.image_pix_fmt(output, info.bit_depth, pix_fmt).startswith("rgb48")
     if pix_fmt:
         return bool(re.search(r"(1[0246]|9)(le|be)?$", pix_fmt)) or pix_fmt.startswith(("rgb48", "gbrp1"))
-    return info.bit_depth > 8
+    return video_io.deep_output(info.bit_depth, info.color_trc)

@@ -400,6 +400,13 @@ def encoder_formats(encoder: str) -> set[str]:
 HDR_TRANSFERS = {"smpte2084": "PQ", "arib-std-b67": "HLG"}
 
 
+def deep_output(bit_depth: int, transfer: str | None) -> bool:
+    """Whether a video output gets its codec's deeper pixel format (10-bit) unasked: for a source of
+    more than 8 bits, and for HDR (PQ, HLG) of any depth, which bands at 8 bits (an 8-bit video given
+    --untagged-color bt2020-hlg was written as HEVC Main)."""
+    return bit_depth > 8 or transfer in HDR_TRANSFERS
+
+
 def png_color_tags(primaries: str | None, trc: str | None) -> dict[str, int] | None:
     """The colour properties to give an RGB frame of an HDR source (PQ or HLG) that the PNG encoder
     writes as a cICP chunk (and cHRM): RGB, full range, the source's primaries and transfer, which
@@ -510,10 +517,10 @@ def choose_pix_fmt(
 ) -> str:
     """The requested/default pixel format, switched to 4:4:4 when the size is odd (no padding).
 
-    high: the source (pixel format `source`) has more than 8 bits; hdr: its HDR name (PQ, HLG) or
-    None. A default that drops its bits or chroma detail is said, naming the output `path`, when
-    `warn` (a writer opened again for the same output passes False), and so is 8-bit HDR, asked for
-    or not: it bands badly."""
+    high: the source (pixel format `source`) has more than 8 bits or is HDR (`deep_output`); hdr: its
+    HDR name (PQ, HLG) or None. A default that drops its bits or chroma detail is said, naming the
+    output `path`, when `warn` (a writer opened again for the same output passes False), and so is
+    8-bit HDR, asked for or not: it bands badly."""
     supported = set(spec.pix_fmts) or encoder_formats(spec.encoder)
     pf = requested or default_pix_fmt(spec, high, source, supported)
     try:
@@ -596,8 +603,8 @@ def depth_capped(name: str, spec: CodecSpec, source: str, pf: str, supported: se
 
 
 def depth_lost(spec: CodecSpec, pf: str, hdr: str | None, supported: set[str]) -> str:
-    """The warning for a source of more than 8 bits written in the 8-bit `pf`: for HDR, naming a
-    --pix-fmt (or a codec) that keeps 10 bits."""
+    """The warning for a source of more than 8 bits, or HDR of any depth, written in the 8-bit `pf`: for
+    HDR, naming a --pix-fmt (or a codec) that keeps 10 bits."""
     if not hdr:
         return f"the source has more than 8 bits per channel but this FFmpeg's {spec.encoder} writes {pf}: the output is 8-bit"
     deep = spec.pix_fmt_hi if max(c.bits for c in av.VideoFormat(spec.pix_fmt_hi).components) > 8 else None
@@ -605,8 +612,7 @@ def depth_lost(spec: CodecSpec, pf: str, hdr: str | None, supported: set[str]) -
         how = f"use --pix-fmt {deep}"
     else:
         how = f"this FFmpeg's {spec.encoder} writes 8 bits only: use --codec hevc (av1 for .webm)"
-    return (f"the source is HDR ({hdr}) with more than 8 bits per channel but the output ({pf}) is 8-bit, where "
-            f"HDR bands badly; {how}")  # fmt: skip
+    return f"the source is HDR ({hdr}) but the output ({pf}) is 8-bit, where HDR bands badly; {how}"
 
 
 # Chroma subsampling (horizontal, vertical factors) by its usual name and its name in pixel formats.

@@ -40,6 +40,7 @@ from dove_cli.video_io.formats import (
     assumed_matrix,
     check_encoder_options,
     choose_pix_fmt,
+    deep_output,
     default_codec,
     encoder_options,
     few_play,
@@ -285,7 +286,7 @@ class ContainerWriter(VideoWriter):
                 log.warning("%s: a video holds no ICC profile: %s of the source is dropped, so its colours are "
                             "shown as sRGB (.png and .jpg images keep it)", path, icc_name(info.icc_profile))  # fmt: skip
         spec = profile_spec(name, spec, preset, pix_fmt)
-        pf = choose_pix_fmt(spec, name, pix_fmt, info.bit_depth > 8, width, height, source=info.pix_fmt, warn=warn,
+        pf = choose_pix_fmt(spec, name, pix_fmt, deep_output(info.bit_depth, info.color_trc), width, height, source=info.pix_fmt, warn=warn,
                             path=path, hdr=HDR_TRANSFERS.get(info.color_trc or ""))  # fmt: skip
         self.codec, self.pix_fmt = name, pf  # as chosen (e.g. 4:4:4 for odd sizes), so that segments can repeat it
         if codec_options:
