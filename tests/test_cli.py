@@ -2074,9 +2074,9 @@ def test_an_image_sequence_keeps_its_names_and_numbers_and_resume_finds_it_finis
         assert np.array_equal(np.asarray(Image.open(out / name)), rgb), name
     code, _, err = run(["upscale", str(tmp_path / "c01"), "-o", f"{out}/", *same[:-1], "--resume"], capsys)
     assert code == 0 and "finished already, and no run into it was interrupted: nothing to do" in err, err
-    (out / "0002.png").unlink()
+    (out / "0001.png").unlink()  # (a gap: "holds 1 of the 3", counted up to it, where 2 are there)
     code, _, err = run(["upscale", str(tmp_path / "c01"), "-o", f"{out}/", *same, "--resume"], capsys)
-    assert code == 2 and f"{out / '%04d.png'}: holds 2 of the 3 images from 0000.png on" in err, err
+    assert code == 2 and f"{out / '%04d.png'}: holds 2 of the 3 images from 0000.png on; missing 0001.png" in err, err
     for pattern, start, first in (("p/%06d.png", [], "000000.png"), ("q/%d.png", ["--start-number", "7"], "7.png")):
         code, _, err = run(["upscale", str(tmp_path / "c01"), "-o", str(tmp_path / pattern), *same, *start], capsys)
         assert code == 0 and sorted(os.listdir(tmp_path / pattern.split("/")[0]))[0] == first, err
@@ -2104,4 +2104,10 @@ def test_resume_judges_a_previews_images_and_a_videos_images(tmp_path, capsys):
     assert sorted(os.listdir(tmp_path / "p")) == ["2.png", "3.png"]  # frames 1-2 at 10 fps: f_2's and f_3's numbers
     assert sorted(os.listdir(tmp_path / "v")) == [f"{n:03d}.png" for n in range(1, 6)]  # a video's: from 1, as ffmpeg
     code, _, err = run(["upscale", *preview[:-2], *same, "--resume"], capsys)  # the whole sequence: not finished
-    assert code == 2 and "holds 0 of the 4 images from 1.png on (a --preview, or cut off?)" in err, err
+    assert (
+        code == 2 and "holds 2 of the 4 images from 1.png on; missing 1.png, 4.png (a --preview, or cut off?)" in err
+    ), err
+    (tmp_path / "v" / "002.png").unlink()  # a gap inside a video's images: not the slack of its last frame or two
+    argv = [str(tmp_path / "v.mp4"), "-o", str(tmp_path / "v" / "%03d.png"), *same, "--resume"]
+    code, _, err = run(["upscale", *argv], capsys)
+    assert code == 2 and "holds 4 of the 5 images from 001.png on; missing 002.png" in err, err

@@ -412,9 +412,6 @@ def _images_unfinished(source: Path, output: Path, preview: str | None, fps: str
     except DoveError:  # the input's own run says what is wrong with it
         return None
     start = start_number if start_number is not None else default_start(files or [], preview, fps)
-    made = 0
-    while (output.parent / video_io.frame_name(output, start + made)).is_file():
-        made += 1
     if files is not None:
         wanted, slack = len(_image_span(len(files), preview, fps)), 0
     else:
@@ -423,10 +420,13 @@ def _images_unfinished(source: Path, output: Path, preview: str | None, fps: str
         (length, frame), (at, span) = full, parse_preview(preview) if preview else (Fraction(0), None)
         wanted = round((length if span is None else min(max(Fraction(0), length - at), span)) / frame)
         slack = min(2, max(1, wanted // 10))
-    if made >= wanted - slack:
+    names = [video_io.frame_name(output, start + i) for i in range(wanted)]
+    missing = [name for name in names if not (output.parent / name).is_file()]
+    if set(missing) <= set(names[wanted - slack :]):  # (a video's last image or two: its length's slack)
         return None
     guess = " (cut off?)" if preview else " (a --preview, or cut off?)"
-    return f"{output}: holds {made} of the {wanted} images from {video_io.frame_name(output, start)} on{guess}"
+    return (f"{output}: holds {wanted - len(missing)} of the {wanted} images from {names[0]} on; missing "
+            f"{_some(missing)}{guess}")  # fmt: skip
 
 
 def default_start(files: list[Path], preview: str | None, fps: str | float | Fraction | None) -> int:
