@@ -530,6 +530,15 @@ def test_an_exception_from_the_callers_progress_stops_the_folder(tmp_path, caplo
         ("failed", "InputError"), ("interrupted", "Interrupted"), ("not started", None)]  # fmt: skip
     assert doc["files"][1]["error"] == f"{src / 'b.mp4'}: stopped by progress= (Cancelled: the user pressed Cancel)"
 
+    def cancel_loading(p):  # the folder's own call, before any file's run (a new exception: unmarked)
+        if p.status == "loading model":
+            raise Cancelled("the user pressed Cancel while the model loaded")
+
+    with pytest.raises(Cancelled):
+        upscale_batch(src, tmp_path / "out2", progress=cancel_loading, manifest=tmp_path / "run2.json", **OPTS)
+    doc = json.loads((tmp_path / "run2.json").read_text())
+    assert (doc["status"], doc["exit_code"], doc["error_type"]) == ("interrupted", 130, "Interrupted")
+
 
 def test_a_folder_runs_advice_names_the_folder_call_in_the_callers_words(tmp_path, caplog):
     """A file's advice in a folder run: upscale_batch() again from Python (not upscale() with

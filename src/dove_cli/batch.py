@@ -665,8 +665,8 @@ def _upscale_here(
     model = restorer
     if model is None and any(item.status == "pending" for item in result.items):
         models.check_weights(opts)  # missing weights: one error for the folder, not one per file
-    if progress is not None:  # what it raises is the caller's cancel, not the file's failure
-        progress = noting_cancels(progress)
+    # what the loading call below raises is the caller's cancel, not a failure (upscale() notes its own calls)
+    loading = noting_cancels(progress) if progress is not None else None
     for index, item in enumerate(result.items):
         if item.status == "pending" and output_there(item.output) and not opts.overwrite:
             item.status = "skipped"  # finished meanwhile by another dove run on the same folder
@@ -682,8 +682,8 @@ def _upscale_here(
                 on_file(index, item)
             continue
         if model is None:  # loaded once, and only when there is something to do
-            if progress:
-                progress(Progress(0, 0, "", 0.0, "loading model"))
+            if loading:
+                loading(Progress(0, 0, "", 0.0, "loading model"))
             device, dtype = models.resolve_device(opts)
             models.check_quantize(opts, device)  # as a one-file run does (its calls below get this model)
             model = models.load_model(opts, device, dtype)

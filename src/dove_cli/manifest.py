@@ -172,8 +172,7 @@ class FolderManifest:
 
     def hold(self) -> None:
         """Refuse now (OutputBusy, exit 75) when another live run writes this manifest (ManifestLock)."""
-        if self.kept_current:
-            self._lock.hold()
+        self._lock.hold()
 
     def release(self) -> None:
         self._lock.release()
