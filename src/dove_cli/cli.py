@@ -397,6 +397,7 @@ def _check_eval_sizes(input: Path, output: Path, gt: Path, opts: UpscaleOptions,
         ]
     planned: dict[str, tuple[Path, tuple[int, int] | None]] = {}
     for source, target in items:
+        name = target.parent.name if video_io.is_pattern(target) else target.stem  # as dove eval names it
         try:
             with video_io.open_reader(
                 source,
@@ -412,15 +413,12 @@ def _check_eval_sizes(input: Path, output: Path, gt: Path, opts: UpscaleOptions,
             # --size's, or the model's (--parity: refused where its crop leaves nothing)
             h, w = target_size(file_opts, info) or output_size(file_opts, info.height, info.width)
         except DoveError:
-            planned[target.parent.name if video_io.is_pattern(target) else target.stem] = (
-                target,
-                None,
-            )  # (size unknown)
+            planned[name] = (target, None)  # its GT is still looked for; its size is unknown
             continue
         h, w = compare_size(h, w, info.rotation) if opts.compare else (h, w)
         if 2 * crop_border >= min(w, h):
             raise OptionError(f"--eval-crop-border {crop_border} leaves nothing of {target}'s {w}x{h} frames")
-        planned[target.parent.name if video_io.is_pattern(target) else target.stem] = (target, (w, h))
+        planned[name] = (target, (w, h))
     if planned:
         check_planned_sizes(planned, batch, gt)
 
