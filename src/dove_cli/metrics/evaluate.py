@@ -669,6 +669,9 @@ EVAL_DECODE_HINT = (
 )
 
 
+STRICT = "(--strict: only pairs of one size and frame count are scored, none cut)"  # said by each refusal of --strict
+
+
 def check_pair(
     p: Item,
     g: Item | None,
@@ -701,10 +704,10 @@ def check_pair(
         apart = len(problems)
         check(check_size, str(p.path), size, g.path, gt_size, max_crop)
         if strict and size != gt_size and len(problems) == apart:  # (too far apart: said once, just above)
-            said = f"{p.path}: {size[0]}x{size[1]}, but its GT {g.path} is {gt_size[0]}x{gt_size[1]} (--strict: only pairs of one size and frame count are scored, none cut)"
+            said = f"{p.path}: {size[0]}x{size[1]}, but its GT {g.path} is {gt_size[0]}x{gt_size[1]} {STRICT}"
             problems.append(Problem([p.name], said))
         if strict and pi.num_frames_exact and gi.num_frames_exact and pi.num_frames != gi.num_frames:
-            said = f"{p.path}: {counted(pi.num_frames, 'frame')}, but its GT {g.path} has {gi.num_frames} (--strict: only pairs of one size and frame count are scored, none cut)"
+            said = f"{p.path}: {counted(pi.num_frames, 'frame')}, but its GT {g.path} has {gi.num_frames} {STRICT}"
             problems.append(Problem([p.name], said))
     return pi.num_frames if pi is not None else None
 
@@ -874,7 +877,7 @@ def evaluate(
                         note = f"frame counts differ: cut to {counted(scores.frames, 'frame')} ({longer} has more)"
                         if strict:  # (frame folders' counts were checked before scoring: a video's is known now)
                             raise InputError(f"{p.path}: frame counts differ ({longer} has more than"
-                                             f" {counted(scores.frames, 'frame')}) (--strict: only pairs of one size and frame count are scored, none cut)")  # fmt: skip
+                                             f" {counted(scores.frames, 'frame')}) {STRICT}")  # fmt: skip
                         scores.notes.append(note + (starts_differ(pr.info, gr.info) if gr is not None else ""))
                         longer_reader, rest = (pr, pit) if fp is not None else (gr, git)
                         scores.left_out[longer.lower()] = 1 + frames_left(longer_reader, rest, scores.frames + 1)
