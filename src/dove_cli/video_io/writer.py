@@ -18,6 +18,7 @@ from av.video.reformatter import ColorRange, Colorspace, VideoReformatter
 
 from dove_cli import note
 from dove_cli.errors import InputError, OutputError
+from dove_cli.video_io.audio_clock import PREROLL, AudioClock, lead_in, skip_samples
 from dove_cli.video_io.continuity import continuous_packets
 from dove_cli.video_io.deep import DeepYuv
 from dove_cli.video_io.formats import (
@@ -443,6 +444,7 @@ class ContainerWriter(VideoWriter):
         """Open the input a second time to copy its audio/subtitles, chapters and metadata."""
         info = self.info
         self._aux: dict[int, tuple[Any, str]] = {}  # input stream index -> (output stream, mode)
+        self._clocks: dict[int, AudioClock] = {}  # input stream index -> the times of its copied packets
         # output stream index -> in its time base, the last dts muxed, the latest of those given to `_mux_aux` that it
         # muxed (before a move), and the dts given with the packet just before (muxed or not)
         self._aux_dts: dict[int, tuple[int, int, int]] = {}
@@ -500,7 +502,8 @@ class ContainerWriter(VideoWriter):
                 mode = "copy"
                 if s.type == "subtitle" and self._size_subtitles(s, ostream, src, layout):
                     laid_out.append(f"#{s.index}")
-                self._say_priming(s, fmt_name)
+                if s.type == "audio":
+                    self._clocks[s.index] = AudioClock(s, fmt_name, src.format.name, self._lead_in(s, fmt_name))
                 if s.type == "audio" and (plays := few_play(fmt_name, canonical)):
                     few.setdefault(plays, []).append(f"#{s.index} ({codec})")
             elif s.type == "subtitle" and s.codec_context.codec.text_sub and fmt_name in TEXT_SUBTITLES:
@@ -753,26 +756,40 @@ class ContainerWriter(VideoWriter):
             log.info("%s: the input's clock starts at %.3f s (an MPEG-TS/PS recording's): the output starts at 0, "
                      "every stream moved alike, as ffmpeg does (.ts output keeps the clock)", self.path, float(t0))  # fmt: skip
 
-    def _say_priming(self, s: Any, fmt_name: str) -> None:
-        """Encoder priming (the first 1024 samples of AAC) that an MP4/MOV input hides with its edit
-        list: Matroska hides it with CodecDelay, which its muxer writes from the stream's initial
-        padding. FFmpeg 8.1's MOV demuxer does not set that (FFmpeg 9's ffmpeg does) and PyAV cannot,
-        so the muxer moves every stream later instead: the samples play, before the first frame, in
-        step with it. Said, with what keeps them hidden."""
-        if not self._warn or s.type != "audio" or fmt_name not in ("matroska", "webm"):
-            return
-        if self._src is None or "matroska" in self._src.format.name:  # Matroska carries its CodecDelay over
-            return
+    def _lead_in(self, s: Any, fmt_name: str) -> int:
+        """Samples at an audio stream's start that an MP4/MOV input hides with its edit list: encoder
+        priming (AAC's first 1024), or what an ffmpeg -ss -c copy cut leaves out before its first
+        frame. Matroska hides priming with CodecDelay, which its muxer writes from the stream's initial
+        padding: FFmpeg 8.1's MOV demuxer does not set that (FFmpeg 9's ffmpeg does) and PyAV cannot, so
+        the muxer moves every stream later instead: the samples play, before the first frame, in step
+        with it. Of a cut's, the packets wholly before it are left out (`lead_in`: the decoder's
+        pre-roll kept), the number returned. Said, with what keeps them hidden."""
+        if s.type != "audio" or fmt_name not in ("matroska", "webm") or not (rate := s.codec_context.sample_rate):
+            return 0
+        if self._src is None or "matroska" in self._src.format.name or self._preview:
+            return 0  # Matroska carries its CodecDelay over; a --preview starts after the priming
+        skip, durations = 0, list[int]()
         with av.open(ffmpeg_name(self.info.path)) as probe_src:
-            first = next((p for p in probe_src.demux(probe_src.streams[s.index]) if p.size), None)
-            side = first.get_sidedata("skip_samples") if first and first.has_sidedata("skip_samples") else None
-            skip = int.from_bytes(bytes(side)[:4], "little") if side else 0  # AV_PKT_DATA_SKIP_SAMPLES
-        if skip and s.codec_context.sample_rate:
-            ms = 1000 * skip / s.codec_context.sample_rate
-            log.warning("%s: audio stream #%d starts with %d samples of encoder priming (%.1f ms), which the input "
-                        "hides and this FFmpeg cannot mark in .%s: they play, and every stream starts %.1f ms later "
-                        "(picture and sound stay in step); .mp4 and .mov hide them", self.path, s.index, skip, ms,
-                        self.path.suffix.lstrip(".").lower(), ms)  # fmt: skip
+            for p in probe_src.demux(probe_src.streams[s.index]):
+                if not p.size:
+                    continue
+                if not durations:
+                    skip = skip_samples(p)[0]
+                durations.append(round(p.duration * p.time_base * rate) if p.duration and p.time_base else 0)
+                if sum(durations) > skip + PREROLL.get(s.codec_context.codec.canonical_name, 0):
+                    break
+        dropped = lead_in(skip, durations, PREROLL.get(s.codec_context.codec.canonical_name, 0))
+        played = skip - sum(durations[:dropped])
+        if played and self._warn:
+            ms, ext = 1000 * played / rate, self.path.suffix.lstrip(".").lower()
+            what = f"{played} samples of encoder priming ({ms:.1f} ms)"
+            if dropped:  # a cut: more than the codec's delay lies before it
+                what = (f"{played} samples ({ms:.1f} ms) from before the input's edit point (a cut; the "
+                        f"{1000 * (skip - played) / rate:.1f} ms before them are left out)")  # fmt: skip
+            log.warning("%s: audio stream #%d starts with %s, which the input hides and this FFmpeg cannot mark "
+                        "in .%s: they play, and every stream starts %.1f ms later (picture and sound stay in "
+                        "step); .mp4 and .mov hide them", self.path, s.index, what, ext, ms)  # fmt: skip
+        return dropped
 
     def _exact_movie_clock(self, fmt_name: str) -> None:
         """MOV/MP4 say where a track starts (its edit list) in the movie's timescale: 1000 by default
@@ -1123,6 +1140,9 @@ class ContainerWriter(VideoWriter):
             if until is not None and t is not None and p.time_base and float(t * p.time_base) > until:
                 return
             self._pending = None
+            if (clock := self._clocks.get(p.stream.index)) is not None and not clock.take(p):
+                continue
+            t = p.dts if p.dts is not None else p.pts
             if t is not None and p.time_base and not self._in_span(p, t):
                 continue
             ostream, mode = self._aux[p.stream.index]
@@ -1162,10 +1182,13 @@ class ContainerWriter(VideoWriter):
             if p.stream.type == "subtitle" and not p.duration and is_pgs(p.stream):
                 self._hold_pgs(p)
                 return False
-            if p.stream.type != "subtitle" or not p.duration or t + p.duration <= delta:
+            if (clock := self._clocks.get(p.stream.index)) is not None and clock.leads_in(p, delta):
+                pass  # audio the output's edit list hides up to the start
+            elif p.stream.type != "subtitle" or not p.duration or t + p.duration <= delta:
                 return False
-            p.duration = t + p.duration - delta  # on screen when the span starts: shown from its start
-            p.pts = p.dts = delta
+            else:
+                p.duration = t + p.duration - delta  # on screen when the span starts: shown from its start
+                p.pts = p.dts = delta
         if p.pts is not None:
             p.pts -= delta
         if p.dts is not None:
