@@ -84,6 +84,8 @@ class AudioClock:
         if p.pts is None or not p.time_base:
             return True
         pts, duration = p.pts, p.duration or 0
+        if self._end is not None and pts >= self._end and self._exact:
+            return False  # after the end of the input's edit list: not played
         if self._end is not None and pts < self._end < pts + duration:
             self._pad_end(p, pts, duration, self._end)
         if self._exact and self._coarse:
