@@ -1258,32 +1258,36 @@ def test_a_folder_of_frame_folders_keeps_each_images_names(tmp_path, monkeypatch
     """The trial: `dove upscale LQ/ -o out/` on a benchmark's frame folders was refused, and a loop
     over the clips loaded the model per clip and wrote 0001.png for 0000.png. Now each clip goes to
     out/<clip>/ under its own names (0000.png, frame_1.png), with one model load; a re-run skips the
-    finished ones (a PNG sequence was "already exists", exit 2), and a clip one image short is failed."""
+    finished ones (a PNG sequence was "already exists", exit 2), and a clip one image short is failed.
+    A gap in a clip's numbering is kept (conform: frame N out is frame N in); stray names, which no one
+    pattern writes, are refused with a pattern of the clip's own names to give instead."""
     loads = []
     real = models.load_model
     monkeypatch.setattr(models, "load_model", lambda *a: loads.append(1) or real(*a))
     lq, out = tmp_path / "LQ", tmp_path / "out"
     made = {"c01": _frames(lq / "c01", ["0000.png", "0001.png", "0002.png"], 1),
-            "c02": _frames(lq / "c02", ["frame_1.png", "frame_2.png"], 2)}  # fmt: skip
-    _frames(lq / "c03", ["0000.png", "0002.png"], 3)  # a gap: no pattern keeps these names
+            "c02": _frames(lq / "c02", ["frame_1.png", "frame_2.png"], 2),
+            "c03": _frames(lq / "c03", ["shot_0000.png", "shot_0002.png"], 3)}  # a gap: kept  # fmt: skip
+    _frames(lq / "c04", ["0000.tif", "0001.tif", "0001_b.tif"], 4)  # a stray name: no pattern keeps these names
     result = upscale_batch(lq, out, **SAME)
-    assert [(i.name, i.status) for i in result.items] == [("c01", "done"), ("c02", "done"), ("c03", "failed")]
-    assert (
-        "c03: its images (0000.png, 0002.png) are not named by one number counting up by one" in result.failed[0].error
-    )
-    assert len(loads) == 1 and sorted(os.listdir(out)) == ["c01", "c02"]
+    assert [(i.name, i.status) for i in result.items] == [("c01", "done"), ("c02", "done"), ("c03", "done"),
+                                                          ("c04", "failed")]  # fmt: skip
+    assert (f"c04: its images (0000.tif, 0001.tif, 0001_b.tif) are not named by one number counting up, so "
+            f"{out / 'c04'} cannot keep their names; give an image pattern (-o {out / 'c04' / '%04d.tif'})"
+            ) in result.failed[0].error  # fmt: skip
+    assert len(loads) == 1 and sorted(os.listdir(out)) == ["c01", "c02", "c03"]
     for clip, frames in made.items():
         assert sorted(os.listdir(out / clip)) == sorted(frames)  # name for name, nothing else
         for name, rgb in frames.items():
             assert np.array_equal(np.asarray(Image.open(out / clip / name).convert("RGB")), rgb), (clip, name)
     assert "cannot note" not in caplog.text  # (no .dove-sources note: the folders hold their images only)
     again = upscale_batch(lq, out, **SAME)
-    assert [i.status for i in again.items] == ["skipped", "skipped", "failed"] and len(loads) == 1
+    assert [i.status for i in again.items] == ["skipped", "skipped", "skipped", "failed"] and len(loads) == 1
     with pytest.raises(OptionError, match="--start-number 5: a folder run's frame folders keep their images' names"):
         upscale_batch(lq, out, start_number=5, **SAME)
     (out / "c01" / "0002.png").unlink()  # cut short: not skipped, said why
     again = upscale_batch(lq, out, **SAME)
-    assert [i.status for i in again.items] == ["failed", "skipped", "failed"]
+    assert [i.status for i in again.items] == ["failed", "skipped", "skipped", "failed"]
     assert f"{out / 'c01' / '%04d.png'}: holds 2 of the 3 images from 0000.png on" in again.items[0].error
 
 

@@ -1846,22 +1846,29 @@ def test_percent_in_file_names(clip_2997: Path, tmp_path: Path) -> None:
         assert np.array_equal(np.stack([f.rgb for f in reader]), np.stack([f.rgb for f in frames]))
 
 
-def test_overwrite_replaces_only_what_the_pattern_writes(clip_2997: Path, tmp_path: Path) -> None:
-    """--overwrite into %04d.png replaces and removes only names %04d prints (0001, 12345), never another
-    deliverable's 000001.png, 1.png or plate_0001.png in the same folder; the refusal counts the same."""
+def test_overwrite_replaces_only_what_the_pattern_writes(clip_2997: Path, tmp_path: Path, caplog) -> None:
+    """--overwrite into %04d.png replaces only the names this run writes (0001 to 0012), never another
+    deliverable's 000001.png, 1.png or plate_0001.png in the same folder, nor this pattern's images of
+    other numbers (0013, 12345: an earlier, longer render), which stay, said in one warning; a refusal
+    that does not know the numbers counts every name %04d prints (0001, 12345), never 000001.png."""
     folder = tmp_path / "sf"
     folder.mkdir()
     others = [f"{i:06d}.png" for i in range(1, 11)] + ["1.png", "plate_0001.png", "notes.txt"]
-    stale = ["0013.png", "0099.png", "12345.png"]  # of this pattern, beyond the 12 frames it writes now
+    stale = ["0013.png", "0099.png", "12345.png"]  # of this pattern, beyond the 12 frames it writes now: kept
     for name in others + stale + ["0001.png"]:
         (folder / name).write_bytes(b"old")
-    with pytest.raises(OutputError, match=r"%04d\.png: 4 matching images already exist in "):
+    with pytest.raises(OutputError, match=r"%04d\.png: 4 of the images this run writes already exist in "):
         check_output(folder / "%04d.png", False)
     roundtrip(clip_2997, folder / "%04d.png", overwrite=True)
     names = sorted(p.name for p in folder.iterdir())
-    assert names == sorted(others + [f"{i:04d}.png" for i in range(1, 13)])
-    assert all((folder / name).read_bytes() == b"old" for name in others)
-    with pytest.raises(OutputError, match=r"%d\.png: 1 matching images already exist in "):  # 1.png, not 0001
+    assert names == sorted(others + stale + [f"{i:04d}.png" for i in range(1, 13)])
+    assert all((folder / name).read_bytes() == b"old" for name in others + stale)
+    assert (
+        "3 other images of this pattern that this run did not write remain beside its 12 (numbers 13, 99, 12345)"
+        in (caplog.text)
+    )
+    with pytest.raises(OutputError, match=r"%d\.png: 2 of the images this run writes already exist in .*\(1\.png to "
+                                          r"12345\.png\)"):  # not 0001.png  # fmt: skip
         check_output(folder / "%d.png", False)
 
 
@@ -3627,12 +3634,13 @@ def test_a_bare_stream_that_states_no_rate_is_said_and_takes_fps(
 @pytest.mark.parametrize(
     ("names", "named", "first"),
     [
-        (["0000.png", "0001.png", "0002.png"], ("%04d.png", 0), 0),
-        ([f"frame_{n}.png" for n in range(1, 13)], ("frame_%d.png", 1), 1),  # unpadded: 1 ... 12
-        (["0998.png", "0999.png", "1000.png"], ("%04d.png", 998), 998),  # past its padding
-        (["clip2_0007.PNG", "clip2_0008.PNG"], ("clip2_%04d.PNG", 7), 7),  # the last number counts
-        (["00000000.png"], ("%08d.png", 0), 0),
-        (["0000.png", "0001.png", "0003.png"], None, 0),  # a gap: no pattern names them, numbered still
+        (["0000.png", "0001.png", "0002.png"], ("%04d.png", [0, 1, 2]), 0),
+        ([f"frame_{n}.png" for n in range(1, 13)], ("frame_%d.png", list(range(1, 13))), 1),  # unpadded: 1 ... 12
+        (["0998.png", "0999.png", "1000.png"], ("%04d.png", [998, 999, 1000]), 998),  # past its padding
+        (["clip2_0007.PNG", "clip2_0008.PNG"], ("clip2_%04d.PNG", [7, 8]), 7),  # the last number counts
+        (["00000000.png"], ("%08d.png", [0]), 0),
+        (["0000.png", "0001.png", "0003.png"], ("%04d.png", [0, 1, 3]), 0),  # a gap: kept
+        (["0000.png", "0001.png", "0001_b.png"], None, 0),  # a stray name
         (["1.png", "02.png"], None, 1),  # padding that changes
         (["a.png", "b.png"], None, 1),
     ],
@@ -3647,4 +3655,4 @@ def test_numbering_names_a_sequence_name_for_name(names, named, first):
     assert numbering(files) == named and first_number(files) == first
     if named:
         head, width, tail = re.fullmatch(r"(.*)%0?(\d*)d(.*)", named[0]).groups()
-        assert [f"{head}{named[1] + i:0{int(width or 0)}d}{tail}" for i in range(len(names))] == names
+        assert [f"{head}{n:0{int(width or 0)}d}{tail}" for n in named[1]] == names

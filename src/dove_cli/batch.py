@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -174,16 +175,28 @@ def find_inputs(folder: Path, recursive: bool = False, skip: Path | None = None)
 
 def frames_output(folder: Path, out: Path) -> Path:
     """Where the image sequence `folder` (or pattern) goes in the folder `out`: under its images' own
-    names, as the pattern that writes them (0000.png, 0001.png, ... -> out/%04d.png, from 0: upscale()
-    starts a pattern at its input's first number), in their format. Names that no one pattern gives
-    (a gap, a stray name) are refused: a pattern output numbers them anew."""
+    names, as the pattern that writes them (0000.png, 0001.png, ... -> out/%04d.png: upscale() writes
+    each image under its input's number, a gap kept), in their format. Names that no one pattern gives
+    (a stray name, padding that changes) are refused: a pattern output numbers them anew."""
     files = video_io.image_inputs(folder) or [folder]
     if (named := video_io.numbering(files)) is None:
         shown = ", ".join(f.name for f in files[:3]) + ", ..." * (len(files) > 3)
-        raise OutputError(f"{folder}: its images ({shown}) are not named by one number counting up by one, so "
-                          f"{out} cannot keep their names; give an image pattern (-o {out / '%06d.png'}), whose "
-                          "images are numbered anew")  # fmt: skip
+        raise OutputError(f"{folder}: its images ({shown}) are not named by one number counting up, so {out} "
+                          f"cannot keep their names; give an image pattern (-o {out / own_pattern(files)}), "
+                          "whose images are numbered anew, one after another")  # fmt: skip
     return out / named[0]
+
+
+def own_pattern(files: list[Path]) -> str:
+    """A pattern like the names of a sequence's main numbering (`numbered`), for advice: its first
+    name's last number at its own padding, in its format (shot_0086400.tif -> shot_%07d.tif)."""
+    name = video_io.numbered(files)[0][0].name
+    digits = list(re.finditer(r"\d+", name))
+    if not digits:
+        return "%06d" + Path(name).suffix
+    m = digits[-1]
+    field = f"%0{len(m[0])}d" if len(m[0]) > 1 and m[0].startswith("0") else "%d"
+    return name[: m.start()] + field + name[m.end() :]
 
 
 def output_there(output: Path) -> bool:
@@ -411,16 +424,18 @@ def _images_unfinished(source: Path, output: Path, preview: str | None, fps: str
         files = video_io.image_inputs(source)
     except DoveError:  # the input's own run says what is wrong with it
         return None
-    start = start_number if start_number is not None else default_start(files or [], preview, fps)
     if files is not None:
-        wanted, slack = len(_image_span(len(files), preview, fps)), 0
+        numbers, slack = output_numbers(files, preview, fps, start_number), 0
     else:
         if (full := video_io.video_length(source)) is None:
             return None
         (length, frame), (at, span) = full, parse_preview(preview) if preview else (Fraction(0), None)
         wanted = round((length if span is None else min(max(Fraction(0), length - at), span)) / frame)
         slack = min(2, max(1, wanted // 10))
-    names = [video_io.frame_name(output, start + i) for i in range(wanted)]
+        start = 1 if start_number is None else start_number
+        numbers = list(range(start, start + wanted))
+    wanted = len(numbers)
+    names = [video_io.frame_name(output, n) for n in numbers]
     missing = [name for name in names if not (output.parent / name).is_file()]
     if set(missing) <= set(names[wanted - slack :]):  # (a video's last image or two: its length's slack)
         return None
@@ -434,6 +449,33 @@ def default_start(files: list[Path], preview: str | None, fps: str | float | Fra
     input image that is its first frame (0000.png in, 0000.png out; a --preview from its 10th image,
     0010.png: `first_number`); 1 for a video, as ffmpeg's image2 muxer."""
     return video_io.first_number(files) + _image_span(len(files), preview, fps).start if files else 1
+
+
+def output_numbers(files: list[Path], preview: str | None, fps: str | float | Fraction | None,
+                   start_number: int | None) -> list[int]:  # fmt: skip
+    """The number of each image an image pattern output of the sequence `files` gets, in order (of the
+    `preview` span at `fps`): each image's own (`numbering`: a gap in, the same gap out, so that a
+    conform's frame N stays frame N), else one after another from --start-number `start_number`, or
+    from the first one's number (`default_start`) where the names hold no one numbering (stray names)."""
+    span = _image_span(len(files), preview, fps)
+    if start_number is None and (named := video_io.numbering(files)) is not None:
+        return [named[1][i] for i in span]
+    start = default_start(files, preview, fps) if start_number is None else start_number
+    return list(range(start, start + len(span)))
+
+
+def renumbered(files: list[Path], preview: str | None, fps: str | float | Fraction | None,
+               numbers: list[int]) -> list[tuple[Path, int]]:  # fmt: skip
+    """(image, its output number) for each image of the span that `numbers` (`output_numbers`) shifts
+    otherwise than the first one: those after a gap in the input's numbering that one-after-another
+    numbers (--start-number, stray names) close. [] where each keeps its place."""
+    span = _image_span(len(files), preview, fps)
+    pattern = Path(own_pattern(files))
+    own = [video_io.frame_number(pattern, files[i].name) for i in span]
+    if not own or own[0] is None:
+        return []
+    shift = numbers[0] - own[0]
+    return [(files[i], n) for i, o, n in zip(span, own, numbers, strict=False) if o is not None and n - o != shift]
 
 
 def _image_span(images: int, preview: str | None, fps: str | float | Fraction | None) -> range:

@@ -22,6 +22,7 @@ pixels) must match, so a resume never mixes two different runs.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
 import os
@@ -190,8 +191,9 @@ def busy(output: Path) -> str | None:
 class Work:
     """The work folder of one output: its journal and its closed segments (or images)."""
 
-    def __init__(self, output: Path) -> None:
-        self.output = output
+    def __init__(self, output: Path, numbers: list[int] | None = None) -> None:
+        """`numbers`: an image pattern's number of each image, in order (None: from --start-number on)."""
+        self.output, self.numbers = output, numbers
         self.path = work_folder(output)
         self.images = self.path / "images"
         self.journal_path = self.path / JOURNAL
@@ -361,9 +363,14 @@ class Work:
                 shutil.rmtree(p) if p.is_dir() else p.unlink()
 
     def _images_done(self, journal: Journal) -> int:
-        """Images present from the run's --start-number on without a gap (each was written atomically)."""
-        start, n = int(journal.fingerprint.get("start_number", 1)), 0
-        while (self.images / video_io.frame_name(self.output, start + n)).is_file():
+        """The images present of those the run writes, in order, up to the first missing one (each was
+        written atomically, in order)."""
+        start = journal.fingerprint.get("start_number")
+        numbers = self.numbers if self.numbers is not None else itertools.count(1 if start is None else int(start))
+        n = 0
+        for number in numbers:
+            if not (self.images / video_io.frame_name(self.output, number)).is_file():
+                break
             n += 1
         return n
 
@@ -567,6 +574,7 @@ def open_output(
             work=work.images,
             first=first,
             start_number=writer_options.get("start_number", 1),
+            numbers=writer_options.get("numbers"),
             warn=join_options.get("warn", True),
         )
     return SegmentedWriter(
@@ -632,11 +640,12 @@ class Session:
     """
 
     def __init__(self, output: Path, fingerprint: dict[str, Any], *, resume: bool, overwrite: bool,
-                 note: bool = False) -> None:  # fmt: skip
-        """`note`: a folder run's output, whose input is noted when it is whole (provenance)."""
-        self.output, self.fingerprint = output, fingerprint
+                 note: bool = False, numbers: list[int] | None = None) -> None:  # fmt: skip
+        """`note`: a folder run's output, whose input is noted when it is whole (provenance). `numbers`:
+        an image pattern's number of each image (`batch.output_numbers`; None: from --start-number on)."""
+        self.output, self.fingerprint, self.numbers = output, fingerprint, numbers
         self.resume, self.overwrite, self.note = resume, overwrite, note
-        self.work = Work(output) if resumable(output) else None
+        self.work = Work(output, numbers) if resumable(output) else None
         self.previous: Journal | None = None  # the interrupted run being continued
         self.journal: Journal | None = None
         self.first = 0  # output frames saved by the interrupted run
@@ -681,7 +690,7 @@ class Session:
     def open_writer(self, info: VideoInfo, width: int, height: int, *, writer_options: dict[str, Any],
                     join_options: dict[str, Any]) -> video_io.VideoWriter:  # fmt: skip
         return open_output(self.work, self.journal, self.output, info, width, height, first=self.first,
-                           writer_options=writer_options, join_options=join_options)  # fmt: skip
+                           writer_options=writer_options | {"numbers": self.numbers}, join_options=join_options)  # fmt: skip
 
     def segment_end(self, final: int) -> int | None:
         """Frames below `final` are finished: the frame after which a segment closes, or None

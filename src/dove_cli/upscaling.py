@@ -308,21 +308,16 @@ def _upscale(
     if restorer is not None:
         opts = with_restorer(opts, restorer)
     info, said, opts = probe_input(input, opts)  # (--crop auto: the crop found, from here on)
-    if isinstance(output, Path) and opts.start_number is None and video_io.is_pattern(output):
-        from dove_cli.batch import default_start  # local: batch and this module use each other
-
-        opts = replace(
-            opts, start_number=default_start(info.files or [], opts.preview, opts.fps)
-        )  # (0000 in: 0000 out)
+    numbers = image_numbers(info, output, opts)  # (0000 in: 0000 out, a gap kept)
     device, dtype = resolve_device(opts, planning=dry_run)  # options first, then what is on disk
     session: resume.Session
     if isinstance(output, ArraySink):
         say_held(said)
         checked, session = CheckedOutput(None, "", ""), ArraySession(output)
     else:
-        checked = _check_outputs(output, info, opts, dry_run, said)
+        checked = _check_outputs(output, info, opts, dry_run, said, numbers)
         session = resume.Session(output, resume.run_fingerprint(opts, info, device, dtype), resume=opts.resume,
-                                 overwrite=opts.overwrite, note=in_folder_run())  # fmt: skip
+                                 overwrite=opts.overwrite, note=in_folder_run(), numbers=numbers)  # fmt: skip
     manifest, output = checked.manifest, session.output
     held = ManifestLock(manifest) if manifest is not None else None
     if held is not None:
@@ -435,6 +430,18 @@ def _upscale(
         except KeyboardInterrupt:
             raise Interrupted(f"{output}: interrupted once finished; the output is complete") from None
     return result
+
+
+def image_numbers(info: video_io.VideoInfo, output: Path | ArraySink, opts: UpscaleOptions) -> list[int] | None:
+    """An image pattern output's number of each image, when its input is an image sequence (each
+    image's own, a gap kept: `batch.output_numbers`); None otherwise (a video's frames are numbered from
+    --start-number, else 1, as they are read)."""
+    if not (isinstance(output, Path) and video_io.is_pattern(output) and info.files):
+        return None
+    from dove_cli.batch import output_numbers  # local: batch and this module use each other
+
+    start = None if opts.start_number is None else int(opts.start_number)
+    return output_numbers(info.files, opts.preview, opts.fps, start)
 
 
 def finished_already(input: str | Path, output: Path, opts: UpscaleOptions) -> bool:
@@ -586,12 +593,18 @@ def _check_image_options(output: Path, opts: UpscaleOptions) -> None:
 
 
 def _check_outputs(
-    output: Path, info: video_io.VideoInfo, opts: UpscaleOptions, dry_run: bool, said: list[logging.LogRecord]
+    output: Path,
+    info: video_io.VideoInfo,
+    opts: UpscaleOptions,
+    dry_run: bool,
+    said: list[logging.LogRecord],
+    numbers: list[int] | None = None,
 ) -> CheckedOutput:
     """Refuse before any work what would fail or overwrite at the end. Mistakes in the options
     (codec, --crf, --pix-fmt) are said before an existing output is, so that fixing one does not
     reveal the next; the input's warnings (`said`, held by `probe_input`) and what the output loses
-    are said once the output passes."""
+    are said once the output passes. `numbers`: an image pattern's images this run writes (`image_numbers`),
+    the only ones that count as there (others in its folder are kept)."""
     inputs = info.files or [Path(info.path)]
     if opts.container and output.suffix.lower() != f".{opts.container}":  # (a folder run's names end so)
         raise OptionError(f"--container {opts.container} names the container of a folder run's outputs; -o {output} "
@@ -620,9 +633,11 @@ def _check_outputs(
         if not dry_run:
             raise OutputBusy(busy)
         log.warning("%s; the run will be refused until it ends", busy)
-    from dove_cli.batch import output_there, unfinished  # local: batch and this module use each other
+    from dove_cli.batch import unfinished  # local: batch and this module use each other
 
-    if opts.resume and not opts.overwrite and output_there(output) and not resume.work_folder(output).exists():
+    pattern = video_io.is_pattern(output)
+    there = bool(video_io.replaced_images(output, numbers)) if pattern else output.exists()
+    if opts.resume and not opts.overwrite and there and not resume.work_folder(output).exists():
         if dry_run and finished_already(info.path, output, opts):
             log.warning(
                 "%s: finished already; the run will do nothing (%s redoes it)", output, as_given("overwrite", True)
@@ -634,12 +649,13 @@ def _check_outputs(
                               f"{as_given('overwrite', True)} to redo it)")  # fmt: skip
     overwrite = opts.overwrite
     if dry_run and not overwrite:  # a plan writes no video: say what the run will need, and plan
-        exists = video_io.matching_images(output) if video_io.is_pattern(output) else output.is_file()
-        if exists and not opts.resume:
+        if (there if pattern else output.is_file()) and not opts.resume:
             log.warning("%s: already exists; the run will need %s", output, as_given("overwrite", True))
         overwrite = True
-    video_io.check_output(output, overwrite=overwrite, inputs=inputs)
+    video_io.check_output(output, overwrite=overwrite, inputs=inputs, numbers=numbers)
     say_held(said + losses)
+    if numbers and info.files:
+        _say_renumbered(output, info.files, opts, numbers)
     _say_subtitle_layout(info, opts, getattr(writer, "placed_subtitles", ()))
     if opts.codec is None and (line := video_io.hdr_codec_note(info.path, output, info.color_trc, pix_fmt)):
         note.info("%s", line)
@@ -654,6 +670,21 @@ def _check_outputs(
         raise OptionError(f"--manifest {manifest} is the output file; give it its own name, like {output}.json")
     check_manifest(manifest, opts.overwrite, inputs)
     return CheckedOutput(manifest, codec, pix_fmt, full)
+
+
+def _say_renumbered(output: Path, files: list[Path], opts: UpscaleOptions, numbers: list[int]) -> None:
+    """A gap in an image sequence's numbering that the output's numbers close (--start-number, or stray
+    names: one after another) shifts every later image of a conform: said, naming how."""
+    from dove_cli.batch import renumbered  # local: batch and this module use each other
+
+    if not (moved := renumbered(files, opts.preview, opts.fps, numbers)):
+        return
+    why = ("--start-number numbers them one after another" if opts.start_number is not None
+           else "stray names among them: numbered one after another")  # fmt: skip
+    shown = ", ".join(f"{f.name} -> {video_io.frame_name(output, n)}" for f, n in moved[:3])
+    log.warning("%s: the gap in the input's numbering is not kept (%s): %s after it %s renumbered: %s%s%s", output,
+                why, counted(len(moved), "image"), "are" if len(moved) > 1 else "is", shown, ", ..." * (len(moved) > 3),
+                " (leave out --start-number to keep each image's number)" * (opts.start_number is not None))  # fmt: skip
 
 
 def kept_subtitles(opts: UpscaleOptions) -> str:

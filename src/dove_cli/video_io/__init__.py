@@ -48,6 +48,7 @@ from dove_cli.video_io.paths import (
     check_output,
     folders_made_under,
     frame_name,
+    frame_number,
     is_image_path,
     is_pattern,
     is_special,
@@ -56,6 +57,7 @@ from dove_cli.video_io.paths import (
     matching_images,
     open_special,
     remove_made_folders,
+    replaced_images,
     through_links,
     write_failed,
     write_whole,
@@ -69,6 +71,7 @@ from dove_cli.video_io.reader import (
     display_size,
     first_number,
     image_inputs,
+    numbered,
     numbering,
     open_reader,
     probe,
@@ -82,6 +85,7 @@ __all__ = [
     "display_size",
     "first_number",
     "image_inputs",
+    "numbered",
     "numbering",
     "CODECS",
     "DEINTERLACE_MODES",
@@ -100,6 +104,7 @@ __all__ = [
     "deep_output",
     "default_codec",
     "frame_name",
+    "frame_number",
     "hdr_codec_note",
     "hdr_warning",
     "image_pix_fmt",
@@ -112,6 +117,7 @@ __all__ = [
     "make_output_folder",
     "open_special",
     "matching_images",
+    "replaced_images",
     "open_reader",
     "open_writer",
     "output_clock",
@@ -163,6 +169,7 @@ def open_writer(
     work: Path | None = None,
     first: int = 0,
     start_number: int = 1,
+    numbers: list[int] | None = None,
     warn: bool = True,
     index_first: bool = True,
 ) -> VideoWriter:
@@ -180,7 +187,8 @@ def open_writer(
     Codec and pixel-format choices are validated here, before any frame is encoded. work/first
     (image patterns only): write the images into the folder `work`, which persists after abort()
     and may already hold the first `first` images of an interrupted run (--resume); close() moves
-    them all into place. start_number: the number of a pattern's first image. warn: log what the output loses (odd size written as 4:4:4, fewer bits
+    them all into place. start_number: the number of a pattern's first image; numbers: of each image, in order
+    (a gap in an image sequence's numbering kept), where known. warn: log what the output loses (odd size written as 4:4:4, fewer bits
     or coarser chroma than the source, ASS styling, a rotation tag or pixel aspect ratio in images);
     a writer opened again for the same output passes False so that each warning appears once.
     index_first: an .mp4/.mov gets its index (moov) before the media, as web players and YouTube
@@ -199,7 +207,7 @@ def open_writer(
         check_fields(path, OutputError)
         return ImageWriter(
             path, info, width, height, codec_options=codec_options, overwrite=overwrite, pix_fmt=pix_fmt, work=work,
-            first=first, start_number=start_number, audio=audio, subtitles=subtitles, warn=warn,
+            first=first, start_number=start_number, numbers=numbers, audio=audio, subtitles=subtitles, warn=warn,
         )  # fmt: skip
     if ext not in VIDEO_EXTENSIONS and FIELD.search(path.name):
         raise OutputError(f"{path}: image pattern needs an image extension ({', '.join(sorted(IMAGE_EXTENSIONS))})")

@@ -15,7 +15,7 @@ import numpy as np
 from av.video.reformatter import ColorRange
 
 from dove_cli.errors import OptionError, OutputError
-from dove_cli.humanize import turn_text
+from dove_cli.humanize import counted, turn_text
 from dove_cli.video_io.formats import (
     IMAGE_EXTENSIONS,
     TO_YUV_FLAGS,
@@ -31,6 +31,7 @@ from dove_cli.video_io.paths import (
     check_output,
     ffmpeg_name,
     frame_name,
+    frame_number,
     is_pattern,
     make_folder,
     matching_images,
@@ -41,7 +42,7 @@ from dove_cli.video_io.paths import (
     through_links,
     write_failed,
 )
-from dove_cli.video_io.reader import VideoInfo, audio_streams
+from dove_cli.video_io.reader import VideoInfo, audio_streams, runs, shown_ranges
 from dove_cli.video_io.stills import icc_name, tagged_jpeg, tagged_png, turned
 from dove_cli.video_io.writer import VideoWriter
 
@@ -108,12 +109,14 @@ class ImageWriter(VideoWriter):
         work: Path | None = None,
         first: int = 0,
         start_number: int = 1,
+        numbers: list[int] | None = None,
         audio: str = "copy",
         subtitles: str = "copy",
         warn: bool = True,
     ) -> None:
         self.path, self.info, self.frames_written = path, info, 0
         self._start = start_number  # the first image's number (--start-number)
+        self._numbers = numbers  # each image's, where known (an image sequence's own: a gap kept)
         self._done = False
         self._keep_tmp = False
         self._w, self._h = width, height
@@ -154,7 +157,7 @@ class ImageWriter(VideoWriter):
             self._folder = path.parent
             return
         self._folder = path.parent
-        check_output(path, overwrite)
+        check_output(path, overwrite, numbers=numbers)
         self._new_folder = not self._folder.exists()
         self._made = make_folder(self._folder.parent if self._new_folder else self._folder, path)
         if work is not None and self._pattern:  # resumable: images persist in `work` between runs
@@ -260,7 +263,8 @@ class ImageWriter(VideoWriter):
         if not self._pattern and self.frames_written:
             raise OutputError(f"{self.path}: one image cannot hold more than one frame")
         data = self._encode(np.ascontiguousarray(turned(rgb, *self._turn)))
-        number = self._start + self.frames_written
+        i = self.frames_written
+        number = self._numbers[i] if self._numbers is not None and i < len(self._numbers) else self._start + i
         target = self._tmp if not self._pattern else self._tmp / frame_name(self.path, number)
         part = target.with_name(target.name + ".part")  # complete or absent, even after a crash
         try:
@@ -286,16 +290,25 @@ class ImageWriter(VideoWriter):
                 os.rename(self._tmp, self._folder)
             else:
                 written = {p.name for p in self._tmp.iterdir()}
-                stale = [p for p in matching_images(self.path) if p.name not in written]
                 for name in sorted(written):
                     replace_keeping_mode(self._tmp / name, self._folder / name)
-                for p in stale:
-                    p.unlink()
                 self._tmp.rmdir()
+                self._say_kept(written)
         except OSError as exc:
             self.abort()
             raise OutputError(f"{self.path}: could not move images into place ({exc.strerror})") from None
         self._done = True
+
+    def _say_kept(self, written: set[str]) -> None:
+        """Images of this pattern that the run did not write (an earlier, longer render; the rest of a
+        reel a --preview fix-up redid part of) are kept beside its output, never removed: said, in one
+        line, as a finishing folder may now mix two renders."""
+        kept = sorted(n for p in matching_images(self.path) if p.name not in written
+                      and (n := frame_number(self.path, p.name)) is not None)  # fmt: skip
+        if kept:
+            log.warning("%s: %s of this pattern that this run did not write %s beside its %d (numbers %s)",
+                        self.path, counted(len(kept), "other image"), "remain" if len(kept) > 1 else "remains",
+                        len(written), shown_ranges(runs(kept)))  # fmt: skip
 
     def abort(self) -> None:
         if self._done:

@@ -11,7 +11,7 @@ import os
 import re
 import stat
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextvars import ContextVar
 from pathlib import Path
 from typing import BinaryIO
@@ -293,13 +293,15 @@ def open_special(path: Path, what: str) -> BinaryIO:
     return os.fdopen(fd, "wb")
 
 
-def check_output(path: Path, overwrite: bool, inputs: Sequence[Path] = (), option: str = "") -> None:
+def check_output(path: Path, overwrite: bool, inputs: Sequence[Path] = (), option: str = "",
+                 numbers: Collection[int] | None = None) -> None:  # fmt: skip
     """Fail before any work: never the input, nor a pipe or device (check_not_stream), an existing
     output needs --overwrite, the folder must be creatable (a symlink's target's, which must exist:
     the file is written there), every name dove makes for it must fit. Touches nothing on disk, so it runs before a model loads; the
     writer makes the folder. A side file's `option` (SIDE_FILE_NAMES) is named in each error, its
     folder offered a file name of its own kind, and its name is never a pattern (a plot `p%d.png`
-    is one file)."""
+    is one file). An image pattern's `numbers`, where known: those its run writes, the only images
+    --overwrite replaces (others there are kept)."""
     said = f"{option} {path}" if option else str(path)
     check_not_windows(path, OutputError)
     if not option:
@@ -314,12 +316,13 @@ def check_output(path: Path, overwrite: bool, inputs: Sequence[Path] = (), optio
     if pattern:
         if path.parent.is_file():
             raise OutputError(f"{path}: {path.parent} is a file, not a folder")
-        existing = matching_images(path)
+        existing = replaced_images(path, numbers)
         if existing and not overwrite:
-            raise OutputError(
-                f"{path}: {len(existing)} matching images already exist in {path.parent} "
-                f"(use {as_given('overwrite', True)} to replace them)"
-            )
+            n, names = len(existing), sorted(existing, key=lambda p: frame_number(path, p.name) or 0)
+            shown = names[0].name if n == 1 else f"{names[0].name} to {names[-1].name}"
+            raise OutputError(f"{path}: {n} of the images this run writes already exist{'s' * (n == 1)} in {path.parent} "
+                              f"({shown}); use {as_given('overwrite', True)} to replace {'it' if n == 1 else 'them'} "
+                              "(images of other numbers there are kept)")  # fmt: skip
     elif path.is_dir():
         if option:
             raise OutputError(f"{said}: is a folder; give a file name like {path / SIDE_FILE_NAMES[option]}")
@@ -380,6 +383,15 @@ def matching_images(pattern: Path) -> list[Path]:
     if not pattern.parent.is_dir():
         return []
     return [p for p in pattern.parent.iterdir() if frame_number(pattern, p.name) is not None]
+
+
+def replaced_images(pattern: Path, numbers: Collection[int] | None) -> list[Path]:
+    """The images of `pattern` that a run writing the images `numbers` replaces (None: not known, all
+    that it names, `matching_images`)."""
+    if numbers is None:
+        return matching_images(pattern)
+    wanted = set(numbers)
+    return [p for p in matching_images(pattern) if frame_number(pattern, p.name) in wanted]
 
 
 def prepare_output(path: Path, overwrite: bool) -> Path | None:

@@ -65,7 +65,7 @@ from dove_cli.video_io.paths import (
     check_fields,
     check_not_windows,
     ffmpeg_name,
-    frame_name,
+    frame_number,
     is_image_path,
     is_pattern,
     why_missing,
@@ -542,11 +542,11 @@ def frame_numbers(files: list[Path]) -> list[int]:
     return sorted(int(p[changing[0]]) for p in parts)
 
 
-def numbering(files: list[Path]) -> tuple[str, int] | None:
-    """The image pattern (a file name) that names `files`, in order, from its first number on, one
-    number apart, and that number: 0000.png, 0001.png, ... -> ('%04d.png', 0); frame_1.png ...
-    frame_12.png -> ('frame_%d.png', 1). None when no pattern does (a gap, a stray name, zero padding
-    that changes): a folder output writes the input's own names with it, name for name."""
+def numbering(files: list[Path]) -> tuple[str, list[int]] | None:
+    """The image pattern (a file name) that names `files`, in order, and each one's number, counting
+    up (a gap allowed): 0000.png, 0001.png, 0003.png -> ('%04d.png', [0, 1, 3]); frame_1.png ...
+    frame_12.png -> ('frame_%d.png', [1, ..., 12]). None when no pattern does (a stray name, zero
+    padding that changes): a folder or pattern output writes each image under its input's number."""
     head = files[0].name
     for m in reversed(list(re.finditer(r"\d+", head))):  # the last number first: clip2_0001.png
         digits = m[0]
@@ -554,9 +554,9 @@ def numbering(files: list[Path]) -> tuple[str, int] | None:
         pattern = head[: m.start()] + field + head[m.end() :]
         if len(FIELD.findall(pattern)) != 1:  # a name with a %d of its own
             continue
-        first = int(digits)
-        if all(frame_name(Path(pattern), first + i) == f.name for i, f in enumerate(files)):
-            return pattern, first
+        numbers = [n for f in files if (n := frame_number(Path(pattern), f.name)) is not None]
+        if len(numbers) == len(files) and all(a < b for a, b in itertools.pairwise(numbers)):
+            return pattern, numbers
     return None
 
 
@@ -566,7 +566,7 @@ def first_number(files: list[Path]) -> int:
     frame N of the input is image N of the output; 1, as ffmpeg's, for a video or unnumbered names."""
     named = numbering(files) if files else None
     numbers = frame_numbers(files)
-    return named[1] if named else numbers[0] if numbers else 1
+    return named[1][0] if named else numbers[0] if numbers else 1
 
 
 def missing_numbers(files: list[Path]) -> list[tuple[int, int]]:
@@ -1681,7 +1681,7 @@ class ImageReader(VideoReader):
         if warn and (gaps := missing_numbers(files)):
             n = sum(b - a + 1 for a, b in gaps)
             log.warning("%s: %d frame number%s missing from the sequence: %s (%s to %s); the %d images are "
-                        "read in order, one frame each", path, n, "s are" if n > 1 else " is", shown_ranges(gaps),
+                        "read in order, one frame each (image outputs keep each one's number; a video has no gap)", path, n, "s are" if n > 1 else " is", shown_ranges(gaps),
                         main[0].name, main[-1].name, len(files))  # fmt: skip
         if warn and strays:
             log.warning("%s: %s; they are read as frames, in name order among the others (move them out if they "

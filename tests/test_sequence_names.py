@@ -1,0 +1,127 @@
+"""Image sequence outputs as a film restorer's conform folder uses them: which names a run writes
+(each image's own number, a gap kept), which it replaces (--overwrite: only those), and what it
+leaves beside its output. References are the tiny inputs' own pixels (scale 1, bilinear: output =
+input) and file bytes read here, never dove's messages alone."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dove_cli.errors import OutputError
+from dove_cli.resume import work_folder
+from dove_cli.upscaling import upscale
+from test_resume import _FailAfter
+
+SAME = dict(model="bilinear", scale=1, color_fix="none", device="cpu", tile=0, chunk=0)  # output = input's pixels
+
+
+def _frames(folder: Path, numbers: list[int], name: str = "shot_{:07d}.png") -> dict[int, np.ndarray]:
+    """Tiny 16x12 PNGs of noise, one per number; their pixels by number."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(sum(numbers))
+    made = {n: rng.integers(0, 256, (12, 16, 3), dtype=np.uint8) for n in numbers}
+    for n, rgb in made.items():
+        Image.fromarray(rgb).save(folder / name.format(n))
+    return made
+
+
+def _pixels(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+def _md5s(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+def test_overwrite_replaces_only_the_frames_a_preview_fix_up_writes(tmp_path, caplog):
+    """The trial: a --preview fix-up of 3 frames with --overwrite into a finished 10-frame folder deleted
+    the other 7 without a word. Now only the 3 names it writes are replaced; the 7 stay byte for byte,
+    said in one warning with their count and numbers; without --overwrite the refusal counts those 3."""
+    src, out = tmp_path / "src", tmp_path / "out"
+    made = _frames(src, list(range(86400, 86410)))
+    assert upscale(src, f"{out}/", fps=10, **SAME).frames == 10
+    before = _md5s(out)
+    assert sorted(before) == [f"shot_{n:07d}.png" for n in range(86400, 86410)]
+    with pytest.raises(OutputError, match=r"3 of the images this run writes already exist in .* \(shot_0086403\.png "
+                                          r"to shot_0086405\.png\); use overwrite=True"):  # fmt: skip
+        upscale(src, f"{out}/", fps=10, preview="0.3+0.3", **SAME)
+    for p in out.iterdir():  # the fix-up's names made stale, to see that they are written again
+        if p.name in ("shot_0086403.png", "shot_0086404.png", "shot_0086405.png"):
+            p.write_bytes(b"old")
+    with caplog.at_level(logging.WARNING):
+        assert upscale(src, f"{out}/", fps=10, preview="0.3+0.3", overwrite=True, **SAME).frames == 3
+    after = _md5s(out)
+    assert sorted(after) == sorted(before)  # nothing removed
+    for n in range(86400, 86410):
+        assert np.array_equal(_pixels(out / f"shot_{n:07d}.png"), made[n]), n
+        if not 86403 <= n <= 86405:
+            assert after[f"shot_{n:07d}.png"] == before[f"shot_{n:07d}.png"], n  # untouched
+    said = [r.getMessage() for r in caplog.records if "remain" in r.getMessage()]
+    assert len(said) == 1 and said[0].endswith(
+        "7 other images of this pattern that this run did not write remain beside its 3 (numbers 86400-86402, "
+        "86406-86409)"
+    ), said
+
+
+def test_a_render_in_parts_into_one_folder_replaces_nothing(tmp_path, caplog):
+    """A folder holding only the second half of a shot (86405-86409): the first half's run writes no name
+    that is there, so it is not refused (the refusal's --overwrite deleted all 5 and replaced none) and
+    the second half stays as it was."""
+    src, out = tmp_path / "src", tmp_path / "out"
+    made = _frames(src, list(range(86400, 86405)))
+    second = _frames(tmp_path / "second", list(range(86405, 86410)))
+    out.mkdir()
+    for n in second:
+        (out / f"shot_{n:07d}.png").write_bytes((tmp_path / "second" / f"shot_{n:07d}.png").read_bytes())
+    old = _md5s(out)
+    with caplog.at_level(logging.WARNING):
+        assert upscale(src, f"{out}/", fps=10, **SAME).frames == 5
+    now = _md5s(out)
+    assert sorted(now) == [f"shot_{n:07d}.png" for n in range(86400, 86410)]
+    assert all(now[name] == md5 for name, md5 in old.items())
+    assert all(np.array_equal(_pixels(out / f"shot_{n:07d}.png"), rgb) for n, rgb in made.items())
+    assert "5 other images of this pattern that this run did not write remain beside its 5 (numbers 86405-86409)" in (
+        caplog.text
+    )
+
+
+def test_a_gap_in_the_numbering_is_kept_and_start_number_says_what_it_renumbers(tmp_path, caplog):
+    """A conform: frames 86400, 86401, 86403, 86404 (86402 missing) came out as 86400-86403, every frame
+    after the gap one number early. Now each keeps its number, in a folder output and a pattern of
+    another format; --start-number numbers them one after another, as ffmpeg's, and says which images
+    it renumbers across the gap."""
+    src = tmp_path / "src"
+    made = _frames(src, [86400, 86401, 86403, 86404])
+    upscale(src, f"{tmp_path / 'out'}/", fps=10, **SAME)
+    upscale(src, tmp_path / "png" / "f_%04d.png", fps=10, **SAME)
+    for n, rgb in made.items():
+        assert np.array_equal(_pixels(tmp_path / "out" / f"shot_{n:07d}.png"), rgb), n
+        assert np.array_equal(_pixels(tmp_path / "png" / f"f_{n:04d}.png"), rgb), n
+    assert len(list((tmp_path / "out").iterdir())) == len(list((tmp_path / "png").iterdir())) == 4
+    with caplog.at_level(logging.WARNING):
+        upscale(src, tmp_path / "renum" / "f_%04d.png", fps=10, start_number=1, **SAME)
+    for i, n in enumerate(made):
+        assert np.array_equal(_pixels(tmp_path / "renum" / f"f_{i + 1:04d}.png"), made[n]), n
+    assert ("the gap in the input's numbering is not kept (--start-number numbers them one after another): 2 images "
+            "after it are renumbered: shot_0086403.png -> f_0003.png, shot_0086404.png -> f_0004.png") in caplog.text  # fmt: skip
+
+
+def test_an_interrupted_run_with_a_gap_resumes_under_the_kept_numbers(tmp_path):
+    """The saved images of an interrupted run are counted by the numbers the run writes (86402 is no
+    frame): a resume continues after them and the output is the input, name for name."""
+    src, out = tmp_path / "src", tmp_path / "out" / "shot_%07d.png"
+    made = _frames(src, [86400, 86401, 86403, 86404, 86405])
+    with pytest.raises(RuntimeError):
+        upscale(src, out, fps=10, restorer=_FailAfter(3), **{**SAME, "chunk": 1})
+    saved = sorted(p.name for p in (work_folder(out) / "images").iterdir())
+    assert saved == ["shot_0086400.png", "shot_0086401.png", "shot_0086403.png"]
+    r = upscale(src, out, fps=10, resume=True, **{**SAME, "chunk": 1})
+    assert r.resumed_from == 3 and not work_folder(out).exists()
+    assert sorted(p.name for p in out.parent.iterdir()) == [f"shot_{n:07d}.png" for n in made]
+    assert all(np.array_equal(_pixels(out.parent / f"shot_{n:07d}.png"), rgb) for n, rgb in made.items())
