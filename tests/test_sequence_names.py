@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dove_cli.errors import OutputError
+from dove_cli.errors import InputError, OutputError
 from dove_cli.resume import work_folder
 from dove_cli.upscaling import upscale
 from test_resume import _FailAfter
@@ -125,3 +125,88 @@ def test_an_interrupted_run_with_a_gap_resumes_under_the_kept_numbers(tmp_path):
     assert r.resumed_from == 3 and not work_folder(out).exists()
     assert sorted(p.name for p in out.parent.iterdir()) == [f"shot_{n:07d}.png" for n in made]
     assert all(np.array_equal(_pixels(out.parent / f"shot_{n:07d}.png"), rgb) for n, rgb in made.items())
+
+
+def _cut_tiff(path: Path) -> None:
+    """An uncompressed 16x12 TIFF cut short in its pixels (its header whole), as a copy or scan stopped part way."""
+    Image.fromarray(np.zeros((12, 16, 3), np.uint8)).save(path)  # Pillow writes it uncompressed, header first
+    data = path.read_bytes()
+    assert len(data) > 16 * 12 * 3
+    path.write_bytes(data[: len(data) - 100])
+
+
+def test_damaged_images_are_all_named_before_any_work(tmp_path):
+    """An empty image, a PNG cut short and a TIFF whose strips run past its end were found one at a time as
+    the run reached each (hours in, with the real model); `dove info` said nothing. Now the header pass
+    names all of them in one line, before a model loads or an output folder is made."""
+    from dove_cli.video_io import probe
+
+    src = tmp_path / "src"
+    _frames(src, list(range(100, 106)), "f_{:04d}.png")
+    (src / "f_0101.png").write_bytes(b"")
+    png = (src / "f_0103.png").read_bytes()
+    (src / "f_0103.png").write_bytes(png[: len(png) // 2])
+    tif = tmp_path / "tif"
+    tif.mkdir()
+    for n in range(3):
+        Image.fromarray(np.zeros((12, 16, 3), np.uint8)).save(tif / f"t_{n}.tif")
+    _cut_tiff(tif / "t_1.tif")
+    size = (tif / "t_1.tif").stat().st_size
+    with pytest.raises(InputError, match=r"src: 2 images of 6 are damaged \(f_0101\.png: empty \(0 bytes\); "
+                                                      r"f_0103\.png: cut short \(\d+ bytes, no end chunk\)\); replace them"):  # fmt: skip
+        upscale(src, f"{tmp_path / 'out'}/", fps=10, **SAME)
+    with pytest.raises(InputError, match=rf"tif: 1 image of 3 is damaged \(t_1\.tif: cut short \({size} of "
+                                                      rf"the {size + 100} bytes its header names\)\); replace it"):  # fmt: skip
+        probe(tif)
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_image_that_cannot_be_decoded_keeps_nothing_and_says_to_replace_it(tmp_path):
+    """A PNG whose header and end are whole but whose pixels do not decode, met as the run reaches it: the
+    advice was `--resume`, which stopped at the same image again. Now nothing is kept (once replaced, the
+    input is another) and the error says to replace it."""
+    from dove_cli.errors import BrokenImage
+
+    src = tmp_path / "src"
+    _frames(src, list(range(100, 106)), "f_{:04d}.png")
+    data = bytearray((src / "f_0104.png").read_bytes())
+    start = data.index(b"IDAT") + 8
+    data[start : start + 40] = bytes(b ^ 0x5A for b in data[start : start + 40])
+    (src / "f_0104.png").write_bytes(bytes(data))
+    out = tmp_path / "out" / "f_%04d.png"
+    with pytest.raises(BrokenImage, match=r"f_0104\.png: .*; nothing is kept: replace it .* then run the same command"):
+        upscale(src, out, fps=10, **{**SAME, "chunk": 1})
+    assert not work_folder(out).exists() and not out.parent.exists()
+
+
+def test_a_resume_after_an_image_changed_says_which_in_words(tmp_path, caplog):
+    """After a frame was replaced (and one added by the scanner), --resume was refused with "input bytes N
+    ... M". Now it names them; and a single kept frame is "1 finished frame is kept"."""
+    import os
+
+    src, out = tmp_path / "src", tmp_path / "out" / "f_%04d.png"
+    _frames(src, list(range(100, 106)), "f_{:04d}.png")
+    for p in src.iterdir():
+        os.utime(p, ns=(10**18, 10**18))  # (2001): older than any file written below
+    with caplog.at_level(logging.WARNING), pytest.raises(RuntimeError):
+        upscale(src, out, fps=10, restorer=_FailAfter(1), **{**SAME, "chunk": 1})
+    assert "1 finished frame is kept in" in caplog.text
+    (src / "f_0103.png").write_bytes((src / "f_0100.png").read_bytes())
+    (src / "f_0106.png").write_bytes((src / "f_0100.png").read_bytes())
+    with pytest.raises(OutputError, match=r"cannot resume: the input's images changed \(1 image more; 2 images written "
+                                          r"since: f_0103\.png, f_0106\.png\) since the interrupted run"):  # fmt: skip
+        upscale(src, out, fps=10, resume=True, **{**SAME, "chunk": 1})
+
+
+def test_the_default_rate_is_said_only_where_it_matters(tmp_path, caplog):
+    """Every image-to-image run warned that images are read at 25 frames/s: images carry no rate. Said
+    still for a video output, and for a --preview span, which the rate times."""
+    src = tmp_path / "src"
+    _frames(src, list(range(100, 104)), "f_{:04d}.png")
+    said = "images are read at 25 frames/s"
+    with caplog.at_level(logging.WARNING):
+        upscale(src, f"{tmp_path / 'a'}/", **SAME)
+    assert said not in caplog.text
+    with caplog.at_level(logging.WARNING):
+        upscale(src, f"{tmp_path / 'b'}/", preview="0+0.08", **SAME)
+    assert caplog.text.count(said) == 1

@@ -16,6 +16,7 @@ import re
 import shutil
 import signal
 import sys
+import warnings
 from collections.abc import Callable
 from itertools import islice
 from pathlib import Path
@@ -1215,6 +1216,9 @@ def main(argv: list[str] | None = None) -> None:
     lines.setFormatter(OneLineFormatter("%(levelname)s: %(message)s"))  # a name's newline escaped, as in every line
     logging.basicConfig(level=logging.WARNING, handlers=[lines])
     logging.getLogger("huggingface_hub").propagate = False  # it prints with a handler of its own: once, not twice
+    # Pillow's warnings about a damaged file ("Corrupt EXIF data", with its own source path) reach the terminal
+    # as Python lines: dove says what is wrong with an image itself (`stills.damage`, the reader's errors)
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
     global _stop_signal
     global _stop_said
     _stop_signal, _stop_said = 0, False  # tests and scripts call main() again in one process

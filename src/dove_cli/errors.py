@@ -112,6 +112,11 @@ class InputChanged(InputError):
     the same command makes it whole."""
 
 
+class BrokenImage(InputError):
+    """An image of a sequence cannot be read, found as a run reaches it: a resume would stop at the
+    same image, and once it is replaced the input is another, so nothing is kept."""
+
+
 class DecodeError(InputError):
     """The input stops decoding part way (truncated or damaged): --ignore-decode-errors reads past it."""
 

@@ -42,6 +42,7 @@ import torch
 
 from dove_cli import provenance, video_io
 from dove_cli.errors import (
+    BrokenImage,
     DecodeError,
     DoveError,
     InputChanged,
@@ -278,7 +279,11 @@ class Work:
         return journal
 
     def _check_same_command(self, journal: Journal, fingerprint: dict[str, Any]) -> None:
-        """An option the saved run's dove did not have yet counts as its default, which it then did."""
+        """An option the saved run's dove did not have yet counts as its default, which it then did. A
+        changed input is said in words first (`input_change`), not as its size and time."""
+        if what := input_change(journal.fingerprint, fingerprint):
+            raise _CannotResume(f"{self.path}: cannot resume: {what} since the interrupted run, so its finished frames "
+                                "may not match it")  # fmt: skip
         for key in sorted(set(journal.fingerprint) | set(fingerprint)):
             old, new = journal.fingerprint.get(key, OPTION_DEFAULTS.get(key)), fingerprint.get(key)
             if old != new:
@@ -606,6 +611,35 @@ NOT_PIXELS = ("overwrite", "resume", "manifest", "download", "audio", "subtitles
 OPTION_DEFAULTS = json.loads(json.dumps(DEFAULTS, default=str))
 
 
+IDENTITY = ("input_files", "input_bytes", "input_mtime_ns")  # provenance.identity's, beside the input's path
+
+
+def input_change(old: dict[str, Any], new: dict[str, Any]) -> str:
+    """How the input of the same path changed since a run's `old` fingerprint, in words ("" if it did
+    not): an image sequence's images added or removed, and those written since (a replaced broken
+    frame, a scan still arriving), by name; else that the file changed."""
+    if old.get("input") != new.get("input") or all(old.get(k) == new.get(k) for k in IDENTITY):
+        return ""
+    path = Path(str(new["input"]))
+    try:
+        files = video_io.image_inputs(path) if not path.is_file() or video_io.is_image_path(path) else None
+    except DoveError:
+        files = None
+    if not files:
+        return f"{path.name} changed (its size or modification time)"
+    parts = []
+    if (more := int(new.get("input_files") or 0) - int(old.get("input_files") or 0)) != 0:
+        parts.append(f"{counted(abs(more), 'image')} {'more' if more > 0 else 'fewer'}")
+    since = int(old.get("input_mtime_ns") or 0)
+    newer = [f.name for f in files if f.stat().st_mtime_ns > since]
+    if newer:
+        shown = ", ".join(newer[:5]) + ", ..." * (len(newer) > 5)
+        parts.append(f"{counted(len(newer), 'image')} written since: {shown}")
+    elif not more:
+        parts.append("its images' sizes changed")
+    return f"the input's images changed ({'; '.join(parts)})"
+
+
 def run_fingerprint(opts: UpscaleOptions, info: VideoInfo, device: torch.device, dtype: torch.dtype) -> dict[str, Any]:
     """Everything that must be equal for a resumed run to continue an interrupted one exactly."""
     fp = {k: v for k, v in asdict(opts).items() if k not in NOT_PIXELS}
@@ -749,10 +783,11 @@ class Session:
         frames as planned, for the room a full disk must make (room_to_make)."""
         if self.work is None or not self.work.held or not self.work.path.exists():
             return  # refused as busy: the folder is the live run's
-        if not (saved := self.saved()) or isinstance(error, InputChanged):  # (frames of a file no longer there)
+        if not (saved := self.saved()) or isinstance(error, (InputChanged, BrokenImage)):  # (frames of a file no
+            # longer there, or before an image that cannot be read: replaced, it makes the input another)
             self.work.remove()
             return
-        kept = f"{saved} finished frames are kept in {self.work.path}"
+        kept = f"{counted(saved, 'finished frame')} {'is' if saved == 1 else 'are'} kept in {self.work.path}"
         if isinstance(error, TempFailure) and not isinstance(error, OutputBusy):  # disk full, a file-size limit
             kept += f"; {self.room_to_make(saved, frames_total)}"
         if isinstance(error, DoveError):  # the same error, with what is kept said once, in its own line

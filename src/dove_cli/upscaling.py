@@ -83,6 +83,7 @@ from dove_cli.scenes import SceneDetector
 from dove_cli.threads import BackgroundWriter, read_ahead
 from dove_cli.tiled import TiledRestorer, pad_frame
 from dove_cli.timing import StageTimer, peak_gpu_bytes, peak_host_bytes
+from dove_cli.video_io.reader import DEFAULT_RATE_SAID
 from dove_cli.windows import BlendMode, ChunkStream, Span, span_weights
 
 if TYPE_CHECKING:
@@ -653,6 +654,8 @@ def _check_outputs(
             log.warning("%s: already exists; the run will need %s", output, as_given("overwrite", True))
         overwrite = True
     video_io.check_output(output, overwrite=overwrite, inputs=inputs, numbers=numbers)
+    if video_io.is_image_path(output) and not opts.preview:  # images carry no rate, and no span is timed by it
+        said = [r for r in said if r.msg is not DEFAULT_RATE_SAID]
     say_held(said + losses)
     if numbers and info.files:
         _say_renumbered(output, info.files, opts, numbers)

@@ -28,7 +28,7 @@ import av
 import numpy as np
 from av.video.reformatter import ColorRange, Colorspace, VideoReformatter
 
-from dove_cli.errors import DecodeError, InputError, OptionError
+from dove_cli.errors import BrokenImage, DecodeError, InputError, OptionError
 from dove_cli.humanize import counted, turn_text
 from dove_cli.video_io.cadence import Grid, fit_grid, packet_pts, sample_pts, uneven
 from dove_cli.video_io.captions import CaptionRetimer, caption_carrier, has_captions
@@ -71,11 +71,13 @@ from dove_cli.video_io.paths import (
     why_missing,
 )
 from dove_cli.video_io.siting import chroma_siting
-from dove_cli.video_io.stills import EXIF_TURNS, StillTags, png_colour, still_tags, turned, unturned
+from dove_cli.video_io.stills import EXIF_TURNS, StillTags, damage, png_colour, still_tags, turned, unturned
 
 log = logging.getLogger("dove_cli.video_io")
 
 DEFAULT_SEQUENCE_FPS = Fraction(25)  # what ffmpeg assumes for image sequences
+# Said of an image sequence read without --fps; left out where the rate changes nothing (images out, no --preview)
+DEFAULT_RATE_SAID = "%s: images are read at %s frames/s (ffmpeg's default); give --fps for another rate"
 MAX_FPS = Fraction(1000)  # a .mkv times frames in milliseconds: faster frames would share one time
 DEINTERLACE_MODES = ("off", "frame", "field", "ivtc")
 # Inverse telecine, the chain FFmpeg's docs give: fieldmatch puts each film frame's two fields back
@@ -603,6 +605,20 @@ def check_images(files: list[Path], name: Path | None = None) -> StillTags:
         log.warning("%s: a TIFF of %d pages: only the first page is read, the other %d are left out%s (split it into "
                     "one image a page, such as page_%%03d.tif, to upscale them all)", file, pages, pages - 1, more)  # fmt: skip
     return tags or StillTags()
+
+
+def check_whole(files: list[Path], path: Path) -> None:
+    """Refuse, before any work, a sequence with images that cannot be whole (`damage`: empty, cut
+    short, no readable header), naming them all in one line: found one by one as a run reached them,
+    each cost the hours of frames before it, and a re-run met the next."""
+    bad = [(f, why) for f in files if (why := damage(f))]
+    if not bad:
+        return
+    shown = "; ".join(f"{f.name}: {why}" for f, why in bad[:SHOWN_RANGES]) + "; ..." * (len(bad) > SHOWN_RANGES)
+    whole = f" of {len(files)}" if len(files) > 1 else ""
+    raise InputError(f"{path}: {counted(len(bad), 'image')}{whole} {'is' if len(bad) == 1 else 'are'} damaged ({shown}); "
+                     f"replace {'it' if len(bad) == 1 else 'them'} (a new scan or copy), or move {'it' if len(bad) == 1 else 'them'} "
+                     "out to leave a gap, then run again")  # fmt: skip
 
 
 def exif_text(orientation: int) -> str:
@@ -1661,13 +1677,13 @@ class ImageReader(VideoReader):
         self.dropped_frames = 0
         self._files = files
         self._reformatter = VideoReformatter()
+        check_whole(files, path)
         first = self._load(files[0])
         rate = Fraction(fps).limit_denominator(1001000) if fps else DEFAULT_SEQUENCE_FPS
         if not 0 < rate <= MAX_FPS:
             raise OptionError(f"fps must be above 0 and at most {MAX_FPS} frames/s, not {fps}")
         if not fps and warn and len(files) > 1:
-            log.warning("%s: images are read at %s frames/s (ffmpeg's default); give --fps for another rate", path,
-                        DEFAULT_SEQUENCE_FPS)  # fmt: skip
+            log.warning(DEFAULT_RATE_SAID, path, DEFAULT_SEQUENCE_FPS)
         if (
             warn
             and files == [path]
@@ -1756,7 +1772,13 @@ class ImageReader(VideoReader):
     def __iter__(self) -> Iterator[Frame]:
         for i, file in enumerate(self._files):
             first, self._first_frame = (self._first_frame if i == 0 else None), None
-            rgb, see = pillow_rgb(file) or self._ffmpeg_rgb(first or self._load(file), i)
+            try:
+                rgb, see = pillow_rgb(file) or self._ffmpeg_rgb(first or self._load(file), i)
+            except InputError as exc:  # the same image stops a resume again: to be replaced
+                raise BrokenImage(
+                    f"{exc}; nothing is kept: replace it (a new scan or copy), or move it out to leave "
+                    "a gap in the numbering, then run the same command again"
+                ) from None
             rgb = turned(rgb, *self.turn)
             if not self.transparent and i and see:
                 self.transparent = True

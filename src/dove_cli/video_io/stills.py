@@ -6,6 +6,7 @@ data, which PyAV cannot attach)."""
 from __future__ import annotations
 
 import struct
+import warnings
 import zlib
 from dataclasses import dataclass
 from fractions import Fraction
@@ -67,6 +68,38 @@ def still_tags(file: Path) -> StillTags:
             )
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError):
         return StillTags()
+
+
+PNG_END = b"IEND\xaeB`\x82"  # the end chunk's type and CRC: a PNG's last bytes (a few trailing ones are tolerated)
+
+
+def damage(file: Path) -> str:
+    """Why `file` cannot be a whole image, from its size and header alone (no pixels decoded), or "":
+    empty; a PNG without its end chunk; a TIFF whose strips or tiles run past its end (a copy or a
+    scan cut short); a header that Pillow, which reads every format dove takes, cannot read. So
+    that a sequence's broken images are all named before a run, not one by one as it reaches them."""
+    from PIL import Image, TiffImagePlugin, UnidentifiedImageError
+
+    size = file.stat().st_size
+    if size == 0:
+        return "empty (0 bytes)"
+    if file.suffix.lower() == ".png":
+        with open(file, "rb") as f:
+            f.seek(max(0, size - 64))
+            if PNG_END not in f.read():
+                return f"cut short ({size} bytes, no end chunk)"
+    try:
+        with warnings.catch_warnings():  # (Pillow warns of a cut EXIF block, with its own file's path)
+            warnings.simplefilter("ignore")
+            with Image.open(file) as image:
+                if not isinstance(image, TiffImagePlugin.TiffImageFile):
+                    return ""
+                tags = image.tag_v2
+                offsets, counts = tags.get(273) or tags.get(324) or (), tags.get(279) or tags.get(325) or ()
+                end = max((int(o) + int(c) for o, c in zip(offsets, counts, strict=False)), default=0)
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError, struct.error):
+        return f"its header cannot be read (cut short, or not a {file.suffix.lower()} image)"
+    return f"cut short ({size} of the {end} bytes its header names)" if end > size else ""
 
 
 def turned(rgb: np.ndarray, degrees: int, mirrored: bool) -> np.ndarray:
