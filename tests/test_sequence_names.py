@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import subprocess
 from pathlib import Path
 
+import imageio_ffmpeg
 import numpy as np
 import pytest
 from PIL import Image
@@ -152,6 +154,17 @@ def test_damaged_images_are_all_named_before_any_work(tmp_path):
         Image.fromarray(np.zeros((12, 16, 3), np.uint8)).save(tif / f"t_{n}.tif")
     _cut_tiff(tif / "t_1.tif")
     size = (tif / "t_1.tif").stat().st_size
+    ff = tmp_path / "ff"  # FFmpeg's own TIFF (16-bit, as a scanner's) puts its directory after the pixels
+    ff.mkdir()
+    for n in range(2):
+        subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "testsrc=s=16x12", "-frames",
+                        "1", "-pix_fmt", "rgb48le", str(ff / f"s_{n}.tif")], check=True)  # fmt: skip
+    whole = (ff / "s_1.tif").read_bytes()
+    (ff / "s_1.tif").write_bytes(whole[:1000])
+    with pytest.raises(
+        InputError, match=r"ff: 1 image of 2 is damaged \(s_1\.tif: cut short \(1000 of at least \d+ bytes"
+    ):
+        probe(ff)
     with pytest.raises(InputError, match=r"src: 2 images of 6 are damaged \(f_0101\.png: empty \(0 bytes\); "
                                                       r"f_0103\.png: cut short \(\d+ bytes, no end chunk\)\); replace them"):  # fmt: skip
         upscale(src, f"{tmp_path / 'out'}/", fps=10, **SAME)
