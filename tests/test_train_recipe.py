@@ -406,6 +406,19 @@ def test_launch_configs_and_recipe_options():
         TrainConfig.for_stage(1, latent_loss="copies")
 
 
+def test_warmup_is_deepspeeds_warmuplr_as_the_release_ran_it():
+    """The rate per optimiser step of deepspeed/runtime/lr_schedules.py `WarmupLR` (0.15.3-0.19.8) with
+    the release's parameters (min 0, linear), driven as the engine drives it (built before step 1,
+    stepped after each), as printed by that source: steps 1 and 2 at 0, step k at (k - 2) / warmup,
+    full from warmup + 2; it warms up over at least 2 steps. Warmup 0 is dove's: no warmup."""
+    from dove_cli.train.loop import warmup_factor
+
+    steps = [1, 2, 3, 4, 51, 101, 102, 103, 10_000]
+    assert [warmup_factor(k, 100) for k in steps] == pytest.approx([0, 0, 0.01, 0.02, 0.49, 0.99, 1, 1, 1])
+    assert [warmup_factor(k, 1) for k in (1, 2, 3, 4)] == [0, 0, 0.5, 1]
+    assert [warmup_factor(k, 0) for k in (1, 2)] == [1, 1]
+
+
 def test_batched_encode_draws_each_samples_noise_from_its_generator(tiny_model_dir):
     """One VAE call for the micro-batch gives what one encode per sample gives (posterior "sample"):
     bitwise with slicing on (the default), to float rounding with batched convolutions."""

@@ -57,7 +57,9 @@ class TrainConfig:
     # optimisation
     max_steps: int = option(10_000, "Optimiser steps (10000; stage 2: 500).", metavar="N")
     lr: float = option(2e-5, "Learning rate (2e-5; stage 2: 5e-6).", metavar="LR")
-    warmup_steps: int = option(100, "Linear warmup steps, then constant (100).", metavar="N")
+    warmup_steps: int = option(
+        100, "Linear warmup, then constant (100; DeepSpeed's WarmupLR: lr 0 at steps 1-2).", metavar="N"
+    )
     batch_size: int = option(2, "Clips per process and micro-step (2).", metavar="N")
     grad_accum: int = option(1, "Micro-steps per optimiser step (1).", metavar="N")
     optimizer: Literal["adamw", "adamw8bit"] = option("adamw", "adamw, or adamw8bit (bitsandbytes).")

@@ -207,11 +207,20 @@ def make_optimizer(params: list[torch.nn.Parameter], cfg: TrainConfig) -> torch.
     return torch.optim.AdamW(params, **kwargs)
 
 
+def warmup_factor(step: int, warmup: int) -> float:
+    """The share of --lr that optimiser step `step` (1-based) applies: DeepSpeed's `WarmupLR` (linear,
+    min 0) as the release's ZeRO-2 launch runs it. The engine steps it after each optimiser step and
+    (DeepSpeed >= 0.15.3) sets lr 0 before the first, so steps 1 and 2 apply 0 and step k (k-2)/warmup;
+    `WarmupLR` warms up over at least 2 steps. `warmup` 0: --lr from step 1 (no WarmupLR)."""
+    if warmup == 0:
+        return 1.0
+    return min(1.0, max(0, step - 2) / max(2, warmup))
+
+
 def constant_with_warmup(optimizer: torch.optim.Optimizer, warmup: int) -> torch.optim.lr_scheduler.LambdaLR:
-    """Linear warmup from 0 over `warmup` steps, then constant (diffusers' constant_with_warmup)."""
-    return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: float(s) / float(max(1, warmup)) if s < warmup else 1.0
-    )
+    """Linear warmup, then constant (`warmup_factor`); stepped once per optimiser step."""
+    # LambdaLR's argument counts the scheduler steps taken: the optimiser step about to run is that + 1
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_factor(s + 1, warmup))
 
 
 class Prepared:
@@ -558,6 +567,7 @@ def _train(cfg: TrainConfig, progress: Progress | None, boundary: StepBoundary) 
                 optimizer.zero_grad(set_to_none=True)
             for k, v in {"loss": loss.detach(), **terms}.items():
                 sums[k] = sums.get(k, 0.0) + v / cfg.grad_accum
+        lr = scheduler.get_last_lr()[0]  # the rate this step applied; step() sets the next one
         scheduler.step()
         boundary.done = step + 1
         device = accelerator.device
@@ -566,7 +576,7 @@ def _train(cfg: TrainConfig, progress: Progress | None, boundary: StepBoundary) 
         *means, norm_value = torch.cat([accelerator.reduce(values, "mean"), norm_t]).tolist()
         row: dict[str, Any] = {"step": step + 1, **dict(zip(sums, means, strict=True))}
         row.update(
-            lr=scheduler.get_last_lr()[0],
+            lr=lr,
             grad_norm=norm_value,
             kind=kind,
             skipped=skipped,
