@@ -572,6 +572,33 @@ def test_failed_checkpoint_write_keeps_the_previous_one(tmp_path):
     assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == [good.name]
 
 
+def test_weights_get_the_mode_of_every_other_file_the_umask_gives(stage1_run, tmp_path, monkeypatch):
+    """safetensors writes 0600 whatever the umask: checkpoints, exports and the tiny-model cache set
+    their weights to 0666 & ~umask, as the JSON files beside them get."""
+    from accelerate import Accelerator
+
+    from dove_cli.train.checkpoints import save_checkpoint
+    from dove_cli.train.loop import resolve_model_folder
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    old = os.umask(0o027)
+    try:
+        accelerator = Accelerator(cpu=True)
+        accelerator.prepare(torch.nn.Linear(2, 2))
+        folders = [
+            save_checkpoint(accelerator, tmp_path / "run", 1, {"step": 1}, keep=3),
+            export_checkpoint(stage1_run[1].last_checkpoint, tmp_path / "exp"),
+            resolve_model_folder("tiny"),
+        ]
+    finally:
+        os.umask(old)
+    for folder in folders:
+        weights = list(folder.rglob("*.safetensors"))
+        written = [folder / name for name in ("train_state.json", "model_index.json", "transformer/config.json")]
+        assert weights and {oct(p.stat().st_mode & 0o777) for p in weights} == {"0o640"}, folder
+        assert {oct(p.stat().st_mode & 0o777) for p in written if p.is_file()} == {"0o640"}, folder
+
+
 def test_train_accepts_the_tiny_model_by_name(tmp_path, monkeypatch):
     """As `dove upscale --model tiny`: a newcomer can try the recipe without weights."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))

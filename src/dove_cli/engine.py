@@ -877,6 +877,8 @@ def save_pretrained(model: DoveModel, folder: str | Path) -> Path:
     """Write a diffusers-layout folder that `DoveModel.from_pretrained` loads (safetensors)."""
     from safetensors.torch import save_file
 
+    from dove_cli.video_io.paths import umask_weights
+
     folder = Path(folder)
     model.transformer.save_pretrained(folder / "transformer", safe_serialization=True)
     model.vae.save_pretrained(folder / "vae", safe_serialization=True)
@@ -884,4 +886,5 @@ def save_pretrained(model: DoveModel, folder: str | Path) -> Path:
     save_file(
         {"prompt_embedding": model.prompt_embedding.contiguous().cpu()}, str(folder / "prompt_embedding.safetensors")
     )
+    umask_weights(folder)
     return folder

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from dove_cli.errors import ModelError, OptionError, OutputError
+from dove_cli.video_io.paths import umask_weights
 
 CKPT_DIR = "checkpoints"
 STATE_FILE = "train_state.json"
@@ -98,6 +99,7 @@ def save_checkpoint(accelerator: Any, output_dir: Path, step: int, state: dict[s
         accelerator.save_state(str(tmp), safe_serialization=True)
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
+            umask_weights(tmp)
             (tmp / STATE_FILE).write_text(json.dumps(state, indent=1))
             if final.exists():
                 shutil.rmtree(final)

@@ -27,6 +27,7 @@ import torch
 
 from dove_cli.errors import ModelError, OutputError
 from dove_cli.train.checkpoints import STATE_FILE, read_weights, resolve_checkpoint
+from dove_cli.video_io.paths import umask_weights
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +123,7 @@ def export_checkpoint(
             "lora_merged": int(state.get("lora_rank", 0)) > 0,
         }
         (tmp / "dove_train.json").write_text(json.dumps(meta, indent=1))
+        umask_weights(tmp)  # written ones are 0600, copied ones keep the base model's mode
         if output.exists():
             shutil.rmtree(output) if output.is_dir() else output.unlink()
         os.replace(tmp, output)

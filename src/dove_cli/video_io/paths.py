@@ -224,6 +224,29 @@ def replace_keeping_mode(tmp: Path, target: Path) -> None:
     os.replace(tmp, target)
 
 
+def umask() -> int:
+    """The process's umask: from /proc on Linux (reading it there changes nothing), else by setting it
+    and putting it back."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def umask_weights(folder: Path) -> None:
+    """Give every `.safetensors` file under `folder` the mode any other new file gets, 0666 & ~umask:
+    safetensors' `save_file` makes them 0600 whatever the umask, so a model or checkpoint shared with a
+    group would have every file readable but its weights. (File systems without modes keep theirs.)"""
+    mode = 0o666 & ~umask()
+    for path in folder.rglob("*.safetensors"):
+        if path.is_file() and not path.is_symlink():
+            with contextlib.suppress(OSError):
+                os.chmod(path, mode)
+
+
 def check_writable(path: Path, said: str) -> None:
     """An existing file that this user may not write (chmod 444) is not replaced, even with --overwrite:
     `cp` and `ffmpeg -y` refuse it too. (Replacing needs only the folder's write permission, so the
