@@ -1895,12 +1895,12 @@ def test_bench_names_its_input(tmp_path, capsys, caplog):
 def test_degrade_gives_no_advice_for_options_it_lacks(tmp_path, capsys, caplog):
     """`dove degrade` of an ordinary yuv420p .mp4 warned "the source is RGB ... use --pix-fmt yuv444p ... or
     --codec ffv1": the source was not RGB (the frames degrade draws are), and degrade has neither option.
-    Its sample is lossy on purpose: written 4:2:0, as players open it, without a word."""
+    Its sample is lossless H.264 4:4:4 (FFV1 RGB in an .mkv), chosen, so without a word."""
     clip = make_clip(tmp_path / "clip.mp4", size="64x48", frames=2)
     out = tmp_path / "lq.mp4"
     code, _, err = run(["degrade", str(clip), "-o", str(out), "--frames", "2"], capsys)
     assert code == 0 and "WARNING" not in err and not caplog.records, (err, caplog.text)
-    assert "yuv420p" in ffinfo(out).video().text
+    assert "yuv444p" in ffinfo(out).video().text
 
 
 def test_a_12_bit_master_stays_12_bit_in_ffv1_and_a_10_bit_codec_says_what_it_drops(tmp_path, capsys, caplog):

@@ -364,6 +364,32 @@ def test_image_mode_uses_the_image_step_and_no_codec(tmp_path):
         assert record == expect  # the same draws as training's image mode
 
 
+def test_degrade_file_writes_the_lq_training_makes_and_says_a_cut(tmp_path, caplog):
+    """`dove degrade` shows what training sees: the in-memory LQ (same seed, as `make_pair` degrades)
+    rounded to 8 bits, exact in an .mkv (FFV1 RGB), in an .mp4 lossless H.264 4:4:4 but for its RGB ->
+    YUV rounding; 66x50 is cut to 64x48 from the top-left, and said. Read back by the ffmpeg binary."""
+    from media import ffinfo, ffmpeg, ffmpeg_frames
+
+    src = tmp_path / "hq.mkv"
+    ffmpeg("-i", demo_clip("005.mp4"), "-frames:v", 3, "-vf", "crop=66:50", "-c:v", "ffv1", "-pix_fmt", "bgr0", src)
+    lq, _ = D.degrade(
+        D.from_uint8(ffmpeg_frames(src, 66, 50)[:, :48, :64]) / 255.0,
+        D.load_degradation_config("video"),
+        np.random.default_rng(3),
+        out_size=(12, 16),
+    )
+    lq = lq.permute(0, 2, 3, 1).numpy() * 255.0  # [F, H, W, 3], 0-255
+    expect = np.clip(np.floor(lq + 0.5), 0, 255).astype(np.uint8)
+    with caplog.at_level("WARNING"):
+        D.degrade_file(src, tmp_path / "lq.mkv", seed=3)
+    assert "hq.mkv: 66x50 -> 16x12 (HQ 64x48 from the top-left" in caplog.text
+    assert np.array_equal(ffmpeg_frames(tmp_path / "lq.mkv", 16, 12), expect)
+    D.degrade_file(src, tmp_path / "lq.mp4", seed=3)
+    got = ffmpeg_frames(tmp_path / "lq.mp4", 16, 12).astype(int)
+    assert "High 4:4:4" in ffinfo(tmp_path / "lq.mp4").video().text and b"qp=0" in (tmp_path / "lq.mp4").read_bytes()
+    assert np.abs(got - lq).max() <= 3 and np.abs(got - lq).mean() < 0.75  # measured 2.5, 0.55
+
+
 def test_degrade_frames_and_seed_are_option_errors(tmp_path):
     clip = demo_clip("005.mp4")
     with pytest.raises(OptionError, match="^--frames must be >= 1, got 0$"):

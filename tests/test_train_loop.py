@@ -487,7 +487,7 @@ def test_cli_errors_are_messages(tmp_path, tiny_model_dir):
     with av.open(str(lq)) as c:
         s = c.streams.video[0]
         assert (s.width, s.height) == (64, 32)
-        assert s.codec_context.pix_fmt == "yuv420p"  # 4:4:4 H.264 does not play in many players
+        assert s.codec_context.pix_fmt == "yuv444p"  # lossless H.264: the LQ as training sees it
     assert any(r["op"] == "video" for r in json.loads((tmp_path / "r.json").read_text()))
     assert "None" not in proc.stderr and ("jpeg quality" in proc.stderr or "jpeg" not in proc.stderr)
 

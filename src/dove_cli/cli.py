@@ -881,7 +881,14 @@ def degrade_cmd(
         help="A video (its first --frames frames are used) or an image (degraded as training "
         "degrades --images: no video codec).",
     ),
-    output: Path = typer.Option(..., "--output", "-o", metavar="FILE", help="LQ video or image to write (1/4 size)."),
+    output: Path = typer.Option(
+        ...,
+        "--output",
+        "-o",
+        metavar="FILE",
+        help="LQ video or image to write (1/4 size): .mkv is FFV1 RGB, the LQ exactly (8 bits); "
+        "other video containers lossless H.264 4:4:4 (its RGB -> YUV step rounds by a level or two).",
+    ),
     seed: int = typer.Option(0, "--seed", metavar="N", help="Seed of every random draw."),
     config: str | None = typer.Option(
         None,

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import difflib
 import io
+import logging
 import math
 from dataclasses import dataclass
 from fractions import Fraction
@@ -38,6 +39,8 @@ from dove_cli import video_io
 from dove_cli.errors import OptionError
 from dove_cli.video_io.formats import ffmsg
 from dove_cli.video_io.paths import ffmpeg_name
+
+log = logging.getLogger(__name__)
 
 Mode = Literal["video", "image"]
 Record = list[dict[str, Any]]
@@ -838,9 +841,11 @@ def degrade_file(
     max_frames: int = 100,
     overwrite: bool = False,
 ) -> Record:
-    """Degrade the first `max_frames` frames of a video, or an image, to 1/4 size and write them
-    (near-lossless H.264 that players open at the source frame rate, or an image), so users can see
-    what the model is trained against.
+    """Degrade the first `max_frames` frames of a video, or an image, to 1/4 size and write them, so
+    users can see what the model is trained against: the LQ rounded to 8 bits, exactly in an .mkv
+    (FFV1 RGB) or an image, in other containers as lossless H.264 4:4:4 (x264 CRF 0, which is QP 0),
+    whose only loss is the 8-bit RGB -> YUV conversion (a level or two); at the source frame rate.
+    A size that is not a multiple of 4 is cut to one from the top-left, as said in a warning.
 
     An image (a file training takes for --images) is degraded as training degrades its images: in
     image mode (no video codec; the yaml's image step, degradation_3, last), with the stage-2 config
@@ -876,19 +881,22 @@ def degrade_file(
         raise InputError(f"{src}: no frames")
     clip = from_uint8(frames) / 255.0
     h, w = clip.shape[-2:]
-    clip = clip[..., : h - h % SCALE, : w - w % SCALE]
+    if h % SCALE or w % SCALE:
+        hq_h, hq_w = h - h % SCALE, w - w % SCALE
+        log.warning("%s: %dx%d -> %dx%d (HQ %dx%d from the top-left: the LQ is 1/%d of a multiple of %d)", src, w, h,
+                    hq_w // SCALE, hq_h // SCALE, hq_w, hq_h, SCALE, SCALE)  # fmt: skip
+        clip = clip[..., :hq_h, :hq_w]
     lq, record = degrade(clip, cfg, np.random.default_rng(seed), mode=mode)
     out = to_uint8(lq * 255.0)
     height, width = out.shape[1:3]
     info = video_io.VideoInfo(path=src, width=width, height=height, num_frames=len(out), fps=Fraction(rate),
                               time_base=1 / Fraction(rate), is_still_image=mode == "image")  # fmt: skip
-    # 4:2:0 asked for (what players open): the LQ sample is lossy on purpose, so no warning that the RGB frames
-    # lose chroma, whose advice (--pix-fmt, --codec) names options degrade does not have; 4:4:4 only for odd
-    # sizes, with a warning
-    pix_fmt = None if video_io.is_image_path(dst) else "yuv420p"  # (images: RGB)
-    with video_io.open_writer(
-        dst, info, width, height, codec="h264", crf=4, pix_fmt=pix_fmt, audio="none", overwrite=overwrite
-    ) as writer:
+    # formats asked for, so the writer gives no advice naming options (--pix-fmt, --codec) degrade lacks
+    how: dict[str, Any] = {}  # images: RGB as they are
+    if not video_io.is_image_path(dst):
+        mkv = dst.suffix.lower() == ".mkv"
+        how = dict(codec="ffv1", pix_fmt="bgr0") if mkv else dict(codec="h264", crf=0, pix_fmt="yuv444p")
+    with video_io.open_writer(dst, info, width, height, audio="none", overwrite=overwrite, **how) as writer:
         for t, img in enumerate(out):
             writer.write(img, t)
     return record
