@@ -2930,6 +2930,41 @@ def test_pcm_copied_into_mp4_is_said_and_into_mov_not(tmp_path: Path, caplog: py
         assert packet_md5(tmp_path / f"out{ext}", "0:a") == packet_md5(src, "0:a")
 
 
+def test_matroska_pcm_copies_into_mp4_with_its_counts_default_layout(tmp_path: Path) -> None:
+    """Matroska stores PCM's channel count, not its layout ("2 channels"); the MP4 muxer writes a PCM
+    track's layout and refused to close without one, at the join after the whole run (and again
+    at every --resume). Given its count's default, as ffmpeg -c copy does: the same samples."""
+    src = tmp_path / "pcm.mkv"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25:duration=0.2", "-f", "lavfi", "-i", "sine=d=0.2",
+           "-filter_complex", "[1]asplit[a][b];[a]pan=stereo|c0=c0|c1=c0[st];[b]pan=5.1|c0=c0|c1=c0|c2=c0|c3=c0|"
+           "c4=c0|c5=c0[six]", "-map", "0", "-map", "[st]", "-map", "[six]", "-c:v", "libx264", "-c:a:0",
+           "pcm_s16le", "-c:a:1", "pcm_s24le", src)  # fmt: skip
+    out = tmp_path / "out.mp4"
+    roundtrip(src, out)
+    shown = [re.search(r"Hz, ([^,]+),", a.text)[1] for a in ffinfo(out).streams if a.kind == "Audio"]
+    assert shown == ["stereo", "5.1"]
+    for i in (0, 1):
+        decoded = [ffmpeg("-i", f, "-map", f"0:a:{i}", "-f", "md5", "-").stdout for f in (src, out)]
+        assert decoded[0] == decoded[1]
+
+
+def test_a_copy_the_muxer_refuses_at_its_close_is_refused_before_any_frame(tmp_path: Path) -> None:
+    """E-AC-3 in .nut reads as AC-3, which the MP4 muxer refuses only as it writes its index (ffmpeg
+    -c copy fails there too): dove muxes each copied track's first packet into a file in memory
+    as it opens the writer, so the refusal comes in one line before the run, not at the join."""
+    src = tmp_path / "eac3.nut"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25:duration=0.2", "-f", "lavfi", "-i", "sine=d=0.2",
+           "-c:v", "libx264", "-c:a", "eac3", src)  # fmt: skip
+    info = probe(src)
+    with pytest.raises(OutputError, match=r"out\.mp4: the mp4 container cannot hold audio stream #1 \(ac3\) as a copy: "
+                       r"its muxer refuses it \(Invalid argument\); write to an extension that holds it \(.*\.mkv.*\) or "
+                       r"use --audio transcode to re-encode it or --audio none to drop it$"):  # fmt: skip
+        open_writer(tmp_path / "out.mp4", info, 64, 48)
+    assert leftovers(tmp_path) == [] and not (tmp_path / "out.mp4").exists()
+    roundtrip(src, tmp_path / "out.mkv")  # (one that holds it: no refusal)
+    assert packet_md5(tmp_path / "out.mkv", "0:a") == packet_md5(src, "0:a")
+
+
 def test_pcm_channel_layouts_matroska_drops_are_said_once(
     four_tracks: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

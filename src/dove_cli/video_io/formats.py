@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
 import io
@@ -890,13 +891,45 @@ def few_play(fmt_name: str, codec: str) -> str | None:
     return FEW_PLAY.get((fmt_name, "pcm" if codec.startswith("pcm_") else codec))
 
 
+def copy_stream(out: Any, stream: Any) -> Any:
+    """An output stream of container `out` for a packet copy of the input's `stream`. Audio whose
+    channels are in no named order (PCM from .mkv or .nut: "6 channels") gets its count's default
+    layout (5.1), as ffmpeg's -c copy guesses it: the MP4 muxer writes a PCM track's layout and
+    refuses to close without one ("unsupported channel layout"), after the whole run."""
+    ostream = out.add_stream_from_template(stream)
+    layout = stream.codec_context.layout if stream.type == "audio" else None
+    if layout is not None and re.fullmatch(r"\d+ channels", layout.name):
+        with contextlib.suppress(ValueError):  # (9 channels have no default: left unnamed)
+            ostream.codec_context.layout = av.AudioLayout(f"{layout.nb_channels}c")
+    return ostream
+
+
+def copy_refused(fmt_name: str, stream: Any, packet: av.Packet) -> str | None:
+    """Why a `fmt_name` muxer refuses a packet copy of `stream`, or None: `packet` (one of its
+    own) is muxed into a file in memory, which is then closed. Some refusals come only there, at the
+    end of a run: MP4 refuses an E-AC-3 stream that a .nut calls AC-3 as it writes its index."""
+    out = av.open(io.BytesIO(), "w", format=fmt_name)
+    try:
+        ostream = copy_stream(out, stream)
+        trial = av.Packet(bytes(packet))  # (a muxer takes the packet it is given: `packet` stays whole)
+        trial.time_base, trial.duration = packet.time_base, packet.duration
+        trial.pts, trial.dts = (packet.pts or 0) - (packet.dts or 0), 0
+        trial.stream = ostream
+        out.mux(trial)
+        out.close()
+        return None
+    except (av.FFmpegError, ValueError) as exc:
+        logged = getattr(exc, "log", None)  # (level, muxer, FFmpeg's own line): says more than "Invalid argument"
+        return logged[2].strip() if logged and logged[2].strip() else ffmsg(exc)
+
+
 def holds_aux(ext: str, stream: Any) -> bool:
     """Whether files named `.ext` hold a packet copy of the input's audio or subtitle `stream`."""
     held = AUX_CODECS_HELD.get(ext)
     if held is not None and stream.codec_context.codec.canonical_name not in held:
         return False
     # Always tried (it is cheap for a copy): MOV lists Opus and refuses it as it starts ("only in MP4").
-    return container_accepts(VIDEO_EXTENSIONS[ext], "", lambda c: c.add_stream_from_template(stream))
+    return container_accepts(VIDEO_EXTENSIONS[ext], "", lambda c: copy_stream(c, stream))
 
 
 def lossless_target(ext: str, stream: Any) -> tuple[str, str] | None:

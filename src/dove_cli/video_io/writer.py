@@ -41,6 +41,8 @@ from dove_cli.video_io.formats import (
     assumed_matrix,
     check_encoder_options,
     choose_pix_fmt,
+    copy_refused,
+    copy_stream,
     deep_output,
     default_codec,
     encoder_options,
@@ -111,6 +113,8 @@ log = logging.getLogger("dove_cli.video_io")
 # and to seek for audio (containers without an index, MPEG-TS/PS, can land a little after the target).
 SUBTITLE_LOOKBACK_S = 60
 AUX_SEEK_MARGIN_S = 5
+# How many packets from the start to look through for each copied audio stream's first (`_try_copies`)
+TRIAL_PACKETS = 2000
 PICTURE_TYPES = {"mjpeg": "image/jpeg", "png": "image/png", "bmp": "image/bmp", "webp": "image/webp"}  # cover art
 # The layout of N channels in no named order, as FFmpeg's av_channel_layout_default gives it (the
 # ones both encoders of --audio transcode take).
@@ -498,7 +502,7 @@ class ContainerWriter(VideoWriter):
             # a second lossy encode only loses quality
             recode = s.type == "audio" and audio == "transcode" and canonical != av.Codec(target, "w").canonical_name
             if not recode and holds_aux(ext, s):
-                ostream = out.add_stream_from_template(s)
+                ostream = copy_stream(out, s)
                 mode = "copy"
                 if s.type == "subtitle" and self._size_subtitles(s, ostream, src, layout):
                     laid_out.append(f"#{s.index}")
@@ -538,6 +542,7 @@ class ContainerWriter(VideoWriter):
             self._aux[s.index] = (ostream, mode)
         if refused:
             raise OutputError(self._refusal(refused, fmt_name))
+        self._try_copies(fmt_name)
         if self._warn:
             for plays, streams in few.items():
                 log.warning("%s: audio stream%s %s copied into .%s, where few players play %s; %s, and --audio "
@@ -576,6 +581,31 @@ class ContainerWriter(VideoWriter):
                 lookback = SUBTITLE_LOOKBACK_S if subtitles_in else AUX_SEEK_MARGIN_S
                 src.seek(int(max(Fraction(0), self._t0 - lookback) * av.time_base), backward=True)
             self._aux_iter = continuous_packets(src, [src.streams[i] for i in self._aux])
+
+    def _try_copies(self, fmt_name: str) -> None:
+        """Mux the first packet of each copied audio stream into a file in memory and close it
+        (`copy_refused`), so that a muxer that refuses one only as it closes (at the join, after the
+        whole run) is heard now. The refusal names the stream, the muxer's reason and the ways out."""
+        copied = [i for i, (ostream, mode) in self._aux.items() if mode == "copy" and ostream.type == "audio"]
+        if not copied:
+            return
+        with av.open(ffmpeg_name(self.info.path), metadata_errors="replace") as src:
+            firsts: dict[int, av.Packet] = {}
+            for n, p in enumerate(src.demux(*(src.streams[i] for i in copied))):
+                if p.size and p.dts is not None:
+                    firsts.setdefault(p.stream.index, p)
+                if len(firsts) == len(copied) or n > TRIAL_PACKETS:
+                    break
+            for i, p in sorted(firsts.items()):
+                if (why := copy_refused(fmt_name, src.streams[i], p)) is None:
+                    continue
+                s, own = src.streams[i], self.path.suffix.lower()
+                held = [ext for ext, fmt in sorted(VIDEO_EXTENSIONS.items()) if ext != own and fmt != fmt_name
+                        and holds_aux(ext, s) and copy_refused(fmt, s, p) is None]  # fmt: skip
+                where = f"write to an extension that holds it ({', '.join(held)}) or " if held else ""
+                raise OutputError(f"{self.path}: the {fmt_name} container cannot hold audio stream #{i} "
+                                  f"({s.codec_context.codec.canonical_name}) as a copy: its muxer refuses it ({why}); "
+                                  f"{where}use --audio transcode to re-encode it or --audio none to drop it")  # fmt: skip
 
     def _size_subtitles(self, s: Any, ostream: Any, src: Any, layout: tuple[int, int] | None) -> bool:
         """A copied subtitle stream's header says the picture it is drawn on (`subtitle_headers`):
