@@ -193,6 +193,24 @@ def test_encoder_banners_are_quiet_unless_verbose(tmp_path):
     assert _verbose_first(["x", "--verbose", "--", "-v"]) == ["--verbose", "x", "--", "-v"]  # `--` ends options
 
 
+def test_dry_run_plan_says_what_becomes_of_each_audio_track(tmp_path, capsys):
+    """--dry-run listed no audio: each track now has a line, copied, re-encoded (to what) or left out
+    and why (here: another programme's, in a broadcast multiplex; the ffmpeg binary lists them)."""
+    src = make_programmes_ts(tmp_path / "mux.ts")
+    tracks = [re.search(r"Audio: (\w+).*?(\d+) Hz, (\w+)", a.text).groups() for a in ffinfo(src).streams
+              if a.kind == "Audio"]  # fmt: skip
+    assert tracks == [("mp2", "44100", "mono")] * 2
+    base = ["upscale", str(src), "-o", str(tmp_path / "b.mkv"), "--model", "bilinear", "--dry-run", "--video-stream"]
+    code, out, err = run([*base, "2"], capsys)
+    rows = [line for line in out.splitlines() if line.startswith("audio")]
+    assert code == 0 and rows == ["audio: #1 mp2 mono 44.1 kHz: left out: another programme's",
+                                  "audio: #3 mp2 mono 44.1 kHz: copied"], out  # fmt: skip
+    code, out, err = run([*base, "0", "--audio", "transcode"], capsys)
+    rows = [line for line in out.splitlines() if line.startswith("audio")]
+    assert code == 0 and rows == ["audio: #1 mp2 mono 44.1 kHz: re-encoded to aac mono at a nominal 69 kb/s",
+                                  "audio: #3 mp2 mono 44.1 kHz: left out: another programme's"], out  # fmt: skip
+
+
 def test_the_cli_leaves_pyav_logging_off(tmp_path):
     """PyAV's log callback needs the GIL on FFmpeg's threads: with it installed, closing a
     frame-threaded decoder mid-stream deadlocks (it hung CI in dataset reads). The CLI must not

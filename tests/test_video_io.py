@@ -1201,6 +1201,17 @@ def test_audio_modes_for_webm(clip_2997: Path, tmp_path: Path) -> None:
     assert "Audio" not in ffinfo(none).kinds()
 
 
+def test_a_refusal_names_the_audio_codec_not_its_decoder(tmp_path: Path) -> None:
+    """MP3 into .webm was refused as "mp3float audio" (FFmpeg's decoder); the codec is mp3, as the
+    ffmpeg binary names it."""
+    src = tmp_path / "mp3.mkv"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25:duration=0.2", "-f", "lavfi", "-i", "sine=d=0.2",
+           "-c:v", "libx264", "-c:a", "libmp3lame", src)  # fmt: skip
+    assert "Audio: mp3" in ffinfo(src).stderr
+    with pytest.raises(OutputError, match=r"out\.webm: the webm container cannot hold mp3 audio \(input stream #1\);"):
+        open_writer(tmp_path / "out.webm", probe(src), 64, 48, codec="vp9")
+
+
 def test_opus_is_refused_by_mov_before_the_run(tmp_path: Path) -> None:
     """MOV's muxer lists Opus but refuses it as it starts ("opus only supported in MP4", as the
     ffmpeg binary says): it failed the join after the whole run. Refused up front; .mp4 holds it."""
@@ -2963,6 +2974,65 @@ def test_a_copy_the_muxer_refuses_at_its_close_is_refused_before_any_frame(tmp_p
     assert leftovers(tmp_path) == [] and not (tmp_path / "out.mp4").exists()
     roundtrip(src, tmp_path / "out.mkv")  # (one that holds it: no refusal)
     assert packet_md5(tmp_path / "out.mkv", "0:a") == packet_md5(src, "0:a")
+
+
+def test_audio_transcode_says_each_reencode_and_the_plan_lists_every_track(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """--audio transcode made lossless masters lossy with nothing said (-v only): a lossless track
+    re-encoded is warned, a lossy one told; the writer's `audio_plan` (what --dry-run shows) says
+    what becomes of every track, with the codec's name, not its decoder's (mp3, not mp3float)."""
+    src = tmp_path / "tracks.mkv"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25:duration=0.2", "-f", "lavfi", "-i", "sine=d=0.2",
+           *("-map", "0", "-map", "1", "-map", "1", "-map", "1", "-c:v", "libx264", "-ac:a:0", "2"),
+           *("-c:a:0", "pcm_s16le", "-c:a:1", "libmp3lame", "-c:a:2", "aac", "-metadata:s:a:1", "title=Dub"), src)  # fmt: skip
+    info = probe(src)
+    plans = {}
+    for audio in ("copy", "transcode", "none"):
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="dove_cli"):
+            writer = open_writer(tmp_path / "out.mkv", info, 64, 48, audio=audio, overwrite=True)
+            writer.abort()
+        plans[audio] = writer.audio_plan
+        said = [(r.levelname, r.getMessage()) for r in caplog.records if "re-encoded" in r.getMessage()]
+        if audio == "transcode":
+            assert said == [
+                ("WARNING", f"{tmp_path / 'out.mkv'}: audio stream #1 pcm_s16le 2 channels 44.1 kHz, lossless, re-encoded "
+                 "to aac stereo at a nominal 128 kb/s, lossy (--audio transcode); --audio copy keeps it as it is"),
+                ("INFO", f"{tmp_path / 'out.mkv'}: audio stream #2 mp3 mono 44.1 kHz 'Dub' re-encoded to aac mono at "
+                 "a nominal 69 kb/s (--audio transcode)"),
+            ]  # fmt: skip
+        else:
+            assert said == []
+    tracks = ["#1 pcm_s16le 2 channels 44.1 kHz", "#2 mp3 mono 44.1 kHz 'Dub'", "#3 aac mono 44.1 kHz"]
+    assert plans == {
+        "copy": tuple(f"{t}: copied" for t in tracks),
+        "transcode": (f"{tracks[0]}: re-encoded to aac stereo at a nominal 128 kb/s",
+                      f"{tracks[1]}: re-encoded to aac mono at a nominal 69 kb/s", f"{tracks[2]}: copied"),
+        "none": tuple(f"{t}: dropped (--audio none)" for t in tracks),
+    }  # fmt: skip
+    shown = [a.text for a in ffinfo(src).streams if a.kind == "Audio"]  # the ffmpeg binary names the codecs so too
+    assert [re.search(r"Audio: (\w+).*?, (\d+) Hz", t).groups() for t in shown] == [
+        ("pcm_s16le", "44100"), ("mp3", "44100"), ("aac", "44100")]  # fmt: skip
+    roundtrip(src, tmp_path / "out.mov", audio="transcode", overwrite=True)  # what the re-encodes make
+    made = [a.text for a in ffinfo(tmp_path / "out.mov").streams if a.kind == "Audio"]
+    assert [re.search(r"Audio: (\w+).*Hz, (\w+)", t).groups() for t in made] == [("aac", "stereo")] + [
+        ("aac", "mono")
+    ] * 2
+
+
+def test_mov_keeps_audio_titles_as_their_handler_names(tmp_path: Path) -> None:
+    """MOV has no track title: the ffmpeg binary showed the .mov's audio tracks as "SoundHandler",
+    their titles gone, copied or re-encoded alike. Written as the handler name, which it shows."""
+    src = tmp_path / "titled.mkv"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25:duration=0.2", "-f", "lavfi", "-i", "sine=d=0.2",
+           *("-map", "0", "-map", "1", "-map", "1", "-c:v", "libx264", "-c:a:0", "aac", "-c:a:1", "pcm_s16le"),
+           *("-metadata:s:a:0", "title=Main English", "-metadata:s:a:1", "title=French dub"), src)  # fmt: skip
+    for audio in ("copy", "transcode"):
+        out = tmp_path / f"{audio}.mov"
+        roundtrip(src, out, audio=audio)
+        names = re.findall(r"Audio: .*\n\s+Metadata:\n\s+handler_name\s+: (.*)", ffinfo(out).stderr)
+        assert names == ["Main English", "French dub"], ffinfo(out).stderr
 
 
 def test_pcm_channel_layouts_matroska_drops_are_said_once(

@@ -530,6 +530,8 @@ def print_plan(plan, console: Console, files: tuple[str, str] | None = None) -> 
         ("estimated peak host memory", f"{plan.est_peak_host_bytes / gib:.1f} GiB"),
         ("estimated time", est),
     ]
+    if plan.audio:  # after "output"
+        rows[2:2] = [("audio", track) for track in plan.audio]
     if plan.saved_frames:
         rows.insert(2, ("saved", f"{counted(plan.saved_frames, 'frame')}, by the interrupted run this one continues"))
     if plan.model_note:

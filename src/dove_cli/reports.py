@@ -60,6 +60,7 @@ class Plan:
     codec: str = ""  # the output's codec (hevc; png for images) and pixel format, as the writer chose them
     pix_fmt: str = ""
     full_range: bool = False  # YUV written at full range (the input's tag, or --pix-fmt yuvj420p): ffmpeg says yuvj420p
+    audio: tuple[str, ...] = ()  # each input audio track and what becomes of it: "#1 ac3 5.1 48 kHz: copied"
     crf: int | None = None  # the output's --crf when one is set (--parity: 0, the authors' file), else the codec's
     sample_aspect_ratio: Fraction | None = None  # the input's non-square pixels, which the output keeps (not --size)
     crop: str | None = None  # --crop L:T:R:B: `input_size` is the picture left of the input's

@@ -351,7 +351,7 @@ def _upscale(
         plan_opts = replace(opts, chunk=previous.chunk, tile=previous.tile) if previous else opts
         plan = with_encoder(replace(make_plan(info, model, plan_opts, device, dtype), model_note=model_note,
                                     codec=checked.codec, pix_fmt=checked.pix_fmt, full_range=checked.full_range,
-                                    crf=opts.crf))  # fmt: skip
+                                    crf=opts.crf, audio=checked.audio))  # fmt: skip
         if on_paper:  # no such card here to measure its speed
             plan = replace(plan, est_seconds=None, model_note=f"planned for {gpu_of(opts.vram or 0)} (--vram)")
         if isinstance(session, ArraySession):  # upscale_frames: the whole output is held in memory too
@@ -569,12 +569,14 @@ def with_found_crop(
 @dataclass(frozen=True)
 class CheckedOutput:
     """What `_check_outputs` found: the manifest's path (None: no manifest), and the codec, pixel
-    format and range the output gets (as the writer chose them: the plan shows them)."""
+    format and range the output gets and what becomes of each audio track (as the writer chose
+    them: the plan shows them)."""
 
     manifest: Path | None
     codec: str
     pix_fmt: str
     full_range: bool = False
+    audio: tuple[str, ...] = ()
 
 
 def _check_image_options(output: Path, opts: UpscaleOptions) -> None:
@@ -629,7 +631,7 @@ def _check_outputs(
         )  # fmt: skip
         writer.abort()
     codec, pix_fmt = getattr(writer, "codec", ""), getattr(writer, "pix_fmt", "")
-    full = getattr(writer, "full_range", False)
+    full, audio = getattr(writer, "full_range", False), getattr(writer, "audio_plan", ())
     if busy := resume.busy(output):  # before "already exists": --overwrite would be refused as busy too
         if not dry_run:
             raise OutputBusy(busy)
@@ -667,12 +669,12 @@ def _check_outputs(
     for text in video_io.output_notes(output, opts.codec, opts.crf, opts.preset):
         log.warning("%s", text)
     if opts.manifest is None:
-        return CheckedOutput(None, codec, pix_fmt, full)
+        return CheckedOutput(None, codec, pix_fmt, full, audio)
     manifest = Path(opts.manifest)
     if manifest.absolute() == output.absolute():
         raise OptionError(f"--manifest {manifest} is the output file; give it its own name, like {output}.json")
     check_manifest(manifest, opts.overwrite, inputs)
-    return CheckedOutput(manifest, codec, pix_fmt, full)
+    return CheckedOutput(manifest, codec, pix_fmt, full, audio)
 
 
 def _say_renumbered(output: Path, files: list[Path], opts: UpscaleOptions, numbers: list[int]) -> None:

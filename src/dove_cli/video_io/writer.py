@@ -138,6 +138,22 @@ def pgs_composition(data: bytes) -> tuple[int, int] | None:
     return data[10], data[13]
 
 
+def track_said(s: Any) -> str:
+    """An input audio track as the plan and the messages name it: `#1 pcm_s24le 5.1 96 kHz 'Dub'`
+    (the codec, not its decoder: mp3, not mp3float)."""
+    cc, title = s.codec_context, get_tag(s.metadata, "title")
+    rate = f" {cc.sample_rate / 1000:g} kHz" if cc.sample_rate else ""
+    return f"#{s.index} {cc.codec.canonical_name} {layout_name(cc.layout)}{rate}" + (f" {title!r}" if title else "")
+
+
+def encoded_as(ostream: Any) -> str:
+    """What an opened audio encoder's stream makes: `aac 5.1 at a nominal 341 kb/s` (FFmpeg's default
+    rate for its channels, which the encoder aims at)."""
+    cc = ostream.codec_context
+    rate = f" at a nominal {round(cc.bit_rate / 1000)} kb/s" if cc.bit_rate else ""
+    return f"{cc.codec.canonical_name} {layout_name(cc.layout)}{rate}"
+
+
 class VideoWriter:
     """Encodes RGB frames, muxes the input's audio/subtitles alongside, renames into place at close.
 
@@ -149,6 +165,9 @@ class VideoWriter:
     # The copied subtitle streams drawn at places on the picture (ASS, bitmaps), as "#2 'Signs'":
     # what --crop moves them off (`upscaling._check_outputs`)
     placed_subtitles: tuple[str, ...] = ()
+    # What becomes of each of the input's audio tracks, as "#1 pcm_s24le 5.1 96 kHz: copied": the plan
+    # shows them (`_setup_aux`)
+    audio_plan: tuple[str, ...] = ()
 
     def write(self, rgb: np.ndarray, pts: int | None = None, captions: av.VideoFrame | None = None) -> None:
         raise NotImplementedError
@@ -482,12 +501,22 @@ class ContainerWriter(VideoWriter):
         self._copy_attachments(src, fmt_name, fonts=subtitles != "none")
         vin = src.streams[info.stream_index] if info.stream_index < len(src.streams) else None
         wanted = []
+        fates = {s.index: "left out: empty (no channels, no sound)" for s in src.streams.audio if is_empty_audio(s)}
         if audio != "none":
             wanted += audio_streams(src)
             self._say_empty(src)
+        else:
+            fates |= {s.index: "dropped (--audio none)" for s in audio_streams(src)}
         if subtitles != "none":
             wanted += list(src.streams.subtitles)
-        wanted = self._own_programme(src, vin, wanted, fmt_name)
+        kept = self._own_programme(src, vin, wanted, fmt_name)
+        fates |= {s.index: "left out: another programme's" for s in wanted if s.type == "audio" and s not in kept}
+        wanted = kept
+        recoded: list[
+            tuple[str, Any, Any]
+        ] = []  # --audio transcode: (`track_said`, input stream, its encoder's stream)
+        # (named before an encoder relabels a track's channels in no named order: "2 channels", as the input has them)
+        names = {s.index: track_said(s) for s in src.streams.audio}
         unstyled: list[str] = []  # styled (ASS) subtitle streams converted to a plain text codec
         laid_out: list[str] = []  # ASS streams told the storage size they were laid out for
         lossless: list[tuple[Any, str]] = []  # disc LPCM converted losslessly: the stream, its encoder
@@ -497,7 +526,7 @@ class ContainerWriter(VideoWriter):
         target = "libopus" if fmt_name == "webm" else "aac"  # what --audio transcode makes
         ext = self.path.suffix.lower()
         for s in wanted:
-            codec, canonical = s.codec_context.name, s.codec_context.codec.canonical_name
+            canonical = s.codec_context.codec.canonical_name  # (the codec, not its decoder: mp3, not mp3float)
             # --audio transcode: every audio stream as `target`; one that is already so is copied, as
             # a second lossy encode only loses quality
             recode = s.type == "audio" and audio == "transcode" and canonical != av.Codec(target, "w").canonical_name
@@ -509,7 +538,7 @@ class ContainerWriter(VideoWriter):
                 if s.type == "audio":
                     self._clocks[s.index] = AudioClock(s, fmt_name, src.format.name, self._lead_in(s, fmt_name))
                 if s.type == "audio" and (plays := few_play(fmt_name, canonical)):
-                    few.setdefault(plays, []).append(f"#{s.index} ({codec})")
+                    few.setdefault(plays, []).append(f"#{s.index} ({canonical})")
             elif s.type == "subtitle" and s.codec_context.codec.text_sub and fmt_name in TEXT_SUBTITLES:
                 ostream = self._text_subtitle_stream(s, TEXT_SUBTITLES[fmt_name])
                 mode = "subtitles"
@@ -518,12 +547,13 @@ class ContainerWriter(VideoWriter):
             elif s.type == "audio" and audio == "transcode":
                 ostream = self._audio_encoder(s, target)
                 mode = "transcode"
-                if self._warn:
-                    log.info("%s: audio stream #%d (%s) re-encoded to %s", self.path, s.index, codec, target)
-            elif s.type == "audio" and (kept := lossless_target(ext, s)):
-                ostream = self._audio_encoder(s, *kept)
+                recoded.append((names[s.index], s, ostream))
+                fates[s.index] = f"re-encoded to {encoded_as(ostream)}"
+            elif s.type == "audio" and (same := lossless_target(ext, s)):
+                ostream = self._audio_encoder(s, *same)
                 mode = "transcode"
-                lossless.append((s, kept[0]))
+                lossless.append((s, same[0]))
+                fates[s.index] = f"converted losslessly to {same[0]} (the same samples)"
             else:
                 refused.append(s)
                 continue
@@ -534,12 +564,19 @@ class ContainerWriter(VideoWriter):
                     ostream.metadata[k] = v
             if "name" in s.metadata and "title" not in s.metadata:  # mp4 reads its title as "name"
                 ostream.metadata["title"] = s.metadata["name"]
+            if fmt_name == "mov" and (title := get_tag(ostream.metadata, "title")):
+                # MOV has no track title (MP4's "name" is written in MP4 only): its handler name is what
+                # QuickTime and ffmpeg show, and `ffmpeg -metadata:s handler_name=` writes
+                ostream.metadata["handler_name"] = title
             self._spell_language(ostream, s, fmt_name)
             try:
                 ostream.disposition = s.disposition
             except (AttributeError, TypeError, ValueError):  # pragma: no cover
                 pass
             self._aux[s.index] = (ostream, mode)
+            if s.type == "audio":
+                fates.setdefault(s.index, "copied")
+        self.audio_plan = tuple(f"{names[i]}: {fate}" for i, fate in sorted(fates.items()))
         if refused:
             raise OutputError(self._refusal(refused, fmt_name))
         self._try_copies(fmt_name)
@@ -550,6 +587,8 @@ class ContainerWriter(VideoWriter):
                             "them" if len(streams) > 1 else "it", plays)  # fmt: skip
         if lossless and self._warn:
             self._say_lossless(lossless, fmt_name)
+        if recoded and self._warn:
+            self._say_recoded(recoded)
         if laid_out and layout and self._warn:
             log.info("%s: ASS subtitles (input stream %s) marked as laid out for a %dx%d picture, the input's "
                      "(LayoutResX/Y), so that libass draws their borders and blur as on the input", self.path,
@@ -637,7 +676,10 @@ class ContainerWriter(VideoWriter):
         named: dict[str, list[str]] = {}  # "truehd audio" -> its input streams
         for s in refused:
             kind = "audio" if s.type == "audio" else "subtitles"
-            named.setdefault(f"{s.codec_context.name} {kind}", []).append(f"#{s.index}")
+            name = (
+                s.codec_context.codec.canonical_name if kind == "audio" else s.codec_context.name
+            )  # (mp3, not mp3float)
+            named.setdefault(f"{name} {kind}", []).append(f"#{s.index}")
         what = ", ".join(f"{k} (input stream{'s' * (len(ix) > 1)} {', '.join(ix)})" for k, ix in named.items())
         sound = [s for s in refused if s.type == "audio"]
         it = "it" if len(sound) == 1 else "them"
@@ -652,11 +694,23 @@ class ContainerWriter(VideoWriter):
         where = f"write to an extension that holds {held} ({', '.join(elsewhere)}) or " if elsewhere else ""
         return f"{self.path}: the {fmt_name} container cannot hold {what}; {where}{way}"
 
+    def _say_recoded(self, recoded: list[tuple[str, Any, Any]]) -> None:
+        """--audio transcode's re-encodes, a line each (it was -v only): a lossless track (PCM, FLAC)
+        made lossy is a loss, warned; a lossy one is told, with what it becomes."""
+        for said, s, ostream in recoded:
+            codec = s.codec_context.codec
+            if codec.lossless and not codec.lossy:  # (WavPack and DTS may be either: told)
+                log.warning("%s: audio stream %s, lossless, re-encoded to %s, lossy (--audio transcode); --audio copy "
+                            "keeps it as it is", self.path, said, encoded_as(ostream))  # fmt: skip
+            else:
+                note.info("%s: audio stream %s re-encoded to %s (--audio transcode)", self.path, said,
+                          encoded_as(ostream))  # fmt: skip
+
     def _say_lossless(self, converted: list[tuple[Any, str]], fmt_name: str) -> None:
         """Disc LPCM the container cannot hold, converted losslessly (`lossless_target`): one warning,
         naming the extensions that keep it as it is."""
         streams = [s for s, _ in converted]
-        codecs = sorted({s.codec_context.name for s in streams})
+        codecs = sorted({s.codec_context.codec.canonical_name for s in streams})
         done = ", ".join(f"#{s.index} to {encoder}" for s, encoder in converted)
         kept = [ext for ext in sorted(VIDEO_EXTENSIONS) if all(holds_aux(ext, s) for s in streams)]
         log.warning("%s: the %s container cannot hold %s audio: converted losslessly (the same samples), input "
@@ -768,7 +822,7 @@ class ContainerWriter(VideoWriter):
             ostream.codec_context.open()
         except (av.FFmpegError, ValueError) as exc:
             why = ffmsg(exc) if isinstance(exc, av.FFmpegError) else str(exc)
-            raise OutputError(f"{self.path}: audio stream #{s.index} ({cc.name}, {layout.name}, {rate} Hz) cannot be "
+            raise OutputError(f"{self.path}: audio stream #{s.index} ({cc.codec.canonical_name}, {layout.name}, {rate} Hz) cannot be "
                               f"encoded as {target} ({why}); use --audio copy or none") from None  # fmt: skip
         return ostream
 
