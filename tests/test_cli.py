@@ -1405,6 +1405,33 @@ def _info(files: list, capsys) -> tuple[int, list[dict], str]:
     return code, json.loads(out), err
 
 
+def test_info_describes_a_file_of_sound_only(tmp_path, capsys):
+    """`dove info` refused an .m4a or an audio-only .mkv ("no video stream (has audio)", exit 2): it
+    describes its audio now, and says that there is no video to upscale (upscale still refuses it).
+    Audio codecs are named as the ffmpeg binary names them: mp3, not FFmpeg's decoder mp3float."""
+    src = tmp_path / "sound.mkv"
+    ffmpeg("-f", "lavfi", "-i", "sine=d=0.3:sample_rate=48000", "-map", "0", "-map", "0", "-c:a:0", "flac",
+           "-c:a:1", "libmp3lame", "-metadata:s:a:1", "title=Mix", "-metadata:s:a:1", "language=eng", src)  # fmt: skip
+    shown = [re.search(r"Audio: (\w+).*?(\d+) Hz, (\w+)", a.text).groups() for a in ffinfo(src).streams]
+    assert shown == [("flac", "48000", "mono"), ("mp3", "48000", "mono")]
+    code, out, err = run(["info", str(src)], capsys)
+    assert code == 0 and out.splitlines()[2:] == [
+        "  video      none: nothing to upscale (dove upscale refuses it)",
+        "  #0 audio   flac, mono (1 ch), 48000 Hz, default",
+        "  #1 audio   mp3, mono (1 ch), 48000 Hz, eng, 'Mix'",
+    ], out  # fmt: skip
+    code, (d,), err = _info([src], capsys)
+    assert code == 0 and d["video"] is None, d
+    assert [(s["codec"], s["sample_rate"], s["title"]) for s in d["streams"]] == [("flac", 48000, None),
+                                                                                ("mp3", 48000, "Mix")]  # fmt: skip
+    code, _, err = run(["upscale", str(src), "-o", str(tmp_path / "x.mkv"), "--model", "bilinear"], capsys)
+    assert code == 2 and "no video stream (has audio)" in err
+    (tmp_path / "cues.srt").write_text("1\n00:00:00,000 --> 00:00:01,000\nHello\n")
+    ffmpeg("-i", tmp_path / "cues.srt", tmp_path / "cues.mkv")
+    code, _, err = run(["info", str(tmp_path / "cues.mkv")], capsys)  # no sound either: still refused
+    assert code == 2 and "no video stream (has subtitle)" in err, err
+
+
 def test_info_file_shows_every_stream_in_input_order(tmp_path, capsys):
     """`dove info EPISODE.mkv` said "Got unexpected extra argument(s)": nothing listed an episode's audio,
     subtitles or attachments. Here a fansub-style file made by ffmpeg: each stream with what it was made with."""

@@ -755,61 +755,19 @@ def described_rows(d: dict) -> list[tuple[str, str]]:
             ("pixels", f"{im['pix_fmt']}, {im['bit_depth']}-bit"),
             *_still_rows(im),
         ]
-    from dove_cli.video_io.fields import said as fields_said  # (PyAV: loaded by the `dove info` that calls this)
-    from dove_cli.video_io.metadata import timecode_said
-
-    v = d["video"]
-    n = v["frames"]
-    size = f"{v['width']}x{v['height']}"
-    size += f", shown {v['display_size']}" if v["display_size"] else ""
-    size += f" (pixel aspect {v['sample_aspect_ratio']})" if v["sample_aspect_ratio"] else ""
-    fps = Fraction(v["fps"])
+    v = d["video"] or {}  # None: sound only
     several = len(d["programmes"]) > 1  # an MPEG-TS of several: each stream says its own
     names = {
         p["number"]: f"programme {p['number']}" + (f" {p['name']!r}" if p["name"] else "") for p in d["programmes"]
     }
     start = f", starts at {d['start']:.3f} s" if d["start"] else ""  # a recording's clock, an .mp4's edit list
     start += " (a recording's clock: outputs other than .ts start at 0)" * bool(start and d["clock"])
-    rows = [
-        ("container", d["container_name"] + (f", {d['duration']:.3f} s" if d["duration"] else "") + start),
-        (f"#{v['index']} video", f"{v['codec']}, {size}" + (f", {names[v['programme']]}" if several and v["programme"] else "")),
-        ("  frames", f"{n}" if v["frames_exact"] else f"{n} (counted from the packets: the container does not say)"),
-        ("  frame rate", f"{float(fps):.3f} fps" + (f" ({fps})" if fps.denominator != 1 else "")
-         + (f", variable (the average; nominally {float(Fraction(v['nominal_fps'])):.3f})" if v["variable_rate"]
-            else ", constant")),
-        ("  pixels", f"{v['pix_fmt']}, {v['bit_depth']}-bit, " + ("interlaced" if v["interlaced"] else "progressive")
-         + {"tff": ", top field first", "bff": ", bottom field first", None: ""}[v.get("field_order")]),
-        *([("  fields", f"{fields_said(v['fields'], v.get('field_order'))}, by FFmpeg's idet")] if v.get("fields") else []),
-        *_colour(v),
-    ]  # fmt: skip
-    if v["start"]:
-        rows.insert(4, ("  start", f"{v['start']:.3f} s (the first frame)"))
-    if outlasts(d["duration"], v.get("duration")):  # the container's is its longest stream's: say the video's own
-        rows.insert(3, ("  length", f"{v['duration']:.3f} s"))
-    if short := v.get("cut_short"):
-        rows.insert(
-            3,
-            (
-                "  cut short",
-                f"its video ends at {short['ends']:.3f} s, its header says {short['header_end']:.3f} s "
-                f"(about {short['missing_frames']} frames more): a recording that crashed, a copy not finished?",
-            ),
-        )
-    if v.get("unfinished"):
-        rows.insert(
-            3,
-            (
-                "  unfinished",
-                "its header lacks what a muxer writes at the end: a recording still being "
-                "made (or whose recorder crashed); a run reads only what there is by then",
-            ),
-        )
-    if v.get("timecode"):
-        rows.append(("  timecode", f"{timecode_said(v['timecode'], v.get('reel_name'))} at the first frame"))
-    if v["rotation"] or v["mirrored"]:
-        rows.append(("  rotation", f"{turn_text(v['rotation'], v['mirrored'])} (kept as a tag)"))
-    if v["captions"]:
-        rows.append(("  captions", "EIA-608/708 closed captions, in the video (kept by h264 and hevc outputs)"))
+    rows = [("container", d["container_name"] + (f", {d['duration']:.3f} s" if d["duration"] else "") + start)]
+    rows += (
+        _video_rows(v, d["duration"], names, several)
+        if v
+        else [("video", "none: nothing to upscale (dove upscale refuses it)")]
+    )
     for s in d["streams"]:
         if s["kind"] in ("attachment", "cover art"):
             text = f"{s['filename']}, {s['mimetype'] or 'no type'}, {s['bytes']} bytes"
@@ -846,6 +804,58 @@ def described_rows(d: dict) -> list[tuple[str, str]]:
         if len(chapters) > CHAPTERS_SHOWN:
             rows.append(("  ...", f"{len(chapters) - CHAPTERS_SHOWN} more (--json lists every one)"))
     rows += [(f"tag {k}", v) for k, v in d["tags"].items()]
+    return rows
+
+
+def _video_rows(v: dict, duration: float | None, names: dict[int, str], several: bool) -> list[tuple[str, str]]:
+    """`described_rows`' rows of the video dove reads (`v`: `describe`'s "video"; `duration`: the file's)."""
+    from dove_cli.video_io.fields import said as fields_said  # (PyAV: loaded by the `dove info` that calls this)
+    from dove_cli.video_io.metadata import timecode_said
+
+    n = v["frames"]
+    size = f"{v['width']}x{v['height']}"
+    size += f", shown {v['display_size']}" if v["display_size"] else ""
+    size += f" (pixel aspect {v['sample_aspect_ratio']})" if v["sample_aspect_ratio"] else ""
+    fps = Fraction(v["fps"])
+    rows = [
+        (f"#{v['index']} video", f"{v['codec']}, {size}" + (f", {names[v['programme']]}" if several and v["programme"] else "")),
+        ("  frames", f"{n}" if v["frames_exact"] else f"{n} (counted from the packets: the container does not say)"),
+        ("  frame rate", f"{float(fps):.3f} fps" + (f" ({fps})" if fps.denominator != 1 else "")
+         + (f", variable (the average; nominally {float(Fraction(v['nominal_fps'])):.3f})" if v["variable_rate"]
+            else ", constant")),
+        ("  pixels", f"{v['pix_fmt']}, {v['bit_depth']}-bit, " + ("interlaced" if v["interlaced"] else "progressive")
+         + {"tff": ", top field first", "bff": ", bottom field first", None: ""}[v.get("field_order")]),
+        *([("  fields", f"{fields_said(v['fields'], v.get('field_order'))}, by FFmpeg's idet")] if v.get("fields") else []),
+        *_colour(v),
+    ]  # fmt: skip
+    if v["start"]:
+        rows.insert(3, ("  start", f"{v['start']:.3f} s (the first frame)"))
+    if outlasts(duration, v.get("duration")):  # the container's is its longest stream's: say the video's own
+        rows.insert(2, ("  length", f"{v['duration']:.3f} s"))
+    if short := v.get("cut_short"):
+        rows.insert(
+            2,
+            (
+                "  cut short",
+                f"its video ends at {short['ends']:.3f} s, its header says {short['header_end']:.3f} s "
+                f"(about {short['missing_frames']} frames more): a recording that crashed, a copy not finished?",
+            ),
+        )
+    if v.get("unfinished"):
+        rows.insert(
+            2,
+            (
+                "  unfinished",
+                "its header lacks what a muxer writes at the end: a recording still being "
+                "made (or whose recorder crashed); a run reads only what there is by then",
+            ),
+        )
+    if v.get("timecode"):
+        rows.append(("  timecode", f"{timecode_said(v['timecode'], v.get('reel_name'))} at the first frame"))
+    if v["rotation"] or v["mirrored"]:
+        rows.append(("  rotation", f"{turn_text(v['rotation'], v['mirrored'])} (kept as a tag)"))
+    if v["captions"]:
+        rows.append(("  captions", "EIA-608/708 closed captions, in the video (kept by h264 and hevc outputs)"))
     return rows
 
 

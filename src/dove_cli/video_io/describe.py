@@ -9,6 +9,7 @@ from typing import Any
 
 import av
 
+from dove_cli.errors import InputError
 from dove_cli.video_io.cadence import packet_pts, uneven
 from dove_cli.video_io.fields import scan_fields
 from dove_cli.video_io.formats import HDR_TRANSFERS, TRANSPORT_CLOCKS, assumed_matrix, is_rgb, stream_flags
@@ -51,11 +52,43 @@ def describe(path: str | Path) -> dict[str, Any]:
     its times begin, in seconds; `clock`: they are a transport clock's (MPEG-TS/PS), which outputs
     other than .ts start at 0 (`writer.time_zero`). Raises the reader's InputError when dove cannot
     read it."""
-    with open_reader(path, warn=False) as reader:
+    try:
+        reader = open_reader(path, warn=False)
+    except InputError:
+        if (heard := _sound_only(path)) is not None:  # an .m4a, a .flac, a .wav: nothing to upscale, but said
+            return heard
+        raise
+    with reader:
         info = reader.info
         if info.is_images:
             return {"path": str(path), "images": _images(info)}
         return _file(path, reader)
+
+
+def _sound_only(path: str | Path) -> dict[str, Any] | None:
+    """`describe` of a file with audio and no video (which `dove upscale` refuses): its container and
+    streams, `video` None; None where it is not one (unreadable, or no audio either)."""
+    try:
+        c = av.open(ffmpeg_name(path), metadata_errors="replace")
+    except (av.FFmpegError, OSError):
+        return None
+    with c:
+        if any(not is_picture(s) for s in c.streams.video) or not c.streams.audio:
+            return None
+        return {
+            "path": str(path),
+            "container": c.format.name,
+            "container_name": container_name(c.format),
+            "duration": c.duration / av.time_base if c.duration else None,
+            "start": c.start_time / av.time_base if c.start_time is not None else None,
+            "clock": c.format.name in TRANSPORT_CLOCKS,
+            "video": None,
+            "streams": [{**_stream(c, s), "programme": None} for s in c.streams],
+            "programmes": [],
+            "chapters": _chapters(c),
+            **dict(zip(("chapters_ordered", "chapters_linked"), chapter_order(path), strict=True)),
+            "tags": file_tags(c),
+        }
 
 
 def _file(path: str | Path, reader: VideoReader) -> dict[str, Any]:
@@ -180,6 +213,8 @@ def _stream(c: Any, s: Any) -> dict[str, Any]:
         d["bytes"] = len(s.data) if s.type == "attachment" else len(picture_bytes(c, s))
         return d
     d["codec"] = cc.name if cc is not None else s.name
+    if s.type == "audio" and cc is not None:  # the codec, not its decoder (mp3, not mp3float), as ffmpeg names it
+        d["codec"] = cc.codec.canonical_name
     if s.type in ("audio", "subtitle"):  # where its times begin (the output moves it with the video), and its length
         d["start"] = float(s.start_time * s.time_base) if s.start_time is not None and s.time_base else None
         length = s.duration * s.time_base if s.duration and s.time_base else tagged_length(s)
