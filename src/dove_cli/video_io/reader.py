@@ -19,7 +19,7 @@ import stat
 import time
 from collections import Counter, deque
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, cast
@@ -577,20 +577,24 @@ def missing_numbers(files: list[Path]) -> list[tuple[int, int]]:
     return [(a + 1, b - 1) for a, b in itertools.pairwise(numbers) if b > a + 1]
 
 
-def check_images(files: list[Path], name: Path | None = None) -> StillTags:
+def check_images(files: list[Path], name: Path | None = None) -> tuple[StillTags, Path]:
     """The first image's tags (`still_tags`), every image checked to have its size and EXIF
     orientation from the file headers (PIL reads no pixels: about 30 us an image), so that a stray
-    size or turn stops the run before any work rather than part way; with `name` (warn), a
-    multi-page TIFF is said (only its first page is read). A file PIL cannot read is left to the
-    decoder, which checks each size again."""
+    size or turn stops the run before any work rather than part way; and the first of the deepest
+    images (its bits in the tags returned): a sequence is read at its deepest images' depth, so that
+    an 8-bit slate at the head of a 16-bit scan does not make every frame 8-bit. With `name` (warn),
+    a multi-page TIFF is said (only its first page is read), and so are images shallower than the
+    others. A file no header reader knows is left to the decoder, which checks each size again."""
     first: tuple[int, int] | None = None
     tags: StillTags | None = None
     paged: list[tuple[Path, int]] = []
+    depths: dict[Path, int] = {}
     for file in files:
         this = still_tags(file)
         if (size := this.size) is None:
             continue
         paged += [(file, this.pages)] if this.pages > 1 else []
+        depths[file] = this.bits
         if first is None or tags is None:
             first, tags = size, this
         elif this.orientation != tags.orientation:  # (first: Pillow sizes a TIFF as turned)
@@ -604,7 +608,19 @@ def check_images(files: list[Path], name: Path | None = None) -> StillTags:
         more = f" ({counted(len(paged) - 1, 'more image')} with several pages)" if len(paged) > 1 else ""
         log.warning("%s: a TIFF of %d pages: only the first page is read, the other %d are left out%s (split it into "
                     "one image a page, such as page_%%03d.tif, to upscale them all)", file, pages, pages - 1, more)  # fmt: skip
-    return tags or StillTags()
+    deepest = max(depths, key=lambda f: depths[f], default=files[0])
+    if name is not None and (shallow := [f for f, bits in depths.items() if bits < depths[deepest]]):
+        say_shallower(name, shallow, depths, deepest)
+    return replace(tags, bits=depths[deepest]) if tags else StillTags(), deepest
+
+
+def say_shallower(name: Path, shallow: list[Path], depths: dict[Path, int], deepest: Path) -> None:
+    """Warn that images of a sequence hold fewer bits than its deepest, naming them: they are read as
+    deep as it (their values scaled up, losing nothing), so that the output keeps the deep frames' bits."""
+    n, shown = len(shallow), ", ".join(f"{f.name} ({depths[f]}-bit)" for f in shallow[:SHOWN_RANGES])
+    log.warning("%s: %d of the %d images %s fewer bits than the deepest (%d-bit, such as %s): %s%s; the sequence "
+                "is read and written at %d bits, theirs scaled up", name, n, len(depths), "has" if n == 1 else "have",
+                depths[deepest], deepest.name, shown, ", ..." * (n > SHOWN_RANGES), depths[deepest])  # fmt: skip
 
 
 def check_whole(files: list[Path], path: Path) -> None:
@@ -1702,12 +1718,14 @@ class ImageReader(VideoReader):
         if warn and strays:
             log.warning("%s: %s; they are read as frames, in name order among the others (move them out if they "
                         "are not frames of this clip)", path, stray_said(files, strays))  # fmt: skip
-        tags = check_images(files, path if warn else None)
+        tags, deepest = check_images(files, path if warn else None)
         rotation, mirrored = EXIF_TURNS[tags.orientation]  # applied, or a tag as a video's display matrix
         w, h = (first.height, first.width) if rotate == "apply" and rotation % 180 else (first.width, first.height)
         if rotate == "apply":
             self._apply_rotation, self._apply_mirror = rotation, mirrored
-        bit_depth = max(comp.bits for comp in first.format.components)
+        # the deepest image's format: the sequence's (an 8-bit slate at the head of 16-bit frames)
+        deep = first if deepest == files[0] else self._load(deepest)
+        bit_depth = max(comp.bits for comp in deep.format.components)
         # A later image may have it: looked at as the run reads it (a probe, warn=True, reads no further).
         self.transparent = see_through(first)
         if self.transparent and warn and say_alpha:
@@ -1722,7 +1740,7 @@ class ImageReader(VideoReader):
             time_base=1 / rate,
             start_pts=0,
             bit_depth=bit_depth,
-            pix_fmt=first.format.name,
+            pix_fmt=deep.format.name,
             codec=files[0].suffix.lower().lstrip("."),
             container="image2",
             is_image_sequence=len(files) > 1 or is_pattern(path) or path.is_dir(),
@@ -1779,6 +1797,8 @@ class ImageReader(VideoReader):
                     f"{exc}; nothing is kept: replace it (a new scan or copy), or move it out to leave "
                     "a gap in the numbering, then run the same command again"
                 ) from None
+            if rgb.dtype == np.uint8 and self._rgb_format == "rgb48le":  # an 8-bit image among 16-bit ones
+                rgb = rgb.astype(np.uint16) * 257  # (exactly: swscale's rgb24 -> rgb48 is up to 0.7 levels off)
             rgb = turned(rgb, *self.turn)
             if not self.transparent and i and see:
                 self.transparent = True
@@ -1793,14 +1813,15 @@ class ImageReader(VideoReader):
         looked at only until one image has shown it."""
         see = not self.transparent and index > 0 and see_through(frame)
         rng = ColorRange.JPEG if frame.format.name.startswith("yuvj") or frame.color_range == 2 else ColorRange.MPEG
+        eight = max(comp.bits for comp in frame.format.components) <= 8  # (`__iter__` scales it up where deeper)
         out = self._reformatter.reformat(
             frame,
-            format=self._rgb_format,
+            format="rgb24" if eight else self._rgb_format,
             src_color_range=rng,
             dst_color_range=ColorRange.JPEG,
             interpolation=TO_RGB_FLAGS,
         )
-        if self._rgb_format != "rgb48le":
+        if eight or self._rgb_format != "rgb48le":
             return out.to_ndarray(), see
         gain = rgb48_gain(frame.format.name, Colorspace.ITU601, rng == ColorRange.JPEG)  # swscale's default matrix
         return exact_rgb48(out.to_ndarray(), gain), see

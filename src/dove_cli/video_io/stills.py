@@ -1,5 +1,5 @@
-"""What a still image's file holds besides its pixels (EXIF orientation, pages, ICC profile, DPI),
-read by Pillow from its header, and a PNG's colour chunks (cICP, mDCV, cLLI); the ICC profile, DPI
+"""What a still image's file holds besides its pixels (EXIF orientation, pages, ICC profile, DPI,
+bits, compression), read by Pillow from its header (a DPX's and an EXR's by dove, which Pillow cannot open), and a PNG's colour chunks (cICP, mDCV, cLLI); the ICC profile, DPI
 and HDR10 metadata put back into a written PNG or JPEG (FFmpeg's encoders take them as frame side
 data, which PyAV cannot attach)."""
 
@@ -11,10 +11,14 @@ import zlib
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from dove_cli.video_io.hdr import Mastering, mastering_from
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 # EXIF orientation (1-8) -> how the viewer shows the stored pixels, as a display matrix says it (`VideoInfo`):
 # degrees turned counter-clockwise, then mirrored left-right or not; Pillow's ImageOps.exif_transpose does the same.
@@ -32,9 +36,11 @@ EXIF_TURNS = {
 
 @dataclass(frozen=True)
 class StillTags:
-    """An image file's size (None: Pillow cannot read it), EXIF orientation (1: as stored), pages (a
-    multi-page TIFF's), whether it is an animation (an APNG), its ICC profile and its resolution in
-    dots per inch (None: not given)."""
+    """An image file's size (None: its header cannot be read), EXIF orientation (1: as stored), pages (a
+    multi-page TIFF's), whether it is an animation (an APNG), its ICC profile, its resolution in
+    dots per inch (None: not given), the bits of its deepest channel as stored (a 10-bit DPX: 10, a
+    half-float EXR: 16) and a TIFF's compression as FFmpeg's tiff encoder names it (None: another,
+    or no TIFF)."""
 
     size: tuple[int, int] | None = None
     orientation: int = 1
@@ -42,11 +48,35 @@ class StillTags:
     animated: bool = False
     icc: bytes | None = None
     dpi: tuple[float, float] | None = None
+    bits: int = 8
+    compression: str | None = None
+
+
+# Pillow's names of a TIFF's compression -> FFmpeg's tiff encoder's (its compression_algo option)
+TIFF_COMPRESSIONS = {"raw": "raw", "packbits": "packbits", "tiff_lzw": "lzw", "tiff_adobe_deflate": "deflate",
+                     "tiff_deflate": "deflate"}  # fmt: skip
+# Bits a Pillow mode stores where it says (a 16-bit RGB image is "RGB": `_bits` reads its header)
+MODE_BITS = {"I;16": 16, "I;16B": 16, "I;16L": 16, "I": 32, "F": 32}
+
+
+def _bits(file: Path, image: Image.Image) -> int:
+    """The bits of an image's deepest channel, from its header: a TIFF's BitsPerSample, a PNG's IHDR
+    bit depth (both 16 for 16-bit RGB, which Pillow's mode calls "RGB"), else as its mode says."""
+    from PIL import PngImagePlugin, TiffImagePlugin
+
+    if isinstance(image, TiffImagePlugin.TiffImageFile):
+        bits = image.tag_v2.get(258, 8)
+        return max(bits) if isinstance(bits, tuple) else int(bits)
+    if isinstance(image, PngImagePlugin.PngImageFile):
+        with open(file, "rb") as f:  # (the IHDR comes first: its bit depth is byte 24)
+            head = f.read(25)
+        return head[24] if len(head) == 25 else 8
+    return MODE_BITS.get(image.mode, 8)
 
 
 def still_tags(file: Path) -> StillTags:
-    """`file`'s tags from its header (no pixels are decoded); none for a file Pillow cannot open,
-    which FFmpeg reads or refuses."""
+    """`file`'s tags from its header (no pixels are decoded); a DPX's and an EXR's from theirs
+    (`film_tags`); none for a file neither can read, which FFmpeg reads or refuses."""
     from PIL import Image, TiffImagePlugin, UnidentifiedImageError
 
     try:
@@ -65,8 +95,14 @@ def still_tags(file: Path) -> StillTags:
                 animated=image.format == "PNG" and frames > 1,
                 icc=image.info.get("icc_profile") or None,
                 dpi=(float(dpi[0]), float(dpi[1])) if dpi and dpi[0] > 0 and dpi[1] > 0 else None,
+                bits=_bits(file, image),
+                compression=TIFF_COMPRESSIONS.get(image.info.get("compression", ""))
+                if image.format == "TIFF"
+                else None,
             )
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError):
+    except UnidentifiedImageError:
+        return film_tags(file)
+    except (OSError, ValueError, SyntaxError):
         return StillTags()
 
 
@@ -111,6 +147,51 @@ def damage(file: Path) -> str:
         except (OSError, UnidentifiedImageError, ValueError, SyntaxError, struct.error):
             return unread
     return ""
+
+
+def film_tags(file: Path) -> StillTags:
+    """A DPX's or an OpenEXR's size and bits from its header (SMPTE 268M; OpenEXR's file layout), which
+    Pillow cannot read; none for another file, or a header cut short."""
+    try:
+        with open(file, "rb") as f:
+            head = f.read(65536)  # (an EXR's header attributes come first; a DPX's fields are at fixed places)
+    except OSError:
+        return StillTags()
+    try:
+        if head[:4] in (b"SDPX", b"XPDS"):  # big- or little-endian
+            end = ">" if head[:4] == b"SDPX" else "<"
+            width, height = struct.unpack(end + "2I", head[772:780])  # pixels per line, lines per element
+            return StillTags(size=(width, height), bits=head[803])  # image element 1's bit size
+        if head[:4] == b"\x76\x2f\x31\x01":
+            return _exr_tags(head)
+    except (struct.error, IndexError, ValueError):
+        pass
+    return StillTags()
+
+
+def _exr_tags(head: bytes) -> StillTags:
+    """An OpenEXR header's display window (its size, as FFmpeg decodes it) and its deepest channel (half:
+    16 bits, float and uint: 32): attributes name, type, size, value from byte 8 on, to an empty name."""
+    at, size, bits = 8, None, 0
+    while head[at] != 0:
+        name_end = head.index(b"\0", at)
+        type_end = head.index(b"\0", name_end + 1)
+        name = head[at:name_end]
+        (length,) = struct.unpack("<i", head[type_end + 1 : type_end + 5])
+        value = head[type_end + 5 : type_end + 5 + length]
+        if len(value) != length:
+            raise ValueError("header cut short")
+        if name == b"displayWindow":
+            x0, y0, x1, y1 = struct.unpack("<4i", value)
+            size = (x1 - x0 + 1, y1 - y0 + 1)
+        elif name == b"channels":  # name, pixel type (0 uint, 1 half, 2 float), linear, 3 reserved, x and y sampling
+            i = 0
+            while value[i] != 0:
+                i = value.index(b"\0", i) + 1
+                bits = max(bits, 16 if struct.unpack("<i", value[i : i + 4])[0] == 1 else 32)
+                i += 16
+        at = type_end + 5 + length
+    return StillTags(size=size, bits=bits or 32) if size else StillTags()
 
 
 def turned(rgb: np.ndarray, degrees: int, mirrored: bool) -> np.ndarray:
