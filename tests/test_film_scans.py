@@ -56,3 +56,54 @@ def test_an_8_bit_slate_at_the_head_of_a_16_bit_sequence_keeps_the_16_bits(tmp_p
     for i, rgb in enumerate(want):
         got = ffmpeg_frames(tmp_path / f"out/shot_{i:04d}.tif", W, H, deep=True)[0]
         assert np.array_equal(got, rgb), i
+
+
+def test_a_tiff_too_large_for_ffmpeg_is_refused_before_the_run_and_in_a_plan(tmp_path, capsys):
+    """FFmpeg's TIFF encoder needs room for twice the raw image, 4 bytes a row and 16 KiB in one int:
+    16307x10974 16-bit fails by 12913 bytes (at once, before it reads a pixel: checked here),
+    16384x10922 is written (measured: 1.0 GiB, too slow for a test). A plan refuses such an output
+    in one line that says what to do."""
+    import av
+    import pytest
+
+    from dove_cli.cli import main
+    from dove_cli.video_io.images import too_large
+
+    cc = av.CodecContext.create("tiff", "w")
+    cc.width, cc.height, cc.pix_fmt, cc.options = 16307, 10974, "rgb48le", {"compression_algo": "raw"}
+    frame = av.VideoFrame(16307, 10974, "rgb48le")  # (allocated, never written: the encoder refuses first)
+    with pytest.raises(av.FFmpegError):
+        cc.encode(frame)
+    assert too_large("tiff", "rgb48le", 16307, 10974) and too_large("tiff", "rgb48le", 16384, 10922) is None
+    assert too_large("tiff", "rgb24", 16384, 10923) is None and too_large("png", "rgb48be", 16384, 12448) is None
+    with pytest.raises(av.FFmpegError):  # no frame of it (16384x16000 is one): no image format can write it
+        av.VideoFrame(16384, 16256, "gray")
+    assert "more pixels than FFmpeg holds in one frame" in (too_large("png", "gray", 16384, 16256) or "")
+    assert too_large("png", "gray", 16384, 16000) is None
+    four_three = np.random.default_rng(0).integers(0, 65536, (12, 16, 3), dtype=np.uint16)
+    src = write_image(tmp_path / "scan.tif", four_three)  # --size 12000p makes it 16000x12000
+    with pytest.raises(SystemExit) as exc:
+        main(["upscale", str(src), "-o", str(tmp_path / "big.tif"), "--model", "bilinear", "--size", "12000p",
+              "--dry-run"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "Traceback" not in err
+    assert (
+        "a 16000x12000 16-bit TIFF holds 1.1 GiB of pixels, more than FFmpeg's TIFF encoder writes in one image" in err
+    )
+    assert "write .png instead" in err and not (tmp_path / "big.tif").exists()
+
+
+def test_an_image_the_encoder_fails_on_is_one_line_error(tmp_path, monkeypatch):
+    """An encoder failure `too_large` does not foresee (here a WebP wider than libwebp takes, with the check
+    switched off) is an OutputError naming the output, not FFmpeg's exception."""
+    import pytest
+
+    from dove_cli.errors import OutputError
+    from dove_cli.video_io import images, open_writer, probe
+
+    monkeypatch.setattr(images, "too_large", lambda *a: None)
+    info = probe(write_image(tmp_path / "a.png", noise(8, 0)))
+    writer = open_writer(tmp_path / "wide/%04d.webp", info, 16384, 2, overwrite=False)
+    with pytest.raises(OutputError, match=r"%04d.webp: FFmpeg's libwebp encoder could not write a 16384x2 bgra image"):
+        writer.write(np.zeros((2, 16384, 3), np.uint8))
+    assert [p.name for p in tmp_path.iterdir()] == ["a.png"]  # (no folder of images begun)

@@ -21,6 +21,7 @@ from dove_cli.video_io.formats import (
     TO_YUV_FLAGS,
     check_encoder_options,
     encoder_formats,
+    ffmsg,
     has_encoder,
     png_color_tags,
     rgb_frame,
@@ -56,6 +57,29 @@ IMAGE_PIX_FMTS = ("rgb48be", "rgb48le", "rgb24", "bgr24", "bgra", "yuvj444p", "y
 # The encoders' settings unless --codec-option says otherwise: WebP lossless, as PNG and TIFF are (libwebp's
 # default, lossy at quality 75, threw away much of the detail an upscale makes; lossless=0 quality=90 is lossy).
 IMAGE_ENCODER_DEFAULTS = {"libwebp": {"lossless": "1"}}
+
+
+# FFmpeg's limits on one image, found by encoding at them (FFmpeg 8.1): a frame holds fewer than INT_MAX / 8
+# pixels counted with a margin of 128 a side (av_image_check_size: 16384x16000 is about the most), and the TIFF
+# encoder asks for room for twice the raw image, 4 bytes a row and 16 KiB in one int (a 16-bit RGB TIFF of
+# 16384x10922, 1.0 GiB of pixels, is written; 16384x10923 fails); libwebp takes at most 16383 px a side.
+INT_MAX = 2**31 - 1
+TIFF_ROOM = INT_MAX - 64 - 16384  # the packet's padding and FFmpeg's AV_INPUT_BUFFER_MIN_SIZE
+WEBP_MAX_SIDE = 16383
+
+
+def too_large(encoder: str, pix_fmt: str, width: int, height: int) -> str | None:
+    """Why FFmpeg cannot write one `width` x `height` image of `encoder` in `pix_fmt`; None when it can."""
+    if (width + 128) * (height + 128) >= INT_MAX // 8:
+        return f"a {width}x{height} image has more pixels than FFmpeg holds in one frame (about 268 million)"
+    bits = av.VideoFormat(pix_fmt).bits_per_pixel
+    if encoder == "tiff" and height * (2 * ((width * bits + 7) // 8) + 4) > TIFF_ROOM:
+        depth, gib = max(c.bits for c in av.VideoFormat(pix_fmt).components), width * height * bits / 8 / 2**30
+        return (f"a {width}x{height} {depth}-bit TIFF holds {gib:.1f} GiB of pixels, more than FFmpeg's TIFF encoder "
+                "writes in one image (1.0 GiB)")  # fmt: skip
+    if encoder == "libwebp" and max(width, height) > WEBP_MAX_SIDE:
+        return f"a {width}x{height} WebP is larger than the format holds ({WEBP_MAX_SIDE} px a side)"
+    return None
 
 
 def image_pix_fmt(path: Path, bit_depth: int, pix_fmt: str | None = None) -> str:
@@ -129,6 +153,8 @@ class ImageWriter(VideoWriter):
         pf = image_pix_fmt(path, info.bit_depth, pix_fmt)
         self._pix_fmt, self._asked = pf, pix_fmt is not None
         self.codec, self.pix_fmt = encoder, pf  # as a plan reports them
+        if why := too_large(encoder, pf, width, height):  # (before the run, not after its first frame's work)
+            raise OutputError(f"{path}: {why}; write .png instead, or make it smaller (a lower --scale, or --size)")
         # An HDR source's colour tags, which a PNG keeps (cICP) with its HDR10 metadata; other image formats cannot.
         self._color = png_color_tags(info.color_primaries, info.color_trc) if encoder == "png" else None
         if warn:
@@ -262,7 +288,12 @@ class ImageWriter(VideoWriter):
             raise ValueError(f"frame shape {rgb.shape} != ({self._h}, {self._w}, 3)")
         if not self._pattern and self.frames_written:
             raise OutputError(f"{self.path}: one image cannot hold more than one frame")
-        data = self._encode(np.ascontiguousarray(turned(rgb, *self._turn)))
+        try:
+            data = self._encode(np.ascontiguousarray(turned(rgb, *self._turn)))
+        except av.FFmpegError as exc:  # (what `too_large` does not foresee: said in one line, as any output error)
+            self.abort()
+            raise OutputError(f"{self.path}: FFmpeg's {self._encoder} encoder could not write a {self._w}x{self._h} "
+                              f"{self._pix_fmt} image ({ffmsg(exc)})") from None  # fmt: skip
         i = self.frames_written
         number = self._numbers[i] if self._numbers is not None and i < len(self._numbers) else self._start + i
         target = self._tmp if not self._pattern else self._tmp / frame_name(self.path, number)
