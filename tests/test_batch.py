@@ -954,20 +954,21 @@ def test_what_a_folder_run_leaves_out_is_said_once(tmp_path, caplog, capsys):
     ), err
 
 
-@pytest.mark.parametrize("given", ["shots", "dpx", "dpx/f_%06d.dpx"])
+@pytest.mark.parametrize("given", ["shots", "cin", "cin/f_%06d.cin"])
 def test_what_a_folder_without_videos_or_images_holds_is_named(tmp_path, capsys, given):
     """A folder of frame folders (shots/shotA/) was "holds no videos or images" without naming them
     (it is a folder run's input now, whose -o is a folder; what reads it as one sequence points there),
-    and a DPX sequence's pattern was "no such file" although its files exist."""
+    and a sequence's pattern in an extension dove does not read (Cineon) was "no such file" although its
+    files exist."""
     from dove_cli.cli import main
     from dove_cli.video_io import image_inputs
 
     for shot in ("shotA", "shotB"):
         (tmp_path / "shots" / shot).mkdir(parents=True)
         (tmp_path / "shots" / shot / "0001.png").write_bytes(b"")
-    (tmp_path / "dpx").mkdir()
+    (tmp_path / "cin").mkdir()
     for n in (1, 2):
-        (tmp_path / "dpx" / f"f_{n:06d}.dpx").write_bytes(b"")
+        (tmp_path / "cin" / f"f_{n:06d}.cin").write_bytes(b"")
     with pytest.raises(SystemExit) as exc:
         main(["upscale", str(tmp_path / given), "-o", str(tmp_path / "out/%06d.png"), "--model", "bilinear"])
     err = capsys.readouterr().err.strip()
@@ -980,8 +981,8 @@ def test_what_a_folder_without_videos_or_images_holds_is_named(tmp_path, capsys,
         assert str(read.value).endswith(f"its sub-folders shotA, shotB hold images: frame folders, each one input "
                                         f"(dove upscale {tmp_path / 'shots'} -o OUT/ upscales each into OUT/shotA/ ...)")  # fmt: skip
     else:
-        assert "2 .dpx files, which dove does not read as images" in err and "no such file" not in err, err
-        assert given == "dpx" or "(it reads .bmp, .jpeg, .jpg, .png, .tif, .tiff, .webp)" in err
+        assert "2 .cin files, which dove does not read as images" in err and "no such file" not in err, err
+        assert given == "cin" or "(it reads .bmp, .dpx, .exr, .jpeg, .jpg, .png, .tif, .tiff, .webp)" in err
 
 
 def test_missing_weights_are_one_error_for_the_folder(tmp_path, monkeypatch):

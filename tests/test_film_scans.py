@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import subprocess
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ import numpy as np
 from dove_cli.options import UpscaleOptions
 from dove_cli.upscaling import upscale
 from dove_cli.video_io.describe import describe
+from dove_cli.video_io.stills import StillTags, still_tags
 from media import FFMPEG, ffmpeg_frames
 
 SAME = dict(model="bilinear", scale=1, color_fix="none", device="cpu", tile=0, chunk=0)
@@ -107,3 +109,100 @@ def test_an_image_the_encoder_fails_on_is_one_line_error(tmp_path, monkeypatch):
     with pytest.raises(OutputError, match=r"%04d.webp: FFmpeg's libwebp encoder could not write a 16384x2 bgra image"):
         writer.write(np.zeros((2, 16384, 3), np.uint8))
     assert [p.name for p in tmp_path.iterdir()] == ["a.png"]  # (no folder of images begun)
+
+
+def write_dpx10(path: Path, codes: np.ndarray, *extra: str) -> Path:
+    """10-bit code values [H, W, 3] as a DPX (gbrp10: planes G, B, R), by the ffmpeg binary."""
+    planes = np.stack([codes[..., 1], codes[..., 2], codes[..., 0]]).astype("<u2")
+    h, w = codes.shape[:2]
+    cmd = [FFMPEG, "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "gbrp10le", "-s", f"{w}x{h}", "-i", "-", *extra,
+           str(path)]  # fmt: skip
+    subprocess.run(cmd, input=planes.tobytes(), check=True)
+    return path
+
+
+def test_a_dpx_sequence_is_read_as_a_tiff_sequence_is(tmp_path):
+    """A folder of 10-bit DPX (big- and little-endian alike) is a sequence: 16-bit TIFFs under the
+    frames' own names and numbers, each code value v as v << 6 | v >> 4 (bit replication, within 1 of
+    v * 65535 / 1023); a single DPX keeps its number in a pattern output, as a single TIFF does."""
+    src = tmp_path / "reel"
+    src.mkdir()
+    codes = [np.random.default_rng(i).integers(0, 1024, (H, W, 3)) for i in range(3)]
+    for i, c in enumerate(codes):  # (the encoder writes big-endian unless told: one of each)
+        write_dpx10(src / f"r1_{86400 + i:07d}.dpx", c, *(("-pix_fmt", "gbrp10le") if i == 1 else ()))
+    assert describe(src)["images"]["count"] == 3
+    for i in range(3):  # (the header read for the size and depth checks, big- and little-endian)
+        assert still_tags(src / f"r1_{86400 + i:07d}.dpx") == StillTags(size=(W, H), bits=10)
+    upscale(src, tmp_path / "out/r1_%07d.tif", UpscaleOptions(**SAME))
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"r1_{86400 + i:07d}.tif" for i in range(3)]
+    for i, c in enumerate(codes):
+        got = ffmpeg_frames(tmp_path / f"out/r1_{86400 + i:07d}.tif", W, H, deep=True)[0]
+        assert np.array_equal(got, (c << 6) | (c >> 4)), i
+    upscale(src / "r1_0086401.dpx", tmp_path / "one/shot_%07d.tif", UpscaleOptions(**SAME))
+    assert [p.name for p in (tmp_path / "one").iterdir()] == ["shot_0086401.tif"]
+
+
+def test_a_folder_output_writes_a_dpx_sequence_as_tiff_and_no_dpx_is_written(tmp_path):
+    """`-o OUT/` keeps the names with .tif for .dpx (dove does not write DPX), and a .dpx output is
+    refused in one line."""
+    import pytest
+
+    from dove_cli.batch import into_folder
+    from dove_cli.errors import OutputError
+
+    src = tmp_path / "reel"
+    src.mkdir()
+    for i in range(2):
+        write_dpx10(src / f"a_{i:04d}.dpx", np.zeros((H, W, 3), int))
+    assert into_folder(src, f"{tmp_path}/out/", None, None) == tmp_path / "out/a_%04d.tif"
+    with pytest.raises(OutputError, match=r"x.dpx: dove reads .dpx images but does not write them; write .tif"):
+        upscale(src / "a_0000.dpx", tmp_path / "x.dpx", UpscaleOptions(**SAME))
+
+
+def test_linear_exr_values_outside_0_to_1_are_said_before_the_run_and_clipped_exactly(tmp_path, caplog):
+    """An EXR sequence (half floats, as scans are stored) is read like any: 0..1 written as
+    round(v * 65535), exactly (swscale took 1.0 to 65532), the rest clipped; before the run one warning
+    says so, with the fractions above 1.0 and below 0 of the first image (numpy counts them here)."""
+    src = tmp_path / "exr"
+    src.mkdir()
+    x = np.linspace(-0.2, 3.0, W, dtype=np.float32)
+    frames = [np.broadcast_to(x[None, :, None] * (1 + c), (H, W, 3)).astype(np.float16).astype(np.float32)
+              for c in (0, 0.5)]  # fmt: skip
+    for i, f in enumerate(frames):
+        write_image(src / f"{i + 1:04d}.exr", f, "-format", "half")
+    assert still_tags(src / "0001.exr") == StillTags(size=(W, H), bits=16)  # (half floats)
+    with caplog.at_level(logging.WARNING):
+        upscale(src, tmp_path / "out/%04d.tif", UpscaleOptions(**SAME))
+    said = [r.getMessage() for r in caplog.records if "linear light" in r.getMessage()]
+    above, below = np.mean(frames[0] > 1), np.mean(frames[0] < 0)
+    assert len(said) == 1 and f"{above:.1%} of 0001.exr's samples are above 1.0 and {below:.1%} below 0" in said[0]
+    assert "does not tone-map" in said[0]
+    for i, f in enumerate(frames):
+        got = ffmpeg_frames(tmp_path / f"out/{i + 1:04d}.tif", W, H, deep=True)[0]
+        assert np.array_equal(got, np.round(np.clip(f.astype(np.float64), 0, 1) * 65535)), i
+    assert describe(src)["images"]["transfer"] == "linear"
+
+
+def test_ffv1_of_an_exr_is_16_bit_rgb_and_a_refusal_blames_dove_not_options_never_given(tmp_path):
+    """dove's frames are 16-bit: ffv1 writes a float source as gbrp16le (it chose gbrpf32le, which ffv1
+    here cannot write, and blamed --crf/--preset/--pix-fmt, never given). Where the encoder refuses
+    dove's own choice, the error says so; where the user asked, it names what was asked."""
+    import pytest
+
+    from dove_cli.errors import OptionError, OutputError
+    from dove_cli.video_io.formats import check_encoder_options
+
+    rgb = np.random.default_rng(0).random((H, W, 3), dtype=np.float32)
+    src = write_image(tmp_path / "a.exr", rgb)
+    upscale(src, tmp_path / "a.mkv", UpscaleOptions(**SAME, codec="ffv1"))
+    report = subprocess.run([FFMPEG, "-hide_banner", "-i", str(tmp_path / "a.mkv")], capture_output=True, text=True)
+    assert "ffv1" in report.stderr and "gbrp16le" in report.stderr
+    got = ffmpeg_frames(tmp_path / "a.mkv", W, H, deep=True)[0]
+    assert np.array_equal(got, np.round(rgb.astype(np.float64) * 65535))
+    with pytest.raises(OptionError, match=r"ffv1 refused --pix-fmt \("):  # (asked for: named)
+        upscale(src, tmp_path / "b.mkv", UpscaleOptions(**SAME, codec="ffv1", pix_fmt="gbrpf32le"))
+    threads = {"threads": "1"}
+    with pytest.raises(OutputError, match=r"ffv1 cannot write what dove chose for this output, gbrpf32le at 12x8 "):
+        check_encoder_options("ffv1", threads, threads, W, H, "gbrpf32le", Fraction(25))
+    with pytest.raises(OptionError, match=r"ffv1 refused --pix-fmt \("):
+        check_encoder_options("ffv1", threads, threads, W, H, "gbrpf32le", Fraction(25), ("--pix-fmt",))

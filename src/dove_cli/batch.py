@@ -42,7 +42,7 @@ from dove_cli.errors import (
     noting_cancels,
 )
 from dove_cli.logs import held_warnings
-from dove_cli.video_io.formats import codec_home, extension_holds
+from dove_cli.video_io.formats import FILM_OUTPUT_EXTENSION, codec_home, extension_holds
 from dove_cli.video_io.reader import DEFAULT_SEQUENCE_FPS, why_none
 
 # dove_cli.upscaling is imported inside the functions that run files: it loads torch (`dove upscale DIR`
@@ -182,9 +182,14 @@ def frames_output(folder: Path, out: Path) -> Path:
     if (named := video_io.numbering(files)) is None:
         shown = ", ".join(f.name for f in files[:3]) + ", ..." * (len(files) > 3)
         raise OutputError(f"{folder}: its images ({shown}) are not named by one number counting up, so {out} "
-                          f"cannot keep their names; give an image pattern (-o {out / own_pattern(files)}), "
+                          f"cannot keep their names; give an image pattern (-o {out / written_as(own_pattern(files))}), "
                           "whose images are numbered anew, one after another")  # fmt: skip
-    return out / named[0]
+    return out / written_as(named[0])
+
+
+def written_as(name: str) -> str:
+    """An image's name as dove writes it: its own, or with .tif for a DPX or EXR, which dove does not write."""
+    return name if Path(name).suffix.lower() in video_io.IMAGE_EXTENSIONS else Path(name).stem + FILM_OUTPUT_EXTENSION
 
 
 def own_pattern(files: list[Path]) -> str:

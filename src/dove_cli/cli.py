@@ -1289,9 +1289,9 @@ def main(argv: list[str] | None = None) -> None:
 def _dash_name_hint(exc: Exception, args: list[str]) -> str:
     """`dove upscale -clip.mp4`: a file name starting with '-' is read as options (`No such option:
     -c`); said when an argument starting with the unknown option is a file, or named like a video."""
-    from dove_cli.video_io.formats import IMAGE_EXTENSIONS, READ_ONLY_VIDEO_EXTENSIONS, VIDEO_EXTENSIONS
+    from dove_cli.video_io.formats import READ_IMAGE_EXTENSIONS, READ_ONLY_VIDEO_EXTENSIONS, VIDEO_EXTENSIONS
 
-    known = {*VIDEO_EXTENSIONS, *READ_ONLY_VIDEO_EXTENSIONS, *IMAGE_EXTENSIONS}
+    known = {*VIDEO_EXTENSIONS, *READ_ONLY_VIDEO_EXTENSIONS, *READ_IMAGE_EXTENSIONS}
     option = getattr(exc, "option_name", None) or ""
     for arg in args:
         if option and arg.startswith(option) and (Path(arg).suffix.lower() in known or Path(arg).is_file()):

@@ -26,6 +26,7 @@ from dove_cli.video_io.formats import (
     CODECS,
     FOLDER_EXTENSIONS,
     IMAGE_EXTENSIONS,
+    READ_ONLY_IMAGE_EXTENSIONS,
     READ_ONLY_VIDEO_EXTENSIONS,
     VIDEO_EXTENSIONS,
     deep_output,
@@ -203,6 +204,8 @@ def open_writer(
     if width < 1 or height < 1:
         raise OptionError(f"output size must be positive, got {width}x{height}")
     ext = path.suffix.lower()
+    if ext in READ_ONLY_IMAGE_EXTENSIONS:
+        raise OutputError(f"{path}: dove reads {ext} images but does not write them; write .tif (16-bit) or .png")
     if ext in IMAGE_EXTENSIONS:
         check_fields(path, OutputError)
         return ImageWriter(

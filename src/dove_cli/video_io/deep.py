@@ -49,6 +49,31 @@ def _planar_yuv(fmt: av.VideoFormat) -> bool:
     return is_yuv(fmt) and not fmt.is_big_endian and len({c.plane for c in fmt.components}) == len(fmt.components)
 
 
+def float_values(frame: av.VideoFrame) -> np.ndarray:
+    """A planar float frame's samples (an EXR's gbrpf16le or gbrpf32le, grayf32le, with alpha or not)
+    as float32 [H, W, 3]: R, G, B (grey repeated), alpha left out. PyAV reads no half floats itself."""
+    fmt = frame.format
+    colour = [c for c in fmt.components if not c.is_alpha]
+    dtype = np.dtype(f"{'>' if fmt.is_big_endian else '<'}f{colour[0].bits // 8}")
+    planes = [
+        np.frombuffer(memoryview(frame.planes[c.plane]), dtype).reshape(frame.height, -1)[:, : frame.width]
+        for c in colour  # (in R, G, B order; rows padded to line_size)
+    ]
+    return np.stack(planes * (3 // len(planes)), axis=2).astype(np.float32)
+
+
+def float_rgb48(values: np.ndarray) -> np.ndarray:
+    """Float RGB [H, W, 3] (`float_values`) as 16-bit code values: 0..1 to 0..65535, rounded; beyond that
+    clipped, as dove does not tone-map (`clipped` counts it); in float64, as float32 rounds some
+    halves the wrong way. swscale's own conversion is up to 3 codes off and takes 1.0 to 65532."""
+    return np.round(np.clip(values, 0, 1, dtype=np.float64) * 65535).astype(np.uint16)
+
+
+def clipped(values: np.ndarray) -> tuple[float, float]:
+    """The fractions of float samples above 1.0 and below 0 (NaN aside), which `float_rgb48` clips."""
+    return float(np.mean(values > 1)), float(np.mean(values < 0))
+
+
 @functools.cache
 def rgb48_gain(pix_fmt: str, matrix: Colorspace, full: bool) -> float:
     """How much swscale's YUV -> rgb48 conversion of `pix_fmt` scales the exact result (1.0: exact,

@@ -31,6 +31,11 @@ IMAGE_EXTENSIONS = {
     ".bmp": "bmp",
     ".webp": "libwebp",
 }
+# Film scans and renders, which FFmpeg decodes (DPX: 10-bit log or linear code values; OpenEXR: linear
+# half or float) and dove reads as images, but does not write: their sequences go to 16-bit TIFF.
+READ_ONLY_IMAGE_EXTENSIONS = (".dpx", ".exr")
+READ_IMAGE_EXTENSIONS = (*IMAGE_EXTENSIONS, *READ_ONLY_IMAGE_EXTENSIONS)
+FILM_OUTPUT_EXTENSION = ".tif"  # what a folder output writes a DPX or EXR sequence as
 VIDEO_EXTENSIONS = {
     ".mp4": "mp4",
     ".m4v": "mp4",
@@ -561,7 +566,9 @@ def default_pix_fmt(spec: CodecSpec, high: bool, source: str, supported: set[str
     lossless codec that holds RGB (`spec.rgb`: ffv1) stays RGB, in its own format where the encoder
     takes it (gbrp10le), else in the codec's (an 8-bit gbrp capture: bgr0; alpha is not kept)."""
     if spec.rgb and is_rgb(source):
-        if source in supported and len(av.VideoFormat(source).components) == 3:
+        # the source's own format, unless it is float (an EXR's gbrpf32le, which dove's 16-bit frames
+        # do not fill and ffv1 here cannot write) or has an alpha plane
+        if source in supported and len(av.VideoFormat(source).components) == 3 and not FLOAT.search(source):
             return source
         return spec.rgb[1] if high else spec.rgb[0]
     if not (high and spec.pix_fmt_hi in supported):
@@ -571,6 +578,7 @@ def default_pix_fmt(spec: CodecSpec, high: bool, source: str, supported: set[str
 
 # What dove's frames carry between reader and writer: 16-bit RGB for any source deeper than 8 bits.
 PIPELINE_BITS = 16
+FLOAT = re.compile(r"f(16|32)(le|be)$")  # a floating-point pixel format (gbrpf32le, grayf16le)
 
 
 def bits(pix_fmt: str) -> int:
@@ -658,10 +666,19 @@ def chroma_lost(source: str, pf: str, supported: set[str]) -> str | None:
 
 
 def check_encoder_options(
-    encoder: str, opts: dict[str, str], given: dict[str, Any], width: int, height: int, pix_fmt: str, fps: Fraction
+    encoder: str,
+    opts: dict[str, str],
+    given: dict[str, Any],
+    width: int,
+    height: int,
+    pix_fmt: str,
+    fps: Fraction,
+    asked: tuple[str, ...] = (),
 ) -> None:
     """Open the encoder once with the options, so that a typo is an error now, naming the option,
-    rather than a write failure at the first frame (or an option silently ignored)."""
+    rather than a write failure at the first frame (or an option silently ignored). `asked`: the
+    flags the user gave that set it up (--crf, --preset, --pix-fmt), blamed where no --codec-option
+    is; with none, the fault is dove's own choice, and said so."""
     cc: Any = av.CodecContext.create(encoder, "w")
     cc.width, cc.height, cc.pix_fmt = width, height, pix_fmt
     rate = Fraction(fps) if fps and fps > 0 else Fraction(25)
@@ -671,8 +688,11 @@ def check_encoder_options(
     try:
         cc.open()
     except (av.FFmpegError, ValueError) as exc:
-        if not shown:  # only dove's thread settings: the codec's own settings (--crf, --preset) are at fault
-            raise OptionError(f"{encoder} refused --crf/--preset/--pix-fmt ({ffmsg(exc)})") from None
+        if not shown and asked:  # only dove's thread settings: the codec's own settings (--crf, --preset) are at fault
+            raise OptionError(f"{encoder} refused {'/'.join(asked)} ({ffmsg(exc)})") from None
+        if not shown:
+            raise OutputError(f"{encoder} cannot write what dove chose for this output, {pix_fmt} at {width}x{height} "
+                              f"({ffmsg(exc)}); no option given is at fault: choose a format with --pix-fmt") from None  # fmt: skip
         raise OptionError(f"--codec-option {shown}: {encoder} refused them ({ffmsg(exc)})") from None
     unknown = sorted(set(cc.options) & set(map(str, given)))
     if "movflags" in unknown:  # ffmpeg's -movflags is the MP4/MOV muxer's, which dove sets itself

@@ -169,7 +169,9 @@ class ImageWriter(VideoWriter):
         held = {"qmin": str(self._jpeg_q), "qmax": str(self._jpeg_q)} if encoder == "mjpeg" else {}
         self._encoder, self._options = encoder, IMAGE_ENCODER_DEFAULTS.get(encoder, {}) | held | given
         if given:  # a typo said now, naming the option, not ignored
-            check_encoder_options(encoder, self._options, given, width, height, pf, Fraction(25))
+            check_encoder_options(
+                encoder, self._options, given, width, height, pf, Fraction(25), ("--pix-fmt",) * self._asked
+            )
         # An image's DPI, as its print size stays its own (PNG and TIFF by their encoders; JPEG `tagged_jpeg`)
         self._dpi = info.dpi if info.dpi and info.dpi[0] == info.dpi[1] else None
         if not self._pattern:

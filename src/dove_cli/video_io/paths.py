@@ -18,7 +18,7 @@ from typing import BinaryIO
 
 from dove_cli import note
 from dove_cli.errors import MuxError, OutputError, TempFailure, as_given
-from dove_cli.video_io.formats import IMAGE_EXTENSIONS
+from dove_cli.video_io.formats import READ_IMAGE_EXTENSIONS
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,8 @@ def why_missing(path: Path, what: str = "file") -> str:
 
 
 def is_image_path(path: str | Path) -> bool:
-    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+    """An image's name: one dove reads (DPX and EXR too; `open_writer` refuses those as outputs)."""
+    return Path(path).suffix.lower() in READ_IMAGE_EXTENSIONS
 
 
 FIELD = re.compile(r"%0?(\d*)d")  # the frame number in an image pattern: %d, %06d

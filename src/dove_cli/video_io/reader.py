@@ -33,14 +33,15 @@ from dove_cli.humanize import counted, turn_text
 from dove_cli.video_io.cadence import Grid, fit_grid, packet_pts, sample_pts, uneven
 from dove_cli.video_io.captions import CaptionRetimer, caption_carrier, has_captions
 from dove_cli.video_io.continuity import continuous_packets
-from dove_cli.video_io.deep import exact_rgb48, rgb48_gain
+from dove_cli.video_io.deep import clipped, exact_rgb48, float_rgb48, float_values, rgb48_gain
 from dove_cli.video_io.fields import FIELD_ORDERS, FieldOrder, advice, order_warning, parity, scan_fields
 from dove_cli.video_io.formats import (
+    FLOAT,
     FOLDER_EXTENSIONS,
-    IMAGE_EXTENSIONS,
     MP4_COVERS,
     PRIMARIES,
     RANGE,
+    READ_IMAGE_EXTENSIONS,
     SPACE,
     SWS_MATRIX,
     SWS_NAMES,
@@ -432,14 +433,14 @@ def image_inputs(path: Path) -> list[Path] | None:
         if not images:
             raise InputError(
                 f"{path}: folder holds no videos or images (videos: "
-                f"{', '.join(sorted(FOLDER_EXTENSIONS))}; images: {', '.join(sorted(IMAGE_EXTENSIONS))}){why_none(path)}"
+                f"{', '.join(sorted(FOLDER_EXTENSIONS))}; images: {', '.join(sorted(READ_IMAGE_EXTENSIONS))}){why_none(path)}"
             )
         return images
     if is_image_path(path):
         check_input_file(path)
         return None if still_tags(path).animated else [path]  # an APNG: read as the animation it is, as a GIF
     if not path.exists() and len(FIELD.findall(path.name)) == 1 and (files := _numbered(path)):
-        raise InputError(f"{path}: {_not_images(files)} (it reads {', '.join(sorted(IMAGE_EXTENSIONS))}); convert "
+        raise InputError(f"{path}: {_not_images(files)} (it reads {', '.join(sorted(READ_IMAGE_EXTENSIONS))}); convert "
                          "them to 16-bit .tif or .png first")  # fmt: skip
     return None
 
@@ -677,6 +678,22 @@ def pillow_rgb(file: Path) -> tuple[np.ndarray, bool] | None:
             raise InputError(f"{file}: cannot decode this {image.format} image ({exc})") from None
         see = image.mode == "RGBA" and int(np.asarray(image.getchannel("A")).min()) < 255
     return rgb, see
+
+
+def say_linear(path: Path, frame: av.VideoFrame, file: Path) -> None:
+    """Warn, before the run, that float linear light (`file`'s, an EXR's: `frame`) is not tone-mapped: its
+    values 0..1 are written as they are, as code values no viewer shows as linear, and those above 1.0
+    (highlights) or below 0 are clipped, with how many of `file`'s are (the run reads the others later)."""
+    above, below = clipped(float_values(frame))
+    log.warning("%s: linear light (float): dove does not tone-map it: values 0 to 1 are written as they are (linear "
+                "code values, untagged, which viewers show too dark) and the rest is clipped: %s of %s's samples are "
+                "above 1.0 and %s below 0 (convert to a display or log encoding first to keep them)", path,
+                percent(above), file.name, percent(below))  # fmt: skip
+
+
+def percent(fraction: float) -> str:
+    """'72.5%', '0%', or '<0.1%' for a few samples."""
+    return "0%" if fraction == 0 else "<0.1%" if fraction < 0.001 else f"{fraction:.1%}"
 
 
 def size_differs(file: Path, size: tuple[int, int], first: tuple[int, int]) -> InputError:
@@ -1731,6 +1748,9 @@ class ImageReader(VideoReader):
         if self.transparent and warn and say_alpha:
             say_alpha_dropped(path)
         colour = png_colour(files[0])  # the first image's colour chunks, as its ICC profile (a PNG's cICP: HDR)
+        linear = bool(FLOAT.search(deep.format.name)) and TRC.get(deep.color_trc) == "linear"  # (an EXR's)
+        if linear and warn:
+            say_linear(path, deep, deepest)
         self.info = VideoInfo(
             path=path,
             width=w,
@@ -1756,7 +1776,7 @@ class ImageReader(VideoReader):
             icc_profile=tags.icc,
             dpi=tags.dpi,
             color_primaries=PRIMARIES.get(colour.primaries or 0),
-            color_trc=TRC.get(colour.transfer or 0),
+            color_trc="linear" if linear else TRC.get(colour.transfer or 0),
             mastering=colour.mastering,
             light_level=colour.light,
         )
@@ -1812,6 +1832,8 @@ class ImageReader(VideoReader):
         """(RGB, see-through) of an image FFmpeg reads (one `pillow_rgb` leaves to it); the alpha is
         looked at only until one image has shown it."""
         see = not self.transparent and index > 0 and see_through(frame)
+        if FLOAT.search(frame.format.name):  # (an EXR's linear light: 0..1 exactly, the rest clipped)
+            return float_rgb48(float_values(frame)), see
         rng = ColorRange.JPEG if frame.format.name.startswith("yuvj") or frame.color_range == 2 else ColorRange.MPEG
         eight = max(comp.bits for comp in frame.format.components) <= 8  # (`__iter__` scales it up where deeper)
         out = self._reformatter.reformat(

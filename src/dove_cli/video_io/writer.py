@@ -314,7 +314,10 @@ class ContainerWriter(VideoWriter):
                             path=path, hdr=HDR_TRANSFERS.get(info.color_trc or ""))  # fmt: skip
         self.codec, self.pix_fmt = name, pf  # as chosen (e.g. 4:4:4 for odd sizes), so that segments can repeat it
         if codec_options:
-            check_encoder_options(spec.encoder, opts, codec_options, width, height, pf, info.fps)
+            asked = tuple(
+                flag for flag, v in (("--crf", crf), ("--preset", preset), ("--pix-fmt", pix_fmt)) if v is not None
+            )
+            check_encoder_options(spec.encoder, opts, codec_options, width, height, pf, info.fps, asked)
         self._tmp = temp_sibling(through_links(path), path.suffix)  # a symlink's target is replaced, not the link
         self._made = prepare_output(path, overwrite)
         try:
