@@ -206,3 +206,25 @@ def test_ffv1_of_an_exr_is_16_bit_rgb_and_a_refusal_blames_dove_not_options_neve
         check_encoder_options("ffv1", threads, threads, W, H, "gbrpf32le", Fraction(25))
     with pytest.raises(OptionError, match=r"ffv1 refused --pix-fmt \("):
         check_encoder_options("ffv1", threads, threads, W, H, "gbrpf32le", Fraction(25), ("--pix-fmt",))
+
+
+def test_a_tiff_output_keeps_the_input_tiffs_compression(tmp_path):
+    """Uncompressed, LZW, deflate and PackBits TIFFs (written so by the ffmpeg binary) come out with the
+    same compression (TIFF tag 259, read by Pillow), where all came out PackBits; --codec-option
+    compression_algo still decides, and other inputs get FFmpeg's default, PackBits."""
+    from PIL import Image
+
+    tag = {"raw": 1, "lzw": 5, "deflate": 32946, "packbits": 32773}  # (FFmpeg writes deflate as 32946, not 8)
+    rgb = noise(16, 0)
+    for algo, number in tag.items():
+        src = write_image(tmp_path / f"{algo}.tif", rgb, "-compression_algo", algo)
+        upscale(src, tmp_path / f"{algo}_out.tif", UpscaleOptions(**SAME))
+        with Image.open(src) as a, Image.open(tmp_path / f"{algo}_out.tif") as b:
+            assert a.tag_v2[259] == b.tag_v2[259] == number, algo
+        assert np.array_equal(ffmpeg_frames(tmp_path / f"{algo}_out.tif", W, H, deep=True)[0], rgb)
+    upscale(
+        tmp_path / "lzw.tif", tmp_path / "asked.tif", UpscaleOptions(**SAME, codec_options={"compression_algo": "raw"})
+    )
+    upscale(write_image(tmp_path / "a.png", rgb), tmp_path / "png.tif", UpscaleOptions(**SAME))
+    with Image.open(tmp_path / "asked.tif") as asked, Image.open(tmp_path / "png.tif") as png:
+        assert (asked.tag_v2[259], png.tag_v2[259]) == (1, 32773)

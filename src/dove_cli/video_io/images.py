@@ -167,7 +167,9 @@ class ImageWriter(VideoWriter):
         self._jpeg_q = _jpeg_quality(given.pop("q", "2")) if encoder == "mjpeg" else 2
         # (ffmpeg's -q:v also sets each frame's quality, which PyAV cannot: qmin = qmax hold the JPEG there)
         held = {"qmin": str(self._jpeg_q), "qmax": str(self._jpeg_q)} if encoder == "mjpeg" else {}
-        self._encoder, self._options = encoder, IMAGE_ENCODER_DEFAULTS.get(encoder, {}) | held | given
+        # a TIFF's compression: the input TIFF's where FFmpeg's encoder writes it (uncompressed stays so), else its packbits
+        kept = {"compression_algo": info.tiff_compression} if encoder == "tiff" and info.tiff_compression else {}
+        self._encoder, self._options = encoder, IMAGE_ENCODER_DEFAULTS.get(encoder, {}) | held | kept | given
         if given:  # a typo said now, naming the option, not ignored
             check_encoder_options(
                 encoder, self._options, given, width, height, pf, Fraction(25), ("--pix-fmt",) * self._asked

@@ -172,11 +172,13 @@ class VideoInfo:
     variable_rate: bool = False
     files: list[Path] = field(default_factory=list, repr=False)  # image inputs only
     # Image inputs (the first image's, `stills.still_tags`): its EXIF orientation (1: as stored; the turn is
-    # `rotation`/`mirrored`, or applied), pages (a multi-page TIFF: only the first is read), ICC profile, DPI.
+    # `rotation`/`mirrored`, or applied), pages (a multi-page TIFF: only the first is read), ICC profile, DPI,
+    # and a TIFF's compression as FFmpeg's tiff encoder names it (raw, packbits, lzw, deflate), which a TIFF output keeps.
     orientation: int = 1
     pages: int = 1
     icc_profile: bytes | None = field(default=None, repr=False)
     dpi: tuple[float, float] | None = None
+    tiff_compression: str | None = None
 
     @property
     def dtype(self) -> type:
@@ -1775,6 +1777,7 @@ class ImageReader(VideoReader):
             pages=tags.pages,
             icc_profile=tags.icc,
             dpi=tags.dpi,
+            tiff_compression=tags.compression,
             color_primaries=PRIMARIES.get(colour.primaries or 0),
             color_trc="linear" if linear else TRC.get(colour.transfer or 0),
             mastering=colour.mastering,
