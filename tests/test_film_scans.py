@@ -148,7 +148,7 @@ def test_a_folder_output_writes_a_dpx_sequence_as_tiff_and_no_dpx_is_written(tmp
     import pytest
 
     from dove_cli.batch import into_folder
-    from dove_cli.errors import OutputError
+    from dove_cli.errors import InputError, OutputError
 
     src = tmp_path / "reel"
     src.mkdir()
@@ -157,6 +157,12 @@ def test_a_folder_output_writes_a_dpx_sequence_as_tiff_and_no_dpx_is_written(tmp
     assert into_folder(src, f"{tmp_path}/out/", None, None) == tmp_path / "out/a_%04d.tif"
     with pytest.raises(OutputError, match=r"x.dpx: dove reads .dpx images but does not write them; write .tif"):
         upscale(src / "a_0000.dpx", tmp_path / "x.dpx", UpscaleOptions(**SAME))
+    whole = (src / "a_0001.dpx").read_bytes()  # a copy cut short: named before the run, as a TIFF's is
+    (src / "a_0001.dpx").write_bytes(whole[: len(whole) // 2])
+    (src / "a_0002.dpx").write_bytes(b"SDPX" + bytes(100))  # (its magic, and no header after it)
+    with pytest.raises(InputError, match=rf"a_0001.dpx: cut short \({len(whole) // 2} of the {len(whole)} bytes"
+                                         r".*a_0002.dpx: its header cannot be read"):  # fmt: skip
+        upscale(src, tmp_path / "out/a_%04d.tif", UpscaleOptions(**SAME))
 
 
 def test_linear_exr_values_outside_0_to_1_are_said_before_the_run_and_clipped_exactly(tmp_path, caplog):

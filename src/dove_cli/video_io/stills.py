@@ -112,7 +112,8 @@ PNG_END = b"IEND\xaeB`\x82"  # the end chunk's type and CRC: a PNG's last bytes 
 def damage(file: Path) -> str:
     """Why `file` cannot be a whole image, from its size and header alone (no pixels decoded), or "":
     empty; a PNG without its end chunk; a TIFF whose strips or tiles run past its end (a copy or a
-    scan cut short); a header that Pillow, which reads every format dove takes, cannot read. So
+    scan cut short), a DPX shorter than its header's file size; a header that Pillow (or, for a
+    DPX and an EXR, `film_tags`), which reads every format dove takes, cannot read. So
     that a sequence's broken images are all named before a run, not one by one as it reaches them.
     (A TIFF's first directory is read alone: Pillow's whole open costs ten times as much.)"""
     from PIL import Image, TiffImagePlugin, UnidentifiedImageError
@@ -138,6 +139,12 @@ def damage(file: Path) -> str:
             if not end:
                 return unread
             return f"cut short ({size} of the {end} bytes its header names)" if end > size else ""
+        if head[:4] in FILM_MAGIC:  # (Pillow reads neither)
+            if film_tags(file).size is None:
+                return unread
+            f.seek(16)  # a DPX's total file size (an EXR's end is found only by reading its offset table)
+            whole = struct.unpack(FILM_MAGIC[head[:4]] + "I", f.read(4))[0] if FILM_MAGIC[head[:4]] else 0
+            return f"cut short ({size} of the {whole} bytes its header names)" if whole > size else ""
         if file.suffix.lower() == ".png":
             f.seek(max(0, size - 64))
             if PNG_END not in f.read():
@@ -147,6 +154,9 @@ def damage(file: Path) -> str:
         except (OSError, UnidentifiedImageError, ValueError, SyntaxError, struct.error):
             return unread
     return ""
+
+
+FILM_MAGIC = {b"SDPX": ">", b"XPDS": "<", b"\x76\x2f\x31\x01": ""}  # a DPX (big-, little-endian), an EXR
 
 
 def film_tags(file: Path) -> StillTags:
