@@ -1651,8 +1651,9 @@ def test_mp4_cover_art_is_kept_over_tags_it_cannot_hold_with(tmp_path: Path, cap
     ]
 
 
-def test_overlapping_cues_into_mp4_match_ffmpeg(tmp_path: Path) -> None:
-    """MP4 text tracks play cues one after another: an overlapped cue is cut, not the next one delayed."""
+def test_overlapping_cues_into_mp4_keep_the_long_one(tmp_path: Path) -> None:
+    """MP4 text tracks play cues one after another: a cue inside a long one is not delayed, and the long
+    one comes back after it (ffmpeg ends it there: its last 0.3 s are lost)."""
     (tmp_path / "s.srt").write_text(
         "1\n00:00:00,100 --> 00:00:00,900\nLong cue\n\n2\n00:00:00,400 --> 00:00:00,600\nInside\n"
     )
@@ -1675,10 +1676,14 @@ def test_overlapping_cues_into_mp4_match_ffmpeg(tmp_path: Path) -> None:
     out = tmp_path / "out.mp4"
     roundtrip(src, out)
     ffmpeg("-i", src, "-c:v", "copy", "-c:s", "mov_text", tmp_path / "ffmpeg.mp4")
-    assert cues(out) == cues(tmp_path / "ffmpeg.mp4")
-    assert [(start, text) for start, _, text in cues(out)] == [
-        (Fraction(1, 10), "Long cue"),
-        (Fraction(2, 5), "Inside"),
+    assert cues(tmp_path / "ffmpeg.mp4") == [
+        (Fraction(1, 10), Fraction(2, 5), "Long cue"),
+        (Fraction(2, 5), Fraction(3, 5), "Inside"),
+    ]
+    assert cues(out) == [  # (the first line of each: the one in the middle holds "Long cue" below)
+        (Fraction(1, 10), Fraction(2, 5), "Long cue"),
+        (Fraction(2, 5), Fraction(3, 5), "Inside"),
+        (Fraction(3, 5), Fraction(9, 10), "Long cue"),
     ]
 
 

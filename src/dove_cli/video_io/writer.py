@@ -14,12 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 import av
 import numpy as np
+from av.subtitles.subtitle import SubtitleSet
 from av.video.reformatter import ColorRange, Colorspace, VideoReformatter
 
 from dove_cli import note
 from dove_cli.errors import InputError, OutputError
 from dove_cli.video_io.audio_clock import PREROLL, AudioClock, lead_in, skip_samples
 from dove_cli.video_io.continuity import continuous_packets
+from dove_cli.video_io.cues import Cue, Sequencer, one_event
 from dove_cli.video_io.deep import DeepYuv
 from dove_cli.video_io.formats import (
     BRANDS,
@@ -477,7 +479,7 @@ class ContainerWriter(VideoWriter):
         self._disorder: dict[int, list[float]] = {}  # input stream index -> times of packets dropped or moved
         self._damaged: dict[int, list[float]] = {}  # input stream index -> times of audio packets the muxer refused
         self._pending: av.Packet | None = None
-        self._held_cues: dict[int, av.Packet] = {}  # output stream index -> converted cue not yet muxed
+        self._sequencers: dict[int, Sequencer] = {}  # input stream index -> its mov_text cues not yet muxed
         self._pgs_held: dict[int, list[av.Packet]] = {}  # input stream index -> PGS on screen at a preview's start
         self._aux_iter: Iterator[av.Packet] | None = None
         self._timecode: tuple[str, Fraction] | None = None  # the input's, and the rate it counts at
@@ -1027,27 +1029,49 @@ class ContainerWriter(VideoWriter):
         return ostream
 
     def _convert_subtitle(self, p: av.Packet, ostream: Any) -> None:
-        """Re-encode one text subtitle packet for the output's text codec, with the same timing."""
+        """Re-encode one text subtitle packet for the output's text codec, with the same timing. A
+        WebVTT track holds cues that overlap, so each goes as it comes; an MP4/MOV text track plays
+        one sample after another, so its cues go through a `Sequencer`, which gives the time two
+        cues share a sample of its own that holds both (ffmpeg cuts the first short there)."""
+        source = p.stream.index
         try:
             cue = p.stream.codec_context.decode2(p)
             if cue is None or not len(cue):  # an empty sample (MP4 fills gaps between cues with them)
                 return
-            q = ostream.codec_context.encode_subtitle(cue)
+            if ostream.codec_context.name != "mov_text":
+                self._mux_cue(ostream.codec_context.encode_subtitle(cue), source, p.pts, p.duration)
+                return
+            timed = Cue(p.pts, p.pts + p.duration if p.duration else None, one_event([r.ass for r in cue]))
+            for sample in self._sequencers.setdefault(source, Sequencer()).push(timed):
+                self._mux_sample(sample, source)
         except av.FFmpegError as exc:
             log.warning("%s: skipped a subtitle that could not be converted (%s)", self.info.path, ffmsg(exc))
-            return
-        q.pts, q.dts, q.time_base = p.pts, p.pts, p.time_base
-        if p.duration:
-            q.duration = p.duration
-        q.stream = ostream
-        # MP4/MOV text tracks play one sample after another: a cue that overlaps the next one would
-        # push it late, so (as ffmpeg does) it is cut where the next one starts.
-        held = self._held_cues.pop(ostream.index, None)
-        if held is not None:
-            if held.duration and held.pts is not None and q.pts is not None and held.pts + held.duration > q.pts:
-                held.duration = max(1, q.pts - held.pts)
-            self._mux_aux(held, p.stream.index)
-        self._held_cues[ostream.index] = q
+
+    def _mux_sample(self, sample: Cue, source: int) -> None:
+        """Encode and mux one mov_text sample that a `Sequencer` gave for input stream `source`."""
+        duration = sample.end - sample.start if sample.end is not None else 0
+        encoder = self._aux[source][0].codec_context
+        self._mux_cue(
+            encoder.encode_subtitle(SubtitleSet.create(sample.ass, 0, duration)), source, sample.start, duration
+        )
+
+    def _mux_cue(self, q: av.Packet, source: int, pts: int, duration: int | None) -> None:
+        """Mux cue `q`, converted from input stream `source`, at `pts` for `duration` (its time base's ticks)."""
+        q.pts, q.dts, q.time_base = pts, pts, self._src.streams[source].time_base  # type: ignore[union-attr]
+        if duration:
+            q.duration = duration
+        q.stream = self._aux[source][0]
+        self._mux_aux(q, source)
+
+    def _end_cues(self) -> None:
+        """Mux the mov_text samples the `Sequencer`s still hold, and say where cues overlapped."""
+        for source, sequencer in self._sequencers.items():
+            for sample in sequencer.flush():
+                self._mux_sample(sample, source)
+            if sequencer.overlapping and self._warn:
+                log.info("%s: %d overlapping cues of subtitle stream #%d shown together where they overlap, as an "
+                         "MP4/MOV text track shows one sample at a time", self.path, sequencer.overlapping,
+                         source)  # fmt: skip
 
     # -- writing
     def _mux(self, packets: av.Packet | list[av.Packet]) -> None:
@@ -1342,9 +1366,8 @@ class ContainerWriter(VideoWriter):
             self._pump_aux(None)
             for source in list(self._pgs_held):  # on screen from the start to the end
                 self._show_held_pgs(source, self._aux[source][0], None)
+            self._end_cues()
             sources = {ostream.index: i for i, (ostream, _) in self._aux.items()}
-            for cue in self._held_cues.values():
-                self._mux_aux(cue, sources[cue.stream.index])
             for ostream, mode in self._aux.values():
                 if mode == "transcode":
                     for q in ostream.encode(None):

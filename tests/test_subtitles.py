@@ -1,0 +1,94 @@
+"""Subtitles, captions and attachments in the output: overlapping cues, languages, previews, plans.
+Checked against ffmpeg's own reading of the files (tests/media.py)."""
+
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+from dove_cli.video_io import open_reader, open_writer
+from media import ffmpeg, make_clip
+
+OVERLAPPING = "1\n00:00:00,100 --> 00:00:00,500\nTOP sign\n\n2\n00:00:00,300 --> 00:00:00,700\nbottom talk\n"
+
+
+def make_overlapping(path: Path) -> Path:
+    """A 1 s .mkv whose two SRT cues overlap from 0.3 to 0.5 s."""
+    clip = make_clip(path.with_suffix(".v.mkv"), rate="10", frames=10)
+    srt = path.with_suffix(".srt")
+    srt.write_text(OVERLAPPING)
+    ffmpeg("-i", clip, "-i", srt, "-map", "0", "-map", "1", "-c", "copy", path)
+    return path
+
+
+def copy(src: Path, dst: Path, **opts) -> None:
+    with open_reader(src) as reader:
+        with open_writer(dst, reader.info, 64, 48, **opts) as writer:
+            for frame in reader:
+                writer.write(frame.rgb, frame.pts, frame.captions)
+
+
+def srt_cues(path: Path) -> list[tuple[Fraction, Fraction, str]]:
+    """(start, end, text: its lines joined by '|') of the subtitle cues as ffmpeg reads them."""
+
+    def seconds(t: str) -> Fraction:
+        h, m, s = t.replace(",", ".").split(":")
+        return int(h) * 3600 + int(m) * 60 + Fraction(s)
+
+    srt = ffmpeg("-i", path, "-map", "0:s:0", "-f", "srt", "-").stdout
+    found = re.findall(r"(\S+) --> (\S+)\n(.+?)\n\n", srt + "\n", re.S)
+    return [(seconds(a), seconds(b), re.sub("<[^>]+>", "", text).replace("\n", "|")) for a, b, text in found]
+
+
+def test_webm_keeps_overlapping_cues(tmp_path: Path) -> None:
+    """WebVTT holds cues that overlap: each keeps its own times, as ffmpeg's conversion keeps them."""
+    src = make_overlapping(tmp_path / "ov.mkv")
+    copy(src, tmp_path / "out.webm")
+    ffmpeg("-i", src, "-map", "0:s", "-c:s", "webvtt", tmp_path / "ref.webm")
+    expected = [(Fraction(1, 10), Fraction(1, 2), "TOP sign"), (Fraction(3, 10), Fraction(7, 10), "bottom talk")]
+    assert srt_cues(tmp_path / "ref.webm") == expected
+    assert srt_cues(tmp_path / "out.webm") == expected
+
+
+@pytest.mark.parametrize("ext", [".mp4", ".mov"])
+def test_mov_text_shows_overlapping_cues_together(ext: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A text track plays one sample at a time: where two cues overlap, one sample holds both (the later
+    above the earlier, which stays where it was), so no text is cut short as ffmpeg cuts it."""
+    src = make_overlapping(tmp_path / "ov.mkv")
+    ffmpeg("-i", src, "-map", "0:s", "-c:s", "mov_text", tmp_path / f"ref{ext}")
+    assert srt_cues(tmp_path / f"ref{ext}")[0] == (Fraction(1, 10), Fraction(3, 10), "TOP sign")  # ffmpeg cuts it
+    with caplog.at_level("INFO"):
+        copy(src, tmp_path / f"out{ext}")
+    assert srt_cues(tmp_path / f"out{ext}") == [
+        (Fraction(1, 10), Fraction(3, 10), "TOP sign"),
+        (Fraction(3, 10), Fraction(1, 2), "bottom talk|TOP sign"),
+        (Fraction(1, 2), Fraction(7, 10), "bottom talk"),
+    ]
+    assert f"{tmp_path / f'out{ext}'}: 2 overlapping cues of subtitle stream #1 shown together" in caplog.text
+
+
+def test_sequencer_lays_cues_one_after_another() -> None:
+    """A cue inside another, a third overlapping both, a gap, and a cue without an end (shown until the
+    next starts): samples that never overlap and, at each time, hold every cue on screen."""
+    from dove_cli.video_io.cues import Cue, Sequencer
+
+    def event(text: str) -> bytes:
+        return b"0,0,Default,,0,0,0,," + text.encode()
+
+    seq = Sequencer()
+    cues = [Cue(0, 100, event("a")), Cue(10, 20, event("b")), Cue(15, 50, event("c")), Cue(200, None, event("d"))]
+    samples = [s for c in cues for s in seq.push(c)] + seq.push(Cue(300, 310, event("e"))) + seq.flush()
+    got = [(s.start, s.end, re.sub(r"\{\\r[^}]*\}", "", s.ass.decode().split(",", 8)[8])) for s in samples]
+    assert got == [
+        (0, 10, "a"),
+        (10, 15, r"b\Na"),
+        (15, 20, r"c\Nb\Na"),
+        (20, 50, r"c\Na"),
+        (50, 100, "a"),
+        (200, 300, "d"),
+        (300, 310, "e"),
+    ]
+    assert seq.overlapping == 3
