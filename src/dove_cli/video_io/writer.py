@@ -479,7 +479,7 @@ class ContainerWriter(VideoWriter):
         self._disorder: dict[int, list[float]] = {}  # input stream index -> times of packets dropped or moved
         self._damaged: dict[int, list[float]] = {}  # input stream index -> times of audio packets the muxer refused
         self._pending: av.Packet | None = None
-        self._sequencers: dict[int, Sequencer] = {}  # input stream index -> its mov_text cues not yet muxed
+        self._sequencers: dict[int, tuple[Sequencer, Fraction]] = {}  # input stream -> its mov_text cues, time base
         self._pgs_held: dict[int, list[av.Packet]] = {}  # input stream index -> PGS on screen at a preview's start
         self._aux_iter: Iterator[av.Packet] | None = None
         self._timecode: tuple[str, Fraction] | None = None  # the input's, and the rate it counts at
@@ -1033,16 +1033,18 @@ class ContainerWriter(VideoWriter):
         WebVTT track holds cues that overlap, so each goes as it comes; an MP4/MOV text track plays
         one sample after another, so its cues go through a `Sequencer`, which gives the time two
         cues share a sample of its own that holds both (ffmpeg cuts the first short there)."""
-        source = p.stream.index
+        source, pts, tb = p.stream.index, p.pts, Fraction(p.time_base or 1)
+        if pts is None:
+            return
         try:
             cue = p.stream.codec_context.decode2(p)
             if cue is None or not len(cue):  # an empty sample (MP4 fills gaps between cues with them)
                 return
             if ostream.codec_context.name != "mov_text":
-                self._mux_cue(ostream.codec_context.encode_subtitle(cue), source, p.pts, p.duration)
+                self._mux_cue(ostream.codec_context.encode_subtitle(cue), source, tb, pts, p.duration)
                 return
-            timed = Cue(p.pts, p.pts + p.duration if p.duration else None, one_event([r.ass for r in cue]))
-            for sample in self._sequencers.setdefault(source, Sequencer()).push(timed):
+            timed = Cue(pts, pts + p.duration if p.duration else None, one_event([r.ass for r in cue]))
+            for sample in self._sequencers.setdefault(source, (Sequencer(), tb))[0].push(timed):
                 self._mux_sample(sample, source)
         except av.FFmpegError as exc:
             log.warning("%s: skipped a subtitle that could not be converted (%s)", self.info.path, ffmsg(exc))
@@ -1050,14 +1052,13 @@ class ContainerWriter(VideoWriter):
     def _mux_sample(self, sample: Cue, source: int) -> None:
         """Encode and mux one mov_text sample that a `Sequencer` gave for input stream `source`."""
         duration = sample.end - sample.start if sample.end is not None else 0
-        encoder = self._aux[source][0].codec_context
-        self._mux_cue(
-            encoder.encode_subtitle(SubtitleSet.create(sample.ass, 0, duration)), source, sample.start, duration
-        )
+        made = SubtitleSet.create(sample.ass, 0, duration)
+        q = self._aux[source][0].codec_context.encode_subtitle(made)
+        self._mux_cue(q, source, self._sequencers[source][1], sample.start, duration)
 
-    def _mux_cue(self, q: av.Packet, source: int, pts: int, duration: int | None) -> None:
-        """Mux cue `q`, converted from input stream `source`, at `pts` for `duration` (its time base's ticks)."""
-        q.pts, q.dts, q.time_base = pts, pts, self._src.streams[source].time_base  # type: ignore[union-attr]
+    def _mux_cue(self, q: av.Packet, source: int, tb: Fraction, pts: int, duration: int | None) -> None:
+        """Mux cue `q`, converted from input stream `source`, at `pts` for `duration` (ticks of `tb`)."""
+        q.pts, q.dts, q.time_base = pts, pts, tb
         if duration:
             q.duration = duration
         q.stream = self._aux[source][0]
@@ -1065,7 +1066,7 @@ class ContainerWriter(VideoWriter):
 
     def _end_cues(self) -> None:
         """Mux the mov_text samples the `Sequencer`s still hold, and say where cues overlapped."""
-        for source, sequencer in self._sequencers.items():
+        for source, (sequencer, _) in self._sequencers.items():
             for sample in sequencer.flush():
                 self._mux_sample(sample, source)
             if sequencer.overlapping and self._warn:
@@ -1265,8 +1266,7 @@ class ContainerWriter(VideoWriter):
                 source, p.stream = p.stream.index, ostream
                 self._mux_aux(p, source)
             elif mode == "subtitles":
-                if p.pts is not None:
-                    self._convert_subtitle(p, ostream)
+                self._convert_subtitle(p, ostream)
             else:
                 try:
                     frames = p.decode()
