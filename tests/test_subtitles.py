@@ -3,6 +3,7 @@ Checked against ffmpeg's own reading of the files (tests/media.py)."""
 
 from __future__ import annotations
 
+import logging
 import re
 from fractions import Fraction
 from pathlib import Path
@@ -92,3 +93,41 @@ def test_sequencer_lays_cues_one_after_another() -> None:
         (300, 310, "e"),
     ]
     assert seq.overlapping == 3
+
+
+def languages(path: Path) -> list[str | None]:
+    """Each stream's language as ffmpeg lists it ("Stream #0:1(pt-BR): ..."), None where it has none."""
+    listed = ffmpeg("-i", path, check=False).stderr
+    return [lang or None for lang in re.findall(r"Stream #0:\d+(?:\[\w+\])?(?:\(([^)]+)\))?:", listed)]
+
+
+def test_bcp47_languages_in_mp4_and_mov(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """MP4/MOV store three letters; FFmpeg writes a BCP-47 tag (pt-BR) as undetermined. Each is written as
+    its language's ISO 639-2 code (MP4: the terminological one, as ISO 14496-12 has it; MOV: the spelling
+    QuickTime's table keeps), and the region or script dropped is said; Maori, which .mov has no tag for,
+    goes untagged there and is said too. .mkv keeps the tags whole."""
+    tags = ["pt-BR", "zh-Hant", "es-419", "mi", "en"]
+    meta = [a for i, tag in enumerate(tags) for a in (f"-metadata:s:s:{i}", f"language={tag}")]
+    srt = tmp_path / "s.srt"
+    srt.write_text("1\n00:00:00,000 --> 00:00:00,200\nHi\n")
+    clip = make_clip(tmp_path / "v.mkv", rate="10", frames=3)
+    src = tmp_path / "lang.mkv"
+    ffmpeg("-i", clip, *[a for _ in tags for a in ("-i", srt)], *[a for i in range(len(tags) + 1) for a in ("-map", str(i))],
+           "-c", "copy", *meta, src)  # fmt: skip
+    assert languages(src)[1:] == tags  # (ffmpeg reads back the tags .mkv holds)
+    out = {}
+    for ext in (".mp4", ".mov"):
+        out[ext] = tmp_path / f"out{ext}"
+        with caplog.at_level(logging.INFO):
+            copy(src, out[ext])
+    assert languages(out[".mp4"])[1:] == ["por", "zho", "spa", "mri", "eng"]
+    assert languages(out[".mov"])[1:] == ["por", "chi", "spa", None, "eng"]
+    said = [r.getMessage() for r in caplog.records]
+    mp4, mov = out[".mp4"], out[".mov"]
+    assert f"{mp4}: languages written as the ISO 639-2 code .mp4 keeps: #4 mi as mri, #5 en as eng" in said
+    lost = "input streams #1 pt-BR as por, #2 zh-Hant as {}, #3 es-419 as spa (.mkv keeps them whole)"
+    stores = ".{} stores a language as its three-letter ISO 639-2 code, without a region or script; "
+    assert f"{mp4}: {stores.format('mp4')}{lost.format('zho')}" in said
+    assert f"{mov}: {stores.format('mov')}{lost.format('chi')}" in said
+    assert f"{mov}: .mov holds no tag for the language of input stream #4 (mi): written untagged; .mp4 keeps it " \
+           "(as mri) and .mkv whole" in said  # fmt: skip

@@ -132,6 +132,39 @@ ISO639_2_SYNONYMS = {**dict(ISO639_2_BT), **{t: b for b, t in ISO639_2_BT}}
 NO_LANGUAGE = ("", "und")  # ISO 639-2's "undetermined": an untagged stream loses nothing
 
 
+# ISO 639-1's two-letter codes (the first part of most BCP-47 tags: pt-BR, zh-Hant, es-419) and the
+# ISO 639-2 codes of the same languages, bibliographic where there are two (the ISO tables, as FFmpeg's
+# libavformat/avlanguage.c has them; `iso639_2` gives the terminological one, which MP4 names).
+ISO639_1 = dict(
+    pair.split(":")
+    for pair in """
+aa:aar ab:abk ae:ave af:afr ak:aka am:amh an:arg ar:ara as:asm av:ava ay:aym az:aze ba:bak be:bel bg:bul bh:bih
+bi:bis bm:bam bn:ben bo:tib br:bre bs:bos ca:cat ce:che ch:cha co:cos cr:cre cs:cze cu:chu cv:chv cy:wel da:dan
+de:ger dv:div dz:dzo ee:ewe el:gre en:eng eo:epo es:spa et:est eu:baq fa:per ff:ful fi:fin fj:fij fo:fao fr:fre
+fy:fry ga:gle gd:gla gl:glg gn:grn gu:guj gv:glv ha:hau he:heb hi:hin ho:hmo hr:hrv ht:hat hu:hun hy:arm hz:her
+ia:ina id:ind ie:ile ig:ibo ii:iii ik:ipk io:ido is:ice it:ita iu:iku ja:jpn jv:jav ka:geo kg:kon ki:kik kj:kua
+kk:kaz kl:kal km:khm kn:kan ko:kor kr:kau ks:kas ku:kur kv:kom kw:cor ky:kir la:lat lb:ltz lg:lug li:lim ln:lin
+lo:lao lt:lit lu:lub lv:lav mg:mlg mh:mah mi:mao mk:mac ml:mal mn:mon mr:mar ms:may mt:mlt my:bur na:nau nb:nob
+nd:nde ne:nep ng:ndo nl:dut nn:nno no:nor nr:nbl nv:nav ny:nya oc:oci oj:oji om:orm or:ori os:oss pa:pan pi:pli
+pl:pol ps:pus pt:por qu:que rm:roh rn:run ro:rum ru:rus rw:kin sa:san sc:srd sd:snd se:sme sg:sag si:sin sk:slo
+sl:slv sm:smo sn:sna so:som sq:alb sr:srp ss:ssw st:sot su:sun sv:swe sw:swa ta:tam te:tel tg:tgk th:tha ti:tir
+tk:tuk tl:tgl tn:tsn to:ton tr:tur ts:tso tt:tat tw:twi ty:tah ug:uig uk:ukr ur:urd uz:uzb ve:ven vi:vie vo:vol
+wa:wln wo:wol xh:xho yi:yid yo:yor za:zha zh:chi zu:zul
+""".split()
+)
+
+
+def iso639_2(tag: str) -> str | None:
+    """The three letters MP4 and MOV store for language `tag`: an ISO 639-2 code as it is, a BCP-47 tag
+    (pt-BR, zh-Hant, es-419, mi; Matroska keeps these whole) as its language's ISO 639-2/T code (por,
+    zho, spa, mri: what ISO 14496-12 names for MP4); None when its language part is neither."""
+    primary = tag.replace("_", "-").split("-")[0].lower()
+    if len(primary) == 2 and primary in ISO639_1:
+        bibliographic = ISO639_1[primary]
+        return dict(ISO639_2_BT).get(bibliographic, bibliographic)
+    return primary if len(primary) == 3 and primary.isascii() and primary.isalpha() else None
+
+
 def mov_language(code: str) -> str | None:
     """The spelling of language `code` that a .mov keeps: `code` itself, its other ISO 639-2 spelling
     (deu -> ger, fre -> fra), or None when .mov holds neither."""

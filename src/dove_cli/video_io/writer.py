@@ -56,6 +56,7 @@ from dove_cli.video_io.formats import (
     inverse,
     is_rgb,
     is_yuv,
+    iso639_2,
     layout_lost,
     layout_name,
     lossless_target,
@@ -484,7 +485,8 @@ class ContainerWriter(VideoWriter):
         self._aux_iter: Iterator[av.Packet] | None = None
         self._timecode: tuple[str, Fraction] | None = None  # the input's, and the rate it counts at
         self._respelled: list[str] = []  # "#1 deu as ger": languages a .mov keeps in their other spelling
-        self._untagged: list[str] = []  # "#3 (mri)": languages a .mov cannot hold
+        self._untagged: list[tuple[int, str]] = []  # (3, "mri"): languages a .mov (.mp4) cannot hold
+        self._narrowed: list[str] = []  # "#2 pt-BR as por": BCP-47 tags .mp4/.mov keep only the language of
         if info.is_images or not info.path.is_file():
             self._set_zero(time_zero(info, fmt_name, self._start, ()))
             return
@@ -780,30 +782,49 @@ class ContainerWriter(VideoWriter):
         return [s for s in wanted if s not in others]
 
     def _spell_language(self, ostream: Any, s: Any, fmt_name: str) -> None:
-        """A .mov keeps only the languages of QuickTime's old table, each in one ISO 639-2 spelling
-        (`mov_language`): input stream `s`'s language is written in the spelling kept (deu as ger),
-        and one that has none is noted for `_say_languages`. Other containers keep any."""
+        """MP4 and MOV store a language as three letters (ISO 639-2), and FFmpeg writes any other tag
+        as undetermined: input stream `s`'s language is written as the code of its language
+        (`iso639_2`: pt-BR as por, mi as mri, which drops a BCP-47 tag's region or script); a .mov keeps
+        only the languages of QuickTime's old table, each in one spelling (`mov_language`: deu as
+        ger). What changed is noted for `_say_languages`. Other containers keep any tag."""
         code = ostream.metadata.get("language", "")
-        if fmt_name != "mov" or code in NO_LANGUAGE:
+        if fmt_name not in ("mp4", "mov") or code in NO_LANGUAGE:
             return
-        kept = mov_language(code)
+        three = iso639_2(code)
+        kept = mov_language(three) if fmt_name == "mov" and three else three
         if kept is None:
-            self._untagged.append(f"#{s.index} ({code})")
+            self._untagged.append((s.index, code))
         elif kept != code:
             ostream.metadata["language"] = kept
-            self._respelled.append(f"#{s.index} {code} as {kept}")
+            narrowed = len(code.replace("_", "-").split("-")[0]) < len(code)  # a region or script dropped
+            (self._narrowed if narrowed else self._respelled).append(f"#{s.index} {code} as {kept}")
 
     def _say_languages(self) -> None:
-        """What `_spell_language` did, once: languages respelled (an info line: nothing is lost) and
-        those written untagged (a warning)."""
+        """What `_spell_language` did, once: languages respelled (an info line: nothing is lost), and
+        those that lost their region or script or were written untagged (a warning each)."""
+        ext = self.path.suffix.lower()
         if self._respelled and self._warn:
-            log.info("%s: language%s written in the ISO 639-2 spelling .mov keeps: %s", self.path,
-                     "s" * (len(self._respelled) > 1), ", ".join(self._respelled))  # fmt: skip
+            log.info("%s: language%s written as the ISO 639-2 code %s keeps: %s", self.path,
+                     "s" * (len(self._respelled) > 1), ext, ", ".join(self._respelled))  # fmt: skip
+        if self._narrowed and self._warn:
+            n = len(self._narrowed)
+            log.warning("%s: %s stores a language as its three-letter ISO 639-2 code, without a region or script; "
+                        "input stream%s %s (.mkv keeps %s whole)", self.path, ext, "s" * (n > 1),
+                        ", ".join(self._narrowed), "them" if n > 1 else "it")  # fmt: skip
         if self._untagged and self._warn:
             n = len(self._untagged)
-            log.warning("%s: .mov holds no tag for the language of input stream%s %s: written untagged; .mp4 and "
-                        ".mkv keep %s", self.path, "s" * (n > 1), ", ".join(self._untagged),
-                        "them" if n > 1 else "it")  # fmt: skip
+            codes = [code for _, code in self._untagged]
+            mp4 = ext != ".mp4" and all(iso639_2(code) for code in codes)  # (.mp4: any ISO 639-2 code)
+            as_codes = ", ".join(f"{iso639_2(code)}" for code in codes if iso639_2(code) != code)
+            them = "them" if n > 1 else "it"
+            if not mp4:
+                kept = f".mkv keeps {them}"
+            elif as_codes:
+                kept = f".mp4 keeps {them} (as {as_codes}) and .mkv whole"
+            else:
+                kept = f".mp4 and .mkv keep {them}"
+            log.warning("%s: %s holds no tag for the language of input stream%s %s: written untagged; %s", self.path,
+                        ext, "s" * (n > 1), ", ".join(f"#{i} ({code})" for i, code in self._untagged), kept)  # fmt: skip
 
     def _audio_encoder(self, s: Any, target: str, sample_format: str | None = None) -> Any:
         """An output stream that encodes audio stream `s` as `target` (aac, libopus; flac...: in
