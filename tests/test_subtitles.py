@@ -131,3 +131,48 @@ def test_bcp47_languages_in_mp4_and_mov(tmp_path: Path, caplog: pytest.LogCaptur
     assert f"{mov}: {stores.format('mov')}{lost.format('chi')}" in said
     assert f"{mov}: .mov holds no tag for the language of input stream #4 (mi): written untagged; .mp4 keeps it " \
            "(as mri) and .mkv whole" in said  # fmt: skip
+
+
+def test_attachments_are_said_in_the_plan_and_fonts_only_blamed_for_fonts(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """--dry-run says the attachments the run leaves out, as the run does, once; a notes.txt is not a
+    font that styled subtitles need, a font beside subtitles is."""
+    from dove_cli import upscale
+
+    srt = tmp_path / "s.srt"
+    srt.write_text("1\n00:00:00,000 --> 00:00:00,200\nHi\n")
+    (tmp_path / "notes.txt").write_text("notes")
+    (tmp_path / "f.ttf").write_bytes(bytes(512))
+    clip = make_clip(tmp_path / "v.mkv", rate="10", frames=3)
+    notes, font = tmp_path / "notes.mkv", tmp_path / "font.mkv"
+    ffmpeg("-i", clip, "-i", srt, "-map", "0", "-map", "1", "-c", "copy", "-attach", tmp_path / "notes.txt",
+           "-metadata:s:t:0", "mimetype=text/plain", notes)  # fmt: skip
+    ffmpeg(
+        "-i",
+        clip,
+        "-i",
+        srt,
+        "-map",
+        "0",
+        "-map",
+        "1",
+        "-c",
+        "copy",
+        "-attach",
+        tmp_path / "f.ttf",
+        "-metadata:s:t:0",
+        "mimetype=application/octet-stream",
+        font,
+    )  # fmt: skip (a font by its name)
+    for src, why in (
+        (notes, "only .mkv holds them"),
+        (font, "only .mkv holds them, and styled subtitles need their fonts"),
+    ):
+        name = "notes.txt" if src is notes else "f.ttf"
+        for dry_run in (True, False):
+            caplog.clear()
+            with caplog.at_level(logging.WARNING):
+                upscale(src, tmp_path / "out.mp4", model="bilinear", scale=1, dry_run=dry_run, overwrite=True)
+            said = [r.getMessage() for r in caplog.records if "attachment" in r.getMessage()]
+            assert said == [f"{src}: 1 attachment(s) not copied ({name}): {why}"], (src, dry_run)

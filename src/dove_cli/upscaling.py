@@ -664,7 +664,7 @@ def _check_outputs(
     _say_subtitle_layout(info, opts, getattr(writer, "placed_subtitles", ()))
     if opts.codec is None and (line := video_io.hdr_codec_note(info.path, output, info.color_trc, pix_fmt)):
         note.info("%s", line)
-    if not dry_run and (dropped := video_io.attachments_dropped(info, output, kept_subtitles(opts))):
+    if dropped := video_io.attachments_dropped(info, output, kept_subtitles(opts)):
         log.warning("%s", dropped)
     for text in video_io.output_notes(output, opts.codec, opts.crf, opts.preset):
         log.warning("%s", text)

@@ -138,7 +138,8 @@ __all__ = [
 
 
 def attachments_dropped(info: VideoInfo, output: Path, subtitles: str) -> str | None:
-    """A warning when the input's attachments (fonts) cannot go along to `output`, else None."""
+    """A warning when the input's attachments (fonts, cover art, other files) cannot go along to
+    `output`, else None; the fonts' reason only where they go with subtitles."""
     container = VIDEO_EXTENSIONS.get(output.suffix.lower())
     kept = info.covers if container == "mp4" else ()
     dropped = [name for name in info.attachments if name not in kept]
@@ -147,7 +148,8 @@ def attachments_dropped(info: VideoInfo, output: Path, subtitles: str) -> str | 
     if all(name in info.covers for name in dropped):
         why = "only .mkv and .mp4 hold cover art"
     else:
-        why = "only .mkv holds them" + (", and styled subtitles need their fonts" if subtitles != "none" else "")
+        fonts = subtitles != "none" and info.has_subtitles and any(name in info.fonts for name in dropped)
+        why = "only .mkv holds them" + (", and styled subtitles need their fonts" if fonts else "")
     return f"{info.path}: {len(dropped)} attachment(s) not copied ({', '.join(dropped)}): {why}"
 
 

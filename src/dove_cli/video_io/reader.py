@@ -151,6 +151,7 @@ class VideoInfo:
     has_subtitles: bool = False
     attachments: tuple[str, ...] = ()  # names of Matroska attachments (fonts for styled subtitles) and cover art
     covers: tuple[str, ...] = ()  # those that are cover art MP4 holds too (MP4_COVERS)
+    fonts: tuple[str, ...] = ()  # those that are fonts (`is_font`)
     is_image_sequence: bool = False
     is_still_image: bool = False
     num_frames_exact: bool = False
@@ -276,6 +277,18 @@ def picture_bytes(c: Any, s: Any) -> bytes:
 def attachment_streams(c: Any) -> list[Any]:
     """A container's attachments: fonts (attachment streams) and cover art (`is_picture`)."""
     return [s for s in c.streams if s.type == "attachment" or is_picture(s)]
+
+
+FONT_EXTENSIONS = (".ttf", ".otf", ".ttc", ".otc", ".woff", ".woff2", ".pfb", ".fon")
+
+
+def is_font(s: Any) -> bool:
+    """Whether attachment stream `s` is a font: by its MIME type (font/ttf, application/x-truetype-font,
+    application/vnd.ms-opentype...) or, where that is a generic one, its file name."""
+    if s.type != "attachment":
+        return False
+    mimetype = (s.metadata.get("mimetype") or s.mimetype or "").lower()
+    return "font" in mimetype or "opentype" in mimetype or (s.name or "").lower().endswith(FONT_EXTENSIONS)
 
 
 def attachment_name(s: Any) -> str:
@@ -1090,6 +1103,7 @@ class VideoReader:
             has_subtitles=bool(c.streams.subtitles),
             attachments=tuple(attachment_name(a) for a in attached),
             covers=tuple(attachment_name(a) for a in attached if is_picture(a) and a.codec_context.name in MP4_COVERS),
+            fonts=tuple(attachment_name(a) for a in attached if is_font(a)),
             num_frames_exact=exact,
             duration=duration,
             base_fps=Fraction(nominal) * self._rate if (nominal := self._fps or s.guessed_rate) else None,
