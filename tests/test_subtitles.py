@@ -176,3 +176,19 @@ def test_attachments_are_said_in_the_plan_and_fonts_only_blamed_for_fonts(
                 upscale(src, tmp_path / "out.mp4", model="bilinear", scale=1, dry_run=dry_run, overwrite=True)
             said = [r.getMessage() for r in caplog.records if "attachment" in r.getMessage()]
             assert said == [f"{src}: 1 attachment(s) not copied ({name}): {why}"], (src, dry_run)
+
+
+def test_info_names_the_descriptions_flag(tmp_path: Path) -> None:
+    """A subtitle track of text descriptions for the blind (FFmpeg's "descriptions" disposition, Matroska's
+    FlagTextDescriptions) is named, as ffmpeg names it."""
+    from dove_cli.video_io.describe import describe
+
+    srt = tmp_path / "s.srt"
+    srt.write_text("1\n00:00:00,000 --> 00:00:00,200\nHi\n")
+    src = tmp_path / "flags.mkv"
+    ffmpeg("-i", make_clip(tmp_path / "v.mkv", rate="10", frames=3), "-i", srt, "-map", "0", "-map", "1", "-c", "copy",
+           "-disposition:s:0", "descriptions+forced", src)  # fmt: skip
+    assert "(forced) (descriptions)" in ffmpeg("-i", src, check=False).stderr
+    assert [s["flags"] for s in describe(src)["streams"] if s.get("kind", s.get("type")) == "subtitle"] == [
+        ["forced", "descriptions"]
+    ]

@@ -876,14 +876,15 @@ DISC_PCM = frozenset({"pcm_bluray", "pcm_dvd"})
 # writing each flag on an audio and a subtitle stream and reading it back (tests/test_bluray.py does):
 # the input's flags that the output's container drops are said before the run. By container and kind of
 # stream, or codec where it differs (MPEG-TS marks DVB subtitles for the hard of hearing; PGS: nothing).
-FLAGS = ("default", "forced", "comment", "hearing_impaired", "visual_impaired", "original", "dub", "captions")
-_MATROSKA_FLAGS = frozenset(FLAGS) - {"captions"}
+FLAGS = ("default", "forced", "comment", "hearing_impaired", "visual_impaired", "original", "dub", "captions",
+         "descriptions")  # fmt: skip
+_MATROSKA_FLAGS = frozenset(FLAGS) - {"captions", "descriptions"}  # (FlagTextDescriptions: subtitles only)
 _MP4_FLAGS = frozenset(FLAGS) - {"original"}
 KEPT_FLAGS = {
     ("matroska", "audio"): _MATROSKA_FLAGS,
-    ("matroska", "subtitle"): _MATROSKA_FLAGS,
+    ("matroska", "subtitle"): _MATROSKA_FLAGS | {"descriptions"},
     ("webm", "audio"): frozenset({"default", "forced"}),
-    ("webm", "subtitle"): frozenset({"default", "forced", "captions"}),  # (WebVTT's kind, in its codec ID)
+    ("webm", "subtitle"): frozenset({"default", "forced", "captions", "descriptions"}),  # (WebVTT's kind, in its codec ID)
     ("mp4", "audio"): _MP4_FLAGS,
     ("mp4", "subtitle"): _MP4_FLAGS,
     ("mov", "audio"): frozenset({"default"}),
