@@ -192,3 +192,22 @@ def test_info_names_the_descriptions_flag(tmp_path: Path) -> None:
     assert [s["flags"] for s in describe(src)["streams"] if s.get("kind", s.get("type")) == "subtitle"] == [
         ["forced", "descriptions"]
     ]
+
+
+def test_a_crop_that_cuts_nothing_moves_no_subtitle(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """--crop warns that ASS signs (drawn at places on the picture) no longer line up: not for 0:0:0:0."""
+    from dove_cli import upscale
+
+    ass = tmp_path / "s.ass"
+    ass.write_text("[Script Info]\nScriptType: v4.00+\nPlayResX: 64\nPlayResY: 48\n\n[Events]\nFormat: Layer, Start, "
+                   "End, Style, Name, MarginL, MarginR, MarginV, Effect, Text\nDialogue: 0,0:00:00.00,0:00:00.20,"
+                   "Default,,0,0,0,,{\\pos(10,5)}SIGN\n")  # fmt: skip
+    src = tmp_path / "a.mkv"
+    ffmpeg(
+        "-i", make_clip(tmp_path / "v.mkv", rate="10", frames=3), "-i", ass, "-map", "0", "-map", "1", "-c", "copy", src
+    )
+    for crop, warned in (("0:0:0:0", False), ("2:0:2:0", True)):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            upscale(src, tmp_path / "out.mkv", model="bilinear", scale=1, crop=crop, dry_run=True)
+        assert ("--crop and subtitles drawn at places" in caplog.text) is warned, crop

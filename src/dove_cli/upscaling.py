@@ -704,7 +704,8 @@ def _say_subtitle_layout(info: video_io.VideoInfo, opts: UpscaleOptions, placed:
     lines, bitmaps), which are copied as they are, laid out on the whole picture (a warning)."""
     if opts.compare and opts.subtitles != "none" and info.has_subtitles:
         note.info("%s: --compare leaves the subtitles out (they would straddle its two halves)", info.path)
-    if opts.crop and placed:
+    crop = geometry.parse_crop(opts.crop) if opts.crop else None  # (auto: what was found, by now)
+    if crop and any((crop.left, crop.top, crop.right, crop.bottom)) and placed:  # (0:0:0:0 cuts nothing)
         log.warning("%s: --crop and subtitles drawn at places on the picture (stream %s): they are copied as they "
                     "are, laid out on the whole picture, so on the cropped one they are shifted and resized and no "
                     "longer line up with it; upscale without --crop to keep them in place, or leave them out with "
