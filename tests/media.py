@@ -550,12 +550,13 @@ def _ga94_sei(pair: tuple[int, int] | None) -> bytes:
     return b"\x00\x00\x00\x01\x06" + bytes(out)
 
 
-def make_caption_ts(path: Path, frames: int = 30) -> Path:
+def make_caption_ts(path: Path, frames: int = 30, first: int = 0) -> Path:
     """An MPEG-TS with EIA-608 closed captions in its H.264 video (A/53 SEI, as US broadcast carries
     them), 64x48 at 29.97 fps, MP2 audio: a pop-on caption
     CAPTION loaded from frame 4 and shown at frame 12 (0.4 s), one byte pair a frame. ffmpeg encodes
     the picture (an access unit delimiter before each, a keyframe every 6), a SEI goes after each
-    delimiter, and ffmpeg muxes the result."""
+    delimiter, and ffmpeg muxes the result. first: the first picture with captions (its SEI): later
+    than 0, as a recording that starts before the captioned programme."""
     raw, annexb = path.with_suffix(".raw.h264"), path.with_suffix(".cc.h264")
     ffmpeg(*_testsrc("64x48", "30000/1001"), "-frames:v", str(frames), "-c:v", "libx264", "-preset", "ultrafast",
            "-bf", "0", "-g", "6", "-x264-params", "aud=1", raw)  # fmt: skip
@@ -568,7 +569,8 @@ def make_caption_ts(path: Path, frames: int = 30) -> Path:
         end = nals[i + 1] if i + 1 < len(nals) else len(data)
         out += data[start:end]
         if data[start + 3] & 0x1F == 9:  # an access unit delimiter: this picture's SEI after it
-            out += _ga94_sei(pairs[picture] if picture < len(pairs) else None)
+            if picture >= first:
+                out += _ga94_sei(pairs[picture - first] if picture - first < len(pairs) else None)
             picture += 1
     annexb.write_bytes(bytes(out))
     ffmpeg("-r", "30000/1001", "-f", "h264", "-i", annexb, "-f", "lavfi", "-i", "sine=duration=1", "-map", "0",

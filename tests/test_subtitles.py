@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from dove_cli.video_io import open_reader, open_writer
-from media import ffmpeg, make_clip
+from media import CAPTION, caption_text, ffmpeg, make_caption_ts, make_clip
 
 OVERLAPPING = "1\n00:00:00,100 --> 00:00:00,500\nTOP sign\n\n2\n00:00:00,300 --> 00:00:00,700\nbottom talk\n"
 
@@ -211,3 +211,28 @@ def test_a_crop_that_cuts_nothing_moves_no_subtitle(tmp_path: Path, caplog: pyte
         with caplog.at_level(logging.WARNING):
             upscale(src, tmp_path / "out.mkv", model="bilinear", scale=1, crop=crop, dry_run=True)
         assert ("--crop and subtitles drawn at places" in caplog.text) is warned, crop
+
+
+def test_captions_that_start_late_are_found(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Closed captions from frame 8 on (none on the first frame): found before the run from the video's
+    packets, so an output that cannot carry them says so first (as for captions from the start); beyond what that check reads, the run
+    finds them and says it at its end. hevc keeps them either way (libx265 writes none unless told)."""
+    from dove_cli.video_io import captions, probe
+
+    src = make_caption_ts(tmp_path / "late.ts", frames=24, first=8)
+    assert CAPTION in caption_text(src).replace("\n", "")  # (ffmpeg reads them)
+    assert probe(src).captions
+    monkeypatch.setattr(captions, "CAPTION_SCAN_S", 0.2)  # the check before the run reads 0.2 s: not enough
+    assert not probe(src).captions
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        copy(src, tmp_path / "late.mkv", codec="ffv1")
+        copy(src, tmp_path / "hevc.mkv", codec="libx265")
+    assert [m for m in caplog.messages if "captions" in m] == [
+        f"{tmp_path / 'late.mkv'}: the input's closed captions (EIA-608/708 in the video), found from 0.3 s on, are "
+        "not kept: ffv1 cannot carry them (h264 and hevc keep them)"
+    ]
+    assert caption_text(tmp_path / "late.mkv") == ""
+    assert caption_text(tmp_path / "hevc.mkv") == caption_text(src)

@@ -884,7 +884,8 @@ KEPT_FLAGS = {
     ("matroska", "audio"): _MATROSKA_FLAGS,
     ("matroska", "subtitle"): _MATROSKA_FLAGS | {"descriptions"},
     ("webm", "audio"): frozenset({"default", "forced"}),
-    ("webm", "subtitle"): frozenset({"default", "forced", "captions", "descriptions"}),  # (WebVTT's kind, in its codec ID)
+    # (WebVTT's kinds, in its codec ID)
+    ("webm", "subtitle"): frozenset({"default", "forced", "captions", "descriptions"}),
     ("mp4", "audio"): _MP4_FLAGS,
     ("mp4", "subtitle"): _MP4_FLAGS,
     ("mov", "audio"): frozenset({"default"}),

@@ -31,7 +31,7 @@ from av.video.reformatter import ColorRange, Colorspace, VideoReformatter
 from dove_cli.errors import BrokenImage, DecodeError, InputError, OptionError
 from dove_cli.humanize import counted, turn_text
 from dove_cli.video_io.cadence import Grid, fit_grid, packet_pts, sample_pts, uneven
-from dove_cli.video_io.captions import CaptionRetimer, caption_carrier, has_captions
+from dove_cli.video_io.captions import CaptionRetimer, caption_carrier, captions_in_packets, has_captions
 from dove_cli.video_io.continuity import continuous_packets
 from dove_cli.video_io.deep import clipped, exact_rgb48, float_rgb48, float_values, rgb48_gain
 from dove_cli.video_io.fields import FIELD_ORDERS, FieldOrder, advice, order_warning, parity, scan_fields
@@ -146,7 +146,7 @@ class VideoInfo:
     interlaced: bool = False  # the first frame, or the container, says so
     # the order --deinterlace takes the fields in (`fields.parity`), where it is not each frame's own flag
     field_order: FieldOrder | None = None
-    captions: bool = False  # the first frame carries closed captions (`has_captions`)
+    captions: bool = False  # the video carries closed captions (`has_captions`, `captions_in_packets`)
     has_audio: bool = False
     has_subtitles: bool = False
     attachments: tuple[str, ...] = ()  # names of Matroska attachments (fonts for styled subtitles) and cover art
@@ -1098,7 +1098,7 @@ class VideoReader:
             mirrored=mirrored and self._rotate != "apply",
             sample_aspect_ratio=Fraction(sar) if sar and sar != 1 else None,
             interlaced=self._source_interlaced,
-            captions=has_captions(frame),
+            captions=has_captions(frame) or self._captions_later(s),
             has_audio=bool(audio_streams(c)),
             has_subtitles=bool(c.streams.subtitles),
             attachments=tuple(attachment_name(a) for a in attached),
@@ -1155,6 +1155,18 @@ class VideoReader:
         self._src_range = ColorRange.JPEG if info.color_range == "pc" else ColorRange.MPEG
         self._rgb_format = "rgb48le" if bit_depth > 8 else "rgb24"
         return info
+
+    def _captions_later(self, s: Any) -> bool:
+        """Whether the video carries closed captions that its first frame does not (they start at an
+        advert's end, after a gap): its first minute's packets searched (`captions_in_packets`),
+        read a second time but not decoded. A pipe cannot be read twice: no."""
+        if s.codec_context.name not in ("h264", "hevc", "mpeg2video") or not self.path.is_file():
+            return False
+        try:
+            with av.open(ffmpeg_name(self.path)) as c:
+                return captions_in_packets(c, c.streams[s.index])
+        except (av.FFmpegError, OSError):
+            return False
 
     def _grid(self) -> Grid | None:
         """The grid of the stream's frames at its nominal rate (`fit_grid`, from its first frames), in

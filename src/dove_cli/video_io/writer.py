@@ -362,15 +362,27 @@ class ContainerWriter(VideoWriter):
     def _caption_options(self, encoder: str, opts: dict[str, str], given: dict[str, Any]) -> dict[str, str]:
         """Whether the input's closed captions are kept (`_carry`), and the encoder options that keep
         them: an encoder that writes them (`writes_captions`) is told to (libx265's a53cc is off by
-        default), unless --codec-option a53cc=0 says not to. Captions the output loses are said."""
+        default), unless --codec-option a53cc=0 says not to; also where none were found before the
+        run (`VideoInfo.captions`: they may start later). Captions the output loses are said: here,
+        or at the end of the run where they turned up only then (`write`, `_say_late_captions`)."""
         self._carry = writes_captions(encoder) and str(given.get("a53cc", "1")) not in ("0", "false")
-        if self._carry and self.info.captions:
+        self._captions_lost = (
+            "--codec-option a53cc=0 drops them" if writes_captions(encoder) else f"{encoder} cannot carry them"
+        )
+        self._late_captions: float | None = None  # when captions not found before the run first turned up
+        if self._carry:
             opts = {**opts, "a53cc": "1"}
         if self._warn and self.info.captions and not self._carry:
-            why = "--codec-option a53cc=0 drops them" if writes_captions(encoder) else f"{encoder} cannot carry them"
             log.warning("%s: the input's closed captions (EIA-608/708 in the video) are not kept: %s (h264 and hevc "
-                        "keep them)", self.path, why)  # fmt: skip
+                        "keep them)", self.path, self._captions_lost)  # fmt: skip
         return opts
+
+    def _say_late_captions(self) -> None:
+        """Closed captions that the check before the run did not find (they start after its first
+        minute), which the output did not keep: one warning at the end of the run."""
+        if self._late_captions is not None and self._warn:
+            log.warning("%s: the input's closed captions (EIA-608/708 in the video), found from %.1f s on, are not "
+                        "kept: %s (h264 and hevc keep them)", self.path, self._late_captions, self._captions_lost)  # fmt: skip
 
     def _setup_video(self, spec: CodecSpec, pf: str, opts: dict[str, str], width: int, height: int) -> None:
         info, fps = self.info, self._fps
@@ -1197,6 +1209,8 @@ class ContainerWriter(VideoWriter):
             frame = self._rgb_to_yuv(rgb)
         if captions is not None and self._carry:
             frame = self._with_captions(frame, captions)
+        elif captions is not None and not self.info.captions and self._late_captions is None:
+            self._late_captions = float((pts - self.info.start_pts) * self.info.time_base)
         for k, v in self._tags.items():
             setattr(frame, k, v)
         if self.frames_written == 0:
@@ -1394,6 +1408,7 @@ class ContainerWriter(VideoWriter):
                     for q in ostream.encode(None):
                         self._mux_aux(q, sources[ostream.index])
             self._report_disorder()
+            self._say_late_captions()
             for ostream, data in self._covers:
                 cover = av.Packet(data)
                 cover.stream = ostream
