@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from dove_cli.video_io import open_reader, open_writer
-from media import CAPTION, caption_text, ffmpeg, make_caption_ts, make_clip
+from media import CAPTION, caption_text, ffmpeg, make_caption_ts, make_clip, make_dvd_title, make_pgs
 
 OVERLAPPING = "1\n00:00:00,100 --> 00:00:00,500\nTOP sign\n\n2\n00:00:00,300 --> 00:00:00,700\nbottom talk\n"
 
@@ -236,3 +236,49 @@ def test_captions_that_start_late_are_found(
     ]
     assert caption_text(tmp_path / "late.mkv") == ""
     assert caption_text(tmp_path / "hevc.mkv") == caption_text(src)
+
+
+def subtitle_packets(path: Path) -> list[tuple[Fraction, str]]:
+    """(time from the first frame, md5) of each subtitle packet, as PyAV demuxes them."""
+    import hashlib
+
+    import av
+
+    with av.open(str(path)) as c:
+        v, s = c.streams.video[0], c.streams.subtitles[0]
+        t0 = Fraction(v.start_time or 0) * v.time_base
+        return [(p.pts * p.time_base - t0, hashlib.md5(bytes(p)).hexdigest()) for p in c.demux(s) if p.pts is not None]
+
+
+def preview(src: Path, out: Path, start: float) -> None:
+    with open_reader(src, start=start, duration=0.1) as reader:
+        with open_writer(out, reader.info, reader.info.width, reader.info.height, start=start, end=start + 0.1) as w:
+            for frame in reader:
+                w.write(frame.rgb, frame.pts)
+
+
+def test_preview_keeps_the_dvb_subtitle_on_screen_at_its_start(tmp_path: Path) -> None:
+    """A DVB subtitle has no duration (it shows until the next page, or its time-out): the page on screen
+    at a preview's start comes back at its 0, as a PGS one does; after the page that clears it, none."""
+    sup = make_pgs(tmp_path / "s.sup", [(0.0, 0.1, (8, 8, 16, 8)), (0.4, 0.8, (8, 8, 16, 8))])
+    src = tmp_path / "in.ts"
+    ffmpeg("-i", make_clip(tmp_path / "v.mkv", rate="10", frames=10), "-i", sup, "-map", "0", "-map", "1", "-c:v",
+           "copy", "-c:s", "dvbsub", src)  # fmt: skip
+    packets = subtitle_packets(
+        src
+    )  # as ffmpeg made them: shown at 0, cleared and the next shown at 0.2, cleared at 0.4
+    assert [round(float(t), 1) for t, _ in packets] == [0, 0.2, 0.2, 0.4]
+    preview(src, tmp_path / "on.mkv", 0.3)
+    assert [md5 for t, md5 in subtitle_packets(tmp_path / "on.mkv") if t == 0] == [packets[2][1]]
+    preview(src, tmp_path / "cleared.mkv", 0.45)
+    assert subtitle_packets(tmp_path / "cleared.mkv") == []
+
+
+def test_preview_keeps_the_dvd_subtitle_on_screen_at_its_start(tmp_path: Path) -> None:
+    """A .vob's DVD subtitles have no duration (each stops itself: its SPU's stop command, here after
+    1.02 s): the one shown at 0.2 s comes back at the start of a preview from 0.4 s."""
+    src = make_dvd_title(tmp_path / "t.vob", frames=25)
+    packets = subtitle_packets(src)
+    assert [round(float(t), 1) for t, _ in packets] == [0.2, 0.6]
+    preview(src, tmp_path / "out.mkv", 0.4)
+    assert subtitle_packets(tmp_path / "out.mkv") == [(0, packets[0][1])]

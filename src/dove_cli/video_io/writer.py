@@ -125,6 +125,8 @@ DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "3.0", 4: "quad", 5: "5.0", 6: "5.
 AVFMT_TS_NONSTRICT = 0x20000  # a muxer that takes equal dts in a row (Matroska): only going back is refused
 PGS_SEGMENT_PCS = 0x16  # a PGS display set starts with its presentation composition segment
 PGS_NEW_DISPLAY = 0xC0  # its composition state: an epoch start (0x80) or acquisition point (0x40) draws anew
+SPU_ARGUMENTS = {0x00: 0, 0x01: 0, 0x03: 2, 0x04: 2, 0x05: 6, 0x06: 4}  # DVD SPU commands: their argument bytes
+DVB_PAGE_COMPOSITION = 0x10  # a DVB subtitle segment: the page's time-out and regions
 
 
 def is_pgs(s: Any) -> bool:
@@ -155,6 +157,38 @@ def encoded_as(ostream: Any) -> str:
     cc = ostream.codec_context
     rate = f" at a nominal {round(cc.bit_rate / 1000)} kb/s" if cc.bit_rate else ""
     return f"{cc.codec.canonical_name} {layout_name(cc.layout)}{rate}"
+
+
+def bitmap_shown_s(codec: str, data: bytes) -> float | None:
+    """How long a DVD or DVB subtitle packet keeps its picture on screen, in seconds from its time:
+    a DVD SPU's stop command's delay (its control sequences: a delay, the next one's offset, commands),
+    a DVB page's time-out (its page composition segment); 0 where it shows nothing (a DVB page of no
+    regions clears the screen); None where it does not say (shown until the next one)."""
+    if codec == "dvd_subtitle" and len(data) >= 4:
+        at, seen = int.from_bytes(data[2:4], "big"), set()
+        while at + 4 <= len(data) and at not in seen:
+            seen.add(at)
+            delay, following, i = (
+                int.from_bytes(data[at : at + 2], "big"),
+                int.from_bytes(data[at + 2 : at + 4], "big"),
+                at + 4,
+            )
+            while i < len(data) and data[i] != 0xFF:
+                if data[i] == 0x02:  # stop display
+                    return delay * 1024 / 90000
+                if data[i] not in SPU_ARGUMENTS:
+                    return None
+                i += 1 + SPU_ARGUMENTS[data[i]]
+            at = following
+        return None
+    if codec == "dvb_subtitle":
+        i = 2 if data[:2] == b"\x20\x00" else 0  # after a PES's data_identifier and stream id (not in .mkv)
+        while i + 6 <= len(data) and data[i] == 0x0F:
+            kind, length = data[i + 1], int.from_bytes(data[i + 4 : i + 6], "big")
+            if kind == DVB_PAGE_COMPOSITION and length >= 2:
+                return float(data[i + 6]) if length > 2 else 0.0  # its time-out; no regions: a clear
+            i += 6 + length
+    return None
 
 
 class VideoWriter:
@@ -493,7 +527,7 @@ class ContainerWriter(VideoWriter):
         self._damaged: dict[int, list[float]] = {}  # input stream index -> times of audio packets the muxer refused
         self._pending: av.Packet | None = None
         self._sequencers: dict[int, tuple[Sequencer, Fraction]] = {}  # input stream -> its mov_text cues, time base
-        self._pgs_held: dict[int, list[av.Packet]] = {}  # input stream index -> PGS on screen at a preview's start
+        self._held_bitmaps: dict[int, list[av.Packet]] = {}  # input stream -> bitmaps on screen at a preview's start
         self._aux_iter: Iterator[av.Packet] | None = None
         self._timecode: tuple[str, Fraction] | None = None  # the input's, and the rate it counts at
         self._respelled: list[str] = []  # "#1 deu as ger": languages a .mov keeps in their other spelling
@@ -1296,7 +1330,7 @@ class ContainerWriter(VideoWriter):
             if mode == "copy":
                 if p.dts is None and p.pts is None:
                     continue  # demuxer's end-of-stream marker
-                if p.stream.index in self._pgs_held:
+                if p.stream.index in self._held_bitmaps:
                     self._show_held_pgs(p.stream.index, ostream, p)
                 source, p.stream = p.stream.index, ostream
                 self._mux_aux(p, source)
@@ -1328,6 +1362,9 @@ class ContainerWriter(VideoWriter):
             if p.stream.type == "subtitle" and not p.duration and is_pgs(p.stream):
                 self._hold_pgs(p)
                 return False
+            if p.stream.type == "subtitle" and not p.duration and not p.stream.codec_context.codec.text_sub:
+                self._hold_bitmap(p, seconds)
+                return False
             if (clock := self._clocks.get(p.stream.index)) is not None and clock.leads_in(p, delta):
                 pass  # audio the output's edit list hides up to the start
             elif p.stream.type != "subtitle" or not p.duration or t + p.duration <= delta:
@@ -1346,20 +1383,33 @@ class ContainerWriter(VideoWriter):
         has no duration, it shows until the next one. What a new display (an epoch start or an
         acquisition point: its objects and palette whole) and the sets after it draw is kept, for
         `_show_held_pgs` to put at the start."""
-        held = self._pgs_held.setdefault(p.stream.index, [])
+        held = self._held_bitmaps.setdefault(p.stream.index, [])
         composition = pgs_composition(bytes(p))
         if composition is not None and composition[0] & PGS_NEW_DISPLAY:
             held[:] = [p]
         elif held:  # a set that changes the display before it, or the rest of a set (a .sup's segments)
             held.append(p)
 
+    def _hold_bitmap(self, p: av.Packet, seconds: Fraction) -> None:
+        """Keep a DVD or DVB subtitle packet from before a preview's start (at `seconds`) that is still
+        on screen there (`bitmap_shown_s`), with any others of its time, for `_show_held_pgs` to put at
+        the start; one that is over by then, or clears the screen, leaves nothing held."""
+        held = self._held_bitmaps.setdefault(p.stream.index, [])
+        if held and held[0].pts != p.pts:
+            held.clear()
+        shown = bitmap_shown_s(p.stream.codec_context.codec.canonical_name, bytes(p))
+        if shown is None or seconds + Fraction(shown) > (self._t0 or 0):
+            held.append(p)
+
     def _show_held_pgs(self, source: int, ostream: Any, first: av.Packet | None) -> None:
-        """Mux at the output's start the PGS display held for input stream `source` (`_hold_pgs`),
-        where its last set shows something and the stream's first packet in the span (`first`; None:
-        there is none) does not replace it there."""
-        held = self._pgs_held.pop(source, [])
+        """Mux at the output's start the bitmap subtitles held for input stream `source` (`_hold_pgs`,
+        `_hold_bitmap`), where they show something (PGS: its last set) and the stream's first packet
+        in the span (`first`; None: there is none) does not replace them there."""
+        held = self._held_bitmaps.pop(source, [])
+        if not held or (first is not None and not first.pts):
+            return
         composition = next((c for c in map(pgs_composition, map(bytes, reversed(held))) if c is not None), None)
-        if composition is None or not composition[1] or (first is not None and not first.pts):
+        if is_pgs(held[0].stream) and (composition is None or not composition[1]):
             return
         for q in held:
             q.pts = q.dts = 0
@@ -1399,7 +1449,7 @@ class ContainerWriter(VideoWriter):
         try:
             self._flush_video()
             self._pump_aux(None)
-            for source in list(self._pgs_held):  # on screen from the start to the end
+            for source in list(self._held_bitmaps):  # on screen from the start to the end
                 self._show_held_pgs(source, self._aux[source][0], None)
             self._end_cues()
             sources = {ostream.index: i for i, (ostream, _) in self._aux.items()}
