@@ -69,6 +69,12 @@ def test_mov_text_shows_overlapping_cues_together(ext: str, tmp_path: Path, capl
         (Fraction(1, 2), Fraction(7, 10), "bottom talk"),
     ]
     assert f"{tmp_path / f'out{ext}'}: 2 overlapping cues of subtitle stream #1 shown together" in caplog.text
+    if ext == ".mp4":  # a run, whose subtitles are copied when its segments are joined: said there too
+        from dove_cli import upscale
+
+        with caplog.at_level("INFO"):
+            upscale(src, tmp_path / "run.mp4", model="bilinear", scale=1)
+        assert f"{tmp_path / 'run.mp4'}: 2 overlapping cues of subtitle stream #1 shown together" in caplog.text
 
 
 def test_sequencer_lays_cues_one_after_another() -> None:
@@ -236,6 +242,15 @@ def test_captions_that_start_late_are_found(
     ]
     assert caption_text(tmp_path / "late.mkv") == ""
     assert caption_text(tmp_path / "hevc.mkv") == caption_text(src)
+    from dove_cli import upscale
+
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):  # a run writes segments, then joins them: said once, at the end
+        upscale(src, tmp_path / "run.mkv", model="bilinear", scale=1, codec="ffv1")
+    assert [m for m in caplog.messages if "captions" in m] == [
+        f"{tmp_path / 'run.mkv'}: the input's closed captions (EIA-608/708 in the video), found from 0.3 s on, are "
+        "not kept: ffv1 cannot carry them (h264 and hevc keep them)"
+    ]
 
 
 def subtitle_packets(path: Path) -> list[tuple[Fraction, str]]:
@@ -282,3 +297,30 @@ def test_preview_keeps_the_dvd_subtitle_on_screen_at_its_start(tmp_path: Path) -
     assert [round(float(t), 1) for t, _ in packets] == [0.2, 0.6]
     preview(src, tmp_path / "out.mkv", 0.4)
     assert subtitle_packets(tmp_path / "out.mkv") == [(0, packets[0][1])]
+
+
+def test_webvtt_cue_settings_dropped_by_mov_text_are_said(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """WebVTT cue settings (line, position, align) have no place in mov_text: said, with how many cues."""
+    vtt = tmp_path / "s.vtt"
+    vtt.write_text("WEBVTT\n\n00:00.000 --> 00:00.200 line:10% position:20% align:start\nTop left\n\n"
+                   "00:00.200 --> 00:00.300\nPlain\n")  # fmt: skip
+    src = tmp_path / "pos.mkv"
+    ffmpeg(
+        "-i", make_clip(tmp_path / "v.mkv", rate="10", frames=3), "-i", vtt, "-map", "0", "-map", "1", "-c", "copy", src
+    )
+    assert "line:10%" in ffmpeg("-i", src, "-map", "0:s", "-c", "copy", "-f", "webvtt", "-").stdout
+    with caplog.at_level(logging.WARNING):
+        copy(src, tmp_path / "out.mp4")
+    assert [m for m in caplog.messages if "WebVTT" in m] == [
+        f"{tmp_path / 'out.mp4'}: mov_text has no place for WebVTT cue settings (line, position, size, align): not "
+        "kept for 1 cue of subtitle stream #1; .mkv and .webm keep them"
+    ]
+    from dove_cli import upscale
+
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):  # a run: its subtitles are copied when its segments are joined
+        upscale(src, tmp_path / "run.mp4", model="bilinear", scale=1)
+    assert [m for m in caplog.messages if "WebVTT" in m] == [
+        f"{tmp_path / 'run.mp4'}: mov_text has no place for WebVTT cue settings (line, position, size, align): not "
+        "kept for 1 cue of subtitle stream #1; .mkv and .webm keep them"
+    ]

@@ -466,6 +466,8 @@ class SegmentFiles(video_io.VideoWriter):
             return
         writer, segment = self._open
         writer.close()  # complete file, renamed into place
+        if self.late_captions is None:  # (said once, when the segments are joined)
+            self.late_captions, self.captions_lost = writer.late_captions, writer.captions_lost
         path = self.folder / segment.file
         with open(path, "rb") as f:  # on disk before the journal lists it (power loss)
             os.fsync(f.fileno())
@@ -519,6 +521,9 @@ class SegmentedWriter(SegmentFiles):
         files = [(self.work.path / s.file, s.first_pts) for s in self.journal.segments]
         join_segments(self.path, self.info, files, codec=self._opts["codec"], preset=self._opts.get("preset"),
                       pix_fmt=self._opts.get("pix_fmt"), **self._join)  # fmt: skip
+        if self.late_captions is not None:
+            log.warning("%s: the input's closed captions (EIA-608/708 in the video), found from %.1f s on, are not "
+                        "kept: %s (h264 and hevc keep them)", self.path, self.late_captions, self.captions_lost)  # fmt: skip
         self._closed = True
 
 

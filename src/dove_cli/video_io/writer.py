@@ -199,6 +199,10 @@ class VideoWriter:
 
     path: Path
     frames_written: int
+    # Closed captions found only while writing (not in `VideoInfo.captions`) that the output does not
+    # keep: when they first turned up, in seconds from the first frame, and why they are lost.
+    late_captions: float | None = None
+    captions_lost: str = ""
     # The copied subtitle streams drawn at places on the picture (ASS, bitmaps), as "#2 'Signs'":
     # what --crop moves them off (`upscaling._check_outputs`)
     placed_subtitles: tuple[str, ...] = ()
@@ -400,23 +404,23 @@ class ContainerWriter(VideoWriter):
         run (`VideoInfo.captions`: they may start later). Captions the output loses are said: here,
         or at the end of the run where they turned up only then (`write`, `_say_late_captions`)."""
         self._carry = writes_captions(encoder) and str(given.get("a53cc", "1")) not in ("0", "false")
-        self._captions_lost = (
+        self.captions_lost = (
             "--codec-option a53cc=0 drops them" if writes_captions(encoder) else f"{encoder} cannot carry them"
         )
-        self._late_captions: float | None = None  # when captions not found before the run first turned up
+        self.late_captions = None  # when captions not found before the run first turned up (seconds)
         if self._carry:
             opts = {**opts, "a53cc": "1"}
         if self._warn and self.info.captions and not self._carry:
             log.warning("%s: the input's closed captions (EIA-608/708 in the video) are not kept: %s (h264 and hevc "
-                        "keep them)", self.path, self._captions_lost)  # fmt: skip
+                        "keep them)", self.path, self.captions_lost)  # fmt: skip
         return opts
 
     def _say_late_captions(self) -> None:
         """Closed captions that the check before the run did not find (they start after its first
         minute), which the output did not keep: one warning at the end of the run."""
-        if self._late_captions is not None and self._warn:
+        if self.late_captions is not None and self._warn:
             log.warning("%s: the input's closed captions (EIA-608/708 in the video), found from %.1f s on, are not "
-                        "kept: %s (h264 and hevc keep them)", self.path, self._late_captions, self._captions_lost)  # fmt: skip
+                        "kept: %s (h264 and hevc keep them)", self.path, self.late_captions, self.captions_lost)  # fmt: skip
 
     def _setup_video(self, spec: CodecSpec, pf: str, opts: dict[str, str], width: int, height: int) -> None:
         info, fps = self.info, self._fps
@@ -526,6 +530,7 @@ class ContainerWriter(VideoWriter):
         self._disorder: dict[int, list[float]] = {}  # input stream index -> times of packets dropped or moved
         self._damaged: dict[int, list[float]] = {}  # input stream index -> times of audio packets the muxer refused
         self._pending: av.Packet | None = None
+        self._unplaced: dict[int, int] = {}  # input stream -> its WebVTT cues whose settings mov_text drops
         self._sequencers: dict[int, tuple[Sequencer, Fraction]] = {}  # input stream -> its mov_text cues, time base
         self._held_bitmaps: dict[int, list[av.Packet]] = {}  # input stream -> bitmaps on screen at a preview's start
         self._aux_iter: Iterator[av.Packet] | None = None
@@ -1110,6 +1115,8 @@ class ContainerWriter(VideoWriter):
             if ostream.codec_context.name != "mov_text":
                 self._mux_cue(ostream.codec_context.encode_subtitle(cue), source, tb, pts, p.duration)
                 return
+            if any(sd.data_type == "webvtt_settings" and bytes(sd).strip() for sd in p.iter_sidedata()):
+                self._unplaced[source] = self._unplaced.get(source, 0) + 1  # (said by `_end_cues`)
             timed = Cue(pts, pts + p.duration if p.duration else None, one_event([r.ass for r in cue]))
             for sample in self._sequencers.setdefault(source, (Sequencer(), tb))[0].push(timed):
                 self._mux_sample(sample, source)
@@ -1132,11 +1139,16 @@ class ContainerWriter(VideoWriter):
         self._mux_aux(q, source)
 
     def _end_cues(self) -> None:
-        """Mux the mov_text samples the `Sequencer`s still hold, and say where cues overlapped."""
+        """Mux the mov_text samples the `Sequencer`s still hold, and say where cues overlapped and
+        which WebVTT cue settings (line, position, align) mov_text had no place for."""
+        if self._unplaced:  # (said by the writer that copies the subtitles: a run's last, warn or not)
+            log.warning("%s: mov_text has no place for WebVTT cue settings (line, position, size, align): not kept "
+                        "for %s; .mkv and .webm keep them", self.path,
+                        ", ".join(f"{n} cue{'s' * (n > 1)} of subtitle stream #{i}" for i, n in self._unplaced.items()))  # fmt: skip
         for source, (sequencer, _) in self._sequencers.items():
             for sample in sequencer.flush():
                 self._mux_sample(sample, source)
-            if sequencer.overlapping and self._warn:
+            if sequencer.overlapping:
                 log.info("%s: %d overlapping cues of subtitle stream #%d shown together where they overlap, as an "
                          "MP4/MOV text track shows one sample at a time", self.path, sequencer.overlapping,
                          source)  # fmt: skip
@@ -1243,8 +1255,8 @@ class ContainerWriter(VideoWriter):
             frame = self._rgb_to_yuv(rgb)
         if captions is not None and self._carry:
             frame = self._with_captions(frame, captions)
-        elif captions is not None and not self.info.captions and self._late_captions is None:
-            self._late_captions = float((pts - self.info.start_pts) * self.info.time_base)
+        elif captions is not None and not self.info.captions and self.late_captions is None:
+            self.late_captions = float((pts - self.info.start_pts) * self.info.time_base)
         for k, v in self._tags.items():
             setattr(frame, k, v)
         if self.frames_written == 0:
