@@ -590,11 +590,13 @@ def test_upscale_eval_refuses_a_gt_of_another_size_or_name_before_the_run(tmp_pa
 
 
 def test_upscale_eval_failing_only_after_the_run_is_exit_3_without_the_weights_hint(tmp_path, capsys):
-    """A GT frame that cannot be read is found while scoring: the output is kept and said to be fine."""
+    """A GT frame that cannot be decoded is found while scoring: the output is kept and said to be fine."""
     gt_frames, _ = noisy_clip(4, 32, 48, seed=9)
     lq = write_frames(tmp_path / "lq", [f[::2, ::2] for f in gt_frames])
     gt = write_frames(tmp_path / "gt", gt_frames)
-    (gt / "0002.png").write_bytes(b"not a png")
+    png = (gt / "0002.png").read_bytes()  # whole (its header and end chunk there), its pixels' data damaged:
+    at = png.index(b"IDAT") + 8  # found only by decoding, not by the check before the run
+    (gt / "0002.png").write_bytes(png[:at] + bytes(b ^ 0xFF for b in png[at : at + 40]) + png[at + 40 :])
     out = tmp_path / "out.mkv"
     code, _, err = run(["upscale", str(lq), "-o", str(out), "--model", "bilinear", "--scale", "2", "--fps", "16",
                         "-q", "--eval", str(gt), "--eval-metrics", "psnr"], capsys)  # fmt: skip
