@@ -80,7 +80,9 @@ def test_a_tiff_too_large_for_ffmpeg_is_refused_before_the_run_and_in_a_plan(tmp
     assert too_large("tiff", "rgb24", 16384, 10923) is None and too_large("png", "rgb48be", 16384, 12448) is None
     with pytest.raises(av.FFmpegError):  # no frame of it (16384x16000 is one): no image format can write it
         av.VideoFrame(16384, 16256, "gray")
-    assert "more pixels than FFmpeg holds in one frame" in (too_large("png", "gray", 16384, 16256) or "")
+    frame_limit = too_large("png", "gray", 16384, 16256) or ""  # no format helps: only a smaller size
+    assert "more pixels than FFmpeg holds in one frame" in frame_limit and "write .png" not in frame_limit
+    assert "write .png instead" in (too_large("tiff", "rgb48le", 16307, 10974) or "")
     assert too_large("png", "gray", 16384, 16000) is None
     four_three = np.random.default_rng(0).integers(0, 65536, (12, 16, 3), dtype=np.uint16)
     src = write_image(tmp_path / "scan.tif", four_three)  # --size 12000p makes it 16000x12000

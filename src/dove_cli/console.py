@@ -739,6 +739,16 @@ def _still_rows(im: dict) -> list[tuple[str, str]]:
     return rows
 
 
+TAG_SHOWN = 200  # characters of a tag `dove info` shows: a 1 MB title would flood a terminal or a log (--json: whole)
+
+
+def shown_tag(value: str, quoted: bool = False) -> str:
+    """A tag's `value` as `dove info` shows it (`quoted`: as Python writes a str): whole up to
+    TAG_SHOWN characters, else its start and how long it is."""
+    start = repr(value[:TAG_SHOWN]) if quoted else value[:TAG_SHOWN]
+    return start if len(value) <= TAG_SHOWN else f"{start}... ({len(value):,} characters)"
+
+
 def described_rows(d: dict) -> list[tuple[str, str]]:
     """`dove info FILE`: one (label, text) row per fact of `video_io.describe`'s dict."""
     if "images" in d:
@@ -789,7 +799,7 @@ def described_rows(d: dict) -> list[tuple[str, str]]:
             parts += (
                 [f"{s['duration']:.3f} s long"] if outlasts(s.get("duration"), v.get("duration"), both=True) else []
             )
-            parts += [repr(s["title"])] if s["title"] else []
+            parts += [shown_tag(s["title"], quoted=True)] if s["title"] else []
             parts += [", ".join(s["flags"])] if s["flags"] else []
             parts += [names[s["programme"]]] if several and s.get("programme") else []
             text = ", ".join(parts)
@@ -799,11 +809,11 @@ def described_rows(d: dict) -> list[tuple[str, str]]:
         order += ", linking other files" if d.get("chapters_linked") else ""
         rows.append(("chapters", f"{len(chapters)}{order}"))
         for i, ch in enumerate(chapters[:CHAPTERS_SHOWN], 1):
-            title = f"  {ch['title']!r}" if ch["title"] else ""
+            title = f"  {shown_tag(ch['title'], quoted=True)}" if ch["title"] else ""
             rows.append((f"  {i}", f"{clock_time(ch['start'])} to {clock_time(ch['end'])}{title}"))
         if len(chapters) > CHAPTERS_SHOWN:
             rows.append(("  ...", f"{len(chapters) - CHAPTERS_SHOWN} more (--json lists every one)"))
-    rows += [(f"tag {k}", v) for k, v in d["tags"].items()]
+    rows += [(f"tag {k}", shown_tag(v)) for k, v in d["tags"].items()]
     return rows
 
 

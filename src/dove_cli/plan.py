@@ -437,7 +437,8 @@ def fitting_host_change(
     h, w = plan.output_size
     if max(h, w) >= 7680 and not plan.size:
         ih, iw = plan.input_size
-        fix = f"the output is 8K ({w}x{h}, x{h // ih} of {iw}x{ih}); {fix}"
+        size = "8K" if max(h, w) <= 8192 else "larger than 8K"
+        fix = f"the output is {size} ({w}x{h}, x{h // ih} of {iw}x{ih}); {fix}"
     if plan.device == "cpu" and model.weights_bytes():
         fix += "; a CUDA GPU keeps the weights and windows off the host"
     return fix

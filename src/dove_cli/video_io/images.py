@@ -69,16 +69,18 @@ WEBP_MAX_SIDE = 16383
 
 
 def too_large(encoder: str, pix_fmt: str, width: int, height: int) -> str | None:
-    """Why FFmpeg cannot write one `width` x `height` image of `encoder` in `pix_fmt`; None when it can."""
+    """Why FFmpeg cannot write one `width` x `height` image of `encoder` in `pix_fmt`, and what to do;
+    None when it can."""
+    smaller = "make it smaller (a lower --scale, or --size)"
     if (width + 128) * (height + 128) >= INT_MAX // 8:
-        return f"a {width}x{height} image has more pixels than FFmpeg holds in one frame (about 268 million)"
+        return f"a {width}x{height} image has more pixels than FFmpeg holds in one frame (about 268 million); {smaller}"
     bits = av.VideoFormat(pix_fmt).bits_per_pixel
     if encoder == "tiff" and height * (2 * ((width * bits + 7) // 8) + 4) > TIFF_ROOM:
         depth, gib = max(c.bits for c in av.VideoFormat(pix_fmt).components), width * height * bits / 8 / 2**30
         return (f"a {width}x{height} {depth}-bit TIFF holds {gib:.1f} GiB of pixels, more than FFmpeg's TIFF encoder "
-                "writes in one image (1.0 GiB)")  # fmt: skip
+                f"writes in one image (1.0 GiB); write .png instead, or {smaller}")  # fmt: skip
     if encoder == "libwebp" and max(width, height) > WEBP_MAX_SIDE:
-        return f"a {width}x{height} WebP is larger than the format holds ({WEBP_MAX_SIDE} px a side)"
+        return f"a {width}x{height} WebP is larger than the format holds ({WEBP_MAX_SIDE} px a side); write .png instead, or {smaller}"
     return None
 
 
@@ -154,7 +156,7 @@ class ImageWriter(VideoWriter):
         self._pix_fmt, self._asked = pf, pix_fmt is not None
         self.codec, self.pix_fmt = encoder, pf  # as a plan reports them
         if why := too_large(encoder, pf, width, height):  # (before the run, not after its first frame's work)
-            raise OutputError(f"{path}: {why}; write .png instead, or make it smaller (a lower --scale, or --size)")
+            raise OutputError(f"{path}: {why}")
         # An HDR source's colour tags, which a PNG keeps (cICP) with its HDR10 metadata; other image formats cannot.
         self._color = png_color_tags(info.color_primaries, info.color_trc) if encoder == "png" else None
         if warn:

@@ -72,7 +72,7 @@ from dove_cli.video_io.paths import (
     why_missing,
 )
 from dove_cli.video_io.siting import chroma_siting
-from dove_cli.video_io.stills import EXIF_TURNS, StillTags, damage, png_colour, still_tags, turned, unturned
+from dove_cli.video_io.stills import EXIF_TURNS, StillTags, damage, open_image, png_colour, still_tags, turned, unturned
 
 log = logging.getLogger("dove_cli.video_io")
 
@@ -668,10 +668,10 @@ def pillow_rgb(file: Path) -> tuple[np.ndarray, bool] | None:
     authors' scripts) interpolate it ("fancy upsampling"): up to 9-20 levels apart on a 4:2:0
     image, 0.7 dB of PSNR on a q90 JPEG and 1.1 dB on a WebP. FFmpeg also reads a JPEG-compressed
     TIFF as noise, and a gray JPEG a level off here and there."""
-    from PIL import Image, TiffImagePlugin, UnidentifiedImageError
+    from PIL import TiffImagePlugin, UnidentifiedImageError
 
     try:
-        image = Image.open(file)
+        image = open_image(file)
     except (OSError, UnidentifiedImageError, ValueError):
         return None  # FFmpeg's to read (or to refuse, with its own message)
     with image:
@@ -767,6 +767,10 @@ def check_input_file(path: Path) -> None:
     if path.is_dir():
         raise InputError(f"{path}: is a folder with no images")
     st = path.stat()
+    device = os.path.realpath(path)
+    if stat.S_ISCHR(st.st_mode) and not device.startswith(("/dev/pts/", "/dev/tty", "/dev/console")):
+        raise InputError(f"{path}: is a device ({device}), not a file: dove probes and seeks its input; "
+                         "save what it gives to a file first")  # fmt: skip
     if stat.S_ISFIFO(st.st_mode) or stat.S_ISSOCK(st.st_mode) or stat.S_ISCHR(st.st_mode):
         if stat.S_ISFIFO(st.st_mode):
             release_writer(path)

@@ -5,6 +5,7 @@ data, which PyAV cannot attach)."""
 
 from __future__ import annotations
 
+import re
 import struct
 import warnings
 import zlib
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from dove_cli.errors import InputError
 from dove_cli.video_io.hdr import Mastering, mastering_from
 
 if TYPE_CHECKING:
@@ -74,13 +76,31 @@ def _bits(file: Path, image: Image.Image) -> int:
     return MODE_BITS.get(image.mode, 8)
 
 
+def open_image(file: Path) -> Image.Image:
+    """Pillow's `Image.open` (the header read, no pixels), its decompression-bomb guard said as a bad
+    input in one line: a header that claims more than twice Pillow's 89 M pixels claims more than
+    FFmpeg decodes in one frame (about 268 M) anyway. Its warning below that is Pillow's, not dove's:
+    the plan judges the memory a large image needs."""
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            return Image.open(file)
+        except Image.DecompressionBombError as e:
+            claimed = re.search(r"\((\d+) pixels\)", str(e))
+            pixels = f"{int(claimed[1]):,} pixels" if claimed else "more pixels than Pillow opens"
+            raise InputError(f"{file}: its header claims {pixels}, more than any image dove (or FFmpeg) reads: "
+                             "a damaged header, or a decompression bomb") from None  # fmt: skip
+
+
 def still_tags(file: Path) -> StillTags:
     """`file`'s tags from its header (no pixels are decoded); a DPX's and an EXR's from theirs
     (`film_tags`); none for a file neither can read, which FFmpeg reads or refuses."""
     from PIL import Image, TiffImagePlugin, UnidentifiedImageError
 
     try:
-        with Image.open(file) as image:
+        with open_image(file) as image:
             # PNG's own getexif decodes the whole image to find an eXIf after the pixels: before them only
             exif = Image.Image.getexif(image) if image.format == "PNG" else image.getexif()
             orientation = int(exif.get(0x0112, 1) or 1)
@@ -116,7 +136,7 @@ def damage(file: Path) -> str:
     DPX and an EXR, `film_tags`), which reads every format dove takes, cannot read. So
     that a sequence's broken images are all named before a run, not one by one as it reaches them.
     (A TIFF's first directory is read alone: Pillow's whole open costs ten times as much.)"""
-    from PIL import Image, TiffImagePlugin, UnidentifiedImageError
+    from PIL import TiffImagePlugin, UnidentifiedImageError
 
     size = file.stat().st_size
     if size == 0:
@@ -150,7 +170,7 @@ def damage(file: Path) -> str:
             if PNG_END not in f.read():
                 return f"cut short ({size} bytes, no end chunk)"
         try:
-            Image.open(file).close()
+            open_image(file).close()
         except (OSError, UnidentifiedImageError, ValueError, SyntaxError, struct.error):
             return unread
     return ""
