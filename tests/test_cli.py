@@ -912,6 +912,31 @@ def test_a_run_past_the_hosts_memory_is_refused_before_the_model_is_built(comman
     assert "; nothing fits this machine: the smallest plan (with --dtype bf16" in err, err  # re-planned advice
 
 
+def test_a_dry_run_past_the_hosts_memory_is_refused_as_the_run_is(tmp_path, capsys, monkeypatch):
+    """The dry run only warned (`needs about 1.8 GiB ... it may swap`) where the run was refused at 1.6 GiB:
+    the run's check before loading left out the frames its H.264 encoder holds, which the plan counts. One
+    estimate, the plan's, and the dry run says the run's refusal, with its numbers and advice, exit 2 as the
+    run. The machine is made just too small for the plan with the encoder's frames, not without them."""
+    import types
+
+    import dove_cli.plan as plan
+
+    clip, out = make_clip(tmp_path / "in.mp4", frames=5), tmp_path / "x.mp4"
+    fixed = dict(model="tiny", device="cpu", chunk="0", tile="0")  # a plan that does not depend on free memory
+    planned = upscale(clip, out, dry_run=True, **fixed)  # on this machine
+    (h, w), need = planned.output_size, planned.est_peak_host_bytes
+    assert (planned.codec, planned.pix_fmt, planned.frames) == ("h264", "yuv420p", 5)
+    encoder = min(165, 2.6 * 5) * w * h * 3 / 2  # x264 holds up to 165 frames of 4:2:0, 2.6 per frame of a clip
+    machine = types.SimpleNamespace(total=int((need - encoder / 2) / plan.HOST_MARGIN), available=64 << 20)
+    monkeypatch.setattr(plan.psutil, "virtual_memory", lambda: machine)
+    monkeypatch.setattr(plan.psutil, "swap_memory", lambda: types.SimpleNamespace(total=0))
+    args = ["upscale", str(clip), "-o", str(out), "--model", "tiny", "--device", "cpu", "--chunk", "0", "--tile", "0"]
+    code, shown, said = run([*args, "--dry-run"], capsys)
+    assert code == 2 and not shown and f"this run needs about {need / 2**30:.1f} GiB of host memory" in said, said
+    assert len(said.strip().splitlines()) == 1 and "it would be killed" in said, said
+    assert run(args, capsys)[::2] == (2, said) and not out.exists()  # the run: the same line
+
+
 def test_a_folder_refuses_each_file_past_the_hosts_memory_and_runs_the_others(tmp_path, capsys, monkeypatch):
     """A folder run loaded its model for the first file without the refusal above (22 GB on a CPU),
     and a later, longer file was killed with the whole folder. Each file too big for the machine now

@@ -116,15 +116,32 @@ def weights_on_host(opts: UpscaleOptions, device: torch.device) -> bool:
     return device.type == "cpu" or opts.offload != "none"
 
 
+def plans_before_loading(opts: UpscaleOptions, device: torch.device) -> bool:
+    """Whether a run plans before its weights load (refuse_before_loading), refusing a plan past the
+    host's memory then: for --parity's layout, and where the weights live on the host."""
+    return opts.parity or weights_on_host(opts, device)
+
+
+def output_plan(plan: Plan, checked: CheckedOutput | None) -> Plan:
+    """The plan with the output's codec, pixel format and range, its encoder's frames counted in its
+    host memory (with_encoder): the one estimate a run refuses by and its --dry-run shows and refuses
+    by (None: no output checked yet, as a folder's or bench's check before the model loads)."""
+    if checked is None:
+        return plan
+    return with_encoder(replace(plan, codec=checked.codec, pix_fmt=checked.pix_fmt, full_range=checked.full_range,
+                                audio=checked.audio))
+
+
 def refuse_before_loading(info: video_io.VideoInfo, opts: UpscaleOptions, device: torch.device,
-                          dtype: torch.dtype) -> None:  # fmt: skip
+                          dtype: torch.dtype, checked: CheckedOutput | None = None) -> None:  # fmt: skip
     """From the architecture alone, before the weights load (a minute on a GPU, 22 GB on a CPU): a
     --parity layout the release fails on, and a plan past the host's memory (where the weights live
-    on the host: a CPU run, --offload). Missing weights first: no plan makes up for them."""
+    on the host: a CPU run, --offload), its output's encoder counted once `checked`. Missing weights
+    first: no plan makes up for them."""
     check_weights(opts)
-    if opts.parity or weights_on_host(opts, device):
+    if plans_before_loading(opts, device):
         model = planning_model(opts, device, dtype)[0]
-        plan = make_plan(info, model, opts, device, dtype)
+        plan = output_plan(make_plan(info, model, opts, device, dtype), checked)
         if device.type == "cpu" and opts.download and weights.find_downloaded() is None and not opts.model:
             refuse_download_past_ram(plan)  # (RAM alone: the 20 GB it would fetch are not worth a swapping run)
         refuse_past_host_memory(plan, lambda free: fitting_host_change(plan, info, model, opts, device, dtype, free))
@@ -335,10 +352,12 @@ def _upscale(
             if progress and not dry_run:
                 progress(Progress(0, info.num_frames, window, time.perf_counter() - t_start, status))
 
+        # A resumed run must use the windows the interrupted one chose ('auto' depends on free memory).
+        plan_opts = replace(opts, chunk=previous.chunk, tile=previous.tile) if previous else opts
         if restorer is None:
             check_quantize(opts, device, on_paper, dry_run)  # one line now, not after "loading model"
             if not dry_run:
-                refuse_before_loading(info, opts, device, dtype)
+                refuse_before_loading(info, plan_opts, device, dtype, checked)
             say("loading model")  # (a folder run loads its model once, before its first file)
         if restorer is not None:
             model, model_note = restorer, ""
@@ -346,19 +365,19 @@ def _upscale(
             model, model_note = planning_model(opts, torch.device("cpu") if on_paper else device, dtype)
         else:
             model, model_note = load_model(opts, device, dtype, on_part=partial(say, "loading model")), ""
-        # A resumed run must use the windows the interrupted one chose ('auto' depends on free memory).
         say("planning")
-        plan_opts = replace(opts, chunk=previous.chunk, tile=previous.tile) if previous else opts
-        plan = with_encoder(replace(make_plan(info, model, plan_opts, device, dtype), model_note=model_note,
-                                    codec=checked.codec, pix_fmt=checked.pix_fmt, full_range=checked.full_range,
-                                    crf=opts.crf, audio=checked.audio))  # fmt: skip
+        plan = output_plan(replace(make_plan(info, model, plan_opts, device, dtype), model_note=model_note,
+                                   crf=opts.crf), checked)  # fmt: skip
         if on_paper:  # no such card here to measure its speed
             plan = replace(plan, est_seconds=None, model_note=f"planned for {gpu_of(opts.vram or 0)} (--vram)")
+        elif dry_run and restorer is None and plans_before_loading(opts, device):  # the run's refusal, as it says it
+            planned, host_model = plan, model  # (the planning model, as refuse_before_loading's)
+            refuse_past_host_memory(
+                planned, lambda free: fitting_host_change(planned, info, host_model, plan_opts, device, dtype, free)
+            )
         if isinstance(session, ArraySession):  # upscale_frames: the whole output is held in memory too
             plan = replace(plan, est_peak_host_bytes=plan.est_peak_host_bytes + session.sink.nbytes(*plan.file_size()))
-        if not dry_run and (
-            isinstance(session, ArraySession) or restorer is not None and weights_on_host(opts, device)
-        ):
+        if isinstance(session, ArraySession) or restorer is not None and weights_on_host(opts, device):
             refuse_past_host_memory(plan)  # a folder's later, longer file: refused, not killed with the folder
         warn_if_host_memory_short(plan, info, model, plan_opts, device, dtype)
         impractical = warn_if_impractical(plan, opts)
