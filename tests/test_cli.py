@@ -2079,6 +2079,21 @@ def test_dash_is_stdin_when_a_file_and_a_file_named_dash_is_that_file(tmp_path, 
     assert code == 0 and Path("b.mkv").is_file(), err
 
 
+def test_info_dash_describes_stdin_as_upscale_reads_it(tmp_path, capsys, stdin_from):
+    """`dove info - < in.mp4` was refused ("reading from standard input ... is not supported") where `dove
+    upscale - < in.mp4` read it: a file on stdin is described; a pipe, read once, is still one line."""
+    stdin_from(make_clip(tmp_path / "in.mp4", size="64x48", frames=3))
+    code, out, err = run(["info", "-"], capsys)
+    assert code == 0 and not err and out.startswith("/dev/stdin\n") and "64x48" in out, (out, err)
+    read, write = os.pipe()
+    os.write(write, b"\0" * 64)
+    os.close(write)
+    stdin_from(read)  # `cat in.mp4 | dove info -`
+    os.close(read)
+    code, out, err = run(["info", "-"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "save it to a file first" in err, err
+
+
 def test_a_fifo_input_is_refused_and_its_writer_let_go(tmp_path, capsys):
     """A FIFO input was refused without being opened: the program waiting to write into it (`ffmpeg ... -y
     fifo &`) waited for ever. Now its open returns and its first write fails (EPIPE), so it ends."""

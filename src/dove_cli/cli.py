@@ -775,13 +775,15 @@ def _print_rows(rows: list[tuple[str, str]], console: Any) -> None:  # rich Cons
 
 def _describe_files(files: list[Path], json_out: bool, console: Any) -> None:  # rich Console
     """`dove info FILE...`: a block (or a JSON object) per file; one that cannot be read is an error
-    line naming it, the others are still shown, and the exit status is 2."""
+    line naming it, the others are still shown, and the exit status is 2. `-` is standard input as
+    `dove upscale -` reads it (stdin_input): a file (`< in.mp4`) is described, a pipe refused."""
     from dove_cli.console import print_described
     from dove_cli.video_io.describe import describe
+    from dove_cli.video_io.reader import stdin_input
 
     described: list[dict] = []
     failed = False
-    for file in files:
+    for file in map(stdin_input, files):
         try:
             described.append(describe(file))
         except DoveError as exc:
