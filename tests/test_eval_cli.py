@@ -427,8 +427,9 @@ def test_the_json_says_which_matrix_each_side_was_read_with(tmp_path):
 
 def test_a_name_that_is_not_utf8_is_written_to_the_csv_as_its_escape(tmp_path, capsys):
     """A Latin-1 file name (an old Windows or SMB copy) is a surrogate in Python: the CSV writes it as
-    the JSON and the terminal show it (`\\udce9`), the file stays UTF-8, and nothing half-written is left.
-    `--csv -` writes the same bytes (it wrote `\\xe9`, and LF where the file had CRLF; a tab became spaces)."""
+    the terminal's lines do (`\\xe9`, as Python writes the bytes; it wrote Python's `\\udce9`, which CSV
+    cannot read back), the file stays UTF-8, and nothing half-written is left. `--csv -` writes the same
+    bytes (it wrote LF where the file had CRLF; a tab became spaces)."""
     pred, gt = noisy_clip(2, 16, 24, seed=8)
     name = os.fsdecode(b"\xe9t\xe9\tb")
     p, g = write_video(tmp_path / f"{name}.mkv", pred), write_video(tmp_path / "gt.mkv", gt)
@@ -437,7 +438,7 @@ def test_a_name_that_is_not_utf8_is_written_to_the_csv_as_its_escape(tmp_path, c
                         str(r_csv)], capsys)  # fmt: skip
     assert code == 0 and not err, err
     rows = list(csv.DictReader(r_csv.open(encoding="utf-8")))  # strict UTF-8, as pandas and Excel read it
-    assert [r["video"] for r in rows] == ["\\udce9t\\udce9\\tb", "mean"] and int(rows[0]["frames"]) == 2
+    assert [r["video"] for r in rows] == [repr(b"\xe9t\xe9\tb")[2:-1], "mean"] and int(rows[0]["frames"]) == 2
     assert list(json.loads(r_json.read_text())["videos"]) == [name]
     assert sorted(os.listdir(tmp_path)) == sorted(q.name for q in (p, g, r_json, r_csv))  # no temporaries
     code, out, _ = run(["eval", str(p), str(g), "--metrics", "psnr", "-q", "--csv", "-"], capsys)

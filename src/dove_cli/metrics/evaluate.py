@@ -474,9 +474,10 @@ class EvalReport:
         named "mean (2 of 3 videos)" when GT videos had no prediction (`allow_missing`).
 
         One text for a file and for stdout (`--csv -`), byte for byte: rows end in "\\n", and a name's
-        control characters and bytes that are not UTF-8 are written as their escapes (`\\t`,
-        `\\udce9`), as in the JSON (stdout's console would expand a tab and drop a carriage return)."""
-        from dove_cli.console import shown_line
+        control characters and bytes that are not UTF-8 are written as their escapes (`\\t`, `\\xe9`),
+        as the terminal's lines write them (console.SHOWN; stdout's console would expand a tab and drop a
+        carriage return). CSV has no escapes of its own: `\\udce9`, the JSON's, is Python's, not the byte."""
+        from dove_cli.console import SHOWN, shown_line
 
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
@@ -487,7 +488,7 @@ class EvalReport:
             row(real_text(name), v.frames, *(fmt(v.mean(m)) for m in self.metrics), "; ".join(v.notes))
         label = f"mean ({self.coverage})" if self.missing else "mean"
         row(label, "", *(fmt(self.mean[m]) for m in self.metrics), "; ".join(self.run_notes()))
-        return buf.getvalue().encode("utf-8", "backslashreplace").decode("utf-8")
+        return buf.getvalue().encode("utf-8", SHOWN).decode("utf-8")
 
     def plot(self, path: str | Path) -> None:
         """Each metric over time, one line per video: flicker and seams show as spikes and steps."""
