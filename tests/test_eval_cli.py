@@ -590,6 +590,25 @@ def test_upscale_eval_refuses_a_gt_of_another_size_or_name_before_the_run(tmp_pa
     assert code == 4 and "b.mkv: not a video FFmpeg can read" in err and "no output of this upscale" not in err, err
 
 
+def test_upscale_eval_strict_refuses_what_dove_eval_strict_refuses(tmp_path, capsys):
+    """`dove upscale --eval` had no --strict: --eval-strict is it. A GT of another size (4 px off, which
+    is cropped otherwise) is refused before the run; a frame count that differs, when scored (exit 3,
+    the output kept). Each line names --eval-strict, the flag this command has."""
+    gt_frames, _ = noisy_clip(4, 64, 96, seed=10)
+    lq = write_frames(tmp_path / "lq", [f[::2, ::2] for f in gt_frames[:3]])
+    gt = write_frames(tmp_path / "gt", [f[:60] for f in gt_frames])  # 96x60: the output is 96x64
+    out = tmp_path / "out.mkv"
+    args = ["upscale", str(lq), "-o", str(out), "--model", "bilinear", "--scale", "2", "--fps", "16", "-q",
+            "--eval-metrics", "psnr", "--eval-strict"]  # fmt: skip
+    strict = "(--eval-strict: only pairs of one size and frame count are scored, none cut)"
+    code, _, err = run([*args, "--eval", str(gt)], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and not out.exists(), err
+    assert f"{out}: 96x64, but its GT {gt} is 96x60 {strict}" in err, err
+    gt4 = write_frames(tmp_path / "gt4", gt_frames)  # 4 frames for the output's 3
+    code, _, err = run([*args, "--eval", str(gt4)], capsys)
+    assert code == 3 and out.is_file() and "was written fine, but scoring it failed" in err and strict in err, err
+
+
 def test_upscale_eval_failing_only_after_the_run_is_exit_3_without_the_weights_hint(tmp_path, capsys):
     """A GT frame that cannot be decoded is found while scoring: the output is kept and said to be fine."""
     gt_frames, _ = noisy_clip(4, 32, 48, seed=9)

@@ -203,6 +203,34 @@ def test_every_missing_file_is_named_and_skip_unavailable_scores_the_rest(env, t
     assert any("left out (--skip-unavailable): lpips, clipiqa" in r.getMessage() for r in caplog.records)
 
 
+def test_upscale_eval_skip_unavailable_scores_the_rest(env, tmp_path, capsys):
+    """`dove upscale --eval` had no --skip-unavailable: its missing weights stopped it before the run with
+    no way on but fewer metrics. --eval-skip-unavailable scores the rest after the run and says which were
+    left out; none left is refused before the run."""
+    import json
+
+    from dove_cli.cli import main
+
+    gt = clip_pair(tmp_path, n=2, h=16, w=16)[1]
+    out, scores = tmp_path / "out.mkv", tmp_path / "s.json"
+    args = ["upscale", str(gt), "-o", str(out), "--model", "bilinear", "--scale", "1", "--codec", "ffv1", "-q",
+            "--eval", str(gt), "--eval-json", str(scores)]  # fmt: skip
+    for extra, code, said in (
+        (["--eval-metrics", "psnr,lpips"], 75, "; or --eval-skip-unavailable scores the others"),
+        (["--eval-metrics", "lpips", "--eval-skip-unavailable"], 2, "error: none of the metrics can run here: "),
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            main([*args, *extra])
+        err = capsys.readouterr().err
+        assert exit_info.value.code == code and said in err and not out.exists(), err
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--eval-metrics", "psnr,lpips", "--eval-skip-unavailable"])
+    err = capsys.readouterr().err
+    doc = json.loads(scores.read_text())
+    assert exit_info.value.code in (0, None) and doc["metrics"] == ["psnr"] and doc["skipped"] == ["lpips"], err
+    assert "not at hand (--eval-skip-unavailable): lpips" in " ".join(doc["notes"]), doc["notes"]
+
+
 def test_every_missing_weights_file_given_is_named_at_once(env, tmp_path, capsys):
     """`--weights KEY=FILE` named only the first file that is not there (or none, behind the hub's error)."""
     from dove_cli.cli import main

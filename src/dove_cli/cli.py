@@ -281,6 +281,17 @@ def upscale_cmd(
         min=0,
         help="Pixels left out at each edge of the output and GT before every --eval metric (as dove eval --crop-border).",
     ),  # fmt: skip
+    eval_skip_unavailable: bool = typer.Option(
+        False,
+        "--eval-skip-unavailable",
+        help="Leave out (and say) the --eval metrics whose weights are not at hand, score the rest (as dove eval "
+        "--skip-unavailable).",
+    ),
+    eval_strict: bool = typer.Option(
+        False,
+        "--eval-strict",
+        help="Sizes or frame counts of the output and GT that differ are errors, not cut (as dove eval --strict).",
+    ),
     *,
     options: UpscaleOptions,
 ) -> None:
@@ -293,15 +304,17 @@ def upscale_cmd(
         check_stdout("--dry-run's plan")
     input = stdin_input(input)  # `- < in.mp4`: read as /dev/stdin
     out = _into_folder(input, output_text, options.container, options.codec, recursive)
-    if eval_gt is None and (eval_metrics or eval_json or eval_crop_border):
-        raise OptionError("--eval-metrics, --eval-json and --eval-crop-border go with --eval GT")
+    if eval_gt is None and (eval_metrics or eval_json or eval_crop_border or eval_skip_unavailable or eval_strict):
+        raise OptionError("--eval-metrics, --eval-json, --eval-crop-border, --eval-skip-unavailable and --eval-strict "
+                          "go with --eval GT")  # fmt: skip
     if recursive and not input.is_dir():
         raise OptionError(f"--recursive searches a folder's sub-folders: {input} is not a folder")
     if recursive and eval_gt is not None:
         raise OptionError("--eval matches outputs to GT by name, which sub-folders can repeat: score each folder "
                           "with dove eval OUT_SUB GT_SUB after a --recursive run")  # fmt: skip
     if eval_gt is not None:
-        _check_eval(input, out, eval_gt, eval_metrics, eval_json, eval_crop_border, options, dry_run)
+        _check_eval(input, out, eval_gt, eval_metrics, eval_json, eval_crop_border, options, dry_run,
+                    eval_skip_unavailable, eval_strict)  # fmt: skip
     if options.manifest is not None and (dry_run or eval_gt is not None):
         from dove_cli.manifest import is_stdout
 
@@ -324,7 +337,8 @@ def upscale_cmd(
         from dove_cli.options import check_options
 
         untagged = check_options(options).untagged_matrix  # as the upscale read its input (--parity: bt601)
-        _score(out, eval_gt, eval_metrics, eval_json, eval_crop_border, options.device, quiet, untagged)
+        _score(out, eval_gt, eval_metrics, eval_json, eval_crop_border, options.device, quiet, untagged,
+               eval_skip_unavailable, eval_strict)  # fmt: skip
 
 
 def _into_folder(input: Path, output: str, container: str | None, codec: str | None, recursive: bool) -> Path:
@@ -354,11 +368,15 @@ def _check_eval(
     crop_border: int,
     opts: UpscaleOptions,
     dry_run: bool,
+    skip_unavailable: bool = False,
+    strict: bool = False,
 ) -> None:
     """--eval's mistakes before hours of upscaling, not after: the metrics, --eval-json, the
-    metric weights (fetched now if missing), and GT against the outputs to be (names and sizes).
-    What is left to fail after the upscale is what only reading the output can show (exit 3)."""
-    from dove_cli.metrics.evaluate import check_result_files, fetch_weights, parse_metrics
+    metric weights (fetched now if missing; --eval-skip-unavailable: those not at hand left out, said
+    now, and refused when none is left), and GT against the outputs to be (names and sizes; any size
+    that differs with --eval-strict). What is left to fail after the upscale is what only reading the
+    output can show (exit 3)."""
+    from dove_cli.metrics.evaluate import check_result_files, fetch_weights, left_to_run, parse_metrics
     from dove_cli.video_io import is_pattern
     from dove_cli.video_io.paths import why_missing
 
@@ -372,11 +390,13 @@ def _check_eval(
     check_result_files(
         None if on_stdout else json_out, None, None, names, [input, gt], opts.overwrite, json_option="--eval-json"
     )
-    _check_eval_sizes(input, output, gt, opts, crop_border)
-    fetch_weights(names, True, option="--eval-metrics")
+    _check_eval_sizes(input, output, gt, opts, crop_border, strict)
+    left_to_run(names, fetch_weights(names, True, option="--eval-metrics", skip=skip_unavailable))
 
 
-def _check_eval_sizes(input: Path, output: Path, gt: Path, opts: UpscaleOptions, crop_border: int) -> None:
+def _check_eval_sizes(
+    input: Path, output: Path, gt: Path, opts: UpscaleOptions, crop_border: int, strict: bool = False
+) -> None:
     """The size each output will have (--size's, else the input less --crop x --scale, or --parity's;
     --compare doubles it: `compare_size`), against GT's, and that --eval-crop-border leaves some of it.
     An input that cannot be read is left to the upscale, which says why (in a folder, per file)."""
@@ -421,18 +441,20 @@ def _check_eval_sizes(input: Path, output: Path, gt: Path, opts: UpscaleOptions,
             raise OptionError(f"--eval-crop-border {crop_border} leaves nothing of {target}'s {w}x{h} frames")
         planned[name] = (target, (w, h))
     if planned:
-        check_planned_sizes(planned, batch, gt)
+        check_planned_sizes(planned, batch, gt, strict)
 
 
 def _score(output: Path, gt: Path, metrics: str | None, json_out: Path | None, crop_border: int, device: str | None,
-           quiet: bool, untagged_matrix: str) -> None:  # fmt: skip
-    """`dove eval OUTPUT GT` right after the upscale, with its table; a failure says the output is fine."""
+           quiet: bool, untagged_matrix: str, skip_unavailable: bool = False, strict: bool = False) -> None:  # fmt: skip
+    """`dove eval OUTPUT GT` right after the upscale, with its table (and its --skip-unavailable and
+    --strict, as --eval-skip-unavailable and --eval-strict); a failure says the output is fine."""
     from dove_cli.metrics.evaluate import evaluate
 
     try:
         with EvalBar(quiet, output.name) as bar:
             report = evaluate(output, gt, metrics, device=device, progress=bar, option="--eval-metrics",
-                              untagged_matrix=untagged_matrix, crop_border=crop_border)  # fmt: skip
+                              untagged_matrix=untagged_matrix, crop_border=crop_border,
+                              skip_unavailable=skip_unavailable, strict=strict)  # fmt: skip
     except DoveError as exc:  # (Ctrl-C, Interrupted, is not one: it stops the command)
         # An input error (a hole, a stray frame) fails `dove eval` the same way: its own text says the fix.
         later = "" if isinstance(exc, InputError) else f"; `dove eval {output} {gt}` scores it later"

@@ -215,6 +215,12 @@ def check_numbering(path: Path, role: str, paired: bool) -> None:
     log.warning("%s: %s: the %d images are scored in order, one frame each", path, missing, len(files))
 
 
+def eval_flag(name: str, option: str = "--metrics") -> str:
+    """`dove eval`'s flag `name` (`strict`) as the command whose metrics flag is `option` spells it:
+    `--strict` for `dove eval`, `--eval-strict` for `dove upscale --eval` (its `--eval-metrics`)."""
+    return f"{option.removesuffix('metrics')}{name}"
+
+
 def parse_metrics(
     spec: str | Sequence[str] | None, has_gt: bool, where: str = "PRED", option: str = "--metrics"
 ) -> list[str]:
@@ -254,7 +260,7 @@ def fetch_weights(
     before any scoring or upscaling: the missing files are said first (all in one error), not after
     hours of work. The error ends with the metrics that need no weights, in words that fit the run:
     PSNR and SSIM need none, but they need a GT, so without one that advice would fail too; then
-    `dove eval`'s way on without them (`dove upscale --eval` has no --skip-unavailable).
+    the way on without them (--skip-unavailable, as `option`'s command names it: `eval_flag`).
     skip (--skip-unavailable): no error; returns {metric: why} of the metrics that cannot run."""
     from dove_cli.metrics import pretrained
 
@@ -265,17 +271,25 @@ def fetch_weights(
         if skip:
             lost = {k for k in keys if pretrained.cached(k) is None}
             skipped = {n: str(exc) for n in names if lost & set(pretrained.files_for([n]))}
-            log.warning("%s; left out (--skip-unavailable): %s", exc, ", ".join(skipped))
+            log.warning("%s; left out (%s): %s", exc, eval_flag("skip-unavailable", option), ", ".join(skipped))
             return skipped
         hint = (
             f"{option} psnr,ssim needs no weight files"
             if has_gt
             else "without a GT every metric needs weight files (psnr and ssim need none, but compare with a GT)"
         )
-        if option == "--metrics":
-            hint += "; or --skip-unavailable scores the others and says which were left out"
+        hint += f"; or {eval_flag('skip-unavailable', option)} scores the others and says which were left out"
         raise type(exc)(f"{exc}; {hint}") from None
     return {}
+
+
+def left_to_run(names: Sequence[str], skipped: Mapping[str, str]) -> list[str]:
+    """`names` less the metrics `skipped` (--skip-unavailable: {metric: why}); none left to run is an
+    error, saying why each cannot (`dove upscale --eval`: before the upscale)."""
+    left = [n for n in names if n not in skipped]
+    if not left:
+        raise OptionError(f"none of the metrics can run here: {'; '.join(skipped.values())}")
+    return left
 
 
 class FrameMetric(Protocol):
@@ -585,9 +599,12 @@ def check_size(
     gt_size: tuple[int, int],
     max_crop: int,
     border: str = "raise --max-crop",
+    strict: bool = False,
+    option: str = "--metrics",
 ) -> None:
-    """Refuse a PRED and GT more than `max_crop` px apart in width or height (smaller gaps are cropped).
-    border: what to do when they differ only by a border (`dove upscale --eval` has no --max-crop)."""
+    """Refuse a PRED and GT more than `max_crop` px apart in width or height (smaller gaps are cropped;
+    with `strict`, any gap). border: what to do when they differ only by a border (`dove upscale
+    --eval` has no --max-crop). option: the metrics flag, naming the command's --strict (`eval_flag`)."""
     (w, h), (gw, gh) = size, gt_size
     if abs(gw - w) > max_crop or abs(gh - h) > max_crop:
         raise InputError(
@@ -595,16 +612,18 @@ def check_size(
             " an upscale's own low-resolution input is not its GT); score against the high-resolution original,"
             f" or {border} if they differ only by a border"
         )
+    if strict and size != gt_size:
+        raise InputError(f"{pred}: {w}x{h}, but its GT {gt} is {gw}x{gh} {strict_said(option)}")
 
 
 def check_planned_sizes(
-    planned: Mapping[str, tuple[Path, tuple[int, int] | None]], collection: bool, gt: str | Path
+    planned: Mapping[str, tuple[Path, tuple[int, int] | None]], collection: bool, gt: str | Path, strict: bool = False
 ) -> None:
     """`dove upscale --eval GT`, before the upscale: the outputs to be, {name: (path, (width,
     height), or None for an input that cannot be read, which the upscale says)}, matched with GT as
-    `dove eval` will match them, and their sizes against GT's (with its default --max-crop). A GT of
-    another scale, a missing one, a GT without an output, or a gap in a GT frame folder's numbering
-    is said before hours of work."""
+    `dove eval` will match them, and their sizes against GT's (with its default --max-crop; any gap
+    with `strict`, --eval-strict). A GT of another scale, a missing one, a GT without an output, or a
+    gap in a GT frame folder's numbering is said before hours of work."""
     gts, gt_many = list_items(gt, "GT")
     if collection != gt_many:
         what = lambda many, n: f"a folder of {n} videos" if many else "one video"  # noqa: E731
@@ -625,7 +644,7 @@ def check_planned_sizes(
             gt_size = reader.info.width, reader.info.height
         if size is not None:
             border = "upscale without --eval and run `dove eval OUTPUT GT --max-crop N`"
-            check_size(str(path), size, by_name[name], gt_size, MAX_CROP, border)
+            check_size(str(path), size, by_name[name], gt_size, MAX_CROP, border, strict, "--eval-metrics")
 
 
 # ------------------------------------------------------------------------------------------ streaming
@@ -670,7 +689,9 @@ EVAL_DECODE_HINT = (
 )
 
 
-STRICT = "(--strict: only pairs of one size and frame count are scored, none cut)"  # said by each refusal of --strict
+def strict_said(option: str) -> str:
+    """Said by each refusal of --strict (as `option`'s command names it: `eval_flag`)."""
+    return f"({eval_flag('strict', option)}: only pairs of one size and frame count are scored, none cut)"
 
 
 def check_pair(
@@ -680,6 +701,7 @@ def check_pair(
     max_crop: int,
     strict: bool,
     problems: list[Problem],
+    option: str = "--metrics",
 ) -> int | None:
     """Check a prediction (and its GT, None when no metric compares them) before any scoring: the
     frame folders' numbering, their starts, that each opens, and the sizes (more than `max_crop`
@@ -702,13 +724,10 @@ def check_pair(
     gi = probe(read, g.path, p.name, problems)
     if pi is not None and gi is not None:
         size, gt_size = (pi.width, pi.height), (gi.width, gi.height)
-        apart = len(problems)
-        check(check_size, str(p.path), size, g.path, gt_size, max_crop)
-        if strict and size != gt_size and len(problems) == apart:  # (too far apart: said once, just above)
-            said = f"{p.path}: {size[0]}x{size[1]}, but its GT {g.path} is {gt_size[0]}x{gt_size[1]} {STRICT}"
-            problems.append(Problem([p.name], said))
+        check(check_size, str(p.path), size, g.path, gt_size, max_crop, "raise --max-crop", strict, option)
         if strict and pi.num_frames_exact and gi.num_frames_exact and pi.num_frames != gi.num_frames:
-            said = f"{p.path}: {counted(pi.num_frames, 'frame')}, but its GT {g.path} has {gi.num_frames} {STRICT}"
+            said = (f"{p.path}: {counted(pi.num_frames, 'frame')}, but its GT {g.path} has {gi.num_frames}"
+                    f" {strict_said(option)}")  # fmt: skip
             problems.append(Problem([p.name], said))
     return pi.num_frames if pi is not None else None
 
@@ -784,7 +803,7 @@ def evaluate(
     fr_needed = any(METRICS[n].full_reference for n in names)
     # warn=False: the readers' advice is for an upscale (--fps, --deinterlace, "the output is opaque")
     read = partial(video_io.open_reader, warn=False, say_alpha=False, untagged_matrix=untagged_matrix)
-    totals = [check_pair(p, g if fr_needed else None, read, max_crop, strict, problems) for p, g in pairs]
+    totals = [check_pair(p, g if fr_needed else None, read, max_crop, strict, problems, option) for p, g in pairs]
     refuse(problems)
     from dove_cli.models import pick_device
 
@@ -806,14 +825,11 @@ def evaluate(
             if not skip_unavailable:
                 raise
             skipped[n] = str(exc)
-            log.warning("%s; left out (--skip-unavailable)", exc)
+            log.warning("%s; left out (%s)", exc, eval_flag("skip-unavailable", option))
     if frame_metrics is None:
         skipped |= fetch_weights(names, gt is not None, weights, download=download, option=option,
                                  skip=skip_unavailable)  # fmt: skip
-    if skipped:
-        names = [n for n in names if n not in skipped]
-        if not names:
-            raise OptionError(f"none of the metrics can run here: {'; '.join(skipped.values())}")
+    names = left_to_run(names, skipped)
     dover_file = (weights or {}).get("dover") or _env_dover()
     dover = vqa.DOVERScorer(dover_file, dev) if "dover" in names else None
     used: dict[str, dict[str, Any]] = {}
@@ -830,7 +846,8 @@ def evaluate(
         log.warning("%s", note)
     if skipped:  # (why: said as each was left out)
         report.notes.append(
-            f"not scored, their weights (or package) not at hand (--skip-unavailable): {', '.join(skipped)}"
+            f"not scored, their weights (or package) not at hand ({eval_flag('skip-unavailable', option)}):"
+            f" {', '.join(skipped)}"
         )
     if other := [n for n in names if any(used.get(k, {}).get("published") is False for k in pretrained.files_for([n]))]:
         report.notes.append(
@@ -878,7 +895,7 @@ def evaluate(
                         note = f"frame counts differ: cut to {counted(scores.frames, 'frame')} ({longer} has more)"
                         if strict:  # (frame folders' counts were checked before scoring: a video's is known now)
                             raise InputError(f"{p.path}: frame counts differ ({longer} has more than"
-                                             f" {counted(scores.frames, 'frame')}) {STRICT}")  # fmt: skip
+                                             f" {counted(scores.frames, 'frame')}) {strict_said(option)}")  # fmt: skip
                         scores.notes.append(note + (starts_differ(pr.info, gr.info) if gr is not None else ""))
                         longer_reader, rest = (pr, pit) if fp is not None else (gr, git)
                         scores.left_out[longer.lower()] = 1 + frames_left(longer_reader, rest, scores.frames + 1)
