@@ -257,7 +257,8 @@ def test_upscale_eval_without_metric_weights_stops_before_the_run(env, tmp_path,
     err = capsys.readouterr().err.strip()
     assert exit_info.value.code == 75 and not out.exists() and len(err.splitlines()) == 1, err  # try again later
     assert "cannot be reached" in err and "--weights alexnet=FILE" in err  # no network here: the file, by hand
-    assert err.endswith("--eval-metrics psnr,ssim needs no weight files")
+    assert err.endswith("--eval-metrics psnr,ssim needs no weight files; or --eval-skip-unavailable scores the "
+                        "others and says which were left out")  # fmt: skip
 
 
 def test_stage2_refuses_without_dists_and_loads_them_from_the_cache(
