@@ -1067,12 +1067,19 @@ def test_a_plan_that_needs_more_ram_than_is_free_says_so(tmp_path, monkeypatch, 
 
     import psutil
 
-    monkeypatch.setattr(psutil, "virtual_memory", lambda: namedtuple("vm", "available total")(2 << 30, 4 << 30))
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: namedtuple("vm", "available total")(2 << 30, 64 << 30))
     clip, kw = demo_clip("001.mp4"), dict(model="bilinear", scale=8, dry_run=True)
     with caplog.at_level(logging.WARNING):
         plan = upscale(clip, tmp_path / "x.mp4", chunk=0, **kw)
     assert plan.est_peak_host_bytes > 2 << 30
-    assert "needs about" in caplog.text and "2.0 GiB is available" in caplog.text
+    assert "needs about" in caplog.text and "2.0 GiB is available" in caplog.text and "refused" not in caplog.text
+    caplog.clear()
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: namedtuple("vm", "available total")(2 << 30, 4 << 30))
+    with caplog.at_level(logging.WARNING):  # past RAM and swap: the run's refusal, said by the plan (shown)
+        again = upscale(clip, tmp_path / "x.mp4", chunk=0, **kw)
+    assert again.est_peak_host_bytes == plan.est_peak_host_bytes and "is available" not in caplog.text
+    assert (f"the run will be refused: this run needs about {plan.est_peak_host_bytes / 2**30:.1f} GiB of host memory "
+            "and this machine has 4.0 GiB (RAM and swap)") in caplog.text, caplog.text  # fmt: skip
     fit = upscale(
         clip, tmp_path / "x.mp4", chunk="auto", **kw
     ).est_peak_host_bytes  # a frame at a time (x264's 165 pictures of 2048x2048 besides)

@@ -46,6 +46,7 @@ from dove_cli.errors import (
     InputError,
     Interrupted,
     OptionError,
+    OutOfMemory,
     OutputBusy,
     OutputError,
     as_given,
@@ -128,8 +129,9 @@ def output_plan(plan: Plan, checked: CheckedOutput | None) -> Plan:
     by (None: no output checked yet, as a folder's or bench's check before the model loads)."""
     if checked is None:
         return plan
-    return with_encoder(replace(plan, codec=checked.codec, pix_fmt=checked.pix_fmt, full_range=checked.full_range,
-                                audio=checked.audio))
+    return with_encoder(
+        replace(plan, codec=checked.codec, pix_fmt=checked.pix_fmt, full_range=checked.full_range, audio=checked.audio)
+    )
 
 
 def refuse_before_loading(info: video_io.VideoInfo, opts: UpscaleOptions, device: torch.device,
@@ -366,20 +368,28 @@ def _upscale(
         else:
             model, model_note = load_model(opts, device, dtype, on_part=partial(say, "loading model")), ""
         say("planning")
+        short_said = False
         plan = output_plan(replace(make_plan(info, model, plan_opts, device, dtype), model_note=model_note,
                                    crf=opts.crf), checked)  # fmt: skip
         if on_paper:  # no such card here to measure its speed
             plan = replace(plan, est_seconds=None, model_note=f"planned for {gpu_of(opts.vram or 0)} (--vram)")
         elif dry_run and restorer is None and plans_before_loading(opts, device):  # the run's refusal, as it says it
             planned, host_model = plan, model  # (the planning model, as refuse_before_loading's)
-            refuse_past_host_memory(
-                planned, lambda free: fitting_host_change(planned, info, host_model, plan_opts, device, dtype, free)
-            )
+            try:  # a plan is still wanted (for another machine, or to see what to change): said, not refused
+                refuse_past_host_memory(
+                    planned, lambda free: fitting_host_change(planned, info, host_model, plan_opts, device, dtype, free)
+                )
+            except OutOfMemory as refused:
+                log.warning("the run will be refused: %s", refused)
+                short_said = True
         if isinstance(session, ArraySession):  # upscale_frames: the whole output is held in memory too
             plan = replace(plan, est_peak_host_bytes=plan.est_peak_host_bytes + session.sink.nbytes(*plan.file_size()))
-        if isinstance(session, ArraySession) or restorer is not None and weights_on_host(opts, device):
+        if not dry_run and (
+            isinstance(session, ArraySession) or restorer is not None and weights_on_host(opts, device)
+        ):
             refuse_past_host_memory(plan)  # a folder's later, longer file: refused, not killed with the folder
-        warn_if_host_memory_short(plan, info, model, plan_opts, device, dtype)
+        if not short_said:  # (the refusal's line says it, with the same numbers)
+            warn_if_host_memory_short(plan, info, model, plan_opts, device, dtype)
         impractical = warn_if_impractical(plan, opts)
         warn_if_device_memory_short(plan, info, model, plan_opts, device, dtype)
         suggest_better_plan(plan, info, model, plan_opts, device, dtype)
