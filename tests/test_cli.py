@@ -2202,3 +2202,14 @@ def test_resume_judges_a_previews_images_and_a_videos_images(tmp_path, capsys):
     argv = [str(tmp_path / "v.mp4"), "-o", str(tmp_path / "v" / "%03d.png"), *same, "--resume"]
     code, _, err = run(["upscale", *argv], capsys)
     assert code == 2 and "holds 4 of the 5 images from 001.png on; missing 002.png" in err, err
+
+
+def test_info_lists_the_videos_rows_in_their_order(tmp_path, capsys):
+    """The video's own length and its start go in their places among its rows (frames, length, rate, start,
+    pixels), whatever else is inserted: a reader scans them in that order."""
+    clip = tmp_path / "late_picture.mkv"
+    ffmpeg("-itsoffset", "0.5", "-f", "lavfi", "-i", "testsrc2=s=32x24:r=25:d=1", "-f", "lavfi", "-i",
+           "sine=d=3:r=8000", "-c:v", "libx264", "-c:a", "pcm_s16le", clip)  # fmt: skip
+    code, out, _ = run(["info", str(clip)], capsys)
+    labels = [line.split()[0] for line in out.splitlines() if line.startswith("    ")]
+    assert code == 0 and labels[:5] == ["frames", "length", "frame", "start", "pixels"], out
