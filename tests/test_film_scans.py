@@ -10,6 +10,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from dove_cli.options import UpscaleOptions
 from dove_cli.upscaling import upscale
@@ -236,3 +237,19 @@ def test_a_tiff_output_keeps_the_input_tiffs_compression(tmp_path):
     upscale(write_image(tmp_path / "a.png", rgb), tmp_path / "png.tif", UpscaleOptions(**SAME))
     with Image.open(tmp_path / "asked.tif") as asked, Image.open(tmp_path / "png.tif") as png:
         assert (asked.tag_v2[259], png.tag_v2[259]) == (1, 32773)
+
+
+def test_a_video_too_wide_for_its_encoder_blames_the_size(tmp_path, capsys):
+    """libx264 writes nothing wider than 16384 (the ffmpeg binary fails alike): a 2100x16 image at x8 was
+    told to "choose a format with --pix-fmt", which no format fixes."""
+    from dove_cli.cli import main
+
+    wide = tmp_path / "wide.png"
+    ffmpeg_frames = np.random.default_rng(0).integers(0, 255, (16, 2100, 3), dtype=np.uint8)
+    subprocess.run([FFMPEG, "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", "2100x16", "-i", "-", str(wide)],
+                   input=ffmpeg_frames.tobytes(), check=True)  # fmt: skip
+    with pytest.raises(SystemExit) as exc:
+        main(["upscale", str(wide), "-o", str(tmp_path / "wide.mkv"), "--scale", "8", "--model", "bilinear"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "libx264 cannot write a picture of 16800x128" in err and "--pix-fmt" not in err, err
+    assert not (tmp_path / "wide.mkv").exists()

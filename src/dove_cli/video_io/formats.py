@@ -698,6 +698,26 @@ def chroma_lost(source: str, pf: str, supported: set[str]) -> str | None:
     return f"the source's chroma is {names[0]} ({source}) but the output's is {names[1]} ({pf}): {how}"
 
 
+PROBE_SIDE = 256  # a size every encoder writes: an encoder that opens at it, not at the output's, refuses the size
+
+
+def _encoder_context(encoder: str, opts: dict[str, str], width: int, height: int, pix_fmt: str, rate: Fraction) -> Any:
+    cc: Any = av.CodecContext.create(encoder, "w")
+    cc.width, cc.height, cc.pix_fmt = width, height, pix_fmt
+    cc.time_base, cc.framerate = 1 / rate, rate
+    cc.options = dict(opts)
+    return cc
+
+
+def _opens(cc: Any) -> bool:
+    """Whether the encoder context `cc` opens."""
+    try:
+        cc.open()
+    except (av.FFmpegError, ValueError):
+        return False
+    return True
+
+
 def check_encoder_options(
     encoder: str,
     opts: dict[str, str],
@@ -712,15 +732,18 @@ def check_encoder_options(
     rather than a write failure at the first frame (or an option silently ignored). `asked`: the
     flags the user gave that set it up (--crf, --preset, --pix-fmt), blamed where no --codec-option
     is; with none, the fault is dove's own choice, and said so."""
-    cc: Any = av.CodecContext.create(encoder, "w")
-    cc.width, cc.height, cc.pix_fmt = width, height, pix_fmt
     rate = Fraction(fps) if fps and fps > 0 else Fraction(25)
-    cc.time_base, cc.framerate = 1 / rate, rate
-    cc.options = dict(opts)
+    cc = _encoder_context(encoder, opts, width, height, pix_fmt, rate)
     shown = " ".join(f"{k}={v}" for k, v in given.items() if k not in ("threads", "thread_type"))  # not dove's
     try:
         cc.open()
     except (av.FFmpegError, ValueError) as exc:
+        if max(width, height) > PROBE_SIDE and _opens(
+            _encoder_context(encoder, opts, PROBE_SIDE, PROBE_SIDE, pix_fmt, rate)
+        ):
+            raise OutputError(f"{encoder} cannot write a picture of {width}x{height} ({ffmsg(exc)}), where it writes "
+                              f"{pix_fmt} at {PROBE_SIDE}x{PROBE_SIDE} with the same settings: the size is at fault; make "
+                              "it smaller (a lower --scale, or --size), or write images (.png)") from None  # fmt: skip
         if not shown and asked:  # only dove's thread settings: the codec's own settings (--crf, --preset) are at fault
             raise OptionError(f"{encoder} refused {'/'.join(asked)} ({ffmsg(exc)})") from None
         if not shown:
