@@ -574,7 +574,8 @@ def test_failed_checkpoint_write_keeps_the_previous_one(tmp_path):
 
 def test_weights_get_the_mode_of_every_other_file_the_umask_gives(stage1_run, tmp_path, monkeypatch):
     """safetensors writes 0600 whatever the umask: checkpoints, exports and the tiny-model cache set
-    their weights to 0666 & ~umask, as the JSON files beside them get."""
+    their weights to 0666 & ~umask, as the JSON files beside them get; an export's files copied from its
+    base model (the VAE's, the scheduler's) too, not their source's mode."""
     from accelerate import Accelerator
 
     from dove_cli.train.checkpoints import save_checkpoint
@@ -594,7 +595,16 @@ def test_weights_get_the_mode_of_every_other_file_the_umask_gives(stage1_run, tm
         os.umask(old)
     for folder in folders:
         weights = list(folder.rglob("*.safetensors"))
-        written = [folder / name for name in ("train_state.json", "model_index.json", "transformer/config.json")]
+        written = [
+            folder / name
+            for name in (
+                "train_state.json",
+                "model_index.json",
+                "transformer/config.json",
+                "vae/config.json",
+                "scheduler/scheduler_config.json",
+            )
+        ]  # (copied too)
         assert weights and {oct(p.stat().st_mode & 0o777) for p in weights} == {"0o640"}, folder
         assert {oct(p.stat().st_mode & 0o777) for p in written if p.is_file()} == {"0o640"}, folder
 

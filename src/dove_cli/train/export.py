@@ -123,7 +123,7 @@ def export_checkpoint(
             "lora_merged": int(state.get("lora_rank", 0)) > 0,
         }
         (tmp / "dove_train.json").write_text(json.dumps(meta, indent=1))
-        umask_weights(tmp)  # written ones are 0600, copied ones keep the base model's mode
+        umask_weights(tmp, "*")  # written weights are 0600, copied files keep the base model's mode
         if output.exists():
             shutil.rmtree(output) if output.is_dir() else output.unlink()
         os.replace(tmp, output)

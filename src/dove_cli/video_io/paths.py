@@ -237,12 +237,13 @@ def umask() -> int:
     return mask
 
 
-def umask_weights(folder: Path) -> None:
-    """Give every `.safetensors` file under `folder` the mode any other new file gets, 0666 & ~umask:
-    safetensors' `save_file` makes them 0600 whatever the umask, so a model or checkpoint shared with a
-    group would have every file readable but its weights. (File systems without modes keep theirs.)"""
+def umask_weights(folder: Path, pattern: str = "*.safetensors") -> None:
+    """Give every `.safetensors` file under `folder` (or every file `pattern` matches) the mode any
+    other new file gets, 0666 & ~umask: safetensors' `save_file` makes them 0600 whatever the umask, so
+    a model or checkpoint shared with a group would have every file readable but its weights; a copied
+    file keeps its source's mode. (File systems without modes keep theirs.)"""
     mode = 0o666 & ~umask()
-    for path in folder.rglob("*.safetensors"):
+    for path in folder.rglob(pattern):
         if path.is_file() and not path.is_symlink():
             with contextlib.suppress(OSError):
                 os.chmod(path, mode)
