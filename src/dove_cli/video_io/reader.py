@@ -1762,7 +1762,7 @@ class ImageReader(VideoReader):
         if warn and (gaps := missing_numbers(files)):
             n = sum(b - a + 1 for a, b in gaps)
             log.warning("%s: %d frame number%s missing from the sequence: %s (%s to %s); the %d images are "
-                        "read in order, one frame each (image outputs keep each one's number; a video has no gap)", path, n, "s are" if n > 1 else " is", shown_ranges(gaps),
+                        "read in order, one frame each (an image output keeps each one's number where its names allow it; a video has no gap)", path, n, "s are" if n > 1 else " is", shown_ranges(gaps),
                         main[0].name, main[-1].name, len(files))  # fmt: skip
         if warn and strays:
             log.warning("%s: %s; they are read as frames, in name order among the others (move them out if they "
