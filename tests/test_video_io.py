@@ -1967,8 +1967,8 @@ def test_gaps_in_a_numbered_sequence_are_said_once(tmp_path: Path, caplog: pytes
         assert reds == [1, 2, 5, 9]
         said = [r.getMessage() for r in caplog.records]
         assert said == [f"{source}: 5 frame numbers are missing from the sequence: 3-4, 6-8 (f_0001.png to "
-                        "f_0009.png); the 4 images are read in order, one frame each (image outputs keep each one's "
-                            "number; a video has no gap)"]  # fmt: skip
+                        "f_0009.png); the 4 images are read in order, one frame each (an image output keeps each "
+                            "one's number where its names allow it; a video has no gap)"]  # fmt: skip
     _numbered_pngs(tmp_path / "many", [1, *range(3, 40, 2)])  # 19 one-number gaps: the first 8, then ...
     with caplog.at_level(logging.WARNING), open_reader(tmp_path / "many", fps=25):
         assert "19 frame numbers are missing from the sequence: 2, 4, 6, 8, 10, 12, 14, 16, ... (f_0001" in caplog.text
