@@ -187,12 +187,12 @@ def film_tags(file: Path) -> StillTags:
             head = f.read(65536)  # (an EXR's header attributes come first; a DPX's fields are at fixed places)
     except OSError:
         return StillTags()
+    order = FILM_MAGIC.get(head[:4])  # a DPX's byte order ('>', '<'), an EXR's '', else None
     try:
-        if head[:4] in (b"SDPX", b"XPDS"):  # big- or little-endian
-            end = ">" if head[:4] == b"SDPX" else "<"
-            width, height = struct.unpack(end + "2I", head[772:780])  # pixels per line, lines per element
+        if order:
+            width, height = struct.unpack(order + "2I", head[772:780])  # pixels per line, lines per element
             return StillTags(size=(width, height), bits=head[803])  # image element 1's bit size
-        if head[:4] == b"\x76\x2f\x31\x01":
+        if order == "":
             return _exr_tags(head)
     except (struct.error, IndexError, ValueError):
         pass
