@@ -239,9 +239,10 @@ def test_a_tiff_output_keeps_the_input_tiffs_compression(tmp_path):
         assert (asked.tag_v2[259], png.tag_v2[259]) == (1, 32773)
 
 
-def test_a_video_too_wide_for_its_encoder_blames_the_size(tmp_path, capsys):
+@pytest.mark.parametrize("dry_run", [[], ["--dry-run"]])
+def test_a_video_too_wide_for_its_encoder_blames_the_size(tmp_path, capsys, dry_run):
     """libx264 writes nothing wider than 16384 (the ffmpeg binary fails alike): a 2100x16 image at x8 was
-    told to "choose a format with --pix-fmt", which no format fixes."""
+    told to "choose a format with --pix-fmt", which no format fixes; --dry-run said nothing of it."""
     from dove_cli.cli import main
 
     wide = tmp_path / "wide.png"
@@ -249,7 +250,7 @@ def test_a_video_too_wide_for_its_encoder_blames_the_size(tmp_path, capsys):
     subprocess.run([FFMPEG, "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", "2100x16", "-i", "-", str(wide)],
                    input=ffmpeg_frames.tobytes(), check=True)  # fmt: skip
     with pytest.raises(SystemExit) as exc:
-        main(["upscale", str(wide), "-o", str(tmp_path / "wide.mkv"), "--scale", "8", "--model", "bilinear"])
+        main(["upscale", str(wide), "-o", str(tmp_path / "wide.mkv"), "--scale", "8", "--model", "bilinear", *dry_run])
     err = capsys.readouterr().err
     assert exc.value.code == 2 and "libx264 cannot write a picture of 16800x128" in err and "--pix-fmt" not in err, err
     assert not (tmp_path / "wide.mkv").exists()

@@ -655,7 +655,8 @@ def _check_outputs(
     with held_warnings(losses):
         writer = video_io.open_writer(
             output, geometry.written_info(info, opts), width, height, codec=opts.codec, crf=opts.crf, preset=opts.preset, pix_fmt=opts.pix_fmt,
-            codec_options=opts.codec_options, audio=opts.audio, subtitles=kept_subtitles(opts), overwrite=True,
+            codec_options=resume.encoder_options(opts.codec_options), audio=opts.audio, subtitles=kept_subtitles(opts),
+            overwrite=True,
             start=start, end=None if start is None or duration is None else start + duration,
         )  # fmt: skip
         writer.abort()
