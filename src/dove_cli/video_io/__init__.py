@@ -187,11 +187,14 @@ def open_writer(
     e.g. srt -> mov_text for MP4; bitmap ones are refused) or "none". start/end: the span of the
     input (seconds from its first frame) that this output covers, as for a preview: audio and
     subtitles outside it are left out and every timestamp shifts so that the output starts at 0.
-    Codec and pixel-format choices are validated here, before any frame is encoded. work/first
-    (image patterns only): write the images into the folder `work`, which persists after abort()
-    and may already hold the first `first` images of an interrupted run (--resume); close() moves
-    them all into place. start_number: the number of a pattern's first image; numbers: of each image, in order
-    (a gap in an image sequence's numbering kept), where known. warn: log what the output loses (odd size written as 4:4:4, fewer bits
+    Codec and pixel-format choices are validated here, before any frame is encoded. work, first,
+    start_number and numbers are an image output's only; a video output ignores them, as one set of
+    writer options serves either kind of output (`upscaling.output_options` gives every run a
+    start number). work/first (image patterns): write the images into the folder `work`, which
+    persists after abort() and may already hold the first `first` images of an interrupted run
+    (--resume); close() moves them all into place. start_number: the number of a pattern's first
+    image; numbers: of each image, in order (a gap in an image sequence's numbering kept), where
+    known. warn: log what the output loses (odd size written as 4:4:4, fewer bits
     or coarser chroma than the source, ASS styling, a rotation tag or pixel aspect ratio in images);
     a writer opened again for the same output passes False so that each warning appears once.
     index_first: an .mp4/.mov gets its index (moov) before the media, as web players and YouTube
@@ -227,6 +230,7 @@ def open_writer(
             f"{', '.join(sorted(VIDEO_EXTENSIONS))}; one image: {', '.join(sorted(IMAGE_EXTENSIONS))}; or an image "
             "pattern like frames/%06d.png)"
         )
+    # (work, first, start_number, numbers: an image sequence's, which a video has none of)
     return ContainerWriter(
         path,
         info,

@@ -8,6 +8,7 @@ import logging
 import math
 from collections import deque
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -244,6 +245,66 @@ def holders(streams: list[Any], own: str) -> list[str]:
     return sorted(ext for ext in VIDEO_EXTENSIONS if ext != own and all(takes(ext, s) for s in streams))
 
 
+@dataclass(frozen=True)
+class AuxDecision:
+    """What becomes of one of the input's audio or subtitle streams in the output (`plan_aux_streams`).
+
+    mode: "copy" (packet for packet), "subtitles" (text subtitles converted to the container's text
+    codec, `encoder`), "transcode" (--audio transcode: re-encoded by `encoder`), "lossless" (disc
+    LPCM the container cannot hold, converted to `encoder` in `sample_format`: the same samples) or
+    "refused" (the container cannot hold it: the writer refuses the output)."""
+
+    stream: Any  # the input's
+    mode: str
+    encoder: str = ""
+    sample_format: str | None = None
+
+    @property
+    def codec(self) -> str:
+        """The input stream's codec (mp3, not its decoder mp3float)."""
+        return str(self.stream.codec_context.codec.canonical_name)
+
+    @property
+    def encodes(self) -> bool:
+        """Whether an encoder makes the output's packets (flushed at close)."""
+        return self.mode in ("transcode", "lossless")
+
+    def fate(self, ostream: Any) -> str:
+        """What becomes of an audio stream kept, as the plan says it (`audio_plan`), once its output
+        stream `ostream` is open (an encoder's says what it makes: `encoded_as`)."""
+        if self.mode == "transcode":
+            return f"re-encoded to {encoded_as(ostream)}"
+        if self.mode == "lossless":
+            return f"converted losslessly to {self.encoder} (the same samples)"
+        return "copied"
+
+
+def plan_aux_streams(wanted: list[Any], ext: str, audio: str) -> list[AuxDecision]:
+    """What becomes of each of the input's audio and subtitle streams in `wanted` (in that order) in
+    files named `.ext`, with --audio `audio` (copy, transcode). A stream the container holds is
+    copied; --audio transcode re-encodes every audio stream to AAC (Opus for .webm), but one already
+    so, which a second lossy encode would only make worse; text subtitles the container cannot hold
+    become its text codec; disc LPCM is converted losslessly (`lossless_target`); anything else is
+    refused. Nothing is opened or said here: `ContainerWriter._open_aux` and `_say_aux` do that."""
+    fmt_name = VIDEO_EXTENSIONS[ext]
+    target = "libopus" if fmt_name == "webm" else "aac"  # what --audio transcode makes
+    decisions = []
+    for s in wanted:
+        canonical = s.codec_context.codec.canonical_name
+        recode = s.type == "audio" and audio == "transcode" and canonical != av.Codec(target, "w").canonical_name
+        if not recode and holds_aux(ext, s):
+            decisions.append(AuxDecision(s, "copy"))
+        elif s.type == "subtitle" and s.codec_context.codec.text_sub and fmt_name in TEXT_SUBTITLES:
+            decisions.append(AuxDecision(s, "subtitles", TEXT_SUBTITLES[fmt_name]))
+        elif s.type == "audio" and audio == "transcode":
+            decisions.append(AuxDecision(s, "transcode", target))
+        elif s.type == "audio" and (same := lossless_target(ext, s)):
+            decisions.append(AuxDecision(s, "lossless", *same))
+        else:
+            decisions.append(AuxDecision(s, "refused"))
+    return decisions
+
+
 def frame_ticks(info: VideoInfo, step: int, time_base: Fraction) -> int | None:
     """The last frame's duration, in ticks of `time_base`: one frame at the input's nominal rate.
     The container takes the file's length from it, which it else guesses from the stream's rate, a
@@ -339,6 +400,23 @@ class ContainerWriter(VideoWriter):
         self._fps = info.fps if info.fps and info.fps > 0 else Fraction(25)  # the output's frame rate
         self._src: av.container.InputContainer | None = None
         self._covers: list[tuple[Any, bytes]] = []  # MP4 cover art: output stream, its one picture
+        # The audio and subtitle streams copied (`_setup_aux`), and what their muxing keeps track of
+        self._aux: dict[int, tuple[Any, str]] = {}  # input stream index -> (output stream, mode)
+        self._clocks: dict[int, AudioClock] = {}  # input stream index -> the times of its copied packets
+        # output stream index -> in its time base, the last dts muxed, the latest of those given to `_mux_aux` that it
+        # muxed (before a move), and the dts given with the packet just before (muxed or not)
+        self._aux_dts: dict[int, tuple[int, int, int]] = {}
+        self._disorder: dict[int, list[float]] = {}  # input stream index -> times of packets dropped or moved
+        self._damaged: dict[int, list[float]] = {}  # input stream index -> times of audio packets the muxer refused
+        self._pending: av.Packet | None = None
+        self._unplaced: dict[int, int] = {}  # input stream -> its WebVTT cues whose settings mov_text drops
+        self._sequencers: dict[int, tuple[Sequencer, Fraction]] = {}  # input stream -> its mov_text cues, time base
+        self._held_bitmaps: dict[int, list[av.Packet]] = {}  # input stream -> bitmaps on screen at a preview's start
+        self._aux_iter: Iterator[av.Packet] | None = None
+        self._timecode: tuple[str, Fraction] | None = None  # the input's, and the rate it counts at
+        self._respelled: list[str] = []  # "#1 deu as ger": languages a .mov keeps in their other spelling
+        self._untagged: list[tuple[int, str]] = []  # (3, "mri"): languages a .mov (.mp4) cannot hold
+        self._narrowed: list[str] = []  # "#2 pt-BR as por": BCP-47 tags .mp4/.mov keep only the language of
         fmt_name = VIDEO_EXTENSIONS[path.suffix.lower()]
         name, spec = resolve_codec(codec or default_codec(path, info.color_trc))
         hdr = encoder_params(spec.encoder, info.mastering, info.light_level)  # HDR10's static metadata
@@ -520,24 +598,10 @@ class ContainerWriter(VideoWriter):
             setattr(cc, k, v)
 
     def _setup_aux(self, audio: str, subtitles: str, fmt_name: str) -> None:
-        """Open the input a second time to copy its audio/subtitles, chapters and metadata."""
+        """Open the input a second time to copy its audio/subtitles, chapters and metadata: what
+        becomes of each stream is decided first (`plan_aux_streams`), then the output streams are
+        opened (`_open_aux`), then what the output loses is said (`_say_aux`)."""
         info = self.info
-        self._aux: dict[int, tuple[Any, str]] = {}  # input stream index -> (output stream, mode)
-        self._clocks: dict[int, AudioClock] = {}  # input stream index -> the times of its copied packets
-        # output stream index -> in its time base, the last dts muxed, the latest of those given to `_mux_aux` that it
-        # muxed (before a move), and the dts given with the packet just before (muxed or not)
-        self._aux_dts: dict[int, tuple[int, int, int]] = {}
-        self._disorder: dict[int, list[float]] = {}  # input stream index -> times of packets dropped or moved
-        self._damaged: dict[int, list[float]] = {}  # input stream index -> times of audio packets the muxer refused
-        self._pending: av.Packet | None = None
-        self._unplaced: dict[int, int] = {}  # input stream -> its WebVTT cues whose settings mov_text drops
-        self._sequencers: dict[int, tuple[Sequencer, Fraction]] = {}  # input stream -> its mov_text cues, time base
-        self._held_bitmaps: dict[int, list[av.Packet]] = {}  # input stream -> bitmaps on screen at a preview's start
-        self._aux_iter: Iterator[av.Packet] | None = None
-        self._timecode: tuple[str, Fraction] | None = None  # the input's, and the rate it counts at
-        self._respelled: list[str] = []  # "#1 deu as ger": languages a .mov keeps in their other spelling
-        self._untagged: list[tuple[int, str]] = []  # (3, "mri"): languages a .mov (.mp4) cannot hold
-        self._narrowed: list[str] = []  # "#2 pt-BR as por": BCP-47 tags .mp4/.mov keep only the language of
         if info.is_images or not info.path.is_file():
             self._set_zero(time_zero(info, fmt_name, self._start, ()))
             return
@@ -546,18 +610,55 @@ class ContainerWriter(VideoWriter):
         except av.FFmpegError as exc:
             raise InputError(f"{info.path}: cannot reopen for audio ({ffmsg(exc)})") from None
         self._src = src
-        out = self._out
         self._set_zero(time_zero(info, fmt_name, self._start, copied_starts(src, audio, subtitles)))
+        self._copy_file_extras(src, fmt_name, subtitles)
+        vin = src.streams[info.stream_index] if info.stream_index < len(src.streams) else None
+        wanted, fates = self._wanted_streams(src, vin, audio, subtitles, fmt_name)
+        # (named before an encoder relabels a track's channels in no named order: "2 channels", as the input has them)
+        names = {s.index: track_said(s) for s in src.streams.audio}
+        decisions = plan_aux_streams(wanted, self.path.suffix.lower(), audio)
+        layout = ass_layout(info, self._w, self._h)
+        laid_out = self._open_aux(src, decisions, fmt_name, layout)
+        fates |= {d.stream.index: d.fate(self._aux[d.stream.index][0]) for d in decisions
+                  if d.stream.type == "audio" and d.mode != "refused"}  # fmt: skip
+        self.audio_plan = tuple(f"{names[i]}: {fate}" for i, fate in sorted(fates.items()))
+        if refused := [d.stream for d in decisions if d.mode == "refused"]:
+            raise OutputError(self._refusal(refused, fmt_name))
+        self._try_copies(fmt_name)
+        if self._warn:
+            self._say_aux(decisions, names, laid_out, layout, fmt_name)
+        if vin is not None:
+            self._tag_video_stream(vin, fmt_name)
+        self._say_languages()
+        if fmt_name in TAGLESS and self._warn:
+            self._say_tagless(src, vin)
+        elif self._warn:
+            self._say_flags(src, fmt_name)
+        if self._warn:
+            self._say_layouts(src, fmt_name)
+        self._carry_timecode(src, vin, fmt_name)
+        if self._aux:
+            self._start_aux(src)
+
+    def _copy_file_extras(self, src: Any, fmt_name: str, subtitles: str) -> None:
+        """The file's tags, its chapters within the output's span, and its attachments (fonts only
+        where the subtitles go)."""
         self._copy_tags(src, fmt_name)
         try:
             chapters = self._chapters_in_span(src.chapters())
             if chapters:
-                out.set_chapters(chapters)
+                self._out.set_chapters(chapters)
                 self._say_ordered()
         except (AttributeError, av.FFmpegError, ValueError) as exc:  # pragma: no cover
             log.warning("%s: chapters not copied (%s)", self.path, exc)
         self._copy_attachments(src, fmt_name, fonts=subtitles != "none")
-        vin = src.streams[info.stream_index] if info.stream_index < len(src.streams) else None
+
+    def _wanted_streams(
+        self, src: Any, vin: Any, audio: str, subtitles: str, fmt_name: str
+    ) -> tuple[list[Any], dict[int, str]]:
+        """The audio and subtitle streams the output carries, audio first, each in the input's order
+        (those of the upscaled video's own programme: `_own_programme`), and what becomes of the
+        audio streams left out, as the plan says it (`audio_plan`)."""
         wanted = []
         fates = {s.index: "left out: empty (no channels, no sound)" for s in src.streams.audio if is_empty_audio(s)}
         if audio != "none":
@@ -569,115 +670,104 @@ class ContainerWriter(VideoWriter):
             wanted += list(src.streams.subtitles)
         kept = self._own_programme(src, vin, wanted, fmt_name)
         fates |= {s.index: "left out: another programme's" for s in wanted if s.type == "audio" and s not in kept}
-        wanted = kept
-        recoded: list[
-            tuple[str, Any, Any]
-        ] = []  # --audio transcode: (`track_said`, input stream, its encoder's stream)
-        # (named before an encoder relabels a track's channels in no named order: "2 channels", as the input has them)
-        names = {s.index: track_said(s) for s in src.streams.audio}
-        unstyled: list[str] = []  # styled (ASS) subtitle streams converted to a plain text codec
-        laid_out: list[str] = []  # ASS streams told the storage size they were laid out for
-        lossless: list[tuple[Any, str]] = []  # disc LPCM converted losslessly: the stream, its encoder
-        refused: list[Any] = []  # streams the container cannot hold: said together (`_refusal`)
-        few: dict[str, list[str]] = {}  # audio copied where few players play it: who does -> "#1 (vorbis)"
-        layout = ass_layout(info, self._w, self._h)
-        target = "libopus" if fmt_name == "webm" else "aac"  # what --audio transcode makes
-        ext = self.path.suffix.lower()
-        for s in wanted:
-            canonical = s.codec_context.codec.canonical_name  # (the codec, not its decoder: mp3, not mp3float)
-            # --audio transcode: every audio stream as `target`; one that is already so is copied, as
-            # a second lossy encode only loses quality
-            recode = s.type == "audio" and audio == "transcode" and canonical != av.Codec(target, "w").canonical_name
-            if not recode and holds_aux(ext, s):
-                ostream = copy_stream(out, s)
-                mode = "copy"
+        return kept, fates
+
+    def _open_aux(
+        self, src: Any, decisions: list[AuxDecision], fmt_name: str, layout: tuple[int, int] | None
+    ) -> list[str]:
+        """An output stream for each stream `decisions` keep, in their order, with the stream's own
+        tags (`_tag_aux`), noted in `_aux`; a copied audio stream's clock in `_clocks`. Returns the
+        ASS streams told the storage size they were laid out for (`_size_subtitles`), as "#3"."""
+        laid_out: list[str] = []
+        for d in decisions:
+            s = d.stream
+            if d.mode == "refused":
+                continue
+            if d.mode == "copy":
+                ostream = copy_stream(self._out, s)
                 if s.type == "subtitle" and self._size_subtitles(s, ostream, src, layout):
                     laid_out.append(f"#{s.index}")
                 if s.type == "audio":
                     self._clocks[s.index] = AudioClock(s, fmt_name, src.format.name, self._lead_in(s, fmt_name))
-                if s.type == "audio" and (plays := few_play(fmt_name, canonical)):
-                    few.setdefault(plays, []).append(f"#{s.index} ({canonical})")
-            elif s.type == "subtitle" and s.codec_context.codec.text_sub and fmt_name in TEXT_SUBTITLES:
-                ostream = self._text_subtitle_stream(s, TEXT_SUBTITLES[fmt_name])
-                mode = "subtitles"
-                if canonical in ("ass", "ssa"):
-                    unstyled.append(f"#{s.index}")
-            elif s.type == "audio" and audio == "transcode":
-                ostream = self._audio_encoder(s, target)
-                mode = "transcode"
-                recoded.append((names[s.index], s, ostream))
-                fates[s.index] = f"re-encoded to {encoded_as(ostream)}"
-            elif s.type == "audio" and (same := lossless_target(ext, s)):
-                ostream = self._audio_encoder(s, *same)
-                mode = "transcode"
-                lossless.append((s, same[0]))
-                fates[s.index] = f"converted losslessly to {same[0]} (the same samples)"
+            elif d.mode == "subtitles":
+                ostream = self._text_subtitle_stream(s, d.encoder)
             else:
-                refused.append(s)
-                continue
-            for k, v in s.metadata.items():
-                # a re-encoded track's ENCODER (Matroska's "Lavc... flac") names the old encoder, as the video's would
-                stale = k.startswith("_STATISTICS") or (mode == "transcode" and k.upper() == "ENCODER")
-                if not stale and k not in ("DURATION", "NUMBER_OF_FRAMES", "NUMBER_OF_BYTES", "BPS", "encoder"):
-                    ostream.metadata[k] = v
-            if "name" in s.metadata and "title" not in s.metadata:  # mp4 reads its title as "name"
-                ostream.metadata["title"] = s.metadata["name"]
-            if fmt_name == "mov" and (title := get_tag(ostream.metadata, "title")):
-                # MOV has no track title (MP4's "name" is written in MP4 only): its handler name is what
-                # QuickTime and ffmpeg show, and `ffmpeg -metadata:s handler_name=` writes
-                ostream.metadata["handler_name"] = title
-            self._spell_language(ostream, s, fmt_name)
-            try:
-                ostream.disposition = s.disposition
-            except (AttributeError, TypeError, ValueError):  # pragma: no cover
-                pass
-            self._aux[s.index] = (ostream, mode)
-            if s.type == "audio":
-                fates.setdefault(s.index, "copied")
-        self.audio_plan = tuple(f"{names[i]}: {fate}" for i, fate in sorted(fates.items()))
-        if refused:
-            raise OutputError(self._refusal(refused, fmt_name))
-        self._try_copies(fmt_name)
-        if self._warn:
-            for plays, streams in few.items():
-                log.warning("%s: audio stream%s %s copied into .%s, where few players play %s; %s, and --audio "
-                            "transcode makes AAC", self.path, "s" * (len(streams) > 1), ", ".join(streams), fmt_name,
-                            "them" if len(streams) > 1 else "it", plays)  # fmt: skip
-        if lossless and self._warn:
+                ostream = self._audio_encoder(s, d.encoder, d.sample_format)
+            self._tag_aux(s, ostream, d.encodes, fmt_name)
+            self._aux[s.index] = (ostream, "transcode" if d.encodes else d.mode)
+        return laid_out
+
+    def _tag_aux(self, s: Any, ostream: Any, encoded: bool, fmt_name: str) -> None:
+        """Input stream `s`'s tags, language and flags on its output stream (`encoded`: made by an
+        encoder, whose own the old encoder's name would misname)."""
+        for k, v in s.metadata.items():
+            # a re-encoded track's ENCODER (Matroska's "Lavc... flac") names the old encoder, as the video's would
+            stale = k.startswith("_STATISTICS") or (encoded and k.upper() == "ENCODER")
+            if not stale and k not in ("DURATION", "NUMBER_OF_FRAMES", "NUMBER_OF_BYTES", "BPS", "encoder"):
+                ostream.metadata[k] = v
+        if "name" in s.metadata and "title" not in s.metadata:  # mp4 reads its title as "name"
+            ostream.metadata["title"] = s.metadata["name"]
+        if fmt_name == "mov" and (title := get_tag(ostream.metadata, "title")):
+            # MOV has no track title (MP4's "name" is written in MP4 only): its handler name is what
+            # QuickTime and ffmpeg show, and `ffmpeg -metadata:s handler_name=` writes
+            ostream.metadata["handler_name"] = title
+        self._spell_language(ostream, s, fmt_name)
+        try:
+            ostream.disposition = s.disposition
+        except (AttributeError, TypeError, ValueError):  # pragma: no cover
+            pass
+
+    def _say_aux(
+        self,
+        decisions: list[AuxDecision],
+        names: dict[int, str],
+        laid_out: list[str],
+        layout: tuple[int, int] | None,
+        fmt_name: str,
+    ) -> None:
+        """What the output does to the streams `decisions` keep, once they are open: audio few of
+        its players play, disc LPCM converted, --audio transcode's re-encodes (`names`: the tracks as
+        the plan says them), ASS told its layout (`laid_out`), ASS styling lost to a plain text codec."""
+        few: dict[str, list[str]] = {}  # who plays it -> the copied audio streams "#1 (vorbis)"
+        for d in decisions:
+            if d.mode == "copy" and d.stream.type == "audio" and (plays := few_play(fmt_name, d.codec)):
+                few.setdefault(plays, []).append(f"#{d.stream.index} ({d.codec})")
+        for plays, streams in few.items():
+            log.warning("%s: audio stream%s %s copied into .%s, where few players play %s; %s, and --audio "
+                        "transcode makes AAC", self.path, "s" * (len(streams) > 1), ", ".join(streams), fmt_name,
+                        "them" if len(streams) > 1 else "it", plays)  # fmt: skip
+        if lossless := [(d.stream, d.encoder) for d in decisions if d.mode == "lossless"]:
             self._say_lossless(lossless, fmt_name)
-        if recoded and self._warn:
+        if recoded := [(names[d.stream.index], d.stream, self._aux[d.stream.index][0]) for d in decisions
+                       if d.mode == "transcode"]:  # fmt: skip
             self._say_recoded(recoded)
-        if laid_out and layout and self._warn:
+        if laid_out and layout:
             log.info("%s: ASS subtitles (input stream %s) marked as laid out for a %dx%d picture, the input's "
                      "(LayoutResX/Y), so that libass draws their borders and blur as on the input", self.path,
                      ", ".join(laid_out), *layout)  # fmt: skip
-        if unstyled and self._warn:
+        if unstyled := [f"#{d.stream.index}" for d in decisions if d.mode == "subtitles" and d.codec in ("ass", "ssa")]:
             log.warning("%s: ASS subtitles (input stream %s) converted to %s: their styling (fonts, colours, "
                         "positions) is lost; .mkv keeps it", self.path, ", ".join(unstyled),
                         TEXT_SUBTITLES[fmt_name])  # fmt: skip
-        if vin is not None:
-            for k in ("language", "title", "handler_name"):
-                # FFmpeg's own handler name is what its muxer writes anyway; copied, the MOV muxer also
-                # names the tmcd track by it (a name of the input's own is kept there too: one for both)
-                if k in vin.metadata and (k, vin.metadata[k]) != ("handler_name", FFMPEG_VIDEO_HANDLER):
-                    self._vs.metadata[k] = vin.metadata[k]
-            self._spell_language(self._vs, vin, fmt_name)
-            self._vs.disposition = vin.disposition  # default, forced, ... as the input's video had them
-        self._say_languages()
-        if fmt_name in TAGLESS and self._warn:
-            self._say_tagless(src, vin)
-        elif self._warn:
-            self._say_flags(src, fmt_name)
-        if self._warn:
-            self._say_layouts(src, fmt_name)
-        self._carry_timecode(src, vin, fmt_name)
-        if self._aux:
-            if self._preview and self._t0 is not None:
-                subtitles_in = any(src.streams[i].type == "subtitle" for i in self._aux)
-                # a cue already on screen at the start; and MPEG-TS/PS seeks can land late
-                lookback = SUBTITLE_LOOKBACK_S if subtitles_in else AUX_SEEK_MARGIN_S
-                src.seek(int(max(Fraction(0), self._t0 - lookback) * av.time_base), backward=True)
-            self._aux_iter = continuous_packets(src, [src.streams[i] for i in self._aux])
+
+    def _tag_video_stream(self, vin: Any, fmt_name: str) -> None:
+        """The input video stream's language, title, handler name and flags on the output's video."""
+        for k in ("language", "title", "handler_name"):
+            # FFmpeg's own handler name is what its muxer writes anyway; copied, the MOV muxer also
+            # names the tmcd track by it (a name of the input's own is kept there too: one for both)
+            if k in vin.metadata and (k, vin.metadata[k]) != ("handler_name", FFMPEG_VIDEO_HANDLER):
+                self._vs.metadata[k] = vin.metadata[k]
+        self._spell_language(self._vs, vin, fmt_name)
+        self._vs.disposition = vin.disposition  # default, forced, ... as the input's video had them
+
+    def _start_aux(self, src: Any) -> None:
+        """The packets of the streams kept, in order (`_pump_aux`): from a --preview's start, less
+        a margin (a subtitle cue already on screen there; an MPEG-TS/PS seek can land late)."""
+        if self._preview and self._t0 is not None:
+            subtitles_in = any(src.streams[i].type == "subtitle" for i in self._aux)
+            lookback = SUBTITLE_LOOKBACK_S if subtitles_in else AUX_SEEK_MARGIN_S
+            src.seek(int(max(Fraction(0), self._t0 - lookback) * av.time_base), backward=True)
+        self._aux_iter = continuous_packets(src, [src.streams[i] for i in self._aux])
 
     def _try_copies(self, fmt_name: str) -> None:
         """Mux the first packet of each copied audio stream into a file in memory and close it
