@@ -32,6 +32,7 @@ from dove_cli.video_io import (
     probe,
 )
 from dove_cli.video_io.metadata import move_timecode
+from dove_cli.video_io.writer import plan_aux_streams
 from media import (
     FFMPEG,
     IVTC,
@@ -3105,6 +3106,38 @@ def test_audio_transcode_makes_every_track_aac(four_tracks: Path, ext: str, code
         encoders = [re.findall(r"^\s+ENCODER\s+: (.*)$", ffinfo(f).stderr, re.M) for f in (four_tracks, out)]
         assert any(e.endswith(" libvorbis") for e in encoders[0]), encoders
         assert encoders[1] == [e for e in encoders[0] if e.endswith(" aac")] != [], encoders
+
+
+@pytest.mark.parametrize(
+    ("ext", "audio", "modes"),
+    [
+        (".mkv", "copy", ["copy"] * 4),
+        (".webm", "copy", ["copy", "refused", "refused", "refused"]),  # WebM: Vorbis and Opus only
+        (".mp4", "transcode", ["transcode"] * 3 + ["copy"]),  # an AAC track is copied, not encoded again
+        (".webm", "transcode", ["transcode"] * 4),
+    ],
+)
+def test_plan_aux_streams_decides_each_track(four_tracks: Path, ext: str, audio: str, modes: list[str]) -> None:
+    """What becomes of each track is decided from the streams alone, in their order, nothing opened:
+    a copy where the container holds it, else refused; --audio transcode makes AAC (Opus in .webm)."""
+    with av.open(str(four_tracks)) as c:
+        decisions = plan_aux_streams(list(c.streams.audio), ext, audio)
+        assert [(d.stream.index, d.mode) for d in decisions] == list(enumerate(modes, start=1))
+        target = "libopus" if ext == ".webm" else "aac"
+        assert [d.encoder for d in decisions] == [target if m == "transcode" else "" for m in modes]
+
+
+@pytest.mark.parametrize(("ext", "mode", "encoder"), [(".mkv", "copy", ""), (".mp4", "subtitles", "mov_text"),
+                                                      (".ts", "refused", "")])  # fmt: skip
+def test_plan_aux_streams_converts_text_subtitles(tmp_path: Path, ext: str, mode: str, encoder: str) -> None:
+    """Text subtitles go as they are where the container holds them, else to its own text codec
+    (MP4's mov_text); MPEG-TS holds no text subtitles: refused."""
+    srt, src = tmp_path / "a.srt", tmp_path / "subs.mkv"
+    srt.write_text("1\n00:00:00,100 --> 00:00:00,600\nHi\n")
+    ffmpeg("-i", srt, "-c:s", "srt", src)
+    with av.open(str(src)) as c:
+        (decision,) = plan_aux_streams(list(c.streams.subtitles), ext, "copy")
+        assert (decision.mode, decision.encoder) == (mode, encoder)
 
 
 # ---------------------------------------------------------- MPEG-TS timestamp discontinuities
