@@ -359,7 +359,8 @@ def open_reader(
     stored at the time of the frame before is moved one unit after it, and said. zero: where the
     output's time 0 lies, in seconds on the input's timeline (`writer.output_zero`), which that unit
     is counted from (default: `start`, else the input's 0); a reader that seeks (`start`) for a part
-    of the output gives it, so that it counts as the reader of the whole output does.
+    of the output gives it, so that it counts as the reader of the whole output does. Both are a
+    video's only: images are timed 1/fps apart from 0 and never moved, so an image input ignores them.
     untagged_matrix: the YUV matrix of a video without one (`formats.assumed_matrix`): auto (BT.709
     for HD, BT.601 for SD, as players guess), bt601 (as FFmpeg, decord and OpenCV read it) or bt709.
     untagged_color: the colour of an input without colour tags (`formats.UNTAGGED_COLORS`): none
@@ -384,7 +385,7 @@ def open_reader(
         if video_stream is not None and warn:
             log.warning("%s: --video-stream is for video files; images are one picture each", path)
         reader: VideoReader = ImageReader(Path(path), files, fps=fps, rotate=rotate, warn=warn, say_alpha=say_alpha,
-                                          untagged_color=untagged_color)  # fmt: skip
+                                          untagged_color=untagged_color, start=start, duration=duration)  # fmt: skip
     else:
         reader = VideoReader(
             Path(path),
@@ -399,17 +400,11 @@ def open_reader(
             untagged_matrix=untagged_matrix,
             untagged_color=untagged_color,
             video_stream=video_stream,
+            start=start,
+            duration=duration,
+            clock=clock,
+            zero=zero,
         )
-    if clock is not None:
-        reader.clock = clock
-    if start is not None or duration is not None:
-        try:
-            reader._select_span(start, duration)
-        except BaseException:
-            reader.close()
-            raise
-    if zero is not None:
-        reader._origin = round(zero / reader.info.time_base)
     return reader
 
 
@@ -930,6 +925,13 @@ def video_length(path: Path) -> tuple[Fraction, Fraction] | None:
     return (max(ends) - start, 1 / fps) if ends else None
 
 
+def turn_of(frame: av.VideoFrame) -> tuple[int, bool]:
+    """A video frame's display matrix (`orientation`) as a turn counter-clockwise and a mirror;
+    (0, False) for a turn that is no multiple of 90 degrees, which is ignored (and said)."""
+    rotation, mirrored = orientation(frame)
+    return (0, False) if rotation % 90 else (rotation, mirrored)
+
+
 class VideoReader:
     """Decodes one video stream to RGB frames in presentation order; use from one thread."""
 
@@ -940,7 +942,7 @@ class VideoReader:
 
     _lo: int | None = None  # span selected by open_reader(start=, duration=), in pts
     _hi: int | None = None
-    _apply_rotation = 0  # degrees the pixels are turned counter-clockwise (rotate="apply"; set by _describe)
+    _apply_rotation = 0  # degrees the pixels are turned counter-clockwise (rotate="apply"; `_configure_conversion`)
     _apply_mirror = False  # and then mirrored left-right
 
     def __init__(
@@ -958,7 +960,13 @@ class VideoReader:
         untagged_color: str = "none",
         video_stream: int | None = None,
         fps: Fraction | None = None,
+        start: float | Fraction | None = None,
+        duration: float | Fraction | None = None,
+        clock: Fraction | None = None,
+        zero: Fraction | None = None,
     ) -> None:
+        """As `open_reader` says of each (start/duration: the span kept, `_select_span`; clock: the
+        output's unit of time, default the time base; zero: where the output's time 0 lies)."""
         check_input_file(path)
         self.path = path
         self._fps = fps  # --fps: a bare stream's frames are timed at it (`_decode`), other videos keep their own
@@ -1004,6 +1012,17 @@ class VideoReader:
         except BaseException:
             self._container.close()
             raise
+        # The unit the output counts time in (its container's, `output_clock`): frames are kept at
+        # least one apart.
+        self.clock = clock if clock is not None else self.info.time_base
+        if start is not None or duration is not None:
+            try:
+                self._select_span(start, duration)
+            except BaseException:
+                self.close()
+                raise
+        if zero is not None:
+            self._origin = round(zero / self.info.time_base)
 
     def _open_stream(self, threads: int) -> None:
         path, c = self.path, self._container
@@ -1038,11 +1057,12 @@ class VideoReader:
         self._index = 0
         self._last_pts: int | None = None
         self.info = self._describe(first)
-        # The unit the output counts time in (its container's, `output_clock`): frames are kept at
-        # least one apart. The time base itself unless the caller says otherwise.
-        self.clock = self.info.time_base
+        self._configure_conversion(first, self.info)
+        self._say_source_warnings(first, self.info)
 
     def _describe(self, frame: av.VideoFrame) -> VideoInfo:
+        """The video as its stream, its container and its first decoded `frame` tell it (with the
+        reader's options: --rotate, --deinterlace, --fps, --untagged-color): nothing set, nothing said."""
         s, c, cc = self._stream, self._container, self._stream.codec_context
         fmt = frame.format
         bit_depth = max(comp.bits for comp in fmt.components)
@@ -1062,14 +1082,7 @@ class VideoReader:
         rng = frame.color_range or cc.color_range
         if rng not in RANGE and fmt.name.startswith("yuvj"):
             rng = 2
-        self._raw_w, self._raw_h = frame.width, frame.height
-        self._size = (frame.width, frame.height)  # the last frame's, to say where it changes (`_fit`)
-        self._sar = self._pixel_aspect()
-        rotation, mirrored = orientation(frame)
-        if rotation % 90:
-            if self._warn:
-                log.warning("%s: rotation %d is not a multiple of 90 degrees; ignored", self.path, rotation)
-            rotation, mirrored = 0, False
+        rotation, mirrored = turn_of(frame)
         w, h = frame.width, frame.height
         if self._rotate == "apply" and rotation % 180:
             w, h = h, w
@@ -1113,16 +1126,51 @@ class VideoReader:
             base_fps=Fraction(nominal) * self._rate if (nominal := self._fps or s.guessed_rate) else None,
             grid=self._grid(),
         )
+        if self._deinterlace != "off" and self._parity != "auto":
+            info.field_order = cast(FieldOrder, self._parity)
+        info.unfinished = bool(self._lacks)
+        info.open_ended = open_ended(self.path, c.format.name)
+        declared(info, self._untagged_color, yuv_matrix=is_yuv(fmt) and self._untagged == "auto")
+        return info
+
+    def _configure_conversion(self, frame: av.VideoFrame, info: VideoInfo) -> None:
+        """What decoding and converting every frame to RGB needs, from the first `frame` and `info`:
+        the size frames are fitted to, the turn applied, the YUV matrix and range converted from,
+        the RGB depth, the header's end (`_expected_end`) and the frame step (`_step`)."""
+        s = self._stream
+        self._raw_w, self._raw_h = frame.width, frame.height
+        self._size = (frame.width, frame.height)  # the last frame's, to say where it changes (`_fit`)
+        self._sar = self._pixel_aspect()
+        rotation, mirrored = turn_of(frame)
         self._apply_rotation = rotation if self._rotate == "apply" else 0
         self._apply_mirror = mirrored and self._rotate == "apply"
         self.transparent = see_through(frame)
-        if self.transparent and self._warn and self._say_alpha:
+        self._expected_end = self._declared_end(info.time_base)
+        # A stream that says it is constant-rate (its average rate is the rate its timestamps step at):
+        # its frame duration, to find stretches lost (`_check_step`); None once a step is not a whole
+        # number of them (variable frame rate).
+        self._step = 1 / (info.fps * info.time_base) if s.average_rate and s.average_rate == s.base_rate else None
+        # Untagged YUV: as `untagged_matrix` says (auto: as players assume it from the size).
+        matrix = info.colorspace or assumed_matrix(frame.width, frame.height, self._untagged)
+        self._src_matrix = SWS_MATRIX.get(matrix, Colorspace.ITU601)
+        self.matrix = SWS_NAMES[self._src_matrix] if is_yuv(frame.format) else None
+        self._src_range = ColorRange.JPEG if info.color_range == "pc" else ColorRange.MPEG
+        self._rgb_format = "rgb48le" if info.bit_depth > 8 else "rgb24"
+
+    def _say_source_warnings(self, frame: av.VideoFrame, info: VideoInfo) -> None:
+        """What the source has that the frames lose or a run should know, said once (`warn`): a turn
+        that is no multiple of 90 degrees, transparency, interlacing, an unfinished or recently written
+        file, a bare stream's rate."""
+        if not self._warn:
+            return
+        s, c, cc = self._stream, self._container, self._stream.codec_context
+        if (rotation := orientation(frame)[0]) % 90:
+            log.warning("%s: rotation %d is not a multiple of 90 degrees; ignored", self.path, rotation)
+        if self.transparent and self._say_alpha:
             say_alpha_dropped(self.path)
-        if self._deinterlace != "off" and self._parity != "auto":
-            info.field_order = cast(FieldOrder, self._parity)
         # What a run is told of the fields, from a scan (others pay nothing; ivtc is what telecine is
         # told to use, and a rate it cannot take is refused): idet's order against the flag's too.
-        if self._warn and (self._source_interlaced or self._deinterlace != "off"):
+        if self._source_interlaced or self._deinterlace != "off":
             scan = self._scan or (scan_fields(self.path, s.index) if self._deinterlace != "ivtc" else None)
             coded_progressive = self._source_interlaced and not self._frames_flagged
             if self._deinterlace != "ivtc" and (
@@ -1131,34 +1179,24 @@ class VideoReader:
                 log.warning("%s: %s", self.path, said)
             if self._field_order == "auto" and (said := order_warning(self.path, self._scan)):
                 log.warning("%s", said)
-        self._expected_end = self._declared_end(tb)
-        lacks = unfinished(self.path) if "matroska" in c.format.name.split(",") else []
-        info.unfinished = bool(lacks)
-        if lacks and self._warn:
+        if lacks := self._lacks:
             log.warning("%s: looks unfinished: its header gives no %s, as that of a recording still being written, or "
                         "whose recorder crashed (or a browser's .webm recording); a run reads only what there is by "
                         "then, so if it is still being recorded, upscale it once it is done", self.path,
                         " and no ".join(lacks))  # fmt: skip
-        info.open_ended = open_ended(self.path, c.format.name)
-        if info.open_ended and self._warn and (ago := written_ago(self.path)) < UNFINISHED_QUIET_S:
+        if info.open_ended and (ago := written_ago(self.path)) < UNFINISHED_QUIET_S:
             log.warning("%s: was written %.0f s ago: if it is still being recorded or copied, a run reads only what "
                         "there is by then (nothing at the end of this kind of file shows it finished), so upscale "
                         "it once it is done", self.path, max(0.0, ago))  # fmt: skip
-        if self._warn and bare_stream(c) and not self._fps and not cc.framerate:
+        if bare_stream(c) and not self._fps and not cc.framerate:
             log.warning("%s: the %s stream states no frame rate and has no container to time it: read at %s "
                         "frames/s; give --fps RATE if it is another", self.path, cc.name, DEFAULT_SEQUENCE_FPS)  # fmt: skip
-        # A stream that says it is constant-rate (its average rate is the rate its timestamps step at):
-        # its frame duration, to find stretches lost (`_check_step`); None once a step is not a whole
-        # number of them (variable frame rate).
-        self._step = 1 / (fps * tb) if s.average_rate and s.average_rate == s.base_rate else None
-        declared(info, self._untagged_color, yuv_matrix=is_yuv(fmt) and self._untagged == "auto")
-        # Untagged YUV: as `untagged_matrix` says (auto: as players assume it from the size).
-        matrix = info.colorspace or assumed_matrix(frame.width, frame.height, self._untagged)
-        self._src_matrix = SWS_MATRIX.get(matrix, Colorspace.ITU601)
-        self.matrix = SWS_NAMES[self._src_matrix] if is_yuv(fmt) else None
-        self._src_range = ColorRange.JPEG if info.color_range == "pc" else ColorRange.MPEG
-        self._rgb_format = "rgb48le" if bit_depth > 8 else "rgb24"
-        return info
+
+    @functools.cached_property
+    def _lacks(self) -> list[str]:
+        """What a Matroska header lacks that a finished file's has (`matroska.unfinished`), read once:
+        `info.unfinished` and its warning share it; none for other containers."""
+        return unfinished(self.path) if "matroska" in self._container.format.name.split(",") else []
 
     def _captions_later(self, s: Any) -> bool:
         """Whether the video carries closed captions that its first frame does not (they start at an
@@ -1736,7 +1774,10 @@ class ImageReader(VideoReader):
         warn: bool = True,
         say_alpha: bool = True,
         untagged_color: str = "none",
+        start: float | Fraction | None = None,
+        duration: float | Fraction | None = None,
     ) -> None:
+        """As `open_reader` says of each (start/duration: the span of images kept, `_select_span`)."""
         self.path = path
         self._say_alpha = say_alpha
         self.dropped_frames = 0
@@ -1818,6 +1859,8 @@ class ImageReader(VideoReader):
         self.matrix = "bt601" if is_yuv(first.format) else None  # JPEG's (JFIF) and WebP's, and swscale's default
         self._first_frame: av.VideoFrame | None = first
         self._offset = 0  # index of the first file in the selected span
+        if start is not None or duration is not None:
+            self._select_span(start, duration)
 
     def _load(self, file: Path) -> av.VideoFrame:
         check_input_file(file)
