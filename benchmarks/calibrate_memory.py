@@ -1,4 +1,4 @@
-"""Calibrate `dove_cli.engine.estimate_activation_bytes` against measured peak memory.
+"""Calibrate `dove_cli.engine.estimate_activation_parts` against measured peak memory.
 
 Two measurements of the same calls `DoveModel.restore` makes on one window (`encode`,
 `predict_clean`, `decode`; no VAE tiling or slicing; under torch.inference_mode):

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from diffusers.models.embeddings import get_3d_rotary_pos_embed
 
 from conftest import demo_clip
-from dove_cli.engine import DoveModel, estimate_activation_bytes, load_prompt_embedding, pad_time, upsample
+from dove_cli.engine import DoveModel, load_prompt_embedding, pad_time, upsample
 from dove_cli.errors import ModelError
 
 
@@ -159,10 +159,9 @@ def test_load_from_folder_roundtrip(tiny_model, tiny_model_dir):
 
 
 def test_memory_estimate_grows_with_window(tiny_model):
-    t, v = tiny_model.transformer.config, tiny_model.vae.config
-    small = estimate_activation_bytes(t, v, 9, 64, 64, torch.float32)
-    assert estimate_activation_bytes(t, v, 33, 64, 64, torch.float32) > small
-    assert estimate_activation_bytes(t, v, 9, 128, 128, torch.float32) > small
+    small = tiny_model.estimate_window_bytes(9, 64, 64)
+    assert tiny_model.estimate_window_bytes(33, 64, 64) > small
+    assert tiny_model.estimate_window_bytes(9, 128, 128) > small
 
 
 @pytest.mark.parametrize("frames", [9, 17, 33])

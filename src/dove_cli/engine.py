@@ -305,7 +305,6 @@ class DoveModel:
         self.scaling_factor = float(self.vae.config.scaling_factor)
         self._rotary: dict[tuple[int, int, int], tuple[torch.Tensor, torch.Tensor]] = {}
         self._text = self.prompt_embedding.to(self.device, self.dtype)[None]
-        self._exec_device = self.device
 
     # ------------------------------------------------------------------ construction
 
@@ -619,13 +618,6 @@ VAE_DECODE_FLOOR = {1: 300, 9: 1900}
 VAE_DECODE_FLOOR_LONG = 2600
 SAFE_DECODE_PIXELS = 1_300_000  # see DoveModel.max_window_pixels
 WORKSPACE_BYTES = 256 << 20  # kernel scratch and allocator slack (CPU: RSS was 33-200 MiB above live bytes)
-
-
-def estimate_activation_bytes(
-    tcfg, vcfg, frames: int, height: int, width: int, dtype: torch.dtype, vae_tile: tuple[int, int] | None = None
-) -> int:
-    """Peak activation bytes of one window: the larger of the transformer pass and the VAE decode."""
-    return max(estimate_activation_parts(tcfg, vcfg, frames, height, width, dtype, vae_tile))
 
 
 def vae_decode_bytes(vcfg, frames: int, height: int, width: int, element_size: int) -> int:

@@ -87,10 +87,6 @@ def option(default: Any, help: str, **cli: Any) -> Any:
     return field(default=default, metadata=meta)
 
 
-def cli_spec(cls: type, name: str) -> Cli:
-    return next(f.metadata["cli"] for f in fields(cls) if f.name == name)
-
-
 def parse_size_option(value: str | int, name: str) -> int:
     """'auto' -> AUTO, otherwise a non-negative integer."""
     if isinstance(value, int):

@@ -263,7 +263,6 @@ class Sources:
     images: list[MediaInfo] = field(default_factory=list)
     lq: dict[Path, Path] = field(default_factory=dict)  # HQ path -> paired LQ path
     skipped: dict[str, int] = field(default_factory=dict)
-    skipped_files: dict[str, list[Path]] = field(default_factory=dict)  # reason -> the files
 
 
 def scan_sources(
@@ -324,7 +323,7 @@ def scan_sources(
         raise InputError(f"{images}: no usable images (need >= {h}x{w}){'; skipped ' + counts if counts else ''}")
     if counts:
         log.warning("skipped training files: %s", counts)
-    return Sources(videos, image_infos, lq_map, {k: len(v) for k, v in skipped.items()}, skipped)
+    return Sources(videos, image_infos, lq_map, {k: len(v) for k, v in skipped.items()})
 
 
 def _named(count: int, what: str, paths: list[Path], shown: int = 3) -> str:

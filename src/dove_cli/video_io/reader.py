@@ -147,7 +147,6 @@ class VideoInfo:
     # the order --deinterlace takes the fields in (`fields.parity`), where it is not each frame's own flag
     field_order: FieldOrder | None = None
     captions: bool = False  # the video carries closed captions (`has_captions`, `captions_in_packets`)
-    has_audio: bool = False
     has_subtitles: bool = False
     attachments: tuple[str, ...] = ()  # names of Matroska attachments (fonts for styled subtitles) and cover art
     covers: tuple[str, ...] = ()  # those that are cover art MP4 holds too (MP4_COVERS)
@@ -1116,7 +1115,6 @@ class VideoReader:
             sample_aspect_ratio=Fraction(sar) if sar and sar != 1 else None,
             interlaced=self._source_interlaced,
             captions=has_captions(frame) or self._captions_later(s),
-            has_audio=bool(audio_streams(c)),
             has_subtitles=bool(c.streams.subtitles),
             attachments=tuple(attachment_name(a) for a in attached),
             covers=tuple(attachment_name(a) for a in attached if is_picture(a) and a.codec_context.name in MP4_COVERS),
