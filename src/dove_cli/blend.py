@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from dove_cli.color_fix import ColorFix, apply_color_fix
-from dove_cli.engine import HALF, upsample
+from dove_cli.engine import HALF, to_model_range, upsample
 from dove_cli.windows import Span
 
 
@@ -57,8 +57,9 @@ class FrameBlender:
 
 def upsampled_reference(lq: torch.Tensor, scale: int, max_value: int) -> torch.Tensor:
     """The bilinear upscale of an LQ frame [3, h, w] (code values) in [0, 1], computed exactly as the
-    model's input is, so that colour fix and `--compare` see what the model saw."""
-    return ((upsample(lq[None].float(), scale)[0] / max_value * 2.0 - 1.0) * 0.5 + 0.5).clamp(0, 1)
+    model's input is (`upsample`, `to_model_range`), so that colour fix and `--compare` see what the
+    model saw."""
+    return (to_model_range(upsample(lq[None].float(), scale)[0], max_value) * 0.5 + 0.5).clamp(0, 1)
 
 
 def compare_layout(rotation: int, mirrored: bool) -> tuple[int, bool]:

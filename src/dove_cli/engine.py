@@ -97,10 +97,18 @@ def upsample(lq: torch.Tensor, scale: int) -> torch.Tensor:
     lq: [N, C, h, w] float, frames as the batch (a window of F frames: [F, 3, h, w]) -> [N, C,
     h * scale, w * scale] (align_corners=False, no antialias). For `restore`, the LQ frames are
     padded first so that h * scale and w * scale are multiples of the model's `spatial_multiple`
-    (tiled.pad_frame), and the result is mapped from code values to [-1, 1] (x / 255 * 2 - 1) and
-    permuted to [1, 3, F, H, W] (`.permute(1, 0, 2, 3)[None]`).
+    (tiled.pad_frame), and the result, still code values, is mapped to [-1, 1] (`to_model_range`)
+    and permuted to [1, 3, F, H, W] (`.permute(1, 0, 2, 3)[None]`).
     """
     return F.interpolate(lq, scale_factor=scale, mode="bilinear", align_corners=False, antialias=False)
+
+
+def to_model_range(codes: torch.Tensor, max_value: int) -> torch.Tensor:
+    """Float code values (white = max_value: 255, or 65535 for deeper frames) -> the model's [-1, 1],
+    x / max_value * 2 - 1, in place: a window of 720p frames is hundreds of MB, and every fresh tensor
+    of that size costs its page faults again. The one home of this arithmetic, so that colour fix's
+    reference (`blend.upsampled_reference`) is bit for bit what the model was given."""
+    return codes.div_(max_value).mul_(2.0).sub_(1.0)
 
 
 def pad_time(video: torch.Tensor, multiple: int = TEMPORAL_PAD) -> tuple[torch.Tensor, int]:
@@ -499,7 +507,9 @@ class DoveModel:
         *,
         release: bool = False,
     ) -> torch.Tensor:
-        """Steps 1 (time) and 4-13 on one window: [B, 3, F, H, W] in [-1, 1] -> [0, 1] float32, same shape.
+        """SPEC 1.1 steps 1 (time padding), 4-12 and step 13's time crop on one window: [B, 3, F, H, W]
+        in [-1, 1] -> [0, 1] float32, same shape. The rest of step 13 (the space crop, code values) is
+        done per output frame once the windows are blended (blend.finish_frame, blend.to_code_values).
 
         `video` is the low-quality window already upsampled to the output size (`upsample`), any
         number of frames F (padded here to 8k+1 and cut back), H and W multiples of

@@ -10,14 +10,14 @@ that a resumed run tiles every window as this one did.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 
 from dove_cli import release_layout
 from dove_cli.blend import blend_into
-from dove_cli.engine import Restorer, upsample
+from dove_cli.engine import Restorer, to_model_range, upsample
 from dove_cli.errors import ModelError, OutOfMemory
 from dove_cli.plan import MIN_TILE
 from dove_cli.timing import StageTimer
@@ -57,7 +57,7 @@ class TiledRestorer:
         out_device: torch.device,
         timer: StageTimer,
         max_value: int = 255,
-        tile_changes: list[tuple[int, int]] = (),  # type: ignore[assignment]
+        tile_changes: Sequence[tuple[int, int]] = (),
         on_tile_change: TileChange | None = None,
         parity: bool = False,
     ) -> None:
@@ -150,7 +150,7 @@ class TiledRestorer:
         with self.timer.stage("upsample"):
             lq = torch.stack(frames)  # [F, 3, hp, wp] code values
             if self.parity:  # the model's input, whole frames: [F, 3, H, W] in [-1, 1] on the CPU (`_tile_input`)
-                lq = upsample(lq.float(), self.scale).div_(self.max_value).mul_(2.0).sub_(1.0)
+                lq = to_model_range(upsample(lq.float(), self.scale), self.max_value)
             else:
                 lq = lq.to(self.model.device)  # one upload
         finite: list[torch.Tensor] = []  # per tile: all of its output finite (device booleans)
@@ -201,9 +201,7 @@ class TiledRestorer:
             return tile.permute(1, 0, 2, 3)[None]
         crop, oy, ox = lq_window(lq, ys, xs, self.scale)
         up = upsample(crop.float(), self.scale)[:, :, oy : oy + ys.length, ox : ox + xs.length]
-        # x / max * 2 - 1, in place: a window of 720p frames is hundreds of MB, and every fresh
-        # tensor of that size costs its page faults again
-        return up.div_(self.max_value).mul_(2.0).sub_(1.0).permute(1, 0, 2, 3)[None]  # [1, 3, F, H, W]
+        return to_model_range(up, self.max_value).permute(1, 0, 2, 3)[None]  # [1, 3, F, H, W]
 
     def _restore_tile(self, lq: torch.Tensor, ys: Span, xs: Span, finite: list[torch.Tensor]) -> torch.Tensor:
         """One window through the model: its LQ frames (`_tile_input`) -> [F, 3, h, w] in [0, 1];
