@@ -1,7 +1,8 @@
 """The plan of a run, decided before the first frame: window sizes, memory and time estimates.
 
-Pure functions of the input's description, the model's cost model (`Restorer.estimate_*`) and the
-free memory; `--dry-run` prints a plan and stops.
+Functions of the input's description, the model's cost model (`Restorer.estimate_*`) and the
+free memory `make_plan` measures (`memory_budget`: the same call may plan other tiles a moment later);
+the plan's notes are logged here. `--dry-run` prints a plan and stops.
 """
 
 from __future__ import annotations
