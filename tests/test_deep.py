@@ -4,12 +4,14 @@ and the BT.709/BT.2020 equations written out here."""
 from __future__ import annotations
 
 import subprocess
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from dove_cli.video_io import open_reader, open_writer, probe
+from dove_cli.video_io.deep import exact_rgb48
 from media import FFMPEG, ffmpeg
 
 W, H = 64, 48
@@ -78,6 +80,16 @@ def _rgb_of(y: np.ndarray, u: np.ndarray, v: np.ndarray, bits: int, full: bool, 
     return np.clip(np.stack([r, (yy - kr * r - kb * b) / (1 - kr - kb), b], -1), 0, 1)
 
 
+def test_exact_rgb48_divides_the_gain_out_rounded_and_clipped() -> None:
+    """swscale's full-range 10-bit white, 65472 at a gain of 65472/65535, becomes 65535; the codes
+    between go to the nearest code (1000.96 -> 1001, not 1000), a super-white past 65535 clips."""
+    codes = np.array([0, 1, 1000, 32768, 65472, 65500, 65535], np.uint16)
+    want = np.array([min(65535, round(Fraction(int(c)) * Fraction(65535, 65472))) for c in codes])
+    got = exact_rgb48(np.repeat(codes[None, :, None], 3, axis=-1), 65472 / 65535)
+    assert got.dtype == np.uint16
+    assert np.array_equal(got, np.repeat(want[None, :, None], 3, axis=-1)), got[0, :, 0]
+
+
 @pytest.mark.parametrize(("bits", "rng", "matrix"), [(10, "pc", "bt2020nc"), (10, "tv", "bt709"), (12, "pc", "bt709")])
 def test_deep_yuv_reads_as_zscale_and_writes_back_exactly(tmp_path: Path, bits: int, rng: str, matrix: str) -> None:
     """10/12-bit YUV reads to 16-bit RGB as zscale converts it (white 65535: swscale alone gave 65472 at
@@ -95,7 +107,8 @@ def test_deep_yuv_reads_as_zscale_and_writes_back_exactly(tmp_path: Path, bits: 
     )
     assert np.abs(rgb - gbr[[2, 0, 1]].transpose(1, 2, 0)).max() <= 2  # of 65535
     exact = _rgb_of(*codes.astype(float), bits, rng == "pc", matrix) * 65535
-    assert np.abs(rgb - exact).max() <= 2
+    assert np.abs(rgb - exact).max() < 1  # rounded, not cut: a cut was up to 1.5 off
+    assert abs((rgb - exact).mean()) < 0.25  # a cut is half a code dark on average
 
     out = tmp_path / "back.mkv"
     with open_writer(out, reader.info, W, H, codec="ffv1", pix_fmt=f"yuv444p{bits}le") as writer:
