@@ -4,6 +4,7 @@ file reported at the end (exit 4: partly done) without stopping the others."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -107,6 +108,37 @@ def test_batch_cli_reports_failures_and_exits_4_when_partly_done(folder, tmp_pat
     with pytest.raises(SystemExit) as exc:
         main(["upscale", str(bad), "-o", str(tmp_path / "out2"), "--model", "bilinear", "--quiet"])
     assert exc.value.code == 2 and "error: its 1 file failed (listed above)" in capsys.readouterr().err
+
+
+def test_a_bug_in_dove_fails_its_files_with_one_traceback_and_the_folder_goes_on(tmp_path, capsys, caplog, monkeypatch):
+    """A TypeError inside a file's run is a bug in dove, not the file's fault: the folder goes on (exit 4,
+    the file listed as failed), and its traceback is logged once at ERROR for the report, not per file."""
+    import dove_cli.upscaling as upscaling
+    from dove_cli.cli import main
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("a.mkv", "b.mkv", "c.mkv"):
+        make_clip(src / name, frames=2, size="32x24")
+    real = upscaling.upscale
+
+    def buggy(input, *args, **kwargs):
+        if Path(input).name != "a.mkv":
+            raise TypeError("unsupported operand type(s) for +: 'int' and 'NoneType'")
+        return real(input, *args, **kwargs)
+
+    monkeypatch.setattr(upscaling, "upscale", buggy)
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exc:
+        main(["upscale", str(src), "-o", str(out), "--model", "bilinear", "--scale", "1", "--codec", "ffv1", "--quiet"])
+    assert exc.value.code == 4
+    err = capsys.readouterr().err
+    assert decoded_frame_count(out / "a.mkv") == 2
+    assert "b.mkv: TypeError: unsupported operand" in err and "c.mkv: TypeError: unsupported operand" in err
+    [bug] = [r for r in caplog.records if r.levelno >= logging.ERROR]  # once, not once per file
+    assert bug.exc_info is not None and bug.exc_info[0] is TypeError
+    assert bug.getMessage().startswith(f"{src / 'b.mkv'}: TypeError: unsupported operand")
+    assert "a bug in dove (please report it, with this traceback" in bug.getMessage()
 
 
 def test_only_finished_outputs_are_skipped(tmp_path, capsys):

@@ -15,12 +15,15 @@ import contextlib
 import logging
 import os
 import re
+import traceback
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
+
+import av
 
 from dove_cli import note, provenance, video_io
 from dove_cli.errors import (
@@ -710,6 +713,7 @@ def _upscale_here(
     from dove_cli.upscaling import Progress, upscale
 
     model = restorer
+    bugs_said: set[tuple[str, str, int]] = set()
     if model is None and any(item.status == "pending" for item in result.items):
         models.check_weights(opts)  # missing weights: one error for the folder, not one per file
     # what the loading call below raises is the caller's cancel, not a failure (upscale() notes its own calls)
@@ -724,7 +728,7 @@ def _upscale_here(
         item.status = "running"
         if on_file:
             on_file(index, item)
-        if model is None and _refused_before_loading(item, opts):
+        if model is None and _refused_before_loading(item, opts, bugs_said):
             if on_file:
                 on_file(index, item)
             continue
@@ -763,9 +767,7 @@ def _upscale_here(
                 raise
             if not isinstance(exc, Exception):
                 raise
-            if not isinstance(exc, DoveError):
-                log.debug("%s failed", item.input, exc_info=True)
-            item.fail(exc)
+            _fail_file(item, exc, bugs_said)
             if isinstance(exc, OutputError) and output_there(item.output) and not opts.overwrite:
                 item.status, item.error, item.error_type = "skipped", None, None  # another dove run finished it
         if item.status != "done":
@@ -775,7 +777,7 @@ def _upscale_here(
     return model
 
 
-def _refused_before_loading(item: BatchItem, opts: Any) -> bool:
+def _refused_before_loading(item: BatchItem, opts: Any, bugs_said: set[tuple[str, str, int]]) -> bool:
     """Whether this file failed before the folder's model loads: unreadable, or a plan past the
     host's memory (the 5B model on a CPU would be killed, with the folder). The next file may fit."""
     from dove_cli import models
@@ -784,10 +786,35 @@ def _refused_before_loading(item: BatchItem, opts: Any) -> bool:
     try:
         refuse_before_loading(probe_input(item.input, opts)[0], opts, *models.resolve_device(opts))
     except Exception as exc:  # noqa: BLE001 - as in the file's own run
-        item.fail(exc)
+        _fail_file(item, exc, bugs_said)
         log.debug("%s: %s", item.input, item.error)
         return True
     return False
+
+
+# What a file may fail with that is no fault of dove's: its input or the options (DoveError), the
+# machine (a full disk, a lost mount, memory), FFmpeg refusing the file. Anything else is a bug in dove.
+NOT_BUGS = (DoveError, OSError, av.FFmpegError, MemoryError)
+
+
+def _fail_file(item: BatchItem, exc: Exception, bugs_said: set[tuple[str, str, int]]) -> None:
+    """Record a file's failure; the folder goes on (one odd file must not stop an unattended run).
+    A bug in dove (not NOT_BUGS: a TypeError, say) also logs its traceback at ERROR for the report,
+    where a single file's run would have shown it: once per place it is raised from, not per file."""
+    item.fail(exc)
+    if isinstance(exc, DoveError):
+        return
+    if isinstance(exc, NOT_BUGS):
+        log.debug("%s failed", item.input, exc_info=exc)
+        return
+    last = traceback.extract_tb(exc.__traceback__)[-1:]
+    where = (type(exc).__name__, last[0].filename, last[0].lineno or 0) if last else (type(exc).__name__, "", 0)
+    if where in bugs_said:
+        log.debug("%s failed", item.input, exc_info=exc)
+        return
+    bugs_said.add(where)
+    log.error("%s: %s: %s: a bug in dove (please report it, with this traceback and the input if you can);"
+              " the other files go on", item.input, type(exc).__name__, exc, exc_info=exc)  # fmt: skip
 
 
 def dry_run_batch(
