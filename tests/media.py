@@ -17,6 +17,7 @@ from typing import Any
 import imageio_ffmpeg
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
+DIE_AFTER = Path(__file__).with_name("die_after.py")  # `python DIE_AFTER N upscale ...`: killed after N frames
 
 SRT = """1
 00:00:00,000 --> 00:00:00,400

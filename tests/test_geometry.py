@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import subprocess
 import sys
@@ -22,10 +21,9 @@ from dove_cli.errors import OptionError, OutputError
 from dove_cli.geometry import parse_crop, parse_size, target_size
 from dove_cli.options import UpscaleOptions, check_options
 from dove_cli.resume import work_folder
-from dove_cli.threads import DIE_AFTER_ENV
 from dove_cli.upscaling import upscale
 from dove_cli.video_io import VideoInfo, bars, open_reader
-from media import ffmpeg, make_clip
+from media import DIE_AFTER, ffmpeg, make_clip
 from test_cli import run
 from test_resume import framemd5
 
@@ -249,8 +247,8 @@ def test_a_killed_run_resumes_to_the_same_file_and_only_with_the_same_geometry(t
     out = tmp_path / "out.mp4"
     argv = [str(src), "-o", str(out), "--model", "bilinear", "--device", "cpu", "--scale", "2", "--chunk", "9",
             "--chunk-overlap", "2", "--tile", "0", "--crop", "2:2:2:2", "--size", "120p", "--quiet"]  # fmt: skip
-    proc = subprocess.run([sys.executable, "-m", "dove_cli.cli", "upscale", *argv], capture_output=True, text=True,
-                          env={**os.environ, DIE_AFTER_ENV: "40"}, timeout=300)  # fmt: skip
+    proc = subprocess.run([sys.executable, str(DIE_AFTER), "40", "upscale", *argv], capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
     assert proc.returncode == 1 and work_folder(out).is_dir() and not out.exists()
     with pytest.raises(OutputError, match="the saved run had size='120p', this call has size='240p'"):
         upscale(src, out, **{**geometry, "size": "240p"}, resume=True)

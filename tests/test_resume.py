@@ -26,9 +26,9 @@ from dove_cli.engine import BilinearModel
 from dove_cli.errors import OutputBusy, OutputError
 from dove_cli.options import AUTO, UpscaleOptions
 from dove_cli.resume import SEGMENT_MIN_FRAMES, Journal, Segment, Session, Work, join_segments, work_folder
-from dove_cli.threads import DIE_AFTER_ENV
 from dove_cli.upscaling import upscale
 from media import (
+    DIE_AFTER,
     ffinfo,
     ffmpeg,
     frame_pts,
@@ -52,8 +52,10 @@ def framemd5(path: Path) -> list[str]:
     return [line for line in out.splitlines() if line and not line.startswith("#")]
 
 
-def dove(*args: str, env: dict[str, str] | None = None, **kw) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "dove_cli.cli", "upscale", *args], env={**os.environ, **(env or {})},
+def dove(*args: str, env: dict[str, str] | None = None, die_after: int = 0, **kw) -> subprocess.Popen:
+    """`dove upscale ARGS` in a process of its own; die_after: killed like a power loss after that many frames."""
+    command = [str(DIE_AFTER), str(die_after)] if die_after else ["-m", "dove_cli.cli"]
+    return subprocess.Popen([sys.executable, *command, "upscale", *args], env={**os.environ, **(env or {})},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)  # fmt: skip
 
 
@@ -72,7 +74,7 @@ def reference(clip, tmp_path_factory):
 def test_killed_run_resumes_to_an_identical_output(clip, reference, tmp_path):
     ref, full = reference
     out = tmp_path / "out.mp4"
-    proc = dove(str(clip), "-o", str(out), *ARGS, "--quiet", env={DIE_AFTER_ENV: "90"})
+    proc = dove(str(clip), "-o", str(out), *ARGS, "--quiet", die_after=90)
     proc.communicate(timeout=120)
     assert proc.returncode == 1  # died like a power loss, after 90 frames
     work = work_folder(out)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import queue
 import threading
 import time
@@ -13,11 +12,6 @@ import numpy as np
 
 from dove_cli.timing import StageTimer
 from dove_cli.video_io import VideoWriter
-
-# Test hook: exit at once (os._exit, as a power loss would) when this many output frames are
-# written, so that tests can check --resume after a hard kill. Never set it in normal use.
-DIE_AFTER_ENV = "DOVE_TEST_DIE_AFTER_FRAMES"
-
 
 # The stages counted on these threads: their time runs beside the main thread's stages, not after them.
 THREAD_STAGES = ("decode", "encode")
@@ -79,7 +73,6 @@ class BackgroundWriter:
         self.writer, self.timer = writer, timer
         self.q: queue.Queue = queue.Queue(maxsize=depth)
         self.error: BaseException | None = None
-        self.die_after = int(os.environ.get(DIE_AFTER_ENV) or 0)
         self.thread = threading.Thread(target=self._run, name="dove-writer", daemon=True)
         self.thread.start()
 
@@ -90,16 +83,17 @@ class BackgroundWriter:
                 return
             if self.error is None:
                 try:
-                    index, rgb, pts, end, captions = item
-                    t0 = time.perf_counter()
-                    self.writer.write(rgb, pts, captions)
-                    if end:
-                        self.writer.end_segment()
-                    self.timer.seconds["encode"] += time.perf_counter() - t0
-                    if self.die_after and index + 1 >= self.die_after:
-                        os._exit(1)  # the test hook: die like a power loss, no clean-up
+                    self._write_one(*item)
                 except BaseException as exc:
                     self.error = exc
+
+    def _write_one(self, index: int, rgb: np.ndarray, pts: int | None, end: bool, captions: Any) -> None:
+        """(writer thread) One frame, and the segment it closes (tests/die_after.py kills a run here)."""
+        t0 = time.perf_counter()
+        self.writer.write(rgb, pts, captions)
+        if end:
+            self.writer.end_segment()
+        self.timer.seconds["encode"] += time.perf_counter() - t0
 
     def write(self, index: int, rgb: np.ndarray, pts: int | None, end: bool = False, captions: Any = None) -> None:
         if self.error is not None:
