@@ -18,8 +18,9 @@ import pytest
 from PIL import Image
 
 import dove_cli.models as models
-from dove_cli.batch import find_videos, is_batch_input, plan_batch, upscale_batch
+from dove_cli.batch import plan_batch, upscale_batch
 from dove_cli.errors import InputError, ModelError, OptionError, OutputError
+from dove_cli.outputs import find_videos, is_batch_input
 from dove_cli.resume import SEGMENT_MIN_FRAMES, UNFINISHED_QUIET_S, work_folder
 from media import FFMPEG, decoded_frame_count, ffinfo, ffmpeg, make_clip, make_ts, make_vfr_clip, raw_rgb, top_boxes
 from test_resume import _FailAfter, framemd5
@@ -839,7 +840,8 @@ def test_a_warning_said_once_for_many_files_names_them(caplog):
     the first SHOWN_NAMES of them, each once however often its dry run said it."""
     import logging
 
-    from dove_cli.batch import SHOWN_NAMES, BatchItem, say_warnings_once
+    from dove_cli.batch import BatchItem, say_warnings_once
+    from dove_cli.outputs import SHOWN_NAMES
 
     def item(name: str, said: int = 1) -> BatchItem:
         record = logging.LogRecord(
@@ -1084,7 +1086,7 @@ def test_recursive_mirrors_the_tree_with_one_model_load(tree, tmp_path, monkeypa
     folder, which may be inside the tree (not searched, nor on the re-run, which skips them all)."""
     import logging
 
-    from dove_cli.batch import WORK_SUFFIX
+    from dove_cli.outputs import WORK_SUFFIX
     from dove_cli.resume import WORK_SUFFIX as resume_suffix
 
     assert WORK_SUFFIX == resume_suffix

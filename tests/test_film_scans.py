@@ -150,8 +150,8 @@ def test_a_folder_output_writes_a_dpx_sequence_as_tiff_and_no_dpx_is_written(tmp
     refused in one line."""
     import pytest
 
-    from dove_cli.batch import into_folder
     from dove_cli.errors import InputError, OutputError
+    from dove_cli.outputs import into_folder
 
     src = tmp_path / "reel"
     src.mkdir()

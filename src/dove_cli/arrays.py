@@ -21,7 +21,7 @@ import torch
 from dove_cli import resume, video_io
 from dove_cli.errors import InputError, OptionError
 from dove_cli.options import UpscaleOptions, is_given
-from dove_cli.video_io.reader import DEFAULT_SEQUENCE_FPS
+from dove_cli.video_io.sequences import DEFAULT_SEQUENCE_FPS
 
 NAME = Path("frames")  # what messages call the input and the output: upscale_frames' argument
 TOP = {np.dtype(np.uint8): 255, np.dtype(np.uint16): 65535}  # integer frames: their code values' range

@@ -296,7 +296,7 @@ def upscale_cmd(
     options: UpscaleOptions,
 ) -> None:
     """Upscale a video (or every video in a folder) with DOVE, streaming, with exact timing and audio."""
-    from dove_cli.batch import is_batch_input
+    from dove_cli.outputs import is_batch_input
     from dove_cli.video_io.reader import stdin_input
 
     note.setLevel(logging.WARNING if quiet else logging.INFO)
@@ -342,8 +342,8 @@ def upscale_cmd(
 
 
 def _into_folder(input: Path, output: str, container: str | None, codec: str | None, recursive: bool) -> Path:
-    """`-o FOLDER` (one that exists, or any ending in /) for one video file or image sequence: batch.into_folder."""
-    from dove_cli.batch import into_folder
+    """`-o FOLDER` (one that exists, or any ending in /) for one video file or image sequence: outputs.into_folder."""
+    from dove_cli.outputs import into_folder
 
     if not output.strip():  # a script's empty "$OUT": Path("") is the current folder
         raise OptionError(f"-o {output!r}: the output name is empty")
@@ -401,11 +401,12 @@ def _check_eval_sizes(
     --compare doubles it: `compare_size`), against GT's, and that --eval-crop-border leaves some of it.
     An input that cannot be read is left to the upscale, which says why (in a folder, per file)."""
     from dove_cli import video_io
-    from dove_cli.batch import is_batch_input, plan_batch
+    from dove_cli.batch import plan_batch
     from dove_cli.blend import compare_size
     from dove_cli.geometry import cropped_info, target_size
     from dove_cli.metrics.evaluate import check_planned_sizes
     from dove_cli.options import check_options, output_size
+    from dove_cli.outputs import is_batch_input
     from dove_cli.upscaling import with_found_crop
 
     opts = check_options(opts)  # a bad --scale is said as such, not as a size mismatch

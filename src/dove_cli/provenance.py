@@ -1,7 +1,7 @@
 """What made each output of a folder run: its input's size and modification time when the run
 began, noted in a small JSON file in a hidden folder beside the outputs (`.dove-sources/a.mp4.json`).
 
-A re-run skips an output only while its input is still the file that made it (batch.unfinished): a
+A re-run skips an output only while its input is still the file that made it (outputs.unfinished): a
 re-captured tape of the same length, or another clip of the same name flattened into one output
 folder, is failed with one line, not skipped with the stale output kept. The note is not a tag in
 the output: MPEG-TS (.ts, .m2ts, .mts) keeps no tags, MOV only QuickTime's fixed keys (another key

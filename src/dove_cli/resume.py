@@ -681,7 +681,7 @@ class Session:
     def __init__(self, output: Path, fingerprint: dict[str, Any], *, resume: bool, overwrite: bool,
                  note: bool = False, numbers: list[int] | None = None) -> None:  # fmt: skip
         """`note`: a folder run's output, whose input is noted when it is whole (provenance). `numbers`:
-        an image pattern's number of each image (`batch.output_numbers`; None: from --start-number on)."""
+        an image pattern's number of each image (`sequences.output_numbers`; None: from --start-number on)."""
         self.output, self.fingerprint, self.numbers = output, fingerprint, numbers
         self.resume, self.overwrite, self.note = resume, overwrite, note
         self.work = Work(output, numbers) if resumable(output) else None

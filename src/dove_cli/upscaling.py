@@ -66,6 +66,7 @@ from dove_cli.options import (
     parse_preview,
     with_overrides,
 )
+from dove_cli.outputs import into_folder, is_batch_input, output_there, unfinished
 from dove_cli.plan import (
     Plan,
     fitting_host_change,
@@ -85,6 +86,7 @@ from dove_cli.threads import BackgroundWriter, read_ahead
 from dove_cli.tiled import TiledRestorer, pad_frame
 from dove_cli.timing import StageTimer, peak_gpu_bytes, peak_host_bytes
 from dove_cli.video_io.reader import DEFAULT_RATE_SAID
+from dove_cli.video_io.sequences import output_numbers, renumbered
 from dove_cli.windows import BlendMode, ChunkStream, Span, span_weights
 
 if TYPE_CHECKING:
@@ -104,8 +106,6 @@ SEEK_MARGIN_FRAMES = 4  # a part of a distributed run seeks this many frames ear
 def check_not_a_folder_of_videos(input: str | Path) -> None:
     """upscale() makes one output: a folder of videos (what `dove upscale DIR -o DIR` takes) is
     upscale_batch's, which returns each file's result (a folder of images is one image sequence)."""
-    from dove_cli.batch import is_batch_input  # local: batch and this module use each other
-
     if is_batch_input(Path(input)):
         raise InputError(f"{input}: a folder of videos or frame folders; upscale() takes one video or image "
                          f"sequence: dove_cli.upscale_batch({str(input)!r}, OUT_DIR, ...) does each one in it, as "
@@ -216,8 +216,6 @@ def upscale(
     With `ray` set (or a `cluster` from dove_cli.distributed), Ray workers share the work and the
     output is the same file.
     """
-    from dove_cli.batch import into_folder  # local: batch and this module use each other
-
     check_paths(input=input, output=output)
     opts = check_options(with_overrides(options, overrides))
     output = into_folder(input, output, opts.container, opts.codec)  # a folder (or "out/"): out/INPUT_NAME
@@ -464,22 +462,18 @@ def _upscale(
 
 def image_numbers(info: video_io.VideoInfo, output: Path | ArraySink, opts: UpscaleOptions) -> list[int] | None:
     """An image pattern output's number of each image, when its input is an image sequence (each
-    image's own, a gap kept: `batch.output_numbers`); None otherwise (a video's frames are numbered from
+    image's own, a gap kept: `sequences.output_numbers`); None otherwise (a video's frames are numbered from
     --start-number, else 1, as they are read)."""
     if not (isinstance(output, Path) and video_io.is_pattern(output) and info.files):
         return None
-    from dove_cli.batch import output_numbers  # local: batch and this module use each other
-
     start = None if opts.start_number is None else int(opts.start_number)
-    return output_numbers(info.files, opts.preview, opts.fps, start)
+    return output_numbers(info.files, parse_preview(opts.preview) if opts.preview else None, opts.fps, start)
 
 
 def finished_already(input: str | Path, output: Path, opts: UpscaleOptions) -> bool:
-    """`resume` on an output that is there, whole (as long as its input: batch.unfinished, as a folder run
+    """`resume` on an output that is there, whole (as long as its input: outputs.unfinished, as a folder run
     skips it), with no interrupted run into it: a run again of a command that finished, with nothing
     left to do. (Any other output there is refused by _check_outputs, as without resume.)"""
-    from dove_cli.batch import output_there, unfinished  # local: batch and this module use each other
-
     there = output_there(output) if video_io.is_pattern(output) else output.is_file()
     return (opts.resume and not opts.overwrite and there and not resume.work_folder(output).exists()
             and unfinished(Path(input), output, opts.preview, opts.fps, opts.start_number) is None)  # fmt: skip
@@ -666,8 +660,6 @@ def _check_outputs(
         if not dry_run:
             raise OutputBusy(busy)
         log.warning("%s; the run will be refused until it ends", busy)
-    from dove_cli.batch import unfinished  # local: batch and this module use each other
-
     pattern = video_io.is_pattern(output)
     there = bool(video_io.replaced_images(output, numbers)) if pattern else output.exists()
     if opts.resume and not opts.overwrite and there and not resume.work_folder(output).exists():
@@ -710,9 +702,7 @@ def _check_outputs(
 def _say_renumbered(output: Path, files: list[Path], opts: UpscaleOptions, numbers: list[int]) -> None:
     """A gap in an image sequence's numbering that the output's numbers close (--start-number, or stray
     names: one after another) shifts every later image of a conform: said, naming how."""
-    from dove_cli.batch import renumbered  # local: batch and this module use each other
-
-    if not (moved := renumbered(files, opts.preview, opts.fps, numbers)):
+    if not (moved := renumbered(files, parse_preview(opts.preview) if opts.preview else None, opts.fps, numbers)):
         return
     why = ("--start-number numbers them one after another" if opts.start_number is not None
            else "stray names among them: numbered one after another")  # fmt: skip

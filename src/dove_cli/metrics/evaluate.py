@@ -42,16 +42,8 @@ from dove_cli.humanize import counted, drawn_text, path_text, real_names, real_t
 from dove_cli.metrics import DEFAULT_METRICS, METRICS
 from dove_cli.video_io.formats import check_untagged_matrix
 from dove_cli.video_io.paths import why_missing
-from dove_cli.video_io.reader import (
-    IGNORE_HINT,
-    frame_numbers,
-    image_inputs,
-    missing_numbers,
-    natural_key,
-    numbered,
-    shown_ranges,
-    stray_said,
-)
+from dove_cli.video_io.reader import IGNORE_HINT, image_inputs, shown_ranges, stray_said
+from dove_cli.video_io.sequences import frame_numbers, missing_numbers, natural_key, numbered
 
 log = logging.getLogger(__name__)
 

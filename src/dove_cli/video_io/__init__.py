@@ -11,6 +11,7 @@
     matroska.py what FFmpeg does not read of a Matroska file: ordered chapters (a small EBML walk)
     formats.py  codecs, containers, pixel formats and colour tags this FFmpeg handles
     paths.py    image patterns and output-path safety (never the input, no overwrite unasked)
+    sequences.py image-sequence names <-> numbers: a pattern's names, a folder's numbering and gaps, output numbers
 
 Every output is written to a temporary name beside the target and renamed onto it when complete.
 """
@@ -41,15 +42,12 @@ from dove_cli.video_io.formats import (
 from dove_cli.video_io.hdr import hdr_warning
 from dove_cli.video_io.images import ImageWriter, image_pix_fmt
 from dove_cli.video_io.paths import (
-    FIELD,
     check_fields,
     check_folder_made,
     check_name_length,
     check_not_windows,
     check_output,
     folders_made_under,
-    frame_name,
-    frame_number,
     is_image_path,
     is_pattern,
     is_special,
@@ -70,15 +68,13 @@ from dove_cli.video_io.reader import (
     VideoReader,
     cheap_to_count,
     display_size,
-    first_number,
     image_inputs,
-    numbered,
-    numbering,
     open_reader,
     probe,
     stream_rate,
     video_length,
 )
+from dove_cli.video_io.sequences import FIELD, first_number, frame_name, frame_number, numbered, numbering
 from dove_cli.video_io.writer import ContainerWriter, VideoWriter, output_zero
 
 __all__ = [

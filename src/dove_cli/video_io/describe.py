@@ -22,16 +22,14 @@ from dove_cli.video_io.reader import (
     VideoReader,
     attachment_name,
     display_size,
-    frame_numbers,
     is_empty_audio,
     is_picture,
-    missing_numbers,
-    numbered,
     open_reader,
     picture_bytes,
     stream_rate,
     tagged_length,
 )
+from dove_cli.video_io.sequences import frame_numbers, missing_numbers, numbered
 from dove_cli.video_io.stills import icc_name
 
 # FFmpeg's demuxer of the ISO family is named by the extensions it reads, "mov,mp4,m4a,3gp,3g2,mj2" (six

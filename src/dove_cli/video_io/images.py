@@ -31,8 +31,6 @@ from dove_cli.video_io.metadata import file_tags, find_reel, find_timecode, time
 from dove_cli.video_io.paths import (
     check_output,
     ffmpeg_name,
-    frame_name,
-    frame_number,
     is_pattern,
     make_folder,
     matching_images,
@@ -43,7 +41,8 @@ from dove_cli.video_io.paths import (
     through_links,
     write_failed,
 )
-from dove_cli.video_io.reader import VideoInfo, audio_streams, runs, shown_ranges
+from dove_cli.video_io.reader import VideoInfo, audio_streams, shown_ranges
+from dove_cli.video_io.sequences import frame_name, frame_number, runs
 from dove_cli.video_io.stills import icc_name, tagged_jpeg, tagged_png, turned
 from dove_cli.video_io.writer import VideoWriter
 

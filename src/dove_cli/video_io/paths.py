@@ -1,5 +1,6 @@
-"""Names of image sequences, and output-path safety: never the input, never an overwrite unasked,
-folders made only when needed (and removed again when nothing was written)."""
+"""Image patterns (what names one: `is_pattern`; its names and numbers: sequences.py), and output-path
+safety: never the input, never an overwrite unasked, folders made only when needed (and removed again
+when nothing was written)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from typing import BinaryIO
 from dove_cli import note
 from dove_cli.errors import MuxError, OutputError, TempFailure, as_given
 from dove_cli.video_io.formats import READ_IMAGE_EXTENSIONS
+from dove_cli.video_io.sequences import FIELD, frame_name, frame_number
 
 log = logging.getLogger(__name__)
 
@@ -73,37 +75,11 @@ def is_image_path(path: str | Path) -> bool:
     return Path(path).suffix.lower() in READ_IMAGE_EXTENSIONS
 
 
-FIELD = re.compile(r"%0?(\d*)d")  # the frame number in an image pattern: %d, %06d
-
-
 def is_pattern(path: str | Path) -> bool:
     """Whether `path` names an image sequence (frames/%06d.png): an image extension and exactly one
     %d / %0Nd field. Any other `%` is part of a plain name (`50%_speed.mp4`, `clip 100%.png`)."""
     path = Path(path)
     return is_image_path(path) and len(FIELD.findall(path.name)) == 1
-
-
-def frame_name(pattern: Path, n: int) -> str:
-    """The file name of image `n` of a pattern: frames/%06d.png -> 000001.png for n = 1. The field is
-    zero-padded to its width as ffmpeg's image2 muxer does (`%3d` too, where Python would pad with spaces)."""
-    m = FIELD.search(pattern.name)
-    assert m is not None
-    return pattern.name[: m.start()] + f"{n:0{int(m[1] or 0)}d}" + pattern.name[m.end() :]
-
-
-def frame_number(pattern: Path, name: str) -> int | None:
-    """The number n whose image the pattern names `name`, or None when the pattern could never write it:
-    `%04d` writes 0001 and 12345 but not 000001, `%d` writes no leading zeros. What --overwrite may
-    replace or remove is only what this names, never another sequence in the same folder."""
-    m = FIELD.search(pattern.name)
-    assert m is not None
-    head, tail = pattern.name[: m.start()], pattern.name[m.end() :]
-    if not (name.startswith(head) and name.endswith(tail) and len(name) > len(head) + len(tail)):
-        return None
-    digits = name[len(head) : len(name) - len(tail)]
-    if not (digits.isascii() and digits.isdigit()):
-        return None
-    return int(digits) if frame_name(pattern, int(digits)) == name else None
 
 
 def check_fields(path: Path, error: type[Exception]) -> None:

@@ -17,7 +17,7 @@ import os
 import re
 import stat
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
@@ -61,22 +61,21 @@ from dove_cli.video_io.formats import (
 )
 from dove_cli.video_io.hdr import Mastering, dynamic_hdr, light_level_of, mastering_of
 from dove_cli.video_io.matroska import unfinished
-from dove_cli.video_io.paths import (
+from dove_cli.video_io.paths import check_fields, check_not_windows, ffmpeg_name, is_image_path, is_pattern, why_missing
+from dove_cli.video_io.sequences import (
+    DEFAULT_SEQUENCE_FPS,
     FIELD,
-    check_fields,
-    check_not_windows,
-    ffmpeg_name,
-    frame_number,
-    is_image_path,
-    is_pattern,
-    why_missing,
+    missing_numbers,
+    natural_key,
+    numbered,
+    pattern_regex,
+    runs,
 )
 from dove_cli.video_io.siting import chroma_siting
 from dove_cli.video_io.stills import EXIF_TURNS, StillTags, damage, open_image, png_colour, still_tags, turned, unturned
 
 log = logging.getLogger("dove_cli.video_io")
 
-DEFAULT_SEQUENCE_FPS = Fraction(25)  # what ffmpeg assumes for image sequences
 # Said of an image sequence read without --fps; left out where the rate changes nothing (images out, no --preview)
 DEFAULT_RATE_SAID = "%s: images are read at %s frames/s (ffmpeg's default); give --fps for another rate"
 MAX_FPS = Fraction(1000)  # a .mkv times frames in milliseconds: faster frames would share one time
@@ -425,7 +424,7 @@ def image_inputs(path: Path) -> list[Path] | None:
     named as a pattern (`shot%d.png`) is that file: it exists, so it is what the user means."""
     check_fields(path, InputError)
     if is_pattern(path) and not path.is_file():
-        rx = _pattern_regex(path)
+        rx = pattern_regex(path)
         folder = path.parent
         if not folder.is_dir():
             raise InputError(f"{path}: folder {folder} does not exist")
@@ -454,22 +453,9 @@ def image_inputs(path: Path) -> list[Path] | None:
     return None
 
 
-def natural_key(name: str) -> tuple[list[int | str], str]:
-    """Sort key of names in natural order, numbers as numbers and case aside: frame_2 before frame_10,
-    clip1, Clip3, clip10 (the name itself breaks ties, so the order does not hang on the folder's)."""
-    return [int(t) if i % 2 else t.casefold() for i, t in enumerate(re.split(r"(\d+)", name))], name
-
-
-def _pattern_regex(pattern: Path) -> re.Pattern[str]:
-    """The names a %d pattern reads, any number of digits (group 1: the number)."""
-    m = FIELD.search(pattern.name)
-    assert m is not None
-    return re.compile(re.escape(pattern.name[: m.start()]) + r"(\d+)" + re.escape(pattern.name[m.end() :]) + "$")
-
-
 def _numbered(pattern: Path) -> list[Path]:
     """The files a %d pattern of any extension names (those of an image pattern: image_inputs)."""
-    rx = _pattern_regex(pattern)
+    rx = pattern_regex(pattern)
     return [p for p in pattern.parent.iterdir() if rx.match(p.name)] if pattern.parent.is_dir() else []
 
 
@@ -498,39 +484,10 @@ def why_none(folder: Path) -> str:
     )
 
 
-def runs(numbers: list[int]) -> list[tuple[int, int]]:
-    """Sorted numbers as runs of consecutive ones: [4, 5, 6, 9] -> [(4, 6), (9, 9)]."""
-    ranges: list[tuple[int, int]] = []
-    for n in numbers:
-        if ranges and n <= ranges[-1][1] + 1:
-            ranges[-1] = (ranges[-1][0], n)
-        else:
-            ranges.append((n, n))
-    return ranges
-
-
 def shown_ranges(ranges: list[tuple[int, int]]) -> str:
     """'3-4, 6-8, 12': the first SHOWN_RANGES ranges of a warning, then '...'."""
     shown = [f"{a}-{b}" if b > a else f"{a}" for a, b in ranges[:SHOWN_RANGES]]
     return ", ".join(shown + ["..."] * (len(ranges) > SHOWN_RANGES))
-
-
-def _shape(name: str) -> tuple[str, ...]:
-    """A name without its numbers: frame_0001.png and frame_0002.PNG -> ('frame_', '.png')."""
-    return tuple(t.lower() for t in re.split(r"\d+", name))
-
-
-def numbered(files: list[Path]) -> tuple[list[Path], list[Path]]:
-    """(the images of a folder's main naming pattern, prefix + number + suffix, the others): a stray
-    0003_edit.png among 0001..0020.png, or other_0001.png and slate.png among frame_0001..0009.png,
-    would be read as frames in name order. ([all], []) when no pattern of numbered names holds two."""
-    shapes = [_shape(f.name) for f in files]
-    main, count = Counter(shapes).most_common(1)[0] if shapes else ((), 0)
-    if len(main) < 2 or count < 2:
-        return files, []
-    return [f for f, s in zip(files, shapes, strict=True) if s == main], [
-        f for f, s in zip(files, shapes, strict=True) if s != main
-    ]
 
 
 def stray_said(files: list[Path], strays: list[Path]) -> str:
@@ -540,51 +497,6 @@ def stray_said(files: list[Path], strays: list[Path]) -> str:
     names = ", ".join(f.name for f in strays[:SHOWN_RANGES]) + (", ..." if n > SHOWN_RANGES else "")
     return (f"{n} image{'s do' if n > 1 else ' does'} not fit the numbering of the other {len(files) - n}"
             f" ({main[0].name} to {main[-1].name}): {names}")  # fmt: skip
-
-
-def frame_numbers(files: list[Path]) -> list[int]:
-    """The sorted frame numbers of a numbered sequence's main pattern (`numbered`): the one number
-    that changes from name to name, the rest of the names alike; [] otherwise."""
-    parts = [re.split(r"(\d+)", f.name) for f in numbered(files)[0]]  # text, digits, text, ...: digits at odd places
-    if len(parts) < 2 or len({len(p) for p in parts}) != 1:
-        return []
-    changing = [i for i in range(len(parts[0])) if len({p[i] for p in parts}) > 1]
-    if len(changing) != 1 or changing[0] % 2 == 0:
-        return []
-    return sorted(int(p[changing[0]]) for p in parts)
-
-
-def numbering(files: list[Path]) -> tuple[str, list[int]] | None:
-    """The image pattern (a file name) that names `files`, in order, and each one's number, counting
-    up (a gap allowed): 0000.png, 0001.png, 0003.png -> ('%04d.png', [0, 1, 3]); frame_1.png ...
-    frame_12.png -> ('frame_%d.png', [1, ..., 12]). None when no pattern does (a stray name, zero
-    padding that changes): a folder or pattern output writes each image under its input's number."""
-    head = files[0].name
-    for m in reversed(list(re.finditer(r"\d+", head))):  # the last number first: clip2_0001.png
-        digits = m[0]
-        field = f"%0{len(digits)}d" if digits.startswith("0") and len(digits) > 1 else "%d"
-        pattern = head[: m.start()] + field + head[m.end() :]
-        if len(FIELD.findall(pattern)) != 1:  # a name with a %d of its own
-            continue
-        numbers = [n for f in files if (n := frame_number(Path(pattern), f.name)) is not None]
-        if len(numbers) == len(files) and all(a < b for a, b in itertools.pairwise(numbers)):
-            return pattern, numbers
-    return None
-
-
-def first_number(files: list[Path]) -> int:
-    """The number an image pattern output starts at unless --start-number says: the input's first
-    image's (0 for 0000.png, 0001.png, ...; `numbering`, else the numbered sequence's first), so that
-    frame N of the input is image N of the output; 1, as ffmpeg's, for a video or unnumbered names."""
-    named = numbering(files) if files else None
-    numbers = frame_numbers(files)
-    return named[1][0] if named else numbers[0] if numbers else 1
-
-
-def missing_numbers(files: list[Path]) -> list[tuple[int, int]]:
-    """The ranges of frame numbers absent from a numbered sequence (f_0001, f_0002, f_0005 -> [(3, 4)])."""
-    numbers = frame_numbers(files)
-    return [(a + 1, b - 1) for a, b in itertools.pairwise(numbers) if b > a + 1]
 
 
 def check_images(files: list[Path], name: Path | None = None) -> tuple[StillTags, Path]:
