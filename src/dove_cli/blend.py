@@ -71,12 +71,6 @@ def compare_layout(rotation: int, mirrored: bool) -> tuple[int, bool]:
     return (1 if rotation % 180 else 2), (rotation in (0, 90)) != mirrored
 
 
-def compare_size(height: int, width: int, rotation: int) -> tuple[int, int]:
-    """(height, width) of a `--compare` frame of two halves of (height, width), joined as
-    `compare_layout` says: twice as wide as players show it."""
-    return (2 * height, width) if rotation % 180 else (height, 2 * width)
-
-
 def finish_frame(frame: torch.Tensor, reference: torch.Tensor | None, color_fix: ColorFix) -> torch.Tensor:
     """Colour-fix a restored frame [3, H, W] against its reference (the upsampled input), both in
     [0, 1]; `reference` may be None without a colour fix."""

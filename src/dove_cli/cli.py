@@ -397,15 +397,14 @@ def _check_eval(
 def _check_eval_sizes(
     input: Path, output: Path, gt: Path, opts: UpscaleOptions, crop_border: int, strict: bool = False
 ) -> None:
-    """The size each output will have (--size's, else the input less --crop x --scale, or --parity's;
-    --compare doubles it: `compare_size`), against GT's, and that --eval-crop-border leaves some of it.
-    An input that cannot be read is left to the upscale, which says why (in a folder, per file)."""
+    """The size each output will have (`planned_output_size`: --size's, else the input less --crop x
+    --scale, or --parity's; --compare doubles it), against GT's, and that --eval-crop-border leaves some
+    of it. An input that cannot be read is left to the upscale, which says why (in a folder, per file)."""
     from dove_cli import video_io
     from dove_cli.batch import plan_batch
-    from dove_cli.blend import compare_size
-    from dove_cli.geometry import cropped_info, target_size
+    from dove_cli.geometry import cropped_info, planned_output_size
     from dove_cli.metrics.evaluate import check_planned_sizes
-    from dove_cli.options import check_options, output_size
+    from dove_cli.options import check_options, reader_options
     from dove_cli.outputs import is_batch_input
     from dove_cli.upscaling import with_found_crop
 
@@ -421,23 +420,14 @@ def _check_eval_sizes(
     for source, target in items:
         name = target.parent.name if video_io.is_pattern(target) else target.stem  # as dove eval names it
         try:
-            with video_io.open_reader(
-                source,
-                fps=opts.fps,
-                rotate=opts.rotate,
-                deinterlace=opts.deinterlace,
-                field_order=opts.field_order,
-                warn=False,
-                video_stream=opts.video_stream,
-            ) as reader:
+            with video_io.open_reader(source, warn=False, **reader_options(opts)) as reader:
                 file_opts = with_found_crop(reader, opts, [])  # (--crop auto: the upscale finds it again, and says it)
                 info = cropped_info(reader.info, file_opts)
             # --size's, or the model's (--parity: refused where its crop leaves nothing)
-            h, w = target_size(file_opts, info) or output_size(file_opts, info.height, info.width)
+            h, w = planned_output_size(info, file_opts)
         except DoveError:
             planned[name] = (target, None)  # its GT is still looked for; its size is unknown
             continue
-        h, w = compare_size(h, w, info.rotation) if opts.compare else (h, w)
         if 2 * crop_border >= min(w, h):
             raise OptionError(f"--eval-crop-border {crop_border} leaves nothing of {target}'s {w}x{h} frames")
         planned[name] = (target, (w, h))

@@ -196,6 +196,31 @@ def target_size(opts: UpscaleOptions, info: VideoInfo) -> tuple[int, int] | None
     return height, target.width
 
 
+def output_size(opts: UpscaleOptions, height: int, width: int) -> tuple[int, int]:
+    """(h, w) of the frames a run writes from input frames of (height, width), with checked options:
+    x --scale, or under --parity what the authors' script writes (release_layout.release_output_size:
+    at a scale other than 4, another size when the input needs padding)."""
+    if opts.parity:
+        from dove_cli.release_layout import release_output_size  # (numpy: not at load)
+
+        return release_output_size(height, width, opts.scale)
+    return height * opts.scale, width * opts.scale
+
+
+def compare_size(height: int, width: int, rotation: int) -> tuple[int, int]:
+    """(height, width) of a `--compare` frame of two halves of (height, width), joined as
+    `blend.compare_layout` says: twice as wide as players show it."""
+    return (2 * height, width) if rotation % 180 else (height, 2 * width)
+
+
+def planned_output_size(info: VideoInfo, opts: UpscaleOptions) -> tuple[int, int]:
+    """(height, width) of the frames the output file holds, for `info`'s picture after --crop
+    (`cropped_info`; --crop auto: the crop found, `upscaling.with_found_crop`): --size's (`target_size`),
+    else the model's (`output_size`), and with --compare the input beside it (`compare_size`)."""
+    height, width = target_size(opts, info) or output_size(opts, info.height, info.width)
+    return compare_size(height, width, info.rotation) if opts.compare else (height, width)
+
+
 def written_info(info: VideoInfo, opts: UpscaleOptions) -> VideoInfo:
     """The input's description as the writers take it: with --size, square pixels (no pixel aspect
     written); else the input's pixel aspect, which a crop keeps."""

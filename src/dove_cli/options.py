@@ -23,7 +23,7 @@ from typing import Any, ClassVar, Literal, TypedDict, Union, get_args, get_origi
 
 from dove_cli.errors import OptionError
 from dove_cli.geometry import crop_option, parse_size
-from dove_cli.release_layout import RELEASE_CHUNK_OVERLAP, RELEASE_TILE_OVERLAP, release_output_size
+from dove_cli.release_layout import RELEASE_CHUNK_OVERLAP, RELEASE_TILE_OVERLAP
 from dove_cli.windows import BlendMode, check_chunk, check_tile, fitting_chunk_overlap, fitting_tile_overlap
 
 AUTO = -1  # tile/chunk value meaning "choose from free memory"
@@ -586,18 +586,19 @@ def check_options(opts: UpscaleOptions) -> UpscaleOptions:
     return opts
 
 
+def reader_options(opts: UpscaleOptions) -> dict[str, Any]:
+    """The keywords of video_io.open_reader that the options set, one list for every reader of a run's
+    input (its probe, the frames' reader, --eval's size check), so that each reads the same picture.
+    The frames' reader adds --ignore-decode-errors itself (it counts and says what it skips as the
+    run reads); a probe and the size check read only the input's head."""
+    return dict(fps=opts.fps, rotate=opts.rotate, deinterlace=opts.deinterlace, field_order=opts.field_order,
+                untagged_matrix=opts.untagged_matrix, untagged_color=opts.untagged_color,
+                video_stream=opts.video_stream)  # fmt: skip
+
+
 def container_name(value: str) -> str:
     """--container as the outputs' extension, without its dot: `mp4`, `.mp4` or `MP4` -> `mp4`."""
     return value.strip().lower().lstrip(".")
-
-
-def output_size(opts: UpscaleOptions, height: int, width: int) -> tuple[int, int]:
-    """(h, w) of the frames a run writes from input frames of (height, width), with checked options:
-    x --scale, or under --parity what the authors' script writes (release_layout.release_output_size:
-    at a scale other than 4, another size when the input needs padding)."""
-    if opts.parity:
-        return release_output_size(height, width, opts.scale)
-    return height * opts.scale, width * opts.scale
 
 
 def _with_parity(opts: UpscaleOptions) -> UpscaleOptions:

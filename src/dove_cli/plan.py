@@ -21,7 +21,7 @@ import torch
 from dove_cli import release_layout
 from dove_cli.engine import TEMPORAL_PAD, DoveModel, Restorer, bnb_config, loaded_weight_bytes
 from dove_cli.errors import InputError, OptionError, OutOfMemory, advice, as_given
-from dove_cli.geometry import target_size
+from dove_cli.geometry import output_size, target_size
 from dove_cli.humanize import busy_note, human_duration
 from dove_cli.options import (
     AUTO,
@@ -30,7 +30,6 @@ from dove_cli.options import (
     UpscaleOptions,
     check_options,
     is_given,
-    output_size,
     parse_preview,
 )
 from dove_cli.reports import Plan

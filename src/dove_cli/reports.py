@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dove_cli.errors import OptionError, advice, noting_cancels
+from dove_cli.geometry import compare_size
 from dove_cli.humanize import human_range
 
 if TYPE_CHECKING:
@@ -117,8 +118,6 @@ class Plan:
     def file_size(self) -> tuple[int, int]:
         """(height, width) of the frames the file holds: the model's output, or --size's; with --compare,
         input | output side by side as players show them (stacked in the file under a quarter turn)."""
-        from dove_cli.blend import compare_size  # (blend.py imports torch)
-
         size = self.size or self.output_size
         return compare_size(*size, self.rotation) if self.compare else size
 

@@ -34,7 +34,6 @@ from dove_cli.arrays import ArraySession, ArraySink, ArraySource, as_array, chec
 from dove_cli.blend import (
     FrameBlender,
     compare_layout,
-    compare_size,
     finish_frame,
     side_by_side,
     to_code_values,
@@ -62,8 +61,8 @@ from dove_cli.options import (
     UpscaleOptions,
     check_options,
     check_paths,
-    output_size,
     parse_preview,
+    reader_options,
     with_overrides,
 )
 from dove_cli.outputs import into_folder, is_batch_input, output_there, unfinished
@@ -557,10 +556,7 @@ def probe_input(
     if isinstance(input, ArraySource):
         opts = with_found_crop(input, opts, said)
         return geometry.cropped_info(input.info, opts), said, opts
-    with held_warnings(said), video_io.open_reader(input, fps=opts.fps, rotate=opts.rotate, deinterlace=opts.deinterlace,
-                                                   field_order=opts.field_order, untagged_matrix=opts.untagged_matrix,
-                                                   untagged_color=opts.untagged_color,
-                                                   video_stream=opts.video_stream) as probe:  # fmt: skip
+    with held_warnings(said), video_io.open_reader(input, **reader_options(opts)) as probe:
         info = probe.info
         if hdr := video_io.hdr_warning(info.color_trc, info.is_images, model=opts.model != "bilinear"):
             log.warning("%s: %s", info.path, hdr)
@@ -642,9 +638,7 @@ def _check_outputs(
     start, duration = parse_preview(opts.preview) if opts.preview else (None, None)
     if start is not None and info.duration and start > info.duration + 0.5:  # (a header's length may be short)
         raise no_frames(info.path, info, opts)  # before a model loads for nothing
-    height, width = geometry.target_size(opts, info) or output_size(opts, info.height, info.width)
-    if opts.compare:
-        height, width = compare_size(height, width, info.rotation)
+    height, width = geometry.planned_output_size(info, opts)
     losses: list[logging.LogRecord] = []  # what the output loses: said once the output is known to be wanted
     with held_warnings(losses):
         writer = video_io.open_writer(
@@ -849,12 +843,11 @@ def open_frames(
     start, duration = parse_preview(opts.preview) if opts.preview else (None, None)
     # the output's clock counts from where the writer puts its time 0 (a part's seek too): no two frames share a time
     zero = video_io.output_zero(output, info, audio=opts.audio, subtitles=kept_subtitles(opts), start=start)
-    kw: dict[str, Any] = dict(fps=opts.fps, rotate=opts.rotate, warn=False,
-                              ignore_decode_errors=opts.ignore_decode_errors, deinterlace=opts.deinterlace,
-                              field_order=info.field_order or opts.field_order,  # (the probe's: scanned once)
-                              clock=video_io.output_clock(output, info.time_base), zero=zero,
-                              untagged_matrix=opts.untagged_matrix, untagged_color=opts.untagged_color,
-                              video_stream=opts.video_stream)  # fmt: skip
+    kw: dict[str, Any] = reader_options(opts) | dict(
+        warn=False, ignore_decode_errors=opts.ignore_decode_errors,
+        field_order=info.field_order or opts.field_order,  # (the probe's: scanned once)
+        clock=video_io.output_clock(output, info.time_base), zero=zero,
+    )  # fmt: skip
     if part is None:
         with video_io.open_reader(input, start=start, duration=duration, **kw) as reader:
             yield reader, geometry.cropped_frames(reader, opts)
