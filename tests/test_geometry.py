@@ -9,6 +9,7 @@ import logging
 import re
 import subprocess
 import sys
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import pytest
 
 from dove_cli import upscale_frames
 from dove_cli.errors import OptionError, OutputError
-from dove_cli.geometry import parse_crop, parse_size, target_size
+from dove_cli.geometry import parse_crop, parse_size, planned_output_size, target_size
 from dove_cli.options import UpscaleOptions, check_options
 from dove_cli.resume import work_folder
 from dove_cli.upscaling import upscale
@@ -105,6 +106,22 @@ def test_options_are_read_once_and_kept_in_one_spelling():
 def test_target_size_takes_its_shape_from_the_display_aspect(width, height, sar, size, expected):
     opts = check_options(UpscaleOptions(size=size))
     assert target_size(opts, info(width, height, sar)) == expected
+
+
+@pytest.mark.parametrize(
+    "size, compare, rotation, expected",
+    [
+        (None, False, 0, (48 * 4, 64 * 4)),  # the model's: x4
+        ("96p", False, 0, (96, 128)),  # --size's: 96 high at the picture's 4:3
+        (None, True, 0, (48 * 4, 2 * 64 * 4)),  # --compare: the input's upscale beside the output
+        (None, True, 90, (2 * 48 * 4, 64 * 4)),  # under a quarter turn: stacked in the file, side by side as shown
+        ("96p", True, 0, (96, 2 * 128)),
+    ],
+)
+def test_the_planned_output_size_is_size_s_or_the_model_s_and_compare_doubles_it(size, compare, rotation, expected):
+    """What the run opens its writer at and what --eval checks GT against: one sum (64x48 in)."""
+    opts = check_options(UpscaleOptions(size=size, compare=compare))
+    assert planned_output_size(replace(info(64, 48), rotation=rotation), opts) == expected
 
 
 def test_a_size_of_another_shape_is_refused_naming_the_one_that_fits():
