@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, fields, replace
 from fractions import Fraction
 from functools import cache
 from types import UnionType
-from typing import Any, ClassVar, Literal, TypedDict, Union, get_args, get_origin, get_type_hints
+from typing import Any, ClassVar, Literal, NamedTuple, TypedDict, Union, get_args, get_origin, get_type_hints
 
 from dove_cli.errors import OptionError
 from dove_cli.geometry import crop_option, parse_size
@@ -140,6 +140,26 @@ def parse_preview(text: str) -> tuple[Fraction, Fraction]:
     if d <= 0:
         raise OptionError(f"--preview duration must be positive in {text!r}")
     return s, d
+
+
+class PreviewSpan(NamedTuple):
+    """--preview in seconds from the first frame: where it starts and ends (the writer's terms, for
+    audio and subtitles), and `duration` (the reader's); all None without --preview."""
+
+    start: Fraction | None = None
+    end: Fraction | None = None
+
+    @property
+    def duration(self) -> Fraction | None:
+        return None if self.start is None or self.end is None else self.end - self.start
+
+
+def preview_span(preview: str | None) -> PreviewSpan:
+    """--preview START+DURATION as a PreviewSpan (OptionError for one that does not read)."""
+    if not preview:
+        return PreviewSpan()
+    start, duration = parse_preview(preview)
+    return PreviewSpan(start, start + duration)
 
 
 @dataclass
@@ -550,8 +570,7 @@ def check_options(opts: UpscaleOptions) -> UpscaleOptions:
         elif opts.tile_overlap < 0:
             raise OptionError(f"--tile-overlap {opts.tile_overlap} must not be negative")
     check_quantize_offload(opts.quantize, opts.offload)  # a dry run refuses what the run's loading would
-    if opts.preview:
-        parse_preview(opts.preview)
+    preview_span(opts.preview)  # one that does not read: refused here, before any work
     if opts.crop is not None:  # as the fingerprint and the manifest keep them: 08:0:8:0 is 8:0:8:0
         opts = replace(opts, crop=crop_option(opts.crop))
     if opts.size is not None:

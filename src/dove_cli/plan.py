@@ -30,7 +30,7 @@ from dove_cli.options import (
     UpscaleOptions,
     check_options,
     is_given,
-    parse_preview,
+    preview_span,
 )
 from dove_cli.reports import Plan
 from dove_cli.scenes import SceneDetector
@@ -202,9 +202,8 @@ def make_plan(info: VideoInfo, model: Restorer, opts: UpscaleOptions, device: to
         hp, wp = -(-h // q) * q, -(-w // q) * q
     big_h, big_w = hp * opts.scale, wp * opts.scale
     frames = info.num_frames or 0
-    if opts.preview:
-        start, dur = parse_preview(opts.preview)
-        frames = max(1, info.span_frames(start, dur))  # as the reader keeps them (_select_span)
+    if (preview := preview_span(opts.preview)).start is not None:
+        frames = max(1, info.span_frames(preview.start, preview.duration))  # as the reader keeps them (_select_span)
     offload = opts.offload if device.type == "cuda" else "none"  # offloading does nothing on the CPU
     budget = memory_budget(device, weights_to_come(model, offload, device), opts.vram)
     # The float accumulators of the frames being blended: on the GPU when they are small next to it

@@ -62,6 +62,7 @@ from dove_cli.options import (
     check_options,
     check_paths,
     parse_preview,
+    preview_span,
     reader_options,
     with_overrides,
 )
@@ -635,17 +636,16 @@ def _check_outputs(
     video_io.check_output(output, overwrite=True, inputs=inputs)  # never the input, a creatable folder
     # Codec, pixel format, encoder options, and audio/subtitles the container can hold: checked by
     # opening the real writer on a temporary name (and dropping it), before a model is loaded.
-    start, duration = parse_preview(opts.preview) if opts.preview else (None, None)
-    if start is not None and info.duration and start > info.duration + 0.5:  # (a header's length may be short)
-        raise no_frames(info.path, info, opts)  # before a model loads for nothing
+    preview = preview_span(opts.preview)
+    if (start := preview.start) is not None and info.duration and start > info.duration + 0.5:
+        raise no_frames(info.path, info, opts)  # before a model loads for nothing (0.5: a header's length may be short)
     height, width = geometry.planned_output_size(info, opts)
     losses: list[logging.LogRecord] = []  # what the output loses: said once the output is known to be wanted
     with held_warnings(losses):
         writer = video_io.open_writer(
             output, geometry.written_info(info, opts), width, height, codec=opts.codec, crf=opts.crf, preset=opts.preset, pix_fmt=opts.pix_fmt,
             codec_options=resume.encoder_options(opts.codec_options), audio=opts.audio, subtitles=kept_subtitles(opts),
-            overwrite=True,
-            start=start, end=None if start is None or duration is None else start + duration,
+            overwrite=True, start=preview.start, end=preview.end,
         )  # fmt: skip
         writer.abort()
     codec, pix_fmt = getattr(writer, "codec", ""), getattr(writer, "pix_fmt", "")
@@ -840,16 +840,16 @@ def open_frames(
     if isinstance(input, ArraySource):  # frames in memory (upscale_frames): no span, no parts
         yield input, geometry.cropped_frames(input, opts)
         return
-    start, duration = parse_preview(opts.preview) if opts.preview else (None, None)
+    preview = preview_span(opts.preview)
     # the output's clock counts from where the writer puts its time 0 (a part's seek too): no two frames share a time
-    zero = video_io.output_zero(output, info, audio=opts.audio, subtitles=kept_subtitles(opts), start=start)
+    zero = video_io.output_zero(output, info, audio=opts.audio, subtitles=kept_subtitles(opts), start=preview.start)
     kw: dict[str, Any] = reader_options(opts) | dict(
         warn=False, ignore_decode_errors=opts.ignore_decode_errors,
         field_order=info.field_order or opts.field_order,  # (the probe's: scanned once)
         clock=video_io.output_clock(output, info.time_base), zero=zero,
     )  # fmt: skip
     if part is None:
-        with video_io.open_reader(input, start=start, duration=duration, **kw) as reader:
+        with video_io.open_reader(input, start=preview.start, duration=preview.duration, **kw) as reader:
             yield reader, geometry.cropped_frames(reader, opts)
         return
     first_pts = part.pts[0]
@@ -858,8 +858,9 @@ def open_frames(
     for attempt in ("seek", "decode"):
         if attempt == "seek" and (part.preroll == 0 or opts.deinterlace == "ivtc"):
             continue
-        at = seek if attempt == "seek" else start
-        with video_io.open_reader(input, start=at, duration=duration if attempt == "decode" else None, **kw) as reader:
+        at = seek if attempt == "seek" else preview.start
+        duration = preview.duration if attempt == "decode" else None
+        with video_io.open_reader(input, start=at, duration=duration, **kw) as reader:
             frames = iter(reader)
             if attempt == "seek":
                 item = next(frames, None)
@@ -1090,13 +1091,12 @@ def output_options(opts: UpscaleOptions) -> tuple[dict[str, Any], dict[str, Any]
     """(encoder options, options of the final output: audio, subtitles, the --preview span).
 
     warn=False: `_check_outputs` opened the output once already and said what it loses."""
-    start, duration = parse_preview(opts.preview) if opts.preview else (None, None)
+    preview = preview_span(opts.preview)
     writer_options: dict[str, Any] = dict(codec=opts.codec, crf=opts.crf, preset=opts.preset, pix_fmt=opts.pix_fmt,
                           codec_options=resume.encoder_options(opts.codec_options),
                           start_number=1 if opts.start_number is None else opts.start_number)  # fmt: skip
-    end = None if start is None or duration is None else start + duration
     join_options: dict[str, Any] = dict(audio=opts.audio, subtitles=kept_subtitles(opts), overwrite=opts.overwrite,
-                                        start=start, end=end, warn=False)  # fmt: skip
+                                        start=preview.start, end=preview.end, warn=False)  # fmt: skip
     return writer_options, join_options
 
 
