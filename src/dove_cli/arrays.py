@@ -21,6 +21,7 @@ import torch
 from dove_cli import resume, video_io
 from dove_cli.errors import InputError, OptionError
 from dove_cli.options import UpscaleOptions, is_given
+from dove_cli.timing import StageTimer
 from dove_cli.video_io.sequences import DEFAULT_SEQUENCE_FPS
 
 NAME = Path("frames")  # what messages call the input and the output: upscale_frames' argument
@@ -183,3 +184,8 @@ class ArraySession(resume.Session):
                     join_options: dict[str, Any]) -> video_io.VideoWriter:  # fmt: skip
         self.sink.open(width, height)
         return self.sink
+
+    def close_writer(self, writer: video_io.VideoWriter, info: video_io.VideoInfo, timer: StageTimer,
+                     joining: Callable[[], None] | None = None) -> None:  # fmt: skip
+        """Frames in memory have no segments to join: `joining` is not called."""
+        super().close_writer(writer, info, timer)

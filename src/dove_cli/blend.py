@@ -12,6 +12,7 @@ import torch
 
 from dove_cli.color_fix import ColorFix, apply_color_fix
 from dove_cli.engine import HALF, to_model_range, upsample
+from dove_cli.geometry import Resampler
 from dove_cli.windows import Span
 
 
@@ -107,3 +108,57 @@ def to_code_values(
         scaled = torch.add(HALF, x, alpha=top, out=out_buffer).clamp_(0.0, top + 0.5)
     codes = scaled.to(torch.int32 if bits16 else torch.uint8).cpu().numpy()
     return codes.astype(np.uint16 if bits16 else np.uint8, copy=False).transpose(1, 2, 0)
+
+
+class Finisher:
+    """Blended frames to what the writer takes: the padding cropped, colour-fixed against the
+    upsampled input, rounded to 8 or 16 bits (truncated under --parity, as the release casts) and
+    resampled to --size; --compare's input put beside them. The one way frames go from the model to
+    the writer (a Ray worker's, into memory alike)."""
+
+    def __init__(
+        self,
+        *,
+        output_size: tuple[int, int],
+        input_size: tuple[int, int],
+        scale: int,
+        max_value: int,
+        color_fix: ColorFix,
+        bits16: bool,
+        truncate: bool,
+        device: torch.device,
+        compare: tuple[int, bool] | None,
+        size: tuple[int, int] | None,
+    ) -> None:
+        """`output_size`/`input_size`: (h, w) of the picture without padding; `max_value`: the LQ
+        frames' top code value; `device`: the blended frames'; `compare`: `compare_layout`, or None
+        without --compare; `size`: --size's (h, w), or None."""
+        self.out_h, self.out_w = output_size
+        self.in_h, self.in_w = input_size
+        self.scale, self.max_value, self.color_fix = scale, max_value, color_fix
+        self.bits16, self.truncate, self.device, self.compare = bits16, truncate, device, compare
+        self.scratch = torch.empty(3, self.out_h, self.out_w, device=device)  # reused per frame
+        # --size: the finished frames (and --compare's input beside them) resampled, each with its own context
+        self.sized, self.sized_input = (Resampler(size), Resampler(size)) if size else (_same, _same)
+
+    def __call__(self, frame: torch.Tensor, lq: torch.Tensor) -> np.ndarray:
+        """The output frame [H, W, 3] of a blended frame [3, hp * scale, wp * scale] in [0, 1] and its
+        padded LQ frame [3, hp, wp] (code values)."""
+        frame = frame[:, : self.out_h, : self.out_w]
+        reference = None
+        if self.color_fix != "none" or self.compare is not None:
+            reference = upsampled_reference(lq[:, : self.in_h, : self.in_w].to(self.device), self.scale, self.max_value)
+            if reference.shape[-2:] != frame.shape[-2:]:  # --parity's crop (release_output_size): black or cut
+                pad = (0, max(0, self.out_w - reference.shape[-1]), 0, max(0, self.out_h - reference.shape[-2]))
+                reference = torch.nn.functional.pad(reference, pad)[:, : self.out_h, : self.out_w]
+        finished = finish_frame(frame, reference, self.color_fix)
+        out = self.sized(to_code_values(finished, self.bits16, self.scratch, truncate=self.truncate))
+        if self.compare is None:
+            return out
+        assert reference is not None
+        return side_by_side(self.sized_input(to_code_values(reference, self.bits16, truncate=self.truncate)), out,
+                            self.compare)  # fmt: skip
+
+
+def _same(rgb: np.ndarray) -> np.ndarray:
+    return rgb

@@ -288,7 +288,7 @@ class Worker:
 
         from dove_cli.engine import DoveModel
         from dove_cli.timing import StageTimer, peak_gpu_bytes, peak_host_bytes
-        from dove_cli.upscaling import _stream, _StreamStats
+        from dove_cli.upscaling import StreamStats, _stream
 
         folder = Path(task.work)
         where = f"Ray worker {os.getpid()} on {socket.gethostname()}"
@@ -326,7 +326,7 @@ class Worker:
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         t0 = time.perf_counter()
-        stats = _StreamStats()
+        stats = StreamStats()
         _stream(task.input, task.info, model, task.plan, task.opts, session, stats, progress=progress, timer=timer,
                 t_start=t0, part=task.part)  # fmt: skip
         put((tid, "end", {

@@ -58,6 +58,7 @@ from dove_cli.errors import (
 )
 from dove_cli.humanize import counted, human_size
 from dove_cli.options import DEFAULTS, UpscaleOptions
+from dove_cli.timing import StageTimer
 from dove_cli.video_io.formats import CodecSpec, ffmsg, resolve_codec
 from dove_cli.video_io.paths import ffmpeg_name, temp_siblings
 from dove_cli.video_io.reader import UNFINISHED_QUIET_S, VideoInfo
@@ -527,6 +528,19 @@ class SegmentedWriter(SegmentFiles):
         self._closed = True
 
 
+def close_output(writer: video_io.VideoWriter, timer: StageTimer, joining: Callable[[], None] | None) -> None:
+    """Close a run's writer: flush, join the segments, rename into place. `joining` (a progress
+    event) is called before, once the last segment is closed: a callback that stops the run there
+    leaves every frame saved."""
+    if joining is not None:
+        if isinstance(writer, SegmentFiles):
+            with timer.stage("finalize"):
+                writer.end_segment()
+        joining()
+    with timer.stage("finalize"):
+        writer.close()
+
+
 def _still_writing(path: Path) -> float:
     """Seconds until an input has gone UNFINISHED_QUIET_S unchanged (0: it has)."""
     quiet = video_io.reader.written_ago(path)
@@ -774,6 +788,13 @@ class Session:
         raise InputChanged(f"{info.path}: the input changed while it was read ({how}: still being copied or "
                            "recorded?); nothing was kept; upscale it again once it is complete")  # fmt: skip
 
+    def close_writer(self, writer: video_io.VideoWriter, info: VideoInfo, timer: StageTimer,
+                     joining: Callable[[], None] | None = None) -> None:  # fmt: skip
+        """After the last frame: the input checked to be as it was (`check_input`: read to its end, a
+        file still being copied has grown), then the writer closed (`close_output`)."""
+        self.check_input(info)
+        close_output(writer, timer, joining)
+
     def finished(self) -> None:
         """The output is whole at its name: its input noted (a folder run's), its work folder removed."""
         if self.note:  # before the work folder's lock is let go
@@ -908,6 +929,11 @@ class PartSession:
 
     def window_done(self, span: Span, tile: int) -> None:
         self._windows.append((span, tile))
+
+    def close_writer(self, writer: video_io.VideoWriter, info: VideoInfo, timer: StageTimer,
+                     joining: Callable[[], None] | None = None) -> None:  # fmt: skip
+        """After the part's last frame: its last segment closed (`close_output`; the driver joins)."""
+        close_output(writer, timer, joining)
 
     def _closed(self, segment: Segment) -> None:
         """(writer thread) A segment is whole on disk: report it with its windows' tiles."""

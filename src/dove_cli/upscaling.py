@@ -31,14 +31,7 @@ import torch
 
 from dove_cli import geometry, note, resume, video_io, weights
 from dove_cli.arrays import ArraySession, ArraySink, ArraySource, as_array, check_in_memory
-from dove_cli.blend import (
-    FrameBlender,
-    compare_layout,
-    finish_frame,
-    side_by_side,
-    to_code_values,
-    upsampled_reference,
-)
+from dove_cli.blend import Finisher, FrameBlender, compare_layout
 from dove_cli.engine import DTYPE_NAMES, BilinearModel, DoveModel, Restorer
 from dove_cli.errors import (
     DoveError,
@@ -410,7 +403,7 @@ def _upscale(
             torch.cuda.reset_peak_memory_stats(device)
         # the resume work folder sits beside the output
         made = None if isinstance(session, ArraySession) else video_io.make_output_folder(output)
-        stats = _StreamStats()
+        stats = StreamStats()
         try:
             _stream(input, info, model, plan, opts, session, stats, progress=progress, timer=timer, t_start=t_start)
         except KeyboardInterrupt:
@@ -727,7 +720,9 @@ def _say_subtitle_layout(info: video_io.VideoInfo, opts: UpscaleOptions, placed:
 
 
 @dataclass
-class _StreamStats:
+class StreamStats:
+    """What `_stream` counted: for the run's result, or a Ray worker's report."""
+
     written: int = 0
     resumed_from: int = 0
     windows_run: int = 0
@@ -891,6 +886,16 @@ def _checked(frames: Iterator[video_io.Frame], part: Part, input: str | Path) ->
         yield frame
 
 
+@dataclass(frozen=True)
+class PendingFrame:
+    """An input frame while a window or its finishing needs it: the padded LQ frame [3, hp, wp] (code
+    values), and for the writer its timestamp and closed captions (video_io.Frame.captions)."""
+
+    lq: torch.Tensor
+    pts: int
+    captions: Any
+
+
 def _stream(
     input: Source,
     info: video_io.VideoInfo,
@@ -898,7 +903,7 @@ def _stream(
     plan: Plan,
     opts: UpscaleOptions,
     session: resume.Session | resume.PartSession,
-    stats: _StreamStats,
+    stats: StreamStats,
     *,
     progress: Callable[[Progress], None] | None,
     timer: StageTimer,
@@ -913,11 +918,7 @@ def _stream(
     at its pre-roll frame with the plan as it stood there, and stops once its frames are written.
     """
     hp, wp = plan.padded_size
-    out_h, out_w = plan.output_size
-    in_h, in_w = plan.input_size
     max_value = 65535 if info.bit_depth > 8 else 255  # the reader gives uint16 frames above 8 bits
-    bits16 = _wants_16bit(opts.pix_fmt, info, session.output)
-    color_fix = "none" if model.output_is_input else opts.color_fix
     first = session.start(plan.chunk, plan.tile)
     if first and part is None:
         log.info("%s: resuming after %d saved frames", session.output, first)
@@ -930,38 +931,21 @@ def _stream(
         parity=opts.parity,
     )  # fmt: skip
     blender = FrameBlender()
+    finish = Finisher(
+        output_size=plan.output_size, input_size=plan.input_size, scale=opts.scale, max_value=max_value,
+        color_fix="none" if model.output_is_input else opts.color_fix,
+        bits16=_wants_16bit(opts.pix_fmt, info, session.output), truncate=opts.parity,  # the release truncates
+        device=out_device, compare=compare_layout(info.rotation, info.mirrored) if opts.compare else None,
+        size=plan.size,
+    )  # fmt: skip
     chunks = copy.deepcopy(part.chunks) if part is not None else new_chunks(plan, opts.parity)
     time_weights = window_weights(chunks, plan, opts.blend)  # a temporal window's weight per frame
     detector = SceneDetector() if opts.scene_cuts == "auto" and part is None else None
-    lq: dict[int, torch.Tensor] = {}  # frame index -> padded LQ frame [3, hp, wp], while a window needs it
-    pts: dict[int, int] = {}
-    captions: dict[int, Any] = {}  # frame index -> its closed captions (video_io.Frame.captions), for the writer
-
-    file_h, file_w = plan.file_size()  # with --compare, both halves
-    scratch = torch.empty(3, out_h, out_w, device=out_device)  # reused per frame
-    layout = compare_layout(info.rotation, info.mirrored) if opts.compare else None
-    # --size: the finished frames (and --compare's input beside them) resampled, each with its own context
-    sized, sized_input = (geometry.Resampler(plan.size), geometry.Resampler(plan.size)) if plan.size else (_same, _same)
-
-    def finish(t: int) -> np.ndarray:
-        """Crop the padding, colour-fix (against the upsampled input), round and resample one final
-        frame: the one way frames go from the model to the writer (a Ray worker's, into memory alike)."""
-        frame = blender.pop(t)[:, :out_h, :out_w]
-        reference = None
-        if color_fix != "none" or opts.compare:
-            reference = upsampled_reference(lq[t][:, :in_h, :in_w].to(out_device), opts.scale, max_value)
-            if reference.shape[-2:] != frame.shape[-2:]:  # --parity's crop (release_output_size): black or cut
-                pad = (0, max(0, out_w - reference.shape[-1]), 0, max(0, out_h - reference.shape[-2]))
-                reference = torch.nn.functional.pad(reference, pad)[:, :out_h, :out_w]
-        finished = finish_frame(frame, reference, color_fix)
-        out = sized(to_code_values(finished, bits16, scratch, truncate=opts.parity))  # the release truncates
-        if layout is None:
-            return out
-        assert reference is not None
-        return side_by_side(sized_input(to_code_values(reference, bits16, truncate=opts.parity)), out, layout)
+    pending: dict[int, PendingFrame] = {}  # frame index -> the input frame, while a window or its finishing needs it
 
     stats.resumed_from = first
     written = read = part.preroll if part is not None else 0
+    file_h, file_w = plan.file_size()  # with --compare, both halves
     writer_options, join_options = output_options(opts)
     with (
         open_frames(input, info, opts, session.output, part) as (reader, decoded),
@@ -975,11 +959,10 @@ def _stream(
             for step in plan_steps(frames, chunks, read, timer):
                 read = step.read
                 if step.frame is not None:
-                    lq[read - 1] = pad_frame(step.frame.rgb, hp, wp, opts.pad)
-                    pts[read - 1] = step.frame.pts
-                    captions[read - 1] = step.frame.captions
-                for t in range(read, step.planned):  # --parity: the video padded with its last frame
-                    lq[t] = lq[read - 1]
+                    lq = pad_frame(step.frame.rgb, hp, wp, opts.pad)
+                    pending[read - 1] = PendingFrame(lq, step.frame.pts, step.frame.captions)
+                for t in range(read, step.planned):  # --parity: the video padded with its last frame (never written)
+                    pending[t] = pending[read - 1]
                 for span in step.spans:
                     if span.stop <= first:  # every frame it touches is saved already
                         stats.windows_skipped += 1
@@ -989,43 +972,32 @@ def _stream(
                     if progress:  # what the model is busy with (the bar, a log's heartbeat)
                         busy = f"frame {span.start}" if span.length == 1 else f"frames {span.start}-{span.stop - 1}"
                         progress(Progress(written, max(plan.frames, read), busy, time.perf_counter() - t_start))
-                    window = tiles.restore_window([lq[t] for t in range(span.start, span.stop)], span)
+                    window = tiles.restore_window([pending[t].lq for t in range(span.start, span.stop)], span)
                     session.window_done(span, tiles.tile)
                     with timer.stage("blend"):
                         blender.add(span, window, time_weights(span))
                     stats.windows_run += 1
-                final = step.final
-                boundary = session.segment_end(final)
-                while written < final:
+                boundary = session.segment_end(step.final)
+                while written < step.final:  # no future window touches these frames
+                    frame = pending.pop(written)
                     if written < first:
                         blender.discard(written)
-                        pts.pop(written)
-                        captions.pop(written)
                     else:
                         with timer.stage("finish"):
-                            rgb_out = finish(written)
+                            rgb_out = finish(blender.pop(written), frame.lq)
                         with timer.stage("wait_output"):
-                            writer.write(written, rgb_out, pts.pop(written), end=written + 1 == boundary,
-                                         captions=captions.pop(written))  # fmt: skip
+                            writer.write(written, rgb_out, frame.pts, end=written + 1 == boundary,
+                                         captions=frame.captions)  # fmt: skip
                     written += 1
                     stats.written = written
-                for t in [t for t in lq if t < final]:
-                    del lq[t]
                 if stop is not None and written >= stop:
                     break
             if read == 0:
                 raise no_frames(input, info, opts)
             with timer.stage("wait_output"):
                 writer.finish()
-            if isinstance(session, resume.Session):  # read to its end: a file still being copied has grown
-                session.check_input(info)
-            if progress and not isinstance(session, ArraySession):  # (frames in memory have none to join)
-                if isinstance(raw_writer, resume.SegmentFiles):  # the last segment kept, should the callback stop here
-                    with timer.stage("finalize"):
-                        raw_writer.end_segment()
-                progress(Progress(written, written, "", time.perf_counter() - t_start, "joining segments"))
-            with timer.stage("finalize"):  # flush, join the segments, rename into place
-                raw_writer.close()
+            joining = partial(_say_joining, progress, written, t_start) if progress else None
+            session.close_writer(raw_writer, info, timer, joining)
         except BaseException:
             writer.stop()
             raise
@@ -1036,8 +1008,9 @@ def _stream(
     stats.tile_used, stats.offload_used, stats.retries = tiles.tile, tiles.offload_used, tiles.retries
 
 
-def _same(rgb: np.ndarray) -> np.ndarray:
-    return rgb
+def _say_joining(progress: Callable[[Progress], None], frames: int, t_start: float) -> None:
+    """The progress event before the segments are joined into the output (`resume.close_output`)."""
+    progress(Progress(frames, frames, "", time.perf_counter() - t_start, "joining segments"))
 
 
 def no_frames(input: Source, info: video_io.VideoInfo, opts: UpscaleOptions) -> InputError:
