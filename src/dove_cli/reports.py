@@ -15,6 +15,8 @@ from dove_cli.geometry import compare_size
 from dove_cli.humanize import human_range
 
 if TYPE_CHECKING:
+    from dove_cli.timing import StageTimer
+    from dove_cli.upscaling import StreamStats
     from dove_cli.windows import Lengths
 
 
@@ -220,6 +222,29 @@ class UpscaleResult:
     warnings: list[str] = field(default_factory=list)  # the warnings said during the run (for a manifest)
     # resume=True on an output an earlier run finished: nothing was made (frames 0; `plan` is a dry run's)
     finished_before: bool = False
+
+    @classmethod
+    def of_run(cls, output: Path, plan: Plan, stats: StreamStats, timer: StageTimer, *, seconds: float,
+               peak_host_bytes: int, peak_device_bytes: int) -> UpscaleResult:  # fmt: skip
+        """The result of a run in this process: what its stream counted (`stats`) and timed (`timer`)."""
+        return cls(
+            output=output,
+            frames=stats.written,
+            seconds=seconds,
+            peak_host_bytes=peak_host_bytes,
+            peak_device_bytes=peak_device_bytes,
+            plan=plan,
+            tile_used=stats.tile_used,
+            offload_used=stats.offload_used,
+            retries=stats.retries,
+            stages=dict(timer.seconds),
+            device_stages=timer.device_seconds,
+            resumed_from=stats.resumed_from,
+            windows_run=stats.windows_run,
+            windows_skipped=stats.windows_skipped,
+            cuts=stats.cuts,
+            dropped_frames=stats.dropped_frames,
+        )
 
     def stages_summary(self) -> str:
         """One line for `-v`: where the time went, largest first (host wall seconds; GPU seconds too on

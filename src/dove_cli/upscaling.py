@@ -314,7 +314,82 @@ def _upscale(
 ) -> UpscaleResult | Plan:
     """`upscale` of one file in this process, or of frames in memory into an ArraySink
     (`upscale_frames`: no file to check, nothing to resume); `seen` fills with the warnings said (for
-    the result)."""
+    the result). Prepare (input, output, session), load and plan (a dry run ends there, with the
+    plan), run; the manifest says how the run ended."""
+    setup = _prepare(input, output, opts, restorer, dry_run, progress)
+    model: Restorer | None = None
+    plan: Plan | None = None
+    try:  # the work folder's lock is held from session.check() on
+        previous = setup.session.check(dry_run)
+        # A resumed run must use the windows the interrupted one chose ('auto' depends on free memory).
+        plan_opts = replace(setup.opts, chunk=previous.chunk, tile=previous.tile) if previous else setup.opts
+        model, model_note = _model(setup, plan_opts, restorer)
+        setup.say("planning")
+        plan, refusal_said = _plan(setup, plan_opts, model, model_note, restorer)
+        _say_plan(setup, plan, plan_opts, model, restorer, refusal_said)
+        if dry_run:
+            return _dry_run_plan(setup, plan, model)
+        result = _run(setup, model, plan, timer)
+    except BaseException as exc:  # options and output were checked: the manifest says how the run ended
+        if setup.manifest is not None and not dry_run:
+            _failure_manifest(setup.manifest, setup.info.path, setup.opts, plan, model, setup.output, exc)
+        raise
+    else:  # (a manifest that cannot be written is the error: no failure manifest is written for it)
+        result.warnings = list(seen)
+        if setup.manifest is not None:
+            write_manifest(setup.manifest, setup.info.path, setup.opts, result, model, result.output)
+    finally:
+        setup.release()
+    _say_done(setup, result)
+    return result
+
+
+@dataclass(frozen=True)
+class RunSetup:
+    """A run's input and output, checked before any model loads (`_prepare`): what its plan and its
+    run take. `session` holds the work folder and `held` the manifest's lock until `release()`."""
+
+    input: Source
+    info: video_io.VideoInfo  # the input's picture less --crop
+    opts: UpscaleOptions  # with the restorer's device and dtype, and the crop --crop auto found
+    output: Path  # the session's: the output (upscale_frames: arrays.NAME, what messages call it)
+    device: torch.device
+    dtype: torch.dtype
+    checked: CheckedOutput
+    session: resume.Session
+    held: ManifestLock | None
+    dry_run: bool
+    on_paper: bool  # --dry-run --vram without a GPU: planned for a card that is not here
+    progress: Callable[[Progress], None] | None
+    t_start: float  # time.perf_counter() when the run began
+
+    @property
+    def manifest(self) -> Path | None:
+        return self.checked.manifest
+
+    def say(self, status: str, window: str = "") -> None:
+        """A progress event before the first frame (loading the model, planning); none in a dry run."""
+        if self.progress and not self.dry_run:
+            self.progress(Progress(0, self.info.num_frames, window, time.perf_counter() - self.t_start, status))
+
+    def release(self) -> None:
+        """At the end of the run, however it ended: the work folder's lock and the manifest's let go."""
+        self.session.release()
+        if self.held is not None:
+            self.held.release()
+
+
+def _prepare(
+    input: Source,
+    output: Path | ArraySink,
+    opts: UpscaleOptions,
+    restorer: Restorer | None,
+    dry_run: bool,
+    progress: Callable[[Progress], None] | None,
+) -> RunSetup:
+    """Probe the input, check the output (what would fail or overwrite at the end is refused now:
+    `_check_outputs`), open the resume session, and take the manifest's lock (another run writing it:
+    refused now, its record would be lost)."""
     t_start = time.perf_counter()
     if restorer is not None:
         opts = with_restorer(opts, restorer)
@@ -329,128 +404,144 @@ def _upscale(
         checked = _check_outputs(output, info, opts, dry_run, said, numbers)
         session = resume.Session(output, resume.run_fingerprint(opts, info, device, dtype), resume=opts.resume,
                                  overwrite=opts.overwrite, note=in_folder_run(), numbers=numbers)  # fmt: skip
-    manifest, output = checked.manifest, session.output
-    held = ManifestLock(manifest) if manifest is not None else None
+    held = ManifestLock(checked.manifest) if checked.manifest is not None else None
     if held is not None:
-        held.hold()  # another run writing it: refused now (its record would be lost)
-    on_paper = device.type == "cuda" and not torch.cuda.is_available()  # --dry-run --vram without a GPU
-    timer = timer or StageTimer(device=device)
-    model: Restorer | None = None
-    plan: Plan | None = None
-    ended = False
-    try:  # the work folder's lock is held from session.check() on
-        previous = session.check(dry_run)
+        held.hold()
+    on_paper = device.type == "cuda" and not torch.cuda.is_available()
+    return RunSetup(input, info, opts, session.output, device, dtype, checked, session, held, dry_run, on_paper,
+                    progress, t_start)  # fmt: skip
 
-        def say(status: str, window: str = "") -> None:
-            if progress and not dry_run:
-                progress(Progress(0, info.num_frames, window, time.perf_counter() - t_start, status))
 
-        # A resumed run must use the windows the interrupted one chose ('auto' depends on free memory).
-        plan_opts = replace(opts, chunk=previous.chunk, tile=previous.tile) if previous else opts
-        if restorer is None:
-            check_quantize(opts, device, on_paper, dry_run)  # one line now, not after "loading model"
-            if not dry_run:
-                refuse_before_loading(info, plan_opts, device, dtype, checked)
-            say("loading model")  # (a folder run loads its model once, before its first file)
-        if restorer is not None:
-            model, model_note = restorer, ""
-        elif dry_run:  # plans from the architecture alone: nothing loaded, nothing downloaded
-            model, model_note = planning_model(opts, torch.device("cpu") if on_paper else device, dtype)
-        else:
-            model, model_note = load_model(opts, device, dtype, on_part=partial(say, "loading model")), ""
-        say("planning")
-        short_said = False
-        plan = output_plan(replace(make_plan(info, model, plan_opts, device, dtype), model_note=model_note,
-                                   crf=opts.crf), checked)  # fmt: skip
-        if on_paper:  # no such card here to measure its speed
-            plan = replace(plan, est_seconds=None, model_note=f"planned for {gpu_of(opts.vram or 0)} (--vram)")
-        elif dry_run and restorer is None and plans_before_loading(opts, device):  # the run's refusal, as it says it
-            planned, host_model = plan, model  # (the planning model, as refuse_before_loading's)
-            try:  # a plan is still wanted (for another machine, or to see what to change): said, not refused
-                refuse_past_host_memory(
-                    planned, lambda free: fitting_host_change(planned, info, host_model, plan_opts, device, dtype, free)
-                )
-            except OutOfMemory as refused:
-                log.warning("the run will be refused: %s", refused)
-                short_said = True
-        if isinstance(session, ArraySession):  # upscale_frames: the whole output is held in memory too
-            plan = replace(plan, est_peak_host_bytes=plan.est_peak_host_bytes + session.sink.nbytes(*plan.file_size()))
-        if not dry_run and (
-            isinstance(session, ArraySession) or restorer is not None and weights_on_host(opts, device)
-        ):
-            refuse_past_host_memory(plan)  # a folder's later, longer file: refused, not killed with the folder
-        if not short_said:  # (the refusal's line says it, with the same numbers)
-            warn_if_host_memory_short(plan, info, model, plan_opts, device, dtype)
-        impractical = warn_if_impractical(plan, opts)
-        warn_if_device_memory_short(plan, info, model, plan_opts, device, dtype)
-        suggest_better_plan(plan, info, model, plan_opts, device, dtype)
-        warn_scale(opts, model.output_is_input)
-        warn_release_size(plan, opts.scale)
-        geometry.warn_resampled_up(plan, opts.scale)
-        if plan.vae_tiling and not dry_run and isinstance(model, DoveModel):
-            model.enable_vae_tiling()  # windows past the VAE's one-piece limit (the plan counted it)
-        if dry_run:
-            plan = replace(plan, saved_frames=session.saved_before())
-            if manifest is not None:
-                write_manifest(manifest, info.path, opts, plan, model, output)
-            return plan
-        log.info("%s: %s", info.path.name, plan.summary())
-        long = plan.est_seconds is None or plan.est_seconds > 60  # a tiny exported model is not "very slow"
-        if device.type == "cpu" and opts.model not in ("bilinear", "tiny") and long and not impractical:
-            took = f" (this video: {human_range(plan.est_seconds)})" if plan.est_seconds else ""
-            log.warning("running on the CPU: very slow%s; a CUDA GPU is strongly recommended", took)
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
-        # the resume work folder sits beside the output
-        made = None if isinstance(session, ArraySession) else video_io.make_output_folder(output)
-        stats = StreamStats()
-        try:
-            _stream(input, info, model, plan, opts, session, stats, progress=progress, timer=timer, t_start=t_start)
-        except KeyboardInterrupt:
-            video_io.remove_made_folders(made)  # only if still empty
-            raise session.interrupted(stats.written) from None
-        except BaseException as exc:
-            session.failed(exc, plan.frames)
-            video_io.remove_made_folders(made)
-            raise
-        session.finished()
-        result = UpscaleResult(
-            output=output,
-            frames=stats.written,
-            seconds=time.perf_counter() - t_start,
-            peak_host_bytes=peak_host_bytes(),
-            peak_device_bytes=peak_gpu_bytes(device),
-            plan=plan,
-            tile_used=stats.tile_used,
-            offload_used=stats.offload_used,
-            retries=stats.retries,
-            stages=dict(timer.seconds),
-            device_stages=timer.device_seconds,
-            resumed_from=stats.resumed_from,
-            windows_run=stats.windows_run,
-            windows_skipped=stats.windows_skipped,
-            cuts=stats.cuts,
-            dropped_frames=stats.dropped_frames,
+def _model(setup: RunSetup, plan_opts: UpscaleOptions, restorer: Restorer | None) -> tuple[Restorer, str]:
+    """The model a run plans by and runs, and the plan's note on it: `restorer` as it was loaded; in a
+    dry run the architecture alone (nothing loaded, nothing downloaded); else the weights, loaded once
+    what would refuse the run before they load is checked (`refuse_before_loading`)."""
+    if restorer is not None:
+        return restorer, ""
+    opts, device, dtype = setup.opts, setup.device, setup.dtype
+    check_quantize(opts, device, setup.on_paper, setup.dry_run)  # one line now, not after "loading model"
+    if not setup.dry_run:
+        refuse_before_loading(setup.info, plan_opts, device, dtype, setup.checked)
+    setup.say("loading model")  # (a folder run loads its model once, before its first file)
+    if setup.dry_run:
+        return planning_model(opts, torch.device("cpu") if setup.on_paper else device, dtype)
+    return load_model(opts, device, dtype, on_part=partial(setup.say, "loading model")), ""
+
+
+def _plan(
+    setup: RunSetup, plan_opts: UpscaleOptions, model: Restorer, model_note: str, restorer: Restorer | None
+) -> tuple[Plan, bool]:
+    """The run's plan, its output's encoder counted (`output_plan`) and upscale_frames' output array
+    too; with --vram and no such card here, no time. And whether a dry run said the refusal the run
+    will meet (`_say_refusal`: then warn_if_host_memory_short has nothing to add)."""
+    info, opts, device, dtype = setup.info, setup.opts, setup.device, setup.dtype
+    plan = output_plan(replace(make_plan(info, model, plan_opts, device, dtype), model_note=model_note,
+                               crf=opts.crf), setup.checked)  # fmt: skip
+    refusal_said = False
+    if setup.on_paper:  # no such card here to measure its speed
+        plan = replace(plan, est_seconds=None, model_note=f"planned for {gpu_of(opts.vram or 0)} (--vram)")
+    elif setup.dry_run and restorer is None and plans_before_loading(opts, device):
+        refusal_said = _say_refusal(setup, plan, plan_opts, model)
+    if isinstance(setup.session, ArraySession):  # upscale_frames: the whole output is held in memory too
+        plan = replace(
+            plan, est_peak_host_bytes=plan.est_peak_host_bytes + setup.session.sink.nbytes(*plan.file_size())
         )
-        log.info("%s: %s", info.path.name, result.stages_summary())
-        result.warnings = list(seen)
-        if manifest is not None:
-            ended = True  # a manifest that cannot be written is the error: not written again below
-            write_manifest(manifest, info.path, opts, result, model, result.output)
-    except BaseException as exc:  # options and output were checked: the manifest says how the run ended
-        if manifest is not None and not dry_run and not ended:
-            _failure_manifest(manifest, info.path, opts, plan, model, output, exc)
+    return plan, refusal_said
+
+
+def _say_refusal(setup: RunSetup, plan: Plan, plan_opts: UpscaleOptions, model: Restorer) -> bool:
+    """A dry run's check of the refusal past the host's memory that the run makes before loading
+    (refuse_before_loading, by the planning model): said, not raised, for a plan is still wanted (for
+    another machine, or to see what to change). Whether it was said."""
+    try:
+        refuse_past_host_memory(
+            plan, lambda free: fitting_host_change(plan, setup.info, model, plan_opts, setup.device, setup.dtype, free)
+        )
+    except OutOfMemory as refused:
+        log.warning("the run will be refused: %s", refused)
+        return True
+    return False
+
+
+def _say_plan(
+    setup: RunSetup,
+    plan: Plan,
+    plan_opts: UpscaleOptions,
+    model: Restorer,
+    restorer: Restorer | None,
+    refusal_said: bool,
+) -> None:
+    """What the plan shows, refused or said in one place and in this order: a run past the host's
+    memory that no check before loading refused, memory short on the host or the device, an
+    impractical time, a better plan, the scale, the release's output size, --size upsampling; then a
+    run (not a dry run) logs its plan, and a CPU's slowness."""
+    info, opts, device, dtype = setup.info, setup.opts, setup.device, setup.dtype
+    if not setup.dry_run and (
+        isinstance(setup.session, ArraySession) or restorer is not None and weights_on_host(opts, device)
+    ):
+        refuse_past_host_memory(plan)  # a folder's later, longer file: refused, not killed with the folder
+    if not refusal_said:  # (the refusal's line says it, with the same numbers)
+        warn_if_host_memory_short(plan, info, model, plan_opts, device, dtype)
+    impractical = warn_if_impractical(plan, opts)
+    warn_if_device_memory_short(plan, info, model, plan_opts, device, dtype)
+    suggest_better_plan(plan, info, model, plan_opts, device, dtype)
+    warn_scale(opts, model.output_is_input)
+    warn_release_size(plan, opts.scale)
+    geometry.warn_resampled_up(plan, opts.scale)
+    if setup.dry_run:
+        return
+    log.info("%s: %s", info.path.name, plan.summary())
+    long = plan.est_seconds is None or plan.est_seconds > 60  # a tiny exported model is not "very slow"
+    if device.type == "cpu" and opts.model not in ("bilinear", "tiny") and long and not impractical:
+        took = f" (this video: {human_range(plan.est_seconds)})" if plan.est_seconds else ""
+        log.warning("running on the CPU: very slow%s; a CUDA GPU is strongly recommended", took)
+
+
+def _dry_run_plan(setup: RunSetup, plan: Plan, model: Restorer) -> Plan:
+    """What a dry run returns: the plan, with the frames a resume would keep; --manifest: written."""
+    plan = replace(plan, saved_frames=setup.session.saved_before())
+    if setup.manifest is not None:
+        write_manifest(setup.manifest, setup.info.path, setup.opts, plan, model, setup.output)
+    return plan
+
+
+def _run(setup: RunSetup, model: Restorer, plan: Plan, timer: StageTimer | None) -> UpscaleResult:
+    """Stream the frames through the model into the output (`_stream`), then end the session: the
+    output whole at its name, or (interrupted, failed) what is kept said. The run's result."""
+    device, session = setup.device, setup.session
+    if plan.vae_tiling and isinstance(model, DoveModel):
+        model.enable_vae_tiling()  # windows past the VAE's one-piece limit (the plan counted it)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    timer = timer or StageTimer(device=device)
+    # the resume work folder sits beside the output
+    made = None if isinstance(session, ArraySession) else video_io.make_output_folder(setup.output)
+    stats = StreamStats()
+    try:
+        _stream(setup.input, setup.info, model, plan, setup.opts, session, stats, progress=setup.progress,
+                timer=timer, t_start=setup.t_start)  # fmt: skip
+    except KeyboardInterrupt:
+        video_io.remove_made_folders(made)  # only if still empty
+        raise session.interrupted(stats.written) from None
+    except BaseException as exc:
+        session.failed(exc, plan.frames)
+        video_io.remove_made_folders(made)
         raise
-    finally:
-        session.release()
-        if held is not None:
-            held.release()
-    if progress:  # last: the output whole at its name, its work folder gone; a cancel now has nothing to stop
-        try:  # (and comes out as raised, the finished output kept: README, "Python API")
-            progress(Progress(result.frames, result.frames, "", time.perf_counter() - t_start, "done"))
-        except KeyboardInterrupt:
-            raise Interrupted(f"{output}: interrupted once finished; the output is complete") from None
+    session.finished()
+    result = UpscaleResult.of_run(setup.output, plan, stats, timer, seconds=time.perf_counter() - setup.t_start,
+                                  peak_host_bytes=peak_host_bytes(), peak_device_bytes=peak_gpu_bytes(device))  # fmt: skip
+    log.info("%s: %s", setup.info.path.name, result.stages_summary())
     return result
+
+
+def _say_done(setup: RunSetup, result: UpscaleResult) -> None:
+    """The last progress event: the output whole at its name, its work folder gone; a cancel now has
+    nothing to stop (and comes out as raised, the finished output kept: README, "Python API")."""
+    if setup.progress:
+        try:
+            setup.progress(Progress(result.frames, result.frames, "", time.perf_counter() - setup.t_start, "done"))
+        except KeyboardInterrupt:
+            raise Interrupted(f"{setup.output}: interrupted once finished; the output is complete") from None
 
 
 def image_numbers(info: video_io.VideoInfo, output: Path | ArraySink, opts: UpscaleOptions) -> list[int] | None:
