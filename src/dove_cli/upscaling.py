@@ -472,9 +472,9 @@ def _say_plan(
     refusal_said: bool,
 ) -> None:
     """What the plan shows, refused or said in one place and in this order: a run past the host's
-    memory that no check before loading refused, memory short on the host or the device, an
-    impractical time, a better plan, the scale, the release's output size, --size upsampling; then a
-    run (not a dry run) logs its plan, and a CPU's slowness."""
+    memory that no check before loading refused, memory short on the host, an impractical time,
+    memory short on the device, a better plan, the scale, the release's output size, --size
+    upsampling; then a run (not a dry run) logs its plan, and a CPU's slowness."""
     info, opts, device, dtype = setup.info, setup.opts, setup.device, setup.dtype
     if not setup.dry_run and (
         isinstance(setup.session, ArraySession) or restorer is not None and weights_on_host(opts, device)
