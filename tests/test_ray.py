@@ -558,3 +558,138 @@ def test_a_broadcast_recording_joins_as_one_process_writes_it(cluster, tmp_path)
     assert len(set(times)) == 50 and times[40] - times[39] == Fraction(1, 1000)
     with av.open(str(tmp_path / "two.mkv")) as c:
         assert c.start_time == 0 and c.duration is not None and c.duration < 2.1 * av.time_base
+
+
+def test_auto_with_ray_address_is_probed_as_that_address(clip, tmp_path, capsys, monkeypatch):
+    """--ray auto with RAY_ADDRESS naming a dead address: refused at once, as that address given to
+    --ray is, naming RAY_ADDRESS (Ray itself retries it for good)."""
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")
+    t0 = time.monotonic()
+    code, err = run_cli(str(clip), "-o", str(tmp_path / "out.mp4"), "--ray", "auto", capsys=capsys)
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith("error: --ray auto (RAY_ADDRESS=127.0.0.1:1): no Ray cluster answers there"), err
+    assert time.monotonic() - t0 < 10 and list(tmp_path.iterdir()) == []
+
+
+def test_a_refused_driver_is_said_with_its_cause(monkeypatch):
+    """Ray's ConnectionError names only the address; the cause chained to it (a token the cluster
+    wants) is what the line says, and `auto` blames RAY_ADDRESS only when Ray found no cluster."""
+    from dove_cli.distributed import _refused
+
+    def chained(text: str, cause: str) -> ConnectionError:
+        try:
+            try:
+                raise RuntimeError(cause)
+            except RuntimeError as inner:
+                raise ConnectionError(text) from inner
+        except ConnectionError as exc:
+            return exc
+
+    auth = chained(
+        "Failed to connect to Ray cluster at 10.0.0.1:6379",
+        "Failed to connect to GCS. ...\n"
+        "ray.exceptions.AuthenticationError: RPC error: InvalidAuthToken: Authentication token is missing",
+    )
+    for name in ("10.0.0.1:6379", "auto (RAY_ADDRESS=10.0.0.1:6379)", "auto"):
+        line = str(_refused(name, auth))
+        assert line.startswith(f"--ray {name}: the cluster refused this driver: authentication token missing or "
+                               "incorrect") and "RAY_AUTH_MODE=token" in line and "RAY_AUTH_TOKEN" in line  # fmt: skip
+        assert "not set" not in line
+    missing = ConnectionError("Could not find any running Ray instance. Please specify the one to connect to by "
+                              "setting `--address` flag or `RAY_ADDRESS` environment variable.")  # fmt: skip
+    assert "RAY_ADDRESS is not set" in str(_refused("auto", missing))
+    crashed = chained("Failed to connect to Ray cluster at 10.0.0.1:6379", "timed out")
+    assert str(_refused("auto", crashed)) == "--ray auto: Failed to connect to Ray cluster at 10.0.0.1:6379"
+
+
+def test_a_stalled_connect_is_bounded_and_sigterm_stops_it(clip, tmp_path, capsys, monkeypatch):
+    """A connect that never ends (Ray Client's can stall for good): a one-line error after the time
+    limit (exit 2); SIGTERM meanwhile is dove's one line and exit 143, not ray.init's own handler."""
+    import socket
+    import threading
+
+    from dove_cli import distributed
+
+    stalled = threading.Event()
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", lambda **kw: stalled.wait(30))
+    server = socket.create_server(("127.0.0.1", 0))  # something listens: the probe passes
+    address = f"127.0.0.1:{server.getsockname()[1]}"
+    try:
+        monkeypatch.setattr(distributed, "CONNECT_TIMEOUT_S", 0.3)
+        code, err = run_cli(str(clip), "-o", str(tmp_path / "a.mp4"), "--ray", address, capsys=capsys)
+        assert code == 2 and err.splitlines()[-1].startswith(f"error: --ray {address}: the cluster did not take "
+                                                             "this driver within 0 s"), err  # fmt: skip
+        monkeypatch.setattr(distributed, "CONNECT_TIMEOUT_S", 30.0)
+        timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM))
+        timer.start()
+        t0 = time.monotonic()
+        code, err = run_cli(str(clip), "-o", str(tmp_path / "b.mp4"), "--ray", address, capsys=capsys)
+        timer.join()
+        assert code == 143 and err.splitlines()[-1] == "interrupted" and time.monotonic() - t0 < 5, err
+        assert "Traceback" not in err and list(tmp_path.iterdir()) == []
+    finally:
+        stalled.set()
+        server.close()
+
+
+def test_a_cluster_gone_stops_the_run_at_once(monkeypatch, caplog):
+    """`ray stop` mid-run: the driver finds the head gone when a worker is lost and stops with one
+    line (exit 75), without saying that the frames go to a worker (there is none); Cluster.head_alive
+    is False where nothing listens."""
+    import socket
+
+    from dove_cli.distributed import Cluster, ClusterGone, WorkerInfo, _Driver, _Slot
+
+    server = socket.create_server(("127.0.0.1", 0))
+    cluster = Cluster.__new__(Cluster)
+    cluster.gcs_address, cluster.gone = f"127.0.0.1:{server.getsockname()[1]}", False
+    assert cluster.head_alive()
+    server.close()
+    assert not cluster.head_alive()
+    driver = _Driver.__new__(_Driver)
+    driver.cluster, driver.batch, driver._head_checked = cluster, False, 0.0
+    driver.jobs = [type("Job", (), {"input": Path("vlong.mp4")})()]
+    with caplog.at_level(logging.WARNING), pytest.raises(ClusterGone) as exc:
+        driver._lost(_Slot(0, None, WorkerInfo("w0")), RuntimeError("gone"))
+    assert str(exc.value) == "vlong.mp4: the Ray cluster went away (`ray stop`, or its head node was lost)"
+    assert exc.value.exit_code == 75 and cluster.gone and caplog.text == ""
+
+
+def test_workers_beyond_the_room_are_said():
+    """--workers past this machine's cores (--ray local, CPU), or past the GPUs (CPUs) a shared cluster
+    has free: one warning saying what happens; none where they fit."""
+    from dove_cli.distributed import _crowding
+
+    assert (
+        _crowding(4, False, 0, 4, 2, 300)
+        == "this machine has 2 CPU cores; the 4 CPU workers share them (no faster than 2)"
+    )
+    assert _crowding(2, False, 0, 2, 2, 300) is None
+    assert _crowding(3, True, 2, 8, None, 300) == ("2 of the cluster's GPUs are free (another job holds the rest?): "
+                                                   "the workers wait for them, up to 300 s")  # fmt: skip
+    assert _crowding(2, True, 2, 8, None, 300) is None
+    assert _crowding(3, False, 0, 1, None, 300).startswith("1 of the cluster's CPUs is free")
+    assert _crowding(1, False, 0, 1, None, 300) is None
+
+
+def test_the_raylets_notes_are_held_back_unless_verbose(capsys, monkeypatch):
+    """A worker's death comes with Ray's raylet paragraph on stdout: held back (dove says its own
+    line), other output of the workers passed on, Ray's printer put back by close()."""
+    from dove_cli.distributed import _quiet_raylet
+
+    worker = ray._private.worker
+    seen = []
+    monkeypatch.setattr(worker, "print_to_stdstream", lambda data, ignore_prefix: seen.append(data["pid"]))
+    shown = _quiet_raylet(ray)
+    worker.print_to_stdstream({"pid": "raylet", "lines": ["A worker died"], "is_err": False}, False)
+    worker.print_to_stdstream({"pid": 123, "lines": ["hello"], "is_err": False}, False)
+    assert seen == [123] and shown is not None
+    monkeypatch.setattr(worker, "print_to_stdstream", shown)
+    dove = logging.getLogger("dove_cli")
+    level = dove.level
+    dove.setLevel(logging.INFO)  # -v
+    try:
+        assert _quiet_raylet(ray) is None
+    finally:
+        dove.setLevel(level)

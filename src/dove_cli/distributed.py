@@ -34,12 +34,14 @@ runs out of memory, or when the same changes are replayed.)
 from __future__ import annotations
 
 import bisect
+import contextlib
 import copy
 import logging
 import os
 import queue
 import signal
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -72,12 +74,23 @@ MAX_DEATHS = 3  # workers that may die on the same segment before the run stops
 MAX_STALE = 6  # times a segment may be redone because a tile change reached it late
 ACTOR_RESTARTS = -1  # Ray restarts a dead worker (MAX_DEATHS bounds the damage of a segment that kills them)
 START_TIMEOUT_S = 300.0  # for the cluster to place the workers
+PROBE_TIMEOUT_S = 5.0  # for a TCP connection to the address given
+CONNECT_TIMEOUT_S = 60.0  # for Ray to take the driver (its own retries take about 30 s)
+GCS_RECONNECT_S = "15"  # the driver's wait for a head that went away, before Ray's core ends it (Ray's default: 60)
 POLL_S = 0.25  # a worker's event poll waits this long for something to report
 RUN_TOKEN = "ray-run"  # file in the work folder: a worker that cannot read it does not see the folder
 
 
 class WorkersLost(DoveError):
     """Ray workers kept dying (on the same frames, or all of them)."""
+
+
+class ClusterGone(WorkersLost):
+    """The Ray cluster itself went away (`ray stop`, its head node lost): no worker is left to take
+    the frames. The command is right; run again (with --resume) once there is a cluster: exit 75, as
+    for other failures that the same command later gets past."""
+
+    exit_code = 75
 
 
 def import_ray() -> Any:
@@ -337,17 +350,130 @@ class Worker:
         }))  # fmt: skip
 
 
-def _probe_address(address: str) -> None:
-    """Refuse at once an address where nothing listens (Ray itself retries for minutes)."""
+def joined_address(address: str) -> tuple[str, str]:
+    """The address to join, and how messages name it: `auto` with RAY_ADDRESS set joins that address
+    (and is probed as it is), said as `auto (RAY_ADDRESS=...)`."""
+    env = os.environ.get("RAY_ADDRESS", "").strip()
+    if address == "auto" and env and env not in ("auto", "local"):
+        return env, f"auto (RAY_ADDRESS={env})"
+    return address, address
+
+
+def _probe_address(address: str, name: str | None = None) -> None:
+    """Refuse at once an address where nothing listens (Ray itself retries for minutes). `name`: the
+    address as the user gave it (joined_address)."""
+    name = name or address
     rest = address[len("ray://") :] if address.startswith("ray://") else address
     host, sep, port = rest.rpartition(":")
     if not sep or not host or not port.isdigit():
-        raise OptionError(f"--ray {address!r}: use local, auto, ray://HOST:PORT (Ray Client) or HOST:PORT (the head "
+        raise OptionError(f"--ray {name!r}: use local, auto, ray://HOST:PORT (Ray Client) or HOST:PORT (the head "
                           "node's address, port 6379 by default)")  # fmt: skip
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
+        socket.create_connection((host.strip("[]"), int(port)), timeout=PROBE_TIMEOUT_S).close()
     except OSError as exc:
-        raise OptionError(f"--ray {address}: no Ray cluster answers there ({exc.strerror or exc})") from None
+        raise OptionError(f"--ray {name}: no Ray cluster answers there ({exc.strerror or exc})") from None
+
+
+def _refused(name: str, exc: BaseException) -> OptionError:
+    """Ray's refusal to connect, in one line that says why: its ConnectionError names only the
+    address; the cause (a token the cluster wants) is in the exceptions chained to it."""
+    causes: list[str] = []
+    cause: BaseException | None = exc
+    while cause is not None and len(causes) < 5:
+        causes.append(str(cause))
+        cause = cause.__cause__ or cause.__context__
+    text = "\n".join(causes)
+    if "InvalidAuthToken" in text or "AuthenticationError" in text or "Unauthenticated" in text:
+        return OptionError(f"--ray {name}: the cluster refused this driver: authentication token missing or "
+                           "incorrect (the cluster uses Ray's token auth: export RAY_AUTH_MODE=token, with the "
+                           "cluster's token in RAY_AUTH_TOKEN or ~/.ray/auth_token)")  # fmt: skip
+    if name == "auto" and "Could not find any running Ray instance" in text:  # (Ray's text names its CLI's --address)
+        return OptionError("--ray auto: no Ray cluster was started on this machine (`ray start --head`) and "
+                           "RAY_ADDRESS is not set; use --ray local for this machine alone, or --ray HOST:PORT")  # fmt: skip
+    return OptionError(f"--ray {name}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+
+
+def _join_cluster(ray: Any, address: str, name: str, kw: dict[str, Any]) -> None:
+    """ray.init for a cluster elsewhere, in a thread of its own, waited for at most CONNECT_TIMEOUT_S:
+    Ray Client's connect can stall for good (a failed one waits on its log stream), and ray.init
+    puts its own SIGTERM handler (sys.exit) in place meanwhile. Waiting here, the main thread takes
+    Ctrl-C and SIGTERM as dove does (one line, exit 130/143)."""
+    ended: list[BaseException | None] = []
+
+    def connect() -> None:
+        try:
+            ray.init(address=address, **kw)
+        except BaseException as exc:  # noqa: BLE001 - raised in the caller's thread
+            ended.append(exc)
+        else:
+            ended.append(None)
+
+    thread = threading.Thread(target=connect, name="dove-ray-connect", daemon=True)
+    thread.start()
+    thread.join(CONNECT_TIMEOUT_S)
+    if not ended:
+        raise OptionError(f"--ray {name}: the cluster did not take this driver within {CONNECT_TIMEOUT_S:.0f} s "
+                          "(for ray://, the head's Ray Client port, 10001 by default, with the same Ray and Python "
+                          "versions here)")  # fmt: skip
+    if ended[0] is not None:
+        raise ended[0]
+
+
+def _quiet_raylet(ray: Any) -> Any:
+    """Hold back the raylet's notes that Ray's driver prints on stdout, dove's product stream (a worker
+    died: a paragraph of 900 characters, with colour codes even into a file): dove says what happened
+    in a line of its own. -v shows them, without colour where stdout is not a terminal. Returns Ray's
+    printer, for close() to put back (None: nothing replaced)."""
+    worker = ray._private.worker
+    if logging.getLogger("dove_cli").isEnabledFor(logging.INFO):
+        if not sys.stdout.isatty():
+            os.environ.setdefault("RAY_COLOR_PREFIX", "0")
+        return None
+    shown = worker.print_to_stdstream
+
+    def printed(data: dict[str, Any], ignore_prefix: bool) -> None:
+        if data.get("pid") != "raylet":
+            shown(data, ignore_prefix)
+
+    worker.print_to_stdstream = printed
+    return shown
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Ray's C++ core prints a warning a second while it retries an address (20 or more lines before
+    dove's one): its stderr (file descriptor 2, which its threads write to) goes nowhere meanwhile,
+    unless -v."""
+    if logging.getLogger("dove_cli").isEnabledFor(logging.INFO):
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _crowding(
+    workers: int, use_gpu: bool, free_gpus: int, free_cpus: int, cores: int | None, timeout: float
+) -> str | None:
+    """What happens to workers that the cluster has no room for, said once: on this machine alone
+    (`cores`: --ray local) CPU workers share its cores; on a cluster, where another job holds the GPUs
+    (CPUs), workers wait for them."""
+    if use_gpu and workers > free_gpus:
+        return (f"{free_gpus} of the cluster's GPUs {'is' if free_gpus == 1 else 'are'} free (another job holds "
+                f"the rest?): the workers wait for them, up to {timeout:.0f} s")  # fmt: skip
+    if not use_gpu and cores is not None and workers > cores:
+        return (f"this machine has {cores} CPU core{'s' * (cores != 1)}; the {workers} CPU workers share them "
+                f"(no faster than {cores})")  # fmt: skip
+    if not use_gpu and cores is None and workers > free_cpus:
+        return (f"{free_cpus} of the cluster's CPUs {'is' if free_cpus == 1 else 'are'} free (another job holds "
+                f"the rest?): the workers wait for them, up to {timeout:.0f} s")  # fmt: skip
+    return None
 
 
 @dataclass
@@ -382,31 +508,39 @@ class Cluster:
         self.ray = ray
         self.address = address = address.strip()
         self._owns_runtime = False
+        self.gcs_address: str | None = None
+        self.gone = False  # the head went away: nothing left to stop
+        self._shown: Any = None  # Ray's printer of the raylet's notes, while dove holds them back
         if workers is not None and workers < 1:
             raise OptionError(f"--workers {workers} must be at least 1")
         if device is not None and device != "cpu" and not device.startswith("cuda"):
             raise OptionError(f"--device {device}: Ray workers run on cuda (one GPU each) or cpu")
-        if address not in ("local", "auto"):
-            _probe_address(address)
+        join, name = joined_address(address)
+        if join not in ("local", "auto"):
+            _probe_address(join, name)
         if not ray.is_initialized():
             kw: dict[str, Any] = dict(log_to_driver=False, logging_level=logging.ERROR)
             sigterm = signal.getsignal(signal.SIGTERM)
+            reconnect = "RAY_gcs_rpc_server_reconnect_timeout_s"
+            mine = reconnect not in os.environ  # (read by this process's Ray core as ray.init starts it)
+            if mine:
+                os.environ[reconnect] = GCS_RECONNECT_S
             try:
-                if address == "local":  # a runtime of its own, even where `ray start` or RAY_ADDRESS names one
-                    ray.init(address="local", num_cpus=max(os.cpu_count() or 1, workers or 1, cpus or 1),
-                             num_gpus=0 if device == "cpu" else None, include_dashboard=False, **kw)  # fmt: skip
-                else:
-                    ray.init(address=address, **kw)
-            except ConnectionError as exc:
-                if address == "auto":  # Ray's own text names its CLI's --address, which dove has not
-                    raise OptionError("--ray auto: no Ray cluster was started on this machine (`ray start --head`) "
-                                      "and RAY_ADDRESS is not set; use --ray local for this machine alone, or "
-                                      "--ray HOST:PORT") from None  # fmt: skip
-                raise OptionError(f"--ray {address}: {exc}") from None
+                with _quiet_stderr():
+                    if join == "local":  # a runtime of its own, even where `ray start` or RAY_ADDRESS names one
+                        ray.init(address="local", num_cpus=max(os.cpu_count() or 1, workers or 1, cpus or 1),
+                                 num_gpus=0 if device == "cpu" else None, include_dashboard=False, **kw)  # fmt: skip
+                    else:
+                        _join_cluster(ray, join, name, kw)
+            except (ConnectionError, ray.exceptions.AuthenticationError) as exc:
+                raise _refused(name, exc) from None
             finally:  # ray.init replaces the SIGTERM handler (sys.exit, a crash banner): the caller's stays
                 if sigterm is not None and threading.current_thread() is threading.main_thread():
                     signal.signal(signal.SIGTERM, sigterm)
+                if mine:
+                    os.environ.pop(reconnect, None)
             self._owns_runtime = True
+            self._shown = _quiet_raylet(ray)
         try:
             self._start_workers(workers, device, cpus, timeout)
         except BaseException:
@@ -426,7 +560,11 @@ class Cluster:
             raise OptionError(f"--workers {n}: the Ray cluster has {gpus} GPU{'s' * (gpus != 1)} (one per worker)")
         if not use_gpu and n > all_cpus:
             raise OptionError(f"--workers {n}: the Ray cluster has {all_cpus} CPU{'s' * (all_cpus != 1)}")
-        free = int(ray.available_resources().get("CPU", 0))  # a shared cluster may run other work
+        available = ray.available_resources()  # a shared cluster may run other work
+        free = int(available.get("CPU", 0))
+        cores = (os.cpu_count() or 1) if self.address == "local" else None
+        if crowded := _crowding(n, use_gpu, int(available.get("GPU", 0)), free, cores, timeout):
+            log.warning("--workers %d: %s", n, crowded)
         per = cpus or max(1, free // n if not use_gpu else min(8, free // max(gpus, 1)))
         self.device = "cuda" if use_gpu else "cpu"
         remote = ray.remote(Worker).options(
@@ -443,6 +581,21 @@ class Cluster:
                               f"{timeout:.0f} s (it has {resources})") from None  # fmt: skip
         for w, h in zip(self.workers, hellos, strict=True):
             w.pid, w.host, w.gpu = h["pid"], h["host"], h["gpu"]
+        try:
+            self.gcs_address = ray.get_runtime_context().gcs_address
+        except Exception:  # noqa: BLE001 - Ray Client: not known here
+            self.gcs_address = None
+
+    def head_alive(self) -> bool:
+        """Whether the cluster's head still answers (False after `ray stop`); True where unknown (Ray Client)."""
+        if self.gcs_address is None:
+            return True
+        host, _, port = self.gcs_address.rpartition(":")
+        try:
+            socket.create_connection((host.strip("[]"), int(port)), timeout=2).close()
+        except OSError:
+            return False
+        return True
 
     def dtype(self, opts: UpscaleOptions) -> Any:
         from dove_cli.engine import DTYPES
@@ -453,7 +606,7 @@ class Cluster:
 
     def close(self) -> None:
         """Stop the workers (and the Ray runtime this object started or joined)."""
-        for actor in getattr(self, "actors", []):
+        for actor in [] if self.gone else getattr(self, "actors", []):
             try:
                 self.ray.kill(actor, no_restart=True)
             except Exception:  # noqa: BLE001 - already gone
@@ -462,6 +615,8 @@ class Cluster:
         if self._owns_runtime and self.ray.is_initialized():
             self.ray.shutdown()
             self._owns_runtime = False
+        if self._shown is not None:
+            self.ray._private.worker.print_to_stdstream, self._shown = self._shown, None
 
     def __enter__(self) -> Cluster:
         return self
@@ -591,6 +746,7 @@ class _Driver:
         self._last_report = 0.0
         self._status = ""  # the last status reported
         self._warned = False
+        self._head_checked = 0.0
 
     # ---------------------------------------------------------------- the loop
 
@@ -624,11 +780,14 @@ class _Driver:
                     error = session.interrupted(n)
                     session.release()
             raise error from None
-        except BaseException:
-            self._abort()
+        except BaseException as exc:
+            if not self.cluster.gone:
+                self._abort()
+            said = not isinstance(exc, ClusterGone)  # its line says what is kept (the first file's)
             for job in self.jobs:
                 if job.active and job.session is not None:
-                    job.session.failed()
+                    job.session.failed(None if said else exc, job.frames_total())
+                    said = True
                     job.session.release()
             raise
         finally:
@@ -843,8 +1002,10 @@ class _Driver:
             elif what == "call" and ref is slot.call:  # not replaced by an earlier answer in this batch
                 self._on_call(slot, ref)
         for slot in self.slots:
-            if slot.kind == "ping" and time.monotonic() - slot.since > START_TIMEOUT_S:
-                self._dead(slot)
+            if slot.kind == "ping":  # a worker Ray restarts
+                self._check_cluster(every=1.0)
+                if time.monotonic() - slot.since > START_TIMEOUT_S:
+                    self._dead(slot)
 
     def _on_call(self, slot: _Slot, ref: Any) -> None:
         ray = self.ray
@@ -980,6 +1141,7 @@ class _Driver:
     def _lost(self, slot: _Slot, exc: BaseException) -> None:
         """A worker died (killed, out of host memory, its machine lost): redo its unreported segments
         elsewhere, and wait for Ray to restart it."""
+        self._check_cluster()
         task, job, cancelled = slot.task, slot.job, slot.cancelled
         if task is not None and job is not None:
             left = [i for i in task.segments if job.running.get(i) == task.id]
@@ -990,7 +1152,7 @@ class _Driver:
                 if not cancelled:
                     job.deaths[left[0]] += 1
                     job.redone += len(left)
-                    log.warning("%s: Ray worker %s died (%s); frames %d-%d go to another worker", job.input,
+                    log.warning("%s: Ray worker %s died (%s); frames %d-%d go back to the queue", job.input,
                                 slot.info.name, type(exc).__name__, first, last)  # fmt: skip
                 job.pending.update(left)
                 if job.deaths[left[0]] >= MAX_DEATHS:
@@ -1001,6 +1163,18 @@ class _Driver:
         slot.poll, slot.task, slot.job, slot.cancelled = None, None, None, False
         slot.state = "restarting"
         self._submit(slot, "ping", slot.actor.hello.remote())
+
+    def _check_cluster(self, every: float = 0.0) -> None:
+        """The cluster went away (`ray stop`): stop at once, rather than wait for workers that will not
+        come back (Ray's core would end this process after GCS_RECONNECT_S). `every`: at most that often."""
+        now = time.monotonic()
+        if now - self._head_checked < every:
+            return
+        self._head_checked = now
+        if not self.cluster.head_alive():
+            self.cluster.gone = True
+            where = "" if self.batch else f"{self.jobs[0].input}: "
+            raise ClusterGone(f"{where}the Ray cluster went away (`ray stop`, or its head node was lost)")
 
     def _dead(self, slot: _Slot) -> None:
         slot.dead, slot.state, slot.kind, slot.call, slot.poll = True, "dead", "", None, None
@@ -1254,9 +1428,9 @@ def _run(
 ) -> None:
     if cluster is None:
         import_ray()  # the mistakes that need no runtime: one line, before any progress line
-        address = (opts.ray or "local").strip()
+        address, name = joined_address((opts.ray or "local").strip())
         if address not in ("local", "auto"):
-            _probe_address(address)
+            _probe_address(address, name)
         if progress is not None:
             from dove_cli.upscaling import Progress
 
@@ -1268,4 +1442,13 @@ def _run(
     _Driver(cluster, jobs, opts, restorer=restorer, progress=progress, on_file=on_file, batch=batch).run()
 
 
-__all__ = ["Cluster", "PrePass", "SegmentPlan", "Worker", "WorkersLost", "upscale_batch_on_ray", "upscale_on_ray"]
+__all__ = [
+    "Cluster",
+    "ClusterGone",
+    "PrePass",
+    "SegmentPlan",
+    "Worker",
+    "WorkersLost",
+    "upscale_batch_on_ray",
+    "upscale_on_ray",
+]
