@@ -666,6 +666,7 @@ def test_workers_beyond_the_room_are_said():
         == "this machine has 2 CPU cores; the 4 CPU workers share them (no faster than 2)"
     )
     assert _crowding(2, False, 0, 2, 2, 300) is None
+    assert _crowding(3, False, 0, 4, 2, 300) is not None
     assert _crowding(3, True, 2, 8, None, 300) == ("2 of the cluster's GPUs are free (another job holds the rest?): "
                                                    "the workers wait for them, up to 300 s")  # fmt: skip
     assert _crowding(2, True, 2, 8, None, 300) is None

@@ -1001,11 +1001,10 @@ class _Driver:
                 self._on_poll(slot, ref)
             elif what == "call" and ref is slot.call:  # not replaced by an earlier answer in this batch
                 self._on_call(slot, ref)
+        self._check_cluster(every=1.0)  # (calls to workers on a cluster gone never answer)
         for slot in self.slots:
-            if slot.kind == "ping":  # a worker Ray restarts
-                self._check_cluster(every=1.0)
-                if time.monotonic() - slot.since > START_TIMEOUT_S:
-                    self._dead(slot)
+            if slot.kind == "ping" and time.monotonic() - slot.since > START_TIMEOUT_S:
+                self._dead(slot)
 
     def _on_call(self, slot: _Slot, ref: Any) -> None:
         ray = self.ray
