@@ -654,6 +654,9 @@ def test_a_cluster_gone_stops_the_run_at_once(monkeypatch, caplog):
         driver._lost(_Slot(0, None, WorkerInfo("w0")), RuntimeError("gone"))
     assert str(exc.value) == "vlong.mp4: the Ray cluster went away (`ray stop`, or its head node was lost)"
     assert exc.value.exit_code == 75 and cluster.gone and caplog.text == ""
+    driver._head_checked, driver.slots = 0.0, []  # ...and while the workers' calls are out (never answered)
+    with pytest.raises(ClusterGone):
+        driver._wait()
 
 
 def test_workers_beyond_the_room_are_said():

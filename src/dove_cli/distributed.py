@@ -983,6 +983,7 @@ class _Driver:
     # ---------------------------------------------------------------- answers
 
     def _wait(self) -> None:
+        self._check_cluster(every=1.0)  # (calls to workers on a cluster gone never answer)
         refs: dict[Any, tuple[_Slot, str]] = {}
         for slot in self.slots:
             if slot.call is not None:
@@ -1001,7 +1002,6 @@ class _Driver:
                 self._on_poll(slot, ref)
             elif what == "call" and ref is slot.call:  # not replaced by an earlier answer in this batch
                 self._on_call(slot, ref)
-        self._check_cluster(every=1.0)  # (calls to workers on a cluster gone never answer)
         for slot in self.slots:
             if slot.kind == "ping" and time.monotonic() - slot.since > START_TIMEOUT_S:
                 self._dead(slot)
