@@ -2411,6 +2411,35 @@ def clip_timecode(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def test_an_image_output_says_it_loses_a_variable_rate_and_a_late_start(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Images hold no frame times: a variable-rate video's steps (as ffmpeg times its frames) and a first
+    frame 0.5 s into the file (after its sound) are named in the one warning; a constant rate from the
+    file's start is not (`test_an_image_output_says_once_what_it_leaves_out`)."""
+    vfr = tmp_path / "vfr.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=30", "-frames:v", "12", "-vf",
+           "setpts='(N+2*gte(N,4)+4*gte(N,8))/30/TB'", "-fps_mode", "vfr", "-c:v", "libx264", vfr)  # fmt: skip
+    steps = [(b - a) * 1000 for a, b in itertools.pairwise(frame_times(vfr))]
+    video = make_clip(tmp_path / "v.mp4", frames=6, rate="30", size="64x48")
+    late = tmp_path / "late.mp4"
+    ffmpeg("-itsoffset", "0.5", "-i", video, "-f", "lavfi", "-i", "sine=duration=1", "-map", "0:v", "-map", "1:a",
+           "-c:v", "copy", "-c:a", "aac", late)  # fmt: skip
+    with caplog.at_level(logging.WARNING, logger="dove_cli"):
+        for src, out in ((vfr, "a"), (late, "b")):
+            with open_reader(src) as reader:
+                open_writer(tmp_path / out / "%04d.png", reader.info, 64, 48).abort()
+    said = [m for m in caplog.messages if "images hold no" in m]
+    head = "images hold no frame times, audio, subtitles, captions, timecode, chapters or tags; not kept:"
+    assert said == [
+        f"{tmp_path / 'a' / '%04d.png'}: {head} the frame times (a variable rate: steps of "
+        f"{float(min(steps)):.0f} to {float(max(steps)):.0f} ms) (a video output such as .mkv keeps them)",
+        f"{tmp_path / 'b' / '%04d.png'}: {head} the first frame's time ({float(frame_times(late)[0]):.3f} s into "
+        "the file); 1 audio stream (a video output such as .mkv keeps them)",
+    ]
+    assert frame_times(late)[0] == Fraction(1, 2) and min(steps) < max(steps)
+
+
 def test_an_image_output_says_once_what_it_leaves_out(
     clip_timecode: Path, clip_2997: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -2420,11 +2449,11 @@ def test_an_image_output_says_once_what_it_leaves_out(
         _dove(clip_timecode, tmp_path / "tc" / "%06d.png", preview="0+0.1s")
         _dove(clip_2997, tmp_path / "subs" / "%06d.png", preview="0+0.1s", audio="none")
         _dove(tmp_path / "tc" / "%06d.png", tmp_path / "seq" / "%06d.png", fps="25")
-    said = [m for m in caplog.messages if "images hold no audio" in m]
+    said = [m for m in caplog.messages if "images hold no" in m]
     assert said == [
-        f"{tmp_path / 'tc' / '%06d.png'}: images hold no audio, subtitles, captions, timecode, chapters or tags; not kept: "
+        f"{tmp_path / 'tc' / '%06d.png'}: images hold no frame times, audio, subtitles, captions, timecode, chapters or tags; not kept: "
         "1 audio stream; the timecode 01:02:03:04; the tag creation_time (a video output such as .mkv keeps them)",
-        f"{tmp_path / 'subs' / '%06d.png'}: images hold no audio, subtitles, captions, timecode, chapters or tags; not kept: "
+        f"{tmp_path / 'subs' / '%06d.png'}: images hold no frame times, audio, subtitles, captions, timecode, chapters or tags; not kept: "
         "1 subtitle stream; 2 chapters; the tags title, comment (a video output such as .mkv keeps them)",
     ]
 
@@ -2477,7 +2506,7 @@ def test_the_reel_name_goes_with_the_timecode(
         with caplog.at_level(logging.WARNING, logger="dove_cli"):
             _dove(clip_reel, out)
         assert [m for m in caplog.messages if "reel" in m] == [
-            f"{out}: images hold no audio, subtitles, captions, timecode, chapters or tags; not kept: the timecode "
+            f"{out}: images hold no frame times, audio, subtitles, captions, timecode, chapters or tags; not kept: the timecode "
             "01:00:00:00 (reel A001C003) (a video output such as .mkv keeps them)"]  # fmt: skip
         return
     with caplog.at_level(logging.WARNING, logger="dove_cli"):
@@ -2726,7 +2755,7 @@ def test_closed_captions_an_output_cannot_keep_are_said(
         "carry them (h264 and hevc keep them)",
         f"{tmp_path / 'none.mkv'}: the input's closed captions (EIA-608/708 in the video) are not kept: "
         "--codec-option a53cc=0 drops them (h264 and hevc keep them)",
-        f"{tmp_path / 'f%03d.png'}: images hold no audio, subtitles, captions, timecode, chapters or tags; not kept: "
+        f"{tmp_path / 'f%03d.png'}: images hold no frame times, audio, subtitles, captions, timecode, chapters or tags; not kept: "
         "1 audio stream; the closed captions (a video output such as .mkv keeps them)",
     ]  # fmt: skip
     assert caption_text(tmp_path / "p.mov") == caption_text(tmp_path / "none.mkv") == ""

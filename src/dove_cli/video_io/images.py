@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import shutil
@@ -16,6 +17,7 @@ from av.video.reformatter import ColorRange
 
 from dove_cli.errors import OptionError, OutputError
 from dove_cli.humanize import counted, turn_text
+from dove_cli.video_io.cadence import SAMPLE_FRAMES, packet_pts, uneven
 from dove_cli.video_io.formats import (
     IMAGE_EXTENSIONS,
     TO_YUV_FLAGS,
@@ -233,7 +235,8 @@ class ImageWriter(VideoWriter):
                         width, height, round(width * sar), height)  # fmt: skip
 
     def _say_dropped(self, info: VideoInfo, audio: str, subtitles: str) -> None:
-        """Images hold pixels only: what the input has besides (audio and subtitles not left out with
+        """Images hold pixels only: what the input has besides (its frame times where a sequence read
+        back at one rate would not give them back, audio and subtitles not left out with
         --audio/--subtitles none, the timecode, chapters, tags) is said in one warning, as an MPEG-TS
         output says what it cannot keep."""
         if info.is_images or not Path(info.path).is_file():
@@ -252,11 +255,12 @@ class ImageWriter(VideoWriter):
                     lost.append(f"{n} chapter{'s' * (n != 1)}")
                 if tags := file_tags(src):
                     lost.append(f"the tag{'s' * (len(tags) != 1)} {', '.join(tags)}")
+                lost = _times_lost(info, src) + lost  # (last: it reads packets)
         except av.FFmpegError:  # read once already: the reader says what is wrong with it
             return
         if lost:
-            log.warning("%s: images hold no audio, subtitles, captions, timecode, chapters or tags; not kept: %s (a video "
-                        "output such as .mkv keeps them)", self.path, "; ".join(lost))  # fmt: skip
+            log.warning("%s: images hold no frame times, audio, subtitles, captions, timecode, chapters or tags; not kept: "
+                        "%s (a video output such as .mkv keeps them)", self.path, "; ".join(lost))  # fmt: skip
 
     def _encode(self, rgb: np.ndarray) -> bytes:
         cc: Any = av.CodecContext.create(self._encoder, "w")
@@ -357,3 +361,22 @@ class ImageWriter(VideoWriter):
         else:
             self._tmp.unlink(missing_ok=True)
         remove_made_folders(self._made)
+
+
+def _times_lost(info: VideoInfo, src: Any) -> list[str]:
+    """What images lose of a video's timing, which a sequence read back at one rate (`--fps`) does not
+    give back: uneven steps (a variable rate, judged as `dove info` judges it, from its first frames)
+    and a first frame a frame or more after the file's start (a video that starts after its sound)."""
+    lost: list[str] = []
+    s = src.streams[info.stream_index]
+    if s.time_base and s.guessed_rate:
+        tb = Fraction(s.time_base)
+        pts = packet_pts(src, s, SAMPLE_FRAMES)
+        if uneven(pts, 1 / (Fraction(s.guessed_rate) * tb)):
+            steps = [(b - a) * tb * 1000 for a, b in itertools.pairwise(pts)]
+            lost.append(
+                f"the frame times (a variable rate: steps of {float(min(steps)):.0f} to {float(max(steps)):.0f} ms)"
+            )
+    if info.fps and info.lead >= 1 / info.fps:
+        lost.append(f"the first frame's time ({float(info.lead):.3f} s into the file)")
+    return lost

@@ -169,6 +169,9 @@ class VideoInfo:
     grid: Grid | None = None
     # Its frames step unevenly (`VideoReader.steps_unevenly`, judged for a plan only): each keeps its own time.
     variable_rate: bool = False
+    # Where the file starts on the frames' timeline, in seconds (`file_start`): its clock's 0, which
+    # players and `ffmpeg -ss` count from, and a --preview's START too; None: the first frame (images).
+    file_start: Fraction | None = None
     files: list[Path] = field(default_factory=list, repr=False)  # image inputs only
     # Image inputs (the first image's, `stills.still_tags`): its EXIF orientation (1: as stored; the turn is
     # `rotation`/`mirrored`, or applied), pages (a multi-page TIFF: only the first is read), ICC profile, DPI,
@@ -192,6 +195,15 @@ class VideoInfo:
     def seconds(self, pts: int) -> float:
         """A timestamp (in `time_base`) as seconds from the first frame."""
         return float((pts - self.start_pts) * self.time_base)
+
+    @property
+    def lead(self) -> Fraction:
+        """Seconds from the file's start (`file_start`) to the first frame: a video that starts after
+        its sound (1.5 s in: `ffmpeg -itsoffset`). 0 within the microsecond FFmpeg rounds the file's to."""
+        if self.file_start is None:
+            return Fraction(0)
+        lead = Fraction(self.start_pts) * self.time_base - self.file_start
+        return lead if lead >= Fraction(1, av.time_base) else Fraction(0)
 
     def span_frames(self, start: float | Fraction, duration: float | Fraction | None) -> int:
         """The frames of the whole video in a span (start <= t < start + duration, seconds from the
@@ -985,6 +997,7 @@ class VideoReader:
         self._index = 0
         self._last_pts: int | None = None
         self.info = self._describe(first)
+        self.info.file_start = Fraction(c.start_time, av.time_base) if c.start_time is not None else None
         self._configure_conversion(first, self.info)
         self._say_source_warnings(first, self.info)
 
