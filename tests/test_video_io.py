@@ -2411,6 +2411,33 @@ def clip_timecode(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def test_a_variable_rate_output_ends_where_its_input_does(tmp_path: Path) -> None:
+    """Every 7th frame of 30 fps kept (233 ms apart, as ffmpeg's select leaves it the last frame lasts
+    33 ms): the output's video as long as the input's (.mp4 by a run, joined from its segments; .mov and
+    .mkv as the writer writes them), not a 233 ms step longer; 29.97 fps in ms as long as its frames are, not
+    its last frame's 33 ms."""
+    src = tmp_path / "keep7.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=30", "-frames:v", "4", "-vf", "select='not(mod(n,7))'",
+           "-fps_mode", "vfr", "-c:v", "libx264", src)  # fmt: skip
+    cfr = make_clip(tmp_path / "cfr.mkv", frames=6)  # 29.97 fps in ms: its last frame 33 ms
+
+    def length(path: Path) -> Fraction:  # the video stream's, as PyAV reads it (Matroska: the file's, in ms)
+        with av.open(str(path)) as c:
+            s = c.streams.video[0]
+            return s.duration * s.time_base if s.duration else Fraction(c.duration, av.time_base)
+
+    ends = Fraction(22, 30)  # frame 21's time, and one frame of 30 fps
+    assert abs(length(src) - ends) < Fraction(1, 1000)  # (its header's length is in ms)
+    _dove(src, tmp_path / "run.mp4")
+    assert length(tmp_path / "run.mp4") == ends
+    for path, ext, want in ((src, ".mov", ends), (src, ".mkv", ends), (cfr, ".mp4", Fraction(6 * 1001, 30000))):
+        out = tmp_path / f"out_{path.stem}{ext}"
+        with open_reader(path) as reader, open_writer(out, reader.info, 64, 48) as writer:
+            for frame in reader:
+                writer.write(frame.rgb, frame.pts)
+        assert abs(length(out) - want) <= (Fraction(1, 2000) if ext == ".mkv" else 0), out
+
+
 def test_an_image_output_says_it_loses_a_variable_rate_and_a_late_start(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -62,7 +62,7 @@ from dove_cli.timing import StageTimer
 from dove_cli.video_io.formats import CodecSpec, ffmsg, resolve_codec
 from dove_cli.video_io.paths import ffmpeg_name, temp_siblings
 from dove_cli.video_io.reader import UNFINISHED_QUIET_S, VideoInfo
-from dove_cli.video_io.writer import ContainerWriter, OwnDurations, frame_ticks
+from dove_cli.video_io.writer import ContainerWriter, OwnDurations, frame_ticks, last_ticks
 from dove_cli.windows import Span
 
 log = logging.getLogger(__name__)
@@ -1072,7 +1072,10 @@ class _SegmentJoiner(ContainerWriter):
 
     def _flush_video(self) -> None:
         step = max(1, round(1 / (self._fps * self._tb)))
-        self._mux(self._durations.flush(frame_ticks(self.info, step, self._tb)))
+        last = frame_ticks(self.info, step, self._tb)
+        if self._last_pts is not None:  # (the last frame shown: the largest pts)
+            last = last_ticks(self.info, self._last_pts * self._tb, last, self._tb)
+        self._mux(self._durations.flush(last))
 
     def copy_segment(self, file: Path, first_pts: int) -> None:
         """Mux one segment's video packets, shifted so that its first frame lands on `first_pts`.
@@ -1139,6 +1142,7 @@ class _SegmentJoiner(ContainerWriter):
         dts = min(dts, pts)
         p.pts, p.dts, p.time_base = pts - self._shift, dts - self._shift, self._tb
         self._last_dts = dts
+        self._last_pts = pts if self._last_pts is None else max(self._last_pts, pts)
         p.stream = self._vs
         self._mux(self._durations.push(p))
         self.frames_written += 1

@@ -315,6 +315,49 @@ def frame_ticks(info: VideoInfo, step: int, time_base: Fraction) -> int | None:
     return nominal if step / 2 <= nominal <= step * 2 else None
 
 
+def last_ticks(info: VideoInfo, seconds: Fraction, nominal: int | None, time_base: Fraction) -> int | None:
+    """The last frame's duration in ticks of `time_base`, the frame at `seconds` on the input's timeline:
+    where it is the input's last, its own there (`last_duration`: a 30 fps clip with every 7th frame kept
+    ends on a 33 ms frame, not a 233 ms step, so the output is as long as the input), but `nominal`
+    (`frame_ticks`) where that is the input's rounded to its clock (a constant rate: 17 ms for 59.94 fps)."""
+    own = last_duration(info, seconds, time_base / 2)
+    if not own or (nominal and abs(own - nominal * time_base) < info.time_base):
+        return nominal
+    return max(1, round(own / time_base))
+
+
+def last_duration(info: VideoInfo, seconds: Fraction, within: Fraction) -> Fraction | None:
+    """How long the input's last frame lasts, where `seconds` (within `within`: the output's clock may
+    round it) is its time: to where its packets end (their last decode time and duration, as late as
+    the first one is shown after its decode time: an .mp4's last stts entry, a Matroska block's
+    duration). None where that frame is not its last, the packets give no end, or frames are not
+    packets (--deinterlace field and ivtc time them anew)."""
+    if info.is_images or not info.path.is_file():
+        return None
+    try:
+        with av.open(ffmpeg_name(info.path), metadata_errors="replace") as c:
+            s = c.streams[info.stream_index]
+            if not s.time_base or Fraction(s.time_base) != info.time_base:
+                return None
+            tb = Fraction(s.time_base)
+            first = next((p for p in c.demux(s) if p.pts is not None and p.dts is not None), None)
+            if first is None:
+                return None
+            delay = (first.pts or 0) - (first.dts or 0)  # (both there: a B-frame stream's reorder delay)
+            c.seek(math.floor((seconds - within) / tb), stream=s, backward=True)
+            ends, shown = [], []
+            for p in c.demux(s):
+                if p.pts is not None:
+                    shown.append(p.pts * tb)
+                if p.dts is not None and p.duration:
+                    ends.append((p.dts + p.duration + delay) * tb)
+    except av.FFmpegError:
+        return None
+    if not ends or not shown or max(shown) > seconds + max(within, tb / 2):
+        return None
+    return own if (own := max(ends) - seconds) > 0 else None
+
+
 class OwnDurations:
     """Video packets, taken in decode order, given back in that order with their own frames'
     durations: from a packet's pts to the next frame's (the next larger pts). A muxer takes a
@@ -1399,7 +1442,10 @@ class ContainerWriter(VideoWriter):
             # unsupported"). One or two frames are never reordered, so each one's dts is its pts.
             for p in packets:
                 p.dts = p.pts
-        self._mux(self._timed(packets) + self._durations.flush(self._frame_ticks or self._last_step))
+        last = self._frame_ticks or self._last_step
+        if self._last_pts is not None:
+            last = last_ticks(self.info, self._last_pts * self.info.time_base, last, self._tb) or last
+        self._mux(self._timed(packets) + self._durations.flush(last))
 
     def _timed(self, packets: list[av.Packet]) -> list[av.Packet]:
         """The encoded packets whose frames' durations are known by now, each given its own
