@@ -882,7 +882,8 @@ def _start(path: Path, kind: str) -> float:
 
 @pytest.mark.parametrize("ext", [".ts", ".mpg"])
 def test_preview_span_without_an_index(ext: str, tmp_path: Path) -> None:
-    """MPEG-TS/PS have no seek index and this clip one keyframe: the span is still exact, from 0, with its audio."""
+    """MPEG-TS/PS have no seek index and this clip one keyframe: the span is still exact, with its audio,
+    from the file's 2 s (its sound's start, a few ms before the picture: as ffmpeg -ss counts)."""
     src = tmp_path / f"in{ext}"
     ffmpeg(
         "-f",
@@ -911,7 +912,9 @@ def test_preview_span_without_an_index(ext: str, tmp_path: Path) -> None:
                 writer.write(frame.rgb, frame.pts)
     t0 = reader.info.start_pts
     assert [(f.pts - t0) * reader.info.time_base for f in frames] == [Fraction(50 + i, 25) for i in range(25)]
-    assert frame_times(out)[0] == 0 and len(frame_times(out)) == 25
+    with av.open(str(src)) as c:  # where the picture starts after the file
+        lead = c.streams.video[0].start_time * c.streams.video[0].time_base - Fraction(c.start_time, av.time_base)
+    assert abs(frame_times(out)[0] - lead) <= Fraction(1, 1000) and len(frame_times(out)) == 25
     assert abs(_start(out, "Audio")) < 0.05
     full = ffmpeg_frames(src, 64, 48)
     assert psnr(np.stack([f.rgb for f in frames]), full[50:75]) > 40
@@ -936,13 +939,40 @@ def test_preview_span(clip_offset: Path, tmp_path: Path) -> None:
     assert [f.index for f in frames] == list(range(6))
     assert frames[0].pts * reader.info.time_base == pytest.approx(1.7, abs=0.034)
     times = frame_times(out)
-    # the audio packet that covers the start begins 0.2 ms before the first frame, which MP4 keeps
-    assert len(times) == 6 and 0 <= times[0] < Fraction(1, 1000)
+    # START counts from the file's start, its sound's (AAC priming, 21 ms before the picture), as ffmpeg -ss
+    with av.open(str(clip_offset)) as c:
+        zero = Fraction(c.start_time, av.time_base) + Fraction(1, 5)
+    assert len(times) == 6 and abs(times[0] - (frames[0].pts * reader.info.time_base - zero)) < Fraction(1, 2000)
     assert 0 <= _start(out, "Audio") < 0.03
     audio_pts, audio_tb = frame_pts(out, "0:a")
     assert audio_pts[-1] * audio_tb < 0.4 + 0.03
     full = ffmpeg_frames(clip_offset, 64, 48)
     assert np.array_equal(np.stack([f.rgb for f in frames]), full[6:12])
+
+
+def test_a_preview_counts_its_start_on_the_files_clock(tmp_path: Path) -> None:
+    """A video that starts 0.5 s after its sound (`-itsoffset`): --preview 1+0.3s is the file's 1.0-1.3 s,
+    as `ffmpeg -ss 1 -t 0.3` and players count it, not the video's own 1.0-1.3 s: the frames ffmpeg
+    gives (video frames 15-23), timed from 0, and the sound from the file's 1.0 s (a ramp whose every
+    sample says its time); a range where only sound is says where the video runs."""
+    video = tmp_path / "v.mp4"  # each frame a grey of its own (its number x 6)
+    ffmpeg("-f", "lavfi", "-i", "color=black:size=64x48:rate=30", "-frames:v", "30", "-vf",
+           "format=yuv420p,geq=lum='32+N*6':cb=128:cr=128", "-c:v", "libx264", "-qp", "0", video)  # fmt: skip
+    late = tmp_path / "late.mov"
+    ffmpeg("-itsoffset", "0.5", "-i", video, "-f", "lavfi", "-i", "aevalsrc='t/4':d=2:s=48000", "-map", "0:v",
+           "-map", "1:a", "-c:v", "copy", "-c:a", "pcm_s16le", late)  # fmt: skip
+    out = tmp_path / "piece.mov"
+    _dove(late, out, preview="1+0.3s", scale=1)
+    want = ffmpeg("-ss", "1", "-t", "0.3", "-i", late, "-map", "0:v", "-f", "framemd5", "-").stdout
+    assert frame_times(out) == [i / Fraction(30) for i in range(sum(1 for x in want.splitlines() if x[:1] == "0"))]
+    frames, source = ffmpeg_frames(out, 64, 48).astype(int), ffmpeg_frames(video, 64, 48).astype(int)
+    near = [int(np.argmin([np.abs(f - s).mean() for s in source])) for f in frames]
+    assert near == list(range(15, 24))
+    pcm = subprocess.run([FFMPEG, "-v", "error", "-i", out, "-map", "0:a", "-f", "s16le", "-"], capture_output=True)
+    sound = np.frombuffer(pcm.stdout, "<i2")
+    assert abs(int(sound[0]) * 4 / 32768 - 1) < 0.001  # the sample at 1.0 s (not 1.5 s: 12288)
+    with pytest.raises(InputError, match=r"range 0\.1\+0\.2s \(the video runs 0\.500-1\.500 s\)"):
+        _dove(late, tmp_path / "none.mov", preview="0.1+0.2s", scale=1)
 
 
 def test_roundtrip_10bit(clip_10bit: Path, tmp_path: Path) -> None:
@@ -3378,13 +3408,15 @@ def test_mpeg_ts_output_keeps_the_broadcast_clock(broadcasts: dict[str, Path], e
 def test_a_preview_of_a_broadcast_recording_starts_at_its_own_start(
     broadcasts: dict[str, Path], tmp_path: Path
 ) -> None:
-    """--preview cuts the piece from the first frame's time and moves every stream with it, as before:
-    the piece's first frame at 0, its sound where it was against the picture."""
+    """--preview cuts the piece from the file's START (its clock starts with the sound, 10 ms before the
+    picture, as ffmpeg -ss counts) and moves every stream with it, as before: its sound where it was
+    against the picture."""
     src, out = broadcasts["sound first"], tmp_path / "piece.mkv"
-    _dove(src, out, scale=2, preview="0.52+1s")  # frames 13-37 (the first at 0.52 s)
+    _dove(src, out, scale=2, preview="0.52+1s")  # frames 13-37 (the first at the picture's 0.52 s)
     frames, frames_in = frame_times(out), frame_times(src)
-    first = frames_in[13]
-    assert len(frames) == 25 and frames == [t - first for t in frames_in[13:38]]
+    with av.open(str(src)) as c:
+        first = Fraction(c.start_time, av.time_base) + Fraction(52, 100)  # the file's 0.52 s
+    assert len(frames) == 25 and frames == [t - first for t in frames_in[13:38]] and frames[0] == Fraction(1, 100)
     sound_in = {dts - first for dts, _, _ in packets(src, "0:a")}
     sound = [dts for dts, _, _ in packets(out, "0:a")]
     assert 0 <= sound[0] < Fraction(32, 1000) and all(any(abs(t - u) <= Fraction(1, 2000) for u in sound_in)
@@ -3405,7 +3437,7 @@ def test_transcoded_sound_moves_with_the_picture(
     with av.open(str(out)) as c:
         assert c.streams.audio[0].codec_context.name == ("opus" if ext == ".webm" else "aac")
     start, video, sound, length = _starts(out)
-    assert video == (0 if preview else Fraction(1, 100))  # (a preview's sound: from its first packet in the piece)
+    assert video == Fraction(1, 100)  # (a preview's START counts from the file's start, the sound's, too)
     assert -Fraction(1, 40) <= sound <= (Fraction(32, 1000) if preview else 0), float(sound)
     assert length < (Fraction(11, 10) if preview else Fraction(22, 10))
 

@@ -256,7 +256,11 @@ class UpscaleOptions:
         "video, unless --untagged-matrix is given) the matrix; the output is tagged and converted as for an input "
         "that has them. none: left untagged.", metavar="NAME",
     )  # fmt: skip
-    preview: str | None = option(None, "Only START+DURATION, e.g. 1:20+5s.", metavar="SPAN")
+    preview: str | None = option(
+        None,
+        "Only START+DURATION, e.g. 1:20+5s; START on the file's clock, as players and ffmpeg -ss count it.",
+        metavar="SPAN",
+    )
     crop: str | None = option(None, "Cut pixels off the input before upscaling: LEFT:TOP:RIGHT:BOTTOM, in input "
                               "pixels as stored (black bars, overscan, VHS head-switching noise), or auto: the black "
                               "bars found in frames sampled across the video (FFmpeg's cropdetect rule).",

@@ -721,7 +721,7 @@ def _check_outputs(
     # Codec, pixel format, encoder options, and audio/subtitles the container can hold: checked by
     # opening the real writer on a temporary name (and dropping it), before a model is loaded.
     preview = preview_span(opts.preview)
-    if (start := preview.start) is not None and info.duration and start > info.duration + 0.5:
+    if (start := preview.start) is not None and info.duration and start > info.lead + info.duration + 0.5:
         raise no_frames(info.path, info, opts)  # before a model loads for nothing (0.5: a header's length may be short)
     height, width = geometry.planned_output_size(info, opts)
     losses: list[logging.LogRecord] = []  # what the output loses: said once the output is known to be wanted
@@ -940,7 +940,7 @@ def open_frames(
         return
     first_pts = part.pts[0]
     back = Fraction(SEEK_MARGIN_FRAMES) / info.fps if info.fps else Fraction(0)
-    seek = max(Fraction(0), Fraction(first_pts - info.start_pts) * info.time_base - back)
+    seek = info.lead + max(Fraction(0), Fraction(first_pts - info.start_pts) * info.time_base - back)  # (file's clock)
     for attempt in ("seek", "decode"):
         if attempt == "seek" and (part.preroll == 0 or opts.deinterlace == "ivtc"):
             continue
@@ -1107,7 +1107,10 @@ def _say_joining(progress: Callable[[Progress], None], frames: int, t_start: flo
 def no_frames(input: Source, info: video_io.VideoInfo, opts: UpscaleOptions) -> InputError:
     """The error for an input (or a --preview range) without a frame."""
     where = ""
-    if opts.preview:
+    if opts.preview and info.duration and info.lead:  # START counts from the file's start, not the first frame
+        lead = float(info.lead)
+        where = f" in the --preview range {opts.preview} (the video runs {lead:.3f}-{lead + info.duration:.3f} s)"
+    elif opts.preview:
         length = f"{info.duration:.2f} s long" if info.duration else f"{counted(info.num_frames, 'frame')} long"
         where = f" in the --preview range {opts.preview} (the clip is {length})"
     return InputError(f"{input}: no video frames{where}")

@@ -181,7 +181,7 @@ def open_writer(
     lossy encode only loses quality) or "none". subtitles: "copy"
     (packet for packet; text subtitles the container cannot hold are converted to its text codec,
     e.g. srt -> mov_text for MP4; bitmap ones are refused) or "none". start/end: the span of the
-    input (seconds from its first frame) that this output covers, as for a preview: audio and
+    input (seconds on the file's clock, from its start as `ffmpeg -ss` counts) that this output covers, as for a preview: audio and
     subtitles outside it are left out and every timestamp shifts so that the output starts at 0.
     Codec and pixel-format choices are validated here, before any frame is encoded. work, first,
     start_number and numbers are an image output's only; a video output ignores them, as one set of

@@ -206,14 +206,14 @@ class VideoInfo:
         return lead if lead >= Fraction(1, av.time_base) else Fraction(0)
 
     def span_frames(self, start: float | Fraction, duration: float | Fraction | None) -> int:
-        """The frames of the whole video in a span (start <= t < start + duration, seconds from the
-        first frame), at its average rate: from the first frame at or after `start`, not one more
-        when `start` falls between two (a --preview's plan counted 48 of the 47 it made)."""
+        """The frames of the whole video in a span (start <= t < start + duration, seconds on the file's
+        clock: `lead` before the first frame), at its average rate: from the first frame at or after
+        `start`, not one more when `start` falls between two (a --preview's plan counted 48 of the 47 it made)."""
         fps = Fraction(self.fps or DEFAULT_SEQUENCE_FPS)
-        at = exact(start)
+        at = exact(start) - self.lead  # from the first frame
         total = self.num_frames or round(exact(self.duration or 0) * fps)
         end = total if duration is None else min(total, math.ceil((at + exact(duration)) * fps))
-        return max(0, end - math.ceil(at * fps))
+        return max(0, end - max(0, math.ceil(at * fps)))
 
 
 def exact(seconds: float | Fraction) -> Fraction:
@@ -358,8 +358,9 @@ def open_reader(
     "ivtc" undoes 3:2 pulldown (IVTC_FILTERS: 29.97 -> 23.976 frames/s, timed as ffmpeg times them).
     field_order: the order they take the fields in: auto (what FFmpeg's idet finds in the first
     frames where it is clear, else the frames' flags: `fields.parity`), tff or bff (over both).
-    start/duration: only the frames in this span (seconds from the first frame; seeks, so a preview
-    does not decode what comes before).
+    start/duration: only the frames in this span (seconds on the file's clock, from its start as
+    players and `ffmpeg -ss` count them, not from the first frame where the video starts after its
+    sound; seeks, so a preview does not decode what comes before).
     warn: log what the source has that the frames lose (alpha, interlacing, odd rotations); a second
     reader of the same file passes False so that each warning appears once. say_alpha: False says
     nothing of transparency, which `reader.transparent` records for a caller that words it itself
@@ -1622,17 +1623,18 @@ class VideoReader:
         return np.ascontiguousarray(turned(rgb, self._apply_rotation, self._apply_mirror))
 
     def _select_span(self, start: float | Fraction | None, duration: float | Fraction | None) -> None:
-        """Keep only frames with start <= t < start + duration (t in seconds from the first frame)."""
+        """Keep only frames with start <= t < start + duration (t in seconds on the file's clock, as
+        players and `ffmpeg -ss` count it: `info.lead` before the first frame)."""
         info = self.info
-        at = exact(start or 0)
+        at = exact(start or 0) - info.lead  # from the first frame (below 0: before it)
         # the first pts at or after each end, as `span_frames` counts (a time base as long as a frame, ivtc's, would
         # otherwise take in the frame before)
         lo = info.start_pts + math.ceil(at / info.time_base)
         self._lo = lo
         if start is not None:  # where the writer puts output time zero (ContainerWriter._shift)
-            self._origin = info.start_pts + round(Fraction(start) / info.time_base)
+            self._origin = info.start_pts + round(at / info.time_base)
         self._hi = None if duration is None else info.start_pts + math.ceil((at + exact(duration)) / info.time_base)
-        if start:
+        if at > 0:
             self.dropped_frames, self._unplaced = 0, 0  # the seek decodes again what counts
             self._skipped.clear()
             self._seek_before(lo)

@@ -437,8 +437,9 @@ class ContainerWriter(VideoWriter):
         self._origin, self._start = origin, start
         self._t0: Fraction | None = None
         self._shift = 0
-        self._preview = bool(start)  # a --preview that starts after the first frame
-        self._t1 = (origin + Fraction(end)) if end is not None else None
+        self._preview = bool(start)  # a --preview that starts after the file's start
+        # (start and end count on the file's clock: from `lead` before the first frame, as ffmpeg -ss)
+        self._t1 = (origin - info.lead + Fraction(end)) if end is not None else None
         self._done = False
         self._fps = info.fps if info.fps and info.fps > 0 else Fraction(25)  # the output's frame rate
         self._src: av.container.InputContainer | None = None
@@ -1662,8 +1663,8 @@ def time_zero(
     """Where the output's time 0 lies on the input's timeline, in seconds; None: where the input's does
     (every time kept, an .mp4's start offset too). The one place that decides it, for the writer (the
     video, the copied streams, the chapters) and the reader (`open_reader(zero=)`: frames kept apart
-    in the output's clock from there) alike. `start`: a --preview's, from the first frame, which it
-    is; else, when the input's times start below 0 (an MPEG-TS read across its 33-bit clock's wrap),
+    in the output's clock from there) alike. `start`: a --preview's, on the file's clock (from its start,
+    `lead` before the first frame, as `ffmpeg -ss` counts), which it is; else, when the input's times start below 0 (an MPEG-TS read across its 33-bit clock's wrap),
     which few containers hold, or are a transport clock (`TRANSPORT_CLOCKS`: 3601.4 s into a broadcast
     day, which a .mov shows as an hour of nothing before the picture) written into another container
     than MPEG-TS (`fmt_name`), the earliest of the video and `starts` (the copied streams'): every
@@ -1671,7 +1672,7 @@ def time_zero(
     keeps the clock."""
     origin = Fraction(info.start_pts) * info.time_base
     if start is not None:
-        return origin + Fraction(start)
+        return origin - info.lead + Fraction(start)
     earliest = min([origin, *starts])
     if earliest < 0 or (info.container in TRANSPORT_CLOCKS and fmt_name != "mpegts"):
         return earliest
