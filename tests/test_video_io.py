@@ -964,13 +964,19 @@ def test_a_preview_counts_its_start_on_the_files_clock(tmp_path: Path) -> None:
     out = tmp_path / "piece.mov"
     _dove(late, out, preview="1+0.3s", scale=1)
     want = ffmpeg("-ss", "1", "-t", "0.3", "-i", late, "-map", "0:v", "-f", "framemd5", "-").stdout
-    assert frame_times(out) == [i / Fraction(30) for i in range(sum(1 for x in want.splitlines() if x[:1] == "0"))]
+    count = sum(1 for line in want.splitlines() if line[:1] == "0")  # ffmpeg's frames of the range
+    assert frame_times(out) == [i / Fraction(30) for i in range(count)]
+    before = ffmpeg("-i", late, "-t", "1", "-map", "0:v", "-f", "framemd5", "-").stdout  # the file's first second
+    with open_reader(late) as reader:  # as a plan counts them
+        assert reader.info.span_frames(1, Fraction(3, 10)) == count == 9
+        assert reader.info.span_frames(0, 1) == sum(1 for line in before.splitlines() if line[:1] == "0") == 15
     frames, source = ffmpeg_frames(out, 64, 48).astype(int), ffmpeg_frames(video, 64, 48).astype(int)
     near = [int(np.argmin([np.abs(f - s).mean() for s in source])) for f in frames]
     assert near == list(range(15, 24))
     pcm = subprocess.run([FFMPEG, "-v", "error", "-i", out, "-map", "0:a", "-f", "s16le", "-"], capture_output=True)
     sound = np.frombuffer(pcm.stdout, "<i2")
     assert abs(int(sound[0]) * 4 / 32768 - 1) < 0.001  # the sample at 1.0 s (not 1.5 s: 12288)
+    assert abs(int(sound[-1]) * 4 / 32768 - 1.3) < 0.03  # to 1.3 s, a packet's part at most after it
     with pytest.raises(InputError, match=r"range 0\.1\+0\.2s \(the video runs 0\.500-1\.500 s\)"):
         _dove(late, tmp_path / "none.mov", preview="0.1+0.2s", scale=1)
 
