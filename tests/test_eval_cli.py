@@ -5,6 +5,7 @@ reported; JSON / CSV / plot outputs; every bad input is one `error:` line and ex
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import re
@@ -1194,3 +1195,22 @@ def test_a_missed_name_that_is_a_broken_link_says_so(tmp_path, capsys, caplog):
     assert said[0] == (f"{tmp_path / 'P' / 'c'}: no GT named 'c' in {tmp_path / 'G'} ({tmp_path / 'G' / 'c.mkv'} is a"
                        " broken link; videos and frame folders are matched by name)")  # fmt: skip
     assert f"for 1 of its 2 videos (b; {tmp_path / 'P' / 'b.mkv'} is a broken link):" in said[1], said[1]
+
+
+def test_csv_dash_writes_the_files_utf8_bytes_under_an_ascii_stdout(tmp_path, capsys, monkeypatch):
+    """`--csv -` under PYTHONIOENCODING=ascii (or a Latin-1 locale) wrote `café` as `caf\\xe9` and
+    Japanese as `\\u65e5...`: stdout's encoding re-encoded the text, and `\\xe9` is the CSV's escape of a
+    byte that is not UTF-8. Now stdout gets the file's bytes: the names' UTF-8."""
+    pred, gt = noisy_clip(2, 16, 24, seed=8)
+    p = write_video(tmp_path / "café 日本.mkv", pred)
+    g = write_video(tmp_path / "gt.mkv", gt)
+    r_csv = tmp_path / "r.csv"
+    code, _, err = run(["eval", str(p), str(g), "--metrics", "psnr", "-q", "--csv", str(r_csv)], capsys)
+    assert code == 0 and not err, err
+    raw = io.BytesIO()
+    monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(raw, encoding="ascii", errors="backslashreplace"))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["eval", str(p), str(g), "--metrics", "psnr", "-q", "--csv", "-"])
+    sys.stdout.flush()
+    assert not exit_info.value.code and raw.getvalue() == r_csv.read_bytes()
+    assert raw.getvalue().splitlines()[1].startswith(b"caf\xc3\xa9 \xe6\x97\xa5\xe6\x9c\xac,2,")

@@ -36,6 +36,7 @@ from dove_cli.console import (
     VerifyBar,
     check_stdout,
     err_console,
+    out_bytes,
     out_console,
     print_batch_plans,
     print_batch_table,
@@ -1100,8 +1101,8 @@ def _write_scores(report, files: dict[str, Path | None], on_stdout: str | None) 
         if path is None:
             continue
         json_file = option.endswith("json")
-        if option == on_stdout:  # (rich's console: its reader gone is 141, a full disk 75)
-            out_console().out(report.json_text() if json_file else report.csv_text(), highlight=False, end="")
+        if option == on_stdout:  # the file's bytes, whatever stdout's encoding (a Latin-1 locale)
+            out_bytes((report.json_text() if json_file else report.csv_text()).encode("utf-8", "backslashreplace"))
         elif json_file:
             report.write_json(path)
         else:

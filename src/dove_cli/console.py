@@ -230,6 +230,24 @@ def out_console(what: str = "") -> Console:
     return plain_width(_Console())
 
 
+def out_bytes(data: bytes) -> None:
+    """A product that is a file's bytes (`--csv -`) to stdout as they are: stdout's text encoding (ASCII
+    under PYTHONIOENCODING=ascii or a Latin-1 locale) would write `café` as `caf\\xe9`, the escape
+    of a byte that is not UTF-8. Its reader gone is 141, a full disk one line (as out_console's)."""
+    check_stdout("the scores")
+    try:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    except BrokenPipeError:
+        raise reader_gone(sys.stdout) from None
+    except OSError as exc:
+        from dove_cli.video_io.paths import write_failed
+
+        stop_writing(sys.stdout)
+        raise write_failed(Path("stdout"), exc, exc.strerror or str(exc)) from None
+
+
 err_console = plain_width(_Console(stderr=True))
 if not is_live(err_console):  # no live display of rich's (a training bar) redrawn in a log, whatever FORCE_COLOR says
     err_console.is_interactive = False
