@@ -673,7 +673,10 @@ def test_inputs_whose_output_names_are_one_are_failed_before_any_work(tmp_path):
         return [(i.input.name, i.output.name, i.status, i.error and i.error.split(": ", 1)[1])
                 for i in plan_batch(src, out, **kw)]  # fmt: skip
 
-    shared, case = "rename one of them", " (file names that differ only in case are one file on macOS and Windows)"
+    shared = "rename one of them"
+    case = (
+        " (file names that differ only in case or in Unicode normalization (NFC/NFD) are one file on macOS and Windows)"
+    )
     assert plan() == [
         ("A.MKV.mp4", "A.MKV.mp4", "failed", f"its output name A.MKV.mp4 is a.mkv.mp4's output name too{case}; {shared}"),
         ("a.avi", "a.avi.mkv", "failed", f"its output name a.avi.mkv is a.avi.mkv's output name too; {shared}"),
@@ -690,6 +693,25 @@ def test_inputs_whose_output_names_are_one_are_failed_before_any_work(tmp_path):
         ("a.mkv.mp4", "a.mkv.mp4", "failed"),
         ("a.mp4", "a.mp4", "pending"),
     ]
+
+
+def test_inputs_whose_names_differ_only_in_unicode_normalization_are_failed(tmp_path):
+    """`café.mp4` from Linux (NFC: é) beside `café.mp4` from a Mac (NFD: e + U+0301) were both written:
+    one file on APFS, HFS+ and an SMB share, as case twins are (which were caught). Each is now failed,
+    naming the other; a name in the other normalization alone (no twin) is written."""
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    nfc, nfd, lone = "caf\u00e9.mp4", "cafe\u0301.mp4", "Nin\u0303o.mp4"
+    for name in (nfc, nfd, lone):
+        (src / name).write_bytes(b"")  # naming needs no video
+    rows = {i.input.name: (i.status, i.error) for i in plan_batch(src, out)}
+    assert sorted(rows) == sorted([nfc, nfd, lone]) and rows[lone] == ("pending", None)
+    why = (
+        " (file names that differ only in case or in Unicode normalization (NFC/NFD) are one file on macOS and Windows)"
+    )
+    for name, other in ((nfc, nfd), (nfd, nfc)):
+        want = f"{src / name}: its output name {name} is {other}'s output name too{why}; rename one of them"
+        assert rows[name] == ("failed", want)
 
 
 def test_every_container_dove_reads_is_taken_by_a_folder_run(tmp_path, caplog):

@@ -41,6 +41,7 @@ from dove_cli.errors import (
     folder_run,
     noting_cancels,
 )
+from dove_cli.humanize import one_name
 from dove_cli.logs import held_warnings
 from dove_cli.outputs import (
     FOLDER_EXTENSIONS,
@@ -215,18 +216,18 @@ def plan_batch(in_dir: Path, out_dir: Path, *, overwrite: bool = False, preview:
 
 
 def fail_shared_outputs(items: list[BatchItem]) -> None:
-    """Fail, before any work, the inputs whose output names are one (in any case: macOS and Windows
-    do not tell a.MKV from a.mkv): a.avi, renamed a.avi.mkv beside a.mkv, and an input a.avi.mkv.
-    Neither is written, on this run or a re-run, until one is renamed: each is named, so that no
-    input is skipped for another's output."""
+    """Fail, before any work, the inputs whose output names are one (in any case, and in either Unicode
+    normalization: macOS and Windows do not tell a.MKV from a.mkv, nor APFS and SMB an NFD café from an
+    NFC one): a.avi, renamed a.avi.mkv beside a.mkv, and an input a.avi.mkv. Neither is written, on this
+    run or a re-run, until one is renamed: each is named, so that no input is skipped for another's output."""
     shared: dict[str, list[BatchItem]] = {}
     for item in items:
-        shared.setdefault(str(item.output).lower(), []).append(item)
+        shared.setdefault(one_name(str(item.output)), []).append(item)
     for group in (group for group in shared.values() if len(group) > 1):
         for item in group:
             others = [other for other in group if other is not item]
-            case = (" (file names that differ only in case are one file on macOS and Windows)"
-                    if any(other.output.name != item.output.name for other in others) else "")  # fmt: skip
+            case = (" (file names that differ only in case or in Unicode normalization (NFC/NFD) are one file on "
+                    "macOS and Windows)" if any(other.output.name != item.output.name for other in others) else "")  # fmt: skip
             names = ", ".join(f"{other.input.name}'s" for other in others)
             item.fail(InputError(f"{item.input}: its output name {item.output.name} is {names} output name too{case}; "
                                  "rename one of them"))  # fmt: skip

@@ -8,6 +8,7 @@ import math
 import os
 import re
 import sys
+import unicodedata
 from datetime import UTC, datetime
 from typing import Any
 
@@ -99,6 +100,12 @@ def real_text(text: str) -> str:
         return raw.decode("utf-8")  # (Latin-1 text that is also valid UTF-8, `Ã©`, is rare: a name's mojibake)
     except UnicodeDecodeError:
         return text
+
+
+def one_name(name: str) -> str:
+    """`name` as macOS (APFS, HFS+, an SMB share) and Windows compare file names: case and Unicode
+    normalization folded, so `Café` written by Linux (NFC, é) and `café` by a Mac (NFD, e + U+0301) are one."""
+    return unicodedata.normalize("NFC", real_text(name)).casefold()
 
 
 def drawn_text(text: str) -> str:
