@@ -1214,3 +1214,42 @@ def test_csv_dash_writes_the_files_utf8_bytes_under_an_ascii_stdout(tmp_path, ca
     sys.stdout.flush()
     assert not exit_info.value.code and raw.getvalue() == r_csv.read_bytes()
     assert raw.getvalue().splitlines()[1].startswith(b"caf\xc3\xa9 \xe6\x97\xa5\xe6\x9c\xac,2,")
+
+
+def test_names_in_another_unicode_normalization_are_paired_and_case_twins_hinted(tmp_path, capsys, caplog):
+    """A GT copied from a Mac names `café` in NFD (e + U+0301), a prediction made on Linux in NFC (é):
+    they print alike, yet "no GT named 'café'" refused the run. They are paired now (scored against a
+    PSNR computed here), said on one line that shows the two spellings apart. A name that matches only
+    in case is still refused (two files on Linux), with a hint naming the twin."""
+    pred, gt = noisy_clip(2, 16, 24, seed=3)
+    nfc, nfd = "caf\u00e9", "cafe\u0301"
+    (tmp_path / "p").mkdir()
+    (tmp_path / "g").mkdir()
+    write_video(tmp_path / "p" / f"{nfc}.mkv", pred)
+    write_video(tmp_path / "g" / f"{nfd}.mkv", gt)
+    code, out, err = run(["eval", str(tmp_path / "p"), str(tmp_path / "g"), "--metrics", "psnr", "--json", "-"],
+                         capsys)  # fmt: skip
+    want = np.mean([np_psnr(a, b) for a, b in zip(pred, gt, strict=True)])
+    assert code == 0 and json.loads(out)["videos"][nfc]["psnr"] == pytest.approx(want, abs=0.01), err
+    said = [r.getMessage() for r in caplog.records if "Unicode" in r.getMessage()]
+    assert said == [
+        f"{tmp_path / 'p'} and {tmp_path / 'g'}: paired by name in another Unicode normalization: "
+        "caf\u00e9 (NFC) with cafe\\u0301 (NFD)"
+    ]
+    (tmp_path / "g" / f"{nfd}.mkv").rename(tmp_path / "g" / "CAF\u00c9.mkv")
+    code, out, err = run(["eval", str(tmp_path / "p"), str(tmp_path / "g"), "--metrics", "psnr", "-q", "--allow-missing"],
+                         capsys)  # fmt: skip
+    assert code == 2 and "'CAF\u00c9' there differs from 'caf\u00e9' only in case: rename one to pair them" in err
+
+
+def test_upscale_eval_pairs_an_output_with_its_gt_in_another_unicode_normalization(tmp_path):
+    """`dove upscale LQ/ -o SR/ --eval GT` with LQ's `café` in NFD (from a Mac) and GT's in NFC was
+    refused before the run: "no output of this upscale for 1 of its 1 videos (café)". They are paired."""
+    from dove_cli.metrics.evaluate import check_planned_sizes
+
+    (tmp_path / "gt").mkdir()
+    write_video(tmp_path / "gt" / "caf\u00e9.mkv", noisy_clip(1, 16, 24, seed=1)[1])
+    check_planned_sizes({"cafe\u0301": (tmp_path / "sr" / "cafe\u0301.mkv", (24, 16))}, True, tmp_path / "gt")
+    with pytest.raises(InputError, match="16x24, but its GT"):  # the GT it was paired with is the one checked
+        check_planned_sizes({"cafe\u0301": (tmp_path / "sr" / "cafe\u0301.mkv", (16, 24))}, True, tmp_path / "gt",
+                            strict=True)  # fmt: skip

@@ -108,6 +108,14 @@ def one_name(name: str) -> str:
     return unicodedata.normalize("NFC", real_text(name)).casefold()
 
 
+def spelled(name: str) -> str:
+    """`name` with its combining marks as escapes, and which Unicode normalization it is in: two
+    spellings of `café` (NFC é, a Mac's NFD e + U+0301) print alike, and a line naming both must show
+    them apart: `café (NFC)`, `cafe\\u0301 (NFD)`."""
+    form = next((f for f in ("NFC", "NFD") if unicodedata.is_normalized(f, name)), "mixed")
+    return "".join(f"\\u{ord(c):04x}" if unicodedata.combining(c) else c for c in name) + f" ({form})"
+
+
 def drawn_text(text: str) -> str:
     """`text` (a name) as a picture can draw it: a byte that is not UTF-8 (a surrogate escape, which a
     font has no glyph for: matplotlib raised a TypeError) as `\\xe9`, as the terminal lines write it."""

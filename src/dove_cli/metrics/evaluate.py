@@ -25,6 +25,7 @@ import json
 import logging
 import math
 import time
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -36,9 +37,10 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from dove_cli import note as said_note
 from dove_cli import video_io
 from dove_cli.errors import DecodeError, InputError, ModelError, OptionError, OutputError
-from dove_cli.humanize import counted, drawn_text, path_text, real_names, real_text
+from dove_cli.humanize import counted, drawn_text, one_name, path_text, real_names, real_text, spelled
 from dove_cli.metrics import DEFAULT_METRICS, METRICS
 from dove_cli.video_io.formats import check_untagged_matrix
 from dove_cli.video_io.paths import why_missing
@@ -110,6 +112,31 @@ def links_said(names: Sequence[str], folder: str | Path) -> str:
     return f"{', '.join(str(p) for p in links)} {'is a broken link' if len(links) == 1 else 'are broken links'}"
 
 
+def match_names(names: Iterable[str], targets: Iterable[str], where: str) -> dict[str, str]:
+    """Each of `names` that has one in `targets` -> that target: the same name, else the one equal to it
+    after Unicode normalization (a Mac writes `café` as NFD, e + U+0301, Linux as NFC, é), when that
+    pairing is one to one. Such pairings are said on one line (`where`: what is paired with what)."""
+    names, targets = list(names), list(targets)
+    matched = {name: name for name in names if name in targets}
+    left = [t for t in targets if t not in matched]
+    nfc = lambda name: unicodedata.normalize("NFC", name)  # noqa: E731
+    for name in (n for n in names if n not in matched):
+        twins = [t for t in left if nfc(t) == nfc(name)]
+        if len(twins) == 1 and sum(nfc(n) == nfc(name) for n in names if n not in matched) == 1:
+            matched[name] = twins[0]
+    if renamed := [f"{spelled(n)} with {spelled(t)}" for n, t in matched.items() if n != t]:
+        said_note.info("%s: paired by name in another Unicode normalization: %s", where, ", ".join(renamed))
+    return matched
+
+
+def case_twins(names: Iterable[str], targets: Iterable[str]) -> str:
+    """ "; 'clip' there differs from 'Clip' only in case" for `names` without a match that have a target
+    differing only in case (one file on macOS and Windows, two on Linux), else ""."""
+    folded = {one_name(t): t for t in targets}
+    twins = [f"'{folded[one_name(n)]}' there differs from '{n}' only in case" for n in names if one_name(n) in folded]
+    return f"; {', '.join(twins)}: rename one to pair them" if twins else ""
+
+
 def pair_inputs(
     pred: str | Path, gt: str | Path | None, allow_missing: bool = False
 ) -> tuple[list[tuple[Item, Item | None]], list[str], list[Problem]]:
@@ -130,15 +157,17 @@ def pair_inputs(
     if not pred_many:
         return [(preds[0], gts[0])], [], []
     by_name = {g.name: g for g in gts}
-    pairs: list[tuple[Item, Item | None]] = [(p, by_name[p.name]) for p in preds if p.name in by_name]
+    matched = match_names((p.name for p in preds), by_name, f"{pred} and {gt}")
+    pairs: list[tuple[Item, Item | None]] = [(p, by_name[matched[p.name]]) for p in preds if p.name in matched]
     problems: list[Problem] = []
-    if orphans := [p for p in preds if p.name not in by_name]:
+    if orphans := [p for p in preds if p.name not in matched]:
         said = (f"{orphans[0].path}: no GT named '{orphans[0].name}' in {gt}" if len(orphans) == 1 else
                 f"{pred}: no GT in {gt} for {len(orphans)} of its {len(preds)} videos ({', '.join(p.name for p in orphans)})")  # fmt: skip
         links = links_said([p.name for p in orphans], gt)
+        twins = case_twins([p.name for p in orphans], set(by_name) - set(matched.values()))
         problems.append(Problem([p.name for p in orphans],
-                                f"{said} ({links + '; ' if links else ''}videos and frame folders are matched by name)"))  # fmt: skip
-    unused = sorted(set(by_name) - {p.name for p in preds}, key=natural_key)
+                                f"{said} ({links + '; ' if links else ''}videos and frame folders are matched by name{twins})"))  # fmt: skip
+    unused = sorted(set(by_name) - set(matched.values()), key=natural_key)
     if unused and not allow_missing:
         problems.append(Problem(unused, (
             f"{gt}: no prediction in {pred} for {len(unused)} of its {len(gts)} videos ({shown_names(unused)}"
@@ -622,21 +651,24 @@ def check_planned_sizes(
         raise InputError(f"{gt}: the output is {what(collection, len(planned))} but --eval GT is"
                          f" {what(gt_many, len(gts))}; give a GT of the same layout (matched by name)")  # fmt: skip
     by_name = {g.name: g.path for g in gts} if gt_many else {name: gts[0].path for name in planned}
-    if unused := sorted(set(by_name) - set(planned)):
+    matched = match_names(planned, by_name, f"the outputs and {gt}")
+    if unused := sorted(set(by_name) - set(matched.values())):
         raise InputError(
             f"{gt}: no output of this upscale for {len(unused)} of its {len(by_name)} videos"
             f" ({shown_names(unused)}): a mean over the others is not the benchmark's; upscale without --eval"
             " and run `dove eval OUTPUT GT --allow-missing` to score only those present"
         )
     for name, (path, size) in planned.items():
-        if name not in by_name:
-            raise InputError(f"{path}: no GT named '{name}' in {gt} (videos and frame folders are matched by name)")
-        check_numbering(by_name[name], "GT", paired=True)
-        with video_io.open_reader(by_name[name], warn=False) as reader:  # an unreadable GT: said now too
+        if name not in matched:
+            raise InputError(f"{path}: no GT named '{name}' in {gt} (videos and frame folders are matched by "
+                             f"name{case_twins([name], by_name)})")  # fmt: skip
+        gt_path = by_name[matched[name]]
+        check_numbering(gt_path, "GT", paired=True)
+        with video_io.open_reader(gt_path, warn=False) as reader:  # an unreadable GT: said now too
             gt_size = reader.info.width, reader.info.height
         if size is not None:
             border = "upscale without --eval and run `dove eval OUTPUT GT --max-crop N`"
-            check_size(str(path), size, by_name[name], gt_size, MAX_CROP, border, strict, "--eval-metrics")
+            check_size(str(path), size, gt_path, gt_size, MAX_CROP, border, strict, "--eval-metrics")
 
 
 # ------------------------------------------------------------------------------------------ streaming
