@@ -1463,6 +1463,20 @@ def test_info_describes_a_file_of_sound_only(tmp_path, capsys):
     assert code == 2 and "no video stream (has subtitle)" in err, err
 
 
+def test_info_of_a_folder_of_videos_describes_each(tmp_path, capsys):
+    """`dove info DIR` of .mp4 files read DIR as an image sequence: "folder holds no videos or images
+    ...; 2 files that look like videos but have no video extension (a.mp4, b.mkv): rename them". It
+    describes each video now, as `dove upscale DIR` takes them (frame counts as the ffmpeg binary made)."""
+    src = tmp_path / "in"
+    src.mkdir()
+    for name, n in (("b.mkv", 3), ("a.mp4", 2)):
+        ffmpeg("-f", "lavfi", "-i", "testsrc2=s=32x24:r=25", "-frames:v", str(n), "-pix_fmt", "yuv420p", src / name)
+    (src / "notes.txt").write_text("not an input, as for dove upscale DIR")
+    code, described, err = _info([src], capsys)
+    assert code == 0 and [(Path(d["path"]).name, d["video"]["frames"]) for d in described] == [("a.mp4", 2),
+                                                                                             ("b.mkv", 3)], err  # fmt: skip
+
+
 def test_info_file_shows_every_stream_in_input_order(tmp_path, capsys):
     """`dove info EPISODE.mkv` said "Got unexpected extra argument(s)": nothing listed an episode's audio,
     subtitles or attachments. Here a fansub-style file made by ffmpeg: each stream with what it was made with."""

@@ -797,7 +797,7 @@ def _describe_files(files: list[Path], json_out: bool, console: Any) -> None:  #
 
     described: list[dict] = []
     failed = False
-    for file in map(stdin_input, files):
+    for file in map(stdin_input, _folders_opened(files)):
         try:
             described.append(describe(file))
         except DoveError as exc:
@@ -812,6 +812,14 @@ def _describe_files(files: list[Path], json_out: bool, console: Any) -> None:  #
         console.out(json.dumps(real_names(described), indent=2), highlight=False)  # names as written
     if failed:
         raise typer.Exit(2)
+
+
+def _folders_opened(files: list[Path]) -> list[Path]:
+    """`files`, with a folder of videos (or of frame folders) as the inputs `dove upscale DIR` takes from
+    it, each described: read as an image sequence, it was "no videos or images" beside its .mp4 files."""
+    from dove_cli.batch import find_inputs, is_batch_input
+
+    return [p for file in files for p in (find_inputs(file) if is_batch_input(file) else [file])]
 
 
 # ---------------------------------------------------------------- train / degrade (owner: train)
