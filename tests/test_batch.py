@@ -1389,3 +1389,22 @@ def test_a_folder_of_frame_folders_is_scored_by_clip_name(tmp_path, capsys):
 
 def _flags(opts: dict) -> list[str]:
     return [a for k, v in opts.items() for a in (f"--{k.replace('_', '-')}", str(v))]
+
+
+def test_a_folder_run_takes_an_output_named_like_a_video_with_its_slash_typed(tmp_path, capsys):
+    """`dove upscale DIR -o take.mp4/` was refused ("take.mp4: looks like a file name ... -o must be a
+    folder") though the / was typed, which says "a folder", as `dove upscale a.mp4 -o take.mp4/` takes
+    it. It is a folder now (its outputs go in it); without the / still refused."""
+    from dove_cli.cli import main
+
+    src = tmp_path / "in"
+    src.mkdir()
+    make_clip(src / "a.mp4", frames=2, size="32x24")
+    for typed, code in ((f"{tmp_path / 'take.mp4'}/", 0), (str(tmp_path / "take.mp4"), 2)):
+        with pytest.raises(SystemExit) as done:
+            main(["upscale", str(src), "-o", typed, "--model", "bilinear", "--device", "cpu", "--dry-run"])
+        out, err = capsys.readouterr()
+        assert (done.value.code or 0) == code, err
+        assert ("1 to upscale (2 frames)" in out) == (code == 0), out
+        assert "looks like a file name" in err if code else not err, err
+    assert [i.output for i in plan_batch(src, f"{tmp_path / 'take.mp4'}/")] == [tmp_path / "take.mp4" / "a.mp4"]

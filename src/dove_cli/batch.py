@@ -174,13 +174,15 @@ def output_paths(
     return outputs
 
 
-def plan_batch(in_dir: Path, out_dir: Path, *, overwrite: bool = False, preview: str | None = None,
+def plan_batch(in_dir: Path, out_dir: Path | str, *, overwrite: bool = False, preview: str | None = None,
                container: str | None = None, codec: str | None = None, recursive: bool = False,
                fps: str | float | Fraction | None = None) -> list[BatchItem]:  # fmt: skip
     """One item per video (named by `output_names`, with --container; `recursive`: its sub-folders'
     too, `output_paths`) and per frame folder (`frames_output`); outputs that exist already are
     marked skipped unless `overwrite`, when finished (`unfinished`: as long as their input, or the
-    `preview` span of it, at `fps` for images); else failed."""
+    `preview` span of it, at `fps` for images); else failed. `out_dir` as text ending in / is a folder
+    whatever its name (`-o take.mp4/`), as into_folder takes it."""
+    named_folder, out_dir = isinstance(out_dir, str) and out_dir.endswith(("/", os.sep)), Path(out_dir)
     if not in_dir.is_dir():
         raise InputError(f"{in_dir}: not a folder")
     videos = find_inputs(in_dir, recursive, skip=out_dir)
@@ -191,7 +193,10 @@ def plan_batch(in_dir: Path, out_dir: Path, *, overwrite: bool = False, preview:
     video_io.check_not_windows(out_dir, OutputError)  # once, not as each video's failure
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputError(f"{out_dir}: is a file; for a folder of videos or frame folders, -o must be a folder")
-    if not out_dir.exists() and out_dir.suffix.lower() in {**video_io.VIDEO_EXTENSIONS, **video_io.IMAGE_EXTENSIONS}:
+    if not (named_folder or out_dir.exists()) and out_dir.suffix.lower() in {
+        **video_io.VIDEO_EXTENSIONS,
+        **video_io.IMAGE_EXTENSIONS,
+    }:
         raise OutputError(f"{out_dir}: looks like a file name; for a folder of videos or frame folders, -o must be "
                           "a folder (outputs keep their input's name)")  # fmt: skip
     if out_dir.resolve() == in_dir.resolve():
@@ -316,8 +321,8 @@ def upscale_batch(
         opts = replace(opts, resume=True)
     asked = opts  # the manifest's options; each file's run writes none of its own
     manifest, opts = (Path(opts.manifest) if opts.manifest else None), replace(opts, manifest=None)
-    in_dir, out_dir = Path(in_dir), Path(out_dir)
-    result = BatchResult(plan_batch(in_dir, out_dir, overwrite=opts.overwrite, preview=opts.preview,
+    given, in_dir, out_dir = out_dir, Path(in_dir), Path(out_dir)
+    result = BatchResult(plan_batch(in_dir, given, overwrite=opts.overwrite, preview=opts.preview,
                                     container=opts.container, codec=opts.codec, recursive=recursive, fps=opts.fps))  # fmt: skip
     record = None
     if manifest is not None:  # the folder's manifest, one for all files (checked before any work)
@@ -569,8 +574,8 @@ def dry_run_batch(
         opts = replace(opts, resume=True)
     asked, manifest = opts, Path(opts.manifest) if opts.manifest else None
     opts = replace(opts, manifest=None)
-    in_dir, out_dir = Path(in_dir), Path(out_dir)
-    result = BatchResult(plan_batch(in_dir, out_dir, overwrite=opts.overwrite, preview=opts.preview,
+    given, in_dir, out_dir = out_dir, Path(in_dir), Path(out_dir)
+    result = BatchResult(plan_batch(in_dir, given, overwrite=opts.overwrite, preview=opts.preview,
                                     container=opts.container, codec=opts.codec, recursive=recursive, fps=opts.fps))  # fmt: skip
     record = None
     if manifest is not None:

@@ -323,10 +323,11 @@ def upscale_cmd(
             product = "--dry-run's plan" if dry_run else "--eval's scores"
             raise OptionError(f"--manifest {options.manifest}: stdout carries {product}; give the manifest a file name")
     if recursive or is_batch_input(input):
+        folder_out = output_text if output_text.endswith(("/", os.sep)) else out  # `-o take.mp4/`: a folder
         if dry_run:
-            _plan_folder(input, out, options, recursive)
+            _plan_folder(input, folder_out, options, recursive)
         else:
-            _upscale_folder(input, out, options, quiet, recursive)
+            _upscale_folder(input, folder_out, options, quiet, recursive)
     elif dry_run:
         from dove_cli.upscaling import upscale
 
@@ -456,7 +457,7 @@ def _score(output: Path, gt: Path, metrics: str | None, json_out: Path | None, c
     _write_scores(report, {"--eval-json": json_out}, on_stdout)
 
 
-def _plan_folder(input: Path, output: Path, opts: UpscaleOptions, recursive: bool) -> None:
+def _plan_folder(input: Path, output: Path | str, opts: UpscaleOptions, recursive: bool) -> None:
     """`dove upscale DIR -o DIR --dry-run`: a row per video, the totals, and the files that cannot be
     planned (exit 2, as the run would fail them)."""
     from dove_cli.batch import dry_run_batch, say_warnings_once
@@ -467,7 +468,7 @@ def _plan_folder(input: Path, output: Path, opts: UpscaleOptions, recursive: boo
     _say_not_done(result)
 
 
-def _upscale_folder(input: Path, output: Path, opts: UpscaleOptions, quiet: bool, recursive: bool) -> None:
+def _upscale_folder(input: Path, output: Path | str, opts: UpscaleOptions, quiet: bool, recursive: bool) -> None:
     """`dove upscale DIR -o DIR`: every video, one model load; failures listed at the end, and the
     exit code says whether the folder is done (0), partly failed (4), needs a later re-run (75) or
     failed (2)."""
