@@ -1408,3 +1408,26 @@ def test_a_folder_run_takes_an_output_named_like_a_video_with_its_slash_typed(tm
         assert ("1 to upscale (2 frames)" in out) == (code == 0), out
         assert "looks like a file name" in err if code else not err, err
     assert [i.output for i in plan_batch(src, f"{tmp_path / 'take.mp4'}/")] == [tmp_path / "take.mp4" / "a.mp4"]
+
+
+def test_hidden_videos_left_out_are_said_and_spaced_names_quoted(tmp_path, caplog):
+    """A hidden video (`.take.mp4`) was left out of a folder run without a word, and a name ending in a
+    space read as `(noext, trail.mp4 )`. The hidden one is said in the same style (not macOS's
+    AppleDouble `._a.mp4`, no video), and a name with a space at an end is quoted."""
+    import logging
+
+    from dove_cli.batch import say_left_out
+
+    src = tmp_path / "in"
+    src.mkdir()
+    make_clip(src / "a.mp4", frames=2, size="32x24")
+    for name in (".take.mp4", "trail.mp4 "):
+        shutil.copy(src / "a.mp4", src / name)
+    (src / "._a.mp4").write_bytes(b"\x00\x05\x16\x07")  # AppleDouble's magic
+    with caplog.at_level(logging.WARNING):
+        say_left_out(src)
+    said = [r.getMessage().removeprefix(f"{src}: ") for r in caplog.records]
+    assert said == ["1 file that looks like a video but has no video extension left out ('trail.mp4 '): rename it "
+                    "(.mp4, .mkv, ...) or upscale each alone",
+                    "1 hidden video left out (.take.mp4): a name that starts with '.' is hidden; rename it or upscale "
+                    "each alone"]  # fmt: skip

@@ -41,7 +41,7 @@ from dove_cli.errors import (
     folder_run,
     noting_cancels,
 )
-from dove_cli.humanize import one_name
+from dove_cli.humanize import counted, one_name
 from dove_cli.logs import held_warnings
 from dove_cli.outputs import (
     FOLDER_EXTENSIONS,
@@ -248,8 +248,8 @@ def say_left_out(in_dir: Path, recursive: bool = False, skip: Path | None = None
     listed = {folder: [p for p in sorted(folder.iterdir()) if not p.name.startswith(".")] for folder in tree.folders}
     shown = [p for entries in listed.values() for p in entries]
 
-    def named(paths: list[Path]) -> str:
-        return some_names([str(p.relative_to(in_dir)) for p in paths])
+    def named(paths: list[Path]) -> str:  # `trail.mp4 ` quoted: its space would not show before the `)`
+        return some_names([repr(n) if n != n.strip() else n for n in (str(p.relative_to(in_dir)) for p in paths)])
 
     subfolders = [] if recursive else [p for p in shown if p.is_dir() and not p.name.endswith(WORK_SUFFIX)
                                        and _holds_inputs(p)]  # fmt: skip
@@ -274,6 +274,11 @@ def say_left_out(in_dir: Path, recursive: bool = False, skip: Path | None = None
     if unnamed:
         log.warning("%s: %s left out (%s): rename %s (.mp4, .mkv, ...) or upscale each alone", in_dir,
                     video_io.formats.look_like_videos(len(unnamed)), named(unnamed), "them" if len(unnamed) > 1 else "it")  # fmt: skip
+    hidden = [p for folder in tree.folders for p in sorted(folder.iterdir()) if p.name.startswith(".")
+              and not p.name.startswith("._") and p.is_file() and p.suffix.lower() in FOLDER_EXTENSIONS]  # fmt: skip
+    if hidden:  # (macOS's AppleDouble `._a.mp4` is no video: not said)
+        log.warning("%s: %s left out (%s): a name that starts with '.' is hidden; rename %s or upscale each alone",
+                    in_dir, counted(len(hidden), "hidden video"), named(hidden), "them" if len(hidden) > 1 else "it")  # fmt: skip
 
 
 def _holds_inputs(folder: Path) -> bool:
