@@ -709,8 +709,11 @@ def test_inputs_whose_names_differ_only_in_unicode_normalization_are_failed(tmp_
     why = (
         " (file names that differ only in case or in Unicode normalization (NFC/NFD) are one file on macOS and Windows)"
     )
+    shown = {nfc: "caf\u00e9.mp4 (NFC)", nfd: "cafe\\u0301.mp4 (NFD)"}  # (they would print alike)
     for name, other in ((nfc, nfd), (nfd, nfc)):
-        want = f"{src / name}: its output name {name} is {other}'s output name too{why}; rename one of them"
+        want = (
+            f"{src / name}: its output name {shown[name]} is {shown[other]}'s output name too{why}; rename one of them"
+        )
         assert rows[name] == ("failed", want)
 
 
@@ -1431,3 +1434,30 @@ def test_hidden_videos_left_out_are_said_and_spaced_names_quoted(tmp_path, caplo
                     "(.mp4, .mkv, ...) or upscale each alone",
                     "1 hidden video left out (.take.mp4): a name that starts with '.' is hidden; rename it or upscale "
                     "each alone"]  # fmt: skip
+
+
+def test_a_rerun_finds_the_output_of_an_input_renamed_to_another_spelling(tmp_path, caplog):
+    """An input renamed from `café.MP4` (NFC) to `café.mp4` (NFD, as a copy from a Mac; the extension
+    lower-cased, as some Windows tools do) was upscaled again beside its output: two names that are one
+    file on macOS and Windows. Its output is found under the old spelling and skipped while its input
+    is unchanged (size and time); once the input changed, a warning names the other output."""
+    import logging
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    old, new = "caf\u00e9.MP4", "cafe\u0301.mp4"
+    make_clip(src / old, frames=2, size="32x24")
+    assert [i.status for i in upscale_batch(src, out, **OPTS).items] == ["done"]
+    (src / old).rename(src / new)
+    with caplog.at_level(logging.INFO):
+        assert [(i.output.name, i.status) for i in plan_batch(src, out)] == [(old, "skipped")]
+    assert f"{src / new}: its output is there as caf\u00e9.MP4 (NFC), made from it before it was renamed" in caplog.text
+    os.utime(src / new, ns=(1, 1))  # another take under the same name
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        assert [(i.output.name, i.status) for i in plan_batch(src, out)] == [(new, "pending")]
+    assert (
+        f"{src / new}: an output named caf\u00e9.MP4 (NFC) is there, not made from this input as it is now; "
+        "its output cafe\\u0301.mp4 (NFD) is written beside it"
+    ) in caplog.text
+    assert sorted(os.listdir(out)) == [".dove-sources", old]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import av
 
-from dove_cli import note, video_io
+from dove_cli import note, provenance, video_io
 from dove_cli.errors import (
     DoveError,
     InputError,
@@ -41,7 +42,7 @@ from dove_cli.errors import (
     folder_run,
     noting_cancels,
 )
-from dove_cli.humanize import counted, one_name
+from dove_cli.humanize import counted, one_name, told_apart
 from dove_cli.logs import held_warnings
 from dove_cli.outputs import (
     FOLDER_EXTENSIONS,
@@ -211,6 +212,8 @@ def plan_batch(in_dir: Path, out_dir: Path | str, *, overwrite: bool = False, pr
             except DoveError as exc:  # (its names: this folder fails, the others go on)
                 item.fail(exc)
     fail_shared_outputs(items)
+    if not overwrite:
+        find_other_spellings(items)
     for item in items:
         if item.status == "pending" and output_there(item.output) and not overwrite:
             item.status = "skipped"
@@ -233,9 +236,35 @@ def fail_shared_outputs(items: list[BatchItem]) -> None:
             others = [other for other in group if other is not item]
             case = (" (file names that differ only in case or in Unicode normalization (NFC/NFD) are one file on "
                     "macOS and Windows)" if any(other.output.name != item.output.name for other in others) else "")  # fmt: skip
-            names = ", ".join(f"{other.input.name}'s" for other in others)
-            item.fail(InputError(f"{item.input}: its output name {item.output.name} is {names} output name too{case}; "
+            ours = told_apart(item.output.name, others[0].input.name)[0]  # (an NFC and an NFD café print alike)
+            names = ", ".join(f"{told_apart(item.output.name, other.input.name)[1]}'s" for other in others)
+            item.fail(InputError(f"{item.input}: its output name {ours} is {names} output name too{case}; "
                                  "rename one of them"))  # fmt: skip
+
+
+def find_other_spellings(items: list[BatchItem]) -> None:
+    """An output already there under another spelling of its name (`talk.MP4` for `talk.mp4`, a Mac's NFD
+    `café` for Linux's NFC): its input was renamed since (by a copy from a Mac, a tool that lower-cases
+    extensions), and one file on macOS and Windows. Taken as this input's output, to be skipped when
+    finished, where its note says it was made from this input as it is now (size and time); else said:
+    the run writes a second one beside it."""
+    for item in items:
+        out = item.output
+        if item.status != "pending" or not item.input.is_file() or video_io.is_pattern(out) or out.exists():
+            continue
+        with contextlib.suppress(OSError):  # (a folder not made yet, or unreadable: no twin to find)
+            other = next((p for p in sorted(out.parent.iterdir()) if one_name(p.name) == one_name(out.name)), None)
+            if other is None:
+                continue
+            ours, theirs = told_apart(out.name, other.name)
+            made = provenance.fitting_note(other)
+            if made is not None and provenance.changed_since(item.input, other, made) is None:
+                note.info("%s: its output is there as %s, made from it before it was renamed: taken as its output",
+                          item.input, theirs)  # fmt: skip
+                item.output = other
+            else:
+                log.warning("%s: an output named %s is there, not made from this input as it is now; its output %s "
+                            "is written beside it, one file with it on macOS and Windows", item.input, theirs, ours)  # fmt: skip
 
 
 def say_left_out(in_dir: Path, recursive: bool = False, skip: Path | None = None) -> None:

@@ -116,6 +116,13 @@ def spelled(name: str) -> str:
     return "".join(f"\\u{ord(c):04x}" if unicodedata.combining(c) else c for c in name) + f" ({form})"
 
 
+def told_apart(a: str, b: str) -> tuple[str, str]:
+    """Two names for one line, each `spelled` when they are in different Unicode normalizations (they
+    may print alike), else as they are."""
+    nfc = [unicodedata.is_normalized("NFC", name) for name in (a, b)]
+    return (spelled(a), spelled(b)) if a != b and not all(nfc) else (a, b)
+
+
 def drawn_text(text: str) -> str:
     """`text` (a name) as a picture can draw it: a byte that is not UTF-8 (a surrogate escape, which a
     font has no glyph for: matplotlib raised a TypeError) as `\\xe9`, as the terminal lines write it."""
