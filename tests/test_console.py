@@ -312,3 +312,24 @@ def test_info_names_the_container_and_an_untagged_language_in_words(tmp_path):
     assert rows["container"].startswith("MP4/MOV, 0.") and matroska == "Matroska / WebM", rows
     assert rows["#1 audio"].endswith(", no language tag, default") and "und" not in rows["#1 audio"], rows
     assert dict(described_rows(describe(tmp_path / "a.mkv")))["container"].startswith(f"{matroska}, 0.")
+
+
+def test_a_long_name_is_cut_in_a_narrow_bar_not_the_count(tmp_path):
+    """At 50 columns a long (Arabic, emoji) name took the room: the bar, the frame count and the time
+    left were cut to `…` (`... هिन्दी.m… 30.04 f…`). The name is cut now; the count, rate and time stay."""
+    import io
+
+    from rich.cells import cell_len
+
+    from dove_cli.console import UpscaleBar
+
+    name = "\u0641\u064a\u062f\u064a\u0648 \u0639\u0631\u0628\u064a \u0637\u0648\u064a\u0644 \U0001f389 long name.mp4"
+    for width in (50, 80):
+        console = Console(file=io.StringIO(), width=width, force_terminal=True, color_system=None)
+        bar = UpscaleBar(False, name, console)
+        bar.bar.update(bar.task, completed=26, total=600, rate="58.29 fps", window="")
+        console.print(bar.bar.make_tasks_table(bar.bar.tasks))
+        line = console.file.getvalue().rstrip("\n")
+        assert "\n" not in line and cell_len(line) <= width, line
+        assert "26/600" in line and "58.29 fps" in line and "left" in line, line
+        assert ("\U0001f389 long" in line) == (width == 80) and "\u0641\u064a\u062f\u064a\u0648" in line, line

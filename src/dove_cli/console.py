@@ -36,7 +36,7 @@ from rich.progress import (
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 
 from dove_cli.errors import OutputError
@@ -331,12 +331,14 @@ class UpscaleBar:
         self.quiet, self.label, self.console = quiet, label, console
         self.plain = not is_live(console)
         self.interval = progress_interval()
+        # a long name is cut, not the count, rate and time left (rich cut them all, the bar first, at 50 columns)
+        name = Column(no_wrap=True, overflow="ellipsis", max_width=max(12, console.width - 50))
         self.bar = Progress(
-            TextColumn("[bold]{task.description}"),
+            TextColumn("[bold]{task.description}", table_column=name),
             BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]}"),
-            TimeLeftColumn(),
+            MofNCompleteColumn(table_column=Column(no_wrap=True)),
+            TextColumn("{task.fields[rate]}", table_column=Column(no_wrap=True)),
+            TimeLeftColumn(table_column=Column(no_wrap=True)),
             TextColumn("{task.fields[window]}"),
             console=console,
             disable=quiet or self.plain,
