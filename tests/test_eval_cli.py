@@ -1253,3 +1253,16 @@ def test_upscale_eval_pairs_an_output_with_its_gt_in_another_unicode_normalizati
     with pytest.raises(InputError, match="16x24, but its GT"):  # the GT it was paired with is the one checked
         check_planned_sizes({"cafe\u0301": (tmp_path / "sr" / "cafe\u0301.mkv", (16, 24))}, True, tmp_path / "gt",
                             strict=True)  # fmt: skip
+
+
+def test_names_in_two_unicode_normalizations_are_shown_apart_in_a_refusal():
+    """ "2 videos cannot be scored as they are (café, café)": an NFC and an NFD name print alike. They
+    are spelled apart now (combining marks escaped, the form named); other names stay as they are."""
+    from dove_cli.metrics.evaluate import Problem, refuse, shown_names
+
+    nfc, nfd = "caf\u00e9", "cafe\u0301"
+    with pytest.raises(InputError) as refused:
+        refuse([Problem([nfc], "a"), Problem([nfd, "n\u0303"], "b")])
+    assert str(refused.value) == ("3 videos cannot be scored as they are (caf\u00e9 (NFC), cafe\\u0301 (NFD), n\u0303), "
+                                  "each said above; nothing was scored")  # fmt: skip
+    assert shown_names([nfd, "x", nfc]) == "cafe\\u0301 (NFD), x, caf\u00e9 (NFC)"

@@ -116,6 +116,13 @@ def spelled(name: str) -> str:
     return "".join(f"\\u{ord(c):04x}" if unicodedata.combining(c) else c for c in name) + f" ({form})"
 
 
+def apart(names: list[str]) -> list[str]:
+    """`names` for one listing, `spelled` where two are one name in different Unicode normalizations
+    (`café, café` told nothing)."""
+    nfc = [unicodedata.normalize("NFC", name) for name in names]
+    return [spelled(name) if nfc.count(key) > 1 else name for name, key in zip(names, nfc, strict=True)]
+
+
 def told_apart(a: str, b: str) -> tuple[str, str]:
     """Two names for one line, each `spelled` when they are in different Unicode normalizations (they
     may print alike), else as they are."""

@@ -40,7 +40,7 @@ import torch
 from dove_cli import note as said_note
 from dove_cli import video_io
 from dove_cli.errors import DecodeError, InputError, ModelError, OptionError, OutputError
-from dove_cli.humanize import counted, drawn_text, one_name, path_text, real_names, real_text, spelled
+from dove_cli.humanize import apart, counted, drawn_text, one_name, path_text, real_names, real_text, spelled
 from dove_cli.metrics import DEFAULT_METRICS, METRICS
 from dove_cli.video_io.formats import check_untagged_matrix
 from dove_cli.video_io.paths import why_missing
@@ -198,12 +198,12 @@ def refuse(problems: Sequence[Problem]) -> None:
         log.error("%s", problem.said)
     names = list(dict.fromkeys(n for problem in problems for n in problem.names))
     raise InputError(f"{counted(len(names), 'video')} cannot be scored as {'they are' if len(names) > 1 else 'it is'}"
-                     f" ({', '.join(names)}), each said above; nothing was scored")  # fmt: skip
+                     f" ({', '.join(apart(names))}), each said above; nothing was scored")  # fmt: skip
 
 
 def shown_names(names: Sequence[str], limit: int = 5) -> str:
     """'a, b, c' (then ', ...' after `limit` names): a list a one-line message can hold."""
-    return ", ".join(names[:limit]) + (", ..." if len(names) > limit else "")
+    return ", ".join(apart(list(names))[:limit]) + (", ..." if len(names) > limit else "")
 
 
 def check_numbering(path: Path, role: str, paired: bool) -> None:
