@@ -333,3 +333,37 @@ def test_a_long_name_is_cut_in_a_narrow_bar_not_the_count(tmp_path):
         assert "\n" not in line and cell_len(line) <= width, line
         assert "26/600" in line and "58.29 fps" in line and "left" in line, line
         assert ("\U0001f389 long" in line) == (width == 80) and "\u0641\u064a\u062f\u064a\u0648" in line, line
+
+
+def test_a_pipe_in_a_name_is_escaped_in_a_plain_table():
+    """A plain table puts `|` between columns, so `pipe|.mp4 | 6` split into `pipe` and `.mp4`: a name's
+    own `|` is written `\\|` there (the columns split on a `|` that has no backslash before it)."""
+    import io
+    import re
+
+    from rich.table import Table
+
+    from dove_cli.console import print_table
+
+    table = Table("file", "frames", show_edge=False)  # as dove's tables
+    table.add_row("pipe|.mp4", "6")
+    console = Console(file=io.StringIO(), width=200)  # not a terminal: plain
+    print_table(table, console)
+    rows = [re.split(r"\s*(?<!\\)\|\s*", line.strip()) for line in console.file.getvalue().splitlines()]
+    assert rows[0] == ["file", "frames"] and rows[-1] == ["pipe\\|.mp4", "6"], rows
+
+
+def test_a_dry_run_table_shows_nfc_and_nfd_twins_apart(tmp_path):
+    """A Linux `café.mp4` (NFC) beside a Mac's (NFD) were two rows reading `café.mp4`: they are spelled
+    apart (the NFD's combining mark escaped, each form named); a name without a twin is as it is."""
+    import io
+
+    from dove_cli.batch import BatchItem
+    from dove_cli.console import print_batch_plans
+
+    names = ["caf\u00e9.mp4", "cafe\u0301.mp4", "nin\u0303o.mp4"]
+    items = [BatchItem(tmp_path / n, tmp_path / "out" / n, status="failed") for n in names]
+    console = Console(file=io.StringIO(), width=200)
+    print_batch_plans(items, console)
+    rows = [line.split(" | ")[0].strip() for line in console.file.getvalue().splitlines() if "error" in line]
+    assert rows == ["caf\u00e9.mp4 (NFC)", "cafe\\u0301.mp4 (NFD)", "nin\u0303o.mp4"], rows

@@ -41,7 +41,7 @@ from rich.text import Text
 
 from dove_cli.errors import OutputError
 from dove_cli.geometry import parse_crop
-from dove_cli.humanize import counted, human_duration, human_range, real_text, turn_text
+from dove_cli.humanize import apart, counted, human_duration, human_range, real_text, turn_text
 
 log = logging.getLogger(__name__)
 
@@ -270,6 +270,8 @@ def print_table(table: Table, console: Console) -> None:
         return
     if table.box is not None:
         table.box = box.ASCII
+        for column in table.columns:  # a name's own `|` (`pipe|.mp4`) as `\|`: not read as a column's end
+            column._cells = [c.replace("|", "\\|") if isinstance(c, str) else c for c in column._cells]
     table.pad_edge, table.title_justify = False, "left"
     for line in console.render_lines(table, pad=False):
         say("".join(segment.text for segment in line).rstrip(), console)
@@ -607,9 +609,9 @@ def print_batch_plans(items, console: Console) -> None:
         table.add_column(column, justify="left" if column in ("file", "size") else "right", no_wrap=column != "file",
                          overflow="fold" if column == "file" else "ellipsis")  # fmt: skip
     planned = [item.result for item in items if item.status == "done"]
-    for item in items:
+    for item, shown in zip(items, apart([item.name for item in items]), strict=True):  # (an NFC and an NFD café)
         p = item.result
-        name = item.name if item.output.name == item.input.name else f"{item.name} -> {item.output.name}"
+        name = shown if item.output.name == item.input.name else f"{shown} -> {item.output.name}"
         if p is None:
             table.add_row(escape(shown_line(name)), "", "skip: output exists" if item.status == "skipped" else "error")
             continue
