@@ -818,7 +818,7 @@ def _describe_files(files: list[Path], json_out: bool, console: Any) -> None:  #
 def _folders_opened(files: list[Path]) -> list[Path]:
     """`files`, with a folder of videos (or of frame folders) as the inputs `dove upscale DIR` takes from
     it, each described: read as an image sequence, it was "no videos or images" beside its .mp4 files."""
-    from dove_cli.batch import find_inputs, is_batch_input
+    from dove_cli.outputs import find_inputs, is_batch_input
 
     return [p for file in files for p in (find_inputs(file) if is_batch_input(file) else [file])]
 
