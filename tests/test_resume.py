@@ -584,18 +584,20 @@ def test_a_short_last_segment_keeps_the_decode_timeline_even(frames, codec, tmp_
 
 
 def test_a_file_size_limit_exits_75_and_says_once_what_is_kept(tmp_path, capsys, caplog):
-    """`ulimit -f` (EFBIG; a full disk is the same path): the join of 60 finished frames cannot write
-    the output. Exit 75 (retry later), one error line that says the frames are kept, that the join
-    needs room again, and how to continue (no warning beside it, no "nothing was kept"); the manifest
+    """`ulimit -f` (EFBIG): the join of 60 finished frames cannot write the output. Exit 75 (retry
+    later), one error line that says the frames are kept, how large the output will be (its audio
+    counted: a third of it here) and that the limit, not free space, is what to change, and how to
+    continue (no warning beside it, no "nothing was kept"); the manifest
     records the failure; the same command with --resume then finishes, replacing that manifest.
     Run in this process (two interpreters starting torch were most of its time): the limit is this
     process's soft one, put back before anything else is written."""
     import resource
 
     from dove_cli.cli import main
-    from media import make_clip
 
-    clip = make_clip(tmp_path / "in.mkv", frames=60)  # 3 segments of about 150 kB; the output about 360 kB
+    clip = tmp_path / "in.mkv"  # 3 segments of about 150 kB; the output about 360 kB and 192 kB of PCM
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=30", "-f", "lavfi", "-i", "sine=sample_rate=48000:duration=2",
+           "-frames:v", "60", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "pcm_s16le", clip)  # fmt: skip
     out, manifest = tmp_path / "out.mkv", tmp_path / "run.json"
     argv = ["upscale", str(clip), "-o", str(out), "--model", "bilinear", "--scale", "2", "--codec", "ffv1", "-q",
             "--manifest", str(manifest)]  # fmt: skip
@@ -615,18 +617,21 @@ def test_a_file_size_limit_exits_75_and_says_once_what_is_kept(tmp_path, capsys,
         code, err = run(limit=250_000)
     assert code == 75, err
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]  # (in a process of its own: on stderr)
-    kept = sum(p.stat().st_size for p in work_folder(out).glob("seg_*"))  # the room to make: as much again
-    assert err.splitlines() == [
-        f"error: {out}: file too large for the file system or the file-size limit (ulimit -f); 60 finished frames "
-        f"are kept in {work_folder(out)}; make about {kept * 1.1 / 1000:.1f} KB free (joining the kept segments "
-        "writes the output, about as large again); run the same command with --resume to continue"
-    ]
+    said = re.fullmatch(
+        rf"error: {re.escape(str(out))}: file too large for the file system or the file-size limit \(ulimit -f\); "
+        rf"60 finished frames are kept in {re.escape(str(work_folder(out)))}; the output will be about (\d+\.\d) KB: "
+        r"raise the file-size limit \(ulimit -f\) or write to a file system that allows files that large; run the "
+        r"same command with --resume to continue\n",
+        err,
+    )
+    assert said, err
     doc = json.loads(manifest.read_text())
     assert doc["status"] == "failed" and doc["error"] == err.removeprefix("error: ").strip()
     assert doc["result"] is None and doc["plan"]["frames"] == 60 and doc["options"]["codec"] == "ffv1"
     code, err = run("--resume")
     assert code == 0, err
     assert json.loads(manifest.read_text())["status"] == "done" and len(framemd5(out)) == 60
+    assert abs(float(said[1]) * 1000 / out.stat().st_size - 1) < 0.05  # the size said: the output's
 
 
 def test_concatenated_recordings_resume_to_an_identical_output(tmp_path):
@@ -777,6 +782,23 @@ def test_a_full_disk_mid_run_says_how_much_room_the_rest_and_the_join_need(tmp_p
         {}, chunk=9, tile=0, segments=[Segment("a", 0, 25, 0, 10**6), Segment("b", 25, 25, 0, 10**6)]
     )
     assert session.room_to_make(50, 100).startswith("make about 6.6 MB free (")
+
+
+def test_a_full_disk_counts_the_blocks_small_segments_take(tmp_path):
+    """Tiny segments (100 bytes) each fill a whole block of the file system: the frames still to come
+    need the room the kept ones take on disk (as `du` counts it), not their sizes, or following the
+    advice fills the disk again; the join's output is still their sizes (400 bytes)."""
+    session = Session(tmp_path / "out.mp4", {}, resume=False, overwrite=False)
+    session.work.path.mkdir()
+    for name in ("a.nut", "b.nut"):
+        (session.work.path / name).write_bytes(bytes(100))
+    session.journal = Journal(
+        {}, chunk=9, tile=0, segments=[Segment("a.nut", 0, 25, 0, 100), Segment("b.nut", 25, 25, 0, 100)]
+    )
+    du = subprocess.run(["du", "-B1", "-c", "a.nut", "b.nut"], cwd=session.work.path, capture_output=True, text=True)
+    on_disk = int(du.stdout.splitlines()[-1].split()[0])
+    assert on_disk > 200  # (a file system that rounds to blocks)
+    assert session.room_to_make(50, 100).startswith(f"make about {(on_disk + 400) * 1.1 / 1000:.1f} KB free (")
 
 
 @pytest.mark.live_input

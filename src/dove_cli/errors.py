@@ -142,6 +142,11 @@ class TempFailure(OutputError):
     exit_code = 75
 
 
+class FileTooLarge(TempFailure):
+    """A write past the file-size limit (`ulimit -f`) or the file system's largest file (FAT32: 4 GiB):
+    room on the disk does not help; a higher limit or another file system does."""
+
+
 class OutputBusy(TempFailure):
     """Another dove run holds the output's lock (it is writing that file now). In a folder run the
     file is left to that run, not failed."""

@@ -45,6 +45,7 @@ from dove_cli.errors import (
     BrokenImage,
     DecodeError,
     DoveError,
+    FileTooLarge,
     InputChanged,
     Interrupted,
     MuxError,
@@ -703,6 +704,7 @@ class Session:
         self.journal: Journal | None = None
         self.first = 0  # output frames saved by the interrupted run
         self._ends = SegmentEnds()
+        self._info: VideoInfo | None = None  # the input, once the writer opens (for room_to_make)
 
     def check(self, dry_run: bool) -> Journal | None:
         """The interrupted run to continue (a dry run looks only when told to resume), or None.
@@ -742,6 +744,7 @@ class Session:
 
     def open_writer(self, info: VideoInfo, width: int, height: int, *, writer_options: dict[str, Any],
                     join_options: dict[str, Any]) -> video_io.VideoWriter:  # fmt: skip
+        self._info = info
         return open_output(self.work, self.journal, self.output, info, width, height, first=self.first,
                            writer_options=writer_options | {"numbers": self.numbers}, join_options=join_options)  # fmt: skip
 
@@ -815,26 +818,55 @@ class Session:
             return
         kept = f"{counted(saved, 'finished frame')} {'is' if saved == 1 else 'are'} kept in {self.work.path}"
         if isinstance(error, TempFailure) and not isinstance(error, OutputBusy):  # disk full, a file-size limit
-            kept += f"; {self.room_to_make(saved, frames_total)}"
+            kept += f"; {self.room_to_make(saved, frames_total, too_large=isinstance(error, FileTooLarge))}"
         if isinstance(error, DoveError):  # the same error, with what is kept said once, in its own line
             error.args = (f"{error}; {kept}; {self.hint(error)}",)
         else:
             log.warning("%s; %s", kept, self.hint(error))
 
-    def room_to_make(self, saved: int, frames_total: int) -> str:
-        """After a full disk: how much room to make, from the kept segments' size. The output is about
-        their size per frame times its frames, and the join at the end writes all of it again."""
-        kept = sum(s.bytes for s in self.journal.segments) if self.journal is not None else 0
+    def room_to_make(self, saved: int, frames_total: int, *, too_large: bool = False) -> str:
+        """After a full disk: how much room to make. The output is about the kept segments' size per
+        frame times its frames, plus the streams it copies from the input (its audio: 11% of a small
+        video's output); the frames still to come take what the kept ones take on disk (their blocks:
+        a small segment fills whole ones), and the join at the end writes all of the output again.
+        `too_large`: a file-size limit was hit, which room does not help; the output's size is said."""
+        segments = self.journal.segments if self.journal is not None else []
+        kept = sum(s.bytes for s in segments)
         if not kept:  # images (written one by one), or no size known
             return "make room"
-        output = kept * max(frames_total, saved) / saved
-        need = (output - kept) + output  # the frames still to come, then the joined output
+        output = kept * max(frames_total, saved) / saved + self._copied_bytes(max(frames_total, saved))
+        if too_large:
+            return (f"the output will be about {human_size(output)}: raise the file-size limit (ulimit -f) or write "
+                    "to a file system that allows files that large")  # fmt: skip
+        rest = self._allocated(segments) * max(0, frames_total - saved) / saved
         why = (
             "joining the kept segments writes the output, about as large again"
-            if output <= kept
+            if not rest
             else f"the rest of the frames, then joining the segments into the output, about {human_size(output)}"
         )
-        return f"make about {human_size(need * 1.1)} free ({why})"  # 10%: the file system's own room
+        return f"make about {human_size((rest + output) * 1.1)} free ({why})"  # 10%: the file system's own room
+
+    def _allocated(self, segments: list[Segment]) -> int:
+        """The bytes the segments take on disk: whole blocks (st_blocks), not their sizes."""
+        total = 0
+        for s in segments:
+            try:
+                total += (self.work.path / s.file).stat().st_blocks * 512 if self.work is not None else s.bytes
+            except OSError:
+                total += s.bytes
+        return total
+
+    def _copied_bytes(self, frames: int) -> float:
+        """The bytes of the input's audio and subtitles an output of `frames` frames copies, where the
+        input's container says their rates (side_stream_rates); 0 when the writer was never opened."""
+        info = self._info
+        if info is None or info.is_images or not info.fps:
+            return 0.0
+        rates = video_io.side_stream_rates(info.path)
+        kinds = [
+            k for k, option in (("audio", "audio"), ("subtitle", "subtitles")) if self.fingerprint.get(option) != "none"
+        ]
+        return sum(rates.get(k, 0.0) for k in kinds) * float(frames / info.fps)
 
     def hint(self, error: BaseException | None = None) -> str:
         """How to continue: the same command, with --resume unless it has it already (a folder run

@@ -71,6 +71,7 @@ from dove_cli.video_io.reader import (
     image_inputs,
     open_reader,
     probe,
+    side_stream_rates,
     stream_rate,
     video_length,
 )
@@ -84,6 +85,7 @@ __all__ = [
     "image_inputs",
     "numbered",
     "numbering",
+    "side_stream_rates",
     "CODECS",
     "DEINTERLACE_MODES",
     "IMAGE_EXTENSIONS",

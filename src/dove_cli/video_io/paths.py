@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from dove_cli import note
-from dove_cli.errors import MuxError, OutputError, TempFailure, as_given
+from dove_cli.errors import FileTooLarge, MuxError, OutputError, TempFailure, as_given
 from dove_cli.video_io.formats import READ_IMAGE_EXTENSIONS
 from dove_cli.video_io.sequences import FIELD, frame_name, frame_number
 
@@ -144,7 +144,7 @@ def write_failed(path: Path, exc: BaseException, detail: str, stream: str = "") 
     if code == errno.EDQUOT:
         return TempFailure(f"{path}: disk quota exceeded while writing")
     if code == errno.EFBIG:
-        return TempFailure(f"{path}: file too large for the file system or the file-size limit (ulimit -f)")
+        return FileTooLarge(f"{path}: file too large for the file system or the file-size limit (ulimit -f)")
     if stream:
         return MuxError(f"{path}: write failed ({detail})", stream)
     return OutputError(f"{path}: write failed ({detail})")

@@ -277,6 +277,24 @@ def audio_streams(c: Any) -> list[Any]:
     return [s for s in c.streams.audio if not is_empty_audio(s)]
 
 
+def side_stream_rates(path: str | Path) -> dict[str, float]:
+    """Bytes a second of each kind of stream but video ("audio", "subtitle") in `path`, where the
+    container says (MP4 and MOV always, Matroska from mkvmerge's BPS tags): for the room an output
+    that copies them needs. A header read; {} when it cannot be read."""
+    rates: dict[str, float] = {}
+    try:
+        with av.open(str(path)) as c:
+            for s in c.streams:
+                bps = (
+                    getattr(s, "bit_rate", 0) or s.codec_context.bit_rate or int((s.metadata or {}).get("BPS", 0) or 0)
+                )
+                if s.type in ("audio", "subtitle") and bps:
+                    rates[s.type] = rates.get(s.type, 0.0) + bps / 8
+    except (av.FFmpegError, OSError, ValueError):
+        return {}
+    return rates
+
+
 def picture_bytes(c: Any, s: Any) -> bytes:
     """Cover art's bytes (`is_picture`): the one packet its stream has, which the demuxer hands out
     first from the start."""
