@@ -1013,6 +1013,35 @@ def test_what_a_folder_run_leaves_out_is_said_once(tmp_path, caplog, capsys):
     ), err
 
 
+def test_an_audio_only_file_is_said_to_be_audio_not_a_video_to_rename(tmp_path, capsys, caplog):
+    """An .m4a (MP4's header, no video stream) was "looks like a video ... rename it (.mp4, ...)", which
+    only turns it into a failed file: said to be audio only now, and a folder of nothing else is not told
+    to rename it either; a video without an extension beside it is still named."""
+    import logging
+
+    from dove_cli.cli import main
+
+    src = tmp_path / "in"
+    src.mkdir()
+    make_clip(src / "a.mp4", frames=3)
+    shutil.copy(src / "a.mp4", src / "noext")
+    ffmpeg("-f", "lavfi", "-i", "sine=duration=0.2", "-c:a", "aac", src / "song.m4a")
+    with caplog.at_level(logging.WARNING), pytest.raises(SystemExit) as exc:
+        main(["upscale", str(src), "-o", str(tmp_path / "out"), "--model", "bilinear", "--dry-run"])
+    assert exc.value.code == 0, capsys.readouterr().err
+    assert "1 audio-only file left out (song.m4a): no video to upscale" in caplog.text
+    assert "1 file that looks like a video but has no video extension left out (noext): rename it" in caplog.text
+    only = tmp_path / "only"
+    only.mkdir()
+    (src / "song.m4a").rename(only / "song.m4a")
+    with pytest.raises(SystemExit) as exc:
+        main(["upscale", str(only), "-o", str(tmp_path / "out2"), "--model", "bilinear", "--dry-run"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.strip().endswith(
+        "; it holds 1 audio-only file (song.m4a): no video to upscale"
+    ), err
+
+
 @pytest.mark.parametrize("given", ["shots", "cin", "cin/f_%06d.cin"])
 def test_what_a_folder_without_videos_or_images_holds_is_named(tmp_path, capsys, given):
     """A folder of frame folders (shots/shotA/) was "holds no videos or images" without naming them

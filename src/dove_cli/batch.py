@@ -59,6 +59,7 @@ from dove_cli.outputs import (
     unfinished,
     walk,
 )
+from dove_cli.video_io.formats import audio_only, container_magic
 from dove_cli.video_io.reader import why_none
 
 # dove_cli.upscaling is imported inside the functions that run files: it loads torch (`dove upscale DIR`
@@ -299,7 +300,11 @@ def say_left_out(in_dir: Path, recursive: bool = False, skip: Path | None = None
     if broken:
         log.warning("%s: %d broken link%s left out (%s)", in_dir, len(broken), "s" * (len(broken) > 1), named(broken))
     unnamed = [p for p in shown if p.is_file() and p.suffix.lower() not in (*FOLDER_EXTENSIONS, *SIDECAR_SUBTITLES)
-               and not video_io.is_image_path(p) and video_io.looks_like_video(p)]  # fmt: skip
+               and not video_io.is_image_path(p) and container_magic(p)]  # fmt: skip
+    if sound := [p for p in unnamed if audio_only(p)]:  # (an .m4a: renamed, still no video)
+        log.warning("%s: %s left out (%s): no video to upscale", in_dir, counted(len(sound), "audio-only file"),
+                    named(sound))  # fmt: skip
+        unnamed = [p for p in unnamed if p not in sound]
     if unnamed:
         log.warning("%s: %s left out (%s): rename %s (.mp4, .mkv, ...) or upscale each alone", in_dir,
                     video_io.formats.look_like_videos(len(unnamed)), named(unnamed), "them" if len(unnamed) > 1 else "it")  # fmt: skip

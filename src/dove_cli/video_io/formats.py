@@ -98,7 +98,7 @@ CONTAINER_MAGIC = ((4, b"ftyp"), (0, b"\x1a\x45\xdf\xa3"), (8, b"AVI "), (0, b"F
                    (0, b"\x00\x00\x01\xba"), (0, b"\x00\x00\x01\xb3"), (0, b"YUV4MPEG2 "))  # fmt: skip
 
 
-def looks_like_video(path: Path) -> bool:
+def container_magic(path: Path) -> bool:
     """Whether `path` starts as an MP4/MOV, Matroska/WebM, AVI, FLV, Ogg, MPEG-PS, MPEG-TS or YUV4MPEG2
     file does (its extension aside: a recorder's dump); unreadable files do not."""
     try:
@@ -108,6 +108,22 @@ def looks_like_video(path: Path) -> bool:
         return False
     transport = len(head) > 2 * 188 and head[0] == head[188] == head[376] == 0x47  # three 188-byte packets
     return transport or any(head[at : at + len(magic)] == magic for at, magic in CONTAINER_MAGIC)
+
+
+def audio_only(path: Path) -> bool:
+    """Whether `path` holds audio and no video but cover art (an .m4a, an .ogg of music), from its
+    header: renaming it would not make it a video."""
+    try:
+        with av.open(str(path)) as c:
+            pictures = all(s.disposition & av.stream.Disposition.attached_pic for s in c.streams.video)
+            return bool(c.streams.audio) and pictures
+    except (av.FFmpegError, OSError, ValueError):
+        return False
+
+
+def looks_like_video(path: Path) -> bool:
+    """Whether `path` starts as a container does (`container_magic`) and is not audio only."""
+    return container_magic(path) and not audio_only(path)
 
 
 def look_like_videos(n: int) -> str:

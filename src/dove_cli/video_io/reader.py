@@ -49,9 +49,11 @@ from dove_cli.video_io.formats import (
     TRC,
     UNTAGGED_COLORS,
     assumed_matrix,
+    audio_only,
     bare_stream,
     check_untagged_color,
     check_untagged_matrix,
+    container_magic,
     ff_round,
     ffmsg,
     is_yuv,
@@ -503,6 +505,8 @@ def why_none(folder: Path) -> str:
     files = [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")]
     if unnamed := sorted(p.name for p in files if looks_like_video(p)):
         return f"; {look_like_videos(len(unnamed))} ({', '.join(unnamed[:5])}): rename {'them' if len(unnamed) > 1 else 'it'}"
+    if sound := sorted(p.name for p in files if container_magic(p) and audio_only(p)):
+        return f"; it holds {counted(len(sound), 'audio-only file')} ({', '.join(sound[:5])}): no video to upscale"
     frames = sorted(p.name for p in folder.iterdir() if p.is_dir() and any(map(is_image_path, p.iterdir())))
     if frames:
         return (f"; its sub-folders {', '.join(frames[:5])}{' ...' * (len(frames) > 5)} hold images: frame folders, "
