@@ -583,6 +583,46 @@ def test_a_short_last_segment_keeps_the_decode_timeline_even(frames, codec, tmp_
     assert {p.duration for p in packets} == {step}
 
 
+def test_a_resumed_runs_manifest_says_running_and_what_was_saved_before_and_made_now(clip, tmp_path):
+    """A single file's manifest said nothing while its run went (a resumed run killed outright left the
+    first run's "interrupted after N frames"), and a resumed run's said `saved_frames` 0 and only the
+    output's frames. Now `running` (pid, host) from its start, with the frames saved before it, and at its
+    end the frames it continued after and made now; the saved frames counted by ffmpeg in the segments."""
+    out, manifest = tmp_path / "out.mkv", tmp_path / "run.json"
+    opts = UpscaleOptions(**OPTS, manifest=str(manifest), preview="0+2s")  # 50 frames
+
+    def stop(p):
+        if p.frames_done >= 30:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        upscale(clip, out, opts, progress=stop)
+    saved = sum(len(framemd5(seg)) for seg in work_folder(out).glob("seg_*"))
+    assert 0 < saved < 50 and json.loads(manifest.read_text())["status"] == "interrupted"
+    seen: list[dict] = []
+
+    def look(p):
+        if p.status == "upscaling" and not seen:
+            seen.append(json.loads(manifest.read_text()))  # what a kill -9 now would leave
+
+    assert upscale(clip, out, replace(opts, resume=True), progress=look).frames == 50
+    running = seen[0]
+    assert (running["status"], running["exit_code"], running["error"], running["result"]) == (
+        "running",
+        None,
+        None,
+        None,
+    )
+    assert (running["pid"], running["plan"]["saved_frames"]) == (os.getpid(), saved)
+    done = json.loads(manifest.read_text())
+    assert done["status"] == "done" and done["plan"]["saved_frames"] == saved
+    assert (done["result"]["frames"], done["result"]["resumed_from"], done["result"]["frames_made_now"]) == (
+        50,
+        saved,
+        50 - saved,
+    )
+
+
 def test_a_file_size_limit_exits_75_and_says_once_what_is_kept(tmp_path, capsys, caplog):
     """`ulimit -f` (EFBIG): the join of 60 finished frames cannot write the output. Exit 75 (retry
     later), one error line that says the frames are kept, how large the output will be (its audio

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import logging
 import os
 import platform
 import socket
@@ -49,6 +50,8 @@ if TYPE_CHECKING:
     from dove_cli.batch import BatchResult
     from dove_cli.upscaling import UpscaleResult
 
+log = logging.getLogger(__name__)
+
 
 def write_manifest(
     path: Path,
@@ -59,32 +62,51 @@ def write_manifest(
     output: Path,
     *,
     error: BaseException | None = None,
+    running: bool = False,
 ) -> None:
     """Options, plan, results and per-stage times, model hashes and versions; written atomically.
     Given a Plan (`--dry-run --manifest`), the manifest holds the plan (with the output the run would
     write) and no result. Options are as asked ("auto" tile/chunk); the plan has the sizes used.
     Given an `error` (the run failed after its options and output were checked), the status says so,
-    with the plan when there was one and no result."""
+    with the plan when there was one and no result. `running`: the run begins (write_running)."""
     plan = result if isinstance(result, Plan) or result is None else result.plan
-    status = stop_status(error) if error else "planned" if isinstance(result, Plan) else "done"
+    status = (
+        stop_status(error) if error else "running" if running else "planned" if isinstance(result, Plan) else "done"
+    )
     doc = {
         "dove": __version__,
         "input": path_text(Path(input).absolute()),
         "output": path_text(Path(output).absolute()),
         "status": status,
         "error": None if error is None else one_line(error),
-        "exit_code": exit_code(error),
-        "error_type": error_type(error),
+        "exit_code": None if running else exit_code(error),
+        "error_type": None if running else error_type(error),
         "options": options_doc(opts),
         "plan": None if plan is None else plan_doc(plan),
         "result": None if result is None or isinstance(result, Plan) else result_doc(result),
         "warnings": [] if result is None or isinstance(result, Plan) else result.warnings,
         "model": None if model is None else model.fingerprint(),
         "versions": versions(),
+        "hostname": socket.gethostname(),  # (as a folder's: whose `running` a manifest left by a kill was)
+        "pid": os.getpid(),
     }
     done = "" if status != "done" else "; the video is complete"
     again = run_again(["--resume"] if status == "done" else [], [], to="to write it")  # (--resume: nothing redone)
     write_json(path, doc, done, again)
+
+
+def write_running(path: Path, input: str | Path, opts: UpscaleOptions, plan: Plan, model: Restorer | None,
+                  output: Path) -> None:  # fmt: skip
+    """A single file's run begins: its manifest says `running` (with the frames a resumed run continues
+    after, `plan.saved_frames`), as a folder's does, so that one killed outright (kill -9, a power cut)
+    leaves no record of an earlier run's end. Not written to stdout or a FIFO (one JSON there, at the
+    end); one that cannot be written is a warning: the run's end writes it again."""
+    if is_stdout(path) or is_special(path):
+        return
+    try:
+        write_manifest(path, input, opts, plan, model, output, running=True)
+    except DoveError as exc:
+        log.warning("%s", exc)
 
 
 class ManifestLock:
@@ -367,6 +389,8 @@ def result_doc(result: UpscaleResult) -> dict[str, Any]:
         "offload_used": result.offload_used,
         "oom_retries": result.retries,
         "finished_before": result.finished_before,  # resume=True on a finished output: nothing made now
+        "resumed_from": result.resumed_from,  # frames an interrupted run saved, which this one continued after
+        "frames_made_now": result.frames - result.resumed_from,  # (`frames`: all of the output's)
         "stages_seconds": {k: round(v, 4) for k, v in result.stages.items()},
         "stages_device_seconds": {k: round(v, 4) for k, v in result.device_stages.items()},
     }

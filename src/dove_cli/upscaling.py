@@ -47,7 +47,7 @@ from dove_cli.errors import (
 from dove_cli.humanize import counted, gpu_of, human_range
 from dove_cli.logs import held_warnings, kept_warnings
 from dove_cli.logs import say as say_held
-from dove_cli.manifest import ManifestLock, check_manifest, records_done, write_manifest
+from dove_cli.manifest import ManifestLock, check_manifest, records_done, write_manifest, write_running
 from dove_cli.models import check_quantize, check_weights, load_model, pick_device, planning_model, resolve_device
 from dove_cli.options import (
     UpscaleKeywords,
@@ -326,9 +326,12 @@ def _upscale(
         model, model_note = _model(setup, plan_opts, restorer)
         setup.say("planning")
         plan, refusal_said = _plan(setup, plan_opts, model, model_note, restorer)
+        plan = replace(plan, saved_frames=setup.session.saved_before())  # (a resumed run's manifest says so too)
         _say_plan(setup, plan, plan_opts, model, restorer, refusal_said)
         if dry_run:
             return _dry_run_plan(setup, plan, model)
+        if setup.manifest is not None:  # running: a run killed outright leaves no earlier run's record
+            write_running(setup.manifest, setup.info.path, setup.opts, plan, model, setup.output)
         result = _run(setup, model, plan, timer)
     except BaseException as exc:  # options and output were checked: the manifest says how the run ended
         if setup.manifest is not None and not dry_run:
@@ -498,8 +501,7 @@ def _say_plan(
 
 
 def _dry_run_plan(setup: RunSetup, plan: Plan, model: Restorer) -> Plan:
-    """What a dry run returns: the plan, with the frames a resume would keep; --manifest: written."""
-    plan = replace(plan, saved_frames=setup.session.saved_before())
+    """What a dry run returns: the plan (with the frames a resume would keep); --manifest: written."""
     if setup.manifest is not None:
         write_manifest(setup.manifest, setup.info.path, setup.opts, plan, model, setup.output)
     return plan
