@@ -3916,3 +3916,28 @@ def test_numbering_names_a_sequence_name_for_name(names, named, first):
     if named:
         head, width, tail = re.fullmatch(r"(.*)%0?(\d*)d(.*)", named[0]).groups()
         assert [f"{head}{n:0{int(width or 0)}d}{tail}" for n in named[1]] == names
+
+
+@pytest.mark.parametrize("ext", [".mp4", ".mkv"])
+def test_a_held_last_frame_is_no_file_cut_short(tmp_path, caplog, ext):
+    """A screen recording's last frame held 0.6 s after 0.1 s steps: its header's end is where that frame
+    ends, and ffmpeg decodes it cleanly; it was refused as "file ends early ... about 4 more expected"."""
+    path, times = tmp_path / f"held{ext}", [0, 250, 350, 450, 550, 650, 750, 850]
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=10, options={"bf": "0"})
+        s.width, s.height, s.pix_fmt, s.time_base = 64, 48, "yuv420p", Fraction(1, 1000)
+        s.codec_context.time_base = Fraction(1, 1000)
+        lasts = dict(zip(times, [*np.diff(times).tolist(), 600], strict=True))
+        frames = [av.VideoFrame.from_ndarray(np.full((48, 64, 3), 30 * i, np.uint8), format="rgb24") for i in range(8)]
+        for frame, t in zip([*frames, None], [*times, None], strict=True):
+            if frame is not None:
+                frame.pts, frame.time_base = t, Fraction(1, 1000)
+            for packet in s.encode(frame):
+                ms = packet.pts * packet.time_base * 1000  # each frame's own: the header's end is where the last ends
+                packet.duration = int(lasts[int(ms)] / 1000 / packet.time_base)
+                c.mux(packet)
+    ends = subprocess.run([FFMPEG, "-v", "error", "-i", str(path), "-f", "null", "-"], capture_output=True, text=True)
+    assert ends.returncode == 0 and not ends.stderr  # the reference: nothing missing
+    with video_io.open_reader(path) as reader:
+        assert len(list(reader)) == len(times) and reader.dropped_frames == 0
+    assert "ends early" not in caplog.text and "cut short" not in caplog.text

@@ -1019,6 +1019,7 @@ class VideoReader:
         self._first: av.VideoFrame | None = first
         self._index = 0
         self._last_pts: int | None = None
+        self._last_duration: int | None = None  # (the last frame's own, in info's time base: a held end is no loss)
         self.info = self._describe(first)
         self.info.file_start = Fraction(c.start_time, av.time_base) if c.start_time is not None else None
         self._configure_conversion(first, self.info)
@@ -1253,19 +1254,22 @@ class VideoReader:
             start = min(start, Fraction(0))  # the length: a file starting at 1.5 s is not 1.5 s short
         return int((start + seconds) / tb)
 
-    def _missing(self, last_pts: int) -> int:
+    def _missing(self, last_pts: int, last_duration: int | None = None) -> int:
         """About how many frames the header's end (`_expected_end`) promises after the frame at
-        `last_pts` (in `info.time_base`); 0 when it is as long as it says (or says nothing)."""
+        `last_pts` (in `info.time_base`), which lasts `last_duration` where known (a variable-rate
+        recording's last frame may be held for seconds) else a frame step; 0 when it is as long as it
+        says (or says nothing)."""
         info, end = self.info, self._expected_end
         if end is None or not info.fps:
             return 0
-        missing = ((end - last_pts) * info.time_base - 1 / info.fps) * info.fps
+        lasts = max(1 / info.fps, (last_duration or 0) * info.time_base)
+        missing = ((end - last_pts) * info.time_base - lasts) * info.fps
         return int(round(missing)) if missing >= 1.5 else 0
 
     def _check_complete(self, decoded: int) -> None:
         """Raise (or count as dropped) when the stream ended before its declared duration."""
         info = self.info
-        if self._last_pts is None or not (missing := self._missing(self._last_pts)):
+        if self._last_pts is None or not (missing := self._missing(self._last_pts, self._last_duration)):
             return
         when = f"t={info.seconds(self._last_pts):.3f}s"
         if not self._ignore:
@@ -1696,6 +1700,7 @@ class VideoReader:
             if pts is None:
                 pts = self.info.start_pts if self._last_pts is None else self._last_pts + step
             self._last_pts = pts
+            self._last_duration = round(self._in_time_base(frame.duration)) if frame.duration else None
             if self._lo is not None and pts < self._lo:
                 continue
             if self._hi is not None and pts >= self._hi:
