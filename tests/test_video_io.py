@@ -3538,28 +3538,6 @@ def test_a_stretch_lost_from_a_matroska_episode_is_said_and_counted(
             assert len(list(reader)) == frames and reader.dropped_frames == 0
 
 
-def test_a_hold_in_an_mpegts_recording_is_no_stretch_lost(
-    recordings: dict[str, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    """A variable-rate .ts (an .mp4 with a frame held 1 s, copied into MPEG-TS, as `dove info` calls it
-    variable): every frame ffmpeg decodes, none counted lost, nothing said. A stretch lost from a
-    constant-rate capture (bytes zeroed: the demuxer flags the packets around it) is still counted."""
-    held = tmp_path / "held.mp4"
-    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x36:rate=25", "-frames:v", "40", "-vf",
-           "setpts='(N+gte(N,21)*25)/25/TB'", "-fps_mode", "vfr", "-c:v", "libx264", "-g", "25", held)  # fmt: skip
-    ts = tmp_path / "held.ts"
-    ffmpeg("-i", held, "-c", "copy", ts)
-    times = decoded_times(ts)
-    assert max(b - a for a, b in itertools.pairwise(times)) == Fraction(26, 25)  # the hold, a whole 26 frames
-    with caplog.at_level(logging.WARNING), open_reader(ts) as reader:
-        assert len(list(reader)) == len(times) == 40 and reader.dropped_frames == 0
-    assert "gap" not in caplog.text
-    damaged = decoded_times(recordings["corrupt"])
-    lost = sum(round((b - a) * 25) - 1 for a, b in itertools.pairwise(damaged) if b - a > Fraction(5, 25))
-    with open_reader(recordings["corrupt"]) as reader:
-        assert len(list(reader)) == len(damaged) and reader.dropped_frames == lost > 0
-
-
 def test_stretches_lost_after_the_first_few_are_said_in_one_line(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -825,39 +825,22 @@ def skipped_bytes(path: Path, index: int, before: int, after: int) -> int:
     pts `before` of video stream `index` until its packets' dts reach `after` (no frame between
     them can come later): damage the demuxer skipped. Lacing puts several packets at one place."""
     ends: dict[int, int] = {}  # where a packet (or a lace of them) starts -> where it ends
-    if (packets := _packets_between(path, index, before, after)) is None:
-        return DAMAGE_BYTES  # it never got there
-    for pos, size, _ in packets:
-        if pos is not None and pos >= 0 and size:
-            ends[pos] = ends.get(pos, pos) + size
-    spans = sorted(ends.items())
-    return max((b - a for (_, a), (b, _) in itertools.pairwise(spans)), default=0)
-
-
-def flagged_corrupt(path: Path, index: int, before: int, after: int) -> bool:
-    """Whether a packet of any stream between the same places as `skipped_bytes` is flagged corrupt:
-    MPEG-TS, whose packets lie in 188-byte pieces among the other streams' (so no byte count tells),
-    flags those whose continuity counter skips (pieces lost or overwritten)."""
-    packets = _packets_between(path, index, before, after)
-    return packets is None or any(corrupt for _, _, corrupt in packets)
-
-
-def _packets_between(path: Path, index: int, before: int, after: int) -> list[tuple[int | None, int, bool]] | None:
-    """(position, size, flagged corrupt) of every stream's packets from the keyframe before pts `before`
-    of video stream `index` until its packets' dts reach `after`; None where the file ends or fails first."""
-    packets: list[tuple[int | None, int, bool]] = []
     try:
         with av.open(ffmpeg_name(path), metadata_errors="replace") as c:
             s = c.streams[index]
             c.seek(before, stream=s, backward=True)
             for p in c.demux():
-                packets.append((p.pos, p.size, p.is_corrupt))
+                if p.pos is not None and p.pos >= 0 and p.size:
+                    ends[p.pos] = ends.get(p.pos, p.pos) + p.size
                 t = p.dts if p.dts is not None else p.pts
                 if p.stream.index == index and t is not None and t >= after:
-                    return packets
+                    break
+            else:
+                return DAMAGE_BYTES  # it never got there
     except av.FFmpegError:
-        pass
-    return None
+        return DAMAGE_BYTES
+    spans = sorted(ends.items())
+    return max((b - a for (_, a), (b, _) in itertools.pairwise(spans)), default=0)
 
 
 def video_length(path: Path) -> tuple[Fraction, Fraction] | None:
@@ -1433,8 +1416,8 @@ class VideoReader:
         GAP_FRAMES frame durations, while every step so far was a whole number of them. Said, with its
         time and length, and counted as dropped (but for frames already counted as undecodable); the
         timing is kept (the hole stays). A step of a variable-rate stream ends the watch, unsaid: one
-        that is no whole number of frames, or in Matroska or MPEG-TS (whose tracks may say they are
-        constant-rate) a frame held over intact data (`_held`), as `dove info` calls it variable."""
+        that is no whole number of frames, or in Matroska (whose every track says it is constant-rate)
+        a frame held over intact bytes (`_held`), as `dove info` calls it variable."""
         if self._step is None:
             return
         frames = (after - before) / self._step
@@ -1456,15 +1439,13 @@ class VideoReader:
                         "is kept", self.path, float(gap), info.seconds(before), lost)  # fmt: skip
 
     def _held(self, before: int, after: int) -> bool:
-        """Whether the frame at `before` (in the time base of `info`) is held until `after`, a variable
-        frame rate, in a container whose every track may say it is constant-rate: no damage between
-        them, none skipped (`skipped_bytes`: Matroska) or flagged (`flagged_corrupt`: MPEG-TS)."""
-        names = self._container.format.name.split(",")
+        """Whether a Matroska input's frame at `before` (in the time base of `info`) is held until
+        `after`, a variable frame rate: no bytes between them skipped as damage (`skipped_bytes`)."""
+        if "matroska" not in self._container.format.name.split(","):
+            return False
         tb = Fraction(self._stream.time_base or Fraction(1, 90000)) / self._tb  # stream ticks in `info` ticks
-        span = (self.path, self._stream.index, math.floor(before / tb), math.ceil(after / tb))
-        if "mpegts" in names:
-            return not flagged_corrupt(*span)
-        return "matroska" in names and skipped_bytes(*span) < DAMAGE_BYTES
+        index = self._stream.index
+        return skipped_bytes(self.path, index, math.floor(before / tb), math.ceil(after / tb)) < DAMAGE_BYTES
 
     def _say_gap(self, lost: int) -> bool:
         """Note a stretch of `lost` frames lost; whether it is one of the first SHOWN_GAPS, said on its own
