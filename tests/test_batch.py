@@ -711,10 +711,19 @@ def test_inputs_whose_names_differ_only_in_unicode_normalization_are_failed(tmp_
     )
     shown = {nfc: "caf\u00e9.mp4 (NFC)", nfd: "cafe\\u0301.mp4 (NFD)"}  # (they would print alike)
     for name, other in ((nfc, nfd), (nfd, nfc)):
-        want = (
-            f"{src / name}: its output name {shown[name]} is {shown[other]}'s output name too{why}; rename one of them"
-        )
-        assert rows[name] == ("failed", want)
+        want = f"{src / name}: its output name {shown[name]} is {shown[other]}'s output name too{why}; rename one"
+        assert rows[name] == ("failed", want + " of them")
+    # -r: one name in two sub-folders é (NFC) and é (NFD): the paths tell them apart, not "x.mp4 is x.mp4's"
+    tree = tmp_path / "tree"
+    for folder in ("\u00e9", "e\u0301"):
+        (tree / folder).mkdir(parents=True)
+        (tree / folder / "x.mp4").write_bytes(b"")
+    rows = {str(i.input): i.error for i in plan_batch(tree, tmp_path / "tree_out", recursive=True)}
+    nfd_in = f"{tree}/e\\u0301/x.mp4"
+    assert rows[f"{tree}/\u00e9/x.mp4"] == (
+        f"{tree}/\u00e9/x.mp4: its output {tmp_path}/tree_out/\u00e9/x.mp4 (NFC) is {nfd_in} (NFD)'s output too{why}; "
+        "rename one of them"
+    ), rows
 
 
 def test_every_container_dove_reads_is_taken_by_a_folder_run(tmp_path, caplog):

@@ -236,11 +236,15 @@ def fail_shared_outputs(items: list[BatchItem]) -> None:
         for item in group:
             others = [other for other in group if other is not item]
             case = (" (file names that differ only in case or in Unicode normalization (NFC/NFD) are one file on "
-                    "macOS and Windows)" if any(other.output.name != item.output.name for other in others) else "")  # fmt: skip
-            ours = told_apart(item.output.name, others[0].input.name)[0]  # (an NFC and an NFD café print alike)
-            names = ", ".join(f"{told_apart(item.output.name, other.input.name)[1]}'s" for other in others)
-            item.fail(InputError(f"{item.input}: its output name {ours} is {names} output name too{case}; "
-                                 "rename one of them"))  # fmt: skip
+                    "macOS and Windows)" if any(str(other.output) != str(item.output) for other in others) else "")  # fmt: skip
+            # (an NFC and an NFD café print alike: told_apart spells them; with -r the names may be alike and
+            # their folders not, é in NFC and in NFD: then the paths are what tells them apart)
+            folders = bool(case) and all(other.output.name == item.output.name for other in others)
+            mine, what = (str(item.output), "output") if folders else (item.output.name, "output name")
+            theirs = [str(other.input) if folders else other.input.name for other in others]
+            ours = told_apart(mine, theirs[0])[0]
+            names = ", ".join(f"{told_apart(mine, name)[1]}'s" for name in theirs)
+            item.fail(InputError(f"{item.input}: its {what} {ours} is {names} {what} too{case}; rename one of them"))
 
 
 def find_other_spellings(items: list[BatchItem]) -> None:
