@@ -3919,3 +3919,16 @@ def test_a_held_last_frame_is_no_file_cut_short(tmp_path, caplog, ext):
     with video_io.open_reader(path) as reader:
         assert len(list(reader)) == len(times) and reader.dropped_frames == 0
     assert "ends early" not in caplog.text and "cut short" not in caplog.text
+
+
+def test_side_stream_rates_reads_a_name_with_a_colon(tmp_path, monkeypatch):
+    """The disk-full estimate's audio rate read `a:b.mp4` as FFmpeg's protocol `a` (nothing found, so the
+    room asked left the audio out): the same file under a plain name is the reference."""
+    from dove_cli.video_io.reader import side_stream_rates
+
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=s=32x24:r=25", "-f", "lavfi", "-i", "sine", "-t", "1", "-c:a", "aac",
+           tmp_path / "plain.mp4")  # fmt: skip
+    (tmp_path / "a:b.mp4").write_bytes((tmp_path / "plain.mp4").read_bytes())
+    monkeypatch.chdir(tmp_path)
+    plain = side_stream_rates("plain.mp4")
+    assert plain["audio"] > 0 and side_stream_rates("a:b.mp4") == plain

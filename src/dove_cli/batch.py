@@ -253,14 +253,21 @@ def find_other_spellings(items: list[BatchItem]) -> None:
     extensions), and one file on macOS and Windows. Taken as this input's output, to be skipped when
     finished, where its note says it was made from this input as it is now (size and time); else said:
     the run writes a second one beside it."""
+    spellings: dict[Path, dict[str, Path]] = {}  # output folder -> its names folded (one_name): each listed once
+
+    def folded(folder: Path) -> dict[str, Path]:
+        if folder not in spellings:
+            spellings[folder] = {}
+            with contextlib.suppress(OSError):  # (a folder not made yet, or unreadable: no twin to find)
+                for p in sorted(folder.iterdir(), reverse=True):  # (the first in name order kept, as before)
+                    spellings[folder][one_name(p.name)] = p
+        return spellings[folder]
+
     for item in items:
         out = item.output
         if item.status != "pending" or not item.input.is_file() or video_io.is_pattern(out) or out.exists():
             continue
-        with contextlib.suppress(OSError):  # (a folder not made yet, or unreadable: no twin to find)
-            other = next((p for p in sorted(out.parent.iterdir()) if one_name(p.name) == one_name(out.name)), None)
-            if other is None:
-                continue
+        if (other := folded(out.parent).get(one_name(out.name))) is not None:
             ours, theirs = told_apart(out.name, other.name)
             made = provenance.fitting_note(other)
             if made is not None and provenance.changed_since(item.input, other, made) is None:
@@ -279,8 +286,8 @@ def say_left_out(in_dir: Path, recursive: bool = False, skip: Path | None = None
     videos. Sub-folders are named when they hold videos or frame folders (not Fonts/ or Scans/). Said by the run and its dry run,
     once each, not by plan_batch (the CLI plans first to size its progress bar)."""
     tree = walk(in_dir, skip) if recursive else Tree([in_dir], [], [])
-    listed = {folder: [p for p in sorted(folder.iterdir()) if not p.name.startswith(".")] for folder in tree.folders}
-    shown = [p for entries in listed.values() for p in entries]
+    entries = [p for folder in tree.folders for p in sorted(folder.iterdir())]  # each folder listed once
+    shown = [p for p in entries if not p.name.startswith(".")]
 
     def named(paths: list[Path]) -> str:  # `trail.mp4 ` quoted: its space would not show before the `)`
         return some_names([repr(n) if n != n.strip() else n for n in (str(p.relative_to(in_dir)) for p in paths)])
@@ -297,9 +304,8 @@ def say_left_out(in_dir: Path, recursive: bool = False, skip: Path | None = None
         log.warning("%s: folders that cannot be read left out (%s)", in_dir, why)
     sidecars = [p for p in shown if p.is_file() and p.suffix.lower().rstrip() in SIDECAR_SUBTITLES]
     if sidecars:  # `a.srt\r` (made by a script with Windows line endings) too, quoted: its end does not show
-        names = [repr(n) if n != n.rstrip() else n for n in (str(p.relative_to(in_dir)) for p in sidecars)]
         log.warning("%s: subtitle files are not copied (%s): copy them beside the outputs, named as their video's "
-                    "output, for players to load them", in_dir, some_names(names))  # fmt: skip
+                    "output, for players to load them", in_dir, named(sidecars))  # fmt: skip
     broken = [p for p in shown if p.is_symlink() and not p.exists()]
     if broken:
         log.warning("%s: %d broken link%s left out (%s)", in_dir, len(broken), "s" * (len(broken) > 1), named(broken))
@@ -312,8 +318,8 @@ def say_left_out(in_dir: Path, recursive: bool = False, skip: Path | None = None
     if unnamed:
         log.warning("%s: %s left out (%s): rename %s (.mp4, .mkv, ...) or upscale each alone", in_dir,
                     video_io.formats.look_like_videos(len(unnamed)), named(unnamed), "them" if len(unnamed) > 1 else "it")  # fmt: skip
-    hidden = [p for folder in tree.folders for p in sorted(folder.iterdir()) if p.name.startswith(".")
-              and not p.name.startswith("._") and p.is_file() and p.suffix.lower() in FOLDER_EXTENSIONS]  # fmt: skip
+    hidden = [p for p in entries if p.name.startswith(".") and not p.name.startswith("._") and p.is_file()
+              and p.suffix.lower() in FOLDER_EXTENSIONS]  # fmt: skip
     if hidden:  # (macOS's AppleDouble `._a.mp4` is no video: not said)
         log.warning("%s: %s left out (%s): a name that starts with '.' is hidden; rename %s or upscale each alone",
                     in_dir, counted(len(hidden), "hidden video"), named(hidden), "them" if len(hidden) > 1 else "it")  # fmt: skip

@@ -143,8 +143,9 @@ def parse_preview(text: str) -> tuple[Fraction, Fraction]:
 
 
 class PreviewSpan(NamedTuple):
-    """--preview in seconds from the first frame: where it starts and ends (the writer's terms, for
-    audio and subtitles), and `duration` (the reader's); all None without --preview."""
+    """--preview in seconds on the file's clock (from its start, as `ffmpeg -ss` counts): where it starts
+    and ends (the writer's terms, for audio and subtitles), and `duration` (the reader's); all None
+    without --preview."""
 
     start: Fraction | None = None
     end: Fraction | None = None

@@ -285,7 +285,7 @@ def side_stream_rates(path: str | Path) -> dict[str, float]:
     that copies them needs. A header read; {} when it cannot be read."""
     rates: dict[str, float] = {}
     try:
-        with av.open(str(path)) as c:
+        with av.open(ffmpeg_name(path), metadata_errors="replace") as c:  # (a name like `a:b.mp4` is no protocol)
             for s in c.streams:
                 bps = (
                     getattr(s, "bit_rate", 0) or s.codec_context.bit_rate or int((s.metadata or {}).get("BPS", 0) or 0)
@@ -1004,7 +1004,6 @@ class VideoReader:
         self._last_pts: int | None = None
         self._last_duration: int | None = None  # (the last frame's own, in info's time base: a held end is no loss)
         self.info = self._describe(first)
-        self.info.file_start = Fraction(c.start_time, av.time_base) if c.start_time is not None else None
         self._configure_conversion(first, self.info)
         self._say_source_warnings(first, self.info)
 
@@ -1072,6 +1071,7 @@ class VideoReader:
             duration=duration,
             base_fps=Fraction(nominal) * self._rate if (nominal := self._fps or s.guessed_rate) else None,
             grid=self._grid(),
+            file_start=Fraction(c.start_time, av.time_base) if c.start_time is not None else None,
         )
         if self._deinterlace != "off" and self._parity != "auto":
             info.field_order = cast(FieldOrder, self._parity)
