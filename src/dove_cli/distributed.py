@@ -369,9 +369,15 @@ def _probe_address(address: str, name: str | None = None) -> None:
         raise OptionError(f"--ray {name!r}: use local, auto, ray://HOST:PORT (Ray Client) or HOST:PORT (the head "
                           "node's address, port 6379 by default)")  # fmt: skip
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=PROBE_TIMEOUT_S).close()
+        _dial(host, int(port), PROBE_TIMEOUT_S)
     except OSError as exc:
         raise OptionError(f"--ray {name}: no Ray cluster answers there ({exc.strerror or exc})") from None
+
+
+def _dial(host: str, port: int, timeout: float) -> None:
+    """Open and close a TCP connection to HOST:PORT (an IPv6 host in [brackets] too); OSError where
+    nothing answers within `timeout` seconds."""
+    socket.create_connection((host.strip("[]"), port), timeout=timeout).close()
 
 
 def _refused(name: str, exc: BaseException) -> OptionError:
@@ -592,7 +598,7 @@ class Cluster:
             return True
         host, _, port = self.gcs_address.rpartition(":")
         try:
-            socket.create_connection((host.strip("[]"), int(port)), timeout=2).close()
+            _dial(host, int(port), 2)
         except OSError:
             return False
         return True
