@@ -3932,3 +3932,14 @@ def test_side_stream_rates_reads_a_name_with_a_colon(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     plain = side_stream_rates("plain.mp4")
     assert plain["audio"] > 0 and side_stream_rates("a:b.mp4") == plain
+
+
+def test_audio_only_reads_a_name_with_a_colon(tmp_path, monkeypatch):
+    """`a:b.m4a` in the current folder was read as FFmpeg's protocol `a`: not audio only, so a folder run
+    told the user to rename it to .mp4. The same file under a plain name is the reference."""
+    from dove_cli.video_io.formats import audio_only
+
+    ffmpeg("-f", "lavfi", "-i", "sine=duration=0.2", "-c:a", "aac", tmp_path / "plain.m4a")
+    (tmp_path / "a:b.m4a").write_bytes((tmp_path / "plain.m4a").read_bytes())
+    monkeypatch.chdir(tmp_path)
+    assert audio_only(Path("plain.m4a")) and audio_only(Path("a:b.m4a"))

@@ -113,8 +113,10 @@ def container_magic(path: Path) -> bool:
 def audio_only(path: Path) -> bool:
     """Whether `path` holds audio and no video but cover art (an .m4a, an .ogg of music), from its
     header: renaming it would not make it a video."""
+    from dove_cli.video_io.paths import ffmpeg_name  # (paths imports this module)
+
     try:
-        with av.open(str(path)) as c:
+        with av.open(ffmpeg_name(path)) as c:  # (a name like `a:b.m4a` is no protocol)
             pictures = all(s.disposition & av.stream.Disposition.attached_pic for s in c.streams.video)
             return bool(c.streams.audio) and pictures
     except (av.FFmpegError, OSError, ValueError):
