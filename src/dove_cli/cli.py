@@ -49,11 +49,9 @@ from dove_cli.console import (
 )
 from dove_cli.errors import (
     DoveError,
-    InputError,
     Interrupted,
     OptionError,
     OutputError,
-    ScoringFailed,
     StopSignal,
     command_line,
 )
@@ -310,13 +308,13 @@ def upscale_cmd(
                           "go with --eval GT")  # fmt: skip
     if recursive and not input.is_dir():
         raise OptionError(f"--recursive searches a folder's sub-folders: {input} is not a folder")
-    if recursive and eval_gt is not None:
-        raise OptionError("--eval matches outputs to GT by name, which sub-folders can repeat: score each folder "
-                          "with dove eval OUT_SUB GT_SUB after a --recursive run")  # fmt: skip
-    if eval_gt is not None:
-        _check_eval(input, out, eval_gt, eval_metrics, eval_json, eval_crop_border, options, dry_run,
-                    eval_skip_unavailable, eval_strict)  # fmt: skip
-    if options.manifest is not None and (dry_run or eval_gt is not None):
+    request = None
+    if eval_gt is not None:  # (its module loads torch: not for a mistake said above)
+        from dove_cli.metrics.evaluate import EvalRequest
+
+        request = EvalRequest(eval_gt, eval_metrics, eval_json, eval_crop_border, eval_skip_unavailable, eval_strict)
+        request.check(input, out, options, dry_run, recursive)
+    if options.manifest is not None and (dry_run or request is not None):
         from dove_cli.manifest import is_stdout
 
         if is_stdout(Path(options.manifest)):
@@ -335,12 +333,8 @@ def upscale_cmd(
         print_plan(plan, out_console("--dry-run's plan"), (str(input), str(out)))  # as log lines: stdout's SHOWN
     else:
         _upscale_file(input, out, options, quiet)
-    if eval_gt is not None and not dry_run:
-        from dove_cli.options import check_options
-
-        untagged = check_options(options).untagged_matrix  # as the upscale read its input (--parity: bt601)
-        _score(out, eval_gt, eval_metrics, eval_json, eval_crop_border, options.device, quiet, untagged,
-               eval_skip_unavailable, eval_strict)  # fmt: skip
+    if request is not None:  # (not with --dry-run: refused by its check)
+        _score(request, out, options, quiet)
 
 
 def _into_folder(input: Path, output: str, container: str | None, codec: str | None, recursive: bool) -> Path:
@@ -361,100 +355,13 @@ def _upscale_file(input: Path, output: Path, options: UpscaleOptions, quiet: boo
         say(result.summary())
 
 
-def _check_eval(
-    input: Path,
-    output: Path,
-    gt: Path,
-    metrics: str | None,
-    json_out: Path | None,
-    crop_border: int,
-    opts: UpscaleOptions,
-    dry_run: bool,
-    skip_unavailable: bool = False,
-    strict: bool = False,
-) -> None:
-    """--eval's mistakes before hours of upscaling, not after: the metrics, --eval-json, the
-    metric weights (fetched now if missing; --eval-skip-unavailable: those not at hand left out, said
-    now, and refused when none is left), and GT against the outputs to be (names and sizes; any size
-    that differs with --eval-strict). What is left to fail after the upscale is what only reading the
-    output can show (exit 3)."""
-    from dove_cli.metrics.evaluate import check_result_files, fetch_weights, left_to_run, parse_metrics
-    from dove_cli.video_io import is_pattern
-    from dove_cli.video_io.paths import why_missing
-
-    if dry_run:
-        raise OptionError("--eval scores an output: it does not go with --dry-run")
-    on_stdout = _scores_on_stdout({"--eval-json": json_out}, None)
-    check_stdout("--eval-json's scores" if on_stdout else "--eval's table of scores")
-    if not gt.exists() and not is_pattern(gt):  # a pattern with no images is said by check_planned_sizes
-        raise InputError(f"{gt} (--eval GT): {why_missing(gt, 'file or folder')}")
-    names = parse_metrics(metrics, True, str(gt), option="--eval-metrics")
-    check_result_files(
-        None if on_stdout else json_out, None, None, names, [input, gt], opts.overwrite, json_option="--eval-json"
-    )
-    _check_eval_sizes(input, output, gt, opts, crop_border, strict)
-    left_to_run(names, fetch_weights(names, True, option="--eval-metrics", skip=skip_unavailable))
-
-
-def _check_eval_sizes(
-    input: Path, output: Path, gt: Path, opts: UpscaleOptions, crop_border: int, strict: bool = False
-) -> None:
-    """The size each output will have (`planned_output_size`: --size's, else the input less --crop x
-    --scale, or --parity's; --compare doubles it), against GT's, and that --eval-crop-border leaves some
-    of it. An input that cannot be read is left to the upscale, which says why (in a folder, per file)."""
-    from dove_cli import video_io
-    from dove_cli.batch import plan_batch
-    from dove_cli.geometry import cropped_info, planned_output_size
-    from dove_cli.metrics.evaluate import check_planned_sizes
-    from dove_cli.options import check_options, reader_options
-    from dove_cli.outputs import is_batch_input
-    from dove_cli.upscaling import with_found_crop
-
-    opts = check_options(opts)  # a bad --scale is said as such, not as a size mismatch
-    batch = is_batch_input(input)
-    items = [(input, output)]
-    if batch:
-        items = [
-            (i.input, i.output)
-            for i in plan_batch(input, output, overwrite=True, container=opts.container, codec=opts.codec)
-        ]
-    planned: dict[str, tuple[Path, tuple[int, int] | None]] = {}
-    for source, target in items:
-        name = target.parent.name if video_io.is_pattern(target) else target.stem  # as dove eval names it
-        try:
-            with video_io.open_reader(source, warn=False, **reader_options(opts)) as reader:
-                file_opts = with_found_crop(reader, opts, [])  # (--crop auto: the upscale finds it again, and says it)
-                info = cropped_info(reader.info, file_opts)
-            # --size's, or the model's (--parity: refused where its crop leaves nothing)
-            h, w = planned_output_size(info, file_opts)
-        except DoveError:
-            planned[name] = (target, None)  # its GT is still looked for; its size is unknown
-            continue
-        if 2 * crop_border >= min(w, h):
-            raise OptionError(f"--eval-crop-border {crop_border} leaves nothing of {target}'s {w}x{h} frames")
-        planned[name] = (target, (w, h))
-    if planned:
-        check_planned_sizes(planned, batch, gt, strict)
-
-
-def _score(output: Path, gt: Path, metrics: str | None, json_out: Path | None, crop_border: int, device: str | None,
-           quiet: bool, untagged_matrix: str, skip_unavailable: bool = False, strict: bool = False) -> None:  # fmt: skip
-    """`dove eval OUTPUT GT` right after the upscale, with its table (and its --skip-unavailable and
-    --strict, as --eval-skip-unavailable and --eval-strict); a failure says the output is fine."""
-    from dove_cli.metrics.evaluate import evaluate
-
-    try:
-        with EvalBar(quiet, output.name) as bar:
-            report = evaluate(output, gt, metrics, device=device, progress=bar, option="--eval-metrics",
-                              untagged_matrix=untagged_matrix, crop_border=crop_border,
-                              skip_unavailable=skip_unavailable, strict=strict)  # fmt: skip
-    except DoveError as exc:  # (Ctrl-C, Interrupted, is not one: it stops the command)
-        # An input error (a hole, a stray frame) fails `dove eval` the same way: its own text says the fix.
-        later = "" if isinstance(exc, InputError) else f"; `dove eval {output} {gt}` scores it later"
-        raise ScoringFailed(f"{output} was written fine, but scoring it failed: {exc}{later}") from None
-    on_stdout = _scores_on_stdout({"--eval-json": json_out}, None)
-    _print_eval_table(report, output, gt, err_console if on_stdout else out_console())
-    _write_scores(report, {"--eval-json": json_out}, on_stdout)
+def _score(request, output: Path, options: UpscaleOptions, quiet: bool) -> None:  # metrics.evaluate.EvalRequest
+    """`dove eval OUTPUT GT` right after the upscale, with its table, and --eval-json's scores."""
+    with EvalBar(quiet, output.name) as bar:
+        report = request.score(output, options, progress=bar)
+    on_stdout = _scores_on_stdout({"--eval-json": request.json_out}, None)
+    _print_eval_table(report, output, request.gt, err_console if on_stdout else out_console())
+    _write_scores(report, {"--eval-json": request.json_out}, on_stdout)
 
 
 def _plan_folder(input: Path, output: Path | str, opts: UpscaleOptions, recursive: bool) -> None:

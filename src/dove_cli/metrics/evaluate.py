@@ -32,20 +32,23 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import partial
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import torch
 
 from dove_cli import note as said_note
 from dove_cli import video_io
-from dove_cli.errors import DecodeError, InputError, ModelError, OptionError, OutputError
+from dove_cli.errors import DecodeError, DoveError, InputError, ModelError, OptionError, OutputError
 from dove_cli.humanize import apart, counted, drawn_text, one_name, path_text, real_names, real_text, spelled
 from dove_cli.metrics import DEFAULT_METRICS, METRICS
 from dove_cli.video_io.formats import check_untagged_matrix
 from dove_cli.video_io.paths import why_missing
 from dove_cli.video_io.reader import IGNORE_HINT, image_inputs, shown_ranges, stray_said
 from dove_cli.video_io.sequences import frame_numbers, missing_numbers, natural_key, numbered
+
+if TYPE_CHECKING:
+    from dove_cli.options import UpscaleOptions
 
 log = logging.getLogger(__name__)
 
@@ -1126,3 +1129,107 @@ def _env_dover() -> str:
     import os
 
     return os.environ.get("DOVE_DOVER_WEIGHTS", "")
+
+
+# ------------------------------------------------------------------------------------------ dove upscale --eval
+
+
+@dataclass(frozen=True)
+class EvalRequest:
+    """`dove upscale --eval GT` and its --eval-* options: the output scored as `dove eval OUTPUT GT`
+    scores it, right after the upscale. `check` says its mistakes before hours of upscaling; `score`
+    runs it after. Messages name the --eval-* flags (the command's own)."""
+
+    gt: Path
+    metrics: str | None = None  # --eval-metrics
+    json_out: Path | None = None  # --eval-json (`-`: stdout)
+    crop_border: int = 0  # --eval-crop-border
+    skip_unavailable: bool = False  # --eval-skip-unavailable
+    strict: bool = False  # --eval-strict
+
+    @property
+    def json_on_stdout(self) -> bool:
+        """--eval-json names stdout: its JSON alone goes there, and the table of scores to stderr."""
+        from dove_cli.manifest import is_stdout
+
+        return self.json_out is not None and is_stdout(self.json_out)
+
+    def check(
+        self, input: Path, output: Path, opts: UpscaleOptions, dry_run: bool = False, recursive: bool = False
+    ) -> None:
+        """--eval's mistakes before hours of upscaling, not after: with --dry-run or --recursive, the
+        metrics, --eval-json, the metric weights (fetched now if missing; --eval-skip-unavailable: those
+        not at hand left out, said now, and refused when none is left), and GT against the outputs to be
+        (names and sizes; any size that differs with --eval-strict). What is left to fail after the
+        upscale is what only reading the output can show (exit 3)."""
+        from dove_cli.console import check_stdout
+
+        if recursive:
+            raise OptionError("--eval matches outputs to GT by name, which sub-folders can repeat: score each folder "
+                              "with dove eval OUT_SUB GT_SUB after a --recursive run")  # fmt: skip
+        if dry_run:
+            raise OptionError("--eval scores an output: it does not go with --dry-run")
+        check_stdout("--eval-json's scores" if self.json_on_stdout else "--eval's table of scores")
+        if not self.gt.exists() and not video_io.is_pattern(self.gt):  # no images: said by check_planned_sizes
+            raise InputError(f"{self.gt} (--eval GT): {why_missing(self.gt, 'file or folder')}")
+        names = parse_metrics(self.metrics, True, str(self.gt), option="--eval-metrics")
+        json_file = None if self.json_on_stdout else self.json_out
+        check_result_files(json_file, None, None, names, [input, self.gt], opts.overwrite, json_option="--eval-json")
+        self.check_sizes(input, output, opts)
+        left_to_run(names, fetch_weights(names, True, option="--eval-metrics", skip=self.skip_unavailable))
+
+    def check_sizes(self, input: Path, output: Path, opts: UpscaleOptions) -> None:
+        """The size each output will have (`planned_output_size`: --size's, else the input less --crop x
+        --scale, or --parity's; --compare doubles it), against GT's, and that --eval-crop-border leaves
+        some of it. An input that cannot be read is left to the upscale, which says why (in a folder, per
+        file)."""
+        from dove_cli.batch import plan_batch
+        from dove_cli.geometry import cropped_info, planned_output_size
+        from dove_cli.options import check_options, reader_options
+        from dove_cli.outputs import is_batch_input
+        from dove_cli.upscaling import with_found_crop
+
+        opts = check_options(opts)  # a bad --scale is said as such, not as a size mismatch
+        batch = is_batch_input(input)
+        items = [(input, output)]
+        if batch:
+            items = [
+                (i.input, i.output)
+                for i in plan_batch(input, output, overwrite=True, container=opts.container, codec=opts.codec)
+            ]
+        planned: dict[str, tuple[Path, tuple[int, int] | None]] = {}
+        for source, target in items:
+            name = target.parent.name if video_io.is_pattern(target) else target.stem  # as dove eval names it
+            try:
+                with video_io.open_reader(source, warn=False, **reader_options(opts)) as reader:
+                    file_opts = with_found_crop(
+                        reader, opts, []
+                    )  # (--crop auto: the upscale finds it again, and says it)
+                    info = cropped_info(reader.info, file_opts)
+                # --size's, or the model's (--parity: refused where its crop leaves nothing)
+                h, w = planned_output_size(info, file_opts)
+            except DoveError:
+                planned[name] = (target, None)  # its GT is still looked for; its size is unknown
+                continue
+            if 2 * self.crop_border >= min(w, h):
+                raise OptionError(f"--eval-crop-border {self.crop_border} leaves nothing of {target}'s {w}x{h} frames")
+            planned[name] = (target, (w, h))
+        if planned:
+            check_planned_sizes(planned, batch, self.gt, self.strict)
+
+    def score(self, output: Path, opts: UpscaleOptions, progress: ProgressFn | None = None) -> EvalReport:
+        """`dove eval OUTPUT GT` after the upscale (its --skip-unavailable and --strict as
+        --eval-skip-unavailable and --eval-strict), reading the output as the upscale read its input
+        (--parity: bt601); a failure is ScoringFailed, which says the output is fine."""
+        from dove_cli.errors import ScoringFailed
+        from dove_cli.options import check_options
+
+        untagged = check_options(opts).untagged_matrix
+        try:
+            return evaluate(output, self.gt, self.metrics, device=opts.device, progress=progress,
+                            option="--eval-metrics", untagged_matrix=untagged, crop_border=self.crop_border,
+                            skip_unavailable=self.skip_unavailable, strict=self.strict)  # fmt: skip
+        except DoveError as exc:  # (Ctrl-C, Interrupted, is not one: it stops the command)
+            # An input error (a hole, a stray frame) fails `dove eval` the same way: its own text says the fix.
+            later = "" if isinstance(exc, InputError) else f"; `dove eval {output} {self.gt}` scores it later"
+            raise ScoringFailed(f"{output} was written fine, but scoring it failed: {exc}{later}") from None
