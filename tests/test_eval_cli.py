@@ -1255,6 +1255,28 @@ def test_upscale_eval_pairs_an_output_with_its_gt_in_another_unicode_normalizati
                             strict=True)  # fmt: skip
 
 
+def test_upscale_eval_says_a_pairing_across_unicode_normalizations_once(tmp_path, capsys, caplog):
+    """`dove upscale LQ/ -o SR/ --eval GT` with the output's `café` in NFC and GT's in NFD said the
+    pairing twice: before the upscale (where it helps) and again when scoring. Once, before the upscale."""
+    frames = noisy_clip(2, 32, 48, seed=3)[1]
+    write_video((tmp_path / "LQ").mkdir() or tmp_path / "LQ" / "caf\u00e9.mkv", [f[::4, ::4] for f in frames])
+    write_video((tmp_path / "GT").mkdir() or tmp_path / "GT" / "cafe\u0301.mkv", frames)
+    caplog.set_level("INFO", logger="dove_cli")
+    code, out, err = run(["upscale", str(tmp_path / "LQ"), "-o", str(tmp_path / "SR"), "--model", "bilinear",
+                          "--eval", str(tmp_path / "GT"), "--eval-metrics", "psnr"], capsys)  # fmt: skip
+    said = [m for m in caplog.messages if "paired by name in another Unicode normalization" in m]
+    assert (
+        code == 0
+        and "1 video" in out
+        and said
+        == [
+            f"the outputs and {tmp_path / 'GT'}: paired by name in another Unicode normalization: "
+            "caf\u00e9 (NFC) with cafe\\u0301 (NFD)"
+        ]
+    ), (said, err)
+    assert caplog.messages.index(said[0]) < caplog.messages.index(f"created output folder {tmp_path / 'SR'}")
+
+
 def test_names_in_two_unicode_normalizations_are_shown_apart_in_a_refusal():
     """ "2 videos cannot be scored as they are (café, café)": an NFC and an NFD name print alike. They
     are spelled apart now (combining marks escaped, the form named); other names stay as they are."""

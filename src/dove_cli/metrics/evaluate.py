@@ -115,10 +115,11 @@ def links_said(names: Sequence[str], folder: str | Path) -> str:
     return f"{', '.join(str(p) for p in links)} {'is a broken link' if len(links) == 1 else 'are broken links'}"
 
 
-def match_names(names: Iterable[str], targets: Iterable[str], where: str) -> dict[str, str]:
+def match_names(names: Iterable[str], targets: Iterable[str], where: str, say: bool = True) -> dict[str, str]:
     """Each of `names` that has one in `targets` -> that target: the same name, else the one equal to it
     after Unicode normalization (a Mac writes `café` as NFD, e + U+0301, Linux as NFC, é), when that
-    pairing is one to one. Such pairings are said on one line (`where`: what is paired with what)."""
+    pairing is one to one. Such pairings are said on one line (`where`: what is paired with what),
+    unless not `say` (said before)."""
     names, targets = list(names), list(targets)
     matched = {name: name for name in names if name in targets}
     left = [t for t in targets if t not in matched]
@@ -127,7 +128,7 @@ def match_names(names: Iterable[str], targets: Iterable[str], where: str) -> dic
         twins = [t for t in left if nfc(t) == nfc(name)]
         if len(twins) == 1 and sum(nfc(n) == nfc(name) for n in names if n not in matched) == 1:
             matched[name] = twins[0]
-    if renamed := [f"{spelled(n)} with {spelled(t)}" for n, t in matched.items() if n != t]:
+    if say and (renamed := [f"{spelled(n)} with {spelled(t)}" for n, t in matched.items() if n != t]):
         said_note.info("%s: paired by name in another Unicode normalization: %s", where, ", ".join(renamed))
     return matched
 
@@ -141,12 +142,13 @@ def case_twins(names: Iterable[str], targets: Iterable[str]) -> str:
 
 
 def pair_inputs(
-    pred: str | Path, gt: str | Path | None, allow_missing: bool = False
+    pred: str | Path, gt: str | Path | None, allow_missing: bool = False, say_pairing: bool = True
 ) -> tuple[list[tuple[Item, Item | None]], list[str], list[Problem]]:
     """Match predictions with GT by name. Returns the pairs, the names of GT videos without a
     prediction, and what is wrong with the matching (`Problem`s, said with every pair's own by
     `evaluate` before any scoring): predictions without a GT, and GT videos without a prediction
-    unless `allow_missing` (a mean over part of a benchmark is not its mean)."""
+    unless `allow_missing` (a mean over part of a benchmark is not its mean). say_pairing: say the
+    names paired across Unicode normalizations (`match_names`)."""
     preds, pred_many = list_items(pred, "PRED")
     if gt is None:
         return [(p, None) for p in preds], [], []
@@ -160,7 +162,7 @@ def pair_inputs(
     if not pred_many:
         return [(preds[0], gts[0])], [], []
     by_name = {g.name: g for g in gts}
-    matched = match_names((p.name for p in preds), by_name, f"{pred} and {gt}")
+    matched = match_names((p.name for p in preds), by_name, f"{pred} and {gt}", say_pairing)
     pairs: list[tuple[Item, Item | None]] = [(p, by_name[matched[p.name]]) for p in preds if p.name in matched]
     problems: list[Problem] = []
     if orphans := [p for p in preds if p.name not in matched]:
@@ -802,6 +804,7 @@ def evaluate(
     crop_border: int = 0,
     skip_unavailable: bool = False,
     strict: bool = False,
+    say_pairing: bool = True,
 ) -> EvalReport:
     """Score PRED (against GT) and return an EvalReport (see the module doc for the input layouts).
 
@@ -816,7 +819,9 @@ def evaluate(
     out at each edge of both frames (after cutting them to one size) before every metric, as
     BasicSR's `crop_border` (VSR papers' tables). skip_unavailable: metrics whose weight files (or
     package) are not at hand are left out, and the report says which, instead of the error.
-    strict: a prediction and GT whose sizes or frame counts differ are an error, not cut. Every
+    strict: a prediction and GT whose sizes or frame counts differ are an error, not cut. say_pairing:
+    say the names paired across Unicode normalizations (False: said before, as `dove upscale --eval`
+    says them before the upscale, `EvalRequest.check`). Every
     mistake that can be known before scoring (inputs, metrics, device, weights) is raised before the
     first frame is read, every bad pair of a benchmark at once (`refuse`).
     """
@@ -825,7 +830,7 @@ def evaluate(
     for flag, px in (("--max-crop", max_crop), ("--crop-border", crop_border)):
         if px < 0:
             raise OptionError(f"{flag} {px}: a number of pixels, 0 or more")
-    pairs, missing, problems = pair_inputs(pred, gt, allow_missing)
+    pairs, missing, problems = pair_inputs(pred, gt, allow_missing, say_pairing)
     names = parse_metrics(metrics, gt is not None, str(pred), option)
     fr_needed = any(METRICS[n].full_reference for n in names)
     # warn=False: the readers' advice is for an upscale (--fps, --deinterlace, "the output is opaque")
@@ -1220,15 +1225,26 @@ class EvalRequest:
     def score(self, output: Path, opts: UpscaleOptions, progress: ProgressFn | None = None) -> EvalReport:
         """`dove eval OUTPUT GT` after the upscale (its --skip-unavailable and --strict as
         --eval-skip-unavailable and --eval-strict), reading the output as the upscale read its input
-        (--parity: bt601); a failure is ScoringFailed, which says the output is fine."""
+        (--parity: bt601); a failure is ScoringFailed, which says the output is fine. Names paired across
+        Unicode normalizations are not said again (`check` said them)."""
         from dove_cli.errors import ScoringFailed
         from dove_cli.options import check_options
 
         untagged = check_options(opts).untagged_matrix
         try:
-            return evaluate(output, self.gt, self.metrics, device=opts.device, progress=progress,
-                            option="--eval-metrics", untagged_matrix=untagged, crop_border=self.crop_border,
-                            skip_unavailable=self.skip_unavailable, strict=self.strict)  # fmt: skip
+            return evaluate(
+                output,
+                self.gt,
+                self.metrics,
+                device=opts.device,
+                progress=progress,
+                option="--eval-metrics",
+                untagged_matrix=untagged,
+                crop_border=self.crop_border,
+                skip_unavailable=self.skip_unavailable,
+                strict=self.strict,
+                say_pairing=False,  # `check` said them, before the upscale
+            )
         except DoveError as exc:  # (Ctrl-C, Interrupted, is not one: it stops the command)
             # An input error (a hole, a stray frame) fails `dove eval` the same way: its own text says the fix.
             later = "" if isinstance(exc, InputError) else f"; `dove eval {output} {self.gt}` scores it later"
