@@ -286,6 +286,8 @@ def test_upscale_eval_mistakes_stop_before_the_run(tmp_path, capsys):
          f"--eval-crop-border 90 leaves nothing of {out}'s 316x178 frames"),
         (["--eval", str(demo_clip("007.mp4")), "--eval-json", str(tmp_path)],
          f"--eval-json {tmp_path}: is a folder; give a file name like {tmp_path / 'scores.json'}"),
+        (["--eval", str(demo_clip("007.mp4")), "--eval-json", str(out)],
+         f"--eval-json {out}: is the output (-o); give the scores their own name, like {out}.json"),
     ):  # fmt: skip
         code, _, err = run(["upscale", str(demo_clip("007.mp4")), "-o", str(out), "--model", "bilinear", *extra],
                            capsys)  # fmt: skip
@@ -571,6 +573,10 @@ def test_upscale_eval_refuses_a_gt_of_another_size_or_name_before_the_run(tmp_pa
         write_video(tmp_path / "LQ" / f"{name}.mkv", [f[::2, ::2] for f in gt_frames])
     write_frames(tmp_path / "GT" / "a", gt_frames)
     out_dir = tmp_path / "OUT"
+    code, _, err = run(["upscale", str(tmp_path / "LQ"), "-o", str(out_dir), "--model", "bilinear", "--scale", "2",
+                        "-q", "--eval", str(tmp_path / "GT"), "--eval-json", str(out_dir / "b.mkv")], capsys)  # fmt: skip
+    assert code == 2 and not out_dir.exists(), err  # the scores would have replaced b's video
+    assert f"--eval-json {out_dir / 'b.mkv'}: is {tmp_path / 'LQ' / 'b.mkv'}'s output;" in err, err
     code, _, err = run(["upscale", str(tmp_path / "LQ"), "-o", str(out_dir), "--model", "bilinear", "--scale", "2",
                         "-q", "--eval", str(tmp_path / "GT"), "--eval-metrics", "psnr"], capsys)  # fmt: skip
     assert code == 2 and "no GT named 'b'" in err and not out_dir.exists(), err

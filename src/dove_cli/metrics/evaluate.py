@@ -1168,6 +1168,7 @@ class EvalRequest:
         (names and sizes; any size that differs with --eval-strict). What is left to fail after the
         upscale is what only reading the output can show (exit 3)."""
         from dove_cli.console import check_stdout
+        from dove_cli.outputs import is_batch_input
 
         if recursive:
             raise OptionError("--eval matches outputs to GT by name, which sub-folders can repeat: score each folder "
@@ -1180,28 +1181,24 @@ class EvalRequest:
         names = parse_metrics(self.metrics, True, str(self.gt), option="--eval-metrics")
         json_file = None if self.json_on_stdout else self.json_out
         check_result_files(json_file, None, None, names, [input, self.gt], opts.overwrite, json_option="--eval-json")
-        self.check_sizes(input, output, opts)
+        items = planned_outputs(input, output, opts)
+        if json_file is not None and (same := [s for s, t in items if t.absolute() == json_file.absolute()]):
+            whose = "the output (-o)" if same[0] == input else f"{same[0]}'s output"
+            raise OptionError(f"--eval-json {json_file}: is {whose}; give the scores their own name, like "
+                              f"{json_file}.json")  # fmt: skip
+        self.check_sizes(items, is_batch_input(input), opts)
         left_to_run(names, fetch_weights(names, True, option="--eval-metrics", skip=self.skip_unavailable))
 
-    def check_sizes(self, input: Path, output: Path, opts: UpscaleOptions) -> None:
-        """The size each output will have (`planned_output_size`: --size's, else the input less --crop x
+    def check_sizes(self, items: list[tuple[Path, Path]], batch: bool, opts: UpscaleOptions) -> None:
+        """The size each output (`items`: each input and its output) will have (`planned_output_size`: --size's, else the input less --crop x
         --scale, or --parity's; --compare doubles it), against GT's, and that --eval-crop-border leaves
         some of it. An input that cannot be read is left to the upscale, which says why (in a folder, per
         file)."""
-        from dove_cli.batch import plan_batch
         from dove_cli.geometry import cropped_info, planned_output_size
         from dove_cli.options import check_options, reader_options
-        from dove_cli.outputs import is_batch_input
         from dove_cli.upscaling import with_found_crop
 
         opts = check_options(opts)  # a bad --scale is said as such, not as a size mismatch
-        batch = is_batch_input(input)
-        items = [(input, output)]
-        if batch:
-            items = [
-                (i.input, i.output)
-                for i in plan_batch(input, output, overwrite=True, container=opts.container, codec=opts.codec)
-            ]
         planned: dict[str, tuple[Path, tuple[int, int] | None]] = {}
         for source, target in items:
             name = target.parent.name if video_io.is_pattern(target) else target.stem  # as dove eval names it
@@ -1249,3 +1246,14 @@ class EvalRequest:
             # An input error (a hole, a stray frame) fails `dove eval` the same way: its own text says the fix.
             later = "" if isinstance(exc, InputError) else f"; `dove eval {output} {self.gt}` scores it later"
             raise ScoringFailed(f"{output} was written fine, but scoring it failed: {exc}{later}") from None
+
+
+def planned_outputs(input: Path, output: Path, opts: UpscaleOptions) -> list[tuple[Path, Path]]:
+    """(input, output) of each file `dove upscale INPUT -o OUTPUT` writes: one, or a folder run's."""
+    from dove_cli.batch import plan_batch
+    from dove_cli.outputs import is_batch_input
+
+    if not is_batch_input(input):
+        return [(input, output)]
+    return [(i.input, i.output) for i in plan_batch(input, output, overwrite=True, container=opts.container,
+                                                     codec=opts.codec)]  # fmt: skip
