@@ -335,6 +335,51 @@ def test_a_long_name_is_cut_in_a_narrow_bar_not_the_count(tmp_path):
         assert ("\U0001f389 long" in line) == (width == 80) and "\u0641\u064a\u062f\u064a\u0648" in line, line
 
 
+def test_a_narrowing_terminal_drops_the_window_bar_and_name_not_the_counts():
+    """Below about 64 columns rich cut every column of the bar evenly (`holiday_20…  12/3… 58.29 f…` at 50).
+    The line is fitted to the terminal at each refresh, so a resize is followed: the window goes first,
+    then the bar (after shrinking to 10 cells), then the name is cut; the count, rate and time left stay
+    whole down to 30 columns."""
+    import io
+    import math
+    import re
+
+    from rich.cells import cell_len
+
+    from dove_cli.console import UpscaleBar
+
+    name, now = "holiday_2019.mp4", [0.0]
+    console = Console(file=io.StringIO(), width=120, force_terminal=True, color_system="standard")
+    bar = UpscaleBar(False, name, console)
+    bar.bar.get_time = lambda: now[0]  # 6 frames from 5 s to 10 s: 1.2 frames/s
+    for now[0], done in ((0.0, 0), (5.0, 6), (10.0, 12)):
+        bar.bar.update(bar.task, completed=done, total=345, rate="58.29 fps", window="frames 25-57")
+    left = math.ceil((345 - 12) / ((12 - 6) / (10 - 5)))
+    time_left = f"{left // 3600}:{left // 60 % 60:02d}:{left % 60:02d} left"
+    # at least: name 16 + bar 10 + ` 12/345` 7 + rate 9 + time 12 + window 12, and a space between each two
+    with_window, with_bar, whole_name = 16 + 10 + 7 + 9 + 12 + 12 + 5, 16 + 10 + 7 + 9 + 12 + 4, 16 + 7 + 9 + 12 + 3
+    for width in range(120, 29, -1):  # one bar, its terminal narrowed
+        console.width, console.file = width, io.StringIO()
+        console.print(bar.bar)  # what its Live draws
+        line = re.sub("\x1b\\[[0-9;]*m", "", console.file.getvalue()).rstrip("\n")
+        assert "\n" not in line and cell_len(line) <= width, (width, line)
+        assert "12/345" in line and "58.29 fps" in line and time_left in line, (width, line)
+        window, bar_cells = "frames 25-57" in line, sum(line.count(c) for c in "━╸╺")
+        assert window == (width >= with_window), (width, line)  # the bar is as long as there is room, to 40
+        assert bar_cells == (min(40, width - (with_window if window else with_bar) + 10) if width >= with_bar else 0)
+        assert (name in line) == (width >= whole_name), (width, line)
+        first = line.split()[0]  # the name, cut with an ellipsis, or none (at 30, 31: no room for `…`)
+        assert name in line or first == "12/345" or (first[-1] == "…" and name.startswith(first[:-1])), line
+        assert line.startswith(("h", "…", " 12/345")), line  # (no empty column: ` 12/345` is rich's padding)
+    long = f"{name[:-4]} from the camera, the whole afternoon at the lake.mp4"  # 65 cells: cut, the bar kept
+    bar.bar.update(bar.task, description=long)
+    for width in (64, 80, 120):
+        console.width, console.file = width, io.StringIO()
+        console.print(bar.bar)
+        line = re.sub("\x1b\\[[0-9;]*m", "", console.file.getvalue()).rstrip("\n")
+        assert cell_len(line) == width and time_left in line and sum(line.count(c) for c in "━╸╺") == 10, line
+
+
 def test_a_pipe_in_a_name_is_escaped_in_a_plain_table():
     """A plain table puts `|` between columns, so `pipe|.mp4 | 6` split into `pipe` and `.mp4`: a name's
     own `|` is written `\\|` there (the columns split on a `|` that has no backslash before it)."""

@@ -31,6 +31,7 @@ from dove_cli import note
 from dove_cli.console import (
     BatchBars,
     EvalBar,
+    FittedProgress,
     OneLineFormatter,
     UpscaleBar,
     VerifyBar,
@@ -763,9 +764,9 @@ def train_cmd(
     if quiet:
         result = train(cfg)
     else:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 
-        bar = Progress(
+        bar = FittedProgress(
             TextColumn(f"stage {cfg.stage}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("loss {task.fields[loss]:.4f}  lr {task.fields[lr]:.2e}  {task.fields[it_s]:.2f} it/s"),
             TimeRemainingColumn(), console=err_console,

@@ -18,6 +18,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterable
 from datetime import datetime
 from fractions import Fraction
 from pathlib import Path
@@ -26,11 +27,14 @@ from typing import Any, TypeVar
 from rich import box
 from rich.console import Console
 from rich.markup import escape
+from rich.measure import Measurement
 from rich.progress import (
     BarColumn,
     DownloadColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TaskID,
     TextColumn,
     TimeRemainingColumn,
@@ -322,6 +326,68 @@ class TimeLeftColumn(TimeRemainingColumn):
         return shown.append(" left") if shown.plain else shown
 
 
+class FittedProgress(Progress):
+    """rich's Progress, its line fitted to the terminal's width at each refresh (a resize is followed): as
+    it narrows, the bar shrinks to BAR_MIN cells, then the columns in `drop` go (in that order), then the
+    first column, the name, is cut to NAME_MIN, then the bar goes and the name is cut to what is left, to
+    nothing. The counts, rate and time left stay whole: given a line too wide, rich cut every column
+    evenly (`holiday_20…  12/3… 58.29 f…` at 50 columns)."""
+
+    BAR_MIN, NAME_MIN = 10, 20
+
+    def __init__(self, *columns: ProgressColumn, drop: tuple[ProgressColumn, ...] = (), **kwargs: Any) -> None:
+        self.drop = drop
+        super().__init__(*columns, **kwargs)
+
+    def make_tasks_table(self, tasks: Iterable[Task]) -> Table:
+        columns = [column for column in self.columns if isinstance(column, ProgressColumn)]
+        rows = [[column(task) for column in columns] for task in tasks if task.visible]
+        if not rows:  # (also the Live that Progress builds draws one before it has a console)
+            return Table.grid()
+        options = self.console.options
+        needs = [max((Measurement.get(self.console, options, row[i]).maximum for row in rows), default=0)
+                 for i in range(len(columns))]  # fmt: skip
+        bar = -1
+        for i, column in enumerate(columns):
+            if isinstance(column, BarColumn):  # it takes its bar_width at most, less where room is short
+                bar, needs[i] = i, column.bar_width or 40
+        widths = self.fit(needs, bar, [columns.index(c) for c in self.drop], self.console.width)
+        table = Table.grid(*(Column(width=w, no_wrap=True, overflow="ellipsis") for w in widths.values()),
+                           padding=(0, 1), expand=self.expand)  # fmt: skip
+        for row in rows:
+            table.add_row(*(row[i] for i in widths))
+        return table
+
+    @classmethod
+    def fit(cls, needs: list[int], bar: int, drop: list[int], width: int) -> dict[int, int]:
+        """Column index -> width, in order, for a line of `width` cells, given the cells each column needs
+        (the bar's: its widest); a column that needs none is left out, and its gap."""
+        shown = {i: need for i, need in enumerate(needs) if need}
+
+        def left() -> int:  # what the columns shown, and a gap between each two, leave over
+            return width - sum(shown.values()) - (len(shown) - 1)
+
+        for gone in [-1, *drop]:
+            shown.pop(gone, None)
+            if bar in shown and left() + needs[bar] >= cls.BAR_MIN:
+                shown[bar] = min(left() + needs[bar], needs[bar])
+                return shown
+            if bar not in shown and left() >= 0:
+                return shown
+        name = 0 if bar != 0 and 0 in shown else -1  # the first column
+        if bar in shown:
+            shown[bar] = cls.BAR_MIN
+            if name in shown and shown[name] + left() >= cls.NAME_MIN:
+                shown[name] += left()
+                return shown
+            del shown[bar]
+        if name in shown:
+            shown[name] += min(left(), 0)
+            if shown[name] < 1:
+                del shown[name]
+        return shown
+
+
 class UpscaleBar:
     """Progress of one run: a rich bar (frames, fps, ETA, what is happening) on a terminal, and on
     anything else (a log file, nohup, a job scheduler) a plain line at each change of stage, every
@@ -333,15 +399,16 @@ class UpscaleBar:
         self.quiet, self.label, self.console = quiet, label, console
         self.plain = not is_live(console)
         self.interval = progress_interval()
-        # a long name is cut, not the count, rate and time left (rich cut them all, the bar first, at 50 columns)
-        name = Column(no_wrap=True, overflow="ellipsis", max_width=max(12, console.width - 50))
-        self.bar = Progress(
-            TextColumn("[bold]{task.description}", table_column=name),
+        # a narrow terminal loses the window, then the bar, then the name: not the count, rate and time left
+        window = TextColumn("{task.fields[window]}")
+        self.bar = FittedProgress(
+            TextColumn("[bold]{task.description}"),
             BarColumn(),
-            MofNCompleteColumn(table_column=Column(no_wrap=True)),
-            TextColumn("{task.fields[rate]}", table_column=Column(no_wrap=True)),
-            TimeLeftColumn(table_column=Column(no_wrap=True)),
-            TextColumn("{task.fields[window]}"),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeLeftColumn(),
+            window,
+            drop=(window,),
             console=console,
             disable=quiet or self.plain,
             transient=False,
@@ -670,7 +737,7 @@ class VerifyBar:
     """Progress of the checksum pass over downloaded files (huggingface_hub shows its own download bars)."""
 
     def __init__(self, console: Console, total: int) -> None:
-        self.bar = Progress(
+        self.bar = FittedProgress(
             TextColumn("verify {task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
             console=console, disable=not is_live(console), transient=True,
         )  # fmt: skip
