@@ -766,10 +766,12 @@ def train_cmd(
     else:
         from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 
+        # a narrow terminal loses the lr, the rate, the bar, the stage before the step count, loss and time left
+        lr, rate = TextColumn(" lr {task.fields[lr]:.2e}"), TextColumn(" {task.fields[it_s]:.2f} it/s")
         bar = FittedProgress(
             TextColumn(f"stage {cfg.stage}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]:.4f}  lr {task.fields[lr]:.2e}  {task.fields[it_s]:.2f} it/s"),
-            TimeRemainingColumn(), console=err_console,
+            TextColumn("loss {task.fields[loss]:.4f}"), lr, rate, TimeRemainingColumn(),
+            drop=(lr, rate), console=err_console,
         )  # fmt: skip
         task = bar.add_task("train", total=cfg.max_steps, loss=float("nan"), lr=0.0, it_s=0.0)
 
