@@ -350,6 +350,12 @@ def test_a_narrowing_terminal_drops_the_window_bar_and_name_not_the_counts():
 
     name, now = "holiday_2019.mp4", [0.0]
     console = Console(file=io.StringIO(), width=120, force_terminal=True, color_system="standard")
+
+    def shown(bar: UpscaleBar, width: int) -> str:  # what its Live draws in a terminal `width` wide
+        console.width, console.file = width, io.StringIO()
+        console.print(bar.bar)
+        return re.sub("\x1b\\[[0-9;]*m", "", console.file.getvalue()).rstrip("\n")  # (colour: the bar's back)
+
     bar = UpscaleBar(False, name, console)
     bar.bar.get_time = lambda: now[0]  # 6 frames from 5 s to 10 s: 1.2 frames/s
     for now[0], done in ((0.0, 0), (5.0, 6), (10.0, 12)):
@@ -359,14 +365,13 @@ def test_a_narrowing_terminal_drops_the_window_bar_and_name_not_the_counts():
     # at least: name 16 + bar 10 + ` 12/345` 7 + rate 9 + time 12 + window 12, and a space between each two
     with_window, with_bar, whole_name = 16 + 10 + 7 + 9 + 12 + 12 + 5, 16 + 10 + 7 + 9 + 12 + 4, 16 + 7 + 9 + 12 + 3
     for width in range(120, 29, -1):  # one bar, its terminal narrowed
-        console.width, console.file = width, io.StringIO()
-        console.print(bar.bar)  # what its Live draws
-        line = re.sub("\x1b\\[[0-9;]*m", "", console.file.getvalue()).rstrip("\n")
+        line = shown(bar, width)
         assert "\n" not in line and cell_len(line) <= width, (width, line)
         assert "12/345" in line and "58.29 fps" in line and time_left in line, (width, line)
         window, bar_cells = "frames 25-57" in line, sum(line.count(c) for c in "━╸╺")
         assert window == (width >= with_window), (width, line)  # the bar is as long as there is room, to 40
         assert bar_cells == (min(40, width - (with_window if window else with_bar) + 10) if width >= with_bar else 0)
+        assert not bar_cells or line.index(" 12/345") == len(name) + bar_cells + 2, line  # (no room left blank)
         assert (name in line) == (width >= whole_name), (width, line)
         first = line.split()[0]  # the name, cut with an ellipsis, or none (at 30, 31: no room for `…`)
         assert name in line or first == "12/345" or (first[-1] == "…" and name.startswith(first[:-1])), line
@@ -374,10 +379,12 @@ def test_a_narrowing_terminal_drops_the_window_bar_and_name_not_the_counts():
     long = f"{name[:-4]} from the camera, the whole afternoon at the lake.mp4"  # 65 cells: cut, the bar kept
     bar.bar.update(bar.task, description=long)
     for width in (64, 80, 120):
-        console.width, console.file = width, io.StringIO()
-        console.print(bar.bar)
-        line = re.sub("\x1b\\[[0-9;]*m", "", console.file.getvalue()).rstrip("\n")
+        line = shown(bar, width)
         assert cell_len(line) == width and time_left in line and sum(line.count(c) for c in "━╸╺") == 10, line
+    # before the frames, with no length to show, the bar (rich's pulse) goes first: the stage says more
+    bar = UpscaleBar(False, name, console)
+    bar.bar.update(bar.task, window="loading model ...")
+    assert shown(bar, 40) == f"{name} 0/? loading model ...", shown(bar, 40)
 
 
 def test_a_pipe_in_a_name_is_escaped_in_a_plain_table():

@@ -330,7 +330,7 @@ class FittedProgress(Progress):
     """rich's Progress, its line fitted to the terminal's width at each refresh (a resize is followed): as
     it narrows, the bar shrinks to BAR_MIN cells, then the columns in `drop` go (in that order), then the
     first column, the name, is cut to NAME_MIN, then the bar goes and the name is cut to what is left, to
-    nothing. The counts, rate and time left stay whole: given a line too wide, rich cut every column
+    nothing. A bar with no length yet (rich's pulse) goes first. The counts, rate and time left stay whole: given a line too wide, rich cut every column
     evenly (`holiday_20…  12/3… 58.29 f…` at 50 columns)."""
 
     BAR_MIN, NAME_MIN = 10, 20
@@ -341,7 +341,8 @@ class FittedProgress(Progress):
 
     def make_tasks_table(self, tasks: Iterable[Task]) -> Table:
         columns = [column for column in self.columns if isinstance(column, ProgressColumn)]
-        rows = [[column(task) for column in columns] for task in tasks if task.visible]
+        shown = [task for task in tasks if task.visible]
+        rows = [[column(task) for column in columns] for task in shown]
         if not rows:  # (also the Live that Progress builds draws one before it has a console)
             return Table.grid()
         options = self.console.options
@@ -351,7 +352,10 @@ class FittedProgress(Progress):
         for i, column in enumerate(columns):
             if isinstance(column, BarColumn):  # it takes its bar_width at most, less where room is short
                 bar, needs[i] = i, column.bar_width or 40
-        widths = self.fit(needs, bar, [columns.index(c) for c in self.drop], self.console.width)
+        drop = [columns.index(c) for c in self.drop]
+        if bar >= 0 and all(task.total is None for task in shown):  # a pulse says less than the stage named
+            bar, drop = -1, [bar, *drop]  # (as a column of its widest, the first to go)
+        widths = self.fit(needs, bar, drop, self.console.width)
         table = Table.grid(*(Column(width=w, no_wrap=True, overflow="ellipsis") for w in widths.values()),
                            padding=(0, 1), expand=self.expand)  # fmt: skip
         for row in rows:
