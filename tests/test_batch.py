@@ -1275,6 +1275,19 @@ def test_a_folder_manifest_is_kept_current_and_remembers_how_outputs_were_made(t
     assert json.loads(manifest.read_text())["files"][0]["made"] == again[0]["made"]
 
 
+def test_a_folder_manifest_naming_one_of_its_outputs_is_refused(folder, tmp_path):
+    """`--manifest OUT/a.mp4` in a folder run replaced a's upscaled video with the JSON (exit 0)."""
+    from dove_cli.errors import OptionError
+
+    out = tmp_path / "out"
+    for dry_run in (False, True):
+        with pytest.raises(OptionError) as err:
+            upscale_batch(folder, out, manifest=out / "b.mkv", dry_run=dry_run, **OPTS)
+        assert str(err.value) == (f"--manifest {out / 'b.mkv'} is {folder / 'b.mkv'}'s output; give it its own name, "
+                                  f"like {out / 'b.mkv'}.json")  # fmt: skip
+        assert not out.exists()
+
+
 def test_a_second_run_on_one_manifest_is_refused(folder, tmp_path):
     """Two runs writing one --manifest: the last writer won, and its entries said `busy` for files the
     other had finished. The second is refused before any work while the first lives (exit 75); a lock

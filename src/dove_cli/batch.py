@@ -375,7 +375,8 @@ def upscale_batch(
                                     container=opts.container, codec=opts.codec, recursive=recursive, fps=opts.fps))  # fmt: skip
     record = None
     if manifest is not None:  # the folder's manifest, one for all files (checked before any work)
-        check_manifest(manifest, opts.overwrite, [item.input for item in result.items], in_dir)
+        check_manifest(manifest, opts.overwrite, [item.input for item in result.items], in_dir,
+                       {item.output: item.input for item in result.items})  # fmt: skip
         record = FolderManifest(manifest, in_dir, out_dir, asked, result, recursive=recursive)
         record.hold()  # another run writing it: refused now
     try:
@@ -628,7 +629,8 @@ def dry_run_batch(
                                     container=opts.container, codec=opts.codec, recursive=recursive, fps=opts.fps))  # fmt: skip
     record = None
     if manifest is not None:
-        check_manifest(manifest, opts.overwrite, [item.input for item in result.items], in_dir)
+        check_manifest(manifest, opts.overwrite, [item.input for item in result.items], in_dir,
+                       {item.output: item.input for item in result.items})  # fmt: skip
         record = FolderManifest(manifest, in_dir, out_dir, asked, result, recursive=recursive, planned=True)
         record.hold()  # (a live run's manifest is not replaced by a plan)
     try:

@@ -18,6 +18,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import asdict
 from fractions import Fraction
 from importlib.metadata import version
@@ -32,6 +33,7 @@ from dove_cli.engine import Restorer
 from dove_cli.errors import (
     DoveError,
     Interrupted,
+    OptionError,
     OutputBusy,
     OutputError,
     TempFailure,
@@ -325,11 +327,18 @@ def is_stdout(path: Path) -> bool:
         return False
 
 
-def check_manifest(path: Path, overwrite: bool, inputs: list[Path], folder: Path | None = None) -> None:
-    """Before any work: an existing manifest is replaced only with --overwrite, unless it records a
+def check_manifest(
+    path: Path, overwrite: bool, inputs: list[Path], folder: Path | None = None, outputs: Mapping[Path, Path] = {}
+) -> None:
+    """Before any work: never one of the run's `outputs` (output -> its input; it would replace the
+    video), an existing manifest is replaced only with --overwrite, unless it records a
     run that did not finish (failed, interrupted, partial: the same command continues that run), or
     is the manifest of the same `folder` run (run again, it skips the finished files: exit 0).
     stdout and special files (is_special) are written as they are: nothing is read or replaced."""
+    for output, source in outputs.items():
+        if path.absolute() == output.absolute():
+            whose = "the output file" if folder is None else f"{source}'s output"
+            raise OptionError(f"--manifest {path} is {whose}; give it its own name, like {output}.json")
     if is_stdout(path) and sys.stdout is None:  # said now, not after hours of work
         raise OutputError(f"--manifest {path}: stdout is closed (>&-), so the manifest would be lost; give it a "
                           "file name, or the command a stdout")  # fmt: skip

@@ -773,9 +773,7 @@ def _check_outputs(
     if opts.manifest is None:
         return CheckedOutput(None, codec, pix_fmt, full, audio)
     manifest = Path(opts.manifest)
-    if manifest.absolute() == output.absolute():
-        raise OptionError(f"--manifest {manifest} is the output file; give it its own name, like {output}.json")
-    check_manifest(manifest, opts.overwrite, inputs)
+    check_manifest(manifest, opts.overwrite, inputs, outputs={output: info.path})
     return CheckedOutput(manifest, codec, pix_fmt, full, audio)
 
 
