@@ -25,6 +25,7 @@ from media import make_clip
 SRC = str(Path(__file__).parents[1] / "src")
 ENV = {**os.environ, "PYTHONPATH": SRC}
 DOVE = [sys.executable, "-m", "dove_cli"]
+HELD = [sys.executable, str(Path(__file__).with_name("held_after.py")), "60"]  # dove, its writer held at frame 60
 QUICK = ["--model", "bilinear", "--scale", "1", "--preview", "0+0.2s"]
 
 
@@ -174,8 +175,9 @@ def test_manifests_say_the_exit_code_and_the_kind_of_error(tmp_path, capsys):
 
 
 def _stopped(args: list[str], work: Path, sig: int, **kw) -> tuple[int, str]:
-    """`dove upscale ARGS`, sent `sig` once its first segment is saved (in the work folder `work`)."""
-    proc = subprocess.Popen([*DOVE, "upscale", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    """`dove upscale ARGS`, sent `sig` once its first segment is saved (in the work folder `work`); its
+    writer waits at frame HELD for the signal, so that a loaded machine cannot end the run first."""
+    proc = subprocess.Popen([*HELD, "upscale", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=ENV, **kw)  # fmt: skip
     journal, deadline = work / "journal.jsonl", time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
@@ -378,7 +380,7 @@ def test_a_terminal_that_closes_stops_the_run_with_its_manifest(long_clip, tmp_p
     pid, terminal = pty.fork()
     if pid == 0:  # the child: dove on the terminal
         os.environ["PYTHONPATH"] = SRC
-        os.execv(sys.executable, [*DOVE, "upscale", str(long_clip), "-o", str(out), *SLOW, "--manifest", str(manifest)])
+        os.execv(sys.executable, [*HELD, "upscale", str(long_clip), "-o", str(out), *SLOW, "--manifest", str(manifest)])
     shown, deadline = b"", time.monotonic() + 120
     while time.monotonic() < deadline and not (journal.exists() and '"file"' in journal.read_text()):
         if select.select([terminal], [], [], 0.05)[0]:
