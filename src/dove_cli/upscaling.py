@@ -1008,34 +1008,9 @@ def _stream(
     uninterrupted run does (session.segment_end). A `part` (a worker of a distributed run) starts
     at its pre-roll frame with the plan as it stood there, and stops once its frames are written.
     """
-    hp, wp = plan.padded_size
-    max_value = 65535 if info.bit_depth > 8 else 255  # the reader gives uint16 frames above 8 bits
-    first = session.start(plan.chunk, plan.tile)
-    if first and part is None:
-        log.info("%s: resuming after %d saved frames", session.output, first)
-    stop = part.stop if part is not None else None
-    out_device = model.device if plan.blend_on_device else torch.device("cpu")
-    tiles = TiledRestorer(
-        model, scale=opts.scale, size=(hp * opts.scale, wp * opts.scale), tile=plan.tile,
-        tile_overlap=plan.tile_overlap, blend=opts.blend, seed=opts.seed, out_device=out_device,
-        timer=timer, max_value=max_value, tile_changes=session.tile_changes, on_tile_change=session.record_tile_change,
-        parity=opts.parity,
-    )  # fmt: skip
-    blender = FrameBlender()
-    finish = Finisher(
-        output_size=plan.output_size, input_size=plan.input_size, scale=opts.scale, max_value=max_value,
-        color_fix="none" if model.output_is_input else opts.color_fix,
-        bits16=_wants_16bit(opts.pix_fmt, info, session.output), truncate=opts.parity,  # the release truncates
-        device=out_device, compare=compare_layout(info.rotation, info.mirrored) if opts.compare else None,
-        size=plan.size,
-    )  # fmt: skip
-    chunks = copy.deepcopy(part.chunks) if part is not None else new_chunks(plan, opts.parity)
-    time_weights = window_weights(chunks, plan, opts.blend)  # a temporal window's weight per frame
+    stream = _Stream(info, model, plan, opts, session, stats, progress=progress, timer=timer, t_start=t_start,
+                     part=part)  # fmt: skip
     detector = SceneDetector() if opts.scene_cuts == "auto" and part is None else None
-    pending: dict[int, PendingFrame] = {}  # frame index -> the input frame, while a window or its finishing needs it
-
-    stats.resumed_from = first
-    written = read = part.preroll if part is not None else 0
     file_h, file_w = plan.file_size()  # with --compare, both halves
     writer_options, join_options = output_options(opts)
     with (
@@ -1047,47 +1022,18 @@ def _stream(
         writer = BackgroundWriter(raw_writer, timer)
         frames = read_ahead(_with_cuts(decoded, detector, part), timer)
         try:
-            for step in plan_steps(frames, chunks, read, timer):
-                read = step.read
-                if step.frame is not None:
-                    lq = pad_frame(step.frame.rgb, hp, wp, opts.pad)
-                    pending[read - 1] = PendingFrame(lq, step.frame.pts, step.frame.captions)
-                for t in range(read, step.planned):  # --parity: the video padded with its last frame (never written)
-                    pending[t] = pending[read - 1]
+            for step in plan_steps(frames, stream.chunks, stream.read, timer):
+                stream.take(step)
                 for span in step.spans:
-                    if span.stop <= first:  # every frame it touches is saved already
-                        stats.windows_skipped += 1
-                        continue
-                    if stop is not None and span.start >= stop:  # only frames of later parts
-                        continue
-                    if progress:  # what the model is busy with (the bar, a log's heartbeat)
-                        busy = f"frame {span.start}" if span.length == 1 else f"frames {span.start}-{span.stop - 1}"
-                        progress(Progress(written, max(plan.frames, read), busy, time.perf_counter() - t_start))
-                    window = tiles.restore_window([pending[t].lq for t in range(span.start, span.stop)], span)
-                    session.window_done(span, tiles.tile)
-                    with timer.stage("blend"):
-                        blender.add(span, window, time_weights(span))
-                    stats.windows_run += 1
-                boundary = session.segment_end(step.final)
-                while written < step.final:  # no future window touches these frames
-                    frame = pending.pop(written)
-                    if written < first:
-                        blender.discard(written)
-                    else:
-                        with timer.stage("finish"):
-                            rgb_out = finish(blender.pop(written), frame.lq)
-                        with timer.stage("wait_output"):
-                            writer.write(written, rgb_out, frame.pts, end=written + 1 == boundary,
-                                         captions=frame.captions)  # fmt: skip
-                    written += 1
-                    stats.written = written
-                if stop is not None and written >= stop:
+                    stream.run_window(span)
+                stream.write_finished(step.final, writer)
+                if stream.part_done:
                     break
-            if read == 0:
+            if stream.read == 0:
                 raise no_frames(input, info, opts)
             with timer.stage("wait_output"):
                 writer.finish()
-            joining = partial(_say_joining, progress, written, t_start) if progress else None
+            joining = partial(_say_joining, progress, stream.written, t_start) if progress else None
             session.close_writer(raw_writer, info, timer, joining)
         except BaseException:
             writer.stop()
@@ -1095,8 +1041,113 @@ def _stream(
         finally:
             frames.close()  # stop the reader thread before the container closes under it
         stats.dropped_frames = reader.dropped_frames
-    stats.cuts = list(chunks.cuts)
-    stats.tile_used, stats.offload_used, stats.retries = tiles.tile, tiles.offload_used, tiles.retries
+    stream.count_ended(stats)
+
+
+class _Stream:
+    """One `_stream` run's state between the reader and the writer: the input frames a window or its
+    finishing still needs, the tiled model, the temporal blender and the finishing, and how far
+    reading and writing have come (frame indices of the whole video, a part's too)."""
+
+    def __init__(
+        self,
+        info: video_io.VideoInfo,
+        model: Restorer,
+        plan: Plan,
+        opts: UpscaleOptions,
+        session: resume.Session | resume.PartSession,
+        stats: StreamStats,
+        *,
+        progress: Callable[[Progress], None] | None,
+        timer: StageTimer,
+        t_start: float,
+        part: Part | None,
+    ) -> None:
+        self.plan, self.opts, self.session, self.stats = plan, opts, session, stats
+        self.progress, self.timer, self.t_start = progress, timer, t_start
+        hp, wp = self.padded_size = plan.padded_size
+        max_value = 65535 if info.bit_depth > 8 else 255  # the reader gives uint16 frames above 8 bits
+        self.first = session.start(plan.chunk, plan.tile)  # the saved frames before it are not written again
+        if self.first and part is None:
+            log.info("%s: resuming after %d saved frames", session.output, self.first)
+        self.stop = part.stop if part is not None else None  # a part's end: the frames from here are a later part's
+        out_device = model.device if plan.blend_on_device else torch.device("cpu")
+        self.tiles = TiledRestorer(
+            model, scale=opts.scale, size=(hp * opts.scale, wp * opts.scale), tile=plan.tile,
+            tile_overlap=plan.tile_overlap, blend=opts.blend, seed=opts.seed, out_device=out_device,
+            timer=timer, max_value=max_value, tile_changes=session.tile_changes, on_tile_change=session.record_tile_change,
+            parity=opts.parity,
+        )  # fmt: skip
+        self.blender = FrameBlender()
+        self.finish = Finisher(
+            output_size=plan.output_size, input_size=plan.input_size, scale=opts.scale, max_value=max_value,
+            color_fix="none" if model.output_is_input else opts.color_fix,
+            bits16=_wants_16bit(opts.pix_fmt, info, session.output), truncate=opts.parity,  # the release truncates
+            device=out_device, compare=compare_layout(info.rotation, info.mirrored) if opts.compare else None,
+            size=plan.size,
+        )  # fmt: skip
+        self.chunks = copy.deepcopy(part.chunks) if part is not None else new_chunks(plan, opts.parity)
+        self.time_weights = window_weights(self.chunks, plan, opts.blend)  # a temporal window's weight per frame
+        # frame index -> the input frame, while a window or its finishing needs it
+        self.pending: dict[int, PendingFrame] = {}
+        stats.resumed_from = self.first
+        self.written = self.read = part.preroll if part is not None else 0
+
+    def take(self, step: PlanStep) -> None:
+        """Keep the frame just read (padded to the model's block) until the windows and the finishing
+        that need it are done; --parity pads the video with its last frame (planned, never written)."""
+        self.read = step.read
+        if step.frame is not None:
+            lq = pad_frame(step.frame.rgb, *self.padded_size, self.opts.pad)
+            self.pending[self.read - 1] = PendingFrame(lq, step.frame.pts, step.frame.captions)
+        for t in range(self.read, step.planned):
+            self.pending[t] = self.pending[self.read - 1]
+
+    def run_window(self, span: Span) -> None:
+        """Restore one temporal window and blend it in, unless it has nothing to write: all its frames
+        saved already (a resumed run), or all a later part's."""
+        if span.stop <= self.first:  # every frame it touches is saved already
+            self.stats.windows_skipped += 1
+            return
+        if self.stop is not None and span.start >= self.stop:  # only frames of later parts
+            return
+        if self.progress:  # what the model is busy with (the bar, a log's heartbeat)
+            busy = f"frame {span.start}" if span.length == 1 else f"frames {span.start}-{span.stop - 1}"
+            elapsed = time.perf_counter() - self.t_start
+            self.progress(Progress(self.written, max(self.plan.frames, self.read), busy, elapsed))
+        window = self.tiles.restore_window([self.pending[t].lq for t in range(span.start, span.stop)], span)
+        self.session.window_done(span, self.tiles.tile)
+        with self.timer.stage("blend"):
+            self.blender.add(span, window, self.time_weights(span))
+        self.stats.windows_run += 1
+
+    def write_finished(self, final: int, writer: BackgroundWriter) -> None:
+        """Finish and write the frames before `final`, which no later window touches (the saved ones
+        are only dropped); a segment ends where the session says (session.segment_end)."""
+        boundary = self.session.segment_end(final)
+        while self.written < final:
+            frame = self.pending.pop(self.written)
+            if self.written < self.first:
+                self.blender.discard(self.written)
+            else:
+                with self.timer.stage("finish"):
+                    rgb_out = self.finish(self.blender.pop(self.written), frame.lq)
+                with self.timer.stage("wait_output"):
+                    writer.write(self.written, rgb_out, frame.pts, end=self.written + 1 == boundary,
+                                 captions=frame.captions)  # fmt: skip
+            self.written += 1
+            self.stats.written = self.written
+
+    @property
+    def part_done(self) -> bool:
+        """A part (of a distributed run) has written all its frames: the rest are a later part's."""
+        return self.stop is not None and self.written >= self.stop
+
+    def count_ended(self, stats: StreamStats) -> None:
+        """What the run ended with: the scene cuts, and the tile, offload and retries the model used."""
+        stats.cuts = list(self.chunks.cuts)
+        tiles = self.tiles
+        stats.tile_used, stats.offload_used, stats.retries = tiles.tile, tiles.offload_used, tiles.retries
 
 
 def _say_joining(progress: Callable[[Progress], None], frames: int, t_start: float) -> None:
