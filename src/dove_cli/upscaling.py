@@ -1011,13 +1011,9 @@ def _stream(
     stream = _Stream(info, model, plan, opts, session, stats, progress=progress, timer=timer, t_start=t_start,
                      part=part)  # fmt: skip
     detector = SceneDetector() if opts.scene_cuts == "auto" and part is None else None
-    file_h, file_w = plan.file_size()  # with --compare, both halves
-    writer_options, join_options = output_options(opts)
     with (
         open_frames(input, info, opts, session.output, part) as (reader, decoded),
-        session.open_writer(
-            geometry.written_info(info, opts), file_w, file_h, writer_options=writer_options, join_options=join_options
-        ) as raw_writer,
+        _open_output(session, info, opts, plan) as raw_writer,
     ):
         writer = BackgroundWriter(raw_writer, timer)
         frames = read_ahead(_with_cuts(decoded, detector, part), timer)
@@ -1042,6 +1038,17 @@ def _stream(
             frames.close()  # stop the reader thread before the container closes under it
         stats.dropped_frames = reader.dropped_frames
     stream.count_ended(stats)
+
+
+def _open_output(
+    session: resume.Session | resume.PartSession, info: video_io.VideoInfo, opts: UpscaleOptions, plan: Plan
+) -> video_io.VideoWriter:
+    """The session's writer of the output: the written picture's size and the encoder's and the join's options."""
+    file_h, file_w = plan.file_size()  # with --compare, both halves
+    writer_options, join_options = output_options(opts)
+    return session.open_writer(
+        geometry.written_info(info, opts), file_w, file_h, writer_options=writer_options, join_options=join_options
+    )
 
 
 class _Stream:
