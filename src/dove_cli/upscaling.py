@@ -1037,7 +1037,7 @@ def _stream(
         finally:
             frames.close()  # stop the reader thread before the container closes under it
         stats.dropped_frames = reader.dropped_frames
-    stream.count_ended(stats)
+    stream.count_ended()
 
 
 def _open_output(
@@ -1150,10 +1150,10 @@ class _Stream:
         """A part (of a distributed run) has written all its frames: the rest are a later part's."""
         return self.stop is not None and self.written >= self.stop
 
-    def count_ended(self, stats: StreamStats) -> None:
+    def count_ended(self) -> None:
         """What the run ended with: the scene cuts, and the tile, offload and retries the model used."""
+        stats, tiles = self.stats, self.tiles
         stats.cuts = list(self.chunks.cuts)
-        tiles = self.tiles
         stats.tile_used, stats.offload_used, stats.retries = tiles.tile, tiles.offload_used, tiles.retries
 
 
