@@ -16,7 +16,7 @@ from conftest import demo_clip
 from dove_cli.engine import RANDOM_CONFIGS, BilinearModel, skeleton
 from dove_cli.errors import DoveError
 from dove_cli.options import AUTO, UpscaleOptions, check_options
-from dove_cli.plan import make_plan
+from dove_cli.plan import make_plan, measured_budget
 from dove_cli.video_io import VideoInfo
 from dove_cli.windows import ChunkStream
 
@@ -26,6 +26,12 @@ sizes = st.one_of(st.just(AUTO), st.just(0), st.integers(-5, 3000))
 overlaps = st.integers(-5, 2000)
 
 
+def plan_of(info, model, opts):
+    """make_plan on the CPU as a run calls it: the options checked, the memory budget measured now."""
+    opts, cpu = check_options(opts), torch.device("cpu")
+    return make_plan(info, model, opts, cpu, torch.float32, measured_budget(model, opts, cpu))[0]
+
+
 @pytest.fixture(scope="module", autouse=True)
 def _measured_once() -> None:
     """The time estimate measures the device and counts the VAE's FLOPs once per process (seconds
@@ -33,7 +39,7 @@ def _measured_once() -> None:
     info = VideoInfo(path=Path("clip.mp4"), width=64, height=48, num_frames=9, fps=Fraction(24),
                      time_base=Fraction(1, 24))  # fmt: skip
     for model in MODELS.values():
-        make_plan(info, model, UpscaleOptions(), torch.device("cpu"), torch.float32)
+        plan_of(info, model, UpscaleOptions())
 
 
 @settings(max_examples=300, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
@@ -58,8 +64,7 @@ def test_any_window_options_plan_or_fail_with_one_line(
     info = VideoInfo(path=Path("clip.mp4"), width=width, height=height, num_frames=frames, fps=Fraction(24),
                      time_base=Fraction(1, 24))  # fmt: skip
     try:
-        check_options(opts)
-        plan = make_plan(info, MODELS[model], opts, torch.device("cpu"), torch.float32)
+        plan = plan_of(info, MODELS[model], opts)
     except DoveError as exc:
         assert str(exc) and "\n" not in str(exc)
         return
@@ -105,6 +110,38 @@ def test_window_options_that_cannot_advance_are_refused_at_once(tmp_path, capsys
     err = capsys.readouterr().err.strip()
     assert exc.value.code == 2 and message in err and len(err.splitlines()) == 1
     assert not out.exists()
+
+
+def test_options_are_checked_once_and_stay_checked():
+    """check_options runs once, at the edge: options checked already come back as they are, and a
+    replace() on them is checked again (a resumed run's windows get the default overlaps that fit)."""
+    import dataclasses
+
+    from dove_cli.errors import OptionError
+
+    checked = check_options(UpscaleOptions(chunk=33))
+    assert check_options(checked) is checked
+    resumed = dataclasses.replace(checked, chunk=5, tile=64)
+    assert (resumed.chunk_overlap, resumed.tile_overlap) == (2, 16)  # (5 - 1) // 2; 64 // 4
+    with pytest.raises(OptionError, match="--scale 0 is out of range"):
+        dataclasses.replace(checked, scale=0)
+
+
+def test_make_plan_is_a_function_of_its_budget_and_says_nothing(caplog):
+    """make_plan plans for the budget it is given (its caller measures free memory once) and logs
+    nothing: the note on a --tile-overlap an auto tile cannot share comes back for the caller to say."""
+    import dataclasses
+    import logging
+
+    info = VideoInfo(path=Path("clip.mp4"), width=160, height=90, num_frames=9, fps=Fraction(24),
+                     time_base=Fraction(1, 24))  # fmt: skip
+    opts = check_options(UpscaleOptions(tile_overlap=32, given=frozenset({"tile_overlap"})))
+    with caplog.at_level(logging.DEBUG):
+        plans = [make_plan(info, MODELS["tiny"], opts, torch.device("cpu"), torch.float32, 0) for _ in range(2)]
+    (plan, notes), (again, _) = plans
+    assert caplog.records == [] and dataclasses.replace(again, est_note=plan.est_note) == plan  # (the machine's load)
+    assert (plan.tile, plan.tile_overlap) == (64, 31)  # nothing fits 0 bytes: the smallest tile, 64 px
+    assert notes == ["--tile-overlap 32 is more than a 64 px tile can share (--tile auto chose 64 px): using 31"]
 
 
 def test_default_overlaps_are_cut_to_fit_a_short_chunk_or_a_small_tile(tmp_path, capsys):
@@ -171,7 +208,7 @@ def test_auto_windows_shrink_in_bounded_steps():
     """--tile auto shrinks by 3/4 per step down to the smallest tile: a few dozen steps at most."""
     info = VideoInfo(path=Path("big.mp4"), width=3840, height=2160, num_frames=33, fps=Fraction(24),
                      time_base=Fraction(1, 24))  # fmt: skip
-    plan = make_plan(info, MODELS["tiny"], UpscaleOptions(scale=8), torch.device("cpu"), torch.float32)
+    plan = plan_of(info, MODELS["tiny"], UpscaleOptions(scale=8))
     assert plan.tiles >= 1 and math.isfinite(plan.est_peak_host_bytes)
 
 
@@ -180,7 +217,7 @@ def test_a_tile_between_the_frame_height_and_width_is_the_tile_the_run_lays_out(
     The plan said a tile of 1440 (the row's height), and the run then laid out 1440 px tiles."""
     info = VideoInfo(path=Path("wide.mp4"), width=640, height=360, num_frames=9, fps=Fraction(24),
                      time_base=Fraction(1, 24))  # fmt: skip
-    plan = make_plan(info, MODELS["tiny"], UpscaleOptions(tile=1920), torch.device("cpu"), torch.float32)
+    plan = plan_of(info, MODELS["tiny"], UpscaleOptions(tile=1920))
     assert (plan.tiles, plan.tile) == (2, 1920)
 
 

@@ -1043,21 +1043,25 @@ def test_attachments_that_cannot_go_along_are_said_once(tmp_path, caplog):
 def test_blending_on_the_gpu_is_planned_with_its_memory(tiny_model, monkeypatch):
     """The float accumulators go on the GPU only when small next to it, and the windows get less room then."""
     from dove_cli import video_io
-    from dove_cli.plan import make_plan
+    from dove_cli.options import check_options
+    from dove_cli.plan import make_plan, measured_budget
+
+    def make(device):  # as a run plans: its budget measured now
+        return make_plan(info, tiny_model, opts, device, torch.float32, measured_budget(tiny_model, opts, device))[0]
 
     info = video_io.probe(demo_clip("001.mp4"))  # 256x256, 100 frames
-    opts = UpscaleOptions(scale=4, chunk=33)
+    opts = check_options(UpscaleOptions(scale=4, chunk=33))
     accumulators = (2 * 33 + 8 + 2) * 3 * 1024 * 1024 * 4  # frames in flight x float32 RGB at 1024x1024
     plans = {}
     for free in (64 << 30, 2 << 30):
         monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None, free=free: (free, 80 << 30))
-        plans[free] = make_plan(info, tiny_model, opts, torch.device("cuda"), torch.float32)
+        plans[free] = make(torch.device("cuda"))
     big, small = plans[64 << 30], plans[2 << 30]
     assert big.blend_on_device and not small.blend_on_device
     assert big.est_peak_device_bytes - accumulators == tiny_model.weights_bytes() + tiny_model.estimate_window_bytes(
         33, big.tile or 1024, big.tile or 1024)  # fmt: skip
     assert small.est_peak_host_bytes - big.est_peak_host_bytes == accumulators
-    cpu = make_plan(info, tiny_model, opts, torch.device("cpu"), torch.float32)
+    cpu = make(torch.device("cpu"))
     assert not cpu.blend_on_device
 
 
@@ -1127,13 +1131,15 @@ def test_weights_already_loaded_are_not_counted_twice(tiny_model, tmp_path, monk
 
     from dove_cli import video_io
     from dove_cli.engine import skeleton
+    from dove_cli.options import check_options
     from dove_cli.plan import warn_if_host_memory_short
 
     plan = upscale(demo_clip("007.mp4"), tmp_path / "z.mp4", restorer=tiny_model, scale=1, dry_run=True)
     weights = tiny_model.weights_bytes()
     free = plan.est_peak_host_bytes - weights // 2  # enough without the weights, too little with them
     monkeypatch.setattr(psutil, "virtual_memory", lambda: namedtuple("vm", "available total")(free, 2 * free))
-    planned = (video_io.probe(demo_clip("007.mp4")), UpscaleOptions(scale=1), torch.device("cpu"), torch.float32)
+    planned = (video_io.probe(demo_clip("007.mp4")), check_options(UpscaleOptions(scale=1)), torch.device("cpu"),
+               torch.float32)  # fmt: skip
     info, opts, cpu, fp32 = planned
     with caplog.at_level(logging.WARNING):
         warn_if_host_memory_short(plan, info, tiny_model, opts, cpu, fp32)

@@ -71,7 +71,7 @@ if TYPE_CHECKING:
     from dove_cli.distributed import Cluster
     from dove_cli.engine import Restorer
     from dove_cli.manifest import FolderManifest
-    from dove_cli.options import UpscaleKeywords, UpscaleOptions
+    from dove_cli.options import CheckedOptions, UpscaleKeywords, UpscaleOptions
     from dove_cli.upscaling import Progress
 
 log = logging.getLogger(__name__)
@@ -401,7 +401,7 @@ def _refuse_start_number(opts: UpscaleOptions) -> None:
 def _run_folder(
     in_dir: Path,
     out_dir: Path,
-    opts: UpscaleOptions,
+    opts: CheckedOptions,
     result: BatchResult,
     record: FolderManifest | None,
     recursive: bool,
@@ -479,7 +479,7 @@ def _remove_if_empty(out_dir: Path, made: bool) -> None:
 
 def _upscale_here(
     result: BatchResult,
-    opts: UpscaleOptions,
+    opts: CheckedOptions,
     restorer: Restorer | None,
     on_file: Callable[[int, BatchItem], None] | None,
     progress: Callable[[Progress], None] | None,
@@ -555,7 +555,7 @@ def _upscale_here(
     return model
 
 
-def _refused_before_loading(item: BatchItem, opts: Any, bugs_said: set[tuple[str, str, int]]) -> bool:
+def _refused_before_loading(item: BatchItem, opts: CheckedOptions, bugs_said: set[tuple[str, str, int]]) -> bool:
     """Whether this file failed before the folder's model loads: unreadable, or a plan past the
     host's memory (the 5B model on a CPU would be killed, with the folder). The next file may fit."""
     from dove_cli import models

@@ -16,7 +16,7 @@ import torch
 from dove_cli import video_io
 from dove_cli.errors import OptionError
 from dove_cli.models import check_quantize, load_model, resolve_device
-from dove_cli.options import UpscaleOptions
+from dove_cli.options import UpscaleOptions, check_options
 from dove_cli.reports import STAGE_NAMES
 from dove_cli.threads import THREAD_STAGES
 from dove_cli.timing import StageTimer
@@ -65,7 +65,7 @@ def run_bench(
                           f"{16 * scale} px a side (16 input px)")  # fmt: skip
     if repeat < 1 or (warmup is not None and warmup < 0):
         raise OptionError("--repeat must be at least 1 and --warmup at least 0")
-    opts = replace(options, color_fix="wavelet", overwrite=True, audio="none")
+    opts = check_options(replace(options, color_fix="wavelet", overwrite=True, audio="none"))  # once, for every run
     dev, dt = resolve_device(opts)
     check_quantize(opts, dev)  # one line before anything is made or loaded
     if warmup is None:

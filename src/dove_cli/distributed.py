@@ -55,7 +55,7 @@ from typing import TYPE_CHECKING, Any
 from dove_cli import resume, video_io
 from dove_cli.errors import DoveError, InputError, Interrupted, OptionError, OutputError
 from dove_cli.geometry import warn_resampled_up, written_info
-from dove_cli.options import UpscaleOptions
+from dove_cli.options import CheckedOptions, UpscaleOptions
 from dove_cli.resume import Segment
 from dove_cli.video_io.continuity import first_discontinuity
 from dove_cli.windows import Span
@@ -271,12 +271,15 @@ class Worker:
     def warm(self, opts: UpscaleOptions, restorer: list[Any]) -> None:
         self._load(opts, restorer)
 
-    def plan(self, info: video_io.VideoInfo, opts: UpscaleOptions, restorer: list[Any]) -> tuple[Plan, bool]:
-        """The plan of a file on this worker's device, and whether the model returns its input."""
-        from dove_cli.plan import make_plan
+    def plan(self, info: video_io.VideoInfo, opts: CheckedOptions, restorer: list[Any]) -> tuple[Plan, bool]:
+        """The plan of a file on this worker's device (its notes said here), and whether the model
+        returns its input."""
+        from dove_cli.plan import make_plan, measured_budget, say_notes
 
         model, device, dtype = self._load(opts, restorer)
-        return make_plan(info, model, opts, device, dtype), model.output_is_input
+        plan, notes = make_plan(info, model, opts, device, dtype, measured_budget(model, opts, device))
+        say_notes(notes)
+        return plan, model.output_is_input
 
     def fingerprint(self, opts: UpscaleOptions, restorer: list[Any]) -> dict[str, Any]:
         return self._load(opts, restorer)[0].fingerprint()
@@ -649,7 +652,7 @@ class _Job:
     opts: UpscaleOptions | None = None  # the run's options for this file (upscaling.with_release_file)
     session: resume.Session | None = None
     plan: Plan | None = None
-    plan_opts: UpscaleOptions | None = None
+    plan_opts: CheckedOptions | None = None  # (the journal's windows, when resumed: checked again)
     prepass: PrePass | None = None
     run_id: str = ""
     options: dict[str, Any] = field(default_factory=dict)  # segment encoder settings
@@ -732,7 +735,7 @@ class _Driver:
         self,
         cluster: Cluster,
         jobs: list[_Job],
-        opts: UpscaleOptions,
+        opts: CheckedOptions,
         *,
         restorer: Any,
         progress: Callable[[Progress], None] | None,
@@ -1367,7 +1370,7 @@ def _check_ray_output(output: Path) -> None:
 def upscale_on_ray(
     input: str | Path,
     output: str | Path,
-    opts: UpscaleOptions,
+    opts: CheckedOptions,
     *,
     cluster: Cluster | None = None,
     progress: Callable[[Progress], None] | None = None,
@@ -1401,7 +1404,7 @@ def upscale_on_ray(
 
 def upscale_batch_on_ray(
     items: list[BatchItem],
-    opts: UpscaleOptions,
+    opts: CheckedOptions,
     *,
     cluster: Cluster | None = None,
     progress: Callable[[Progress], None] | None = None,
@@ -1423,7 +1426,7 @@ def upscale_batch_on_ray(
 
 def _run(
     jobs: list[_Job],
-    opts: UpscaleOptions,
+    opts: CheckedOptions,
     *,
     cluster: Cluster | None,
     progress: Callable[[Progress], None] | None,

@@ -4,7 +4,8 @@
 (cli.py), so a default or a choice is written in one place only. Choices come from the `Literal`
 types, help and command-line spelling from `option(...)`. `check_options` checks values that a
 type cannot say (4k+1 chunks, overlaps smaller than windows, times), before any work starts, and
-fills in what `--parity` sets.
+normalises them (what `--parity` sets, overlaps cut to fit, crop, size and container as written
+down): the `CheckedOptions` the run's inner functions take, checked once at the API's edge.
 
 This module imports no torch, so that `dove --help` starts at once.
 """
@@ -322,6 +323,28 @@ class UpscaleOptions:
                 setattr(self, name, keyword_value(name, getattr(self, name)))
 
 
+@dataclass
+class CheckedOptions(UpscaleOptions):
+    """Options as `check_options` leaves them: every value checked, and normalised (what --parity sets,
+    default overlaps cut to fit the windows, crop, size and container as written down). What the
+    run's inner functions (make_plan, the folder run's files) take, so that a type checker says the
+    options were checked once, at the edge (upscale(), upscale_batch(), load_model(), the command
+    line). Made checked: `dataclasses.replace` on one checks again (a resumed run's windows, a
+    smaller --tile to try), so a CheckedOptions is never unchecked."""
+
+    def __post_init__(self) -> None:
+        """Parse (as UpscaleOptions does), check and normalise, in place: for check_options, and for
+        every `replace` on one."""
+        checked = _checked(_plain(self))
+        for name in _spec():
+            setattr(self, name, getattr(checked, name))
+
+
+def _plain(opts: UpscaleOptions) -> UpscaleOptions:
+    """The options' values as a plain (unchecked) UpscaleOptions."""
+    return UpscaleOptions(**{name: getattr(opts, name) for name in _spec()})
+
+
 class UpscaleKeywords(TypedDict, total=False):
     """The keyword overrides `upscale()`, `upscale_batch()` and `load_model()` take, for type checkers
     (a misspelt keyword, a value of another type): UpscaleOptions' fields, whose values may also be
@@ -462,7 +485,11 @@ def with_overrides(options: UpscaleOptions | None, overrides: Mapping[str, Any])
     check_keywords(overrides)
     if not isinstance(overrides.get("given", frozenset()), (set, frozenset)):  # the names the CLI saw given
         raise OptionError(f"given={overrides['given']!r}: the set of option names set by hand (usually left out)")
-    opts = replace(options or UpscaleOptions(), **overrides)  # values parsed as UpscaleOptions(...) parses them
+    if isinstance(options, CheckedOptions) and not overrides:
+        return options  # checked already (a folder run's, for each of its files)
+    # values parsed as UpscaleOptions(...) parses them; checked options changed here are checked again
+    # with the overrides counted as given (check_options)
+    opts = replace(UpscaleOptions() if options is None else _plain(options), **overrides)
     return replace(opts, given=opts.given | (overrides.keys() - {"given"}))
 
 
@@ -529,9 +556,17 @@ def colour_codec_option(key: str, value: str) -> tuple[str, str] | None:
     return None
 
 
-def check_options(opts: UpscaleOptions) -> UpscaleOptions:
+def check_options(opts: UpscaleOptions) -> CheckedOptions:
     """Raise OptionError, one line naming the option, for any value the run cannot take; return the
-    options with what --parity sets filled in."""
+    options checked and normalised (`CheckedOptions`: what --parity sets filled in, default overlaps
+    cut to fit). Options checked already are returned as they are."""
+    if isinstance(opts, CheckedOptions):
+        return opts
+    return CheckedOptions(**{name: getattr(opts, name) for name in _spec()})
+
+
+def _checked(opts: UpscaleOptions) -> UpscaleOptions:
+    """check_options' checks and normalisation, on plain options (`replace` here makes no CheckedOptions)."""
     for name, allowed in _choices().items():  # (cached: get_type_hints took 2 ms, per file of a folder)
         value = getattr(opts, name)
         if value is not None and value not in allowed:

@@ -1,8 +1,10 @@
 """The plan of a run, decided before the first frame: window sizes, memory and time estimates.
 
-Functions of the input's description, the model's cost model (`Restorer.estimate_*`) and the
-free memory `make_plan` measures (`memory_budget`: the same call may plan other tiles a moment later);
-the plan's notes are logged here. `--dry-run` prints a plan and stops.
+`make_plan` is a function of the input's description, the model's cost model (`Restorer.estimate_*`),
+checked options and a memory budget that its caller measures once (`measured_budget`: free memory
+now, so the same options may plan other tiles a moment later); it says nothing itself, and hands
+back its notes for the caller to say (`say_notes`). The checks and advice after it (memory short,
+a better plan) re-plan with other options, and log. `--dry-run` prints a plan and stops.
 """
 
 from __future__ import annotations
@@ -26,9 +28,9 @@ from dove_cli.humanize import busy_note, human_duration
 from dove_cli.options import (
     AUTO,
     DEFAULT_CHUNK,
+    CheckedOptions,
     Offload,
     UpscaleOptions,
-    check_options,
     is_given,
     preview_span,
 )
@@ -89,6 +91,13 @@ def vram_limit(vram_gib: float, weights_on_device: int) -> int:
     when the weights alone do not fit)."""
     card = max(0, int(vram_gib * (1 << 30)) - CUDA_CONTEXT_BYTES)
     return weights_on_device + int((card - weights_on_device) * WINDOW_SHARE) if card > weights_on_device else card
+
+
+def measured_budget(model: Restorer, opts: UpscaleOptions, device: torch.device) -> int:
+    """memory_budget for a plan of `model` with these options: the free memory measured now, less
+    the weights their offload brings later (weights_to_come), at most --vram's."""
+    offload = opts.offload if device.type == "cuda" else "none"  # offloading does nothing on the CPU
+    return memory_budget(device, weights_to_come(model, offload, device), opts.vram)
 
 
 def weights_to_come(model: Restorer, offload: Offload, device: torch.device) -> int:
@@ -189,8 +198,12 @@ def tile_overlap_for(opts: UpscaleOptions, tile: int, overlap: int) -> int:
     return overlap if is_given(opts, "tile_overlap") else fitting_tile_overlap(tile, overlap)
 
 
-def make_plan(info: VideoInfo, model: Restorer, opts: UpscaleOptions, device: torch.device, dtype: torch.dtype) -> Plan:
-    opts = check_options(opts)  # what --parity sets, when called with options as given
+def make_plan(
+    info: VideoInfo, model: Restorer, opts: CheckedOptions, device: torch.device, dtype: torch.dtype, budget: int
+) -> tuple[Plan, list[str]]:
+    """The plan of a run of `info` by `model` whose windows fit `budget` bytes (measured_budget), and
+    the notes to say with it (a --tile-overlap larger than the tile --tile auto chose can share)."""
+    notes = []
     h, w = info.height, info.width
     if min(h, w) < 8:
         raise InputError(f"{info.path}: frame size {w}x{h} is too small (at least 8 px a side)")
@@ -205,7 +218,6 @@ def make_plan(info: VideoInfo, model: Restorer, opts: UpscaleOptions, device: to
     if (preview := preview_span(opts.preview)).start is not None:
         frames = max(1, info.span_frames(preview.start, preview.duration))  # as the reader keeps them (_select_span)
     offload = opts.offload if device.type == "cuda" else "none"  # offloading does nothing on the CPU
-    budget = memory_budget(device, weights_to_come(model, offload, device), opts.vram)
     # The float accumulators of the frames being blended: on the GPU when they are small next to it
     # (then only 8-bit frames cross to the host), and then the windows get that much less room.
     # A pixel-local model gives the same pixels in any window: overlaps would only be work done twice
@@ -230,8 +242,8 @@ def make_plan(info: VideoInfo, model: Restorer, opts: UpscaleOptions, device: to
         want_tile_overlap = tile_overlap_for(opts, tile, want_tile_overlap)
         ys, xs, tile_overlap = plan_tiles(big_h, big_w, tile, want_tile_overlap, model.spatial_multiple)
         if len(ys) * len(xs) > 1 and tile_overlap < want_tile_overlap and given:
-            log.warning("--tile-overlap %d is more than a %d px tile can share (--tile auto chose %d px): using %d",
-                        opts.tile_overlap, ys[0].length, ys[0].length, tile_overlap)  # fmt: skip
+            notes.append(f"--tile-overlap {opts.tile_overlap} is more than a {ys[0].length} px tile can share "
+                         f"(--tile auto chose {ys[0].length} px): using {tile_overlap}")  # fmt: skip
         spans = plan_spans(frames, chunk, chunk_overlap, frame_lengths(model)) if frames else []
         chunks = len(spans)
         win_f = chunk or frames
@@ -253,7 +265,7 @@ def make_plan(info: VideoInfo, model: Restorer, opts: UpscaleOptions, device: to
     tiled = ys if len(ys) > 1 else xs  # the tile is a tiled side's window: a frame lower than it is one row
     est = None if per_window is None else per_window * len(ys) * len(xs) * max(chunks, 1)
     est_note = busy_note() if est is not None and device.type == "cpu" else ""  # a GPU's rates are the GPU's
-    return Plan(
+    plan = Plan(
         input_size=(h, w),
         padded_size=(hp, wp),
         output_size=(out_h, out_w),
@@ -287,6 +299,13 @@ def make_plan(info: VideoInfo, model: Restorer, opts: UpscaleOptions, device: to
         scene_cuts=SCENE_CUTS_NOTE if cuts_may_change(opts, chunk, frames) else "",
         work_ratio=work_ratio(frames, spans, ys, xs, out_h, out_w, time_multiple),
     )
+    return plan, notes
+
+
+def say_notes(notes: list[str]) -> None:
+    """Log make_plan's notes on the plan a run makes (not those of the plans tried for advice)."""
+    for text in notes:
+        log.warning("%s", text)
 
 
 def cuts_may_change(opts: UpscaleOptions, chunk: int, frames: int) -> bool:
@@ -381,7 +400,7 @@ def refuse_download_past_ram(plan: Plan) -> None:
 
 
 def warn_if_host_memory_short(
-    plan: Plan, info: VideoInfo, model: Restorer, opts: UpscaleOptions, device: torch.device, dtype: torch.dtype
+    plan: Plan, info: VideoInfo, model: Restorer, opts: CheckedOptions, device: torch.device, dtype: torch.dtype
 ) -> None:
     """Say so before hours of swapping (or an OOM kill) when the plan needs more RAM than is free,
     with the advice that fits (fitting_host_change)."""
@@ -400,25 +419,27 @@ def _weights_on_host(plan: Plan, model: Restorer) -> bool:
 
 
 def fitting_host_change(
-    plan: Plan, info: VideoInfo, model: Restorer, opts: UpscaleOptions, device: torch.device, dtype: torch.dtype,
+    plan: Plan, info: VideoInfo, model: Restorer, opts: CheckedOptions, device: torch.device, dtype: torch.dtype,
     limit: int,
 ) -> str:  # fmt: skip
     """The least change whose plan (each one planned by make_plan) needs at most `limit` bytes of host
     memory, in the caller's words (errors.as_given): bf16 weights, the smallest windows (MIN_TILE
     tiles, 9-frame chunks: a chunk's float frames at 8K take 0.4 GiB each), half the scale; else
     that none does, and what the smallest plan needs. An 8K output is named: x4 of HD is 7680x4320."""
-    opts = check_options(opts)
     steps = _host_steps(plan, model, opts)
     subsets = [c for n in range(1, len(steps) + 1) for c in itertools.combinations(steps, n)]  # fewest first
     tried: list[tuple[int, str]] = []
     for chosen in subsets:
-        alt_opts, alt_model, alt_dtype = opts, model, dtype
+        changes: dict[str, Any] = {}
+        alt_model, alt_dtype = model, dtype
         for _, change, bf16 in chosen:
-            alt_opts = dataclasses.replace(alt_opts, **change)
+            changes.update(change)
             if bf16:
                 alt_model, alt_dtype = _in_bf16(alt_model), torch.bfloat16
         try:
-            alt = make_plan(info, alt_model, alt_opts, device, alt_dtype)
+            alt_opts = dataclasses.replace(opts, **changes)  # (checked again: CheckedOptions)
+            budget = measured_budget(alt_model, alt_opts, device)
+            alt, _ = make_plan(info, alt_model, alt_opts, device, alt_dtype, budget)  # (its notes: not this run's)
             need = with_encoder(dataclasses.replace(alt, codec=plan.codec, pix_fmt=plan.pix_fmt)).est_peak_host_bytes
         except OptionError:  # a change the user's other options refuse (--tile 64 with --tile-overlap 1000)
             continue
@@ -443,7 +464,7 @@ def fitting_host_change(
     return fix
 
 
-def _host_steps(plan: Plan, model: Restorer, opts: UpscaleOptions) -> list[tuple[str, dict[str, Any], bool]]:
+def _host_steps(plan: Plan, model: Restorer, opts: CheckedOptions) -> list[tuple[str, dict[str, Any], bool]]:
     """(words, option changes, whether in bf16) that take less host memory than the plan, cheapest first."""
     steps: list[tuple[str, dict[str, Any], bool]] = []
     if _weights_on_host(plan, model) and isinstance(model, DoveModel) and model.dtype == torch.float32:
@@ -468,7 +489,7 @@ def _in_bf16(model: Restorer) -> Restorer:
 
 
 def warn_if_device_memory_short(
-    plan: Plan, info: VideoInfo, model: Restorer, opts: UpscaleOptions, device: torch.device, dtype: torch.dtype
+    plan: Plan, info: VideoInfo, model: Restorer, opts: CheckedOptions, device: torch.device, dtype: torch.dtype
 ) -> None:
     """--vram N: say so when the chosen windows are estimated past what the planner allows on that card
     (vram_limit: auto tiles stop at MIN_TILE, and given --tile/--chunk are kept), with a change whose
@@ -478,8 +499,9 @@ def warn_if_device_memory_short(
     if opts.vram is None or plan.est_peak_device_bytes <= _limit(opts, model):
         return
     tried = [(plan.est_peak_device_bytes, "")]
-    for flag, alt_opts in _roomier(plan, opts, model):
-        alt = make_plan(info, model, alt_opts, device, dtype)
+    for flag, changes in _roomier(plan, opts, model):
+        alt_opts = dataclasses.replace(opts, **changes)  # (checked again: CheckedOptions)
+        alt, _ = make_plan(info, model, alt_opts, device, dtype, measured_budget(model, alt_opts, device))
         if alt.est_peak_device_bytes <= _limit(alt_opts, model):
             tries = f"try {flag}"
             break
@@ -497,16 +519,16 @@ def _limit(opts: UpscaleOptions, model: Restorer) -> int:
     return vram_limit(opts.vram or 0, model.weights_on_device(opts.offload))
 
 
-def _roomier(plan: Plan, opts: UpscaleOptions, model: Restorer) -> list[tuple[str, UpscaleOptions]]:
-    """(flag, options) that may make room, in the order warn_if_device_memory_short tries them: more
-    offload, least first, then smaller windows (auto tiles, and the paper's chunk for a whole clip)."""
-    out = [(f"--offload {o}", dataclasses.replace(opts, offload=o)) for o in _more_offload(opts)]
+def _roomier(plan: Plan, opts: UpscaleOptions, model: Restorer) -> list[tuple[str, dict[str, Any]]]:
+    """(flag, option changes) that may make room, in the order warn_if_device_memory_short tries them:
+    more offload, least first, then smaller windows (auto tiles, and the paper's chunk for a whole clip)."""
+    out: list[tuple[str, dict[str, Any]]] = [(f"--offload {o}", {"offload": o}) for o in _more_offload(opts)]
     out = out if model.weights_bytes() else []
     tile = AUTO if plan.tiles == 1 or plan.tile > MIN_TILE else opts.tile
     chunk = DEFAULT_CHUNK if not plan.chunk and plan.frames > DEFAULT_CHUNK else opts.chunk
     words = ["a smaller --tile"] * (tile != opts.tile) + [f"--chunk {chunk}"] * (chunk != opts.chunk)
     if words:
-        out.append((" and ".join(words), dataclasses.replace(opts, tile=tile, chunk=chunk)))
+        out.append((" and ".join(words), {"tile": tile, "chunk": chunk}))
     return out
 
 
@@ -519,7 +541,7 @@ def _more_offload(opts: UpscaleOptions) -> list[Offload]:
 
 
 def suggest_better_plan(
-    plan: Plan, info: VideoInfo, model: Restorer, opts: UpscaleOptions, device: torch.device, dtype: torch.dtype
+    plan: Plan, info: VideoInfo, model: Restorer, opts: CheckedOptions, device: torch.device, dtype: torch.dtype
 ) -> None:
     """Say so, in one line with both plans' numbers, when the plan is poor (tiles of the smallest
     size, or a work ratio above POOR_WORK_RATIO) and an option the user left alone plans at most half
@@ -528,8 +550,10 @@ def suggest_better_plan(
     poor = (plan.tiles > 1 and plan.tile <= MIN_TILE) or plan.work_ratio > POOR_WORK_RATIO
     if not poor or device.type != "cuda" or not model.weights_bytes():
         return
-    for flag, alt_opts, alt_model in _alternatives(opts, model, device):
-        alt = make_plan(info, alt_model, alt_opts, device, dtype)  # auto tiles fit what it leaves: no --vram check
+    for flag, changes, alt_model in _alternatives(opts, model, device):
+        alt_opts = dataclasses.replace(opts, **changes)  # (checked again: CheckedOptions)
+        budget = measured_budget(alt_model, alt_opts, device)  # auto tiles fit what it leaves: no --vram check
+        alt, _ = make_plan(info, alt_model, alt_opts, device, dtype, budget)
         if 2 * alt.windows() <= plan.windows():
             n = alt.windows()
             log.warning("%s (%d model calls, work ratio %.2f); %s plans %s (%d call%s, work ratio %.2f, est. peak GPU "
@@ -540,18 +564,17 @@ def suggest_better_plan(
 
 def _alternatives(
     opts: UpscaleOptions, model: Restorer, device: torch.device
-) -> list[tuple[str, UpscaleOptions, Restorer]]:
-    """(flag, options, model) of the settings suggest_better_plan tries, in the order it tries them:
-    the one that costs least speed and no quality first."""
-    out: list[tuple[str, UpscaleOptions, Restorer]] = []
+) -> list[tuple[str, dict[str, Any], Restorer]]:
+    """(flag, option changes, model) of the settings suggest_better_plan tries, in the order it tries
+    them: the one that costs least speed and no quality first."""
+    out: list[tuple[str, dict[str, Any], Restorer]] = []
     if not is_given(opts, "offload"):
-        out += [(f"--offload {o}", dataclasses.replace(opts, offload=o), model) for o in _more_offload(opts)]
+        out += [(f"--offload {o}", {"offload": o}, model) for o in _more_offload(opts)]
     # nf4 in a dry run (a loaded model's weights would have to load again), where this machine runs it
     takes_nf4 = opts.offload != "sequential" and not is_given(opts, "quantize")  # options.check_quantize_offload
     if isinstance(model, DoveModel) and model.is_skeleton and takes_nf4 and _has_bnb(device):
         nf4 = loaded_weight_bytes(model.transformer, model.vae, model.dtype, "nf4")
-        out.append(("--quantize nf4", dataclasses.replace(opts, quantize="nf4"),
-                    dataclasses.replace(model, planned_weights_bytes=nf4)))  # fmt: skip
+        out.append(("--quantize nf4", {"quantize": "nf4"}, dataclasses.replace(model, planned_weights_bytes=nf4)))
     return out
 
 

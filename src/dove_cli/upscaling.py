@@ -50,6 +50,7 @@ from dove_cli.logs import say as say_held
 from dove_cli.manifest import ManifestLock, check_manifest, records_done, write_manifest, write_running
 from dove_cli.models import check_quantize, check_weights, load_model, pick_device, planning_model, resolve_device
 from dove_cli.options import (
+    CheckedOptions,
     UpscaleKeywords,
     UpscaleOptions,
     check_options,
@@ -64,8 +65,10 @@ from dove_cli.plan import (
     Plan,
     fitting_host_change,
     make_plan,
+    measured_budget,
     refuse_download_past_ram,
     refuse_past_host_memory,
+    say_notes,
     suggest_better_plan,
     warn_if_device_memory_short,
     warn_if_host_memory_short,
@@ -92,6 +95,7 @@ log = logging.getLogger(__name__)
 Chunks = ChunkStream | ReleaseChunkStream  # dove's online temporal plan, or the release's (--parity)
 Source = str | Path | ArraySource  # a file (a video, an image sequence), or frames in memory (upscale_frames)
 Frames = TypeVar("Frames", np.ndarray, torch.Tensor)  # what upscale_frames takes, and gives back in kind
+Options = TypeVar("Options", bound=UpscaleOptions)  # options changed as they came: CheckedOptions stay checked
 
 SEEK_MARGIN_FRAMES = 4  # a part of a distributed run seeks this many frames early (filters look back)
 
@@ -127,7 +131,7 @@ def output_plan(plan: Plan, checked: CheckedOutput | None) -> Plan:
     )
 
 
-def refuse_before_loading(info: video_io.VideoInfo, opts: UpscaleOptions, device: torch.device,
+def refuse_before_loading(info: video_io.VideoInfo, opts: CheckedOptions, device: torch.device,
                           dtype: torch.dtype, checked: CheckedOutput | None = None) -> None:  # fmt: skip
     """From the architecture alone, before the weights load (a minute on a GPU, 22 GB on a CPU): a
     --parity layout the release fails on, and a plan past the host's memory (where the weights live
@@ -136,7 +140,9 @@ def refuse_before_loading(info: video_io.VideoInfo, opts: UpscaleOptions, device
     check_weights(opts)
     if plans_before_loading(opts, device):
         model = planning_model(opts, device, dtype)[0]
-        plan = output_plan(make_plan(info, model, opts, device, dtype), checked)
+        plan, notes = make_plan(info, model, opts, device, dtype, measured_budget(model, opts, device))
+        say_notes(notes)
+        plan = output_plan(plan, checked)
         if device.type == "cpu" and opts.download and weights.find_downloaded() is None and not opts.model:
             refuse_download_past_ram(plan)  # (RAM alone: the 20 GB it would fetch are not worth a swapping run)
         refuse_past_host_memory(plan, lambda free: fitting_host_change(plan, info, model, opts, device, dtype, free))
@@ -305,7 +311,7 @@ def upscale_frames(
 def _upscale(
     input: Source,
     output: Path | ArraySink,
-    opts: UpscaleOptions,
+    opts: CheckedOptions,
     progress: Callable[[Progress], None] | None,
     restorer: Restorer | None,
     dry_run: bool,
@@ -321,7 +327,8 @@ def _upscale(
     plan: Plan | None = None
     try:  # the work folder's lock is held from session.check() on
         previous = setup.session.check(dry_run)
-        # A resumed run must use the windows the interrupted one chose ('auto' depends on free memory).
+        # A resumed run must use the windows the interrupted one chose ('auto' depends on free memory);
+        # (checked again: a CheckedOptions, whose default overlaps fit these windows)
         plan_opts = replace(setup.opts, chunk=previous.chunk, tile=previous.tile) if previous else setup.opts
         model, model_note = _model(setup, plan_opts, restorer)
         setup.say("planning")
@@ -354,7 +361,7 @@ class RunSetup:
 
     input: Source
     info: video_io.VideoInfo  # the input's picture less --crop
-    opts: UpscaleOptions  # with the restorer's device and dtype, and the crop --crop auto found
+    opts: CheckedOptions  # with the restorer's device and dtype, and the crop --crop auto found
     output: Path  # the session's: the output (upscale_frames: arrays.NAME, what messages call it)
     device: torch.device
     dtype: torch.dtype
@@ -385,7 +392,7 @@ class RunSetup:
 def _prepare(
     input: Source,
     output: Path | ArraySink,
-    opts: UpscaleOptions,
+    opts: CheckedOptions,
     restorer: Restorer | None,
     dry_run: bool,
     progress: Callable[[Progress], None] | None,
@@ -415,7 +422,7 @@ def _prepare(
                     progress, t_start)  # fmt: skip
 
 
-def _model(setup: RunSetup, plan_opts: UpscaleOptions, restorer: Restorer | None) -> tuple[Restorer, str]:
+def _model(setup: RunSetup, plan_opts: CheckedOptions, restorer: Restorer | None) -> tuple[Restorer, str]:
     """The model a run plans by and runs, and the plan's note on it: `restorer` as it was loaded; in a
     dry run the architecture alone (nothing loaded, nothing downloaded); else the weights, loaded once
     what would refuse the run before they load is checked (`refuse_before_loading`)."""
@@ -432,14 +439,15 @@ def _model(setup: RunSetup, plan_opts: UpscaleOptions, restorer: Restorer | None
 
 
 def _plan(
-    setup: RunSetup, plan_opts: UpscaleOptions, model: Restorer, model_note: str, restorer: Restorer | None
+    setup: RunSetup, plan_opts: CheckedOptions, model: Restorer, model_note: str, restorer: Restorer | None
 ) -> tuple[Plan, bool]:
     """The run's plan, its output's encoder counted (`output_plan`) and upscale_frames' output array
     too; with --vram and no such card here, no time. And whether a dry run said the refusal the run
     will meet (`_say_refusal`: then warn_if_host_memory_short has nothing to add)."""
     info, opts, device, dtype = setup.info, setup.opts, setup.device, setup.dtype
-    plan = output_plan(replace(make_plan(info, model, plan_opts, device, dtype), model_note=model_note,
-                               crf=opts.crf), setup.checked)  # fmt: skip
+    plan, notes = make_plan(info, model, plan_opts, device, dtype, measured_budget(model, plan_opts, device))
+    say_notes(notes)
+    plan = output_plan(replace(plan, model_note=model_note, crf=opts.crf), setup.checked)
     refusal_said = False
     if setup.on_paper:  # no such card here to measure its speed
         plan = replace(plan, est_seconds=None, model_note=f"planned for {gpu_of(opts.vram or 0)} (--vram)")
@@ -452,7 +460,7 @@ def _plan(
     return plan, refusal_said
 
 
-def _say_refusal(setup: RunSetup, plan: Plan, plan_opts: UpscaleOptions, model: Restorer) -> bool:
+def _say_refusal(setup: RunSetup, plan: Plan, plan_opts: CheckedOptions, model: Restorer) -> bool:
     """A dry run's check of the refusal past the host's memory that the run makes before loading
     (refuse_before_loading, by the planning model): said, not raised, for a plan is still wanted (for
     another machine, or to see what to change). Whether it was said."""
@@ -469,7 +477,7 @@ def _say_refusal(setup: RunSetup, plan: Plan, plan_opts: UpscaleOptions, model: 
 def _say_plan(
     setup: RunSetup,
     plan: Plan,
-    plan_opts: UpscaleOptions,
+    plan_opts: CheckedOptions,
     model: Restorer,
     restorer: Restorer | None,
     refusal_said: bool,
@@ -565,7 +573,7 @@ def finished_already(input: str | Path, output: Path, opts: UpscaleOptions) -> b
             and unfinished(Path(input), output, opts.preview, opts.fps, opts.start_number) is None)  # fmt: skip
 
 
-def _finished_result(input: str | Path, output: Path, opts: UpscaleOptions, restorer: Restorer | None) -> UpscaleResult:
+def _finished_result(input: str | Path, output: Path, opts: CheckedOptions, restorer: Restorer | None) -> UpscaleResult:
     """What `resume` on a finished output returns: nothing made (frames=0, finished_before), with the plan a
     dry run makes (its warnings held: no news for a run that does nothing). `--manifest`: one saying so,
     unless it records this output as done already (the run that made it: kept)."""
@@ -585,7 +593,7 @@ def _finished_result(input: str | Path, output: Path, opts: UpscaleOptions, rest
     return result
 
 
-def with_restorer(opts: UpscaleOptions, restorer: Restorer) -> UpscaleOptions:
+def with_restorer(opts: Options, restorer: Restorer) -> Options:
     """The options of a run of a model loaded already (restorer=), which runs as it was loaded: its
     plan, manifest and a later `resume=True` must say so. Its device, a network's dtype and
     model='bilinear' are the run's when not given; a `device=`, `dtype=` or `model=` (bilinear or a
@@ -629,9 +637,7 @@ def _failure_manifest(manifest: Path, input: str | Path, opts: UpscaleOptions, p
         pass
 
 
-def probe_input(
-    input: Source, opts: UpscaleOptions
-) -> tuple[video_io.VideoInfo, list[logging.LogRecord], UpscaleOptions]:
+def probe_input(input: Source, opts: Options) -> tuple[video_io.VideoInfo, list[logging.LogRecord], Options]:
     """The input's description (its picture less --crop: what the model gets), what its reader
     warns of (HDR, interlacing, alpha), held for `_check_outputs` to say: a run refused for its
     output says only why, and the options for this input: --crop auto made the crop it finds
@@ -655,8 +661,8 @@ def probe_input(
 
 
 def with_found_crop(
-    source: video_io.VideoReader | ArraySource, opts: UpscaleOptions, said: list[logging.LogRecord]
-) -> UpscaleOptions:
+    source: video_io.VideoReader | ArraySource, opts: Options, said: list[logging.LogRecord]
+) -> Options:
     """The options with --crop auto made the crop of the black bars found in the frames `source`
     reads (none: no crop), once per file, before its plan: its plan, manifest and resume fingerprint
     hold the crop, and a Ray worker gets it. What was found is held in `said`."""
@@ -1202,7 +1208,7 @@ def warn_release_size(plan: Plan, scale: int) -> None:
                 what)  # fmt: skip
 
 
-def with_release_file(opts: UpscaleOptions, output: Path) -> UpscaleOptions:
+def with_release_file(opts: Options, output: Path) -> Options:
     """--parity: the authors' file settings (libx264, yuv444p, CRF 0: lossless) for a video output whose
     --pix-fmt and --crf are not given and whose codec is h264 (the default but in .webm); its frame rate
     stays the input's (they write 16 fps whatever the input's: timing, not the picture)."""
