@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -697,3 +698,125 @@ def test_the_raylets_notes_are_held_back_unless_verbose(capsys, monkeypatch):
         assert _quiet_raylet(ray) is None
     finally:
         dove.setLevel(level)
+
+
+SCALE_2 = "--scale 2: DOVE was trained for x4; other factors upsample the input x2 before the model"
+
+
+def test_a_ray_run_lists_its_warnings_in_its_manifest_as_one_process(cluster, small_clip, tmp_path):
+    """A --ray run's manifest (and result) lists the warnings it said, as one process's does: for one
+    file, and for each file of a folder (the run's own, and the file's)."""
+    from dove_cli.batch import upscale_batch
+
+    opts = UpscaleOptions(**{**OPTS, "model": "tiny"}, preview="0+0.2s")  # 5 frames
+    one = upscale(small_clip, tmp_path / "one.mp4", opts, manifest=str(tmp_path / "one.json"))
+    two = upscale(small_clip, tmp_path / "two.mp4", opts, cluster=cluster, manifest=str(tmp_path / "two.json"))
+    said = json.loads((tmp_path / "one.json").read_text())["warnings"]
+    assert len(said) == 1 and said[0].startswith(SCALE_2)
+    assert json.loads((tmp_path / "two.json").read_text())["warnings"] == said == two.warnings == one.warnings
+    src = tmp_path / "in"
+    src.mkdir()
+    make_clip(src / "a.mp4", frames=3, size="32x16")
+    make_clip(src / "hdr.mkv", frames=3, size="32x16", vf="setparams=color_primaries=bt2020:color_trc=arib-std-b67:"
+              "colorspace=bt2020nc", extra=("-color_trc", "arib-std-b67"))  # fmt: skip
+    upscale_batch(src, tmp_path / "out", opts, cluster=cluster, manifest=tmp_path / "folder.json")
+    files = {Path(f["input"]).name: f["warnings"] for f in json.loads((tmp_path / "folder.json").read_text())["files"]}
+    assert files["a.mp4"] == said
+    assert files["hdr.mkv"][0] == said[0] and len(files["hdr.mkv"]) == 2
+    assert files["hdr.mkv"][1].startswith(f"{src / 'hdr.mkv'}: HDR video (HLG)")
+
+
+def test_closed_captions_a_worker_finds_late_are_said_at_the_join(cluster, tmp_path, caplog, monkeypatch):
+    """Captions from frame 8 on, past what the check before the run reads: a worker's segment writer
+    finds them, and the driver says at the join, as one process does, that the output lost them."""
+    from dove_cli.video_io import captions
+    from media import make_caption_ts
+
+    src = make_caption_ts(tmp_path / "late.ts", frames=24, first=8)
+    monkeypatch.setattr(captions, "CAPTION_SCAN_S", 0.2)  # (the driver's probe: the workers get its VideoInfo)
+    with caplog.at_level(logging.WARNING):
+        r = upscale(src, tmp_path / "run.mkv", model="bilinear", scale=1, codec="ffv1", device="cpu", cluster=cluster)
+    said = [m for m in caplog.messages if "captions" in m]
+    assert said == [f"{tmp_path / 'run.mkv'}: the input's closed captions (EIA-608/708 in the video), found from "
+                    "0.3 s on, are not kept: ffv1 cannot carry them (h264 and hevc keep them)"]  # fmt: skip
+    assert said[0] in r.warnings
+
+
+def test_a_worker_loads_the_model_again_for_other_model_options(cluster):
+    """A worker keeps its model while the options load_model reads stay the same; --attention is one."""
+    from dove_cli.models import MODEL_FIELDS, model_key
+
+    actor = cluster.actors[0]
+    base = UpscaleOptions(model="tiny", device="cpu")
+
+    def loads(opts: UpscaleOptions) -> int:
+        ray.get(actor.warm.remote(opts, []))
+        return ray.get(actor.hello.remote())["loads"]
+
+    first = loads(base)
+    assert loads(replace(base, scale=2, tile=64)) == first  # options of the run, not of the model
+    assert loads(replace(base, attention="math")) == first + 1
+    # what load_model reads (models.py: load_model, _load, random_size, model_folder), each in the key
+    read = {"model", "attention", "compile", "download", "offload", "posterior", "quantize", "vae_tiling"}
+    assert set(MODEL_FIELDS) == read
+    import torch
+
+    key = model_key(base, torch.device("cpu"), torch.float32)
+    assert model_key(base, torch.device("cpu"), torch.bfloat16) != key
+    assert model_key(replace(base, attention="math", scale=2), torch.device("cpu"), torch.float32) != key
+
+
+def test_the_cluster_picks_the_dtype_a_run_picks(cluster):
+    import torch
+
+    from dove_cli.distributed import Cluster
+
+    assert cluster.dtype(UpscaleOptions()) == torch.float32  # CPU workers
+    assert Cluster.dtype(type("OnGPU", (), {"device": "cuda"})(), UpscaleOptions()) == torch.bfloat16  # type: ignore[arg-type]
+    assert cluster.dtype(UpscaleOptions(dtype="fp16")) == torch.float16
+
+
+class Buggy(BilinearModel):
+    """Bilinear with a bug: restore() raises a TypeError (on the worker)."""
+
+    def __init__(self) -> None:
+        super().__init__("cpu")
+
+    def restore(self, video, generator=None, timer=None):
+        raise TypeError("a bug in restore")
+
+
+def test_a_bug_in_a_worker_is_logged_with_its_traceback_once_per_place(cluster, tmp_path, caplog):
+    """A folder run on Ray whose files hit a bug in dove on the workers: each file fails with one line,
+    the folder goes on, and the bug is logged at ERROR once (one place), with the worker's traceback."""
+    from dove_cli.batch import upscale_batch
+
+    src = tmp_path / "in"
+    src.mkdir()
+    make_clip(src / "a.mp4", frames=3, size="32x24")
+    make_clip(src / "b.mp4", frames=3, size="32x24")
+    with caplog.at_level(logging.DEBUG, logger="dove_cli"):
+        result = upscale_batch(src, tmp_path / "out", **OPTS, cluster=cluster, restorer=Buggy())
+    assert [i.status for i in result.items] == ["failed", "failed"]
+    assert all("a Ray worker failed: TypeError: a bug in restore" in (i.error or "") for i in result.items)
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and "a bug in dove" in errors[0].getMessage()
+    logged = caplog.handler.format(errors[0])
+    assert 'test_ray.py", line' in logged and "in restore" in logged and "raise TypeError" in logged
+
+
+def test_the_head_address_is_dialled_once(clip, tmp_path, monkeypatch):
+    """--ray HOST:PORT: the address is probed once a run (by Cluster), not once more before it."""
+    from dove_cli import distributed
+
+    dialled = []
+    monkeypatch.setattr(distributed, "_dial", lambda host, port, timeout: dialled.append((host, port)))
+    monkeypatch.setattr(distributed, "_join_cluster", lambda *args: None)  # (no Ray runtime is started)
+
+    def no_workers(*args: object) -> None:
+        raise OptionError("stopped before the workers")
+
+    monkeypatch.setattr(distributed.Cluster, "_start_workers", no_workers)
+    with pytest.raises(OptionError, match="stopped before the workers"):
+        upscale(clip, tmp_path / "out.mp4", **OPTS, ray="127.0.0.1:1")
+    assert dialled == [("127.0.0.1", 1)]

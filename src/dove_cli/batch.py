@@ -545,7 +545,7 @@ def _upscale_here(
                 raise
             if not isinstance(exc, Exception):
                 raise
-            _fail_file(item, exc, bugs_said)
+            record_failure(item, exc, bugs_said)
             if isinstance(exc, OutputError) and output_there(item.output) and not opts.overwrite:
                 item.status, item.error, item.error_type = "skipped", None, None  # another dove run finished it
         if item.status != "done":
@@ -564,7 +564,7 @@ def _refused_before_loading(item: BatchItem, opts: CheckedOptions, bugs_said: se
     try:
         refuse_before_loading(probe_input(item.input, opts)[0], opts, *models.resolve_device(opts))
     except Exception as exc:  # noqa: BLE001 - as in the file's own run
-        _fail_file(item, exc, bugs_said)
+        record_failure(item, exc, bugs_said)
         log.debug("%s: %s", item.input, item.error)
         return True
     return False
@@ -575,10 +575,14 @@ def _refused_before_loading(item: BatchItem, opts: CheckedOptions, bugs_said: se
 NOT_BUGS = (DoveError, OSError, av.FFmpegError, MemoryError)
 
 
-def _fail_file(item: BatchItem, exc: Exception, bugs_said: set[tuple[str, str, int]]) -> None:
+def record_failure(
+    item: BatchItem, exc: BaseException, bugs_said: set[tuple[str, str, int]], place: tuple[str, int] | None = None
+) -> None:
     """Record a file's failure; the folder goes on (one odd file must not stop an unattended run).
     A bug in dove (not NOT_BUGS: a TypeError, say) also logs its traceback at ERROR for the report,
-    where a single file's run would have shown it: once per place it is raised from, not per file."""
+    where a single file's run would have shown it: once per place it is raised from, not per file.
+    `place`: (file, line) it was raised at, where its traceback is another process's (a Ray worker's,
+    in the text of the exception it is chained to)."""
     item.fail(exc)
     if isinstance(exc, DoveError):
         return
@@ -586,7 +590,9 @@ def _fail_file(item: BatchItem, exc: Exception, bugs_said: set[tuple[str, str, i
         log.debug("%s failed", item.input, exc_info=exc)
         return
     last = traceback.extract_tb(exc.__traceback__)[-1:]
-    where = (type(exc).__name__, last[0].filename, last[0].lineno or 0) if last else (type(exc).__name__, "", 0)
+    if place is None:
+        place = (last[0].filename, last[0].lineno or 0) if last else ("", 0)
+    where = (type(exc).__name__, *place)
     if where in bugs_said:
         log.debug("%s failed", item.input, exc_info=exc)
         return

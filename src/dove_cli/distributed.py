@@ -39,6 +39,7 @@ import copy
 import logging
 import os
 import queue
+import re
 import signal
 import socket
 import sys
@@ -55,6 +56,7 @@ from typing import TYPE_CHECKING, Any
 from dove_cli import resume, video_io
 from dove_cli.errors import DoveError, InputError, Interrupted, OptionError, OutputError
 from dove_cli.geometry import warn_resampled_up, written_info
+from dove_cli.logs import kept_warnings
 from dove_cli.options import CheckedOptions, UpscaleOptions
 from dove_cli.resume import Segment
 from dove_cli.video_io.continuity import first_discontinuity
@@ -248,7 +250,7 @@ class Worker:
                 "threads": torch.get_num_threads()}  # fmt: skip
 
     def _load(self, opts: UpscaleOptions, restorer: list[Any]) -> tuple[Any, Any, Any]:
-        from dove_cli.models import check_quantize, load_model, resolve_device
+        from dove_cli.models import check_quantize, load_model, model_key, resolve_device
 
         device, dtype = resolve_device(opts)
         if restorer:  # the caller's own Restorer, shipped once through the object store
@@ -258,8 +260,7 @@ class Worker:
                 self._model = ray.get(restorer[0])
                 self._loads += 1
         else:
-            key = (opts.model, str(device), str(dtype), opts.posterior, opts.quantize, opts.offload, opts.vae_tiling,
-                   opts.compile)  # fmt: skip
+            key = model_key(opts, device, dtype)
             if key != self._key:
                 check_quantize(opts, device)  # on the worker: its GPU, its packages (one line, as without Ray)
                 self._model = None  # free the old one first
@@ -297,7 +298,8 @@ class Worker:
 
     def run(self, task: Task, restorer: list[Any]) -> None:
         """Make the segments of `task` in the work folder. Events, each tagged with the task id:
-        ("segment", Segment fields, [(window start, tile)]) when one is whole on disk, ("tile",
+        ("segment", Segment fields, [(window start, tile)], late captions: resume.LateCaptions or
+        None) when one is whole on disk, ("tile",
         start, tile) after an out-of-memory shrink, ("progress", frames written), and ("end",
         statistics) last."""
         import torch
@@ -327,7 +329,7 @@ class Worker:
         put, tid = self._events.put, task.id
         session = resume.PartSession(
             Path(task.output), folder, first=task.part.first, ends=task.ends, tile_changes=task.tile_changes,
-            options=task.options, on_segment=lambda s, tiles: put((tid, "segment", asdict(s), tiles)),
+            options=task.options, on_segment=lambda s, tiles, late: put((tid, "segment", asdict(s), tiles, late)),
             on_tile_change=lambda start, tile: put((tid, "tile", start, tile)),
         )  # fmt: skip
         last = [0.0]
@@ -607,11 +609,10 @@ class Cluster:
         return True
 
     def dtype(self, opts: UpscaleOptions) -> Any:
-        from dove_cli.engine import DTYPES
+        """The dtype the workers run `opts` in (as resolve_device picks it on their device)."""
+        from dove_cli.models import default_dtype
 
-        if opts.dtype is not None and opts.dtype not in DTYPES:
-            raise OptionError(f"--dtype {opts.dtype!r} is not one of {', '.join(DTYPES)}")
-        return DTYPES[opts.dtype or ("bf16" if self.device == "cuda" else "fp32")]
+        return default_dtype(opts, self.device)
 
     def close(self) -> None:
         """Stop the workers (and the Ray runtime this object started or joined)."""
@@ -680,6 +681,8 @@ class _Job:
     device_stages: dict[str, float] = field(default_factory=dict)  # GPU seconds per stage, all workers together
     peak_host: int = 0
     peak_device: int = 0
+    late_captions: resume.LateCaptions | None = None  # closed captions the workers' segments did not keep
+    warnings: list[str] = field(default_factory=list)  # said while the driver worked on this file (a folder run)
     error: BaseException | None = None
     result: UpscaleResult | None = None
     joining: Future | None = None
@@ -741,6 +744,7 @@ class _Driver:
         progress: Callable[[Progress], None] | None,
         on_file: Callable[[int, BatchItem], None] | None,
         batch: bool,
+        said: list[str],
     ) -> None:
         self.cluster, self.ray, self.jobs, self.opts = cluster, cluster.ray, jobs, opts
         self.worker_opts = replace(opts, device=cluster.device)
@@ -756,6 +760,24 @@ class _Driver:
         self._status = ""  # the last status reported
         self._warned = False
         self._head_checked = 0.0
+        self._here = threading.local()  # .job: the file this thread works on (its warnings are that file's)
+        self.said = said  # warnings about no one file (a folder run's files each list them); one file's: all
+        self.bugs_said: set[tuple[str, str, int]] = set()  # (batch.record_failure)
+
+    @contextlib.contextmanager
+    def _about(self, job: _Job) -> Iterator[None]:
+        """What this thread says meanwhile is about `job` (its result's warnings, in a folder run)."""
+        before = getattr(self._here, "job", None)
+        self._here.job = job
+        try:
+            yield
+        finally:
+            self._here.job = before
+
+    def _warnings(self) -> list[str]:
+        """Where a warning said now goes (kept_warnings): the list of the file this thread works on."""
+        job = getattr(self._here, "job", None)
+        return self.said if job is None else job.warnings
 
     # ---------------------------------------------------------------- the loop
 
@@ -764,6 +786,11 @@ class _Driver:
             n = len(self.slots)
             log.warning("running on the CPU (%d Ray worker%s): very slow; a CUDA GPU is strongly recommended", n,
                         "s" * (n != 1))  # fmt: skip
+        # A single file's warnings are kept as upscale() keeps them (upscale_on_ray: in `said`); a folder's, per file.
+        with kept_warnings(self._warnings) if self.batch else contextlib.nullcontext():
+            self._run()
+
+    def _run(self) -> None:
         prepass = threading.Thread(target=self._prepass_loop, name="dove-prepass", daemon=True)
         prepass.start()
         try:
@@ -830,6 +857,10 @@ class _Driver:
 
     def _setup(self, job: _Job) -> bool:
         """Probe the input, check the output, take the work folder's lock; False if the file fails."""
+        with self._about(job):
+            return self._set_up(job)
+
+    def _set_up(self, job: _Job) -> bool:
         import torch
 
         try:
@@ -852,6 +883,10 @@ class _Driver:
 
     def _start(self, job: _Job, plan: Plan) -> None:
         """The plan is known: prepare the work folder and start the pre-pass."""
+        with self._about(job):
+            self._started(job, plan)
+
+    def _started(self, job: _Job, plan: Plan) -> None:
         from dove_cli.upscaling import output_options
 
         assert job.session is not None and job.info is not None
@@ -891,10 +926,11 @@ class _Driver:
                 return
             try:
                 assert job.prepass is not None
-                for seg in job.prepass.segments(self.stop):
-                    if job.state == "failed":
-                        break
-                    self.inbox.put((job, seg))
+                with self._about(job):
+                    for seg in job.prepass.segments(self.stop):
+                        if job.state == "failed":
+                            break
+                        self.inbox.put((job, seg))
                 self.inbox.put((job, None))
             except BaseException as exc:  # handed to the driver's loop
                 self.inbox.put((job, exc))
@@ -973,6 +1009,7 @@ class _Driver:
             if job.state != "running" or not job.pending:
                 continue
             assert job.plan is not None and job.session is not None and job.session.work is not None
+            assert job.info is not None
             indices = [min(job.pending)]
             frames = job.segments[indices[0]].stop - job.segments[indices[0]].first
             while frames < job.target and (nxt := indices[-1] + 1) in job.pending:
@@ -981,7 +1018,7 @@ class _Driver:
             segs = [job.segments[i] for i in indices]
             task = Task(
                 id=uuid.uuid4().hex, input=str(job.input), output=str(job.output),
-                work=str(job.session.work.path), run_id=job.run_id, info=job.info,  # type: ignore[arg-type]
+                work=str(job.session.work.path), run_id=job.run_id, info=job.info,
                 opts=replace(job.opts or self.opts, device=self.cluster.device), plan=job.plan, options=job.options,
                 part=make_part(segs),
                 ends=[s.stop for s in segs], tile_changes=list(job.changes), segments=indices,
@@ -1042,11 +1079,12 @@ class _Driver:
             from dove_cli.upscaling import warn_release_size, warn_scale
 
             plan, output_is_input = value
-            if not self._warned:  # the notes a single run gives, once
+            if not self._warned:  # the notes a single run gives, once (a folder's: every file's)
                 self._warned = True
                 warn_scale(self.opts, output_is_input)
-            warn_release_size(plan, self.opts.scale)  # each file's own size
-            warn_resampled_up(plan, self.opts.scale)
+            with self._about(job):
+                warn_release_size(plan, self.opts.scale)  # each file's own size
+                warn_resampled_up(plan, self.opts.scale)
             if job.state == "planning":
                 self._start(job, with_encoder(replace(plan, model_note="", codec=job.writes[0], pix_fmt=job.writes[1])))
         else:  # warm, ping
@@ -1072,15 +1110,19 @@ class _Driver:
             elif kind == "tile":
                 self._tile_change(job, *args)
             elif kind == "segment":
-                self._segment(job, slot, Segment(**args[0]), [(w, t) for w, t in args[1]])
+                self._segment(job, slot, Segment(**args[0]), [(w, t) for w, t in args[1]], args[2])
             elif kind == "end":
                 self._task_end(job, slot, args[0])
         if slot.kind == "run" and slot.poll is None:
             slot.poll = slot.actor.events.remote(POLL_S)
 
-    def _segment(self, job: _Job, slot: _Slot, seg: Segment, tiles: list[tuple[int, int]]) -> None:
+    def _segment(
+        self, job: _Job, slot: _Slot, seg: Segment, tiles: list[tuple[int, int]], late: resume.LateCaptions | None
+    ) -> None:
         assert job.session is not None and job.session.work is not None and job.session.journal is not None
         assert job.plan is not None
+        if late is not None and (job.late_captions is None or late[0] < job.late_captions[0]):
+            job.late_captions = (late[0], late[1])  # the earliest, as one process's writer finds it
         index = job.by_first.get(seg.first)
         planned = job.segments.get(index) if index is not None else None
         if planned is None or seg.frames != planned.stop - planned.first:
@@ -1115,8 +1157,9 @@ class _Driver:
         assert job.plan is not None
         if (start, tile) in job.changes:
             return
-        log.warning("%s: out of GPU memory at frame %d; tiles of %s from there on", job.input, start,
-                    f"{tile} px" if tile else "whole frames")  # fmt: skip
+        with self._about(job):
+            log.warning("%s: out of GPU memory at frame %d; tiles of %s from there on", job.input, start,
+                        f"{tile} px" if tile else "whole frames")  # fmt: skip
         job.changes.insert(bisect.bisect_right([c[0] for c in job.changes], start), (start, tile))
         job.session.journal.tile_changes = [list(c) for c in job.changes]
         for i, tiles in list(job.tiles.items()):
@@ -1160,8 +1203,9 @@ class _Driver:
                 if not cancelled:
                     job.deaths[left[0]] += 1
                     job.redone += len(left)
-                    log.warning("%s: Ray worker %s died (%s); frames %d-%d go back to the queue", job.input,
-                                slot.info.name, type(exc).__name__, first, last)  # fmt: skip
+                    with self._about(job):
+                        log.warning("%s: Ray worker %s died (%s); frames %d-%d go back to the queue", job.input,
+                                    slot.info.name, type(exc).__name__, first, last)  # fmt: skip
                 job.pending.update(left)
                 if job.deaths[left[0]] >= MAX_DEATHS:
                     self._fail(job, WorkersLost(f"{job.input}: {MAX_DEATHS} Ray workers died making frames "
@@ -1196,14 +1240,20 @@ class _Driver:
         cause = getattr(exc, "cause", None) or exc
         self._idle(slot)
         if kind == "warm" or isinstance(cause, ModelError):
-            raise _as_error(job, cause)  # a model that cannot load: every file would fail the same way
+            raise _as_error(job, cause, exc)  # a model that cannot load: every file would fail the same way
         if job is not None:
-            self._fail(job, _as_error(job, cause))
+            self._fail(job, _as_error(job, cause, exc), _raised_at(exc))
 
-    def _fail(self, job: _Job, exc: BaseException) -> None:
-        """Stop a file: its work in flight is dropped, its finished segments are kept for --resume."""
+    def _fail(self, job: _Job, exc: BaseException, place: tuple[str, int] | None = None) -> None:
+        """Stop a file: its work in flight is dropped, its finished segments are kept for --resume.
+        In a folder run the others go on, and a bug is logged as batch.record_failure logs it (`place`:
+        where a worker raised it)."""
         if job.state in ("done", "failed"):
             return
+        with self._about(job):
+            self._failed(job, exc, place)
+
+    def _failed(self, job: _Job, exc: BaseException, place: tuple[str, int] | None) -> None:
         job.state, job.error = "failed", exc
         job.pending.clear()
         for slot in self.slots:
@@ -1217,7 +1267,9 @@ class _Driver:
         if not self.batch:
             raise exc
         if job.item is not None:
-            job.item.fail(exc)
+            from dove_cli.batch import record_failure
+
+            record_failure(job.item, exc, self.bugs_said, place)
             if self.on_file:
                 self.on_file(job.index, job.item)
 
@@ -1232,10 +1284,11 @@ class _Driver:
             if job.state == "joining" and job.joining is not None and job.joining.done() and not busy:
                 try:
                     job.joining.result()
-                except DoveError as exc:
+                except Exception as exc:  # noqa: BLE001 - a folder's other files go on (a bug is logged: _fail)
                     self._fail(job, exc)
                     continue
                 job.result = self._result(job)
+                job.result.warnings = self.said + job.warnings  # (before its manifest is written)
                 job.state = "done"
                 if job.manifest is not None:
                     self._write_manifest(job)
@@ -1248,12 +1301,12 @@ class _Driver:
         """(join thread) Copy the segments' packets into the output, as a single run's last step."""
         assert job.session is not None and job.session.work is not None and job.info is not None
         t0 = time.perf_counter()
-        files = [(job.session.work.path / s.file, s.first_pts) for s in (job.done[i] for i in sorted(job.done))]
         assert job.opts is not None
-        job.session.check_input(job.info)  # as a single run does before its join: a file still being copied
-        resume.join_segments(job.output, written_info(job.info, job.opts), files, codec=job.options["codec"],
-                             preset=job.options.get("preset"), pix_fmt=job.options.get("pix_fmt"), **job.join)  # fmt: skip
-        job.session.finished()
+        with self._about(job):
+            job.session.check_input(job.info)  # as a single run does before its join: a file still being copied
+            resume.join_run(job.output, written_info(job.info, job.opts), job.session.work.path,
+                            [job.done[i] for i in sorted(job.done)], job.options, job.join, job.late_captions)  # fmt: skip
+            job.session.finished()
         job.stages["finalize"] = job.stages.get("finalize", 0.0) + time.perf_counter() - t0
 
     def _result(self, job: _Job) -> UpscaleResult:
@@ -1277,7 +1330,7 @@ class _Driver:
         live = next(s for s in self.slots if not s.dead)
         fingerprint = self.ray.get(live.actor.fingerprint.remote(self.worker_opts, self.restorer))
         opts = job.opts or self.opts
-        write_manifest(job.manifest, job.input, opts, job.result, _Fingerprint(fingerprint), job.output)  # type: ignore[arg-type]
+        write_manifest(job.manifest, job.input, opts, job.result, fingerprint, job.output)
 
     # ---------------------------------------------------------------- progress
 
@@ -1326,21 +1379,22 @@ class _Driver:
         self.progress(Progress(done, max(total, done), window, now - self.t_start, status, workers=lines))
 
 
-class _Fingerprint:
-    """A worker's model fingerprint, for write_manifest."""
-
-    def __init__(self, value: dict[str, Any]) -> None:
-        self.value = value
-
-    def fingerprint(self) -> dict[str, Any]:
-        return self.value
-
-
-def _as_error(job: _Job | None, exc: BaseException) -> BaseException:
+def _as_error(job: _Job | None, exc: BaseException, remote: BaseException) -> BaseException:
+    """What a worker raised (`exc`, Ray's `remote` RayTaskError's cause), as the driver raises it: a
+    DoveError as it is; a bug in one line, chained to `remote`, whose text is the worker's traceback
+    (a log of the error shows it)."""
     if isinstance(exc, DoveError):
         return exc
     where = f"{job.input}: " if job is not None else ""
-    return RuntimeError(f"{where}a Ray worker failed: {type(exc).__name__}: {exc}")
+    error = RuntimeError(f"{where}a Ray worker failed: {type(exc).__name__}: {exc}")
+    error.__cause__ = remote
+    return error
+
+
+def _raised_at(remote: BaseException) -> tuple[str, int] | None:
+    """(file, line) of the last frame in a worker's traceback (a RayTaskError's text), or None."""
+    frames = re.findall(r'File "([^"]+)", line (\d+)', str(remote))
+    return (frames[-1][0], int(frames[-1][1])) if frames else None
 
 
 def _check_job(job: _Job, opts: UpscaleOptions) -> None:
@@ -1377,7 +1431,21 @@ def upscale_on_ray(
     restorer: Any = None,
 ) -> UpscaleResult:
     """`upscale()` with Ray workers (see the module's doc); the same output as one process."""
-    job = _Job(0, Path(input), Path(output))
+    seen: list[str] = []
+    with kept_warnings(seen):  # as upscale() keeps them: the manifest and the result list them
+        return _upscale_on_ray(Path(input), Path(output), opts, cluster, progress, restorer, seen)
+
+
+def _upscale_on_ray(
+    input: Path,
+    output: Path,
+    opts: UpscaleOptions,
+    cluster: Cluster | None,
+    progress: Callable[[Progress], None] | None,
+    restorer: Any,
+    seen: list[str],
+) -> UpscaleResult:
+    job = _Job(0, input, output)
     _check_job(job, opts)  # a bad input or output fails before Ray starts
     from dove_cli.manifest import ManifestLock, write_manifest
 
@@ -1385,7 +1453,7 @@ def upscale_on_ray(
     if held is not None:
         held.hold()  # another run writing it: refused before Ray starts
     try:
-        _run([job], opts, cluster=cluster, progress=progress, restorer=restorer, on_file=None, batch=False)
+        _run([job], opts, cluster=cluster, progress=progress, restorer=restorer, on_file=None, said=seen)
     except BaseException as exc:
         if job.manifest is not None:  # as upscale() without Ray: a run that began says how it ended
             try:
@@ -1421,7 +1489,7 @@ def upscale_batch_on_ray(
             continue
         jobs.append(_Job(index, item.input, item.output, item=item))
     if jobs:
-        _run(jobs, opts, cluster=cluster, progress=progress, restorer=restorer, on_file=on_file, batch=True)
+        _run(jobs, opts, cluster=cluster, progress=progress, restorer=restorer, on_file=on_file)
 
 
 def _run(
@@ -1432,22 +1500,26 @@ def _run(
     progress: Callable[[Progress], None] | None,
     restorer: Any,
     on_file: Callable[[int, BatchItem], None] | None,
-    batch: bool,
+    said: list[str] | None = None,
 ) -> None:
-    if cluster is None:
-        import_ray()  # the mistakes that need no runtime: one line, before any progress line
-        address, name = joined_address((opts.ray or "local").strip())
-        if address not in ("local", "auto"):
-            _probe_address(address, name)
-        if progress is not None:
-            from dove_cli.upscaling import Progress
+    """Run `jobs` on `cluster` (or on one started for them): a folder's files, or one file's (`said`:
+    where its warnings are kept)."""
 
-            total = sum(job.info.num_frames for job in jobs if job.info is not None)
-            progress(Progress(0, total, "", 0.0, "starting Ray workers"))
-        with Cluster(opts.ray or "local", opts.workers, device=opts.device) as own:
-            _Driver(own, jobs, opts, restorer=restorer, progress=progress, on_file=on_file, batch=batch).run()
+    def drive(on: Cluster) -> None:
+        _Driver(on, jobs, opts, restorer=restorer, progress=progress, on_file=on_file, batch=said is None,
+                said=[] if said is None else said).run()  # fmt: skip
+
+    if cluster is not None:
+        drive(cluster)
         return
-    _Driver(cluster, jobs, opts, restorer=restorer, progress=progress, on_file=on_file, batch=batch).run()
+    import_ray()  # the mistakes that need no runtime: one line, before any progress line
+    if progress is not None:
+        from dove_cli.upscaling import Progress
+
+        total = sum(job.info.num_frames for job in jobs if job.info is not None)
+        progress(Progress(0, total, "", 0.0, "starting Ray workers"))
+    with Cluster(opts.ray or "local", opts.workers, device=opts.device) as own:  # (it probes the address)
+        drive(own)
 
 
 __all__ = [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 
 @contextlib.contextmanager
@@ -36,17 +36,18 @@ def say(records: list[logging.LogRecord]) -> None:
 
 
 @contextlib.contextmanager
-def kept_warnings(into: list[str]) -> Iterator[None]:
+def kept_warnings(into: list[str] | Callable[[], list[str]]) -> Iterator[None]:
     """dove's warnings are printed as usual and their text also added to `into` (a manifest lists
-    them). Held warnings are added when they are said. Printed as usual: where logging is not set up
-    (a script calling the API), Python prints warnings itself (logging.lastResort), but only while
-    no handler, this one included, would take them, so this one hands them on to it."""
+    them), or to the list `into()` gives as each is said (a Ray folder run: the file the saying
+    thread works on). Held warnings are added when they are said. Printed as usual: where logging
+    is not set up (a script calling the API), Python prints warnings itself (logging.lastResort),
+    but only while no handler, this one included, would take them, so this one hands them on to it."""
     logger = logging.getLogger("dove_cli")
     unheard = not logger.hasHandlers()
 
     class Keep(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
-            into.append(record.getMessage())
+            (into() if callable(into) else into).append(record.getMessage())
             if unheard and logging.lastResort is not None:
                 logging.lastResort.handle(record)
 

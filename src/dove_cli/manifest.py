@@ -60,7 +60,7 @@ def write_manifest(
     input: str | Path,
     opts: UpscaleOptions,
     result: UpscaleResult | Plan | None,
-    model: Restorer | None,
+    model: dict[str, Any] | None,
     output: Path,
     *,
     error: BaseException | None = None,
@@ -70,7 +70,8 @@ def write_manifest(
     Given a Plan (`--dry-run --manifest`), the manifest holds the plan (with the output the run would
     write) and no result. Options are as asked ("auto" tile/chunk); the plan has the sizes used.
     Given an `error` (the run failed after its options and output were checked), the status says so,
-    with the plan when there was one and no result. `running`: the run begins (write_running)."""
+    with the plan when there was one and no result. `running`: the run begins (write_running).
+    `model`: the model's fingerprint (model_fingerprint; a Ray run's: a worker's model)."""
     plan = result if isinstance(result, Plan) or result is None else result.plan
     status = (
         stop_status(error) if error else "running" if running else "planned" if isinstance(result, Plan) else "done"
@@ -87,7 +88,7 @@ def write_manifest(
         "plan": None if plan is None else plan_doc(plan),
         "result": None if result is None or isinstance(result, Plan) else result_doc(result),
         "warnings": [] if result is None or isinstance(result, Plan) else result.warnings,
-        "model": None if model is None else model.fingerprint(),
+        "model": model,
         "versions": versions(),
         "hostname": socket.gethostname(),  # (as a folder's: whose `running` a manifest left by a kill was)
         "pid": os.getpid(),
@@ -95,6 +96,11 @@ def write_manifest(
     done = "" if status != "done" else "; the video is complete"
     again = run_again(["--resume"] if status == "done" else [], [], to="to write it")  # (--resume: nothing redone)
     write_json(path, doc, done, again)
+
+
+def model_fingerprint(model: Restorer | None) -> dict[str, Any] | None:
+    """What a manifest says of the model (its hashes, Restorer.fingerprint); None without one."""
+    return None if model is None else model.fingerprint()
 
 
 def write_running(path: Path, input: str | Path, opts: UpscaleOptions, plan: Plan, model: Restorer | None,
@@ -106,7 +112,7 @@ def write_running(path: Path, input: str | Path, opts: UpscaleOptions, plan: Pla
     if is_stdout(path) or is_special(path):
         return
     try:
-        write_manifest(path, input, opts, plan, model, output, running=True)
+        write_manifest(path, input, opts, plan, model_fingerprint(model), output, running=True)
     except DoveError as exc:
         log.warning("%s", exc)
 
@@ -262,7 +268,7 @@ class FolderManifest:
             "counts": {s: sum(f["status"] == s for f in files) for s in dict.fromkeys(f["status"] for f in files)},
             "options": options_doc(self.opts),
             "files": files,
-            "model": None if model is None else model.fingerprint(),
+            "model": model_fingerprint(model),
             "versions": versions(),
             "recursive": self.recursive,
             "started_at": self.started_at,

@@ -67,7 +67,7 @@ def resolve_device(opts: UpscaleOptions, planning: bool = False) -> tuple[torch.
     if opts.vram is not None and not (math.isfinite(opts.vram) and opts.vram > 0):  # inf, nan: no card
         raise OptionError(f"--vram {opts.vram:g}: give the card's memory in GiB, e.g. --vram 24")
     if planning and opts.vram is not None and not torch.cuda.is_available() and opts.device in (None, "cuda"):
-        return torch.device("cuda", 0), DTYPES[opts.dtype or "bf16"]
+        return torch.device("cuda", 0), default_dtype(opts, "cuda")
     device = pick_device(opts.device)
     if device.type == "cuda":
         torch.cuda.set_device(device)  # what libraries that use "the current GPU" (bitsandbytes, timers) see
@@ -78,10 +78,25 @@ def resolve_device(opts: UpscaleOptions, planning: bool = False) -> tuple[torch.
     if device.type != "cuda" and opts.attention in ("efficient", "cudnn") and opts.model != "bilinear":
         raise OptionError(f"--attention {opts.attention} needs a CUDA GPU and this run is on the CPU; "
                           "auto, flash or math run here")  # fmt: skip
+    return device, default_dtype(opts, device.type)
+
+
+def default_dtype(opts: UpscaleOptions, device_type: str) -> torch.dtype:
+    """--dtype, or bf16 on a GPU and fp32 elsewhere (a Ray cluster's workers too: distributed.Cluster)."""
     if opts.dtype is not None and opts.dtype not in DTYPES:
         raise OptionError(f"--dtype {opts.dtype!r} is not one of {', '.join(DTYPES)}")
-    dtype = DTYPES[opts.dtype or ("bf16" if device.type == "cuda" else "fp32")]
-    return device, dtype
+    return DTYPES[opts.dtype or ("bf16" if device_type == "cuda" else "fp32")]
+
+
+# The options load_model reads (and _load, random_size, model_folder below it): a model loaded for
+# one set of them serves another run only where these are the same (model_key).
+MODEL_FIELDS = ("model", "attention", "compile", "download", "offload", "posterior", "quantize", "vae_tiling")
+
+
+def model_key(opts: UpscaleOptions, device: torch.device, dtype: torch.dtype) -> tuple[object, ...]:
+    """What load_model's model depends on: equal keys, the same model (a Ray worker keeps its model
+    while the key of its tasks stays the same)."""
+    return (str(device), str(dtype), *(getattr(opts, name) for name in MODEL_FIELDS))
 
 
 def load_model(

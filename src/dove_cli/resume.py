@@ -520,13 +520,35 @@ class SegmentedWriter(SegmentFiles):
         if self._closed:
             return
         self.end_segment()
-        files = [(self.work.path / s.file, s.first_pts) for s in self.journal.segments]
-        join_segments(self.path, self.info, files, codec=self._opts["codec"], preset=self._opts.get("preset"),
-                      pix_fmt=self._opts.get("pix_fmt"), **self._join)  # fmt: skip
-        if self.late_captions is not None:
-            log.warning("%s: the input's closed captions (EIA-608/708 in the video), found from %.1f s on, are not "
-                        "kept: %s (h264 and hevc keep them)", self.path, self.late_captions, self.captions_lost)  # fmt: skip
+        late = None if self.late_captions is None else (self.late_captions, self.captions_lost)
+        join_run(self.path, self.info, self.work.path, self.journal.segments, self._opts, self._join, late)
         self._closed = True
+
+
+# Closed captions a run's segments did not keep, found only as it ran: (seconds into the input where
+# they first turned up, why the output lost them: VideoWriter.late_captions, captions_lost).
+LateCaptions = tuple[float, str]
+
+
+def join_run(
+    output: Path,
+    info: VideoInfo,
+    folder: Path,
+    segments: list[Segment],
+    options: dict[str, Any],
+    join: dict[str, Any],
+    late_captions: LateCaptions | None,
+) -> None:
+    """A run's last step, in one process or on Ray's driver: the segments in `folder` joined into
+    `output` (join_segments, with the segment encoder's `options` and the join's), then the input's
+    closed captions that the segments did not keep, where the check before the run did not find
+    them, said once."""
+    files = [(folder / s.file, s.first_pts) for s in segments]
+    join_segments(output, info, files, codec=options["codec"], preset=options.get("preset"),
+                  pix_fmt=options.get("pix_fmt"), **join)  # fmt: skip
+    if late_captions is not None:
+        log.warning("%s: the input's closed captions (EIA-608/708 in the video), found from %.1f s on, are not "
+                    "kept: %s (h264 and hevc keep them)", output, *late_captions)  # fmt: skip
 
 
 def close_output(writer: video_io.VideoWriter, timer: StageTimer, joining: Callable[[], None] | None) -> None:
@@ -926,10 +948,11 @@ class PartSession:
         ends: list[int],
         tile_changes: list[tuple[int, int]],
         options: dict[str, Any],
-        on_segment: Callable[[Segment, list[tuple[int, int]]], None],
+        on_segment: Callable[[Segment, list[tuple[int, int]], LateCaptions | None], None],
         on_tile_change: Callable[[int, int], None],
     ) -> None:
         self.output, self.folder, self.first = output, folder, first
+        self._writer: SegmentFiles | None = None
         self._expected = set(ends)
         self._ends = SegmentEnds(first)
         self._changes = list(tile_changes)
@@ -949,8 +972,9 @@ class PartSession:
 
     def open_writer(self, info: VideoInfo, width: int, height: int, *, writer_options: dict[str, Any],
                     join_options: dict[str, Any]) -> video_io.VideoWriter:  # fmt: skip
-        return SegmentFiles(self.folder, info, width, height, first=self.first, options=self._options,
-                            on_closed=self._closed)  # fmt: skip
+        self._writer = SegmentFiles(self.folder, info, width, height, first=self.first, options=self._options,
+                                    on_closed=self._closed)  # fmt: skip
+        return self._writer
 
     def segment_end(self, final: int) -> int | None:
         end = self._ends(final)
@@ -968,10 +992,13 @@ class PartSession:
         close_output(writer, timer, joining)
 
     def _closed(self, segment: Segment) -> None:
-        """(writer thread) A segment is whole on disk: report it with its windows' tiles."""
+        """(writer thread) A segment is whole on disk: report it with its windows' tiles, and the
+        closed captions the segments did not keep so far (the driver says them as it joins: join_run)."""
         stop = segment.first + segment.frames
         tiles = [(w.start, tile) for w, tile in list(self._windows) if w.start < stop and w.stop > segment.first]
-        self._on_segment(segment, tiles)
+        writer = self._writer
+        late = None if writer is None or writer.late_captions is None else (writer.late_captions, writer.captions_lost)
+        self._on_segment(segment, tiles, late)
 
 
 # ---------------------------------------------------------------------------------------- joining

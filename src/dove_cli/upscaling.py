@@ -47,7 +47,14 @@ from dove_cli.errors import (
 from dove_cli.humanize import counted, gpu_of, human_range
 from dove_cli.logs import held_warnings, kept_warnings
 from dove_cli.logs import say as say_held
-from dove_cli.manifest import ManifestLock, check_manifest, records_done, write_manifest, write_running
+from dove_cli.manifest import (
+    ManifestLock,
+    check_manifest,
+    model_fingerprint,
+    records_done,
+    write_manifest,
+    write_running,
+)
 from dove_cli.models import check_quantize, check_weights, load_model, pick_device, planning_model, resolve_device
 from dove_cli.options import (
     CheckedOptions,
@@ -347,7 +354,8 @@ def _upscale(
     else:  # (a manifest that cannot be written is the error: no failure manifest is written for it)
         result.warnings = list(seen)
         if setup.manifest is not None:
-            write_manifest(setup.manifest, setup.info.path, setup.opts, result, model, result.output)
+            write_manifest(setup.manifest, setup.info.path, setup.opts, result, model_fingerprint(model),
+                           result.output)  # fmt: skip
     finally:
         setup.release()
     _say_done(setup, result)
@@ -511,7 +519,7 @@ def _say_plan(
 def _dry_run_plan(setup: RunSetup, plan: Plan, model: Restorer) -> Plan:
     """What a dry run returns: the plan (with the frames a resume would keep); --manifest: written."""
     if setup.manifest is not None:
-        write_manifest(setup.manifest, setup.info.path, setup.opts, plan, model, setup.output)
+        write_manifest(setup.manifest, setup.info.path, setup.opts, plan, model_fingerprint(model), setup.output)
     return plan
 
 
@@ -589,7 +597,7 @@ def _finished_result(input: str | Path, output: Path, opts: CheckedOptions, rest
     if manifest is not None and not records_done(manifest, output):
         check_manifest(manifest, opts.overwrite, [Path(input)])
         with ManifestLock(manifest):
-            write_manifest(manifest, input, opts, result, restorer, output)
+            write_manifest(manifest, input, opts, result, model_fingerprint(restorer), output)
     return result
 
 
@@ -630,7 +638,7 @@ def _failure_manifest(manifest: Path, input: str | Path, opts: UpscaleOptions, p
     """The manifest of a run that failed or was interrupted; failing to write it is a warning, not an
     error that would hide the run's own."""
     try:
-        write_manifest(manifest, input, opts, plan, model, output, error=error)
+        write_manifest(manifest, input, opts, plan, model_fingerprint(model), output, error=error)
     except DoveError as exc:
         log.warning("%s", exc)
     except SystemExit:  # (`--manifest -`, its reader gone: 141 would hide the run's own error)
