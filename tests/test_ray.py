@@ -777,32 +777,39 @@ def test_the_cluster_picks_the_dtype_a_run_picks(cluster):
 
 
 class Buggy(BilinearModel):
-    """Bilinear with a bug: restore() raises a TypeError (on the worker)."""
+    """Bilinear with bugs: restore() raises a TypeError (on the worker), from one line for frames
+    less than 80 pixels wide and from another for wider ones."""
 
     def __init__(self) -> None:
         super().__init__("cpu")
 
     def restore(self, video, generator=None, timer=None):
-        raise TypeError("a bug in restore")
+        if video.shape[-1] < 80:
+            raise TypeError("a bug in restore")
+        raise TypeError("another bug in restore")
 
 
 def test_a_bug_in_a_worker_is_logged_with_its_traceback_once_per_place(cluster, tmp_path, caplog):
-    """A folder run on Ray whose files hit a bug in dove on the workers: each file fails with one line,
-    the folder goes on, and the bug is logged at ERROR once (one place), with the worker's traceback."""
+    """A folder run on Ray whose files hit bugs in dove on the workers: each file fails with one line,
+    the folder goes on, and each bug is logged at ERROR once per place it is raised from (a and c:
+    one place, b another), with the worker's traceback."""
     from dove_cli.batch import upscale_batch
 
     src = tmp_path / "in"
     src.mkdir()
-    make_clip(src / "a.mp4", frames=3, size="32x24")
-    make_clip(src / "b.mp4", frames=3, size="32x24")
+    for name, size in (("a.mp4", "32x24"), ("b.mp4", "48x32"), ("c.mp4", "32x24")):
+        make_clip(src / name, frames=3, size=size)
     with caplog.at_level(logging.DEBUG, logger="dove_cli"):
         result = upscale_batch(src, tmp_path / "out", **OPTS, cluster=cluster, restorer=Buggy())
-    assert [i.status for i in result.items] == ["failed", "failed"]
-    assert all("a Ray worker failed: TypeError: a bug in restore" in (i.error or "") for i in result.items)
+    assert [i.status for i in result.items] == ["failed"] * 3
+    assert [(i.error or "").split("a Ray worker failed: ")[1] for i in result.items] == [
+        "TypeError: a bug in restore", "TypeError: another bug in restore", "TypeError: a bug in restore"]  # fmt: skip
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
-    assert len(errors) == 1 and "a bug in dove" in errors[0].getMessage()
-    logged = caplog.handler.format(errors[0])
-    assert 'test_ray.py", line' in logged and "in restore" in logged and "raise TypeError" in logged
+    assert len(errors) == 2 and all("a bug in dove" in r.getMessage() for r in errors)
+    logged = sorted((caplog.handler.format(r) for r in errors), key=lambda text: "another bug" in text)
+    assert all('test_ray.py", line' in text and "in restore" in text for text in logged)
+    assert 'raise TypeError("a bug in restore")' in logged[0] and "another bug" not in logged[0]
+    assert 'raise TypeError("another bug in restore")' in logged[1]
 
 
 def test_the_head_address_is_dialled_once(clip, tmp_path, monkeypatch):
