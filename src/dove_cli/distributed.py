@@ -1447,7 +1447,7 @@ def _upscale_on_ray(
 ) -> UpscaleResult:
     job = _Job(0, input, output)
     _check_job(job, opts)  # a bad input or output fails before Ray starts
-    from dove_cli.manifest import ManifestLock, write_manifest
+    from dove_cli.manifest import ManifestLock, write_failure_manifest
 
     held = ManifestLock(job.manifest) if job.manifest is not None else None
     if held is not None:
@@ -1456,12 +1456,7 @@ def _upscale_on_ray(
         _run([job], opts, cluster=cluster, progress=progress, restorer=restorer, on_file=None, said=seen)
     except BaseException as exc:
         if job.manifest is not None:  # as upscale() without Ray: a run that began says how it ended
-            try:
-                write_manifest(job.manifest, job.input, opts, job.plan, None, job.output, error=exc)
-            except DoveError as unwritten:  # the run's own error is the one to say
-                log.warning("%s", unwritten)
-            except SystemExit:  # (`--manifest -`, its reader gone)
-                pass
+            write_failure_manifest(job.manifest, job.input, opts, job.plan, None, job.output, exc)
         raise
     finally:
         if held is not None:

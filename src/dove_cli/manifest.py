@@ -98,6 +98,18 @@ def write_manifest(
     write_json(path, doc, done, again)
 
 
+def write_failure_manifest(path: Path, input: str | Path, opts: UpscaleOptions, plan: Plan | None,
+                           model: dict[str, Any] | None, output: Path, error: BaseException) -> None:  # fmt: skip
+    """The manifest of a run that failed or was interrupted (with or without Ray); failing to write it
+    is a warning, not an error that would hide the run's own."""
+    try:
+        write_manifest(path, input, opts, plan, model, output, error=error)
+    except DoveError as exc:
+        log.warning("%s", exc)
+    except SystemExit:  # (`--manifest -`, its reader gone: 141 would hide the run's own error)
+        pass
+
+
 def model_fingerprint(model: Restorer | None) -> dict[str, Any] | None:
     """What a manifest says of the model (its hashes, Restorer.fingerprint); None without one."""
     return None if model is None else model.fingerprint()

@@ -34,7 +34,6 @@ from dove_cli.arrays import ArraySession, ArraySink, ArraySource, as_array, chec
 from dove_cli.blend import Finisher, FrameBlender, compare_layout
 from dove_cli.engine import DTYPE_NAMES, BilinearModel, DoveModel, Restorer
 from dove_cli.errors import (
-    DoveError,
     InputError,
     Interrupted,
     OptionError,
@@ -52,6 +51,7 @@ from dove_cli.manifest import (
     check_manifest,
     model_fingerprint,
     records_done,
+    write_failure_manifest,
     write_manifest,
     write_running,
 )
@@ -349,7 +349,8 @@ def _upscale(
         result = _run(setup, model, plan, timer)
     except BaseException as exc:  # options and output were checked: the manifest says how the run ended
         if setup.manifest is not None and not dry_run:
-            _failure_manifest(setup.manifest, setup.info.path, setup.opts, plan, model, setup.output, exc)
+            write_failure_manifest(setup.manifest, setup.info.path, setup.opts, plan, model_fingerprint(model),
+                                   setup.output, exc)  # fmt: skip
         raise
     else:  # (a manifest that cannot be written is the error: no failure manifest is written for it)
         result.warnings = list(seen)
@@ -631,18 +632,6 @@ def with_restorer(opts: Options, restorer: Restorer) -> Options:
 def same_device(device: torch.device, other: torch.device) -> bool:
     """`device` (as pick_device names it: a GPU with its index) is `other` ("cuda" with no index: any GPU)."""
     return device.type == other.type and other.index in (None, device.index)
-
-
-def _failure_manifest(manifest: Path, input: str | Path, opts: UpscaleOptions, plan: Plan | None,
-                      model: Restorer | None, output: Path, error: BaseException) -> None:  # fmt: skip
-    """The manifest of a run that failed or was interrupted; failing to write it is a warning, not an
-    error that would hide the run's own."""
-    try:
-        write_manifest(manifest, input, opts, plan, model_fingerprint(model), output, error=error)
-    except DoveError as exc:
-        log.warning("%s", exc)
-    except SystemExit:  # (`--manifest -`, its reader gone: 141 would hide the run's own error)
-        pass
 
 
 def probe_input(input: Source, opts: Options) -> tuple[video_io.VideoInfo, list[logging.LogRecord], Options]:
