@@ -504,6 +504,7 @@ class Cluster:
     remote one. workers: default the cluster's GPUs (one
     each), or without GPUs one CPU worker per machine. device: "cpu" for CPU workers even where
     there are GPUs. cpus: CPU cores per worker (default: the cluster's CPUs shared out).
+    starting: called once these are checked (and the address answers), before Ray starts (a status line).
     """
 
     def __init__(
@@ -514,6 +515,7 @@ class Cluster:
         device: str | None = None,
         cpus: int | None = None,
         timeout: float = START_TIMEOUT_S,
+        starting: Callable[[], None] | None = None,
     ) -> None:
         ray = import_ray()
         self.ray = ray
@@ -529,6 +531,8 @@ class Cluster:
         join, name = joined_address(address)
         if join not in ("local", "auto"):
             _probe_address(join, name)
+        if starting is not None:
+            starting()
         if not ray.is_initialized():
             kw: dict[str, Any] = dict(log_to_driver=False, logging_level=logging.ERROR)
             sigterm = signal.getsignal(signal.SIGTERM)
@@ -1507,13 +1511,15 @@ def _run(
     if cluster is not None:
         drive(cluster)
         return
-    import_ray()  # the mistakes that need no runtime: one line, before any progress line
-    if progress is not None:
-        from dove_cli.upscaling import Progress
 
-        total = sum(job.info.num_frames for job in jobs if job.info is not None)
-        progress(Progress(0, total, "", 0.0, "starting Ray workers"))
-    with Cluster(opts.ray or "local", opts.workers, device=opts.device) as own:  # (it probes the address)
+    def starting() -> None:  # (the mistakes that need no runtime, the address too, are said before it: one line)
+        if progress is not None:
+            from dove_cli.upscaling import Progress
+
+            total = sum(job.info.num_frames for job in jobs if job.info is not None)
+            progress(Progress(0, total, "", 0.0, "starting Ray workers"))
+
+    with Cluster(opts.ray or "local", opts.workers, device=opts.device, starting=starting) as own:
         drive(own)
 
 
