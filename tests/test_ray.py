@@ -703,14 +703,24 @@ def test_the_raylets_notes_are_held_back_unless_verbose(capsys, monkeypatch):
 SCALE_2 = "--scale 2: DOVE was trained for x4; other factors upsample the input x2 before the model"
 
 
+class Model(BilinearModel):
+    """Bilinear, as a model that restores (not its input): a run at x2 warns that DOVE was trained for x4."""
+
+    output_is_input = False
+
+    def __init__(self) -> None:
+        super().__init__("cpu")
+
+
 def test_a_ray_run_lists_its_warnings_in_its_manifest_as_one_process(cluster, small_clip, tmp_path):
     """A --ray run's manifest (and result) lists the warnings it said, as one process's does: for one
     file, and for each file of a folder (the run's own, and the file's)."""
     from dove_cli.batch import upscale_batch
 
-    opts = UpscaleOptions(**{**OPTS, "model": "tiny"}, preview="0+0.2s")  # 5 frames
-    one = upscale(small_clip, tmp_path / "one.mp4", opts, manifest=str(tmp_path / "one.json"))
-    two = upscale(small_clip, tmp_path / "two.mp4", opts, cluster=cluster, manifest=str(tmp_path / "two.json"))
+    opts = UpscaleOptions(**OPTS, preview="0+0.2s")  # 5 frames
+    one = upscale(small_clip, tmp_path / "one.mp4", opts, manifest=str(tmp_path / "one.json"), restorer=Model())
+    two = upscale(small_clip, tmp_path / "two.mp4", opts, cluster=cluster, manifest=str(tmp_path / "two.json"),
+                  restorer=Model())  # fmt: skip
     said = json.loads((tmp_path / "one.json").read_text())["warnings"]
     assert len(said) == 1 and said[0].startswith(SCALE_2)
     assert json.loads((tmp_path / "two.json").read_text())["warnings"] == said == two.warnings == one.warnings
@@ -719,7 +729,7 @@ def test_a_ray_run_lists_its_warnings_in_its_manifest_as_one_process(cluster, sm
     make_clip(src / "a.mp4", frames=3, size="32x16")
     make_clip(src / "hdr.mkv", frames=3, size="32x16", vf="setparams=color_primaries=bt2020:color_trc=arib-std-b67:"
               "colorspace=bt2020nc", extra=("-color_trc", "arib-std-b67"))  # fmt: skip
-    upscale_batch(src, tmp_path / "out", opts, cluster=cluster, manifest=tmp_path / "folder.json")
+    upscale_batch(src, tmp_path / "out", opts, cluster=cluster, manifest=tmp_path / "folder.json", restorer=Model())
     files = {Path(f["input"]).name: f["warnings"] for f in json.loads((tmp_path / "folder.json").read_text())["files"]}
     assert files["a.mp4"] == said
     assert files["hdr.mkv"][0] == said[0] and len(files["hdr.mkv"]) == 2
