@@ -1443,7 +1443,7 @@ def upscale_on_ray(
 def _upscale_on_ray(
     input: Path,
     output: Path,
-    opts: UpscaleOptions,
+    opts: CheckedOptions,
     cluster: Cluster | None,
     progress: Callable[[Progress], None] | None,
     restorer: Any,
