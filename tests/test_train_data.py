@@ -12,6 +12,8 @@ import torch.nn.functional as F
 from conftest import DEMO, demo_clip
 from dove_cli.errors import InputError
 from dove_cli.train import data as T
+from dove_cli.video_io import read_clip
+from media import ffmpeg_frames, make_clip
 
 CROP = (5, 64, 64)
 
@@ -96,7 +98,8 @@ def test_a_clip_that_fails_partway_is_warned_about_once(tmp_path, caplog):
     loader = T.make_loader(ds, T.GlobalBatchSampler(2, 2, seed=0, end_step=6), num_workers=2)
     batches = list(T.iter_batches(loader))
     assert sum(b["skipped"] for b in batches) >= 3  # drawn and failed several times, in both workers
-    assert caplog.text.count(f"skipping {bad}: ended after") == 1
+    assert caplog.text.count(f"skipping {bad}: file ends early: ") == 1
+    assert "--ignore-decode-errors" not in caplog.text  # (an upscale's option)
     assert str(good) not in caplog.text
 
 
@@ -107,7 +110,7 @@ def test_the_only_clip_failing_partway_is_one_line_naming_it(tmp_path):
     loader = T.make_loader(ds, T.GlobalBatchSampler(1, 1, seed=0, end_step=1), num_workers=1)
     with pytest.raises(InputError) as err:
         list(T.iter_batches(loader))
-    assert str(err.value).startswith(f"{bad}: ended after") and "\n" not in str(err.value)
+    assert str(err.value).startswith(f"{bad}: file ends early: ") and "\n" not in str(err.value)
     assert "no other training file" in str(err.value)
 
 
@@ -154,7 +157,7 @@ def test_worker_processes_give_the_same_batches(dataset):
 def test_images_are_one_frame_clips(tmp_path, demo_dir):
     from PIL import Image
 
-    frames = T.read_video(demo_dir / "005.mp4", 0, 3, 10)
+    frames = read_clip(demo_dir / "005.mp4", 0, 3, 10)
     for i, f in enumerate(frames):
         Image.fromarray(f).save(tmp_path / f"img{i}.png")
     src = T.scan_sources(demo_dir, CROP, images=tmp_path)
@@ -164,12 +167,15 @@ def test_images_are_one_frame_clips(tmp_path, demo_dir):
     assert item["hq"].shape == (3, 1, 64, 64) and item["lq"].shape == (3, 1, 64, 64) and item["kind"] == "image"
 
 
-def test_frame_stride_reads_every_nth_frame(demo_dir):
-    a = T.read_video(demo_dir / "001.mp4", 40, 5, 2)
-    b = T.read_video_from_start(demo_dir / "001.mp4", set(range(40, 50, 2)), 48)
-    assert np.array_equal(a, b)
-    with pytest.raises(InputError, match="ended after"):
-        T.read_video(demo_dir / "002.mp4", 20, 10, 2)
+@pytest.mark.parametrize("ext", [".mp4", ".ts"])
+def test_a_window_late_in_a_clip_is_the_frames_ffmpeg_decodes_there(tmp_path, ext):
+    """Every 2nd frame from frame 13, after a seek to the keyframe before (every 8th is one); an MPEG-TS
+    clip (whose clock starts at 1.4 s) too, where training's own seek read nothing."""
+    clip = make_clip(tmp_path / f"clip{ext}", rate="25", frames=30, extra=("-g", "8"))
+    want = ffmpeg_frames(clip, 64, 48, extra=("-vf", "scale=in_color_matrix=bt601:flags=bicubic"))[13:22:2]
+    assert np.array_equal(read_clip(clip, 13, 5, 2), want)
+    with pytest.raises(InputError, match=r"ended after 3 of 10 wanted frames$"):
+        read_clip(clip, 25, 10, 2)
 
 
 def test_a_training_clip_with_a_colon_is_read_and_a_bad_one_named_once(tmp_path, monkeypatch):
@@ -177,14 +183,16 @@ def test_a_training_clip_with_a_colon_is_read_and_a_bad_one_named_once(tmp_path,
     (FFmpeg's message carries the name)."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "Teil1:Ende.mp4").write_bytes(demo_clip("002.mp4").read_bytes())
-    assert T.read_video(Path("Teil1:Ende.mp4"), 0, 2).shape[0] == 2
+    assert read_clip(Path("Teil1:Ende.mp4"), 0, 2).shape[0] == 2
     (tmp_path / "bad:clip.mp4").write_text("not a video\n")
-    with pytest.raises(InputError, match=r"^bad:clip.mp4: cannot decode \(Invalid data found when processing input\)$"):
-        T.read_video(Path("bad:clip.mp4"), 0, 2)
+    with pytest.raises(
+        InputError, match=r"^bad:clip.mp4: not a video FFmpeg can read \(Invalid data found when processing input\)$"
+    ):
+        read_clip(Path("bad:clip.mp4"), 0, 2)
 
 
 def test_paired_lq_folders_give_aligned_crops(tmp_path, demo_dir):
-    hq = T.read_video(demo_dir / "001.mp4", 0, 8, 1)[:, :128, :128]
+    hq = read_clip(demo_dir / "001.mp4", 0, 8, 1)[:, :128, :128]
     lq = F.avg_pool2d(torch.from_numpy(hq).permute(0, 3, 1, 2).float(), 4).round().byte().permute(0, 2, 3, 1).numpy()
     (tmp_path / "hq" / "a").mkdir(parents=True)
     (tmp_path / "lq" / "a").mkdir(parents=True)
@@ -206,4 +214,79 @@ def test_raw_dv_training_clips_count_their_frames(tmp_path):
     dv = make_clip(tmp_path / "pal.dv", size="720x576", rate="25", frames=5, codec="dvvideo", extra=("-f", "dv"))
     info = T.probe_video(dv)
     assert info is not None and info.frames == 5
-    assert T.read_video(dv, 2, 3).shape[0] == 3
+    assert read_clip(dv, 2, 3).shape[0] == 3
+
+
+def _real_pair_hq(tmp_path: Path, hq: Path, lq_size: str, crop: tuple[int, int, int]) -> torch.Tensor:
+    """The HQ frames training takes from a clip whose crop is the whole picture (a real pair's path:
+    no degradation in between), [F, H, W, 3] in [0, 1]."""
+    (tmp_path / "lq").mkdir()
+    make_clip(tmp_path / "lq" / hq.name, size=lq_size, rate="25", frames=crop[0])
+    src = T.scan_sources(hq.parent, crop, lq=tmp_path / "lq")
+    ds = T.TrainDataset(src, T.DataConfig(crop=crop, seed=0))
+    hq_c, _ = ds._pair(src.videos[0], "video", np.random.default_rng(0))
+    return hq_c.permute(0, 2, 3, 1)
+
+
+def test_training_reads_untagged_hd_as_upscale_does(tmp_path):
+    """Untagged HD is BT.709, as players and `dove upscale` take it: training read it as BT.601 (up to
+    41 codes off), so the model learnt colours inference never feeds it."""
+    (tmp_path / "hq").mkdir()
+    clip = make_clip(tmp_path / "hq" / "hd.mp4", size="1280x64", rate="25", frames=2)  # 1280 wide: HD
+    got = _real_pair_hq(tmp_path, clip, "320x16", (2, 64, 1280)) * 255
+    want = ffmpeg_frames(clip, 1280, 64, extra=("-vf", "scale=in_color_matrix=bt709:flags=bicubic"))
+    assert np.array_equal(got.round().numpy(), want)
+    as_601 = ffmpeg_frames(clip, 1280, 64, extra=("-vf", "scale=in_color_matrix=bt601:flags=bicubic"))
+    assert np.abs(as_601.astype(int) - want).max() > 20  # (the clip tells the two apart)
+
+
+def test_training_keeps_a_10_bit_clip_deeper_than_8_bits(tmp_path):
+    """A 10-bit clip is read as `dove upscale` reads it, on the 16-bit scale, not cut to 8 bits."""
+    (tmp_path / "hq").mkdir()
+    clip = make_clip(tmp_path / "hq" / "deep.mkv", size="64x48", rate="25", frames=2, pix_fmt="yuv444p10le",
+                     codec="ffv1")  # fmt: skip
+    got = _real_pair_hq(tmp_path, clip, "16x12", (2, 48, 64)).double() * 65535
+    zscale = "zscale=matrixin=170m:rangein=limited:matrix=gbr:range=full,format=gbrp16le,format=rgb48le"
+    want = ffmpeg_frames(clip, 64, 48, deep=True, extra=("-vf", zscale)).astype(float)
+    assert np.abs(got.numpy() - want).max() <= 5  # of 65535 (8 bits would be up to 128 off)
+
+
+def test_training_finds_every_video_a_folder_upscale_takes(tmp_path):
+    """`dove train --data DIR` lists the containers `dove upscale DIR` reads (it missed .m2ts, .mxf, .vob ...)."""
+    exts = (".mp4 .mkv .mov .avi .webm .m4v .flv .ts .mts .mpg .mpeg .wmv .y4m .m2ts .mxf .vob .ogv .dv .nut .3gp "
+            ".m2v .asf .divx .f4v .mod .tod .mpeg2 .3g2").split()  # fmt: skip
+    for ext in exts:
+        (tmp_path / f"a{ext}").touch()
+    (tmp_path / "notes.txt").touch()
+    assert sorted(p.suffix for p in T.list_media(tmp_path, T.VIDEO_EXTS)) == sorted(exts)
+    (tmp_path / "bd").mkdir()
+    blu_ray = make_clip(tmp_path / "bd" / "00001.m2ts", rate="25", frames=6, extra=("-f", "mpegts"))
+    assert [v.path for v in T.scan_sources(blu_ray.parent, (5, 32, 32)).videos] == [blu_ray]
+
+
+def test_no_usable_clips_names_the_folder_it_looked_in(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    make_clip(tmp_path / "short.mp4", rate="25", frames=2)
+    with pytest.raises(InputError, match=rf"^{tmp_path}: no usable clips \(need >= 5 frames of >= 32x32\); skipped 1"):
+        T.scan_sources("", (5, 32, 32))
+
+
+def test_a_closed_reader_is_freed_without_the_garbage_collector(tmp_path):
+    """A reader left for the garbage collector was freed in a forked DataLoader worker, where freeing
+    the parent's decoder waited for its threads: the workers hung."""
+    import gc
+    import weakref
+
+    from dove_cli.video_io import open_reader
+
+    clip = make_clip(tmp_path / "a.mp4", rate="25", frames=8)
+    gc.collect()
+    gc.disable()
+    try:
+        with open_reader(clip, warn=False) as reader:
+            next(iter(reader))
+        freed = weakref.ref(reader)
+        del reader
+        assert freed() is None
+    finally:
+        gc.enable()

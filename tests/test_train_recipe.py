@@ -24,6 +24,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from dove_cli.errors import OptionError
 from dove_cli.train.config import TrainConfig
 from dove_cli.train.export import export_checkpoint
 from dove_cli.train.loop import train
@@ -388,8 +389,6 @@ def test_launch_configs_and_recipe_options():
 
     import yaml
 
-    from dove_cli.errors import OptionError
-
     root = resources.files("dove_cli.train") / "configs"
     for name, processes in (("accelerate_zero2_2gpu.yaml", 2), ("accelerate_zero2_4gpu.yaml", 4)):
         cfg = yaml.safe_load((root / name).read_text())
@@ -433,3 +432,24 @@ def test_batched_encode_draws_each_samples_noise_from_its_generator(tiny_model_d
         assert torch.equal(encode(model, video, [generator(42, 7, i, 0) for i in range(3)]), each)
         model.vae.disable_slicing()
         assert torch.allclose(encode(model, video, [generator(42, 7, i, 0) for i in range(3)]), each, atol=1e-5)
+
+
+def test_a_recipe_without_data_is_refused_before_anything_is_made(tmp_path, monkeypatch, capsys):
+    """From Python, an empty `data` scanned the current folder for clips and failed naming nothing
+    (`: no usable clips`); it is refused as the CLI refuses a missing --data, in the same words."""
+    from dove_cli.cli import main
+
+    said = r"^--data is required \(a folder or list file of HQ videos\)$"
+    monkeypatch.chdir(tmp_path)
+    cfg = TrainConfig.for_stage(1, model="tiny", resolution="5x16x16")  # (built up before its data: allowed)
+    with pytest.raises(OptionError, match=said):
+        cfg.check()
+    with pytest.raises(OptionError, match=said):
+        train(cfg.replace(output_dir=str(tmp_path / "run")))
+    assert not (tmp_path / "run").exists()
+    cfg.replace(data="clips").check()
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--model", "tiny"])
+    assert (
+        exit_.value.code == 2 and "--data is required (a folder or list file of HQ videos)" in capsys.readouterr().err
+    )

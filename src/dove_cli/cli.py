@@ -758,8 +758,7 @@ def train_cmd(
     from dove_cli.train.loop import train
 
     cfg = build_config(1, config, **options)
-    if not cfg.data:
-        raise OptionError("--data is required (a folder or list file of HQ videos)")
+    cfg.check()  # (--data given)
     logging.getLogger("dove_cli").setLevel(logging.INFO)
     if quiet:
         result = train(cfg)

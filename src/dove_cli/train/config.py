@@ -138,10 +138,17 @@ class TrainConfig:
             if value is not None:
                 clean[key] = _coerce(key, value)
         cfg = dataclasses.replace(self, **clean)
-        cfg.check()
+        cfg.check_values()
         return cfg
 
     def check(self) -> None:
+        """Raise OptionError (naming the option) for a value the recipe cannot run with, or for the data
+        it lacks: `train` checks this, `replace` only the values (a recipe is built up before its data)."""
+        self.check_values()
+        if not self.data:  # (an empty path is the current folder: never what is meant)
+            raise OptionError("--data is required (a folder or list file of HQ videos)")
+
+    def check_values(self) -> None:
         """Raise OptionError (naming the option) for a value the recipe cannot run with."""
         for field in dataclasses.fields(self):
             _check_value(

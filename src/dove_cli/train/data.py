@@ -1,4 +1,7 @@
-"""Training data: HQ clips (and images) decoded with PyAV in worker processes, LQ made on the fly.
+"""Training data: HQ clips (and images) decoded in worker processes, LQ made on the fly.
+
+Clips are read as `dove upscale` reads its input (`video_io.read_clip`: the same colour rules, pixels as
+stored, 16 bits above 8), so the model learns from the colours inference feeds it.
 
 Every sample is a pure function of (seed, step, position in the global batch): the sampler below
 walks an endless stream of shuffled epochs, and each sample seeds its own numpy Generator from
@@ -13,7 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -23,21 +26,22 @@ import torch
 
 from dove_cli.errors import InputError
 from dove_cli.train import degrade as D
-from dove_cli.video_io import stream_rate
-from dove_cli.video_io.formats import ffmsg
+from dove_cli.video_io import FOLDER_EXTENSIONS, IMAGE_EXTENSIONS, read_clip, stream_rate
 from dove_cli.video_io.paths import ffmpeg_name
 
 log = logging.getLogger(__name__)
 
-VIDEO_EXTS = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".flv", ".ts", ".mts", ".mpg", ".mpeg", ".wmv", ".y4m"}
-IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+# What a folder upscale takes, and the images dove writes (Pillow probes them; DPX and EXR film scans hold
+# log or linear code values, no pictures to learn from as they are).
+VIDEO_EXTS = frozenset(FOLDER_EXTENSIONS)
+IMAGE_EXTS = frozenset(IMAGE_EXTENSIONS)
 Kind = Literal["video", "image"]
 
 
 # ---------------------------------------------------------------------------- listing and probing
 
 
-def list_media(source: str | Path, exts: set[str]) -> list[Path]:
+def list_media(source: str | Path, exts: Collection[str]) -> list[Path]:
     """A folder (recursive, sorted) or a text file with one path per line (relative to the file)."""
     source = Path(source)
     if source.is_dir():
@@ -97,74 +101,6 @@ def probe_image(path: Path) -> MediaInfo | None:
             return MediaInfo(path, 1, im.height, im.width)
     except OSError:
         return None
-
-
-def read_video(path: Path, start: int, count: int, stride: int = 1) -> np.ndarray:
-    """Frames start, start+stride, ... (count of them) as [count, H, W, 3] uint8.
-
-    Decodes from the first keyframe at or before `start`; raises InputError if the file ends early
-    or cannot be decoded (the dataset then counts and skips it).
-    """
-    import av
-
-    want = set(range(start, start + count * stride, stride))
-    last = start + (count - 1) * stride
-    out: list[np.ndarray] = []
-    try:
-        with av.open(ffmpeg_name(path)) as container:
-            s = container.streams.video[0]
-            s.thread_type = "AUTO"
-            rate = float(stream_rate(s))
-            t0 = s.start_time or 0
-            seeked = False
-            if start > 0 and rate and s.time_base:
-                target = t0 + int(start / rate / float(s.time_base))
-                container.seek(target, stream=s, backward=True, any_frame=False)
-                seeked = True
-            index = None
-            for frame in container.decode(s):
-                if seeked and index is None and s.time_base:  # (seeked: it has one)
-                    index = round(float((frame.pts - t0) * s.time_base) * rate) if frame.pts is not None else None
-                    if index is None or index > start:  # seek overshot: go the slow, certain way
-                        return read_video_from_start(path, want, last)
-                elif index is None:
-                    index = 0
-                if index in want:
-                    out.append(frame.to_ndarray(format="rgb24"))
-                if index >= last:
-                    break
-                index += 1
-    except (av.error.FFmpegError, OSError, IndexError) as exc:
-        raise InputError(f"{path}: cannot decode ({ffmsg(exc)})") from exc
-    if len(out) < count:
-        raise InputError(f"{path}: ended after {len(out)} of {count} wanted frames")
-    return np.stack(out)
-
-
-def read_video_from_start(path: Path, want: set[int], last: int) -> np.ndarray:
-    import av
-
-    out = []
-    with av.open(ffmpeg_name(path)) as container:
-        for index, frame in enumerate(container.decode(video=0)):
-            if index in want:
-                out.append(frame.to_ndarray(format="rgb24"))
-            if index >= last:
-                break
-    if len(out) < len(want):
-        raise InputError(f"{path}: ended after {len(out)} of {len(want)} wanted frames")
-    return np.stack(out)
-
-
-def read_image(path: Path) -> np.ndarray:
-    """[1, H, W, 3] uint8."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))[None]
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read image ({exc})") from exc
 
 
 # ---------------------------------------------------------------------------- sampling order
@@ -317,7 +253,7 @@ def scan_sources(
     counts = "; ".join(_named(len(v), k.replace("_", " "), v) for k, v in skipped.items() if v)
     if not videos:  # the error says what was skipped: no warning before it
         raise InputError(
-            f"{data}: no usable clips (need >= {span} frames of >= {h}x{w}){'; skipped ' + counts if counts else ''}"
+            f"{str(data) or Path.cwd()}: no usable clips (need >= {span} frames of >= {h}x{w}){'; skipped ' + counts if counts else ''}"
         )
     if images is not None and not image_infos:
         raise InputError(f"{images}: no usable images (need >= {h}x{w}){'; skipped ' + counts if counts else ''}")
@@ -403,11 +339,11 @@ class TrainDataset(torch.utils.data.Dataset):
             raise InputError(f"{info.path}: smaller than the crop {crop}")
         plan = D.CropPlan(plan.start, min(plan.frames, inter[0]), plan.top, plan.left, plan.height, plan.width)
         if kind == "image":
-            frames = read_image(info.path)
+            frames = read_clip(info.path, 0, 1)
         else:
-            frames = read_video(info.path, plan.start * stride, plan.frames, stride)
+            frames = read_clip(info.path, plan.start * stride, plan.frames, stride)
         frames = frames[:, plan.top : plan.top + plan.height, plan.left : plan.left + plan.width]
-        clip = D.from_uint8(frames) / 255.0
+        clip = D.to_unit(frames)
         hq, lq, _ = D.make_pair(clip, crop, self.degradation_cfg, rng, mode=kind)
         return hq, lq
 
@@ -424,9 +360,9 @@ class TrainDataset(torch.utils.data.Dataset):
         start = int(rng.integers(0, frames - (f - 1) * stride))
         top = int(rng.integers(0, (info.height - h) // s + 1))
         left = int(rng.integers(0, (info.width - w) // s + 1))
-        hq = read_video(info.path, start, f, stride)[:, top * s : top * s + h, left * s : left * s + w]
-        lq = read_video(lq_path, start, f, stride)[:, top : top + h // s, left : left + w // s]
-        return D.from_uint8(hq) / 255.0, D.from_uint8(lq) / 255.0
+        hq = read_clip(info.path, start, f, stride)[:, top * s : top * s + h, left * s : left * s + w]
+        lq = read_clip(lq_path, start, f, stride)[:, top : top + h // s, left : left + w // s]
+        return D.to_unit(hq), D.to_unit(lq)
 
 
 def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:

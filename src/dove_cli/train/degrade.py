@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import difflib
 import io
+import itertools
 import logging
 import math
 from dataclasses import dataclass
@@ -37,8 +38,6 @@ import torch.nn.functional as F
 
 from dove_cli import video_io
 from dove_cli.errors import OptionError
-from dove_cli.video_io.formats import ffmsg
-from dove_cli.video_io.paths import ffmpeg_name
 
 log = logging.getLogger(__name__)
 
@@ -556,6 +555,13 @@ def from_uint8(frames: np.ndarray | list[np.ndarray]) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(np.stack(list(frames)))).permute(0, 3, 1, 2).float()
 
 
+def to_unit(frames: np.ndarray) -> torch.Tensor:
+    """Frames as `video_io.read_clip` gives them ([F, H, W, 3] uint8, or uint16 on the full 0-65535 scale
+    above 8 bits) -> [F, 3, H, W] float32 in [0, 1], as deep as the source (`degrade` itself works
+    in 8 bits, as the release's pipeline does; an HQ target keeps them)."""
+    return from_uint8(frames) / float(np.iinfo(frames.dtype).max)
+
+
 def jpeg_bytes(img: np.ndarray, quality: int) -> bytes:
     """Baseline JPEG of an [H, W, 3] uint8 image at libjpeg `quality` (4:2:0, standard tables)."""
     from PIL import Image
@@ -850,10 +856,8 @@ def degrade_file(
     An image (a file training takes for --images) is degraded as training degrades its images: in
     image mode (no video codec; the yaml's image step, degradation_3, last), with the stage-2 config
     `image_video` unless `config` says otherwise; a video with `video` (stage 1) unless it says so."""
-    import av
-
     from dove_cli.errors import InputError
-    from dove_cli.train.data import IMAGE_EXTS, read_image
+    from dove_cli.train.data import IMAGE_EXTS
 
     src, dst = Path(src), Path(dst)
     if max_frames < 1:
@@ -863,23 +867,12 @@ def degrade_file(
     video_io.check_output(dst, overwrite=overwrite, inputs=[src])
     mode: Mode = "image" if src.suffix.lower() in IMAGE_EXTS else "video"
     cfg = load_degradation_config(config or ("image_video" if mode == "image" else "video"))
-    rate: Any = 25
-    try:
-        if mode == "image":
-            frames = list(read_image(src))
-        else:
-            with av.open(ffmpeg_name(src)) as container:
-                stream = container.streams.video[0]
-                rate = video_io.stream_rate(stream)
-                frames = [
-                    f.to_ndarray(format="rgb24")
-                    for _, f in zip(range(max_frames), container.decode(stream), strict=False)
-                ]
-    except (av.error.FFmpegError, OSError, IndexError) as exc:
-        raise InputError(f"{src}: cannot read video ({ffmsg(exc)})") from exc
-    if not frames:
+    with video_io.open_reader(src, warn=False, scan=False) as reader:  # as training reads it (`read_clip`)
+        rate = reader.info.fps
+        frames = np.stack([frame.rgb for frame in itertools.islice(reader, max_frames)])
+    if not len(frames):
         raise InputError(f"{src}: no frames")
-    clip = from_uint8(frames) / 255.0
+    clip = to_unit(frames)
     h, w = clip.shape[-2:]
     if h % SCALE or w % SCALE:
         hq_h, hq_w = h - h % SCALE, w - w % SCALE

@@ -393,6 +393,7 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
 
     Ctrl-C or SIGTERM (single process): the step finishes, a checkpoint is saved, Interrupted is raised.
     """
+    cfg.check()  # (a recipe built from Python may still lack its data)
     with StepBoundary() as boundary:
         try:
             return _train(cfg, progress, boundary)

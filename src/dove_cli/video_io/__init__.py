@@ -1,6 +1,7 @@
 """Reading and writing videos with PyAV: the only package that touches media files.
 
-    reader.py   file, image sequence or image -> RGB frames with exact timestamps (open_reader, probe)
+    reader.py   file, image sequence or image -> RGB frames with exact timestamps (open_reader, probe; read_clip: a
+                training window)
     writer.py   RGB frames -> container: same timing and colour tags, audio/subtitles/chapters copied
     images.py   RGB frames -> one image per frame (or a single image)
     metadata.py the input's tags and start timecode in the output (QuickTime keys, a --preview's timecode)
@@ -27,6 +28,7 @@ from dove_cli.video_io.formats import (
     CODECS,
     FOLDER_EXTENSIONS,
     IMAGE_EXTENSIONS,
+    READ_IMAGE_EXTENSIONS,
     READ_ONLY_IMAGE_EXTENSIONS,
     READ_ONLY_VIDEO_EXTENSIONS,
     VIDEO_EXTENSIONS,
@@ -71,6 +73,7 @@ from dove_cli.video_io.reader import (
     image_inputs,
     open_reader,
     probe,
+    read_clip,
     side_stream_rates,
     stream_rate,
     video_length,
@@ -90,6 +93,7 @@ __all__ = [
     "DEINTERLACE_MODES",
     "IMAGE_EXTENSIONS",
     "FOLDER_EXTENSIONS",
+    "READ_IMAGE_EXTENSIONS",
     "READ_ONLY_VIDEO_EXTENSIONS",
     "VIDEO_EXTENSIONS",
     "Frame",
@@ -123,6 +127,7 @@ __all__ = [
     "output_notes",
     "output_zero",
     "probe",
+    "read_clip",
     "remove_made_folders",
     "resolve_codec",
     "through_links",

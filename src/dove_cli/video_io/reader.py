@@ -18,7 +18,7 @@ import re
 import stat
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
@@ -348,6 +348,29 @@ def probe(path: str | Path, *, fps: float | Fraction | None = None) -> VideoInfo
         return reader.info
 
 
+def read_clip(path: str | Path, start: int, count: int, stride: int = 1) -> np.ndarray:
+    """Frames start, start + stride, ... (`count` of them; 0 is the first) of a video or image as
+    [count, H, W, 3], read as `dove upscale` reads them (`open_reader`'s defaults: untagged HD as
+    BT.709, pixels as stored, uint16 on the full 0-65535 scale above 8 bits), so that training sees
+    what inference is fed. A later `start` seeks to the keyframe before it (`_seek_before`, which
+    steps back where a seek lands late), so a window late in a clip costs about what the first does;
+    frames are counted from there one by one, a constant-rate clip's numbering.
+    InputError when the file cannot be read or ends first."""
+    frames: list[np.ndarray] = []
+    try:
+        with open_reader(path, warn=False, scan=False) as reader:
+            info = reader.info
+            if start > 0 and info.fps:  # the first frame at or after half a frame before frame `start`
+                reader._select_span(info.lead + (start - Fraction(1, 2)) / Fraction(info.fps), None)
+            for frame in itertools.islice(reader, 0, (count - 1) * stride + 1, stride):
+                frames.append(frame.rgb)
+    except DecodeError as exc:  # (training has no --ignore-decode-errors to advise)
+        raise InputError(str(exc).removesuffix(f"; {IGNORE_HINT}")) from None
+    if len(frames) < count:
+        raise InputError(f"{path}: ended after {len(frames)} of {count} wanted frames")
+    return np.stack(frames)
+
+
 def open_reader(
     path: str | Path,
     *,
@@ -366,6 +389,7 @@ def open_reader(
     untagged_matrix: str = "auto",
     untagged_color: str = "none",
     video_stream: int | None = None,
+    scan: bool = True,
 ) -> VideoReader:
     """Open a video file, an image pattern (`frames/%06d.png`), a folder of images or one image.
 
@@ -398,6 +422,10 @@ def open_reader(
     (left untagged), bt709, bt2020-pq or bt2020-hlg, which fill the tags it lacks (`declared`).
     video_stream: the index of the video stream to read (`dove info` and `ffmpeg -i` number them, as
     in #2 or 0:2), for a file with several (an MPEG-TS of several programmes); None: the first.
+    scan: False for a reader that only wants the frames (`read_clip`, which training calls per sample):
+    the scans that describe the file for a writer are skipped (`info.captions` then says only what the
+    first frame carries, `info.grid` and `info.chroma_location` are None; captions after the first frame
+    read up to a minute of packets). Images ignore it.
     """
     check_untagged_matrix(untagged_matrix)
     check_untagged_color(untagged_color)
@@ -431,6 +459,7 @@ def open_reader(
             untagged_matrix=untagged_matrix,
             untagged_color=untagged_color,
             video_stream=video_stream,
+            scan=scan,
             start=start,
             duration=duration,
             clock=clock,
@@ -905,6 +934,7 @@ class VideoReader:
         untagged_matrix: str = "auto",
         untagged_color: str = "none",
         video_stream: int | None = None,
+        scan: bool = True,
         fps: Fraction | None = None,
         start: float | Fraction | None = None,
         duration: float | Fraction | None = None,
@@ -917,6 +947,7 @@ class VideoReader:
         self.path = path
         self._fps = fps  # --fps: a bare stream's frames are timed at it (`_decode`), other videos keep their own
         self._video_stream = video_stream
+        self._scan_file = scan
         self._untagged = untagged_matrix
         self._untagged_color = untagged_color
         self._warn = warn
@@ -1054,7 +1085,7 @@ class VideoReader:
             color_primaries=PRIMARIES.get(frame.color_primaries or cc.color_primaries),
             color_trc=TRC.get(frame.color_trc or cc.color_trc),
             colorspace=SPACE.get(frame.colorspace or cc.colorspace) if not fmt.is_rgb else "gbr",
-            chroma_location=chroma_siting(frame),
+            chroma_location=chroma_siting(frame) if self._scan_file else None,
             mastering=mastering_of(frame),
             light_level=light_level_of(frame),
             dynamic_hdr=dynamic_hdr(frame, self.path, c.format.name),
@@ -1062,7 +1093,7 @@ class VideoReader:
             mirrored=mirrored and self._rotate != "apply",
             sample_aspect_ratio=Fraction(sar) if sar and sar != 1 else None,
             interlaced=self._source_interlaced,
-            captions=has_captions(frame) or self._captions_later(s),
+            captions=has_captions(frame) or (self._scan_file and self._captions_later(s)),
             has_subtitles=bool(c.streams.subtitles),
             attachments=tuple(attachment_name(a) for a in attached),
             covers=tuple(attachment_name(a) for a in attached if is_picture(a) and a.codec_context.name in MP4_COVERS),
@@ -1070,7 +1101,7 @@ class VideoReader:
             num_frames_exact=exact,
             duration=duration,
             base_fps=Fraction(nominal) * self._rate if (nominal := self._fps or s.guessed_rate) else None,
-            grid=self._grid(),
+            grid=self._grid() if self._scan_file else None,
             file_start=Fraction(c.start_time, av.time_base) if c.start_time is not None else None,
         )
         if self._deinterlace != "off" and self._parity != "auto":
@@ -1305,7 +1336,7 @@ class VideoReader:
         graph.configure()
         return graph
 
-    def _decoded(self, frames: Iterator[av.VideoFrame]) -> Iterator[av.VideoFrame]:
+    def _decoded(self, frames: Iterator[av.VideoFrame]) -> Generator[av.VideoFrame, None, None]:
         """Decoded `frames` through the --deinterlace filters (pts in the time base of `info`).
         ivtc's cycles of 5 start at a span's first frame, as `ffmpeg -ss` starts them: the frames
         before it, decoded from the keyframe before, do not enter."""
@@ -1702,6 +1733,10 @@ class VideoReader:
 
     def close(self) -> None:
         self._report()  # when the frames were not read to the end
+        # The decoding generators hold the reader: closed, they let it go now, not when the garbage
+        # collector finds the cycle, which may be in a forked process (a training DataLoader worker),
+        # where freeing the parent's decoder waits forever for its threads.
+        self._frames.close()
         self._container.close()
 
     def __enter__(self) -> VideoReader:
