@@ -167,13 +167,16 @@ def test_images_are_one_frame_clips(tmp_path, demo_dir):
     assert item["hq"].shape == (3, 1, 64, 64) and item["lq"].shape == (3, 1, 64, 64) and item["kind"] == "image"
 
 
-@pytest.mark.parametrize("ext", [".mp4", ".ts"])
-def test_a_window_late_in_a_clip_is_the_frames_ffmpeg_decodes_there(tmp_path, ext):
-    """Every 2nd frame from frame 13, after a seek to the keyframe before (every 8th is one); an MPEG-TS
-    clip (whose clock starts at 1.4 s) too, where training's own seek read nothing."""
-    clip = make_clip(tmp_path / f"clip{ext}", rate="25", frames=30, extra=("-g", "8"))
-    want = ffmpeg_frames(clip, 64, 48, extra=("-vf", "scale=in_color_matrix=bt601:flags=bicubic"))[13:22:2]
-    assert np.array_equal(read_clip(clip, 13, 5, 2), want)
+@pytest.mark.parametrize(("ext", "rate"), [(".mp4", "25"), (".ts", "25"), (".mkv", "30000/1001")])
+def test_a_window_late_in_a_clip_is_the_frames_ffmpeg_decodes_there(tmp_path, ext, rate):
+    """Every 2nd frame from frame 14, after a seek to the keyframe before (every 8th is one); an MPEG-TS
+    clip (no index: a seek may land late) too. The video starts
+    0.48 s after the sound: frames count from the first frame, not from the file's start. A Matroska
+    clock of 1 ms puts 29.97 frames/s frame 14 at 467 ms, before 14 / 29.97 s: still frame 14."""
+    clip = make_clip(tmp_path / f"clip{ext}", rate=rate, frames=30, audio=True, vf="setpts=PTS+0.5/TB",
+                     extra=("-g", "8"))  # fmt: skip
+    want = ffmpeg_frames(clip, 64, 48, extra=("-vf", "scale=in_color_matrix=bt601:flags=bicubic"))[14:23:2]
+    assert np.array_equal(read_clip(clip, 14, 5, 2), want)
     with pytest.raises(InputError, match=r"ended after 3 of 10 wanted frames$"):
         read_clip(clip, 25, 10, 2)
 
