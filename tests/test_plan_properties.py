@@ -243,3 +243,33 @@ def test_auto_tile_does_no_more_work_than_a_smaller_tile_that_fits(tmp_path):
     auto, wider = plan(), plan(96)
     assert (auto.tile, round(auto.work_ratio, 2), round(wider.work_ratio, 2)) == (64, 2.19, 2.72)
     assert auto.est_peak_device_bytes < wider.est_peak_device_bytes  # it fits where 96 px did
+
+
+def test_the_plan_says_each_window_length_and_the_manifest_lists_them(tmp_path, capsys):
+    """A 34-frame shot in 33-frame windows sharing 8: the plan said `2 of 33 frames`, though the second
+    runs 9 frames (from frame 25 to the end, as the 8k+1 lengths allow), and the manifest's
+    `window_frames` was []."""
+    import json
+
+    from dove_cli.cli import main
+    from media import make_clip
+
+    clip = make_clip(tmp_path / "in.mp4", size="64x48", frames=34)
+    manifest = tmp_path / "plan.json"
+    with pytest.raises(SystemExit) as exc:
+        main(["upscale", str(clip), "-o", str(tmp_path / "o.mp4"), "--model", "tiny", "--chunk", "33", "--dry-run",
+              "--manifest", str(manifest)])  # fmt: skip
+    out = capsys.readouterr().out
+    assert exc.value.code == 0
+    # frames 0-32, then the last window from 25 (33 - 8) to 34: 9 frames, 8 of them shared
+    assert "windows in time: 2 (33 and 9 frames), 8 shared by neighbours\n" in out, out
+    assert json.loads(manifest.read_text())["plan"]["window_frames"] == [33, 9]
+
+
+def test_many_windows_are_said_by_their_count_and_the_last_length():
+    from dove_cli.console import window_lengths
+
+    assert window_lengths((33, 33, 33, 25)) == "4 (33, 33, 33 and 25 frames)"
+    assert window_lengths((33,) * 39 + (17,)) == "40 (39 of 33 frames, the last 17)"
+    assert window_lengths((33, 33)) == "2 of 33 frames"
+    assert window_lengths((1, 1, 1)) == "3 of 1 frame"

@@ -456,7 +456,8 @@ def bench_cmd(
         console.out(json.dumps(report, indent=2), highlight=False)
         return
     clip = f"input {input}" if input is not None else f"a synthetic clip of {frames} frames"
-    say(f"dove bench: {report['model']} on {report['device_name']}, {clip} ({report['input_size']})", console)
+    sizes = f"{report['input_size']} in, {report['output_size']} out"
+    say(f"dove bench: {report['model']} on {report['device_name']}, {clip} ({sizes})", console)
     table = Table(show_edge=False)
     table.add_column("stage")
     table.add_column("seconds", justify="right")

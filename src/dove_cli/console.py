@@ -560,13 +560,25 @@ def release_windows(plan) -> str:  # plan.Plan
     return text
 
 
+def window_lengths(sizes: tuple[int, ...]) -> str:
+    """How many windows and their lengths: `4 of 33 frames`, `2 (33 and 9 frames)`, `40 (39 of 33 frames,
+    the last 25)` (only a shot's last window is shorter, so naming each length past four says nothing)."""
+    if len(set(sizes)) == 1:
+        return f"{len(sizes)} of {sizes[0]} frame{'s' * (sizes[0] != 1)}"
+    if len(sizes) <= 4:
+        return f"{len(sizes)} ({', '.join(map(str, sizes[:-1]))} and {sizes[-1]} frames)"
+    return f"{len(sizes)} ({len(sizes) - 1} of {sizes[0]} frames, the last {sizes[-1]})"
+
+
 def print_plan(plan, console: Console, files: tuple[str, str] | None = None) -> None:  # plan.Plan
     """A file's --dry-run; `files`: its input and output, named first (which plan is whose, in a log)."""
     gib = 1024**3
     h, w = plan.input_size
     oh, ow = plan.file_size()
-    if plan.window_frames:
+    if plan.parity:
         chunks = release_windows(plan)
+    elif plan.chunk and len(plan.window_frames) > 1:
+        chunks = f"{window_lengths(plan.window_frames)}, {plan.chunk_overlap} shared by neighbours"
     elif plan.chunk:
         chunks = (
             f"{plan.chunks} of {plan.chunk} frame{'s' * (plan.chunk != 1)}, {plan.chunk_overlap} shared by neighbours"

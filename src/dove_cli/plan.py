@@ -295,7 +295,8 @@ def make_plan(
         blend_on_device=blend_on_device,
         frame_lengths=frame_lengths(model),
         vae_tiling=vae_tiling,
-        window_frames=tuple(s.length for s in spans) if opts.parity else (),
+        window_frames=tuple(s.length for s in spans),
+        parity=opts.parity,
         scene_cuts=SCENE_CUTS_NOTE if cuts_may_change(opts, chunk, frames) else "",
         work_ratio=work_ratio(frames, spans, ys, xs, out_h, out_w, time_multiple),
     )

@@ -51,9 +51,10 @@ class Plan:
     work_ratio: float = 1.0  # pixel-frames the model processes per output pixel-frame (overlaps, padding)
     # window lengths in frames the model takes (the last chunk's)
     frame_lengths: Lengths = field(default_factory=_any_length)
-    # --parity: each temporal window's frames as it runs (over the video padded to 8k+1 frames, a short
-    # last chunk merged into the one before); empty: windows of `chunk` frames, the last one shorter
+    # each temporal window's frames as it runs (a shot's last window only as long as the rest needs;
+    # --parity: over the video padded to 8k+1 frames, a short last chunk merged into the one before)
     window_frames: tuple[int, ...] = ()
+    parity: bool = False  # --parity: the release's windows and tiles (release_windows says them)
     model_note: str = ""  # how the model was sized when no weights were read (--dry-run)
     blend_on_device: bool = False  # the float frame accumulators live on the GPU (see make_plan)
     saved_frames: int = 0  # output frames an interrupted run saved, which this one continues after
