@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -163,8 +164,10 @@ def test_no_step_starts_past_the_time_budget(tmp_path: Path) -> None:
     steps = [json.loads(line) for line in (tmp_path / "gpu_check.jsonl").read_text().splitlines()]
     bench_steps = [s for s in steps if s["step"] != "quantize-int8, nf4"]  # (skipped without bitsandbytes)
     assert [s["step"] for s in bench_steps][:4] == ["eager", "e2e-10s-to-480p", "compile", "tiled-24gib-1080p"]
-    # 20 s less the 15 s kept for the table leave 5 s; the shortest step needs 45 + 10
-    assert all(s["error"].startswith("skipped: no time left (5 s of the 20 s budget left") for s in bench_steps), steps
+    # 20 s less the 15 s kept for the table leave at most 5 s (less on a busy machine); the shortest step needs 45 + 10
+    left = [re.fullmatch(r"skipped: no time left \((\d) s of the 20 s budget left, it needs \d+ s\)", s["error"])
+            for s in bench_steps]  # fmt: skip
+    assert all(m and int(m[1]) <= 5 for m in left), steps
     assert "| eager | skipped: no time left" in (tmp_path / "gpu_table.md").read_text()
 
 
