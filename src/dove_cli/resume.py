@@ -34,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import av
 import numpy as np
@@ -707,6 +707,47 @@ class SegmentEnds:
         return final
 
 
+class RunSession(Protocol):
+    """What the streaming loop (`upscaling._stream`) needs of a run's session: `Session` (a whole run,
+    resumable), `arrays.ArraySession` (a run into memory) and `PartSession` (a Ray worker's part)."""
+
+    @property
+    def output(self) -> Path:
+        """The output, as messages name it."""
+        ...
+
+    def start(self, chunk: int, tile: int) -> int:
+        """The plan's windows are known: the output frames saved already (the loop skips their windows)."""
+        ...
+
+    @property
+    def tile_changes(self) -> list[tuple[int, int]]:
+        """The out-of-memory tile shrinks to replay, as (first window's start, tile) in window order."""
+        ...
+
+    def record_tile_change(self, start: int, tile: int) -> None:
+        """An out-of-memory shrink from window `start` on: a resume must tile as this run does."""
+        ...
+
+    def open_writer(self, info: VideoInfo, width: int, height: int, *, writer_options: dict[str, Any],
+                    join_options: dict[str, Any]) -> video_io.VideoWriter:  # fmt: skip
+        """The writer of the output frames (after the saved ones), `width` x `height` as written."""
+        ...
+
+    def window_done(self, span: Span, tile: int) -> None:
+        """The window `span` ran with tiles of `tile` px (0: whole frames)."""
+        ...
+
+    def segment_end(self, final: int) -> int | None:
+        """Frames below `final` are finished: the frame after which a segment closes, or None."""
+        ...
+
+    def close_writer(self, writer: video_io.VideoWriter, info: VideoInfo, timer: StageTimer,
+                     joining: Callable[[], None] | None = None) -> None:  # fmt: skip
+        """After the last frame: the writer closed (`joining` is called if its segments are joined)."""
+        ...
+
+
 class Session:
     """What one run needs from resume: what is saved already, where segments end, the writer.
 
@@ -776,9 +817,8 @@ class Session:
         return self._ends(final)
 
     def window_done(self, span: Span, tile: int) -> None:
-        """The window `span` ran with tiles of `tile` px (0: whole frames). Nothing to keep here (the
-        journal has the tile changes); `_stream` calls it on either session, and a Ray worker's
-        PartSession reports each segment's windows with their tiles."""
+        """Nothing to keep here: the journal has the tile changes (a PartSession reports each segment's
+        windows with their tiles)."""
 
     def saved(self) -> int:
         """Output frames that a resume would not redo."""

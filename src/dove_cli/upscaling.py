@@ -996,7 +996,7 @@ def _stream(
     model: Restorer,
     plan: Plan,
     opts: UpscaleOptions,
-    session: resume.Session | resume.PartSession,
+    session: resume.RunSession,
     stats: StreamStats,
     *,
     progress: Callable[[Progress], None] | None,
