@@ -456,7 +456,7 @@ def test_an_output_on_a_file_system_without_locks_runs_with_a_warning(tmp_path, 
     monkeypatch.setattr(fcntl, "flock", no_locks)
     out = tmp_path / "out.mp4"
     work = Work(out)
-    with caplog.at_level("WARNING", logger="dove_cli.resume"):
+    with caplog.at_level("WARNING", logger="dove_cli.locks"):
         work.start(Journal({}, chunk=9, tile=0), resumed=False)
     assert "cannot be locked (No locks available); do not start a second run on this output" in caplog.text
     work.remove()

@@ -23,12 +23,12 @@ from dataclasses import asdict
 from fractions import Fraction
 from importlib.metadata import version
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 import av
 import torch
 
-from dove_cli import __version__, video_io
+from dove_cli import __version__, locks, video_io
 from dove_cli.engine import Restorer
 from dove_cli.errors import (
     DoveError,
@@ -137,7 +137,7 @@ class ManifestLock:
 
     def __init__(self, path: Path, started_at: str | None = None) -> None:
         self.path, self.started_at = path, started_at or utc_time()
-        self._file: IO[str] | None = None
+        self._lock = locks.HeldFile(path.with_name(path.name + ".lock"))
 
     def __enter__(self) -> ManifestLock:
         self.hold()
@@ -149,46 +149,30 @@ class ManifestLock:
     def hold(self) -> None:
         """Refuse now (OutputBusy, exit 75) when another live run writes this manifest; else hold its lock
         until `release` or the end of the process."""
-        from dove_cli.resume import _lock_file  # (flock: the output's own lock is taken the same way)
-
         if is_stdout(self.path) or is_special(self.path):
             return
-        lock = self.path.with_name(self.path.name + ".lock")
+        lock = self._lock.path
         video_io.make_folder(lock.parent, self.path)
         for _ in range(3):  # the file can be removed by the run that held it between our open and lock
             try:
-                f = open(lock, "a+")
+                self._lock.hold()
+            except locks.Busy as exc:
+                holder = exc.holder or "another dove run"
+                raise OutputBusy(f"--manifest {self.path}: {holder} is writing it; wait for that run to end, or "
+                                 "give this one another --manifest") from None  # fmt: skip
             except OSError as exc:
                 raise OutputError(f"--manifest {self.path}: cannot create {lock} ({exc.strerror})") from None
-            if not _lock_file(f):
-                with f:
-                    f.seek(0)
-                    holder = f.read().strip() or "another dove run"
-                raise OutputBusy(f"--manifest {self.path}: {holder} is writing it; wait for that run to end, or "
-                                 "give this one another --manifest")  # fmt: skip
-            try:
-                same = os.path.samestat(os.fstat(f.fileno()), os.stat(lock))
-            except FileNotFoundError:
-                same = False
-            if same:
+            if self._lock.current():
                 break
-            f.close()
         else:
+            self._lock.release()
             raise OutputBusy(f"--manifest {self.path}: other dove runs keep taking its lock {lock}")
         with contextlib.suppress(OSError):  # (who holds it, for the message above; the lock holds without it)
-            f.truncate(0)
-            f.write(f"dove run {os.getpid()} on {socket.gethostname()} since {self.started_at}\n")
-            f.flush()
-        self._file = f
+            self._lock.write_holder(f"dove run {os.getpid()} on {socket.gethostname()} since {self.started_at}")
 
     def release(self) -> None:
         """Let other runs write this manifest (the lock file goes: removed while still held)."""
-        if self._file is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(self._file.name)
-            with contextlib.suppress(OSError):  # (the holder's line, still held on a full disk: not needed now)
-                self._file.close()
-            self._file = None
+        self._lock.release(remove=True)
 
 
 class FolderManifest:

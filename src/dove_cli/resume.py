@@ -21,26 +21,24 @@ pixels) must match, so a resume never mixes two different runs.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
 import logging
 import os
 import shutil
-import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import Any, Protocol
 
 import av
 import numpy as np
 import torch
 
-from dove_cli import provenance, video_io
+from dove_cli import locks, provenance, video_io
 from dove_cli.errors import (
     BrokenImage,
     DecodeError,
@@ -149,46 +147,17 @@ class Journal:
         return sum(s.frames for s in self.segments)
 
 
-def _lock_file(f: IO[str]) -> bool:
-    """Take an exclusive lock on an open file without waiting; False when another process has it.
-    The OS drops it when the file closes or the process ends, so a killed run leaves no stale lock."""
-    f.seek(0)  # Windows locks bytes from the current position
-    try:
-        if sys.platform == "win32":
-            import msvcrt
-
-            msvcrt.locking(f.fileno(), msvcrt.LK_NBLCK, 1)  # the first byte stands for the file
-        else:
-            import fcntl
-
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except (BlockingIOError, PermissionError):  # POSIX, Windows
-        return False
-    except OSError as exc:  # a file system without locks (some network mounts): run unguarded
-        log.warning("%s: cannot be locked (%s); do not start a second run on this output", f.name, exc.strerror)
-    return True
-
-
-def _busy(output: Path, f: IO[str]) -> str:
-    """The refusal when another run holds `f`, the lock of `output`'s work folder."""
-    try:
-        f.seek(0)
-        pid = f.read().strip() or "?"
-    except OSError:  # Windows: the locked byte cannot be read either
-        pid = "?"
-    return f"another dove run is writing {output} (pid {pid})"
+def _busy(output: Path, holder: str) -> str:
+    """The refusal when another run holds the lock of `output`'s work folder (its line: the pid)."""
+    return f"another dove run is writing {output} (pid {holder or '?'})"
 
 
 def busy(output: Path) -> str | None:
     """Why a run on `output` would be refused now (another live run holds its work folder's lock), or
     None. The lock is probed, not kept (Session.check takes it): so that the output checks say this
     before an existing output's "use --overwrite", which that run would then refuse."""
-    try:
-        f = open(work_folder(output) / LOCK)
-    except OSError:  # no work folder, or no lock in it: nobody is writing
-        return None
-    with f:
-        return None if _lock_file(f) else _busy(output, f)
+    holder = locks.held_by(work_folder(output) / LOCK)
+    return None if holder is None else _busy(output, holder)
 
 
 class Work:
@@ -200,54 +169,41 @@ class Work:
         self.path = work_folder(output)
         self.images = self.path / "images"
         self.journal_path = self.path / JOURNAL
-        self._lock: IO[str] | None = None
+        self._lock = locks.HeldFile(self.path / LOCK)
         # The writer thread records segments while the run's thread may rewrite the journal (a tile
         # change): one at a time, or a rewrite drops a line appended meanwhile.
         self.writing = threading.RLock()
 
     def lock(self) -> None:
         """Hold the folder's lock until release() or the end of the process; refuse if another run has it."""
-        path = self.path / LOCK
-        if self._lock is not None:
-            try:
-                if os.path.samestat(os.fstat(self._lock.fileno()), path.stat()):
-                    return
-            except FileNotFoundError:  # removed by the run that held it before us: lock the new one
-                pass
-            self.release()
+        if self._lock.current():  # (not when removed by the run that held it before us: lock the new one)
+            return
         try:
-            f = open(path, "a+")
+            self._lock.hold()
+        except locks.Busy as exc:
+            raise OutputBusy(_busy(self.output, exc.holder)) from None
         except OSError as exc:
-            raise OutputError(f"{self.output}: cannot create {path} ({exc.strerror})") from None
-        if not _lock_file(f):
-            with f:
-                raise OutputBusy(_busy(self.output, f)) from None
+            raise OutputError(f"{self.output}: cannot create {self._lock.path} ({exc.strerror})") from None
         try:
-            f.truncate(0)
-            f.write(f"{os.getpid()}\n")
-            f.flush()
+            self._lock.write_holder(str(os.getpid()))
         except OSError as exc:  # a full disk: nothing of this run is there yet, so leave nothing
-            with contextlib.suppress(OSError):  # (closing flushes the same bytes again)
-                f.close()
-            path.unlink(missing_ok=True)
+            self._lock.release()
+            self._lock.path.unlink(missing_ok=True)
             if not any(self.path.iterdir()):
                 self.path.rmdir()
             failed = video_io.write_failed(self.output, exc, exc.strerror or str(exc))
             if isinstance(failed, TempFailure):
                 raise TempFailure(f"{failed}; make room, then {run_again([], [], to='')}") from None
             raise failed from None
-        self._lock = f
 
     def release(self) -> None:
         """Let other runs use this output again (closing the file drops the lock)."""
-        if self._lock is not None:
-            self._lock.close()
-            self._lock = None
+        self._lock.release()
 
     @property
     def held(self) -> bool:
         """This run holds the folder's lock: the folder and what is in it are this run's to remove."""
-        return self._lock is not None
+        return self._lock.held
 
     def check(
         self, fingerprint: dict[str, Any], *, resume: bool, overwrite: bool, claim: bool = False
