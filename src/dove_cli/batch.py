@@ -358,16 +358,44 @@ def upscale_batch(
     progress gets the frames of all files together. `dry_run`: each file's plan instead
     (`dry_run_batch`; nothing runs, so on_file, progress and cluster are not used).
     """
+    if dry_run:
+        return dry_run_batch(in_dir, out_dir, options, recursive=recursive, restorer=restorer, **overrides)
+    opts, in_dir, out_dir, result, record = _open_folder_run(in_dir, out_dir, options, overrides, recursive)
+    try:
+        with video_io.folders_made_under(out_dir):  # (the input's tree, mirrored under OUT)
+            _run_folder(in_dir, out_dir, opts, result, record, recursive, restorer, _timed(on_file, record),
+                        progress, cluster)  # fmt: skip
+    finally:
+        if record is not None:
+            record.release()
+    return result
+
+
+def _open_folder_run(
+    in_dir: str | Path,
+    out_dir: str | Path,
+    options: UpscaleOptions | None,
+    overrides: UpscaleKeywords,
+    recursive: bool,
+    *,
+    planned: bool = False,
+) -> tuple[UpscaleOptions, Path, Path, BatchResult, FolderManifest | None]:
+    """What a folder run and its dry run (`planned`) do first: check the options, plan the files, and
+    check and hold the folder's manifest (another run writing it: refused now; a live run's manifest
+    is not replaced by a plan either). Returns each file's options (resume=True unless --overwrite, no
+    manifest of its own), the folders as Paths, the planned files and the held manifest."""
     from dove_cli.manifest import FolderManifest, check_manifest
     from dove_cli.options import check_options, check_paths, with_overrides
 
-    if dry_run:
-        return dry_run_batch(in_dir, out_dir, options, recursive=recursive, restorer=restorer, **overrides)
     check_paths(in_dir=in_dir, out_dir=out_dir)
     opts = check_options(with_overrides(options, overrides))
     _refuse_start_number(opts)
+    if planned and opts.ray:  # what the run needs, once for the folder (a run checks it as it starts Ray)
+        from dove_cli.distributed import import_ray
+
+        import_ray()
     if not opts.overwrite:  # a re-run carries on where an interrupted file stopped (if its options match)
-        opts = replace(opts, resume=True)
+        opts = replace(opts, resume=True)  # (a dry run's plan says how far it got)
     asked = opts  # the manifest's options; each file's run writes none of its own
     manifest, opts = (Path(opts.manifest) if opts.manifest else None), replace(opts, manifest=None)
     given, in_dir, out_dir = out_dir, Path(in_dir), Path(out_dir)
@@ -377,16 +405,9 @@ def upscale_batch(
     if manifest is not None:  # the folder's manifest, one for all files (checked before any work)
         check_manifest(manifest, opts.overwrite, [item.input for item in result.items], in_dir,
                        {item.output: item.input for item in result.items})  # fmt: skip
-        record = FolderManifest(manifest, in_dir, out_dir, asked, result, recursive=recursive)
-        record.hold()  # another run writing it: refused now
-    try:
-        with video_io.folders_made_under(out_dir):  # (the input's tree, mirrored under OUT)
-            _run_folder(in_dir, out_dir, opts, result, record, recursive, restorer, _timed(on_file, record),
-                        progress, cluster)  # fmt: skip
-    finally:
-        if record is not None:
-            record.release()
-    return result
+        record = FolderManifest(manifest, in_dir, out_dir, asked, result, recursive=recursive, planned=planned)
+        record.hold()
+    return opts, in_dir, out_dir, result, record
 
 
 def _refuse_start_number(opts: UpscaleOptions) -> None:
@@ -615,30 +636,10 @@ def dry_run_batch(
     would skip them, and a file that cannot be planned is failed with its one-line error. Each
     file's warnings are held in item.warnings for `say_warnings_once`: the same advice for every
     file is noise."""
-    from dove_cli.manifest import FolderManifest, check_manifest
-    from dove_cli.options import check_options, check_paths, with_overrides
     from dove_cli.upscaling import upscale
 
-    check_paths(in_dir=in_dir, out_dir=out_dir)
-    opts = check_options(with_overrides(options, overrides))
-    _refuse_start_number(opts)
-    if opts.ray:  # what the run needs, once for the folder
-        from dove_cli.distributed import import_ray
-
-        import_ray()
-    if not opts.overwrite:  # as the run will: an interrupted file is continued (its plan says how far it got)
-        opts = replace(opts, resume=True)
-    asked, manifest = opts, Path(opts.manifest) if opts.manifest else None
-    opts = replace(opts, manifest=None)
-    given, in_dir, out_dir = out_dir, Path(in_dir), Path(out_dir)
-    result = BatchResult(plan_batch(in_dir, given, overwrite=opts.overwrite, preview=opts.preview,
-                                    container=opts.container, codec=opts.codec, recursive=recursive, fps=opts.fps))  # fmt: skip
-    record = None
-    if manifest is not None:
-        check_manifest(manifest, opts.overwrite, [item.input for item in result.items], in_dir,
-                       {item.output: item.input for item in result.items})  # fmt: skip
-        record = FolderManifest(manifest, in_dir, out_dir, asked, result, recursive=recursive, planned=True)
-        record.hold()  # (a live run's manifest is not replaced by a plan)
+    opts, in_dir, out_dir, result, record = _open_folder_run(in_dir, out_dir, options, overrides, recursive,
+                                                             planned=True)  # fmt: skip
     try:
         say_left_out(in_dir, recursive, skip=out_dir)
         for item in result.items:
