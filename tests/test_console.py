@@ -38,7 +38,7 @@ def test_the_streams_write_what_their_encoding_cannot_hold():
     """stdout's and stderr's error handler: a name an ASCII locale could not decode (each byte past
     ASCII a surrogate escape) as the name where the stream holds it, else its own bytes; bytes that
     are not UTF-8, and other characters the stream cannot hold, as Python's escapes."""
-    from dove_cli.console import SHOWN
+    from dove_cli.streams import SHOWN
 
     name = "家族 Ü.mp4".encode()
     undecoded = name.decode("ascii", "surrogateescape")  # as LC_ALL=C (PYTHONUTF8=0) gives it

@@ -35,7 +35,6 @@ from dove_cli.console import (
     OneLineFormatter,
     UpscaleBar,
     VerifyBar,
-    check_stdout,
     err_console,
     out_bytes,
     out_console,
@@ -46,7 +45,6 @@ from dove_cli.console import (
     run_label,
     say,
     show_unencodable,
-    shown_line,
 )
 from dove_cli.errors import (
     DoveError,
@@ -58,6 +56,7 @@ from dove_cli.errors import (
 )
 from dove_cli.humanize import human_size, path_text, real_names
 from dove_cli.options import UNTAGGED_MATRIX_HELP, Cli, UntaggedMatrix, UpscaleOptions
+from dove_cli.streams import check_stdout, shown_line
 from dove_cli.train.config import TrainConfig
 
 

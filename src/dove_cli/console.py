@@ -5,16 +5,11 @@ Only the CLI uses this module; the library reports progress through callbacks.
 
 from __future__ import annotations
 
-import codecs
-import contextlib
 import functools
 import io
-import itertools
 import logging
 import math
 import os
-import re
-import signal
 import sys
 import threading
 import time
@@ -43,9 +38,9 @@ from rich.progress import (
 from rich.table import Column, Table
 from rich.text import Text
 
-from dove_cli.errors import OutputError
 from dove_cli.geometry import parse_crop
-from dove_cli.humanize import apart, counted, human_duration, human_range, real_text, turn_text
+from dove_cli.humanize import apart, counted, human_duration, human_range, turn_text
+from dove_cli.streams import SHOWN, check_stdout, reader_gone, shown_line, stop_writing
 
 log = logging.getLogger(__name__)
 
@@ -54,55 +49,10 @@ log = logging.getLogger(__name__)
 LOG_WIDTH = 1000
 
 
-CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
-def shown_line(text: str) -> str:
-    """`text` on one line, as it is: control characters (a name's newline, carriage return, escape) as
-    Python writes them, `\\r`. A terminal breaks the line at a newline and rich drops a carriage
-    return, so `base.mp4\\r` (a script saved with Windows line endings) would read as `base.mp4`."""
-    return CONTROL.sub(lambda m: repr(m[0])[1:-1], text)
-
-
 def run_label(path: Path) -> str:
     """What a run's progress lines call its input: its file name, but a descriptor's path as given
     (`/dev/fd/3`, `/dev/stdin`, `/proc/self/fd/0`): "3:" would name nothing."""
     return str(path) if path.parts[:2] in (("/", "dev"), ("/", "proc")) else path.name
-
-
-def _escaped(char: str) -> bool:
-    """A byte the locale could not decode, as Python's surrogateescape holds it (0x80-0xff)."""
-    return "\udc80" <= char <= "\udcff"
-
-
-def _shown(exc: UnicodeError) -> tuple[bytes, int]:
-    """What stdout and stderr write for text their encoding cannot hold (codec error handler SHOWN).
-    A name the locale could not decode (LC_ALL=C: `\\udce5\\udcae...`): the name itself where the stream
-    can hold it, else its own bytes, as `ls` and `cat` write them (a UTF-8 terminal shows it); bytes
-    that are not UTF-8 as `\\xfc`. Anything else (an emoji under PYTHONIOENCODING=ascii): Python's escape,
-    `\\U0001f389`, as stderr always wrote it."""
-    if not isinstance(exc, UnicodeEncodeError):
-        raise exc
-    said = []
-    for escaped, chars in itertools.groupby(exc.object[exc.start : exc.end], key=_escaped):
-        text = "".join(chars)
-        if not escaped:
-            said.append(text.encode("ascii", "backslashreplace"))
-            continue
-        for undecoded, part in itertools.groupby(real_text(text), key=_escaped):
-            name = "".join(part)
-            if undecoded:
-                said.append("".join(f"\\x{ord(c) - 0xDC00:02x}" for c in name).encode())
-            else:
-                try:
-                    said.append(name.encode(exc.encoding))
-                except UnicodeEncodeError:
-                    said.append(name.encode("utf-8"))
-    return b"".join(said), exc.end
-
-
-SHOWN = "dove-shown"
-codecs.register_error(SHOWN, _shown)
 
 
 def show_unencodable() -> None:
@@ -201,29 +151,6 @@ class _Console(Console):
         """Write nothing more to this stream (stop_writing)."""
         self.quiet = True
         stop_writing(self.file)
-
-
-def stop_writing(stream: Any) -> None:
-    """Write nothing more to `stream`, and nothing at exit either: what Python still holds for it goes to
-    /dev/null (its reader is gone, or a full disk refused it once already)."""
-    with contextlib.suppress(OSError, ValueError):  # (a stream with no descriptor: nothing held at exit)
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, stream.fileno())
-        os.close(devnull)
-
-
-def reader_gone(stream: Any) -> SystemExit:
-    """stdout's reader went away (`| head`, `| true`) before its product was written: stop quietly with
-    141, as a tool killed by SIGPIPE does (`yes | head -1`)."""
-    stop_writing(stream)
-    return SystemExit(128 + signal.SIGPIPE)
-
-
-def check_stdout(what: str) -> None:
-    """Before the work: a closed stdout (`>&-`, a service started without one) would lose `what`, the
-    command's product, without a word (Python writes nowhere: sys.stdout is None)."""
-    if sys.stdout is None:
-        raise OutputError(f"stdout is closed (>&-), so {what} would be lost; send it to a file (> out.txt) or a pipe")
 
 
 def out_console(what: str = "") -> Console:

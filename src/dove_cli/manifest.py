@@ -431,7 +431,7 @@ def write_json(path: Path, doc: dict[str, Any], done: str, again: str) -> None:
                 sys.stdout.write(text)
                 sys.stdout.flush()
             except BrokenPipeError:  # (`--manifest - | true`: the video is complete, the reader did not want it)
-                from dove_cli.console import reader_gone
+                from dove_cli.streams import reader_gone
 
                 raise reader_gone(sys.stdout) from None
         else:

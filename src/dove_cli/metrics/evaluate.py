@@ -515,9 +515,9 @@ class EvalReport:
 
         One text for a file and for stdout (`--csv -`), byte for byte: rows end in "\\n", and a name's
         control characters and bytes that are not UTF-8 are written as their escapes (`\\t`, `\\xe9`),
-        as the terminal's lines write them (console.SHOWN; stdout's console would expand a tab and drop a
+        as the terminal's lines write them (streams.SHOWN; stdout's console would expand a tab and drop a
         carriage return). CSV has no escapes of its own: `\\udce9`, the JSON's, is Python's, not the byte."""
-        from dove_cli.console import SHOWN, shown_line
+        from dove_cli.streams import SHOWN, shown_line
 
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
@@ -1167,8 +1167,8 @@ class EvalRequest:
         not at hand left out, said now, and refused when none is left), and GT against the outputs to be
         (names and sizes; any size that differs with --eval-strict). What is left to fail after the
         upscale is what only reading the output can show (exit 3)."""
-        from dove_cli.console import check_stdout
         from dove_cli.outputs import is_batch_input
+        from dove_cli.streams import check_stdout
 
         if recursive:
             raise OptionError("--eval matches outputs to GT by name, which sub-folders can repeat: score each folder "
