@@ -72,7 +72,7 @@ if TYPE_CHECKING:
     from dove_cli.engine import Restorer
     from dove_cli.manifest import FolderManifest
     from dove_cli.options import CheckedOptions, UpscaleKeywords, UpscaleOptions
-    from dove_cli.upscaling import Progress
+    from dove_cli.reports import Progress
 
 log = logging.getLogger(__name__)
 
@@ -509,7 +509,8 @@ def _upscale_here(
     What the caller's own `progress` raises (a GUI's cancel) stops the folder, as Ctrl-C does, after
     its file is left as a stopped file is; only a file's own failure moves on to the next."""
     from dove_cli import models
-    from dove_cli.upscaling import Progress, upscale
+    from dove_cli.reports import Progress
+    from dove_cli.upscaling import upscale
 
     model = restorer
     bugs_said: set[tuple[str, str, int]] = set()

@@ -17,10 +17,10 @@ from dove_cli import video_io
 from dove_cli.errors import OptionError
 from dove_cli.models import check_quantize, load_model, resolve_device
 from dove_cli.options import UpscaleOptions, check_options
-from dove_cli.reports import STAGE_NAMES
+from dove_cli.reports import STAGE_NAMES, UpscaleResult
 from dove_cli.threads import THREAD_STAGES
 from dove_cli.timing import StageTimer
-from dove_cli.upscaling import UpscaleResult, probe_input, refuse_before_loading, upscale
+from dove_cli.upscaling import probe_input, refuse_before_loading, upscale
 
 log = logging.getLogger(__name__)
 

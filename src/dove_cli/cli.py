@@ -20,7 +20,7 @@ import warnings
 from collections.abc import Callable
 from itertools import islice
 from pathlib import Path
-from typing import Annotated, Any, get_type_hints
+from typing import TYPE_CHECKING, Annotated, Any, get_type_hints
 
 import typer
 from rich.markup import escape
@@ -58,6 +58,12 @@ from dove_cli.humanize import human_size, path_text, real_names
 from dove_cli.options import UNTAGGED_MATRIX_HELP, Cli, UntaggedMatrix, UpscaleOptions
 from dove_cli.streams import check_stdout, shown_line
 from dove_cli.train.config import TrainConfig
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from dove_cli.batch import BatchResult
+    from dove_cli.metrics.evaluate import EvalReport, EvalRequest
 
 
 class Commands(TyperGroup):
@@ -355,7 +361,7 @@ def _upscale_file(input: Path, output: Path, options: UpscaleOptions, quiet: boo
         say(result.summary())
 
 
-def _score(request, output: Path, options: UpscaleOptions, quiet: bool) -> None:  # metrics.evaluate.EvalRequest
+def _score(request: EvalRequest, output: Path, options: UpscaleOptions, quiet: bool) -> None:
     """`dove eval OUTPUT GT` right after the upscale, with its table, and --eval-json's scores."""
     with EvalBar(quiet, output.name) as bar:
         report = request.score(output, options, progress=bar)
@@ -399,7 +405,7 @@ def _upscale_folder(input: Path, output: Path | str, opts: UpscaleOptions, quiet
     _say_not_done(result)
 
 
-def _say_not_done(result) -> None:  # batch.BatchResult
+def _say_not_done(result: BatchResult) -> None:
     """The files left to another run and the failed ones, a line each, then the folder's exit (its
     error: one line, with the exit code that tells a script what to do next)."""
     for item in result.items:
@@ -1012,7 +1018,7 @@ def _scores_on_stdout(files: dict[str, Path | None], plot: Path | None) -> str |
     return named[0] if named else None
 
 
-def _write_scores(report, files: dict[str, Path | None], on_stdout: str | None) -> None:  # EvalReport
+def _write_scores(report: EvalReport, files: dict[str, Path | None], on_stdout: str | None) -> None:
     """The scores files (--json, --csv, --eval-json: option -> path): each to its file, or to stdout for
     the option that names it (its text alone, the same bytes as the file's)."""
     for option, path in files.items():
@@ -1027,7 +1033,7 @@ def _write_scores(report, files: dict[str, Path | None], on_stdout: str | None) 
             report.write_csv(path)
 
 
-def _print_eval_table(report, pred: Path, gt: Path | None, console: Any) -> None:  # EvalReport, rich Console
+def _print_eval_table(report: EvalReport, pred: Path, gt: Path | None, console: Console) -> None:
     """The means, after a line naming what was scored (in a log of many runs, which table is whose)."""
     import math
 

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from rich import box
 from rich.console import Console
@@ -41,6 +41,12 @@ from rich.text import Text
 from dove_cli.geometry import parse_crop
 from dove_cli.humanize import apart, counted, human_duration, human_range, turn_text
 from dove_cli.streams import SHOWN, check_stdout, reader_gone, shown_line, stop_writing
+
+if TYPE_CHECKING:
+    from dove_cli import reports  # (its Progress: rich's is imported above)
+    from dove_cli.batch import BatchItem
+    from dove_cli.metrics.evaluate import EvalProgress
+    from dove_cli.reports import Plan
 
 log = logging.getLogger(__name__)
 
@@ -349,7 +355,7 @@ class UpscaleBar:
         self._status = ""
         self._last_line = 0.0
         self._last_count = 0
-        self._latest = None  # the last Progress, and since when its window has been worked on
+        self._latest: reports.Progress | None = None  # the last Progress, and since when its window has been worked on
         self._window_since = time.monotonic()
         self._stop = threading.Event()
         self._heartbeat = threading.Thread(target=self._beat, name="dove-heartbeat", daemon=True)
@@ -366,7 +372,7 @@ class UpscaleBar:
             self._start()
             self.bar.update(self.task, window=escape(shown_line(f"{text} ...")))
 
-    def __call__(self, p) -> None:  # upscaling.Progress
+    def __call__(self, p: reports.Progress) -> None:
         now = time.monotonic()
         if self._latest is None or p.window != self._latest.window:
             self._window_since = now
@@ -398,7 +404,7 @@ class UpscaleBar:
         self.bar.update(self.task, completed=p.frames_done, total=p.frames_total or None, rate=f"{fps:.2f} fps",
                         window=escape(window))  # fmt: skip
 
-    def _counts(self, p) -> str:
+    def _counts(self, p: reports.Progress) -> str:
         """`48/100 frames (48%), 3.10 frames/s, about 17 s left`: the rate and time left as the API's
         Progress computes them (from when frames began to come)."""
         total = max(p.frames_total, p.frames_done)
@@ -445,7 +451,7 @@ class UpscaleBar:
 class EvalBar(UpscaleBar):
     """`dove eval`: frames scored / total, fps and the video being scored."""
 
-    def __call__(self, p) -> None:  # metrics.evaluate.EvalProgress
+    def __call__(self, p: EvalProgress) -> None:  # type: ignore[override]  # (scored frames, not an upscale's)
         if not self.started:
             self.bar.start()
             self.started = True
@@ -455,12 +461,12 @@ class EvalBar(UpscaleBar):
                         window=escape(shown_line(label)))  # fmt: skip
 
 
-def untimed_reason(plan) -> str:  # plan.Plan
+def untimed_reason(plan: Plan) -> str:
     """Why a plan has no time estimate: a card that is not here (--vram), or no model to time."""
     return plan.model_note if "--vram" in plan.model_note else "no model to time"
 
 
-def memory_options(plan) -> str:  # plan.Plan
+def memory_options(plan: Plan) -> str:
     """`, --offload model, --quantize nf4`: the memory options a plan assumed, when not the defaults
     (two saved dry runs can be told apart). fp8 planned for a card on paper: which cards run it."""
     said = "".join(f", --{name} {value}" for name, value in (("offload", plan.offload), ("quantize", plan.quantize))
@@ -470,7 +476,7 @@ def memory_options(plan) -> str:  # plan.Plan
     return said
 
 
-def release_windows(plan) -> str:  # plan.Plan
+def release_windows(plan: Plan) -> str:
     """--parity's windows in time as they run: `1: the whole clip, 9 frames (its 6 frames padded to 9 with
     the last one)`, `2 of 8 frames, the last 11, 2 shared by neighbours (...)` (only the last can differ)."""
     from dove_cli.release_layout import time_pad
@@ -497,7 +503,7 @@ def window_lengths(sizes: tuple[int, ...]) -> str:
     return f"{len(sizes)} ({len(sizes) - 1} of {sizes[0]} frames, the last {sizes[-1]})"
 
 
-def print_plan(plan, console: Console, files: tuple[str, str] | None = None) -> None:  # plan.Plan
+def print_plan(plan: Plan, console: Console, files: tuple[str, str] | None = None) -> None:
     """A file's --dry-run; `files`: its input and output, named first (which plan is whose, in a log)."""
     gib = 1024**3
     h, w = plan.input_size
@@ -581,7 +587,7 @@ class BatchBars(UpscaleBar):
         self.files = self.bar.add_task("[bold]all files", total=total, rate="", window="")
         self.total, self.done = total, 0  # (the bar's tasks[0] is the per-file bar until the first file starts)
 
-    def file(self, index: int, item) -> None:
+    def file(self, index: int, item: BatchItem) -> None:
         if item.status == "running":  # a fresh per-file bar (its frame count comes with the first update)
             self.bar.remove_task(self.task)
             self.task = self.bar.add_task(escape(shown_line(item.name)), total=None, rate="", window="")
@@ -599,7 +605,7 @@ class BatchBars(UpscaleBar):
             self.bar.start()
             self.started = True
 
-    def _ended(self, index: int, item) -> str:
+    def _ended(self, index: int, item: BatchItem) -> str:
         """Plain mode: how a file ended, as the live view says it, for a log read as it is written (the
         failed ones were named only at the end, the skipped ones not at all). A done file's run said
         "done" itself; a stopped one is the run's error line."""
@@ -611,7 +617,7 @@ class BatchBars(UpscaleBar):
         return f"failed: {(item.error or '').removeprefix(f'{item.input}: ')}" if item.status == "failed" else ""
 
 
-def print_batch_plans(items, console: Console) -> None:
+def print_batch_plans(items: list[BatchItem], console: Console) -> None:
     """`--dry-run` for a folder: a row per video (its plan, or why there is none) and the totals."""
     gib = 1024**3
     table = Table(title="plan (--dry-run; GPU memory and time estimated)", show_edge=False)
@@ -661,7 +667,7 @@ def print_batch_plans(items, console: Console) -> None:
             say(f"{label}: {said}", console)
 
 
-def print_batch_table(items, console: Console) -> None:
+def print_batch_table(items: list[BatchItem], console: Console) -> None:
     """Per file of a folder run on Ray: frames, time, the workers that made it, status."""
     table = Table(show_edge=False)
     for column in ("file", "frames", "seconds", "workers", "status"):

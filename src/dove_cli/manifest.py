@@ -45,12 +45,12 @@ from dove_cli.errors import (
 )
 from dove_cli.humanize import path_text, real_names, utc_time
 from dove_cli.options import AUTO, UpscaleOptions
-from dove_cli.plan import Plan
+from dove_cli.reports import Plan
 from dove_cli.video_io.paths import is_special
 
 if TYPE_CHECKING:
     from dove_cli.batch import BatchResult
-    from dove_cli.upscaling import UpscaleResult
+    from dove_cli.reports import UpscaleResult
 
 log = logging.getLogger(__name__)
 
