@@ -422,7 +422,7 @@ def test_a_run_refused_as_busy_leaves_the_live_runs_work_alone(tmp_path):
         (live.work.images / f"{n:04d}.png").write_bytes(b"png")
     with pytest.raises(OutputBusy) as busy:
         late.start(chunk=9, tile=0)
-    late.failed(busy.value)
+    late.annotate_failure(busy.value)
     message = f"another dove run is writing {out} (pid {os.getpid()})"
     assert str(busy.value) == message  # not "2 finished frames are kept" (they are not this run's)
     assert str(late.interrupted(0)) == f"{out}: interrupted; nothing was kept"

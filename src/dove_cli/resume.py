@@ -396,8 +396,8 @@ class SegmentFiles(video_io.VideoWriter):
         options: dict[str, Any],
         on_closed: Callable[[Segment], None],
     ) -> None:
-        self.path, self.info, self.frames_written = folder, info, first
-        self.folder, self.on_closed = folder, on_closed
+        self.folder, self.info, self.frames_written, self.on_closed = folder, info, first, on_closed
+        self.path = folder  # (VideoWriter.path, what it writes: here a folder of segments)
         self._w, self._h = width, height
         self._opts = options  # from segment_options()
         self._suffix = segment_suffix(options["codec"])
@@ -461,7 +461,8 @@ class SegmentedWriter(SegmentFiles):
         options = segment_options(output, info, width, height, writer_options=writer_options,
                                   join_options=join_options)  # fmt: skip
         super().__init__(work.path, info, width, height, first=first, options=options, on_closed=self._record)
-        self.path, self.work, self.journal = output, work, journal
+        self.output, self.work, self.journal = output, work, journal
+        self.path = output  # (VideoWriter.path, what it writes: the output the segments are joined into)
         self._join = join_options
         self._closed = False
 
@@ -477,7 +478,7 @@ class SegmentedWriter(SegmentFiles):
             return
         self.end_segment()
         late = None if self.late_captions is None else (self.late_captions, self.captions_lost)
-        join_run(self.path, self.info, self.work.path, self.journal.segments, self._opts, self._join, late)
+        join_run(self.output, self.info, self.work.path, self.journal.segments, self._opts, self._join, late)
         self._closed = True
 
 
@@ -823,11 +824,11 @@ class Session:
         if self.work is not None:
             self.work.remove()
 
-    def failed(self, error: BaseException | None = None, frames_total: int = 0) -> None:
-        """After an error: keep the work folder when it holds finished frames, else remove it. A
-        DoveError's own text then says what is kept and how to continue (one line, not a warning
-        beside it); other errors (a bug's traceback) get the warning. `frames_total`: the output's
-        frames as planned, for the room a full disk must make (room_to_make)."""
+    def annotate_failure(self, error: BaseException | None = None, frames_total: int = 0) -> None:
+        """After an error: keep the work folder when it holds finished frames, else remove it, and
+        rewrite a DoveError's text (error.args) to say what is kept and how to continue (one line, not
+        a warning beside it); other errors (a bug's traceback) get the warning. `frames_total`: the
+        output's frames as planned, for the room a full disk must make (room_to_make)."""
         if self.work is None or not self.work.held or not self.work.path.exists():
             return  # refused as busy: the folder is the live run's
         if not (saved := self.saved()) or isinstance(error, (InputChanged, BrokenImage)):  # (frames of a file no
@@ -841,6 +842,8 @@ class Session:
             error.args = (f"{error}; {kept}; {self.hint(error)}",)
         else:
             log.warning("%s; %s", kept, self.hint(error))
+
+    failed = annotate_failure  # (its old name: upscaling._run and distributed.py call it so; drop once they do not)
 
     def room_to_make(self, saved: int, frames_total: int, *, too_large: bool = False) -> str:
         """After a full disk: how much room to make. The output is about the kept segments' size per
