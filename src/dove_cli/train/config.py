@@ -19,8 +19,6 @@ from typing import Any, Literal, get_args, get_origin, get_type_hints
 from dove_cli.errors import OptionError
 from dove_cli.options import option
 
-Stage = Literal[1, 2]
-
 
 @dataclass
 class TrainConfig:
