@@ -469,7 +469,7 @@ def test_plain_progress_of_a_resumed_run_keeps_the_stage_lines_in_order():
     from rich.console import Console
 
     from dove_cli.console import UpscaleBar
-    from dove_cli.upscaling import Progress
+    from dove_cli.reports import Progress
 
     log = io.StringIO()
     bar = UpscaleBar(False, "in.mp4", console=Console(file=log, width=200))
