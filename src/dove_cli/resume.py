@@ -709,7 +709,8 @@ class Session:
     """What one run needs from resume: what is saved already, where segments end, the writer.
 
     check() before the model loads (an interrupted run to continue, or a refusal), start() when
-    the plan is known, then segment_end() as frames become final; finished() or failed() at the end.
+    the plan is known, then segment_end() as frames become final; finished() or annotate_failure()
+    at the end.
     Outputs that cannot be resumed (a single image) get the same interface with nothing saved.
     """
 
@@ -788,8 +789,8 @@ class Session:
         still being copied or recorded (a live Matroska capture has no length in its header yet, an
         MPEG-TS or fragmented MP4 never has) grows while it is read, and its output would hold only
         the frames there were: one that could be (`unfinished`, `open_ended`) and was written under
-        UNFINISHED_QUIET_S ago is watched until then. InputChanged if not; failed() then drops what was
-        saved from it."""
+        UNFINISHED_QUIET_S ago is watched until then. InputChanged if not; annotate_failure() then drops
+        what was saved from it."""
         then = {k: v for k, v in self.fingerprint.items() if k.startswith("input")}
         if not then:  # a run into memory (arrays.ArraySession) has no fingerprint
             return
