@@ -1313,6 +1313,16 @@ def test_a_second_run_on_one_manifest_is_refused(folder, tmp_path):
     assert not lock.exists() and [i.status for i in result.items] == ["done", "done", "failed"]
 
 
+def test_a_folder_dry_runs_manifest_says_planned_not_done(folder, tmp_path):
+    """A folder's --dry-run --manifest holds plans, not a run: its status is "planned", so that a script
+    reading it does not take the outputs for made (a run's manifest of the same folder says "done")."""
+    (folder / "c.mp4").unlink()  # every file can be planned
+    manifest = tmp_path / "run.json"
+    upscale_batch(folder, tmp_path / "out", manifest=manifest, dry_run=True, **OPTS)
+    doc = json.loads(manifest.read_text())
+    assert doc["status"] == "planned" and doc["counts"] == {"planned": 2} and doc["exit_code"] == 0
+
+
 def test_a_manifest_is_rewritten_as_files_end_within_its_share_of_the_run(tmp_path, monkeypatch):
     """Rewriting a manifest of thousands of entries after each of thousands of tiny files would take
     longer than the files: a file's end rewrites it only when the writing so far is within WRITE_SHARE."""
