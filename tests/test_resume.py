@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -319,6 +320,20 @@ def test_prores_profiles_keep_their_fourcc_and_chroma_through_the_join(tmp_path)
 HOLD_LOCK = """import sys; from pathlib import Path; from dove_cli.resume import Journal, Work
 work = Work(Path(sys.argv[1])); work.start(Journal({}, chunk=9, tile=0), resumed=False)
 print("locked", flush=True); sys.stdin.read()"""  # holds the output's lock until killed
+
+
+def test_a_work_folder_removed_under_its_lock_is_locked_again(tmp_path):
+    """The folder (with its lock file) can go while this run holds its lock (the run before it ended and
+    removed it): taking it again locks the new lock file, or a second run would not be refused."""
+    from dove_cli.resume import busy
+
+    out = tmp_path / "out.mp4"
+    work = Work(out)
+    work.start(Journal({}, chunk=9, tile=0), resumed=False)
+    shutil.rmtree(work.path)
+    work.start(Journal({}, chunk=9, tile=0), resumed=False)
+    assert busy(out) == f"another dove run is writing {out} (pid {os.getpid()})"
+    work.remove()
 
 
 def test_one_run_at_a_time_per_output(clip, tmp_path):
