@@ -379,7 +379,7 @@ def _open_folder_run(
     recursive: bool,
     *,
     planned: bool = False,
-) -> tuple[UpscaleOptions, Path, Path, BatchResult, FolderManifest | None]:
+) -> tuple[CheckedOptions, Path, Path, BatchResult, FolderManifest | None]:
     """What a folder run and its dry run (`planned`) do first: check the options, plan the files, and
     check and hold the folder's manifest (another run writing it: refused now; a live run's manifest
     is not replaced by a plan either). Returns each file's options (resume=True unless --overwrite, no

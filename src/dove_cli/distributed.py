@@ -826,7 +826,7 @@ class _Driver:
             said = not isinstance(exc, ClusterGone)  # its line says what is kept (the first file's)
             for job in self.jobs:
                 if job.active and job.session is not None:
-                    job.session.failed(None if said else exc, job.frames_total())
+                    job.session.annotate_failure(None if said else exc, job.frames_total())
                     said = True
                     job.session.release()
             raise
@@ -1265,7 +1265,7 @@ class _Driver:
                 self._cancel(slot)
         job.running.clear()
         if job.session is not None:
-            job.session.failed(exc, job.plan.frames if job.plan is not None else 0)
+            job.session.annotate_failure(exc, job.plan.frames if job.plan is not None else 0)
             job.session.release()
         video_io.remove_made_folders(job.made)
         if not self.batch:

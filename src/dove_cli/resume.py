@@ -844,8 +844,6 @@ class Session:
         else:
             log.warning("%s; %s", kept, self.hint(error))
 
-    failed = annotate_failure  # (its old name: upscaling._run and distributed.py call it so; drop once they do not)
-
     def room_to_make(self, saved: int, frames_total: int, *, too_large: bool = False) -> str:
         """After a full disk: how much room to make. The output is about the kept segments' size per
         frame times its frames, plus the streams it copies from the input (its audio: 11% of a small

@@ -543,7 +543,7 @@ def _run(setup: RunSetup, model: Restorer, plan: Plan, timer: StageTimer | None)
         video_io.remove_made_folders(made)  # only if still empty
         raise session.interrupted(stats.written) from None
     except BaseException as exc:
-        session.failed(exc, plan.frames)
+        session.annotate_failure(exc, plan.frames)
         video_io.remove_made_folders(made)
         raise
     session.finished()
@@ -1044,7 +1044,7 @@ def _stream(
 
 
 def _open_output(
-    session: resume.Session | resume.PartSession, info: video_io.VideoInfo, opts: UpscaleOptions, plan: Plan
+    session: resume.RunSession, info: video_io.VideoInfo, opts: UpscaleOptions, plan: Plan
 ) -> video_io.VideoWriter:
     """The session's writer of the output: the written picture's size and the encoder's and the join's options."""
     file_h, file_w = plan.file_size()  # with --compare, both halves
@@ -1065,7 +1065,7 @@ class _Stream:
         model: Restorer,
         plan: Plan,
         opts: UpscaleOptions,
-        session: resume.Session | resume.PartSession,
+        session: resume.RunSession,
         stats: StreamStats,
         *,
         progress: Callable[[Progress], None] | None,
