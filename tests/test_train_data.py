@@ -64,13 +64,59 @@ def test_short_small_and_unreadable_clips_are_skipped_and_counted(tmp_path, demo
     src = T.scan_sources(tmp_path, (5, 200, 200))
     assert [v.path.name for v in src.videos] == ["001.mp4"]
     assert src.skipped["too_small"] == 2 and src.skipped["unreadable"] == 1
-    assert f"skipped training files: 1 unreadable ({tmp_path / 'sub' / 'broken.mp4'}); 2 too small (" in caplog.text
+    assert (f"skipped training files: 1 unreadable ({tmp_path / 'sub' / 'broken.mp4'}); 2 too small, under 200 wide "
+            "or 200 high (") in caplog.text  # fmt: skip
+    assert src.summary() == "1 clip (3 skipped)"  # what the start of training says it trains on
     src = T.scan_sources(tmp_path, (40, 64, 64))  # 002 has 32 frames
-    assert src.skipped["too_short"] == 1
+    assert src.skipped["too_short"] == 1 and f"1 too short, under 40 frames ({tmp_path / '002.mp4'})" in caplog.text
     caplog.clear()
-    with pytest.raises(InputError, match=r"no usable clips .*; skipped 1 unreadable \(.*broken.mp4\); 3 too small \("):
+    with pytest.raises(InputError, match=r"no usable clips .*; skipped 1 unreadable \(.*broken.mp4\); 3 too small, "):
         T.scan_sources(tmp_path, (5, 512, 512))
     assert "skipped training files" not in caplog.text  # said once, in the error
+
+
+def test_a_sound_only_file_is_said_to_have_no_video_stream(tmp_path, caplog):
+    """Not "unreadable" (an internal "tuple index out of range" in `dove degrade`): what it lacks."""
+    from media import ffmpeg
+
+    (tmp_path / "good.mp4").symlink_to(demo_clip("001.mp4"))
+    ffmpeg("-f", "lavfi", "-i", "anullsrc=r=8000:cl=mono", "-t", "0.1", "-c:a", "aac", tmp_path / "sound.mp4")
+    (tmp_path / "broken.mp4").write_bytes(b"not a video" * 10)
+    src = T.scan_sources(tmp_path, CROP)
+    assert (src.skipped["no_video"], src.skipped["unreadable"]) == (1, 1)
+    assert (f"1 unreadable ({tmp_path / 'broken.mp4'}); 1 without a video stream ({tmp_path / 'sound.mp4'})"
+            in caplog.text)  # fmt: skip
+
+
+def test_a_folder_of_images_as_data_is_pointed_to_images(tmp_path):
+    from PIL import Image
+
+    for name in ("a.png", "b.JPG"):
+        Image.new("RGB", (8, 8)).save(tmp_path / name, format="PNG" if name.endswith("png") else "JPEG")
+    with pytest.raises(InputError, match=r": no .* files found; it holds 2 images: give them as --images \(stage 2"):
+        T.scan_sources(tmp_path, CROP)
+
+
+def test_images_with_transparency_are_named_once_and_read_as_upscale_reads_them(tmp_path, caplog):
+    """Only real transparency is said (an alpha opaque everywhere changes nothing, as `dove upscale` judges
+    it); the colours stored under the alpha are what is read, as `dove upscale` reads them."""
+    from PIL import Image
+
+    rgba = np.zeros((64, 64, 4), np.uint8)
+    rgba[..., :3], rgba[..., 3] = 200, 255
+    rgba[:, :32, 3] = 0  # the left half transparent, white-ish colours under it
+    Image.fromarray(rgba).save(tmp_path / "see.png")
+    rgba[..., 3] = 255
+    Image.fromarray(rgba).save(tmp_path / "opaque.png")
+    Image.fromarray(rgba[..., :3]).save(tmp_path / "rgb.png")
+    Image.fromarray(rgba[:8, :8]).save(tmp_path / "tiny.png")  # too small: skipped, though transparent
+    (tmp_path / "clips").mkdir()
+    (tmp_path / "clips" / "001.mp4").symlink_to(demo_clip("001.mp4"))
+    src = T.scan_sources(tmp_path / "clips", (1, 64, 64), images=tmp_path)
+    assert len(src.images) == 3 and src.summary() == "1 clip and 3 images (1 skipped)"
+    said = [r.getMessage() for r in caplog.records if "alpha channel" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith(f"1 image with transparency ({tmp_path / 'see.png'}): the alpha")
+    assert (T.read_image(tmp_path / "see.png")[0] == 200).all()  # the stored colours, alpha dropped
 
 
 def test_many_skipped_files_name_the_first_three_and_count_the_rest(tmp_path, caplog):

@@ -390,6 +390,23 @@ def test_degrade_file_writes_the_lq_training_makes_and_says_a_cut(tmp_path, capl
     assert np.abs(got - lq).max() <= 3 and np.abs(got - lq).mean() < 0.75  # measured 2.5, 0.55
 
 
+def test_degrade_says_an_images_transparency_is_dropped(tmp_path, caplog):
+    """As `dove upscale` and training read it (the colours stored under the alpha), and said once."""
+    from PIL import Image
+
+    rgba = np.full((32, 32, 4), 255, np.uint8)
+    Image.fromarray(rgba).save(tmp_path / "opaque.png")
+    rgba[:8, :8, 3] = 0
+    Image.fromarray(rgba).save(tmp_path / "see.png")
+    with caplog.at_level("WARNING"):
+        D.degrade_file(tmp_path / "opaque.png", tmp_path / "lq1.png", seed=1)
+        assert "alpha" not in caplog.text
+        D.degrade_file(tmp_path / "see.png", tmp_path / "lq2.png", seed=1)
+    said = [r.getMessage() for r in caplog.records if "alpha" in r.getMessage()]
+    assert said == [f"{tmp_path / 'see.png'}: the alpha channel is dropped: the colours stored under it are degraded "
+                    "(as training and `dove upscale` read them)"]  # fmt: skip
+
+
 def test_degrade_frames_and_seed_are_option_errors(tmp_path):
     clip = demo_clip("005.mp4")
     with pytest.raises(OptionError, match="^--frames must be >= 1, got 0$"):

@@ -24,7 +24,7 @@ from safetensors.torch import load_file
 from conftest import DEMO, demo_clip
 from dove_cli.errors import InputError, Interrupted, OptionError, OutputError
 from dove_cli.train.checkpoints import list_checkpoints
-from dove_cli.train.config import TrainConfig, build_config
+from dove_cli.train.config import TrainConfig, build_config, saved_config
 from dove_cli.train.data import DataConfig, SampleKey, TrainDataset, collate, scan_sources
 from dove_cli.train.export import export_checkpoint
 from dove_cli.train.forward import training_loss
@@ -214,7 +214,9 @@ def test_launches_accelerate_cannot_run_are_said(tmp_path, monkeypatch, caplog):
 def _saved_run(out: Path, **options) -> TrainConfig:
     """A run folder with one checkpoint's state file as train() writes it (no weights: a refused
     resume reads only the options)."""
-    cfg = TrainConfig.for_stage(options.pop("stage", 1), data="clips", model="tiny", output_dir=str(out), **options)
+    data = out.parent / "clips"
+    data.mkdir(parents=True, exist_ok=True)
+    cfg = TrainConfig.for_stage(options.pop("stage", 1), data=str(data), model="tiny", output_dir=str(out), **options)
     ckpt = out / "checkpoints" / "step-0000002"
     ckpt.mkdir(parents=True)
     (ckpt / "train_state.json").write_text(json.dumps({"step": 2, "stage": cfg.stage, "config": cfg.to_dict()}))
@@ -225,7 +227,7 @@ def test_resume_takes_the_saved_recipe_and_refuses_another(tmp_path):
     out = tmp_path / "run"
     saved = _saved_run(out, lr=3e-3, seed=0, batch_size=1, resolution="9x64x64", max_steps=2)
     cfg = build_config(1, None, output_dir=str(out), resume="latest", max_steps=5, checkpoint_every=5, lr=3e-3)
-    assert (cfg.lr, cfg.seed, cfg.batch_size, cfg.resolution, cfg.data) == (3e-3, 0, 1, (9, 64, 64), "clips")
+    assert (cfg.lr, cfg.seed, cfg.batch_size, cfg.resolution, cfg.data) == (3e-3, 0, 1, (9, 64, 64), saved.data)
     assert (cfg.max_steps, cfg.checkpoint_every, cfg.resume, cfg.output_dir) == (5, 5, "latest", str(out))
     with pytest.raises(OptionError) as refused:
         build_config(1, None, output_dir=str(out), resume="latest", lr=1e-3, batch_size=2, resolution="9x32x32")
@@ -245,6 +247,73 @@ def test_resume_takes_the_saved_recipe_and_refuses_another(tmp_path):
     with pytest.raises(OptionError, match=r"--lr 0.001 \(saved 0.003\)"):
         train(saved.replace(lr=1e-3, resume="latest"))
     assert [p.name for p in out.iterdir()] == ["checkpoints"]
+
+
+def test_a_run_folder_resumes_from_any_working_folder(tmp_path, monkeypatch):
+    """Paths are saved absolute; a path given anew counts as unchanged where it names the same folder
+    (relative to another working folder, or through a link). run.json of older versions kept them as
+    typed: a path that ends with the saved one matches it, and a missing one is said as the run's."""
+    (tmp_path / "a" / "HQ").mkdir(parents=True)
+    (tmp_path / "b").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "a")
+    out = tmp_path / "run"
+    monkeypatch.chdir(tmp_path / "a")
+    _saved_run(out)
+    state = out / "checkpoints" / "step-0000002" / "train_state.json"
+    saved = json.loads(state.read_text())
+    saved["config"]["data"] = "HQ"  # as an older version saved it
+    state.write_text(json.dumps(saved))
+    hq = str(tmp_path / "a" / "HQ")
+    # a fresh start saves absolute paths (run.json and checkpoints are written from to_dict)
+    fresh = TrainConfig.for_stage(1, data="HQ", model="tiny", output_dir="../run2", metrics_file="m.jsonl")
+    written = fresh.to_dict()
+    assert (written["data"], written["output_dir"]) == (hq, str(tmp_path / "run2"))
+    assert (written["metrics_file"], written["model"]) == (str(tmp_path / "a" / "m.jsonl"), "tiny")
+    resume = dict(output_dir=str(out), resume="latest")
+    monkeypatch.chdir(tmp_path / "b")
+    with pytest.raises(
+        OptionError, match=rf"^--data HQ: the resumed run's, no such file or folder in {tmp_path / 'b'} "
+    ):
+        build_config(1, None, **resume)
+    assert build_config(1, None, **resume, data=hq).data == hq  # the old relative path: it ends with it
+    assert build_config(1, None, **resume, data=str(tmp_path / "link" / "HQ")).data.endswith("HQ")
+    with pytest.raises(OptionError, match=r"--data ../b \(saved HQ\)"):
+        build_config(1, None, **resume, data="../b")
+    # a run saved as this version saves it: absolute, so any working folder finds it, and the same
+    # folder given relative to another, or through a link, is no change of recipe
+    saved["config"]["data"] = hq
+    state.write_text(json.dumps(saved))
+    assert build_config(1, None, **resume).data == hq
+    assert build_config(1, None, **resume, data="../link/HQ/").data == "../link/HQ/"
+    with pytest.raises(OptionError, match=r"--data ../a \(saved "):
+        build_config(1, None, **resume, data="../a")
+
+
+def test_options_of_the_wrong_stage_and_a_bad_output_folder_stop_before_the_data_scan(tmp_path, monkeypatch):
+    """--images with stage 1 (the default: --stage 2 forgotten) is refused, not ignored and recorded;
+    a run folder that cannot be written and a mistyped --degradation are one line each, said before
+    the data is scanned (here --data does not exist: a scan would say that instead)."""
+    with pytest.raises(OptionError, match=r"^--images IMG: images are trained on in stage 2 only .*add --stage 2"):
+        TrainConfig.for_stage(1, data="HQ", images="IMG")
+    assert TrainConfig.for_stage(2, data="HQ", images="IMG").images == "IMG"
+    old = {"stage": 1, "data": "HQ", "images": "IMG"}  # older versions recorded it, and ignored it: resumable
+    assert saved_config({"config": old}).images is None
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    if os.access(ro, os.W_OK):  # root: as a read-only mount answers
+        real = os.access
+        monkeypatch.setattr(os, "access", lambda p, mode: real(p, mode) and not Path(p) == ro)
+    cfg = TrainConfig.for_stage(1, data=str(tmp_path / "nothere"), model="tiny", resolution="1x32x32")
+    with pytest.raises(OutputError, match=rf"^-o {ro / 'run'}: folder {ro} is not writable$"):
+        train(cfg.replace(output_dir=str(ro / "run")))
+    with pytest.raises(OutputError, match=rf"^--metrics-file {ro / 'm.jsonl'}: folder {ro} is not writable$"):
+        train(cfg.replace(output_dir=str(tmp_path / "run"), metrics_file=str(ro / "m.jsonl")))
+    with pytest.raises(OptionError, match=r"^degradation config vido not found"):
+        train(cfg.replace(output_dir=str(tmp_path / "run"), degradation="vido"))
+    with pytest.raises(InputError, match="nothere: no such folder"):
+        train(cfg.replace(output_dir=str(tmp_path / "run")))
+    assert not (tmp_path / "run").exists()
 
 
 def test_cli_resume_keeps_the_recipe_and_run_json_says_so(tiny_model_dir, tmp_path, capsys):
@@ -288,7 +357,7 @@ def test_cli_resume_keeps_the_recipe_and_run_json_says_so(tiny_model_dir, tmp_pa
     assert applied == pytest.approx([0.0, 0.0, 1.5e-3]) and [r["lr"] for r in rows] == applied
 
 
-def test_a_failed_start_does_not_block_the_next(tiny_model_dir, tmp_path):
+def test_a_failed_start_does_not_block_the_next(tiny_model_dir, tmp_path, caplog):
     out = tmp_path / "run"
     with pytest.raises(InputError, match="no usable clips"):
         train(_cfg(1, tiny_model_dir, out, max_steps=1, resolution="1x512x512"))
@@ -297,7 +366,10 @@ def test_a_failed_start_does_not_block_the_next(tiny_model_dir, tmp_path):
     out.mkdir()
     (out / "run.json").write_text("{}")
     (out / "metrics.jsonl").write_text('{"step": 1, "loss": 99.0}\n')
-    train(_cfg(1, tiny_model_dir, out, max_steps=1, resolution="1x32x32"))
+    with caplog.at_level(logging.INFO, logger="dove_cli"):
+        train(_cfg(1, tiny_model_dir, out, max_steps=1, resolution="1x32x32"))
+    clips = len([p for p in DEMO.iterdir() if p.suffix == ".mp4"])
+    assert f"training on {clips} clips\n" in caplog.text  # (all of them: none is skipped)
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) == 1 and rows[0]["loss"] != 99.0
     assert json.loads((out / "run.json").read_text())["max_steps"] == 1

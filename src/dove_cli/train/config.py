@@ -157,13 +157,19 @@ class TrainConfig:
             raise OptionError(f"--resolution {f}x{h}x{w}: frames >= 1, height and width multiples of 16")
         if self.stage == 1 and (f - 1) % 4:
             raise OptionError(f"--resolution: stage 1 encodes whole clips, frames must be 4k+1 (got {f})")
+        if self.stage == 1 and self.images is not None:  # stage 1 is the default: --stage 2 forgotten, most likely
+            raise OptionError(f"--images {self.images}: images are trained on in stage 2 only (stage 1 trains on "
+                              "--data's clips); add --stage 2, or drop --images")  # fmt: skip
 
     @property
     def metrics_path(self) -> Path:
         return Path(self.metrics_file) if self.metrics_file else Path(self.output_dir) / "metrics.jsonl"
 
     def to_dict(self) -> dict[str, Any]:
-        return json.loads(json.dumps(dataclasses.asdict(self)))
+        """The options as run.json and checkpoints keep them: paths absolute, so that the run folder
+        resumes from any working folder."""
+        fields = {f.name: _absolute(f.name, getattr(self, f.name)) for f in dataclasses.fields(self)}
+        return json.loads(json.dumps(fields))
 
 
 def _coerce(key: str, value: Any, where: str | None = None) -> Any:
@@ -320,18 +326,24 @@ def saved_config(state: dict[str, Any]) -> TrainConfig:
     if not isinstance(saved, dict):
         raise OptionError("--resume: the checkpoint does not record its options (no config in its state file)")
     names = {f.name for f in dataclasses.fields(TrainConfig)} - {"stage", "output_dir", "resume", "overwrite"}
-    return TrainConfig.for_stage(int(saved.get("stage", 1)), **{k: v for k, v in saved.items() if k in names})
+    stage = int(saved.get("stage", 1))
+    if stage == 1:
+        names.discard("images")  # older versions recorded a stage-1 --images that they ignored
+    return TrainConfig.for_stage(stage, **{k: v for k, v in saved.items() if k in names})
 
 
 def refuse_recipe_changes(saved: TrainConfig, values: dict[str, Any]) -> None:
     """One OptionError naming each recipe option in `values` that differs from the saved run's:
     resuming with another lr, batch or data would make a run that is neither the old one nor a new one."""
     changes, names = [], {f.name for f in dataclasses.fields(saved)}
+    for key in PATH_OPTIONS:
+        if values.get(key) is None:  # the run's own, kept: said as the run's where it is gone
+            _check_saved_path(key, getattr(saved, key))
     for key, value in values.items():
         if key in RESUMABLE or key not in names:
             continue
         old, new = getattr(saved, key), _coerce(key, value)
-        if new != old:
+        if not (_same_paths(key, old, new) if key in PATH_OPTIONS else new == old):
             was = _as_flag(key, old) if isinstance(old, bool) else _spell(old)
             changes.append(f"{_as_flag(key, new)} (saved {was})")
     if changes:
@@ -340,6 +352,63 @@ def refuse_recipe_changes(saved: TrainConfig, values: dict[str, Any]) -> None:
             f"--resume keeps the saved run's recipe, given anew: {', '.join(changes)}; "
             f"drop {them} to resume, or use --overwrite instead of --resume to start a new run"
         )
+
+
+# Options that name files or folders. run.json and the checkpoints keep them absolute (symlinks as
+# typed); a resume compares them by the file or folder they resolve to, wherever it is started from.
+PATH_OPTIONS = ("data", "images", "lq", "val_data", "degradation", "dists_weights", "model", "output_dir",
+                "metrics_file", "resume")  # fmt: skip
+_NOT_PATHS = {"degradation": ("video", "image_video"), "model": ("tiny",), "resume": ("latest",)}
+
+
+def _paths(key: str, value: Any) -> tuple[str, ...]:
+    """The paths an option's value names: none for a name that is not one (a config name, tiny,
+    latest, a hub id: a --model that is no folder here)."""
+    values = tuple(v for v in (value if isinstance(value, tuple) else (value,)) if v)  # (no --data: "")
+    if key == "model":
+        return tuple(v for v in values if v not in _NOT_PATHS[key] and Path(v).expanduser().is_dir())
+    return tuple(v for v in values if v not in _NOT_PATHS.get(key, ()))
+
+
+def _absolute(key: str, value: Any) -> Any:
+    """`value` with the paths it names made absolute (from the working folder); other values as they are."""
+    if key not in PATH_OPTIONS or not _paths(key, value):
+        return value
+    if isinstance(value, tuple):
+        return tuple(os.path.abspath(Path(v).expanduser()) for v in value)
+    return os.path.abspath(Path(value).expanduser())
+
+
+def _same_paths(key: str, saved: Any, given: Any) -> bool:
+    """Whether the paths given anew name what the run saved (`_same_path`, one by one)."""
+    old, new = (v if isinstance(v, tuple) else (v,) for v in (saved, given))
+    return len(old) == len(new) and all(_same_path(key, a, b) for a, b in zip(old, new, strict=True))
+
+
+def _same_path(key: str, saved: Any, given: Any) -> bool:
+    """The same file or folder once resolved. A relative path (run.json of older versions kept them as
+    typed, relative to a working folder it did not record) also matches a path that ends with it
+    (`HQ/` saved, `/data/HQ` given). Names that are no paths (video, tiny, a hub id) as they are."""
+    if saved == given or not (_paths(key, saved) and _paths(key, given)):
+        return bool(saved == given)
+    old, new = Path(saved).expanduser(), Path(given).expanduser()
+    if old.resolve() == new.resolve():
+        return True
+    return not old.is_absolute() and new.absolute().parts[-len(old.parts) :] == old.parts
+
+
+def _check_saved_path(key: str, value: Any) -> None:
+    """A resumed run's saved data that is gone: one line saying it is the run's, and what to give."""
+    if key not in ("data", "images", "lq", "val_data", "degradation"):
+        return
+    for path in _paths(key, value):
+        if not Path(path).expanduser().exists():
+            flag = "--" + key.replace("_", "-")
+            where = "" if Path(path).is_absolute() else (
+                f" in {os.getcwd()} (older versions saved it as typed, relative to the folder the run was started in)"
+            )  # fmt: skip
+            raise OptionError(f"{flag} {path}: the resumed run's, no such file or folder{where}; give {flag} anew "
+                              "with its full path (the same data counts as unchanged)")  # fmt: skip
 
 
 _HINTS: dict[str, Any] = get_type_hints(TrainConfig)  # field -> its type, to check config-file values

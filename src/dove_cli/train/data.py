@@ -199,6 +199,16 @@ class Sources:
     images: list[MediaInfo] = field(default_factory=list)
     lq: dict[Path, Path] = field(default_factory=dict)  # HQ path -> paired LQ path
     skipped: dict[str, int] = field(default_factory=dict)
+    skipped_images: int = 0  # of the skipped (counted by reason in `skipped`), how many are images
+
+    def summary(self) -> str:
+        """'9 clips (5 skipped) and 7 images (1 skipped)': what the run trains on."""
+
+        def count(n: int, what: str, skipped: int) -> str:
+            return f"{n} {what}{'s' * (n != 1)}" + (f" ({skipped} skipped)" if skipped else "")
+
+        clips = count(len(self.videos), "clip", sum(self.skipped.values()) - self.skipped_images)
+        return clips + (f" and {count(len(self.images), 'image', self.skipped_images)}" if self.images else "")
 
 
 def scan_sources(
@@ -212,7 +222,14 @@ def scan_sources(
     """List and probe the training media; raises InputError when nothing usable is left."""
     f, h, w = crop
     span = (f - 1) * frame_stride + 1
-    skipped: dict[str, list[Path]] = {"unreadable": [], "too_short": [], "too_small": [], "no_lq_pair": []}
+    said = {
+        "unreadable": "unreadable",
+        "no_video": "without a video stream",
+        "too_short": f"too short, under {span} frames",
+        "too_small": f"too small, under {w} wide or {h} high",
+        "no_lq_pair": "without an LQ pair",
+    }
+    skipped: dict[str, list[Path]] = {reason: [] for reason in said}
     videos: list[MediaInfo] = []
     lq_map: dict[Path, Path] = {}
     lq_index: dict[Path, Path] = {}
@@ -221,10 +238,10 @@ def scan_sources(
         for p in list_media(lq, VIDEO_EXTS):
             rel = p.relative_to(lq) if Path(lq).is_dir() else Path(p.name)
             lq_index[rel.with_suffix("")] = p
-    for path in list_media(data, VIDEO_EXTS):
+    for path in _list_clips(data):
         info = probe_video(path)
         if info is None:
-            skipped["unreadable"].append(path)
+            skipped["no_video" if _audio_only(path) else "unreadable"].append(path)
             continue
         if info.frames < span:
             skipped["too_short"].append(path)
@@ -241,6 +258,8 @@ def scan_sources(
             lq_map[path] = pair
         videos.append(info)
     image_infos: list[MediaInfo] = []
+    see_through: list[Path] = []
+    before = sum(map(len, skipped.values()))
     if images is not None:
         for path in list_media(images, IMAGE_EXTS):
             info = probe_image(path)
@@ -250,7 +269,10 @@ def scan_sources(
                 skipped["too_small"].append(path)
             else:
                 image_infos.append(info)
-    counts = "; ".join(_named(len(v), k.replace("_", " "), v) for k, v in skipped.items() if v)
+                if transparent(path):
+                    see_through.append(path)
+    skipped_images = sum(map(len, skipped.values())) - before
+    counts = "; ".join(_named(len(v), said[k], v) for k, v in skipped.items() if v)
     if not videos:  # the error says what was skipped: no warning before it
         raise InputError(
             f"{str(data) or Path.cwd()}: no usable clips (need >= {span} frames of >= {h}x{w}){'; skipped ' + counts if counts else ''}"
@@ -259,7 +281,51 @@ def scan_sources(
         raise InputError(f"{images}: no usable images (need >= {h}x{w}){'; skipped ' + counts if counts else ''}")
     if counts:
         log.warning("skipped training files: %s", counts)
-    return Sources(videos, image_infos, lq_map, {k: len(v) for k, v in skipped.items()})
+    if see_through:  # as `dove upscale` and `dove eval` read them: the model learns what it will be given
+        what = "image" + "s" * (len(see_through) != 1) + " with transparency"
+        log.warning("%s: the alpha channel is dropped, and the colours stored under it are trained on (as "
+                    "`dove upscale` reads them); flatten them onto a background first to train on what they "
+                    "show", _named(len(see_through), what, see_through))  # fmt: skip
+    return Sources(videos, image_infos, lq_map, {k: len(v) for k, v in skipped.items()}, skipped_images)
+
+
+def _list_clips(data: str | Path) -> list[Path]:
+    """--data's videos; a folder of images instead is pointed to --images (where they are trained on)."""
+    try:
+        return list_media(data, VIDEO_EXTS)
+    except InputError as exc:
+        if not Path(data).is_dir():
+            raise
+        found = sum(1 for p in Path(data).rglob("*") if p.suffix.lower() in IMAGE_EXTS and p.is_file())
+        if not found:
+            raise
+        raise InputError(f"{exc}; it holds {found} image{'s' * (found != 1)}: give them as --images "
+                         "(stage 2 trains on them beside --data's videos)") from None  # fmt: skip
+
+
+def _audio_only(path: Path) -> bool:
+    """A file FFmpeg opens that has streams but no video (sound only, subtitles)."""
+    import av
+
+    try:
+        with av.open(ffmpeg_name(path)) as container:
+            return bool(container.streams) and not container.streams.video
+    except (av.error.FFmpegError, OSError, ValueError):
+        return False
+
+
+def transparent(path: Path) -> bool:
+    """An image with an alpha (or a palette's transparency) below opaque somewhere; one that is opaque
+    everywhere changes nothing (as `dove upscale` judges it). Decodes only images that carry one."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            if im.mode not in ("RGBA", "LA", "PA", "RGBa", "La") and "transparency" not in im.info:
+                return False
+            return bool(np.asarray(im.convert("RGBA").getchannel("A")).min() < 255)
+    except (OSError, ValueError):
+        return False
 
 
 def _named(count: int, what: str, paths: list[Path], shown: int = 3) -> str:

@@ -869,9 +869,15 @@ def degrade_file(
     cfg = load_degradation_config(config or ("image_video" if mode == "image" else "video"))
     with video_io.open_reader(src, warn=False, scan=False) as reader:  # as training reads it (`read_clip`)
         rate = reader.info.fps
-        frames = np.stack([frame.rgb for frame in itertools.islice(reader, max_frames)])
-    if not len(frames):
+        read = [frame.rgb for frame in itertools.islice(reader, max_frames)]
+    if not read:
         raise InputError(f"{src}: no frames")
+    frames = np.stack(read)
+    from dove_cli.train.data import transparent
+
+    if mode == "image" and transparent(src):
+        log.warning("%s: the alpha channel is dropped: the colours stored under it are degraded (as training and "
+                    "`dove upscale` read them)", src)  # fmt: skip
     clip = to_unit(frames)
     h, w = clip.shape[-2:]
     if h % SCALE or w % SCALE:

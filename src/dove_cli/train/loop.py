@@ -45,6 +45,7 @@ from dove_cli.train.checkpoints import (
 )
 from dove_cli.train.config import TrainConfig, refuse_recipe_changes, saved_config
 from dove_cli.train.data import DataConfig, GlobalBatchSampler, TrainDataset, iter_batches, make_loader, scan_sources
+from dove_cli.train.degrade import load_degradation_config
 from dove_cli.train.forward import compute_dtype, training_loss
 from dove_cli.train.losses import PixelLoss
 
@@ -266,6 +267,9 @@ def _check_output(cfg: TrainConfig, ckpt: Path | None, step: int) -> list[Path]:
     out = Path(cfg.output_dir)
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out} exists and is not a folder")
+    _check_writable(out, f"-o {out}")
+    if cfg.metrics_file:
+        _check_writable(cfg.metrics_path.parent, f"--metrics-file {cfg.metrics_file}")
     ckpts = list_checkpoints(out)
     own = _holds(out, ckpt)
     stale = [c for c in ckpts if checkpoint_step(c) > step] if own else ckpts
@@ -282,6 +286,17 @@ def _check_output(cfg: TrainConfig, ckpt: Path | None, step: int) -> list[Path]:
         raise OutputError(f"{out} holds another run (up to {ckpts[-1].name}); resume into a new run folder "
                           "(-o DIR), or add --overwrite to delete its checkpoints and metrics")  # fmt: skip
     return stale
+
+
+def _check_writable(folder: Path, said: str) -> None:
+    """A folder the run writes into must be there to write or be creatable: one line before the data
+    scan and the model load, not an OSError at the first mkdir (a read-only mount, another's folder)."""
+    folder = folder.absolute()
+    base = next(p for p in (folder, *folder.parents) if p.exists())
+    if not base.is_dir():
+        raise OutputError(f"{said}: cannot create folder {folder} ({base} is a file)")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise OutputError(f"{said}: folder {base} is not writable")
 
 
 def _prepare_output(cfg: TrainConfig, main: bool, ckpt: Path | None, step: int, stale: list[Path]) -> Path:
@@ -302,7 +317,10 @@ def _prepare_output(cfg: TrainConfig, main: bool, ckpt: Path | None, step: int, 
                 log.info("%s: an earlier start left no checkpoint; starting anew in its place", out)
             shutil.rmtree(out / CKPT_DIR, ignore_errors=True)
             cfg.metrics_path.unlink(missing_ok=True)
-        out.mkdir(parents=True, exist_ok=True)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # checked before (_check_writable): a disk full, a mount gone since
+            raise OutputError(f"-o {out}: cannot create the run folder ({exc.strerror})") from None
     return out
 
 
@@ -425,6 +443,7 @@ def _train(cfg: TrainConfig, progress: Progress | None, boundary: StepBoundary) 
         refuse_recipe_changes(saved_config(state), vars(cfg))
         start = boundary.done = int(state["step"])
     stale = _check_output(cfg, ckpt, start) if start < cfg.max_steps else []
+    load_degradation_config(cfg.degradation)  # a mistyped name or yaml: one line before the data scan
     check_launch(cuda)
     accelerator = Accelerator(
         # without CUDA, launched processes form a gloo (MULTI_CPU) group; DeepSpeed needs cpu=False
@@ -465,6 +484,7 @@ def _train(cfg: TrainConfig, progress: Progress | None, boundary: StepBoundary) 
     if cfg.stage == 2 and images is None and cfg.image_ratio > 0:
         log.warning("stage 2 without --images: training on videos only")
     sources = scan_sources(cfg.data, cfg.resolution, images=images, lq=cfg.lq, frame_stride=cfg.frame_stride)
+    log.info("training on %s", sources.summary())
     data_cfg = DataConfig(
         crop=cfg.resolution, seed=cfg.seed, frame_stride=cfg.frame_stride, degradation=cfg.degradation
     )
