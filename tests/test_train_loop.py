@@ -316,6 +316,30 @@ def test_options_of_the_wrong_stage_and_a_bad_output_folder_stop_before_the_data
     assert not (tmp_path / "run").exists()
 
 
+def test_the_start_says_what_it_trains_on_and_that_batches_repeat_a_few_clips(tmp_path, monkeypatch, caplog):
+    """One clip and --batch-size 2: every batch holds it twice, which is said (a wrong --data, likely)."""
+    import dove_cli.train.loop as loop
+
+    (tmp_path / "one").mkdir()
+    (tmp_path / "one" / "a.mp4").symlink_to(demo_clip("001.mp4"))
+    (tmp_path / "one" / "b.mp4").write_bytes(b"not a video")
+
+    def stop(*args, **kwargs):
+        raise RuntimeError("said what it trains on")
+
+    monkeypatch.setattr(loop, "load_training_model", stop)
+    cfg = TrainConfig.for_stage(1, data=str(tmp_path / "one"), model="tiny", output_dir=str(tmp_path / "run"),
+                                resolution="1x32x32", batch_size=2)  # fmt: skip
+    with caplog.at_level(logging.INFO, logger="dove_cli"), pytest.raises(RuntimeError, match="said what"):
+        train(cfg)
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("training on")]
+    assert said == ["training on 1 clip (1 skipped); a batch takes 2, more than the 1 clip: they repeat in each batch"]
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="dove_cli"), pytest.raises(RuntimeError, match="said what"):
+        train(cfg.replace(batch_size=1, output_dir=str(tmp_path / "run2")))
+    assert "training on 1 clip (1 skipped)\n" in caplog.text
+
+
 def test_cli_resume_keeps_the_recipe_and_run_json_says_so(tiny_model_dir, tmp_path, capsys):
     """Also the warmup as the release's DeepSpeed launch runs it, across a resume: the rate each
     optimiser step applies (read from the optimiser as it steps) and the logged `lr` are that rate."""

@@ -484,7 +484,11 @@ def _train(cfg: TrainConfig, progress: Progress | None, boundary: StepBoundary) 
     if cfg.stage == 2 and images is None and cfg.image_ratio > 0:
         log.warning("stage 2 without --images: training on videos only")
     sources = scan_sources(cfg.data, cfg.resolution, images=images, lq=cfg.lq, frame_stride=cfg.frame_stride)
-    log.info("training on %s", sources.summary())
+    drawn = cfg.batch_size * accelerator.num_processes  # items a micro-step draws: fewer repeat in it (a wrong --data?)
+    few = [f"{n} {what}{'s' * (n != 1)}" for n, what in ((len(sources.videos), "clip"), (len(sources.images), "image"))
+           if 0 < n < drawn]  # fmt: skip
+    log.info("training on %s%s", sources.summary(),
+             f"; a batch takes {drawn}, more than the {' and '.join(few)}: they repeat in each batch" if few else "")  # fmt: skip
     data_cfg = DataConfig(
         crop=cfg.resolution, seed=cfg.seed, frame_stride=cfg.frame_stride, degradation=cfg.degradation
     )
