@@ -873,11 +873,6 @@ def degrade_file(
     if not read:
         raise InputError(f"{src}: no frames")
     frames = np.stack(read)
-    from dove_cli.train.data import transparent
-
-    if mode == "image" and transparent(src):
-        log.warning("%s: the alpha channel is dropped: the colours stored under it are degraded (as training and "
-                    "`dove upscale` read them)", src)  # fmt: skip
     clip = to_unit(frames)
     h, w = clip.shape[-2:]
     if h % SCALE or w % SCALE:
@@ -885,6 +880,11 @@ def degrade_file(
         log.warning("%s: %dx%d -> %dx%d (HQ %dx%d from the top-left: the LQ is 1/%d of a multiple of %d)", src, w, h,
                     hq_w // SCALE, hq_h // SCALE, hq_w, hq_h, SCALE, SCALE)  # fmt: skip
         clip = clip[..., :hq_h, :hq_w]
+    from dove_cli.train.data import transparent
+
+    if mode == "image" and transparent(src):
+        log.warning("%s: the alpha channel is dropped: the colours stored under it are degraded (as training and "
+                    "`dove upscale` read them)", src)  # fmt: skip
     lq, record = degrade(clip, cfg, np.random.default_rng(seed), mode=mode)
     out = to_uint8(lq * 255.0)
     height, width = out.shape[1:3]
