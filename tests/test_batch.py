@@ -1286,6 +1286,10 @@ def test_a_folder_manifest_naming_one_of_its_outputs_is_refused(folder, tmp_path
         assert str(err.value) == (f"--manifest {out / 'b.mkv'} is {folder / 'b.mkv'}'s output; give it its own name, "
                                   f"like {out / 'b.mkv'}.json")  # fmt: skip
         assert not out.exists()
+    spelled = out / ".." / "out" / "a.mp4"  # the same file, spelled otherwise
+    with pytest.raises(OptionError, match=f"is {folder / 'a.mp4'}'s output"):
+        upscale_batch(folder, out, manifest=spelled, **OPTS)
+    assert not out.exists()
 
 
 def test_a_second_run_on_one_manifest_is_refused(folder, tmp_path):

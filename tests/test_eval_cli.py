@@ -288,6 +288,8 @@ def test_upscale_eval_mistakes_stop_before_the_run(tmp_path, capsys):
          f"--eval-json {tmp_path}: is a folder; give a file name like {tmp_path / 'scores.json'}"),
         (["--eval", str(demo_clip("007.mp4")), "--eval-json", str(out)],
          f"--eval-json {out}: is the output (-o); give the scores their own name, like {out}.json"),
+        (["--eval", str(demo_clip("007.mp4")), "--eval-json", str(tmp_path / ".." / tmp_path.name / "out.mp4")],
+         "/out.mp4: is the output (-o)"),
     ):  # fmt: skip
         code, _, err = run(["upscale", str(demo_clip("007.mp4")), "-o", str(out), "--model", "bilinear", *extra],
                            capsys)  # fmt: skip

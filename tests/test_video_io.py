@@ -3943,3 +3943,23 @@ def test_audio_only_reads_a_name_with_a_colon(tmp_path, monkeypatch):
     (tmp_path / "a:b.m4a").write_bytes((tmp_path / "plain.m4a").read_bytes())
     monkeypatch.chdir(tmp_path)
     assert audio_only(Path("plain.m4a")) and audio_only(Path("a:b.m4a"))
+
+
+def test_writes_to_knows_an_output_however_spelled(tmp_path):
+    """A --manifest or --eval-json compared with the output by `Path.absolute()` missed `OUT/../OUT/a.mp4`,
+    a symlinked folder and an image of the output's pattern, and replaced the picture with JSON."""
+    from dove_cli.video_io import writes_to
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (tmp_path / "link").symlink_to(out)
+    (out / "a.mp4").write_bytes(b"")
+    (tmp_path / "a_link.mp4").symlink_to(out / "a.mp4")
+    video = out / "a.mp4"
+    for same in (video, out / ".." / "out" / "a.mp4", tmp_path / "link" / "a.mp4", tmp_path / "a_link.mp4"):
+        assert writes_to(video, same), same
+    assert writes_to(out / "new.mkv", tmp_path / "link" / "new.mkv")  # not there yet: its folder is
+    pattern = out / "f_%06d.png"
+    assert writes_to(pattern, tmp_path / "link" / "f_000001.png") and writes_to(pattern, out / "f_1234567.png")
+    for other in (out / "b.mp4", out / "a.mp4.json", out / "f_1.png", out / "g_000001.png", tmp_path / "f_000001.png"):
+        assert not writes_to(pattern, other) and not writes_to(video, other), other

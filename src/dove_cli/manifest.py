@@ -338,7 +338,7 @@ def check_manifest(
     is the manifest of the same `folder` run (run again, it skips the finished files: exit 0).
     stdout and special files (is_special) are written as they are: nothing is read or replaced."""
     for output, source in outputs.items():
-        if path.absolute() == output.absolute():
+        if video_io.writes_to(output, path):
             whose = "the output file" if folder is None else f"{source}'s output"
             raise OptionError(f"--manifest {path} is {whose}; give it its own name, like {output}.json")
     if is_stdout(path) and sys.stdout is None:  # said now, not after hours of work

@@ -1182,7 +1182,7 @@ class EvalRequest:
         json_file = None if self.json_on_stdout else self.json_out
         check_result_files(json_file, None, None, names, [input, self.gt], opts.overwrite, json_option="--eval-json")
         items = planned_outputs(input, output, opts)
-        if json_file is not None and (same := [s for s, t in items if t.absolute() == json_file.absolute()]):
+        if json_file is not None and (same := [s for s, t in items if video_io.writes_to(t, json_file)]):
             whose = "the output (-o)" if same[0] == input else f"{same[0]}'s output"
             raise OptionError(f"--eval-json {json_file}: is {whose}; give the scores their own name, like "
                               f"{json_file}.json")  # fmt: skip

@@ -62,6 +62,7 @@ from dove_cli.video_io.paths import (
     through_links,
     write_failed,
     write_whole,
+    writes_to,
 )
 from dove_cli.video_io.reader import (
     DEINTERLACE_MODES,
@@ -135,6 +136,7 @@ __all__ = [
     "video_length",
     "write_failed",
     "is_special",
+    "writes_to",
     "write_whole",
     "x264_options",
 ]

@@ -75,6 +75,20 @@ def is_image_path(path: str | Path) -> bool:
     return Path(path).suffix.lower() in READ_IMAGE_EXTENSIONS
 
 
+def writes_to(output: Path, path: Path) -> bool:
+    """Whether the run writing `output` would write `path` too: the same file however spelled
+    (`OUT/../OUT/a.mp4`, a symlinked folder, a link to it), or one of an image pattern's images
+    (`frames/000001.png` of `frames/%06d.png`). For a side file (--manifest, --eval-json) that must
+    not replace the picture."""
+    if path.resolve() == output.resolve():
+        return True
+    return (
+        is_pattern(output)
+        and path.parent.resolve() == output.parent.resolve()
+        and (frame_number(output, path.name) is not None)
+    )
+
+
 def is_pattern(path: str | Path) -> bool:
     """Whether `path` names an image sequence (frames/%06d.png): an image extension and exactly one
     %d / %0Nd field. Any other `%` is part of a plain name (`50%_speed.mp4`, `clip 100%.png`)."""
