@@ -284,7 +284,7 @@ def test_a_run_folder_resumes_from_any_working_folder(tmp_path, monkeypatch):
     saved["config"]["data"] = hq
     state.write_text(json.dumps(saved))
     assert build_config(1, None, **resume).data == hq
-    assert build_config(1, None, **resume, data="../link/HQ/").data == "../link/HQ/"
+    assert build_config(1, None, **resume, data="../link/HQ/").data == hq  # the saved path stays, not the link's
     with pytest.raises(OptionError, match=r"--data ../a \(saved "):
         build_config(1, None, **resume, data="../a")
 

@@ -305,6 +305,9 @@ def build_config(default_stage: int = 1, config_file: str | Path | None = None, 
             given["output_dir"] = str(folder)
         base = saved_config(read_state(ckpt))
         refuse_recipe_changes(base, given)
+        for key in set(PATH_OPTIONS) - RESUMABLE:  # the same data given through a link: the saved path stays
+            if key in given and all(Path(path).is_absolute() for path in _paths(key, getattr(base, key))):
+                given.pop(key)
     else:
         base = TrainConfig.for_stage(int(given.pop("stage", None) or default_stage))
     return base.replace(**given)
