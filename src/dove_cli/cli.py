@@ -1130,6 +1130,15 @@ def _option_as_value(args: list[str], options: dict[str, bool]) -> str | None:
     return None
 
 
+def _foreign_option(args: list[str], options: dict[str, bool]) -> str | None:
+    """Another tool's option typed to `dove upscale` (`-c:v`, `--fp32`, `--outscale`): the dove way, said
+    before click guesses a near name (`--fps`) or splits `-ss` into dove's `-s`."""
+    from dove_cli.foreign import foreign_option
+
+    name = next((arg for arg in args if not arg.startswith("-")), None)
+    return foreign_option(args[args.index(name) + 1 :], options) if name == "upscale" else None
+
+
 def _output_hint(message: str, args: list[str], options: dict[str, bool]) -> str:
     """`dove upscale in.mp4 out.mp4` (as cp is written): the last of two names offered as -o's."""
     if not message.startswith("Missing option '--output'"):
@@ -1180,7 +1189,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     options = _command_options(args)
     args = _options_before_dashes(args, options)
-    if mistake := _option_as_value(args, options):
+    if mistake := _option_as_value(args, options) or _foreign_option(args, options):
         _print_error(mistake)
         _restore(previous)
         sys.exit(2)
