@@ -819,6 +819,10 @@ X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium"
                 "placebo")  # fmt: skip
 
 
+# Codecs whose encoder ignores a bitrate (--codec-option b=) while a CRF is set: one or the other.
+BITRATE_OR_CRF = ("h264", "hevc", "av1")
+
+
 # The encoders' lists of their own settings (ffmpeg's -x265-params a=1:b=2), where dove has some.
 PARAM_LISTS = {"libx265": "x265-params", "libx264": "x264-params", "libsvtav1": "svtav1-params"}
 
@@ -846,7 +850,21 @@ def encoder_options(
         raise OptionError(f"--preset {preset} is not a prores profile ({', '.join(PRORES_PROFILES)})")
     if name == "prores" and "profile" in (extra or {}):  # the pixel format follows --preset (profile_spec)
         raise OptionError(f"--codec-option profile: give the prores profile as --preset ({', '.join(PRORES_PROFILES)})")
-    crf = spec.crf if crf is None else crf
+    extra = {str(k): str(v) for k, v in (extra or {}).items()}
+    # the encoder's own names for what --crf and --preset set: given both ways, one would silently win
+    flags = {"crf": ("--crf", crf), "preset": ("--preset", preset)}
+    flags |= {"cpu-used": ("--preset", preset), "deadline": ("--preset", preset)} if name == "vp9" else {}
+    flags |= {"global_quality": ("--crf", crf)} if name == "prores" else {"cq": ("--crf", crf)} if name in NVENC else {}
+    if said := [f"{flag} {value} and --codec-option {k}={extra[k]}" for k, (flag, value) in flags.items()
+                if k in extra and value is not None]:  # fmt: skip
+        raise OptionError(f"{said[0]} both set the same thing; give one")
+    if "b" in extra and name in BITRATE_OR_CRF:  # the encoder keeps the CRF and drops a bitrate: one of them
+        if crf is not None:
+            raise OptionError(f"--codec-option b={extra['b']} and --crf {crf}: {name} encodes at a bitrate or at a "
+                              "quality, not both; drop one (--codec-option maxrate=..,bufsize=.. caps a --crf's rate)")  # fmt: skip
+        crf = None  # a bitrate mode: no CRF of dove's to override it
+    else:
+        crf = spec.crf if crf is None else crf
     preset = spec.preset if preset is None else preset
     if name in ("h264", "hevc", "av1", "vp9"):
         if crf is not None:
@@ -870,7 +888,7 @@ def encoder_options(
     if name == "ffv1":
         opts.setdefault("level", "3")
         opts.setdefault("slicecrc", "1")
-    opts.update({str(k): str(v) for k, v in (extra or {}).items()})
+    opts.update(extra)
     own = {"libx265": ["log-level=error"], "libx264": list(x264_options().values())}.get(spec.encoder, [])
     if key := PARAM_LISTS.get(spec.encoder):
         if listed := ":".join([*own, *params, *([opts[key]] if opts.get(key) else [])]):
