@@ -112,3 +112,57 @@ def test_a_codec_option_alone_still_sets_the_encoder(tmp_path, capsys):
         ["upscale", str(clip), "-o", str(out), "-m", "bilinear", "-s", "2", "-q", "--codec-option", "crf=30"], capsys
     )
     assert code == 0 and b"crf=30.0" in out.read_bytes(), err
+
+
+def test_a_fractional_scale_points_at_size(tmp_path, capsys):
+    """Real-ESRGAN's -s 3.5 (its --outscale): dove's --scale is the model's whole factor; --size is the way."""
+    code, err = run(["upscale", str(tmp_path / "in.mp4"), "-o", str(tmp_path / "o.mp4"), "-s", "3.5"], capsys)
+    assert code == 2 and "not a whole number" in err and "--size WxH" in err and len(err.splitlines()) == 1, err
+
+
+@pytest.mark.parametrize(
+    ("codec", "preset", "said"),
+    [
+        ("av1", "slow", "0, the slowest, to 13"),
+        ("av1", "20", "0, the slowest, to 13"),
+        ("vp9", "slow", "good, best, realtime, or a speed from -8 to 8"),
+    ],
+)
+def test_a_preset_av1_or_vp9_lacks_names_theirs(codec, preset, said, tmp_path, capsys):
+    clip = make_clip(tmp_path / "in.mp4", frames=1)
+    code, err = run(["upscale", str(clip), "-o", str(tmp_path / "o.mkv"), "-m", "bilinear", "--codec", codec,
+                     "--preset", preset, "--dry-run"], capsys)  # fmt: skip
+    assert code == 2 and f"--preset {preset} is not a" in err and f"{codec} preset (" in err and said in err, err
+
+
+@pytest.mark.parametrize(("codec", "preset"), [("av1", "12"), ("vp9", "4"), ("vp9", "best")])
+def test_the_presets_av1_and_vp9_have_still_run(codec, preset, tmp_path, capsys):
+    clip = make_clip(tmp_path / "in.mp4", frames=1)
+    code, err = run(["upscale", str(clip), "-o", str(tmp_path / "o.mkv"), "-m", "bilinear", "--codec", codec,
+                     "--preset", preset, "--dry-run"], capsys)  # fmt: skip
+    assert code == 0, err
+
+
+def test_ffmpegs_native_endian_pixel_format_name_is_taken(tmp_path, capsys):
+    """`ffmpeg -pix_fmt yuv420p10` works (native-endian alias): dove writes yuv420p10le for it (read back by PyAV)."""
+    import av
+
+    clip = make_clip(tmp_path / "in.mp4", frames=1)
+    out = tmp_path / "o.mp4"
+    code, err = run(
+        ["upscale", str(clip), "-o", str(out), "-m", "bilinear", "-s", "2", "-q", "--pix-fmt", "yuv420p10"], capsys
+    )
+    assert code == 0, err
+    with av.open(str(out)) as container:
+        assert container.streams.video[0].codec_context.pix_fmt == "yuv420p10le"
+
+
+def test_a_missing_gpu_error_names_the_device_asked_for(monkeypatch):
+    import torch
+
+    from dove_cli.errors import OptionError
+    from dove_cli.models import pick_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(OptionError, match=r"^--device cuda:1 was asked for, but no CUDA GPU is visible$"):
+        pick_device("cuda:1")

@@ -1139,6 +1139,13 @@ def _foreign_option(args: list[str], options: dict[str, bool]) -> str | None:
     return foreign_option(args[args.index(name) + 1 :], options) if name == "upscale" else None
 
 
+def _scale_hint(message: str) -> str:
+    """`--scale 3.5` (Real-ESRGAN's --outscale): the model's factor is whole; another size is --size's."""
+    if message.startswith("Invalid value for '--scale'") and "not a whole number" in message:
+        return "; the model upscales by a whole factor (2, 3, 4): for another size resample with --size WxH or --size 1080p"
+    return ""
+
+
 def _output_hint(message: str, args: list[str], options: dict[str, bool]) -> str:
     """`dove upscale in.mp4 out.mp4` (as cp is written): the last of two names offered as -o's."""
     if not message.startswith("Missing option '--output'"):
@@ -1205,7 +1212,9 @@ def main(argv: list[str] | None = None) -> None:
         message = exc.format_message()
         for said, plain in TYPER_WORDS.items():
             message = message.replace(said, plain)
-        _print_error(f"{message.rstrip('.')}{hint}{_dash_name_hint(exc, args)}{_output_hint(message, args, options)}")
+        _print_error(
+            f"{message.rstrip('.')}{hint}{_dash_name_hint(exc, args)}{_output_hint(message, args, options)}{_scale_hint(message)}"
+        )
         code = exc.exit_code
     except _click.ClickException as exc:
         _print_error(exc.format_message())

@@ -48,7 +48,7 @@ def pick_device(name: str | None) -> torch.device:
         raise OptionError(f"unknown --device {name!r} (cpu, cuda, cuda:N or mps)") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise OptionError("--device cuda was asked for, but no CUDA GPU is visible")
+            raise OptionError(f"--device {name} was asked for, but no CUDA GPU is visible")
         if device.index is None:  # "cuda" != "cuda:0" to torch and accelerate: always name the index
             device = torch.device("cuda", torch.cuda.current_device())
         if device.index >= torch.cuda.device_count():

@@ -185,7 +185,7 @@ class UpscaleOptions:
         short="-m",
         metavar="NAME",
     )
-    scale: int = option(4, "Upscaling factor.", short="-s", metavar="N")
+    scale: int = option(4, "Upscaling factor, a whole number (any other size: --size).", short="-s", metavar="N")
     device: str | None = option(None, "cuda, cuda:1 or cpu (default: cuda when present).", metavar="DEVICE")
     dtype: Literal["bf16", "fp16", "fp32"] | None = option(None, "Default: bf16 on a GPU, fp32 on the CPU.")
     vram: float | None = option(None, "Plan for a GPU with this much memory (GiB): with --dry-run, on any machine, "

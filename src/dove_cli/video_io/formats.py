@@ -587,6 +587,7 @@ def choose_pix_fmt(
         hint = f"did you mean {close[0]}? " if close else ""
         raise OptionError(f"--pix-fmt {pf}: unknown pixel format ({hint}{spec.encoder} writes "
                           f"{', '.join(sorted(supported))})") from None  # fmt: skip
+    pf = fmt.name  # FFmpeg's native-endian aliases as it names them, as ffmpeg takes them: yuv420p10 -> yuv420p10le
     if warn and high and max(c.bits for c in fmt.components) <= 8 and (hdr or not requested):
         log.warning("%s: %s", path, depth_lost(spec, pf, hdr, supported))
     if supported and pf not in supported:
@@ -819,6 +820,14 @@ X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium"
                 "placebo")  # fmt: skip
 
 
+VP9_DEADLINES = ("good", "best", "realtime")  # libvpx's deadline; a number is its cpu-used (speed)
+
+
+def _whole_in(text: str, lo: int, hi: int) -> bool:
+    """`text` is a whole number from `lo` to `hi` (an encoder's numbered presets)."""
+    return text.lstrip("-").isdigit() and lo <= int(text) <= hi
+
+
 # Codecs whose encoder ignores a bitrate (--codec-option b=) while a CRF is set: one or the other.
 BITRATE_OR_CRF = ("h264", "hevc", "av1")
 
@@ -846,6 +855,12 @@ def encoder_options(
         raise OptionError(f"--crf {crf} is out of range for {name} ({lo} to {hi}; lower is better)")
     if preset is not None and spec.encoder in ("libx264", "libx265") and preset not in X26X_PRESETS:
         raise OptionError(f"--preset {preset} is not an {name} preset ({', '.join(X26X_PRESETS)})")
+    if name == "av1" and preset is not None and not _whole_in(str(preset), -2, 13):
+        raise OptionError(f"--preset {preset} is not an av1 preset (0, the slowest, to 13, the fastest; default 8)")
+    if name == "vp9" and preset is not None and preset not in VP9_DEADLINES and not _whole_in(str(preset), -8, 8):
+        raise OptionError(
+            f"--preset {preset} is not a vp9 preset ({', '.join(VP9_DEADLINES)}, or a speed from -8 to 8)"
+        )
     if name == "prores" and preset is not None and preset not in PRORES_PROFILES:
         raise OptionError(f"--preset {preset} is not a prores profile ({', '.join(PRORES_PROFILES)})")
     if name == "prores" and "profile" in (extra or {}):  # the pixel format follows --preset (profile_spec)
