@@ -166,3 +166,22 @@ def test_a_missing_gpu_error_names_the_device_asked_for(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(OptionError, match=r"^--device cuda:1 was asked for, but no CUDA GPU is visible$"):
         pick_device("cuda:1")
+
+
+@pytest.mark.parametrize(
+    ("tile", "said"), [("100", "of 96 px, 32 px overlap (--tile 100 rounded down"), ("96", "of 96 px, 32 px overlap\n")]
+)
+def test_a_tile_rounded_to_the_models_block_is_said_in_the_plan(tile, said, tmp_path, capsys):
+    """Real-ESRGAN users size -t for their card: --tile 100 runs 96 px tiles (tiny's block is 32 output px:
+    100 // 32 * 32), and the plan says so; a tile of whole blocks is shown as it is."""
+    clip = make_clip(tmp_path / "in.mp4", frames=1)
+    code, out = run_out(
+        ["upscale", str(clip), "-o", str(tmp_path / "o.mp4"), "-m", "tiny", "--tile", tile, "--dry-run"], capsys
+    )
+    assert code == 0 and said in out and ("rounded down to" in out) == (tile == "100"), out
+
+
+def run_out(argv: list[str], capsys) -> tuple[int, str]:
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    return int(exc.value.code or 0), capsys.readouterr().out

@@ -283,6 +283,7 @@ def make_plan(
         tile=(tile if opts.parity else tiled[0].length) if len(ys) > 1 or len(xs) > 1 else 0,
         tile_overlap=tile_overlap,
         tiles=len(ys) * len(xs),
+        tile_asked=opts.tile if not opts.parity and len(ys) * len(xs) > 1 and 0 < tiled[0].length < opts.tile else 0,
         chunks=chunks,
         device=str(device),
         dtype=str(dtype).replace("torch.", ""),

@@ -47,6 +47,7 @@ class Plan:
     est_peak_host_bytes: int
     est_seconds: float | None
     est_note: str = ""  # said beside the time estimate: the machine is busy (humanize.busy_note)
+    tile_asked: int = 0  # --tile as given where the tiles are smaller (rounded down to the model's block): said
     vae_tiling: bool = False  # the VAE decodes in tiles: asked (--vae-tiling, --parity), or past one piece
     work_ratio: float = 1.0  # pixel-frames the model processes per output pixel-frame (overlaps, padding)
     # window lengths in frames the model takes (the last chunk's)
