@@ -185,3 +185,18 @@ def run_out(argv: list[str], capsys) -> tuple[int, str]:
     with pytest.raises(SystemExit) as exc:
         main(argv)
     return int(exc.value.code or 0), capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("typed", "said"),
+    [
+        (["--codec-option", "x265-params=aq-mode=3"], "x265-params: libx265's, not libx264's: add --codec hevc"),
+        (["--codec", "hevc", "--codec-option", "x264-params=aq-mode=3"], "libx264's, not libx265's: add --codec h264"),
+    ],
+)
+def test_another_encoders_settings_list_names_its_codec(typed, said, tmp_path, capsys):
+    clip = make_clip(tmp_path / "in.mp4", frames=1)
+    code, err = run(
+        ["upscale", str(clip), "-o", str(tmp_path / "o.mp4"), "-m", "bilinear", *typed, "--dry-run"], capsys
+    )
+    assert code == 2 and said in err, err

@@ -773,6 +773,11 @@ def check_encoder_options(
     if "movflags" in unknown:  # ffmpeg's -movflags is the MP4/MOV muxer's, which dove sets itself
         raise OptionError(f"--codec-option movflags: a muxer option, not {encoder}'s; .mp4 and .mov outputs "
                           "are written with their index first (+faststart) already")  # fmt: skip
+    owners = {key: enc for enc, key in PARAM_LISTS.items() if key in unknown}  # another encoder's own list
+    if owners:
+        key, owner = next(iter(owners.items()))
+        codec = next(name for name, spec in CODECS.items() if spec.encoder == owner)
+        raise OptionError(f"--codec-option {key}: {owner}'s, not {encoder}'s: add --codec {codec}")
     if unknown:
         raise OptionError(f"--codec-option {', '.join(unknown)}: {encoder} has no such option")
 
