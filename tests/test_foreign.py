@@ -40,7 +40,7 @@ def run(argv: list[str], capsys) -> tuple[int, str]:
         (["--batch_size", "5"], "--chunk"),
         (["--quality", "18"], "--crf"),
         (["-crf", "18"], "--crf"),
-        (["--bitrate", "5M"], "no bitrate mode"),
+        (["--bitrate", "5M"], "a bitrate is --codec-option b=5M"),
         (["-x265-params", "aq-mode=3"], "--codec-option x265-params="),
         (["--preserve_vram"], "--offload"),
     ],

@@ -22,7 +22,7 @@ _PREVIEW = "a piece of the video is --preview START+DURATION (e.g. 1:20+5s)"
 _RATE = "dove has no frame-rate change or interpolation: it keeps the input's timing (change the rate afterwards, e.g. ffmpeg -vf fps=30 or minterpolate)"  # noqa: E501
 _INPUT = "the input is the first argument: dove upscale INPUT -o OUTPUT"
 _CODEC_OPTION = "encoder settings are --codec-option KEY=VALUE (repeatable)"
-_BITRATE = "dove has no bitrate mode: it encodes at a quality (--crf); cap the rate with --codec-option maxrate=5M --codec-option bufsize=10M"  # noqa: E501
+_BITRATE = "a bitrate is --codec-option b=5M (h264, hevc, av1: no --crf then); or cap a --crf encode with --codec-option maxrate=5M --codec-option bufsize=10M"  # noqa: E501
 _MODEL = "the model is --model NAME|FOLDER (-m)"
 _TILE = "tiles are --tile PX, in output px (Real-ESRGAN's -t 512 at x4 is --tile 2048)"
 _OVERLAP = "the tile overlap is --tile-overlap PX (output px)"
