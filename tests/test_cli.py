@@ -1983,9 +1983,10 @@ def test_bench_names_its_input(tmp_path, capsys, caplog):
     assert "pix-fmt" not in caplog.text, caplog.text
 
 
-def test_bench_reports_its_first_run_apart_from_the_best(tmp_path, capsys):
+def test_bench_reports_its_first_run_apart_from_the_best(tmp_path, capsys, caplog):
     """The first run (with --compile, the compilation: a one-time cost) was never reported, only the
-    fastest timed one after it."""
+    fastest timed one after it. Each run is said as it starts (the default bench printed nothing for
+    minutes, then its table)."""
     args = ["bench", "--model", "bilinear", "--frames", "2", "--height", "64", "--width", "64", "--json"]
     code, out, err = run([*args, "--warmup", "0", "--repeat", "1"], capsys)
     one = json.loads(out)
@@ -1993,6 +1994,9 @@ def test_bench_reports_its_first_run_apart_from_the_best(tmp_path, capsys):
     code, out, err = run([*args, "--warmup", "1", "--repeat", "1"], capsys)
     two = json.loads(out)
     assert code == 0 and two["first_seconds"] > 0 and two["first_seconds"] != two["seconds"], err
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("dove bench: ")]
+    assert said[-3:] == ["dove bench: loading bilinear on cpu", "dove bench: run 1 of 2 (warm-up, not timed)",
+                         "dove bench: run 2 of 2"], said  # fmt: skip
 
 
 def test_degrade_gives_no_advice_for_options_it_lacks(tmp_path, capsys, caplog):

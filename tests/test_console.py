@@ -202,7 +202,10 @@ def test_tables_outside_a_terminal_are_plain_ascii(tmp_path, capsys, monkeypatch
     assert all(line.isascii() and line == line.rstrip() for line in lines), out
     code, out, err = run(["upscale", str(tmp_path / "in"), "-o", str(tmp_path / "out"), *argv], capsys)
     lines = out.splitlines()
-    assert lines[0] == "plan (--dry-run; GPU memory and time estimated)" and lines[1].startswith("file "), out
+    assert lines[0] == "plan (--dry-run)" and lines[1].startswith("file "), out  # (nothing was estimated)
+    code, out, err = run(["upscale", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--dry-run", "-m", "tiny"],
+                         capsys)  # fmt: skip
+    assert code == 0 and out.splitlines()[0] == "plan (--dry-run; time estimated)", out  # (no GPU: no memory)
     assert code == 0 and [c.strip() for c in lines[1].split("|")] == ["file", "frames", "size", "calls", "work",
                                                                       "GPU memory", "time"], out  # fmt: skip
     row = [c.strip() for c in lines[3].split("|")]  # (no GPU here, and no model to time)

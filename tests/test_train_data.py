@@ -70,8 +70,11 @@ def test_short_small_and_unreadable_clips_are_skipped_and_counted(tmp_path, demo
     src = T.scan_sources(tmp_path, (40, 64, 64))  # 002 has 32 frames
     assert src.skipped["too_short"] == 1 and f"1 too short, under 40 frames ({tmp_path / '002.mp4'})" in caplog.text
     caplog.clear()
-    with pytest.raises(InputError, match=r"no usable clips .*; skipped 1 unreadable \(.*broken.mp4\); 3 too small, "):
+    with pytest.raises(
+        InputError, match=r"no usable clips .*; skipped 1 unreadable \(.*broken.mp4\); 3 too small, "
+    ) as err:
         T.scan_sources(tmp_path, (5, 512, 512))
+    assert str(err.value).endswith("; a smaller --resolution FRAMESxHxW takes smaller clips")  # what to change
     assert "skipped training files" not in caplog.text  # said once, in the error
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from dove_cli import video_io
+from dove_cli import note, video_io
 from dove_cli.errors import OptionError
 from dove_cli.models import check_quantize, load_model, resolve_device
 from dove_cli.options import UpscaleOptions, check_options
@@ -77,10 +77,12 @@ def run_bench(
         if model == "full-random" and dev.type == "cpu":
             log.warning("building the 5.6e9-parameter model on the CPU: about %d GB of RAM and a very slow run",
                         11 if dt != torch.float32 else 22)  # fmt: skip
+        note.info("dove bench: loading %s on %s", model, dev)  # (the table comes at the end: say what runs)
         restorer = load_model(opts, dev, dt)
         best: tuple[UpscaleResult, StageTimer] | None = None
         first = 0.0  # the first run's seconds: with --compile, the compilation (a one-time cost)
         for i in range(warmup + max(repeat, 1)):
+            note.info("dove bench: run %d of %d%s", i + 1, warmup + repeat, " (warm-up, not timed)" * (i < warmup))
             timer = StageTimer(sync=True)
             result = upscale(clip, Path(tmp) / "out.mp4", opts, restorer=restorer, timer=timer)
             first = result.seconds if i == 0 else first

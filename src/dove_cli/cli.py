@@ -456,6 +456,7 @@ def bench_cmd(
     from dove_cli.bench import run_bench, stage_rows
 
     console = out_console("the timings")  # (stdout closed: said before the work)
+    note.setLevel(logging.INFO)  # each run said as it starts (on stderr): the table comes at the end
     report = run_bench(options, input=input, frames=frames, height=height, width=width, warmup=warmup, repeat=repeat)
     if json_out:
         console.out(json.dumps(report, indent=2), highlight=False)

@@ -622,11 +622,14 @@ class BatchBars(UpscaleBar):
 def print_batch_plans(items: list[BatchItem], console: Console) -> None:
     """`--dry-run` for a folder: a row per video (its plan, or why there is none) and the totals."""
     gib = 1024**3
-    table = Table(title="plan (--dry-run; GPU memory and time estimated)", show_edge=False)
+    planned = [item.result for item in items if item.status == "done"]
+    kinds = [kind for kind, some in (("GPU memory", any(p.est_peak_device_bytes for p in planned)),
+                                     ("time", any(p.est_seconds is not None for p in planned))) if some]  # fmt: skip
+    title = f"plan (--dry-run; {' and '.join(kinds)} estimated)" if kinds else "plan (--dry-run)"
+    table = Table(title=title, show_edge=False)
     for column in ("file", "frames", "size", "calls", "work", "GPU memory", "time"):  # a long name folds
         table.add_column(column, justify="left" if column in ("file", "size") else "right", no_wrap=column != "file",
                          overflow="fold" if column == "file" else "ellipsis")  # fmt: skip
-    planned = [item.result for item in items if item.status == "done"]
     for item, shown in zip(items, apart([item.name for item in items]), strict=True):  # (an NFC and an NFD café)
         p = item.result
         name = shown if item.output.name == item.input.name else f"{shown} -> {item.output.name}"

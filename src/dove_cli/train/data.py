@@ -276,6 +276,7 @@ def scan_sources(
     if not videos:  # the error says what was skipped: no warning before it
         raise InputError(
             f"{str(data) or Path.cwd()}: no usable clips (need >= {span} frames of >= {h}x{w}){'; skipped ' + counts if counts else ''}"
+            f"{'; a smaller --resolution FRAMESxHxW takes smaller clips' if counts else ''}"
         )
     if images is not None and not image_infos:
         raise InputError(f"{images}: no usable images (need >= {h}x{w}){'; skipped ' + counts if counts else ''}")
