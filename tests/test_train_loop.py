@@ -249,7 +249,7 @@ def test_resume_takes_the_saved_recipe_and_refuses_another(tmp_path):
     assert [p.name for p in out.iterdir()] == ["checkpoints"]
 
 
-def test_a_run_folder_resumes_from_any_working_folder(tmp_path, monkeypatch):
+def test_a_run_folder_resumes_from_any_working_folder(tmp_path, monkeypatch, caplog):
     """Paths are saved absolute; a path given anew counts as unchanged where it names the same folder
     (relative to another working folder, or through a link). run.json of older versions kept them as
     typed: a path that ends with the saved one matches it, and a missing one is said as the run's."""
@@ -287,6 +287,14 @@ def test_a_run_folder_resumes_from_any_working_folder(tmp_path, monkeypatch):
     assert build_config(1, None, **resume, data="../link/HQ/").data == hq  # the saved path stays, not the link's
     with pytest.raises(OptionError, match=r"--data ../a \(saved "):
         build_config(1, None, **resume, data="../a")
+    # the data moved: the line that says so is followed, not refused as a change of recipe
+    (tmp_path / "a" / "HQ").rename(tmp_path / "a" / "HQ2")
+    with pytest.raises(OptionError, match=rf"^--data {hq}: the resumed run's, no such file or folder; give --data "):
+        build_config(1, None, **resume)
+    assert build_config(1, None, **resume, data="../a/HQ2").data == "../a/HQ2"  # (saved absolute by to_dict)
+    assert f"--data ../a/HQ2: the run's saved {hq} is gone; resuming with this as its new place" in caplog.text
+    with pytest.raises(OptionError, match=r"--data ../b/none \(saved "):  # somewhere that is not there either
+        build_config(1, None, **resume, data="../b/none")
 
 
 def test_options_of_the_wrong_stage_and_a_bad_output_folder_stop_before_the_data_scan(tmp_path, monkeypatch):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import logging
 import math
 import os
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 from dove_cli.errors import OptionError
 from dove_cli.options import option
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -306,7 +309,8 @@ def build_config(default_stage: int = 1, config_file: str | Path | None = None, 
         base = saved_config(read_state(ckpt))
         refuse_recipe_changes(base, given)
         for key in set(PATH_OPTIONS) - RESUMABLE:  # the same data given through a link: the saved path stays
-            if key in given and all(Path(path).is_absolute() for path in _paths(key, getattr(base, key))):
+            old = getattr(base, key)
+            if key in given and not _gone(key, old) and all(Path(path).is_absolute() for path in _paths(key, old)):
                 given.pop(key)
     else:
         base = TrainConfig.for_stage(int(given.pop("stage", None) or default_stage))
@@ -346,7 +350,7 @@ def refuse_recipe_changes(saved: TrainConfig, values: dict[str, Any]) -> None:
         if key in RESUMABLE or key not in names:
             continue
         old, new = getattr(saved, key), _coerce(key, value)
-        if not (_same_paths(key, old, new) if key in PATH_OPTIONS else new == old):
+        if not (_same_paths(key, old, new) or _moved(key, old, new) if key in PATH_OPTIONS else new == old):
             was = _as_flag(key, old) if isinstance(old, bool) else _spell(old)
             changes.append(f"{_as_flag(key, new)} (saved {was})")
     if changes:
@@ -400,9 +404,30 @@ def _same_path(key: str, saved: Any, given: Any) -> bool:
     return not old.is_absolute() and new.absolute().parts[-len(old.parts) :] == old.parts
 
 
+MOVABLE = ("data", "images", "lq", "val_data", "degradation")  # the run's data: it may move between runs
+
+
+def _gone(key: str, value: Any) -> bool:
+    """A resumed run's saved data paths that are all gone (moved or renamed since). A relative one (older
+    versions saved them as typed) is never said gone: from another folder it cannot be told."""
+    paths = _paths(key, value) if key in MOVABLE else ()
+    absolute = all(Path(path).expanduser().is_absolute() for path in paths)
+    return bool(paths) and absolute and not any(Path(path).expanduser().exists() for path in paths)
+
+
+def _moved(key: str, saved: Any, given: Any) -> bool:
+    """The saved data is gone and other data, which exists, is given: taken as where it went (dove cannot
+    tell the same clips from others, so it says so) rather than refused as a change of recipe."""
+    if not _gone(key, saved) or not _paths(key, given) or not all(Path(p).exists() for p in _paths(key, given)):
+        return False
+    log.warning("--%s %s: the run's saved %s is gone; resuming with this as its new place (the same data "
+                "is the same run; other data makes another)", key.replace("_", "-"), _spell(given), _spell(saved))  # fmt: skip
+    return True
+
+
 def _check_saved_path(key: str, value: Any) -> None:
     """A resumed run's saved data that is gone: one line saying it is the run's, and what to give."""
-    if key not in ("data", "images", "lq", "val_data", "degradation"):
+    if key not in MOVABLE:
         return
     for path in _paths(key, value):
         if not Path(path).expanduser().exists():
@@ -411,7 +436,7 @@ def _check_saved_path(key: str, value: Any) -> None:
                 f" in {os.getcwd()} (older versions saved it as typed, relative to the folder the run was started in)"
             )  # fmt: skip
             raise OptionError(f"{flag} {path}: the resumed run's, no such file or folder{where}; give {flag} anew "
-                              "with its full path (the same data counts as unchanged)")  # fmt: skip
+                              "with its full path (moved: its new place)")  # fmt: skip
 
 
 _HINTS: dict[str, Any] = get_type_hints(TrainConfig)  # field -> its type, to check config-file values
