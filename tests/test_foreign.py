@@ -5,15 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from dove_cli.cli import _command_options, main
+from dove_cli.cli import _command_options
 from dove_cli.foreign import FOREIGN
 from media import make_clip
-
-
-def run(argv: list[str], capsys) -> tuple[int, str]:
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    return int(exc.value.code or 0), capsys.readouterr().err
+from test_cli import run
 
 
 @pytest.mark.parametrize(
@@ -46,7 +41,7 @@ def run(argv: list[str], capsys) -> tuple[int, str]:
     ],
 )
 def test_other_tools_options_say_the_dove_way(typed, said, tmp_path, capsys):
-    code, err = run(["upscale", str(tmp_path / "in.mp4"), "-o", str(tmp_path / "o.mp4"), *typed], capsys)
+    code, _, err = run(["upscale", str(tmp_path / "in.mp4"), "-o", str(tmp_path / "o.mp4"), *typed], capsys)
     name = typed[0].partition("=")[0]
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert name in err and said in err, err
@@ -63,9 +58,9 @@ def test_dove_options_values_and_files_are_not_read_as_foreign(tmp_path, capsys,
     """-r alone is --recursive; a value of dove's own option, or an existing file, is no foreign option."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "-ss").write_bytes(b"")
-    code, err = run(["upscale", "a.mp4", "-o", "o.mp4", "-r", "--codec-option", "-t", "--", "-ss"], capsys)
+    code, _, err = run(["upscale", "a.mp4", "-o", "o.mp4", "-r", "--codec-option", "-t", "--", "-ss"], capsys)
     assert code == 2 and "no option" not in err and "recursive, not a frame rate" not in err, err
-    code, err = run(["upscale", "-ss", "-o", "o.mp4"], capsys)  # the file named -ss: click reads it as it did
+    code, _, err = run(["upscale", "-ss", "-o", "o.mp4"], capsys)  # the file named -ss: click reads it as it did
     assert code == 2 and "no option" not in err and "--scale" in err, err
 
 
@@ -74,13 +69,13 @@ def test_a_bitrate_is_a_bitrate_mode_not_silently_dropped(tmp_path, capsys):
     of its own then (x264's SEI says abr); with --crf too it is refused, nothing written."""
     clip = make_clip(tmp_path / "in.mp4", frames=3)
     out = tmp_path / "o.mp4"
-    code, err = run(
+    code, _, err = run(
         ["upscale", str(clip), "-o", str(out), "-m", "bilinear", "-s", "2", "-q", "--codec-option", "b=200k"], capsys
     )
     assert code == 0, err
     sei = out.read_bytes()
     assert b"rc=abr" in sei and b"bitrate=200" in sei and b"rc=crf" not in sei
-    code, err = run(
+    code, _, err = run(
         ["upscale", str(clip), "-o", str(tmp_path / "c.mp4"), "--codec-option", "b=200k", "--crf", "18"], capsys
     )
     assert code == 2 and "b=200k and --crf 18" in err and not (tmp_path / "c.mp4").exists(), err
@@ -100,7 +95,7 @@ def test_a_bitrate_is_a_bitrate_mode_not_silently_dropped(tmp_path, capsys):
 def test_a_setting_given_as_a_flag_and_a_codec_option_is_refused(typed, said, tmp_path, capsys):
     """Both from the user: which one wins was silent (the --codec-option); one line, exit 2."""
     clip = make_clip(tmp_path / "in.mp4", frames=1)
-    code, err = run(["upscale", str(clip), "-o", str(tmp_path / "o.mkv"), "-m", "bilinear", *typed], capsys)
+    code, _, err = run(["upscale", str(clip), "-o", str(tmp_path / "o.mkv"), "-m", "bilinear", *typed], capsys)
     assert code == 2 and said in err and "give one" in err and not (tmp_path / "o.mkv").exists(), err
 
 
@@ -108,7 +103,7 @@ def test_a_codec_option_alone_still_sets_the_encoder(tmp_path, capsys):
     """crf= without --crf overrides dove's default CRF, as before (x264's SEI says crf=30.0)."""
     clip = make_clip(tmp_path / "in.mp4", frames=1)
     out = tmp_path / "o.mp4"
-    code, err = run(
+    code, _, err = run(
         ["upscale", str(clip), "-o", str(out), "-m", "bilinear", "-s", "2", "-q", "--codec-option", "crf=30"], capsys
     )
     assert code == 0 and b"crf=30.0" in out.read_bytes(), err
@@ -116,7 +111,7 @@ def test_a_codec_option_alone_still_sets_the_encoder(tmp_path, capsys):
 
 def test_a_fractional_scale_points_at_size(tmp_path, capsys):
     """Real-ESRGAN's -s 3.5 (its --outscale): dove's --scale is the model's whole factor; --size is the way."""
-    code, err = run(["upscale", str(tmp_path / "in.mp4"), "-o", str(tmp_path / "o.mp4"), "-s", "3.5"], capsys)
+    code, _, err = run(["upscale", str(tmp_path / "in.mp4"), "-o", str(tmp_path / "o.mp4"), "-s", "3.5"], capsys)
     assert code == 2 and "not a whole number" in err and "--size WxH" in err and len(err.splitlines()) == 1, err
 
 
@@ -130,7 +125,7 @@ def test_a_fractional_scale_points_at_size(tmp_path, capsys):
 )
 def test_a_preset_av1_or_vp9_lacks_names_theirs(codec, preset, said, tmp_path, capsys):
     clip = make_clip(tmp_path / "in.mp4", frames=1)
-    code, err = run(["upscale", str(clip), "-o", str(tmp_path / "o.mkv"), "-m", "bilinear", "--codec", codec,
+    code, _, err = run(["upscale", str(clip), "-o", str(tmp_path / "o.mkv"), "-m", "bilinear", "--codec", codec,
                      "--preset", preset, "--dry-run"], capsys)  # fmt: skip
     assert code == 2 and f"--preset {preset} is not a" in err and f"{codec} preset (" in err and said in err, err
 
@@ -138,7 +133,7 @@ def test_a_preset_av1_or_vp9_lacks_names_theirs(codec, preset, said, tmp_path, c
 @pytest.mark.parametrize(("codec", "preset"), [("av1", "12"), ("vp9", "4"), ("vp9", "best")])
 def test_the_presets_av1_and_vp9_have_still_run(codec, preset, tmp_path, capsys):
     clip = make_clip(tmp_path / "in.mp4", frames=1)
-    code, err = run(["upscale", str(clip), "-o", str(tmp_path / "o.mkv"), "-m", "bilinear", "--codec", codec,
+    code, _, err = run(["upscale", str(clip), "-o", str(tmp_path / "o.mkv"), "-m", "bilinear", "--codec", codec,
                      "--preset", preset, "--dry-run"], capsys)  # fmt: skip
     assert code == 0, err
 
@@ -149,7 +144,7 @@ def test_ffmpegs_native_endian_pixel_format_name_is_taken(tmp_path, capsys):
 
     clip = make_clip(tmp_path / "in.mp4", frames=1)
     out = tmp_path / "o.mp4"
-    code, err = run(
+    code, _, err = run(
         ["upscale", str(clip), "-o", str(out), "-m", "bilinear", "-s", "2", "-q", "--pix-fmt", "yuv420p10"], capsys
     )
     assert code == 0, err
@@ -175,16 +170,10 @@ def test_a_tile_rounded_to_the_models_block_is_said_in_the_plan(tile, said, tmp_
     """Real-ESRGAN users size -t for their card: --tile 100 runs 96 px tiles (tiny's block is 32 output px:
     100 // 32 * 32), and the plan says so; a tile of whole blocks is shown as it is."""
     clip = make_clip(tmp_path / "in.mp4", frames=1)
-    code, out = run_out(
+    code, out, _ = run(
         ["upscale", str(clip), "-o", str(tmp_path / "o.mp4"), "-m", "tiny", "--tile", tile, "--dry-run"], capsys
     )
     assert code == 0 and said in out and ("rounded down to" in out) == (tile == "100"), out
-
-
-def run_out(argv: list[str], capsys) -> tuple[int, str]:
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    return int(exc.value.code or 0), capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
@@ -196,7 +185,7 @@ def run_out(argv: list[str], capsys) -> tuple[int, str]:
 )
 def test_another_encoders_settings_list_names_its_codec(typed, said, tmp_path, capsys):
     clip = make_clip(tmp_path / "in.mp4", frames=1)
-    code, err = run(
+    code, _, err = run(
         ["upscale", str(clip), "-o", str(tmp_path / "o.mp4"), "-m", "bilinear", *typed, "--dry-run"], capsys
     )
     assert code == 2 and said in err, err

@@ -365,7 +365,7 @@ def _score(request: EvalRequest, output: Path, options: UpscaleOptions, quiet: b
     """`dove eval OUTPUT GT` right after the upscale, with its table, and --eval-json's scores."""
     with EvalBar(quiet, output.name) as bar:
         report = request.score(output, options, progress=bar)
-    on_stdout = _scores_on_stdout({"--eval-json": request.json_out}, None)
+    on_stdout = "--eval-json" if request.json_on_stdout else None  # (checked before the run: EvalRequest.check)
     _print_eval_table(report, output, request.gt, err_console if on_stdout else out_console())
     _write_scores(report, {"--eval-json": request.json_out}, on_stdout)
 
