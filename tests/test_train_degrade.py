@@ -436,3 +436,34 @@ def test_kernels_restated_in_rotated_coordinates():
         want = omega * j1(omega * r) / (2 * np.pi * r)
     want[3, 3] = omega**2 / (4 * np.pi)
     np.testing.assert_allclose(D.sinc_kernel(7, omega), want / want.sum(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("ext", [".mkv", ".mp4"])
+def test_degrade_keeps_the_sources_frame_times_and_rotation_tag(tmp_path, ext):
+    """The LQ plays beside its source: a variable-rate clip's frame times are kept (not spread evenly at the
+    average rate) and a display matrix stays a tag on the stored pixels (as `dove upscale --rotate keep`
+    writes it), read back by the ffmpeg binary."""
+    from media import ffinfo, ffmpeg, frame_times, make_vfr_clip
+
+    vfr = make_vfr_clip(tmp_path / "vfr.mp4", frames=6)
+    D.degrade_file(vfr, tmp_path / f"lq_vfr{ext}", seed=1)
+    assert frame_times(tmp_path / f"lq_vfr{ext}") == frame_times(vfr)  # 0, 21, 43, 66, 90, 115 ms
+    turned = tmp_path / "turned.mp4"
+    ffmpeg("-display_rotation", 90, "-i", vfr, "-c", "copy", turned)
+    D.degrade_file(turned, tmp_path / f"lq_turned{ext}", seed=1)
+    lq = ffinfo(tmp_path / f"lq_turned{ext}")
+    assert "16x12" in lq.video().text and "rotation of 90.00 degrees" in lq.stderr
+    assert "rotation of 90.00 degrees" in ffinfo(turned).stderr  # (the source's, as the binary says it)
+
+
+def test_degrade_to_images_says_the_rotation_tag_is_not_kept(tmp_path, caplog):
+    from media import ffmpeg, make_clip
+
+    turned = tmp_path / "turned.mp4"
+    ffmpeg("-display_rotation", 90, "-i", make_clip(tmp_path / "c.mp4", frames=2), "-c", "copy", turned)
+    with caplog.at_level("WARNING"):
+        D.degrade_file(turned, tmp_path / "%02d.png", seed=1)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{tmp_path / '%02d.png'}: images cannot carry the rotation tag of {turned}; they are stored as decoded "
+        "(as training reads them)"
+    ]

@@ -26,8 +26,7 @@ import io
 import itertools
 import logging
 import math
-from dataclasses import dataclass
-from fractions import Fraction
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, NoReturn, cast
@@ -850,7 +849,8 @@ def degrade_file(
     """Degrade the first `max_frames` frames of a video, or an image, to 1/4 size and write them, so
     users can see what the model is trained against: the LQ rounded to 8 bits, exactly in an .mkv
     (FFV1 RGB) or an image, in other containers as lossless H.264 4:4:4 (x264 CRF 0, which is QP 0),
-    whose only loss is the 8-bit RGB -> YUV conversion (a level or two); at the source frame rate.
+    whose only loss is the 8-bit RGB -> YUV conversion (a level or two); at the source's frame times, with its
+    rotation tag.
     A size that is not a multiple of 4 is cut to one from the top-left, as said in a warning.
 
     An image (a file training takes for --images) is degraded as training degrades its images: in
@@ -868,11 +868,11 @@ def degrade_file(
     mode: Mode = "image" if src.suffix.lower() in IMAGE_EXTS else "video"
     cfg = load_degradation_config(config or ("image_video" if mode == "image" else "video"))
     with video_io.open_reader(src, warn=False, scan=False) as reader:  # as training reads it (`read_clip`)
-        rate = reader.info.fps
-        read = [frame.rgb for frame in itertools.islice(reader, max_frames)]
+        source = reader.info
+        read = list(itertools.islice(reader, max_frames))
     if not read:
         raise InputError(f"{src}: no frames")
-    frames = np.stack(read)
+    frames = np.stack([frame.rgb for frame in read])
     clip = to_unit(frames)
     h, w = clip.shape[-2:]
     if h % SCALE or w % SCALE:
@@ -888,14 +888,28 @@ def degrade_file(
     lq, record = degrade(clip, cfg, np.random.default_rng(seed), mode=mode)
     out = to_uint8(lq * 255.0)
     height, width = out.shape[1:3]
-    info = video_io.VideoInfo(path=src, width=width, height=height, num_frames=len(out), fps=Fraction(rate),
-                              time_base=1 / Fraction(rate), is_still_image=mode == "image")  # fmt: skip
+    info = shown_as(source, width, height, len(out), mode == "image")
+    if video_io.is_image_path(dst) and mode == "video" and (info.rotation or info.mirrored):
+        log.warning("%s: images cannot carry the rotation tag of %s; they are stored as decoded (as training reads "
+                    "them)", dst, src)  # fmt: skip
+        info = replace(info, rotation=0, mirrored=False)
     # formats asked for, so the writer gives no advice naming options (--pix-fmt, --codec) degrade lacks
     how: dict[str, Any] = {}  # images: RGB as they are
     if not video_io.is_image_path(dst):
         mkv = dst.suffix.lower() == ".mkv"
         how = dict(codec="ffv1", pix_fmt="bgr0") if mkv else dict(codec="h264", crf=0, pix_fmt="yuv444p")
     with video_io.open_writer(dst, info, width, height, audio="none", overwrite=overwrite, **how) as writer:
-        for t, img in enumerate(out):
-            writer.write(img, t)
+        for img, frame in zip(out, read, strict=True):
+            writer.write(img, frame.pts)
     return record
+
+
+def shown_as(source: video_io.VideoInfo, width: int, height: int, frames: int, image: bool) -> video_io.VideoInfo:
+    """The LQ's info for the writer: the source's clock and frame times (a variable rate kept, as `dove upscale`
+    keeps it) and its rotation tag (the pixels stay as stored, as training and `dove upscale` read them), so
+    the LQ plays beside its source; nothing else of the source (colour tags, streams: the LQ is 8-bit RGB)."""
+    return video_io.VideoInfo(
+        path=source.path, width=width, height=height, num_frames=frames, fps=source.fps, time_base=source.time_base,
+        start_pts=source.start_pts, base_fps=source.base_fps, grid=source.grid, variable_rate=source.variable_rate,
+        rotation=source.rotation, mirrored=source.mirrored, is_still_image=image,
+    )  # fmt: skip
