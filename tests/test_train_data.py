@@ -341,3 +341,59 @@ def test_a_closed_reader_is_freed_without_the_garbage_collector(tmp_path):
         assert freed() is None
     finally:
         gc.enable()
+
+
+def test_the_run_folder_lists_each_file_used_or_skipped_and_why(tmp_path):
+    """data.json: every file the scan listed, used or not, with its frames and size (as the ffmpeg binary made
+    them) and the reason it was skipped; the log says counts and the first names only."""
+    import json
+
+    from media import ffmpeg
+
+    data = tmp_path / "data"
+    data.mkdir()
+    make_clip(data / "a.mp4", frames=6)  # 64x48
+    make_clip(data / "short.mp4", frames=3)
+    make_clip(data / "small.mp4", frames=6, size="32x48")
+    (data / "broken.mp4").write_bytes(b"not a video" * 10)
+    ffmpeg("-f", "lavfi", "-i", "anullsrc=r=8000:cl=mono", "-t", "0.1", "-c:a", "aac", data / "sound.mp4")
+    images = tmp_path / "img"
+    images.mkdir()
+    from PIL import Image
+
+    Image.new("RGB", (64, 48)).save(images / "big.png")
+    Image.new("RGB", (16, 16)).save(images / "tiny.png")
+    src = T.scan_sources(data, (5, 48, 64), images=images)
+    T.write_data_record(src, tmp_path)
+    got = json.loads((tmp_path / "data.json").read_text())
+    assert (got["used"], got["skipped"]) == (2, 5)
+    files = {Path(f.pop("path")).relative_to(tmp_path).as_posix(): f for f in got["files"]}
+    assert files == {
+        "data/a.mp4": {"kind": "video", "frames": 6, "width": 64, "height": 48, "used": True},
+        "data/broken.mp4": {"kind": "video", "used": False, "why": "unreadable"},
+        "data/short.mp4": {"kind": "video", "frames": 3, "width": 64, "height": 48, "used": False,
+                           "why": "too short, under 5 frames"},
+        "data/small.mp4": {"kind": "video", "frames": 6, "width": 32, "height": 48, "used": False,
+                           "why": "too small, under 64 wide or 48 high"},
+        "data/sound.mp4": {"kind": "video", "used": False, "why": "without a video stream"},
+        "img/big.png": {"kind": "image", "frames": 1, "width": 64, "height": 48, "used": True},
+        "img/tiny.png": {"kind": "image", "frames": 1, "width": 16, "height": 16, "used": False,
+                         "why": "too small, under 64 wide or 48 high"},
+    }  # fmt: skip
+
+
+def test_clips_with_a_rotation_tag_are_said_at_the_start(tmp_path):
+    """Trained on as stored, as `dove upscale` upscales them by default (--rotate keep); the tags as the
+    ffmpeg binary wrote them, the turn in data.json too."""
+    from media import ffmpeg
+
+    make_clip(tmp_path / "plain.mp4", frames=6)
+    for turn in (90, 180):
+        ffmpeg("-display_rotation", turn, "-i", tmp_path / "plain.mp4", "-c", "copy", tmp_path / f"r{turn}.mp4")
+    src = T.scan_sources(tmp_path, (5, 48, 64))
+    assert src.summary() == ("3 clips; 2 clips carry a rotation tag: trained as stored (rotation does not change "
+                             "what super-resolution learns)")  # fmt: skip
+    assert {f["path"][-8:]: f.get("rotation") for f in src.files} == {"lain.mp4": None, "/r90.mp4": 90, "r180.mp4": 180}
+    (tmp_path / "r90.mp4").unlink()
+    assert T.scan_sources(tmp_path, (5, 48, 64)).summary().endswith("; 1 clip carries a rotation tag: trained as stored "
+                                                                   "(rotation does not change what super-resolution learns)")  # fmt: skip

@@ -169,6 +169,7 @@ def test_resume_from_an_earlier_checkpoint_branches_or_rewinds_never_mixes(tiny_
     new3 = load_file(str(step["3"] / "model.safetensors"))
     assert all(torch.equal(old3[k], new3[k]) for k in old3)  # resuming is exact: the same step 3 again
     run_json = (out / "run.json").read_text()
+    assert json.loads((out / "data.json").read_text())["used"] > 0  # written beside run.json
     with caplog.at_level(logging.INFO, logger="dove_cli"):
         done = train(cfg.replace(resume="latest", max_steps=2))
     assert (done.steps, done.losses, done.last_checkpoint) == (3, [], step["3"])

@@ -13,6 +13,7 @@ the window it needs.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -28,6 +29,7 @@ from dove_cli.errors import InputError
 from dove_cli.train import degrade as D
 from dove_cli.video_io import FOLDER_EXTENSIONS, IMAGE_EXTENSIONS, read_clip, stream_rate
 from dove_cli.video_io.paths import ffmpeg_name
+from dove_cli.video_io.reader import turn_of
 
 log = logging.getLogger(__name__)
 
@@ -64,12 +66,20 @@ def list_media(source: str | Path, exts: Collection[str]) -> list[Path]:
 
 @dataclass(frozen=True)
 class MediaInfo:
-    """What a sample needs to know before decoding: frame count and size."""
+    """What a sample needs to know before decoding: frame count and size; and the clip's rotation tag
+    (degrees a player turns it), which training leaves as a tag, as `dove upscale` does by default."""
 
     path: Path
     frames: int
     height: int
     width: int
+    rotation: int = 0
+
+    def record(self, kind: Kind) -> dict[str, Any]:
+        """What data.json says of the file: its path, kind, frames, size (and a rotation tag)."""
+        turn = {"rotation": self.rotation} if self.rotation else {}
+        return {"path": os.path.abspath(self.path), "kind": kind, "frames": self.frames, "width": self.width,
+                "height": self.height, **turn}  # fmt: skip
 
 
 def probe_video(path: Path) -> MediaInfo | None:
@@ -82,13 +92,16 @@ def probe_video(path: Path) -> MediaInfo | None:
                 return None
             s = container.streams.video[0]
             frames, rate = s.frames, stream_rate(s)
+            # a display matrix is on the decoded frames only: the first one says it
+            first = next(container.decode(s), None)
+            rotation = turn_of(first)[0] if first is not None else 0
             if not frames and s.duration and s.time_base:
                 frames = int(float(s.duration * s.time_base) * rate)
             if not frames and container.duration:
                 frames = int(container.duration / 1e6 * rate)
             if not frames:  # containers without counts: decode once (rare; cheap next to training)
-                frames = sum(1 for _ in container.decode(video=0))
-            return MediaInfo(path, int(frames), int(s.height), int(s.width))
+                frames = (first is not None) + sum(1 for _ in container.decode(s))
+            return MediaInfo(path, int(frames), int(s.height), int(s.width), rotation)
     except (av.error.FFmpegError, OSError, ValueError):
         return None
 
@@ -200,15 +213,35 @@ class Sources:
     lq: dict[Path, Path] = field(default_factory=dict)  # HQ path -> paired LQ path
     skipped: dict[str, int] = field(default_factory=dict)
     skipped_images: int = 0  # of the skipped (counted by reason in `skipped`), how many are images
+    # each file listed, used or not (and why not): data.json's (`write_data_record`)
+    files: list[dict[str, Any]] = field(default_factory=list)
 
     def summary(self) -> str:
-        """'9 clips (5 skipped) and 7 images (1 skipped)': what the run trains on."""
+        """'9 clips (5 skipped) and 7 images (1 skipped)': what the run trains on; and the clips that
+        carry a rotation tag, trained on as stored, as `dove upscale` upscales them (--rotate keep)."""
 
         def count(n: int, what: str, skipped: int) -> str:
             return f"{n} {what}{'s' * (n != 1)}" + (f" ({skipped} skipped)" if skipped else "")
 
         clips = count(len(self.videos), "clip", sum(self.skipped.values()) - self.skipped_images)
-        return clips + (f" and {count(len(self.images), 'image', self.skipped_images)}" if self.images else "")
+        said = clips + (f" and {count(len(self.images), 'image', self.skipped_images)}" if self.images else "")
+        if turned := sum(1 for v in self.videos if v.rotation):
+            said += (f"; {turned} clip{'s' * (turned != 1)} carr{'y' if turned != 1 else 'ies'} a rotation tag: trained "
+                     "as stored (rotation does not change what super-resolution learns)")  # fmt: skip
+        return said
+
+
+DATA_FILE = "data.json"
+
+
+def write_data_record(sources: Sources, folder: Path) -> Path:
+    """The run folder's data.json: every training file listed, used or skipped and why (the start's log
+    says counts and the first few names only), so a run says what it trained on."""
+    used = sum(1 for f in sources.files if f["used"])
+    record = {"used": used, "skipped": len(sources.files) - used, "files": sources.files}
+    path = folder / DATA_FILE
+    path.write_text(json.dumps(record, indent=1))
+    return path
 
 
 def scan_sources(
@@ -230,6 +263,13 @@ def scan_sources(
         "no_lq_pair": "without an LQ pair",
     }
     skipped: dict[str, list[Path]] = {reason: [] for reason in said}
+    files: list[dict[str, Any]] = []  # data.json's (`Sources.files`)
+
+    def skip(path: Path, reason: str, kind: Kind, info: MediaInfo | None = None) -> None:
+        skipped[reason].append(path)
+        known = info.record(kind) if info else {"path": os.path.abspath(path), "kind": kind}
+        files.append({**known, "used": False, "why": said[reason]})
+
     videos: list[MediaInfo] = []
     lq_map: dict[Path, Path] = {}
     lq_index: dict[Path, Path] = {}
@@ -241,22 +281,23 @@ def scan_sources(
     for path in _list_clips(data):
         info = probe_video(path)
         if info is None:
-            skipped["no_video" if _audio_only(path) else "unreadable"].append(path)
+            skip(path, "no_video" if _audio_only(path) else "unreadable", "video")
             continue
         if info.frames < span:
-            skipped["too_short"].append(path)
+            skip(path, "too_short", "video", info)
             continue
         if info.height < h or info.width < w:
-            skipped["too_small"].append(path)
+            skip(path, "too_small", "video", info)
             continue
         if lq is not None:
             rel = path.relative_to(data_root) if data_root.is_dir() else Path(path.name)
             pair = lq_index.get(rel.with_suffix(""))
             if pair is None:
-                skipped["no_lq_pair"].append(path)
+                skip(path, "no_lq_pair", "video", info)
                 continue
             lq_map[path] = pair
         videos.append(info)
+        files.append({**info.record("video"), "used": True})
     image_infos: list[MediaInfo] = []
     see_through: list[Path] = []
     before = sum(map(len, skipped.values()))
@@ -264,11 +305,12 @@ def scan_sources(
         for path in list_media(images, IMAGE_EXTS):
             info = probe_image(path)
             if info is None:
-                skipped["unreadable"].append(path)
+                skip(path, "unreadable", "image")
             elif info.height < h or info.width < w:
-                skipped["too_small"].append(path)
+                skip(path, "too_small", "image", info)
             else:
                 image_infos.append(info)
+                files.append({**info.record("image"), "used": True})
                 if transparent(path):
                     see_through.append(path)
     skipped_images = sum(map(len, skipped.values())) - before
@@ -287,7 +329,7 @@ def scan_sources(
         log.warning("%s: the alpha channel is dropped, and the colours stored under it are trained on (as "
                     "`dove upscale` reads them); flatten them onto a background first to train on what they "
                     "show", _named(len(see_through), what, see_through))  # fmt: skip
-    return Sources(videos, image_infos, lq_map, {k: len(v) for k, v in skipped.items()}, skipped_images)
+    return Sources(videos, image_infos, lq_map, {k: len(v) for k, v in skipped.items()}, skipped_images, files)
 
 
 def _list_clips(data: str | Path) -> list[Path]:

@@ -44,7 +44,15 @@ from dove_cli.train.checkpoints import (
     save_checkpoint,
 )
 from dove_cli.train.config import TrainConfig, refuse_recipe_changes, saved_config
-from dove_cli.train.data import DataConfig, GlobalBatchSampler, TrainDataset, iter_batches, make_loader, scan_sources
+from dove_cli.train.data import (
+    DataConfig,
+    GlobalBatchSampler,
+    TrainDataset,
+    iter_batches,
+    make_loader,
+    scan_sources,
+    write_data_record,
+)
 from dove_cli.train.degrade import load_degradation_config
 from dove_cli.train.forward import compute_dtype, training_loss
 from dove_cli.train.losses import PixelLoss
@@ -536,6 +544,7 @@ def _train(cfg: TrainConfig, progress: Progress | None, boundary: StepBoundary) 
 
     if main:  # written once the options, the data, the model and the resume point are known to be good
         (out / RUN_FILE).write_text(json.dumps({**cfg.to_dict(), "launch": launch}, indent=1))
+        write_data_record(sources, out)  # data.json: each file used or skipped, and why
     sampler = GlobalBatchSampler(
         len(sources.videos), cfg.batch_size, seed=cfg.seed, start_step=start * cfg.grad_accum,
         end_step=cfg.max_steps * cfg.grad_accum, num_images=len(sources.images), image_ratio=cfg.image_ratio,
