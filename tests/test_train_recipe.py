@@ -453,3 +453,29 @@ def test_a_recipe_without_data_is_refused_before_anything_is_made(tmp_path, monk
     assert (
         exit_.value.code == 2 and "--data is required (a folder or list file of HQ videos)" in capsys.readouterr().err
     )
+
+
+def test_an_older_runs_relative_model_is_the_folder_it_was_loaded_from(tmp_path, monkeypatch):
+    """run.json and the checkpoints of older versions kept --model as typed (relative to a working folder they
+    did not record); the checkpoint's `model` is the folder it loaded, absolute: a resume from another folder
+    takes that one (not another models/s1 there), and where it is gone, one line names what was tried."""
+    from dove_cli.errors import OptionError
+    from dove_cli.train.config import saved_config
+
+    start, elsewhere = tmp_path / "start", tmp_path / "elsewhere"
+    (start / "models" / "s1" / "transformer").mkdir(parents=True)
+    (elsewhere / "models" / "s1").mkdir(parents=True)  # another model of the same name
+    monkeypatch.chdir(elsewhere)
+    state = {"config": {"stage": 2, "model": "models/s1"}, "model": str(start / "models" / "s1" / "transformer")}
+    assert saved_config(state).model == str(start / "models" / "s1")
+    assert saved_config({"config": {"stage": 2, "model": "org/name"}, "model": "/hub/x"}).model == "org/name"
+    (start / "models" / "s1" / "transformer").rmdir()
+    (start / "models" / "s1").rmdir()
+    (elsewhere / "models" / "s1").rmdir()
+    with pytest.raises(OptionError) as err:
+        saved_config(state)
+    assert str(err.value) == (
+        f"--model models/s1: the resumed run's, saved as typed by an older version, relative to the folder the run "
+        f"was started in; tried {start / 'models' / 's1'} (where the run loaded it from, gone) and "
+        f"{elsewhere / 'models' / 's1'}: no such folder; give --model with its full path (--model /abs/path/to/model)"
+    )

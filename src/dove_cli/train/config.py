@@ -336,7 +336,35 @@ def saved_config(state: dict[str, Any]) -> TrainConfig:
     stage = int(saved.get("stage", 1))
     if stage == 1:
         names.discard("images")  # older versions recorded a stage-1 --images that they ignored
+    if isinstance(saved.get("model"), str):
+        saved = {**saved, "model": _saved_model(saved["model"], state.get("model"))}
     return TrainConfig.for_stage(stage, **{k: v for k, v in saved.items() if k in names})
+
+
+def _saved_model(typed: str, loaded: Any) -> str:
+    """An older run's --model as typed (relative to the folder the run was started in, which it did not record)
+    as the folder its checkpoint loaded it from (train_state.json's `model`, absolute), which ends in the typed
+    path: not another folder of that name in today's working folder. Where that folder is gone, one line names
+    what was tried and the way out; a hub id (org/name, no folder of that name) stays as it is."""
+    path = Path(typed).expanduser()
+    if not typed or typed in _NOT_PATHS["model"] or path.is_absolute():
+        return typed
+    was = ""
+    if isinstance(loaded, str) and Path(loaded).is_absolute():
+        parts, n = Path(loaded).parts, len(path.parts)
+        for end in range(len(parts), n, -1):  # (find_model_root may have taken a folder inside it)
+            if parts[end - n : end] == path.parts:
+                if (folder := Path(*parts[:end])).is_dir():
+                    return str(folder)
+                was = f"{folder} (where the run loaded it from, gone) and "
+                break
+    if path.is_dir() or (not was and len(path.parts) == 2 and ".." not in path.parts):  # org/name: a hub id
+        return typed
+    raise OptionError(
+        f"--model {typed}: the resumed run's, saved as typed by an older version, relative to the folder the run "
+        f"was started in; tried {was}{Path.cwd() / path}: no such folder; give --model with its full path "
+        "(--model /abs/path/to/model)"
+    )
 
 
 def refuse_recipe_changes(saved: TrainConfig, values: dict[str, Any]) -> None:
