@@ -20,6 +20,8 @@ segments of its task that it had not reported go back to the queue, and the next
 redoes them. A segment file gets its name only when whole, and only reported segments are used.
 The journal works as for a single run: `--resume` after the driver itself died redoes only what it
 does not list (with or without --ray).
+The driver's per-file bookkeeping (which segments are waiting, handed out, saved; when one is made
+again) and the worker -> driver events live in distributed_jobs.py, which needs no Ray.
 
 Out of GPU memory: a worker shrinks its tiles from the window that did not fit on (tiled.py) and
 says so; the driver adds the change to the journal's list (kept in window order) and sends the list
@@ -33,9 +35,9 @@ runs out of memory, or when the same changes are replayed.)
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 import copy
+import enum
 import logging
 import os
 import queue
@@ -46,19 +48,31 @@ import sys
 import threading
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dove_cli import resume, video_io
+from dove_cli.distributed_jobs import (
+    TASK_MAX_FRAMES,
+    Event,
+    Job,
+    JobState,
+    SegmentDone,
+    SegmentPlan,
+    TaskEnded,
+    TaskStats,
+    TileChanged,
+    WorkersLost,
+    Written,
+    tile_at,
+)
 from dove_cli.errors import DoveError, InputError, Interrupted, OptionError, OutputError
 from dove_cli.geometry import warn_resampled_up, written_info
 from dove_cli.logs import kept_warnings
 from dove_cli.options import CheckedOptions, UpscaleOptions
-from dove_cli.resume import Segment
 from dove_cli.video_io.continuity import first_discontinuity
 from dove_cli.windows import Span
 
@@ -70,10 +84,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RAY_HINT = "pip install 'dove-cli[ray]'"
-TASK_MAX_FRAMES = 600  # a task redoes the one window it shares with the task before it: ~4 % at 600 frames
 TASKS_PER_WORKER = 4  # ...but tasks are smaller when a video has fewer frames than this many per worker
-MAX_DEATHS = 3  # workers that may die on the same segment before the run stops
-MAX_STALE = 6  # times a segment may be redone because a tile change reached it late
 ACTOR_RESTARTS = -1  # Ray restarts a dead worker (MAX_DEATHS bounds the damage of a segment that kills them)
 START_TIMEOUT_S = 300.0  # for the cluster to place the workers
 PROBE_TIMEOUT_S = 5.0  # for a TCP connection to the address given
@@ -81,10 +92,6 @@ CONNECT_TIMEOUT_S = 60.0  # for Ray to take the driver (its own retries take abo
 GCS_RECONNECT_S = "15"  # the driver's wait for a head that went away, before Ray's core ends it (Ray's default: 60)
 POLL_S = 0.25  # a worker's event poll waits this long for something to report
 RUN_TOKEN = "ray-run"  # file in the work folder: a worker that cannot read it does not see the folder
-
-
-class WorkersLost(DoveError):
-    """Ray workers kept dying (on the same frames, or all of them)."""
 
 
 class ClusterGone(WorkersLost):
@@ -105,22 +112,6 @@ def import_ray() -> Any:
 
 
 # ---------------------------------------------------------------------------------------- the pre-pass
-
-
-@dataclass
-class SegmentPlan:
-    """A closed segment as the pre-pass fixes it, with what a worker needs to make it."""
-
-    index: int
-    first: int  # output frames [first, stop)
-    stop: int
-    read: int  # frames read when the plan closes it (the frame count when `last`)
-    preroll: int  # first frame of the first window that touches it
-    chunks: Chunks  # the window plan before frame `preroll` is read
-    pts: list[int]  # timestamps of frames preroll .. read - 1
-    cuts: list[int]  # shot cuts among those frames
-    windows: list[tuple[int, int]]  # (start, stop) of the windows that touch it
-    last: bool  # the input ends with it
 
 
 def _snapshot(chunks: Chunks) -> Chunks:
@@ -196,16 +187,6 @@ def make_part(segments: list[SegmentPlan]) -> Part:
         pts += s.pts[head.preroll + len(pts) - s.preroll :]
     cuts = frozenset(c for s in segments for c in s.cuts)
     return Part(head.first, tail.stop, head.preroll, head.chunks, pts, cuts, tail.read if tail.last else None)
-
-
-def tile_at(start: int, changes: list[tuple[int, int]], planned: int) -> int:
-    """The tile a window starting at `start` runs with, given tile changes in window order."""
-    tile = planned
-    for at, t in changes:
-        if at > start:
-            break
-        tile = t
-    return tile
 
 
 # ---------------------------------------------------------------------------------------- the workers
@@ -285,7 +266,7 @@ class Worker:
     def fingerprint(self, opts: UpscaleOptions, restorer: list[Any]) -> dict[str, Any]:
         return self._load(opts, restorer)[0].fingerprint()
 
-    def events(self, timeout: float = POLL_S) -> list[tuple[Any, ...]]:
+    def events(self, timeout: float = POLL_S) -> list[Event]:
         """What `run` reported since the last call (waits up to `timeout` for the first event)."""
         out = []
         try:
@@ -297,11 +278,9 @@ class Worker:
         return out
 
     def run(self, task: Task, restorer: list[Any]) -> None:
-        """Make the segments of `task` in the work folder. Events, each tagged with the task id:
-        ("segment", Segment fields, [(window start, tile)], late captions: resume.LateCaptions or
-        None) when one is whole on disk, ("tile",
-        start, tile) after an out-of-memory shrink, ("progress", frames written), and ("end",
-        statistics) last."""
+        """Make the segments of `task` in the work folder. Events (distributed_jobs), each with the task
+        id: SegmentDone when one is whole on disk, TileChanged after an out-of-memory shrink, Written
+        (frames so far), and TaskEnded (statistics) last."""
         import torch
 
         from dove_cli.engine import DoveModel
@@ -329,8 +308,8 @@ class Worker:
         put, tid = self._events.put, task.id
         session = resume.PartSession(
             Path(task.output), folder, first=task.part.first, ends=task.ends, tile_changes=task.tile_changes,
-            options=task.options, on_segment=lambda s, tiles, late: put((tid, "segment", asdict(s), tiles, late)),
-            on_tile_change=lambda start, tile: put((tid, "tile", start, tile)),
+            options=task.options, on_segment=lambda s, tiles, late: put(SegmentDone(tid, replace(s), tiles, late)),
+            on_tile_change=lambda start, tile: put(TileChanged(tid, start, tile)),
         )  # fmt: skip
         last = [0.0]
 
@@ -338,7 +317,7 @@ class Worker:
             now = time.monotonic()
             if now - last[0] >= POLL_S:
                 last[0] = now
-                put((tid, "progress", p.frames_done))
+                put(Written(tid, p.frames_done))
 
         timer = StageTimer(device=device)
         if device.type == "cuda":
@@ -347,12 +326,11 @@ class Worker:
         stats = StreamStats()
         _stream(task.input, task.info, model, task.plan, task.opts, session, stats, progress=progress, timer=timer,
                 t_start=t0, part=task.part)  # fmt: skip
-        put((tid, "end", {
-            "windows_run": stats.windows_run, "tile_used": stats.tile_used, "offload_used": stats.offload_used,
-            "retries": stats.retries, "stages": dict(timer.seconds), "device_stages": timer.device_seconds,
-            "seconds": time.perf_counter() - t0,
-            "peak_host": peak_host_bytes(), "peak_device": peak_gpu_bytes(device),
-        }))  # fmt: skip
+        put(TaskEnded(tid, TaskStats(
+            windows_run=stats.windows_run, tile_used=stats.tile_used, offload_used=stats.offload_used,
+            retries=stats.retries, stages=dict(timer.seconds), device_stages=timer.device_seconds,
+            seconds=time.perf_counter() - t0, peak_host=peak_host_bytes(), peak_device=peak_gpu_bytes(device),
+        )))  # fmt: skip
 
 
 def joined_address(address: str) -> tuple[str, str]:
@@ -642,68 +620,13 @@ class Cluster:
 # ---------------------------------------------------------------------------------------- the driver
 
 
-@dataclass
-class _Job:
-    """One file of a distributed run, as the driver tracks it."""
+class SlotCall(enum.Enum):
+    """The call a worker's slot has in flight."""
 
-    index: int
-    input: Path
-    output: Path
-    item: BatchItem | None = None
-    state: str = "waiting"  # waiting -> planning -> running -> joining -> done | failed
-    info: video_io.VideoInfo | None = None
-    manifest: Path | None = None
-    writes: tuple[str, str] = ("", "")  # the output's codec and pixel format, for its plan
-    opts: UpscaleOptions | None = None  # the run's options for this file (upscaling.with_release_file)
-    session: resume.Session | None = None
-    plan: Plan | None = None
-    plan_opts: CheckedOptions | None = None  # (the journal's windows, when resumed: checked again)
-    prepass: PrePass | None = None
-    run_id: str = ""
-    options: dict[str, Any] = field(default_factory=dict)  # segment encoder settings
-    join: dict[str, Any] = field(default_factory=dict)  # options of the join (audio, subtitles, span)
-    made: Path | None = None  # output folder this run created
-    segments: dict[int, SegmentPlan] = field(default_factory=dict)
-    by_first: dict[int, int] = field(default_factory=dict)  # first frame -> segment index
-    pending: set[int] = field(default_factory=set)
-    running: dict[int, str] = field(default_factory=dict)  # segment index -> task id
-    done: dict[int, Segment] = field(default_factory=dict)
-    tiles: dict[int, list[tuple[int, int]]] = field(default_factory=dict)  # each done segment's window tiles
-    changes: list[tuple[int, int]] = field(default_factory=list)  # tile changes, in window order
-    deaths: Counter = field(default_factory=Counter)
-    stale: Counter = field(default_factory=Counter)
-    prepass_done: bool = False
-    target: int = TASK_MAX_FRAMES
-    t_start: float = 0.0
-    resumed: int = 0  # frames found saved
-    redone: int = 0
-    workers: Counter = field(default_factory=Counter)  # worker name -> frames
-    windows_run: int = 0
-    retries: int = 0
-    offload_used: str = "none"
-    stages: dict[str, float] = field(default_factory=dict)  # seconds per stage, all workers together
-    device_stages: dict[str, float] = field(default_factory=dict)  # GPU seconds per stage, all workers together
-    peak_host: int = 0
-    peak_device: int = 0
-    late_captions: resume.LateCaptions | None = None  # closed captions the workers' segments did not keep
-    warnings: list[str] = field(default_factory=list)  # said while the driver worked on this file (a folder run)
-    error: BaseException | None = None
-    result: UpscaleResult | None = None
-    joining: Future | None = None
-
-    @property
-    def active(self) -> bool:
-        return self.state in ("planning", "running", "joining")
-
-    def frames_done(self) -> int:
-        return sum(s.frames for s in self.done.values())
-
-    def frames_total(self) -> int:
-        if self.prepass is not None and self.prepass.total is not None:
-            return self.prepass.total
-        if self.plan is not None:
-            return self.plan.frames
-        return self.info.num_frames if self.info is not None else 0
+    WARM = "warm"  # Worker.warm: load the model
+    PLAN = "plan"  # Worker.plan: a file's plan
+    RUN = "run"  # Worker.run: a task (its events come through Worker.events)
+    HELLO = "hello"  # Worker.hello, to a worker that died: answered once Ray has restarted it
 
 
 @dataclass
@@ -713,11 +636,11 @@ class _Slot:
     index: int
     actor: Any
     info: WorkerInfo
-    state: str = "loading the model"
-    kind: str = ""  # the call in flight: warm, plan, run, ping
+    state: str = "loading the model"  # (said in the progress lines)
+    kind: SlotCall | None = None  # the call in flight
     call: Any = None
     poll: Any = None  # events() in flight while running
-    job: _Job | None = None
+    job: Job | None = None
     task: Task | None = None
     written: int = 0  # frames of the task written so far
     accepted: int = 0  # ...of which the driver has the segments
@@ -728,7 +651,7 @@ class _Slot:
     def line(self) -> str:
         where = f"{self.info.host} pid {self.info.pid}" if self.info.pid else self.info.host
         state = self.state
-        if self.kind == "run" and self.task is not None:
+        if self.kind is SlotCall.RUN and self.task is not None:
             part = self.task.part
             done = max(0, self.written - part.first) * 100 // max(1, part.stop - part.first)
             state += f" ({min(done, 99)}%)"
@@ -741,7 +664,7 @@ class _Driver:
     def __init__(
         self,
         cluster: Cluster,
-        jobs: list[_Job],
+        jobs: list[Job],
         opts: CheckedOptions,
         *,
         restorer: Any,
@@ -769,7 +692,7 @@ class _Driver:
         self.bugs_said: set[tuple[str, str, int]] = set()  # (batch.record_failure)
 
     @contextlib.contextmanager
-    def _about(self, job: _Job) -> Iterator[None]:
+    def _about(self, job: Job) -> Iterator[None]:
         """What this thread says meanwhile is about `job` (its result's warnings, in a folder run)."""
         before = getattr(self._here, "job", None)
         self._here.job = job
@@ -799,9 +722,9 @@ class _Driver:
         prepass.start()
         try:
             for slot in self.slots:
-                self._submit(slot, "warm", slot.actor.warm.remote(self.worker_opts, self.restorer))
+                self._submit(slot, SlotCall.WARM, slot.actor.warm.remote(self.worker_opts, self.restorer))
             self._report(force=True)
-            while any(job.state not in ("done", "failed") for job in self.jobs):
+            while any(not job.finished for job in self.jobs):
                 self._drain_inbox()
                 self._schedule()
                 self._wait()
@@ -838,7 +761,7 @@ class _Driver:
     def _abort(self) -> None:
         """Stop the work in flight: the workers restart without it (nothing half-written is used)."""
         for slot in self.slots:
-            if slot.kind == "run" and not slot.dead:
+            if slot.kind is SlotCall.RUN and not slot.dead:
                 self._cancel(slot)
 
     def _cancel(self, slot: _Slot) -> None:
@@ -848,28 +771,28 @@ class _Driver:
         except Exception:  # noqa: BLE001 - already gone
             pass
 
-    def _submit(self, slot: _Slot, kind: str, call: Any, job: _Job | None = None) -> None:
+    def _submit(self, slot: _Slot, kind: SlotCall, call: Any, job: Job | None = None) -> None:
         slot.kind, slot.call, slot.job, slot.since = kind, call, job, time.monotonic()
 
     def _idle(self, slot: _Slot) -> None:
         """Ready for the next call (an events() poll still in flight is kept: it may carry events of
         the next task)."""
-        slot.kind, slot.call, slot.job, slot.task = "", None, None, None
+        slot.kind, slot.call, slot.job, slot.task = None, None, None, None
         slot.state = "idle"
 
     # ---------------------------------------------------------------- jobs
 
-    def _setup(self, job: _Job) -> bool:
+    def _setup(self, job: Job) -> bool:
         """Probe the input, check the output, take the work folder's lock; False if the file fails."""
         with self._about(job):
             return self._set_up(job)
 
-    def _set_up(self, job: _Job) -> bool:
+    def _set_up(self, job: Job) -> bool:
         import torch
 
         try:
             if job.info is None:
-                _check_job(job, self.opts)
+                _prepare_job(job, self.opts)
             assert job.info is not None and job.opts is not None
             opts = job.opts
             device, dtype = torch.device(self.cluster.device), self.cluster.dtype(opts)
@@ -885,12 +808,12 @@ class _Driver:
         job.t_start = time.perf_counter()
         return True
 
-    def _start(self, job: _Job, plan: Plan) -> None:
+    def _start(self, job: Job, plan: Plan) -> None:
         """The plan is known: prepare the work folder and start the pre-pass."""
         with self._about(job):
             self._started(job, plan)
 
-    def _started(self, job: _Job, plan: Plan) -> None:
+    def _started(self, job: Job, plan: Plan) -> None:
         from dove_cli.upscaling import output_options
 
         assert job.session is not None and job.info is not None
@@ -915,7 +838,7 @@ class _Driver:
         job.changes = sorted(((s, t) for s, t in job.session.journal.tile_changes), key=lambda c: c[0])
         workers = len([s for s in self.slots if not s.dead])
         job.target = max(resume.SEGMENT_MIN_FRAMES, min(TASK_MAX_FRAMES, plan.frames // (workers * TASKS_PER_WORKER)))
-        job.state = "running"
+        job.state = JobState.RUNNING
         job.prepass = PrePass(job.input, job.output, job.info, job.opts, plan)  # (its crop: --crop auto's, found)
         if job.item is not None and self.on_file:
             job.item.status = "running"
@@ -932,7 +855,7 @@ class _Driver:
                 assert job.prepass is not None
                 with self._about(job):
                     for seg in job.prepass.segments(self.stop):
-                        if job.state == "failed":
+                        if job.state is JobState.FAILED:
                             break
                         self.inbox.put((job, seg))
                 self.inbox.put((job, None))
@@ -946,7 +869,7 @@ class _Driver:
             except queue.Empty:
                 return
             timeout = 0.0
-            if job.state != "running":
+            if job.state is not JobState.RUNNING:
                 continue
             if what is None:
                 job.prepass_done = True
@@ -955,20 +878,9 @@ class _Driver:
             else:
                 self._add_segment(job, what)
 
-    def _add_segment(self, job: _Job, seg: SegmentPlan) -> None:
-        assert job.session is not None and job.session.journal is not None and job.plan is not None
-        job.segments[seg.index] = seg
-        job.by_first[seg.first] = seg.index
-        saved = next((s for s in job.session.journal.segments if s.first == seg.first), None)
-        if saved is not None and saved.frames == seg.stop - seg.first:  # done by an interrupted run
-            job.done[seg.index] = saved
-            job.tiles[seg.index] = [(w, tile_at(w, job.changes, job.plan.tile)) for w, _ in seg.windows]
-            job.resumed += saved.frames
-        else:
-            job.pending.add(seg.index)
-
-    def _complete(self, job: _Job) -> bool:
-        return job.prepass_done and not job.pending and not job.running and len(job.done) == len(job.segments)
+    def _add_segment(self, job: Job, seg: SegmentPlan) -> None:
+        assert job.session is not None and job.session.journal is not None
+        job.add_segment(seg, next((s for s in job.session.journal.segments if s.first == seg.first), None))
 
     # ---------------------------------------------------------------- scheduling
 
@@ -978,10 +890,10 @@ class _Driver:
                 continue
             job = self._next_to_plan()
             if job is not None:
-                job.state = "planning"
+                job.state = JobState.PLANNING
                 slot.state = f"planning {job.input.name}"
                 opts = job.plan_opts or self.worker_opts
-                self._submit(slot, "plan", slot.actor.plan.remote(job.info, opts, self.restorer), job)
+                self._submit(slot, SlotCall.PLAN, slot.actor.plan.remote(job.info, opts, self.restorer), job)
                 self._report(force=True)  # (a plan can be made between two polls: said all the same)
                 continue
             picked = self._next_task()
@@ -992,33 +904,28 @@ class _Driver:
             slot.task, slot.written, slot.accepted = task, task.part.first, task.part.first
             slot.cancelled = False
             slot.state = f"{job.input.name} frames {task.part.first}-{task.part.stop - 1}"
-            self._submit(slot, "run", slot.actor.run.remote(task, self.restorer), job)
+            self._submit(slot, SlotCall.RUN, slot.actor.run.remote(task, self.restorer), job)
             if slot.poll is None:
                 slot.poll = slot.actor.events.remote(POLL_S)
-            for i in task.segments:
-                job.pending.discard(i)
-                job.running[i] = task.id
+            job.hand_out(task.id, task.segments)
 
-    def _next_to_plan(self) -> _Job | None:
+    def _next_to_plan(self) -> Job | None:
         """The next file to plan: at most two files ahead of those whose pre-pass has ended."""
-        if sum(1 for j in self.jobs if j.state == "planning" or (j.state == "running" and not j.prepass_done)) >= 2:
+        ahead = (JobState.PLANNING, JobState.RUNNING)
+        if sum(1 for j in self.jobs if j.state in ahead and not (j.state is JobState.RUNNING and j.prepass_done)) >= 2:
             return None
         for job in self.jobs:
-            if job.state == "waiting" and (job.session is not None or self._setup(job)):
+            if job.state is JobState.WAITING and (job.session is not None or self._setup(job)):
                 return job
         return None
 
-    def _next_task(self) -> tuple[_Job, Task] | None:
+    def _next_task(self) -> tuple[Job, Task] | None:
+        """The next task: segments of the first running file with some pending (Job.next_segments)."""
         for job in self.jobs:
-            if job.state != "running" or not job.pending:
+            if job.state is not JobState.RUNNING or not (indices := job.next_segments()):
                 continue
             assert job.plan is not None and job.session is not None and job.session.work is not None
             assert job.info is not None
-            indices = [min(job.pending)]
-            frames = job.segments[indices[0]].stop - job.segments[indices[0]].first
-            while frames < job.target and (nxt := indices[-1] + 1) in job.pending:
-                indices.append(nxt)
-                frames += job.segments[nxt].stop - job.segments[nxt].first
             segs = [job.segments[i] for i in indices]
             task = Task(
                 id=uuid.uuid4().hex, input=str(job.input), output=str(job.output),
@@ -1053,7 +960,7 @@ class _Driver:
             elif what == "call" and ref is slot.call:  # not replaced by an earlier answer in this batch
                 self._on_call(slot, ref)
         for slot in self.slots:
-            if slot.kind == "ping" and time.monotonic() - slot.since > START_TIMEOUT_S:
+            if slot.kind is SlotCall.HELLO and time.monotonic() - slot.since > START_TIMEOUT_S:
                 self._dead(slot)
 
     def _on_call(self, slot: _Slot, ref: Any) -> None:
@@ -1066,17 +973,17 @@ class _Driver:
             self._task_error(slot, kind, job, exc)
             return
         except ray.exceptions.RayError as exc:  # the worker died, or cannot be reached
-            if kind != "ping":
+            if kind is not SlotCall.HELLO:
                 self._lost(slot, exc)
             elif isinstance(exc, ray.exceptions.ActorDiedError):
                 self._dead(slot)
             else:  # restarting: ask again
                 time.sleep(0.1)
-                self._submit(slot, "ping", slot.actor.hello.remote())
+                self._submit(slot, SlotCall.HELLO, slot.actor.hello.remote())
             return
-        if kind == "run":
-            slot.call = None  # its "end" event comes through events()
-        elif kind == "plan":
+        if kind is SlotCall.RUN:
+            slot.call = None  # its TaskEnded event comes through events()
+        elif kind is SlotCall.PLAN:
             assert job is not None
             self._idle(slot)
             from dove_cli.plan import with_encoder
@@ -1089,10 +996,10 @@ class _Driver:
             with self._about(job):
                 warn_release_size(plan, self.opts.scale)  # each file's own size
                 warn_resampled_up(plan, self.opts.scale)
-            if job.state == "planning":
+            if job.state is JobState.PLANNING:
                 self._start(job, with_encoder(replace(plan, model_note="", codec=job.writes[0], pix_fmt=job.writes[1])))
-        else:  # warm, ping
-            if kind == "ping":
+        else:  # warm, hello
+            if kind is SlotCall.HELLO:
                 slot.info.pid = value["pid"]
             self._idle(slot)
 
@@ -1102,95 +1009,59 @@ class _Driver:
         try:
             events = ray.get(ref)
         except ray.exceptions.RayError as exc:
-            if slot.kind == "run":
+            if slot.kind is SlotCall.RUN:
                 self._lost(slot, exc)
             return
-        for tid, kind, *args in events:
+        for event in events:
             task, job = slot.task, slot.job
-            if task is None or job is None or tid != task.id:
+            if task is None or job is None or event.task != task.id:
                 continue  # of a task given up on
-            if kind == "progress":
-                slot.written = args[0]
-            elif kind == "tile":
-                self._tile_change(job, *args)
-            elif kind == "segment":
-                self._segment(job, slot, Segment(**args[0]), [(w, t) for w, t in args[1]], args[2])
-            elif kind == "end":
-                self._task_end(job, slot, args[0])
-        if slot.kind == "run" and slot.poll is None:
+            if isinstance(event, Written):
+                slot.written = event.frames
+            elif isinstance(event, TileChanged):
+                self._tile_change(job, event.start, event.tile)
+            elif isinstance(event, SegmentDone):
+                self._segment(job, slot, event)
+            elif isinstance(event, TaskEnded):
+                self._task_end(job, slot, event.stats)
+        if slot.kind is SlotCall.RUN and slot.poll is None:
             slot.poll = slot.actor.events.remote(POLL_S)
 
-    def _segment(
-        self, job: _Job, slot: _Slot, seg: Segment, tiles: list[tuple[int, int]], late: resume.LateCaptions | None
-    ) -> None:
+    def _segment(self, job: Job, slot: _Slot, event: SegmentDone) -> None:
+        """A worker's segment is whole on disk: saved in the journal if the job keeps it (Job.accept)."""
         assert job.session is not None and job.session.work is not None and job.session.journal is not None
-        assert job.plan is not None
-        if late is not None and (job.late_captions is None or late[0] < job.late_captions[0]):
-            job.late_captions = (late[0], late[1])  # the earliest, as one process's writer finds it
-        index = job.by_first.get(seg.first)
-        planned = job.segments.get(index) if index is not None else None
-        if planned is None or seg.frames != planned.stop - planned.first:
+        seg = event.segment
+        job.note_late_captions(event.late)
+        planned = job.planned(seg)
+        if planned is None:
             self._fail(job, RuntimeError(f"{job.input}: a worker wrote frames {seg.first}-{seg.first + seg.frames - 1} "
                                          "as a segment, which the driver's plan does not have"))  # fmt: skip
             return
         slot.accepted = seg.first + seg.frames
-        if planned.index in job.done or job.state != "running":
-            return
-        job.running.pop(planned.index, None)
-        if any(tile_at(w, job.changes, job.plan.tile) != t for w, t in tiles):
-            self._redo(job, planned.index)  # made before its worker heard of a tile change
-            return
-        job.session.journal.segments.append(seg)
-        job.session.work.append(seg)
-        job.done[planned.index] = seg
-        job.tiles[planned.index] = tiles
-        job.workers[slot.info.name] += seg.frames
+        if job.accept(planned.index, seg, [(w, t) for w, t in event.tiles], slot.info.name):
+            job.session.journal.segments.append(seg)
+            job.session.work.append(seg)
+        self._fail_if_given_up(job)
 
-    def _redo(self, job: _Job, index: int) -> None:
-        job.stale[index] += 1
-        if job.stale[index] > MAX_STALE:
-            self._fail(job, WorkersLost(f"{job.input}: the workers' tile changes (out of GPU memory) did not settle; "
-                                        "run with a smaller --tile"))  # fmt: skip
-            return
-        job.pending.add(index)
-
-    def _tile_change(self, job: _Job, start: int, tile: int) -> None:
-        """A worker shrank its tiles (out of memory) from the window at `start` on: every segment
-        that ran a later window with other tiles is redone."""
+    def _tile_change(self, job: Job, start: int, tile: int) -> None:
+        """A worker shrank its tiles (out of memory) from the window at `start` on: said, and listed in
+        the journal (Job.tile_change: the segments it makes stale are made again)."""
         assert job.session is not None and job.session.work is not None and job.session.journal is not None
-        assert job.plan is not None
-        if (start, tile) in job.changes:
+        if not job.tile_change(start, tile):
             return
         with self._about(job):
             log.warning("%s: out of GPU memory at frame %d; tiles of %s from there on", job.input, start,
                         f"{tile} px" if tile else "whole frames")  # fmt: skip
-        job.changes.insert(bisect.bisect_right([c[0] for c in job.changes], start), (start, tile))
         job.session.journal.tile_changes = [list(c) for c in job.changes]
-        for i, tiles in list(job.tiles.items()):
-            if any(tile_at(w, job.changes, job.plan.tile) != t for w, t in tiles):
-                del job.done[i], job.tiles[i]
-                self._redo(job, i)
-        job.session.journal.segments = [job.done[i] for i in sorted(job.done)]
+        self._fail_if_given_up(job)
+        job.session.journal.segments = job.saved()
         job.session.work.save(job.session.journal)
-        job.retries += 1
 
-    def _task_end(self, job: _Job, slot: _Slot, stats: dict[str, Any]) -> None:
-        job.windows_run += stats["windows_run"]
-        job.retries += stats["retries"]
-        if stats["offload_used"] != "none":
-            job.offload_used = stats["offload_used"]
-        for stage, seconds in stats["stages"].items():
-            job.stages[stage] = job.stages.get(stage, 0.0) + seconds
-        for stage, seconds in stats["device_stages"].items():
-            job.device_stages[stage] = job.device_stages.get(stage, 0.0) + seconds
-        job.peak_host = max(job.peak_host, stats["peak_host"])
-        job.peak_device = max(job.peak_device, stats["peak_device"])
+    def _task_end(self, job: Job, slot: _Slot, stats: TaskStats) -> None:
+        job.add_stats(stats)
         assert slot.task is not None
-        for i in slot.task.segments:  # segments it did not report (none, normally)
-            if job.running.get(i) == slot.task.id:
-                job.running.pop(i)
-                if i not in job.done and job.state == "running":
-                    job.pending.add(i)
+        job.give_back(slot.task.id, slot.task.segments)  # segments it did not report (none, normally)
+        self._fail_if_given_up(job)
         self._idle(slot)
 
     def _lost(self, slot: _Slot, exc: BaseException) -> None:
@@ -1199,26 +1070,18 @@ class _Driver:
         self._check_cluster()
         task, job, cancelled = slot.task, slot.job, slot.cancelled
         if task is not None and job is not None:
-            left = [i for i in task.segments if job.running.get(i) == task.id]
-            for i in left:
-                job.running.pop(i)
-            if job.state == "running" and left:
+            left = job.give_back(task.id, task.segments, died=not cancelled)
+            if left and not cancelled:
                 first, last = job.segments[left[0]].first, job.segments[left[-1]].stop - 1
-                if not cancelled:
-                    job.deaths[left[0]] += 1
-                    job.redone += len(left)
-                    with self._about(job):
-                        log.warning("%s: Ray worker %s died (%s); frames %d-%d go back to the queue", job.input,
-                                    slot.info.name, type(exc).__name__, first, last)  # fmt: skip
-                job.pending.update(left)
-                if job.deaths[left[0]] >= MAX_DEATHS:
-                    self._fail(job, WorkersLost(f"{job.input}: {MAX_DEATHS} Ray workers died making frames "
-                                                f"{first}-{last} (out of host memory?)"))  # fmt: skip
-        elif job is not None and slot.kind == "plan" and job.state == "planning":
-            job.state = "waiting"  # planned by the next free worker
+                with self._about(job):
+                    log.warning("%s: Ray worker %s died (%s); frames %d-%d go back to the queue", job.input,
+                                slot.info.name, type(exc).__name__, first, last)  # fmt: skip
+            self._fail_if_given_up(job)
+        elif job is not None and slot.kind is SlotCall.PLAN and job.state is JobState.PLANNING:
+            job.state = JobState.WAITING  # planned by the next free worker
         slot.poll, slot.task, slot.job, slot.cancelled = None, None, None, False
         slot.state = "restarting"
-        self._submit(slot, "ping", slot.actor.hello.remote())
+        self._submit(slot, SlotCall.HELLO, slot.actor.hello.remote())
 
     def _check_cluster(self, every: float = 0.0) -> None:
         """The cluster went away (`ray stop`): stop at once, rather than wait for workers that will not
@@ -1233,37 +1096,40 @@ class _Driver:
             raise ClusterGone(f"{where}the Ray cluster went away (`ray stop`, or its head node was lost)")
 
     def _dead(self, slot: _Slot) -> None:
-        slot.dead, slot.state, slot.kind, slot.call, slot.poll = True, "dead", "", None, None
+        slot.dead, slot.state, slot.kind, slot.call, slot.poll = True, "dead", None, None, None
         if all(s.dead for s in self.slots):
             raise WorkersLost(f"all {len(self.slots)} Ray workers died")
 
-    def _task_error(self, slot: _Slot, kind: str, job: _Job | None, exc: Any) -> None:
+    def _task_error(self, slot: _Slot, kind: SlotCall | None, job: Job | None, exc: Any) -> None:
         """A call raised: a user mistake (the input, the output, the model) or a bug."""
         from dove_cli.errors import ModelError
 
         cause = getattr(exc, "cause", None) or exc
         self._idle(slot)
-        if kind == "warm" or isinstance(cause, ModelError):
+        if kind is SlotCall.WARM or isinstance(cause, ModelError):
             raise _as_error(job, cause, exc)  # a model that cannot load: every file would fail the same way
         if job is not None:
             self._fail(job, _as_error(job, cause, exc), _raised_at(exc))
 
-    def _fail(self, job: _Job, exc: BaseException, place: tuple[str, int] | None = None) -> None:
+    def _fail(self, job: Job, exc: BaseException, place: tuple[str, int] | None = None) -> None:
         """Stop a file: its work in flight is dropped, its finished segments are kept for --resume.
         In a folder run the others go on, and a bug is logged as batch.record_failure logs it (`place`:
         where a worker raised it)."""
-        if job.state in ("done", "failed"):
+        if job.finished:
             return
         with self._about(job):
             self._failed(job, exc, place)
 
-    def _failed(self, job: _Job, exc: BaseException, place: tuple[str, int] | None) -> None:
-        job.state, job.error = "failed", exc
-        job.pending.clear()
+    def _fail_if_given_up(self, job: Job) -> None:
+        """Fail `job` if its bookkeeping gave up on it (workers kept dying, tiles did not settle)."""
+        if job.failing is not None:
+            self._fail(job, job.failing)
+
+    def _failed(self, job: Job, exc: BaseException, place: tuple[str, int] | None) -> None:
+        job.stop(exc)
         for slot in self.slots:
-            if slot.job is job and slot.kind == "run":
+            if slot.job is job and slot.kind is SlotCall.RUN:
                 self._cancel(slot)
-        job.running.clear()
         if job.session is not None:
             job.session.annotate_failure(exc, job.plan.frames if job.plan is not None else 0)
             job.session.release()
@@ -1281,11 +1147,11 @@ class _Driver:
 
     def _collect_joins(self) -> None:
         for job in self.jobs:
-            if job.state == "running" and self._complete(job):
-                job.state = "joining"
+            if job.state is JobState.RUNNING and job.complete():
+                job.state = JobState.JOINING
                 job.joining = self.joiner.submit(self._join, job)
-            busy = any(slot.job is job and slot.kind == "run" for slot in self.slots)  # its last statistics
-            if job.state == "joining" and job.joining is not None and job.joining.done() and not busy:
+            busy = any(slot.job is job and slot.kind is SlotCall.RUN for slot in self.slots)  # its last statistics
+            if job.state is JobState.JOINING and job.joining is not None and job.joining.done() and not busy:
                 try:
                     job.joining.result()
                 except Exception as exc:  # noqa: BLE001 - a folder's other files go on (a bug is logged: _fail)
@@ -1293,7 +1159,7 @@ class _Driver:
                     continue
                 job.result = self._result(job)
                 job.result.warnings = self.said + job.warnings  # (before its manifest is written)
-                job.state = "done"
+                job.state = JobState.DONE
                 if job.manifest is not None:
                     self._write_manifest(job)
                 if job.item is not None:
@@ -1301,7 +1167,7 @@ class _Driver:
                     if self.on_file:
                         self.on_file(job.index, job.item)
 
-    def _join(self, job: _Job) -> None:
+    def _join(self, job: Job) -> None:
         """(join thread) Copy the segments' packets into the output, as a single run's last step."""
         assert job.session is not None and job.session.work is not None and job.info is not None
         t0 = time.perf_counter()
@@ -1309,11 +1175,11 @@ class _Driver:
         with self._about(job):
             job.session.check_input(job.info)  # as a single run does before its join: a file still being copied
             resume.join_run(job.output, written_info(job.info, job.opts), job.session.work.path,
-                            [job.done[i] for i in sorted(job.done)], job.options, job.join, job.late_captions)  # fmt: skip
+                            job.saved(), job.options, job.join, job.late_captions)  # fmt: skip
             job.session.finished()
         job.stages["finalize"] = job.stages.get("finalize", 0.0) + time.perf_counter() - t0
 
-    def _result(self, job: _Job) -> UpscaleResult:
+    def _result(self, job: Job) -> UpscaleResult:
         from dove_cli.upscaling import UpscaleResult
 
         assert job.plan is not None and job.prepass is not None
@@ -1327,7 +1193,7 @@ class _Driver:
             cuts=job.prepass.cuts, dropped_frames=job.prepass.dropped, workers=dict(job.workers), redone=job.redone,
         )  # fmt: skip
 
-    def _write_manifest(self, job: _Job) -> None:
+    def _write_manifest(self, job: Job) -> None:
         from dove_cli.manifest import write_manifest
 
         assert job.manifest is not None and job.result is not None
@@ -1338,25 +1204,26 @@ class _Driver:
 
     # ---------------------------------------------------------------- progress
 
-    def _frames_made(self, job: _Job) -> int:
+    def _frames_made(self, job: Job) -> int:
         """Output frames of `job` made so far: in its saved segments, and written by workers into
         segments not yet closed."""
-        busy = sum(max(0, s.written - s.accepted) for s in self.slots if s.kind == "run" and s.job is job)
+        busy = sum(max(0, s.written - s.accepted) for s in self.slots if s.kind is SlotCall.RUN and s.job is job)
         return job.frames_done() + busy
 
     def _stage(self) -> str:
         """What the run is doing, in the words of a single run's statuses."""
-        if all(job.state in ("done", "failed") for job in self.jobs):
+        if all(job.finished for job in self.jobs):
             return "done"
-        if not self.batch and self.jobs[0].state == "planning":  # (a worker may still be loading the model)
+        if not self.batch and self.jobs[0].state is JobState.PLANNING:  # (a worker may still be loading the model)
             return "planning"
-        if any(slot.kind == "warm" for slot in self.slots) and not any(slot.kind == "run" for slot in self.slots):
+        kinds = {slot.kind for slot in self.slots}
+        if SlotCall.WARM in kinds and SlotCall.RUN not in kinds:
             return "loading model"
         if not self.batch:
             job = self.jobs[0]
-            if job.state == "joining":
+            if job.state is JobState.JOINING:
                 return "joining segments"
-            if job.state == "waiting" or not (job.segments or job.prepass_done):
+            if job.state is JobState.WAITING or not (job.segments or job.prepass_done):
                 return "planning"
         return "upscaling"
 
@@ -1371,9 +1238,9 @@ class _Driver:
             return
         self._last_report, self._status = now, status
         done = sum(self._frames_made(job) for job in self.jobs)
-        total = sum(job.frames_total() for job in self.jobs if job.state != "failed")
+        total = sum(job.frames_total() for job in self.jobs if job.state is not JobState.FAILED)
         if self.batch:
-            finished = sum(1 for job in self.jobs if job.state in ("done", "failed"))
+            finished = sum(1 for job in self.jobs if job.finished)
             window = f"{finished}/{len(self.jobs)} files"
         else:
             job = self.jobs[0]
@@ -1383,7 +1250,7 @@ class _Driver:
         self.progress(Progress(done, max(total, done), window, now - self.t_start, status, workers=lines))
 
 
-def _as_error(job: _Job | None, exc: BaseException, remote: BaseException) -> BaseException:
+def _as_error(job: Job | None, exc: BaseException, remote: BaseException) -> BaseException:
     """What a worker raised (`exc`, Ray's `remote` RayTaskError's cause), as the driver raises it: a
     DoveError as it is; a bug in one line, chained to `remote`, whose text is the worker's traceback
     (a log of the error shows it)."""
@@ -1401,8 +1268,9 @@ def _raised_at(remote: BaseException) -> tuple[str, int] | None:
     return (frames[-1][0], int(frames[-1][1])) if frames else None
 
 
-def _check_job(job: _Job, opts: UpscaleOptions) -> None:
-    """Before any worker: the input can be read, the output can be written (upscale()'s checks)."""
+def _prepare_job(job: Job, opts: UpscaleOptions) -> None:
+    """Before any worker: probe the input and check the output as upscale() does (one line if either
+    is bad), filling in the job's info, options, manifest and written codec."""
     from dove_cli.upscaling import _check_outputs, probe_input, with_release_file
 
     job.info, said, job.opts = probe_input(job.input, with_release_file(opts, job.output))  # (--crop auto: found)
@@ -1449,8 +1317,8 @@ def _upscale_on_ray(
     restorer: Any,
     seen: list[str],
 ) -> UpscaleResult:
-    job = _Job(0, input, output)
-    _check_job(job, opts)  # a bad input or output fails before Ray starts
+    job = Job(0, input, output)
+    _prepare_job(job, opts)  # a bad input or output fails before Ray starts
     from dove_cli.manifest import ManifestLock, write_failure_manifest
 
     held = ManifestLock(job.manifest) if job.manifest is not None else None
@@ -1486,13 +1354,13 @@ def upscale_batch_on_ray(
             if on_file:
                 on_file(index, item)
             continue
-        jobs.append(_Job(index, item.input, item.output, item=item))
+        jobs.append(Job(index, item.input, item.output, item=item))
     if jobs:
         _run(jobs, opts, cluster=cluster, progress=progress, restorer=restorer, on_file=on_file)
 
 
 def _run(
-    jobs: list[_Job],
+    jobs: list[Job],
     opts: CheckedOptions,
     *,
     cluster: Cluster | None,
