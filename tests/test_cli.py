@@ -1883,6 +1883,10 @@ def test_info_says_pcm_channels_in_no_named_order_once(tmp_path, capsys, monkeyp
         code, out, err = run(["info", str(src)], capsys)
         said = "1 channel, 48000 Hz" if n == 1 else f"{n} channels, in no named order, 48000 Hz"
         assert code == 0 and f"#1 audio      pcm_s16le, {said}" in out, out
+        code, out, err = run(["upscale", str(src), "-o", str(tmp_path / f"o{n}.mkv"), "--model", "bilinear",
+                              "--dry-run"], capsys)  # fmt: skip
+        track = "1 channel" if n == 1 else "3 channels"  # the plan's line said "1 channels"
+        assert code == 0 and f"audio: #1 pcm_s16le {track} 48 kHz: copied" in out, out
 
 
 @pytest.mark.skipif(__import__("importlib.util").util.find_spec("bitsandbytes") is not None, reason="needs it absent")

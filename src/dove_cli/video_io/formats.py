@@ -1014,9 +1014,11 @@ def layout_lost(fmt_name: str, codec: str, layout: Any) -> bool:
 
 def layout_name(layout: Any) -> str:
     """A channel layout as FFmpeg names it ("5.1(side)"), or its channels where it has no name ("FL",
-    where FFmpeg says "1 channels (FL)")."""
+    where FFmpeg says "1 channels (FL)"; "1 channel" where it says "1 channels", count only)."""
     unnamed = re.fullmatch(r"\d+ channels \((.+)\)", layout.name)
-    return unnamed.group(1) if unnamed else layout.name
+    if unnamed:
+        return unnamed.group(1)
+    return "1 channel" if layout.name == "1 channels" else layout.name
 
 
 def few_play(fmt_name: str, codec: str) -> str | None:
