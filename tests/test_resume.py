@@ -689,6 +689,50 @@ def test_a_file_size_limit_exits_75_and_says_once_what_is_kept(tmp_path, capsys,
     assert abs(float(said[1]) * 1000 / out.stat().st_size - 1) < 0.05  # the size said: the output's
 
 
+def test_a_file_size_limit_on_a_work_segment_names_the_output_its_size_and_the_advice(tmp_path):
+    """`ulimit -f` hit while a work segment is written (before the join) is said as at the join: the
+    output named (not its segment), its size told from what the cut segment took, the limit (not free
+    room) to change. A limit the first segment hits keeps nothing; one the second hits keeps the
+    first. In this process, the limit put back before anything else is written (Python ignores SIGXFSZ)."""
+    import resource
+
+    from dove_cli.errors import FileTooLarge
+
+    alike, flat_first = tmp_path / "alike.mkv", tmp_path / "flat_first.mkv"  # FFV1 at 128x96: 6 kB a frame
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25", "-frames:v", "10", "-c:v", "libx264", alike)
+    ffmpeg("-filter_complex", "color=c=gray:size=64x48:rate=25:d=1.08[a];testsrc2=size=64x48:rate=25:d=0.28[b];"
+           "[a][b]concat=n=2:v=1", "-c:v", "libx264", flat_first)  # (27 frames in 7 kB, then 7 in 45 kB)  # fmt: skip
+    opts = UpscaleOptions(**OPTS, codec="ffv1")
+
+    def run(clip: Path, out: Path) -> str:
+        soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, hard))
+        try:
+            with pytest.raises(FileTooLarge) as exc:
+                upscale(clip, out, opts)
+        finally:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        return str(exc.value)
+
+    def head(out: Path) -> str:
+        return rf"{re.escape(str(out))}: file too large for the file system or the file-size limit \(ulimit -f\); "
+
+    advice = r"the output will be about (\d+\.\d) KB: raise the file-size limit \(ulimit -f\) or write to a file " \
+             r"system that allows files that large"  # fmt: skip
+    out = tmp_path / "alike_x2.mkv"
+    first = re.fullmatch(
+        rf"{head(out)}nothing was kept; {advice}, then call upscale\(\) again.*", said := run(alike, out)
+    )
+    assert first and not work_folder(out).exists(), said
+    ref = tmp_path / "ref.mkv"  # the whole output as the ffmpeg binary makes it (dove's: 3% smaller)
+    ffmpeg("-i", alike, "-vf", "scale=128:96:flags=bilinear,format=yuv444p", "-c:v", "ffv1", ref)
+    assert abs(float(first[1]) * 1000 / ref.stat().st_size - 1) < 0.1, (first[1], ref.stat().st_size)
+    out = tmp_path / "flat_first_x2.mkv"
+    second = re.fullmatch(rf"{head(out)}27 finished frames are kept in {re.escape(str(work_folder(out)))}; {advice}; "
+                          r"call upscale\(\) again with resume=True to continue", said := run(flat_first, out))  # fmt: skip
+    assert second, said
+
+
 def test_concatenated_recordings_resume_to_an_identical_output(tmp_path):
     """A capture whose timestamps start again half way (two .ts joined bytewise): a run stopped after
     the reset resumes to the bytes of an uninterrupted run, the frames after the reset where the

@@ -144,7 +144,21 @@ class TempFailure(OutputError):
 
 class FileTooLarge(TempFailure):
     """A write past the file-size limit (`ulimit -f`) or the file system's largest file (FAT32: 4 GiB):
-    room on the disk does not help; a higher limit or another file system does."""
+    room on the disk does not help; a higher limit or another file system does. `written`: the video
+    frames and bytes the file took before the limit stopped it ((0, 0): not known), what the output's
+    size is told from when no segment was kept (resume.Session.annotate_failure)."""
+
+    reason = "file too large for the file system or the file-size limit (ulimit -f)"
+
+    def __init__(self, message: str, written: tuple[int, int] = (0, 0)) -> None:
+        super().__init__(message)
+        self.written = written
+
+    @staticmethod
+    def advice(size: str = "") -> str:
+        """What to change, the output's `size` (said) first where it is known: the limit, not free room."""
+        about = f"the output will be about {size}: " if size else ""
+        return f"{about}raise the file-size limit (ulimit -f) or write to a file system that allows files that large"
 
 
 class OutputBusy(TempFailure):

@@ -835,29 +835,38 @@ class Session:
         if not (saved := self.saved()) or isinstance(error, (InputChanged, BrokenImage)):  # (frames of a file no
             # longer there, or before an image that cannot be read: replaced, it makes the input another)
             self.work.remove()
+            if isinstance(error, FileTooLarge):  # the first segment's: said as at the join, nothing kept
+                room = self.room_to_make(0, frames_total, too_large=error)
+                error.args = (f"{self.output}: {FileTooLarge.reason}; nothing was kept; {room}, then "
+                              f"{run_again([], [], to='')}",)  # fmt: skip
             return
         kept = f"{counted(saved, 'finished frame')} {'is' if saved == 1 else 'are'} kept in {self.work.path}"
+        if isinstance(error, FileTooLarge):  # the output's name, not a work segment's (the limit is the same)
+            error.args = (f"{self.output}: {FileTooLarge.reason}",)
         if isinstance(error, TempFailure) and not isinstance(error, OutputBusy):  # disk full, a file-size limit
-            kept += f"; {self.room_to_make(saved, frames_total, too_large=isinstance(error, FileTooLarge))}"
+            too_large = error if isinstance(error, FileTooLarge) else None
+            kept += f"; {self.room_to_make(saved, frames_total, too_large=too_large)}"
         if isinstance(error, DoveError):  # the same error, with what is kept said once, in its own line
             error.args = (f"{error}; {kept}; {self.hint(error)}",)
         else:
             log.warning("%s; %s", kept, self.hint(error))
 
-    def room_to_make(self, saved: int, frames_total: int, *, too_large: bool = False) -> str:
+    def room_to_make(self, saved: int, frames_total: int, *, too_large: FileTooLarge | None = None) -> str:
         """After a full disk: how much room to make. The output is about the kept segments' size per
         frame times its frames, plus the streams it copies from the input (its audio: 11% of a small
         video's output); the frames still to come take what the kept ones take on disk (their blocks:
         a small segment fills whole ones), and the join at the end writes all of the output again.
-        `too_large`: a file-size limit was hit, which room does not help; the output's size is said."""
+        `too_large`: a file-size limit was hit, which room does not help; the output's size is said,
+        from the file it cut short where no segment was kept (FileTooLarge.written)."""
         segments = self.journal.segments if self.journal is not None else []
-        kept = sum(s.bytes for s in segments)
-        if not kept:  # images (written one by one), or no size known
-            return "make room"
-        output = kept * max(frames_total, saved) / saved + self._copied_bytes(max(frames_total, saved))
-        if too_large:
-            return (f"the output will be about {human_size(output)}: raise the file-size limit (ulimit -f) or write "
-                    "to a file system that allows files that large")  # fmt: skip
+        kept, frames = sum(s.bytes for s in segments), saved
+        if too_large is not None and not kept:
+            frames, kept = too_large.written
+        if not kept or not frames:  # images (written one by one), or no size known
+            return FileTooLarge.advice() if too_large is not None else "make room"
+        output = kept * max(frames_total, frames) / frames + self._copied_bytes(max(frames_total, frames))
+        if too_large is not None:
+            return FileTooLarge.advice(human_size(output))
         rest = self._allocated(segments) * max(0, frames_total - saved) / saved
         why = (
             "joining the kept segments writes the output, about as large again"

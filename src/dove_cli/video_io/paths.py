@@ -147,18 +147,20 @@ def check_name_length(path: Path) -> None:
                           "choose a shorter name")  # fmt: skip
 
 
-def write_failed(path: Path, exc: BaseException, detail: str, stream: str = "") -> OutputError:
+def write_failed(path: Path, exc: BaseException, detail: str, stream: str = "",
+                 written: tuple[int, int] = (0, 0)) -> OutputError:  # fmt: skip
     """The error for a failed write: a full disk or a file-size limit is a TempFailure (exit 75: the
-    same command continues once there is room), a packet the muxer refused a MuxError naming its
-    `stream` kind, anything else an OutputError with `detail`. What was kept is not said here: the
-    run's session knows (resume.Session.failed)."""
+    same command continues once there is room; `written`: the video frames and bytes the file took,
+    FileTooLarge.written), a packet the muxer refused a MuxError naming its `stream` kind, anything
+    else an OutputError with `detail`. What was kept is not said here: the run's session knows
+    (resume.Session.annotate_failure)."""
     code = getattr(exc, "errno", None)
     if code == errno.ENOSPC:
         return TempFailure(f"{path}: disk full while writing")
     if code == errno.EDQUOT:
         return TempFailure(f"{path}: disk quota exceeded while writing")
     if code == errno.EFBIG:
-        return FileTooLarge(f"{path}: file too large for the file system or the file-size limit (ulimit -f)")
+        return FileTooLarge(f"{path}: {FileTooLarge.reason}", written)
     if stream:
         return MuxError(f"{path}: write failed ({detail})", stream)
     return OutputError(f"{path}: write failed ({detail})")

@@ -430,6 +430,7 @@ class ContainerWriter(VideoWriter):
         index_first: bool = True,
     ) -> None:
         self.path, self.info, self.frames_written = path, info, 0
+        self._muxed = (0, 0)  # video packets and their bytes in the file (what a file-size limit let in)
         self._warn = warn  # say what the output loses (open_writer)
         # Output time zero and end, in seconds on the input's timeline (None: keep timestamps as they are);
         # zero is decided with the streams copied (`_setup_aux`, `time_zero`), in ticks of the time base `_shift`.
@@ -1294,16 +1295,18 @@ class ContainerWriter(VideoWriter):
                 self._out.mux(p)
             except (av.FFmpegError, OSError) as exc:
                 self._fail(exc, p)
+            self._muxed = (self._muxed[0] + 1, self._muxed[1] + p.size)
 
     def _fail(self, exc: BaseException, p: av.Packet | None = None) -> None:
         """Abort, and raise the error naming the stream and the time (from the first frame) of packet `p`."""
         self.abort()
         if p is None or p.stream is None:
-            raise write_failed(self.path, exc, ffmsg(exc)) from None
+            raise write_failed(self.path, exc, ffmsg(exc), written=self._muxed) from None
         t = p.dts if p.dts is not None else p.pts
         when = "" if t is None or not p.time_base else f" at t={float(t * p.time_base + self._zero):.3f}s"
         kind = p.stream.type
-        raise write_failed(self.path, exc, f"{ffmsg(exc)}, {kind} stream #{p.stream.index}{when}", kind) from None
+        detail = f"{ffmsg(exc)}, {kind} stream #{p.stream.index}{when}"
+        raise write_failed(self.path, exc, detail, kind, self._muxed) from None
 
     @property
     def _zero(self) -> Fraction:
