@@ -10,6 +10,7 @@ import math
 import os
 import re
 import subprocess
+import sys
 from fractions import Fraction
 from pathlib import Path
 
@@ -2140,6 +2141,37 @@ def test_bad_options(clip_2997: Path, tmp_path: Path) -> None:
     with open_writer(tmp_path / "edge.mp4", info, 64, 48, crf=51, preset="veryslow") as writer:
         writer.write(np.zeros((48, 64, 3), np.uint8))
     assert probe(tmp_path / "edge.mp4").num_frames == 1
+
+
+@pytest.mark.skipif("libsvtav1" not in av.codecs_available, reason="this FFmpeg has no SVT-AV1")
+def test_svt_av1s_own_lines_on_a_size_it_refuses_stay_behind_doves_unless_verbose() -> None:
+    """SVT-AV1 prints why it refuses a size (`Svt[error]: Source Width must be less than or equal to
+    16384`) from C, straight to stderr, before dove's own line that says the same: held back now
+    (shown with -v). Its words on what is not the size (an option it refuses) still come out. In a
+    process of its own, with SVT_LOG as `dove` sets it: what reaches its file descriptor 2 is seen."""
+    script = (
+        "import logging, sys\n"
+        "from fractions import Fraction\n"
+        "from dove_cli.video_io.formats import check_encoder_options\n"
+        "if sys.argv[1] == '-v': logging.getLogger('dove_cli').setLevel(logging.INFO)\n"
+        "try:\n"
+        "    check_encoder_options('libsvtav1', {'svtav1-params': sys.argv[2]}, {}, int(sys.argv[3]), 64, 'yuv420p', "
+        "Fraction(25))\n"
+        "except Exception as exc:\n"
+        "    print('error:', exc, file=sys.stderr)\n"
+    )
+
+    def stderr(verbose: str, params: str, width: int) -> str:
+        env = {**os.environ, "SVT_LOG": "1"}
+        run = subprocess.run([sys.executable, "-c", script, verbose, params, str(width)], env=env,
+                             capture_output=True, text=True, timeout=60)  # fmt: skip
+        return run.stderr
+
+    quiet = stderr("-q", "", 16800)
+    assert re.fullmatch(r"error: libsvtav1 cannot write a picture of 16800x64 \([^)]*\), where it writes yuv420p at "
+                        r"256x256 with the same settings: the size is at fault; .*\n", quiet), quiet  # fmt: skip
+    assert "Svt[error]: Source Width must be less than or equal to 16384" in stderr("-v", "", 16800)
+    assert re.match(r"Svt\[error\]: Invalid tune flag .*\nerror: libsvtav1 ", stderr("-q", "tune=99", 256))
 
 
 def test_prores_settings_are_checked_before_any_work(clip_2997: Path, tmp_path: Path) -> None:

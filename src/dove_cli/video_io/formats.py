@@ -8,7 +8,11 @@ import functools
 import io
 import logging
 import math
+import os
 import re
+import sys
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
@@ -728,6 +732,33 @@ def _encoder_context(encoder: str, opts: dict[str, str], width: int, height: int
     return cc
 
 
+@contextlib.contextmanager
+def _held_stderr() -> Iterator[list[str]]:
+    """What is written to stderr's file descriptor in this block, held back and put in the list when
+    it ends (fd 2 restored). SVT-AV1 says why it refuses a size (`Svt[error]: Source Width must be less
+    than or equal to 16384`) with fprintf from C: PyAV's logging never sees it and SVT_LOG is read once,
+    at its first encoder. With -v (INFO) nothing is held: the text goes out as it comes."""
+    if logging.getLogger("dove_cli").isEnabledFor(logging.INFO):
+        yield []
+        return
+    held: list[str] = []
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr at all (a service started without one): nothing to hold
+        yield held
+        return
+    with tempfile.TemporaryFile() as f:
+        os.dup2(f.fileno(), 2)
+        try:
+            yield held
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            f.seek(0)
+            held.append(f.read().decode("utf-8", "replace"))
+
+
 def _opens(cc: Any) -> bool:
     """Whether the encoder context `cc` opens."""
     try:
@@ -754,21 +785,34 @@ def check_encoder_options(
     rate = Fraction(fps) if fps and fps > 0 else Fraction(25)
     cc = _encoder_context(encoder, opts, width, height, pix_fmt, rate)
     shown = " ".join(f"{k}={v}" for k, v in given.items() if k not in ("threads", "thread_type"))  # not dove's
-    try:
-        cc.open()
-    except (av.FFmpegError, ValueError) as exc:
-        if max(width, height) > PROBE_SIDE and _opens(
-            _encoder_context(encoder, opts, PROBE_SIDE, PROBE_SIDE, pix_fmt, rate)
-        ):
-            raise OutputError(f"{encoder} cannot write a picture of {width}x{height} ({ffmsg(exc)}), where it writes "
+    error: av.FFmpegError | ValueError | None = None
+    with _held_stderr() as said:  # (the encoder's own words, put back below unless the size is at fault)
+        try:
+            cc.open()
+        except (av.FFmpegError, ValueError) as exc:
+            error = exc
+    size_at_fault = (
+        error is not None
+        and max(width, height) > PROBE_SIDE
+        and _opens(_encoder_context(encoder, opts, PROBE_SIDE, PROBE_SIDE, pix_fmt, rate))
+    )
+    if text := "".join(said):
+        if size_at_fault:  # dove's line says it: the encoder's own lines only with -v
+            log.info("%s at %dx%d: %s", encoder, width, height, text.rstrip())
+        else:
+            sys.stderr.write(text)
+            sys.stderr.flush()
+    if error is not None:
+        if size_at_fault:
+            raise OutputError(f"{encoder} cannot write a picture of {width}x{height} ({ffmsg(error)}), where it writes "
                               f"{pix_fmt} at {PROBE_SIDE}x{PROBE_SIDE} with the same settings: the size is at fault; make "
                               "it smaller (a lower --scale, or --size), or write images (.png)") from None  # fmt: skip
         if not shown and asked:  # only dove's thread settings: the codec's own settings (--crf, --preset) are at fault
-            raise OptionError(f"{encoder} refused {'/'.join(asked)} ({ffmsg(exc)})") from None
+            raise OptionError(f"{encoder} refused {'/'.join(asked)} ({ffmsg(error)})") from None
         if not shown:
             raise OutputError(f"{encoder} cannot write what dove chose for this output, {pix_fmt} at {width}x{height} "
-                              f"({ffmsg(exc)}); no option given is at fault: choose a format with --pix-fmt") from None  # fmt: skip
-        raise OptionError(f"--codec-option {shown}: {encoder} refused them ({ffmsg(exc)})") from None
+                              f"({ffmsg(error)}); no option given is at fault: choose a format with --pix-fmt") from None  # fmt: skip
+        raise OptionError(f"--codec-option {shown}: {encoder} refused them ({ffmsg(error)})") from None
     unknown = sorted(set(cc.options) & set(map(str, given)))
     if "movflags" in unknown:  # ffmpeg's -movflags is the MP4/MOV muxer's, which dove sets itself
         raise OptionError(f"--codec-option movflags: a muxer option, not {encoder}'s; .mp4 and .mov outputs "
