@@ -114,6 +114,30 @@ def test_a_manifest_holds_the_name_as_written(tmp_path):
                                                              "files": [{"output": "out/party 🎉.mp4"}]}  # fmt: skip
 
 
+def test_json_files_hold_names_as_utf8_and_a_stdout_that_cannot_gets_escapes(tmp_path, monkeypatch):
+    """A manifest (and every JSON file dove writes) held `\\u65e5\\u672c...` for `日本...`: `grep 日本語 m.json`
+    found nothing. Now the name itself in UTF-8, a byte that is not UTF-8 still its escape `\\udce9` (no
+    UTF-8 holds it), read back the same. JSON on a stdout whose encoding cannot hold the name
+    (PYTHONIOENCODING=ascii) is all escapes, still JSON: the stream's own escape (`\\U0001f389`) is not."""
+    import io
+
+    from dove_cli.jsontext import json_text
+    from dove_cli.manifest import write_json
+
+    doc = {"input": "日本語の動画 🎉.mp4", "output": "caf\udce9.mp4", "error": "a\nb"}
+    write_json(tmp_path / "m.json", doc, "", "")
+    raw = (tmp_path / "m.json").read_bytes()
+    assert "日本語の動画 🎉.mp4".encode() in raw and b'"caf\\udce9.mp4"' in raw and b'"a\\nb"' in raw, raw
+    assert json.loads(raw) == doc
+    assert json.loads(json_text(doc).encode()) == doc  # (strict UTF-8, as a training run's files are written)
+    for encoding in ("ascii", "latin-1"):
+        stdout = io.TextIOWrapper(io.BytesIO(), encoding=encoding)  # (strict: a character it cannot hold raises)
+        monkeypatch.setattr(sys, "stdout", stdout)
+        write_json(Path("-"), doc, "", "")
+        shown = stdout.buffer.getvalue()
+        assert shown.isascii() and json.loads(shown) == doc, shown
+
+
 def test_json_names_are_their_bytes_as_utf8_whatever_the_locale(tmp_path, monkeypatch):
     """Under a Latin-1 locale the name `café.mp4` (UTF-8 on disk) came as `cafÃ©.mp4`, and manifests,
     `info --json` and `eval --json` stored that: a UTF-8 reader (jq) got a name of no file. A name is its

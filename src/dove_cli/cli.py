@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import errno
 import inspect
-import json
 import logging
 import os
 import re
@@ -55,6 +54,7 @@ from dove_cli.errors import (
     command_line,
 )
 from dove_cli.humanize import human_size, path_text, real_names
+from dove_cli.jsontext import json_text
 from dove_cli.options import UNTAGGED_MATRIX_HELP, Cli, UntaggedMatrix, UpscaleOptions
 from dove_cli.streams import check_stdout, shown_line
 from dove_cli.train.config import TrainConfig
@@ -459,7 +459,7 @@ def bench_cmd(
     note.setLevel(logging.INFO)  # each run said as it starts (on stderr): the table comes at the end
     report = run_bench(options, input=input, frames=frames, height=height, width=width, warmup=warmup, repeat=repeat)
     if json_out:
-        console.out(json.dumps(report, indent=2), highlight=False)
+        console.out(json_text(report, indent=2, to=sys.stdout), highlight=False)
         return
     clip = f"input {input}" if input is not None else f"a synthetic clip of {frames} frames"
     sizes = f"{report['input_size']} in, {report['output_size']} out"
@@ -585,7 +585,7 @@ def info_cmd(
     if files:
         _describe_files(files, json_out, console)
     elif json_out:
-        console.out(json.dumps(real_names(_environment()), indent=2), highlight=False)
+        console.out(json_text(real_names(_environment()), indent=2, to=sys.stdout), highlight=False)
     else:
         _print_environment(_environment(), console)
 
@@ -725,7 +725,7 @@ def _describe_files(files: list[Path], json_out: bool, console: Any) -> None:  #
             print_described(described[-1], console)
     if json_out:
         described = [{**d, "path": path_text(d["path"])} for d in described]  # the name's bytes, whatever the locale
-        console.out(json.dumps(real_names(described), indent=2), highlight=False)  # names as written
+        console.out(json_text(real_names(described), indent=2, to=sys.stdout), highlight=False)  # names as written
     if failed:
         raise typer.Exit(2)
 
@@ -844,7 +844,6 @@ def degrade_cmd(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
 ) -> None:
     """Write one degraded sample of a video or image: what `dove train` teaches the model to undo."""
-    import json
 
     from dove_cli import video_io
     from dove_cli.train.degrade import degrade_file
@@ -857,7 +856,7 @@ def degrade_cmd(
     if record is not None:
         try:
             video_io.make_folder(record.parent, record)
-            video_io.write_whole(record, json.dumps(steps, indent=1))
+            video_io.write_whole(record, json_text(steps, indent=1))
         except OSError as exc:
             raise OutputError(f"--record {record}: cannot write ({exc.strerror}); {output} is written") from None
 

@@ -44,6 +44,7 @@ from dove_cli.errors import (
     run_again,
 )
 from dove_cli.humanize import path_text, real_names, utc_time
+from dove_cli.jsontext import json_text
 from dove_cli.options import AUTO, UpscaleOptions
 from dove_cli.reports import Plan
 from dove_cli.video_io.paths import is_special
@@ -299,7 +300,7 @@ def earlier_records(path: Path, in_dir: Path) -> dict[str, dict[str, Any]]:
     if is_stdout(path) or is_special(path):
         return {}
     try:
-        old = json.loads(path.read_text())
+        old = json.loads(path.read_text(encoding="utf-8"))
         if old.get("input") != path_text(in_dir.absolute()) or not isinstance(old.get("files"), list):
             return {}
         records = {}
@@ -347,7 +348,7 @@ def check_manifest(
     if is_stdout(path) or is_special(path):
         return
     try:
-        old = json.loads(path.read_text())
+        old = json.loads(path.read_text(encoding="utf-8"))
         ended = old.get("status") in ("failed", "interrupted", "partial", "retry", "running")
         same = folder is not None and "files" in old and old.get("input") == path_text(folder.absolute())
     except (OSError, ValueError, AttributeError):
@@ -361,7 +362,7 @@ def records_done(path: Path, output: Path) -> bool:
     if is_stdout(path) or is_special(path):
         return False
     try:
-        old = json.loads(path.read_text())
+        old = json.loads(path.read_text(encoding="utf-8"))
         return old.get("status") == "done" and old.get("output") == path_text(output.absolute()) and "files" not in old
     except (OSError, ValueError, AttributeError):
         return False
@@ -422,7 +423,8 @@ def write_json(path: Path, doc: dict[str, Any], done: str, again: str) -> None:
     """Atomically (video_io.write_whole); stdout and special files as they are. `done` is added to the
     error: "; the video is complete"; and where the disk is full (exit 75, TempFailure), `again`: how
     a later run writes it ("run the same command with --resume to write it")."""
-    text = json.dumps(real_names(doc), indent=2, default=str) + "\n"  # names as written, not escaped bytes
+    stream = sys.stdout if is_stdout(path) else None  # (one that cannot hold UTF-8 gets JSON's escapes)
+    text = json_text(real_names(doc), indent=2, default=str, to=stream) + "\n"  # names as written, not escaped bytes
     try:
         if is_stdout(path):
             if sys.stdout is None:  # (closed: check_manifest said so before the work)

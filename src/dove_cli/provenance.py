@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from dove_cli.jsontext import json_text
 from dove_cli.video_io.paths import is_pattern, write_whole
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ def note_made(output: Path, fingerprint: dict[str, Any]) -> None:
         made = {**kept, "preview": fingerprint.get("preview"), "output_bytes": output.stat().st_size,
                 "made": time.strftime("%Y-%m-%d %H:%M")}  # fmt: skip
         path.parent.mkdir(exist_ok=True)
-        write_whole(path, json.dumps(made, indent=1) + "\n")
+        write_whole(path, json_text(made, indent=1) + "\n")
     except OSError as exc:
         log.warning("%s: cannot note what made it in %s (%s); a re-run will check its length only", output, path,
                     exc.strerror or exc)  # fmt: skip

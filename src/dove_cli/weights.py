@@ -31,6 +31,7 @@ from typing import Any
 from dove_cli import note
 from dove_cli.errors import DownloadError, DownloadLater, ModelError, TrainingRunGiven, advice
 from dove_cli.humanize import human_size
+from dove_cli.jsontext import json_text
 
 log = logging.getLogger(__name__)
 
@@ -538,7 +539,7 @@ def hub_errors(
 
 def _read_state() -> dict:
     try:
-        return json.loads(state_file().read_text())
+        return json.loads(state_file().read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
 
@@ -557,7 +558,7 @@ def write_state(path: Path, state: dict[str, Any], what: str) -> None:
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_whole(path, json.dumps(state, indent=1))
+        write_whole(path, json_text(state, indent=1))
     except OSError as exc:
         log.warning("could not record %s in %s: %s", what, path, exc)
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 import math
 import time
@@ -41,6 +40,7 @@ from dove_cli import note as said_note
 from dove_cli import video_io
 from dove_cli.errors import DecodeError, DoveError, InputError, ModelError, OptionError, OutputError
 from dove_cli.humanize import apart, counted, drawn_text, one_name, path_text, real_names, real_text, spelled
+from dove_cli.jsontext import json_text
 from dove_cli.metrics import DEFAULT_METRICS, METRICS
 from dove_cli.video_io.formats import check_untagged_matrix
 from dove_cli.video_io.paths import why_missing
@@ -500,7 +500,7 @@ class EvalReport:
 
     def json_text(self) -> str:
         """The text of --json (`to_dict`; `dove eval --json -` writes it to stdout)."""
-        return json.dumps(real_names(self.to_dict()), indent=1) + "\n"  # names as written
+        return json_text(real_names(self.to_dict()), indent=1) + "\n"  # names as written (UTF-8 bytes, on stdout too)
 
     def write_csv(self, path: str | Path) -> None:
         _write(Path(path), self.csv_text())

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from dove_cli.errors import ModelError, OptionError, OutputError
+from dove_cli.jsontext import json_text
 from dove_cli.video_io.paths import umask_weights
 
 CKPT_DIR = "checkpoints"
@@ -66,7 +67,7 @@ def run_folder(ckpt: Path) -> Path | None:
 
 def read_state(ckpt: Path) -> dict[str, Any]:
     """A checkpoint's train_state.json: its step, stage, model and the options it was trained with."""
-    return dict(json.loads((Path(ckpt) / STATE_FILE).read_text()))
+    return dict(json.loads((Path(ckpt) / STATE_FILE).read_text(encoding="utf-8")))
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
@@ -100,7 +101,7 @@ def save_checkpoint(accelerator: Any, output_dir: Path, step: int, state: dict[s
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
             umask_weights(tmp)
-            (tmp / STATE_FILE).write_text(json.dumps(state, indent=1))
+            (tmp / STATE_FILE).write_text(json_text(state, indent=1), "utf-8")
             if final.exists():
                 shutil.rmtree(final)
             os.replace(tmp, final)

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from dove_cli.errors import InputError
+from dove_cli.jsontext import json_text
 from dove_cli.train import degrade as D
 from dove_cli.video_io import FOLDER_EXTENSIONS, IMAGE_EXTENSIONS, read_clip, stream_rate
 from dove_cli.video_io.paths import ffmpeg_name
@@ -240,7 +241,7 @@ def write_data_record(sources: Sources, folder: Path) -> Path:
     used = sum(1 for f in sources.files if f["used"])
     record = {"used": used, "skipped": len(sources.files) - used, "files": sources.files}
     path = folder / DATA_FILE
-    path.write_text(json.dumps(record, indent=1))
+    path.write_text(json_text(record, indent=1), "utf-8")
     return path
 
 

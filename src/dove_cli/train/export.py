@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 from dove_cli.errors import ModelError, OutputError
+from dove_cli.jsontext import json_text
 from dove_cli.train.checkpoints import STATE_FILE, read_weights, resolve_checkpoint
 from dove_cli.video_io.paths import umask_weights
 
@@ -92,7 +93,7 @@ def export_checkpoint(
     state_path = ckpt / STATE_FILE
     if output.exists() and (not output.is_dir() or any(output.iterdir())) and not overwrite:
         raise OutputError(f"{output} exists and is not empty (use --overwrite)")
-    state = json.loads(state_path.read_text())
+    state = json.loads(state_path.read_text(encoding="utf-8"))
     base = Path(state["model"])
     parts = ("transformer", "vae", "scheduler") + (tuple(TEXT_PARTS) if with_text_encoder else ())
     for part in parts:
@@ -113,7 +114,7 @@ def export_checkpoint(
             shutil.copytree(base / part, tmp / part)
         if (base / "prompt_embedding.safetensors").is_file():
             shutil.copy2(base / "prompt_embedding.safetensors", tmp / "prompt_embedding.safetensors")
-        (tmp / "model_index.json").write_text(json.dumps(model_index(base, with_text_encoder), indent=2))
+        (tmp / "model_index.json").write_text(json_text(model_index(base, with_text_encoder), indent=2), "utf-8")
         meta = {
             "stage": state["stage"],
             "step": state["step"],
@@ -122,7 +123,7 @@ def export_checkpoint(
             "weights": source,
             "lora_merged": int(state.get("lora_rank", 0)) > 0,
         }
-        (tmp / "dove_train.json").write_text(json.dumps(meta, indent=1))
+        (tmp / "dove_train.json").write_text(json_text(meta, indent=1), "utf-8")
         umask_weights(tmp, "*")  # written weights are 0600, copied files keep the base model's mode
         if output.exists():
             shutil.rmtree(output) if output.is_dir() else output.unlink()

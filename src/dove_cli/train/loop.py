@@ -32,6 +32,7 @@ from typing import Any
 import torch
 
 from dove_cli.errors import Interrupted, ModelError, OptionError, OutputError, StopSignal, TrainingRunGiven
+from dove_cli.jsontext import json_text
 from dove_cli.metrics.dists import training_dists
 from dove_cli.train.checkpoints import (
     CKPT_DIR,
@@ -543,7 +544,7 @@ def _train(cfg: TrainConfig, progress: Progress | None, boundary: StepBoundary) 
              cfg.batch_size, cfg.grad_accum, launch["global_batch"], launch["precision"])  # fmt: skip
 
     if main:  # written once the options, the data, the model and the resume point are known to be good
-        (out / RUN_FILE).write_text(json.dumps({**cfg.to_dict(), "launch": launch}, indent=1))
+        (out / RUN_FILE).write_text(json_text({**cfg.to_dict(), "launch": launch}, indent=1), "utf-8")
         write_data_record(sources, out)  # data.json: each file used or skipped, and why
     sampler = GlobalBatchSampler(
         len(sources.videos), cfg.batch_size, seed=cfg.seed, start_step=start * cfg.grad_accum,
@@ -619,7 +620,7 @@ def _train(cfg: TrainConfig, progress: Progress | None, boundary: StepBoundary) 
         losses.append(row["loss"])
         if main:
             with metrics.open("a") as fh:
-                fh.write(json.dumps(row) + "\n")
+                fh.write(json_text(row) + "\n")
         if cfg.tensorboard:
             accelerator.log({k: v for k, v in row.items() if isinstance(v, float)}, step=step + 1)
         if progress is not None and main:
@@ -639,7 +640,7 @@ def _train(cfg: TrainConfig, progress: Progress | None, boundary: StepBoundary) 
                 model.transformer.train()
                 model.transformer = Prepared(prepared, transformer.config)
                 with metrics.open("a") as fh:
-                    fh.write(json.dumps({"step": step + 1, **scores}) + "\n")
+                    fh.write(json_text({"step": step + 1, **scores}) + "\n")
                 log.info("validation at step %d: %s", step + 1, ", ".join(f"{k} {v:.4g}" for k, v in scores.items()))
             accelerator.wait_for_everyone()
         if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.max_steps:
