@@ -13,7 +13,6 @@ the window it needs.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
