@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ import torch
 
 from dove_cli.errors import ModelError, OptionError, OutputError
 from dove_cli.jsontext import json_text
+from dove_cli.train.config import TrainConfig, refuse_recipe_changes, saved_config
 from dove_cli.video_io.paths import umask_weights
 
 CKPT_DIR = "checkpoints"
@@ -55,6 +57,29 @@ def find_resume(output_dir: Path, spec: str) -> Path:
     if not (path / STATE_FILE).is_file():
         raise OptionError(f"--resume {spec}: not a checkpoint folder (no {STATE_FILE})")
     return path
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    """The checkpoint a resumed run continues from, its train_state.json, and the step it is at."""
+
+    ckpt: Path
+    state: dict[str, Any]
+    step: int
+
+
+def resume_point(cfg: TrainConfig) -> ResumePoint | None:
+    """--resume's checkpoint, checked before anything loads or is written (a refused resume changes
+    nothing): the one home of the resume checks. The stage must be the checkpoint's, and every recipe
+    option the saved run's (`refuse_recipe_changes`); None without --resume."""
+    if not cfg.resume:
+        return None
+    ckpt = find_resume(Path(cfg.output_dir), cfg.resume)
+    state = read_state(ckpt)
+    if state.get("stage") != cfg.stage:
+        raise OptionError(f"--resume {ckpt}: a stage-{state.get('stage')} checkpoint, this is stage {cfg.stage}")
+    refuse_recipe_changes(saved_config(state), vars(cfg))
+    return ResumePoint(ckpt, state, int(state["step"]))
 
 
 def run_folder(ckpt: Path) -> Path | None:

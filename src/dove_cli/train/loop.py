@@ -24,7 +24,7 @@ import shutil
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,16 +38,17 @@ from dove_cli.train.checkpoints import (
     CKPT_DIR,
     RUN_FILE,
     STATE_FILE,
+    ResumePoint,
     checkpoint_step,
-    find_resume,
     list_checkpoints,
-    read_state,
+    resume_point,
     save_checkpoint,
 )
-from dove_cli.train.config import TrainConfig, refuse_recipe_changes, saved_config
+from dove_cli.train.config import TrainConfig
 from dove_cli.train.data import (
     DataConfig,
     GlobalBatchSampler,
+    Sources,
     TrainDataset,
     iter_batches,
     make_loader,
@@ -421,9 +422,10 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
     Ctrl-C or SIGTERM (single process): the step finishes, a checkpoint is saved, Interrupted is raised.
     """
     cfg.check()  # (a recipe built from Python may still lack its data)
+    resumed = resume_point(cfg)  # before the model and the output folder: a refused resume changes nothing
     with StepBoundary() as boundary:
         try:
-            return _train(cfg, progress, boundary)
+            return _train(cfg, progress, boundary, resumed)
         except KeyboardInterrupt:
             error = boundary.interrupted()
             if error is None:
@@ -431,34 +433,104 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
             raise error from None
 
 
-def _train(cfg: TrainConfig, progress: Progress | None, boundary: StepBoundary) -> TrainResult:
-    from accelerate import Accelerator
-    from accelerate.utils import DistributedDataParallelKwargs, ProjectConfiguration, set_seed
+@dataclass
+class Run:
+    """A training run, set up (`_setup`): what its steps, validations and checkpoints use."""
 
-    cuda = torch.cuda.is_available()
+    cfg: TrainConfig
+    accelerator: Any
+    model: Any  # the DoveModel; its transformer is `Prepared(prepared, ...)` while it trains
+    transformer: Any  # the transformer as loaded (its config; the model signature)
+    prepared: Any  # the transformer as accelerate wrapped it (DDP, a DeepSpeed engine, or itself)
+    params: list[torch.nn.Parameter]  # the trainable ones
+    optimizer: Any
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    dtype: torch.dtype  # the latents' compute dtype
+    pixel_loss: PixelLoss | None  # stage 2's pixel terms
+    batches: Iterator[dict[str, Any]]
+    val_set: TrainDataset | None
+    launch: dict[str, Any]  # how it was launched (run.json, checkpoints)
+    folder: Path  # the model folder it started from
+    out: Path  # the run folder
+    start: int  # the step it starts at (a resumed run: its checkpoint's)
+    t_start: float = 0.0  # perf_counter when the first step began
+
+    @property
+    def main(self) -> bool:
+        return bool(self.accelerator.is_main_process)
+
+
+def _train(
+    cfg: TrainConfig, progress: Progress | None, boundary: StepBoundary, resumed: ResumePoint | None
+) -> TrainResult:
+    start = boundary.done = resumed.step if resumed is not None else 0
+    stale = _check_start(cfg, resumed, start)
+    accelerator = _accelerator(cfg)
+    if not accelerator.is_main_process:
+        logging.getLogger("dove_cli").setLevel(logging.ERROR)
+    if resumed is not None and start >= cfg.max_steps:
+        log.info("%s: nothing to do: the run is at step %d >= --max-steps %d (checkpoint %s); "
+                 "raise --max-steps to train on", Path(cfg.output_dir), start, cfg.max_steps, resumed.ckpt)  # fmt: skip
+        return TrainResult(start, [], resumed.ckpt, cfg.metrics_path, accelerator.is_main_process)
+    run = _setup(cfg, accelerator, boundary, resumed, stale)
+    losses: list[float] = []
+    last_ckpt: Path | None = None
+    boundary.holding = not boundary.multi
+    run.t_start = time.perf_counter()
+    for step in range(start + 1, cfg.max_steps + 1):  # optimiser steps, 1-based as metrics and checkpoints count
+        row = _step(run, step)
+        boundary.done = step
+        losses.append(row["loss"])
+        _report(run, row, progress)
+        if run.val_set is not None and (step % cfg.val_every == 0 or step == cfg.max_steps):
+            _validate(run, step)
+        if step % cfg.checkpoint_every == 0 or step == cfg.max_steps:
+            last_ckpt = _save(run, step)
+        if boundary.pending is not None and step < cfg.max_steps:  # the last step's own save ends the run
+            # a second interrupt while saving is delivered at once (StepBoundary._receive)
+            if last_ckpt is None or checkpoint_step(last_ckpt) != step:  # not just saved on schedule
+                _save(run, step)
+            boundary.deliver_pending()
+    boundary.holding = False
+    if cfg.tensorboard:
+        accelerator.end_training()
+    accelerator.wait_for_everyone()
+    return TrainResult(cfg.max_steps, losses, last_ckpt, cfg.metrics_path, run.main)
+
+
+def _check_start(cfg: TrainConfig, resumed: ResumePoint | None, start: int) -> list[Path]:
+    """What can be refused before anything loads, in every process: --tensorboard's package, the
+    output folder (returns the checkpoints in the way, `_check_output`), the degradation config, the launch."""
     if cfg.tensorboard:
         import importlib.util
 
         if importlib.util.find_spec("tensorboard") is None:
             raise OptionError("--tensorboard needs the tensorboard package: pip install 'dove-cli[train]'")
-    mixed = cfg.mixed_precision if cfg.mixed_precision != "auto" else ("bf16" if cuda else "no")
-    out = Path(cfg.output_dir)
-    ckpt, state, start = None, {}, 0
-    if cfg.resume:  # before the model and the output folder: a refused resume changes nothing
-        ckpt = find_resume(out, cfg.resume)
-        state = read_state(ckpt)
-        if state.get("stage") != cfg.stage:
-            raise OptionError(f"--resume {ckpt}: a stage-{state.get('stage')} checkpoint, this is stage {cfg.stage}")
-        refuse_recipe_changes(saved_config(state), vars(cfg))
-        start = boundary.done = int(state["step"])
+    ckpt = resumed.ckpt if resumed is not None else None
     stale = _check_output(cfg, ckpt, start) if start < cfg.max_steps else []
     load_degradation_config(cfg.degradation)  # a mistyped name or yaml: one line before the data scan
-    check_launch(cuda)
+    check_launch(torch.cuda.is_available())
+    return stale
+
+
+def _mixed_precision(cfg: TrainConfig) -> str:
+    """--mixed-precision, with auto made bf16 on CUDA, no (fp32) on the CPU."""
+    if cfg.mixed_precision != "auto":
+        return cfg.mixed_precision
+    return "bf16" if torch.cuda.is_available() else "no"
+
+
+def _accelerator(cfg: TrainConfig) -> Any:
+    """The Accelerator for this run, with DeepSpeed's "auto" batch sizes set from the options."""
+    from accelerate import Accelerator
+    from accelerate.utils import DistributedDataParallelKwargs, ProjectConfiguration
+
+    out = Path(cfg.output_dir)
     accelerator = Accelerator(
         # without CUDA, launched processes form a gloo (MULTI_CPU) group; DeepSpeed needs cpu=False
         # (its CPU accelerator then talks gloo too)
-        cpu=not cuda and not deepspeed_requested(),
-        mixed_precision=mixed,
+        cpu=not torch.cuda.is_available() and not deepspeed_requested(),
+        mixed_precision=_mixed_precision(cfg),
         gradient_accumulation_steps=cfg.grad_accum,
         log_with="tensorboard" if cfg.tensorboard else None,
         project_config=ProjectConfiguration(project_dir=str(out), logging_dir=str(out / "logs")),
@@ -472,13 +544,18 @@ def _train(cfg: TrainConfig, progress: Progress | None, boundary: StepBoundary) 
             train_batch_size=cfg.batch_size * cfg.grad_accum * accelerator.num_processes,
             gradient_clipping=cfg.max_grad_norm,
         )
-    main = accelerator.is_main_process
-    if not main:
-        logging.getLogger("dove_cli").setLevel(logging.ERROR)
-    if ckpt is not None and start >= cfg.max_steps:
-        log.info("%s: nothing to do: the run is at step %d >= --max-steps %d (checkpoint %s); "
-                 "raise --max-steps to train on", out, start, cfg.max_steps, ckpt)  # fmt: skip
-        return TrainResult(start, [], ckpt, cfg.metrics_path, main)
+    return accelerator
+
+
+def _setup(
+    cfg: TrainConfig, accelerator: Any, boundary: StepBoundary, resumed: ResumePoint | None, stale: list[Path]
+) -> Run:
+    """Everything a step needs, in the order that leaves nothing behind on a refusal: the model folder,
+    DISTS and the data are found before the run folder is made; the model, optimiser and resume point
+    are loaded after; run.json is written once all of them are known to be good."""
+    from accelerate.utils import set_seed
+
+    out, main, start = Path(cfg.output_dir), accelerator.is_main_process, resumed.step if resumed else 0
     launch = {
         "processes": accelerator.num_processes, "batch_per_process": cfg.batch_size, "grad_accum": cfg.grad_accum,
         "global_batch": cfg.batch_size * cfg.grad_accum * accelerator.num_processes,
@@ -489,11 +566,59 @@ def _train(cfg: TrainConfig, progress: Progress | None, boundary: StepBoundary) 
     # stage 2: the published DISTS (given files, hub cache or download), or a one-line refusal; also before the folder
     dists = training_dists(cfg.dists_weights) if cfg.stage == 2 and cfg.dists_weight > 0 else None
     # the data too: a start that fails on its clips leaves no folder behind to block the next one
+    sources, dataset, val_set = _datasets(cfg, accelerator.num_processes)
+    _prepare_output(cfg, main, resumed.ckpt if resumed is not None else None, start, stale)
+    boundary.out, boundary.max_steps, boundary.multi = out, cfg.max_steps, accelerator.num_processes > 1
+    accelerator.wait_for_everyone()
+    set_seed(cfg.seed)
+
+    _warn_stage2_init(folder, cfg)
+    model = load_training_model(folder, accelerator.device, cfg, _mixed_precision(cfg))
+    transformer = model.transformer
+    params = [p for p in transformer.parameters() if p.requires_grad]
+    optimizer = make_optimizer(params, cfg)
+    scheduler = constant_with_warmup(optimizer, cfg.warmup_steps)
+    prepared, optimizer = accelerator.prepare(transformer, optimizer)
+    model.transformer = Prepared(prepared, transformer.config)
+    accelerator.register_for_checkpointing(scheduler)
+    pixel_loss = None
+    if cfg.stage == 2:
+        pixel_loss = PixelLoss(dists, cfg.dists_weight, cfg.frame_diff_weight).to(accelerator.device)
+    if resumed is not None:
+        _load_resume_point(accelerator, resumed, transformer, cfg, launch)
+    log.info("%s: stage %d, steps %d-%d, %d process%s x batch %d x grad-accum %d = global batch %d, %s",
+             out, cfg.stage, start + 1, cfg.max_steps, launch["processes"], "" if launch["processes"] == 1 else "es",
+             cfg.batch_size, cfg.grad_accum, launch["global_batch"], launch["precision"])  # fmt: skip
+
+    if main:  # written once the options, the data, the model and the resume point are known to be good
+        (out / RUN_FILE).write_text(json_text({**cfg.to_dict(), "launch": launch}, indent=1), "utf-8")
+        write_data_record(sources, out)  # data.json: each file used or skipped, and why
+    sampler = GlobalBatchSampler(
+        len(sources.videos), cfg.batch_size, seed=cfg.seed, start_step=start * cfg.grad_accum,
+        end_step=cfg.max_steps * cfg.grad_accum, num_images=len(sources.images), image_ratio=cfg.image_ratio,
+        world_size=accelerator.num_processes, rank=accelerator.process_index,
+    )  # fmt: skip
+    loader = make_loader(dataset, sampler, num_workers=cfg.num_workers, pin_memory=torch.cuda.is_available())
+    if cfg.tensorboard:
+        accelerator.init_trackers("dove-train")
+    if main:
+        cfg.metrics_path.parent.mkdir(parents=True, exist_ok=True)
+        if cfg.resume:
+            _truncate_metrics(cfg.metrics_path, start)
+    return Run(
+        cfg, accelerator, model, transformer, prepared, params, optimizer, scheduler,
+        compute_dtype(prepared),  # after prepare: DeepSpeed has cast the module to bf16 by now
+        pixel_loss, iter_batches(loader), val_set, launch, folder, out, start,
+    )  # fmt: skip
+
+
+def _datasets(cfg: TrainConfig, processes: int) -> tuple[Sources, TrainDataset, TrainDataset | None]:
+    """The training clips and images (said in one line), their dataset, and the validation set."""
     images = cfg.images if cfg.stage == 2 else None
     if cfg.stage == 2 and images is None and cfg.image_ratio > 0:
         log.warning("stage 2 without --images: training on videos only")
     sources = scan_sources(cfg.data, cfg.resolution, images=images, lq=cfg.lq, frame_stride=cfg.frame_stride)
-    drawn = cfg.batch_size * accelerator.num_processes  # items a micro-step draws: fewer repeat in it (a wrong --data?)
+    drawn = cfg.batch_size * processes  # items a micro-step draws: fewer repeat in it (a wrong --data?)
     few = [f"{n} {what}{'s' * (n != 1)}" for n, what in ((len(sources.videos), "clip"), (len(sources.images), "image"))
            if 0 < n < drawn]  # fmt: skip
     log.info("training on %s%s", sources.summary(),
@@ -509,152 +634,109 @@ def _train(cfg: TrainConfig, progress: Progress | None, boundary: StepBoundary) 
             scan_sources(cfg.val_data, val_res, frame_stride=cfg.frame_stride),
             DataConfig(crop=val_res, seed=cfg.seed, frame_stride=cfg.frame_stride, degradation="video"),
         )
-    _prepare_output(cfg, main, ckpt, start, stale)
-    boundary.out, boundary.max_steps, boundary.multi = out, cfg.max_steps, accelerator.num_processes > 1
-    accelerator.wait_for_everyone()
-    set_seed(cfg.seed)
+    return sources, dataset, val_set
 
-    _warn_stage2_init(folder, cfg)
-    model = load_training_model(folder, accelerator.device, cfg, mixed)
-    transformer = model.transformer
-    params = [p for p in transformer.parameters() if p.requires_grad]
-    optimizer = make_optimizer(params, cfg)
-    scheduler = constant_with_warmup(optimizer, cfg.warmup_steps)
-    prepared, optimizer = accelerator.prepare(transformer, optimizer)
-    model.transformer = Prepared(prepared, transformer.config)
-    accelerator.register_for_checkpointing(scheduler)
-    dtype = compute_dtype(prepared)  # after prepare: DeepSpeed has cast the module to bf16 by now
 
-    pixel_loss = None
-    if cfg.stage == 2:
-        pixel_loss = PixelLoss(dists, cfg.dists_weight, cfg.frame_diff_weight).to(accelerator.device)
+def _load_resume_point(
+    accelerator: Any, resumed: ResumePoint, transformer: Any, cfg: TrainConfig, launch: dict[str, Any]
+) -> None:
+    """The checkpoint's weights, optimiser and scheduler state, once its model is known to be this one."""
+    ckpt, state = resumed.ckpt, resumed.state
+    if state.get("model_signature") != _model_signature(transformer) or state.get("lora_rank") != cfg.lora_rank:
+        raise OptionError(f"--resume {ckpt}: saved for another model size or LoRA rank")
+    accelerator.load_state(str(ckpt))
+    log.info("resumed from %s at step %d", ckpt, resumed.step)
+    was = state.get("launch", {}).get("global_batch")
+    if was is not None and was != launch["global_batch"]:
+        log.warning("%s was trained with a global batch of %d (%d processes); this resume trains with %d "
+                    "(%d): the run mixes two batch sizes", ckpt, was, state["launch"]["processes"],
+                    launch["global_batch"], launch["processes"])  # fmt: skip
 
-    if ckpt is not None:
-        if state.get("model_signature") != _model_signature(transformer) or state.get("lora_rank") != cfg.lora_rank:
-            raise OptionError(f"--resume {ckpt}: saved for another model size or LoRA rank")
-        accelerator.load_state(str(ckpt))
-        log.info("resumed from %s at step %d", ckpt, start)
-        was = state.get("launch", {}).get("global_batch")
-        if was is not None and was != launch["global_batch"]:
-            log.warning("%s was trained with a global batch of %d (%d processes); this resume trains with %d "
-                        "(%d): the run mixes two batch sizes", ckpt, was, state["launch"]["processes"],
-                        launch["global_batch"], launch["processes"])  # fmt: skip
-    log.info("%s: stage %d, steps %d-%d, %d process%s x batch %d x grad-accum %d = global batch %d, %s",
-             out, cfg.stage, start + 1, cfg.max_steps, launch["processes"], "" if launch["processes"] == 1 else "es",
-             cfg.batch_size, cfg.grad_accum, launch["global_batch"], launch["precision"])  # fmt: skip
 
-    if main:  # written once the options, the data, the model and the resume point are known to be good
-        (out / RUN_FILE).write_text(json_text({**cfg.to_dict(), "launch": launch}, indent=1), "utf-8")
-        write_data_record(sources, out)  # data.json: each file used or skipped, and why
-    sampler = GlobalBatchSampler(
-        len(sources.videos), cfg.batch_size, seed=cfg.seed, start_step=start * cfg.grad_accum,
-        end_step=cfg.max_steps * cfg.grad_accum, num_images=len(sources.images), image_ratio=cfg.image_ratio,
-        world_size=accelerator.num_processes, rank=accelerator.process_index,
-    )  # fmt: skip
-    loader = make_loader(dataset, sampler, num_workers=cfg.num_workers, pin_memory=cuda)
-    if cfg.tensorboard:
-        accelerator.init_trackers("dove-train")
-
-    metrics = cfg.metrics_path
-    if main:
-        metrics.parent.mkdir(parents=True, exist_ok=True)
-        if cfg.resume:
-            _truncate_metrics(metrics, start)
-    losses: list[float] = []
-    last_ckpt: Path | None = None
-    batches = iter_batches(loader)
-    t_start = time.perf_counter()
-    signature = _model_signature(transformer)
-
-    def checkpoint(step: int) -> Path:
-        state = {
-            "step": step, "stage": cfg.stage, "model": str(folder), "lora_rank": cfg.lora_rank,
-            "lora_alpha": cfg.lora_alpha, "lora_targets": list(cfg.lora_targets),
-            "model_signature": signature, "config": cfg.to_dict(), "launch": launch,
-        }  # fmt: skip
-        return save_checkpoint(accelerator, out, step, state, cfg.keep_checkpoints)
-
-    boundary.holding = not boundary.multi
-    for step in range(start, cfg.max_steps):
-        t0 = time.perf_counter()
-        sums: dict[str, Any] = {}  # 0-dim tensors and floats: one host sync per step, at the end
-        kind, skipped = "video", 0
-        grad_norm: Any = float("nan")
-        for _ in range(cfg.grad_accum):
-            batch = next(batches)
-            kind, skipped = batch["kind"], skipped + batch["skipped"]
-            with accelerator.accumulate(prepared):
-                with accelerator.autocast():
-                    loss, terms = training_loss(
-                        model,
-                        batch,
-                        stage=cfg.stage,
-                        seed=cfg.seed,
-                        dtype=dtype,
-                        pixel_loss=pixel_loss,
-                        latent_slots=cfg.latent_loss,
-                    )
-                accelerator.backward(loss)
-                if accelerator.sync_gradients:
-                    norm = accelerator.clip_grad_norm_(params, cfg.max_grad_norm)
-                    grad_norm = norm if norm is not None else float("nan")
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-            for k, v in {"loss": loss.detach(), **terms}.items():
-                sums[k] = sums.get(k, 0.0) + v / cfg.grad_accum
-        lr = scheduler.get_last_lr()[0]  # the rate this step applied; step() sets the next one
-        scheduler.step()
-        boundary.done = step + 1
-        device = accelerator.device
-        values = torch.stack([torch.as_tensor(v, dtype=torch.float32, device=device) for v in sums.values()])
-        norm_t = torch.as_tensor(grad_norm, dtype=torch.float32, device=device).reshape(1)
-        *means, norm_value = torch.cat([accelerator.reduce(values, "mean"), norm_t]).tolist()
-        row: dict[str, Any] = {"step": step + 1, **dict(zip(sums, means, strict=True))}
-        row.update(
-            lr=lr,
-            grad_norm=norm_value,
-            kind=kind,
-            skipped=skipped,
-            sec_per_step=time.perf_counter() - t0,
-        )
-        losses.append(row["loss"])
-        if main:
-            with metrics.open("a") as fh:
-                fh.write(json_text(row) + "\n")
-        if cfg.tensorboard:
-            accelerator.log({k: v for k, v in row.items() if isinstance(v, float)}, step=step + 1)
-        if progress is not None and main:
-            done = step + 1 - start
-            rate = done / max(1e-9, time.perf_counter() - t_start)
-            eta = (cfg.max_steps - step - 1) / max(rate, 1e-9)
-            progress({**row, "max_steps": cfg.max_steps, "it_s": rate, "eta_s": eta})
-        if val_set is not None and ((step + 1) % cfg.val_every == 0 or step + 1 == cfg.max_steps):
-            if main:
-                from dove_cli.train.validate import validation_scores
-
-                model.transformer = accelerator.unwrap_model(prepared)  # no DDP collectives on one rank
-                model.transformer.eval()
-                scores = validation_scores(
-                    model, val_set, cfg.val_clips, out / "val" / f"step-{step + 1:07d}", dtype=dtype
+def _step(run: Run, step: int) -> dict[str, Any]:
+    """Optimiser step `step` (1-based): `grad_accum` micro-batches, then the row metrics.jsonl logs
+    (the mean of every process's terms, the lr the step applied, the clipped-before gradient norm)."""
+    cfg, accelerator = run.cfg, run.accelerator
+    t0 = time.perf_counter()
+    sums: dict[str, Any] = {}  # 0-dim tensors and floats: one host sync per step, at the end
+    kind, skipped = "video", 0
+    grad_norm: Any = float("nan")
+    for _ in range(cfg.grad_accum):
+        batch = next(run.batches)
+        kind, skipped = batch["kind"], skipped + batch["skipped"]
+        with accelerator.accumulate(run.prepared):
+            with accelerator.autocast():
+                loss, terms = training_loss(
+                    run.model,
+                    batch,
+                    stage=cfg.stage,
+                    seed=cfg.seed,
+                    dtype=run.dtype,
+                    pixel_loss=run.pixel_loss,
+                    latent_slots=cfg.latent_loss,
                 )
-                model.transformer.train()
-                model.transformer = Prepared(prepared, transformer.config)
-                with metrics.open("a") as fh:
-                    fh.write(json_text({"step": step + 1, **scores}) + "\n")
-                log.info("validation at step %d: %s", step + 1, ", ".join(f"{k} {v:.4g}" for k, v in scores.items()))
-            accelerator.wait_for_everyone()
-        if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.max_steps:
-            last_ckpt = checkpoint(step + 1)
-        if boundary.pending is not None and step + 1 < cfg.max_steps:  # the last step's own save ends the run
-            # a second interrupt while saving is delivered at once (StepBoundary._receive)
-            if last_ckpt is None or checkpoint_step(last_ckpt) != step + 1:  # not just saved on schedule
-                checkpoint(step + 1)
-            boundary.deliver_pending()
-    boundary.holding = False
+            accelerator.backward(loss)
+            if accelerator.sync_gradients:
+                norm = accelerator.clip_grad_norm_(run.params, cfg.max_grad_norm)
+                grad_norm = norm if norm is not None else float("nan")
+            run.optimizer.step()
+            run.optimizer.zero_grad(set_to_none=True)
+        for k, v in {"loss": loss.detach(), **terms}.items():
+            sums[k] = sums.get(k, 0.0) + v / cfg.grad_accum
+    lr = run.scheduler.get_last_lr()[0]  # the rate this step applied; step() sets the next one
+    run.scheduler.step()
+    device = accelerator.device
+    values = torch.stack([torch.as_tensor(v, dtype=torch.float32, device=device) for v in sums.values()])
+    norm_t = torch.as_tensor(grad_norm, dtype=torch.float32, device=device).reshape(1)
+    *means, norm_value = torch.cat([accelerator.reduce(values, "mean"), norm_t]).tolist()
+    row: dict[str, Any] = {"step": step, **dict(zip(sums, means, strict=True))}
+    row.update(lr=lr, grad_norm=norm_value, kind=kind, skipped=skipped, sec_per_step=time.perf_counter() - t0)
+    return row
+
+
+def _report(run: Run, row: dict[str, Any], progress: Progress | None) -> None:
+    """A step's row to metrics.jsonl (main process), TensorBoard and the progress callback."""
+    cfg, step = run.cfg, row["step"]
+    if run.main:
+        with cfg.metrics_path.open("a") as fh:
+            fh.write(json_text(row) + "\n")
     if cfg.tensorboard:
-        accelerator.end_training()
-    accelerator.wait_for_everyone()
-    return TrainResult(cfg.max_steps, losses, last_ckpt, metrics, main)
+        run.accelerator.log({k: v for k, v in row.items() if isinstance(v, float)}, step=step)
+    if progress is not None and run.main:
+        rate = (step - run.start) / max(1e-9, time.perf_counter() - run.t_start)
+        eta = (cfg.max_steps - step) / max(rate, 1e-9)
+        progress({**row, "max_steps": cfg.max_steps, "it_s": rate, "eta_s": eta})
+
+
+def _validate(run: Run, step: int) -> None:
+    """Scores and sample frames on the held-out set (main process, unwrapped: no DDP collectives on one
+    rank), logged to metrics.jsonl; the other processes wait."""
+    if run.main and run.val_set is not None:
+        from dove_cli.train.validate import validation_scores
+
+        model = run.model
+        model.transformer = run.accelerator.unwrap_model(run.prepared)
+        model.transformer.eval()
+        scores = validation_scores(
+            model, run.val_set, run.cfg.val_clips, run.out / "val" / f"step-{step:07d}", dtype=run.dtype
+        )
+        model.transformer.train()
+        model.transformer = Prepared(run.prepared, run.transformer.config)
+        with run.cfg.metrics_path.open("a") as fh:
+            fh.write(json_text({"step": step, **scores}) + "\n")
+        log.info("validation at step %d: %s", step, ", ".join(f"{k} {v:.4g}" for k, v in scores.items()))
+    run.accelerator.wait_for_everyone()
+
+
+def _save(run: Run, step: int) -> Path:
+    """checkpoints/step-N, with the state a resume and an export read (train_state.json)."""
+    cfg = run.cfg
+    state = {
+        "step": step, "stage": cfg.stage, "model": str(run.folder), "lora_rank": cfg.lora_rank,
+        "lora_alpha": cfg.lora_alpha, "lora_targets": list(cfg.lora_targets),
+        "model_signature": _model_signature(run.transformer), "config": cfg.to_dict(), "launch": run.launch,
+    }  # fmt: skip
+    return save_checkpoint(run.accelerator, run.out, step, state, cfg.keep_checkpoints)
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
