@@ -23,7 +23,7 @@ from safetensors.torch import load_file
 
 from conftest import DEMO, demo_clip
 from dove_cli.errors import InputError, Interrupted, OptionError, OutputError
-from dove_cli.train.checkpoints import list_checkpoints
+from dove_cli.train.checkpoints import list_checkpoints, resume_point
 from dove_cli.train.config import TrainConfig, build_config, saved_config
 from dove_cli.train.data import DataConfig, SampleKey, TrainDataset, collate, scan_sources
 from dove_cli.train.export import export_checkpoint
@@ -231,7 +231,9 @@ def test_resume_takes_the_saved_recipe_and_refuses_another(tmp_path):
     assert (cfg.lr, cfg.seed, cfg.batch_size, cfg.resolution, cfg.data) == (3e-3, 0, 1, (9, 64, 64), saved.data)
     assert (cfg.max_steps, cfg.checkpoint_every, cfg.resume, cfg.output_dir) == (5, 5, "latest", str(out))
     with pytest.raises(OptionError) as refused:
-        build_config(1, None, output_dir=str(out), resume="latest", lr=1e-3, batch_size=2, resolution="9x32x32")
+        resume_point(
+            build_config(1, None, output_dir=str(out), resume="latest", lr=1e-3, batch_size=2, resolution="9x32x32")
+        )
     message = str(refused.value)
     for said in ("--lr 0.001 (saved 0.003)", "--batch-size 2 (saved 1)", "--resolution 9x32x32 (saved 9x64x64)"):
         assert said in message
@@ -239,11 +241,11 @@ def test_resume_takes_the_saved_recipe_and_refuses_another(tmp_path):
     toml = tmp_path / "c.toml"
     toml.write_text("seed = 7\nmax-steps = 5\n")  # a config file's values count as given, as flags do
     with pytest.raises(OptionError, match=r"--seed 7 \(saved 0\); drop it"):
-        build_config(1, toml, output_dir=str(out), resume="latest")
+        resume_point(build_config(1, toml, output_dir=str(out), resume="latest"))
     # the stage given anew is what is named (not the saved 2-frame crop a stage-1 run cannot take)
     _saved_run(tmp_path / "s2", stage=2, resolution="2x32x32")
-    with pytest.raises(OptionError, match=r"--stage 1 \(saved 2\), --no-vae-tiling \(saved --vae-tiling\)"):
-        build_config(1, None, output_dir=str(tmp_path / "s2"), resume="latest", stage=1, vae_tiling=False)
+    with pytest.raises(OptionError, match=r"step-0000002: a stage-2 checkpoint, this is stage 1$"):
+        resume_point(build_config(1, None, output_dir=str(tmp_path / "s2"), resume="latest", stage=1, vae_tiling=False))
     # train() itself (the Python API) refuses too, before it loads or writes anything
     with pytest.raises(OptionError, match=r"--lr 0.001 \(saved 0.003\)"):
         train(saved.replace(lr=1e-3, resume="latest"))
@@ -275,11 +277,11 @@ def test_a_run_folder_resumes_from_any_working_folder(tmp_path, monkeypatch, cap
     with pytest.raises(
         OptionError, match=rf"^--data HQ: the resumed run's, no such file or folder in {tmp_path / 'b'} "
     ):
-        build_config(1, None, **resume)
+        resume_point(build_config(1, None, **resume))
     assert build_config(1, None, **resume, data=hq).data == hq  # the old relative path: it ends with it
     assert build_config(1, None, **resume, data=str(tmp_path / "link" / "HQ")).data.endswith("HQ")
     with pytest.raises(OptionError, match=r"--data ../b \(saved HQ\)"):
-        build_config(1, None, **resume, data="../b")
+        resume_point(build_config(1, None, **resume, data="../b"))
     # a run saved as this version saves it: absolute, so any working folder finds it, and the same
     # folder given relative to another, or through a link, is no change of recipe
     saved["config"]["data"] = hq
@@ -287,15 +289,16 @@ def test_a_run_folder_resumes_from_any_working_folder(tmp_path, monkeypatch, cap
     assert build_config(1, None, **resume).data == hq
     assert build_config(1, None, **resume, data="../link/HQ/").data == hq  # the saved path stays, not the link's
     with pytest.raises(OptionError, match=r"--data ../a \(saved "):
-        build_config(1, None, **resume, data="../a")
+        resume_point(build_config(1, None, **resume, data="../a"))
     # the data moved: the line that says so is followed, not refused as a change of recipe
     (tmp_path / "a" / "HQ").rename(tmp_path / "a" / "HQ2")
     with pytest.raises(OptionError, match=rf"^--data {hq}: the resumed run's, no such file or folder; give --data "):
-        build_config(1, None, **resume)
-    assert build_config(1, None, **resume, data="../a/HQ2").data == "../a/HQ2"  # (saved absolute by to_dict)
+        resume_point(build_config(1, None, **resume))
+    moved = build_config(1, None, **resume, data="../a/HQ2")
+    assert moved.data == "../a/HQ2" and resume_point(moved) is not None  # (saved absolute by to_dict)
     assert f"--data ../a/HQ2: the run's saved {hq} is gone; resuming with this as its new place" in caplog.text
     with pytest.raises(OptionError, match=r"--data ../b/none \(saved "):  # somewhere that is not there either
-        build_config(1, None, **resume, data="../b/none")
+        resume_point(build_config(1, None, **resume, data="../b/none"))
 
 
 def test_options_of_the_wrong_stage_and_a_bad_output_folder_stop_before_the_data_scan(tmp_path, monkeypatch):

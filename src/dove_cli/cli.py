@@ -764,8 +764,7 @@ def train_cmd(
     from dove_cli.train.config import build_config
     from dove_cli.train.loop import train
 
-    cfg = build_config(1, config, **options)
-    cfg.check()  # (--data given)
+    cfg = build_config(1, config, **options)  # train() checks it (and a resume's recipe)
     logging.getLogger("dove_cli").setLevel(logging.INFO)
     if quiet:
         result = train(cfg)

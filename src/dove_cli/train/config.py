@@ -130,6 +130,13 @@ class TrainConfig:
 
     def replace(self, **overrides: Any) -> TrainConfig:
         """A copy with the given fields changed (None = keep); unknown keys are an OptionError."""
+        cfg = self.merged(**overrides)
+        cfg.check_values()
+        return cfg
+
+    def merged(self, **overrides: Any) -> TrainConfig:
+        """`replace` with the values coerced but not checked (a resumed run's: `resume_point` first
+        names a recipe option given anew, which may be what makes a value wrong, e.g. --stage)."""
         names = {f.name for f in dataclasses.fields(self)}
         clean: dict[str, Any] = {}
         for key, value in overrides.items():
@@ -138,9 +145,7 @@ class TrainConfig:
                 raise OptionError(f"unknown training option {key!r}")
             if value is not None:
                 clean[key] = _coerce(key, value)
-        cfg = dataclasses.replace(self, **clean)
-        cfg.check_values()
-        return cfg
+        return dataclasses.replace(self, **clean)
 
     def check(self) -> None:
         """Raise OptionError (naming the option) for a value the recipe cannot run with, or for the data
@@ -288,33 +293,36 @@ def build_config(default_stage: int = 1, config_file: str | Path | None = None, 
     """Stage defaults, then the config file, then the flags that were given (None = not given).
 
     With `resume`, the saved run's options replace the stage defaults, so what is not given stays
-    as the run was; a recipe option given anew (file or flag) that differs is refused. Without
-    `output_dir`, a resumed run continues in its checkpoint's run folder.
+    as the run was; whether what is given anew may change is `train()`'s check (`resume_point`), so
+    the merge leaves the values to it too. Without `output_dir`, a resumed run continues in its
+    checkpoint's run folder.
     """
     given = load_config_file(config_file) if config_file else {}
     given.update((key.replace("-", "_"), value) for key, value in flags.items())
     given = {key: value for key, value in given.items() if value is not None}
-    if given.get("resume"):
-        from dove_cli.train.checkpoints import CKPT_DIR, find_resume, read_state, run_folder
+    if not given.get("resume"):
+        return TrainConfig.for_stage(int(given.pop("stage", None) or default_stage)).replace(**given)
+    from dove_cli.train.checkpoints import CKPT_DIR, find_resume, read_state, run_folder
 
-        ckpt = find_resume(Path(given.get("output_dir") or TrainConfig().output_dir), str(given["resume"]))
-        if not given.get("output_dir"):  # the run continues where it is, not in a new ./dove-train
-            folder = run_folder(ckpt)
-            if folder is None:
-                raise OptionError(
-                    f"--resume {given['resume']}: not inside a run folder's {CKPT_DIR}/; "
-                    "give -o DIR for the run to continue in"
-                )
-            given["output_dir"] = str(folder)
-        base = saved_config(read_state(ckpt))
-        refuse_recipe_changes(base, given)
-        for key in set(PATH_OPTIONS) - RESUMABLE:  # the same data given through a link: the saved path stays
-            old = getattr(base, key)
-            if key in given and not _gone(key, old) and all(Path(path).is_absolute() for path in _paths(key, old)):
-                given.pop(key)
-    else:
-        base = TrainConfig.for_stage(int(given.pop("stage", None) or default_stage))
-    return base.replace(**given)
+    ckpt = find_resume(Path(given.get("output_dir") or TrainConfig().output_dir), str(given["resume"]))
+    if not given.get("output_dir"):  # the run continues where it is, not in a new ./dove-train
+        folder = run_folder(ckpt)
+        if folder is None:
+            raise OptionError(
+                f"--resume {given['resume']}: not inside a run folder's {CKPT_DIR}/; give -o DIR for the run to continue in"
+            )
+        given["output_dir"] = str(folder)
+    base = saved_config(read_state(ckpt))
+    for key in set(PATH_OPTIONS) - RESUMABLE:  # the same data given through a link: the saved path stays
+        old = getattr(base, key)
+        if (
+            key in given
+            and _same_paths(key, old, _coerce(key, given[key]))
+            and not _gone(key, old)
+            and all(Path(path).is_absolute() for path in _paths(key, old))
+        ):
+            given.pop(key)
+    return base.merged(**given)
 
 
 # What a resumed run may change: how far it goes, how often it saves and validates, where it logs,
@@ -372,7 +380,7 @@ def refuse_recipe_changes(saved: TrainConfig, values: dict[str, Any]) -> None:
     resuming with another lr, batch or data would make a run that is neither the old one nor a new one."""
     changes, names = [], {f.name for f in dataclasses.fields(saved)}
     for key in PATH_OPTIONS:
-        if values.get(key) is None:  # the run's own, kept: said as the run's where it is gone
+        if values.get(key) in (None, getattr(saved, key)):  # the run's own, kept: said as the run's where it is gone
             _check_saved_path(key, getattr(saved, key))
     for key, value in values.items():
         if key in RESUMABLE or key not in names:

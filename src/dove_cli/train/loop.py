@@ -421,8 +421,10 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
 
     Ctrl-C or SIGTERM (single process): the step finishes, a checkpoint is saved, Interrupted is raised.
     """
-    cfg.check()  # (a recipe built from Python may still lack its data)
-    resumed = resume_point(cfg)  # before the model and the output folder: a refused resume changes nothing
+    if not cfg.data:
+        cfg.check()  # --data is required (a recipe built from Python may still lack its data)
+    resumed = resume_point(cfg)  # before the values: a recipe option given anew is named as such
+    cfg.check()
     with StepBoundary() as boundary:
         try:
             return _train(cfg, progress, boundary, resumed)
