@@ -224,6 +224,26 @@ def _saved_run(out: Path, **options) -> TrainConfig:
     return cfg
 
 
+def test_a_quiet_rank_leaves_the_callers_logging_as_it_was(tmp_path, monkeypatch, caplog):
+    """A launch's other processes log errors only, for the run: train() called from Python gives the
+    `dove_cli` logger's level back (here the fast "nothing to do" return, on a rank that is not main)."""
+    from accelerate import Accelerator
+
+    monkeypatch.setattr(Accelerator, "is_main_process", property(lambda self: False))
+    cfg = _saved_run(tmp_path / "run", max_steps=2)
+    package = logging.getLogger("dove_cli")
+    before = package.level
+    package.setLevel(logging.DEBUG)
+    try:
+        with caplog.at_level(logging.DEBUG):
+            result = train(cfg.replace(resume="latest"))
+        assert (result.main, result.steps, result.losses) == (False, 2, [])
+        assert "nothing to do" not in caplog.text  # quiet while it ran
+        assert package.level == logging.DEBUG
+    finally:
+        package.setLevel(before)
+
+
 def test_resume_takes_the_saved_recipe_and_refuses_another(tmp_path):
     out = tmp_path / "run"
     saved = _saved_run(out, lr=3e-3, seed=0, batch_size=1, resolution="9x64x64", max_steps=2)

@@ -420,11 +420,14 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
     """Run (or resume) one training stage; returns the losses and the last checkpoint.
 
     Ctrl-C or SIGTERM (single process): the step finishes, a checkpoint is saved, Interrupted is raised.
+    The logging level of `dove_cli` is left as it was found (a launch's other processes log errors only).
     """
     if not cfg.data:
         cfg.check()  # --data is required (a recipe built from Python may still lack its data)
     resumed = resume_point(cfg)  # before the values: a recipe option given anew is named as such
     cfg.check()
+    package_log = logging.getLogger("dove_cli")
+    level = package_log.level
     with StepBoundary() as boundary:
         try:
             return _train(cfg, progress, boundary, resumed)
@@ -433,6 +436,8 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
             if error is None:
                 raise
             raise error from None
+        finally:
+            package_log.setLevel(level)  # (train() also runs in-process: tests, notebooks)
 
 
 @dataclass
@@ -469,7 +474,7 @@ def _train(
     stale = _check_start(cfg, resumed, start)
     accelerator = _accelerator(cfg)
     if not accelerator.is_main_process:
-        logging.getLogger("dove_cli").setLevel(logging.ERROR)
+        logging.getLogger("dove_cli").setLevel(logging.ERROR)  # for this run: train() restores it
     if resumed is not None and start >= cfg.max_steps:
         log.info("%s: nothing to do: the run is at step %d >= --max-steps %d (checkpoint %s); "
                  "raise --max-steps to train on", Path(cfg.output_dir), start, cfg.max_steps, resumed.ckpt)  # fmt: skip
