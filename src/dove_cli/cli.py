@@ -30,8 +30,8 @@ from dove_cli import note
 from dove_cli.console import (
     BatchBars,
     EvalBar,
-    FittedProgress,
     OneLineFormatter,
+    TrainBar,
     UpscaleBar,
     VerifyBar,
     err_console,
@@ -769,26 +769,8 @@ def train_cmd(
     if quiet:
         result = train(cfg)
     else:
-        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
-
-        # a narrow terminal loses the lr, the rate, the bar, the stage before the step count, loss and time left
-        lr, rate = TextColumn(" lr {task.fields[lr]:.2e}"), TextColumn(" {task.fields[it_s]:.2f} it/s")
-        bar = FittedProgress(
-            TextColumn(f"stage {cfg.stage}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]:.4f}"), lr, rate, TimeRemainingColumn(),
-            drop=(lr, rate), console=err_console,
-        )  # fmt: skip
-        task = bar.add_task("train", total=cfg.max_steps, loss=float("nan"), lr=0.0, it_s=0.0)
-
-        def report(row: dict) -> None:
-            if not bar.live.is_started:  # shown from the first step, not above a set-up error
-                bar.start()
-            bar.update(task, completed=row["step"], loss=row["loss"], lr=row["lr"], it_s=row["it_s"])
-
-        try:
-            result = train(cfg, progress=report)
-        finally:
-            bar.stop()
+        with TrainBar(cfg.stage, cfg.max_steps) as bar:
+            result = train(cfg, progress=bar.report)
     if not quiet and result.main and result.losses:  # once, and not after "nothing to do"
         say(f"done: {result.steps} steps, last checkpoint {result.last_checkpoint}, metrics {result.metrics_path}")
 
@@ -845,7 +827,7 @@ def degrade_cmd(
     """Write one degraded sample of a video or image: what `dove train` teaches the model to undo."""
 
     from dove_cli import video_io
-    from dove_cli.train.degrade import degrade_file
+    from dove_cli.train.degrade import degrade_file, described
 
     if record is not None:  # before the work, as -o is checked
         if record.resolve() == output.resolve():
@@ -858,16 +840,7 @@ def degrade_cmd(
             video_io.write_whole(record, json_text(steps, indent=1))
         except OSError as exc:
             raise OutputError(f"--record {record}: cannot write ({exc.strerror}); {output} is written") from None
-
-    def step(s: dict[str, Any]) -> str:
-        if s["op"] == "jpeg":
-            q = s["quality"]
-            return f"jpeg quality {min(q)}-{max(q)}" if min(q) != max(q) else f"jpeg quality {q[0]}"
-        what = s.get("kernel") or s.get("codec") or s.get("type") or s.get("method")
-        return s["op"] + (f" {what}" if what else "")
-
-    summary = ", ".join(step(s) for s in steps)
-    say(f"wrote {output}: {summary}")
+    say(f"wrote {output}: {described(steps)}")
 
 
 # ---------------------------------------------------------------- eval

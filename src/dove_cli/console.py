@@ -710,6 +710,32 @@ class VerifyBar:
         self.bar.stop()
 
 
+class TrainBar:
+    """Progress of `dove train`: the stage, steps, loss, lr, rate and time left, drawn from the first
+    step (not above a set-up error); `report` is train()'s progress callback."""
+
+    def __init__(self, stage: int, max_steps: int, console: Console = err_console) -> None:
+        # a narrow terminal loses the lr, the rate, the bar, the stage before the step count, loss and time left
+        lr, rate = TextColumn(" lr {task.fields[lr]:.2e}"), TextColumn(" {task.fields[it_s]:.2f} it/s")
+        self.bar = FittedProgress(
+            TextColumn(f"stage {stage}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]:.4f}"), lr, rate, TimeRemainingColumn(),
+            drop=(lr, rate), console=console,
+        )  # fmt: skip
+        self.task = self.bar.add_task("train", total=max_steps, loss=float("nan"), lr=0.0, it_s=0.0)
+
+    def report(self, row: dict[str, Any]) -> None:
+        if not self.bar.live.is_started:
+            self.bar.start()
+        self.bar.update(self.task, completed=row["step"], loss=row["loss"], lr=row["lr"], it_s=row["it_s"])
+
+    def __enter__(self) -> TrainBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.stop()
+
+
 RANGES = {"tv": "limited (tv)", "pc": "full (pc)"}
 # What an untagged matrix is read as by default (--untagged-matrix auto), and how else it can be.
 ASSUMED = {"bt709": "BT.709, as for HD; as BT.601 with --parity or --untagged-matrix bt601",

@@ -913,3 +913,16 @@ def shown_as(source: video_io.VideoInfo, width: int, height: int, frames: int, i
         start_pts=source.start_pts, base_fps=source.base_fps, grid=source.grid, variable_rate=source.variable_rate,
         rotation=source.rotation, mirrored=source.mirrored, is_still_image=image,
     )  # fmt: skip
+
+
+def described(record: Record) -> str:
+    """A degradation record in one line, as `dove degrade` says it: `blur iso, resize area, jpeg quality 30-62, ...`."""
+
+    def step(s: dict[str, Any]) -> str:
+        if s["op"] == "jpeg":
+            q = s["quality"]
+            return f"jpeg quality {min(q)}-{max(q)}" if min(q) != max(q) else f"jpeg quality {q[0]}"
+        what = s.get("kernel") or s.get("codec") or s.get("type") or s.get("method")
+        return s["op"] + (f" {what}" if what else "")
+
+    return ", ".join(step(s) for s in record)
