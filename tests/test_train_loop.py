@@ -413,6 +413,20 @@ def test_cli_resume_keeps_the_recipe_and_run_json_says_so(tiny_model_dir, tmp_pa
     assert applied == pytest.approx([0.0, 0.0, 1.5e-3]) and [r["lr"] for r in rows] == applied
 
 
+def test_a_run_that_ends_early_in_the_warmup_says_so(tiny_model_dir, tmp_path, caplog):
+    """--max-steps 3 under a 10-step warmup: one line at the start says the weights barely change, with the
+    lr the last step applies (metrics.jsonl's) of --lr."""
+    cfg = _cfg(1, tiny_model_dir, tmp_path / "run", resolution="1x32x32", batch_size=1, max_steps=3, warmup_steps=10)
+    with caplog.at_level(logging.WARNING, logger="dove_cli"):
+        train(cfg)
+    last = json.loads(cfg.metrics_path.read_text().splitlines()[-1])["lr"]
+    assert last == pytest.approx(3e-3 * (3 - 2) / 10)  # WarmupLR: 0 at steps 1-2, then (k - 2) / warmup of --lr
+    said = [r.getMessage() for r in caplog.records if "warmup" in r.getMessage()]
+    assert said == [
+        f"--max-steps 3 ends inside the 10-step lr warmup: the weights barely change (lr reaches {last:g} of 0.003)"
+    ]
+
+
 def test_a_failed_start_does_not_block_the_next(tiny_model_dir, tmp_path, caplog):
     out = tmp_path / "run"
     with pytest.raises(InputError, match="no usable clips"):

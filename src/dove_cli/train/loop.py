@@ -596,6 +596,7 @@ def _setup(
     log.info("%s: stage %d, steps %d-%d, %d process%s x batch %d x grad-accum %d = global batch %d, %s",
              out, cfg.stage, start + 1, cfg.max_steps, launch["processes"], "" if launch["processes"] == 1 else "es",
              cfg.batch_size, cfg.grad_accum, launch["global_batch"], launch["precision"])  # fmt: skip
+    _warn_short_warmup(cfg, scheduler)
 
     if main:  # written once the options, the data, the model and the resume point are known to be good
         (out / RUN_FILE).write_text(json_text({**cfg.to_dict(), "launch": launch}, indent=1), "utf-8")
@@ -617,6 +618,18 @@ def _setup(
         compute_dtype(prepared),  # after prepare: DeepSpeed has cast the module to bf16 by now
         pixel_loss, iter_batches(loader), val_set, launch, folder, out, start,
     )  # fmt: skip
+
+
+def _warn_short_warmup(cfg: TrainConfig, scheduler: torch.optim.lr_scheduler.LambdaLR) -> None:
+    """A run whose last step comes in the first half of the lr warmup trains almost nothing: said at
+    its start (a short try, `--max-steps 3` under the default 100-step warmup, would otherwise say nothing)."""
+    lr = scheduler.base_lrs[0]
+    last = lr * scheduler.lr_lambdas[0](cfg.max_steps - 1)  # the rate the scheduler gives the last step
+    if last >= lr / 2:
+        return
+    change = "do not change" if last == 0 else "barely change"
+    log.warning("--max-steps %d ends inside the %d-step lr warmup: the weights %s (lr reaches %g of %g)",
+                cfg.max_steps, cfg.warmup_steps, change, last, lr)  # fmt: skip
 
 
 def _datasets(cfg: TrainConfig, processes: int) -> tuple[Sources, TrainDataset, TrainDataset | None]:
