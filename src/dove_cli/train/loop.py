@@ -460,7 +460,7 @@ class Run:
     folder: Path  # the model folder it started from
     out: Path  # the run folder
     start: int  # the step it starts at (a resumed run: its checkpoint's)
-    t_start: float = 0.0  # perf_counter when the first step began
+    t_start: float  # perf_counter as its first step begins (the progress callback's rate)
 
     @property
     def main(self) -> bool:
@@ -470,6 +470,8 @@ class Run:
 def _train(
     cfg: TrainConfig, progress: Progress | None, boundary: StepBoundary, resumed: ResumePoint | None
 ) -> TrainResult:
+    """The recipe: what can be refused first, the accelerator, the set-up, then one optimiser step at a
+    time, each logged, validated and saved on schedule; a held Ctrl-C/SIGTERM stops at a step's end."""
     start = boundary.done = resumed.step if resumed is not None else 0
     stale = _check_start(cfg, resumed, start)
     accelerator = _accelerator(cfg)
@@ -483,7 +485,6 @@ def _train(
     losses: list[float] = []
     last_ckpt: Path | None = None
     boundary.holding = not boundary.multi
-    run.t_start = time.perf_counter()
     for step in range(start + 1, cfg.max_steps + 1):  # optimiser steps, 1-based as metrics and checkpoints count
         row = _step(run, step)
         boundary.done = step
@@ -616,7 +617,7 @@ def _setup(
     return Run(
         cfg, accelerator, model, transformer, prepared, params, optimizer, scheduler,
         compute_dtype(prepared),  # after prepare: DeepSpeed has cast the module to bf16 by now
-        pixel_loss, iter_batches(loader), val_set, launch, folder, out, start,
+        pixel_loss, iter_batches(loader), val_set, launch, folder, out, start, time.perf_counter(),
     )  # fmt: skip
 
 
