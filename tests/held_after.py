@@ -26,7 +26,7 @@ def held_after(frames: int) -> None:
         if index + 1 == frames:
             ignored = signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
             until = time.monotonic() + (HOLD_IGNORED_S if ignored else HOLD_S)
-            while not cli._stop_signal and time.monotonic() < until:
+            while not cli._stop.signum and time.monotonic() < until:
                 time.sleep(0.01)
 
     BackgroundWriter._write_one = write_then_wait

@@ -180,7 +180,7 @@ def test_encoder_banners_are_quiet_unless_verbose(tmp_path):
     type it, after the command too (click takes the app's options only before it)."""
     import os
 
-    from dove_cli.cli import _verbose_first
+    from dove_cli.cli_args import verbose_first
 
     base = [sys.executable, "-m", "dove_cli.cli"]
     env = {k: v for k, v in os.environ.items() if k != "SVT_LOG"}  # main() in this process may have set it
@@ -190,7 +190,7 @@ def test_encoder_banners_are_quiet_unless_verbose(tmp_path):
     assert quiet.returncode == 0 and quiet.stderr == ""
     loud = subprocess.run([*base, *args, "--overwrite", "-v"], capture_output=True, text=True, env=env)
     assert loud.returncode == 0 and "Svt[info]" in loud.stderr
-    assert _verbose_first(["x", "--verbose", "--", "-v"]) == ["--verbose", "x", "--", "-v"]  # `--` ends options
+    assert verbose_first(["x", "--verbose", "--", "-v"]) == ["--verbose", "x", "--", "-v"]  # `--` ends options
 
 
 def test_dry_run_plan_says_what_becomes_of_each_audio_track(tmp_path, capsys):
@@ -567,7 +567,7 @@ def test_a_sigterm_is_forgotten_by_the_next_run_in_the_process(tmp_path, capsys,
         raise Interrupted("x.mp4: interrupted; nothing was kept")
 
     monkeypatch.setattr(upscaling, "upscale", interrupted)
-    monkeypatch.setattr(cli, "_stop_signal", 15)  # the earlier run's: SIGTERM
+    monkeypatch.setattr(cli._stop, "signum", 15)  # the earlier run's: SIGTERM
     code, _, err = run(["upscale", str(demo_clip("007.mp4")), "-o", str(tmp_path / "x.mp4"), "--model", "bilinear",
                         "-q"], capsys)  # fmt: skip
     assert code == 130 and "interrupted" in err, (code, err)
@@ -2248,3 +2248,29 @@ def test_info_lists_the_videos_rows_in_their_order(tmp_path, capsys):
     code, out, _ = run(["info", str(clip)], capsys)
     labels = [line.split()[0] for line in out.splitlines() if line.startswith("    ")]
     assert code == 0 and labels[:5] == ["frames", "length", "frame", "start", "pixels"], out
+
+
+def test_the_argv_rewrites_are_plain_functions_of_the_words(tmp_path, monkeypatch):
+    """cli_args, without running the app: a command's options after `--` move before it with their values
+    (a file named like an option stays a name), an option given as a value is said, `~` is the home folder
+    also after `--opt=`, and a usage error gets the pointer to --help and the hint its words call for."""
+    from dove_cli.cli_args import home_expanded, option_as_value, options_before_dashes, usage_line
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "--dry-run").touch()  # a file of that name: a name, not the option
+    options = {"-o": True, "--output": True, "--model": True, "--dry-run": False}
+    assert options_before_dashes(["upscale", "--", "-a.mp4", "-o", "x y.mp4", "--dry-run", "--model=m"], options) == [
+        "upscale", "-o", "x y.mp4", "--model=m", "--", "-a.mp4", "--dry-run"]  # fmt: skip
+    assert option_as_value(["upscale", "a.mp4", "--model", "--model"], options) == (
+        "--model got '--model', which is an option: its value is missing")  # fmt: skip
+    assert option_as_value(["upscale", "a.mp4", "--", "-o", "--model"], options) is None  # (after `--`: names)
+    monkeypatch.setenv("HOME", "/home/u")
+    assert home_expanded(["~/a.mp4", "--output=~/b.mp4", "-o=~/c", "./~", "a~"]) == [
+        "/home/u/a.mp4", "--output=/home/u/b.mp4", "-o=~/c", "./~", "a~"]  # fmt: skip
+    missing = "Missing option '--output' / '-o'."
+    words = ["upscale", "a.mp4", "--model", "m", "b.mp4"]
+    assert usage_line(missing, "dove upscale", None, words, options) == (
+        "Missing option '--output' / '-o' (see 'dove upscale --help'); did you mean -o b.mp4?")  # fmt: skip
+    scale = "Invalid value for '--scale': Input should be a valid integer, unable to parse string as an integer"
+    assert usage_line(scale, None, None, [], options).startswith(
+        "Invalid value for '--scale': not a whole number; the model upscales by a whole factor")  # fmt: skip

@@ -4,8 +4,10 @@ naming the dove way, exit 2, before click guesses a near name or splits a single
 from __future__ import annotations
 
 import pytest
+import typer
 
-from dove_cli.cli import _command_options
+from dove_cli.cli import app
+from dove_cli.cli_args import command_options
 from dove_cli.foreign import FOREIGN
 from media import make_clip
 from test_cli import run
@@ -50,7 +52,7 @@ def test_other_tools_options_say_the_dove_way(typed, said, tmp_path, capsys):
 
 def test_the_table_names_no_option_of_dove_upscale():
     """A row for a name dove accepts would never be read (dove's -v, -o, -s, -m, -q, -r, --fps)."""
-    options = {*_command_options(["upscale"]), "-v", "--verbose"}
+    options = {*command_options(["upscale"], typer.main.get_command(app)), "-v", "--verbose"}
     assert not [name for name in FOREIGN if name in options or name.replace("-", "_") in options]
 
 

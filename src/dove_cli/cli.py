@@ -12,12 +12,10 @@ import inspect
 import logging
 import os
 import re
-import shutil
 import signal
 import sys
 import warnings
 from collections.abc import Callable
-from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, get_type_hints
 
@@ -26,7 +24,7 @@ from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperCommand, TyperGroup
 
-from dove_cli import note
+from dove_cli import cli_args, note
 from dove_cli.console import (
     BatchBars,
     EvalBar,
@@ -86,12 +84,24 @@ class Commands(TyperGroup):
 def _said_stop() -> typer.Exit:
     """Exit 130, the interrupt said: main() says `interrupted` for a bare 130 (Ctrl-C while typer
     parses the command line, before any command runs: typer exits 130 without a word)."""
-    global _stop_said
-    _stop_said = True
+    _stop.said = True
     return typer.Exit(130)
 
 
-_stop_said = False
+@dataclasses.dataclass
+class _Stop:
+    """How main()'s run was stopped, for its exit code: `said` once the interrupt's line is out (a bare
+    130 is typer's, unsaid), `signum` the SIGTERM or SIGHUP that stopped it (0: none)."""
+
+    said: bool = False
+    signum: int = 0
+
+    def reset(self) -> None:
+        """Nothing stopped yet: tests and scripts call main() again in one process."""
+        self.said, self.signum = False, 0
+
+
+_stop = _Stop()
 
 
 app = typer.Typer(
@@ -1031,116 +1041,25 @@ def _print_eval_table(report: EvalReport, pred: Path, gt: Path | None, console: 
 # ---------------------------------------------------------------- entry point
 
 
-def _verbose_first(argv: list[str]) -> list[str]:
-    """`-v` / `--verbose` where a user types it (`dove upscale a.mp4 -o b.mp4 -v`) goes before the
-    command, where click looks for the app's options (before a `--`, which ends the options)."""
-    end = argv.index("--") if "--" in argv else len(argv)
-    flags = [arg for arg in argv[:end] if arg in ("-v", "--verbose")]
-    return flags + [arg for i, arg in enumerate(argv) if i >= end or arg not in ("-v", "--verbose")]
-
-
-def _home_expanded(argv: list[str]) -> list[str]:
-    """A leading `~` (`~/clips`, `~user/clips`) in an argument, or in the value of `--output=~/x`, as
-    the home folder: a shell expands it only unquoted and not after `--opt=`, and a folder literally
-    named `~` was made instead (a later `rm -rf ~` would remove the home folder). No option of dove
-    takes a value that starts with `~`; `./~` names such a folder."""
-
-    def expanded(arg: str) -> str:
-        if arg.startswith("~"):
-            return os.path.expanduser(arg)
-        option, eq, value = arg.partition("=")
-        return f"{option}={os.path.expanduser(value)}" if option.startswith("--") and eq and value[:1] == "~" else arg
-
-    return [expanded(arg) for arg in argv]
-
-
-def _command_options(args: list[str]) -> dict[str, bool]:
-    """The options of the command that `args` run (`upscale`), each with whether it takes a value;
-    none for a group of commands (`train`) or no command."""
-    name = next((arg for arg in args if not arg.startswith("-")), None)
-    command = typer.main.get_command(app).commands.get(name or "")  # type: ignore[attr-defined]
-    if command is None or isinstance(command, TyperGroup):
-        return {}
-    options = [p for p in command.params if p.param_type_name == "option"]
-    return {o: not (p.is_flag or p.count) for p in options for o in (*p.opts, *p.secondary_opts)}
-
-
-def _option_name(arg: str, options: dict[str, bool]) -> str | None:
-    """The option `arg` is (`--model`, `--model=x`), or None for a file name, an existing file included."""
-    name = arg.partition("=")[0] if arg.startswith("--") else arg
-    return name if name in options and not os.path.lexists(arg) else None
-
-
-def _options_before_dashes(args: list[str], options: dict[str, bool]) -> list[str]:
-    """`dove upscale -- -Probe.mp4 -o out.mp4`: after `--` click takes every word as a file name, so
-    -o went missing. The command's own options written after it (never an existing file's name) are
-    moved, with their values, before it, where they mean what the user meant."""
-    if "--" not in args:
-        return args
-    end = args.index("--")
-    moved: list[str] = []
-    names: list[str] = []
-    rest = iter(args[end + 1 :])
-    for arg in rest:
-        if (option := _option_name(arg, options)) is None:
-            names.append(arg)
-            continue
-        moved.append(arg)
-        if options[option] and "=" not in arg:
-            moved.extend(islice(rest, 1))  # its value, as it is
-    return args[:end] + moved + ["--"] + names
-
-
-def _option_as_value(args: list[str], options: dict[str, bool]) -> str | None:
-    """`-o --dry-run` (the name forgotten): click takes the next option as -o's value, and the output
-    was then "--dry-run: no extension". Said as the missing value."""
-    end = args.index("--") if "--" in args else len(args)
-    for said, value in zip(args[:end], args[1:end]):  # noqa: B905 (one shorter)
-        if options.get(said) and _option_name(value, options):
-            missing = "the output name" if said in ("-o", "--output") else "its value"
-            return f"{said} got {value!r}, which is an option: {missing} is missing"
-    return None
-
-
-def _foreign_option(args: list[str], options: dict[str, bool]) -> str | None:
-    """Another tool's option typed to `dove upscale` (`-c:v`, `--fp32`, `--outscale`): the dove way, said
-    before click guesses a near name (`--fps`) or splits `-ss` into dove's `-s`."""
-    from dove_cli.foreign import foreign_option
-
-    name = next((arg for arg in args if not arg.startswith("-")), None)
-    return foreign_option(args[args.index(name) + 1 :], options) if name == "upscale" else None
-
-
-def _scale_hint(message: str) -> str:
-    """`--scale 3.5` (Real-ESRGAN's --outscale): the model's factor is whole; another size is --size's."""
-    if message.startswith("Invalid value for '--scale'") and "not a whole number" in message:
-        return "; the model upscales by a whole factor (2, 3, 4): for another size resample with --size WxH or --size 1080p"
-    return ""
-
-
-def _output_hint(message: str, args: list[str], options: dict[str, bool]) -> str:
-    """`dove upscale in.mp4 out.mp4` (as cp is written): the last of two names offered as -o's."""
-    if not message.startswith("Missing option '--output'"):
-        return ""
-    words: list[str] = []
-    rest = iter(args)
-    for arg in rest:
-        if arg == "--":
-            words.extend(rest)
-        elif (option := _option_name(arg, options)) is not None:
-            if options[option] and "=" not in arg:
-                next(rest, None)
-        elif not arg.startswith("-"):
-            words.append(arg)
-    return f"; did you mean -o {words[-1]}?" if len(words) > 2 else ""  # (the first is the command)
-
-
 def main(argv: list[str] | None = None) -> None:
     """Run the app; every failure is one `error: ...` line on stderr and a non-zero exit, never a traceback.
 
     DoveError carries its own exit code; usage errors (unknown option, bad value, missing argument)
     exit 2 with a pointer to `--help`, in the same one-line form rather than click's framed box.
     """
+    previous = _setup_process()
+    try:
+        code = _run_app(sys.argv[1:] if argv is None else argv)
+    finally:
+        _restore(previous)  # tests call main() in-process
+    if code == 130 and _stop.signum:  # stopped by SIGTERM or SIGHUP: 128 + its number, as the shell reports it
+        code = 128 + _stop.signum
+    sys.exit(code)
+
+
+def _setup_process() -> dict[Any, Any]:
+    """What the process needs before any command: thread waits, the standard streams, the log's one-line
+    form, the stop signals taken as Ctrl-C. Returns the signal handlers it replaced (for _restore)."""
     # torch's CPU threads sleep as soon as they are idle instead of spinning first (libgomp's default):
     # the encoder's threads share the cores with them (measured: 4 CPU-s less on a 320-frame 720p job).
     # Read when torch loads its thread pool, which no command has done yet.
@@ -1154,85 +1073,66 @@ def main(argv: list[str] | None = None) -> None:
     # Pillow's warnings about a damaged file ("Corrupt EXIF data", with its own source path) reach the terminal
     # as Python lines: dove says what is wrong with an image itself (`stills.damage`, the reader's errors)
     warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
-    global _stop_signal
-    global _stop_said
-    _stop_signal, _stop_said = 0, False  # tests and scripts call main() again in one process
-    previous = {s: signal.signal(s, _stop_as_ctrl_c) for s in STOP_SIGNALS if signal.getsignal(s) is not signal.SIG_IGN}
-    args = _verbose_first(_home_expanded(sys.argv[1:] if argv is None else argv))
-    if crlf := [arg for arg in args if arg.endswith("\r")]:  # hidden by the terminal; no name or value wants one
-        # stock Ubuntu and WSL have no dos2unix; sed is everywhere
-        fix = "dos2unix SCRIPT" if shutil.which("dos2unix") else "sed -i 's/\\r$//' SCRIPT"
-        _print_error(f"the argument {crlf[0]!r} ends in a carriage return: is the script saved with Windows line"
-                     f" endings? ({fix} converts it)")  # fmt: skip
-        _restore(previous)
-        sys.exit(2)
-    options = _command_options(args)
-    args = _options_before_dashes(args, options)
-    if mistake := _option_as_value(args, options) or _foreign_option(args, options):
+    _stop.reset()
+    return {s: signal.signal(s, _stop_as_ctrl_c) for s in STOP_SIGNALS if signal.getsignal(s) is not signal.SIG_IGN}
+
+
+def _run_app(argv: list[str]) -> int:
+    """The app run on `argv` (its words as cli_args rewrites them), or the command line's mistake said
+    before it runs: the exit code."""
+    args = cli_args.verbose_first(cli_args.home_expanded(argv))
+    if mistake := cli_args.crlf_mistake(args):
         _print_error(mistake)
-        _restore(previous)
-        sys.exit(2)
+        return 2
+    options = cli_args.command_options(args, typer.main.get_command(app))
+    args = cli_args.options_before_dashes(args, options)
+    if mistake := cli_args.option_as_value(args, options) or cli_args.foreign_mistake(args, options):
+        _print_error(mistake)
+        return 2
     try:
         code = app(args=args, prog_name="dove", standalone_mode=False)
-        if code == 130 and not _stop_said:  # typer's own exit for a Ctrl-C while it parsed
-            err_console.print("interrupted", highlight=False)
-    except _click.NoArgsIsHelpError as exc:  # bare `dove` or `dove train`: the help, not an error (exit 0)
+    except BaseException as exc:
+        if (said := _exit_code(exc, args, options)) is None:
+            raise
+        return said
+    if code == 130 and not _stop.said:  # typer's own exit for a Ctrl-C while it parsed
+        err_console.print("interrupted", highlight=False)
+    return code if isinstance(code, int) else 0  # a command's own return value is not an exit code
+
+
+def _exit_code(exc: BaseException, args: list[str], options: dict[str, bool]) -> int | None:
+    """The exit code for `exc`, which ended the app run on `args` (the command's `options`), its line
+    said; None for a bug (or an exit that is not the user's), to be raised as it is."""
+    if isinstance(exc, _click.NoArgsIsHelpError):  # bare `dove` or `dove train`: the help, not an error (exit 0)
         out_console().out(exc.ctx.get_help(), highlight=False)  # (its reader gone, `dove | head -1`: 141, not 1)
-        code = 0
-    except _click.UsageError as exc:
-        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
-        message = exc.format_message()
-        for said, plain in TYPER_WORDS.items():
-            message = message.replace(said, plain)
-        _print_error(
-            f"{message.rstrip('.')}{hint}{_dash_name_hint(exc, args)}{_output_hint(message, args, options)}{_scale_hint(message)}"
-        )
-        code = exc.exit_code
-    except _click.ClickException as exc:
+        return 0
+    if isinstance(exc, _click.UsageError):
+        command_path = exc.ctx.command_path if exc.ctx is not None else None
+        unknown = getattr(exc, "option_name", None)
+        _print_error(cli_args.usage_line(exc.format_message(), command_path, unknown, args, options))
+        return exc.exit_code
+    if isinstance(exc, _click.ClickException):
         _print_error(exc.format_message())
-        code = exc.exit_code
-    except typer.Abort:
+        return exc.exit_code
+    if isinstance(exc, typer.Abort):
         err_console.print("interrupted", highlight=False)
-        code = 130
-    except DoveError as exc:
+        return 130
+    if isinstance(exc, DoveError):
         _print_error(str(exc))
-        code = exc.exit_code
-    except OSError as exc:  # a name past the file system's limit anywhere (an input, --eval GT): the user's
+        return exc.exit_code
+    if isinstance(exc, OSError):  # a name past the file system's limit anywhere (an input, --eval GT): the user's
         if exc.errno != errno.ENAMETOOLONG:
-            raise
+            return None
         _print_error(f"{exc.filename}: name too long for the file system")
-        code = 2
-    except KeyboardInterrupt:
+        return 2
+    if isinstance(exc, KeyboardInterrupt):
         err_console.print("interrupted", highlight=False)
-        code = 130
-    except SystemExit as exc:  # click's exit when --help or --version lost its reader (`| head -1`) is 1, a bug's
+        return 130
+    if isinstance(exc, SystemExit):  # click's exit when --help or --version lost its reader (`| head -1`) is 1, a bug's
         if exc.code != 1 or type(sys.stdout).__name__ != "PacifyFlushWrapper":  # (what click puts there for it)
-            raise
-        code = 128 + signal.SIGPIPE  # as dove's own products say it (console.py: on_broken_pipe)
-    finally:
-        _restore(previous)  # tests call main() in-process
-    if code == 130 and _stop_signal:  # stopped by SIGTERM or SIGHUP: 128 + its number, as the shell reports it
-        code = 128 + _stop_signal
-    sys.exit(code if isinstance(code, int) else 0)  # a command's own return value is not an exit code
-
-
-def _dash_name_hint(exc: Exception, args: list[str]) -> str:
-    """`dove upscale -clip.mp4`: a file name starting with '-' is read as options (`No such option:
-    -c`); said when an argument starting with the unknown option is a file, or named like a video."""
-    from dove_cli.video_io.formats import READ_IMAGE_EXTENSIONS, READ_ONLY_VIDEO_EXTENSIONS, VIDEO_EXTENSIONS
-
-    known = {*VIDEO_EXTENSIONS, *READ_ONLY_VIDEO_EXTENSIONS, *READ_IMAGE_EXTENSIONS}
-    option = getattr(exc, "option_name", None) or ""
-    for arg in args:
-        if option and arg.startswith(option) and (Path(arg).suffix.lower() in known or Path(arg).is_file()):
-            return f"; a file name that starts with '-'? write it as ./{arg}"
-    return ""
-
-
-# typer's (pydantic's) validation words, as a user would say them: its prefix is no news to a user.
-TYPER_WORDS = {"Value error, ": "",
-               "Input should be a valid integer, unable to parse string as an integer": "not a whole number",
-               "Input should be a valid number, unable to parse string as a number": "not a number"}  # fmt: skip
+            return None
+        return 128 + signal.SIGPIPE  # as dove's own products say it (console.py: on_broken_pipe)
+    return None
 
 
 class _click:
@@ -1270,17 +1170,13 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 def _stop_as_ctrl_c(signum: int, frame: object) -> None:
     """SIGTERM, SIGHUP: stop as on Ctrl-C (finished part kept, resume hint, manifest), exit 128 + signum."""
-    global _stop_signal
-    _stop_signal = signum
+    _stop.signum = signum
     raise StopSignal(signum)
 
 
 def _restore(handlers: dict[Any, Any]) -> None:  # signal -> its handler before main()
     for signum, handler in handlers.items():
         signal.signal(signum, handler)
-
-
-_stop_signal = 0
 
 
 if __name__ == "__main__":
