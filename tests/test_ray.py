@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -680,24 +681,111 @@ def test_workers_beyond_the_room_are_said():
 
 def test_the_raylets_notes_are_held_back_unless_verbose(capsys, monkeypatch):
     """A worker's death comes with Ray's raylet paragraph on stdout: held back (dove says its own
-    line), other output of the workers passed on, Ray's printer put back by close()."""
+    line), other output of the workers passed on, Ray's printer put back by close(); -v shows them,
+    uncoloured into a file (RAY_COLOR_PREFIX=0, unset again by close())."""
     from dove_cli.distributed import _quiet_raylet
 
     worker = ray._private.worker
     seen = []
-    monkeypatch.setattr(worker, "print_to_stdstream", lambda data, ignore_prefix: seen.append(data["pid"]))
-    shown = _quiet_raylet(ray)
+    printer = lambda data, ignore_prefix: seen.append(data["pid"])  # noqa: E731
+    monkeypatch.setattr(worker, "print_to_stdstream", printer)
+    monkeypatch.delenv("RAY_COLOR_PREFIX", raising=False)
+    put_back = _quiet_raylet(ray)
     worker.print_to_stdstream({"pid": "raylet", "lines": ["A worker died"], "is_err": False}, False)
     worker.print_to_stdstream({"pid": 123, "lines": ["hello"], "is_err": False}, False)
-    assert seen == [123] and shown is not None
-    monkeypatch.setattr(worker, "print_to_stdstream", shown)
+    assert seen == [123] and "RAY_COLOR_PREFIX" not in os.environ
+    put_back()
+    assert worker.print_to_stdstream is printer
     dove = logging.getLogger("dove_cli")
     level = dove.level
     dove.setLevel(logging.INFO)  # -v
     try:
-        assert _quiet_raylet(ray) is None
+        put_back = _quiet_raylet(ray)
+        assert worker.print_to_stdstream is printer and os.environ["RAY_COLOR_PREFIX"] == "0"  # (stdout: a file)
+        put_back()
+        assert "RAY_COLOR_PREFIX" not in os.environ
     finally:
         dove.setLevel(level)
+
+
+RECONNECT = "RAY_gcs_rpc_server_reconnect_timeout_s"
+
+
+@pytest.fixture
+def fake_start(monkeypatch) -> dict[str, Any]:
+    """A Cluster that starts no Ray runtime: ray.init, as Ray's does, writes on file descriptor 2 from a
+    thread of its own (its C++ core's retry warnings) and puts its own SIGTERM handler in place; no
+    workers. Returns what init saw."""
+    from dove_cli import distributed
+
+    seen: dict[str, Any] = {"up": False}
+
+    def init(**kw: Any) -> None:
+        seen["reconnect"] = os.environ.get(RECONNECT)
+        core = threading.Thread(target=os.write, args=(2, b"ray core: retrying\n"))
+        core.start()
+        core.join()
+        signal.signal(signal.SIGTERM, lambda *a: sys.exit(1))
+        seen["up"] = True
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: seen["up"])
+    monkeypatch.setattr(ray, "init", init)
+    monkeypatch.setattr(ray, "shutdown", lambda: seen.update(up=False))
+    monkeypatch.setattr(distributed.Cluster, "_start_workers", lambda self, *args: None)
+    for name in ("RAY_COLOR_PREFIX", RECONNECT):
+        monkeypatch.delenv(name, raising=False)
+    return seen
+
+
+def test_a_python_cluster_leaves_the_process_as_it_was(fake_start, capfd):
+    """Cluster() from Python (quiet=False): what another thread writes on stderr while Ray starts is
+    not swallowed, Ray's printer is Ray's, and after close() the environment and SIGTERM's handler
+    are as before; the reconnect limit was set only around ray.init."""
+    from dove_cli.distributed import Cluster
+
+    environ, sigterm, printer = (
+        dict(os.environ),
+        signal.getsignal(signal.SIGTERM),
+        ray._private.worker.print_to_stdstream,
+    )
+    with Cluster("local", 1, device="cpu"):
+        assert ray._private.worker.print_to_stdstream is printer and fake_start["up"]
+        assert signal.getsignal(signal.SIGTERM) is sigterm and dict(os.environ) == environ
+    assert "ray core: retrying" in capfd.readouterr().err and fake_start["reconnect"] == "15"
+    assert dict(os.environ) == environ and signal.getsignal(signal.SIGTERM) is sigterm and not fake_start["up"]
+
+
+def test_a_quiet_cluster_holds_rays_output_back_until_closed(fake_start, capfd):
+    """quiet=True (the command line's): Ray's stderr while it starts goes nowhere and the raylet's
+    notes are held back while the cluster lives; close() puts Ray's printer and the environment back."""
+    from dove_cli.distributed import Cluster
+
+    environ, printer = dict(os.environ), ray._private.worker.print_to_stdstream
+    with Cluster("local", 1, device="cpu", quiet=True):
+        assert ray._private.worker.print_to_stdstream is not printer
+    assert "ray core" not in capfd.readouterr().err
+    assert ray._private.worker.print_to_stdstream is printer and dict(os.environ) == environ
+
+
+def test_the_command_line_starts_a_quiet_cluster_and_python_a_plain_one(clip, tmp_path, capsys, monkeypatch):
+    """`dove upscale --ray` holds Ray's output back; upscale(ray=...) from a program does not."""
+    from dove_cli import distributed
+
+    quiet = []
+
+    def no_workers(self: Any, *args: object, **kw: Any) -> None:
+        quiet.append(kw["quiet"])
+        raise OptionError("stopped before Ray")
+
+    monkeypatch.setattr(distributed.Cluster, "__init__", no_workers)
+    monkeypatch.setattr(distributed.Cluster, "close", lambda self: None)
+    code, err = run_cli(
+        str(clip), "-o", str(tmp_path / "a.mp4"), "--ray", "local", "--model", "bilinear", capsys=capsys
+    )
+    assert code == 2 and err.strip() == "error: stopped before Ray"
+    with pytest.raises(OptionError, match="stopped before Ray"):
+        upscale(clip, tmp_path / "b.mp4", **OPTS, ray="local")
+    assert quiet == [True, False]
 
 
 SCALE_2 = "--scale 2: DOVE was trained for x4; other factors upsample the input x2 before the model"

@@ -51,6 +51,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -69,7 +70,7 @@ from dove_cli.distributed_jobs import (
     Written,
     tile_at,
 )
-from dove_cli.errors import DoveError, InputError, Interrupted, OptionError, OutputError
+from dove_cli.errors import DoveError, InputError, Interrupted, OptionError, OutputError, at_command_line
 from dove_cli.geometry import warn_resampled_up, written_info
 from dove_cli.logs import kept_warnings
 from dove_cli.options import CheckedOptions, UpscaleOptions
@@ -408,24 +409,28 @@ def _join_cluster(ray: Any, address: str, name: str, kw: dict[str, Any]) -> None
         raise ended[0]
 
 
-def _quiet_raylet(ray: Any) -> Any:
+def _quiet_raylet(ray: Any) -> Callable[[], object]:
     """Hold back the raylet's notes that Ray's driver prints on stdout, dove's product stream (a worker
     died: a paragraph of 900 characters, with colour codes even into a file): dove says what happened
-    in a line of its own. -v shows them, without colour where stdout is not a terminal. Returns Ray's
-    printer, for close() to put back (None: nothing replaced)."""
+    in a line of its own. -v shows them, without colour where stdout is not a terminal (Ray reads
+    RAY_COLOR_PREFIX as it prints). Returns what puts Ray's printer and the environment back, for close()."""
     worker = ray._private.worker
     if logging.getLogger("dove_cli").isEnabledFor(logging.INFO):
-        if not sys.stdout.isatty():
-            os.environ.setdefault("RAY_COLOR_PREFIX", "0")
-        return None
+        if sys.stdout.isatty() or "RAY_COLOR_PREFIX" in os.environ:
+            return lambda: None
+        os.environ["RAY_COLOR_PREFIX"] = "0"
+        return partial(os.environ.pop, "RAY_COLOR_PREFIX", None)
     shown = worker.print_to_stdstream
 
     def printed(data: dict[str, Any], ignore_prefix: bool) -> None:
         if data.get("pid") != "raylet":
             shown(data, ignore_prefix)
 
+    def put_back() -> None:
+        worker.print_to_stdstream = shown
+
     worker.print_to_stdstream = printed
-    return shown
+    return put_back
 
 
 @contextlib.contextmanager
@@ -483,6 +488,10 @@ class Cluster:
     each), or without GPUs one CPU worker per machine. device: "cpu" for CPU workers even where
     there are GPUs. cpus: CPU cores per worker (default: the cluster's CPUs shared out).
     starting: called once these are checked (and the address answers), before Ray starts (a status line).
+    quiet: hold back Ray's own output, as the command line does unless -v: the raylet's notes on stdout
+    while the cluster lives, and its core's retry warnings while it starts, when file descriptor 2 goes
+    to /dev/null (every thread's stderr, a host program's too). Off by default: each changes the
+    whole process. What it changes, close() puts back.
     """
 
     def __init__(
@@ -494,6 +503,7 @@ class Cluster:
         cpus: int | None = None,
         timeout: float = START_TIMEOUT_S,
         starting: Callable[[], None] | None = None,
+        quiet: bool = False,
     ) -> None:
         ray = import_ray()
         self.ray = ray
@@ -501,7 +511,7 @@ class Cluster:
         self._owns_runtime = False
         self.gcs_address: str | None = None
         self.gone = False  # the head went away: nothing left to stop
-        self._shown: Any = None  # Ray's printer of the raylet's notes, while dove holds them back
+        self._put_back: Callable[[], object] | None = None  # what quiet changed (Ray's printer, RAY_COLOR_PREFIX)
         if workers is not None and workers < 1:
             raise OptionError(f"--workers {workers} must be at least 1")
         if device is not None and device != "cpu" and not device.startswith("cuda"):
@@ -519,7 +529,7 @@ class Cluster:
             if mine:
                 os.environ[reconnect] = GCS_RECONNECT_S
             try:
-                with _quiet_stderr():
+                with _quiet_stderr() if quiet else contextlib.nullcontext():
                     if join == "local":  # a runtime of its own, even where `ray start` or RAY_ADDRESS names one
                         ray.init(address="local", num_cpus=max(os.cpu_count() or 1, workers or 1, cpus or 1),
                                  num_gpus=0 if device == "cpu" else None, include_dashboard=False, **kw)  # fmt: skip
@@ -533,7 +543,7 @@ class Cluster:
                 if mine:
                     os.environ.pop(reconnect, None)
             self._owns_runtime = True
-            self._shown = _quiet_raylet(ray)
+            self._put_back = _quiet_raylet(ray) if quiet else None
         try:
             self._start_workers(workers, device, cpus, timeout)
         except BaseException:
@@ -607,8 +617,9 @@ class Cluster:
         if self._owns_runtime and self.ray.is_initialized():
             self.ray.shutdown()
             self._owns_runtime = False
-        if self._shown is not None:
-            self.ray._private.worker.print_to_stdstream, self._shown = self._shown, None
+        if self._put_back is not None:
+            self._put_back()
+            self._put_back = None
 
     def __enter__(self) -> Cluster:
         return self
@@ -1387,7 +1398,8 @@ def _run(
             total = sum(job.info.num_frames for job in jobs if job.info is not None)
             progress(Progress(0, total, "", 0.0, "starting Ray workers"))
 
-    with Cluster(opts.ray or "local", opts.workers, device=opts.device, starting=starting) as own:
+    quiet = at_command_line()  # Ray's own output held back for a `dove` command, not in another program
+    with Cluster(opts.ray or "local", opts.workers, device=opts.device, starting=starting, quiet=quiet) as own:
         drive(own)
 
 

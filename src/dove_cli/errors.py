@@ -46,6 +46,11 @@ def in_folder_run() -> bool:
     return _FOLDER_RUN.get()
 
 
+def at_command_line() -> bool:
+    """Whether a `dove` command is running (not a Python program calling dove's functions)."""
+    return _COMMAND_LINE.get()
+
+
 def advice(command: str, python: str) -> str:
     """`command` (the command line's words, its flags) in a `dove` command, else `python` (keywords)."""
     return command if _COMMAND_LINE.get() else python
