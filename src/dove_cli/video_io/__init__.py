@@ -1,18 +1,10 @@
-"""Reading and writing videos with PyAV: the only package that touches media files.
+"""Reading and writing videos and images: files <-> RGB frames with exact timestamps.
 
-    reader.py   file, image sequence or image -> RGB frames with exact timestamps (open_reader, probe; read_clip: a
-                training window)
-    writer.py   RGB frames -> container: same timing and colour tags, audio/subtitles/chapters copied
-    images.py   RGB frames -> one image per frame (or a single image)
-    metadata.py the input's tags and start timecode in the output (QuickTime keys, a --preview's timecode)
-    fields.py   what a video flagged interlaced holds (FFmpeg's idet): combed, progressive or telecined
-    bars.py     black bars round the picture (cropdetect's rule over sampled frames): --crop auto
-    captions.py closed captions from decoded frames to the encoder (carriers; retimed across ivtc)
-    subtitle_headers.py  copied subtitles' headers saying the picture they are drawn on (DVD size, ASS LayoutRes)
-    matroska.py what FFmpeg does not read of a Matroska file: ordered chapters (a small EBML walk)
-    formats.py  codecs, containers, pixel formats and colour tags this FFmpeg handles
-    paths.py    image patterns and output-path safety (never the input, no overwrite unasked)
-    sequences.py image-sequence names <-> numbers: a pattern's names, a folder's numbering and gaps, output numbers
+Media are decoded and encoded with PyAV (FFmpeg). Pillow reads still images' headers, and the pixels of JPEGs and
+WebPs as libjpeg/libwebp decode them (reader.pillow_rgb). What neither shows is read or written by hand: HDR and
+Dolby Vision records (hdr.py), Matroska editions (matroska.py), a PNG's colour chunks and the ICC/DPI put back into
+a written PNG or JPEG (stills.py). Each module's job: notes/MODULES.md (its `video_io/` rows). Here: what the
+rest of dove imports (`open_reader`, `probe`, ...) and `open_writer` (a container or images).
 
 Every output is written to a temporary name beside the target and renamed onto it when complete.
 """
