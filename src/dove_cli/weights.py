@@ -386,7 +386,7 @@ def fetch(plan: DownloadPlan, progress: ProgressFn | None = None) -> Path:
                 continue
             _download(rp, [f.path], env, force=True)  # a damaged copy in the cache: once more
             if not _verify(rp, f, progress):
-                _discard(rp, f)
+                discard(rp.root / f.path)
                 raise DownloadError(
                     f"{rp.repo}/{f.path} does not match the hub's checksum after download (deleted it):"
                     " run `dove download-weights` again; if it repeats, the server sends a broken file"
@@ -421,14 +421,22 @@ def _verify(rp: RepoPlan, f: RemoteFile, progress: ProgressFn | None) -> bool:
         digest, expected = hashlib.sha1(b"blob %d\0" % size), f.blob_id
     else:
         return True
+    read = (lambda done: progress(f.path, done, size)) if progress else None
+    return file_digest(path, digest, read) == expected
+
+
+def file_digest(path: Path, digest: hashlib._Hash, progress: Callable[[int], None] | None = None) -> str:
+    """The hex digest of a file's bytes fed to `digest` (sha256, or a git blob's primed sha1), read in
+    8 MiB chunks; `progress` gets the bytes read so far. The one home of checking a download (DOVE
+    checkpoints here, the metrics' weight files in metrics/pretrained.py); `discard` drops a bad one."""
     done = 0
     with open(path, "rb") as fh:
         while chunk := fh.read(8 << 20):
             digest.update(chunk)
             done += len(chunk)
             if progress:
-                progress(f.path, done, size)
-    return digest.hexdigest() == expected
+                progress(done)
+    return digest.hexdigest()
 
 
 def _drop_dead_partials(rp: RepoPlan, env: HubEnv, max_age_s: float = 600) -> None:
@@ -448,9 +456,8 @@ def _drop_dead_partials(rp: RepoPlan, env: HubEnv, max_age_s: float = 600) -> No
             pass
 
 
-def _discard(rp: RepoPlan, f: RemoteFile) -> None:
-    """Remove a bad file (and, in the cache, the blob behind its link)."""
-    path = rp.root / f.path
+def discard(path: Path) -> None:
+    """Remove a bad download (and, in the hub cache, the blob behind its link)."""
     targets = [path.resolve(), path] if path.is_symlink() else [path]
     for p in targets:
         p.unlink(missing_ok=True)

@@ -30,7 +30,7 @@ from typing import Any
 import torch
 
 from dove_cli.errors import DownloadError, DownloadLater, ModelError, OutputError
-from dove_cli.weights import write_state
+from dove_cli.weights import discard, file_digest, write_state
 
 log = logging.getLogger(__name__)
 
@@ -136,14 +136,6 @@ def _stamp(path: Path) -> str:
     return f"{st.st_size}:{st.st_mtime_ns}"
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(8 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def sha256_of(path: Path) -> str:
     """A file's sha256, remembered in `verified.json` by its real path, size and mtime: a 553 MB
     file is read once, not on every run."""
@@ -152,7 +144,7 @@ def sha256_of(path: Path) -> str:
     entry = record.get(str(real))
     if isinstance(entry, list) and len(entry) == 2 and entry[0] == _stamp(real):
         return str(entry[1])
-    digest = _sha256(real)
+    digest = file_digest(real, hashlib.sha256())
     record[str(real)] = [_stamp(real), digest]
     write_state(_verified_file(), record, "the checksum")  # not fatal: the file is read again next time
     return digest
@@ -166,9 +158,7 @@ def _check_digest(key: str, spec: WeightFile, path: Path) -> None:
     if expected is None:
         return
     if sha256_of(real) != expected:
-        real.unlink(missing_ok=True)
-        if path.is_symlink():
-            path.unlink(missing_ok=True)
+        discard(path)
         raise DownloadError(
             f"{spec.repo}/{spec.filename} does not match its sha256 (deleted it): run"
             f" `dove download-weights --metrics` again; if it repeats, the hub serves other bytes than pinned"
