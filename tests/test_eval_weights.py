@@ -164,6 +164,29 @@ def test_missing_weights_offline_say_what_to_run(env, tmp_path, monkeypatch, cap
     assert logging.getLogger("huggingface_hub").propagate is False
 
 
+def test_an_unreadable_hub_cache_is_said_with_its_path_not_as_a_missing_file(env, tmp_path, monkeypatch, capsys):
+    """A cache dove may not read (its refs file, say) read as "not downloaded": run download-weights."""
+    import errno
+
+    import huggingface_hub
+
+    from dove_cli.cli import main
+
+    refs = env / "hf" / "hub" / "models--x" / "refs" / "main"
+
+    def denied(*args, **kwargs):  # (as root, chmod cannot make a file unreadable)
+        raise PermissionError(errno.EACCES, "Permission denied", str(refs))
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", denied)
+    pred, gt = clip_pair(tmp_path, n=1, h=32, w=32)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["eval", str(pred), str(gt), "--metrics", "lpips", "-q"])
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and len(err.splitlines()) == 1, err
+    assert f"cannot read the hub cache {env / 'hf' / 'hub'} for " in err and "Permission denied" in err
+    assert "download-weights" not in err
+
+
 def test_an_unreachable_hub_fails_at_once_not_after_retries(env):
     """No network: huggingface_hub retried each source for about 25 s (two sources: 50 s)."""
     import time

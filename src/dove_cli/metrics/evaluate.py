@@ -33,6 +33,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+import av
 import numpy as np
 import torch
 
@@ -773,7 +774,7 @@ def probe(
     except InputError as exc:
         problems.append(Problem([name], str(exc).replace(IGNORE_HINT, EVAL_DECODE_HINT)))
         return None
-    except Exception:  # noqa: BLE001 - said when read
+    except (av.FFmpegError, OSError):  # said when read
         return None
 
 

@@ -182,8 +182,12 @@ def cached(key: str) -> Path | None:
             path = Path(
                 hf_hub_download(repo, filename, revision=spec.revision, cache_dir=env.cache_dir, local_files_only=True)
             )
-        except Exception:  # noqa: BLE001 - any failure here just means "not in the cache"
+        except FileNotFoundError:  # huggingface_hub's LocalEntryNotFoundError is one: not in the cache
             continue
+        except OSError as exc:  # an unreadable cache is not a missing file: downloading would not help
+            raise ModelError(
+                f"cannot read the hub cache {env.cache_dir} for {repo}/{filename}: {exc.strerror or exc}"
+            ) from None
         _check_digest(key, spec, path)
         return path
     return None
