@@ -256,6 +256,9 @@ class CLIPRN50(nn.Module):
 class CLIPIQA(nn.Module):
     """CLIP-IQA per image: x [B, 3, H, W] in [0, 1] (any size >= 32 px) -> [B] in [0, 1]."""
 
+    mean: torch.Tensor  # buffers (register_buffer), declared for type checkers
+    std: torch.Tensor
+
     def __init__(self, clip: CLIPRN50) -> None:
         super().__init__()
         self.clip = clip
@@ -273,9 +276,7 @@ class CLIPIQA(nn.Module):
         return self._text
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mean: torch.Tensor = self.mean  # type: ignore[assignment]
-        std: torch.Tensor = self.std  # type: ignore[assignment]
-        img = self.clip.visual((x.float() - mean) / std)
+        img = self.clip.visual((x.float() - self.mean) / self.std)
         img = img / img.norm(dim=-1, keepdim=True)
         logits = self.clip.logit_scale.exp() * img @ self.text_features().t()  # [B, 10]
         probs = logits.view(x.shape[0], -1, 2).softmax(dim=-1)

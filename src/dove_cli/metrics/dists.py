@@ -22,6 +22,7 @@ import logging
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import cast
 
 import torch
 import torch.nn as nn
@@ -54,6 +55,8 @@ def vgg16_cfg(widths: Sequence[int] = VGG16_WIDTHS) -> tuple[int | str, ...]:
 class L2Pool(nn.Module):
     """sqrt(hanning-weighted local mean of x^2), stride 2: the anti-aliased pooling of DISTS."""
 
+    kernel: torch.Tensor  # a buffer (register_buffer), declared for type checkers
+
     def __init__(self, channels: int, size: int = 5, stride: int = 2) -> None:
         super().__init__()
         a = torch.hann_window(size, periodic=False, dtype=torch.float64)[1:-1]
@@ -62,8 +65,7 @@ class L2Pool(nn.Module):
         self.stride, self.padding = stride, (size - 2) // 2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        kernel: torch.Tensor = self.kernel  # type: ignore[assignment]
-        out = F.conv2d(x * x, kernel.to(x.dtype), stride=self.stride, padding=self.padding, groups=x.shape[1])
+        out = F.conv2d(x * x, self.kernel.to(x.dtype), stride=self.stride, padding=self.padding, groups=x.shape[1])
         return (out + 1e-12).sqrt()
 
 
@@ -118,6 +120,9 @@ class DISTS(nn.Module):
     metric's hub loader). Layer widths come from the VGG tensors when given, else `widths`.
     """
 
+    mean: torch.Tensor  # buffers (register_buffer), declared for type checkers
+    std: torch.Tensor
+
     def __init__(
         self,
         weights: Sequence[str | Path] = (),
@@ -138,7 +143,8 @@ class DISTS(nn.Module):
         for m in self.features:  # deterministic random init (kaiming, as torchvision does)
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu", generator=gen)
-                nn.init.zeros_(m.bias)  # type: ignore[arg-type]
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
         n = sum(self.channels)
         self.alpha = nn.Parameter(0.1 + 0.01 * torch.randn(1, n, 1, 1, generator=gen))
         self.beta = nn.Parameter(0.1 + 0.01 * torch.randn(1, n, 1, 1, generator=gen))
@@ -194,9 +200,7 @@ class DISTS(nn.Module):
 
     def stage_features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """[input, relu1_2, relu2_2, relu3_3, relu4_3, relu5_3] of x in [0, 1]."""
-        mean: torch.Tensor = self.mean  # type: ignore[assignment]
-        std: torch.Tensor = self.std  # type: ignore[assignment]
-        h = (x - mean.to(x.dtype)) / std.to(x.dtype)
+        h = (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
         feats = [x]
         for i, layer in enumerate(self.features):
             h = layer(h)
@@ -222,7 +226,7 @@ class DISTS(nn.Module):
             s2 = (2 * cov + c2) / (var_u + var_v + c2)
             structure = structure + (a * s1).sum(1)
             texture = texture + (b * s2).sum(1)
-        return 1 - (structure + texture).flatten()  # type: ignore[union-attr]
+        return 1 - cast(torch.Tensor, structure + texture).flatten()  # (a tensor: the loop ran six times)
 
 
 def published_dists(

@@ -51,6 +51,9 @@ def alexnet_features(widths: Sequence[int] = ALEX_WIDTHS) -> nn.Sequential:
 class LPIPS(nn.Module):
     """LPIPS distance per image: x, y [B, 3, H, W] in [0, 1] -> [B]."""
 
+    shift: torch.Tensor  # buffers (register_buffer), declared for type checkers
+    scale: torch.Tensor
+
     def __init__(self, widths: Sequence[int] = ALEX_WIDTHS, seed: int = 0) -> None:
         super().__init__()
         gen = torch.Generator().manual_seed(seed)
@@ -58,7 +61,8 @@ class LPIPS(nn.Module):
         for m in self.features:
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, nonlinearity="relu", generator=gen)
-                nn.init.zeros_(m.bias)  # type: ignore[arg-type]
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
         self.lins = nn.ParameterList([nn.Parameter(torch.rand(1, c, 1, 1, generator=gen) / c) for c in widths])
         self.register_buffer("shift", torch.tensor(SHIFT).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("scale", torch.tensor(SCALE).view(1, 3, 1, 1), persistent=False)
@@ -92,9 +96,7 @@ class LPIPS(nn.Module):
 
     def layer_features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The five AlexNet ReLU outputs for x in [0, 1]."""
-        shift: torch.Tensor = self.shift  # type: ignore[assignment]
-        scale: torch.Tensor = self.scale  # type: ignore[assignment]
-        h = ((2 * x - 1) - shift.to(x.dtype)) / scale.to(x.dtype)
+        h = ((2 * x - 1) - self.shift.to(x.dtype)) / self.scale.to(x.dtype)
         out = []
         for i, layer in enumerate(self.features):
             h = layer(h)
