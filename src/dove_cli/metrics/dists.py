@@ -170,11 +170,6 @@ class DISTS(nn.Module):
     def missing(self) -> list[str]:
         return [name for name, ok in (("VGG16", self.vgg_loaded), ("alpha/beta", self.head_loaded)) if not ok]
 
-    def load_weights(self, path: Path) -> None:
-        """Load whatever the file holds: alpha/beta, VGG16 features, or both."""
-        label = f"--dists-weights {path}"
-        self.load_tensors(_read(Path(path), label), label)
-
     def load_tensors(self, sd: Mapping[str, torch.Tensor], label: str) -> None:
         found = False
         if "alpha" in sd and "beta" in sd:
