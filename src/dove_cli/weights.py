@@ -62,7 +62,10 @@ def hub_env() -> HubEnv:
     """HF_ENDPOINT, the hub cache and HF_HUB_OFFLINE as the environment says now.
 
     huggingface_hub reads these once, at import; dove passes them to each call explicitly, so that a
-    variable set later (by a user of the Python API, or a test) is honoured.
+    variable set later (by a user of the Python API, or a test) is honoured. Why by hand: huggingface_hub
+    (2.4.0, the version checked) offers no call that reads them again (only its import-time
+    `huggingface_hub.constants`), so its precedence is copied here: check it against constants.py on an
+    upgrade. It can go once huggingface_hub reads the environment per call.
     """
     env = os.environ
     endpoint = (env.get("HF_ENDPOINT") or "https://huggingface.co").rstrip("/")

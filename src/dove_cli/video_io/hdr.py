@@ -69,7 +69,12 @@ def mastering_of(frame: Any) -> Mastering | None:
     """The mastering display FFmpeg gives a frame (from the bitstream's SEI or the container's element):
     AVMasteringDisplayMetadata, 10 rationals (red, green, blue, white xy; min, max luminance) and two
     flags saying which of them it has. None without it, with only half of it (x265 needs both), or with
-    values no display has (xy outside 0-1, no peak), which the encoders would read wrapped."""
+    values no display has (xy outside 0-1, no peak), which the encoders would read wrapped.
+
+    Why unpacked by hand: PyAV (18.1, the version checked) hands a frame's side data over as raw bytes, with no
+    fields, so the C struct is read by its layout (libavutil/mastering_display_metadata.h: 22 ints, stable
+    in FFmpeg's ABI; light_level_of reads AVContentLightMetadata alike). It can go once PyAV parses this
+    side data into fields."""
     sd = side_data(frame).get("MASTERING_DISPLAY_METADATA")
     if sd is None or len(bytes(sd)) < 88:
         return None
@@ -115,7 +120,11 @@ MP4_PATH = {b"moov", b"trak", b"mdia", b"minf", b"stbl"}  # the boxes down to ea
 
 def dovi_record(path: str | Path, container: str) -> bytes | None:
     """A Dolby Vision configuration record (dvcC, dvvC or dvwC: its 24 bytes) from a Matroska track's
-    BlockAdditionMapping or an MP4/MOV sample entry (PyAV shows no stream's side data). None without one."""
+    BlockAdditionMapping or an MP4/MOV sample entry. None without one.
+
+    Why the boxes are walked by hand: FFmpeg's demuxers read this record into the stream's coded side data
+    (AV_PKT_DATA_DOVI_CONF), but PyAV (18.1, the version checked) shows no stream's side data. It can go (both
+    walks' Dolby Vision part) once PyAV reads a stream's coded side data."""
     try:
         if "matroska" in container:
             return matroska_dovi_record(path)

@@ -4,7 +4,13 @@ holds) and whether its chapters link other files (ChapterSegmentUID), which FFmp
 writes no edition flags for, so an output plays straight through; a video track's Dolby Vision
 configuration record (BlockAdditionMapping); and whether the file was finished (`unfinished`). A small
 EBML walk: the head of the file up to its first Cluster, or where its SeekHead says the element is;
-never the clusters."""
+never the clusters.
+
+Why a walk of its own: FFmpeg's Matroska demuxer skips EditionFlagOrdered (its syntax table reads it as
+nothing) and keeps no ChapterSegmentUID, and PyAV (18.1, the version checked) shows no stream's coded
+side data, where FFmpeg puts the Dolby Vision record. `dovi_record` can go once PyAV shows that side data; the
+chapter checks stay until FFmpeg reads ordered editions, and `unfinished` (a muxer's missing sizes) is no
+library's job."""
 
 from __future__ import annotations
 
