@@ -153,12 +153,12 @@ def test_missing_weights_offline_say_what_to_run(env, tmp_path, monkeypatch, cap
         main(["eval", str(pred), str(gt), "--metrics", "clipiqa", "-q"])
     err = capsys.readouterr().err.strip()
     assert exit_info.value.code == 2 and err.startswith("error:") and "download-weights --metrics" in err
-    assert len(err.splitlines()) == 1 and "--metrics psnr,ssim needs no weight files" in err
+    assert len(err.splitlines()) == 1 and "--metrics psnr,ssim needs none" in err
     with pytest.raises(SystemExit) as exit_info:  # no GT: PSNR and SSIM would fail too, so not offered as such
         main(["eval", str(pred), "-q"])
     err = capsys.readouterr().err.strip()
     assert exit_info.value.code == 2 and len(err.splitlines()) == 1 and "download-weights --metrics" in err
-    assert "psnr,ssim needs no weight files" not in err and "psnr and ssim need none, but compare with a GT" in err
+    assert "psnr,ssim needs none" not in err and "psnr and ssim need none, but compare with a GT" in err
     import logging  # huggingface_hub prints its warnings (retries) with a handler of its own: not twice
 
     assert logging.getLogger("huggingface_hub").propagate is False
@@ -192,38 +192,51 @@ def test_an_unreachable_hub_fails_at_once_not_after_retries(env):
     import time
 
     start = time.monotonic()
-    with pytest.raises(DownloadError, match=r"is not downloaded and http://127.0.0.1:9 cannot be reached") as err:
+    with pytest.raises(DownloadError, match=r"not downloaded and http://127.0.0.1:9 cannot be reached") as err:
         pretrained.fetch("alexnet")
-    assert time.monotonic() - start < 10 and "pass it as `dove eval --weights alexnet=FILE`" in str(err.value)
-    with pytest.raises(DownloadError, match=r"`dove eval --weights vgg16=FILE` or `dove train --dists-weights FILE`"):
+    assert time.monotonic() - start < 10 and "--weights-dir DIR` here" in str(err.value)
+    assert str(err.value).endswith("(missing: alexnet; -v names them)")
+    with pytest.raises(DownloadError, match=r"`dove download-weights --dists` where there is a network, or `dove tra"):
         pretrained.fetch("vgg16")  # not the command that failed ("run dove download-weights --metrics where it can")
 
 
 def test_every_missing_file_is_named_and_skip_unavailable_scores_the_rest(env, tmp_path, capsys, caplog):
     """The hub's error named only the first missing file (one run per file to learn them all), and a
     metric without weights failed the whole run: --skip-unavailable scores the others and says which
-    were left out (the table's note, the CSV's mean row, the JSON's notes and `skipped`)."""
+    were left out (the table's note, the CSV's mean row, the JSON's notes and `skipped`). The line is
+    short with the way on first (it was ~1,000 characters, every file's source before the advice, and
+    said again as a warning under --skip-unavailable): the sources under -v, the left-out once."""
     import json
 
     from dove_cli.cli import main
 
     pred, gt = clip_pair(tmp_path, n=1, h=16, w=16)
-    args = ["eval", str(pred), str(gt), "--metrics", "psnr,lpips,clipiqa", "-q"]
+    args = ["-v", "eval", str(pred), str(gt), "--metrics", "psnr,lpips,clipiqa"]
     with pytest.raises(SystemExit) as exit_info:
         main(args)
     err = capsys.readouterr().err.strip()
-    assert exit_info.value.code == 75 and len(err.splitlines()) == 1 and "cannot be reached" in err, err
-    files = [pretrained.WEIGHT_FILES[k].filename for k in ("alexnet", "lpips-alex", "clip-rn50")]
-    assert all(f in err for f in files) and "--weights alexnet=FILE --weights lpips-alex=FILE" in err, err
-    assert "; or --skip-unavailable scores the others and says which were left out" in err, err  # the way on
+    assert exit_info.value.code == 75 and len(err.splitlines()) == 1 and len(err) < 400, err
+    assert err.startswith(
+        "error: weight files not downloaded and http://127.0.0.1:9 cannot be reached: --metrics"
+        " psnr,ssim needs none, or --skip-unavailable scores the others; to fetch them"
+    ), err
+    assert err.endswith("(missing: alexnet, lpips-alex, clip-rn50; -v names them)"), err
+    assert "--weights alexnet=FILE --weights lpips-alex=FILE" in caplog.text  # each source: under -v (INFO)
+    assert (
+        pretrained.WEIGHT_FILES["clip-rn50"].repo in caplog.text
+        and pretrained.WEIGHT_FILES["clip-rn50"].repo not in err
+    )
+    caplog.clear()
     with pytest.raises(SystemExit) as exit_info:
         main([*args, "--skip-unavailable", "--json", str(tmp_path / "s.json"), "--csv", "-"])
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
+    warned = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert not warned and err.count("lpips, clipiqa") == 1, err  # said once: in the result, not a warning too
     doc = json.loads((tmp_path / "s.json").read_text())
     assert exit_info.value.code == 0 and doc["metrics"] == ["psnr"] and doc["skipped"] == ["lpips", "clipiqa"]
     said = "not scored, their weights (or package) not at hand (--skip-unavailable): lpips, clipiqa"
     assert said in doc["notes"] and out.splitlines()[0] == "video,frames,psnr,notes" and said in out.splitlines()[-1]
-    assert any("left out (--skip-unavailable): lpips, clipiqa" in r.getMessage() for r in caplog.records)
+    assert any("left out (--skip-unavailable): lpips, clipiqa" in r.getMessage() for r in caplog.records)  # -v
 
 
 def test_upscale_eval_skip_unavailable_scores_the_rest(env, tmp_path, capsys):
@@ -239,7 +252,7 @@ def test_upscale_eval_skip_unavailable_scores_the_rest(env, tmp_path, capsys):
     args = ["upscale", str(gt), "-o", str(out), "--model", "bilinear", "--scale", "1", "--codec", "ffv1", "-q",
             "--eval", str(gt), "--eval-json", str(scores)]  # fmt: skip
     for extra, code, said in (
-        (["--eval-metrics", "psnr,lpips"], 75, "; or --eval-skip-unavailable scores the others"),
+        (["--eval-metrics", "psnr,lpips"], 75, ", or --eval-skip-unavailable scores the others"),
         (["--eval-metrics", "lpips", "--eval-skip-unavailable"], 2, "error: none of the metrics can run here: "),
     ):
         with pytest.raises(SystemExit) as exit_info:
@@ -279,9 +292,10 @@ def test_upscale_eval_without_metric_weights_stops_before_the_run(env, tmp_path,
               "--eval", str(demo_clip("007.mp4"))])  # fmt: skip
     err = capsys.readouterr().err.strip()
     assert exit_info.value.code == 75 and not out.exists() and len(err.splitlines()) == 1, err  # try again later
-    assert "cannot be reached" in err and "--weights alexnet=FILE" in err  # no network here: the file, by hand
-    assert err.endswith("--eval-metrics psnr,ssim needs no weight files; or --eval-skip-unavailable scores the "
-                        "others and says which were left out")  # fmt: skip
+    assert (
+        "cannot be reached: --eval-metrics psnr,ssim needs none, or --eval-skip-unavailable scores the others;" in err
+        and "--weights-dir DIR" in err
+    )  # no network here: the files, from elsewhere
 
 
 def test_stage2_refuses_without_dists_and_loads_them_from_the_cache(

@@ -285,28 +285,29 @@ def fetch_weights(
 ) -> dict[str, str]:
     """Find (or download) the published weight files of `names` that `local` does not replace,
     before any scoring or upscaling: the missing files are said first (all in one error), not after
-    hours of work. The error ends with the metrics that need no weights, in words that fit the run:
-    PSNR and SSIM need none, but they need a GT, so without one that advice would fail too; then
-    the way on without them (--skip-unavailable, as `option`'s command names it: `eval_flag`).
+    hours of work. The error's way on starts with the metrics that need no weights, in words that fit
+    the run: PSNR and SSIM need none, but they need a GT, so without one that advice would fail too;
+    then the way on without them (--skip-unavailable, as `option`'s command names it: `eval_flag`).
     skip (--skip-unavailable): no error; returns {metric: why} of the metrics that cannot run."""
     from dove_cli.metrics import pretrained
 
     keys = [k for k in pretrained.files_for(names) if k not in (local or {})]
+    first = (
+        f"{option} psnr,ssim needs none"
+        if has_gt
+        else "without a GT every metric needs weight files (psnr and ssim need none, but compare with a GT)"
+    )
+    first += f", or {eval_flag('skip-unavailable', option)} scores the others; "
     try:
-        pretrained.fetch_all(keys, download=download)
+        pretrained.fetch_all(keys, download=download, first="" if skip else first)
     except ModelError as exc:
-        if skip:
-            lost = {k for k in keys if pretrained.cached(k) is None}
-            skipped = {n: str(exc) for n in names if lost & set(pretrained.files_for([n]))}
-            log.warning("%s; left out (%s): %s", exc, eval_flag("skip-unavailable", option), ", ".join(skipped))
-            return skipped
-        hint = (
-            f"{option} psnr,ssim needs no weight files"
-            if has_gt
-            else "without a GT every metric needs weight files (psnr and ssim need none, but compare with a GT)"
-        )
-        hint += f"; or {eval_flag('skip-unavailable', option)} scores the others and says which were left out"
-        raise type(exc)(f"{exc}; {hint}") from None
+        if not skip:
+            raise
+        lost = {k for k in keys if pretrained.cached(k) is None}
+        skipped = {n: str(exc) for n in names if lost & set(pretrained.files_for([n]))}
+        # the why under -v: the result's note says which were left out (once, not a warning as well)
+        log.info("%s; left out (%s): %s", exc, eval_flag("skip-unavailable", option), ", ".join(skipped))
+        return skipped
     return {}
 
 
@@ -315,7 +316,7 @@ def left_to_run(names: Sequence[str], skipped: Mapping[str, str]) -> list[str]:
     error, saying why each cannot (`dove upscale --eval`: before the upscale)."""
     left = [n for n in names if n not in skipped]
     if not left:
-        raise OptionError(f"none of the metrics can run here: {'; '.join(skipped.values())}")
+        raise OptionError(f"none of the metrics can run here: {'; '.join(dict.fromkeys(skipped.values()))}")
     return left
 
 
@@ -858,7 +859,7 @@ def evaluate(
             if not skip_unavailable:
                 raise
             skipped[n] = str(exc)
-            log.warning("%s; left out (%s)", exc, eval_flag("skip-unavailable", option))
+            log.info("%s; left out (%s)", exc, eval_flag("skip-unavailable", option))  # (the note says which)
     if frame_metrics is None:
         skipped |= fetch_weights(names, gt is not None, weights, download=download, option=option,
                                  skip=skip_unavailable)  # fmt: skip

@@ -231,40 +231,47 @@ def fetch(key: str, *, download: bool = True) -> Path:
     raise errors[0]
 
 
-def unavailable(keys: list[str], *, download: bool = True) -> ModelError | None:
-    """Why the files `keys` (not in the cache) cannot be had now, all of them named in one error:
-    downloads not allowed, offline, or the hub cannot be reached (DownloadLater: exit 75, the same
-    command later); None when they can be downloaded."""
+def unavailable(keys: list[str], *, download: bool = True, first: str = "") -> ModelError | None:
+    """Why the files `keys` (not in the cache) cannot be had now, in one short line: the cause, the way
+    on (`first`, the caller's own, before the general one), then the missing keys; each file's name and
+    source (a long list) is said under -v. Downloads not allowed, offline, or the hub cannot be reached
+    (DownloadLater: exit 75, the same command later); None when they can be downloaded."""
     from dove_cli.weights import check_endpoint, hub_env, hub_reachable, mirror_hint
 
     if not keys:
         return None
     env = hub_env()
     specs = [WEIGHT_FILES[k] for k in keys]
-    named = ", ".join(f"{spec.what} ({spec.repo}/{spec.filename})" for spec in specs)
-    are = "is" if len(keys) == 1 else "are"
-    flag = "--dists" if all(k in NEEDS["dists"] for k in keys) else "--metrics"
-    if not download or env.offline:
-        why = "offline (HF_HUB_OFFLINE=1) and " if env.offline else ""
-        return ModelError(f"{why}{named} {are} not downloaded: run `dove download-weights {flag}`")
-    check_endpoint(env.endpoint)
-    if hub_reachable(env.endpoint):  # at once, not after the hub's retries
-        return None
+    missing = f"(missing: {', '.join(keys)}; -v names them)"
+    dists = all(k in NEEDS["dists"] for k in keys)
+    flag = "--dists" if dists else "--metrics"
+    if download and not env.offline:
+        check_endpoint(env.endpoint)
+        if hub_reachable(env.endpoint):  # at once, not after the hub's retries
+            return None
     local = " ".join(f"--weights {k}=FILE" for k in keys)
-    local = f"`dove eval {local}`" + (" or `dove train --dists-weights FILE`" * (flag == "--dists"))
+    local = f"`dove eval {local}`" + (" or `dove train --dists-weights FILE`" * dists)
+    named = ", ".join(f"{spec.what} ({spec.repo}/{spec.filename})" for spec in specs)
+    log.info("not downloaded: %s; a file from elsewhere is given as %s", named, local)
+    if not download or env.offline:
+        why = " (offline: HF_HUB_OFFLINE=1)" if env.offline else ""
+        return ModelError(f"weight files not downloaded{why}: {first}run `dove download-weights {flag}` {missing}")
+    elsewhere = (
+        "`dove download-weights --dists` where there is a network, or `dove train --dists-weights FILE`"
+        if dists
+        else "`dove download-weights --metrics --dir DIR` there, `dove eval --weights-dir DIR` here"
+    )
     return DownloadLater(
-        f"{named} {are} not downloaded and {env.endpoint} cannot be reached: check your network ({mirror_hint()}),"
-        f" or fetch {', '.join(spec.filename for spec in specs)} where there is one and pass"
-        f" {'it' if len(keys) == 1 else 'them'} as {local} (every metric file at once: `dove download-weights"
-        " --metrics --dir DIR` there, `dove eval --weights-dir DIR` here)"
+        f"weight files not downloaded and {env.endpoint} cannot be reached: {first}to fetch them elsewhere:"
+        f" {elsewhere}; or check your network ({mirror_hint()}) {missing}"
     )
 
 
-def fetch_all(keys: Iterable[str], *, download: bool = True) -> dict[str, Path]:
-    """`fetch` of each of `keys`; those that cannot be had are named in one error (`unavailable`),
-    not one run per file."""
+def fetch_all(keys: Iterable[str], *, download: bool = True, first: str = "") -> dict[str, Path]:
+    """`fetch` of each of `keys`; those that cannot be had are named in one error (`unavailable`, with
+    the caller's way on `first`), not one run per file."""
     found = {key: cached(key) for key in keys}
-    if error := unavailable([k for k, path in found.items() if path is None], download=download):
+    if error := unavailable([k for k, path in found.items() if path is None], download=download, first=first):
         raise error
     return {key: path or fetch(key, download=download) for key, path in found.items()}
 
