@@ -1296,3 +1296,24 @@ def test_names_in_two_unicode_normalizations_are_shown_apart_in_a_refusal():
     assert str(refused.value) == ("3 videos cannot be scored as they are (caf\u00e9 (NFC), cafe\\u0301 (NFD), n\u0303), "
                                   "each said above; nothing was scored")  # fmt: skip
     assert shown_names([nfd, "x", nfc]) == "cafe\\u0301 (NFD), x, caf\u00e9 (NFC)"
+
+
+def test_a_log_gets_a_count_of_the_frames_scored(tmp_path, capsys, monkeypatch):
+    """Not a terminal (a log, a pipe): nothing was said while the frames were scored (SSIM on a CPU, about
+    a frame a second: 33 frames of 720p were 24 s of silence). A count every DOVE_PROGRESS_INTERVAL s, as
+    an upscale's, with the video where there are several; none in the first interval (a short run)."""
+    (tmp_path / "P").mkdir()
+    (tmp_path / "G").mkdir()
+    for k, name in enumerate(("a", "b")):
+        pred, gt = noisy_clip(2, 16, 16, seed=k)
+        write_video(tmp_path / "P" / f"{name}.mkv", pred)
+        write_video(tmp_path / "G" / f"{name}.mkv", gt)
+    args = ["eval", str(tmp_path / "P"), str(tmp_path / "G"), "--metrics", "psnr"]
+    monkeypatch.setenv("DOVE_PROGRESS_INTERVAL", "0")  # a line per frame
+    code, _, err = run(args, capsys)
+    counts = [re.sub(r"[0-9.]+ frames/s.*, ", "R, ", line) for line in err.splitlines() if "scored" in line]
+    assert code == 0 and counts == ["P: 1/4 frames scored (25%), R, a (1/2)", "P: 2/4 frames scored (50%), R, a (1/2)",
+                                    "P: 3/4 frames scored (75%), R, b (2/2)", "P: 4/4 frames scored (100%), R, b (2/2)"], err  # fmt: skip
+    monkeypatch.setenv("DOVE_PROGRESS_INTERVAL", "60")
+    code, _, err = run(args, capsys)
+    assert code == 0 and "scored" not in err, err

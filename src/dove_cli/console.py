@@ -452,13 +452,29 @@ class EvalBar(UpscaleBar):
     """`dove eval`: frames scored / total, fps and the video being scored."""
 
     def __call__(self, p: EvalProgress) -> None:  # type: ignore[override]  # (scored frames, not an upscale's)
+        fps = p.frames_done / p.seconds if p.seconds > 0 else 0.0
+        label = f"{p.video} ({p.index + 1}/{p.videos})"
+        if self.plain:  # a log, a pipe: a count every DOVE_PROGRESS_INTERVAL seconds, as an upscale's (SSIM
+            # on a CPU scores about a frame a second: minutes without a word looked like a hang)
+            now = time.monotonic()
+            self._last_line = self._last_line or now  # (from the first frame: a short run says nothing)
+            if now - self._last_line >= self.interval:
+                self._line(self._scored(p, fps) + (f", {label}" if p.videos > 1 else ""))
+            return
         if not self.started:
             self.bar.start()
             self.started = True
-        fps = p.frames_done / p.seconds if p.seconds > 0 else 0.0
-        label = f"{p.video} ({p.index + 1}/{p.videos})"
         self.bar.update(self.task, completed=p.frames_done, total=p.frames_total, rate=f"{fps:.2f} fps",
                         window=escape(shown_line(label)))  # fmt: skip
+
+    @staticmethod
+    def _scored(p: EvalProgress, fps: float) -> str:
+        """`12/33 frames scored (36%), 0.86 frames/s, about 24 s left` (the total and time left where known)."""
+        if not p.frames_total:
+            return f"{p.frames_done} frames scored, {fps:.2f} frames/s"
+        total = max(p.frames_total, p.frames_done)
+        left = f", about {human_duration((total - p.frames_done) / fps)} left" if fps > 0 else ""
+        return f"{p.frames_done}/{total} frames scored ({100 * p.frames_done / total:.0f}%), {fps:.2f} frames/s{left}"
 
 
 def untimed_reason(plan: Plan) -> str:
