@@ -27,6 +27,10 @@ from test_cli import run
         (["-ss", "0.5"], "--preview"),  # click: --scale not a whole number
         (["-t", "2"], "--preview"),
         (["-r", "30"], "keeps the input's timing"),  # click: unexpected extra argument
+        (["-b:v=1M"], "a bitrate is --codec-option b=5M"),  # click: No such option: -b (a single dash, with =)
+        (["-c:v=libx265"], "--codec"),
+        (["-crf=18"], "--crf"),
+        (["-r=30"], "keeps the input's timing"),
         (["-i", "x.mp4"], "the first argument"),
         (["--outscale", "3.5"], "--size"),
         (["--face_enhance"], "no face enhancement"),

@@ -99,8 +99,8 @@ def foreign_option(args: list[str], options: dict[str, bool]) -> str | None:
         if skip:  # the value of dove's option, whatever it looks like
             skip = False
             continue
-        name = word.partition("=")[0] if word.startswith("--") else word
-        if name == "-r" and _is_rate(after) and not os.path.lexists(after):  # ffmpeg's -r 30
+        name, eq, value = word.partition("=")  # `--gpu-id=1`, and as other tools' habits `-b:v=1M`, `-crf=18`
+        if name == "-r" and (_is_rate(value) if eq else _is_rate(after) and not os.path.lexists(after)):  # -r 30
             return f"-r is dove's --recursive, not a frame rate: {_RATE}"
         if name in options:
             skip = options[name] and "=" not in word
