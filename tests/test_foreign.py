@@ -182,6 +182,21 @@ def test_a_tile_rounded_to_the_models_block_is_said_in_the_plan(tile, said, tmp_
     assert code == 0 and said in out and ("rounded down to" in out) == (tile == "100"), out
 
 
+def test_a_real_runs_plan_line_says_the_tile_rounding_as_the_dry_run(tmp_path, capsys, caplog):
+    """`-v`'s plan line of a real run said `tiles of 96 px` with no word of --tile 100 (only --dry-run and
+    the manifest did): the same note, from the same place (bilinear at x2: a block of 32 output px)."""
+    clip = make_clip(tmp_path / "in.mp4", size="160x120", frames=1)
+    args = ["upscale", str(clip), "-o", str(tmp_path / "o.mp4"), "-m", "bilinear", "-s", "2", "--tile", "100"]
+    code, out, err = run([*args, "--dry-run"], capsys)
+    note = " of 96 px, 0 px overlap (--tile 100 rounded down to the model's block)"
+    assert code == 0 and note in out, out
+    caplog.set_level("INFO", logger="dove_cli")
+    code, _, err = run(["-v", *args], capsys)
+    plans = [r.getMessage() for r in caplog.records if "plan: " in r.getMessage()]
+    assert code == 0 and len(plans) == 1 and "tiles of 96 px (0 px overlap) (--tile 100 rounded down to the model's" \
+        " block)," in plans[0], (plans, err)  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("typed", "said"),
     [

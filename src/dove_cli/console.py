@@ -537,8 +537,7 @@ def print_plan(plan: Plan, console: Console, files: tuple[str, str] | None = Non
     tiles = (
         f"{plan.tiles} of {plan.tile} px, {plan.tile_overlap} px overlap" if plan.tiles > 1 else "1: the whole frame"
     )
-    if plan.tile_asked:  # Real-ESRGAN users size tiles for their card: the size run is said
-        tiles += f" (--tile {plan.tile_asked} rounded down to the model's block)"
+    tiles += plan.tile_rounded()
     tiles += " + VAE tiles" if plan.vae_tiling else ""  # the VAE decodes each window in its own tiles
     exact_fps = f" ({plan.fps})" if Fraction(plan.fps).denominator != 1 else ""  # 30000/1001, not 16 again
     est = (f"{human_range(plan.est_seconds)} for the model's windows, plus start-up (loading it)"

@@ -107,6 +107,7 @@ class Plan:
         chunks = f"{self.chunks} window{'s' * (self.chunks != 1)} of {length} frame{'s' * (length != 1)}"
         chunks += f" ({self.chunk_overlap} shared)" if self.chunks > 1 and self.chunk_overlap else ""
         tiles = f" x {self.tiles} tiles of {self.tile} px ({self.tile_overlap} px overlap)" if self.tiles > 1 else ""
+        tiles += self.tile_rounded()
         if self.vae_tiling:  # the VAE decodes in its own tiles (README: "whole frame + VAE tiles")
             tiles = (tiles or " x the whole frame") + " + VAE tiles"
         gpu = f"GPU {self.est_peak_device_bytes / 2**30:.1f} GiB, " if self.est_peak_device_bytes else ""
@@ -115,6 +116,12 @@ class Plan:
         est = human_range(self.est_seconds) if self.est_seconds is not None else "none"
         return (f"plan: {chunks}{tiles}, work ratio {self.work_ratio:.2f}, output {w}x{h}, est. peak {gpu}host "
                 f"{self.est_peak_host_bytes / 2**30:.1f} GiB, est. time {est}{cuts}")  # fmt: skip
+
+    def tile_rounded(self) -> str:
+        """` (--tile 100 rounded down to the model's block)` where the tiles run smaller than --tile asked,
+        else "": Real-ESRGAN users size tiles for their card, so the size run is said (the dry run's plan
+        and -v's plan line alike)."""
+        return f" (--tile {self.tile_asked} rounded down to the model's block)" if self.tile_asked else ""
 
     def windows(self) -> int:
         return self.tiles * self.chunks
