@@ -210,3 +210,30 @@ def test_another_encoders_settings_list_names_its_codec(typed, said, tmp_path, c
         ["upscale", str(clip), "-o", str(tmp_path / "o.mp4"), "-m", "bilinear", *typed, "--dry-run"], capsys
     )
     assert code == 2 and said in err, err
+
+
+def test_several_inputs_say_to_give_their_folder(tmp_path, capsys, monkeypatch):
+    """`dove upscale *.mp4 -o out/` (the shell's glob) got click's `Got unexpected extra argument(s) (b.mp4)`,
+    and without -o `did you mean -o c.mp4?`: one input is taken, said with what to do instead. Two names
+    without -o are still the cp-like `in out` (-o offered); eval takes two; `--` still ends the options."""
+    monkeypatch.chdir(tmp_path)
+    glob = ["v/a.mp4", "v/b.mp4", "v/c.mp4"]
+    said = ("error: dove upscale takes one input; got 3 (v/a.mp4, v/b.mp4, v/c.mp4): give their folder (dove upscale"
+            " v/ -o OUT/) or run it once per file (see 'dove upscale --help')")  # fmt: skip
+    for args in (["upscale", *glob, "-o", "out/"], ["upscale", *glob]):
+        code, _, err = run(args, capsys)
+        assert code == 2 and err.strip() == said, (args, err)
+    code, _, err = run(["upscale", "a.mp4", "v/b.mp4", "-m", "bilinear", "-o", "o.mp4"], capsys)
+    assert code == 2 and "got 2 (a.mp4, v/b.mp4): give their folder (dove upscale DIR -o OUT/)" in err, err
+    code, _, err = run(["upscale", "-o", "out/", "--", "-x.mp4", "v/b.mp4", "-o", "o/"], capsys)  # names after --
+    assert code == 2 and "got 2 (-x.mp4, v/b.mp4): give their folder" in err, err
+    code, _, err = run(["upscale", "a.mp4", "b.mp4"], capsys)
+    assert code == 2 and err.strip().endswith("; did you mean -o b.mp4?"), err
+    code, _, err = run(["eval", *glob, "--metrics", "psnr"], capsys)
+    assert code == 2 and "dove eval takes PRED and GT; got 3 (v/a.mp4, v/b.mp4, v/c.mp4): give two folders" in err
+    code, _, err = run(["eval", "v/a.mp4", "v/b.mp4", "--metrics", "psnr"], capsys)
+    assert code == 2 and "takes" not in err and "v/a.mp4" in err, err  # two: read (no such file)
+    code, _, err = run(["eval", "v/a.mp4", "v/b.mp4", "--bogus"], capsys)  # another usage error: click's
+    assert code == 2 and "No such option: --bogus" in err, err
+    code, _, err = run(["info", *glob], capsys)  # several files are info's own
+    assert "takes" not in err, err

@@ -124,6 +124,9 @@ def usage_line(
     hint = f" (see '{command_path} --help')" if command_path is not None else ""
     for said, plain in TYPER_WORDS.items():
         message = message.replace(said, plain)
+    from dove_cli.foreign import several_inputs  # `dove upscale *.mp4 -o out/`
+
+    message = several_inputs(message, args, options) or message
     hints = _dash_name_hint(unknown, args) + _output_hint(message, args, options) + _scale_hint(message)
     return f"{message.rstrip('.')}{hint}{hints}"
 

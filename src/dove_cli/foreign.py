@@ -10,6 +10,7 @@ Only names that `dove upscale` does not accept are here (`-v`, `-o`, `-s`, `-m`,
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 # the typed name (a `--` name as typed with `-` for `_`, lower case; a single-dash word exactly) ->
 # the dove way, or "dove has no ...: what instead"
@@ -116,3 +117,41 @@ def foreign_option(args: list[str], options: dict[str, bool]) -> str | None:
 def _is_rate(word: str) -> bool:
     """`30`, `29.97`, `30000/1001`: ffmpeg's -r value."""
     return bool(word) and word.replace(".", "", 1).replace("/", "", 1).isdigit()
+
+
+def several_inputs(message: str, args: list[str], options: dict[str, bool]) -> str | None:
+    """`dove upscale a.mp4 b.mp4 c.mp4 -o out/` (a shell's glob, `*.mp4`): click's `Got unexpected extra
+    argument(s) (b.mp4)` (or, without -o, `did you mean -o c.mp4?`) said neither that one input is taken
+    nor what to do instead. `message`: click's; `args`: the command line; `options`: the command's."""
+    names = _names(args, options)
+    command, names = (names[0], names[1:]) if names else ("", [])
+    extra = message.startswith("Got unexpected extra argument")
+    if command == "upscale" and (extra or (message.startswith("Missing option '--output'") and len(names) > 2)):
+        parents = {str(Path(name).parent) for name in names}
+        folder = f"{parents.pop()}/" if len(parents) == 1 else "DIR"
+        return (f"dove upscale takes one input; got {len(names)} ({_listed(names)}): give their folder (dove upscale"
+                f" {folder} -o OUT/) or run it once per file")  # fmt: skip
+    if command == "eval" and extra:
+        return (f"dove eval takes PRED and GT; got {len(names)} ({_listed(names)}): give two folders (dove eval"
+                " PRED_DIR GT_DIR, videos matched by name) or run it once per pair")  # fmt: skip
+    return None
+
+
+def _names(args: list[str], options: dict[str, bool]) -> list[str]:
+    """The words of `args` that are no option or an option's value: the command, then its arguments."""
+    names: list[str] = []
+    rest = iter(args)
+    for arg in rest:
+        if arg == "--":
+            names.extend(rest)
+        elif (name := arg.partition("=")[0] if arg.startswith("--") else arg) in options and not os.path.lexists(arg):
+            if options[name] and "=" not in arg:
+                next(rest, None)
+        elif not arg.startswith("-") or os.path.lexists(arg):
+            names.append(arg)
+    return names
+
+
+def _listed(names: list[str]) -> str:
+    """`a.mp4, b.mp4, c.mp4`, or the first three and how many more (a glob of hundreds)."""
+    return ", ".join(names) if len(names) <= 3 else f"{', '.join(names[:3])} and {len(names) - 3} more"
