@@ -223,3 +223,26 @@ def test_the_default_rate_is_said_only_where_it_matters(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         upscale(src, f"{tmp_path / 'b'}/", preview="0+0.08", **SAME)
     assert caplog.text.count(said) == 1
+
+
+def _framemd5(pattern: Path) -> list[str]:
+    """Each frame's md5 (as RGB) in the order ffmpeg's image2 demuxer reads `pattern`: the reference."""
+    out = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(pattern), "-pix_fmt", "rgb24",
+                          "-f", "framemd5", "-"], capture_output=True, text=True, check=True).stdout  # fmt: skip
+    return [line.rsplit(",", 1)[1].strip() for line in out.splitlines() if not line.startswith("#")]
+
+
+def test_a_pattern_reads_the_names_it_writes_as_ffmpeg_does(tmp_path):
+    """A stray 00001.png (and 001.png) beside 0001..0003.png: `%04d` names neither, so ffmpeg reads 3
+    frames; dove read 4 (any number of digits), the stray as frame 1, each real one renumbered one on.
+    Now image N in is image N out, frame for frame as ffmpeg reads the pattern."""
+    src, out = tmp_path / "src", tmp_path / "out"
+    made = _frames(src, [1, 2, 3], "{:04d}.png")
+    _frames(src, [1], "{:05d}.png")
+    _frames(src, [1], "{:03d}.png")
+    assert upscale(src / "%04d.png", out / "%04d.png", **SAME).frames == 3
+    assert sorted(p.name for p in out.iterdir()) == ["0001.png", "0002.png", "0003.png"]
+    assert _framemd5(out / "%04d.png") == _framemd5(src / "%04d.png")
+    assert all((_pixels(out / f"{n:04d}.png") == rgb).all() for n, rgb in made.items())
+    with pytest.raises(InputError, match="did you mean %04d.png"):  # ffmpeg's %d reads no 0001.png either
+        upscale(src / "%d.png", out / "b_%d.png", **SAME)

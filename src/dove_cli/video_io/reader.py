@@ -17,7 +17,7 @@ import os
 import re
 import stat
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
@@ -67,10 +67,12 @@ from dove_cli.video_io.paths import check_fields, check_not_windows, ffmpeg_name
 from dove_cli.video_io.sequences import (
     DEFAULT_SEQUENCE_FPS,
     FIELD,
+    frame_number,
+    loose_number,
     missing_numbers,
     natural_key,
     numbered,
-    pattern_regex,
+    own_pattern,
     runs,
 )
 from dove_cli.video_io.siting import chroma_siting
@@ -486,13 +488,12 @@ def image_inputs(path: Path) -> list[Path] | None:
     named as a pattern (`shot%d.png`) is that file: it exists, so it is what the user means."""
     check_fields(path, InputError)
     if is_pattern(path) and not path.is_file():
-        rx = pattern_regex(path)
         folder = path.parent
         if not folder.is_dir():
             raise InputError(f"{path}: folder {folder} does not exist")
-        hits = sorted((int(mm[1]), p) for p in folder.iterdir() if (mm := rx.match(p.name)))
+        hits = sorted((n, p) for p in folder.iterdir() if (n := frame_number(path, p.name)) is not None)
         if not hits:
-            raise InputError(f"{path}: no files match this pattern")
+            raise InputError(f"{path}: no files match this pattern{_other_padding(path)}")
         return [p for _, p in hits]
     if path.is_dir():
         # Hidden files are skipped, as in a folder of videos: macOS's AppleDouble `._frame001.png` is no image
@@ -517,8 +518,15 @@ def image_inputs(path: Path) -> list[Path] | None:
 
 def _numbered(pattern: Path) -> list[Path]:
     """The files a %d pattern of any extension names (those of an image pattern: image_inputs)."""
-    rx = pattern_regex(pattern)
-    return [p for p in pattern.parent.iterdir() if rx.match(p.name)] if pattern.parent.is_dir() else []
+    folder = pattern.parent
+    return [p for p in folder.iterdir() if frame_number(pattern, p.name) is not None] if folder.is_dir() else []
+
+
+def _other_padding(pattern: Path) -> str:
+    """A hint for a pattern that names no file where names of other zero padding are there (`%d.png`
+    over 0001.png ...: as ffmpeg's image2, a pattern reads only the names it writes, `frame_number`)."""
+    near = Counter(own_pattern([p]) for p in pattern.parent.iterdir() if loose_number(pattern, p.name) is not None)
+    return f" (it names no other zero padding than its own; did you mean {near.most_common(1)[0][0]}?)" if near else ""
 
 
 def _not_images(files: list[Path]) -> str:

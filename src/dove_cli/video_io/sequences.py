@@ -29,8 +29,9 @@ def frame_name(pattern: Path, n: int) -> str:
 
 def frame_number(pattern: Path, name: str) -> int | None:
     """The number n whose image the pattern names `name`, or None when the pattern could never write it:
-    `%04d` writes 0001 and 12345 but not 000001, `%d` writes no leading zeros. What --overwrite may
-    replace or remove is only what this names, never another sequence in the same folder."""
+    `%04d` writes 0001 and 12345 but not 000001, `%d` writes no leading zeros. The one rule both ways:
+    an image pattern input reads only these names (as ffmpeg's image2 demuxer builds each name from
+    the pattern), and --overwrite may replace or remove only these, never another sequence in the folder."""
     m = FIELD.search(pattern.name)
     assert m is not None
     head, tail = pattern.name[: m.start()], pattern.name[m.end() :]
@@ -48,11 +49,13 @@ def natural_key(name: str) -> tuple[list[int | str], str]:
     return [int(t) if i % 2 else t.casefold() for i, t in enumerate(re.split(r"(\d+)", name))], name
 
 
-def pattern_regex(pattern: Path) -> re.Pattern[str]:
-    """The names a %d pattern reads, any number of digits (group 1: the number)."""
+def loose_number(pattern: Path, name: str) -> int | None:
+    """The number in `name` where it is the pattern's but for the digits' zero padding (`%d` and
+    0001.png), else None: for a "did you mean" hint only. What a pattern reads is `frame_number`'s."""
     m = FIELD.search(pattern.name)
     assert m is not None
-    return re.compile(re.escape(pattern.name[: m.start()]) + r"(\d+)" + re.escape(pattern.name[m.end() :]) + "$")
+    rx = re.escape(pattern.name[: m.start()]) + r"(\d+)" + re.escape(pattern.name[m.end() :])
+    return int(mm[1]) if (mm := re.fullmatch(rx, name)) else None
 
 
 def runs(numbers: list[int]) -> list[tuple[int, int]]:
