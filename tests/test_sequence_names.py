@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import subprocess
+from fractions import Fraction
 from pathlib import Path
 
 import imageio_ffmpeg
@@ -246,3 +247,33 @@ def test_a_pattern_reads_the_names_it_writes_as_ffmpeg_does(tmp_path):
     assert all((_pixels(out / f"{n:04d}.png") == rgb).all() for n, rgb in made.items())
     with pytest.raises(InputError, match="did you mean %04d.png"):  # ffmpeg's %d reads no 0001.png either
         upscale(src / "%d.png", out / "b_%d.png", **SAME)
+
+
+@pytest.fixture(scope="module")
+def forty(tmp_path_factory) -> tuple[Path, Path, dict[int, np.ndarray]]:
+    """40 noise images 0000..0039.png and the same 40 frames as a lossless 25 fps video (ffmpeg's)."""
+    src = tmp_path_factory.mktemp("forty")
+    made = _frames(src / "img", list(range(40)), "{:04d}.png")
+    video = src / "v25.mkv"
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-framerate", "25", "-i", str(src / "img/%04d.png"),
+                    "-c:v", "png", str(video)], check=True)  # fmt: skip
+    return src / "img", video, made
+
+
+@pytest.mark.parametrize(("start", "duration"), [("0.32", "0.3"), ("0", "0.3"), ("0.01", "0.1"), ("0.3", "0.04"),
+                                                 ("0.04", "0.04"), ("1.5", "1")])  # fmt: skip
+def test_a_preview_span_of_images_is_the_frames_the_plan_counts(forty, tmp_path, start, duration):
+    """--preview 0.32+0.3s of 40 images at 25 fps: the plan said 8 frames, the run made 7 (0008-0014:
+    the reader floored each end, the plan ceiled them). Now the frames with start <= i/25 < start +
+    duration (counted here), for the plan, the images read, their output numbers and a video's frames."""
+    img, video, made = forty
+    t0, t1 = Fraction(start), Fraction(start) + Fraction(duration)
+    want = [i for i in range(40) if t0 <= Fraction(i, 25) < t1]
+    preview = f"{start}+{duration}s"
+    plan = upscale(img / "%04d.png", tmp_path / "p/%04d.png", preview=preview, dry_run=True, **SAME)
+    assert plan.frames == len(want)
+    assert upscale(img / "%04d.png", tmp_path / "i/%04d.png", preview=preview, **SAME).frames == len(want)
+    assert sorted(p.name for p in (tmp_path / "i").iterdir()) == [f"{i:04d}.png" for i in want]
+    assert all((_pixels(tmp_path / f"i/{i:04d}.png") == made[i]).all() for i in want)
+    assert upscale(video, tmp_path / "v/%04d.png", preview=preview, **SAME).frames == len(want)
+    assert all((_pixels(tmp_path / f"v/{k:04d}.png") == made[i]).all() for k, i in enumerate(want, 1))

@@ -74,6 +74,8 @@ from dove_cli.video_io.sequences import (
     numbered,
     own_pattern,
     runs,
+    sequence_rate,
+    span_indices,
 )
 from dove_cli.video_io.siting import chroma_siting
 from dove_cli.video_io.stills import EXIF_TURNS, StillTags, damage, open_image, png_colour, still_tags, turned, unturned
@@ -214,10 +216,9 @@ class VideoInfo:
         clock: `lead` before the first frame), at its average rate: from the first frame at or after
         `start`, not one more when `start` falls between two (a --preview's plan counted 48 of the 47 it made)."""
         fps = Fraction(self.fps or DEFAULT_SEQUENCE_FPS)
-        at = exact(start) - self.lead  # from the first frame
         total = self.num_frames or round(exact(self.duration or 0) * fps)
-        end = total if duration is None else min(total, math.ceil((at + exact(duration)) * fps))
-        return max(0, end - max(0, math.ceil(at * fps)))
+        at = exact(start) - self.lead  # from the first frame
+        return len(span_indices(total, fps, at, None if duration is None else exact(duration)))
 
 
 def exact(seconds: float | Fraction) -> Fraction:
@@ -1780,7 +1781,7 @@ class ImageReader(VideoReader):
         self._reformatter = VideoReformatter()
         check_whole(files, path)
         first = self._load(files[0])
-        rate = Fraction(fps).limit_denominator(1001000) if fps else DEFAULT_SEQUENCE_FPS
+        rate = sequence_rate(fps)
         if not 0 < rate <= MAX_FPS:
             raise OptionError(f"fps must be above 0 and at most {MAX_FPS} frames/s, not {fps}")
         if not fps and warn and len(files) > 1:
@@ -1871,10 +1872,11 @@ class ImageReader(VideoReader):
         return frame
 
     def _select_span(self, start: float | Fraction | None, duration: float | Fraction | None) -> None:
-        first = int(Fraction(start or 0) * self.info.fps)
-        last = len(self._files) if duration is None else first + int(Fraction(duration) * self.info.fps)
-        self._offset = first
-        self._files = self._files[first:last]
+        span = span_indices(
+            len(self._files), self.info.fps, exact(start or 0), None if duration is None else exact(duration)
+        )
+        self._offset = span.start
+        self._files = self._files[span.start : span.stop]
         self.info.num_frames = len(self._files)
         self._first_frame = None
 

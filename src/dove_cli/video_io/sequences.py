@@ -8,6 +8,7 @@ another from --start-number). Pure: names and numbers in, names and numbers out 
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from collections import Counter
 from fractions import Fraction
@@ -178,10 +179,22 @@ def renumbered(files: list[Path], preview: Preview, fps: str | float | Fraction 
     return [(files[i], n) for i, o, n in zip(span, own, numbers, strict=False) if o is not None and n - o != shift]
 
 
+def sequence_rate(fps: str | float | Fraction | None) -> Fraction:
+    """The rate images are read at: --fps (a float as the fraction a rate means: 1/3, not 0.333...),
+    else ffmpeg's 25."""
+    return Fraction(fps).limit_denominator(1001000) if fps else DEFAULT_SEQUENCE_FPS
+
+
+def span_indices(count: int, fps: Fraction, start: Fraction, duration: Fraction | None) -> range:
+    """The indices of the frames, one each 1/fps s from 0 (of `count`), with start <= t < start +
+    duration (seconds from the first frame; None: to the end): from the first frame at or after each
+    end. The one rule of a --preview span: what a plan counts, a reader keeps and an output numbers."""
+    first = max(0, math.ceil(start * fps))
+    return range(count)[first : None if duration is None else max(first, math.ceil((start + duration) * fps))]
+
+
 def _image_span(images: int, preview: Preview, fps: str | float | Fraction | None) -> range:
     """The indices of the images of a sequence that a run reads: the --preview span at `fps`, as the
-    reader selects them (from the first image at or after its start, whole frames of its length)."""
-    rate = Fraction(str(fps)) if fps else DEFAULT_SEQUENCE_FPS
+    reader selects them (`span_indices`)."""
     at, span = preview if preview else (Fraction(0), None)
-    first = int(at * rate)
-    return range(images)[first : None if span is None else first + int(span * rate)]
+    return span_indices(images, sequence_rate(fps), at, span)
