@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import io
 import itertools
 import logging
 import math
@@ -682,6 +683,51 @@ def test_exact_steps_in_a_preview_not_in_mkv_nor_a_variable_rate(tmp_path: Path)
     ffmpeg("-i", src, "-map", "0:v", "-c", "copy", "-bsf:v", "noise=drop=eq(n\\,5)", gap)
     roundtrip(gap, tmp_path / "gap.mp4")
     assert frame_times(tmp_path / "gap.mp4") == frame_times(gap) == [Fraction(p, 1000) for p in pts[:5] + pts[6:]]
+
+
+def _steps_from(path: Path, even: int, frames: int = 250) -> list[int]:
+    """A 30 fps .mp4 (time base 1/30) whose first `even` frames step evenly, the rest 1 and 3 ticks
+    (a variable rate from there): its timestamps, the test's reference."""
+    pts = list(itertools.accumulate([1 if i < even or i % 2 else 3 for i in range(frames - 1)], initial=0))
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("mpeg4", rate=30)
+        s.width, s.height, s.pix_fmt = 16, 16, "yuv420p"
+        s.codec_context.time_base = Fraction(1, 30)
+        for i, t in enumerate(pts):
+            f = av.VideoFrame.from_ndarray(np.full((16, 16, 3), i % 250, np.uint8), format="rgb24")
+            f.pts, f.time_base = t, Fraction(1, 30)
+            c.mux(s.encode(f))
+        c.mux(s.encode())
+    return pts
+
+
+def test_a_rate_is_judged_by_one_rule_and_a_sample_says_so(tmp_path: Path, caplog) -> None:
+    """A clip that turns variable after frame 240: `dove info` (all packets) said variable, the plan
+    (its first 240, another frame step) constant at the container's average, without a word of the
+    sample. Now one rule (`cadence.judge_rate`); a plan that read only the first frames says so, and
+    so does an image output's warning; `dove info`'s rate is its packets' average."""
+    from rich.console import Console
+
+    from dove_cli.console import print_plan
+    from dove_cli.upscaling import upscale
+    from dove_cli.video_io.describe import describe
+
+    late, early = tmp_path / "late.mp4", tmp_path / "early.mp4"
+    pts = _steps_from(late, even=245)
+    _steps_from(early, even=0)
+    v = describe(late)["video"]
+    assert v["variable_rate"] and Fraction(v["fps"]) == Fraction(len(pts) - 1, pts[-1] - pts[0]) * 30
+    plan = upscale(late, tmp_path / "o.mp4", model="bilinear", device="cpu", dry_run=True)
+    assert not plan.variable_rate and plan.rate_sample == 240
+    print_plan(plan, Console(file=(said := io.StringIO()), width=200))
+    assert re.search(
+        r"250 frames at [\d.]+ fps \(\d+/\d+\) \(constant: judged from its first 240 frames\)\n", said.getvalue()
+    )
+    plan = upscale(early, tmp_path / "o.mp4", model="bilinear", device="cpu", dry_run=True)
+    assert plan.variable_rate and plan.rate_sample == 240 and describe(early)["video"]["variable_rate"]
+    with caplog.at_level(logging.WARNING):
+        upscale(early, tmp_path / "img/%04d.png", model="bilinear", device="cpu", scale=1, preview="0+0.1s")
+    assert "a variable rate: steps of 33 to 100 ms; judged from its first 240 frames)" in caplog.text
 
 
 def test_each_frame_of_a_variable_rate_mkv_keeps_its_own_duration(tmp_path: Path) -> None:

@@ -550,14 +550,15 @@ def print_plan(plan: Plan, console: Console, files: tuple[str, str] | None = Non
     resampled = (
         f", resampled from the model's {plan.output_size[1]}x{plan.output_size[0]} (Lanczos)" if plan.size else ""
     )
+    sampled = f"judged from its first {plan.rate_sample} frames" if plan.rate_sample else ""  # (a long file's)
     rows = [
         (
             "input",
             f"{picture}, {'' if plan.frames_exact else 'about '}{plan.frames} frame{'s' * (plan.frames != 1)}"
             + (
-                ", variable rate (each frame keeps its own time)"
+                f", variable rate (each frame keeps its own time{sampled and f'; {sampled}'})"
                 if plan.variable_rate
-                else f" at {float(plan.fps):.3f} fps{exact_fps}"
+                else f" at {float(plan.fps):.3f} fps{exact_fps}{sampled and f' (constant: {sampled})'}"
             )
             + ("" if plan.frames_exact else " (from the duration: the container does not count them)"),
         ),

@@ -278,6 +278,7 @@ def make_plan(
         frames=frames,
         fps=info.fps,
         variable_rate=info.variable_rate,
+        rate_sample=info.rate_sample,
         chunk=chunk,
         chunk_overlap=chunk_overlap if chunk else 0,
         tile=(tile if opts.parity else tiled[0].length) if len(ys) > 1 or len(xs) > 1 else 0,

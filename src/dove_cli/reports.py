@@ -61,6 +61,7 @@ class Plan:
     saved_frames: int = 0  # output frames an interrupted run saved, which this one continues after
     frames_exact: bool = True  # False: `frames` is estimated from the duration (Matroska, WebM, TS...)
     variable_rate: bool = False  # the input's frames step unevenly: `fps` is nominal, each frame keeps its time
+    rate_sample: int = 0  # `variable_rate` was judged from the input's first this many frames only (0: all)
     compare: bool = False  # --compare: the file is input | output side by side as shown, twice as wide
     codec: str = ""  # the output's codec (hevc; png for images) and pixel format, as the writer chose them
     pix_fmt: str = ""

@@ -652,7 +652,8 @@ def probe_input(input: Source, opts: Options) -> tuple[video_io.VideoInfo, list[
             log.warning("%s: %s", info.path, hdr)
         if not info.num_frames_exact and not opts.preview and (opts.parity or video_io.cheap_to_count(info)):
             info.num_frames, info.num_frames_exact = probe.count_frames(), True
-        info.variable_rate = probe.steps_unevenly()
+        if judged := probe.judged_rate():
+            info.variable_rate, info.rate_sample = judged.variable, judged.frames if judged.sampled else 0
         opts = with_found_crop(probe, opts, said)
         return geometry.cropped_info(info, opts), said, opts
 

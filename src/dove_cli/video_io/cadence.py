@@ -18,6 +18,7 @@ import av
 
 from dove_cli.video_io.formats import bare_stream
 from dove_cli.video_io.paths import ffmpeg_name
+from dove_cli.video_io.sequences import DEFAULT_SEQUENCE_FPS
 
 SAMPLE_FRAMES = 240  # frames the grid is found from (10 s at 24 fps): a clock's rounding of the common
 # rates repeats within 60 frames (23.976 fps in ms: every 24)
@@ -31,6 +32,53 @@ def uneven(pts: list[int], step: Fraction | None) -> bool:
     within a hundredth of a frame, are even. The rule `dove info` judges a rate constant by."""
     steps = {b - a for a, b in zip(pts, pts[1:], strict=False)}
     return bool(steps) and step is not None and max(steps) - min(steps) > max(Fraction(1), step / 100)
+
+
+def stream_rate(s: Any) -> Fraction:
+    """A video stream's frame rate: its average rate, unless that exceeds the rate all its
+    timestamps fit (r_frame_rate, where guessed_rate starts), which no true average can: FFmpeg's
+    raw DV demuxer says 60000 for 25 fps PAL. A bare stream's (.h264: FFmpeg's average is its default
+    25) is the one its headers state (the SPS's VUI timing, an MPEG-2 sequence header), as ffmpeg
+    times it, else 25."""
+    if bare_stream(s.container):
+        return Fraction(s.codec_context.framerate or DEFAULT_SEQUENCE_FPS)
+    fps = Fraction(s.average_rate or s.guessed_rate or s.base_rate or DEFAULT_SEQUENCE_FPS)
+    if s.guessed_rate and fps > 1.5 * s.guessed_rate:
+        fps = Fraction(s.guessed_rate)
+    return fps
+
+
+@dataclass(frozen=True)
+class RateJudgement:
+    """Whether a video's frames step unevenly (a variable rate: a screen or phone recording), judged
+    from the times of `frames` of its packets: all of them (`dove info`), or where `sampled` only its
+    first ones (a plan's and an image output's: SAMPLE_FRAMES, without reading a long file through)."""
+
+    variable: bool
+    frames: int
+    average: Fraction | None  # frames a second over them ((frames - 1) / their span): a variable rate's
+    steps: tuple[Fraction, Fraction] | None  # the shortest and the longest step, seconds
+    sampled: bool
+
+    @property
+    def judged_from(self) -> str:
+        """'; judged from its first 240 frames' where only those were read, else ''."""
+        return f"; judged from its first {self.frames} frames" if self.sampled else ""
+
+
+def judge_rate(s: Any, pts: list[int], limit: int | None = None) -> RateJudgement:
+    """The one judgement of a video stream's rate (`dove info`, a plan, an image output's warning):
+    `uneven` over its packet times `pts` (`packet_pts(c, s, limit)`), a frame's step from `stream_rate`."""
+    tb = Fraction(s.time_base) if s.time_base else Fraction(0)
+    steps = [(b - a) * tb for a, b in itertools.pairwise(pts)]
+    span = sum(steps, Fraction(0))
+    return RateJudgement(
+        variable=bool(tb) and uneven(pts, 1 / (stream_rate(s) * tb)),
+        frames=len(pts),
+        average=(len(pts) - 1) / span if span else None,
+        steps=(min(steps), max(steps)) if steps else None,
+        sampled=limit is not None and len(pts) >= limit,
+    )
 
 
 def fraction_gcd(*values: Fraction) -> Fraction:

@@ -3,14 +3,13 @@ input (JSON as it is), from the reader's own probe so that it says what a run wo
 
 from __future__ import annotations
 
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import av
 
 from dove_cli.errors import InputError
-from dove_cli.video_io.cadence import packet_pts, uneven
+from dove_cli.video_io.cadence import RateJudgement, judge_rate, packet_pts
 from dove_cli.video_io.fields import scan_fields
 from dove_cli.video_io.formats import HDR_TRANSFERS, TRANSPORT_CLOCKS, assumed_matrix, is_rgb, stream_flags
 from dove_cli.video_io.matroska import chapter_order
@@ -26,7 +25,6 @@ from dove_cli.video_io.reader import (
     is_picture,
     open_reader,
     picture_bytes,
-    stream_rate,
     tagged_length,
 )
 from dove_cli.video_io.sequences import frame_numbers, missing_numbers, numbered
@@ -109,7 +107,7 @@ def _file(path: str | Path, reader: VideoReader) -> dict[str, Any]:
             "clock": info.container in TRANSPORT_CLOCKS,
             "video": {
                 "index": video.index,
-                **_video(info, *_timing(pts, video)),
+                **_video(info, judge_rate(video, pts)),
                 "duration": info.duration,  # the video's own (seconds): its audio may outlast it
                 # a Matroska header lacking what a muxer writes at the end (a recording still being made)
                 "unfinished": info.unfinished,
@@ -144,9 +142,9 @@ def _number(programmes: list[Programme], s: Any) -> int | None:
     return own.number if own is not None else None
 
 
-def _video(info: VideoInfo, variable: bool, packets: int, average: Fraction | None) -> dict[str, Any]:
-    """The video as dove reads it; a count the container does not give is the packets' (one per
-    frame), and a variable rate is the packets' average (the stream's own rate is only nominal: 16
+def _video(info: VideoInfo, rate: RateJudgement) -> dict[str, Any]:
+    """The video as dove reads it, its rate judged from all its packets (`judge_rate`); a count the
+    container does not give is the packets' (one per frame), and a variable rate is the packets' average (the stream's own rate is only nominal: 16
     for a clip of 32 frames over 2.6 s). The nominal rate is the one the timestamps step at (29.97
     for a phone's clip), not the container's average (frames over duration: 29.47 for that clip)."""
     w, h = info.width, info.height
@@ -160,11 +158,11 @@ def _video(info: VideoInfo, variable: bool, packets: int, average: Fraction | No
         "sample_aspect_ratio": str(info.sample_aspect_ratio) if info.sample_aspect_ratio else None,
         "rotation": info.rotation,
         "mirrored": info.mirrored,
-        "frames": info.num_frames if info.num_frames_exact or not packets else packets,
+        "frames": info.num_frames if info.num_frames_exact or not rate.frames else rate.frames,
         "frames_exact": info.num_frames_exact,
-        "fps": str(average if variable and average else info.fps),
+        "fps": str(rate.average if rate.variable and rate.average else info.fps),
         "nominal_fps": str(info.base_fps or info.fps),  # FFmpeg's guessed rate: `fps` is an average (a .mp4's)
-        "variable_rate": variable,
+        "variable_rate": rate.variable,
         "start": float(info.start_pts * info.time_base),  # the first frame's time, in seconds
         "pix_fmt": info.pix_fmt,
         "bit_depth": info.bit_depth,
@@ -184,16 +182,6 @@ def _video(info: VideoInfo, variable: bool, packets: int, average: Fraction | No
         "interlaced": info.interlaced,
         "captions": info.captions,  # EIA-608/708 closed captions in the video (its first frame carries them)
     }
-
-
-def _timing(pts: list[int], s: Any) -> tuple[bool, int, Fraction | None]:
-    """The video's packet times `pts` (`packet_pts`: a Matroska header says nothing of them): whether
-    its frames are unevenly spaced, how many there are, and their average rate. Steps within one tick
-    of each other (Matroska's millisecond clock makes 23.976 fps 41 and 42 ms) are even."""
-    step = 1 / (stream_rate(s) * Fraction(s.time_base)) if s.time_base else None
-    variable = uneven(pts, step)
-    span = (pts[-1] - pts[0]) * Fraction(s.time_base) if len(pts) > 1 and s.time_base else Fraction(0)
-    return variable, len(pts), Fraction(len(pts) - 1) / span if span else None
 
 
 def _stream(c: Any, s: Any) -> dict[str, Any]:

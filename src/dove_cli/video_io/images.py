@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
 import shutil
@@ -17,7 +16,7 @@ from av.video.reformatter import ColorRange
 
 from dove_cli.errors import OptionError, OutputError
 from dove_cli.humanize import counted, turn_text
-from dove_cli.video_io.cadence import SAMPLE_FRAMES, packet_pts, uneven
+from dove_cli.video_io.cadence import SAMPLE_FRAMES, judge_rate, packet_pts
 from dove_cli.video_io.formats import (
     IMAGE_EXTENSIONS,
     TO_YUV_FLAGS,
@@ -365,18 +364,14 @@ class ImageWriter(VideoWriter):
 
 def _times_lost(info: VideoInfo, src: Any) -> list[str]:
     """What images lose of a video's timing, which a sequence read back at one rate (`--fps`) does not
-    give back: uneven steps (a variable rate, judged as `dove info` judges it, from its first frames)
-    and a first frame a frame or more after the file's start (a video that starts after its sound)."""
+    give back: uneven steps (a variable rate, judged as a plan judges it, `judge_rate` over its first
+    frames) and a first frame a frame or more after the file's start (a video that starts after its sound)."""
     lost: list[str] = []
     s = src.streams[info.stream_index]
-    if s.time_base and s.guessed_rate:
-        tb = Fraction(s.time_base)
-        pts = packet_pts(src, s, SAMPLE_FRAMES)
-        if uneven(pts, 1 / (Fraction(s.guessed_rate) * tb)):
-            steps = [(b - a) * tb * 1000 for a, b in itertools.pairwise(pts)]
-            lost.append(
-                f"the frame times (a variable rate: steps of {float(min(steps)):.0f} to {float(max(steps)):.0f} ms)"
-            )
+    rate = judge_rate(s, packet_pts(src, s, SAMPLE_FRAMES), SAMPLE_FRAMES)
+    if rate.variable and rate.steps:
+        short, long = (float(t * 1000) for t in rate.steps)
+        lost.append(f"the frame times (a variable rate: steps of {short:.0f} to {long:.0f} ms{rate.judged_from})")
     if info.fps and info.lead >= 1 / info.fps:
         lost.append(f"the first frame's time ({float(info.lead):.3f} s into the file)")
     return lost

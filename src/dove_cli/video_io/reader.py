@@ -30,7 +30,16 @@ from av.video.reformatter import ColorRange, Colorspace, VideoReformatter
 
 from dove_cli.errors import BrokenImage, DecodeError, InputError, OptionError
 from dove_cli.humanize import counted, turn_text
-from dove_cli.video_io.cadence import Grid, fit_grid, packet_pts, sample_pts, uneven
+from dove_cli.video_io.cadence import (
+    SAMPLE_FRAMES,
+    Grid,
+    RateJudgement,
+    fit_grid,
+    judge_rate,
+    packet_pts,
+    sample_pts,
+    stream_rate,
+)
 from dove_cli.video_io.captions import CaptionRetimer, caption_carrier, captions_in_packets, has_captions
 from dove_cli.video_io.continuity import continuous_packets
 from dove_cli.video_io.deep import clipped, exact_rgb48, float_rgb48, float_values, rgb48_gain
@@ -173,8 +182,9 @@ class VideoInfo:
     # the input's places them there, at exact steps; None for a variable rate, images and a clock that
     # holds the rate exactly.
     grid: Grid | None = None
-    # Its frames step unevenly (`VideoReader.steps_unevenly`, judged for a plan only): each keeps its own time.
+    # Its frames step unevenly (`VideoReader.judged_rate`, judged for a plan only): each keeps its own time.
     variable_rate: bool = False
+    rate_sample: int = 0  # the first frames that judgement read, where it read no more (`RateJudgement.sampled`)
     # Where the file starts on the frames' timeline, in seconds (`file_start`): its clock's 0, which
     # players and `ffmpeg -ss` count from, and a --preview's START too; None: the first frame (images).
     file_start: Fraction | None = None
@@ -785,20 +795,6 @@ def shown_frames(c: Any, s: Any) -> int:
     return sum(not e.is_discard for e in entries)
 
 
-def stream_rate(s: Any) -> Fraction:
-    """A video stream's frame rate: its average rate, unless that exceeds the rate all its
-    timestamps fit (r_frame_rate, where guessed_rate starts), which no true average can: FFmpeg's
-    raw DV demuxer says 60000 for 25 fps PAL. A bare stream's (.h264: FFmpeg's average is its default
-    25) is the one its headers state (the SPS's VUI timing, an MPEG-2 sequence header), as ffmpeg
-    times it, else 25."""
-    if bare_stream(s.container):
-        return Fraction(s.codec_context.framerate or DEFAULT_SEQUENCE_FPS)
-    fps = Fraction(s.average_rate or s.guessed_rate or s.base_rate or DEFAULT_SEQUENCE_FPS)
-    if s.guessed_rate and fps > 1.5 * s.guessed_rate:
-        fps = Fraction(s.guessed_rate)
-    return fps
-
-
 def open_ended(path: Path, format_name: str) -> bool:
     """Whether nothing at the end of a video file would show it finished (`VideoInfo.open_ended`): all
     but an MP4/MOV that is not fragmented (its index is written last: there is none before) and
@@ -1211,15 +1207,11 @@ class VideoReader:
         grid = fit_grid(self._first_pts, tb, rate)
         return Grid(grid.start, grid.step / self._rate, grid.slack) if grid else None
 
-    def steps_unevenly(self) -> bool:
-        """Whether the video's frames step unevenly (a variable rate: a screen or phone recording), as
-        `dove info` judges it (`uneven`), from its first SAMPLE_FRAMES packets; False for images."""
-        if self.info.is_images:
-            return False
-        s = self._stream
-        if not s.guessed_rate or not s.time_base:
-            return False
-        return uneven(self._first_pts, 1 / (Fraction(s.guessed_rate) * Fraction(s.time_base)))
+    def judged_rate(self) -> RateJudgement | None:
+        """Whether the video's frames step unevenly (a variable rate: a screen or phone recording), by
+        `dove info`'s rule (`judge_rate`) but from its first SAMPLE_FRAMES packets only (`sampled`:
+        a plan does not read a long file through); None for images, which step evenly."""
+        return None if self.info.is_images else judge_rate(self._stream, self._first_pts, SAMPLE_FRAMES)
 
     @functools.cached_property
     def _first_pts(self) -> list[int]:
