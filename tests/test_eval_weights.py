@@ -494,3 +494,40 @@ def test_a_weights_folder_carries_the_metric_files_to_a_machine_without_a_networ
     err = capsys.readouterr().err.strip()
     assert exit_info.value.code == 2 and len(err.splitlines()) == 1, err
     assert f"--weights-dir {folder}: alexnet.pth, lpips-alex.pth missing" in err
+
+
+@pytest.mark.parametrize("given", ["weights", "env"])
+def test_dover_weights_under_home_are_found_as_every_other_key(env, tmp_path, monkeypatch, given):
+    """`--weights dover=~/DOVER.pth` (quoted: from a config file, a script, the Python API) was "DOVER.pth
+    not found" where every other key's `~` was expanded: DOVER's path was decided twice, and the check
+    and the loader read the text as it was. Now resolved once (`pretrained.local_weights`), for
+    --weights and DOVE_DOVER_WEIGHTS alike; the scorer gets the file in the home folder."""
+    from dove_cli.metrics import evaluate as ev
+    from dove_cli.metrics import vqa
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "DOVER.pth").write_bytes(b"stand-in")
+    (tmp_path / "stub" / "dover").mkdir(parents=True)  # the DOVER package as the import check finds it
+    for name in ("__init__.py", "models.py"):
+        (tmp_path / "stub" / "dover" / name).write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path / "stub"))
+    monkeypatch.setenv("HOME", str(home))
+    loaded: list[Path] = []
+
+    class Scorer:  # DOVER itself is not installed here: what it is given, and a score
+        name = "dover"
+
+        def __init__(self, weights_path: Path, device: torch.device) -> None:
+            loaded.append(weights_path)
+
+        def score(self, path: Path) -> float:
+            return 0.5
+
+    monkeypatch.setattr(vqa, "DOVERScorer", Scorer)
+    weights = {"dover": "~/DOVER.pth"} if given == "weights" else None
+    if given == "env":
+        monkeypatch.setenv("DOVE_DOVER_WEIGHTS", "~/DOVER.pth")
+    pred, _ = clip_pair(tmp_path, n=1, h=16, w=16)
+    report = ev.evaluate(pred, metrics="dover", weights=weights, device="cpu")
+    assert loaded == [home / "DOVER.pth"] and report.weights["dover"]["file"] == str(home / "DOVER.pth")

@@ -849,12 +849,13 @@ def evaluate(
     for key in weights or {}:
         if key not in known:
             raise OptionError(f"--weights {key}=...: unknown key (known: {', '.join(sorted(known))})")
-    if gone := [f"{key}={path}" for key, path in (weights or {}).items() if not Path(path).expanduser().is_file()]:
+    local = pretrained.local_weights(weights)
+    if gone := [f"{key}={path}" for key, path in (weights or {}).items() if not local[key].is_file()]:
         raise ModelError(f"--weights {', '.join(gone)}: no such file{'s' if len(gone) > 1 else ''}")  # all at once
     skipped: dict[str, str] = {}  # metric -> why it cannot run here (skip_unavailable)
     for n in video_level:
         try:
-            vqa.check(n, dict(weights or {}))
+            vqa.check(n, local.get("dover"))
         except OptionError as exc:
             if not skip_unavailable:
                 raise
@@ -864,14 +865,13 @@ def evaluate(
         skipped |= fetch_weights(names, gt is not None, weights, download=download, option=option,
                                  skip=skip_unavailable)  # fmt: skip
     names = left_to_run(names, skipped)
-    dover_file = (weights or {}).get("dover") or _env_dover()
-    dover = vqa.DOVERScorer(dover_file, dev) if "dover" in names else None
+    dover = vqa.DOVERScorer(local["dover"], dev) if "dover" in names else None
     used: dict[str, dict[str, Any]] = {}
     if frame_metrics is None:
         frame_metrics = build_metrics([n for n in names if METRICS[n].per_frame], dev, weights, download)
         used = pretrained.identify(pretrained.files_for(names), weights, download=download)  # loaded: weights
     if dover is not None:
-        used |= pretrained.identify(["dover"], {"dover": dover_file})
+        used |= pretrained.identify(["dover"], {"dover": local["dover"]})
     notes = [f"GT without a prediction (not scored): {', '.join(missing)}"] if missing else []
     report = EvalReport(names, notes=notes, device=str(dev), missing=missing, weights=used,
                         untagged_matrix=untagged_matrix, crop_border=crop_border,
@@ -1130,12 +1130,6 @@ def own_steps(pred: video_io.VideoInfo, gt: video_io.VideoInfo) -> OwnSteps | No
     side = images.index(False)
     info = (pred, gt)[side]
     return OwnSteps(side, info) if info.base_fps else None
-
-
-def _env_dover() -> str:
-    import os
-
-    return os.environ.get("DOVE_DOVER_WEIGHTS", "")
 
 
 # ------------------------------------------------------------------------------------------ dove upscale --eval

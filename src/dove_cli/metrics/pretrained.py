@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -330,6 +331,17 @@ def load_state_dict(
     if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
         raise ModelError(f"{what} {path}: not a state dict of tensors")
     return {(k[7:] if k.startswith("module.") else k): v for k, v in sd.items()}
+
+
+def local_weights(weights: Mapping[str, str | Path] | None) -> dict[str, Path]:
+    """The local weight files a run is given, each as the user means it (`~` expanded, as a shell
+    would: a config file, a script or the Python API pass it quoted): --weights KEY=PATH, and
+    DOVER's from DOVE_DOVER_WEIGHTS where --weights names none. Decided once, for the checks and
+    the loaders alike (`dove eval`)."""
+    local = {key: Path(path).expanduser() for key, path in (weights or {}).items()}
+    if "dover" not in local and (env := os.environ.get("DOVE_DOVER_WEIGHTS")):
+        local["dover"] = Path(env).expanduser()
+    return local
 
 
 def resolve(key: str, local_files: Mapping[str, str | Path] | None = None, *, download: bool = True) -> Path:

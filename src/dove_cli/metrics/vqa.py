@@ -12,7 +12,6 @@ is read with `torch.load(weights_only=True)`. Everything else gets a one-line ex
 from __future__ import annotations
 
 import importlib.util
-import os
 from pathlib import Path
 
 import numpy as np
@@ -57,16 +56,16 @@ def _has_dover() -> bool:
         return False
 
 
-def check(name: str, weights: dict[str, str] | None = None) -> None:
-    """Raise OptionError with the how-to when metric `name` cannot run here."""
+def check(name: str, dover: Path | None = None) -> None:
+    """Raise OptionError with the how-to when metric `name` cannot run here (`dover`: DOVER's weights
+    file, as `pretrained.local_weights` resolves it)."""
     if name == "fastervqa":
         raise OptionError(f"--metrics fastervqa: {FASTERVQA_HOWTO}")
     if name == "dover":
         if not _has_dover():
             raise OptionError(f"--metrics dover: the DOVER package is not installed; {DOVER_HOWTO}")
-        path = (weights or {}).get("dover") or os.environ.get("DOVE_DOVER_WEIGHTS")
-        if not path or not Path(path).is_file():
-            raise OptionError(f"--metrics dover: DOVER.pth not found ({path or 'not given'}); {DOVER_HOWTO}")
+        if dover is None or not dover.is_file():
+            raise OptionError(f"--metrics dover: DOVER.pth not found ({dover or 'not given'}); {DOVER_HOWTO}")
 
 
 class DOVERScorer:
@@ -74,7 +73,7 @@ class DOVERScorer:
 
     name = "dover"
 
-    def __init__(self, weights_path: str | Path, device: torch.device) -> None:
+    def __init__(self, weights_path: Path, device: torch.device) -> None:
         from dover.models import DOVER
 
         self.device = device
