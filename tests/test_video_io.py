@@ -1984,13 +1984,19 @@ def test_pattern_with_two_fields_is_refused(clip_2997: Path, tmp_path: Path) -> 
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize(("ext", "min_psnr"), [(".webp", 30), (".bmp", float("inf"))])
-def test_webp_and_bmp_sequences(ext: str, min_psnr: float, clip_2997: Path, tmp_path: Path) -> None:
-    """Encoders without rgb24 input (libwebp: bgra/yuv420p, bmp: bgr24) get a format they take."""
+@pytest.mark.parametrize(
+    ("ext", "min_psnr", "stored"), [(".webp", 30, "webp, argb"), (".bmp", float("inf"), "bmp, bgr24")]
+)
+def test_webp_and_bmp_sequences(ext: str, min_psnr: float, stored: str, clip_2997: Path, tmp_path: Path) -> None:
+    """Encoders without rgb24 input (libwebp: bgra/yuv420p, bmp: bgr24) get a format they take, and the
+    files hold what such an image holds, as ffmpeg reads them: a 24-bit BMP (a 32-bit BGRA one, with an
+    alpha channel of its own, passed every pixel check), a lossless WebP (VP8L: argb; lossy VP8 is yuv420p)."""
     pattern = tmp_path / "frames" / f"%04d{ext}"
     _, frames = roundtrip(clip_2997, pattern, codec_options={"threads": "8"})  # as a resumable run passes it
     assert len(list(pattern.parent.iterdir())) == 12 and leftovers(tmp_path) == []
     assert psnr(ffmpeg_frames(pattern, 64, 48), np.stack([f.rgb for f in frames])) >= min_psnr
+    said = subprocess.run([FFMPEG, "-hide_banner", "-i", pattern.parent / f"0001{ext}"], capture_output=True, text=True)
+    assert f"Video: {stored}, 64x48" in said.stderr
 
 
 def test_image_sequence_out_and_in(clip_2997: Path, tmp_path: Path) -> None:
