@@ -1148,6 +1148,21 @@ def test_colour_tags_kept_and_hd_default(clip_bt709: Path, tmp_path: Path) -> No
     assert np.abs(ffmpeg_frames(sd, 1024, 600)[0].astype(int) - red).max() <= 2
 
 
+@pytest.mark.parametrize(("width", "height", "tags"), [(1280, 16, "(tv, bt709,"), (1278, 16, "(tv, smpte170m/unknown/unknown,"),
+                                                      (16, 720, "(tv, bt709,"), (16, 718, "(tv, smpte170m/unknown/unknown,")])  # fmt: skip
+def test_an_untagged_output_is_hd_by_one_rule(
+    clip_bt709: Path, tmp_path: Path, width: int, height: int, tags: str
+) -> None:
+    """At the edges of HD (1280 wide or 720 high, as players take an untagged picture), the matrix
+    written and the primaries tagged come from one rule (`formats.is_hd`): both BT.709, or BT.601 alone."""
+    info = probe(clip_bt709)
+    untagged = VideoInfo(**{**info.__dict__, "colorspace": None, "color_primaries": None, "color_trc": None})
+    out = tmp_path / "o.mp4"
+    with open_writer(out, untagged, width, height, preset="ultrafast") as writer:
+        writer.write(np.full((height, width, 3), 128, np.uint8), 0)
+    assert tags in ffinfo(out).video().text, ffinfo(out).video().text  # (all three bt709: said once)
+
+
 def test_rotation_metadata_kept(clip_rotated: Path, tmp_path: Path) -> None:
     out = tmp_path / "rot.mp4"
     roundtrip(clip_rotated, out)

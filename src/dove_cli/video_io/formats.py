@@ -396,12 +396,18 @@ def check_untagged_color(colour: str) -> None:
         raise OptionError(f"--untagged-color {colour!r} is not one of: none, {', '.join(UNTAGGED_COLORS)}")
 
 
+def is_hd(width: int, height: int) -> bool:
+    """Whether a picture is HD as players take an untagged one (BT.709, else BT.601): 1280 wide or
+    720 high. The one rule for the matrix assumed (`assumed_matrix`) and the primaries tagged (writer)."""
+    return width >= 1280 or height >= 720
+
+
 def assumed_matrix(width: int, height: int, untagged: str = "auto") -> str:
     """The YUV matrix an untagged video is taken to have: the one `untagged` names (bt601, bt709), or
     for auto as players assume it from the size: BT.709 for HD, BT.601 for SD."""
     if untagged in UNTAGGED_MATRICES:
         return UNTAGGED_MATRICES[untagged]
-    return "bt709" if width >= 1280 or height >= 720 else "smpte170m"
+    return "bt709" if is_hd(width, height) else "smpte170m"
 
 
 def ffmsg(exc: BaseException) -> str:

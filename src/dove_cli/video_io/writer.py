@@ -55,6 +55,7 @@ from dove_cli.video_io.formats import (
     holds_aux,
     holds_video,
     inverse,
+    is_hd,
     is_rgb,
     is_yuv,
     iso639_2,
@@ -615,7 +616,7 @@ class ContainerWriter(VideoWriter):
         self._sws_threads = 1 if max(c.bits for c in self._fmt.components) > 8 else 0
         self._is_rgb = self._fmt.is_rgb
         matrix, prim, trc = info.colorspace, info.color_primaries, info.color_trc
-        hd = width >= 1280 or height >= 720
+        hd = is_hd(width, height)
         if matrix is None or matrix == "gbr":  # RGB (or untagged): BT.2020's for BT.2020 RGB, as HDR10 has it
             matrix = RGB_PRIMARIES_MATRIX.get(prim or "") or assumed_matrix(width, height)
         if prim is None and trc is None and hd and info.colorspace in (None, "gbr"):
