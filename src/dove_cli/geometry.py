@@ -84,7 +84,7 @@ def crop_option(text: str) -> str:
     return AUTO_CROP if text.strip().lower() == AUTO_CROP else str(parse_crop(text))
 
 
-def turned(crop: Crop, degrees: int, mirrored: bool) -> Crop:
+def turned_crop(crop: Crop, degrees: int, mirrored: bool) -> Crop:
     """A crop of stored pixels as it falls on the frames turned `degrees` counter-clockwise (a
     multiple of 90, as np.rot90), then mirrored left-right: the reader's rotate='apply'."""
     c = crop
@@ -112,7 +112,7 @@ def auto_crop(bars: Bars, degrees: int = 0, mirrored: bool = False, name: str = 
         log.warning("%s: %s; nothing cut (give --crop L:T:R:B to cut)", said, what)
         return None
     cut = Crop(*(side - side % 2 for side in (bars.left, bars.top, bars.right, bars.bottom)))
-    crop = turned(cut, degrees, mirrored)
+    crop = turned_crop(cut, degrees, mirrored)
     width, height = bars.width - cut.left - cut.right, bars.height - cut.top - cut.bottom
     if width < bars.width * MIN_KEPT or height < bars.height * MIN_KEPT:
         log.warning("%s: the picture found is only %dx%d of the frame's %dx%d (from %s): too little for "

@@ -42,9 +42,9 @@ from dove_cli.video_io.paths import (
     through_links,
     write_failed,
 )
-from dove_cli.video_io.reader import VideoInfo, audio_streams, shown_ranges
+from dove_cli.video_io.reader import VideoInfo, audio_streams, display_size, shown_ranges
 from dove_cli.video_io.sequences import frame_name, frame_number, runs
-from dove_cli.video_io.stills import icc_name, tagged_jpeg, tagged_png, turned
+from dove_cli.video_io.stills import icc_name, tagged_jpeg, tagged_png, turned_pixels
 from dove_cli.video_io.writer import VideoWriter
 
 log = logging.getLogger("dove_cli.video_io")
@@ -231,7 +231,7 @@ class ImageWriter(VideoWriter):
             sar = info.sample_aspect_ratio
             log.warning("%s: images cannot carry the source's pixel aspect ratio (%d:%d); they have square pixels, "
                         "so they look %dx%d where the video looks %dx%d", self.path, sar.numerator, sar.denominator,
-                        width, height, round(width * sar), height)  # fmt: skip
+                        width, height, *display_size(width, height, sar, 0))  # fmt: skip
 
     def _say_dropped(self, info: VideoInfo, audio: str, subtitles: str) -> None:
         """Images hold pixels only: what the input has besides (its frame times where a sequence read
@@ -297,7 +297,7 @@ class ImageWriter(VideoWriter):
         if not self._pattern and self.frames_written:
             raise OutputError(f"{self.path}: one image cannot hold more than one frame")
         try:
-            data = self._encode(np.ascontiguousarray(turned(rgb, *self._turn)))
+            data = self._encode(np.ascontiguousarray(turned_pixels(rgb, *self._turn)))
         except av.FFmpegError as exc:  # (what `too_large` does not foresee: said in one line, as any output error)
             self.abort()
             raise OutputError(f"{self.path}: FFmpeg's {self._encoder} encoder could not write a {self._w}x{self._h} "

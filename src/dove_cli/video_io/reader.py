@@ -87,7 +87,16 @@ from dove_cli.video_io.sequences import (
     span_indices,
 )
 from dove_cli.video_io.siting import chroma_siting
-from dove_cli.video_io.stills import EXIF_TURNS, StillTags, damage, open_image, png_colour, still_tags, turned, unturned
+from dove_cli.video_io.stills import (
+    EXIF_TURNS,
+    StillTags,
+    damage,
+    open_image,
+    png_colour,
+    still_tags,
+    turned_pixels,
+    unturned,
+)
 
 log = logging.getLogger("dove_cli.video_io")
 
@@ -1659,7 +1668,7 @@ class VideoReader:
             boxed[top : top + height, left : left + width] = rgb
             rgb = boxed
         # the mirror after the turn, as the display matrix does (FFmpeg's autorotate)
-        return np.ascontiguousarray(turned(rgb, self._apply_rotation, self._apply_mirror))
+        return np.ascontiguousarray(turned_pixels(rgb, self._apply_rotation, self._apply_mirror))
 
     def _select_span(self, start: float | Fraction | None, duration: float | Fraction | None) -> None:
         """Keep only frames with start <= t < start + duration (t in seconds on the file's clock, as
@@ -1884,7 +1893,7 @@ class ImageReader(VideoReader):
                 ) from None
             if rgb.dtype == np.uint8 and self._rgb_format == "rgb48le":  # an 8-bit image among 16-bit ones
                 rgb = rgb.astype(np.uint16) * 257  # (exactly: swscale's rgb24 -> rgb48 is up to 0.7 levels off)
-            rgb = turned(rgb, *self.turn)
+            rgb = turned_pixels(rgb, *self.turn)
             if not self.transparent and i and see:
                 self.transparent = True
                 if self._say_alpha:

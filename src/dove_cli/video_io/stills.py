@@ -224,7 +224,7 @@ def _exr_tags(head: bytes) -> StillTags:
     return StillTags(size=size, bits=bits or 32) if size else StillTags()
 
 
-def turned(rgb: np.ndarray, degrees: int, mirrored: bool) -> np.ndarray:
+def turned_pixels(rgb: np.ndarray, degrees: int, mirrored: bool) -> np.ndarray:
     """`rgb` [H, W, C] as shown: turned `degrees` counter-clockwise (a multiple of 90), then mirrored
     left-right, as the reader turns a video's frames under --rotate apply."""
     if degrees:
@@ -233,7 +233,7 @@ def turned(rgb: np.ndarray, degrees: int, mirrored: bool) -> np.ndarray:
 
 
 def unturned(rgb: np.ndarray, degrees: int, mirrored: bool) -> np.ndarray:
-    """The stored pixels of `rgb` as `turned` showed them: unmirrored, then turned back."""
+    """The stored pixels of `rgb` as `turned_pixels` showed them: unmirrored, then turned back."""
     rgb = rgb[:, ::-1] if mirrored else rgb
     return np.rot90(rgb, k=-degrees // 90) if degrees else rgb
 
