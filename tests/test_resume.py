@@ -4,6 +4,7 @@ every decoded frame, md5 of the audio packets)."""
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import logging
@@ -631,6 +632,7 @@ def test_a_resumed_runs_manifest_says_running_and_what_was_saved_before_and_made
     assert (running["pid"], running["plan"]["saved_frames"]) == (os.getpid(), saved)
     done = json.loads(manifest.read_text())
     assert done["status"] == "done" and done["plan"]["saved_frames"] == saved
+    assert done["output_sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()  # the joined output's
     assert (done["result"]["frames"], done["result"]["resumed_from"], done["result"]["frames_made_now"]) == (
         50,
         saved,

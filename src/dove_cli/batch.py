@@ -485,7 +485,7 @@ def _timed(
         if on_file is not None:
             on_file(index, item)
         if record is not None and item.status not in ("running", "interrupted"):
-            record.file_ended()
+            record.file_ended(item)
 
     return call
 

@@ -345,18 +345,18 @@ def _upscale(
         if dry_run:
             return _dry_run_plan(setup, plan, model)
         if setup.manifest is not None:  # running: a run killed outright leaves no earlier run's record
-            write_running(setup.manifest, setup.info.path, setup.opts, plan, model, setup.output)
+            write_running(setup.manifest, setup.info.path, setup.opts, plan, model, setup.output, setup.started_at)
         result = _run(setup, model, plan, timer)
     except BaseException as exc:  # options and output were checked: the manifest says how the run ended
         if setup.manifest is not None and not dry_run:
             write_failure_manifest(setup.manifest, setup.info.path, setup.opts, plan, model_fingerprint(model),
-                                   setup.output, exc)  # fmt: skip
+                                   setup.output, exc, setup.started_at)  # fmt: skip
         raise
     else:  # (a manifest that cannot be written is the error: no failure manifest is written for it)
         result.warnings = list(seen)
         if setup.manifest is not None:
             write_manifest(setup.manifest, setup.info.path, setup.opts, result, model_fingerprint(model),
-                           result.output)  # fmt: skip
+                           result.output, started_at=setup.started_at)  # fmt: skip
     finally:
         setup.release()
     _say_done(setup, result)
@@ -385,6 +385,11 @@ class RunSetup:
     @property
     def manifest(self) -> Path | None:
         return self.checked.manifest
+
+    @property
+    def started_at(self) -> str | None:
+        """When the run began (its manifest's lock was taken), for the manifest; None without one."""
+        return None if self.held is None else self.held.started_at
 
     def say(self, status: str, window: str = "") -> None:
         """A progress event before the first frame (loading the model, planning); none in a dry run."""
@@ -597,8 +602,9 @@ def _finished_result(input: str | Path, output: Path, opts: CheckedOptions, rest
     manifest = None if opts.manifest is None else Path(opts.manifest)
     if manifest is not None and not records_done(manifest, output):
         check_manifest(manifest, opts.overwrite, [Path(input)])
-        with ManifestLock(manifest):
-            write_manifest(manifest, input, opts, result, model_fingerprint(restorer), output)
+        with ManifestLock(manifest) as held:
+            write_manifest(manifest, input, opts, result, model_fingerprint(restorer), output,
+                           started_at=held.started_at)  # fmt: skip
     return result
 
 
