@@ -1275,6 +1275,29 @@ def test_a_folder_manifest_is_kept_current_and_remembers_how_outputs_were_made(t
     assert json.loads(manifest.read_text())["files"][0]["made"] == again[0]["made"]
 
 
+def test_the_summary_names_the_outputs_with_frames_missing(tmp_path, capsys):
+    """--ignore-decode-errors: "2 upscaled" said nothing of an output with frames missing (only the
+    warnings above it did). Now the summary names each, with its count: the frames ffmpeg cannot decode."""
+    from dove_cli.cli import main
+
+    src = tmp_path / "in"
+    src.mkdir()
+    make_clip(src / "a.mp4", frames=3, size="32x24")
+    clip = make_clip(tmp_path / "b.mp4", size="80x46", rate="16", frames=32,
+                     extra=("-preset", "veryfast", "-bf", "2", "-g", "32", "-threads", "1"))  # fmt: skip
+    bad = bytearray(clip.read_bytes())
+    bad[2000:2285] = bytes((b * 7 + 13) & 255 for b in bad[2000:2285])  # packets of frames 4-9 (of 32)
+    (src / "b.mp4").write_bytes(bytes(bad))
+    shown = ffmpeg("-threads", "1", "-i", src / "b.mp4", "-map", "0:v:0", "-vf", "showinfo", "-f", "null", "-")
+    lost = 32 - len(re.findall(r" pts_time:", shown.stderr))
+    assert lost >= 2
+    with pytest.raises(SystemExit) as exc:
+        main(["upscale", str(src), "-o", str(tmp_path / "out"), "--model", "bilinear", "--scale", "2",
+              "--ignore-decode-errors"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert exc.value.code == 0 and f"2 upscaled (1 with frames missing: b.mp4 {lost}), 0 skipped" in err, err
+
+
 def test_a_folder_manifest_naming_one_of_its_outputs_is_refused(folder, tmp_path):
     """`--manifest OUT/a.mp4` in a folder run replaced a's upscaled video with the JSON (exit 0)."""
     from dove_cli.errors import OptionError

@@ -396,6 +396,7 @@ def _upscale_folder(input: Path, output: Path | str, opts: UpscaleOptions, quiet
     exit code says whether the folder is done (0), partly failed (4), needs a later re-run (75) or
     failed (2)."""
     from dove_cli.batch import plan_batch, upscale_batch
+    from dove_cli.outputs import some_names
 
     total = len(plan_batch(input, output, overwrite=True, recursive=recursive))  # the count: no output opened
     if opts.ray:  # files in parallel: one bar of all their frames, a line per worker, a table at the end
@@ -407,8 +408,13 @@ def _upscale_folder(input: Path, output: Path | str, opts: UpscaleOptions, quiet
         with BatchBars(quiet, total) as bars:
             result = upscale_batch(input, output, opts, recursive=recursive, on_file=bars.file, progress=bars)
     if not quiet:
-        continued = [i.name for i in result.items if i.status == "done" and i.result.resumed_from]
-        kept = f" ({', '.join(continued)} continued from an interrupted run)" if continued else ""
+        done = [i for i in result.items if i.status == "done"]
+        continued = [i.name for i in done if i.result.resumed_from]
+        # outputs with holes (--ignore-decode-errors: frames undecodable or lost), else said only in the warnings above
+        holes = [f"{i.name} {i.result.dropped_frames}" for i in done if i.result.dropped_frames]
+        notes = [f"{', '.join(continued)} continued from an interrupted run"] if continued else []
+        notes += [f"{len(holes)} with frames missing: {some_names(holes)}"] if holes else []
+        kept = f" ({'; '.join(notes)})" if notes else ""
         busy = f", {n} left to another dove run" if (n := result.count("busy")) else ""
         say(f"{result.count('done')} upscaled{kept}, {result.count('skipped')} skipped (output exists; --overwrite "
             f"to redo){busy}, {len(result.failed)} failed -> {output}")  # fmt: skip
