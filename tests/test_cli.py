@@ -1913,11 +1913,15 @@ def test_bare_dove_prints_the_help_and_its_readers_exit_is_141(tmp_path):
     BrokenPipeError traceback and exit 1, the code of a bug. Now exit 141 as for any product of dove's (so
     --help too, which click ends with 1); written whole, it is 0 (test_version_and_help_once)."""
     for args in ([], ["--help"]):
-        with subprocess.Popen([sys.executable, "-m", "dove_cli", *args], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE) as proc:  # fmt: skip
-            proc.stdout.close()  # the reader gone before the help is written
-            err = proc.stderr.read().decode()
-        assert proc.returncode == 141 and not err, (args, proc.returncode, err)
+        read_end, write_end = os.pipe()
+        os.close(read_end)  # the reader gone before dove starts (not raced against its start-up on a loaded machine)
+        try:
+            done = subprocess.run([sys.executable, "-m", "dove_cli", *args], stdout=write_end,
+                                  stderr=subprocess.PIPE, check=False)  # fmt: skip
+        finally:
+            os.close(write_end)
+        err = done.stderr.decode()
+        assert done.returncode == 141 and not err, (args, done.returncode, err)
 
 
 @pytest.mark.parametrize("columns", ["40", "200"])
