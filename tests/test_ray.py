@@ -410,6 +410,11 @@ def test_a_tile_change_on_one_worker_applies_to_every_later_window(late, cluster
                       restorer=OutOfMemoryOnce(tmp_path / "token2", target, slow))  # fmt: skip
     assert (tmp_path / "token2").exists() and two.tile_used == 64
     assert f"out of GPU memory at frame {7 * index}; tiles of 64 px from there on" in caplog.text
+    # what the worker said as it shrank its tiles, said again on the driver (Warned) and listed, as one process does
+    assert one.warnings == [f"out of GPU memory at frames {7 * index}-{7 * index + 9}; retrying with --tile 64"]
+    assert (
+        one.warnings[0] in two.warnings and caplog.messages.count(one.warnings[0]) == 2
+    )  # (one process's, the driver's)
     same_file(ref, out)
 
 
@@ -818,10 +823,85 @@ def test_a_ray_run_lists_its_warnings_in_its_manifest_as_one_process(cluster, sm
     make_clip(src / "hdr.mkv", frames=3, size="32x16", vf="setparams=color_primaries=bt2020:color_trc=arib-std-b67:"
               "colorspace=bt2020nc", extra=("-color_trc", "arib-std-b67"))  # fmt: skip
     upscale_batch(src, tmp_path / "out", opts, cluster=cluster, manifest=tmp_path / "folder.json", restorer=Model())
-    files = {Path(f["input"]).name: f["warnings"] for f in json.loads((tmp_path / "folder.json").read_text())["files"]}
+    upscale_batch(src, tmp_path / "out1", opts, manifest=tmp_path / "folder1.json", restorer=Model())  # one process
+
+    def listed(manifest: Path) -> dict[str, list[str]]:
+        return {Path(f["input"]).name: f["warnings"] for f in json.loads(manifest.read_text())["files"]}
+
+    files = listed(tmp_path / "folder.json")
+    assert files == listed(tmp_path / "folder1.json")
     assert files["a.mp4"] == said
-    assert files["hdr.mkv"][0] == said[0] and len(files["hdr.mkv"]) == 2
-    assert files["hdr.mkv"][1].startswith(f"{src / 'hdr.mkv'}: HDR video (HLG)")
+    assert files["hdr.mkv"][1] == said[0] and len(files["hdr.mkv"]) == 2  # (said as the file is probed, then planned)
+    assert files["hdr.mkv"][0].startswith(f"{src / 'hdr.mkv'}: HDR video (HLG)")
+
+
+class Hungry(Model):
+    """Model, planned past the host's free memory (a window takes as much as its RAM) and at a week
+    a window: one process says both (host memory, an impractical time) before the scale note."""
+
+    def estimate_window_bytes(self, frames, height, width, vae_tiled=False, offload="none"):
+        import psutil
+
+        return psutil.virtual_memory().total
+
+    def estimate_seconds(self, frames, height, width):
+        return 8 * 86400.0
+
+
+def test_a_ray_run_says_the_plan_warnings_of_one_process(cluster, small_clip, tmp_path, caplog):
+    """The worker that plans a file says its plan's warnings as one process does (say_plan, on the
+    worker's memory and model), and the driver says them and lists them in the manifest."""
+    opts = UpscaleOptions(**OPTS, preview="0+0.2s")
+    upscale(small_clip, tmp_path / "one.mp4", opts, manifest=str(tmp_path / "one.json"), restorer=Hungry())
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="dove_cli"):
+        two = upscale(small_clip, tmp_path / "two.mp4", opts, cluster=cluster, manifest=str(tmp_path / "two.json"),
+                      restorer=Hungry())  # fmt: skip
+
+    def figures_out(texts: list[str]) -> list[str]:  # (the memory available is measured in each process)
+        return [re.sub(r"\d+(\.\d+)?", "N", text) for text in texts]
+
+    said = json.loads((tmp_path / "one.json").read_text())["warnings"]
+    assert len(said) == 3 and re.match(
+        r"this run needs about [\d.]+ GiB of host memory and [\d.]+ GiB is available", said[0]
+    )
+    assert said[1].startswith("this run would take about 8 days on this machine's CPU (estimate): not practical")
+    assert said[2].startswith(SCALE_2)
+    ray_said = json.loads((tmp_path / "two.json").read_text())["warnings"]
+    assert figures_out(ray_said) == figures_out(two.warnings) == figures_out(said)
+    assert figures_out(caplog.messages) == figures_out(said)  # on the driver, each once
+
+
+def test_a_ray_result_is_one_process_result_but_for_time_and_place(cluster, clip, tmp_path):
+    """UpscaleResult.of_parts: a --ray file's result has one process's fields (frames, plan, cuts,
+    tiles, windows, ...); only the time, the process's peak memory and where it ran differ."""
+    from dataclasses import fields
+
+    opts = UpscaleOptions(**OPTS, preview="0+2s")  # 50 frames, a cut at 40
+    one = upscale(clip, tmp_path / "one.mp4", opts)
+    two = upscale(clip, tmp_path / "two.mp4", opts, cluster=cluster)
+    differ = {f.name for f in fields(one) if getattr(one, f.name) != getattr(two, f.name)}
+    # output: another file; seconds and stages: timings (Ray's stages add the driver's "prepass");
+    # peak_host_bytes: a process's (the workers' largest, here); workers: the frames each Ray worker made
+    assert differ == {"output", "seconds", "stages", "peak_host_bytes", "workers"}
+    assert one.cuts == [40] and one.frames == 50 and one.windows_run == two.windows_run > 0
+    assert sum(two.workers.values()) == 50 and "prepass" in two.stages
+
+
+def test_what_a_worker_says_as_it_loads_the_model_is_said_once_and_listed(cluster, small_clip, tmp_path, caplog):
+    """--attention on a model without attention: each worker says so as it loads the model; the
+    driver says it once and lists it, as one process does."""
+    opts = UpscaleOptions(**OPTS, preview="0+0.2s", attention="math")
+    upscale(small_clip, tmp_path / "one.mp4", opts, manifest=str(tmp_path / "one.json"))
+    for actor in cluster.actors:  # each worker loads this run's model (not one an earlier test left it)
+        ray.get(actor.warm.remote(UpscaleOptions(**OPTS), []))
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="dove_cli"):
+        two = upscale(small_clip, tmp_path / "two.mp4", opts, cluster=cluster, manifest=str(tmp_path / "two.json"))
+    said = json.loads((tmp_path / "one.json").read_text())["warnings"]
+    assert said == ["--attention: --model bilinear has no attention"]
+    assert json.loads((tmp_path / "two.json").read_text())["warnings"] == two.warnings == said
+    assert caplog.messages == said
 
 
 def test_closed_captions_a_worker_finds_late_are_said_at_the_join(cluster, tmp_path, caplog, monkeypatch):

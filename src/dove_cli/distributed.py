@@ -53,7 +53,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from dove_cli import resume, video_io
 from dove_cli.distributed_jobs import (
@@ -61,18 +61,29 @@ from dove_cli.distributed_jobs import (
     Event,
     Job,
     JobState,
+    Said,
     SegmentDone,
     SegmentPlan,
     TaskEnded,
     TaskStats,
     TileChanged,
+    Warned,
     WorkersLost,
     Written,
     tile_at,
 )
-from dove_cli.errors import DoveError, InputError, Interrupted, OptionError, OutputError, at_command_line
-from dove_cli.geometry import warn_resampled_up, written_info
-from dove_cli.logs import kept_warnings
+from dove_cli.errors import (
+    DoveError,
+    InputError,
+    Interrupted,
+    OptionError,
+    OutputError,
+    at_command_line,
+    spoken,
+    spoken_as,
+)
+from dove_cli.geometry import written_info
+from dove_cli.logs import held_warnings, kept_warnings
 from dove_cli.options import CheckedOptions, UpscaleOptions
 from dove_cli.video_io.continuity import first_discontinuity
 from dove_cli.windows import Span
@@ -80,7 +91,7 @@ from dove_cli.windows import Span
 if TYPE_CHECKING:
     from dove_cli.batch import BatchItem
     from dove_cli.plan import Plan
-    from dove_cli.upscaling import Chunks, Part, Progress, UpscaleResult
+    from dove_cli.upscaling import CheckedOutput, Chunks, Part, Progress, UpscaleResult
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +104,7 @@ CONNECT_TIMEOUT_S = 60.0  # for Ray to take the driver (its own retries take abo
 GCS_RECONNECT_S = "15"  # the driver's wait for a head that went away, before Ray's core ends it (Ray's default: 60)
 POLL_S = 0.25  # a worker's event poll waits this long for something to report
 RUN_TOKEN = "ray-run"  # file in the work folder: a worker that cannot read it does not see the folder
+T = TypeVar("T")
 
 
 class ClusterGone(WorkersLost):
@@ -210,15 +222,29 @@ class Task:
     ends: list[int]
     tile_changes: list[tuple[int, int]]
     segments: list[int]  # their indices
+    spoken: tuple[bool, bool] = (False, False)  # whom the driver's advice is for (errors.spoken)
+
+
+def _telling(call: Callable[[], T]) -> tuple[T, list[Said]]:
+    """(on a worker) call(), and the warnings and notes it said, for the driver to say: a worker's own
+    log reaches no one."""
+    records: list[logging.LogRecord] = []
+    with held_warnings(records, notes=True):
+        value = call()
+    return value, [Said.of(record) for record in records]
 
 
 class Worker:
     """One Ray worker: a model (loaded on first use and kept while the model options stay the same)
     and the streaming loop over the frame ranges it is given. A threaded actor: the driver polls
-    `events` while `run` works."""
+    `events` while `run` works. What it says goes back to the driver (warm, plan: with the answer;
+    run: as events)."""
 
     def __init__(self) -> None:
+        from dove_cli import note
+
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+        note.setLevel(logging.INFO)  # (held for the driver, whose own level decides whether they are shown)
         self._key: Any = None
         self._model: Any = None
         self._loads = 0  # models loaded (or received) by this process
@@ -251,18 +277,31 @@ class Worker:
         self._key = key
         return self._model, device, dtype
 
-    def warm(self, opts: UpscaleOptions, restorer: list[Any]) -> None:
-        self._load(opts, restorer)
+    def warm(self, opts: UpscaleOptions, restorer: list[Any]) -> list[Said]:
+        """Load the model; what loading it said."""
+        return _telling(lambda: self._load(opts, restorer))[1]
 
-    def plan(self, info: video_io.VideoInfo, opts: CheckedOptions, restorer: list[Any]) -> tuple[Plan, bool]:
-        """The plan of a file on this worker's device (its notes said here), and whether the model
-        returns its input."""
-        from dove_cli.plan import make_plan, measured_budget, say_notes
+    def plan(
+        self,
+        info: video_io.VideoInfo,
+        opts: CheckedOptions,
+        checked: CheckedOutput,
+        spoken: tuple[bool, bool],
+        restorer: list[Any],
+    ) -> tuple[Plan, list[Said]]:
+        """The plan of a file as one process makes it, and what was said of it (its notes, and say_plan's
+        warnings: on this worker's memory, device and model, which is loaded: a plan past the host's
+        memory is refused), its advice worded for whom the driver's is (`spoken`)."""
+        from dove_cli.upscaling import plan_of_run, say_plan, weights_on_host
 
-        model, device, dtype = self._load(opts, restorer)
-        plan, notes = make_plan(info, model, opts, device, dtype, measured_budget(model, opts, device))
-        say_notes(notes)
-        return plan, model.output_is_input
+        def planned() -> Plan:
+            model, device, dtype = self._load(opts, restorer)
+            with spoken_as(spoken):
+                plan = plan_of_run(info, model, opts, device, dtype, checked)
+                say_plan(plan, info, opts, opts, model, device, dtype, refuse=weights_on_host(opts, device))
+            return plan
+
+        return _telling(planned)
 
     def fingerprint(self, opts: UpscaleOptions, restorer: list[Any]) -> dict[str, Any]:
         return self._load(opts, restorer)[0].fingerprint()
@@ -281,7 +320,12 @@ class Worker:
     def run(self, task: Task, restorer: list[Any]) -> None:
         """Make the segments of `task` in the work folder. Events (distributed_jobs), each with the task
         id: SegmentDone when one is whole on disk, TileChanged after an out-of-memory shrink, Written
-        (frames so far), and TaskEnded (statistics) last."""
+        (frames so far), Warned (what was said meanwhile), and TaskEnded (statistics) last."""
+        put, tid = self._events.put, task.id
+        with held_warnings(lambda record: put(Warned(tid, Said.of(record))), notes=True), spoken_as(task.spoken):
+            self._run(task, restorer)
+
+    def _run(self, task: Task, restorer: list[Any]) -> None:
         import torch
 
         from dove_cli.engine import DoveModel
@@ -696,14 +740,14 @@ class _Driver:
         self.t_start = time.perf_counter()
         self._last_report = 0.0
         self._status = ""  # the last status reported
-        self._warned = False
         self._head_checked = 0.0
         self._here = threading.local()  # .job: the file this thread works on (its warnings are that file's)
         self.said = said  # warnings about no one file (a folder run's files each list them); one file's: all
+        self._told: set[tuple[int | None, str]] = set()  # what workers said that was said here: (file or None, text)
         self.bugs_said: set[tuple[str, str, int]] = set()  # (batch.record_failure)
 
     @contextlib.contextmanager
-    def _about(self, job: Job) -> Iterator[None]:
+    def _about(self, job: Job | None) -> Iterator[None]:
         """What this thread says meanwhile is about `job` (its result's warnings, in a folder run)."""
         before = getattr(self._here, "job", None)
         self._here.job = job
@@ -716,6 +760,18 @@ class _Driver:
         """Where a warning said now goes (kept_warnings): the list of the file this thread works on."""
         job = getattr(self._here, "job", None)
         return self.said if job is None else job.warnings
+
+    def _say(self, job: Job | None, said: list[Said]) -> None:
+        """Say here what a worker said (Said): about `job`, or (None) the run, as one process would have
+        said it (kept_warnings lists it). Each once for its file, or for the run (every worker loads the
+        model; a file's tasks may meet the same thing)."""
+        with self._about(job):
+            for s in said:
+                key = (None if job is None else job.index, s.text)
+                if key in self._told or (None, s.text) in self._told:
+                    continue
+                self._told.add(key)
+                logging.getLogger(s.logger).log(s.level, "%s", s.text)
 
     # ---------------------------------------------------------------- the loop
 
@@ -904,7 +960,8 @@ class _Driver:
                 job.state = JobState.PLANNING
                 slot.state = f"planning {job.input.name}"
                 opts = job.plan_opts or self.worker_opts
-                self._submit(slot, SlotCall.PLAN, slot.actor.plan.remote(job.info, opts, self.restorer), job)
+                call = slot.actor.plan.remote(job.info, opts, job.checked, spoken(), self.restorer)
+                self._submit(slot, SlotCall.PLAN, call, job)
                 self._report(force=True)  # (a plan can be made between two polls: said all the same)
                 continue
             picked = self._next_task()
@@ -943,7 +1000,7 @@ class _Driver:
                 work=str(job.session.work.path), run_id=job.run_id, info=job.info,
                 opts=replace(job.opts or self.opts, device=self.cluster.device), plan=job.plan, options=job.options,
                 part=make_part(segs),
-                ends=[s.stop for s in segs], tile_changes=list(job.changes), segments=indices,
+                ends=[s.stop for s in segs], tile_changes=list(job.changes), segments=indices, spoken=spoken(),
             )  # fmt: skip
             return job, task
         return None
@@ -997,19 +1054,13 @@ class _Driver:
         elif kind is SlotCall.PLAN:
             assert job is not None
             self._idle(slot)
-            from dove_cli.plan import with_encoder
-            from dove_cli.upscaling import warn_release_size, warn_scale
-
-            plan, output_is_input = value
-            if not self._warned:  # the notes a single run gives, once (a folder's: every file's)
-                self._warned = True
-                warn_scale(self.opts, output_is_input)
-            with self._about(job):
-                warn_release_size(plan, self.opts.scale)  # each file's own size
-                warn_resampled_up(plan, self.opts.scale)
+            plan, said = value
+            self._say(job, said)  # its notes and warnings (say_plan), as one process says them
             if job.state is JobState.PLANNING:
-                self._start(job, with_encoder(replace(plan, model_note="", codec=job.writes[0], pix_fmt=job.writes[1])))
+                self._start(job, plan)
         else:  # warm, hello
+            if kind is SlotCall.WARM:
+                self._say(None, value)  # what loading the model said (--attention on a model without it)
             if kind is SlotCall.HELLO:
                 slot.info.pid = value["pid"]
             self._idle(slot)
@@ -1031,6 +1082,8 @@ class _Driver:
                 slot.written = event.frames
             elif isinstance(event, TileChanged):
                 self._tile_change(job, event.start, event.tile)
+            elif isinstance(event, Warned):
+                self._say(job, [event.said])
             elif isinstance(event, SegmentDone):
                 self._segment(job, slot, event)
             elif isinstance(event, TaskEnded):
@@ -1191,17 +1244,20 @@ class _Driver:
         job.stages["finalize"] = job.stages.get("finalize", 0.0) + time.perf_counter() - t0
 
     def _result(self, job: Job) -> UpscaleResult:
-        from dove_cli.upscaling import UpscaleResult
+        """The file's result, as one process's (UpscaleResult.of_parts): its workers' statistics summed
+        (Job.add_stats), the frames, cuts and dropped frames its pre-pass counted, the tile last used."""
+        from dove_cli.upscaling import StreamStats, UpscaleResult
 
         assert job.plan is not None and job.prepass is not None
         job.stages["prepass"] = job.prepass.seconds
-        return UpscaleResult(
-            output=job.output, frames=job.prepass.total or 0, seconds=time.perf_counter() - job.t_start,
-            peak_host_bytes=job.peak_host, peak_device_bytes=job.peak_device, plan=job.plan,
-            tile_used=tile_at(1 << 62, job.changes, job.plan.tile), offload_used=job.offload_used or "none",
-            retries=job.retries, stages=dict(job.stages), device_stages=dict(job.device_stages),
-            resumed_from=job.resumed, windows_run=job.windows_run,
-            cuts=job.prepass.cuts, dropped_frames=job.prepass.dropped, workers=dict(job.workers), redone=job.redone,
+        stats = StreamStats(
+            written=job.prepass.total or 0, resumed_from=job.resumed, windows_run=job.windows_run,
+            cuts=job.prepass.cuts, dropped_frames=job.prepass.dropped, tile_used=tile_at(1 << 62, job.changes, job.plan.tile),
+            offload_used=job.offload_used, retries=job.retries,
+        )  # fmt: skip
+        return UpscaleResult.of_parts(
+            job.output, job.plan, stats, job.stages, job.device_stages, seconds=time.perf_counter() - job.t_start,
+            peak_host_bytes=job.peak_host, peak_device_bytes=job.peak_device, workers=job.workers, redone=job.redone,
         )  # fmt: skip
 
     def _write_manifest(self, job: Job) -> None:
@@ -1292,7 +1348,7 @@ def _prepare_job(job: Job, opts: UpscaleOptions) -> None:
                          "seek by time, which such a file does not allow; run it without --ray, or remux it first "
                          "(ffmpeg -i IN -c copy OUT.mkv makes its times continuous)")  # fmt: skip
     checked = _check_outputs(job.output, job.info, opts, False, said)
-    job.manifest, job.writes = checked.manifest, (checked.codec, checked.pix_fmt)
+    job.manifest, job.checked = checked.manifest, checked
 
 
 def _check_ray_output(output: Path) -> None:

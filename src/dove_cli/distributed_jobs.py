@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import bisect
 import enum
+import logging
 from collections import Counter
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from dove_cli.distributed import PrePass
     from dove_cli.options import CheckedOptions, UpscaleOptions
     from dove_cli.plan import Plan
-    from dove_cli.upscaling import Chunks, UpscaleResult
+    from dove_cli.upscaling import CheckedOutput, Chunks, UpscaleResult
 
 TASK_MAX_FRAMES = 600  # a task redoes the one window it shares with the task before it: ~4 % at 600 frames
 MAX_DEATHS = 3  # workers that may die on the same segment before the run stops
@@ -113,6 +114,28 @@ class Written:
 
 
 @dataclass(frozen=True)
+class Said:
+    """A warning or note a worker logged (its own log reaches no one: Ray's log_to_driver is off), for
+    the driver to say and list as one process would have: logger name, level, text."""
+
+    logger: str
+    level: int
+    text: str
+
+    @classmethod
+    def of(cls, record: logging.LogRecord) -> Said:
+        return cls(record.name, record.levelno, record.getMessage())
+
+
+@dataclass(frozen=True)
+class Warned:
+    """The worker said something while running the task."""
+
+    task: str
+    said: Said
+
+
+@dataclass(frozen=True)
 class TaskEnded:
     """The task's last event."""
 
@@ -120,7 +143,7 @@ class TaskEnded:
     stats: TaskStats
 
 
-Event = SegmentDone | TileChanged | Written | TaskEnded
+Event = SegmentDone | TileChanged | Written | Warned | TaskEnded
 
 
 # ---------------------------------------------------------------------------------------- one file
@@ -148,7 +171,7 @@ class Job:
     state: JobState = JobState.WAITING
     info: video_io.VideoInfo | None = None
     manifest: Path | None = None
-    writes: tuple[str, str] = ("", "")  # the output's codec and pixel format, for its plan
+    checked: CheckedOutput | None = None  # the output as checked before the run (codec, pixel format: its plan's)
     opts: UpscaleOptions | None = None  # the run's options for this file (upscaling.with_release_file)
     session: resume.Session | None = None
     plan: Plan | None = None

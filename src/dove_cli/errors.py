@@ -51,6 +51,19 @@ def at_command_line() -> bool:
     return _COMMAND_LINE.get()
 
 
+def spoken() -> tuple[bool, bool]:
+    """Who advice given now is for (command line, folder run): for another process (a Ray worker)
+    to give its advice alike (`spoken_as`)."""
+    return at_command_line(), in_folder_run()
+
+
+@contextmanager
+def spoken_as(how: tuple[bool, bool]) -> Iterator[None]:
+    """Advice given in this block is for whom `how` (spoken()) says."""
+    with command_line() if how[0] else contextlib.nullcontext(), folder_run() if how[1] else contextlib.nullcontext():
+        yield
+
+
 def advice(command: str, python: str) -> str:
     """`command` (the command line's words, its flags) in a `dove` command, else `python` (keywords)."""
     return command if _COMMAND_LINE.get() else python

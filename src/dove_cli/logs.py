@@ -8,15 +8,18 @@ from collections.abc import Callable, Iterator
 
 
 @contextlib.contextmanager
-def held_warnings(into: list[logging.LogRecord], notes: bool = False) -> Iterator[None]:
-    """dove's warnings (and with `notes`, its notes: dove_cli.note) go into `into` instead of being
-    printed; its info lines (-v) pass on. Nested holds: the inner one takes them, and `say` hands
-    them on to the outer one."""
+def held_warnings(
+    into: list[logging.LogRecord] | Callable[[logging.LogRecord], None], notes: bool = False
+) -> Iterator[None]:
+    """dove's warnings (and with `notes`, its notes: dove_cli.note) go into `into` (or to `into(record)`)
+    instead of being printed; its info lines (-v) pass on. Nested holds: the inner one takes them, and
+    `say` hands them on to the outer one."""
+    hold = into if callable(into) else into.append
 
     class Hold(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
             if record.levelno >= logging.WARNING or notes and record.name == "dove_cli.note":
-                into.append(record)
+                hold(record)
             else:
                 logging.getLogger().handle(record)
 

@@ -237,6 +237,27 @@ class UpscaleResult:
     def of_run(cls, output: Path, plan: Plan, stats: StreamStats, timer: StageTimer, *, seconds: float,
                peak_host_bytes: int, peak_device_bytes: int) -> UpscaleResult:  # fmt: skip
         """The result of a run in this process: what its stream counted (`stats`) and timed (`timer`)."""
+        return cls.of_parts(output, plan, stats, timer.seconds, timer.device_seconds, seconds=seconds,
+                            peak_host_bytes=peak_host_bytes, peak_device_bytes=peak_device_bytes)  # fmt: skip
+
+    @classmethod
+    def of_parts(
+        cls,
+        output: Path,
+        plan: Plan,
+        stats: StreamStats,
+        stages: dict[str, float],
+        device_stages: dict[str, float],
+        *,
+        seconds: float,
+        peak_host_bytes: int,
+        peak_device_bytes: int,
+        workers: dict[str, int] | None = None,
+        redone: int = 0,
+    ) -> UpscaleResult:
+        """The result of a run from what its streams counted (`stats`) and the seconds per stage: one
+        process's (of_run), or a --ray file's, summed over its workers' tasks (with the frames each
+        worker made, and the segments redone after a worker died)."""
         return cls(
             output=output,
             frames=stats.written,
@@ -247,13 +268,15 @@ class UpscaleResult:
             tile_used=stats.tile_used,
             offload_used=stats.offload_used,
             retries=stats.retries,
-            stages=dict(timer.seconds),
-            device_stages=timer.device_seconds,
+            stages=dict(stages),
+            device_stages=dict(device_stages),
             resumed_from=stats.resumed_from,
             windows_run=stats.windows_run,
             windows_skipped=stats.windows_skipped,
-            cuts=stats.cuts,
+            cuts=list(stats.cuts),
             dropped_frames=stats.dropped_frames,
+            workers=dict(workers or {}),
+            redone=redone,
         )
 
     def stages_summary(self) -> str:

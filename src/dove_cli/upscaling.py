@@ -458,10 +458,8 @@ def _plan(
     """The run's plan, its output's encoder counted (`output_plan`) and upscale_frames' output array
     too; with --vram and no such card here, no time. And whether a dry run said the refusal the run
     will meet (`_say_refusal`: then warn_if_host_memory_short has nothing to add)."""
-    info, opts, device, dtype = setup.info, setup.opts, setup.device, setup.dtype
-    plan, notes = make_plan(info, model, plan_opts, device, dtype, measured_budget(model, plan_opts, device))
-    say_notes(notes)
-    plan = output_plan(replace(plan, model_note=model_note, crf=opts.crf), setup.checked)
+    opts, device, dtype = setup.opts, setup.device, setup.dtype
+    plan = replace(plan_of_run(setup.info, model, plan_opts, device, dtype, setup.checked), model_note=model_note)
     refusal_said = False
     if setup.on_paper:  # no such card here to measure its speed
         plan = replace(plan, est_seconds=None, model_note=f"planned for {gpu_of(opts.vram or 0)} (--vram)")
@@ -472,6 +470,22 @@ def _plan(
             plan, est_peak_host_bytes=plan.est_peak_host_bytes + setup.session.sink.nbytes(*plan.file_size())
         )
     return plan, refusal_said
+
+
+def plan_of_run(
+    info: video_io.VideoInfo,
+    model: Restorer,
+    opts: CheckedOptions,
+    device: torch.device,
+    dtype: torch.dtype,
+    checked: CheckedOutput,
+) -> Plan:
+    """The plan a run of `info` makes (its notes said), by one process or by a Ray worker for the
+    driver: its windows (a resumed run: `opts` has the journal's), its output's encoder counted
+    (`output_plan`), its --crf."""
+    plan, notes = make_plan(info, model, opts, device, dtype, measured_budget(model, opts, device))
+    say_notes(notes)
+    return output_plan(replace(plan, crf=opts.crf), checked)
 
 
 def _say_refusal(setup: RunSetup, plan: Plan, plan_opts: CheckedOptions, model: Restorer) -> bool:
@@ -496,15 +510,41 @@ def _say_plan(
     restorer: Restorer | None,
     refusal_said: bool,
 ) -> None:
-    """What the plan shows, refused or said in one place and in this order: a run past the host's
-    memory that no check before loading refused, memory short on the host, an impractical time,
-    memory short on the device, a better plan, the scale, the release's output size, --size
-    upsampling; then a run (not a dry run) logs its plan, and a CPU's slowness."""
-    info, opts, device, dtype = setup.info, setup.opts, setup.device, setup.dtype
-    if not setup.dry_run and (
+    """The plan's warnings (say_plan); then a run (not a dry run) logs its plan, and a CPU's slowness."""
+    info, opts, device = setup.info, setup.opts, setup.device
+    refuse = not setup.dry_run and (
         isinstance(setup.session, ArraySession) or restorer is not None and weights_on_host(opts, device)
-    ):
-        refuse_past_host_memory(plan)  # a folder's later, longer file: refused, not killed with the folder
+    )  # a folder's later, longer file: refused, not killed with the folder
+    impractical = say_plan(plan, info, opts, plan_opts, model, device, setup.dtype, refuse=refuse,
+                           refusal_said=refusal_said)  # fmt: skip
+    if setup.dry_run:
+        return
+    log.info("%s: %s", info.path.name, plan.summary())
+    long = plan.est_seconds is None or plan.est_seconds > 60  # a tiny exported model is not "very slow"
+    if device.type == "cpu" and opts.model not in ("bilinear", "tiny") and long and not impractical:
+        took = f" (this video: {human_range(plan.est_seconds)})" if plan.est_seconds else ""
+        log.warning("running on the CPU: very slow%s; a CUDA GPU is strongly recommended", took)
+
+
+def say_plan(
+    plan: Plan,
+    info: video_io.VideoInfo,
+    opts: CheckedOptions,
+    plan_opts: CheckedOptions,
+    model: Restorer,
+    device: torch.device,
+    dtype: torch.dtype,
+    *,
+    refuse: bool,
+    refusal_said: bool = False,
+) -> bool:
+    """What a plan shows, refused or said in one place and in this order, by one process or by the
+    Ray worker that made the plan (its memory, its device, its model): with `refuse` (the model is
+    loaded already), a run past the host's memory; memory short on the host (unless a dry run's
+    refusal said it: `refusal_said`), an impractical time, memory short on the device, a better plan,
+    the scale, the release's output size, --size upsampling. Whether the time was impractical."""
+    if refuse:
+        refuse_past_host_memory(plan)
     if not refusal_said:  # (the refusal's line says it, with the same numbers)
         warn_if_host_memory_short(plan, info, model, plan_opts, device, dtype)
     impractical = warn_if_impractical(plan, opts)
@@ -513,13 +553,7 @@ def _say_plan(
     warn_scale(opts, model.output_is_input)
     warn_release_size(plan, opts.scale)
     geometry.warn_resampled_up(plan, opts.scale)
-    if setup.dry_run:
-        return
-    log.info("%s: %s", info.path.name, plan.summary())
-    long = plan.est_seconds is None or plan.est_seconds > 60  # a tiny exported model is not "very slow"
-    if device.type == "cpu" and opts.model not in ("bilinear", "tiny") and long and not impractical:
-        took = f" (this video: {human_range(plan.est_seconds)})" if plan.est_seconds else ""
-        log.warning("running on the CPU: very slow%s; a CUDA GPU is strongly recommended", took)
+    return impractical
 
 
 def _dry_run_plan(setup: RunSetup, plan: Plan, model: Restorer) -> Plan:
