@@ -850,18 +850,23 @@ class Hungry(Model):
 
 def test_a_ray_run_says_the_plan_warnings_of_one_process(cluster, small_clip, tmp_path, caplog):
     """The worker that plans a file says its plan's warnings as one process does (say_plan, on the
-    worker's memory and model), and the driver says them and lists them in the manifest."""
+    worker's memory and model, its advice worded for the driver's reader: the command line's flags
+    here), and the driver says them and lists them in the manifest."""
+    from dove_cli.errors import command_line
+
     opts = UpscaleOptions(**OPTS, preview="0+0.2s")
-    upscale(small_clip, tmp_path / "one.mp4", opts, manifest=str(tmp_path / "one.json"), restorer=Hungry())
-    caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="dove_cli"):
-        two = upscale(small_clip, tmp_path / "two.mp4", opts, cluster=cluster, manifest=str(tmp_path / "two.json"),
-                      restorer=Hungry())  # fmt: skip
+    with command_line():
+        upscale(small_clip, tmp_path / "one.mp4", opts, manifest=str(tmp_path / "one.json"), restorer=Hungry())
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="dove_cli"):
+            two = upscale(small_clip, tmp_path / "two.mp4", opts, cluster=cluster,
+                          manifest=str(tmp_path / "two.json"), restorer=Hungry())  # fmt: skip
 
     def figures_out(texts: list[str]) -> list[str]:  # (the memory available is measured in each process)
         return [re.sub(r"\d+(\.\d+)?", "N", text) for text in texts]
 
     said = json.loads((tmp_path / "one.json").read_text())["warnings"]
+    assert "the smallest plan (with --chunk auto)" in said[0]
     assert len(said) == 3 and re.match(
         r"this run needs about [\d.]+ GiB of host memory and [\d.]+ GiB is available", said[0]
     )
@@ -886,6 +891,18 @@ def test_a_ray_result_is_one_process_result_but_for_time_and_place(cluster, clip
     assert differ == {"output", "seconds", "stages", "peak_host_bytes", "workers"}
     assert one.cuts == [40] and one.frames == 50 and one.windows_run == two.windows_run > 0
     assert sum(two.workers.values()) == 50 and "prepass" in two.stages
+
+
+def test_a_note_a_worker_says_is_said_on_the_driver(cluster, small_clip, tmp_path, caplog):
+    """--scale 1 of a model that restores: the worker that plans the file notes it (dove_cli.note, not
+    a warning: shown, not listed), and the driver says it once."""
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="dove_cli.note"):
+        two = upscale(small_clip, tmp_path / "two.mp4", **{**OPTS, "scale": 1}, preview="0+0.2s", cluster=cluster,
+                      restorer=Model())  # fmt: skip
+    noted = [r.getMessage() for r in caplog.records if r.name == "dove_cli.note" and "--scale 1" in r.getMessage()]
+    assert len(noted) == 1 and noted[0].startswith("--scale 1: the model restores the input at its own size")
+    assert two.warnings == []
 
 
 def test_what_a_worker_says_as_it_loads_the_model_is_said_once_and_listed(cluster, small_clip, tmp_path, caplog):
