@@ -745,6 +745,25 @@ def test_every_container_dove_reads_is_taken_by_a_folder_run(tmp_path, caplog):
     assert [p.name for p in find_videos(src)] == ["a.y4m", "b.MOD", "c.tod", "d.divx", "e.mpeg2"]
 
 
+def test_bare_streams_are_taken_by_a_folder_run_and_named_without_their_extension(tmp_path, caplog):
+    """A dashcam's bare .h264 (which `dove upscale a.h264` takes) was left out of a folder run without a
+    word: .h264, .264, .h265, .265, .hevc ... are taken now (written as .mkv), and a bare stream with some
+    other extension (an Annex-B start code, 00 00 00 01) is named as left out."""
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=s=32x24:r=25", "-frames:v", "3", "-c:v", "libx264", "-f", "h264",
+           src / "cam.h264")  # fmt: skip
+    assert (src / "cam.h264").read_bytes()[:4] == b"\x00\x00\x00\x01"  # (what the warning looks for)
+    shutil.copy(src / "cam.h264", src / "cam.raw")
+    with caplog.at_level(logging.WARNING):
+        assert [(i.output.name, i.status) for i in upscale_batch(src, out, **OPTS).items] == [("cam.mkv", "done")]
+    assert decoded_frame_count(out / "cam.mkv") == 3
+    assert "1 file that looks like a video but has no video extension left out (cam.raw)" in caplog.text
+    for name in ("b.264", "c.H265", "d.265", "e.hevc"):
+        (src / name).write_bytes(b"")
+    assert [p.name for p in find_videos(src)] == ["b.264", "c.H265", "cam.h264", "d.265", "e.hevc"]
+
+
 def test_container_gives_every_output_of_a_folder_its_extension(tmp_path, capsys):
     """A YouTube batch wants .mp4 from .ts, .mkv and .avi captures: `--container mp4` names every
     output so (a.mkv and a.ts would both be a.mp4: they keep their extension in the name), and the

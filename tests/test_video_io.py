@@ -2138,7 +2138,10 @@ def _zero_frames(tmp: Path) -> Path:
         (lambda t: (t / "text.mp4").write_text("not a video\n" * 20) and t / "text.mp4", "not a video"),
         (_audio_only, "no video stream"),
         (_zero_frames, ""),
-        (lambda t: (t / "empty_dir").mkdir() or t / "empty_dir", "no videos or images (videos: .3g2, .3gp, .asf, .avi"),
+        (
+            lambda t: (t / "empty_dir").mkdir() or t / "empty_dir",
+            "no videos or images (videos: .264, .265, .266, .3g2, .3gp, .asf, .avc, .avi",
+        ),
         (lambda t: t / "nothing_%04d.png", "no files match"),
     ],
 )

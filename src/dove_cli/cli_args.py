@@ -134,9 +134,9 @@ def usage_line(
 def _dash_name_hint(option: str | None, args: list[str]) -> str:
     """`dove upscale -clip.mp4`: a file name starting with '-' is read as options (`No such option:
     -c`); said when an argument starting with the unknown option is a file, or named like a video."""
-    from dove_cli.video_io.formats import READ_IMAGE_EXTENSIONS, READ_ONLY_VIDEO_EXTENSIONS, VIDEO_EXTENSIONS
+    from dove_cli.video_io.formats import FOLDER_EXTENSIONS, READ_IMAGE_EXTENSIONS
 
-    known = {*VIDEO_EXTENSIONS, *READ_ONLY_VIDEO_EXTENSIONS, *READ_IMAGE_EXTENSIONS}
+    known = {*FOLDER_EXTENSIONS, *READ_IMAGE_EXTENSIONS}
     for arg in args:
         if option and arg.startswith(option) and (Path(arg).suffix.lower() in known or Path(arg).is_file()):
             return f"; a file name that starts with '-'? write it as ./{arg}"

@@ -94,17 +94,22 @@ MP4_COVERS = ("mjpeg", "png", "bmp")
 # DivX's .divx (AVI)): a folder run upscales them into Matroska, which holds whatever they carry.
 READ_ONLY_VIDEO_EXTENSIONS = (".avi", ".mpg", ".mpeg", ".mpeg2", ".m2v", ".vob", ".dv", ".flv", ".f4v", ".wmv",
                               ".asf", ".3gp", ".3g2", ".ogv", ".mxf", ".y4m", ".mod", ".tod", ".divx")  # fmt: skip
+# Bare video streams (BARE_STREAM_FORMATS) by the extensions FFmpeg's demuxers give them: a dashcam's or
+# an encoder's .h264, .265 ... (a single-file run takes them; a folder run left them out without a word).
+BARE_STREAM_EXTENSIONS = (".h264", ".264", ".avc", ".h265", ".265", ".hevc", ".h266", ".266", ".vvc", ".m1v",
+                          ".mjpeg", ".mjpg", ".obu", ".vc1")  # fmt: skip
 # What a folder run takes: the containers dove writes, and those it only reads (written as .mkv).
-FOLDER_EXTENSIONS = (*VIDEO_EXTENSIONS, *READ_ONLY_VIDEO_EXTENSIONS)
+FOLDER_EXTENSIONS = (*VIDEO_EXTENSIONS, *READ_ONLY_VIDEO_EXTENSIONS, *BARE_STREAM_EXTENSIONS)
 # How common containers begin (offset, bytes): a file without a video extension that starts so is
-# named when a folder run leaves it out.
+# named when a folder run leaves it out. The last: an Annex-B start code, a bare H.264/HEVC/VVC stream's.
 CONTAINER_MAGIC = ((4, b"ftyp"), (0, b"\x1a\x45\xdf\xa3"), (8, b"AVI "), (0, b"FLV\x01"), (0, b"OggS"),
-                   (0, b"\x00\x00\x01\xba"), (0, b"\x00\x00\x01\xb3"), (0, b"YUV4MPEG2 "))  # fmt: skip
+                   (0, b"\x00\x00\x01\xba"), (0, b"\x00\x00\x01\xb3"), (0, b"YUV4MPEG2 "),
+                   (0, b"\x00\x00\x00\x01"))  # fmt: skip
 
 
 def container_magic(path: Path) -> bool:
     """Whether `path` starts as an MP4/MOV, Matroska/WebM, AVI, FLV, Ogg, MPEG-PS, MPEG-TS or YUV4MPEG2
-    file does (its extension aside: a recorder's dump); unreadable files do not."""
+    file or a bare H.264/HEVC/VVC stream does (its extension aside: a recorder's dump); unreadable files do not."""
     try:
         with open(path, "rb") as f:
             head = f.read(2 * 188 + 1)
