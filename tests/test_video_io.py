@@ -409,6 +409,67 @@ def test_a_matroska_file_starting_late_is_whole_and_its_cut_is_not(clip_long_mkv
             pass
 
 
+def test_a_fragmented_mp4_read_only_up_to_a_damaged_moof_is_cut_short(tmp_path: Path, caplog, capsys) -> None:
+    """A zeroed moof (a fragment's header) made the demuxer stop there, at 41% of the file, as at its
+    end: 20 of 50 frames, said nowhere. Said as a file cut short now: where reading stopped (the box
+    ffmpeg's demuxer stops at) and the share unread; a run fails there, or warns with
+    --ignore-decode-errors and keeps the frames ffmpeg decodes."""
+    from dove_cli.cli import main
+    from dove_cli.video_io.describe import describe
+
+    bad = tmp_path / "bad.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=s=64x48:r=25", "-vf", "noise=alls=60:allf=t", "-frames:v", "50",
+           "-c:v", "libx264", "-preset", "ultrafast", "-g", "10", "-movflags", "frag_keyframe+empty_moov", bad)  # fmt: skip
+    data = bytearray(bad.read_bytes())
+    at, moofs = 0, []
+    while at < len(data):  # the top-level boxes: size (4 bytes, big-endian), type
+        moofs += [at] * (data[at + 4 : at + 8] == b"moof")
+        at += int.from_bytes(data[at : at + 4], "big")
+    data[moofs[2] - 8 : moofs[2] + 1492] = bytes(1500)
+    bad.write_bytes(data)
+    kept, size = decoded_frame_count(bad), len(data)
+    assert 0 < kept < 50
+    said = f"reading stops at byte {moofs[2]} of {size} ({(size - moofs[2]) / size:.0%} of the file unread: damaged?)"
+    assert describe(bad)["video"]["unread"] == {"stops_at": moofs[2], "size": size}
+    with pytest.raises(SystemExit):
+        main(["info", str(bad)])
+    assert f"cut short   {said}; a run fails there unless --ignore-decode-errors" in capsys.readouterr().out
+    with pytest.raises(InputError) as err, open_reader(bad) as reader:
+        for _ in reader:
+            pass
+    assert str(err.value).startswith(f"{bad}: file ends early: {kept} frames decoded, up to t=")
+    assert f"then {said}; use --ignore-decode-errors" in str(err.value)
+    with caplog.at_level(logging.WARNING), open_reader(bad, ignore_decode_errors=True) as reader:
+        assert sum(1 for _ in reader) == kept
+    assert f"{bad}: file ends early after frame {kept} (t=" in caplog.text and said in caplog.text
+
+
+def test_good_files_are_read_to_their_end(tmp_path: Path, caplog) -> None:
+    """What good files leave after their last packet is no damage (`unread_tail`): an MP4's index
+    written last (here 13 KB, 40% of a 3000-frame still), a Matroska's cues, an AVI's idx1, an MPEG-TS's
+    last tables, a longer audio track's packets after the video's."""
+    from dove_cli.video_io.reader import unread_tail
+
+    src = ("-f", "lavfi", "-i", "testsrc2=s=64x48:r=25", "-f", "lavfi", "-i", "sine=d=3:r=48000", "-t", "1")
+    files = {"a.mp4": ("-c:a", "aac", "-t", "3"), "c.mp4": ("-movflags", "frag_keyframe+empty_moov"),
+             "d.mov": ("-c:a", "pcm_s16le", "-t", "3"), "e.mkv": (), "f.avi": ("-c:v", "mjpeg", "-c:a", "pcm_s16le"),
+             "g.ts": (), "i.mpg": ("-c:v", "mpeg2video", "-c:a", "mp2")}  # fmt: skip
+    for name, extra in files.items():
+        ffmpeg(*src, "-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-preset", "ultrafast", *extra, tmp_path / name)
+    ffmpeg("-f", "lavfi", "-i", "color=gray:s=16x16:r=1", "-frames:v", "3000", "-c:v", "libx264", "-preset",
+           "ultrafast", tmp_path / "still.mp4")  # fmt: skip
+    big = tmp_path / "padded.mkv"  # 2.3 MB padded with 12 KB of zeros (a recorder's block): under 1% unread
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=s=320x240:r=25", "-frames:v", "20", "-c:v", "rawvideo", "-pix_fmt",
+           "yuv420p", big)  # fmt: skip
+    big.write_bytes(big.read_bytes() + bytes(12 << 10))
+    assert big.stat().st_size > 100 * (12 << 10)
+    for path in sorted(tmp_path.iterdir()):
+        assert unread_tail(path, 0, 10**9) is None, path.name
+    with caplog.at_level(logging.WARNING), open_reader(tmp_path / "still.mp4") as reader:  # (its moov: read again)
+        assert sum(1 for _ in reader) == 3000
+    assert caplog.text == ""
+
+
 def test_an_unreadable_input_is_said_to_be_unreadable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A file without read permission was "not a video FFmpeg can read (Permission denied)", as if its
     format were the problem. (PyAV raises this for it, as measured without CAP_DAC_OVERRIDE: root

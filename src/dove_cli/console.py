@@ -906,6 +906,7 @@ def _video_rows(v: dict, duration: float | None, names: dict[int, str], several:
     """`described_rows`' rows of the video dove reads (`v`: `describe`'s "video"; `duration`: the file's)."""
     from dove_cli.video_io.fields import said as fields_said  # (PyAV: loaded by the `dove info` that calls this)
     from dove_cli.video_io.metadata import timecode_said
+    from dove_cli.video_io.reader import unread_said
 
     n = v["frames"]
     size = f"{v['width']}x{v['height']}"
@@ -936,6 +937,9 @@ def _video_rows(v: dict, duration: float | None, names: dict[int, str], several:
                 f"(about {short['missing_frames']} frames more): a recording that crashed, a copy not finished?",
             ),
         )
+    if stop := v.get("unread"):
+        rows.insert(2, ("  cut short", f"{unread_said((stop['stops_at'], stop['size']))}; a run fails there unless "
+                        "--ignore-decode-errors, which keeps the frames there are"))  # fmt: skip
     if v.get("unfinished"):
         rows.insert(
             2,

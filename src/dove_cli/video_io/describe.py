@@ -26,6 +26,7 @@ from dove_cli.video_io.reader import (
     open_reader,
     picture_bytes,
     tagged_length,
+    unread_tail,
 )
 from dove_cli.video_io.sequences import frame_numbers, missing_numbers, numbered
 from dove_cli.video_io.stills import icc_name
@@ -94,6 +95,7 @@ def _file(path: str | Path, reader: VideoReader) -> dict[str, Any]:
         video = c.streams[info.stream_index]
         pts = packet_pts(c, video)
         short = reader.shortfall(pts[-1]) if pts else None
+        stop = unread_tail(Path(path), video.index, pts[-1]) if pts and not short else None
         programmes = ts_programmes(path) if "mpegts" in c.format.name else []
         others = [{**_stream(c, s), "programme": _number(programmes, s)} for s in c.streams if s is not video]
         # what the fields hold, for a video flagged interlaced only (a scan of its first frames)
@@ -113,6 +115,8 @@ def _file(path: str | Path, reader: VideoReader) -> dict[str, Any]:
                 "unfinished": info.unfinished,
                 # packets ending well before the header says: {"ends", "header_end" (s), "missing_frames"}
                 "cut_short": dict(zip(("ends", "header_end", "missing_frames"), short, strict=True)) if short else None,
+                # the demuxer stopping well before the file's end (damage it took for the end): {"stops_at", "size"} (bytes)
+                "unread": dict(zip(("stops_at", "size"), stop, strict=True)) if stop else None,
                 "programme": _number(programmes, video),
                 # the start timecode a run carries over (a MOV's tmcd track, an MXF's, a Matroska tag) and its reel
                 "timecode": find_timecode(c, video),

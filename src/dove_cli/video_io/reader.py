@@ -137,6 +137,14 @@ COUNT_MAX_BYTES = 8 << 30
 # two writes, and keep a part of a recording as if it were all of it (resume.Session.check_input).
 UNFINISHED_QUIET_S = 6.0
 IGNORE_HINT = "use --ignore-decode-errors to keep what can be read"  # a DecodeError's advice (dove eval has its own)
+# A file whose demuxer stops with more than this share of it, and UNREAD_MIN_BYTES, left after its last
+# packet (but for an MP4's index boxes, written last) stopped at damage it took for the end (a fragmented
+# MP4's zeroed moof): cut short as one whose header promises more. Good files leave under 1% and 3 KB
+# (an MPEG-TS's last tables, a Matroska's cues, an AVI's idx1 of a 1 s clip).
+UNREAD_SHARE = Fraction(1, 100)
+UNREAD_MIN_BYTES = 8 << 10
+# MP4/MOV top-level boxes of media: after the last packet read, they were not read.
+MP4_MEDIA_BOXES = (b"mdat", b"moof")
 
 
 @dataclass
@@ -346,6 +354,53 @@ def is_font(s: Any) -> bool:
 def attachment_name(s: Any) -> str:
     """An attachment's file name, as Matroska stores it (or its stream number)."""
     return (s.name if s.type == "attachment" else s.metadata.get("filename")) or f"#{s.index}"
+
+
+def unread_tail(path: Path, index: int, last_pts: int) -> tuple[int, int] | None:
+    """Where reading a video file stops (the end of its last packet of any stream, read from the keyframe
+    before pts `last_pts` of video stream `index` on) and its size, when more of it lies unread than
+    UNREAD_SHARE and UNREAD_MIN_BYTES (an MP4's index boxes after the media aside): a demuxer takes
+    damage (a fragmented MP4's broken moof) for the end of the file. None otherwise, and for a pipe."""
+    try:
+        size = path.stat().st_size
+        with av.open(ffmpeg_name(path), metadata_errors="replace") as c:
+            mp4 = "mov" in c.format.name.split(",")
+            c.seek(last_pts, stream=c.streams[index], backward=True)
+            end = max((p.pos + p.size for p in c.demux() if p.pos is not None and p.pos >= 0 and p.size), default=0)
+    except (av.FFmpegError, OSError):
+        return None
+    if mp4:
+        end += _mp4_index_after(path, end, size)  # (a moov written last is no media left unread)
+    return (end, size) if _unread(end, size) else None
+
+
+def _unread(end: int, size: int) -> bool:
+    """Whether reading that stops at byte `end` leaves too much of a file of `size` bytes (`unread_tail`)."""
+    return end > 0 and size - end > max(Fraction(UNREAD_MIN_BYTES), size * UNREAD_SHARE)
+
+
+def _mp4_index_after(path: Path, end: int, size: int) -> int:
+    """Bytes of an MP4/MOV's top-level boxes that hold no media (moov, mfra, free ...) wholly after byte
+    `end`, walked from the start up to the first box that does not parse (damage) or run past the end."""
+    found, at = 0, 0
+    with open(path, "rb") as f:
+        while at + 8 <= size:
+            f.seek(at)
+            head = f.read(16)
+            n, kind = int.from_bytes(head[:4], "big"), head[4:8]
+            n = int.from_bytes(head[8:16], "big") if n == 1 else size - at if n == 0 else n
+            if n < 8 or at + n > size or not all(32 <= b < 127 for b in kind):
+                break
+            if at >= end and kind not in MP4_MEDIA_BOXES:
+                found += n
+            at += n
+    return found
+
+
+def unread_said(stop: tuple[int, int]) -> str:
+    """'reading stops at byte 70099 of 154945 (55% of the file unread: damaged?)' (`unread_tail`)."""
+    end, size = stop
+    return f"reading stops at byte {end} of {size} ({(size - end) / size:.0%} of the file unread: damaged?)"
 
 
 def _cut_mp4_hint(path: Path, exc: BaseException) -> str:
@@ -967,6 +1022,8 @@ class VideoReader:
         self._warn = warn
         self._say_alpha = say_alpha
         self.dropped_frames = 0
+        self._read_end = 0  # where the video's packets read so far end in the file, and their last pts (`_check_read`)
+        self._read_pts: int | None = None
         self._skipped: dict[int, str] = {}  # pts of the packets skipped (not yet reported) -> error
         self._moved: list[tuple[int, int]] = []  # (index, pts) of frames moved past the one before (not yet reported)
         self._yielded_pts: int | None = None  # the last frame's pts as yielded
@@ -1245,6 +1302,9 @@ class VideoReader:
             log.warning("%s: its video ends at %.3f s, its header says %.3f s (about %d frames more): cut short (a "
                         "recording that crashed, a copy not finished?); a run fails there unless "
                         "--ignore-decode-errors, which keeps the frames there are", self.path, *short)  # fmt: skip
+        elif pts and self._warn and (stop := unread_tail(self.path, self._stream.index, pts[-1])):
+            log.warning("%s: %s; a run fails there unless --ignore-decode-errors, which keeps the frames there are",
+                        self.path, unread_said(stop))  # fmt: skip
         return frames_out(len(pts), self._deinterlace)
 
     def shortfall(self, last_pts: int) -> tuple[float, float, int] | None:
@@ -1293,7 +1353,10 @@ class VideoReader:
     def _check_complete(self, decoded: int) -> None:
         """Raise (or count as dropped) when the stream ended before its declared duration."""
         info = self.info
-        if self._last_pts is None or not (missing := self._missing(self._last_pts, self._last_duration)):
+        if self._last_pts is None:
+            return
+        if not (missing := self._missing(self._last_pts, self._last_duration)):
+            self._check_read(decoded)
             return
         when = f"t={info.seconds(self._last_pts):.3f}s"
         if not self._ignore:
@@ -1305,6 +1368,24 @@ class VideoReader:
         log.warning(
             "%s: file ends early after frame %d (%s); about %d frames missing", self.path, decoded, when, missing
         )
+
+    def _check_read(self, decoded: int) -> None:
+        """Raise (or warn) when the demuxer stopped well before the end of the file (`unread_tail`): damage
+        it took for the end, cut short as a file whose header promises more is. Its video packets alone
+        leaving little unread, the file is not read again."""
+        try:
+            size = self.path.stat().st_size
+        except OSError:
+            return
+        if not _unread(self._read_end, size) or not (
+            stop := unread_tail(self.path, self._stream.index, self._read_pts or 0)
+        ):
+            return
+        when = f"t={self.info.seconds(cast(int, self._last_pts)):.3f}s"
+        if not self._ignore:
+            raise DecodeError(f"{self.path}: file ends early: {counted(decoded, 'frame')} decoded, up to {when}, "
+                              f"then {unread_said(stop)}; {IGNORE_HINT}")  # fmt: skip
+        log.warning("%s: file ends early after frame %d (%s): %s", self.path, decoded, when, unread_said(stop))
 
     def _time_base(self) -> Fraction:
         """The time base of `info`: the stream's; halved for a frame per field; for ivtc, decimate's
@@ -1425,6 +1506,9 @@ class VideoReader:
                 recent.append(packet.dts)
             if packet.pts is not None:
                 last_pts = packet.pts if last_pts is None else max(last_pts, packet.pts)
+            if packet.pos is not None and packet.pos >= 0 and packet.size:
+                self._read_end = max(self._read_end, packet.pos + packet.size)
+                self._read_pts = last_pts
             try:
                 frames = packet.decode()
             except av.FFmpegError as exc:
