@@ -441,7 +441,7 @@ def test_a_fragmented_mp4_read_only_up_to_a_damaged_moof_is_cut_short(tmp_path: 
     assert f"then {said}; use --ignore-decode-errors" in str(err.value)
     with caplog.at_level(logging.WARNING), open_reader(bad, ignore_decode_errors=True) as reader:
         assert sum(1 for _ in reader) == kept
-    assert f"{bad}: file ends early after frame {kept} (t=" in caplog.text and said in caplog.text
+    assert f"{bad}: file ends early after frame {kept - 1} (t=" in caplog.text and said in caplog.text
 
 
 def test_good_files_are_read_to_their_end(tmp_path: Path, caplog) -> None:
@@ -468,6 +468,38 @@ def test_good_files_are_read_to_their_end(tmp_path: Path, caplog) -> None:
     with caplog.at_level(logging.WARNING), open_reader(tmp_path / "still.mp4") as reader:  # (its moov: read again)
         assert sum(1 for _ in reader) == 3000
     assert caplog.text == ""
+
+
+def test_lost_frames_are_said_on_the_files_clock_and_every_empty_place_counted(tmp_path: Path, caplog) -> None:
+    """A video starting 0.16 s in (its sound at 0) had its lost frames' t= counted from its first frame,
+    0.16 s early against ffprobe, players and --preview; a B-frame whose packet lay past the cut was
+    counted nowhere, and "after frame N" was the count of frames read, not the last one's place. The
+    places said, and their times, are those ffmpeg's decoder leaves empty in the file cut mid-packet."""
+    import re
+
+    whole = tmp_path / "whole.mp4"
+    ffmpeg("-itsoffset", "0.16", "-f", "lavfi", "-i", "testsrc2=s=64x48:r=12.5", "-f", "lavfi", "-i",
+           "sine=d=4:r=8000", "-map", "0:v", "-map", "1:a", "-frames:v", "50", "-c:v", "libx264", "-preset",
+           "veryfast", "-g", "25", "-c:a", "aac", "-movflags", "faststart", whole)  # fmt: skip
+    with av.open(str(whole)) as c:  # where the file is cut: inside the 29th video packet (decode order)
+        pos, size = [(p.pos, p.size) for p in c.demux(c.streams.video[0]) if p.size][28]
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[: pos + size // 2])
+    times = decoded_times(cut)  # seconds on the file's clock (its sound starts at 0)
+    assert times[0] == Fraction(16, 100)
+    places = {int((t - times[0]) * Fraction(25, 2)) for t in times}
+    last = max(places)
+    empty = [k for k in range(last) if k not in places]
+    assert len(empty) == 2  # the undecodable packet and a frame that refers to what lies past the cut
+
+    with caplog.at_level(logging.WARNING), open_reader(cut, ignore_decode_errors=True) as reader:
+        assert sum(1 for _ in reader) == len(times)
+    assert reader.dropped_frames == 50 - len(times)
+    dropped = re.search(r"dropped 1 frame that could not be decoded: (\d+) \(t=([\d.]+)s;", caplog.text)
+    assert dropped and int(dropped[1]) in empty, caplog.text
+    assert dropped[2] == f"{float(times[0] + int(dropped[1]) * Fraction(2, 25)):.3f}"
+    assert (f"file ends early after frame {last} (t={float(times[-1]):.3f}s); about {50 - len(times) - 1} frames "
+            f"missing (1 of them before it)") in caplog.text  # fmt: skip
 
 
 def test_an_unreadable_input_is_said_to_be_unreadable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -3647,8 +3679,8 @@ def test_a_stretch_lost_from_a_capture_is_said_and_its_timing_kept(
     recordings: dict[str, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Zeroed bytes: the demuxer skips them (and the decoder the frames that refer to them), no decode
-    error, 20 frames fewer. Said with the time and length of the hole; the hole stays (every frame
-    keeps its time)."""
+    error, 20 frames fewer. Said with the time (on the file's clock, as players show it: its sound
+    starts before its picture) and length of the hole; the hole stays (every frame keeps its time)."""
     out = tmp_path / "out.ts"  # (.mkv refuses the damaged AAC packet, as ffmpeg -c copy does: said by its error)
     with caplog.at_level(logging.WARNING):
         _ts_roundtrip(recordings["corrupt"], out)
@@ -3656,8 +3688,10 @@ def test_a_stretch_lost_from_a_capture_is_said_and_its_timing_kept(
     gaps = [(a, b) for a, b in zip(times, times[1:], strict=False) if b - a > Fraction(5, 25)]  # more than 4 lost
     assert len(gaps) == 1 and caplog.text.count(" gap in the video") == 1
     before, after = gaps[0]
+    start = Fraction(re.search(r"start: ([\d.]+)", ffinfo(recordings["corrupt"]).stderr)[1])  # the file's clock's 0
+    assert start < times[0]  # (its sound starts first)
     assert (
-        f"a {float(after - before):.2f} s gap in the video at {float(before - times[0]):.2f} s "
+        f"a {float(after - before):.2f} s gap in the video at {float(before - start):.2f} s "
         f"(about {round((after - before) * 25) - 1} frames lost from the input?)" in caplog.text
     )
     assert [float(t) for t in frame_times(out)] == pytest.approx([float(t) for t in times], abs=1e-3)

@@ -229,6 +229,15 @@ class VideoInfo:
         """A timestamp (in `time_base`) as seconds from the first frame."""
         return float((pts - self.start_pts) * self.time_base)
 
+    def on_clock(self, pts: int) -> float:
+        """A timestamp (in `time_base`) as seconds on the file's clock (`lead` before the first frame), as
+        ffprobe, players and --preview count: what a warning names a frame's time in."""
+        return float((pts - self.start_pts) * self.time_base + self.lead)
+
+    def slot(self, pts: int) -> int:
+        """The frame at a timestamp (in `time_base`): its place from the first frame, 0 on, at the average rate."""
+        return round((pts - self.start_pts) * self.time_base * Fraction(self.fps or DEFAULT_SEQUENCE_FPS))
+
     @property
     def lead(self) -> Fraction:
         """Seconds from the file's start (`file_start`) to the first frame: a video that starts after
@@ -1027,6 +1036,7 @@ class VideoReader:
         self._skipped: dict[int, str] = {}  # pts of the packets skipped (not yet reported) -> error
         self._moved: list[tuple[int, int]] = []  # (index, pts) of frames moved past the one before (not yet reported)
         self._yielded_pts: int | None = None  # the last frame's pts as yielded
+        self._first_yielded: int | None = None  # the first's (`_unfilled`)
         self._origin = 0  # the pts the output starts its clock at (`open_reader`'s zero, a --preview's start)
         self._unplaced = 0  # packets skipped that carry no timestamp
         self._jumps = 0  # timestamp discontinuities corrected (continuity.Continuity)
@@ -1310,11 +1320,12 @@ class VideoReader:
     def shortfall(self, last_pts: int) -> tuple[float, float, int] | None:
         """Where the video's last packet (pts `last_pts`, in the stream's time base) is and where the
         header says the video ends (seconds from the first frame), and about how many frames are
-        missing between (a recording that crashed, a copy cut short); None when it is as long as it says."""
+        missing between (a recording that crashed, a copy cut short); None when it is as long as it says.
+        Seconds on the file's clock (`VideoInfo.on_clock`)."""
         last = round(self._in_time_base(last_pts))
         if self._expected_end is None or not (missing := self._missing(last)):
             return None
-        return self.info.seconds(last), self.info.seconds(self._expected_end), missing
+        return self.info.on_clock(last), self.info.on_clock(self._expected_end), missing
 
     def _declared_end(self, tb: Fraction) -> int | None:
         """End of the video stream (pts units) as the container header declares it, or None.
@@ -1351,23 +1362,35 @@ class VideoReader:
         return int(round(missing)) if missing >= 1.5 else 0
 
     def _check_complete(self, decoded: int) -> None:
-        """Raise (or count as dropped) when the stream ended before its declared duration."""
+        """Raise (or count as dropped) when the stream ended before its declared duration: the frames
+        missing after the last, and the places before it that no frame filled and nothing counted yet
+        (a B-frame whose packet lay past the cut: `_unfilled`)."""
         info = self.info
         if self._last_pts is None:
             return
         if not (missing := self._missing(self._last_pts, self._last_duration)):
             self._check_read(decoded)
             return
-        when = f"t={info.seconds(self._last_pts):.3f}s"
+        when = f"t={info.on_clock(self._last_pts):.3f}s"
         if not self._ignore:
             raise DecodeError(
                 f"{self.path}: file ends early: {counted(decoded, 'frame')} decoded, about {missing} "
                 f"more expected after {when} (truncated or damaged); {IGNORE_HINT}"
             )
-        self.dropped_frames += missing
-        log.warning(
-            "%s: file ends early after frame %d (%s); about %d frames missing", self.path, decoded, when, missing
-        )
+        unfilled = self._unfilled(decoded)
+        more, before = max(0, missing + unfilled), max(0, unfilled)
+        self.dropped_frames += more
+        log.warning("%s: file ends early after frame %d (%s); about %d frames missing%s", self.path,
+                    info.slot(self._last_pts), when, more, f" ({before} of them before it)" * bool(before))  # fmt: skip
+
+    def _unfilled(self, decoded: int) -> int:
+        """The places on a constant-rate video's grid (`_step`) between its first and last frame read that
+        no frame filled, less those counted already (`dropped_frames`: undecodable, or in a gap); below 0
+        for packets past the last frame that did not decode (the places after it count them again)."""
+        if self._step is None or self._first_yielded is None or self._yielded_pts is None:
+            return 0
+        places = round((self._yielded_pts - self._first_yielded) / self._step) + 1
+        return places - decoded - self.dropped_frames
 
     def _check_read(self, decoded: int) -> None:
         """Raise (or warn) when the demuxer stopped well before the end of the file (`unread_tail`): damage
@@ -1381,11 +1404,12 @@ class VideoReader:
             stop := unread_tail(self.path, self._stream.index, self._read_pts or 0)
         ):
             return
-        when = f"t={self.info.seconds(cast(int, self._last_pts)):.3f}s"
+        when = f"t={self.info.on_clock(cast(int, self._last_pts)):.3f}s"
         if not self._ignore:
             raise DecodeError(f"{self.path}: file ends early: {counted(decoded, 'frame')} decoded, up to {when}, "
                               f"then {unread_said(stop)}; {IGNORE_HINT}")  # fmt: skip
-        log.warning("%s: file ends early after frame %d (%s): %s", self.path, decoded, when, unread_said(stop))
+        log.warning("%s: file ends early after frame %d (%s): %s", self.path, self.info.slot(cast(int, self._last_pts)),
+                    when, unread_said(stop))  # fmt: skip
 
     def _time_base(self) -> Fraction:
         """The time base of `info`: the stream's; halved for a frame per field; for ivtc, decimate's
@@ -1561,7 +1585,7 @@ class VideoReader:
         gap = (after - before) * info.time_base
         if self._say_gap(lost):
             log.warning("%s: a %.2f s gap in the video at %.2f s (about %d frames lost from the input?); the timing "
-                        "is kept", self.path, float(gap), info.seconds(before), lost)  # fmt: skip
+                        "is kept", self.path, float(gap), info.on_clock(before), lost)  # fmt: skip
 
     def _held(self, before: int, after: int) -> bool:
         """Whether a Matroska input's frame at `before` (in the time base of `info`) is held until
@@ -1579,14 +1603,16 @@ class VideoReader:
         return len(self._gaps) <= SHOWN_GAPS
 
     def _where(self, pts: int) -> tuple[int, float]:
-        """Frame number (from 0) and seconds of a packet's pts from the stream's start.
+        """Frame number (from 0 at the stream's start) and seconds on the file's clock (`VideoInfo.on_clock`;
+        from the stream's start while its first frame is not read) of a packet's pts.
 
         From the pts, not from the frames decoded so far: with B-frames (and the decoder's delay)
         packets fail in decode order, ahead of the frames still to come out before them.
         """
         s = self._stream
         t = (pts - (s.start_time or 0)) * Fraction(s.time_base or Fraction(1, 90000))
-        return round(t * stream_rate(s)), float(t)
+        info: VideoInfo | None = getattr(self, "info", None)  # (set once the first frame is decoded)
+        return round(t * stream_rate(s)), info.on_clock(round(self._in_time_base(pts))) if info else float(t)
 
     def _frame_name(self, pts: int) -> str:
         n, t = self._where(pts)
@@ -1682,7 +1708,7 @@ class VideoReader:
         if not self._moved:
             return
         info, n = self.info, len(self._moved)
-        times = [info.seconds(pts) for _, pts in self._moved]
+        times = [info.on_clock(pts) for _, pts in self._moved]
         unit = f"{self.clock} s" if self.clock == info.time_base else f"{float(self.clock) * 1000:.4g} ms"
         log.warning(
             "%s: %d frame%s the time of the frame before (or an earlier one) in the output, which counts time "
@@ -1818,6 +1844,7 @@ class VideoReader:
             elif self._yielded_pts is not None:
                 self._check_step(self._yielded_pts, pts)
             self._yielded_pts = pts
+            self._first_yielded = pts if self._first_yielded is None else self._first_yielded
             if self._retimer:
                 captions = self._retimed
             else:
