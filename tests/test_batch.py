@@ -288,7 +288,8 @@ def test_a_file_still_being_copied_is_failed_not_upscaled_in_part(tmp_path):
     item = upscale_batch(src, out, progress=copy_goes_on, manifest=str(manifest), **OPTS).items[0]
     assert (item.status, item.error_type, item.error) == ("failed", "InputChanged", (
         f"{capture}: the input changed while it was read ({began:,} bytes when the run began, {len(live):,} at its "
-        "end: still being copied or recorded?); nothing was kept; upscale it again once it is complete"))  # fmt: skip
+        "end: still being copied or recorded, or a disk or card failing?); nothing was kept; upscale it again once "
+        "it is complete"))  # fmt: skip
     assert not out.exists()  # no output, no work folder kept: the folder this run made is gone again
     entry = json.loads(manifest.read_text())["files"][0]
     assert (entry["status"], entry["error_type"]) == ("failed", "InputChanged")

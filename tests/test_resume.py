@@ -840,6 +840,53 @@ def test_a_disk_already_full_is_exit_75_and_leaves_nothing(tmp_path):
     assert listing == ["fill"], listing  # no work folder, no lock, no empty output folder left
 
 
+class _Truncates(BilinearModel):
+    """Bilinear, but cuts its input to 40% of its size as its second window starts (a copy or a card that
+    failed while the run read it)."""
+
+    def __init__(self, src: Path) -> None:
+        super().__init__("cpu")
+        self.src, self.windows = src, 0
+
+    def restore(self, video, generator=None, timer=None):
+        self.windows += 1
+        if self.windows == 2:
+            os.truncate(self.src, self.src.stat().st_size * 4 // 10)
+        return super().restore(video)
+
+
+def test_an_input_cut_short_during_the_run_is_said_to_have_changed(tmp_path):
+    """An MP4 truncated while a run read it failed as "cannot reopen for audio" (it has no audio), or as
+    "file ends early", and kept the frames for a --resume that cannot get past the cut: InputChanged now,
+    with the sizes, nothing kept (as when the change is found at the run's end)."""
+    from dove_cli.errors import InputChanged
+
+    src = make_clip(tmp_path / "in.mp4", frames=60, rate="25")  # (its index at the end, read at the start)
+    began = src.stat().st_size
+    out = tmp_path / "out.mp4"
+    with pytest.raises(InputChanged) as err:
+        upscale(src, out, **OPTS, restorer=_Truncates(src))
+    assert str(err.value).startswith(
+        f"{src}: the input changed while it was read ({began:,} bytes when the run began, {began * 4 // 10:,} "
+        "when reading it failed: "
+    )
+    assert "resume" not in str(err.value) and "audio" not in str(err.value)
+    assert not out.exists() and not work_folder(out).exists()
+
+
+def test_an_input_that_cannot_be_reopened_names_what_it_was_reopened_for(tmp_path, monkeypatch):
+    """The writer opens the input again to copy its other streams: "cannot reopen for audio" was said of a
+    file with no audio."""
+    from dove_cli.errors import InputError
+    from dove_cli.video_io import writer
+
+    monkeypatch.setattr(writer, "ffmpeg_name", lambda path: str(tmp_path / "gone.mp4"))
+    for audio, what in ((False, "tags and chapters"), (True, "audio")):
+        src = make_clip(tmp_path / f"in{audio}.mp4", frames=3, size="32x24", audio=audio)
+        with pytest.raises(InputError, match=rf"^{re.escape(str(src))}: cannot reopen to copy its {what} \("):
+            upscale(src, tmp_path / f"out{audio}.mkv", **OPTS)
+
+
 @pytest.mark.live_input
 @pytest.mark.parametrize(("name", "extra"), [("rec.ts", ()), ("rec.mp4", ("-movflags", "frag_keyframe+empty_moov"))])
 def test_a_recording_with_no_end_written_just_now_is_watched_before_its_output_is_kept(

@@ -45,6 +45,7 @@ from dove_cli.errors import (
     DoveError,
     FileTooLarge,
     InputChanged,
+    InputError,
     Interrupted,
     MuxError,
     OutputBusy,
@@ -115,6 +116,14 @@ def discard_work(output: str | Path) -> bool:
 def resumable(output: Path) -> bool:
     """Video files and image patterns; a single image is written in one go."""
     return output.suffix.lower() in video_io.VIDEO_EXTENSIONS or video_io.is_pattern(output)
+
+
+def _changed(info: VideoInfo, then: dict[str, Any], now: dict[str, Any], when: str) -> InputChanged:
+    """The input's identity (`input_identity`) differs from the run's start (`then`), found `when`."""
+    how = (f"{then['input_bytes']:,} bytes when the run began, {now['input_bytes']:,} {when}"
+           if now["input_bytes"] != then["input_bytes"] else "modified during the run")  # fmt: skip
+    return InputChanged(f"{info.path}: the input changed while it was read ({how}: still being copied or recorded, "
+                        "or a disk or card failing?); nothing was kept; upscale it again once it is complete")  # fmt: skip
 
 
 def input_identity(info: video_io.VideoInfo) -> dict[str, Any]:
@@ -803,13 +812,25 @@ class Session:
                 now = input_identity(info)
         except OSError as exc:
             raise InputChanged(f"{info.path}: cannot be read any more ({exc.strerror}); nothing was kept") from None
-        if now == then:
-            return
-        grew = now["input_bytes"] != then["input_bytes"]
-        how = f"{then['input_bytes']:,} bytes when the run began, {now['input_bytes']:,} at its end" if grew else (
-            "modified during the run")  # fmt: skip
-        raise InputChanged(f"{info.path}: the input changed while it was read ({how}: still being copied or "
-                           "recorded?); nothing was kept; upscale it again once it is complete")  # fmt: skip
+        if now != then:
+            raise _changed(info, then, now, "at its end")
+
+    def changed_input(self, error: BaseException, info: VideoInfo) -> BaseException:
+        """A failure to read the input (a decode, demux or reopen error) as InputChanged when its size or
+        mtime differ from the run's start: a copy or a card that failed while it was read, not damage in
+        the recording, which a --resume could not get past either. Else `error` itself."""
+        then = {k: v for k, v in self.fingerprint.items() if k.startswith("input")}
+        if (
+            not then
+            or not isinstance(error, (InputError, av.FFmpegError))
+            or isinstance(error, (InputChanged, BrokenImage))
+        ):
+            return error
+        try:
+            now = input_identity(info)
+        except OSError as exc:
+            return InputChanged(f"{info.path}: cannot be read any more ({exc.strerror}); nothing was kept")
+        return error if now == then else _changed(info, then, now, "when reading it failed")
 
     def close_writer(self, writer: video_io.VideoWriter, info: VideoInfo, timer: StageTimer,
                      joining: Callable[[], None] | None = None) -> None:  # fmt: skip

@@ -582,8 +582,11 @@ def _run(setup: RunSetup, model: Restorer, plan: Plan, timer: StageTimer | None)
         video_io.remove_made_folders(made)  # only if still empty
         raise session.interrupted(stats.written) from None
     except BaseException as exc:
-        session.annotate_failure(exc, plan.frames)
+        error = session.changed_input(exc, setup.info)  # (a truncated input: said so, not a decode error)
+        session.annotate_failure(error, plan.frames)
         video_io.remove_made_folders(made)
+        if error is not exc:
+            raise error from None
         raise
     session.finished()
     result = UpscaleResult.of_run(setup.output, plan, stats, timer, seconds=time.perf_counter() - setup.t_start,

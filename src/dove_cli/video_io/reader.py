@@ -179,6 +179,7 @@ class VideoInfo:
     field_order: FieldOrder | None = None
     captions: bool = False  # the video carries closed captions (`has_captions`, `captions_in_packets`)
     has_subtitles: bool = False
+    has_audio: bool = False
     attachments: tuple[str, ...] = ()  # names of Matroska attachments (fonts for styled subtitles) and cover art
     covers: tuple[str, ...] = ()  # those that are cover art MP4 holds too (MP4_COVERS)
     fonts: tuple[str, ...] = ()  # those that are fonts (`is_font`)
@@ -1176,6 +1177,7 @@ class VideoReader:
             interlaced=self._source_interlaced,
             captions=has_captions(frame) or (self._scan_file and self._captions_later(s)),
             has_subtitles=bool(c.streams.subtitles),
+            has_audio=bool(c.streams.audio),
             attachments=tuple(attachment_name(a) for a in attached),
             covers=tuple(attachment_name(a) for a in attached if is_picture(a) and a.codec_context.name in MP4_COVERS),
             fonts=tuple(attachment_name(a) for a in attached if is_font(a)),

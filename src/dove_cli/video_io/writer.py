@@ -654,7 +654,8 @@ class ContainerWriter(VideoWriter):
         try:
             src = av.open(ffmpeg_name(info.path), metadata_errors="replace")
         except av.FFmpegError as exc:
-            raise InputError(f"{info.path}: cannot reopen for audio ({ffmsg(exc)})") from None
+            what = "audio" if info.has_audio else "subtitles" if info.has_subtitles else "tags and chapters"
+            raise InputError(f"{info.path}: cannot reopen to copy its {what} ({ffmsg(exc)})") from None
         self._src = src
         self._set_zero(time_zero(info, fmt_name, self._start, copied_starts(src, audio, subtitles)))
         self._copy_file_extras(src, fmt_name, subtitles)
