@@ -446,7 +446,7 @@ def test_a_fragmented_mp4_read_only_up_to_a_damaged_moof_is_cut_short(tmp_path: 
 
 def test_good_files_are_read_to_their_end(tmp_path: Path, caplog) -> None:
     """What good files leave after their last packet is no damage (`unread_tail`): an MP4's index
-    written last (here 13 KB, 40% of a 3000-frame still), a Matroska's cues, an AVI's idx1, an MPEG-TS's
+    written last (here 13 KB, 32% of a 3000-frame still), a Matroska's cues, an AVI's idx1, an MPEG-TS's
     last tables, a longer audio track's packets after the video's."""
     from dove_cli.video_io.reader import unread_tail
 
