@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -455,12 +456,13 @@ def test_a_recipe_without_data_is_refused_before_anything_is_made(tmp_path, monk
     )
 
 
-def test_an_older_runs_relative_model_is_the_folder_it_was_loaded_from(tmp_path, monkeypatch):
+def test_an_older_runs_relative_model_is_the_folder_it_was_loaded_from(tmp_path, monkeypatch, caplog):
     """run.json and the checkpoints of older versions kept --model as typed (relative to a working folder they
     did not record); the checkpoint's `model` is the folder it loaded, absolute: a resume from another folder
-    takes that one (not another models/s1 there), and where it is gone, one line names what was tried."""
+    takes that one (not another models/s1 there); where it is gone, one line says so, and a --model given anew
+    is taken as its new place (it was refused as a change of recipe, after the line had advised it)."""
     from dove_cli.errors import OptionError
-    from dove_cli.train.config import saved_config
+    from dove_cli.train.config import refuse_recipe_changes, saved_config
 
     start, elsewhere = tmp_path / "start", tmp_path / "elsewhere"
     (start / "models" / "s1" / "transformer").mkdir(parents=True)
@@ -471,11 +473,23 @@ def test_an_older_runs_relative_model_is_the_folder_it_was_loaded_from(tmp_path,
     assert saved_config({"config": {"stage": 2, "model": "org/name"}, "model": "/hub/x"}).model == "org/name"
     (start / "models" / "s1" / "transformer").rmdir()
     (start / "models" / "s1").rmdir()
+    assert saved_config(state).model == "models/s1"  # gone: one of that name here is taken, as before
     (elsewhere / "models" / "s1").rmdir()
+    hub = saved_config({"config": {"stage": 1, "model": "org/name"}})
+    refuse_recipe_changes(hub, {})  # a hub id, not in the cache here: not said gone (it may be downloaded)
+    saved = saved_config(state)  # gone: still the run's model, said as the run's (and where it was)
     with pytest.raises(OptionError) as err:
-        saved_config(state)
+        refuse_recipe_changes(saved, {})
     assert str(err.value) == (
-        f"--model models/s1: the resumed run's, saved as typed by an older version, relative to the folder the run "
-        f"was started in; tried {start / 'models' / 's1'} (where the run loaded it from, gone) and "
-        f"{elsewhere / 'models' / 's1'}: no such folder; give --model with its full path (--model /abs/path/to/model)"
+        f"--model {start / 'models' / 's1'}: the resumed run's, no such file or folder; give --model anew with its "
+        "full path (moved: its new place)"
     )
+    (moved := tmp_path / "moved" / "s1").mkdir(parents=True)
+    with caplog.at_level(logging.WARNING, logger="dove_cli"):
+        refuse_recipe_changes(saved, {"model": str(moved)})  # the advice taken: its new place, said
+    assert [r.getMessage() for r in caplog.records] == [
+        f"--model {moved}: the run's saved {start / 'models' / 's1'} is gone; resuming with this as its new place "
+        "(the same data is the same run; other data makes another)"
+    ]
+    with pytest.raises(OptionError, match="no such file or folder in"):  # no record of where it was loaded from
+        refuse_recipe_changes(saved_config({"config": {"stage": 2, "model": "../models/s1"}}), {})

@@ -352,27 +352,18 @@ def saved_config(state: dict[str, Any]) -> TrainConfig:
 def _saved_model(typed: str, loaded: Any) -> str:
     """An older run's --model as typed (relative to the folder the run was started in, which it did not record)
     as the folder its checkpoint loaded it from (train_state.json's `model`, absolute), which ends in the typed
-    path: not another folder of that name in today's working folder. Where that folder is gone, one line names
-    what was tried and the way out; a hub id (org/name, no folder of that name) stays as it is."""
+    path: not another folder of that name in today's working folder. Where that folder is gone, it is the run's
+    model all the same: `refuse_recipe_changes` says so, or takes a --model given anew as its new place."""
     path = Path(typed).expanduser()
     if not typed or typed in _NOT_PATHS["model"] or path.is_absolute():
         return typed
-    was = ""
     if isinstance(loaded, str) and Path(loaded).is_absolute():
         parts, n = Path(loaded).parts, len(path.parts)
         for end in range(len(parts), n, -1):  # (find_model_root may have taken a folder inside it)
             if parts[end - n : end] == path.parts:
-                if (folder := Path(*parts[:end])).is_dir():
-                    return str(folder)
-                was = f"{folder} (where the run loaded it from, gone) and "
-                break
-    if path.is_dir() or (not was and len(path.parts) == 2 and ".." not in path.parts):  # org/name: a hub id
-        return typed
-    raise OptionError(
-        f"--model {typed}: the resumed run's, saved as typed by an older version, relative to the folder the run "
-        f"was started in; tried {was}{Path.cwd() / path}: no such folder; give --model with its full path "
-        "(--model /abs/path/to/model)"
-    )
+                folder = Path(*parts[:end])
+                return typed if path.is_dir() and not folder.is_dir() else str(folder)
+    return typed
 
 
 def refuse_recipe_changes(saved: TrainConfig, values: dict[str, Any]) -> None:
@@ -443,9 +434,20 @@ def _same_path(key: str, saved: Any, given: Any) -> bool:
 MOVABLE = ("data", "images", "lq", "val_data", "degradation")  # the run's data: it may move between runs
 
 
+def _model_gone(value: Any) -> bool:
+    """A saved --model folder that is not there (a relative org/name may be a hub id: never said gone)."""
+    if not isinstance(value, str) or not value or value in _NOT_PATHS["model"]:
+        return False
+    path = Path(value).expanduser()
+    hub_id = not path.is_absolute() and len(path.parts) == 2 and ".." not in path.parts
+    return not hub_id and not path.exists()
+
+
 def _gone(key: str, value: Any) -> bool:
     """A resumed run's saved data paths that are all gone (moved or renamed since). A relative one (older
     versions saved them as typed) is never said gone: from another folder it cannot be told."""
+    if key == "model":
+        return _model_gone(value)
     paths = _paths(key, value) if key in MOVABLE else ()
     absolute = all(Path(path).expanduser().is_absolute() for path in paths)
     return bool(paths) and absolute and not any(Path(path).expanduser().exists() for path in paths)
@@ -462,10 +464,15 @@ def _moved(key: str, saved: Any, given: Any) -> bool:
 
 
 def _check_saved_path(key: str, value: Any) -> None:
-    """A resumed run's saved data that is gone: one line saying it is the run's, and what to give."""
-    if key not in MOVABLE:
+    """A resumed run's saved data (or model folder) that is gone: one line saying it is the run's, and what
+    to give."""
+    if key == "model":
+        paths: tuple[str, ...] = (value,) if _model_gone(value) else ()
+    elif key in MOVABLE:
+        paths = _paths(key, value)
+    else:
         return
-    for path in _paths(key, value):
+    for path in paths:
         if not Path(path).expanduser().exists():
             flag = "--" + key.replace("_", "-")
             where = "" if Path(path).is_absolute() else (
