@@ -14,7 +14,7 @@ import itertools
 import logging
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import av
 import psutil
@@ -202,8 +202,9 @@ def make_plan(
     info: VideoInfo, model: Restorer, opts: CheckedOptions, device: torch.device, dtype: torch.dtype, budget: int
 ) -> tuple[Plan, list[str]]:
     """The plan of a run of `info` by `model` whose windows fit `budget` bytes (measured_budget), and
-    the notes to say with it (a --tile-overlap larger than the tile --tile auto chose can share)."""
-    notes = []
+    the notes to say with it (a --tile-overlap larger than the tile --tile auto chose can share):
+    sizes and frames here, the windows' chunk and tile (`choose_windows`), where they lie
+    (`_layout`), their memory (`_memory`) and time, assembled into a `Plan`."""
     h, w = info.height, info.width
     if min(h, w) < 8:
         raise InputError(f"{info.path}: frame size {w}x{h} is too small (at least 8 px a side)")
@@ -230,37 +231,12 @@ def make_plan(
     blend_on_device = device.type == "cuda" and accumulators < min(budget // 4, ACCUMULATOR_MAX_DEVICE_BYTES)
     room = budget - accumulators * blend_on_device
     chunk, tile, vae_tiling = choose_windows(model, frames, big_h, big_w, opts, room, offload, want_tile_overlap)
-    if opts.parity:  # the release's tiles and chunks (over the video padded to 8k+1 frames), as given
-        ys, xs = release_layout.check_release_tiles(big_h, big_w, tile, opts.tile_overlap)
-        tile_overlap = opts.tile_overlap if len(ys) > 1 or len(xs) > 1 else 0
-        spans = _release_chunks(frames, exact=info.num_frames_exact and not opts.preview, chunk=chunk,
-                                overlap=chunk_overlap)  # fmt: skip
-        chunks, win_f = len(spans), max(s.length for s in spans)
-        time_multiple = 1  # the release pads the whole video, not each window
-    else:
-        given = is_given(opts, "tile_overlap")
-        want_tile_overlap = tile_overlap_for(opts, tile, want_tile_overlap)
-        ys, xs, tile_overlap = plan_tiles(big_h, big_w, tile, want_tile_overlap, model.spatial_multiple)
-        if len(ys) * len(xs) > 1 and tile_overlap < want_tile_overlap and given:
-            notes.append(f"--tile-overlap {opts.tile_overlap} is more than a {ys[0].length} px tile can share "
-                         f"(--tile auto chose {ys[0].length} px): using {tile_overlap}")  # fmt: skip
-        spans = plan_spans(frames, chunk, chunk_overlap, frame_lengths(model)) if frames else []
-        chunks = len(spans)
-        win_f = chunk or frames
-        time_multiple = 1 if model.pixel_local else TEMPORAL_PAD
+    layout = _layout(info, model, opts, frames, (big_h, big_w), chunk, tile, chunk_overlap, want_tile_overlap)
+    spans, ys, xs, tile_overlap, win_f = layout.spans, layout.ys, layout.xs, layout.tile_overlap, layout.window_frames
+    chunks = len(spans)
     th, tw = max(s.length for s in ys), max(s.length for s in xs)
-    weights = model.weights_bytes()
-    act = model.estimate_window_bytes(max(win_f, 1), th, tw, vae_tiling, offload)
-    on_device = model.weights_on_device(offload) + act + accumulators * blend_on_device
-    lq_frames = (win_f + chunk) * hp * wp * 3 * 2
-    out_frames = max(win_f, 1) * big_h * big_w * 3  # a window's 8-bit frames on their way to the encoder
-    host = HOST_BASE_BYTES + lq_frames + out_frames + (0 if blend_on_device else accumulators)
-    if opts.parity:  # the window's model input, whole frames upsampled on the CPU (tiled._tile_input)
-        host += max(win_f, 1) * big_h * big_w * 3 * 4
-    if device.type == "cpu":
-        host += weights + act
-    elif offload != "none":
-        host += weights  # offloaded weights wait on the host between their turns on the GPU
+    on_device, host = _memory(model, device, offload, opts.parity, (win_f, th, tw), chunk, (hp, wp), (big_h, big_w),
+                              vae_tiling, accumulators, blend_on_device)  # fmt: skip
     per_window = model.estimate_seconds(max(win_f, 1), th, tw)
     tiled = ys if len(ys) > 1 else xs  # the tile is a tiled side's window: a frame lower than it is one row
     est = None if per_window is None else per_window * len(ys) * len(xs) * max(chunks, 1)
@@ -300,9 +276,92 @@ def make_plan(
         window_frames=tuple(s.length for s in spans),
         parity=opts.parity,
         scene_cuts=SCENE_CUTS_NOTE if cuts_may_change(opts, chunk, frames) else "",
-        work_ratio=work_ratio(frames, spans, ys, xs, out_h, out_w, time_multiple),
+        work_ratio=work_ratio(frames, spans, ys, xs, out_h, out_w, layout.time_multiple),
     )
-    return plan, notes
+    return plan, layout.notes
+
+
+class _Layout(NamedTuple):
+    """Where a plan's windows lie (`_layout`): in time (`spans`) and on the frame (tiles `ys`, `xs`)."""
+
+    spans: list[Span]
+    ys: list[Span]
+    xs: list[Span]
+    tile_overlap: int  # as laid out (the overlap asked, cut to what the tiles can share)
+    window_frames: int  # frames of the longest window
+    time_multiple: int  # the engine pads each window to time_multiple k + 1 frames (1: none)
+    notes: list[str]
+
+
+def _layout(
+    info: VideoInfo,
+    model: Restorer,
+    opts: CheckedOptions,
+    frames: int,
+    big: tuple[int, int],
+    chunk: int,
+    tile: int,
+    chunk_overlap: int,
+    want_tile_overlap: int,
+) -> _Layout:
+    """The windows of a run over `frames` frames padded to `big` (height, width) at the model's
+    scale, for the chunk and tile `choose_windows` chose: the release's chunks and tiles with
+    --parity, else dove's own (`plan_spans`, `plan_tiles`), with the note for a --tile-overlap given
+    that the tile cannot share."""
+    big_h, big_w = big
+    notes = []
+    if opts.parity:  # the release's tiles and chunks (over the video padded to 8k+1 frames), as given
+        ys, xs = release_layout.check_release_tiles(big_h, big_w, tile, opts.tile_overlap)
+        tile_overlap = opts.tile_overlap if len(ys) > 1 or len(xs) > 1 else 0
+        spans = _release_chunks(frames, exact=info.num_frames_exact and not opts.preview, chunk=chunk,
+                                overlap=chunk_overlap)  # fmt: skip
+        win_f = max(s.length for s in spans)
+        time_multiple = 1  # the release pads the whole video, not each window
+    else:
+        given = is_given(opts, "tile_overlap")
+        want_tile_overlap = tile_overlap_for(opts, tile, want_tile_overlap)
+        ys, xs, tile_overlap = plan_tiles(big_h, big_w, tile, want_tile_overlap, model.spatial_multiple)
+        if len(ys) * len(xs) > 1 and tile_overlap < want_tile_overlap and given:
+            notes.append(f"--tile-overlap {opts.tile_overlap} is more than a {ys[0].length} px tile can share "
+                         f"(--tile auto chose {ys[0].length} px): using {tile_overlap}")  # fmt: skip
+        spans = plan_spans(frames, chunk, chunk_overlap, frame_lengths(model)) if frames else []
+        win_f = chunk or frames
+        time_multiple = 1 if model.pixel_local else TEMPORAL_PAD
+    return _Layout(spans, ys, xs, tile_overlap, win_f, time_multiple, notes)
+
+
+def _memory(
+    model: Restorer,
+    device: torch.device,
+    offload: Offload,
+    parity: bool,
+    window: tuple[int, int, int],
+    chunk: int,
+    padded: tuple[int, int],
+    big: tuple[int, int],
+    vae_tiling: bool,
+    accumulators: int,
+    blend_on_device: bool,
+) -> tuple[int, int]:
+    """Estimated peak bytes (on the device, on the host) of a run whose largest window is `window`
+    (frames, tile height, tile width) of frames padded to `padded` (LQ) and `big` (at the model's
+    scale): the weights where they wait, the window's activations, the frames read and written
+    around it, and the blend's float accumulators (on the device with `blend_on_device`)."""
+    win_f, th, tw = window
+    (hp, wp), (big_h, big_w) = padded, big
+    weights = model.weights_bytes()
+    act = model.estimate_window_bytes(max(win_f, 1), th, tw, vae_tiling, offload)
+    on_device = model.weights_on_device(offload) + act + accumulators * blend_on_device
+    lq_frames = (win_f + chunk) * hp * wp * 3 * 2
+    out_frames = max(win_f, 1) * big_h * big_w * 3  # a window's 8-bit frames on their way to the encoder
+    host = HOST_BASE_BYTES + lq_frames + out_frames + (0 if blend_on_device else accumulators)
+    if parity:  # the window's model input, whole frames upsampled on the CPU (tiled._tile_input)
+        host += max(win_f, 1) * big_h * big_w * 3 * 4
+    if device.type == "cpu":
+        host += weights + act
+    elif offload != "none":
+        host += weights  # offloaded weights wait on the host between their turns on the GPU
+    return on_device, host
 
 
 def say_notes(notes: list[str]) -> None:
