@@ -33,8 +33,8 @@ from dove_cli.video_io import (
     open_writer,
     probe,
 )
+from dove_cli.video_io.aux_streams import plan_aux_streams
 from dove_cli.video_io.metadata import move_timecode
-from dove_cli.video_io.writer import plan_aux_streams
 from media import (
     FFMPEG,
     IVTC,

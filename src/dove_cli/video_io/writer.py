@@ -7,8 +7,7 @@ import bisect
 import logging
 import math
 from collections import deque
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +20,16 @@ from av.video.reformatter import ColorRange, Colorspace, VideoReformatter
 from dove_cli import note
 from dove_cli.errors import InputError, OutputError
 from dove_cli.video_io.audio_clock import PREROLL, AudioClock, lead_in, skip_samples
+from dove_cli.video_io.aux_streams import (
+    DEFAULT_LAYOUTS,
+    AuxDecision,
+    AuxState,
+    encoded_as,
+    holders,
+    is_pgs,
+    plan_aux_streams,
+    track_said,
+)
 from dove_cli.video_io.continuity import continuous_packets
 from dove_cli.video_io.cues import Cue, Sequencer, one_event
 from dove_cli.video_io.deep import DeepYuv
@@ -61,7 +70,6 @@ from dove_cli.video_io.formats import (
     iso639_2,
     layout_lost,
     layout_name,
-    lossless_target,
     lost_flags,
     mov_language,
     profile_spec,
@@ -121,76 +129,7 @@ AUX_SEEK_MARGIN_S = 5
 # How many packets from the start to look through for each copied audio stream's first (`_try_copies`)
 TRIAL_PACKETS = 2000
 PICTURE_TYPES = {"mjpeg": "image/jpeg", "png": "image/png", "bmp": "image/bmp", "webp": "image/webp"}  # cover art
-# The layout of N channels in no named order, as FFmpeg's av_channel_layout_default gives it (the
-# ones both encoders of --audio transcode take).
-DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "3.0", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
 AVFMT_TS_NONSTRICT = 0x20000  # a muxer that takes equal dts in a row (Matroska): only going back is refused
-PGS_SEGMENT_PCS = 0x16  # a PGS display set starts with its presentation composition segment
-PGS_NEW_DISPLAY = 0xC0  # its composition state: an epoch start (0x80) or acquisition point (0x40) draws anew
-SPU_ARGUMENTS = {0x00: 0, 0x01: 0, 0x03: 2, 0x04: 2, 0x05: 6, 0x06: 4}  # DVD SPU commands: their argument bytes
-DVB_PAGE_COMPOSITION = 0x10  # a DVB subtitle segment: the page's time-out and regions
-
-
-def is_pgs(s: Any) -> bool:
-    """A Blu-ray (PGS) subtitle stream."""
-    return bool(s.codec_context and s.codec_context.codec.canonical_name == "hdmv_pgs_subtitle")
-
-
-def pgs_composition(data: bytes) -> tuple[int, int] | None:
-    """(composition state, objects shown) of a PGS packet that starts a display set (its PCS: type,
-    size, width, height, frame rate, number, state, palette update, palette, object count), else
-    None (a .sup's packet is one segment: the others of the set follow)."""
-    if len(data) < 14 or data[0] != PGS_SEGMENT_PCS:
-        return None
-    return data[10], data[13]
-
-
-def track_said(s: Any) -> str:
-    """An input audio track as the plan and the messages name it: `#1 pcm_s24le 5.1 96 kHz 'Dub'`
-    (the codec, not its decoder: mp3, not mp3float)."""
-    cc, title = s.codec_context, get_tag(s.metadata, "title")
-    rate = f" {cc.sample_rate / 1000:g} kHz" if cc.sample_rate else ""
-    return f"#{s.index} {cc.codec.canonical_name} {layout_name(cc.layout)}{rate}" + (f" {title!r}" if title else "")
-
-
-def encoded_as(ostream: Any) -> str:
-    """What an opened audio encoder's stream makes: `aac 5.1 at a nominal 341 kb/s` (FFmpeg's default
-    rate for its channels, which the encoder aims at)."""
-    cc = ostream.codec_context
-    rate = f" at a nominal {round(cc.bit_rate / 1000)} kb/s" if cc.bit_rate else ""
-    return f"{cc.codec.canonical_name} {layout_name(cc.layout)}{rate}"
-
-
-def bitmap_shown_s(codec: str, data: bytes) -> float | None:
-    """How long a DVD or DVB subtitle packet keeps its picture on screen, in seconds from its time:
-    a DVD SPU's stop command's delay (its control sequences: a delay, the next one's offset, commands),
-    a DVB page's time-out (its page composition segment); 0 where it shows nothing (a DVB page of no
-    regions clears the screen); None where it does not say (shown until the next one)."""
-    if codec == "dvd_subtitle" and len(data) >= 4:
-        at, seen = int.from_bytes(data[2:4], "big"), set()
-        while at + 4 <= len(data) and at not in seen:
-            seen.add(at)
-            delay, following, i = (
-                int.from_bytes(data[at : at + 2], "big"),
-                int.from_bytes(data[at + 2 : at + 4], "big"),
-                at + 4,
-            )
-            while i < len(data) and data[i] != 0xFF:
-                if data[i] == 0x02:  # stop display
-                    return delay * 1024 / 90000
-                if data[i] not in SPU_ARGUMENTS:
-                    return None
-                i += 1 + SPU_ARGUMENTS[data[i]]
-            at = following
-        return None
-    if codec == "dvb_subtitle":
-        i = 2 if data[:2] == b"\x20\x00" else 0  # after a PES's data_identifier and stream id (not in .mkv)
-        while i + 6 <= len(data) and data[i] == 0x0F:
-            kind, length = data[i + 1], int.from_bytes(data[i + 4 : i + 6], "big")
-            if kind == DVB_PAGE_COMPOSITION and length >= 2:
-                return float(data[i + 6]) if length > 2 else 0.0  # its time-out; no regions: a clear
-            i += 6 + length
-    return None
 
 
 class VideoWriter:
@@ -232,78 +171,6 @@ class VideoWriter:
             self.close()
         else:
             self.abort()
-
-
-def holders(streams: list[Any], own: str) -> list[str]:
-    """The output extensions other than `own` whose container takes every audio and subtitle stream of
-    `streams`: as a copy, or converted without a loss dove would warn of (text subtitles to the
-    container's own text codec, disc LPCM losslessly: `lossless_target`)."""
-
-    def takes(ext: str, s: Any) -> bool:
-        text = bool(s.codec_context.codec.text_sub) and VIDEO_EXTENSIONS[ext] in TEXT_SUBTITLES
-        return text or holds_aux(ext, s) or (s.type == "audio" and lossless_target(ext, s) is not None)
-
-    return sorted(ext for ext in VIDEO_EXTENSIONS if ext != own and all(takes(ext, s) for s in streams))
-
-
-@dataclass(frozen=True)
-class AuxDecision:
-    """What becomes of one of the input's audio or subtitle streams in the output (`plan_aux_streams`).
-
-    mode: "copy" (packet for packet), "subtitles" (text subtitles converted to the container's text
-    codec, `encoder`), "transcode" (--audio transcode: re-encoded by `encoder`), "lossless" (disc
-    LPCM the container cannot hold, converted to `encoder` in `sample_format`: the same samples) or
-    "refused" (the container cannot hold it: the writer refuses the output)."""
-
-    stream: Any  # the input's
-    mode: str
-    encoder: str = ""
-    sample_format: str | None = None
-
-    @property
-    def codec(self) -> str:
-        """The input stream's codec (mp3, not its decoder mp3float)."""
-        return str(self.stream.codec_context.codec.canonical_name)
-
-    @property
-    def encodes(self) -> bool:
-        """Whether an encoder makes the output's packets (flushed at close)."""
-        return self.mode in ("transcode", "lossless")
-
-    def fate(self, ostream: Any) -> str:
-        """What becomes of an audio stream kept, as the plan says it (`audio_plan`), once its output
-        stream `ostream` is open (an encoder's says what it makes: `encoded_as`)."""
-        if self.mode == "transcode":
-            return f"re-encoded to {encoded_as(ostream)}"
-        if self.mode == "lossless":
-            return f"converted losslessly to {self.encoder} (the same samples)"
-        return "copied"
-
-
-def plan_aux_streams(wanted: list[Any], ext: str, audio: str) -> list[AuxDecision]:
-    """What becomes of each of the input's audio and subtitle streams in `wanted` (in that order) in
-    files named `.ext`, with --audio `audio` (copy, transcode). A stream the container holds is
-    copied; --audio transcode re-encodes every audio stream to AAC (Opus for .webm), but one already
-    so, which a second lossy encode would only make worse; text subtitles the container cannot hold
-    become its text codec; disc LPCM is converted losslessly (`lossless_target`); anything else is
-    refused. Nothing is opened or said here: `ContainerWriter._open_aux` and `_say_aux` do that."""
-    fmt_name = VIDEO_EXTENSIONS[ext]
-    target = "libopus" if fmt_name == "webm" else "aac"  # what --audio transcode makes
-    decisions = []
-    for s in wanted:
-        canonical = s.codec_context.codec.canonical_name
-        recode = s.type == "audio" and audio == "transcode" and canonical != av.Codec(target, "w").canonical_name
-        if not recode and holds_aux(ext, s):
-            decisions.append(AuxDecision(s, "copy"))
-        elif s.type == "subtitle" and s.codec_context.codec.text_sub and fmt_name in TEXT_SUBTITLES:
-            decisions.append(AuxDecision(s, "subtitles", TEXT_SUBTITLES[fmt_name]))
-        elif s.type == "audio" and audio == "transcode":
-            decisions.append(AuxDecision(s, "transcode", target))
-        elif s.type == "audio" and (same := lossless_target(ext, s)):
-            decisions.append(AuxDecision(s, "lossless", *same))
-        else:
-            decisions.append(AuxDecision(s, "refused"))
-    return decisions
 
 
 def frame_ticks(info: VideoInfo, step: int, time_base: Fraction) -> int | None:
@@ -446,19 +313,7 @@ class ContainerWriter(VideoWriter):
         self._fps = info.fps if info.fps and info.fps > 0 else Fraction(25)  # the output's frame rate
         self._src: av.container.InputContainer | None = None
         self._covers: list[tuple[Any, bytes]] = []  # MP4 cover art: output stream, its one picture
-        # The audio and subtitle streams copied (`_setup_aux`), and what their muxing keeps track of
-        self._aux: dict[int, tuple[Any, str]] = {}  # input stream index -> (output stream, mode)
-        self._clocks: dict[int, AudioClock] = {}  # input stream index -> the times of its copied packets
-        # output stream index -> in its time base, the last dts muxed, the latest of those given to `_mux_aux` that it
-        # muxed (before a move), and the dts given with the packet just before (muxed or not)
-        self._aux_dts: dict[int, tuple[int, int, int]] = {}
-        self._disorder: dict[int, list[float]] = {}  # input stream index -> times of packets dropped or moved
-        self._damaged: dict[int, list[float]] = {}  # input stream index -> times of audio packets the muxer refused
-        self._pending: av.Packet | None = None
-        self._unplaced: dict[int, int] = {}  # input stream -> its WebVTT cues whose settings mov_text drops
-        self._sequencers: dict[int, tuple[Sequencer, Fraction]] = {}  # input stream -> its mov_text cues, time base
-        self._held_bitmaps: dict[int, list[av.Packet]] = {}  # input stream -> bitmaps on screen at a preview's start
-        self._aux_iter: Iterator[av.Packet] | None = None
+        self._aux = AuxState()  # the audio and subtitle streams copied (`_setup_aux`) and their muxing's bookkeeping
         self._timecode: tuple[str, Fraction] | None = None  # the input's, and the rate it counts at
         self._respelled: list[str] = []  # "#1 deu as ger": languages a .mov keeps in their other spelling
         self._untagged: list[tuple[int, str]] = []  # (3, "mri"): languages a .mov (.mp4) cannot hold
@@ -666,7 +521,7 @@ class ContainerWriter(VideoWriter):
         decisions = plan_aux_streams(wanted, self.path.suffix.lower(), audio)
         layout = ass_layout(info, self._w, self._h)
         laid_out = self._open_aux(src, decisions, fmt_name, layout)
-        fates |= {d.stream.index: d.fate(self._aux[d.stream.index][0]) for d in decisions
+        fates |= {d.stream.index: d.fate(self._aux.streams[d.stream.index][0]) for d in decisions
                   if d.stream.type == "audio" and d.mode != "refused"}  # fmt: skip
         self.audio_plan = tuple(f"{names[i]}: {fate}" for i, fate in sorted(fates.items()))
         if refused := [d.stream for d in decisions if d.mode == "refused"]:
@@ -684,7 +539,7 @@ class ContainerWriter(VideoWriter):
         if self._warn:
             self._say_layouts(src, fmt_name)
         self._carry_timecode(src, vin, fmt_name)
-        if self._aux:
+        if self._aux.streams:
             self._start_aux(src)
 
     def _copy_file_extras(self, src: Any, fmt_name: str, subtitles: str) -> None:
@@ -723,8 +578,8 @@ class ContainerWriter(VideoWriter):
         self, src: Any, decisions: list[AuxDecision], fmt_name: str, layout: tuple[int, int] | None
     ) -> list[str]:
         """An output stream for each stream `decisions` keep, in their order, with the stream's own
-        tags (`_tag_aux`), noted in `_aux`; a copied audio stream's clock in `_clocks`. Returns the
-        ASS streams told the storage size they were laid out for (`_size_subtitles`), as "#3"."""
+        tags (`_tag_aux`), noted in `_aux.streams`; a copied audio stream's clock in `_aux.clocks`.
+        Returns the ASS streams told the storage size they were laid out for (`_size_subtitles`), as "#3"."""
         laid_out: list[str] = []
         for d in decisions:
             s = d.stream
@@ -735,13 +590,13 @@ class ContainerWriter(VideoWriter):
                 if s.type == "subtitle" and self._size_subtitles(s, ostream, src, layout):
                     laid_out.append(f"#{s.index}")
                 if s.type == "audio":
-                    self._clocks[s.index] = AudioClock(s, fmt_name, src.format.name, self._lead_in(s, fmt_name))
+                    self._aux.clocks[s.index] = AudioClock(s, fmt_name, src.format.name, self._lead_in(s, fmt_name))
             elif d.mode == "subtitles":
                 ostream = self._text_subtitle_stream(s, d.encoder)
             else:
                 ostream = self._audio_encoder(s, d.encoder, d.sample_format)
             self._tag_aux(s, ostream, d.encodes, fmt_name)
-            self._aux[s.index] = (ostream, "transcode" if d.encodes else d.mode)
+            self._aux.streams[s.index] = (ostream, "transcode" if d.encodes else d.mode)
         return laid_out
 
     def _tag_aux(self, s: Any, ostream: Any, encoded: bool, fmt_name: str) -> None:
@@ -785,7 +640,7 @@ class ContainerWriter(VideoWriter):
                         "them" if len(streams) > 1 else "it", plays)  # fmt: skip
         if lossless := [(d.stream, d.encoder) for d in decisions if d.mode == "lossless"]:
             self._say_lossless(lossless, fmt_name)
-        if recoded := [(names[d.stream.index], d.stream, self._aux[d.stream.index][0]) for d in decisions
+        if recoded := [(names[d.stream.index], d.stream, self._aux.streams[d.stream.index][0]) for d in decisions
                        if d.mode == "transcode"]:  # fmt: skip
             self._say_recoded(recoded)
         if laid_out and layout:
@@ -811,16 +666,16 @@ class ContainerWriter(VideoWriter):
         """The packets of the streams kept, in order (`_pump_aux`): from a --preview's start, less
         a margin (a subtitle cue already on screen there; an MPEG-TS/PS seek can land late)."""
         if self._preview and self._t0 is not None:
-            subtitles_in = any(src.streams[i].type == "subtitle" for i in self._aux)
+            subtitles_in = any(src.streams[i].type == "subtitle" for i in self._aux.streams)
             lookback = SUBTITLE_LOOKBACK_S if subtitles_in else AUX_SEEK_MARGIN_S
             src.seek(int(max(Fraction(0), self._t0 - lookback) * av.time_base), backward=True)
-        self._aux_iter = continuous_packets(src, [src.streams[i] for i in self._aux])
+        self._aux.packets = continuous_packets(src, [src.streams[i] for i in self._aux.streams])
 
     def _try_copies(self, fmt_name: str) -> None:
         """Mux the first packet of each copied audio stream into a file in memory and close it
         (`copy_refused`), so that a muxer that refuses one only as it closes (at the join, after the
         whole run) is heard now. The refusal names the stream, the muxer's reason and the ways out."""
-        copied = [i for i, (ostream, mode) in self._aux.items() if mode == "copy" and ostream.type == "audio"]
+        copied = [i for i, (ostream, mode) in self._aux.streams.items() if mode == "copy" and ostream.type == "audio"]
         if not copied:
             return
         with av.open(ffmpeg_name(self.info.path), metadata_errors="replace") as src:
@@ -915,7 +770,7 @@ class ContainerWriter(VideoWriter):
     def _flags_lost(self, src: Any, fmt_name: str) -> list[str]:
         """The flags (default, comment, forced...) of the copied streams that the container drops, as
         "#1 (default, comment)"."""
-        lost = [(s, lost_flags(fmt_name, s)) for s in (src.streams[i] for i in self._aux)]
+        lost = [(s, lost_flags(fmt_name, s)) for s in (src.streams[i] for i in self._aux.streams)]
         return [f"#{s.index} ({', '.join(flags)})" for s, flags in lost if flags]
 
     def _say_flags(self, src: Any, fmt_name: str) -> None:
@@ -930,7 +785,7 @@ class ContainerWriter(VideoWriter):
         """The channel layouts of the audio tracks that the container stores only as a channel count
         (`layout_lost`: PCM in .mkv), in one warning."""
         lost = []
-        for i, (ostream, _) in self._aux.items():
+        for i, (ostream, _) in self._aux.streams.items():
             layout = src.streams[i].codec_context.layout if ostream.type == "audio" else None
             if layout is not None and layout_lost(fmt_name, ostream.codec_context.name, layout):
                 lost.append(f"#{i} ({layout_name(layout)})")
@@ -1133,7 +988,7 @@ class ContainerWriter(VideoWriter):
         lost = list(file_tags(src))
         if n := len(self._chapters_in_span(src.chapters())):
             lost.append(f"{n} chapter{'s' * (n != 1)}")
-        streams = ([vin] if vin is not None else []) + [src.streams[i] for i in self._aux]
+        streams = ([vin] if vin is not None else []) + [src.streams[i] for i in self._aux.streams]
         if titled := [f"#{s.index} {get_tag(s.metadata, 'title')!r}" for s in streams if get_tag(s.metadata, "title")]:
             lost.append(f"the titles of stream{'s' * (len(titled) != 1)} {', '.join(titled)}")
         elsewhere = ".mkv keeps them all, .mp4 and .mov too"
@@ -1253,9 +1108,9 @@ class ContainerWriter(VideoWriter):
                 self._mux_cue(ostream.codec_context.encode_subtitle(cue), source, tb, pts, p.duration)
                 return
             if any(sd.data_type == "webvtt_settings" and bytes(sd).strip() for sd in p.iter_sidedata()):
-                self._unplaced[source] = self._unplaced.get(source, 0) + 1  # (said by `_end_cues`)
+                self._aux.unplaced[source] = self._aux.unplaced.get(source, 0) + 1  # (said by `_end_cues`)
             timed = Cue(pts, pts + p.duration if p.duration else None, one_event([r.ass for r in cue]))
-            for sample in self._sequencers.setdefault(source, (Sequencer(), tb))[0].push(timed):
+            for sample in self._aux.sequencers.setdefault(source, (Sequencer(), tb))[0].push(timed):
                 self._mux_sample(sample, source)
         except av.FFmpegError as exc:
             log.warning("%s: skipped a subtitle that could not be converted (%s)", self.info.path, ffmsg(exc))
@@ -1264,25 +1119,25 @@ class ContainerWriter(VideoWriter):
         """Encode and mux one mov_text sample that a `Sequencer` gave for input stream `source`."""
         duration = sample.end - sample.start if sample.end is not None else 0
         made = SubtitleSet.create(sample.ass, 0, duration)
-        q = self._aux[source][0].codec_context.encode_subtitle(made)
-        self._mux_cue(q, source, self._sequencers[source][1], sample.start, duration)
+        q = self._aux.streams[source][0].codec_context.encode_subtitle(made)
+        self._mux_cue(q, source, self._aux.sequencers[source][1], sample.start, duration)
 
     def _mux_cue(self, q: av.Packet, source: int, tb: Fraction, pts: int, duration: int | None) -> None:
         """Mux cue `q`, converted from input stream `source`, at `pts` for `duration` (ticks of `tb`)."""
         q.pts, q.dts, q.time_base = pts, pts, tb
         if duration:
             q.duration = duration
-        q.stream = self._aux[source][0]
+        q.stream = self._aux.streams[source][0]
         self._mux_aux(q, source)
 
     def _end_cues(self) -> None:
         """Mux the mov_text samples the `Sequencer`s still hold, and say where cues overlapped and
         which WebVTT cue settings (line, position, align) mov_text had no place for."""
-        if self._unplaced:  # (said by the writer that copies the subtitles: a run's last, warn or not)
+        if self._aux.unplaced:  # (said by the writer that copies the subtitles: a run's last, warn or not)
             log.warning("%s: mov_text has no place for WebVTT cue settings (line, position, size, align): not kept "
                         "for %s; .mkv and .webm keep them", self.path,
-                        ", ".join(f"{n} cue{'s' * (n > 1)} of subtitle stream #{i}" for i, n in self._unplaced.items()))  # fmt: skip
-        for source, (sequencer, _) in self._sequencers.items():
+                        ", ".join(f"{n} cue{'s' * (n > 1)} of subtitle stream #{i}" for i, n in self._aux.unplaced.items()))  # fmt: skip
+        for source, (sequencer, _) in self._aux.sequencers.items():
             for sample in sequencer.flush():
                 self._mux_sample(sample, source)
             if sequencer.overlapping:
@@ -1327,7 +1182,7 @@ class ContainerWriter(VideoWriter):
         Matroska's millisecond times give one TrueHD packet in 6 (1200 a second) the time of the one
         before, and dropping those lost a sixth of the sound."""
         ostream: Any = p.stream
-        last = self._aux_dts.get(ostream.index)
+        last = self._aux.dts.get(ostream.index)
         given = muxed = None  # this packet's dts in the muxer's time base, as given and as muxed
         self._out.start_encoding()  # the header, which sets the streams' time bases (once: the first packet
         # muxed may be audio, while the encoder holds the first video packets back)
@@ -1338,9 +1193,9 @@ class ContainerWriter(VideoWriter):
             if last is not None and given < floor:
                 muxed_top, previous = last[1], last[2]
                 if given < muxed_top or (given == muxed_top and previous != given):  # back, not a tie
-                    self._disorder.setdefault(source, []).append(float(p.dts * p.time_base + self._zero))
+                    self._aux.disorder.setdefault(source, []).append(float(p.dts * p.time_base + self._zero))
                     if ostream.type == "audio":
-                        self._aux_dts[ostream.index] = (last[0], muxed_top, given)
+                        self._aux.dts[ostream.index] = (last[0], muxed_top, given)
                         return
                 pts = _rescale(p.pts, Fraction(p.time_base), tb) if p.pts is not None else floor
                 duration = _rescale(p.duration, Fraction(p.time_base), tb) if p.duration else 0
@@ -1353,28 +1208,28 @@ class ContainerWriter(VideoWriter):
         except av.InvalidDataError as exc:  # a damaged packet (an AAC frame of a capture's lost stretch)
             if ostream.type != "audio":
                 self._fail(exc, p)
-            self._damaged.setdefault(source, []).append(float((p.dts or 0) * (p.time_base or 0) + self._zero))
+            self._aux.damaged.setdefault(source, []).append(float((p.dts or 0) * (p.time_base or 0) + self._zero))
             return  # left out, said at close: the rest of the sound goes on, a run's frames are kept
         except (av.FFmpegError, OSError) as exc:
             self._fail(exc, p)
         if given is not None and muxed is not None:
-            self._aux_dts[ostream.index] = (muxed, max(given, last[1]) if last else given, given)
+            self._aux.dts[ostream.index] = (muxed, max(given, last[1]) if last else given, given)
 
     def _report_disorder(self) -> None:
         """One warning a stream for the packets `_mux_aux` dropped or moved."""
-        for source, times in self._disorder.items():
-            n, kind = len(times), self._aux[source][0].type
+        for source, times in self._aux.disorder.items():
+            n, kind = len(times), self._aux.streams[source][0].type
             done = "moved to just after the one before"
             if kind == "audio":
                 done = "dropped (they overlap the sound before them)"
             log.warning("%s: %d %s packet%s of input stream #%d went back in time (%s, a splice?); %s",
                         self.path, n, kind, "s" * (n != 1), source, time_span(sorted(times)), done)  # fmt: skip
-        self._disorder.clear()
-        for source, times in self._damaged.items():
+        self._aux.disorder.clear()
+        for source, times in self._aux.damaged.items():
             n = len(times)
             log.warning("%s: %d audio packet%s of input stream #%d refused as damaged by the muxer (%s); left "
                         "out, a gap in the sound", self.path, n, "s" * (n != 1), source, time_span(sorted(times)))  # fmt: skip
-        self._damaged.clear()
+        self._aux.damaged.clear()
 
     def write(self, rgb: np.ndarray, pts: int | None = None, captions: av.VideoFrame | None = None) -> None:
         """Encode one frame; pts in info.time_base (None: previous + one frame at info.fps); captions:
@@ -1460,31 +1315,31 @@ class ContainerWriter(VideoWriter):
 
     def _pump_aux(self, until: float | None) -> None:
         """Copy input audio/subtitle packets up to `until` seconds, so the file stays interleaved."""
-        while self._aux_iter is not None:
-            if self._pending is None:
+        while self._aux.packets is not None:
+            if self._aux.pending is None:
                 try:
-                    self._pending = next(self._aux_iter, None)
+                    self._aux.pending = next(self._aux.packets, None)
                 except av.FFmpegError as exc:
                     log.warning("%s: audio/subtitle copy stopped early (%s)", self.info.path, ffmsg(exc))
-                    self._pending = None
-                if self._pending is None:
-                    self._aux_iter = None
+                    self._aux.pending = None
+                if self._aux.pending is None:
+                    self._aux.packets = None
                     return
-            p = self._pending
+            p = self._aux.pending
             t = p.dts if p.dts is not None else p.pts
             if until is not None and t is not None and p.time_base and float(t * p.time_base) > until:
                 return
-            self._pending = None
-            if (clock := self._clocks.get(p.stream.index)) is not None and not clock.take(p):
+            self._aux.pending = None
+            if (clock := self._aux.clocks.get(p.stream.index)) is not None and not clock.take(p):
                 continue
             t = p.dts if p.dts is not None else p.pts
             if t is not None and p.time_base and not self._in_span(p, t):
                 continue
-            ostream, mode = self._aux[p.stream.index]
+            ostream, mode = self._aux.streams[p.stream.index]
             if mode == "copy":
                 if p.dts is None and p.pts is None:
                     continue  # demuxer's end-of-stream marker
-                if p.stream.index in self._held_bitmaps:
+                if p.stream.index in self._aux.held_bitmaps:
                     self._show_held_pgs(p.stream.index, ostream, p)
                 source, p.stream = p.stream.index, ostream
                 self._mux_aux(p, source)
@@ -1505,7 +1360,7 @@ class ContainerWriter(VideoWriter):
         seconds = t * p.time_base
         if self._t1 is not None and seconds >= self._t1:
             if seconds > self._t1 + 5:  # interleaving never lags this much: stop reading the input
-                self._aux_iter = None
+                self._aux.packets = None
             return False
         if self._t1 is not None and p.stream.type == "subtitle" and p.duration:
             p.duration = min(p.duration, round(self._t1 / p.time_base) - t)  # no cue outlasts the span
@@ -1514,12 +1369,12 @@ class ContainerWriter(VideoWriter):
         delta = round(self._t0 / p.time_base)
         if seconds < self._t0:
             if p.stream.type == "subtitle" and not p.duration and is_pgs(p.stream):
-                self._hold_pgs(p)
+                self._aux.hold_pgs(p)
                 return False
             if p.stream.type == "subtitle" and not p.duration and not p.stream.codec_context.codec.text_sub:
-                self._hold_bitmap(p, seconds)
+                self._aux.hold_bitmap(p, seconds, self._t0)
                 return False
-            if (clock := self._clocks.get(p.stream.index)) is not None and clock.leads_in(p, delta):
+            if (clock := self._aux.clocks.get(p.stream.index)) is not None and clock.leads_in(p, delta):
                 pass  # audio the output's edit list hides up to the start
             elif p.stream.type != "subtitle" or not p.duration or t + p.duration <= delta:
                 return False
@@ -1532,40 +1387,10 @@ class ContainerWriter(VideoWriter):
             p.dts -= delta
         return True
 
-    def _hold_pgs(self, p: av.Packet) -> None:
-        """Keep a PGS packet from before a preview's start that may be on screen there: a display set
-        has no duration, it shows until the next one. What a new display (an epoch start or an
-        acquisition point: its objects and palette whole) and the sets after it draw is kept, for
-        `_show_held_pgs` to put at the start."""
-        held = self._held_bitmaps.setdefault(p.stream.index, [])
-        composition = pgs_composition(bytes(p))
-        if composition is not None and composition[0] & PGS_NEW_DISPLAY:
-            held[:] = [p]
-        elif held:  # a set that changes the display before it, or the rest of a set (a .sup's segments)
-            held.append(p)
-
-    def _hold_bitmap(self, p: av.Packet, seconds: Fraction) -> None:
-        """Keep a DVD or DVB subtitle packet from before a preview's start (at `seconds`) that is still
-        on screen there (`bitmap_shown_s`), with any others of its time, for `_show_held_pgs` to put at
-        the start; one that is over by then, or clears the screen, leaves nothing held."""
-        held = self._held_bitmaps.setdefault(p.stream.index, [])
-        if held and held[0].pts != p.pts:
-            held.clear()
-        shown = bitmap_shown_s(p.stream.codec_context.codec.canonical_name, bytes(p))
-        if shown is None or seconds + Fraction(shown) > (self._t0 or 0):
-            held.append(p)
-
     def _show_held_pgs(self, source: int, ostream: Any, first: av.Packet | None) -> None:
-        """Mux at the output's start the bitmap subtitles held for input stream `source` (`_hold_pgs`,
-        `_hold_bitmap`), where they show something (PGS: its last set) and the stream's first packet
-        in the span (`first`; None: there is none) does not replace them there."""
-        held = self._held_bitmaps.pop(source, [])
-        if not held or (first is not None and not first.pts):
-            return
-        composition = next((c for c in map(pgs_composition, map(bytes, reversed(held))) if c is not None), None)
-        if is_pgs(held[0].stream) and (composition is None or not composition[1]):
-            return
-        for q in held:
+        """Mux at the output's start the bitmap subtitles held for input stream `source` that are on
+        screen there (`AuxState.take_held`; `first`: the stream's first packet in the span, or None)."""
+        for q in self._aux.take_held(source, first):
             q.pts = q.dts = 0
             q.stream = ostream
             self._mux_aux(q, source)
@@ -1603,11 +1428,11 @@ class ContainerWriter(VideoWriter):
         try:
             self._flush_video()
             self._pump_aux(None)
-            for source in list(self._held_bitmaps):  # on screen from the start to the end
-                self._show_held_pgs(source, self._aux[source][0], None)
+            for source in list(self._aux.held_bitmaps):  # on screen from the start to the end
+                self._show_held_pgs(source, self._aux.streams[source][0], None)
             self._end_cues()
-            sources = {ostream.index: i for i, (ostream, _) in self._aux.items()}
-            for ostream, mode in self._aux.values():
+            sources = {ostream.index: i for i, (ostream, _) in self._aux.streams.items()}
+            for ostream, mode in self._aux.streams.values():
                 if mode == "transcode":
                     for q in ostream.encode(None):
                         self._mux_aux(q, sources[ostream.index])
