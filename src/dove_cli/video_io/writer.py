@@ -340,6 +340,21 @@ class ContainerWriter(VideoWriter):
             check_encoder_options(spec.encoder, opts, codec_options, width, height, pf, info.fps, asked)
         self._tmp = temp_sibling(through_links(path), path.suffix)  # a symlink's target is replaced, not the link
         self._made = prepare_output(path, overwrite)
+        self._open_output(fmt_name, index_first)
+        try:
+            self._check_holds_video(fmt_name, spec, name, pf, opts, width, height)
+            self._setup_video(spec, pf, opts, width, height)
+            self._setup_aux(audio, subtitles, fmt_name)
+            self._exact_movie_clock(fmt_name)
+        except BaseException:
+            self.abort()
+            raise
+
+    # -- setup
+    def _open_output(self, fmt_name: str, index_first: bool) -> None:
+        """Open the temporary file (`_tmp`) as a `fmt_name` container; one line naming the output where
+        it cannot be (nothing left behind)."""
+        path = self.path
         try:
             # Matroska and WebM: the same bytes on every run, as MP4, MOV and MPEG-TS have. Without it the
             # muxer writes a random SegmentUID and track UIDs (then 1, 2, ...), and "Lavf62.12.102" where
@@ -354,28 +369,27 @@ class ContainerWriter(VideoWriter):
             self._remove_tmp()
             remove_made_folders(self._made)
             raise OutputError(f"{path}: cannot write here ({ffmsg(exc)})") from None
-        try:
 
-            def add_video(c: Any) -> None:
-                vs = c.add_stream(spec.encoder, rate=info.fps or 25)
-                vs.width, vs.height, vs.pix_fmt = width, height, pf
-                vs.codec_context.options = opts
+    def _check_holds_video(
+        self, fmt_name: str, spec: CodecSpec, name: str, pf: str, opts: dict[str, str], width: int, height: int
+    ) -> None:
+        """Refuse, in one line, a `fmt_name` container where it cannot hold video codec `name` (as
+        `spec` encodes it, in `pf`), naming the extensions that can."""
+        path, info = self.path, self.info
 
-            codec_name = av.Codec(spec.encoder, "w").canonical_name
-            if not holds_video(fmt_name, codec_name, add_video):
-                holders = sorted(ext for ext, fmt in VIDEO_EXTENSIONS.items()
-                                 if fmt != fmt_name and holds_video(fmt, codec_name, add_video))  # fmt: skip
-                elsewhere = f"or an extension that can ({', '.join(holders)})" if holders else "or another codec"
-                raise OutputError(f"{path}: the {fmt_name} container cannot hold {name} video; use --codec "
-                                  f"{default_codec(path, info.color_trc)} {elsewhere}")  # fmt: skip
-            self._setup_video(spec, pf, opts, width, height)
-            self._setup_aux(audio, subtitles, fmt_name)
-            self._exact_movie_clock(fmt_name)
-        except BaseException:
-            self.abort()
-            raise
+        def add_video(c: Any) -> None:
+            vs = c.add_stream(spec.encoder, rate=info.fps or 25)
+            vs.width, vs.height, vs.pix_fmt = width, height, pf
+            vs.codec_context.options = opts
 
-    # -- setup
+        codec_name = av.Codec(spec.encoder, "w").canonical_name
+        if not holds_video(fmt_name, codec_name, add_video):
+            holders = sorted(ext for ext, fmt in VIDEO_EXTENSIONS.items()
+                             if fmt != fmt_name and holds_video(fmt, codec_name, add_video))  # fmt: skip
+            elsewhere = f"or an extension that can ({', '.join(holders)})" if holders else "or another codec"
+            raise OutputError(f"{path}: the {fmt_name} container cannot hold {name} video; use --codec "
+                              f"{default_codec(path, info.color_trc)} {elsewhere}")  # fmt: skip
+
     def _caption_options(self, encoder: str, opts: dict[str, str], given: dict[str, Any]) -> dict[str, str]:
         """Whether the input's closed captions are kept (`_carry`), and the encoder options that keep
         them: an encoder that writes them (`writes_captions`) is told to (libx265's a53cc is off by
