@@ -60,7 +60,7 @@ from dove_cli.outputs import (
     walk,
 )
 from dove_cli.video_io.formats import audio_only, container_magic
-from dove_cli.video_io.reader import why_none
+from dove_cli.video_io.image_reader import why_none
 
 # dove_cli.upscaling is imported inside the functions that run files: it loads torch (`dove upscale DIR`
 # checks the folder before that).

@@ -632,7 +632,7 @@ def _checked(opts: UpscaleOptions) -> UpscaleOptions:
             home = codec_home(opts.codec).lstrip(".")
             raise OptionError(f"--container {opts.container} cannot hold {opts.codec} video; use --container {home}")
     if opts.fps is not None:
-        from dove_cli.video_io.reader import MAX_FPS
+        from dove_cli.video_io.image_reader import MAX_FPS
 
         try:
             rate = Fraction(str(opts.fps))

@@ -88,7 +88,7 @@ from dove_cli.scenes import SceneDetector
 from dove_cli.threads import BackgroundWriter, read_ahead
 from dove_cli.tiled import TiledRestorer, pad_frame
 from dove_cli.timing import StageTimer, peak_gpu_bytes, peak_host_bytes
-from dove_cli.video_io.reader import DEFAULT_RATE_SAID
+from dove_cli.video_io.image_reader import DEFAULT_RATE_SAID
 from dove_cli.video_io.sequences import output_numbers, renumbered
 from dove_cli.windows import BlendMode, ChunkStream, Span, span_weights
 

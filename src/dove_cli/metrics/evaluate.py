@@ -44,8 +44,9 @@ from dove_cli.humanize import apart, counted, drawn_text, one_name, path_text, r
 from dove_cli.jsontext import json_text
 from dove_cli.metrics import DEFAULT_METRICS, METRICS
 from dove_cli.video_io.formats import check_untagged_matrix
+from dove_cli.video_io.image_reader import image_inputs, stray_said
 from dove_cli.video_io.paths import why_missing
-from dove_cli.video_io.reader import IGNORE_HINT, image_inputs, shown_ranges, stray_said
+from dove_cli.video_io.reader import IGNORE_HINT, shown_ranges
 from dove_cli.video_io.sequences import frame_numbers, missing_numbers, natural_key, numbered
 
 if TYPE_CHECKING:

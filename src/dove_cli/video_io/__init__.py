@@ -1,7 +1,7 @@
 """Reading and writing videos and images: files <-> RGB frames with exact timestamps.
 
 Media are decoded and encoded with PyAV (FFmpeg). Pillow reads still images' headers, and the pixels of JPEGs and
-WebPs as libjpeg/libwebp decode them (reader.pillow_rgb). What neither shows is read or written by hand: HDR and
+WebPs as libjpeg/libwebp decode them (image_reader.pillow_rgb). What neither shows is read or written by hand: HDR and
 Dolby Vision records (hdr.py), Matroska editions (matroska.py), a PNG's colour chunks and the ICC/DPI put back into
 a written PNG or JPEG (stills.py). Each module's job: notes/MODULES.md (its `video_io/` rows). Here: what the
 rest of dove imports (`open_reader`, `probe`, ...) and `open_writer` (a container or images).
@@ -34,6 +34,7 @@ from dove_cli.video_io.formats import (
     x264_options,
 )
 from dove_cli.video_io.hdr import hdr_warning
+from dove_cli.video_io.image_reader import image_inputs
 from dove_cli.video_io.images import ImageWriter, image_pix_fmt
 from dove_cli.video_io.paths import (
     check_fields,
@@ -63,7 +64,6 @@ from dove_cli.video_io.reader import (
     VideoReader,
     cheap_to_count,
     display_size,
-    image_inputs,
     open_reader,
     probe,
     read_clip,
