@@ -63,6 +63,7 @@ from dove_cli.video_io.sequences import (
 )
 from dove_cli.video_io.stills import (
     EXIF_TURNS,
+    PngColour,
     StillTags,
     damage,
     open_image,
@@ -287,6 +288,85 @@ def size_differs(file: Path, size: tuple[int, int], first: tuple[int, int]) -> I
     )
 
 
+def images_rate(path: Path, files: list[Path], fps: float | Fraction | str | None, *, warn: bool) -> Fraction:
+    """The rate images are read at (`sequence_rate`: --fps, else ffmpeg's 25, said for a sequence with `warn`);
+    OptionError above MAX_FPS."""
+    rate = sequence_rate(fps)
+    if not 0 < rate <= MAX_FPS:
+        raise OptionError(f"fps must be above 0 and at most {MAX_FPS} frames/s, not {fps}")
+    if not fps and warn and len(files) > 1:
+        log.warning(DEFAULT_RATE_SAID, path, DEFAULT_SEQUENCE_FPS)
+    return rate
+
+
+def say_numbering(path: Path, files: list[Path]) -> None:
+    """Warn of what in a sequence's names may not be what the user means: a file named as a pattern
+    read as one image beside the images the pattern names, numbers missing (gaps), and images that
+    do not fit the others' numbering (strays): each is still read, in order, one frame each."""
+    if files == [path] and is_pattern(path) and (seq := sorted(p for p in _numbered(path) if is_image_path(p))):
+        log.warning("%s: this file is read as one image; the %d image%s its name also reads as a pattern (%s, ...) "
+                    "%s not: rename it to read them", path, len(seq), "s" * (len(seq) > 1), seq[0].name,
+                    "are" if len(seq) > 1 else "is")  # fmt: skip
+    main, strays = numbered(files)
+    if gaps := missing_numbers(files):
+        n = sum(b - a + 1 for a, b in gaps)
+        log.warning("%s: %d frame number%s missing from the sequence: %s (%s to %s); the %d images are "
+                    "read in order, one frame each (an image output keeps each one's number where its names allow it; a video has no gap)", path, n, "s are" if n > 1 else " is", shown_ranges(gaps),
+                    main[0].name, main[-1].name, len(files))  # fmt: skip
+    if strays:
+        log.warning("%s: %s; they are read as frames, in name order among the others (move them out if they "
+                    "are not frames of this clip)", path, stray_said(files, strays))  # fmt: skip
+
+
+def images_info(
+    path: Path,
+    files: list[Path],
+    first: av.VideoFrame,
+    deep: av.VideoFrame,
+    tags: StillTags,
+    rate: Fraction,
+    *,
+    rotate: str,
+    colour: PngColour,
+    linear: bool,
+) -> VideoInfo:
+    """What an image input is (`VideoInfo`), from its first image (its size), its deepest (its pixel
+    format and bits), the first's tags and colour chunks, and the rate: each image one frame of
+    1/rate s from 0; `rotate` apply: the size turned upright and no turn left to tag."""
+    rotation, mirrored = EXIF_TURNS[tags.orientation]
+    w, h = (first.height, first.width) if rotate == "apply" and rotation % 180 else (first.width, first.height)
+    return VideoInfo(
+        path=path,
+        width=w,
+        height=h,
+        num_frames=len(files),
+        fps=rate,
+        time_base=1 / rate,
+        start_pts=0,
+        bit_depth=max(comp.bits for comp in deep.format.components),
+        pix_fmt=deep.format.name,
+        codec=files[0].suffix.lower().lstrip("."),
+        container="image2",
+        is_image_sequence=len(files) > 1 or is_pattern(path) or path.is_dir(),
+        is_still_image=len(files) == 1 and not (is_pattern(path) or path.is_dir()),
+        num_frames_exact=True,
+        duration=float(len(files) / rate),
+        base_fps=rate,  # each frame lasts 1/rate, the last one included (`writer.frame_ticks`)
+        files=list(files),
+        rotation=0 if rotate == "apply" else rotation,
+        mirrored=mirrored and rotate != "apply",
+        orientation=tags.orientation,
+        pages=tags.pages,
+        icc_profile=tags.icc,
+        dpi=tags.dpi,
+        tiff_compression=tags.compression,
+        color_primaries=PRIMARIES.get(colour.primaries or 0),
+        color_trc="linear" if linear else TRC.get(colour.transfer or 0),
+        mastering=colour.mastering,
+        light_level=colour.light,
+    )
+
+
 class ImageReader(VideoReader):
     """Image sequence or single image: pts = index at 1/fps; every image must have the same size and
     EXIF orientation, which is a turn as a video's display matrix is (--rotate apply turns the pixels,
@@ -313,37 +393,15 @@ class ImageReader(VideoReader):
         self._reformatter = VideoReformatter()
         check_whole(files, path)
         first = self._load(files[0])
-        rate = sequence_rate(fps)
-        if not 0 < rate <= MAX_FPS:
-            raise OptionError(f"fps must be above 0 and at most {MAX_FPS} frames/s, not {fps}")
-        if not fps and warn and len(files) > 1:
-            log.warning(DEFAULT_RATE_SAID, path, DEFAULT_SEQUENCE_FPS)
-        if (
-            warn
-            and files == [path]
-            and is_pattern(path)
-            and (seq := sorted(p for p in _numbered(path) if is_image_path(p)))
-        ):
-            log.warning("%s: this file is read as one image; the %d image%s its name also reads as a pattern (%s, ...) "
-                        "%s not: rename it to read them", path, len(seq), "s" * (len(seq) > 1), seq[0].name,
-                        "are" if len(seq) > 1 else "is")  # fmt: skip
-        main, strays = numbered(files)
-        if warn and (gaps := missing_numbers(files)):
-            n = sum(b - a + 1 for a, b in gaps)
-            log.warning("%s: %d frame number%s missing from the sequence: %s (%s to %s); the %d images are "
-                        "read in order, one frame each (an image output keeps each one's number where its names allow it; a video has no gap)", path, n, "s are" if n > 1 else " is", shown_ranges(gaps),
-                        main[0].name, main[-1].name, len(files))  # fmt: skip
-        if warn and strays:
-            log.warning("%s: %s; they are read as frames, in name order among the others (move them out if they "
-                        "are not frames of this clip)", path, stray_said(files, strays))  # fmt: skip
+        rate = images_rate(path, files, fps, warn=warn)
+        if warn:
+            say_numbering(path, files)
         tags, deepest = check_images(files, path if warn else None)
         rotation, mirrored = EXIF_TURNS[tags.orientation]  # applied, or a tag as a video's display matrix
-        w, h = (first.height, first.width) if rotate == "apply" and rotation % 180 else (first.width, first.height)
         if rotate == "apply":
             self._apply_rotation, self._apply_mirror = rotation, mirrored
         # the deepest image's format: the sequence's (an 8-bit slate at the head of 16-bit frames)
         deep = first if deepest == files[0] else self._load(deepest)
-        bit_depth = max(comp.bits for comp in deep.format.components)
         # A later image may have it: looked at as the run reads it (a probe, warn=True, reads no further).
         self.transparent = see_through(first)
         if self.transparent and warn and say_alpha:
@@ -352,38 +410,9 @@ class ImageReader(VideoReader):
         linear = bool(FLOAT.search(deep.format.name)) and TRC.get(deep.color_trc) == "linear"  # (an EXR's)
         if linear and warn:
             say_linear(path, deep, deepest)
-        self.info = VideoInfo(
-            path=path,
-            width=w,
-            height=h,
-            num_frames=len(files),
-            fps=rate,
-            time_base=1 / rate,
-            start_pts=0,
-            bit_depth=bit_depth,
-            pix_fmt=deep.format.name,
-            codec=files[0].suffix.lower().lstrip("."),
-            container="image2",
-            is_image_sequence=len(files) > 1 or is_pattern(path) or path.is_dir(),
-            is_still_image=len(files) == 1 and not (is_pattern(path) or path.is_dir()),
-            num_frames_exact=True,
-            duration=float(len(files) / rate),
-            base_fps=rate,  # each frame lasts 1/rate, the last one included (`writer.frame_ticks`)
-            files=list(files),
-            rotation=0 if rotate == "apply" else rotation,
-            mirrored=mirrored and rotate != "apply",
-            orientation=tags.orientation,
-            pages=tags.pages,
-            icc_profile=tags.icc,
-            dpi=tags.dpi,
-            tiff_compression=tags.compression,
-            color_primaries=PRIMARIES.get(colour.primaries or 0),
-            color_trc="linear" if linear else TRC.get(colour.transfer or 0),
-            mastering=colour.mastering,
-            light_level=colour.light,
-        )
+        self.info = images_info(path, files, first, deep, tags, rate, rotate=rotate, colour=colour, linear=linear)
         declared(self.info, untagged_color, yuv_matrix=False)
-        self._rgb_format = "rgb48le" if bit_depth > 8 else "rgb24"
+        self._rgb_format = "rgb48le" if self.info.bit_depth > 8 else "rgb24"
         self.matrix = "bt601" if is_yuv(first.format) else None  # JPEG's (JFIF) and WebP's, and swscale's default
         self._first_frame: av.VideoFrame | None = first
         self._offset = 0  # index of the first file in the selected span

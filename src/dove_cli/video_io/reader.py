@@ -484,25 +484,14 @@ def open_reader(
     first frame carries, `info.grid` and `info.chroma_location` are None; captions after the first frame
     read up to a minute of packets). Images ignore it.
     """
-    check_untagged_matrix(untagged_matrix)
-    check_untagged_color(untagged_color)
-    if rotate not in ("keep", "apply"):
-        raise OptionError(f"rotate must be 'keep' or 'apply', not {rotate!r}")
-    if deinterlace not in DEINTERLACE_MODES:
-        raise OptionError(f"--deinterlace {deinterlace!r} is not one of: {', '.join(DEINTERLACE_MODES)}")
-    if field_order not in FIELD_ORDERS:
-        raise OptionError(f"--field-order {field_order!r} is not one of: {', '.join(FIELD_ORDERS)}")
-    if (start is not None and start < 0) or (duration is not None and duration <= 0):
-        raise OptionError(f"invalid span: start={start}, duration={duration}")
+    check_reader_options(untagged_matrix, untagged_color, rotate, deinterlace, field_order, start, duration)
     # (here, not at the top: image_reader imports this module, whose VideoReader its ImageReader extends)
     from dove_cli.video_io.image_reader import ImageReader, image_inputs
 
     files = image_inputs(Path(path))
     if files is not None:
-        if deinterlace != "off" and warn:
-            log.warning("%s: --deinterlace is for videos; images are taken as they are", path)
-        if video_stream is not None and warn:
-            log.warning("%s: --video-stream is for video files; images are one picture each", path)
+        if warn:
+            say_video_options_unused(path, deinterlace, video_stream)
         reader: VideoReader = ImageReader(Path(path), files, fps=fps, rotate=rotate, warn=warn, say_alpha=say_alpha,
                                           untagged_color=untagged_color, start=start, duration=duration)  # fmt: skip
     else:
@@ -526,6 +515,36 @@ def open_reader(
             zero=zero,
         )
     return reader
+
+
+def check_reader_options(
+    untagged_matrix: str,
+    untagged_color: str,
+    rotate: str,
+    deinterlace: str,
+    field_order: str,
+    start: float | Fraction | None,
+    duration: float | Fraction | None,
+) -> None:
+    """OptionError for a value of `open_reader`'s that no input takes, before any file is opened."""
+    check_untagged_matrix(untagged_matrix)
+    check_untagged_color(untagged_color)
+    if rotate not in ("keep", "apply"):
+        raise OptionError(f"rotate must be 'keep' or 'apply', not {rotate!r}")
+    if deinterlace not in DEINTERLACE_MODES:
+        raise OptionError(f"--deinterlace {deinterlace!r} is not one of: {', '.join(DEINTERLACE_MODES)}")
+    if field_order not in FIELD_ORDERS:
+        raise OptionError(f"--field-order {field_order!r} is not one of: {', '.join(FIELD_ORDERS)}")
+    if (start is not None and start < 0) or (duration is not None and duration <= 0):
+        raise OptionError(f"invalid span: start={start}, duration={duration}")
+
+
+def say_video_options_unused(path: str | Path, deinterlace: str, video_stream: int | None) -> None:
+    """Warn that a video's options given for an image input change nothing (its images are read as they are)."""
+    if deinterlace != "off":
+        log.warning("%s: --deinterlace is for videos; images are taken as they are", path)
+    if video_stream is not None:
+        log.warning("%s: --video-stream is for video files; images are one picture each", path)
 
 
 def declared(info: VideoInfo, colour: str, *, yuv_matrix: bool) -> None:
