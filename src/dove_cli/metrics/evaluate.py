@@ -50,6 +50,7 @@ from dove_cli.video_io.reader import IGNORE_HINT, shown_ranges
 from dove_cli.video_io.sequences import frame_numbers, missing_numbers, natural_key, numbered
 
 if TYPE_CHECKING:
+    from dove_cli.metrics.vqa import DOVERScorer
     from dove_cli.options import UpscaleOptions
 
 log = logging.getLogger(__name__)
@@ -790,6 +791,28 @@ def frames_left(reader: video_io.VideoReader | None, rest: Iterator[video_io.Fra
     return sum(1 for _ in rest)
 
 
+@dataclass
+class EvalSetup:
+    """What `_prepare` settles before the first frame is read: the pairs, the metrics that run and
+    how, for `_score_pair` and the report."""
+
+    pairs: list[tuple[Item, Item | None]]
+    missing: list[str]  # GT videos without a prediction (allow_missing)
+    names: list[str]  # the metrics that run (less those skipped)
+    fr_needed: bool  # a metric compares with GT: GT is read
+    read: Callable[[Path], video_io.VideoReader]
+    device: torch.device
+    frame_metrics: Sequence[FrameMetric]
+    dover: DOVERScorer | None
+    weights: dict[str, dict[str, Any]]  # what made the numbers (`EvalReport.weights`)
+    skipped: dict[str, str]  # metric -> why it cannot run here (skip_unavailable)
+    frames_total: int | None  # over all videos (None when unknown)
+    untagged_matrix: str
+    crop_border: int
+    strict: bool
+    option: str
+
+
 def evaluate(
     pred: str | Path,
     gt: str | Path | None = None,
@@ -829,6 +852,39 @@ def evaluate(
     first frame is read, every bad pair of a benchmark at once (`refuse`).
     """
     started = time.perf_counter()
+    setup = _prepare(pred, gt, metrics, device=device, weights=weights, download=download, max_crop=max_crop,
+                     frame_metrics=frame_metrics, option=option, allow_missing=allow_missing,
+                     untagged_matrix=untagged_matrix, crop_border=crop_border, skip_unavailable=skip_unavailable,
+                     strict=strict, say_pairing=say_pairing)  # fmt: skip
+    report = _start_report(setup)
+    count = _FrameCount(progress, len(setup.pairs), setup.frames_total, started)
+    for index, (p, g) in enumerate(setup.pairs):
+        report.videos[p.name] = _score_pair(p, g, setup, partial(count.frame, p.name, index))
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _prepare(
+    pred: str | Path,
+    gt: str | Path | None,
+    metrics: str | Sequence[str] | None,
+    *,
+    device: str | torch.device | None,
+    weights: Mapping[str, str] | None,
+    download: bool,
+    max_crop: int,
+    frame_metrics: Sequence[FrameMetric] | None,
+    option: str,
+    allow_missing: bool,
+    untagged_matrix: str,
+    crop_border: int,
+    skip_unavailable: bool,
+    strict: bool,
+    say_pairing: bool,
+) -> EvalSetup:
+    """`evaluate`'s checks before the first frame is read, in this order: the options, the pairs (every
+    bad one at once, `refuse`), the metrics, the device, the weights (`_available`); then the metrics
+    are loaded."""
     check_untagged_matrix(untagged_matrix)
     for flag, px in (("--max-crop", max_crop), ("--crop-border", crop_border)):
         if px < 0:
@@ -840,12 +896,40 @@ def evaluate(
     read = partial(video_io.open_reader, warn=False, say_alpha=False, untagged_matrix=untagged_matrix)
     totals = [check_pair(p, g if fr_needed else None, read, max_crop, strict, problems, option) for p, g in pairs]
     refuse(problems)
+    from dove_cli.metrics import pretrained, vqa
     from dove_cli.models import pick_device
 
     dev = pick_device(str(device) if device is not None else None)
-    video_level = [n for n in names if not METRICS[n].per_frame]
+    names, skipped, local = _available(names, gt is not None, weights, download, frame_metrics is None,
+                                       option, skip_unavailable)  # fmt: skip
+    dover = vqa.DOVERScorer(local["dover"], dev) if "dover" in names else None
+    used: dict[str, dict[str, Any]] = {}
+    if frame_metrics is None:
+        frame_metrics = build_metrics([n for n in names if METRICS[n].per_frame], dev, weights, download)
+        used = pretrained.identify(pretrained.files_for(names), weights, download=download)  # loaded: weights
+    if dover is not None:
+        used |= pretrained.identify(["dover"], {"dover": local["dover"]})
+    frames_total = sum(t for t in totals if t) if all(totals) else None
+    return EvalSetup(pairs, missing, names, fr_needed, read, dev, frame_metrics, dover, used, skipped, frames_total,
+                     untagged_matrix, crop_border, strict, option)  # fmt: skip
+
+
+def _available(
+    names: list[str],
+    has_gt: bool,
+    weights: Mapping[str, str] | None,
+    download: bool,
+    fetch: bool,
+    option: str,
+    skip_unavailable: bool,
+) -> tuple[list[str], dict[str, str], dict[str, Path]]:
+    """Which of the metrics `names` can run here: --weights' keys and files (resolved once:
+    `pretrained.local_weights`), DOVER's package, and the published weights (fetched now when `fetch`).
+    Returns the metrics that run, those left out with why ({metric: why}: skip_unavailable, else the
+    first is the error), and the local weight files."""
     from dove_cli.metrics import pretrained, vqa
 
+    video_level = [n for n in names if not METRICS[n].per_frame]
     known = {*pretrained.WEIGHT_FILES, "dover"}
     for key in weights or {}:
         if key not in known:
@@ -862,113 +946,134 @@ def evaluate(
                 raise
             skipped[n] = str(exc)
             log.info("%s; left out (%s)", exc, eval_flag("skip-unavailable", option))  # (the note says which)
-    if frame_metrics is None:
-        skipped |= fetch_weights(names, gt is not None, weights, download=download, option=option,
-                                 skip=skip_unavailable)  # fmt: skip
-    names = left_to_run(names, skipped)
-    dover = vqa.DOVERScorer(local["dover"], dev) if "dover" in names else None
-    used: dict[str, dict[str, Any]] = {}
-    if frame_metrics is None:
-        frame_metrics = build_metrics([n for n in names if METRICS[n].per_frame], dev, weights, download)
-        used = pretrained.identify(pretrained.files_for(names), weights, download=download)  # loaded: weights
-    if dover is not None:
-        used |= pretrained.identify(["dover"], {"dover": local["dover"]})
-    notes = [f"GT without a prediction (not scored): {', '.join(missing)}"] if missing else []
-    report = EvalReport(names, notes=notes, device=str(dev), missing=missing, weights=used,
-                        untagged_matrix=untagged_matrix, crop_border=crop_border,
-                        skipped=list(skipped))  # fmt: skip
+    if fetch:
+        skipped |= fetch_weights(names, has_gt, weights, download=download, option=option, skip=skip_unavailable)
+    return left_to_run(names, skipped), skipped, local
+
+
+def _start_report(setup: EvalSetup) -> EvalReport:
+    """The report before any video is scored: its run notes (GT videos without a prediction, said now;
+    the metrics left out; weights that are not the published files)."""
+    from dove_cli.metrics import pretrained
+
+    notes = [f"GT without a prediction (not scored): {', '.join(setup.missing)}"] if setup.missing else []
+    report = EvalReport(setup.names, notes=notes, device=str(setup.device), missing=setup.missing,
+                        weights=setup.weights, untagged_matrix=setup.untagged_matrix, crop_border=setup.crop_border,
+                        skipped=list(setup.skipped))  # fmt: skip
     for note in notes:
         log.warning("%s", note)
-    if skipped:  # (why: said as each was left out)
+    if setup.skipped:  # (why: said as each was left out)
         report.notes.append(
-            f"not scored, their weights (or package) not at hand ({eval_flag('skip-unavailable', option)}):"
-            f" {', '.join(skipped)}"
+            f"not scored, their weights (or package) not at hand ({eval_flag('skip-unavailable', setup.option)}):"
+            f" {', '.join(setup.skipped)}"
         )
-    if other := [n for n in names if any(used.get(k, {}).get("published") is False for k in pretrained.files_for([n]))]:
+    used = setup.weights
+    if other := [n for n in setup.names
+                 if any(used.get(k, {}).get("published") is False for k in pretrained.files_for([n]))]:  # fmt: skip
         report.notes.append(
             f"{', '.join(other)} scored with weights that are not the published files (see the"
             " JSON's weights): not comparable with published scores"
         )  # (identify warned per file)
-    frames_total = sum(t for t in totals if t) if all(totals) else None
-    done = 0
-    for index, (p, g) in enumerate(pairs):
-        scores = VideoScores(p.name, p.path, g.path if (g and fr_needed) else None)
-        scores.values = {n: [] for n in names}
-        for m in frame_metrics:
-            m.start_video()
-        with ExitStack() as stack, _decode_errors_said():
-            pr = stack.enter_context(read(p.path))
-            gr = stack.enter_context(read(g.path)) if (g and fr_needed) else None
-            w, h = pr.info.width, pr.info.height
-            rates = rates_differ(pr.info, gr.info) if gr is not None else None
-            timed_alike = rates is not None  # averages differ; the frames' own times may still agree
-            starts: tuple[int, int] | None = None
-            if gr is not None:
-                gw, gh = gr.info.width, gr.info.height
-                if (gw, gh) != (w, h):  # (more than max_crop apart, or strict: refused by check_pair)
-                    note = f"sizes differ (PRED {w}x{h}, GT {gw}x{gh}): both cropped to {min(w, gw)}x{min(h, gh)} from the top-left"
-                    scores.notes.append(note)
-                    w, h = min(w, gw), min(h, gh)
-            scores.size = (w, h)
-            scores.matrix = {"pred": pr.matrix, "gt": gr.matrix if gr is not None else None}
-            if 2 * crop_border >= min(w, h):
-                raise InputError(f"{p.path}: --crop-border {crop_border} leaves nothing of its {w}x{h} frames")
-            b = crop_border
-            tolerance = time_tolerance(pr.info, gr.info) if gr is not None else None
-            own = own_steps(pr.info, gr.info) if gr is not None else None  # a video against a frame folder
-            before: tuple[int, int] | None = None  # the pts of the pair before, when their times are checked
-            pit = _frames(pr)
-            git = _frames(gr) if gr is not None else None
-            while True:
-                fp = next(pit, None)
-                fg = next(git, None) if git is not None else None
-                if fp is None or (git is not None and fg is None):
-                    if git is not None and (fp is None) != (fg is None):
-                        longer = "PRED" if fp is not None else "GT"
-                        if gr is not None and tolerance is not None:
-                            check_video_starts(pr.info, gr.info, scores.frames, longer, tolerance)
-                        note = f"frame counts differ: cut to {counted(scores.frames, 'frame')} ({longer} has more)"
-                        if strict:  # (frame folders' counts were checked before scoring: a video's is known now)
-                            raise InputError(f"{p.path}: frame counts differ ({longer} has more than"
-                                             f" {counted(scores.frames, 'frame')}) {strict_said(option)}")  # fmt: skip
-                        scores.notes.append(note + (starts_differ(pr.info, gr.info) if gr is not None else ""))
-                        longer_reader, rest = (pr, pit) if fp is not None else (gr, git)
-                        scores.left_out[longer.lower()] = 1 + frames_left(longer_reader, rest, scores.frames + 1)
-                    break
-                if gr is not None and fg is not None and tolerance is not None:
-                    if before is not None:
-                        check_step(scores.frames, (fp.pts, fg.pts), before, (pr.info, gr.info), tolerance)
-                    before = (fp.pts, fg.pts)
-                if rates and gr is not None and fg is not None and None not in (fp.pts, fg.pts):
-                    starts = starts or (fp.pts, fg.pts)
-                    timed_alike = timed_alike and same_time((fp.pts, fg.pts), starts, (pr.info, gr.info))
-                if own is not None and fg is not None:
-                    own.add(scores.frames, (fp, fg)[own.side].pts)
-                x = _tensor(fp, dev)[:, b : h - b, b : w - b]
-                y = _tensor(fg, dev)[:, b : h - b, b : w - b] if fg is not None else None
-                for m in frame_metrics:
-                    value = m.add(x, y)
-                    if value is not None:
-                        scores.values[m.name].append(value)
-                scores.frames += 1
-                done += 1
-                if progress is not None:
-                    progress(EvalProgress(p.name, index, len(pairs), done, frames_total, time.perf_counter() - started))
-            if rates and not (timed_alike and scores.frames > 1):
-                scores.notes.insert(0, rates)
-            for reader in (pr, gr):
-                if reader is not None and reader.transparent:
-                    log.warning("%s: the alpha channel (transparency) is ignored for scoring: the RGB values are"
-                                " compared as stored", reader.path)  # fmt: skip
-        if scores.frames == 0:
-            raise InputError(f"{p.path}: no frames to score")
-        if dover is not None:
-            scores.values["dover"] = [dover.score(p.path)]
-        for note in scores.notes:
-            log.warning("%s: %s", p.path, note)
-        report.videos[p.name] = scores
-    report.seconds = time.perf_counter() - started
     return report
+
+
+@dataclass
+class _FrameCount:
+    """The frames scored so far over all videos, told to `progress` after each one."""
+
+    progress: ProgressFn | None
+    videos: int
+    total: int | None
+    started: float  # time.perf_counter() when `evaluate` was called
+    done: int = 0
+
+    def frame(self, video: str, index: int) -> None:
+        self.done += 1
+        if self.progress is not None:
+            seconds = time.perf_counter() - self.started
+            self.progress(EvalProgress(video, index, self.videos, self.done, self.total, seconds))
+
+
+def _score_pair(p: Item, g: Item | None, setup: EvalSetup, frame_done: Callable[[], None]) -> VideoScores:
+    """Score the prediction `p` (against its GT `g`, read when a metric compares with it) frame by
+    frame as both are read: cut to the smaller size and the shorter count, as said in its notes
+    (`--strict`: refused), each pair's times checked as it is read (`PairTimes`). `frame_done` is
+    called after each frame; DOVER scores the whole video after them."""
+    gt = g if (g and setup.fr_needed) else None
+    scores = VideoScores(p.name, p.path, gt.path if gt else None)
+    scores.values = {n: [] for n in setup.names}
+    for m in setup.frame_metrics:
+        m.start_video()
+    with ExitStack() as stack, _decode_errors_said():
+        pr = stack.enter_context(setup.read(p.path))
+        gr = stack.enter_context(setup.read(gt.path)) if gt else None
+        w, h = pr.info.width, pr.info.height
+        if gr is not None:
+            gw, gh = gr.info.width, gr.info.height
+            if (gw, gh) != (w, h):  # (more than max_crop apart, or strict: refused by check_pair)
+                note = f"sizes differ (PRED {w}x{h}, GT {gw}x{gh}): both cropped to {min(w, gw)}x{min(h, gh)} from the top-left"
+                scores.notes.append(note)
+                w, h = min(w, gw), min(h, gh)
+        scores.size = (w, h)
+        scores.matrix = {"pred": pr.matrix, "gt": gr.matrix if gr is not None else None}
+        b = setup.crop_border
+        if 2 * b >= min(w, h):
+            raise InputError(f"{p.path}: --crop-border {b} leaves nothing of its {w}x{h} frames")
+        times = PairTimes(pr.info, gr.info) if gr is not None else None
+        pit = _frames(pr)
+        git = _frames(gr) if gr is not None else None
+        while True:
+            fp = next(pit, None)
+            fg = next(git, None) if git is not None else None
+            if fp is None or (git is not None and fg is None):
+                break
+            if times is not None and fg is not None:
+                times.add(scores.frames, (fp.pts, fg.pts))
+            x = _tensor(fp, setup.device)[:, b : h - b, b : w - b]
+            y = _tensor(fg, setup.device)[:, b : h - b, b : w - b] if fg is not None else None
+            for m in setup.frame_metrics:
+                value = m.add(x, y)
+                if value is not None:
+                    scores.values[m.name].append(value)
+            scores.frames += 1
+            frame_done()
+        if gr is not None and git is not None and times is not None and (fp is None) != (fg is None):
+            role, longer, rest = ("PRED", pr, pit) if fp is not None else ("GT", gr, git)
+            _cut_count(scores, p.path, (pr.info, gr.info), role, (longer, rest), times, setup)
+        if times is not None and (rates := times.rates_note(scores.frames)):
+            scores.notes.insert(0, rates)
+        for reader in (pr, gr):
+            if reader is not None and reader.transparent:
+                log.warning("%s: the alpha channel (transparency) is ignored for scoring: the RGB values are"
+                            " compared as stored", reader.path)  # fmt: skip
+    if scores.frames == 0:
+        raise InputError(f"{p.path}: no frames to score")
+    if setup.dover is not None:
+        scores.values["dover"] = [setup.dover.score(p.path)]
+    for note in scores.notes:
+        log.warning("%s: %s", p.path, note)
+    return scores
+
+
+def _cut_count(
+    scores: VideoScores,
+    path: Path,
+    infos: tuple[video_io.VideoInfo, video_io.VideoInfo],
+    role: str,
+    longer: tuple[video_io.VideoReader, Iterator[video_io.Frame]],
+    times: PairTimes,
+    setup: EvalSetup,
+) -> None:
+    """PRED and GT of frame counts that differ, after the last pair (`role`: the side with more frames;
+    `longer`: its reader and its frames left): a first frame lost is refused (`PairTimes.cut`), as is
+    any cut with `strict`; else the note, and the count of the frames left out."""
+    times.cut(scores.frames, role)
+    note = f"frame counts differ: cut to {counted(scores.frames, 'frame')} ({role} has more)"
+    if setup.strict:  # (frame folders' counts were checked before scoring: a video's is known now)
+        raise InputError(f"{path}: frame counts differ ({role} has more than"
+                         f" {counted(scores.frames, 'frame')}) {strict_said(setup.option)}")  # fmt: skip
+    scores.notes.append(note + starts_differ(*infos))
+    scores.left_out[role.lower()] = 1 + frames_left(*longer, scores.frames + 1)
 
 
 def rates_differ(pred: video_io.VideoInfo, gt: video_io.VideoInfo) -> str | None:
@@ -1131,6 +1236,43 @@ def own_steps(pred: video_io.VideoInfo, gt: video_io.VideoInfo) -> OwnSteps | No
     side = images.index(False)
     info = (pred, gt)[side]
     return OwnSteps(side, info) if info.base_fps else None
+
+
+class PairTimes:
+    """The time checks of one PRED and GT pair, frame by frame as they are paired: frames lost from the
+    middle of either (`check_step`, two videos of one rate; `OwnSteps`, a video against a frame folder),
+    a first frame lost (`cut`), and whether the frames' own times agree where the average rates differ
+    (`rates_note`)."""
+
+    def __init__(self, pred: video_io.VideoInfo, gt: video_io.VideoInfo) -> None:
+        self.infos = (pred, gt)
+        self.rates = rates_differ(pred, gt)
+        self.timed_alike = self.rates is not None  # averages differ; the frames' own times may still agree
+        self.starts: tuple[int, int] | None = None
+        self.tolerance = time_tolerance(pred, gt)
+        self.own = own_steps(pred, gt)  # a video against a frame folder
+        self.before: tuple[int, int] | None = None  # the pts of the pair before, when their times are checked
+
+    def add(self, index: int, pts: tuple[int, int]) -> None:
+        """Pair `index`, of PRED's and GT's `pts`: refused when frames were lost before it."""
+        if self.tolerance is not None:
+            if self.before is not None:
+                check_step(index, pts, self.before, self.infos, self.tolerance)
+            self.before = pts
+        if self.rates and None not in pts:
+            self.starts = self.starts or pts
+            self.timed_alike = self.timed_alike and same_time(pts, self.starts, self.infos)
+        if self.own is not None:
+            self.own.add(index, pts[self.own.side])
+
+    def cut(self, frames: int, longer: str) -> None:
+        """Frame counts that differ (the `longer` side has more than `frames`): `check_video_starts`."""
+        if self.tolerance is not None:
+            check_video_starts(*self.infos, frames, longer, self.tolerance)
+
+    def rates_note(self, frames: int) -> str | None:
+        """`rates_differ`'s note after the `frames` pairs, unless their own times agreed."""
+        return self.rates if self.rates and not (self.timed_alike and frames > 1) else None
 
 
 # ------------------------------------------------------------------------------------------ dove upscale --eval
