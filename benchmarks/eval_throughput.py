@@ -35,10 +35,10 @@ def build(name: str, device: torch.device):
     from dove_cli.metrics import psnr_ssim
     from dove_cli.metrics.clipiqa import CLIPIQA, CLIPRN50
     from dove_cli.metrics.dists import DISTS
-    from dove_cli.metrics.evaluate import FrameScore, PairScore
     from dove_cli.metrics.ewarp import EWarp, raft_flow
     from dove_cli.metrics.lpips import LPIPS
     from dove_cli.metrics.raft import RAFT
+    from dove_cli.metrics.selection import FrameScore, PairScore
 
     if name == "psnr":
         return PairScore(name, psnr_ssim.psnr)

@@ -137,7 +137,7 @@ def test_benchmark_folders_matched_by_name(tmp_path, capsys):
 
 
 def test_no_gt_runs_only_no_reference_metrics(tmp_path):
-    from dove_cli.metrics.evaluate import parse_metrics
+    from dove_cli.metrics.selection import parse_metrics
 
     assert parse_metrics(None, has_gt=False) == ["clipiqa", "ewarp"]
     assert parse_metrics(None, has_gt=True) == ["psnr", "ssim", "lpips", "dists", "clipiqa", "ewarp"]
@@ -964,7 +964,7 @@ def test_a_variable_rate_pair_whose_times_match_scores_without_complaint(tmp_pat
     (not at i / fps), so the times are checked and nothing is said. An .mp4 copy's average rate is
     not the input's (its last frame is cut short by the B-frame delay: 44.9 vs 37.5 frames/s), but
     its frames' times are, so no "frame rates differ" either (the last trial's false note)."""
-    from dove_cli.metrics.evaluate import time_tolerance
+    from dove_cli.metrics.timing import time_tolerance
     from dove_cli.video_io import probe
 
     for out in (tmp_path / "vfr_x1.mkv", tmp_path / "vfr_x1.mp4"):
@@ -1253,7 +1253,7 @@ def test_names_in_another_unicode_normalization_are_paired_and_case_twins_hinted
 def test_upscale_eval_pairs_an_output_with_its_gt_in_another_unicode_normalization(tmp_path):
     """`dove upscale LQ/ -o SR/ --eval GT` with LQ's `café` in NFD (from a Mac) and GT's in NFC was
     refused before the run: "no output of this upscale for 1 of its 1 videos (café)". They are paired."""
-    from dove_cli.metrics.evaluate import check_planned_sizes
+    from dove_cli.metrics.pairing import check_planned_sizes
 
     (tmp_path / "gt").mkdir()
     write_video(tmp_path / "gt" / "caf\u00e9.mkv", noisy_clip(1, 16, 24, seed=1)[1])
@@ -1288,7 +1288,7 @@ def test_upscale_eval_says_a_pairing_across_unicode_normalizations_once(tmp_path
 def test_names_in_two_unicode_normalizations_are_shown_apart_in_a_refusal():
     """ "2 videos cannot be scored as they are (café, café)": an NFC and an NFD name print alike. They
     are spelled apart now (combining marks escaped, the form named); other names stay as they are."""
-    from dove_cli.metrics.evaluate import Problem, refuse, shown_names
+    from dove_cli.metrics.pairing import Problem, refuse, shown_names
 
     nfc, nfd = "caf\u00e9", "cafe\u0301"
     with pytest.raises(InputError) as refused:

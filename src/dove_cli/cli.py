@@ -61,7 +61,8 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from dove_cli.batch import BatchResult
-    from dove_cli.metrics.evaluate import EvalReport, EvalRequest
+    from dove_cli.metrics.report import EvalReport
+    from dove_cli.metrics.request import EvalRequest
 
 
 class Commands(TyperGroup):
@@ -326,7 +327,7 @@ def upscale_cmd(
         raise OptionError(f"--recursive searches a folder's sub-folders: {input} is not a folder")
     request = None
     if eval_gt is not None:  # (its module loads torch: not for a mistake said above)
-        from dove_cli.metrics.evaluate import EvalRequest
+        from dove_cli.metrics.request import EvalRequest
 
         request = EvalRequest(eval_gt, eval_metrics, eval_json, eval_crop_border, eval_skip_unavailable, eval_strict)
         request.check(input, out, options, dry_run, recursive)
@@ -961,7 +962,9 @@ def eval_cmd(
     """Score results: PSNR, SSIM, LPIPS, DISTS (with GT), CLIP-IQA and E*warp, as the DOVE paper."""
     from dove_cli.errors import OptionError
     from dove_cli.metrics import pretrained
-    from dove_cli.metrics.evaluate import check_result_files, evaluate, parse_metrics
+    from dove_cli.metrics.evaluate import evaluate
+    from dove_cli.metrics.report import check_result_files
+    from dove_cli.metrics.selection import parse_metrics
 
     note.setLevel(logging.WARNING if quiet else logging.INFO)  # "created folder" for a results file
     scores = {"--json": json_out, "--csv": csv_out}

@@ -2,7 +2,9 @@
 
 One module per metric: `psnr_ssim`, `lpips`, `dists` (shared with stage-2 training), `clipiqa`,
 `ewarp` (with `raft`), `vqa` (DOVER / FasterVQA, optional). `pretrained` fetches the published
-weight files, verified; `evaluate` streams videos through them (`dove eval`).
+weight files, verified; `evaluate` streams videos through them (`dove eval`), with `pairing` (which
+prediction goes with which GT), `timing` (their frames' times), `selection` (which metrics, their
+weights) and `report` (the scores, --json, --csv, --plot); `request` is `dove upscale --eval`.
 """
 
 from __future__ import annotations
