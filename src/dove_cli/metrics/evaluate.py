@@ -63,35 +63,6 @@ class EvalProgress:
 ProgressFn = Callable[[EvalProgress], None]
 
 
-def _tensor(frame: video_io.Frame, device: torch.device) -> torch.Tensor:
-    """[3, H, W] float32 in [0, 1]."""
-    scale = 65535.0 if frame.rgb.dtype == np.uint16 else 255.0
-    return torch.from_numpy(frame.rgb.astype(np.float32) / scale).permute(2, 0, 1).contiguous().to(device)
-
-
-def _frames(reader: video_io.VideoReader) -> Iterator[video_io.Frame]:
-    yield from reader
-
-
-@contextmanager
-def _decode_errors_said() -> Iterator[None]:
-    """A damaged video's error with advice that `dove eval` can follow (it has no --ignore-decode-errors)."""
-    try:
-        yield
-    except DecodeError as exc:
-        raise DecodeError(str(exc).replace(IGNORE_HINT, EVAL_DECODE_HINT)) from None
-
-
-def frames_left(reader: video_io.VideoReader | None, rest: Iterator[video_io.Frame] | None, read: int) -> int:
-    """How many frames of the longer side were not scored after the one read past the cut (`read`
-    frames so far): counted from the files of a frame folder, else by reading them."""
-    if reader is None or rest is None:
-        return 0
-    if reader.info.num_frames_exact:
-        return max(reader.info.num_frames - read, 0)
-    return sum(1 for _ in rest)
-
-
 @dataclass
 class EvalSetup:
     """What `_prepare` settles before the first frame is read: the pairs, the metrics that run and
@@ -375,3 +346,32 @@ def _cut_count(
                          f" {counted(scores.frames, 'frame')}) {strict_said(setup.option)}")  # fmt: skip
     scores.notes.append(note + starts_differ(*infos))
     scores.left_out[role.lower()] = 1 + frames_left(*longer, scores.frames + 1)
+
+
+def frames_left(reader: video_io.VideoReader | None, rest: Iterator[video_io.Frame] | None, read: int) -> int:
+    """How many frames of the longer side were not scored after the one read past the cut (`read`
+    frames so far): counted from the files of a frame folder, else by reading them."""
+    if reader is None or rest is None:
+        return 0
+    if reader.info.num_frames_exact:
+        return max(reader.info.num_frames - read, 0)
+    return sum(1 for _ in rest)
+
+
+def _tensor(frame: video_io.Frame, device: torch.device) -> torch.Tensor:
+    """[3, H, W] float32 in [0, 1]."""
+    scale = 65535.0 if frame.rgb.dtype == np.uint16 else 255.0
+    return torch.from_numpy(frame.rgb.astype(np.float32) / scale).permute(2, 0, 1).contiguous().to(device)
+
+
+def _frames(reader: video_io.VideoReader) -> Iterator[video_io.Frame]:
+    yield from reader
+
+
+@contextmanager
+def _decode_errors_said() -> Iterator[None]:
+    """A damaged video's error with advice that `dove eval` can follow (it has no --ignore-decode-errors)."""
+    try:
+        yield
+    except DecodeError as exc:
+        raise DecodeError(str(exc).replace(IGNORE_HINT, EVAL_DECODE_HINT)) from None
