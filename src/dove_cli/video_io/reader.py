@@ -343,11 +343,14 @@ def unread_tail(path: Path, index: int, last_pts: int) -> tuple[int, int] | None
     damage (a fragmented MP4's broken moof) for the end of the file. None otherwise, and for a pipe."""
     try:
         size = path.stat().st_size
-        with av.open(ffmpeg_name(path), metadata_errors="replace") as c:
+        with open(path, "rb") as f, av.open(f, "r", metadata_errors="replace") as c:
             mp4 = "mov" in c.format.name.split(",")
             c.seek(last_pts, stream=c.streams[index], backward=True)
             end = max((p.pos + p.size for p in c.demux() if p.pos is not None and p.pos >= 0 and p.size), default=0)
-    except (av.FFmpegError, OSError):
+            read = f.tell()  # how far the demuxer read (its read-ahead too)
+    except (av.FFmpegError, OSError, ValueError):
+        return None
+    if not _unread(read, size):  # read to (about) the end: packets without a position (TS audio) lie after `end`
         return None
     if mp4:
         end += _mp4_index_after(path, end, size)  # (a moov written last is no media left unread)
