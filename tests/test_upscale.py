@@ -952,6 +952,7 @@ def test_a_plan_past_vram_says_so_and_what_to_do(tmp_path, caplog):
     # a hint is named only when its plan fits: on a tiny card nothing does, and the smallest plan is said
     _, said = warning(vram=0.01)
     assert said.endswith("nothing fits this card: the smallest plan (with --offload sequential) needs 0.5 GiB"), said
+    assert "0.0 GiB" not in said and re.search(r"memory, [\d.]+ GiB, is past the \d+ MiB a plan may take", said), said
 
 
 def test_a_poor_plan_names_the_option_that_plans_better(tmp_path, caplog, monkeypatch):

@@ -570,11 +570,16 @@ def warn_if_device_memory_short(
         tried.append((alt.est_peak_device_bytes, flag))
     else:
         least, flag = min(tried)
-        tries = f"nothing fits this card: the smallest plan{f' (with {flag})' if flag else ''} needs {least / 2**30:.1f} GiB"
-    log.warning("the plan's estimated peak GPU memory, %.1f GiB, is past the %.1f GiB a plan may take on "
+        tries = f"nothing fits this card: the smallest plan{f' (with {flag})' if flag else ''} needs {_gib(least)}"
+    log.warning("the plan's estimated peak GPU memory, %s, is past the %s a plan may take on "
                 "--vram %g GiB (%d%% of what the weights and the CUDA context leave is kept free): it may run out of memory; %s",
-                plan.est_peak_device_bytes / 2**30, _limit(opts, model) / 2**30, opts.vram,
+                _gib(plan.est_peak_device_bytes), _gib(_limit(opts, model)), opts.vram,
                 round((1 - WINDOW_SHARE) * 100), tries)  # fmt: skip
+
+
+def _gib(nbytes: float) -> str:
+    """GPU memory as the plan says it: `11.3 GiB`, or MiB below a tenth of a GiB (`0.0 GiB` said nothing)."""
+    return f"{nbytes / 2**30:.1f} GiB" if nbytes >= 0.1 * 2**30 else f"{nbytes / 2**20:.0f} MiB"
 
 
 def _limit(opts: UpscaleOptions, model: Restorer) -> int:
