@@ -215,7 +215,8 @@ def test_another_encoders_settings_list_names_its_codec(typed, said, tmp_path, c
 def test_several_inputs_say_to_give_their_folder(tmp_path, capsys, monkeypatch):
     """`dove upscale *.mp4 -o out/` (the shell's glob) got click's `Got unexpected extra argument(s) (b.mp4)`,
     and without -o `did you mean -o c.mp4?`: one input is taken, said with what to do instead. Two names
-    without -o are still the cp-like `in out` (-o offered); eval takes two; `--` still ends the options."""
+    without -o are still the cp-like `in out` (-o offered, unless the second exists: an input, never offered to
+    be overwritten); eval takes two; `--` still ends the options."""
     monkeypatch.chdir(tmp_path)
     glob = ["v/a.mp4", "v/b.mp4", "v/c.mp4"]
     said = ("error: dove upscale takes one input; got 3 (v/a.mp4, v/b.mp4, v/c.mp4): give their folder (dove upscale"
@@ -229,6 +230,11 @@ def test_several_inputs_say_to_give_their_folder(tmp_path, capsys, monkeypatch):
     assert code == 2 and "got 2 (-x.mp4, v/b.mp4): give their folder" in err, err
     code, _, err = run(["upscale", "a.mp4", "b.mp4"], capsys)
     assert code == 2 and err.strip().endswith("; did you mean -o b.mp4?"), err
+    (tmp_path / "b.mp4").touch()  # a second input: never offered as the output (the next step: --overwrite it)
+    code, _, err = run(["upscale", "a.mp4", "b.mp4"], capsys)
+    assert code == 2 and err.strip().endswith(
+        "; b.mp4 exists: dove upscale takes one input, and -o names a new file or a folder"
+    ), err
     code, _, err = run(["eval", *glob, "--metrics", "psnr"], capsys)
     assert code == 2 and "dove eval takes PRED and GT; got 3 (v/a.mp4, v/b.mp4, v/c.mp4): give two folders" in err
     code, _, err = run(["eval", "v/a.mp4", "v/b.mp4", "--metrics", "psnr"], capsys)

@@ -157,7 +157,11 @@ def _output_hint(message: str, args: list[str], options: dict[str, bool]) -> str
                 next(rest, None)
         elif not arg.startswith("-"):
             words.append(arg)
-    return f"; did you mean -o {words[-1]}?" if len(words) > 2 else ""  # (the first is the command)
+    if len(words) <= 2:  # (the first is the command)
+        return ""
+    if os.path.lexists(words[-1]):  # a second input (`dove upscale a.mp4 b.mp4`): never offered as the output
+        return f"; {words[-1]} exists: dove upscale takes one input, and -o names a new file or a folder"
+    return f"; did you mean -o {words[-1]}?"
 
 
 def _scale_hint(message: str) -> str:
