@@ -3824,7 +3824,7 @@ def test_a_refused_packet_names_its_stream_and_time(recordings: dict[str, Path],
         src = av.open(str(recordings["a"]))
         bad = next(p for p in src.demux(audio=0) if p.dts is not None)
         bad.pts, bad.dts = bad.dts + 90000, bad.dts + 180000  # shown before it is decoded: no muxer takes it
-        bad.stream = writer._aux[1][0]  # type: ignore[attr-defined]
+        bad.stream = writer._aux.streams[1][0]  # type: ignore[attr-defined]
         with pytest.raises(MuxError, match=r"out\.ts: write failed \(.*, audio stream #1 at t=1\.9[0-9]+s\)") as err:
             writer._mux(bad)  # type: ignore[attr-defined]
         src.close()
