@@ -27,7 +27,16 @@ from dove_cli import video_io
 from dove_cli.engine import BilinearModel
 from dove_cli.errors import OutputBusy, OutputError
 from dove_cli.options import AUTO, UpscaleOptions
-from dove_cli.resume import SEGMENT_MIN_FRAMES, Journal, Segment, Session, Work, join_segments, work_folder
+from dove_cli.resume import (
+    SEGMENT_MIN_FRAMES,
+    Journal,
+    Segment,
+    Session,
+    Work,
+    discard_work,
+    join_segments,
+    work_folder,
+)
 from dove_cli.upscaling import upscale
 from media import (
     DIE_AFTER,
@@ -988,3 +997,63 @@ def test_an_unfinished_input_written_just_now_is_watched_before_its_output_is_ke
         else:
             session.check_input(info)
             assert waited == [], (unfinished, written)
+
+
+def test_a_work_folder_that_is_a_planted_link_or_another_users_is_refused_and_left_alone(tmp_path, capsys):
+    """A link planted at OUT.dove-work (another user's, in a shared output folder) had the run empty the
+    folder it names, subfolders too; a folder another user made was adopted (its owner could read or
+    replace the run's segments). Both are refused in one line before any work, and nothing is deleted."""
+    from conftest import demo_clip
+    from dove_cli.cli import main
+
+    victim = tmp_path / "victim"
+    (victim / "sub").mkdir(parents=True)
+    (victim / "a.txt").write_text("a")
+    (victim / "sub" / "b.txt").write_text("b")
+    out = tmp_path / "out.mp4"
+    work_folder(out).symlink_to(victim)
+    argv = ["upscale", str(demo_clip("007.mp4")), "-o", str(out), "--model", "bilinear", "--scale", "1",
+            "--preview", "0+0.1s", "-q"]  # fmt: skip
+    for more in ([], ["--overwrite"], ["--resume"]):
+        with pytest.raises(SystemExit) as exc:
+            main([*argv, *more])
+        err = capsys.readouterr().err
+        assert exc.value.code == 2 and err.splitlines() == [
+            f"error: {work_folder(out)}: is a symlink (to {victim}), not a work folder of yours; refused, as a run "
+            f"would empty it (remove it, or write out.mp4 elsewhere)"], err  # fmt: skip
+    assert sorted(str(p.relative_to(victim)) for p in victim.rglob("*")) == ["a.txt", "sub", "sub/b.txt"]
+    assert work_folder(out).is_symlink() and not out.exists()
+    with pytest.raises(OutputError, match="is a symlink"):
+        discard_work(out)
+    assert (victim / "a.txt").is_file()
+    work_folder(out).unlink()
+    if os.geteuid() != 0:
+        return  # (only root may give a folder to another user)
+    work_folder(out).mkdir()
+    os.chown(work_folder(out), 1234, 1234)
+    with pytest.raises(SystemExit) as exc:
+        main([*argv, "--overwrite"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.splitlines() == [
+        f"error: {work_folder(out)}: belongs to another user (uid 1234), not a work folder of yours; refused, as a "
+        f"run would empty it (remove it, or write out.mp4 elsewhere)"], err  # fmt: skip
+
+
+def test_clearing_a_work_folder_removes_a_link_inside_it_not_what_it_names(tmp_path):
+    """A fresh run empties its own work folder: a link in it (to a folder) is unlinked, never followed; a
+    link at the work folder's own name is refused however the run reaches it."""
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "keep.txt").write_text("x")
+    out = tmp_path / "out.mp4"
+    work_folder(out).mkdir()
+    (work_folder(out) / "seg_000000003.mov").symlink_to(victim)
+    work = Work(out)
+    work.start(Journal({}, chunk=9, tile=0), resumed=False)
+    assert sorted(p.name for p in work.path.iterdir()) == ["journal.jsonl", "lock"]
+    assert (victim / "keep.txt").is_file()
+    work.remove()
+    work_folder(out).symlink_to(victim)  # planted between the run's check and its start: refused there too
+    with pytest.raises(OutputError, match="is a symlink"):
+        Work(out).start(Journal({}, chunk=9, tile=0), resumed=False)
+    assert sorted(p.name for p in victim.iterdir()) == ["keep.txt"]

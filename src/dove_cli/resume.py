@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import shutil
+import stat
 import threading
 import time
 from collections.abc import Callable
@@ -106,8 +107,9 @@ def discard_work(output: str | Path) -> bool:
     OUTPUT.dove-work/ beside it), for a run cancelled for good; True when there was one. Refused
     (OutputBusy) while a run is writing that output. `overwrite=True` on the next run drops it too."""
     work = Work(Path(output))
-    if not work.path.is_dir():
+    if not os.path.lexists(work.path):
         return False
+    work.check_ours()  # never another user's folder, nor a folder a planted link names
     work.lock()  # another run's: OutputBusy
     work.remove()
     return True
@@ -221,11 +223,12 @@ class Work:
         holds finished frames, or with --resume --overwrite starts afresh when the saved work does not
         fit, saying why. `claim`: take the folder now (made if need be, when the output's folder is
         there), so that a second run on this output is refused before it spends minutes loading a model."""
-        if not self.path.exists():
+        if not os.path.lexists(self.path):
             if claim and self.output.parent.is_dir():
                 self._make()
                 self.lock()
             return None
+        self.check_ours()
         self.lock()
         if not resume:
             if overwrite or self._nothing_saved():  # a run killed before its first segment: nothing to lose
@@ -315,9 +318,33 @@ class Work:
 
     def _make(self) -> None:
         try:
-            self.path.mkdir(exist_ok=True)
+            self.path.mkdir()
+        except FileExistsError:
+            pass  # ours from before, or not ours: check_ours says which
         except OSError as exc:
             raise OutputError(f"{self.output}: cannot create work folder {self.path} ({exc.strerror})") from None
+        self.check_ours()
+
+    def check_ours(self) -> None:
+        """Refuse a work folder this user did not make: a run empties it and removes it at the end, so a
+        symlink planted at its name (in a shared output folder) would have dove delete what the link
+        names, and another user's folder would let that user read or replace the run's segments."""
+        try:
+            st = os.lstat(self.path)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise OutputError(f"{self.path}: cannot be read ({exc.strerror})") from None
+        if stat.S_ISLNK(st.st_mode):
+            why = f"is a symlink (to {os.readlink(self.path)})"
+        elif not stat.S_ISDIR(st.st_mode):
+            why = "is not a folder"
+        elif hasattr(os, "geteuid") and st.st_uid != os.geteuid():
+            why = f"belongs to another user (uid {st.st_uid})"
+        else:
+            return
+        raise OutputError(f"{self.path}: {why}, not a work folder of yours; refused, as a run would empty it "
+                          f"(remove it, or write {self.output.name} elsewhere)")  # fmt: skip
 
     def _remove_stale_output(self) -> None:
         """A run killed while joining leaves its partial output under a hidden temporary name beside
@@ -330,9 +357,9 @@ class Work:
             p.unlink(missing_ok=True)
 
     def _clear(self, keep: set[str]) -> None:
-        for p in self.path.iterdir():
+        for p in self.path.iterdir():  # a link inside is removed itself, never what it names
             if p.name not in keep:
-                shutil.rmtree(p) if p.is_dir() else p.unlink()
+                shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
 
     def _images_done(self, journal: Journal) -> int:
         """The images present of those the run writes, in order, up to the first missing one (each was
