@@ -483,6 +483,37 @@ def test_overwrite_keeps_the_replaced_files_mode_and_group(tmp_path, capsys):
     assert (tmp_path / "link.mp4").is_symlink()
 
 
+def test_overwrite_refuses_another_users_symlink_at_the_output_name(tmp_path, capsys):
+    """Another user's link at the output's name in a shared folder had --overwrite replace the file it
+    names, anywhere this user may write. Such a link is refused in one line (with or without --overwrite),
+    the file it names untouched; a link of the folder's owner is followed (Linux's protected_symlinks rule)."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        pytest.skip("needs root to make a link owned by another user")
+    from dove_cli.video_io import write_whole
+
+    victim = tmp_path / "home" / "victim.txt"
+    victim.parent.mkdir()
+    victim.write_text("IMPORTANT")
+    share = tmp_path / "share"
+    share.mkdir(mode=0o1777)
+    link = share / "out.mp4"
+    link.symlink_to(victim)
+    os.lchown(link, 1234, 1234)
+    base = ["upscale", str(demo_clip("007.mp4")), "-o", str(link), "--model", "bilinear", "--scale", "1",
+            "--preview", "0+0.1s", "-q"]  # fmt: skip
+    message = (f"error: {link}: is a link to {victim} made by another user (uid 1234); refused, as writing through "
+               "it would replace that file (remove the link, or choose another name)")  # fmt: skip
+    for more in ([], ["--overwrite"]):
+        code, _, err = run([*base, *more], capsys)
+        assert code == 2 and err.splitlines() == [message], err
+    with pytest.raises(OutputError, match="made by another user"):  # a side file, renamed into place
+        write_whole(link, "{}")
+    assert victim.read_text() == "IMPORTANT" and link.is_symlink() and sorted(os.listdir(share)) == ["out.mp4"]
+    os.chown(share, 1234, 1234)  # the folder's owner's link: theirs to point anywhere, as the kernel allows
+    write_whole(link, "{}")
+    assert victim.read_text() == "{}" and link.is_symlink()
+
+
 def test_a_write_protected_output_is_refused_even_with_overwrite(tmp_path):
     """A 0444 output (or manifest) that this user may not write was replaced without a word, and made
     writable; cp and `ffmpeg -y` refuse it. Refused now before any work, naming the fix. (Root may

@@ -115,8 +115,19 @@ def temp_siblings(path: Path, suffix: str = "") -> list[Path]:
 
 def through_links(path: Path) -> Path:
     """The file that `path` names when it is a symlink: written in its place (as ffmpeg and a shell's `>`
-    do), so that the link stays a link."""
-    return Path(os.path.realpath(path)) if path.is_symlink() else path
+    do), so that the link stays a link. Only a link of this user's, or of its folder's owner (the rule of
+    Linux's fs.protected_symlinks): another user's link in a shared folder is refused, or writing
+    through it would replace a file of this user's anywhere (checked again as the output is renamed into
+    place, for a link planted during the run)."""
+    if not path.is_symlink():
+        return path
+    if hasattr(os, "geteuid"):
+        owner = os.lstat(path).st_uid
+        if owner not in (os.geteuid(), os.stat(path.parent).st_uid):
+            raise OutputError(f"{path}: is a link to {os.readlink(path)} made by another user (uid {owner}); "
+                              "refused, as writing through it would replace that file (remove the link, or "
+                              "choose another name)")  # fmt: skip
+    return Path(os.path.realpath(path))
 
 
 def name_limit(folder: Path) -> int:
