@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import logging
 import os
 import re
@@ -471,3 +472,49 @@ def test_a_download_into_a_folder_that_cannot_be_written_is_refused_before_the_h
     assert str(err.value).startswith(f"cannot write the weights into {target}: {env / 'file'} is not writable"), err
     assert ("HF_HOME" in str(err.value)) == (where == "cache")
     assert hub.log == []  # nothing asked
+
+
+def test_endpoint_credentials_are_masked_wherever_dove_shows_the_endpoint(hub, env, monkeypatch, capsys):
+    """HF_ENDPOINT=https://user:pass@host: the password was printed in error lines and by `dove info`
+    (--json too), which farm logs and health checks keep. Shown as `user:***@host`; still used whole."""
+    import socket
+
+    with_password = hub.url.replace("http://", "http://alice:s3cretPW@")
+    monkeypatch.setenv("HF_ENDPOINT", with_password)
+    shown = hub.url.replace("http://", "http://alice:***@")
+    code, _, err = run_main(["download-weights", "--yes", "--repo", "nobody/nothing"], capsys)
+    assert code == 2 and err.splitlines() == [
+        f"error: repo 'nobody/nothing' not found on {shown}: check --repo (owner/name); for a private repo set HF_TOKEN"
+    ], err
+    code, out, err = run_main(["info", "--json"], capsys)
+    assert code == 0 and json.loads(out)["hub"]["endpoint"] == shown and "s3cretPW" not in out + err
+    with socket.socket() as s:  # nothing listens there: the metric weights' "cannot be reached"
+        s.bind(("127.0.0.1", 0))
+        closed = f"127.0.0.1:{s.getsockname()[1]}"
+    monkeypatch.setenv("HF_ENDPOINT", f"http://alice:s3cretPW@{closed}")
+    code, _, err = run_main(["download-weights", "--yes", "--metrics"], capsys)
+    assert code == 75 and f"http://alice:***@{closed} cannot be reached" in err and "s3cretPW" not in err, err
+    monkeypatch.setenv("HF_ENDPOINT", "notaurl://tok@")
+    code, _, err = run_main(["download-weights", "--yes"], capsys)
+    assert code == 2 and err.startswith("error: HF_ENDPOINT=notaurl://***@: not a hub URL"), err
+    assert weights.shown_endpoint("https://huggingface.co/") == "https://huggingface.co/"
+    assert weights.shown_endpoint("http://h:1/a@b?c@d") == "http://h:1/a@b?c@d"  # an @ after the host is no user
+
+
+def test_hub_file_names_outside_the_folder_are_refused_and_glob_characters_are_names(hub, env, capsys):
+    """A listed `transformer/../../x.json` was a raw ValueError traceback from huggingface_hub; a name with
+    `[`, `*` or `?` was passed as a pattern that matched nothing, then "does not match the hub's checksum"."""
+    hub.add(FakeRepo("evil/trav", {**model_files(text=False), "transformer/../../../ESCAPED.json": b"{}"}))
+    for name in ("transformer/a[1]*?.json", "vae/\x1b[31mRED.json"):
+        hub.add(FakeRepo("evil/glob", {**model_files(text=False), name: b'{"x": 1}'}))
+        folder = weights.download_weights(repo="evil/glob", dir=env / "g")
+        assert (folder / name).read_bytes() == b'{"x": 1}'
+    code, _, err = run_main(["download-weights", "--yes", "--repo", "evil/trav", "--dir", str(env / "t")], capsys)
+    assert code == 2 and err.splitlines() == [
+        "error: evil/trav: the hub lists a file 'transformer/../../../ESCAPED.json': refused: outside the target folder"
+    ], err
+    assert not (env / "ESCAPED.json").exists() and not [e for e in hub.gets() if "ESCAPED" in e["path"]]
+    for name in ("/etc/x.json", "a\\..\\x.json", "C:x.json", "vae/..", "../vae/x.json"):
+        with pytest.raises(ModelError, match="refused: outside the target folder"):
+            weights.check_repo_name(name, "r")
+    weights.check_repo_name("vae/a..b.json", "r")  # `..` inside a name is a name

@@ -651,7 +651,7 @@ def _environment() -> dict[str, Any]:
         "packages": {d: version(d) for d in ("dove-cli", "torch", "diffusers", "transformers", "huggingface_hub", "av")},
         "device": "cuda" if gpus else "mps" if mps else "cpu",
         "gpus": gpus,
-        "hub": {"endpoint": hub.endpoint, "offline": hub.offline, "cache": str(hub.cache_dir)},
+        "hub": {"endpoint": hub.shown, "offline": hub.offline, "cache": str(hub.cache_dir)},
         "weights": found,  # None: not downloaded
         "base_model": None if base is None else str(base),
         "features": {name: importlib.util.find_spec(module) is not None

@@ -57,6 +57,26 @@ class HubEnv:
     cache_dir: Path
     offline: bool
 
+    @property
+    def shown(self) -> str:
+        """The endpoint as dove prints it (shown_endpoint)."""
+        return shown_endpoint(self.endpoint)
+
+
+def shown_endpoint(endpoint: str) -> str:
+    """An endpoint as dove prints it, in error lines and `dove info`: a password in the URL
+    (https://user:pass@host) as `***`, or a user part alone (which may be a token) as `***`: farm logs
+    and health checks keep what dove prints. The URL itself is passed on to huggingface_hub whole."""
+    head, sep, rest = endpoint.partition("://")
+    if not sep:  # (a malformed one, said by check_endpoint)
+        head, rest = "", endpoint
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    userinfo, at, host = authority.rpartition("@")
+    if not at:
+        return endpoint
+    user, colon, _ = userinfo.partition(":")
+    return f"{head}{sep}{user + ':***' if colon else '***'}@{host}{rest[len(authority) :]}"
+
 
 def hub_env() -> HubEnv:
     """HF_ENDPOINT, the hub cache and HF_HUB_OFFLINE as the environment says now.
@@ -95,7 +115,7 @@ def check_endpoint(endpoint: str) -> None:
     except ValueError:  # a port that is not a number
         valid = False
     if not valid:
-        given = os.environ.get("HF_ENDPOINT") or endpoint  # as set (hub_env drops a trailing /)
+        given = shown_endpoint(os.environ.get("HF_ENDPOINT") or endpoint)  # as set (hub_env drops a trailing /)
         raise DownloadError(f"HF_ENDPOINT={given}: not a hub URL; give one like https://huggingface.co or "
                             "http://localhost:8080 (a mirror), or unset it")  # fmt: skip
 
@@ -302,7 +322,23 @@ def select_files(
         leaf = name.rsplit("/", 1)[-1]
         if name == "model_index.json" or (leaf.startswith("prompt_embed") and leaf.endswith(".safetensors")):
             chosen.append(name)
+    for name in chosen:
+        check_repo_name(prefix + name, where)
     return [prefix + n for n in chosen]
+
+
+def check_repo_name(name: str, where: str) -> None:
+    """A file name the hub lists is joined to the target folder: one with a `..` part, an absolute path
+    or a backslash (a separator on Windows) would name a file outside it. huggingface_hub refuses some
+    of these too, as a traceback; dove refuses them all, in one line, before any download."""
+    if "\\" in name or name.startswith("/") or ".." in name.split("/") or re.match(r"[A-Za-z]:", name):
+        raise ModelError(f"{where}: the hub lists a file {name!r}: refused: outside the target folder")
+
+
+def as_pattern(name: str) -> str:
+    """A repo file name as an `allow_patterns` entry that matches that name only (fnmatch: `*`, `?`
+    and `[` would match other names, or none, and the file would look missing or corrupt)."""
+    return re.sub(r"([*?[])", r"[\1]", name)
 
 
 def _pick_weights(names: list[str], allow_pickle: bool, where: str) -> list[str]:
@@ -407,7 +443,8 @@ def _download(rp: RepoPlan, files: list[str], env: HubEnv, force: bool = False) 
         return
     cache_dir = None if rp.local_dir is not None else env.cache_dir
     with hub_errors(rp.repo, rp.revision, env.endpoint, file=files[0] if len(files) == 1 else None, dest=rp.root):
-        snapshot_download(rp.repo, revision=rp.revision, allow_patterns=files, endpoint=env.endpoint,
+        snapshot_download(rp.repo, revision=rp.revision, allow_patterns=[as_pattern(f) for f in files],
+                          endpoint=env.endpoint,
                           library_name="dove-cli", force_download=force, cache_dir=cache_dir,
                           local_dir=rp.local_dir)  # fmt: skip
 
@@ -483,6 +520,7 @@ def hub_errors(
     )
 
     what = f"{repo}/{file}" if file else repo
+    raw, endpoint = endpoint, shown_endpoint(endpoint)  # (only said below)
     unreachable = (
         f"cannot reach {endpoint}: check your network connection ({mirror_hint()}); for a "
         "machine without network, run `dove download-weights --dir DIR` on one with it and copy DIR over (--model DIR)"
@@ -528,7 +566,8 @@ def hub_errors(
             raise DownloadLater(f"the hub answered {cause.response.status_code} for {what}: try again later") from None
         if cause is None or isinstance(cause, (httpx2.TransportError, ConnectionError)):
             raise DownloadLater(unreachable) from None
-        raise DownloadError(f"cannot download {what} ({cause}): check HF_ENDPOINT and your network") from None
+        cause_said = str(cause).replace(raw, endpoint)  # (its URLs hold the endpoint, password and all)
+        raise DownloadError(f"cannot download {what} ({cause_said}): check HF_ENDPOINT and your network") from None
     except httpx2.TransportError:
         raise DownloadLater(unreachable) from None
     except OSError as exc:

@@ -263,7 +263,7 @@ def unavailable(keys: list[str], *, download: bool = True, first: str = "") -> M
         else "`dove download-weights --metrics --dir DIR` there, `dove eval --weights-dir DIR` here"
     )
     return DownloadLater(
-        f"weight files not downloaded and {env.endpoint} cannot be reached: {first}to fetch them elsewhere:"
+        f"weight files not downloaded and {env.shown} cannot be reached: {first}to fetch them elsewhere:"
         f" {elsewhere}; or check your network ({mirror_hint()}) {missing}"
     )
 
