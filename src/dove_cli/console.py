@@ -899,6 +899,8 @@ def described_rows(d: dict) -> list[tuple[str, str]]:
         if len(chapters) > CHAPTERS_SHOWN:
             rows.append(("  ...", f"{len(chapters) - CHAPTERS_SHOWN} more (--json lists every one)"))
     rows += [(f"tag {k}", shown_tag(v)) for k, v in d["tags"].items()]
+    if left := d.get("tags_left"):
+        rows.append(("tag ...", f"{left:,} more, not shown (dove reads a file's first {len(d['tags']):,} tags)"))
     return rows
 
 

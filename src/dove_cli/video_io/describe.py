@@ -13,7 +13,7 @@ from dove_cli.video_io.cadence import RateJudgement, judge_rate, packet_pts
 from dove_cli.video_io.fields import scan_fields
 from dove_cli.video_io.formats import HDR_TRANSFERS, TRANSPORT_CLOCKS, assumed_matrix, is_rgb, stream_flags
 from dove_cli.video_io.matroska import chapter_order
-from dove_cli.video_io.metadata import file_tags, find_reel, find_timecode, get_tag, is_chapter_track
+from dove_cli.video_io.metadata import file_tags, find_reel, find_timecode, get_tag, is_chapter_track, tags_left
 from dove_cli.video_io.paths import ffmpeg_name
 from dove_cli.video_io.programmes import Programme, programme_of, ts_programmes
 from dove_cli.video_io.reader import (
@@ -85,6 +85,7 @@ def _sound_only(path: str | Path) -> dict[str, Any] | None:
             "chapters": _chapters(c),
             **dict(zip(("chapters_ordered", "chapters_linked"), chapter_order(path), strict=True)),
             "tags": file_tags(c),
+            "tags_left": tags_left(c),
         }
 
 
@@ -131,6 +132,7 @@ def _file(path: str | Path, reader: VideoReader) -> dict[str, Any]:
             # an ordered edition (played as its list of chapters) and chapters that play other files: Matroska's
             **dict(zip(("chapters_ordered", "chapters_linked"), chapter_order(path), strict=True)),
             "tags": file_tags(c),
+            "tags_left": tags_left(c),
         }  # fmt: skip
 
 

@@ -25,6 +25,7 @@ EDITION, ATOM, ORDERED, LINKED_SEGMENT = 0x45B9, 0xB6, 0x45DD, 0x6E67
 TRACKS, TRACK_ENTRY, TRACK_TYPE, MAPPING, ADD_ID_TYPE, ADD_ID_EXTRA = 0x1654AE6B, 0xAE, 0x83, 0x41E4, 0x41E7, 0x41ED
 DOVI_TYPES = {int.from_bytes(t, "big") for t in (b"dvcC", b"dvvC", b"dvwC")}  # BlockAddIDType of a DV record
 INFO, DURATION = 0x1549A966, 0x4489
+TAGS, TAG, SIMPLE_TAG = 0x1254C367, 0x7373, 0x67C8
 MOST = 1 << 22  # bytes: a SeekHead or Chapters element larger than this is not a sane one (left unread)
 
 
@@ -57,18 +58,25 @@ def _walk(data: bytes) -> Iterator[tuple[int, bytes]]:
 
 
 def _top(f: BinaryIO, wanted: int) -> bytes:
-    """The body of the segment's element `wanted` (Chapters, Tracks; empty: none found, or not a
-    Matroska file)."""
+    """The body of the segment's element `wanted` (Chapters, Tracks; empty: none found, larger than
+    `MOST`, or not a Matroska file)."""
+    size = _find(f, wanted)
+    return f.read(size) if size is not None and size <= MOST else b""
+
+
+def _find(f: BinaryIO, wanted: int) -> int | None:
+    """The size of the segment's element `wanted`, `f` left at its body: the first in the file's head
+    (before its first Cluster), else where its SeekHead says; None: none found, or not a Matroska file."""
     if _vint(f, True) != EBML or (size := _vint(f, False)) is None:
-        return b""
+        return None
     f.seek(size, 1)
     if _vint(f, True) != SEGMENT:
-        return b""
+        return None
     _vint(f, False)  # (its size)
     segment, listed = f.tell(), None
     for eid, size in _elements(f):
-        if eid == wanted and size <= MOST:
-            return f.read(size)
+        if eid == wanted:
+            return size
         if eid == CLUSTER:
             break
         if eid != SEEK_HEAD or size > MOST:
@@ -78,10 +86,33 @@ def _top(f: BinaryIO, wanted: int) -> bytes:
             if seek.get(SEEK_ID) == wanted.to_bytes(4, "big"):  # (where, from the segment's start)
                 listed = int.from_bytes(seek.get(SEEK_POSITION, b""), "big")
     if listed is None:
-        return b""
+        return None
     f.seek(segment + listed)
     eid, size = next(_elements(f), (0, 0))
-    return f.read(size) if eid == wanted and size <= MOST else b""
+    return size if eid == wanted else None
+
+
+def tag_count(path: str | Path) -> int:
+    """How many tags (SimpleTags, nested ones too) the file's Tags element holds, counted in time linear
+    in their number, where FFmpeg's reading of them takes time growing as its square (`metadata.MOST_TAGS`);
+    of a Tags element over 64 MiB, those in its first 64 MiB. 0 for any other file."""
+    try:
+        with open(path, "rb") as f:
+            size = _find(f, TAGS)
+            return 0 if size is None else _simple_tags(io.BytesIO(f.read(min(size, 1 << 26))), 0)
+    except OSError:
+        return 0
+
+
+def _simple_tags(f: BinaryIO, depth: int) -> int:
+    """The SimpleTags in `f` (a master's body), within Tag and SimpleTag masters nested up to 16 deep (as
+    FFmpeg's EBML reader reads them: deeper ones are not counted)."""
+    n = 0
+    for eid, size in _elements(f):
+        body = f.read(size)
+        if eid in (TAG, SIMPLE_TAG) and depth < 16:
+            n += (eid == SIMPLE_TAG) + _simple_tags(io.BytesIO(body), depth + 1)
+    return n
 
 
 def chapter_order(path: str | Path) -> tuple[bool, bool]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import io
+import itertools
 import re
 from fractions import Fraction
 from typing import Any
@@ -21,6 +22,12 @@ import av
 
 # Tags the muxer writes itself (the ftyp brands, the FFmpeg version): never copied.
 MUXER_TAGS = frozenset({"major_brand", "minor_version", "compatible_brands", "encoder"})
+# File tags dove reads, shows and copies: a real file has tens; one with tens of thousands (a crafted one)
+# would print and copy them all. (FFmpeg's own reading of them grows as their square: its av_dict_set looks
+# each new key up in those it has, about 11 s per opening at 32,000 Matroska tags; dove cannot cut that.)
+MOST_TAGS = 1000
+SLOW_TAGS = 10_000  # Matroska tags (`matroska.tag_count`) past which a run says it will be slow: ~1 s per opening
+_NOT_COPIED = MUXER_TAGS | {"timecode"}
 # Containers that keep neither file tags nor a timecode (MPEG-TS stores a service name and languages).
 TAGLESS = frozenset({"mpegts"})
 # The handler name FFmpeg's MOV/MP4 muxer gives a video track when told none. The tmcd track it makes
@@ -31,8 +38,15 @@ _TIMECODE = re.compile(r"(\d{1,2}):(\d{2}):(\d{2})([:;.,])(\d+)")
 
 
 def file_tags(container: Any) -> dict[str, str]:
-    """The container tags to copy: all but the muxer's own and the timecode (a video stream tag)."""
-    return {k: v for k, v in container.metadata.items() if k.lower() not in MUXER_TAGS | {"timecode"}}
+    """The container tags to copy: all but the muxer's own and the timecode (a video stream tag), the
+    first `MOST_TAGS` of them (`tags_left` counts the rest)."""
+    kept = (kv for kv in container.metadata.items() if kv[0].lower() not in _NOT_COPIED)
+    return dict(itertools.islice(kept, MOST_TAGS))
+
+
+def tags_left(container: Any) -> int:
+    """How many of the container's tags `file_tags` leaves out, being past the first `MOST_TAGS`."""
+    return max(0, sum(k.lower() not in _NOT_COPIED for k in container.metadata) - MOST_TAGS)
 
 
 def get_tag(tags: dict[str, str], key: str) -> str | None:

@@ -65,7 +65,8 @@ from dove_cli.video_io.formats import (
     side_data,
 )
 from dove_cli.video_io.hdr import Mastering, dynamic_hdr, light_level_of, mastering_of
-from dove_cli.video_io.matroska import unfinished
+from dove_cli.video_io.matroska import tag_count, unfinished
+from dove_cli.video_io.metadata import SLOW_TAGS
 from dove_cli.video_io.paths import check_not_windows, ffmpeg_name, why_missing
 from dove_cli.video_io.sequences import DEFAULT_SEQUENCE_FPS, runs, span_indices
 from dove_cli.video_io.siting import chroma_siting
@@ -810,6 +811,10 @@ class VideoReader:
         """As `open_reader` says of each (start/duration: the span kept, `_select_span`; clock: the
         output's unit of time, default the time base; zero: where the output's time 0 lies)."""
         check_input_file(path)
+        if warn and (tags := tag_count(path)) > SLOW_TAGS:
+            log.warning("%s: %s Matroska tags, which FFmpeg reads in time growing as the square of their number, at "
+                        "each of the times the file is opened: this will be slow (`ffmpeg -i IN -map_metadata -1 -c "
+                        "copy OUT` drops them)", path, f"{tags:,}")  # fmt: skip
         self.path = path
         self._fps = fps  # --fps: a bare stream's frames are timed at it (`_decode`), other videos keep their own
         self._video_stream = video_stream

@@ -90,6 +90,7 @@ from dove_cli.video_io.metadata import (
     is_chapter_track,
     mdta_keys,
     move_timecode,
+    tags_left,
     timecode_said,
 )
 from dove_cli.video_io.paths import (
@@ -981,6 +982,9 @@ class ContainerWriter(VideoWriter):
                             "keys), not both, and the cover is kept (.mkv keeps both)", self.path,
                             "s" * (len(keys) > 1), ", ".join(keys) + (" are" if len(keys) > 1 else " is"))  # fmt: skip
             keys = []  # (the default way drops them)
+        if (left := tags_left(src)) and self._warn:
+            log.warning("%s: the input has %s file tags: the first %s kept, the other %s not copied", self.path,
+                        f"{len(tags) + left:,}", f"{len(tags):,}", f"{left:,}")  # fmt: skip
         self._out.metadata.update(tags)
         if keys:
             flags = self._out.container_options.get("movflags")
