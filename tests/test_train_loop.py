@@ -22,7 +22,7 @@ import torch
 from safetensors.torch import load_file
 
 from conftest import DEMO, demo_clip
-from dove_cli.errors import InputError, Interrupted, OptionError, OutputError
+from dove_cli.errors import InputError, Interrupted, ModelError, OptionError, OutputError
 from dove_cli.train.checkpoints import list_checkpoints, resume_point
 from dove_cli.train.config import TrainConfig, build_config, saved_config
 from dove_cli.train.data import DataConfig, SampleKey, TrainDataset, collate, scan_sources
@@ -601,6 +601,78 @@ def test_a_training_checkpoint_as_model_says_export_or_resume(stage1_run, tmp_pa
         err = capsys.readouterr().err
         assert exit_info.value.code == 2 and err.count("\n") == 1 and "WARNING" not in err
         assert f"`dove train export {given} -o MODEL_DIR`" in err and err.rstrip().endswith(resume)
+
+
+class _Payload:
+    """Unpickling it creates the folder `marker` (os.makedirs, called by the unpickler): code from the file ran."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.makedirs, (str(self.marker),))
+
+
+def test_export_reads_a_deepspeed_module_file_as_tensors_only(stage1_run, tmp_path, capsys):
+    """`dove train export` of a DeepSpeed layout: a module-states file with another Python object in it
+    is refused in one line (nothing runs, nothing written); --allow-pickle loads it in full. So is a ZeRO
+    optimiser-state file, which deepspeed's merge would unpickle in full."""
+    from dove_cli.cli import main
+
+    cfg, result = stage1_run
+    trained = load_file(str(result.last_checkpoint / "model.safetensors"))
+    marker, ckpt = tmp_path / "MARKER", tmp_path / "ckpt"
+    (ckpt / "pytorch_model").mkdir(parents=True)
+    shutil.copy(result.last_checkpoint / "train_state.json", ckpt)
+    states = ckpt / "pytorch_model" / "mp_rank_00_model_states.pt"
+    torch.save({"module": trained, "ds_version": "0.16", "payload": _Payload(marker)}, states)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "export", str(ckpt), "-o", str(tmp_path / "exp")])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1, err
+    assert f"{states} holds Python objects besides tensors (os.makedirs)" in err
+    assert "--allow-pickle to `dove train export`" in err
+    assert not marker.exists() and not (tmp_path / "exp").exists()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "export", str(ckpt), "-o", str(tmp_path / "exp"), "--allow-pickle"])
+    assert exit_info.value.code in (0, None) and marker.exists()
+    exported = load_file(str(tmp_path / "exp" / "transformer" / "diffusion_pytorch_model.safetensors"))
+    assert all(torch.equal(exported[k], trained[k]) for k in trained)
+    torch.save({"module": trained, "ds_version": "0.16"}, states)  # tensors and plain values: no flag needed
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "export", str(ckpt), "-o", str(tmp_path / "exp2")])
+    assert exit_info.value.code in (0, None)
+    optim = ckpt / "pytorch_model" / "zero_pp_rank_0_mp_rank_00_optim_states.pt"  # ZeRO: deepspeed unpickles in full
+    torch.save({"optimizer_state_dict": {}, "payload": _Payload(tmp_path / "MARKER2")}, optim)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "export", str(ckpt), "-o", str(tmp_path / "exp3")])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and f"{optim} holds Python objects" in err and err.count("\n") == 1
+    assert not (tmp_path / "MARKER2").exists()
+
+
+def test_resume_refuses_a_checkpoint_pickle_holding_other_objects(stage1_run, tmp_path):
+    """accelerate unpickles custom_checkpoint_0.pkl (the LR scheduler) in full: a copied checkpoint with
+    a payload there is refused before anything loads or is written, even when its train_state.json
+    says allow_pickle; --allow-pickle resumes from it."""
+    cfg, result = stage1_run
+    ckpt = tmp_path / "run" / "checkpoints" / "step-0000008"
+    shutil.copytree(Path(cfg.output_dir) / "checkpoints" / "step-0000008", ckpt)
+    marker, pkl = tmp_path / "MARKER", ckpt / "custom_checkpoint_0.pkl"
+    torch.save({**torch.load(pkl, weights_only=True), "payload": _Payload(marker)}, pkl)
+    state = json.loads((ckpt / "train_state.json").read_text())
+    state["config"]["allow_pickle"] = True  # a checkpoint cannot vouch for itself
+    (ckpt / "train_state.json").write_text(json.dumps(state))
+    out = tmp_path / "out"
+    out.mkdir()
+    resumed = build_config(1, None, resume=str(ckpt), output_dir=str(out), max_steps=9)
+    with pytest.raises(ModelError, match=rf"^{re.escape(str(pkl))} holds Python objects besides tensors "
+                       r"\(os.makedirs\).*--allow-pickle to `dove train`"):  # fmt: skip
+        train(resumed)
+    assert not marker.exists() and list(out.iterdir()) == []
+    result = train(resumed.replace(allow_pickle=True))
+    assert marker.exists() and len(result.losses) == 1
 
 
 def test_cli_errors_are_messages(tmp_path, tiny_model_dir):

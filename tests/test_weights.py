@@ -282,6 +282,28 @@ def test_pickle_only_is_refused_unless_allowed(hub, env):
     assert weights.resolve_model(str(folder), allow_pickle=True) == folder
 
 
+def test_pickle_gate_checks_the_file_diffusers_and_peft_load(env, tmp_path):
+    """A safetensors file of another name does not stand in for diffusion_pytorch_model.safetensors
+    (diffusers would fall back to the .bin), and transformer_lora/ is checked as peft loads it."""
+    decoy = write_model(tmp_path / "decoy", text=False)
+    (decoy / "transformer" / "diffusion_pytorch_model.safetensors").rename(decoy / "transformer" / "decoy.safetensors")
+    with pytest.raises(ModelError, match=r"decoy/transformer has only pickle weights \(diffusion_pytorch_model.bin\)"
+                       r".*--allow-pickle"):  # fmt: skip
+        weights.resolve_model(str(decoy))
+    assert weights.resolve_model(str(decoy), allow_pickle=True) == decoy
+
+    lora = write_model(tmp_path / "lora", text=False)
+    (lora / "transformer_lora").mkdir()
+    (lora / "transformer_lora" / "adapter_model.bin").write_bytes(b"\x80\x04pickle-adapter")
+    with pytest.raises(
+        ModelError, match=r"transformer_lora has only pickle weights \(adapter_model.bin\).*--allow-pickle"
+    ):
+        weights.resolve_model(str(lora))
+    assert weights.resolve_model(str(lora), allow_pickle=True) == lora
+    (lora / "transformer_lora" / "adapter_model.safetensors").write_bytes(tensors(10))
+    assert weights.resolve_model(str(lora)) == lora  # peft loads the safetensors one
+
+
 def test_disk_full_message():
     with pytest.raises(DownloadError, match="disk full .*free some space"):
         with weights.hub_errors("zzsi/DOVE", "main", "http://x", file="a.safetensors"):

@@ -804,11 +804,18 @@ def train_export_cmd(
         "--with-text-encoder",
         help="Also copy the base model's text_encoder/ and tokenizer/ (for CogVideoXPipeline).",
     ),
+    allow_pickle: bool = typer.Option(
+        False,
+        "--allow-pickle",
+        help="Load a DeepSpeed checkpoint's .pt files in full, which can run code from them (only for your own).",
+    ),
 ) -> None:
     """Write a model folder that `dove upscale --model DIR` and diffusers load (float32, LoRA merged)."""
     from dove_cli.train.export import export_checkpoint
 
-    folder = export_checkpoint(checkpoint, output, overwrite=overwrite, with_text_encoder=with_text_encoder)
+    folder = export_checkpoint(
+        checkpoint, output, overwrite=overwrite, with_text_encoder=with_text_encoder, allow_pickle=allow_pickle
+    )
     say(f"exported to {folder}")
 
 

@@ -350,11 +350,14 @@ def _pick_weights(names: list[str], allow_pickle: bool, where: str) -> list[str]
     if safe:
         return safe + aux
     if pickle and not allow_pickle:
-        raise ModelError(
-            f"{where} has only pickle weights ({', '.join(n.rsplit('/', 1)[-1] for n in pickle)}), which can run"
-            " code when loaded: pass --allow-pickle if you trust this source"
-        )
+        raise pickle_refused(f"{where} has only pickle weights ({', '.join(n.rsplit('/', 1)[-1] for n in pickle)})")
     return pickle + pickle_index + aux
+
+
+def pickle_refused(what: str, flag: str = "--allow-pickle", trust: str = "if you trust this source") -> ModelError:
+    """The one line for pickle files dove does not load unasked (model folders, downloads, training
+    checkpoints): unpickling runs whatever code the file names, so only the user can vouch for it."""
+    return ModelError(f"{what}, which can run code when loaded: pass {flag} {trust}")
 
 
 def _offline_plan(repo: str, revision: str, subfolder: str, local_dir: Path | None, env: HubEnv) -> RepoPlan:
@@ -692,15 +695,8 @@ def validate_model_folder(folder: Path, allow_pickle: bool = False) -> Path:
         d = folder / part
         if not (d / "config.json").is_file():
             raise ModelError(f"{d} has no config.json: the model folder is incomplete")
+        _check_loaded_weights(d, DIFFUSERS_WEIGHTS, allow_pickle)
         safe = sorted(d.glob("*.safetensors"))
-        pickle = sorted(p for p in d.iterdir() if p.name.endswith(PICKLE_SUFFIXES))
-        if not safe and not pickle:
-            raise ModelError(f"{d} has no weights (*.safetensors): the model folder is incomplete")
-        if not safe and not allow_pickle:
-            raise ModelError(
-                f"{d} has only pickle weights ({', '.join(p.name for p in pickle)}), which can run code when"
-                " loaded: pass --allow-pickle if you trust this source"
-            )
         for index in d.glob("*.safetensors.index.json"):
             try:
                 shards = set(json.loads(index.read_text())["weight_map"].values())
@@ -712,7 +708,28 @@ def validate_model_folder(folder: Path, allow_pickle: bool = False) -> Path:
             check_safetensors(f)
     if not any((folder / "scheduler").glob("*.json")):
         raise ModelError(f"{folder / 'scheduler'} has no scheduler_config.json: the model folder is incomplete")
+    if (folder / "transformer_lora").is_dir():  # a training export's adapter (engine._apply_adapter merges it)
+        _check_loaded_weights(folder / "transformer_lora", PEFT_WEIGHTS, allow_pickle)
     return folder
+
+
+DIFFUSERS_WEIGHTS = "diffusion_pytorch_model"  # the name diffusers' from_pretrained loads, then falls back from
+PEFT_WEIGHTS = "adapter_model"  # peft's PeftModel.from_pretrained: adapter_model.safetensors, else .bin
+
+
+def _check_loaded_weights(d: Path, stem: str, allow_pickle: bool) -> None:
+    """`d` has the safetensors file (or shard index) that diffusers / peft load; the pickle they fall back
+    to without it is refused unless allowed (a safetensors file of another name is no safeguard: they
+    look for `stem` only)."""
+    if (d / f"{stem}.safetensors").is_file() or (d / f"{stem}.safetensors.index.json").is_file():
+        return
+    pickle = sorted(p for p in d.iterdir() if p.name.startswith(stem) and p.name.endswith(PICKLE_SUFFIXES))
+    if not pickle:
+        raise ModelError(f"{d} has no weights ({stem}.safetensors): the model folder is incomplete")
+    if not allow_pickle:
+        raise pickle_refused(
+            f"{d} has only pickle weights ({', '.join(p.name for p in pickle)}) where {stem}.safetensors is looked for"
+        )
 
 
 def is_hub_id(spec: str) -> bool:

@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
+import re
 import shutil
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +29,7 @@ from dove_cli.errors import ModelError, OptionError, OutputError
 from dove_cli.jsontext import json_text
 from dove_cli.train.config import TrainConfig, refuse_recipe_changes, saved_config
 from dove_cli.video_io.paths import umask_weights
+from dove_cli.weights import PICKLE_SUFFIXES, pickle_refused
 
 CKPT_DIR = "checkpoints"
 STATE_FILE = "train_state.json"
@@ -148,11 +152,12 @@ def _deepspeed_folder(ckpt: Path) -> Path | None:
     return found[0] if found else None
 
 
-def read_weights(ckpt: Path) -> tuple[dict[str, torch.Tensor], str]:
+def read_weights(ckpt: Path, allow_pickle: bool = False) -> tuple[dict[str, torch.Tensor], str]:
     """The transformer state dict a checkpoint holds, and where it came from.
 
     Returns (state dict, source), source one of "safetensors", "fp32-master" (rebuilt from the
     ZeRO partitions) or "module" (DeepSpeed's module copy, when no optimiser partitions exist).
+    Pickle files are read as tensors only (`load_pickle`) unless `allow_pickle`.
     """
     from safetensors.torch import load_file
 
@@ -170,13 +175,57 @@ def read_weights(ckpt: Path) -> tuple[dict[str, torch.Tensor], str]:
     ds = _deepspeed_folder(ckpt)
     if ds is not None:
         if any(ds.glob("*optim_states.pt")):
+            if not allow_pickle:  # deepspeed's zero_to_fp32 unpickles them in full
+                check_pickles(sorted(ds.glob("*.pt")), EXPORT_FLAG)
             return _zero_fp32_weights(ckpt, ds.name), "fp32-master"
-        sd = torch.load(str(ds / "mp_rank_00_model_states.pt"), map_location="cpu", weights_only=False)
+        sd = load_pickle(ds / "mp_rank_00_model_states.pt", allow_pickle, EXPORT_FLAG)
         return dict(sd.get("module", sd)), "module"
     if (ckpt / "pytorch_model.bin").is_file():
-        sd = torch.load(str(ckpt / "pytorch_model.bin"), map_location="cpu", weights_only=True)
+        sd = load_pickle(ckpt / "pytorch_model.bin", allow_pickle, EXPORT_FLAG)
         return dict(sd), "pytorch_model.bin"
     raise ModelError(f"{ckpt}: no model weights (model.safetensors or DeepSpeed states)")
+
+
+EXPORT_FLAG = "--allow-pickle to `dove train export`"
+RESUME_FLAG = "--allow-pickle to `dove train`"
+
+
+def pickle_files(ckpt: Path) -> list[Path]:
+    """The pickle files in a checkpoint folder (accelerate's optimizer.bin, random_states_N.pkl,
+    custom_checkpoint_N.pkl; DeepSpeed's pytorch_model*/*.pt), which `--resume` loads."""
+    return sorted(p for p in Path(ckpt).rglob("*") if p.name.endswith(PICKLE_SUFFIXES) and p.is_file())
+
+
+def check_pickles(files: list[Path], flag: str) -> None:
+    """Each file unpickles to tensors, plain containers and numpy RNG state only (memory-mapped: the
+    tensors are not read), or the one-line refusal: a checkpoint from elsewhere must not run code."""
+    for path in files:
+        load_pickle(path, False, flag, mmap=zipfile.is_zipfile(path))
+
+
+def load_pickle(path: Path, allow_pickle: bool, flag: str, mmap: bool = False) -> Any:
+    """torch.load of a checkpoint file: with torch's weights_only unpickler (which refuses any other
+    Python object, so no code from the file runs), or in full when the user allows pickle."""
+    if allow_pickle:
+        return torch.load(str(path), map_location="cpu", weights_only=False)
+    try:
+        with torch.serialization.safe_globals(_rng_state_globals()):
+            return torch.load(str(path), map_location="cpu", weights_only=True, mmap=mmap)
+    except pickle.UnpicklingError as exc:
+        named = re.search(r"GLOBAL (\S+)", str(exc))
+        what = f"{path} holds Python objects besides tensors" + (f" ({named[1]})" if named else "")
+        raise pickle_refused(what, flag, "only for a checkpoint you made or trust") from None
+    except (OSError, RuntimeError, EOFError, ValueError) as exc:
+        raise ModelError(f"{path}: not a readable checkpoint file ({str(exc).splitlines()[0]})") from None
+
+
+def _rng_state_globals() -> list[Any]:
+    """numpy's RNG state, which accelerate saves in random_states_N.pkl: an array of uint32."""
+    import numpy as np
+
+    core = getattr(np, "_core", None) or np.core
+    extra = [np.dtypes.UInt32DType] if hasattr(np, "dtypes") else []
+    return [core.multiarray._reconstruct, np.ndarray, np.dtype, *extra]
 
 
 def _zero_fp32_weights(ckpt: Path, tag: str) -> dict[str, torch.Tensor]:

@@ -113,6 +113,10 @@ class TrainConfig:
         False, "Start over in an output folder that holds a run; with --resume: delete the checkpoints (and "
         "metrics) the resumed one does not lead to.",
     )  # fmt: skip
+    allow_pickle: bool = option(
+        False, "--resume: load the checkpoint's pickle files in full, which can run code from them (only for "
+        "checkpoints you made or trust); without it, any Python object besides tensors is refused.",
+    )  # fmt: skip
 
     @classmethod
     def for_stage(cls, stage: int, **overrides: Any) -> TrainConfig:
@@ -331,7 +335,7 @@ def build_config(default_stage: int = 1, config_file: str | Path | None = None, 
 RESUMABLE = frozenset({
     "output_dir", "resume", "overwrite", "max_steps", "checkpoint_every", "keep_checkpoints",
     "val_data", "val_every", "val_clips", "metrics_file", "tensorboard", "num_workers",
-    "gradient_checkpointing", "vae_slicing",
+    "gradient_checkpointing", "vae_slicing", "allow_pickle",
 })  # fmt: skip
 
 
@@ -340,7 +344,9 @@ def saved_config(state: dict[str, Any]) -> TrainConfig:
     saved = state.get("config")
     if not isinstance(saved, dict):
         raise OptionError("--resume: the checkpoint does not record its options (no config in its state file)")
-    names = {f.name for f in dataclasses.fields(TrainConfig)} - {"stage", "output_dir", "resume", "overwrite"}
+    # allow_pickle: the user's trust, given anew each time, never a checkpoint's (its train_state.json could say so)
+    names = {f.name for f in dataclasses.fields(TrainConfig)} - {"stage", "output_dir", "resume", "overwrite",
+                                                                  "allow_pickle"}  # fmt: skip
     stage = int(saved.get("stage", 1))
     if stage == 1:
         names.discard("images")  # older versions recorded a stage-1 --images that they ignored

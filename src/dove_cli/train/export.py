@@ -85,9 +85,15 @@ def model_index(base: Path, with_text: bool) -> dict[str, Any]:
 
 
 def export_checkpoint(
-    ckpt: str | Path, output: str | Path, *, overwrite: bool = False, with_text_encoder: bool = False
+    ckpt: str | Path,
+    output: str | Path,
+    *,
+    overwrite: bool = False,
+    with_text_encoder: bool = False,
+    allow_pickle: bool = False,
 ) -> Path:
-    """Write a diffusers-layout model folder from a checkpoint (or run) folder, atomically (temp dir)."""
+    """Write a diffusers-layout model folder from a checkpoint (or run) folder, atomically (temp dir).
+    `allow_pickle`: read a DeepSpeed checkpoint's pickle files in full (they can run code)."""
     ckpt = resolve_checkpoint(ckpt)
     output = Path(output)
     state_path = ckpt / STATE_FILE
@@ -101,7 +107,7 @@ def export_checkpoint(
             why = "for --with-text-encoder: drop that option" if part in TEXT_PARTS else "which the export copies"
             raise ModelError(f"base model {base} (recorded in {state_path}) has no {part}/, {why}")
 
-    weights, source = read_weights(ckpt)
+    weights, source = read_weights(ckpt, allow_pickle)
     transformer = build_transformer(base, weights, state, str(ckpt))
     del weights
 

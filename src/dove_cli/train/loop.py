@@ -36,11 +36,14 @@ from dove_cli.jsontext import json_text
 from dove_cli.metrics.dists import training_dists
 from dove_cli.train.checkpoints import (
     CKPT_DIR,
+    RESUME_FLAG,
     RUN_FILE,
     STATE_FILE,
     ResumePoint,
+    check_pickles,
     checkpoint_step,
     list_checkpoints,
+    pickle_files,
     resume_point,
     save_checkpoint,
 )
@@ -507,14 +510,17 @@ def _train(
 
 
 def _check_start(cfg: TrainConfig, resumed: ResumePoint | None, start: int) -> list[Path]:
-    """What can be refused before anything loads, in every process: --tensorboard's package, the
-    output folder (returns the checkpoints in the way, `_check_output`), the degradation config, the launch."""
+    """What can be refused before anything loads, in every process: --tensorboard's package, a resumed
+    checkpoint's pickles (`check_pickles`), the output folder (returns the checkpoints in the way,
+    `_check_output`), the degradation config, the launch."""
     if cfg.tensorboard:
         import importlib.util
 
         if importlib.util.find_spec("tensorboard") is None:
             raise OptionError("--tensorboard needs the tensorboard package: pip install 'dove-cli[train]'")
     ckpt = resumed.ckpt if resumed is not None else None
+    if ckpt is not None and not cfg.allow_pickle:  # accelerate's load_state unpickles custom_checkpoint_N.pkl in full
+        check_pickles(pickle_files(ckpt), RESUME_FLAG)
     stale = _check_output(cfg, ckpt, start) if start < cfg.max_steps else []
     load_degradation_config(cfg.degradation)  # a mistyped name or yaml: one line before the data scan
     check_launch(torch.cuda.is_available())
