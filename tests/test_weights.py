@@ -288,7 +288,7 @@ def test_pickle_gate_checks_the_file_diffusers_and_peft_load(env, tmp_path):
     decoy = write_model(tmp_path / "decoy", text=False)
     (decoy / "transformer" / "diffusion_pytorch_model.safetensors").rename(decoy / "transformer" / "decoy.safetensors")
     with pytest.raises(ModelError, match=r"decoy/transformer has only pickle weights \(diffusion_pytorch_model.bin\)"
-                       r".*--allow-pickle"):  # fmt: skip
+                       r".*convert them .* to diffusion_pytorch_model.safetensors$"):  # fmt: skip
         weights.resolve_model(str(decoy))
     assert weights.resolve_model(str(decoy), allow_pickle=True) == decoy
 
@@ -296,7 +296,8 @@ def test_pickle_gate_checks_the_file_diffusers_and_peft_load(env, tmp_path):
     (lora / "transformer_lora").mkdir()
     (lora / "transformer_lora" / "adapter_model.bin").write_bytes(b"\x80\x04pickle-adapter")
     with pytest.raises(
-        ModelError, match=r"transformer_lora has only pickle weights \(adapter_model.bin\).*--allow-pickle"
+        ModelError,
+        match=r"transformer_lora has only pickle weights \(adapter_model.bin\).*to adapter_model.safetensors$",
     ):
         weights.resolve_model(str(lora))
     assert weights.resolve_model(str(lora), allow_pickle=True) == lora

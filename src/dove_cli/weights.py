@@ -726,9 +726,11 @@ def _check_loaded_weights(d: Path, stem: str, allow_pickle: bool) -> None:
     pickle = sorted(p for p in d.iterdir() if p.name.startswith(stem) and p.name.endswith(PICKLE_SUFFIXES))
     if not pickle:
         raise ModelError(f"{d} has no weights ({stem}.safetensors): the model folder is incomplete")
-    if not allow_pickle:
-        raise pickle_refused(
-            f"{d} has only pickle weights ({', '.join(p.name for p in pickle)}) where {stem}.safetensors is looked for"
+    if not allow_pickle:  # (`dove upscale` has no flag for it: converting is the way, for a trusted source)
+        raise ModelError(
+            f"{d} has only pickle weights ({', '.join(p.name for p in pickle)}) where {stem}.safetensors is looked "
+            "for, which can run code when loaded: dove loads a model folder's weights from safetensors only; if you "
+            f"trust their source, convert them (safetensors.torch.save_file) to {stem}.safetensors"
         )
 
 
