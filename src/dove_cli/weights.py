@@ -329,9 +329,10 @@ def select_files(
 
 def check_repo_name(name: str, where: str) -> None:
     """A file name the hub lists is joined to the target folder: one with a `..` part, an absolute path
-    or a backslash (a separator on Windows) would name a file outside it. huggingface_hub refuses some
+    a backslash (a separator on Windows) or a drive (`C:`, in any part) would name a file outside it. huggingface_hub refuses some
     of these too, as a traceback; dove refuses them all, in one line, before any download."""
-    if "\\" in name or name.startswith("/") or ".." in name.split("/") or re.match(r"[A-Za-z]:", name):
+    parts = name.split("/")
+    if "\\" in name or name.startswith("/") or ".." in parts or any(re.match(r"[A-Za-z]:", p) for p in parts):
         raise ModelError(f"{where}: the hub lists a file {name!r}: refused: outside the target folder")
 
 
