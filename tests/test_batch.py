@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -1443,12 +1444,13 @@ def test_a_folder_of_frame_folders_keeps_each_images_names(tmp_path, monkeypatch
     assert (f"c04: its images (0000.tif, 0001.tif, 0001_b.tif) are not named by one number counting up, so "
             f"{out / 'c04'} cannot keep their names; give an image pattern (-o {out / 'c04' / '%04d.tif'})"
             ) in result.failed[0].error  # fmt: skip
-    assert len(loads) == 1 and sorted(os.listdir(out)) == ["c01", "c02", "c03"]
+    assert len(loads) == 1 and sorted(os.listdir(out)) == [".dove-sources", "c01", "c02", "c03"]
     for clip, frames in made.items():
         assert sorted(os.listdir(out / clip)) == sorted(frames)  # name for name, nothing else
         for name, rgb in frames.items():
             assert np.array_equal(np.asarray(Image.open(out / clip / name).convert("RGB")), rgb), (clip, name)
-    assert "cannot note" not in caplog.text  # (no .dove-sources note: the folders hold their images only)
+    assert "cannot note" not in caplog.text  # (its note is beside each folder: the folders hold their images only)
+    assert sorted(os.listdir(out / ".dove-sources")) == ["c01.json", "c02.json", "c03.json"]
     again = upscale_batch(lq, out, **SAME)
     assert [i.status for i in again.items] == ["skipped", "skipped", "skipped", "failed"] and len(loads) == 1
     with pytest.raises(OptionError, match="--start-number 5: a folder run's frame folders keep their images' names"):
@@ -1457,6 +1459,45 @@ def test_a_folder_of_frame_folders_keeps_each_images_names(tmp_path, monkeypatch
     again = upscale_batch(lq, out, **SAME)
     assert [i.status for i in again.items] == ["failed", "skipped", "skipped", "failed"]
     assert f"{out / 'c01' / '%04d.png'}: holds 2 of the 3 images from 0000.png on" in again.items[0].error
+
+
+def test_a_changed_image_in_a_frame_folder_fails_its_rerun_as_a_changed_video_does(tmp_path):
+    """nu_today F1: a re-scanned image in a frame folder was "skipped, its output exists" on a re-run, the
+    upscale of the old scan handed back (a changed video is failed). Its note, beside the output folder
+    (out/.dove-sources/c01.json), now says what made it, and a changed image fails it the same way."""
+    lq, out = tmp_path / "LQ", tmp_path / "out"
+    _frames(lq / "c01", ["0000.png", "0001.png"], 1)
+    assert [i.status for i in upscale_batch(lq, out, **SAME).items] == ["done"]
+    assert sorted(os.listdir(out / "c01")) == ["0000.png", "0001.png"]  # the note is not among its images
+    assert [i.status for i in upscale_batch(lq, out, **SAME).items] == ["skipped"]
+    rescan = lq / "c01" / "0001.png"
+    Image.fromarray(np.full((12, 16, 3), 7, dtype=np.uint8)).save(rescan)  # the client's corrected scan
+    later = rescan.stat().st_mtime + 10
+    os.utime(rescan, (later, later))
+    item = upscale_batch(lq, out, **SAME).items[0]
+    assert item.status == "failed"
+    assert f"{out / 'c01' / '%04d.png'}: its input has changed since it was made on " in item.error
+    assert f"c01's images are now {sum(p.stat().st_size for p in (lq / 'c01').iterdir()):,} bytes" in item.error
+
+
+def test_a_skipped_frame_folder_keeps_its_record_in_the_manifest(tmp_path):
+    """nu_today F2: a re-run's manifest had output_bytes, output_modified and `made` null for a frame
+    folder (its output, a pattern, was stat'ed): the record of how it was made was lost. Now they are
+    its images' sizes in all and the newest one's time, and `made` is the first run's record."""
+    lq, out, manifest = tmp_path / "LQ", tmp_path / "out", tmp_path / "run.json"
+    _frames(lq / "c01", ["0000.png", "0001.png", "0002.png"], 1)
+    upscale_batch(lq, out, manifest=str(manifest), **SAME)
+    first = json.loads(manifest.read_text())["files"][0]
+    upscale_batch(lq, out, manifest=str(manifest), **SAME)
+    entry = json.loads(manifest.read_text())["files"][0]
+    images = sorted((out / "c01").iterdir())
+    newest = datetime.fromtimestamp(max(p.stat().st_mtime for p in images), UTC)
+    assert entry["status"] == "skipped" and entry["output_bytes"] == sum(p.stat().st_size for p in images)
+    assert entry["output_modified"] == newest.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    assert entry["made"]["output_sha256"] == first["output_sha256"] is not None
+    assert entry["made"]["finished_at"] == first["finished_at"] and entry["made"]["output_images"] == 3
+    upscale_batch(lq, out, manifest=str(manifest), **SAME)  # and on every later run
+    assert json.loads(manifest.read_text())["files"][0]["made"] == entry["made"]
 
 
 def test_recursive_takes_frame_folders_and_says_why_when_there_is_nothing(tmp_path, capsys, caplog):

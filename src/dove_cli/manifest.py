@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import av
 import torch
 
-from dove_cli import __version__, locks, video_io
+from dove_cli import __version__, locks, provenance, video_io
 from dove_cli.engine import Restorer
 from dove_cli.errors import (
     DoveError,
@@ -248,7 +248,7 @@ class FolderManifest:
             plan = r if isinstance(r, Plan) else getattr(r, "plan", None)
             done = r is not None and not isinstance(r, Plan)
             status = "planned" if isinstance(r, Plan) and item.status == "done" else item.status  # a dry run's
-            facts = output_facts(item.output) if status in ("done", "skipped") else {}
+            facts = output_facts(item.output) if status in ("done", "skipped") else None
             made = self.made.get(path_text(item.output.absolute())) if status == "skipped" else None
             record = self._record(item) if done and item.status == "done" else dict.fromkeys(HASHED_KEYS)
             files.append({
@@ -264,10 +264,10 @@ class FolderManifest:
                 "warnings": r.warnings if done else [],
                 "started_at": item.started_at,
                 "finished_at": item.finished_at,
-                "output_bytes": facts.get("output_bytes"),
-                "output_modified": facts.get("output_modified"),
+                "output_bytes": None if facts is None else facts["output_bytes"],
+                "output_modified": None if facts is None else facts["output_modified"],
                 **record,
-                "made": made if made is not None and facts and _same_output(made, facts) else None,
+                "made": made if made is not None and facts is not None and _same_output(made, facts) else None,
             })  # fmt: skip
         result = self.result
         ended = "running" if running else result.status() if stopped is None else stop_status(stopped)
@@ -306,13 +306,14 @@ MADE_KEYS = ("started_at", "finished_at", "frames", "dropped_frames", "result", 
              *HASHED_KEYS)  # fmt: skip
 
 
-def output_facts(output: Path) -> dict[str, Any]:
-    """An output's size and modification time (ISO 8601, UTC); {} when it is not there."""
+def output_facts(output: Path) -> dict[str, Any] | None:
+    """An output's size and modification time (ISO 8601, UTC), an image sequence's as file_record has
+    them (its images' sizes in all, the newest one's time); None when it is not there."""
     try:
-        st = output.stat()
+        size, mtime_ns = provenance.size_and_time(output)
     except OSError:
-        return {}
-    return {"output_bytes": st.st_size, "output_modified": utc_time(st.st_mtime)}
+        return None
+    return {"output_bytes": size, "output_modified": utc_time(mtime_ns / 1e9)}
 
 
 RECORD_KEYS = ("bytes", "modified", "sha256", "images")

@@ -192,11 +192,12 @@ def unfinished(
     one, or a cut-off copy. What a re-run must not skip. An image pattern's images: `_images_unfinished`."""
     from dove_cli.options import parse_preview
 
-    if video_io.is_pattern(output):
-        return _images_unfinished(source, output, preview, fps, start_number)
     if (made_from := provenance.fitting_note(output)) is not None:
         if changed := provenance.changed_since(source, output, made_from):
             return changed
+    if video_io.is_pattern(output):
+        return _images_unfinished(source, output, preview, fps, start_number)
+    if made_from is not None:
         if made_from.get("preview") in (None, preview):
             return None
     made = video_io.video_length(output)
