@@ -310,10 +310,11 @@ def output_facts(output: Path) -> dict[str, Any] | None:
     """An output's size and modification time (ISO 8601, UTC), an image sequence's as file_record has
     them (its images' sizes in all, the newest one's time); None when it is not there."""
     try:
-        size, mtime_ns = provenance.size_and_time(output)
+        stats = [f.stat() for f in provenance.files_of(output)]
     except OSError:
         return None
-    return {"output_bytes": size, "output_modified": utc_time(mtime_ns / 1e9)}
+    # (st_mtime, as file_record reads it: a time from st_mtime_ns can round to another millisecond)
+    return {"output_bytes": sum(s.st_size for s in stats), "output_modified": utc_time(max(s.st_mtime for s in stats))}
 
 
 RECORD_KEYS = ("bytes", "modified", "sha256", "images")
