@@ -3,6 +3,7 @@ file reported at the end (exit 4: partly done) without stopping the others."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -1145,6 +1146,49 @@ def test_a_keyboard_interrupt_from_progress_ends_its_files_row(tmp_path):
     assert (a["status"], b["status"]) == ("interrupted", "not started")
 
 
+def test_files_a_stopped_folder_run_never_reached_are_not_started_and_keep_their_record(tmp_path):
+    """nu_today F4: after Ctrl-C, the files after the one it stopped in whose outputs were there were
+    recorded "skipped", while no line said them and the error said "0 not started". They are "not
+    started" now, in the tally too, and keep the record of the run that made them (`made`), which the
+    next run carries on."""
+    from dove_cli.errors import Interrupted
+
+    src, out, manifest = tmp_path / "in", tmp_path / "out", tmp_path / "run.json"
+    src.mkdir()
+    make_clip(src / "a.mp4", frames=2)
+    make_clip(src / "c.mp4", frames=2)
+    upscale_batch(src, out, manifest=str(manifest), **OPTS)
+    first = json.loads(manifest.read_text())["files"][1]
+    make_clip(src / "b.mp4", frames=6)
+
+    def progress(p):
+        if p.frames_done >= 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(Interrupted) as err:
+        upscale_batch(src, out, progress=progress, manifest=str(manifest), **OPTS)
+    assert "(0 files done in this run, 1 not started)" in str(err.value)
+    a, b, c = json.loads(manifest.read_text())["files"]
+    assert (a["status"], b["status"], c["status"]) == ("skipped", "interrupted", "not started")
+    assert c["made"]["output_sha256"] == first["output_sha256"] == sha256_of(out / "c.mp4")
+    assert c["output_bytes"] == (out / "c.mp4").stat().st_size
+    c = json.loads(manifest.read_text())["files"][2]
+    upscale_batch(src, out, manifest=str(manifest), **OPTS)  # the next run carries it on
+    assert json.loads(manifest.read_text())["files"][2]["made"] == c["made"]
+
+    class Cancel(Exception):
+        pass
+
+    def cancel(p):
+        raise Cancel
+
+    (out / "b.mp4").unlink()  # a GUI's cancel (what progress= raises) stops the folder as Ctrl-C does
+    with pytest.raises(Cancel):
+        upscale_batch(src, out, progress=cancel, manifest=str(manifest), **OPTS)
+    assert [f["status"] for f in json.loads(manifest.read_text())["files"]] == ["skipped", "interrupted",
+                                                                                "not started"]  # fmt: skip
+
+
 # ---------------------------------------------------------------- --recursive, and a manifest kept current
 
 
@@ -1411,6 +1455,10 @@ def test_options_are_checked_without_reading_their_types_again(monkeypatch):
 # ---------------------------------------------------------------- frame folders (a VSR benchmark's LQ/clip/0000.png)
 
 SAME = dict(model="bilinear", scale=1, color_fix="none", device="cpu", tile=0, chunk=0)  # output = input's pixels
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _frames(folder: Path, names: list[str], seed: int) -> dict[str, np.ndarray]:

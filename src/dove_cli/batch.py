@@ -518,63 +518,80 @@ def _upscale_here(
         models.check_weights(opts)  # missing weights: one error for the folder, not one per file
     # what the loading call below raises is the caller's cancel, not a failure (upscale() notes its own calls)
     loading = noting_cancels(progress) if progress is not None else None
-    for index, item in enumerate(result.items):
-        if item.status == "pending" and output_there(item.output) and not opts.overwrite:
-            item.status = "skipped"  # finished meanwhile by another dove run on the same folder
-        if item.status != "pending":  # skipped, or failed by plan_batch (an unfinished output is there)
+    index = 0
+    try:
+        for index, item in enumerate(result.items):
+            if item.status == "pending" and output_there(item.output) and not opts.overwrite:
+                item.status = "skipped"  # finished meanwhile by another dove run on the same folder
+            if item.status != "pending":  # skipped, or failed by plan_batch (an unfinished output is there)
+                if on_file:
+                    on_file(index, item)
+                continue
+            item.status = "running"
             if on_file:
                 on_file(index, item)
-            continue
-        item.status = "running"
-        if on_file:
-            on_file(index, item)
-        if model is None and _refused_before_loading(item, opts, bugs_said):
-            if on_file:
-                on_file(index, item)
-            continue
-        if model is None:  # loaded once, and only when there is something to do
-            if loading:
-                loading(Progress(0, 0, "", 0.0, "loading model"))
-            device, dtype = models.resolve_device(opts)
-            models.check_quantize(opts, device)  # as a one-file run does (its calls below get this model)
-            model = models.load_model(opts, device, dtype)
-        try:
-            item.result = upscale(item.input, item.output, opts, restorer=model, progress=progress)
-            item.status = "done"
-            if item.result.finished_before:  # finished meanwhile by another dove run on the same folder
-                item.status, item.result = "skipped", None
-        except Interrupted as exc:  # a folder run continues an interrupted file without --resume
-            left = sum(i.status == "pending" for i in result.items)
-            done = result.count("done")
-            tally = f" ({done} file{'s' * (done != 1)} done in this run, {left} not started)"
-            item.status, item.error = "interrupted", str(exc)  # the file's own line, for the manifest
-            if on_file:
-                on_file(index, item)
-            raise Interrupted(item.error + tally) from None
-        except KeyboardInterrupt:  # (upscale() turns it into Interrupted once its run has begun)
-            item.status, item.error = "interrupted", "interrupted"
-            if on_file:
-                on_file(index, item)
-            raise
-        except BaseException as exc:  # noqa: BLE001 - one odd file must not stop the batch
-            if cancelled(exc):  # the caller's cancel, raised as it was: the file stopped as by Ctrl-C, then the folder
-                item.status, item.error = (
-                    "interrupted",
-                    f"{item.input}: stopped by progress= ({type(exc).__name__}: {exc})",
-                )
+            if model is None and _refused_before_loading(item, opts, bugs_said):
+                if on_file:
+                    on_file(index, item)
+                continue
+            if model is None:  # loaded once, and only when there is something to do
+                if loading:
+                    loading(Progress(0, 0, "", 0.0, "loading model"))
+                device, dtype = models.resolve_device(opts)
+                models.check_quantize(opts, device)  # as a one-file run does (its calls below get this model)
+                model = models.load_model(opts, device, dtype)
+            try:
+                item.result = upscale(item.input, item.output, opts, restorer=model, progress=progress)
+                item.status = "done"
+                if item.result.finished_before:  # finished meanwhile by another dove run on the same folder
+                    item.status, item.result = "skipped", None
+            except Interrupted as exc:  # a folder run continues an interrupted file without --resume
+                _not_reached(result.items[index + 1 :])
+                left = sum(i.status == "pending" for i in result.items)
+                done = result.count("done")
+                tally = f" ({done} file{'s' * (done != 1)} done in this run, {left} not started)"
+                item.status, item.error = "interrupted", str(exc)  # the file's own line, for the manifest
+                if on_file:
+                    on_file(index, item)
+                raise Interrupted(item.error + tally) from None
+            except KeyboardInterrupt:  # (upscale() turns it into Interrupted once its run has begun)
+                item.status, item.error = "interrupted", "interrupted"
                 if on_file:
                     on_file(index, item)
                 raise
-            if not isinstance(exc, Exception):
-                raise
-            record_failure(item, exc, bugs_said)
-            if isinstance(exc, OutputError) and output_there(item.output) and not opts.overwrite:
-                item.status, item.error, item.error_type = "skipped", None, None  # another dove run finished it
-        if item.status != "done":
-            log.debug("%s: %s", item.input, item.error)
-        if on_file:
-            on_file(index, item)
+            except BaseException as exc:  # noqa: BLE001 - one odd file must not stop the batch
+                if cancelled(
+                    exc
+                ):  # the caller's cancel, raised as it was: the file stopped as by Ctrl-C, then the folder
+                    item.status, item.error = (
+                        "interrupted",
+                        f"{item.input}: stopped by progress= ({type(exc).__name__}: {exc})",
+                    )
+                    if on_file:
+                        on_file(index, item)
+                    raise
+                if not isinstance(exc, Exception):
+                    raise
+                record_failure(item, exc, bugs_said)
+                if isinstance(exc, OutputError) and output_there(item.output) and not opts.overwrite:
+                    item.status, item.error, item.error_type = "skipped", None, None  # another dove run finished it
+            if item.status != "done":
+                log.debug("%s: %s", item.input, item.error)
+            if on_file:
+                on_file(index, item)
+    except BaseException:  # what stops the folder (Ctrl-C, the caller's cancel, its model failing to load)
+        _not_reached(result.items[index + 1 :])
+        raise
     return model
+
+
+def _not_reached(items: list[BatchItem]) -> None:
+    """The files after the one a stop ended in: those planned as skipped (their outputs were there) are
+    "not started", as the others are, since the run never reached them and no line said them (the
+    manifest still carries the record of how each was made)."""
+    for item in items:
+        if item.status == "skipped":
+            item.status = "pending"
 
 
 def _refused_before_loading(item: BatchItem, opts: CheckedOptions, bugs_said: set[tuple[str, str, int]]) -> bool:

@@ -248,8 +248,9 @@ class FolderManifest:
             plan = r if isinstance(r, Plan) else getattr(r, "plan", None)
             done = r is not None and not isinstance(r, Plan)
             status = "planned" if isinstance(r, Plan) and item.status == "done" else item.status  # a dry run's
-            facts = output_facts(item.output) if status in ("done", "skipped") else None
-            made = self.made.get(path_text(item.output.absolute())) if status == "skipped" else None
+            # (a file not reached yet, or by a stopped run, whose output is there keeps its record too)
+            facts = output_facts(item.output) if status in ("done", "skipped", "pending") else None
+            made = self.made.get(path_text(item.output.absolute())) if status in ("skipped", "pending") else None
             record = self._record(item) if done and item.status == "done" else dict.fromkeys(HASHED_KEYS)
             files.append({
                 "input": path_text(item.input.absolute()),
