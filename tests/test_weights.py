@@ -532,6 +532,7 @@ def test_hub_file_names_outside_the_folder_are_refused_and_glob_characters_are_n
         hub.add(FakeRepo("evil/glob", {**model_files(text=False), name: b'{"x": 1}'}))
         folder = weights.download_weights(repo="evil/glob", dir=env / "g")
         assert (folder / name).read_bytes() == b'{"x": 1}'
+    capsys.readouterr()  # (the downloads above: huggingface_hub's own progress on stderr, where it draws it)
     code, _, err = run_main(["download-weights", "--yes", "--repo", "evil/trav", "--dir", str(env / "t")], capsys)
     assert code == 2 and err.splitlines() == [
         "error: evil/trav: the hub lists a file 'transformer/../../../ESCAPED.json': refused: outside the target folder"
