@@ -343,7 +343,10 @@ def unread_tail(path: Path, index: int, last_pts: int) -> tuple[int, int] | None
     UNREAD_SHARE and UNREAD_MIN_BYTES (an MP4's index boxes after the media aside): a demuxer takes
     damage (a fragmented MP4's broken moof) for the end of the file. None otherwise, and for a pipe."""
     try:
-        size = path.stat().st_size
+        st = path.stat()
+        if not stat.S_ISREG(st.st_mode):  # (a pipe or device: nothing to measure, and opening it would read it)
+            return None
+        size = st.st_size
         with open(path, "rb") as f, av.open(f, "r", metadata_errors="replace") as c:
             mp4 = "mov" in c.format.name.split(",")
             c.seek(last_pts, stream=c.streams[index], backward=True)
