@@ -520,6 +520,14 @@ def test_endpoint_credentials_are_masked_wherever_dove_shows_the_endpoint(hub, e
     monkeypatch.setenv("HF_ENDPOINT", "notaurl://tok@")
     code, _, err = run_main(["download-weights", "--yes"], capsys)
     assert code == 2 and err.startswith("error: HF_ENDPOINT=notaurl://***@: not a hub URL"), err
+    monkeypatch.setenv("HF_ENDPOINT", "https://u:se/cret@127.0.0.1:9")  # a `/` typed in the password: malformed
+    code, _, err = run_main(["download-weights", "--yes"], capsys)
+    assert code == 2 and "HF_ENDPOINT=https://***@127.0.0.1:9: not a hub URL" in err and "cret" not in err, err
+    done = subprocess.run([sys.executable, "-m", "dove_cli", "info", "--json"], capture_output=True, text=True,
+                          env={**os.environ, "HF_ENDPOINT": "https://u:se/cret@127.0.0.1:9"})  # fmt: skip
+    # (a fresh process: huggingface_hub cannot even be imported with it; `dove info` was its traceback)
+    assert done.returncode == 0 and json.loads(done.stdout)["hub"]["endpoint"] == "https://***@127.0.0.1:9", done
+    assert "cret" not in done.stdout + done.stderr and "Traceback" not in done.stderr, done.stderr
     assert weights.shown_endpoint("https://huggingface.co/") == "https://huggingface.co/"
     assert weights.shown_endpoint("http://h:1/a@b?c@d") == "http://h:1/a@b?c@d"  # an @ after the host is no user
 

@@ -634,7 +634,12 @@ def _environment() -> dict[str, Any]:
                      "free_bytes": free, "total_bytes": total})  # fmt: skip
     mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
     hub = weights.hub_env()
-    folder = weights.find_downloaded()
+    try:  # (huggingface_hub cannot even be imported with a malformed HF_ENDPOINT: the caches are not looked in)
+        weights.check_endpoint(hub.endpoint)
+        folder, base = weights.find_downloaded(), weights.find_downloaded(weights.BASE_REPO, "")
+    except DoveError as exc:
+        logging.getLogger("dove_cli").warning("%s", exc)
+        folder = base = None
     found = None
     if folder is not None:
         try:
@@ -643,7 +648,6 @@ def _environment() -> dict[str, Any]:
         except DoveError as exc:
             broken = str(exc)
         found = {"path": str(folder), "error": broken, "parts": weights.describe_model(folder)}
-    base = weights.find_downloaded(weights.BASE_REPO, "")
     places = [("CPU", torch.device("cpu"), torch.float32)]  # each --attention kernel, tried where a run can be
     places += [("CUDA", torch.device("cuda", 0), torch.bfloat16)] if gpus else []
     return {

@@ -67,15 +67,25 @@ def shown_endpoint(endpoint: str) -> str:
     """An endpoint as dove prints it, in error lines and `dove info`: a password in the URL
     (https://user:pass@host) as `***`, or a user part alone (which may be a token) as `***`: farm logs
     and health checks keep what dove prints. The URL itself is passed on to huggingface_hub whole."""
+    if not _is_hub_url(endpoint):  # (a malformed one, said by check_endpoint)
+        return _masked_userinfo(endpoint)
     head, sep, rest = endpoint.partition("://")
-    if not sep:  # (a malformed one, said by check_endpoint)
-        head, rest = "", endpoint
     authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
     userinfo, at, host = authority.rpartition("@")
     if not at:
         return endpoint
     user, colon, _ = userinfo.partition(":")
     return f"{head}{sep}{user + ':***' if colon else '***'}@{host}{rest[len(authority) :]}"
+
+
+def _masked_userinfo(endpoint: str) -> str:
+    """A malformed endpoint as its error line shows it: all before its last `@` (ahead of any `?` or `#`)
+    as `***`, since a password typed with a `/` in it cannot be told from a path by URL rules."""
+    head, sep, rest = endpoint.partition("://")
+    if not sep:
+        head, rest = "", endpoint
+    at = rest.rfind("@", 0, len(re.split(r"[?#]", rest, maxsplit=1)[0]))
+    return endpoint if at < 0 else f"{head}{sep}***@{rest[at + 1 :]}"
 
 
 def hub_env() -> HubEnv:
@@ -104,17 +114,21 @@ def mirror_hint() -> str:
     )
 
 
-def check_endpoint(endpoint: str) -> None:
-    """HF_ENDPOINT must be an http(s) URL: a malformed one is a setting to fix (exit 2), not a network
-    to wait for (it was "cannot reach notaurl", exit 75: try again later)."""
+def _is_hub_url(endpoint: str) -> bool:
+    """An http(s) URL with a host and a port that is a number."""
     import urllib.parse
 
     url = urllib.parse.urlsplit(endpoint)
     try:
-        valid = url.scheme in ("http", "https") and bool(url.hostname) and (url.port or 1) > 0
+        return url.scheme in ("http", "https") and bool(url.hostname) and (url.port or 1) > 0
     except ValueError:  # a port that is not a number
-        valid = False
-    if not valid:
+        return False
+
+
+def check_endpoint(endpoint: str) -> None:
+    """HF_ENDPOINT must be an http(s) URL: a malformed one is a setting to fix (exit 2), not a network
+    to wait for (it was "cannot reach notaurl", exit 75: try again later)."""
+    if not _is_hub_url(endpoint):
         given = shown_endpoint(os.environ.get("HF_ENDPOINT") or endpoint)  # as set (hub_env drops a trailing /)
         raise DownloadError(f"HF_ENDPOINT={given}: not a hub URL; give one like https://huggingface.co or "
                             "http://localhost:8080 (a mirror), or unset it")  # fmt: skip
