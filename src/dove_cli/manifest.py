@@ -333,12 +333,12 @@ def file_record(role: str, path: Path | None) -> dict[str, Any]:
     if path is None or str(path) == "-" or is_special(path):
         return none
     try:
-        images = None if path.is_file() else video_io.image_inputs(path)
-        if images is None:
+        files = provenance.files_of(path)  # (an image sequence's images; a video: itself)
+        if files == [path]:
             size, mtime, digest = _hashed(path)
             return {f"{role}_bytes": size, f"{role}_modified": utc_time(mtime), f"{role}_sha256": digest,
                     f"{role}_images": None}  # fmt: skip
-        hashed = sorted((p.name, _hashed(p)) for p in images)
+        hashed = sorted((p.name, _hashed(p)) for p in files)
         listing = "".join(f"{digest}  {name}\n" for name, (_, _, digest) in hashed)
         return {
             f"{role}_bytes": sum(size for _, (size, _, _) in hashed),
