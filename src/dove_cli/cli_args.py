@@ -75,6 +75,22 @@ def option_name(arg: str, options: dict[str, bool]) -> str | None:
     return name if name in options and not os.path.lexists(arg) else None
 
 
+def positional_words(args: list[str], options: dict[str, bool]) -> list[str]:
+    """The words of `args` that are no option nor an option's value: the command, then its arguments
+    (every word after `--`, and an existing file's name however it starts)."""
+    words: list[str] = []
+    rest = iter(args)
+    for arg in rest:
+        if arg == "--":
+            words.extend(rest)
+        elif (option := option_name(arg, options)) is not None:
+            if options[option] and "=" not in arg:
+                next(rest, None)
+        elif not arg.startswith("-") or os.path.lexists(arg):
+            words.append(arg)
+    return words
+
+
 def options_before_dashes(args: list[str], options: dict[str, bool]) -> list[str]:
     """`dove upscale -- -Probe.mp4 -o out.mp4`: after `--` click takes every word as a file name, so
     -o went missing. The command's own options written after it (never an existing file's name) are
@@ -147,16 +163,7 @@ def _output_hint(message: str, args: list[str], options: dict[str, bool]) -> str
     """`dove upscale in.mp4 out.mp4` (as cp is written): the last of two names offered as -o's."""
     if not message.startswith("Missing option '--output'"):
         return ""
-    words: list[str] = []
-    rest = iter(args)
-    for arg in rest:
-        if arg == "--":
-            words.extend(rest)
-        elif (option := option_name(arg, options)) is not None:
-            if options[option] and "=" not in arg:
-                next(rest, None)
-        elif not arg.startswith("-"):
-            words.append(arg)
+    words = positional_words(args, options)
     if len(words) <= 2:  # (the first is the command)
         return ""
     if os.path.lexists(words[-1]):  # a second input (`dove upscale a.mp4 b.mp4`): never offered as the output

@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from dove_cli.cli_args import positional_words
+
 # the typed name (a `--` name as typed with `-` for `_`, lower case; a single-dash word exactly) ->
 # the dove way, or "dove has no ...: what instead"
 _DTYPE = "precision is --dtype bf16|fp16|fp32 (default bf16 on a GPU, fp32 on the CPU)"
@@ -123,7 +125,7 @@ def several_inputs(message: str, args: list[str], options: dict[str, bool]) -> s
     """`dove upscale a.mp4 b.mp4 c.mp4 -o out/` (a shell's glob, `*.mp4`): click's `Got unexpected extra
     argument(s) (b.mp4)` (or, without -o, `did you mean -o c.mp4?`) said neither that one input is taken
     nor what to do instead. `message`: click's; `args`: the command line; `options`: the command's."""
-    names = _names(args, options)
+    names = positional_words(args, options)
     command, names = (names[0], names[1:]) if names else ("", [])
     extra = message.startswith("Got unexpected extra argument")
     if command == "upscale" and (extra or (message.startswith("Missing option '--output'") and len(names) > 2)):
@@ -135,21 +137,6 @@ def several_inputs(message: str, args: list[str], options: dict[str, bool]) -> s
         return (f"dove eval takes PRED and GT; got {len(names)} ({_listed(names)}): give two folders (dove eval"
                 " PRED_DIR GT_DIR, videos matched by name) or run it once per pair")  # fmt: skip
     return None
-
-
-def _names(args: list[str], options: dict[str, bool]) -> list[str]:
-    """The words of `args` that are no option or an option's value: the command, then its arguments."""
-    names: list[str] = []
-    rest = iter(args)
-    for arg in rest:
-        if arg == "--":
-            names.extend(rest)
-        elif (name := arg.partition("=")[0] if arg.startswith("--") else arg) in options and not os.path.lexists(arg):
-            if options[name] and "=" not in arg:
-                next(rest, None)
-        elif not arg.startswith("-") or os.path.lexists(arg):
-            names.append(arg)
-    return names
 
 
 def _listed(names: list[str]) -> str:
